@@ -1,0 +1,1 @@
+"""The ``poetry torch-cuda`` commands."""

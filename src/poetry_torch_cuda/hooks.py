@@ -1,0 +1,179 @@
+"""Listeners on Poetry's commands: keep Poetry off the torch family, then reconcile."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+from typing import Any
+
+from cleo.io.outputs.output import Verbosity
+
+from poetry_torch_cuda.config import load_config
+from poetry_torch_cuda.detection import resolve_variant
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.reconcile import PREFIX
+from poetry_torch_cuda.reconcile import LockedState
+from poetry_torch_cuda.reconcile import apply_plan
+from poetry_torch_cuda.reconcile import installed_environment
+from poetry_torch_cuda.reconcile import plan_for
+from poetry_torch_cuda.reconcile import protected_for
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cleo.events.console_command_event import ConsoleCommandEvent
+    from cleo.events.console_terminate_event import ConsoleTerminateEvent
+    from cleo.io.io import IO
+    from packaging.utils import NormalizedName
+    from poetry.console.commands.installer_command import InstallerCommand
+    from poetry.installation.operations.operation import Operation
+    from poetry.utils.env import Env
+
+    from poetry_torch_cuda.config import TorchCudaConfig
+    from poetry_torch_cuda.variants import Variant
+
+
+class OperationGuard:
+    """Wraps ``Executor.execute``: marks the torch family's operations skipped.
+
+    It also records what the lock resolves for the environment, which the
+    after-step installs in the configured variant's build.
+    """
+
+    def __init__(self, config: TorchCudaConfig, variant: Variant, env: Env) -> None:
+        self.config = config
+        self.variant = variant
+        self.env = env
+        self.locked: LockedState | None = None
+        self.reason = f"managed by poetry-torch-cuda ({variant})"
+
+    def wrap(
+        self, execute: Callable[[list[Operation]], int]
+    ) -> Callable[[list[Operation]], int]:
+        """Return ``execute`` preceded by the marking of protected operations."""
+
+        def guarded_execute(operations: list[Operation]) -> int:
+            self.mark(operations)
+            return execute(operations)
+
+        return guarded_execute
+
+    def mark(self, operations: list[Operation]) -> None:
+        """Skip every not-yet-skipped operation on a protected package."""
+        configured = self.config.package_names
+        versions: dict[NormalizedName, str] = {}
+        graph: dict[NormalizedName, list[NormalizedName]] = {}
+        for operation in operations:
+            if operation.job_type == "uninstall":
+                continue
+            package = operation.package
+            graph[package.name] = [dependency.name for dependency in package.requires]
+            wanted = (
+                not operation.skipped or operation.skip_reason == "Already installed"
+            )
+            if package.name in configured and wanted:
+                versions[package.name] = package.version.text
+        self.locked = LockedState(versions, graph)
+        protected = protected_for(
+            self.config, self.locked, installed_environment(self.env)
+        )
+        for operation in operations:
+            name = operation.package.name
+            if operation.skipped or name not in protected:
+                continue
+            if (
+                operation.job_type == "uninstall"
+                and name in configured
+                and name not in versions
+            ):
+                continue  # the project dropped it: Poetry may remove it
+            operation.skip(self.reason)
+
+
+class CommandHooks:
+    """The COMMAND and TERMINATE listeners the plugin registers."""
+
+    def __init__(self) -> None:
+        self._guards: dict[int, OperationGuard] = {}
+        self._configs: dict[int, TorchCudaConfig | None] = {}
+
+    def on_validate(
+        self, event: ConsoleCommandEvent, event_name: str, dispatcher: Any
+    ) -> None:
+        """Before Poetry touches anything (even the virtualenv): read and check the config.
+
+        Raises:
+            ConfigError: the configuration is invalid; Poetry prints it and exits 1.
+        """
+        command = _installer_command(event.command)
+        if command is not None:
+            self._configs[id(command)] = load_config(command.poetry.pyproject.data)
+
+    def on_command(
+        self, event: ConsoleCommandEvent, event_name: str, dispatcher: Any
+    ) -> None:
+        """Before an installer command runs: guard its executor."""
+        command = _installer_command(event.command)
+        if command is None:
+            return
+        config = self._configs.pop(id(command), None)
+        if config is None:
+            return
+        variant = resolve_variant(config.variant)
+        if not variant.has_builds_for(sys.platform):
+            event.io.write_error_line(
+                f"<warning>{PREFIX}: PyTorch publishes no {variant} builds for "
+                f"{sys.platform}; leaving torch to Poetry (PyPI's default build).</>"
+            )
+            return
+        if command.name == "lock":
+            return
+        guard = OperationGuard(config, variant, command.env)
+        executor = command.installer.executor
+        executor.execute = guard.wrap(executor.execute)  # type: ignore[method-assign,assignment]
+        self._guards[id(command)] = guard
+
+    def on_terminate(
+        self, event: ConsoleTerminateEvent, event_name: str, dispatcher: Any
+    ) -> None:
+        """After an installer command: make the env hold the configured variant."""
+        guard = self._guards.pop(id(event.command), None)
+        if guard is None or guard.locked is None or event.exit_code != 0:
+            return
+        command = _installer_command(event.command)
+        if command is None or command.installer.is_dry_run():
+            return
+        try:
+            reconcile(guard.config, guard.variant, guard.locked, command.env, event.io)
+        except TorchCudaError as error:
+            _write_error(event.io, str(error))
+            event.set_exit_code(1)
+
+
+def reconcile(
+    config: TorchCudaConfig, variant: Variant, locked: LockedState, env: Env, io: IO
+) -> None:
+    """Plan and, unless the environment already matches, apply."""
+    plan, protected, installed = plan_for(config, variant, locked, env)
+    if plan.is_empty:
+        io.write_line(
+            f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
+        )
+        return
+    apply_plan(plan, config, protected, installed, env, io)
+
+
+def _installer_command(command: object) -> InstallerCommand | None:
+    from poetry.console.commands.installer_command import InstallerCommand
+    from poetry.console.commands.self.self_command import SelfCommand
+
+    if isinstance(command, InstallerCommand) and not isinstance(command, SelfCommand):
+        return command
+    return None
+
+
+def _write_error(io: IO, message: str) -> None:
+    io.write_error_line("")
+    for line in message.splitlines():
+        io.write_error_line(f"<error>{line}</error>" if line else "")

@@ -1,0 +1,105 @@
+"""What an environment has installed, read from its distribution metadata.
+
+Nothing here imports torch or starts a process: the paths and the marker
+environment come from Poetry's ``Env``, which caches them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING
+from typing import Any
+
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName
+from packaging.utils import canonicalize_name
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+
+
+@dataclass(frozen=True)
+class InstalledDistribution:
+    """One installed distribution: its name, version and what it requires here."""
+
+    name: NormalizedName
+    version: str
+    requires: frozenset[NormalizedName]
+
+
+class InstalledEnvironment:
+    """Look up installed distributions in the site-packages directories of an env."""
+
+    def __init__(self, paths: Sequence[str], marker_env: Mapping[str, Any]) -> None:
+        self._paths = list(dict.fromkeys(paths))
+        self._marker_env = dict(marker_env)
+        self._cache: dict[NormalizedName, InstalledDistribution | None] = {}
+
+    def get(self, name: str) -> InstalledDistribution | None:
+        """The installed distribution called ``name``, or ``None``."""
+        key = canonicalize_name(name)
+        if key not in self._cache:
+            found = next(iter(metadata.distributions(name=key, path=self._paths)), None)
+            self._cache[key] = None if found is None else self._describe(found)
+        return self._cache[key]
+
+    def all(self) -> dict[NormalizedName, InstalledDistribution]:
+        """Every installed distribution, by canonical name (first on the path wins)."""
+        found: dict[NormalizedName, InstalledDistribution] = {}
+        for distribution in metadata.distributions(path=self._paths):
+            raw_name = distribution.metadata["Name"]
+            if not raw_name:
+                continue
+            name = canonicalize_name(raw_name)
+            if name not in found:
+                found[name] = self._describe(distribution)
+        self._cache.update(found)
+        return found
+
+    def closure(
+        self, roots: Iterable[str]
+    ) -> dict[NormalizedName, InstalledDistribution]:
+        """The installed distributions reachable from ``roots`` through their requirements."""
+        reached: dict[NormalizedName, InstalledDistribution] = {}
+        stack = [canonicalize_name(root) for root in roots]
+        while stack:
+            name = stack.pop()
+            if name in reached:
+                continue
+            distribution = self.get(name)
+            if distribution is None:
+                continue
+            reached[name] = distribution
+            stack.extend(distribution.requires)
+        return reached
+
+    def _describe(self, distribution: metadata.Distribution) -> InstalledDistribution:
+        requires: set[NormalizedName] = set()
+        extras = distribution.metadata.get_all("Provides-Extra") or []
+        for line in distribution.requires or ():
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if requirement.marker is None or any(
+                requirement.marker.evaluate({**self._marker_env, "extra": extra})
+                for extra in ("", *extras)
+            ):
+                requires.add(canonicalize_name(requirement.name))
+        return InstalledDistribution(
+            canonicalize_name(distribution.metadata["Name"]),
+            distribution.version,
+            frozenset(requires),
+        )
+
+
+def graph_of(
+    distributions: Iterable[InstalledDistribution],
+) -> dict[NormalizedName, frozenset[NormalizedName]]:
+    """The dependency graph (name -> required names) of ``distributions``."""
+    return {distribution.name: distribution.requires for distribution in distributions}

@@ -1,0 +1,59 @@
+"""What the lock file resolves for an environment, through Poetry's own Transaction."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.reconcile import LockedState
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from packaging.utils import NormalizedName
+    from poetry.core.packages.package import Package
+    from poetry.poetry import Poetry
+    from poetry.utils.env import Env
+
+
+def dependency_graph(
+    packages: Iterable[Package],
+) -> dict[NormalizedName, list[NormalizedName]]:
+    """Name -> required names, markers ignored (a superset is what protection wants)."""
+    return {
+        package.name: [dep.name for dep in package.requires] for package in packages
+    }
+
+
+def locked_state(poetry: Poetry, env: Env) -> LockedState:
+    """The versions the lock installs into ``env`` (default groups) and its graph.
+
+    Raises:
+        TorchCudaError: the project has no lock file yet.
+    """
+    from poetry.puzzle.transaction import Transaction
+
+    locker = poetry.locker
+    if not locker.is_locked():
+        raise TorchCudaError(
+            "poetry.lock does not exist yet, so the torch version to install is "
+            "unknown. Run `poetry lock` (or `poetry install`) first."
+        )
+    repository = locker.locked_repository()
+    graph = dependency_graph(repository.packages)
+    if not locker.is_locked_groups_and_markers():
+        return LockedState({p.name: p.version.text for p in repository.packages}, graph)
+    transaction = Transaction(
+        repository.packages,
+        locker.locked_packages(),
+        [],
+        poetry.package,
+        env.marker_env,
+        poetry.package.dependency_group_names(),
+    )
+    operations = transaction.calculate_operations(with_uninstalls=False)
+    versions = {
+        op.package.name: op.package.version.text for op in operations if not op.skipped
+    }
+    return LockedState(versions, graph)

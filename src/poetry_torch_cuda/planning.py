@@ -1,0 +1,163 @@
+"""Decide what must change so the environment holds the configured variant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+from typing import Any
+
+from packaging.utils import NormalizedName
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion
+from packaging.version import Version
+
+from poetry_torch_cuda.protection import unneeded
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Mapping
+
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    from poetry_torch_cuda.installed import InstalledEnvironment
+    from poetry_torch_cuda.variants import Variant
+
+
+@dataclass(frozen=True)
+class Target:
+    """One package the environment must hold, as pip should be asked for it."""
+
+    name: NormalizedName
+    version: Version | None = None
+    specifier: SpecifierSet | None = None
+    extras: frozenset[str] = frozenset()
+
+    @property
+    def pip_requirement(self) -> str:
+        """The requirement string pip installs (``torch==2.8.0+cu129``)."""
+        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
+        if self.version is not None:
+            return f"{self.name}{extras}=={self.version}"
+        return f"{self.name}{extras}{self.specifier or ''}"
+
+    def is_satisfied_by(self, installed_version: str | None, variant: Variant) -> bool:
+        """Whether ``installed_version`` is this target's build of ``variant``."""
+        if installed_version is None:
+            return False
+        try:
+            installed = Version(installed_version)
+        except InvalidVersion:
+            return False
+        if self.version is not None:
+            return installed == self.version
+        if installed.local != variant.local_label:
+            return False
+        return self.specifier is None or self.specifier.contains(
+            installed, prereleases=True
+        )
+
+    def __str__(self) -> str:
+        return self.pip_requirement
+
+
+def build_targets(
+    packages: Iterable[Requirement],
+    locked_versions: Mapping[NormalizedName, str],
+    variant: Variant,
+    marker_env: Mapping[str, Any],
+) -> list[Target]:
+    """The configured packages this environment must hold in ``variant``'s build.
+
+    A package the lock resolves for this environment is pinned to the locked
+    version with the variant's label; one the lock lacks is installed only when
+    the configuration gives it a version specifier (the newest matching build).
+    """
+    targets: list[Target] = []
+    for requirement in packages:
+        if requirement.marker is not None and not requirement.marker.evaluate(
+            {**marker_env, "extra": ""}
+        ):
+            continue
+        name = canonicalize_name(requirement.name)
+        extras = frozenset(requirement.extras)
+        locked = locked_versions.get(name)
+        if locked is not None:
+            public = Version(locked).public
+            targets.append(
+                Target(name, Version(f"{public}+{variant.local_label}"), extras=extras)
+            )
+        elif requirement.specifier:
+            targets.append(Target(name, specifier=requirement.specifier, extras=extras))
+    return targets
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to install and what to remove; empty when the environment already matches."""
+
+    variant: Variant
+    install: tuple[Target, ...] = ()
+    remove: tuple[NormalizedName, ...] = ()
+    satisfied: tuple[Target, ...] = field(default=())
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether nothing needs to change."""
+        return not self.install and not self.remove
+
+
+def plan_changes(
+    variant: Variant,
+    targets: Iterable[Target],
+    protected: frozenset[NormalizedName],
+    configured: frozenset[NormalizedName],
+    installed: InstalledEnvironment,
+) -> Plan:
+    """Compare ``targets`` with what is installed; look for orphaned CUDA wheels.
+
+    Orphans are installed protected wheels (never the configured packages
+    themselves) that no installed distribution needs once the targets are in
+    place. Reading only the torch family's metadata keeps the common case fast;
+    the whole environment is read only when some wheel looks orphaned.
+    """
+    targets = list(targets)
+    install = tuple(
+        target
+        for target in targets
+        if not target.is_satisfied_by(_version(installed, target.name), variant)
+    )
+    satisfied = tuple(target for target in targets if target not in install)
+    return Plan(
+        variant,
+        install,
+        tuple(find_orphans(protected - configured, targets, installed))
+        if not install
+        else (),
+        satisfied,
+    )
+
+
+def find_orphans(
+    candidates: Iterable[NormalizedName],
+    targets: Iterable[Target],
+    installed: InstalledEnvironment,
+) -> list[NormalizedName]:
+    """Installed ``candidates`` that no other installed distribution requires."""
+    present = {name for name in candidates if installed.get(name) is not None}
+    if not present:
+        return []
+    target_closure = installed.closure(target.name for target in targets)
+    if not present - set(target_closure):
+        return []
+    everything = installed.all()
+    keep_roots = [name for name in everything if name not in present]
+    graph = {name: dist.requires for name, dist in everything.items()}
+    return unneeded(present, keep_roots, graph)
+
+
+def _version(installed: InstalledEnvironment, name: str) -> str | None:
+    distribution = installed.get(name)
+    return None if distribution is None else distribution.version

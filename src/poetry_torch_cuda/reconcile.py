@@ -1,0 +1,161 @@
+"""Make an environment hold the configured variant: plan, install, sweep, report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cleo.io.outputs.output import Verbosity
+from packaging.version import InvalidVersion
+from packaging.version import Version
+
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.installed import InstalledEnvironment
+from poetry_torch_cuda.installed import graph_of
+from poetry_torch_cuda.pip_runner import PipRunner
+from poetry_torch_cuda.planning import Plan
+from poetry_torch_cuda.planning import build_targets
+from poetry_torch_cuda.planning import find_orphans
+from poetry_torch_cuda.planning import plan_changes
+from poetry_torch_cuda.protection import protected_names
+from poetry_torch_cuda.urls import mask_url
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Mapping
+
+    from cleo.io.io import IO
+    from packaging.utils import NormalizedName
+    from poetry.utils.env import Env
+
+    from poetry_torch_cuda.config import TorchCudaConfig
+    from poetry_torch_cuda.variants import Variant
+
+PREFIX = "<c1>torch-cuda</>"
+
+
+@dataclass(frozen=True)
+class LockedState:
+    """What the lock resolves for this environment: versions and the dependency graph."""
+
+    versions: Mapping[NormalizedName, str]
+    graph: Mapping[NormalizedName, Iterable[NormalizedName]]
+
+
+def installed_environment(env: Env) -> InstalledEnvironment:
+    """The installed distributions of Poetry's ``env`` (paths are cached by Poetry)."""
+    return InstalledEnvironment(
+        [str(path) for path in env.site_packages.candidates], env.marker_env
+    )
+
+
+def protected_for(
+    config: TorchCudaConfig, locked: LockedState, installed: InstalledEnvironment
+) -> frozenset[NormalizedName]:
+    """The torch family as both the lock and the environment see it."""
+    installed_graph = graph_of(installed.closure(config.package_names).values())
+    protected = protected_names(config.package_names, [locked.graph, installed_graph])
+    # What the installed build needs but the lock never heard of is pip's, not Poetry's.
+    return protected | (frozenset(installed_graph) - frozenset(locked.graph))
+
+
+def plan_for(
+    config: TorchCudaConfig, variant: Variant, locked: LockedState, env: Env
+) -> tuple[Plan, frozenset[NormalizedName], InstalledEnvironment]:
+    """The plan that makes ``env`` hold ``variant``, the protected names and the env view."""
+    installed = installed_environment(env)
+    targets = build_targets(config.packages, locked.versions, variant, env.marker_env)
+    protected = protected_for(config, locked, installed)
+    plan = plan_changes(variant, targets, protected, config.package_names, installed)
+    return plan, protected, installed
+
+
+def apply_plan(
+    plan: Plan,
+    config: TorchCudaConfig,
+    protected: frozenset[NormalizedName],
+    installed: InstalledEnvironment,
+    env: Env,
+    io: IO,
+) -> None:
+    """Carry out ``plan`` with the env's pip and print one summary line.
+
+    Raises:
+        TorchCudaError: pip failed, or installed something other than asked.
+    """
+    index_url = config.index_url(plan.variant)
+    pip = PipRunner(
+        env.get_pip_command(), show_output=io.output.is_decorated() or io.is_verbose()
+    )
+    done: list[str] = []
+    if plan.install:
+        requirements = [target.pip_requirement for target in plan.install]
+        io.write_line(
+            f"{PREFIX}: installing <c2>{', '.join(requirements)}</> "
+            f"from <comment>{mask_url(index_url)}</>",
+            verbosity=Verbosity.VERBOSE,
+        )
+        pip.install(requirements, index_url, _constraints(installed, protected, plan))
+        installed = installed_environment(env)
+        done.append(_check_installed(plan, installed))
+        targets = (*plan.install, *plan.satisfied)
+        orphans = find_orphans(protected - config.package_names, targets, installed)
+    else:
+        orphans = list(plan.remove)
+    if orphans:
+        pip.uninstall(orphans)
+        done.append(
+            f"removed {len(orphans)} unused CUDA wheel{'s' if len(orphans) != 1 else ''} ({', '.join(orphans)})"
+        )
+    if done:
+        io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
+
+
+def describe_plan(plan: Plan, config: TorchCudaConfig) -> str:
+    """A one-line description of ``plan`` for ``--dry-run`` and verbose output."""
+    parts = []
+    if plan.install:
+        parts.append(
+            f"install {', '.join(str(target) for target in plan.install)} "
+            f"from {mask_url(config.index_url(plan.variant))}"
+        )
+    if plan.remove:
+        parts.append(f"remove {', '.join(plan.remove)}")
+    if not parts:
+        kept = (
+            ", ".join(str(target) for target in plan.satisfied) or "nothing to install"
+        )
+        return f"{plan.variant} already installed ({kept})"
+    return "; ".join(parts)
+
+
+def _constraints(
+    installed: InstalledEnvironment, protected: frozenset[NormalizedName], plan: Plan
+) -> list[str]:
+    asked = {target.name for target in plan.install}
+    pins = []
+    for name, distribution in sorted(installed.all().items()):
+        if name in protected or name in asked:
+            continue
+        try:
+            Version(distribution.version)
+        except InvalidVersion:
+            continue
+        pins.append(f"{name}=={distribution.version}")
+    return pins
+
+
+def _check_installed(plan: Plan, installed: InstalledEnvironment) -> str:
+    versions = []
+    for target in plan.install:
+        distribution = installed.get(target.name)
+        version = None if distribution is None else distribution.version
+        if not target.is_satisfied_by(version, plan.variant):
+            raise TorchCudaError(
+                f"pip installed {target.name} {version or '(nothing)'} where "
+                f"{target} was asked for: the index does not label its builds "
+                f"'+{plan.variant.local_label}'. Check index-url."
+            )
+        versions.append(f"{target.name} {version}")
+    return f"installed {', '.join(versions)}"

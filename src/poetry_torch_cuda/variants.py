@@ -1,0 +1,79 @@
+"""What a variant name means: its kind, its local version label, where it has builds."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+
+VariantKind = Literal["cuda", "rocm", "cpu", "xpu", "auto"]
+
+_CUDA = re.compile(r"cu(?P<major>1[0-9])(?P<minor>[0-9])")
+_ROCM = re.compile(r"rocm(?P<version>[0-9]+\.[0-9]+(?:\.[0-9]+)?)")
+
+ALLOWED_VARIANTS = (
+    '"cu118" … "cu13x", "cpu", "rocmX.Y[.Z]" (e.g. "rocm6.4"), "xpu" or "auto"'
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A PyTorch build variant such as ``cu129``, ``cpu`` or ``rocm6.4``."""
+
+    name: str
+    kind: VariantKind
+
+    @property
+    def local_label(self) -> str:
+        """The local version label PyTorch gives this variant's wheels (``2.8.0+cu129``)."""
+        return self.name
+
+    @property
+    def cuda_version(self) -> tuple[int, int] | None:
+        """``(12, 9)`` for ``cu129``; ``None`` for anything that is not CUDA."""
+        match = _CUDA.fullmatch(self.name)
+        if match is None:
+            return None
+        return int(match["major"]), int(match["minor"])
+
+    def has_builds_for(self, sys_platform: str) -> bool:
+        """Whether PyTorch publishes this variant for ``sys_platform``.
+
+        macOS only gets PyPI's default (CPU/MPS) build, so every variant steps
+        aside there; ROCm wheels exist for Linux only.
+        """
+        if sys_platform == "darwin":
+            return False
+        if self.kind == "rocm":
+            return sys_platform.startswith("linux")
+        return True
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def parse_variant(value: str) -> Variant:
+    """Return the :class:`Variant` named by ``value``.
+
+    Raises:
+        ValueError: ``value`` is not a variant name; the message lists the allowed forms.
+    """
+    if value in ("cpu", "xpu", "auto"):
+        return Variant(value, value)  # type: ignore[arg-type]
+    if _CUDA.fullmatch(value):
+        return Variant(value, "cuda")
+    if _ROCM.fullmatch(value):
+        return Variant(value, "rocm")
+    hint = ""
+    if value.strip().lower() != value and _is_variant_name(value.strip().lower()):
+        hint = f' (did you mean "{value.strip().lower()}"?)'
+    raise ValueError(f"expected {ALLOWED_VARIANTS}{hint}")
+
+
+def _is_variant_name(value: str) -> bool:
+    try:
+        parse_variant(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,82 @@
+"""Pytest fixtures; load with ``pytest_plugins = ["tests.support.fixtures"]``.
+
+``universe``        session: the default universe, built once into a temp dir.
+``index_server``    session: an IndexServer over ``universe``.
+``index``           function: ``index_server``, reset before and after the test
+                    (requests cleared, fault injection and options off). Use it
+                    whenever a test sets ``fail_paths`` & co.
+``project_factory`` function: ``project_factory(dependencies, torch_cuda=None,
+                    package_mode=False) -> Project`` in the test's tmp_path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import Protocol
+
+import pytest
+
+from tests.support.catalog import Universe
+from tests.support.catalog import build_universe
+from tests.support.index import IndexServer
+from tests.support.poetry_project import Project
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from collections.abc import Mapping
+    from pathlib import Path
+
+
+__all__ = [
+    "ProjectFactory",
+    "index",
+    "index_server",
+    "project_factory",
+    "universe",
+]
+
+
+class ProjectFactory(Protocol):
+    def __call__(
+        self,
+        dependencies: Mapping[str, str],
+        torch_cuda: str | None = None,
+        package_mode: bool = False,
+        *,
+        name: str = "e2e-project",
+    ) -> Project: ...
+
+
+@pytest.fixture(scope="session")
+def universe(tmp_path_factory: pytest.TempPathFactory) -> Universe:
+    return build_universe(tmp_path_factory.mktemp("universe"))
+
+
+@pytest.fixture(scope="session")
+def index_server(universe: Universe) -> Iterator[IndexServer]:
+    with IndexServer(universe.root) as server:
+        yield server
+
+
+@pytest.fixture
+def index(index_server: IndexServer) -> Iterator[IndexServer]:
+    index_server.reset()
+    yield index_server
+    index_server.reset()
+
+
+@pytest.fixture
+def project_factory(tmp_path: Path, index: IndexServer) -> ProjectFactory:
+    def make(
+        dependencies: Mapping[str, str],
+        torch_cuda: str | None = None,
+        package_mode: bool = False,
+        *,
+        name: str = "e2e-project",
+    ) -> Project:
+        return Project.create(
+            tmp_path, index, dependencies, torch_cuda, package_mode, name=name
+        )
+
+    return make

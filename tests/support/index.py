@@ -1,0 +1,608 @@
+"""A local package index for tests: PEP 503 HTML, PEP 691 JSON, PEP 658 metadata.
+
+``IndexServer(root)`` serves a tree built by :func:`tests.support.catalog.build_universe`::
+
+    /simple/                      project list of root/pypi
+    /simple/<project>/            links to root/pypi/<project>/*.whl
+    /simple/<project>/<file>      the wheel (and <file>.metadata, PEP 658)
+    /whl/                         list of variants (convenience, not a standard page)
+    /whl/<variant>/               project list of root/whl/<variant>
+    /whl/<variant>/<project>/     links, files and metadata as above
+
+Project names in URLs are PEP 503-normalised before lookup, so
+``/simple/Nvidia_Cublas/`` works. The tree is read on every request, so wheels
+added while the server runs are visible at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import hashlib
+import html
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+from urllib.parse import quote
+from urllib.parse import unquote
+from urllib.parse import urlsplit
+
+from tests.support.wheels import canonical_name
+from tests.support.wheels import read_wheel_metadata
+
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+
+__all__ = ["JSON_TYPE", "IndexServer", "RequestRecord"]
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_V1_TYPE = "application/vnd.pypi.simple.v1+html"
+TEXT_HTML = "text/html"
+
+
+@dataclass
+class RequestRecord:
+    """One request as the server saw it; ``status`` is 0 until it was answered."""
+
+    method: str
+    path: str
+    accept: str
+    authorization: str | None
+    user_agent: str
+    status: int = 0
+    content_type: str = ""
+
+
+@dataclass(frozen=True)
+class _FileInfo:
+    sha256: str
+    size: int
+    metadata: bytes
+    metadata_sha256: str
+    requires_python: str | None
+
+
+def _negotiate(accept: str) -> str | None:
+    """Pick a content type for a simple-API page from an Accept header.
+
+    Returns ``JSON_TYPE``, ``HTML_V1_TYPE`` or ``TEXT_HTML``, or ``None`` if
+    the client accepts none (406). A bare ``*/*`` (or no header) gets HTML, as
+    PEP 691 asks; an explicit type beats a wildcard match at equal quality.
+    """
+    ranges: list[tuple[str, float]] = []
+    for item in (accept or "*/*").split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        if not media:
+            continue
+        quality = 1.0
+        for param in params:
+            param_name, _, value = param.partition("=")
+            if param_name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranges.append((media.lower(), quality))
+
+    best: tuple[float, int, int] | None = None
+    choice: str | None = None
+    for preference, candidate in enumerate((TEXT_HTML, HTML_V1_TYPE, JSON_TYPE)):
+        major = candidate.split("/")[0]
+        match: tuple[int, float] | None = None  # (specificity, q) of best range
+        for media, quality in ranges:
+            if media == candidate:
+                specificity = 2
+            elif media == f"{major}/*":
+                specificity = 1
+            elif media == "*/*":
+                specificity = 0
+            else:
+                continue
+            if match is None or specificity > match[0]:
+                match = (specificity, quality)
+        if match is None or match[1] <= 0:
+            continue
+        exact = 1 if match[0] == 2 else 0
+        rank = (match[1], exact, preference if exact else 0)
+        if best is None or rank > best:
+            best, choice = rank, candidate
+    return choice
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: IndexServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hanging up mid-response (timeouts, cancelled downloads) are
+        # expected in tests; keep stderr quiet.
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    server_version = "FakeIndex/1.0"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.owner._handle(self, head=False)
+
+    def do_HEAD(self) -> None:
+        self.server.owner._handle(self, head=True)
+
+
+class IndexServer:
+    """A threaded HTTP index on 127.0.0.1 (random port) serving ``root``.
+
+    Use as a context manager (or call :meth:`start` / :meth:`stop`). Fault
+    injection attributes may be changed at any time, also while running:
+
+    ``fail_paths``
+        path prefix -> HTTP status returned instead of the content.
+    ``delay_seconds``
+        path prefix -> seconds to sleep before answering.
+    ``require_auth``
+        ``(user, password)``: HTTP basic auth needed for paths under any of
+        ``auth_paths`` (default: everything), else 401 with WWW-Authenticate.
+    ``serve_json``
+        answer PEP 691 JSON when the Accept header prefers it (default True).
+        False: HTML only, like a static mirror.
+    ``serve_metadata``
+        advertise and serve PEP 658/714 ``<file>.metadata`` (default True).
+
+    Prefixes are matched against the URL-decoded request path.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.fail_paths: dict[str, int] = {}
+        self.delay_seconds: dict[str, float] = {}
+        self.require_auth: tuple[str, str] | None = None
+        self.auth_paths: tuple[str, ...] = ("/",)
+        self.serve_json = True
+        self.serve_metadata = True
+        self._records: list[RequestRecord] = []
+        self._lock = threading.Lock()
+        self._file_cache: dict[tuple[Path, int, int], _FileInfo] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._server is not None:
+            return self
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.owner = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"IndexServer:{server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget requests and switch every fault injection and option off."""
+        self.clear_requests()
+        self.fail_paths.clear()
+        self.delay_seconds.clear()
+        self.require_auth = None
+        self.auth_paths = ("/",)
+        self.serve_json = True
+        self.serve_metadata = True
+
+    # -- addresses ---------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("IndexServer is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (no trailing slash)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pypi_url(self) -> str:
+        """The fake PyPI's simple index, ``http://127.0.0.1:PORT/simple/``."""
+        return f"{self.url}/simple/"
+
+    def whl_url(self, variant: str) -> str:
+        """A variant index like ``https://download.pytorch.org/whl/cu129`` (no slash)."""
+        return f"{self.url}/whl/{variant}"
+
+    # -- request log ---------------------------------------------------------
+
+    @property
+    def requests(self) -> list[str]:
+        """URL-decoded paths of all requests so far (a snapshot, oldest first)."""
+        with self._lock:
+            return [record.path for record in self._records]
+
+    @property
+    def records(self) -> list[RequestRecord]:
+        """Full records of all requests so far (a snapshot, oldest first)."""
+        with self._lock:
+            return list(self._records)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    # -- serving -----------------------------------------------------------
+
+    def _handle(self, handler: _Handler, *, head: bool) -> None:
+        raw_path = urlsplit(handler.path).path
+        path = unquote(raw_path)
+        record = RequestRecord(
+            method=handler.command,
+            path=path,
+            accept=handler.headers.get("Accept", ""),
+            authorization=handler.headers.get("Authorization"),
+            user_agent=handler.headers.get("User-Agent", ""),
+        )
+        with self._lock:
+            self._records.append(record)
+
+        delay = _match_prefix(dict(self.delay_seconds), path)
+        if delay:
+            time.sleep(delay)
+
+        auth = self.require_auth
+        if (
+            auth is not None
+            and any(path.startswith(prefix) for prefix in self.auth_paths)
+            and record.authorization != _basic(*auth)
+        ):
+            self._send(
+                handler,
+                record,
+                HTTPStatus.UNAUTHORIZED,
+                b"401 Unauthorized\n",
+                "text/plain",
+                head=head,
+                headers={"WWW-Authenticate": 'Basic realm="fake-index"'},
+            )
+            return
+
+        status = _match_prefix(dict(self.fail_paths), path)
+        if status:
+            body = f"{status} injected failure\n".encode()
+            self._send(handler, record, status, body, "text/plain", head=head)
+            return
+
+        try:
+            self._route(handler, record, raw_path, path, head=head)
+        except _NotFound:
+            self._send(
+                handler, record, 404, b"404 Not Found\n", "text/plain", head=head
+            )
+
+    def _route(
+        self,
+        handler: _Handler,
+        record: RequestRecord,
+        raw_path: str,
+        path: str,
+        *,
+        head: bool,
+    ) -> None:
+        parts = path.split("/")[1:]  # "/simple/x/" -> ["simple", "x", ""]
+        if parts == [""]:
+            body = _html_list("Fake index", ["simple/", "whl/"])
+            self._send(handler, record, 200, body, TEXT_HTML, head=head)
+            return
+        if parts[0] == "simple":
+            directory, rest = self.root / "pypi", parts[1:]
+        elif parts[0] == "whl" and len(parts) >= 2:
+            if parts[1] == "":
+                if len(parts) != 2:
+                    raise _NotFound
+                whl = self.root / "whl"
+                names = sorted(p.name for p in whl.iterdir() if p.is_dir())
+                body = _html_list("Variants", [f"{n}/" for n in names])
+                self._send(handler, record, 200, body, TEXT_HTML, head=head)
+                return
+            directory, rest = self.root / "whl" / parts[1], parts[2:]
+            if not rest:  # /whl/cu129 -> /whl/cu129/
+                self._redirect(handler, record, raw_path + "/", head=head)
+                return
+        else:
+            raise _NotFound
+        if not directory.is_dir():
+            raise _NotFound
+
+        if not rest:  # "/simple" -> "/simple/"
+            self._redirect(handler, record, raw_path + "/", head=head)
+        elif rest == [""]:
+            self._root_page(handler, record, directory, head=head)
+        elif len(rest) == 1:  # "/simple/torch" -> "/simple/torch/"
+            self._redirect(handler, record, raw_path + "/", head=head)
+        elif len(rest) == 2 and rest[1] == "":
+            self._project_page(handler, record, directory, rest[0], head=head)
+        elif len(rest) == 2:
+            self._file(handler, record, directory, rest[0], rest[1], head=head)
+        else:
+            raise _NotFound
+
+    def _root_page(
+        self, handler: _Handler, record: RequestRecord, directory: Path, *, head: bool
+    ) -> None:
+        names = sorted(p.name for p in directory.iterdir() if p.is_dir())
+        content_type = self._content_type(handler)
+        if content_type is None:
+            self._send(
+                handler, record, 406, b"406 Not Acceptable\n", "text/plain", head=head
+            )
+            return
+        if content_type == JSON_TYPE:
+            data = {
+                "meta": {"api-version": "1.1"},
+                "projects": [{"name": n} for n in names],
+            }
+            body = json.dumps(data).encode()
+        else:
+            body = _html_list("Simple index", [f"{n}/" for n in names], names)
+        self._send(handler, record, 200, body, content_type, head=head, page=True)
+
+    def _project_page(
+        self,
+        handler: _Handler,
+        record: RequestRecord,
+        directory: Path,
+        project: str,
+        *,
+        head: bool,
+    ) -> None:
+        name = canonical_name(project)
+        project_dir = directory / name
+        if not project_dir.is_dir():
+            raise _NotFound
+        content_type = self._content_type(handler)
+        if content_type is None:
+            self._send(
+                handler, record, 406, b"406 Not Acceptable\n", "text/plain", head=head
+            )
+            return
+        wheels = sorted(project_dir.glob("*.whl"))
+        infos = [(path.name, self._file_info(path)) for path in wheels]
+        if content_type == JSON_TYPE:
+            body = self._json_page(name, infos)
+        else:
+            body = self._html_page(name, infos)
+        self._send(handler, record, 200, body, content_type, head=head, page=True)
+
+    def _json_page(self, name: str, infos: list[tuple[str, _FileInfo]]) -> bytes:
+        files: list[dict[str, Any]] = []
+        versions: list[str] = []
+        for filename, info in infos:
+            entry: dict[str, Any] = {
+                "filename": filename,
+                "url": quote(filename),
+                "hashes": {"sha256": info.sha256},
+                "size": info.size,
+                "yanked": False,
+            }
+            if info.requires_python:
+                entry["requires-python"] = info.requires_python
+            if self.serve_metadata:
+                entry["core-metadata"] = {"sha256": info.metadata_sha256}
+                entry["dist-info-metadata"] = {"sha256": info.metadata_sha256}
+            files.append(entry)
+            version = filename.split("-")[1]
+            if version not in versions:
+                versions.append(version)
+        data = {
+            "meta": {"api-version": "1.1"},
+            "name": name,
+            "versions": versions,
+            "files": files,
+        }
+        return json.dumps(data).encode()
+
+    def _html_page(self, name: str, infos: list[tuple[str, _FileInfo]]) -> bytes:
+        lines = [
+            "<!DOCTYPE html>",
+            "<html><head>",
+            '<meta name="pypi:repository-version" content="1.1">',
+            f"<title>Links for {html.escape(name)}</title>",
+            "</head><body>",
+            f"<h1>Links for {html.escape(name)}</h1>",
+        ]
+        for filename, info in infos:
+            attrs = f'href="{quote(filename)}#sha256={info.sha256}"'
+            if info.requires_python:
+                attrs += f' data-requires-python="{html.escape(info.requires_python)}"'
+            if self.serve_metadata:
+                value = f"sha256={info.metadata_sha256}"
+                attrs += (
+                    f' data-core-metadata="{value}" data-dist-info-metadata="{value}"'
+                )
+            lines.append(f"<a {attrs}>{html.escape(filename)}</a><br/>")
+        lines.append("</body></html>")
+        return ("\n".join(lines) + "\n").encode()
+
+    def _file(
+        self,
+        handler: _Handler,
+        record: RequestRecord,
+        directory: Path,
+        project: str,
+        filename: str,
+        *,
+        head: bool,
+    ) -> None:
+        project_dir = directory / canonical_name(project)
+        if "/" in filename or filename.startswith("."):
+            raise _NotFound
+        if filename.endswith(".metadata"):
+            wheel = project_dir / filename[: -len(".metadata")]
+            if not self.serve_metadata or not wheel.is_file():
+                raise _NotFound
+            body = self._file_info(wheel).metadata
+            self._send(
+                handler, record, 200, body, "application/octet-stream", head=head
+            )
+            return
+        path = project_dir / filename
+        if not path.is_file():
+            raise _NotFound
+        self._send(
+            handler,
+            record,
+            200,
+            path.read_bytes(),
+            "application/octet-stream",
+            head=head,
+        )
+
+    # -- helpers -----------------------------------------------------------
+
+    def _content_type(self, handler: _Handler) -> str | None:
+        chosen = _negotiate(handler.headers.get("Accept", ""))
+        if chosen == JSON_TYPE and not self.serve_json:
+            # A static HTML-only mirror ignores the Accept header.
+            return TEXT_HTML
+        return chosen
+
+    def _file_info(self, path: Path) -> _FileInfo:
+        stat = path.stat()
+        key = (path, stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            cached = self._file_cache.get(key)
+        if cached is not None:
+            return cached
+        data = path.read_bytes()
+        metadata = read_wheel_metadata(path)
+        parsed = email.parser.BytesParser().parsebytes(metadata, headersonly=True)
+        info = _FileInfo(
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+            metadata=metadata,
+            metadata_sha256=hashlib.sha256(metadata).hexdigest(),
+            requires_python=parsed.get("Requires-Python"),
+        )
+        with self._lock:
+            self._file_cache[key] = info
+        return info
+
+    def _redirect(
+        self, handler: _Handler, record: RequestRecord, location: str, *, head: bool
+    ) -> None:
+        self._send(
+            handler,
+            record,
+            HTTPStatus.MOVED_PERMANENTLY,
+            b"",
+            "text/plain",
+            head=head,
+            headers={"Location": location},
+        )
+
+    def _send(
+        self,
+        handler: _Handler,
+        record: RequestRecord,
+        status: int,
+        body: bytes,
+        content_type: str,
+        *,
+        head: bool = False,
+        headers: dict[str, str] | None = None,
+        page: bool = False,
+    ) -> None:
+        if content_type == TEXT_HTML:
+            content_type = "text/html; charset=utf-8"
+        record.status = int(status)
+        record.content_type = content_type
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        if page:
+            handler.send_header("Cache-Control", "max-age=0")
+            handler.send_header("Vary", "Accept")
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        if status >= 400:
+            handler.send_header("Connection", "close")
+            handler.close_connection = True
+        handler.end_headers()
+        if not head:
+            try:
+                handler.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                handler.close_connection = True
+
+
+class _NotFound(Exception):
+    pass
+
+
+def _match_prefix(table: dict[str, Any], path: str) -> Any:
+    """Value of the longest prefix of ``path`` in ``table``, or None."""
+    best: str | None = None
+    for prefix in table:
+        if path.startswith(prefix) and (best is None or len(prefix) > len(best)):
+            best = prefix
+    return table[best] if best is not None else None
+
+
+def _basic(user: str, password: str) -> str:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def _html_list(title: str, hrefs: list[str], labels: list[str] | None = None) -> bytes:
+    items = [
+        f'<a href="{quote(href)}">{html.escape(label)}</a><br/>'
+        for href, label in zip(hrefs, labels or hrefs)
+    ]
+    body = (
+        "<!DOCTYPE html>\n<html><head>"
+        '<meta name="pypi:repository-version" content="1.1">'
+        f"<title>{html.escape(title)}</title></head><body>\n"
+        + "\n".join(items)
+        + "\n</body></html>\n"
+    )
+    return body.encode()

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from poetry_torch_cuda.installed import InstalledEnvironment
+from poetry_torch_cuda.planning import Target
+from poetry_torch_cuda.planning import build_targets
+from poetry_torch_cuda.planning import find_orphans
+from poetry_torch_cuda.planning import plan_changes
+from poetry_torch_cuda.variants import parse_variant
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+LINUX = {"sys_platform": "linux", "platform_system": "Linux", "python_version": "3.11"}
+CU129 = parse_variant("cu129")
+
+
+def write_dist(site: Path, name: str, version: str, *requires: str) -> None:
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    lines += [f"Requires-Dist: {req}" for req in requires]
+    (info / "METADATA").write_text("\n".join(lines) + "\n")
+
+
+def env_of(site: Path) -> InstalledEnvironment:
+    return InstalledEnvironment([str(site)], LINUX)
+
+
+def test_targets_pin_locked_version_with_variant_label() -> None:
+    targets = build_targets(
+        [Requirement("torch"), Requirement("torchvision"), Requirement("torchaudio")],
+        {
+            canonicalize_name("torch"): "2.14.1",
+            canonicalize_name("torchvision"): "0.29.1+cu126",
+        },
+        CU129,
+        LINUX,
+    )
+    assert [t.pip_requirement for t in targets] == [
+        "torch==2.14.1+cu129",
+        "torchvision==0.29.1+cu129",
+    ]
+
+
+def test_unlocked_package_with_specifier_becomes_a_range_target() -> None:
+    targets = build_targets([Requirement("torchaudio[io]>=2.13")], {}, CU129, LINUX)
+    assert [t.pip_requirement for t in targets] == ["torchaudio[io]>=2.13"]
+
+
+def test_marker_excludes_package() -> None:
+    targets = build_targets(
+        [Requirement("torch; sys_platform == 'win32'")],
+        {canonicalize_name("torch"): "2.14.1"},
+        CU129,
+        LINUX,
+    )
+    assert targets == []
+
+
+def test_satisfaction_needs_the_label() -> None:
+    exact = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
+    assert exact.is_satisfied_by("2.14.1+cu129", CU129)
+    assert not exact.is_satisfied_by("2.14.1", CU129)
+    assert not exact.is_satisfied_by("2.14.1+cu130", CU129)
+    assert not exact.is_satisfied_by(None, CU129)
+    ranged = Target(canonicalize_name("torch"), specifier=SpecifierSet(">=2.13"))
+    assert ranged.is_satisfied_by("2.14.1+cu129", CU129)
+    assert not ranged.is_satisfied_by("2.14.1+cpu", CU129)
+    assert not ranged.is_satisfied_by("2.12.0+cu129", CU129)
+
+
+def test_plan_is_empty_when_installed_matches(tmp_path: Path) -> None:
+    write_dist(
+        tmp_path,
+        "torch",
+        "2.14.1+cu129",
+        "nvidia-cublas-cu12; platform_system == 'Linux'",
+    )
+    write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")
+    target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
+    protected = frozenset(
+        {canonicalize_name("torch"), canonicalize_name("nvidia-cublas-cu12")}
+    )
+    plan = plan_changes(
+        CU129, [target], protected, frozenset({target.name}), env_of(tmp_path)
+    )
+    assert plan.is_empty
+    assert plan.satisfied == (target,)
+
+
+def test_plan_installs_when_label_differs(tmp_path: Path) -> None:
+    write_dist(tmp_path, "torch", "2.14.1")
+    target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
+    plan = plan_changes(
+        CU129,
+        [target],
+        frozenset({target.name}),
+        frozenset({target.name}),
+        env_of(tmp_path),
+    )
+    assert plan.install == (target,)
+
+
+def test_orphans_are_cuda_wheels_nothing_needs(tmp_path: Path) -> None:
+    write_dist(tmp_path, "torch", "2.14.1+cpu", "filelock")
+    write_dist(tmp_path, "filelock", "3.20.0")
+    write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")
+    write_dist(tmp_path, "nvidia-cudnn-cu12", "9.10.2.21", "nvidia-cublas-cu12")
+    write_dist(tmp_path, "triton", "3.6.0")
+    write_dist(tmp_path, "other-app", "1.0", "triton")
+    target = Target(canonicalize_name("torch"), Version("2.14.1+cpu"))
+    candidates = {
+        canonicalize_name(n)
+        for n in ("nvidia-cublas-cu12", "nvidia-cudnn-cu12", "triton")
+    }
+    orphans = find_orphans(candidates, [target], env_of(tmp_path))
+    assert orphans == ["nvidia-cublas-cu12", "nvidia-cudnn-cu12"]
+
+
+def test_no_orphans_when_the_target_needs_them(tmp_path: Path) -> None:
+    write_dist(
+        tmp_path,
+        "torch",
+        "2.14.1+cu129",
+        "nvidia-cublas-cu12 ; platform_system == 'Linux'",
+    )
+    write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")
+    target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
+    assert (
+        find_orphans(
+            {canonicalize_name("nvidia-cublas-cu12")}, [target], env_of(tmp_path)
+        )
+        == []
+    )
+
+
+def test_requirements_under_false_markers_do_not_count(tmp_path: Path) -> None:
+    write_dist(
+        tmp_path,
+        "torch",
+        "2.14.1+cu129",
+        "nvidia-cublas-cu12 ; platform_system == 'Windows'",
+    )
+    write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")
+    target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
+    assert find_orphans(
+        {canonicalize_name("nvidia-cublas-cu12")}, [target], env_of(tmp_path)
+    ) == ["nvidia-cublas-cu12"]

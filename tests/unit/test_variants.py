@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+
+from poetry_torch_cuda.variants import parse_variant
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "cuda"),
+    [
+        ("cu118", "cuda", (11, 8)),
+        ("cu129", "cuda", (12, 9)),
+        ("cu130", "cuda", (13, 0)),
+        ("cpu", "cpu", None),
+        ("xpu", "xpu", None),
+        ("auto", "auto", None),
+        ("rocm6.4", "rocm", None),
+        ("rocm6.2.4", "rocm", None),
+    ],
+)
+def test_valid_variants(name: str, kind: str, cuda: tuple[int, int] | None) -> None:
+    variant = parse_variant(name)
+    assert variant.kind == kind
+    assert variant.cuda_version == cuda
+    assert variant.local_label == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "cu12x",
+        "cu",
+        "cu1299",
+        "rocm",
+        "rocm6",
+        "gpu",
+        "cuda12.9",
+        " cu129",
+        "cu129\n",
+    ],
+)
+def test_invalid_variants(name: str) -> None:
+    with pytest.raises(ValueError, match="expected"):
+        parse_variant(name)
+
+
+def test_platform_availability() -> None:
+    assert parse_variant("cu129").has_builds_for("linux")
+    assert parse_variant("cu129").has_builds_for("win32")
+    assert not parse_variant("cu129").has_builds_for("darwin")
+    assert not parse_variant("rocm6.4").has_builds_for("win32")
+    assert parse_variant("rocm6.4").has_builds_for("linux")
+    assert not parse_variant("cpu").has_builds_for("darwin")
