@@ -11,6 +11,7 @@ from cleo.io.outputs.output import Verbosity
 from poetry_torch_cuda.config import load_config
 from poetry_torch_cuda.detection import resolve_variant
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.locked import dependency_graph
 from poetry_torch_cuda.reconcile import PREFIX
 from poetry_torch_cuda.reconcile import LockedState
 from poetry_torch_cuda.reconcile import apply_plan
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from packaging.utils import NormalizedName
     from poetry.console.commands.installer_command import InstallerCommand
     from poetry.installation.operations.operation import Operation
+    from poetry.packages.locker import Locker
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.config import TorchCudaConfig
@@ -41,10 +43,13 @@ class OperationGuard:
     after-step installs in the configured variant's build.
     """
 
-    def __init__(self, config: TorchCudaConfig, variant: Variant, env: Env) -> None:
+    def __init__(
+        self, config: TorchCudaConfig, variant: Variant, env: Env, locker: Locker
+    ) -> None:
         self.config = config
         self.variant = variant
         self.env = env
+        self.locker = locker
         self.locked: LockedState | None = None
         self.reason = f"managed by poetry-torch-cuda ({variant})"
 
@@ -63,12 +68,20 @@ class OperationGuard:
         """Skip every not-yet-skipped operation on a protected package."""
         configured = self.config.package_names
         versions: dict[NormalizedName, str] = {}
-        graph: dict[NormalizedName, list[NormalizedName]] = {}
+        # Packages installed from the lock carry no dependencies; the lock has them.
+        graph = (
+            dependency_graph(self.locker.locked_repository().packages)
+            if (self.locker.is_locked())
+            else {}
+        )
         for operation in operations:
             if operation.job_type == "uninstall":
                 continue
             package = operation.package
-            graph[package.name] = [dependency.name for dependency in package.requires]
+            if package.requires:
+                graph[package.name] = [
+                    dependency.name for dependency in package.requires
+                ]
             wanted = (
                 not operation.skipped or operation.skip_reason == "Already installed"
             )
@@ -129,7 +142,7 @@ class CommandHooks:
             return
         if command.name == "lock":
             return
-        guard = OperationGuard(config, variant, command.env)
+        guard = OperationGuard(config, variant, command.env, command.poetry.locker)
         executor = command.installer.executor
         executor.execute = guard.wrap(executor.execute)  # type: ignore[method-assign,assignment]
         self._guards[id(command)] = guard

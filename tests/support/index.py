@@ -24,12 +24,14 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from dataclasses import field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Literal
 from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlsplit
@@ -60,6 +62,7 @@ class RequestRecord:
     accept: str
     authorization: str | None
     user_agent: str
+    headers: dict[str, str] = field(default_factory=dict)
     status: int = 0
     content_type: str = ""
 
@@ -164,6 +167,14 @@ class IndexServer:
         False: HTML only, like a static mirror.
     ``serve_metadata``
         advertise and serve PEP 658/714 ``<file>.metadata`` (default True).
+        Without it Poetry falls back to HTTP range requests ("lazy wheel").
+    ``serve_ranges``
+        honour single ``Range: bytes=...`` requests on wheels with 206
+        (default True, like PyPI's CDN). False: always 200 with the whole file.
+    ``fail_retry_after``
+        if set, injected failures carry ``Retry-After: <value>``. Poetry retries
+        429/500/501/502/503/504 five times, sleeping Retry-After seconds (else
+        0.5 s, 1 s, ... 2.5 s = 7.5 s in all), so ``"0"`` keeps such tests fast.
 
     Prefixes are matched against the URL-decoded request path.
     """
@@ -176,6 +187,8 @@ class IndexServer:
         self.auth_paths: tuple[str, ...] = ("/",)
         self.serve_json = True
         self.serve_metadata = True
+        self.serve_ranges = True
+        self.fail_retry_after: str | None = None
         self._records: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._file_cache: dict[tuple[Path, int, int], _FileInfo] = {}
@@ -229,6 +242,8 @@ class IndexServer:
         self.auth_paths = ("/",)
         self.serve_json = True
         self.serve_metadata = True
+        self.serve_ranges = True
+        self.fail_retry_after = None
 
     # -- addresses ---------------------------------------------------------
 
@@ -281,6 +296,7 @@ class IndexServer:
             accept=handler.headers.get("Accept", ""),
             authorization=handler.headers.get("Authorization"),
             user_agent=handler.headers.get("User-Agent", ""),
+            headers=dict(handler.headers.items()),
         )
         with self._lock:
             self._records.append(record)
@@ -309,7 +325,16 @@ class IndexServer:
         status = _match_prefix(dict(self.fail_paths), path)
         if status:
             body = f"{status} injected failure\n".encode()
-            self._send(handler, record, status, body, "text/plain", head=head)
+            retry_after = self.fail_retry_after
+            self._send(
+                handler,
+                record,
+                status,
+                body,
+                "text/plain",
+                head=head,
+                headers={"Retry-After": retry_after} if retry_after else None,
+            )
             return
 
         try:
@@ -488,13 +513,29 @@ class IndexServer:
         path = project_dir / filename
         if not path.is_file():
             raise _NotFound
+        data = path.read_bytes()
+        headers = {"Accept-Ranges": "bytes"} if self.serve_ranges else {}
+        wanted = _parse_range(handler.headers.get("Range"), len(data))
+        status: int
+        if wanted is None or not self.serve_ranges:
+            status = 200
+        elif wanted == "unsatisfiable":
+            status = HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
+            headers["Content-Range"] = f"bytes */{len(data)}"
+            data = b""
+        else:
+            status = HTTPStatus.PARTIAL_CONTENT
+            start, end = wanted
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+            data = data[start : end + 1]
         self._send(
             handler,
             record,
-            200,
-            path.read_bytes(),
+            status,
+            data,
             "application/octet-stream",
             head=head,
+            headers=headers,
         )
 
     # -- helpers -----------------------------------------------------------
@@ -586,6 +627,30 @@ def _match_prefix(table: dict[str, Any], path: str) -> Any:
         if path.startswith(prefix) and (best is None or len(prefix) > len(best)):
             best = prefix
     return table[best] if best is not None else None
+
+
+def _parse_range(
+    header: str | None, size: int
+) -> tuple[int, int] | Literal["unsatisfiable"] | None:
+    """Inclusive (start, end) of a single ``bytes=`` range; None: serve all."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, sep, last = header[len("bytes=") :].strip().partition("-")
+    if not sep:
+        return None
+    try:
+        if not first:  # bytes=-N: the last N bytes
+            length = int(last)
+            if length <= 0:
+                return "unsatisfiable"
+            return max(size - length, 0), size - 1
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start >= size or end < start:
+        return "unsatisfiable"
+    return start, min(end, size - 1)
 
 
 def _basic(user: str, password: str) -> str:

@@ -32,9 +32,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TIMEOUT",
     "Project",
+    "describe",
+    "installed_distributions",
     "isolated_env",
     "pep508_dependencies",
     "poetry_executable",
+    "render_pyproject",
+    "stub_calls",
     "write_stub_executable",
 ]
 
@@ -213,21 +217,11 @@ class Project:
         return candidates[0]
 
     def installed(self) -> dict[str, str]:
-        """Canonical name -> version of every distribution in the venv.
+        """Canonical name -> version of every distribution in the project's .venv.
 
-        Read from ``*.dist-info/METADATA`` files directly, so it works with or
-        without pip in the venv. Empty if there is no venv yet.
+        See :func:`installed_distributions`; empty if there is no venv yet.
         """
-        if not self.venv.is_dir():
-            return {}
-        parser = email.parser.Parser()
-        result: dict[str, str] = {}
-        for site in self.venv.glob("lib*/python*/site-packages"):
-            for metadata in site.glob("*.dist-info/METADATA"):
-                headers = parser.parsestr(metadata.read_text("utf-8"), headersonly=True)
-                if headers["Name"] and headers["Version"]:
-                    result[canonical_name(headers["Name"])] = headers["Version"]
-        return result
+        return installed_distributions(self.venv)
 
     # -- running commands ----------------------------------------------------
 
@@ -284,6 +278,23 @@ class Project:
         if check and result.returncode != 0:
             raise AssertionError(describe(result))
         return result
+
+
+def installed_distributions(venv: Path) -> dict[str, str]:
+    """Canonical name -> version of every distribution installed in ``venv``.
+
+    Read from ``*.dist-info/METADATA`` under ``lib*/python*/site-packages``
+    directly, so it works with or without pip in the venv. Empty if ``venv``
+    does not exist.
+    """
+    parser = email.parser.Parser()
+    result: dict[str, str] = {}
+    for site in sorted(venv.glob("lib*/python*/site-packages")):
+        for metadata in site.glob("*.dist-info/METADATA"):
+            headers = parser.parsestr(metadata.read_text("utf-8"), headersonly=True)
+            if headers["Name"] and headers["Version"]:
+                result[canonical_name(headers["Name"])] = headers["Version"]
+    return result
 
 
 def describe(result: subprocess.CompletedProcess[str]) -> str:

@@ -24,6 +24,7 @@ __all__ = [
     "build_wheel",
     "canonical_name",
     "import_name",
+    "read_wheel_metadata",
     "wheel_filename",
     "wheel_metadata",
 ]

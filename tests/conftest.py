@@ -1,0 +1,4 @@
+from __future__ import annotations
+
+
+pytest_plugins = ["tests.support.fixtures"]

@@ -1,0 +1,234 @@
+"""The product, end to end: real Poetry, real pip, real venvs, local HTTP indexes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+
+if TYPE_CHECKING:
+    from tests.support.fixtures import ProjectFactory
+    from tests.support.index import IndexServer
+    from tests.support.poetry_project import Project
+
+pytestmark = pytest.mark.e2e
+
+CU129 = 'variant = "cu129"  # our cluster\n'
+DEPS = {"needs-torch": "*", "torchvision": "*"}
+PYPI_CUDA_WHEELS = ("nvidia-cublas", "nvidia-cudnn-cu13", "cuda-toolkit", "nvidia-cuda-runtime")
+
+
+def whl_requests(index: IndexServer) -> list[str]:
+    return [path for path in index.requests if path.startswith("/whl/")]
+
+
+@pytest.fixture
+def cu129_project(project_factory: ProjectFactory) -> Project:
+    project = project_factory(DEPS, CU129)
+    project.run("install")
+    return project
+
+
+def test_install_keeps_the_configured_cuda_build(cu129_project: Project) -> None:
+    installed = cu129_project.installed()
+    assert installed["torch"] == "2.14.1+cu129"
+    assert installed["torchvision"] == "0.29.1+cu129"
+    assert installed["nvidia-cublas-cu12"] == "12.9.1.4"
+    assert installed["nvidia-cudnn-cu12"] == "9.10.2.21"
+    assert installed["triton"] == "3.6.0"
+    # everything else installs as usual
+    assert installed["needs-torch"] == "1.0.0"
+    assert installed["filelock"] == "3.20.0"
+    # PyPI's default-build CUDA wheels never arrive
+    for name in PYPI_CUDA_WHEELS:
+        assert name not in installed
+    # the lock is Poetry's ordinary lock: PyPI's torch, unlabelled
+    assert 'name = "torch"\nversion = "2.14.1"' in cu129_project.lock_text()
+
+
+def test_second_install_is_a_no_op_without_index_or_pip(
+    cu129_project: Project, index: IndexServer
+) -> None:
+    before = cu129_project.installed()
+    index.clear_requests()
+    result = cu129_project.run("install", env_extra=audit_subprocesses(cu129_project))
+    assert "Downgrading" not in result.stdout
+    assert cu129_project.installed() == before
+    assert whl_requests(index) == []
+    assert [cmd for cmd in spawned(cu129_project) if " pip " in f" {cmd} "] == []
+
+
+def test_sync_leaves_the_cuda_wheels_and_removes_strays(cu129_project: Project) -> None:
+    cu129_project.pip("install", "--index-url", cu129_project.index.pypi_url, "tinyutil==1.0.0")
+    assert "tinyutil" in cu129_project.installed()
+    result = cu129_project.run("sync")
+    installed = cu129_project.installed()
+    assert "Removing nvidia" not in result.stdout
+    assert installed["torch"] == "2.14.1+cu129"
+    assert installed["nvidia-cublas-cu12"] == "12.9.1.4"
+    assert "tinyutil" not in installed
+
+
+def test_update_and_add_keep_the_build(cu129_project: Project) -> None:
+    cu129_project.run("update")
+    assert cu129_project.installed()["torch"] == "2.14.1+cu129"
+    result = cu129_project.run("add", "tinyutil==1.0.0")
+    installed = cu129_project.installed()
+    assert installed["tinyutil"] == "1.0.0"
+    assert installed["torch"] == "2.14.1+cu129"
+    assert installed["torchvision"] == "0.29.1+cu129"
+    assert "torch-cuda" not in result.stderr
+
+
+def test_older_lock_installs_the_matching_build(project_factory: ProjectFactory) -> None:
+    project = project_factory({"torch": "2.13.0", "torchvision": "*"}, CU129)
+    project.run("install")
+    installed = project.installed()
+    assert installed["torch"] == "2.13.0+cu129"
+    assert installed["torchvision"] == "0.28.0+cu129"
+    project.run("add", "torch==2.14.1")
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1+cu129"
+    assert installed["torchvision"] == "0.29.1+cu129"
+
+
+def test_remove_lets_poetry_drop_a_package_the_project_no_longer_has(
+    cu129_project: Project,
+) -> None:
+    cu129_project.run("remove", "torchvision")
+    installed = cu129_project.installed()
+    assert "torchvision" not in installed
+    assert installed["torch"] == "2.14.1+cu129"
+    assert installed["nvidia-cublas-cu12"] == "12.9.1.4"
+
+
+def test_dry_run_changes_nothing(project_factory: ProjectFactory, index: IndexServer) -> None:
+    project = project_factory(DEPS, CU129)
+    project.run("lock")
+    project.run("install", "--dry-run")
+    assert "torch" not in project.installed()
+    assert whl_requests(index) == []
+
+
+def test_switch_to_cu130_then_cpu(cu129_project: Project) -> None:
+    result = cu129_project.run("torch-cuda", "switch", "cu130")
+    installed = cu129_project.installed()
+    assert installed["torch"] == "2.14.1+cu130"
+    assert installed["torchvision"] == "0.29.1+cu130"
+    assert "nvidia-cublas" in installed
+    assert "nvidia-cublas-cu12" not in installed  # orphaned cu12 wheels are swept
+    assert "nvidia-cudnn-cu12" not in installed
+    assert 'variant = "cu130"  # our cluster' in cu129_project.pyproject_text()
+    assert "removed" in result.stdout
+
+    cu129_project.run("torch-cuda", "switch", "cpu")
+    installed = cu129_project.installed()
+    assert installed["torch"] == "2.14.1+cpu"
+    assert installed["torchvision"] == "0.29.1+cpu"
+    assert not [name for name in installed if name.startswith("nvidia-") or name == "triton"]
+    assert installed["needs-torch"] == "1.0.0"
+    # and Poetry's next install keeps the new variant
+    cu129_project.run("install")
+    assert cu129_project.installed()["torch"] == "2.14.1+cpu"
+
+
+def test_switch_failure_changes_nothing(cu129_project: Project) -> None:
+    pyproject = cu129_project.pyproject.read_bytes()
+    before = cu129_project.installed()
+    result = cu129_project.run("torch-cuda", "switch", "cu126", check=False)
+    assert result.returncode == 1
+    assert "torch==2.14.1+cu126" in result.stderr
+    assert "/whl/cu126" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert cu129_project.pyproject.read_bytes() == pyproject
+    assert cu129_project.installed() == before
+
+
+def test_switch_dry_run(cu129_project: Project, index: IndexServer) -> None:
+    pyproject = cu129_project.pyproject.read_bytes()
+    index.clear_requests()
+    result = cu129_project.run("torch-cuda", "switch", "cu130", "--dry-run")
+    assert "torch==2.14.1+cu130" in result.stdout
+    assert "nvidia-cublas-cu12" not in result.stdout  # orphans are known only after the install
+    assert cu129_project.pyproject.read_bytes() == pyproject
+    assert cu129_project.installed()["torch"] == "2.14.1+cu129"
+    assert whl_requests(index) == []
+
+
+def test_switch_rejects_unknown_variant(cu129_project: Project) -> None:
+    pyproject = cu129_project.pyproject.read_bytes()
+    result = cu129_project.run("torch-cuda", "switch", "cu12x", check=False)
+    assert result.returncode == 1
+    assert "'cu12x' is not a variant" in result.stderr
+    assert cu129_project.pyproject.read_bytes() == pyproject
+
+
+def test_failed_pip_keeps_previous_build(cu129_project: Project) -> None:
+    result = cu129_project.run(
+        "install", check=False, env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu126"}
+    )
+    assert result.returncode == 1
+    assert "pip could not install torch==2.14.1+cu126" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert cu129_project.installed()["torch"] == "2.14.1+cu129"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('variant = "cu12x"', "variant = 'cu12x' is not a variant"),
+        ('variant = "cu129"\nindex = "x"', "unknown key 'index'"),
+        ('variant = "cu129"\npackages = ["torch>>1"]', "is not a PEP 508 requirement"),
+    ],
+)
+def test_bad_config_fails_before_anything_changes(
+    project_factory: ProjectFactory, table: str, message: str
+) -> None:
+    project = project_factory(DEPS, table)
+    pyproject = project.pyproject.read_bytes()
+    for command in ("lock", "install"):
+        result = project.run(command, check=False)
+        assert result.returncode == 1
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not project.lockfile.exists()
+    assert not project.venv.exists()
+    assert project.pyproject.read_bytes() == pyproject
+
+
+def test_project_without_table_is_untouched(project_factory: ProjectFactory) -> None:
+    project = project_factory(DEPS)
+    result = project.run("install")
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1"
+    assert "nvidia-cublas" in installed  # Poetry's ordinary behaviour
+    assert "torch-cuda" not in result.stdout + result.stderr
+
+
+def test_disable_variable_leaves_everything_to_poetry(project_factory: ProjectFactory) -> None:
+    project = project_factory(DEPS, CU129)
+    project.run("install", env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"})
+    assert project.installed()["torch"] == "2.14.1"
+
+
+def audit_subprocesses(project: Project) -> dict[str, str]:
+    """Env that makes the poetry process log every subprocess it starts."""
+    hook_dir = project.path / "audit"
+    hook_dir.mkdir(exist_ok=True)
+    log = project.path / "audit.log"
+    (hook_dir / "sitecustomize.py").write_text(
+        "import sys\n"
+        f"_LOG = {str(log)!r}\n"
+        "def _hook(event, args):\n"
+        "    if event == 'subprocess.Popen':\n"
+        "        with open(_LOG, 'a') as f:\n"
+        "            f.write(' '.join(map(str, args[1])) + '\\n')\n"
+        "sys.addaudithook(_hook)\n"
+    )
+    return {"PYTHONPATH": str(hook_dir)}
+
+
+def spawned(project: Project) -> list[str]:
+    log = project.path / "audit.log"
+    return log.read_text().splitlines() if log.exists() else []
