@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from tests.support.fixtures import ProjectFactory
 
 
-
 pytestmark = pytest.mark.e2e
 
 DISABLED = {"POETRY_TORCH_CUDA_DISABLE": "1"}

@@ -16,7 +16,12 @@ pytestmark = pytest.mark.e2e
 
 CU129 = 'variant = "cu129"  # our cluster\n'
 DEPS = {"needs-torch": "*", "torchvision": "*"}
-PYPI_CUDA_WHEELS = ("nvidia-cublas", "nvidia-cudnn-cu13", "cuda-toolkit", "nvidia-cuda-runtime")
+PYPI_CUDA_WHEELS = (
+    "nvidia-cublas",
+    "nvidia-cudnn-cu13",
+    "cuda-toolkit",
+    "nvidia-cuda-runtime",
+)
 
 
 def whl_requests(index: IndexServer) -> list[str]:
@@ -60,7 +65,9 @@ def test_second_install_is_a_no_op_without_index_or_pip(
 
 
 def test_sync_leaves_the_cuda_wheels_and_removes_strays(cu129_project: Project) -> None:
-    cu129_project.pip("install", "--index-url", cu129_project.index.pypi_url, "tinyutil==1.0.0")
+    cu129_project.pip(
+        "install", "--index-url", cu129_project.index.pypi_url, "tinyutil==1.0.0"
+    )
     assert "tinyutil" in cu129_project.installed()
     result = cu129_project.run("sync")
     installed = cu129_project.installed()
@@ -81,7 +88,9 @@ def test_update_and_add_keep_the_build(cu129_project: Project) -> None:
     assert "torch-cuda" not in result.stderr
 
 
-def test_older_lock_installs_the_matching_build(project_factory: ProjectFactory) -> None:
+def test_older_lock_installs_the_matching_build(
+    project_factory: ProjectFactory,
+) -> None:
     project = project_factory({"torch": "2.13.0", "torchvision": "*"}, CU129)
     project.run("install")
     installed = project.installed()
@@ -103,7 +112,9 @@ def test_remove_lets_poetry_drop_a_package_the_project_no_longer_has(
     assert installed["nvidia-cublas-cu12"] == "12.9.1.4"
 
 
-def test_dry_run_changes_nothing(project_factory: ProjectFactory, index: IndexServer) -> None:
+def test_dry_run_changes_nothing(
+    project_factory: ProjectFactory, index: IndexServer
+) -> None:
     project = project_factory(DEPS, CU129)
     project.run("lock")
     project.run("install", "--dry-run")
@@ -126,7 +137,9 @@ def test_switch_to_cu130_then_cpu(cu129_project: Project) -> None:
     installed = cu129_project.installed()
     assert installed["torch"] == "2.14.1+cpu"
     assert installed["torchvision"] == "0.29.1+cpu"
-    assert not [name for name in installed if name.startswith("nvidia-") or name == "triton"]
+    assert not [
+        name for name in installed if name.startswith("nvidia-") or name == "triton"
+    ]
     assert installed["needs-torch"] == "1.0.0"
     # and Poetry's next install keeps the new variant
     cu129_project.run("install")
@@ -150,7 +163,9 @@ def test_switch_dry_run(cu129_project: Project, index: IndexServer) -> None:
     index.clear_requests()
     result = cu129_project.run("torch-cuda", "switch", "cu130", "--dry-run")
     assert "torch==2.14.1+cu130" in result.stdout
-    assert "nvidia-cublas-cu12" not in result.stdout  # orphans are known only after the install
+    assert (
+        "nvidia-cublas-cu12" not in result.stdout
+    )  # orphans are known only after the install
     assert cu129_project.pyproject.read_bytes() == pyproject
     assert cu129_project.installed()["torch"] == "2.14.1+cu129"
     assert whl_requests(index) == []
@@ -206,7 +221,9 @@ def test_project_without_table_is_untouched(project_factory: ProjectFactory) -> 
     assert "torch-cuda" not in result.stdout + result.stderr
 
 
-def test_disable_variable_leaves_everything_to_poetry(project_factory: ProjectFactory) -> None:
+def test_disable_variable_leaves_everything_to_poetry(
+    project_factory: ProjectFactory,
+) -> None:
     project = project_factory(DEPS, CU129)
     project.run("install", env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"})
     assert project.installed()["torch"] == "2.14.1"
