@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-
 from pathlib import Path
 
 from tests.support.catalog import build_universe
@@ -20,7 +19,14 @@ from tests.support.poetry_project import Project
 
 
 TABLE = 'variant = "cu129"  # the team\'s CUDA build\n'
-SHOWN = ("torch", "torchvision", "nvidia-cublas-cu12", "nvidia-cublas", "triton", "needs-torch")
+SHOWN = (
+    "torch",
+    "torchvision",
+    "nvidia-cublas-cu12",
+    "nvidia-cublas",
+    "triton",
+    "needs-torch",
+)
 
 
 def show(title: str, project: Project) -> None:
@@ -47,9 +53,14 @@ def main() -> int:
             )
             print(project.pyproject_text())
             run(project, "install")
-            show("after `poetry install` (PyPI's torch is unlabelled; the env holds +cu129)", project)
+            show(
+                "after `poetry install` (PyPI's torch is unlabelled; the env holds +cu129)",
+                project,
+            )
             run(project, "install")
-            show("after a second `poetry install` (no downgrade, nothing to do)", project)
+            show(
+                "after a second `poetry install` (no downgrade, nothing to do)", project
+            )
             run(project, "torch-cuda", "switch", "cpu")
             show("after `poetry torch-cuda switch cpu` (CUDA wheels swept)", project)
             print("\n--- [tool.poetry-torch-cuda] now reads:")
