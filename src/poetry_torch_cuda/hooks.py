@@ -11,7 +11,9 @@ from cleo.io.outputs.output import Verbosity
 from poetry_torch_cuda.config import load_config
 from poetry_torch_cuda.detection import resolve_variant
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.installed import graph_of
 from poetry_torch_cuda.locked import dependency_graph
+from poetry_torch_cuda.protection import merge_graphs
 from poetry_torch_cuda.reconcile import PREFIX
 from poetry_torch_cuda.reconcile import LockedState
 from poetry_torch_cuda.reconcile import apply_plan
@@ -87,10 +89,12 @@ class OperationGuard:
             )
             if package.name in configured and wanted:
                 versions[package.name] = package.version.text
-        self.locked = LockedState(versions, graph)
-        protected = protected_for(
-            self.config, self.locked, installed_environment(self.env)
-        )
+        installed = installed_environment(self.env)
+        protected = protected_for(self.config, LockedState(versions, graph), installed)
+        # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
+        # must still be recognised as the torch family's, to be swept.
+        before = graph_of(installed.closure(self.config.package_names).values())
+        self.locked = LockedState(versions, merge_graphs(graph, before))
         for operation in operations:
             name = operation.package.name
             if operation.skipped or name not in protected:

@@ -40,6 +40,17 @@ def dependency_closure(
     return seen
 
 
+def merge_graphs(
+    *graphs: Mapping[NormalizedName, Iterable[NormalizedName]],
+) -> dict[NormalizedName, set[NormalizedName]]:
+    """One graph with every edge of ``graphs``."""
+    merged: dict[NormalizedName, set[NormalizedName]] = {}
+    for graph in graphs:
+        for name, requires in graph.items():
+            merged.setdefault(name, set()).update(requires)
+    return merged
+
+
 def protected_names(
     configured: Iterable[NormalizedName],
     graphs: Iterable[Mapping[NormalizedName, Iterable[NormalizedName]]],
@@ -51,11 +62,7 @@ def protected_names(
     needs is protected even when the lock only knows PyPI's cu13 names.
     """
     configured = frozenset(configured)
-    merged: dict[NormalizedName, set[NormalizedName]] = {}
-    for graph in graphs:
-        for name, requires in graph.items():
-            merged.setdefault(name, set()).update(requires)
-    closure = dependency_closure(configured, merged)
+    closure = dependency_closure(configured, merge_graphs(*graphs))
     return configured | frozenset(name for name in closure if is_cuda_bound(name))
 
 

@@ -249,3 +249,19 @@ def audit_subprocesses(project: Project) -> dict[str, str]:
 def spawned(project: Project) -> list[str]:
     log = project.path / "audit.log"
     return log.read_text().splitlines() if log.exists() else []
+
+
+def test_removing_torch_from_the_project_sweeps_its_cuda_wheels(
+    cu129_project: Project,
+) -> None:
+    cu129_project.run("remove", "needs-torch", "torchvision")
+    installed = cu129_project.installed()
+    for name in (
+        "torch",
+        "torchvision",
+        "nvidia-cublas-cu12",
+        "nvidia-cudnn-cu12",
+        "triton",
+    ):
+        assert name not in installed
+    assert 'name = "torch"' not in cu129_project.lock_text()
