@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
+_CONFLICT = "The conflict is caused by:"
+
+
 class PipError(TorchCudaError):
     """pip exited non-zero; the message carries pip's own reason."""
 
@@ -51,12 +54,22 @@ class PipRunner:
             returncode, errors = self._run(args, {"PIP_INDEX_URL": index_url})
         errors = errors.replace(index_url, mask_url(index_url))
         if returncode != 0:
+            if _CONFLICT in errors:
+                fix = (
+                    "This build needs other versions of packages Poetry manages; "
+                    "align them in pyproject.toml and run `poetry lock`, or choose "
+                    "another variant with `poetry torch-cuda switch <variant>`."
+                )
+            else:
+                fix = (
+                    "Check that this variant offers these versions for this Python "
+                    "and platform, or choose another with "
+                    "`poetry torch-cuda switch <variant>`."
+                )
             raise PipError(
                 f"pip could not install {', '.join(requirements)} from "
                 f"{mask_url(index_url)}: {errors}\n"
-                "The previous build is still installed. Check that this variant "
-                "offers these versions for this Python and platform, or choose "
-                "another with `poetry torch-cuda switch <variant>`."
+                f"The previous build is still installed. {fix}"
             )
 
     def uninstall(self, names: Sequence[str]) -> None:
@@ -76,14 +89,18 @@ class PipRunner:
             process = subprocess.run(
                 args, env=env, capture_output=True, text=True, check=False
             )
-        return process.returncode, _reason(process.stderr or process.stdout or "")
+        return process.returncode, _reason(process.stderr or "", process.stdout or "")
 
 
-def _reason(stderr: str) -> str:
+def _reason(stderr: str, stdout: str) -> str:
+    """pip's ERROR lines, with the resolver's "conflict is caused by" lines when present."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("ERROR:")]
-    chosen = errors or lines[-3:] or ["pip gave no reason"]
-    return " ".join(chosen)
+    chosen = [line for line in lines if line.startswith("ERROR:")] or lines[-3:]
+    conflict = stdout.partition(_CONFLICT)[2].partition("\n\n")[0]
+    causes = [line.strip() for line in conflict.splitlines() if line.strip()]
+    if causes:
+        chosen.append(f"{_CONFLICT} {'; '.join(causes)}.")
+    return " ".join(chosen) or "pip gave no reason"
 
 
 @contextmanager

@@ -161,3 +161,26 @@ def find_orphans(
 def _version(installed: InstalledEnvironment, name: str) -> str | None:
     distribution = installed.get(name)
     return None if distribution is None else distribution.version
+
+
+def pins_for(
+    installed: InstalledEnvironment,
+    protected: frozenset[NormalizedName],
+    install: Iterable[Target],
+) -> list[str]:
+    """``name==version`` for every installed package pip must not move.
+
+    That is everything but the protected torch family and what is being
+    installed; versions that are not PEP 440 cannot be pinned and are left out.
+    """
+    asked = {target.name for target in install}
+    pins = []
+    for name, distribution in sorted(installed.all().items()):
+        if name in protected or name in asked:
+            continue
+        try:
+            Version(distribution.version)
+        except InvalidVersion:
+            continue
+        pins.append(f"{name}=={distribution.version}")
+    return pins

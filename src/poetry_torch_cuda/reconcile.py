@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
-from packaging.version import InvalidVersion
-from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.installed import InstalledEnvironment
@@ -16,6 +14,7 @@ from poetry_torch_cuda.pip_runner import PipRunner
 from poetry_torch_cuda.planning import Plan
 from poetry_torch_cuda.planning import build_targets
 from poetry_torch_cuda.planning import find_orphans
+from poetry_torch_cuda.planning import pins_for
 from poetry_torch_cuda.planning import plan_changes
 from poetry_torch_cuda.protection import protected_names
 from poetry_torch_cuda.urls import mask_url
@@ -96,7 +95,9 @@ def apply_plan(
             f"from <comment>{mask_url(index_url)}</>",
             verbosity=Verbosity.VERBOSE,
         )
-        pip.install(requirements, index_url, _constraints(installed, protected, plan))
+        pip.install(
+            requirements, index_url, pins_for(installed, protected, plan.install)
+        )
         installed = installed_environment(env)
         done.append(_check_installed(plan, installed))
         targets = (*plan.install, *plan.satisfied)
@@ -128,22 +129,6 @@ def describe_plan(plan: Plan, config: TorchCudaConfig) -> str:
         )
         return f"{plan.variant} already installed ({kept})"
     return "; ".join(parts)
-
-
-def _constraints(
-    installed: InstalledEnvironment, protected: frozenset[NormalizedName], plan: Plan
-) -> list[str]:
-    asked = {target.name for target in plan.install}
-    pins = []
-    for name, distribution in sorted(installed.all().items()):
-        if name in protected or name in asked:
-            continue
-        try:
-            Version(distribution.version)
-        except InvalidVersion:
-            continue
-        pins.append(f"{name}=={distribution.version}")
-    return pins
 
 
 def _check_installed(plan: Plan, installed: InstalledEnvironment) -> str:

@@ -11,6 +11,7 @@ from poetry_torch_cuda.installed import InstalledEnvironment
 from poetry_torch_cuda.planning import Target
 from poetry_torch_cuda.planning import build_targets
 from poetry_torch_cuda.planning import find_orphans
+from poetry_torch_cuda.planning import pins_for
 from poetry_torch_cuda.planning import plan_changes
 from poetry_torch_cuda.variants import parse_variant
 
@@ -154,3 +155,19 @@ def test_requirements_under_false_markers_do_not_count(tmp_path: Path) -> None:
     assert find_orphans(
         {canonicalize_name("nvidia-cublas-cu12")}, [target], env_of(tmp_path)
     ) == ["nvidia-cublas-cu12"]
+
+
+def test_pins_cover_everything_but_the_torch_family(tmp_path: Path) -> None:
+    write_dist(tmp_path, "torch", "2.14.1")
+    write_dist(tmp_path, "nvidia-cublas", "13.0.2.14")
+    write_dist(tmp_path, "filelock", "3.20.0")
+    write_dist(tmp_path, "Needs_Torch", "1.0.0")
+    write_dist(tmp_path, "legacy", "not-a-version")
+    target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
+    protected = frozenset(
+        {canonicalize_name("torch"), canonicalize_name("nvidia-cublas")}
+    )
+    assert pins_for(env_of(tmp_path), protected, [target]) == [
+        "filelock==3.20.0",
+        "needs-torch==1.0.0",
+    ]
