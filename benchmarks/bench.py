@@ -1,0 +1,125 @@
+"""``python -m benchmarks.bench [--pairs N] [--only startup,noop,...]``.
+
+Builds the tests' fake universe, serves it on 127.0.0.1, prepares one Poetry
+with the plugin and the same Poetry without it, runs the measurements, prints
+one table and writes it to ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tests.support.catalog import build_universe
+from tests.support.index import IndexServer
+
+from benchmarks import scenarios
+from benchmarks import workspace
+from benchmarks.heavy import pad_universe
+from benchmarks.report import machine
+from benchmarks.report import table
+from benchmarks.report import write_results
+from benchmarks.venvs import prepare
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from benchmarks.report import Row
+    from benchmarks.venvs import PoetryVenv
+
+MEASUREMENTS: dict[str, Callable[[workspace.Workspace, int], Row]] = {
+    "startup": scenarios.startup,
+    "noop": scenarios.noop_install,
+    "notable": scenarios.no_table,
+    "auto": scenarios.noop_auto,
+    "ritual": scenarios.ritual,
+    "switch": scenarios.switch,
+    "imports": lambda ws, _pairs: scenarios.import_cost(ws),
+}
+HEAVY = "heavy"
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench")
+    parser.add_argument("--pairs", type=int, default=10, help="A/B pairs per row")
+    parser.add_argument(
+        "--only",
+        default=",".join(MEASUREMENTS),
+        help=f"comma-separated, from {', '.join([*MEASUREMENTS, HEAVY])} "
+        f"(default: all but {HEAVY})",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=0.1,
+        help="heavy switch: wheel sizes as a share of the real ones (default 0.1)",
+    )
+    parser.add_argument(
+        "--venvs",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "poetry-torch-cuda-bench",
+        help="where the two Poetry venvs are kept between runs",
+    )
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--keep", action="store_true", help="keep the workspace")
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - {*MEASUREMENTS, HEAVY})
+    if unknown or args.pairs < 1:
+        parser.error(f"unknown measurement {unknown}" if unknown else "--pairs >= 1")
+
+    load = os.getloadavg()[0]
+    plugin, plain = prepare(args.venvs.resolve())
+    root = Path(tempfile.mkdtemp(prefix="poetry-torch-cuda-bench-"))
+    try:
+        universe = build_universe(root / "universe")
+        with IndexServer(universe.root) as index:
+            print("bench: preparing the projects", file=sys.stderr, flush=True)
+            ws = workspace.prepare(root / "work", index, plugin, plain)
+            project_pip = ws.projects["noop-plugin"].installed()["pip"]
+            rows = [
+                MEASUREMENTS[name](ws, args.pairs) for name in chosen if name != HEAVY
+            ]
+        if HEAVY in chosen:
+            rows.append(heavy_switch(root, plugin, plain, args.pairs, args.scale))
+    finally:
+        if args.keep:
+            print(f"bench: workspace kept at {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    description = machine(
+        plugin.python, args.pairs, project_pip, (load, os.getloadavg()[0])
+    )
+    print("\n".join(f"- {line}" for line in description))
+    print()
+    print(table(rows))
+    if not args.no_write:
+        write_results(args.output, rows, description)
+        print(f"\nbench: wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def heavy_switch(
+    root: Path, plugin: PoetryVenv, plain: PoetryVenv, pairs: int, scale: float
+) -> Row:
+    """The switch row again, on wheels padded to ``scale`` of their real size."""
+    universe = build_universe(root / "heavy-universe")
+    megabytes = pad_universe(universe, (workspace.VARIANT, workspace.OTHER), scale)
+    with IndexServer(universe.root) as index:
+        print("bench: preparing the heavy projects", file=sys.stderr, flush=True)
+        names = ("switch-plugin", "switch-pip")
+        ws = workspace.prepare(root / "heavy", index, plugin, plain, names)
+        title = f"4b. switch, wheels at {scale:g}x real size ({megabytes} MB in all)"
+        return scenarios.switch(ws, max(3, (pairs + 1) // 2), title)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
