@@ -1,0 +1,145 @@
+"""Which build of torch (or torchvision…) is installed, from its metadata alone.
+
+The local version label says it for PyTorch's own indexes (``+cu129``). PyPI's
+builds carry no label; their CUDA version is read from the CUDA runtime they
+require, or from the ``cuda = '12.8'`` line of the package's ``version.py``
+file. Nothing is imported: importing torch takes seconds and may need a GPU.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion
+from packaging.version import Version
+
+from poetry_torch_cuda.variants import parse_variant
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Sequence
+
+PYPI_DEFAULT = "PyPI default build"
+_RUNTIMES = ("cuda-toolkit", "nvidia-cuda-runtime", "nvidia-cuda-nvrtc")
+_VERSION_PY_CUDA = re.compile(
+    r"^cuda\s*(?::[^=]*)?=\s*(?:['\"](\d+\.\d+)|(None))", flags=re.MULTILINE
+)
+_SPEC_VERSION = re.compile(r"(\d+)\.(\d+)")
+_CUDA_SUFFIX = re.compile(r"-cu(\d+)$")
+
+
+@dataclass(frozen=True)
+class InstalledBuild:
+    """One installed package: its version, label and what build that is."""
+
+    name: str
+    version: str
+    label: str | None
+    build: str
+    cuda: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        """The JSON form ``status --json`` prints."""
+        return {
+            "version": self.version,
+            "label": self.label,
+            "build": self.build,
+            "cuda": self.cuda,
+        }
+
+
+def describe_build(
+    name: str,
+    version: str,
+    requires: Iterable[str] = (),
+    version_py: str | None = None,
+) -> InstalledBuild:
+    """Describe the build of ``name==version`` from its requirements and version.py."""
+    try:
+        label = Version(version).local
+    except InvalidVersion:
+        label = None
+    if label is not None:
+        return InstalledBuild(name, version, label, *_labelled(label))
+    cuda = cuda_from_requires(requires)
+    match = _VERSION_PY_CUDA.search(version_py or "")
+    if cuda is None and match is not None:
+        cuda = match.group(1)
+    if cuda is not None:
+        return InstalledBuild(name, version, None, f"{PYPI_DEFAULT}, CUDA {cuda}", cuda)
+    if match is not None and match.group(2):
+        return InstalledBuild(name, version, None, f"{PYPI_DEFAULT}, CPU only", None)
+    return InstalledBuild(name, version, None, PYPI_DEFAULT, None)
+
+
+def cuda_from_requires(requires: Iterable[str]) -> str | None:
+    """The CUDA version a build requires at run time (``13.0`` from ``cuda-toolkit==13.0.*``).
+
+    Markers are ignored on purpose: the pin names the CUDA the build was made
+    with even where it does not apply.
+    """
+    family: str | None = None
+    for line in requires:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        name = canonicalize_name(requirement.name)
+        base = _CUDA_SUFFIX.sub("", name)
+        if base in _RUNTIMES:
+            for specifier in requirement.specifier:
+                match = _SPEC_VERSION.match(specifier.version)
+                if match and specifier.operator in ("==", "~=", ">=", "==="):
+                    return f"{match.group(1)}.{match.group(2)}"
+        suffix = _CUDA_SUFFIX.search(name)
+        if family is None and suffix and name.startswith("nvidia-"):
+            family = f"{suffix.group(1)}.x"
+    return family
+
+
+def read_builds(
+    names: Iterable[str], paths: Sequence[str]
+) -> dict[str, InstalledBuild]:
+    """The installed builds of ``names`` found on ``paths`` (site-packages dirs)."""
+    found: dict[str, InstalledBuild] = {}
+    for name in names:
+        key = canonicalize_name(name)
+        distribution = next(
+            iter(metadata.distributions(name=key, path=list(paths))), None
+        )
+        if distribution is None:
+            continue
+        located = Path(
+            str(distribution.locate_file(f"{key.replace('-', '_')}/version.py"))
+        )
+        try:
+            version_py: str | None = located.read_text(encoding="utf-8")
+        except OSError:
+            version_py = None
+        found[key] = describe_build(
+            key, distribution.version, distribution.requires or (), version_py
+        )
+    return found
+
+
+def _labelled(label: str) -> tuple[str, str | None]:
+    try:
+        variant = parse_variant(label)
+    except ValueError:
+        return f"local build +{label}", None
+    if variant.kind == "cuda" and variant.cuda_version is not None:
+        cuda = "{}.{}".format(*variant.cuda_version)
+        return f"CUDA {cuda} build", cuda
+    if variant.kind == "rocm":
+        return f"ROCm {label.removeprefix('rocm')} build", None
+    if variant.kind == "xpu":
+        return "Intel XPU build", None
+    return "CPU build", None

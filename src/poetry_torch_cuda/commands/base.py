@@ -1,0 +1,61 @@
+"""What the ``poetry torch-cuda`` reporting commands share: config, errors, JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+from typing import Any
+
+from cleo.formatters.formatter import Formatter
+from cleo.io.outputs.output import Type
+from poetry.console.commands.env_command import EnvCommand
+
+from poetry_torch_cuda.config import ENV_DISABLE
+from poetry_torch_cuda.config import TABLE
+from poetry_torch_cuda.config import load_config
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.urls import scrub
+
+
+if TYPE_CHECKING:
+    from poetry_torch_cuda.config import TorchCudaConfig
+
+
+class TorchCudaCommand(EnvCommand):
+    """An ``EnvCommand`` that reads the project's table and reports errors natively."""
+
+    def handle(self) -> int:
+        """Run :meth:`work`; a :class:`TorchCudaError` becomes an error line and exit 1."""
+        try:
+            return self.work()
+        except TorchCudaError as error:
+            for line in scrub(str(error)).splitlines():
+                self.line_error(f"<error>{esc(line)}</>")
+            return error.exit_code or 1
+
+    def work(self) -> int:
+        """The command's work."""
+        raise NotImplementedError
+
+    def project_config(self) -> TorchCudaConfig:
+        """The project's validated configuration.
+
+        Raises:
+            TorchCudaError: the project has no table, or the plugin is disabled.
+        """
+        config = load_config(self.poetry.pyproject.data)
+        if config is None:
+            raise TorchCudaError(
+                f"This project has no [tool.{TABLE}] table (or {ENV_DISABLE} is "
+                f'set), so no variant is configured. Add one, e.g.\n\n[tool.{TABLE}]\nvariant = "auto"'
+            )
+        return config
+
+    def write_json(self, data: Any) -> None:
+        """Print ``data`` as JSON, unstyled."""
+        self.io.output.write_line(json.dumps(data, indent=2), type=Type.RAW)
+
+
+def esc(text: object) -> str:
+    """``text`` with ``<`` escaped, so cleo prints it as it is."""
+    return Formatter.escape(str(text))

@@ -1,0 +1,115 @@
+"""``poetry torch-cuda detect``: what ``auto`` picks on this machine, step by step."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import ClassVar
+
+from cleo.helpers import option
+from packaging.utils import canonicalize_name
+
+from poetry_torch_cuda.commands.base import TorchCudaCommand
+from poetry_torch_cuda.commands.base import esc
+
+
+if TYPE_CHECKING:
+    from cleo.io.inputs.option import Option
+
+    from poetry_torch_cuda.config import TorchCudaConfig
+    from poetry_torch_cuda.detection import Decision
+
+
+class DetectCommand(TorchCudaCommand):
+    """Explain the variant ``auto`` resolves to here."""
+
+    name = "torch-cuda detect"
+    description = "Show which variant <c2>auto</> picks on this machine, and why."
+    options: ClassVar[list[Option]] = [
+        option("json", None, "Print the decision as JSON."),
+        option(
+            "refresh", None, "Ask the index again instead of using its cached pages."
+        ),
+    ]
+    help = (
+        "Probes nvidia-smi (or /proc/driver/nvidia/version) and rocminfo, maps the "
+        "driver to the newest CUDA it runs, drops variants not built for every GPU's "
+        "compute capability and keeps the newest one whose index has the locked "
+        "torch version. Works whatever variant the project configures."
+    )
+
+    def work(self) -> int:
+        """Decide as ``auto`` would and print the steps."""
+        from poetry_torch_cuda.locked import locked_state
+        from poetry_torch_cuda.resolution import index_client
+        from poetry_torch_cuda.resolution import resolve
+        from poetry_torch_cuda.status_report import machine_json
+        from poetry_torch_cuda.variants import Variant
+
+        configured = self._config_or_default()
+        config = dataclasses.replace(configured, variant=Variant("auto", "auto"))
+        locked = None
+        if self.poetry.locker.is_locked():
+            locked = locked_state(self.poetry, self.env).versions
+        resolution = resolve(
+            config,
+            self.poetry,
+            self.env,
+            locked,
+            client=index_client(self.poetry, refresh=bool(self.option("refresh"))),
+        )
+        decision = resolution.decision
+        assert decision is not None and resolution.machine is not None
+        torch = None if locked is None else locked.get(canonicalize_name("torch"))
+        if self.option("json"):
+            self.write_json(
+                {
+                    "variant": decision.variant.name,
+                    "configured": configured.variant.name,
+                    "torch": torch,
+                    "steps": list(decision.steps),
+                    "forced_by": decision.forced_by,
+                    "candidates": _candidates(decision),
+                    "machine": machine_json(resolution.machine),
+                }
+            )
+            return 0
+        about = f" for torch {esc(torch)}" if torch else " (no lock yet: any torch)"
+        self.line(
+            f"<info>auto</> picks <c2>{decision.variant}</> on this machine{about}"
+        )
+        for number, step in enumerate(decision.steps, start=1):
+            self.line(f"  {number}. {esc(step)}")
+        if decision.forced_by:
+            self.line(f"<comment>Note:</> {esc(decision.forced_by)}")
+        if configured.variant.kind != "auto" and configured.variant != decision.variant:
+            self.line(
+                f"<comment>Note:</> this project configures <c2>{configured.variant}</> "
+                f"({esc(configured.variant_origin)}); `poetry torch-cuda switch auto` "
+                "would follow the machine instead"
+            )
+        return 0
+
+    def _config_or_default(self) -> TorchCudaConfig:
+        from poetry_torch_cuda.config import TorchCudaConfig
+        from poetry_torch_cuda.config import load_config
+        from poetry_torch_cuda.variants import Variant
+
+        config = load_config(self.poetry.pyproject.data)
+        return (
+            config if config is not None else TorchCudaConfig(Variant("auto", "auto"))
+        )
+
+
+def _candidates(decision: Decision) -> list[dict[str, Any]]:
+    return [
+        {
+            "variant": verdict.variant.name,
+            "usable": verdict.usable,
+            "reasons": list(verdict.reasons),
+            "offered": None if offer is None else offer.available,
+            "offer": None if offer is None else offer.detail,
+        }
+        for verdict, offer in decision.candidates
+    ]

@@ -1,0 +1,123 @@
+"""``poetry torch-cuda sync``: make the environment hold the configured variant now."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from typing import ClassVar
+
+from cleo.helpers import option
+from cleo.io.outputs.output import Verbosity
+
+from poetry_torch_cuda.commands.base import TorchCudaCommand
+from poetry_torch_cuda.commands.base import esc
+from poetry_torch_cuda.errors import TorchCudaError
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from cleo.io.inputs.option import Option
+
+    from poetry_torch_cuda.planning import Plan
+
+
+class SyncCommand(TorchCudaCommand):
+    """Install the configured variant's builds of the locked versions, without Poetry."""
+
+    name = "torch-cuda sync"
+    description = (
+        "Make the environment hold the configured variant now, without a Poetry "
+        "install run."
+    )
+    options: ClassVar[list[Option]] = [
+        option("force", None, "Reinstall the builds even when they already match."),
+        option("dry-run", None, "Print what would change and change nothing."),
+    ]
+    help = (
+        "Installs the locked torch family in the configured variant's build from "
+        "its index with the environment's pip, then removes CUDA wheels nothing "
+        "needs any more. Poetry's other packages are pinned as they are. "
+        "<c1>--force</> reinstalls even a matching build (pip --force-reinstall)."
+    )
+
+    def work(self) -> int:
+        """Resolve, plan, and (unless ``--dry-run``) apply."""
+        from poetry_torch_cuda.envlock import environment_lock
+        from poetry_torch_cuda.hooks import write_waiting
+        from poetry_torch_cuda.locked import locked_state
+        from poetry_torch_cuda.reconcile import PREFIX
+        from poetry_torch_cuda.reconcile import apply_plan
+        from poetry_torch_cuda.reconcile import describe_plan
+        from poetry_torch_cuda.reconcile import plan_for
+        from poetry_torch_cuda.resolution import resolve
+
+        config = self.project_config()
+        locked = locked_state(self.poetry, self.env)
+        resolution = resolve(config, self.poetry, self.env, locked.versions)
+        variant = resolution.variant
+        if resolution.decision is not None:
+            self.line(f"{PREFIX}: {resolution.describe()}", verbosity=Verbosity.VERBOSE)
+            for step in resolution.decision.steps:
+                self.line(f"  - {esc(step)}", verbosity=Verbosity.VERBOSE)
+        if not variant.has_builds_for(sys.platform):
+            raise TorchCudaError(
+                f"PyTorch publishes no {variant} builds for {sys.platform}; "
+                "`poetry install` installs PyPI's default build here."
+            )
+        force = bool(self.option("force"))
+        if self.option("dry-run"):
+            plan, _, _ = plan_for(config, variant, locked, self.env)
+            plan = _forced(plan) if force else plan
+            self.line(f"{PREFIX}: would {esc(describe_plan(plan, config))}")
+            return 0
+        with environment_lock(
+            self.env.path, on_wait=lambda: write_waiting(self.io, self.env)
+        ):
+            plan, protected, installed = plan_for(config, variant, locked, self.env)
+            plan = _forced(plan) if force else plan
+            if plan.is_empty:
+                self.line(f"{PREFIX}: {esc(describe_plan(plan, config))}")
+                return 0
+            with _pip_force_reinstall(force):
+                apply_plan(
+                    plan,
+                    config,
+                    protected,
+                    installed,
+                    self.env,
+                    self.io,
+                    poetry_config=self.poetry.config,
+                )
+        return 0
+
+
+def _forced(plan: Plan) -> Plan:
+    """``plan`` with every satisfied target moved to the install list."""
+    return dataclasses.replace(
+        plan, install=(*plan.install, *plan.satisfied), satisfied=()
+    )
+
+
+@contextmanager
+def _pip_force_reinstall(force: bool) -> Iterator[None]:
+    """Tell the env's pip ``--force-reinstall`` through its ``PIP_FORCE_REINSTALL``.
+
+    pip reads every option from ``PIP_<OPTION>``; ``pip uninstall`` ignores
+    this one. The variable is set for the duration of the install only.
+    """
+    if not force:
+        yield
+        return
+    before = os.environ.get("PIP_FORCE_REINSTALL")
+    os.environ["PIP_FORCE_REINSTALL"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PIP_FORCE_REINSTALL", None)
+        else:
+            os.environ["PIP_FORCE_REINSTALL"] = before

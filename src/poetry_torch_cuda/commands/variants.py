@@ -1,0 +1,201 @@
+"""``poetry torch-cuda variants``: which variants the index has for the locked torch."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import ClassVar
+
+from cleo.helpers import argument
+from cleo.helpers import option
+from packaging.utils import canonicalize_name
+
+from poetry_torch_cuda.commands.base import TorchCudaCommand
+from poetry_torch_cuda.commands.base import esc
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.urls import mask_url
+
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from cleo.io.inputs.argument import Argument
+    from cleo.io.inputs.option import Option
+    from packaging.utils import NormalizedName
+
+    from poetry_torch_cuda.detection import Verdict
+    from poetry_torch_cuda.offers import VariantOffer
+    from poetry_torch_cuda.variants import Variant
+
+
+class VariantsCommand(TorchCudaCommand):
+    """List the variants offered for the locked torch and whether they run here."""
+
+    name = "torch-cuda variants"
+    description = (
+        "List the variants the index offers for the locked torch, and which run here."
+    )
+    arguments: ClassVar[list[Argument]] = [
+        argument(
+            "variant",
+            "Only these variants (default: cpu, every known CUDA and ROCm variant, xpu).",
+            optional=True,
+            multiple=True,
+        )
+    ]
+    options: ClassVar[list[Option]] = [
+        option("json", None, "Print the list as JSON."),
+        option("all", None, "Also list variants whose index has no torch at all."),
+        option(
+            "refresh", None, "Ask the index again instead of using its cached pages."
+        ),
+    ]
+    help = (
+        "Reads each variant's index page (PEP 691 JSON when offered, else PEP 503 "
+        "HTML) through Poetry's HTTP client, with Poetry's credentials; the pages "
+        "are cached for 10 minutes in Poetry's cache directory."
+    )
+
+    def work(self) -> int:
+        """Ask the index about every candidate variant and print the table."""
+        from poetry_torch_cuda.detection import assess
+        from poetry_torch_cuda.detection import decide
+        from poetry_torch_cuda.locked import locked_state
+        from poetry_torch_cuda.machine import probe_machine
+        from poetry_torch_cuda.offers import OfferFinder
+        from poetry_torch_cuda.offers import wanted_versions
+        from poetry_torch_cuda.reconcile import installed_environment
+        from poetry_torch_cuda.resolution import index_client
+
+        config = self.project_config()
+        locked = locked_state(self.poetry, self.env).versions
+        wanted = wanted_versions(config.package_names, locked)
+        torch = wanted.get(canonicalize_name("torch"))
+        marker_env = self.env.marker_env
+        machine = probe_machine(machine=str(marker_env.get("platform_machine") or ""))
+        finder = OfferFinder(
+            index_client(self.poetry, refresh=bool(self.option("refresh"))),
+            config,
+            wanted,
+            marker_env,
+            installed_environment(self.env),
+        )
+        reports = finder.inspect(self._candidates(config.variant))
+        by_variant = {report.variant: report for report in reports}
+        decision = decide(
+            machine,
+            lambda v: by_variant[v].offer() if v in by_variant else finder(v),
+            torch,
+        )
+        rows = [
+            (report, assess(report.variant, machine, torch))
+            for report in reports
+            if report.listed or self.option("all") or self.argument("variant")
+        ]
+        if self.option("json"):
+            self.write_json(
+                {
+                    "packages": wanted,
+                    "index_url": mask_url(config.index_url_template),
+                    "configured": config.variant.name,
+                    "auto": decision.variant.name,
+                    "variants": [_row_json(r, v, config.variant) for r, v in rows],
+                }
+            )
+            return 0
+        self._render(rows, reports, wanted, config.variant, decision.variant)
+        return 0
+
+    def _candidates(self, configured: Variant) -> list[Variant]:
+        from poetry_torch_cuda import cuda_tables
+        from poetry_torch_cuda.variants import parse_variant
+
+        names = self.argument("variant") or [
+            "cpu",
+            *cuda_tables.CUDA_VARIANTS,
+            *cuda_tables.ROCM_VARIANTS,
+            "xpu",
+        ]
+        variants: list[Variant] = []
+        for name in names:
+            try:
+                variant = parse_variant(name)
+            except ValueError as error:
+                raise TorchCudaError(f"{name!r} is not a variant: {error}.") from None
+            if variant.kind != "auto" and variant not in variants:
+                variants.append(variant)
+        if (
+            not self.argument("variant")
+            and configured.kind != "auto"
+            and configured not in variants
+        ):
+            variants.append(configured)
+        return variants
+
+    def _render(
+        self,
+        rows: list[tuple[VariantOffer, Verdict]],
+        reports: list[VariantOffer],
+        wanted: Mapping[NormalizedName, str],
+        configured: Variant,
+        auto: Variant,
+    ) -> None:
+        asked = ", ".join(f"{n} {v}" for n, v in wanted.items()) or "torch (no lock)"
+        self.line(f"Variants for <c2>{esc(asked)}</>:")
+        width = max((len(r.variant.name) for r, _ in rows), default=4)
+        for report, verdict in rows:
+            available = report.available
+            offered = _cell(
+                {True: ("offered", "success"), False: ("missing", "comment")}.get(
+                    available,  # type: ignore[arg-type]
+                    ("unknown", "warning"),
+                ),
+                8,
+            )
+            usable = {True: "usable here", False: "not usable here"}.get(
+                verdict.usable,  # type: ignore[arg-type]
+                "cannot tell",
+            )
+            marks = []
+            if report.variant == configured:
+                marks.append("configured")
+            if report.variant == auto:
+                marks.append("auto's pick")
+            mark = f"  <c1>({', '.join(marks)})</>" if marks else ""
+            self.line(
+                f"  <c2>{report.variant.name:<{width}}</>  {offered} {usable}{mark}"
+            )
+            if available is not True:
+                detail = "; ".join(p.describe(report.variant) for p in report.packages)
+                self.line(f"  {'':<{width}}    index: {esc(detail)}")
+            self.line(f"  {'':<{width}}    {esc('; '.join(verdict.reasons))}")
+        hidden = [r.variant.name for r in reports if r not in [row[0] for row in rows]]
+        if hidden:
+            self.line(
+                f"<comment>No torch at all on the index for:</> {', '.join(hidden)} "
+                "(--all lists them)"
+            )
+        self.line(f"<info>auto</> picks <c2>{auto}</> on this machine.")
+
+
+def _row_json(
+    report: VariantOffer, verdict: Verdict, configured: Variant
+) -> dict[str, Any]:
+    return {
+        "variant": report.variant.name,
+        "index_url": mask_url(report.index_url),
+        "offered": report.available,
+        "packages": [
+            dataclasses.asdict(package) | {"name": str(package.name)}
+            for package in report.packages
+        ],
+        "usable": verdict.usable,
+        "reasons": list(verdict.reasons),
+        "configured": report.variant == configured,
+    }
+
+
+def _cell(word_and_style: tuple[str, str], width: int) -> str:
+    word, style = word_and_style
+    return f"<{style}>{word}</>" + " " * max(width - len(word), 0)

@@ -1,0 +1,281 @@
+"""Which files a variant index lists for a project, through Poetry's own HTTP stack.
+
+Requests go through Poetry's ``Authenticator`` (its credentials, certificates,
+retries and proxy settings); pages are parsed by Poetry's PEP 691 JSON and
+PEP 503 HTML link sources. Answers are kept for :data:`CACHE_TTL_SECONDS` in
+Poetry's cache directory, so repeated commands ask nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+from packaging.utils import InvalidWheelFilename
+from packaging.utils import canonicalize_name
+from packaging.utils import parse_wheel_filename
+from packaging.version import InvalidVersion
+from packaging.version import Version
+
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.urls import mask_url
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+
+    from poetry.config.config import Config
+    from poetry.utils.authenticator import Authenticator
+
+CACHE_TTL_SECONDS = 600.0
+ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.01"
+_JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+_CACHE_FORMAT = 1
+
+
+class IndexUnavailableError(TorchCudaError):
+    """The index could not be asked (network, HTTP error, access denied)."""
+
+
+@dataclass(frozen=True)
+class ProjectFiles:
+    """The non-yanked files an index lists for one project (``found`` False: 404)."""
+
+    project: str
+    found: bool
+    files: tuple[str, ...] = ()
+
+    def versions(
+        self, label: str | None = None, marker_env: Mapping[str, Any] | None = None
+    ) -> list[Version]:
+        """Versions with a wheel, newest first; only ``+label`` ones when given.
+
+        With ``marker_env`` only wheels that fit that environment count.
+        """
+        found: set[Version] = set()
+        for filename in self.files:
+            try:
+                _, version, _, tags = parse_wheel_filename(filename)
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+            if label is not None and version.local != label:
+                continue
+            if marker_env is not None and not any(
+                tag_fits(tag.interpreter, tag.abi, tag.platform, marker_env)
+                for tag in tags
+            ):
+                continue
+            found.add(version)
+        return sorted(found, reverse=True)
+
+
+class IndexClient:
+    """Look up projects on PEP 503/691 indexes with Poetry's authenticator and a TTL cache."""
+
+    def __init__(
+        self,
+        config: Config,
+        sources: Iterable[tuple[str, str]] = (),
+        *,
+        ttl: float = CACHE_TTL_SECONDS,
+        refresh: bool = False,
+    ) -> None:
+        self._config = config
+        self._sources = list(sources)
+        self._ttl = ttl
+        self._refresh = refresh
+        self._authenticator: Authenticator | None = None
+        self._memory: dict[tuple[str, str], ProjectFiles] = {}
+        self.cache_dir = (
+            Path(str(config.get("cache-dir"))).expanduser()
+            / "poetry-torch-cuda"
+            / "index"
+        )
+
+    def project(self, index_url: str, project: str) -> ProjectFiles:
+        """The files ``index_url`` lists for ``project``.
+
+        Raises:
+            IndexUnavailableError: the index did not answer usefully.
+        """
+        name = canonicalize_name(project)
+        key = (index_url.rstrip("/"), name)
+        if key not in self._memory:
+            cached = None if self._refresh else self._read_cache(key)
+            self._memory[key] = cached or self._fetch(key)
+        return self._memory[key]
+
+    def projects(
+        self, wanted: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], ProjectFiles | IndexUnavailableError]:
+        """Look up several ``(index_url, project)`` pairs at once, in parallel."""
+        results: dict[tuple[str, str], ProjectFiles | IndexUnavailableError] = {}
+        if wanted:
+            self._session_for(wanted[0][0])
+
+        def one(pair: tuple[str, str]) -> ProjectFiles | IndexUnavailableError:
+            try:
+                return self.project(*pair)
+            except IndexUnavailableError as error:
+                return error
+
+        with ThreadPoolExecutor(max_workers=min(8, len(wanted) or 1)) as pool:
+            for pair, result in zip(wanted, pool.map(one, wanted)):
+                results[pair] = result
+        return results
+
+    def _session_for(self, url: str) -> Authenticator:
+        if self._authenticator is None:
+            from poetry.utils.authenticator import Authenticator
+
+            authenticator = Authenticator(
+                self._config, cache_id="poetry-torch-cuda", disable_cache=True
+            )
+            # The project's sources carry the credentials (http-basic.<name>)
+            # Poetry matches by host; register them like Poetry's own pool does.
+            for name, source_url in self._sources:
+                if source_url:
+                    authenticator.add_repository(name, source_url)
+            self._authenticator = authenticator
+        self._authenticator.get_session(url)
+        return self._authenticator
+
+    def _fetch(self, key: tuple[str, str]) -> ProjectFiles:
+        import requests
+        from cleo.exceptions import CleoError
+        from poetry.exceptions import PoetryError
+        from poetry.repositories.link_sources.html import HTMLPage
+        from poetry.repositories.link_sources.json import SimpleJsonPage
+
+        index_url, name = key
+        url = f"{index_url}/{name}/"
+        shown = mask_url(url)
+        try:
+            response = self._session_for(url).get(
+                url, raise_for_status=False, headers={"Accept": ACCEPT}
+            )
+        except (requests.RequestException, PoetryError, CleoError, OSError) as error:
+            # Poetry reports exhausted retries as a CleoError naming the host,
+            # credentials included: say it again without them.
+            raise IndexUnavailableError(
+                f"could not reach {shown} ({type(error).__name__})"
+            ) from None
+        status = response.status_code
+        if status in (404, 410):
+            result = ProjectFiles(name, False)
+        elif status in (401, 403):
+            raise IndexUnavailableError(
+                f"{shown} refused access (HTTP {status}); configure credentials "
+                "for its source with `poetry config http-basic.<source> USER`"
+            )
+        elif status >= 400:
+            raise IndexUnavailableError(f"{shown} answered HTTP {status}")
+        else:
+            content_type = response.headers.get("Content-Type", "")
+            try:
+                if content_type.split(";")[0].strip() == _JSON_TYPE:
+                    page: Any = SimpleJsonPage(response.url, response.json())
+                else:
+                    page = HTMLPage(response.url, response.text)
+                files = tuple(
+                    sorted({link.filename for link in page.links if not link.yanked})
+                )
+            except (ValueError, KeyError, TypeError):
+                raise IndexUnavailableError(
+                    f"{shown} answered with a page that is not a simple index"
+                ) from None
+            result = ProjectFiles(name, True, files)
+        self._write_cache(key, result)
+        return result
+
+    def _cache_path(self, key: tuple[str, str]) -> Path:
+        digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:32]
+        return self.cache_dir / f"{digest}.json"
+
+    def _read_cache(self, key: tuple[str, str]) -> ProjectFiles | None:
+        try:
+            data = json.loads(self._cache_path(key).read_text(encoding="utf-8"))
+            if (
+                data.get("format") != _CACHE_FORMAT
+                or data.get("project") != key[1]
+                or time.time() - float(data["fetched"]) > self._ttl
+            ):
+                return None
+            return ProjectFiles(key[1], bool(data["found"]), tuple(data["files"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _write_cache(self, key: tuple[str, str], result: ProjectFiles) -> None:
+        data = {
+            "format": _CACHE_FORMAT,
+            "index": mask_url(key[0]),
+            "project": key[1],
+            "fetched": time.time(),
+            "found": result.found,
+            "files": list(result.files),
+        }
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                json.dump(data, stream)
+            Path(temporary).replace(self._cache_path(key))
+        except OSError:
+            pass  # a cache that cannot be written only costs a request next time
+
+
+def tag_fits(
+    interpreter: str, abi: str, platform: str, marker_env: Mapping[str, Any]
+) -> bool:
+    """Whether a wheel tag fits the environment the PEP 508 ``marker_env`` describes.
+
+    An approximation of pip's tag check from marker values alone, so it needs
+    no process in the environment: Python version and implementation, abi3,
+    operating system and machine.
+    """
+    major, minor = (str(marker_env.get("python_version", "3.0")) + ".0").split(".")[:2]
+    implementation = {"cpython": "cp", "pypy": "pp"}.get(
+        str(marker_env.get("implementation_name", "cpython")), "cp"
+    )
+    if interpreter not in ("py3", f"py{major}", f"py{major}{minor}"):
+        if not interpreter.startswith(implementation):
+            return False
+        version = interpreter[len(implementation) :]
+        if version != f"{major}{minor}" and not (
+            abi == "abi3"
+            and version.startswith(major)
+            and version[1:].isdigit()
+            and int(version[1:] or 0) <= int(minor)
+        ):
+            return False
+    return platform_fits(platform, marker_env)
+
+
+def platform_fits(platform: str, marker_env: Mapping[str, Any]) -> bool:
+    """Whether a wheel platform tag fits the environment's OS and machine."""
+    if platform == "any":
+        return True
+    system = str(marker_env.get("sys_platform", ""))
+    machine = str(marker_env.get("platform_machine", "")).lower()
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    if system.startswith("linux"):
+        return platform.startswith(("manylinux", "musllinux", "linux")) and (
+            platform.endswith(machine) or not machine
+        )
+    if system.startswith("win"):
+        wanted = {"x86_64": "win_amd64", "aarch64": "win_arm64"}.get(machine, "win32")
+        return platform == wanted
+    if system == "darwin":
+        mac = {"aarch64": "arm64"}.get(machine, machine)
+        return platform.startswith("macosx") and platform.endswith((mac, "universal2"))
+    return False

@@ -1,0 +1,323 @@
+"""What GPUs, drivers and toolkits this machine has: nvidia-smi, rocminfo, nvcc.
+
+Each probe runs one executable with an argument list and a timeout, never a
+shell, and never fails: what could not be learnt becomes a note that says why.
+The parsers are pure functions, tested on their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+
+TIMEOUT_SECONDS = 15.0
+NVIDIA_SMI_QUERY = (
+    "--query-gpu=driver_version,compute_cap,name",
+    "--format=csv,noheader",
+)
+#: Drivers older than R510 know no ``compute_cap`` field; ask again without it.
+NVIDIA_SMI_QUERY_OLD = ("--query-gpu=driver_version,name", "--format=csv,noheader")
+NVIDIA_PROC_VERSION = Path("/proc/driver/nvidia/version")
+DEFAULT_ROCM_PATH = "/opt/rocm"
+
+_PROC_DRIVER = re.compile(r"NVRM version:.*?\s(\d{3,}\.\d+(?:\.\d+)?)\s")
+_NVCC_RELEASE = re.compile(r"release (\d+\.\d+)(?:, V(\S+))?")
+_ROCM_VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?)")
+
+
+@dataclass(frozen=True)
+class NvidiaGpu:
+    """One NVIDIA GPU; ``compute_capability`` is ``(8, 9)`` or ``None`` if unknown."""
+
+    index: int
+    name: str
+    compute_capability: tuple[int, int] | None
+
+    @property
+    def sm(self) -> str:
+        """``sm_89``, or ``sm_?`` when the compute capability is unknown."""
+        if self.compute_capability is None:
+            return "sm_?"
+        return f"sm_{self.compute_capability[0]}{self.compute_capability[1]}"
+
+    def __str__(self) -> str:
+        return f"GPU {self.index} ({self.name}, {self.sm})"
+
+
+@dataclass(frozen=True)
+class NvidiaDriver:
+    """The NVIDIA driver and its GPUs (none listed when read from /proc)."""
+
+    version: str
+    source: str
+    gpus: tuple[NvidiaGpu, ...] = ()
+
+
+@dataclass(frozen=True)
+class RocmGpu:
+    """One AMD GPU agent as rocminfo lists it."""
+
+    index: int
+    gfx: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"GPU {self.index} ({self.name}, {self.gfx})"
+
+
+@dataclass(frozen=True)
+class Rocm:
+    """The ROCm install: its version (from the version file) and GPU agents."""
+
+    version: str | None
+    gpus: tuple[RocmGpu, ...] = ()
+
+    @property
+    def major_minor(self) -> tuple[int, int] | None:
+        """``(6, 4)`` for ROCm 6.4.1."""
+        if self.version is None:
+            return None
+        major, minor, *_ = (int(part) for part in self.version.split("."))
+        return major, minor
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the probes found; ``notes`` say why something is missing."""
+
+    sys_platform: str
+    machine: str
+    nvidia: NvidiaDriver | None = None
+    rocm: Rocm | None = None
+    nvcc: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+class _ProbeError(Exception):
+    pass
+
+
+def run_probe(args: Sequence[str]) -> tuple[int, str, str]:
+    """Run ``args`` (no shell) and return ``(exit code, stdout, stderr)``.
+
+    Raises:
+        _ProbeError: it could not be started or did not finish in time.
+    """
+    try:
+        process = subprocess.run(
+            list(args),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_SECONDS,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise _ProbeError(f"did not answer within {TIMEOUT_SECONDS:g} s") from None
+    except OSError as error:
+        raise _ProbeError(error.strerror or str(error)) from None
+    return process.returncode, process.stdout, process.stderr
+
+
+def parse_nvidia_smi(text: str) -> tuple[str, tuple[NvidiaGpu, ...]] | None:
+    """Parse ``driver_version,compute_cap,name`` (or ``driver_version,name``) CSV lines.
+
+    Returns the driver version and the GPUs, or ``None`` when no line parses.
+    """
+    driver = None
+    gpus: list[NvidiaGpu] = []
+    for line in text.splitlines():
+        fields = [part.strip() for part in line.split(",")]
+        if len(fields) < 2 or not re.fullmatch(r"\d+\.\d+(?:\.\d+)?", fields[0]):
+            continue
+        capability = None
+        name = ", ".join(fields[1:])
+        if len(fields) >= 3:
+            capability = _capability(fields[1])
+            if capability is not None or fields[1] in ("[N/A]", "N/A"):
+                name = ", ".join(fields[2:])
+        driver = driver or fields[0]
+        gpus.append(NvidiaGpu(len(gpus), name, capability))
+    if driver is None:
+        return None
+    return driver, tuple(gpus)
+
+
+def parse_proc_version(text: str) -> str | None:
+    """The driver version in ``/proc/driver/nvidia/version``, or ``None``."""
+    match = _PROC_DRIVER.search(text)
+    return None if match is None else match.group(1)
+
+
+def parse_rocminfo(text: str) -> tuple[RocmGpu, ...]:
+    """The GPU agents (``Device Type: GPU``) in ``rocminfo`` output."""
+    gpus: list[RocmGpu] = []
+    for block in re.split(
+        r"^\*+\s*\n\s*Agent \d+\s*\n\*+\s*$", text, flags=re.MULTILINE
+    )[1:]:
+        values: dict[str, str] = {}
+        for line in block.splitlines():
+            key, sep, value = line.strip().partition(":")
+            if sep and key not in values:
+                values[key.strip()] = value.strip()
+        if values.get("Device Type") == "GPU" and values.get("Name", "").startswith(
+            "gfx"
+        ):
+            gfx = values["Name"]
+            gpus.append(RocmGpu(len(gpus), gfx, values.get("Marketing Name") or gfx))
+    return tuple(gpus)
+
+
+def parse_rocm_version(text: str) -> str | None:
+    """``6.4.1`` from a ROCm version file holding ``6.4.1-120``."""
+    match = _ROCM_VERSION.match(text.strip())
+    return None if match is None else match.group(1)
+
+
+def parse_nvcc_version(text: str) -> str | None:
+    """``12.4`` from ``nvcc --version`` output."""
+    match = _NVCC_RELEASE.search(text)
+    return None if match is None else match.group(1)
+
+
+def probe_nvidia(
+    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_probe,
+    which: Callable[[str], str | None] = shutil.which,
+    proc_version: Path = NVIDIA_PROC_VERSION,
+) -> tuple[NvidiaDriver | None, list[str]]:
+    """Ask nvidia-smi (once; twice on pre-R510 drivers), else read /proc.
+
+    Returns the driver (or ``None``) and notes saying what failed.
+    """
+    notes: list[str] = []
+    smi = which("nvidia-smi")
+    if smi is None:
+        notes.append("nvidia-smi not found on PATH")
+    else:
+        try:
+            code, out, err = run([smi, *NVIDIA_SMI_QUERY])
+            if code != 0 and "compute_cap" in out + err:
+                code, out, err = run([smi, *NVIDIA_SMI_QUERY_OLD])
+        except _ProbeError as error:
+            notes.append(f"nvidia-smi failed: {error}")
+        else:
+            parsed = parse_nvidia_smi(out) if code == 0 else None
+            if parsed is not None:
+                return NvidiaDriver(parsed[0], "nvidia-smi", parsed[1]), notes
+            notes.append(f"nvidia-smi failed: {_first_line(err or out, code)}")
+    try:
+        text = proc_version.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        notes.append(f"{proc_version} does not exist (no NVIDIA kernel driver loaded)")
+        return None, notes
+    version = parse_proc_version(text)
+    if version is None:
+        notes.append(f"{proc_version} names no driver version")
+        return None, notes
+    return NvidiaDriver(version, str(proc_version)), notes
+
+
+def probe_rocm(
+    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_probe,
+    which: Callable[[str], str | None] = shutil.which,
+    environ: Mapping[str, str] = os.environ,
+) -> tuple[Rocm | None, list[str]]:
+    """Read the ROCm version file and list GPU agents with rocminfo."""
+    notes: list[str] = []
+    root = Path(environ.get("ROCM_PATH") or DEFAULT_ROCM_PATH)
+    version = None
+    with contextlib.suppress(OSError):
+        version = parse_rocm_version((root / ".info" / "version").read_text())
+    rocminfo = which("rocminfo")
+    if rocminfo is None and (root / "bin" / "rocminfo").is_file():
+        rocminfo = str(root / "bin" / "rocminfo")
+    if rocminfo is None:
+        notes.append("rocminfo not found on PATH")
+        if version is not None:
+            notes.append(f"ROCm {version} is installed but its GPUs cannot be listed")
+        return None, notes
+    try:
+        code, out, err = run([rocminfo])
+    except _ProbeError as error:
+        notes.append(f"rocminfo failed: {error}")
+        return None, notes
+    if code != 0:
+        notes.append(f"rocminfo failed: {_first_line(err or out, code)}")
+        return None, notes
+    gpus = parse_rocminfo(out)
+    if not gpus:
+        notes.append("rocminfo lists no GPU agent")
+        return None, notes
+    if version is None:
+        notes.append(f"no ROCm version file at {root / '.info' / 'version'}")
+    return Rocm(version, gpus), notes
+
+
+def probe_nvcc(
+    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_probe,
+    which: Callable[[str], str | None] = shutil.which,
+    environ: Mapping[str, str] = os.environ,
+) -> str | None:
+    """The CUDA version of ``nvcc`` on PATH (or in ``$CUDA_HOME/bin``), if any."""
+    nvcc = which("nvcc")
+    for variable in ("CUDA_HOME", "CUDA_PATH"):
+        home = environ.get(variable)
+        if nvcc is None and home and (Path(home) / "bin" / "nvcc").is_file():
+            nvcc = str(Path(home) / "bin" / "nvcc")
+    if nvcc is None:
+        return None
+    try:
+        code, out, _ = run([nvcc, "--version"])
+    except _ProbeError:
+        return None
+    return parse_nvcc_version(out) if code == 0 else None
+
+
+def probe_machine(*, nvcc: bool = False, machine: str | None = None) -> Machine:
+    """Probe this machine: NVIDIA first, ROCm only when no NVIDIA driver answers.
+
+    On macOS nothing is probed: PyTorch ships one build there.
+    """
+    arch = machine or platform.machine()
+    if sys.platform == "darwin":
+        return Machine(sys.platform, arch)
+    nvidia, notes = probe_nvidia()
+    rocm = None
+    if nvidia is None and sys.platform.startswith("linux"):
+        rocm, rocm_notes = probe_rocm()
+        notes += rocm_notes
+    return Machine(
+        sys.platform,
+        arch,
+        nvidia,
+        rocm,
+        probe_nvcc() if nvcc else None,
+        tuple(notes),
+    )
+
+
+def _capability(text: str) -> tuple[int, int] | None:
+    match = re.fullmatch(r"(\d+)\.(\d+)", text)
+    return None if match is None else (int(match.group(1)), int(match.group(2)))
+
+
+def _first_line(text: str, code: int) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return f"{line.strip()} (exit code {code})"
+    return f"exit code {code}"

@@ -1,0 +1,227 @@
+"""Does a variant's index have the locked torch family, in a build for this environment?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+
+from packaging.version import InvalidVersion
+from packaging.version import Version
+
+from poetry_torch_cuda.detection import Offer
+from poetry_torch_cuda.index_client import IndexUnavailableError
+from poetry_torch_cuda.urls import mask_url
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Mapping
+
+    from packaging.utils import NormalizedName
+
+    from poetry_torch_cuda.config import TorchCudaConfig
+    from poetry_torch_cuda.index_client import IndexClient
+    from poetry_torch_cuda.index_client import ProjectFiles
+    from poetry_torch_cuda.installed import InstalledEnvironment
+    from poetry_torch_cuda.variants import Variant
+
+#: At most this many versions are named in a message.
+SHOWN_VERSIONS = 6
+
+
+@dataclass(frozen=True)
+class PackageOffer:
+    """One package on one variant index: the wanted build and the versions it has.
+
+    ``has_wanted`` is ``None`` when the index could not be asked (``error``
+    says why); ``wanted`` is ``None`` when no version is locked (any will do).
+    """
+
+    name: NormalizedName
+    wanted: str | None
+    has_wanted: bool | None
+    versions: tuple[str, ...] = ()
+    error: str | None = None
+    page: bool = True
+
+    def describe(self, variant: Variant) -> str:
+        """``torch 2.14.1+cu129`` or ``no torch 2.14.1+cu126 (it has 2.13.0)``."""
+        if self.error is not None:
+            return self.error
+        label = variant.local_label
+        if self.has_wanted and self.wanted is not None:
+            return f"{self.name} {self.wanted}+{label}"
+        if self.has_wanted:
+            return f"{self.name} {_listed(self.versions)}"
+        asked = f"{self.name} {self.wanted}+{label}" if self.wanted else self.name
+        if not self.page:
+            return f"no {asked} (no {self.name} page at all)"
+        if not self.versions:
+            return f"no {asked} (no {self.name} build for this environment)"
+        return f"no {asked} (it has {_listed(self.versions)})"
+
+
+@dataclass(frozen=True)
+class VariantOffer:
+    """What one variant's index offers of the wanted packages."""
+
+    variant: Variant
+    index_url: str
+    packages: tuple[PackageOffer, ...]
+
+    @property
+    def listed(self) -> bool:
+        """Whether the index has any build of the first package (torch) at all."""
+        first = self.packages[0]
+        return first.has_wanted is not False or bool(first.versions)
+
+    @property
+    def available(self) -> bool | None:
+        """True when every package is there, False when one is missing, else None."""
+        if any(package.has_wanted is False for package in self.packages):
+            return False
+        if any(package.has_wanted is None for package in self.packages):
+            return None
+        return True
+
+    def offer(self) -> Offer:
+        """The summary :func:`poetry_torch_cuda.detection.decide` works with."""
+        parts = "; ".join(package.describe(self.variant) for package in self.packages)
+        if self.available is None:
+            return Offer(None, f"could not ask the index ({parts}); assuming it has it")
+        where = f"{mask_url(self.index_url)} has"
+        return Offer(self.available, f"{where} {parts}")
+
+
+def wanted_versions(
+    package_names: Iterable[NormalizedName], locked: Mapping[NormalizedName, str]
+) -> dict[NormalizedName, str]:
+    """The locked public versions of the configured packages, torch first."""
+    wanted: dict[NormalizedName, str] = {}
+    for name in sorted(package_names, key=lambda n: (n != "torch", n)):
+        if name in locked:
+            try:
+                wanted[name] = Version(locked[name]).public
+            except InvalidVersion:
+                continue
+    return wanted
+
+
+class OfferFinder:
+    """Answers "does this variant have the locked builds?", as cheaply as it can.
+
+    A build already installed with the variant's label needs no request;
+    otherwise the torch page is asked first and the others only if it has it.
+    """
+
+    def __init__(
+        self,
+        client: IndexClient,
+        config: TorchCudaConfig,
+        wanted: Mapping[NormalizedName, str],
+        marker_env: Mapping[str, Any],
+        installed: InstalledEnvironment | None = None,
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._wanted = dict(wanted)
+        self._marker_env = marker_env
+        self._installed = installed
+        self._names = list(self._wanted) or [
+            min(config.package_names, key=lambda n: (n != "torch", n))
+        ]
+
+    def __call__(self, variant: Variant) -> Offer:
+        """Whether ``variant`` has every wanted build (stops at the first missing)."""
+        if self._installed_from(variant):
+            built = ", ".join(
+                f"{n} {v}+{variant.local_label}" for n, v in self._wanted.items()
+            )
+            return Offer(True, f"{built} already installed from it")
+        packages = []
+        for name in self._names:
+            package = self._package(variant, name, self._lookup(variant, name))
+            packages.append(package)
+            if package.has_wanted is not True:
+                break
+        return VariantOffer(
+            variant, self._config.index_url(variant), tuple(packages)
+        ).offer()
+
+    def inspect(self, variants: Iterable[Variant]) -> list[VariantOffer]:
+        """Every wanted package on every variant, asked in parallel.
+
+        The first package (torch) is asked everywhere; the others only where
+        the index has a page for the first.
+        """
+        variants = list(variants)
+        first, rest = self._names[0], self._names[1:]
+        answers = self._client.projects(
+            [(self._config.index_url(variant), first) for variant in variants]
+        )
+        listed = [
+            variant
+            for variant in variants
+            if getattr(
+                answers[(self._config.index_url(variant), first)], "found", False
+            )
+        ]
+        answers.update(
+            self._client.projects(
+                [(self._config.index_url(v), name) for v in listed for name in rest]
+            )
+        )
+        reports = []
+        for variant in variants:
+            url = self._config.index_url(variant)
+            names = self._names if variant in listed else [first]
+            packages = tuple(
+                self._package(variant, name, answers[(url, name)]) for name in names
+            )
+            reports.append(VariantOffer(variant, url, packages))
+        return reports
+
+    def _lookup(
+        self, variant: Variant, name: str
+    ) -> ProjectFiles | IndexUnavailableError:
+        try:
+            return self._client.project(self._config.index_url(variant), name)
+        except IndexUnavailableError as error:
+            return error
+
+    def _package(
+        self,
+        variant: Variant,
+        name: NormalizedName,
+        answer: ProjectFiles | IndexUnavailableError,
+    ) -> PackageOffer:
+        wanted = self._wanted.get(name)
+        if isinstance(answer, IndexUnavailableError):
+            return PackageOffer(name, wanted, None, error=str(answer))
+        versions = tuple(
+            version.public
+            for version in answer.versions(variant.local_label, self._marker_env)
+        )
+        has = wanted in versions if wanted is not None else bool(versions)
+        return PackageOffer(name, wanted, has, versions, page=answer.found)
+
+    def _installed_from(self, variant: Variant) -> bool:
+        if self._installed is None or not self._wanted:
+            return False
+        for name, public in self._wanted.items():
+            distribution = self._installed.get(name)
+            if (
+                distribution is None
+                or distribution.version != f"{public}+{variant.local_label}"
+            ):
+                return False
+        return True
+
+
+def _listed(versions: Iterable[str]) -> str:
+    versions = list(versions)
+    shown = ", ".join(versions[:SHOWN_VERSIONS])
+    if len(versions) > SHOWN_VERSIONS:
+        shown += f" and {len(versions) - SHOWN_VERSIONS} older"
+    return shown or "nothing"

@@ -1,0 +1,90 @@
+"""Resolve the configured variant for one environment: ``auto`` becomes a real one.
+
+This is the one place that does it, for the listeners and every command. A
+concrete variant costs nothing; ``auto`` probes the machine (one nvidia-smi
+call) and asks the index only about what is not already installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from packaging.utils import NormalizedName
+    from poetry.poetry import Poetry
+    from poetry.utils.env import Env
+
+    from poetry_torch_cuda.config import TorchCudaConfig
+    from poetry_torch_cuda.detection import Decision
+    from poetry_torch_cuda.index_client import IndexClient
+    from poetry_torch_cuda.machine import Machine
+    from poetry_torch_cuda.variants import Variant
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The configured variant, the one to install, and for ``auto`` why."""
+
+    configured: Variant
+    variant: Variant
+    origin: str
+    decision: Decision | None = None
+    machine: Machine | None = None
+
+    def describe(self) -> str:
+        """``cu129`` or ``auto -> cu126``."""
+        if self.configured.kind == "auto":
+            return f"auto -> {self.variant}"
+        return str(self.variant)
+
+
+def index_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
+    """An :class:`IndexClient` with Poetry's config and the project's sources."""
+    from poetry_torch_cuda.index_client import IndexClient
+
+    sources = [(source.name, source.url) for source in poetry.get_sources()]
+    return IndexClient(poetry.config, sources, refresh=refresh)
+
+
+def resolve(
+    config: TorchCudaConfig,
+    poetry: Poetry,
+    env: Env,
+    locked_versions: Mapping[NormalizedName, str] | None,
+    *,
+    machine: Machine | None = None,
+    client: IndexClient | None = None,
+) -> Resolution:
+    """Resolve ``config.variant`` for ``env``; ``locked_versions`` come from the lock.
+
+    ``machine`` and ``client`` let a command that already has them reuse them.
+    """
+    if config.variant.kind != "auto":
+        return Resolution(config.variant, config.variant, config.variant_origin)
+    from packaging.utils import canonicalize_name
+
+    from poetry_torch_cuda.detection import decide
+    from poetry_torch_cuda.machine import probe_machine
+    from poetry_torch_cuda.offers import OfferFinder
+    from poetry_torch_cuda.offers import wanted_versions
+    from poetry_torch_cuda.reconcile import installed_environment
+
+    marker_env = env.marker_env
+    if machine is None:
+        machine = probe_machine(machine=str(marker_env.get("platform_machine") or ""))
+    wanted = wanted_versions(config.package_names, locked_versions or {})
+    finder = OfferFinder(
+        client or index_client(poetry),
+        config,
+        wanted,
+        marker_env,
+        installed_environment(env),
+    )
+    decision = decide(machine, finder, wanted.get(canonicalize_name("torch")))
+    return Resolution(
+        config.variant, decision.variant, config.variant_origin, decision, machine
+    )

@@ -1,0 +1,273 @@
+"""Everything ``poetry torch-cuda status`` reports, gathered once, rendered twice.
+
+The report is plain data (and JSON); the warnings are what ``--check`` fails
+on: a driver too old for the variant, a GPU the variant is not built for, an
+installed build other than the configured one, leftover CUDA wheels, no lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from poetry_torch_cuda import cuda_tables
+from poetry_torch_cuda.build_info import read_builds
+from poetry_torch_cuda.detection import assess
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.urls import mask_url
+
+
+if TYPE_CHECKING:
+    from poetry.poetry import Poetry
+    from poetry.utils.env import Env
+
+    from poetry_torch_cuda.build_info import InstalledBuild
+    from poetry_torch_cuda.config import TorchCudaConfig
+    from poetry_torch_cuda.index_client import IndexClient
+    from poetry_torch_cuda.machine import Machine
+    from poetry_torch_cuda.planning import Target
+    from poetry_torch_cuda.resolution import Resolution
+
+SYNC_HINT = "run `poetry torch-cuda sync`"
+
+
+@dataclass(frozen=True)
+class PackageStatus:
+    """One configured package: what the lock wants, what is installed, whether it fits."""
+
+    name: str
+    locked: str | None
+    wanted: str | None
+    installed: InstalledBuild | None
+    matches: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "name": self.name,
+            "locked": self.locked,
+            "wanted": self.wanted,
+            "installed": None if self.installed is None else self.installed.to_json(),
+            "matches": self.matches,
+        }
+
+
+@dataclass
+class StatusReport:
+    """The project's variant, its torch packages, the machine, and what is out of line."""
+
+    resolution: Resolution
+    index_url: str
+    machine: Machine
+    packages: list[PackageStatus] = field(default_factory=list)
+    cuda_wheels: dict[str, str] = field(default_factory=dict)
+    orphans: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def in_line(self) -> bool:
+        """Whether nothing needs attention (``--check`` exits 0)."""
+        return not self.warnings
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form, the one ``status --json`` prints."""
+        resolution = self.resolution
+        decision = resolution.decision
+        return {
+            "variant": {
+                "configured": resolution.configured.name,
+                "origin": resolution.origin,
+                "resolved": resolution.variant.name,
+                "index_url": mask_url(self.index_url),
+                "auto_steps": list(decision.steps) if decision else None,
+                "forced_by": decision.forced_by if decision else None,
+            },
+            "packages": [package.to_json() for package in self.packages],
+            "cuda_wheels": dict(sorted(self.cuda_wheels.items())),
+            "orphans": self.orphans,
+            "machine": machine_json(self.machine),
+            "warnings": self.warnings,
+            "notes": self.notes,
+            "ok": self.in_line,
+        }
+
+
+def machine_json(machine: Machine) -> dict[str, Any]:
+    """The probed machine as JSON."""
+    nvidia = machine.nvidia
+    newest = (
+        cuda_tables.newest_cuda(nvidia.version, machine.sys_platform)
+        if nvidia
+        else None
+    )
+    return {
+        "platform": machine.sys_platform,
+        "machine": machine.machine,
+        "nvidia_driver": None
+        if nvidia is None
+        else {
+            "version": nvidia.version,
+            "source": nvidia.source,
+            "max_cuda": None if newest is None else f"{newest[0]}.{newest[1]}",
+        },
+        "gpus": []
+        if nvidia is None
+        else [
+            {
+                "index": gpu.index,
+                "name": gpu.name,
+                "compute_capability": None
+                if gpu.compute_capability is None
+                else "{}.{}".format(*gpu.compute_capability),
+            }
+            for gpu in nvidia.gpus
+        ],
+        "rocm": None
+        if machine.rocm is None
+        else {
+            "version": machine.rocm.version,
+            "gpus": [{"name": gpu.name, "gfx": gpu.gfx} for gpu in machine.rocm.gpus],
+        },
+        "nvcc": machine.nvcc,
+        "notes": list(machine.notes),
+    }
+
+
+def build_report(
+    config: TorchCudaConfig,
+    poetry: Poetry,
+    env: Env,
+    machine: Machine,
+    client: IndexClient,
+) -> StatusReport:
+    """Gather the status of ``env`` for ``config`` on ``machine``."""
+    from poetry_torch_cuda.locked import locked_state
+    from poetry_torch_cuda.planning import find_orphans
+    from poetry_torch_cuda.reconcile import plan_for
+    from poetry_torch_cuda.resolution import resolve
+
+    try:
+        locked = locked_state(poetry, env)
+    except TorchCudaError:
+        locked = None
+    resolution = resolve(
+        config,
+        poetry,
+        env,
+        None if locked is None else locked.versions,
+        machine=machine,
+        client=client,
+    )
+    variant = resolution.variant
+    report = StatusReport(resolution, config.index_url(variant), machine)
+    paths = [str(path) for path in env.site_packages.candidates]
+    builds = read_builds(config.package_names, paths)
+    managed = variant.has_builds_for(machine.sys_platform)
+    if locked is None:
+        report.warnings.append(
+            "poetry.lock does not exist, so the wanted versions are unknown; "
+            "run `poetry lock`"
+        )
+    targets = {}
+    if locked is not None and managed:
+        plan, protected, installed = plan_for(config, variant, locked, env)
+        targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
+        missing = {t.name for t in plan.install}
+        for name in sorted(protected - config.package_names):
+            distribution = installed.get(name)
+            if distribution is not None:
+                report.cuda_wheels[name] = distribution.version
+        report.orphans = list(
+            find_orphans(protected - config.package_names, targets.values(), installed)
+        )
+    else:
+        missing = set()
+    for requirement in config.packages:
+        name = canonicalize_name(requirement.name)
+        target = targets.get(name)
+        locked_version = None if locked is None else locked.versions.get(name)
+        report.packages.append(
+            PackageStatus(
+                name,
+                locked_version,
+                _wanted(target),
+                builds.get(name),
+                name not in missing,
+            )
+        )
+    _judge(report, config, locked is not None and managed)
+    return report
+
+
+def _judge(report: StatusReport, config: TorchCudaConfig, managed: bool) -> None:
+    """Fill in warnings and notes."""
+    resolution = report.resolution
+    variant = resolution.variant
+    machine = report.machine
+    torch = next((p for p in report.packages if p.name == "torch"), None)
+    torch_version = torch.locked if torch else None
+    if not variant.has_builds_for(machine.sys_platform):
+        report.notes.append(
+            f"PyTorch publishes no {variant} builds for {machine.sys_platform}: "
+            "Poetry installs PyPI's default build here"
+        )
+    elif variant.kind in ("cuda", "rocm"):
+        verdict = assess(variant, machine, torch_version)
+        gpu_found = machine.nvidia if variant.kind == "cuda" else machine.rocm
+        if gpu_found is None:
+            kind = "NVIDIA driver" if variant.kind == "cuda" else "ROCm GPU"
+            report.notes.append(
+                f"no {kind} found on this machine: {variant}'s torch runs on the "
+                "CPU only here"
+            )
+        elif verdict.usable is False:
+            report.warnings.extend(f"{variant} {reason}" for reason in verdict.reasons)
+    for package in report.packages:
+        if package.matches or not managed:
+            continue
+        if package.installed is None:
+            report.warnings.append(
+                f"{package.name} {package.wanted} is not installed; {SYNC_HINT}"
+            )
+        else:
+            report.warnings.append(
+                f"{package.name} {package.installed.version} "
+                f"({package.installed.build}) is installed, but {variant} wants "
+                f"{package.wanted}; {SYNC_HINT}"
+            )
+    if report.orphans:
+        report.warnings.append(
+            f"CUDA wheels nothing needs are installed ({', '.join(report.orphans)}); "
+            f"{SYNC_HINT}"
+        )
+    decision = resolution.decision
+    if decision is not None and decision.forced_by:
+        report.notes.append(decision.forced_by)
+    _nvcc_note(report)
+
+
+def _nvcc_note(report: StatusReport) -> None:
+    nvcc = report.machine.nvcc
+    torch = next((p for p in report.packages if p.name == "torch"), None)
+    cuda = None if torch is None or torch.installed is None else torch.installed.cuda
+    if nvcc is None or cuda is None or cuda.endswith(".x"):
+        return
+    if nvcc.split(".")[0] != cuda.split(".")[0]:
+        report.notes.append(
+            f"nvcc {nvcc} and torch's CUDA {cuda} differ in major version: "
+            "building CUDA extensions for this torch needs a CUDA "
+            f"{cuda.split('.')[0]}.x toolkit (running torch does not need nvcc)"
+        )
+
+
+def _wanted(target: Target | None) -> str | None:
+    if target is None:
+        return None
+    if target.version is not None:
+        return str(target.version)
+    return str(target.specifier or "") or None

@@ -1,0 +1,459 @@
+"""The torch-cuda commands and ``auto``, end to end: real Poetry, pip and indexes,
+fake GPUs (stub nvidia-smi / rocminfo / nvcc first on PATH)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+
+from tests.support.gpus import GTX_1080
+from tests.support.gpus import NVIDIA_SMI_FAILED
+from tests.support.gpus import RTX_4090
+from tests.support.gpus import RTX_5090
+from tests.support.gpus import T4
+from tests.support.gpus import has_real_nvidia_driver
+from tests.support.gpus import machine_env
+from tests.support.gpus import rocminfo_output
+from tests.support.gpus import smi_line
+from tests.support.poetry_project import Project
+from tests.support.poetry_project import stub_calls
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.fixtures import ProjectFactory
+    from tests.support.index import IndexServer
+
+pytestmark = pytest.mark.e2e
+
+DEPS = {"needs-torch": "*", "torchvision": "*"}
+CU129 = 'variant = "cu129"'
+no_real_driver = pytest.mark.skipif(
+    has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
+)
+
+
+def gpu(
+    tmp_path: Path,
+    *gpus: tuple[str, str],
+    driver: str = "575.51.03",
+    nvcc: str | None = None,
+) -> dict[str, str]:
+    """A machine whose nvidia-smi lists ``gpus`` under ``driver``."""
+    lines = "".join(smi_line(driver, *g) for g in gpus)
+    return machine_env(tmp_path / "machine", nvidia_smi=lines, nvcc=nvcc)
+
+
+def no_gpu(tmp_path: Path) -> dict[str, str]:
+    return machine_env(tmp_path / "machine")
+
+
+def run_json(
+    project: Project, *args: str, env: dict[str, str], code: int = 0
+) -> dict[str, Any]:
+    """Run a command with ``--json``; check its exit code and parse its output."""
+    result = project.run(*args, "--json", check=False, env_extra=env)
+    assert result.returncode == code, result.stdout + result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+# -- detect: one locked project per torch version, shared by the module -----------
+
+
+@pytest.fixture(scope="module")
+def locked_2130(
+    index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
+) -> Project:
+    """torch 2.13.0 alone: cu126 has it, cu128 does not."""
+    project = Project.create(
+        tmp_path_factory.mktemp("p2130"), index_server, {"torch": "2.13.0"}, CU129
+    )
+    project.run("lock")
+    return project
+
+
+@pytest.fixture(scope="module")
+def locked_2141(
+    index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
+) -> Project:
+    """torch 2.14.1 and torchvision: cu126 has neither."""
+    project = Project.create(
+        tmp_path_factory.mktemp("p2141"), index_server, DEPS, CU129
+    )
+    project.run("lock")
+    return project
+
+
+@pytest.mark.parametrize(
+    ("driver", "gpus", "torch", "picked"),
+    [
+        ("580.95.05", [RTX_5090], "2.14.1", "cu130"),
+        ("575.51.03", [RTX_4090], "2.14.1", "cu129"),
+        ("570.86.10", [RTX_5090], "2.14.1", "cu128"),
+        ("570.86.10", [RTX_4090], "2.13.0", "cu126"),  # cu128 lacks 2.13.0
+        ("575.51.03", [GTX_1080], "2.13.0", "cu126"),  # Pascal: not cu128/cu129
+        ("575.51.03", [GTX_1080], "2.14.1", "cpu"),  # ...and cu126 lacks 2.14.1
+        ("560.35.03", [T4], "2.14.1", "cpu"),  # the driver stops at CUDA 12.6
+        ("580.65.06", [T4], "2.14.1", "cu130"),
+    ],
+)
+def test_detect_picks(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    driver: str,
+    gpus: list[tuple[str, str]],
+    torch: str,
+    picked: str,
+) -> None:
+    project: Project = request.getfixturevalue(
+        "locked_2130" if torch == "2.13.0" else "locked_2141"
+    )
+    data = run_json(
+        project, "torch-cuda", "detect", env=gpu(tmp_path, *gpus, driver=driver)
+    )
+    assert data["torch"] == torch
+    assert data["variant"] == picked
+    assert data["machine"]["nvidia_driver"]["version"] == driver
+
+
+def test_detect_explains_a_pascal_gpu_step_by_step(
+    locked_2141: Project, tmp_path: Path
+) -> None:
+    result = locked_2141.run("torch-cuda", "detect", env_extra=gpu(tmp_path, GTX_1080))
+    lines = result.stdout.splitlines()
+    assert lines[0] == "auto picks cpu on this machine for torch 2.14.1"
+    text = result.stdout
+    assert "cu130: skipped, needs driver >= 580.65.06 for CUDA 13.0" in text
+    assert "cu129: skipped, not built for sm_61 (NVIDIA GeForce GTX 1080)" in text
+    assert "cu128: skipped, not built for sm_61" in text
+    assert "cu126: skipped," in text and "no torch 2.14.1+cu126 (it has 2.13.0)" in text
+    assert lines[-2].endswith("cpu: no CUDA variant fits")
+    assert lines[-1].startswith("Note: this project configures cu129")
+
+
+def test_detect_several_gpus_names_the_one_that_forced_the_choice(
+    locked_2130: Project, tmp_path: Path
+) -> None:
+    env = gpu(tmp_path, RTX_4090, GTX_1080)
+    data = run_json(locked_2130, "torch-cuda", "detect", env=env)
+    assert data["variant"] == "cu126"
+    assert data["forced_by"].startswith(
+        "GPU 1 (NVIDIA GeForce GTX 1080, sm_61) forced cu126"
+    )
+    assert len(data["machine"]["gpus"]) == 2
+
+
+@no_real_driver
+def test_detect_without_gpu_says_cpu_and_why(
+    locked_2141: Project, tmp_path: Path
+) -> None:
+    result = locked_2141.run("torch-cuda", "detect", env_extra=no_gpu(tmp_path))
+    assert "auto picks cpu" in result.stdout
+    assert "nvidia-smi not found on PATH" in result.stdout
+    assert "rocminfo not found on PATH" in result.stdout
+    assert "no NVIDIA or AMD GPU found" in result.stdout
+
+
+@no_real_driver
+def test_detect_with_a_failing_nvidia_smi(locked_2141: Project, tmp_path: Path) -> None:
+    env = machine_env(
+        tmp_path / "machine", nvidia_smi=NVIDIA_SMI_FAILED, nvidia_smi_exit=9
+    )
+    data = run_json(locked_2141, "torch-cuda", "detect", env=env)
+    assert data["variant"] == "cpu"
+    assert data["steps"][0].startswith(
+        "nvidia-smi failed: NVIDIA-SMI has failed because it couldn't communicate"
+    )
+
+
+@no_real_driver
+def test_detect_rocm(locked_2141: Project, tmp_path: Path) -> None:
+    env = machine_env(
+        tmp_path / "machine",
+        rocminfo=rocminfo_output(("gfx1100", "Radeon RX 7900 XTX")),
+        rocm_version="6.4.1-120",
+    )
+    data = run_json(locked_2141, "torch-cuda", "detect", env=env)
+    assert data["variant"] == "rocm6.4"
+    assert data["machine"]["rocm"] == {
+        "version": "6.4.1",
+        "gpus": [{"name": "Radeon RX 7900 XTX", "gfx": "gfx1100"}],
+    }
+
+
+# -- status and variants on one installed cu129 project ---------------------------
+
+
+@pytest.fixture(scope="module")
+def installed(
+    index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
+) -> Project:
+    """A cu129 project installed by Poetry with a GPU stub on PATH it never asks."""
+    tmp_path = tmp_path_factory.mktemp("installed")
+    project = Project.create(tmp_path, index_server, DEPS, CU129)
+    env = gpu(tmp_path, RTX_4090)
+    project.run("install", env_extra=env)
+    # A configured (not auto) variant spawns no probe on install.
+    assert stub_calls(tmp_path / "machine" / "nvidia-smi") == []
+    return project
+
+
+def test_status_of_a_matching_install(installed: Project, tmp_path: Path) -> None:
+    env = gpu(tmp_path, RTX_4090, nvcc="12.4")
+    data = run_json(installed, "torch-cuda", "status", "--check", env=env)
+    assert data["ok"] is True
+    assert data["variant"]["configured"] == "cu129"
+    assert data["variant"]["origin"] == "[tool.poetry-torch-cuda] variant"
+    torch = data["packages"][0]
+    assert torch["name"] == "torch"
+    assert torch["installed"] == {
+        "version": "2.14.1+cu129",
+        "label": "cu129",
+        "build": "CUDA 12.9 build",
+        "cuda": "12.9",
+    }
+    assert data["packages"][2] == {
+        "name": "torchaudio",
+        "locked": None,
+        "wanted": None,
+        "installed": None,
+        "matches": True,
+    }
+    assert data["cuda_wheels"] == {
+        "nvidia-cublas-cu12": "12.9.1.4",
+        "nvidia-cudnn-cu12": "9.10.2.21",
+        "triton": "3.6.0",
+    }
+    assert data["orphans"] == []
+    assert data["machine"]["nvidia_driver"]["max_cuda"] == "12.9"
+    assert data["machine"]["gpus"] == [
+        {"index": 0, "name": "NVIDIA GeForce RTX 4090", "compute_capability": "8.9"}
+    ]
+    assert data["machine"]["nvcc"] == "12.4"
+    assert stub_calls(tmp_path / "machine" / "nvidia-smi") == [
+        "--query-gpu=driver_version,compute_cap,name --format=csv,noheader"
+    ]
+    text = installed.run("torch-cuda", "status", env_extra=env).stdout
+    assert "Installed    torch        2.14.1+cu129  CUDA 12.9 build" in text
+    assert "Everything is in line." in text
+
+
+@pytest.mark.parametrize(
+    ("env_kind", "warning"),
+    [
+        ("pascal", "cu129 not built for sm_61 (NVIDIA GeForce GTX 1080)"),
+        (
+            "old-driver",
+            "cu129 needs driver >= 575.51.03 for CUDA 12.9; driver 560.35.03",
+        ),
+        (
+            "cu130-configured",
+            (
+                "torch 2.14.1+cu129 (CUDA 12.9 build) is installed, but cu130 wants "
+                "2.14.1+cu130; run `poetry torch-cuda sync`"
+            ),
+        ),
+    ],
+)
+def test_status_check_fails_on_every_mismatch(
+    installed: Project, tmp_path: Path, env_kind: str, warning: str
+) -> None:
+    env = {
+        "pascal": lambda: gpu(tmp_path, GTX_1080),
+        "old-driver": lambda: gpu(tmp_path, RTX_4090, driver="560.35.03"),
+        "cu130-configured": lambda: {
+            **gpu(tmp_path, RTX_5090, driver="580.65.06"),
+            "POETRY_TORCH_CUDA_VARIANT": "cu130",
+        },
+    }[env_kind]()
+    result = installed.run(
+        "torch-cuda", "status", "--check", check=False, env_extra=env
+    )
+    assert result.returncode == 1
+    assert f"Warning: {warning}" in result.stdout
+    assert "Everything is in line." not in result.stdout
+
+
+@no_real_driver
+def test_status_without_gpu_is_a_note_not_a_failure(
+    installed: Project, tmp_path: Path
+) -> None:
+    data = run_json(installed, "torch-cuda", "status", "--check", env=no_gpu(tmp_path))
+    assert data["ok"] is True
+    assert data["machine"]["nvidia_driver"] is None
+    assert data["notes"] == [
+        "no NVIDIA driver found on this machine: cu129's torch runs on the CPU only here"
+    ]
+
+
+def test_variants_for_the_locked_torch(
+    installed: Project, index: IndexServer, tmp_path: Path
+) -> None:
+    env = gpu(tmp_path, RTX_4090)
+    data = run_json(installed, "torch-cuda", "variants", env=env)
+    assert data["packages"] == {"torch": "2.14.1", "torchvision": "0.29.1"}
+    assert data["auto"] == "cu129"
+    rows = {row["variant"]: row for row in data["variants"]}
+    assert list(rows) == ["cpu", "cu130", "cu129", "cu128", "cu126", "rocm6.4"]
+    assert (
+        rows["cu129"]["offered"],
+        rows["cu129"]["usable"],
+        rows["cu129"]["configured"],
+    ) == (True, True, True)
+    assert (rows["cu130"]["offered"], rows["cu130"]["usable"]) == (True, False)
+    assert rows["cu130"]["reasons"] == [
+        "needs driver >= 580.65.06 for CUDA 13.0; driver 575.51.03 supports CUDA 12.9"
+    ]
+    assert (rows["cu128"]["offered"], rows["cu128"]["usable"]) == (True, True)
+    assert rows["cu126"]["offered"] is False
+    assert rows["cu126"]["packages"][0]["versions"] == ["2.13.0"]
+    assert (rows["rocm6.4"]["offered"], rows["rocm6.4"]["usable"]) == (True, False)
+
+    # Asked again within the cache's lifetime: the index hears nothing.
+    index.clear_requests()
+    text = installed.run("torch-cuda", "variants", env_extra=env).stdout
+    assert index.requests == []
+    assert "cu129    offered  usable here  (configured, auto's pick)" in text
+    assert "index: no torch 2.14.1+cu126 (it has 2.13.0)" in text
+
+
+def test_variants_from_an_html_only_index(
+    installed: Project, index: IndexServer, tmp_path: Path
+) -> None:
+    index.serve_json = False
+    data = run_json(
+        installed,
+        "torch-cuda",
+        "variants",
+        "cu129",
+        "cu126",
+        "--refresh",
+        env=gpu(tmp_path, RTX_4090),
+    )
+    assert [r["variant"] for r in data["variants"]] == ["cu129", "cu126"]
+    assert [r["offered"] for r in data["variants"]] == [True, False]
+    assert {r.path for r in index.records if r.path.endswith("/torch/")} == {
+        "/whl/cu129/torch/",
+        "/whl/cu126/torch/",
+    }
+
+
+# -- sync --------------------------------------------------------------------------
+
+
+def test_sync_replaces_pypis_build_without_a_poetry_run(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    project = project_factory(DEPS, CU129)
+    project.run("install", env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"})
+    env = gpu(tmp_path, RTX_4090)
+
+    data = run_json(project, "torch-cuda", "status", "--check", env=env, code=1)
+    torch = data["packages"][0]["installed"]
+    assert torch == {
+        "version": "2.14.1",
+        "label": None,
+        "build": "PyPI default build, CUDA 13.0",
+        "cuda": "13.0",
+    }
+    assert data["packages"][0]["matches"] is False
+
+    result = project.run("torch-cuda", "sync", "--dry-run", env_extra=env)
+    assert (
+        "would install torch==2.14.1+cu129, torchvision==0.29.1+cu129" in result.stdout
+    )
+    assert project.installed()["torch"] == "2.14.1"
+
+    result = project.run("torch-cuda", "sync", env_extra=env)
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1+cu129"
+    assert installed["torchvision"] == "0.29.1+cu129"
+    assert "nvidia-cublas" not in installed  # PyPI's cu13 wheels are swept
+    assert "cuda-toolkit" not in installed
+    assert "removed 4 unused CUDA wheels" in result.stdout
+    assert run_json(project, "torch-cuda", "status", "--check", env=env)["ok"]
+
+    result = project.run("torch-cuda", "sync", env_extra=env)
+    assert "cu129 already installed" in result.stdout
+
+    metadata = next(project.site_packages().glob("torch-*.dist-info")) / "METADATA"
+    before = metadata.stat().st_mtime_ns
+    result = project.run("torch-cuda", "sync", "--force", env_extra=env)
+    assert "installed torch 2.14.1+cu129, torchvision 0.29.1+cu129" in result.stdout
+    assert metadata.stat().st_mtime_ns != before  # pip really reinstalled it
+    assert project.installed()["torch"] == "2.14.1+cu129"
+
+
+# -- auto and switch --------------------------------------------------------------
+
+
+def test_auto_installs_what_the_machine_runs(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    project = project_factory(DEPS, 'variant = "auto"')
+    env = gpu(tmp_path, RTX_4090)
+    project.run("install", env_extra=env)
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    # One nvidia-smi call for the whole install.
+    assert len(stub_calls(tmp_path / "machine" / "nvidia-smi")) == 1
+
+    # The same pyproject.toml on a teammate's Pascal box: cu126 lacks 2.14.1, so cpu.
+    pascal = machine_env(
+        tmp_path / "pascal", nvidia_smi=smi_line("575.51.03", *GTX_1080)
+    )
+    result = project.run("install", "-v", env_extra=pascal)
+    assert project.installed()["torch"] == "2.14.1+cpu"
+    assert "torch-cuda: auto -> cpu" in result.stdout
+    assert "cu129: skipped, not built for sm_61" in result.stdout
+    assert "nvidia-cublas-cu12" not in project.installed()
+
+    data = run_json(project, "torch-cuda", "status", "--check", env=pascal)
+    assert data["variant"]["configured"] == "auto"
+    assert data["variant"]["resolved"] == "cpu"
+
+
+def test_switch_auto_writes_auto_unless_pinned(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    project = project_factory(DEPS, 'variant = "cpu"')
+    env = gpu(tmp_path, RTX_4090)
+    project.run("install", env_extra=env)
+    result = project.run("torch-cuda", "switch", "auto", env_extra=env)
+    assert 'variant = "auto"' in project.pyproject_text()
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    assert "(auto: cu129)" in result.stdout
+
+    result = project.run("torch-cuda", "switch", "auto", "--pin", env_extra=env)
+    assert 'variant = "cu129"' in project.pyproject_text()
+    assert "cu129 already installed" in result.stdout
+
+
+# -- lock time -----------------------------------------------------------------------
+
+
+def test_lock_warns_when_the_variant_lacks_the_locked_torch(
+    project_factory: ProjectFactory, index: IndexServer
+) -> None:
+    project = project_factory({"torch": "*"}, 'variant = "cu126"')
+    result = project.run("lock")
+    assert (
+        "torch-cuda: cu126 has no build of torch 2.14.1 (locked in poetry.lock) at "
+        f"{index.whl_url('cu126')}; it has torch 2.13.0." in result.stderr
+    )
+    assert [p for p in index.requests if p.startswith("/whl/")] == ["/whl/cu126/torch/"]
+
+    index.clear_requests()
+    result = project.run("lock", "--regenerate")
+    assert "cu126 has no build of torch 2.14.1" in result.stderr
+    assert [p for p in index.requests if p.startswith("/whl/")] == []  # cached
+
+    project.write_pyproject(
+        project.pyproject_text().replace('"torch",', '"torch==2.13.0",')
+    )
+    result = project.run("lock")
+    assert "torch-cuda" not in result.stderr

@@ -1,0 +1,206 @@
+"""What ``auto`` picks, for machines described directly (the probes have their own tests)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from poetry_torch_cuda.detection import Offer
+from poetry_torch_cuda.detection import assess
+from poetry_torch_cuda.detection import decide
+from poetry_torch_cuda.machine import Machine
+from poetry_torch_cuda.machine import NvidiaDriver
+from poetry_torch_cuda.machine import NvidiaGpu
+from poetry_torch_cuda.machine import Rocm
+from poetry_torch_cuda.machine import RocmGpu
+from poetry_torch_cuda.variants import parse_variant
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterable
+
+    from poetry_torch_cuda.variants import Variant
+
+GTX_1080 = ("NVIDIA GeForce GTX 1080", (6, 1))
+T4 = ("Tesla T4", (7, 5))
+RTX_4090 = ("NVIDIA GeForce RTX 4090", (8, 9))
+RTX_5090 = ("NVIDIA GeForce RTX 5090", (12, 0))
+
+
+def nvidia(
+    driver: str, *gpus: tuple[str, tuple[int, int] | None], platform: str = "linux"
+) -> Machine:
+    return Machine(
+        platform,
+        "x86_64",
+        NvidiaDriver(
+            driver,
+            "nvidia-smi",
+            tuple(NvidiaGpu(i, name, cc) for i, (name, cc) in enumerate(gpus)),
+        ),
+    )
+
+
+def index_with(*names: str) -> Callable[[Variant], Offer]:
+    """An index that has the locked builds for exactly ``names``."""
+
+    def offers(variant: Variant) -> Offer:
+        if variant.name in names:
+            return Offer(True, f"has torch 2.14.1+{variant}")
+        return Offer(False, f"has no torch 2.14.1+{variant}")
+
+    return offers
+
+
+EVERYTHING = index_with("cpu", "cu118", "cu126", "cu128", "cu129", "cu130", "rocm6.4")
+
+
+@pytest.mark.parametrize(
+    ("machine", "offered", "expected"),
+    [
+        (nvidia("580.95.05", RTX_5090), EVERYTHING, "cu130"),
+        (nvidia("575.51.03", RTX_5090), EVERYTHING, "cu129"),
+        (nvidia("570.86.10", RTX_5090), EVERYTHING, "cu128"),
+        (nvidia("560.35.03", RTX_5090), EVERYTHING, "cpu"),  # Blackwell needs 12.8
+        (nvidia("575.51.03", RTX_4090), EVERYTHING, "cu129"),
+        (nvidia("580.65.06", T4), EVERYTHING, "cu130"),
+        (nvidia("575.51.03", GTX_1080), EVERYTHING, "cu126"),  # uv issue 14742
+        (nvidia("580.65.06", GTX_1080), index_with("cpu", "cu129", "cu130"), "cpu"),
+        (nvidia("520.61.05", RTX_4090), EVERYTHING, "cu118"),
+        (nvidia("470.82.01", RTX_4090), EVERYTHING, "cpu"),  # older than every row
+        (nvidia("575.51.03", RTX_4090), index_with("cpu", "cu126"), "cu126"),
+        (nvidia("576.02", RTX_4090, platform="win32"), EVERYTHING, "cu129"),
+        (nvidia("575.51.03", RTX_4090, platform="win32"), EVERYTHING, "cu128"),
+    ],
+)
+def test_auto_picks(
+    machine: Machine, offered: Callable[[Variant], Offer], expected: str
+) -> None:
+    assert decide(machine, offered, "2.14.1").variant.name == expected
+
+
+def test_the_reasons_name_every_skipped_variant() -> None:
+    decision = decide(nvidia("575.51.03", GTX_1080), index_with("cpu", "cu126"))
+    assert decision.variant.name == "cu126"
+    assert decision.steps == (
+        "NVIDIA driver 575.51.03 (from nvidia-smi) supports CUDA 12.9 and older",
+        "GPU 0 (NVIDIA GeForce GTX 1080, sm_61): compute capability 6.1",
+        (
+            "cu130: skipped, needs driver >= 580.65.06 for CUDA 13.0; "
+            "driver 575.51.03 supports CUDA 12.9"
+        ),
+        (
+            "cu129: skipped, not built for sm_61 (NVIDIA GeForce GTX 1080): "
+            "builds sm_70..sm_120+PTX"
+        ),
+        (
+            "cu128: skipped, not built for sm_61 (NVIDIA GeForce GTX 1080): "
+            "builds sm_70..sm_120"
+        ),
+        (
+            "cu126: chosen, driver 575.51.03 runs CUDA 12.6; builds sm_50..sm_90, "
+            "which covers every GPU"
+        ),
+    )
+    assert decision.forced_by == (
+        "GPU 0 (NVIDIA GeForce GTX 1080, sm_61) forced cu126: newer variants are "
+        "not built for it"
+    )
+
+
+def test_what_the_index_lacks_is_skipped_and_said() -> None:
+    decision = decide(nvidia("575.51.03", GTX_1080), index_with("cpu"), "2.14.1")
+    assert decision.variant.name == "cpu"
+    assert "cu126: skipped, has no torch 2.14.1+cu126" in decision.steps
+    assert decision.steps[-1] == "cpu: no CUDA variant fits"
+
+
+def test_several_gpus_must_all_be_served() -> None:
+    machine = nvidia("575.51.03", RTX_4090, GTX_1080)
+    decision = decide(machine, EVERYTHING)
+    assert decision.variant.name == "cu126"
+    assert decision.forced_by is not None
+    assert decision.forced_by.startswith("GPU 1 (NVIDIA GeForce GTX 1080, sm_61)")
+
+
+def test_gpus_no_variant_serves_together_say_who_is_left_out() -> None:
+    machine = nvidia("580.65.06", GTX_1080, RTX_5090)
+    decision = decide(machine, EVERYTHING)
+    # cu126 serves only the 1080, cu128+ only the 5090: the newest serving one wins
+    assert decision.variant.name == "cu130"
+    assert decision.forced_by == (
+        "GPU 0 (NVIDIA GeForce GTX 1080, sm_61) cannot be served together with "
+        "the other GPUs"
+    )
+    assert decision.steps[-1].startswith("no variant builds for every GPU; cu130")
+
+
+def test_unknown_compute_capability_is_not_held_against_a_variant() -> None:
+    decision = decide(nvidia("575.51.03", ("Tesla K80", None)), EVERYTHING)
+    assert decision.variant.name == "cu129"
+    assert any("compute capability unknown" in step for step in decision.steps)
+
+
+def test_an_unreachable_index_is_assumed_to_have_the_build() -> None:
+    decision = decide(
+        nvidia("575.51.03", RTX_4090), lambda _: Offer(None, "could not ask")
+    )
+    assert decision.variant.name == "cu129"
+    assert "cu129: could not ask" in decision.steps
+
+
+def test_no_gpu_means_cpu_with_the_probes_notes() -> None:
+    machine = Machine("linux", "x86_64", notes=("nvidia-smi not found on PATH",))
+    decision = decide(machine, EVERYTHING)
+    assert decision.variant.name == "cpu"
+    assert decision.steps[0] == "nvidia-smi not found on PATH"
+    assert "cpu: no GPU to build for" in decision.steps
+
+
+def test_macos_gets_pypis_build() -> None:
+    decision = decide(Machine("darwin", "arm64"), EVERYTHING)
+    assert decision.variant.name == "cpu"
+    assert "PyPI's default build" in decision.steps[0]
+
+
+def rocm(version: str | None) -> Machine:
+    return Machine(
+        "linux", "x86_64", rocm=Rocm(version, (RocmGpu(0, "gfx1100", "RX 7900 XTX"),))
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "offered", "expected"),
+    [
+        ("6.4.1", EVERYTHING, "rocm6.4"),
+        ("6.4.1", index_with("cpu", "rocm6.3", "rocm6.2"), "rocm6.3"),
+        ("6.2.4", index_with("cpu", "rocm6.2.4", "rocm6.4"), "rocm6.2.4"),
+        ("7.0.2", index_with("cpu", "rocm6.4"), "cpu"),  # another major
+        (None, index_with("cpu", "rocm6.3"), "rocm6.3"),
+    ],
+)
+def test_rocm(
+    version: str | None, offered: Callable[[Variant], Offer], expected: str
+) -> None:
+    assert decide(rocm(version), offered).variant.name == expected
+
+
+def test_assess_explains_each_variant() -> None:
+    machine = nvidia("575.51.03", GTX_1080)
+
+    def usable(names: Iterable[str]) -> list[bool | None]:
+        return [assess(parse_variant(name), machine).usable for name in names]
+
+    assert usable(["cpu", "cu126", "cu129", "cu130", "rocm6.4", "xpu"]) == [
+        True,
+        True,
+        False,
+        False,
+        False,
+        None,
+    ]
+    verdict = assess(parse_variant("cu129"), Machine("linux", "x86_64"))
+    assert verdict.reasons == ("no NVIDIA driver found",)
+    assert not assess(parse_variant("rocm6.4"), Machine("win32", "AMD64")).usable

@@ -1,0 +1,160 @@
+"""The index client against the local HTTP index: PEP 691 JSON, PEP 503 HTML, cache."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+from poetry.config.config import Config
+
+from poetry_torch_cuda.index_client import IndexClient
+from poetry_torch_cuda.index_client import IndexUnavailableError
+from poetry_torch_cuda.index_client import ProjectFiles
+from poetry_torch_cuda.index_client import tag_fits
+from tests.support.index import JSON_TYPE
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.index import IndexServer
+
+pytestmark = pytest.mark.e2e
+
+LINUX_311 = {
+    "python_version": "3.11",
+    "implementation_name": "cpython",
+    "sys_platform": "linux",
+    "platform_machine": "x86_64",
+}
+
+
+def poetry_config(tmp_path: Path) -> Config:
+    config = Config()
+    config.merge({"cache-dir": str(tmp_path / "cache"), "keyring": {"enabled": False}})
+    return config
+
+
+def torch_requests(index: IndexServer, variant: str) -> list[str]:
+    return [p for p in index.requests if p == f"/whl/{variant}/torch/"]
+
+
+def test_reads_json_pages_and_caches_them(index: IndexServer, tmp_path: Path) -> None:
+    client = IndexClient(poetry_config(tmp_path))
+    files = client.project(index.whl_url("cu126"), "Torch")
+    assert files.found
+    assert [str(v) for v in files.versions("cu126", LINUX_311)] == ["2.13.0+cu126"]
+    assert next(r.accept for r in index.records).startswith(JSON_TYPE)
+    assert index.records[-1].status == 200
+    # a new client (a new command) reads the cache file: no request
+    index.clear_requests()
+    again = IndexClient(poetry_config(tmp_path)).project(
+        index.whl_url("cu126"), "torch"
+    )
+    assert again == files
+    assert index.requests == []
+    # --refresh asks again
+    IndexClient(poetry_config(tmp_path), refresh=True).project(
+        index.whl_url("cu126"), "torch"
+    )
+    assert torch_requests(index, "cu126") == ["/whl/cu126/torch/"]
+
+
+def test_reads_html_pages_the_same(index: IndexServer, tmp_path: Path) -> None:
+    index.serve_json = False
+    files = IndexClient(poetry_config(tmp_path)).project(
+        index.whl_url("cu129"), "torch"
+    )
+    assert index.records[-1].status == 200
+    assert [str(v) for v in files.versions("cu129")] == [
+        "2.14.1+cu129",
+        "2.13.0+cu129",
+    ]
+
+
+def test_a_missing_project_is_remembered(index: IndexServer, tmp_path: Path) -> None:
+    client = IndexClient(poetry_config(tmp_path))
+    assert client.project(index.whl_url("cu126"), "torchvision") == ProjectFiles(
+        "torchvision", False
+    )
+    assert client.project(index.whl_url("nope"), "torch").found is False
+    index.clear_requests()
+    IndexClient(poetry_config(tmp_path)).project(index.whl_url("nope"), "torch")
+    assert index.requests == []
+
+
+def test_the_cache_expires(index: IndexServer, tmp_path: Path) -> None:
+    IndexClient(poetry_config(tmp_path)).project(index.whl_url("cpu"), "torch")
+    cache = next((tmp_path / "cache" / "poetry-torch-cuda" / "index").glob("*.json"))
+    data = json.loads(cache.read_text())
+    assert data["index"] == index.whl_url("cpu")
+    data["fetched"] -= 601
+    cache.write_text(json.dumps(data))
+    index.clear_requests()
+    IndexClient(poetry_config(tmp_path)).project(index.whl_url("cpu"), "torch")
+    assert torch_requests(index, "cpu") == ["/whl/cpu/torch/"]
+
+
+def test_errors_are_not_cached_and_hide_credentials(
+    index: IndexServer, tmp_path: Path
+) -> None:
+    index.fail_paths["/whl/cu130/"] = 503
+    index.fail_retry_after = "0"
+    url = index.whl_url("cu130").replace("http://", "http://alice:s3cret@")
+    with pytest.raises(IndexUnavailableError) as raised:
+        IndexClient(poetry_config(tmp_path)).project(url, "torch")
+    assert "HTTP 503" in str(raised.value)
+    assert "s3cret" not in str(raised.value)
+    index.reset()
+    assert IndexClient(poetry_config(tmp_path)).project(url, "torch").found
+
+
+def test_credentials_reach_the_index(index: IndexServer, tmp_path: Path) -> None:
+    index.require_auth = ("alice", "s3cret")
+    plain = index.whl_url("cpu")
+    with pytest.raises(IndexUnavailableError, match="refused access"):
+        IndexClient(poetry_config(tmp_path)).project(plain, "torch")
+    config = poetry_config(tmp_path)
+    config.merge(
+        {"http-basic": {"pytorch": {"username": "alice", "password": "s3cret"}}}
+    )
+    # credentials configured for a project source on the same host are used
+    client = IndexClient(config, [("pytorch", index.whl_url("cu129"))])
+    assert client.project(plain, "torch").found
+
+
+def test_several_projects_at_once(index: IndexServer, tmp_path: Path) -> None:
+    client = IndexClient(poetry_config(tmp_path))
+    wanted = [(index.whl_url(v), "torch") for v in ("cpu", "cu126", "cu128", "cu999")]
+    found = client.projects(wanted)
+    assert [getattr(found[pair], "found", None) for pair in wanted] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("interpreter", "abi", "platform", "fits"),
+    [
+        ("py3", "none", "any", True),
+        ("cp311", "cp311", "manylinux_2_28_x86_64", True),
+        ("cp311", "cp311", "manylinux_2_28_aarch64", False),
+        ("cp312", "cp312", "manylinux_2_28_x86_64", False),
+        ("cp39", "abi3", "manylinux2014_x86_64", True),
+        ("cp311", "cp311", "win_amd64", False),
+        ("pp311", "pypy311_pp73", "manylinux_2_28_x86_64", False),
+    ],
+)
+def test_tag_fits(interpreter: str, abi: str, platform: str, fits: bool) -> None:
+    assert tag_fits(interpreter, abi, platform, LINUX_311) is fits
+
+
+def test_tag_fits_other_systems() -> None:
+    windows = {**LINUX_311, "sys_platform": "win32", "platform_machine": "AMD64"}
+    mac = {**LINUX_311, "sys_platform": "darwin", "platform_machine": "arm64"}
+    assert tag_fits("cp311", "cp311", "win_amd64", windows)
+    assert tag_fits("cp311", "cp311", "macosx_11_0_arm64", mac)
+    assert not tag_fits("cp311", "cp311", "macosx_10_9_x86_64", mac)

@@ -1,0 +1,207 @@
+"""The probes, run against stub executables (real processes, fake GPUs)."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from typing import TYPE_CHECKING
+
+from poetry_torch_cuda import machine
+from poetry_torch_cuda.machine import NvidiaGpu
+from poetry_torch_cuda.machine import parse_nvcc_version
+from poetry_torch_cuda.machine import parse_nvidia_smi
+from poetry_torch_cuda.machine import parse_proc_version
+from poetry_torch_cuda.machine import parse_rocm_version
+from poetry_torch_cuda.machine import parse_rocminfo
+from poetry_torch_cuda.machine import probe_nvcc
+from poetry_torch_cuda.machine import probe_nvidia
+from poetry_torch_cuda.machine import probe_rocm
+from tests.support.gpus import GTX_1080
+from tests.support.gpus import NVIDIA_SMI_FAILED
+from tests.support.gpus import RTX_4090
+from tests.support.gpus import machine_env
+from tests.support.gpus import nvcc_output
+from tests.support.gpus import rocminfo_output
+from tests.support.gpus import smi_line
+from tests.support.poetry_project import stub_calls
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    import pytest
+
+PROC_575 = (
+    "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  575.51.03  "
+    "Release Build  (dvs-builder@U16-I3-B03-4-3)  Tue Apr  8 19:31:48 UTC 2025\n"
+    "GCC version:  gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04)\n"
+)
+
+
+def which_in(directory: Path) -> Callable[[str], str | None]:
+    return lambda name: shutil.which(name, path=str(directory))
+
+
+def test_parse_nvidia_smi_several_gpus() -> None:
+    text = smi_line("575.51.03", *GTX_1080) + smi_line("575.51.03", *RTX_4090)
+    assert parse_nvidia_smi(text) == (
+        "575.51.03",
+        (
+            NvidiaGpu(0, "NVIDIA GeForce GTX 1080", (6, 1)),
+            NvidiaGpu(1, "NVIDIA GeForce RTX 4090", (8, 9)),
+        ),
+    )
+
+
+def test_parse_nvidia_smi_odd_lines() -> None:
+    assert parse_nvidia_smi("") is None
+    assert parse_nvidia_smi("No devices were found\n") is None
+    # compute_cap unknown, then the pre-R510 query without it
+    assert parse_nvidia_smi("535.54.03, [N/A], Tesla V100-SXM2-16GB\n") == (
+        "535.54.03",
+        (NvidiaGpu(0, "Tesla V100-SXM2-16GB", None),),
+    )
+    assert parse_nvidia_smi("470.82.01, Tesla K80\n") == (
+        "470.82.01",
+        (NvidiaGpu(0, "Tesla K80", None),),
+    )
+
+
+def test_parse_other_tools() -> None:
+    assert parse_proc_version(PROC_575) == "575.51.03"
+    assert (
+        parse_proc_version(
+            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.82.01  Tue Oct 26 2021\n"
+        )
+        == "470.82.01"
+    )
+    assert parse_proc_version("nothing here") is None
+    assert parse_rocm_version("6.4.1-120\n") == "6.4.1"
+    assert parse_rocm_version("junk") is None
+    assert parse_nvcc_version(nvcc_output("12.4")) == "12.4"
+    assert parse_nvcc_version("bash: nvcc: not found") is None
+
+
+def test_parse_rocminfo_lists_gpu_agents_only() -> None:
+    text = rocminfo_output(
+        ("gfx1100", "Radeon RX 7900 XTX"), ("gfx90a", "AMD Instinct MI210")
+    )
+    gpus = parse_rocminfo(text)
+    assert [(gpu.gfx, gpu.name) for gpu in gpus] == [
+        ("gfx1100", "Radeon RX 7900 XTX"),
+        ("gfx90a", "AMD Instinct MI210"),
+    ]
+    assert parse_rocminfo(rocminfo_output()) == ()
+
+
+def test_probe_nvidia_asks_nvidia_smi_once(tmp_path: Path) -> None:
+    machine_env(tmp_path, nvidia_smi=smi_line("580.65.06", *RTX_4090))
+    driver, notes = probe_nvidia(
+        which=which_in(tmp_path), proc_version=tmp_path / "absent"
+    )
+    assert driver is not None
+    assert (driver.version, driver.source) == ("580.65.06", "nvidia-smi")
+    assert driver.gpus == (NvidiaGpu(0, "NVIDIA GeForce RTX 4090", (8, 9)),)
+    assert notes == []
+    assert stub_calls(tmp_path / "nvidia-smi") == [
+        "--query-gpu=driver_version,compute_cap,name --format=csv,noheader"
+    ]
+
+
+def test_probe_nvidia_asks_old_drivers_again_without_compute_cap(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "nvidia-smi"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {tmp_path / "calls"}\n'
+        'case "$*" in\n'
+        "  *compute_cap*) echo 'Field \"compute_cap\" is not a valid field to query.'; exit 2;;\n"
+        "esac\n"
+        "echo '470.82.01, Tesla K80'\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    driver, _ = probe_nvidia(which=which_in(tmp_path), proc_version=tmp_path / "x")
+    assert driver is not None
+    assert driver.version == "470.82.01"
+    assert driver.gpus[0].compute_capability is None
+    assert len((tmp_path / "calls").read_text().splitlines()) == 2
+
+
+def test_failing_nvidia_smi_falls_back_to_proc(tmp_path: Path) -> None:
+    machine_env(tmp_path, nvidia_smi="", nvidia_smi_exit=9, nvidia_smi_stderr="")
+    (tmp_path / "nvidia-smi.stdout").write_text(NVIDIA_SMI_FAILED)
+    proc = tmp_path / "version"
+    proc.write_text(PROC_575)
+    driver, notes = probe_nvidia(which=which_in(tmp_path), proc_version=proc)
+    assert driver is not None
+    assert (driver.version, driver.source, driver.gpus) == ("575.51.03", str(proc), ())
+    assert notes == [
+        (
+            "nvidia-smi failed: NVIDIA-SMI has failed because it couldn't communicate "
+            "with the NVIDIA driver. Make sure that the latest NVIDIA driver is "
+            "installed and running. (exit code 9)"
+        )
+    ]
+
+
+def test_no_nvidia_at_all(tmp_path: Path) -> None:
+    driver, notes = probe_nvidia(
+        which=which_in(tmp_path), proc_version=tmp_path / "version"
+    )
+    assert driver is None
+    assert notes == [
+        "nvidia-smi not found on PATH",
+        f"{tmp_path / 'version'} does not exist (no NVIDIA kernel driver loaded)",
+    ]
+
+
+def test_a_hanging_nvidia_smi_times_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "nvidia-smi"
+    script.write_text("#!/bin/sh\nexec sleep 5\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(machine, "TIMEOUT_SECONDS", 0.2)
+    driver, notes = probe_nvidia(which=which_in(tmp_path), proc_version=tmp_path / "x")
+    assert driver is None
+    assert notes[0] == "nvidia-smi failed: did not answer within 0.2 s"
+
+
+def test_probe_rocm(tmp_path: Path) -> None:
+    env = machine_env(
+        tmp_path,
+        rocminfo=rocminfo_output(("gfx1100", "Radeon RX 7900 XTX")),
+        rocm_version="6.4.1-120",
+    )
+    rocm, notes = probe_rocm(which=which_in(tmp_path), environ=env)
+    assert rocm is not None
+    assert rocm.version == "6.4.1"
+    assert rocm.major_minor == (6, 4)
+    assert [gpu.gfx for gpu in rocm.gpus] == ["gfx1100"]
+    assert notes == []
+
+
+def test_probe_rocm_without_gpus_or_tool(tmp_path: Path) -> None:
+    env = machine_env(tmp_path, rocminfo=rocminfo_output(), rocm_version="6.4.1")
+    rocm, notes = probe_rocm(which=which_in(tmp_path), environ=env)
+    assert rocm is None
+    assert notes == ["rocminfo lists no GPU agent"]
+    (tmp_path / "rocminfo").unlink()
+    rocm, notes = probe_rocm(which=which_in(tmp_path), environ=env)
+    assert rocm is None
+    assert notes == [
+        "rocminfo not found on PATH",
+        "ROCm 6.4.1 is installed but its GPUs cannot be listed",
+    ]
+
+
+def test_probe_nvcc(tmp_path: Path) -> None:
+    env = machine_env(tmp_path, nvcc="12.4")
+    assert probe_nvcc(which=which_in(tmp_path), environ=env) == "12.4"
+    home = tmp_path / "cuda"
+    machine_env(home / "bin", nvcc="13.0")
+    environ = {**env, "CUDA_HOME": str(home)}
+    assert probe_nvcc(which=which_in(tmp_path / "none"), environ=environ) == "13.0"
+    assert probe_nvcc(which=which_in(tmp_path / "none"), environ=env) is None
