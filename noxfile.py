@@ -1,8 +1,9 @@
-"""Developer tasks: ``nox -s tests``, ``lint``, ``typecheck``, ``demo``."""
+"""Developer tasks: ``nox -s tests``, ``lint``, ``typecheck``, ``demo``, ``bench``, ``compat``."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import nox
 
@@ -13,6 +14,32 @@ nox.options.reuse_existing_virtualenvs = True
 # The newest Poetry release the suite is proven against; override with POETRY_VERSION.
 POETRY_DEFAULT = os.environ.get("POETRY_VERSION", "2.5.1")
 TEST_REQUIREMENTS = ["pytest>=8", "hypothesis>=6"]
+
+#: The compatibility matrix: every Python the plugin supports x the oldest, a
+#: middle and the newest Poetry 2.x release.
+COMPAT_PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+COMPAT_POETRY = ["2.0.1", "2.2.1", "2.5.1"]
+#: Poetry releases that need a newer Python than the plugin does.
+POETRY_NEEDS_PYTHON = {"2.5.1": "3.10"}
+# A Python the machine lacks is skipped with nox's "interpreter not found" message.
+nox.options.error_on_missing_interpreters = False
+
+
+def _add_pyenv_pythons_to_path() -> None:
+    """Let nox find pyenv's interpreters even where pyenv's shims are not set up for them."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    if not root.is_dir():
+        return
+    found = sorted(
+        (path for path in root.iterdir() if (path / "bin" / "python3").exists()),
+        key=lambda path: [int(part) for part in path.name.split(".") if part.isdigit()],
+        reverse=True,
+    )
+    entries = [str(path / "bin") for path in found]
+    os.environ["PATH"] = os.pathsep.join([*entries, os.environ.get("PATH", "")])
+
+
+_add_pyenv_pythons_to_path()
 
 
 def install_project(session: nox.Session, poetry_version: str) -> None:
@@ -47,3 +74,35 @@ def demo(session: nox.Session) -> None:
     """Offline demo: local indexes, a throwaway project, install keeps +cu129, switch cpu."""
     install_project(session, POETRY_DEFAULT)
     session.run("python", "-m", "tests.support.demo", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks, offline: plugin vs the same Poetry without it; writes benchmarks/RESULTS.md.
+
+    ``nox -s bench -- --pairs 5``; ``--only startup,noop``; ``--help``.
+    """
+    # The script builds both Poetry venvs itself, pinned to this session's Poetry.
+    session.install(f"poetry=={POETRY_DEFAULT}")
+    venvs = f"{session.create_tmp()}/venvs"
+    session.run("python", "-m", "benchmarks.bench", "--venvs", venvs, *session.posargs)
+
+
+@nox.session(python=COMPAT_PYTHONS)
+@nox.parametrize("poetry", COMPAT_POETRY)
+def compat(session: nox.Session, poetry: str) -> None:
+    """The suite against one Poetry release on one Python.
+
+    ``nox -s compat`` runs the whole matrix; one cell:
+    ``nox -s "compat-3.9(poetry='2.0.1')" -- -m e2e``.
+    """
+    needed = POETRY_NEEDS_PYTHON.get(poetry)
+    python = str(session.python)
+    if needed and _version(python) < _version(needed):
+        session.skip(f"Poetry {poetry} needs Python >= {needed}, not {python}")
+    install_project(session, poetry)
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))

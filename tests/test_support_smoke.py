@@ -73,7 +73,7 @@ def test_wheel_file_name_and_metadata(tmp_path: Path) -> None:
 
 
 def test_universe_layout(universe: Universe) -> None:
-    assert universe.variants == ["cpu", "cu126", "cu129", "cu130", "rocm6.4"]
+    assert universe.variants == ["cpu", "cu126", "cu128", "cu129", "cu130", "rocm6.4"]
     assert universe.versions("torch") == list(TORCH_VERSIONS)
     assert universe.versions("torch", "cu126") == ["2.13.0+cu126"]
     assert universe.versions("torch", "rocm6.4") == ["2.13.0+rocm6.4", "2.14.1+rocm6.4"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 from dataclasses import field
@@ -15,6 +16,7 @@ from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import ConfigError
+from poetry_torch_cuda.urls import is_loopback
 from poetry_torch_cuda.urls import mask_url
 from poetry_torch_cuda.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.variants import Variant
@@ -33,7 +35,7 @@ ENV_VARIANT = "POETRY_TORCH_CUDA_VARIANT"
 ENV_INDEX_URL = "POETRY_TORCH_CUDA_INDEX_URL"
 ENV_DISABLE = "POETRY_TORCH_CUDA_DISABLE"
 
-_KEYS = ("variant", "index-url", "packages")
+_KEYS = ("variant", "index-url", "source", "packages", "allow-insecure-http")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class TorchCudaConfig:
         default_factory=lambda: tuple(Requirement(name) for name in DEFAULT_PACKAGES)
     )
     variant_origin: str = "pyproject.toml"
+    #: The ``[[tool.poetry.source]]`` whose URL is the index, when ``source`` is set.
+    source: str | None = None
+    allow_insecure_http: bool = False
+    #: The project's Poetry sources as ``(name, url)``, for their credentials.
+    project_sources: tuple[tuple[str, str], ...] = ()
 
     @property
     def package_names(self) -> frozenset[NormalizedName]:
@@ -99,14 +106,83 @@ def load_config(
         )
     variant = _variant(variant_value, variant_origin)
 
+    allow_insecure = table.get("allow-insecure-http", False)
+    if not isinstance(allow_insecure, bool):
+        raise ConfigError(
+            f"[tool.{TABLE}] allow-insecure-http must be true or false, "
+            f"got {_describe(allow_insecure)}."
+        )
+    sources = _project_sources(pyproject)
+    source = _source_name(table, sources)
     index_value, index_origin = _override(table, "index-url", environ, ENV_INDEX_URL)
+    if index_origin == ENV_INDEX_URL:
+        source = None  # the override names the index itself
+    elif source is not None:
+        index_value = sources[source]
+        index_origin = f"[[tool.poetry.source]] {source!r} url"
     index_url = (
         DEFAULT_INDEX_URL
         if index_value is None
-        else _index_url(index_value, index_origin)
+        else _index_url(index_value, index_origin, allow_insecure=allow_insecure)
     )
     packages = _packages(table.get("packages", list(DEFAULT_PACKAGES)))
-    return TorchCudaConfig(variant, index_url, packages, variant_origin)
+    return TorchCudaConfig(
+        variant,
+        index_url,
+        packages,
+        variant_origin,
+        source=source,
+        allow_insecure_http=allow_insecure,
+        project_sources=tuple(sources.items()),
+    )
+
+
+def _project_sources(pyproject: Mapping[str, Any]) -> dict[str, str]:
+    """Name -> URL of the project's ``[[tool.poetry.source]]`` entries that have both.
+
+    Poetry validates the sources itself; what it would reject is skipped here.
+    """
+    tool = pyproject.get("tool")
+    poetry = tool.get("poetry") if isinstance(tool, dict) else None
+    entries = poetry.get("source") if isinstance(poetry, dict) else None
+    sources: dict[str, str] = {}
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        name, url = entry.get("name"), entry.get("url")
+        if isinstance(name, str) and isinstance(url, str) and name not in sources:
+            sources[name] = url
+    return sources
+
+
+def _source_name(table: Mapping[str, Any], sources: Mapping[str, str]) -> str | None:
+    """The declared name of the source ``source`` refers to, or ``None``."""
+    if "source" not in table:
+        return None
+    value = table["source"]
+    origin = f"[tool.{TABLE}] source"
+    if "index-url" in table:
+        raise ConfigError(
+            f"[tool.{TABLE}] sets both index-url and source; keep one: source "
+            "names a [[tool.poetry.source]] whose url is the index, index-url "
+            "gives the URL itself."
+        )
+    known = (
+        ", ".join(repr(name) for name in sources)
+        or "none (the project has no [[tool.poetry.source]] with a url)"
+    )
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"{origin} must be the name of a [[tool.poetry.source]], got "
+            f"{_describe(value)}; known sources: {known}."
+        )
+    for name in sources:
+        if name.lower() == value.strip().lower():
+            return name
+    raise ConfigError(
+        f"{origin} = {value!r} names no [[tool.poetry.source]] with a url; "
+        f"known sources: {known}."
+    )
 
 
 def _override(
@@ -129,7 +205,7 @@ def _variant(value: Any, origin: str) -> Variant:
         raise ConfigError(f"{origin} = {value!r} is not a variant: {error}.") from None
 
 
-def _index_url(value: Any, origin: str) -> str:
+def _index_url(value: Any, origin: str, *, allow_insecure: bool) -> str:
     if not isinstance(value, str):
         raise ConfigError(
             f"{origin} must be a string URL, got {_describe(value)}; "
@@ -141,14 +217,27 @@ def _index_url(value: Any, origin: str) -> str:
         raise ConfigError(
             f"{origin} = {shown!r} may contain only the placeholder {{variant}}."
         )
-    parts = urlsplit(value.replace("{variant}", "cpu"))
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if any(char.isspace() or ord(char) < 32 for char in value):
+        raise ConfigError(f"{origin} = {shown!r} contains white space.")
+    try:
+        parts = urlsplit(value.replace("{variant}", "cpu"))
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise ConfigError(
+            f'{origin} = {shown!r} is not a valid URL; e.g. "{DEFAULT_INDEX_URL}".'
+        ) from None
+    if parts.scheme not in ("http", "https") or not host:
         raise ConfigError(
             f"{origin} = {shown!r} is not an http(s) URL with a host; "
             f'e.g. "{DEFAULT_INDEX_URL}".'
         )
-    if any(char.isspace() for char in value):
-        raise ConfigError(f"{origin} = {shown!r} contains white space.")
+    if parts.scheme == "http" and not allow_insecure and not is_loopback(host):
+        raise ConfigError(
+            f"{origin} = {shown!r} uses plain http to {host}, which is not this "
+            "machine: packages and credentials would travel unencrypted. Use "
+            f"https, or set allow-insecure-http = true in [tool.{TABLE}]."
+        )
     return value
 
 
@@ -169,8 +258,9 @@ def _packages(value: Any) -> tuple[Requirement, ...]:
         try:
             requirement = Requirement(item)
         except InvalidRequirement as error:
+            reason = str(error).splitlines()[0].rstrip(".") if str(error) else "invalid"
             raise ConfigError(
-                f"{origin} entry {item!r} is not a PEP 508 requirement: {error}."
+                f"{origin} entry {item!r} is not a PEP 508 requirement: {reason}."
             ) from None
         if requirement.url:
             raise ConfigError(
@@ -186,9 +276,20 @@ def _packages(value: Any) -> tuple[Requirement, ...]:
 
 
 def _describe(value: Any) -> str:
-    kind = {dict: "a table", list: "an array", bool: "a boolean"}.get(
-        type(value), type(value).__name__
+    """``an integer 129``, ``a table``…: a value's TOML kind (and the value if short)."""
+    kinds: tuple[tuple[type | tuple[type, ...], str], ...] = (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a float"),
+        (str, "a string"),
+        (dict, "a table"),
+        (list, "an array"),
+        ((datetime.date, datetime.time), "a date/time"),
     )
+    kind = next((name for types, name in kinds if isinstance(value, types)), None)
+    if kind is None:
+        return type(value).__name__
     if isinstance(value, (dict, list)):
         return kind
-    return f"{kind} {value!r}"
+    shown = repr(value.unwrap() if hasattr(value, "unwrap") else value)
+    return f"{kind} {shown if len(shown) <= 40 else shown[:37] + '...'}"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from cleo.exceptions import CleoError
+from cleo.exceptions import CleoUserError
 
 
-class TorchCudaError(CleoError):
+class TorchCudaError(CleoUserError):
     """A problem the user can fix: the message names the cause and the fix.
 
-    Poetry renders a ``CleoError`` as its message alone (no traceback unless
-    ``-vvv``) and exits with status 1.
+    Poetry renders a ``CleoUserError`` as its message alone, at every
+    verbosity, and exits with status 1 (or ``exit_code`` when set).
     """
 
 

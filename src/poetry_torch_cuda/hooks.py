@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from typing import TYPE_CHECKING
 from typing import Any
 
 from cleo.io.outputs.output import Verbosity
 
 from poetry_torch_cuda.config import load_config
-from poetry_torch_cuda.detection import resolve_variant
+from poetry_torch_cuda.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.installed import graph_of
 from poetry_torch_cuda.locked import dependency_graph
@@ -20,6 +21,7 @@ from poetry_torch_cuda.reconcile import apply_plan
 from poetry_torch_cuda.reconcile import installed_environment
 from poetry_torch_cuda.reconcile import plan_for
 from poetry_torch_cuda.reconcile import protected_for
+from poetry_torch_cuda.urls import scrub
 
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from cleo.events.console_terminate_event import ConsoleTerminateEvent
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
+    from poetry.config.config import Config
     from poetry.console.commands.installer_command import InstallerCommand
     from poetry.installation.operations.operation import Operation
     from poetry.packages.locker import Locker
@@ -114,6 +117,7 @@ class CommandHooks:
     def __init__(self) -> None:
         self._guards: dict[int, OperationGuard] = {}
         self._configs: dict[int, TorchCudaConfig | None] = {}
+        self._lock_checks: dict[int, TorchCudaConfig] = {}
 
     def on_validate(
         self, event: ConsoleCommandEvent, event_name: str, dispatcher: Any
@@ -137,13 +141,16 @@ class CommandHooks:
         config = self._configs.pop(id(command), None)
         if config is None:
             return
-        variant = resolve_variant(config.variant)
+        # `auto` is resolved in the after-step, once the lock says which torch.
+        variant = config.variant
         if not variant.has_builds_for(sys.platform):
             event.io.write_error_line(
                 f"<warning>{PREFIX}: PyTorch publishes no {variant} builds for "
                 f"{sys.platform}; leaving torch to Poetry (PyPI's default build).</>"
             )
             return
+        if command.name in ("lock", "update"):
+            self._lock_checks[id(command)] = config
         if command.name == "lock":
             return
         guard = OperationGuard(config, variant, command.env, command.poetry.locker)
@@ -155,6 +162,7 @@ class CommandHooks:
         self, event: ConsoleTerminateEvent, event_name: str, dispatcher: Any
     ) -> None:
         """After an installer command: make the env hold the configured variant."""
+        self._check_lock(event)
         guard = self._guards.pop(id(event.command), None)
         if guard is None or guard.locked is None or event.exit_code != 0:
             return
@@ -162,23 +170,90 @@ class CommandHooks:
         if command is None or command.installer.is_dry_run():
             return
         try:
-            reconcile(guard.config, guard.variant, guard.locked, command.env, event.io)
+            variant = guard.variant
+            if variant.kind == "auto":
+                variant = _resolve_auto(guard, command, event.io)
+            reconcile(
+                guard.config,
+                variant,
+                guard.locked,
+                command.env,
+                event.io,
+                poetry_config=command.poetry.config,
+            )
         except TorchCudaError as error:
             _write_error(event.io, str(error))
+            event.set_exit_code(error.exit_code or 1)
+        except Exception as error:  # noqa: BLE001 - a bug of ours must not read like Poetry crashing
+            _write_unexpected(event.io, error)
             event.set_exit_code(1)
+
+    def _check_lock(self, event: ConsoleTerminateEvent) -> None:
+        """After ``lock``/``update``: warn when the variant lacks the locked torch."""
+        config = self._lock_checks.pop(id(event.command), None)
+        command = _installer_command(event.command)
+        if config is None or command is None or event.exit_code != 0:
+            return
+        if command.installer.is_dry_run():
+            return
+        from poetry_torch_cuda.lock_check import warn_missing_builds
+
+        try:
+            warn_missing_builds(config, command.poetry, event.io)
+        except TorchCudaError as error:  # a check only: never fail the lock for it
+            event.io.write_error_line(
+                f"{PREFIX}: could not check the lock's torch: {_escape(str(error))}",
+                verbosity=Verbosity.VERBOSE,
+            )
 
 
 def reconcile(
-    config: TorchCudaConfig, variant: Variant, locked: LockedState, env: Env, io: IO
+    config: TorchCudaConfig,
+    variant: Variant,
+    locked: LockedState,
+    env: Env,
+    io: IO,
+    *,
+    poetry_config: Config | None = None,
 ) -> None:
-    """Plan and, unless the environment already matches, apply."""
-    plan, protected, installed = plan_for(config, variant, locked, env)
-    if plan.is_empty:
-        io.write_line(
-            f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
+    """Under the environment's lock: plan and, unless the env already matches, apply."""
+    with environment_lock(env.path, on_wait=lambda: write_waiting(io, env)):
+        plan, protected, installed = plan_for(config, variant, locked, env)
+        if plan.is_empty:
+            io.write_line(
+                f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
+            )
+            return
+        apply_plan(
+            plan, config, protected, installed, env, io, poetry_config=poetry_config
         )
-        return
-    apply_plan(plan, config, protected, installed, env, io)
+
+
+def _resolve_auto(guard: OperationGuard, command: InstallerCommand, io: IO) -> Variant:
+    """What ``auto`` means here, for the versions this run locked and installed."""
+    from poetry_torch_cuda.resolution import resolve
+
+    assert guard.locked is not None
+    resolution = resolve(
+        guard.config, command.poetry, command.env, guard.locked.versions
+    )
+    io.write_line(f"{PREFIX}: {resolution.describe()}", verbosity=Verbosity.VERBOSE)
+    for step in resolution.decision.steps if resolution.decision else ():
+        io.write_line(f"  - {_escape(step)}", verbosity=Verbosity.VERBOSE)
+    return resolution.variant
+
+
+def _escape(text: str) -> str:
+    from cleo.formatters.formatter import Formatter
+
+    return Formatter.escape(text)
+
+
+def write_waiting(io: IO, env: Env) -> None:
+    """Say why the command pauses: another run holds the environment's lock."""
+    io.write_error_line(
+        f"{PREFIX}: <comment>waiting for another run to finish with {env.path}</>"
+    )
 
 
 def _installer_command(command: object) -> InstallerCommand | None:
@@ -191,6 +266,23 @@ def _installer_command(command: object) -> InstallerCommand | None:
 
 
 def _write_error(io: IO, message: str) -> None:
+    from cleo.formatters.formatter import Formatter
+
     io.write_error_line("")
-    for line in message.splitlines():
-        io.write_error_line(f"<error>{line}</error>" if line else "")
+    for line in scrub(message).splitlines():
+        io.write_error_line(f"<error>{Formatter.escape(line)}</error>" if line else "")
+
+
+def _write_unexpected(io: IO, error: Exception) -> None:
+    """One line on an error of ours; the (scrubbed) traceback only with ``-vvv``."""
+    if io.is_debug():
+        trace = "".join(
+            traceback.format_exception(type(error), error, error.__traceback__)
+        )
+        _write_error(io, trace)
+    _write_error(
+        io,
+        f"poetry-torch-cuda failed unexpectedly: {type(error).__name__}: {error}. "
+        "Run the command again with -vvv for the traceback; "
+        "POETRY_TORCH_CUDA_DISABLE=1 leaves torch to Poetry meanwhile.",
+    )

@@ -79,9 +79,15 @@ class InstalledEnvironment:
         return reached
 
     def _describe(self, distribution: metadata.Distribution) -> InstalledDistribution:
+        # Each access to ``distribution.metadata`` (and ``.version``, ``.requires``)
+        # reads and parses METADATA again: parse it once.
+        meta = distribution.metadata
         requires: set[NormalizedName] = set()
-        extras = distribution.metadata.get_all("Provides-Extra") or []
-        for line in distribution.requires or ():
+        extras = meta.get_all("Provides-Extra") or []
+        lines = meta.get_all("Requires-Dist")
+        if lines is None:  # an .egg-info keeps them in requires.txt
+            lines = distribution.requires or []
+        for line in lines:
             try:
                 requirement = Requirement(line)
             except InvalidRequirement:
@@ -92,9 +98,7 @@ class InstalledEnvironment:
             ):
                 requires.add(canonicalize_name(requirement.name))
         return InstalledDistribution(
-            canonicalize_name(distribution.metadata["Name"]),
-            distribution.version,
-            frozenset(requires),
+            canonicalize_name(meta["Name"]), meta["Version"], frozenset(requires)
         )
 
 

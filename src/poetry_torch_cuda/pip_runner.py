@@ -1,46 +1,113 @@
-"""Run the environment's own pip with argument lists, never a shell."""
+"""Run the environment's own pip with argument lists, never a shell.
+
+The index URL, credentials included, travels in ``PIP_INDEX_URL`` rather than
+on the command line, so it never shows in ``/proc/<pid>/cmdline`` (the
+environment of a process is readable by its own user only). pip runs in a
+session of its own: a Ctrl-C or a ``SIGTERM`` sent to Poetry is passed on to
+pip as ``SIGINT``, which makes pip roll back a half-done install before it
+exits, instead of dying in the middle of it.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import tempfile
+import threading
+from collections import deque
 from contextlib import contextmanager
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from poetry_torch_cuda import envlock
+from poetry_torch_cuda.credentials import IndexAccess
+from poetry_torch_cuda.diagnosis import diagnose
+from poetry_torch_cuda.diagnosis import pip_reason
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.urls import scrub
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Iterator
+    from collections.abc import Mapping
     from collections.abc import Sequence
 
-
-_CONFLICT = "The conflict is caused by:"
+#: pip's network timeout (seconds) and retries unless PIP_TIMEOUT/PIP_RETRIES say otherwise.
+DEFAULT_TIMEOUT = 10
+DEFAULT_RETRIES = 2
+_KEPT_LINES = 400
 
 
 class PipError(TorchCudaError):
-    """pip exited non-zero; the message carries pip's own reason."""
+    """pip exited non-zero; the message carries what failed and what to do."""
+
+
+class PipInterrupted(PipError):
+    """pip was stopped by a signal; ``exit_code`` is 128 + the signal number."""
+
+
+def pip_environment(
+    base: Mapping[str, str], index: IndexAccess | None = None
+) -> dict[str, str]:
+    """The environment pip runs with: ``base`` plus the index, no prompts, timeouts.
+
+    pip's own ``PIP_TIMEOUT`` / ``PIP_DEFAULT_TIMEOUT`` and ``PIP_RETRIES`` in
+    ``base`` win over the plugin's defaults.
+    """
+    env = dict(base)
+    env["PIP_NO_INPUT"] = "1"
+    if "PIP_TIMEOUT" not in env and "PIP_DEFAULT_TIMEOUT" not in env:
+        env["PIP_TIMEOUT"] = str(DEFAULT_TIMEOUT)
+    env.setdefault("PIP_RETRIES", str(DEFAULT_RETRIES))
+    if index is not None:
+        env["PIP_INDEX_URL"] = index.pip_url
+        if index.insecure_host is not None:
+            hosts = env.get("PIP_TRUSTED_HOST", "").split()
+            env["PIP_TRUSTED_HOST"] = " ".join([*hosts, index.insecure_host])
+    return env
+
+
+def pip_timeout(environ: Mapping[str, str]) -> float:
+    """The network timeout pip uses with :func:`pip_environment` (seconds)."""
+    for name in ("PIP_TIMEOUT", "PIP_DEFAULT_TIMEOUT"):
+        with suppress(KeyError, ValueError):
+            return max(float(environ[name]), 0.1)
+    return float(DEFAULT_TIMEOUT)
 
 
 class PipRunner:
-    """Install and uninstall with one environment's pip.
+    """Install and uninstall with one environment's pip."""
 
-    The index URL travels in ``PIP_INDEX_URL`` rather than on the command line,
-    so credentials in it never show in ``/proc/<pid>/cmdline``.
-    """
-
-    def __init__(self, pip_command: Sequence[str], *, show_output: bool) -> None:
+    def __init__(
+        self,
+        pip_command: Sequence[str],
+        *,
+        show_output: bool,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
         self._pip = list(pip_command)
         self._show_output = show_output
+        self._echo = echo
 
     def install(
-        self, requirements: Sequence[str], index_url: str, constraints: Iterable[str]
+        self,
+        requirements: Sequence[str],
+        index: IndexAccess | str,
+        constraints: Iterable[str],
     ) -> None:
-        """Install ``requirements`` from ``index_url``; ``constraints`` pin everything else."""
+        """Install ``requirements`` from ``index``; ``constraints`` pin everything else.
+
+        Raises:
+            PipInterrupted: a signal stopped pip (it rolled back what it had begun).
+            PipError: pip failed; the message says why and what to do.
+        """
+        if isinstance(index, str):
+            index = IndexAccess.from_url(index)
         with _constraints_file(constraints) as constraints_path:
             args = [
                 *self._pip,
@@ -51,56 +118,114 @@ class PipRunner:
                 str(constraints_path),
                 *requirements,
             ]
-            returncode, errors = self._run(args, {"PIP_INDEX_URL": index_url})
-        errors = errors.replace(index_url, mask_url(index_url))
-        if returncode != 0:
-            if _CONFLICT in errors:
-                fix = (
-                    "This build needs other versions of packages Poetry manages; "
-                    "align them in pyproject.toml and run `poetry lock`, or choose "
-                    "another variant with `poetry torch-cuda switch <variant>`."
-                )
-            else:
-                fix = (
-                    "Check that this variant offers these versions for this Python "
-                    "and platform, or choose another with "
-                    "`poetry torch-cuda switch <variant>`."
-                )
+            env = pip_environment(os.environ, index)
+            returncode, lines, signum = self._run(args, env)
+        asked = ", ".join(requirements)
+        if signum is not None:
+            raise _interrupted(f"installing {asked}", signum)
+        if returncode < 0:
             raise PipError(
-                f"pip could not install {', '.join(requirements)} from "
-                f"{mask_url(index_url)}: {errors}\n"
-                f"The previous build is still installed. {fix}"
+                f"pip was killed by {_signal_name(-returncode)} while installing "
+                f"{asked} from {index.shown}. Run the command again to finish."
+            )
+        if returncode != 0:
+            cause, advice = diagnose(index, lines, returncode, pip_timeout(env))
+            raise PipError(
+                f"pip could not install {asked} from {index.shown}: {cause}\n{advice}"
             )
 
     def uninstall(self, names: Sequence[str]) -> None:
         """Uninstall ``names``."""
         args = [*self._pip, "uninstall", "--disable-pip-version-check", "--yes", *names]
-        returncode, errors = self._run(args, {})
+        returncode, lines, signum = self._run(args, pip_environment(os.environ))
+        if signum is not None:
+            raise _interrupted(f"removing {', '.join(names)}", signum)
+        if returncode < 0:
+            raise PipError(
+                f"pip was killed by {_signal_name(-returncode)} while removing "
+                f"{', '.join(names)}. Run the command again to finish."
+            )
         if returncode != 0:
-            raise PipError(f"pip could not uninstall {', '.join(names)}: {errors}")
-
-    def _run(self, args: list[str], extra_env: dict[str, str]) -> tuple[int, str]:
-        env = {**os.environ, **extra_env, "PIP_NO_INPUT": "1"}
-        if self._show_output:
-            process = subprocess.run(
-                args, env=env, stderr=subprocess.PIPE, text=True, check=False
+            raise PipError(
+                f"pip could not uninstall {', '.join(names)}: {pip_reason(lines)}"
             )
+
+    def _run(
+        self, args: list[str], env: dict[str, str]
+    ) -> tuple[int, list[str], int | None]:
+        """Run pip; return its exit code, its (scrubbed) output and any signal received."""
+        kept: deque[str] = deque(maxlen=_KEPT_LINES)
+        with (
+            subprocess.Popen(
+                args,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                encoding="utf-8",
+                errors="replace",
+                start_new_session=os.name == "posix",
+                pass_fds=envlock.held_fds(),
+            ) as process,
+            _forward_signals(process) as received,
+        ):
+            assert process.stdout is not None
+            for raw in process.stdout:
+                line = scrub(raw.rstrip("\n"))
+                kept.append(line)
+                if self._show_output:
+                    self._write(line)
+            returncode = process.wait()
+        return returncode, list(kept), received[0] if received else None
+
+    def _write(self, line: str) -> None:
+        if self._echo is not None:
+            self._echo(line)
         else:
-            process = subprocess.run(
-                args, env=env, capture_output=True, text=True, check=False
-            )
-        return process.returncode, _reason(process.stderr or "", process.stdout or "")
+            sys.stdout.write(line + "\n")
 
 
-def _reason(stderr: str, stdout: str) -> str:
-    """pip's ERROR lines, with the resolver's "conflict is caused by" lines when present."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    chosen = [line for line in lines if line.startswith("ERROR:")] or lines[-3:]
-    conflict = stdout.partition(_CONFLICT)[2].partition("\n\n")[0]
-    causes = [line.strip() for line in conflict.splitlines() if line.strip()]
-    if causes:
-        chosen.append(f"{_CONFLICT} {'; '.join(causes)}.")
-    return " ".join(chosen) or "pip gave no reason"
+@contextmanager
+def _forward_signals(process: subprocess.Popen[str]) -> Iterator[list[int]]:
+    """Pass SIGINT/SIGTERM/SIGHUP received meanwhile on to pip as SIGINT.
+
+    pip answers SIGINT by rolling back and exiting; a second signal is passed
+    on as SIGTERM, a third as SIGKILL. Yields the signals received.
+    """
+    received: list[int] = []
+    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    escalation = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+
+    def forward(signum: int, frame: object) -> None:
+        received.append(signum)
+        with suppress(ProcessLookupError):
+            os.kill(process.pid, escalation[min(len(received), 3) - 1])
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, forward) for signum in handled}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _interrupted(doing: str, signum: int) -> PipInterrupted:
+    error = PipInterrupted(
+        f"{_signal_name(signum)} interrupted pip while {doing}; pip undid what "
+        "it had begun. Run the command again to finish."
+    )
+    error.exit_code = 128 + signum
+    return error
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 @contextmanager

@@ -19,12 +19,19 @@ if TYPE_CHECKING:
     from cleo.commands.command import Command as CleoCommand
     from cleo.events.event import Event
     from poetry.console.application import Application
+    from poetry.console.commands.installer_command import InstallerCommand
 
     from poetry_torch_cuda.hooks import CommandHooks
 
 VALIDATE_PRIORITY = 10
+#: ``config.TABLE``, repeated so that projects without it import nothing of ours.
+TABLE = "poetry-torch-cuda"
 COMMANDS = {
     "torch-cuda switch": "poetry_torch_cuda.commands.switch:SwitchCommand",
+    "torch-cuda status": "poetry_torch_cuda.commands.status:StatusCommand",
+    "torch-cuda sync": "poetry_torch_cuda.commands.sync:SyncCommand",
+    "torch-cuda detect": "poetry_torch_cuda.commands.detect:DetectCommand",
+    "torch-cuda variants": "poetry_torch_cuda.commands.variants:VariantsCommand",
 }
 
 
@@ -47,6 +54,10 @@ class TorchCudaPlugin(ApplicationPlugin):
         dispatcher.add_listener(TERMINATE, self._on_terminate)
 
     def _on_validate(self, event: Event, event_name: str, dispatcher: Any) -> None:
+        # Our own commands check their arguments before Poetry makes a virtualenv.
+        validate = getattr(getattr(event, "command", None), "validate_early", None)
+        if callable(validate):
+            validate(event.io)  # type: ignore[attr-defined]
         hooks = self._hooks_for(event)
         if hooks is not None:
             hooks.on_validate(event, event_name, dispatcher)  # type: ignore[arg-type]
@@ -64,13 +75,27 @@ class TorchCudaPlugin(ApplicationPlugin):
     def _hooks_for(self, event: Event) -> CommandHooks | None:
         from poetry.console.commands.installer_command import InstallerCommand
 
-        if not isinstance(getattr(event, "command", None), InstallerCommand):
+        command = getattr(event, "command", None)
+        if not isinstance(command, InstallerCommand):
             return None
         if self._hooks is None:
+            if not _has_table(command):
+                return None
             from poetry_torch_cuda.hooks import CommandHooks
 
             self._hooks = CommandHooks()
         return self._hooks
+
+
+def _has_table(command: InstallerCommand) -> bool:
+    """Whether the project configures us; without the table the hooks do nothing.
+
+    ``poetry self …`` commands work on Poetry's own environment and are left alone.
+    """
+    if (command.name or "").startswith("self "):
+        return False
+    tool = command.poetry.pyproject.data.get("tool")
+    return isinstance(tool, dict) and TABLE in tool
 
 
 def _lazy(target: str) -> Callable[[], CleoCommand]:

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
 
+from poetry_torch_cuda.credentials import index_access
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.installed import InstalledEnvironment
 from poetry_torch_cuda.installed import graph_of
+from poetry_torch_cuda.pip_runner import PipError
 from poetry_torch_cuda.pip_runner import PipRunner
 from poetry_torch_cuda.planning import Plan
 from poetry_torch_cuda.planning import build_targets
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
+    from poetry.config.config import Config
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.config import TorchCudaConfig
@@ -77,27 +80,40 @@ def apply_plan(
     installed: InstalledEnvironment,
     env: Env,
     io: IO,
+    *,
+    poetry_config: Config | None = None,
 ) -> None:
     """Carry out ``plan`` with the env's pip and print one summary line.
+
+    ``poetry_config`` is the project's Poetry configuration, where credentials
+    for the index are looked up (default: the user's global configuration).
 
     Raises:
         TorchCudaError: pip failed, or installed something other than asked.
     """
-    index_url = config.index_url(plan.variant)
+    from cleo.formatters.formatter import Formatter
+
     pip = PipRunner(
-        env.get_pip_command(), show_output=io.output.is_decorated() or io.is_verbose()
+        env.get_pip_command(),
+        show_output=io.output.is_decorated() or io.is_verbose(),
+        echo=lambda line: io.write_line(Formatter.escape(line)),
     )
     done: list[str] = []
     if plan.install:
+        index = index_access(config, plan.variant, poetry_config)
         requirements = [target.pip_requirement for target in plan.install]
         io.write_line(
             f"{PREFIX}: installing <c2>{', '.join(requirements)}</> "
-            f"from <comment>{mask_url(index_url)}</>",
+            f"from <comment>{index.shown}</>",
             verbosity=Verbosity.VERBOSE,
         )
-        pip.install(
-            requirements, index_url, pins_for(installed, protected, plan.install)
-        )
+        snapshot = _versions(installed)
+        try:
+            pip.install(
+                requirements, index, pins_for(installed, protected, plan.install)
+            )
+        except PipError as error:
+            raise _with_state(error, plan, snapshot, env) from None
         installed = installed_environment(env)
         done.append(_check_installed(plan, installed))
         targets = (*plan.install, *plan.satisfied)
@@ -129,6 +145,50 @@ def describe_plan(plan: Plan, config: TorchCudaConfig) -> str:
         )
         return f"{plan.variant} already installed ({kept})"
     return "; ".join(parts)
+
+
+def _versions(installed: InstalledEnvironment) -> dict[NormalizedName, str]:
+    return {name: dist.version for name, dist in installed.all().items()}
+
+
+def _with_state(
+    error: PipError, plan: Plan, before: Mapping[NormalizedName, str], env: Env
+) -> PipError:
+    """``error`` with a line that says what the environment holds now."""
+    after = _versions(installed_environment(env))
+    names = [target.name for target in plan.install]
+    held = ", ".join(f"{name} {after[name]}" for name in names if name in after)
+    targets_kept = all(before.get(name) == after.get(name) for name in names)
+    changes = [
+        _change(name, before.get(name), after.get(name))
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    ]
+    if not changes:
+        state = (
+            f"Nothing changed: the environment still has {held}."
+            if held
+            else f"Nothing changed: the environment has no {', '.join(names)}."
+        )
+    else:
+        had = "still has" if targets_kept else "now has"
+        state = (
+            f"The environment {had} {held or 'no ' + ', '.join(names)}; before "
+            f"failing, pip {', '.join(changes[:6])}"
+            f"{' and more' if len(changes) > 6 else ''}. Run the command again "
+            "once the cause is fixed: it removes what is left unused."
+        )
+    wrapped = type(error)(f"{error}\n{state}")
+    wrapped.exit_code = error.exit_code
+    return wrapped
+
+
+def _change(name: str, old: str | None, new: str | None) -> str:
+    if old is None:
+        return f"added {name} {new}"
+    if new is None:
+        return f"removed {name} {old}"
+    return f"changed {name} {old} -> {new}"
 
 
 def _check_installed(plan: Plan, installed: InstalledEnvironment) -> str:

@@ -1,9 +1,19 @@
-"""URL helpers: never show credentials."""
+"""URL helpers: never show credentials, know which hosts are this machine."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from urllib.parse import quote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
+
+
+#: ``scheme://user:password@`` anywhere in a text, e.g. in pip's output.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+
+#: Passwords seen in this process; :func:`scrub` removes them from any text.
+_SECRETS: set[str] = set()
 
 
 def mask_url(url: str) -> str:
@@ -16,3 +26,38 @@ def mask_url(url: str) -> str:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def without_credentials(url: str) -> str:
+    """``url`` with its ``user:password@`` part removed."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember ``secret`` so that :func:`scrub` hides it (raw and URL-quoted)."""
+    if secret:
+        _SECRETS.update({secret, quote(secret, safe="")})
+
+
+def scrub(text: str) -> str:
+    """``text`` with URL credentials and every registered secret replaced by ``***``."""
+    text = _USERINFO.sub(r"\g<scheme>***@", text)
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (a URL's host name) can only be this machine."""
+    if not host:
+        return False
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -66,14 +66,15 @@ TORCH_VERSIONS: tuple[str, ...] = ("2.13.0", "2.14.1")
 #: torch public version -> matching torchvision / torchaudio public version.
 TORCHVISION_FOR: Mapping[str, str] = {"2.13.0": "0.28.0", "2.14.1": "0.29.1"}
 TORCHAUDIO_FOR: Mapping[str, str] = {"2.13.0": "2.13.0", "2.14.1": "2.14.1"}
-#: Variant indexes under /whl/. cu126 only has torch 2.13.0+cu126.
-VARIANTS: tuple[str, ...] = ("cpu", "cu126", "cu129", "cu130", "rocm6.4")
-CUDA_VARIANTS: tuple[str, ...] = ("cu126", "cu129", "cu130")
+#: Variant indexes under /whl/. cu126 only has torch 2.13.0+cu126; cu128 only
+#: the 2.14.1 family.
+VARIANTS: tuple[str, ...] = ("cpu", "cu126", "cu128", "cu129", "cu130", "rocm6.4")
+CUDA_VARIANTS: tuple[str, ...] = ("cu126", "cu128", "cu129", "cu130")
 
 TRITON = "3.6.0"
 TRITON_ROCM = "3.4.0"
 FILELOCK = "3.20.0"
-CUBLAS_CU12 = {"cu126": "12.6.4.1", "cu129": "12.9.1.4"}
+CUBLAS_CU12 = {"cu126": "12.6.4.1", "cu128": "12.8.4.1", "cu129": "12.9.1.4"}
 CUDNN_CU12 = "9.10.2.21"
 CUBLAS_13 = "13.0.2.14"
 CUBLAS_13_NEWER = "13.1.0.3"  # outside torch's ``==13.0.*`` pin on purpose
@@ -121,7 +122,7 @@ def _torch_requires(variant: str | None) -> tuple[str, ...]:
                 f"triton=={TRITON}",
             ),
         )
-    if variant in ("cu126", "cu129"):
+    if variant in CUBLAS_CU12:
         return (
             "filelock",
             *_linux(
@@ -208,6 +209,13 @@ def default_specs() -> dict[str, list[WheelSpec]]:
             triton,
             cublas13,
             cudnn13,
+        ],
+        "cu128": [
+            *_torch_family("cu128", ("2.14.1",)),
+            filelock,
+            triton,
+            cublas12["cu128"],
+            cudnn12,
         ],
         "cu126": [
             WheelSpec("torch", "2.13.0+cu126", _torch_requires("cu126")),

@@ -17,6 +17,7 @@ added while the server runs are visible at once.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email.parser
 import hashlib
 import html
@@ -171,6 +172,9 @@ class IndexServer:
     ``serve_ranges``
         honour single ``Range: bytes=...`` requests on wheels with 206
         (default True, like PyPI's CDN). False: always 200 with the whole file.
+    ``bad_hash_paths``
+        path prefixes: files under them (e.g. ``/whl/cu130/torch/``) are listed
+        with a ``sha256`` that does not match their bytes, like a corrupt mirror.
     ``fail_retry_after``
         if set, injected failures carry ``Retry-After: <value>``. Poetry retries
         429/500/501/502/503/504 five times, sleeping Retry-After seconds (else
@@ -189,6 +193,7 @@ class IndexServer:
         self.serve_metadata = True
         self.serve_ranges = True
         self.fail_retry_after: str | None = None
+        self.bad_hash_paths: set[str] = set()
         self._records: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._file_cache: dict[tuple[Path, int, int], _FileInfo] = {}
@@ -244,6 +249,7 @@ class IndexServer:
         self.serve_metadata = True
         self.serve_ranges = True
         self.fail_retry_after = None
+        self.bad_hash_paths.clear()
 
     # -- addresses ---------------------------------------------------------
 
@@ -432,6 +438,11 @@ class IndexServer:
             return
         wheels = sorted(project_dir.glob("*.whl"))
         infos = [(path.name, self._file_info(path)) for path in wheels]
+        bad = tuple(self.bad_hash_paths)
+        infos = [
+            (name, _wrong_hash(info) if (record.path + name).startswith(bad) else info)
+            for name, info in infos
+        ]
         if content_type == JSON_TYPE:
             body = self._json_page(name, infos)
         else:
@@ -618,6 +629,12 @@ class IndexServer:
 
 class _NotFound(Exception):
     pass
+
+
+def _wrong_hash(info: _FileInfo) -> _FileInfo:
+    """``info`` with a sha256 that belongs to other bytes."""
+    wrong = hashlib.sha256(info.sha256.encode()).hexdigest()
+    return dataclasses.replace(info, sha256=wrong)
 
 
 def _match_prefix(table: dict[str, Any], path: str) -> Any:

@@ -104,6 +104,7 @@ def build_wheel(
     extras: Mapping[str, Sequence[str]] | None = None,
     tag: str = "py3-none-any",
     requires_python: str | None = None,
+    payload: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Write ``<dest>/<wheel file name>`` and return its path.
 
@@ -111,7 +112,8 @@ def build_wheel(
     ``__version__ = "<version>"`` and a dist-info directory with METADATA,
     WHEEL and RECORD. ``requires`` are PEP 508 strings (markers allowed);
     ``extras`` maps an extra's name to its requirements, which get an
-    ``extra == "<name>"`` marker.
+    ``extra == "<name>"`` marker. ``payload`` adds files (archive name ->
+    bytes), e.g. a large one to make installing the wheel write a lot.
     """
     dest.mkdir(parents=True, exist_ok=True)
     dist_info = f"{_escape(name)}-{version}.dist-info"
@@ -139,6 +141,7 @@ def build_wheel(
             ).encode(),
         ),
     ]
+    files[1:1] = list((payload or {}).items())
     record_lines = [f"{arc},{_record_hash(data)},{len(data)}" for arc, data in files]
     record_lines.append(f"{dist_info}/RECORD,,")
     files.append((f"{dist_info}/RECORD", ("\n".join(record_lines) + "\n").encode()))

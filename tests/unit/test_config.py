@@ -83,7 +83,7 @@ def test_disable_off_values_keep_plugin_on() -> None:
         ({"variant": "../cu129"}, {}, "'../cu129' is not a variant"),
         ({"variant": "cu129; rm -rf /"}, {}, "is not a variant"),
         ({"variant": "CU129"}, {}, 'did you mean "cu129"'),
-        ({"variant": 129}, {}, "variant must be a string, got int 129"),
+        ({"variant": 129}, {}, "variant must be a string, got an integer 129"),
         ({}, {}, "needs a variant"),
         ({"variant": "cu129", "extra": 1}, {}, "unknown key 'extra'"),
         (
@@ -111,7 +111,7 @@ def test_disable_off_values_keep_plugin_on() -> None:
         (
             {"variant": "cu129", "packages": [3]},
             {},
-            "must be PEP 508 strings, got int 3",
+            "must be PEP 508 strings, got an integer 3",
         ),
         (
             {"variant": "cu129", "packages": ["torch", "Torch"]},

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 from typing import ClassVar
 
+from cleo.formatters.formatter import Formatter
 from cleo.helpers import argument
 from cleo.helpers import option
 from poetry.console.commands.env_command import EnvCommand
@@ -15,14 +17,17 @@ from poetry_torch_cuda.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.config import ENV_VARIANT
 from poetry_torch_cuda.config import TABLE
 from poetry_torch_cuda.config import load_config
-from poetry_torch_cuda.detection import resolve_variant
+from poetry_torch_cuda.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.hooks import write_waiting
 from poetry_torch_cuda.locked import locked_state
-from poetry_torch_cuda.pyproject_edit import set_variant
+from poetry_torch_cuda.pyproject_edit import prepare_variant
 from poetry_torch_cuda.reconcile import PREFIX
 from poetry_torch_cuda.reconcile import apply_plan
 from poetry_torch_cuda.reconcile import describe_plan
 from poetry_torch_cuda.reconcile import plan_for
+from poetry_torch_cuda.resolution import resolve
+from poetry_torch_cuda.urls import scrub
 from poetry_torch_cuda.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.variants import parse_variant
 
@@ -30,6 +35,7 @@ from poetry_torch_cuda.variants import parse_variant
 if TYPE_CHECKING:
     from cleo.io.inputs.argument import Argument
     from cleo.io.inputs.option import Option
+    from cleo.io.io import IO
 
 
 class SwitchCommand(EnvCommand):
@@ -44,12 +50,29 @@ class SwitchCommand(EnvCommand):
     ]
     options: ClassVar[list[Option]] = [
         option("dry-run", None, "Print what would change and change nothing."),
+        option(
+            "pin",
+            None,
+            "With auto: write the variant auto picks here instead of auto.",
+        ),
     ]
     help = (
         "Installs the project's torch packages in the given variant's build from its "
         "index and, only when that succeeded, writes the variant to "
         "[tool.poetry-torch-cuda] in pyproject.toml (comments and layout kept)."
     )
+
+    def validate_early(self, io: IO) -> None:
+        """Refuse a bad variant before Poetry creates the virtualenv.
+
+        Raises:
+            TorchCudaError: the argument is not a variant.
+        """
+        value = io.input.argument("variant")
+        try:
+            parse_variant(value)
+        except ValueError as error:
+            raise TorchCudaError(f"{value!r} is not a variant: {error}.") from None
 
     def handle(self) -> int:
         value = self.argument("variant")
@@ -61,8 +84,9 @@ class SwitchCommand(EnvCommand):
         try:
             return self._switch(value, variant.name)
         except TorchCudaError as error:
-            self.line_error(f"<error>{error}</>")
-            return 1
+            for line in scrub(str(error)).splitlines():
+                self.line_error(f"<error>{Formatter.escape(line)}</>")
+            return error.exit_code or 1
 
     def _switch(self, value: str, name: str) -> int:
         pyproject = self.poetry.pyproject_path
@@ -70,29 +94,55 @@ class SwitchCommand(EnvCommand):
         data = dict(self.poetry.pyproject.data)
         config = load_config(_with_variant(data, name), environ)
         assert config is not None
-        variant = resolve_variant(config.variant)
+        locked = locked_state(self.poetry, self.env)
+        variant = resolve(config, self.poetry, self.env, locked.versions).variant
         if not variant.has_builds_for(sys.platform):
             raise TorchCudaError(
                 f"PyTorch publishes no {variant} builds for {sys.platform}; "
                 "PyPI's default build is the one to use here."
             )
-        locked = locked_state(self.poetry, self.env)
-        plan, protected, installed = plan_for(config, variant, locked, self.env)
         resolved = f" (auto: {variant})" if name == "auto" else ""
+        if name == "auto" and self.option("pin"):
+            name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
+            plan, _, _ = plan_for(config, variant, locked, self.env)
             self.line(
                 f"{PREFIX}: would switch to <c2>{name}</>{resolved}: {describe_plan(plan, config)}"
             )
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             return 0
-        if not plan.is_empty:
-            apply_plan(plan, config, protected, installed, self.env, self.io)
-        else:
-            self.line(f"{PREFIX}: {describe_plan(plan, config)}")
-        if set_variant(pyproject, name):
-            self.line(
-                f'{PREFIX}: pyproject.toml now says variant = "<c2>{name}</>"{resolved}'
-            )
+        # All or nothing: the new pyproject.toml is written (beside the old one)
+        # before pip runs and takes the old one's place only once pip succeeded.
+        try:
+            pending = prepare_variant(pyproject, name)
+        except OSError as error:
+            raise TorchCudaError(
+                f"could not write {pyproject.name} ({error.strerror or error}); "
+                "nothing was changed. Free space or fix permissions, then run "
+                "the command again."
+            ) from None
+        with pending or nullcontext():
+            with environment_lock(
+                self.env.path, on_wait=lambda: write_waiting(self.io, self.env)
+            ):
+                plan, protected, installed = plan_for(config, variant, locked, self.env)
+                if not plan.is_empty:
+                    apply_plan(
+                        plan,
+                        config,
+                        protected,
+                        installed,
+                        self.env,
+                        self.io,
+                        poetry_config=self.poetry.config,
+                    )
+                else:
+                    self.line(f"{PREFIX}: {describe_plan(plan, config)}")
+            if pending is not None:
+                pending.commit()
+                self.line(
+                    f'{PREFIX}: pyproject.toml now says variant = "<c2>{name}</>"{resolved}'
+                )
         return 0
 
 

@@ -1,0 +1,259 @@
+"""Turn a failed pip run into one sentence on what failed and one on what to do.
+
+pip reports a missing page, a server error, a refused password or an
+unreachable host all alike ("No matching distribution found"), so after such
+a failure the plugin asks the index itself for the project's page once, with
+the same credentials and timeout, and reports what it answered.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import ssl
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+from urllib.parse import urlsplit
+
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from poetry_torch_cuda.urls import scrub
+
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from poetry_torch_cuda.credentials import IndexAccess
+
+_NOT_FOUND = re.compile(r"No matching distribution found for (?P<requirement>\S+)")
+_DISK = ("No space left on device", "File too large", "Read-only file system")
+_HASHES = "DO NOT MATCH THE HASHES"
+_CONFLICT = "The conflict is caused by:"
+
+
+def diagnose(
+    index: IndexAccess, lines: Sequence[str], returncode: int, timeout: float
+) -> tuple[str, str]:
+    """``(what failed, what to do)`` for a pip run that exited with ``returncode``."""
+    text = "\n".join(lines)
+    if _HASHES in text:
+        files = [
+            _file_name(lines[number - 1]) if number else "a file"
+            for number, line in enumerate(lines)
+            if "Expected sha256" in line
+        ]
+        return (
+            (
+                "a downloaded file does not match the sha256 hash the index lists for "
+                f"it{_detail(files)}"
+            ),
+            (
+                "Nothing was installed from it. Run the command again; if it keeps "
+                "failing, the mirror serves a corrupt or altered file: tell whoever "
+                "runs it."
+            ),
+        )
+    if any(marker in text for marker in _DISK):
+        return (
+            f"pip could not write to disk ({_os_error(lines)})",
+            (
+                "Free space (or lift the limit) where the environment and the "
+                "temporary directory live, then run the command again."
+            ),
+        )
+    if _CONFLICT in text:
+        return (
+            _conflict(lines),
+            (
+                "This build needs other versions of packages Poetry manages; align "
+                "them in pyproject.toml and run `poetry lock`, or choose another "
+                "variant with `poetry torch-cuda switch <variant>`."
+            ),
+        )
+    missing = _NOT_FOUND.search(text)
+    if missing is not None:
+        return _probe(index, _project(missing["requirement"]), timeout)
+    return pip_reason(lines), "See pip's output above (add -v to show it)."
+
+
+def _probe(index: IndexAccess, project: str, timeout: float) -> tuple[str, str]:
+    url = f"{index.url.rstrip('/')}/{project}/"
+    host = urlsplit(index.url).netloc
+    request = urllib.request.Request(url, headers={"Accept": "text/html"})  # noqa: S310 - http(s) only, checked by the config
+    if index.authorization is not None:
+        request.add_unredirected_header("Authorization", index.authorization)
+    try:
+        with urllib.request.urlopen(  # noqa: S310
+            request, timeout=timeout, context=_ssl_context()
+        ) as response:
+            page = response.read(8 * 1024 * 1024).decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return _http_status(index, project, error.code)
+    except (socket.timeout, TimeoutError):
+        return _timed_out(host, timeout)
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, (socket.timeout, TimeoutError)):
+            return _timed_out(host, timeout)
+        return (
+            f"could not connect to {host} ({scrub(str(error.reason))})",
+            (
+                "Check the network, any proxy settings, and the index URL "
+                "(index-url, or the url of the source named by source)."
+            ),
+        )
+    except OSError as error:
+        return (
+            f"could not read {index.shown}/{project}/ ({scrub(str(error))})",
+            "Check the network and the index URL, then run the command again.",
+        )
+    versions = _versions(page, project)
+    shown = ", ".join(versions[-8:]) if versions else "none"
+    return (
+        f"the index has no build of {project} that matches (it offers {shown})",
+        (
+            "Choose a variant that has it (`poetry torch-cuda switch <variant>`), "
+            "lock a version this variant offers, or check that the build exists for "
+            "this Python and platform."
+        ),
+    )
+
+
+def _http_status(index: IndexAccess, project: str, status: int) -> tuple[str, str]:
+    if status in (401, 403):
+        if index.has_credentials:
+            name = index.source or "<source>"
+            variable = "POETRY_HTTP_BASIC_" + (
+                re.sub(r"\W", "_", name.upper()) if index.source else "<SOURCE>"
+            )
+            advice = (
+                "Check the credentials Poetry has for it: `poetry config "
+                f"http-basic.{name} <user> <password>` or {variable}_USERNAME "
+                f"and {variable}_PASSWORD."
+            )
+        else:
+            advice = (
+                "It wants credentials: declare it as a [[tool.poetry.source]], set "
+                'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
+                "`poetry config http-basic.<name> <user> <password>`."
+            )
+        return f"the index refused access (HTTP {status})", advice
+    if status == 404:
+        return (
+            f"the index has no page for {project} (HTTP 404)",
+            (
+                "Check the index URL and the variant: "
+                f"{index.shown.rstrip('/')}/{project}/ should list its wheels."
+            ),
+        )
+    if status >= 500:
+        return (
+            f"the index failed with HTTP {status} (a server error)",
+            "Run the command again later, or tell whoever runs the index.",
+        )
+    return (
+        f"the index answered HTTP {status} for {project}",
+        "Check the index URL, then run the command again.",
+    )
+
+
+def _timed_out(host: str, timeout: float) -> tuple[str, str]:
+    return (
+        f"{host} did not answer within {timeout:g} s",
+        (
+            "The index is slow or unreachable. Run the command again later, or give "
+            "pip more time with PIP_TIMEOUT=<seconds> (and PIP_RETRIES=<count>)."
+        ),
+    )
+
+
+def _ssl_context() -> ssl.SSLContext:
+    cafile = next(
+        (
+            os.environ[name]
+            for name in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+            if os.environ.get(name)
+        ),
+        None,
+    )
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError):
+        return ssl.create_default_context()
+
+
+def _project(requirement: str) -> str:
+    try:
+        return canonicalize_name(Requirement(requirement).name)
+    except InvalidRequirement:
+        return canonicalize_name(re.split(r"[^A-Za-z0-9._-]", requirement)[0])
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs.extend(
+                value for name, value in attrs if name == "href" and value
+            )
+
+
+def _versions(page: str, project: str) -> list[str]:
+    parser = _Links()
+    parser.feed(page)
+    versions: list[str] = []
+    for href in parser.hrefs:
+        filename = unquote(href.split("#", 1)[0].rsplit("/", 1)[-1])
+        parts = filename.split("-")
+        if (
+            len(parts) >= 2
+            and canonicalize_name(parts[0]) == project
+            and parts[1] not in versions
+        ):
+            versions.append(parts[1])
+    return versions
+
+
+def _file_name(line: str) -> str:
+    """``torch-2.14.1+cu130-py3-none-any.whl`` from pip's "<req> from <url>:" line."""
+    url = line.strip().rstrip(":").rsplit(" ", 1)[-1]
+    return unquote(url.split("#", 1)[0].rsplit("/", 1)[-1]) or "a file"
+
+
+def _detail(items: Sequence[str]) -> str:
+    return f" ({'; '.join(items)})" if items else ""
+
+
+def _os_error(lines: Sequence[str]) -> str:
+    for line in lines:
+        if any(marker in line for marker in _DISK):
+            return line.strip().removeprefix("ERROR: ")
+    return "an OS error"
+
+
+def _conflict(lines: Sequence[str]) -> str:
+    """pip's ERROR lines and the resolver's "conflict is caused by" lines."""
+    causes: list[str] = []
+    collecting = False
+    for line in lines:
+        if _CONFLICT in line:
+            collecting = True
+        elif collecting and not line.strip():
+            break
+        elif collecting:
+            causes.append(line.strip())
+    return f"{pip_reason(lines)} {_CONFLICT} {'; '.join(causes)}."
+
+
+def pip_reason(lines: Sequence[str]) -> str:
+    stripped = [line.strip() for line in lines if line.strip()]
+    errors = [line for line in stripped if line.startswith("ERROR:")]
+    return " ".join(errors or stripped[-3:] or ["pip gave no reason"])

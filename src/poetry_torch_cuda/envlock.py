@@ -1,0 +1,120 @@
+"""One plugin step at a time per environment: an OS file lock inside the venv.
+
+Two ``poetry install`` runs on one environment each plan and apply the
+variant under this lock, so the second one plans again after the first one
+finished and finds nothing left to do. The lock is an advisory ``flock`` (a
+``msvcrt`` byte lock on Windows): the OS releases it when its holders exit,
+so a killed run never leaves a stale lock behind. pip inherits the lock's
+file descriptor, which keeps the environment locked while a pip started by a
+run that was killed still finishes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from poetry_torch_cuda.errors import TorchCudaError
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
+
+LOCK_NAME = ".poetry-torch-cuda.lock"
+DEFAULT_WAIT_SECONDS = 900.0
+_POLL_SECONDS = 0.1
+
+_held: list[int] = []
+
+
+def held_fds() -> tuple[int, ...]:
+    """File descriptors of the locks this process holds (for pip to inherit)."""
+    return tuple(_held) if os.name == "posix" else ()
+
+
+def lock_path(env_path: Path) -> Path:
+    """Where the lock of the environment at ``env_path`` lives.
+
+    Inside the environment when it is writable, else in the temp directory
+    under a name derived from the environment's path.
+    """
+    inside = env_path / LOCK_NAME
+    if os.access(env_path, os.W_OK):
+        return inside
+    digest = hashlib.sha256(str(env_path.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"poetry-torch-cuda-{digest}.lock"
+
+
+@contextmanager
+def environment_lock(
+    env_path: Path,
+    on_wait: Callable[[], None] | None = None,
+    wait_seconds: float = DEFAULT_WAIT_SECONDS,
+) -> Iterator[None]:
+    """Hold the environment's lock; call ``on_wait`` once if another run holds it.
+
+    Re-entrant within one process (a command that runs another one).
+
+    Raises:
+        TorchCudaError: the lock stayed taken for ``wait_seconds``.
+    """
+    if _held:
+        yield
+        return
+    path = lock_path(env_path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not _try_lock(fd):
+            if on_wait is not None:
+                on_wait()
+            deadline = time.monotonic() + wait_seconds
+            while not _try_lock(fd):
+                if time.monotonic() > deadline:
+                    raise TorchCudaError(
+                        f"another poetry-torch-cuda run has held {path} for "
+                        f"{wait_seconds:.0f} s. Wait for it to finish, or stop it."
+                    )
+                time.sleep(_POLL_SECONDS)
+        _held.append(fd)
+        try:
+            yield
+        finally:
+            _held.remove(fd)
+            _unlock(fd)
+    finally:
+        os.close(fd)
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)

@@ -1,0 +1,267 @@
+"""Private mirrors: a Poetry source as the index, Poetry's credentials, no leaks.
+
+The local index demands HTTP basic auth for everything under /whl/ (the
+"mirror"); the fake PyPI under /simple/ stays open, so Poetry's own work
+needs no credentials and every authenticated request is the plugin's.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import stat
+from importlib.metadata import version
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import pytest
+from packaging.version import Version
+
+from tests.support.processes import cmdline
+from tests.support.processes import descendants
+from tests.support.processes import environ
+from tests.support.processes import pip_processes
+from tests.support.processes import start_poetry
+from tests.support.processes import wait_for
+from tests.support.processes import wait_for_request
+
+
+if TYPE_CHECKING:
+    from tests.support.fixtures import ProjectFactory
+    from tests.support.index import IndexServer
+    from tests.support.poetry_project import Project
+
+pytestmark = pytest.mark.e2e
+
+USER = "mirror-robot"
+PASSWORD = "s3cr3t:P@ss/w0rd%"
+TOKEN = "tok-5f0c2b9e7d"
+DEPS = {"needs-torch": "*", "torchvision": "*"}
+CU129_WHEEL = "/whl/cu129/torch/torch-2.14.1+cu129-py3-none-any.whl"
+ENV_USER = "POETRY_HTTP_BASIC_TORCH_MIRROR_USERNAME"
+ENV_PASSWORD = "POETRY_HTTP_BASIC_TORCH_MIRROR_PASSWORD"
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def assert_no_secret(text: str, *secrets: str) -> None:
+    """Neither a secret, nor its URL-quoted or base64 forms, nor ``user:`` appear."""
+    for secret in secrets:
+        assert secret not in text
+        assert quote(secret, safe="") not in text
+    assert f"{USER}:" not in text
+    assert base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode() not in text
+
+
+def mirror_project(
+    project_factory: ProjectFactory, index: IndexServer, table: str
+) -> Project:
+    """A project with a ``torch-mirror`` source (explicit) and ``table`` as its config."""
+    project = project_factory(DEPS)
+    project.write_pyproject(
+        project.pyproject_text()
+        + "\n[[tool.poetry.source]]\n"
+        + 'name = "torch-mirror"\n'
+        + f'url = "{index.url}/whl/{{variant}}"\n'
+        + 'priority = "explicit"\n'
+        + f"\n[tool.poetry-torch-cuda]\n{table}"
+    )
+    return project
+
+
+@pytest.fixture
+def mirror(index: IndexServer) -> IndexServer:
+    index.require_auth = (USER, PASSWORD)
+    index.auth_paths = ("/whl/",)
+    return index
+
+
+@pytest.fixture
+def source_project(project_factory: ProjectFactory, mirror: IndexServer) -> Project:
+    return mirror_project(
+        project_factory, mirror, 'variant = "cu129"\nsource = "torch-mirror"\n'
+    )
+
+
+def whl_authorizations(index: IndexServer) -> set[str | None]:
+    return {r.authorization for r in index.records if r.path.startswith("/whl/")}
+
+
+def test_source_credentials_from_poetry_environment_variables(
+    source_project: Project, mirror: IndexServer
+) -> None:
+    result = source_project.run(
+        "install", "-vvv", env_extra={ENV_USER: USER, ENV_PASSWORD: PASSWORD}
+    )
+    assert source_project.installed()["torch"] == "2.14.1+cu129"
+    assert whl_authorizations(mirror) == {basic(USER, PASSWORD)}
+    assert "[Errno" not in result.stderr
+    assert_no_secret(result.stdout + result.stderr, PASSWORD)
+
+
+def test_source_credentials_from_poetry_config(
+    source_project: Project, mirror: IndexServer
+) -> None:
+    source_project.run("config", "http-basic.torch-mirror", USER, PASSWORD)
+    result = source_project.run("install", "-vvv")
+    assert source_project.installed()["torch"] == "2.14.1+cu129"
+    assert whl_authorizations(mirror) == {basic(USER, PASSWORD)}
+    assert_no_secret(result.stdout + result.stderr, PASSWORD)
+
+
+@pytest.mark.skipif(
+    Version(version("poetry")) < Version("2.1"),
+    reason="Poetry 2.0 ignores an http-basic password that has no user name",
+)
+def test_token_without_user_name(source_project: Project, mirror: IndexServer) -> None:
+    mirror.require_auth = ("", TOKEN)
+    result = source_project.run("install", "-vvv", env_extra={ENV_PASSWORD: TOKEN})
+    assert source_project.installed()["torch"] == "2.14.1+cu129"
+    assert whl_authorizations(mirror) == {basic("", TOKEN)}
+    assert_no_secret(result.stdout + result.stderr, TOKEN)
+
+
+@pytest.mark.parametrize("verbosity", [(), ("-vvv",)])
+def test_wrong_password_fails_cleanly_and_never_shows_it(
+    source_project: Project, verbosity: tuple[str, ...]
+) -> None:
+    wrong = "wrong-" + PASSWORD
+    result = source_project.run(
+        "install",
+        *verbosity,
+        check=False,
+        env_extra={ENV_USER: USER, ENV_PASSWORD: wrong},
+    )
+    assert result.returncode == 1
+    assert "the index refused access (HTTP 401)" in result.stderr
+    assert "poetry config http-basic.torch-mirror <user> <password>" in result.stderr
+    assert "POETRY_HTTP_BASIC_TORCH_MIRROR_PASSWORD" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "torch" not in source_project.installed()
+    assert_no_secret(result.stdout + result.stderr, wrong, PASSWORD)
+
+
+def test_missing_credentials_say_how_to_give_them(
+    project_factory: ProjectFactory, mirror: IndexServer
+) -> None:
+    project = project_factory(DEPS, 'variant = "cu129"\n')
+    result = project.run("install", check=False)
+    assert result.returncode == 1
+    assert "the index refused access (HTTP 401)" in result.stderr
+    assert 'source = "<name>"' in result.stderr
+
+
+def test_password_never_on_a_command_line(
+    source_project: Project, mirror: IndexServer
+) -> None:
+    """Other users can read /proc/<pid>/cmdline; only the owner reads environ."""
+    mirror.delay_seconds.update({CU129_WHEEL: 60, f"{CU129_WHEEL}.metadata": 0})
+    process = start_poetry(
+        source_project,
+        "install",
+        env_extra={ENV_USER: USER, ENV_PASSWORD: PASSWORD},
+    )
+    try:
+        wait_for_request(mirror, CU129_WHEEL)
+        wait_for(lambda: bool(pip_processes(process.pid)), 30, "pip to run")
+        pids = [process.pid, *descendants(process.pid)]
+        for pid in pids:
+            assert_no_secret(" ".join(cmdline(pid)), PASSWORD)
+        (pip,) = pip_processes(process.pid)
+        assert quote(PASSWORD, safe="") in environ(pip)["PIP_INDEX_URL"]
+        assert stat.S_IMODE(os.stat(f"/proc/{pip}/environ").st_mode) == 0o400
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.communicate(timeout=60)
+
+
+def test_index_url_on_a_source_host_uses_that_sources_credentials(
+    project_factory: ProjectFactory, mirror: IndexServer
+) -> None:
+    """As Poetry does for its own downloads: credentials go by host."""
+    project = project_factory(DEPS, 'variant = "cu129"\n')  # index-url on 127.0.0.1
+    result = project.run(
+        "install",
+        "-vvv",
+        env_extra={
+            "POETRY_HTTP_BASIC_FAKEPYPI_USERNAME": USER,
+            "POETRY_HTTP_BASIC_FAKEPYPI_PASSWORD": PASSWORD,
+        },
+    )
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    assert whl_authorizations(mirror) == {basic(USER, PASSWORD)}
+    assert_no_secret(result.stdout + result.stderr, PASSWORD)
+
+
+def test_credentials_in_the_index_url_are_masked(
+    project_factory: ProjectFactory, mirror: IndexServer
+) -> None:
+    project = project_factory(DEPS, 'variant = "cu129"\n')
+    secret_url = f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{mirror.port}"
+    good = project.run(
+        "install",
+        "-vvv",
+        env_extra={"POETRY_TORCH_CUDA_INDEX_URL": secret_url + "/whl/{variant}"},
+    )
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    assert_no_secret(good.stdout + good.stderr, PASSWORD)
+    bad = project.run(
+        "install",
+        "-vvv",
+        check=False,
+        env_extra={
+            "POETRY_TORCH_CUDA_INDEX_URL": secret_url + "/nowhere/{variant}",
+            "POETRY_TORCH_CUDA_VARIANT": "cu130",
+        },
+    )
+    assert bad.returncode == 1
+    assert f"from http://127.0.0.1:{mirror.port}/nowhere/cu130:" in bad.stderr
+    assert_no_secret(bad.stdout + bad.stderr, PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        'variant = "cu129"\nindex-url = "http://torch-mirror.example/whl/{variant}"\n',
+        'variant = "cu129"\nsource = "insecure"\n',
+    ],
+)
+def test_plain_http_to_another_host_needs_an_explicit_opt_in(
+    project_factory: ProjectFactory, table: str
+) -> None:
+    project = project_factory(DEPS)
+    base = project.pyproject_text() + (
+        '\n[[tool.poetry.source]]\nname = "insecure"\n'
+        'url = "http://torch-mirror.example/whl/{variant}"\npriority = "explicit"\n'
+    )
+    project.write_pyproject(base + f"\n[tool.poetry-torch-cuda]\n{table}")
+    # --dry-run: the opted-in mirror does not exist, so nothing may fetch from it.
+    refused = project.run("install", "--dry-run", check=False)
+    assert refused.returncode == 1
+    assert "uses plain http to torch-mirror.example" in refused.stderr
+    assert "allow-insecure-http = true" in refused.stderr
+    assert not project.venv.exists()
+    project.write_pyproject(
+        base + f"\n[tool.poetry-torch-cuda]\n{table}allow-insecure-http = true\n"
+    )
+    accepted = project.run("install", "--dry-run")
+    assert "plain http" not in accepted.stderr
+
+
+def test_unknown_source_names_the_known_ones(
+    project_factory: ProjectFactory, index: IndexServer
+) -> None:
+    project = mirror_project(
+        project_factory, index, 'variant = "cu129"\nsource = "torch-mirorr"\n'
+    )
+    result = project.run("install", check=False)
+    assert result.returncode == 1
+    assert (
+        "[tool.poetry-torch-cuda] source = 'torch-mirorr' names no "
+        "[[tool.poetry.source]] with a url; known sources: 'fakepypi', "
+        "'torch-mirror'." in result.stderr
+    )
+    assert not project.venv.exists()

@@ -1,0 +1,349 @@
+"""Faults while the plugin installs a variant: real pip, the real local index.
+
+Every fault is injected while a project that holds the cu129 build moves to
+cu130, once through ``poetry install`` (the after-step every build runs) and
+once through ``poetry torch-cuda switch``. Each must end with a non-zero exit,
+one message that says what failed and what to do, no traceback, the cu129
+build still installed, and pyproject.toml and poetry.lock byte-identical.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.catalog import build_universe
+from tests.support.index import IndexServer
+from tests.support.poetry_project import Project
+from tests.support.poetry_project import describe
+from tests.support.processes import pip_processes
+from tests.support.processes import start_poetry
+from tests.support.processes import wait_for
+from tests.support.processes import wait_for_request
+from tests.support.wheels import build_wheel
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tests.support.fixtures import ProjectFactory
+
+pytestmark = pytest.mark.e2e
+
+DEPS = {"needs-torch": "*", "torchvision": "*"}
+CU129 = 'variant = "cu129"\n'
+CU130_WHEEL = "/whl/cu130/torch/torch-2.14.1+cu130-py3-none-any.whl"
+#: The two ways the plugin installs: the after-step of install, and switch.
+COMMANDS = {
+    "install": (("install",), {"POETRY_TORCH_CUDA_VARIANT": "cu130"}),
+    "switch": (("torch-cuda", "switch", "cu130"), {}),
+}
+
+
+@dataclass
+class Snapshot:
+    """What must survive a failure untouched."""
+
+    installed: dict[str, str]
+    pyproject: bytes
+    lock: bytes
+
+    @classmethod
+    def of(cls, project: Project) -> Snapshot:
+        return cls(
+            project.installed(),
+            project.pyproject.read_bytes(),
+            project.lockfile.read_bytes(),
+        )
+
+    def assert_unchanged(self, project: Project) -> None:
+        installed = project.installed()
+        assert installed["torch"] == "2.14.1+cu129"
+        assert installed == self.installed
+        assert project.pyproject.read_bytes() == self.pyproject
+        assert project.lockfile.read_bytes() == self.lock
+
+
+def assert_one_clear_failure(
+    result: subprocess.CompletedProcess[str], *needles: str, exit_code: int = 1
+) -> None:
+    """Non-zero exit, every needle in stderr, one message, no traceback."""
+    output = result.stdout + result.stderr
+    assert result.returncode == exit_code, describe(result)
+    for needle in needles:
+        assert needle in result.stderr, describe(result)
+    assert "Traceback" not in output
+    assert "Stack trace" not in output
+    assert result.stderr.count("torch==2.14.1+cu130") == 1, describe(result)
+
+
+@pytest.fixture
+def cu129_project(project_factory: ProjectFactory) -> Project:
+    project = project_factory(DEPS, CU129)
+    project.run("install")
+    return project
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unreachable(index: IndexServer) -> dict[str, str]:
+    return {
+        "POETRY_TORCH_CUDA_INDEX_URL": f"http://127.0.0.1:{closed_port()}/whl/{{variant}}"
+    }
+
+
+def not_found(index: IndexServer) -> dict[str, str]:
+    index.fail_paths["/whl/cu130/"] = 404
+    return {}
+
+
+def server_error(index: IndexServer) -> dict[str, str]:
+    index.fail_paths["/whl/cu130/"] = 500
+    return {}
+
+
+def too_slow(index: IndexServer) -> dict[str, str]:
+    index.delay_seconds["/whl/cu130/"] = 4
+    return {"PIP_TIMEOUT": "1", "PIP_RETRIES": "0"}
+
+
+def bad_hash(index: IndexServer) -> dict[str, str]:
+    index.bad_hash_paths.add("/whl/cu130/torch/")
+    return {}
+
+
+#: fault -> (inject it, returning extra environment; what the message must say)
+FAULTS: dict[str, tuple[Callable[[IndexServer], dict[str, str]], tuple[str, ...]]] = {
+    "unreachable": (
+        unreachable,
+        ("could not connect to 127.0.0.1:", "Check the network"),
+    ),
+    "404": (
+        not_found,
+        ("the index has no page for torch (HTTP 404)", "Check the index URL"),
+    ),
+    "500": (
+        server_error,
+        ("the index failed with HTTP 500", "Run the command again later"),
+    ),
+    "timeout": (too_slow, ("did not answer within 1 s", "PIP_TIMEOUT=<seconds>")),
+    "bad-hash": (
+        bad_hash,
+        (
+            "does not match the sha256 hash the index lists",
+            "Nothing was installed from it",
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_index_fault_leaves_everything_as_it_was(
+    cu129_project: Project, index: IndexServer, fault: str, command: str
+) -> None:
+    before = Snapshot.of(cu129_project)
+    inject, needles = FAULTS[fault]
+    args, env = COMMANDS[command]
+    env = {**env, **inject(index)}
+    result = cu129_project.run(*args, check=False, env_extra=env, timeout=120)
+    assert_one_clear_failure(
+        result, "pip could not install torch==2.14.1+cu130", *needles
+    )
+    assert "Nothing changed: the environment still has torch 2.14.1+cu129" in (
+        result.stderr
+    )
+    before.assert_unchanged(cu129_project)
+
+
+def test_variant_the_index_lacks_names_what_it_has(cu129_project: Project) -> None:
+    before = Snapshot.of(cu129_project)
+    result = cu129_project.run("torch-cuda", "switch", "cu126", check=False)
+    assert result.returncode == 1
+    assert "pip could not install torch==2.14.1+cu126" in result.stderr
+    assert "the index has no build of torch that matches (it offers 2.13.0+cu126)" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    before.assert_unchanged(cu129_project)
+
+
+def test_a_fault_shows_no_traceback_even_when_verbose(
+    cu129_project: Project, index: IndexServer
+) -> None:
+    index.fail_paths["/whl/cu130/"] = 500
+    for verbosity in ("-v", "-vv"):
+        result = cu129_project.run(
+            "install",
+            verbosity,
+            check=False,
+            env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"},
+        )
+        assert result.returncode == 1
+        assert "the index failed with HTTP 500" in result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+        assert "Stack trace" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "signum"),
+    [
+        ("install", signal.SIGTERM),
+        ("install", signal.SIGINT),
+        ("switch", signal.SIGTERM),
+    ],
+)
+def test_signal_to_poetry_mid_download_rolls_back(
+    cu129_project: Project, index: IndexServer, command: str, signum: int
+) -> None:
+    """As a CI cancel or a Ctrl-C does: the signal goes to Poetry's process group."""
+    before = Snapshot.of(cu129_project)
+    index.delay_seconds.update({CU130_WHEEL: 60, f"{CU130_WHEEL}.metadata": 0})
+    args, env = COMMANDS[command]
+    process = start_poetry(cu129_project, *args, env_extra=env)
+    try:
+        wait_for_request(index, CU130_WHEEL)
+        os.killpg(process.pid, signum)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    name = signal.Signals(signum).name
+    result = subprocess.CompletedProcess(
+        process.args, process.returncode, stdout, stderr
+    )
+    assert_one_clear_failure(
+        result,
+        f"{name} interrupted pip while installing torch==2.14.1+cu130",
+        "pip undid what it had begun",
+        "Nothing changed: the environment still has torch 2.14.1+cu129",
+        exit_code=128 + signum,
+    )
+    before.assert_unchanged(cu129_project)
+
+
+def test_pip_killed_mid_run_is_reported(
+    cu129_project: Project, index: IndexServer
+) -> None:
+    """pip itself dies (OOM killer, kill -9): Poetry says so and exits 1."""
+    before = Snapshot.of(cu129_project)
+    index.delay_seconds.update({CU130_WHEEL: 60, f"{CU130_WHEEL}.metadata": 0})
+    process = start_poetry(
+        cu129_project, "install", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    )
+    try:
+        wait_for_request(index, CU130_WHEEL)
+        wait_for(lambda: bool(pip_processes(process.pid)), 30, "pip to run")
+        for pid in pip_processes(process.pid):
+            os.kill(pid, signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    result = subprocess.CompletedProcess(
+        process.args, process.returncode, stdout, stderr
+    )
+    assert_one_clear_failure(
+        result, "pip was killed by SIGKILL while installing torch==2.14.1+cu130"
+    )
+    before.assert_unchanged(cu129_project)
+
+
+@pytest.fixture
+def big_cu130_index(tmp_path: Path) -> Iterator[IndexServer]:
+    """The default universe, but cu130's torch unpacks a 4 MB file (4 kB to download)."""
+    universe = build_universe(tmp_path / "universe")
+    spec = next(
+        wheel.spec
+        for wheel in universe.wheels
+        if wheel.index == "cu130" and wheel.spec.project == "torch"
+        if wheel.spec.version == "2.14.1+cu130"
+    )
+    build_wheel(
+        universe.project_dir("torch", "cu130"),
+        "torch",
+        spec.version,
+        spec.requires,
+        payload={"torch/_big.bin": bytes(4_000_000)},
+    )
+    with IndexServer(universe.root) as server:
+        yield server
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux prlimit")
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_disk_write_failure_mid_install_rolls_back(
+    tmp_path: Path, big_cu130_index: IndexServer, command: str
+) -> None:
+    """A file-size limit (RLIMIT_FSIZE, which binds root too) fails pip's writes
+    with EFBIG, as a full disk fails them with ENOSPC, after pip has already
+    removed the cu129 torch to put the cu130 one in its place."""
+    project = Project.create(tmp_path, big_cu130_index, DEPS, CU129)
+    project.run("install")
+    before = Snapshot.of(project)
+    args, env = COMMANDS[command]
+    process = start_poetry(
+        project, *args, env_extra=env, wrapper=["prlimit", "--fsize=1000000"]
+    )
+    stdout, stderr = process.communicate(timeout=120)
+    result = subprocess.CompletedProcess(
+        process.args, process.returncode, stdout, stderr
+    )
+    assert_one_clear_failure(
+        result,
+        "pip could not install torch==2.14.1+cu130",
+        "pip could not write to disk",
+        "File too large",
+        "Free space",
+        "The environment still has torch 2.14.1+cu129",
+        "before failing, pip added nvidia-cublas",
+    )
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1+cu129"  # pip put the old build back
+    assert installed["torchvision"] == "0.29.1+cu129"
+    for name, version in before.installed.items():
+        assert installed[name] == version
+    assert project.pyproject.read_bytes() == before.pyproject
+    assert project.lockfile.read_bytes() == before.lock
+    # cu130's CUDA wheels pip installed before torch failed are swept by the next run.
+    project.run("install")
+    assert project.installed() == before.installed
+
+
+def test_two_installs_at_once_take_turns(
+    cu129_project: Project, index: IndexServer
+) -> None:
+    """The second run waits for the first, plans again and finds nothing to do."""
+    index.delay_seconds.update({CU130_WHEEL: 3, f"{CU130_WHEEL}.metadata": 0})
+    env = {"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    processes = [start_poetry(cu129_project, "install", env_extra=env) for _ in "ab"]
+    outputs = [process.communicate(timeout=180) for process in processes]
+    for process, (stdout, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stdout + stderr
+    assert any("waiting for another run to finish" in err for _, err in outputs)
+    downloads = [path for path in index.requests if path == CU130_WHEEL]
+    assert len(downloads) == 1
+    installed = cu129_project.installed()
+    assert installed["torch"] == "2.14.1+cu130"
+    assert installed["torchvision"] == "0.29.1+cu130"
+    site = cu129_project.site_packages()
+    assert len(list(site.glob("torch-*.dist-info"))) == 1
+    assert len(list(site.glob("torchvision-*.dist-info"))) == 1
+    check = cu129_project.pip("check", check=False)
+    assert check.returncode == 0, describe(check)

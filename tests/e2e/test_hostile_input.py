@@ -1,0 +1,129 @@
+"""Hostile and malformed configuration: refused before anything runs or changes."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+
+if TYPE_CHECKING:
+    from tests.support.fixtures import ProjectFactory
+    from tests.support.poetry_project import Project
+
+pytestmark = pytest.mark.e2e
+
+DEPS = {"needs-torch": "*"}
+TABLE = "[tool.poetry-torch-cuda]"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('variant = "../cu129"', "variant = '../cu129' is not a variant"),
+        ('variant = "cu129; rm -rf /"', "variant = 'cu129; rm -rf /' is not a variant"),
+        ('variant = "$(touch pwned)"', "is not a variant"),
+        ("variant = 129", "variant must be a string, got an integer 129"),
+        ('variant = ["cu129"]', "variant must be a string, got an array"),
+        (
+            'variant = "cu129"\nindex-url = "file:///etc/passwd"',
+            "index-url = 'file:///etc/passwd' is not an http(s) URL with a host",
+        ),
+        (
+            'variant = "cu129"\nindex-url = "ftp://mirror.example/{variant}"',
+            "is not an http(s) URL with a host",
+        ),
+        (
+            'variant = "cu129"\nindex-url = "https://x.example/{variant}/{os}"',
+            "may contain only the placeholder {variant}",
+        ),
+        ('variant = "cu129"\npackages = "torch"', "must be a non-empty list"),
+        ('variant = "cu129"\npackages = ["torch; rm -rf /"]', "is not a PEP 508"),
+        (
+            'variant = "cu129"\npackages = ["torch @ https://evil.example/t.whl"]',
+            "is a direct URL reference",
+        ),
+        ('variant = "cu129"\nsource = 7', "sets both index-url and source"),
+        ('variant = "cu129"\nallow-insecure-http = "yes"', "must be true or false"),
+        ('variant = "cu129"\nshell = "rm -rf /"', "unknown key 'shell'"),
+    ],
+)
+def test_bad_value_is_refused_before_anything_runs(
+    project_factory: ProjectFactory, table: str, message: str
+) -> None:
+    project = project_factory(DEPS, table)
+    pyproject = project.pyproject.read_bytes()
+    for command in ("install", "lock", "update"):
+        result = project.run(command, check=False, env_extra=audited(project))
+        assert result.returncode == 1
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, (
+            result.stderr
+        )  # one line: key, bad value, what is allowed
+        assert message in lines[0]
+        assert lines[0].startswith("[tool.poetry-torch-cuda]")
+        assert spawned(project) == []  # not even Poetry's own subprocesses ran yet
+    assert not project.venv.exists()
+    assert not project.lockfile.exists()
+    assert project.pyproject.read_bytes() == pyproject
+    assert not (project.path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("POETRY_TORCH_CUDA_VARIANT", "cu129 && touch pwned", "is not a variant"),
+        ("POETRY_TORCH_CUDA_INDEX_URL", "javascript:alert(1)", "is not an http(s) URL"),
+        (
+            "POETRY_TORCH_CUDA_INDEX_URL",
+            "http://mirror.example/whl/{variant}",
+            "uses plain http to mirror.example",
+        ),
+    ],
+)
+def test_bad_override_is_refused(
+    project_factory: ProjectFactory, variable: str, value: str, message: str
+) -> None:
+    project = project_factory(DEPS, 'variant = "cu129"')
+    result = project.run("install", check=False, env_extra={variable: value})
+    assert result.returncode == 1
+    assert f"{variable} = " in result.stderr
+    assert message in result.stderr
+    assert not project.venv.exists()
+
+
+def test_hostile_switch_argument_changes_nothing(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory(DEPS, 'variant = "cu129"')
+    pyproject = project.pyproject.read_bytes()
+    for value in ("cu129; touch pwned", "../cu129", "cu12x", "--help=1"):
+        result = project.run("torch-cuda", "switch", "--", value, check=False)
+        assert result.returncode == 1
+        assert "is not a variant" in result.stderr
+    assert project.pyproject.read_bytes() == pyproject
+    assert not (project.path / "pwned").exists()
+    assert not project.venv.exists()
+
+
+def audited(project: Project) -> dict[str, str]:
+    """Env that makes the poetry process log every subprocess it starts."""
+    hook_dir = project.path / "audit"
+    hook_dir.mkdir(exist_ok=True)
+    (hook_dir / "sitecustomize.py").write_text(
+        "import json, sys\n"
+        "def _hook(event, args):\n"
+        "    if event in ('subprocess.Popen', 'os.system', 'os.posix_spawn', 'os.exec'):\n"
+        f"        with open({str(project.path / 'audit.log')!r}, 'a') as f:\n"
+        "            f.write(json.dumps([event, repr(args)]) + '\\n')\n"
+        "sys.addaudithook(_hook)\n"
+    )
+    return {"PYTHONPATH": str(hook_dir)}
+
+
+def spawned(project: Project) -> list[list[str]]:
+    log = project.path / "audit.log"
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines()]

@@ -1,0 +1,130 @@
+"""Run ``poetry`` in the background and look at the processes it starts (Linux /proc)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tests.support.poetry_project import poetry_executable
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+
+    from tests.support.index import IndexServer
+    from tests.support.poetry_project import Project
+
+
+__all__ = [
+    "cmdline",
+    "descendants",
+    "environ",
+    "pip_processes",
+    "start_poetry",
+    "wait_for",
+    "wait_for_request",
+]
+
+
+def start_poetry(
+    project: Project,
+    *args: str,
+    env_extra: Mapping[str, str | None] | None = None,
+    wrapper: Sequence[str] = (),
+) -> subprocess.Popen[str]:
+    """Start ``[*wrapper] poetry --no-ansi *args`` in a session (process group) of its own.
+
+    Its output is captured; ``os.killpg(process.pid, ...)`` signals the
+    whole group, as a terminal's Ctrl-C or a CI runner's cancel does.
+    """
+    env = dict(project.env)
+    for key, value in (env_extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return subprocess.Popen(
+        [*wrapper, str(poetry_executable()), "--no-ansi", *args],
+        cwd=project.path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` every 50 ms; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def wait_for_request(index: IndexServer, prefix: str, timeout: float = 120) -> None:
+    """Wait until ``index`` has received a request for a path starting with ``prefix``."""
+    wait_for(
+        lambda: any(path.startswith(prefix) for path in index.requests),
+        timeout,
+        f"a request for {prefix}",
+    )
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def descendants(pid: int) -> list[int]:
+    """Process ids of every living descendant of ``pid``."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            parent = _parent_of(int(entry.name))
+            if parent is not None:
+                parents[int(entry.name)] = parent
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == current]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def cmdline(pid: int) -> list[str]:
+    """The argument list of a process, as any user of the machine can read it."""
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+
+
+def environ(pid: int) -> dict[str, str]:
+    """The environment of a process (readable by its own user only)."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = (part.decode("utf-8", "replace") for part in raw.split(b"\0") if part)
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
+def pip_processes(pid: int) -> list[int]:
+    """Descendants of ``pid`` that run pip (``-m pip`` or an embedded pip wheel)."""
+    found = []
+    for child in descendants(pid):
+        try:
+            args = cmdline(child)
+        except OSError:
+            continue
+        if any(arg == "pip" or arg.endswith(("/pip", ".whl/pip")) for arg in args):
+            found.append(child)
+    return found
