@@ -10,17 +10,15 @@ from typing import Any
 from cleo.io.outputs.output import Verbosity
 
 from poetry_torch_cuda.config import load_config
-from poetry_torch_cuda.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.installed import graph_of
 from poetry_torch_cuda.locked import dependency_graph
 from poetry_torch_cuda.protection import merge_graphs
 from poetry_torch_cuda.reconcile import PREFIX
 from poetry_torch_cuda.reconcile import LockedState
-from poetry_torch_cuda.reconcile import apply_plan
 from poetry_torch_cuda.reconcile import installed_environment
-from poetry_torch_cuda.reconcile import plan_for
 from poetry_torch_cuda.reconcile import protected_for
+from poetry_torch_cuda.reconcile import reconcile_environment
 from poetry_torch_cuda.urls import scrub
 
 
@@ -216,16 +214,13 @@ def reconcile(
     *,
     poetry_config: Config | None = None,
 ) -> None:
-    """Under the environment's lock: plan and, unless the env already matches, apply."""
-    with environment_lock(env.path, on_wait=lambda: write_waiting(io, env)):
-        plan, protected, installed = plan_for(config, variant, locked, env)
-        if plan.is_empty:
-            io.write_line(
-                f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
-            )
-            return
-        apply_plan(
-            plan, config, protected, installed, env, io, poetry_config=poetry_config
+    """Make ``env`` hold ``variant``; say so at ``-v`` when it already did."""
+    plan = reconcile_environment(
+        config, variant, locked, env, io, poetry_config=poetry_config
+    )
+    if plan.is_empty:
+        io.write_line(
+            f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
         )
 
 
@@ -247,13 +242,6 @@ def _escape(text: str) -> str:
     from cleo.formatters.formatter import Formatter
 
     return Formatter.escape(text)
-
-
-def write_waiting(io: IO, env: Env) -> None:
-    """Say why the command pauses: another run holds the environment's lock."""
-    io.write_error_line(
-        f"{PREFIX}: <comment>waiting for another run to finish with {env.path}</>"
-    )
 
 
 def _installer_command(command: object) -> InstallerCommand | None:

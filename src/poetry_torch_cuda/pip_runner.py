@@ -99,8 +99,12 @@ class PipRunner:
         requirements: Sequence[str],
         index: IndexAccess | str,
         constraints: Iterable[str],
+        *,
+        force_reinstall: bool = False,
     ) -> None:
         """Install ``requirements`` from ``index``; ``constraints`` pin everything else.
+
+        ``force_reinstall`` reinstalls them even when the same version is there.
 
         Raises:
             PipInterrupted: a signal stopped pip (it rolled back what it had begun).
@@ -116,6 +120,7 @@ class PipRunner:
                 "--no-input",
                 "--constraint",
                 str(constraints_path),
+                *(["--force-reinstall"] if force_reinstall else []),
                 *requirements,
             ]
             env = pip_environment(os.environ, index)

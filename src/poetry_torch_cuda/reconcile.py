@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -82,6 +83,7 @@ def apply_plan(
     io: IO,
     *,
     poetry_config: Config | None = None,
+    force_reinstall: bool = False,
 ) -> None:
     """Carry out ``plan`` with the env's pip and print one summary line.
 
@@ -110,7 +112,10 @@ def apply_plan(
         snapshot = _versions(installed)
         try:
             pip.install(
-                requirements, index, pins_for(installed, protected, plan.install)
+                requirements,
+                index,
+                pins_for(installed, protected, plan.install),
+                force_reinstall=force_reinstall,
             )
         except PipError as error:
             raise _with_state(error, plan, snapshot, env) from None
@@ -204,3 +209,53 @@ def _check_installed(plan: Plan, installed: InstalledEnvironment) -> str:
             )
         versions.append(f"{target.name} {version}")
     return f"installed {', '.join(versions)}"
+
+
+def reconcile_environment(
+    config: TorchCudaConfig,
+    variant: Variant,
+    locked: LockedState,
+    env: Env,
+    io: IO,
+    *,
+    poetry_config: Config | None = None,
+    force: bool = False,
+) -> Plan:
+    """Under the environment's lock: plan and, unless nothing is to change, apply.
+
+    The plan is made after the lock is taken, so a run that waited for another
+    one finds what that one installed. ``force`` reinstalls matching builds too.
+    Returns the plan that was carried out (empty when the env already matched).
+    """
+    from poetry_torch_cuda.envlock import environment_lock
+
+    with environment_lock(env.path, on_wait=lambda: write_waiting(io, env)):
+        plan, protected, installed = plan_for(config, variant, locked, env)
+        if force:
+            plan = forced(plan)
+        if not plan.is_empty:
+            apply_plan(
+                plan,
+                config,
+                protected,
+                installed,
+                env,
+                io,
+                poetry_config=poetry_config,
+                force_reinstall=force,
+            )
+        return plan
+
+
+def forced(plan: Plan) -> Plan:
+    """``plan`` with every already satisfied target moved to the install list."""
+    return dataclasses.replace(
+        plan, install=(*plan.install, *plan.satisfied), satisfied=()
+    )
+
+
+def write_waiting(io: IO, env: Env) -> None:
+    """Say why the command pauses: another run holds the environment's lock."""
+    io.write_error_line(
+        f"{PREFIX}: <comment>waiting for another run to finish with {env.path}</>"
+    )

@@ -17,15 +17,13 @@ from poetry_torch_cuda.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.config import ENV_VARIANT
 from poetry_torch_cuda.config import TABLE
 from poetry_torch_cuda.config import load_config
-from poetry_torch_cuda.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.hooks import write_waiting
 from poetry_torch_cuda.locked import locked_state
 from poetry_torch_cuda.pyproject_edit import prepare_variant
 from poetry_torch_cuda.reconcile import PREFIX
-from poetry_torch_cuda.reconcile import apply_plan
 from poetry_torch_cuda.reconcile import describe_plan
 from poetry_torch_cuda.reconcile import plan_for
+from poetry_torch_cuda.reconcile import reconcile_environment
 from poetry_torch_cuda.resolution import resolve
 from poetry_torch_cuda.urls import scrub
 from poetry_torch_cuda.variants import ALLOWED_VARIANTS
@@ -122,22 +120,16 @@ class SwitchCommand(EnvCommand):
                 "the command again."
             ) from None
         with pending or nullcontext():
-            with environment_lock(
-                self.env.path, on_wait=lambda: write_waiting(self.io, self.env)
-            ):
-                plan, protected, installed = plan_for(config, variant, locked, self.env)
-                if not plan.is_empty:
-                    apply_plan(
-                        plan,
-                        config,
-                        protected,
-                        installed,
-                        self.env,
-                        self.io,
-                        poetry_config=self.poetry.config,
-                    )
-                else:
-                    self.line(f"{PREFIX}: {describe_plan(plan, config)}")
+            plan = reconcile_environment(
+                config,
+                variant,
+                locked,
+                self.env,
+                self.io,
+                poetry_config=self.poetry.config,
+            )
+            if plan.is_empty:
+                self.line(f"{PREFIX}: {describe_plan(plan, config)}")
             if pending is not None:
                 pending.commit()
                 self.line(

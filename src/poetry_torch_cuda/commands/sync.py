@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import sys
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import ClassVar
 
@@ -18,11 +15,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from cleo.io.inputs.option import Option
-
-    from poetry_torch_cuda.planning import Plan
 
 
 class SyncCommand(TorchCudaCommand):
@@ -46,13 +39,12 @@ class SyncCommand(TorchCudaCommand):
 
     def work(self) -> int:
         """Resolve, plan, and (unless ``--dry-run``) apply."""
-        from poetry_torch_cuda.envlock import environment_lock
-        from poetry_torch_cuda.hooks import write_waiting
         from poetry_torch_cuda.locked import locked_state
         from poetry_torch_cuda.reconcile import PREFIX
-        from poetry_torch_cuda.reconcile import apply_plan
         from poetry_torch_cuda.reconcile import describe_plan
+        from poetry_torch_cuda.reconcile import forced
         from poetry_torch_cuda.reconcile import plan_for
+        from poetry_torch_cuda.reconcile import reconcile_environment
         from poetry_torch_cuda.resolution import resolve
 
         config = self.project_config()
@@ -71,53 +63,18 @@ class SyncCommand(TorchCudaCommand):
         force = bool(self.option("force"))
         if self.option("dry-run"):
             plan, _, _ = plan_for(config, variant, locked, self.env)
-            plan = _forced(plan) if force else plan
+            plan = forced(plan) if force else plan
             self.line(f"{PREFIX}: would {esc(describe_plan(plan, config))}")
             return 0
-        with environment_lock(
-            self.env.path, on_wait=lambda: write_waiting(self.io, self.env)
-        ):
-            plan, protected, installed = plan_for(config, variant, locked, self.env)
-            plan = _forced(plan) if force else plan
-            if plan.is_empty:
-                self.line(f"{PREFIX}: {esc(describe_plan(plan, config))}")
-                return 0
-            with _pip_force_reinstall(force):
-                apply_plan(
-                    plan,
-                    config,
-                    protected,
-                    installed,
-                    self.env,
-                    self.io,
-                    poetry_config=self.poetry.config,
-                )
+        plan = reconcile_environment(
+            config,
+            variant,
+            locked,
+            self.env,
+            self.io,
+            poetry_config=self.poetry.config,
+            force=force,
+        )
+        if plan.is_empty:
+            self.line(f"{PREFIX}: {esc(describe_plan(plan, config))}")
         return 0
-
-
-def _forced(plan: Plan) -> Plan:
-    """``plan`` with every satisfied target moved to the install list."""
-    return dataclasses.replace(
-        plan, install=(*plan.install, *plan.satisfied), satisfied=()
-    )
-
-
-@contextmanager
-def _pip_force_reinstall(force: bool) -> Iterator[None]:
-    """Tell the env's pip ``--force-reinstall`` through its ``PIP_FORCE_REINSTALL``.
-
-    pip reads every option from ``PIP_<OPTION>``; ``pip uninstall`` ignores
-    this one. The variable is set for the duration of the install only.
-    """
-    if not force:
-        yield
-        return
-    before = os.environ.get("PIP_FORCE_REINSTALL")
-    os.environ["PIP_FORCE_REINSTALL"] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("PIP_FORCE_REINSTALL", None)
-        else:
-            os.environ["PIP_FORCE_REINSTALL"] = before
