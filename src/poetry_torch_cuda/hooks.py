@@ -226,15 +226,14 @@ def reconcile(
 
 def _resolve_auto(guard: OperationGuard, command: InstallerCommand, io: IO) -> Variant:
     """What ``auto`` means here, for the versions this run locked and installed."""
+    from poetry_torch_cuda.resolution import report
     from poetry_torch_cuda.resolution import resolve
 
     assert guard.locked is not None
     resolution = resolve(
         guard.config, command.poetry, command.env, guard.locked.versions
     )
-    io.write_line(f"{PREFIX}: {resolution.describe()}", verbosity=Verbosity.VERBOSE)
-    for step in resolution.decision.steps if resolution.decision else ():
-        io.write_line(f"  - {_escape(step)}", verbosity=Verbosity.VERBOSE)
+    report(resolution, io)
     return resolution.variant
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from cleo.io.io import IO
     from packaging.utils import NormalizedName
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
@@ -88,3 +89,32 @@ def resolve(
     return Resolution(
         config.variant, decision.variant, config.variant_origin, decision, machine
     )
+
+
+def report(resolution: Resolution, io: IO) -> None:
+    """At ``-v``: what the variant resolved to and, for ``auto``, each step of the decision."""
+    from cleo.formatters.formatter import Formatter
+    from cleo.io.outputs.output import Verbosity
+
+    from poetry_torch_cuda.reconcile import PREFIX
+
+    if resolution.decision is None:
+        return
+    io.write_line(f"{PREFIX}: {resolution.describe()}", verbosity=Verbosity.VERBOSE)
+    for step in resolution.decision.steps:
+        io.write_line(f"  - {Formatter.escape(step)}", verbosity=Verbosity.VERBOSE)
+
+
+def require_builds(variant: Variant, sys_platform: str) -> None:
+    """Refuse a variant PyTorch publishes no builds of for ``sys_platform``.
+
+    Raises:
+        TorchCudaError: there are none (CUDA or ROCm on macOS, say).
+    """
+    from poetry_torch_cuda.errors import TorchCudaError
+
+    if not variant.has_builds_for(sys_platform):
+        raise TorchCudaError(
+            f"PyTorch publishes no {variant} builds for {sys_platform}; "
+            "`poetry install` installs PyPI's default build here."
+        )

@@ -24,6 +24,7 @@ from poetry_torch_cuda.reconcile import PREFIX
 from poetry_torch_cuda.reconcile import describe_plan
 from poetry_torch_cuda.reconcile import plan_for
 from poetry_torch_cuda.reconcile import reconcile_environment
+from poetry_torch_cuda.resolution import require_builds
 from poetry_torch_cuda.resolution import resolve
 from poetry_torch_cuda.urls import scrub
 from poetry_torch_cuda.variants import ALLOWED_VARIANTS
@@ -94,11 +95,7 @@ class SwitchCommand(EnvCommand):
         assert config is not None
         locked = locked_state(self.poetry, self.env)
         variant = resolve(config, self.poetry, self.env, locked.versions).variant
-        if not variant.has_builds_for(sys.platform):
-            raise TorchCudaError(
-                f"PyTorch publishes no {variant} builds for {sys.platform}; "
-                "PyPI's default build is the one to use here."
-            )
+        require_builds(variant, sys.platform)
         resolved = f" (auto: {variant})" if name == "auto" else ""
         if name == "auto" and self.option("pin"):
             name, resolved = variant.name, " (auto's pick on this machine)"

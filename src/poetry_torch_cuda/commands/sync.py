@@ -7,11 +7,9 @@ from typing import TYPE_CHECKING
 from typing import ClassVar
 
 from cleo.helpers import option
-from cleo.io.outputs.output import Verbosity
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.commands.base import esc
-from poetry_torch_cuda.errors import TorchCudaError
 
 
 if TYPE_CHECKING:
@@ -45,21 +43,16 @@ class SyncCommand(TorchCudaCommand):
         from poetry_torch_cuda.reconcile import forced
         from poetry_torch_cuda.reconcile import plan_for
         from poetry_torch_cuda.reconcile import reconcile_environment
+        from poetry_torch_cuda.resolution import report
+        from poetry_torch_cuda.resolution import require_builds
         from poetry_torch_cuda.resolution import resolve
 
         config = self.project_config()
         locked = locked_state(self.poetry, self.env)
         resolution = resolve(config, self.poetry, self.env, locked.versions)
+        report(resolution, self.io)
         variant = resolution.variant
-        if resolution.decision is not None:
-            self.line(f"{PREFIX}: {resolution.describe()}", verbosity=Verbosity.VERBOSE)
-            for step in resolution.decision.steps:
-                self.line(f"  - {esc(step)}", verbosity=Verbosity.VERBOSE)
-        if not variant.has_builds_for(sys.platform):
-            raise TorchCudaError(
-                f"PyTorch publishes no {variant} builds for {sys.platform}; "
-                "`poetry install` installs PyPI's default build here."
-            )
+        require_builds(variant, sys.platform)
         force = bool(self.option("force"))
         if self.option("dry-run"):
             plan, _, _ = plan_for(config, variant, locked, self.env)
