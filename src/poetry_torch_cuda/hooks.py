@@ -9,17 +9,18 @@ from typing import Any
 
 from cleo.io.outputs.output import Verbosity
 
-from poetry_torch_cuda.config import load_config
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.installed import graph_of
-from poetry_torch_cuda.locked import dependency_graph
-from poetry_torch_cuda.protection import merge_graphs
-from poetry_torch_cuda.reconcile import PREFIX
-from poetry_torch_cuda.reconcile import LockedState
-from poetry_torch_cuda.reconcile import installed_environment
-from poetry_torch_cuda.reconcile import protected_for
-from poetry_torch_cuda.reconcile import reconcile_environment
-from poetry_torch_cuda.urls import scrub
+from poetry_torch_cuda.install.installed import graph_of
+from poetry_torch_cuda.install.installed import installed_environment
+from poetry_torch_cuda.install.protection import merge_graphs
+from poetry_torch_cuda.install.reconcile import protected_for
+from poetry_torch_cuda.install.reconcile import reconcile_environment
+from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.output import write_error
+from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.locked import LockedState
+from poetry_torch_cuda.project.locked import dependency_graph
 
 
 if TYPE_CHECKING:
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
     from poetry.packages.locker import Locker
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.config import TorchCudaConfig
-    from poetry_torch_cuda.variants import Variant
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.variants import Variant
 
 
 class OperationGuard:
@@ -180,7 +181,7 @@ class CommandHooks:
                 poetry_config=command.poetry.config,
             )
         except TorchCudaError as error:
-            _write_error(event.io, str(error))
+            write_error(event.io, str(error))
             event.set_exit_code(error.exit_code or 1)
         except Exception as error:  # noqa: BLE001 - a bug of ours must not read like Poetry crashing
             _write_unexpected(event.io, error)
@@ -194,13 +195,13 @@ class CommandHooks:
             return
         if command.installer.is_dry_run():
             return
-        from poetry_torch_cuda.lock_check import warn_missing_builds
+        from poetry_torch_cuda.project.lock_check import warn_missing_builds
 
         try:
             warn_missing_builds(config, command.poetry, event.io)
         except TorchCudaError as error:  # a check only: never fail the lock for it
             event.io.write_error_line(
-                f"{PREFIX}: could not check the lock's torch: {_escape(str(error))}",
+                f"{PREFIX}: could not check the lock's torch: {esc(str(error))}",
                 verbosity=Verbosity.VERBOSE,
             )
 
@@ -226,8 +227,8 @@ def reconcile(
 
 def _resolve_auto(guard: OperationGuard, command: InstallerCommand, io: IO) -> Variant:
     """What ``auto`` means here, for the versions this run locked and installed."""
-    from poetry_torch_cuda.resolution import report
-    from poetry_torch_cuda.resolution import resolve
+    from poetry_torch_cuda.machine.resolution import report
+    from poetry_torch_cuda.machine.resolution import resolve
 
     assert guard.locked is not None
     resolution = resolve(
@@ -235,12 +236,6 @@ def _resolve_auto(guard: OperationGuard, command: InstallerCommand, io: IO) -> V
     )
     report(resolution, io)
     return resolution.variant
-
-
-def _escape(text: str) -> str:
-    from cleo.formatters.formatter import Formatter
-
-    return Formatter.escape(text)
 
 
 def _installer_command(command: object) -> InstallerCommand | None:
@@ -252,22 +247,14 @@ def _installer_command(command: object) -> InstallerCommand | None:
     return None
 
 
-def _write_error(io: IO, message: str) -> None:
-    from cleo.formatters.formatter import Formatter
-
-    io.write_error_line("")
-    for line in scrub(message).splitlines():
-        io.write_error_line(f"<error>{Formatter.escape(line)}</error>" if line else "")
-
-
 def _write_unexpected(io: IO, error: Exception) -> None:
     """One line on an error of ours; the (scrubbed) traceback only with ``-vvv``."""
     if io.is_debug():
         trace = "".join(
             traceback.format_exception(type(error), error, error.__traceback__)
         )
-        _write_error(io, trace)
-    _write_error(
+        write_error(io, trace)
+    write_error(
         io,
         f"poetry-torch-cuda failed unexpectedly: {type(error).__name__}: {error}. "
         "Run the command again with -vvv for the traceback; "

@@ -14,23 +14,23 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from poetry_torch_cuda import cuda_tables
-from poetry_torch_cuda.build_info import read_builds
-from poetry_torch_cuda.detection import assess
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.install.build_info import read_builds
+from poetry_torch_cuda.machine import tables
+from poetry_torch_cuda.machine.detection import assess
 
 
 if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.build_info import InstalledBuild
-    from poetry_torch_cuda.config import TorchCudaConfig
-    from poetry_torch_cuda.index_client import IndexClient
-    from poetry_torch_cuda.machine import Machine
-    from poetry_torch_cuda.planning import Target
-    from poetry_torch_cuda.resolution import Resolution
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.install.build_info import InstalledBuild
+    from poetry_torch_cuda.install.planning import Target
+    from poetry_torch_cuda.machine.probe import Machine
+    from poetry_torch_cuda.machine.resolution import Resolution
+    from poetry_torch_cuda.project.config import TorchCudaConfig
 
 SYNC_HINT = "run `poetry torch-cuda sync`"
 
@@ -101,9 +101,7 @@ def machine_json(machine: Machine) -> dict[str, Any]:
     """The probed machine as JSON."""
     nvidia = machine.nvidia
     newest = (
-        cuda_tables.newest_cuda(nvidia.version, machine.sys_platform)
-        if nvidia
-        else None
+        tables.newest_cuda(nvidia.version, machine.sys_platform) if nvidia else None
     )
     return {
         "platform": machine.sys_platform,
@@ -146,10 +144,10 @@ def build_report(
     client: IndexClient,
 ) -> StatusReport:
     """Gather the status of ``env`` for ``config`` on ``machine``."""
-    from poetry_torch_cuda.locked import locked_state
-    from poetry_torch_cuda.planning import find_orphans
-    from poetry_torch_cuda.reconcile import plan_for
-    from poetry_torch_cuda.resolution import resolve
+    from poetry_torch_cuda.install.planning import find_orphans
+    from poetry_torch_cuda.install.reconcile import plan_for
+    from poetry_torch_cuda.machine.resolution import resolve
+    from poetry_torch_cuda.project.locked import locked_state
 
     try:
         locked = locked_state(poetry, env)

@@ -102,7 +102,7 @@ def test_no_op_install_starts_nothing_and_asks_no_index(
 
 
 def test_plugin_and_config_agree_on_the_table_name() -> None:
-    from poetry_torch_cuda import config
     from poetry_torch_cuda import plugins
+    from poetry_torch_cuda.project import config
 
     assert plugins.TABLE == config.TABLE

@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from poetry_torch_cuda.config import DEFAULT_INDEX_URL
-from poetry_torch_cuda.config import load_config
 from poetry_torch_cuda.errors import ConfigError
+from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
+from poetry_torch_cuda.project.config import load_config
 
 
 def pyproject(**table: Any) -> dict[str, Any]:

@@ -4,14 +4,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from poetry_torch_cuda.cuda_tables import LINUX_DRIVERS
-from poetry_torch_cuda.cuda_tables import Arch
-from poetry_torch_cuda.cuda_tables import arch_list
-from poetry_torch_cuda.cuda_tables import describe_archs
-from poetry_torch_cuda.cuda_tables import minimum_driver
-from poetry_torch_cuda.cuda_tables import newest_cuda
-from poetry_torch_cuda.cuda_tables import parse_arch_list
-from poetry_torch_cuda.cuda_tables import runs_on
+from poetry_torch_cuda.machine.tables import LINUX_DRIVERS
+from poetry_torch_cuda.machine.tables import Arch
+from poetry_torch_cuda.machine.tables import arch_list
+from poetry_torch_cuda.machine.tables import describe_archs
+from poetry_torch_cuda.machine.tables import minimum_driver
+from poetry_torch_cuda.machine.tables import newest_cuda
+from poetry_torch_cuda.machine.tables import parse_arch_list
+from poetry_torch_cuda.machine.tables import runs_on
 
 
 @pytest.mark.parametrize(

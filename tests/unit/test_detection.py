@@ -6,22 +6,22 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from poetry_torch_cuda.detection import Offer
-from poetry_torch_cuda.detection import assess
-from poetry_torch_cuda.detection import decide
-from poetry_torch_cuda.machine import Machine
-from poetry_torch_cuda.machine import NvidiaDriver
-from poetry_torch_cuda.machine import NvidiaGpu
-from poetry_torch_cuda.machine import Rocm
-from poetry_torch_cuda.machine import RocmGpu
-from poetry_torch_cuda.variants import parse_variant
+from poetry_torch_cuda.machine.detection import Offer
+from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.detection import decide
+from poetry_torch_cuda.machine.probe import Machine
+from poetry_torch_cuda.machine.probe import NvidiaDriver
+from poetry_torch_cuda.machine.probe import NvidiaGpu
+from poetry_torch_cuda.machine.probe import Rocm
+from poetry_torch_cuda.machine.probe import RocmGpu
+from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
 
-    from poetry_torch_cuda.variants import Variant
+    from poetry_torch_cuda.project.variants import Variant
 
 GTX_1080 = ("NVIDIA GeForce GTX 1080", (6, 1))
 T4 = ("Tesla T4", (7, 5))

@@ -13,19 +13,19 @@ from typing import Any
 import pytest
 from poetry.config.config import Config
 
-from poetry_torch_cuda.config import load_config
-from poetry_torch_cuda.credentials import IndexAccess
-from poetry_torch_cuda.credentials import index_access
-from poetry_torch_cuda.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.pip_runner import DEFAULT_RETRIES
-from poetry_torch_cuda.pip_runner import DEFAULT_TIMEOUT
-from poetry_torch_cuda.pip_runner import pip_environment
-from poetry_torch_cuda.pip_runner import pip_timeout
-from poetry_torch_cuda.pyproject_edit import prepare_variant
-from poetry_torch_cuda.urls import is_loopback
-from poetry_torch_cuda.urls import register_secret
-from poetry_torch_cuda.urls import scrub
+from poetry_torch_cuda.index.credentials import IndexAccess
+from poetry_torch_cuda.index.credentials import index_access
+from poetry_torch_cuda.index.urls import is_loopback
+from poetry_torch_cuda.index.urls import register_secret
+from poetry_torch_cuda.index.urls import scrub
+from poetry_torch_cuda.install.envlock import environment_lock
+from poetry_torch_cuda.install.pip import DEFAULT_RETRIES
+from poetry_torch_cuda.install.pip import DEFAULT_TIMEOUT
+from poetry_torch_cuda.install.pip import pip_environment
+from poetry_torch_cuda.install.pip import pip_timeout
+from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "poetry_torch_cuda"

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 import pytest
 from poetry.config.config import Config
 
-from poetry_torch_cuda.index_client import IndexClient
-from poetry_torch_cuda.index_client import IndexUnavailableError
-from poetry_torch_cuda.index_client import ProjectFiles
-from poetry_torch_cuda.index_client import tag_fits
+from poetry_torch_cuda.index.client import IndexClient
+from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.index.client import ProjectFiles
+from poetry_torch_cuda.index.client import tag_fits
 from tests.support.index import JSON_TYPE
 
 

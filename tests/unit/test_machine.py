@@ -6,16 +6,16 @@ import shutil
 import stat
 from typing import TYPE_CHECKING
 
-from poetry_torch_cuda import machine
-from poetry_torch_cuda.machine import NvidiaGpu
-from poetry_torch_cuda.machine import parse_nvcc_version
-from poetry_torch_cuda.machine import parse_nvidia_smi
-from poetry_torch_cuda.machine import parse_proc_version
-from poetry_torch_cuda.machine import parse_rocm_version
-from poetry_torch_cuda.machine import parse_rocminfo
-from poetry_torch_cuda.machine import probe_nvcc
-from poetry_torch_cuda.machine import probe_nvidia
-from poetry_torch_cuda.machine import probe_rocm
+from poetry_torch_cuda.machine import probe as machine
+from poetry_torch_cuda.machine.probe import NvidiaGpu
+from poetry_torch_cuda.machine.probe import parse_nvcc_version
+from poetry_torch_cuda.machine.probe import parse_nvidia_smi
+from poetry_torch_cuda.machine.probe import parse_proc_version
+from poetry_torch_cuda.machine.probe import parse_rocm_version
+from poetry_torch_cuda.machine.probe import parse_rocminfo
+from poetry_torch_cuda.machine.probe import probe_nvcc
+from poetry_torch_cuda.machine.probe import probe_nvidia
+from poetry_torch_cuda.machine.probe import probe_rocm
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import NVIDIA_SMI_FAILED
 from tests.support.gpus import RTX_4090

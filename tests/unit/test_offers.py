@@ -9,12 +9,12 @@ import pytest
 from packaging.utils import canonicalize_name
 from poetry.config.config import Config
 
-from poetry_torch_cuda.config import TorchCudaConfig
-from poetry_torch_cuda.index_client import IndexClient
-from poetry_torch_cuda.installed import InstalledEnvironment
-from poetry_torch_cuda.offers import OfferFinder
-from poetry_torch_cuda.offers import wanted_versions
-from poetry_torch_cuda.variants import parse_variant
+from poetry_torch_cuda.index.client import IndexClient
+from poetry_torch_cuda.index.offers import OfferFinder
+from poetry_torch_cuda.index.offers import wanted_versions
+from poetry_torch_cuda.install.installed import InstalledEnvironment
+from poetry_torch_cuda.project.config import TorchCudaConfig
+from poetry_torch_cuda.project.variants import parse_variant
 from tests.support.wheels import build_wheel
 
 

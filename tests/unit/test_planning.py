@@ -7,13 +7,13 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from poetry_torch_cuda.installed import InstalledEnvironment
-from poetry_torch_cuda.planning import Target
-from poetry_torch_cuda.planning import build_targets
-from poetry_torch_cuda.planning import find_orphans
-from poetry_torch_cuda.planning import pins_for
-from poetry_torch_cuda.planning import plan_changes
-from poetry_torch_cuda.variants import parse_variant
+from poetry_torch_cuda.install.installed import InstalledEnvironment
+from poetry_torch_cuda.install.planning import Target
+from poetry_torch_cuda.install.planning import build_targets
+from poetry_torch_cuda.install.planning import find_orphans
+from poetry_torch_cuda.install.planning import pins_for
+from poetry_torch_cuda.install.planning import plan_changes
+from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from poetry_torch_cuda.pyproject_edit import set_variant
+from poetry_torch_cuda.project.pyproject_edit import set_variant
 
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from poetry_torch_cuda.variants import parse_variant
+from poetry_torch_cuda.project.variants import parse_variant
 
 
 @pytest.mark.parametrize(

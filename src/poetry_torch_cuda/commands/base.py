@@ -6,19 +6,18 @@ import json
 from typing import TYPE_CHECKING
 from typing import Any
 
-from cleo.formatters.formatter import Formatter
 from cleo.io.outputs.output import Type
 from poetry.console.commands.env_command import EnvCommand
 
-from poetry_torch_cuda.config import ENV_DISABLE
-from poetry_torch_cuda.config import TABLE
-from poetry_torch_cuda.config import load_config
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.urls import scrub
+from poetry_torch_cuda.output import error_lines
+from poetry_torch_cuda.project.config import ENV_DISABLE
+from poetry_torch_cuda.project.config import TABLE
+from poetry_torch_cuda.project.config import load_config
 
 
 if TYPE_CHECKING:
-    from poetry_torch_cuda.config import TorchCudaConfig
+    from poetry_torch_cuda.project.config import TorchCudaConfig
 
 
 class TorchCudaCommand(EnvCommand):
@@ -29,8 +28,8 @@ class TorchCudaCommand(EnvCommand):
         try:
             return self.work()
         except TorchCudaError as error:
-            for line in scrub(str(error)).splitlines():
-                self.line_error(f"<error>{esc(line)}</>")
+            for line in error_lines(str(error)):
+                self.line_error(line)
             return error.exit_code or 1
 
     def work(self) -> int:
@@ -54,8 +53,3 @@ class TorchCudaCommand(EnvCommand):
     def write_json(self, data: Any) -> None:
         """Print ``data`` as JSON, unstyled."""
         self.io.output.write_line(json.dumps(data, indent=2), type=Type.RAW)
-
-
-def esc(text: object) -> str:
-    """``text`` with ``<`` escaped, so cleo prints it as it is."""
-    return Formatter.escape(str(text))

@@ -11,14 +11,14 @@ from cleo.helpers import option
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.commands.base import esc
+from poetry_torch_cuda.output import esc
 
 
 if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
 
-    from poetry_torch_cuda.config import TorchCudaConfig
-    from poetry_torch_cuda.detection import Decision
+    from poetry_torch_cuda.machine.detection import Decision
+    from poetry_torch_cuda.project.config import TorchCudaConfig
 
 
 class DetectCommand(TorchCudaCommand):
@@ -41,11 +41,11 @@ class DetectCommand(TorchCudaCommand):
 
     def work(self) -> int:
         """Decide as ``auto`` would and print the steps."""
-        from poetry_torch_cuda.locked import locked_state
-        from poetry_torch_cuda.resolution import index_client
-        from poetry_torch_cuda.resolution import resolve
+        from poetry_torch_cuda.machine.resolution import index_client
+        from poetry_torch_cuda.machine.resolution import resolve
+        from poetry_torch_cuda.project.locked import locked_state
+        from poetry_torch_cuda.project.variants import Variant
         from poetry_torch_cuda.status_report import machine_json
-        from poetry_torch_cuda.variants import Variant
 
         configured = self._config_or_default()
         config = dataclasses.replace(configured, variant=Variant("auto", "auto"))
@@ -92,9 +92,9 @@ class DetectCommand(TorchCudaCommand):
         return 0
 
     def _config_or_default(self) -> TorchCudaConfig:
-        from poetry_torch_cuda.config import TorchCudaConfig
-        from poetry_torch_cuda.config import load_config
-        from poetry_torch_cuda.variants import Variant
+        from poetry_torch_cuda.project.config import TorchCudaConfig
+        from poetry_torch_cuda.project.config import load_config
+        from poetry_torch_cuda.project.variants import Variant
 
         config = load_config(self.poetry.pyproject.data)
         return (

@@ -7,10 +7,10 @@ from typing import ClassVar
 
 from cleo.helpers import option
 
-from poetry_torch_cuda import cuda_tables
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.commands.base import esc
-from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.machine import tables
+from poetry_torch_cuda.output import esc
 
 
 if TYPE_CHECKING:
@@ -41,8 +41,8 @@ class StatusCommand(TorchCudaCommand):
 
     def work(self) -> int:
         """Gather the report and print it."""
-        from poetry_torch_cuda.machine import probe_machine
-        from poetry_torch_cuda.resolution import index_client
+        from poetry_torch_cuda.machine.probe import probe_machine
+        from poetry_torch_cuda.machine.resolution import index_client
         from poetry_torch_cuda.status_report import build_report
 
         config = self.project_config()
@@ -106,7 +106,7 @@ def _machine_lines(report: StatusReport) -> list[str]:
     lines = []
     nvidia = machine.nvidia
     if nvidia is not None:
-        newest = cuda_tables.newest_cuda(nvidia.version, machine.sys_platform)
+        newest = tables.newest_cuda(nvidia.version, machine.sys_platform)
         supports = f"CUDA {newest[0]}.{newest[1]} and older" if newest else "no CUDA"
         lines.append(
             f"NVIDIA driver <c2>{esc(nvidia.version)}</> (from {esc(nvidia.source)}), "

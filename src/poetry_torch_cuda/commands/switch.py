@@ -13,22 +13,22 @@ from cleo.helpers import argument
 from cleo.helpers import option
 from poetry.console.commands.env_command import EnvCommand
 
-from poetry_torch_cuda.config import DEFAULT_INDEX_URL
-from poetry_torch_cuda.config import ENV_VARIANT
-from poetry_torch_cuda.config import TABLE
-from poetry_torch_cuda.config import load_config
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.locked import locked_state
-from poetry_torch_cuda.pyproject_edit import prepare_variant
-from poetry_torch_cuda.reconcile import PREFIX
-from poetry_torch_cuda.reconcile import describe_plan
-from poetry_torch_cuda.reconcile import plan_for
-from poetry_torch_cuda.reconcile import reconcile_environment
-from poetry_torch_cuda.resolution import require_builds
-from poetry_torch_cuda.resolution import resolve
-from poetry_torch_cuda.urls import scrub
-from poetry_torch_cuda.variants import ALLOWED_VARIANTS
-from poetry_torch_cuda.variants import parse_variant
+from poetry_torch_cuda.index.urls import scrub
+from poetry_torch_cuda.install.reconcile import describe_plan
+from poetry_torch_cuda.install.reconcile import plan_for
+from poetry_torch_cuda.install.reconcile import reconcile_environment
+from poetry_torch_cuda.machine.resolution import require_builds
+from poetry_torch_cuda.machine.resolution import resolve
+from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
+from poetry_torch_cuda.project.config import ENV_VARIANT
+from poetry_torch_cuda.project.config import TABLE
+from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.locked import locked_state
+from poetry_torch_cuda.project.pyproject_edit import prepare_variant
+from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
+from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import ClassVar
 from cleo.helpers import option
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.commands.base import esc
+from poetry_torch_cuda.output import esc
 
 
 if TYPE_CHECKING:
@@ -37,15 +37,15 @@ class SyncCommand(TorchCudaCommand):
 
     def work(self) -> int:
         """Resolve, plan, and (unless ``--dry-run``) apply."""
-        from poetry_torch_cuda.locked import locked_state
-        from poetry_torch_cuda.reconcile import PREFIX
-        from poetry_torch_cuda.reconcile import describe_plan
-        from poetry_torch_cuda.reconcile import forced
-        from poetry_torch_cuda.reconcile import plan_for
-        from poetry_torch_cuda.reconcile import reconcile_environment
-        from poetry_torch_cuda.resolution import report
-        from poetry_torch_cuda.resolution import require_builds
-        from poetry_torch_cuda.resolution import resolve
+        from poetry_torch_cuda.install.reconcile import describe_plan
+        from poetry_torch_cuda.install.reconcile import forced
+        from poetry_torch_cuda.install.reconcile import plan_for
+        from poetry_torch_cuda.install.reconcile import reconcile_environment
+        from poetry_torch_cuda.machine.resolution import report
+        from poetry_torch_cuda.machine.resolution import require_builds
+        from poetry_torch_cuda.machine.resolution import resolve
+        from poetry_torch_cuda.output import PREFIX
+        from poetry_torch_cuda.project.locked import locked_state
 
         config = self.project_config()
         locked = locked_state(self.poetry, self.env)

@@ -12,9 +12,9 @@ from cleo.helpers import option
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.commands.base import esc
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.output import esc
 
 
 if TYPE_CHECKING:
@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
     from packaging.utils import NormalizedName
 
-    from poetry_torch_cuda.detection import Verdict
-    from poetry_torch_cuda.offers import VariantOffer
-    from poetry_torch_cuda.variants import Variant
+    from poetry_torch_cuda.index.offers import VariantOffer
+    from poetry_torch_cuda.machine.detection import Verdict
+    from poetry_torch_cuda.project.variants import Variant
 
 
 class VariantsCommand(TorchCudaCommand):
@@ -59,14 +59,14 @@ class VariantsCommand(TorchCudaCommand):
 
     def work(self) -> int:
         """Ask the index about every candidate variant and print the table."""
-        from poetry_torch_cuda.detection import assess
-        from poetry_torch_cuda.detection import decide
-        from poetry_torch_cuda.locked import locked_state
-        from poetry_torch_cuda.machine import probe_machine
-        from poetry_torch_cuda.offers import OfferFinder
-        from poetry_torch_cuda.offers import wanted_versions
-        from poetry_torch_cuda.reconcile import installed_environment
-        from poetry_torch_cuda.resolution import index_client
+        from poetry_torch_cuda.index.offers import OfferFinder
+        from poetry_torch_cuda.index.offers import wanted_versions
+        from poetry_torch_cuda.install.installed import installed_environment
+        from poetry_torch_cuda.machine.detection import assess
+        from poetry_torch_cuda.machine.detection import decide
+        from poetry_torch_cuda.machine.probe import probe_machine
+        from poetry_torch_cuda.machine.resolution import index_client
+        from poetry_torch_cuda.project.locked import locked_state
 
         config = self.project_config()
         locked = locked_state(self.poetry, self.env).versions
@@ -108,13 +108,13 @@ class VariantsCommand(TorchCudaCommand):
         return 0
 
     def _candidates(self, configured: Variant) -> list[Variant]:
-        from poetry_torch_cuda import cuda_tables
-        from poetry_torch_cuda.variants import parse_variant
+        from poetry_torch_cuda.machine import tables
+        from poetry_torch_cuda.project.variants import parse_variant
 
         names = self.argument("variant") or [
             "cpu",
-            *cuda_tables.CUDA_VARIANTS,
-            *cuda_tables.ROCM_VARIANTS,
+            *tables.CUDA_VARIANTS,
+            *tables.ROCM_VARIANTS,
             "xpu",
         ]
         variants: list[Variant] = []

@@ -18,17 +18,17 @@ from urllib.parse import unquote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
-from poetry_torch_cuda.urls import is_loopback
-from poetry_torch_cuda.urls import mask_url
-from poetry_torch_cuda.urls import register_secret
-from poetry_torch_cuda.urls import without_credentials
+from poetry_torch_cuda.index.urls import is_loopback
+from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.index.urls import register_secret
+from poetry_torch_cuda.index.urls import without_credentials
 
 
 if TYPE_CHECKING:
     from poetry.config.config import Config
 
-    from poetry_torch_cuda.config import TorchCudaConfig
-    from poetry_torch_cuda.variants import Variant
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.variants import Variant
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Turn what the machine has and what the index offers into a variant, with reasons.
 
-Pure: the machine comes from :mod:`poetry_torch_cuda.machine`, what the index
+Pure: the machine comes from :mod:`poetry_torch_cuda.machine.probe`, what the index
 offers from a callable, so every rule here is tested without GPUs or network.
 """
 
@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
 
-from poetry_torch_cuda import cuda_tables
-from poetry_torch_cuda.variants import Variant
+from poetry_torch_cuda.machine import tables
+from poetry_torch_cuda.project.variants import Variant
 
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
 
-    from poetry_torch_cuda.machine import Machine
-    from poetry_torch_cuda.machine import NvidiaGpu
+    from poetry_torch_cuda.machine.probe import Machine
+    from poetry_torch_cuda.machine.probe import NvidiaGpu
 
 CPU = Variant("cpu", "cpu")
 MACOS_NOTE = (
@@ -106,12 +106,12 @@ def resolve_variant(variant: Variant) -> Variant:
     """Return ``variant`` itself, or for ``auto`` what this machine supports.
 
     This asks no index; the commands and listeners use
-    :func:`poetry_torch_cuda.resolution.resolve`, which also checks that the
+    :func:`poetry_torch_cuda.machine.resolution.resolve`, which also checks that the
     index has the locked torch version in the chosen build.
     """
     if variant.kind != "auto":
         return variant
-    from poetry_torch_cuda.machine import probe_machine
+    from poetry_torch_cuda.machine.probe import probe_machine
 
     return decide(probe_machine(), lambda _: Offer(None, "not asked")).variant
 
@@ -124,8 +124,8 @@ def _assess_cuda(
         return Verdict(variant, False, ("no NVIDIA driver found",), driver_ok=False)
     cuda = variant.cuda_version
     assert cuda is not None
-    newest = cuda_tables.newest_cuda(nvidia.version, machine.sys_platform)
-    needed = cuda_tables.minimum_driver(cuda, machine.sys_platform)
+    newest = tables.newest_cuda(nvidia.version, machine.sys_platform)
+    needed = tables.minimum_driver(cuda, machine.sys_platform)
     if newest is None or newest < cuda:
         supports = f"CUDA {_dotted(newest)}" if newest else "no CUDA in the table"
         return Verdict(
@@ -140,17 +140,17 @@ def _assess_cuda(
             driver_ok=False,
         )
     reasons = [f"driver {nvidia.version} runs CUDA {_dotted(cuda)}"]
-    archs = cuda_tables.arch_list(variant.name, torch_version, machine.machine)
+    archs = tables.arch_list(variant.name, torch_version, machine.machine)
     if archs is None:
         reasons.append(f"no architecture list known for {variant}; GPUs not checked")
         return Verdict(variant, True, tuple(reasons))
-    built = cuda_tables.describe_archs(archs)
+    built = tables.describe_archs(archs)
     uncovered = []
     for gpu in nvidia.gpus:
         if gpu.compute_capability is None:
             reasons.append(f"{gpu}: compute capability unknown, not checked")
             continue
-        arch = cuda_tables.runs_on(archs, gpu.compute_capability)
+        arch = tables.runs_on(archs, gpu.compute_capability)
         if arch is None:
             uncovered.append(gpu)
     if uncovered:
@@ -186,7 +186,7 @@ def _decide_cuda(
 ) -> Decision:
     nvidia = machine.nvidia
     assert nvidia is not None
-    newest = cuda_tables.newest_cuda(nvidia.version, machine.sys_platform)
+    newest = tables.newest_cuda(nvidia.version, machine.sys_platform)
     steps = [
         f"NVIDIA driver {nvidia.version} (from {nvidia.source}) supports "
         + (f"CUDA {_dotted(newest)} and older" if newest else "no CUDA in the table")
@@ -197,7 +197,7 @@ def _decide_cuda(
     candidates: list[tuple[Verdict, Offer | None]] = []
     verdicts = [
         assess(Variant(name, "cuda"), machine, torch_version)
-        for name in cuda_tables.CUDA_VARIANTS
+        for name in tables.CUDA_VARIANTS
     ]
     forcing: dict[int, NvidiaGpu] = {}
     for verdict in verdicts:
@@ -292,7 +292,7 @@ def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decisi
 
 
 def _rocm_candidates(have: tuple[int, int] | None) -> list[str]:
-    names = list(cuda_tables.ROCM_VARIANTS)
+    names = list(tables.ROCM_VARIANTS)
     if have is None:
         return names
     exact = f"rocm{have[0]}.{have[1]}"

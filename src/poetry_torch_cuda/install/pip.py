@@ -22,12 +22,12 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from poetry_torch_cuda import envlock
-from poetry_torch_cuda.credentials import IndexAccess
-from poetry_torch_cuda.diagnosis import diagnose
-from poetry_torch_cuda.diagnosis import pip_reason
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.urls import scrub
+from poetry_torch_cuda.index.credentials import IndexAccess
+from poetry_torch_cuda.index.urls import scrub
+from poetry_torch_cuda.install import envlock
+from poetry_torch_cuda.install.diagnosis import diagnose
+from poetry_torch_cuda.install.diagnosis import pip_reason
 
 
 if TYPE_CHECKING:

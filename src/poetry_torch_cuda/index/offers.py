@@ -9,9 +9,9 @@ from typing import Any
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
-from poetry_torch_cuda.detection import Offer
-from poetry_torch_cuda.index_client import IndexUnavailableError
-from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.machine.detection import Offer
 
 
 if TYPE_CHECKING:
@@ -20,11 +20,11 @@ if TYPE_CHECKING:
 
     from packaging.utils import NormalizedName
 
-    from poetry_torch_cuda.config import TorchCudaConfig
-    from poetry_torch_cuda.index_client import IndexClient
-    from poetry_torch_cuda.index_client import ProjectFiles
-    from poetry_torch_cuda.installed import InstalledEnvironment
-    from poetry_torch_cuda.variants import Variant
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.index.client import ProjectFiles
+    from poetry_torch_cuda.install.installed import InstalledEnvironment
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.variants import Variant
 
 #: At most this many versions are named in a message.
 SHOWN_VERSIONS = 6
@@ -86,7 +86,7 @@ class VariantOffer:
         return True
 
     def offer(self) -> Offer:
-        """The summary :func:`poetry_torch_cuda.detection.decide` works with."""
+        """The summary :func:`poetry_torch_cuda.machine.detection.decide` works with."""
         parts = "; ".join(package.describe(self.variant) for package in self.packages)
         if self.available is None:
             return Offer(None, f"could not ask the index ({parts}); assuming it has it")

@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
-from poetry_torch_cuda.protection import unneeded
+from poetry_torch_cuda.install.protection import unneeded
 
 
 if TYPE_CHECKING:
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet
 
-    from poetry_torch_cuda.installed import InstalledEnvironment
-    from poetry_torch_cuda.variants import Variant
+    from poetry_torch_cuda.install.installed import InstalledEnvironment
+    from poetry_torch_cuda.project.variants import Variant
 
 
 @dataclass(frozen=True)

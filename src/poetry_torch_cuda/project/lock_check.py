@@ -13,18 +13,17 @@ from typing import TYPE_CHECKING
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
-from poetry_torch_cuda.index_client import IndexUnavailableError
-from poetry_torch_cuda.offers import SHOWN_VERSIONS
-from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
+from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.output import PREFIX
 
 
 if TYPE_CHECKING:
     from cleo.io.io import IO
     from poetry.poetry import Poetry
 
-    from poetry_torch_cuda.config import TorchCudaConfig
-
-PREFIX = "<c1>torch-cuda</>"
+    from poetry_torch_cuda.project.config import TorchCudaConfig
 
 
 def missing_builds(config: TorchCudaConfig, poetry: Poetry) -> list[str]:
@@ -34,7 +33,7 @@ def missing_builds(config: TorchCudaConfig, poetry: Poetry) -> list[str]:
     first configured one's); the install step names any other missing build.
     ``auto`` is checked at install time instead, where the machine is known.
     """
-    from poetry_torch_cuda.resolution import index_client
+    from poetry_torch_cuda.machine.resolution import index_client
 
     variant = config.variant
     if variant.kind == "auto" or not variant.has_builds_for(sys.platform):

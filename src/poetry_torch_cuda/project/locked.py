@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.reconcile import LockedState
 
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from collections.abc import Mapping
 
     from packaging.utils import NormalizedName
     from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
+
+
+@dataclass(frozen=True)
+class LockedState:
+    """What the lock resolves for this environment: versions and the dependency graph."""
+
+    versions: Mapping[NormalizedName, str]
+    graph: Mapping[NormalizedName, Iterable[NormalizedName]]
 
 
 def dependency_graph(

@@ -19,11 +19,11 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.config import TorchCudaConfig
-    from poetry_torch_cuda.detection import Decision
-    from poetry_torch_cuda.index_client import IndexClient
-    from poetry_torch_cuda.machine import Machine
-    from poetry_torch_cuda.variants import Variant
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.machine.detection import Decision
+    from poetry_torch_cuda.machine.probe import Machine
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.variants import Variant
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Resolution:
 
 def index_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
     """An :class:`IndexClient` with Poetry's config and the project's sources."""
-    from poetry_torch_cuda.index_client import IndexClient
+    from poetry_torch_cuda.index.client import IndexClient
 
     sources = [(source.name, source.url) for source in poetry.get_sources()]
     return IndexClient(poetry.config, sources, refresh=refresh)
@@ -68,11 +68,11 @@ def resolve(
         return Resolution(config.variant, config.variant, config.variant_origin)
     from packaging.utils import canonicalize_name
 
-    from poetry_torch_cuda.detection import decide
-    from poetry_torch_cuda.machine import probe_machine
-    from poetry_torch_cuda.offers import OfferFinder
-    from poetry_torch_cuda.offers import wanted_versions
-    from poetry_torch_cuda.reconcile import installed_environment
+    from poetry_torch_cuda.index.offers import OfferFinder
+    from poetry_torch_cuda.index.offers import wanted_versions
+    from poetry_torch_cuda.install.installed import installed_environment
+    from poetry_torch_cuda.machine.detection import decide
+    from poetry_torch_cuda.machine.probe import probe_machine
 
     marker_env = env.marker_env
     if machine is None:
@@ -96,7 +96,7 @@ def report(resolution: Resolution, io: IO) -> None:
     from cleo.formatters.formatter import Formatter
     from cleo.io.outputs.output import Verbosity
 
-    from poetry_torch_cuda.reconcile import PREFIX
+    from poetry_torch_cuda.output import PREFIX
 
     if resolution.decision is None:
         return

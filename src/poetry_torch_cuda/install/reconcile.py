@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
 
-from poetry_torch_cuda.credentials import index_access
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.installed import InstalledEnvironment
-from poetry_torch_cuda.installed import graph_of
-from poetry_torch_cuda.pip_runner import PipError
-from poetry_torch_cuda.pip_runner import PipRunner
-from poetry_torch_cuda.planning import Plan
-from poetry_torch_cuda.planning import build_targets
-from poetry_torch_cuda.planning import find_orphans
-from poetry_torch_cuda.planning import pins_for
-from poetry_torch_cuda.planning import plan_changes
-from poetry_torch_cuda.protection import protected_names
-from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.index.credentials import index_access
+from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.install.installed import InstalledEnvironment
+from poetry_torch_cuda.install.installed import graph_of
+from poetry_torch_cuda.install.installed import installed_environment
+from poetry_torch_cuda.install.pip import PipError
+from poetry_torch_cuda.install.pip import PipRunner
+from poetry_torch_cuda.install.planning import Plan
+from poetry_torch_cuda.install.planning import build_targets
+from poetry_torch_cuda.install.planning import find_orphans
+from poetry_torch_cuda.install.planning import pins_for
+from poetry_torch_cuda.install.planning import plan_changes
+from poetry_torch_cuda.install.protection import protected_names
+from poetry_torch_cuda.output import PREFIX
 
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
     from collections.abc import Mapping
 
     from cleo.io.io import IO
@@ -32,25 +32,9 @@ if TYPE_CHECKING:
     from poetry.config.config import Config
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.config import TorchCudaConfig
-    from poetry_torch_cuda.variants import Variant
-
-PREFIX = "<c1>torch-cuda</>"
-
-
-@dataclass(frozen=True)
-class LockedState:
-    """What the lock resolves for this environment: versions and the dependency graph."""
-
-    versions: Mapping[NormalizedName, str]
-    graph: Mapping[NormalizedName, Iterable[NormalizedName]]
-
-
-def installed_environment(env: Env) -> InstalledEnvironment:
-    """The installed distributions of Poetry's ``env`` (paths are cached by Poetry)."""
-    return InstalledEnvironment(
-        [str(path) for path in env.site_packages.candidates], env.marker_env
-    )
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.locked import LockedState
+    from poetry_torch_cuda.project.variants import Variant
 
 
 def protected_for(
@@ -227,7 +211,7 @@ def reconcile_environment(
     one finds what that one installed. ``force`` reinstalls matching builds too.
     Returns the plan that was carried out (empty when the env already matched).
     """
-    from poetry_torch_cuda.envlock import environment_lock
+    from poetry_torch_cuda.install.envlock import environment_lock
 
     with environment_lock(env.path, on_wait=lambda: write_waiting(io, env)):
         plan, protected, installed = plan_for(config, variant, locked, env)

@@ -23,13 +23,13 @@ from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from poetry_torch_cuda.urls import scrub
+from poetry_torch_cuda.index.urls import scrub
 
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from poetry_torch_cuda.credentials import IndexAccess
+    from poetry_torch_cuda.index.credentials import IndexAccess
 
 _NOT_FOUND = re.compile(r"No matching distribution found for (?P<requirement>\S+)")
 _DISK = ("No space left on device", "File too large", "Read-only file system")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import tomlkit
 
-from poetry_torch_cuda.config import TABLE
+from poetry_torch_cuda.project.config import TABLE
 
 
 def set_variant(pyproject: Path, variant: str) -> bool:

@@ -16,11 +16,11 @@ from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import ConfigError
-from poetry_torch_cuda.urls import is_loopback
-from poetry_torch_cuda.urls import mask_url
-from poetry_torch_cuda.variants import ALLOWED_VARIANTS
-from poetry_torch_cuda.variants import Variant
-from poetry_torch_cuda.variants import parse_variant
+from poetry_torch_cuda.index.urls import is_loopback
+from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
+from poetry_torch_cuda.project.variants import Variant
+from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:

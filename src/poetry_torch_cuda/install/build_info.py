@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
-from poetry_torch_cuda.variants import parse_variant
+from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:

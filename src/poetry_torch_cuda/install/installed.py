@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from collections.abc import Sequence
 
+    from poetry.utils.env import Env
+
 
 @dataclass(frozen=True)
 class InstalledDistribution:
@@ -107,3 +109,10 @@ def graph_of(
 ) -> dict[NormalizedName, frozenset[NormalizedName]]:
     """The dependency graph (name -> required names) of ``distributions``."""
     return {distribution.name: distribution.requires for distribution in distributions}
+
+
+def installed_environment(env: Env) -> InstalledEnvironment:
+    """The installed distributions of Poetry's ``env`` (paths are cached by Poetry)."""
+    return InstalledEnvironment(
+        [str(path) for path in env.site_packages.candidates], env.marker_env
+    )

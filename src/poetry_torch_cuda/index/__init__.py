@@ -1,0 +1,1 @@
+"""The package index: HTTP client, offers, credentials and URL hygiene."""

@@ -1,0 +1,1 @@
+"""Installing: plan, pip, diagnosis, env lock, installed view and protection."""

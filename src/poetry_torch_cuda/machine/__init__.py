@@ -1,0 +1,1 @@
+"""The machine: probes (nvidia-smi, ROCm), fact tables, and the decision behind ``auto``."""

@@ -1,0 +1,1 @@
+"""The project: configuration, variants, the lock readers and pyproject edits."""
