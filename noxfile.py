@@ -13,7 +13,9 @@ nox.options.reuse_existing_virtualenvs = True
 
 # The newest Poetry release the suite is proven against; override with POETRY_VERSION.
 POETRY_DEFAULT = os.environ.get("POETRY_VERSION", "2.5.1")
-TEST_REQUIREMENTS = ["pytest>=8", "hypothesis>=6"]
+TEST_REQUIREMENTS = ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6"]
+#: The e2e tests spend their time in real Poetry and pip processes: one worker per core.
+PARALLEL = ["-n", "auto"]
 
 #: The compatibility matrix: every Python the plugin supports x the oldest, a
 #: middle and the newest Poetry 2.x release.
@@ -51,7 +53,7 @@ def install_project(session: nox.Session, poetry_version: str) -> None:
 def tests(session: nox.Session) -> None:
     """The whole suite, end-to-end tests included, against the default Poetry."""
     install_project(session, POETRY_DEFAULT)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *PARALLEL, *session.posargs)
 
 
 @nox.session
@@ -101,7 +103,7 @@ def compat(session: nox.Session, poetry: str) -> None:
     if needed and _version(python) < _version(needed):
         session.skip(f"Poetry {poetry} needs Python >= {needed}, not {python}")
     install_project(session, poetry)
-    session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", "-p", "no:cacheprovider", *PARALLEL, *session.posargs)
 
 
 def _version(text: str) -> tuple[int, ...]:

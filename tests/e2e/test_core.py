@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.audit import Audit
+from tests.support.audit import whl_requests
+
 
 if TYPE_CHECKING:
     from tests.support.fixtures import ProjectFactory
@@ -22,10 +25,6 @@ PYPI_CUDA_WHEELS = (
     "cuda-toolkit",
     "nvidia-cuda-runtime",
 )
-
-
-def whl_requests(index: IndexServer) -> list[str]:
-    return [path for path in index.requests if path.startswith("/whl/")]
 
 
 @pytest.fixture
@@ -57,11 +56,12 @@ def test_second_install_is_a_no_op_without_index_or_pip(
 ) -> None:
     before = cu129_project.installed()
     index.clear_requests()
-    result = cu129_project.run("install", env_extra=audit_subprocesses(cu129_project))
+    audit = Audit(cu129_project.path / "audit")
+    result = cu129_project.run("install", env_extra=audit.env())
     assert "Downgrading" not in result.stdout
     assert cu129_project.installed() == before
     assert whl_requests(index) == []
-    assert [cmd for cmd in spawned(cu129_project) if " pip " in f" {cmd} "] == []
+    assert [e.command for e in audit.started() if "pip" in e.argv] == []
 
 
 def test_sync_leaves_the_cuda_wheels_and_removes_strays(cu129_project: Project) -> None:
@@ -228,28 +228,6 @@ def test_disable_variable_leaves_everything_to_poetry(
     project = project_factory(DEPS, CU129)
     project.run("install", env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"})
     assert project.installed()["torch"] == "2.14.1"
-
-
-def audit_subprocesses(project: Project) -> dict[str, str]:
-    """Env that makes the poetry process log every subprocess it starts."""
-    hook_dir = project.path / "audit"
-    hook_dir.mkdir(exist_ok=True)
-    log = project.path / "audit.log"
-    (hook_dir / "sitecustomize.py").write_text(
-        "import sys\n"
-        f"_LOG = {str(log)!r}\n"
-        "def _hook(event, args):\n"
-        "    if event == 'subprocess.Popen':\n"
-        "        with open(_LOG, 'a') as f:\n"
-        "            f.write(' '.join(map(str, args[1])) + '\\n')\n"
-        "sys.addaudithook(_hook)\n"
-    )
-    return {"PYTHONPATH": str(hook_dir)}
-
-
-def spawned(project: Project) -> list[str]:
-    log = project.path / "audit.log"
-    return log.read_text().splitlines() if log.exists() else []
 
 
 def test_removing_torch_from_the_project_sweeps_its_cuda_wheels(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.audit import Audit
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import isolated_env
 
@@ -37,27 +37,9 @@ def normalised(result: subprocess.CompletedProcess[str], *paths: Path) -> tuple:
     return (result.returncode, *texts)
 
 
-def audited(project: Project) -> dict[str, str]:
-    """Env that makes the poetry process log every subprocess it starts."""
-    hook_dir = project.path / "audit"
-    hook_dir.mkdir(exist_ok=True)
-    log = project.path / "audit.log"
-    log.unlink(missing_ok=True)
-    (hook_dir / "sitecustomize.py").write_text(
-        "import json, sys\n"
-        "def _hook(event, args):\n"
-        "    if event == 'subprocess.Popen':\n"
-        f"        with open({str(log)!r}, 'a') as f:\n"
-        "            f.write(json.dumps([str(a) for a in args[1]]) + '\\n')\n"
-        "sys.addaudithook(_hook)\n"
-    )
-    return {"PYTHONPATH": str(hook_dir)}
-
-
-def plugin_pip_installs(project: Project) -> list[list[str]]:
+def plugin_pip_installs(audit: Audit) -> list[list[str]]:
     """The ``pip install`` runs the plugin started (it always passes --constraint)."""
-    log = project.path / "audit.log"
-    commands = [json.loads(line) for line in log.read_text().splitlines()]
+    commands = [event.argv for event in audit.started()]
     return [c for c in commands if "install" in c and "--constraint" in c]
 
 
@@ -151,11 +133,11 @@ def test_commands_that_lock_run_the_after_step_once(
 ) -> None:
     project = project_factory(DEPS, CU129)
     project.run("install")
+    audit = Audit(project.path / "audit")
     result = project.run(
-        *command,
-        env_extra={**audited(project), "POETRY_TORCH_CUDA_VARIANT": "cu130"},
+        *command, env_extra={**audit.env(), "POETRY_TORCH_CUDA_VARIANT": "cu130"}
     )
-    assert len(plugin_pip_installs(project)) == 1
+    assert len(plugin_pip_installs(audit)) == 1
     assert result.stdout.count("torch-cuda: cu130: installed torch 2.14.1+cu130") == 1
     assert project.installed()["torch"] == "2.14.1+cu130"
 

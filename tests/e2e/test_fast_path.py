@@ -8,11 +8,12 @@ started or sockets it connected while a frame of ours was on the stack.
 
 from __future__ import annotations
 
-import json
-import os
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.support.audit import Audit
+from tests.support.audit import whl_requests
 
 
 if TYPE_CHECKING:
@@ -26,48 +27,12 @@ DEPS = {"needs-torch": "*", "torchvision": "*"}
 CU129 = 'variant = "cu129"'
 ENTRY_POINT_ONLY = ["poetry_torch_cuda", "poetry_torch_cuda.plugins"]
 
-_WATCH = """\
-import atexit, json, os, sys
-_OUT = {out!r}
-_PARENT = {parent}
-_EVENTS = []
-def _ours():
-    frame = sys._getframe(1)
-    while frame is not None:
-        if "poetry_torch_cuda" in frame.f_code.co_filename:
-            return True
-        frame = frame.f_back
-    return False
-def _hook(event, args):
-    if event in ("subprocess.Popen", "os.system", "os.posix_spawn", "socket.connect"):
-        if _ours():
-            _EVENTS.append([event, repr(args[1] if event == "subprocess.Popen" else args[-1])])
-def _dump():
-    modules = sorted(m for m in sys.modules if m.split(".")[0] == "poetry_torch_cuda")
-    with open(_OUT, "w") as stream:
-        json.dump({{"modules": modules, "events": _EVENTS}}, stream)
-if os.getppid() == _PARENT:
-    sys.addaudithook(_hook)
-    atexit.register(_dump)
-"""
 
-
-def watched(project: Project, *args: str) -> tuple[list[str], list[list[str]]]:
+def watched(project: Project, *args: str) -> tuple[list[str], list[str]]:
     """Run ``poetry *args``; our modules it imported and what our code started."""
-    directory = project.path.parent / "watch"
-    directory.mkdir(exist_ok=True)
-    out = directory / "out.json"
-    out.unlink(missing_ok=True)
-    (directory / "sitecustomize.py").write_text(
-        _WATCH.format(out=str(out), parent=os.getpid())
-    )
-    project.run(*args, env_extra={"PYTHONPATH": str(directory)})
-    report = json.loads(out.read_text())
-    return report["modules"], report["events"]
-
-
-def whl_requests(index: IndexServer) -> list[str]:
-    return [path for path in index.requests if path.startswith("/whl/")]
+    audit = Audit(project.path.parent / "watch")
+    project.run(*args, env_extra=audit.env())
+    return audit.modules(), [event.command for event in audit.events() if event.ours]
 
 
 def test_version_imports_only_the_entry_point(project_factory: ProjectFactory) -> None:

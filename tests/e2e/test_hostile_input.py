@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.audit import Audit
+
 
 if TYPE_CHECKING:
     from tests.support.fixtures import ProjectFactory
-    from tests.support.poetry_project import Project
 
 pytestmark = pytest.mark.e2e
 
@@ -54,8 +54,9 @@ def test_bad_value_is_refused_before_anything_runs(
 ) -> None:
     project = project_factory(DEPS, table)
     pyproject = project.pyproject.read_bytes()
+    audit = Audit(project.path / "audit")
     for command in ("install", "lock", "update"):
-        result = project.run(command, check=False, env_extra=audited(project))
+        result = project.run(command, check=False, env_extra=audit.env())
         assert result.returncode == 1
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1, (
@@ -63,7 +64,7 @@ def test_bad_value_is_refused_before_anything_runs(
         )  # one line: key, bad value, what is allowed
         assert message in lines[0]
         assert lines[0].startswith("[tool.poetry-torch-cuda]")
-        assert spawned(project) == []  # not even Poetry's own subprocesses ran yet
+        assert audit.started() == []  # not even Poetry's own subprocesses ran yet
     assert not project.venv.exists()
     assert not project.lockfile.exists()
     assert project.pyproject.read_bytes() == pyproject
@@ -105,25 +106,3 @@ def test_hostile_switch_argument_changes_nothing(
     assert project.pyproject.read_bytes() == pyproject
     assert not (project.path / "pwned").exists()
     assert not project.venv.exists()
-
-
-def audited(project: Project) -> dict[str, str]:
-    """Env that makes the poetry process log every subprocess it starts."""
-    hook_dir = project.path / "audit"
-    hook_dir.mkdir(exist_ok=True)
-    (hook_dir / "sitecustomize.py").write_text(
-        "import json, sys\n"
-        "def _hook(event, args):\n"
-        "    if event in ('subprocess.Popen', 'os.system', 'os.posix_spawn', 'os.exec'):\n"
-        f"        with open({str(project.path / 'audit.log')!r}, 'a') as f:\n"
-        "            f.write(json.dumps([event, repr(args)]) + '\\n')\n"
-        "sys.addaudithook(_hook)\n"
-    )
-    return {"PYTHONPATH": str(hook_dir)}
-
-
-def spawned(project: Project) -> list[list[str]]:
-    log = project.path / "audit.log"
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines()]
