@@ -112,7 +112,7 @@ class IndexClient:
         """
         name = canonicalize_name(project)
         # Poetry logs URLs' netlocs: credentials go to the authenticator instead.
-        index_url = self._url_credentials.strip(index_url)
+        index_url = self._url_credentials.take_off(index_url)
         key = (index_url.rstrip("/"), name)
         if key not in self._memory:
             cached = None if self._refresh else self._read_cache(key)
@@ -125,7 +125,7 @@ class IndexClient:
         """Look up several ``(index_url, project)`` pairs at once, in parallel."""
         results: dict[tuple[str, str], ProjectFiles | IndexUnavailableError] = {}
         if wanted:
-            self._session_for(self._url_credentials.strip(wanted[0][0]))
+            self._session_for(self._url_credentials.take_off(wanted[0][0]))
 
         def one(pair: tuple[str, str]) -> ProjectFiles | IndexUnavailableError:
             try:

@@ -160,7 +160,7 @@ class UrlCredentials:
     def __init__(self) -> None:
         self._by_prefix: dict[str, tuple[str | None, str | None]] = {}
 
-    def strip(self, url: str) -> str:
+    def take_off(self, url: str) -> str:
         """``url`` without ``user:password@``; requests under it get those credentials."""
         access = IndexAccess.from_url(url)
         if access.has_credentials:
