@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +27,7 @@ __all__ = [
     "descendants",
     "environ",
     "pip_processes",
+    "run_sampled",
     "start_poetry",
     "wait_for",
     "wait_for_request",
@@ -104,6 +108,33 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+#: Whether the kernel has ``/proc/<pid>/task/<tid>/children`` (CONFIG_PROC_CHILDREN).
+_HAS_CHILDREN_FILES = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
+
+
+def _children_tree(pid: int) -> list[int]:
+    """Like :func:`descendants`, from ``/proc/<pid>/task/<tid>/children``: cheap
+    enough to call every few milliseconds (it reads only the tree's own files)."""
+    if not _HAS_CHILDREN_FILES:
+        return descendants(pid)
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        current = frontier.pop()
+        try:
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+            found.extend(children)
+            frontier.extend(children)
+    return found
+
+
 def cmdline(pid: int) -> list[str]:
     """The argument list of a process, as any user of the machine can read it."""
     raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -128,3 +159,44 @@ def pip_processes(pid: int) -> list[int]:
         if any(arg == "pip" or arg.endswith(("/pip", ".whl/pip")) for arg in args):
             found.append(child)
     return found
+
+
+def run_sampled(
+    project: Project,
+    *args: str,
+    env_extra: Mapping[str, str | None] | None = None,
+    interval: float = 0.02,
+) -> tuple[subprocess.CompletedProcess[str], set[tuple[str, ...]]]:
+    """Run ``poetry --no-ansi *args`` to the end, sampling command lines meanwhile.
+
+    Every ``interval`` seconds the argument lists of Poetry's process and all
+    its living descendants are read from ``/proc``, as any user of the
+    machine could. Returns the finished process and every distinct
+    argument list seen.
+    """
+    process = start_poetry(project, *args, env_extra=env_extra)
+    seen: set[tuple[str, ...]] = set()
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            for pid in (process.pid, *_children_tree(process.pid)):
+                try:
+                    seen.add(tuple(cmdline(pid)))
+                except OSError:
+                    continue  # it ended in between
+            done.wait(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        stdout, stderr = process.communicate(timeout=project.timeout)
+    finally:
+        done.set()
+        sampler.join()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    command = [str(poetry_executable()), "--no-ansi", *args]
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    return result, seen

@@ -15,6 +15,7 @@ from poetry.config.config import Config
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.credentials import IndexAccess
+from poetry_torch_cuda.index.credentials import UrlCredentials
 from poetry_torch_cuda.index.credentials import index_access
 from poetry_torch_cuda.index.urls import is_loopback
 from poetry_torch_cuda.index.urls import register_secret
@@ -115,6 +116,26 @@ def test_credentials_are_split_off_the_url_and_rebuilt_for_pip() -> None:
     assert access.pip_url == "https://bob:p%40ss%3Aw@mirror.example/whl/cu129"
     assert "p@ss" not in repr(access)
     assert access.shown == "https://mirror.example/whl/cu129"
+
+
+def test_url_credentials_apply_only_under_the_url_they_came_from() -> None:
+    known = UrlCredentials()
+    assert known.take_off("https://mirror.example/whl/cu130") == (
+        "https://mirror.example/whl/cu130"
+    )
+    bare = known.take_off("https://bob:p%40ss@mirror.example/whl/cu129/")
+    assert bare == "https://mirror.example/whl/cu129/"
+    assert known.lookup("https://mirror.example/whl/cu129/torch/") == ("bob", "p@ss")
+    assert known.lookup("https://mirror.example/whl/cu129") == ("bob", "p@ss")
+    assert known.lookup("https://mirror.example/whl/cu1290/torch/") is None
+    assert known.lookup("https://mirror.example/whl/cu130/torch/") is None
+    assert known.lookup("http://mirror.example/whl/cu129/torch/") is None
+    assert known.lookup("https://other.example/whl/cu129/torch/") is None
+    known.take_off("https://ci:tok@mirror.example/whl/cu129/nightly")
+    assert known.lookup("https://mirror.example/whl/cu129/nightly/torch/") == (
+        "ci",
+        "tok",
+    )
 
 
 def test_token_without_user_name() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import pytest
 from poetry.config.config import Config
@@ -158,3 +161,41 @@ def test_tag_fits_other_systems() -> None:
     assert tag_fits("cp311", "cp311", "win_amd64", windows)
     assert tag_fits("cp311", "cp311", "macosx_11_0_arm64", mac)
     assert not tag_fits("cp311", "cp311", "macosx_10_9_x86_64", mac)
+
+
+def test_credentials_in_the_url_never_reach_poetrys_logs_or_the_cache(
+    index: IndexServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Poetry logs each new session's netloc at debug level (``-vvv``)."""
+    password = "s3cr3t:P@ss/w0rd%"
+    index.require_auth = ("alice", password)
+    quoted = quote(password, safe="")
+    url = index.whl_url("cu129").replace("http://", f"http://alice:{quoted}@")
+    caplog.set_level(logging.DEBUG)
+    client = IndexClient(poetry_config(tmp_path), refresh=True)
+    assert client.project(url, "torch").found
+    assert client.projects([(url, "torchvision"), (url, "nothing-here")])
+    expected = "Basic " + base64.b64encode(f"alice:{password}".encode()).decode()
+    assert {r.authorization for r in index.records} == {expected}
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Creating new session for 127.0.0.1:" in logged
+    assert password not in logged
+    assert quoted not in logged
+    assert "alice" not in logged
+    for path in (tmp_path / "cache").rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            assert quoted not in text
+            assert password not in text
+
+
+def test_credentials_in_the_url_go_only_to_that_index(
+    index: IndexServer, tmp_path: Path
+) -> None:
+    index.require_auth = ("alice", "s3cret")
+    client = IndexClient(poetry_config(tmp_path))
+    url = index.whl_url("cu129").replace("http://", "http://alice:s3cret@")
+    assert client.project(url, "torch").found
+    with pytest.raises(IndexUnavailableError, match="refused access"):
+        client.project(index.whl_url("cu130"), "torch")
+    assert [r.authorization is not None for r in index.records] == [True, False]

@@ -26,6 +26,7 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index.credentials import UrlCredentials
 from poetry_torch_cuda.index.urls import mask_url
 
 
@@ -95,6 +96,7 @@ class IndexClient:
         self._ttl = ttl
         self._refresh = refresh
         self._authenticator: Authenticator | None = None
+        self._url_credentials = UrlCredentials()
         self._memory: dict[tuple[str, str], ProjectFiles] = {}
         self.cache_dir = (
             Path(str(config.get("cache-dir"))).expanduser()
@@ -109,6 +111,8 @@ class IndexClient:
             IndexUnavailableError: the index did not answer usefully.
         """
         name = canonicalize_name(project)
+        # Poetry logs URLs' netlocs: credentials go to the authenticator instead.
+        index_url = self._url_credentials.take_off(index_url)
         key = (index_url.rstrip("/"), name)
         if key not in self._memory:
             cached = None if self._refresh else self._read_cache(key)
@@ -121,7 +125,7 @@ class IndexClient:
         """Look up several ``(index_url, project)`` pairs at once, in parallel."""
         results: dict[tuple[str, str], ProjectFiles | IndexUnavailableError] = {}
         if wanted:
-            self._session_for(wanted[0][0])
+            self._session_for(self._url_credentials.take_off(wanted[0][0]))
 
         def one(pair: tuple[str, str]) -> ProjectFiles | IndexUnavailableError:
             try:
@@ -136,17 +140,11 @@ class IndexClient:
 
     def _session_for(self, url: str) -> Authenticator:
         if self._authenticator is None:
-            from poetry.utils.authenticator import Authenticator
+            from poetry_torch_cuda.index.session import IndexAuthenticator
 
-            authenticator = Authenticator(
-                self._config, cache_id="poetry-torch-cuda", disable_cache=True
+            self._authenticator = IndexAuthenticator(
+                self._config, self._sources, self._url_credentials
             )
-            # The project's sources carry the credentials (http-basic.<name>)
-            # Poetry matches by host; register them like Poetry's own pool does.
-            for name, source_url in self._sources:
-                if source_url:
-                    authenticator.add_repository(name, source_url)
-            self._authenticator = authenticator
         self._authenticator.get_session(url)
         return self._authenticator
 

@@ -147,3 +147,30 @@ def _poetry_credentials(
     ):
         return None
     return credential.username, credential.password
+
+
+class UrlCredentials:
+    """Credentials taken off index URLs, kept for the requests under each URL.
+
+    Poetry's HTTP stack logs the netloc of a URL (``user:password@`` included)
+    at debug level, so URLs reach it bare and the credentials reach it through
+    :meth:`lookup` (see :mod:`poetry_torch_cuda.index.session`).
+    """
+
+    def __init__(self) -> None:
+        self._by_prefix: dict[str, tuple[str | None, str | None]] = {}
+
+    def take_off(self, url: str) -> str:
+        """``url`` without ``user:password@``; requests under it get those credentials."""
+        access = IndexAccess.from_url(url)
+        if access.has_credentials:
+            prefix = access.url.rstrip("/") + "/"
+            self._by_prefix[prefix] = (access.username, access.password)
+        return access.url
+
+    def lookup(self, url: str) -> tuple[str | None, str | None] | None:
+        """The credentials stripped off the longest URL ``url`` lies under, if any."""
+        for prefix in sorted(self._by_prefix, key=len, reverse=True):
+            if url.startswith(prefix) or url == prefix[:-1]:
+                return self._by_prefix[prefix]
+        return None

@@ -11,6 +11,7 @@ from packaging.version import Version
 
 from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.index.urls import without_credentials
 from poetry_torch_cuda.machine.detection import Offer
 
 
@@ -67,6 +68,7 @@ class VariantOffer:
     """What one variant's index offers of the wanted packages."""
 
     variant: Variant
+    #: Without credentials (an offer is shown and kept, never used to ask).
     index_url: str
     packages: tuple[PackageOffer, ...]
 
@@ -146,7 +148,9 @@ class OfferFinder:
             if package.has_wanted is not True:
                 break
         return VariantOffer(
-            variant, self._config.index_url(variant), tuple(packages)
+            variant,
+            without_credentials(self._config.index_url(variant)),
+            tuple(packages),
         ).offer()
 
     def inspect(self, variants: Iterable[Variant]) -> list[VariantOffer]:
@@ -179,7 +183,7 @@ class OfferFinder:
             packages = tuple(
                 self._package(variant, name, answers[(url, name)]) for name in names
             )
-            reports.append(VariantOffer(variant, url, packages))
+            reports.append(VariantOffer(variant, without_credentials(url), packages))
         return reports
 
     def _lookup(
