@@ -315,8 +315,10 @@ def test_variants_for_the_locked_torch(
     ) == (True, True, True)
     assert (rows["cu130"]["offered"], rows["cu130"]["usable"]) == (True, False)
     assert rows["cu130"]["reasons"] == [
-        "needs driver >= 580 (CUDA 13.x minor-version compatibility) or >= "
-        "580.65.06 (full CUDA 13.0 support); driver 575.51.03 supports CUDA 12.9"
+        (
+            "needs driver >= 580 (CUDA 13.x minor-version compatibility) or >= "
+            "580.65.06 (full CUDA 13.0 support); driver 575.51.03 supports CUDA 12.9"
+        )
     ]
     assert (rows["cu128"]["offered"], rows["cu128"]["usable"]) == (True, True)
     assert rows["cu126"]["offered"] is False
