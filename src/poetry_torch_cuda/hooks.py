@@ -195,10 +195,10 @@ class CommandHooks:
             return
         if command.installer.is_dry_run():
             return
-        from poetry_torch_cuda.project.lock_check import warn_missing_builds
+        from poetry_torch_cuda.project.lock_view import show_lock_view
 
         try:
-            warn_missing_builds(config, command.poetry, event.io)
+            show_lock_view(config, command.poetry, command.env, event.io)
         except TorchCudaError as error:  # a check only: never fail the lock for it
             event.io.write_error_line(
                 f"{PREFIX}: could not check the lock's torch: {esc(str(error))}",

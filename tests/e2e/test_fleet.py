@@ -127,3 +127,34 @@ def test_status_check_fails_for_a_target_the_variant_cannot_run(
         assert "declared: training, lab" in missing.stderr
     finally:
         project.write_pyproject(before)
+
+
+def test_lock_shows_the_variant_and_every_target(
+    fleet: tuple[Project, dict[str, str]],
+) -> None:
+    project, env = fleet
+    before = project.pyproject.read_text()
+    try:
+        result = project.run("lock", env_extra=env)
+        assert (
+            "torch-cuda: cu129 has torch 2.14.1; needs driver >= 525.60.13 (CUDA 12.x "
+            "floor, SASS only) or >= 575.51.03 (full CUDA 12.9, for PTX JIT); GPUs "
+            "sm_70..sm_120+PTX"
+        ) in result.stdout
+        assert (
+            "torch-cuda: target training (driver 570.124.06, sm_90, linux-x86_64): "
+            "cu129 runs there (minor-version compatibility)"
+        ) in result.stdout
+        assert "torch-cuda" not in result.stderr
+        project.write_pyproject(
+            render_pyproject(
+                project.index, DEPS, torch_cuda='variant = "cu129"\n' + TRAINING + LAB
+            )
+        )
+        result = project.run("lock", env_extra=env)  # a view: the lock still succeeds
+        assert (
+            "torch-cuda: target lab (driver 550.54.14, sm_61, linux-x86_64): cu129 "
+            "cannot run there: not built for sm_61"
+        ) in result.stderr
+    finally:
+        project.write_pyproject(before)
