@@ -132,6 +132,7 @@ def machine_json(machine: Machine) -> dict[str, Any]:
             "gpus": [{"name": gpu.name, "gfx": gpu.gfx} for gpu in machine.rocm.gpus],
         },
         "nvcc": machine.nvcc,
+        "jetson": None if machine.jetson is None else str(machine.jetson),
         "notes": list(machine.notes),
     }
 

@@ -31,6 +31,19 @@ MACOS_NOTE = (
 COMPAT_RULE = "minor-version compatibility"
 #: The rule that admits a build on its CUDA version's full-support driver.
 FULL_RULE = "full support"
+#: L4T from this release on (JetPack 7, Jetson Thor) uses the SBSA userspace
+#: that PyTorch's aarch64 wheels are built for (pytorch/pytorch PR 161378:
+#: Thor in the aarch64 builds, "when Orin be SBSA, we can include it";
+#: pollen-robotics/microduck_rl issue 38; OpenRAL/openral PR 167).
+JETSON_SBSA_L4T = 38
+#: Older L4T (JetPack 4-6: Nano, TX2, Xavier, Orin) is not served by PyTorch's
+#: variant indexes: their aarch64 wheels are SBSA builds (bitsandbytes PR 1941).
+JETSON_NOTE = (
+    "PyTorch's download.pytorch.org aarch64 CUDA wheels are SBSA builds and do "
+    "not run on Jetson L4T before R38 (JetPack 7); NVIDIA publishes Jetson wheels "
+    "per JetPack (pypi.jetson-ai-lab.io, or the l4t-pytorch container): point "
+    "index-url at such an index, or keep cpu"
+)
 XPU_NOTE = (
     "Intel GPUs are not detected automatically; set the variant to xpu to use one"
 )
@@ -79,6 +92,8 @@ def assess(
         )
     if variant.kind == "cpu":
         return Verdict(variant, True, ("runs on any machine",))
+    if _old_jetson(machine) and variant.kind == "cuda":
+        return Verdict(variant, False, (f"{machine.jetson}: {JETSON_NOTE}",))
     if variant.kind == "xpu":
         return Verdict(variant, None, (XPU_NOTE,))
     if variant.kind == "rocm":
@@ -105,12 +120,25 @@ def decide(
             CPU,
             (MACOS_NOTE,),
         )
+    if _old_jetson(machine):
+        steps = [f"{machine.jetson}: {JETSON_NOTE}"]
+        return _fallback(
+            steps, offers, "cpu: no PyTorch variant index serves this board"
+        )
     if machine.nvidia is not None:
         return _decide_cuda(machine, offers, torch_version, tuple(extra))
     if machine.rocm is not None:
         return _decide_rocm(machine, offers)
     steps = [*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE]
     return _fallback(steps, offers, "cpu: no GPU to build for")
+
+
+def _old_jetson(machine: Machine) -> bool:
+    """A Jetson on L4T before R38 (or of unknown L4T): PyTorch's indexes do not serve it."""
+    jetson = machine.jetson
+    if jetson is None:
+        return False
+    return jetson.l4t is None or jetson.l4t[0] < JETSON_SBSA_L4T
 
 
 def resolve_variant(variant: Variant) -> Variant:
