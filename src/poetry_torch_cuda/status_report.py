@@ -216,6 +216,12 @@ def _judge(report: StatusReport, config: TorchCudaConfig, managed: bool) -> None
             "Poetry installs PyPI's default build here"
         )
     elif variant.kind in ("cuda", "rocm"):
+        if not tables.is_known_variant(variant.name):
+            report.notes.append(
+                f"the tables predate {variant} ({tables.UPDATE_HINT}); it is judged "
+                "by rule: its CUDA major's driver floor and the GPU list of the "
+                "nearest known variant"
+            )
         verdict = assess(variant, machine, torch_version)
         gpu_found = machine.nvidia if variant.kind == "cuda" else machine.rocm
         if gpu_found is None:

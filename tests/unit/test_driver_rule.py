@@ -182,3 +182,29 @@ def test_auto_takes_an_unknown_variant_only_when_the_index_has_it() -> None:
         step.startswith("cu133: skipped, newer than the tables")
         for step in unsure.steps
     )
+
+
+def rocm_machine(version: str) -> Machine:
+    from poetry_torch_cuda.machine.probe import Rocm
+    from poetry_torch_cuda.machine.probe import RocmGpu
+
+    return Machine(
+        "linux", "x86_64", rocm=Rocm(version, (RocmGpu(0, "gfx942", "MI300X"),))
+    )
+
+
+def test_an_unknown_rocm_is_decided_by_version_with_a_warning() -> None:
+    verdict = assess(parse_variant("rocm7.3"), rocm_machine("7.3.1"))
+    assert verdict.usable is True
+    assert verdict.reasons[0].startswith("the tables predate rocm7.3")
+    assert not assess(parse_variant("rocm8.0"), rocm_machine("7.3.1")).usable
+
+
+def test_auto_takes_an_unknown_rocm_only_when_the_index_has_it() -> None:
+    machine = rocm_machine("7.3.1")
+    assert decide(machine, offered("rocm7.3", "rocm7.2")).variant.name == "rocm7.3"
+    unsure = decide(
+        machine,
+        lambda v: Offer(None if v.name == "rocm7.3" else v.name == "rocm7.2", "?"),
+    )
+    assert unsure.variant.name == "rocm7.2"

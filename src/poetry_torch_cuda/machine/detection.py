@@ -6,6 +6,7 @@ offers from a callable, so every rule here is tested without GPUs or network.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -323,13 +324,28 @@ def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
         return Verdict(variant, False, ("no ROCm GPU found",))
     wanted = _rocm_version(variant.name)
     have = rocm.major_minor
+    if not tables.is_known_variant(variant.name):
+        verdict = _assess_rocm_versions(variant, rocm.version, wanted, have)
+        note = (
+            f"the tables predate {variant} ({tables.UPDATE_HINT}); decided by version"
+        )
+        return dataclasses.replace(verdict, reasons=(note, *verdict.reasons))
+    return _assess_rocm_versions(variant, rocm.version, wanted, have)
+
+
+def _assess_rocm_versions(
+    variant: Variant,
+    version: str | None,
+    wanted: tuple[int, ...],
+    have: tuple[int, int] | None,
+) -> Verdict:
     if have is None:
         return Verdict(variant, True, ("ROCm version unknown; not checked",))
     if wanted[:2] == have:
-        return Verdict(variant, True, (f"matches ROCm {rocm.version}",))
+        return Verdict(variant, True, (f"matches ROCm {version}",))
     if wanted[0] == have[0] and wanted[:2] < have:
-        return Verdict(variant, True, (f"older than ROCm {rocm.version}, same major",))
-    return Verdict(variant, False, (f"does not match ROCm {rocm.version}",))
+        return Verdict(variant, True, (f"older than ROCm {version}, same major",))
+    return Verdict(variant, False, (f"does not match ROCm {version}",))
 
 
 def _decide_cuda(
@@ -465,6 +481,12 @@ def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decisi
         candidates.append((verdict, offer))
         if offer.available is False:
             steps.append(f"{name}: skipped, {offer.detail}")
+            continue
+        if offer.available is None and not tables.is_known_variant(name):
+            steps.append(
+                f"{name}: skipped, newer than the tables and the index could not "
+                f"confirm it has the build ({offer.detail})"
+            )
             continue
         steps.append(f"{name}: chosen, {'; '.join(verdict.reasons)}")
         return Decision(verdict.variant, tuple(steps), None, tuple(candidates))
