@@ -224,7 +224,7 @@ def _judge(report: StatusReport, config: TorchCudaConfig, managed: bool) -> None
             )
         verdict = assess(variant, machine, torch_version)
         gpu_found = machine.nvidia if variant.kind == "cuda" else machine.rocm
-        if gpu_found is None:
+        if gpu_found is None and machine.jetson is None:
             kind = "NVIDIA driver" if variant.kind == "cuda" else "ROCm GPU"
             report.notes.append(
                 f"no {kind} found on this machine: {variant}'s torch runs on the "

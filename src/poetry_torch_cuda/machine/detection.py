@@ -270,11 +270,16 @@ def _assess_cuda(
 
 
 def _needs(cuda: tuple[int, int], full: str | None, floor: str | None) -> str:
+    full_text = (
+        f">= {full} (full CUDA {_dotted(cuda)} support)"
+        if full
+        else f"a driver with full CUDA {_dotted(cuda)} support (none in the table)"
+    )
     if floor is None:
-        return f"needs driver >= {full or '?'} for CUDA {_dotted(cuda)}"
+        return f"needs {full_text}"
     return (
         f"needs driver >= {floor} (CUDA {cuda[0]}.x minor-version compatibility) "
-        f"or >= {full or '?'} (full CUDA {_dotted(cuda)} support)"
+        f"or {full_text}"
     )
 
 
