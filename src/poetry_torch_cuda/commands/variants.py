@@ -197,6 +197,7 @@ def _row_json(
             for package in report.packages
         ],
         "usable": verdict.usable,
+        "rule": verdict.rule,
         "reasons": list(verdict.reasons),
         "configured": report.variant == configured,
     }
