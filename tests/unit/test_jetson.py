@@ -130,3 +130,19 @@ def test_sbsa_servers_use_the_aarch64_lists(
 
     decision = decide(arm(driver, capability), torch_214, "2.14.1")
     assert decision.variant.name == picked
+
+
+def test_installing_a_pytorch_cuda_build_on_an_orin_warns(tmp_path: Path) -> None:
+    from poetry_torch_cuda.machine.resolution import jetson_warning
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+
+    root = str(fake_root(tmp_path, ORIN_RELEASE, "NVIDIA Jetson Orin Nano"))
+    cu126 = parse_variant("cu126")
+    warning = jetson_warning(TorchCudaConfig(cu126), cu126, "aarch64", root)
+    assert warning is not None
+    assert warning.startswith(
+        "cu126 on NVIDIA Jetson (NVIDIA Jetson Orin Nano, L4T R36.4)"
+    )
+    jetson_index = TorchCudaConfig(cu126, "https://pypi.jetson-ai-lab.io/jp6/{variant}")
+    assert jetson_warning(jetson_index, cu126, "aarch64", root) is None
+    assert jetson_warning(TorchCudaConfig(cu126), cu126, "x86_64", root) is None
