@@ -119,6 +119,9 @@ def test_status_check_fails_for_a_target_the_variant_cannot_run(
             "for torch 2.14.1"
         )
         assert "cu126: skipped, " in detect.stdout  # the index's cu126 lacks 2.14.1
+        assert detect.stdout.splitlines()[-1].startswith(
+            "Note: torch 2.14 publishes cu132, cu130, cu126, rocm7.14, rocm7.2"
+        )
         missing = project.run(
             "torch-cuda", "detect", "--target", "nope", check=False, env_extra=env
         )

@@ -91,6 +91,8 @@ class DetectCommand(TorchCudaCommand):
             self.line(f"  {number}. {esc(step)}")
         if decision.forced_by:
             self.line(f"<comment>Note:</> {esc(decision.forced_by)}")
+        if self.io.is_verbose():
+            _published_note(self, torch)
         if configured.variant.kind != "auto" and configured.variant != decision.variant:
             self.line(
                 f"<comment>Note:</> this project configures <c2>{configured.variant}</> "
@@ -152,6 +154,7 @@ class DetectCommand(TorchCudaCommand):
             self.line(f"  {number}. {esc(step)}")
         if decision.forced_by:
             self.line(f"<comment>Note:</> {esc(decision.forced_by)}")
+        _published_note(self, torch)
         return 0
 
     def _config_or_default(self) -> TorchCudaConfig:
@@ -162,6 +165,19 @@ class DetectCommand(TorchCudaCommand):
         config = load_config(self.poetry.pyproject.data)
         return (
             config if config is not None else TorchCudaConfig(Variant("auto", "auto"))
+        )
+
+
+def _published_note(command: DetectCommand, torch: str | None) -> None:
+    """What the locked torch's release publishes, per PyTorch's release matrix."""
+    from poetry_torch_cuda.machine import tables
+
+    release = tables.torch_release(torch)
+    if release is not None:
+        published = ", ".join((*release.cuda, *release.rocm))
+        command.line(
+            f"<comment>Note:</> torch {release.release} publishes {published} "
+            f"(PyTorch's release matrix, read {tables.READ_ON})"
         )
 
 
