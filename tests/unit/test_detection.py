@@ -126,7 +126,10 @@ def test_the_reasons_name_every_skipped_variant() -> None:
 def test_what_the_index_lacks_is_skipped_and_said() -> None:
     decision = decide(nvidia("575.51.03", GTX_1080), index_with("cpu"), "2.14.1")
     assert decision.variant.name == "cpu"
-    assert "cu126: skipped, has no torch 2.14.1+cu126" in decision.steps
+    assert (
+        "cu126: skipped, has no torch 2.14.1+cu126; it would run here by full support"
+        in decision.steps
+    )
     assert decision.steps[-1] == "cpu: no CUDA variant fits"
 
 

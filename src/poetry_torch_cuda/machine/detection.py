@@ -378,7 +378,10 @@ def _decide_cuda(
         offer = offers(verdict.variant)
         candidates.append((verdict, offer))
         if offer.available is False:
-            steps.append(f"{verdict.variant}: skipped, {offer.detail}")
+            steps.append(
+                f"{verdict.variant}: skipped, {offer.detail}; "
+                f"it would run here by {verdict.rule}"
+            )
             continue
         known = tables.is_known_variant(verdict.variant.name)
         if offer.available is None and not known:
