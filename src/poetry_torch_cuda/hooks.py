@@ -172,6 +172,7 @@ class CommandHooks:
             variant = guard.variant
             if variant.kind == "auto":
                 variant = _resolve_auto(guard, command, event.io)
+            _warn_unserved_jetson(guard.config, variant, command.env, event.io)
             reconcile(
                 guard.config,
                 variant,
@@ -195,10 +196,10 @@ class CommandHooks:
             return
         if command.installer.is_dry_run():
             return
-        from poetry_torch_cuda.project.lock_check import warn_missing_builds
+        from poetry_torch_cuda.project.lock_view import show_lock_view
 
         try:
-            warn_missing_builds(config, command.poetry, event.io)
+            show_lock_view(config, command.poetry, command.env, event.io)
         except TorchCudaError as error:  # a check only: never fail the lock for it
             event.io.write_error_line(
                 f"{PREFIX}: could not check the lock's torch: {esc(str(error))}",
@@ -260,3 +261,15 @@ def _write_unexpected(io: IO, error: Exception) -> None:
         "Run the command again with -vvv for the traceback; "
         "POETRY_TORCH_CUDA_DISABLE=1 leaves torch to Poetry meanwhile.",
     )
+
+
+def _warn_unserved_jetson(
+    config: TorchCudaConfig, variant: Variant, env: Env, io: IO
+) -> None:
+    """Say so when PyTorch's index is about to give a Jetson a build it cannot run."""
+    from poetry_torch_cuda.machine.resolution import jetson_warning
+
+    machine = str(env.marker_env.get("platform_machine") or "")
+    warning = jetson_warning(config, variant, machine)
+    if warning is not None:
+        io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")

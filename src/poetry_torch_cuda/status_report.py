@@ -132,6 +132,7 @@ def machine_json(machine: Machine) -> dict[str, Any]:
             "gpus": [{"name": gpu.name, "gfx": gpu.gfx} for gpu in machine.rocm.gpus],
         },
         "nvcc": machine.nvcc,
+        "jetson": None if machine.jetson is None else str(machine.jetson),
         "notes": list(machine.notes),
     }
 
@@ -215,9 +216,15 @@ def _judge(report: StatusReport, config: TorchCudaConfig, managed: bool) -> None
             "Poetry installs PyPI's default build here"
         )
     elif variant.kind in ("cuda", "rocm"):
+        if not tables.is_known_variant(variant.name):
+            report.notes.append(
+                f"the tables predate {variant} ({tables.UPDATE_HINT}); it is judged "
+                "by rule: its CUDA major's driver floor and the GPU list of the "
+                "nearest known variant"
+            )
         verdict = assess(variant, machine, torch_version)
         gpu_found = machine.nvidia if variant.kind == "cuda" else machine.rocm
-        if gpu_found is None:
+        if gpu_found is None and machine.jetson is None:
             kind = "NVIDIA driver" if variant.kind == "cuda" else "ROCm GPU"
             report.notes.append(
                 f"no {kind} found on this machine: {variant}'s torch runs on the "

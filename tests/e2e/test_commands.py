@@ -94,11 +94,15 @@ def locked_2141(
     [
         ("580.95.05", [RTX_5090], "2.14.1", "cu130"),
         ("575.51.03", [RTX_4090], "2.14.1", "cu129"),
-        ("570.86.10", [RTX_5090], "2.14.1", "cu128"),
-        ("570.86.10", [RTX_4090], "2.13.0", "cu126"),  # cu128 lacks 2.13.0
+        # Below cu129's own 575.51.03: its SASS runs on the 12.x floor 525.60.13
+        ("570.86.10", [RTX_5090], "2.14.1", "cu129"),
+        ("570.86.10", [RTX_4090], "2.13.0", "cu129"),
         ("575.51.03", [GTX_1080], "2.13.0", "cu126"),  # Pascal: not cu128/cu129
         ("575.51.03", [GTX_1080], "2.14.1", "cpu"),  # ...and cu126 lacks 2.14.1
-        ("560.35.03", [T4], "2.14.1", "cpu"),  # the driver stops at CUDA 12.6
+        # 560 fully runs only CUDA 12.6, but cu129's sm_75 SASS runs on the 12.x
+        # floor (minor-version compatibility): no longer cpu
+        ("560.35.03", [T4], "2.14.1", "cu129"),
+        ("525.60.12", [T4], "2.14.1", "cpu"),  # below the 12.x floor
         ("580.65.06", [T4], "2.14.1", "cu130"),
     ],
 )
@@ -128,7 +132,7 @@ def test_detect_explains_a_pascal_gpu_step_by_step(
     lines = result.stdout.splitlines()
     assert lines[0] == "auto picks cpu on this machine for torch 2.14.1"
     text = result.stdout
-    assert "cu130: skipped, needs driver >= 580.65.06 for CUDA 13.0" in text
+    assert "cu130: skipped, needs driver >= 580 (CUDA 13.x minor-version" in text
     assert "cu129: skipped, not built for sm_61 (NVIDIA GeForce GTX 1080)" in text
     assert "cu128: skipped, not built for sm_61" in text
     assert "cu126: skipped," in text and "no torch 2.14.1+cu126 (it has 2.13.0)" in text
@@ -249,7 +253,11 @@ def test_status_of_a_matching_install(installed: Project, tmp_path: Path) -> Non
         ("pascal", "cu129 not built for sm_61 (NVIDIA GeForce GTX 1080)"),
         (
             "old-driver",
-            "cu129 needs driver >= 575.51.03 for CUDA 12.9; driver 560.35.03",
+            (
+                "cu129 needs driver >= 525.60.13 (CUDA 12.x minor-version "
+                "compatibility) or >= 575.51.03 (full CUDA 12.9 support); driver "
+                "520.61.05 supports CUDA 11.8"
+            ),
         ),
         (
             "cu130-configured",
@@ -265,7 +273,7 @@ def test_status_check_fails_on_every_mismatch(
 ) -> None:
     env = {
         "pascal": lambda: gpu(tmp_path, GTX_1080),
-        "old-driver": lambda: gpu(tmp_path, RTX_4090, driver="560.35.03"),
+        "old-driver": lambda: gpu(tmp_path, RTX_4090, driver="520.61.05"),
         "cu130-configured": lambda: {
             **gpu(tmp_path, RTX_5090, driver="580.65.06"),
             "POETRY_TORCH_CUDA_VARIANT": "cu130",
@@ -307,7 +315,10 @@ def test_variants_for_the_locked_torch(
     ) == (True, True, True)
     assert (rows["cu130"]["offered"], rows["cu130"]["usable"]) == (True, False)
     assert rows["cu130"]["reasons"] == [
-        "needs driver >= 580.65.06 for CUDA 13.0; driver 575.51.03 supports CUDA 12.9"
+        (
+            "needs driver >= 580 (CUDA 13.x minor-version compatibility) or >= "
+            "580.65.06 (full CUDA 13.0 support); driver 575.51.03 supports CUDA 12.9"
+        )
     ]
     assert (rows["cu128"]["offered"], rows["cu128"]["usable"]) == (True, True)
     assert rows["cu126"]["offered"] is False

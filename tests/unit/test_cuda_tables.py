@@ -27,7 +27,9 @@ from poetry_torch_cuda.machine.tables import runs_on
         ("550.54.14", "linux", (12, 4)),
         ("535.104.05", "linux", (12, 2)),
         ("520.61.05", "linux", (11, 8)),
-        ("470.82.01", "linux", None),
+        ("470.82.01", "linux", (11, 4)),
+        ("470.57.02", "linux", (11, 4)),  # the R470 LTS branch
+        ("410.47", "linux", None),
         ("576.02", "win32", (12, 9)),
         ("575.51.03", "win32", (12, 8)),  # Windows has its own column
         ("garbage", "linux", None),
@@ -122,8 +124,10 @@ def test_aarch64_builds_drop_what_no_arm_board_has() -> None:
     assert runs_on(archs, (9, 0)) is not None
 
 
-def test_unknown_variants_have_no_list() -> None:
-    assert arch_list("cu127") is None
+def test_unknown_variants_borrow_the_nearest_list_of_their_major() -> None:
+    assert arch_list("cu127") == arch_list("cu126")  # a tie goes to the older
+    assert arch_list("cu133") == arch_list("cu132")
+    assert arch_list("cu140") is None  # a major the tables have never seen
     assert arch_list("cpu") is None
 
 

@@ -62,17 +62,20 @@ EVERYTHING = index_with("cpu", "cu118", "cu126", "cu128", "cu129", "cu130", "roc
     [
         (nvidia("580.95.05", RTX_5090), EVERYTHING, "cu130"),
         (nvidia("575.51.03", RTX_5090), EVERYTHING, "cu129"),
-        (nvidia("570.86.10", RTX_5090), EVERYTHING, "cu128"),
-        (nvidia("560.35.03", RTX_5090), EVERYTHING, "cpu"),  # Blackwell needs 12.8
+        # Below 12.9's own driver, cu129's sm_120 SASS still runs (12.x floor)
+        (nvidia("570.86.10", RTX_5090), EVERYTHING, "cu129"),
+        (nvidia("560.35.03", RTX_5090), EVERYTHING, "cu129"),
         (nvidia("575.51.03", RTX_4090), EVERYTHING, "cu129"),
         (nvidia("580.65.06", T4), EVERYTHING, "cu130"),
         (nvidia("575.51.03", GTX_1080), EVERYTHING, "cu126"),  # uv issue 14742
         (nvidia("580.65.06", GTX_1080), index_with("cpu", "cu129", "cu130"), "cpu"),
         (nvidia("520.61.05", RTX_4090), EVERYTHING, "cu118"),
-        (nvidia("470.82.01", RTX_4090), EVERYTHING, "cpu"),  # older than every row
+        (nvidia("470.82.01", RTX_4090), EVERYTHING, "cu118"),  # 11.x floor 450.80.02
+        (nvidia("450.80.01", RTX_4090), EVERYTHING, "cpu"),  # below every floor
         (nvidia("575.51.03", RTX_4090), index_with("cpu", "cu126"), "cu126"),
         (nvidia("576.02", RTX_4090, platform="win32"), EVERYTHING, "cu129"),
-        (nvidia("575.51.03", RTX_4090, platform="win32"), EVERYTHING, "cu128"),
+        (nvidia("528.33", RTX_4090, platform="win32"), EVERYTHING, "cu129"),
+        (nvidia("528.32", RTX_4090, platform="win32"), EVERYTHING, "cu118"),
     ],
 )
 def test_auto_picks(
@@ -85,11 +88,21 @@ def test_the_reasons_name_every_skipped_variant() -> None:
     decision = decide(nvidia("575.51.03", GTX_1080), index_with("cpu", "cu126"))
     assert decision.variant.name == "cu126"
     assert decision.steps == (
-        "NVIDIA driver 575.51.03 (from nvidia-smi) supports CUDA 12.9 and older",
+        (
+            "NVIDIA driver 575.51.03 (from nvidia-smi) fully supports CUDA 12.9 and "
+            "older; runs any CUDA 12.x build whose SASS covers the GPUs "
+            "(minor-version compatibility)"
+        ),
         "GPU 0 (NVIDIA GeForce GTX 1080, sm_61): compute capability 6.1",
         (
-            "cu130: skipped, needs driver >= 580.65.06 for CUDA 13.0; "
-            "driver 575.51.03 supports CUDA 12.9"
+            "cu132: skipped, needs driver >= 580 (CUDA 13.x minor-version "
+            "compatibility) or >= 595.45.04 (full CUDA 13.2 support); driver "
+            "575.51.03 supports CUDA 12.9"
+        ),
+        (
+            "cu130: skipped, needs driver >= 580 (CUDA 13.x minor-version "
+            "compatibility) or >= 580.65.06 (full CUDA 13.0 support); driver "
+            "575.51.03 supports CUDA 12.9"
         ),
         (
             "cu129: skipped, not built for sm_61 (NVIDIA GeForce GTX 1080): "
@@ -97,11 +110,11 @@ def test_the_reasons_name_every_skipped_variant() -> None:
         ),
         (
             "cu128: skipped, not built for sm_61 (NVIDIA GeForce GTX 1080): "
-            "builds sm_70..sm_120"
+            "builds sm_75..sm_120"
         ),
         (
-            "cu126: chosen, driver 575.51.03 runs CUDA 12.6; builds sm_50..sm_90, "
-            "which covers every GPU"
+            "cu126: chosen by full support, driver 575.51.03 fully supports CUDA "
+            "12.6; builds sm_50..sm_90, which covers every GPU"
         ),
     )
     assert decision.forced_by == (
@@ -113,7 +126,10 @@ def test_the_reasons_name_every_skipped_variant() -> None:
 def test_what_the_index_lacks_is_skipped_and_said() -> None:
     decision = decide(nvidia("575.51.03", GTX_1080), index_with("cpu"), "2.14.1")
     assert decision.variant.name == "cpu"
-    assert "cu126: skipped, has no torch 2.14.1+cu126" in decision.steps
+    assert (
+        "cu126: skipped, has no torch 2.14.1+cu126; it would run here by full support"
+        in decision.steps
+    )
     assert decision.steps[-1] == "cpu: no CUDA variant fits"
 
 

@@ -15,8 +15,12 @@ from poetry_torch_cuda.output import esc
 
 
 if TYPE_CHECKING:
-    from cleo.io.inputs.option import Option
+    from collections.abc import Mapping
 
+    from cleo.io.inputs.option import Option
+    from packaging.utils import NormalizedName
+
+    from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.machine.detection import Decision
     from poetry_torch_cuda.project.config import TorchCudaConfig
 
@@ -30,6 +34,13 @@ class DetectCommand(TorchCudaCommand):
         option("json", None, "Print the decision as JSON."),
         option(
             "refresh", None, "Ask the index again instead of using its cached pages."
+        ),
+        option(
+            "target",
+            None,
+            "Decide for a machine declared in [[tool.poetry-torch-cuda.targets]] "
+            "instead of this one.",
+            flag=False,
         ),
     ]
     help = (
@@ -52,16 +63,13 @@ class DetectCommand(TorchCudaCommand):
         locked = None
         if self.poetry.locker.is_locked():
             locked = locked_state(self.poetry, self.env).versions
-        resolution = resolve(
-            config,
-            self.poetry,
-            self.env,
-            locked,
-            client=index_client(self.poetry, refresh=bool(self.option("refresh"))),
-        )
+        client = index_client(self.poetry, refresh=bool(self.option("refresh")))
+        torch = None if locked is None else locked.get(canonicalize_name("torch"))
+        if self.option("target"):
+            return self._for_target(config, locked or {}, client, torch)
+        resolution = resolve(config, self.poetry, self.env, locked, client=client)
         decision = resolution.decision
         assert decision is not None and resolution.machine is not None
-        torch = None if locked is None else locked.get(canonicalize_name("torch"))
         if self.option("json"):
             self.write_json(
                 {
@@ -83,12 +91,70 @@ class DetectCommand(TorchCudaCommand):
             self.line(f"  {number}. {esc(step)}")
         if decision.forced_by:
             self.line(f"<comment>Note:</> {esc(decision.forced_by)}")
+        if self.io.is_verbose():
+            _published_note(self, torch)
         if configured.variant.kind != "auto" and configured.variant != decision.variant:
             self.line(
                 f"<comment>Note:</> this project configures <c2>{configured.variant}</> "
                 f"({esc(configured.variant_origin)}); `poetry torch-cuda switch auto` "
                 "would follow the machine instead"
             )
+        return 0
+
+    def _for_target(
+        self,
+        config: TorchCudaConfig,
+        locked: Mapping[NormalizedName, str],
+        client: IndexClient,
+        torch: str | None,
+    ) -> int:
+        """``auto``'s reasoning for a declared machine, asking its platform's index."""
+        from poetry_torch_cuda.errors import TorchCudaError
+        from poetry_torch_cuda.index.offers import OfferFinder
+        from poetry_torch_cuda.index.offers import wanted_versions
+        from poetry_torch_cuda.machine.detection import decide
+        from poetry_torch_cuda.machine.fleet import target_machine
+        from poetry_torch_cuda.machine.fleet import target_marker_env
+        from poetry_torch_cuda.status_report import machine_json
+
+        name = str(self.option("target"))
+        target = next((t for t in config.targets if t.name == name), None)
+        if target is None:
+            declared = ", ".join(t.name for t in config.targets) or "none"
+            raise TorchCudaError(
+                f"no target named {name!r} in [[tool.poetry-torch-cuda.targets]]; "
+                f"declared: {declared}."
+            )
+        finder = OfferFinder(
+            client,
+            config,
+            wanted_versions(config.package_names, locked),
+            target_marker_env(target, dict(self.env.marker_env)),
+        )
+        decision = decide(target_machine(target), finder, torch)
+        if self.option("json"):
+            self.write_json(
+                {
+                    "target": target.name,
+                    "variant": decision.variant.name,
+                    "torch": torch,
+                    "steps": list(decision.steps),
+                    "forced_by": decision.forced_by,
+                    "candidates": _candidates(decision),
+                    "machine": machine_json(target_machine(target)),
+                }
+            )
+            return 0
+        about = f" for torch {esc(torch)}" if torch else " (no lock yet: any torch)"
+        self.line(
+            f"<info>auto</> picks <c2>{decision.variant}</> on target "
+            f"<c1>{esc(target.describe())}</>{about}"
+        )
+        for number, step in enumerate(decision.steps, start=1):
+            self.line(f"  {number}. {esc(step)}")
+        if decision.forced_by:
+            self.line(f"<comment>Note:</> {esc(decision.forced_by)}")
+        _published_note(self, torch)
         return 0
 
     def _config_or_default(self) -> TorchCudaConfig:
@@ -102,6 +168,19 @@ class DetectCommand(TorchCudaCommand):
         )
 
 
+def _published_note(command: DetectCommand, torch: str | None) -> None:
+    """What the locked torch's release publishes, per PyTorch's release matrix."""
+    from poetry_torch_cuda.machine import tables
+
+    release = tables.torch_release(torch)
+    if release is not None:
+        published = ", ".join((*release.cuda, *release.rocm))
+        command.line(
+            f"<comment>Note:</> torch {release.release} publishes {published} "
+            f"(PyTorch's release matrix, read {tables.READ_ON})"
+        )
+
+
 def _candidates(decision: Decision) -> list[dict[str, Any]]:
     return [
         {
@@ -110,6 +189,7 @@ def _candidates(decision: Decision) -> list[dict[str, Any]]:
             "reasons": list(verdict.reasons),
             "offered": None if offer is None else offer.available,
             "offer": None if offer is None else offer.detail,
+            "rule": verdict.rule,
         }
         for verdict, offer in decision.candidates
     ]

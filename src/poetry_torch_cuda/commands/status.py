@@ -14,8 +14,13 @@ from poetry_torch_cuda.output import esc
 
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from cleo.io.inputs.option import Option
 
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.machine.fleet import TargetCheck
+    from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.status_report import StatusReport
 
 
@@ -50,16 +55,19 @@ class StatusCommand(TorchCudaCommand):
             nvcc=True,
             machine=str(self.env.marker_env.get("platform_machine") or ""),
         )
-        report = build_report(
-            config, self.poetry, self.env, machine, index_client(self.poetry)
-        )
+        client = index_client(self.poetry)
+        report = build_report(config, self.poetry, self.env, machine, client)
+        fleet = _check_fleet(self, config, client)
+        report.warnings += [f"target {c.summary()}" for c in fleet if not c.ok]
         if self.option("json"):
-            self.write_json(report.to_json())
+            self.write_json(
+                {**report.to_json(), "targets": [c.to_json() for c in fleet]}
+            )
         else:
-            self._render(report)
+            self._render(report, [c.summary() for c in fleet if c.ok])
         return 1 if self.option("check") and not report.in_line else 0
 
-    def _render(self, report: StatusReport) -> None:
+    def _render(self, report: StatusReport, targets: Sequence[str] = ()) -> None:
         resolution = report.resolution
         origin = esc(resolution.origin)
         if resolution.configured.kind == "auto":
@@ -89,6 +97,9 @@ class StatusCommand(TorchCudaCommand):
         for i, line in enumerate(_machine_lines(report)):
             head = "<info>Machine</>      " if i == 0 else " " * 13
             self.line(f"{head}{line}")
+        for i, line in enumerate(targets):
+            head = "<info>Targets</>      " if i == 0 else " " * 13
+            self.line(f"{head}{esc(line)}")
         if resolution.decision is not None and self.io.is_verbose():
             self.line("<info>auto</>")
             for step in resolution.decision.steps:
@@ -99,6 +110,19 @@ class StatusCommand(TorchCudaCommand):
             self.line(f"<warning>Warning:</> {esc(warning)}")
         if report.in_line:
             self.line("<success>Everything is in line.</>")
+
+
+def _check_fleet(
+    command: StatusCommand, config: TorchCudaConfig, client: IndexClient
+) -> list[TargetCheck]:
+    """The declared targets checked against the lock (none without a lock)."""
+    if not config.targets or not command.poetry.locker.is_locked():
+        return []
+    from poetry_torch_cuda.machine.fleet import check_project_fleet
+    from poetry_torch_cuda.project.locked import locked_state
+
+    locked = locked_state(command.poetry, command.env).versions
+    return check_project_fleet(config, command.poetry, command.env, locked, client)
 
 
 def _machine_lines(report: StatusReport) -> list[str]:

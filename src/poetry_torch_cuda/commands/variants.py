@@ -62,6 +62,7 @@ class VariantsCommand(TorchCudaCommand):
         from poetry_torch_cuda.index.offers import OfferFinder
         from poetry_torch_cuda.index.offers import wanted_versions
         from poetry_torch_cuda.install.installed import installed_environment
+        from poetry_torch_cuda.machine import tables
         from poetry_torch_cuda.machine.detection import assess
         from poetry_torch_cuda.machine.detection import decide
         from poetry_torch_cuda.machine.probe import probe_machine
@@ -87,6 +88,11 @@ class VariantsCommand(TorchCudaCommand):
             machine,
             lambda v: by_variant[v].offer() if v in by_variant else finder(v),
             torch,
+            extra=[
+                r.variant
+                for r in reports
+                if not tables.is_known_variant(r.variant.name)
+            ],
         )
         rows = [
             (report, assess(report.variant, machine, torch))
@@ -191,6 +197,7 @@ def _row_json(
             for package in report.packages
         ],
         "usable": verdict.usable,
+        "rule": verdict.rule,
         "reasons": list(verdict.reasons),
         "configured": report.variant == configured,
     }

@@ -6,6 +6,7 @@ offers from a callable, so every rule here is tested without GPUs or network.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -19,12 +20,30 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from poetry_torch_cuda.machine.probe import Machine
+    from poetry_torch_cuda.machine.probe import NvidiaDriver
     from poetry_torch_cuda.machine.probe import NvidiaGpu
 
 CPU = Variant("cpu", "cpu")
 MACOS_NOTE = (
     "macOS: PyTorch publishes only PyPI's default build (CPU and MPS); "
     "Poetry installs it as usual"
+)
+#: The rule that admits a build on a driver below its CUDA version's own.
+COMPAT_RULE = "minor-version compatibility"
+#: The rule that admits a build on its CUDA version's full-support driver.
+FULL_RULE = "full support"
+#: L4T from this release on (JetPack 7, Jetson Thor) uses the SBSA userspace
+#: that PyTorch's aarch64 wheels are built for (pytorch/pytorch PR 161378:
+#: Thor in the aarch64 builds, "when Orin be SBSA, we can include it";
+#: pollen-robotics/microduck_rl issue 38; OpenRAL/openral PR 167).
+JETSON_SBSA_L4T = 38
+#: Older L4T (JetPack 4-6: Nano, TX2, Xavier, Orin) is not served by PyTorch's
+#: variant indexes: their aarch64 wheels are SBSA builds (bitsandbytes PR 1941).
+JETSON_NOTE = (
+    "PyTorch's download.pytorch.org aarch64 CUDA wheels are SBSA builds and do "
+    "not run on Jetson L4T before R38 (JetPack 7); NVIDIA publishes Jetson wheels "
+    "per JetPack (pypi.jetson-ai-lab.io, or the l4t-pytorch container): point "
+    "index-url at such an index, or keep cpu"
 )
 XPU_NOTE = (
     "Intel GPUs are not detected automatically; set the variant to xpu to use one"
@@ -48,6 +67,8 @@ class Verdict:
     reasons: tuple[str, ...]
     uncovered: tuple[NvidiaGpu, ...] = ()
     driver_ok: bool = True
+    #: Which rule admitted the build: :data:`COMPAT_RULE` or :data:`FULL_RULE`.
+    rule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +93,8 @@ def assess(
         )
     if variant.kind == "cpu":
         return Verdict(variant, True, ("runs on any machine",))
+    if _old_jetson(machine) and variant.kind == "cuda":
+        return Verdict(variant, False, (f"{machine.jetson}: {JETSON_NOTE}",))
     if variant.kind == "xpu":
         return Verdict(variant, None, (XPU_NOTE,))
     if variant.kind == "rocm":
@@ -85,21 +108,38 @@ def decide(
     machine: Machine,
     offers: Callable[[Variant], Offer],
     torch_version: str | None = None,
+    extra: Iterable[Variant] = (),
 ) -> Decision:
     """Pick the variant for ``machine``: the newest that its driver runs, that builds
     for every GPU and that the index has; else the one that serves most GPUs; else cpu.
+
+    ``extra`` variants (ones the tables predate, such as ``cu133``) are
+    candidates too, but chosen only when the index confirms it has the build.
     """
     if machine.sys_platform == "darwin":
         return Decision(
             CPU,
             (MACOS_NOTE,),
         )
+    if _old_jetson(machine):
+        steps = [f"{machine.jetson}: {JETSON_NOTE}"]
+        return _fallback(
+            steps, offers, "cpu: no PyTorch variant index serves this board"
+        )
     if machine.nvidia is not None:
-        return _decide_cuda(machine, offers, torch_version)
+        return _decide_cuda(machine, offers, torch_version, tuple(extra))
     if machine.rocm is not None:
         return _decide_rocm(machine, offers)
     steps = [*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE]
     return _fallback(steps, offers, "cpu: no GPU to build for")
+
+
+def _old_jetson(machine: Machine) -> bool:
+    """A Jetson on L4T before R38 (or of unknown L4T): PyTorch's indexes do not serve it."""
+    jetson = machine.jetson
+    if jetson is None:
+        return False
+    return jetson.l4t is None or jetson.l4t[0] < JETSON_SBSA_L4T
 
 
 def resolve_variant(variant: Variant) -> Variant:
@@ -119,51 +159,168 @@ def resolve_variant(variant: Variant) -> Variant:
 def _assess_cuda(
     variant: Variant, machine: Machine, torch_version: str | None
 ) -> Verdict:
+    """The driver rule: a build runs when
+
+    - the driver is at least its CUDA major's minor-version-compatibility floor
+      and its SASS covers every GPU (no PTX has to be JIT-compiled), or
+    - the driver fully supports its CUDA version and SASS or PTX covers every GPU.
+
+    NVIDIA CUDA Compatibility guide, "Minor Version Compatibility" (read
+    2026-11-27; see :mod:`poetry_torch_cuda.machine.tables`).
+    """
     nvidia = machine.nvidia
     if nvidia is None:
         return Verdict(variant, False, ("no NVIDIA driver found",), driver_ok=False)
     cuda = variant.cuda_version
     assert cuda is not None
-    newest = tables.newest_cuda(nvidia.version, machine.sys_platform)
-    needed = tables.minimum_driver(cuda, machine.sys_platform)
-    if newest is None or newest < cuda:
-        supports = f"CUDA {_dotted(newest)}" if newest else "no CUDA in the table"
+    platform = machine.sys_platform
+    driver = tables.driver_key(nvidia.version) or (0,)
+    full = tables.minimum_driver(cuda, platform)
+    floor = tables.compat_floor(cuda[0], platform)
+    full_ok = full is not None and driver >= (tables.driver_key(full) or (0,))
+    floor_ok = floor is not None and driver >= (tables.driver_key(floor) or (0,))
+    notes = _unknown_variant_notes(variant, full, floor, platform)
+    found = tables.arch_list_for(variant.name, torch_version, machine.machine, platform)
+    if found is None:
+        if full_ok:
+            return Verdict(
+                variant,
+                True,
+                (
+                    *notes,
+                    (
+                        f"driver {nvidia.version} fully supports CUDA {_dotted(cuda)}; "
+                        "no architecture list known, GPUs not checked"
+                    ),
+                ),
+                rule=FULL_RULE,
+            )
+        return Verdict(
+            variant,
+            None,
+            (*notes, f"cannot tell whether driver {nvidia.version} runs it"),
+        )
+    archs = found.archs
+    built = tables.describe_archs(archs)
+    uncovered: list[NvidiaGpu] = []
+    jit: list[NvidiaGpu] = []
+    unknown: list[NvidiaGpu] = []
+    for gpu in nvidia.gpus:
+        if gpu.compute_capability is None:
+            unknown.append(gpu)
+        elif tables.sass_for(archs, gpu.compute_capability) is None:
+            if tables.ptx_for(archs, gpu.compute_capability) is None:
+                uncovered.append(gpu)
+            else:
+                jit.append(gpu)
+    needs = _needs(cuda, full, floor)
+    if not floor_ok and not full_ok:
         return Verdict(
             variant,
             False,
-            (
-                (
-                    f"needs driver >= {needed or '?'} for CUDA {_dotted(cuda)}; "
-                    f"driver {nvidia.version} supports {supports}"
-                ),
-            ),
+            (*notes, f"{needs}; driver {nvidia.version} {_supports(nvidia, platform)}"),
             driver_ok=False,
         )
-    reasons = [f"driver {nvidia.version} runs CUDA {_dotted(cuda)}"]
-    archs = tables.arch_list(variant.name, torch_version, machine.machine)
-    if archs is None:
-        reasons.append(f"no architecture list known for {variant}; GPUs not checked")
-        return Verdict(variant, True, tuple(reasons))
-    built = tables.describe_archs(archs)
-    uncovered = []
-    for gpu in nvidia.gpus:
-        if gpu.compute_capability is None:
-            reasons.append(f"{gpu}: compute capability unknown, not checked")
-            continue
-        arch = tables.runs_on(archs, gpu.compute_capability)
-        if arch is None:
-            uncovered.append(gpu)
     if uncovered:
         missing = ", ".join(f"{gpu.sm} ({gpu.name})" for gpu in uncovered)
         return Verdict(
             variant,
             False,
-            (f"not built for {missing}: builds {built}",),
+            (*notes, f"not built for {missing}: builds {built}"),
             tuple(uncovered),
         )
-    if nvidia.gpus:
+    sass_only = not jit and not unknown and bool(nvidia.gpus)
+    if full_ok:
+        reasons = [
+            *notes,
+            f"driver {nvidia.version} fully supports CUDA {_dotted(cuda)}",
+        ]
+        reasons += _gpu_reasons(built, jit, unknown, bool(nvidia.gpus))
+        return Verdict(variant, True, tuple(reasons), rule=FULL_RULE)
+    if sass_only:
+        reasons = [
+            *notes,
+            (
+                f"driver {nvidia.version} >= {floor}, the CUDA {cuda[0]}.x "
+                "minor-version-compatibility floor"
+            ),
+            (
+                f"SASS in {built} covers every GPU, so nothing is JIT-compiled "
+                f"(features that need a CUDA {_dotted(cuda)} driver are unavailable)"
+            ),
+        ]
+        return Verdict(variant, True, tuple(reasons), rule=COMPAT_RULE)
+    if jit:
+        who = ", ".join(f"{gpu.sm} ({gpu.name})" for gpu in jit)
+        why = f"{who} has only PTX in {built}; JIT-compiling it"
+    else:
+        why = "GPU architectures unknown, so only full support counts; it"
+    return Verdict(
+        variant,
+        False,
+        (
+            *notes,
+            (
+                f"{why} needs driver >= {full or '?'} (full CUDA {_dotted(cuda)} "
+                f"support); driver {nvidia.version} {_supports(nvidia, platform)}"
+            ),
+        ),
+        driver_ok=False,
+    )
+
+
+def _needs(cuda: tuple[int, int], full: str | None, floor: str | None) -> str:
+    full_text = (
+        f">= {full} (full CUDA {_dotted(cuda)} support)"
+        if full
+        else f"a driver with full CUDA {_dotted(cuda)} support (none in the table)"
+    )
+    if floor is None:
+        return f"needs {full_text}"
+    return (
+        f"needs driver >= {floor} (CUDA {cuda[0]}.x minor-version compatibility) "
+        f"or {full_text}"
+    )
+
+
+def _supports(nvidia: NvidiaDriver, platform: str) -> str:
+    newest = tables.newest_cuda(nvidia.version, platform)
+    return f"supports CUDA {_dotted(newest)}" if newest else "is older than every CUDA"
+
+
+def _gpu_reasons(
+    built: str, jit: list[NvidiaGpu], unknown: list[NvidiaGpu], any_gpu: bool
+) -> list[str]:
+    reasons = []
+    if jit:
+        who = ", ".join(gpu.sm for gpu in jit)
+        reasons.append(f"builds {built}; {who} runs through PTX JIT")
+    elif any_gpu and not unknown:
         reasons.append(f"builds {built}, which covers every GPU")
-    return Verdict(variant, True, tuple(reasons))
+    reasons += [f"{gpu}: compute capability unknown, not checked" for gpu in unknown]
+    return reasons
+
+
+def _unknown_variant_notes(
+    variant: Variant, full: str | None, floor: str | None, platform: str
+) -> tuple[str, ...]:
+    """Say so when the tables predate ``variant`` and what was assumed instead."""
+    if tables.is_known_variant(variant.name):
+        return ()
+    cuda = variant.cuda_version
+    assert cuda is not None
+    nearest = tables.nearest_known(variant.name)
+    assumed = (
+        f"GPU list taken from {nearest}" if nearest else "no GPU list can be inferred"
+    )
+    floor_text = (
+        f"the CUDA {cuda[0]}.x floor {floor} applies"
+        if floor
+        else "no driver floor known"
+    )
+    return (
+        f"the tables predate {variant} ({tables.UPDATE_HINT}); {floor_text}, {assumed}",
+    )
 
 
 def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
@@ -172,33 +329,45 @@ def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
         return Verdict(variant, False, ("no ROCm GPU found",))
     wanted = _rocm_version(variant.name)
     have = rocm.major_minor
+    if not tables.is_known_variant(variant.name):
+        verdict = _assess_rocm_versions(variant, rocm.version, wanted, have)
+        note = (
+            f"the tables predate {variant} ({tables.UPDATE_HINT}); decided by version"
+        )
+        return dataclasses.replace(verdict, reasons=(note, *verdict.reasons))
+    return _assess_rocm_versions(variant, rocm.version, wanted, have)
+
+
+def _assess_rocm_versions(
+    variant: Variant,
+    version: str | None,
+    wanted: tuple[int, ...],
+    have: tuple[int, int] | None,
+) -> Verdict:
     if have is None:
         return Verdict(variant, True, ("ROCm version unknown; not checked",))
     if wanted[:2] == have:
-        return Verdict(variant, True, (f"matches ROCm {rocm.version}",))
+        return Verdict(variant, True, (f"matches ROCm {version}",))
     if wanted[0] == have[0] and wanted[:2] < have:
-        return Verdict(variant, True, (f"older than ROCm {rocm.version}, same major",))
-    return Verdict(variant, False, (f"does not match ROCm {rocm.version}",))
+        return Verdict(variant, True, (f"older than ROCm {version}, same major",))
+    return Verdict(variant, False, (f"does not match ROCm {version}",))
 
 
 def _decide_cuda(
-    machine: Machine, offers: Callable[[Variant], Offer], torch_version: str | None
+    machine: Machine,
+    offers: Callable[[Variant], Offer],
+    torch_version: str | None,
+    extra: tuple[Variant, ...] = (),
 ) -> Decision:
     nvidia = machine.nvidia
     assert nvidia is not None
-    newest = tables.newest_cuda(nvidia.version, machine.sys_platform)
-    steps = [
-        f"NVIDIA driver {nvidia.version} (from {nvidia.source}) supports "
-        + (f"CUDA {_dotted(newest)} and older" if newest else "no CUDA in the table")
-    ]
+    steps = [_driver_step(nvidia, machine.sys_platform)]
     steps += [f"{gpu}: compute capability {_capability(gpu)}" for gpu in nvidia.gpus]
     if not nvidia.gpus:
         steps.append("GPU models unknown (nvidia-smi did not list them)")
     candidates: list[tuple[Verdict, Offer | None]] = []
-    verdicts = [
-        assess(Variant(name, "cuda"), machine, torch_version)
-        for name in tables.CUDA_VARIANTS
-    ]
+    names = _cuda_candidates(extra)
+    verdicts = [assess(variant, machine, torch_version) for variant in names]
     forcing: dict[int, NvidiaGpu] = {}
     for verdict in verdicts:
         if not verdict.usable:
@@ -209,9 +378,21 @@ def _decide_cuda(
         offer = offers(verdict.variant)
         candidates.append((verdict, offer))
         if offer.available is False:
-            steps.append(f"{verdict.variant}: skipped, {offer.detail}")
+            steps.append(
+                f"{verdict.variant}: skipped, {offer.detail}; "
+                f"it would run here by {verdict.rule}"
+            )
             continue
-        steps.append(f"{verdict.variant}: chosen, {'; '.join(verdict.reasons)}")
+        known = tables.is_known_variant(verdict.variant.name)
+        if offer.available is None and not known:
+            steps.append(
+                f"{verdict.variant}: skipped, newer than the tables and the index "
+                f"could not confirm it has the build ({offer.detail})"
+            )
+            continue
+        steps.append(
+            f"{verdict.variant}: chosen by {verdict.rule}, {'; '.join(verdict.reasons)}"
+        )
         if offer.available is None:
             steps.append(f"{verdict.variant}: {offer.detail}")
         forced = _forced_by(forcing.values(), verdict.variant)
@@ -220,6 +401,29 @@ def _decide_cuda(
     if partial is not None:
         return partial
     return _fallback(steps, offers, "cpu: no CUDA variant fits", tuple(candidates))
+
+
+def _cuda_candidates(extra: tuple[Variant, ...]) -> list[Variant]:
+    """Known CUDA variants and ``extra`` ones, newest CUDA first."""
+    variants = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]
+    variants += [v for v in extra if v.kind == "cuda" and v not in variants]
+    return sorted(variants, key=lambda v: v.cuda_version or (0, 0), reverse=True)
+
+
+def _driver_step(nvidia: NvidiaDriver, platform: str) -> str:
+    newest = tables.newest_cuda(nvidia.version, platform)
+    text = f"NVIDIA driver {nvidia.version} (from {nvidia.source}) " + (
+        f"fully supports CUDA {_dotted(newest)} and older"
+        if newest
+        else "is older than every CUDA in the table"
+    )
+    majors = tables.compat_majors(nvidia.version, platform)
+    if majors:
+        text += (
+            f"; runs any CUDA {majors[0]}.x build whose SASS covers the GPUs "
+            "(minor-version compatibility)"
+        )
+    return text
 
 
 def _partial(
@@ -285,6 +489,12 @@ def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decisi
         candidates.append((verdict, offer))
         if offer.available is False:
             steps.append(f"{name}: skipped, {offer.detail}")
+            continue
+        if offer.available is None and not tables.is_known_variant(name):
+            steps.append(
+                f"{name}: skipped, newer than the tables and the index could not "
+                f"confirm it has the build ({offer.detail})"
+            )
             continue
         steps.append(f"{name}: chosen, {'; '.join(verdict.reasons)}")
         return Decision(verdict.variant, tuple(steps), None, tuple(candidates))

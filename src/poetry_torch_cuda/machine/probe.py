@@ -35,6 +35,18 @@ NVIDIA_SMI_QUERY_OLD = ("--query-gpu=driver_version,name", "--format=csv,noheade
 NVIDIA_PROC_VERSION = Path("/proc/driver/nvidia/version")
 DEFAULT_ROCM_PATH = "/opt/rocm"
 
+#: Jetson model name -> compute capability: NVIDIA's CUDA GPUs list
+#: (developer.nvidia.com/cuda-gpus, read 2026-11-27); Thor is 11.0 in CUDA 13
+#: numbering (10.1 under CUDA 12.x: pollen-robotics/microduck_rl issue 38).
+JETSON_CAPABILITIES: tuple[tuple[str, tuple[int, int]], ...] = (
+    ("thor", (11, 0)),
+    ("orin", (8, 7)),
+    ("xavier", (7, 2)),
+    ("tx2", (6, 2)),
+    ("tx1", (5, 3)),
+    ("nano", (5, 3)),
+)
+_TEGRA_RELEASE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)")
 _PROC_DRIVER = re.compile(r"NVRM version:.*?\s(\d{3,}\.\d+(?:\.\d+)?)\s")
 _NVCC_RELEASE = re.compile(r"release (\d+\.\d+)(?:, V(\S+))?")
 _ROCM_VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?)")
@@ -97,6 +109,27 @@ class Rocm:
 
 
 @dataclass(frozen=True)
+class Jetson:
+    """An NVIDIA Jetson board: its L4T release (``/etc/nv_tegra_release``) and model."""
+
+    l4t: tuple[int, int] | None
+    model: str | None
+
+    @property
+    def compute_capability(self) -> tuple[int, int] | None:
+        """The GPU's compute capability, from the model name (``Orin`` is 8.7)."""
+        model = (self.model or "").lower()
+        for word, capability in JETSON_CAPABILITIES:
+            if word in model:
+                return capability
+        return None
+
+    def __str__(self) -> str:
+        release = f"L4T R{self.l4t[0]}.{self.l4t[1]}" if self.l4t else "L4T unknown"
+        return f"NVIDIA Jetson ({self.model or 'model unknown'}, {release})"
+
+
+@dataclass(frozen=True)
 class Machine:
     """What the probes found; ``notes`` say why something is missing."""
 
@@ -106,6 +139,7 @@ class Machine:
     rocm: Rocm | None = None
     nvcc: str | None = None
     notes: tuple[str, ...] = field(default=())
+    jetson: Jetson | None = None
 
 
 class _ProbeError(Exception):
@@ -288,6 +322,33 @@ def probe_nvcc(
     return parse_nvcc_version(out) if code == 0 else None
 
 
+def parse_tegra_release(text: str) -> tuple[int, int] | None:
+    """``(36, 4)`` from ``# R36 (release), REVISION: 4.0, GCID: ...``."""
+    match = _TEGRA_RELEASE.search(text)
+    return None if match is None else (int(match.group(1)), int(match.group(2)))
+
+
+def probe_jetson(root: Path = Path("/")) -> Jetson | None:
+    """A Jetson board, from ``/etc/nv_tegra_release`` or a ``-tegra`` kernel; else ``None``.
+
+    ``root`` is ``/`` except in tests. Reads files only, starts no process.
+    """
+
+    def read(path: str) -> str | None:
+        try:
+            return (root / path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+
+    release = read("etc/nv_tegra_release")
+    kernel = read("proc/sys/kernel/osrelease") or ""
+    if release is None and "tegra" not in kernel:
+        return None
+    model = read("proc/device-tree/model")
+    model = model.replace("\x00", "").strip() if model else None
+    return Jetson(parse_tegra_release(release or ""), model or None)
+
+
 def probe_machine(*, nvcc: bool = False, machine: str | None = None) -> Machine:
     """Probe this machine: NVIDIA first, ROCm only when no NVIDIA driver answers.
 
@@ -301,6 +362,9 @@ def probe_machine(*, nvcc: bool = False, machine: str | None = None) -> Machine:
     if nvidia is None and sys.platform.startswith("linux"):
         rocm, rocm_notes = probe_rocm()
         notes += rocm_notes
+    jetson = None
+    if sys.platform.startswith("linux") and arch.lower() in ("aarch64", "arm64"):
+        jetson = probe_jetson()
     return Machine(
         sys.platform,
         arch,
@@ -308,6 +372,7 @@ def probe_machine(*, nvcc: bool = False, machine: str | None = None) -> Machine:
         rocm,
         probe_nvcc() if nvcc else None,
         tuple(notes),
+        jetson,
     )
 
 

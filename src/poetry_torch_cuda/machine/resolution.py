@@ -118,3 +118,30 @@ def require_builds(variant: Variant, sys_platform: str) -> None:
             f"PyTorch publishes no {variant} builds for {sys_platform}; "
             "`poetry install` installs PyPI's default build here."
         )
+
+
+def jetson_warning(
+    config: TorchCudaConfig, variant: Variant, machine: str, root: str = "/"
+) -> str | None:
+    """A warning when a CUDA variant from PyTorch's own index is about to land on a Jetson
+    that index does not serve (L4T before R38); ``None`` otherwise.
+
+    Reads two files on aarch64 only, starts no process. A custom ``index-url``
+    (NVIDIA's Jetson index, say) is trusted.
+    """
+    from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
+
+    if variant.kind != "cuda" or machine.lower() not in ("aarch64", "arm64"):
+        return None
+    if config.index_url_template != DEFAULT_INDEX_URL:
+        return None
+    from pathlib import Path
+
+    from poetry_torch_cuda.machine.detection import JETSON_NOTE
+    from poetry_torch_cuda.machine.detection import JETSON_SBSA_L4T
+    from poetry_torch_cuda.machine.probe import probe_jetson
+
+    jetson = probe_jetson(Path(root))
+    if jetson is None or (jetson.l4t is not None and jetson.l4t[0] >= JETSON_SBSA_L4T):
+        return None
+    return f"{variant} on {jetson}: {JETSON_NOTE}"

@@ -1,7 +1,38 @@
 """Facts about CUDA builds: which driver runs which CUDA, which GPUs each variant builds for.
 
-Pure data and lookups, no I/O. Every table names its source and the day it
-was read; update them when NVIDIA or PyTorch publish new releases.
+Pure data and lookups, no I/O. Every row names its source and the day it was
+read; update them when NVIDIA or PyTorch publish new releases. What the rows
+do not know (a ``cu133`` next year) is decided by the stated rules in
+:func:`arch_list` and :func:`compat_floor`, never refused.
+
+Sources (all read 2026-11-27):
+
+- [NV-RN] NVIDIA CUDA Toolkit release notes, CUDA 13.2 Update 2 edition,
+  docs.nvidia.com/cuda/cuda-toolkit-release-notes, section 2.2 "CUDA Driver":
+  Table 2 (minimum driver for minor-version compatibility) and Table 3
+  (toolkit driver versions, Linux x86_64 and Windows x86_64 columns).
+- [NV-COMPAT] NVIDIA CUDA Compatibility guide, "Minor Version Compatibility",
+  docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html:
+  13.x >= 580, 12.x >= 525, 11.x >= 450; no PTX JIT below the toolkit's driver.
+- [NV-RN-11.8] the CUDA 11.8 / 12.x-era release notes' Table 2, as quoted by
+  light-the-torch (pmeier/light-the-torch light_the_torch/_cb.py at 33397cbe,
+  2024-12-15) and uv (astral-sh/uv crates/uv-torch/src/backend.rs at 26a9dd4b,
+  2026-08-21): the exact floors 525.60.13 / 528.33 (12.x) and 450.80.02 /
+  452.39 (11.x). uv uses 580 for cu130 and cu132 on both platforms.
+- [PT-REL] pytorch/pytorch RELEASE.md, "Release Compatibility Matrix" and
+  "PyTorch CUDA Support Matrix" as of PR 197555 (2026-09-18; 2.14 added by
+  PR 194367, 2026-08-21).
+- [PT-RFC-2.11] pytorch/pytorch issue 172352 (sm_70 dropped from cu128 in
+  2.11) and issue 172663 / PR 175253 (2.11 matrix).
+- [PT-RFC-2.12] pytorch/pytorch issue 178665 and PR 182849 (cu128 dropped,
+  cu132 experimental), PR 179072 (cu128 builds removed, 2026-04-01).
+- [PT-RFC-2.14] pytorch/pytorch issue 190355 (cu132 the default, on PyPI).
+- [PT-RFC-2.15] pytorch/pytorch issue 190385 (cu126 removed: no Maxwell,
+  Pascal, Volta), PR 196249 and pytorch/test-infra PR 8739 (2026-09-06/08).
+- [PT-BUILD] pytorch/pytorch .ci/manywheel/build_cuda.sh at 799d09f2 and
+  pytorch/builder manywheel/build_cuda.sh (the torch 2.1-2.9 lists).
+- [PT-ROCM] pytorch/test-infra PR 8451 (2026-08-05, ROCm 7.2/7.14) and
+  pytorch/pytorch PR 190276 (rocm7.14 wheels).
 """
 
 from __future__ import annotations
@@ -12,79 +43,219 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 
-#: CUDA toolkit -> the oldest driver that runs it, "CUDA Toolkit and Corresponding
-#: Driver Versions" (Table 3, GA rows, "Toolkit Driver Version") of NVIDIA's CUDA
-#: Toolkit release notes, docs.nvidia.com/cuda/cuda-toolkit-release-notes, read
-#: 2026-11-27. These are the full-support minimums, not the older "minor version
-#: compatibility" ones (525.60.13 for all of 12.x): PTX JIT and newer runtime
-#: features fail below them, which is why uv's choice from the latter misfires.
-LINUX_DRIVERS: tuple[tuple[tuple[int, int], str], ...] = (
-    ((11, 8), "520.61.05"),
-    ((12, 0), "525.60.13"),
-    ((12, 1), "530.30.02"),
-    ((12, 2), "535.54.03"),
-    ((12, 3), "545.23.06"),
-    ((12, 4), "550.54.14"),
-    ((12, 5), "555.42.02"),
-    ((12, 6), "560.28.03"),
-    ((12, 8), "570.26"),
-    ((12, 9), "575.51.03"),
-    ((13, 0), "580.65.06"),
+#: The day every table below was last checked against its sources.
+READ_ON = "2026-11-27"
+#: What to tell a user whose variant is newer than the tables.
+UPDATE_HINT = (
+    f"the tables were read on {READ_ON}; upgrade poetry-torch-cuda for newer facts"
 )
 
-#: The Windows column of the same table, same source and day. For 13.0 the
-#: table no longer names a bundled Windows driver (the toolkit stopped shipping
-#: one); 580.88, the first Windows R580 release, stands in for it.
-WINDOWS_DRIVERS: tuple[tuple[tuple[int, int], str], ...] = (
-    ((11, 8), "520.06"),
-    ((12, 0), "527.41"),
-    ((12, 1), "531.14"),
-    ((12, 2), "536.25"),
-    ((12, 3), "545.84"),
-    ((12, 4), "551.61"),
-    ((12, 5), "555.85"),
-    ((12, 6), "560.76"),
-    ((12, 8), "570.65"),
-    ((12, 9), "576.02"),
-    ((13, 0), "580.88"),
+
+@dataclass(frozen=True)
+class DriverRow:
+    """The driver NVIDIA ships with a CUDA toolkit (GA release), per platform.
+
+    ``windows`` is ``None`` where NVIDIA publishes none: from CUDA 13.0 the
+    Windows column of Table 3 reads "N/A" (the toolkit stopped bundling a
+    Windows driver; [NV-RN] footnote **).
+    """
+
+    cuda: tuple[int, int]
+    linux: str
+    windows: str | None
+    source: str
+
+
+#: Table 3 of [NV-RN], GA rows ("Toolkit Driver Version"), oldest first. These are
+#: the full-support minimums: every feature of the toolkit, PTX JIT included.
+DRIVER_ROWS: tuple[DriverRow, ...] = (
+    DriverRow((10, 0), "410.48", "411.31", "NV-RN Table 3"),
+    DriverRow((10, 1), "418.39", "418.96", "NV-RN Table 3"),
+    DriverRow((10, 2), "440.33", "441.22", "NV-RN Table 3"),
+    DriverRow((11, 0), "450.36.06", "451.22", "NV-RN Table 3 (11.0.1 RC)"),
+    DriverRow((11, 1), "455.23", "456.38", "NV-RN Table 3"),
+    DriverRow((11, 2), "460.27.03", "460.82", "NV-RN Table 3"),
+    DriverRow((11, 3), "465.19.01", "465.89", "NV-RN Table 3"),
+    DriverRow((11, 4), "470.42.01", "471.11", "NV-RN Table 3"),
+    DriverRow((11, 5), "495.29.05", "496.04", "NV-RN Table 3"),
+    DriverRow((11, 6), "510.39.01", "511.23", "NV-RN Table 3"),
+    DriverRow((11, 7), "515.43.04", "516.01", "NV-RN Table 3"),
+    DriverRow((11, 8), "520.61.05", "520.06", "NV-RN Table 3"),
+    DriverRow((12, 0), "525.60.13", "527.41", "NV-RN Table 3"),
+    DriverRow((12, 1), "530.30.02", "531.14", "NV-RN Table 3"),
+    DriverRow((12, 2), "535.54.03", "536.25", "NV-RN Table 3"),
+    DriverRow((12, 3), "545.23.06", "545.84", "NV-RN Table 3"),
+    DriverRow((12, 4), "550.54.14", "551.61", "NV-RN Table 3"),
+    DriverRow((12, 5), "555.42.02", "555.85", "NV-RN Table 3"),
+    DriverRow((12, 6), "560.28.03", "560.76", "NV-RN Table 3"),
+    DriverRow((12, 8), "570.26", "570.65", "NV-RN Table 3"),
+    DriverRow((12, 9), "575.51.03", "576.02", "NV-RN Table 3"),
+    DriverRow((13, 0), "580.65.06", None, "NV-RN Table 3 (Windows: N/A)"),
+    DriverRow((13, 1), "590.44.01", None, "NV-RN Table 3 (Windows: N/A)"),
+    DriverRow((13, 2), "595.45.04", None, "NV-RN Table 3 (Windows: N/A)"),
+)
+# CUDA 13.3 GA (610.43.02) appears only in secondary sources read the same day;
+# until NVIDIA's own table is read, cu133 is decided by the 13.x floor rule.
+
+#: (toolkit, oldest driver) for Linux, oldest first (kept for older callers).
+LINUX_DRIVERS: tuple[tuple[tuple[int, int], str], ...] = tuple(
+    (row.cuda, row.linux) for row in DRIVER_ROWS
+)
+#: The Windows column; CUDA 13.x has no row (NVIDIA lists "N/A").
+WINDOWS_DRIVERS: tuple[tuple[tuple[int, int], str], ...] = tuple(
+    (row.cuda, row.windows) for row in DRIVER_ROWS if row.windows is not None
 )
 
-#: Variant -> [(oldest torch release the list applies to, TORCH_CUDA_ARCH_LIST)],
-#: newest first, for PyTorch's Linux x86_64 wheels. Sources, read 2026-11-27:
-#: - cu126, cu128 (torch >= 2.8), cu129, cu130: pytorch/pytorch
-#:   .ci/manywheel/build_cuda.sh at 799d09f2 (CUDA 13.0 era).
-#: - cu128 for torch 2.7: the same script before sm_70 came back
-#:   (pytorch/pytorch issue 157517): "7.5;8.0;8.6;9.0;10.0;12.0+PTX".
-#: - cu118, cu121, cu124: pytorch/builder manywheel/build_cuda.sh (torch 2.1-2.6
-#:   era): base "5.0;6.0;7.0;7.5;8.0;8.6" plus "3.7;9.0" (11.8), "9.0" (12.1),
-#:   "9.0+PTX" (12.4).
-ARCH_LISTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "cu130": (("0", "7.5;8.0;8.6;9.0;10.0;12.0+PTX"),),
-    "cu129": (("0", "7.0;7.5;8.0;8.6;9.0;10.0;12.0+PTX"),),
-    "cu128": (
-        ("2.8", "7.0;7.5;8.0;8.6;9.0;10.0;12.0"),
-        ("0", "7.5;8.0;8.6;9.0;10.0;12.0+PTX"),
+
+@dataclass(frozen=True)
+class CompatFloor:
+    """The oldest driver that runs any build of a CUDA major (minor-version compatibility).
+
+    Only SASS runs there: a build that must JIT-compile PTX for the GPU needs
+    the toolkit's own driver (:data:`DRIVER_ROWS`), as do some newer APIs
+    ([NV-COMPAT], "Limitations").
+    """
+
+    major: int
+    linux: str
+    windows: str
+    source: str
+
+
+#: [NV-RN] Table 2 says 13.x >= 580, 12.x >= 525, 11.x >= 450 (major branches);
+#: the exact 12.x/11.x floors come from the older notes' Table 2 as quoted by
+#: light-the-torch and uv [NV-RN-11.8]. They agree on the branch; the older
+#: exact versions are the stricter reading and are used. NVIDIA names no exact
+#: 13.x version: "580" (any R580 driver) is what Table 2 and uv use.
+COMPAT_FLOORS: tuple[CompatFloor, ...] = (
+    CompatFloor(11, "450.80.02", "452.39", "NV-RN-11.8 Table 2; NV-RN Table 2"),
+    CompatFloor(12, "525.60.13", "528.33", "NV-RN-11.8 Table 2; NV-RN Table 2"),
+    CompatFloor(13, "580", "580", "NV-RN Table 2; NV-COMPAT; uv backend.rs"),
+)
+
+
+@dataclass(frozen=True)
+class ArchRow:
+    """TORCH_CUDA_ARCH_LIST of one variant from one torch release on, per platform.
+
+    ``windows`` and ``aarch64`` are ``None`` where no source gives them:
+    Windows then uses the Linux list, aarch64 the Linux list without the
+    architectures no ARM board has (:data:`AARCH64_DROPPED`).
+    """
+
+    since: str
+    linux: str
+    windows: str | None
+    aarch64: str | None
+    source: str
+
+
+_CU13_X86 = "7.5;8.0;8.6;9.0;10.0;12.0+PTX"
+_CU13_WINDOWS = "7.5;8.0;8.6;9.0;10.0;12.0"  # "+PTX available on linux builds only"
+_CU13_ARM = "8.0;9.0;10.0;11.0;12.0+PTX"
+
+#: Variant -> rows, newest torch first. Per-release variants: :data:`TORCH_RELEASES`.
+ARCH_LISTS: dict[str, tuple[ArchRow, ...]] = {
+    "cu132": (ArchRow("2.12", _CU13_X86, _CU13_WINDOWS, _CU13_ARM, "PT-REL"),),
+    "cu130": (
+        ArchRow("2.11", _CU13_X86, _CU13_WINDOWS, _CU13_ARM, "PT-REL"),
+        ArchRow("2.9", _CU13_X86, _CU13_WINDOWS, _CU13_ARM, "PT-RFC-2.11 (13.0.0)"),
     ),
-    "cu126": (("0", "5.0;6.0;7.0;7.5;8.0;8.6;9.0"),),
-    "cu124": (("0", "5.0;6.0;7.0;7.5;8.0;8.6;9.0+PTX"),),
-    "cu121": (("0", "5.0;6.0;7.0;7.5;8.0;8.6;9.0"),),
-    "cu118": (("0", "3.7;5.0;6.0;7.0;7.5;8.0;8.6;9.0"),),
+    "cu129": (
+        ArchRow("2.8", "7.0;7.5;8.0;8.6;9.0;10.0;12.0+PTX", None, None, "PT-BUILD"),
+    ),
+    "cu128": (
+        ArchRow(
+            "2.11",
+            "7.5;8.0;8.6;9.0;10.0;12.0",
+            None,
+            "8.0;9.0;10.0;12.0",
+            "PT-RFC-2.11",
+        ),
+        ArchRow("2.8", "7.0;7.5;8.0;8.6;9.0;10.0;12.0", None, None, "PT-BUILD"),
+        ArchRow("0", "7.5;8.0;8.6;9.0;10.0;12.0+PTX", None, None, "PT-BUILD (2.7)"),
+    ),
+    "cu126": (
+        ArchRow(
+            "2.11",
+            "5.0;6.0;7.0;7.5;8.0;8.6;9.0",
+            None,
+            "8.0;9.0",
+            "PT-REL; PT-RFC-2.11",
+        ),
+        ArchRow("0", "5.0;6.0;7.0;7.5;8.0;8.6;9.0", None, None, "PT-BUILD"),
+    ),
+    "cu124": (ArchRow("0", "5.0;6.0;7.0;7.5;8.0;8.6;9.0+PTX", None, None, "PT-BUILD"),),
+    "cu121": (ArchRow("0", "5.0;6.0;7.0;7.5;8.0;8.6;9.0", None, None, "PT-BUILD"),),
+    "cu118": (ArchRow("0", "3.7;5.0;6.0;7.0;7.5;8.0;8.6;9.0", None, None, "PT-BUILD"),),
 }
 
-#: On aarch64 the same script drops what no ARM board has (build_cuda.sh's
-#: filter_aarch64_archs, same commit): sm_50..sm_75 and sm_86.
+#: On aarch64 PyTorch's script drops what no ARM board has (build_cuda.sh's
+#: filter_aarch64_archs, [PT-BUILD]): sm_50..sm_75 and sm_86.
 AARCH64_DROPPED = frozenset({"5.0", "6.0", "7.0", "7.5", "8.6"})
 
 #: CUDA variants ``auto`` considers, newest first (the keys of ARCH_LISTS).
 CUDA_VARIANTS: tuple[str, ...] = tuple(ARCH_LISTS)
 
-#: ROCm variants ``variants`` asks the index about, newest first. rocm6.2.4 and
-#: rocm6.3: ROCM_ARCHES in pytorch/pytorch .github/scripts/
-#: generate_binary_build_matrix.py at 00018c94 (torch 2.7); the others from
-#: PyTorch's release notes for torch 2.4-2.9; read 2026-11-27. A name missing
-#: here costs nothing but a line: ``auto`` also tries ``rocm<X.Y>`` from the
-#: machine's own ROCm version, and ``variants NAME`` asks about any variant.
+
+@dataclass(frozen=True)
+class TorchRelease:
+    """The variants one torch release publishes on download.pytorch.org."""
+
+    release: str
+    cuda: tuple[str, ...]
+    rocm: tuple[str, ...]
+    pypi_default: str | None
+    source: str
+
+
+#: Newest first. [PT-REL]'s matrix lists the "stable" and "experimental" CUDA
+#: builds; both are published. 2.15 is not in RELEASE.md yet: its row is the
+#: 2.15 RFC plus the PRs that removed cu126 (the RFC itself is still open).
+#: Sources disagree on 2.14's ROCm: RELEASE.md says ROCm 7.14 only, test-infra
+#: PR 8451 moved the release matrix to 7.2 and 7.14; both are listed.
+TORCH_RELEASES: tuple[TorchRelease, ...] = (
+    TorchRelease("2.15", ("cu132", "cu130"), (), "cu132", "PT-RFC-2.15"),
+    TorchRelease(
+        "2.14",
+        ("cu132", "cu130", "cu126"),
+        ("rocm7.14", "rocm7.2"),
+        "cu132",
+        "PT-REL; PT-RFC-2.14; PT-ROCM",
+    ),
+    TorchRelease("2.13", ("cu132", "cu130", "cu126"), ("rocm7.2",), "cu130", "PT-REL"),
+    TorchRelease(
+        "2.12",
+        ("cu132", "cu130", "cu126"),
+        ("rocm7.2",),
+        "cu130",
+        "PT-REL; PT-RFC-2.12",
+    ),
+    TorchRelease(
+        "2.11",
+        ("cu130", "cu128", "cu126"),
+        ("rocm7.2",),
+        "cu130",
+        "PT-REL; PT-RFC-2.11",
+    ),
+    TorchRelease("2.10", ("cu130", "cu128", "cu126"), ("rocm7.1",), "cu128", "PT-REL"),
+    TorchRelease("2.9", ("cu130", "cu128", "cu126"), ("rocm6.4",), "cu128", "PT-REL"),
+    TorchRelease("2.8", ("cu129", "cu128", "cu126"), ("rocm6.4",), "cu128", "PT-REL"),
+    TorchRelease("2.7", ("cu128", "cu126", "cu118"), ("rocm6.3",), "cu126", "PT-REL"),
+    TorchRelease("2.6", ("cu126", "cu124", "cu118"), ("rocm6.2.4",), "cu124", "PT-REL"),
+    TorchRelease("2.5", ("cu124", "cu121", "cu118"), ("rocm6.2",), "cu124", "PT-REL"),
+    TorchRelease("2.4", ("cu124", "cu121", "cu118"), ("rocm6.1",), "cu121", "PT-REL"),
+)
+
+#: ROCm variants ``variants`` asks the index about, newest first: every ROCm
+#: name of :data:`TORCH_RELEASES` plus rocm7.0 (torch 2.9 nightlies; uv's
+#: list). A name missing here costs nothing but a line: ``auto`` also tries
+#: ``rocm<X.Y>`` from the machine's own ROCm version, and ``variants NAME``
+#: asks about any variant.
 ROCM_VARIANTS: tuple[str, ...] = (
+    "rocm7.14",
+    "rocm7.2",
+    "rocm7.1",
     "rocm7.0",
     "rocm6.4",
     "rocm6.3",
@@ -106,6 +277,16 @@ class Arch:
         return f"sm_{self.major}{self.minor}" + ("+PTX" if self.ptx else "")
 
 
+@dataclass(frozen=True)
+class ArchList:
+    """The architectures a variant builds for and where that list came from."""
+
+    archs: tuple[Arch, ...]
+    source: str
+    #: The known variant whose list stands in for an unknown one (``cu133`` -> cu132).
+    inferred_from: str | None = None
+
+
 def parse_arch_list(text: str) -> tuple[Arch, ...]:
     """``"7.5;8.0;12.0+PTX"`` -> the :class:`Arch` entries, in order."""
     archs = []
@@ -117,48 +298,107 @@ def parse_arch_list(text: str) -> tuple[Arch, ...]:
     return tuple(archs)
 
 
-def arch_list(
-    variant: str, torch_version: str | None = None, machine: str = "x86_64"
-) -> tuple[Arch, ...] | None:
-    """The GPU architectures ``variant``'s torch wheels are built for, or ``None``.
+def is_known_variant(variant: str) -> bool:
+    """Whether the tables have rows for ``variant`` (CUDA or ROCm)."""
+    return variant in ARCH_LISTS or variant in ROCM_VARIANTS
 
-    ``None`` means the variant is not in :data:`ARCH_LISTS` (not CUDA, or
-    unknown). Without ``torch_version`` the newest list is used.
+
+def nearest_known(variant: str) -> str | None:
+    """The known CUDA variant of the same major closest to ``variant`` (``cu133`` -> cu132).
+
+    Ties go to the older one, whose list is the smaller promise.
     """
-    entries = ARCH_LISTS.get(variant)
-    if entries is None:
+    cuda = _cuda_of(variant)
+    if cuda is None:
         return None
-    chosen = entries[0][1]
-    if torch_version is not None:
-        release = _release(torch_version)
-        for since, text in entries:
-            if release is None or release >= _release_or_zero(since):
-                chosen = text
+    same_major = [
+        (abs(known[1] - cuda[1]), known[1], name)
+        for name in ARCH_LISTS
+        if (known := _cuda_of(name)) is not None and known[0] == cuda[0]
+    ]
+    return min(same_major)[2] if same_major else None
+
+
+def arch_list_for(
+    variant: str,
+    torch_version: str | None = None,
+    machine: str = "x86_64",
+    sys_platform: str = "linux",
+) -> ArchList | None:
+    """What ``variant``'s torch wheels are built for on this platform, or ``None``.
+
+    An unknown CUDA variant takes the list of the nearest known variant of the
+    same major (:func:`nearest_known`); ``None`` means no list can be inferred
+    (not CUDA, or a CUDA major the tables have never seen). Without
+    ``torch_version`` the newest list is used.
+    """
+    name = variant if variant in ARCH_LISTS else nearest_known(variant)
+    if name is None:
+        return None
+    rows = ARCH_LISTS[name]
+    chosen = rows[0]
+    release = _release(torch_version) if torch_version is not None else None
+    if release is not None:
+        for row in rows:
+            if release >= _release_or_zero(row.since):
+                chosen = row
                 break
+        else:
+            chosen = rows[-1]
     if machine.lower() in ("aarch64", "arm64"):
-        chosen = ";".join(
+        text = chosen.aarch64 or ";".join(
             item
-            for item in chosen.split(";")
+            for item in chosen.linux.split(";")
             if item.removesuffix("+PTX") not in AARCH64_DROPPED
         )
-    return parse_arch_list(chosen)
+    elif sys_platform.startswith("win"):
+        text = chosen.windows or chosen.linux
+    else:
+        text = chosen.linux
+    return ArchList(
+        parse_arch_list(text), chosen.source, None if name == variant else name
+    )
 
 
-def runs_on(archs: tuple[Arch, ...], capability: tuple[int, int]) -> Arch | None:
-    """The entry of ``archs`` that runs on a GPU of compute ``capability``, or ``None``.
+def arch_list(
+    variant: str,
+    torch_version: str | None = None,
+    machine: str = "x86_64",
+    sys_platform: str = "linux",
+) -> tuple[Arch, ...] | None:
+    """The GPU architectures of :func:`arch_list_for`, or ``None``."""
+    found = arch_list_for(variant, torch_version, machine, sys_platform)
+    return None if found is None else found.archs
 
-    CUDA binaries (SASS) run on GPUs of the same major version and an equal or
-    higher minor one (sm_86 code runs on sm_89); PTX is compiled at load time
-    for any GPU at least as new.
+
+def sass_for(archs: tuple[Arch, ...], capability: tuple[int, int]) -> Arch | None:
+    """The entry whose SASS runs on a GPU of ``capability`` without JIT, or ``None``.
+
+    SASS runs on GPUs of the same major and an equal or higher minor (sm_86
+    code runs on sm_89).
     """
     major, minor = capability
     for arch in sorted(archs, reverse=True):
         if arch.major == major and arch.minor <= minor:
             return arch
+    return None
+
+
+def ptx_for(archs: tuple[Arch, ...], capability: tuple[int, int]) -> Arch | None:
+    """The ``+PTX`` entry the driver can JIT-compile for ``capability``, or ``None``."""
     for arch in sorted(archs, reverse=True):
         if arch.ptx and (arch.major, arch.minor) <= capability:
             return arch
     return None
+
+
+def runs_on(archs: tuple[Arch, ...], capability: tuple[int, int]) -> Arch | None:
+    """The entry of ``archs`` that runs on a GPU of compute ``capability``, or ``None``.
+
+    SASS first (:func:`sass_for`); else PTX, compiled at load time for any GPU
+    at least as new (which needs the toolkit's full driver).
+    """
+    return sass_for(archs, capability) or ptx_for(archs, capability)
 
 
 def describe_archs(archs: tuple[Arch, ...]) -> str:
@@ -178,28 +418,73 @@ def driver_table(sys_platform: str) -> tuple[tuple[tuple[int, int], str], ...]:
 
 def newest_cuda(driver_version: str, sys_platform: str) -> tuple[int, int] | None:
     """The newest CUDA the driver fully supports, or ``None`` if older than all rows."""
-    driver = _driver_key(driver_version)
+    driver = driver_key(driver_version)
     if driver is None:
         return None
     best = None
     for cuda, minimum in driver_table(sys_platform):
-        key = _driver_key(minimum)
+        key = driver_key(minimum)
         if key is not None and driver >= key:
             best = cuda
     return best
 
 
 def minimum_driver(cuda: tuple[int, int], sys_platform: str) -> str | None:
-    """The oldest driver that runs CUDA ``cuda`` (12.7 falls back to 12.8's row)."""
+    """The oldest driver that fully runs CUDA ``cuda`` (12.7 falls back to 12.8's row).
+
+    ``None`` when the table has no such row: a CUDA newer than the table, or
+    CUDA 13.x on Windows, where NVIDIA publishes none.
+    """
     for version, minimum in driver_table(sys_platform):
-        if version >= cuda:
+        if version >= cuda and version[0] == cuda[0]:
             return minimum
     return None
 
 
-def _driver_key(version: str) -> tuple[int, ...] | None:
+def compat_floor(major: int, sys_platform: str) -> str | None:
+    """The minor-version-compatibility floor of CUDA ``major``, or ``None`` if unknown."""
+    for floor in COMPAT_FLOORS:
+        if floor.major == major:
+            return floor.windows if sys_platform.startswith("win") else floor.linux
+    return None
+
+
+def compat_majors(driver_version: str, sys_platform: str) -> tuple[int, ...]:
+    """The CUDA majors whose every minor runs on this driver through SASS (newest first)."""
+    driver = driver_key(driver_version)
+    if driver is None:
+        return ()
+    majors = []
+    for floor in COMPAT_FLOORS:
+        minimum = compat_floor(floor.major, sys_platform)
+        key = driver_key(minimum or "")
+        if key is not None and driver >= key:
+            majors.append(floor.major)
+    return tuple(sorted(majors, reverse=True))
+
+
+def torch_release(torch_version: str | None) -> TorchRelease | None:
+    """The :data:`TORCH_RELEASES` row of ``2.14.1`` (by major.minor), or ``None``."""
+    release = _release(torch_version) if torch_version else None
+    if release is None:
+        return None
+    key = ".".join(str(part) for part in release[:2])
+    return next((row for row in TORCH_RELEASES if row.release == key), None)
+
+
+def driver_key(version: str) -> tuple[int, ...] | None:
+    """``(570, 124, 6)`` for ``570.124.06``; ``None`` if it is not a driver version."""
     try:
         return tuple(int(part) for part in version.strip().split("."))
+    except ValueError:
+        return None
+
+
+def _cuda_of(variant: str) -> tuple[int, int] | None:
+    from poetry_torch_cuda.project.variants import parse_variant
+
+    try:
+        return parse_variant(variant).cuda_version
     except ValueError:
         return None
 
@@ -213,3 +498,6 @@ def _release(version: str) -> tuple[int, ...] | None:
 
 def _release_or_zero(version: str) -> tuple[int, ...]:
     return _release(version) or (0,)
+
+
+_driver_key = driver_key  # the name older modules used

@@ -18,6 +18,8 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.index.urls import is_loopback
 from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.project.targets import Target
+from poetry_torch_cuda.project.targets import parse_targets
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import Variant
 from poetry_torch_cuda.project.variants import parse_variant
@@ -35,7 +37,14 @@ ENV_VARIANT = "POETRY_TORCH_CUDA_VARIANT"
 ENV_INDEX_URL = "POETRY_TORCH_CUDA_INDEX_URL"
 ENV_DISABLE = "POETRY_TORCH_CUDA_DISABLE"
 
-_KEYS = ("variant", "index-url", "source", "packages", "allow-insecure-http")
+_KEYS = (
+    "variant",
+    "index-url",
+    "source",
+    "packages",
+    "allow-insecure-http",
+    "targets",
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,8 @@ class TorchCudaConfig:
     allow_insecure_http: bool = False
     #: The project's Poetry sources as ``(name, url)``, for their credentials.
     project_sources: tuple[tuple[str, str], ...] = ()
+    #: The machines the project must run on (``[[...targets]]``).
+    targets: tuple[Target, ...] = ()
 
     @property
     def package_names(self) -> frozenset[NormalizedName]:
@@ -134,6 +145,7 @@ def load_config(
         source=source,
         allow_insecure_http=allow_insecure,
         project_sources=tuple(sources.items()),
+        targets=parse_targets(table.get("targets", [])),
     )
 
 
@@ -273,6 +285,11 @@ def _packages(value: Any) -> tuple[Requirement, ...]:
         seen.add(name)
         requirements.append(requirement)
     return tuple(requirements)
+
+
+def describe_value(value: Any) -> str:
+    """``an integer 129``, ``a table``…: for messages about a bad value."""
+    return _describe(value)
 
 
 def _describe(value: Any) -> str:

@@ -1,0 +1,224 @@
+"""Whole fleets: does the lock run on every machine the project declares?
+
+For each ``[[tool.poetry-torch-cuda.targets]]`` entry this decides, with the
+same rules as on a real machine (:mod:`poetry_torch_cuda.machine.detection`),
+whether the configured variant - or what ``auto`` would pick there - has a
+build of the locked torch that runs on it: the index has it for the target's
+platform, the driver is new enough, every GPU's architecture is compiled in.
+Pure apart from the offers callable, so CI without a GPU can run it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+
+from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.detection import decide
+from poetry_torch_cuda.machine.probe import Machine
+from poetry_torch_cuda.machine.probe import NvidiaDriver
+from poetry_torch_cuda.machine.probe import NvidiaGpu
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterable
+    from collections.abc import Mapping
+
+    from packaging.utils import NormalizedName
+    from poetry.poetry import Poetry
+    from poetry.utils.env import Env
+
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.machine.detection import Decision
+    from poetry_torch_cuda.machine.detection import Offer
+    from poetry_torch_cuda.machine.detection import Verdict
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.targets import Target
+    from poetry_torch_cuda.project.variants import Variant
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """One target: the variant it would get, whether that runs there, and why."""
+
+    target: Target
+    variant: Variant
+    ok: bool
+    reasons: tuple[str, ...]
+    rule: str | None = None
+    decision: Decision | None = None
+
+    def summary(self) -> str:
+        """``training: cu130 runs (minor-version compatibility)`` or why not."""
+        if self.ok:
+            how = f" ({self.rule})" if self.rule else ""
+            return f"{self.target.describe()}: {self.variant} runs there{how}"
+        return (
+            f"{self.target.describe()}: {self.variant} cannot run there: "
+            + "; ".join(self.reasons)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form, as ``status --json`` prints it."""
+        return {
+            "name": self.target.name,
+            "driver": self.target.driver,
+            "gpus": [f"{major}.{minor}" for major, minor in self.target.gpus],
+            "platform": self.target.platform,
+            "variant": self.variant.name,
+            "ok": self.ok,
+            "rule": self.rule,
+            "reasons": list(self.reasons),
+        }
+
+
+def target_machine(target: Target) -> Machine:
+    """The :class:`Machine` a target describes, as if probed there."""
+    gpus = tuple(
+        NvidiaGpu(index, f"declared GPU {index}", capability)
+        for index, capability in enumerate(target.gpus)
+    )
+    return Machine(
+        target.sys_platform,
+        target.machine,
+        NvidiaDriver(target.driver, f"target {target.name}", gpus),
+    )
+
+
+def target_marker_env(target: Target, base: dict[str, Any]) -> dict[str, Any]:
+    """``base`` (this env's PEP 508 markers) moved to the target's OS and machine.
+
+    The Python version stays: the fleet runs the same lock.
+    """
+    windows = target.sys_platform.startswith("win")
+    return {
+        **base,
+        "sys_platform": target.sys_platform,
+        "platform_machine": target.machine,
+        "platform_system": "Windows" if windows else "Linux",
+        "os_name": "nt" if windows else "posix",
+    }
+
+
+def check_target(
+    target: Target,
+    configured: Variant,
+    torch_version: str | None,
+    offers: Callable[[Variant], Offer],
+) -> TargetCheck:
+    """Whether ``configured`` (or ``auto``'s pick) runs the locked torch on ``target``."""
+    machine = target_machine(target)
+    if configured.kind == "auto":
+        decision = decide(machine, offers, torch_version)
+        variant = decision.variant
+        if variant.kind != "cuda":
+            return TargetCheck(
+                target,
+                variant,
+                False,
+                (f"auto would fall back to {variant}: {decision.steps[-1]}",),
+                decision=decision,
+            )
+        verdict = assess(variant, machine, torch_version)
+        if decision.forced_by and "together" in decision.forced_by:
+            return TargetCheck(
+                target, variant, False, (decision.forced_by,), decision=decision
+            )
+        return _from_verdict(target, verdict, None, decision)
+    if not configured.has_builds_for(target.sys_platform):
+        return TargetCheck(
+            target,
+            configured,
+            False,
+            (f"PyTorch publishes no {configured} builds for {target.platform}",),
+        )
+    if configured.kind != "cuda":
+        return TargetCheck(
+            target,
+            configured,
+            False,
+            (f"{configured} builds do not use the target's NVIDIA GPUs",),
+        )
+    verdict = assess(configured, machine, torch_version)
+    offer = offers(configured) if verdict.usable else None
+    return _from_verdict(target, verdict, offer, None)
+
+
+def check_fleet(
+    targets: Iterable[Target],
+    configured: Variant,
+    torch_version: str | None,
+    offers_for: Callable[[Target], Callable[[Variant], Offer]],
+) -> list[TargetCheck]:
+    """:func:`check_target` for every target; ``offers_for`` asks its platform's index."""
+    return [
+        check_target(target, configured, torch_version, offers_for(target))
+        for target in targets
+    ]
+
+
+def _from_verdict(
+    target: Target,
+    verdict: Verdict,
+    offer: Offer | None,
+    decision: Decision | None,
+) -> TargetCheck:
+    if verdict.usable is None:
+        return TargetCheck(
+            target,
+            verdict.variant,
+            False,
+            ("cannot tell whether it runs", *verdict.reasons),
+            decision=decision,
+        )
+    if not verdict.usable:
+        return TargetCheck(
+            target, verdict.variant, False, verdict.reasons, decision=decision
+        )
+    if offer is not None and offer.available is False:
+        return TargetCheck(
+            target, verdict.variant, False, (offer.detail,), decision=decision
+        )
+    reasons = verdict.reasons
+    if offer is not None and offer.available is None:
+        reasons = (*reasons, offer.detail)
+    return TargetCheck(
+        target, verdict.variant, True, reasons, verdict.rule, decision=decision
+    )
+
+
+def check_project_fleet(
+    config: TorchCudaConfig,
+    poetry: Poetry,
+    env: Env,
+    locked_versions: Mapping[NormalizedName, str],
+    client: IndexClient | None = None,
+) -> list[TargetCheck]:
+    """Check the project's declared targets against its lock, asking its index.
+
+    Each target's index pages are read for the target's platform (a Windows
+    target needs ``win_amd64`` wheels); the answers are cached as usual.
+    """
+    from packaging.utils import canonicalize_name
+
+    from poetry_torch_cuda.index.offers import OfferFinder
+    from poetry_torch_cuda.index.offers import wanted_versions
+    from poetry_torch_cuda.machine.resolution import index_client
+
+    if not config.targets:
+        return []
+    client = client or index_client(poetry)
+    wanted = wanted_versions(config.package_names, locked_versions)
+    base = dict(env.marker_env)
+
+    def offers_for(target: Target) -> Callable[[Variant], Offer]:
+        return OfferFinder(client, config, wanted, target_marker_env(target, base))
+
+    return check_fleet(
+        config.targets,
+        config.variant,
+        wanted.get(canonicalize_name("torch")),
+        offers_for,
+    )

@@ -1,0 +1,127 @@
+"""After ``poetry lock``: what the lock means for the variant and the declared fleet.
+
+One line per configured variant: whether its index has the locked torch, the
+oldest driver and the GPU architectures its build needs. Then one line per
+``[[tool.poetry-torch-cuda.targets]]`` entry: whether that machine runs it.
+A view only: the lock never fails for it (the warnings of
+:mod:`poetry_torch_cuda.project.lock_check` come first, unchanged).
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import TYPE_CHECKING
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion
+from packaging.version import Version
+
+from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.machine import tables
+from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.output import esc
+
+
+if TYPE_CHECKING:
+    from cleo.io.io import IO
+    from poetry.poetry import Poetry
+    from poetry.utils.env import Env
+
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.variants import Variant
+
+
+def show_lock_view(config: TorchCudaConfig, poetry: Poetry, env: Env, io: IO) -> None:
+    """Print the lock check's warnings, the variant line and the fleet lines."""
+    from poetry_torch_cuda.project.lock_check import warn_missing_builds
+
+    warn_missing_builds(config, poetry, io)
+    torch = locked_torch(poetry)
+    if torch is None:
+        return
+    for line in variant_lines(config, poetry, torch):
+        io.write_line(f"{PREFIX}: {esc(line)}")
+    if not config.targets:
+        return
+    from poetry_torch_cuda.machine.fleet import check_project_fleet
+    from poetry_torch_cuda.project.locked import locked_state
+
+    locked = locked_state(poetry, env).versions
+    for check in check_project_fleet(config, poetry, env, locked):
+        if check.ok:
+            io.write_line(f"{PREFIX}: target {esc(check.summary())}")
+        else:
+            io.write_error_line(f"<warning>{PREFIX}: target {esc(check.summary())}</>")
+
+
+def locked_torch(poetry: Poetry) -> str | None:
+    """The newest torch version in poetry.lock (public part), or ``None``."""
+    if not poetry.locker.is_locked():
+        return None
+    versions = []
+    for package in poetry.locker.locked_repository().packages:
+        if package.name == canonicalize_name("torch"):
+            try:
+                versions.append(Version(package.version.text))
+            except InvalidVersion:
+                continue
+    return max(versions).public if versions else None
+
+
+def variant_lines(config: TorchCudaConfig, poetry: Poetry, torch: str) -> list[str]:
+    """The configured variant's line (``auto``: what this torch release publishes)."""
+    variant = config.variant
+    if variant.kind == "auto":
+        release = tables.torch_release(torch)
+        if release is None:
+            return [
+                f"auto decides at install time; torch {torch} is newer than the tables"
+            ]
+        published = ", ".join((*release.cuda, *release.rocm, "cpu"))
+        return [
+            (
+                f"auto decides at install time; torch {release.release} publishes "
+                f"{published} (PyTorch's release matrix, read {tables.READ_ON})"
+            )
+        ]
+    return [f"{variant} {_has(config, poetry, variant, torch)}{_needs(variant, torch)}"]
+
+
+def requirements(
+    variant: Variant, torch: str | None, machine: str, sys_platform: str
+) -> str:
+    """``needs driver >= 525.60.13 ..., GPUs sm_70..sm_120+PTX`` for a CUDA variant."""
+    cuda = variant.cuda_version
+    if cuda is None:
+        return ""
+    floor = tables.compat_floor(cuda[0], sys_platform)
+    full = tables.minimum_driver(cuda, sys_platform)
+    parts = []
+    if floor is not None:
+        parts.append(f"driver >= {floor} (CUDA {cuda[0]}.x floor, SASS only)")
+    if full is not None:
+        parts.append(f">= {full} (full CUDA {cuda[0]}.{cuda[1]}, for PTX JIT)")
+    driver = " or ".join(parts) or "a driver newer than the tables"
+    found = tables.arch_list_for(variant.name, torch, machine, sys_platform)
+    gpus = "GPUs unknown" if found is None else tables.describe_archs(found.archs)
+    note = ""
+    if not tables.is_known_variant(variant.name):
+        note = f" (the tables predate {variant}; {tables.UPDATE_HINT})"
+    return f"needs {driver}; GPUs {gpus}{note}"
+
+
+def _needs(variant: Variant, torch: str) -> str:
+    text = requirements(variant, torch, platform.machine(), sys.platform)
+    return f"; {text}" if text else ""
+
+
+def _has(config: TorchCudaConfig, poetry: Poetry, variant: Variant, torch: str) -> str:
+    from poetry_torch_cuda.machine.resolution import index_client
+
+    try:
+        files = index_client(poetry).project(config.index_url(variant), "torch")
+    except IndexUnavailableError:
+        return f"(index not reachable: torch {torch} not checked)"
+    have = {v.public for v in files.versions(variant.local_label)}
+    return f"has torch {torch}" if torch in have else f"has no torch {torch}"

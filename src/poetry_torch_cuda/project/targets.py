@@ -1,0 +1,137 @@
+"""``[[tool.poetry-torch-cuda.targets]]``: the machines a project must run on.
+
+Each target names a driver, its GPUs' compute capabilities and a platform;
+:mod:`poetry_torch_cuda.machine.fleet` checks the lock against them, so a CI
+job or a Docker builder without a GPU can guard the whole fleet.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from poetry_torch_cuda.errors import ConfigError
+
+
+ORIGIN = "[[tool.poetry-torch-cuda.targets]]"
+#: ``platform`` value -> (``sys.platform``, ``platform.machine()``).
+PLATFORMS: dict[str, tuple[str, str]] = {
+    "linux-x86_64": ("linux", "x86_64"),
+    "linux-aarch64": ("linux", "aarch64"),
+    "windows-x86_64": ("win32", "AMD64"),
+}
+DEFAULT_PLATFORM = "linux-x86_64"
+_KEYS = ("name", "driver", "gpus", "platform")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_DRIVER = re.compile(r"[1-9][0-9]{2,3}(?:\.[0-9]{1,3}){0,2}")
+_CAPABILITY = re.compile(r"([1-9][0-9]?)\.([0-9])")
+EXAMPLE = (
+    f'{ORIGIN}\nname = "training"\ndriver = "570.124.06"\ngpus = ["9.0"]\n'
+    'platform = "linux-x86_64"'
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One declared machine: its driver, GPUs (compute capabilities) and platform."""
+
+    name: str
+    driver: str
+    gpus: tuple[tuple[int, int], ...]
+    platform: str = DEFAULT_PLATFORM
+
+    @property
+    def sys_platform(self) -> str:
+        """``linux`` or ``win32``."""
+        return PLATFORMS[self.platform][0]
+
+    @property
+    def machine(self) -> str:
+        """``x86_64``, ``aarch64`` or ``AMD64``."""
+        return PLATFORMS[self.platform][1]
+
+    def describe(self) -> str:
+        """``training (driver 570.124.06, sm_90, linux-x86_64)``."""
+        sms = ", ".join(f"sm_{major}{minor}" for major, minor in self.gpus)
+        return f"{self.name} (driver {self.driver}, {sms}, {self.platform})"
+
+
+def parse_targets(value: Any) -> tuple[Target, ...]:
+    """Validate the ``targets`` array of tables.
+
+    Raises:
+        ConfigError: anything is missing, unknown or malformed; the message
+            names the entry, the key and an example.
+    """
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"{ORIGIN} must be an array of tables, got {_kind(value)}; write each "
+            f"machine as:\n\n{EXAMPLE}"
+        )
+    targets: list[Target] = []
+    seen: set[str] = set()
+    for number, entry in enumerate(value, start=1):
+        target = _target(number, entry)
+        if target.name.lower() in seen:
+            raise ConfigError(f"{ORIGIN} names {target.name!r} twice.")
+        seen.add(target.name.lower())
+        targets.append(target)
+    return tuple(targets)
+
+
+def _target(number: int, entry: Any) -> Target:
+    where = f"{ORIGIN} entry {number}"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a table, got {_kind(entry)}:\n\n{EXAMPLE}")
+    name = entry.get("name")
+    if isinstance(name, str) and _NAME.fullmatch(name):
+        where = f"{ORIGIN} {name!r}"
+    unknown = sorted(str(key) for key in set(entry) - set(_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where} has unknown key {unknown[0]!r}; allowed keys are "
+            f"{', '.join(_KEYS)}."
+        )
+    missing = [key for key in ("name", "driver", "gpus") if key not in entry]
+    if missing:
+        raise ConfigError(f"{where} needs {missing[0]}; e.g.\n\n{EXAMPLE}")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where} name must be letters, digits, '.', '_' or '-' (at most 64, "
+            f'starting with a letter or digit), got {_kind(name)}; e.g. "training".'
+        )
+    driver = entry["driver"]
+    if not isinstance(driver, str) or not _DRIVER.fullmatch(driver.strip()):
+        raise ConfigError(
+            f"{where} driver must be an NVIDIA driver version as a string, such as "
+            f'"570.124.06" or "535.104.05", got {_kind(driver)}.'
+        )
+    gpus = entry["gpus"]
+    if not isinstance(gpus, list) or not gpus:
+        raise ConfigError(
+            f"{where} gpus must be a non-empty array of compute capabilities, such "
+            f'as ["9.0"] or ["8.0", "8.6"], got {_kind(gpus)}.'
+        )
+    capabilities: list[tuple[int, int]] = []
+    for gpu in gpus:
+        match = _CAPABILITY.fullmatch(gpu.strip()) if isinstance(gpu, str) else None
+        if match is None:
+            raise ConfigError(
+                f"{where} gpus entries must be compute capabilities such as "
+                f'"8.6" (nvidia-smi --query-gpu=compute_cap), got {_kind(gpu)}.'
+            )
+        capabilities.append((int(match[1]), int(match[2])))
+    platform = entry.get("platform", DEFAULT_PLATFORM)
+    if platform not in PLATFORMS:
+        raise ConfigError(
+            f"{where} platform must be one of {', '.join(PLATFORMS)}, got "
+            f"{_kind(platform)}."
+        )
+    return Target(name, driver.strip(), tuple(capabilities), platform)
+
+
+def _kind(value: Any) -> str:
+    from poetry_torch_cuda.project.config import describe_value
+
+    return describe_value(value)

@@ -1,0 +1,186 @@
+"""``[[tool.poetry-torch-cuda.targets]]``: validation (examples and a fuzz) and fleet checks."""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from poetry_torch_cuda.errors import ConfigError
+from poetry_torch_cuda.machine.detection import COMPAT_RULE
+from poetry_torch_cuda.machine.detection import FULL_RULE
+from poetry_torch_cuda.machine.detection import Offer
+from poetry_torch_cuda.machine.fleet import check_fleet
+from poetry_torch_cuda.machine.fleet import check_target
+from poetry_torch_cuda.machine.fleet import target_marker_env
+from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.targets import Target
+from poetry_torch_cuda.project.variants import parse_variant
+
+
+if TYPE_CHECKING:
+    from poetry_torch_cuda.project.variants import Variant
+
+
+def config_with(targets: Any, variant: str = "cu130") -> dict[str, Any]:
+    return {"tool": {"poetry-torch-cuda": {"variant": variant, "targets": targets}}}
+
+
+TRAINING = {"name": "training", "driver": "570.124.06", "gpus": ["9.0"]}
+LAB = {
+    "name": "lab",
+    "driver": "550.54.14",
+    "gpus": ["6.1"],
+    "platform": "linux-x86_64",
+}
+
+
+def test_targets_parse() -> None:
+    config = load_config(config_with([TRAINING, LAB]), environ={})
+    assert config is not None
+    assert config.targets == (
+        Target("training", "570.124.06", ((9, 0),)),
+        Target("lab", "550.54.14", ((6, 1),), "linux-x86_64"),
+    )
+    assert config.targets[1].describe() == "lab (driver 550.54.14, sm_61, linux-x86_64)"
+
+
+@pytest.mark.parametrize(
+    ("targets", "message"),
+    [
+        ({"name": "x"}, "must be an array of tables, got a table"),
+        (["training"], "entry 1 must be a table, got a string 'training'"),
+        ([{"driver": "570.1", "gpus": ["9.0"]}], "entry 1 needs name"),
+        ([{**TRAINING, "gpu": ["9.0"]}], "'training' has unknown key 'gpu'"),
+        ([{**TRAINING, "driver": 570}], "driver must be an NVIDIA driver version"),
+        ([{**TRAINING, "driver": "latest"}], "got a string 'latest'"),
+        ([{**TRAINING, "gpus": []}], "gpus must be a non-empty array"),
+        ([{**TRAINING, "gpus": ["sm_90"]}], 'compute capabilities such as "8.6"'),
+        ([{**TRAINING, "gpus": [9.0]}], "got a float 9.0"),
+        ([{**TRAINING, "platform": "macos"}], "platform must be one of linux-x86_64"),
+        ([{**TRAINING, "name": "a b"}], "name must be letters, digits"),
+        ([TRAINING, {**LAB, "name": "Training"}], "names 'Training' twice"),
+    ],
+)
+def test_bad_targets_say_what_and_where(targets: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(config_with(targets), environ={})
+    assert message in str(raised.value)
+    assert "[[tool.poetry-torch-cuda.targets]]" in str(raised.value)
+
+
+values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["570.124.06", "9.0", "6.1", "linux-aarch64", "lab", "sm_90"])
+    | st.dates()
+    | st.times().map(lambda t: datetime.datetime.combine(datetime.date.today(), t)),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["name", "driver", "gpus", "platform", "other"]),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values)
+def test_targets_parse_or_raise_config_error_never_anything_else(value: Any) -> None:
+    try:
+        config = load_config(config_with(value), environ={})
+    except ConfigError as error:
+        assert "targets" in str(error)
+        return
+    assert config is not None
+    for target in config.targets:
+        assert target.gpus and target.driver and target.name
+
+
+def has(*names: str) -> Any:
+    def offers(variant: Variant) -> Offer:
+        return Offer(variant.name in names, f"has torch 2.14.1+{variant}")
+
+    return offers
+
+
+TORCH_214 = has("cpu", "cu126", "cu130", "cu132")
+PASCAL = Target("lab", "550.54.14", ((6, 1),))
+HOPPER = Target("training", "570.124.06", ((9, 0),))
+
+
+def test_a_pascal_target_cannot_run_a_cu130_lock() -> None:
+    check = check_target(PASCAL, parse_variant("cu130"), "2.14.1", TORCH_214)
+    assert check.ok is False
+    assert check.summary() == (
+        "lab (driver 550.54.14, sm_61, linux-x86_64): cu130 cannot run there: "
+        "needs driver >= 580 (CUDA 13.x minor-version compatibility) or >= "
+        "580.65.06 (full CUDA 13.0 support); driver 550.54.14 supports CUDA 12.4"
+    )
+    newer_driver = Target("lab", "580.95.05", ((6, 1),))
+    check = check_target(newer_driver, parse_variant("cu130"), "2.14.1", TORCH_214)
+    assert check.ok is False
+    assert check.reasons == (
+        "not built for sm_61 (declared GPU 0): builds sm_75..sm_120+PTX",
+    )
+
+
+def test_a_hopper_target_on_r535_runs_cu126_by_minor_version_compatibility() -> None:
+    lts = Target("lts", "535.104.05", ((9, 0),))
+    check = check_target(lts, parse_variant("cu126"), "2.14.1", TORCH_214)
+    assert (check.ok, check.rule) == (True, COMPAT_RULE)
+    assert check.summary().endswith("cu126 runs there (minor-version compatibility)")
+
+
+def test_a_target_fails_when_the_index_lacks_the_locked_torch() -> None:
+    check = check_target(HOPPER, parse_variant("cu126"), "2.14.1", has("cu130"))
+    assert check.ok is False
+    assert check.reasons == ("has torch 2.14.1+cu126",)
+
+
+def test_auto_on_a_fleet_decides_per_machine() -> None:
+    checks = check_fleet(
+        [HOPPER, PASCAL], parse_variant("auto"), "2.14.1", lambda t: TORCH_214
+    )
+    assert [(c.variant.name, c.ok, c.rule) for c in checks] == [
+        ("cu126", True, FULL_RULE),  # 570 < 580: no cu13x; 570 >= 560.28.03
+        ("cu126", True, COMPAT_RULE),  # Pascal: only cu126 builds sm_60; 550 < 560
+    ]
+    blackwell = Target("new", "595.45.04", ((12, 0),))
+    assert check_target(blackwell, parse_variant("auto"), "2.14.1", TORCH_214).rule == (
+        FULL_RULE
+    )
+
+
+def test_auto_failing_back_to_cpu_fails_the_target() -> None:
+    pascal_215 = has("cpu", "cu130", "cu132")  # torch 2.15 dropped cu126
+    check = check_target(PASCAL, parse_variant("auto"), "2.15.0", pascal_215)
+    assert (check.variant.name, check.ok) == ("cpu", False)
+    assert check.reasons[0].startswith("auto would fall back to cpu")
+
+
+def test_non_cuda_variants_fail_a_gpu_target() -> None:
+    assert not check_target(HOPPER, parse_variant("cpu"), "2.14.1", TORCH_214).ok
+    windows = Target("win", "600.0", ((8, 9),), "windows-x86_64")
+    check = check_target(windows, parse_variant("rocm7.2"), "2.14.1", TORCH_214)
+    assert check.reasons == ("PyTorch publishes no rocm7.2 builds for windows-x86_64",)
+
+
+def test_a_targets_index_view_is_its_platform() -> None:
+    arm = Target("gh200", "580.65.06", ((9, 0),), "linux-aarch64")
+    env = target_marker_env(arm, {"python_version": "3.12", "sys_platform": "linux"})
+    assert env["platform_machine"] == "aarch64"
+    assert env["python_version"] == "3.12"
+    windows = Target("win", "580.88", ((8, 9),), "windows-x86_64")
+    assert target_marker_env(windows, {})["sys_platform"] == "win32"

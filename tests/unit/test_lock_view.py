@@ -1,0 +1,61 @@
+"""What ``poetry lock`` says a variant needs: the oldest driver under each rule, the GPUs."""
+
+from __future__ import annotations
+
+import pytest
+
+from poetry_torch_cuda.project.lock_view import requirements
+from poetry_torch_cuda.project.variants import parse_variant
+
+
+@pytest.mark.parametrize(
+    ("variant", "torch", "machine", "platform", "expected"),
+    [
+        (
+            "cu126",
+            "2.14.1",
+            "x86_64",
+            "linux",
+            (
+                "needs driver >= 525.60.13 (CUDA 12.x floor, SASS only) or >= 560.28.03 "
+                "(full CUDA 12.6, for PTX JIT); GPUs sm_50..sm_90"
+            ),
+        ),
+        (
+            "cu132",
+            "2.14.1",
+            "aarch64",
+            "linux",
+            (
+                "needs driver >= 580 (CUDA 13.x floor, SASS only) or >= 595.45.04 "
+                "(full CUDA 13.2, for PTX JIT); GPUs sm_80..sm_120+PTX"
+            ),
+        ),
+        (
+            "cu130",
+            "2.14.1",
+            "AMD64",
+            "win32",
+            "needs driver >= 580 (CUDA 13.x floor, SASS only); GPUs sm_75..sm_120",
+        ),
+        (
+            "cu133",
+            "2.16.0",
+            "x86_64",
+            "linux",
+            (
+                "needs driver >= 580 (CUDA 13.x floor, SASS only); GPUs sm_75..sm_120+PTX "
+                "(the tables predate cu133; the tables were read on 2026-11-27; upgrade "
+                "poetry-torch-cuda for newer facts)"
+            ),
+        ),
+    ],
+)
+def test_requirements(
+    variant: str, torch: str, machine: str, platform: str, expected: str
+) -> None:
+    assert requirements(parse_variant(variant), torch, machine, platform) == expected
+
+
+def test_non_cuda_variants_need_nothing_of_the_driver() -> None:
+    assert requirements(parse_variant("cpu"), "2.14.1", "x86_64", "linux") == ""
