@@ -46,7 +46,7 @@ def test_the_readme_names_the_commands_this_test_runs() -> None:
         "poetry build --format wheel",
         "python -m build --wheel",
         "python -m pip install ./dist/poetry_torch_cuda-",
-        "poetry self add ./dist/poetry_torch_cuda-",
+        'poetry self add "$PWD/dist/poetry_torch_cuda-',  # relative: Poetry's config dir
         "pipx inject poetry ./dist/poetry_torch_cuda-",
         "poetry torch-cuda status",
     ):
