@@ -34,13 +34,18 @@ add.
 Adding a scenario (for a new block):
 
 1. Write ``def _my_scenario(ctx: Context) -> Stage`` below: create the project
-   with ``ctx.project(dependencies, table)`` (``table`` is the body of
-   ``[tool.poetry-torch-cuda]``; the local variant index is filled in), run
-   any setup (``stage.project.run("lock")``), and return a :class:`Stage`;
-   put fake machines on PATH with ``env=machine_env(...)`` from
-   :mod:`tests.support.gpus`.
+   with ``ctx.project(["torch>=2.8", "torchvision"], 'variant = "cu130"\n')``
+   (PEP 508 dependencies and the body of ``[tool.poetry-torch-cuda]``; the
+   local variant index is filled in) or ``ctx.project_from_toml_above()``,
+   run any setup (``project.run("lock")``), and return
+   ``Stage(project, env, printed_as)``: ``env`` for the block's commands (a
+   fake GPU: ``machine_env(...)`` from :mod:`tests.support.gpus`), and
+   ``printed_as`` for output the scenario had to make different (a shorter
+   timeout). Faults go on ``ctx.index`` (``delay_seconds``, ``fail_paths``…);
+   the fixture resets them.
 2. Register it in :data:`SCENARIOS` under the name the README's marker uses.
-3. Run ``pytest tests/e2e/test_readme.py -k my-scenario``.
+3. Run ``pytest tests/e2e/test_readme.py -k my-scenario``. CI runs it on Poetry
+   2.0 and 2.5: show only lines that both print.
 
 The indexes hold the builds PyTorch publishes today
 (:mod:`tests.support.published`: torch 2.14.0 and torchvision 0.29.0 on cpu,
