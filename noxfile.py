@@ -88,7 +88,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Offline demo: local indexes, a kept project (.nox/demo), install keeps +cu130, switch cu126.
+    """Offline demo: local indexes, a kept project (.nox/demo-project), install keeps +cu130, switch cu126.
 
     ``nox -s demo -- --serve`` keeps the indexes up until Ctrl-C to explore the
     project; ``-- --keep DIR``; ``-- --help``.

@@ -33,6 +33,11 @@ def test_help_explains_the_options_and_runs_nothing(tmp_path: Path) -> None:
     assert "$ poetry" not in result.stdout
 
 
+def test_the_default_folder_is_not_the_nox_session_virtualenv() -> None:
+    assert demo.DEFAULT_DIR.parent == ROOT / ".nox"
+    assert demo.DEFAULT_DIR.name != "demo"  # nox -s demo's own virtualenv
+
+
 def test_a_directory_that_is_not_a_demo_is_refused(tmp_path: Path) -> None:
     (tmp_path / "precious.txt").write_text("mine")
     with pytest.raises(SystemExit, match="not empty and holds no earlier demo"):

@@ -8,7 +8,7 @@ this Python: ``poetry install`` keeps ``+cu130`` and ``poetry torch-cuda
 switch cu126`` moves the project to the CUDA 12.6 build. Each command's output
 is shown as it happens.
 
-The project is kept (``.nox/demo`` in the repository, or ``--keep DIR``) with
+The project is kept (``.nox/demo-project`` in the repository, or ``--keep DIR``) with
 an ``env.sh`` that sets up a shell for it; ``--serve`` keeps the indexes
 running until Ctrl-C so the printed commands work there.
 """
@@ -33,7 +33,8 @@ from tests.support.published import build_published_universe
 
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-DEFAULT_DIR = REPOSITORY / ".nox" / "demo"
+#: Beside, not inside, nox's own .nox/demo (the session's virtualenv).
+DEFAULT_DIR = REPOSITORY / ".nox" / "demo-project"
 #: A file that says a directory is a demo's, so a rerun may empty it.
 STAMP = ".poetry-torch-cuda-demo"
 TABLE = 'variant = "cu130"  # the team\'s CUDA build\n'
