@@ -123,15 +123,25 @@ def show(title: str, project: Project) -> None:
 
 
 def write_env_script(directory: Path, env: dict[str, str]) -> Path:
-    """``env.sh``: the variables the demo ran Poetry with, for a shell of one's own."""
-    names = [key for key in env if key.startswith(("PIP_", "POETRY_"))]
-    names += ["PATH", "ROCM_PATH", "CUDA_HOME", "CUDA_PATH"]
-    path_value = f"{poetry_executable().parent}:{env['PATH']}"
-    lines = ["# . this file to run the demo's poetry with the demo's settings"]
-    for name in sorted(set(names)):
-        value = path_value if name == "PATH" else env.get(name)
-        if value is not None:
-            lines.append(f"export {name}={shlex.quote(value)}")
+    """``env.sh``: the settings the demo ran Poetry with, for a shell of one's own.
+
+    It drops the shell's own pip settings and active virtualenv (as the tests
+    do), and puts the demo's ``poetry`` and stand-in ``nvidia-smi`` first on PATH.
+    """
+    names = sorted(key for key in env if key.startswith(("PIP_", "POETRY_")))
+    names += ["ROCM_PATH", "CUDA_HOME", "CUDA_PATH"]
+    lines = [
+        "# . this file to run the demo's poetry with the demo's settings",
+        "unset VIRTUAL_ENV",
+        "for name in $(env | sed -n 's/^\\(PIP_[A-Za-z0-9_]*\\)=.*/\\1/p'); do",
+        '    unset "$name"',
+        "done",
+    ]
+    lines += [
+        f"export {name}={shlex.quote(env[name])}" for name in names if name in env
+    ]
+    front = f"{poetry_executable().parent}:{env['PATH'].split(':', 1)[0]}"
+    lines.append(f'export PATH={shlex.quote(front)}:"$PATH"')
     script = directory / "env.sh"
     script.write_text("\n".join(lines) + "\n")
     return script
