@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -10,6 +11,22 @@ import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
+# Sessions use virtualenv (a dependency of nox, so always there), never uv.
+nox.options.default_venv_backend = "virtualenv"
+
+
+class _NoUvProbeNoise(logging.Filter):
+    """Drop nox's "uv binary not found." line.
+
+    nox looks for uv before every session whatever the backend (to list the
+    optional ones); with ``virtualenv`` chosen above, its absence is expected.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "uv binary not found."
+
+
+logging.getLogger("nox").addFilter(_NoUvProbeNoise())
 
 # The newest Poetry release the suite is proven against; override with POETRY_VERSION.
 POETRY_DEFAULT = os.environ.get("POETRY_VERSION", "2.5.1")
@@ -73,7 +90,11 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Offline demo: local indexes, a throwaway project, install keeps +cu129, switch cpu."""
+    """Offline demo: local indexes, a kept project (.nox/demo-project), install keeps +cu130, switch cu126.
+
+    ``nox -s demo -- --serve`` keeps the indexes up until Ctrl-C to explore the
+    project; ``-- --keep DIR``; ``-- --help``.
+    """
     install_project(session, POETRY_DEFAULT)
     session.run("python", "-m", "tests.support.demo", *session.posargs)
 

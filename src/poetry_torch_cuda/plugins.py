@@ -27,6 +27,7 @@ VALIDATE_PRIORITY = 10
 #: ``config.TABLE``, repeated so that projects without it import nothing of ours.
 TABLE = "poetry-torch-cuda"
 COMMANDS = {
+    "torch-cuda": "poetry_torch_cuda.commands.overview:OverviewCommand",
     "torch-cuda switch": "poetry_torch_cuda.commands.switch:SwitchCommand",
     "torch-cuda status": "poetry_torch_cuda.commands.status:StatusCommand",
     "torch-cuda sync": "poetry_torch_cuda.commands.sync:SyncCommand",

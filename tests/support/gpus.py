@@ -42,6 +42,7 @@ def smi_line(driver: str, capability: str, name: str) -> str:
 
 
 GTX_1080 = ("6.1", "NVIDIA GeForce GTX 1080")
+A100 = ("8.0", "NVIDIA A100-SXM4-80GB")
 T4 = ("7.5", "Tesla T4")
 RTX_4090 = ("8.9", "NVIDIA GeForce RTX 4090")
 RTX_5090 = ("12.0", "NVIDIA GeForce RTX 5090")

@@ -307,12 +307,16 @@ def probe_nvcc(
     which: Callable[[str], str | None] = shutil.which,
     environ: Mapping[str, str] = os.environ,
 ) -> str | None:
-    """The CUDA version of ``nvcc`` on PATH (or in ``$CUDA_HOME/bin``), if any."""
+    """The CUDA version of ``nvcc`` on PATH (or in ``$CUDA_HOME/bin``), if any.
+
+    Windows installs ``%CUDA_PATH%\\bin\\nvcc.exe``.
+    """
     nvcc = which("nvcc")
     for variable in ("CUDA_HOME", "CUDA_PATH"):
         home = environ.get(variable)
-        if nvcc is None and home and (Path(home) / "bin" / "nvcc").is_file():
-            nvcc = str(Path(home) / "bin" / "nvcc")
+        for executable in ("nvcc", "nvcc.exe"):
+            if nvcc is None and home and (Path(home) / "bin" / executable).is_file():
+                nvcc = str(Path(home) / "bin" / executable)
     if nvcc is None:
         return None
     try:

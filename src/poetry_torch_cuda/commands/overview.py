@@ -1,0 +1,100 @@
+"""``poetry torch-cuda`` alone (and ``--help``): the subcommands, one line each.
+
+Registered under the namespace's own name. cleo picks the longest registered
+name that the command line starts with, so ``poetry torch-cuda status`` still
+runs ``torch-cuda status``; a mistyped subcommand lands here and is answered
+with the list and exit code 1.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import metadata
+
+from cleo.helpers import argument
+from poetry.console.commands.command import Command
+
+from poetry_torch_cuda.plugins import COMMANDS
+
+
+NAMESPACE = "torch-cuda"
+DISTRIBUTION = "poetry-torch-cuda"
+#: Shown when the installed metadata names no documentation address.
+README = "README.md of poetry-torch-cuda (in its repository and source distribution)"
+
+
+def subcommands() -> list[tuple[str, str]]:
+    """``(subcommand, one-line description)`` for every ``torch-cuda …`` command."""
+    found = []
+    for name, target in sorted(COMMANDS.items()):
+        if not name.startswith(f"{NAMESPACE} "):
+            continue
+        module, _, attribute = target.partition(":")
+        command_class = getattr(import_module(module), attribute)
+        found.append((name[len(NAMESPACE) + 1 :], str(command_class.description)))
+    return found
+
+
+def documentation() -> str:
+    """The documentation address from the installed metadata, else where the README is."""
+    try:
+        urls = metadata(DISTRIBUTION).get_all("Project-URL") or []
+    except PackageNotFoundError:  # pragma: no cover - we are running, so installed
+        urls = []
+    by_label = {}
+    for entry in urls:
+        label, _, url = str(entry).partition(",")
+        by_label[label.strip().lower()] = url.strip()
+    for label in ("documentation", "homepage", "repository", "source"):
+        if by_label.get(label):
+            return by_label[label]
+    return README
+
+
+def overview() -> list[str]:
+    """The listing, in Poetry's styles."""
+    entries = subcommands()
+    width = max((len(name) for name, _ in entries), default=0)
+    lines = ["<b>Commands</> (<c1>poetry torch-cuda COMMAND</>):"]
+    lines += [f"  <c1>{name:<{width}}</>  {text}" for name, text in entries]
+    lines += [
+        "",
+        "One command's options: <c1>poetry torch-cuda COMMAND --help</>",
+        f"<b>Documentation:</> {documentation()}",
+    ]
+    return lines
+
+
+class OverviewCommand(Command):
+    """``poetry torch-cuda``: list the subcommands."""
+
+    name = NAMESPACE
+    description = "List the torch-cuda commands (PyTorch's CUDA builds for Poetry)."
+    arguments = [  # noqa: RUF012 - cleo reads class attributes
+        argument(
+            "subcommand",
+            "A torch-cuda command; an unknown one is answered with the list.",
+            optional=True,
+            multiple=True,
+        )
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.help = "\n".join(overview())
+
+    def handle(self) -> int:
+        """Print the list; exit 1 when the words name no subcommand."""
+        words = self.argument("subcommand")
+        if words:
+            self.line_error(
+                f"The requested command <c1>{words[0]}</> does not exist in the "
+                f"<c1>{NAMESPACE}</> namespace."
+            )
+            for line in overview():
+                self.line_error(line)
+            return 1
+        for line in overview():
+            self.line(line)
+        return 0

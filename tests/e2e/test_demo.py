@@ -1,0 +1,99 @@
+"""``nox -s demo``: the project stays to be explored, output in order, ``--help``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import demo
+from tests.support.poetry_project import describe
+
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = [sys.executable, "-m", "tests.support.demo"]
+
+
+def test_help_explains_the_options_and_runs_nothing(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*DEMO, "--help"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, describe(result)
+    assert "--keep DIR" in result.stdout
+    assert "--serve" in result.stdout
+    assert "$ poetry" not in result.stdout
+
+
+def test_the_default_folder_is_not_the_nox_session_virtualenv() -> None:
+    assert demo.DEFAULT_DIR.parent == ROOT / ".nox"
+    assert demo.DEFAULT_DIR.name != "demo"  # nox -s demo's own virtualenv
+
+
+def test_a_directory_that_is_not_a_demo_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="not empty and holds no earlier demo"):
+        demo.main(["--keep", str(tmp_path)])
+    assert (tmp_path / "precious.txt").read_text() == "mine"
+
+
+def test_the_served_demo_leaves_a_project_whose_commands_work(tmp_path: Path) -> None:
+    kept = tmp_path / "demo"
+    process = subprocess.Popen(
+        [*DEMO, "--keep", str(kept), "--serve"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Serving the local indexes"):
+                break
+        output = "\n".join(lines)
+        assert lines and lines[-1].startswith("Serving the local indexes"), output
+        assert "demo finished: OK" in output
+        # Each command's output where it happened: Poetry's venv line comes
+        # before the plugin's line of the same `poetry install`.
+        assert output.index("Creating virtualenv") < output.index(
+            "torch-cuda: cu130: installed torch 2.14.1+cu130"
+        )
+        assert f"The project stays in {kept.resolve() / 'project'}" in output
+        assert "    poetry torch-cuda status" in output
+
+        # As a user would: source env.sh in a shell of their own, then run poetry.
+        status = subprocess.run(
+            [
+                "sh",
+                "-c",
+                ". ./env.sh && cd project && poetry --no-ansi torch-cuda status",
+            ],
+            cwd=kept,
+            env={**os.environ, "VIRTUAL_ENV": str(tmp_path / "some-other-venv")},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert status.returncode == 0, describe(status)
+        assert "2.14.1+cu126" in status.stdout
+        assert "RTX 4090" in status.stdout
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, rest
+    assert "Stopped the local indexes." in rest

@@ -1,0 +1,72 @@
+"""Windows code paths that can be exercised on Linux.
+
+The suite runs on Linux x86_64 only; these pin the few places where Windows
+differs: executables end in ``.exe`` (found through PATH by ``shutil.which``
+there, looked up by path under ``%CUDA_PATH%\\bin`` by us), wheels are tagged
+``win_amd64``, and ROCm has no Windows builds. The Windows driver column is
+tested with the other driver facts in test_cuda_tables.py.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from poetry_torch_cuda.index.client import platform_fits
+from poetry_torch_cuda.machine.probe import probe_nvcc
+from poetry_torch_cuda.machine.probe import probe_nvidia
+from poetry_torch_cuda.project.variants import parse_variant
+
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+WINDOWS = {"sys_platform": "win32", "platform_machine": "AMD64"}
+LINUX = {"sys_platform": "linux", "platform_machine": "x86_64"}
+
+
+def test_nvidia_smi_exe_found_on_path_is_what_runs(tmp_path: Path) -> None:
+    smi = r"C:\Windows\System32\nvidia-smi.exe"
+    calls: list[Sequence[str]] = []
+
+    def run(args: Sequence[str]) -> tuple[int, str, str]:
+        calls.append(args)
+        return 0, "576.02, 8.9, NVIDIA GeForce RTX 4090\n", ""
+
+    driver, notes = probe_nvidia(
+        run=run,
+        which=lambda name: smi if name == "nvidia-smi" else None,
+        proc_version=tmp_path / "no-proc",
+    )
+    assert driver is not None and driver.version == "576.02", notes
+    assert calls[0][0] == smi
+
+
+def test_nvcc_exe_under_cuda_path_is_found(tmp_path: Path) -> None:
+    cuda_path = tmp_path / "NVIDIA GPU Computing Toolkit" / "CUDA" / "v12.9"
+    (cuda_path / "bin").mkdir(parents=True)
+    (cuda_path / "bin" / "nvcc.exe").write_text("")
+    calls: list[Sequence[str]] = []
+
+    def run(args: Sequence[str]) -> tuple[int, str, str]:
+        calls.append(args)
+        return 0, "Cuda compilation tools, release 12.9, V12.9.86\n", ""
+
+    found = probe_nvcc(
+        run=run, which=lambda name: None, environ={"CUDA_PATH": str(cuda_path)}
+    )
+    assert found == "12.9"
+    assert calls == [[str(cuda_path / "bin" / "nvcc.exe"), "--version"]]
+
+
+def test_windows_wheels_fit_windows_only() -> None:
+    assert platform_fits("win_amd64", WINDOWS)
+    assert not platform_fits("manylinux_2_28_x86_64", WINDOWS)
+    assert not platform_fits("win_amd64", LINUX)
+    assert platform_fits("any", WINDOWS)
+
+
+def test_rocm_has_no_windows_builds_cuda_and_cpu_do() -> None:
+    assert not parse_variant("rocm6.4").has_builds_for("win32")
+    assert parse_variant("cu126").has_builds_for("win32")
+    assert parse_variant("cpu").has_builds_for("win32")
