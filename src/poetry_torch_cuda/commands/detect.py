@@ -16,6 +16,7 @@ from poetry_torch_cuda.output import esc
 
 if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
+    from cleo.io.io import IO
 
     from poetry_torch_cuda.machine.detection import Decision
     from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -38,6 +39,10 @@ class DetectCommand(TorchCudaCommand):
         "compute capability and keeps the newest one whose index has the locked "
         "torch version. Works whatever variant the project configures."
     )
+
+    def reads_only(self, io: IO) -> bool:
+        """Only reads (never creates the virtualenv)."""
+        return True
 
     def work(self) -> int:
         """Decide as ``auto`` would and print the steps."""

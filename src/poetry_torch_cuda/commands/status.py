@@ -6,20 +6,23 @@ from typing import TYPE_CHECKING
 from typing import ClassVar
 
 from cleo.helpers import option
+from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.index.urls import mask_url
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.selection import selection_options
 
 
 if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
+    from cleo.io.io import IO
 
     from poetry_torch_cuda.status_report import StatusReport
 
 
-class StatusCommand(TorchCudaCommand):
+class StatusCommand(TorchCudaCommand, GroupCommand):
     """Report the configured and installed PyTorch builds and this machine's GPUs."""
 
     name = "torch-cuda status"
@@ -30,6 +33,7 @@ class StatusCommand(TorchCudaCommand):
     options: ClassVar[list[Option]] = [
         option("json", None, "Print the report as JSON."),
         option("check", None, "Exit with status 1 when anything is out of line (CI)."),
+        *selection_options(),
     ]
     help = (
         "Reads installed metadata only (torch is never imported) and asks nvidia-smi, "
@@ -39,19 +43,30 @@ class StatusCommand(TorchCudaCommand):
         "wheels are left."
     )
 
+    def reads_only(self, io: IO) -> bool:
+        """Only reads (never creates the virtualenv)."""
+        return True
+
     def work(self) -> int:
         """Gather the report and print it."""
         from poetry_torch_cuda.machine.probe import probe_machine
         from poetry_torch_cuda.machine.resolution import index_client
+        from poetry_torch_cuda.project.selection import selection_from
         from poetry_torch_cuda.status_report import build_report
 
         config = self.project_config()
+        selection = selection_from(self)
         machine = probe_machine(
             nvcc=True,
             machine=str(self.env.marker_env.get("platform_machine") or ""),
         )
         report = build_report(
-            config, self.poetry, self.env, machine, index_client(self.poetry)
+            config,
+            self.poetry,
+            self.env,
+            machine,
+            index_client(self.poetry),
+            selection,
         )
         if self.option("json"):
             self.write_json(report.to_json())
@@ -78,8 +93,8 @@ class StatusCommand(TorchCudaCommand):
             installed = package.installed
             if installed is None:
                 state = "<comment>not installed</>"
-                if package.locked is None:
-                    state += " (not in the lock)"
+                if package.absent:
+                    state += f" ({esc(package.absent)})"
             else:
                 state = f"<c2>{esc(installed.version)}</>  {esc(installed.build)}"
             self.line(f"{head}{package.name:<12} {state}")
@@ -107,7 +122,11 @@ def _machine_lines(report: StatusReport) -> list[str]:
     nvidia = machine.nvidia
     if nvidia is not None:
         newest = tables.newest_cuda(nvidia.version, machine.sys_platform)
-        supports = f"CUDA {newest[0]}.{newest[1]} and older" if newest else "no CUDA"
+        supports = (
+            f"CUDA {newest[0]}.{newest[1]} and older"
+            if newest
+            else "a CUDA older than every release PyTorch builds for"
+        )
         lines.append(
             f"NVIDIA driver <c2>{esc(nvidia.version)}</> (from {esc(nvidia.source)}), "
             f"supports {supports}"
