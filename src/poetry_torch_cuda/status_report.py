@@ -223,8 +223,8 @@ def build_report(
 def judge_packages(
     report: StatusReport, config: TorchCudaConfig, lock_names: Iterable[str], env: Env
 ) -> None:
-    """Warn about entries naming nothing, per-variant packages left to Poetry, and
-    ``auto`` settling for cpu next to an NVIDIA GPU."""
+    """Warn about entries naming nothing and per-variant packages left to Poetry;
+    note ``auto`` settling for cpu next to an NVIDIA GPU."""
     from poetry_torch_cuda.install.installed import installed_environment
     from poetry_torch_cuda.machine.fallback import cpu_fallback_warning
     from poetry_torch_cuda.project.package_checks import left_to_poetry
@@ -233,8 +233,10 @@ def judge_packages(
     report.warnings.extend(unknown_entries(config, lock_names))
     report.warnings.extend(left_to_poetry(config, installed_environment(env)))
     fallback = cpu_fallback_warning(report.resolution)
-    if fallback is not None:
-        report.warnings.append(fallback)
+    if (
+        fallback is not None
+    ):  # the machine's matter, like "no GPU": not a --check failure
+        report.notes.append(fallback)
 
 
 def _judge(report: StatusReport, config: TorchCudaConfig, managed: bool) -> None:

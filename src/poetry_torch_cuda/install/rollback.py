@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from packaging.utils import NormalizedName
 
 
+PREFIX = ".torch-cuda-rollback-"
+
+
 class Stash:
     """Hard links to the files of some installed distributions, to restore them."""
 
@@ -43,8 +46,11 @@ class Stash:
         Returns ``None`` when links cannot be made there (another filesystem,
         no permission): then there is nothing to restore from.
         """
+        # Under the environment's lock: a stash left by a killed run is stale.
+        for stale in parent.glob(f"{PREFIX}*"):
+            shutil.rmtree(stale, ignore_errors=True)
         try:
-            root = Path(tempfile.mkdtemp(prefix=".torch-cuda-rollback-", dir=parent))
+            root = Path(tempfile.mkdtemp(prefix=PREFIX, dir=parent))
         except OSError:
             return None
         files: list[tuple[Path, Path]] = []
