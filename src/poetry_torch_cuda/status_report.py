@@ -155,9 +155,9 @@ def build_report(
     from poetry_torch_cuda.install.planning import find_orphans
     from poetry_torch_cuda.install.reconcile import plan_for
     from poetry_torch_cuda.machine.resolution import resolve
+    from poetry_torch_cuda.project.absence import lock_view
     from poetry_torch_cuda.project.selection import Selection
     from poetry_torch_cuda.project.selection import command_locked_state
-    from poetry_torch_cuda.project.selection import lock_view
 
     selection = selection or Selection(frozenset(), frozenset(), explicit=False)
     try:

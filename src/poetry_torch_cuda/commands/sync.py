@@ -55,8 +55,8 @@ class SyncCommand(TorchCudaCommand, GroupCommand):
         from poetry_torch_cuda.machine.resolution import require_builds
         from poetry_torch_cuda.machine.resolution import resolve
         from poetry_torch_cuda.output import PREFIX
+        from poetry_torch_cuda.project.absence import nothing_held
         from poetry_torch_cuda.project.selection import command_locked_state
-        from poetry_torch_cuda.project.selection import nothing_held
         from poetry_torch_cuda.project.selection import selection_from
 
         config = self.project_config()
