@@ -236,3 +236,100 @@ def test_the_stash_restores_the_exact_files(tmp_path: Path) -> None:
     assert "Version: 1.0" in (info / "METADATA").read_text()
     assert not stash.root.exists()
     assert os.listdir(tmp_path) == ["site"]
+
+
+class Files:
+    """What an index lists for one project (the client's answer)."""
+
+    def __init__(self, files: list[str]) -> None:
+        from poetry_torch_cuda.index.client import ProjectFiles
+
+        self.answer = ProjectFiles("torchaudio", True, tuple(files))
+
+    def project(self, url: str, name: str) -> Any:
+        return self.answer
+
+
+AUDIO_FILES = [
+    f"torchaudio-{version}-py3-none-any.whl"
+    for version in ("2.13.0+cu130", "2.14.1+cu130", "2.15.0+cu130", "2.14.1+cu129")
+]
+
+
+def audio_plan(installed_version: str | None) -> Any:
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    from poetry_torch_cuda.install.family import pin_specifiers
+    from poetry_torch_cuda.install.planning import Plan
+
+    plan = Plan(
+        parse_variant("cu130"),
+        install=(
+            Target(n("torch"), Version("2.14.1+cu130")),
+            Target(n("torchaudio"), specifier=SpecifierSet(">=2.8,<2.15")),
+        ),
+    )
+    installed = Installed(
+        {} if installed_version is None else {"torchaudio": installed_version}
+    )
+    return pin_specifiers(
+        plan, config("torch", "torchaudio>=2.8"), Files(AUDIO_FILES), {}, installed
+    )  # type: ignore[arg-type]
+
+
+def test_a_specifier_only_package_is_pinned_to_one_build_of_the_variant() -> None:
+    # the installed public version moves sideways to the new build
+    assert str(audio_plan("2.13.0+cu129").install[1]) == "torchaudio==2.13.0+cu130"
+    # else the newest build that satisfies the specifier
+    assert str(audio_plan(None).install[1]) == "torchaudio==2.14.1+cu130"
+    assert str(audio_plan(None).install[0]) == "torch==2.14.1+cu130"
+
+
+def test_no_build_that_satisfies_the_specifier_is_an_error() -> None:
+    from packaging.specifiers import SpecifierSet
+
+    from poetry_torch_cuda.install.family import pin_specifiers
+    from poetry_torch_cuda.install.planning import Plan
+
+    plan = Plan(
+        parse_variant("cu130"),
+        install=(Target(n("torchaudio"), specifier=SpecifierSet(">=3")),),
+    )
+    with pytest.raises(TorchCudaError, match="no build of torchaudio"):
+        pin_specifiers(
+            plan, config("torchaudio>=3"), Files(AUDIO_FILES), {}, Installed({})
+        )  # type: ignore[arg-type]
+
+
+def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
+    from poetry_torch_cuda.machine.detection import Offer
+    from poetry_torch_cuda.machine.detection import decide
+    from poetry_torch_cuda.machine.fallback import cpu_fallback_warning
+    from poetry_torch_cuda.machine.probe import Machine
+    from poetry_torch_cuda.machine.probe import NvidiaDriver
+    from poetry_torch_cuda.machine.probe import NvidiaGpu
+    from poetry_torch_cuda.machine.resolution import Resolution
+
+    rtx = NvidiaGpu(0, "NVIDIA GeForce RTX 3090", (8, 6))
+    machine = Machine(
+        "linux", "x86_64", NvidiaDriver("470.57.02", "nvidia-smi", (rtx,))
+    )
+    decision = decide(machine, lambda variant: Offer(True, "offered"))
+    auto = parse_variant("auto")
+    warning = cpu_fallback_warning(
+        Resolution(auto, decision.variant, "pyproject.toml", decision, machine)
+    )
+    assert warning is not None
+    assert "RTX 3090 found with NVIDIA driver 470.57.02" in warning
+    assert (
+        "cu130 needs >= 580.65.06" in warning and "cu118 needs >= 520.61.05" in warning
+    )
+    assert 'set variant = "cpu"' in warning
+    # a machine without a GPU, or a CUDA pick, says nothing
+    cpu_only = Machine("linux", "x86_64")
+    none = decide(cpu_only, lambda variant: Offer(True, "offered"))
+    assert (
+        cpu_fallback_warning(Resolution(auto, none.variant, "x", none, cpu_only))
+        is None
+    )
