@@ -39,8 +39,10 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         "Reads installed metadata only (torch is never imported) and asks nvidia-smi, "
         "rocminfo and nvcc when they are on PATH. With <c1>--check</> the command "
         "fails when the driver is too old for the variant, a GPU is not built into "
-        "it, the installed build differs from the configured one or unused CUDA "
-        "wheels are left."
+        "it, the installed build differs from the configured one, unused CUDA "
+        "wheels are left, a packages entry names nothing in the lock, or a package "
+        "PyTorch builds per variant is installed but left to Poetry. It judges what "
+        "is installed; the groups and extras options also require what they select."
     )
 
     def reads_only(self, io: IO) -> bool:
