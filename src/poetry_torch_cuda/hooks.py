@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from cleo.io.outputs.output import Verbosity
+from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.installed import graph_of
@@ -25,6 +26,7 @@ from poetry_torch_cuda.project.locked import dependency_graph
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Iterable
 
     from cleo.events.console_command_event import ConsoleCommandEvent
     from cleo.events.console_terminate_event import ConsoleTerminateEvent
@@ -56,6 +58,11 @@ class OperationGuard:
         self.locker = locker
         self.locked: LockedState | None = None
         self.reason = f"managed by poetry-torch-cuda ({variant})"
+        # Entries with a specifier are the plugin's to install even when the
+        # lock lacks them: Poetry's removal of them is skipped like any other.
+        self._specified = frozenset(
+            canonicalize_name(r.name) for r in config.packages if r.specifier
+        )
 
     def wrap(
         self, execute: Callable[[list[Operation]], int]
@@ -105,6 +112,7 @@ class OperationGuard:
                 operation.job_type == "uninstall"
                 and name in configured
                 and name not in versions
+                and name not in self._specified
             ):
                 continue  # the project dropped it: Poetry may remove it
             operation.skip(self.reason)
@@ -181,6 +189,7 @@ class CommandHooks:
                 event.io,
                 poetry_config=command.poetry.config,
             )
+            warn_packages(guard.config, guard.locked.graph, command.env, event.io)
         except TorchCudaError as error:
             write_error(event.io, str(error))
             event.set_exit_code(error.exit_code or 1)
@@ -224,6 +233,19 @@ def reconcile(
         io.write_line(
             f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
         )
+
+
+def warn_packages(
+    config: TorchCudaConfig, lock_names: Iterable[str], env: Env, io: IO
+) -> None:
+    """Warn about ``packages`` entries that name nothing and per-variant packages left out."""
+    from poetry_torch_cuda.project.package_checks import left_to_poetry
+    from poetry_torch_cuda.project.package_checks import unknown_entries
+
+    warnings = unknown_entries(config, lock_names)
+    warnings += left_to_poetry(config, installed_environment(env))
+    for warning in warnings:
+        io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
 
 
 def _resolve_auto(guard: OperationGuard, command: InstallerCommand, io: IO) -> Variant:

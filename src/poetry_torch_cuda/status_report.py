@@ -22,6 +22,8 @@ from poetry_torch_cuda.machine.detection import assess
 
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.resolution import Resolution
     from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.selection import Selection
 
 SYNC_HINT = "run `poetry torch-cuda sync`"
 
@@ -44,6 +47,9 @@ class PackageStatus:
     wanted: str | None
     installed: InstalledBuild | None
     matches: bool
+    #: Why a configured package is not installed (``not in the lock``, ``in the
+    #: lock, only in group gpu, not selected (--with gpu)``…).
+    absent: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -53,6 +59,7 @@ class PackageStatus:
             "wanted": self.wanted,
             "installed": None if self.installed is None else self.installed.to_json(),
             "matches": self.matches,
+            "absent": self.absent,
         }
 
 
@@ -143,22 +150,27 @@ def build_report(
     env: Env,
     machine: Machine,
     client: IndexClient,
+    selection: Selection | None = None,
 ) -> StatusReport:
     """Gather the status of ``env`` for ``config`` on ``machine``."""
     from poetry_torch_cuda.install.planning import find_orphans
     from poetry_torch_cuda.install.reconcile import plan_for
     from poetry_torch_cuda.machine.resolution import resolve
-    from poetry_torch_cuda.project.locked import locked_state
+    from poetry_torch_cuda.project.absence import lock_view
+    from poetry_torch_cuda.project.selection import Selection
+    from poetry_torch_cuda.project.selection import command_locked_state
 
+    selection = selection or Selection(frozenset(), frozenset(), explicit=False)
     try:
-        locked = locked_state(poetry, env)
+        locked = command_locked_state(poetry, env, config.package_names, selection)
     except TorchCudaError:
         locked = None
+    view = None if locked is None else lock_view(poetry, env, selection)
     resolution = resolve(
         config,
         poetry,
         env,
-        None if locked is None else locked.versions,
+        None if view is None else view.versions,
         machine=machine,
         client=client,
     )
@@ -189,18 +201,43 @@ def build_report(
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)
         target = targets.get(name)
-        locked_version = None if locked is None else locked.versions.get(name)
+        locked_version = None if view is None else view.versions.get(name)
+        installed_build = builds.get(name)
         report.packages.append(
             PackageStatus(
                 name,
                 locked_version,
                 _wanted(target),
-                builds.get(name),
+                installed_build,
                 name not in missing,
+                None
+                if installed_build is not None or view is None
+                else view.why_absent(name),
             )
         )
     _judge(report, config, locked is not None and managed)
+    if view is not None:
+        judge_packages(report, config, view.names, env)
     return report
+
+
+def judge_packages(
+    report: StatusReport, config: TorchCudaConfig, lock_names: Iterable[str], env: Env
+) -> None:
+    """Warn about entries naming nothing and per-variant packages left to Poetry;
+    note ``auto`` settling for cpu next to an NVIDIA GPU."""
+    from poetry_torch_cuda.install.installed import installed_environment
+    from poetry_torch_cuda.machine.fallback import cpu_fallback_warning
+    from poetry_torch_cuda.project.package_checks import left_to_poetry
+    from poetry_torch_cuda.project.package_checks import unknown_entries
+
+    report.warnings.extend(unknown_entries(config, lock_names))
+    report.warnings.extend(left_to_poetry(config, installed_environment(env)))
+    fallback = cpu_fallback_warning(report.resolution)
+    if (
+        fallback is not None
+    ):  # the machine's matter, like "no GPU": not a --check failure
+        report.notes.append(fallback)
 
 
 def _judge(report: StatusReport, config: TorchCudaConfig, managed: bool) -> None:

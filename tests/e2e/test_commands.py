@@ -227,6 +227,7 @@ def test_status_of_a_matching_install(installed: Project, tmp_path: Path) -> Non
         "wanted": None,
         "installed": None,
         "matches": True,
+        "absent": "not in the lock",
     }
     assert data["cuda_wheels"] == {
         "nvidia-cublas-cu12": "12.9.1.4",

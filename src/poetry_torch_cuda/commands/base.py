@@ -17,6 +17,8 @@ from poetry_torch_cuda.project.config import load_config
 
 
 if TYPE_CHECKING:
+    from cleo.io.io import IO
+
     from poetry_torch_cuda.project.config import TorchCudaConfig
 
 
@@ -35,6 +37,23 @@ class TorchCudaCommand(EnvCommand):
     def work(self) -> int:
         """The command's work."""
         raise NotImplementedError
+
+    def reads_only(self, io: IO) -> bool:
+        """Whether this run only reads: then it never creates the virtualenv."""
+        return False
+
+    def validate_early(self, io: IO) -> None:
+        """Before Poetry creates the virtualenv: check the table; a reading run
+        takes the existing environment so that Poetry creates none.
+
+        Raises:
+            TorchCudaError: the table is invalid.
+        """
+        load_config(self.poetry.pyproject.data)
+        if self.reads_only(io):
+            from poetry_torch_cuda.commands.existing_env import existing_env
+
+            self.set_env(existing_env(self.poetry, io))
 
     def project_config(self) -> TorchCudaConfig:
         """The project's validated configuration.

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from cleo.io.inputs.option import Option
+    from cleo.io.io import IO
     from packaging.utils import NormalizedName
 
     from poetry_torch_cuda.index.client import IndexClient
@@ -49,6 +50,10 @@ class DetectCommand(TorchCudaCommand):
         "compute capability and keeps the newest one whose index has the locked "
         "torch version. Works whatever variant the project configures."
     )
+
+    def reads_only(self, io: IO) -> bool:
+        """Only reads (never creates the virtualenv)."""
+        return True
 
     def work(self) -> int:
         """Decide as ``auto`` would and print the steps."""

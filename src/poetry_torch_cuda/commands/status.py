@@ -6,17 +6,20 @@ from typing import TYPE_CHECKING
 from typing import ClassVar
 
 from cleo.helpers import option
+from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.index.urls import mask_url
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.selection import selection_options
 
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from cleo.io.inputs.option import Option
+    from cleo.io.io import IO
 
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.machine.fleet import TargetCheck
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.status_report import StatusReport
 
 
-class StatusCommand(TorchCudaCommand):
+class StatusCommand(TorchCudaCommand, GroupCommand):
     """Report the configured and installed PyTorch builds and this machine's GPUs."""
 
     name = "torch-cuda status"
@@ -35,28 +38,37 @@ class StatusCommand(TorchCudaCommand):
     options: ClassVar[list[Option]] = [
         option("json", None, "Print the report as JSON."),
         option("check", None, "Exit with status 1 when anything is out of line (CI)."),
+        *selection_options(),
     ]
     help = (
         "Reads installed metadata only (torch is never imported) and asks nvidia-smi, "
         "rocminfo and nvcc when they are on PATH. With <c1>--check</> the command "
         "fails when the driver is too old for the variant, a GPU is not built into "
-        "it, the installed build differs from the configured one or unused CUDA "
-        "wheels are left."
+        "it, the installed build differs from the configured one, unused CUDA "
+        "wheels are left, a packages entry names nothing in the lock, or a package "
+        "PyTorch builds per variant is installed but left to Poetry. It judges what "
+        "is installed; the groups and extras options also require what they select."
     )
+
+    def reads_only(self, io: IO) -> bool:
+        """Only reads (never creates the virtualenv)."""
+        return True
 
     def work(self) -> int:
         """Gather the report and print it."""
         from poetry_torch_cuda.machine.probe import probe_machine
         from poetry_torch_cuda.machine.resolution import index_client
+        from poetry_torch_cuda.project.selection import selection_from
         from poetry_torch_cuda.status_report import build_report
 
         config = self.project_config()
+        selection = selection_from(self)
         machine = probe_machine(
             nvcc=True,
             machine=str(self.env.marker_env.get("platform_machine") or ""),
         )
         client = index_client(self.poetry)
-        report = build_report(config, self.poetry, self.env, machine, client)
+        report = build_report(config, self.poetry, self.env, machine, client, selection)
         fleet = _check_fleet(self, config, client)
         report.warnings += [f"target {c.summary()}" for c in fleet if not c.ok]
         if self.option("json"):
@@ -86,8 +98,8 @@ class StatusCommand(TorchCudaCommand):
             installed = package.installed
             if installed is None:
                 state = "<comment>not installed</>"
-                if package.locked is None:
-                    state += " (not in the lock)"
+                if package.absent:
+                    state += f" ({esc(package.absent)})"
             else:
                 state = f"<c2>{esc(installed.version)}</>  {esc(installed.build)}"
             self.line(f"{head}{package.name:<12} {state}")
@@ -131,7 +143,11 @@ def _machine_lines(report: StatusReport) -> list[str]:
     nvidia = machine.nvidia
     if nvidia is not None:
         newest = tables.newest_cuda(nvidia.version, machine.sys_platform)
-        supports = f"CUDA {newest[0]}.{newest[1]} and older" if newest else "no CUDA"
+        supports = (
+            f"CUDA {newest[0]}.{newest[1]} and older"
+            if newest
+            else "a CUDA older than every release PyTorch builds for"
+        )
         lines.append(
             f"NVIDIA driver <c2>{esc(nvidia.version)}</> (from {esc(nvidia.source)}), "
             f"supports {supports}"

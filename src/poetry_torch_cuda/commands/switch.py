@@ -12,6 +12,7 @@ from cleo.formatters.formatter import Formatter
 from cleo.helpers import argument
 from cleo.helpers import option
 from poetry.console.commands.env_command import EnvCommand
+from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.urls import scrub
@@ -21,12 +22,16 @@ from poetry_torch_cuda.install.reconcile import reconcile_environment
 from poetry_torch_cuda.machine.resolution import require_builds
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.absence import nothing_held
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import load_config
-from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
+from poetry_torch_cuda.project.selection import command_locked_state
+from poetry_torch_cuda.project.selection import selection_from
+from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import parse_variant
 
@@ -36,8 +41,13 @@ if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
     from cleo.io.io import IO
 
+    from poetry_torch_cuda.install.planning import Plan
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.locked import LockedState
+    from poetry_torch_cuda.project.selection import Selection
 
-class SwitchCommand(EnvCommand):
+
+class SwitchCommand(EnvCommand, GroupCommand):
     """Move the project to another PyTorch variant."""
 
     name = "torch-cuda switch"
@@ -54,11 +64,14 @@ class SwitchCommand(EnvCommand):
             None,
             "With auto: write the variant auto picks here instead of auto.",
         ),
+        *selection_options(),
     ]
     help = (
         "Installs the project's torch packages in the given variant's build from its "
         "index and, only when that succeeded, writes the variant to "
-        "[tool.poetry-torch-cuda] in pyproject.toml (comments and layout kept)."
+        "[tool.poetry-torch-cuda] in pyproject.toml (comments and layout kept). "
+        "It moves the configured packages the environment holds; the groups and "
+        "extras options add what `poetry install` would install with them."
     )
 
     def validate_early(self, io: IO) -> None:
@@ -72,6 +85,10 @@ class SwitchCommand(EnvCommand):
             parse_variant(value)
         except ValueError as error:
             raise TorchCudaError(f"{value!r} is not a variant: {error}.") from None
+        if io.input.option("dry-run"):
+            from poetry_torch_cuda.commands.existing_env import existing_env
+
+            self.set_env(existing_env(self.poetry, io))
 
     def handle(self) -> int:
         value = self.argument("variant")
@@ -93,7 +110,10 @@ class SwitchCommand(EnvCommand):
         data = dict(self.poetry.pyproject.data)
         config = load_config(_with_variant(data, name), environ)
         assert config is not None
-        locked = locked_state(self.poetry, self.env)
+        selection = selection_from(self)
+        locked = command_locked_state(
+            self.poetry, self.env, config.package_names, selection
+        )
         variant = resolve(config, self.poetry, self.env, locked.versions).variant
         require_builds(variant, sys.platform)
         resolved = f" (auto: {variant})" if name == "auto" else ""
@@ -102,7 +122,8 @@ class SwitchCommand(EnvCommand):
         if self.option("dry-run"):
             plan, _, _ = plan_for(config, variant, locked, self.env)
             self.line(
-                f"{PREFIX}: would switch to <c2>{name}</>{resolved}: {describe_plan(plan, config)}"
+                f"{PREFIX}: would switch to <c2>{name}</>{resolved}: "
+                + esc(self._describe(plan, config, locked, selection))
             )
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             return 0
@@ -126,13 +147,26 @@ class SwitchCommand(EnvCommand):
                 poetry_config=self.poetry.config,
             )
             if plan.is_empty:
-                self.line(f"{PREFIX}: {describe_plan(plan, config)}")
+                self.line(
+                    f"{PREFIX}: {esc(self._describe(plan, config, locked, selection))}"
+                )
             if pending is not None:
                 pending.commit()
                 self.line(
                     f'{PREFIX}: pyproject.toml now says variant = "<c2>{name}</>"{resolved}'
                 )
         return 0
+
+    def _describe(
+        self,
+        plan: Plan,
+        config: TorchCudaConfig,
+        locked: LockedState,
+        selection: Selection,
+    ) -> str:
+        if not plan.install and not plan.satisfied and not locked.versions:
+            return nothing_held(self.poetry, self.env, config.package_names, selection)
+        return describe_plan(plan, config)
 
 
 def _with_variant(pyproject: dict[str, object], variant: str) -> dict[str, object]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from cleo.io.inputs.argument import Argument
     from cleo.io.inputs.option import Option
+    from cleo.io.io import IO
     from packaging.utils import NormalizedName
 
     from poetry_torch_cuda.index.offers import VariantOffer
@@ -56,6 +57,10 @@ class VariantsCommand(TorchCudaCommand):
         "HTML) through Poetry's HTTP client, with Poetry's credentials; the pages "
         "are cached for 10 minutes in Poetry's cache directory."
     )
+
+    def reads_only(self, io: IO) -> bool:
+        """Only reads (never creates the virtualenv)."""
+        return True
 
     def work(self) -> int:
         """Ask the index about every candidate variant and print the table."""

@@ -28,6 +28,7 @@ from poetry_torch_cuda.index.urls import scrub
 from poetry_torch_cuda.install import envlock
 from poetry_torch_cuda.install.diagnosis import diagnose
 from poetry_torch_cuda.install.diagnosis import pip_reason
+from poetry_torch_cuda.install.pip_policy import NEUTRALISED
 
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ def pip_environment(
     ``base`` win over the plugin's defaults.
     """
     env = dict(base)
+    env.update(NEUTRALISED)  # see pip_policy: the plugin picks index and versions
     env["PIP_NO_INPUT"] = "1"
     if "PIP_TIMEOUT" not in env and "PIP_DEFAULT_TIMEOUT" not in env:
         env["PIP_TIMEOUT"] = str(DEFAULT_TIMEOUT)

@@ -10,6 +10,8 @@ from cleo.io.outputs.output import Verbosity
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.credentials import index_access
 from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.install.family import pin_specifiers
+from poetry_torch_cuda.install.family import with_family
 from poetry_torch_cuda.install.installed import InstalledEnvironment
 from poetry_torch_cuda.install.installed import graph_of
 from poetry_torch_cuda.install.installed import installed_environment
@@ -21,6 +23,9 @@ from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import pins_for
 from poetry_torch_cuda.install.planning import plan_changes
 from poetry_torch_cuda.install.protection import protected_names
+from poetry_torch_cuda.install.undo import index_client_for
+from poetry_torch_cuda.install.undo import take_stash
+from poetry_torch_cuda.install.undo import undo
 from poetry_torch_cuda.output import PREFIX
 
 
@@ -52,7 +57,10 @@ def plan_for(
 ) -> tuple[Plan, frozenset[NormalizedName], InstalledEnvironment]:
     """The plan that makes ``env`` hold ``variant``, the protected names and the env view."""
     installed = installed_environment(env)
-    targets = build_targets(config.packages, locked.versions, variant, env.marker_env)
+    targets = with_family(
+        build_targets(config.packages, locked.versions, variant, env.marker_env),
+        installed,
+    )
     protected = protected_for(config, locked, installed)
     plan = plan_changes(variant, targets, protected, config.package_names, installed)
     return plan, protected, installed
@@ -87,6 +95,13 @@ def apply_plan(
     done: list[str] = []
     if plan.install:
         index = index_access(config, plan.variant, poetry_config)
+        plan = pin_specifiers(
+            plan,
+            config,
+            index_client_for(config, poetry_config),
+            env.marker_env,
+            installed,
+        )
         requirements = [target.pip_requirement for target in plan.install]
         io.write_line(
             f"{PREFIX}: installing <c2>{', '.join(requirements)}</> "
@@ -94,28 +109,44 @@ def apply_plan(
             verbosity=Verbosity.VERBOSE,
         )
         snapshot = _versions(installed)
+        stash = take_stash(env, protected & set(snapshot))
         try:
-            pip.install(
-                requirements,
-                index,
-                pins_for(installed, protected, plan.install),
-                force_reinstall=force_reinstall,
-            )
-        except PipError as error:
-            raise _with_state(error, plan, snapshot, env) from None
-        installed = installed_environment(env)
-        done.append(_check_installed(plan, installed))
-        targets = (*plan.install, *plan.satisfied)
-        orphans = find_orphans(protected - config.package_names, targets, installed)
+            try:
+                pip.install(
+                    requirements,
+                    index,
+                    pins_for(installed, protected, plan.install),
+                    force_reinstall=force_reinstall,
+                )
+            except PipError as error:
+                raise _with_state(error, plan, snapshot, env) from None
+            try:
+                installed = installed_environment(env)
+                done.append(_check_installed(plan, installed))
+                targets = (*plan.install, *plan.satisfied)
+                orphans = find_orphans(
+                    protected - config.package_names, targets, installed
+                )
+                _remove_orphans(pip, orphans, done)
+            except (TorchCudaError, OSError) as error:
+                raise undo(error, stash, snapshot, env, pip) from None
+        finally:
+            if stash is not None:
+                stash.drop()
     else:
-        orphans = list(plan.remove)
+        _remove_orphans(pip, list(plan.remove), done)
+    if done:
+        io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
+
+
+def _remove_orphans(
+    pip: PipRunner, orphans: list[NormalizedName], done: list[str]
+) -> None:
     if orphans:
         pip.uninstall(orphans)
         done.append(
             f"removed {len(orphans)} unused CUDA wheel{'s' if len(orphans) != 1 else ''} ({', '.join(orphans)})"
         )
-    if done:
-        io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
 
 
 def describe_plan(plan: Plan, config: TorchCudaConfig) -> str:

@@ -103,6 +103,11 @@ def report(resolution: Resolution, io: IO) -> None:
     io.write_line(f"{PREFIX}: {resolution.describe()}", verbosity=Verbosity.VERBOSE)
     for step in resolution.decision.steps:
         io.write_line(f"  - {Formatter.escape(step)}", verbosity=Verbosity.VERBOSE)
+    from poetry_torch_cuda.machine.fallback import cpu_fallback_warning
+
+    warning = cpu_fallback_warning(resolution)
+    if warning is not None:
+        io.write_error_line(f"<warning>{PREFIX}: {Formatter.escape(warning)}</>")
 
 
 def require_builds(variant: Variant, sys_platform: str) -> None:

@@ -1,0 +1,247 @@
+"""switch, sync and status follow what the environment holds (issue 8), end to end:
+real Poetry, real pip, local indexes; groups and extras selected as Poetry does."""
+
+from __future__ import annotations
+
+import shutil
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.gpus import machine_env
+from tests.support.gpus import smi_line
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.fixtures import ProjectFactory
+    from tests.support.index import IndexServer
+    from tests.support.poetry_project import Project
+
+pytestmark = pytest.mark.e2e
+
+CU129 = 'variant = "cu129"'
+
+
+def with_group(project: Project, group: str, optional: bool) -> None:
+    """Put torch and torchvision in a Poetry dependency group, then lock."""
+    flag = "true" if optional else "false"
+    project.write_pyproject(
+        project.pyproject_text() + f"\n[tool.poetry.group.{group}]\noptional = {flag}\n"
+        f'[tool.poetry.group.{group}.dependencies]\ntorch = "*"\ntorchvision = "*"\n'
+    )
+    project.run("lock")
+
+
+def cuda_wheels(installed: dict[str, str]) -> list[str]:
+    return sorted(name for name in installed if name.startswith("nvidia-"))
+
+
+def test_switch_moves_torch_installed_from_an_optional_group(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory({"filelock": "*"}, CU129)
+    with_group(project, "gpu", optional=True)
+    project.run("install", "--with", "gpu")
+    assert project.installed()["torch"] == "2.14.1+cu129"
+
+    result = project.run("torch-cuda", "switch", "cu130")
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1+cu130", result.stdout
+    assert installed["torchvision"] == "0.29.1+cu130"
+    assert "nvidia-cublas-cu12" not in installed
+    assert 'variant = "cu130"' in project.pyproject_text()
+    status = project.run("torch-cuda", "status", "--check")
+    assert "Everything is in line." in status.stdout
+
+
+def test_status_check_fails_on_a_held_build_of_another_variant(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory({"filelock": "*"}, CU129)
+    with_group(project, "gpu", optional=True)
+    project.run("install", "--with", "gpu")
+    project.write_pyproject(
+        project.pyproject_text().replace('variant = "cu129"', 'variant = "cu130"')
+    )
+    status = project.run("torch-cuda", "status", "--check", check=False)
+    assert status.returncode == 1, status.stdout
+    assert "Everything is in line." not in status.stdout
+    assert "torch 2.14.1+cu129" in status.stdout
+    sync = project.run("torch-cuda", "sync")
+    assert project.installed()["torch"] == "2.14.1+cu130", sync.stdout
+
+
+def test_switch_and_sync_leave_out_what_the_environment_left_out(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory({"filelock": "*"}, CU129)
+    with_group(project, "dev", optional=False)
+    project.run("install", "--without", "dev")
+    assert "torch" not in project.installed()
+
+    result = project.run("torch-cuda", "switch", "cu130")
+    installed = project.installed()
+    assert "torch" not in installed and "torchvision" not in installed
+    assert cuda_wheels(installed) == []
+    assert "nothing moved" in result.stdout
+    assert "torch: in the lock (group dev), not installed here" in result.stdout
+    assert 'variant = "cu130"' in project.pyproject_text()
+    project.run("torch-cuda", "sync")
+    assert "torch" not in project.installed()
+    status = project.run("torch-cuda", "status", "--check")
+    assert "in the lock (group dev), not installed here" in status.stdout
+
+    # asked for with Poetry's own options, they are installed
+    project.run("torch-cuda", "sync", "--with", "dev")
+    assert project.installed()["torch"] == "2.14.1+cu130"
+
+
+def test_extras_are_selected_as_poetry_does(project_factory: ProjectFactory) -> None:
+    project = project_factory({"filelock": "*"}, CU129)
+    project.write_pyproject(
+        project.pyproject_text().replace(
+            "[tool.poetry]\n",
+            '[project.optional-dependencies]\ngpu = ["torch", "torchvision"]\n\n'
+            "[tool.poetry]\n",
+        )
+    )
+    project.run("install")
+    assert "torch" not in project.installed()
+    project.run("torch-cuda", "sync")
+    assert "torch" not in project.installed()
+    status = project.run("torch-cuda", "status")
+    assert "behind extra gpu (-E gpu)" in status.stdout
+    bad = project.run("torch-cuda", "sync", "-E", "nope", check=False)
+    assert bad.returncode == 1 and "nope" in bad.stderr
+    project.run("torch-cuda", "sync", "-E", "gpu")
+    assert project.installed()["torchvision"] == "0.29.1+cu129"
+
+
+SPECIFIED = 'variant = "cu129"\npackages = ["torch", "torchvision", "torchaudio>=2.8"]'
+
+
+def test_a_specifier_only_package_moves_with_the_family(
+    project_factory: ProjectFactory, index: IndexServer
+) -> None:
+    project = project_factory({"needs-torch": "*", "torchvision": "*"}, SPECIFIED)
+    project.run("install")
+    assert project.installed()["torchaudio"] == "2.14.1+cu129"
+    # poetry sync does not churn it, and asks no variant index
+    index.clear_requests()
+    result = project.run("sync")
+    assert "Removing torchaudio" not in result.stdout
+    assert project.installed()["torchaudio"] == "2.14.1+cu129"
+    assert [path for path in index.requests if path.startswith("/whl/")] == []
+
+    project.run("torch-cuda", "switch", "cu130")
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1+cu130"
+    assert installed["torchaudio"] == "2.14.1+cu130"
+    assert "nvidia-cublas-cu12" not in installed
+    assert 'variant = "cu130"' in project.pyproject_text()
+
+
+def test_a_failure_after_pip_puts_the_environment_back(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory({"needs-torch": "*", "torchvision": "*"}, CU129)
+    project.run("install")
+    before = project.installed()
+    pyproject = project.pyproject_text()
+    # the sweep of the cu12 wheels will fail: pip cannot uninstall without RECORD
+    (record,) = project.site_packages().glob("nvidia_cudnn_cu12-*.dist-info/RECORD")
+    record.unlink()
+    result = project.run("torch-cuda", "switch", "cu130", check=False)
+    assert result.returncode == 1, result.stdout
+    assert "put back as it was" in result.stderr
+    assert project.installed() == before
+    assert project.pyproject_text() == pyproject
+    project.pip("check")
+
+
+def test_a_misspelled_entry_and_a_partial_family_are_reported(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory(
+        {"needs-torch": "*", "torchvision": "*"},
+        'variant = "cu129"\npackages = ["troch", "torchvision"]',
+    )
+    result = project.run("install")
+    assert "troch" in result.stderr and "did you mean torch?" in result.stderr
+    status = project.run("torch-cuda", "status", "--check", check=False)
+    assert status.returncode == 1
+    assert "did you mean torch?" in status.stdout
+
+    partial = project_factory(
+        {"needs-torch": "*", "torchvision": "*"},
+        'variant = "cu129"\npackages = ["torch"]',
+        name="partial",
+    )
+    result = partial.run("install")
+    assert "torchvision 0.29.1 is installed but left to Poetry" in result.stderr
+    status = partial.run("torch-cuda", "status", "--check", check=False)
+    assert status.returncode == 1
+    assert 'packages = ["torch", "torchvision"]' in status.stdout
+
+
+def test_pip_settings_do_not_redirect_the_plugins_pip(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    conf = tmp_path / "pip.conf"
+    conf.write_text(
+        "[global]\nno-index = true\nfind-links = /nonexistent\n"
+        "extra-index-url = http://127.0.0.1:9/simple\n"
+    )
+    project = project_factory({"needs-torch": "*", "torchvision": "*"}, CU129)
+    project.run(
+        "install",
+        env_extra={"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": str(conf)},
+    )
+    assert project.installed()["torch"] == "2.14.1+cu129"
+
+
+def test_auto_falling_back_to_cpu_on_a_gpu_says_why(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    env = machine_env(
+        tmp_path / "stubs",
+        nvidia_smi=smi_line("470.57.02", "8.6", "NVIDIA GeForce RTX 3090"),
+    )
+    project = project_factory(
+        {"needs-torch": "*", "torchvision": "*"}, 'variant = "auto"'
+    )
+    result = project.run("install", env_extra=env)
+    assert project.installed()["torch"] == "2.14.1+cpu"
+    assert "RTX 3090 found with NVIDIA driver 470.57.02" in result.stderr
+    assert "520.61.05" in result.stderr  # what the oldest candidate needs
+    status = project.run("torch-cuda", "status", env_extra=env)
+    assert "supports no CUDA" not in status.stdout
+
+
+def test_status_and_dry_runs_create_no_virtualenv(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory({"needs-torch": "*", "torchvision": "*"}, CU129)
+    project.run("lock")
+    shutil.rmtree(project.venv)  # `poetry lock` makes one
+    project.run("torch-cuda", "status")
+    project.run("torch-cuda", "sync", "--dry-run")
+    project.run("torch-cuda", "switch", "cu130", "--dry-run")
+    project.run("torch-cuda", "detect")
+    assert not project.venv.exists()
+    project.write_pyproject(
+        project.pyproject_text().replace('variant = "cu129"', 'variant = "cu12x"')
+    )
+    bad = project.run("torch-cuda", "status", check=False)
+    assert bad.returncode == 1 and "cu12x" in bad.stderr
+    assert not project.venv.exists()
+
+
+def test_sync_dry_run_wording(project_factory: ProjectFactory) -> None:
+    project = project_factory({"needs-torch": "*", "torchvision": "*"}, CU129)
+    project.run("install")
+    result = project.run("torch-cuda", "sync", "--dry-run")
+    assert "would cu129" not in result.stdout
+    assert "nothing would change" in result.stdout

@@ -1,0 +1,335 @@
+"""Unit tests for issue 8's selection logic: groups/extras, held packages, the family."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName
+from packaging.utils import canonicalize_name
+from poetry.console.commands.group_command import GroupCommand
+from poetry.core.packages.dependency import Dependency
+from poetry.core.packages.dependency_group import DependencyGroup
+from poetry.core.packages.project_package import ProjectPackage
+
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install.family import with_family
+from poetry_torch_cuda.install.installed import InstalledEnvironment
+from poetry_torch_cuda.install.pip import pip_environment
+from poetry_torch_cuda.install.planning import Target
+from poetry_torch_cuda.install.rollback import Stash
+from poetry_torch_cuda.install.rollback import roll_back
+from poetry_torch_cuda.project.config import TorchCudaConfig
+from poetry_torch_cuda.project.package_checks import left_to_poetry
+from poetry_torch_cuda.project.package_checks import unknown_entries
+from poetry_torch_cuda.project.selection import SELECTION_OPTIONS
+from poetry_torch_cuda.project.selection import selection_from
+from poetry_torch_cuda.project.selection import selection_options
+from poetry_torch_cuda.project.selection import target_versions
+from poetry_torch_cuda.project.variants import parse_variant
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def n(name: str) -> NormalizedName:
+    return canonicalize_name(name)
+
+
+def project_package() -> ProjectPackage:
+    package = ProjectPackage("demo", "1.0")
+    package.add_dependency(Dependency("filelock", "*"))
+    dev = DependencyGroup("dev")
+    dev.add_dependency(Dependency("pytest", "*"))
+    gpu = DependencyGroup("gpu", optional=True)
+    gpu.add_dependency(Dependency("torch", "*"))
+    package.add_dependency_group(dev)
+    package.add_dependency_group(gpu)
+    package.extras = {n("cuda"): [Dependency("torch", "*")]}
+    return package
+
+
+class FakeCommand(GroupCommand):
+    """Poetry's GroupCommand with options given directly (no console)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__()
+        self._options = {
+            name.replace("_", "-"): value for name, value in options.items()
+        }
+        self._poetry = SimpleNamespace(package=project_package())
+
+    @property
+    def poetry(self) -> Any:
+        return self._poetry
+
+    def option(self, name: str, default: Any = None) -> Any:
+        if name in self._options:
+            return self._options[name]
+        return [] if name in ("with", "without", "only", "extras") else False
+
+    def line_error(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def test_the_options_are_poetry_installs_own() -> None:
+    assert sorted(o.name for o in selection_options()) == sorted(SELECTION_OPTIONS)
+
+
+def test_no_options_is_not_explicit_and_selects_the_default_groups() -> None:
+    selection = selection_from(FakeCommand())
+    assert not selection.explicit
+    assert selection.groups == {"main", "dev"}
+    assert selection.extras == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("options", "groups"),
+    [
+        ({"with": ["gpu"]}, {"main", "dev", "gpu"}),
+        ({"without": ["dev"]}, {"main"}),
+        ({"only": ["gpu"]}, {"gpu"}),
+        ({"with": ["gpu,dev"], "without": ["main"]}, {"dev", "gpu"}),
+        ({"all_groups": True}, {"main", "dev", "gpu"}),
+    ],
+)
+def test_groups_are_selected_as_poetry_does(
+    options: dict[str, Any], groups: set[str]
+) -> None:
+    selection = selection_from(FakeCommand(**options))
+    assert selection.explicit
+    assert selection.groups == groups
+
+
+def test_extras() -> None:
+    assert selection_from(FakeCommand(extras=["cuda"])).extras == {"cuda"}
+    assert selection_from(FakeCommand(all_extras=True)).extras == {"cuda"}
+    with pytest.raises(TorchCudaError, match="nope"):
+        selection_from(FakeCommand(extras=["nope"]))
+    with pytest.raises(TorchCudaError, match="all-extras"):
+        selection_from(FakeCommand(extras=["cuda"], all_extras=True))
+
+
+def test_unknown_group_and_contradictions_are_errors() -> None:
+    with pytest.raises(TorchCudaError, match="Group"):
+        selection_from(FakeCommand(**{"with": ["nope"]}))
+    with pytest.raises(TorchCudaError, match="all-groups"):
+        selection_from(FakeCommand(all_groups=True, without=["dev"]))
+
+
+def test_targets_are_what_is_held_plus_what_is_selected() -> None:
+    configured = [n("torch"), n("torchvision"), n("torchaudio")]
+    everything = {n("torch"): "2.14.1", n("torchvision"): "0.29.1", n("filelock"): "3"}
+    held = {n("torch"): True}
+    assert target_versions(configured, everything, held, None) == {n("torch"): "2.14.1"}
+    # nothing held, nothing asked: nothing to install
+    assert target_versions(configured, everything, {}, None) == {}
+    selected = {n("torchvision"): "0.29.1", n("filelock"): "3"}
+    assert target_versions(configured, everything, held, selected) == {
+        n("torch"): "2.14.1",
+        n("torchvision"): "0.29.1",
+    }
+
+
+class Installed(InstalledEnvironment):
+    def __init__(self, versions: dict[str, str]) -> None:
+        super().__init__([], {})
+        from poetry_torch_cuda.install.installed import InstalledDistribution
+
+        self._cache.update(
+            {
+                n(name): InstalledDistribution(n(name), version, frozenset())
+                for name, version in versions.items()
+            }
+        )
+
+    def get(self, name: str) -> Any:
+        return self._cache.get(n(name))
+
+    def all(self) -> Any:
+        return {k: v for k, v in self._cache.items() if v is not None}
+
+
+def test_a_specifier_only_target_never_comes_alone() -> None:
+    locked = Target(n("torch"), version=None)
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    torch = Target(n("torch"), Version("2.14.1+cu130"))
+    audio = Target(n("torchaudio"), specifier=SpecifierSet(">=2.8"))
+    assert with_family([audio], Installed({})) == []
+    assert with_family([audio], Installed({"torchaudio": "2.14.1+cu129"})) == [audio]
+    assert with_family([torch, audio], Installed({})) == [torch, audio]
+    assert locked.version is None
+
+
+def config(*packages: str) -> TorchCudaConfig:
+    return TorchCudaConfig(
+        parse_variant("cu129"), packages=tuple(Requirement(p) for p in packages)
+    )
+
+
+def test_a_misspelled_entry_is_named_with_a_close_match() -> None:
+    (message,) = unknown_entries(
+        config("troch", "torchvision"), ["torch", "torchvision"]
+    )
+    assert '"troch"' in message and "did you mean torch?" in message
+    # a specifier, a PyTorch package the lock lacks, and the lock's names are fine
+    assert unknown_entries(config("torch", "torchaudio", "x>=1"), ["torch"]) == []
+
+
+def test_a_per_variant_package_left_to_poetry_is_named() -> None:
+    installed = Installed({"torch": "2.14.1+cu129", "torchvision": "0.29.1"})
+    (message,) = left_to_poetry(config("torch"), installed)
+    assert "torchvision 0.29.1" in message
+    assert 'packages = ["torch", "torchvision"]' in message
+    assert left_to_poetry(config("torch"), Installed({"torchvision": "0.29.1"})) == []
+
+
+def test_pip_settings_that_choose_the_index_are_neutralised() -> None:
+    env = pip_environment(
+        {
+            "PIP_NO_INDEX": "1",
+            "PIP_EXTRA_INDEX_URL": "https://elsewhere/simple",
+            "PIP_FIND_LINKS": "/wheels",
+            "PIP_CONSTRAINT": "/c.txt",
+            "PIP_CERT": "/ca.pem",
+        }
+    )
+    assert env["PIP_NO_INDEX"] == "0"
+    assert env["PIP_EXTRA_INDEX_URL"] == env["PIP_FIND_LINKS"] == ""
+    assert env["PIP_CONSTRAINT"] == ""
+    assert env["PIP_CERT"] == "/ca.pem"  # how to reach an index is kept
+
+
+def test_the_stash_restores_the_exact_files(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    info = site / "demo-1.0.dist-info"
+    info.mkdir(parents=True)
+    (site / "demo.py").write_text("old = True\n")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+    (info / "RECORD").write_text(
+        "demo.py,,\ndemo-1.0.dist-info/METADATA,,\ndemo-1.0.dist-info/RECORD,,\n"
+    )
+    stash = Stash.take([str(site)], ["demo"], tmp_path)
+    assert stash is not None
+    # what pip does: unlink the old files, write new ones
+    for path in (site / "demo.py", info / "METADATA", info / "RECORD"):
+        path.unlink()
+    info.rmdir()
+    (site / "demo.py").write_text("old = False\n")
+    removed: list[list[str]] = []
+
+    def uninstall(names: list[str]) -> None:
+        removed.append(names)
+        (site / "demo.py").unlink()
+
+    restored = roll_back(stash, {n("demo"): "1.0"}, {n("demo"): "2.0"}, uninstall)
+    assert removed == [["demo"]]
+    assert restored == ["demo 1.0"]
+    assert (site / "demo.py").read_text() == "old = True\n"
+    assert "Version: 1.0" in (info / "METADATA").read_text()
+    assert not stash.root.exists()
+    assert os.listdir(tmp_path) == ["site"]
+
+
+class Files:
+    """What an index lists for one project (the client's answer)."""
+
+    def __init__(self, files: list[str]) -> None:
+        from poetry_torch_cuda.index.client import ProjectFiles
+
+        self.answer = ProjectFiles("torchaudio", True, tuple(files))
+
+    def project(self, url: str, name: str) -> Any:
+        return self.answer
+
+
+AUDIO_FILES = [
+    f"torchaudio-{version}-py3-none-any.whl"
+    for version in ("2.13.0+cu130", "2.14.1+cu130", "2.15.0+cu130", "2.14.1+cu129")
+]
+
+
+def audio_plan(installed_version: str | None) -> Any:
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    from poetry_torch_cuda.install.family import pin_specifiers
+    from poetry_torch_cuda.install.planning import Plan
+
+    plan = Plan(
+        parse_variant("cu130"),
+        install=(
+            Target(n("torch"), Version("2.14.1+cu130")),
+            Target(n("torchaudio"), specifier=SpecifierSet(">=2.8,<2.15")),
+        ),
+    )
+    installed = Installed(
+        {} if installed_version is None else {"torchaudio": installed_version}
+    )
+    return pin_specifiers(
+        plan, config("torch", "torchaudio>=2.8"), Files(AUDIO_FILES), {}, installed
+    )  # type: ignore[arg-type]
+
+
+def test_a_specifier_only_package_is_pinned_to_one_build_of_the_variant() -> None:
+    # the installed public version moves sideways to the new build
+    assert str(audio_plan("2.13.0+cu129").install[1]) == "torchaudio==2.13.0+cu130"
+    # else the newest build that satisfies the specifier
+    assert str(audio_plan(None).install[1]) == "torchaudio==2.14.1+cu130"
+    assert str(audio_plan(None).install[0]) == "torch==2.14.1+cu130"
+
+
+def test_no_build_that_satisfies_the_specifier_is_an_error() -> None:
+    from packaging.specifiers import SpecifierSet
+
+    from poetry_torch_cuda.install.family import pin_specifiers
+    from poetry_torch_cuda.install.planning import Plan
+
+    plan = Plan(
+        parse_variant("cu130"),
+        install=(Target(n("torchaudio"), specifier=SpecifierSet(">=3")),),
+    )
+    with pytest.raises(TorchCudaError, match="no build of torchaudio"):
+        pin_specifiers(
+            plan, config("torchaudio>=3"), Files(AUDIO_FILES), {}, Installed({})
+        )  # type: ignore[arg-type]
+
+
+def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
+    from poetry_torch_cuda.machine.detection import Offer
+    from poetry_torch_cuda.machine.detection import decide
+    from poetry_torch_cuda.machine.fallback import cpu_fallback_warning
+    from poetry_torch_cuda.machine.probe import Machine
+    from poetry_torch_cuda.machine.probe import NvidiaDriver
+    from poetry_torch_cuda.machine.probe import NvidiaGpu
+    from poetry_torch_cuda.machine.resolution import Resolution
+
+    rtx = NvidiaGpu(0, "NVIDIA GeForce RTX 3090", (8, 6))
+    machine = Machine(
+        "linux", "x86_64", NvidiaDriver("470.57.02", "nvidia-smi", (rtx,))
+    )
+    decision = decide(machine, lambda variant: Offer(True, "offered"))
+    auto = parse_variant("auto")
+    warning = cpu_fallback_warning(
+        Resolution(auto, decision.variant, "pyproject.toml", decision, machine)
+    )
+    assert warning is not None
+    assert "RTX 3090 found with NVIDIA driver 470.57.02" in warning
+    assert (
+        "cu130 needs >= 580.65.06" in warning and "cu118 needs >= 520.61.05" in warning
+    )
+    assert 'set variant = "cpu"' in warning
+    # a machine without a GPU, or a CUDA pick, says nothing
+    cpu_only = Machine("linux", "x86_64")
+    none = decide(cpu_only, lambda variant: Offer(True, "offered"))
+    assert (
+        cpu_fallback_warning(Resolution(auto, none.variant, "x", none, cpu_only))
+        is None
+    )
