@@ -166,12 +166,19 @@ class CommandHooks:
         if guard is None or guard.locked is None or event.exit_code != 0:
             return
         command = _installer_command(event.command)
-        if command is None or command.installer.is_dry_run():
+        if command is None:
             return
         try:
             variant = guard.variant
             if variant.kind == "auto":
                 variant = _resolve_auto(guard, command, event.io)
+            if command.installer.is_dry_run():
+                from poetry_torch_cuda.install.dry_run import write_plan
+
+                write_plan(guard.config, variant, guard.locked, command.env, event.io)
+                return
+            from poetry_torch_cuda.machine.resolution import refresher
+
             reconcile(
                 guard.config,
                 variant,
@@ -179,6 +186,7 @@ class CommandHooks:
                 command.env,
                 event.io,
                 poetry_config=command.poetry.config,
+                refresh=refresher(command.poetry, command.env, guard.locked.versions),
             )
         except TorchCudaError as error:
             write_error(event.io, str(error))
@@ -214,10 +222,11 @@ def reconcile(
     io: IO,
     *,
     poetry_config: Config | None = None,
+    refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
 ) -> None:
     """Make ``env`` hold ``variant``; say so at ``-v`` when it already did."""
     plan = reconcile_environment(
-        config, variant, locked, env, io, poetry_config=poetry_config
+        config, variant, locked, env, io, poetry_config=poetry_config, refresh=refresh
     )
     if plan.is_empty:
         io.write_line(

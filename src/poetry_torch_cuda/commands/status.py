@@ -54,7 +54,7 @@ class StatusCommand(TorchCudaCommand):
             config, self.poetry, self.env, machine, index_client(self.poetry)
         )
         if self.option("json"):
-            self.write_json(report.to_json())
+            self.write_json({**report.to_json(), "environment": str(self.env.path)})
         else:
             self._render(report)
         return 1 if self.option("check") and not report.in_line else 0
@@ -73,6 +73,7 @@ class StatusCommand(TorchCudaCommand):
                 f"<info>auto</>         {esc(decision.steps[-1])} (-v: every step)"
             )
         self.line(f"<info>Index</>        {esc(mask_url(report.index_url))}")
+        self.line(f"<info>Environment</>  {esc(self.env.path)}")
         for i, package in enumerate(report.packages):
             head = "<info>Installed</>    " if i == 0 else " " * 13
             installed = package.installed

@@ -15,9 +15,11 @@ from poetry.console.commands.env_command import EnvCommand
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.urls import scrub
+from poetry_torch_cuda.install.envlock import environment_lock
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import plan_for
 from poetry_torch_cuda.install.reconcile import reconcile_environment
+from poetry_torch_cuda.install.reconcile import write_waiting
 from poetry_torch_cuda.machine.resolution import require_builds
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
@@ -25,16 +27,26 @@ from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.locked import check_fresh
 from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
+from poetry_torch_cuda.project.reread import read_pyproject
+from poetry_torch_cuda.project.reread import warn_overridden
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from cleo.io.inputs.argument import Argument
     from cleo.io.inputs.option import Option
     from cleo.io.io import IO
+
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.locked import LockedState
+    from poetry_torch_cuda.project.variants import Variant
 
 
 class SwitchCommand(EnvCommand):
@@ -68,6 +80,8 @@ class SwitchCommand(EnvCommand):
             TorchCudaError: the argument is not a variant.
         """
         value = io.input.argument("variant")
+        if value is None:
+            return  # cleo names the missing argument when it validates the input
         try:
             parse_variant(value)
         except ValueError as error:
@@ -89,12 +103,9 @@ class SwitchCommand(EnvCommand):
 
     def _switch(self, value: str, name: str) -> int:
         pyproject = self.poetry.pyproject_path
-        environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
-        data = dict(self.poetry.pyproject.data)
-        config = load_config(_with_variant(data, name), environ)
-        assert config is not None
+        check_fresh(self.poetry)
         locked = locked_state(self.poetry, self.env)
-        variant = resolve(config, self.poetry, self.env, locked.versions).variant
+        config, variant = self._target(name, self.poetry.pyproject.data, locked)
         require_builds(variant, sys.platform)
         resolved = f" (auto: {variant})" if name == "auto" else ""
         if name == "auto" and self.option("pin"):
@@ -116,7 +127,17 @@ class SwitchCommand(EnvCommand):
                 "nothing was changed. Free space or fix permissions, then run "
                 "the command again."
             ) from None
-        with pending or nullcontext():
+        waited: list[bool] = []
+
+        def on_wait() -> None:
+            waited.append(True)
+            write_waiting(self.io, self.env)
+
+        # The environment stays locked until pyproject.toml says the new
+        # variant, so a run waiting for it plans with the new variant.
+        with pending or nullcontext(), environment_lock(self.env.path, on_wait):
+            if waited:  # another run changed things meanwhile: read them again
+                config, variant = self._target(name, read_pyproject(pyproject), locked)
             plan = reconcile_environment(
                 config,
                 variant,
@@ -127,12 +148,21 @@ class SwitchCommand(EnvCommand):
             )
             if plan.is_empty:
                 self.line(f"{PREFIX}: {describe_plan(plan, config)}")
-            if pending is not None:
-                pending.commit()
+            if pending is not None and pending.commit():
                 self.line(
                     f'{PREFIX}: pyproject.toml now says variant = "<c2>{name}</>"{resolved}'
                 )
+        warn_overridden(self.io, name)
         return 0
+
+    def _target(
+        self, name: str, data: Mapping[str, Any], locked: LockedState
+    ) -> tuple[TorchCudaConfig, Variant]:
+        """The configuration with ``name`` as its variant, and what it resolves to."""
+        environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
+        config = load_config(_with_variant(dict(data), name), environ)
+        assert config is not None
+        return config, resolve(config, self.poetry, self.env, locked.versions).variant
 
 
 def _with_variant(pyproject: dict[str, object], variant: str) -> dict[str, object]:

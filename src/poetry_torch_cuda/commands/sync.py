@@ -41,13 +41,16 @@ class SyncCommand(TorchCudaCommand):
         from poetry_torch_cuda.install.reconcile import forced
         from poetry_torch_cuda.install.reconcile import plan_for
         from poetry_torch_cuda.install.reconcile import reconcile_environment
+        from poetry_torch_cuda.machine.resolution import refresher
         from poetry_torch_cuda.machine.resolution import report
         from poetry_torch_cuda.machine.resolution import require_builds
         from poetry_torch_cuda.machine.resolution import resolve
         from poetry_torch_cuda.output import PREFIX
+        from poetry_torch_cuda.project.locked import check_fresh
         from poetry_torch_cuda.project.locked import locked_state
 
         config = self.project_config()
+        check_fresh(self.poetry)
         locked = locked_state(self.poetry, self.env)
         resolution = resolve(config, self.poetry, self.env, locked.versions)
         report(resolution, self.io)
@@ -67,6 +70,7 @@ class SyncCommand(TorchCudaCommand):
             self.io,
             poetry_config=self.poetry.config,
             force=force,
+            refresh=refresher(self.poetry, self.env, locked.versions),
         )
         if plan.is_empty:
             self.line(f"{PREFIX}: {esc(describe_plan(plan, config))}")

@@ -25,6 +25,7 @@ from poetry_torch_cuda.output import PREFIX
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Mapping
 
     from cleo.io.io import IO
@@ -68,8 +69,13 @@ def apply_plan(
     *,
     poetry_config: Config | None = None,
     force_reinstall: bool = False,
+    locked_versions: Mapping[NormalizedName, str] | None = None,
 ) -> None:
     """Carry out ``plan`` with the env's pip and print one summary line.
+
+    Every package pip may touch besides the plan's is pinned: an installed one
+    to its installed version, one of ``locked_versions`` not installed yet to
+    its locked version.
 
     ``poetry_config`` is the project's Poetry configuration, where credentials
     for the index are looked up (default: the user's global configuration).
@@ -98,7 +104,7 @@ def apply_plan(
             pip.install(
                 requirements,
                 index,
-                pins_for(installed, protected, plan.install),
+                pins_for(installed, protected, plan.install, locked_versions),
                 force_reinstall=force_reinstall,
             )
         except PipError as error:
@@ -204,16 +210,27 @@ def reconcile_environment(
     *,
     poetry_config: Config | None = None,
     force: bool = False,
+    refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
     The plan is made after the lock is taken, so a run that waited for another
-    one finds what that one installed. ``force`` reinstalls matching builds too.
-    Returns the plan that was carried out (empty when the env already matched).
+    one finds what that one installed; ``refresh`` then gives the configuration
+    and variant as they are now (another run may have switched meanwhile).
+    ``force`` reinstalls matching builds too. Returns the plan that was carried
+    out (empty when the env already matched).
     """
     from poetry_torch_cuda.install.envlock import environment_lock
 
-    with environment_lock(env.path, on_wait=lambda: write_waiting(io, env)):
+    waited: list[bool] = []
+
+    def on_wait() -> None:
+        waited.append(True)
+        write_waiting(io, env)
+
+    with environment_lock(env.path, on_wait=on_wait):
+        if waited and refresh is not None:
+            config, variant = refresh() or (config, variant)
         plan, protected, installed = plan_for(config, variant, locked, env)
         if force:
             plan = forced(plan)
@@ -227,6 +244,7 @@ def reconcile_environment(
                 io,
                 poetry_config=poetry_config,
                 force_reinstall=force,
+                locked_versions=locked.versions,
             )
         return plan
 
