@@ -25,6 +25,7 @@ from poetry_torch_cuda.project.locked import dependency_graph
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from cleo.events.console_command_event import ConsoleCommandEvent
     from cleo.events.console_terminate_event import ConsoleTerminateEvent
@@ -187,6 +188,8 @@ class CommandHooks:
                 event.io,
                 poetry_config=command.poetry.config,
                 refresh=refresher(command.poetry, command.env, guard.locked.versions),
+                compile_bytecode=_compiles(command),
+                project=command.poetry.pyproject_path.parent,
             )
         except TorchCudaError as error:
             write_error(event.io, str(error))
@@ -223,15 +226,30 @@ def reconcile(
     *,
     poetry_config: Config | None = None,
     refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
+    compile_bytecode: bool = False,
+    project: Path | None = None,
 ) -> None:
     """Make ``env`` hold ``variant``; say so at ``-v`` when it already did."""
     plan = reconcile_environment(
-        config, variant, locked, env, io, poetry_config=poetry_config, refresh=refresh
+        config,
+        variant,
+        locked,
+        env,
+        io,
+        poetry_config=poetry_config,
+        refresh=refresh,
+        compile_bytecode=compile_bytecode,
+        project=project,
     )
     if plan.is_empty:
         io.write_line(
             f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
         )
+
+
+def _compiles(command: InstallerCommand) -> bool:
+    """Whether Poetry compiles bytecode in this run (``install --compile``)."""
+    return bool(command.io.input.has_option("compile") and command.option("compile"))
 
 
 def _resolve_auto(guard: OperationGuard, command: InstallerCommand, io: IO) -> Variant:

@@ -231,3 +231,62 @@ def test_switch_without_a_variant_is_a_usage_error(cu129_project: Project) -> No
     assert "TypeError" not in result.stderr + result.stdout
     assert "NoneType" not in result.stderr + result.stdout
     assert cu129_project.pyproject.read_bytes() == pyproject
+
+
+def test_pip_compiles_bytecode_only_when_poetry_does(
+    cu129_project: Project, tmp_path: Path
+) -> None:
+    site = cu129_project.site_packages()
+    assert (site / "torch" / "__init__.py").exists()
+    assert not (site / "torch" / "__pycache__").exists()  # Poetry's default
+    cu129_project.run(
+        "install", "--compile", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    )
+    assert cu129_project.installed()["torch"] == "2.14.1+cu130"
+    assert list((site / "torch" / "__pycache__").glob("*.pyc"))
+
+
+def test_status_names_the_environment_and_install_dry_run_shows_the_plan(
+    cu129_project: Project, tmp_path: Path
+) -> None:
+    machine = machine_env(tmp_path / "machine")
+    status = cu129_project.run("torch-cuda", "status", env_extra=machine)
+    assert f"Environment  {cu129_project.venv}" in status.stdout
+    dry = cu129_project.run(
+        "install", "--dry-run", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    )
+    assert "torch-cuda: would install torch==2.14.1+cu130" in dry.stdout, describe(dry)
+    assert cu129_project.installed()["torch"] == "2.14.1+cu129"
+
+
+def test_switch_warns_when_the_override_keeps_winning(cu129_project: Project) -> None:
+    result = cu129_project.run(
+        "torch-cuda",
+        "switch",
+        "cu129",
+        env_extra={"POETRY_TORCH_CUDA_VARIANT": "cpu"},
+    )
+    assert "POETRY_TORCH_CUDA_VARIANT=cpu is set and overrides pyproject.toml" in (
+        result.stderr
+    )
+
+
+def test_a_project_replacing_another_projects_variant_in_a_shared_env_says_so(
+    cu129_project: Project, project_factory: ProjectFactory
+) -> None:
+    other = project_factory(DEPS, 'variant = "cu130"\n', name="other-project")
+    other.run("lock")
+    shared = {
+        "VIRTUAL_ENV": str(cu129_project.venv),
+        "PATH": f"{cu129_project.venv / 'bin'}:{other.env['PATH']}",
+    }
+    result = other.run("install", env_extra=shared)
+    assert cu129_project.installed()["torch"] == "2.14.1+cu130"
+    assert not other.venv.exists()
+    assert (
+        f"this environment's torch build (cu129) was installed for the project in "
+        f"{cu129_project.path}" in result.stderr
+    ), describe(result)
+    # the project that owns it now gets no warning for keeping it
+    again = other.run("install", env_extra=shared)
+    assert "was installed for the project" not in again.stderr

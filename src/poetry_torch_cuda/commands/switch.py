@@ -145,6 +145,7 @@ class SwitchCommand(EnvCommand):
                 self.env,
                 self.io,
                 poetry_config=self.poetry.config,
+                project=pyproject.parent,
             )
             if plan.is_empty:
                 self.line(f"{PREFIX}: {describe_plan(plan, config)}")

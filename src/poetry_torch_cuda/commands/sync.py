@@ -71,6 +71,7 @@ class SyncCommand(TorchCudaCommand):
             poetry_config=self.poetry.config,
             force=force,
             refresh=refresher(self.poetry, self.env, locked.versions),
+            project=self.poetry.pyproject_path.parent,
         )
         if plan.is_empty:
             self.line(f"{PREFIX}: {esc(describe_plan(plan, config))}")

@@ -101,10 +101,13 @@ class PipRunner:
         constraints: Iterable[str],
         *,
         force_reinstall: bool = False,
+        compile_bytecode: bool = False,
     ) -> None:
         """Install ``requirements`` from ``index``; ``constraints`` pin everything else.
 
         ``force_reinstall`` reinstalls them even when the same version is there.
+        ``compile_bytecode``: write ``.pyc`` files, as ``poetry install --compile``
+        does; Poetry's default (and pip's ``--no-compile``) is not to.
 
         Raises:
             PipInterrupted: a signal stopped pip (it rolled back what it had begun).
@@ -121,6 +124,7 @@ class PipRunner:
                 "--constraint",
                 str(constraints_path),
                 *(["--force-reinstall"] if force_reinstall else []),
+                *([] if compile_bytecode else ["--no-compile"]),
                 *requirements,
             ]
             env = pip_environment(os.environ, index)

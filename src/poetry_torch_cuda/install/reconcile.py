@@ -27,6 +27,7 @@ from poetry_torch_cuda.output import PREFIX
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Mapping
+    from pathlib import Path
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
@@ -69,6 +70,7 @@ def apply_plan(
     *,
     poetry_config: Config | None = None,
     force_reinstall: bool = False,
+    compile_bytecode: bool = False,
     locked_versions: Mapping[NormalizedName, str] | None = None,
 ) -> None:
     """Carry out ``plan`` with the env's pip and print one summary line.
@@ -106,6 +108,7 @@ def apply_plan(
                 index,
                 pins_for(installed, protected, plan.install, locked_versions),
                 force_reinstall=force_reinstall,
+                compile_bytecode=compile_bytecode,
             )
         except PipError as error:
             raise _with_state(error, plan, snapshot, env) from None
@@ -211,6 +214,8 @@ def reconcile_environment(
     poetry_config: Config | None = None,
     force: bool = False,
     refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
+    compile_bytecode: bool = False,
+    project: Path | None = None,
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
@@ -235,6 +240,8 @@ def reconcile_environment(
         if force:
             plan = forced(plan)
         if not plan.is_empty:
+            if project is not None and plan.install:
+                _note_owner(env, io, project, variant)
             apply_plan(
                 plan,
                 config,
@@ -244,9 +251,22 @@ def reconcile_environment(
                 io,
                 poetry_config=poetry_config,
                 force_reinstall=force,
+                compile_bytecode=compile_bytecode,
                 locked_versions=locked.versions,
             )
         return plan
+
+
+def _note_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
+    """Warn when another project's variant is being replaced; note this one's."""
+    from poetry_torch_cuda.install.owner import other_owner
+    from poetry_torch_cuda.install.owner import record_owner
+    from poetry_torch_cuda.output import esc
+
+    warning = other_owner(env.path, project, variant.name)
+    if warning is not None:
+        io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
+    record_owner(env.path, project, variant.name)
 
 
 def forced(plan: Plan) -> Plan:
