@@ -8,6 +8,7 @@ pyproject.toml or starts another Poetry command.
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -292,3 +293,19 @@ def test_a_project_replacing_another_projects_variant_in_a_shared_env_says_so(
     # the project that owns it now gets no warning for keeping it
     again = other.run("install", env_extra=shared)
     assert "was installed for the project" not in again.stderr
+
+
+def test_variants_on_an_unreachable_index_says_why_in_words(
+    cu129_project: Project, tmp_path: Path
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    machine = machine_env(tmp_path / "machine")
+    env = {
+        **machine,
+        "POETRY_TORCH_CUDA_INDEX_URL": f"http://127.0.0.1:{port}/whl/{{variant}}",
+    }
+    result = cu129_project.run("torch-cuda", "variants", "--all", env_extra=env)
+    assert f"127.0.0.1:{port} refused the connection" in result.stdout, describe(result)
+    assert "Error)" not in result.stdout + result.stderr
