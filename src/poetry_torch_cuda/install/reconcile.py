@@ -241,7 +241,7 @@ def reconcile_environment(
             plan = forced(plan)
         if not plan.is_empty:
             if project is not None and plan.install:
-                _note_owner(env, io, project, variant)
+                _warn_other_owner(env, io, project, variant)
             apply_plan(
                 plan,
                 config,
@@ -254,19 +254,21 @@ def reconcile_environment(
                 compile_bytecode=compile_bytecode,
                 locked_versions=locked.versions,
             )
+            if project is not None and plan.install:
+                from poetry_torch_cuda.install.owner import record_owner
+
+                record_owner(env.path, project, variant.name)
         return plan
 
 
-def _note_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
-    """Warn when another project's variant is being replaced; note this one's."""
+def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
+    """Warn when the variant another project installed here is being replaced."""
     from poetry_torch_cuda.install.owner import other_owner
-    from poetry_torch_cuda.install.owner import record_owner
     from poetry_torch_cuda.output import esc
 
     warning = other_owner(env.path, project, variant.name)
     if warning is not None:
         io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
-    record_owner(env.path, project, variant.name)
 
 
 def forced(plan: Plan) -> Plan:
