@@ -7,9 +7,14 @@ pyproject.toml or starts another Poetry command.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
+import signal
 import socket
+import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -24,6 +29,7 @@ from tests.support.index import IndexServer
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import start_poetry
+from tests.support.processes import wait_for
 from tests.support.processes import wait_for_request
 from tests.support.silent import SilentServer
 
@@ -31,7 +37,6 @@ from tests.support.silent import SilentServer
 if TYPE_CHECKING:
     import subprocess
     from collections.abc import Iterator
-    from pathlib import Path
 
     from tests.support.fixtures import ProjectFactory
 
@@ -309,3 +314,36 @@ def test_variants_on_an_unreachable_index_says_why_in_words(
     result = cu129_project.run("torch-cuda", "variants", "--all", env_extra=env)
     assert f"127.0.0.1:{port} refused the connection" in result.stdout, describe(result)
     assert "Error)" not in result.stdout + result.stderr
+
+
+def test_kill_9_of_switch_leaves_leftovers_the_next_run_removes(
+    cu129_project: Project, index: IndexServer
+) -> None:
+    switch = slow_switch(cu129_project, index)
+    pid = switch.pid
+    os.kill(pid, signal.SIGKILL)  # Poetry only: its pip is orphaned
+    switch.communicate(timeout=60)
+    temp = Path(tempfile.gettempdir())
+    assert list(cu129_project.path.glob(f".pyproject.toml.{pid}.*.tmp"))
+    assert list(temp.glob(f"poetry-torch-cuda-{pid}.*.txt"))
+    index.delay_seconds.clear()
+    # The orphaned pip holds the environment lock until it exits; it stops at
+    # its next line of output (the pipe to Poetry is gone) and undoes what it began.
+    wait_for(lambda: lock_is_free(cu129_project.venv), 120, "the orphaned pip to exit")
+    assert cu129_project.installed()["torch"] == "2.14.1+cu129"
+    assert "variant = 'cu129'" in cu129_project.pyproject_text()
+    again = cu129_project.run("torch-cuda", "switch", "cu130")
+    assert not list(cu129_project.path.glob(".pyproject.toml.*.tmp")), again.stdout
+    assert not list(temp.glob(f"poetry-torch-cuda-{pid}.*.txt"))
+    assert cu129_project.installed()["torch"] == "2.14.1+cu130"
+
+
+def lock_is_free(venv: Path) -> bool:
+    """Whether nobody holds the plugin's environment lock of ``venv``."""
+    with (venv / ".poetry-torch-cuda.lock").open("a") as stream:
+        try:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(stream.fileno(), fcntl.LOCK_UN)
+        return True
