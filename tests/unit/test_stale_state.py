@@ -138,7 +138,9 @@ def test_an_unreachable_host_is_remembered_for_a_while(tmp_path: Path) -> None:
     quick.remember(tmp_path, url, "host.example did not answer within 4 s")
     recalled = quick.recall(tmp_path, "https://host.example/whl/cu130/torchvision/")
     assert recalled is not None
-    assert recalled.startswith("host.example did not answer within 4 s 0 s ago")
+    assert recalled.startswith(
+        "host.example did not answer within 4 s (noted 0 s ago; asked again in 600 s)"
+    )
     assert quick.recall(tmp_path, "https://other.example/whl/cu129/torch/") is None
     later = quick.recall(tmp_path, url, now=10**10)
     assert later is None

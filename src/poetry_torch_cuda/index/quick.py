@@ -122,8 +122,8 @@ def recall(cache_dir: Path, url: str, now: float | None = None) -> str | None:
     if not 0 <= age <= REMEMBER_SECONDS:
         return None
     return (
-        f"{entry['reason']} {age:.0f} s ago; not asked again for "
-        f"{REMEMBER_SECONDS - age:.0f} s (--refresh asks now)"
+        f"{entry['reason']} (noted {age:.0f} s ago; asked again in "
+        f"{REMEMBER_SECONDS - age:.0f} s)"
     )
 
 
