@@ -27,6 +27,7 @@ from poetry_torch_cuda.project.locked import dependency_graph
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
+    from pathlib import Path
 
     from cleo.events.console_command_event import ConsoleCommandEvent
     from cleo.events.console_terminate_event import ConsoleTerminateEvent
@@ -174,13 +175,20 @@ class CommandHooks:
         if guard is None or guard.locked is None or event.exit_code != 0:
             return
         command = _installer_command(event.command)
-        if command is None or command.installer.is_dry_run():
+        if command is None:
             return
         try:
             variant = guard.variant
             if variant.kind == "auto":
                 variant = _resolve_auto(guard, command, event.io)
             _warn_unserved_jetson(guard.config, variant, command.env, event.io)
+            if command.installer.is_dry_run():
+                from poetry_torch_cuda.install.dry_run import write_plan
+
+                write_plan(guard.config, variant, guard.locked, command.env, event.io)
+                return
+            from poetry_torch_cuda.machine.resolution import refresher
+
             reconcile(
                 guard.config,
                 variant,
@@ -188,6 +196,9 @@ class CommandHooks:
                 command.env,
                 event.io,
                 poetry_config=command.poetry.config,
+                refresh=refresher(command.poetry, command.env, guard.locked.versions),
+                compile_bytecode=_compiles(command),
+                project=command.poetry.pyproject_path.parent,
             )
             warn_packages(guard.config, guard.locked.graph, command.env, event.io)
         except TorchCudaError as error:
@@ -224,10 +235,21 @@ def reconcile(
     io: IO,
     *,
     poetry_config: Config | None = None,
+    refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
+    compile_bytecode: bool = False,
+    project: Path | None = None,
 ) -> None:
     """Make ``env`` hold ``variant``; say so at ``-v`` when it already did."""
     plan = reconcile_environment(
-        config, variant, locked, env, io, poetry_config=poetry_config
+        config,
+        variant,
+        locked,
+        env,
+        io,
+        poetry_config=poetry_config,
+        refresh=refresh,
+        compile_bytecode=compile_bytecode,
+        project=project,
     )
     if plan.is_empty:
         io.write_line(
@@ -246,6 +268,11 @@ def warn_packages(
     warnings += left_to_poetry(config, installed_environment(env))
     for warning in warnings:
         io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
+
+
+def _compiles(command: InstallerCommand) -> bool:
+    """Whether Poetry compiles bytecode in this run (``install --compile``)."""
+    return bool(command.io.input.has_option("compile") and command.option("compile"))
 
 
 def _resolve_auto(guard: OperationGuard, command: InstallerCommand, io: IO) -> Variant:

@@ -157,6 +157,8 @@ def build_report(
     from poetry_torch_cuda.install.reconcile import plan_for
     from poetry_torch_cuda.machine.resolution import resolve
     from poetry_torch_cuda.project.absence import lock_view
+    from poetry_torch_cuda.project.locked import STALE_LOCK
+    from poetry_torch_cuda.project.locked import is_stale
     from poetry_torch_cuda.project.selection import Selection
     from poetry_torch_cuda.project.selection import command_locked_state
 
@@ -184,6 +186,8 @@ def build_report(
             "poetry.lock does not exist, so the wanted versions are unknown; "
             "run `poetry lock`"
         )
+    elif is_stale(poetry):
+        report.warnings.append(STALE_LOCK)
     targets = {}
     if locked is not None and managed:
         plan, protected, installed = plan_for(config, variant, locked, env)

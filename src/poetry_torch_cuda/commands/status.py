@@ -73,7 +73,11 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         report.warnings += [f"target {c.summary()}" for c in fleet if not c.ok]
         if self.option("json"):
             self.write_json(
-                {**report.to_json(), "targets": [c.to_json() for c in fleet]}
+                {
+                    **report.to_json(),
+                    "environment": str(self.env.path),
+                    "targets": [c.to_json() for c in fleet],
+                }
             )
         else:
             self._render(report, [c.summary() for c in fleet if c.ok])
@@ -93,6 +97,7 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
                 f"<info>auto</>         {esc(decision.steps[-1])} (-v: every step)"
             )
         self.line(f"<info>Index</>        {esc(mask_url(report.index_url))}")
+        self.line(f"<info>Environment</>  {esc(self.env.path)}")
         for i, package in enumerate(report.packages):
             head = "<info>Installed</>    " if i == 0 else " " * 13
             installed = package.installed

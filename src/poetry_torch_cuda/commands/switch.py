@@ -16,9 +16,11 @@ from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.urls import scrub
+from poetry_torch_cuda.install.envlock import environment_lock
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import plan_for
 from poetry_torch_cuda.install.reconcile import reconcile_environment
+from poetry_torch_cuda.install.reconcile import write_waiting
 from poetry_torch_cuda.machine.resolution import require_builds
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
@@ -28,7 +30,10 @@ from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.locked import check_fresh
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
+from poetry_torch_cuda.project.reread import read_pyproject
+from poetry_torch_cuda.project.reread import warn_overridden
 from poetry_torch_cuda.project.selection import command_locked_state
 from poetry_torch_cuda.project.selection import selection_from
 from poetry_torch_cuda.project.selection import selection_options
@@ -37,6 +42,9 @@ from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from cleo.io.inputs.argument import Argument
     from cleo.io.inputs.option import Option
     from cleo.io.io import IO
@@ -45,6 +53,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.selection import Selection
+    from poetry_torch_cuda.project.variants import Variant
 
 
 class SwitchCommand(EnvCommand, GroupCommand):
@@ -81,6 +90,8 @@ class SwitchCommand(EnvCommand, GroupCommand):
             TorchCudaError: the argument is not a variant.
         """
         value = io.input.argument("variant")
+        if value is None:
+            return  # cleo names the missing argument when it validates the input
         try:
             parse_variant(value)
         except ValueError as error:
@@ -106,15 +117,11 @@ class SwitchCommand(EnvCommand, GroupCommand):
 
     def _switch(self, value: str, name: str) -> int:
         pyproject = self.poetry.pyproject_path
-        environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
-        data = dict(self.poetry.pyproject.data)
-        config = load_config(_with_variant(data, name), environ)
-        assert config is not None
+        check_fresh(self.poetry)
         selection = selection_from(self)
-        locked = command_locked_state(
-            self.poetry, self.env, config.package_names, selection
+        config, locked, variant = self._target(
+            name, self.poetry.pyproject.data, selection
         )
-        variant = resolve(config, self.poetry, self.env, locked.versions).variant
         require_builds(variant, sys.platform)
         resolved = f" (auto: {variant})" if name == "auto" else ""
         if name == "auto" and self.option("pin"):
@@ -137,7 +144,19 @@ class SwitchCommand(EnvCommand, GroupCommand):
                 "nothing was changed. Free space or fix permissions, then run "
                 "the command again."
             ) from None
-        with pending or nullcontext():
+        waited: list[bool] = []
+
+        def on_wait() -> None:
+            waited.append(True)
+            write_waiting(self.io, self.env)
+
+        # The environment stays locked until pyproject.toml says the new
+        # variant, so a run waiting for it plans with the new variant.
+        with pending or nullcontext(), environment_lock(self.env.path, on_wait):
+            if waited:  # another run changed things meanwhile: read them again
+                config, locked, variant = self._target(
+                    name, read_pyproject(pyproject), selection
+                )
             plan = reconcile_environment(
                 config,
                 variant,
@@ -145,17 +164,31 @@ class SwitchCommand(EnvCommand, GroupCommand):
                 self.env,
                 self.io,
                 poetry_config=self.poetry.config,
+                project=pyproject.parent,
             )
             if plan.is_empty:
                 self.line(
                     f"{PREFIX}: {esc(self._describe(plan, config, locked, selection))}"
                 )
-            if pending is not None:
-                pending.commit()
+            if pending is not None and pending.commit():
                 self.line(
                     f'{PREFIX}: pyproject.toml now says variant = "<c2>{name}</>"{resolved}'
                 )
+        warn_overridden(self.io, name)
         return 0
+
+    def _target(
+        self, name: str, data: Mapping[str, Any], selection: Selection
+    ) -> tuple[TorchCudaConfig, LockedState, Variant]:
+        """The configuration with ``name`` as its variant, its lock view and variant."""
+        environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
+        config = load_config(_with_variant(dict(data), name), environ)
+        assert config is not None
+        locked = command_locked_state(
+            self.poetry, self.env, config.package_names, selection
+        )
+        variant = resolve(config, self.poetry, self.env, locked.versions).variant
+        return config, locked, variant
 
     def _describe(
         self,

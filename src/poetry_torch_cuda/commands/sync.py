@@ -51,15 +51,18 @@ class SyncCommand(TorchCudaCommand, GroupCommand):
         from poetry_torch_cuda.install.reconcile import forced
         from poetry_torch_cuda.install.reconcile import plan_for
         from poetry_torch_cuda.install.reconcile import reconcile_environment
+        from poetry_torch_cuda.machine.resolution import refresher
         from poetry_torch_cuda.machine.resolution import report
         from poetry_torch_cuda.machine.resolution import require_builds
         from poetry_torch_cuda.machine.resolution import resolve
         from poetry_torch_cuda.output import PREFIX
         from poetry_torch_cuda.project.absence import nothing_held
+        from poetry_torch_cuda.project.locked import check_fresh
         from poetry_torch_cuda.project.selection import command_locked_state
         from poetry_torch_cuda.project.selection import selection_from
 
         config = self.project_config()
+        check_fresh(self.poetry)
         selection = selection_from(self)
         locked = command_locked_state(
             self.poetry, self.env, config.package_names, selection
@@ -90,6 +93,8 @@ class SyncCommand(TorchCudaCommand, GroupCommand):
             self.io,
             poetry_config=self.poetry.config,
             force=force,
+            refresh=refresher(self.poetry, self.env, locked.versions),
+            project=self.poetry.pyproject_path.parent,
         )
         if plan.is_empty and not locked.versions:
             text = nothing_held(self.poetry, self.env, config.package_names, selection)

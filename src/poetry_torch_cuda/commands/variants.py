@@ -72,9 +72,11 @@ class VariantsCommand(TorchCudaCommand):
         from poetry_torch_cuda.machine.detection import decide
         from poetry_torch_cuda.machine.probe import probe_machine
         from poetry_torch_cuda.machine.resolution import index_client
+        from poetry_torch_cuda.project.locked import check_fresh
         from poetry_torch_cuda.project.locked import locked_state
 
         config = self.project_config()
+        check_fresh(self.poetry)
         locked = locked_state(self.poetry, self.env).versions
         wanted = wanted_versions(config.package_names, locked)
         torch = wanted.get(canonicalize_name("torch"))

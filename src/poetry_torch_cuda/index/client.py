@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from collections.abc import Sequence
 
+    import requests
     from poetry.config.config import Config
     from poetry.utils.authenticator import Authenticator
 
@@ -90,11 +91,16 @@ class IndexClient:
         *,
         ttl: float = CACHE_TTL_SECONDS,
         refresh: bool = False,
+        timeout: float | None = None,
     ) -> None:
+        """``timeout``: one attempt of that many seconds per page, and an
+        unreachable host remembered for a while (:mod:`.quick`), instead of
+        Poetry's retries."""
         self._config = config
         self._sources = list(sources)
         self._ttl = ttl
         self._refresh = refresh
+        self._timeout = timeout
         self._authenticator: Authenticator | None = None
         self._url_credentials = UrlCredentials()
         self._memory: dict[tuple[str, str], ProjectFiles] = {}
@@ -158,10 +164,11 @@ class IndexClient:
         index_url, name = key
         url = f"{index_url}/{name}/"
         shown = mask_url(url)
+        get = self._session_for(url).get if self._timeout is None else self._get_once
         try:
-            response = self._session_for(url).get(
-                url, raise_for_status=False, headers={"Accept": ACCEPT}
-            )
+            response = get(url, raise_for_status=False, headers={"Accept": ACCEPT})
+        except IndexUnavailableError:
+            raise
         except (requests.RequestException, PoetryError, CleoError, OSError) as error:
             # Poetry reports exhausted retries as a CleoError naming the host,
             # credentials included: say it again without them.
@@ -195,6 +202,31 @@ class IndexClient:
             result = ProjectFiles(name, True, files)
         self._write_cache(key, result)
         return result
+
+    def _get_once(
+        self, url: str, *, raise_for_status: bool, headers: Mapping[str, str]
+    ) -> requests.Response:
+        """One short attempt; a host that failed a moment ago is not asked again."""
+        import requests
+
+        from poetry_torch_cuda.index import quick
+
+        assert self._timeout is not None
+        if not self._refresh:
+            remembered = quick.recall(self.cache_dir, url)
+            if remembered is not None:
+                raise IndexUnavailableError(remembered)
+        try:
+            response = quick.get_once(
+                self._session_for(url), url, headers, self._timeout
+            )
+        except (requests.RequestException, OSError) as error:
+            reason = quick.in_words(error, url, self._timeout)
+            quick.remember(self.cache_dir, url, reason)
+            raise IndexUnavailableError(reason) from None
+        if self._refresh:
+            quick.forget(self.cache_dir, url)
+        return response
 
     def _cache_path(self, key: tuple[str, str]) -> Path:
         digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:32]

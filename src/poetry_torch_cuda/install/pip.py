@@ -14,14 +14,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections import deque
 from contextlib import contextmanager
 from contextlib import suppress
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.credentials import IndexAccess
 from poetry_torch_cuda.index.urls import scrub
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from collections.abc import Mapping
     from collections.abc import Sequence
+    from pathlib import Path
 
 #: pip's network timeout (seconds) and retries unless PIP_TIMEOUT/PIP_RETRIES say otherwise.
 DEFAULT_TIMEOUT = 10
@@ -103,10 +103,13 @@ class PipRunner:
         constraints: Iterable[str],
         *,
         force_reinstall: bool = False,
+        compile_bytecode: bool = False,
     ) -> None:
         """Install ``requirements`` from ``index``; ``constraints`` pin everything else.
 
         ``force_reinstall`` reinstalls them even when the same version is there.
+        ``compile_bytecode``: write ``.pyc`` files, as ``poetry install --compile``
+        does; Poetry's default (and pip's ``--no-compile``) is not to.
 
         Raises:
             PipInterrupted: a signal stopped pip (it rolled back what it had begun).
@@ -123,6 +126,7 @@ class PipRunner:
                 "--constraint",
                 str(constraints_path),
                 *(["--force-reinstall"] if force_reinstall else []),
+                *([] if compile_bytecode else ["--no-compile"]),
                 *requirements,
             ]
             env = pip_environment(os.environ, index)
@@ -237,8 +241,9 @@ def _signal_name(signum: int) -> str:
 
 @contextmanager
 def _constraints_file(constraints: Iterable[str]) -> Iterator[Path]:
-    handle, name = tempfile.mkstemp(prefix="poetry-torch-cuda-", suffix=".txt")
-    path = Path(name)
+    # Named after this process, so a later run removes it if this one is killed.
+    tempfiles.sweep(None, "poetry-torch-cuda-", ".txt")
+    handle, path = tempfiles.make(None, "poetry-torch-cuda-", ".txt")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.writelines(f"{line}\n" for line in constraints)

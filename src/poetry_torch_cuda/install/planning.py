@@ -167,20 +167,29 @@ def pins_for(
     installed: InstalledEnvironment,
     protected: frozenset[NormalizedName],
     install: Iterable[Target],
+    locked: Mapping[NormalizedName, str] | None = None,
 ) -> list[str]:
-    """``name==version`` for every installed package pip must not move.
+    """``name==version`` for every package pip must not choose a version of.
 
     That is everything but the protected torch family and what is being
-    installed; versions that are not PEP 440 cannot be pinned and are left out.
+    installed: installed packages at their installed version, and packages of
+    ``locked`` (what the lock resolves for the environment) that are not
+    installed yet at their locked version, so pip never takes a newer one from
+    the variant's index. Versions that are not PEP 440 cannot be pinned.
     """
     asked = {target.name for target in install}
+    everything = installed.all()
+    versions = {
+        **dict(locked or {}),
+        **{name: dist.version for name, dist in everything.items()},
+    }
     pins = []
-    for name, distribution in sorted(installed.all().items()):
+    for name, version in sorted(versions.items()):
         if name in protected or name in asked:
             continue
         try:
-            Version(distribution.version)
+            Version(version)
         except InvalidVersion:
             continue
-        pins.append(f"{name}=={distribution.version}")
+        pins.append(f"{name}=={version}")
     return pins

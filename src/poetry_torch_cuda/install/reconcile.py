@@ -30,7 +30,9 @@ from poetry_torch_cuda.output import PREFIX
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Mapping
+    from pathlib import Path
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
@@ -76,8 +78,14 @@ def apply_plan(
     *,
     poetry_config: Config | None = None,
     force_reinstall: bool = False,
+    compile_bytecode: bool = False,
+    locked_versions: Mapping[NormalizedName, str] | None = None,
 ) -> None:
     """Carry out ``plan`` with the env's pip and print one summary line.
+
+    Every package pip may touch besides the plan's is pinned: an installed one
+    to its installed version, one of ``locked_versions`` not installed yet to
+    its locked version.
 
     ``poetry_config`` is the project's Poetry configuration, where credentials
     for the index are looked up (default: the user's global configuration).
@@ -115,8 +123,9 @@ def apply_plan(
                 pip.install(
                     requirements,
                     index,
-                    pins_for(installed, protected, plan.install),
+                    pins_for(installed, protected, plan.install, locked_versions),
                     force_reinstall=force_reinstall,
+                    compile_bytecode=compile_bytecode,
                 )
             except PipError as error:
                 raise _with_state(error, plan, snapshot, env) from None
@@ -235,20 +244,35 @@ def reconcile_environment(
     *,
     poetry_config: Config | None = None,
     force: bool = False,
+    refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
+    compile_bytecode: bool = False,
+    project: Path | None = None,
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
     The plan is made after the lock is taken, so a run that waited for another
-    one finds what that one installed. ``force`` reinstalls matching builds too.
-    Returns the plan that was carried out (empty when the env already matched).
+    one finds what that one installed; ``refresh`` then gives the configuration
+    and variant as they are now (another run may have switched meanwhile).
+    ``force`` reinstalls matching builds too. Returns the plan that was carried
+    out (empty when the env already matched).
     """
     from poetry_torch_cuda.install.envlock import environment_lock
 
-    with environment_lock(env.path, on_wait=lambda: write_waiting(io, env)):
+    waited: list[bool] = []
+
+    def on_wait() -> None:
+        waited.append(True)
+        write_waiting(io, env)
+
+    with environment_lock(env.path, on_wait=on_wait):
+        if waited and refresh is not None:
+            config, variant = refresh() or (config, variant)
         plan, protected, installed = plan_for(config, variant, locked, env)
         if force:
             plan = forced(plan)
         if not plan.is_empty:
+            if project is not None and plan.install:
+                _warn_other_owner(env, io, project, variant)
             apply_plan(
                 plan,
                 config,
@@ -258,8 +282,24 @@ def reconcile_environment(
                 io,
                 poetry_config=poetry_config,
                 force_reinstall=force,
+                compile_bytecode=compile_bytecode,
+                locked_versions=locked.versions,
             )
+            if project is not None and plan.install:
+                from poetry_torch_cuda.install.owner import record_owner
+
+                record_owner(env.path, project, variant.name)
         return plan
+
+
+def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
+    """Warn when the variant another project installed here is being replaced."""
+    from poetry_torch_cuda.install.owner import other_owner
+    from poetry_torch_cuda.output import esc
+
+    warning = other_owner(env.path, project, variant.name)
+    if warning is not None:
+        io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
 
 
 def forced(plan: Plan) -> Plan:

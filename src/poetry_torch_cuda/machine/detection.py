@@ -466,10 +466,8 @@ def _fallback(
     reason: str,
     candidates: tuple[tuple[Verdict, Offer | None], ...] = (),
 ) -> Decision:
-    offer = offers(CPU)
+    # cpu is the only answer left: nothing to decide, so no index is asked.
     steps.append(reason)
-    if offer.available is False:
-        steps.append(f"cpu: {offer.detail}")
     return Decision(CPU, tuple(steps), None, candidates)
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Mapping
 
     from cleo.io.io import IO
@@ -46,9 +47,11 @@ class Resolution:
 def index_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
     """An :class:`IndexClient` with Poetry's config and the project's sources."""
     from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.index.quick import TIMEOUT
 
     sources = [(source.name, source.url) for source in poetry.get_sources()]
-    return IndexClient(poetry.config, sources, refresh=refresh)
+    # Checks and choices only: one short attempt, never Poetry's retry budget.
+    return IndexClient(poetry.config, sources, refresh=refresh, timeout=TIMEOUT)
 
 
 def resolve(
@@ -78,6 +81,14 @@ def resolve(
     if machine is None:
         machine = probe_machine(machine=str(marker_env.get("platform_machine") or ""))
     wanted = wanted_versions(config.package_names, locked_versions or {})
+    if locked_versions is not None and not wanted:
+        # No configured package in the lock: nothing to install, nothing to ask.
+        from poetry_torch_cuda.machine.detection import Offer
+
+        decision = decide(machine, lambda _: Offer(None, "not asked"), None)
+        return Resolution(
+            config.variant, decision.variant, config.variant_origin, decision, machine
+        )
     finder = OfferFinder(
         client or index_client(poetry),
         config,
@@ -150,3 +161,23 @@ def jetson_warning(
     if jetson is None or (jetson.l4t is not None and jetson.l4t[0] >= JETSON_SBSA_L4T):
         return None
     return f"{variant} on {jetson}: {JETSON_NOTE}"
+
+
+def refresher(
+    poetry: Poetry, env: Env, locked_versions: Mapping[NormalizedName, str] | None
+) -> Callable[[], tuple[TorchCudaConfig, Variant] | None]:
+    """What a run that waited for another one calls: config and variant as they are now.
+
+    pyproject.toml is read again from disk (the overrides are this process's
+    environment); ``None`` when the table is gone or the plugin disabled.
+    """
+
+    def refresh() -> tuple[TorchCudaConfig, Variant] | None:
+        from poetry_torch_cuda.project.reread import current_config
+
+        config = current_config(poetry.pyproject_path)
+        if config is None:
+            return None
+        return config, resolve(config, poetry, env, locked_versions).variant
+
+    return refresh

@@ -49,10 +49,7 @@ def missing_builds(config: TorchCudaConfig, poetry: Poetry) -> list[str]:
         return []
     name = min(locked, key=lambda n: (n != "torch", n))
     url = config.index_url(variant)
-    try:
-        files = index_client(poetry).project(url, name)
-    except IndexUnavailableError:
-        return []  # the install step reports an unreachable index itself
+    files = index_client(poetry).project(url, name)
     have = [v.public for v in files.versions(variant.local_label)]
     missing = {_public(v) for v in locked[name]} - set(have)
     if not missing:
@@ -70,7 +67,15 @@ def warn_missing_builds(config: TorchCudaConfig, poetry: Poetry, io: IO) -> None
     """Print :func:`missing_builds`' warnings on stderr."""
     from cleo.formatters.formatter import Formatter
 
-    for warning in missing_builds(config, poetry):
+    try:
+        warnings = missing_builds(config, poetry)
+    except IndexUnavailableError as error:  # a check only: one line, never a failure
+        io.write_error_line(
+            f"{PREFIX}: skipped the check that {config.variant} has the locked "
+            f"torch: {Formatter.escape(str(error))}"
+        )
+        return
+    for warning in warnings:
         io.write_error_line(f"<warning>{PREFIX}: {Formatter.escape(warning)}</>")
 
 

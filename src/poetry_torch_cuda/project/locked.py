@@ -66,3 +66,26 @@ def locked_state(poetry: Poetry, env: Env) -> LockedState:
         op.package.name: op.package.version.text for op in operations if not op.skipped
     }
     return LockedState(versions, graph)
+
+
+#: Poetry's own words when ``poetry install`` refuses a stale lock.
+STALE_LOCK = (
+    "pyproject.toml changed significantly since poetry.lock was last generated. "
+    "Run `poetry lock` to fix the lock file."
+)
+
+
+def is_stale(poetry: Poetry) -> bool:
+    """Whether poetry.lock exists but no longer matches pyproject.toml (Poetry's check)."""
+    locker = poetry.locker
+    return locker.is_locked() and not locker.is_fresh()
+
+
+def check_fresh(poetry: Poetry) -> None:
+    """Refuse to act on a stale lock, as ``poetry install`` does.
+
+    Raises:
+        TorchCudaError: pyproject.toml changed since poetry.lock was generated.
+    """
+    if is_stale(poetry):
+        raise TorchCudaError(STALE_LOCK)

@@ -1,18 +1,37 @@
 """Rewrite the ``variant`` key of pyproject.toml with tomlkit, leaving the rest as it was.
 
-The new text replaces the file in one rename, never by rewriting it in place.
+``switch`` runs pip for minutes while the user keeps working, so the edit is
+applied to the file as it is when it is written, never to the copy read when
+the command started: under an exclusive lock on the file, it is read again,
+the ``variant`` key set (the quote style and a trailing comment kept), and
+the result renamed over it. If the file changed between that read and the
+rename (an editor or ``poetry add`` that does not take the lock), the edit is
+made again on the new content. A file with several hard links is rewritten
+in place instead, so every link keeps seeing the same file.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import tempfile
-from pathlib import Path
+from contextlib import contextmanager
+from contextlib import suppress
+from typing import TYPE_CHECKING
 
 import tomlkit
+from tomlkit.items import String
+from tomlkit.items import StringType
 
+from poetry_torch_cuda import tempfiles
+from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.project.config import TABLE
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+_ATTEMPTS = 5
 
 
 def set_variant(pyproject: Path, variant: str) -> bool:
@@ -24,21 +43,16 @@ def set_variant(pyproject: Path, variant: str) -> bool:
     pending = prepare_variant(pyproject, variant)
     if pending is None:
         return False
-    pending.commit()
-    return True
+    with pending:
+        return pending.commit()
 
 
-def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:
-    """Write the new pyproject.toml beside the old one; ``None`` if nothing changes.
+def with_variant(text: str, variant: str) -> str | None:
+    """``text`` (a pyproject.toml) with ``variant`` set; ``None`` if it already says so.
 
-    Nothing replaces the old file until :meth:`PendingWrite.commit`, so a full
-    disk or a read-only directory shows up before anything is installed.
-
-    Raises:
-        OSError: the new file could not be written.
+    A literal string (``'cu129'``) stays a literal string.
     """
-    original = pyproject.read_bytes().decode("utf-8")
-    document = tomlkit.parse(original)
+    document = tomlkit.parse(text)
     tool = document.get("tool")
     if tool is None:
         tool = tomlkit.table(is_super_table=True)
@@ -49,41 +63,91 @@ def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:
         tool[TABLE] = table
     if table.get("variant") == variant:
         return None
-    table["variant"] = variant
+    old = table.get("variant")
+    literal = isinstance(old, String) and old.type in (StringType.SLL, StringType.MLL)
+    table["variant"] = tomlkit.string(variant, literal=literal)
     updated = tomlkit.dumps(document)
-    if updated == original:
+    return None if updated == text else updated
+
+
+def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:
+    """Check that the new pyproject.toml can be written; ``None`` if nothing changes.
+
+    The edited file is written beside the old one now, so a full disk or a
+    read-only directory shows up before anything is installed; it is edited
+    again from the file's content at :meth:`PendingWrite.commit`.
+
+    Raises:
+        OSError: the new file could not be written.
+    """
+    target = pyproject.resolve()
+    tempfiles.sweep(target.parent, _prefix(target), ".tmp")
+    updated = with_variant(target.read_bytes().decode("utf-8"), variant)
+    if updated is None:
         return None
-    return PendingWrite(pyproject, updated.encode("utf-8"))
+    return PendingWrite(target, variant, updated.encode("utf-8"))
 
 
 class PendingWrite:
-    """New bytes for a file, written to a temporary file beside it.
+    """The variant edit of one file, ready to be applied by :meth:`commit`.
 
-    :meth:`commit` renames it over the file (atomic on POSIX and Windows);
-    leaving the ``with`` block without committing removes it.
+    Leaving the ``with`` block without committing removes the temporary file.
     """
 
-    def __init__(self, target: Path, data: bytes) -> None:
-        self.target = target.resolve()
-        handle, name = tempfile.mkstemp(
-            dir=self.target.parent, prefix=f".{self.target.name}.", suffix=".tmp"
-        )
-        self._temporary = Path(name)
+    def __init__(self, target: Path, variant: str, data: bytes) -> None:
+        self.target = target
+        self.variant = variant
+        handle, self._temporary = tempfiles.make(target.parent, _prefix(target), ".tmp")
         try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
+            _write(handle, data)
             self._temporary.chmod(stat.S_IMODE(self.target.stat().st_mode))
         except BaseException:
             self._temporary.unlink(missing_ok=True)
             raise
         self._done = False
 
-    def commit(self) -> None:
-        """Put the new content in place."""
-        self._temporary.replace(self.target)
-        self._done = True
+    def commit(self) -> bool:
+        """Apply the edit to the file as it is now; return whether it changed.
+
+        Raises:
+            TorchCudaError: the file kept changing while it was being written.
+        """
+        with _locked(self.target):
+            for _ in range(_ATTEMPTS):
+                current = self.target.read_bytes()
+                updated = with_variant(current.decode("utf-8"), self.variant)
+                if updated is None:
+                    self.discard()
+                    return False
+                data = updated.encode("utf-8")
+                if self.target.stat().st_nlink > 1:
+                    self._write_in_place(current, data)
+                    return True
+                _write(os.open(self._temporary, os.O_WRONLY | os.O_TRUNC), data)
+                if self.target.read_bytes() != current:
+                    continue  # edited meanwhile by someone who takes no lock
+                self._temporary.replace(self.target)
+                self._done = True
+                return True
+        self.discard()
+        raise TorchCudaError(
+            f"{self.target.name} kept changing while the variant was written to it; "
+            f'it was not changed. Set variant = "{self.variant}" in it by hand.'
+        )
+
+    def _write_in_place(self, current: bytes, data: bytes) -> None:
+        with self.target.open("r+b") as stream:
+            if stream.read() != current:
+                raise TorchCudaError(
+                    f"{self.target.name} changed while the variant was written to "
+                    f'it; set variant = "{self.variant}" in it by hand.'
+                )
+            stream.seek(0)
+            stream.write(data)
+            stream.truncate()
+            stream.flush()
+            os.fsync(stream.fileno())
+        self.discard()
 
     def discard(self) -> None:
         """Forget the new content; the file stays as it was."""
@@ -96,3 +160,36 @@ class PendingWrite:
 
     def __exit__(self, *exc_info: object) -> None:
         self.discard()
+
+
+def _prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def _write(handle: int, data: bytes) -> None:
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+@contextmanager
+def _locked(target: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``target`` (two ``switch`` runs take turns)."""
+    if os.name != "posix":
+        yield
+        return
+    import fcntl
+
+    while True:
+        with target.open("rb") as stream:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
+            try:
+                # The holder before us may have renamed a new file into place.
+                if os.fstat(stream.fileno()).st_ino != target.stat().st_ino:
+                    continue
+                yield
+                return
+            finally:
+                with suppress(OSError):
+                    fcntl.flock(stream.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,58 @@
+"""Temporary files named after the process that owns them, and the sweep of dead ones.
+
+A run killed with ``kill -9`` cannot remove its temporary files. Each such
+file carries its owner's process id in its name (``<prefix><pid>.<random><suffix>``),
+so the next run removes those whose owner is gone and leaves a running
+process's files alone.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import suppress
+from pathlib import Path
+
+
+def make(directory: Path | None, prefix: str, suffix: str) -> tuple[int, Path]:
+    """``mkstemp`` in ``directory`` (default: the temp directory) with this pid in the name."""
+    handle, name = tempfile.mkstemp(
+        dir=directory, prefix=f"{prefix}{os.getpid()}.", suffix=suffix
+    )
+    return handle, Path(name)
+
+
+def sweep(directory: Path | None, prefix: str, suffix: str) -> list[Path]:
+    """Remove ``directory``'s files made by :func:`make` whose process is gone.
+
+    Returns the files removed. Errors (a file another run removed first, no
+    permission) are ignored: a leftover costs disk space, never correctness.
+    """
+    folder = Path(directory) if directory is not None else Path(tempfile.gettempdir())
+    removed = []
+    with suppress(OSError):
+        for path in folder.glob(f"{glob_escape(prefix)}*{suffix}"):
+            owner = path.name[len(prefix) :].split(".", 1)[0]
+            if not owner.isdigit() or _alive(int(owner)):
+                continue
+            with suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters made literal."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name != "posix":
+        return True  # on Windows, signal 0 is CTRL_C_EVENT: never probe there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, owned by someone else
+    return True

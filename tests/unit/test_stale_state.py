@@ -1,0 +1,180 @@
+"""Units of issue 14: the pyproject edit at write time, temp-file sweeps, short index checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+import requests
+from packaging.utils import canonicalize_name
+
+from poetry_torch_cuda import tempfiles
+from poetry_torch_cuda.index import quick
+from poetry_torch_cuda.install.planning import pins_for
+from poetry_torch_cuda.project.pyproject_edit import prepare_variant
+from poetry_torch_cuda.project.pyproject_edit import with_variant
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+TABLE = "[tool.poetry-torch-cuda]\nvariant = 'cu129'  # cluster\n"
+
+
+def test_literal_string_stays_literal_and_comment_stays() -> None:
+    assert with_variant(TABLE, "cu130") == (
+        "[tool.poetry-torch-cuda]\nvariant = 'cu130'  # cluster\n"
+    )
+    basic = '[tool.poetry-torch-cuda]\nvariant = "cu129"\n'
+    assert with_variant(basic, "cpu") == '[tool.poetry-torch-cuda]\nvariant = "cpu"\n'
+    assert with_variant(basic, "cu129") is None
+
+
+def test_commit_applies_the_edit_to_the_file_as_it_is_now(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(TABLE)
+    pending = prepare_variant(pyproject, "cu130")
+    assert pending is not None
+    with pending:
+        pyproject.write_text(TABLE + "\n[tool.ruff]\nline-length = 120\n")
+        assert pending.commit()
+    assert pyproject.read_text() == (
+        "[tool.poetry-torch-cuda]\nvariant = 'cu130'  # cluster\n"
+        "\n[tool.ruff]\nline-length = 120\n"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]
+
+
+def test_commit_when_someone_else_already_wrote_the_variant(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(TABLE)
+    pending = prepare_variant(pyproject, "cu130")
+    assert pending is not None
+    with pending:
+        pyproject.write_text(TABLE.replace("cu129", "cu130"))
+        assert not pending.commit()
+    assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]
+
+
+def test_hard_linked_pyproject_is_written_in_place(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(TABLE)
+    twin = tmp_path / "twin.toml"
+    os.link(pyproject, twin)
+    pending = prepare_variant(pyproject, "cpu")
+    assert pending is not None
+    with pending:
+        assert pending.commit()
+    assert twin.read_text() == pyproject.read_text()
+    assert "variant = 'cpu'" in twin.read_text()
+    assert pyproject.stat().st_ino == twin.stat().st_ino
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml", "twin.toml"]
+
+
+def test_sweep_removes_only_files_of_dead_processes(tmp_path: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    leftover = tmp_path / f".pyproject.toml.{dead_pid}.abc.tmp"
+    leftover.write_text("x")
+    handle, mine = tempfiles.make(tmp_path, ".pyproject.toml.", ".tmp")
+    os.close(handle)
+    unrelated = tmp_path / ".pyproject.toml.notapid.tmp"
+    unrelated.write_text("x")
+    assert tempfiles.sweep(tmp_path, ".pyproject.toml.", ".tmp") == [leftover]
+    assert mine.exists()
+    assert unrelated.exists()
+
+
+def test_a_leftover_of_a_killed_switch_goes_with_the_next_one(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(TABLE)
+    (tmp_path / ".pyproject.toml.999999999.x.tmp").write_text("half")
+    pending = prepare_variant(pyproject, "cu130")
+    assert pending is not None
+    with pending:
+        pending.commit()
+    assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (
+            requests.exceptions.ReadTimeout("Read timed out. (read timeout=4)"),
+            "host.example did not answer within 4 s",
+        ),
+        (
+            requests.exceptions.ConnectionError(
+                "HTTPSConnectionPool: Max retries exceeded (Caused by NewConnectionError("
+                "'[Errno 111] Connection refused'))"
+            ),
+            "host.example refused the connection",
+        ),
+        (
+            requests.exceptions.ConnectionError(
+                "NameResolutionError: Failed to resolve 'host.example' "
+                "([Errno -2] Name or service not known)"
+            ),
+            "host.example could not be found (DNS lookup failed)",
+        ),
+    ],
+)
+def test_network_errors_in_words(error: Exception, words: str) -> None:
+    url = "https://user:secret@host.example/whl/cu129/torch/"
+    assert quick.in_words(error, url) == words
+
+
+def test_an_unreachable_host_is_remembered_for_a_while(tmp_path: Path) -> None:
+    url = "https://host.example/whl/cu129/torch/"
+    assert quick.recall(tmp_path, url) is None
+    quick.remember(tmp_path, url, "host.example did not answer within 4 s")
+    recalled = quick.recall(tmp_path, "https://host.example/whl/cu130/torchvision/")
+    assert recalled is not None
+    assert recalled.startswith(
+        "host.example did not answer within 4 s (noted 0 s ago; asked again in 600 s)"
+    )
+    assert quick.recall(tmp_path, "https://other.example/whl/cu129/torch/") is None
+    later = quick.recall(tmp_path, url, now=10**10)
+    assert later is None
+    quick.forget(tmp_path, url)
+    assert quick.recall(tmp_path, url) is None
+
+
+class _Installed:
+    def __init__(self, versions: dict[str, str]) -> None:
+        self._all = {
+            canonicalize_name(n): type("D", (), {"version": v})()
+            for n, v in versions.items()
+        }
+
+    def all(self) -> dict[object, object]:
+        return self._all
+
+
+def test_pins_cover_locked_packages_that_are_not_installed() -> None:
+    installed = _Installed({"needs-torch": "1.0.0", "filelock": "3.19.0"})
+    locked = {
+        canonicalize_name(n): v
+        for n, v in {
+            "filelock": "3.20.0",
+            "typing-extensions": "4.12.0",
+            "torch": "2.14.1",
+            "nvidia-cublas": "13.0.2",
+        }.items()
+    }
+    protected = frozenset(canonicalize_name(n) for n in ("torch", "nvidia-cublas"))
+    pins = pins_for(installed, protected, [], locked)  # type: ignore[arg-type]
+    # installed wins (pip must not move what Poetry put there); the rest at the lock
+    assert pins == [
+        "filelock==3.19.0",
+        "needs-torch==1.0.0",
+        "typing-extensions==4.12.0",
+    ]
