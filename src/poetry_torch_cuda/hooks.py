@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from poetry.packages.locker import Locker
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
@@ -172,13 +173,24 @@ class CommandHooks:
             variant = guard.variant
             if variant.kind == "auto":
                 variant = _resolve_auto(guard, command, event.io)
-            reconcile(
+            plan = reconcile(
                 guard.config,
                 variant,
                 guard.locked,
                 command.env,
                 event.io,
                 poetry_config=command.poetry.config,
+            )
+            from poetry_torch_cuda.proof.after import prove_change
+
+            prove_change(
+                command.poetry,
+                command.env,
+                event.io,
+                guard.config,
+                variant,
+                guard.locked,
+                plan,
             )
         except TorchCudaError as error:
             write_error(event.io, str(error))
@@ -214,7 +226,7 @@ def reconcile(
     io: IO,
     *,
     poetry_config: Config | None = None,
-) -> None:
+) -> Plan:
     """Make ``env`` hold ``variant``; say so at ``-v`` when it already did."""
     plan = reconcile_environment(
         config, variant, locked, env, io, poetry_config=poetry_config
@@ -223,6 +235,7 @@ def reconcile(
         io.write_line(
             f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
         )
+    return plan
 
 
 def _resolve_auto(guard: OperationGuard, command: InstallerCommand, io: IO) -> Variant:

@@ -116,6 +116,9 @@ class SwitchCommand(EnvCommand):
                 "nothing was changed. Free space or fix permissions, then run "
                 "the command again."
             ) from None
+        from poetry_torch_cuda.proof.rollback import take_snapshot
+
+        snapshot = take_snapshot(config, self.env)
         with pending or nullcontext():
             plan = reconcile_environment(
                 config,
@@ -127,6 +130,19 @@ class SwitchCommand(EnvCommand):
             )
             if plan.is_empty:
                 self.line(f"{PREFIX}: {describe_plan(plan, config)}")
+            from poetry_torch_cuda.proof.after import prove_change
+
+            # A build that fails verification is replaced by the previous one.
+            prove_change(
+                self.poetry,
+                self.env,
+                self.io,
+                config,
+                variant,
+                locked,
+                plan,
+                snapshot=snapshot,
+            )
             if pending is not None:
                 pending.commit()
                 self.line(

@@ -1,0 +1,124 @@
+"""Fake ``torch`` packages that fail the way real builds fail, for verification tests.
+
+:func:`fake_torch` returns the source of a ``torch/__init__.py`` that answers
+what ``poetry torch-cuda verify`` asks (``torch.version``, ``torch.cuda``,
+``torch.backends.cudnn``, ``torch.arange`` and a tiny tensor) with the values
+given; :func:`broken_import` one whose import raises like a build missing a
+CUDA library. :func:`torch_payload` turns either into a ``build_wheel`` payload.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = [
+    "LIBCUDNN_MISSING",
+    "NO_KERNEL_IMAGE",
+    "broken_import",
+    "fake_torch",
+    "torch_payload",
+]
+
+LIBCUDNN_MISSING = (
+    "libcudnn.so.9: cannot open shared object file: No such file or directory"
+)
+NO_KERNEL_IMAGE = "CUDA error: no kernel image is available for execution on the device"
+
+_TEMPLATE = '''\
+"""A fake torch {version} for poetry-torch-cuda's tests (see tests/support/fake_torch.py)."""
+import types as _types
+
+__version__ = {version!r}
+float32 = "float32"
+version = _types.SimpleNamespace(cuda={cuda!r}, hip={hip!r}, __version__=__version__)
+_DEVICES = {devices!r}
+_ARCHS = {archs!r}
+_AVAILABLE = {available!r}
+_DEVICE_ERROR = {device_error!r}
+
+
+class _Tensor:
+    def __init__(self, values, device="cpu"):
+        self.values = list(values)
+        self.device = device
+
+    def __mul__(self, other):
+        return _Tensor([a * b for a, b in zip(self.values, other.values)], self.device)
+
+    def sum(self):
+        return _Tensor([sum(self.values)], self.device)
+
+    def item(self):
+        return self.values[0]
+
+    def tolist(self):
+        return list(self.values)
+
+
+def _check(device):
+    device = str(device)
+    if device.startswith("cuda"):
+        if not _AVAILABLE:
+            raise RuntimeError("Found no NVIDIA driver on your system.")
+        if _DEVICE_ERROR:
+            raise RuntimeError(_DEVICE_ERROR)
+    return device
+
+
+def arange(start, end, dtype=None, device="cpu"):
+    return _Tensor([float(x) for x in range(start, end)], _check(device))
+
+
+def tensor(values, device="cpu"):
+    return _Tensor(values, _check(device))
+
+
+cuda = _types.SimpleNamespace(
+    is_available=lambda: _AVAILABLE,
+    get_arch_list=lambda: list(_ARCHS) if {cuda!r} else [],
+    device_count=lambda: len(_DEVICES) if _AVAILABLE else 0,
+    get_device_name=lambda i: _DEVICES[i][0],
+    get_device_capability=lambda i: tuple(_DEVICES[i][1]),
+)
+backends = _types.SimpleNamespace(
+    cudnn=_types.SimpleNamespace(version=lambda: {cudnn!r})
+)
+'''
+
+
+def fake_torch(
+    version: str,
+    *,
+    cuda: str | None = None,
+    hip: str | None = None,
+    available: bool = False,
+    devices: Sequence[tuple[str, tuple[int, int]]] = (),
+    archs: Sequence[str] = (),
+    cudnn: int | None = None,
+    device_error: str | None = None,
+) -> str:
+    """The source of a fake ``torch/__init__.py`` describing such a build."""
+    return _TEMPLATE.format(
+        version=version,
+        cuda=cuda,
+        hip=hip,
+        available=available,
+        devices=[(name, list(capability)) for name, capability in devices],
+        archs=list(archs),
+        cudnn=cudnn,
+        device_error=device_error,
+    )
+
+
+def broken_import(version: str, message: str = LIBCUDNN_MISSING) -> str:
+    """A ``torch/__init__.py`` whose import fails as a build missing a library does."""
+    return f"__version__ = {version!r}\nraise OSError({message!r})\n"
+
+
+def torch_payload(source: str) -> dict[str, bytes]:
+    """``build_wheel(..., payload=...)`` that makes the wheel's torch this source."""
+    return {"torch/__init__.py": source.encode()}
