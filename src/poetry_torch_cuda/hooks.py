@@ -181,17 +181,18 @@ class CommandHooks:
                 event.io,
                 poetry_config=command.poetry.config,
             )
-            from poetry_torch_cuda.proof.after import prove_change
+            if not plan.is_empty:  # a no-op run never verifies (nor imports proof/)
+                from poetry_torch_cuda.proof.after import prove_change
 
-            prove_change(
-                command.poetry,
-                command.env,
-                event.io,
-                guard.config,
-                variant,
-                guard.locked,
-                plan,
-            )
+                prove_change(
+                    command.poetry,
+                    command.env,
+                    event.io,
+                    guard.config,
+                    variant,
+                    guard.locked,
+                    plan,
+                )
         except TorchCudaError as error:
             write_error(event.io, str(error))
             event.set_exit_code(error.exit_code or 1)

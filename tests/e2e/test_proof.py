@@ -347,3 +347,21 @@ def test_verify_fails_on_a_label_other_than_the_variant(
         "torch 2.14.1+cpu is the +cpu build, not the cu130 build"
     )
     assert failing[0]["fix"] == "`poetry torch-cuda sync` installs it"
+
+
+def test_a_no_op_install_never_verifies(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    from tests.e2e.test_fast_path import watched
+
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu")
+    project.env.pop("POETRY_TORCH_CUDA_VERIFY")  # verification on, as for users
+    project.env.update(no_gpu(tmp_path))
+    first = project.run("install")
+    assert "verified torch 2.14.1+cpu" in first.stdout
+
+    modules, events = watched(project, "install")
+
+    assert "poetry_torch_cuda.hooks" in modules
+    assert not any(name.startswith("poetry_torch_cuda.proof") for name in modules)
+    assert events == []  # no probe, no pip, no nvidia-smi
