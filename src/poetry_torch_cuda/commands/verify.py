@@ -65,6 +65,8 @@ class VerifyCommand(TorchCudaCommand):
         if self.io.is_debug():
             for trace in proof.tracebacks():
                 self.line_error(esc(trace))
+        elif proof.tracebacks() and not proof.ok:
+            self.line("(-vvv shows the traceback of the check.)")
         where = esc(self.env.path)
         if proof.ok:
             self.line(f"{PREFIX}: <info>{variant}</> build verified in {where}")
