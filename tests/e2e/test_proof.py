@@ -365,3 +365,18 @@ def test_a_no_op_install_never_verifies(
     assert "poetry_torch_cuda.hooks" in modules
     assert not any(name.startswith("poetry_torch_cuda.proof") for name in modules)
     assert events == []  # no probe, no pip, no nvidia-smi
+
+
+def test_switch_auto_pin_records_the_build_that_runs(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, proof_index, "2.14.1", "cu129")
+    project.run("install")  # verification off: the starting point only
+    env = {**gpu(tmp_path, RTX_5090, driver="570.86.10"), **VERIFY_ON}
+
+    result = project.run("torch-cuda", "switch", "auto", "--pin", env_extra=env)
+
+    assert "auto: cu128 failed verification here" in result.stderr
+    assert 'pyproject.toml now says variant = "cpu"' in result.stdout
+    assert 'variant = "cpu"' in project.pyproject_text()
+    assert project.installed()["torch"] == "2.14.1+cpu"

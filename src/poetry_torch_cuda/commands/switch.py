@@ -133,7 +133,7 @@ class SwitchCommand(EnvCommand):
             from poetry_torch_cuda.proof.after import prove_change
 
             # A build that fails verification is replaced by the previous one.
-            prove_change(
+            final = prove_change(
                 self.poetry,
                 self.env,
                 self.io,
@@ -143,6 +143,13 @@ class SwitchCommand(EnvCommand):
                 plan,
                 snapshot=snapshot,
             )
+            if final != variant and name == variant.name:  # --pin: what runs here
+                name = final.name
+                if pending is not None:
+                    pending.discard()
+                pending = prepare_variant(pyproject, name)
+            elif final != variant:
+                resolved = f" (auto: {final})"
             if pending is not None:
                 pending.commit()
                 self.line(

@@ -56,7 +56,10 @@ def run_probe(python: str, packages: list[str], timeout: float) -> ProbeRun:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+            if hasattr(os, "killpg"):
+                os.killpg(process.pid, signal.SIGKILL)
+            else:  # Windows: no process groups
+                process.kill()
         out, err = process.communicate()
         return ProbeRun(
             None,
