@@ -20,7 +20,7 @@ from tests.support.fake_torch import LIBCUDNN_MISSING
 from tests.support.fake_torch import NO_KERNEL_IMAGE
 from tests.support.fake_torch import broken_import
 from tests.support.fake_torch import fake_torch
-from tests.support.fake_torch import torch_payload
+from tests.support.fake_torch import replace_module
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import RTX_5090
@@ -30,7 +30,6 @@ from tests.support.gpus import smi_line
 from tests.support.index import IndexServer
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
-from tests.support.wheels import build_wheel
 
 
 if TYPE_CHECKING:
@@ -51,22 +50,7 @@ ARCHS_129 = ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
 
 
 def _replace_torch(universe: Universe, variant: str, version: str, source: str) -> None:
-    """Rebuild ``torch==version`` on ``variant``'s index with ``source`` as its module."""
-    for built in universe.wheels:
-        if (
-            built.index == variant
-            and built.spec.project == "torch"
-            and built.spec.version == version
-        ):
-            build_wheel(
-                built.path.parent,
-                "torch",
-                version,
-                built.spec.requires,
-                payload=torch_payload(source),
-            )
-            return
-    raise KeyError(f"no torch {version} on {variant}")
+    replace_module(universe, variant, "torch", version, source)
 
 
 @pytest.fixture(scope="module")

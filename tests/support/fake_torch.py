@@ -4,23 +4,31 @@
 what ``poetry torch-cuda verify`` asks (``torch.version``, ``torch.cuda``,
 ``torch.backends.cudnn``, ``torch.arange`` and a tiny tensor) with the values
 given; :func:`broken_import` one whose import raises like a build missing a
-CUDA library. :func:`torch_payload` turns either into a ``build_wheel`` payload.
+CUDA library; :func:`replace_module` puts either into a built universe's wheel.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tests.support.wheels import build_wheel
+from tests.support.wheels import canonical_name
+
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from collections.abc import Sequence
+
+    from tests.support.catalog import Universe
 
 __all__ = [
     "LIBCUDNN_MISSING",
     "NO_KERNEL_IMAGE",
     "broken_import",
     "fake_torch",
-    "torch_payload",
+    "fake_torchvision",
+    "make_verifiable",
+    "replace_module",
 ]
 
 LIBCUDNN_MISSING = (
@@ -119,6 +127,54 @@ def broken_import(version: str, message: str = LIBCUDNN_MISSING) -> str:
     return f"__version__ = {version!r}\nraise OSError({message!r})\n"
 
 
-def torch_payload(source: str) -> dict[str, bytes]:
-    """``build_wheel(..., payload=...)`` that makes the wheel's torch this source."""
-    return {"torch/__init__.py": source.encode()}
+def fake_torchvision(version: str) -> str:
+    """A ``torchvision/__init__.py`` whose ``ops.nms`` answers like the real one."""
+    return (
+        f"import types as _types\nimport torch as _torch\n__version__ = {version!r}\n"
+        "ops = _types.SimpleNamespace(nms=lambda boxes, scores, iou: "
+        "_torch.tensor([0, 2]))\n"
+    )
+
+
+def replace_module(
+    universe: Universe, index: str, project: str, version: str, source: str
+) -> None:
+    """Rebuild ``project==version`` on ``index`` with ``source`` as its ``__init__.py``.
+
+    Name, version and requirements stay those of the wheel the universe built.
+    """
+    for built in universe.wheels:
+        if (
+            built.index == index
+            and built.spec.project == canonical_name(project)
+            and built.spec.version == version
+        ):
+            package = canonical_name(project).replace("-", "_")
+            build_wheel(
+                built.path.parent,
+                project,
+                version,
+                built.spec.requires,
+                extras=built.spec.extras,
+                payload={f"{package}/__init__.py": source.encode()},
+            )
+            return
+    raise KeyError(f"no {project} {version} on {index}")
+
+
+def make_verifiable(universe: Universe, indexes: Iterable[str]) -> None:
+    """Make every torch and torchvision on ``indexes`` pass ``torch-cuda verify``
+    on a machine without GPU (CUDA builds say so; torchvision's nms runs)."""
+    for index in indexes:
+        cuda = f"{index[2:-1]}.{index[-1]}" if index.startswith("cu") else None
+        for built in list(universe.wheels):
+            version = built.spec.version
+            if built.index != index:
+                continue
+            if built.spec.project == "torch":
+                source = fake_torch(version, cuda=cuda)
+            elif built.spec.project == "torchvision":
+                source = fake_torchvision(version)
+            else:
+                continue
+            replace_module(universe, index, built.spec.project, version, source)

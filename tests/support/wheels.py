@@ -143,9 +143,10 @@ def build_wheel(
             ).encode(),
         ),
     ]
-    if init in (payload or {}):  # the payload replaces the default module
-        files.pop(0)
-    files[1:1] = list((payload or {}).items())
+    extra = dict(payload or {})
+    if init in extra:  # the payload replaces the default module
+        files[0] = (init, extra.pop(init))
+    files[1:1] = list(extra.items())
     record_lines = [f"{arc},{_record_hash(data)},{len(data)}" for arc, data in files]
     record_lines.append(f"{dist_info}/RECORD,,")
     files.append((f"{dist_info}/RECORD", ("\n".join(record_lines) + "\n").encode()))
