@@ -162,9 +162,13 @@ def replace_module(
     raise KeyError(f"no {project} {version} on {index}")
 
 
+#: What the verifiable CUDA builds of :func:`make_verifiable` see.
+SEEN_GPU = ("NVIDIA GeForce RTX 4090", (8, 9))
+
+
 def make_verifiable(universe: Universe, indexes: Iterable[str]) -> None:
-    """Make every torch and torchvision on ``indexes`` pass ``torch-cuda verify``
-    on a machine without GPU (CUDA builds say so; torchvision's nms runs)."""
+    """Make every torch and torchvision on ``indexes`` pass ``torch-cuda verify``,
+    on a machine without GPU or with one sm_89 GPU (CUDA builds see :data:`SEEN_GPU`)."""
     for index in indexes:
         cuda = f"{index[2:-1]}.{index[-1]}" if index.startswith("cu") else None
         for built in list(universe.wheels):
@@ -172,7 +176,13 @@ def make_verifiable(universe: Universe, indexes: Iterable[str]) -> None:
             if built.index != index:
                 continue
             if built.spec.project == "torch":
-                source = fake_torch(version, cuda=cuda)
+                source = fake_torch(
+                    version,
+                    cuda=cuda,
+                    available=cuda is not None,
+                    devices=[SEEN_GPU] if cuda else [],
+                    archs=["sm_80", "sm_86", "sm_90"] if cuda else [],
+                )
             elif built.spec.project == "torchvision":
                 source = fake_torchvision(version)
             else:

@@ -76,8 +76,10 @@ def prove_change(
             io.write_line(f"{PREFIX}: {esc(proof.summary())}")
             return current
         following = None
-        if config.variant.kind == "auto" and moves < MAX_MOVES:
-            following = _move_on(poetry, env, io, config, locked, proof, machine)
+        if config.variant.kind == "auto" and proof.verdict.machine_reason:
+            _remember(env, machine, proof)
+            if moves < MAX_MOVES:
+                following = _move_on(poetry, env, io, config, locked, proof, machine)
         if following is None:
             raise _failed(proof, io, config, locked, env, poetry, snapshot)
         current = following
@@ -93,17 +95,14 @@ def _move_on(
     proof: Proof,
     machine: Machine,
 ) -> Variant | None:
-    """Remember ``auto``'s failed pick and install its next candidate, if any."""
+    """Install ``auto``'s next candidate now that its pick is remembered, if any."""
     from poetry_torch_cuda.install.reconcile import reconcile_environment
-    from poetry_torch_cuda.machine.memory import remember
     from poetry_torch_cuda.machine.resolution import resolve
 
     first = proof.first_failure()
-    if first is None or not proof.verdict.machine_reason:
+    if first is None:
         return None
     failed = proof.variant
-    if not remember(env.path, machine, failed, proof.torch_version, first.message):
-        return None
     following = resolve(config, poetry, env, locked.versions, machine=machine).variant
     if following == failed:
         return None
@@ -120,6 +119,15 @@ def _move_on(
         config, following, locked, env, io, poetry_config=poetry.config
     )
     return following
+
+
+def _remember(env: Env, machine: Machine, proof: Proof) -> None:
+    """Keep ``auto`` from choosing the failed build again on this machine."""
+    from poetry_torch_cuda.machine.memory import remember
+
+    first = proof.first_failure()
+    if first is not None:
+        remember(env.path, machine, proof.variant, proof.torch_version, first.message)
 
 
 def _failed(
