@@ -17,9 +17,11 @@ import pytest
 
 from tests.support.catalog import build_universe
 from tests.support.fake_torch import LIBCUDNN_MISSING
+from tests.support.fake_torch import NMS_MISSING
 from tests.support.fake_torch import NO_KERNEL_IMAGE
 from tests.support.fake_torch import broken_import
 from tests.support.fake_torch import fake_torch
+from tests.support.fake_torch import fake_torchvision
 from tests.support.fake_torch import replace_module
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import RTX_4090
@@ -78,6 +80,16 @@ def proof_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServe
                 cudnn=91300,
             ),
         )
+    replace_module(
+        universe, "cpu", "torchvision", "0.29.1+cpu", fake_torchvision("0.29.1+cpu")
+    )
+    replace_module(
+        universe,
+        "cu130",
+        "torchvision",
+        "0.29.1+cu130",
+        fake_torchvision("0.29.1+cu130", mismatched=True),
+    )
     _replace_torch(universe, "cu128", "2.14.1+cu128", broken_import("2.14.1+cu128"))
     _replace_torch(
         universe,
@@ -364,3 +376,29 @@ def test_switch_auto_pin_records_the_build_that_runs(
     assert 'pyproject.toml now says variant = "cpu"' in result.stdout
     assert 'variant = "cpu"' in project.pyproject_text()
     assert project.installed()["torch"] == "2.14.1+cpu"
+
+
+def test_a_torchvision_built_for_another_torch_fails_its_operator(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    project = Project.create(
+        tmp_path,
+        proof_index,
+        {"torch": "2.14.1", "torchvision": "0.29.1"},
+        'variant = "cpu"\npackages = ["torch", "torchvision"]',
+    )
+    env = {**gpu(tmp_path, RTX_4090, driver="580.95.05"), **VERIFY_ON}
+    installed = project.run("install", env_extra=env)
+    assert "verified torch 2.14.1+cpu" in installed.stdout
+    assert (
+        "torchvision.ops.nms runs"
+        in project.run("torch-cuda", "verify", env_extra=env).stdout
+    )
+
+    result = project.run("torch-cuda", "switch", "cu130", check=False, env_extra=env)
+
+    assert result.returncode == 1, describe(result)
+    assert f"torchvision.ops.nms fails: RuntimeError: {NMS_MISSING}" in result.stderr
+    assert "torchvision was built for another torch" in result.stderr
+    assert project.installed()["torchvision"] == "0.29.1+cpu"
+    assert 'variant = "cpu"' in project.pyproject_text()

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LIBCUDNN_MISSING",
+    "NMS_MISSING",
     "NO_KERNEL_IMAGE",
     "broken_import",
     "fake_torch",
@@ -127,12 +128,18 @@ def broken_import(version: str, message: str = LIBCUDNN_MISSING) -> str:
     return f"__version__ = {version!r}\nraise OSError({message!r})\n"
 
 
-def fake_torchvision(version: str) -> str:
-    """A ``torchvision/__init__.py`` whose ``ops.nms`` answers like the real one."""
+#: What torchvision says when it was built for another torch.
+NMS_MISSING = "operator torchvision::nms does not exist"
+
+
+def fake_torchvision(version: str, *, mismatched: bool = False) -> str:
+    """A ``torchvision/__init__.py`` whose ``ops.nms`` answers like the real one
+    (or, ``mismatched``, fails like a torchvision built for another torch)."""
+    nms = f"_fail({NMS_MISSING!r})" if mismatched else "_torch.tensor([0, 2])"
     return (
         f"import types as _types\nimport torch as _torch\n__version__ = {version!r}\n"
-        "ops = _types.SimpleNamespace(nms=lambda boxes, scores, iou: "
-        "_torch.tensor([0, 2]))\n"
+        "def _fail(message):\n    raise RuntimeError(message)\n"
+        f"ops = _types.SimpleNamespace(nms=lambda boxes, scores, iou: {nms})\n"
     )
 
 
