@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.support.catalog import build_universe
+from tests.support.fake_torch import make_verifiable
 from tests.support.index import IndexServer
 
 from benchmarks import scenarios
@@ -41,6 +42,7 @@ MEASUREMENTS: dict[str, Callable[[workspace.Workspace, int], Row]] = {
     "ritual": scenarios.ritual,
     "switch": scenarios.switch,
     "imports": lambda ws, _pairs: scenarios.import_cost(ws),
+    "verify": scenarios.verification,
 }
 HEAVY = "heavy"
 HERE = Path(__file__).resolve().parent
@@ -81,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="poetry-torch-cuda-bench-"))
     try:
         universe = build_universe(root / "universe")
+        # Builds that pass verification, which is on, as for users.
+        make_verifiable(universe, (workspace.VARIANT, workspace.OTHER))
         with IndexServer(universe.root) as index:
             print("bench: preparing the projects", file=sys.stderr, flush=True)
             ws = workspace.prepare(root / "work", index, plugin, plain)
@@ -112,6 +116,7 @@ def heavy_switch(
 ) -> Row:
     """The switch row again, on wheels padded to ``scale`` of their real size."""
     universe = build_universe(root / "heavy-universe")
+    make_verifiable(universe, (workspace.VARIANT, workspace.OTHER))
     megabytes = pad_universe(universe, (workspace.VARIANT, workspace.OTHER), scale)
     with IndexServer(universe.root) as index:
         print("bench: preparing the heavy projects", file=sys.stderr, flush=True)

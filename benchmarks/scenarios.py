@@ -204,6 +204,34 @@ def switch(ws: Workspace, pairs: int, title: str = "") -> Row:
     )
 
 
+def verification(ws: Workspace, pairs: int) -> Row:
+    """``switch`` with verification (the default) vs the same with it turned off."""
+    project = ws.projects["switch-plugin"]
+    current = {"variant": VARIANT}
+
+    def switch_with(verify: str) -> Sample:
+        current["variant"] = OTHER if current["variant"] == VARIANT else VARIANT
+        env = {**project.env, "POETRY_TORCH_CUDA_VERIFY": verify}
+        return timed(
+            [ws.plugin.poetry, "--no-ansi", "torch-cuda", "switch", current["variant"]],
+            project.path,
+            env,
+        )
+
+    result = measure_pairs(
+        "5. verification", lambda: switch_with("1"), lambda: switch_with("0"), pairs
+    )
+    return Row(
+        f"5. verification after switch {VARIANT} ⇄ {OTHER}",
+        "`switch` (verifies: one child Python imports torch, computes)",
+        "`switch` with `POETRY_TORCH_CUDA_VERIFY=0`",
+        result,
+        "(cost shown)",
+        True,
+        notes="fake torch wheels: the child's start-up, not real torch's import",
+    )
+
+
 def import_cost(ws: Workspace, runs: int = 5) -> Row:
     """What ``-X importtime`` attributes to the plugin when Poetry starts."""
     env = {**ws.env, **importtime_env(ws.root / "importtime-shim")}

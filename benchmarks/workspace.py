@@ -87,7 +87,11 @@ def prepare(
     # Bytecode is written as for any user; pip's cache is the benchmark's own.
     env = isolated_env(
         root,
-        {"PYTHONDONTWRITEBYTECODE": None, "PIP_CACHE_DIR": str(root / "pip-cache")},
+        {
+            "PYTHONDONTWRITEBYTECODE": None,
+            "PIP_CACHE_DIR": str(root / "pip-cache"),
+            "POETRY_TORCH_CUDA_VERIFY": None,  # verification on, as for users
+        },
     )
     ws = Workspace(root, index, plugin, plain, env)
     text = render_pyproject(index, DEPS, torch_cuda=TABLE, name="bench-project")

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from poetry.packages.locker import Locker
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
@@ -189,7 +190,7 @@ class CommandHooks:
                 return
             from poetry_torch_cuda.machine.resolution import refresher
 
-            reconcile(
+            plan = reconcile(
                 guard.config,
                 variant,
                 guard.locked,
@@ -201,6 +202,18 @@ class CommandHooks:
                 project=command.poetry.pyproject_path.parent,
             )
             warn_packages(guard.config, guard.locked.graph, command.env, event.io)
+            if not plan.is_empty:  # a no-op run never verifies (nor imports proof/)
+                from poetry_torch_cuda.proof.after import prove_change
+
+                prove_change(
+                    command.poetry,
+                    command.env,
+                    event.io,
+                    guard.config,
+                    variant,
+                    guard.locked,
+                    plan,
+                )
         except TorchCudaError as error:
             write_error(event.io, str(error))
             event.set_exit_code(error.exit_code or 1)
@@ -238,7 +251,7 @@ def reconcile(
     refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
     compile_bytecode: bool = False,
     project: Path | None = None,
-) -> None:
+) -> Plan:
     """Make ``env`` hold ``variant``; say so at ``-v`` when it already did."""
     plan = reconcile_environment(
         config,
@@ -255,6 +268,7 @@ def reconcile(
         io.write_line(
             f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
         )
+    return plan
 
 
 def warn_packages(

@@ -33,6 +33,7 @@ COMMANDS = {
     "torch-cuda sync": "poetry_torch_cuda.commands.sync:SyncCommand",
     "torch-cuda detect": "poetry_torch_cuda.commands.detect:DetectCommand",
     "torch-cuda variants": "poetry_torch_cuda.commands.variants:VariantsCommand",
+    "torch-cuda verify": "poetry_torch_cuda.commands.verify:VerifyCommand",
 }
 
 

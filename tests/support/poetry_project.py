@@ -65,7 +65,7 @@ def isolated_env(
     ``os.devnull`` (pip then reads no config file at all), Poetry's cache,
     config and data dirs under ``tmp_path/poetry-home``, an in-project
     ``.venv`` made with the Python Poetry runs on, no interaction, no
-    keyring. ``extra`` is applied last; a ``None`` value removes a variable.
+    keyring, no verification after changes. ``extra`` is applied last; a ``None`` value removes a variable.
     """
     env = {
         key: value
@@ -89,6 +89,9 @@ def isolated_env(
             "POETRY_KEYRING_ENABLED": "false",
             "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
             "PYTHONDONTWRITEBYTECODE": "1",
+            # The catalog's fake torch wheels are not importable builds; tests of
+            # verification turn it on with {"POETRY_TORCH_CUDA_VERIFY": None}.
+            "POETRY_TORCH_CUDA_VERIFY": "0",
         }
     )
     for key, value in (extra or {}).items():

@@ -113,14 +113,16 @@ def build_wheel(
     WHEEL and RECORD. ``requires`` are PEP 508 strings (markers allowed);
     ``extras`` maps an extra's name to its requirements, which get an
     ``extra == "<name>"`` marker. ``payload`` adds files (archive name ->
-    bytes), e.g. a large one to make installing the wheel write a lot.
+    bytes), e.g. a large one to make installing the wheel write a lot; a
+    payload ``<import_name>/__init__.py`` replaces the default one.
     """
     dest.mkdir(parents=True, exist_ok=True)
     dist_info = f"{_escape(name)}-{version}.dist-info"
     package = import_name(name)
 
+    init = f"{package}/__init__.py"
     files: list[tuple[str, bytes]] = [
-        (f"{package}/__init__.py", f'__version__ = "{version}"\n'.encode()),
+        (init, f'__version__ = "{version}"\n'.encode()),
         (
             f"{dist_info}/METADATA",
             wheel_metadata(
@@ -141,7 +143,10 @@ def build_wheel(
             ).encode(),
         ),
     ]
-    files[1:1] = list((payload or {}).items())
+    extra = dict(payload or {})
+    if init in extra:  # the payload replaces the default module
+        files[0] = (init, extra.pop(init))
+    files[1:1] = list(extra.items())
     record_lines = [f"{arc},{_record_hash(data)},{len(data)}" for arc, data in files]
     record_lines.append(f"{dist_info}/RECORD,,")
     files.append((f"{dist_info}/RECORD", ("\n".join(record_lines) + "\n").encode()))

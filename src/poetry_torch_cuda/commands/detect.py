@@ -43,12 +43,19 @@ class DetectCommand(TorchCudaCommand):
             "instead of this one.",
             flag=False,
         ),
+        option(
+            "forget",
+            None,
+            "Forget the builds that failed verification in this environment.",
+        ),
     ]
     help = (
         "Probes nvidia-smi (or /proc/driver/nvidia/version) and rocminfo, maps the "
         "driver to the newest CUDA it runs, drops variants not built for every GPU's "
         "compute capability and keeps the newest one whose index has the locked "
-        "torch version. Works whatever variant the project configures."
+        "torch version. Works whatever variant the project configures. Builds that "
+        "failed verification in this environment are remembered and skipped; "
+        "<c1>--forget</> clears that memory."
     )
 
     def reads_only(self, io: IO) -> bool:
@@ -57,6 +64,8 @@ class DetectCommand(TorchCudaCommand):
 
     def work(self) -> int:
         """Decide as ``auto`` would and print the steps."""
+        from poetry_torch_cuda.machine.memory import failures
+        from poetry_torch_cuda.machine.memory import forget
         from poetry_torch_cuda.machine.resolution import index_client
         from poetry_torch_cuda.machine.resolution import resolve
         from poetry_torch_cuda.project.locked import locked_state
@@ -64,6 +73,12 @@ class DetectCommand(TorchCudaCommand):
         from poetry_torch_cuda.status_report import machine_json
 
         configured = self._config_or_default()
+        if self.option("forget"):
+            count = forget(self.env.path)
+            self.line_error(
+                f"Forgot {count} failed build{'s' if count != 1 else ''} "
+                "remembered for this environment"
+            )
         config = dataclasses.replace(configured, variant=Variant("auto", "auto"))
         locked = None
         if self.poetry.locker.is_locked():
@@ -75,6 +90,7 @@ class DetectCommand(TorchCudaCommand):
         resolution = resolve(config, self.poetry, self.env, locked, client=client)
         decision = resolution.decision
         assert decision is not None and resolution.machine is not None
+        remembered = failures(self.env.path)
         if self.option("json"):
             self.write_json(
                 {
@@ -85,6 +101,7 @@ class DetectCommand(TorchCudaCommand):
                     "forced_by": decision.forced_by,
                     "candidates": _candidates(decision),
                     "machine": machine_json(resolution.machine),
+                    "remembered": [failure.to_json() for failure in remembered],
                 }
             )
             return 0
@@ -98,6 +115,13 @@ class DetectCommand(TorchCudaCommand):
             self.line(f"<comment>Note:</> {esc(decision.forced_by)}")
         if self.io.is_verbose():
             _published_note(self, torch)
+        if remembered:
+            self.line("Remembered for this environment (failed verification here):")
+        for failure in remembered:
+            self.line(
+                f"  - <c2>{failure.variant}</> ({esc(failure.when)}, "
+                f"{esc(failure.machine)}): {esc(failure.reason)}"
+            )
         if configured.variant.kind != "auto" and configured.variant != decision.variant:
             self.line(
                 f"<comment>Note:</> this project configures <c2>{configured.variant}</> "

@@ -39,6 +39,8 @@ from poetry_torch_cuda.project.selection import selection_from
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.proof.after import prove_change
+from poetry_torch_cuda.proof.rollback import take_snapshot
 
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
+    from poetry_torch_cuda.project.pyproject_edit import PendingWrite
     from poetry_torch_cuda.project.selection import Selection
     from poetry_torch_cuda.project.variants import Variant
 
@@ -157,6 +160,7 @@ class SwitchCommand(EnvCommand, GroupCommand):
                 config, locked, variant = self._target(
                     name, read_pyproject(pyproject), selection
                 )
+            snapshot = take_snapshot(config, self.env)
             plan = reconcile_environment(
                 config,
                 variant,
@@ -170,7 +174,25 @@ class SwitchCommand(EnvCommand, GroupCommand):
                 self.line(
                     f"{PREFIX}: {esc(self._describe(plan, config, locked, selection))}"
                 )
-            if pending is not None and pending.commit():
+            # A build that fails verification is replaced by the previous one.
+            final = prove_change(
+                self.poetry,
+                self.env,
+                self.io,
+                config,
+                variant,
+                locked,
+                plan,
+                snapshot=snapshot,
+            )
+            if final != variant and name == variant.name:  # --pin: what runs here
+                name = final.name
+                if pending is not None:
+                    pending.discard()
+                pending = prepare_variant(pyproject, name)
+            elif final != variant:
+                resolved = f" (auto: {final})"
+            if pending is not None and _commit(pending):
                 self.line(
                     f'{PREFIX}: pyproject.toml now says variant = "<c2>{name}</>"{resolved}'
                 )
@@ -200,6 +222,12 @@ class SwitchCommand(EnvCommand, GroupCommand):
         if not plan.install and not plan.satisfied and not locked.versions:
             return nothing_held(self.poetry, self.env, config.package_names, selection)
         return describe_plan(plan, config)
+
+
+def _commit(pending: PendingWrite) -> bool:
+    """Apply ``pending``; its temporary file is gone afterwards either way."""
+    with pending:
+        return pending.commit()
 
 
 def _with_variant(pyproject: dict[str, object], variant: str) -> dict[str, object]:

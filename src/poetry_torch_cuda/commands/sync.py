@@ -101,4 +101,7 @@ class SyncCommand(TorchCudaCommand, GroupCommand):
             self.line(f"{PREFIX}: {esc(text)}")
         elif plan.is_empty:
             self.line(f"{PREFIX}: {esc(describe_plan(plan, config))}")
+        from poetry_torch_cuda.proof.after import prove_change
+
+        prove_change(self.poetry, self.env, self.io, config, variant, locked, plan)
         return 0

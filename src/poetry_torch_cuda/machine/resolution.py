@@ -96,7 +96,11 @@ def resolve(
         marker_env,
         installed_environment(env),
     )
-    decision = decide(machine, finder, wanted.get(canonicalize_name("torch")))
+    from poetry_torch_cuda.machine.memory import remembering
+
+    # Builds that failed verification in this environment on this machine are skipped.
+    offers = remembering(finder, env.path, machine)
+    decision = decide(machine, offers, wanted.get(canonicalize_name("torch")))
     return Resolution(
         config.variant, decision.variant, config.variant_origin, decision, machine
     )

@@ -36,6 +36,8 @@ DEFAULT_PACKAGES = ("torch", "torchvision", "torchaudio")
 ENV_VARIANT = "POETRY_TORCH_CUDA_VARIANT"
 ENV_INDEX_URL = "POETRY_TORCH_CUDA_INDEX_URL"
 ENV_DISABLE = "POETRY_TORCH_CUDA_DISABLE"
+ENV_VERIFY = "POETRY_TORCH_CUDA_VERIFY"
+DEFAULT_VERIFY_TIMEOUT = 120.0
 
 _KEYS = (
     "variant",
@@ -44,6 +46,8 @@ _KEYS = (
     "packages",
     "allow-insecure-http",
     "targets",
+    "verify",
+    "verify-timeout",
 )
 
 
@@ -64,6 +68,10 @@ class TorchCudaConfig:
     project_sources: tuple[tuple[str, str], ...] = ()
     #: The machines the project must run on (``[[...targets]]``).
     targets: tuple[Target, ...] = ()
+    #: Verify the build after every change (``verify``, ``POETRY_TORCH_CUDA_VERIFY``).
+    verify: bool = True
+    #: Seconds the verification's child process may take (``verify-timeout``).
+    verify_timeout: float = DEFAULT_VERIFY_TIMEOUT
 
     @property
     def package_names(self) -> frozenset[NormalizedName]:
@@ -137,6 +145,7 @@ def load_config(
         else _index_url(index_value, index_origin, allow_insecure=allow_insecure)
     )
     packages = _packages(table.get("packages", list(DEFAULT_PACKAGES)))
+    verify, verify_timeout = _verify_settings(table, environ)
     return TorchCudaConfig(
         variant,
         index_url,
@@ -146,7 +155,40 @@ def load_config(
         allow_insecure_http=allow_insecure,
         project_sources=tuple(sources.items()),
         targets=parse_targets(table.get("targets", [])),
+        verify=verify,
+        verify_timeout=verify_timeout,
     )
+
+
+def _verify_settings(
+    table: Mapping[str, Any], environ: Mapping[str, str]
+) -> tuple[bool, float]:
+    """``verify`` (with its environment override) and ``verify-timeout``."""
+    verify = table.get("verify", True)
+    if not isinstance(verify, bool):
+        raise ConfigError(
+            f"[tool.{TABLE}] verify must be true or false, got {_describe(verify)}."
+        )
+    override = environ.get(ENV_VERIFY, "").strip().lower()
+    if override in ("0", "false", "no", "off"):
+        verify = False
+    elif override in ("1", "true", "yes", "on"):
+        verify = True
+    elif override:
+        raise ConfigError(
+            f"{ENV_VERIFY}={override!r} is not a switch; use 0 (off) or 1 (on)."
+        )
+    timeout = table.get("verify-timeout", DEFAULT_VERIFY_TIMEOUT)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not (0 < timeout <= 3600)
+    ):
+        raise ConfigError(
+            f"[tool.{TABLE}] verify-timeout must be a number of seconds above 0 "
+            f"and at most 3600, got {_describe(timeout)}."
+        )
+    return verify, float(timeout)
 
 
 def _project_sources(pyproject: Mapping[str, Any]) -> dict[str, str]:

@@ -1,0 +1,79 @@
+"""``poetry torch-cuda verify``: prove that the installed build runs here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import ClassVar
+
+from cleo.helpers import option
+
+from poetry_torch_cuda.commands.base import TorchCudaCommand
+from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.output import esc
+
+
+if TYPE_CHECKING:
+    from cleo.io.inputs.option import Option
+
+
+class VerifyCommand(TorchCudaCommand):
+    """Import, describe and exercise the installed torch family in the project's env."""
+
+    name = "torch-cuda verify"
+    description = (
+        "Prove the installed build runs: imports, CUDA/ROCm build, GPUs, a small "
+        "computation on each device."
+    )
+    options: ClassVar[list[Option]] = [
+        option("json", None, "Print the result as JSON (stable; see the README)."),
+    ]
+    help = (
+        "Runs a short check with the environment's Python in a child process "
+        "(timeout: verify-timeout, 120 s by default): each configured package "
+        "imports, its version and build label; torch's CUDA/HIP and cuDNN "
+        "versions, compiled GPU architectures and visible devices; a tiny "
+        "computation on the CPU and on every visible GPU; torchvision.ops.nms "
+        "when torchvision is configured. The result is judged against the "
+        "configured variant and this machine's driver and GPUs. Exit status 0 "
+        "when everything holds, 1 otherwise; no GPU on the machine is a note. "
+        "<c1>-vvv</> shows the check's traceback."
+    )
+
+    def work(self) -> int:
+        """Resolve the variant, prove the environment, print the verdict."""
+        from poetry_torch_cuda.machine.resolution import resolve
+        from poetry_torch_cuda.project.locked import locked_state
+        from poetry_torch_cuda.proof.verify import probe_this_machine
+        from poetry_torch_cuda.proof.verify import prove
+
+        config = self.project_config()
+        machine = probe_this_machine(self.env)
+        locked = None
+        if self.poetry.locker.is_locked():
+            locked = locked_state(self.poetry, self.env).versions
+        variant = resolve(
+            config, self.poetry, self.env, locked, machine=machine
+        ).variant
+        proof = prove(self.env, config, variant, machine=machine)
+        if self.option("json"):
+            self.write_json(
+                proof.to_json(configured=config.variant, debug=self.io.is_debug())
+            )
+            return 0 if proof.ok else 1
+        for line in proof.lines():
+            self.line(line)
+        if self.io.is_debug():
+            for trace in proof.tracebacks():
+                self.line_error(esc(trace))
+        elif proof.tracebacks() and not proof.ok:
+            self.line("(-vvv shows the traceback of the check.)")
+        where = esc(self.env.path)
+        if proof.ok:
+            self.line(f"{PREFIX}: <info>{variant}</> build verified in {where}")
+            return 0
+        count = len(proof.verdict.failures)
+        self.line_error(
+            f"{PREFIX}: <error>verification failed</> ({count} problem"
+            f"{'s' if count != 1 else ''}) for {variant} in {where}"
+        )
+        return 1

@@ -1,0 +1,404 @@
+"""Verification after changes, switch's rollback and auto's self-check, end to end.
+
+Real Poetry, pip and venvs against local indexes whose torch wheels fail the
+way real builds fail (tests/support/fake_torch.py): an import that cannot find
+``libcudnn.so.9``, a CUDA build that does not see the GPU nvidia-smi reports,
+a build whose arch list starts at sm_75 on an sm_61 GPU. GPUs are stub
+``nvidia-smi`` executables first on PATH.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+
+from tests.support.catalog import build_universe
+from tests.support.fake_torch import LIBCUDNN_MISSING
+from tests.support.fake_torch import NMS_MISSING
+from tests.support.fake_torch import NO_KERNEL_IMAGE
+from tests.support.fake_torch import broken_import
+from tests.support.fake_torch import fake_torch
+from tests.support.fake_torch import fake_torchvision
+from tests.support.fake_torch import replace_module
+from tests.support.gpus import GTX_1080
+from tests.support.gpus import RTX_4090
+from tests.support.gpus import RTX_5090
+from tests.support.gpus import has_real_nvidia_driver
+from tests.support.gpus import machine_env
+from tests.support.gpus import smi_line
+from tests.support.index import IndexServer
+from tests.support.poetry_project import Project
+from tests.support.poetry_project import describe
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tests.support.catalog import Universe
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
+    ),
+]
+
+VERIFY_ON: dict[str, str | None] = {"POETRY_TORCH_CUDA_VERIFY": None}
+ARCHS_129 = ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
+
+
+def _replace_torch(universe: Universe, variant: str, version: str, source: str) -> None:
+    replace_module(universe, variant, "torch", version, source)
+
+
+@pytest.fixture(scope="module")
+def proof_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
+    """The default universe with torch builds that run, and builds that fail like real ones."""
+    universe = build_universe(tmp_path_factory.mktemp("proof-universe"))
+    for version in ("2.13.0", "2.14.1"):
+        _replace_torch(universe, "cpu", f"{version}+cpu", fake_torch(f"{version}+cpu"))
+        _replace_torch(
+            universe,
+            "cu129",
+            f"{version}+cu129",
+            fake_torch(f"{version}+cu129", cuda="12.9", archs=ARCHS_129, cudnn=91002),
+        )
+        _replace_torch(
+            universe,
+            "cu130",
+            f"{version}+cu130",
+            fake_torch(
+                f"{version}+cu130",
+                cuda="13.0",
+                available=True,
+                devices=[("NVIDIA GeForce RTX 4090", (8, 9))],
+                archs=["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"],
+                cudnn=91300,
+            ),
+        )
+    replace_module(
+        universe, "cpu", "torchvision", "0.29.1+cpu", fake_torchvision("0.29.1+cpu")
+    )
+    replace_module(
+        universe,
+        "cu130",
+        "torchvision",
+        "0.29.1+cu130",
+        fake_torchvision("0.29.1+cu130", mismatched=True),
+    )
+    _replace_torch(universe, "cu128", "2.14.1+cu128", broken_import("2.14.1+cu128"))
+    _replace_torch(
+        universe,
+        "cu126",
+        "2.13.0+cu126",
+        fake_torch(
+            "2.13.0+cu126",
+            cuda="12.6",
+            available=True,
+            devices=[("NVIDIA GeForce GTX 1080", (6, 1))],
+            archs=["sm_75", "sm_80", "sm_86", "sm_90"],
+            device_error=NO_KERNEL_IMAGE,
+        ),
+    )
+    with IndexServer(universe.root) as server:
+        yield server
+
+
+def make_project(
+    tmp_path: Path, index: IndexServer, torch: str, variant: str
+) -> Project:
+    return Project.create(
+        tmp_path,
+        index,
+        {"torch": torch},
+        f'variant = "{variant}"\npackages = ["torch"]',
+    )
+
+
+def gpu(
+    tmp_path: Path, *gpus: tuple[str, str], driver: str = "575.51.03"
+) -> dict[str, str]:
+    lines = "".join(smi_line(driver, *g) for g in gpus)
+    return machine_env(tmp_path / "machine", nvidia_smi=lines)
+
+
+def no_gpu(tmp_path: Path) -> dict[str, str]:
+    return machine_env(tmp_path / "machine")
+
+
+def verify_json(project: Project, env: dict[str, str], code: int) -> dict[str, Any]:
+    result = project.run("torch-cuda", "verify", "--json", check=False, env_extra=env)
+    assert result.returncode == code, describe(result)
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+# -- switch: all or nothing by proof ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "torch", "machine", "finding"),
+    [
+        ("cu128", "2.14.1", None, LIBCUDNN_MISSING),
+        (
+            "cu129",
+            "2.14.1",
+            RTX_4090,
+            "torch.cuda.is_available() is False",
+        ),
+        ("cu126", "2.13.0", GTX_1080, "is not built for GPU 0"),
+    ],
+    ids=["import-fails", "gpu-not-visible", "arch-not-covered"],
+)
+def test_switch_rolls_back_a_build_that_fails_verification(
+    tmp_path: Path,
+    proof_index: IndexServer,
+    target: str,
+    torch: str,
+    machine: tuple[str, str] | None,
+    finding: str,
+) -> None:
+    project = make_project(tmp_path, proof_index, torch, "cpu")
+    env = {**(gpu(tmp_path, machine) if machine else no_gpu(tmp_path)), **VERIFY_ON}
+    project.run("install", env_extra=env)
+    assert project.installed()["torch"] == f"{torch}+cpu"
+    pyproject = project.pyproject.read_bytes()
+
+    result = project.run("torch-cuda", "switch", target, check=False, env_extra=env)
+
+    assert result.returncode == 1, describe(result)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert finding in lines[0], describe(result)  # the failing line comes first
+    assert "Fix:" in result.stderr
+    assert f"Put back the previous build: torch {torch}+cpu" in result.stderr
+    assert "pyproject.toml is unchanged" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert project.pyproject.read_bytes() == pyproject
+    installed = project.installed()
+    assert installed["torch"] == f"{torch}+cpu"
+    assert "nvidia-cublas-cu12" not in installed  # the new build's wheels swept
+
+
+def test_switch_to_a_build_that_runs_verifies_it(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu")
+    env = {**gpu(tmp_path, RTX_4090, driver="580.95.05"), **VERIFY_ON}
+    project.run("install", env_extra=env)
+
+    result = project.run("torch-cuda", "switch", "cu130", env_extra=env)
+
+    assert "verified torch 2.14.1+cu130: imports, computes on the CPU, GPU 0" in (
+        result.stdout
+    )
+    assert 'variant = "cu130"' in project.pyproject_text()
+
+
+# -- the install hook and sync: report, do not roll back -------------------------
+
+
+def test_install_and_sync_report_a_failing_build_with_its_fix(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, proof_index, "2.14.1", "cu128")
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+
+    result = project.run("install", check=False, env_extra=env)
+
+    assert result.returncode == 1, describe(result)
+    assert f"torch 2.14.1+cu128 does not import: OSError: {LIBCUDNN_MISSING}" in (
+        result.stderr
+    )
+    assert "Fix: `poetry torch-cuda sync --force` reinstalls the build" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert project.installed()["torch"] == "2.14.1+cu128"  # Poetry's work stays
+
+    synced = project.run("torch-cuda", "sync", "--force", check=False, env_extra=env)
+    assert synced.returncode == 1, describe(synced)
+    assert LIBCUDNN_MISSING in synced.stderr
+
+    debug = project.run("torch-cuda", "verify", "-vvv", check=False, env_extra=env)
+    assert debug.returncode == 1
+    assert "Traceback (most recent call last)" in debug.stdout + debug.stderr
+
+
+def test_verification_can_be_turned_off(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, proof_index, "2.14.1", "cu128")
+    project.write_pyproject(
+        project.pyproject_text().replace(
+            'variant = "cu128"', 'variant = "cu128"\nverify = false'
+        )
+    )
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    project.run("install", env_extra=env)
+    assert project.installed()["torch"] == "2.14.1+cu128"
+    # The explicit command still checks.
+    assert verify_json(project, env, 1)["ok"] is False
+
+
+# -- auto checks itself ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("torch", "driver", "machine", "failed"),
+    [
+        ("2.14.1", "570.86.10", RTX_5090, ["cu128"]),
+        ("2.14.1", "575.51.03", RTX_4090, ["cu129", "cu128"]),
+        ("2.13.0", "575.51.03", GTX_1080, ["cu126"]),
+    ],
+    ids=["import-fails", "gpu-not-visible-then-import-fails", "arch-not-covered"],
+)
+def test_auto_moves_on_and_remembers(
+    tmp_path: Path,
+    proof_index: IndexServer,
+    torch: str,
+    driver: str,
+    machine: tuple[str, str],
+    failed: list[str],
+) -> None:
+    project = make_project(tmp_path, proof_index, torch, "auto")
+    env = {**gpu(tmp_path, machine, driver=driver), **VERIFY_ON}
+
+    result = project.run("install", env_extra=env)
+
+    for variant in failed:
+        assert f"auto: {variant} failed verification here" in result.stderr
+    assert "auto: trying cpu" in result.stderr
+    assert f"verified torch {torch}+cpu" in result.stdout
+    assert project.installed()["torch"] == f"{torch}+cpu"
+
+    # The next run does not try the failed builds again.
+    again = project.run("torch-cuda", "sync", "-v", env_extra=env)
+    assert "failed verification" not in again.stderr
+    assert "cpu already installed" in again.stdout
+
+    detect = project.run("torch-cuda", "detect", "--json", env_extra=env)
+    data = json.loads(detect.stdout)
+    assert data["variant"] == "cpu"
+    assert [entry["variant"] for entry in data["remembered"]] == failed
+    assert all(driver in entry["machine"] for entry in data["remembered"])
+
+    forgotten = project.run("torch-cuda", "detect", "--forget", env_extra=env)
+    assert f"Forgot {len(failed)} failed build" in forgotten.stderr
+    assert f"auto picks {failed[0]}" in forgotten.stdout
+
+
+def test_another_driver_starts_afresh(tmp_path: Path, proof_index: IndexServer) -> None:
+    project = make_project(tmp_path, proof_index, "2.14.1", "auto")
+    env = {**gpu(tmp_path, RTX_5090, driver="570.86.10"), **VERIFY_ON}
+    project.run("install", env_extra=env)
+    assert project.installed()["torch"] == "2.14.1+cpu"
+    newer = {**gpu(tmp_path / "newer", RTX_5090, driver="570.124.06"), **VERIFY_ON}
+    detect = project.run("torch-cuda", "detect", "--json", env_extra=newer)
+    assert json.loads(detect.stdout)["variant"] == "cu128"
+
+
+# -- verify ----------------------------------------------------------------------
+
+
+def test_verify_reports_the_build_and_its_gpus(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, proof_index, "2.14.1", "cu130")
+    env = {**gpu(tmp_path, RTX_4090, driver="580.95.05"), **VERIFY_ON}
+    project.run("install", env_extra=env)
+
+    data = verify_json(project, env, 0)
+
+    assert data["schema"] == 1
+    assert data["ok"] is True
+    assert data["variant"] == "cu130"
+    assert data["packages"]["torch"]["version"] == "2.14.1+cu130"
+    assert data["packages"]["torch"]["label"] == "cu130"
+    assert data["torch"]["cuda"] == "13.0"
+    assert data["torch"]["cudnn"] == 91300
+    assert data["torch"]["is_available"] is True
+    assert data["torch"]["devices"] == [
+        {"index": 0, "name": "NVIDIA GeForce RTX 4090", "capability": "8.9"}
+    ]
+    assert [c["device"] for c in data["compute"] if c["ok"]] == ["cpu", "cuda:0"]
+
+    text = project.run("torch-cuda", "verify", env_extra=env)
+    assert "computes on GPU 0 (NVIDIA GeForce RTX 4090)" in text.stdout
+    assert "cu130 build verified" in text.stdout
+
+
+def test_verify_fails_on_a_label_other_than_the_variant(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu")
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    project.run("install", env_extra=env)
+    data = verify_json(project, {**env, "POETRY_TORCH_CUDA_VARIANT": "cu130"}, 1)
+    failing = [c for c in data["checks"] if c["status"] == "fail"]
+    assert failing[0]["message"] == (
+        "torch 2.14.1+cpu is the +cpu build, not the cu130 build"
+    )
+    assert failing[0]["fix"] == "`poetry torch-cuda sync` installs it"
+
+
+def test_a_no_op_install_never_verifies(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    from tests.e2e.test_fast_path import watched
+
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu")
+    project.env.pop("POETRY_TORCH_CUDA_VERIFY")  # verification on, as for users
+    project.env.update(no_gpu(tmp_path))
+    first = project.run("install")
+    assert "verified torch 2.14.1+cpu" in first.stdout
+
+    modules, events = watched(project, "install")
+
+    assert "poetry_torch_cuda.hooks" in modules
+    assert not any(name.startswith("poetry_torch_cuda.proof") for name in modules)
+    assert events == []  # no probe, no pip, no nvidia-smi
+
+
+def test_switch_auto_pin_records_the_build_that_runs(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, proof_index, "2.14.1", "cu129")
+    project.run("install")  # verification off: the starting point only
+    env = {**gpu(tmp_path, RTX_5090, driver="570.86.10"), **VERIFY_ON}
+
+    result = project.run("torch-cuda", "switch", "auto", "--pin", env_extra=env)
+
+    assert "auto: cu128 failed verification here" in result.stderr
+    assert 'pyproject.toml now says variant = "cpu"' in result.stdout
+    assert 'variant = "cpu"' in project.pyproject_text()
+    assert project.installed()["torch"] == "2.14.1+cpu"
+
+
+def test_a_torchvision_built_for_another_torch_fails_its_operator(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    project = Project.create(
+        tmp_path,
+        proof_index,
+        {"torch": "2.14.1", "torchvision": "0.29.1"},
+        'variant = "cpu"\npackages = ["torch", "torchvision"]',
+    )
+    env = {**gpu(tmp_path, RTX_4090, driver="580.95.05"), **VERIFY_ON}
+    installed = project.run("install", env_extra=env)
+    assert "verified torch 2.14.1+cpu" in installed.stdout
+    assert (
+        "torchvision.ops.nms runs"
+        in project.run("torch-cuda", "verify", env_extra=env).stdout
+    )
+
+    result = project.run("torch-cuda", "switch", "cu130", check=False, env_extra=env)
+
+    assert result.returncode == 1, describe(result)
+    assert f"torchvision.ops.nms fails: RuntimeError: {NMS_MISSING}" in result.stderr
+    assert "torchvision was built for another torch" in result.stderr
+    assert project.installed()["torchvision"] == "0.29.1+cpu"
+    assert 'variant = "cpu"' in project.pyproject_text()

@@ -1,0 +1,197 @@
+"""Fake ``torch`` packages that fail the way real builds fail, for verification tests.
+
+:func:`fake_torch` returns the source of a ``torch/__init__.py`` that answers
+what ``poetry torch-cuda verify`` asks (``torch.version``, ``torch.cuda``,
+``torch.backends.cudnn``, ``torch.arange`` and a tiny tensor) with the values
+given; :func:`broken_import` one whose import raises like a build missing a
+CUDA library; :func:`replace_module` puts either into a built universe's wheel.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tests.support.wheels import build_wheel
+from tests.support.wheels import canonical_name
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Sequence
+
+    from tests.support.catalog import Universe
+
+__all__ = [
+    "LIBCUDNN_MISSING",
+    "NMS_MISSING",
+    "NO_KERNEL_IMAGE",
+    "broken_import",
+    "fake_torch",
+    "fake_torchvision",
+    "make_verifiable",
+    "replace_module",
+]
+
+LIBCUDNN_MISSING = (
+    "libcudnn.so.9: cannot open shared object file: No such file or directory"
+)
+NO_KERNEL_IMAGE = "CUDA error: no kernel image is available for execution on the device"
+
+_TEMPLATE = '''\
+"""A fake torch {version} for poetry-torch-cuda's tests (see tests/support/fake_torch.py)."""
+import types as _types
+
+__version__ = {version!r}
+float32 = "float32"
+version = _types.SimpleNamespace(cuda={cuda!r}, hip={hip!r}, __version__=__version__)
+_DEVICES = {devices!r}
+_ARCHS = {archs!r}
+_AVAILABLE = {available!r}
+_DEVICE_ERROR = {device_error!r}
+
+
+class _Tensor:
+    def __init__(self, values, device="cpu"):
+        self.values = list(values)
+        self.device = device
+
+    def __mul__(self, other):
+        return _Tensor([a * b for a, b in zip(self.values, other.values)], self.device)
+
+    def sum(self):
+        return _Tensor([sum(self.values)], self.device)
+
+    def item(self):
+        return self.values[0]
+
+    def tolist(self):
+        return list(self.values)
+
+
+def _check(device):
+    device = str(device)
+    if device.startswith("cuda"):
+        if not _AVAILABLE:
+            raise RuntimeError("Found no NVIDIA driver on your system.")
+        if _DEVICE_ERROR:
+            raise RuntimeError(_DEVICE_ERROR)
+    return device
+
+
+def arange(start, end, dtype=None, device="cpu"):
+    return _Tensor([float(x) for x in range(start, end)], _check(device))
+
+
+def tensor(values, device="cpu"):
+    return _Tensor(values, _check(device))
+
+
+cuda = _types.SimpleNamespace(
+    is_available=lambda: _AVAILABLE,
+    get_arch_list=lambda: list(_ARCHS) if {cuda!r} else [],
+    device_count=lambda: len(_DEVICES) if _AVAILABLE else 0,
+    get_device_name=lambda i: _DEVICES[i][0],
+    get_device_capability=lambda i: tuple(_DEVICES[i][1]),
+)
+backends = _types.SimpleNamespace(
+    cudnn=_types.SimpleNamespace(version=lambda: {cudnn!r})
+)
+'''
+
+
+def fake_torch(
+    version: str,
+    *,
+    cuda: str | None = None,
+    hip: str | None = None,
+    available: bool = False,
+    devices: Sequence[tuple[str, tuple[int, int]]] = (),
+    archs: Sequence[str] = (),
+    cudnn: int | None = None,
+    device_error: str | None = None,
+) -> str:
+    """The source of a fake ``torch/__init__.py`` describing such a build."""
+    return _TEMPLATE.format(
+        version=version,
+        cuda=cuda,
+        hip=hip,
+        available=available,
+        devices=[(name, list(capability)) for name, capability in devices],
+        archs=list(archs),
+        cudnn=cudnn,
+        device_error=device_error,
+    )
+
+
+def broken_import(version: str, message: str = LIBCUDNN_MISSING) -> str:
+    """A ``torch/__init__.py`` whose import fails as a build missing a library does."""
+    return f"__version__ = {version!r}\nraise OSError({message!r})\n"
+
+
+#: What torchvision says when it was built for another torch.
+NMS_MISSING = "operator torchvision::nms does not exist"
+
+
+def fake_torchvision(version: str, *, mismatched: bool = False) -> str:
+    """A ``torchvision/__init__.py`` whose ``ops.nms`` answers like the real one
+    (or, ``mismatched``, fails like a torchvision built for another torch)."""
+    nms = f"_fail({NMS_MISSING!r})" if mismatched else "_torch.tensor([0, 2])"
+    return (
+        f"import types as _types\nimport torch as _torch\n__version__ = {version!r}\n"
+        "def _fail(message):\n    raise RuntimeError(message)\n"
+        f"ops = _types.SimpleNamespace(nms=lambda boxes, scores, iou: {nms})\n"
+    )
+
+
+def replace_module(
+    universe: Universe, index: str, project: str, version: str, source: str
+) -> None:
+    """Rebuild ``project==version`` on ``index`` with ``source`` as its ``__init__.py``.
+
+    Name, version and requirements stay those of the wheel the universe built.
+    """
+    for built in universe.wheels:
+        if (
+            built.index == index
+            and built.spec.project == canonical_name(project)
+            and built.spec.version == version
+        ):
+            package = canonical_name(project).replace("-", "_")
+            build_wheel(
+                built.path.parent,
+                project,
+                version,
+                built.spec.requires,
+                extras=built.spec.extras,
+                payload={f"{package}/__init__.py": source.encode()},
+            )
+            return
+    raise KeyError(f"no {project} {version} on {index}")
+
+
+#: What the verifiable CUDA builds of :func:`make_verifiable` see.
+SEEN_GPU = ("NVIDIA GeForce RTX 4090", (8, 9))
+
+
+def make_verifiable(universe: Universe, indexes: Iterable[str]) -> None:
+    """Make every torch and torchvision on ``indexes`` pass ``torch-cuda verify``,
+    on a machine without GPU or with one sm_89 GPU (CUDA builds see :data:`SEEN_GPU`)."""
+    for index in indexes:
+        cuda = f"{index[2:-1]}.{index[-1]}" if index.startswith("cu") else None
+        for built in list(universe.wheels):
+            version = built.spec.version
+            if built.index != index:
+                continue
+            if built.spec.project == "torch":
+                source = fake_torch(
+                    version,
+                    cuda=cuda,
+                    available=cuda is not None,
+                    devices=[SEEN_GPU] if cuda else [],
+                    archs=["sm_80", "sm_86", "sm_90"] if cuda else [],
+                )
+            elif built.spec.project == "torchvision":
+                source = fake_torchvision(version)
+            else:
+                continue
+            replace_module(universe, index, built.spec.project, version, source)

@@ -1,0 +1,312 @@
+"""The verdict on probe reports, the arch-list parser, auto's memory, the verify keys."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+
+from poetry_torch_cuda.errors import ConfigError
+from poetry_torch_cuda.machine import memory
+from poetry_torch_cuda.machine.detection import Offer
+from poetry_torch_cuda.machine.probe import Machine
+from poetry_torch_cuda.machine.probe import NvidiaDriver
+from poetry_torch_cuda.machine.probe import NvidiaGpu
+from poetry_torch_cuda.machine.tables import Arch
+from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.proof.run import MARKER
+from poetry_torch_cuda.proof.run import parse_output
+from poetry_torch_cuda.proof.run import run_probe
+from poetry_torch_cuda.proof.verdict import judge
+from poetry_torch_cuda.proof.verdict import parse_archs
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+NO_GPU = Machine("linux", "x86_64", notes=("nvidia-smi not found on PATH",))
+
+
+def nvidia(driver: str, *gpus: tuple[str, tuple[int, int]]) -> Machine:
+    listed = tuple(NvidiaGpu(i, name, cap) for i, (name, cap) in enumerate(gpus))
+    return Machine("linux", "x86_64", NvidiaDriver(driver, "nvidia-smi", listed))
+
+
+def report(
+    version: str,
+    *,
+    imports: bool = True,
+    error: str | None = None,
+    cuda: str | None = None,
+    available: bool = False,
+    archs: list[str] | None = None,
+    devices: list[dict[str, Any]] | None = None,
+    compute: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    entry = {"installed": True, "version": version, "imports": imports, "error": error}
+    torch = None
+    if imports:
+        torch = {
+            "version": version,
+            "cuda": cuda,
+            "hip": None,
+            "cudnn": None,
+            "arch_list": archs or [],
+            "is_available": available,
+            "devices": devices or [],
+        }
+    return {
+        "packages": {"torch": entry},
+        "torch": torch,
+        "compute": compute or [{"device": "cpu", "ok": True, "error": None}],
+        "torchvision_op": None,
+    }
+
+
+def failures(data: dict[str, Any], variant: str, machine: Machine) -> list[str]:
+    verdict = judge(data, None, parse_variant(variant), machine, ["torch"])
+    return [check.message for check in verdict.failures]
+
+
+def test_a_cpu_build_on_a_machine_without_gpu_passes() -> None:
+    verdict = judge(report("2.13.0+cpu"), None, parse_variant("cpu"), NO_GPU, ["torch"])
+    assert verdict.ok
+    assert [c.message for c in verdict.checks if c.status == "ok"] == [
+        "torch 2.13.0+cpu imports",
+        "torch 2.13.0+cpu: CPU-only build",
+        "computes on the CPU",
+    ]
+
+
+def test_a_cuda_build_without_gpu_is_a_note_not_a_failure() -> None:
+    data = report("2.14.1+cu129", cuda="12.9", archs=["sm_90"])
+    verdict = judge(data, None, parse_variant("cu129"), NO_GPU, ["torch"])
+    assert verdict.ok
+    notes = [c.message for c in verdict.checks if c.status == "note"]
+    assert notes == [
+        (
+            "no GPU on this machine (nvidia-smi not found on PATH): the GPU checks "
+            "were skipped"
+        )
+    ]
+
+
+def test_an_import_error_of_a_cuda_library_is_a_machine_reason() -> None:
+    error = "OSError: libcudnn.so.9: cannot open shared object file"
+    data = report("2.14.1+cu128", imports=False, error=error)
+    verdict = judge(data, None, parse_variant("cu128"), NO_GPU, ["torch"])
+    assert [c.message for c in verdict.failures] == [
+        f"torch 2.14.1+cu128 does not import: {error}"
+    ]
+    assert verdict.machine_reason
+
+
+def test_an_import_error_of_a_cpu_build_is_not_a_machine_reason() -> None:
+    error = "OSError: libc10.so: cannot open shared object file"
+    data = report("2.13.0+cpu", imports=False, error=error)
+    verdict = judge(data, None, parse_variant("cpu"), NO_GPU, ["torch"])
+    assert not verdict.ok
+    assert not verdict.machine_reason
+    assert (
+        verdict.failures[0].fix
+        == "`poetry torch-cuda sync --force` reinstalls the build"
+    )
+
+
+def test_a_driver_too_old_for_the_build_names_the_driver_and_the_fix() -> None:
+    machine = nvidia("535.104.05", ("NVIDIA GeForce RTX 4090", (8, 9)))
+    data = report("2.14.1+cu130", cuda="13.0", archs=["sm_90"])
+    verdict = judge(data, None, parse_variant("cu130"), machine, ["torch"])
+    (failure,) = verdict.failures
+    assert failure.message == (
+        "torch 2.14.1+cu130 cannot use the GPU: driver 535.104.05 belongs to the "
+        "CUDA 12 family (up to 12.2) and a CUDA 13.0 build needs driver 580.65.06 "
+        "or newer"
+    )
+    assert failure.fix is not None
+    assert failure.fix.startswith("update the driver or `poetry torch-cuda switch cu")
+    assert verdict.machine_reason
+
+
+def test_a_gpu_the_driver_reports_but_torch_does_not_see_fails() -> None:
+    machine = nvidia("575.51.03", ("NVIDIA GeForce RTX 4090", (8, 9)))
+    data = report("2.14.1+cu129", cuda="12.9", archs=["sm_89"])
+    assert failures(data, "cu129", machine) == [
+        (
+            "torch 2.14.1+cu129 cannot use the GPU: nvidia-smi reports GPU 0 (NVIDIA "
+            "GeForce RTX 4090, sm_89) but torch.cuda.is_available() is False"
+        )
+    ]
+
+
+def test_a_gpu_outside_the_compiled_arch_list_fails() -> None:
+    machine = nvidia("575.51.03", ("NVIDIA GeForce GTX 1080", (6, 1)))
+    device = {"index": 0, "name": "NVIDIA GeForce GTX 1080", "capability": [6, 1]}
+    data = report(
+        "2.13.0+cu126",
+        cuda="12.6",
+        available=True,
+        archs=["sm_75", "sm_80", "sm_90"],
+        devices=[device],
+        compute=[
+            {"device": "cpu", "ok": True, "error": None},
+            {
+                "device": "cuda:0",
+                "ok": False,
+                "error": "RuntimeError: CUDA error: no kernel image is available",
+            },
+        ],
+    )
+    verdict = judge(data, None, parse_variant("cu126"), machine, ["torch"])
+    messages = [c.message for c in verdict.failures]
+    assert messages[0] == (
+        "torch 2.13.0+cu126 is not built for GPU 0 (NVIDIA GeForce GTX 1080, sm_61): "
+        "it builds sm_75..sm_90"
+    )
+    assert messages[1].startswith(
+        "torch 2.13.0+cu126 cannot compute on GPU 0 (NVIDIA GeForce GTX 1080)"
+    )
+    assert verdict.machine_reason
+
+
+def test_ptx_covers_newer_gpus() -> None:
+    machine = nvidia("580.95.05", ("NVIDIA B300", (10, 3)), ("RTX 5090", (12, 0)))
+    data = report(
+        "2.14.1+cu130", cuda="13.0", available=True, archs=["sm_90", "compute_90"]
+    )
+    assert failures(data, "cu130", machine) == []
+
+
+def test_a_label_other_than_the_variant_fails() -> None:
+    assert failures(report("2.14.1+cu129"), "cu130", NO_GPU)[0] == (
+        "torch 2.14.1+cu129 is the +cu129 build, not the cu130 build"
+    )
+
+
+def test_a_torchvision_operator_mismatch_fails() -> None:
+    data = report("2.14.1+cpu")
+    data["torchvision_op"] = {
+        "name": "torchvision.ops.nms",
+        "ok": False,
+        "error": "RuntimeError: operator torchvision::nms does not exist",
+    }
+    verdict = judge(data, None, parse_variant("cpu"), NO_GPU, ["torch"])
+    (failure,) = verdict.failures
+    assert (
+        failure.cause == "torchvision was built for another torch (or another variant)"
+    )
+
+
+def test_no_report_fails_with_the_reason() -> None:
+    verdict = judge(
+        None, "the check did not finish within 120 s", parse_variant("cpu"), NO_GPU, []
+    )
+    assert verdict.failures[0].message == (
+        "could not check the build: the check did not finish within 120 s"
+    )
+
+
+def test_parse_archs() -> None:
+    assert parse_archs(["sm_75", "sm_120", "compute_120", "sm_90a", "bogus"]) == (
+        Arch(7, 5),
+        Arch(9, 0),
+        Arch(12, 0, ptx=True),
+    )
+
+
+# -- the child and its output ---------------------------------------------------------
+
+
+def test_parse_output_takes_the_last_marker_line() -> None:
+    out = f"noise\n{MARKER}{json.dumps({'a': 1})}\n"
+    assert parse_output(out) == {"a": 1}
+    assert parse_output("no marker") is None
+
+
+def test_the_probe_reports_a_package_that_is_not_installed() -> None:
+    run = run_probe(sys.executable, ["surely-not-installed-pkg"], 60)
+    assert run.error is None
+    assert run.report is not None
+    assert run.report["packages"]["surely-not-installed-pkg"]["installed"] is False
+    assert run.report["torch"] is None
+
+
+def test_the_probe_times_out(tmp_path: Path) -> None:
+    python = tmp_path / "hangs"
+    python.write_text("#!/bin/sh\nsleep 30\n")
+    python.chmod(0o755)
+    run = run_probe(str(python), ["torch"], 0.5)
+    assert run.report is None
+    assert run.error == "the check did not finish within 0.5 s (stopped it)"
+
+
+def test_a_crashing_probe_says_how_it_died(tmp_path: Path) -> None:
+    python = tmp_path / "crashes"
+    python.write_text("#!/bin/sh\necho 'Fatal Python error: boom' >&2\nexit 3\n")
+    python.chmod(0o755)
+    run = run_probe(str(python), ["torch"], 10)
+    assert run.error == (
+        "the check process exited with code 3: Fatal Python error: boom"
+    )
+
+
+# -- auto's memory -----------------------------------------------------------------
+
+
+def test_memory_is_keyed_on_driver_and_gpus(tmp_path: Path) -> None:
+    gtx = nvidia("575.51.03", ("NVIDIA GeForce GTX 1080", (6, 1)))
+    assert memory.remember(tmp_path, gtx, parse_variant("cu126"), "2.13.0+cu126", "x")
+    assert [f.variant for f in memory.failures(tmp_path, gtx)] == ["cu126"]
+    newer_driver = nvidia("580.95.05", ("NVIDIA GeForce GTX 1080", (6, 1)))
+    assert memory.failures(tmp_path, newer_driver) == []
+    assert not memory.remember(tmp_path, NO_GPU, parse_variant("cpu"), None, "x")
+
+    def offers(variant: object) -> Offer:
+        return Offer(True, "on the index")
+
+    remembering = memory.remembering(offers, tmp_path, gtx)
+    skipped = remembering(parse_variant("cu126"))
+    assert skipped.available is False
+    assert "failed verification in this environment" in skipped.detail
+    assert remembering(parse_variant("cu118")).available is True
+    assert memory.forget(tmp_path) == 1
+    assert memory.failures(tmp_path) == []
+
+
+# -- configuration -----------------------------------------------------------------
+
+
+def table(**keys: object) -> dict[str, Any]:
+    return {"tool": {"poetry-torch-cuda": {"variant": "cpu", **keys}}}
+
+
+def test_verify_defaults_and_overrides() -> None:
+    config = load_config(table(), {})
+    assert config is not None
+    assert (config.verify, config.verify_timeout) == (True, 120.0)
+    config = load_config(table(verify=False, **{"verify-timeout": 30}), {})
+    assert config is not None
+    assert (config.verify, config.verify_timeout) == (False, 30.0)
+    config = load_config(table(), {"POETRY_TORCH_CUDA_VERIFY": "0"})
+    assert config is not None
+    assert config.verify is False
+
+
+@pytest.mark.parametrize(
+    ("keys", "environ", "message"),
+    [
+        ({"verify": "yes"}, {}, "verify must be true or false"),
+        ({"verify-timeout": 0}, {}, "verify-timeout must be a number of seconds"),
+        ({"verify-timeout": True}, {}, "verify-timeout must be a number of seconds"),
+        ({}, {"POETRY_TORCH_CUDA_VERIFY": "maybe"}, "is not a switch"),
+    ],
+)
+def test_bad_verify_settings_are_refused(
+    keys: dict[str, object], environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(table(**keys), environ)
