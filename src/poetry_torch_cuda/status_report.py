@@ -97,51 +97,11 @@ class StatusReport:
             "packages": [package.to_json() for package in self.packages],
             "cuda_wheels": dict(sorted(self.cuda_wheels.items())),
             "orphans": self.orphans,
-            "machine": machine_json(self.machine),
+            "machine": self.machine.to_json(),
             "warnings": self.warnings,
             "notes": self.notes,
             "ok": self.in_line,
         }
-
-
-def machine_json(machine: Machine) -> dict[str, Any]:
-    """The probed machine as JSON."""
-    nvidia = machine.nvidia
-    newest = (
-        tables.newest_cuda(nvidia.version, machine.sys_platform) if nvidia else None
-    )
-    return {
-        "platform": machine.sys_platform,
-        "machine": machine.machine,
-        "nvidia_driver": None
-        if nvidia is None
-        else {
-            "version": nvidia.version,
-            "source": nvidia.source,
-            "max_cuda": None if newest is None else f"{newest[0]}.{newest[1]}",
-        },
-        "gpus": []
-        if nvidia is None
-        else [
-            {
-                "index": gpu.index,
-                "name": gpu.name,
-                "compute_capability": None
-                if gpu.compute_capability is None
-                else "{}.{}".format(*gpu.compute_capability),
-            }
-            for gpu in nvidia.gpus
-        ],
-        "rocm": None
-        if machine.rocm is None
-        else {
-            "version": machine.rocm.version,
-            "gpus": [{"name": gpu.name, "gfx": gpu.gfx} for gpu in machine.rocm.gpus],
-        },
-        "nvcc": machine.nvcc,
-        "jetson": None if machine.jetson is None else str(machine.jetson),
-        "notes": list(machine.notes),
-    }
 
 
 def build_report(

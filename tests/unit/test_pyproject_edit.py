@@ -1,12 +1,16 @@
+"""The tomlkit edit of the variant key, and the pending write switch commits."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from poetry_torch_cuda.project.pyproject_edit import set_variant
+from poetry_torch_cuda.project.pyproject_edit import prepare_variant
+from poetry_torch_cuda.project.pyproject_edit import with_variant
 
 
 if TYPE_CHECKING:
     from pathlib import Path
+
 
 ORIGINAL = """\
 [project]
@@ -23,35 +27,46 @@ keep = true
 """
 
 
-def test_only_the_variant_changes(tmp_path: Path) -> None:
-    path = tmp_path / "pyproject.toml"
-    path.write_text(ORIGINAL)
-    assert set_variant(path, "cu130")
-    assert path.read_text() == ORIGINAL.replace('"cu129"   #', '"cu130"   #')
-
-
-def test_same_variant_leaves_file_untouched(tmp_path: Path) -> None:
-    path = tmp_path / "pyproject.toml"
-    path.write_text(ORIGINAL)
-    before = path.stat().st_mtime_ns
-    assert not set_variant(path, "cu129")
-    assert path.stat().st_mtime_ns == before
-
-
-def test_crlf_preserved(tmp_path: Path) -> None:
-    path = tmp_path / "pyproject.toml"
-    path.write_bytes(ORIGINAL.replace("\n", "\r\n").encode())
-    set_variant(path, "cpu")
-    data = path.read_bytes()
-    assert b'variant = "cpu"' in data
-    assert data.count(b"\r\n") == ORIGINAL.count("\n")
-
-
-def test_table_created_when_missing(tmp_path: Path) -> None:
-    path = tmp_path / "pyproject.toml"
-    path.write_text('[project]\nname = "x"\n')
-    assert set_variant(path, "cpu")
-    assert (
-        path.read_text()
-        == '[project]\nname = "x"\n\n[tool.poetry-torch-cuda]\nvariant = "cpu"\n'
+def test_only_the_variant_changes() -> None:
+    assert with_variant(ORIGINAL, "cu130") == ORIGINAL.replace(
+        '"cu129"   #', '"cu130"   #'
     )
+
+
+def test_same_variant_is_no_change() -> None:
+    assert with_variant(ORIGINAL, "cu129") is None
+
+
+def test_crlf_preserved() -> None:
+    edited = with_variant(ORIGINAL.replace("\n", "\r\n"), "cpu")
+    assert edited is not None
+    assert 'variant = "cpu"' in edited
+    assert edited.count("\r\n") == ORIGINAL.count("\n")
+
+
+def test_table_created_when_missing() -> None:
+    edited = with_variant('[project]\nname = "x"\n', "cpu")
+    assert (
+        edited == '[project]\nname = "x"\n\n[tool.poetry-torch-cuda]\nvariant = "cpu"\n'
+    )
+
+
+def test_pending_write_changes_nothing_until_committed(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.poetry-torch-cuda]\nvariant = "cu129"\n')
+    pyproject.chmod(0o640)
+    before = pyproject.read_bytes()
+    pending = prepare_variant(pyproject, "cu130")
+    assert pending is not None
+    with pending:
+        assert pyproject.read_bytes() == before
+    assert pyproject.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]
+    pending = prepare_variant(pyproject, "cu130")
+    assert pending is not None
+    with pending:
+        pending.commit()
+    assert pyproject.read_text() == '[tool.poetry-torch-cuda]\nvariant = "cu130"\n'
+    assert pyproject.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]
+    assert prepare_variant(pyproject, "cu130") is None

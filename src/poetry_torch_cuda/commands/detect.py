@@ -70,7 +70,6 @@ class DetectCommand(TorchCudaCommand):
         from poetry_torch_cuda.machine.resolution import resolve
         from poetry_torch_cuda.project.locked import locked_state
         from poetry_torch_cuda.project.variants import Variant
-        from poetry_torch_cuda.status_report import machine_json
 
         configured = self._config_or_default()
         if self.option("forget"):
@@ -100,7 +99,7 @@ class DetectCommand(TorchCudaCommand):
                     "steps": list(decision.steps),
                     "forced_by": decision.forced_by,
                     "candidates": _candidates(decision),
-                    "machine": machine_json(resolution.machine),
+                    "machine": resolution.machine.to_json(),
                     "remembered": [failure.to_json() for failure in remembered],
                 }
             )
@@ -144,7 +143,6 @@ class DetectCommand(TorchCudaCommand):
         from poetry_torch_cuda.machine.detection import decide
         from poetry_torch_cuda.machine.fleet import target_machine
         from poetry_torch_cuda.machine.fleet import target_marker_env
-        from poetry_torch_cuda.status_report import machine_json
 
         name = str(self.option("target"))
         target = next((t for t in config.targets if t.name == name), None)
@@ -170,7 +168,7 @@ class DetectCommand(TorchCudaCommand):
                     "steps": list(decision.steps),
                     "forced_by": decision.forced_by,
                     "candidates": _candidates(decision),
-                    "machine": machine_json(target_machine(target)),
+                    "machine": target_machine(target).to_json(),
                 }
             )
             return 0

@@ -158,12 +158,10 @@ def _machine_lines(report: StatusReport) -> list[str]:
             f"supports {supports}"
         )
         for gpu in nvidia.gpus:
-            capability = (
-                "compute capability unknown"
-                if gpu.compute_capability is None
-                else "compute capability {}.{}".format(*gpu.compute_capability)
+            capability = gpu.capability or "unknown"
+            lines.append(
+                f"GPU {gpu.index}: {esc(gpu.name)}, compute capability {capability}"
             )
-            lines.append(f"GPU {gpu.index}: {esc(gpu.name)}, {capability}")
     if machine.rocm is not None:
         lines.append(f"ROCm {esc(machine.rocm.version or '(version unknown)')}")
         lines += [

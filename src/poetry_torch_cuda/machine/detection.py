@@ -142,20 +142,6 @@ def _old_jetson(machine: Machine) -> bool:
     return jetson.l4t is None or jetson.l4t[0] < JETSON_SBSA_L4T
 
 
-def resolve_variant(variant: Variant) -> Variant:
-    """Return ``variant`` itself, or for ``auto`` what this machine supports.
-
-    This asks no index; the commands and listeners use
-    :func:`poetry_torch_cuda.machine.resolution.resolve`, which also checks that the
-    index has the locked torch version in the chosen build.
-    """
-    if variant.kind != "auto":
-        return variant
-    from poetry_torch_cuda.machine.probe import probe_machine
-
-    return decide(probe_machine(), lambda _: Offer(None, "not asked")).variant
-
-
 def _assess_cuda(
     variant: Variant, machine: Machine, torch_version: str | None
 ) -> Verdict:
@@ -521,9 +507,7 @@ def _rocm_version(name: str) -> tuple[int, ...]:
 
 
 def _capability(gpu: NvidiaGpu) -> str:
-    if gpu.compute_capability is None:
-        return "unknown"
-    return f"{gpu.compute_capability[0]}.{gpu.compute_capability[1]}"
+    return gpu.capability or "unknown"
 
 
 def _dotted(version: tuple[int, int] | None) -> str:

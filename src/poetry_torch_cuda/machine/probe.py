@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import Any
 
 
 if TYPE_CHECKING:
@@ -59,6 +60,13 @@ class NvidiaGpu:
     index: int
     name: str
     compute_capability: tuple[int, int] | None
+
+    @property
+    def capability(self) -> str | None:
+        """``"8.9"``, or ``None`` when the compute capability is unknown."""
+        if self.compute_capability is None:
+            return None
+        return f"{self.compute_capability[0]}.{self.compute_capability[1]}"
 
     @property
     def sm(self) -> str:
@@ -140,6 +148,43 @@ class Machine:
     nvcc: str | None = None
     notes: tuple[str, ...] = field(default=())
     jetson: Jetson | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """What the probes found, as JSON (``status --json``, ``detect --json``)."""
+        from poetry_torch_cuda.machine.tables import newest_cuda
+
+        nvidia = self.nvidia
+        newest = newest_cuda(nvidia.version, self.sys_platform) if nvidia else None
+        return {
+            "platform": self.sys_platform,
+            "machine": self.machine,
+            "nvidia_driver": None
+            if nvidia is None
+            else {
+                "version": nvidia.version,
+                "source": nvidia.source,
+                "max_cuda": None if newest is None else f"{newest[0]}.{newest[1]}",
+            },
+            "gpus": []
+            if nvidia is None
+            else [
+                {
+                    "index": gpu.index,
+                    "name": gpu.name,
+                    "compute_capability": gpu.capability,
+                }
+                for gpu in nvidia.gpus
+            ],
+            "rocm": None
+            if self.rocm is None
+            else {
+                "version": self.rocm.version,
+                "gpus": [{"name": gpu.name, "gfx": gpu.gfx} for gpu in self.rocm.gpus],
+            },
+            "nvcc": self.nvcc,
+            "jetson": None if self.jetson is None else str(self.jetson),
+            "notes": list(self.notes),
+        }
 
 
 class _ProbeError(Exception):

@@ -34,19 +34,6 @@ if TYPE_CHECKING:
 _ATTEMPTS = 5
 
 
-def set_variant(pyproject: Path, variant: str) -> bool:
-    """Set ``[tool.poetry-torch-cuda] variant``; return whether the file changed.
-
-    Comments, ordering and formatting elsewhere are preserved; the table is
-    created when the project has none.
-    """
-    pending = prepare_variant(pyproject, variant)
-    if pending is None:
-        return False
-    with pending:
-        return pending.commit()
-
-
 def with_variant(text: str, variant: str) -> str | None:
     """``text`` (a pyproject.toml) with ``variant`` set; ``None`` if it already says so.
 

@@ -124,7 +124,6 @@ class Proof:
                 "error": entry.get("error"),
                 "traceback": entry.get("traceback") if debug else None,
             }
-        from poetry_torch_cuda.status_report import machine_json
 
         return {
             "schema": SCHEMA,
@@ -162,7 +161,7 @@ class Proof:
             ],
             "torchvision_op": report.get("torchvision_op"),
             "checks": [check.to_json() for check in self.verdict.checks],
-            "machine": machine_json(self.machine),
+            "machine": self.machine.to_json(),
         }
 
     def _package(self, name: str) -> dict[str, Any] | None:

@@ -1,0 +1,71 @@
+"""The per-environment lock: waiting, giving up, read-only environments."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from typing import TYPE_CHECKING
+
+import pytest
+
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install.envlock import environment_lock
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_lock_waits_for_another_process_then_gives_up(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import fcntl, os, sys, time
+                fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                print("locked", flush=True)
+                time.sleep(30)
+                """
+            ),
+            str(tmp_path / ".poetry-torch-cuda.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        waited: list[bool] = []
+        taken = environment_lock(
+            tmp_path, on_wait=lambda: waited.append(True), wait_seconds=0.3
+        )
+        with (
+            pytest.raises(TorchCudaError, match="another poetry-torch-cuda run"),
+            taken,
+        ):
+            pytest.fail("the lock was taken twice")
+        assert waited == [True]
+    finally:
+        holder.kill()
+        holder.wait()
+    # Free again once the holder is gone, and re-entrant within one process.
+    with environment_lock(tmp_path), environment_lock(tmp_path):
+        pass
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_lock_falls_back_to_the_temp_dir_for_a_read_only_env(tmp_path: Path) -> None:
+    tmp_path.chmod(0o555)
+    try:
+        with environment_lock(tmp_path):
+            assert not (tmp_path / ".poetry-torch-cuda.lock").exists()
+    finally:
+        tmp_path.chmod(0o755)
+
+
+# -- atomic pyproject.toml writes ---------------------------------------------

@@ -1,0 +1,115 @@
+"""Where the index's credentials come from, and where they may go."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from poetry.config.config import Config
+
+from poetry_torch_cuda.index.credentials import IndexAccess
+from poetry_torch_cuda.index.credentials import UrlCredentials
+from poetry_torch_cuda.index.credentials import index_access
+from poetry_torch_cuda.project.config import load_config
+
+
+def test_credentials_are_split_off_the_url_and_rebuilt_for_pip() -> None:
+    access = IndexAccess.from_url("https://bob:p%40ss%3Aw@mirror.example/whl/cu129")
+    assert access.url == "https://mirror.example/whl/cu129"
+    assert (access.username, access.password) == ("bob", "p@ss:w")
+    assert access.pip_url == "https://bob:p%40ss%3Aw@mirror.example/whl/cu129"
+    assert "p@ss" not in repr(access)
+    assert access.shown == "https://mirror.example/whl/cu129"
+
+
+def test_url_credentials_apply_only_under_the_url_they_came_from() -> None:
+    known = UrlCredentials()
+    assert known.take_off("https://mirror.example/whl/cu130") == (
+        "https://mirror.example/whl/cu130"
+    )
+    bare = known.take_off("https://bob:p%40ss@mirror.example/whl/cu129/")
+    assert bare == "https://mirror.example/whl/cu129/"
+    assert known.lookup("https://mirror.example/whl/cu129/torch/") == ("bob", "p@ss")
+    assert known.lookup("https://mirror.example/whl/cu129") == ("bob", "p@ss")
+    assert known.lookup("https://mirror.example/whl/cu1290/torch/") is None
+    assert known.lookup("https://mirror.example/whl/cu130/torch/") is None
+    assert known.lookup("http://mirror.example/whl/cu129/torch/") is None
+    assert known.lookup("https://other.example/whl/cu129/torch/") is None
+    known.take_off("https://ci:tok@mirror.example/whl/cu129/nightly")
+    assert known.lookup("https://mirror.example/whl/cu129/nightly/torch/") == (
+        "ci",
+        "tok",
+    )
+
+
+def test_token_without_user_name() -> None:
+    access = IndexAccess("https://mirror.example/simple", None, "tok/1")
+    assert access.pip_url == "https://:tok%2F1@mirror.example/simple"
+    assert access.authorization == "Basic OnRvay8x"
+
+
+def test_insecure_host_only_when_allowed_and_not_loopback() -> None:
+    url = "http://mirror.example:8080/whl"
+    assert IndexAccess.from_url(url).insecure_host is None
+    allowed = IndexAccess.from_url(url, allow_insecure_http=True)
+    assert allowed.insecure_host == "mirror.example:8080"
+    local = IndexAccess.from_url("http://127.0.0.1:9/whl", allow_insecure_http=True)
+    assert local.insecure_host is None
+
+
+def _config(table: dict[str, Any], sources: list[dict[str, str]]) -> Any:
+    pyproject = {"tool": {"poetry-torch-cuda": table, "poetry": {"source": sources}}}
+    config = load_config(pyproject, {})
+    assert config is not None
+    return config
+
+
+def _poetry_config(auth: dict[str, Any]) -> Config:
+    config = Config()
+    config.merge({"keyring": {"enabled": False}, "http-basic": auth})
+    return config
+
+
+def test_source_credentials_come_from_poetrys_config() -> None:
+    config = _config(
+        {"variant": "cu129", "source": "Mirror"},
+        [{"name": "mirror", "url": "https://mirror.example/whl/{variant}"}],
+    )
+    poetry_config = _poetry_config({"mirror": {"username": "u", "password": "pw1"}})
+    access = index_access(config, config.variant, poetry_config)
+    assert access.url == "https://mirror.example/whl/cu129"
+    assert (access.username, access.password, access.source) == ("u", "pw1", "mirror")
+
+
+def test_index_url_borrows_credentials_of_a_source_on_the_same_host() -> None:
+    config = _config(
+        {"variant": "cpu", "index-url": "https://corp.example/torch/{variant}"},
+        [{"name": "corp", "url": "https://corp.example/simple/"}],
+    )
+    poetry_config = _poetry_config({"corp": {"username": "u", "password": "pw2"}})
+    access = index_access(config, config.variant, poetry_config)
+    assert (access.username, access.password) == ("u", "pw2")
+
+
+def test_https_credentials_never_go_to_an_http_url() -> None:
+    config = _config(
+        {
+            "variant": "cpu",
+            "index-url": "http://corp.example/torch/{variant}",
+            "allow-insecure-http": True,
+        },
+        [{"name": "corp", "url": "https://corp.example/simple/"}],
+    )
+    poetry_config = _poetry_config({"corp": {"username": "u", "password": "pw3"}})
+    access = index_access(config, config.variant, poetry_config)
+    assert not access.has_credentials
+
+
+def test_other_hosts_get_no_credentials() -> None:
+    config = _config(
+        {"variant": "cpu"}, [{"name": "corp", "url": "https://corp.example/simple/"}]
+    )
+    poetry_config = _poetry_config({"corp": {"username": "u", "password": "pw4"}})
+    assert not index_access(config, config.variant, poetry_config).has_credentials
+
+
+# -- pip's environment -------------------------------------------------------
