@@ -312,8 +312,10 @@ def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
     from poetry_torch_cuda.machine.resolution import Resolution
 
     rtx = NvidiaGpu(0, "NVIDIA GeForce RTX 3090", (8, 6))
+    # Below even CUDA 11.x's minor-version-compatibility floor (450.80.02): no
+    # CUDA build runs (470.57.02 would run cu118 by that rule).
     machine = Machine(
-        "linux", "x86_64", NvidiaDriver("470.57.02", "nvidia-smi", (rtx,))
+        "linux", "x86_64", NvidiaDriver("440.33.01", "nvidia-smi", (rtx,))
     )
     decision = decide(machine, lambda variant: Offer(True, "offered"))
     auto = parse_variant("auto")
@@ -321,7 +323,7 @@ def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
         Resolution(auto, decision.variant, "pyproject.toml", decision, machine)
     )
     assert warning is not None
-    assert "RTX 3090 found with NVIDIA driver 470.57.02" in warning
+    assert "RTX 3090 found with NVIDIA driver 440.33.01" in warning
     assert (
         "cu130 needs >= 580.65.06" in warning and "cu118 needs >= 520.61.05" in warning
     )
