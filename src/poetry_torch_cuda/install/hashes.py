@@ -24,6 +24,7 @@ DIFFERENT_BYTES = "the index or mirror now serves different bytes for the same f
 _EXPECTED = re.compile(r"Expected sha256 (?P<hash>[0-9a-f]{64})")
 _OR = re.compile(r"^\s*Or:\s+(?P<hash>[0-9a-f]{64})")
 _GOT = re.compile(r"Got\s+(?P<hash>[0-9a-f]{64})")
+_FROM = re.compile(r" from (?P<url>[a-z][a-z0-9+.-]*://\S+?)(?: \(|:?$)")
 
 
 def locked_closure(
@@ -57,8 +58,8 @@ def refused_files(lines: Sequence[str]) -> list[str]:
     expected: list[str] = []
     for line in lines:
         stripped = line.strip()
-        if " from " in stripped and stripped.endswith(":"):
-            current = _file_name(stripped)
+        if (source := _FROM.search(stripped)) is not None and stripped.endswith(":"):
+            current = _file_name(source["url"])
             expected = []
         elif (match := _EXPECTED.search(stripped)) is not None:
             expected = [match["hash"]]
@@ -82,6 +83,5 @@ def refusal_message(files: Sequence[str]) -> str:
     )
 
 
-def _file_name(line: str) -> str:
-    url = line.rstrip(":").rsplit(" ", 1)[-1]
+def _file_name(url: str) -> str:
     return unquote(url.split("#", 1)[0].rsplit("/", 1)[-1]) or "a file"
