@@ -101,7 +101,7 @@ def apply_plan(
             f"from <comment>{index.shown}</>",
             verbosity=Verbosity.VERBOSE,
         )
-        hashed = _hashed(lock_for, plan, env) if lock_for is not None else []
+        hashed = _hashed(lock_for, plan, env, installed) if lock_for is not None else []
         snapshot = _versions(installed)
         try:
             pip.install(
@@ -128,7 +128,9 @@ def apply_plan(
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
 
 
-def _hashed(lock_for: LockLookup, plan: Plan, env: Env) -> list[str]:
+def _hashed(
+    lock_for: LockLookup, plan: Plan, env: Env, installed: InstalledEnvironment
+) -> list[str]:
     """The ``--require-hashes`` lines for ``plan``'s targets and their locked closure."""
     from poetry_torch_cuda.install.hashes import locked_closure
     from poetry_torch_cuda.install.hashes import requirement_lines
@@ -136,7 +138,15 @@ def _hashed(lock_for: LockLookup, plan: Plan, env: Env) -> list[str]:
     try:
         lock = lock_for(plan.variant)
     except TorchCudaError as error:
-        raise TorchCudaError(f"{error}\nNothing was installed.") from None
+        versions = _versions(installed)
+        names = [target.name for target in plan.install]
+        held = ", ".join(f"{n} {versions[n]}" for n in names if n in versions)
+        state = (
+            f"Nothing changed: the environment still has {held}."
+            if held
+            else "Nothing was installed."
+        )
+        raise TorchCudaError(f"{error}\n{state}") from None
     try:
         packages = locked_closure(lock, plan.install, env.marker_env)
     except KeyError as missing:
