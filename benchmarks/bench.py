@@ -41,6 +41,7 @@ MEASUREMENTS: dict[str, Callable[[workspace.Workspace, int], Row]] = {
     "ritual": scenarios.ritual,
     "switch": scenarios.switch,
     "imports": lambda ws, _pairs: scenarios.import_cost(ws),
+    "lock": scenarios.lock_time,
 }
 HEAVY = "heavy"
 HERE = Path(__file__).resolve().parent

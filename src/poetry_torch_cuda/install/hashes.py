@@ -30,7 +30,7 @@ _FROM = re.compile(r" from (?P<url>[a-z][a-z0-9+.-]*://\S+?)(?: \(|:?$)")
 def locked_closure(
     lock: VariantLock, targets: Iterable[Target], marker_env: Mapping[str, Any]
 ) -> list[LockedPackage]:
-    """The locked packages ``targets`` need in this environment.
+    """The locked packages ``targets`` need in this environment, the targets first.
 
     Raises:
         KeyError: a target is not in the lock (the lock is stale).
@@ -39,7 +39,9 @@ def locked_closure(
         (target.name, None if target.version is None else str(target.version))
         for target in targets
     ]
-    return lock.closure(roots, marker_env)
+    order = {name: number for number, (name, _) in enumerate(roots)}
+    packages = lock.closure(roots, marker_env)
+    return sorted(packages, key=lambda p: order.get(p.name, len(order)))
 
 
 def requirement_lines(packages: Iterable[LockedPackage]) -> list[str]:
