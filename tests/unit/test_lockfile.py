@@ -182,3 +182,36 @@ def test_reading_the_inputs_of_a_big_lock_is_fast(tmp_path: Path) -> None:
     for _ in range(20):
         read_inputs(path)
     assert (time.perf_counter() - started) / 20 < 0.005
+
+
+def table(**values: object) -> dict[str, object]:
+    return {"tool": {"poetry-torch-cuda": {"variant": "cu129", **values}}}
+
+
+def test_lock_variants_key() -> None:
+    from poetry_torch_cuda.project.config import load_config
+
+    config = load_config(table(**{"lock-variants": ["cu130", "cpu", "auto"]}), {})
+    assert config is not None
+    assert config.lock_variants == ("auto", "cpu", "cu130")
+    default = load_config(table(), {})
+    assert default is not None
+    assert default.lock_variants == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("cu129", "must be a non-empty list of variants"),
+        ([], "must be a non-empty list of variants"),
+        (["cu12x"], "'cu12x' is not a variant"),
+        (["cu129", "cu129"], "names 'cu129' twice"),
+        ([129], "must be a string"),
+    ],
+)
+def test_lock_variants_rejects_bad_values(value: object, message: str) -> None:
+    from poetry_torch_cuda.errors import ConfigError
+    from poetry_torch_cuda.project.config import load_config
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(table(**{"lock-variants": value}), {})

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from poetry_torch_cuda.install.planning import Target
+    from poetry_torch_cuda.lockfile.model import LockedFile
     from poetry_torch_cuda.lockfile.model import LockedPackage
     from poetry_torch_cuda.lockfile.model import VariantLock
 
@@ -42,6 +43,34 @@ def locked_closure(
     order = {name: number for number, (name, _) in enumerate(roots)}
     packages = lock.closure(roots, marker_env)
     return sorted(packages, key=lambda p: order.get(p.name, len(order)))
+
+
+def installable_files(
+    lock: VariantLock, packages: Iterable[LockedPackage], marker_env: Mapping[str, Any]
+) -> list[LockedFile]:
+    """For each package, the locked files whose wheel tags fit ``marker_env``.
+
+    What a downloader fetches (and checks against ``LockedFile.sha256``) before
+    handing pip local files; pip still picks among them by its own tag order.
+    """
+    from packaging.utils import InvalidWheelFilename
+    from packaging.utils import parse_wheel_filename
+    from packaging.version import InvalidVersion
+
+    from poetry_torch_cuda.index.client import tag_fits
+
+    chosen = []
+    for package in packages:
+        for locked in lock.files(package):
+            try:
+                tags = parse_wheel_filename(locked.filename)[3]
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+            if any(
+                tag_fits(t.interpreter, t.abi, t.platform, marker_env) for t in tags
+            ):
+                chosen.append(locked)
+    return chosen
 
 
 def requirement_lines(packages: Iterable[LockedPackage]) -> list[str]:
