@@ -304,3 +304,47 @@ def test_export_both_formats_offline_and_pip_reproduces_the_locked_build(
         assert not {"nvidia-cublas-cu12", "nvidia-cudnn-cu12", "cuda-toolkit"} & set(
             installed
         )
+
+
+def test_auto_locks_every_variant_the_index_offers(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, own_index, 'variant = "auto"\n')
+    project.run("lock")
+    project.run("torch-cuda", "lock")
+    lock = read_lock(project)
+    assert lock["metadata"]["lock-variants"] == ["auto"]
+    # cu126 has no torch 2.14.1; every other variant index has the whole family.
+    assert [v["name"] for v in lock["variant"]] == [
+        "cpu",
+        "cu128",
+        "cu129",
+        "cu130",
+        "rocm6.4",
+    ]
+    rocm = next(v for v in lock["variant"] if v["name"] == "rocm6.4")
+    assert {p["name"] for p in rocm["package"]} == {
+        "torch",
+        "torchvision",
+        "pytorch-triton-rocm",
+    }
+    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+
+
+def test_locking_first_with_the_index_down_changes_nothing(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, own_index, 'variant = "cu129"\n')
+    project.run("install")
+    before = snapshot(project)
+    own_index.fail_paths["/whl/cu130/"] = 404
+    result = project.run(
+        "install", check=False, env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    )
+    assert result.returncode == 1, describe(result)
+    assert "locking cu130 first" in result.stdout
+    assert "Nothing changed: the environment still has torch 2.14.1+cu129" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    assert snapshot(project) == before
