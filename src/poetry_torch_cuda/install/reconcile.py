@@ -112,6 +112,9 @@ def apply_plan(
                 hashed=hashed,
             )
         except PipError as error:
+            undo = getattr(lock_for, "undo", None)
+            if callable(undo):
+                undo()  # an entry locked for this install is kept only if it installed
             raise _with_state(error, plan, snapshot, env) from None
         installed = installed_environment(env)
         done.append(_check_installed(plan, installed))

@@ -59,6 +59,15 @@ _MAX_PASSES = 5
 class LockError(TorchCudaError):
     """The variant cannot be locked: the index lacks a build, a hash, or answered badly."""
 
+    #: The HTTP status of the index's refusal, when that was the cause.
+    status: int | None = None
+
+
+def _unavailable(error: Exception) -> LockError:
+    failure = LockError(str(error))
+    failure.status = getattr(error, "status", None)
+    return failure
+
 
 class MissingBuildError(LockError):
     """The variant's index has no build of a locked version."""
@@ -250,7 +259,7 @@ class VariantLocker:
             try:
                 self._pages[key] = self._client.project(url, name)
             except IndexUnavailableError as error:
-                raise LockError(str(error)) from None
+                raise _unavailable(error) from None
         return self._pages[key]
 
     def _fits_python(self, entry: IndexFile) -> bool:
@@ -332,7 +341,7 @@ class VariantLocker:
                 _check(entry.filename, entry.sha256, wheel)
                 data = _wheel_metadata(wheel, entry.filename)
         except IndexUnavailableError as error:
-            raise LockError(str(error)) from None
+            raise _unavailable(error) from None
         text = data.decode("utf-8", "replace")
         self._store_metadata(entry, text)
         return text
