@@ -294,8 +294,15 @@ class VariantLocker:
             if not wanted
             else f"{name}{'' if wanted[0] in '<>=!~' else '=='}{wanted}"
         )
+        where = mask_url(url.rstrip("/"))
+        if not page.found:
+            return MissingBuildError(
+                f"cannot lock {asked} from {where}: the index has no page for "
+                f"{name} (HTTP 404).\nCheck the index URL and the variant: "
+                f"{where}/{name}/ should list its wheels."
+            )
         return MissingBuildError(
-            f"cannot lock {asked} for {variant} from {mask_url(url)}: the index has "
+            f"cannot lock {asked} from {where}: the index has "
             f"no build of {name} that matches (it offers {offered}).\n"
             "Choose a variant that has it (`poetry torch-cuda switch <variant>`), lock "
             "a version this variant offers, or check that the build exists for this "
