@@ -193,8 +193,9 @@ def _lock_first(
     io: IO,
 ) -> VariantLock:
     global_stale = recorded is None or bool(differences(recorded, current, variant=""))
+    # An install asks the index afresh: it is about to download from it anyway.
     if global_stale:
-        lock = lock_project(poetry, io, extra=[variant])
+        lock = lock_project(poetry, io, refresh=True, extra=[variant])
     else:
         lock = _add_variant(poetry, config, variant, io)
     found = None if lock is None else lock.variant(variant.name)
@@ -252,7 +253,7 @@ def _add_variant(
     path = lock_path(poetry)
     previous = _read_previous(path)
     assert previous is not None
-    client = _client(poetry, False)
+    client = _client(poetry, True)
     entry = _locker(poetry, client).lock(
         variant,
         _fetching(poetry).index_url(variant),
