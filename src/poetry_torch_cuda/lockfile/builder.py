@@ -294,7 +294,7 @@ class VariantLocker:
             if not wanted
             else f"{name}{'' if wanted[0] in '<>=!~' else '=='}{wanted}"
         )
-        where = mask_url(url.rstrip("/"))
+        where = without_credentials(url.rstrip("/"))
         if not page.found:
             return MissingBuildError(
                 f"cannot lock {asked} from {where}: the index has no page for "
