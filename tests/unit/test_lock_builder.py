@@ -127,3 +127,13 @@ def test_a_changed_hash_of_a_locked_file_is_an_alarm() -> None:
         lock(FakeIndex(WHEELS), previous)
     assert filename in str(raised.value)
     assert lock(FakeIndex(WHEELS), first) == first  # unchanged: no alarm
+
+
+def test_a_dependency_cycle_ends() -> None:
+    wheels = {
+        "torch-2.14.1+cu130-cp311-cp311-linux_x86_64.whl": [f"nvidia-a; {LINUX}"],
+        "nvidia_a-1.0-py3-none-any.whl": ['nvidia-b; sys_platform == "linux"'],
+        "nvidia_b-1.0-py3-none-any.whl": ['nvidia-a; platform_machine == "x86_64"'],
+    }
+    names = sorted(p.name for p in lock(FakeIndex(wheels)).packages)
+    assert names == ["nvidia-a", "nvidia-b", "torch"]

@@ -174,17 +174,14 @@ class VariantLocker:
             name, version, extras, marker = stack.pop()
             key = (name, version)
             node = nodes.get(key)
-            if (
-                node is not None
-                and extras <= node.extras
-                and marker.intersect(node.markers) == marker
-            ):
-                continue
             if node is None:
                 node = _Node(name, version, self._files(url, name, version), marker)
                 nodes[key] = node
             else:
-                node.markers = node.markers.union(marker)
+                merged = node.markers.union(marker)
+                if extras <= node.extras and str(merged) == str(node.markers):
+                    continue  # nothing new: the walk ends even around a cycle
+                node.markers = merged
             node.extras |= extras
             if node.requirements is None:
                 node.requirements = self._requirements(node)
