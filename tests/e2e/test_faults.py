@@ -219,6 +219,7 @@ def test_signal_to_poetry_mid_download_rolls_back(
     """As a CI cancel or a Ctrl-C does: the signal goes to Poetry's process group."""
     before = Snapshot.of(cu129_project)
     index.delay_seconds.update({CU130_WHEEL: 60, f"{CU130_WHEEL}.metadata": 0})
+    index.clear_requests()  # locking cu130 read <wheel>.metadata, which matches too
     args, env = COMMANDS[command]
     process = start_poetry(cu129_project, *args, env_extra=env)
     try:
@@ -249,6 +250,7 @@ def test_pip_killed_mid_run_is_reported(
     """pip itself dies (OOM killer, kill -9): Poetry says so and exits 1."""
     before = Snapshot.of(cu129_project)
     index.delay_seconds.update({CU130_WHEEL: 60, f"{CU130_WHEEL}.metadata": 0})
+    index.clear_requests()  # locking cu130 read <wheel>.metadata, which matches too
     process = start_poetry(
         cu129_project, "install", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"}
     )
