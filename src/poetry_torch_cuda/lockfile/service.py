@@ -136,8 +136,10 @@ def lock_project(
     if write_lock(path, lock):
         io.write_line(f"{PREFIX}: wrote {LOCK_NAME} ({_summary(lock.variants)})")
     else:
+        # Asked for explicitly (refresh): say so; after `poetry lock`: only at -v.
         io.write_line(
-            f"{PREFIX}: {LOCK_NAME} is up to date", verbosity=Verbosity.VERBOSE
+            f"{PREFIX}: {LOCK_NAME} is up to date",
+            verbosity=Verbosity.NORMAL if refresh else Verbosity.VERBOSE,
         )
     return lock
 
