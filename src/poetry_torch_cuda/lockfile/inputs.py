@@ -52,16 +52,6 @@ def configured(pyproject: Mapping[str, Any]) -> TorchCudaConfig | None:
     return load_config(pyproject, environ)
 
 
-def lock_variant_names(
-    config: TorchCudaConfig, table: Mapping[str, Any]
-) -> tuple[str, ...]:
-    """``lock-variants`` as written, else the configured variant (``auto`` for auto)."""
-    value = table.get("lock-variants")
-    if isinstance(value, list) and value:
-        return tuple(sorted({str(v) for v in value}))
-    return (config.variant.name,)
-
-
 def locked_versions(
     locker: Locker, names: Iterable[str]
 ) -> tuple[tuple[Any, tuple[str, ...]], ...]:
