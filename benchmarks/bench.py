@@ -43,6 +43,7 @@ MEASUREMENTS: dict[str, Callable[[workspace.Workspace, int], Row]] = {
     "switch": scenarios.switch,
     "imports": lambda ws, _pairs: scenarios.import_cost(ws),
     "verify": scenarios.verification,
+    "lock": scenarios.lock_time,
 }
 HEAVY = "heavy"
 HERE = Path(__file__).resolve().parent

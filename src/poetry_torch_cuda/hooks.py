@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.install.planning import Plan
+    from poetry_torch_cuda.install.reconcile import LockLookup
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
@@ -127,6 +128,7 @@ class CommandHooks:
         self._guards: dict[int, OperationGuard] = {}
         self._configs: dict[int, TorchCudaConfig | None] = {}
         self._lock_checks: dict[int, TorchCudaConfig] = {}
+        self._relocks: set[int] = set()
 
     def on_validate(
         self, event: ConsoleCommandEvent, event_name: str, dispatcher: Any
@@ -160,6 +162,8 @@ class CommandHooks:
             return
         if command.name in ("lock", "update"):
             self._lock_checks[id(command)] = config
+        if command.name in ("lock", "add", "remove", "update"):
+            self._relocks.add(id(command))
         if command.name == "lock":
             return
         guard = OperationGuard(config, variant, command.env, command.poetry.locker)
@@ -171,6 +175,8 @@ class CommandHooks:
         self, event: ConsoleTerminateEvent, event_name: str, dispatcher: Any
     ) -> None:
         """After an installer command: make the env hold the configured variant."""
+        if not self._write_torch_cuda_lock(event):
+            return
         self._check_lock(event)
         guard = self._guards.pop(id(event.command), None)
         if guard is None or guard.locked is None or event.exit_code != 0:
@@ -200,6 +206,7 @@ class CommandHooks:
                 refresh=refresher(command.poetry, command.env, guard.locked.versions),
                 compile_bytecode=_compiles(command),
                 project=command.poetry.pyproject_path.parent,
+                lock_for=_lock_lookup(command, event.io),
             )
             warn_packages(guard.config, guard.locked.graph, command.env, event.io)
             if not plan.is_empty:  # a no-op run never verifies (nor imports proof/)
@@ -220,6 +227,28 @@ class CommandHooks:
         except Exception as error:  # noqa: BLE001 - a bug of ours must not read like Poetry crashing
             _write_unexpected(event.io, error)
             event.set_exit_code(1)
+
+    def _write_torch_cuda_lock(self, event: ConsoleTerminateEvent) -> bool:
+        """After a command that rewrote poetry.lock: update torch-cuda.lock.
+
+        Returns False when that failed (the exit code says so).
+        """
+        if id(event.command) not in self._relocks:
+            return True
+        self._relocks.discard(id(event.command))
+        command = _installer_command(event.command)
+        if command is None or event.exit_code != 0 or command.installer.is_dry_run():
+            return True
+        from poetry_torch_cuda.lockfile.service import after_lock_write
+
+        try:
+            after_lock_write(command.poetry, event.io)
+        except TorchCudaError as error:
+            write_error(event.io, str(error))
+            event.set_exit_code(error.exit_code or 1)
+            self._guards.pop(id(event.command), None)
+            return False
+        return True
 
     def _check_lock(self, event: ConsoleTerminateEvent) -> None:
         """After ``lock``/``update``: warn when the variant lacks the locked torch."""
@@ -251,6 +280,7 @@ def reconcile(
     refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
     compile_bytecode: bool = False,
     project: Path | None = None,
+    lock_for: LockLookup | None = None,
 ) -> Plan:
     """Make ``env`` hold ``variant``; say so at ``-v`` when it already did."""
     plan = reconcile_environment(
@@ -263,6 +293,7 @@ def reconcile(
         refresh=refresh,
         compile_bytecode=compile_bytecode,
         project=project,
+        lock_for=lock_for,
     )
     if plan.is_empty:
         io.write_line(
@@ -287,6 +318,12 @@ def warn_packages(
 def _compiles(command: InstallerCommand) -> bool:
     """Whether Poetry compiles bytecode in this run (``install --compile``)."""
     return bool(command.io.input.has_option("compile") and command.option("compile"))
+
+
+def _lock_lookup(command: InstallerCommand, io: IO) -> LockLookup:
+    from poetry_torch_cuda.lockfile.service import lookup
+
+    return lookup(command.poetry, io)
 
 
 def _resolve_auto(guard: OperationGuard, command: InstallerCommand, io: IO) -> Variant:

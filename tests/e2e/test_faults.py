@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 DEPS = {"needs-torch": "*", "torchvision": "*"}
-CU129 = 'variant = "cu129"\n'
+#: Both variants locked in torch-cuda.lock up front, as a team that commits it has
+#: them: the faults below then hit the install itself, not the locking first.
+CU129 = 'variant = "cu129"\nlock-variants = ["cu129", "cu130"]\n'
 CU130_WHEEL = "/whl/cu130/torch/torch-2.14.1+cu130-py3-none-any.whl"
 #: The two ways the plugin installs: the after-step of install, and switch.
 COMMANDS = {
@@ -56,6 +58,7 @@ class Snapshot:
     installed: dict[str, str]
     pyproject: bytes
     lock: bytes
+    torch_cuda_lock: bytes
 
     @classmethod
     def of(cls, project: Project) -> Snapshot:
@@ -63,6 +66,7 @@ class Snapshot:
             project.installed(),
             project.pyproject.read_bytes(),
             project.lockfile.read_bytes(),
+            (project.path / "torch-cuda.lock").read_bytes(),
         )
 
     def assert_unchanged(self, project: Project) -> None:
@@ -71,6 +75,7 @@ class Snapshot:
         assert installed == self.installed
         assert project.pyproject.read_bytes() == self.pyproject
         assert project.lockfile.read_bytes() == self.lock
+        assert (project.path / "torch-cuda.lock").read_bytes() == self.torch_cuda_lock
 
 
 def assert_one_clear_failure(
@@ -121,8 +126,9 @@ def too_slow(index: IndexServer) -> dict[str, str]:
     return {"PIP_TIMEOUT": "1", "PIP_RETRIES": "0"}
 
 
-def bad_hash(index: IndexServer) -> dict[str, str]:
-    index.bad_hash_paths.add("/whl/cu130/torch/")
+def tampered(index: IndexServer) -> dict[str, str]:
+    """Same file name, other bytes, the page lists their hash: a compromised mirror."""
+    index.tampered_paths.add("/whl/cu130/torch/")
     return {}
 
 
@@ -141,11 +147,11 @@ FAULTS: dict[str, tuple[Callable[[IndexServer], dict[str, str]], tuple[str, ...]
         ("the index failed with HTTP 500", "Run the command again later"),
     ),
     "timeout": (too_slow, ("did not answer within 1 s", "PIP_TIMEOUT=<seconds>")),
-    "bad-hash": (
-        bad_hash,
+    "tampered": (
+        tampered,
         (
-            "does not match the sha256 hash the index lists",
-            "Nothing was installed from it",
+            "torch-2.14.1+cu130-py3-none-any.whl: expected sha256",
+            "the index or mirror now serves different bytes for the same file",
         ),
     ),
 }
@@ -174,7 +180,7 @@ def test_variant_the_index_lacks_names_what_it_has(cu129_project: Project) -> No
     before = Snapshot.of(cu129_project)
     result = cu129_project.run("torch-cuda", "switch", "cu126", check=False)
     assert result.returncode == 1
-    assert "pip could not install torch==2.14.1+cu126" in result.stderr
+    assert "cannot lock torch==2.14.1+cu126 from" in result.stderr
     assert "the index has no build of torch that matches (it offers 2.13.0+cu126)" in (
         result.stderr
     )
@@ -213,6 +219,7 @@ def test_signal_to_poetry_mid_download_rolls_back(
     """As a CI cancel or a Ctrl-C does: the signal goes to Poetry's process group."""
     before = Snapshot.of(cu129_project)
     index.delay_seconds.update({CU130_WHEEL: 60, f"{CU130_WHEEL}.metadata": 0})
+    index.clear_requests()  # locking cu130 read <wheel>.metadata, which matches too
     args, env = COMMANDS[command]
     process = start_poetry(cu129_project, *args, env_extra=env)
     try:
@@ -243,6 +250,7 @@ def test_pip_killed_mid_run_is_reported(
     """pip itself dies (OOM killer, kill -9): Poetry says so and exits 1."""
     before = Snapshot.of(cu129_project)
     index.delay_seconds.update({CU130_WHEEL: 60, f"{CU130_WHEEL}.metadata": 0})
+    index.clear_requests()  # locking cu130 read <wheel>.metadata, which matches too
     process = start_poetry(
         cu129_project, "install", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"}
     )

@@ -238,6 +238,13 @@ def _detect_a100_r535(ctx: Context) -> Stage:
     return Stage(project, env)
 
 
+def _export(ctx: Context) -> Stage:
+    """A locked cu130 project: poetry lock also wrote torch-cuda.lock."""
+    project = ctx.project(["torch", "torchvision"], 'variant = "cu130"\n')
+    project.run("lock")
+    return Stage(project)
+
+
 def _lock_view(ctx: Context) -> Stage:
     """cu126 with two declared targets: an H100 box on R570 and an A100 on R535."""
     table = (
@@ -272,6 +279,7 @@ SCENARIOS: dict[str, Callable[[Context], Stage]] = {
     "bad-variant": _bad_variant,
     "detect-a100-r535": _detect_a100_r535,
     "detect-gtx-1080": _detect_gtx_1080,
+    "export": _export,
     "lock-view": _lock_view,
     "slow-index": _slow_index,
 }
@@ -291,8 +299,8 @@ def normalise(line: str, stage: Stage) -> str:
     return " ".join(line.split())
 
 
-def run_command(command: str, stage: Stage) -> str:
-    """Run one README command line in the stage's project; stdout+stderr, in order."""
+def run_command(command: str, stage: Stage) -> tuple[int, str]:
+    """Run one README command line in the stage's project: exit code, stdout+stderr."""
     args = shlex.split(command)
     assert args and args[0] == "poetry", (
         f"README command {command!r}: only `poetry …` commands can run in a scenario"
@@ -309,7 +317,7 @@ def run_command(command: str, stage: Stage) -> str:
         timeout=300,
         check=False,
     )
-    return result.stdout
+    return result.returncode, result.stdout
 
 
 def missing_lines(expected: list[str], printed: list[str]) -> list[str]:
@@ -392,7 +400,12 @@ def test_readme_example_prints_what_the_readme_shows(
     assert block.marker is not None
     stage = SCENARIOS[block.marker](Context(block, published_index, tmp_path))
     for command in block.commands:
-        printed = run_command(command.line, stage)
+        code, printed = run_command(command.line, stage)
+        # A command the README shows without output is one that just works.
+        assert command.expected or code == 0, (
+            f"README.md line {block.lineno}, `$ {command.line}` exited {code}:\n"
+            + printed
+        )
         for text, shown in stage.printed_as.items():
             printed = printed.replace(text, shown)
         got = [normalise(line, stage) for line in printed.splitlines()]

@@ -104,12 +104,16 @@ class PipRunner:
         *,
         force_reinstall: bool = False,
         compile_bytecode: bool = False,
+        hashed: Sequence[str] = (),
     ) -> None:
         """Install ``requirements`` from ``index``; ``constraints`` pin everything else.
 
         ``force_reinstall`` reinstalls them even when the same version is there.
         ``compile_bytecode``: write ``.pyc`` files, as ``poetry install --compile``
         does; Poetry's default (and pip's ``--no-compile``) is not to.
+        ``hashed`` (``name==version --hash=…`` lines from torch-cuda.lock)
+        replaces ``requirements`` on pip's command line with a requirements
+        file installed with ``--require-hashes``.
 
         Raises:
             PipInterrupted: a signal stopped pip (it rolled back what it had begun).
@@ -117,7 +121,10 @@ class PipRunner:
         """
         if isinstance(index, str):
             index = IndexAccess.from_url(index)
-        with _constraints_file(constraints) as constraints_path:
+        with (
+            _constraints_file(constraints) as constraints_path,
+            _constraints_file(hashed) as hashed_path,
+        ):
             args = [
                 *self._pip,
                 "install",
@@ -127,7 +134,13 @@ class PipRunner:
                 str(constraints_path),
                 *(["--force-reinstall"] if force_reinstall else []),
                 *([] if compile_bytecode else ["--no-compile"]),
-                *requirements,
+                # The locked closure is complete: reinstall it, not Poetry's packages.
+                *(["--no-deps"] if hashed and force_reinstall else []),
+                *(
+                    ["--require-hashes", "--requirement", str(hashed_path)]
+                    if hashed
+                    else requirements
+                ),
             ]
             env = pip_environment(os.environ, index)
             returncode, lines, signum = self._run(args, env)
@@ -139,6 +152,15 @@ class PipRunner:
                 f"pip was killed by {_signal_name(-returncode)} while installing "
                 f"{asked} from {index.shown}. Run the command again to finish."
             )
+        if returncode != 0 and hashed:
+            from poetry_torch_cuda.install.hashes import refusal_message
+            from poetry_torch_cuda.install.hashes import refused_files
+
+            refused = refused_files(lines)
+            if refused:
+                raise PipError(
+                    f"pip could not install {asked}: {refusal_message(refused)}"
+                )
         if returncode != 0:
             cause, advice = diagnose(index, lines, returncode, pip_timeout(env))
             raise PipError(

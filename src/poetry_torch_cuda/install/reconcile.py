@@ -39,9 +39,13 @@ if TYPE_CHECKING:
     from poetry.config.config import Config
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.variants import Variant
+
+    #: Gives a variant's entry of torch-cuda.lock, locking it first if needed.
+    LockLookup = Callable[[Variant], VariantLock]
 
 
 def protected_for(
@@ -80,6 +84,7 @@ def apply_plan(
     force_reinstall: bool = False,
     compile_bytecode: bool = False,
     locked_versions: Mapping[NormalizedName, str] | None = None,
+    lock_for: LockLookup | None = None,
 ) -> None:
     """Carry out ``plan`` with the env's pip and print one summary line.
 
@@ -89,6 +94,8 @@ def apply_plan(
 
     ``poetry_config`` is the project's Poetry configuration, where credentials
     for the index are looked up (default: the user's global configuration).
+    ``lock_for`` gives the variant's entry of torch-cuda.lock: then pip
+    installs exactly its files, each checked against its sha256.
 
     Raises:
         TorchCudaError: pip failed, or installed something other than asked.
@@ -116,6 +123,7 @@ def apply_plan(
             f"from <comment>{index.shown}</>",
             verbosity=Verbosity.VERBOSE,
         )
+        hashed = _hashed(lock_for, plan, env, installed) if lock_for is not None else []
         snapshot = _versions(installed)
         stash = take_stash(env, protected & set(snapshot))
         try:
@@ -126,8 +134,12 @@ def apply_plan(
                     pins_for(installed, protected, plan.install, locked_versions),
                     force_reinstall=force_reinstall,
                     compile_bytecode=compile_bytecode,
+                    hashed=hashed,
                 )
             except PipError as error:
+                forget_entry = getattr(lock_for, "undo", None)
+                if callable(forget_entry):
+                    forget_entry()  # an entry locked for this install stays only if it installed
                 raise _with_state(error, plan, snapshot, env) from None
             try:
                 installed = installed_environment(env)
@@ -156,6 +168,35 @@ def _remove_orphans(
         done.append(
             f"removed {len(orphans)} unused CUDA wheel{'s' if len(orphans) != 1 else ''} ({', '.join(orphans)})"
         )
+
+
+def _hashed(
+    lock_for: LockLookup, plan: Plan, env: Env, installed: InstalledEnvironment
+) -> list[str]:
+    """The ``--require-hashes`` lines for ``plan``'s targets and their locked closure."""
+    from poetry_torch_cuda.install.hashes import locked_closure
+    from poetry_torch_cuda.install.hashes import requirement_lines
+
+    try:
+        lock = lock_for(plan.variant)
+    except TorchCudaError as error:
+        versions = _versions(installed)
+        names = [target.name for target in plan.install]
+        held = ", ".join(f"{n} {versions[n]}" for n in names if n in versions)
+        state = (
+            f"Nothing changed: the environment still has {held}."
+            if held
+            else "Nothing was installed."
+        )
+        raise TorchCudaError(f"{error}\n{state}") from None
+    try:
+        packages = locked_closure(lock, plan.install, env.marker_env)
+    except KeyError as missing:
+        raise TorchCudaError(
+            f"torch-cuda.lock has no {missing.args[0]} for {plan.variant}; run "
+            "`poetry torch-cuda lock` and then the command again."
+        ) from None
+    return requirement_lines(packages)
 
 
 def describe_plan(plan: Plan, config: TorchCudaConfig) -> str:
@@ -247,6 +288,7 @@ def reconcile_environment(
     refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
     compile_bytecode: bool = False,
     project: Path | None = None,
+    lock_for: LockLookup | None = None,
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
@@ -284,6 +326,7 @@ def reconcile_environment(
                 force_reinstall=force,
                 compile_bytecode=compile_bytecode,
                 locked_versions=locked.versions,
+                lock_for=lock_for,
             )
             if project is not None and plan.install:
                 from poetry_torch_cuda.install.owner import record_owner

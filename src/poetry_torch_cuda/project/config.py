@@ -48,6 +48,7 @@ _KEYS = (
     "targets",
     "verify",
     "verify-timeout",
+    "lock-variants",
 )
 
 
@@ -72,6 +73,8 @@ class TorchCudaConfig:
     verify: bool = True
     #: Seconds the verification's child process may take (``verify-timeout``).
     verify_timeout: float = DEFAULT_VERIFY_TIMEOUT
+    #: ``lock-variants``: the variants torch-cuda.lock holds (empty: the default).
+    lock_variants: tuple[str, ...] = ()
 
     @property
     def package_names(self) -> frozenset[NormalizedName]:
@@ -157,6 +160,7 @@ def load_config(
         targets=parse_targets(table.get("targets", [])),
         verify=verify,
         verify_timeout=verify_timeout,
+        lock_variants=_lock_variants(table.get("lock-variants")),
     )
 
 
@@ -293,6 +297,25 @@ def _index_url(value: Any, origin: str, *, allow_insecure: bool) -> str:
             f"https, or set allow-insecure-http = true in [tool.{TABLE}]."
         )
     return value
+
+
+def _lock_variants(value: Any) -> tuple[str, ...]:
+    """``lock-variants``: a non-empty list of distinct variant names (``auto`` too)."""
+    origin = f"[tool.{TABLE}] lock-variants"
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise ConfigError(
+            f"{origin} must be a non-empty list of variants, got "
+            f'{_describe(value)}; e.g. ["cu129", "cu130"].'
+        )
+    names: list[str] = []
+    for item in value:
+        variant = _variant(item, origin)
+        if variant.name in names:
+            raise ConfigError(f"{origin} names {variant.name!r} twice.")
+        names.append(variant.name)
+    return tuple(sorted(names))
 
 
 def _packages(value: Any) -> tuple[Requirement, ...]:
