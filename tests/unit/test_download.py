@@ -14,7 +14,6 @@ from poetry.utils.cache import ArtifactCache
 from poetry_torch_cuda.install.download import DownloadError
 from poetry_torch_cuda.install.download import HashMismatchError
 from poetry_torch_cuda.install.download import LockedFile
-from poetry_torch_cuda.install.download import check_concurrency
 from poetry_torch_cuda.install.download import download_files
 from poetry_torch_cuda.install.download import new_authenticator
 from tests.support.index import IndexServer
@@ -127,14 +126,3 @@ def test_a_missing_file_names_the_file_and_the_cause(
     assert items[2].filename in str(raised.value)
     assert "HTTP 404" in str(raised.value)
     assert not [n for n in leftovers(tmp_path / "artifacts") if n.endswith(".part")]
-
-
-@pytest.mark.parametrize("value", [0, -1, 65, "eight", 2.5, True])
-def test_concurrency_must_be_a_sensible_whole_number(value: object) -> None:
-    with pytest.raises(Exception, match="download-concurrency must be a whole number"):
-        check_concurrency(value, "download-concurrency")
-
-
-def test_concurrency_accepts_numbers_and_digit_strings() -> None:
-    assert check_concurrency(16, "x") == 16
-    assert check_concurrency("4", "x") == 4

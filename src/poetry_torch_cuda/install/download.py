@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 #: Connections at once unless the ``download-concurrency`` key says otherwise.
 DEFAULT_CONCURRENCY = 8
-MAX_CONCURRENCY = 64
 #: Files smaller than this are never split over several connections.
 MIN_PART_BYTES = 4 * 1024 * 1024
 _CHUNK = 256 * 1024
@@ -95,22 +94,6 @@ def cache_entry(cache_dir: Path, item: LockedFile) -> Path:
     return directory / item.filename
 
 
-def check_concurrency(value: object, origin: str) -> int:
-    """``value`` as a connection count, or a :class:`TorchCudaError` naming ``origin``."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and 1 <= value <= MAX_CONCURRENCY
-    ):
-        return value
-    raise TorchCudaError(
-        f"{origin} must be a whole number from 1 to {MAX_CONCURRENCY} "
-        f"(connections at once), got {value!r}."
-    )
-
-
 def download_files(
     items: Sequence[LockedFile],
     cache_dir: Path,
@@ -142,7 +125,7 @@ def download_files(
         run = _Run(
             authenticator,
             dict(authorization or {}),
-            max(1, min(concurrency, MAX_CONCURRENCY)),
+            max(1, concurrency),
             progress,
             min_part_bytes,
         )

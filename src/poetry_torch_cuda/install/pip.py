@@ -139,6 +139,47 @@ class PipRunner:
                 f"pip could not install {asked} from {index.shown}: {cause}\n{advice}"
             )
 
+    def install_files(
+        self, files: Sequence[tuple[Path, str]], *, force_reinstall: bool = False
+    ) -> None:
+        """Install local, already verified wheel files: no index, no resolving.
+
+        ``files`` are ``(path, sha256)``; pip checks each hash again
+        (``--require-hashes``) and installs exactly these files (``--no-deps``).
+
+        Raises:
+            PipInterrupted: a signal stopped pip (it rolled back what it had begun).
+            PipError: pip failed; the message says why.
+        """
+        asked = ", ".join(path.name for path, _ in files)
+        lines_in = [f"{path} --hash=sha256:{sha256}" for path, sha256 in files]
+        with _constraints_file(lines_in) as requirements:
+            args = [
+                *self._pip,
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--no-index",
+                "--no-deps",
+                "--require-hashes",
+                *(["--force-reinstall"] if force_reinstall else []),
+                "--requirement",
+                str(requirements),
+            ]
+            returncode, lines, signum = self._run(args, pip_environment(os.environ))
+        if signum is not None:
+            raise _interrupted(f"installing {asked}", signum)
+        if returncode < 0:
+            raise PipError(
+                f"pip was killed by {_signal_name(-returncode)} while installing "
+                f"{asked}. Run the command again to finish."
+            )
+        if returncode != 0:
+            raise PipError(
+                f"pip could not install the downloaded files {asked}: "
+                f"{pip_reason(lines)}"
+            )
+
     def uninstall(self, names: Sequence[str]) -> None:
         """Uninstall ``names``."""
         args = [*self._pip, "uninstall", "--disable-pip-version-check", "--yes", *names]

@@ -35,7 +35,17 @@ ENV_VARIANT = "POETRY_TORCH_CUDA_VARIANT"
 ENV_INDEX_URL = "POETRY_TORCH_CUDA_INDEX_URL"
 ENV_DISABLE = "POETRY_TORCH_CUDA_DISABLE"
 
-_KEYS = ("variant", "index-url", "source", "packages", "allow-insecure-http")
+_KEYS = (
+    "variant",
+    "index-url",
+    "source",
+    "packages",
+    "allow-insecure-http",
+    "download-concurrency",
+)
+#: Connections at once for the variant's files, unless download-concurrency says otherwise.
+DEFAULT_DOWNLOAD_CONCURRENCY = 8
+MAX_DOWNLOAD_CONCURRENCY = 64
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,8 @@ class TorchCudaConfig:
     allow_insecure_http: bool = False
     #: The project's Poetry sources as ``(name, url)``, for their credentials.
     project_sources: tuple[tuple[str, str], ...] = ()
+    #: How many connections fetch the variant's files at once.
+    download_concurrency: int = DEFAULT_DOWNLOAD_CONCURRENCY
 
     @property
     def package_names(self) -> frozenset[NormalizedName]:
@@ -134,6 +146,21 @@ def load_config(
         source=source,
         allow_insecure_http=allow_insecure,
         project_sources=tuple(sources.items()),
+        download_concurrency=_download_concurrency(table),
+    )
+
+
+def _download_concurrency(table: Mapping[str, Any]) -> int:
+    value = table.get("download-concurrency", DEFAULT_DOWNLOAD_CONCURRENCY)
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 1 <= value <= MAX_DOWNLOAD_CONCURRENCY
+    ):
+        return value
+    raise ConfigError(
+        f"[tool.{TABLE}] download-concurrency must be a whole number from 1 to "
+        f"{MAX_DOWNLOAD_CONCURRENCY} (files fetched at once), got {_describe(value)}."
     )
 
 
