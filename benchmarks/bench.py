@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from tests.support.catalog import build_universe
 from tests.support.index import IndexServer
 
+from benchmarks import network
 from benchmarks import scenarios
 from benchmarks import workspace
 from benchmarks.heavy import pad_universe
@@ -43,6 +44,8 @@ MEASUREMENTS: dict[str, Callable[[workspace.Workspace, int], Row]] = {
     "imports": lambda ws, _pairs: scenarios.import_cost(ws),
 }
 HEAVY = "heavy"
+#: The download-bound rows of issue 16 (benchmarks/network.py), run by default.
+NETWORK = "network"
 HERE = Path(__file__).resolve().parent
 
 
@@ -51,9 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=10, help="A/B pairs per row")
     parser.add_argument(
         "--only",
-        default=",".join(MEASUREMENTS),
-        help=f"comma-separated, from {', '.join([*MEASUREMENTS, HEAVY])} "
+        default=",".join([*MEASUREMENTS, NETWORK]),
+        help=f"comma-separated, from {', '.join([*MEASUREMENTS, NETWORK, HEAVY])} "
         f"(default: all but {HEAVY})",
+    )
+    parser.add_argument(
+        "--net-pairs",
+        type=int,
+        default=3,
+        help=f"pairs per {NETWORK} row (each run moves ~100 MB over a capped link)",
     )
     parser.add_argument(
         "--scale",
@@ -72,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the workspace")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = sorted(set(chosen) - {*MEASUREMENTS, HEAVY})
+    unknown = sorted(set(chosen) - {*MEASUREMENTS, HEAVY, NETWORK})
     if unknown or args.pairs < 1:
         parser.error(f"unknown measurement {unknown}" if unknown else "--pairs >= 1")
 
@@ -86,8 +95,13 @@ def main(argv: list[str] | None = None) -> int:
             ws = workspace.prepare(root / "work", index, plugin, plain)
             project_pip = ws.projects["noop-plugin"].installed()["pip"]
             rows = [
-                MEASUREMENTS[name](ws, args.pairs) for name in chosen if name != HEAVY
+                MEASUREMENTS[name](ws, args.pairs)
+                for name in chosen
+                if name in MEASUREMENTS
             ]
+        if NETWORK in chosen:
+            world, megabytes = network.prepare(root, plugin, plain)
+            rows.extend(network.rows(world, max(1, args.net_pairs), megabytes))
         if HEAVY in chosen:
             rows.append(heavy_switch(root, plugin, plain, args.pairs, args.scale))
     finally:

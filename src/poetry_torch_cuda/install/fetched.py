@@ -1,0 +1,125 @@
+"""Install locked files the fast way: fetch them all at once, verified, then pip them locally.
+
+pip stays the installer, but it neither resolves nor downloads: it gets the
+files the plugin already fetched and checked (``--no-index --no-deps
+--require-hashes``), so a variant switch costs the time of the parallel
+download plus pip's unpacking.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cleo.io.outputs.output import Verbosity
+
+from poetry_torch_cuda.index.credentials import index_access
+from poetry_torch_cuda.install.download import download_files
+from poetry_torch_cuda.install.download import new_authenticator
+from poetry_torch_cuda.output import PREFIX
+
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from cleo.io.io import IO
+    from poetry.config.config import Config
+
+    from poetry_torch_cuda.install.download import LockedFile
+    from poetry_torch_cuda.install.pip import PipRunner
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.variants import Variant
+
+
+class TerminalProgress:
+    """One line, rewritten in place: files and megabytes done, like Poetry's installer."""
+
+    def __init__(self, io: IO) -> None:
+        self._io = io
+        self._begun = time.monotonic()
+        self._shown = ""
+        self._last = (0, 0, 0, 0)
+
+    def update(self, done: int, total: int, files_done: int, files: int) -> None:
+        """Rewrite the line with the current state."""
+        self._last = (done, total, files_done, files)
+        line = (
+            f"{PREFIX}: downloading {files} file{'s' if files != 1 else ''}: "
+            f"{files_done} done, {_mb(done)} of {_mb(total)}"
+        )
+        if line != self._shown:
+            self._io.overwrite(line)
+            self._shown = line
+
+    def finish(self) -> None:
+        """End the line (it stays as the record of the download)."""
+        done, _, files_done, files = self._last
+        seconds = time.monotonic() - self._begun
+        self._io.overwrite(
+            f"{PREFIX}: downloaded {files_done} of {files} files ({_mb(done)}) "
+            f"in {seconds:.1f} s"
+        )
+        self._io.write_line("")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def install_locked_files(
+    files: Sequence[LockedFile],
+    config: TorchCudaConfig,
+    variant: Variant,
+    pip: PipRunner,
+    io: IO,
+    *,
+    poetry_config: Config | None = None,
+    force_reinstall: bool = False,
+) -> list[Path]:
+    """Fetch ``files`` into Poetry's artifact cache, then have pip install exactly them.
+
+    Returns the cached paths handed to pip.
+
+    Raises:
+        DownloadError: a file could not be fetched or is not the locked file.
+        PipError: pip failed (the message says why).
+    """
+    from poetry.config.config import Config
+
+    poetry_config = poetry_config if poetry_config is not None else Config.create()
+    concurrency = config.download_concurrency
+    access = index_access(config, variant, poetry_config)
+    authorization = {}
+    if access.authorization is not None:
+        from urllib.parse import urlsplit
+
+        authorization[urlsplit(access.url).netloc] = access.authorization
+    sources = list(config.project_sources)
+    if config.source is not None:
+        sources = [(name, url) for name, url in sources if name != config.source]
+        sources.append((config.source, access.url))
+    authenticator = new_authenticator(poetry_config, sources, concurrency)
+    show = io.output.is_decorated() and not io.output.is_quiet()
+    begun = time.monotonic()
+    try:
+        paths = download_files(
+            files,
+            Path(poetry_config.artifacts_cache_directory),
+            authenticator,
+            concurrency=concurrency,
+            authorization=authorization,
+            progress=TerminalProgress(io) if show else None,
+        )
+    finally:
+        authenticator.close()
+    io.write_line(
+        f"{PREFIX}: {len(files)} verified files ready in "
+        f"{time.monotonic() - begun:.1f} s ({concurrency} connections at most)",
+        verbosity=Verbosity.VERBOSE,
+    )
+    pip.install_files(
+        [(path, item.sha256) for path, item in zip(paths, files)],
+        force_reinstall=force_reinstall,
+    )
+    return paths
