@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from poetry.packages.locker import Locker
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.install.reconcile import LockLookup
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
@@ -117,6 +118,7 @@ class CommandHooks:
         self._guards: dict[int, OperationGuard] = {}
         self._configs: dict[int, TorchCudaConfig | None] = {}
         self._lock_checks: dict[int, TorchCudaConfig] = {}
+        self._relocks: set[int] = set()
 
     def on_validate(
         self, event: ConsoleCommandEvent, event_name: str, dispatcher: Any
@@ -150,6 +152,8 @@ class CommandHooks:
             return
         if command.name in ("lock", "update"):
             self._lock_checks[id(command)] = config
+        if command.name in ("lock", "add", "remove", "update"):
+            self._relocks.add(id(command))
         if command.name == "lock":
             return
         guard = OperationGuard(config, variant, command.env, command.poetry.locker)
@@ -161,6 +165,8 @@ class CommandHooks:
         self, event: ConsoleTerminateEvent, event_name: str, dispatcher: Any
     ) -> None:
         """After an installer command: make the env hold the configured variant."""
+        if not self._write_torch_cuda_lock(event):
+            return
         self._check_lock(event)
         guard = self._guards.pop(id(event.command), None)
         if guard is None or guard.locked is None or event.exit_code != 0:
@@ -179,6 +185,7 @@ class CommandHooks:
                 command.env,
                 event.io,
                 poetry_config=command.poetry.config,
+                lock_for=_lock_lookup(command, event.io),
             )
         except TorchCudaError as error:
             write_error(event.io, str(error))
@@ -186,6 +193,28 @@ class CommandHooks:
         except Exception as error:  # noqa: BLE001 - a bug of ours must not read like Poetry crashing
             _write_unexpected(event.io, error)
             event.set_exit_code(1)
+
+    def _write_torch_cuda_lock(self, event: ConsoleTerminateEvent) -> bool:
+        """After a command that rewrote poetry.lock: update torch-cuda.lock.
+
+        Returns False when that failed (the exit code says so).
+        """
+        if id(event.command) not in self._relocks:
+            return True
+        self._relocks.discard(id(event.command))
+        command = _installer_command(event.command)
+        if command is None or event.exit_code != 0 or command.installer.is_dry_run():
+            return True
+        from poetry_torch_cuda.lockfile.service import after_lock_write
+
+        try:
+            after_lock_write(command.poetry, event.io)
+        except TorchCudaError as error:
+            write_error(event.io, str(error))
+            event.set_exit_code(error.exit_code or 1)
+            self._guards.pop(id(event.command), None)
+            return False
+        return True
 
     def _check_lock(self, event: ConsoleTerminateEvent) -> None:
         """After ``lock``/``update``: warn when the variant lacks the locked torch."""
@@ -214,15 +243,22 @@ def reconcile(
     io: IO,
     *,
     poetry_config: Config | None = None,
+    lock_for: LockLookup | None = None,
 ) -> None:
     """Make ``env`` hold ``variant``; say so at ``-v`` when it already did."""
     plan = reconcile_environment(
-        config, variant, locked, env, io, poetry_config=poetry_config
+        config, variant, locked, env, io, poetry_config=poetry_config, lock_for=lock_for
     )
     if plan.is_empty:
         io.write_line(
             f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
         )
+
+
+def _lock_lookup(command: InstallerCommand, io: IO) -> LockLookup:
+    from poetry_torch_cuda.lockfile.service import lookup
+
+    return lookup(command.poetry, io)
 
 
 def _resolve_auto(guard: OperationGuard, command: InstallerCommand, io: IO) -> Variant:

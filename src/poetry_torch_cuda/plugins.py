@@ -32,6 +32,8 @@ COMMANDS = {
     "torch-cuda sync": "poetry_torch_cuda.commands.sync:SyncCommand",
     "torch-cuda detect": "poetry_torch_cuda.commands.detect:DetectCommand",
     "torch-cuda variants": "poetry_torch_cuda.commands.variants:VariantsCommand",
+    "torch-cuda lock": "poetry_torch_cuda.commands.lock:LockCommand",
+    "torch-cuda export": "poetry_torch_cuda.commands.export:ExportCommand",
 }
 
 

@@ -18,6 +18,7 @@ from poetry_torch_cuda.index.urls import scrub
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import plan_for
 from poetry_torch_cuda.install.reconcile import reconcile_environment
+from poetry_torch_cuda.lockfile.service import lookup
 from poetry_torch_cuda.machine.resolution import require_builds
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
@@ -124,6 +125,7 @@ class SwitchCommand(EnvCommand):
                 self.env,
                 self.io,
                 poetry_config=self.poetry.config,
+                lock_for=lookup(self.poetry, self.io),
             )
             if plan.is_empty:
                 self.line(f"{PREFIX}: {describe_plan(plan, config)}")

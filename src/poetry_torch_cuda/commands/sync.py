@@ -41,6 +41,7 @@ class SyncCommand(TorchCudaCommand):
         from poetry_torch_cuda.install.reconcile import forced
         from poetry_torch_cuda.install.reconcile import plan_for
         from poetry_torch_cuda.install.reconcile import reconcile_environment
+        from poetry_torch_cuda.lockfile.service import lookup
         from poetry_torch_cuda.machine.resolution import report
         from poetry_torch_cuda.machine.resolution import require_builds
         from poetry_torch_cuda.machine.resolution import resolve
@@ -67,6 +68,7 @@ class SyncCommand(TorchCudaCommand):
             self.io,
             poetry_config=self.poetry.config,
             force=force,
+            lock_for=lookup(self.poetry, self.io),
         )
         if plan.is_empty:
             self.line(f"{PREFIX}: {esc(describe_plan(plan, config))}")

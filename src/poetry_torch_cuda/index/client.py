@@ -8,6 +8,7 @@ Poetry's cache directory, so repeated commands ask nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -40,11 +41,24 @@ if TYPE_CHECKING:
 CACHE_TTL_SECONDS = 600.0
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.01"
 _JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 class IndexUnavailableError(TorchCudaError):
     """The index could not be asked (network, HTTP error, access denied)."""
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """One non-yanked file of a project page: absolute URL (no fragment) and hashes."""
+
+    filename: str
+    url: str
+    sha256: str | None = None
+    size: int | None = None
+    #: PEP 658/714: the sha256 of ``<url>.metadata``, "" when served without a hash.
+    metadata_sha256: str | None = None
+    requires_python: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,8 @@ class ProjectFiles:
     project: str
     found: bool
     files: tuple[str, ...] = ()
+    #: The same files with their URLs and hashes, sorted by file name.
+    entries: tuple[IndexFile, ...] = ()
 
     def versions(
         self, label: str | None = None, marker_env: Mapping[str, Any] | None = None
@@ -187,16 +203,36 @@ class IndexClient:
                     page: Any = SimpleJsonPage(response.url, response.json())
                 else:
                     page = HTMLPage(response.url, response.text)
-                files = tuple(
-                    sorted({link.filename for link in page.links if not link.yanked})
-                )
+                entries = _entries(page.links)
             except (ValueError, KeyError, TypeError):
                 raise IndexUnavailableError(
                     f"{shown} answered with a page that is not a simple index"
                 ) from None
-            result = ProjectFiles(name, True, files)
+            files = tuple(sorted({entry.filename for entry in entries}))
+            result = ProjectFiles(name, True, files, entries)
         self._write_cache(key, result)
         return result
+
+    def download(self, url: str) -> bytes:
+        """The bytes at ``url`` (a file an index page links), with Poetry's session.
+
+        Raises:
+            IndexUnavailableError: the file could not be fetched.
+        """
+        import requests
+        from cleo.exceptions import CleoError
+        from poetry.exceptions import PoetryError
+
+        shown = mask_url(url)
+        try:
+            response = self._session_for(url).get(url, raise_for_status=False)
+        except (requests.RequestException, PoetryError, CleoError, OSError) as error:
+            raise IndexUnavailableError(
+                f"could not reach {shown} ({type(error).__name__})"
+            ) from None
+        if response.status_code >= 400:
+            raise IndexUnavailableError(f"{shown} answered HTTP {response.status_code}")
+        return bytes(response.content)
 
     def _cache_path(self, key: tuple[str, str]) -> Path:
         digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:32]
@@ -211,7 +247,10 @@ class IndexClient:
                 or time.time() - float(data["fetched"]) > self._ttl
             ):
                 return None
-            return ProjectFiles(key[1], bool(data["found"]), tuple(data["files"]))
+            entries = tuple(IndexFile(**entry) for entry in data["entries"])
+            return ProjectFiles(
+                key[1], bool(data["found"]), tuple(data["files"]), entries
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -223,6 +262,7 @@ class IndexClient:
             "fetched": time.time(),
             "found": result.found,
             "files": list(result.files),
+            "entries": [dataclasses.asdict(entry) for entry in result.entries],
         }
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -232,6 +272,26 @@ class IndexClient:
             Path(temporary).replace(self._cache_path(key))
         except OSError:
             pass  # a cache that cannot be written only costs a request next time
+
+
+def _entries(links: Iterable[Any]) -> tuple[IndexFile, ...]:
+    """The non-yanked links of a page as :class:`IndexFile`, one per file name."""
+    found: dict[str, IndexFile] = {}
+    for link in links:
+        if link.yanked or link.filename in found:
+            continue
+        metadata: str | None = None
+        if link.has_metadata:
+            metadata = dict(link.metadata_hashes or {}).get("sha256", "")
+        found[link.filename] = IndexFile(
+            filename=link.filename,
+            url=link.url_without_fragment,
+            sha256=dict(link.hashes or {}).get("sha256"),
+            size=getattr(link, "size", None),
+            metadata_sha256=metadata,
+            requires_python=link.requires_python or None,
+        )
+    return tuple(found[name] for name in sorted(found))
 
 
 def tag_fits(

@@ -101,10 +101,14 @@ class PipRunner:
         constraints: Iterable[str],
         *,
         force_reinstall: bool = False,
+        hashed: Sequence[str] = (),
     ) -> None:
         """Install ``requirements`` from ``index``; ``constraints`` pin everything else.
 
         ``force_reinstall`` reinstalls them even when the same version is there.
+        ``hashed`` (``name==version --hash=…`` lines from torch-cuda.lock)
+        replaces ``requirements`` on pip's command line with a requirements
+        file installed with ``--require-hashes``.
 
         Raises:
             PipInterrupted: a signal stopped pip (it rolled back what it had begun).
@@ -112,7 +116,10 @@ class PipRunner:
         """
         if isinstance(index, str):
             index = IndexAccess.from_url(index)
-        with _constraints_file(constraints) as constraints_path:
+        with (
+            _constraints_file(constraints) as constraints_path,
+            _constraints_file(hashed) as hashed_path,
+        ):
             args = [
                 *self._pip,
                 "install",
@@ -121,7 +128,11 @@ class PipRunner:
                 "--constraint",
                 str(constraints_path),
                 *(["--force-reinstall"] if force_reinstall else []),
-                *requirements,
+                *(
+                    ["--require-hashes", "--requirement", str(hashed_path)]
+                    if hashed
+                    else requirements
+                ),
             ]
             env = pip_environment(os.environ, index)
             returncode, lines, signum = self._run(args, env)
@@ -133,6 +144,15 @@ class PipRunner:
                 f"pip was killed by {_signal_name(-returncode)} while installing "
                 f"{asked} from {index.shown}. Run the command again to finish."
             )
+        if returncode != 0 and hashed:
+            from poetry_torch_cuda.install.hashes import refusal_message
+            from poetry_torch_cuda.install.hashes import refused_files
+
+            refused = refused_files(lines)
+            if refused:
+                raise PipError(
+                    f"pip could not install {asked}: {refusal_message(refused)}"
+                )
         if returncode != 0:
             cause, advice = diagnose(index, lines, returncode, pip_timeout(env))
             raise PipError(

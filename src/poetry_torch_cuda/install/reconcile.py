@@ -25,6 +25,7 @@ from poetry_torch_cuda.output import PREFIX
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Mapping
 
     from cleo.io.io import IO
@@ -32,9 +33,13 @@ if TYPE_CHECKING:
     from poetry.config.config import Config
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.variants import Variant
+
+    #: Gives a variant's entry of torch-cuda.lock, locking it first if needed.
+    LockLookup = Callable[[Variant], VariantLock]
 
 
 def protected_for(
@@ -68,11 +73,14 @@ def apply_plan(
     *,
     poetry_config: Config | None = None,
     force_reinstall: bool = False,
+    lock_for: LockLookup | None = None,
 ) -> None:
     """Carry out ``plan`` with the env's pip and print one summary line.
 
     ``poetry_config`` is the project's Poetry configuration, where credentials
     for the index are looked up (default: the user's global configuration).
+    ``lock_for`` gives the variant's entry of torch-cuda.lock: then pip
+    installs exactly its files, each checked against its sha256.
 
     Raises:
         TorchCudaError: pip failed, or installed something other than asked.
@@ -93,6 +101,7 @@ def apply_plan(
             f"from <comment>{index.shown}</>",
             verbosity=Verbosity.VERBOSE,
         )
+        hashed = _hashed(lock_for, plan, env) if lock_for is not None else []
         snapshot = _versions(installed)
         try:
             pip.install(
@@ -100,6 +109,7 @@ def apply_plan(
                 index,
                 pins_for(installed, protected, plan.install),
                 force_reinstall=force_reinstall,
+                hashed=hashed,
             )
         except PipError as error:
             raise _with_state(error, plan, snapshot, env) from None
@@ -116,6 +126,25 @@ def apply_plan(
         )
     if done:
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
+
+
+def _hashed(lock_for: LockLookup, plan: Plan, env: Env) -> list[str]:
+    """The ``--require-hashes`` lines for ``plan``'s targets and their locked closure."""
+    from poetry_torch_cuda.install.hashes import locked_closure
+    from poetry_torch_cuda.install.hashes import requirement_lines
+
+    try:
+        lock = lock_for(plan.variant)
+    except TorchCudaError as error:
+        raise TorchCudaError(f"{error}\nNothing was installed.") from None
+    try:
+        packages = locked_closure(lock, plan.install, env.marker_env)
+    except KeyError as missing:
+        raise TorchCudaError(
+            f"torch-cuda.lock has no {missing.args[0]} for {plan.variant}; run "
+            "`poetry torch-cuda lock` and then the command again."
+        ) from None
+    return requirement_lines(packages)
 
 
 def describe_plan(plan: Plan, config: TorchCudaConfig) -> str:
@@ -204,6 +233,7 @@ def reconcile_environment(
     *,
     poetry_config: Config | None = None,
     force: bool = False,
+    lock_for: LockLookup | None = None,
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
@@ -227,6 +257,7 @@ def reconcile_environment(
                 io,
                 poetry_config=poetry_config,
                 force_reinstall=force,
+                lock_for=lock_for,
             )
         return plan
 

@@ -41,6 +41,7 @@ _KEYS = (
     "source",
     "packages",
     "allow-insecure-http",
+    "lock-variants",
     "download-concurrency",
 )
 #: Connections at once for the variant's files, unless download-concurrency says otherwise.
@@ -63,6 +64,8 @@ class TorchCudaConfig:
     allow_insecure_http: bool = False
     #: The project's Poetry sources as ``(name, url)``, for their credentials.
     project_sources: tuple[tuple[str, str], ...] = ()
+    #: ``lock-variants``: the variants torch-cuda.lock holds (empty: the default).
+    lock_variants: tuple[str, ...] = ()
     #: How many connections fetch the variant's files at once.
     download_concurrency: int = DEFAULT_DOWNLOAD_CONCURRENCY
 
@@ -146,6 +149,7 @@ def load_config(
         source=source,
         allow_insecure_http=allow_insecure,
         project_sources=tuple(sources.items()),
+        lock_variants=_lock_variants(table.get("lock-variants")),
         download_concurrency=_download_concurrency(table),
     )
 
@@ -266,6 +270,25 @@ def _index_url(value: Any, origin: str, *, allow_insecure: bool) -> str:
             f"https, or set allow-insecure-http = true in [tool.{TABLE}]."
         )
     return value
+
+
+def _lock_variants(value: Any) -> tuple[str, ...]:
+    """``lock-variants``: a non-empty list of distinct variant names (``auto`` too)."""
+    origin = f"[tool.{TABLE}] lock-variants"
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise ConfigError(
+            f"{origin} must be a non-empty list of variants, got "
+            f'{_describe(value)}; e.g. ["cu129", "cu130"].'
+        )
+    names: list[str] = []
+    for item in value:
+        variant = _variant(item, origin)
+        if variant.name in names:
+            raise ConfigError(f"{origin} names {variant.name!r} twice.")
+        names.append(variant.name)
+    return tuple(sorted(names))
 
 
 def _packages(value: Any) -> tuple[Requirement, ...]:

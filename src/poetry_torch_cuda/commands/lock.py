@@ -1,0 +1,77 @@
+"""``poetry torch-cuda lock [--check]``: write torch-cuda.lock, or check it offline."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import ClassVar
+
+from cleo.helpers import option
+from poetry.console.commands.command import Command
+
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.output import error_lines
+from poetry_torch_cuda.output import esc
+
+
+if TYPE_CHECKING:
+    from cleo.io.inputs.option import Option
+
+
+class LockCommand(Command):
+    """Lock the variant builds (files and sha256) in torch-cuda.lock."""
+
+    name = "torch-cuda lock"
+    description = (
+        "Write torch-cuda.lock: each locked variant's builds with every file's "
+        "sha256 (--check: exit 1 when it does not match poetry.lock)."
+    )
+    options: ClassVar[list[Option]] = [
+        option(
+            "check",
+            None,
+            "Change nothing and ask no index: exit 1 when torch-cuda.lock is missing "
+            "or does not match poetry.lock, the configuration or lock-variants.",
+        ),
+    ]
+    help = (
+        "Locks, for every variant in <c1>lock-variants</> (default: the configured "
+        "one; for auto, every variant auto may choose that the index offers), the "
+        "builds of the versions poetry.lock locks and the CUDA wheels they need, "
+        "with every file and its sha256, in torch-cuda.lock beside poetry.lock. "
+        "Installs then install exactly those files. Commit it."
+    )
+
+    def handle(self) -> int:
+        from poetry_torch_cuda.lockfile.model import LOCK_NAME
+        from poetry_torch_cuda.lockfile.service import check_lock
+        from poetry_torch_cuda.lockfile.service import lock_project
+
+        try:
+            if self.option("check"):
+                result = check_lock(self.poetry)
+                if result.fresh:
+                    self.line(f"{PREFIX}: {LOCK_NAME} matches poetry.lock")
+                    return 0
+                self.line_error(
+                    f"<error>{LOCK_NAME} does not match this project: "
+                    f"{esc('; '.join(result.reasons))}.</>"
+                )
+                self.line_error(
+                    "<error>Run `poetry torch-cuda lock` (or `poetry lock`) and "
+                    f"commit {LOCK_NAME}.</>"
+                )
+                return 1
+            if not self.poetry.locker.is_locked():
+                raise TorchCudaError(
+                    "poetry.lock does not exist yet, so the versions to lock are "
+                    "unknown. Run `poetry lock` first."
+                )
+            lock = lock_project(self.poetry, self.io, refresh=True)
+            if lock is None:
+                raise TorchCudaError("No configured package is locked in poetry.lock.")
+            return 0
+        except TorchCudaError as error:
+            for line in error_lines(str(error)):
+                self.line_error(line)
+            return error.exit_code or 1

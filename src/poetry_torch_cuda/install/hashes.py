@@ -1,0 +1,87 @@
+"""Install a locked build with pip's hash checking, and explain a refused file."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from poetry_torch_cuda.lockfile.model import LOCK_NAME
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+    from typing import Any
+
+    from poetry_torch_cuda.install.planning import Target
+    from poetry_torch_cuda.lockfile.model import LockedPackage
+    from poetry_torch_cuda.lockfile.model import VariantLock
+
+#: The words every refusal of a file with other bytes than locked carries.
+DIFFERENT_BYTES = "the index or mirror now serves different bytes for the same file"
+_EXPECTED = re.compile(r"Expected sha256 (?P<hash>[0-9a-f]{64})")
+_OR = re.compile(r"^\s*Or:\s+(?P<hash>[0-9a-f]{64})")
+_GOT = re.compile(r"Got\s+(?P<hash>[0-9a-f]{64})")
+
+
+def locked_closure(
+    lock: VariantLock, targets: Iterable[Target], marker_env: Mapping[str, Any]
+) -> list[LockedPackage]:
+    """The locked packages ``targets`` need in this environment.
+
+    Raises:
+        KeyError: a target is not in the lock (the lock is stale).
+    """
+    roots = [
+        (target.name, None if target.version is None else str(target.version))
+        for target in targets
+    ]
+    return lock.closure(roots, marker_env)
+
+
+def requirement_lines(packages: Iterable[LockedPackage]) -> list[str]:
+    """``name==version --hash=sha256:…`` per package, for ``pip --require-hashes``."""
+    return [
+        f"{package.name}=={package.version} "
+        + " ".join(f"--hash=sha256:{digest}" for digest in package.hashes)
+        for package in packages
+    ]
+
+
+def refused_files(lines: Sequence[str]) -> list[str]:
+    """From pip's output: one sentence per file whose bytes differ from the lock."""
+    found = []
+    current = "a file"
+    expected: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        if " from " in stripped and stripped.endswith(":"):
+            current = _file_name(stripped)
+            expected = []
+        elif (match := _EXPECTED.search(stripped)) is not None:
+            expected = [match["hash"]]
+        elif (match := _OR.search(line)) is not None:
+            expected.append(match["hash"])
+        elif (match := _GOT.search(stripped)) is not None:
+            found.append(
+                f"{current}: expected sha256 {' or '.join(expected) or '?'} "
+                f"({LOCK_NAME}), received sha256 {match['hash']}"
+            )
+    return found
+
+
+def refusal_message(files: Sequence[str]) -> str:
+    """The one message for files whose bytes differ from torch-cuda.lock."""
+    return (
+        f"refused {'; '.join(files)}: {DIFFERENT_BYTES}.\n"
+        "A published file never changes: treat this as a compromised or broken "
+        "mirror and tell whoever runs it. Nothing was installed; pyproject.toml, "
+        f"poetry.lock and {LOCK_NAME} are unchanged."
+    )
+
+
+def _file_name(line: str) -> str:
+    url = line.rstrip(":").rsplit(" ", 1)[-1]
+    return unquote(url.split("#", 1)[0].rsplit("/", 1)[-1]) or "a file"

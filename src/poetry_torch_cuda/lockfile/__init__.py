@@ -1,0 +1,1 @@
+"""torch-cuda.lock: the variant builds with every file's sha256, beside poetry.lock."""

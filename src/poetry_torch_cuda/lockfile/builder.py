@@ -1,0 +1,434 @@
+"""Lock one variant: its builds of the locked versions and their CUDA closure, from its index.
+
+Pages come through :class:`~poetry_torch_cuda.index.client.IndexClient`
+(Poetry's HTTP stack, PEP 691 JSON or PEP 503 HTML with ``#sha256=``
+fragments). Dependencies are read from PEP 658 metadata files where the index
+offers them (checked against their sha256), else from the wheel itself. Only
+the torch family is followed: the configured packages and the CUDA-bound
+wheels they need; everything else is Poetry's and locked in poetry.lock.
+
+Choosing a dependency's version needs no solver: the variant index pins
+them (``nvidia-cublas-cu12==12.9.1.4``); where a range is given, the newest
+build on the index that every requirer accepts is taken, as pip would.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import hashlib
+import io
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+from typing import Any
+
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import InvalidWheelFilename
+from packaging.utils import NormalizedName
+from packaging.utils import canonicalize_name
+from packaging.utils import parse_wheel_filename
+from packaging.version import InvalidVersion
+from packaging.version import Version
+
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.index.urls import without_credentials
+from poetry_torch_cuda.install.protection import is_cuda_bound
+from poetry_torch_cuda.lockfile.model import LockedDependency
+from poetry_torch_cuda.lockfile.model import LockedPackage
+from poetry_torch_cuda.lockfile.model import VariantLock
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.index.client import IndexFile
+    from poetry_torch_cuda.index.client import ProjectFiles
+    from poetry_torch_cuda.project.variants import Variant
+
+_MAX_PASSES = 5
+
+
+class LockError(TorchCudaError):
+    """The variant cannot be locked: the index lacks a build, a hash, or answered badly."""
+
+
+class MissingBuildError(LockError):
+    """The variant's index has no build of a locked version."""
+
+
+class DriftError(LockError):
+    """A file already locked now has another sha256 on the index: a supply-chain alarm."""
+
+
+@dataclass(frozen=True)
+class Root:
+    """A configured package to lock: at ``version`` (with the label) or the newest in ``specifier``."""
+
+    name: NormalizedName
+    version: str | None
+    specifier: SpecifierSet = field(default_factory=SpecifierSet)
+    extras: frozenset[str] = frozenset()
+    markers: str = ""
+
+
+@dataclass
+class _Node:
+    name: NormalizedName
+    version: str
+    files: list[IndexFile]
+    markers: Any = None
+    extras: set[str] = field(default_factory=set)
+    edges: dict[tuple[NormalizedName, str], Any] = field(default_factory=dict)
+    requirements: list[Requirement] | None = None
+
+
+class VariantLocker:
+    """Locks variants from their indexes with one client (and its cache)."""
+
+    def __init__(
+        self,
+        client: IndexClient,
+        configured: Iterable[NormalizedName],
+        python_allows: Callable[[str], bool],
+        metadata_cache: Path | None = None,
+    ) -> None:
+        self._client = client
+        self._configured = frozenset(configured)
+        self._python_allows = python_allows
+        self._metadata_cache = metadata_cache
+        self._pages: dict[tuple[str, str], ProjectFiles] = {}
+
+    def lock(
+        self,
+        variant: Variant,
+        fetch_url: str,
+        record_url: str,
+        roots: Iterable[Root],
+        previous: VariantLock | None = None,
+    ) -> VariantLock:
+        """``variant``'s build of ``roots`` from ``fetch_url``, recorded as ``record_url``.
+
+        Raises:
+            MissingBuildError: the index has no build of a root.
+            DriftError: a file of ``previous`` has another sha256 on the index now.
+            LockError: a page, a file or a hash could not be had.
+        """
+        roots = list(roots)
+        specs: dict[NormalizedName, SpecifierSet] = {}
+        for _ in range(_MAX_PASSES):
+            nodes, seen = self._walk(variant, fetch_url, roots, specs)
+            if seen == specs:
+                break
+            specs = seen
+        if previous is not None:
+            self._check_drift(variant, fetch_url, previous)
+        return VariantLock(
+            variant.name,
+            without_credentials(record_url),
+            tuple(self._package(node, fetch_url) for node in nodes.values()),
+        )
+
+    # -- the walk -------------------------------------------------------------
+
+    def _walk(
+        self,
+        variant: Variant,
+        url: str,
+        roots: list[Root],
+        specs: dict[NormalizedName, SpecifierSet],
+    ) -> tuple[
+        dict[tuple[NormalizedName, str], _Node], dict[NormalizedName, SpecifierSet]
+    ]:
+        from poetry.core.version.markers import parse_marker
+
+        nodes: dict[tuple[NormalizedName, str], _Node] = {}
+        seen: dict[NormalizedName, SpecifierSet] = {}
+        stack: list[tuple[NormalizedName, str, frozenset[str], Any]] = []
+        for root in roots:
+            version = root.version or self._choose(
+                variant, url, root.name, root.specifier, label=variant.local_label
+            )
+            if root.version is not None and not self._files(
+                url, root.name, root.version
+            ):
+                raise self._missing(variant, url, root.name, root.version)
+            stack.append((root.name, version, root.extras, parse_marker(root.markers)))
+        while stack:
+            name, version, extras, marker = stack.pop()
+            key = (name, version)
+            node = nodes.get(key)
+            if (
+                node is not None
+                and extras <= node.extras
+                and marker.intersect(node.markers) == marker
+            ):
+                continue
+            if node is None:
+                node = _Node(name, version, self._files(url, name, version), marker)
+                nodes[key] = node
+            else:
+                node.markers = node.markers.union(marker)
+            node.extras |= extras
+            if node.requirements is None:
+                node.requirements = self._requirements(node)
+            for requirement in node.requirements:
+                dep = canonicalize_name(requirement.name)
+                if dep not in self._configured and not is_cuda_bound(dep):
+                    continue  # Poetry's, locked in poetry.lock
+                dep_marker = parse_marker(str(requirement.marker or ""))
+                wanted_extras = dep_marker.only("extra")
+                if not wanted_extras.is_any() and not any(
+                    wanted_extras.validate({"extra": extra}) for extra in node.extras
+                ):
+                    continue
+                dep_marker = dep_marker.without_extras()
+                spec = requirement.specifier & specs.get(dep, SpecifierSet())
+                seen[dep] = seen.get(dep, SpecifierSet()) & requirement.specifier
+                dep_version = self._choose(variant, url, dep, spec)
+                node.edges[(dep, dep_version)] = dep_marker
+                stack.append(
+                    (
+                        dep,
+                        dep_version,
+                        frozenset(requirement.extras),
+                        node.markers.intersect(dep_marker),
+                    )
+                )
+        return nodes, seen
+
+    def _choose(
+        self,
+        variant: Variant,
+        url: str,
+        name: NormalizedName,
+        specifier: SpecifierSet,
+        *,
+        label: str | None = None,
+    ) -> str:
+        """The newest version of ``name`` on the index that ``specifier`` accepts."""
+        versions = set()
+        for entry in self._page(url, name).entries:
+            parsed = wheel_version(entry.filename)
+            if parsed is None or (label is not None and parsed.local != label):
+                continue
+            if self._fits_python(entry):
+                versions.add(parsed)
+        allowed = sorted(specifier.filter(versions), reverse=True)
+        if not allowed:
+            allowed = sorted(specifier.filter(versions, prereleases=True), reverse=True)
+        if not allowed:
+            raise self._missing(variant, url, name, str(specifier) or None)
+        return str(allowed[0])
+
+    def _files(self, url: str, name: NormalizedName, version: str) -> list[IndexFile]:
+        wanted = Version(version)
+        files = []
+        for entry in self._page(url, name).entries:
+            if wheel_version(entry.filename) == wanted and self._fits_python(entry):
+                if not entry.sha256:
+                    raise LockError(
+                        f"{mask_url(url)} lists no sha256 for {entry.filename}; "
+                        "torch-cuda.lock needs the index to give every file's hash "
+                        "(PEP 503 #sha256= fragments or PEP 691 hashes)."
+                    )
+                files.append(entry)
+        return files
+
+    def _page(self, url: str, name: NormalizedName) -> ProjectFiles:
+        from poetry_torch_cuda.index.client import IndexUnavailableError
+
+        key = (url, name)
+        if key not in self._pages:
+            try:
+                self._pages[key] = self._client.project(url, name)
+            except IndexUnavailableError as error:
+                raise LockError(str(error)) from None
+        return self._pages[key]
+
+    def _fits_python(self, entry: IndexFile) -> bool:
+        try:
+            _, _, _, tags = parse_wheel_filename(entry.filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            return False
+        for tag in tags:
+            interpreter = tag.interpreter
+            digits = interpreter[2:]
+            if (
+                tag.abi == "abi3"
+                or not interpreter.startswith(("cp", "pp"))
+                or len(digits) < 2
+            ):
+                return True
+            if self._python_allows(f"{digits[0]}.{digits[1:]}"):
+                return True
+        return False
+
+    def _missing(
+        self, variant: Variant, url: str, name: str, wanted: str | None
+    ) -> MissingBuildError:
+        page = self._page(url, canonicalize_name(name))
+        have = sorted(
+            {
+                v
+                for v in (wheel_version(e.filename) for e in page.entries)
+                if v is not None
+            },
+            reverse=True,
+        )
+        offered = ", ".join(str(v) for v in have[:6]) or "nothing"
+        what = f"{name} {wanted}" if wanted else name
+        return MissingBuildError(
+            f"{variant} has no build of {what} at {mask_url(url)} for this project's "
+            f"Pythons (it has {offered})."
+        )
+
+    # -- metadata ---------------------------------------------------------------
+
+    def _requirements(self, node: _Node) -> list[Requirement]:
+        """The union of the ``Requires-Dist`` of every file of the node."""
+        distinct: dict[str, IndexFile] = {}
+        for entry in node.files:
+            distinct.setdefault(
+                entry.metadata_sha256 or entry.sha256 or entry.filename, entry
+            )
+        with ThreadPoolExecutor(max_workers=min(8, len(distinct) or 1)) as pool:
+            texts = list(pool.map(self._metadata, distinct.values()))
+        found: dict[str, Requirement] = {}
+        parser = email.parser.Parser()
+        for text in texts:
+            for line in (
+                parser.parsestr(text, headersonly=True).get_all("Requires-Dist") or []
+            ):
+                try:
+                    requirement = Requirement(line)
+                except InvalidRequirement:
+                    continue
+                found.setdefault(str(requirement), requirement)
+        return [found[key] for key in sorted(found)]
+
+    def _metadata(self, entry: IndexFile) -> str:
+        cached = self._cached_metadata(entry)
+        if cached is not None:
+            return cached
+        from poetry_torch_cuda.index.client import IndexUnavailableError
+
+        try:
+            if entry.metadata_sha256 is not None:
+                data = self._client.download(entry.url + ".metadata")
+                _check(entry.filename + ".metadata", entry.metadata_sha256, data)
+            else:
+                wheel = self._client.download(entry.url)
+                _check(entry.filename, entry.sha256, wheel)
+                data = _wheel_metadata(wheel, entry.filename)
+        except IndexUnavailableError as error:
+            raise LockError(str(error)) from None
+        text = data.decode("utf-8", "replace")
+        self._store_metadata(entry, text)
+        return text
+
+    def _cache_file(self, entry: IndexFile) -> Path | None:
+        if self._metadata_cache is None or not entry.sha256:
+            return None
+        return self._metadata_cache / f"{entry.sha256}.metadata"
+
+    def _cached_metadata(self, entry: IndexFile) -> str | None:
+        path = self._cache_file(entry)
+        try:
+            return None if path is None else path.read_text(encoding="utf-8")
+        except OSError:
+            return None
+
+    def _store_metadata(self, entry: IndexFile, text: str) -> None:
+        path = self._cache_file(entry)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(text, encoding="utf-8")
+            temporary.replace(path)
+        except OSError:
+            pass  # a cache that cannot be written costs a request next time
+
+    # -- results ------------------------------------------------------------------
+
+    def _package(self, node: _Node, url: str) -> LockedPackage:
+        base = url.rstrip("/") + "/"
+        files = []
+        for entry in node.files:
+            written = (
+                entry.url[len(base) :]
+                if entry.url.startswith(base)
+                else without_credentials(entry.url)
+            )
+            files.append((entry.filename, written, entry.sha256 or "", entry.size))
+        return LockedPackage(
+            node.name,
+            node.version,
+            str(node.markers),
+            tuple(
+                LockedDependency(name, version, str(marker))
+                for (name, version), marker in sorted(node.edges.items())
+            ),
+            tuple(sorted(files)),
+        )
+
+    def _check_drift(self, variant: Variant, url: str, previous: VariantLock) -> None:
+        changed = []
+        for package in previous.packages:
+            listed = {
+                e.filename: e.sha256 for e in self._page(url, package.name).entries
+            }
+            for filename, _, sha256, _ in package.files:
+                now = listed.get(filename)
+                if now and now != sha256:
+                    changed.append(
+                        f"{filename}: locked sha256 {sha256}, the index now lists {now}"
+                    )
+        if changed:
+            raise DriftError(
+                f"{variant}: the index or mirror now serves different bytes for files "
+                f"already in torch-cuda.lock; refusing to overwrite it:\n"
+                + "\n".join(f"  {line}" for line in changed)
+                + "\nA published file never changes: treat this as a compromised or "
+                "broken mirror. Check with whoever runs it; if the change is known to "
+                "be legitimate, delete the variant's entry (or the file) and lock again."
+            )
+
+
+def _check(filename: str, expected: str | None, data: bytes) -> None:
+    if not expected:
+        return
+    received = hashlib.sha256(data).hexdigest()
+    if received != expected:
+        raise LockError(
+            f"{filename}: the index lists sha256 {expected} but served bytes with "
+            f"sha256 {received}; the index or mirror serves a corrupt or altered file."
+        )
+
+
+def _wheel_metadata(wheel: bytes, filename: str) -> bytes:
+    try:
+        with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
+            for name in archive.namelist():
+                if name.count("/") == 1 and name.endswith(".dist-info/METADATA"):
+                    return archive.read(name)
+    except zipfile.BadZipFile:
+        pass
+    raise LockError(f"{filename} is not a wheel with a METADATA file.")
+
+
+def wheel_version(filename: str) -> Version | None:
+    """The version in a wheel file name (``None``: not a wheel)."""
+    try:
+        return parse_wheel_filename(filename)[1]
+    except (InvalidWheelFilename, InvalidVersion):
+        return None
