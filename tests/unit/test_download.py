@@ -7,15 +7,16 @@ import os
 from typing import TYPE_CHECKING
 
 import pytest
+from packaging.utils import canonicalize_name
 from poetry.config.config import Config
 from poetry.core.packages.utils.link import Link
 from poetry.utils.cache import ArtifactCache
 
 from poetry_torch_cuda.install.download import DownloadError
 from poetry_torch_cuda.install.download import HashMismatchError
-from poetry_torch_cuda.install.download import LockedFile
 from poetry_torch_cuda.install.download import download_files
 from poetry_torch_cuda.install.download import new_authenticator
+from poetry_torch_cuda.lockfile.model import LockedFile
 from tests.support.index import IndexServer
 from tests.support.wheels import build_wheel
 
@@ -44,6 +45,8 @@ def served(tmp_path: Path) -> Iterator[tuple[IndexServer, list[LockedFile]]]:
             data = path.read_bytes()
             items.append(
                 LockedFile(
+                    canonicalize_name(name),
+                    "1.0+cu129",
                     path.name,
                     f"{index.whl_url('cu129')}/{name}/{path.name}",
                     hashlib.sha256(data).hexdigest(),
@@ -110,8 +113,10 @@ def test_corrupted_transfer_is_refused_and_leaves_nothing(
     message = str(raised.value)
     torch = items[-1]
     assert torch.filename in message
-    assert f"expected sha256 {torch.sha256}" in message
-    assert "different bytes" in message
+    assert (
+        f"expected sha256 {torch.sha256} (torch-cuda.lock), received sha256" in message
+    )
+    assert "the index or mirror now serves different bytes for the same file" in message
     assert torch.filename not in leftovers(cache)
     assert not [name for name in leftovers(cache) if name.endswith(".part")]
 

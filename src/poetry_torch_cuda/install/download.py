@@ -52,14 +52,23 @@ _PART_SUFFIX = ".part"
 _STREAM_RETRIES = 2
 
 
-@dataclass(frozen=True)
-class LockedFile:
-    """One file to fetch: its name, absolute URL (no credentials), sha256 and size."""
+class LockedFile(Protocol):
+    """One file to fetch (``lockfile.model.LockedFile`` is one).
 
-    filename: str
-    url: str
-    sha256: str
-    size: int | None = None
+    ``url`` is absolute and carries no credentials; ``size`` may be unknown.
+    """
+
+    @property
+    def filename(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def size(self) -> int | None: ...
 
 
 class DownloadError(TorchCudaError):
@@ -427,12 +436,7 @@ class _Run:
         else:
             digest = _file_sha256(job.temporary)
         if digest != item.sha256.lower():
-            raise HashMismatchError(
-                f"{item.filename} from {mask_url(item.url)} is not the locked file: "
-                f"expected sha256 {item.sha256}, received {digest}. The index or "
-                "mirror now serves different bytes for the same file; nothing was "
-                "installed and nothing was cached."
-            )
+            raise _mismatch(item, f"sha256 {digest}")
         with self._lock:
             if self._cancelled:
                 return
@@ -502,12 +506,15 @@ def _failure(item: LockedFile, cause: str) -> DownloadError:
     )
 
 
-def _mismatch(item: LockedFile, what: str) -> HashMismatchError:
-    return HashMismatchError(
-        f"{item.filename} from {mask_url(item.url)} is not the locked file: received "
-        f"{what}. The index or mirror now serves different bytes for the same file; "
-        "nothing was installed and nothing was cached."
+def _mismatch(item: LockedFile, received: str) -> HashMismatchError:
+    from poetry_torch_cuda.install.hashes import refusal_message
+    from poetry_torch_cuda.lockfile.model import LOCK_NAME
+
+    what = (
+        f"{item.filename} from {mask_url(item.url)}: expected sha256 "
+        f"{item.sha256} ({LOCK_NAME}), received {received}"
     )
+    return HashMismatchError(refusal_message([what]))
 
 
 def _http_reason(status: int) -> str:

@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
+from packaging.version import InvalidVersion
+from packaging.version import Version
 
+from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.credentials import index_access
 from poetry_torch_cuda.install.download import download_files
 from poetry_torch_cuda.install.download import new_authenticator
+from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.output import PREFIX
 
 
@@ -25,9 +29,14 @@ if TYPE_CHECKING:
 
     from cleo.io.io import IO
     from poetry.config.config import Config
+    from poetry.utils.env import Env
 
     from poetry_torch_cuda.install.download import LockedFile
+    from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.install.pip import PipRunner
+    from poetry_torch_cuda.install.planning import Plan
+    from poetry_torch_cuda.lockfile.model import LockedPackage
+    from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
@@ -123,3 +132,102 @@ def install_locked_files(
         force_reinstall=force_reinstall,
     )
     return paths
+
+
+def locked_files(
+    lock: VariantLock,
+    plan: Plan,
+    env: Env,
+    installed: InstalledEnvironment,
+    *,
+    force: bool = False,
+) -> list[LockedFile]:
+    """The one file per locked package that this environment needs and lacks.
+
+    The closure of ``plan``'s targets in ``lock`` (markers evaluated for
+    ``env``), without what is installed at the locked version already (unless
+    ``force``); of each package's files, the wheel whose tags pip prefers here.
+
+    Raises:
+        TorchCudaError: the lock lacks a package, or has no file for this env.
+    """
+    from poetry_torch_cuda.install.hashes import locked_closure
+
+    try:
+        packages = locked_closure(lock, plan.install, env.marker_env)
+    except KeyError as missing:
+        raise TorchCudaError(
+            f"{LOCK_NAME} has no {missing.args[0]} for {plan.variant}; run "
+            "`poetry torch-cuda lock` and then the command again."
+        ) from None
+    asked = {target.name for target in plan.install}
+    files = []
+    for package in packages:
+        present = installed.get(package.name)
+        if (
+            not force
+            and package.name not in asked
+            and present is not None
+            and _same(present.version, package.version)
+        ):
+            continue
+        files.append(_best_file(lock, package, env))
+    return files
+
+
+def _best_file(lock: VariantLock, package: LockedPackage, env: Env) -> LockedFile:
+    """The wheel of ``package`` that fits ``env`` best (pip's tag order)."""
+    from packaging.utils import InvalidWheelFilename
+    from packaging.utils import parse_wheel_filename
+
+    ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
+    best: tuple[int, LockedFile] | None = None
+    for file in lock.files(package):
+        try:
+            tags = parse_wheel_filename(file.filename)[3]
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+        rank = min((ranks[tag] for tag in tags if tag in ranks), default=None)
+        if rank is not None and (best is None or rank < best[0]):
+            best = (rank, file)
+    if best is None:
+        raise TorchCudaError(
+            f"{LOCK_NAME} has no wheel of {package.name} {package.version} for this "
+            f"environment (Python {env.marker_env.get('python_full_version')}, "
+            f"{env.marker_env.get('sys_platform')} "
+            f"{env.marker_env.get('platform_machine')}). Add this platform to the "
+            "project's supported ones and run `poetry torch-cuda lock`."
+        )
+    return best[1]
+
+
+def _same(installed: str, locked: str) -> bool:
+    try:
+        return Version(installed) == Version(locked)
+    except InvalidVersion:
+        return installed == locked
+
+
+def install_locked(
+    lock: VariantLock,
+    plan: Plan,
+    config: TorchCudaConfig,
+    env: Env,
+    installed: InstalledEnvironment,
+    pip: PipRunner,
+    io: IO,
+    *,
+    poetry_config: Config | None = None,
+    force_reinstall: bool = False,
+) -> None:
+    """Install ``plan`` from ``lock``: its files fetched in parallel, then pip, locally."""
+    files = locked_files(lock, plan, env, installed, force=force_reinstall)
+    install_locked_files(
+        files,
+        config,
+        plan.variant,
+        pip,
+        io,
+        poetry_config=poetry_config,
+        force_reinstall=force_reinstall,
+    )

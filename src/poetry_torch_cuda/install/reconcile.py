@@ -10,6 +10,7 @@ from cleo.io.outputs.output import Verbosity
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.credentials import index_access
 from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.install.download import DownloadError
 from poetry_torch_cuda.install.installed import InstalledEnvironment
 from poetry_torch_cuda.install.installed import graph_of
 from poetry_torch_cuda.install.installed import installed_environment
@@ -101,17 +102,32 @@ def apply_plan(
             f"from <comment>{index.shown}</>",
             verbosity=Verbosity.VERBOSE,
         )
-        hashed = _hashed(lock_for, plan, env) if lock_for is not None else []
+        lock = _variant_lock(lock_for, plan) if lock_for is not None else None
         snapshot = _versions(installed)
         try:
-            pip.install(
-                requirements,
-                index,
-                pins_for(installed, protected, plan.install),
-                force_reinstall=force_reinstall,
-                hashed=hashed,
-            )
-        except PipError as error:
+            if lock is not None:
+                # The locked files, fetched in parallel and verified; pip installs them.
+                from poetry_torch_cuda.install.fetched import install_locked
+
+                install_locked(
+                    lock,
+                    plan,
+                    config,
+                    env,
+                    installed,
+                    pip,
+                    io,
+                    poetry_config=poetry_config,
+                    force_reinstall=force_reinstall,
+                )
+            else:
+                pip.install(
+                    requirements,
+                    index,
+                    pins_for(installed, protected, plan.install),
+                    force_reinstall=force_reinstall,
+                )
+        except (PipError, DownloadError) as error:
             raise _with_state(error, plan, snapshot, env) from None
         installed = installed_environment(env)
         done.append(_check_installed(plan, installed))
@@ -128,23 +144,12 @@ def apply_plan(
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
 
 
-def _hashed(lock_for: LockLookup, plan: Plan, env: Env) -> list[str]:
-    """The ``--require-hashes`` lines for ``plan``'s targets and their locked closure."""
-    from poetry_torch_cuda.install.hashes import locked_closure
-    from poetry_torch_cuda.install.hashes import requirement_lines
-
+def _variant_lock(lock_for: LockLookup, plan: Plan) -> VariantLock:
+    """The variant's entry of torch-cuda.lock (locked first when missing)."""
     try:
-        lock = lock_for(plan.variant)
+        return lock_for(plan.variant)
     except TorchCudaError as error:
         raise TorchCudaError(f"{error}\nNothing was installed.") from None
-    try:
-        packages = locked_closure(lock, plan.install, env.marker_env)
-    except KeyError as missing:
-        raise TorchCudaError(
-            f"torch-cuda.lock has no {missing.args[0]} for {plan.variant}; run "
-            "`poetry torch-cuda lock` and then the command again."
-        ) from None
-    return requirement_lines(packages)
 
 
 def describe_plan(plan: Plan, config: TorchCudaConfig) -> str:
@@ -170,8 +175,8 @@ def _versions(installed: InstalledEnvironment) -> dict[NormalizedName, str]:
 
 
 def _with_state(
-    error: PipError, plan: Plan, before: Mapping[NormalizedName, str], env: Env
-) -> PipError:
+    error: TorchCudaError, plan: Plan, before: Mapping[NormalizedName, str], env: Env
+) -> TorchCudaError:
     """``error`` with a line that says what the environment holds now."""
     after = _versions(installed_environment(env))
     names = [target.name for target in plan.install]
