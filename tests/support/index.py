@@ -315,11 +315,15 @@ class IndexServer:
         with self._lock:
             self._records.clear()
 
-    def max_overlap(self, prefix: str = "/") -> int:
-        """The most requests under ``prefix`` that were being answered at one time."""
+    def max_overlap(self, prefix: str = "/", suffix: str = "") -> int:
+        """The most requests under ``prefix`` (ending in ``suffix``) answered at one time."""
         events: list[tuple[float, int]] = []
         for record in self.records:
-            if record.path.startswith(prefix) and record.finished:
+            if (
+                record.path.startswith(prefix)
+                and record.path.endswith(suffix)
+                and record.finished
+            ):
                 events += [(record.started, 1), (record.finished, -1)]
         most = current = 0
         for _, step in sorted(events):
