@@ -89,18 +89,22 @@ def main(argv: list[str] | None = None) -> int:
     plugin, plain = prepare(args.venvs.resolve())
     root = Path(tempfile.mkdtemp(prefix="poetry-torch-cuda-bench-"))
     try:
-        universe = build_universe(root / "universe")
-        with IndexServer(universe.root) as index:
-            print("bench: preparing the projects", file=sys.stderr, flush=True)
-            ws = workspace.prepare(root / "work", index, plugin, plain)
-            project_pip = ws.projects["noop-plugin"].installed()["pip"]
-            rows = [
-                MEASUREMENTS[name](ws, args.pairs)
-                for name in chosen
-                if name in MEASUREMENTS
-            ]
+        rows: list[Row] = []
+        project_pip = "?"
+        if set(chosen) & set(MEASUREMENTS):
+            universe = build_universe(root / "universe")
+            with IndexServer(universe.root) as index:
+                print("bench: preparing the projects", file=sys.stderr, flush=True)
+                ws = workspace.prepare(root / "work", index, plugin, plain)
+                project_pip = ws.projects["noop-plugin"].installed()["pip"]
+                rows = [
+                    MEASUREMENTS[name](ws, args.pairs)
+                    for name in chosen
+                    if name in MEASUREMENTS
+                ]
         if NETWORK in chosen:
             world, megabytes = network.prepare(root, plugin, plain)
+            project_pip = world.ws.projects[network.NAMES[0]].installed()["pip"]
             rows.extend(network.rows(world, max(1, args.net_pairs), megabytes))
         if HEAVY in chosen:
             rows.append(heavy_switch(root, plugin, plain, args.pairs, args.scale))

@@ -220,7 +220,7 @@ def measured(
     cpu = 0.0
     begun = time.perf_counter()
     for command in commands:
-        launcher = [sys.executable, "-m", "benchmarks.maxrss"]
+        launcher = [sys.executable, str(Path(__file__).with_name("maxrss.py"))]
         result = subprocess.run(
             [*launcher, *(str(part) for part in command)],
             cwd=project.path,
