@@ -112,6 +112,7 @@ def download_files(
     authorization: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     min_part_bytes: int = MIN_PART_BYTES,
+    purpose: str = "the variant's files",
 ) -> list[Path]:
     """Make every item a verified file in ``cache_dir``; return their paths in order.
 
@@ -138,7 +139,7 @@ def download_files(
             progress,
             min_part_bytes,
         )
-        run.fetch(unique)
+        run.fetch(unique, purpose)
     return paths
 
 
@@ -193,7 +194,7 @@ class _Run:
         self._busy = 0
         self._part_bytes = min_part_bytes
 
-    def fetch(self, missing: Sequence[tuple[LockedFile, Path]]) -> None:
+    def fetch(self, missing: Sequence[tuple[LockedFile, Path]], purpose: str) -> None:
         sizes = [item.size or 0 for item, _ in missing]
         # Ideal share of one connection; files well above it are split.
         self._part_bytes = max(self._min_part, -(-sum(sizes) // self._concurrency), 1)
@@ -223,10 +224,11 @@ class _Run:
                 self._wait()
             except _Signalled as signalled:
                 self._cancel()
-                raise _interrupted(signalled.signum) from None
+                raise _interrupted(signalled.signum, purpose) from None
             except KeyboardInterrupt:
                 self._cancel()
-                raise _interrupted(received[0] if received else signal.SIGINT) from None
+                signum = received[0] if received else signal.SIGINT
+                raise _interrupted(signum, purpose) from None
             finally:
                 if self._progress is not None:
                     self._progress.finish()
@@ -484,13 +486,13 @@ def _signals_raise() -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
-def _interrupted(signum: int) -> DownloadInterrupted:
+def _interrupted(signum: int, purpose: str) -> DownloadInterrupted:
     try:
         name = signal.Signals(signum).name
     except ValueError:
         name = f"signal {signum}"
     error = DownloadInterrupted(
-        f"{name} interrupted the download of the variant's files; nothing was "
+        f"{name} interrupted the download of {purpose}; nothing was "
         "installed and no partial file was kept. Run the command again to finish "
         "(files already downloaded are not fetched again)."
     )

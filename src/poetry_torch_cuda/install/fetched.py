@@ -18,6 +18,8 @@ from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.credentials import index_access
+from poetry_torch_cuda.install.download import DownloadError
+from poetry_torch_cuda.install.download import DownloadInterrupted
 from poetry_torch_cuda.install.download import download_files
 from poetry_torch_cuda.install.download import new_authenticator
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
@@ -85,9 +87,11 @@ def install_locked_files(
     *,
     poetry_config: Config | None = None,
     force_reinstall: bool = False,
+    asked: str = "",
 ) -> list[Path]:
     """Fetch ``files`` into Poetry's artifact cache, then have pip install exactly them.
 
+    ``asked`` says what they are for in messages (``torch==2.14.1+cu130, …``).
     Returns the cached paths handed to pip.
 
     Raises:
@@ -111,6 +115,7 @@ def install_locked_files(
     authenticator = new_authenticator(poetry_config, sources, concurrency)
     show = io.output.is_decorated() and not io.output.is_quiet()
     begun = time.monotonic()
+    asked = asked or ", ".join(item.filename for item in files)
     try:
         paths = download_files(
             files,
@@ -119,7 +124,14 @@ def install_locked_files(
             concurrency=concurrency,
             authorization=authorization,
             progress=TerminalProgress(io) if show else None,
+            purpose=f"the files for {asked}",
         )
+    except DownloadInterrupted:
+        raise
+    except DownloadError as error:
+        wrapped = type(error)(f"could not install {asked}: {error}")
+        wrapped.exit_code = error.exit_code
+        raise wrapped from None
     finally:
         authenticator.close()
     io.write_line(
@@ -130,6 +142,7 @@ def install_locked_files(
     pip.install_files(
         [(path, item.sha256) for path, item in zip(paths, files)],
         force_reinstall=force_reinstall,
+        asked=asked,
     )
     return paths
 
@@ -230,4 +243,5 @@ def install_locked(
         io,
         poetry_config=poetry_config,
         force_reinstall=force_reinstall,
+        asked=", ".join(target.pip_requirement for target in plan.install),
     )

@@ -160,18 +160,23 @@ class PipRunner:
             )
 
     def install_files(
-        self, files: Sequence[tuple[Path, str]], *, force_reinstall: bool = False
+        self,
+        files: Sequence[tuple[Path, str]],
+        *,
+        force_reinstall: bool = False,
+        asked: str = "",
     ) -> None:
         """Install local, already verified wheel files: no index, no resolving.
 
         ``files`` are ``(path, sha256)``; pip checks each hash again
         (``--require-hashes``) and installs exactly these files (``--no-deps``).
+        ``asked`` names them in messages (default: the file names).
 
         Raises:
             PipInterrupted: a signal stopped pip (it rolled back what it had begun).
             PipError: pip failed; the message says why.
         """
-        asked = ", ".join(path.name for path, _ in files)
+        asked = asked or ", ".join(path.name for path, _ in files)
         lines_in = [f"{path} --hash=sha256:{sha256}" for path, sha256 in files]
         with _constraints_file(lines_in) as requirements:
             args = [
@@ -196,7 +201,7 @@ class PipRunner:
             )
         if returncode != 0:
             raise PipError(
-                f"pip could not install the downloaded files {asked}: "
+                f"pip could not install {asked} from the downloaded files: "
                 f"{pip_reason(lines)}"
             )
 
