@@ -10,11 +10,9 @@ from cleo.io.outputs.output import Verbosity
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.credentials import index_access
 from poetry_torch_cuda.index.urls import mask_url
-from poetry_torch_cuda.install.download import DownloadError
 from poetry_torch_cuda.install.installed import InstalledEnvironment
 from poetry_torch_cuda.install.installed import graph_of
 from poetry_torch_cuda.install.installed import installed_environment
-from poetry_torch_cuda.install.pip import PipError
 from poetry_torch_cuda.install.pip import PipRunner
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import build_targets
@@ -127,7 +125,7 @@ def apply_plan(
                     pins_for(installed, protected, plan.install),
                     force_reinstall=force_reinstall,
                 )
-        except (PipError, DownloadError) as error:
+        except TorchCudaError as error:  # pip's, or a download's (fetched.py)
             raise _with_state(error, plan, snapshot, env) from None
         installed = installed_environment(env)
         done.append(_check_installed(plan, installed))
