@@ -159,3 +159,55 @@ def test_an_interrupted_download_leaves_no_cache_entry_and_a_retry_resumes(
     assert cu129_project.installed()["torch"] == "2.14.1+cu130"
     assert not finished & {r.path for r in wheel_gets(index)}
     assert TORCH in {r.path for r in wheel_gets(index)}
+
+
+def run_on_terminal(project: Project, *args: str) -> tuple[int, str]:
+    """Run poetry with stdout and stderr on a pseudo-terminal; its exit code and output."""
+    import pty
+
+    from tests.support.poetry_project import poetry_executable
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [str(poetry_executable()), *args],
+        cwd=project.path,
+        env=project.env,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process is gone
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return process.wait(timeout=120), b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_shows_on_a_terminal_only_and_not_with_quiet(
+    cu129_project: Project, index: IndexServer
+) -> None:
+    import shutil
+
+    def cold() -> None:
+        shutil.rmtree(f"{cu129_project.env['POETRY_CACHE_DIR']}/artifacts")
+
+    cold()
+    code, output = run_on_terminal(cu129_project, "-q", "torch-cuda", "switch", "cu130")
+    assert code == 0, output
+    assert output.strip() == ""
+    cold()
+    code, output = run_on_terminal(cu129_project, "torch-cuda", "switch", "cu129")
+    assert code == 0, output
+    assert "downloading 4 files" in output
+    assert "downloaded 4 of 4 files" in output
+    cold()
+    result = cu129_project.run("torch-cuda", "switch", "cu130")  # not a terminal
+    assert "download" not in result.stdout + result.stderr
+    assert cu129_project.installed()["torch"] == "2.14.1+cu130"
