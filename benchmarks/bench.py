@@ -42,6 +42,7 @@ MEASUREMENTS: dict[str, Callable[[workspace.Workspace, int], Row]] = {
     "ritual": scenarios.ritual,
     "switch": scenarios.switch,
     "imports": lambda ws, _pairs: scenarios.import_cost(ws),
+    "lock": scenarios.lock_time,
 }
 HEAVY = "heavy"
 #: The download-bound rows of issue 16 (benchmarks/network.py), run by default.

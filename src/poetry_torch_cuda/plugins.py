@@ -65,6 +65,7 @@ class TorchCudaPlugin(ApplicationPlugin):
             hooks.on_validate(event, event_name, dispatcher)  # type: ignore[arg-type]
 
     def _on_command(self, event: Event, event_name: str, dispatcher: Any) -> None:
+        _warn_on_poetry_export(event)
         hooks = self._hooks_for(event)
         if hooks is not None:
             hooks.on_command(event, event_name, dispatcher)  # type: ignore[arg-type]
@@ -98,6 +99,24 @@ def _has_table(command: InstallerCommand) -> bool:
         return False
     tool = command.poetry.pyproject.data.get("tool")
     return isinstance(tool, dict) and TABLE in tool
+
+
+def _warn_on_poetry_export(event: Event) -> None:
+    """``poetry export`` writes PyPI's torch: point to ``poetry torch-cuda export``."""
+    command = getattr(event, "command", None)
+    if getattr(command, "name", None) != "export":
+        return
+    try:
+        tool = command.poetry.pyproject.data.get("tool")  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - outside a project: nothing to say
+        return
+    if isinstance(tool, dict) and TABLE in tool:
+        event.io.write_error_line(  # type: ignore[attr-defined]
+            "<warning>torch-cuda: `poetry export` pins PyPI's build of torch and "
+            "its CUDA wheels, not the variant this project configures; use "
+            "`poetry torch-cuda export --variant <variant>` for a hash-pinned "
+            "list with the variant's build.</>"
+        )
 
 
 def _lazy(target: str) -> Callable[[], CleoCommand]:

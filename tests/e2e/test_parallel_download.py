@@ -105,7 +105,7 @@ def test_a_corrupted_download_is_refused_and_never_cached(
     cu129_project: Project, index: IndexServer
 ) -> None:
     before = (cu129_project.installed(), cu129_project.pyproject.read_bytes())
-    index.tamper_paths.add(f"{CU130}torch/")
+    index.corrupt_paths.add(f"{CU130}torch/")
     result = cu129_project.run("torch-cuda", "switch", "cu130", check=False)
     assert result.returncode == 1, describe(result)
     assert "torch-2.14.1+cu130-py3-none-any.whl" in result.stderr

@@ -8,8 +8,9 @@ mirror) in ``install`` and ``switch``, ``lock --check`` as a CI guard.
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tomllib
+import subprocess
+import sys
+import zipfile
 from typing import TYPE_CHECKING
 
 import pytest
@@ -18,8 +19,14 @@ from tests.support.catalog import build_universe
 from tests.support.index import IndexServer
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
-from tests.support.wheels import build_wheel
+from tests.support.poetry_project import installed_distributions
+from tests.support.poetry_project import isolated_env
 
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -57,21 +64,21 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def tamper(universe: Universe, variant: str, project: str, version: str) -> str:
-    """Replace a wheel on the index by other bytes under the same name; its new sha256."""
+def tamper(universe: Universe, variant: str, project: str, version: str) -> Path:
+    """Give a wheel on the index other bytes under the same name (the page follows)."""
     path = universe.wheel(project, version, variant)
-    rebuilt = build_wheel(
-        path.parent / "tmp", project, version, ("filelock",), extras=None
-    )
-    data = rebuilt.read_bytes() + b""
-    shutil.rmtree(rebuilt.parent)
-    # Same name, new bytes: a comment in the zip changes the sha256.
-    import zipfile
-
     with zipfile.ZipFile(path, "a") as archive:
         archive.comment = b"tampered"
-    del data
-    return sha256(path)
+    return path
+
+
+def snapshot(project: Project) -> dict[str, object]:
+    return {
+        "installed": project.installed(),
+        "pyproject": project.pyproject.read_bytes(),
+        "poetry.lock": project.lockfile.read_bytes(),
+        "torch-cuda.lock": (project.path / "torch-cuda.lock").read_bytes(),
+    }
 
 
 def test_lock_records_both_variants_with_the_index_hashes(
@@ -115,3 +122,229 @@ def test_lock_records_both_variants_with_the_index_hashes(
     project.run("torch-cuda", "lock")
     assert (project.path / "torch-cuda.lock").read_bytes() == before
     assert project.run("torch-cuda", "lock", "--check").returncode == 0
+
+
+def test_install_installs_the_locked_files_and_refuses_others(
+    tmp_path: Path, own_index: IndexServer, own_universe: Universe
+) -> None:
+    project = make_project(tmp_path, own_index)
+    project.run("lock")
+    locked = read_lock(project)
+    # A locked wheel changed on the index before the first install: refused.
+    wheel = tamper(own_universe, "cu129", "nvidia-cublas-cu12", "12.9.1.4")
+    result = project.run("install", check=False)
+    assert result.returncode == 1, describe(result)
+    assert wheel.name in result.stderr
+    assert "the index or mirror now serves different bytes for the same file" in (
+        result.stderr
+    )
+    assert sha256(wheel) in result.stderr
+    files = {
+        f["file"]: f["hash"]
+        for v in locked["variant"]
+        for p in v["package"]
+        for f in p["files"]
+    }
+    assert files[wheel.name].removeprefix("sha256:") in result.stderr
+    assert "torch" not in project.installed()
+    assert read_lock(project) == locked
+
+
+def test_tampered_wheel_is_refused_by_install_and_switch(
+    tmp_path: Path, own_index: IndexServer, own_universe: Universe
+) -> None:
+    project = make_project(tmp_path, own_index)
+    project.run("install")
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1+cu129"
+    assert installed["nvidia-cublas-cu12"] == "12.9.1.4"
+    lock = read_lock(project)
+    assert {v["name"] for v in lock["variant"]} == {"cu129", "cu130"}
+    wheel = tamper(own_universe, "cu130", "torch", "2.14.1+cu130")
+    before = snapshot(project)
+    for args, env in (
+        (("install",), {"POETRY_TORCH_CUDA_VARIANT": "cu130"}),
+        (("torch-cuda", "switch", "cu130"), {}),
+    ):
+        result = project.run(*args, check=False, env_extra=env)
+        assert result.returncode == 1, describe(result)
+        assert wheel.name in result.stderr, describe(result)
+        assert sha256(wheel) in result.stderr
+        assert "now serves different bytes for the same file" in result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+        assert snapshot(project) == before
+
+
+def test_lock_check_fails_when_poetry_lock_moves_and_poetry_lock_mends_it(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, own_index, 'variant = "cu129"\n')
+    project.run("lock")
+    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+    moved = project.run(
+        "add",
+        "torchvision@0.28.0",
+        "--lock",
+        env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"},
+    )
+    assert project.locked()["torch"] == "2.13.0", describe(moved)
+    own_index.clear_requests()
+    result = project.run("torch-cuda", "lock", "--check", check=False)
+    assert result.returncode == 1, describe(result)
+    assert "torch-cuda.lock does not match" in result.stderr
+    assert "torch 2.13.0" in result.stderr
+    assert own_index.requests == []  # offline
+    project.run("lock")
+    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+    packages = {
+        p["name"]: p["version"] for p in read_lock(project)["variant"][0]["package"]
+    }
+    assert packages["torch"] == "2.13.0+cu129"
+
+
+def test_a_variant_not_locked_yet_is_locked_first_and_said_so(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, own_index, 'variant = "cu129"\n')
+    project.run("install")
+    assert [v["name"] for v in read_lock(project)["variant"]] == ["cu129"]
+    result = project.run("install", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"})
+    assert "locking cu130 first" in result.stdout, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert [v["name"] for v in read_lock(project)["variant"]] == ["cu129", "cu130"]
+    # lock-variants is still the configured variant: the check holds.
+    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+
+
+def test_relock_refuses_a_file_whose_hash_changed(
+    tmp_path: Path, own_index: IndexServer, own_universe: Universe
+) -> None:
+    project = make_project(tmp_path, own_index)
+    project.run("lock")
+    before = (project.path / "torch-cuda.lock").read_bytes()
+    wheel = tamper(own_universe, "cu130", "triton", "3.6.0")
+    result = project.run("torch-cuda", "lock", check=False)
+    assert result.returncode == 1, describe(result)
+    assert wheel.name in result.stderr
+    assert "now serves different bytes" in result.stderr
+    assert "refusing to overwrite" in result.stderr
+    assert (project.path / "torch-cuda.lock").read_bytes() == before
+
+
+def fresh_venv(path: Path) -> Path:
+    """A new virtualenv (virtualenv seeds a current pip); its python."""
+    subprocess.run(
+        [sys.executable, "-m", "virtualenv", "-q", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path / "bin" / "python"
+
+
+def test_export_both_formats_offline_and_pip_reproduces_the_locked_build(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, own_index)
+    project.run("install")
+    lock = read_lock(project)
+    cu130 = {
+        p["name"]: p["version"]
+        for v in lock["variant"]
+        if v["name"] == "cu130"
+        for p in v["package"]
+    }
+    # The index is down: export reads the two locks only.
+    own_index.fail_paths["/"] = 503
+    own_index.clear_requests()
+    outputs = {}
+    for fmt, name in (
+        ("requirements.txt", "requirements.txt"),
+        ("pylock.toml", "pylock.toml"),
+    ):
+        target = tmp_path / "out" / fmt / name
+        target.parent.mkdir(parents=True)
+        project.run(
+            "torch-cuda",
+            "export",
+            "--variant",
+            "cu130",
+            "--format",
+            fmt,
+            "-o",
+            str(target),
+        )
+        outputs[fmt] = target
+    assert own_index.requests == []
+    text = outputs["requirements.txt"].read_text()
+    assert "torch==2.14.1+cu130" in text
+    assert f"--extra-index-url {own_index.whl_url('cu130')}" in text
+    assert "nvidia-cublas-cu12" not in text  # PyPI's / cu129's CUDA wheels stay out
+    assert "--hash=sha256:" in text
+    own_index.fail_paths.clear()
+
+    env = isolated_env(tmp_path)
+    for fmt, args in (
+        ("requirements.txt", ["--require-hashes", "-r"]),
+        ("pylock.toml", ["-r"]),
+    ):
+        python = fresh_venv(tmp_path / f"venv-{fmt}")
+        result = subprocess.run(
+            [str(python), "-m", "pip", "install", *args, str(outputs[fmt])],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, describe(result)
+        installed = installed_distributions(python.parent.parent)
+        for name, version in cu130.items():
+            assert installed[name] == version, (fmt, name)
+        assert installed["needs-torch"] == "1.0.0"
+        assert installed["filelock"] == "3.20.0"
+        assert not {"nvidia-cublas-cu12", "nvidia-cudnn-cu12", "cuda-toolkit"} & set(
+            installed
+        )
+
+
+def test_auto_locks_every_variant_the_index_offers(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, own_index, 'variant = "auto"\n')
+    project.run("lock")
+    project.run("torch-cuda", "lock")
+    lock = read_lock(project)
+    assert lock["metadata"]["lock-variants"] == ["auto"]
+    # cu126 has no torch 2.14.1; every other variant index has the whole family.
+    assert [v["name"] for v in lock["variant"]] == [
+        "cpu",
+        "cu128",
+        "cu129",
+        "cu130",
+        "rocm6.4",
+    ]
+    rocm = next(v for v in lock["variant"] if v["name"] == "rocm6.4")
+    assert {p["name"] for p in rocm["package"]} == {
+        "torch",
+        "torchvision",
+        "pytorch-triton-rocm",
+    }
+    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+
+
+def test_locking_first_with_the_index_down_changes_nothing(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    project = make_project(tmp_path, own_index, 'variant = "cu129"\n')
+    project.run("install")
+    before = snapshot(project)
+    own_index.fail_paths["/whl/cu130/"] = 404
+    result = project.run(
+        "install", check=False, env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    )
+    assert result.returncode == 1, describe(result)
+    assert "locking cu130 first" in result.stdout
+    assert "Nothing changed: the environment still has torch 2.14.1+cu129" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    assert snapshot(project) == before

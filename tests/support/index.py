@@ -178,6 +178,10 @@ class IndexServer:
     ``bad_hash_paths``
         path prefixes: files under them (e.g. ``/whl/cu130/torch/``) are listed
         with a ``sha256`` that does not match their bytes, like a corrupt mirror.
+    ``tampered_paths``
+        path prefixes: files under them are served with other bytes (a zip
+        comment added) under the same name, and listed with the sha256 of those
+        bytes: a compromised mirror, which only a lock of the old hash can tell.
     ``fail_retry_after``
         if set, injected failures carry ``Retry-After: <value>``. Poetry retries
         429/500/501/502/503/504 five times, sleeping Retry-After seconds (else
@@ -192,9 +196,10 @@ class IndexServer:
         send ``Cache-Control: max-age=31536000, immutable`` with wheels and
         metadata files, as PyPI's and PyTorch's CDNs do, so pip's HTTP cache
         keeps them (default False).
-    ``tamper_paths``
+    ``corrupt_paths``
         path prefixes: wheels under them are served with their last byte
-        changed while the page lists the true sha256 (a corrupted transfer).
+        changed while the page lists the true sha256 (a transfer corrupted on
+        the way, unlike ``tampered_paths``).
 
     Prefixes are matched against the URL-decoded request path.
     """
@@ -210,10 +215,11 @@ class IndexServer:
         self.serve_ranges = True
         self.fail_retry_after: str | None = None
         self.bad_hash_paths: set[str] = set()
+        self.tampered_paths: set[str] = set()
         self.bytes_per_second: float | None = None
         self.latency_seconds = 0.0
         self.immutable_files = False
-        self.tamper_paths: set[str] = set()
+        self.corrupt_paths: set[str] = set()
         self._records: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._file_cache: dict[tuple[Path, int, int], _FileInfo] = {}
@@ -270,10 +276,11 @@ class IndexServer:
         self.serve_ranges = True
         self.fail_retry_after = None
         self.bad_hash_paths.clear()
+        self.tampered_paths.clear()
         self.bytes_per_second = None
         self.latency_seconds = 0.0
         self.immutable_files = False
-        self.tamper_paths.clear()
+        self.corrupt_paths.clear()
 
     # -- addresses ---------------------------------------------------------
 
@@ -481,6 +488,16 @@ class IndexServer:
             return
         wheels = sorted(project_dir.glob("*.whl"))
         infos = [(path.name, self._file_info(path)) for path in wheels]
+        tampered = tuple(self.tampered_paths)
+        infos = [
+            (
+                name,
+                _tampered_info(info, path.read_bytes())
+                if (record.path + name).startswith(tampered)
+                else info,
+            )
+            for (name, info), path in zip(infos, wheels)
+        ]
         bad = tuple(self.bad_hash_paths)
         infos = [
             (name, _wrong_hash(info) if (record.path + name).startswith(bad) else info)
@@ -574,7 +591,9 @@ class IndexServer:
         if not path.is_file():
             raise _NotFound
         data = path.read_bytes()
-        if record.path.startswith(tuple(self.tamper_paths)):
+        if record.path.startswith(tuple(self.tampered_paths)):
+            data = tamper_bytes(data)
+        if record.path.startswith(tuple(self.corrupt_paths)):
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
         headers = self._file_headers()
         if self.serve_ranges:
@@ -702,6 +721,19 @@ class IndexServer:
 
 class _NotFound(Exception):
     pass
+
+
+def tamper_bytes(data: bytes) -> bytes:
+    """A wheel's bytes with a zip comment added: still a valid zip, another sha256."""
+    comment = b"tampered"
+    return data[:-2] + len(comment).to_bytes(2, "little") + comment
+
+
+def _tampered_info(info: _FileInfo, data: bytes) -> _FileInfo:
+    changed = tamper_bytes(data)
+    return dataclasses.replace(
+        info, sha256=hashlib.sha256(changed).hexdigest(), size=len(changed)
+    )
 
 
 def _wrong_hash(info: _FileInfo) -> _FileInfo:

@@ -106,7 +106,7 @@ def test_corrupted_transfer_is_refused_and_leaves_nothing(
     served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
 ) -> None:
     index, items = served
-    index.tamper_paths.add("/whl/cu129/torch/")
+    index.corrupt_paths.add("/whl/cu129/torch/")
     cache = tmp_path / "artifacts"
     with pytest.raises(HashMismatchError) as raised:
         fetch(items, cache, min_part_bytes=0)

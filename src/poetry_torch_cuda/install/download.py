@@ -513,8 +513,8 @@ def _mismatch(item: LockedFile, received: str) -> HashMismatchError:
     from poetry_torch_cuda.lockfile.model import LOCK_NAME
 
     what = (
-        f"{item.filename} from {mask_url(item.url)}: expected sha256 "
-        f"{item.sha256} ({LOCK_NAME}), received {received}"
+        f"{item.filename}: expected sha256 {item.sha256} ({LOCK_NAME}), "
+        f"received {received} from {mask_url(item.url)}"
     )
     return HashMismatchError(refusal_message([what]))
 

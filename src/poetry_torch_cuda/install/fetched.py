@@ -189,21 +189,26 @@ def locked_files(
 
 
 def _best_file(lock: VariantLock, package: LockedPackage, env: Env) -> LockedFile:
-    """The wheel of ``package`` that fits ``env`` best (pip's tag order)."""
-    from packaging.utils import InvalidWheelFilename
+    """The wheel of ``package`` that fits ``env`` best (pip's tag order).
+
+    The files whose tags fit the environment's markers come first (no process);
+    only when several fit does Poetry ask the environment for its tag order.
+    """
     from packaging.utils import parse_wheel_filename
 
-    ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
-    best: tuple[int, LockedFile] | None = None
-    for file in lock.files(package):
-        try:
+    from poetry_torch_cuda.install.hashes import installable_files
+
+    fitting = installable_files(lock, [package], env.marker_env)
+    if len(fitting) > 1:
+        ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
+        unranked = len(ranks)
+
+        def rank(file: LockedFile) -> int:
             tags = parse_wheel_filename(file.filename)[3]
-        except (InvalidWheelFilename, InvalidVersion):
-            continue
-        rank = min((ranks[tag] for tag in tags if tag in ranks), default=None)
-        if rank is not None and (best is None or rank < best[0]):
-            best = (rank, file)
-    if best is None:
+            return min((ranks.get(tag, unranked) for tag in tags), default=unranked)
+
+        fitting.sort(key=rank)
+    if not fitting:
         raise TorchCudaError(
             f"{LOCK_NAME} has no wheel of {package.name} {package.version} for this "
             f"environment (Python {env.marker_env.get('python_full_version')}, "
@@ -211,7 +216,7 @@ def _best_file(lock: VariantLock, package: LockedPackage, env: Env) -> LockedFil
             f"{env.marker_env.get('platform_machine')}). Add this platform to the "
             "project's supported ones and run `poetry torch-cuda lock`."
         )
-    return best[1]
+    return fitting[0]
 
 
 def _same(installed: str, locked: str) -> bool:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from poetry_torch_cuda.install.planning import Target
+    from poetry_torch_cuda.lockfile.model import LockedFile
     from poetry_torch_cuda.lockfile.model import LockedPackage
     from poetry_torch_cuda.lockfile.model import VariantLock
 
@@ -24,12 +25,13 @@ DIFFERENT_BYTES = "the index or mirror now serves different bytes for the same f
 _EXPECTED = re.compile(r"Expected sha256 (?P<hash>[0-9a-f]{64})")
 _OR = re.compile(r"^\s*Or:\s+(?P<hash>[0-9a-f]{64})")
 _GOT = re.compile(r"Got\s+(?P<hash>[0-9a-f]{64})")
+_FROM = re.compile(r" from (?P<url>[a-z][a-z0-9+.-]*://\S+?)(?: \(|:?$)")
 
 
 def locked_closure(
     lock: VariantLock, targets: Iterable[Target], marker_env: Mapping[str, Any]
 ) -> list[LockedPackage]:
-    """The locked packages ``targets`` need in this environment.
+    """The locked packages ``targets`` need in this environment, the targets first.
 
     Raises:
         KeyError: a target is not in the lock (the lock is stale).
@@ -38,7 +40,37 @@ def locked_closure(
         (target.name, None if target.version is None else str(target.version))
         for target in targets
     ]
-    return lock.closure(roots, marker_env)
+    order = {name: number for number, (name, _) in enumerate(roots)}
+    packages = lock.closure(roots, marker_env)
+    return sorted(packages, key=lambda p: order.get(p.name, len(order)))
+
+
+def installable_files(
+    lock: VariantLock, packages: Iterable[LockedPackage], marker_env: Mapping[str, Any]
+) -> list[LockedFile]:
+    """For each package, the locked files whose wheel tags fit ``marker_env``.
+
+    What a downloader fetches (and checks against ``LockedFile.sha256``) before
+    handing pip local files; pip still picks among them by its own tag order.
+    """
+    from packaging.utils import InvalidWheelFilename
+    from packaging.utils import parse_wheel_filename
+    from packaging.version import InvalidVersion
+
+    from poetry_torch_cuda.index.client import tag_fits
+
+    chosen = []
+    for package in packages:
+        for locked in lock.files(package):
+            try:
+                tags = parse_wheel_filename(locked.filename)[3]
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+            if any(
+                tag_fits(t.interpreter, t.abi, t.platform, marker_env) for t in tags
+            ):
+                chosen.append(locked)
+    return chosen
 
 
 def requirement_lines(packages: Iterable[LockedPackage]) -> list[str]:
@@ -57,8 +89,8 @@ def refused_files(lines: Sequence[str]) -> list[str]:
     expected: list[str] = []
     for line in lines:
         stripped = line.strip()
-        if " from " in stripped and stripped.endswith(":"):
-            current = _file_name(stripped)
+        if (source := _FROM.search(stripped)) is not None and stripped.endswith(":"):
+            current = _file_name(source["url"])
             expected = []
         elif (match := _EXPECTED.search(stripped)) is not None:
             expected = [match["hash"]]
@@ -82,6 +114,5 @@ def refusal_message(files: Sequence[str]) -> str:
     )
 
 
-def _file_name(line: str) -> str:
-    url = line.rstrip(":").rsplit(" ", 1)[-1]
+def _file_name(url: str) -> str:
     return unquote(url.split("#", 1)[0].rsplit("/", 1)[-1]) or "a file"

@@ -128,6 +128,8 @@ class PipRunner:
                 "--constraint",
                 str(constraints_path),
                 *(["--force-reinstall"] if force_reinstall else []),
+                # The locked closure is complete: reinstall it, not Poetry's packages.
+                *(["--no-deps"] if hashed and force_reinstall else []),
                 *(
                     ["--require-hashes", "--requirement", str(hashed_path)]
                     if hashed

@@ -100,7 +100,9 @@ def apply_plan(
             f"from <comment>{index.shown}</>",
             verbosity=Verbosity.VERBOSE,
         )
-        lock = _variant_lock(lock_for, plan) if lock_for is not None else None
+        lock = (
+            _variant_lock(lock_for, plan, installed) if lock_for is not None else None
+        )
         snapshot = _versions(installed)
         try:
             if lock is not None:
@@ -142,12 +144,22 @@ def apply_plan(
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
 
 
-def _variant_lock(lock_for: LockLookup, plan: Plan) -> VariantLock:
+def _variant_lock(
+    lock_for: LockLookup, plan: Plan, installed: InstalledEnvironment
+) -> VariantLock:
     """The variant's entry of torch-cuda.lock (locked first when missing)."""
     try:
         return lock_for(plan.variant)
     except TorchCudaError as error:
-        raise TorchCudaError(f"{error}\nNothing was installed.") from None
+        versions = _versions(installed)
+        names = [target.name for target in plan.install]
+        held = ", ".join(f"{n} {versions[n]}" for n in names if n in versions)
+        state = (
+            f"Nothing changed: the environment still has {held}."
+            if held
+            else "Nothing was installed."
+        )
+        raise TorchCudaError(f"{error}\n{state}") from None
 
 
 def describe_plan(plan: Plan, config: TorchCudaConfig) -> str:

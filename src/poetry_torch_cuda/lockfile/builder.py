@@ -276,18 +276,21 @@ class VariantLocker:
     ) -> MissingBuildError:
         page = self._page(url, canonicalize_name(name))
         have = sorted(
-            {
-                v
-                for v in (wheel_version(e.filename) for e in page.entries)
-                if v is not None
-            },
+            {v for v in (wheel_version(e.filename) for e in page.entries) if v},
             reverse=True,
         )
-        offered = ", ".join(str(v) for v in have[:6]) or "nothing"
-        what = f"{name} {wanted}" if wanted else name
+        offered = ", ".join(str(v) for v in have[:8]) or "none"
+        asked = (
+            name
+            if not wanted
+            else f"{name}{'' if wanted[0] in '<>=!~' else '=='}{wanted}"
+        )
         return MissingBuildError(
-            f"{variant} has no build of {what} at {mask_url(url)} for this project's "
-            f"Pythons (it has {offered})."
+            f"cannot lock {asked} for {variant} from {mask_url(url)}: the index has "
+            f"no build of {name} that matches (it offers {offered}).\n"
+            "Choose a variant that has it (`poetry torch-cuda switch <variant>`), lock "
+            "a version this variant offers, or check that the build exists for this "
+            "project's Pythons."
         )
 
     # -- metadata ---------------------------------------------------------------

@@ -100,8 +100,10 @@ def lock_project(
     client = _client(poetry, refresh)
     spec = lock_spec(config)
     names = [name for name in spec if name != AUTO]
+    optional: set[str] = set()
     if AUTO in spec:
-        names += _auto_variants(poetry, config, fetch, client)
+        optional = set(_auto_variants(poetry, config, fetch, client)) - set(names)
+        names += sorted(optional)
     names += [variant.name for variant in extra]
     names = sorted(set(names))
     path = lock_path(poetry)
@@ -121,7 +123,8 @@ def lock_project(
                 )
             )
         except MissingBuildError:
-            if not quiet_missing:
+            # auto's candidates are only those the index fully offers
+            if not quiet_missing and name not in optional:
                 raise
     if not variants:
         return None

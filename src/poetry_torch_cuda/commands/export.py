@@ -1,0 +1,180 @@
+"""``poetry torch-cuda export --variant V``: a hash-pinned install list for Docker and CI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import ClassVar
+
+from cleo.helpers import option
+from poetry.console.commands.group_command import GroupCommand
+
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.output import error_lines
+
+
+if TYPE_CHECKING:
+    from cleo.io.inputs.option import Option
+
+FORMATS = ("requirements.txt", "pylock.toml")
+
+
+class ExportCommand(GroupCommand):
+    """Export the project's locked packages with the variant's locked build."""
+
+    name = "torch-cuda export"
+    description = (
+        "Export a hash-pinned requirements.txt or pylock.toml with the variant's "
+        "build, from poetry.lock and torch-cuda.lock (no network)."
+    )
+    options: ClassVar[list[Option]] = [
+        option(
+            "variant", None, "The locked variant to export (e.g. cu129).", flag=False
+        ),
+        option(
+            "format",
+            "f",
+            f"The format: {' or '.join(FORMATS)}.",
+            flag=False,
+            default="requirements.txt",
+        ),
+        option("output", "o", "Write to this file instead of stdout.", flag=False),
+        *GroupCommand._group_dependency_options(),
+        option(
+            "extras",
+            "E",
+            "Extra sets of dependencies to include.",
+            flag=False,
+            multiple=True,
+        ),
+        option("all-extras", None, "Include all sets of extra dependencies."),
+        option("all-groups", None, "Include all dependency groups."),
+    ]
+    help = (
+        "Writes what a clean environment needs to reproduce this project with the "
+        "variant's build: Poetry's locked packages (poetry.lock, with hashes and "
+        "markers) and the variant's build and CUDA wheels (torch-cuda.lock). "
+        "<c1>pip install --require-hashes -r requirements.txt</> (or, pip >= 26.1, "
+        "<c1>pip install -r pylock.toml</>) installs it, e.g. in a Dockerfile. "
+        "Reads the two locks only; never writes a credential."
+    )
+
+    def handle(self) -> int:
+        try:
+            return self._export()
+        except TorchCudaError as error:
+            for line in error_lines(str(error)):
+                self.line_error(line)
+            return error.exit_code or 1
+
+    def _export(self) -> int:
+        from packaging.utils import canonicalize_name
+
+        from poetry_torch_cuda.lockfile import export
+        from poetry_torch_cuda.lockfile.inputs import configured
+        from poetry_torch_cuda.lockfile.inputs import current_inputs
+        from poetry_torch_cuda.lockfile.inputs import differences
+        from poetry_torch_cuda.lockfile.inputs import lock_path
+        from poetry_torch_cuda.lockfile.model import LOCK_NAME
+        from poetry_torch_cuda.lockfile.reader import read_lock
+        from poetry_torch_cuda.lockfile.service import lock_spec
+        from poetry_torch_cuda.project.variants import parse_variant
+
+        config = configured(self.poetry.pyproject.data)
+        if config is None:
+            raise TorchCudaError("This project has no [tool.poetry-torch-cuda] table.")
+        fmt = self.option("format")
+        if fmt not in FORMATS:
+            raise TorchCudaError(
+                f"--format must be {' or '.join(FORMATS)}, got {fmt!r}."
+            )
+        value = self.option("variant") or config.variant.name
+        try:
+            variant = parse_variant(value)
+        except ValueError as error:
+            raise TorchCudaError(
+                f"--variant {value!r} is not a variant: {error}."
+            ) from None
+        if variant.kind == "auto":
+            raise TorchCudaError(
+                "--variant must name a build (e.g. cu129): an image is built for one."
+            )
+        locker = self.poetry.locker
+        if not locker.is_locked():
+            raise TorchCudaError("poetry.lock does not exist; run `poetry lock` first.")
+        lock = read_lock(lock_path(self.poetry))
+        entry = None if lock is None else lock.variant(variant.name)
+        if lock is None or entry is None:
+            raise TorchCudaError(
+                f"{LOCK_NAME} has no {variant}; add it to lock-variants and run "
+                "`poetry torch-cuda lock` (export reads the locks only)."
+            )
+        current = current_inputs(self.poetry, config, lock_spec(config), [variant.name])
+        reasons = differences(lock.inputs, current, variant=variant.name)
+        if reasons:
+            raise TorchCudaError(
+                f"{LOCK_NAME} does not match poetry.lock ({reasons[0]}); run "
+                "`poetry torch-cuda lock` first."
+            )
+        selection = export.Selection(frozenset(self.activated_groups), self._extras())
+        ours = export.poetry_packages(locker.lock_data, config.package_names, selection)
+        roots = [
+            canonicalize_name(p["name"])
+            for p in locker.lock_data.get("package", [])
+            if canonicalize_name(p["name"]) in config.package_names
+            and set(p.get("groups", ["main"])) & selection.groups
+        ]
+        packages = ours + export.variant_packages(entry, roots)
+        secret = self._credentialed_indexes(variant.name)
+        if fmt == "pylock.toml":
+            text = export.pylock_toml(
+                variant.name,
+                packages,
+                str(self.poetry.package.python_versions),
+                secret,
+            )
+        else:
+            text = export.requirements_txt(variant.name, packages, secret)
+        output = self.option("output")
+        if output:
+            Path(output).write_text(text, encoding="utf-8")
+            self.line_error(
+                f"{PREFIX}: wrote {output} ({variant}, {len(packages)} packages)"
+            )
+        else:
+            self.io.write(text)
+        return 0
+
+    def _extras(self) -> frozenset[str]:
+        if self.option("all-extras"):
+            return frozenset(str(e) for e in self.poetry.package.extras)
+        chosen: set[str] = set()
+        for value in self.option("extras") or []:
+            chosen.update(part for part in value.replace(",", " ").split() if part)
+        return frozenset(chosen)
+
+    @property
+    def activated_groups(self) -> set[str]:  # type: ignore[override]
+        """``--all-groups`` on top of Poetry's ``--with``/``--without``/``--only``."""
+        if self.option("all-groups"):
+            return {
+                str(g)
+                for g in self.poetry.package.dependency_group_names(
+                    include_optional=True
+                )
+            }
+        return {str(g) for g in super().activated_groups}
+
+    def _credentialed_indexes(self, variant: str) -> list[str]:
+        """Indexes Poetry has credentials for: named in a comment, never written."""
+        from poetry_torch_cuda.index.urls import without_credentials
+
+        found = []
+        for source in self.poetry.get_sources():
+            url = (source.url or "").replace("{variant}", variant)
+            if url and (
+                "@" in url or self.poetry.config.get(f"http-basic.{source.name}")
+            ):
+                found.append(without_credentials(url).rstrip("/"))
+        return found

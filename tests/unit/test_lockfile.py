@@ -1,0 +1,217 @@
+"""torch-cuda.lock's model, writer and reader: deterministic, fast, strict."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from poetry_torch_cuda.install.hashes import DIFFERENT_BYTES
+from poetry_torch_cuda.install.hashes import refusal_message
+from poetry_torch_cuda.install.hashes import refused_files
+from poetry_torch_cuda.install.hashes import requirement_lines
+from poetry_torch_cuda.lockfile.inputs import differences
+from poetry_torch_cuda.lockfile.model import LockedDependency
+from poetry_torch_cuda.lockfile.model import LockedPackage
+from poetry_torch_cuda.lockfile.model import LockInputs
+from poetry_torch_cuda.lockfile.model import TorchCudaLock
+from poetry_torch_cuda.lockfile.model import VariantLock
+from poetry_torch_cuda.lockfile.reader import LockFileError
+from poetry_torch_cuda.lockfile.reader import read_inputs
+from poetry_torch_cuda.lockfile.reader import read_lock
+from poetry_torch_cuda.lockfile.writer import render
+from poetry_torch_cuda.lockfile.writer import write_lock
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+LINUX = 'platform_system == "Linux"'
+A, B, C = "a" * 64, "b" * 64, "c" * 64
+
+
+def inputs(**changes: object) -> LockInputs:
+    values: dict[str, object] = {
+        "content_hash": "f" * 64,
+        "locked": (("torch", ("2.14.1",)), ("torchvision", ("0.29.1",))),
+        "packages": ("torch", "torchvision"),
+        "lock_variants": ("cu129",),
+        "indexes": (("cu129", "https://download.pytorch.org/whl/cu129"),),
+    }
+    values.update(changes)
+    return LockInputs(**values)  # type: ignore[arg-type]
+
+
+def sample(variants: int = 1, files: int = 1) -> TorchCudaLock:
+    entries = []
+    for number in range(variants):
+        name = f"cu12{9 - number}"
+        cublas = LockedPackage(
+            "nvidia-cublas-cu12",  # type: ignore[arg-type]
+            "12.9.1.4",
+            LINUX,
+            files=tuple(
+                (
+                    f"nvidia_cublas_cu12-12.9.1.4-py3-none-manylinux_{i}.whl",
+                    f"n/{i}.whl",
+                    A,
+                    10,
+                )
+                for i in range(files)
+            ),
+        )
+        torch = LockedPackage(
+            "torch",  # type: ignore[arg-type]
+            f"2.14.1+{name}",
+            "",
+            (LockedDependency("nvidia-cublas-cu12", "12.9.1.4", LINUX),),  # type: ignore[arg-type]
+            tuple(
+                (
+                    f"torch-2.14.1+{name}-cp3{i}-cp3{i}-linux_x86_64.whl",
+                    f"torch/t{i}.whl",
+                    B,
+                    None,
+                )
+                for i in range(files)
+            ),
+        )
+        entries.append(
+            VariantLock(
+                name, f"https://download.pytorch.org/whl/{name}", (torch, cublas)
+            )
+        )
+    return TorchCudaLock(inputs(), tuple(entries))
+
+
+def test_render_is_deterministic_and_reads_back(tmp_path: Path) -> None:
+    lock = sample(2)
+    shuffled = TorchCudaLock(lock.inputs, tuple(reversed(lock.variants)))
+    assert render(lock) == render(shuffled)
+    path = tmp_path / "torch-cuda.lock"
+    assert write_lock(path, lock) is True
+    assert write_lock(path, shuffled) is False  # same bytes: not rewritten
+    again = read_lock(path)
+    assert again is not None
+    assert again.inputs == lock.inputs
+
+    def packages(lock: TorchCudaLock) -> dict[str, set[LockedPackage]]:
+        return {v.name: set(v.packages) for v in lock.variants}
+
+    assert packages(again) == packages(lock)
+    assert read_inputs(path) == lock.inputs
+
+
+def test_missing_file_reads_as_none(tmp_path: Path) -> None:
+    assert read_inputs(tmp_path / "torch-cuda.lock") is None
+    assert read_lock(tmp_path / "torch-cuda.lock") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["<<<<<<< HEAD\n", "[metadata]\nlock-version = '9.0'\n", "[metadata]\nfoo = 1\n"],
+)
+def test_broken_file_is_one_clear_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "torch-cuda.lock"
+    path.write_text(text)
+    with pytest.raises(LockFileError, match="torch-cuda lock"):
+        read_inputs(path)
+
+
+def test_closure_follows_markers_and_resolves_urls() -> None:
+    variant = sample().variants[0]
+    linux = variant.closure([("torch", "2.14.1+cu129")], {"platform_system": "Linux"})
+    assert [p.name for p in linux] == ["nvidia-cublas-cu12", "torch"]
+    windows = variant.closure([("torch", None)], {"platform_system": "Windows"})
+    assert [p.name for p in windows] == ["torch"]
+    (file,) = variant.files(linux[1])
+    assert file.url == "https://download.pytorch.org/whl/cu129/torch/t0.whl"
+    assert file.sha256 == B
+    assert requirement_lines(linux) == [
+        f"nvidia-cublas-cu12==12.9.1.4 --hash=sha256:{A}",
+        f"torch==2.14.1+cu129 --hash=sha256:{B}",
+    ]
+    with pytest.raises(KeyError):
+        variant.closure([("torchaudio", None)], {})
+
+
+def test_differences_name_what_moved() -> None:
+    recorded = inputs()
+    assert differences(recorded, inputs()) == []
+    moved = inputs(content_hash="0" * 64, locked=(("torch", ("2.13.0",)),))
+    reasons = differences(recorded, moved)
+    assert "content-hash" in reasons[0]
+    assert "torch 2.13.0" in reasons[1]
+    other_index = inputs(indexes=(("cu129", "https://mirror/cu129"),))
+    assert (
+        "cu129's index is now https://mirror/cu129"
+        in differences(recorded, other_index)[0]
+    )
+    more = inputs(
+        lock_variants=("cu129", "cu130"),
+        indexes=(("cu129", "https://download.pytorch.org/whl/cu129"), ("cu130", "x")),
+    )
+    assert "cu130 is not locked" in differences(recorded, more)[-1]
+    # An install of cu129 does not care about lock-variants.
+    assert differences(recorded, more, variant="cu129") == []
+
+
+def test_pip_hash_refusal_names_file_expected_and_received() -> None:
+    lines = [
+        "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.",
+        (
+            "    torch==2.14.1+cu130 from http://127.0.0.1:1/whl/cu130/torch/"
+            "torch-2.14.1%2Bcu130-py3-none-any.whl#sha256=x (from -r /tmp/r.txt (line 2)):"
+        ),
+        f"        Expected sha256 {A}",
+        f"             Or:        {C}",
+        f"             Got        {B}",
+    ]
+    (refused,) = refused_files(lines)
+    assert refused.startswith("torch-2.14.1+cu130-py3-none-any.whl: expected sha256")
+    assert A in refused and C in refused and f"received sha256 {B}" in refused
+    assert DIFFERENT_BYTES in refusal_message([refused])
+
+
+def test_reading_the_inputs_of_a_big_lock_is_fast(tmp_path: Path) -> None:
+    """A no-op install reads only the head: far below 5 ms even for a big file."""
+    path = tmp_path / "torch-cuda.lock"
+    write_lock(path, sample(variants=4, files=40))
+    assert path.stat().st_size > 40_000
+    started = time.perf_counter()
+    for _ in range(20):
+        read_inputs(path)
+    assert (time.perf_counter() - started) / 20 < 0.005
+
+
+def table(**values: object) -> dict[str, object]:
+    return {"tool": {"poetry-torch-cuda": {"variant": "cu129", **values}}}
+
+
+def test_lock_variants_key() -> None:
+    from poetry_torch_cuda.project.config import load_config
+
+    config = load_config(table(**{"lock-variants": ["cu130", "cpu", "auto"]}), {})
+    assert config is not None
+    assert config.lock_variants == ("auto", "cpu", "cu130")
+    default = load_config(table(), {})
+    assert default is not None
+    assert default.lock_variants == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("cu129", "must be a non-empty list of variants"),
+        ([], "must be a non-empty list of variants"),
+        (["cu12x"], "'cu12x' is not a variant"),
+        (["cu129", "cu129"], "names 'cu129' twice"),
+        ([129], "must be a string"),
+    ],
+)
+def test_lock_variants_rejects_bad_values(value: object, message: str) -> None:
+    from poetry_torch_cuda.errors import ConfigError
+    from poetry_torch_cuda.project.config import load_config
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(table(**{"lock-variants": value}), {})
