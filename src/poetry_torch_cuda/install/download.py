@@ -295,7 +295,8 @@ class _Run:
             except DownloadError as error:
                 self._fail(error)
             except Exception as error:  # noqa: BLE001 - any failure names the file
-                self._fail(_failure(unit.job.item, _describe(error)))
+                item = unit.job.item
+                self._fail(_failure(item, _describe(error, item.url)))
 
     def _all_done(self) -> bool:
         return all(job.done for job in self._jobs)
@@ -356,9 +357,9 @@ class _Run:
                 "get", item.url, raise_for_status=False, stream=True, headers=headers
             )
         except (requests.RequestException, OSError) as error:
-            raise _failure(item, _describe(error)) from None
+            raise _failure(item, _describe(error, item.url)) from None
         except Exception as error:  # noqa: BLE001 - Poetry's "all attempts failed"
-            raise _failure(item, _poetry_reason(error)) from None
+            raise _failure(item, _describe(error, item.url)) from None
         with response:
             status = response.status_code
             if status >= 400:
@@ -416,12 +417,20 @@ class _Run:
             requests.exceptions.ChunkedEncodingError,
             requests.ConnectionError,
         ) as error:
-            raise _StreamBroken(position, _describe(error), resumable=True) from None
+            raise _StreamBroken(
+                position, _describe(error, job.item.url), resumable=True
+            ) from None
         except requests.exceptions.Timeout:
-            raise _StreamBroken(position, "timed out", resumable=True) from None
+            raise _StreamBroken(
+                position, _describe(TimeoutError(), job.item.url), resumable=True
+            ) from None
         except OSError as error:
             raise _failure(
-                job.item, f"could not write {job.temporary} ({error.strerror or error})"
+                job.item,
+                (
+                    f"could not write {job.temporary} ({error.strerror or error})",
+                    "Free disk space in Poetry's cache directory (cache-dir).",
+                ),
             ) from None
         expected_end = None if unit.end is None else unit.end + 1
         if expected_end is not None and position != expected_end:
@@ -448,10 +457,14 @@ class _Run:
 
 
 class _StreamBroken(Exception):
-    def __init__(self, offset: int, cause: str, *, resumable: bool) -> None:
+    def __init__(
+        self, offset: int, cause: str | tuple[str, str], *, resumable: bool
+    ) -> None:
         super().__init__(cause)
         self.offset = offset
-        self.cause = cause
+        self.cause = (
+            cause if isinstance(cause, tuple) else (cause, "Run the command again.")
+        )
         self.resumable = resumable
 
 
@@ -500,11 +513,12 @@ def _interrupted(signum: int, purpose: str) -> DownloadInterrupted:
     return error
 
 
-def _failure(item: LockedFile, cause: str) -> DownloadError:
+def _failure(item: LockedFile, reason: tuple[str, str]) -> DownloadError:
+    cause, advice = reason
     return DownloadError(
-        f"could not download {item.filename} from {mask_url(item.url)}: {cause}. "
-        "Nothing was installed; run the command again once the cause is fixed "
-        "(files already downloaded are not fetched again)."
+        f"could not download {item.filename} from {mask_url(item.url)}: {cause}.\n"
+        f"{advice} Nothing was installed; files already downloaded are not "
+        "fetched again."
     )
 
 
@@ -519,34 +533,69 @@ def _mismatch(item: LockedFile, received: str) -> HashMismatchError:
     return HashMismatchError(refusal_message([what]))
 
 
-def _http_reason(status: int) -> str:
+def _http_reason(status: int) -> tuple[str, str]:
     if status in (401, 403):
         return (
-            f"the index refused access (HTTP {status}); configure credentials for "
-            "its source with `poetry config http-basic.<source> USER`"
+            f"the index refused access (HTTP {status})",
+            (
+                "Check the credentials Poetry has for the index's source: `poetry config "
+                "http-basic.<source> <user> <password>`."
+            ),
         )
     if status in (404, 410):
-        return f"the index has no such file (HTTP {status})"
-    return f"the server answered HTTP {status}"
+        return (
+            f"the index has no such file (HTTP {status})",
+            (
+                "Check the index URL and the variant; if the index moved its files, "
+                "run `poetry torch-cuda lock` again."
+            ),
+        )
+    if status >= 500:
+        return (
+            f"the index failed with HTTP {status} (a server error)",
+            "Run the command again later, or tell whoever runs the index.",
+        )
+    return (
+        f"the index answered HTTP {status}",
+        "Check the index URL, then run the command again.",
+    )
 
 
-def _describe(error: BaseException) -> str:
+def _describe(error: BaseException, url: str) -> tuple[str, str]:
     import requests
+    from poetry.utils.constants import REQUESTS_TIMEOUT
 
-    if isinstance(error, requests.exceptions.Timeout):
-        return "the server did not answer in time"
+    host = urlsplit(url).netloc.rsplit("@", 1)[-1]
+    if isinstance(error, requests.exceptions.ReadTimeout) or (
+        isinstance(error, requests.exceptions.Timeout)
+        and not isinstance(error, requests.ConnectionError)
+    ):
+        return (
+            f"{host} did not answer within {REQUESTS_TIMEOUT:g} s",
+            (
+                "The index is slow or unreachable. Run the command again later, or give "
+                "it more time with POETRY_REQUESTS_TIMEOUT=<seconds>."
+            ),
+        )
     if isinstance(error, requests.exceptions.SSLError):
-        return "the TLS connection failed (certificate?)"
-    if isinstance(error, requests.ConnectionError):
-        return "could not connect to the server"
-    return type(error).__name__
-
-
-def _poetry_reason(error: BaseException) -> str:
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    if "attempts to connect" in text:
-        return "could not connect to the server (all of Poetry's attempts failed)"
-    return type(error).__name__
+        return (
+            f"the TLS connection to {host} failed",
+            (
+                "Check the certificates Poetry has for the index "
+                "(`poetry config certificates.<source>.cert`)."
+            ),
+        )
+    if isinstance(error, (requests.ConnectionError, OSError)) or (
+        "attempts to connect" in str(error)  # Poetry's retries ran out
+    ):
+        return (
+            f"could not connect to {host}",
+            (
+                "Check the network, any proxy settings, and the index URL "
+                "(index-url, or the url of the source named by source)."
+            ),
+        )
+    return (type(error).__name__, "Run the command again.")
 
 
 def _file_sha256(path: Path) -> str:

@@ -238,7 +238,14 @@ def install_locked(
     poetry_config: Config | None = None,
     force_reinstall: bool = False,
 ) -> None:
-    """Install ``plan`` from ``lock``: its files fetched in parallel, then pip, locally."""
+    """Install ``plan`` from ``lock``: its files fetched in parallel, then pip, locally.
+
+    Files the lock gives relative to the index come from the index configured
+    now (a mirror, ``POETRY_TORCH_CUDA_INDEX_URL``); their hashes do not change.
+    """
+    import dataclasses
+
+    lock = dataclasses.replace(lock, index_url=config.index_url(plan.variant))
     files = locked_files(lock, plan, env, installed, force=force_reinstall)
     install_locked_files(
         files,
