@@ -566,9 +566,12 @@ def _describe(error: BaseException, url: str) -> tuple[str, str]:
     from poetry.utils.constants import REQUESTS_TIMEOUT
 
     host = urlsplit(url).netloc.rsplit("@", 1)[-1]
-    if isinstance(error, requests.exceptions.ReadTimeout) or (
-        isinstance(error, requests.exceptions.Timeout)
-        and not isinstance(error, requests.ConnectionError)
+    chain: list[BaseException] = [error]
+    while chain[-1].__context__ is not None and len(chain) < 8:
+        chain.append(chain[-1].__context__)  # Poetry's retries wrap the last error
+    if any(
+        isinstance(link, (requests.exceptions.ReadTimeout, TimeoutError))
+        for link in chain
     ):
         return (
             f"{host} did not answer within {REQUESTS_TIMEOUT:g} s",
