@@ -411,8 +411,9 @@ class _Run:
                         job.hasher.update(chunk)
                     with self._lock:
                         job.received += len(chunk)
-                    if limit is not None and position > limit:
-                        raise _mismatch(job.item, f"more than {limit} bytes")
+                    if limit is not None and position > 2 * limit + _CHUNK:
+                        # Far more than locked: stop filling the disk with it.
+                        raise _mismatch(job.item, f"more than {position} bytes")
         except (
             requests.exceptions.ChunkedEncodingError,
             requests.ConnectionError,
@@ -440,12 +441,14 @@ class _Run:
     def _finish(self, job: _Job) -> None:
         item = job.item
         size = job.temporary.stat().st_size if job.temporary.exists() else 0
-        if item.size is not None and size != item.size:
-            raise _mismatch(item, f"{size} bytes where the lock says {item.size}")
-        if job.hasher is not None:
+        if job.hasher is not None and size == job.received:
             digest = job.hasher.hexdigest()
         else:
             digest = _file_sha256(job.temporary)
+        if item.size is not None and size != item.size:
+            raise _mismatch(
+                item, f"sha256 {digest} ({size} bytes where the lock says {item.size})"
+            )
         if digest != item.sha256.lower():
             raise _mismatch(item, f"sha256 {digest}")
         with self._lock:

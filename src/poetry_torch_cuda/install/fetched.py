@@ -245,7 +245,11 @@ def install_locked(
     """
     import dataclasses
 
-    lock = dataclasses.replace(lock, index_url=config.index_url(plan.variant))
+    from poetry_torch_cuda.index.urls import without_credentials
+
+    # Credentials travel in a header (install_locked_files), never in a URL.
+    here = without_credentials(config.index_url(plan.variant))
+    lock = dataclasses.replace(lock, index_url=here)
     files = locked_files(lock, plan, env, installed, force=force_reinstall)
     install_locked_files(
         files,
