@@ -308,7 +308,7 @@ def _rows(world: World, pairs: int, megabytes: int) -> list[Row]:
     cold_pip = results["pip"]
     found.append(
         Row(
-            f"6. switch {workspace.VARIANT} ⇄ {workspace.OTHER}, cold caches, download-bound",
+            f"7. switch {workspace.VARIANT} ⇄ {workspace.OTHER}, cold caches, download-bound",
             "`poetry torch-cuda switch`",
             "bare `pip install` + `pip uninstall` of the same",
             cold_pip,
@@ -321,7 +321,7 @@ def _rows(world: World, pairs: int, megabytes: int) -> list[Row]:
         cold_uv = results["uv"]
         found.append(
             Row(
-                "6b. the same vs uv",
+                "7b. the same vs uv",
                 "`poetry torch-cuda switch`",
                 "`uv pip install` + `uv pip uninstall` of the same",
                 cold_uv,
@@ -331,7 +331,7 @@ def _rows(world: World, pairs: int, megabytes: int) -> list[Row]:
         )
     else:
         found.append(
-            Row("6b. the same vs uv", "—", "uv not installed", None, "≤ 1.00", False)
+            Row("7b. the same vs uv", "—", "uv not installed", None, "≤ 1.00", False)
         )
     found.append(_first_install(world, pairs))
     state.update(dict.fromkeys(NAMES, workspace.VARIANT))  # what it left
@@ -344,7 +344,7 @@ def _rows(world: World, pairs: int, megabytes: int) -> list[Row]:
     )["pip"]
     found.append(
         Row(
-            "8. switch back to a variant installed before, warm caches",
+            "9. switch back to a variant installed before, warm caches",
             "`poetry torch-cuda switch`",
             "pip's warm reinstall + `pip uninstall`",
             warm,
@@ -356,14 +356,14 @@ def _rows(world: World, pairs: int, megabytes: int) -> list[Row]:
     theirs = statistics.median(s.peak_kib for s in cold_pip.b)  # type: ignore[attr-defined]
     found.append(
         Row(
-            "9. peak memory during a cold switch",
+            "10. peak memory during a cold switch",
             "largest process of the plugin's switch (Poetry or pip)",
             "largest process of bare pip's",
             None,
             "≤ 1.20",
             ours / theirs <= 1.20,
             value=f"{ours / 1024:.0f} MB vs {theirs / 1024:.0f} MB: **{ours / theirs:.2f}**",
-            notes="maximum resident set size (ru_maxrss) of any one process, median of the row-6 runs",
+            notes="maximum resident set size (ru_maxrss) of any one process, median of the row-7 runs",
         )
     )
     return found
@@ -403,7 +403,7 @@ def _first_install(world: World, pairs: int) -> Row:
         "pip"
     ]
     return Row(
-        "7. first `poetry install`, the torch part, cold caches",
+        "8. first `poetry install`, the torch part, cold caches",
         "`poetry install` into an env with Poetry's packages but no torch",
         "bare `pip install` of the same into the same state",
         result,

@@ -124,6 +124,33 @@ def test_index_pages(index: IndexServer) -> None:
     assert index.requests[-2:] == ["/simple/tinyutil/", "/whl/cpu/"]
 
 
+def test_tampered_files_are_served_and_listed_with_their_new_hash(
+    index: IndexServer, universe: Universe
+) -> None:
+    import hashlib
+    import zipfile
+    from io import BytesIO
+
+    def get(path: str, accept: str = "*/*") -> bytes:
+        request = urllib.request.Request(index.url + path, headers={"Accept": accept})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return bytes(response.read())
+
+    path = "/whl/cu129/torch/torch-2.14.1%2Bcu129-py3-none-any.whl"
+    original = universe.wheel("torch", "2.14.1+cu129", "cu129").read_bytes()
+    index.tampered_paths.add("/whl/cu129/torch/")
+    served = get(path)
+    assert served != original
+    assert zipfile.ZipFile(BytesIO(served)).comment == b"tampered"
+    page = json.loads(get("/whl/cu129/torch/", JSON_TYPE))
+    listed = {f["filename"]: f["hashes"]["sha256"] for f in page["files"]}
+    assert listed["torch-2.14.1+cu129-py3-none-any.whl"] == (
+        hashlib.sha256(served).hexdigest()
+    )
+    index.reset()
+    assert get(path) == original
+
+
 def test_stub_executable(tmp_path: Path) -> None:
     stub = write_stub_executable(tmp_path / "bin", "nvidia-smi", "CUDA 12.9\n", 3)
     result = subprocess.run(

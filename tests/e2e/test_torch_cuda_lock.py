@@ -348,3 +348,15 @@ def test_locking_first_with_the_index_down_changes_nothing(
     )
     assert "Traceback" not in result.stdout + result.stderr
     assert snapshot(project) == before
+
+    # The index lists a hash its bytes do not have: locked first, refused by pip,
+    # and the entry locked for this install is not kept.
+    own_index.fail_paths.clear()
+    own_index.bad_hash_paths.add("/whl/cu130/torch/")
+    result = project.run(
+        "install", check=False, env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    )
+    assert result.returncode == 1, describe(result)
+    assert "locking cu130 first" in result.stdout
+    assert "torch-2.14.1+cu130-py3-none-any.whl: expected sha256" in result.stderr
+    assert snapshot(project) == before

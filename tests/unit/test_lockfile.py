@@ -215,3 +215,27 @@ def test_lock_variants_rejects_bad_values(value: object, message: str) -> None:
 
     with pytest.raises(ConfigError, match=message):
         load_config(table(**{"lock-variants": value}), {})
+
+
+def test_poetry_export_warns_once_in_a_project_with_the_table() -> None:
+    from types import SimpleNamespace
+
+    from cleo.io.buffered_io import BufferedIO
+
+    from poetry_torch_cuda.plugins import _warn_on_poetry_export
+
+    def event(name: str, data: dict[str, object]) -> SimpleNamespace:
+        pyproject = SimpleNamespace(data=data)
+        command = SimpleNamespace(
+            name=name, poetry=SimpleNamespace(pyproject=pyproject)
+        )
+        return SimpleNamespace(command=command, io=BufferedIO())
+
+    warned = event("export", table())
+    _warn_on_poetry_export(warned)  # type: ignore[arg-type]
+    text = warned.io.fetch_error()
+    assert text.count("\n") == 1
+    assert "poetry torch-cuda export --variant" in text
+    for quiet in (event("export", {"tool": {}}), event("install", table())):
+        _warn_on_poetry_export(quiet)  # type: ignore[arg-type]
+        assert quiet.io.fetch_error() == ""

@@ -47,6 +47,9 @@ _CACHE_FORMAT = 2
 class IndexUnavailableError(TorchCudaError):
     """The index could not be asked (network, HTTP error, access denied)."""
 
+    #: The HTTP status the index answered, when it answered.
+    status: int | None = None
+
 
 @dataclass(frozen=True)
 class IndexFile:
@@ -112,6 +115,8 @@ class IndexClient:
         self._refresh = refresh
         self._authenticator: Authenticator | None = None
         self._memory: dict[tuple[str, str], ProjectFiles] = {}
+        #: ``(scheme, host)`` -> credentials taken out of a URL: Poetry logs URLs.
+        self._userinfo: dict[tuple[str, str], tuple[str, str]] = {}
         self.cache_dir = (
             Path(str(config.get("cache-dir"))).expanduser()
             / "poetry-torch-cuda"
@@ -125,7 +130,7 @@ class IndexClient:
             IndexUnavailableError: the index did not answer usefully.
         """
         name = canonicalize_name(project)
-        key = (index_url.rstrip("/"), name)
+        key = (self._bare(index_url).rstrip("/"), name)
         if key not in self._memory:
             cached = None if self._refresh else self._read_cache(key)
             self._memory[key] = cached or self._fetch(key)
@@ -137,7 +142,7 @@ class IndexClient:
         """Look up several ``(index_url, project)`` pairs at once, in parallel."""
         results: dict[tuple[str, str], ProjectFiles | IndexUnavailableError] = {}
         if wanted:
-            self._session_for(wanted[0][0])
+            self._session_for(self._bare(wanted[0][0]))
 
         def one(pair: tuple[str, str]) -> ProjectFiles | IndexUnavailableError:
             try:
@@ -150,13 +155,27 @@ class IndexClient:
                 results[pair] = result
         return results
 
+    def _bare(self, url: str) -> str:
+        """``url`` without ``user:password@``, which is kept for its host instead."""
+        from urllib.parse import unquote
+        from urllib.parse import urlsplit
+
+        from poetry_torch_cuda.index.urls import register_secret
+        from poetry_torch_cuda.index.urls import without_credentials
+
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        password = unquote(parts.password or "")
+        register_secret(password)
+        bare = without_credentials(url)
+        host = urlsplit(bare).netloc
+        self._userinfo[(parts.scheme, host)] = (unquote(parts.username or ""), password)
+        return bare
+
     def _session_for(self, url: str) -> Authenticator:
         if self._authenticator is None:
-            from poetry.utils.authenticator import Authenticator
-
-            authenticator = Authenticator(
-                self._config, cache_id="poetry-torch-cuda", disable_cache=True
-            )
+            authenticator = _authenticator(self._config, self._userinfo)
             # The project's sources carry the credentials (http-basic.<name>)
             # Poetry matches by host; register them like Poetry's own pool does.
             for name, source_url in self._sources:
@@ -190,12 +209,16 @@ class IndexClient:
         if status in (404, 410):
             result = ProjectFiles(name, False)
         elif status in (401, 403):
-            raise IndexUnavailableError(
+            refused = IndexUnavailableError(
                 f"{shown} refused access (HTTP {status}); configure credentials "
                 "for its source with `poetry config http-basic.<source> USER`"
             )
+            refused.status = status
+            raise refused
         elif status >= 400:
-            raise IndexUnavailableError(f"{shown} answered HTTP {status}")
+            failed = IndexUnavailableError(f"{shown} answered HTTP {status}")
+            failed.status = status
+            raise failed
         else:
             content_type = response.headers.get("Content-Type", "")
             try:
@@ -223,6 +246,7 @@ class IndexClient:
         from cleo.exceptions import CleoError
         from poetry.exceptions import PoetryError
 
+        url = self._bare(url)
         shown = mask_url(url)
         try:
             response = self._session_for(url).get(url, raise_for_status=False)
@@ -272,6 +296,29 @@ class IndexClient:
             Path(temporary).replace(self._cache_path(key))
         except OSError:
             pass  # a cache that cannot be written only costs a request next time
+
+
+def _authenticator(
+    config: Config, userinfo: Mapping[tuple[str, str], tuple[str, str]]
+) -> Authenticator:
+    """Poetry's Authenticator, also knowing credentials that came inside index URLs.
+
+    They are taken out of the URLs first: Poetry logs the URLs it asks (``-vvv``).
+    """
+    from urllib.parse import urlsplit
+
+    from poetry.utils.authenticator import Authenticator
+    from poetry.utils.password_manager import HTTPAuthCredential
+
+    class _WithUserinfo(Authenticator):
+        def get_credentials_for_url(self, url: str) -> HTTPAuthCredential:
+            parts = urlsplit(url)
+            known = userinfo.get((parts.scheme, parts.netloc))
+            if known is not None:
+                return HTTPAuthCredential(*known)
+            return super().get_credentials_for_url(url)
+
+    return _WithUserinfo(config, cache_id="poetry-torch-cuda", disable_cache=True)
 
 
 def _entries(links: Iterable[Any]) -> tuple[IndexFile, ...]:

@@ -124,6 +124,11 @@ def _probe(index: IndexAccess, project: str, timeout: float) -> tuple[str, str]:
     )
 
 
+def refused(index: IndexAccess, project: str, status: int) -> tuple[str, str]:
+    """``(cause, advice)`` for an HTTP error status the index answered."""
+    return _http_status(index, project, status)
+
+
 def _http_status(index: IndexAccess, project: str, status: int) -> tuple[str, str]:
     if status in (401, 403):
         if index.has_credentials:

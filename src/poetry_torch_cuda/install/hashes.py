@@ -109,8 +109,8 @@ def refusal_message(files: Sequence[str]) -> str:
     return (
         f"refused {'; '.join(files)}: {DIFFERENT_BYTES}.\n"
         "A published file never changes: treat this as a compromised or broken "
-        "mirror and tell whoever runs it. Nothing was installed; pyproject.toml, "
-        f"poetry.lock and {LOCK_NAME} are unchanged."
+        "mirror and tell whoever runs it. pyproject.toml, poetry.lock and "
+        f"{LOCK_NAME} are left as they were."
     )
 
 

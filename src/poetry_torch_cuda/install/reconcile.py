@@ -128,6 +128,9 @@ def apply_plan(
                     force_reinstall=force_reinstall,
                 )
         except TorchCudaError as error:  # pip's, or a download's (fetched.py)
+            undo = getattr(lock_for, "undo", None)
+            if callable(undo):
+                undo()  # an entry locked for this install is kept only if it installed
             raise _with_state(error, plan, snapshot, env) from None
         installed = installed_environment(env)
         done.append(_check_installed(plan, installed))

@@ -59,6 +59,15 @@ _MAX_PASSES = 5
 class LockError(TorchCudaError):
     """The variant cannot be locked: the index lacks a build, a hash, or answered badly."""
 
+    #: The HTTP status of the index's refusal, when that was the cause.
+    status: int | None = None
+
+
+def _unavailable(error: Exception) -> LockError:
+    failure = LockError(str(error))
+    failure.status = getattr(error, "status", None)
+    return failure
+
 
 class MissingBuildError(LockError):
     """The variant's index has no build of a locked version."""
@@ -165,17 +174,14 @@ class VariantLocker:
             name, version, extras, marker = stack.pop()
             key = (name, version)
             node = nodes.get(key)
-            if (
-                node is not None
-                and extras <= node.extras
-                and marker.intersect(node.markers) == marker
-            ):
-                continue
             if node is None:
                 node = _Node(name, version, self._files(url, name, version), marker)
                 nodes[key] = node
             else:
-                node.markers = node.markers.union(marker)
+                merged = node.markers.union(marker)
+                if extras <= node.extras and str(merged) == str(node.markers):
+                    continue  # nothing new: the walk ends even around a cycle
+                node.markers = merged
             node.extras |= extras
             if node.requirements is None:
                 node.requirements = self._requirements(node)
@@ -250,7 +256,7 @@ class VariantLocker:
             try:
                 self._pages[key] = self._client.project(url, name)
             except IndexUnavailableError as error:
-                raise LockError(str(error)) from None
+                raise _unavailable(error) from None
         return self._pages[key]
 
     def _fits_python(self, entry: IndexFile) -> bool:
@@ -285,8 +291,15 @@ class VariantLocker:
             if not wanted
             else f"{name}{'' if wanted[0] in '<>=!~' else '=='}{wanted}"
         )
+        where = without_credentials(url.rstrip("/"))
+        if not page.found:
+            return MissingBuildError(
+                f"cannot lock {asked} from {where}: the index has no page for "
+                f"{name} (HTTP 404).\nCheck the index URL and the variant: "
+                f"{where}/{name}/ should list its wheels."
+            )
         return MissingBuildError(
-            f"cannot lock {asked} for {variant} from {mask_url(url)}: the index has "
+            f"cannot lock {asked} from {where}: the index has "
             f"no build of {name} that matches (it offers {offered}).\n"
             "Choose a variant that has it (`poetry torch-cuda switch <variant>`), lock "
             "a version this variant offers, or check that the build exists for this "
@@ -332,7 +345,7 @@ class VariantLocker:
                 _check(entry.filename, entry.sha256, wheel)
                 data = _wheel_metadata(wheel, entry.filename)
         except IndexUnavailableError as error:
-            raise LockError(str(error)) from None
+            raise _unavailable(error) from None
         text = data.decode("utf-8", "replace")
         self._store_metadata(entry, text)
         return text

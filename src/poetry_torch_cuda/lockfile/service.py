@@ -13,6 +13,7 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.lockfile.builder import LockError
 from poetry_torch_cuda.lockfile.builder import Root
 from poetry_torch_cuda.lockfile.builder import VariantLocker
 from poetry_torch_cuda.lockfile.inputs import AUTO
@@ -30,13 +31,13 @@ from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from collections.abc import Iterable
 
     from cleo.io.io import IO
     from poetry.poetry import Poetry
 
     from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.lockfile.model import LockInputs
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
@@ -168,9 +169,33 @@ def variant_lock(poetry: Poetry, variant: Variant, io: IO) -> VariantLock:
             return found
         reasons = [f"{variant} is not locked"]
     io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
+    try:
+        return _lock_first(poetry, config, variant, recorded, current, io)
+    except LockError as error:
+        if error.status is None:
+            raise
+        from poetry_torch_cuda.index.credentials import index_access
+        from poetry_torch_cuda.install.diagnosis import refused
+
+        access = index_access(_fetching(poetry), variant, poetry.config)
+        cause, advice = refused(access, "torch", error.status)
+        raise LockError(
+            f"could not lock {variant} from {access.shown}: {cause}\n{advice}"
+        ) from None
+
+
+def _lock_first(
+    poetry: Poetry,
+    config: TorchCudaConfig,
+    variant: Variant,
+    recorded: LockInputs | None,
+    current: LockInputs,
+    io: IO,
+) -> VariantLock:
     global_stale = recorded is None or bool(differences(recorded, current, variant=""))
+    # An install asks the index afresh: it is about to download from it anyway.
     if global_stale:
-        lock = lock_project(poetry, io, extra=[variant])
+        lock = lock_project(poetry, io, refresh=True, extra=[variant])
     else:
         lock = _add_variant(poetry, config, variant, io)
     found = None if lock is None else lock.variant(variant.name)
@@ -228,7 +253,7 @@ def _add_variant(
     path = lock_path(poetry)
     previous = _read_previous(path)
     assert previous is not None
-    client = _client(poetry, False)
+    client = _client(poetry, True)
     entry = _locker(poetry, client).lock(
         variant,
         _fetching(poetry).index_url(variant),
@@ -345,13 +370,49 @@ def _summary(variants: Iterable[VariantLock]) -> str:
     return "; ".join(parts)
 
 
-def lookup(poetry: Poetry, io: IO) -> Callable[[Variant], VariantLock]:
-    """``variant -> its entry of torch-cuda.lock`` for an install (locks it if needed)."""
+class LockLookup:
+    """``variant -> its entry of torch-cuda.lock`` for an install (locks it if needed).
 
-    def lock_for(variant: Variant) -> VariantLock:
-        return variant_lock(poetry, variant, io)
+    When that locking wrote the file and the install then fails, :meth:`undo`
+    puts the file back as it was: an entry is kept only once its files installed.
+    """
 
-    return lock_for
+    def __init__(self, poetry: Poetry, io: IO) -> None:
+        self._poetry = poetry
+        self._io = io
+        self._before: bytes | None = None
+        self._wrote = False
+
+    def __call__(self, variant: Variant) -> VariantLock:
+        path = lock_path(self._poetry)
+        try:
+            before: bytes | None = path.read_bytes()
+        except OSError:
+            before = None
+        entry = variant_lock(self._poetry, variant, self._io)
+        try:
+            after: bytes | None = path.read_bytes()
+        except OSError:
+            after = None
+        if after != before:
+            self._before, self._wrote = before, True
+        return entry
+
+    def undo(self) -> None:
+        """Restore torch-cuda.lock as it was before this install locked anything."""
+        if not self._wrote:
+            return
+        path = lock_path(self._poetry)
+        if self._before is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(self._before)
+        self._wrote = False
+
+
+def lookup(poetry: Poetry, io: IO) -> LockLookup:
+    """A :class:`LockLookup` for one install."""
+    return LockLookup(poetry, io)
 
 
 def after_lock_write(poetry: Poetry, io: IO) -> None:

@@ -1,0 +1,139 @@
+"""VariantLocker on a fake index: the closure, extras, ranges, drift."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from poetry_torch_cuda.index.client import IndexFile
+from poetry_torch_cuda.index.client import ProjectFiles
+from poetry_torch_cuda.lockfile.builder import DriftError
+from poetry_torch_cuda.lockfile.builder import MissingBuildError
+from poetry_torch_cuda.lockfile.builder import Root
+from poetry_torch_cuda.lockfile.builder import VariantLocker
+from poetry_torch_cuda.lockfile.model import LockedPackage
+from poetry_torch_cuda.lockfile.model import VariantLock
+from poetry_torch_cuda.project.variants import parse_variant
+
+
+URL = "https://mirror.example/whl/cu130"
+LINUX = 'platform_system == "Linux"'
+
+
+class FakeIndex:
+    """Pages and metadata of a tiny variant index; each file's bytes are its name."""
+
+    def __init__(self, wheels: dict[str, list[str]]) -> None:
+        self.metadata: dict[str, str] = {}
+        self.pages: dict[str, list[IndexFile]] = {}
+        for filename, requires in wheels.items():
+            name = filename.split("-")[0].replace("_", "-")
+            text = "Metadata-Version: 2.1\n" + "".join(
+                f"Requires-Dist: {r}\n" for r in requires
+            )
+            url = f"{URL}/{name}/{filename}"
+            self.metadata[url + ".metadata"] = text
+            self.pages.setdefault(name, []).append(
+                IndexFile(
+                    filename,
+                    url,
+                    hashlib.sha256(filename.encode()).hexdigest(),
+                    len(filename),
+                    hashlib.sha256(text.encode()).hexdigest(),
+                )
+            )
+
+    def project(self, index_url: str, project: str) -> ProjectFiles:
+        entries = tuple(sorted(self.pages.get(project, []), key=lambda e: e.filename))
+        return ProjectFiles(
+            project, project in self.pages, tuple(e.filename for e in entries), entries
+        )
+
+    def download(self, url: str) -> bytes:
+        return self.metadata[url].encode()
+
+
+def lock(index: FakeIndex, previous: VariantLock | None = None) -> VariantLock:
+    locker = VariantLocker(
+        index, {"torch"}, lambda v: tuple(map(int, v.split("."))) >= (3, 9)
+    )  # type: ignore[arg-type]
+    return locker.lock(
+        parse_variant("cu130"),
+        URL,
+        URL,
+        [Root("torch", "2.14.1+cu130")],  # type: ignore[arg-type]
+        previous,
+    )
+
+
+WHEELS = {
+    "torch-2.14.1+cu130-cp311-cp311-linux_x86_64.whl": [
+        "filelock",
+        f"cuda-toolkit[cublas]==13.0.*; {LINUX}",
+        f"nvidia-cudnn-cu13; {LINUX}",
+    ],
+    "torch-2.14.1+cu130-cp38-cp38-linux_x86_64.whl": [],
+    "cuda_toolkit-13.0.2-py3-none-any.whl": [
+        'nvidia-cublas==13.0.*; extra == "cublas"',
+        'nvidia-cufft; extra == "cufft"',
+    ],
+    "cuda_toolkit-13.1.0-py3-none-any.whl": [],
+    "nvidia_cublas-13.0.2.14-py3-none-any.whl": [],
+    "nvidia_cublas-13.0.3.1-py3-none-any.whl": [],
+    "nvidia_cublas-13.1.0.3-py3-none-any.whl": [],
+    "nvidia_cudnn_cu13-9.13.0.50-py3-none-any.whl": ["nvidia-cublas<13.0.3"],
+}
+
+
+def test_closure_follows_extras_and_takes_the_newest_build_all_accept() -> None:
+    result = lock(FakeIndex(WHEELS))
+    packages = {p.name: p for p in result.packages}
+    assert sorted(packages) == [
+        "cuda-toolkit",
+        "nvidia-cublas",
+        "nvidia-cudnn-cu13",
+        "torch",
+    ]  # filelock is Poetry's; cufft's extra was not asked for
+    assert packages["cuda-toolkit"].version == "13.0.2"
+    # ==13.0.* from cuda-toolkit and <13.0.3 from cuDNN: 13.0.2.14
+    assert packages["nvidia-cublas"].version == "13.0.2.14"
+    assert packages["nvidia-cublas"].markers == LINUX
+    # cp38 is outside the project's Pythons: not locked
+    assert [f[0] for f in packages["torch"].files] == [
+        "torch-2.14.1+cu130-cp311-cp311-linux_x86_64.whl"
+    ]
+    assert packages["torch"].files[0][1] == (
+        "torch/torch-2.14.1+cu130-cp311-cp311-linux_x86_64.whl"
+    )
+
+
+def test_a_missing_build_names_what_the_index_has() -> None:
+    wheels = {k: v for k, v in WHEELS.items() if not k.startswith("torch-")}
+    wheels["torch-2.13.0+cu130-cp311-cp311-linux_x86_64.whl"] = []
+    with pytest.raises(MissingBuildError, match=r"it offers 2\.13\.0\+cu130"):
+        lock(FakeIndex(wheels))
+
+
+def test_a_changed_hash_of_a_locked_file_is_an_alarm() -> None:
+    first = lock(FakeIndex(WHEELS))
+    torch = next(p for p in first.packages if p.name == "torch")
+    filename, url, _, size = torch.files[0]
+    forged = LockedPackage(
+        torch.name, torch.version, "", (), ((filename, url, "0" * 64, size),)
+    )
+    previous = VariantLock(first.name, first.index_url, (forged,))
+    with pytest.raises(DriftError, match="now serves different bytes") as raised:
+        lock(FakeIndex(WHEELS), previous)
+    assert filename in str(raised.value)
+    assert lock(FakeIndex(WHEELS), first) == first  # unchanged: no alarm
+
+
+def test_a_dependency_cycle_ends() -> None:
+    wheels = {
+        "torch-2.14.1+cu130-cp311-cp311-linux_x86_64.whl": [f"nvidia-a; {LINUX}"],
+        "nvidia_a-1.0-py3-none-any.whl": ['nvidia-b; sys_platform == "linux"'],
+        "nvidia_b-1.0-py3-none-any.whl": ['nvidia-a; platform_machine == "x86_64"'],
+    }
+    names = sorted(p.name for p in lock(FakeIndex(wheels)).packages)
+    assert names == ["nvidia-a", "nvidia-b", "torch"]
