@@ -191,7 +191,6 @@ class _Run:
         self._jobs: list[_Job] = []
         self._error: BaseException | None = None
         self._cancelled = False
-        self._busy = 0
         self._part_bytes = min_part_bytes
 
     def fetch(self, missing: Sequence[tuple[LockedFile, Path]], purpose: str) -> None:

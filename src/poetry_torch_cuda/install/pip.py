@@ -202,9 +202,12 @@ class PipRunner:
                 f"{asked}. Run the command again to finish."
             )
         if returncode != 0:
+            # No index is involved: the diagnosis only reads pip's output.
+            local = IndexAccess.from_url("file:///")
+            cause, advice = diagnose(local, lines, returncode, 1.0)
             raise PipError(
                 f"pip could not install {asked} from the downloaded files: "
-                f"{pip_reason(lines)}"
+                f"{cause}\n{advice}"
             )
 
     def uninstall(self, names: Sequence[str]) -> None:
