@@ -106,7 +106,7 @@ def bench(session: nox.Session) -> None:
     ``nox -s bench -- --pairs 5``; ``--only startup,noop``; ``--help``.
     """
     # The script builds both Poetry venvs itself, pinned to this session's Poetry.
-    session.install(f"poetry=={POETRY_DEFAULT}")
+    session.install(f"poetry=={POETRY_DEFAULT}", "uv")  # uv: a contender in row 7b
     venvs = f"{session.create_tmp()}/venvs"
     session.run("python", "-m", "benchmarks.bench", "--venvs", venvs, *session.posargs)
 

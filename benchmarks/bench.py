@@ -19,6 +19,7 @@ from tests.support.catalog import build_universe
 from tests.support.fake_torch import make_verifiable
 from tests.support.index import IndexServer
 
+from benchmarks import network
 from benchmarks import scenarios
 from benchmarks import workspace
 from benchmarks.heavy import pad_universe
@@ -46,6 +47,8 @@ MEASUREMENTS: dict[str, Callable[[workspace.Workspace, int], Row]] = {
     "lock": scenarios.lock_time,
 }
 HEAVY = "heavy"
+#: The download-bound rows of issue 16 (benchmarks/network.py), run by default.
+NETWORK = "network"
 HERE = Path(__file__).resolve().parent
 
 
@@ -54,9 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=10, help="A/B pairs per row")
     parser.add_argument(
         "--only",
-        default=",".join(MEASUREMENTS),
-        help=f"comma-separated, from {', '.join([*MEASUREMENTS, HEAVY])} "
+        default=",".join([*MEASUREMENTS, NETWORK]),
+        help=f"comma-separated, from {', '.join([*MEASUREMENTS, NETWORK, HEAVY])} "
         f"(default: all but {HEAVY})",
+    )
+    parser.add_argument(
+        "--net-pairs",
+        type=int,
+        default=3,
+        help=f"pairs per {NETWORK} row (each run moves ~100 MB over a capped link)",
     )
     parser.add_argument(
         "--scale",
@@ -75,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the workspace")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = sorted(set(chosen) - {*MEASUREMENTS, HEAVY})
+    unknown = sorted(set(chosen) - {*MEASUREMENTS, HEAVY, NETWORK})
     if unknown or args.pairs < 1:
         parser.error(f"unknown measurement {unknown}" if unknown else "--pairs >= 1")
 
@@ -83,16 +92,25 @@ def main(argv: list[str] | None = None) -> int:
     plugin, plain = prepare(args.venvs.resolve())
     root = Path(tempfile.mkdtemp(prefix="poetry-torch-cuda-bench-"))
     try:
-        universe = build_universe(root / "universe")
-        # Builds that pass verification, which is on, as for users.
-        make_verifiable(universe, (workspace.VARIANT, workspace.OTHER))
-        with IndexServer(universe.root) as index:
-            print("bench: preparing the projects", file=sys.stderr, flush=True)
-            ws = workspace.prepare(root / "work", index, plugin, plain)
-            project_pip = ws.projects["noop-plugin"].installed()["pip"]
-            rows = [
-                MEASUREMENTS[name](ws, args.pairs) for name in chosen if name != HEAVY
-            ]
+        rows: list[Row] = []
+        project_pip = "?"
+        if set(chosen) & set(MEASUREMENTS):
+            universe = build_universe(root / "universe")
+            # Builds that pass verification, which is on, as for users.
+            make_verifiable(universe, (workspace.VARIANT, workspace.OTHER))
+            with IndexServer(universe.root) as index:
+                print("bench: preparing the projects", file=sys.stderr, flush=True)
+                ws = workspace.prepare(root / "work", index, plugin, plain)
+                project_pip = ws.projects["noop-plugin"].installed()["pip"]
+                rows = [
+                    MEASUREMENTS[name](ws, args.pairs)
+                    for name in chosen
+                    if name in MEASUREMENTS
+                ]
+        if NETWORK in chosen:
+            world, megabytes = network.prepare(root, plugin, plain)
+            project_pip = world.ws.projects[network.NAMES[0]].installed()["pip"]
+            rows.extend(network.rows(world, max(1, args.net_pairs), megabytes))
         if HEAVY in chosen:
             rows.append(heavy_switch(root, plugin, plain, args.pairs, args.scale))
     finally:

@@ -8,9 +8,10 @@ needs no credentials and every authenticated request is the plugin's.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
-import stat
+import time
 from importlib.metadata import version
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -24,7 +25,6 @@ from tests.support.processes import environ
 from tests.support.processes import pip_processes
 from tests.support.processes import start_poetry
 from tests.support.processes import wait_for
-from tests.support.processes import wait_for_request
 
 
 if TYPE_CHECKING:
@@ -157,25 +157,41 @@ def test_missing_credentials_say_how_to_give_them(
 def test_password_never_on_a_command_line(
     source_project: Project, mirror: IndexServer
 ) -> None:
-    """Other users can read /proc/<pid>/cmdline; only the owner reads environ."""
-    mirror.delay_seconds.update({CU129_WHEEL: 60, f"{CU129_WHEEL}.metadata": 0})
+    """Other users can read /proc/<pid>/cmdline; only the owner reads environ.
+
+    The plugin fetches the locked files itself (Poetry's HTTP stack, in its own
+    process), so pip gets local files and no credentials at all.
+    """
+    mirror.delay_seconds.update({CU129_WHEEL: 2, f"{CU129_WHEEL}.metadata": 0})
     process = start_poetry(
         source_project,
         "install",
         env_extra={ENV_USER: USER, ENV_PASSWORD: PASSWORD},
     )
+    pip_environments: list[dict[str, str]] = []
     try:
-        wait_for_request(mirror, CU129_WHEEL)
-        wait_for(lambda: bool(pip_processes(process.pid)), 30, "pip to run")
-        pids = [process.pid, *descendants(process.pid)]
-        for pid in pids:
-            assert_no_secret(" ".join(cmdline(pid)), PASSWORD)
-        (pip,) = pip_processes(process.pid)
-        assert quote(PASSWORD, safe="") in environ(pip)["PIP_INDEX_URL"]
-        assert stat.S_IMODE(os.stat(f"/proc/{pip}/environ").st_mode) == 0o400
+        wait_for(lambda: CU129_WHEEL in mirror.requests, 120, "the wheel's GET")
+        while process.poll() is None:
+            for pid in [process.pid, *descendants(process.pid)]:
+                with contextlib.suppress(OSError):
+                    assert_no_secret(" ".join(cmdline(pid)), PASSWORD)
+            for pip in pip_processes(process.pid):
+                with contextlib.suppress(OSError):
+                    pip_environments.append(environ(pip))
+            time.sleep(0.01)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
         process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert source_project.installed()["torch"] == "2.14.1+cu129"
+    assert whl_authorizations(mirror) == {basic(USER, PASSWORD)}
+    assert pip_environments, "pip was never seen running"
+    for pip_environment in pip_environments:
+        assert "PIP_INDEX_URL" not in pip_environment
+        # What the plugin gives pip (Poetry's own variables are the user's, inherited).
+        given = [v for k, v in pip_environment.items() if k.startswith("PIP_")]
+        assert_no_secret(" ".join(given), PASSWORD)
 
 
 def test_index_url_on_a_source_host_uses_that_sources_credentials(

@@ -66,6 +66,9 @@ class RequestRecord:
     headers: dict[str, str] = field(default_factory=dict)
     status: int = 0
     content_type: str = ""
+    #: ``time.monotonic()`` when the request arrived and when its answer was sent.
+    started: float = 0.0
+    finished: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,20 @@ class IndexServer:
         if set, injected failures carry ``Retry-After: <value>``. Poetry retries
         429/500/501/502/503/504 five times, sleeping Retry-After seconds (else
         0.5 s, 1 s, ... 2.5 s = 7.5 s in all), so ``"0"`` keeps such tests fast.
+    ``bytes_per_second``
+        if set, every response body is sent at most this fast on its connection,
+        like a CDN capping each flow (default None: as fast as possible).
+    ``latency_seconds``
+        seconds to wait before answering any request, like a distant server
+        (default 0).
+    ``immutable_files``
+        send ``Cache-Control: max-age=31536000, immutable`` with wheels and
+        metadata files, as PyPI's and PyTorch's CDNs do, so pip's HTTP cache
+        keeps them (default False).
+    ``corrupt_paths``
+        path prefixes: wheels under them are served with their last byte
+        changed while the page lists the true sha256 (a transfer corrupted on
+        the way, unlike ``tampered_paths``).
 
     Prefixes are matched against the URL-decoded request path.
     """
@@ -199,6 +216,10 @@ class IndexServer:
         self.fail_retry_after: str | None = None
         self.bad_hash_paths: set[str] = set()
         self.tampered_paths: set[str] = set()
+        self.bytes_per_second: float | None = None
+        self.latency_seconds = 0.0
+        self.immutable_files = False
+        self.corrupt_paths: set[str] = set()
         self._records: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._file_cache: dict[tuple[Path, int, int], _FileInfo] = {}
@@ -256,6 +277,10 @@ class IndexServer:
         self.fail_retry_after = None
         self.bad_hash_paths.clear()
         self.tampered_paths.clear()
+        self.bytes_per_second = None
+        self.latency_seconds = 0.0
+        self.immutable_files = False
+        self.corrupt_paths.clear()
 
     # -- addresses ---------------------------------------------------------
 
@@ -297,6 +322,22 @@ class IndexServer:
         with self._lock:
             self._records.clear()
 
+    def max_overlap(self, prefix: str = "/", suffix: str = "") -> int:
+        """The most requests under ``prefix`` (ending in ``suffix``) answered at one time."""
+        events: list[tuple[float, int]] = []
+        for record in self.records:
+            if (
+                record.path.startswith(prefix)
+                and record.path.endswith(suffix)
+                and record.finished
+            ):
+                events += [(record.started, 1), (record.finished, -1)]
+        most = current = 0
+        for _, step in sorted(events):
+            current += step
+            most = max(most, current)
+        return most
+
     # -- serving -----------------------------------------------------------
 
     def _handle(self, handler: _Handler, *, head: bool) -> None:
@@ -309,9 +350,12 @@ class IndexServer:
             authorization=handler.headers.get("Authorization"),
             user_agent=handler.headers.get("User-Agent", ""),
             headers=dict(handler.headers.items()),
+            started=time.monotonic(),
         )
         with self._lock:
             self._records.append(record)
+        if self.latency_seconds:
+            time.sleep(self.latency_seconds)
 
         delay = _match_prefix(dict(self.delay_seconds), path)
         if delay:
@@ -534,7 +578,13 @@ class IndexServer:
                 raise _NotFound
             body = self._file_info(wheel).metadata
             self._send(
-                handler, record, 200, body, "application/octet-stream", head=head
+                handler,
+                record,
+                200,
+                body,
+                "application/octet-stream",
+                head=head,
+                headers=self._file_headers(),
             )
             return
         path = project_dir / filename
@@ -543,7 +593,11 @@ class IndexServer:
         data = path.read_bytes()
         if record.path.startswith(tuple(self.tampered_paths)):
             data = tamper_bytes(data)
-        headers = {"Accept-Ranges": "bytes"} if self.serve_ranges else {}
+        if record.path.startswith(tuple(self.corrupt_paths)):
+            data = data[:-1] + bytes([data[-1] ^ 0xFF])
+        headers = self._file_headers()
+        if self.serve_ranges:
+            headers["Accept-Ranges"] = "bytes"
         wanted = _parse_range(handler.headers.get("Range"), len(data))
         status: int
         if wanted is None or not self.serve_ranges:
@@ -568,6 +622,11 @@ class IndexServer:
         )
 
     # -- helpers -----------------------------------------------------------
+
+    def _file_headers(self) -> dict[str, str]:
+        if self.immutable_files:
+            return {"Cache-Control": "max-age=31536000, immutable"}
+        return {}
 
     def _content_type(self, handler: _Handler) -> str | None:
         chosen = _negotiate(handler.headers.get("Accept", ""))
@@ -640,9 +699,24 @@ class IndexServer:
         handler.end_headers()
         if not head:
             try:
-                handler.wfile.write(body)
+                self._write_body(handler, body)
             except (BrokenPipeError, ConnectionResetError):
                 handler.close_connection = True
+        record.finished = time.monotonic()
+
+    def _write_body(self, handler: _Handler, body: bytes) -> None:
+        """Write ``body``, no faster than ``bytes_per_second`` when that is set."""
+        rate = self.bytes_per_second
+        if not rate or len(body) <= 64 * 1024:
+            handler.wfile.write(body)
+            return
+        step = max(int(rate / 50), 16 * 1024)  # about 50 writes a second
+        begun = time.monotonic()
+        for offset in range(0, len(body), step):
+            handler.wfile.write(body[offset : offset + step])
+            ahead = (offset + step) / rate - (time.monotonic() - begun)
+            if ahead > 0:
+                time.sleep(ahead)
 
 
 class _NotFound(Exception):

@@ -6,6 +6,7 @@ import pytest
 
 from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
+from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import load_config
 
 
@@ -158,3 +159,22 @@ def test_credentials_in_a_bad_url_are_masked() -> None:
         )
     assert "s3cret" not in str(raised.value)
     assert "***@host" in str(raised.value)
+
+
+@pytest.mark.parametrize("value", [0, -1, 65, "eight", 2.5, True])
+def test_download_concurrency_must_be_a_sensible_whole_number(value: object) -> None:
+    pyproject = {"tool": {TABLE: {"variant": "cu129", "download-concurrency": value}}}
+    with pytest.raises(
+        ConfigError, match="download-concurrency must be a whole number"
+    ):
+        load_config(pyproject, {})
+
+
+def test_download_concurrency_defaults_to_eight_and_can_be_set() -> None:
+    table = {"variant": "cu129"}
+    config = load_config({"tool": {TABLE: table}}, {})
+    assert config is not None
+    assert config.download_concurrency == 8
+    config = load_config({"tool": {TABLE: {**table, "download-concurrency": 16}}}, {})
+    assert config is not None
+    assert config.download_concurrency == 16

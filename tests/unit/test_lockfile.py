@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import pytest
 
-from poetry_torch_cuda.install.hashes import DIFFERENT_BYTES
-from poetry_torch_cuda.install.hashes import refusal_message
-from poetry_torch_cuda.install.hashes import refused_files
-from poetry_torch_cuda.install.hashes import requirement_lines
 from poetry_torch_cuda.lockfile.inputs import differences
 from poetry_torch_cuda.lockfile.model import LockedDependency
 from poetry_torch_cuda.lockfile.model import LockedPackage
@@ -127,10 +122,7 @@ def test_closure_follows_markers_and_resolves_urls() -> None:
     (file,) = variant.files(linux[1])
     assert file.url == "https://download.pytorch.org/whl/cu129/torch/t0.whl"
     assert file.sha256 == B
-    assert requirement_lines(linux) == [
-        f"nvidia-cublas-cu12==12.9.1.4 --hash=sha256:{A}",
-        f"torch==2.14.1+cu129 --hash=sha256:{B}",
-    ]
+    assert [p.hashes for p in linux] == [[A], [B]]
     with pytest.raises(KeyError):
         variant.closure([("torchaudio", None)], {})
 
@@ -156,32 +148,17 @@ def test_differences_name_what_moved() -> None:
     assert differences(recorded, more, variant="cu129") == []
 
 
-def test_pip_hash_refusal_names_file_expected_and_received() -> None:
-    lines = [
-        "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.",
-        (
-            "    torch==2.14.1+cu130 from http://127.0.0.1:1/whl/cu130/torch/"
-            "torch-2.14.1%2Bcu130-py3-none-any.whl#sha256=x (from -r /tmp/r.txt (line 2)):"
-        ),
-        f"        Expected sha256 {A}",
-        f"             Or:        {C}",
-        f"             Got        {B}",
-    ]
-    (refused,) = refused_files(lines)
-    assert refused.startswith("torch-2.14.1+cu130-py3-none-any.whl: expected sha256")
-    assert A in refused and C in refused and f"received sha256 {B}" in refused
-    assert DIFFERENT_BYTES in refusal_message([refused])
+def test_reading_the_inputs_reads_only_the_head(tmp_path: Path) -> None:
+    """The staleness check parses the ``[metadata]`` head, never the variants.
 
-
-def test_reading_the_inputs_of_a_big_lock_is_fast(tmp_path: Path) -> None:
-    """A no-op install reads only the head: far below 5 ms even for a big file."""
+    (Its cost is measured by ``nox -s bench``, not asserted here.)
+    """
     path = tmp_path / "torch-cuda.lock"
     write_lock(path, sample(variants=4, files=40))
-    assert path.stat().st_size > 40_000
-    started = time.perf_counter()
-    for _ in range(20):
-        read_inputs(path)
-    assert (time.perf_counter() - started) / 20 < 0.005
+    expected = read_inputs(path)
+    # Garbage after the head would break a full parse; the head alone still reads.
+    path.write_text(path.read_text() + "\n[[variant]\nthis is not TOML = = =\n")
+    assert read_inputs(path) == expected
 
 
 def table(**values: object) -> dict[str, object]:

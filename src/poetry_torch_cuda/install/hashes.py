@@ -1,10 +1,8 @@
-"""Install a locked build with pip's hash checking, and explain a refused file."""
+"""Which locked files an environment needs, and the one message for a refused file."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 
@@ -22,10 +20,6 @@ if TYPE_CHECKING:
 
 #: The words every refusal of a file with other bytes than locked carries.
 DIFFERENT_BYTES = "the index or mirror now serves different bytes for the same file"
-_EXPECTED = re.compile(r"Expected sha256 (?P<hash>[0-9a-f]{64})")
-_OR = re.compile(r"^\s*Or:\s+(?P<hash>[0-9a-f]{64})")
-_GOT = re.compile(r"Got\s+(?P<hash>[0-9a-f]{64})")
-_FROM = re.compile(r" from (?P<url>[a-z][a-z0-9+.-]*://\S+?)(?: \(|:?$)")
 
 
 def locked_closure(
@@ -73,37 +67,6 @@ def installable_files(
     return chosen
 
 
-def requirement_lines(packages: Iterable[LockedPackage]) -> list[str]:
-    """``name==version --hash=sha256:…`` per package, for ``pip --require-hashes``."""
-    return [
-        f"{package.name}=={package.version} "
-        + " ".join(f"--hash=sha256:{digest}" for digest in package.hashes)
-        for package in packages
-    ]
-
-
-def refused_files(lines: Sequence[str]) -> list[str]:
-    """From pip's output: one sentence per file whose bytes differ from the lock."""
-    found = []
-    current = "a file"
-    expected: list[str] = []
-    for line in lines:
-        stripped = line.strip()
-        if (source := _FROM.search(stripped)) is not None and stripped.endswith(":"):
-            current = _file_name(source["url"])
-            expected = []
-        elif (match := _EXPECTED.search(stripped)) is not None:
-            expected = [match["hash"]]
-        elif (match := _OR.search(line)) is not None:
-            expected.append(match["hash"])
-        elif (match := _GOT.search(stripped)) is not None:
-            found.append(
-                f"{current}: expected sha256 {' or '.join(expected) or '?'} "
-                f"({LOCK_NAME}), received sha256 {match['hash']}"
-            )
-    return found
-
-
 def refusal_message(files: Sequence[str]) -> str:
     """The one message for files whose bytes differ from torch-cuda.lock."""
     return (
@@ -112,7 +75,3 @@ def refusal_message(files: Sequence[str]) -> str:
         "mirror and tell whoever runs it. pyproject.toml, poetry.lock and "
         f"{LOCK_NAME} are left as they were."
     )
-
-
-def _file_name(url: str) -> str:
-    return unquote(url.split("#", 1)[0].rsplit("/", 1)[-1]) or "a file"

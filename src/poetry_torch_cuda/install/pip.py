@@ -104,16 +104,12 @@ class PipRunner:
         *,
         force_reinstall: bool = False,
         compile_bytecode: bool = False,
-        hashed: Sequence[str] = (),
     ) -> None:
         """Install ``requirements`` from ``index``; ``constraints`` pin everything else.
 
         ``force_reinstall`` reinstalls them even when the same version is there.
         ``compile_bytecode``: write ``.pyc`` files, as ``poetry install --compile``
         does; Poetry's default (and pip's ``--no-compile``) is not to.
-        ``hashed`` (``name==version --hash=…`` lines from torch-cuda.lock)
-        replaces ``requirements`` on pip's command line with a requirements
-        file installed with ``--require-hashes``.
 
         Raises:
             PipInterrupted: a signal stopped pip (it rolled back what it had begun).
@@ -121,10 +117,7 @@ class PipRunner:
         """
         if isinstance(index, str):
             index = IndexAccess.from_url(index)
-        with (
-            _constraints_file(constraints) as constraints_path,
-            _constraints_file(hashed) as hashed_path,
-        ):
+        with _constraints_file(constraints) as constraints_path:
             args = [
                 *self._pip,
                 "install",
@@ -134,13 +127,7 @@ class PipRunner:
                 str(constraints_path),
                 *(["--force-reinstall"] if force_reinstall else []),
                 *([] if compile_bytecode else ["--no-compile"]),
-                # The locked closure is complete: reinstall it, not Poetry's packages.
-                *(["--no-deps"] if hashed and force_reinstall else []),
-                *(
-                    ["--require-hashes", "--requirement", str(hashed_path)]
-                    if hashed
-                    else requirements
-                ),
+                *requirements,
             ]
             env = pip_environment(os.environ, index)
             returncode, lines, signum = self._run(args, env)
@@ -152,19 +139,61 @@ class PipRunner:
                 f"pip was killed by {_signal_name(-returncode)} while installing "
                 f"{asked} from {index.shown}. Run the command again to finish."
             )
-        if returncode != 0 and hashed:
-            from poetry_torch_cuda.install.hashes import refusal_message
-            from poetry_torch_cuda.install.hashes import refused_files
-
-            refused = refused_files(lines)
-            if refused:
-                raise PipError(
-                    f"pip could not install {asked}: {refusal_message(refused)}"
-                )
         if returncode != 0:
             cause, advice = diagnose(index, lines, returncode, pip_timeout(env))
             raise PipError(
                 f"pip could not install {asked} from {index.shown}: {cause}\n{advice}"
+            )
+
+    def install_files(
+        self,
+        files: Sequence[tuple[Path, str]],
+        *,
+        force_reinstall: bool = False,
+        compile_bytecode: bool = False,
+        asked: str = "",
+    ) -> None:
+        """Install local, already verified wheel files: no index, no resolving.
+
+        ``files`` are ``(path, sha256)``; pip checks each hash again
+        (``--require-hashes``) and installs exactly these files (``--no-deps``).
+        ``asked`` names them in messages (default: the file names).
+
+        Raises:
+            PipInterrupted: a signal stopped pip (it rolled back what it had begun).
+            PipError: pip failed; the message says why.
+        """
+        asked = asked or ", ".join(path.name for path, _ in files)
+        lines_in = [f"{path} --hash=sha256:{sha256}" for path, sha256 in files]
+        with _constraints_file(lines_in) as requirements:
+            args = [
+                *self._pip,
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--no-index",
+                "--no-deps",
+                "--require-hashes",
+                *(["--force-reinstall"] if force_reinstall else []),
+                *([] if compile_bytecode else ["--no-compile"]),
+                "--requirement",
+                str(requirements),
+            ]
+            returncode, lines, signum = self._run(args, pip_environment(os.environ))
+        if signum is not None:
+            raise _interrupted(f"installing {asked}", signum)
+        if returncode < 0:
+            raise PipError(
+                f"pip was killed by {_signal_name(-returncode)} while installing "
+                f"{asked}. Run the command again to finish."
+            )
+        if returncode != 0:
+            # No index is involved: the diagnosis only reads pip's output.
+            local = IndexAccess.from_url("file:///")
+            cause, advice = diagnose(local, lines, returncode, 1.0)
+            raise PipError(
+                f"pip could not install {asked} from the downloaded files: "
+                f"{cause}\n{advice}"
             )
 
     def uninstall(self, names: Sequence[str]) -> None:

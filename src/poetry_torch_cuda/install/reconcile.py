@@ -15,7 +15,6 @@ from poetry_torch_cuda.install.family import with_family
 from poetry_torch_cuda.install.installed import InstalledEnvironment
 from poetry_torch_cuda.install.installed import graph_of
 from poetry_torch_cuda.install.installed import installed_environment
-from poetry_torch_cuda.install.pip import PipError
 from poetry_torch_cuda.install.pip import PipRunner
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import build_targets
@@ -123,20 +122,39 @@ def apply_plan(
             f"from <comment>{index.shown}</>",
             verbosity=Verbosity.VERBOSE,
         )
-        hashed = _hashed(lock_for, plan, env, installed) if lock_for is not None else []
+        lock = (
+            _variant_lock(lock_for, plan, installed) if lock_for is not None else None
+        )
         snapshot = _versions(installed)
         stash = take_stash(env, protected & set(snapshot))
         try:
             try:
-                pip.install(
-                    requirements,
-                    index,
-                    pins_for(installed, protected, plan.install, locked_versions),
-                    force_reinstall=force_reinstall,
-                    compile_bytecode=compile_bytecode,
-                    hashed=hashed,
-                )
-            except PipError as error:
+                if lock is not None:
+                    # The locked files, fetched in parallel and verified; pip
+                    # installs exactly them.
+                    from poetry_torch_cuda.install.fetched import install_locked
+
+                    install_locked(
+                        lock,
+                        plan,
+                        config,
+                        env,
+                        installed,
+                        pip,
+                        io,
+                        poetry_config=poetry_config,
+                        force_reinstall=force_reinstall,
+                        compile_bytecode=compile_bytecode,
+                    )
+                else:
+                    pip.install(
+                        requirements,
+                        index,
+                        pins_for(installed, protected, plan.install, locked_versions),
+                        force_reinstall=force_reinstall,
+                        compile_bytecode=compile_bytecode,
+                    )
+            except TorchCudaError as error:  # pip's, or a download's (fetched.py)
                 forget_entry = getattr(lock_for, "undo", None)
                 if callable(forget_entry):
                     forget_entry()  # an entry locked for this install stays only if it installed
@@ -170,15 +188,12 @@ def _remove_orphans(
         )
 
 
-def _hashed(
-    lock_for: LockLookup, plan: Plan, env: Env, installed: InstalledEnvironment
-) -> list[str]:
-    """The ``--require-hashes`` lines for ``plan``'s targets and their locked closure."""
-    from poetry_torch_cuda.install.hashes import locked_closure
-    from poetry_torch_cuda.install.hashes import requirement_lines
-
+def _variant_lock(
+    lock_for: LockLookup, plan: Plan, installed: InstalledEnvironment
+) -> VariantLock:
+    """The variant's entry of torch-cuda.lock (locked first when missing)."""
     try:
-        lock = lock_for(plan.variant)
+        return lock_for(plan.variant)
     except TorchCudaError as error:
         versions = _versions(installed)
         names = [target.name for target in plan.install]
@@ -189,14 +204,6 @@ def _hashed(
             else "Nothing was installed."
         )
         raise TorchCudaError(f"{error}\n{state}") from None
-    try:
-        packages = locked_closure(lock, plan.install, env.marker_env)
-    except KeyError as missing:
-        raise TorchCudaError(
-            f"torch-cuda.lock has no {missing.args[0]} for {plan.variant}; run "
-            "`poetry torch-cuda lock` and then the command again."
-        ) from None
-    return requirement_lines(packages)
 
 
 def describe_plan(plan: Plan, config: TorchCudaConfig) -> str:
@@ -222,8 +229,8 @@ def _versions(installed: InstalledEnvironment) -> dict[NormalizedName, str]:
 
 
 def _with_state(
-    error: PipError, plan: Plan, before: Mapping[NormalizedName, str], env: Env
-) -> PipError:
+    error: TorchCudaError, plan: Plan, before: Mapping[NormalizedName, str], env: Env
+) -> TorchCudaError:
     """``error`` with a line that says what the environment holds now."""
     after = _versions(installed_environment(env))
     names = [target.name for target in plan.install]

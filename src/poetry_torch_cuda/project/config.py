@@ -49,7 +49,11 @@ _KEYS = (
     "verify",
     "verify-timeout",
     "lock-variants",
+    "download-concurrency",
 )
+#: Connections at once for the variant's files, unless download-concurrency says otherwise.
+DEFAULT_DOWNLOAD_CONCURRENCY = 8
+MAX_DOWNLOAD_CONCURRENCY = 64
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class TorchCudaConfig:
     verify_timeout: float = DEFAULT_VERIFY_TIMEOUT
     #: ``lock-variants``: the variants torch-cuda.lock holds (empty: the default).
     lock_variants: tuple[str, ...] = ()
+    #: How many connections fetch the variant's files at once.
+    download_concurrency: int = DEFAULT_DOWNLOAD_CONCURRENCY
 
     @property
     def package_names(self) -> frozenset[NormalizedName]:
@@ -161,6 +167,21 @@ def load_config(
         verify=verify,
         verify_timeout=verify_timeout,
         lock_variants=_lock_variants(table.get("lock-variants")),
+        download_concurrency=_download_concurrency(table),
+    )
+
+
+def _download_concurrency(table: Mapping[str, Any]) -> int:
+    value = table.get("download-concurrency", DEFAULT_DOWNLOAD_CONCURRENCY)
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 1 <= value <= MAX_DOWNLOAD_CONCURRENCY
+    ):
+        return value
+    raise ConfigError(
+        f"[tool.{TABLE}] download-concurrency must be a whole number from 1 to "
+        f"{MAX_DOWNLOAD_CONCURRENCY} (files fetched at once), got {_describe(value)}."
     )
 
 

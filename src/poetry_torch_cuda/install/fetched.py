@@ -1,0 +1,267 @@
+"""Install locked files the fast way: fetch them all at once, verified, then pip them locally.
+
+pip stays the installer, but it neither resolves nor downloads: it gets the
+files the plugin already fetched and checked (``--no-index --no-deps
+--require-hashes``), so a variant switch costs the time of the parallel
+download plus pip's unpacking.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cleo.io.outputs.output import Verbosity
+from packaging.version import InvalidVersion
+from packaging.version import Version
+
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index.credentials import index_access
+from poetry_torch_cuda.install.download import DownloadError
+from poetry_torch_cuda.install.download import DownloadInterrupted
+from poetry_torch_cuda.install.download import download_files
+from poetry_torch_cuda.install.download import new_authenticator
+from poetry_torch_cuda.lockfile.model import LOCK_NAME
+from poetry_torch_cuda.output import PREFIX
+
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from cleo.io.io import IO
+    from poetry.config.config import Config
+    from poetry.utils.env import Env
+
+    from poetry_torch_cuda.install.download import LockedFile
+    from poetry_torch_cuda.install.installed import InstalledEnvironment
+    from poetry_torch_cuda.install.pip import PipRunner
+    from poetry_torch_cuda.install.planning import Plan
+    from poetry_torch_cuda.lockfile.model import LockedPackage
+    from poetry_torch_cuda.lockfile.model import VariantLock
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.variants import Variant
+
+
+class TerminalProgress:
+    """One line, rewritten in place: files and megabytes done, like Poetry's installer."""
+
+    def __init__(self, io: IO) -> None:
+        self._io = io
+        self._begun = time.monotonic()
+        self._shown = ""
+        self._last = (0, 0, 0, 0)
+
+    def update(self, done: int, total: int, files_done: int, files: int) -> None:
+        """Rewrite the line with the current state."""
+        self._last = (done, total, files_done, files)
+        line = (
+            f"{PREFIX}: downloading {files} file{'s' if files != 1 else ''}: "
+            f"{files_done} done, {_mb(done)} of {_mb(total)}"
+        )
+        if line != self._shown:
+            self._io.overwrite(line)
+            self._shown = line
+
+    def finish(self) -> None:
+        """End the line (it stays as the record of the download)."""
+        done, _, files_done, files = self._last
+        seconds = time.monotonic() - self._begun
+        self._io.overwrite(
+            f"{PREFIX}: downloaded {files_done} of {files} files ({_mb(done)}) "
+            f"in {seconds:.1f} s"
+        )
+        self._io.write_line("")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def install_locked_files(
+    files: Sequence[LockedFile],
+    config: TorchCudaConfig,
+    variant: Variant,
+    pip: PipRunner,
+    io: IO,
+    *,
+    poetry_config: Config | None = None,
+    force_reinstall: bool = False,
+    compile_bytecode: bool = False,
+    asked: str = "",
+) -> list[Path]:
+    """Fetch ``files`` into Poetry's artifact cache, then have pip install exactly them.
+
+    ``asked`` says what they are for in messages (``torch==2.14.1+cu130, …``).
+    Returns the cached paths handed to pip.
+
+    Raises:
+        DownloadError: a file could not be fetched or is not the locked file.
+        PipError: pip failed (the message says why).
+    """
+    from poetry.config.config import Config
+
+    poetry_config = poetry_config if poetry_config is not None else Config.create()
+    concurrency = config.download_concurrency
+    access = index_access(config, variant, poetry_config)
+    authorization = {}
+    if access.authorization is not None:
+        from urllib.parse import urlsplit
+
+        authorization[urlsplit(access.url).netloc] = access.authorization
+    sources = list(config.project_sources)
+    if config.source is not None:
+        sources = [(name, url) for name, url in sources if name != config.source]
+        sources.append((config.source, access.url))
+    authenticator = new_authenticator(poetry_config, sources, concurrency)
+    show = io.output.is_decorated() and not io.output.is_quiet()
+    begun = time.monotonic()
+    asked = asked or ", ".join(item.filename for item in files)
+    try:
+        paths = download_files(
+            files,
+            Path(poetry_config.artifacts_cache_directory),
+            authenticator,
+            concurrency=concurrency,
+            authorization=authorization,
+            progress=TerminalProgress(io) if show else None,
+            purpose=f"the files for {asked}",
+        )
+    except DownloadInterrupted:
+        raise
+    except DownloadError as error:
+        wrapped = type(error)(f"could not install {asked}: {error}")
+        wrapped.exit_code = error.exit_code
+        raise wrapped from None
+    finally:
+        authenticator.close()
+    io.write_line(
+        f"{PREFIX}: {len(files)} verified files ready in "
+        f"{time.monotonic() - begun:.1f} s ({concurrency} connections at most)",
+        verbosity=Verbosity.VERBOSE,
+    )
+    pip.install_files(
+        [(path, item.sha256) for path, item in zip(paths, files)],
+        force_reinstall=force_reinstall,
+        compile_bytecode=compile_bytecode,
+        asked=asked,
+    )
+    return paths
+
+
+def locked_files(
+    lock: VariantLock,
+    plan: Plan,
+    env: Env,
+    installed: InstalledEnvironment,
+    *,
+    force: bool = False,
+) -> list[LockedFile]:
+    """The one file per locked package that this environment needs and lacks.
+
+    The closure of ``plan``'s targets in ``lock`` (markers evaluated for
+    ``env``), without what is installed at the locked version already (unless
+    ``force``); of each package's files, the wheel whose tags pip prefers here.
+
+    Raises:
+        TorchCudaError: the lock lacks a package, or has no file for this env.
+    """
+    from poetry_torch_cuda.install.hashes import locked_closure
+
+    try:
+        packages = locked_closure(lock, plan.install, env.marker_env)
+    except KeyError as missing:
+        raise TorchCudaError(
+            f"{LOCK_NAME} has no {missing.args[0]} for {plan.variant}; run "
+            "`poetry torch-cuda lock` and then the command again."
+        ) from None
+    asked = {target.name for target in plan.install}
+    files = []
+    for package in packages:
+        present = installed.get(package.name)
+        if (
+            not force
+            and package.name not in asked
+            and present is not None
+            and _same(present.version, package.version)
+        ):
+            continue
+        files.append(_best_file(lock, package, env))
+    return files
+
+
+def _best_file(lock: VariantLock, package: LockedPackage, env: Env) -> LockedFile:
+    """The wheel of ``package`` that fits ``env`` best (pip's tag order).
+
+    The files whose tags fit the environment's markers come first (no process);
+    only when several fit does Poetry ask the environment for its tag order.
+    """
+    from packaging.utils import parse_wheel_filename
+
+    from poetry_torch_cuda.install.hashes import installable_files
+
+    fitting = installable_files(lock, [package], env.marker_env)
+    if len(fitting) > 1:
+        ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
+        unranked = len(ranks)
+
+        def rank(file: LockedFile) -> int:
+            tags = parse_wheel_filename(file.filename)[3]
+            return min((ranks.get(tag, unranked) for tag in tags), default=unranked)
+
+        fitting.sort(key=rank)
+    if not fitting:
+        raise TorchCudaError(
+            f"{LOCK_NAME} has no wheel of {package.name} {package.version} for this "
+            f"environment (Python {env.marker_env.get('python_full_version')}, "
+            f"{env.marker_env.get('sys_platform')} "
+            f"{env.marker_env.get('platform_machine')}). Add this platform to the "
+            "project's supported ones and run `poetry torch-cuda lock`."
+        )
+    return fitting[0]
+
+
+def _same(installed: str, locked: str) -> bool:
+    try:
+        return Version(installed) == Version(locked)
+    except InvalidVersion:
+        return installed == locked
+
+
+def install_locked(
+    lock: VariantLock,
+    plan: Plan,
+    config: TorchCudaConfig,
+    env: Env,
+    installed: InstalledEnvironment,
+    pip: PipRunner,
+    io: IO,
+    *,
+    poetry_config: Config | None = None,
+    force_reinstall: bool = False,
+    compile_bytecode: bool = False,
+) -> None:
+    """Install ``plan`` from ``lock``: its files fetched in parallel, then pip, locally.
+
+    Files the lock gives relative to the index come from the index configured
+    now (a mirror, ``POETRY_TORCH_CUDA_INDEX_URL``); their hashes do not change.
+    """
+    import dataclasses
+
+    from poetry_torch_cuda.index.urls import without_credentials
+
+    # Credentials travel in a header (install_locked_files), never in a URL.
+    here = without_credentials(config.index_url(plan.variant))
+    lock = dataclasses.replace(lock, index_url=here)
+    files = locked_files(lock, plan, env, installed, force=force_reinstall)
+    install_locked_files(
+        files,
+        config,
+        plan.variant,
+        pip,
+        io,
+        poetry_config=poetry_config,
+        force_reinstall=force_reinstall,
+        compile_bytecode=compile_bytecode,
+        asked=", ".join(target.pip_requirement for target in plan.install),
+    )
