@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from poetry.packages.locker import Locker
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.reconcile import LockLookup
     from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -73,13 +74,21 @@ class OperationGuard:
         """Return ``execute`` preceded by the marking of protected operations."""
 
         def guarded_execute(operations: list[Operation]) -> int:
-            self.mark(operations)
+            resolved = self.capture(operations)
+            installed = installed_environment(self.env)
+            self.mark(operations, resolved, installed)
+            # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
+            # must still be recognised as the torch family's, to be swept.
+            before = graph_of(installed.closure(self.config.package_names).values())
+            self.locked = LockedState(
+                resolved.versions, merge_graphs(resolved.graph, before)
+            )
             return execute(operations)
 
         return guarded_execute
 
-    def mark(self, operations: list[Operation]) -> None:
-        """Skip every not-yet-skipped operation on a protected package."""
+    def capture(self, operations: list[Operation]) -> LockedState:
+        """What this run resolves: the configured packages' versions, the graph."""
         configured = self.config.package_names
         versions: dict[NormalizedName, str] = {}
         # Packages installed from the lock carry no dependencies; the lock has them.
@@ -101,12 +110,17 @@ class OperationGuard:
             )
             if package.name in configured and wanted:
                 versions[package.name] = package.version.text
-        installed = installed_environment(self.env)
-        protected = protected_for(self.config, LockedState(versions, graph), installed)
-        # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
-        # must still be recognised as the torch family's, to be swept.
-        before = graph_of(installed.closure(self.config.package_names).values())
-        self.locked = LockedState(versions, merge_graphs(graph, before))
+        return LockedState(versions, graph)
+
+    def mark(
+        self,
+        operations: list[Operation],
+        resolved: LockedState,
+        installed: InstalledEnvironment,
+    ) -> None:
+        """Skip every not-yet-skipped operation on a protected package."""
+        configured = self.config.package_names
+        protected = protected_for(self.config, resolved, installed)
         for operation in operations:
             name = operation.package.name
             if operation.skipped or name not in protected:
@@ -114,7 +128,7 @@ class OperationGuard:
             if (
                 operation.job_type == "uninstall"
                 and name in configured
-                and name not in versions
+                and name not in resolved.versions
                 and name not in self._specified
             ):
                 continue  # the project dropped it: Poetry may remove it
@@ -196,7 +210,7 @@ class CommandHooks:
                 return
             from poetry_torch_cuda.machine.resolution import refresher
 
-            plan = reconcile(
+            plan = _reconcile_after_run(
                 guard.config,
                 variant,
                 guard.locked,
@@ -269,7 +283,7 @@ class CommandHooks:
             )
 
 
-def reconcile(
+def _reconcile_after_run(
     config: TorchCudaConfig,
     variant: Variant,
     locked: LockedState,
@@ -341,11 +355,9 @@ def _resolve_auto(guard: OperationGuard, command: InstallerCommand, io: IO) -> V
 
 def _installer_command(command: object) -> InstallerCommand | None:
     from poetry.console.commands.installer_command import InstallerCommand
-    from poetry.console.commands.self.self_command import SelfCommand
 
-    if isinstance(command, InstallerCommand) and not isinstance(command, SelfCommand):
-        return command
-    return None
+    # ``plugins`` forwards no ``poetry self`` command: it decides that once.
+    return command if isinstance(command, InstallerCommand) else None
 
 
 def _write_unexpected(io: IO, error: Exception) -> None:

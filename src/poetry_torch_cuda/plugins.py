@@ -81,11 +81,9 @@ class TorchCudaPlugin(ApplicationPlugin):
         from poetry.console.commands.installer_command import InstallerCommand
 
         command = getattr(event, "command", None)
-        if not isinstance(command, InstallerCommand):
+        if not isinstance(command, InstallerCommand) or not _has_table(command):
             return None
         if self._hooks is None:
-            if not _has_table(command):
-                return None
             from poetry_torch_cuda.hooks import CommandHooks
 
             self._hooks = CommandHooks()
@@ -95,7 +93,8 @@ class TorchCudaPlugin(ApplicationPlugin):
 def _has_table(command: InstallerCommand) -> bool:
     """Whether the project configures us; without the table the hooks do nothing.
 
-    ``poetry self …`` commands work on Poetry's own environment and are left alone.
+    ``poetry self …`` commands work on Poetry's own environment and are left
+    alone; this is the one place that decides it.
     """
     if (command.name or "").startswith("self "):
         return False

@@ -79,6 +79,7 @@ class ExportCommand(GroupCommand):
         from poetry_torch_cuda.lockfile.model import LOCK_NAME
         from poetry_torch_cuda.lockfile.reader import read_lock
         from poetry_torch_cuda.lockfile.service import lock_spec
+        from poetry_torch_cuda.project.variants import not_a_variant
         from poetry_torch_cuda.project.variants import parse_variant
 
         config = configured(self.poetry.pyproject.data)
@@ -93,9 +94,7 @@ class ExportCommand(GroupCommand):
         try:
             variant = parse_variant(value)
         except ValueError as error:
-            raise TorchCudaError(
-                f"--variant {value!r} is not a variant: {error}."
-            ) from None
+            raise TorchCudaError(f"--variant {not_a_variant(value, error)}") from None
         if variant.kind == "auto":
             raise TorchCudaError(
                 "--variant must name a build (e.g. cu129): an image is built for one."

@@ -8,14 +8,12 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING
 from typing import ClassVar
 
-from cleo.formatters.formatter import Formatter
 from cleo.helpers import argument
 from cleo.helpers import option
-from poetry.console.commands.env_command import EnvCommand
 from poetry.console.commands.group_command import GroupCommand
 
+from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.urls import scrub
 from poetry_torch_cuda.install.envlock import environment_lock
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import plan_for
@@ -39,7 +37,7 @@ from poetry_torch_cuda.project.selection import command_locked_state
 from poetry_torch_cuda.project.selection import selection_from
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
-from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.proof.after import prove_change
 from poetry_torch_cuda.proof.rollback import take_snapshot
 
@@ -60,7 +58,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
 
 
-class SwitchCommand(EnvCommand, GroupCommand):
+class SwitchCommand(TorchCudaCommand, GroupCommand):
     """Move the project to another PyTorch variant."""
 
     name = "torch-cuda switch"
@@ -87,8 +85,15 @@ class SwitchCommand(EnvCommand, GroupCommand):
         "extras options add what `poetry install` would install with them."
     )
 
+    def reads_only(self, io: IO) -> bool:
+        """A dry run only reads (it never creates the virtualenv)."""
+        return bool(io.input.option("dry-run"))
+
     def validate_early(self, io: IO) -> None:
         """Refuse a bad variant before Poetry creates the virtualenv.
+
+        The project's table is not checked here: switch is how a bad
+        ``variant`` gets mended.
 
         Raises:
             TorchCudaError: the argument is not a variant.
@@ -96,30 +101,17 @@ class SwitchCommand(EnvCommand, GroupCommand):
         value = io.input.argument("variant")
         if value is None:
             return  # cleo names the missing argument when it validates the input
-        try:
-            parse_variant(value)
-        except ValueError as error:
-            raise TorchCudaError(f"{value!r} is not a variant: {error}.") from None
-        if io.input.option("dry-run"):
+        variant_argument(value)
+        if self.reads_only(io):
             from poetry_torch_cuda.commands.existing_env import existing_env
 
             self.set_env(existing_env(self.poetry, io))
 
-    def handle(self) -> int:
-        value = self.argument("variant")
-        try:
-            variant = parse_variant(value)
-        except ValueError as error:
-            self.line_error(f"<error>{value!r} is not a variant: {error}.</>")
-            return 1
-        try:
-            return self._switch(value, variant.name)
-        except TorchCudaError as error:
-            for line in scrub(str(error)).splitlines():
-                self.line_error(f"<error>{Formatter.escape(line)}</>")
-            return error.exit_code or 1
+    def work(self) -> int:
+        """Install the variant's builds, then record it in pyproject.toml."""
+        return self._switch(variant_argument(self.argument("variant")).name)
 
-    def _switch(self, value: str, name: str) -> int:
+    def _switch(self, name: str) -> int:
         pyproject = self.poetry.pyproject_path
         check_fresh(self.poetry)
         selection = selection_from(self)

@@ -12,7 +12,6 @@ from cleo.helpers import option
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.urls import mask_url
 from poetry_torch_cuda.output import esc
 
@@ -122,7 +121,7 @@ class VariantsCommand(TorchCudaCommand):
 
     def _candidates(self, configured: Variant) -> list[Variant]:
         from poetry_torch_cuda.machine import tables
-        from poetry_torch_cuda.project.variants import parse_variant
+        from poetry_torch_cuda.project.variants import variant_argument
 
         names = self.argument("variant") or [
             "cpu",
@@ -132,10 +131,7 @@ class VariantsCommand(TorchCudaCommand):
         ]
         variants: list[Variant] = []
         for name in names:
-            try:
-                variant = parse_variant(name)
-            except ValueError as error:
-                raise TorchCudaError(f"{name!r} is not a variant: {error}.") from None
+            variant = variant_argument(name)
             if variant.kind != "auto" and variant not in variants:
                 variants.append(variant)
         if (

@@ -22,6 +22,7 @@ from poetry_torch_cuda.project.targets import Target
 from poetry_torch_cuda.project.targets import parse_targets
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import Variant
+from poetry_torch_cuda.project.variants import not_a_variant
 from poetry_torch_cuda.project.variants import parse_variant
 
 
@@ -281,7 +282,7 @@ def _variant(value: Any, origin: str) -> Variant:
     try:
         return parse_variant(value)
     except ValueError as error:
-        raise ConfigError(f"{origin} = {value!r} is not a variant: {error}.") from None
+        raise ConfigError(f"{origin} = {not_a_variant(value, error)}") from None
 
 
 def _index_url(value: Any, origin: str, *, allow_insecure: bool) -> str:

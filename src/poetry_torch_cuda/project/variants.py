@@ -71,6 +71,25 @@ def parse_variant(value: str) -> Variant:
     raise ValueError(f"expected {ALLOWED_VARIANTS}{hint}")
 
 
+def not_a_variant(value: object, error: ValueError) -> str:
+    """The one wording for a value that is not a variant name."""
+    return f"{value!r} is not a variant: {error}."
+
+
+def variant_argument(value: str) -> Variant:
+    """The variant a command-line argument names.
+
+    Raises:
+        TorchCudaError: ``value`` is not a variant name (the message says which are).
+    """
+    from poetry_torch_cuda.errors import TorchCudaError
+
+    try:
+        return parse_variant(value)
+    except ValueError as error:
+        raise TorchCudaError(not_a_variant(value, error)) from None
+
+
 def _is_variant_name(value: str) -> bool:
     try:
         parse_variant(value)
