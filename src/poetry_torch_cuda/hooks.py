@@ -335,9 +335,9 @@ def _compiles(command: InstallerCommand) -> bool:
 
 
 def _lock_lookup(command: InstallerCommand, io: IO) -> LockLookup:
-    from poetry_torch_cuda.lockfile.service import lookup
+    from poetry_torch_cuda.lockfile.lookup import LockLookup as EntryLookup
 
-    return lookup(command.poetry, io)
+    return EntryLookup(command.poetry, io)
 
 
 def _resolve_auto(guard: OperationGuard, command: InstallerCommand, io: IO) -> Variant:

@@ -64,6 +64,16 @@ def test_no_op_install_starts_nothing_and_asks_no_index(
     assert events == []  # no pip, no nvidia-smi, no socket from our code
     assert whl_requests(index) == []
     assert project.installed() == before
+    # What only a change needs is not even imported: pip, downloads, the
+    # lockfile's reader and locker, verification.
+    heavy = (
+        "poetry_torch_cuda.install.pip",
+        "poetry_torch_cuda.install.download",
+        "poetry_torch_cuda.lockfile.service",
+        "poetry_torch_cuda.lockfile.reader",
+        "poetry_torch_cuda.proof",
+    )
+    assert [m for m in modules if m.startswith(heavy)] == []
 
 
 def test_plugin_and_config_agree_on_the_table_name() -> None:

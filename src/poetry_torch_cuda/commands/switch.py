@@ -19,7 +19,7 @@ from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import plan_for
 from poetry_torch_cuda.install.reconcile import reconcile_environment
 from poetry_torch_cuda.install.reconcile import write_waiting
-from poetry_torch_cuda.lockfile.service import lookup
+from poetry_torch_cuda.lockfile.lookup import LockLookup
 from poetry_torch_cuda.machine.resolution import require_builds
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
@@ -162,7 +162,7 @@ class SwitchCommand(TorchCudaCommand, GroupCommand):
                 self.io,
                 poetry_config=self.poetry.config,
                 project=pyproject.parent,
-                lock_for=lookup(self.poetry, self.io),
+                lock_for=LockLookup(self.poetry, self.io),
             )
             if plan.is_empty:
                 self.line(

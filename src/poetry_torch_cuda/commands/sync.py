@@ -51,7 +51,7 @@ class SyncCommand(TorchCudaCommand, GroupCommand):
         from poetry_torch_cuda.install.reconcile import forced
         from poetry_torch_cuda.install.reconcile import plan_for
         from poetry_torch_cuda.install.reconcile import reconcile_environment
-        from poetry_torch_cuda.lockfile.service import lookup
+        from poetry_torch_cuda.lockfile.lookup import LockLookup
         from poetry_torch_cuda.machine.resolution import refresher
         from poetry_torch_cuda.machine.resolution import report
         from poetry_torch_cuda.machine.resolution import require_builds
@@ -96,7 +96,7 @@ class SyncCommand(TorchCudaCommand, GroupCommand):
             force=force,
             refresh=refresher(self.poetry, self.env, locked.versions),
             project=self.poetry.pyproject_path.parent,
-            lock_for=lookup(self.poetry, self.io),
+            lock_for=LockLookup(self.poetry, self.io),
         )
         if plan.is_empty and not locked.versions:
             text = nothing_held(self.poetry, self.env, config.package_names, selection)

@@ -8,23 +8,17 @@ from typing import TYPE_CHECKING
 from cleo.io.outputs.output import Verbosity
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.credentials import index_access
 from poetry_torch_cuda.index.urls import mask_url
-from poetry_torch_cuda.install.family import pin_specifiers
 from poetry_torch_cuda.install.family import with_family
 from poetry_torch_cuda.install.installed import InstalledEnvironment
 from poetry_torch_cuda.install.installed import graph_of
 from poetry_torch_cuda.install.installed import installed_environment
-from poetry_torch_cuda.install.pip import PipRunner
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import pins_for
 from poetry_torch_cuda.install.planning import plan_changes
 from poetry_torch_cuda.install.protection import protected_names
-from poetry_torch_cuda.install.undo import index_client_for
-from poetry_torch_cuda.install.undo import take_stash
-from poetry_torch_cuda.install.undo import undo
 from poetry_torch_cuda.output import PREFIX
 
 
@@ -38,6 +32,7 @@ if TYPE_CHECKING:
     from poetry.config.config import Config
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
@@ -99,7 +94,15 @@ def apply_plan(
     Raises:
         TorchCudaError: pip failed, or installed something other than asked.
     """
+    # Only a run with something to do pays for these imports.
     from cleo.formatters.formatter import Formatter
+
+    from poetry_torch_cuda.index.credentials import index_access
+    from poetry_torch_cuda.install.family import pin_specifiers
+    from poetry_torch_cuda.install.pip import PipRunner
+    from poetry_torch_cuda.install.undo import index_client_for
+    from poetry_torch_cuda.install.undo import take_stash
+    from poetry_torch_cuda.install.undo import undo
 
     pip = PipRunner(
         env.get_pip_command(),

@@ -372,51 +372,6 @@ def _summary(variants: Iterable[VariantLock]) -> str:
     return "; ".join(parts)
 
 
-class LockLookup:
-    """``variant -> its entry of torch-cuda.lock`` for an install (locks it if needed).
-
-    When that locking wrote the file and the install then fails, :meth:`undo`
-    puts the file back as it was: an entry is kept only once its files installed.
-    """
-
-    def __init__(self, poetry: Poetry, io: IO) -> None:
-        self._poetry = poetry
-        self._io = io
-        self._before: bytes | None = None
-        self._wrote = False
-
-    def __call__(self, variant: Variant) -> VariantLock:
-        path = lock_path(self._poetry)
-        try:
-            before: bytes | None = path.read_bytes()
-        except OSError:
-            before = None
-        entry = variant_lock(self._poetry, variant, self._io)
-        try:
-            after: bytes | None = path.read_bytes()
-        except OSError:
-            after = None
-        if after != before:
-            self._before, self._wrote = before, True
-        return entry
-
-    def undo(self) -> None:
-        """Restore torch-cuda.lock as it was before this install locked anything."""
-        if not self._wrote:
-            return
-        path = lock_path(self._poetry)
-        if self._before is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_bytes(self._before)
-        self._wrote = False
-
-
-def lookup(poetry: Poetry, io: IO) -> LockLookup:
-    """A :class:`LockLookup` for one install."""
-    return LockLookup(poetry, io)
-
-
 def after_lock_write(poetry: Poetry, io: IO) -> None:
     """After Poetry rewrote poetry.lock: bring torch-cuda.lock in step.
 
