@@ -207,14 +207,16 @@ def test_auto_falling_back_to_cpu_on_a_gpu_says_why(
 ) -> None:
     env = machine_env(
         tmp_path / "stubs",
-        nvidia_smi=smi_line("470.57.02", "8.6", "NVIDIA GeForce RTX 3090"),
+        # Below CUDA 11.x's minor-version-compatibility floor (450.80.02), so no
+        # CUDA build runs (470.57.02 would run cu118 by that rule).
+        nvidia_smi=smi_line("440.33.01", "8.6", "NVIDIA GeForce RTX 3090"),
     )
     project = project_factory(
         {"needs-torch": "*", "torchvision": "*"}, 'variant = "auto"'
     )
     result = project.run("install", env_extra=env)
     assert project.installed()["torch"] == "2.14.1+cpu"
-    assert "RTX 3090 found with NVIDIA driver 470.57.02" in result.stderr
+    assert "RTX 3090 found with NVIDIA driver 440.33.01" in result.stderr
     assert "520.61.05" in result.stderr  # what the oldest candidate needs
     status = project.run("torch-cuda", "status", env_extra=env)
     assert "supports no CUDA" not in status.stdout

@@ -149,6 +149,17 @@ def apply_plan(
                         force_reinstall=force_reinstall,
                         compile_bytecode=compile_bytecode,
                     )
+                    # The locked files are the torch family only (--no-deps):
+                    # what it needs besides, and lacks here, comes at its
+                    # locked version (sync into an empty environment).
+                    missing = _missing_requirements(config, env, locked_versions)
+                    if missing:
+                        pip.install(
+                            missing,
+                            index,
+                            pins_for(installed, protected, (), locked_versions),
+                            compile_bytecode=compile_bytecode,
+                        )
                 else:
                     pip.install(
                         requirements,
@@ -189,6 +200,22 @@ def _remove_orphans(
         done.append(
             f"removed {len(orphans)} unused CUDA wheel{'s' if len(orphans) != 1 else ''} ({', '.join(orphans)})"
         )
+
+
+def _missing_requirements(
+    config: TorchCudaConfig,
+    env: Env,
+    locked_versions: Mapping[NormalizedName, str] | None,
+) -> list[str]:
+    """``name==locked`` for what the installed torch family requires and lacks."""
+    installed = installed_environment(env)
+    family = installed.closure(config.package_names).values()
+    wanted = {name for dist in family for name in dist.requires}
+    missing = sorted(name for name in wanted if installed.get(name) is None)
+    versions = locked_versions or {}
+    return [
+        f"{name}=={versions[name]}" if name in versions else name for name in missing
+    ]
 
 
 def _variant_lock(
@@ -335,7 +362,7 @@ def reconcile_environment(
                 poetry_config=poetry_config,
                 force_reinstall=force,
                 compile_bytecode=compile_bytecode,
-                locked_versions=locked.versions,
+                locked_versions=locked.pins or locked.versions,
                 lock_for=lock_for,
             )
             if project is not None and plan.install:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.errors import TorchCudaError
@@ -24,6 +25,9 @@ class LockedState:
 
     versions: Mapping[NormalizedName, str]
     graph: Mapping[NormalizedName, Iterable[NormalizedName]]
+    #: Every package the lock resolves for the environment, at its version: what
+    #: pip is held to when it must add something (empty: ``versions``).
+    pins: Mapping[NormalizedName, str] = field(default_factory=dict)
 
 
 def dependency_graph(

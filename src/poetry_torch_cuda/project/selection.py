@@ -211,7 +211,9 @@ def command_locked_state(
         else None
     )
     return LockedState(
-        target_versions(configured, everything, held, selected), base.graph
+        target_versions(configured, everything, held, selected),
+        base.graph,
+        pins={**everything, **base.versions},
     )
 
 
