@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import socket
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -35,6 +34,7 @@ from tests.support.silent import SilentServer
 if TYPE_CHECKING:
     import subprocess
     from collections.abc import Iterator
+    from pathlib import Path
 
     from tests.support.fixtures import ProjectFactory
 
