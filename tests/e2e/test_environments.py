@@ -38,9 +38,11 @@ def normalised(result: subprocess.CompletedProcess[str], *paths: Path) -> tuple:
 
 
 def plugin_pip_installs(audit: Audit) -> list[list[str]]:
-    """The ``pip install`` runs the plugin started (it always passes --constraint)."""
+    """The ``pip install`` runs the plugin started (it always passes this flag)."""
     commands = [event.argv for event in audit.started()]
-    return [c for c in commands if "install" in c and "--constraint" in c]
+    return [
+        c for c in commands if "install" in c and "--disable-pip-version-check" in c
+    ]
 
 
 def test_venv_without_pip_still_gets_its_variant(
