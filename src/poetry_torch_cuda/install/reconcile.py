@@ -152,7 +152,9 @@ def apply_plan(
                     # The locked files are the torch family only (--no-deps):
                     # what it needs besides, and lacks here, comes at its
                     # locked version (sync into an empty environment).
-                    missing = _missing_requirements(config, env, locked_versions)
+                    missing = _missing_requirements(
+                        config, env, protected, locked_versions
+                    )
                     if missing:
                         pip.install(
                             missing,
@@ -205,12 +207,17 @@ def _remove_orphans(
 def _missing_requirements(
     config: TorchCudaConfig,
     env: Env,
+    protected: frozenset[NormalizedName],
     locked_versions: Mapping[NormalizedName, str] | None,
 ) -> list[str]:
-    """``name==locked`` for what the installed torch family requires and lacks."""
+    """``name==locked`` for what the installed torch family requires and lacks.
+
+    Only Poetry's kind of package (``filelock``): the family's CUDA wheels are
+    the lock's, never fetched unlocked.
+    """
     installed = installed_environment(env)
     family = installed.closure(config.package_names).values()
-    wanted = {name for dist in family for name in dist.requires}
+    wanted = {name for dist in family for name in dist.requires} - protected
     missing = sorted(name for name in wanted if installed.get(name) is None)
     versions = locked_versions or {}
     return [
