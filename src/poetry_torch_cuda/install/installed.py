@@ -15,6 +15,8 @@ from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion
+from packaging.version import Version
 
 
 if TYPE_CHECKING:
@@ -79,6 +81,47 @@ class InstalledEnvironment:
             reached[name] = distribution
             stack.extend(distribution.requires)
         return reached
+
+    def unmet(self, roots: Iterable[str]) -> list[str]:
+        """What ``pip check`` would say of the distributions reachable from ``roots``.
+
+        One sentence per requirement an installed version does not satisfy
+        (``torch 2.14.1+cu130 depends on filelock>=3.21, but filelock 3.20.0 is
+        installed``); a requirement that is not installed at all is not counted.
+        """
+        problems: list[str] = []
+        environment = {**self._marker_env, "extra": ""}
+        for distribution in self.closure(roots).values():
+            found = next(
+                iter(metadata.distributions(name=distribution.name, path=self._paths)),
+                None,
+            )
+            if found is None:
+                continue
+            for line in found.metadata.get_all("Requires-Dist") or []:
+                try:
+                    requirement = Requirement(line)
+                except InvalidRequirement:
+                    continue
+                if requirement.marker is not None and not requirement.marker.evaluate(
+                    environment
+                ):
+                    continue
+                have = self.get(requirement.name)
+                if have is None or not requirement.specifier:
+                    continue
+                try:
+                    satisfied = requirement.specifier.contains(
+                        Version(have.version), prereleases=True
+                    )
+                except InvalidVersion:
+                    continue
+                if not satisfied:
+                    problems.append(
+                        f"{distribution.name} {distribution.version} depends on "
+                        f"{requirement}, but {have.name} {have.version} is installed"
+                    )
+        return problems
 
     def _describe(self, distribution: metadata.Distribution) -> InstalledDistribution:
         # Each access to ``distribution.metadata`` (and ``.version``, ``.requires``)

@@ -177,6 +177,7 @@ def apply_plan(
                 raise _with_state(error, plan, snapshot, env) from None
             try:
                 installed = installed_environment(env)
+                _check_requirements(installed, config, requirements)
                 done.append(_check_installed(plan, installed))
                 targets = (*plan.install, *plan.satisfied)
                 orphans = find_orphans(
@@ -201,6 +202,26 @@ def _remove_orphans(
         pip.uninstall(orphans)
         done.append(
             f"removed {len(orphans)} unused CUDA wheel{'s' if len(orphans) != 1 else ''} ({', '.join(orphans)})"
+        )
+
+
+def _check_requirements(
+    installed: InstalledEnvironment, config: TorchCudaConfig, asked: list[str]
+) -> None:
+    """Refuse a build that needs other versions of what Poetry manages.
+
+    pip installs locked files with ``--no-deps``, so it no longer checks this.
+
+    Raises:
+        TorchCudaError: an installed version does not satisfy the build.
+    """
+    conflicts = installed.unmet(config.package_names)
+    if conflicts:
+        raise TorchCudaError(
+            f"pip could not install {', '.join(asked)}: {'; '.join(conflicts)}.\n"
+            "This build needs other versions of packages Poetry manages; align "
+            "them in pyproject.toml and run `poetry lock`, or choose another "
+            "variant with `poetry torch-cuda switch <variant>`."
         )
 
 
