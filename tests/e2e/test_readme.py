@@ -268,7 +268,7 @@ def _slow_index(ctx: Context) -> Stage:
     ctx.index.delay_seconds["/whl/cu130/"] = 3
     return Stage(
         project,
-        {"PIP_TIMEOUT": "1", "PIP_RETRIES": "0"},
+        {"PIP_TIMEOUT": "1", "PIP_RETRIES": "0", "POETRY_REQUESTS_TIMEOUT": "1"},
         {"did not answer within 1 s": "did not answer within 10 s"},
     )
 

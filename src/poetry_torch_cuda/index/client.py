@@ -192,9 +192,7 @@ class IndexClient:
         except (requests.RequestException, PoetryError, CleoError, OSError) as error:
             # Poetry reports exhausted retries as a CleoError naming the host,
             # credentials included: say it again without them.
-            raise IndexUnavailableError(
-                f"could not reach {shown} ({type(error).__name__})"
-            ) from None
+            raise _unreachable(error, url, self._timeout) from None
         status = response.status_code
         if status in (404, 410):
             result = ProjectFiles(name, False)
@@ -266,9 +264,7 @@ class IndexClient:
         try:
             response = self._session_for(url).get(url, raise_for_status=False)
         except (requests.RequestException, PoetryError, CleoError, OSError) as error:
-            raise IndexUnavailableError(
-                f"could not reach {shown} ({type(error).__name__})"
-            ) from None
+            raise _unreachable(error, url, None) from None
         if response.status_code >= 400:
             raise IndexUnavailableError(f"{shown} answered HTTP {response.status_code}")
         return bytes(response.content)
@@ -378,3 +374,19 @@ def platform_fits(platform: str, marker_env: Mapping[str, Any]) -> bool:
         mac = {"aarch64": "arm64"}.get(machine, machine)
         return platform.startswith("macosx") and platform.endswith((mac, "universal2"))
     return False
+
+
+def _unreachable(
+    error: BaseException, url: str, timeout: float | None
+) -> IndexUnavailableError:
+    """Why ``url`` could not be read, in words (Poetry reports exhausted retries
+    as an error that names the host, credentials included: say it again without)."""
+    from poetry_torch_cuda.index import quick
+
+    if timeout is None:
+        from poetry.utils import constants
+
+        timeout = float(getattr(constants, "REQUESTS_TIMEOUT", 15))
+    return IndexUnavailableError(
+        f"could not read {mask_url(url)}: {quick.in_words(error, url, timeout)}"
+    )
