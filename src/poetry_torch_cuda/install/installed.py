@@ -82,6 +82,32 @@ class InstalledEnvironment:
             stack.extend(distribution.requires)
         return reached
 
+    def needs(self, names: Iterable[str]) -> set[NormalizedName]:
+        """What the installed ``names`` require here, extras left out."""
+        environment = {**self._marker_env, "extra": ""}
+        found: set[NormalizedName] = set()
+        for name in names:
+            distribution = next(
+                iter(
+                    metadata.distributions(
+                        name=canonicalize_name(name), path=self._paths
+                    )
+                ),
+                None,
+            )
+            if distribution is None:
+                continue
+            for line in distribution.metadata.get_all("Requires-Dist") or []:
+                try:
+                    requirement = Requirement(line)
+                except InvalidRequirement:
+                    continue
+                if requirement.marker is None or requirement.marker.evaluate(
+                    environment
+                ):
+                    found.add(canonicalize_name(requirement.name))
+        return found
+
     def unmet(self, roots: Iterable[str]) -> list[str]:
         """What ``pip check`` would say of the distributions reachable from ``roots``.
 

@@ -237,8 +237,8 @@ def _missing_requirements(
     the lock's, never fetched unlocked.
     """
     installed = installed_environment(env)
-    family = installed.closure(config.package_names).values()
-    wanted = {name for dist in family for name in dist.requires} - protected
+    family = [name for name in protected | config.package_names if installed.get(name)]
+    wanted = installed.needs(family) - protected
     missing = sorted(name for name in wanted if installed.get(name) is None)
     versions = locked_versions or {}
     return [
