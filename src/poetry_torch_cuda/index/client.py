@@ -211,10 +211,12 @@ class IndexClient:
             content_type = response.headers.get("Content-Type", "")
             try:
                 if content_type.split(";")[0].strip() == _JSON_TYPE:
-                    page: Any = SimpleJsonPage(response.url, response.json())
+                    content = response.json()
+                    page: Any = SimpleJsonPage(response.url, content)
+                    entries = _with_json_hashes(_entries(page.links), content)
                 else:
                     page = HTMLPage(response.url, response.text)
-                entries = _entries(page.links)
+                    entries = _entries(page.links)
             except (ValueError, KeyError, TypeError):
                 raise IndexUnavailableError(
                     f"{shown} answered with a page that is not a simple index"
@@ -307,6 +309,26 @@ class IndexClient:
             Path(temporary).replace(self._cache_path(key))
         except OSError:
             pass  # a cache that cannot be written only costs a request next time
+
+
+def _with_json_hashes(
+    entries: tuple[IndexFile, ...], content: Mapping[str, Any]
+) -> tuple[IndexFile, ...]:
+    """``entries`` with the sha256 a PEP 691 page lists for each file.
+
+    Poetry before 2.1 builds its links from such a page without the hashes.
+    """
+    listed: dict[str, str] = {}
+    for file in content.get("files") or []:
+        digest = (file.get("hashes") or {}).get("sha256")
+        if isinstance(digest, str) and isinstance(file.get("filename"), str):
+            listed[file["filename"]] = digest
+    return tuple(
+        entry
+        if entry.sha256 or entry.filename not in listed
+        else dataclasses.replace(entry, sha256=listed[entry.filename])
+        for entry in entries
+    )
 
 
 def _entries(links: Iterable[Any]) -> tuple[IndexFile, ...]:
