@@ -213,10 +213,12 @@ class IndexClient:
                 if content_type.split(";")[0].strip() == _JSON_TYPE:
                     content = response.json()
                     page: Any = SimpleJsonPage(response.url, content)
-                    entries = _with_json_hashes(_entries(page.links), content)
+                    entries = _with_json_hashes(
+                        _entries(page.links, response.url), content
+                    )
                 else:
                     page = HTMLPage(response.url, response.text)
-                    entries = _entries(page.links)
+                    entries = _entries(page.links, response.url)
             except (ValueError, KeyError, TypeError):
                 raise IndexUnavailableError(
                     f"{shown} answered with a page that is not a simple index"
@@ -331,8 +333,14 @@ def _with_json_hashes(
     )
 
 
-def _entries(links: Iterable[Any]) -> tuple[IndexFile, ...]:
-    """The non-yanked links of a page as :class:`IndexFile`, one per file name."""
+def _entries(links: Iterable[Any], page_url: str) -> tuple[IndexFile, ...]:
+    """The non-yanked links of a page as :class:`IndexFile`, one per file name.
+
+    URLs are made absolute against the page (Poetry before 2.1 leaves a PEP 691
+    page's relative ones as they are).
+    """
+    from urllib.parse import urljoin
+
     found: dict[str, IndexFile] = {}
     for link in links:
         if link.yanked or link.filename in found:
@@ -342,7 +350,7 @@ def _entries(links: Iterable[Any]) -> tuple[IndexFile, ...]:
             metadata = dict(link.metadata_hashes or {}).get("sha256", "")
         found[link.filename] = IndexFile(
             filename=link.filename,
-            url=link.url_without_fragment,
+            url=urljoin(page_url, link.url_without_fragment),
             sha256=dict(link.hashes or {}).get("sha256"),
             size=getattr(link, "size", None),
             metadata_sha256=metadata,
