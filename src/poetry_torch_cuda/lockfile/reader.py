@@ -38,18 +38,25 @@ class LockFileError(TorchCudaError):
     """torch-cuda.lock cannot be read; the message says how to get a good one."""
 
 
+def _read_text(path: Path) -> str | None:
+    """The file's text; ``None`` when there is no such file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise LockFileError(f"cannot read {LOCK_NAME}: {error.strerror}") from None
+
+
 def read_inputs(path: Path) -> LockInputs | None:
     """The inputs recorded in ``path`` (``None``: no such file).
 
     Raises:
         LockFileError: the file is not a torch-cuda.lock this version can read.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = _read_text(path)
+    if text is None:
         return None
-    except OSError as error:
-        raise LockFileError(f"cannot read {LOCK_NAME}: {error.strerror}") from None
     head, _, _ = text.partition(_VARIANTS)
     return _inputs(_parse(head), path)
 
@@ -60,12 +67,9 @@ def read_lock(path: Path) -> TorchCudaLock | None:
     Raises:
         LockFileError: the file is not a torch-cuda.lock this version can read.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = _read_text(path)
+    if text is None:
         return None
-    except OSError as error:
-        raise LockFileError(f"cannot read {LOCK_NAME}: {error.strerror}") from None
     data = _parse(text)
     inputs = _inputs(data, path)
     try:
