@@ -197,7 +197,9 @@ def judge_packages(
 
     report.warnings.extend(unknown_entries(config, lock_names))
     report.warnings.extend(left_to_poetry(config, installed_environment(env)))
-    fallback = cpu_fallback_warning(report.resolution)
+    fallback = cpu_fallback_warning(
+        report.resolution.decision, report.resolution.machine
+    )
     if (
         fallback is not None
     ):  # the machine's matter, like "no GPU": not a --check failure

@@ -309,7 +309,6 @@ def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.probe import NvidiaDriver
     from poetry_torch_cuda.machine.probe import NvidiaGpu
-    from poetry_torch_cuda.machine.resolution import Resolution
 
     rtx = NvidiaGpu(0, "NVIDIA GeForce RTX 3090", (8, 6))
     # Below even CUDA 11.x's minor-version-compatibility floor (450.80.02): no
@@ -318,10 +317,7 @@ def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
         "linux", "x86_64", NvidiaDriver("440.33.01", "nvidia-smi", (rtx,))
     )
     decision = decide(machine, lambda variant: Offer(True, "offered"))
-    auto = parse_variant("auto")
-    warning = cpu_fallback_warning(
-        Resolution(auto, decision.variant, "pyproject.toml", decision, machine)
-    )
+    warning = cpu_fallback_warning(decision, machine)
     assert warning is not None
     assert "RTX 3090 found with NVIDIA driver 440.33.01" in warning
     assert (
@@ -331,7 +327,4 @@ def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
     # a machine without a GPU, or a CUDA pick, says nothing
     cpu_only = Machine("linux", "x86_64")
     none = decide(cpu_only, lambda variant: Offer(True, "offered"))
-    assert (
-        cpu_fallback_warning(Resolution(auto, none.variant, "x", none, cpu_only))
-        is None
-    )
+    assert cpu_fallback_warning(none, cpu_only) is None

@@ -8,18 +8,20 @@ from poetry_torch_cuda.machine import tables
 
 
 if TYPE_CHECKING:
-    from poetry_torch_cuda.machine.resolution import Resolution
+    from poetry_torch_cuda.machine.detection import Decision
+    from poetry_torch_cuda.machine.probe import Machine
 
 
-def cpu_fallback_warning(resolution: Resolution) -> str | None:
-    """Why no CUDA build fits this GPU machine and what to do; ``None`` if not the case."""
-    decision = resolution.decision
-    machine = resolution.machine
+def cpu_fallback_warning(
+    decision: Decision | None, machine: Machine | None
+) -> str | None:
+    """Why ``auto``'s ``decision`` on this GPU machine is cpu and what to do;
+    ``None`` if not the case (no decision, no NVIDIA GPU, or not cpu)."""
     if (
         decision is None
         or machine is None
         or machine.nvidia is None
-        or resolution.variant.kind != "cpu"
+        or decision.variant.kind != "cpu"
     ):
         return None
     nvidia = machine.nvidia

@@ -120,7 +120,7 @@ def report(resolution: Resolution, io: IO) -> None:
         io.write_line(f"  - {Formatter.escape(step)}", verbosity=Verbosity.VERBOSE)
     from poetry_torch_cuda.machine.fallback import cpu_fallback_warning
 
-    warning = cpu_fallback_warning(resolution)
+    warning = cpu_fallback_warning(resolution.decision, resolution.machine)
     if warning is not None:
         io.write_error_line(f"<warning>{PREFIX}: {Formatter.escape(warning)}</>")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 from dataclasses import dataclass
 from dataclasses import field
@@ -20,6 +19,7 @@ from poetry_torch_cuda.index.urls import is_loopback
 from poetry_torch_cuda.index.urls import mask_url
 from poetry_torch_cuda.project.targets import Target
 from poetry_torch_cuda.project.targets import parse_targets
+from poetry_torch_cuda.project.values import describe_value as _describe
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import Variant
 from poetry_torch_cuda.project.variants import not_a_variant
@@ -372,28 +372,3 @@ def _packages(value: Any) -> tuple[Requirement, ...]:
         seen.add(name)
         requirements.append(requirement)
     return tuple(requirements)
-
-
-def describe_value(value: Any) -> str:
-    """``an integer 129``, ``a table``…: for messages about a bad value."""
-    return _describe(value)
-
-
-def _describe(value: Any) -> str:
-    """``an integer 129``, ``a table``…: a value's TOML kind (and the value if short)."""
-    kinds: tuple[tuple[type | tuple[type, ...], str], ...] = (
-        (bool, "a boolean"),
-        (int, "an integer"),
-        (float, "a float"),
-        (str, "a string"),
-        (dict, "a table"),
-        (list, "an array"),
-        ((datetime.date, datetime.time), "a date/time"),
-    )
-    kind = next((name for types, name in kinds if isinstance(value, types)), None)
-    if kind is None:
-        return type(value).__name__
-    if isinstance(value, (dict, list)):
-        return kind
-    shown = repr(value.unwrap() if hasattr(value, "unwrap") else value)
-    return f"{kind} {shown if len(shown) <= 40 else shown[:37] + '...'}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from poetry_torch_cuda.errors import ConfigError
+from poetry_torch_cuda.project.values import describe_value
 
 
 ORIGIN = "[[tool.poetry-torch-cuda.targets]]"
@@ -66,7 +67,7 @@ def parse_targets(value: Any) -> tuple[Target, ...]:
     """
     if not isinstance(value, list):
         raise ConfigError(
-            f"{ORIGIN} must be an array of tables, got {_kind(value)}; write each "
+            f"{ORIGIN} must be an array of tables, got {describe_value(value)}; write each "
             f"machine as:\n\n{EXAMPLE}"
         )
     targets: list[Target] = []
@@ -83,7 +84,9 @@ def parse_targets(value: Any) -> tuple[Target, ...]:
 def _target(number: int, entry: Any) -> Target:
     where = f"{ORIGIN} entry {number}"
     if not isinstance(entry, dict):
-        raise ConfigError(f"{where} must be a table, got {_kind(entry)}:\n\n{EXAMPLE}")
+        raise ConfigError(
+            f"{where} must be a table, got {describe_value(entry)}:\n\n{EXAMPLE}"
+        )
     name = entry.get("name")
     if isinstance(name, str) and _NAME.fullmatch(name):
         where = f"{ORIGIN} {name!r}"
@@ -99,19 +102,19 @@ def _target(number: int, entry: Any) -> Target:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ConfigError(
             f"{where} name must be letters, digits, '.', '_' or '-' (at most 64, "
-            f'starting with a letter or digit), got {_kind(name)}; e.g. "training".'
+            f'starting with a letter or digit), got {describe_value(name)}; e.g. "training".'
         )
     driver = entry["driver"]
     if not isinstance(driver, str) or not _DRIVER.fullmatch(driver.strip()):
         raise ConfigError(
             f"{where} driver must be an NVIDIA driver version as a string, such as "
-            f'"570.124.06" or "535.104.05", got {_kind(driver)}.'
+            f'"570.124.06" or "535.104.05", got {describe_value(driver)}.'
         )
     gpus = entry["gpus"]
     if not isinstance(gpus, list) or not gpus:
         raise ConfigError(
             f"{where} gpus must be a non-empty array of compute capabilities, such "
-            f'as ["9.0"] or ["8.0", "8.6"], got {_kind(gpus)}.'
+            f'as ["9.0"] or ["8.0", "8.6"], got {describe_value(gpus)}.'
         )
     capabilities: list[tuple[int, int]] = []
     for gpu in gpus:
@@ -119,19 +122,13 @@ def _target(number: int, entry: Any) -> Target:
         if match is None:
             raise ConfigError(
                 f"{where} gpus entries must be compute capabilities such as "
-                f'"8.6" (nvidia-smi --query-gpu=compute_cap), got {_kind(gpu)}.'
+                f'"8.6" (nvidia-smi --query-gpu=compute_cap), got {describe_value(gpu)}.'
             )
         capabilities.append((int(match[1]), int(match[2])))
     platform = entry.get("platform", DEFAULT_PLATFORM)
     if platform not in PLATFORMS:
         raise ConfigError(
             f"{where} platform must be one of {', '.join(PLATFORMS)}, got "
-            f"{_kind(platform)}."
+            f"{describe_value(platform)}."
         )
     return Target(name, driver.strip(), tuple(capabilities), platform)
-
-
-def _kind(value: Any) -> str:
-    from poetry_torch_cuda.project.config import describe_value
-
-    return describe_value(value)
