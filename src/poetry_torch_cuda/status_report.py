@@ -213,11 +213,9 @@ def _judge(report: StatusReport, config: TorchCudaConfig, managed: bool) -> None
     machine = report.machine
     torch = next((p for p in report.packages if p.name == "torch"), None)
     torch_version = torch.locked if torch else None
-    if not variant.has_builds_for(machine.sys_platform):
-        report.notes.append(
-            f"PyTorch publishes no {variant} builds for {machine.sys_platform}: "
-            "Poetry installs PyPI's default build here"
-        )
+    missing = variant.not_built_for(machine.sys_platform)
+    if missing is not None:
+        report.notes.append(f"{missing}: Poetry installs PyPI's default build here")
     elif variant.kind in ("cuda", "rocm"):
         if not tables.is_known_variant(variant.name):
             report.notes.append(

@@ -140,9 +140,9 @@ class DetectCommand(TorchCudaCommand):
         from poetry_torch_cuda.errors import TorchCudaError
         from poetry_torch_cuda.index.offers import OfferFinder
         from poetry_torch_cuda.index.offers import wanted_versions
-        from poetry_torch_cuda.machine.detection import decide
         from poetry_torch_cuda.machine.fleet import target_machine
         from poetry_torch_cuda.machine.fleet import target_marker_env
+        from poetry_torch_cuda.machine.resolution import choose
 
         name = str(self.option("target"))
         target = next((t for t in config.targets if t.name == name), None)
@@ -158,7 +158,7 @@ class DetectCommand(TorchCudaCommand):
             wanted_versions(config.package_names, locked),
             target_marker_env(target, dict(self.env.marker_env)),
         )
-        decision = decide(target_machine(target), finder, torch)
+        decision = choose(target_machine(target), finder, torch)
         if self.option("json"):
             self.write_json(
                 {

@@ -56,17 +56,14 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
 
     def work(self) -> int:
         """Gather the report and print it."""
-        from poetry_torch_cuda.machine.probe import probe_machine
         from poetry_torch_cuda.machine.resolution import index_client
+        from poetry_torch_cuda.machine.resolution import probe
         from poetry_torch_cuda.project.selection import selection_from
         from poetry_torch_cuda.status_report import build_report
 
         config = self.project_config()
         selection = selection_from(self)
-        machine = probe_machine(
-            nvcc=True,
-            machine=str(self.env.marker_env.get("platform_machine") or ""),
-        )
+        machine = probe(self.env, nvcc=True)
         client = index_client(self.poetry)
         report = build_report(config, self.poetry, self.env, machine, client, selection)
         fleet = _check_fleet(self, config, client)
@@ -149,7 +146,7 @@ def _machine_lines(report: StatusReport) -> list[str]:
     if nvidia is not None:
         newest = tables.newest_cuda(nvidia.version, machine.sys_platform)
         supports = (
-            f"CUDA {newest[0]}.{newest[1]} and older"
+            f"CUDA {tables.dotted(newest)} and older"
             if newest
             else "a CUDA older than every release PyTorch builds for"
         )

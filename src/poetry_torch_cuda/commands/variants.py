@@ -63,14 +63,13 @@ class VariantsCommand(TorchCudaCommand):
 
     def work(self) -> int:
         """Ask the index about every candidate variant and print the table."""
-        from poetry_torch_cuda.index.offers import OfferFinder
         from poetry_torch_cuda.index.offers import wanted_versions
-        from poetry_torch_cuda.install.installed import installed_environment
         from poetry_torch_cuda.machine import tables
         from poetry_torch_cuda.machine.detection import assess
-        from poetry_torch_cuda.machine.detection import decide
-        from poetry_torch_cuda.machine.probe import probe_machine
+        from poetry_torch_cuda.machine.resolution import choose
         from poetry_torch_cuda.machine.resolution import index_client
+        from poetry_torch_cuda.machine.resolution import offer_finder
+        from poetry_torch_cuda.machine.resolution import probe
         from poetry_torch_cuda.project.locked import check_fresh
         from poetry_torch_cuda.project.locked import locked_state
 
@@ -79,18 +78,13 @@ class VariantsCommand(TorchCudaCommand):
         locked = locked_state(self.poetry, self.env).versions
         wanted = wanted_versions(config.package_names, locked)
         torch = wanted.get(canonicalize_name("torch"))
-        marker_env = self.env.marker_env
-        machine = probe_machine(machine=str(marker_env.get("platform_machine") or ""))
-        finder = OfferFinder(
-            index_client(self.poetry, refresh=bool(self.option("refresh"))),
-            config,
-            wanted,
-            marker_env,
-            installed_environment(self.env),
-        )
+        machine = probe(self.env)
+        client = index_client(self.poetry, refresh=bool(self.option("refresh")))
+        finder = offer_finder(config, self.poetry, self.env, wanted, client)
         reports = finder.inspect(self._candidates(config.variant))
         by_variant = {report.variant: report for report in reports}
-        decision = decide(
+        # auto's pick, as installs make it, from the answers already read.
+        decision = choose(
             machine,
             lambda v: by_variant[v].offer() if v in by_variant else finder(v),
             torch,
@@ -99,6 +93,7 @@ class VariantsCommand(TorchCudaCommand):
                 for r in reports
                 if not tables.is_known_variant(r.variant.name)
             ],
+            env=self.env,
         )
         rows = [
             (report, assess(report.variant, machine, torch))

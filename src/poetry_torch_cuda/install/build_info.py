@@ -20,6 +20,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
+from poetry_torch_cuda.machine.tables import dotted
 from poetry_torch_cuda.project.variants import parse_variant
 
 
@@ -136,7 +137,7 @@ def _labelled(label: str) -> tuple[str, str | None]:
     except ValueError:
         return f"local build +{label}", None
     if variant.kind == "cuda" and variant.cuda_version is not None:
-        cuda = "{}.{}".format(*variant.cuda_version)
+        cuda = dotted(variant.cuda_version)
         return f"CUDA {cuda} build", cuda
     if variant.kind == "rocm":
         return f"ROCm {label.removeprefix('rocm')} build", None

@@ -85,12 +85,9 @@ def assess(
     variant: Variant, machine: Machine, torch_version: str | None = None
 ) -> Verdict:
     """Whether ``variant``'s builds run on ``machine`` (driver, GPU architectures, ROCm)."""
-    if not variant.has_builds_for(machine.sys_platform):
-        return Verdict(
-            variant,
-            False,
-            (f"PyTorch publishes no {variant} builds for {machine.sys_platform}",),
-        )
+    missing = variant.not_built_for(machine.sys_platform)
+    if missing is not None:
+        return Verdict(variant, False, (missing,))
     if variant.kind == "cpu":
         return Verdict(variant, True, ("runs on any machine",))
     if _old_jetson(machine) and variant.kind == "cuda":
@@ -175,7 +172,7 @@ def _assess_cuda(
                 (
                     *notes,
                     (
-                        f"driver {nvidia.version} fully supports CUDA {_dotted(cuda)}; "
+                        f"driver {nvidia.version} fully supports CUDA {tables.dotted(cuda)}; "
                         "no architecture list known, GPUs not checked"
                     ),
                 ),
@@ -219,7 +216,7 @@ def _assess_cuda(
     if full_ok:
         reasons = [
             *notes,
-            f"driver {nvidia.version} fully supports CUDA {_dotted(cuda)}",
+            f"driver {nvidia.version} fully supports CUDA {tables.dotted(cuda)}",
         ]
         reasons += _gpu_reasons(built, jit, unknown, bool(nvidia.gpus))
         return Verdict(variant, True, tuple(reasons), rule=FULL_RULE)
@@ -232,7 +229,7 @@ def _assess_cuda(
             ),
             (
                 f"SASS in {built} covers every GPU, so nothing is JIT-compiled "
-                f"(features that need a CUDA {_dotted(cuda)} driver are unavailable)"
+                f"(features that need a CUDA {tables.dotted(cuda)} driver are unavailable)"
             ),
         ]
         return Verdict(variant, True, tuple(reasons), rule=COMPAT_RULE)
@@ -247,7 +244,7 @@ def _assess_cuda(
         (
             *notes,
             (
-                f"{why} needs driver >= {full or '?'} (full CUDA {_dotted(cuda)} "
+                f"{why} needs driver >= {full or '?'} (full CUDA {tables.dotted(cuda)} "
                 f"support); driver {nvidia.version} {_supports(nvidia, platform)}"
             ),
         ),
@@ -257,9 +254,9 @@ def _assess_cuda(
 
 def _needs(cuda: tuple[int, int], full: str | None, floor: str | None) -> str:
     full_text = (
-        f">= {full} (full CUDA {_dotted(cuda)} support)"
+        f">= {full} (full CUDA {tables.dotted(cuda)} support)"
         if full
-        else f"a driver with full CUDA {_dotted(cuda)} support (none in the table)"
+        else f"a driver with full CUDA {tables.dotted(cuda)} support (none in the table)"
     )
     if floor is None:
         return f"needs {full_text}"
@@ -271,7 +268,11 @@ def _needs(cuda: tuple[int, int], full: str | None, floor: str | None) -> str:
 
 def _supports(nvidia: NvidiaDriver, platform: str) -> str:
     newest = tables.newest_cuda(nvidia.version, platform)
-    return f"supports CUDA {_dotted(newest)}" if newest else "is older than every CUDA"
+    return (
+        f"supports CUDA {tables.dotted(newest)}"
+        if newest
+        else "is older than every CUDA"
+    )
 
 
 def _gpu_reasons(
@@ -399,7 +400,7 @@ def _cuda_candidates(extra: tuple[Variant, ...]) -> list[Variant]:
 def _driver_step(nvidia: NvidiaDriver, platform: str) -> str:
     newest = tables.newest_cuda(nvidia.version, platform)
     text = f"NVIDIA driver {nvidia.version} (from {nvidia.source}) " + (
-        f"fully supports CUDA {_dotted(newest)} and older"
+        f"fully supports CUDA {tables.dotted(newest)} and older"
         if newest
         else "is older than every CUDA in the table"
     )
@@ -508,7 +509,3 @@ def _rocm_version(name: str) -> tuple[int, ...]:
 
 def _capability(gpu: NvidiaGpu) -> str:
     return gpu.capability or "unknown"
-
-
-def _dotted(version: tuple[int, int] | None) -> str:
-    return "?" if version is None else f"{version[0]}.{version[1]}"

@@ -28,7 +28,7 @@ def cpu_fallback_warning(
     gpus = ", ".join(gpu.name for gpu in nvidia.gpus) or "an NVIDIA GPU"
     newest = tables.newest_cuda(nvidia.version, machine.sys_platform)
     runs = (
-        f"runs CUDA {newest[0]}.{newest[1]}"
+        f"runs CUDA {tables.dotted(newest)}"
         if newest
         else "is older than every CUDA release PyTorch builds for"
     )

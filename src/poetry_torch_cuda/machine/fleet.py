@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from poetry_torch_cuda.machine.detection import assess
-from poetry_torch_cuda.machine.detection import decide
 from poetry_torch_cuda.machine.probe import Machine
 from poetry_torch_cuda.machine.probe import NvidiaDriver
 from poetry_torch_cuda.machine.probe import NvidiaGpu
+from poetry_torch_cuda.machine.resolution import choose
 
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def check_target(
     """Whether ``configured`` (or ``auto``'s pick) runs the locked torch on ``target``."""
     machine = target_machine(target)
     if configured.kind == "auto":
-        decision = decide(machine, offers, torch_version)
+        decision = choose(machine, offers, torch_version)
         variant = decision.variant
         if variant.kind != "cuda":
             return TargetCheck(
@@ -127,13 +127,9 @@ def check_target(
                 target, variant, False, (decision.forced_by,), decision=decision
             )
         return _from_verdict(target, verdict, None, decision)
-    if not configured.has_builds_for(target.sys_platform):
-        return TargetCheck(
-            target,
-            configured,
-            False,
-            (f"PyTorch publishes no {configured} builds for {target.platform}",),
-        )
+    missing = configured.not_built_for(target.sys_platform, target.platform)
+    if missing is not None:
+        return TargetCheck(target, configured, False, (missing,))
     if configured.kind != "cuda":
         return TargetCheck(
             target,

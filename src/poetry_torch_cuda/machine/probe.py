@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from poetry_torch_cuda.machine.tables import dotted
+
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -66,7 +68,7 @@ class NvidiaGpu:
         """``"8.9"``, or ``None`` when the compute capability is unknown."""
         if self.compute_capability is None:
             return None
-        return f"{self.compute_capability[0]}.{self.compute_capability[1]}"
+        return dotted(self.compute_capability)
 
     @property
     def sm(self) -> str:
@@ -163,7 +165,7 @@ class Machine:
             else {
                 "version": nvidia.version,
                 "source": nvidia.source,
-                "max_cuda": None if newest is None else f"{newest[0]}.{newest[1]}",
+                "max_cuda": None if newest is None else dotted(newest),
             },
             "gpus": []
             if nvidia is None

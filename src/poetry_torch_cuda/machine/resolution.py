@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Iterable
     from collections.abc import Mapping
 
     from cleo.io.io import IO
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.index.offers import OfferFinder
     from poetry_torch_cuda.machine.detection import Decision
+    from poetry_torch_cuda.machine.detection import Offer
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
@@ -54,6 +57,59 @@ def index_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
     return IndexClient(poetry.config, sources, refresh=refresh, timeout=TIMEOUT)
 
 
+def probe(env: Env, *, nvcc: bool = False) -> Machine:
+    """This machine as ``env`` runs on it (its ``platform_machine``: an x86_64
+    env under emulation on arm64 wants x86_64 wheels); ``nvcc`` also asks the
+    CUDA compiler's version."""
+    from poetry_torch_cuda.machine.probe import probe_machine
+
+    return probe_machine(
+        nvcc=nvcc, machine=str(env.marker_env.get("platform_machine") or "")
+    )
+
+
+def offer_finder(
+    config: TorchCudaConfig,
+    poetry: Poetry,
+    env: Env,
+    wanted: Mapping[NormalizedName, str],
+    client: IndexClient | None = None,
+) -> OfferFinder:
+    """What the index offers ``env`` of ``wanted`` per variant (installed builds ask nothing)."""
+    from poetry_torch_cuda.index.offers import OfferFinder
+    from poetry_torch_cuda.install.installed import installed_environment
+
+    return OfferFinder(
+        client or index_client(poetry),
+        config,
+        wanted,
+        env.marker_env,
+        installed_environment(env),
+    )
+
+
+def choose(
+    machine: Machine,
+    offers: Callable[[Variant], Offer],
+    torch_version: str | None,
+    *,
+    extra: Iterable[Variant] = (),
+    env: Env | None = None,
+) -> Decision:
+    """``auto``'s decision for ``machine``: :func:`~.detection.decide`'s rule over ``offers``.
+
+    With ``env``, builds that failed verification in it on this machine are
+    skipped (:mod:`.memory`); a declared target (no ``env``) has no memory.
+    """
+    from poetry_torch_cuda.machine.detection import decide
+
+    if env is not None:
+        from poetry_torch_cuda.machine.memory import remembering
+
+        offers = remembering(offers, env.path, machine)
+    return decide(machine, offers, torch_version, extra)
+
+
 def resolve(
     config: TorchCudaConfig,
     poetry: Poetry,
@@ -71,36 +127,18 @@ def resolve(
         return Resolution(config.variant, config.variant, config.variant_origin)
     from packaging.utils import canonicalize_name
 
-    from poetry_torch_cuda.index.offers import OfferFinder
     from poetry_torch_cuda.index.offers import wanted_versions
-    from poetry_torch_cuda.install.installed import installed_environment
-    from poetry_torch_cuda.machine.detection import decide
-    from poetry_torch_cuda.machine.probe import probe_machine
+    from poetry_torch_cuda.machine.detection import Offer
 
-    marker_env = env.marker_env
-    if machine is None:
-        machine = probe_machine(machine=str(marker_env.get("platform_machine") or ""))
+    machine = machine or probe(env)
     wanted = wanted_versions(config.package_names, locked_versions or {})
+    offers: Callable[[Variant], Offer]
     if locked_versions is not None and not wanted:
         # No configured package in the lock: nothing to install, nothing to ask.
-        from poetry_torch_cuda.machine.detection import Offer
-
-        decision = decide(machine, lambda _: Offer(None, "not asked"), None)
-        return Resolution(
-            config.variant, decision.variant, config.variant_origin, decision, machine
-        )
-    finder = OfferFinder(
-        client or index_client(poetry),
-        config,
-        wanted,
-        marker_env,
-        installed_environment(env),
-    )
-    from poetry_torch_cuda.machine.memory import remembering
-
-    # Builds that failed verification in this environment on this machine are skipped.
-    offers = remembering(finder, env.path, machine)
-    decision = decide(machine, offers, wanted.get(canonicalize_name("torch")))
+        offers = lambda _: Offer(None, "not asked")
+    else:
+        offers = offer_finder(config, poetry, env, wanted, client)
+    decision = choose(machine, offers, wanted.get(canonicalize_name("torch")), env=env)
     return Resolution(
         config.variant, decision.variant, config.variant_origin, decision, machine
     )
@@ -133,10 +171,10 @@ def require_builds(variant: Variant, sys_platform: str) -> None:
     """
     from poetry_torch_cuda.errors import TorchCudaError
 
-    if not variant.has_builds_for(sys_platform):
+    missing = variant.not_built_for(sys_platform)
+    if missing is not None:
         raise TorchCudaError(
-            f"PyTorch publishes no {variant} builds for {sys_platform}; "
-            "`poetry install` installs PyPI's default build here."
+            f"{missing}; `poetry install` installs PyPI's default build here."
         )
 
 

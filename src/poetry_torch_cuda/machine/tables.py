@@ -287,6 +287,11 @@ class ArchList:
     inferred_from: str | None = None
 
 
+def dotted(version: tuple[int, int] | None) -> str:
+    """``"12.9"`` for a CUDA version or compute capability ``(12, 9)``; ``"?"`` if unknown."""
+    return "?" if version is None else f"{version[0]}.{version[1]}"
+
+
 def parse_arch_list(text: str) -> tuple[Arch, ...]:
     """``"7.5;8.0;12.0+PTX"`` -> the :class:`Arch` entries, in order."""
     archs = []

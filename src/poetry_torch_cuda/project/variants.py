@@ -49,6 +49,14 @@ class Variant:
             return sys_platform.startswith("linux")
         return True
 
+    def not_built_for(self, sys_platform: str, shown: str | None = None) -> str | None:
+        """``PyTorch publishes no cu129 builds for darwin`` when it publishes no
+        builds of this variant for ``sys_platform`` (named ``shown`` if given),
+        else ``None``: the one gate, and its wording, for every command and hook."""
+        if self.has_builds_for(sys_platform):
+            return None
+        return f"PyTorch publishes no {self} builds for {shown or sys_platform}"
+
     def __str__(self) -> str:
         return self.name
 

@@ -243,7 +243,7 @@ def _not_visible(version: str, cuda: str, variant: Variant, machine: Machine) ->
     if build_cuda is not None and (newest is None or newest < build_cuda):
         needed = tables.minimum_driver(build_cuda, machine.sys_platform)
         family = (
-            f"the CUDA {newest[0]} family (up to {_dotted(newest)})"
+            f"the CUDA {newest[0]} family (up to {tables.dotted(newest)})"
             if newest
             else "no CUDA release in the driver table"
         )
@@ -251,7 +251,7 @@ def _not_visible(version: str, cuda: str, variant: Variant, machine: Machine) ->
             "gpu",
             "fail",
             f"torch {version} cannot use the GPU: driver {nvidia.version} belongs "
-            f"to {family} and a CUDA {_dotted(build_cuda)} build needs driver "
+            f"to {family} and a CUDA {tables.dotted(build_cuda)} build needs driver "
             f"{needed or '(unknown)'} or newer",
             "the NVIDIA driver is too old for this build",
             f"update the driver{instead}",
@@ -418,7 +418,3 @@ def _public(version: str) -> str | None:
 def _cuda_tuple(text: str) -> tuple[int, int] | None:
     match = re.match(r"(\d+)\.(\d+)", text)
     return None if match is None else (int(match.group(1)), int(match.group(2)))
-
-
-def _dotted(version: tuple[int, int] | None) -> str:
-    return "?" if version is None else f"{version[0]}.{version[1]}"
