@@ -11,6 +11,10 @@ from poetry_torch_cuda.install.diagnosis import pip_reason
 
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
+
     from tests.support.index import IndexServer
 
 NOT_FOUND = [
@@ -120,3 +124,46 @@ def test_other_failures_quote_pips_error_lines() -> None:
     assert what == "ERROR: something odd happened"
     assert "pip's output above" in fix
     assert pip_reason([]) == "pip gave no reason"
+
+
+def test_right_credentials_get_the_listing(index: IndexServer) -> None:
+    """The probe goes through the index client with the credentials pip got."""
+    index.require_auth = ("alice", "s3cret-right")
+    access = IndexAccess(index.whl_url("cu129"), "alice", "s3cret-right")
+    what, fix = diagnose(access, NOT_FOUND, 1, 5)
+    assert "the index has no build of torch that matches" in what
+    assert "2.14.1+cu129" in what
+    assert "s3cret" not in what + fix
+
+
+def test_only_pips_credentials_are_sent(
+    index: IndexServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Poetry knows credentials for the host, pip was given none: pip's 401 is
+    explained as a 401, not hidden by Poetry's credentials."""
+    index.require_auth = ("alice", "s3cret-right")
+    monkeypatch.setenv("POETRY_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("POETRY_REPOSITORIES_MIRROR_URL", index.whl_url("cu129"))
+    monkeypatch.setenv("POETRY_HTTP_BASIC_MIRROR_USERNAME", "alice")
+    monkeypatch.setenv("POETRY_HTTP_BASIC_MIRROR_PASSWORD", "s3cret-right")
+    what, _ = diagnose(IndexAccess(index.whl_url("cu129")), NOT_FOUND, 1, 5)
+    assert what == "the index refused access (HTTP 401)"
+
+
+def test_one_request_and_nothing_remembered(
+    index: IndexServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One attempt, past every cache, and no page or unreachable host written down:
+    the next run asks afresh."""
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    index.clear_requests()
+    diagnose(IndexAccess(index.whl_url("cu129")), NOT_FOUND, 1, 5)
+    diagnose(IndexAccess(index.whl_url("cu129")), NOT_FOUND, 1, 5)
+    assert index.requests == ["/whl/cu129/torch/", "/whl/cu129/torch/"]
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    what, _ = diagnose(IndexAccess(f"http://127.0.0.1:{port}/"), NOT_FOUND, 1, 2)
+    assert what == f"could not connect to 127.0.0.1:{port} (connection refused)"
+    assert not (tmp_path / "cache").exists()

@@ -16,6 +16,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -32,6 +33,7 @@ from poetry_torch_cuda.index.urls import mask_url
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Mapping
     from collections.abc import Sequence
@@ -51,6 +53,8 @@ class IndexUnavailableError(TorchCudaError):
 
     #: The HTTP status the index answered, when it answered.
     status: int | None = None
+    #: Why it did not answer, in a few words (:func:`.quick.cause`), when it did not.
+    cause: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class ProjectFiles:
     files: tuple[str, ...] = ()
     #: The same files with their URLs and hashes, sorted by file name.
     entries: tuple[IndexFile, ...] = ()
+    #: 404 or 410 when just asked and not found (``None`` from the cache).
+    status: int | None = field(default=None, compare=False)
 
     def versions(
         self, label: str | None = None, marker_env: Mapping[str, Any] | None = None
@@ -111,11 +117,14 @@ class IndexClient:
         ttl: float = CACHE_TTL_SECONDS,
         refresh: bool = False,
         timeout: float | None = None,
+        poetry_credentials: bool = True,
     ) -> None:
         """``timeout``: one attempt of that many seconds per page, and an
         unreachable host remembered for a while (:mod:`.quick`), instead of
-        Poetry's retries."""
+        Poetry's retries. ``poetry_credentials`` False: only the credentials
+        written in the index URLs are sent (pip's view of the index)."""
         self._config = config
+        self._poetry_credentials = poetry_credentials
         self._sources = list(sources)
         self._ttl = ttl
         self._refresh = refresh
@@ -169,12 +178,58 @@ class IndexClient:
             from poetry_torch_cuda.index.session import IndexAuthenticator
 
             self._authenticator = IndexAuthenticator(
-                self._config, self._sources, self._url_credentials
+                self._config,
+                self._sources,
+                self._url_credentials,
+                poetry_credentials=self._poetry_credentials,
             )
         self._authenticator.get_session(url)
         return self._authenticator
 
+    def ask_once(
+        self, index_url: str, project: str, *, verify: str | None = None
+    ) -> ProjectFiles:
+        """What the index answers for ``project`` right now: one attempt of the
+        client's timeout, past the page cache and the memory of unreachable
+        hosts, and remembered by neither (the diagnosis of a pip failure).
+
+        ``verify``: a CA bundle instead of the one Poetry has for the index.
+
+        Raises:
+            IndexUnavailableError: with ``status`` when the index answered an
+                HTTP error, with ``cause`` when it did not answer.
+        """
+        import requests
+
+        from poetry_torch_cuda.index import quick
+
+        index_url = self._url_credentials.take_off(index_url)
+        key = (index_url.rstrip("/"), canonicalize_name(project))
+        timeout = quick.TIMEOUT if self._timeout is None else self._timeout
+
+        def get(
+            url: str, *, raise_for_status: bool, headers: Mapping[str, str]
+        ) -> requests.Response:
+            try:
+                return quick.get_once(
+                    self._session_for(url), url, headers, timeout, verify=verify
+                )
+            except (requests.RequestException, OSError) as error:
+                failed = IndexUnavailableError(quick.in_words(error, url, timeout))
+                failed.cause = quick.cause(error)
+                raise failed from None
+
+        return self._read(key, get)
+
     def _fetch(self, key: tuple[str, str]) -> ProjectFiles:
+        url = f"{key[0]}/{key[1]}/"
+        get = self._session_for(url).get if self._timeout is None else self._get_once
+        result = self._read(key, get)
+        self._write_cache(key, result)
+        return result
+
+    def _read(self, key: tuple[str, str], get: Callable[..., Any]) -> ProjectFiles:
+        """The page for ``key`` asked with ``get``, parsed by Poetry's link sources."""
         import requests
         from cleo.exceptions import CleoError
         from poetry.exceptions import PoetryError
@@ -184,7 +239,6 @@ class IndexClient:
         index_url, name = key
         url = f"{index_url}/{name}/"
         shown = mask_url(url)
-        get = self._session_for(url).get if self._timeout is None else self._get_once
         try:
             response = get(url, raise_for_status=False, headers={"Accept": ACCEPT})
         except IndexUnavailableError:
@@ -195,7 +249,7 @@ class IndexClient:
             raise _unreachable(error, url, self._timeout) from None
         status = response.status_code
         if status in (404, 410):
-            result = ProjectFiles(name, False)
+            result = ProjectFiles(name, False, status=status)
         elif status in (401, 403):
             refused = IndexUnavailableError(
                 f"{shown} refused access (HTTP {status}); configure credentials "
@@ -225,7 +279,6 @@ class IndexClient:
                 ) from None
             files = tuple(sorted({entry.filename for entry in entries}))
             result = ProjectFiles(name, True, files, entries)
-        self._write_cache(key, result)
         return result
 
     def _get_once(

@@ -40,8 +40,12 @@ def get_once(
     url: str,
     headers: Mapping[str, str],
     timeout: float = TIMEOUT,
+    *,
+    verify: str | None = None,
 ) -> requests.Response:
     """GET ``url`` once, as ``Authenticator.request`` would but without its retries.
+
+    ``verify``: a CA bundle to use instead of the one Poetry has for the URL.
 
     Raises:
         requests.RequestException: no answer (see :func:`in_words`).
@@ -60,13 +64,13 @@ def get_once(
         requests.Request("get", url, headers=dict(headers), auth=auth)
     )
     certs = authenticator.get_certs_for_url(url)
-    verify = certs.cert or certs.verify
+    trusted = verify or certs.cert or certs.verify
     cert = certs.client_cert
     settings = session.merge_environment_settings(
         prepared.url or url,
         {},
         None,
-        str(verify) if isinstance(verify, Path) else verify,
+        str(trusted) if isinstance(trusted, Path) else trusted,
         None if cert is None else str(cert),
     )
     return session.send(prepared, timeout=timeout, allow_redirects=True, **settings)
@@ -75,9 +79,31 @@ def get_once(
 def in_words(error: BaseException, url: str, timeout: float = TIMEOUT) -> str:
     """What went wrong, in words, with the host but never credentials."""
     host = urlsplit(mask_url(url)).netloc.rsplit("@", 1)[-1] or mask_url(url)
+    kind = cause(error)
+    if kind == TIMED_OUT:
+        return f"{host} did not answer within {timeout:g} s"
+    if kind == _DNS:
+        return f"{host} could not be found (DNS lookup failed)"
+    if kind == _REFUSED:
+        return f"{host} refused the connection"
+    if kind == _TLS:
+        return f"the TLS handshake with {host} failed (certificate or proxy)"
+    return f"could not connect to {host}"
+
+
+#: What :func:`cause` says of an attempt that got no answer in time.
+TIMED_OUT = "timed out"
+_DNS = "DNS lookup failed"
+_REFUSED = "connection refused"
+_TLS = "TLS handshake failed: certificate or proxy"
+
+
+def cause(error: BaseException) -> str:
+    """Why no answer came, in a few words without host or credentials:
+    :data:`TIMED_OUT`, ``DNS lookup failed``, ``connection refused``…"""
     text = _chain_text(error)
     if "timed out" in text or "timeout" in text:
-        return f"{host} did not answer within {timeout:g} s"
+        return TIMED_OUT
     if any(
         needle in text
         for needle in (
@@ -89,12 +115,12 @@ def in_words(error: BaseException, url: str, timeout: float = TIMEOUT) -> str:
             "name resolution",
         )
     ):
-        return f"{host} could not be found (DNS lookup failed)"
+        return _DNS
     if "refused" in text:
-        return f"{host} refused the connection"
+        return _REFUSED
     if "ssl" in text or "certificate" in text:
-        return f"the TLS handshake with {host} failed (certificate or proxy)"
-    return f"could not connect to {host}"
+        return _TLS
+    return "no connection"
 
 
 def _chain_text(error: BaseException) -> str:

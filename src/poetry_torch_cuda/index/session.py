@@ -35,9 +35,13 @@ class IndexAuthenticator(Authenticator):
         config: Config,
         sources: Iterable[tuple[str, str]],
         url_credentials: UrlCredentials,
+        *,
+        poetry_credentials: bool = True,
     ) -> None:
+        """``poetry_credentials`` False: only those taken off the URLs (what pip gets)."""
         super().__init__(config, cache_id="poetry-torch-cuda", disable_cache=True)
         self._url_credentials = url_credentials
+        self._poetry_credentials = poetry_credentials
         # The project's sources carry the credentials (http-basic.<name>)
         # Poetry matches by host; register them like Poetry's own pool does.
         for name, url in sources:
@@ -49,4 +53,6 @@ class IndexAuthenticator(Authenticator):
         found = self._url_credentials.lookup(url)
         if found is not None:
             return HTTPAuthCredential(username=found[0], password=found[1])
+        if not self._poetry_credentials:
+            return HTTPAuthCredential()
         return super().get_credentials_for_url(url)

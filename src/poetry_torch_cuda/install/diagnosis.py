@@ -10,11 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import ssl
-import urllib.error
-import urllib.request
-from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 from urllib.parse import urlsplit
@@ -83,36 +78,43 @@ def diagnose(
 
 
 def _probe(index: IndexAccess, project: str, timeout: float) -> tuple[str, str]:
-    url = f"{index.url.rstrip('/')}/{project}/"
+    """Ask the index for ``project``'s page once, as pip asked it.
+
+    Through the index client (Poetry's HTTP stack and page parsers), with
+    pip's view of the index: only the credentials pip was given (in
+    ``index.pip_url``; never Poetry's others), pip's timeout for one attempt,
+    pip's CA bundle variables, and no cache or memory of earlier answers.
+    """
+    from poetry.config.config import Config
+
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.index.client import IndexUnavailableError
+    from poetry_torch_cuda.index.quick import TIMED_OUT
+
     host = urlsplit(index.url).netloc
-    request = urllib.request.Request(url, headers={"Accept": "text/html"})  # noqa: S310 - http(s) only, checked by the config
-    if index.authorization is not None:
-        request.add_unredirected_header("Authorization", index.authorization)
+    client = IndexClient(Config(), timeout=timeout, poetry_credentials=False)
     try:
-        with urllib.request.urlopen(  # noqa: S310
-            request, timeout=timeout, context=_ssl_context()
-        ) as response:
-            page = response.read(8 * 1024 * 1024).decode("utf-8", "replace")
-    except urllib.error.HTTPError as error:
-        return _http_status(index, project, error.code)
-    except (socket.timeout, TimeoutError):
-        return _timed_out(host, timeout)
-    except urllib.error.URLError as error:
-        if isinstance(error.reason, (socket.timeout, TimeoutError)):
+        page = client.ask_once(index.pip_url, project, verify=_ca_bundle())
+    except IndexUnavailableError as error:
+        if error.status is not None:
+            return _http_status(index, project, error.status)
+        if error.cause == TIMED_OUT:
             return _timed_out(host, timeout)
-        return (
-            f"could not connect to {host} ({scrub(str(error.reason))})",
-            (
-                "Check the network, any proxy settings, and the index URL "
-                "(index-url, or the url of the source named by source)."
-            ),
-        )
-    except OSError as error:
+        if error.cause is not None:
+            return (
+                f"could not connect to {host} ({error.cause})",
+                (
+                    "Check the network, any proxy settings, and the index URL "
+                    "(index-url, or the url of the source named by source)."
+                ),
+            )
         return (
             f"could not read {index.shown}/{project}/ ({scrub(str(error))})",
             "Check the network and the index URL, then run the command again.",
         )
-    versions = _versions(page, project)
+    if not page.found:
+        return _http_status(index, project, page.status or 404)
+    versions = [str(version) for version in reversed(page.versions())]
     shown = ", ".join(versions[-8:]) if versions else "none"
     return (
         f"the index has no build of {project} that matches (it offers {shown})",
@@ -156,15 +158,17 @@ def _http_status(index: IndexAccess, project: str, status: int) -> tuple[str, st
                 f"{index.shown.rstrip('/')}/{project}/ should list its wheels."
             ),
         )
+    return http_failure(status, f" for {project}")
+
+
+def http_failure(status: int, about: str = "") -> tuple[str, str]:
+    """``(cause, advice)`` for an HTTP error that is neither refused access nor a
+    missing page: a server error, or another status (``about``: `` for torch``)."""
     if status >= 500:
-        return (
-            f"the index failed with HTTP {status} (a server error)",
-            "Run the command again later, or tell whoever runs the index.",
-        )
-    return (
-        f"the index answered HTTP {status} for {project}",
-        "Check the index URL, then run the command again.",
-    )
+        cause = f"the index failed with HTTP {status} (a server error)"
+        return cause, "Run the command again later, or tell whoever runs the index."
+    cause = f"the index answered HTTP {status}{about}"
+    return cause, "Check the index URL, then run the command again."
 
 
 def _timed_out(host: str, timeout: float) -> tuple[str, str]:
@@ -177,8 +181,9 @@ def _timed_out(host: str, timeout: float) -> tuple[str, str]:
     )
 
 
-def _ssl_context() -> ssl.SSLContext:
-    cafile = next(
+def _ca_bundle() -> str | None:
+    """The CA bundle pip's variables name (``PIP_CERT`` first), if any."""
+    return next(
         (
             os.environ[name]
             for name in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
@@ -186,10 +191,6 @@ def _ssl_context() -> ssl.SSLContext:
         ),
         None,
     )
-    try:
-        return ssl.create_default_context(cafile=cafile)
-    except (OSError, ssl.SSLError):
-        return ssl.create_default_context()
 
 
 def _project(requirement: str) -> str:
@@ -197,34 +198,6 @@ def _project(requirement: str) -> str:
         return canonicalize_name(Requirement(requirement).name)
     except InvalidRequirement:
         return canonicalize_name(re.split(r"[^A-Za-z0-9._-]", requirement)[0])
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.hrefs: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.hrefs.extend(
-                value for name, value in attrs if name == "href" and value
-            )
-
-
-def _versions(page: str, project: str) -> list[str]:
-    parser = _Links()
-    parser.feed(page)
-    versions: list[str] = []
-    for href in parser.hrefs:
-        filename = unquote(href.split("#", 1)[0].rsplit("/", 1)[-1])
-        parts = filename.split("-")
-        if (
-            len(parts) >= 2
-            and canonicalize_name(parts[0]) == project
-            and parts[1] not in versions
-        ):
-            versions.append(parts[1])
-    return versions
 
 
 def _file_name(line: str) -> str:
