@@ -138,10 +138,9 @@ class DetectCommand(TorchCudaCommand):
     ) -> int:
         """``auto``'s reasoning for a declared machine, asking its platform's index."""
         from poetry_torch_cuda.errors import TorchCudaError
-        from poetry_torch_cuda.index.offers import OfferFinder
         from poetry_torch_cuda.index.offers import wanted_versions
         from poetry_torch_cuda.machine.fleet import target_machine
-        from poetry_torch_cuda.machine.fleet import target_marker_env
+        from poetry_torch_cuda.machine.fleet import target_offers
         from poetry_torch_cuda.machine.resolution import choose
 
         name = str(self.option("target"))
@@ -152,12 +151,8 @@ class DetectCommand(TorchCudaCommand):
                 f"no target named {name!r} in [[tool.poetry-torch-cuda.targets]]; "
                 f"declared: {declared}."
             )
-        finder = OfferFinder(
-            client,
-            config,
-            wanted_versions(config.package_names, locked),
-            target_marker_env(target, dict(self.env.marker_env)),
-        )
+        wanted = wanted_versions(config.package_names, locked)
+        finder = target_offers(config, client, wanted, target, self.env.marker_env)
         decision = choose(target_machine(target), finder, torch)
         if self.option("json"):
             self.write_json(

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.index.offers import OfferFinder
     from poetry_torch_cuda.machine.detection import Decision
     from poetry_torch_cuda.machine.detection import Offer
     from poetry_torch_cuda.machine.detection import Verdict
@@ -199,7 +200,6 @@ def check_project_fleet(
     """
     from packaging.utils import canonicalize_name
 
-    from poetry_torch_cuda.index.offers import OfferFinder
     from poetry_torch_cuda.index.offers import wanted_versions
     from poetry_torch_cuda.machine.resolution import index_client
 
@@ -207,14 +207,29 @@ def check_project_fleet(
         return []
     client = client or index_client(poetry)
     wanted = wanted_versions(config.package_names, locked_versions)
-    base = dict(env.marker_env)
 
     def offers_for(target: Target) -> Callable[[Variant], Offer]:
-        return OfferFinder(client, config, wanted, target_marker_env(target, base))
+        return target_offers(config, client, wanted, target, env.marker_env)
 
     return check_fleet(
         config.targets,
         config.variant,
         wanted.get(canonicalize_name("torch")),
         offers_for,
+    )
+
+
+def target_offers(
+    config: TorchCudaConfig,
+    client: IndexClient,
+    wanted: Mapping[NormalizedName, str],
+    target: Target,
+    marker_env: Mapping[str, Any],
+) -> OfferFinder:
+    """What the index offers ``target``: ``wanted`` for its platform's wheels
+    (``marker_env`` is this environment's, the target's facts put over it)."""
+    from poetry_torch_cuda.index.offers import OfferFinder
+
+    return OfferFinder(
+        client, config, wanted, target_marker_env(target, dict(marker_env))
     )
