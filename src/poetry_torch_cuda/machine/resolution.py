@@ -1,8 +1,13 @@
-"""Resolve the configured variant for one environment: ``auto`` becomes a real one.
+"""Where ``auto`` decides: the configured variant for one environment becomes a real one.
 
-This is the one place that does it, for the listeners and every command. A
+This is the one place that does it, for the listeners and every command
+(install, ``switch``, ``sync``, ``status``, ``detect``, ``variants``, fleets):
+:func:`probe` finds the machine, :func:`offer_finder` asks the index,
+:func:`choose` decides (the rule is :mod:`.detection`'s, the memory of failed
+builds :mod:`.memory`'s) and :func:`resolve` ties them for an environment. A
 concrete variant costs nothing; ``auto`` probes the machine (one nvidia-smi
 call) and asks the index only about what is not already installed.
+:func:`require_builds` is the gate for a variant with no builds on a platform.
 """
 
 from __future__ import annotations
