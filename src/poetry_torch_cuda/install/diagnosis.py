@@ -2,8 +2,10 @@
 
 pip reports a missing page, a server error, a refused password or an
 unreachable host all alike ("No matching distribution found"), so after such
-a failure the plugin asks the index itself for the project's page once, with
-the same credentials and timeout, and reports what it answered.
+a failure the plugin asks the index itself for the project's page once,
+through the index client (:meth:`~poetry_torch_cuda.index.client.IndexClient.ask_once`,
+Poetry's HTTP stack) with pip's credentials, CA bundle and timeout, and
+reports what it answered.
 """
 
 from __future__ import annotations
