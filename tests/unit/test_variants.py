@@ -52,3 +52,15 @@ def test_platform_availability() -> None:
     assert not parse_variant("rocm6.4").has_builds_for("win32")
     assert parse_variant("rocm6.4").has_builds_for("linux")
     assert not parse_variant("cpu").has_builds_for("darwin")
+
+
+def test_not_built_for_is_the_one_wording_of_the_gate() -> None:
+    assert parse_variant("cu129").not_built_for("linux") is None
+    assert (
+        parse_variant("cu129").not_built_for("darwin")
+        == "PyTorch publishes no cu129 builds for darwin"
+    )
+    assert (
+        parse_variant("rocm6.4").not_built_for("win32", "windows-x86_64")
+        == "PyTorch publishes no rocm6.4 builds for windows-x86_64"
+    )
