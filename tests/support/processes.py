@@ -7,6 +7,7 @@ import signal
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from tests.support.poetry_project import poetry_executable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Iterator
     from collections.abc import Mapping
     from collections.abc import Sequence
 
@@ -26,8 +28,10 @@ __all__ = [
     "cmdline",
     "descendants",
     "environ",
+    "finish",
     "pip_processes",
     "run_sampled",
+    "running",
     "start_poetry",
     "wait_for",
     "wait_for_request",
@@ -61,6 +65,31 @@ def start_poetry(
         text=True,
         start_new_session=True,
     )
+
+
+@contextmanager
+def running(
+    project: Project,
+    *args: str,
+    env_extra: Mapping[str, str | None] | None = None,
+) -> Iterator[subprocess.Popen[str]]:
+    """:func:`start_poetry`; whatever happens inside, its process group is
+    killed on the way out if it is still running (a failed wait, a timeout)."""
+    process = start_poetry(project, *args, env_extra=env_extra)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def finish(
+    process: subprocess.Popen[str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Wait up to ``timeout`` seconds for ``process`` to end; what it printed."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
