@@ -65,16 +65,25 @@ def run_json(
 # -- detect: one locked project per torch version, shared by the module -----------
 
 
+def locked_project(
+    index_server: IndexServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    dependencies: dict[str, str],
+) -> Project:
+    """A cu129 project of ``dependencies``, locked, in a directory of its own."""
+    project = Project.create(
+        tmp_path_factory.mktemp("locked"), index_server, dependencies, CU129
+    )
+    project.run("lock")
+    return project
+
+
 @pytest.fixture(scope="module")
 def locked_2130(
     index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Project:
     """torch 2.13.0 alone: cu126 has it, cu128 does not."""
-    project = Project.create(
-        tmp_path_factory.mktemp("p2130"), index_server, {"torch": "2.13.0"}, CU129
-    )
-    project.run("lock")
-    return project
+    return locked_project(index_server, tmp_path_factory, {"torch": "2.13.0"})
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +91,7 @@ def locked_2141(
     index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Project:
     """torch 2.14.1 and torchvision: cu126 has neither."""
-    project = Project.create(
-        tmp_path_factory.mktemp("p2141"), index_server, DEPS, CU129
-    )
-    project.run("lock")
-    return project
+    return locked_project(index_server, tmp_path_factory, DEPS)
 
 
 @pytest.mark.parametrize(
