@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.catalog import build_universe
-from tests.support.index import IndexServer
+from tests.support.fixtures import served
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import finish
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.support.fixtures import ProjectFactory
+    from tests.support.index import IndexServer
 
 pytestmark = pytest.mark.e2e
 
@@ -277,8 +278,7 @@ def big_cu130_index(tmp_path: Path) -> Iterator[IndexServer]:
         spec.requires,
         payload={"torch/_big.bin": bytes(4_000_000)},
     )
-    with IndexServer(universe.root) as server:
-        yield server
+    yield from served(universe.root)
 
 
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux prlimit")

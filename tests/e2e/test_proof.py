@@ -23,13 +23,13 @@ from tests.support.fake_torch import broken_import
 from tests.support.fake_torch import fake_torch
 from tests.support.fake_torch import fake_torchvision
 from tests.support.fake_torch import replace_module
+from tests.support.fixtures import served
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import RTX_5090
 from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import machine_env
 from tests.support.gpus import smi_line
-from tests.support.index import IndexServer
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.support.catalog import Universe
+    from tests.support.index import IndexServer
 
 pytestmark = [
     pytest.mark.e2e,
@@ -104,8 +105,7 @@ def proof_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServe
             device_error=NO_KERNEL_IMAGE,
         ),
     )
-    with IndexServer(universe.root) as server:
-        yield server
+    yield from served(universe.root)
 
 
 def make_project(

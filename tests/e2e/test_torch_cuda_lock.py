@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.catalog import build_universe
-from tests.support.index import IndexServer
+from tests.support.fixtures import served
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import installed_distributions
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.support.catalog import Universe
+    from tests.support.index import IndexServer
 
 pytestmark = pytest.mark.e2e
 
@@ -48,8 +49,7 @@ def own_universe(tmp_path: Path) -> Universe:
 
 @pytest.fixture
 def own_index(own_universe: Universe) -> Iterator[IndexServer]:
-    with IndexServer(own_universe.root) as server:
-        yield server
+    yield from served(own_universe.root)
 
 
 def make_project(tmp_path: Path, index: IndexServer, table: str = TWO) -> Project:
