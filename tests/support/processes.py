@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.support.poetry_project import poetry_executable
+from tests.support.poetry_project import with_overrides
 
 
 if TYPE_CHECKING:
@@ -49,16 +50,10 @@ def start_poetry(
     Its output is captured; ``os.killpg(process.pid, ...)`` signals the
     whole group, as a terminal's Ctrl-C or a CI runner's cancel does.
     """
-    env = dict(project.env)
-    for key, value in (env_extra or {}).items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
     return subprocess.Popen(
         [*wrapper, str(poetry_executable()), "--no-ansi", *args],
         cwd=project.path,
-        env=env,
+        env=with_overrides(project.env, env_extra),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
