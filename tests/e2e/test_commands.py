@@ -14,8 +14,10 @@ from tests.support.gpus import NVIDIA_SMI_FAILED
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import RTX_5090
 from tests.support.gpus import T4
+from tests.support.gpus import gpu
 from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import machine_env
+from tests.support.gpus import no_gpu
 from tests.support.gpus import rocminfo_output
 from tests.support.gpus import smi_line
 from tests.support.poetry_project import Project
@@ -35,21 +37,6 @@ CU129 = 'variant = "cu129"'
 no_real_driver = pytest.mark.skipif(
     has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
 )
-
-
-def gpu(
-    tmp_path: Path,
-    *gpus: tuple[str, str],
-    driver: str = "575.51.03",
-    nvcc: str | None = None,
-) -> dict[str, str]:
-    """A machine whose nvidia-smi lists ``gpus`` under ``driver``."""
-    lines = "".join(smi_line(driver, *g) for g in gpus)
-    return machine_env(tmp_path / "machine", nvidia_smi=lines, nvcc=nvcc)
-
-
-def no_gpu(tmp_path: Path) -> dict[str, str]:
-    return machine_env(tmp_path / "machine")
 
 
 def run_json(
