@@ -8,7 +8,6 @@ mirror) in ``install`` and ``switch``, ``lock --check`` as a CI guard.
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import sys
 import zipfile
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import installed_distributions
 from tests.support.poetry_project import isolated_env
+from tests.support.processes import captured
 
 
 if sys.version_info >= (3, 11):
@@ -29,6 +29,7 @@ else:
     import tomli as tomllib
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Iterator
     from pathlib import Path
 
@@ -243,22 +244,15 @@ def test_relock_refuses_a_file_whose_hash_changed(
 
 def pip_version(python: Path) -> tuple[int, ...]:
     """The version of the pip in ``python``'s environment."""
-    out = subprocess.run(
-        [str(python), "-c", "import pip; print(pip.__version__)"],
-        check=True,
-        capture_output=True,
-        text=True,
+    out = captured(
+        [str(python), "-c", "import pip; print(pip.__version__)"], check=True
     ).stdout.strip()
     return tuple(int(part) for part in out.split(".")[:2] if part.isdigit())
 
 
 def fresh_venv(path: Path) -> Path:
     """A new virtualenv (virtualenv seeds a current pip); its python."""
-    subprocess.run(
-        [sys.executable, "-m", "virtualenv", "-q", str(path)],
-        check=True,
-        capture_output=True,
-    )
+    captured([sys.executable, "-m", "virtualenv", "-q", str(path)], check=True)
     return path / "bin" / "python"
 
 
@@ -314,12 +308,8 @@ def test_export_both_formats_offline_and_pip_reproduces_the_locked_build(
                 f"pip {'.'.join(map(str, pip_version(python)))} in this Python's "
                 "venv cannot install pylock.toml (pip >= 26.1 needed)"
             )
-        result = subprocess.run(
-            [str(python), "-m", "pip", "install", *args, str(outputs[fmt])],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
+        result = captured(
+            [str(python), "-m", "pip", "install", *args, str(outputs[fmt])], env=env
         )
         assert result.returncode == 0, describe(result)
         installed = installed_distributions(python.parent.parent)

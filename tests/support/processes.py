@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "captured",
     "cmdline",
     "descendants",
     "environ",
@@ -59,6 +60,30 @@ def start_poetry(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+    )
+
+
+def captured(
+    command: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` to the end with no stdin; its output captured as text.
+
+    With ``check`` a non-zero exit raises ``CalledProcessError``.
+    """
+    return subprocess.run(
+        list(command),
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=timeout,
     )
 
 
