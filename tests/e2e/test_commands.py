@@ -14,8 +14,10 @@ from tests.support.gpus import NVIDIA_SMI_FAILED
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import RTX_5090
 from tests.support.gpus import T4
+from tests.support.gpus import gpu
 from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import machine_env
+from tests.support.gpus import no_gpu
 from tests.support.gpus import rocminfo_output
 from tests.support.gpus import smi_line
 from tests.support.poetry_project import Project
@@ -37,21 +39,6 @@ no_real_driver = pytest.mark.skipif(
 )
 
 
-def gpu(
-    tmp_path: Path,
-    *gpus: tuple[str, str],
-    driver: str = "575.51.03",
-    nvcc: str | None = None,
-) -> dict[str, str]:
-    """A machine whose nvidia-smi lists ``gpus`` under ``driver``."""
-    lines = "".join(smi_line(driver, *g) for g in gpus)
-    return machine_env(tmp_path / "machine", nvidia_smi=lines, nvcc=nvcc)
-
-
-def no_gpu(tmp_path: Path) -> dict[str, str]:
-    return machine_env(tmp_path / "machine")
-
-
 def run_json(
     project: Project, *args: str, env: dict[str, str], code: int = 0
 ) -> dict[str, Any]:
@@ -65,16 +52,25 @@ def run_json(
 # -- detect: one locked project per torch version, shared by the module -----------
 
 
+def locked_project(
+    index_server: IndexServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    dependencies: dict[str, str],
+) -> Project:
+    """A cu129 project of ``dependencies``, locked, in a directory of its own."""
+    project = Project.create(
+        tmp_path_factory.mktemp("locked"), index_server, dependencies, CU129
+    )
+    project.run("lock")
+    return project
+
+
 @pytest.fixture(scope="module")
 def locked_2130(
     index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Project:
     """torch 2.13.0 alone: cu126 has it, cu128 does not."""
-    project = Project.create(
-        tmp_path_factory.mktemp("p2130"), index_server, {"torch": "2.13.0"}, CU129
-    )
-    project.run("lock")
-    return project
+    return locked_project(index_server, tmp_path_factory, {"torch": "2.13.0"})
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +78,7 @@ def locked_2141(
     index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Project:
     """torch 2.14.1 and torchvision: cu126 has neither."""
-    project = Project.create(
-        tmp_path_factory.mktemp("p2141"), index_server, DEPS, CU129
-    )
-    project.run("lock")
-    return project
+    return locked_project(index_server, tmp_path_factory, DEPS)
 
 
 @pytest.mark.parametrize(

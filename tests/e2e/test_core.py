@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.audit import Audit
 from tests.support.audit import whl_requests
+from tests.support.untouched import untouched
 
 
 if TYPE_CHECKING:
@@ -203,15 +204,13 @@ def test_bad_config_fails_before_anything_changes(
     project_factory: ProjectFactory, table: str, message: str
 ) -> None:
     project = project_factory(DEPS, table)
-    pyproject = project.pyproject.read_bytes()
-    for command in ("lock", "install"):
-        result = project.run(command, check=False)
-        assert result.returncode == 1
-        assert message in result.stderr
-        assert "Traceback" not in result.stderr
-    assert not project.lockfile.exists()
-    assert not project.venv.exists()
-    assert project.pyproject.read_bytes() == pyproject
+    assert not project.lockfile.exists() and not project.venv.exists()
+    with untouched(project):
+        for command in ("lock", "install"):
+            result = project.run(command, check=False)
+            assert result.returncode == 1
+            assert message in result.stderr
+            assert "Traceback" not in result.stderr
 
 
 def test_project_without_table_is_untouched(project_factory: ProjectFactory) -> None:

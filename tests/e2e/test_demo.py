@@ -13,6 +13,7 @@ import pytest
 
 from tests.support import demo
 from tests.support.poetry_project import describe
+from tests.support.processes import captured
 
 
 pytestmark = pytest.mark.e2e
@@ -22,9 +23,7 @@ DEMO = [sys.executable, "-m", "tests.support.demo"]
 
 
 def test_help_explains_the_options_and_runs_nothing(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*DEMO, "--help"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
+    result = captured([*DEMO, "--help"], cwd=ROOT)
     assert result.returncode == 0, describe(result)
     assert "--keep DIR" in result.stdout
     assert "--serve" in result.stdout
@@ -76,7 +75,7 @@ def test_the_served_demo_leaves_a_project_whose_commands_work(tmp_path: Path) ->
         assert "    poetry torch-cuda status" in output
 
         # As a user would: source env.sh in a shell of their own, then run poetry.
-        status = subprocess.run(
+        status = captured(
             [
                 "sh",
                 "-c",
@@ -84,9 +83,6 @@ def test_the_served_demo_leaves_a_project_whose_commands_work(tmp_path: Path) ->
             ],
             cwd=kept,
             env={**os.environ, "VIRTUAL_ENV": str(tmp_path / "some-other-venv")},
-            capture_output=True,
-            text=True,
-            check=False,
             timeout=120,
         )
         assert status.returncode == 0, describe(status)

@@ -24,14 +24,26 @@ pytestmark = pytest.mark.e2e
 CU129 = 'variant = "cu129"'
 
 
-def with_group(project: Project, group: str, optional: bool) -> None:
-    """Put torch and torchvision in a Poetry dependency group, then lock."""
+def project_with_group(
+    project_factory: ProjectFactory, group: str, optional: bool
+) -> Project:
+    """A cu129 project with torch and torchvision in a Poetry dependency group, locked."""
+    project = project_factory({"filelock": "*"}, CU129)
     flag = "true" if optional else "false"
     project.write_pyproject(
         project.pyproject_text() + f"\n[tool.poetry.group.{group}]\noptional = {flag}\n"
         f'[tool.poetry.group.{group}.dependencies]\ntorch = "*"\ntorchvision = "*"\n'
     )
     project.run("lock")
+    return project
+
+
+@pytest.fixture
+def held_from_gpu_group(project_factory: ProjectFactory) -> Project:
+    """torch and torchvision in the optional group gpu, installed with ``--with gpu``."""
+    project = project_with_group(project_factory, "gpu", optional=True)
+    project.run("install", "--with", "gpu")
+    return project
 
 
 def cuda_wheels(installed: dict[str, str]) -> list[str]:
@@ -39,11 +51,9 @@ def cuda_wheels(installed: dict[str, str]) -> list[str]:
 
 
 def test_switch_moves_torch_installed_from_an_optional_group(
-    project_factory: ProjectFactory,
+    held_from_gpu_group: Project,
 ) -> None:
-    project = project_factory({"filelock": "*"}, CU129)
-    with_group(project, "gpu", optional=True)
-    project.run("install", "--with", "gpu")
+    project = held_from_gpu_group
     assert project.installed()["torch"] == "2.14.1+cu129"
 
     result = project.run("torch-cuda", "switch", "cu130")
@@ -57,11 +67,9 @@ def test_switch_moves_torch_installed_from_an_optional_group(
 
 
 def test_status_check_fails_on_a_held_build_of_another_variant(
-    project_factory: ProjectFactory,
+    held_from_gpu_group: Project,
 ) -> None:
-    project = project_factory({"filelock": "*"}, CU129)
-    with_group(project, "gpu", optional=True)
-    project.run("install", "--with", "gpu")
+    project = held_from_gpu_group
     project.write_pyproject(
         project.pyproject_text().replace('variant = "cu129"', 'variant = "cu130"')
     )
@@ -76,8 +84,7 @@ def test_status_check_fails_on_a_held_build_of_another_variant(
 def test_switch_and_sync_leave_out_what_the_environment_left_out(
     project_factory: ProjectFactory,
 ) -> None:
-    project = project_factory({"filelock": "*"}, CU129)
-    with_group(project, "dev", optional=False)
+    project = project_with_group(project_factory, "dev", optional=False)
     project.run("install", "--without", "dev")
     assert "torch" not in project.installed()
 

@@ -13,28 +13,31 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.catalog import build_universe
-from tests.support.index import IndexServer
+from tests.support.fixtures import served
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
+from tests.support.processes import finish
 from tests.support.processes import pip_processes
+from tests.support.processes import running
 from tests.support.processes import start_poetry
 from tests.support.processes import wait_for
 from tests.support.wheels import build_wheel
 
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable
     from collections.abc import Iterator
     from pathlib import Path
 
     from tests.support.fixtures import ProjectFactory
+    from tests.support.index import IndexServer
 
 pytestmark = pytest.mark.e2e
 
@@ -222,20 +225,12 @@ def test_signal_to_poetry_mid_download_rolls_back(
     index.delay_seconds.update({CU130_WHEEL: 60, f"{CU130_WHEEL}.metadata": 0})
     index.clear_requests()  # locking cu130 read <wheel>.metadata, which matches too
     args, env = COMMANDS[command]
-    process = start_poetry(cu129_project, *args, env_extra=env)
-    try:
+    with running(cu129_project, *args, env_extra=env) as process:
         # The wheel itself, not its PEP 658 metadata file (read while locking).
         wait_for(lambda: CU130_WHEEL in index.requests, 120, "the cu130 wheel's GET")
         os.killpg(process.pid, signum)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        result = finish(process)
     name = signal.Signals(signum).name
-    result = subprocess.CompletedProcess(
-        process.args, process.returncode, stdout, stderr
-    )
     assert_one_clear_failure(
         result,
         # The plugin downloads the locked files itself before pip runs.
@@ -252,22 +247,14 @@ def test_pip_killed_mid_run_is_reported(
 ) -> None:
     """pip itself dies (OOM killer, kill -9): Poetry says so and exits 1."""
     before = Snapshot.of(cu129_project)
-    process = start_poetry(
+    with running(
         cu129_project, "install", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"}
-    )
-    try:
+    ) as process:
         # pip starts once the plugin has the files: kill it as soon as it runs.
         wait_for(lambda: bool(pip_processes(process.pid)), 60, "pip to run")
         for pid in pip_processes(process.pid):
             os.kill(pid, signal.SIGKILL)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    result = subprocess.CompletedProcess(
-        process.args, process.returncode, stdout, stderr
-    )
+        result = finish(process)
     assert_one_clear_failure(
         result, "pip was killed by SIGKILL while installing torch==2.14.1+cu130"
     )
@@ -291,8 +278,7 @@ def big_cu130_index(tmp_path: Path) -> Iterator[IndexServer]:
         spec.requires,
         payload={"torch/_big.bin": bytes(4_000_000)},
     )
-    with IndexServer(universe.root) as server:
-        yield server
+    yield from served(universe.root)
 
 
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux prlimit")
@@ -310,10 +296,7 @@ def test_disk_write_failure_mid_install_rolls_back(
     process = start_poetry(
         project, *args, env_extra=env, wrapper=["prlimit", "--fsize=1000000"]
     )
-    stdout, stderr = process.communicate(timeout=120)
-    result = subprocess.CompletedProcess(
-        process.args, process.returncode, stdout, stderr
-    )
+    result = finish(process, timeout=120)
     assert_one_clear_failure(
         result,
         "pip could not install torch==2.14.1+cu130",

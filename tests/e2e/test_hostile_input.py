@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.audit import Audit
+from tests.support.untouched import untouched
 
 
 if TYPE_CHECKING:
@@ -53,21 +54,18 @@ def test_bad_value_is_refused_before_anything_runs(
     project_factory: ProjectFactory, table: str, message: str
 ) -> None:
     project = project_factory(DEPS, table)
-    pyproject = project.pyproject.read_bytes()
+    assert not project.lockfile.exists() and not project.venv.exists()
     audit = Audit(project.path / "audit")
-    for command in ("install", "lock", "update"):
-        result = project.run(command, check=False, env_extra=audit.env())
-        assert result.returncode == 1
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1, (
-            result.stderr
-        )  # one line: key, bad value, what is allowed
-        assert message in lines[0]
-        assert lines[0].startswith("[tool.poetry-torch-cuda]")
-        assert audit.started() == []  # not even Poetry's own subprocesses ran yet
-    assert not project.venv.exists()
-    assert not project.lockfile.exists()
-    assert project.pyproject.read_bytes() == pyproject
+    with untouched(project):
+        for command in ("install", "lock", "update"):
+            result = project.run(command, check=False, env_extra=audit.env())
+            assert result.returncode == 1
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            # one line: key, bad value, what is allowed
+            assert len(lines) == 1, result.stderr
+            assert message in lines[0]
+            assert lines[0].startswith("[tool.poetry-torch-cuda]")
+            assert audit.started() == []  # not even Poetry's own subprocesses ran
     assert not (project.path / "pwned").exists()
 
 
@@ -98,11 +96,10 @@ def test_hostile_switch_argument_changes_nothing(
     project_factory: ProjectFactory,
 ) -> None:
     project = project_factory(DEPS, 'variant = "cu129"')
-    pyproject = project.pyproject.read_bytes()
-    for value in ("cu129; touch pwned", "../cu129", "cu12x", "--help=1"):
-        result = project.run("torch-cuda", "switch", "--", value, check=False)
-        assert result.returncode == 1
-        assert "is not a variant" in result.stderr
-    assert project.pyproject.read_bytes() == pyproject
-    assert not (project.path / "pwned").exists()
     assert not project.venv.exists()
+    with untouched(project):
+        for value in ("cu129; touch pwned", "../cu129", "cu12x", "--help=1"):
+            result = project.run("torch-cuda", "switch", "--", value, check=False)
+            assert result.returncode == 1
+            assert "is not a variant" in result.stderr
+    assert not (project.path / "pwned").exists()

@@ -9,7 +9,6 @@ through pip (its cache makes later runs quick); without PyPI the test skips.
 
 from __future__ import annotations
 
-import subprocess
 import venv
 import zipfile
 from importlib.metadata import version
@@ -22,6 +21,7 @@ from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import isolated_env
 from tests.support.poetry_project import poetry_executable
+from tests.support.processes import captured
 
 
 if TYPE_CHECKING:
@@ -57,16 +57,13 @@ def test_a_wheel_built_from_the_clone_installs_into_a_fresh_poetry(
     tmp_path: Path, index: IndexServer
 ) -> None:
     env = isolated_env(tmp_path)
-    build = subprocess.run(
+    build = captured(
         [
             str(poetry_executable()),
             *("build", "--format", "wheel", "--output", str(tmp_path / "dist")),
         ],
         cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
-        check=False,
     )
     assert build.returncode == 0, describe(build)
     (wheel,) = (tmp_path / "dist").glob("poetry_torch_cuda-*-py3-none-any.whl")
@@ -79,7 +76,7 @@ def test_a_wheel_built_from_the_clone_installs_into_a_fresh_poetry(
     fresh = tmp_path / "fresh-poetry"
     venv.EnvBuilder(with_pip=True).create(fresh)
     python = fresh / "bin" / "python"
-    install = subprocess.run(
+    install = captured(
         [
             str(python),
             "-m",
@@ -89,9 +86,6 @@ def test_a_wheel_built_from_the_clone_installs_into_a_fresh_poetry(
             str(wheel),
         ],
         env=env,
-        capture_output=True,
-        text=True,
-        check=False,
         timeout=600,
     )
     if install.returncode != 0 and any(
@@ -100,26 +94,21 @@ def test_a_wheel_built_from_the_clone_installs_into_a_fresh_poetry(
         pytest.skip("PyPI is not reachable: Poetry cannot be installed from it")
     assert install.returncode == 0, describe(install)
 
-    where = subprocess.run(
+    where = captured(
         [
             str(python),
             "-c",
             "import poetry_torch_cuda; print(poetry_torch_cuda.__file__)",
         ],
-        capture_output=True,
-        text=True,
         check=True,
     )
     assert where.stdout.strip().startswith(str(fresh)), where.stdout
 
     project = Project.create(tmp_path, index, {"torch": "*"}, 'variant = "cu129"\n')
-    status = subprocess.run(
+    status = captured(
         [str(fresh / "bin" / "poetry"), "--no-ansi", "torch-cuda", "status"],
         cwd=project.path,
         env=project.env,
-        capture_output=True,
-        text=True,
-        check=False,
         timeout=300,
     )
     assert status.returncode == 0, describe(status)

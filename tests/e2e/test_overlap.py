@@ -20,9 +20,9 @@ from tests.support.catalog import FILELOCK
 from tests.support.catalog import WheelSpec
 from tests.support.catalog import build_universe
 from tests.support.catalog import default_specs
+from tests.support.fixtures import served
 from tests.support.gpus import machine_env
 from tests.support.gpus import smi_line
-from tests.support.index import IndexServer
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import start_poetry
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.support.fixtures import ProjectFactory
+    from tests.support.index import IndexServer
 
 pytestmark = pytest.mark.e2e
 
@@ -160,8 +161,7 @@ def newer_filelock_index(
     specs = default_specs()
     specs["cu129"].append(WheelSpec("filelock", "3.99.0"))
     universe = build_universe(tmp_path_factory.mktemp("newer-filelock"), specs)
-    with IndexServer(universe.root) as server:
-        yield server
+    yield from served(universe.root)
 
 
 def test_sync_into_an_empty_environment_installs_locked_versions(

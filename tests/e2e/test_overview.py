@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
@@ -11,9 +10,11 @@ from poetry_torch_cuda.plugins import COMMANDS
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import isolated_env
 from tests.support.poetry_project import poetry_executable
+from tests.support.processes import captured
 
 
 if TYPE_CHECKING:
+    import subprocess
     from pathlib import Path
 
 pytestmark = pytest.mark.e2e
@@ -25,14 +26,10 @@ SUBCOMMANDS = sorted(
 
 def poetry(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``poetry --no-ansi *args`` outside any project."""
-    return subprocess.run(
+    return captured(
         [str(poetry_executable()), "--no-ansi", *args],
         cwd=tmp_path,
         env=isolated_env(tmp_path),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
         timeout=120,
     )
 

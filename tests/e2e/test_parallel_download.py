@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.poetry_project import describe
-from tests.support.processes import start_poetry
+from tests.support.processes import finish
+from tests.support.processes import running
 from tests.support.processes import wait_for
 
 
@@ -128,24 +129,16 @@ def test_an_interrupted_download_leaves_no_cache_entry_and_a_retry_resumes(
 ) -> None:
     before = (cu129_project.installed(), cu129_project.pyproject.read_bytes())
     slow_wheels(index, 60, TORCH)
-    process = start_poetry(cu129_project, "torch-cuda", "switch", "cu130")
-    try:
+    with running(cu129_project, "torch-cuda", "switch", "cu130") as process:
         wait_for(
             lambda: TORCH in {r.path for r in wheel_gets(index)}, 120, "torch's GET"
         )
         os.killpg(process.pid, signum)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    result = subprocess.CompletedProcess(
-        process.args, process.returncode, stdout, stderr
-    )
+        result = finish(process)
     assert result.returncode == 128 + signum, describe(result)
     name = signal.Signals(signum).name
-    assert f"{name} interrupted the download" in stderr, describe(result)
-    assert "Traceback" not in stdout + stderr
+    assert f"{name} interrupted the download" in result.stderr, describe(result)
+    assert "Traceback" not in result.stdout + result.stderr
     assert (cu129_project.installed(), cu129_project.pyproject.read_bytes()) == before
     cached = artifacts(cu129_project)
     assert "torch-2.14.1+cu130-py3-none-any.whl" not in cached

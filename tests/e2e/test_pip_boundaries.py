@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.catalog import build_universe
-from tests.support.index import IndexServer
+from tests.support.fixtures import served
 from tests.support.poetry_project import Project
 
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+    from tests.support.index import IndexServer
 
 pytestmark = pytest.mark.e2e
 
@@ -24,8 +26,7 @@ def greedy_index(tmp_path: Path) -> Iterator[IndexServer]:
     universe = build_universe(tmp_path / "universe")
     universe.add_wheel("cu127", "torch", "2.14.1+cu127", ["filelock>=3.21"])
     universe.add_wheel("cu127", "filelock", "3.21.0")
-    with IndexServer(universe.root) as server:
-        yield server
+    yield from served(universe.root)
 
 
 def test_pip_may_not_upgrade_a_poetry_managed_package(

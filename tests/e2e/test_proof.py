@@ -23,13 +23,13 @@ from tests.support.fake_torch import broken_import
 from tests.support.fake_torch import fake_torch
 from tests.support.fake_torch import fake_torchvision
 from tests.support.fake_torch import replace_module
+from tests.support.fixtures import served
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import RTX_5090
+from tests.support.gpus import gpu
 from tests.support.gpus import has_real_nvidia_driver
-from tests.support.gpus import machine_env
-from tests.support.gpus import smi_line
-from tests.support.index import IndexServer
+from tests.support.gpus import no_gpu
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.support.catalog import Universe
+    from tests.support.index import IndexServer
 
 pytestmark = [
     pytest.mark.e2e,
@@ -104,30 +105,26 @@ def proof_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServe
             device_error=NO_KERNEL_IMAGE,
         ),
     )
-    with IndexServer(universe.root) as server:
-        yield server
+    yield from served(universe.root)
 
 
 def make_project(
-    tmp_path: Path, index: IndexServer, torch: str, variant: str
+    tmp_path: Path,
+    index: IndexServer,
+    torch: str,
+    variant: str,
+    install_with: dict[str, str] | None = None,
 ) -> Project:
-    return Project.create(
+    """A project of torch alone; ``install_with``: installed first with that env."""
+    project = Project.create(
         tmp_path,
         index,
         {"torch": torch},
         f'variant = "{variant}"\npackages = ["torch"]',
     )
-
-
-def gpu(
-    tmp_path: Path, *gpus: tuple[str, str], driver: str = "575.51.03"
-) -> dict[str, str]:
-    lines = "".join(smi_line(driver, *g) for g in gpus)
-    return machine_env(tmp_path / "machine", nvidia_smi=lines)
-
-
-def no_gpu(tmp_path: Path) -> dict[str, str]:
-    return machine_env(tmp_path / "machine")
+    if install_with is not None:
+        project.run("install", env_extra=install_with)
+    return project
 
 
 def verify_json(project: Project, env: dict[str, str], code: int) -> dict[str, Any]:
@@ -162,9 +159,8 @@ def test_switch_rolls_back_a_build_that_fails_verification(
     machine: tuple[str, str] | None,
     finding: str,
 ) -> None:
-    project = make_project(tmp_path, proof_index, torch, "cpu")
     env = {**(gpu(tmp_path, machine) if machine else no_gpu(tmp_path)), **VERIFY_ON}
-    project.run("install", env_extra=env)
+    project = make_project(tmp_path, proof_index, torch, "cpu", install_with=env)
     assert project.installed()["torch"] == f"{torch}+cpu"
     pyproject = project.pyproject.read_bytes()
 
@@ -186,9 +182,8 @@ def test_switch_rolls_back_a_build_that_fails_verification(
 def test_switch_to_a_build_that_runs_verifies_it(
     tmp_path: Path, proof_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, proof_index, "2.14.1", "cpu")
     env = {**gpu(tmp_path, RTX_4090, driver="580.95.05"), **VERIFY_ON}
-    project.run("install", env_extra=env)
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu", install_with=env)
 
     result = project.run("torch-cuda", "switch", "cu130", env_extra=env)
 
@@ -298,9 +293,8 @@ def test_auto_moves_on_and_remembers(
 
 
 def test_another_driver_starts_afresh(tmp_path: Path, proof_index: IndexServer) -> None:
-    project = make_project(tmp_path, proof_index, "2.14.1", "auto")
     env = {**gpu(tmp_path, RTX_5090, driver="570.86.10"), **VERIFY_ON}
-    project.run("install", env_extra=env)
+    project = make_project(tmp_path, proof_index, "2.14.1", "auto", install_with=env)
     assert project.installed()["torch"] == "2.14.1+cpu"
     newer = {**gpu(tmp_path / "newer", RTX_5090, driver="570.124.06"), **VERIFY_ON}
     detect = project.run("torch-cuda", "detect", "--json", env_extra=newer)
@@ -313,9 +307,8 @@ def test_another_driver_starts_afresh(tmp_path: Path, proof_index: IndexServer) 
 def test_verify_reports_the_build_and_its_gpus(
     tmp_path: Path, proof_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, proof_index, "2.14.1", "cu130")
     env = {**gpu(tmp_path, RTX_4090, driver="580.95.05"), **VERIFY_ON}
-    project.run("install", env_extra=env)
+    project = make_project(tmp_path, proof_index, "2.14.1", "cu130", install_with=env)
 
     data = verify_json(project, env, 0)
 
@@ -340,9 +333,8 @@ def test_verify_reports_the_build_and_its_gpus(
 def test_verify_fails_on_a_label_other_than_the_variant(
     tmp_path: Path, proof_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, proof_index, "2.14.1", "cpu")
     env = {**no_gpu(tmp_path), **VERIFY_ON}
-    project.run("install", env_extra=env)
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu", install_with=env)
     data = verify_json(project, {**env, "POETRY_TORCH_CUDA_VARIANT": "cu130"}, 1)
     failing = [c for c in data["checks"] if c["status"] == "fail"]
     assert failing[0]["message"] == (

@@ -66,11 +66,12 @@ from typing import Callable
 import pytest
 import tomlkit
 
+from tests.support.fixtures import reset_around
+from tests.support.fixtures import served
 from tests.support.gpus import A100
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import machine_env
 from tests.support.gpus import smi_line
-from tests.support.index import IndexServer
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import poetry_executable
 from tests.support.published import build_published_universe
@@ -78,6 +79,8 @@ from tests.support.published import build_published_universe
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from tests.support.index import IndexServer
 
 
 pytestmark = pytest.mark.e2e
@@ -218,24 +221,22 @@ def _bad_variant(ctx: Context) -> Stage:
     return Stage(ctx.project(["torch"], 'variant = "cu12x"\n'))
 
 
-def _detect_gtx_1080(ctx: Context) -> Stage:
-    """`detect` on a GTX 1080 whose driver (575.51.03) runs CUDA 12.9."""
+def _auto_on(ctx: Context, driver: str, gpu: tuple[str, str]) -> Stage:
+    """An ``auto`` project of torch, locked on a machine with ``gpu`` under ``driver``."""
     project = ctx.project(["torch"], 'variant = "auto"\n')
-    env = machine_env(
-        ctx.tmp_path / "machine", nvidia_smi=smi_line("575.51.03", *GTX_1080)
-    )
+    env = machine_env(ctx.tmp_path / "machine", nvidia_smi=smi_line(driver, *gpu))
     project.run("lock", env_extra=env)
     return Stage(project, env)
+
+
+def _detect_gtx_1080(ctx: Context) -> Stage:
+    """`detect` on a GTX 1080 whose driver (575.51.03) runs CUDA 12.9."""
+    return _auto_on(ctx, "575.51.03", GTX_1080)
 
 
 def _detect_a100_r535(ctx: Context) -> Stage:
     """`detect` on an A100 whose driver is on NVIDIA's R535 long-term-support branch."""
-    project = ctx.project(["torch"], 'variant = "auto"\n')
-    env = machine_env(
-        ctx.tmp_path / "machine", nvidia_smi=smi_line("535.104.05", *A100)
-    )
-    project.run("lock", env_extra=env)
-    return Stage(project, env)
+    return _auto_on(ctx, "535.104.05", A100)
 
 
 def _export(ctx: Context) -> Stage:
@@ -337,15 +338,12 @@ def published_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[IndexServer]:
     universe = build_published_universe(tmp_path_factory.mktemp("published"))
-    with IndexServer(universe.root) as server:
-        yield server
+    yield from served(universe.root)
 
 
 @pytest.fixture
 def published_index(published_server: IndexServer) -> Iterator[IndexServer]:
-    published_server.reset()
-    yield published_server
-    published_server.reset()
+    yield from reset_around(published_server)
 
 
 def test_every_console_block_has_a_marker() -> None:

@@ -19,15 +19,17 @@ import pytest
 
 from tests.support.catalog import WheelSpec
 from tests.support.catalog import build_universe
+from tests.support.fixtures import served
 from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import machine_env
-from tests.support.index import IndexServer
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from tests.support.index import IndexServer
 
 
 TORCH = "2.13.0+cpu"
@@ -133,8 +135,7 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer
     torch_dir = universe.project_dir("torch", "cpu")
     torch_dir.mkdir(parents=True, exist_ok=True)
     (torch_dir / WHEEL.name).symlink_to(WHEEL)
-    with IndexServer(universe.root) as server:
-        yield server
+    yield from served(universe.root)
 
 
 def test_verify_runs_the_real_cpu_build_and_sync_repairs_it(

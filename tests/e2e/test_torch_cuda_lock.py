@@ -8,7 +8,6 @@ mirror) in ``install`` and ``switch``, ``lock --check`` as a CI guard.
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import sys
 import zipfile
 from typing import TYPE_CHECKING
@@ -16,11 +15,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.catalog import build_universe
-from tests.support.index import IndexServer
+from tests.support.fixtures import served
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import installed_distributions
 from tests.support.poetry_project import isolated_env
+from tests.support.processes import captured
 
 
 if sys.version_info >= (3, 11):
@@ -29,10 +29,12 @@ else:
     import tomli as tomllib
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Iterator
     from pathlib import Path
 
     from tests.support.catalog import Universe
+    from tests.support.index import IndexServer
 
 pytestmark = pytest.mark.e2e
 
@@ -48,12 +50,21 @@ def own_universe(tmp_path: Path) -> Universe:
 
 @pytest.fixture
 def own_index(own_universe: Universe) -> Iterator[IndexServer]:
-    with IndexServer(own_universe.root) as server:
-        yield server
+    yield from served(own_universe.root)
 
 
-def make_project(tmp_path: Path, index: IndexServer, table: str = TWO) -> Project:
-    return Project.create(tmp_path, index, DEPS, table)
+def make_project(
+    tmp_path: Path, index: IndexServer, table: str = TWO, then: str | None = None
+) -> Project:
+    """A project of ``DEPS`` with ``table``; ``then``: run that command first."""
+    project = Project.create(tmp_path, index, DEPS, table)
+    if then is not None:
+        project.run(then)
+    return project
+
+
+def lock_bytes(project: Project) -> bytes:
+    return (project.path / "torch-cuda.lock").read_bytes()
 
 
 def read_lock(project: Project) -> dict:
@@ -72,12 +83,21 @@ def tamper(universe: Universe, variant: str, project: str, version: str) -> Path
     return path
 
 
+def assert_tamper_refused(
+    result: subprocess.CompletedProcess[str], wheel: Path
+) -> None:
+    """Exit 1, naming the changed wheel and that the index serves other bytes."""
+    assert result.returncode == 1, describe(result)
+    assert wheel.name in result.stderr, describe(result)
+    assert "now serves different bytes" in result.stderr
+
+
 def snapshot(project: Project) -> dict[str, object]:
     return {
         "installed": project.installed(),
         "pyproject": project.pyproject.read_bytes(),
         "poetry.lock": project.lockfile.read_bytes(),
-        "torch-cuda.lock": (project.path / "torch-cuda.lock").read_bytes(),
+        "torch-cuda.lock": lock_bytes(project),
     }
 
 
@@ -118,23 +138,21 @@ def test_lock_records_both_variants_with_the_index_hashes(
         "triton",
     }
     # Deterministic: locking again writes the same bytes.
-    before = (project.path / "torch-cuda.lock").read_bytes()
+    before = lock_bytes(project)
     project.run("torch-cuda", "lock")
-    assert (project.path / "torch-cuda.lock").read_bytes() == before
+    assert lock_bytes(project) == before
     assert project.run("torch-cuda", "lock", "--check").returncode == 0
 
 
 def test_install_installs_the_locked_files_and_refuses_others(
     tmp_path: Path, own_index: IndexServer, own_universe: Universe
 ) -> None:
-    project = make_project(tmp_path, own_index)
-    project.run("lock")
+    project = make_project(tmp_path, own_index, then="lock")
     locked = read_lock(project)
     # A locked wheel changed on the index before the first install: refused.
     wheel = tamper(own_universe, "cu129", "nvidia-cublas-cu12", "12.9.1.4")
     result = project.run("install", check=False)
-    assert result.returncode == 1, describe(result)
-    assert wheel.name in result.stderr
+    assert_tamper_refused(result, wheel)
     assert "the index or mirror now serves different bytes for the same file" in (
         result.stderr
     )
@@ -153,8 +171,7 @@ def test_install_installs_the_locked_files_and_refuses_others(
 def test_tampered_wheel_is_refused_by_install_and_switch(
     tmp_path: Path, own_index: IndexServer, own_universe: Universe
 ) -> None:
-    project = make_project(tmp_path, own_index)
-    project.run("install")
+    project = make_project(tmp_path, own_index, then="install")
     installed = project.installed()
     assert installed["torch"] == "2.14.1+cu129"
     assert installed["nvidia-cublas-cu12"] == "12.9.1.4"
@@ -167,8 +184,7 @@ def test_tampered_wheel_is_refused_by_install_and_switch(
         (("torch-cuda", "switch", "cu130"), {}),
     ):
         result = project.run(*args, check=False, env_extra=env)
-        assert result.returncode == 1, describe(result)
-        assert wheel.name in result.stderr, describe(result)
+        assert_tamper_refused(result, wheel)
         assert sha256(wheel) in result.stderr
         assert "now serves different bytes for the same file" in result.stderr
         assert "Traceback" not in result.stdout + result.stderr
@@ -178,8 +194,7 @@ def test_tampered_wheel_is_refused_by_install_and_switch(
 def test_lock_check_fails_when_poetry_lock_moves_and_poetry_lock_mends_it(
     tmp_path: Path, own_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, own_index, 'variant = "cu129"\n')
-    project.run("lock")
+    project = make_project(tmp_path, own_index, 'variant = "cu129"\n', then="lock")
     assert project.run("torch-cuda", "lock", "--check").returncode == 0
     moved = project.run(
         "add",
@@ -205,8 +220,7 @@ def test_lock_check_fails_when_poetry_lock_moves_and_poetry_lock_mends_it(
 def test_a_variant_not_locked_yet_is_locked_first_and_said_so(
     tmp_path: Path, own_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, own_index, 'variant = "cu129"\n')
-    project.run("install")
+    project = make_project(tmp_path, own_index, 'variant = "cu129"\n', then="install")
     assert [v["name"] for v in read_lock(project)["variant"]] == ["cu129"]
     result = project.run("install", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"})
     assert "locking cu130 first" in result.stdout, describe(result)
@@ -219,44 +233,33 @@ def test_a_variant_not_locked_yet_is_locked_first_and_said_so(
 def test_relock_refuses_a_file_whose_hash_changed(
     tmp_path: Path, own_index: IndexServer, own_universe: Universe
 ) -> None:
-    project = make_project(tmp_path, own_index)
-    project.run("lock")
-    before = (project.path / "torch-cuda.lock").read_bytes()
+    project = make_project(tmp_path, own_index, then="lock")
+    before = lock_bytes(project)
     wheel = tamper(own_universe, "cu130", "triton", "3.6.0")
     result = project.run("torch-cuda", "lock", check=False)
-    assert result.returncode == 1, describe(result)
-    assert wheel.name in result.stderr
-    assert "now serves different bytes" in result.stderr
+    assert_tamper_refused(result, wheel)
     assert "refusing to overwrite" in result.stderr
-    assert (project.path / "torch-cuda.lock").read_bytes() == before
+    assert lock_bytes(project) == before
 
 
 def pip_version(python: Path) -> tuple[int, ...]:
     """The version of the pip in ``python``'s environment."""
-    out = subprocess.run(
-        [str(python), "-c", "import pip; print(pip.__version__)"],
-        check=True,
-        capture_output=True,
-        text=True,
+    out = captured(
+        [str(python), "-c", "import pip; print(pip.__version__)"], check=True
     ).stdout.strip()
     return tuple(int(part) for part in out.split(".")[:2] if part.isdigit())
 
 
 def fresh_venv(path: Path) -> Path:
     """A new virtualenv (virtualenv seeds a current pip); its python."""
-    subprocess.run(
-        [sys.executable, "-m", "virtualenv", "-q", str(path)],
-        check=True,
-        capture_output=True,
-    )
+    captured([sys.executable, "-m", "virtualenv", "-q", str(path)], check=True)
     return path / "bin" / "python"
 
 
 def test_export_both_formats_offline_and_pip_reproduces_the_locked_build(
     tmp_path: Path, own_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, own_index)
-    project.run("install")
+    project = make_project(tmp_path, own_index, then="install")
     lock = read_lock(project)
     cu130 = {
         p["name"]: p["version"]
@@ -305,12 +308,8 @@ def test_export_both_formats_offline_and_pip_reproduces_the_locked_build(
                 f"pip {'.'.join(map(str, pip_version(python)))} in this Python's "
                 "venv cannot install pylock.toml (pip >= 26.1 needed)"
             )
-        result = subprocess.run(
-            [str(python), "-m", "pip", "install", *args, str(outputs[fmt])],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
+        result = captured(
+            [str(python), "-m", "pip", "install", *args, str(outputs[fmt])], env=env
         )
         assert result.returncode == 0, describe(result)
         installed = installed_distributions(python.parent.parent)
@@ -326,8 +325,7 @@ def test_export_both_formats_offline_and_pip_reproduces_the_locked_build(
 def test_auto_locks_every_variant_the_index_offers(
     tmp_path: Path, own_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, own_index, 'variant = "auto"\n')
-    project.run("lock")
+    project = make_project(tmp_path, own_index, 'variant = "auto"\n', then="lock")
     project.run("torch-cuda", "lock")
     lock = read_lock(project)
     assert lock["metadata"]["lock-variants"] == ["auto"]
@@ -351,8 +349,7 @@ def test_auto_locks_every_variant_the_index_offers(
 def test_locking_first_with_the_index_down_changes_nothing(
     tmp_path: Path, own_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, own_index, 'variant = "cu129"\n')
-    project.run("install")
+    project = make_project(tmp_path, own_index, 'variant = "cu129"\n', then="install")
     before = snapshot(project)
     own_index.fail_paths["/whl/cu130/"] = 404
     result = project.run(

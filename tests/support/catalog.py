@@ -40,8 +40,11 @@ __all__ = [
     "Universe",
     "WheelSpec",
     "build_universe",
+    "cuda_toolkit",
     "default_specs",
+    "linux",
     "linux_marker",
+    "torch_requires",
 ]
 
 #: Index name of the fake PyPI in :class:`Universe` helpers.
@@ -106,16 +109,17 @@ class BuiltWheel:
     path: Path
 
 
-def _linux(*reqs: str) -> tuple[str, ...]:
+def linux(*reqs: str) -> tuple[str, ...]:
+    """``reqs``, each under the Linux marker (as the real CUDA wheels are)."""
     return tuple(f"{req}; {LINUX}" for req in reqs)
 
 
-def _torch_requires(variant: str | None) -> tuple[str, ...]:
+def torch_requires(variant: str | None) -> tuple[str, ...]:
     """Dependencies of torch on PyPI (``None``: the CUDA 13 build) or a variant index."""
     if variant is None:
         return (
             "filelock",
-            *_linux(
+            *linux(
                 "nvidia-cublas==13.0.*",
                 "nvidia-cudnn-cu13==9.*",
                 "cuda-toolkit[cublas,cudart]==13.0.*",
@@ -125,7 +129,7 @@ def _torch_requires(variant: str | None) -> tuple[str, ...]:
     if variant in CUBLAS_CU12:
         return (
             "filelock",
-            *_linux(
+            *linux(
                 f"nvidia-cublas-cu12=={CUBLAS_CU12[variant]}",
                 f"nvidia-cudnn-cu12=={CUDNN_CU12}",
                 f"triton=={TRITON}",
@@ -134,15 +138,27 @@ def _torch_requires(variant: str | None) -> tuple[str, ...]:
     if variant == "cu130":
         return (
             "filelock",
-            *_linux(
+            *linux(
                 f"nvidia-cublas=={CUBLAS_13}",
                 f"nvidia-cudnn-cu13=={CUDNN_CU13}",
                 f"triton=={TRITON}",
             ),
         )
     if variant.startswith("rocm"):
-        return ("filelock", *_linux(f"pytorch-triton-rocm=={TRITON_ROCM}"))
+        return ("filelock", *linux(f"pytorch-triton-rocm=={TRITON_ROCM}"))
     return ("filelock",)
+
+
+def cuda_toolkit() -> WheelSpec:
+    """PyPI's cuda-toolkit metapackage: its ``cublas`` and ``cudart`` extras."""
+    return WheelSpec(
+        "cuda-toolkit",
+        CUDA_TOOLKIT,
+        extras={
+            "cublas": linux(f"nvidia-cublas=={CUDA_TOOLKIT}.*"),
+            "cudart": linux(f"nvidia-cuda-runtime=={CUDA_RUNTIME_13}.*"),
+        },
+    )
 
 
 def _torch_family(
@@ -151,7 +167,7 @@ def _torch_family(
     label = f"+{variant}" if variant else ""
     specs: list[WheelSpec] = []
     for version in torch_versions:
-        specs.append(WheelSpec("torch", version + label, _torch_requires(variant)))
+        specs.append(WheelSpec("torch", version + label, torch_requires(variant)))
         # Real torchvision/torchaudio builds pin torch's *public* version.
         pin = (f"torch=={version}",)
         specs.append(WheelSpec("torchvision", TORCHVISION_FOR[version] + label, pin))
@@ -178,14 +194,7 @@ def default_specs() -> dict[str, list[WheelSpec]]:
         WheelSpec("nvidia-cublas", CUBLAS_13_NEWER),
         WheelSpec("nvidia-cuda-runtime", CUDA_RUNTIME_13),
         cudnn13,
-        WheelSpec(
-            "cuda-toolkit",
-            CUDA_TOOLKIT,
-            extras={
-                "cublas": _linux(f"nvidia-cublas=={CUDA_TOOLKIT}.*"),
-                "cudart": _linux(f"nvidia-cuda-runtime=={CUDA_RUNTIME_13}.*"),
-            },
-        ),
+        cuda_toolkit(),
         WheelSpec("cuda-pathfinder", "1.3.0"),
         WheelSpec("cuda-bindings", "13.0.3", ("cuda-pathfinder~=1.1",)),
         *cublas12.values(),
@@ -218,7 +227,7 @@ def default_specs() -> dict[str, list[WheelSpec]]:
             cudnn12,
         ],
         "cu126": [
-            WheelSpec("torch", "2.13.0+cu126", _torch_requires("cu126")),
+            WheelSpec("torch", "2.13.0+cu126", torch_requires("cu126")),
             filelock,
             triton,
             cublas12["cu126"],

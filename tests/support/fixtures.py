@@ -33,8 +33,23 @@ __all__ = [
     "index",
     "index_server",
     "project_factory",
+    "reset_around",
+    "served",
     "universe",
 ]
+
+
+def served(root: Path) -> Iterator[IndexServer]:
+    """For a fixture (``yield from``): an :class:`IndexServer` over ``root`` while it lives."""
+    with IndexServer(root) as server:
+        yield server
+
+
+def reset_around(server: IndexServer) -> Iterator[IndexServer]:
+    """For a fixture (``yield from``): ``server``, reset before and after the test."""
+    server.reset()
+    yield server
+    server.reset()
 
 
 class ProjectFactory(Protocol):
@@ -55,15 +70,12 @@ def universe(tmp_path_factory: pytest.TempPathFactory) -> Universe:
 
 @pytest.fixture(scope="session")
 def index_server(universe: Universe) -> Iterator[IndexServer]:
-    with IndexServer(universe.root) as server:
-        yield server
+    yield from served(universe.root)
 
 
 @pytest.fixture
 def index(index_server: IndexServer) -> Iterator[IndexServer]:
-    index_server.reset()
-    yield index_server
-    index_server.reset()
+    yield from reset_around(index_server)
 
 
 @pytest.fixture

@@ -20,8 +20,10 @@ __all__ = [
     "RTX_4090",
     "RTX_5090",
     "T4",
+    "gpu",
     "has_real_nvidia_driver",
     "machine_env",
+    "no_gpu",
     "nvcc_output",
     "rocminfo_output",
     "smi_line",
@@ -135,3 +137,20 @@ def has_real_nvidia_driver() -> bool:
         Path("/proc/driver/nvidia/version").exists()
         or shutil.which("nvidia-smi", path=BASE_PATH) is not None
     )
+
+
+def gpu(
+    tmp_path: Path,
+    *gpus: tuple[str, str],
+    driver: str = "575.51.03",
+    nvcc: str | None = None,
+) -> dict[str, str]:
+    """A machine (stubs under ``tmp_path/machine``) whose nvidia-smi lists
+    ``gpus`` (compute capability, name) under ``driver``."""
+    lines = "".join(smi_line(driver, *g) for g in gpus)
+    return machine_env(tmp_path / "machine", nvidia_smi=lines, nvcc=nvcc)
+
+
+def no_gpu(tmp_path: Path) -> dict[str, str]:
+    """A machine (stubs under ``tmp_path/machine``) without nvidia-smi, ROCm or nvcc."""
+    return machine_env(tmp_path / "machine")

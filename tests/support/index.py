@@ -37,13 +37,12 @@ from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
+from tests.support.lifetime import StartStop
 from tests.support.wheels import canonical_name
 from tests.support.wheels import read_wheel_metadata
 
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from typing_extensions import Self
 
 
@@ -153,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.owner._handle(self, head=True)
 
 
-class IndexServer:
+class IndexServer(StartStop):
     """A threaded HTTP index on 127.0.0.1 (random port) serving ``root``.
 
     Use as a context manager (or call :meth:`start` / :meth:`stop`). Fault
@@ -252,17 +251,6 @@ class IndexServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def reset(self) -> None:
         """Forget requests and switch every fault injection and option off."""

@@ -19,12 +19,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import TypedDict
 
 from tests.support.wheels import canonical_name
 
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from typing_extensions import Unpack
 
     from tests.support.index import IndexServer
 
@@ -39,10 +42,23 @@ __all__ = [
     "poetry_executable",
     "render_pyproject",
     "stub_calls",
+    "with_overrides",
     "write_stub_executable",
 ]
 
 DEFAULT_TIMEOUT = 300.0
+
+
+class RunOptions(TypedDict, total=False):
+    """How :meth:`Project.run` and :meth:`Project.pip` run their command."""
+
+    #: A non-zero exit raises AssertionError with the output (default: True).
+    check: bool
+    #: Applied on top of the isolated env; a ``None`` value removes a variable.
+    env_extra: Mapping[str, str | None] | None
+    #: Seconds (default: the project's ``timeout``).
+    timeout: float | None
+
 
 #: Variables dropped from the environment besides every PIP_* and POETRY_* one:
 #: an active venv would make Poetry use it instead of the project's .venv.
@@ -94,12 +110,20 @@ def isolated_env(
             "POETRY_TORCH_CUDA_VERIFY": "0",
         }
     )
+    return with_overrides(env, extra)
+
+
+def with_overrides(
+    env: Mapping[str, str], extra: Mapping[str, str | None] | None
+) -> dict[str, str]:
+    """A copy of ``env`` with ``extra`` applied; a ``None`` value removes a variable."""
+    merged = dict(env)
     for key, value in (extra or {}).items():
         if value is None:
-            env.pop(key, None)
+            merged.pop(key, None)
         else:
-            env[key] = value
-    return env
+            merged[key] = value
+    return merged
 
 
 def pep508_dependencies(dependencies: Mapping[str, str]) -> list[str]:
@@ -229,49 +253,29 @@ class Project:
     # -- running commands ----------------------------------------------------
 
     def run(
-        self,
-        *args: str,
-        check: bool = True,
-        env_extra: Mapping[str, str | None] | None = None,
-        timeout: float | None = None,
+        self, *args: str, **options: Unpack[RunOptions]
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``poetry --no-ansi *args`` in the project directory.
-
-        With ``check`` a non-zero exit raises AssertionError with the output.
-        ``env_extra`` is applied on top of the isolated env (None removes).
-        """
-        command = [str(poetry_executable()), "--no-ansi", *args]
-        return self._run(command, check=check, env_extra=env_extra, timeout=timeout)
+        """Run ``poetry --no-ansi *args`` in the project directory (see :class:`RunOptions`)."""
+        return self._run([str(poetry_executable()), "--no-ansi", *args], **options)
 
     def pip(
-        self,
-        *args: str,
-        check: bool = True,
-        env_extra: Mapping[str, str | None] | None = None,
-        timeout: float | None = None,
+        self, *args: str, **options: Unpack[RunOptions]
     ) -> subprocess.CompletedProcess[str]:
         """Run ``.venv/bin/python -m pip *args`` with the isolated env."""
-        command = [str(self.python), "-m", "pip", *args]
-        return self._run(command, check=check, env_extra=env_extra, timeout=timeout)
+        return self._run([str(self.python), "-m", "pip", *args], **options)
 
     def _run(
         self,
         command: list[str],
         *,
-        check: bool,
-        env_extra: Mapping[str, str | None] | None,
-        timeout: float | None,
+        check: bool = True,
+        env_extra: Mapping[str, str | None] | None = None,
+        timeout: float | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        env = dict(self.env)
-        for key, value in (env_extra or {}).items():
-            if value is None:
-                env.pop(key, None)
-            else:
-                env[key] = value
         result = subprocess.run(
             command,
             cwd=self.path,
-            env=env,
+            env=with_overrides(self.env, env_extra),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,

@@ -7,14 +7,17 @@ import signal
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.support.poetry_project import poetry_executable
+from tests.support.poetry_project import with_overrides
 
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Iterator
     from collections.abc import Mapping
     from collections.abc import Sequence
 
@@ -23,11 +26,14 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "captured",
     "cmdline",
     "descendants",
     "environ",
+    "finish",
     "pip_processes",
     "run_sampled",
+    "running",
     "start_poetry",
     "wait_for",
     "wait_for_request",
@@ -45,22 +51,65 @@ def start_poetry(
     Its output is captured; ``os.killpg(process.pid, ...)`` signals the
     whole group, as a terminal's Ctrl-C or a CI runner's cancel does.
     """
-    env = dict(project.env)
-    for key, value in (env_extra or {}).items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
     return subprocess.Popen(
         [*wrapper, str(poetry_executable()), "--no-ansi", *args],
         cwd=project.path,
-        env=env,
+        env=with_overrides(project.env, env_extra),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+
+
+def captured(
+    command: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` to the end with no stdin; its output captured as text.
+
+    With ``check`` a non-zero exit raises ``CalledProcessError``.
+    """
+    return subprocess.run(
+        list(command),
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=timeout,
+    )
+
+
+@contextmanager
+def running(
+    project: Project,
+    *args: str,
+    env_extra: Mapping[str, str | None] | None = None,
+) -> Iterator[subprocess.Popen[str]]:
+    """:func:`start_poetry`; whatever happens inside, its process group is
+    killed on the way out if it is still running (a failed wait, a timeout)."""
+    process = start_poetry(project, *args, env_extra=env_extra)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def finish(
+    process: subprocess.Popen[str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Wait up to ``timeout`` seconds for ``process`` to end; what it printed."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

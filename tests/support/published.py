@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING
 from tests.support.catalog import CUBLAS_13
 from tests.support.catalog import CUBLAS_CU12
 from tests.support.catalog import CUDA_RUNTIME_13
-from tests.support.catalog import CUDA_TOOLKIT
 from tests.support.catalog import CUDNN_CU12
 from tests.support.catalog import CUDNN_CU13
 from tests.support.catalog import FILELOCK
-from tests.support.catalog import LINUX
 from tests.support.catalog import PYPI
 from tests.support.catalog import TRITON
 from tests.support.catalog import Universe
 from tests.support.catalog import WheelSpec
 from tests.support.catalog import build_universe
+from tests.support.catalog import cuda_toolkit
+from tests.support.catalog import torch_requires
 
 
 if TYPE_CHECKING:
@@ -45,41 +45,9 @@ TORCHVISION = "0.29.1"
 VARIANTS = ("cpu", "cu126", "cu130", "cu132")
 
 
-def _linux(*requirements: str) -> tuple[str, ...]:
-    return tuple(f"{requirement}; {LINUX}" for requirement in requirements)
-
-
-def _cuda13(cudnn: str = CUDNN_CU13) -> tuple[str, ...]:
-    return _linux(
-        f"nvidia-cublas=={CUBLAS_13}",
-        f"nvidia-cudnn-cu13=={cudnn}",
-        f"triton=={TRITON}",
-    )
-
-
 def _torch_requires(variant: str | None) -> tuple[str, ...]:
-    if variant is None:  # PyPI's build: CUDA 13.0 through cuda-toolkit extras
-        return (
-            "filelock",
-            *_linux(
-                "nvidia-cublas==13.0.*",
-                "nvidia-cudnn-cu13==9.*",
-                "cuda-toolkit[cublas,cudart]==13.0.*",
-                f"triton=={TRITON}",
-            ),
-        )
-    if variant == "cu126":
-        return (
-            "filelock",
-            *_linux(
-                f"nvidia-cublas-cu12=={CUBLAS_CU12['cu126']}",
-                f"nvidia-cudnn-cu12=={CUDNN_CU12}",
-                f"triton=={TRITON}",
-            ),
-        )
-    if variant in ("cu130", "cu132"):
-        return ("filelock", *_cuda13())
-    return ("filelock",)
+    # cu132 reuses the CUDA 13.0 wheels: only the label matters here.
+    return torch_requires("cu130" if variant == "cu132" else variant)
 
 
 def _family(variant: str | None) -> list[WheelSpec]:
@@ -104,14 +72,7 @@ def published_specs() -> dict[str, list[WheelSpec]]:
             *_family(None),
             *cuda13,
             WheelSpec("nvidia-cuda-runtime", CUDA_RUNTIME_13),
-            WheelSpec(
-                "cuda-toolkit",
-                CUDA_TOOLKIT,
-                extras={
-                    "cublas": _linux(f"nvidia-cublas=={CUDA_TOOLKIT}.*"),
-                    "cudart": _linux(f"nvidia-cuda-runtime=={CUDA_RUNTIME_13}.*"),
-                },
-            ),
+            cuda_toolkit(),
             cublas12,
             cudnn12,
         ],

@@ -10,14 +10,14 @@ import socket
 import threading
 from typing import TYPE_CHECKING
 
+from tests.support.lifetime import StartStop
+
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from typing_extensions import Self
 
 
-class SilentServer:
+class SilentServer(StartStop):
     """Accepts on a random port, keeps every connection open, says nothing."""
 
     def __init__(self) -> None:
@@ -44,16 +44,13 @@ class SilentServer:
             self.connections += 1
             self._held.append(connection)
 
-    def __enter__(self) -> Self:
+    def start(self) -> Self:
+        """Start accepting."""
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """Stop accepting; close every held connection."""
         self._stop.set()
         self._thread.join(timeout=5)
         for connection in self._held:

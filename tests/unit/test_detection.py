@@ -10,11 +10,10 @@ from poetry_torch_cuda.machine.detection import Offer
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.detection import decide
 from poetry_torch_cuda.machine.probe import Machine
-from poetry_torch_cuda.machine.probe import NvidiaDriver
-from poetry_torch_cuda.machine.probe import NvidiaGpu
 from poetry_torch_cuda.machine.probe import Rocm
 from poetry_torch_cuda.machine.probe import RocmGpu
 from poetry_torch_cuda.project.variants import parse_variant
+from tests.support.machines import nvidia_machine as nvidia
 
 
 if TYPE_CHECKING:
@@ -27,20 +26,6 @@ GTX_1080 = ("NVIDIA GeForce GTX 1080", (6, 1))
 T4 = ("Tesla T4", (7, 5))
 RTX_4090 = ("NVIDIA GeForce RTX 4090", (8, 9))
 RTX_5090 = ("NVIDIA GeForce RTX 5090", (12, 0))
-
-
-def nvidia(
-    driver: str, *gpus: tuple[str, tuple[int, int] | None], platform: str = "linux"
-) -> Machine:
-    return Machine(
-        platform,
-        "x86_64",
-        NvidiaDriver(
-            driver,
-            "nvidia-smi",
-            tuple(NvidiaGpu(i, name, cc) for i, (name, cc) in enumerate(gpus)),
-        ),
-    )
 
 
 def index_with(*names: str) -> Callable[[Variant], Offer]:

@@ -18,9 +18,8 @@ from poetry_torch_cuda.machine.detection import Offer
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.detection import decide
 from poetry_torch_cuda.machine.probe import Machine
-from poetry_torch_cuda.machine.probe import NvidiaDriver
-from poetry_torch_cuda.machine.probe import NvidiaGpu
 from poetry_torch_cuda.project.variants import parse_variant
+from tests.support.machines import nvidia_machine as machine
 
 
 if TYPE_CHECKING:
@@ -36,20 +35,6 @@ V100 = ("Tesla V100-SXM2-16GB", (7, 0))
 RTX_5090 = ("NVIDIA GeForce RTX 5090", (12, 0))
 B200 = ("NVIDIA B200", (10, 0))
 FUTURE = ("a GPU newer than every list", (13, 0))
-
-
-def machine(
-    driver: str, *gpus: tuple[str, tuple[int, int] | None], platform: str = "linux"
-) -> Machine:
-    return Machine(
-        platform,
-        "x86_64",
-        NvidiaDriver(
-            driver,
-            "nvidia-smi",
-            tuple(NvidiaGpu(i, name, cc) for i, (name, cc) in enumerate(gpus)),
-        ),
-    )
 
 
 def torch_214(variant: Variant) -> Offer:

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import pytest
-from poetry.config.config import Config
 
 from poetry_torch_cuda.index.client import IndexClient
 from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.client import ProjectFiles
 from poetry_torch_cuda.index.client import tag_fits
+from tests.support.client import LINUX_311
+from tests.support.client import poetry_config
 from tests.support.index import JSON_TYPE
 
 
@@ -24,19 +25,6 @@ if TYPE_CHECKING:
     from tests.support.index import IndexServer
 
 pytestmark = pytest.mark.e2e
-
-LINUX_311 = {
-    "python_version": "3.11",
-    "implementation_name": "cpython",
-    "sys_platform": "linux",
-    "platform_machine": "x86_64",
-}
-
-
-def poetry_config(tmp_path: Path) -> Config:
-    config = Config()
-    config.merge({"cache-dir": str(tmp_path / "cache"), "keyring": {"enabled": False}})
-    return config
 
 
 def torch_requests(index: IndexServer, variant: str) -> list[str]:

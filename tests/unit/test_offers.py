@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 from packaging.utils import canonicalize_name
-from poetry.config.config import Config
 
 from poetry_torch_cuda.index.client import IndexClient
 from poetry_torch_cuda.index.offers import OfferFinder
@@ -15,6 +14,8 @@ from poetry_torch_cuda.index.offers import wanted_versions
 from poetry_torch_cuda.install.installed import InstalledEnvironment
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.variants import parse_variant
+from tests.support.client import LINUX_311
+from tests.support.client import poetry_config
 from tests.support.wheels import build_wheel
 
 
@@ -25,12 +26,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-MARKERS = {
-    "python_version": "3.11",
-    "implementation_name": "cpython",
-    "sys_platform": "linux",
-    "platform_machine": "x86_64",
-}
 TORCH = canonicalize_name("torch")
 TORCHVISION = canonicalize_name("torchvision")
 
@@ -41,15 +36,14 @@ def finder(
     locked: dict[str, str],
     installed: InstalledEnvironment | None = None,
 ) -> OfferFinder:
-    config = Config()
-    config.merge({"cache-dir": str(tmp_path / "cache"), "keyring": {"enabled": False}})
+    config = poetry_config(tmp_path)
     torch_cuda = TorchCudaConfig(
         parse_variant("auto"), index_url_template=index.url + "/whl/{variant}"
     )
     wanted = wanted_versions(
         torch_cuda.package_names, {canonicalize_name(k): v for k, v in locked.items()}
     )
-    return OfferFinder(IndexClient(config), torch_cuda, wanted, MARKERS, installed)
+    return OfferFinder(IndexClient(config), torch_cuda, wanted, LINUX_311, installed)
 
 
 def test_wanted_versions_put_torch_first() -> None:
@@ -81,7 +75,7 @@ def test_an_installed_build_needs_no_question(
     for name, version in (("torch", "2.14.1+cu129"), ("torchvision", "0.29.1+cu129")):
         with zipfile.ZipFile(build_wheel(tmp_path / "w", name, version)) as archive:
             archive.extractall(site)
-    installed = InstalledEnvironment([str(site)], MARKERS)
+    installed = InstalledEnvironment([str(site)], LINUX_311)
     ask = finder(
         index, tmp_path, {"torch": "2.14.1", "torchvision": "0.29.1"}, installed
     )

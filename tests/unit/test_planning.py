@@ -35,6 +35,17 @@ def env_of(site: Path) -> InstalledEnvironment:
     return InstalledEnvironment([str(site)], LINUX)
 
 
+CUBLAS = canonicalize_name("nvidia-cublas-cu12")
+
+
+def torch_needing_cublas(site: Path, marker: str) -> Target:
+    """Install torch 2.14.1+cu129, requiring cublas under ``marker``, and cublas
+    in ``site``; the target torch 2.14.1+cu129."""
+    write_dist(site, "torch", "2.14.1+cu129", f"nvidia-cublas-cu12 ; {marker}")
+    write_dist(site, "nvidia-cublas-cu12", "12.9.1.4")
+    return Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
+
+
 def test_targets_pin_locked_version_with_variant_label() -> None:
     targets = build_targets(
         [Requirement("torch"), Requirement("torchvision"), Requirement("torchaudio")],
@@ -79,17 +90,8 @@ def test_satisfaction_needs_the_label() -> None:
 
 
 def test_plan_is_empty_when_installed_matches(tmp_path: Path) -> None:
-    write_dist(
-        tmp_path,
-        "torch",
-        "2.14.1+cu129",
-        "nvidia-cublas-cu12; platform_system == 'Linux'",
-    )
-    write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")
-    target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
-    protected = frozenset(
-        {canonicalize_name("torch"), canonicalize_name("nvidia-cublas-cu12")}
-    )
+    target = torch_needing_cublas(tmp_path, "platform_system == 'Linux'")
+    protected = frozenset({canonicalize_name("torch"), CUBLAS})
     plan = plan_changes(
         CU129, [target], protected, frozenset({target.name}), env_of(tmp_path)
     )
@@ -127,34 +129,13 @@ def test_orphans_are_cuda_wheels_nothing_needs(tmp_path: Path) -> None:
 
 
 def test_no_orphans_when_the_target_needs_them(tmp_path: Path) -> None:
-    write_dist(
-        tmp_path,
-        "torch",
-        "2.14.1+cu129",
-        "nvidia-cublas-cu12 ; platform_system == 'Linux'",
-    )
-    write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")
-    target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
-    assert (
-        find_orphans(
-            {canonicalize_name("nvidia-cublas-cu12")}, [target], env_of(tmp_path)
-        )
-        == []
-    )
+    target = torch_needing_cublas(tmp_path, "platform_system == 'Linux'")
+    assert find_orphans({CUBLAS}, [target], env_of(tmp_path)) == []
 
 
 def test_requirements_under_false_markers_do_not_count(tmp_path: Path) -> None:
-    write_dist(
-        tmp_path,
-        "torch",
-        "2.14.1+cu129",
-        "nvidia-cublas-cu12 ; platform_system == 'Windows'",
-    )
-    write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")
-    target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
-    assert find_orphans(
-        {canonicalize_name("nvidia-cublas-cu12")}, [target], env_of(tmp_path)
-    ) == ["nvidia-cublas-cu12"]
+    target = torch_needing_cublas(tmp_path, "platform_system == 'Windows'")
+    assert find_orphans({CUBLAS}, [target], env_of(tmp_path)) == ["nvidia-cublas-cu12"]
 
 
 def test_pins_cover_everything_but_the_torch_family(tmp_path: Path) -> None:

@@ -13,8 +13,6 @@ from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.machine import memory
 from poetry_torch_cuda.machine.detection import Offer
 from poetry_torch_cuda.machine.probe import Machine
-from poetry_torch_cuda.machine.probe import NvidiaDriver
-from poetry_torch_cuda.machine.probe import NvidiaGpu
 from poetry_torch_cuda.machine.tables import Arch
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.variants import parse_variant
@@ -23,17 +21,13 @@ from poetry_torch_cuda.proof.run import parse_output
 from poetry_torch_cuda.proof.run import run_probe
 from poetry_torch_cuda.proof.verdict import judge
 from poetry_torch_cuda.proof.verdict import parse_archs
+from tests.support.machines import nvidia_machine as nvidia
 
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 NO_GPU = Machine("linux", "x86_64", notes=("nvidia-smi not found on PATH",))
-
-
-def nvidia(driver: str, *gpus: tuple[str, tuple[int, int]]) -> Machine:
-    listed = tuple(NvidiaGpu(i, name, cap) for i, (name, cap) in enumerate(gpus))
-    return Machine("linux", "x86_64", NvidiaDriver(driver, "nvidia-smi", listed))
 
 
 def report(

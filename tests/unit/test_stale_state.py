@@ -21,7 +21,23 @@ from poetry_torch_cuda.project.pyproject_edit import with_variant
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from poetry_torch_cuda.project.pyproject_edit import PendingWrite
+
 TABLE = "[tool.poetry-torch-cuda]\nvariant = 'cu129'  # cluster\n"
+
+
+def with_table(tmp_path: Path) -> Path:
+    """``tmp_path/pyproject.toml`` holding ``TABLE``."""
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(TABLE)
+    return pyproject
+
+
+def prepared(pyproject: Path, variant: str) -> PendingWrite:
+    """The pending edit of ``pyproject`` to ``variant`` (there must be one)."""
+    pending = prepare_variant(pyproject, variant)
+    assert pending is not None
+    return pending
 
 
 def test_literal_string_stays_literal_and_comment_stays() -> None:
@@ -34,10 +50,8 @@ def test_literal_string_stays_literal_and_comment_stays() -> None:
 
 
 def test_commit_applies_the_edit_to_the_file_as_it_is_now(tmp_path: Path) -> None:
-    pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text(TABLE)
-    pending = prepare_variant(pyproject, "cu130")
-    assert pending is not None
+    pyproject = with_table(tmp_path)
+    pending = prepared(pyproject, "cu130")
     with pending:
         pyproject.write_text(TABLE + "\n[tool.ruff]\nline-length = 120\n")
         assert pending.commit()
@@ -49,10 +63,8 @@ def test_commit_applies_the_edit_to_the_file_as_it_is_now(tmp_path: Path) -> Non
 
 
 def test_commit_when_someone_else_already_wrote_the_variant(tmp_path: Path) -> None:
-    pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text(TABLE)
-    pending = prepare_variant(pyproject, "cu130")
-    assert pending is not None
+    pyproject = with_table(tmp_path)
+    pending = prepared(pyproject, "cu130")
     with pending:
         pyproject.write_text(TABLE.replace("cu129", "cu130"))
         assert not pending.commit()
@@ -60,12 +72,10 @@ def test_commit_when_someone_else_already_wrote_the_variant(tmp_path: Path) -> N
 
 
 def test_hard_linked_pyproject_is_written_in_place(tmp_path: Path) -> None:
-    pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text(TABLE)
+    pyproject = with_table(tmp_path)
     twin = tmp_path / "twin.toml"
     os.link(pyproject, twin)
-    pending = prepare_variant(pyproject, "cpu")
-    assert pending is not None
+    pending = prepared(pyproject, "cpu")
     with pending:
         assert pending.commit()
     assert twin.read_text() == pyproject.read_text()
@@ -94,11 +104,9 @@ def test_sweep_removes_only_files_of_dead_processes(tmp_path: Path) -> None:
 
 
 def test_a_leftover_of_a_killed_switch_goes_with_the_next_one(tmp_path: Path) -> None:
-    pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text(TABLE)
+    pyproject = with_table(tmp_path)
     (tmp_path / ".pyproject.toml.999999999.x.tmp").write_text("half")
-    pending = prepare_variant(pyproject, "cu130")
-    assert pending is not None
+    pending = prepared(pyproject, "cu130")
     with pending:
         pending.commit()
     assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from cleo.io.outputs.output import Type
+from poetry.console.commands.command import Command
 from poetry.console.commands.env_command import EnvCommand
 
+from poetry_torch_cuda.commands.existing_env import existing_env
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.output import error_lines
 from poetry_torch_cuda.project.config import ENV_DISABLE
@@ -22,8 +24,8 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.config import TorchCudaConfig
 
 
-class TorchCudaCommand(EnvCommand):
-    """An ``EnvCommand`` that reads the project's table and reports errors natively."""
+class ReportsErrors(Command):
+    """A command whose :class:`TorchCudaError` becomes error lines and an exit code."""
 
     def handle(self) -> int:
         """Run :meth:`work`; a :class:`TorchCudaError` becomes an error line and exit 1."""
@@ -38,6 +40,10 @@ class TorchCudaCommand(EnvCommand):
         """The command's work."""
         raise NotImplementedError
 
+
+class TorchCudaCommand(ReportsErrors, EnvCommand):
+    """An ``EnvCommand`` that reads the project's table and reports errors natively."""
+
     def reads_only(self, io: IO) -> bool:
         """Whether this run only reads: then it never creates the virtualenv."""
         return False
@@ -51,8 +57,6 @@ class TorchCudaCommand(EnvCommand):
         """
         load_config(self.poetry.pyproject.data)
         if self.reads_only(io):
-            from poetry_torch_cuda.commands.existing_env import existing_env
-
             self.set_env(existing_env(self.poetry, io))
 
     def project_config(self) -> TorchCudaConfig:

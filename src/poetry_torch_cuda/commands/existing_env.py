@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from poetry.utils.env import EnvManager
 from poetry.utils.env import SystemEnv
 from poetry.utils.env.site_packages import SitePackages
 
@@ -37,8 +38,6 @@ class NotCreatedEnv(SystemEnv):
 
 def existing_env(poetry: Poetry, io: IO) -> Env:
     """The project's environment if it exists, else a :class:`NotCreatedEnv`."""
-    from poetry.utils.env import EnvManager
-
     env = EnvManager(poetry, io=io).get()
     if env.is_venv() or not poetry.config.get("virtualenvs.create", True):
         return env

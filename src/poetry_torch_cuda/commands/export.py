@@ -7,11 +7,23 @@ from typing import TYPE_CHECKING
 from typing import ClassVar
 
 from cleo.helpers import option
+from packaging.utils import canonicalize_name
 from poetry.console.commands.group_command import GroupCommand
 
+from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index.urls import without_credentials
+from poetry_torch_cuda.lockfile import export
+from poetry_torch_cuda.lockfile.inputs import configured
+from poetry_torch_cuda.lockfile.inputs import current_inputs
+from poetry_torch_cuda.lockfile.inputs import differences
+from poetry_torch_cuda.lockfile.inputs import lock_path
+from poetry_torch_cuda.lockfile.model import LOCK_NAME
+from poetry_torch_cuda.lockfile.reader import read_lock
+from poetry_torch_cuda.lockfile.service import lock_spec
 from poetry_torch_cuda.output import PREFIX
-from poetry_torch_cuda.output import error_lines
+from poetry_torch_cuda.project.variants import not_a_variant
+from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:
@@ -20,7 +32,7 @@ if TYPE_CHECKING:
 FORMATS = ("requirements.txt", "pylock.toml")
 
 
-class ExportCommand(GroupCommand):
+class ExportCommand(ReportsErrors, GroupCommand):
     """Export the project's locked packages with the variant's locked build."""
 
     name = "torch-cuda export"
@@ -60,28 +72,8 @@ class ExportCommand(GroupCommand):
         "Reads the two locks only; never writes a credential."
     )
 
-    def handle(self) -> int:
-        try:
-            return self._export()
-        except TorchCudaError as error:
-            for line in error_lines(str(error)):
-                self.line_error(line)
-            return error.exit_code or 1
-
-    def _export(self) -> int:
-        from packaging.utils import canonicalize_name
-
-        from poetry_torch_cuda.lockfile import export
-        from poetry_torch_cuda.lockfile.inputs import configured
-        from poetry_torch_cuda.lockfile.inputs import current_inputs
-        from poetry_torch_cuda.lockfile.inputs import differences
-        from poetry_torch_cuda.lockfile.inputs import lock_path
-        from poetry_torch_cuda.lockfile.model import LOCK_NAME
-        from poetry_torch_cuda.lockfile.reader import read_lock
-        from poetry_torch_cuda.lockfile.service import lock_spec
-        from poetry_torch_cuda.project.variants import not_a_variant
-        from poetry_torch_cuda.project.variants import parse_variant
-
+    def work(self) -> int:
+        """Write the export to stdout or ``--output``."""
         config = configured(self.poetry.pyproject.data)
         if config is None:
             raise TorchCudaError("This project has no [tool.poetry-torch-cuda] table.")
@@ -167,8 +159,6 @@ class ExportCommand(GroupCommand):
 
     def _credentialed_indexes(self, variant: str) -> list[str]:
         """Indexes Poetry has credentials for: named in a comment, never written."""
-        from poetry_torch_cuda.index.urls import without_credentials
-
         found = []
         for source in self.poetry.get_sources():
             url = (source.url or "").replace("{variant}", variant)

@@ -6,11 +6,13 @@ from typing import TYPE_CHECKING
 from typing import ClassVar
 
 from cleo.helpers import option
-from poetry.console.commands.command import Command
 
+from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.lockfile.model import LOCK_NAME
+from poetry_torch_cuda.lockfile.service import check_lock
+from poetry_torch_cuda.lockfile.service import lock_project
 from poetry_torch_cuda.output import PREFIX
-from poetry_torch_cuda.output import error_lines
 from poetry_torch_cuda.output import esc
 
 
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
 
 
-class LockCommand(Command):
+class LockCommand(ReportsErrors):
     """Lock the variant builds (files and sha256) in torch-cuda.lock."""
 
     name = "torch-cuda lock"
@@ -42,36 +44,28 @@ class LockCommand(Command):
         "Installs then install exactly those files. Commit it."
     )
 
-    def handle(self) -> int:
-        from poetry_torch_cuda.lockfile.model import LOCK_NAME
-        from poetry_torch_cuda.lockfile.service import check_lock
-        from poetry_torch_cuda.lockfile.service import lock_project
-
-        try:
-            if self.option("check"):
-                result = check_lock(self.poetry)
-                if result.fresh:
-                    self.line(f"{PREFIX}: {LOCK_NAME} matches poetry.lock")
-                    return 0
-                self.line_error(
-                    f"<error>{LOCK_NAME} does not match this project: "
-                    f"{esc('; '.join(result.reasons))}.</>"
-                )
-                self.line_error(
-                    "<error>Run `poetry torch-cuda lock` (or `poetry lock`) and "
-                    f"commit {LOCK_NAME}.</>"
-                )
-                return 1
-            if not self.poetry.locker.is_locked():
-                raise TorchCudaError(
-                    "poetry.lock does not exist yet, so the versions to lock are "
-                    "unknown. Run `poetry lock` first."
-                )
-            lock = lock_project(self.poetry, self.io, refresh=True)
-            if lock is None:
-                raise TorchCudaError("No configured package is locked in poetry.lock.")
-            return 0
-        except TorchCudaError as error:
-            for line in error_lines(str(error)):
-                self.line_error(line)
-            return error.exit_code or 1
+    def work(self) -> int:
+        """Write torch-cuda.lock, or (``--check``) say whether it is current."""
+        if self.option("check"):
+            result = check_lock(self.poetry)
+            if result.fresh:
+                self.line(f"{PREFIX}: {LOCK_NAME} matches poetry.lock")
+                return 0
+            self.line_error(
+                f"<error>{LOCK_NAME} does not match this project: "
+                f"{esc('; '.join(result.reasons))}.</>"
+            )
+            self.line_error(
+                "<error>Run `poetry torch-cuda lock` (or `poetry lock`) and "
+                f"commit {LOCK_NAME}.</>"
+            )
+            return 1
+        if not self.poetry.locker.is_locked():
+            raise TorchCudaError(
+                "poetry.lock does not exist yet, so the versions to lock are "
+                "unknown. Run `poetry lock` first."
+            )
+        lock = lock_project(self.poetry, self.io, refresh=True)
+        if lock is None:
+            raise TorchCudaError("No configured package is locked in poetry.lock.")
+        return 0

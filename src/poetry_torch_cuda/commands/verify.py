@@ -8,8 +8,12 @@ from typing import ClassVar
 from cleo.helpers import option
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
+from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.locked import locked_state
+from poetry_torch_cuda.proof.verify import probe_this_machine
+from poetry_torch_cuda.proof.verify import prove
 
 
 if TYPE_CHECKING:
@@ -41,11 +45,6 @@ class VerifyCommand(TorchCudaCommand):
 
     def work(self) -> int:
         """Resolve the variant, prove the environment, print the verdict."""
-        from poetry_torch_cuda.machine.resolution import resolve
-        from poetry_torch_cuda.project.locked import locked_state
-        from poetry_torch_cuda.proof.verify import probe_this_machine
-        from poetry_torch_cuda.proof.verify import prove
-
         config = self.project_config()
         machine = probe_this_machine(self.env)
         locked = None

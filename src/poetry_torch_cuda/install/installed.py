@@ -21,6 +21,7 @@ from packaging.version import Version
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from collections.abc import Iterator
     from collections.abc import Mapping
     from collections.abc import Sequence
 
@@ -84,28 +85,10 @@ class InstalledEnvironment:
 
     def needs(self, names: Iterable[str]) -> set[NormalizedName]:
         """What the installed ``names`` require here, extras left out."""
-        environment = {**self._marker_env, "extra": ""}
         found: set[NormalizedName] = set()
         for name in names:
-            distribution = next(
-                iter(
-                    metadata.distributions(
-                        name=canonicalize_name(name), path=self._paths
-                    )
-                ),
-                None,
-            )
-            if distribution is None:
-                continue
-            for line in distribution.metadata.get_all("Requires-Dist") or []:
-                try:
-                    requirement = Requirement(line)
-                except InvalidRequirement:
-                    continue
-                if requirement.marker is None or requirement.marker.evaluate(
-                    environment
-                ):
-                    found.add(canonicalize_name(requirement.name))
+            for requirement in self._requirements_here(name):
+                found.add(canonicalize_name(requirement.name))
         return found
 
     def unmet(self, roots: Iterable[str]) -> list[str]:
@@ -116,23 +99,8 @@ class InstalledEnvironment:
         installed``); a requirement that is not installed at all is not counted.
         """
         problems: list[str] = []
-        environment = {**self._marker_env, "extra": ""}
         for distribution in self.closure(roots).values():
-            found = next(
-                iter(metadata.distributions(name=distribution.name, path=self._paths)),
-                None,
-            )
-            if found is None:
-                continue
-            for line in found.metadata.get_all("Requires-Dist") or []:
-                try:
-                    requirement = Requirement(line)
-                except InvalidRequirement:
-                    continue
-                if requirement.marker is not None and not requirement.marker.evaluate(
-                    environment
-                ):
-                    continue
+            for requirement in self._requirements_here(distribution.name):
                 have = self.get(requirement.name)
                 if have is None or not requirement.specifier:
                     continue
@@ -148,6 +116,25 @@ class InstalledEnvironment:
                         f"{requirement}, but {have.name} {have.version} is installed"
                     )
         return problems
+
+    def _requirements_here(self, name: str) -> Iterator[Requirement]:
+        """The installed ``name``'s requirements whose markers hold here, extras left out."""
+        found = next(
+            iter(
+                metadata.distributions(name=canonicalize_name(name), path=self._paths)
+            ),
+            None,
+        )
+        if found is None:
+            return
+        environment = {**self._marker_env, "extra": ""}
+        for line in found.metadata.get_all("Requires-Dist") or []:
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if requirement.marker is None or requirement.marker.evaluate(environment):
+                yield requirement
 
     def _describe(self, distribution: metadata.Distribution) -> InstalledDistribution:
         # Each access to ``distribution.metadata`` (and ``.version``, ``.requires``)

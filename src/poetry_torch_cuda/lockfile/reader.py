@@ -38,14 +38,18 @@ class LockFileError(TorchCudaError):
     """torch-cuda.lock cannot be read; the message says how to get a good one."""
 
 
-def _read_text(path: Path) -> str | None:
-    """The file's text; ``None`` when there is no such file."""
+def _read(path: Path, *, head_only: bool) -> dict[str, Any] | None:
+    """The parsed file (only its head, before the first ``[[variant]]``, when
+    ``head_only``); ``None`` when there is no such file."""
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except OSError as error:
         raise LockFileError(f"cannot read {LOCK_NAME}: {error.strerror}") from None
+    if head_only:
+        text, _, _ = text.partition(_VARIANTS)
+    return _parse(text)
 
 
 def read_inputs(path: Path) -> LockInputs | None:
@@ -54,23 +58,15 @@ def read_inputs(path: Path) -> LockInputs | None:
     Raises:
         LockFileError: the file is not a torch-cuda.lock this version can read.
     """
-    text = _read_text(path)
-    if text is None:
-        return None
-    head, _, _ = text.partition(_VARIANTS)
-    return _inputs(_parse(head), path)
+    data = _read(path, head_only=True)
+    return None if data is None else _inputs(data, path)
 
 
 def read_lock(path: Path) -> TorchCudaLock | None:
-    """The whole lock in ``path`` (``None``: no such file).
-
-    Raises:
-        LockFileError: the file is not a torch-cuda.lock this version can read.
-    """
-    text = _read_text(path)
-    if text is None:
+    """The whole lock in ``path`` (``None``: no such file); raises like :func:`read_inputs`."""
+    data = _read(path, head_only=False)
+    if data is None:
         return None
-    data = _parse(text)
     inputs = _inputs(data, path)
     try:
         variants = tuple(_variant(entry) for entry in data.get("variant", []))
