@@ -25,6 +25,7 @@ from tests.support.catalog import LINUX
 from tests.support.catalog import WheelSpec
 from tests.support.catalog import build_universe
 from tests.support.catalog import default_specs
+from tests.support.fake_torch import make_verifiable
 from tests.support.index import IndexServer
 from tests.support.wheels import canonical_name
 
@@ -104,6 +105,8 @@ def build_world(root: Path) -> tuple[Universe, int]:
             *(WheelSpec(name, version) for name, version in closure),
         ]
     universe = build_universe(root, specs)
+    # Builds that pass verification, which is on, as for users (before padding).
+    make_verifiable(universe, VARIANTS)
     sizes = {variant: dict(REAL_MB) for variant in VARIANTS}
     for variant in VARIANTS:
         sizes[variant].update({n: mb for n, _, mb in (*CUDA_WHEELS[variant], TRITON)})
