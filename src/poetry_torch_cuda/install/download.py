@@ -51,7 +51,7 @@ MIN_PART_BYTES = 4 * 1024 * 1024
 #: long file while the others idle (the download ends with its longest unit).
 PARTS_PER_CONNECTION = 2
 _HASH_BLOCK = 1024 * 1024
-_CHUNK = 256 * 1024
+_CHUNK = 64 * 1024  # x connections: the memory the transfers hold at once
 _PART_SUFFIX = ".part"
 #: How often a part is tried again after its stream broke off mid-way.
 _STREAM_RETRIES = 2
