@@ -30,6 +30,8 @@ from benchmarks.venvs import prepare as prepare_venvs
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from tests.support.poetry_project import Project
+
 #: module -> attributes (``Class.method`` allowed) timed in the Poetry process.
 TIMED: dict[str, tuple[str, ...]] = {
     "poetry_torch_cuda.commands.base": ("TorchCudaCommand.handle",),
@@ -138,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=Path(tempfile.gettempdir()) / "poetry-torch-cuda-bench",
     )
     parser.add_argument("--verbose", action="store_true", help="run switch with -vv")
+    parser.add_argument(
+        "--memory", action="store_true", help="also peak memory of Poetry's floor"
+    )
     args = parser.parse_args(argv)
     plugin, plain = prepare_venvs(args.venvs.resolve())
     root = Path(tempfile.mkdtemp(prefix="poetry-torch-cuda-phases-"))
@@ -181,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 key = what if count == 1 else f"{what} #{count}"
                 if not what.startswith("process:"):
                     totals.setdefault(key, []).append(end - start)
+        if args.memory:
+            memory(plugin.poetry, project, target)
         print("\nmedian duration (ms) of each phase:")
         for key, values in sorted(
             totals.items(), key=lambda kv: -statistics.median(kv[1])
@@ -189,6 +196,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         world.ws.index.stop()
     return 0
+
+
+def peak_mib(command: Sequence[object], project: Project) -> float:
+    """ru_maxrss of the largest process ``command`` runs, in MiB."""
+    launcher = [sys.executable, str(Path(__file__).with_name("maxrss.py"))]
+    result = subprocess.run(
+        [*launcher, *map(str, command)],
+        cwd=project.path,
+        env=project.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(result.stderr.strip().splitlines()[-1].split()[1]) / 1024
+
+
+def memory(poetry: Path, project: Project, last: str, runs: int = 3) -> None:
+    """Peak memory of Poetry alone, of a no-op plugin command, and of a cold switch."""
+    back = workspace.OTHER if last == workspace.VARIANT else workspace.VARIANT
+    commands = {
+        "poetry --version": [poetry, "--version"],
+        "poetry env info --path (project loaded)": [poetry, "env", "info", "--path"],
+        "poetry torch-cuda status": [poetry, "torch-cuda", "status"],
+        "python -m pip --version (the env's pip)": [
+            project.python,
+            "-m",
+            "pip",
+            "--version",
+        ],
+    }
+    print(f"\npeak memory (ru_maxrss, MiB, median of {runs}):")
+    for name, command in commands.items():
+        values = [peak_mib(command, project) for _ in range(runs)]
+        print(f"  {statistics.median(values):7.1f}  {name}")
+    values = []
+    for run in range(runs):
+        target = back if run % 2 == 0 else last
+        values.append(
+            peak_mib([poetry, "--no-ansi", "torch-cuda", "switch", target], project)
+        )
+    print(f"  {statistics.median(values):7.1f}  poetry torch-cuda switch (warm caches)")
 
 
 if __name__ == "__main__":
