@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 #: module -> attributes (``Class.method`` allowed) timed in the Poetry process.
 TIMED: dict[str, tuple[str, ...]] = {
+    "poetry_torch_cuda.plugins": ("TorchCudaPlugin._on_terminate",),
     "poetry_torch_cuda.commands.base": ("TorchCudaCommand.handle",),
     "poetry_torch_cuda.commands.switch": ("SwitchCommand._target",),
     "poetry_torch_cuda.project.pyproject_edit": ("prepare_variant",),
@@ -63,6 +64,9 @@ def _write(record):
     with open(_LOG, "a") as stream:
         stream.write(json.dumps(record) + "\\n")
 _write({{"event": "site", "t": time.time()}})
+import atexit
+atexit.register(lambda: _write({{"event": "call", "name": "atexit (interpreter finalising)",
+                                  "t0": time.time(), "t1": time.time()}}))
 def _wrap(name, function):
     def timed(*args, **kwargs):
         begun = time.time()
