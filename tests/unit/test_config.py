@@ -170,11 +170,11 @@ def test_download_concurrency_must_be_a_sensible_whole_number(value: object) -> 
         load_config(pyproject, {})
 
 
-def test_download_concurrency_defaults_to_eight_and_can_be_set() -> None:
+def test_download_concurrency_defaults_to_sixteen_and_can_be_set() -> None:
     table = {"variant": "cu129"}
     config = load_config({"tool": {TABLE: table}}, {})
     assert config is not None
-    assert config.download_concurrency == 8
-    config = load_config({"tool": {TABLE: {**table, "download-concurrency": 16}}}, {})
-    assert config is not None
     assert config.download_concurrency == 16
+    config = load_config({"tool": {TABLE: {**table, "download-concurrency": 4}}}, {})
+    assert config is not None
+    assert config.download_concurrency == 4

@@ -131,3 +131,33 @@ def test_a_missing_file_names_the_file_and_the_cause(
     assert items[2].filename in str(raised.value)
     assert "HTTP 404" in str(raised.value)
     assert not [n for n in leftovers(tmp_path / "artifacts") if n.endswith(".part")]
+
+
+def test_split_files_are_hashed_as_their_parts_land_and_a_corrupt_part_is_refused(
+    served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
+) -> None:
+    index, items = served
+    paths = fetch(items, tmp_path / "good", concurrency=8, min_part_bytes=60_000)
+    split = {r.path for r in index.records if r.status == 206}
+    assert len(split) >= 3  # several files arrived in parts
+    for item, path in zip(items, paths):
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == item.sha256
+    index.corrupt_paths.add("/whl/cu129/torch/")
+    cache = tmp_path / "bad"
+    with pytest.raises(HashMismatchError) as raised:
+        fetch(items, cache, concurrency=8, min_part_bytes=60_000)
+    assert items[-1].filename in str(raised.value)
+    assert items[-1].filename not in leftovers(cache)
+    assert not [name for name in leftovers(cache) if name.endswith(".part")]
+
+
+def test_parts_are_cut_finer_than_one_per_connection(
+    served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
+) -> None:
+    index, items = served
+    fetch(items, tmp_path / "a", concurrency=2, min_part_bytes=1)
+    torch = [r for r in index.records if r.path.endswith(items[-1].filename)]
+    # Two connections, two parts each: parts of a quarter of all bytes, so the
+    # largest file (0.4 of them) is split; one part per connection would not.
+    assert len(torch) == 2
+    assert all(r.status == 206 for r in torch)

@@ -19,6 +19,7 @@ import heapq
 import itertools
 import os
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from contextlib import suppress
@@ -43,10 +44,18 @@ if TYPE_CHECKING:
     from poetry.utils.authenticator import Authenticator
 
 #: Connections at once unless the ``download-concurrency`` key says otherwise.
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY = 16
 #: Files smaller than this are never split over several connections.
 MIN_PART_BYTES = 4 * 1024 * 1024
-_CHUNK = 256 * 1024
+#: Range parts per connection: the bytes are cut into about this many parts
+#: per connection, so the last connections to finish are not left with one
+#: long file while the others idle (the download ends with its longest unit).
+PARTS_PER_CONNECTION = 2
+_HASH_BLOCK = 1024 * 1024
+#: glibc malloc arenas once downloads start (glibc gives each busy thread one).
+_MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number, <malloc.h>
+_CHUNK = 64 * 1024  # x connections: the memory the transfers hold at once
 _PART_SUFFIX = ".part"
 #: How often a part is tried again after its stream broke off mid-way.
 _STREAM_RETRIES = 2
@@ -166,6 +175,12 @@ class _Job:
         self.hasher: Any = hashlib.sha256()
         self.split = False
         self.done = False
+        # A split file's parts land out of order: each is hashed from disk
+        # once every byte before it is hashed (``hashed`` is that offset), so
+        # the hash is ready when the last part lands instead of a re-read.
+        self.hashed = 0
+        self.landed: dict[int, int] = {}  # start -> end (exclusive) of parts landed
+        self.hash_lock = threading.Lock()
 
 
 class _Run:
@@ -195,8 +210,9 @@ class _Run:
 
     def fetch(self, missing: Sequence[tuple[LockedFile, Path]], purpose: str) -> None:
         sizes = [item.size or 0 for item, _ in missing]
-        # Ideal share of one connection; files well above it are split.
-        self._part_bytes = max(self._min_part, -(-sum(sizes) // self._concurrency), 1)
+        # A fraction of one connection's fair share; files well above it are split.
+        share = -(-sum(sizes) // (self._concurrency * PARTS_PER_CONNECTION))
+        self._part_bytes = max(self._min_part, share, 1)
         for item, path in sorted(missing, key=lambda pair: -(pair[0].size or 0)):
             job = _Job(item, path)
             self._jobs.append(job)
@@ -216,6 +232,7 @@ class _Run:
             )
             for n in range(min(self._concurrency, units))
         ]
+        _limit_malloc_arenas()
         with _signals_raise() as received:
             try:
                 for worker in workers:
@@ -324,11 +341,36 @@ class _Run:
                     offset = self._restart(job, broken.offset)
                 else:
                     raise _failure(job.item, broken.cause) from None
+        if job.split:
+            self._hash_landed(job, unit.start, offset)
         with self._lock:
             job.parts_left -= 1
             last = job.parts_left == 0
         if last:
             self._finish(job)
+
+    def _hash_landed(self, job: _Job, start: int, end: int) -> None:
+        """Record the part ``[start, end)`` and hash what is contiguous from disk."""
+        with self._lock:
+            job.landed[start] = end
+        with job.hash_lock, job.temporary.open("rb") as stream:
+            while True:
+                with self._lock:
+                    landed = job.landed.pop(job.hashed, -1)
+                    hasher = job.hasher
+                if landed < 0:
+                    return
+                stream.seek(job.hashed)
+                remaining = landed - job.hashed
+                while remaining > 0:
+                    if self._cancelled:
+                        raise _Cancelled
+                    block = stream.read(min(_HASH_BLOCK, remaining))
+                    if not block:
+                        return  # shorter than it said: _finish hashes the file
+                    hasher.update(block)
+                    remaining -= len(block)
+                job.hashed = landed
 
     def _restart(self, job: _Job, reached: int) -> int:
         """Start a whole file over (the server ignored a Range to resume it)."""
@@ -385,7 +427,9 @@ class _Run:
         with self._lock:
             job.parts_left += len(starts)
             job.split = True
-            job.hasher = None  # parts arrive out of order: hashed from disk at the end
+            # Parts arrive out of order: each is hashed from disk once the
+            # bytes before it are (_hash_landed), this first one included.
+            job.hasher = hashlib.sha256()
         for start in starts:
             end = min(start + self._part_bytes, size) - 1
             self._push(_Unit((0, 0), job, start, end))
@@ -406,7 +450,7 @@ class _Run:
                         continue
                     stream.write(chunk)
                     position += len(chunk)
-                    if job.hasher is not None:
+                    if not job.split:
                         job.hasher.update(chunk)
                     with self._lock:
                         job.received += len(chunk)
@@ -440,10 +484,8 @@ class _Run:
     def _finish(self, job: _Job) -> None:
         item = job.item
         size = job.temporary.stat().st_size if job.temporary.exists() else 0
-        if job.hasher is not None and size == job.received:
-            digest = job.hasher.hexdigest()
-        else:
-            digest = _file_sha256(job.temporary)
+        complete = job.hashed == size if job.split else job.received == size
+        digest = job.hasher.hexdigest() if complete else _file_sha256(job.temporary)
         if item.size is not None and size != item.size:
             raise _mismatch(
                 item, f"sha256 {digest} ({size} bytes where the lock says {item.size})"
@@ -499,6 +541,28 @@ def _signals_raise() -> Iterator[list[int]]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _limit_malloc_arenas() -> None:
+    """Keep glibc from giving each download thread a malloc arena of its own.
+
+    Every arena keeps what its thread freed: with 16 workers the Poetry
+    process peaked about 20 MB higher for nothing (measured; with 2 arenas
+    the download adds nothing to the peak, at the same speed). Applies once
+    glibc is known to be the C library and ``MALLOC_ARENA_MAX`` is not set.
+    """
+    if sys.platform != "linux" or "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):
+        return
+    if not libc.startswith("glibc"):
+        return
+    import ctypes
+
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, _MALLOC_ARENAS)
 
 
 def _interrupted(signum: int, purpose: str) -> DownloadInterrupted:

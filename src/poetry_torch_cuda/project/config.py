@@ -53,7 +53,7 @@ _KEYS = (
     "download-concurrency",
 )
 #: Connections at once for the variant's files, unless download-concurrency says otherwise.
-DEFAULT_DOWNLOAD_CONCURRENCY = 8
+DEFAULT_DOWNLOAD_CONCURRENCY = 16
 MAX_DOWNLOAD_CONCURRENCY = 64
 
 

@@ -1,0 +1,113 @@
+"""Removing orphaned wheels in-process: a real venv, real wheels, real pip as the fallback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from typing import TYPE_CHECKING
+
+import pytest
+from poetry.utils.env import VirtualEnv
+
+from poetry_torch_cuda.install.sweep import remove_distributions
+from tests.support.wheels import build_wheel
+
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+ORPHANS = ("nvidia-cublas-cu12", "nvidia-cudnn-cu12")
+KEPT = "nvidia-cublas"
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    root = tmp_path_factory.mktemp("wheels")
+    return [
+        build_wheel(
+            root,
+            name,
+            "1.0",
+            payload={
+                f"nvidia/{name.replace('-', '_')}/lib/blob.so": b"x" * 1000,
+                f"nvidia/{name.replace('-', '_')}/__init__.py": b"",
+            },
+        )
+        for name in (*ORPHANS, KEPT)
+    ]
+
+
+@pytest.fixture
+def env(tmp_path: Path, wheels: list[Path]) -> VirtualEnv:
+    path = tmp_path / "venv"
+    venv.create(path, with_pip=False)
+    python = path / "bin" / "python"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+            *map(str, wheels),
+        ],
+        check=True,
+    )
+    return VirtualEnv(path)
+
+
+def installed(env: VirtualEnv) -> set[str]:
+    return {dist.metadata["Name"] for dist in env.site_packages.distributions()}
+
+
+def real_pip(env: VirtualEnv, calls: list[list[str]]) -> object:
+    def uninstall(names: Sequence[str]) -> None:
+        calls.append(list(names))
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(env.python),
+                "uninstall",
+                "--yes",
+                "--quiet",
+                *names,
+            ],
+            check=True,
+        )
+
+    return uninstall
+
+
+def test_orphans_are_removed_without_pip_and_the_rest_stays(env: VirtualEnv) -> None:
+    calls: list[list[str]] = []
+    left = remove_distributions(env, list(ORPHANS), real_pip(env, calls))  # type: ignore[arg-type]
+    assert left == []
+    assert calls == []  # no pip process
+    assert installed(env) == {KEPT}
+    site = env.site_packages.path
+    assert not (site / "nvidia" / "nvidia_cublas_cu12").exists()
+    assert not (site / "nvidia" / "nvidia_cudnn_cu12").exists()
+    assert (site / "nvidia" / "nvidia_cublas" / "lib" / "blob.so").is_file()
+    assert not list(site.glob("nvidia_cudnn_cu12-*.dist-info"))
+
+
+def test_without_poetrys_uninstaller_pip_removes_them(env: VirtualEnv) -> None:
+    calls: list[list[str]] = []
+    left = remove_distributions(
+        env,
+        [*ORPHANS, "not-installed-here"],
+        real_pip(env, calls),  # type: ignore[arg-type]
+        in_process=lambda _env, _name: None,  # an older Poetry: nothing in-process
+    )
+    assert left == list(ORPHANS)
+    assert calls == [list(ORPHANS)]  # one pip run, only what is installed
+    assert installed(env) == {KEPT}
