@@ -177,18 +177,14 @@ class PipRunner:
     def uninstall(self, names: Sequence[str]) -> None:
         """Uninstall ``names``."""
         args = [*self._pip, "uninstall", "--disable-pip-version-check", "--yes", *names]
-        returncode, lines, signum = self._run(args, pip_environment(os.environ))
-        if signum is not None:
-            raise _interrupted(f"removing {', '.join(names)}", signum)
-        if returncode < 0:
-            raise PipError(
-                f"pip was killed by {_signal_name(-returncode)} while removing "
-                f"{', '.join(names)}. Run the command again to finish."
-            )
-        if returncode != 0:
-            raise PipError(
-                f"pip could not uninstall {', '.join(names)}: {pip_reason(lines)}"
-            )
+        outcome = self._run(args, pip_environment(os.environ))
+        removing = ", ".join(names)
+        _raise_for(
+            outcome,
+            f"removing {removing}",
+            "",
+            lambda lines, _: f"pip could not uninstall {removing}: {pip_reason(lines)}",
+        )
 
     def _run(
         self, args: list[str], env: dict[str, str]
@@ -262,24 +258,38 @@ def _raise_for_install(
     """Raise the one error for a ``pip install`` of ``asked`` from ``source`` that failed.
 
     ``index`` and ``timeout`` are what the diagnosis of pip's output weighs.
+    """
+
+    def could_not(lines: list[str], returncode: int) -> str:
+        cause, advice = diagnose(index, lines, returncode, timeout)
+        return f"pip could not install {asked} from {source}: {cause}\n{advice}"
+
+    _raise_for(outcome, f"installing {asked}", f" from {source}", could_not)
+
+
+def _raise_for(
+    outcome: tuple[int, list[str], int | None],
+    doing: str,
+    where: str,
+    could_not: Callable[[list[str], int], str],
+) -> None:
+    """Raise the error for pip's ``outcome`` while ``doing`` something, if it failed.
 
     Raises:
-        PipInterrupted: a signal stopped pip.
-        PipError: pip was killed or exited non-zero.
+        PipInterrupted: a signal stopped pip (it rolled back what it had begun).
+        PipError: pip was killed, or exited non-zero (``could_not`` words it
+            from pip's output and exit code).
     """
     returncode, lines, signum = outcome
     if signum is not None:
-        raise _interrupted(f"installing {asked}", signum)
+        raise _interrupted(doing, signum)
     if returncode < 0:
         raise PipError(
-            f"pip was killed by {_signal_name(-returncode)} while installing "
-            f"{asked} from {source}. Run the command again to finish."
+            f"pip was killed by {_signal_name(-returncode)} while {doing}{where}. "
+            "Run the command again to finish."
         )
     if returncode != 0:
-        cause, advice = diagnose(index, lines, returncode, timeout)
-        raise PipError(
-            f"pip could not install {asked} from {source}: {cause}\n{advice}"
-        )
+        raise PipError(could_not(lines, returncode))
 
 
 def _interrupted(doing: str, signum: int) -> PipInterrupted:
