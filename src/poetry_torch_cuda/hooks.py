@@ -14,6 +14,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.installed import graph_of
 from poetry_torch_cuda.install.installed import installed_environment
 from poetry_torch_cuda.install.protection import merge_graphs
+from poetry_torch_cuda.install.reconcile import InstallSettings
 from poetry_torch_cuda.install.reconcile import protected_for
 from poetry_torch_cuda.install.reconcile import reconcile_environment
 from poetry_torch_cuda.output import PREFIX
@@ -27,13 +28,11 @@ from poetry_torch_cuda.project.locked import dependency_graph
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
-    from pathlib import Path
 
     from cleo.events.console_command_event import ConsoleCommandEvent
     from cleo.events.console_terminate_event import ConsoleTerminateEvent
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
-    from poetry.config.config import Config
     from poetry.console.commands.installer_command import InstallerCommand
     from poetry.installation.operations.operation import Operation
     from poetry.packages.locker import Locker
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 
     from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.install.planning import Plan
-    from poetry_torch_cuda.install.reconcile import LockLookup
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
@@ -210,17 +208,17 @@ class CommandHooks:
                 return
             from poetry_torch_cuda.machine.resolution import refresher
 
+            settings = InstallSettings.of(
+                command.poetry, event.io, compile_bytecode=_compiles(command)
+            )
             plan = _reconcile_after_run(
                 guard.config,
                 variant,
                 guard.locked,
                 command.env,
                 event.io,
-                poetry_config=command.poetry.config,
+                settings,
                 refresh=refresher(command.poetry, command.env, guard.locked.versions),
-                compile_bytecode=_compiles(command),
-                project=command.poetry.pyproject_path.parent,
-                lock_for=_lock_lookup(command, event.io),
             )
             warn_packages(guard.config, guard.locked.graph, command.env, event.io)
             if not plan.is_empty:  # a no-op run never verifies (nor imports proof/)
@@ -289,25 +287,13 @@ def _reconcile_after_run(
     locked: LockedState,
     env: Env,
     io: IO,
+    settings: InstallSettings,
     *,
-    poetry_config: Config | None = None,
     refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
-    compile_bytecode: bool = False,
-    project: Path | None = None,
-    lock_for: LockLookup | None = None,
 ) -> Plan:
     """Make ``env`` hold ``variant``; say so at ``-v`` when it already did."""
     plan = reconcile_environment(
-        config,
-        variant,
-        locked,
-        env,
-        io,
-        poetry_config=poetry_config,
-        refresh=refresh,
-        compile_bytecode=compile_bytecode,
-        project=project,
-        lock_for=lock_for,
+        config, variant, locked, env, io, settings, refresh=refresh
     )
     if plan.is_empty:
         io.write_line(
@@ -332,12 +318,6 @@ def warn_packages(
 def _compiles(command: InstallerCommand) -> bool:
     """Whether Poetry compiles bytecode in this run (``install --compile``)."""
     return bool(command.io.input.has_option("compile") and command.option("compile"))
-
-
-def _lock_lookup(command: InstallerCommand, io: IO) -> LockLookup:
-    from poetry_torch_cuda.lockfile.lookup import LockLookup as EntryLookup
-
-    return EntryLookup(command.poetry, io)
 
 
 def _resolve_auto(guard: OperationGuard, command: InstallerCommand, io: IO) -> Variant:

@@ -150,7 +150,8 @@ def build_report(
         report.warnings.append(STALE_LOCK)
     targets = {}
     if locked is not None and managed:
-        plan, protected, installed = plan_for(config, variant, locked, env)
+        plan = plan_for(config, variant, locked, env)
+        protected, installed = plan.protected, plan.installed
         targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
         missing = {t.name for t in plan.install}
         for name in sorted(protected - config.package_names):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
@@ -8,11 +9,17 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from poetry_torch_cuda.install.installed import InstalledEnvironment
+from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import pins_for
 from poetry_torch_cuda.install.planning import plan_changes
+from poetry_torch_cuda.install.reconcile import InstallSettings
+from poetry_torch_cuda.install.reconcile import describe_plan
+from poetry_torch_cuda.install.reconcile import forced
+from poetry_torch_cuda.install.request import prepare_install
+from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.variants import parse_variant
 
 
@@ -152,3 +159,62 @@ def test_pins_cover_everything_but_the_torch_family(tmp_path: Path) -> None:
         "filelock==3.20.0",
         "needs-torch==1.0.0",
     ]
+
+
+def test_a_plan_carries_what_it_was_made_from(tmp_path: Path) -> None:
+    write_dist(tmp_path, "torch", "2.14.1+cu129", "nvidia-cublas-cu12")
+    write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")
+    installed = env_of(tmp_path)
+    cu130 = parse_variant("cu130")
+    target = Target(canonicalize_name("torch"), Version("2.14.1+cu130"))
+    cublas = canonicalize_name("nvidia-cublas-cu12")
+    protected = frozenset({target.name, cublas})
+    plan = plan_changes(cu130, [target], protected, frozenset({target.name}), installed)
+    assert plan.install == (target,)
+    assert plan.protected == protected
+    assert plan.installed is installed
+    # what the installer may sweep afterwards: the CUDA wheels, never torch itself
+    assert plan.sweepable == {cublas}
+    shown = dataclasses.replace(plan, index_shown="https://***@mirror.test/whl/cu130")
+    assert describe_plan(shown) == (
+        "install torch==2.14.1+cu130 from https://***@mirror.test/whl/cu130"
+    )
+
+
+def test_force_moves_what_is_in_place_to_the_install_list(tmp_path: Path) -> None:
+    write_dist(tmp_path, "torch", "2.14.1+cu129")
+    target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
+    names = frozenset({target.name})
+    plan = plan_changes(CU129, [target], names, names, env_of(tmp_path))
+    assert plan.is_empty and not plan.force
+    again = forced(plan)
+    assert again.install == (target,) and again.satisfied == ()
+    assert again.force
+
+
+def test_a_plan_that_only_removes_asks_nothing_before_pip(tmp_path: Path) -> None:
+    plan = Plan(CU129, remove=(canonicalize_name("nvidia-cublas-cu12"),))
+    config = TorchCudaConfig(CU129)
+    settings = InstallSettings(compile_bytecode=True)
+    # neither the environment nor the output is touched: no index, no lock
+    request = prepare_install(plan, config, None, None, settings)  # type: ignore[arg-type]
+    assert request.plan == plan
+    assert request.index is None and request.files is None
+    assert request.constraints == () and request.requirements == []
+    assert request.compile_bytecode
+
+
+def test_nothing_held_is_said_only_when_nothing_is_here_to_move() -> None:
+    from poetry_torch_cuda.commands.moving import holds_nothing
+    from poetry_torch_cuda.project.locked import LockedState
+
+    unlocked = LockedState({}, {})
+    audio = Target(canonicalize_name("torchaudio"), Version("2.14.1+cu129"))
+    assert holds_nothing(Plan(CU129), unlocked)
+    # a specifier-only package in place is held (sync said "nothing moved")
+    assert not holds_nothing(Plan(CU129, satisfied=(audio,)), unlocked)
+    # unused CUDA wheels to remove (switch --dry-run said "nothing moved")
+    cublas = canonicalize_name("nvidia-cublas-cu12")
+    assert not holds_nothing(Plan(CU129, remove=(cublas,)), unlocked)
+    locked = LockedState({canonicalize_name("torch"): "2.14.1"}, {})
+    assert not holds_nothing(Plan(CU129), locked)

@@ -10,21 +10,19 @@ from typing import ClassVar
 
 from cleo.helpers import argument
 from cleo.helpers import option
-from poetry.console.commands.group_command import GroupCommand
 
-from poetry_torch_cuda.commands.base import TorchCudaCommand
+from poetry_torch_cuda.commands.existing_env import existing_env
+from poetry_torch_cuda.commands.moving import DRY_RUN
+from poetry_torch_cuda.commands.moving import MOVES_HELP
+from poetry_torch_cuda.commands.moving import MovingCommand
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.envlock import environment_lock
-from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import plan_for
-from poetry_torch_cuda.install.reconcile import reconcile_environment
 from poetry_torch_cuda.install.reconcile import write_waiting
-from poetry_torch_cuda.lockfile.lookup import LockLookup
 from poetry_torch_cuda.machine.resolution import require_builds
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.project.absence import nothing_held
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
@@ -50,7 +48,6 @@ if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
     from cleo.io.io import IO
 
-    from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.pyproject_edit import PendingWrite
@@ -58,7 +55,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
 
 
-class SwitchCommand(TorchCudaCommand, GroupCommand):
+class SwitchCommand(MovingCommand):
     """Move the project to another PyTorch variant."""
 
     name = "torch-cuda switch"
@@ -69,7 +66,7 @@ class SwitchCommand(TorchCudaCommand, GroupCommand):
         argument("variant", f"The variant: {ALLOWED_VARIANTS}.")
     ]
     options: ClassVar[list[Option]] = [
-        option("dry-run", None, "Print what would change and change nothing."),
+        DRY_RUN,
         option(
             "pin",
             None,
@@ -81,13 +78,8 @@ class SwitchCommand(TorchCudaCommand, GroupCommand):
         "Installs the project's torch packages in the given variant's build from its "
         "index and, only when that succeeded, writes the variant to "
         "[tool.poetry-torch-cuda] in pyproject.toml (comments and layout kept). "
-        "It moves the configured packages the environment holds; the groups and "
-        "extras options add what `poetry install` would install with them."
+        + MOVES_HELP
     )
-
-    def reads_only(self, io: IO) -> bool:
-        """A dry run only reads (it never creates the virtualenv)."""
-        return bool(io.input.option("dry-run"))
 
     def validate_early(self, io: IO) -> None:
         """Refuse a bad variant before Poetry creates the virtualenv.
@@ -103,8 +95,6 @@ class SwitchCommand(TorchCudaCommand, GroupCommand):
             return  # cleo names the missing argument when it validates the input
         variant_argument(value)
         if self.reads_only(io):
-            from poetry_torch_cuda.commands.existing_env import existing_env
-
             self.set_env(existing_env(self.poetry, io))
 
     def work(self) -> int:
@@ -123,10 +113,10 @@ class SwitchCommand(TorchCudaCommand, GroupCommand):
         if name == "auto" and self.option("pin"):
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
-            plan, _, _ = plan_for(config, variant, locked, self.env)
+            plan = plan_for(config, variant, locked, self.env)
             self.line(
                 f"{PREFIX}: would switch to <c2>{name}</>{resolved}: "
-                + esc(self._describe(plan, config, locked, selection))
+                + esc(self.plan_words(plan, config, locked, selection))
             )
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             return 0
@@ -154,20 +144,7 @@ class SwitchCommand(TorchCudaCommand, GroupCommand):
                     name, read_pyproject(pyproject), selection
                 )
             snapshot = take_snapshot(config, self.env)
-            plan = reconcile_environment(
-                config,
-                variant,
-                locked,
-                self.env,
-                self.io,
-                poetry_config=self.poetry.config,
-                project=pyproject.parent,
-                lock_for=LockLookup(self.poetry, self.io),
-            )
-            if plan.is_empty:
-                self.line(
-                    f"{PREFIX}: {esc(self._describe(plan, config, locked, selection))}"
-                )
+            plan = self.move(config, variant, locked, selection)
             # A build that fails verification is replaced by the previous one.
             final = prove_change(
                 self.poetry,
@@ -205,17 +182,6 @@ class SwitchCommand(TorchCudaCommand, GroupCommand):
         )
         variant = resolve(config, self.poetry, self.env, locked.versions).variant
         return config, locked, variant
-
-    def _describe(
-        self,
-        plan: Plan,
-        config: TorchCudaConfig,
-        locked: LockedState,
-        selection: Selection,
-    ) -> str:
-        if not plan.install and not plan.satisfied and not locked.versions:
-            return nothing_held(self.poetry, self.env, config.package_names, selection)
-        return describe_plan(plan, config)
 
 
 def _commit(pending: PendingWrite) -> bool:

@@ -28,6 +28,6 @@ def write_plan(
     from poetry_torch_cuda.install.reconcile import describe_plan
     from poetry_torch_cuda.install.reconcile import plan_for
 
-    plan, _, _ = plan_for(config, variant, locked, env)
-    text = esc(describe_plan(plan, config))
+    plan = plan_for(config, variant, locked, env)
+    text = esc(describe_plan(plan))
     io.write_line(f"{PREFIX}: {text}" if plan.is_empty else f"{PREFIX}: would {text}")

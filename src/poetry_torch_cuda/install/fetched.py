@@ -22,6 +22,9 @@ from poetry_torch_cuda.install.download import DownloadError
 from poetry_torch_cuda.install.download import DownloadInterrupted
 from poetry_torch_cuda.install.download import download_files
 from poetry_torch_cuda.install.download import new_authenticator
+from poetry_torch_cuda.install.installed import installed_environment
+from poetry_torch_cuda.install.planning import pins_for
+from poetry_torch_cuda.install.undo import UnfitInstall
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.output import PREFIX
 
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.planning import Plan
+    from poetry_torch_cuda.install.request import InstallRequest
     from poetry_torch_cuda.lockfile.model import LockedPackage
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -228,40 +232,73 @@ def _same(installed: str, locked: str) -> bool:
         return installed == locked
 
 
-def install_locked(
-    lock: VariantLock,
-    plan: Plan,
-    config: TorchCudaConfig,
-    env: Env,
-    installed: InstalledEnvironment,
-    pip: PipRunner,
-    io: IO,
-    *,
-    poetry_config: Config | None = None,
-    force_reinstall: bool = False,
-    compile_bytecode: bool = False,
-) -> None:
-    """Install ``plan`` from ``lock``: its files fetched in parallel, then pip, locally.
+def install_locked(request: InstallRequest, env: Env, pip: PipRunner, io: IO) -> None:
+    """Carry ``request`` out from its locked files: fetched in parallel, then pip, locally.
 
-    Files the lock gives relative to the index come from the index configured
-    now (a mirror, ``POETRY_TORCH_CUDA_INDEX_URL``); their hashes do not change.
+    The locked files are the torch family only (``--no-deps``): what it needs
+    besides and lacks here (sync into an empty environment) comes from the
+    index at its locked version, every other package pinned as it is then.
+
+    Raises:
+        UnfitInstall: the installed build needs other versions of packages
+            Poetry manages (pip no longer checks that with ``--no-deps``).
+        DownloadError: a file could not be fetched or is not the locked file.
+        PipError: pip failed.
     """
-    import dataclasses
-
-    from poetry_torch_cuda.index.urls import without_credentials
-
-    # Credentials travel in a header (install_locked_files), never in a URL.
-    here = without_credentials(config.index_url(plan.variant))
-    lock = dataclasses.replace(lock, index_url=here)
-    files = locked_files(lock, plan, env, installed, force=force_reinstall)
+    assert request.files is not None and request.index is not None
+    plan = request.plan
     install_locked_files(
-        files,
-        config,
+        request.files,
+        request.config,
         plan.variant,
         pip,
         io,
-        poetry_config=poetry_config,
-        force_reinstall=force_reinstall,
-        compile_bytecode=compile_bytecode,
-        asked=", ".join(target.pip_requirement for target in plan.install),
+        poetry_config=request.poetry_config,
+        force_reinstall=request.force,
+        compile_bytecode=request.compile_bytecode,
+        asked=", ".join(request.requirements),
     )
+    installed = installed_environment(env)
+    missing = _missing_requirements(installed, plan)
+    if missing:
+        pip.install(
+            missing,
+            request.index,
+            pins_for(installed, plan.protected, (), plan.locked_versions),
+            compile_bytecode=request.compile_bytecode,
+        )
+    _check_requirements(installed_environment(env), plan, request.requirements)
+
+
+def _missing_requirements(installed: InstalledEnvironment, plan: Plan) -> list[str]:
+    """``name==locked`` for what the installed torch family requires and lacks.
+
+    Only Poetry's kind of package (``filelock``): the family's CUDA wheels are
+    the lock's, never fetched unlocked.
+    """
+    protected = plan.protected
+    family = [name for name in protected | plan.configured if installed.get(name)]
+    wanted = installed.needs(family) - protected
+    missing = sorted(name for name in wanted if installed.get(name) is None)
+    versions = plan.locked_versions
+    return [
+        f"{name}=={versions[name]}" if name in versions else name for name in missing
+    ]
+
+
+def _check_requirements(
+    installed: InstalledEnvironment, plan: Plan, asked: list[str]
+) -> None:
+    """Refuse a build that needs other versions of what Poetry manages.
+
+    Raises:
+        UnfitInstall: an installed version does not satisfy the build.
+    """
+    conflicts = installed.unmet(plan.configured)
+    if conflicts:
+        raise UnfitInstall(
+            f"pip could not install {', '.join(asked)}: {'; '.join(conflicts)}.\n"
+            "This build needs other versions of packages Poetry manages; align "
+            "them in pyproject.toml and run `poetry lock`, or choose another "
+            "variant with `poetry torch-cuda switch <variant>`."
+        )

@@ -130,20 +130,10 @@ class PipRunner:
                 *requirements,
             ]
             env = pip_environment(os.environ, index)
-            returncode, lines, signum = self._run(args, env)
-        asked = ", ".join(requirements)
-        if signum is not None:
-            raise _interrupted(f"installing {asked}", signum)
-        if returncode < 0:
-            raise PipError(
-                f"pip was killed by {_signal_name(-returncode)} while installing "
-                f"{asked} from {index.shown}. Run the command again to finish."
-            )
-        if returncode != 0:
-            cause, advice = diagnose(index, lines, returncode, pip_timeout(env))
-            raise PipError(
-                f"pip could not install {asked} from {index.shown}: {cause}\n{advice}"
-            )
+            outcome = self._run(args, env)
+        _raise_for_install(
+            outcome, ", ".join(requirements), index.shown, index, pip_timeout(env)
+        )
 
     def install_files(
         self,
@@ -179,38 +169,22 @@ class PipRunner:
                 "--requirement",
                 str(requirements),
             ]
-            returncode, lines, signum = self._run(args, pip_environment(os.environ))
-        if signum is not None:
-            raise _interrupted(f"installing {asked}", signum)
-        if returncode < 0:
-            raise PipError(
-                f"pip was killed by {_signal_name(-returncode)} while installing "
-                f"{asked}. Run the command again to finish."
-            )
-        if returncode != 0:
-            # No index is involved: the diagnosis only reads pip's output.
-            local = IndexAccess.from_url("file:///")
-            cause, advice = diagnose(local, lines, returncode, 1.0)
-            raise PipError(
-                f"pip could not install {asked} from the downloaded files: "
-                f"{cause}\n{advice}"
-            )
+            outcome = self._run(args, pip_environment(os.environ))
+        # No index is involved: the diagnosis only reads pip's output.
+        local = IndexAccess.from_url("file:///")
+        _raise_for_install(outcome, asked, "the downloaded files", local, 1.0)
 
     def uninstall(self, names: Sequence[str]) -> None:
         """Uninstall ``names``."""
         args = [*self._pip, "uninstall", "--disable-pip-version-check", "--yes", *names]
-        returncode, lines, signum = self._run(args, pip_environment(os.environ))
-        if signum is not None:
-            raise _interrupted(f"removing {', '.join(names)}", signum)
-        if returncode < 0:
-            raise PipError(
-                f"pip was killed by {_signal_name(-returncode)} while removing "
-                f"{', '.join(names)}. Run the command again to finish."
-            )
-        if returncode != 0:
-            raise PipError(
-                f"pip could not uninstall {', '.join(names)}: {pip_reason(lines)}"
-            )
+        outcome = self._run(args, pip_environment(os.environ))
+        removing = ", ".join(names)
+        _raise_for(
+            outcome,
+            f"removing {removing}",
+            "",
+            lambda lines, _: f"pip could not uninstall {removing}: {pip_reason(lines)}",
+        )
 
     def _run(
         self, args: list[str], env: dict[str, str]
@@ -272,6 +246,50 @@ def _forward_signals(process: subprocess.Popen[str]) -> Iterator[list[int]]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _raise_for_install(
+    outcome: tuple[int, list[str], int | None],
+    asked: str,
+    source: str,
+    index: IndexAccess,
+    timeout: float,
+) -> None:
+    """Raise the one error for a ``pip install`` of ``asked`` from ``source`` that failed.
+
+    ``index`` and ``timeout`` are what the diagnosis of pip's output weighs.
+    """
+
+    def could_not(lines: list[str], returncode: int) -> str:
+        cause, advice = diagnose(index, lines, returncode, timeout)
+        return f"pip could not install {asked} from {source}: {cause}\n{advice}"
+
+    _raise_for(outcome, f"installing {asked}", f" from {source}", could_not)
+
+
+def _raise_for(
+    outcome: tuple[int, list[str], int | None],
+    doing: str,
+    where: str,
+    could_not: Callable[[list[str], int], str],
+) -> None:
+    """Raise the error for pip's ``outcome`` while ``doing`` something, if it failed.
+
+    Raises:
+        PipInterrupted: a signal stopped pip (it rolled back what it had begun).
+        PipError: pip was killed, or exited non-zero (``could_not`` words it
+            from pip's output and exit code).
+    """
+    returncode, lines, signum = outcome
+    if signum is not None:
+        raise _interrupted(doing, signum)
+    if returncode < 0:
+        raise PipError(
+            f"pip was killed by {_signal_name(-returncode)} while {doing}{where}. "
+            "Run the command again to finish."
+        )
+    if returncode != 0:
+        raise PipError(could_not(lines, returncode))
 
 
 def _interrupted(doing: str, signum: int) -> PipInterrupted:

@@ -12,6 +12,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
+from poetry_torch_cuda.install.installed import InstalledEnvironment
 from poetry_torch_cuda.install.protection import unneeded
 
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet
 
-    from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.project.variants import Variant
 
 
@@ -94,19 +94,53 @@ def build_targets(
     return targets
 
 
+def _nothing_installed() -> InstalledEnvironment:
+    return InstalledEnvironment((), {})
+
+
 @dataclass(frozen=True)
 class Plan:
-    """What to install and what to remove; empty when the environment already matches."""
+    """What to install and what to remove; empty when the environment already matches.
+
+    It carries what it was made from, so that the installer decides nothing of
+    its own: the torch family (``protected``: pip may change these, every other
+    package is pinned), the configured names, the versions the lock resolves,
+    the environment as it was read, and whether matching builds are reinstalled.
+    :class:`~poetry_torch_cuda.install.request.InstallRequest` adds what only
+    the index and torch-cuda.lock know, once there is something to install.
+    """
 
     variant: Variant
     install: tuple[Target, ...] = ()
     remove: tuple[NormalizedName, ...] = ()
     satisfied: tuple[Target, ...] = field(default=())
+    #: The torch family as the lock and the environment see it.
+    protected: frozenset[NormalizedName] = frozenset()
+    #: The configured packages (never swept as unused).
+    configured: frozenset[NormalizedName] = frozenset()
+    #: The variant's index as ``--dry-run`` shows it (credentials masked).
+    index_shown: str = ""
+    #: What the lock resolves for the environment: pip is held to these
+    #: versions for what is not installed yet.
+    locked_versions: Mapping[NormalizedName, str] = field(
+        default_factory=dict, compare=False
+    )
+    #: Reinstall builds that match already (``sync --force``).
+    force: bool = False
+    #: The environment as it was when the plan was made.
+    installed: InstalledEnvironment = field(
+        default_factory=_nothing_installed, compare=False, repr=False
+    )
 
     @property
     def is_empty(self) -> bool:
         """Whether nothing needs to change."""
         return not self.install and not self.remove
+
+    @property
+    def sweepable(self) -> frozenset[NormalizedName]:
+        """The CUDA wheels removed after an install once nothing needs them."""
+        return self.protected - self.configured
 
 
 def plan_changes(
@@ -137,6 +171,9 @@ def plan_changes(
         if not install
         else (),
         satisfied,
+        protected=protected,
+        configured=configured,
+        installed=installed,
     )
 
 

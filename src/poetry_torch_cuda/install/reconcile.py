@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-from cleo.io.outputs.output import Verbosity
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.urls import mask_url
@@ -16,7 +15,6 @@ from poetry_torch_cuda.install.installed import installed_environment
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
-from poetry_torch_cuda.install.planning import pins_for
 from poetry_torch_cuda.install.planning import plan_changes
 from poetry_torch_cuda.install.protection import protected_names
 from poetry_torch_cuda.output import PREFIX
@@ -24,15 +22,16 @@ from poetry_torch_cuda.output import PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from collections.abc import Mapping
     from pathlib import Path
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
     from poetry.config.config import Config
+    from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.install.pip import PipRunner
+    from poetry_torch_cuda.install.request import InstallRequest
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
@@ -52,10 +51,56 @@ def protected_for(
     return protected | (frozenset(installed_graph) - frozenset(locked.graph))
 
 
+@dataclass(frozen=True)
+class InstallSettings:
+    """How a command carries its changes out; what changes is the plan's."""
+
+    #: The project's Poetry configuration: credentials, the artifact cache
+    #: (default: the user's global configuration).
+    poetry_config: Config | None = None
+    #: Reinstall matching builds too (``sync --force``).
+    force: bool = False
+    #: Write ``.pyc`` files, as ``poetry install --compile`` does.
+    compile_bytecode: bool = False
+    #: The project installing: recorded as the environment's owner.
+    project: Path | None = None
+    #: The variant's entry of torch-cuda.lock: then pip installs exactly its files.
+    lock_for: LockLookup | None = None
+
+    @classmethod
+    def of(
+        cls,
+        poetry: Poetry,
+        io: IO,
+        *,
+        force: bool = False,
+        compile_bytecode: bool = False,
+    ) -> InstallSettings:
+        """A project's settings: its Poetry config, its directory, its torch-cuda.lock."""
+        from poetry_torch_cuda.lockfile.lookup import LockLookup as EntryLookup
+
+        return cls(
+            poetry.config,
+            force,
+            compile_bytecode,
+            poetry.pyproject_path.parent,
+            EntryLookup(poetry, io),
+        )
+
+
 def plan_for(
-    config: TorchCudaConfig, variant: Variant, locked: LockedState, env: Env
-) -> tuple[Plan, frozenset[NormalizedName], InstalledEnvironment]:
-    """The plan that makes ``env`` hold ``variant``, the protected names and the env view."""
+    config: TorchCudaConfig,
+    variant: Variant,
+    locked: LockedState,
+    env: Env,
+    *,
+    force: bool = False,
+) -> Plan:
+    """The plan that makes ``env`` hold ``variant``, with what it was made from.
+
+    Offline: it reads the torch family's metadata (the whole environment only
+    when some CUDA wheel looks unused) and asks no index.
+    """
     installed = installed_environment(env)
     targets = with_family(
         build_targets(config.packages, locked.versions, variant, env.marker_env),
@@ -63,33 +108,20 @@ def plan_for(
     )
     protected = protected_for(config, locked, installed)
     plan = plan_changes(variant, targets, protected, config.package_names, installed)
-    return plan, protected, installed
+    plan = dataclasses.replace(
+        plan,
+        index_shown=mask_url(config.index_url(variant)),
+        locked_versions=locked.pins or locked.versions,
+    )
+    return forced(plan) if force else plan
 
 
-def apply_plan(
-    plan: Plan,
-    config: TorchCudaConfig,
-    protected: frozenset[NormalizedName],
-    installed: InstalledEnvironment,
-    env: Env,
-    io: IO,
-    *,
-    poetry_config: Config | None = None,
-    force_reinstall: bool = False,
-    compile_bytecode: bool = False,
-    locked_versions: Mapping[NormalizedName, str] | None = None,
-    lock_for: LockLookup | None = None,
-) -> None:
-    """Carry out ``plan`` with the env's pip and print one summary line.
+def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
+    """Carry out ``request`` with the env's pip and print one summary line.
 
-    Every package pip may touch besides the plan's is pinned: an installed one
-    to its installed version, one of ``locked_versions`` not installed yet to
-    its locked version.
-
-    ``poetry_config`` is the project's Poetry configuration, where credentials
-    for the index are looked up (default: the user's global configuration).
-    ``lock_for`` gives the variant's entry of torch-cuda.lock: then pip
-    installs exactly its files, each checked against its sha256.
+    pip gets what the request says; then the installed builds are checked
+    against the plan and the CUDA wheels nothing needs any more are removed.
+    A failure after pip succeeded puts the environment back as it was.
 
     Raises:
         TorchCudaError: pip failed, or installed something other than asked.
@@ -97,13 +129,14 @@ def apply_plan(
     # Only a run with something to do pays for these imports.
     from cleo.formatters.formatter import Formatter
 
-    from poetry_torch_cuda.index.credentials import index_access
-    from poetry_torch_cuda.install.family import pin_specifiers
     from poetry_torch_cuda.install.pip import PipRunner
-    from poetry_torch_cuda.install.undo import index_client_for
+    from poetry_torch_cuda.install.undo import UnfitInstall
     from poetry_torch_cuda.install.undo import take_stash
     from poetry_torch_cuda.install.undo import undo
+    from poetry_torch_cuda.install.undo import versions_of
+    from poetry_torch_cuda.install.undo import with_state
 
+    plan = request.plan
     pip = PipRunner(
         env.get_pip_command(),
         show_output=io.output.is_decorated() or io.is_verbose(),
@@ -111,78 +144,33 @@ def apply_plan(
     )
     done: list[str] = []
     if plan.install:
-        index = index_access(config, plan.variant, poetry_config)
-        plan = pin_specifiers(
-            plan,
-            config,
-            index_client_for(config, poetry_config),
-            env.marker_env,
-            installed,
-        )
-        requirements = [target.pip_requirement for target in plan.install]
-        io.write_line(
-            f"{PREFIX}: installing <c2>{', '.join(requirements)}</> "
-            f"from <comment>{index.shown}</>",
-            verbosity=Verbosity.VERBOSE,
-        )
-        lock = (
-            _variant_lock(lock_for, plan, installed) if lock_for is not None else None
-        )
-        snapshot = _versions(installed)
-        stash = take_stash(env, protected & set(snapshot))
+        snapshot = versions_of(plan.installed)
+        stash = take_stash(env, plan.protected & set(snapshot))
         try:
             try:
-                if lock is not None:
-                    # The locked files, fetched in parallel and verified; pip
-                    # installs exactly them.
+                if request.files is not None:
                     from poetry_torch_cuda.install.fetched import install_locked
 
-                    install_locked(
-                        lock,
-                        plan,
-                        config,
-                        env,
-                        installed,
-                        pip,
-                        io,
-                        poetry_config=poetry_config,
-                        force_reinstall=force_reinstall,
-                        compile_bytecode=compile_bytecode,
-                    )
-                    # The locked files are the torch family only (--no-deps):
-                    # what it needs besides, and lacks here, comes at its
-                    # locked version (sync into an empty environment).
-                    missing = _missing_requirements(
-                        config, env, protected, locked_versions
-                    )
-                    if missing:
-                        pip.install(
-                            missing,
-                            index,
-                            pins_for(installed, protected, (), locked_versions),
-                            compile_bytecode=compile_bytecode,
-                        )
+                    install_locked(request, env, pip, io)
                 else:
+                    assert request.index is not None
                     pip.install(
-                        requirements,
-                        index,
-                        pins_for(installed, protected, plan.install, locked_versions),
-                        force_reinstall=force_reinstall,
-                        compile_bytecode=compile_bytecode,
+                        request.requirements,
+                        request.index,
+                        request.constraints,
+                        force_reinstall=request.force,
+                        compile_bytecode=request.compile_bytecode,
                     )
+            except UnfitInstall as error:  # pip succeeded; its result cannot stay
+                raise undo(error, stash, snapshot, env, pip) from None
             except TorchCudaError as error:  # pip's, or a download's (fetched.py)
-                forget_entry = getattr(lock_for, "undo", None)
-                if callable(forget_entry):
-                    forget_entry()  # an entry locked for this install stays only if it installed
-                raise _with_state(error, plan, snapshot, env) from None
+                request.forget_lock()  # a lock entry made for it stays only if it installed
+                raise with_state(error, plan, snapshot, env) from None
             try:
                 installed = installed_environment(env)
-                _check_requirements(installed, config, requirements)
                 done.append(_check_installed(plan, installed))
                 targets = (*plan.install, *plan.satisfied)
-                orphans = find_orphans(
-                    protected - config.package_names, targets, installed
-                )
+                orphans = find_orphans(plan.sweepable, targets, installed)
                 _remove_orphans(pip, orphans, done)
             except (TorchCudaError, OSError) as error:
                 raise undo(error, stash, snapshot, env, pip) from None
@@ -205,72 +193,13 @@ def _remove_orphans(
         )
 
 
-def _check_requirements(
-    installed: InstalledEnvironment, config: TorchCudaConfig, asked: list[str]
-) -> None:
-    """Refuse a build that needs other versions of what Poetry manages.
-
-    pip installs locked files with ``--no-deps``, so it no longer checks this.
-
-    Raises:
-        TorchCudaError: an installed version does not satisfy the build.
-    """
-    conflicts = installed.unmet(config.package_names)
-    if conflicts:
-        raise TorchCudaError(
-            f"pip could not install {', '.join(asked)}: {'; '.join(conflicts)}.\n"
-            "This build needs other versions of packages Poetry manages; align "
-            "them in pyproject.toml and run `poetry lock`, or choose another "
-            "variant with `poetry torch-cuda switch <variant>`."
-        )
-
-
-def _missing_requirements(
-    config: TorchCudaConfig,
-    env: Env,
-    protected: frozenset[NormalizedName],
-    locked_versions: Mapping[NormalizedName, str] | None,
-) -> list[str]:
-    """``name==locked`` for what the installed torch family requires and lacks.
-
-    Only Poetry's kind of package (``filelock``): the family's CUDA wheels are
-    the lock's, never fetched unlocked.
-    """
-    installed = installed_environment(env)
-    family = [name for name in protected | config.package_names if installed.get(name)]
-    wanted = installed.needs(family) - protected
-    missing = sorted(name for name in wanted if installed.get(name) is None)
-    versions = locked_versions or {}
-    return [
-        f"{name}=={versions[name]}" if name in versions else name for name in missing
-    ]
-
-
-def _variant_lock(
-    lock_for: LockLookup, plan: Plan, installed: InstalledEnvironment
-) -> VariantLock:
-    """The variant's entry of torch-cuda.lock (locked first when missing)."""
-    try:
-        return lock_for(plan.variant)
-    except TorchCudaError as error:
-        versions = _versions(installed)
-        names = [target.name for target in plan.install]
-        held = ", ".join(f"{n} {versions[n]}" for n in names if n in versions)
-        state = (
-            f"Nothing changed: the environment still has {held}."
-            if held
-            else "Nothing was installed."
-        )
-        raise TorchCudaError(f"{error}\n{state}") from None
-
-
-def describe_plan(plan: Plan, config: TorchCudaConfig) -> str:
+def describe_plan(plan: Plan) -> str:
     """A one-line description of ``plan`` for ``--dry-run`` and verbose output."""
     parts = []
     if plan.install:
         parts.append(
             f"install {', '.join(str(target) for target in plan.install)} "
-            f"from {mask_url(config.index_url(plan.variant))}"
+            f"from {plan.index_shown}"
         )
     if plan.remove:
         parts.append(f"remove {', '.join(plan.remove)}")
@@ -280,50 +209,6 @@ def describe_plan(plan: Plan, config: TorchCudaConfig) -> str:
         )
         return f"{plan.variant} already installed ({kept})"
     return "; ".join(parts)
-
-
-def _versions(installed: InstalledEnvironment) -> dict[NormalizedName, str]:
-    return {name: dist.version for name, dist in installed.all().items()}
-
-
-def _with_state(
-    error: TorchCudaError, plan: Plan, before: Mapping[NormalizedName, str], env: Env
-) -> TorchCudaError:
-    """``error`` with a line that says what the environment holds now."""
-    after = _versions(installed_environment(env))
-    names = [target.name for target in plan.install]
-    held = ", ".join(f"{name} {after[name]}" for name in names if name in after)
-    targets_kept = all(before.get(name) == after.get(name) for name in names)
-    changes = [
-        _change(name, before.get(name), after.get(name))
-        for name in sorted(set(before) | set(after))
-        if before.get(name) != after.get(name)
-    ]
-    if not changes:
-        state = (
-            f"Nothing changed: the environment still has {held}."
-            if held
-            else f"Nothing changed: the environment has no {', '.join(names)}."
-        )
-    else:
-        had = "still has" if targets_kept else "now has"
-        state = (
-            f"The environment {had} {held or 'no ' + ', '.join(names)}; before "
-            f"failing, pip {', '.join(changes[:6])}"
-            f"{' and more' if len(changes) > 6 else ''}. Run the command again "
-            "once the cause is fixed: it removes what is left unused."
-        )
-    wrapped = type(error)(f"{error}\n{state}")
-    wrapped.exit_code = error.exit_code
-    return wrapped
-
-
-def _change(name: str, old: str | None, new: str | None) -> str:
-    if old is None:
-        return f"added {name} {new}"
-    if new is None:
-        return f"removed {name} {old}"
-    return f"changed {name} {old} -> {new}"
 
 
 def _check_installed(plan: Plan, installed: InstalledEnvironment) -> str:
@@ -347,24 +232,20 @@ def reconcile_environment(
     locked: LockedState,
     env: Env,
     io: IO,
+    settings: InstallSettings | None = None,
     *,
-    poetry_config: Config | None = None,
-    force: bool = False,
     refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
-    compile_bytecode: bool = False,
-    project: Path | None = None,
-    lock_for: LockLookup | None = None,
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
     The plan is made after the lock is taken, so a run that waited for another
     one finds what that one installed; ``refresh`` then gives the configuration
     and variant as they are now (another run may have switched meanwhile).
-    ``force`` reinstalls matching builds too. Returns the plan that was carried
-    out (empty when the env already matched).
+    Returns the plan that was carried out (empty when the env already matched).
     """
     from poetry_torch_cuda.install.envlock import environment_lock
 
+    settings = settings or InstallSettings()
     waited: list[bool] = []
 
     def on_wait() -> None:
@@ -374,26 +255,15 @@ def reconcile_environment(
     with environment_lock(env.path, on_wait=on_wait):
         if waited and refresh is not None:
             config, variant = refresh() or (config, variant)
-        plan, protected, installed = plan_for(config, variant, locked, env)
-        if force:
-            plan = forced(plan)
+        plan = plan_for(config, variant, locked, env, force=settings.force)
         if not plan.is_empty:
-            if project is not None and plan.install:
+            from poetry_torch_cuda.install.request import prepare_install
+
+            project = settings.project if plan.install else None
+            if project is not None:
                 _warn_other_owner(env, io, project, variant)
-            apply_plan(
-                plan,
-                config,
-                protected,
-                installed,
-                env,
-                io,
-                poetry_config=poetry_config,
-                force_reinstall=force,
-                compile_bytecode=compile_bytecode,
-                locked_versions=locked.pins or locked.versions,
-                lock_for=lock_for,
-            )
-            if project is not None and plan.install:
+            apply_plan(prepare_install(plan, config, env, io, settings), env, io)
+            if project is not None:
                 from poetry_torch_cuda.install.owner import record_owner
 
                 record_owner(env.path, project, variant.name)
@@ -413,7 +283,7 @@ def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None
 def forced(plan: Plan) -> Plan:
     """``plan`` with every already satisfied target moved to the install list."""
     return dataclasses.replace(
-        plan, install=(*plan.install, *plan.satisfied), satisfied=()
+        plan, install=(*plan.install, *plan.satisfied), satisfied=(), force=True
     )
 
 

@@ -96,6 +96,7 @@ def _move_on(
     machine: Machine,
 ) -> Variant | None:
     """Install ``auto``'s next candidate now that its pick is remembered, if any."""
+    from poetry_torch_cuda.install.reconcile import InstallSettings
     from poetry_torch_cuda.install.reconcile import reconcile_environment
     from poetry_torch_cuda.machine.resolution import resolve
 
@@ -115,9 +116,8 @@ def _move_on(
         f"machine ({failed} is remembered for this environment; "
         "`poetry torch-cuda detect` shows it)"
     )
-    reconcile_environment(
-        config, following, locked, env, io, poetry_config=poetry.config
-    )
+    settings = InstallSettings(poetry_config=poetry.config)
+    reconcile_environment(config, following, locked, env, io, settings)
     return following
 
 

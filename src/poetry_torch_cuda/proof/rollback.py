@@ -76,6 +76,7 @@ def restore(
     poetry_config: Config | None = None,
 ) -> str:
     """Install the snapshot's exact builds again; returns what to tell the user."""
+    from poetry_torch_cuda.install.reconcile import InstallSettings
     from poetry_torch_cuda.install.reconcile import reconcile_environment
     from poetry_torch_cuda.project.locked import LockedState as State
 
@@ -97,7 +98,7 @@ def restore(
             State(dict(snapshot.versions), locked.graph),
             env,
             io,
-            poetry_config=poetry_config,
+            InstallSettings(poetry_config=poetry_config),
         )
     except TorchCudaError as error:
         return f"Putting back {snapshot.describe()} failed as well: {error}"
