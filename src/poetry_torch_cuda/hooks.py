@@ -166,10 +166,11 @@ class CommandHooks:
             return
         # `auto` is resolved in the after-step, once the lock says which torch.
         variant = config.variant
-        if not variant.has_builds_for(sys.platform):
+        no_builds = variant.not_built_for(sys.platform)
+        if no_builds is not None:
             event.io.write_error_line(
-                f"<warning>{PREFIX}: PyTorch publishes no {variant} builds for "
-                f"{sys.platform}; leaving torch to Poetry (PyPI's default build).</>"
+                f"<warning>{PREFIX}: {no_builds}; leaving torch to Poetry "
+                "(PyPI's default build).</>"
             )
             return
         if command.name in ("lock", "update"):

@@ -8,11 +8,11 @@ from typing import ClassVar
 from cleo.helpers import option
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
+from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.locked import locked_state
-from poetry_torch_cuda.proof.verify import probe_this_machine
 from poetry_torch_cuda.proof.verify import prove
 
 
@@ -46,7 +46,7 @@ class VerifyCommand(TorchCudaCommand):
     def work(self) -> int:
         """Resolve the variant, prove the environment, print the verdict."""
         config = self.project_config()
-        machine = probe_this_machine(self.env)
+        machine = probe(self.env)
         locked = None
         if self.poetry.locker.is_locked():
             locked = locked_state(self.poetry, self.env).versions

@@ -171,7 +171,8 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 done.append(_check_installed(plan, installed))
                 targets = (*plan.install, *plan.satisfied)
                 orphans = find_orphans(plan.sweepable, targets, installed)
-                _remove_orphans(pip, orphans, done)
+                # The stash puts back whatever an in-process removal leaves half done.
+                _remove_orphans(pip, orphans, done, env if stash is not None else None)
             except (TorchCudaError, OSError) as error:
                 raise undo(error, stash, snapshot, env, pip) from None
         finally:
@@ -184,10 +185,19 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
 
 
 def _remove_orphans(
-    pip: PipRunner, orphans: list[NormalizedName], done: list[str]
+    pip: PipRunner,
+    orphans: list[NormalizedName],
+    done: list[str],
+    env: Env | None = None,
 ) -> None:
-    if orphans:
+    """Remove ``orphans``: in-process where ``env`` is given, else with pip."""
+    if orphans and env is not None:
+        from poetry_torch_cuda.install.sweep import remove_distributions
+
+        remove_distributions(env, orphans, pip.uninstall)
+    elif orphans:
         pip.uninstall(orphans)
+    if orphans:
         done.append(
             f"removed {len(orphans)} unused CUDA wheel{'s' if len(orphans) != 1 else ''} ({', '.join(orphans)})"
         )

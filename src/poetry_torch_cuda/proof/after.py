@@ -59,10 +59,10 @@ def prove_change(
     """
     if plan.is_empty or not config.verify:
         return variant
-    from poetry_torch_cuda.proof.verify import probe_this_machine
+    from poetry_torch_cuda.machine.resolution import probe
     from poetry_torch_cuda.proof.verify import prove
 
-    machine = probe_this_machine(env)
+    machine = probe(env)
     current = variant
     moves = 0
     while True:

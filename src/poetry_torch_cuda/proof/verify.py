@@ -175,13 +175,6 @@ class Proof:
         return failures[0] if failures else None
 
 
-def probe_this_machine(env: Env) -> Machine:
-    """The machine as the environment sees it (its platform_machine)."""
-    from poetry_torch_cuda.machine.probe import probe_machine
-
-    return probe_machine(machine=str(env.marker_env.get("platform_machine") or ""))
-
-
 def prove(
     env: Env,
     config: TorchCudaConfig,
@@ -194,7 +187,9 @@ def prove(
         dict.fromkeys(canonicalize_name(req.name) for req in config.packages)
     )
     if machine is None:
-        machine = probe_this_machine(env)
+        from poetry_torch_cuda.machine.resolution import probe
+
+        machine = probe(env)
     run = run_probe(str(env.python), list(packages), config.verify_timeout)
     verdict = judge(run.report, run.error, variant, machine, packages)
     return Proof(variant, machine, packages, run, verdict)
