@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from tests.support.fake_torch import make_verifiable
 from tests.support.index import IndexServer
 from tests.support.wheels import canonical_name
 
+from benchmarks import timing
 from benchmarks import workspace
 from benchmarks.heavy import _pad_wheel
 from benchmarks.report import Row
@@ -224,20 +224,7 @@ def measured(
     begun = time.perf_counter()
     for command in commands:
         launcher = [sys.executable, str(Path(__file__).with_name("maxrss.py"))]
-        result = subprocess.run(
-            [*launcher, *(str(part) for part in command)],
-            cwd=project.path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise SystemExit(
-                f"$ {' '.join(str(p) for p in command)}\nexit code {result.returncode}\n"
-                f"{result.stdout}{result.stderr}"
-            )
+        result = timing.run([*launcher, *command], project.path, env)
         last = result.stderr.strip().splitlines()[-1].split()
         peak = max(peak, int(last[1]))
         cpu += float(last[2])

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmarks import network
+from benchmarks import timing
 from benchmarks import workspace
 from benchmarks.venvs import prepare as prepare_venvs
 
@@ -167,15 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 command.insert(2, "-vv")
             env = {**project.env, **extra}
             begun = time.time()
-            result = subprocess.run(
-                command,
-                cwd=project.path,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            result = timing.captured(command, project.path, env)
             ended = time.time()
             if result.returncode != 0:
                 print(result.stdout, result.stderr)
@@ -205,15 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def peak_mib(command: Sequence[object], project: Project) -> float:
     """ru_maxrss of the largest process ``command`` runs, in MiB."""
     launcher = [sys.executable, str(Path(__file__).with_name("maxrss.py"))]
-    result = subprocess.run(
-        [*launcher, *map(str, command)],
-        cwd=project.path,
-        env=project.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    result = timing.run([*launcher, *command], project.path, project.env)
     return int(result.stderr.strip().splitlines()[-1].split()[1]) / 1024
 
 

@@ -138,11 +138,11 @@ def measure_pairs(
     return Pairs(tuple(a), tuple(b))
 
 
-def run(
-    command: Sequence[str | Path], cwd: Path, env: Mapping[str, str]
+def captured(
+    command: Sequence[object], cwd: Path, env: Mapping[str, str]
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` to completion; a non-zero exit stops the benchmark."""
-    result = subprocess.run(
+    """Run ``command`` to completion, no stdin, its output captured, any exit code."""
+    return subprocess.run(
         [str(part) for part in command],
         cwd=cwd,
         env=dict(env),
@@ -151,6 +151,13 @@ def run(
         text=True,
         check=False,
     )
+
+
+def run(
+    command: Sequence[object], cwd: Path, env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` to completion; a non-zero exit stops the benchmark."""
+    result = captured(command, cwd, env)
     if result.returncode != 0:
         raise SystemExit(
             f"$ {' '.join(result.args)}\nexit code {result.returncode}\n"
