@@ -14,9 +14,9 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.installed import graph_of
 from poetry_torch_cuda.install.installed import installed_environment
 from poetry_torch_cuda.install.protection import merge_graphs
-from poetry_torch_cuda.install.reconcile import InstallSettings
 from poetry_torch_cuda.install.reconcile import protected_for
 from poetry_torch_cuda.install.reconcile import reconcile_environment
+from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.output import write_error

@@ -15,7 +15,7 @@ from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import pins_for
 from poetry_torch_cuda.install.planning import plan_changes
-from poetry_torch_cuda.install.reconcile import InstallSettings
+from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import forced
 from poetry_torch_cuda.install.request import prepare_install

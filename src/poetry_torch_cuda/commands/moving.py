@@ -8,9 +8,9 @@ from cleo.helpers import option
 from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.install.reconcile import InstallSettings
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import reconcile_environment
+from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.absence import nothing_held

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.errors import TorchCudaError
@@ -17,6 +16,7 @@ from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_changes
 from poetry_torch_cuda.install.protection import protected_names
+from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.output import PREFIX
 
 
@@ -26,19 +26,13 @@ if TYPE_CHECKING:
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
-    from poetry.config.config import Config
-    from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.request import InstallRequest
-    from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.variants import Variant
-
-    #: Gives a variant's entry of torch-cuda.lock, locking it first if needed.
-    LockLookup = Callable[[Variant], VariantLock]
 
 
 def protected_for(
@@ -49,43 +43,6 @@ def protected_for(
     protected = protected_names(config.package_names, [locked.graph, installed_graph])
     # What the installed build needs but the lock never heard of is pip's, not Poetry's.
     return protected | (frozenset(installed_graph) - frozenset(locked.graph))
-
-
-@dataclass(frozen=True)
-class InstallSettings:
-    """How a command carries its changes out; what changes is the plan's."""
-
-    #: The project's Poetry configuration: credentials, the artifact cache
-    #: (default: the user's global configuration).
-    poetry_config: Config | None = None
-    #: Reinstall matching builds too (``sync --force``).
-    force: bool = False
-    #: Write ``.pyc`` files, as ``poetry install --compile`` does.
-    compile_bytecode: bool = False
-    #: The project installing: recorded as the environment's owner.
-    project: Path | None = None
-    #: The variant's entry of torch-cuda.lock: then pip installs exactly its files.
-    lock_for: LockLookup | None = None
-
-    @classmethod
-    def of(
-        cls,
-        poetry: Poetry,
-        io: IO,
-        *,
-        force: bool = False,
-        compile_bytecode: bool = False,
-    ) -> InstallSettings:
-        """A project's settings: its Poetry config, its directory, its torch-cuda.lock."""
-        from poetry_torch_cuda.lockfile.lookup import LockLookup as EntryLookup
-
-        return cls(
-            poetry.config,
-            force,
-            compile_bytecode,
-            poetry.pyproject_path.parent,
-            EntryLookup(poetry, io),
-        )
 
 
 def plan_for(

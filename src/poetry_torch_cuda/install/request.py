@@ -27,18 +27,22 @@ from poetry_torch_cuda.output import PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from cleo.io.io import IO
     from poetry.config.config import Config
+    from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.index.credentials import IndexAccess
     from poetry_torch_cuda.install.download import LockedFile
     from poetry_torch_cuda.install.planning import Plan
-    from poetry_torch_cuda.install.reconcile import InstallSettings
-    from poetry_torch_cuda.install.reconcile import LockLookup
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.variants import Variant
+
+    #: Gives a variant's entry of torch-cuda.lock, locking it first if needed.
+    LockLookup = Callable[[Variant], VariantLock]
 
 
 def _keep() -> None:
@@ -85,6 +89,43 @@ class InstallRequest:
     def force(self) -> bool:
         """Whether builds that match already are reinstalled too."""
         return self.plan.force
+
+
+@dataclass(frozen=True)
+class InstallSettings:
+    """How a command carries its changes out; what changes is the plan's."""
+
+    #: The project's Poetry configuration: credentials, the artifact cache
+    #: (default: the user's global configuration).
+    poetry_config: Config | None = None
+    #: Reinstall matching builds too (``sync --force``).
+    force: bool = False
+    #: Write ``.pyc`` files, as ``poetry install --compile`` does.
+    compile_bytecode: bool = False
+    #: The project installing: recorded as the environment's owner.
+    project: Path | None = None
+    #: The variant's entry of torch-cuda.lock: then pip installs exactly its files.
+    lock_for: LockLookup | None = None
+
+    @classmethod
+    def of(
+        cls,
+        poetry: Poetry,
+        io: IO,
+        *,
+        force: bool = False,
+        compile_bytecode: bool = False,
+    ) -> InstallSettings:
+        """A project's settings: its Poetry config, its directory, its torch-cuda.lock."""
+        from poetry_torch_cuda.lockfile.lookup import LockLookup as EntryLookup
+
+        return cls(
+            poetry.config,
+            force,
+            compile_bytecode,
+            poetry.pyproject_path.parent,
+            EntryLookup(poetry, io),
+        )
 
 
 def prepare_install(

@@ -96,8 +96,8 @@ def _move_on(
     machine: Machine,
 ) -> Variant | None:
     """Install ``auto``'s next candidate now that its pick is remembered, if any."""
-    from poetry_torch_cuda.install.reconcile import InstallSettings
     from poetry_torch_cuda.install.reconcile import reconcile_environment
+    from poetry_torch_cuda.install.request import InstallSettings
     from poetry_torch_cuda.machine.resolution import resolve
 
     first = proof.first_failure()

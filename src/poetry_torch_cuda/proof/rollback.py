@@ -76,8 +76,8 @@ def restore(
     poetry_config: Config | None = None,
 ) -> str:
     """Install the snapshot's exact builds again; returns what to tell the user."""
-    from poetry_torch_cuda.install.reconcile import InstallSettings
     from poetry_torch_cuda.install.reconcile import reconcile_environment
+    from poetry_torch_cuda.install.request import InstallSettings
     from poetry_torch_cuda.project.locked import LockedState as State
 
     if not snapshot.versions:
