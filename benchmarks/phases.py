@@ -45,6 +45,9 @@ TIMED: dict[str, tuple[str, ...]] = {
     "poetry_torch_cuda.install.download": ("download_files", "new_authenticator"),
     "poetry_torch_cuda.install.pip": (
         "PipRunner.install_files",
+        "PipRunner.start_install_files",
+        "PendingInstall.install",
+        "PendingInstall.cancel",
         "PipRunner.install",
         "PipRunner.uninstall",
     ),

@@ -162,6 +162,9 @@ class IndexServer(StartStop):
         path prefix -> HTTP status returned instead of the content.
     ``delay_seconds``
         path prefix -> seconds to sleep before answering.
+    ``held_paths``
+        exact paths: requests for them wait (up to 120 s) until the path is
+        removed, so a test decides when a download may go on.
     ``require_auth``
         ``(user, password)``: HTTP basic auth needed for paths under any of
         ``auth_paths`` (default: everything), else 401 with WWW-Authenticate.
@@ -207,6 +210,7 @@ class IndexServer(StartStop):
         self.root = Path(root)
         self.fail_paths: dict[str, int] = {}
         self.delay_seconds: dict[str, float] = {}
+        self.held_paths: set[str] = set()
         self.require_auth: tuple[str, str] | None = None
         self.auth_paths: tuple[str, ...] = ("/",)
         self.serve_json = True
@@ -257,6 +261,7 @@ class IndexServer(StartStop):
         self.clear_requests()
         self.fail_paths.clear()
         self.delay_seconds.clear()
+        self.held_paths.clear()
         self.require_auth = None
         self.auth_paths = ("/",)
         self.serve_json = True
@@ -348,6 +353,11 @@ class IndexServer(StartStop):
         delay = _match_prefix(dict(self.delay_seconds), path)
         if delay:
             time.sleep(delay)
+        held_until = time.monotonic() + 120
+        while path in self.held_paths:
+            if time.monotonic() > held_until:
+                break
+            time.sleep(0.02)
 
         auth = self.require_auth
         if (

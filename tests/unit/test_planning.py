@@ -15,9 +15,9 @@ from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import pins_for
 from poetry_torch_cuda.install.planning import plan_changes
-from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import forced
+from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.install.request import prepare_install
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.variants import parse_variant

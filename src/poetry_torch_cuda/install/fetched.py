@@ -103,6 +103,49 @@ def install_locked_files(
         DownloadError: a file could not be fetched or is not the locked file.
         PipError: pip failed (the message says why).
     """
+    asked = asked or ", ".join(item.filename for item in files)
+    # pip starts now, its imports overlapping the download; it gets the files
+    # once every one is verified, or is stopped before it installs anything.
+    pending = (
+        pip.start_install_files(
+            force_reinstall=force_reinstall,
+            compile_bytecode=compile_bytecode,
+            asked=asked,
+        )
+        if files
+        else None
+    )
+    try:
+        paths = _download(files, config, variant, io, poetry_config, asked)
+    except BaseException:
+        if pending is not None:
+            pending.cancel()
+        raise
+    if pending is not None:
+        pending.install([(path, item.sha256) for path, item in zip(paths, files)])
+    else:
+        pip.install_files(
+            [(path, item.sha256) for path, item in zip(paths, files)],
+            force_reinstall=force_reinstall,
+            compile_bytecode=compile_bytecode,
+            asked=asked,
+        )
+    return paths
+
+
+def _download(
+    files: Sequence[LockedFile],
+    config: TorchCudaConfig,
+    variant: Variant,
+    io: IO,
+    poetry_config: Config | None,
+    asked: str,
+) -> list[Path]:
+    """Fetch ``files`` into Poetry's artifact cache, verified; their paths in order.
+
+    Raises:
+        DownloadError: a file could not be fetched or is not the locked file.
+    """
     from poetry.config.config import Config
 
     poetry_config = poetry_config if poetry_config is not None else Config.create()
@@ -120,7 +163,6 @@ def install_locked_files(
     authenticator = new_authenticator(poetry_config, sources, concurrency)
     show = io.output.is_decorated() and not io.output.is_quiet()
     begun = time.monotonic()
-    asked = asked or ", ".join(item.filename for item in files)
     try:
         paths = download_files(
             files,
@@ -143,12 +185,6 @@ def install_locked_files(
         f"{PREFIX}: {len(files)} verified files ready in "
         f"{time.monotonic() - begun:.1f} s ({concurrency} connections at most)",
         verbosity=Verbosity.VERBOSE,
-    )
-    pip.install_files(
-        [(path, item.sha256) for path, item in zip(paths, files)],
-        force_reinstall=force_reinstall,
-        compile_bytecode=compile_bytecode,
-        asked=asked,
     )
     return paths
 

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 10
 DEFAULT_RETRIES = 2
 _KEPT_LINES = 400
+#: What pip started ahead reads its requirements from (its stdin, a pipe).
+_STDIN = "/dev/stdin"
+#: Seconds a cancelled pip gets to exit on SIGTERM before it is killed.
+_CANCEL_WAIT = 5.0
 
 
 class PipError(TorchCudaError):
@@ -154,25 +158,50 @@ class PipRunner:
             PipError: pip failed; the message says why.
         """
         asked = asked or ", ".join(path.name for path, _ in files)
-        lines_in = [f"{path} --hash=sha256:{sha256}" for path, sha256 in files]
-        with _constraints_file(lines_in) as requirements:
-            args = [
-                *self._pip,
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--no-index",
-                "--no-deps",
-                "--require-hashes",
-                *(["--force-reinstall"] if force_reinstall else []),
-                *([] if compile_bytecode else ["--no-compile"]),
-                "--requirement",
-                str(requirements),
-            ]
+        with _constraints_file(_hashed_lines(files)) as requirements:
+            args = self._files_args(
+                str(requirements), force_reinstall, compile_bytecode
+            )
             outcome = self._run(args, pip_environment(os.environ))
-        # No index is involved: the diagnosis only reads pip's output.
-        local = IndexAccess.from_url("file:///")
-        _raise_for_install(outcome, asked, "the downloaded files", local, 1.0)
+        _raise_for_files(outcome, asked)
+
+    def start_install_files(
+        self,
+        *,
+        force_reinstall: bool = False,
+        compile_bytecode: bool = False,
+        asked: str,
+    ) -> PendingInstall | None:
+        """Start pip now for files that are still downloading: :meth:`install_files`
+        in two steps, so pip's start-up (its imports) overlaps the download.
+
+        pip gets the same arguments, its requirements file being its own stdin,
+        which it blocks reading until :meth:`PendingInstall.install` writes the
+        files' lines and closes it. None where there is no such pipe (not
+        POSIX): there :meth:`install_files` is the way.
+        """
+        if os.name != "posix" or not os.path.exists(_STDIN):  # noqa: PTH110
+            return None
+        args = self._files_args(_STDIN, force_reinstall, compile_bytecode)
+        process = self._spawn(args, pip_environment(os.environ), subprocess.PIPE)
+        return PendingInstall(self, process, asked)
+
+    def _files_args(
+        self, requirements: str, force_reinstall: bool, compile_bytecode: bool
+    ) -> list[str]:
+        return [
+            *self._pip,
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--no-index",
+            "--no-deps",
+            "--require-hashes",
+            *(["--force-reinstall"] if force_reinstall else []),
+            *([] if compile_bytecode else ["--no-compile"]),
+            "--requirement",
+            requirements,
+        ]
 
     def uninstall(self, names: Sequence[str]) -> None:
         """Uninstall ``names``."""
@@ -190,21 +219,35 @@ class PipRunner:
         self, args: list[str], env: dict[str, str]
     ) -> tuple[int, list[str], int | None]:
         """Run pip; return its exit code, its (scrubbed) output and any signal received."""
+        with self._spawn(args, env) as process:
+            return self._follow(process)
+
+    def _spawn(
+        self, args: list[str], env: dict[str, str], stdin: int = subprocess.DEVNULL
+    ) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            args,
+            env=env,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=os.name == "posix",
+            pass_fds=envlock.held_fds(),
+        )
+
+    def _follow(
+        self, process: subprocess.Popen[str], feed: Callable[[], None] | None = None
+    ) -> tuple[int, list[str], int | None]:
+        """Show and keep pip's output until it exits, passing signals on to it.
+
+        ``feed`` runs first, once the signals are passed on (it gives pip its input).
+        """
         kept: deque[str] = deque(maxlen=_KEPT_LINES)
-        with (
-            subprocess.Popen(
-                args,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                encoding="utf-8",
-                errors="replace",
-                start_new_session=os.name == "posix",
-                pass_fds=envlock.held_fds(),
-            ) as process,
-            _forward_signals(process) as received,
-        ):
+        with _forward_signals(process) as received:
+            if feed is not None:
+                feed()
             assert process.stdout is not None
             for raw in process.stdout:
                 line = scrub(raw.rstrip("\n"))
@@ -219,6 +262,61 @@ class PipRunner:
             self._echo(line)
         else:
             sys.stdout.write(line + "\n")
+
+
+class PendingInstall:
+    """pip started ahead of its files (:meth:`PipRunner.start_install_files`).
+
+    It imports while the files download, then blocks reading its requirements
+    from stdin; exactly one of :meth:`install` and :meth:`cancel` ends it.
+    """
+
+    def __init__(
+        self, runner: PipRunner, process: subprocess.Popen[str], asked: str
+    ) -> None:
+        self._runner = runner
+        self._process = process
+        self._asked = asked
+
+    def install(self, files: Sequence[tuple[Path, str]]) -> None:
+        """Hand pip the verified ``files`` and follow it as :meth:`PipRunner.install_files`.
+
+        Raises:
+            PipInterrupted: a signal stopped pip (it rolled back what it had begun).
+            PipError: pip failed; the message says why.
+        """
+        process = self._process
+        stdin = process.stdin
+        assert stdin is not None
+
+        def feed() -> None:
+            # pip that ended early (broken, killed) tells why by its exit and output.
+            with suppress(OSError):
+                stdin.writelines(f"{line}\n" for line in _hashed_lines(files))
+            with suppress(OSError):
+                stdin.close()
+
+        with process:
+            outcome = self._runner._follow(process, feed)
+        _raise_for_files(outcome, self._asked)
+
+    def cancel(self) -> None:
+        """Stop pip before it was given any file: it installs nothing, shows nothing."""
+        process = self._process
+        with suppress(OSError):
+            if process.stdin is not None:
+                process.stdin.close()
+        if process.poll() is None:
+            with suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                process.wait(timeout=_CANCEL_WAIT)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 @contextmanager
@@ -246,6 +344,18 @@ def _forward_signals(process: subprocess.Popen[str]) -> Iterator[list[int]]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _hashed_lines(files: Iterable[tuple[Path, str]]) -> list[str]:
+    """pip's requirement lines for local files, each with the hash pip must check."""
+    return [f"{path} --hash=sha256:{sha256}" for path, sha256 in files]
+
+
+def _raise_for_files(outcome: tuple[int, list[str], int | None], asked: str) -> None:
+    """Raise the one error for a failed ``pip install`` of downloaded files."""
+    # No index is involved: the diagnosis only reads pip's output.
+    local = IndexAccess.from_url("file:///")
+    _raise_for_install(outcome, asked, "the downloaded files", local, 1.0)
 
 
 def _raise_for_install(
