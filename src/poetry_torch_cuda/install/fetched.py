@@ -13,10 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
-from packaging.version import InvalidVersion
-from packaging.version import Version
 
-from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.credentials import index_access
 from poetry_torch_cuda.install.download import DownloadError
 from poetry_torch_cuda.install.download import DownloadInterrupted
@@ -25,7 +22,6 @@ from poetry_torch_cuda.install.download import new_authenticator
 from poetry_torch_cuda.install.installed import installed_environment
 from poetry_torch_cuda.install.planning import pins_for
 from poetry_torch_cuda.install.undo import UnfitInstall
-from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.output import PREFIX
 
 
@@ -41,8 +37,6 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.request import InstallRequest
-    from poetry_torch_cuda.lockfile.model import LockedPackage
-    from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
@@ -187,85 +181,6 @@ def _download(
         verbosity=Verbosity.VERBOSE,
     )
     return paths
-
-
-def locked_files(
-    lock: VariantLock,
-    plan: Plan,
-    env: Env,
-    installed: InstalledEnvironment,
-    *,
-    force: bool = False,
-) -> list[LockedFile]:
-    """The one file per locked package that this environment needs and lacks.
-
-    The closure of ``plan``'s targets in ``lock`` (markers evaluated for
-    ``env``), without what is installed at the locked version already (unless
-    ``force``); of each package's files, the wheel whose tags pip prefers here.
-
-    Raises:
-        TorchCudaError: the lock lacks a package, or has no file for this env.
-    """
-    from poetry_torch_cuda.install.hashes import locked_closure
-
-    try:
-        packages = locked_closure(lock, plan.install, env.marker_env)
-    except KeyError as missing:
-        raise TorchCudaError(
-            f"{LOCK_NAME} has no {missing.args[0]} for {plan.variant}; run "
-            "`poetry torch-cuda lock` and then the command again."
-        ) from None
-    asked = {target.name for target in plan.install}
-    files = []
-    for package in packages:
-        present = installed.get(package.name)
-        if (
-            not force
-            and package.name not in asked
-            and present is not None
-            and _same(present.version, package.version)
-        ):
-            continue
-        files.append(_best_file(lock, package, env))
-    return files
-
-
-def _best_file(lock: VariantLock, package: LockedPackage, env: Env) -> LockedFile:
-    """The wheel of ``package`` that fits ``env`` best (pip's tag order).
-
-    The files whose tags fit the environment's markers come first (no process);
-    only when several fit does Poetry ask the environment for its tag order.
-    """
-    from packaging.utils import parse_wheel_filename
-
-    from poetry_torch_cuda.install.hashes import installable_files
-
-    fitting = installable_files(lock, [package], env.marker_env)
-    if len(fitting) > 1:
-        ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
-        unranked = len(ranks)
-
-        def rank(file: LockedFile) -> int:
-            tags = parse_wheel_filename(file.filename)[3]
-            return min((ranks.get(tag, unranked) for tag in tags), default=unranked)
-
-        fitting.sort(key=rank)
-    if not fitting:
-        raise TorchCudaError(
-            f"{LOCK_NAME} has no wheel of {package.name} {package.version} for this "
-            f"environment (Python {env.marker_env.get('python_full_version')}, "
-            f"{env.marker_env.get('sys_platform')} "
-            f"{env.marker_env.get('platform_machine')}). Add this platform to the "
-            "project's supported ones and run `poetry torch-cuda lock`."
-        )
-    return fitting[0]
-
-
-def _same(installed: str, locked: str) -> bool:
-    try:
-        return Version(installed) == Version(locked)
-    except InvalidVersion:
-        return installed == locked
 
 
 def install_locked(request: InstallRequest, env: Env, pip: PipRunner, io: IO) -> None:

@@ -174,7 +174,7 @@ def _with_locked_files(
 ) -> InstallRequest:
     """``request`` with the files of torch-cuda.lock this environment needs."""
     from poetry_torch_cuda.index.urls import without_credentials
-    from poetry_torch_cuda.install.fetched import locked_files
+    from poetry_torch_cuda.install.hashes import locked_files
     from poetry_torch_cuda.install.undo import versions_of
     from poetry_torch_cuda.install.undo import with_state
 
