@@ -31,6 +31,8 @@ logging.getLogger("nox").addFilter(_NoUvProbeNoise())
 # The newest Poetry release the suite is proven against; override with POETRY_VERSION.
 POETRY_DEFAULT = os.environ.get("POETRY_VERSION", "2.5.1")
 TEST_REQUIREMENTS = ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6"]
+#: What the packaging and pre-commit tests drive (test-only: never runtime dependencies).
+TEST_REQUIREMENTS += ["build>=1", "twine>=5", "pre-commit>=3"]
 #: The e2e tests spend their time in real Poetry and pip processes: one worker per core.
 PARALLEL = ["-n", "auto"]
 

@@ -73,6 +73,16 @@ def test_the_served_demo_leaves_a_project_whose_commands_work(tmp_path: Path) ->
         )
         assert f"The project stays in {kept.resolve() / 'project'}" in output
         assert "    poetry torch-cuda status" in output
+        # Verification is on, as for a user, and the demo's builds pass it ...
+        assert "POETRY_TORCH_CUDA_VERIFY" not in (kept / "env.sh").read_text()
+        assert "torch-cuda: verified torch 2.14.1+cu130" in output
+        assert "torch-cuda: verified torch 2.14.1+cu126" in output
+        # ... until the build is damaged: verify fails, sync --force repairs it.
+        damaged = output[output.index("$ rm .venv/") :]
+        assert "$ poetry torch-cuda verify" in damaged
+        assert "FAIL torch 2.14.1+cu126 does not import" in damaged
+        repaired = damaged[damaged.index("$ poetry torch-cuda sync --force") :]
+        assert "torch-cuda: verified torch 2.14.1+cu126" in repaired
 
         # As a user would: source env.sh in a shell of their own, then run poetry.
         status = captured(
@@ -87,7 +97,18 @@ def test_the_served_demo_leaves_a_project_whose_commands_work(tmp_path: Path) ->
         )
         assert status.returncode == 0, describe(status)
         assert "2.14.1+cu126" in status.stdout
-        assert "RTX 4090" in status.stdout
+        verify = captured(
+            [
+                "sh",
+                "-c",
+                ". ./env.sh && cd project && poetry --no-ansi torch-cuda verify",
+            ],
+            cwd=kept,
+            env={**os.environ, "VIRTUAL_ENV": str(tmp_path / "some-other-venv")},
+            timeout=120,
+        )
+        assert verify.returncode == 0, describe(verify)
+        assert "cu126 build verified" in verify.stdout
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)

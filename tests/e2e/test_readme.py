@@ -1,6 +1,6 @@
-"""README.md's console examples, run for real so the README cannot drift.
+"""README.md's and docs/*.md's console examples, run for real so they cannot drift.
 
-Every ```` ```console ```` block in README.md is bound to a *scenario* by an HTML
+Every ```` ```console ```` block in README.md and docs/*.md is bound to a *scenario* by an HTML
 comment on the line before it (blank lines between are allowed); GitHub does
 not render the comment::
 
@@ -49,7 +49,9 @@ Adding a scenario (for a new block):
 
 The indexes hold the builds PyTorch publishes today
 (:mod:`tests.support.published`: torch 2.14.1 and torchvision 0.29.1 on cpu,
-cu126, cu130 and cu132), so the README's examples name builds that exist.
+cu126, cu130 and cu132), so the README's examples name builds that exist; the
+variants' builds answer ``verify`` as real ones do on a machine without a GPU
+(:func:`tests.support.fake_torch.make_demo_builds`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from typing import Callable
 import pytest
 import tomlkit
 
+from tests.support.fake_torch import make_demo_builds
 from tests.support.fixtures import reset_around
 from tests.support.fixtures import served
 from tests.support.gpus import A100
@@ -74,6 +77,8 @@ from tests.support.gpus import machine_env
 from tests.support.gpus import smi_line
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import poetry_executable
+from tests.support.poetry_project import with_overrides
+from tests.support.published import VARIANTS
 from tests.support.published import build_published_universe
 
 
@@ -85,7 +90,10 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+#: The documents whose console blocks are checked: the README and docs/*.md.
+DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = re.compile(r"^<!--\s*console:\s*(?P<value>.*?)\s*-->$")
 NOT_RUN = re.compile(r"^not run:\s*(?P<reason>\S.*)$")
 VERSION = re.compile(r"(?<![\w.])v?\d+(?:\.\d+)+(?![\w.]*\d)")
@@ -112,6 +120,8 @@ class Block:
     lines: list[str]
     #: The nearest ```` ```toml ```` block above it, if any.
     toml_above: str | None
+    #: The file it is in, relative to the repository.
+    source: str = "README.md"
 
     @property
     def commands(self) -> list[Command]:
@@ -125,11 +135,12 @@ class Block:
 
     @property
     def id(self) -> str:
-        return f"{self.marker}-line{self.lineno}"
+        where = "" if self.source == "README.md" else f"{Path(self.source).stem}-"
+        return f"{self.marker}-{where}line{self.lineno}"
 
 
-def parse_readme(text: str) -> list[Block]:
-    """Every console block of ``text`` with the marker before it."""
+def parse_readme(text: str, source: str = "README.md") -> list[Block]:
+    """Every console block of ``text`` (the file ``source``) with the marker before it."""
     lines = text.splitlines()
     blocks: list[Block] = []
     toml_above: str | None = None
@@ -146,7 +157,13 @@ def parse_readme(text: str) -> list[Block]:
                 toml_above = "\n".join(body) + "\n"
             elif kind == "console":
                 blocks.append(
-                    Block(index + 1, _marker_before(lines, index), body, toml_above)
+                    Block(
+                        index + 1,
+                        _marker_before(lines, index),
+                        body,
+                        toml_above,
+                        source,
+                    )
                 )
             index = end + 1
             continue
@@ -166,7 +183,13 @@ def _strip_comment(line: str) -> str:
     return COMMENT.sub("", line)
 
 
-BLOCKS = parse_readme(README.read_text(encoding="utf-8"))
+BLOCKS = [
+    block
+    for document in DOCUMENTS
+    for block in parse_readme(
+        document.read_text(encoding="utf-8"), str(document.relative_to(ROOT))
+    )
+]
 
 
 # -- scenarios -------------------------------------------------------------------
@@ -274,10 +297,68 @@ def _slow_index(ctx: Context) -> Stage:
     )
 
 
+#: The CI recipe's project (README, "A CI job without a GPU"): cu130 and cpu
+#: locked, one declared target, and what the CI job sets.
+CI_TABLE = (
+    'variant = "cu130"\n'
+    'lock-variants = ["cu130", "cpu"]\n'
+    "[[tool.poetry-torch-cuda.targets]]\n"
+    'name = "training"\ndriver = "580.82.07"\ngpus = ["9.0"]\n'
+)
+
+
+def ci_project(tmp_path: Path, index: IndexServer) -> Project:
+    """The CI recipe's project, locked, run as on a runner without a GPU."""
+    project = Project.create(
+        tmp_path, index, {"torch": ">=2.8", "torchvision": "*"}, CI_TABLE, name="demo"
+    )
+    project.run("lock")
+    runner = machine_env(tmp_path / "runner")
+    # Verification on, as in a real CI job.
+    project.env = with_overrides(
+        {**project.env, **runner}, {"POETRY_TORCH_CUDA_VERIFY": None}
+    )
+    return project
+
+
+def _ci_job(ctx: Context) -> Stage:
+    """A GPU-less CI runner, nothing installed yet: the checks of the fleet."""
+    return Stage(ci_project(ctx.tmp_path, ctx.index))
+
+
+def _ci_job_cpu(ctx: Context) -> Stage:
+    """The same runner installing and verifying the cpu build."""
+    project = ci_project(ctx.tmp_path, ctx.index)
+    return Stage(project, {"POETRY_TORCH_CUDA_VARIANT": "cpu"})
+
+
+def bot_locked(tmp_path: Path, index: IndexServer) -> Project:
+    """A cu130 project locked with the plugin, then re-locked by a bot without it."""
+    project = Project.create(
+        tmp_path, index, {"torch": ">=2.8", "torchvision": "*"}, 'variant = "cu130"\n'
+    )
+    project.run("lock")
+    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+    # The bot raises a constraint and locks with a Poetry that has no plugin.
+    project.write_pyproject(
+        project.pyproject_text().replace('"torch>=2.8"', '"torch>=2.14"')
+    )
+    project.run("--no-plugins", "lock")
+    return project
+
+
+def _bot_lock(ctx: Context) -> Stage:
+    """A dependency bot re-locked poetry.lock without the plugin."""
+    return Stage(bot_locked(ctx.tmp_path, ctx.index))
+
+
 #: Marker name -> scenario. Keep each one small: CI runs them on 2 cores.
 SCENARIOS: dict[str, Callable[[Context], Stage]] = {
     "after": _after,
     "bad-variant": _bad_variant,
+    "bot-lock": _bot_lock,
+    "ci-job": _ci_job,
+    "ci-job-cpu": _ci_job_cpu,
     "detect-a100-r535": _detect_a100_r535,
     "detect-gtx-1080": _detect_gtx_1080,
     "export": _export,
@@ -338,6 +419,7 @@ def published_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[IndexServer]:
     universe = build_published_universe(tmp_path_factory.mktemp("published"))
+    make_demo_builds(universe, VARIANTS)
     yield from served(universe.root)
 
 
@@ -351,7 +433,7 @@ def test_every_console_block_has_a_marker() -> None:
     for block in BLOCKS:
         if block.marker is None:
             problems.append(
-                f"README.md line {block.lineno}: this ```console block has no marker. "
+                f"{block.source} line {block.lineno}: this ```console block has no marker. "
                 "Put `<!-- console: SCENARIO -->` on the line before it and add "
                 "SCENARIO to SCENARIOS in tests/e2e/test_readme.py (see its "
                 "docstring), or `<!-- console: not run: REASON -->` for commands "
@@ -359,7 +441,7 @@ def test_every_console_block_has_a_marker() -> None:
             )
         elif NOT_RUN.match(block.marker) is None and block.marker not in SCENARIOS:
             problems.append(
-                f"README.md line {block.lineno}: marker {block.marker!r} names no "
+                f"{block.source} line {block.lineno}: marker {block.marker!r} names no "
                 f"scenario; known: {', '.join(sorted(SCENARIOS))}. Add it to "
                 "SCENARIOS in tests/e2e/test_readme.py, or write "
                 "`not run: REASON`."
@@ -401,7 +483,7 @@ def test_readme_example_prints_what_the_readme_shows(
         code, printed = run_command(command.line, stage)
         # A command the README shows without output is one that just works.
         assert command.expected or code == 0, (
-            f"README.md line {block.lineno}, `$ {command.line}` exited {code}:\n"
+            f"{block.source} line {block.lineno}, `$ {command.line}` exited {code}:\n"
             + printed
         )
         for text, shown in stage.printed_as.items():
@@ -410,7 +492,7 @@ def test_readme_example_prints_what_the_readme_shows(
         want = [normalise(line, stage) for line in command.expected]
         missing = missing_lines(want, [line for line in got if line])
         assert not missing, (
-            f"README.md line {block.lineno}, `$ {command.line}`: the README shows\n"
+            f"{block.source} line {block.lineno}, `$ {command.line}`: the README shows\n"
             f"    {missing[0]!r}\n"
             "but the command printed no such line (in that order). It printed:\n"
             + printed

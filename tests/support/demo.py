@@ -6,7 +6,10 @@ holding the builds PyTorch publishes for torch 2.14, see
 torchvision, and shows what the plugin does with the real ``poetry`` next to
 this Python: ``poetry install`` keeps ``+cu130`` and ``poetry torch-cuda
 switch cu126`` moves the project to the CUDA 12.6 build. Each command's output
-is shown as it happens.
+is shown as it happens. The builds behave like real ones on a machine
+without a GPU (:func:`tests.support.fake_torch.demo_torch`), so every change is
+verified as it would be for a user; a last step damages the installed build,
+shows ``poetry torch-cuda verify`` failing and ``sync --force`` repairing it.
 
 The project is kept (``.nox/demo-project`` in the repository, or ``--keep DIR``) with
 an ``env.sh`` that sets up a shell for it; ``--serve`` keeps the indexes
@@ -23,12 +26,14 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.gpus import RTX_4090
+from tests.support.fake_torch import CORE
+from tests.support.fake_torch import make_demo_builds
 from tests.support.gpus import machine_env
-from tests.support.gpus import smi_line
 from tests.support.index import IndexServer
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import poetry_executable
+from tests.support.poetry_project import with_overrides
+from tests.support.published import VARIANTS
 from tests.support.published import build_published_universe
 
 
@@ -38,8 +43,6 @@ DEFAULT_DIR = REPOSITORY / ".nox" / "demo-project"
 #: A file that says a directory is a demo's, so a rerun may empty it.
 STAMP = ".poetry-torch-cuda-demo"
 TABLE = 'variant = "cu130"  # the team\'s CUDA build\n'
-#: What the stand-in nvidia-smi reports: a driver that runs CUDA 13.0.
-DRIVER = "580.82.07"
 SHOWN = (
     "torch",
     "torchvision",
@@ -50,6 +53,7 @@ SHOWN = (
 )
 NEXT_COMMANDS = (
     "poetry torch-cuda status",
+    "poetry torch-cuda verify",
     "poetry torch-cuda detect",
     "poetry torch-cuda variants",
     "poetry torch-cuda switch cpu",
@@ -101,10 +105,10 @@ def prepare(directory: Path) -> Path:
     return directory
 
 
-def run(project: Project, env: dict[str, str], *args: str) -> None:
+def run(project: Project, env: dict[str, str], *args: str) -> int:
     """Run ``poetry *args`` with its output going straight to this terminal."""
     print(f"\n$ poetry {' '.join(args)}", flush=True)
-    subprocess.run(
+    result = subprocess.run(
         [str(poetry_executable()), *args],
         cwd=project.path,
         env=env,
@@ -112,6 +116,15 @@ def run(project: Project, env: dict[str, str], *args: str) -> None:
         check=False,
     )
     sys.stdout.flush()
+    return result.returncode
+
+
+def damage(project: Project) -> Path:
+    """Delete the installed build's compiled core, as a broken install loses a library."""
+    core = project.site_packages() / CORE
+    print(f"\n$ rm {core.relative_to(project.path)}", flush=True)
+    core.unlink()
+    return core
 
 
 def show(title: str, project: Project) -> None:
@@ -151,13 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     root = prepare(options.keep)
     universe = build_published_universe(root / "indexes")
+    make_demo_builds(universe, VARIANTS)
     with IndexServer(universe.root) as index:
         project = Project.create(
             root, index, {"torch": ">=2.8", "torchvision": "*"}, TABLE, name="project"
         )
-        # A stand-in nvidia-smi: one RTX 4090 on a driver that runs CUDA 13.0.
-        machine = machine_env(root / "machine", nvidia_smi=smi_line(DRIVER, *RTX_4090))
-        env = {**project.env, **machine}
+        # This machine as it is, with no GPU: no nvidia-smi, no ROCm, no CUDA
+        # toolkit. Verification stays on, as it is for a user.
+        machine = machine_env(root / "machine")
+        env = with_overrides(
+            {**project.env, **machine}, {"POETRY_TORCH_CUDA_VERIFY": None}
+        )
         print(f"The demo project: {project.path}\n")
         print(project.pyproject_text())
         run(project, env, "install")
@@ -172,14 +189,23 @@ def main(argv: list[str] | None = None) -> int:
         text = project.pyproject_text()
         print("\n--- [tool.poetry-torch-cuda] now reads:")
         print(text[text.index("[tool.poetry-torch-cuda]") :])
-        ok = project.installed().get("torch") == "2.14.1+cu126"
+        print(
+            "\n--- a damaged install: verify finds it (status reads metadata only), "
+            "sync --force repairs it"
+        )
+        damage(project)
+        broken = run(project, env, "torch-cuda", "verify")
+        repaired = run(project, env, "torch-cuda", "sync", "--force")
+        ok = (
+            project.installed().get("torch") == "2.14.1+cu126"
+            and broken != 0
+            and repaired == 0
+            and (project.site_packages() / CORE).is_file()
+        )
         print("demo finished:", "OK" if ok else "UNEXPECTED STATE")
         script = write_env_script(root, env)
         print(f"\nThe project stays in {project.path}")
-        print(
-            f"(a stand-in nvidia-smi in {root / 'machine'} reports an RTX 4090 "
-            f"with driver {DRIVER}). To explore it, in another shell:\n"
-        )
+        print("To explore it, in another shell:\n")
         print(f"    . {shlex.quote(str(script))}")
         print(f"    cd {shlex.quote(str(project.path))}")
         for command in NEXT_COMMANDS:

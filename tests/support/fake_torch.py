@@ -22,12 +22,16 @@ if TYPE_CHECKING:
     from tests.support.catalog import Universe
 
 __all__ = [
+    "CORE",
+    "DEMO_ARCHS",
     "LIBCUDNN_MISSING",
     "NMS_MISSING",
     "NO_KERNEL_IMAGE",
     "broken_import",
+    "demo_torch",
     "fake_torch",
     "fake_torchvision",
+    "make_demo_builds",
     "make_verifiable",
     "replace_module",
 ]
@@ -195,3 +199,65 @@ def make_verifiable(universe: Universe, indexes: Iterable[str]) -> None:
             else:
                 continue
             replace_module(universe, index, built.spec.project, version, source)
+
+
+#: The compiled architectures of PyTorch's Linux x86_64 builds, per CUDA variant
+#: (``torch.cuda.get_arch_list()`` of the 2.14 wheels), for the demo's builds.
+DEMO_ARCHS = {
+    "cu126": ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"],
+    "cu130": ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"],
+    "cu132": ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"],
+}
+#: The part of a demo build :func:`damage` deletes, as a real build's ``torch/lib/libc10.so``.
+CORE = "torch/_C.py"
+
+
+def demo_torch(version: str, variant: str) -> dict[str, bytes]:
+    """The files of a demo torch build that answers like the real one on a CPU machine.
+
+    Its version, ``torch.version.cuda`` and arch list are the variant's, it
+    computes on the CPU, and ``torch.cuda.is_available()`` is false (no GPU
+    here). Its ``__init__`` imports ``torch._C`` (:data:`CORE`), as a real
+    build loads its compiled core: delete that file and the import fails.
+    """
+    cuda = f"{variant[2:-1]}.{variant[-1]}" if variant.startswith("cu") else None
+    source = fake_torch(
+        version,
+        cuda=cuda,
+        available=False,
+        archs=DEMO_ARCHS.get(variant, []),
+        cudnn=91002 if cuda else None,
+    )
+    head = "from torch import _C  # the build's compiled core\n"
+    return {
+        "torch/__init__.py": (head + source).encode(),
+        CORE: b'"""Stands in for the compiled core of a real build (torch/_C.so)."""\n',
+    }
+
+
+def make_demo_builds(universe: Universe, indexes: Iterable[str]) -> None:
+    """Rebuild every torch and torchvision on ``indexes`` as :func:`demo_torch` builds,
+    which pass ``poetry torch-cuda verify`` on a machine without a GPU."""
+    for index in indexes:
+        for built in list(universe.wheels):
+            if built.index != index or built.spec.project not in (
+                "torch",
+                "torchvision",
+            ):
+                continue
+            if built.spec.project == "torch":
+                payload = demo_torch(built.spec.version, index)
+            else:
+                payload = {
+                    "torchvision/__init__.py": fake_torchvision(
+                        built.spec.version
+                    ).encode()
+                }
+            build_wheel(
+                built.path.parent,
+                built.spec.project,
+                built.spec.version,
+                built.spec.requires,
+                extras=built.spec.extras,
+                payload=payload,
+            )
