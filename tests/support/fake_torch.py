@@ -208,8 +208,15 @@ DEMO_ARCHS = {
     "cu130": ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"],
     "cu132": ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"],
 }
-#: The part of a demo build :func:`damage` deletes, as a real build's ``torch/lib/libc10.so``.
-CORE = "torch/_C.py"
+#: The part of a demo build the demo deletes, as a broken install loses a library.
+CORE = "torch/lib/libc10.so"
+#: How a real build fails when that library is gone.
+_LOAD_CORE = """\
+import os as _os
+
+if not _os.path.exists(_os.path.join(_os.path.dirname(__file__), "lib", "libc10.so")):
+    raise ImportError("libc10.so: cannot open shared object file: No such file or directory")
+"""
 
 
 def demo_torch(version: str, variant: str) -> dict[str, bytes]:
@@ -217,8 +224,8 @@ def demo_torch(version: str, variant: str) -> dict[str, bytes]:
 
     Its version, ``torch.version.cuda`` and arch list are the variant's, it
     computes on the CPU, and ``torch.cuda.is_available()`` is false (no GPU
-    here). Its ``__init__`` imports ``torch._C`` (:data:`CORE`), as a real
-    build loads its compiled core: delete that file and the import fails.
+    here). Its import needs :data:`CORE`, as a real build loads its compiled
+    core: delete that file and the import fails as the real one does.
     """
     cuda = f"{variant[2:-1]}.{variant[-1]}" if variant.startswith("cu") else None
     source = fake_torch(
@@ -228,10 +235,9 @@ def demo_torch(version: str, variant: str) -> dict[str, bytes]:
         archs=DEMO_ARCHS.get(variant, []),
         cudnn=91002 if cuda else None,
     )
-    head = "from torch import _C  # the build's compiled core\n"
     return {
-        "torch/__init__.py": (head + source).encode(),
-        CORE: b'"""Stands in for the compiled core of a real build (torch/_C.so)."""\n',
+        "torch/__init__.py": (_LOAD_CORE + source).encode(),
+        CORE: b"stands in for the compiled core of a real build\n",
     }
 
 
