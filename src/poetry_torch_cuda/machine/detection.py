@@ -52,10 +52,12 @@ XPU_NOTE = (
 
 @dataclass(frozen=True)
 class Offer:
-    """Whether the index has the build; ``available`` is ``None`` when it could not be asked."""
+    """Whether the index has the build (``None``: could not ask); ``remembered``:
+    "no" because it failed verification here before."""
 
     available: bool | None
     detail: str
+    remembered: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,12 +75,21 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Decision:
-    """What ``auto`` picks, the steps that led there and who forced the choice."""
+    """What ``auto`` picks, the steps that led there and who forced the choice;
+    ``left_out``: GPUs the pick knowingly does not serve (no variant serves all)."""
 
     variant: Variant
     steps: tuple[str, ...]
     forced_by: str | None = None
     candidates: tuple[tuple[Verdict, Offer | None], ...] = field(default=())
+    left_out: tuple[NvidiaGpu, ...] = ()
+
+    @property
+    def forced_by_memory(self) -> bool:
+        """cpu, although a build the rule admits was only skipped as remembered."""
+        return self.variant == CPU and any(
+            offer is not None and offer.remembered for _, offer in self.candidates
+        )
 
 
 def assess(
@@ -443,6 +454,7 @@ def _partial(
             tuple(steps),
             f"{left_out} cannot be served together with the other GPUs",
             tuple(candidates),
+            verdict.uncovered,
         )
     return None
 
@@ -509,3 +521,41 @@ def _rocm_version(name: str) -> tuple[int, ...]:
 
 def _capability(gpu: NvidiaGpu) -> str:
     return gpu.capability or "unknown"
+
+
+def cpu_fallback_warning(
+    decision: Decision | None, machine: Machine | None
+) -> str | None:
+    """Why ``auto`` settles for cpu on this NVIDIA machine and what to do; else ``None``."""
+    if decision is None or machine is None or machine.nvidia is None:
+        return None
+    if decision.variant != CPU:
+        return None
+    groups: dict[str, list[str]] = {}
+    oldest = None
+    for verdict, offer in decision.candidates:
+        if not verdict.driver_ok:
+            group, oldest = "the driver is too old for", verdict.variant
+        elif verdict.uncovered:
+            group = "not built for " + ", ".join(g.sm for g in verdict.uncovered)
+        elif offer is not None and offer.remembered:
+            group = "remembered as failing here (`poetry torch-cuda detect --forget`)"
+        elif offer is not None and offer.available is False:
+            group = "not on the index for this torch"
+        else:
+            continue
+        groups.setdefault(group, []).append(verdict.variant.name)
+    why = "; ".join(f"{group}: {', '.join(v)}" for group, v in groups.items())
+    cuda = oldest.cuda_version if oldest is not None else None
+    minimum = cuda and tables.minimum_driver(cuda, machine.sys_platform)
+    fix = (
+        f"update the NVIDIA driver (>= {minimum} runs {oldest})"
+        if minimum
+        else "see `poetry torch-cuda detect`"
+    )
+    gpus = ", ".join(gpu.name for gpu in machine.nvidia.gpus) or "an NVIDIA GPU"
+    return (
+        f"auto installs the CPU build next to {gpus} (driver "
+        f"{machine.nvidia.version}): {why or 'no CUDA build fits'}.\n"
+        f'To use the GPU, {fix}; to mean the CPU build, set variant = "cpu".'
+    )

@@ -136,6 +136,7 @@ def remembering(
             False,
             f"failed verification in this environment ({failure.when}): "
             f"{failure.reason} (`poetry torch-cuda detect --forget` tries it again)",
+            remembered=True,
         )
 
     return offer

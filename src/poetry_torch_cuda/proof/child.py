@@ -13,6 +13,7 @@ reported, so the process itself exits 0 unless the interpreter dies.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from importlib import import_module
@@ -23,6 +24,8 @@ from typing import Any
 MARKER = "@@poetry-torch-cuda-proof@@"
 #: (1 + 2 + 3 + 4)^2 computed the long way: sum of x*x for x in 1..4.
 EXPECTED_SUM = 30.0
+#: What hides GPUs from a build (the user's choice, not a fault of the machine).
+MASKS = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
 #: Two overlapping boxes and a separate one: nms keeps the first and the third.
 EXPECTED_NMS = [0, 2]
 
@@ -142,6 +145,7 @@ def probe(packages: list[str]) -> dict[str, Any]:
         "torch": None,
         "compute": [],
         "torchvision_op": None,
+        "masks": {name: os.environ[name] for name in MASKS if name in os.environ},
     }
     modules: dict[str, Any] = {}
     ordered = sorted(packages, key=lambda name: name != "torch")

@@ -30,6 +30,7 @@ class ProbeRun:
     report: dict[str, Any] | None
     error: str | None = None
     stderr: str = ""
+    timed_out: bool = False
 
 
 def probe_command(python: str, packages: list[str]) -> list[str]:
@@ -65,6 +66,7 @@ def run_probe(python: str, packages: list[str], timeout: float) -> ProbeRun:
             None,
             f"the check did not finish within {timeout:g} s (stopped it)",
             err,
+            True,
         )
     report = parse_output(out)
     if report is not None:

@@ -1,9 +1,8 @@
 """Prove that an environment's build runs: probe it, judge it, say it.
 
-:func:`prove` is what ``poetry torch-cuda verify`` and the checks after every
-change share; :class:`Proof` renders the result as lines, as one error
-message (failing line first, cause, fix) and as the stable JSON of
-``verify --json`` (documented in the README; ``schema`` changes if it does).
+:func:`prove` is what ``verify`` and the checks after every change share;
+:class:`Proof` renders the result as lines, as one error message and as the
+stable JSON of ``verify --json`` (``schema`` changes if it does).
 """
 
 from __future__ import annotations
@@ -15,23 +14,32 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.proof.run import ProbeRun
 from poetry_torch_cuda.proof.run import run_probe
 from poetry_torch_cuda.proof.verdict import judge
+from poetry_torch_cuda.proof.verdict import local_label
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Mapping
+
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
-    from poetry_torch_cuda.proof.run import ProbeRun
     from poetry_torch_cuda.proof.verdict import Check
     from poetry_torch_cuda.proof.verdict import Verdict
 
 #: The version of ``verify --json``'s layout.
 SCHEMA = 1
-_STYLE = {"fail": "<error>FAIL</>", "ok": "<info> ok </>", "note": "<comment>note</>"}
+_STYLE = {
+    "fail": "<error>FAIL</>",
+    "unchecked": "<warning>????</>",
+    "ok": "<info> ok </>",
+    "note": "<comment>note</>",
+}
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,13 @@ class Proof:
 
     @property
     def ok(self) -> bool:
-        """Whether every check held."""
+        """Whether no check failed (a check that could not finish is no failure)."""
         return self.verdict.ok
+
+    @property
+    def verified(self) -> bool:
+        """Whether every check ran and held."""
+        return self.verdict.ok and self.verdict.checked
 
     @property
     def torch_version(self) -> str | None:
@@ -78,16 +91,19 @@ class Proof:
         return lines
 
     def summary(self) -> str:
-        """One line: what was proven (after a change)."""
-        held = [check.message for check in self.verdict.checks if check.status == "ok"]
-        computes = [
-            m.removeprefix("computes on ") for m in held if m.startswith("computes on ")
-        ]
-        what = (
-            f"torch {self.torch_version}" if self.torch_version else str(self.variant)
-        )
-        return f"verified {what}: imports" + (
-            f", computes on {', '.join(computes)}" if computes else ""
+        """One line: what was proven after a change (or why it could not be)."""
+        checks = self.verdict.checks
+        if not self.verdict.checked:
+            check = next(c for c in checks if c.status == "unchecked")
+            return f"warning: {check.message}; {check.fix}"
+        held = [c.message for c in checks if c.status == "ok"]
+        computes = [m[12:] for m in held if m.startswith("computes on ")]
+        notes = [c.message for c in checks if c.status == "note" and c.name == "gpu"]
+        what = f"torch {self.torch_version}" if self.torch_version else self.variant
+        return (
+            f"verified {what}: imports"
+            + (f", computes on {', '.join(computes)}" if computes else "")
+            + "".join(f" (note: {note})" for note in notes)
         )
 
     def failure_message(self, *, debug: bool = False) -> str:
@@ -119,7 +135,7 @@ class Proof:
             packages[name] = {
                 "installed": bool(entry.get("installed")),
                 "version": version,
-                "label": _label(version),
+                "label": local_label(version) if version else None,
                 "imports": entry.get("imports"),
                 "error": entry.get("error"),
                 "traceback": entry.get("traceback") if debug else None,
@@ -127,7 +143,8 @@ class Proof:
 
         return {
             "schema": SCHEMA,
-            "ok": self.ok,
+            "ok": self.verified,
+            "checked": self.verdict.checked,
             "configured": configured.name,
             "variant": self.variant.name,
             "python": report.get("python"),
@@ -181,8 +198,12 @@ def prove(
     variant: Variant,
     *,
     machine: Machine | None = None,
+    required: Mapping[str, str] | None = None,
+    alternative: Callable[[], str | None] | None = None,
+    exists: bool = True,
 ) -> Proof:
-    """Run the probe in ``env`` and judge it against ``variant`` and the machine."""
+    """Run the probe in ``env`` (nothing to run if it does not ``exist``) and judge
+    it against ``variant`` and the machine (see :func:`.verdict.judge`)."""
     packages = tuple(
         dict.fromkeys(canonicalize_name(req.name) for req in config.packages)
     )
@@ -190,15 +211,23 @@ def prove(
         from poetry_torch_cuda.machine.resolution import probe
 
         machine = probe(env)
-    run = run_probe(str(env.python), list(packages), config.verify_timeout)
-    verdict = judge(run.report, run.error, variant, machine, packages)
+    run = (
+        run_probe(str(env.python), list(packages), config.verify_timeout)
+        if exists
+        else ProbeRun({"packages": {}}, None)
+    )
+    verdict = judge(
+        run.report,
+        run.error,
+        variant,
+        machine,
+        packages,
+        timed_out=run.timed_out,
+        required=required,
+        auto=config.variant.kind == "auto",
+        alternative=alternative,
+    )
     return Proof(variant, machine, packages, run, verdict)
-
-
-def _label(version: object) -> str | None:
-    if not isinstance(version, str) or "+" not in version:
-        return None
-    return version.partition("+")[2]
 
 
 def _capability(value: object) -> str | None:
