@@ -304,8 +304,8 @@ def test_no_build_that_satisfies_the_specifier_is_an_error() -> None:
 
 def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
     from poetry_torch_cuda.machine.detection import Offer
-    from poetry_torch_cuda.machine.detection import decide
     from poetry_torch_cuda.machine.detection import cpu_fallback_warning
+    from poetry_torch_cuda.machine.detection import decide
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.probe import NvidiaDriver
     from poetry_torch_cuda.machine.probe import NvidiaGpu
