@@ -205,7 +205,6 @@ class TorchRelease:
     release: str
     cuda: tuple[str, ...]
     rocm: tuple[str, ...]
-    pypi_default: str | None
     source: str
 
 
@@ -215,36 +214,33 @@ class TorchRelease:
 #: Sources disagree on 2.14's ROCm: RELEASE.md says ROCm 7.14 only, test-infra
 #: PR 8451 moved the release matrix to 7.2 and 7.14; both are listed.
 TORCH_RELEASES: tuple[TorchRelease, ...] = (
-    TorchRelease("2.15", ("cu132", "cu130"), (), "cu132", "PT-RFC-2.15"),
+    TorchRelease("2.15", ("cu132", "cu130"), (), "PT-RFC-2.15"),
     TorchRelease(
         "2.14",
         ("cu132", "cu130", "cu126"),
         ("rocm7.14", "rocm7.2"),
-        "cu132",
         "PT-REL; PT-RFC-2.14; PT-ROCM",
     ),
-    TorchRelease("2.13", ("cu132", "cu130", "cu126"), ("rocm7.2",), "cu130", "PT-REL"),
+    TorchRelease("2.13", ("cu132", "cu130", "cu126"), ("rocm7.2",), "PT-REL"),
     TorchRelease(
         "2.12",
         ("cu132", "cu130", "cu126"),
         ("rocm7.2",),
-        "cu130",
         "PT-REL; PT-RFC-2.12",
     ),
     TorchRelease(
         "2.11",
         ("cu130", "cu128", "cu126"),
         ("rocm7.2",),
-        "cu130",
         "PT-REL; PT-RFC-2.11",
     ),
-    TorchRelease("2.10", ("cu130", "cu128", "cu126"), ("rocm7.1",), "cu128", "PT-REL"),
-    TorchRelease("2.9", ("cu130", "cu128", "cu126"), ("rocm6.4",), "cu128", "PT-REL"),
-    TorchRelease("2.8", ("cu129", "cu128", "cu126"), ("rocm6.4",), "cu128", "PT-REL"),
-    TorchRelease("2.7", ("cu128", "cu126", "cu118"), ("rocm6.3",), "cu126", "PT-REL"),
-    TorchRelease("2.6", ("cu126", "cu124", "cu118"), ("rocm6.2.4",), "cu124", "PT-REL"),
-    TorchRelease("2.5", ("cu124", "cu121", "cu118"), ("rocm6.2",), "cu124", "PT-REL"),
-    TorchRelease("2.4", ("cu124", "cu121", "cu118"), ("rocm6.1",), "cu121", "PT-REL"),
+    TorchRelease("2.10", ("cu130", "cu128", "cu126"), ("rocm7.1",), "PT-REL"),
+    TorchRelease("2.9", ("cu130", "cu128", "cu126"), ("rocm6.4",), "PT-REL"),
+    TorchRelease("2.8", ("cu129", "cu128", "cu126"), ("rocm6.4",), "PT-REL"),
+    TorchRelease("2.7", ("cu128", "cu126", "cu118"), ("rocm6.3",), "PT-REL"),
+    TorchRelease("2.6", ("cu126", "cu124", "cu118"), ("rocm6.2.4",), "PT-REL"),
+    TorchRelease("2.5", ("cu124", "cu121", "cu118"), ("rocm6.2",), "PT-REL"),
+    TorchRelease("2.4", ("cu124", "cu121", "cu118"), ("rocm6.1",), "PT-REL"),
 )
 
 #: ROCm variants ``variants`` asks the index about, newest first: every ROCm
