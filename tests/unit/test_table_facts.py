@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 
 from poetry_torch_cuda.machine import tables
-from poetry_torch_cuda.machine.tables import arch_list
+from poetry_torch_cuda.machine.tables import Arch
+from poetry_torch_cuda.machine.tables import arch_list_for
 from poetry_torch_cuda.machine.tables import compat_floor
 from poetry_torch_cuda.machine.tables import minimum_driver
 from poetry_torch_cuda.machine.tables import newest_cuda
@@ -121,7 +122,7 @@ def test_arch_lists(
     expected: str,
     source: str,
 ) -> None:
-    assert arch_list(variant, torch, machine, platform) == parse_arch_list(expected), (
+    assert archs_of(variant, torch, machine, platform) == parse_arch_list(expected), (
         source
     )
 
@@ -175,3 +176,8 @@ def test_every_row_names_its_source() -> None:
     assert all(row.source for rows in tables.ARCH_LISTS.values() for row in rows)
     assert all(row.source for row in tables.TORCH_RELEASES)
     assert tables.READ_ON == "2026-11-27"
+
+
+def archs_of(*args: str, **kwargs: str) -> tuple[Arch, ...] | None:
+    found = arch_list_for(*args, **kwargs)
+    return None if found is None else found.archs
