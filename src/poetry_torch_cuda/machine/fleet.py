@@ -1,11 +1,7 @@
-"""Whole fleets: does the lock run on every machine the project declares?
+"""Whole fleets: does the locked torch run on every declared target?
 
-For each ``[[tool.poetry-torch-cuda.targets]]`` entry this decides, with the
-same rules as on a real machine (:mod:`poetry_torch_cuda.machine.detection`),
-whether the configured variant - or what ``auto`` would pick there - has a
-build of the locked torch that runs on it: the index has it for the target's
-platform, the driver is new enough, every GPU's architecture is compiled in.
-Pure apart from the offers callable, so CI without a GPU can run it.
+The same rules as on a real machine (:mod:`.detection`), for the configured
+variant or ``auto``'s pick there; pure apart from the offers callable.
 """
 
 from __future__ import annotations
@@ -89,10 +85,7 @@ def target_machine(target: Target) -> Machine:
 
 
 def target_marker_env(target: Target, base: dict[str, Any]) -> dict[str, Any]:
-    """``base`` (this env's PEP 508 markers) moved to the target's OS and machine.
-
-    The Python version stays: the fleet runs the same lock.
-    """
+    """``base`` (this env's markers) moved to the target's OS and machine."""
     windows = target.sys_platform.startswith("win")
     return {
         **base,
@@ -193,11 +186,8 @@ def check_project_fleet(
     locked_versions: Mapping[NormalizedName, str],
     client: IndexClient | None = None,
 ) -> list[TargetCheck]:
-    """Check the project's declared targets against its lock, asking its index.
-
-    Each target's index pages are read for the target's platform (a Windows
-    target needs ``win_amd64`` wheels); the answers are cached as usual.
-    """
+    """The project's declared targets against its lock, each asking the index for
+    its own platform's wheels."""
     from packaging.utils import canonicalize_name
 
     from poetry_torch_cuda.index.offers import wanted_versions

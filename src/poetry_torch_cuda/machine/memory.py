@@ -1,11 +1,5 @@
-"""What ``auto`` learnt the hard way: builds that failed verification on this machine.
-
-Kept per environment, in ``<env>/.poetry-torch-cuda-memory.json``, and keyed
-on the driver version and the set of GPUs, so a driver update or another GPU
-starts afresh. ``auto`` skips a remembered build (the index is not even asked
-about it); ``poetry torch-cuda detect`` shows the memory and ``--forget``
-clears it.
-"""
+"""Builds that failed verification here, per environment (``<env>/`` :data:`FILE_NAME`),
+keyed on the driver and the GPUs so a driver update starts afresh; ``auto`` skips them."""
 
 from __future__ import annotations
 

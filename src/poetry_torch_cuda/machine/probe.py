@@ -164,34 +164,29 @@ class Machine:
         """What the probes found, as JSON (``status --json``, ``detect --json``)."""
         from poetry_torch_cuda.machine.tables import newest_cuda
 
-        nvidia = self.nvidia
-        newest = newest_cuda(nvidia.version, self.sys_platform) if nvidia else None
-        return {
-            "platform": self.sys_platform,
-            "machine": self.machine,
-            "nvidia_driver": None
-            if nvidia is None
-            else {
+        nvidia, rocm = self.nvidia, self.rocm
+        driver = None
+        if nvidia is not None:
+            newest = newest_cuda(nvidia.version, self.sys_platform)
+            driver = {
                 "version": nvidia.version,
                 "source": nvidia.source,
                 "max_cuda": None if newest is None else dotted(newest),
                 "reachable": nvidia.reachable,
-            },
-            "gpus": []
-            if nvidia is None
-            else [
-                {
-                    "index": gpu.index,
-                    "name": gpu.name,
-                    "compute_capability": gpu.capability,
-                }
-                for gpu in nvidia.gpus
+            }
+        return {
+            "platform": self.sys_platform,
+            "machine": self.machine,
+            "nvidia_driver": driver,
+            "gpus": [
+                {"index": g.index, "name": g.name, "compute_capability": g.capability}
+                for g in (nvidia.gpus if nvidia else ())
             ],
             "rocm": None
-            if self.rocm is None
+            if rocm is None
             else {
-                "version": self.rocm.version,
-                "gpus": [{"name": gpu.name, "gfx": gpu.gfx} for gpu in self.rocm.gpus],
+                "version": rocm.version,
+                "gpus": [{"name": gpu.name, "gfx": gpu.gfx} for gpu in rocm.gpus],
             },
             "nvcc": self.nvcc,
             "jetson": None if self.jetson is None else str(self.jetson),
@@ -205,11 +200,8 @@ class _ProbeError(Exception):
 
 
 def run_probe(args: Sequence[str]) -> tuple[int, str, str]:
-    """Run ``args`` (no shell) and return ``(exit code, stdout, stderr)``.
-
-    Raises:
-        _ProbeError: it could not be started or did not finish in time.
-    """
+    """``(exit code, stdout, stderr)`` of ``args``; :class:`_ProbeError` if it
+    cannot start or does not finish in time."""
     try:
         process = subprocess.run(
             list(args),
@@ -227,10 +219,8 @@ def run_probe(args: Sequence[str]) -> tuple[int, str, str]:
 
 
 def parse_nvidia_smi(text: str) -> tuple[str, tuple[NvidiaGpu, ...]] | None:
-    """Parse ``driver_version,compute_cap,name`` (or ``driver_version,name``) CSV lines.
-
-    Returns the driver version and the GPUs, or ``None`` when no line parses.
-    """
+    """The driver and GPUs in ``driver_version,compute_cap,name`` (or without
+    ``compute_cap``) CSV lines; ``None`` when no line parses."""
     driver = None
     gpus: list[NvidiaGpu] = []
     for line in text.splitlines():
@@ -366,10 +356,7 @@ def probe_nvcc(
     which: Callable[[str], str | None] = shutil.which,
     environ: Mapping[str, str] = os.environ,
 ) -> str | None:
-    """The CUDA version of ``nvcc`` on PATH (or in ``$CUDA_HOME/bin``), if any.
-
-    Windows installs ``%CUDA_PATH%\\bin\\nvcc.exe``.
-    """
+    """The CUDA version of ``nvcc`` on PATH, in ``$CUDA_HOME/bin`` or ``%CUDA_PATH%``."""
     nvcc = which("nvcc")
     for variable in ("CUDA_HOME", "CUDA_PATH"):
         home = environ.get(variable)

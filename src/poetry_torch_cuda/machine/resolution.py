@@ -60,9 +60,7 @@ def index_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
 
 
 def probe(env: Env, *, nvcc: bool = False) -> Machine:
-    """This machine as ``env`` runs on it (its ``platform_machine``: an x86_64
-    env under emulation on arm64 wants x86_64 wheels); ``nvcc`` also asks the
-    CUDA compiler's version."""
+    """This machine as ``env`` sees it (its ``platform_machine``); ``nvcc`` adds nvcc."""
     from poetry_torch_cuda.machine.probe import probe_machine
 
     return probe_machine(
@@ -98,11 +96,8 @@ def choose(
     extra: Iterable[Variant] = (),
     env: Env | None = None,
 ) -> Decision:
-    """``auto``'s decision for ``machine``: :func:`~.detection.decide`'s rule over ``offers``.
-
-    With ``env``, builds that failed verification in it on this machine are
-    skipped (:mod:`.memory`); a declared target (no ``env``) has no memory.
-    """
+    """:func:`~.detection.decide` over ``offers``, skipping what failed in ``env``
+    on this machine (:mod:`.memory`); a declared target (no ``env``) has no memory."""
     from poetry_torch_cuda.machine.detection import decide
 
     if env is not None:
@@ -251,11 +246,7 @@ def report(resolution: Resolution, io: IO) -> None:
 
 
 def require_builds(variant: Variant, sys_platform: str) -> None:
-    """Refuse a variant PyTorch publishes no builds of for ``sys_platform``.
-
-    Raises:
-        TorchCudaError: there are none (CUDA or ROCm on macOS, say).
-    """
+    """Raise :class:`TorchCudaError` for a variant with no builds on ``sys_platform``."""
     from poetry_torch_cuda.errors import TorchCudaError
 
     missing = variant.not_built_for(sys_platform)
@@ -291,11 +282,8 @@ def jetson_warning(
 def refresher(
     poetry: Poetry, env: Env, locked_versions: Mapping[NormalizedName, str] | None
 ) -> Callable[[], tuple[TorchCudaConfig, Variant] | None]:
-    """What a run that waited for another one calls: config and variant as they are now.
-
-    pyproject.toml is read again from disk (the overrides are this process's
-    environment); ``None`` when the table is gone or the plugin disabled.
-    """
+    """For a run that waited: config and variant as pyproject.toml says now
+    (``None`` when the table is gone or the plugin disabled)."""
 
     def refresh() -> tuple[TorchCudaConfig, Variant] | None:
         from poetry_torch_cuda.project.reread import current_config

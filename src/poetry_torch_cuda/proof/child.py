@@ -1,13 +1,9 @@
-"""The probe that runs *inside* the project's environment, in a child process.
+"""The probe run *inside* the project's environment (``<env python> -I child.py``).
 
-The plugin never imports this module: :mod:`poetry_torch_cuda.proof.run` starts
-``<env python> -I <this file> <request JSON>``. It uses the standard library
-only and runs on every Python the plugin supports. It imports each configured
-package, describes torch's build and devices, computes a little on the CPU and
-on every visible GPU and, with torchvision, runs one of its operators. It
-prints one line, :data:`MARKER` followed by the report as JSON, last on stdout;
-whatever torch prints before it is ignored. Every failure is caught and
-reported, so the process itself exits 0 unless the interpreter dies.
+Standard library only, never imported by the plugin. It imports each
+configured package, describes torch's build and devices, computes on the CPU
+and every visible GPU (and runs a torchvision operator), and prints
+:data:`MARKER` + the report as JSON last on stdout. Every failure is reported.
 """
 
 from __future__ import annotations

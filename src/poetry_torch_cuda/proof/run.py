@@ -1,9 +1,5 @@
-"""Run the probe (:mod:`poetry_torch_cuda.proof.child`) with an environment's Python.
-
-One child process, an argument list (never a shell), a timeout, its own
-session so that a hung CUDA initialisation can be killed with everything it
-started. What cannot be learnt becomes ``ProbeRun.error`` in words.
-"""
+"""Run :mod:`.child` with an environment's Python: an argument list, a timeout and its
+own session, so a hung CUDA initialisation dies with all it started."""
 
 from __future__ import annotations
 

@@ -486,10 +486,7 @@ def _operator_check(operator: dict[str, Any]) -> Check:
 
 
 def parse_archs(names: Iterable[str]) -> tuple[tables.Arch, ...]:
-    """``["sm_75", "sm_90", "compute_90"]`` -> :class:`tables.Arch` entries.
-
-    ``compute_XY`` is PTX for ``sm_XY``; unknown names are left out.
-    """
+    """``["sm_75", "compute_90"]`` -> :class:`tables.Arch` (``compute_XY`` is PTX)."""
     found: dict[tuple[int, int], bool] = {}
     for name in names:
         match = _ARCH.fullmatch(name.strip())

@@ -128,19 +128,27 @@ class Proof:
         """``verify --json``: stable keys, ``null`` for what is unknown."""
         report = self.run.report or {}
         torch = report.get("torch") or {}
+        keys = ("installed", "version", "imports", "error", "traceback")
         packages = {}
         for name in self.packages:
-            entry = self._package(name) or {}
-            version = entry.get("version")
-            packages[name] = {
-                "installed": bool(entry.get("installed")),
-                "version": version,
-                "label": local_label(version) if version else None,
-                "imports": entry.get("imports"),
-                "error": entry.get("error"),
-                "traceback": entry.get("traceback") if debug else None,
+            entry = {key: (self._package(name) or {}).get(key) for key in keys}
+            entry["installed"] = bool(entry["installed"])
+            entry["label"] = local_label(entry["version"] or "")
+            entry["traceback"] = entry["traceback"] if debug else None
+            packages[name] = entry
+        fields = ("version", "cuda", "hip", "cudnn", "is_available")
+        devices = [
+            {**{k: d.get(k) for k in ("index", "name")}, "capability": _dotted(d)}
+            for d in torch.get("devices") or []
+        ]
+        compute = [
+            {
+                "device": r.get("device"),
+                "ok": bool(r.get("ok")),
+                "error": r.get("error"),
             }
-
+            for r in report.get("compute") or []
+        ]
         return {
             "schema": SCHEMA,
             "ok": self.verified,
@@ -151,31 +159,13 @@ class Proof:
             "error": self.run.error,
             "packages": packages,
             "torch": {
-                "version": torch.get("version"),
-                "cuda": torch.get("cuda"),
-                "hip": torch.get("hip"),
-                "cudnn": torch.get("cudnn"),
+                **{k: torch.get(k) for k in fields},
                 "arch_list": list(torch.get("arch_list") or []),
-                "is_available": torch.get("is_available"),
-                "devices": [
-                    {
-                        "index": device.get("index"),
-                        "name": device.get("name"),
-                        "capability": _capability(device.get("capability")),
-                    }
-                    for device in torch.get("devices") or []
-                ],
+                "devices": devices,
             }
             if torch
             else None,
-            "compute": [
-                {
-                    "device": result.get("device"),
-                    "ok": bool(result.get("ok")),
-                    "error": result.get("error"),
-                }
-                for result in report.get("compute") or []
-            ],
+            "compute": compute,
             "torchvision_op": report.get("torchvision_op"),
             "checks": [check.to_json() for check in self.verdict.checks],
             "machine": self.machine.to_json(),
@@ -230,7 +220,10 @@ def prove(
     return Proof(variant, machine, packages, run, verdict)
 
 
-def _capability(value: object) -> str | None:
-    if isinstance(value, list) and len(value) == 2:
-        return f"{value[0]}.{value[1]}"
-    return None
+def _dotted(device: dict[str, Any]) -> str | None:
+    value = device.get("capability")
+    return (
+        f"{value[0]}.{value[1]}"
+        if isinstance(value, list) and len(value) == 2
+        else None
+    )
