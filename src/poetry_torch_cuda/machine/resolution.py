@@ -128,8 +128,8 @@ def resolve(
     from poetry_torch_cuda.machine.detection import Offer
 
     machine = machine or probe(env)
-    if machine.smi_failure is not None and machine.nvidia is None:
-        return _keep_installed(config, env, machine, machine.smi_failure)
+    if _probe_failed(machine):
+        return _keep_installed(config, env, machine, str(machine.smi_failure))
     wanted = wanted_versions(config.package_names, locked_versions or {})
     offers: Callable[[Variant], Offer]
     if locked_versions is not None and not wanted:
@@ -141,6 +141,12 @@ def resolve(
     return Resolution(
         config.variant, decision.variant, config.variant_origin, decision, machine
     )
+
+
+def _probe_failed(machine: Machine) -> bool:
+    """nvidia-smi is there but failed, and no container explains it."""
+    nvidia = machine.nvidia
+    return machine.smi_failure is not None and (nvidia is None or nvidia.reachable)
 
 
 def _keep_installed(
@@ -239,7 +245,7 @@ def report(resolution: Resolution, io: IO) -> None:
         io.write_line(f"  - {Formatter.escape(step)}", verbosity=Verbosity.VERBOSE)
     machine = resolution.machine
     warning = cpu_fallback_warning(decision, machine)
-    if machine is not None and machine.smi_failure and machine.nvidia is None:
+    if machine is not None and _probe_failed(machine):
         warning = decision.steps[0]
     if warning is not None:
         io.write_error_line(f"<warning>{PREFIX}: {Formatter.escape(warning)}</>")
