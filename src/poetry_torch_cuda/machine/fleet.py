@@ -116,10 +116,9 @@ def check_target(
                 decision=decision,
             )
         verdict = assess(variant, machine, torch_version)
-        if decision.forced_by and "together" in decision.forced_by:
-            return TargetCheck(
-                target, variant, False, (decision.forced_by,), decision=decision
-            )
+        if decision.left_out:  # no variant serves every GPU of the target
+            why = (str(decision.forced_by),)
+            return TargetCheck(target, variant, False, why, decision=decision)
         return _from_verdict(target, verdict, None, decision)
     missing = configured.not_built_for(target.sys_platform, target.platform)
     if missing is not None:
@@ -150,33 +149,17 @@ def check_fleet(
 
 
 def _from_verdict(
-    target: Target,
-    verdict: Verdict,
-    offer: Offer | None,
-    decision: Decision | None,
+    target: Target, verdict: Verdict, offer: Offer | None, decision: Decision | None
 ) -> TargetCheck:
-    if verdict.usable is None:
-        return TargetCheck(
-            target,
-            verdict.variant,
-            False,
-            ("cannot tell whether it runs", *verdict.reasons),
-            decision=decision,
-        )
-    if not verdict.usable:
-        return TargetCheck(
-            target, verdict.variant, False, verdict.reasons, decision=decision
-        )
-    if offer is not None and offer.available is False:
-        return TargetCheck(
-            target, verdict.variant, False, (offer.detail,), decision=decision
-        )
+    available = None if offer is None else offer.available
+    ok = bool(verdict.usable) and available is not False
     reasons = verdict.reasons
-    if offer is not None and offer.available is None:
-        reasons = (*reasons, offer.detail)
-    return TargetCheck(
-        target, verdict.variant, True, reasons, verdict.rule, decision=decision
-    )
+    if verdict.usable is None:
+        reasons = ("cannot tell whether it runs", *reasons)
+    elif verdict.usable and offer is not None and available is not True:
+        reasons = (offer.detail,) if available is False else (*reasons, offer.detail)
+    rule = verdict.rule if ok else None
+    return TargetCheck(target, verdict.variant, ok, reasons, rule, decision=decision)
 
 
 def check_project_fleet(

@@ -4,6 +4,7 @@ keyed on the driver and the GPUs so a driver update starts afresh; ``auto`` skip
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -37,13 +38,10 @@ class Failure:
 
     def to_json(self) -> dict[str, Any]:
         """As stored and as ``detect --json`` shows it."""
-        return {
-            "variant": self.variant,
-            "torch": self.torch,
-            "reason": self.reason,
-            "when": self.when,
-            "machine": self.machine,
-        }
+        return dataclasses.asdict(self)
+
+
+FIELDS = dataclasses.fields(Failure)
 
 
 def machine_key(machine: Machine) -> str | None:
@@ -70,13 +68,7 @@ def failures(env_path: Path, machine: Machine | None = None) -> list[Failure]:
     found = []
     for entry in _read(memory_path(env_path)):
         try:
-            failure = Failure(
-                str(entry["variant"]),
-                None if entry.get("torch") is None else str(entry["torch"]),
-                str(entry["reason"]),
-                str(entry["when"]),
-                str(entry["machine"]),
-            )
+            failure = Failure(**{f.name: entry[f.name] for f in FIELDS})
         except (KeyError, TypeError):
             continue
         if key is None or failure.machine == key:
