@@ -128,8 +128,9 @@ def resolve(
     from poetry_torch_cuda.machine.detection import Offer
 
     machine = machine or probe(env)
-    if _probe_failed(machine):
-        return _keep_installed(config, env, machine, str(machine.smi_failure))
+    kept = _keep_installed(config, env, machine) if _probe_failed(machine) else None
+    if kept is not None:
+        return kept
     wanted = wanted_versions(config.package_names, locked_versions or {})
     offers: Callable[[Variant], Offer]
     if locked_versions is not None and not wanted:
@@ -150,14 +151,10 @@ def _probe_failed(machine: Machine) -> bool:
 
 
 def _keep_installed(
-    config: TorchCudaConfig, env: Env, machine: Machine, failure: str
-) -> Resolution:
-    """nvidia-smi is there but failed: keep the build in place, never demote it.
-
-    Raises:
-        TorchCudaError: nothing is installed to keep.
-    """
-    from poetry_torch_cuda.errors import TorchCudaError
+    config: TorchCudaConfig, env: Env, machine: Machine
+) -> Resolution | None:
+    """nvidia-smi is there but failed: keep the build in place, never demote it
+    (``None`` with nothing installed: then the rule decides on what is known)."""
     from poetry_torch_cuda.install.installed import installed_environment
     from poetry_torch_cuda.machine.detection import Decision
     from poetry_torch_cuda.project.variants import parse_variant
@@ -165,24 +162,19 @@ def _keep_installed(
     installed = installed_environment(env)
     for name in sorted(config.package_names):
         found = installed.get(name)
-        label = found.version.partition("+")[2] if found else ""
         try:
-            kept = parse_variant(label)
+            kept = parse_variant(found.version.partition("+")[2] if found else "")
         except ValueError:
             continue
         step = (
-            f"{failure}; auto keeps the installed {kept} build (it never changes "
-            "a build on a failed probe): fix the driver, then run again"
+            f"{machine.smi_failure}; auto keeps the installed {kept} build (it never "
+            "changes a build on a failed probe): fix the driver, then run again"
         )
-        decision = Decision(kept, (step,))
+        decision = Decision(kept, (step,), forced_by=step)
         return Resolution(
             config.variant, kept, config.variant_origin, decision, machine
         )
-    raise TorchCudaError(
-        f"{failure}, so auto cannot tell which build runs here. Fix the driver (a "
-        "reboot after a kernel update often does), or name a variant for this run "
-        "(POETRY_TORCH_CUDA_VARIANT=cpu)."
-    )
+    return None
 
 
 def machine_findings(
@@ -246,7 +238,8 @@ def report(resolution: Resolution, io: IO) -> None:
     machine = resolution.machine
     warning = cpu_fallback_warning(decision, machine)
     if machine is not None and _probe_failed(machine):
-        warning = decision.steps[0]
+        smi = f"{machine.smi_failure}: auto decides on what else it knows"
+        warning = decision.forced_by or smi
     if warning is not None:
         io.write_error_line(f"<warning>{PREFIX}: {Formatter.escape(warning)}</>")
 
