@@ -118,29 +118,21 @@ def judge(
     """
     if report is None:
         if timed_out:
-            return Verdict(
-                (
-                    Check(
-                        "probe",
-                        "unchecked",
-                        f"could not check the build: {error}",
-                        "importing torch or starting the GPU takes longer than verify-timeout (a first CUDA import from a network filesystem can)",
-                        "the build stays installed; raise verify-timeout in [tool.poetry-torch-cuda] and run `poetry torch-cuda verify`",
-                    ),
-                )
+            cause = (
+                "importing torch or starting the GPU takes longer than verify-timeout "
+                "(a first CUDA import from a network filesystem can)"
             )
-        return Verdict(
-            (
-                Check(
-                    "probe",
-                    "fail",
-                    f"could not check the build: {error or 'no report'}",
-                    "the environment's Python could not run the check to its end",
-                    "run `poetry torch-cuda verify -vvv` to see the check's own output",
-                ),
+            fix = (
+                "the build stays installed; raise verify-timeout in "
+                "[tool.poetry-torch-cuda] and run `poetry torch-cuda verify`"
             )
-        )
-    fix = _Fix(alternative)
+            message = f"could not check the build: {error}"
+            return Verdict((Check("probe", "unchecked", message, cause, fix),))
+        cause = "the environment's Python could not run the check to its end"
+        fix = "run `poetry torch-cuda verify -vvv` to see the check's own output"
+        message = f"could not check the build: {error or 'no report'}"
+        return Verdict((Check("probe", "fail", message, cause, fix),))
+    switch = _Fix(alternative)
     checks: list[Check] = []
     entries: dict[str, Any] = report.get("packages") or {}
     for name in packages:
@@ -152,7 +144,7 @@ def judge(
         if auto and variant.kind == "cuda":
             public = _public(str(torch.get("version")))
             left_out = assess_variant(variant, machine, public).uncovered
-        checks += _torch_checks(torch, report, variant, machine, left_out, fix)
+        checks += _torch_checks(torch, report, variant, machine, left_out, switch)
     return Verdict(tuple(checks))
 
 
