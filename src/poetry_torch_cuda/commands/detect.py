@@ -133,9 +133,10 @@ class DetectCommand(TorchCudaCommand):
                     f"  - <c2>{failure.variant}</> ({esc(failure.when)}, "
                     f"{esc(failure.machine)}): {esc(failure.reason)}"
                 )
-        if configured.variant.kind != "auto" and configured.variant != decision.variant:
+        mine = configured.variant
+        if not data.get("target") and mine.kind != "auto" and mine != decision.variant:
             self.line(
-                f"<comment>Note:</> this project configures <c2>{configured.variant}</> "
+                f"<comment>Note:</> this project configures <c2>{mine}</> "
                 f"({esc(configured.variant_origin)}); `poetry torch-cuda switch auto` "
                 "would follow the machine instead"
             )
