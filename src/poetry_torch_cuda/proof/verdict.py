@@ -1,13 +1,13 @@
 """Judge the child's report (:mod:`.child`) against the variant and this machine.
 
-Pure. Every failing check says what failed, why, and what to do; ``machine``
-marks failures of this machine rather than of the install (``auto`` moves on
-from those). No GPU, GPUs hidden by the user, a GPU not reachable from a
-container and a GPU ``auto`` knowingly left out are notes, never failures.
+Pure. A failure says what, why and what to do; ``machine`` marks this machine's
+failures (``auto`` moves on from those). No GPU, hidden GPUs, a GPU not reachable
+from a container and a GPU ``auto`` left out are notes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -55,14 +55,7 @@ class Check:
 
     def to_json(self) -> dict[str, Any]:
         """The check as it appears in ``verify --json``."""
-        return {
-            "name": self.name,
-            "status": self.status,
-            "message": self.message,
-            "cause": self.cause,
-            "fix": self.fix,
-            "machine": self.machine,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -109,13 +102,9 @@ def judge(
     auto: bool = False,
     alternative: Callable[[], str | None] | None = None,
 ) -> Verdict:
-    """The verdict on ``report`` (or on ``error`` when the probe gave none).
-
-    ``required``: the packages ``poetry install`` puts here (name -> locked
-    version), missing ones fail; ``auto``: the variant is ``auto``'s pick, so
-    the GPUs its rule leaves out are notes; ``alternative``: the variant
-    ``auto``'s decision would take instead, asked only for a fix.
-    """
+    """The verdict on ``report`` (or ``error``). ``required``: name -> locked version
+    of what ``poetry install`` puts here; ``auto``: the GPUs ``auto``'s rule leaves
+    out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix."""
     if report is None:
         if timed_out:
             cause = (
