@@ -192,19 +192,15 @@ def judge_packages(
     """Warn about entries naming nothing and per-variant packages left to Poetry;
     note ``auto`` settling for cpu next to an NVIDIA GPU."""
     from poetry_torch_cuda.install.installed import installed_environment
-    from poetry_torch_cuda.machine.fallback import cpu_fallback_warning
+    from poetry_torch_cuda.machine.resolution import machine_findings
     from poetry_torch_cuda.project.package_checks import left_to_poetry
     from poetry_torch_cuda.project.package_checks import unknown_entries
 
     report.warnings.extend(unknown_entries(config, lock_names))
     report.warnings.extend(left_to_poetry(config, installed_environment(env)))
-    fallback = cpu_fallback_warning(
-        report.resolution.decision, report.resolution.machine
-    )
-    if (
-        fallback is not None
-    ):  # the machine's matter, like "no GPU": not a --check failure
-        report.notes.append(fallback)
+    notes, warnings = machine_findings(report.resolution.decision, report.machine)
+    report.notes += notes
+    report.warnings += warnings
 
 
 def _judge(report: StatusReport, config: TorchCudaConfig, managed: bool) -> None:

@@ -322,7 +322,7 @@ def test_variants_for_the_locked_torch(
     index.clear_requests()
     text = installed.run("torch-cuda", "variants", env_extra=env).stdout
     assert index.requests == []
-    assert "cu129    offered  usable here  (configured, auto's pick)" in text
+    assert "cu129    offered  runs here  (configured, auto's pick)" in text
     assert "index: no torch 2.14.1+cu126 (it has 2.13.0)" in text
 
 

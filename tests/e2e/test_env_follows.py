@@ -223,7 +223,7 @@ def test_auto_falling_back_to_cpu_on_a_gpu_says_why(
     )
     result = project.run("install", env_extra=env)
     assert project.installed()["torch"] == "2.14.1+cpu"
-    assert "RTX 3090 found with NVIDIA driver 440.33.01" in result.stderr
+    assert "RTX 3090 (driver 440.33.01)" in result.stderr
     assert "520.61.05" in result.stderr  # what the oldest candidate needs
     status = project.run("torch-cuda", "status", env_extra=env)
     assert "supports no CUDA" not in status.stdout

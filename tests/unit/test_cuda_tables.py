@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from poetry_torch_cuda.machine.tables import LINUX_DRIVERS
+from poetry_torch_cuda.machine.tables import DRIVER_ROWS
 from poetry_torch_cuda.machine.tables import Arch
-from poetry_torch_cuda.machine.tables import arch_list
+from poetry_torch_cuda.machine.tables import arch_list_for
 from poetry_torch_cuda.machine.tables import describe_archs
 from poetry_torch_cuda.machine.tables import minimum_driver
 from poetry_torch_cuda.machine.tables import newest_cuda
@@ -104,33 +104,38 @@ def test_parse_arch_list() -> None:
 def test_which_variant_builds_for_which_gpu(
     variant: str, capability: tuple[int, int], runs: bool
 ) -> None:
-    archs = arch_list(variant)
+    archs = archs_of(variant)
     assert archs is not None
     assert (runs_on(archs, capability) is not None) is runs
 
 
 def test_cu128_for_torch_27_lacks_volta() -> None:
-    newest = arch_list("cu128", "2.8.0")
-    old = arch_list("cu128", "2.7.1")
+    newest = archs_of("cu128", "2.8.0")
+    old = archs_of("cu128", "2.7.1")
     assert newest is not None and old is not None
     assert runs_on(newest, (7, 0)) is not None
     assert runs_on(old, (7, 0)) is None
 
 
 def test_aarch64_builds_drop_what_no_arm_board_has() -> None:
-    archs = arch_list("cu129", machine="aarch64")
+    archs = archs_of("cu129", machine="aarch64")
     assert archs is not None
     assert runs_on(archs, (7, 5)) is None
     assert runs_on(archs, (9, 0)) is not None
 
 
 def test_unknown_variants_borrow_the_nearest_list_of_their_major() -> None:
-    assert arch_list("cu127") == arch_list("cu126")  # a tie goes to the older
-    assert arch_list("cu133") == arch_list("cu132")
-    assert arch_list("cu140") is None  # a major the tables have never seen
-    assert arch_list("cpu") is None
+    assert archs_of("cu127") == archs_of("cu126")  # a tie goes to the older
+    assert archs_of("cu133") == archs_of("cu132")
+    assert archs_of("cu140") is None  # a major the tables have never seen
+    assert archs_of("cpu") is None
 
 
 def test_driver_table_is_ordered() -> None:
-    versions = [cuda for cuda, _ in LINUX_DRIVERS]
+    versions = [row.cuda for row in DRIVER_ROWS]
     assert versions == sorted(versions)
+
+
+def archs_of(*args: str, **kwargs: str) -> tuple[Arch, ...] | None:
+    found = arch_list_for(*args, **kwargs)
+    return None if found is None else found.archs

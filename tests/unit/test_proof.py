@@ -116,13 +116,16 @@ def test_a_driver_too_old_for_the_build_names_the_driver_and_the_fix() -> None:
     data = report("2.14.1+cu130", cuda="13.0", archs=["sm_90"])
     verdict = judge(data, None, parse_variant("cu130"), machine, ["torch"])
     (failure,) = verdict.failures
+    # the driver rule's own words, as detect says them (issue 21 item 4)
     assert failure.message == (
-        "torch 2.14.1+cu130 cannot use the GPU: driver 535.104.05 belongs to the "
-        "CUDA 12 family (up to 12.2) and a CUDA 13.0 build needs driver 580.65.06 "
-        "or newer"
+        "torch 2.14.1+cu130 cannot use the GPU: needs driver >= 580 (CUDA 13.x "
+        "minor-version compatibility) or >= 580.65.06 (full CUDA 13.0 support); "
+        "driver 535.104.05 supports CUDA 12.2"
     )
-    assert failure.fix is not None
-    assert failure.fix.startswith("update the driver or `poetry torch-cuda switch cu")
+    # without auto's decision no variant is named: detect knows the offers
+    assert failure.fix == (
+        "update the driver, or `poetry torch-cuda detect` shows which build runs here"
+    )
     assert verdict.machine_reason
 
 

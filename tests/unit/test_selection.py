@@ -304,8 +304,8 @@ def test_no_build_that_satisfies_the_specifier_is_an_error() -> None:
 
 def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
     from poetry_torch_cuda.machine.detection import Offer
+    from poetry_torch_cuda.machine.detection import cpu_fallback_warning
     from poetry_torch_cuda.machine.detection import decide
-    from poetry_torch_cuda.machine.fallback import cpu_fallback_warning
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.probe import NvidiaDriver
     from poetry_torch_cuda.machine.probe import NvidiaGpu
@@ -319,11 +319,11 @@ def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
     decision = decide(machine, lambda variant: Offer(True, "offered"))
     warning = cpu_fallback_warning(decision, machine)
     assert warning is not None
-    assert "RTX 3090 found with NVIDIA driver 440.33.01" in warning
-    assert (
-        "cu130 needs >= 580.65.06" in warning and "cu118 needs >= 520.61.05" in warning
-    )
+    assert "RTX 3090 (driver 440.33.01)" in warning
+    assert "the driver is too old for: cu132, cu130" in warning
+    assert ">= 520.61.05 runs cu118" in warning
     assert 'set variant = "cpu"' in warning
+    assert max(len(line) for line in warning.splitlines()) < 200
     # a machine without a GPU, or a CUDA pick, says nothing
     cpu_only = Machine("linux", "x86_64")
     none = decide(cpu_only, lambda variant: Offer(True, "offered"))

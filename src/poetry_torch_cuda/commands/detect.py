@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.machine.detection import Decision
+    from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.targets import Target
 
 
 class DetectCommand(TorchCudaCommand):
@@ -63,7 +65,7 @@ class DetectCommand(TorchCudaCommand):
         return True
 
     def work(self) -> int:
-        """Decide as ``auto`` would and print the steps."""
+        """Decide as ``auto`` would and print the steps (text and JSON from one record)."""
         from poetry_torch_cuda.machine.memory import failures
         from poetry_torch_cuda.machine.memory import forget
         from poetry_torch_cuda.machine.resolution import index_client
@@ -84,100 +86,94 @@ class DetectCommand(TorchCudaCommand):
             locked = locked_state(self.poetry, self.env).versions
         client = index_client(self.poetry, refresh=bool(self.option("refresh")))
         torch = None if locked is None else locked.get(canonicalize_name("torch"))
+        data: dict[str, Any] = {}
         if self.option("target"):
-            return self._for_target(config, locked or {}, client, torch)
-        resolution = resolve(config, self.poetry, self.env, locked, client=client)
-        decision = resolution.decision
-        assert decision is not None and resolution.machine is not None
-        remembered = failures(self.env.path)
+            target = self._target(config)
+            decision, machine = self._for_target(config, target, locked, client, torch)
+            where = f"on target <c1>{esc(target.describe())}</>"
+            data["target"] = target.name
+            applies, elsewhere = [], []
+        else:
+            resolution = resolve(config, self.poetry, self.env, locked, client=client)
+            assert resolution.decision is not None and resolution.machine is not None
+            decision, machine = resolution.decision, resolution.machine
+            where = "on this machine"
+            applies = failures(self.env.path, machine)
+            elsewhere = [f for f in failures(self.env.path) if f not in applies]
+        data |= {
+            "variant": decision.variant.name,
+            "configured": configured.variant.name,
+            "torch": torch,
+            "steps": list(decision.steps),
+            "forced_by": decision.forced_by,
+            "candidates": _candidates(decision),
+            "machine": machine.to_json(),
+            "remembered": [failure.to_json() for failure in applies],
+            "remembered_elsewhere": [failure.to_json() for failure in elsewhere],
+        }
         if self.option("json"):
-            self.write_json(
-                {
-                    "variant": decision.variant.name,
-                    "configured": configured.variant.name,
-                    "torch": torch,
-                    "steps": list(decision.steps),
-                    "forced_by": decision.forced_by,
-                    "candidates": _candidates(decision),
-                    "machine": resolution.machine.to_json(),
-                    "remembered": [failure.to_json() for failure in remembered],
-                }
-            )
+            self.write_json(data)
             return 0
         about = f" for torch {esc(torch)}" if torch else " (no lock yet: any torch)"
-        self.line(
-            f"<info>auto</> picks <c2>{decision.variant}</> on this machine{about}"
-        )
+        self.line(f"<info>auto</> picks <c2>{decision.variant}</> {where}{about}")
         for number, step in enumerate(decision.steps, start=1):
             self.line(f"  {number}. {esc(step)}")
         if decision.forced_by:
             self.line(f"<comment>Note:</> {esc(decision.forced_by)}")
-        if self.io.is_verbose():
+        if self.io.is_verbose() or self.option("target"):
             _published_note(self, torch)
-        if remembered:
-            self.line("Remembered for this environment (failed verification here):")
-        for failure in remembered:
+        for title, entries in (
+            ("Remembered for this environment (failed verification here)", applies),
+            ("Remembered for another driver or GPU set (not applied here)", elsewhere),
+        ):
+            if entries:
+                self.line(f"{title}:")
+            for failure in entries:
+                self.line(
+                    f"  - <c2>{failure.variant}</> ({esc(failure.when)}, "
+                    f"{esc(failure.machine)}): {esc(failure.reason)}"
+                )
+        mine = configured.variant
+        if not data.get("target") and mine.kind != "auto" and mine != decision.variant:
             self.line(
-                f"  - <c2>{failure.variant}</> ({esc(failure.when)}, "
-                f"{esc(failure.machine)}): {esc(failure.reason)}"
-            )
-        if configured.variant.kind != "auto" and configured.variant != decision.variant:
-            self.line(
-                f"<comment>Note:</> this project configures <c2>{configured.variant}</> "
+                f"<comment>Note:</> this project configures <c2>{mine}</> "
                 f"({esc(configured.variant_origin)}); `poetry torch-cuda switch auto` "
                 "would follow the machine instead"
             )
         return 0
 
+    def _target(self, config: TorchCudaConfig) -> Target:
+        """The declared target ``--target`` names (names are unique case-insensitively)."""
+        from poetry_torch_cuda.errors import TorchCudaError
+
+        name = str(self.option("target"))
+        for target in config.targets:
+            if target.name.lower() == name.lower():
+                return target
+        declared = ", ".join(t.name for t in config.targets) or "none"
+        raise TorchCudaError(
+            f"no target named {name!r} in [[tool.poetry-torch-cuda.targets]]; "
+            f"declared: {declared}."
+        )
+
     def _for_target(
         self,
         config: TorchCudaConfig,
-        locked: Mapping[NormalizedName, str],
+        target: Target,
+        locked: Mapping[NormalizedName, str] | None,
         client: IndexClient,
         torch: str | None,
-    ) -> int:
-        """``auto``'s reasoning for a declared machine, asking its platform's index."""
-        from poetry_torch_cuda.errors import TorchCudaError
+    ) -> tuple[Decision, Machine]:
+        """``auto``'s decision for a declared machine, asking its platform's index."""
         from poetry_torch_cuda.index.offers import wanted_versions
         from poetry_torch_cuda.machine.fleet import target_machine
         from poetry_torch_cuda.machine.fleet import target_offers
         from poetry_torch_cuda.machine.resolution import choose
 
-        name = str(self.option("target"))
-        target = next((t for t in config.targets if t.name == name), None)
-        if target is None:
-            declared = ", ".join(t.name for t in config.targets) or "none"
-            raise TorchCudaError(
-                f"no target named {name!r} in [[tool.poetry-torch-cuda.targets]]; "
-                f"declared: {declared}."
-            )
-        wanted = wanted_versions(config.package_names, locked)
+        wanted = wanted_versions(config.package_names, locked or {})
         finder = target_offers(config, client, wanted, target, self.env.marker_env)
-        decision = choose(target_machine(target), finder, torch)
-        if self.option("json"):
-            self.write_json(
-                {
-                    "target": target.name,
-                    "variant": decision.variant.name,
-                    "torch": torch,
-                    "steps": list(decision.steps),
-                    "forced_by": decision.forced_by,
-                    "candidates": _candidates(decision),
-                    "machine": target_machine(target).to_json(),
-                }
-            )
-            return 0
-        about = f" for torch {esc(torch)}" if torch else " (no lock yet: any torch)"
-        self.line(
-            f"<info>auto</> picks <c2>{decision.variant}</> on target "
-            f"<c1>{esc(target.describe())}</>{about}"
-        )
-        for number, step in enumerate(decision.steps, start=1):
-            self.line(f"  {number}. {esc(step)}")
-        if decision.forced_by:
-            self.line(f"<comment>Note:</> {esc(decision.forced_by)}")
-        _published_note(self, torch)
-        return 0
+        machine = target_machine(target)
+        return choose(machine, finder, torch), machine
 
     def _config_or_default(self) -> TorchCudaConfig:
         from poetry_torch_cuda.project.config import TorchCudaConfig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
@@ -148,32 +149,38 @@ class VariantsCommand(TorchCudaCommand):
         asked = ", ".join(f"{n} {v}" for n, v in wanted.items()) or "torch (no lock)"
         self.line(f"Variants for <c2>{esc(asked)}</>:")
         width = max((len(r.variant.name) for r, _ in rows), default=4)
+        # One failure of the index (unreachable, refused) is said once, not per row.
+        errors = {r.variant: _error(r) for r, _ in rows if r.available is not True}
+        shared = [
+            e for e in errors.values() if e and list(errors.values()).count(e) > 1
+        ]
         for report, verdict in rows:
-            available = report.available
-            offered = _cell(
-                {True: ("offered", "success"), False: ("missing", "comment")}.get(
-                    available,  # type: ignore[arg-type]
-                    ("unknown", "warning"),
-                ),
-                8,
+            offered, style = {
+                True: ("offered", "success"),
+                False: ("missing", "comment"),
+            }.get(
+                report.available,  # type: ignore[arg-type]
+                ("unknown", "warning"),
             )
-            usable = {True: "usable here", False: "not usable here"}.get(
+            runs = {True: "runs here", False: "does not run here"}.get(
                 verdict.usable,  # type: ignore[arg-type]
                 "cannot tell",
             )
-            marks = []
-            if report.variant == configured:
-                marks.append("configured")
-            if report.variant == auto:
-                marks.append("auto's pick")
+            marks = [
+                word
+                for word, hit in (("configured", configured), ("auto's pick", auto))
+                if report.variant == hit
+            ]
             mark = f"  <c1>({', '.join(marks)})</>" if marks else ""
-            self.line(
-                f"  <c2>{report.variant.name:<{width}}</>  {offered} {usable}{mark}"
-            )
-            if available is not True:
+            cell = f"<{style}>{offered}</>" + " " * (8 - len(offered))
+            self.line(f"  <c2>{report.variant.name:<{width}}</>  {cell} {runs}{mark}")
+            error = errors.get(report.variant)
+            if report.available is not True and error not in shared:
                 detail = "; ".join(p.describe(report.variant) for p in report.packages)
                 self.line(f"  {'':<{width}}    index: {esc(detail)}")
             self.line(f"  {'':<{width}}    {esc('; '.join(verdict.reasons))}")
+        for error in dict.fromkeys(shared):
+            self.line(f"<warning>Index (every unknown row):</> {esc(str(error))}")
         hidden = [r.variant.name for r in reports if r not in [row[0] for row in rows]]
         if hidden:
             self.line(
@@ -181,6 +188,13 @@ class VariantsCommand(TorchCudaCommand):
                 "(--all lists them)"
             )
         self.line(f"<info>auto</> picks <c2>{auto}</> on this machine.")
+
+
+def _error(report: VariantOffer) -> str | None:
+    """The index's failure for this row with its variant as ``{variant}``, if any."""
+    found = [re.sub(r" \(noted .*\)$", "", p.error) for p in report.packages if p.error]
+    name = report.variant.name
+    return "; ".join(found).replace(name, "{variant}") if found else None
 
 
 def _row_json(
@@ -199,8 +213,3 @@ def _row_json(
         "reasons": list(verdict.reasons),
         "configured": report.variant == configured,
     }
-
-
-def _cell(word_and_style: tuple[str, str], width: int) -> str:
-    word, style = word_and_style
-    return f"<{style}>{word}</>" + " " * max(width - len(word), 0)

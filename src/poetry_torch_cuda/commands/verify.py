@@ -8,16 +8,13 @@ from typing import ClassVar
 from cleo.helpers import option
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.machine.resolution import probe
-from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.project.locked import locked_state
-from poetry_torch_cuda.proof.verify import prove
 
 
 if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
+    from cleo.io.io import IO
 
 
 class VerifyCommand(TorchCudaCommand):
@@ -39,13 +36,27 @@ class VerifyCommand(TorchCudaCommand):
         "computation on the CPU and on every visible GPU; torchvision.ops.nms "
         "when torchvision is configured. The result is judged against the "
         "configured variant and this machine's driver and GPUs. Exit status 0 "
-        "when everything holds, 1 otherwise; no GPU on the machine is a note. "
+        "when everything holds, 1 otherwise (also when a package poetry.lock "
+        "installs here is missing, or the check could not finish); no GPU on "
+        "the machine is a note. Never creates the environment. "
         "<c1>-vvv</> shows the check's traceback."
     )
 
+    def reads_only(self, io: IO) -> bool:
+        """Only reads (never creates the virtualenv)."""
+        return True
+
     def work(self) -> int:
         """Resolve the variant, prove the environment, print the verdict."""
+        from poetry_torch_cuda.commands.existing_env import NotCreatedEnv
+        from poetry_torch_cuda.machine.resolution import next_choice
+        from poetry_torch_cuda.machine.resolution import probe
+        from poetry_torch_cuda.machine.resolution import resolve
+        from poetry_torch_cuda.project.locked import locked_state
+        from poetry_torch_cuda.proof.verify import prove
+
         config = self.project_config()
+        exists = not isinstance(self.env, NotCreatedEnv)
         machine = probe(self.env)
         locked = None
         if self.poetry.locker.is_locked():
@@ -53,12 +64,27 @@ class VerifyCommand(TorchCudaCommand):
         variant = resolve(
             config, self.poetry, self.env, locked, machine=machine
         ).variant
-        proof = prove(self.env, config, variant, machine=machine)
+
+        def alternative() -> str | None:
+            found = next_choice(config, self.poetry, self.env, locked, machine, variant)
+            return None if found is None else found.name
+
+        names = config.package_names
+        required = {str(n): v for n, v in (locked or {}).items() if n in names}
+        proof = prove(
+            self.env,
+            config,
+            variant,
+            machine=machine,
+            required=required,
+            alternative=alternative,
+            exists=exists,
+        )
         if self.option("json"):
             self.write_json(
                 proof.to_json(configured=config.variant, debug=self.io.is_debug())
             )
-            return 0 if proof.ok else 1
+            return 0 if proof.verified else 1
         for line in proof.lines():
             self.line(line)
         if self.io.is_debug():
@@ -66,10 +92,15 @@ class VerifyCommand(TorchCudaCommand):
                 self.line_error(esc(trace))
         elif proof.tracebacks() and not proof.ok:
             self.line("(-vvv shows the traceback of the check.)")
-        where = esc(self.env.path)
-        if proof.ok:
+        where = esc(self.env.path) if exists else "(no environment yet)"
+        if proof.verified:
             self.line(f"{PREFIX}: <info>{variant}</> build verified in {where}")
             return 0
+        if proof.ok:
+            self.line_error(
+                f"{PREFIX}: <warning>could not check</> {variant} in {where}"
+            )
+            return 1
         count = len(proof.verdict.failures)
         self.line_error(
             f"{PREFIX}: <error>verification failed</> ({count} problem"

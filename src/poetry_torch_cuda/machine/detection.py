@@ -6,7 +6,6 @@ offers from a callable, so every rule here is tested without GPUs or network.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -52,10 +51,12 @@ XPU_NOTE = (
 
 @dataclass(frozen=True)
 class Offer:
-    """Whether the index has the build; ``available`` is ``None`` when it could not be asked."""
+    """Whether the index has the build (``None``: could not ask); ``remembered``:
+    "no" because it failed verification here before."""
 
     available: bool | None
     detail: str
+    remembered: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,21 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Decision:
-    """What ``auto`` picks, the steps that led there and who forced the choice."""
+    """What ``auto`` picks, the steps that led there and who forced the choice;
+    ``left_out``: GPUs the pick knowingly does not serve (no variant serves all)."""
 
     variant: Variant
     steps: tuple[str, ...]
     forced_by: str | None = None
     candidates: tuple[tuple[Verdict, Offer | None], ...] = field(default=())
+    left_out: tuple[NvidiaGpu, ...] = ()
+
+    @property
+    def forced_by_memory(self) -> bool:
+        """cpu, although a build the rule admits was only skipped as remembered."""
+        return self.variant == CPU and any(
+            offer is not None and offer.remembered for _, offer in self.candidates
+        )
 
 
 def assess(
@@ -107,12 +117,8 @@ def decide(
     torch_version: str | None = None,
     extra: Iterable[Variant] = (),
 ) -> Decision:
-    """Pick the variant for ``machine``: the newest that its driver runs, that builds
-    for every GPU and that the index has; else the one that serves most GPUs; else cpu.
-
-    ``extra`` variants (ones the tables predate, such as ``cu133``) are
-    candidates too, but chosen only when the index confirms it has the build.
-    """
+    """The newest variant the driver runs, built for every GPU and on the index; else
+    the one serving most GPUs; else cpu. ``extra`` (``cu133``) needs the index's yes."""
     if machine.sys_platform == "darwin":
         return Decision(
             CPU,
@@ -142,15 +148,9 @@ def _old_jetson(machine: Machine) -> bool:
 def _assess_cuda(
     variant: Variant, machine: Machine, torch_version: str | None
 ) -> Verdict:
-    """The driver rule: a build runs when
-
-    - the driver is at least its CUDA major's minor-version-compatibility floor
-      and its SASS covers every GPU (no PTX has to be JIT-compiled), or
-    - the driver fully supports its CUDA version and SASS or PTX covers every GPU.
-
-    NVIDIA CUDA Compatibility guide, "Minor Version Compatibility" (read
-    2026-11-27; see :mod:`poetry_torch_cuda.machine.tables`).
-    """
+    """The driver rule ([NV-COMPAT] in :mod:`.tables`): a build runs when the driver
+    is at its CUDA major's floor and SASS covers every GPU, or the driver fully
+    supports its CUDA and SASS or PTX covers every GPU."""
     nvidia = machine.nvidia
     if nvidia is None:
         return Verdict(variant, False, ("no NVIDIA driver found",), driver_ok=False)
@@ -314,30 +314,21 @@ def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
     rocm = machine.rocm
     if rocm is None:
         return Verdict(variant, False, ("no ROCm GPU found",))
-    wanted = _rocm_version(variant.name)
-    have = rocm.major_minor
+    wanted, have, version = _rocm_version(variant.name), rocm.major_minor, rocm.version
+    notes: tuple[str, ...] = ()
     if not tables.is_known_variant(variant.name):
-        verdict = _assess_rocm_versions(variant, rocm.version, wanted, have)
-        note = (
-            f"the tables predate {variant} ({tables.UPDATE_HINT}); decided by version"
+        notes = (
+            f"the tables predate {variant} ({tables.UPDATE_HINT}); decided by version",
         )
-        return dataclasses.replace(verdict, reasons=(note, *verdict.reasons))
-    return _assess_rocm_versions(variant, rocm.version, wanted, have)
-
-
-def _assess_rocm_versions(
-    variant: Variant,
-    version: str | None,
-    wanted: tuple[int, ...],
-    have: tuple[int, int] | None,
-) -> Verdict:
     if have is None:
-        return Verdict(variant, True, ("ROCm version unknown; not checked",))
+        return Verdict(variant, True, (*notes, "ROCm version unknown; not checked"))
     if wanted[:2] == have:
-        return Verdict(variant, True, (f"matches ROCm {version}",))
+        return Verdict(variant, True, (*notes, f"matches ROCm {version}"))
     if wanted[0] == have[0] and wanted[:2] < have:
-        return Verdict(variant, True, (f"older than ROCm {version}, same major",))
-    return Verdict(variant, False, (f"does not match ROCm {version}",))
+        return Verdict(
+            variant, True, (*notes, f"older than ROCm {version}, same major")
+        )
+    return Verdict(variant, False, (*notes, f"does not match ROCm {version}"))
 
 
 def _decide_cuda(
@@ -443,6 +434,7 @@ def _partial(
             tuple(steps),
             f"{left_out} cannot be served together with the other GPUs",
             tuple(candidates),
+            verdict.uncovered,
         )
     return None
 
@@ -509,3 +501,41 @@ def _rocm_version(name: str) -> tuple[int, ...]:
 
 def _capability(gpu: NvidiaGpu) -> str:
     return gpu.capability or "unknown"
+
+
+def cpu_fallback_warning(
+    decision: Decision | None, machine: Machine | None
+) -> str | None:
+    """Why ``auto`` settles for cpu on this NVIDIA machine and what to do; else ``None``."""
+    if decision is None or machine is None or machine.nvidia is None:
+        return None
+    if decision.variant != CPU:
+        return None
+    groups: dict[str, list[str]] = {}
+    oldest = None
+    for verdict, offer in decision.candidates:
+        if not verdict.driver_ok:
+            group, oldest = "the driver is too old for", verdict.variant
+        elif verdict.uncovered:
+            group = "not built for " + ", ".join(g.sm for g in verdict.uncovered)
+        elif offer is not None and offer.remembered:
+            group = "remembered as failing here (`poetry torch-cuda detect --forget`)"
+        elif offer is not None and offer.available is False:
+            group = "not on the index for this torch"
+        else:
+            continue
+        groups.setdefault(group, []).append(verdict.variant.name)
+    why = "; ".join(f"{group}: {', '.join(v)}" for group, v in groups.items())
+    cuda = oldest.cuda_version if oldest is not None else None
+    minimum = cuda and tables.minimum_driver(cuda, machine.sys_platform)
+    fix = (
+        f"update the NVIDIA driver (>= {minimum} runs {oldest})"
+        if minimum
+        else "see `poetry torch-cuda detect`"
+    )
+    gpus = ", ".join(gpu.name for gpu in machine.nvidia.gpus) or "an NVIDIA GPU"
+    return (
+        f"auto installs the CPU build next to {gpus} (driver "
+        f"{machine.nvidia.version}): {why or 'no CUDA build fits'}.\n"
+        f'To use the GPU, {fix}; to mean the CPU build, set variant = "cpu".'
+    )

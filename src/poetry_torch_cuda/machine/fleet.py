@@ -1,11 +1,7 @@
-"""Whole fleets: does the lock run on every machine the project declares?
+"""Whole fleets: does the locked torch run on every declared target?
 
-For each ``[[tool.poetry-torch-cuda.targets]]`` entry this decides, with the
-same rules as on a real machine (:mod:`poetry_torch_cuda.machine.detection`),
-whether the configured variant - or what ``auto`` would pick there - has a
-build of the locked torch that runs on it: the index has it for the target's
-platform, the driver is new enough, every GPU's architecture is compiled in.
-Pure apart from the offers callable, so CI without a GPU can run it.
+The same rules as on a real machine (:mod:`.detection`), for the configured
+variant or ``auto``'s pick there; pure apart from the offers callable.
 """
 
 from __future__ import annotations
@@ -89,10 +85,7 @@ def target_machine(target: Target) -> Machine:
 
 
 def target_marker_env(target: Target, base: dict[str, Any]) -> dict[str, Any]:
-    """``base`` (this env's PEP 508 markers) moved to the target's OS and machine.
-
-    The Python version stays: the fleet runs the same lock.
-    """
+    """``base`` (this env's markers) moved to the target's OS and machine."""
     windows = target.sys_platform.startswith("win")
     return {
         **base,
@@ -123,10 +116,9 @@ def check_target(
                 decision=decision,
             )
         verdict = assess(variant, machine, torch_version)
-        if decision.forced_by and "together" in decision.forced_by:
-            return TargetCheck(
-                target, variant, False, (decision.forced_by,), decision=decision
-            )
+        if decision.left_out:  # no variant serves every GPU of the target
+            why = (str(decision.forced_by),)
+            return TargetCheck(target, variant, False, why, decision=decision)
         return _from_verdict(target, verdict, None, decision)
     missing = configured.not_built_for(target.sys_platform, target.platform)
     if missing is not None:
@@ -157,33 +149,17 @@ def check_fleet(
 
 
 def _from_verdict(
-    target: Target,
-    verdict: Verdict,
-    offer: Offer | None,
-    decision: Decision | None,
+    target: Target, verdict: Verdict, offer: Offer | None, decision: Decision | None
 ) -> TargetCheck:
-    if verdict.usable is None:
-        return TargetCheck(
-            target,
-            verdict.variant,
-            False,
-            ("cannot tell whether it runs", *verdict.reasons),
-            decision=decision,
-        )
-    if not verdict.usable:
-        return TargetCheck(
-            target, verdict.variant, False, verdict.reasons, decision=decision
-        )
-    if offer is not None and offer.available is False:
-        return TargetCheck(
-            target, verdict.variant, False, (offer.detail,), decision=decision
-        )
+    available = None if offer is None else offer.available
+    ok = bool(verdict.usable) and available is not False
     reasons = verdict.reasons
-    if offer is not None and offer.available is None:
-        reasons = (*reasons, offer.detail)
-    return TargetCheck(
-        target, verdict.variant, True, reasons, verdict.rule, decision=decision
-    )
+    if verdict.usable is None:
+        reasons = ("cannot tell whether it runs", *reasons)
+    elif verdict.usable and offer is not None and available is not True:
+        reasons = (offer.detail,) if available is False else (*reasons, offer.detail)
+    rule = verdict.rule if ok else None
+    return TargetCheck(target, verdict.variant, ok, reasons, rule, decision=decision)
 
 
 def check_project_fleet(
@@ -193,11 +169,8 @@ def check_project_fleet(
     locked_versions: Mapping[NormalizedName, str],
     client: IndexClient | None = None,
 ) -> list[TargetCheck]:
-    """Check the project's declared targets against its lock, asking its index.
-
-    Each target's index pages are read for the target's platform (a Windows
-    target needs ``win_amd64`` wheels); the answers are cached as usual.
-    """
+    """The project's declared targets against its lock, each asking the index for
+    its own platform's wheels."""
     from packaging.utils import canonicalize_name
 
     from poetry_torch_cuda.index.offers import wanted_versions

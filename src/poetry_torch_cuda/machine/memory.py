@@ -1,15 +1,10 @@
-"""What ``auto`` learnt the hard way: builds that failed verification on this machine.
-
-Kept per environment, in ``<env>/.poetry-torch-cuda-memory.json``, and keyed
-on the driver version and the set of GPUs, so a driver update or another GPU
-starts afresh. ``auto`` skips a remembered build (the index is not even asked
-about it); ``poetry torch-cuda detect`` shows the memory and ``--forget``
-clears it.
-"""
+"""Builds that failed verification here, per environment (``<env>/`` :data:`FILE_NAME`),
+keyed on the driver and the GPUs so a driver update starts afresh; ``auto`` skips them."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -43,13 +38,10 @@ class Failure:
 
     def to_json(self) -> dict[str, Any]:
         """As stored and as ``detect --json`` shows it."""
-        return {
-            "variant": self.variant,
-            "torch": self.torch,
-            "reason": self.reason,
-            "when": self.when,
-            "machine": self.machine,
-        }
+        return dataclasses.asdict(self)
+
+
+FIELDS = dataclasses.fields(Failure)
 
 
 def machine_key(machine: Machine) -> str | None:
@@ -76,13 +68,7 @@ def failures(env_path: Path, machine: Machine | None = None) -> list[Failure]:
     found = []
     for entry in _read(memory_path(env_path)):
         try:
-            failure = Failure(
-                str(entry["variant"]),
-                None if entry.get("torch") is None else str(entry["torch"]),
-                str(entry["reason"]),
-                str(entry["when"]),
-                str(entry["machine"]),
-            )
+            failure = Failure(**{f.name: entry[f.name] for f in FIELDS})
         except (KeyError, TypeError):
             continue
         if key is None or failure.machine == key:
@@ -136,6 +122,7 @@ def remembering(
             False,
             f"failed verification in this environment ({failure.when}): "
             f"{failure.reason} (`poetry torch-cuda detect --forget` tries it again)",
+            remembered=True,
         )
 
     return offer

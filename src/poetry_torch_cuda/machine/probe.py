@@ -2,7 +2,6 @@
 
 Each probe runs one executable with an argument list and a timeout, never a
 shell, and never fails: what could not be learnt becomes a note that says why.
-The parsers are pure functions, tested on their own.
 """
 
 from __future__ import annotations
@@ -35,7 +34,10 @@ NVIDIA_SMI_QUERY = (
 )
 #: Drivers older than R510 know no ``compute_cap`` field; ask again without it.
 NVIDIA_SMI_QUERY_OLD = ("--query-gpu=driver_version,name", "--format=csv,noheader")
-NVIDIA_PROC_VERSION = Path("/proc/driver/nvidia/version")
+NVIDIA_PROC_VERSION = "proc/driver/nvidia/version"
+#: Where /proc, /dev and /etc are looked up: ``/`` except in tests (a container's view).
+ROOT_VARIABLE = "POETRY_TORCH_CUDA_SYSTEM_ROOT"
+SMI_FAILED = "nvidia-smi failed"
 DEFAULT_ROCM_PATH = "/opt/rocm"
 
 #: Jetson model name -> compute capability: NVIDIA's CUDA GPUs list
@@ -83,11 +85,13 @@ class NvidiaGpu:
 
 @dataclass(frozen=True)
 class NvidiaDriver:
-    """The NVIDIA driver and its GPUs (none listed when read from /proc)."""
+    """The NVIDIA driver and its GPUs (none listed when read from /proc);
+    ``reachable`` is False when only /proc knows it and no /dev/nvidia* exists."""
 
     version: str
     source: str
     gpus: tuple[NvidiaGpu, ...] = ()
+    reachable: bool = True
 
 
 @dataclass(frozen=True)
@@ -151,41 +155,43 @@ class Machine:
     notes: tuple[str, ...] = field(default=())
     jetson: Jetson | None = None
 
+    @property
+    def smi_failure(self) -> str | None:
+        """Why an nvidia-smi on PATH gave no answer (hang, error, garbage), or ``None``."""
+        return next((n for n in self.notes if n.startswith(SMI_FAILED)), None)
+
     def to_json(self) -> dict[str, Any]:
         """What the probes found, as JSON (``status --json``, ``detect --json``)."""
         from poetry_torch_cuda.machine.tables import newest_cuda
 
-        nvidia = self.nvidia
-        newest = newest_cuda(nvidia.version, self.sys_platform) if nvidia else None
-        return {
-            "platform": self.sys_platform,
-            "machine": self.machine,
-            "nvidia_driver": None
-            if nvidia is None
-            else {
+        nvidia, rocm = self.nvidia, self.rocm
+        driver = None
+        if nvidia is not None:
+            newest = newest_cuda(nvidia.version, self.sys_platform)
+            driver = {
                 "version": nvidia.version,
                 "source": nvidia.source,
                 "max_cuda": None if newest is None else dotted(newest),
-            },
-            "gpus": []
-            if nvidia is None
-            else [
-                {
-                    "index": gpu.index,
-                    "name": gpu.name,
-                    "compute_capability": gpu.capability,
-                }
-                for gpu in nvidia.gpus
+                "reachable": nvidia.reachable,
+            }
+        return {
+            "platform": self.sys_platform,
+            "machine": self.machine,
+            "nvidia_driver": driver,
+            "gpus": [
+                {"index": g.index, "name": g.name, "compute_capability": g.capability}
+                for g in (nvidia.gpus if nvidia else ())
             ],
             "rocm": None
-            if self.rocm is None
+            if rocm is None
             else {
-                "version": self.rocm.version,
-                "gpus": [{"name": gpu.name, "gfx": gpu.gfx} for gpu in self.rocm.gpus],
+                "version": rocm.version,
+                "gpus": [{"name": gpu.name, "gfx": gpu.gfx} for gpu in rocm.gpus],
             },
             "nvcc": self.nvcc,
             "jetson": None if self.jetson is None else str(self.jetson),
             "notes": list(self.notes),
+            "nvidia_smi_failure": self.smi_failure,
         }
 
 
@@ -194,11 +200,8 @@ class _ProbeError(Exception):
 
 
 def run_probe(args: Sequence[str]) -> tuple[int, str, str]:
-    """Run ``args`` (no shell) and return ``(exit code, stdout, stderr)``.
-
-    Raises:
-        _ProbeError: it could not be started or did not finish in time.
-    """
+    """``(exit code, stdout, stderr)`` of ``args``; :class:`_ProbeError` if it
+    cannot start or does not finish in time."""
     try:
         process = subprocess.run(
             list(args),
@@ -216,10 +219,8 @@ def run_probe(args: Sequence[str]) -> tuple[int, str, str]:
 
 
 def parse_nvidia_smi(text: str) -> tuple[str, tuple[NvidiaGpu, ...]] | None:
-    """Parse ``driver_version,compute_cap,name`` (or ``driver_version,name``) CSV lines.
-
-    Returns the driver version and the GPUs, or ``None`` when no line parses.
-    """
+    """The driver and GPUs in ``driver_version,compute_cap,name`` (or without
+    ``compute_cap``) CSV lines; ``None`` when no line parses."""
     driver = None
     gpus: list[NvidiaGpu] = []
     for line in text.splitlines():
@@ -279,12 +280,10 @@ def parse_nvcc_version(text: str) -> str | None:
 def probe_nvidia(
     run: Callable[[Sequence[str]], tuple[int, str, str]] = run_probe,
     which: Callable[[str], str | None] = shutil.which,
-    proc_version: Path = NVIDIA_PROC_VERSION,
+    proc_version: Path | None = None,
+    dev: Path | None = None,
 ) -> tuple[NvidiaDriver | None, list[str]]:
-    """Ask nvidia-smi (once; twice on pre-R510 drivers), else read /proc.
-
-    Returns the driver (or ``None``) and notes saying what failed.
-    """
+    """Ask nvidia-smi (once; twice on pre-R510 drivers), else read /proc; notes say what failed."""
     notes: list[str] = []
     smi = which("nvidia-smi")
     if smi is None:
@@ -295,22 +294,25 @@ def probe_nvidia(
             if code != 0 and "compute_cap" in out + err:
                 code, out, err = run([smi, *NVIDIA_SMI_QUERY_OLD])
         except _ProbeError as error:
-            notes.append(f"nvidia-smi failed: {error}")
+            notes.append(f"{SMI_FAILED}: {error}")
         else:
             parsed = parse_nvidia_smi(out) if code == 0 else None
             if parsed is not None:
                 return NvidiaDriver(parsed[0], "nvidia-smi", parsed[1]), notes
-            notes.append(f"nvidia-smi failed: {_first_line(err or out, code)}")
+            notes.append(f"{SMI_FAILED}: {_first_line(err or out, code)}")
+    proc_version = proc_version or system_root() / NVIDIA_PROC_VERSION
     try:
-        text = proc_version.read_text(encoding="utf-8", errors="replace")
+        version = parse_proc_version(proc_version.read_text(errors="replace"))
     except OSError:
         notes.append(f"{proc_version} does not exist (no NVIDIA kernel driver loaded)")
         return None, notes
-    version = parse_proc_version(text)
     if version is None:
         notes.append(f"{proc_version} names no driver version")
         return None, notes
-    return NvidiaDriver(version, str(proc_version)), notes
+    # /proc/driver is not namespaced: a container without GPU access sees the host's.
+    nodes = dev or system_root() / "dev"
+    reachable = any(nodes.glob("nvidia*"))
+    return NvidiaDriver(version, str(proc_version), reachable=reachable), notes
 
 
 def probe_rocm(
@@ -354,10 +356,7 @@ def probe_nvcc(
     which: Callable[[str], str | None] = shutil.which,
     environ: Mapping[str, str] = os.environ,
 ) -> str | None:
-    """The CUDA version of ``nvcc`` on PATH (or in ``$CUDA_HOME/bin``), if any.
-
-    Windows installs ``%CUDA_PATH%\\bin\\nvcc.exe``.
-    """
+    """The CUDA version of ``nvcc`` on PATH, in ``$CUDA_HOME/bin`` or ``%CUDA_PATH%``."""
     nvcc = which("nvcc")
     for variable in ("CUDA_HOME", "CUDA_PATH"):
         home = environ.get(variable)
@@ -379,11 +378,9 @@ def parse_tegra_release(text: str) -> tuple[int, int] | None:
     return None if match is None else (int(match.group(1)), int(match.group(2)))
 
 
-def probe_jetson(root: Path = Path("/")) -> Jetson | None:
-    """A Jetson board, from ``/etc/nv_tegra_release`` or a ``-tegra`` kernel; else ``None``.
-
-    ``root`` is ``/`` except in tests. Reads files only, starts no process.
-    """
+def probe_jetson(root: Path | None = None) -> Jetson | None:
+    """A Jetson board, from ``/etc/nv_tegra_release`` or a ``-tegra`` kernel; else ``None``."""
+    root = root or system_root()
 
     def read(path: str) -> str | None:
         try:
@@ -400,31 +397,39 @@ def probe_jetson(root: Path = Path("/")) -> Jetson | None:
     return Jetson(parse_tegra_release(release or ""), model or None)
 
 
+def system_root() -> Path:
+    """``/``, or the directory :data:`ROOT_VARIABLE` names."""
+    return Path(os.environ.get(ROOT_VARIABLE) or "/")
+
+
+_PROBED: dict[tuple[object, ...], Machine] = {}
+
+
 def probe_machine(*, nvcc: bool = False, machine: str | None = None) -> Machine:
     """Probe this machine: NVIDIA first, ROCm only when no NVIDIA driver answers.
 
-    On macOS nothing is probed: PyTorch ships one build there.
+    Once per process for the same PATH and roots: a hung nvidia-smi costs one
+    timeout per run, not one per step. On macOS nothing is probed.
     """
     arch = machine or platform.machine()
     if sys.platform == "darwin":
         return Machine(sys.platform, arch)
-    nvidia, notes = probe_nvidia()
-    rocm = None
-    if nvidia is None and sys.platform.startswith("linux"):
-        rocm, rocm_notes = probe_rocm()
-        notes += rocm_notes
-    jetson = None
-    if sys.platform.startswith("linux") and arch.lower() in ("aarch64", "arm64"):
-        jetson = probe_jetson()
-    return Machine(
-        sys.platform,
-        arch,
-        nvidia,
-        rocm,
-        probe_nvcc() if nvcc else None,
-        tuple(notes),
-        jetson,
-    )
+    names = ("PATH", ROOT_VARIABLE, "ROCM_PATH", "CUDA_HOME", "CUDA_PATH")
+    key = (nvcc, arch, *(os.environ.get(name) for name in names))
+    if key not in _PROBED:
+        nvidia, notes = probe_nvidia()
+        rocm = None
+        if nvidia is None and sys.platform.startswith("linux"):
+            rocm, rocm_notes = probe_rocm()
+            notes += rocm_notes
+        jetson = None
+        if sys.platform.startswith("linux") and arch.lower() in ("aarch64", "arm64"):
+            jetson = probe_jetson()
+        found = probe_nvcc() if nvcc else None
+        _PROBED[key] = Machine(
+            sys.platform, arch, nvidia, rocm, found, tuple(notes), jetson
+        )
+    return _PROBED[key]
 
 
 def _capability(text: str) -> tuple[int, int] | None:

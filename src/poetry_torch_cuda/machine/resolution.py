@@ -1,13 +1,10 @@
-"""Where ``auto`` decides: the configured variant for one environment becomes a real one.
+"""Where ``auto`` decides, for the listeners and every command.
 
-This is the one place that does it, for the listeners and every command
-(install, ``switch``, ``sync``, ``status``, ``detect``, ``variants``, fleets):
 :func:`probe` finds the machine, :func:`offer_finder` asks the index,
-:func:`choose` decides (the rule is :mod:`.detection`'s, the memory of failed
-builds :mod:`.memory`'s) and :func:`resolve` ties them for an environment. A
-concrete variant costs nothing; ``auto`` probes the machine (one nvidia-smi
-call) and asks the index only about what is not already installed.
-:func:`require_builds` is the gate for a variant with no builds on a platform.
+:func:`choose` decides (the rule is :mod:`.detection`'s, the memory
+:mod:`.memory`'s) and :func:`resolve` ties them for an environment. A concrete
+variant costs nothing; ``auto`` probes once per run and asks the index only
+about what is not already installed.
 """
 
 from __future__ import annotations
@@ -63,9 +60,7 @@ def index_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
 
 
 def probe(env: Env, *, nvcc: bool = False) -> Machine:
-    """This machine as ``env`` runs on it (its ``platform_machine``: an x86_64
-    env under emulation on arm64 wants x86_64 wheels); ``nvcc`` also asks the
-    CUDA compiler's version."""
+    """This machine as ``env`` sees it (its ``platform_machine``); ``nvcc`` adds nvcc."""
     from poetry_torch_cuda.machine.probe import probe_machine
 
     return probe_machine(
@@ -101,11 +96,8 @@ def choose(
     extra: Iterable[Variant] = (),
     env: Env | None = None,
 ) -> Decision:
-    """``auto``'s decision for ``machine``: :func:`~.detection.decide`'s rule over ``offers``.
-
-    With ``env``, builds that failed verification in it on this machine are
-    skipped (:mod:`.memory`); a declared target (no ``env``) has no memory.
-    """
+    """:func:`~.detection.decide` over ``offers``, skipping what failed in ``env``
+    on this machine (:mod:`.memory`); a declared target (no ``env``) has no memory."""
     from poetry_torch_cuda.machine.detection import decide
 
     if env is not None:
@@ -136,6 +128,9 @@ def resolve(
     from poetry_torch_cuda.machine.detection import Offer
 
     machine = machine or probe(env)
+    kept = _keep_installed(config, env, machine) if _probe_failed(machine) else None
+    if kept is not None:
+        return kept
     wanted = wanted_versions(config.package_names, locked_versions or {})
     offers: Callable[[Variant], Offer]
     if locked_versions is not None and not wanted:
@@ -149,31 +144,108 @@ def resolve(
     )
 
 
+def _probe_failed(machine: Machine) -> bool:
+    """nvidia-smi is there but failed, and no container explains it."""
+    nvidia = machine.nvidia
+    return machine.smi_failure is not None and (nvidia is None or nvidia.reachable)
+
+
+def _keep_installed(
+    config: TorchCudaConfig, env: Env, machine: Machine
+) -> Resolution | None:
+    """nvidia-smi is there but failed: keep the build in place, never demote it
+    (``None`` with nothing installed: then the rule decides on what is known)."""
+    from poetry_torch_cuda.install.installed import installed_environment
+    from poetry_torch_cuda.machine.detection import Decision
+    from poetry_torch_cuda.project.variants import parse_variant
+
+    installed = installed_environment(env)
+    for name in sorted(config.package_names):
+        found = installed.get(name)
+        try:
+            kept = parse_variant(found.version.partition("+")[2] if found else "")
+        except ValueError:
+            continue
+        step = (
+            f"{machine.smi_failure}; auto keeps the installed {kept} build (it never "
+            "changes a build on a failed probe): fix the driver, then run again"
+        )
+        decision = Decision(kept, (step,), forced_by=step)
+        return Resolution(
+            config.variant, kept, config.variant_origin, decision, machine
+        )
+    return None
+
+
+def machine_findings(
+    decision: Decision | None, machine: Machine
+) -> tuple[list[str], list[str]]:
+    """Notes and warnings about this machine for ``status``: a failing
+    nvidia-smi and remembered failures that force cpu are warnings."""
+    from poetry_torch_cuda.machine.detection import cpu_fallback_warning
+
+    notes: list[str] = []
+    warnings: list[str] = []
+    if machine.smi_failure is not None:
+        warnings.append(f"{machine.smi_failure}: the GPU cannot be checked")
+    fallback = cpu_fallback_warning(decision, machine)
+    if fallback is not None and decision is not None:
+        (warnings if decision.forced_by_memory else notes).append(fallback)
+    return notes, warnings
+
+
+def next_choice(
+    config: TorchCudaConfig,
+    poetry: Poetry,
+    env: Env,
+    locked_versions: Mapping[NormalizedName, str] | None,
+    machine: Machine,
+    failed: Variant,
+) -> Variant | None:
+    """What ``auto`` would pick here besides ``failed``, from the index's offers and
+    the memory; ``None`` when only a build the rule rejects is left."""
+    from packaging.utils import canonicalize_name
+
+    from poetry_torch_cuda.index.offers import wanted_versions
+    from poetry_torch_cuda.machine.detection import Offer
+
+    wanted = wanted_versions(config.package_names, locked_versions or {})
+    offers = offer_finder(config, poetry, env, wanted)
+
+    def without(variant: Variant) -> Offer:
+        return Offer(False, "just failed") if variant == failed else offers(variant)
+
+    torch = wanted.get(canonicalize_name("torch"))
+    decision = choose(machine, without, torch, env=env)
+    return None if decision.left_out else decision.variant
+
+
 def report(resolution: Resolution, io: IO) -> None:
-    """At ``-v``: what the variant resolved to and, for ``auto``, each step of the decision."""
+    """At ``-v``: what the variant resolved to and each step of ``auto``'s decision;
+    a warning when ``auto`` settles for cpu next to a GPU or keeps a build."""
     from cleo.formatters.formatter import Formatter
     from cleo.io.outputs.output import Verbosity
 
+    from poetry_torch_cuda.machine.detection import cpu_fallback_warning
     from poetry_torch_cuda.output import PREFIX
 
-    if resolution.decision is None:
+    decision = resolution.decision
+    if decision is None:
         return
     io.write_line(f"{PREFIX}: {resolution.describe()}", verbosity=Verbosity.VERBOSE)
-    for step in resolution.decision.steps:
+    for step in decision.steps:
         io.write_line(f"  - {Formatter.escape(step)}", verbosity=Verbosity.VERBOSE)
-    from poetry_torch_cuda.machine.fallback import cpu_fallback_warning
-
-    warning = cpu_fallback_warning(resolution.decision, resolution.machine)
+    machine = resolution.machine
+    warning = cpu_fallback_warning(decision, machine)
+    if machine is not None and _probe_failed(machine):
+        smi = f"{machine.smi_failure}: auto decides on what else it knows"
+        warning = decision.forced_by or smi
     if warning is not None:
         io.write_error_line(f"<warning>{PREFIX}: {Formatter.escape(warning)}</>")
 
 
 def require_builds(variant: Variant, sys_platform: str) -> None:
-    """Refuse a variant PyTorch publishes no builds of for ``sys_platform``.
-
-    Raises:
-        TorchCudaError: there are none (CUDA or ROCm on macOS, say).
-    """
+    """Raise :class:`TorchCudaError` for a variant with no builds on ``sys_platform``."""
     from poetry_torch_cuda.errors import TorchCudaError
 
     missing = variant.not_built_for(sys_platform)
@@ -184,14 +256,10 @@ def require_builds(variant: Variant, sys_platform: str) -> None:
 
 
 def jetson_warning(
-    config: TorchCudaConfig, variant: Variant, machine: str, root: str = "/"
+    config: TorchCudaConfig, variant: Variant, machine: str, root: str | None = None
 ) -> str | None:
-    """A warning when a CUDA variant from PyTorch's own index is about to land on a Jetson
-    that index does not serve (L4T before R38); ``None`` otherwise.
-
-    Reads two files on aarch64 only, starts no process. A custom ``index-url``
-    (NVIDIA's Jetson index, say) is trusted.
-    """
+    """A warning when a CUDA variant from PyTorch's own index is about to land on a
+    Jetson it does not serve (L4T before R38); a custom ``index-url`` is trusted."""
     from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
 
     if variant.kind != "cuda" or machine.lower() not in ("aarch64", "arm64"):
@@ -204,7 +272,7 @@ def jetson_warning(
     from poetry_torch_cuda.machine.detection import JETSON_SBSA_L4T
     from poetry_torch_cuda.machine.probe import probe_jetson
 
-    jetson = probe_jetson(Path(root))
+    jetson = probe_jetson(Path(root) if root else None)
     if jetson is None or (jetson.l4t is not None and jetson.l4t[0] >= JETSON_SBSA_L4T):
         return None
     return f"{variant} on {jetson}: {JETSON_NOTE}"
@@ -213,11 +281,8 @@ def jetson_warning(
 def refresher(
     poetry: Poetry, env: Env, locked_versions: Mapping[NormalizedName, str] | None
 ) -> Callable[[], tuple[TorchCudaConfig, Variant] | None]:
-    """What a run that waited for another one calls: config and variant as they are now.
-
-    pyproject.toml is read again from disk (the overrides are this process's
-    environment); ``None`` when the table is gone or the plugin disabled.
-    """
+    """For a run that waited: config and variant as pyproject.toml says now
+    (``None`` when the table is gone or the plugin disabled)."""
 
     def refresh() -> tuple[TorchCudaConfig, Variant] | None:
         from poetry_torch_cuda.project.reread import current_config

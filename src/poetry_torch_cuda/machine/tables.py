@@ -97,15 +97,6 @@ DRIVER_ROWS: tuple[DriverRow, ...] = (
 # CUDA 13.3 GA (610.43.02) appears only in secondary sources read the same day;
 # until NVIDIA's own table is read, cu133 is decided by the 13.x floor rule.
 
-#: (toolkit, oldest driver) for Linux, oldest first (kept for older callers).
-LINUX_DRIVERS: tuple[tuple[tuple[int, int], str], ...] = tuple(
-    (row.cuda, row.linux) for row in DRIVER_ROWS
-)
-#: The Windows column; CUDA 13.x has no row (NVIDIA lists "N/A").
-WINDOWS_DRIVERS: tuple[tuple[tuple[int, int], str], ...] = tuple(
-    (row.cuda, row.windows) for row in DRIVER_ROWS if row.windows is not None
-)
-
 
 @dataclass(frozen=True)
 class CompatFloor:
@@ -205,7 +196,6 @@ class TorchRelease:
     release: str
     cuda: tuple[str, ...]
     rocm: tuple[str, ...]
-    pypi_default: str | None
     source: str
 
 
@@ -215,36 +205,33 @@ class TorchRelease:
 #: Sources disagree on 2.14's ROCm: RELEASE.md says ROCm 7.14 only, test-infra
 #: PR 8451 moved the release matrix to 7.2 and 7.14; both are listed.
 TORCH_RELEASES: tuple[TorchRelease, ...] = (
-    TorchRelease("2.15", ("cu132", "cu130"), (), "cu132", "PT-RFC-2.15"),
+    TorchRelease("2.15", ("cu132", "cu130"), (), "PT-RFC-2.15"),
     TorchRelease(
         "2.14",
         ("cu132", "cu130", "cu126"),
         ("rocm7.14", "rocm7.2"),
-        "cu132",
         "PT-REL; PT-RFC-2.14; PT-ROCM",
     ),
-    TorchRelease("2.13", ("cu132", "cu130", "cu126"), ("rocm7.2",), "cu130", "PT-REL"),
+    TorchRelease("2.13", ("cu132", "cu130", "cu126"), ("rocm7.2",), "PT-REL"),
     TorchRelease(
         "2.12",
         ("cu132", "cu130", "cu126"),
         ("rocm7.2",),
-        "cu130",
         "PT-REL; PT-RFC-2.12",
     ),
     TorchRelease(
         "2.11",
         ("cu130", "cu128", "cu126"),
         ("rocm7.2",),
-        "cu130",
         "PT-REL; PT-RFC-2.11",
     ),
-    TorchRelease("2.10", ("cu130", "cu128", "cu126"), ("rocm7.1",), "cu128", "PT-REL"),
-    TorchRelease("2.9", ("cu130", "cu128", "cu126"), ("rocm6.4",), "cu128", "PT-REL"),
-    TorchRelease("2.8", ("cu129", "cu128", "cu126"), ("rocm6.4",), "cu128", "PT-REL"),
-    TorchRelease("2.7", ("cu128", "cu126", "cu118"), ("rocm6.3",), "cu126", "PT-REL"),
-    TorchRelease("2.6", ("cu126", "cu124", "cu118"), ("rocm6.2.4",), "cu124", "PT-REL"),
-    TorchRelease("2.5", ("cu124", "cu121", "cu118"), ("rocm6.2",), "cu124", "PT-REL"),
-    TorchRelease("2.4", ("cu124", "cu121", "cu118"), ("rocm6.1",), "cu121", "PT-REL"),
+    TorchRelease("2.10", ("cu130", "cu128", "cu126"), ("rocm7.1",), "PT-REL"),
+    TorchRelease("2.9", ("cu130", "cu128", "cu126"), ("rocm6.4",), "PT-REL"),
+    TorchRelease("2.8", ("cu129", "cu128", "cu126"), ("rocm6.4",), "PT-REL"),
+    TorchRelease("2.7", ("cu128", "cu126", "cu118"), ("rocm6.3",), "PT-REL"),
+    TorchRelease("2.6", ("cu126", "cu124", "cu118"), ("rocm6.2.4",), "PT-REL"),
+    TorchRelease("2.5", ("cu124", "cu121", "cu118"), ("rocm6.2",), "PT-REL"),
+    TorchRelease("2.4", ("cu124", "cu121", "cu118"), ("rocm6.1",), "PT-REL"),
 )
 
 #: ROCm variants ``variants`` asks the index about, newest first: every ROCm
@@ -309,10 +296,8 @@ def is_known_variant(variant: str) -> bool:
 
 
 def nearest_known(variant: str) -> str | None:
-    """The known CUDA variant of the same major closest to ``variant`` (``cu133`` -> cu132).
-
-    Ties go to the older one, whose list is the smaller promise.
-    """
+    """The known CUDA variant of the same major closest to ``variant`` (``cu133`` ->
+    cu132); ties go to the older one, whose list is the smaller promise."""
     cuda = _cuda_of(variant)
     if cuda is None:
         return None
@@ -330,13 +315,8 @@ def arch_list_for(
     machine: str = "x86_64",
     sys_platform: str = "linux",
 ) -> ArchList | None:
-    """What ``variant``'s torch wheels are built for on this platform, or ``None``.
-
-    An unknown CUDA variant takes the list of the nearest known variant of the
-    same major (:func:`nearest_known`); ``None`` means no list can be inferred
-    (not CUDA, or a CUDA major the tables have never seen). Without
-    ``torch_version`` the newest list is used.
-    """
+    """What ``variant``'s wheels are built for here (the newest list without
+    ``torch_version``; an unknown variant takes :func:`nearest_known`'s), or ``None``."""
     name = variant if variant in ARCH_LISTS else nearest_known(variant)
     if name is None:
         return None
@@ -345,7 +325,7 @@ def arch_list_for(
     release = _release(torch_version) if torch_version is not None else None
     if release is not None:
         for row in rows:
-            if release >= _release_or_zero(row.since):
+            if release >= (_release(row.since) or (0,)):
                 chosen = row
                 break
         else:
@@ -365,23 +345,8 @@ def arch_list_for(
     )
 
 
-def arch_list(
-    variant: str,
-    torch_version: str | None = None,
-    machine: str = "x86_64",
-    sys_platform: str = "linux",
-) -> tuple[Arch, ...] | None:
-    """The GPU architectures of :func:`arch_list_for`, or ``None``."""
-    found = arch_list_for(variant, torch_version, machine, sys_platform)
-    return None if found is None else found.archs
-
-
 def sass_for(archs: tuple[Arch, ...], capability: tuple[int, int]) -> Arch | None:
-    """The entry whose SASS runs on a GPU of ``capability`` without JIT, or ``None``.
-
-    SASS runs on GPUs of the same major and an equal or higher minor (sm_86
-    code runs on sm_89).
-    """
+    """The entry whose SASS runs on ``capability`` (same major, minor <=), or ``None``."""
     major, minor = capability
     for arch in sorted(archs, reverse=True):
         if arch.major == major and arch.minor <= minor:
@@ -398,11 +363,7 @@ def ptx_for(archs: tuple[Arch, ...], capability: tuple[int, int]) -> Arch | None
 
 
 def runs_on(archs: tuple[Arch, ...], capability: tuple[int, int]) -> Arch | None:
-    """The entry of ``archs`` that runs on a GPU of compute ``capability``, or ``None``.
-
-    SASS first (:func:`sass_for`); else PTX, compiled at load time for any GPU
-    at least as new (which needs the toolkit's full driver).
-    """
+    """The entry that runs on a GPU of ``capability``: SASS, else PTX (JIT), else ``None``."""
     return sass_for(archs, capability) or ptx_for(archs, capability)
 
 
@@ -416,9 +377,11 @@ def describe_archs(archs: tuple[Arch, ...]) -> str:
     return f"{ordered[0]}..{ordered[-1]}"
 
 
-def driver_table(sys_platform: str) -> tuple[tuple[tuple[int, int], str], ...]:
-    """The toolkit/driver table of ``sys_platform`` (Windows has its own column)."""
-    return WINDOWS_DRIVERS if sys_platform.startswith("win") else LINUX_DRIVERS
+def driver_table(sys_platform: str) -> list[tuple[tuple[int, int], str]]:
+    """(CUDA, oldest driver) rows of ``sys_platform``'s column, oldest first."""
+    windows = sys_platform.startswith("win")
+    rows = ((row.cuda, row.windows if windows else row.linux) for row in DRIVER_ROWS)
+    return [(cuda, driver) for cuda, driver in rows if driver is not None]
 
 
 def newest_cuda(driver_version: str, sys_platform: str) -> tuple[int, int] | None:
@@ -435,11 +398,8 @@ def newest_cuda(driver_version: str, sys_platform: str) -> tuple[int, int] | Non
 
 
 def minimum_driver(cuda: tuple[int, int], sys_platform: str) -> str | None:
-    """The oldest driver that fully runs CUDA ``cuda`` (12.7 falls back to 12.8's row).
-
-    ``None`` when the table has no such row: a CUDA newer than the table, or
-    CUDA 13.x on Windows, where NVIDIA publishes none.
-    """
+    """The oldest driver that fully runs CUDA ``cuda`` (12.7 takes 12.8's row);
+    ``None`` beyond the table, and for CUDA 13.x on Windows (NVIDIA lists none)."""
     for version, minimum in driver_table(sys_platform):
         if version >= cuda and version[0] == cuda[0]:
             return minimum
@@ -456,16 +416,12 @@ def compat_floor(major: int, sys_platform: str) -> str | None:
 
 def compat_majors(driver_version: str, sys_platform: str) -> tuple[int, ...]:
     """The CUDA majors whose every minor runs on this driver through SASS (newest first)."""
-    driver = driver_key(driver_version)
-    if driver is None:
-        return ()
-    majors = []
-    for floor in COMPAT_FLOORS:
-        minimum = compat_floor(floor.major, sys_platform)
-        key = driver_key(minimum or "")
-        if key is not None and driver >= key:
-            majors.append(floor.major)
-    return tuple(sorted(majors, reverse=True))
+    driver = driver_key(driver_version) or (0,)
+    floors = [
+        (f.major, compat_floor(f.major, sys_platform) or "") for f in COMPAT_FLOORS
+    ]
+    runs = [major for major, floor in floors if driver >= (driver_key(floor) or (999,))]
+    return tuple(sorted(runs, reverse=True))
 
 
 def torch_release(torch_version: str | None) -> TorchRelease | None:
@@ -499,10 +455,3 @@ def _release(version: str) -> tuple[int, ...] | None:
         return Version(version).release
     except InvalidVersion:
         return None
-
-
-def _release_or_zero(version: str) -> tuple[int, ...]:
-    return _release(version) or (0,)
-
-
-_driver_key = driver_key  # the name older modules used

@@ -104,8 +104,10 @@ def _move_on(
     if first is None:
         return None
     failed = proof.variant
-    following = resolve(config, poetry, env, locked.versions, machine=machine).variant
-    if following == failed:
+    resolution = resolve(config, poetry, env, locked.versions, machine=machine)
+    following = resolution.variant
+    # Never to a build the rule rejects (a pick that leaves a GPU out).
+    if following == failed or (resolution.decision and resolution.decision.left_out):
         return None
     io.write_error_line(
         f"{PREFIX}: <warning>auto: {failed} failed verification here: "

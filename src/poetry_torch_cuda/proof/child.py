@@ -1,18 +1,15 @@
-"""The probe that runs *inside* the project's environment, in a child process.
+"""The probe run *inside* the project's environment (``<env python> -I child.py``).
 
-The plugin never imports this module: :mod:`poetry_torch_cuda.proof.run` starts
-``<env python> -I <this file> <request JSON>``. It uses the standard library
-only and runs on every Python the plugin supports. It imports each configured
-package, describes torch's build and devices, computes a little on the CPU and
-on every visible GPU and, with torchvision, runs one of its operators. It
-prints one line, :data:`MARKER` followed by the report as JSON, last on stdout;
-whatever torch prints before it is ignored. Every failure is caught and
-reported, so the process itself exits 0 unless the interpreter dies.
+Standard library only, never imported by the plugin. It imports each
+configured package, describes torch's build and devices, computes on the CPU
+and every visible GPU (and runs a torchvision operator), and prints
+:data:`MARKER` + the report as JSON last on stdout. Every failure is reported.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from importlib import import_module
@@ -23,6 +20,8 @@ from typing import Any
 MARKER = "@@poetry-torch-cuda-proof@@"
 #: (1 + 2 + 3 + 4)^2 computed the long way: sum of x*x for x in 1..4.
 EXPECTED_SUM = 30.0
+#: What hides GPUs from a build (the user's choice, not a fault of the machine).
+MASKS = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
 #: Two overlapping boxes and a separate one: nms keeps the first and the third.
 EXPECTED_NMS = [0, 2]
 
@@ -142,6 +141,7 @@ def probe(packages: list[str]) -> dict[str, Any]:
         "torch": None,
         "compute": [],
         "torchvision_op": None,
+        "masks": {name: os.environ[name] for name in MASKS if name in os.environ},
     }
     modules: dict[str, Any] = {}
     ordered = sorted(packages, key=lambda name: name != "torch")

@@ -1,9 +1,5 @@
-"""Run the probe (:mod:`poetry_torch_cuda.proof.child`) with an environment's Python.
-
-One child process, an argument list (never a shell), a timeout, its own
-session so that a hung CUDA initialisation can be killed with everything it
-started. What cannot be learnt becomes ``ProbeRun.error`` in words.
-"""
+"""Run :mod:`.child` with an environment's Python: an argument list, a timeout and its
+own session, so a hung CUDA initialisation dies with all it started."""
 
 from __future__ import annotations
 
@@ -30,6 +26,7 @@ class ProbeRun:
     report: dict[str, Any] | None
     error: str | None = None
     stderr: str = ""
+    timed_out: bool = False
 
 
 def probe_command(python: str, packages: list[str]) -> list[str]:
@@ -65,6 +62,7 @@ def run_probe(python: str, packages: list[str], timeout: float) -> ProbeRun:
             None,
             f"the check did not finish within {timeout:g} s (stopped it)",
             err,
+            True,
         )
     report = parse_output(out)
     if report is not None:

@@ -1,9 +1,8 @@
 """Prove that an environment's build runs: probe it, judge it, say it.
 
-:func:`prove` is what ``poetry torch-cuda verify`` and the checks after every
-change share; :class:`Proof` renders the result as lines, as one error
-message (failing line first, cause, fix) and as the stable JSON of
-``verify --json`` (documented in the README; ``schema`` changes if it does).
+:func:`prove` is what ``verify`` and the checks after every change share;
+:class:`Proof` renders the result as lines, as one error message and as the
+stable JSON of ``verify --json`` (``schema`` changes if it does).
 """
 
 from __future__ import annotations
@@ -15,23 +14,32 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.proof.run import ProbeRun
 from poetry_torch_cuda.proof.run import run_probe
 from poetry_torch_cuda.proof.verdict import judge
+from poetry_torch_cuda.proof.verdict import local_label
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Mapping
+
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
-    from poetry_torch_cuda.proof.run import ProbeRun
     from poetry_torch_cuda.proof.verdict import Check
     from poetry_torch_cuda.proof.verdict import Verdict
 
 #: The version of ``verify --json``'s layout.
 SCHEMA = 1
-_STYLE = {"fail": "<error>FAIL</>", "ok": "<info> ok </>", "note": "<comment>note</>"}
+_STYLE = {
+    "fail": "<error>FAIL</>",
+    "unchecked": "<warning>????</>",
+    "ok": "<info> ok </>",
+    "note": "<comment>note</>",
+}
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,13 @@ class Proof:
 
     @property
     def ok(self) -> bool:
-        """Whether every check held."""
+        """Whether no check failed (a check that could not finish is no failure)."""
         return self.verdict.ok
+
+    @property
+    def verified(self) -> bool:
+        """Whether every check ran and held."""
+        return self.verdict.ok and self.verdict.checked
 
     @property
     def torch_version(self) -> str | None:
@@ -78,16 +91,19 @@ class Proof:
         return lines
 
     def summary(self) -> str:
-        """One line: what was proven (after a change)."""
-        held = [check.message for check in self.verdict.checks if check.status == "ok"]
-        computes = [
-            m.removeprefix("computes on ") for m in held if m.startswith("computes on ")
-        ]
-        what = (
-            f"torch {self.torch_version}" if self.torch_version else str(self.variant)
-        )
-        return f"verified {what}: imports" + (
-            f", computes on {', '.join(computes)}" if computes else ""
+        """One line: what was proven after a change (or why it could not be)."""
+        checks = self.verdict.checks
+        if not self.verdict.checked:
+            check = next(c for c in checks if c.status == "unchecked")
+            return f"warning: {check.message}; {check.fix}"
+        held = [c.message for c in checks if c.status == "ok"]
+        computes = [m[12:] for m in held if m.startswith("computes on ")]
+        notes = [c.message for c in checks if c.status == "note" and c.name == "gpu"]
+        what = f"torch {self.torch_version}" if self.torch_version else self.variant
+        return (
+            f"verified {what}: imports"
+            + (f", computes on {', '.join(computes)}" if computes else "")
+            + "".join(f" (note: {note})" for note in notes)
         )
 
     def failure_message(self, *, debug: bool = False) -> str:
@@ -112,53 +128,44 @@ class Proof:
         """``verify --json``: stable keys, ``null`` for what is unknown."""
         report = self.run.report or {}
         torch = report.get("torch") or {}
+        keys = ("installed", "version", "imports", "error", "traceback")
         packages = {}
         for name in self.packages:
-            entry = self._package(name) or {}
-            version = entry.get("version")
-            packages[name] = {
-                "installed": bool(entry.get("installed")),
-                "version": version,
-                "label": _label(version),
-                "imports": entry.get("imports"),
-                "error": entry.get("error"),
-                "traceback": entry.get("traceback") if debug else None,
+            entry = {key: (self._package(name) or {}).get(key) for key in keys}
+            entry["installed"] = bool(entry["installed"])
+            entry["label"] = local_label(entry["version"] or "")
+            entry["traceback"] = entry["traceback"] if debug else None
+            packages[name] = entry
+        fields = ("version", "cuda", "hip", "cudnn", "is_available")
+        devices = [
+            {**{k: d.get(k) for k in ("index", "name")}, "capability": _dotted(d)}
+            for d in torch.get("devices") or []
+        ]
+        compute = [
+            {
+                "device": r.get("device"),
+                "ok": bool(r.get("ok")),
+                "error": r.get("error"),
             }
-
+            for r in report.get("compute") or []
+        ]
         return {
             "schema": SCHEMA,
-            "ok": self.ok,
+            "ok": self.verified,
+            "checked": self.verdict.checked,
             "configured": configured.name,
             "variant": self.variant.name,
             "python": report.get("python"),
             "error": self.run.error,
             "packages": packages,
             "torch": {
-                "version": torch.get("version"),
-                "cuda": torch.get("cuda"),
-                "hip": torch.get("hip"),
-                "cudnn": torch.get("cudnn"),
+                **{k: torch.get(k) for k in fields},
                 "arch_list": list(torch.get("arch_list") or []),
-                "is_available": torch.get("is_available"),
-                "devices": [
-                    {
-                        "index": device.get("index"),
-                        "name": device.get("name"),
-                        "capability": _capability(device.get("capability")),
-                    }
-                    for device in torch.get("devices") or []
-                ],
+                "devices": devices,
             }
             if torch
             else None,
-            "compute": [
-                {
-                    "device": result.get("device"),
-                    "ok": bool(result.get("ok")),
-                    "error": result.get("error"),
-                }
-                for result in report.get("compute") or []
-            ],
+            "compute": compute,
             "torchvision_op": report.get("torchvision_op"),
             "checks": [check.to_json() for check in self.verdict.checks],
             "machine": self.machine.to_json(),
@@ -181,8 +188,12 @@ def prove(
     variant: Variant,
     *,
     machine: Machine | None = None,
+    required: Mapping[str, str] | None = None,
+    alternative: Callable[[], str | None] | None = None,
+    exists: bool = True,
 ) -> Proof:
-    """Run the probe in ``env`` and judge it against ``variant`` and the machine."""
+    """Run the probe in ``env`` (nothing to run if it does not ``exist``) and judge
+    it against ``variant`` and the machine (see :func:`.verdict.judge`)."""
     packages = tuple(
         dict.fromkeys(canonicalize_name(req.name) for req in config.packages)
     )
@@ -190,18 +201,29 @@ def prove(
         from poetry_torch_cuda.machine.resolution import probe
 
         machine = probe(env)
-    run = run_probe(str(env.python), list(packages), config.verify_timeout)
-    verdict = judge(run.report, run.error, variant, machine, packages)
+    run = (
+        run_probe(str(env.python), list(packages), config.verify_timeout)
+        if exists
+        else ProbeRun({"packages": {}}, None)
+    )
+    verdict = judge(
+        run.report,
+        run.error,
+        variant,
+        machine,
+        packages,
+        timed_out=run.timed_out,
+        required=required,
+        auto=config.variant.kind == "auto",
+        alternative=alternative,
+    )
     return Proof(variant, machine, packages, run, verdict)
 
 
-def _label(version: object) -> str | None:
-    if not isinstance(version, str) or "+" not in version:
-        return None
-    return version.partition("+")[2]
-
-
-def _capability(value: object) -> str | None:
-    if isinstance(value, list) and len(value) == 2:
-        return f"{value[0]}.{value[1]}"
-    return None
+def _dotted(device: dict[str, Any]) -> str | None:
+    value = device.get("capability")
+    return (
+        f"{value[0]}.{value[1]}"
+        if isinstance(value, list) and len(value) == 2
+        else None
+    )
