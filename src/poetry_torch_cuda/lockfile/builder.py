@@ -46,6 +46,7 @@ from poetry_torch_cuda.lockfile.model import VariantLock
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
+    from collections.abc import Mapping
     from pathlib import Path
 
     from poetry_torch_cuda.index.client import IndexClient
@@ -121,24 +122,34 @@ class VariantLocker:
         fetch_url: str,
         record_url: str,
         roots: Iterable[Root],
-        previous: VariantLock | None = None,
+        recorded: Mapping[str, set[str]] | None = None,
     ) -> VariantLock:
         """``variant``'s build of ``roots`` from ``fetch_url``, recorded as ``record_url``.
 
+        Each set of roots installed together (one torch version with its
+        companions, under their markers) is walked with its own pins.
+
         Raises:
             MissingBuildError: the index has no build of a root.
-            DriftError: a file of ``previous`` has another sha256 on the index now.
+            DriftError: a file in ``recorded`` (file name -> sha256s locked
+                before) has another sha256 on the index now.
             LockError: a page, a file or a hash could not be had.
         """
-        roots = list(roots)
-        specs: dict[NormalizedName, SpecifierSet] = {}
-        for _ in range(_MAX_PASSES):
-            nodes, seen = self._walk(variant, fetch_url, roots, specs)
-            if seen == specs:
-                break
-            specs = seen
-        if previous is not None:
-            self._check_drift(variant, fetch_url, previous)
+        nodes: dict[tuple[NormalizedName, str], _Node] = {}
+        for group in _together(list(roots)):
+            specs: dict[NormalizedName, SpecifierSet] = {}
+            for _ in range(_MAX_PASSES):
+                found, seen = self._walk(variant, fetch_url, group, specs)
+                if seen == specs:
+                    break
+                specs = seen
+            for key, node in found.items():
+                if key in nodes:
+                    nodes[key].markers = nodes[key].markers.union(node.markers)
+                    nodes[key].edges.update(node.edges)
+                else:
+                    nodes[key] = node
+        self._check_drift(variant, nodes.values(), recorded or {})
         return VariantLock(
             variant.name,
             without_credentials(record_url),
@@ -397,18 +408,16 @@ class VariantLocker:
             tuple(sorted(files)),
         )
 
-    def _check_drift(self, variant: Variant, url: str, previous: VariantLock) -> None:
-        changed = []
-        for package in previous.packages:
-            listed = {
-                e.filename: e.sha256 for e in self._page(url, package.name).entries
-            }
-            for filename, _, sha256, _ in package.files:
-                now = listed.get(filename)
-                if now and now != sha256:
-                    changed.append(
-                        f"{filename}: locked sha256 {sha256}, the index now lists {now}"
-                    )
+    def _check_drift(
+        self, variant: Variant, nodes: Iterable[_Node], recorded: Mapping[str, set[str]]
+    ) -> None:
+        changed = [
+            f"{entry.filename}: locked sha256 {' or '.join(sorted(before))}, the "
+            f"index now lists {entry.sha256}"
+            for node in nodes
+            for entry in node.files
+            if (before := recorded.get(entry.filename)) and entry.sha256 not in before
+        ]
         if changed:
             raise DriftError(
                 f"{variant}: the index or mirror now serves different bytes for files "
@@ -416,7 +425,8 @@ class VariantLocker:
                 + "\n".join(f"  {line}" for line in changed)
                 + "\nA published file never changes: treat this as a compromised or "
                 "broken mirror. Check with whoever runs it; if the change is known to "
-                "be legitimate, delete the variant's entry (or the file) and lock again."
+                "be legitimate, re-lock deliberately: `poetry torch-cuda lock "
+                "--accept-drift`."
             )
 
 
@@ -440,6 +450,32 @@ def _wheel_metadata(wheel: bytes, filename: str) -> bytes:
     except zipfile.BadZipFile:
         pass
     raise LockError(f"{filename} is not a wheel with a METADATA file.")
+
+
+def _together(roots: list[Root]) -> list[list[Root]]:
+    """The sets of roots one environment installs together: a package locked at
+    several versions (under exclusive markers) splits them, one version each."""
+    from poetry.core.version.markers import parse_marker
+
+    by_name: dict[NormalizedName, list[Root]] = {}
+    for root in roots:
+        by_name.setdefault(root.name, []).append(root)
+    groups: list[list[Root]] = [[]]
+    for choices in by_name.values():
+        split = [
+            [*group, choice]
+            for group in groups
+            for choice in choices
+            if len(choices) == 1
+            or not any(
+                parse_marker(choice.markers)
+                .intersect(parse_marker(r.markers))
+                .is_empty()
+                for r in group
+            )
+        ]
+        groups = split or [[*group, *choices] for group in groups]
+    return groups
 
 
 def wheel_version(filename: str) -> Version | None:
