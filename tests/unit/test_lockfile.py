@@ -121,7 +121,6 @@ def test_closure_follows_markers_and_resolves_urls() -> None:
     (file,) = variant.files(linux[1])
     assert file.url == "https://download.pytorch.org/whl/cu129/torch/t0.whl"
     assert file.sha256 == B
-    assert [p.hashes for p in linux] == [[A], [B]]
     with pytest.raises(KeyError):
         variant.closure([("torchaudio", None)], {})
 

@@ -1,15 +1,9 @@
 """Lock one variant: its builds of the locked versions and their CUDA closure, from its index.
 
-Pages come through :class:`~poetry_torch_cuda.index.client.IndexClient`
-(Poetry's HTTP stack, PEP 691 JSON or PEP 503 HTML with ``#sha256=``
-fragments). Dependencies are read from PEP 658 metadata files where the index
-offers them (checked against their sha256), else from the wheel itself. Only
-the torch family is followed: the configured packages and the CUDA-bound
-wheels they need; everything else is Poetry's and locked in poetry.lock.
-
-Choosing a dependency's version needs no solver: the variant index pins
-them (``nvidia-cublas-cu12==12.9.1.4``); where a range is given, the newest
-build on the index that every requirer accepts is taken, as pip would.
+Dependencies come from PEP 658 metadata (checked by sha256), else the wheel.
+Only the torch family is followed; the rest is Poetry's, in poetry.lock. No
+solver: variant indexes pin (``nvidia-cublas-cu12==12.9.1.4``); for a range,
+the newest build every requirer accepts is taken, as pip would.
 """
 
 from __future__ import annotations
@@ -342,11 +336,16 @@ class VariantLocker:
         return [found[key] for key in sorted(found)]
 
     def _metadata(self, entry: IndexFile) -> str:
-        cached = self._cached_metadata(entry)
-        if cached is not None:
-            return cached
+        """The file's metadata: from the cache (by the file's sha256), else the index."""
         from poetry_torch_cuda.index.client import IndexUnavailableError
 
+        cache = self._metadata_cache
+        path = cache / f"{entry.sha256}.metadata" if cache and entry.sha256 else None
+        try:
+            if path is not None:
+                return path.read_text(encoding="utf-8")
+        except OSError:
+            pass
         try:
             if entry.metadata_sha256 is not None:
                 data = self._client.download(entry.url + ".metadata")
@@ -358,32 +357,14 @@ class VariantLocker:
         except IndexUnavailableError as error:
             raise _unavailable(error) from None
         text = data.decode("utf-8", "replace")
-        self._store_metadata(entry, text)
+        try:  # a cache that cannot be written costs a request next time
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.with_suffix(".tmp").write_text(text, encoding="utf-8")
+                path.with_suffix(".tmp").replace(path)
+        except OSError:
+            pass
         return text
-
-    def _cache_file(self, entry: IndexFile) -> Path | None:
-        if self._metadata_cache is None or not entry.sha256:
-            return None
-        return self._metadata_cache / f"{entry.sha256}.metadata"
-
-    def _cached_metadata(self, entry: IndexFile) -> str | None:
-        path = self._cache_file(entry)
-        try:
-            return None if path is None else path.read_text(encoding="utf-8")
-        except OSError:
-            return None
-
-    def _store_metadata(self, entry: IndexFile, text: str) -> None:
-        path = self._cache_file(entry)
-        if path is None:
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(".tmp")
-            temporary.write_text(text, encoding="utf-8")
-            temporary.replace(path)
-        except OSError:
-            pass  # a cache that cannot be written costs a request next time
 
     # -- results ------------------------------------------------------------------
 

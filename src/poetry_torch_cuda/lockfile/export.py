@@ -62,8 +62,7 @@ def select(
     """
     from poetry.core.version.markers import parse_marker
 
-    graph = locked.dependency_graph(poetry.locker.locked_repository().packages)
-    family = protected_names(configured, [graph])
+    family = protected_names(configured, [locked.locked_graph(poetry)])
     chosen = locked.selected_packages(poetry, groups, extras)
     exported, roots = [], {}
     for package, marker in chosen:

@@ -43,11 +43,7 @@ LOCK_VERSION = "1.0"
 
 @dataclass(frozen=True)
 class LockedFile:
-    """One file of a locked build: what a downloader fetches and checks.
-
-    ``url`` is absolute (resolved against the variant's index, never with
-    credentials); ``size`` is ``None`` when the index did not say.
-    """
+    """One file of a locked build: an absolute URL without credentials, its sha256."""
 
     name: NormalizedName
     version: str
@@ -68,23 +64,14 @@ class LockedDependency:
 
 @dataclass(frozen=True)
 class LockedPackage:
-    """One package of a variant's build: its version, markers, dependencies and files.
-
-    ``files`` keep the URL as written in the lock (relative to the index
-    where possible); :meth:`VariantLock.files` resolves them.
-    """
+    """One package of a variant's build; :meth:`VariantLock.files` resolves its URLs."""
 
     name: NormalizedName
     version: str
     markers: str = ""
     dependencies: tuple[LockedDependency, ...] = ()
-    #: ``(file name, url as written, sha256, size)``
+    #: ``(file name, url as written (relative to the index where possible), sha256, size)``
     files: tuple[tuple[str, str, str, int | None], ...] = ()
-
-    @property
-    def hashes(self) -> list[str]:
-        """Every file's sha256, sorted."""
-        return sorted({sha256 for _, _, sha256, _ in self.files})
 
 
 @dataclass(frozen=True)
@@ -144,12 +131,7 @@ class VariantLock:
 
 @dataclass(frozen=True)
 class LockInputs:
-    """What the lock was derived from; equal inputs mean a fresh lock.
-
-    All of it is known offline: poetry.lock's content-hash and the versions it
-    locks for the configured packages, the configuration, and the index per
-    variant (without credentials).
-    """
+    """What the lock was derived from, all known offline; equal inputs: a fresh lock."""
 
     content_hash: str
     locked: tuple[tuple[NormalizedName, tuple[str, ...]], ...]

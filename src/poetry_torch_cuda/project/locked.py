@@ -44,6 +44,11 @@ def dependency_graph(
     }
 
 
+def locked_graph(poetry: Poetry) -> dict[NormalizedName, list[NormalizedName]]:
+    """poetry.lock's dependency graph (empty without a lock)."""
+    return dependency_graph(poetry.locker.locked_repository().packages)
+
+
 def content_hash(poetry: Poetry) -> str:
     """poetry.lock's ``content-hash`` ("" without a lock)."""
     if not poetry.locker.is_locked():
@@ -131,9 +136,9 @@ def locked_state(poetry: Poetry, env: Env) -> LockedState:
             "poetry.lock does not exist yet, so the torch version to install is "
             "unknown. Run `poetry lock` (or `poetry install`) first."
         )
-    graph = dependency_graph(poetry.locker.locked_repository().packages)
     groups = poetry.package.dependency_group_names()
-    return LockedState(resolved_versions(poetry, env.marker_env, groups), graph)
+    versions = resolved_versions(poetry, env.marker_env, groups)
+    return LockedState(versions, locked_graph(poetry))
 
 
 #: Poetry's own words when ``poetry install`` refuses a stale lock.
