@@ -176,7 +176,7 @@ def check_lock(poetry: Poetry) -> list[str]:
         ]
         if missing:
             reasons.append(f"{entry.name} lacks {', '.join(sorted(set(missing)))}")
-    for name in names - {entry.name for entry in lock.variants}:
+    for name in (names & set(indexes)) - {entry.name for entry in lock.variants}:
         reasons.append(f"{name} has no entry")
     return list(dict.fromkeys(reasons))
 
@@ -202,8 +202,10 @@ def lock_project(
         LockError: a variant could not be locked.
     """
     config = config or configured(poetry.pyproject.data)
+    from poetry_torch_cuda.machine.resolution import index_client
+
     fetch = _fetching(poetry)
-    client = _client(poetry, refresh)
+    client = index_client(poetry, refresh=refresh)
     spec = lock_spec(config)
     names = {name for name in spec if name != AUTO} | {v.name for v in extra}
     optional: set[str] = set()
@@ -403,12 +405,6 @@ def _auto_variants(
 def _fetching(poetry: Poetry) -> TorchCudaConfig:
     """The configuration with this run's overrides: where files are fetched from."""
     return configured(poetry.pyproject.data, os.environ)
-
-
-def _client(poetry: Poetry, refresh: bool) -> IndexClient:
-    from poetry_torch_cuda.machine.resolution import index_client
-
-    return index_client(poetry, refresh=refresh)
 
 
 def _locker(poetry: Poetry, client: IndexClient) -> VariantLocker:
