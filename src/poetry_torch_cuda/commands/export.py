@@ -14,11 +14,8 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.urls import without_credentials
 from poetry_torch_cuda.lockfile import export
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
-from poetry_torch_cuda.lockfile.model import read_lock
 from poetry_torch_cuda.lockfile.service import configured
-from poetry_torch_cuda.lockfile.service import current_inputs
-from poetry_torch_cuda.lockfile.service import differences
-from poetry_torch_cuda.lockfile.service import lock_path
+from poetry_torch_cuda.lockfile.service import entry_for
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project.variants import not_a_variant
 from poetry_torch_cuda.project.variants import parse_variant
@@ -96,15 +93,12 @@ class ExportCommand(ReportsErrors, GroupCommand):
             )
         if not self.poetry.locker.is_locked():
             raise TorchCudaError("poetry.lock does not exist; run `poetry lock` first.")
-        lock = read_lock(lock_path(self.poetry))
-        entry = None if lock is None else lock.variant(variant.name)
-        if lock is None or entry is None:
+        entry, reasons = entry_for(self.poetry, config, variant)
+        if entry is None:
             raise TorchCudaError(
                 f"{LOCK_NAME} has no {variant}; add it to lock-variants and run "
                 "`poetry torch-cuda lock` (export reads the locks, not the index)."
             )
-        current = current_inputs(self.poetry, config, [variant.name])
-        reasons = differences(lock.inputs, current, variant=variant.name)
         if reasons:
             raise TorchCudaError(
                 f"{LOCK_NAME} does not match poetry.lock ({reasons[0]}); run "

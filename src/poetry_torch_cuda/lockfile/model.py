@@ -88,7 +88,7 @@ class VariantLock:
         found = [p for p in self.packages if p.name == wanted]
         if version is not None:
             found = [p for p in found if _same_version(p.version, version)]
-        return max(found, key=lambda p: _key(p.version), default=None)
+        return max(found, key=lambda p: version_key(p.version), default=None)
 
     def closure(
         self, roots: Iterable[tuple[str, str | None]], marker_env: Mapping[str, Any]
@@ -116,7 +116,7 @@ class VariantLock:
                 ):
                     continue
                 stack.append((dependency.name, dependency.version))
-        return sorted(chosen.values(), key=lambda p: (p.name, _key(p.version)))
+        return sorted(chosen.values(), key=lambda p: (p.name, version_key(p.version)))
 
     def files(self, package: LockedPackage) -> list[LockedFile]:
         """``package``'s files with absolute URLs."""
@@ -364,7 +364,8 @@ def _same_version(a: str, b: str) -> bool:
         return a == b
 
 
-def _key(version: str) -> tuple[int, Version | str]:
+def version_key(version: str) -> tuple[int, Version | str]:
+    """A sort key for versions; one that does not parse sorts first."""
     try:
         return (1, Version(version))
     except InvalidVersion:

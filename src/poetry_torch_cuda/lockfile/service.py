@@ -279,6 +279,19 @@ def _previous(
         return None, hashes
 
 
+def entry_for(
+    poetry: Poetry, config: TorchCudaConfig, variant: Variant
+) -> tuple[VariantLock | None, list[str]]:
+    """``variant``'s entry of torch-cuda.lock and why it does not fit (empty: it does)."""
+    lock = read_lock(lock_path(poetry))
+    if lock is None:
+        return None, [f"{LOCK_NAME} does not exist"]
+    found = lock.variant(variant.name)
+    current = current_inputs(poetry, config, [variant.name])
+    reasons = differences(lock.inputs, current, variant=variant.name)
+    return found, reasons or ([] if found else [f"{variant} is not locked"])
+
+
 def variant_lock(poetry: Poetry, variant: Variant, io: IO) -> VariantLock:
     """The locked build of ``variant`` for an install; lock it first when needed.
 
@@ -289,17 +302,9 @@ def variant_lock(poetry: Poetry, variant: Variant, io: IO) -> VariantLock:
     Raises:
         LockError: the variant could not be locked.
     """
-    config = configured(poetry.pyproject.data)
-    lock = read_lock(lock_path(poetry))
-    current = current_inputs(poetry, config, [variant.name])
-    found = None if lock is None else lock.variant(variant.name)
-    if lock is None:
-        reasons = [f"{LOCK_NAME} does not exist"]
-    else:
-        reasons = differences(lock.inputs, current, variant=variant.name)
-        if not reasons and found is not None:
-            return found
-        reasons = reasons or [f"{variant} is not locked"]
+    found, reasons = entry_for(poetry, configured(poetry.pyproject.data), variant)
+    if found is not None and not reasons:
+        return found
     io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
     try:
         # An install asks the index afresh: it is about to download from it anyway.

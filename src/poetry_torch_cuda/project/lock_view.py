@@ -20,6 +20,7 @@ from packaging.version import Version
 from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
 from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.lockfile.model import version_key
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
@@ -86,14 +87,14 @@ def missing_builds(config: TorchCudaConfig, poetry: Poetry) -> list[str]:
         f"{variant} has no build of {name} {public} (locked in poetry.lock) at "
         f"{mask_url(url)}; it has {name} {offered}. Constrain {name} to one of "
         "those, or pick another variant (`poetry torch-cuda variants` lists them)."
-        for public in sorted(missing, key=_key, reverse=True)
+        for public in sorted(missing, key=version_key, reverse=True)
     ]
 
 
 def locked_torch(poetry: Poetry) -> str | None:
     """The newest torch version in poetry.lock (public part), or ``None``."""
     found = dict(locked_versions(poetry, ["torch"])).get(canonicalize_name("torch"))
-    return _public(max(found, key=_key)) if found else None
+    return _public(max(found, key=version_key)) if found else None
 
 
 def variant_lines(config: TorchCudaConfig, poetry: Poetry, torch: str) -> list[str]:
@@ -163,10 +164,3 @@ def _public(version: str) -> str:
         return Version(version).public
     except InvalidVersion:
         return version
-
-
-def _key(version: str) -> tuple[int, Version | str]:
-    try:
-        return (1, Version(version))
-    except InvalidVersion:
-        return (0, version)
