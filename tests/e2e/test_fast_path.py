@@ -70,7 +70,7 @@ def test_no_op_install_starts_nothing_and_asks_no_index(
         "poetry_torch_cuda.install.pip",
         "poetry_torch_cuda.install.download",
         "poetry_torch_cuda.lockfile.service",
-        "poetry_torch_cuda.lockfile.reader",
+        "poetry_torch_cuda.lockfile.model",
         "poetry_torch_cuda.proof",
     )
     assert [m for m in modules if m.startswith(heavy)] == []

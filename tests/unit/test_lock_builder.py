@@ -63,7 +63,9 @@ def lock(index: FakeIndex, previous: VariantLock | None = None) -> VariantLock:
         URL,
         URL,
         [Root("torch", "2.14.1+cu130")],  # type: ignore[arg-type]
-        previous,
+        None
+        if previous is None
+        else {f[0]: {f[2]} for p in previous.packages for f in p.files},
     )
 
 
@@ -137,3 +139,25 @@ def test_a_dependency_cycle_ends() -> None:
     }
     names = sorted(p.name for p in lock(FakeIndex(wheels)).packages)
     assert names == ["nvidia-a", "nvidia-b", "torch"]
+
+
+def test_two_locked_torch_versions_each_get_their_own_pins() -> None:
+    """poetry.lock with torch 2.13.0 for old Pythons and 2.14.1 for new ones."""
+    wheels = {
+        "torch-2.13.0+cu130-py3-none-any.whl": [f"nvidia-a==1.0; {LINUX}"],
+        "torch-2.14.1+cu130-py3-none-any.whl": [f"nvidia-a==2.0; {LINUX}"],
+        "nvidia_a-1.0-py3-none-any.whl": [],
+        "nvidia_a-2.0-py3-none-any.whl": [],
+    }
+    locker = VariantLocker(FakeIndex(wheels), {"torch"}, lambda v: True)  # type: ignore[arg-type]
+    roots = [
+        Root("torch", "2.13.0+cu130", markers='python_version < "3.11"'),  # type: ignore[arg-type]
+        Root("torch", "2.14.1+cu130", markers='python_version >= "3.11"'),  # type: ignore[arg-type]
+    ]
+    locked = locker.lock(parse_variant("cu130"), URL, URL, roots)
+    assert sorted((p.name, p.version) for p in locked.packages) == [
+        ("nvidia-a", "1.0"),
+        ("nvidia-a", "2.0"),
+        ("torch", "2.13.0+cu130"),
+        ("torch", "2.14.1+cu130"),
+    ]

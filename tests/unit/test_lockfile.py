@@ -6,17 +6,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from poetry_torch_cuda.lockfile.inputs import differences
 from poetry_torch_cuda.lockfile.model import LockedDependency
 from poetry_torch_cuda.lockfile.model import LockedPackage
+from poetry_torch_cuda.lockfile.model import LockFileError
 from poetry_torch_cuda.lockfile.model import LockInputs
 from poetry_torch_cuda.lockfile.model import TorchCudaLock
 from poetry_torch_cuda.lockfile.model import VariantLock
-from poetry_torch_cuda.lockfile.reader import LockFileError
-from poetry_torch_cuda.lockfile.reader import read_inputs
-from poetry_torch_cuda.lockfile.reader import read_lock
-from poetry_torch_cuda.lockfile.writer import render
-from poetry_torch_cuda.lockfile.writer import write_lock
+from poetry_torch_cuda.lockfile.model import read_lock
+from poetry_torch_cuda.lockfile.model import recorded_hashes
+from poetry_torch_cuda.lockfile.model import render
+from poetry_torch_cuda.lockfile.model import write_lock
+from poetry_torch_cuda.lockfile.service import differences
 
 
 if TYPE_CHECKING:
@@ -94,11 +94,10 @@ def test_render_is_deterministic_and_reads_back(tmp_path: Path) -> None:
         return {v.name: set(v.packages) for v in lock.variants}
 
     assert packages(again) == packages(lock)
-    assert read_inputs(path) == lock.inputs
 
 
 def test_missing_file_reads_as_none(tmp_path: Path) -> None:
-    assert read_inputs(tmp_path / "torch-cuda.lock") is None
+    assert read_lock(tmp_path / "torch-cuda.lock") is None
     assert read_lock(tmp_path / "torch-cuda.lock") is None
 
 
@@ -110,7 +109,7 @@ def test_broken_file_is_one_clear_error(tmp_path: Path, text: str) -> None:
     path = tmp_path / "torch-cuda.lock"
     path.write_text(text)
     with pytest.raises(LockFileError, match="torch-cuda lock"):
-        read_inputs(path)
+        read_lock(path)
 
 
 def test_closure_follows_markers_and_resolves_urls() -> None:
@@ -122,7 +121,6 @@ def test_closure_follows_markers_and_resolves_urls() -> None:
     (file,) = variant.files(linux[1])
     assert file.url == "https://download.pytorch.org/whl/cu129/torch/t0.whl"
     assert file.sha256 == B
-    assert [p.hashes for p in linux] == [[A], [B]]
     with pytest.raises(KeyError):
         variant.closure([("torchaudio", None)], {})
 
@@ -148,17 +146,22 @@ def test_differences_name_what_moved() -> None:
     assert differences(recorded, more, variant="cu129") == []
 
 
-def test_reading_the_inputs_reads_only_the_head(tmp_path: Path) -> None:
-    """The staleness check parses the ``[metadata]`` head, never the variants.
-
-    (Its cost is measured by ``nox -s bench``, not asserted here.)
-    """
+def test_damage_after_the_head_is_an_error_and_hashes_are_recovered(
+    tmp_path: Path,
+) -> None:
+    """One reader parses the whole file: damage in a variant's entries is an
+    error everywhere; the drift sentinel still recovers what each line records."""
     path = tmp_path / "torch-cuda.lock"
-    write_lock(path, sample(variants=4, files=40))
-    expected = read_inputs(path)
-    # Garbage after the head would break a full parse; the head alone still reads.
-    path.write_text(path.read_text() + "\n[[variant]\nthis is not TOML = = =\n")
-    assert read_inputs(path) == expected
+    write_lock(path, sample())
+    recorded = recorded_hashes(path)
+    text = path.read_text()
+    path.write_text(
+        text.replace("[[variant.package]]", "<<<<<<< HEAD\n[[variant.package]]", 1)
+    )
+    with pytest.raises(LockFileError, match="not valid TOML"):
+        read_lock(path)
+    assert recorded and recorded_hashes(path) == recorded
+    assert recorded[("cu129", "torch-2.14.1+cu129-cp30-cp30-linux_x86_64.whl")] == {B}
 
 
 def table(**values: object) -> dict[str, object]:

@@ -7,20 +7,15 @@ from typing import TYPE_CHECKING
 from typing import ClassVar
 
 from cleo.helpers import option
-from packaging.utils import canonicalize_name
 from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.urls import without_credentials
 from poetry_torch_cuda.lockfile import export
-from poetry_torch_cuda.lockfile.inputs import configured
-from poetry_torch_cuda.lockfile.inputs import current_inputs
-from poetry_torch_cuda.lockfile.inputs import differences
-from poetry_torch_cuda.lockfile.inputs import lock_path
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
-from poetry_torch_cuda.lockfile.reader import read_lock
-from poetry_torch_cuda.lockfile.service import lock_spec
+from poetry_torch_cuda.lockfile.service import configured
+from poetry_torch_cuda.lockfile.service import entry_for
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project.variants import not_a_variant
 from poetry_torch_cuda.project.variants import parse_variant
@@ -28,6 +23,10 @@ from poetry_torch_cuda.project.variants import parse_variant
 
 if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
+
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.variants import Variant
 
 FORMATS = ("requirements.txt", "pylock.toml")
 
@@ -38,7 +37,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
     name = "torch-cuda export"
     description = (
         "Export a hash-pinned requirements.txt or pylock.toml with the variant's "
-        "build, from poetry.lock and torch-cuda.lock (no network)."
+        "build, from poetry.lock and torch-cuda.lock."
     )
     options: ClassVar[list[Option]] = [
         option(
@@ -69,14 +68,15 @@ class ExportCommand(ReportsErrors, GroupCommand):
         "markers) and the variant's build and CUDA wheels (torch-cuda.lock). "
         "<c1>pip install --require-hashes -r requirements.txt</> (or, pip >= 26.1, "
         "<c1>pip install -r pylock.toml</>) installs it, e.g. in a Dockerfile. "
-        "Reads the two locks only; never writes a credential."
+        "Reads the two locks (pylock.toml: and the index pages, for the file URLs); "
+        "never writes a credential."
     )
+
+    _client: IndexClient | None = None
 
     def work(self) -> int:
         """Write the export to stdout or ``--output``."""
         config = configured(self.poetry.pyproject.data)
-        if config is None:
-            raise TorchCudaError("This project has no [tool.poetry-torch-cuda] table.")
         fmt = self.option("format")
         if fmt not in FORMATS:
             raise TorchCudaError(
@@ -91,39 +91,36 @@ class ExportCommand(ReportsErrors, GroupCommand):
             raise TorchCudaError(
                 "--variant must name a build (e.g. cu129): an image is built for one."
             )
-        locker = self.poetry.locker
-        if not locker.is_locked():
+        if not self.poetry.locker.is_locked():
             raise TorchCudaError("poetry.lock does not exist; run `poetry lock` first.")
-        lock = read_lock(lock_path(self.poetry))
-        entry = None if lock is None else lock.variant(variant.name)
-        if lock is None or entry is None:
+        entry, reasons = entry_for(self.poetry, config, variant)
+        if entry is None:
             raise TorchCudaError(
                 f"{LOCK_NAME} has no {variant}; add it to lock-variants and run "
-                "`poetry torch-cuda lock` (export reads the locks only)."
+                "`poetry torch-cuda lock` (export reads the locks, not the index)."
             )
-        current = current_inputs(self.poetry, config, lock_spec(config), [variant.name])
-        reasons = differences(lock.inputs, current, variant=variant.name)
         if reasons:
             raise TorchCudaError(
                 f"{LOCK_NAME} does not match poetry.lock ({reasons[0]}); run "
                 "`poetry torch-cuda lock` first."
             )
-        selection = export.Selection(frozenset(self.activated_groups), self._extras())
-        ours = export.poetry_packages(locker.lock_data, config.package_names, selection)
-        roots = [
-            canonicalize_name(p["name"])
-            for p in locker.lock_data.get("package", [])
-            if canonicalize_name(p["name"]) in config.package_names
-            and set(p.get("groups", ["main"])) & selection.groups
-        ]
-        packages = ours + export.variant_packages(entry, roots)
-        secret = self._credentialed_indexes(variant.name)
+        packages = export.select(
+            self.poetry,
+            config.package_names,
+            entry,
+            self.activated_groups,
+            self._extras(),
+        )
+        secret = self._credentialed_indexes(config, variant)
         if fmt == "pylock.toml":
+            from poetry.core.version.helpers import format_python_constraint
+
             text = export.pylock_toml(
                 variant.name,
                 packages,
-                str(self.poetry.package.python_versions),
+                format_python_constraint(self.poetry.package.python_constraint),
                 secret,
+                self._file_url,
             )
         else:
             text = export.requirements_txt(variant.name, packages, secret)
@@ -157,13 +154,43 @@ class ExportCommand(ReportsErrors, GroupCommand):
             }
         return {str(g) for g in super().activated_groups}
 
-    def _credentialed_indexes(self, variant: str) -> list[str]:
+    def _credentialed_indexes(
+        self, config: TorchCudaConfig, variant: Variant
+    ) -> list[str]:
         """Indexes Poetry has credentials for: named in a comment, never written."""
+        from poetry_torch_cuda.index.credentials import index_access
+
         found = []
+        if index_access(config, variant, self.poetry.config).has_credentials:
+            found.append(without_credentials(config.index_url(variant)).rstrip("/"))
         for source in self.poetry.get_sources():
-            url = (source.url or "").replace("{variant}", variant)
+            url = source.url or ""
             if url and (
                 "@" in url or self.poetry.config.get(f"http-basic.{source.name}")
             ):
                 found.append(without_credentials(url).rstrip("/"))
         return found
+
+    def _file_url(self, index: str, name: str, filename: str) -> str:
+        """A file's URL as the index's page gives it (cached for 10 minutes)."""
+        from poetry_torch_cuda.index.client import IndexUnavailableError
+        from poetry_torch_cuda.machine.resolution import index_client
+
+        if self._client is None:
+            self._client = index_client(self.poetry)
+        try:
+            page = self._client.project(index, name)
+        except IndexUnavailableError as error:
+            raise TorchCudaError(
+                f"pylock.toml needs the URL of {filename}, read from {index}/{name}/, "
+                f"and the index did not answer ({error}). Export while it answers "
+                "(its pages are then cached for 10 minutes), or export "
+                "requirements.txt, which needs no URL."
+            ) from None
+        for entry in page.entries:
+            if entry.filename == filename:
+                return without_credentials(entry.url)
+        raise TorchCudaError(
+            f"pylock.toml needs the URL of {filename}, and {index}/{name}/ does not "
+            "list it (any more). Run `poetry lock` to lock what the index has."
+        )

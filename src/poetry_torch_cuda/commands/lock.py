@@ -10,6 +10,7 @@ from cleo.helpers import option
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
+from poetry_torch_cuda.lockfile.service import FIX
 from poetry_torch_cuda.lockfile.service import check_lock
 from poetry_torch_cuda.lockfile.service import lock_project
 from poetry_torch_cuda.output import PREFIX
@@ -32,13 +33,20 @@ class LockCommand(ReportsErrors):
         option(
             "check",
             None,
-            "Change nothing and ask no index: exit 1 when torch-cuda.lock is missing "
-            "or does not match poetry.lock, the configuration or lock-variants.",
+            "Change nothing and ask no index: exit 1 when an install would not "
+            "install exactly what torch-cuda.lock says (missing, unreadable, or not "
+            "matching poetry.lock, the configuration or the variants to lock).",
+        ),
+        option(
+            "accept-drift",
+            None,
+            "Re-lock trusting the index as it is now, even where a locked file's "
+            "sha256 changed or the previous torch-cuda.lock cannot be read.",
         ),
     ]
     help = (
-        "Locks, for every variant in <c1>lock-variants</> (default: the configured "
-        "one; for auto, every variant auto may choose that the index offers), the "
+        "Locks, for the configured variant and every variant in <c1>lock-variants</> "
+        "(for auto, every variant auto may choose that the index offers), the "
         "builds of the versions poetry.lock locks and the CUDA wheels they need, "
         "with every file and its sha256, in torch-cuda.lock beside poetry.lock. "
         "Installs then install exactly those files. Commit it."
@@ -47,25 +55,24 @@ class LockCommand(ReportsErrors):
     def work(self) -> int:
         """Write torch-cuda.lock, or (``--check``) say whether it is current."""
         if self.option("check"):
-            result = check_lock(self.poetry)
-            if result.fresh:
+            reasons = check_lock(self.poetry)
+            if not reasons:
                 self.line(f"{PREFIX}: {LOCK_NAME} matches poetry.lock")
                 return 0
             self.line_error(
                 f"<error>{LOCK_NAME} does not match this project: "
-                f"{esc('; '.join(result.reasons))}.</>"
+                f"{esc('; '.join(reasons))}.</>"
             )
-            self.line_error(
-                "<error>Run `poetry torch-cuda lock` (or `poetry lock`) and "
-                f"commit {LOCK_NAME}.</>"
-            )
+            self.line_error(f"<error>{FIX}</>")
             return 1
         if not self.poetry.locker.is_locked():
             raise TorchCudaError(
                 "poetry.lock does not exist yet, so the versions to lock are "
                 "unknown. Run `poetry lock` first."
             )
-        lock = lock_project(self.poetry, self.io, refresh=True)
+        lock = lock_project(
+            self.poetry, self.io, refresh=True, accept_drift=self.option("accept-drift")
+        )
         if lock is None:
             raise TorchCudaError("No configured package is locked in poetry.lock.")
         return 0

@@ -19,6 +19,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.envlock import environment_lock
 from poetry_torch_cuda.install.reconcile import plan_for
 from poetry_torch_cuda.install.reconcile import write_waiting
+from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.machine.resolution import require_builds
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
@@ -167,6 +168,7 @@ class SwitchCommand(MovingCommand):
                 self.line(
                     f'{PREFIX}: pyproject.toml now says variant = "<c2>{name}</>"{resolved}'
                 )
+                settle(self.poetry, self.io, read_pyproject(pyproject))
         warn_overridden(self.io, name)
         return 0
 

@@ -117,7 +117,7 @@ class InstallSettings:
         compile_bytecode: bool = False,
     ) -> InstallSettings:
         """A project's settings: its Poetry config, its directory, its torch-cuda.lock."""
-        from poetry_torch_cuda.lockfile.lookup import LockLookup as EntryLookup
+        from poetry_torch_cuda.lockfile import LockLookup as EntryLookup
 
         return cls(
             poetry.config,

@@ -1,15 +1,9 @@
 """Lock one variant: its builds of the locked versions and their CUDA closure, from its index.
 
-Pages come through :class:`~poetry_torch_cuda.index.client.IndexClient`
-(Poetry's HTTP stack, PEP 691 JSON or PEP 503 HTML with ``#sha256=``
-fragments). Dependencies are read from PEP 658 metadata files where the index
-offers them (checked against their sha256), else from the wheel itself. Only
-the torch family is followed: the configured packages and the CUDA-bound
-wheels they need; everything else is Poetry's and locked in poetry.lock.
-
-Choosing a dependency's version needs no solver: the variant index pins
-them (``nvidia-cublas-cu12==12.9.1.4``); where a range is given, the newest
-build on the index that every requirer accepts is taken, as pip would.
+Dependencies come from PEP 658 metadata (checked by sha256), else the wheel.
+Only the torch family is followed; the rest is Poetry's, in poetry.lock. No
+solver: variant indexes pin (``nvidia-cublas-cu12==12.9.1.4``); for a range,
+the newest build every requirer accepts is taken, as pip would.
 """
 
 from __future__ import annotations
@@ -46,6 +40,7 @@ from poetry_torch_cuda.lockfile.model import VariantLock
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
+    from collections.abc import Mapping
     from pathlib import Path
 
     from poetry_torch_cuda.index.client import IndexClient
@@ -121,24 +116,34 @@ class VariantLocker:
         fetch_url: str,
         record_url: str,
         roots: Iterable[Root],
-        previous: VariantLock | None = None,
+        recorded: Mapping[str, set[str]] | None = None,
     ) -> VariantLock:
         """``variant``'s build of ``roots`` from ``fetch_url``, recorded as ``record_url``.
 
+        Each set of roots installed together (one torch version with its
+        companions, under their markers) is walked with its own pins.
+
         Raises:
             MissingBuildError: the index has no build of a root.
-            DriftError: a file of ``previous`` has another sha256 on the index now.
+            DriftError: a file in ``recorded`` (file name -> sha256s locked
+                before) has another sha256 on the index now.
             LockError: a page, a file or a hash could not be had.
         """
-        roots = list(roots)
-        specs: dict[NormalizedName, SpecifierSet] = {}
-        for _ in range(_MAX_PASSES):
-            nodes, seen = self._walk(variant, fetch_url, roots, specs)
-            if seen == specs:
-                break
-            specs = seen
-        if previous is not None:
-            self._check_drift(variant, fetch_url, previous)
+        nodes: dict[tuple[NormalizedName, str], _Node] = {}
+        for group in _together(list(roots)):
+            specs: dict[NormalizedName, SpecifierSet] = {}
+            for _ in range(_MAX_PASSES):
+                found, seen = self._walk(variant, fetch_url, group, specs)
+                if seen == specs:
+                    break
+                specs = seen
+            for key, node in found.items():
+                if key in nodes:
+                    nodes[key].markers = nodes[key].markers.union(node.markers)
+                    nodes[key].edges.update(node.edges)
+                else:
+                    nodes[key] = node
+        self._check_drift(variant, nodes.values(), recorded or {})
         return VariantLock(
             variant.name,
             without_credentials(record_url),
@@ -331,11 +336,16 @@ class VariantLocker:
         return [found[key] for key in sorted(found)]
 
     def _metadata(self, entry: IndexFile) -> str:
-        cached = self._cached_metadata(entry)
-        if cached is not None:
-            return cached
+        """The file's metadata: from the cache (by the file's sha256), else the index."""
         from poetry_torch_cuda.index.client import IndexUnavailableError
 
+        cache = self._metadata_cache
+        path = cache / f"{entry.sha256}.metadata" if cache and entry.sha256 else None
+        try:
+            if path is not None:
+                return path.read_text(encoding="utf-8")
+        except OSError:
+            pass
         try:
             if entry.metadata_sha256 is not None:
                 data = self._client.download(entry.url + ".metadata")
@@ -347,32 +357,14 @@ class VariantLocker:
         except IndexUnavailableError as error:
             raise _unavailable(error) from None
         text = data.decode("utf-8", "replace")
-        self._store_metadata(entry, text)
+        try:  # a cache that cannot be written costs a request next time
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.with_suffix(".tmp").write_text(text, encoding="utf-8")
+                path.with_suffix(".tmp").replace(path)
+        except OSError:
+            pass
         return text
-
-    def _cache_file(self, entry: IndexFile) -> Path | None:
-        if self._metadata_cache is None or not entry.sha256:
-            return None
-        return self._metadata_cache / f"{entry.sha256}.metadata"
-
-    def _cached_metadata(self, entry: IndexFile) -> str | None:
-        path = self._cache_file(entry)
-        try:
-            return None if path is None else path.read_text(encoding="utf-8")
-        except OSError:
-            return None
-
-    def _store_metadata(self, entry: IndexFile, text: str) -> None:
-        path = self._cache_file(entry)
-        if path is None:
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(".tmp")
-            temporary.write_text(text, encoding="utf-8")
-            temporary.replace(path)
-        except OSError:
-            pass  # a cache that cannot be written costs a request next time
 
     # -- results ------------------------------------------------------------------
 
@@ -397,18 +389,16 @@ class VariantLocker:
             tuple(sorted(files)),
         )
 
-    def _check_drift(self, variant: Variant, url: str, previous: VariantLock) -> None:
-        changed = []
-        for package in previous.packages:
-            listed = {
-                e.filename: e.sha256 for e in self._page(url, package.name).entries
-            }
-            for filename, _, sha256, _ in package.files:
-                now = listed.get(filename)
-                if now and now != sha256:
-                    changed.append(
-                        f"{filename}: locked sha256 {sha256}, the index now lists {now}"
-                    )
+    def _check_drift(
+        self, variant: Variant, nodes: Iterable[_Node], recorded: Mapping[str, set[str]]
+    ) -> None:
+        changed = [
+            f"{entry.filename}: locked sha256 {' or '.join(sorted(before))}, the "
+            f"index now lists {entry.sha256}"
+            for node in nodes
+            for entry in node.files
+            if (before := recorded.get(entry.filename)) and entry.sha256 not in before
+        ]
         if changed:
             raise DriftError(
                 f"{variant}: the index or mirror now serves different bytes for files "
@@ -416,7 +406,8 @@ class VariantLocker:
                 + "\n".join(f"  {line}" for line in changed)
                 + "\nA published file never changes: treat this as a compromised or "
                 "broken mirror. Check with whoever runs it; if the change is known to "
-                "be legitimate, delete the variant's entry (or the file) and lock again."
+                "be legitimate, re-lock deliberately: `poetry torch-cuda lock "
+                "--accept-drift`."
             )
 
 
@@ -440,6 +431,32 @@ def _wheel_metadata(wheel: bytes, filename: str) -> bytes:
     except zipfile.BadZipFile:
         pass
     raise LockError(f"{filename} is not a wheel with a METADATA file.")
+
+
+def _together(roots: list[Root]) -> list[list[Root]]:
+    """The sets of roots one environment installs together: a package locked at
+    several versions (under exclusive markers) splits them, one version each."""
+    from poetry.core.version.markers import parse_marker
+
+    by_name: dict[NormalizedName, list[Root]] = {}
+    for root in roots:
+        by_name.setdefault(root.name, []).append(root)
+    groups: list[list[Root]] = [[]]
+    for choices in by_name.values():
+        split = [
+            [*group, choice]
+            for group in groups
+            for choice in choices
+            if len(choices) == 1
+            or not any(
+                parse_marker(choice.markers)
+                .intersect(parse_marker(r.markers))
+                .is_empty()
+                for r in group
+            )
+        ]
+        groups = split or [[*group, *choices] for group in groups]
+    return groups
 
 
 def wheel_version(filename: str) -> Version | None:

@@ -1,161 +1,148 @@
-"""Export a complete, hash-pinned install list for one variant, from the two locks only.
+"""Export a complete, hash-pinned install list for one variant, from the two locks.
 
-Poetry's packages come from poetry.lock (with its hashes and markers, the
-torch family left out); the variant's build and its CUDA wheels from
-torch-cuda.lock. Both formats install with pip on a machine without a GPU:
-``pip install --require-hashes -r requirements.txt`` and (pip >= 26.1)
-``pip install -r pylock.toml``. No index is asked and no credential is written.
+Poetry's packages come from poetry.lock, selected by groups and extras exactly
+as ``poetry install`` selects them (the ``extra`` part of a marker is decided
+here, never written); the torch family among them is replaced by the
+variant's build and its CUDA wheels from torch-cuda.lock.
+``pip install --require-hashes -r requirements.txt`` needs no network to be
+written; ``pylock.toml`` (pip >= 26.1) needs every file's URL, read from the
+index's page (cached). No credential is written.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from typing import Any
-from urllib.parse import quote
+from urllib.parse import urlsplit
 
-from packaging.utils import NormalizedName
-from packaging.utils import canonicalize_name
-
+from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.urls import without_credentials
 from poetry_torch_cuda.install.protection import protected_names
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
+from poetry_torch_cuda.project import locked
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Iterable
-    from collections.abc import Mapping
+
+    from packaging.utils import NormalizedName
+    from poetry.poetry import Poetry
 
     from poetry_torch_cuda.lockfile.model import VariantLock
 
 PYPI_SIMPLE = "https://pypi.org/simple"
-#: PyPI serves every file under this scheme too; poetry.lock records no URLs.
-PYPI_FILES = "https://files.pythonhosted.org/packages/{tag}/{first}/{name}/{file}"
 
 
 @dataclass(frozen=True)
 class ExportedPackage:
-    """One line of the export: a package, its markers, files (name, url, sha256)."""
+    """One package of the export: from an ``index``, or at ``url`` (an archive)."""
 
     name: str
     version: str
     markers: str
-    index: str
+    index: str | None
+    #: ``(file name, url or None: to be read from the index page, sha256)``
     files: tuple[tuple[str, str | None, str], ...]
+    url: str | None = None
 
 
-@dataclass(frozen=True)
-class Selection:
-    """The groups and extras to export."""
-
-    groups: frozenset[str]
-    extras: frozenset[str]
-
-
-def poetry_packages(
-    lock_data: Mapping[str, Any],
+def select(
+    poetry: Poetry,
     configured: Iterable[NormalizedName],
-    selection: Selection,
+    entry: VariantLock,
+    groups: Iterable[str],
+    extras: Iterable[str],
 ) -> list[ExportedPackage]:
-    """poetry.lock's packages for ``selection``, the torch family left out."""
+    """Poetry's packages for ``groups`` and ``extras``, the family from ``entry``.
+
+    Raises:
+        TorchCudaError: a package cannot be hash-checked (a directory or git
+            dependency).
+    """
     from poetry.core.version.markers import parse_marker
 
-    packages = list(lock_data.get("package", []))
-    graph = {
-        canonicalize_name(str(p["name"])): [
-            canonicalize_name(d) for d in (p.get("dependencies") or {})
-        ]
-        for p in packages
-    }
-    protected = protected_names(configured, [graph])
-    exported = []
-    for package in packages:
-        name = canonicalize_name(str(package["name"]))
-        if name in protected:
-            continue
-        groups = set(package.get("groups", ["main"]))
-        chosen = sorted(groups & selection.groups)
-        if not chosen:
-            continue
-        markers = package.get("markers", "")
-        marker = parse_marker("<empty>")
-        for group in chosen:
-            value = markers.get(group, "") if isinstance(markers, dict) else markers
-            marker = marker.union(parse_marker(str(value)))
-        extra_part = marker.only("extra")
-        if not extra_part.is_any() and not any(
-            extra_part.validate({"extra": extra}) for extra in selection.extras
-        ):
-            continue
-        marker = marker.without_extras()
-        source = package.get("source") or {}
-        index = str(source.get("url") or PYPI_SIMPLE)
-        files = tuple(
-            (
-                str(entry["file"]),
-                _file_url(name, str(entry["file"]), source),
-                str(entry["hash"]).partition(":")[2],
-            )
-            for entry in package.get("files", [])
-            if str(entry.get("hash", "")).startswith("sha256:")
-        )
-        exported.append(
-            ExportedPackage(
-                name, str(package["version"]), str(marker), _bare(index), files
-            )
-        )
-    return exported
-
-
-def variant_packages(
-    lock: VariantLock, roots: Iterable[NormalizedName]
-) -> list[ExportedPackage]:
-    """The locked build of the variant: ``roots`` and everything they may need."""
-    wanted = set(roots)
+    family = protected_names(configured, [locked.locked_graph(poetry)])
+    chosen = locked.selected_packages(poetry, groups, extras)
+    exported, roots = [], {}
+    for package, marker in chosen:
+        if package.name not in family:
+            exported.append(_poetry_package(package, str(marker)))
+        elif package.name in set(configured):
+            roots[package.name] = str(marker)
     included: dict[tuple[str, str], ExportedPackage] = {}
-    stack = [p for p in lock.packages if p.name in wanted]
+    stack = [(p, roots[p.name]) for p in entry.packages if p.name in roots]
     while stack:
-        package = stack.pop()
-        key = (package.name, package.version)
-        if key in included:
+        one, wanted = stack.pop()
+        if (one.name, one.version) in included:
             continue
-        included[key] = ExportedPackage(
-            package.name,
-            package.version,
-            package.markers,
-            lock.index_url,
-            tuple((f.filename, f.url, f.sha256) for f in lock.files(package)),
+        markers = parse_marker(one.markers).without_extras()
+        if wanted:
+            markers = markers.intersect(parse_marker(wanted))
+        included[(one.name, one.version)] = ExportedPackage(
+            one.name,
+            one.version,
+            "" if markers.is_any() else str(markers),
+            entry.index_url,
+            tuple((f.filename, f.url, f.sha256) for f in entry.files(one)),
         )
-        for dependency in package.dependencies:
-            found = lock.package(dependency.name, dependency.version)
+        for dependency in one.dependencies:
+            found = entry.package(dependency.name, dependency.version)
             if found is not None:
-                stack.append(found)
-    return list(included.values())
+                stack.append((found, ""))
+    return exported + list(included.values())
+
+
+def _poetry_package(package: object, marker: str) -> ExportedPackage:
+    from poetry.core.packages.package import Package
+
+    assert isinstance(package, Package)
+    kind, url = package.source_type, package.source_url
+    files = tuple(
+        (str(f["file"]), None, str(f["hash"]).partition(":")[2])
+        for f in package.files
+        if str(f.get("hash", "")).startswith("sha256:")
+    )
+    if kind in ("directory", "git"):
+        what = "directory" if kind == "directory" else "git checkout"
+        raise TorchCudaError(
+            f"cannot export {package.name} ({kind} dependency {url}): pip checks "
+            f"every file's sha256 and a {what} has none. Depend on a built wheel "
+            "or a published version of it, or install it after the export."
+        )
+    if kind in ("url", "file"):
+        return ExportedPackage(
+            package.name, package.version.text, marker, None, files, str(url)
+        )
+    index = without_credentials(str(url or PYPI_SIMPLE)).rstrip("/")
+    return ExportedPackage(package.name, package.version.text, marker, index, files)
 
 
 def requirements_txt(
-    variant: str, packages: Iterable[ExportedPackage], needs_credentials: Iterable[str]
+    variant: str, packages: Iterable[ExportedPackage], secret: Iterable[str]
 ) -> str:
     """A requirements file for ``pip install --require-hashes -r``."""
     packages = sorted(packages, key=lambda p: (p.name, p.version))
     indexes = _indexes(packages)
     lines = [
-        (
-            f"# Exported by poetry-torch-cuda from poetry.lock and {LOCK_NAME} "
-            f"for variant {variant}."
-        ),
+        f"# Exported by poetry-torch-cuda from poetry.lock and {LOCK_NAME} for {variant}.",
         "# Install with: pip install --require-hashes -r <this file>",
+        *_credential_comments(indexes, secret),
+        f"--index-url {indexes[0]}",
+        *(f"--extra-index-url {url}" for url in indexes[1:]),
+        *(f"--trusted-host {host}" for host in _insecure_hosts(indexes)),
+        "",
     ]
-    lines += _credential_comments(indexes, needs_credentials)
-    lines.append(f"--index-url {indexes[0]}")
-    lines += [f"--extra-index-url {url}" for url in indexes[1:]]
-    lines.append("")
     for package in packages:
+        what = (
+            f"{package.name}=={package.version}"
+            if package.url is None
+            else f"{package.name} @ {package.url}"
+        )
         marker = f" ; {package.markers}" if package.markers else ""
         hashes = sorted({sha for _, _, sha in package.files})
         lines.append(
-            f"{package.name}=={package.version}{marker}"
-            + "".join(f" \\\n    --hash=sha256:{sha}" for sha in hashes)
+            what + marker + "".join(f" \\\n    --hash=sha256:{s}" for s in hashes)
         )
     return "\n".join(lines) + "\n"
 
@@ -164,28 +151,28 @@ def pylock_toml(
     variant: str,
     packages: Iterable[ExportedPackage],
     requires_python: str,
-    needs_credentials: Iterable[str],
+    secret: Iterable[str],
+    file_url: Callable[[str, str, str], str],
 ) -> str:
-    """A PEP 751 ``pylock.toml``: every package with its files' URLs and sha256."""
+    """A PEP 751 ``pylock.toml``; ``file_url(index, name, file)`` finds a file's URL.
+
+    Raises:
+        TorchCudaError: a file's URL cannot be had (``file_url`` says why).
+    """
     import tomlkit
 
     packages = sorted(packages, key=lambda p: (p.name, p.version))
+    indexes = _indexes(packages)
+    trusted = "".join(f" --trusted-host {h}" for h in _insecure_hosts(indexes))
     document = tomlkit.document()
     for line in (
-        (
-            f"Exported by poetry-torch-cuda from poetry.lock and {LOCK_NAME} for "
-            f"variant {variant}."
-        ),
-        "Install with: pip install -r pylock.toml (pip >= 26.1).",
-        *(
-            c.removeprefix("# ")
-            for c in _credential_comments(_indexes(packages), needs_credentials)
-        ),
+        f"Exported by poetry-torch-cuda from poetry.lock and {LOCK_NAME} for {variant}.",
+        f"Install with: pip install{trusted} -r pylock.toml (pip >= 26.1).",
+        *(c.removeprefix("# ") for c in _credential_comments(indexes, secret)),
     ):
         document.add(tomlkit.comment(line))
     document["lock-version"] = "1.0"
-    if requires_python:
-        document["requires-python"] = requires_python
+    document["requires-python"] = requires_python
     document["created-by"] = "poetry-torch-cuda"
     entries = tomlkit.aot()
     for package in packages:
@@ -194,52 +181,48 @@ def pylock_toml(
         table["version"] = package.version
         if package.markers:
             table["marker"] = package.markers
+        if package.url is not None:
+            (_, _, sha256), *_ = package.files or (("", None, ""),)
+            archive = tomlkit.inline_table()
+            archive["url" if "://" in package.url else "path"] = package.url
+            archive["hashes"] = {"sha256": sha256}
+            table["archive"] = archive
+            entries.append(table)
+            continue
+        assert package.index is not None
         table["index"] = package.index
         wheels = tomlkit.array()
         for filename, url, sha256 in sorted(package.files):
             item = tomlkit.inline_table()
             item["name"] = filename
-            if url is not None:
-                item["url"] = url
-            hashes = tomlkit.inline_table()
-            hashes["sha256"] = sha256
-            item["hashes"] = hashes
-            wheels.append(item)
-        table["wheels"] = wheels.multiline(True)
+            item["url"] = url or file_url(package.index, package.name, filename)
+            item["hashes"] = {"sha256": sha256}
+            if filename.endswith(".whl"):
+                wheels.append(item)
+            else:
+                table["sdist"] = item
+        if wheels:
+            table["wheels"] = wheels.multiline(True)
         entries.append(table)
     document["packages"] = entries
     return tomlkit.dumps(document)
 
 
 def _indexes(packages: Iterable[ExportedPackage]) -> list[str]:
-    found = sorted(
-        {p.index for p in packages}, key=lambda url: (url != PYPI_SIMPLE, url)
-    )
-    return found or [PYPI_SIMPLE]
+    found = {p.index for p in packages if p.index is not None}
+    return sorted(found, key=lambda url: (url != PYPI_SIMPLE, url)) or [PYPI_SIMPLE]
 
 
-def _credential_comments(
-    indexes: Iterable[str], needs_credentials: Iterable[str]
-) -> list[str]:
-    secret = set(needs_credentials)
+def _insecure_hosts(indexes: Iterable[str]) -> list[str]:
+    """Hosts of plain-http indexes: pip ignores them without ``--trusted-host``."""
+    return sorted({urlsplit(u).netloc for u in indexes if u.startswith("http://")})
+
+
+def _credential_comments(indexes: Iterable[str], secret: Iterable[str]) -> list[str]:
+    secret = set(secret)
     return [
         f"# {url} needs credentials, which are not written here: give pip the URL "
         "with them in PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, or put them in ~/.netrc."
         for url in indexes
         if url in secret
     ]
-
-
-def _bare(url: str) -> str:
-    return without_credentials(url).rstrip("/")
-
-
-def _file_url(name: str, filename: str, source: Mapping[str, Any]) -> str | None:
-    """Where the file is, without asking: beside the project page, or PyPI's scheme."""
-    url = source.get("url")
-    if source.get("type") == "legacy" and url:
-        return f"{_bare(str(url))}/{name}/{quote(filename)}"
-    if source:
-        return None
-    tag = filename[:-4].split("-")[-3] if filename.endswith(".whl") else "source"
-    return PYPI_FILES.format(tag=tag, first=name[0], name=name, file=quote(filename))

@@ -1,7 +1,15 @@
-"""What torch-cuda.lock holds: per variant, the builds, their dependencies and files."""
+"""torch-cuda.lock's format: what it holds, its one reader and its writer.
+
+Per variant, the builds, their dependencies and files. Every command reads the
+whole file through :func:`read_lock` (a conflict anywhere is an error
+everywhere); :func:`write_lock` writes it atomically, same inputs same bytes.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -14,10 +22,18 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
+from poetry_torch_cuda.errors import TorchCudaError
+
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Poetry depends on tomli below 3.11
+    import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Mapping
+    from pathlib import Path
 
 #: The name of the file, beside poetry.lock.
 LOCK_NAME = "torch-cuda.lock"
@@ -27,11 +43,7 @@ LOCK_VERSION = "1.0"
 
 @dataclass(frozen=True)
 class LockedFile:
-    """One file of a locked build: what a downloader fetches and checks.
-
-    ``url`` is absolute (resolved against the variant's index, never with
-    credentials); ``size`` is ``None`` when the index did not say.
-    """
+    """One file of a locked build: an absolute URL without credentials, its sha256."""
 
     name: NormalizedName
     version: str
@@ -52,23 +64,14 @@ class LockedDependency:
 
 @dataclass(frozen=True)
 class LockedPackage:
-    """One package of a variant's build: its version, markers, dependencies and files.
-
-    ``files`` keep the URL as written in the lock (relative to the index
-    where possible); :meth:`VariantLock.files` resolves them.
-    """
+    """One package of a variant's build; :meth:`VariantLock.files` resolves its URLs."""
 
     name: NormalizedName
     version: str
     markers: str = ""
     dependencies: tuple[LockedDependency, ...] = ()
-    #: ``(file name, url as written, sha256, size)``
+    #: ``(file name, url as written (relative to the index where possible), sha256, size)``
     files: tuple[tuple[str, str, str, int | None], ...] = ()
-
-    @property
-    def hashes(self) -> list[str]:
-        """Every file's sha256, sorted."""
-        return sorted({sha256 for _, _, sha256, _ in self.files})
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class VariantLock:
         found = [p for p in self.packages if p.name == wanted]
         if version is not None:
             found = [p for p in found if _same_version(p.version, version)]
-        return max(found, key=lambda p: _key(p.version), default=None)
+        return max(found, key=lambda p: version_key(p.version), default=None)
 
     def closure(
         self, roots: Iterable[tuple[str, str | None]], marker_env: Mapping[str, Any]
@@ -113,7 +116,7 @@ class VariantLock:
                 ):
                     continue
                 stack.append((dependency.name, dependency.version))
-        return sorted(chosen.values(), key=lambda p: (p.name, _key(p.version)))
+        return sorted(chosen.values(), key=lambda p: (p.name, version_key(p.version)))
 
     def files(self, package: LockedPackage) -> list[LockedFile]:
         """``package``'s files with absolute URLs."""
@@ -128,12 +131,7 @@ class VariantLock:
 
 @dataclass(frozen=True)
 class LockInputs:
-    """What the lock was derived from; equal inputs mean a fresh lock.
-
-    All of it is known offline: poetry.lock's content-hash and the versions it
-    locks for the configured packages, the configuration, and the index per
-    variant (without credentials).
-    """
+    """What the lock was derived from, all known offline; equal inputs: a fresh lock."""
 
     content_hash: str
     locked: tuple[tuple[NormalizedName, tuple[str, ...]], ...]
@@ -159,6 +157,206 @@ class TorchCudaLock:
         return next((v for v in self.variants if v.name == name), None)
 
 
+class LockFileError(TorchCudaError):
+    """torch-cuda.lock cannot be read; the message says how to get a good one."""
+
+
+def read_lock(path: Path) -> TorchCudaLock | None:
+    """The whole lock in ``path`` (``None``: no such file).
+
+    Raises:
+        LockFileError: the file is not a torch-cuda.lock this version can read
+            (a merge conflict anywhere in it included).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise LockFileError(f"cannot read {LOCK_NAME}: {error.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise LockFileError(
+            f"{LOCK_NAME} is not valid TOML ({error}); a merge conflict? Run "
+            "`poetry torch-cuda lock` to write it again."
+        ) from None
+    try:
+        metadata = data["metadata"]
+        version = str(metadata["lock-version"])
+        if version.split(".")[0] != LOCK_VERSION.split(".")[0]:
+            raise LockFileError(
+                f"{LOCK_NAME} has lock-version {version}; this poetry-torch-cuda "
+                f"reads {LOCK_VERSION}. Upgrade the plugin, or run "
+                "`poetry torch-cuda lock` to write it again."
+            )
+        inputs = LockInputs(
+            content_hash=str(metadata["content-hash"]),
+            locked=tuple(
+                (canonicalize_name(name), tuple(str(v) for v in versions))
+                for name, versions in sorted(metadata["locked"].items())
+            ),
+            packages=tuple(str(p) for p in metadata["packages"]),
+            lock_variants=tuple(str(v) for v in metadata["lock-variants"]),
+            indexes=tuple(
+                (str(name), str(url))
+                for name, url in sorted(metadata["indexes"].items())
+            ),
+        )
+        variants = tuple(_variant(entry) for entry in data.get("variant", []))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise LockFileError(
+            f"{path.name} is not a torch-cuda.lock this plugin can read; run "
+            "`poetry torch-cuda lock` to write it again."
+        ) from None
+    return TorchCudaLock(inputs, variants)
+
+
+def _variant(entry: dict[str, Any]) -> VariantLock:
+    packages = []
+    for package in entry["package"]:
+        files = []
+        for item in package["files"]:
+            algorithm, _, digest = str(item["hash"]).partition(":")
+            if algorithm != "sha256" or not digest:
+                raise ValueError(item["hash"])
+            size = item.get("size")
+            files.append(
+                (str(item["file"]), str(item["url"]), digest, size and int(size))
+            )
+        dependencies = tuple(
+            LockedDependency(
+                canonicalize_name(d["name"]),
+                str(d["version"]),
+                str(d.get("markers", "")),
+            )
+            for d in package["dependencies"]
+        )
+        packages.append(
+            LockedPackage(
+                canonicalize_name(package["name"]),
+                str(package["version"]),
+                str(package.get("markers", "")),
+                dependencies,
+                tuple(files),
+            )
+        )
+    return VariantLock(str(entry["name"]), str(entry["index-url"]), tuple(packages))
+
+
+_FILE_LINE = re.compile(r'file = "([^"]+)".*hash = "sha256:([0-9a-f]+)"')
+
+
+def recorded_hashes(path: Path) -> dict[tuple[str, str], set[str]] | None:
+    """``(variant, file name) -> sha256s`` recorded in ``path``, even a broken one.
+
+    Read line by line, so a merge conflict or a damaged part loses only its
+    own lines (both sides of a conflict count). ``None``: no such file.
+    """
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    found: dict[tuple[str, str], set[str]] = {}
+    variant, expect_name = "", False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped == "[[variant]]":
+            expect_name = True
+        elif expect_name and stripped.startswith("name ="):
+            variant, expect_name = stripped.partition("=")[2].strip().strip('"'), False
+        elif match := _FILE_LINE.search(line):
+            found.setdefault((variant, match[1]), set()).add(match[2])
+    return found
+
+
+HEADER = """\
+# torch-cuda.lock: the PyTorch builds poetry-torch-cuda installs, with the sha256
+# of every file. @generated by poetry-torch-cuda; do not edit it by hand.
+# Commit it beside poetry.lock. `poetry torch-cuda lock` rewrites it,
+# `poetry torch-cuda lock --check` tells whether it matches poetry.lock.
+"""
+
+
+def render(lock: TorchCudaLock) -> str:
+    """The text of ``lock``; everything is sorted, so equal locks give equal text."""
+    import tomlkit
+
+    document = tomlkit.document()
+    inputs = lock.inputs
+    metadata = tomlkit.table()
+    metadata["lock-version"] = LOCK_VERSION
+    metadata["content-hash"] = inputs.content_hash
+    metadata["packages"] = list(inputs.packages)
+    metadata["lock-variants"] = list(inputs.lock_variants)
+    metadata["locked"] = {name: list(versions) for name, versions in inputs.locked}
+    metadata["indexes"] = dict(inputs.indexes)
+    document["metadata"] = metadata
+    variants = tomlkit.aot()
+    for variant in sorted(lock.variants, key=lambda v: v.name):
+        table = tomlkit.table()
+        table["name"] = variant.name
+        table["index-url"] = variant.index_url
+        packages = tomlkit.aot()
+        for package in sorted(variant.packages, key=lambda p: (p.name, p.version)):
+            packages.append(_package(package))
+        table["package"] = packages
+        variants.append(table)
+    document["variant"] = variants
+    return HEADER + "\n" + tomlkit.dumps(document)
+
+
+def _package(package: LockedPackage) -> Any:
+    import tomlkit
+
+    table = tomlkit.table()
+    table["name"] = package.name
+    table["version"] = package.version
+    if package.markers:
+        table["markers"] = package.markers
+    dependencies = tomlkit.array()
+    for dependency in sorted(
+        package.dependencies, key=lambda d: (d.name, d.version, d.markers)
+    ):
+        item = tomlkit.inline_table()
+        item.update({"name": dependency.name, "version": dependency.version})
+        if dependency.markers:
+            item["markers"] = dependency.markers
+        dependencies.append(item)
+    table["dependencies"] = dependencies.multiline(bool(package.dependencies))
+    files = tomlkit.array()
+    for filename, url, sha256, size in sorted(package.files):
+        item = tomlkit.inline_table()
+        item.update({"file": filename, "url": url, "hash": f"sha256:{sha256}"})
+        if size is not None:
+            item["size"] = size
+        files.append(item)
+    table["files"] = files.multiline(bool(package.files))
+    return table
+
+
+def write_lock(path: Path, lock: TorchCudaLock) -> bool:
+    """Write ``lock`` to ``path`` atomically; return whether the file changed.
+
+    The file gets the mode any new file gets here (the umask), as poetry.lock.
+    """
+    text = render(lock)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except OSError:
+        pass
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return True
+
+
 def _same_version(a: str, b: str) -> bool:
     try:
         return Version(a) == Version(b)
@@ -166,7 +364,8 @@ def _same_version(a: str, b: str) -> bool:
         return a == b
 
 
-def _key(version: str) -> tuple[int, Version | str]:
+def version_key(version: str) -> tuple[int, Version | str]:
+    """A sort key for versions; one that does not parse sorts first."""
     try:
         return (1, Version(version))
     except InvalidVersion:

@@ -1,8 +1,16 @@
-"""Keep torch-cuda.lock in step with poetry.lock: lock, check, and hand an install its files."""
+"""Keep torch-cuda.lock in step with poetry.lock: lock, check, and hand an install its files.
+
+The variants locked are ``lock-variants`` and the configured variant, always
+(``auto``: every variant auto may choose whose index has the locked builds).
+What a lock was derived from is known offline (:class:`LockInputs`): the index
+URL per variant is the configured one, without credentials;
+``POETRY_TORCH_CUDA_INDEX_URL`` is a per-run mirror and
+``POETRY_TORCH_CUDA_VARIANT`` picks what to install, so neither makes a lock stale.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -13,105 +21,212 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index.urls import without_credentials
 from poetry_torch_cuda.lockfile.builder import LockError
+from poetry_torch_cuda.lockfile.builder import MissingBuildError
 from poetry_torch_cuda.lockfile.builder import Root
-from poetry_torch_cuda.lockfile.builder import VariantLocker
-from poetry_torch_cuda.lockfile.inputs import AUTO
-from poetry_torch_cuda.lockfile.inputs import configured
-from poetry_torch_cuda.lockfile.inputs import current_inputs
-from poetry_torch_cuda.lockfile.inputs import differences
-from poetry_torch_cuda.lockfile.inputs import lock_path
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
+from poetry_torch_cuda.lockfile.model import LockFileError
+from poetry_torch_cuda.lockfile.model import LockInputs
 from poetry_torch_cuda.lockfile.model import TorchCudaLock
-from poetry_torch_cuda.lockfile.reader import read_inputs
-from poetry_torch_cuda.lockfile.reader import read_lock
-from poetry_torch_cuda.lockfile.writer import write_lock
+from poetry_torch_cuda.lockfile.model import read_lock
+from poetry_torch_cuda.lockfile.model import recorded_hashes
+from poetry_torch_cuda.lockfile.model import write_lock
 from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.project import locked
+from poetry_torch_cuda.project.config import ENV_INDEX_URL
+from poetry_torch_cuda.project.config import ENV_VARIANT
+from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from collections.abc import Mapping
+    from pathlib import Path
 
     from cleo.io.io import IO
     from poetry.poetry import Poetry
 
     from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.lockfile.model import LockInputs
+    from poetry_torch_cuda.lockfile.builder import VariantLocker
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
+#: ``lock-variants`` recorded when ``auto`` chose the set.
+AUTO = "auto"
+FIX = f"Run `poetry torch-cuda lock` and commit {LOCK_NAME}."
 
-@dataclass(frozen=True)
-class LockCheck:
-    """The outcome of ``lock --check``: fresh when ``reasons`` is empty."""
 
-    reasons: tuple[str, ...]
+def lock_path(poetry: Poetry) -> Path:
+    """torch-cuda.lock, beside poetry.lock."""
+    return poetry.locker.lock.parent / LOCK_NAME
 
-    @property
-    def fresh(self) -> bool:
-        """Whether torch-cuda.lock matches poetry.lock and the configuration."""
-        return not self.reasons
+
+def configured(pyproject: Mapping[str, Any], environ: Any = None) -> TorchCudaConfig:
+    """The configuration without the per-run environment overrides (``environ``
+    given: with them)."""
+    if environ is None:
+        environ = {
+            k: v for k, v in os.environ.items() if k not in (ENV_VARIANT, ENV_INDEX_URL)
+        }
+    config = load_config(pyproject, environ)
+    if config is None:
+        raise TorchCudaError("This project has no [tool.poetry-torch-cuda] table.")
+    return config
 
 
 def lock_spec(config: TorchCudaConfig) -> tuple[str, ...]:
-    """``lock-variants``, else the configured variant (``("auto",)`` for auto)."""
-    return config.lock_variants or (config.variant.name,)
+    """``lock-variants`` and the configured variant (``auto`` stands for its choices)."""
+    return tuple(sorted({*config.lock_variants, config.variant.name}))
 
 
-def check_lock(poetry: Poetry) -> LockCheck:
-    """Offline: does torch-cuda.lock match poetry.lock, the config and ``lock-variants``?"""
-    config = _configured(poetry)
+def current_inputs(
+    poetry: Poetry, config: TorchCudaConfig, variants: Iterable[str] = ()
+) -> LockInputs:
+    """The inputs a lock made now would record; ``variants`` get their index URL."""
+    return LockInputs(
+        content_hash=locked.content_hash(poetry),
+        locked=locked.locked_versions(poetry, config.package_names),
+        packages=tuple(str(requirement) for requirement in config.packages),
+        lock_variants=lock_spec(config),
+        indexes=tuple(
+            sorted(
+                (name, without_credentials(config.index_url(parse_variant(name))))
+                for name in set(variants)
+            )
+        ),
+    )
+
+
+def differences(
+    recorded: LockInputs, current: LockInputs, *, variant: str | None = None
+) -> list[str]:
+    """Why a lock with ``recorded`` inputs does not fit ``current`` (empty: it does).
+
+    With ``variant`` only that variant's index is compared, and ``lock-variants``
+    is not (an install needs that variant, not the whole set).
+    """
+    reasons = []
+    if recorded.content_hash != current.content_hash:
+        reasons.append("poetry.lock changed since it was written (content-hash)")
+    if recorded.locked != current.locked:
+        reasons.append(
+            f"poetry.lock locks {_versions(current.locked)}, {LOCK_NAME} was made "
+            f"for {_versions(recorded.locked)}"
+        )
+    if recorded.packages != current.packages:
+        reasons.append(
+            f"packages is now {list(current.packages)}, {LOCK_NAME} was made for "
+            f"{list(recorded.packages)}"
+        )
+    if variant is None and recorded.lock_variants != current.lock_variants:
+        reasons.append(
+            f"the variants to lock are now {list(current.lock_variants)}, "
+            f"{LOCK_NAME} was made for {list(recorded.lock_variants)}"
+        )
+    have = recorded.index_by_variant
+    for name, url in current.indexes:
+        if variant is not None and name != variant:
+            continue
+        if name not in have:
+            reasons.append(f"{name} is not locked")
+        elif have[name] != url:
+            reasons.append(
+                f"{name}'s index is now {url}, it was locked from {have[name]}"
+            )
+    return reasons
+
+
+def _versions(found: Iterable[tuple[Any, tuple[str, ...]]]) -> str:
+    return ", ".join(f"{n} {' / '.join(v)}" for n, v in found) or "nothing"
+
+
+def check_lock(poetry: Poetry) -> list[str]:
+    """Offline: why an install would not install exactly what torch-cuda.lock says
+    (empty: it would). The whole file is read, every entry checked."""
+    config = configured(poetry.pyproject.data)
     if not poetry.locker.is_locked():
-        return LockCheck(("poetry.lock does not exist; run `poetry lock`",))
-    recorded = read_inputs(lock_path(poetry))
-    if recorded is None:
-        return LockCheck((f"{LOCK_NAME} does not exist",))
-    spec = lock_spec(config)
-    names = [name for name in spec if name != AUTO]
-    if AUTO in spec:
-        names += [name for name, _ in recorded.indexes]
-    current = current_inputs(poetry, config, spec, names)
-    return LockCheck(tuple(differences(recorded, current)))
+        return ["poetry.lock does not exist; run `poetry lock`"]
+    try:
+        lock = read_lock(lock_path(poetry))
+    except LockFileError as error:
+        return [str(error).rstrip(".")]
+    if lock is None:
+        return [f"{LOCK_NAME} does not exist"]
+    names = {n for n in lock_spec(config) if n != AUTO}
+    if AUTO in lock_spec(config):
+        names |= set(lock.inputs.index_by_variant)
+    reasons = differences(lock.inputs, current_inputs(poetry, config, names))
+    indexes = lock.inputs.index_by_variant
+    for entry in lock.variants:
+        if indexes.get(entry.name) != entry.index_url:
+            reasons.append(f"{entry.name}'s entry is not the one its metadata names")
+        missing = [
+            f"{root.name} {root.version}"
+            for root in roots_for(poetry, config, parse_variant(entry.name))
+            if root.version is not None
+            and entry.package(root.name, root.version) is None
+        ] + [
+            f"{d.name} {d.version}"
+            for p in entry.packages
+            for d in p.dependencies
+            if entry.package(d.name, d.version) is None
+        ]
+        if missing:
+            reasons.append(f"{entry.name} lacks {', '.join(sorted(set(missing)))}")
+    for name in (names & set(indexes)) - {entry.name for entry in lock.variants}:
+        reasons.append(f"{name} has no entry")
+    return list(dict.fromkeys(reasons))
 
 
 def lock_project(
     poetry: Poetry,
     io: IO,
     *,
+    config: TorchCudaConfig | None = None,
     refresh: bool = False,
+    reuse: bool = False,
     extra: Iterable[Variant] = (),
-    quiet_missing: bool = False,
+    accept_drift: bool = False,
 ) -> TorchCudaLock | None:
-    """Lock every wanted variant (and ``extra``) again and write torch-cuda.lock.
+    """Lock every wanted variant (and ``extra``) and write torch-cuda.lock.
 
-    With ``quiet_missing`` a configured variant that lacks the locked build is
-    left out without a word (``poetry lock`` warns about it already).
+    ``reuse`` keeps the entries that still match without asking the index.
     Returns ``None`` when there was nothing to lock.
 
     Raises:
-        DriftError: a locked file now has another sha256 on the index.
+        DriftError: a locked file now has another sha256 on the index (unless
+            ``accept_drift``), also when the previous file is damaged.
         LockError: a variant could not be locked.
     """
-    from poetry_torch_cuda.lockfile.builder import MissingBuildError
+    config = config or configured(poetry.pyproject.data)
+    from poetry_torch_cuda.machine.resolution import index_client
 
-    config = _configured(poetry)
     fetch = _fetching(poetry)
-    client = _client(poetry, refresh)
+    client = index_client(poetry, refresh=refresh)
     spec = lock_spec(config)
-    names = [name for name in spec if name != AUTO]
+    names = {name for name in spec if name != AUTO} | {v.name for v in extra}
     optional: set[str] = set()
     if AUTO in spec:
-        optional = set(_auto_variants(poetry, config, fetch, client)) - set(names)
-        names += sorted(optional)
-    names += [variant.name for variant in extra]
-    names = sorted(set(names))
+        optional = set(_auto_variants(poetry, config, fetch, client)) - names
+        names |= optional
     path = lock_path(poetry)
-    previous = _read_previous(path)
+    previous, hashes = _previous(path, accept_drift)
+    current = current_inputs(poetry, config, names)
     locker = _locker(poetry, client)
     variants = []
-    for name in names:
+    for name in sorted(names):
+        kept = previous.variant(name) if previous is not None else None
+        if (
+            reuse
+            and kept is not None
+            and previous is not None
+            and not differences(previous.inputs, current, variant=name)
+        ):
+            variants.append(kept)
+            continue
         variant = parse_variant(name)
         try:
             variants.append(
@@ -120,18 +235,16 @@ def lock_project(
                     fetch.index_url(variant),
                     config.index_url(variant),
                     roots_for(poetry, config, variant),
-                    previous.variant(name) if previous is not None else None,
+                    {f: s for (v, f), s in hashes.items() if v == name},
                 )
             )
         except MissingBuildError:
-            # auto's candidates are only those the index fully offers
-            if not quiet_missing and name not in optional:
+            if name not in optional:  # auto's candidates: only what the index has
                 raise
     if not variants:
         return None
     lock = TorchCudaLock(
-        current_inputs(poetry, config, spec, [v.name for v in variants]),
-        tuple(variants),
+        current_inputs(poetry, config, [v.name for v in variants]), tuple(variants)
     )
     if write_lock(path, lock):
         io.write_line(f"{PREFIX}: wrote {LOCK_NAME} ({_summary(lock.variants)})")
@@ -144,35 +257,58 @@ def lock_project(
     return lock
 
 
+def _previous(
+    path: Path, accept_drift: bool
+) -> tuple[TorchCudaLock | None, Mapping[tuple[str, str], set[str]]]:
+    """The previous lock (``None``: absent or unreadable) and the hashes it
+    records, recovered line by line from a damaged file (a merge conflict)."""
+    if accept_drift:
+        return None, {}
+    try:
+        return read_lock(path), recorded_hashes(path) or {}
+    except LockFileError:
+        hashes = recorded_hashes(path)
+        if not hashes:
+            raise LockError(
+                f"{LOCK_NAME} cannot be read and no locked file could be recovered "
+                "from it, so the index's hashes cannot be compared with it. Restore "
+                f"it (`git checkout -- {LOCK_NAME}`), or re-lock deliberately, "
+                "trusting the index as it is now: `poetry torch-cuda lock "
+                "--accept-drift`."
+            ) from None
+        return None, hashes
+
+
+def entry_for(
+    poetry: Poetry, config: TorchCudaConfig, variant: Variant
+) -> tuple[VariantLock | None, list[str]]:
+    """``variant``'s entry of torch-cuda.lock and why it does not fit (empty: it does)."""
+    lock = read_lock(lock_path(poetry))
+    if lock is None:
+        return None, [f"{LOCK_NAME} does not exist"]
+    found = lock.variant(variant.name)
+    current = current_inputs(poetry, config, [variant.name])
+    reasons = differences(lock.inputs, current, variant=variant.name)
+    return found, reasons or ([] if found else [f"{variant} is not locked"])
+
+
 def variant_lock(poetry: Poetry, variant: Variant, io: IO) -> VariantLock:
     """The locked build of ``variant`` for an install; lock it first when needed.
 
     A fresh entry costs one read of the file and no request. A missing or stale
-    one is locked now (like Poetry locking when poetry.lock is missing), and
-    the command says so.
+    one is locked now (like Poetry locking when poetry.lock is missing), the
+    entries still fresh are kept, and the command says so.
 
     Raises:
         LockError: the variant could not be locked.
     """
-    config = _configured(poetry)
-    path = lock_path(poetry)
-    spec = lock_spec(config)
-    recorded = read_inputs(path)
-    current = current_inputs(poetry, config, spec, [variant.name])
-    reasons = (
-        [f"{LOCK_NAME} does not exist"]
-        if recorded is None
-        else differences(recorded, current, variant=variant.name)
-    )
-    if not reasons:
-        lock = read_lock(path)
-        found = None if lock is None else lock.variant(variant.name)
-        if found is not None:
-            return found
-        reasons = [f"{variant} is not locked"]
+    found, reasons = entry_for(poetry, configured(poetry.pyproject.data), variant)
+    if found is not None and not reasons:
+        return found
     io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
     try:
-        return _lock_first(poetry, config, variant, recorded, current, io)
+        # An install asks the index afresh: it is about to download from it anyway.
+        made = lock_project(poetry, io, refresh=True, reuse=True, extra=[variant])
     except LockError as error:
         if error.status is None:
             raise
@@ -184,110 +320,62 @@ def variant_lock(poetry: Poetry, variant: Variant, io: IO) -> VariantLock:
         raise LockError(
             f"could not lock {variant} from {access.shown}: {cause}\n{advice}"
         ) from None
-
-
-def _lock_first(
-    poetry: Poetry,
-    config: TorchCudaConfig,
-    variant: Variant,
-    recorded: LockInputs | None,
-    current: LockInputs,
-    io: IO,
-) -> VariantLock:
-    global_stale = recorded is None or bool(differences(recorded, current, variant=""))
-    # An install asks the index afresh: it is about to download from it anyway.
-    if global_stale:
-        lock = lock_project(poetry, io, refresh=True, extra=[variant])
-    else:
-        lock = _add_variant(poetry, config, variant, io)
-    found = None if lock is None else lock.variant(variant.name)
-    if found is None:  # pragma: no cover - lock_project raised instead
+    entry = None if made is None else made.variant(variant.name)
+    if entry is None:  # pragma: no cover - lock_project raised instead
         raise TorchCudaError(f"{variant} could not be locked.")
-    return found
+    return entry
+
+
+def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any]) -> None:
+    """After ``switch`` recorded a variant: make torch-cuda.lock what ``poetry
+    torch-cuda lock`` would write for ``pyproject`` (fresh entries are kept; a
+    variant not locked yet is asked for). A failure is a warning: the switch
+    itself succeeded, and ``lock --check`` names what is left to do."""
+    from poetry_torch_cuda.output import esc
+
+    if not poetry.locker.is_locked():
+        return
+    try:
+        lock_project(poetry, io, config=configured(pyproject), reuse=True)
+    except TorchCudaError as error:
+        io.write_error_line(
+            f"<warning>{PREFIX}: could not update {LOCK_NAME}: {esc(error)} {FIX}</>"
+        )
 
 
 def roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list[Root]:
-    """The configured packages at poetry.lock's versions (with ``variant``'s label)."""
+    """The configured packages at every version poetry.lock locks (with ``variant``'s
+    label), each under its markers; a package not locked, at its specifier."""
     from poetry.core.version.markers import parse_marker
 
-    by_name: dict[str, list[dict[str, Any]]] = {}
-    for package in poetry.locker.lock_data.get("package", []):
-        by_name.setdefault(canonicalize_name(str(package.get("name"))), []).append(
-            package
-        )
+    by_name: dict[str, list[Any]] = {}
+    for package, marker in locked.selected_packages(poetry):
+        by_name.setdefault(package.name, []).append((package, marker))
     roots = []
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)
-        marker = parse_marker(str(requirement.marker or ""))
+        wanted = parse_marker(str(requirement.marker or ""))
         extras = frozenset(requirement.extras)
-        locked = by_name.get(name, [])
-        if not locked and requirement.specifier:
-            roots.append(Root(name, None, requirement.specifier, extras, str(marker)))
-        for package in locked:
+        found = by_name.get(name, [])
+        if not found and requirement.specifier:
+            roots.append(Root(name, None, requirement.specifier, extras, str(wanted)))
+        for package, marker in found:
             try:
-                public = Version(str(package["version"])).public
+                public = Version(package.version.text).public
             except InvalidVersion:
                 continue
-            markers = package.get("markers", "")
-            if isinstance(markers, dict):
-                lock_marker = parse_marker("<empty>") if not markers else None
-                for value in markers.values():
-                    one = parse_marker(str(value))
-                    lock_marker = one if lock_marker is None else lock_marker.union(one)
-            else:
-                lock_marker = parse_marker(str(markers))
-            assert lock_marker is not None
-            roots.append(
-                Root(
-                    name,
-                    f"{public}+{variant.local_label}",
-                    SpecifierSet(),
-                    extras,
-                    str(marker.intersect(lock_marker)),
-                )
-            )
+            version = f"{public}+{variant.local_label}"
+            markers = str(wanted.intersect(marker))
+            roots.append(Root(name, version, SpecifierSet(), extras, markers))
     return roots
-
-
-def _add_variant(
-    poetry: Poetry, config: TorchCudaConfig, variant: Variant, io: IO
-) -> TorchCudaLock:
-    path = lock_path(poetry)
-    previous = _read_previous(path)
-    assert previous is not None
-    client = _client(poetry, True)
-    entry = _locker(poetry, client).lock(
-        variant,
-        _fetching(poetry).index_url(variant),
-        config.index_url(variant),
-        roots_for(poetry, config, variant),
-        previous.variant(variant.name),
-    )
-    variants = [v for v in previous.variants if v.name != variant.name] + [entry]
-    lock = TorchCudaLock(
-        current_inputs(
-            poetry, config, previous.inputs.lock_variants, [v.name for v in variants]
-        ),
-        tuple(variants),
-    )
-    write_lock(path, lock)
-    io.write_line(f"{PREFIX}: added {variant} to {LOCK_NAME} ({_summary([entry])})")
-    return lock
-
-
-def _read_previous(path: Any) -> TorchCudaLock | None:
-    from poetry_torch_cuda.lockfile.reader import LockFileError
-
-    try:
-        return read_lock(path)
-    except LockFileError:
-        return None  # written anew; nothing to compare hashes with
 
 
 def _auto_variants(
     poetry: Poetry, config: TorchCudaConfig, fetch: TorchCudaConfig, client: IndexClient
 ) -> list[str]:
     """Every variant ``auto`` may choose whose index has all the locked builds."""
+    from poetry_torch_cuda.index.client import ProjectFiles
+    from poetry_torch_cuda.lockfile.builder import wheel_version
     from poetry_torch_cuda.machine import tables
 
     candidates = [
@@ -304,94 +392,67 @@ def _auto_variants(
     pages = client.projects(
         sorted({(url, root.name) for pairs in wanted.values() for url, root in pairs})
     )
-    chosen = []
-    for name, pairs in wanted.items():
-        if pairs and all(
-            _offers(pages[(url, root.name)], root.version) for url, root in pairs
-        ):
-            chosen.append(name)
-    return chosen
 
+    def offers(page: object, version: str | None) -> bool:
+        if not isinstance(page, ProjectFiles):
+            return False
+        if version is None:
+            return bool(page.files)
+        return any(wheel_version(name) == Version(version) for name in page.files)
 
-def _offers(page: object, version: str | None) -> bool:
-    from poetry_torch_cuda.index.client import ProjectFiles
-    from poetry_torch_cuda.lockfile.builder import wheel_version
-
-    if not isinstance(page, ProjectFiles):
-        return False
-    if version is None:
-        return bool(page.files)
-    wanted = Version(version)
-    return any(wheel_version(name) == wanted for name in page.files)
-
-
-def _configured(poetry: Poetry) -> TorchCudaConfig:
-    config = configured(poetry.pyproject.data)
-    if config is None:
-        raise TorchCudaError("This project has no [tool.poetry-torch-cuda] table.")
-    return config
+    return [
+        name
+        for name, pairs in wanted.items()
+        if pairs and all(offers(pages[(u, r.name)], r.version) for u, r in pairs)
+    ]
 
 
 def _fetching(poetry: Poetry) -> TorchCudaConfig:
     """The configuration with this run's overrides: where files are fetched from."""
-    from poetry_torch_cuda.project.config import load_config
-
-    config = load_config(poetry.pyproject.data)
-    if config is None:
-        raise TorchCudaError("This project has no [tool.poetry-torch-cuda] table.")
-    return config
-
-
-def _client(poetry: Poetry, refresh: bool) -> IndexClient:
-    from poetry_torch_cuda.machine.resolution import index_client
-
-    return index_client(poetry, refresh=refresh)
+    return configured(poetry.pyproject.data, os.environ)
 
 
 def _locker(poetry: Poetry, client: IndexClient) -> VariantLocker:
     from poetry.core.constraints.version import parse_constraint
 
+    from poetry_torch_cuda.lockfile.builder import VariantLocker
+
     constraint = poetry.package.python_constraint
-
-    def python_allows(version: str) -> bool:
-        return constraint.allows_any(parse_constraint(f"~{version}"))
-
     return VariantLocker(
         client,
-        _configured(poetry).package_names,
-        python_allows,
+        configured(poetry.pyproject.data).package_names,
+        lambda version: constraint.allows_any(parse_constraint(f"~{version}")),
         client.cache_dir.parent / "metadata",
     )
 
 
 def _summary(variants: Iterable[VariantLock]) -> str:
-    parts = []
-    for variant in variants:
-        files = sum(len(p.files) for p in variant.packages)
-        parts.append(f"{variant.name}: {len(variant.packages)} packages, {files} files")
-    return "; ".join(parts)
+    return "; ".join(
+        f"{v.name}: {len(v.packages)} packages, "
+        f"{sum(len(p.files) for p in v.packages)} files"
+        for v in variants
+    )
 
 
 def after_lock_write(poetry: Poetry, io: IO) -> None:
     """After Poetry rewrote poetry.lock: bring torch-cuda.lock in step.
 
-    A variant without the locked build is left out silently (the lock-time
-    check warns about it). An index that cannot be asked leaves the file as
-    it was, with a warning; a changed hash of a locked file is an error.
+    A failure to lock (a build the index lacks, an index that cannot be asked)
+    leaves the file as it was, with a warning that says why; a changed hash
+    of a locked file is an error.
 
     Raises:
         DriftError: a locked file now has another sha256 on the index.
     """
     from poetry_torch_cuda.lockfile.builder import DriftError
-    from poetry_torch_cuda.lockfile.builder import LockError
     from poetry_torch_cuda.output import esc
 
     try:
-        lock_project(poetry, io, quiet_missing=True)
+        lock_project(poetry, io)
     except DriftError:
         raise
     except LockError as error:
         io.write_error_line(
             f"<warning>{PREFIX}: could not update {LOCK_NAME}: {esc(error)} "
-            "Run `poetry torch-cuda lock` once the index answers.</>"
+            "Run `poetry torch-cuda lock` once that is mended.</>"
         )

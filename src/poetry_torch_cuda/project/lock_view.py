@@ -1,10 +1,10 @@
 """After ``poetry lock``: what the lock means for the variant and the declared fleet.
 
-One line per configured variant: whether its index has the locked torch, the
-oldest driver and the GPU architectures its build needs. Then one line per
-``[[tool.poetry-torch-cuda.targets]]`` entry: whether that machine runs it.
-A view only: the lock never fails for it (the warnings of
-:mod:`poetry_torch_cuda.project.lock_check` come first, unchanged).
+A report, never a failure of the lock: first a warning when the variant's
+index has no build of the locked torch (one cached request, naming what it
+has), then the variant's line (the oldest driver and the GPU architectures its
+build needs), then one line per ``[[tool.poetry-torch-cuda.targets]]`` entry:
+whether that machine runs it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,14 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
+from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.lockfile.model import version_key
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.locked import locked_state
+from poetry_torch_cuda.project.locked import locked_versions
 
 
 if TYPE_CHECKING:
@@ -28,15 +33,21 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
 
 def show_lock_view(config: TorchCudaConfig, poetry: Poetry, env: Env, io: IO) -> None:
-    """Print the lock check's warnings, the variant line and the fleet lines."""
-    from poetry_torch_cuda.project.lock_check import warn_missing_builds
-
-    warn_missing_builds(config, poetry, io)
+    """Print the missing-build warnings, the variant line and the fleet lines."""
+    try:
+        for warning in missing_builds(config, poetry):
+            io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
+    except IndexUnavailableError as error:  # a check only: one line, never a failure
+        io.write_error_line(
+            f"{PREFIX}: skipped the check that {config.variant} has the locked "
+            f"torch: {esc(str(error))}"
+        )
     torch = locked_torch(poetry)
     if torch is None:
         return
@@ -45,7 +56,6 @@ def show_lock_view(config: TorchCudaConfig, poetry: Poetry, env: Env, io: IO) ->
     if not config.targets:
         return
     from poetry_torch_cuda.machine.fleet import check_project_fleet
-    from poetry_torch_cuda.project.locked import locked_state
 
     locked = locked_state(poetry, env).versions
     for check in check_project_fleet(config, poetry, env, locked):
@@ -55,18 +65,36 @@ def show_lock_view(config: TorchCudaConfig, poetry: Poetry, env: Env, io: IO) ->
             io.write_error_line(f"<warning>{PREFIX}: target {esc(check.summary())}</>")
 
 
+def missing_builds(config: TorchCudaConfig, poetry: Poetry) -> list[str]:
+    """Warnings when the variant has no build of a locked version of torch (or,
+    without torch among the packages, of the first configured one). ``auto``
+    is checked at install time instead, where the machine is known."""
+    variant = config.variant
+    if variant.kind == "auto" or not variant.has_builds_for(sys.platform):
+        return []
+    locked = dict(locked_versions(poetry, config.package_names))
+    if not locked:
+        return []
+    name = min(locked, key=lambda n: (n != "torch", n))
+    url = config.index_url(variant)
+    have = [
+        v.public
+        for v in _client(poetry).project(url, name).versions(variant.local_label)
+    ]
+    missing = {_public(v) for v in locked[name]} - set(have)
+    offered = ", ".join(have[:SHOWN_VERSIONS]) or "none"
+    return [
+        f"{variant} has no build of {name} {public} (locked in poetry.lock) at "
+        f"{mask_url(url)}; it has {name} {offered}. Constrain {name} to one of "
+        "those, or pick another variant (`poetry torch-cuda variants` lists them)."
+        for public in sorted(missing, key=version_key, reverse=True)
+    ]
+
+
 def locked_torch(poetry: Poetry) -> str | None:
     """The newest torch version in poetry.lock (public part), or ``None``."""
-    if not poetry.locker.is_locked():
-        return None
-    versions = []
-    for package in poetry.locker.locked_repository().packages:
-        if package.name == canonicalize_name("torch"):
-            try:
-                versions.append(Version(package.version.text))
-            except InvalidVersion:
-                continue
-    return max(versions).public if versions else None
+    found = dict(locked_versions(poetry, ["torch"])).get(canonicalize_name("torch"))
+    return _public(max(found, key=version_key)) if found else None
 
 
 def variant_lines(config: TorchCudaConfig, poetry: Poetry, torch: str) -> list[str]:
@@ -117,11 +145,22 @@ def _needs(variant: Variant, torch: str) -> str:
 
 
 def _has(config: TorchCudaConfig, poetry: Poetry, variant: Variant, torch: str) -> str:
-    from poetry_torch_cuda.machine.resolution import index_client
-
     try:
-        files = index_client(poetry).project(config.index_url(variant), "torch")
+        files = _client(poetry).project(config.index_url(variant), "torch")
     except IndexUnavailableError:
         return f"(index not reachable: torch {torch} not checked)"
     have = {v.public for v in files.versions(variant.local_label)}
     return f"has torch {torch}" if torch in have else f"has no torch {torch}"
+
+
+def _client(poetry: Poetry) -> IndexClient:
+    from poetry_torch_cuda.machine.resolution import index_client
+
+    return index_client(poetry)
+
+
+def _public(version: str) -> str:
+    try:
+        return Version(version).public
+    except InvalidVersion:
+        return version

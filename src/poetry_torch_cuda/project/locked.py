@@ -1,10 +1,14 @@
-"""What the lock file resolves for an environment, through Poetry's own Transaction."""
+"""The one reader of poetry.lock: what it locks, and what it resolves through
+Poetry's own ``Transaction`` for an environment, groups and extras."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
+from typing import Any
+
+from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
 
@@ -15,6 +19,7 @@ if TYPE_CHECKING:
 
     from packaging.utils import NormalizedName
     from poetry.core.packages.package import Package
+    from poetry.core.version.markers import BaseMarker
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
@@ -39,37 +44,101 @@ def dependency_graph(
     }
 
 
+def locked_graph(poetry: Poetry) -> dict[NormalizedName, list[NormalizedName]]:
+    """poetry.lock's dependency graph (empty without a lock)."""
+    return dependency_graph(poetry.locker.locked_repository().packages)
+
+
+def content_hash(poetry: Poetry) -> str:
+    """poetry.lock's ``content-hash`` ("" without a lock)."""
+    if not poetry.locker.is_locked():
+        return ""
+    return str(poetry.locker.lock_data.get("metadata", {}).get("content-hash", ""))
+
+
+def selected_packages(
+    poetry: Poetry, groups: Iterable[str] | None = None, extras: Iterable[str] = ()
+) -> list[tuple[Package, BaseMarker]]:
+    """poetry.lock's packages in ``groups`` (``None``: all) with ``extras``, as
+    ``poetry install`` selects them, each with its marker for those groups,
+    the ``extra`` part left out (it was just decided). A lock older than format
+    2.1 has no groups or markers: every package counts, everywhere."""
+    from poetry.core.version.markers import AnyMarker
+
+    locker = poetry.locker
+    if not locker.is_locked():
+        return []
+    if not locker.is_locked_groups_and_markers():
+        return [(p, AnyMarker()) for p in locker.locked_repository().packages]
+    wanted = None if groups is None else {canonicalize_name(g) for g in groups}
+    active = {"extra": {canonicalize_name(e) for e in extras}}
+    chosen = []
+    for package, info in locker.locked_packages().items():
+        shared = info.groups if wanted is None else info.groups & wanted
+        marker = info.get_marker(shared)
+        if shared and (wanted is None or marker.only("extra").validate(active)):
+            chosen.append((package, marker.without_extras()))
+    return chosen
+
+
+def locked_versions(
+    poetry: Poetry, names: Iterable[str]
+) -> tuple[tuple[NormalizedName, tuple[str, ...]], ...]:
+    """Every version poetry.lock locks for each of ``names`` (sorted)."""
+    wanted = {canonicalize_name(name) for name in names}
+    found: dict[NormalizedName, set[str]] = {}
+    for package, _ in selected_packages(poetry):
+        if package.name in wanted:
+            found.setdefault(package.name, set()).add(package.version.text)
+    return tuple((name, tuple(sorted(found[name]))) for name in sorted(found))
+
+
+def resolved_versions(
+    poetry: Poetry,
+    marker_env: Mapping[str, Any],
+    groups: Iterable[str],
+    extras: Iterable[str] = (),
+) -> dict[NormalizedName, str]:
+    """Name -> version of what ``poetry install`` with ``groups``/``extras``
+    installs into an empty environment: Poetry's own ``Transaction`` decides."""
+    from poetry.puzzle.transaction import Transaction
+
+    locker = poetry.locker
+    repository = locker.locked_repository()
+    if not locker.is_locked_groups_and_markers():
+        return {p.name: p.version.text for p in repository.packages}
+    names = {str(group) for group in groups}
+    names |= {canonicalize_name(group) for group in names}
+    transaction = Transaction(
+        repository.packages,
+        locker.locked_packages(),
+        [],
+        poetry.package,
+        dict(marker_env),
+        names,  # type: ignore[arg-type]  # set[str] on Poetry 2.0
+    )
+    operations = transaction.calculate_operations(
+        with_uninstalls=False, extras={canonicalize_name(e) for e in extras}
+    )
+    return {
+        op.package.name: op.package.version.text for op in operations if not op.skipped
+    }
+
+
 def locked_state(poetry: Poetry, env: Env) -> LockedState:
     """The versions the lock installs into ``env`` (default groups) and its graph.
 
     Raises:
         TorchCudaError: the project has no lock file yet.
     """
-    from poetry.puzzle.transaction import Transaction
-
-    locker = poetry.locker
-    if not locker.is_locked():
+    if not poetry.locker.is_locked():
         raise TorchCudaError(
             "poetry.lock does not exist yet, so the torch version to install is "
             "unknown. Run `poetry lock` (or `poetry install`) first."
         )
-    repository = locker.locked_repository()
-    graph = dependency_graph(repository.packages)
-    if not locker.is_locked_groups_and_markers():
-        return LockedState({p.name: p.version.text for p in repository.packages}, graph)
-    transaction = Transaction(
-        repository.packages,
-        locker.locked_packages(),
-        [],
-        poetry.package,
-        env.marker_env,
-        poetry.package.dependency_group_names(),
-    )
-    operations = transaction.calculate_operations(with_uninstalls=False)
-    versions = {
-        op.package.name: op.package.version.text for op in operations if not op.skipped
-    }
-    return LockedState(versions, graph)
+    groups = poetry.package.dependency_group_names()
+    versions = resolved_versions(poetry, env.marker_env, groups)
+    return LockedState(versions, locked_graph(poetry))
 
 
 #: Poetry's own words when ``poetry install`` refuses a stale lock.

@@ -1,0 +1,223 @@
+"""`poetry torch-cuda export` for the project shapes teams have (issue 20 #5, #7,
+#8, #9): extras select the family as they select Poetry's packages, pylock.toml
+installs with pip from a legacy source with an sdist, path dependencies are
+refused, plain-http indexes get what pip needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.e2e.test_torch_cuda_lock import fresh_venv
+from tests.e2e.test_torch_cuda_lock import pip_version
+from tests.support.poetry_project import Project
+from tests.support.poetry_project import describe
+from tests.support.poetry_project import installed_distributions
+from tests.support.poetry_project import isolated_env
+from tests.support.processes import captured
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tests.support.index import IndexServer
+
+pytestmark = pytest.mark.e2e
+
+#: A PEP 517 backend in the sdist itself: pip builds it offline (no requirements).
+BACKEND = """
+import base64, hashlib, os, zipfile
+
+NAME, VERSION = "mysdist", "1.0.0"
+META = f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VERSION}\\n"
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    dist = f"{NAME}-{VERSION}.dist-info"
+    files = {
+        f"{NAME}.py": b"VALUE = 1\\n",
+        f"{dist}/METADATA": META.encode(),
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(data)}")
+    record.append(f"{dist}/RECORD,,")
+    files[f"{dist}/RECORD"] = ("\\n".join(record) + "\\n").encode()
+    name = f"{NAME}-{VERSION}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    return name
+"""
+
+
+def make_sdist(directory: Path) -> Path:
+    """``mysdist-1.0.0.tar.gz`` with PKG-INFO and its in-tree backend."""
+    members = {
+        "PKG-INFO": "Metadata-Version: 2.2\nName: mysdist\nVersion: 1.0.0\n",
+        "pyproject.toml": (
+            '[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+            'backend-path = ["."]\n'
+        ),
+        "backend.py": BACKEND,
+    }
+    path = directory / "mysdist-1.0.0.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"mysdist-1.0.0/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture
+def legacy_source(tmp_path: Path) -> Iterator[str]:
+    """A PEP 503 source whose page links its files from elsewhere (/files/...),
+    as devpi, Nexus, Artifactory and PyPI do."""
+    root = tmp_path / "legacy"
+    files = root / "files" / "ab" / "cd"
+    files.mkdir(parents=True)
+    sdist = make_sdist(files)
+    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    page = root / "simple" / "mysdist"
+    page.mkdir(parents=True)
+    (page / "index.html").write_text(
+        f'<html><body><a href="/files/ab/cd/{sdist.name}#sha256={digest}">'
+        f"{sdist.name}</a></body></html>"
+    )
+    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def with_lines(project: Project, *tables: str) -> None:
+    project.write_pyproject(project.pyproject_text() + "\n" + "\n".join(tables))
+
+
+def export(project: Project, *args: str, check: bool = True) -> str:
+    result = project.run(
+        "torch-cuda", "export", "--variant", "cu129", *args, check=check
+    )
+    return result.stdout if check else describe(result)
+
+
+def test_extras_select_the_family_as_they_select_poetrys_packages(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    project = Project.create(tmp_path, index, {"tinyutil": "*"}, 'variant = "cu129"\n')
+    with_lines(project, '[project.optional-dependencies]\ngpu = ["torchvision"]\n')
+    project.run("lock")
+    without = export(project)
+    assert "tinyutil==" in without
+    assert "torch==" not in without  # the extra is not asked for
+    text = export(project, "-E", "gpu")
+    assert "torch==2.14.1+cu129" in text
+    assert "torchvision==0.29.1+cu129" in text
+    assert "extra ==" not in text
+    target = tmp_path / "requirements.txt"
+    target.write_text(text)
+    python = fresh_venv(tmp_path / "venv")
+    result = captured(
+        [str(python), "-m", "pip", "install", "--require-hashes", "-r", str(target)],
+        env=isolated_env(tmp_path),
+    )
+    assert result.returncode == 0, describe(result)
+    installed = installed_distributions(python.parent.parent)
+    assert installed["torch"] == "2.14.1+cu129"
+    assert installed["nvidia-cublas-cu12"] == "12.9.1.4"
+
+
+def test_pylock_installs_from_a_legacy_source_with_an_sdist_and_a_caret_python(
+    tmp_path: Path, index: IndexServer, legacy_source: str
+) -> None:
+    deps = {"tinyutil": "*", "mysdist": "*", "torch": "*"}
+    project = Project.create(tmp_path, index, deps, 'variant = "cu129"\n')
+    with_lines(
+        project,
+        '[tool.poetry.dependencies]\npython = "^3.9"\n',
+        '[[tool.poetry.source]]\nname = "legacy"\n'
+        f"url = {json.dumps(legacy_source)}\n"
+        'priority = "supplemental"\n',
+    )
+    project.run("lock")
+    target = tmp_path / "pylock.toml"
+    export(project, "--format", "pylock.toml", "-o", str(target))
+    text = target.read_text()
+    assert 'requires-python = ">=3.9,<4.0"' in text
+    assert "/files/ab/cd/mysdist-1.0.0.tar.gz" in text
+    python = fresh_venv(tmp_path / "venv")
+    env = isolated_env(tmp_path)
+    if pip_version(python) < (26, 1):
+        pytest.skip("this machine's virtualenv seeds a pip older than 26.1")
+    result = captured([str(python), "-m", "pip", "install", "-r", str(target)], env=env)
+    assert result.returncode == 0, describe(result)
+    installed = installed_distributions(python.parent.parent)
+    assert installed["mysdist"] == "1.0.0"
+    assert installed["torch"] == "2.14.1+cu129"
+    assert installed["tinyutil"] == "1.1.0"
+
+
+def test_a_path_dependency_is_refused_not_written_as_an_index(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    project = Project.create(tmp_path, index, {"torch": "*"}, 'variant = "cu129"\n')
+    library = project.path / "mylib"
+    (library / "mylib").mkdir(parents=True)
+    (library / "mylib" / "__init__.py").write_text("")
+    (library / "pyproject.toml").write_text(
+        '[project]\nname = "mylib"\nversion = "0.1.0"\n\n[build-system]\n'
+        'requires = ["poetry-core>=2.0,<3"]\nbuild-backend = "poetry.core.masonry.api"\n'
+    )
+    project.write_pyproject(
+        project.pyproject_text().replace('"torch",', '"torch",\n    "mylib",')
+    )
+    with_lines(project, '[tool.poetry.dependencies]\nmylib = { path = "mylib" }\n')
+    project.run("lock")
+    for fmt in ("requirements.txt", "pylock.toml"):
+        result = project.run(
+            "torch-cuda", "export", "--variant", "cu129", "-f", fmt, check=False
+        )
+        assert result.returncode == 1, describe(result)
+        assert "cannot export mylib (directory dependency" in result.stderr
+        assert "--index-url" not in result.stdout
+
+
+def test_a_plain_http_index_gets_trusted_host_and_a_password_a_comment(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    host = index.url.split("://", 1)[1].rstrip("/")
+    table = (
+        f'index-url = "http://ci:s3cret@{host}/whl/{{variant}}"\n'
+        'allow-insecure-http = true\nvariant = "cu129"\n'
+    )
+    project = Project.create(tmp_path, index, {"torch": "*"}, table)
+    project.run("lock")
+    text = export(project)
+    assert f"--trusted-host {host}" in text
+    assert f"# {index.whl_url('cu129')} needs credentials" in text
+    assert "s3cret" not in text

@@ -1,0 +1,183 @@
+"""torch-cuda.lock's guards fail first: one reader of the whole file, the drift
+sentinel over a broken file, the configured variant always locked, `switch`
+and bots leave a lock that `lock --check` can judge, the file's mode.
+
+Real Poetry, real pip, the local index (issue 20 #2, #11, #12, #13; issue 24
+#3 and the lock-file mode).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.e2e.test_torch_cuda_lock import DEPS
+from tests.e2e.test_torch_cuda_lock import TWO
+from tests.e2e.test_torch_cuda_lock import lock_bytes
+from tests.e2e.test_torch_cuda_lock import read_lock
+from tests.e2e.test_torch_cuda_lock import tamper
+from tests.support.catalog import build_universe
+from tests.support.fixtures import served
+from tests.support.poetry_project import Project
+from tests.support.poetry_project import describe
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tests.support.catalog import Universe
+    from tests.support.index import IndexServer
+
+pytestmark = pytest.mark.e2e
+
+BOT = {"POETRY_TORCH_CUDA_DISABLE": "1"}
+
+
+@pytest.fixture
+def own_universe(tmp_path: Path) -> Universe:
+    return build_universe(tmp_path / "universe")
+
+
+@pytest.fixture
+def own_index(own_universe: Universe) -> Iterator[IndexServer]:
+    yield from served(own_universe.root)
+
+
+def conflicted(text: str, inside: str) -> str:
+    """``text`` with a git merge conflict around the first line after ``inside``."""
+    start = text.index(inside)
+    line_start = text.index("\n", start) + 1
+    line_end = text.index("\n", line_start) + 1
+    line = text[line_start:line_end]
+    other = line.replace("sha256:", "sha256:0")
+    return (
+        text[:line_start]
+        + "<<<<<<< HEAD\n"
+        + line
+        + "=======\n"
+        + other
+        + ">>>>>>> other-branch\n"
+        + text[line_end:]
+    )
+
+
+def test_lock_check_fails_on_a_conflict_inside_a_variant_entry(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    project = Project.create(tmp_path, own_index, DEPS, TWO)
+    project.run("lock")
+    path = project.path / "torch-cuda.lock"
+    text = path.read_text()
+    path.write_text(conflicted(text, 'name = "cu130"'))
+    own_index.clear_requests()
+    result = project.run("torch-cuda", "lock", "--check", check=False)
+    assert result.returncode == 1, describe(result)
+    assert "not valid TOML" in result.stderr
+    assert "matches" not in result.stdout
+    assert own_index.requests == []
+
+
+def test_relock_over_a_conflicted_lock_still_refuses_drift(
+    tmp_path: Path, own_index: IndexServer, own_universe: Universe
+) -> None:
+    project = Project.create(tmp_path, own_index, DEPS, TWO)
+    project.run("lock")
+    path = project.path / "torch-cuda.lock"
+    path.write_text(conflicted(path.read_text(), 'name = "cu129"'))
+    broken = lock_bytes(project)
+    wheel = tamper(own_universe, "cu130", "triton", "3.6.0")
+    result = project.run("torch-cuda", "lock", check=False)
+    assert result.returncode == 1, describe(result)
+    assert wheel.name in result.stderr
+    assert "now serves different bytes" in result.stderr
+    assert lock_bytes(project) == broken
+
+    # Nothing recoverable at all: refused, and the deliberate way is named.
+    path.write_text("<<<<<<< HEAD\nthis is not a lock\n")
+    result = project.run("torch-cuda", "lock", check=False)
+    assert result.returncode == 1, describe(result)
+    assert "--accept-drift" in result.stderr
+    assert path.read_text() == "<<<<<<< HEAD\nthis is not a lock\n"
+    project.run("torch-cuda", "lock", "--accept-drift")
+    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+
+
+def test_the_configured_variant_is_locked_even_outside_lock_variants(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    table = 'variant = "cu130"\nlock-variants = ["cu129"]\n'
+    project = Project.create(tmp_path, own_index, DEPS, table)
+    project.run("lock")
+    assert [v["name"] for v in read_lock(project)["variant"]] == ["cu129", "cu130"]
+    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+    before = lock_bytes(project)
+    result = project.run("install")
+    assert "locking" not in result.stdout, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert lock_bytes(project) == before
+    project.run("lock")
+    assert lock_bytes(project) == before
+
+
+def test_lock_check_fails_when_the_configured_variant_is_not_locked(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    project = Project.create(tmp_path, own_index, DEPS, 'variant = "cu129"\n')
+    project.run("lock")
+    text = project.pyproject_text().replace(
+        'variant = "cu129"', 'variant = "cu130"\nlock-variants = ["cu129"]'
+    )
+    project.write_pyproject(text)
+    result = project.run("torch-cuda", "lock", "--check", check=False)
+    assert result.returncode == 1, describe(result)
+    assert "cu130 is not locked" in result.stderr
+
+
+def test_switch_leaves_a_lock_that_passes_the_check(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    project = Project.create(tmp_path, own_index, DEPS, 'variant = "cu129"\n')
+    project.run("install")
+    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+    project.run("torch-cuda", "switch", "cpu")
+    assert project.installed()["torch"] == "2.14.1+cpu"
+    result = project.run("torch-cuda", "lock", "--check", check=False)
+    assert result.returncode == 0, describe(result)
+    lock = read_lock(project)
+    assert lock["metadata"]["lock-variants"] == ["cpu"]
+    assert [v["name"] for v in lock["variant"]] == ["cpu"]
+    # What `poetry torch-cuda lock` would write, byte for byte.
+    before = lock_bytes(project)
+    project.run("torch-cuda", "lock")
+    assert lock_bytes(project) == before
+
+
+def test_after_a_bot_ran_poetry_lock_the_check_names_the_one_fix(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    project = Project.create(tmp_path, own_index, DEPS, 'variant = "cu129"\n')
+    project.run("lock")
+    project.run("add", "tinyutil", "--lock", env_extra=BOT)
+    result = project.run("torch-cuda", "lock", "--check", check=False)
+    assert result.returncode == 1, describe(result)
+    assert "Run `poetry torch-cuda lock`" in result.stderr
+    assert "`poetry lock`" not in result.stderr
+    project.run("torch-cuda", "lock")
+    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+
+
+def test_torch_cuda_lock_gets_the_mode_poetry_lock_gets(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    project = Project.create(tmp_path, own_index, DEPS, 'variant = "cu129"\n')
+    old = os.umask(0o022)
+    try:
+        project.run("lock")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((project.path / "torch-cuda.lock").stat().st_mode)
+    assert mode == stat.S_IMODE(project.lockfile.stat().st_mode) == 0o644

@@ -1,0 +1,42 @@
+"""The export's lines for the shapes a project has: url archives, plain-http
+indexes, credentials (issue 20 #8, #9 and the lower-impact credentials comment)."""
+
+from __future__ import annotations
+
+import sys
+
+from poetry_torch_cuda.lockfile.export import ExportedPackage
+from poetry_torch_cuda.lockfile.export import pylock_toml
+from poetry_torch_cuda.lockfile.export import requirements_txt
+
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+URL = "https://example.org/dl/mylib-0.1.0-py3-none-any.whl"
+ARCHIVE = ExportedPackage(
+    "mylib", "0.1.0", "", None, (("mylib-0.1.0-py3-none-any.whl", None, "a" * 64),), URL
+)
+MIRROR = "http://mirror.internal:8080/whl/cu129"
+TORCH = ExportedPackage(
+    "torch", "2.14.1+cu129", "", MIRROR, (("t.whl", f"{MIRROR}/t.whl", "b" * 64),)
+)
+
+
+def test_a_url_dependency_is_written_as_its_url_with_its_hash() -> None:
+    text = requirements_txt("cu129", [ARCHIVE, TORCH], [MIRROR])
+    assert f"mylib @ {URL} \\\n    --hash=sha256:{'a' * 64}" in text
+    assert f"--index-url {MIRROR}" in text
+    assert "--trusted-host mirror.internal:8080" in text
+    assert f"# {MIRROR} needs credentials" in text
+
+
+def test_pylock_writes_archives_and_the_trusted_host_hint() -> None:
+    text = pylock_toml("cu129", [ARCHIVE, TORCH], ">=3.9,<4.0", [], lambda *a: "x")
+    data = tomllib.loads(text)
+    mylib = next(p for p in data["packages"] if p["name"] == "mylib")
+    assert mylib["archive"] == {"url": URL, "hashes": {"sha256": "a" * 64}}
+    assert data["requires-python"] == ">=3.9,<4.0"
+    assert "pip install --trusted-host mirror.internal:8080 -r pylock.toml" in text
