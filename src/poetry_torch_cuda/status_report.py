@@ -181,6 +181,12 @@ def build_report(
             )
         )
     _judge(report, config, locked is not None and managed)
+    from poetry_torch_cuda.install.sweep import family_problems
+
+    report.warnings.extend(
+        f"{problem}: the install is damaged; run `poetry torch-cuda sync --force`"
+        for problem in family_problems(env, config.package_names)
+    )
     if view is not None:
         judge_packages(report, config, view.names, env)
     return report

@@ -53,7 +53,7 @@ class VerifyCommand(TorchCudaCommand):
         variant = resolve(
             config, self.poetry, self.env, locked, machine=machine
         ).variant
-        proof = prove(self.env, config, variant, machine=machine)
+        proof = prove(self.env, config, variant, machine=machine, hashes=True)
         if self.option("json"):
             self.write_json(
                 proof.to_json(configured=config.variant, debug=self.io.is_debug())

@@ -129,14 +129,14 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 targets = (*plan.install, *plan.satisfied)
                 orphans = find_orphans(plan.sweepable, targets, installed)
                 # The stash puts back whatever an in-process removal leaves half done.
-                _remove_orphans(pip, orphans, done, env if stash is not None else None)
+                _remove_orphans(pip, orphans, done, env, in_process=stash is not None)
             except (TorchCudaError, OSError) as error:
                 raise undo(error, stash, snapshot, env, pip) from None
         finally:
             if stash is not None:
                 stash.drop()
     else:
-        _remove_orphans(pip, list(plan.remove), done)
+        _remove_orphans(pip, list(plan.remove), done, env, in_process=False)
     if done:
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
 
@@ -145,16 +145,15 @@ def _remove_orphans(
     pip: PipRunner,
     orphans: list[NormalizedName],
     done: list[str],
-    env: Env | None = None,
+    env: Env,
+    *,
+    in_process: bool,
 ) -> None:
-    """Remove ``orphans``: in-process where ``env`` is given, else with pip."""
-    if orphans and env is not None:
+    """Remove ``orphans`` (keeping files other distributions list)."""
+    if orphans:
         from poetry_torch_cuda.install.sweep import remove_distributions
 
-        remove_distributions(env, orphans, pip.uninstall)
-    elif orphans:
-        pip.uninstall(orphans)
-    if orphans:
+        remove_distributions(env, orphans, pip.uninstall, pip_only=not in_process)
         done.append(
             f"removed {len(orphans)} unused CUDA wheel{'s' if len(orphans) != 1 else ''} ({', '.join(orphans)})"
         )

@@ -14,8 +14,11 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from poetry_torch_cuda.install.sweep import family_problems
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.proof.run import run_probe
+from poetry_torch_cuda.proof.verdict import Check
+from poetry_torch_cuda.proof.verdict import Verdict
 from poetry_torch_cuda.proof.verdict import judge
 
 
@@ -26,8 +29,6 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
     from poetry_torch_cuda.proof.run import ProbeRun
-    from poetry_torch_cuda.proof.verdict import Check
-    from poetry_torch_cuda.proof.verdict import Verdict
 
 #: The version of ``verify --json``'s layout.
 SCHEMA = 1
@@ -181,8 +182,13 @@ def prove(
     variant: Variant,
     *,
     machine: Machine | None = None,
+    hashes: bool = False,
 ) -> Proof:
-    """Run the probe in ``env`` and judge it against ``variant`` and the machine."""
+    """Run the probe in ``env`` and judge it against ``variant`` and the machine.
+
+    Every file the torch family's ``RECORD`` lists must exist (and, with
+    ``hashes``, have its recorded sha256).
+    """
     packages = tuple(
         dict.fromkeys(canonicalize_name(req.name) for req in config.packages)
     )
@@ -192,6 +198,18 @@ def prove(
         machine = probe(env)
     run = run_probe(str(env.python), list(packages), config.verify_timeout)
     verdict = judge(run.report, run.error, variant, machine, packages)
+    damaged = tuple(
+        Check(
+            "files",
+            "fail",
+            problem,
+            "a removal or an interrupted install left it incomplete",
+            "`poetry torch-cuda sync --force` reinstalls the build",
+        )
+        for problem in family_problems(env, packages, hashes=hashes)
+    )
+    if damaged:
+        verdict = Verdict((*damaged, *verdict.checks))
     return Proof(variant, machine, packages, run, verdict)
 
 
