@@ -84,6 +84,9 @@ def environment_lock(
                 time.sleep(_POLL_SECONDS)
         _held.append(fd)
         try:
+            from poetry_torch_cuda.install.undo import sweep_dead_stashes
+
+            sweep_dead_stashes(env_path)  # a killed run's: nothing puts them back
             yield
         finally:
             _held.remove(fd)
