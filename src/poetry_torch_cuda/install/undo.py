@@ -68,84 +68,66 @@ class Stash:
     """Hard links to the torch family's files, and what the environment held then."""
 
     root: Path
-    #: Every installed distribution's version when the stash was taken.
-    before: dict[str, str]
-    #: The stashed distributions.
-    family: list[str]
-    #: (installed path, its link's name in ``root``).
-    files: list[tuple[str, str]] = field(default_factory=list)
-    #: pip's ``~`` leftovers that were there already.
-    leftovers: list[str] = field(default_factory=list)
-    #: The sha256 of the locked files the stashed family was installed from.
-    locked: list[str] = field(default_factory=list)
-    #: The family's top-level directories, and every file in them when taken
-    #: (not kept with a previous build).
-    tops: list[str] = field(default_factory=list)
+    before: dict[str, str]  # every distribution's version
+    family: list[str]  # the stashed distributions
+    files: list[tuple[str, str]] = field(default_factory=list)  # (path, link in root)
+    locked: list[str] = field(default_factory=list)  # sha256 they were installed from
+    # Not kept with a previous build: pip's ``~`` leftovers then, the family's
+    # top-level directories and every file in them.
+    leftovers: set[str] = field(default_factory=set)
+    tops: set[str] = field(default_factory=set)
     present: set[str] = field(default_factory=set)
 
     @classmethod
     def take(cls, env: Env, names: Collection[str]) -> Stash | None:
-        """Link the files of the installed ``names`` into a new stash in ``env``.
-
-        ``None`` when links cannot be made there (another filesystem, no
-        permission): then there is nothing to put back from.
-        """
+        """A stash of the installed ``names`` in ``env``; ``None`` where links fail."""
         try:
             root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=env.path))
         except OSError:
             return None
         before = {str(k): v for k, v in versions_of(installed_environment(env)).items()}
-        stash = cls(root, before, sorted(names))
+        stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
         stash.leftovers = _leftovers(env)
-        stash.locked = _installed_from(env.path)
+        sites = [Path(site) for site in site_paths(env)]
         try:
             for entries in files_by_name(site_paths(env), names).values():
                 for path, _ in entries:
                     if path.is_file() and not path.is_symlink():
                         stash.files.append((str(path), str(len(stash.files))))
                         os.link(path, root / stash.files[-1][1])
+                        site = next((s for s in sites if path.is_relative_to(s)), None)
+                        top = site and site / path.relative_to(site).parts[0]
+                        if top and top.is_dir() and top.suffix != ".dist-info":
+                            stash.tops.add(str(top))
         except OSError:
             stash.drop()
             return None
-        sites = [Path(site) for site in site_paths(env)]
-        tops = {
-            str(site / Path(path).relative_to(site).parts[0])
-            for path, _ in stash.files
-            for site in sites
-            if Path(path).is_relative_to(site)
-        }
-        stash.tops = sorted(t for t in tops if ".dist-info" not in t)
         stash.present = _files_under(stash.tops)
         return stash
 
     def put_back(
-        self,
-        env: Env,
-        pip_uninstall: Uninstaller,
-        within: Collection[str] | None = None,
+        self, env: Env, uninstall: Uninstaller, within: Collection[str] | None = None
     ) -> list[str]:
-        """Make ``env`` hold the stashed build again; what changed, as words.
+        """Make ``env`` hold the stashed build again; returns what was undone.
 
-        Removes the distributions whose version changed since (only those in
-        ``within`` and the stash's family, when given) and pip's new ``~``
-        leftovers, then links every stashed file back. Signals wait meanwhile.
+        Removes pip's new ``~`` leftovers, the distributions whose version
+        changed since (only those of ``within`` and the family, if given) and
+        files an interrupted pip wrote, then links every stashed file back.
         """
         with _signals_held():
-            for leftover in set(_leftovers(env)) - set(self.leftovers):
+            for leftover in _leftovers(env) - self.leftovers:
                 _remove(Path(leftover))
             now = versions_of(installed_environment(env))
             scope = None if within is None else {*within, *self.family}
             changed = sorted(
-                name
-                for name in now
-                if self.before.get(name) != now[name]
-                and (scope is None or name in scope)
+                n
+                for n in now
+                if self.before.get(n) != now[n] and (scope is None or n in scope)
             )
             if changed:
-                remove_distributions(env, changed, pip_uninstall)
-            # What an interrupted pip wrote where no RECORD lists it yet.
-            for path in _files_under(self.tops) - self.present:
-                _remove(Path(path))
+                remove_distributions(env, changed, uninstall)
+            for stray in _files_under(self.tops) - self.present:
+                _remove(Path(stray))
             relinked = 0
             for destination, name in self.files:
                 kept, target = self.root / name, Path(destination)
@@ -159,46 +141,29 @@ class Stash:
                 relinked += 1
         after = versions_of(installed_environment(env))
         changes = [
-            _change(name, now.get(name), after.get(name))
-            for name in sorted(set(now) | set(after))
-            if now.get(name) != after.get(name)
+            _change(n, now.get(n), after.get(n))
+            for n in sorted({*now, *after})
+            if now.get(n) != after.get(n)
         ]
-        if relinked and not changes:
-            changes.append(f"put back {relinked} files pip had changed")
-        return changes
+        return changes or ([f"{relinked} files pip had changed"] if relinked else [])
 
     def keep(self, env_path: Path) -> None:
         """Make this stash the environment's previous build (replacing the last one)."""
-        previous = env_path / PREVIOUS
-        shutil.rmtree(previous, ignore_errors=True)
-        (self.root / _MANIFEST).write_text(
-            json.dumps(
-                {
-                    "before": self.before,
-                    "family": self.family,
-                    "files": self.files,
-                    "locked": self.locked,
-                }
-            ),
-            encoding="utf-8",
-        )
-        self.root.rename(previous)
-        self.root = previous
+        drop_previous(env_path)
+        manifest = {
+            k: getattr(self, k) for k in ("before", "family", "files", "locked")
+        }
+        (self.root / _MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+        self.root = self.root.rename(env_path / PREVIOUS)
 
     def drop(self) -> None:
         """Remove the stash."""
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def describe(self, names: Collection[str]) -> str:
-        """``torch 2.14.1+cu129, torchvision 0.29.1+cu129`` of ``names``."""
-        return ", ".join(f"{n} {self.before[n]}" for n in names if n in self.before)
-
 
 def finish(stash: Stash | None, env: Env, request: InstallRequest) -> None:
-    """After a change that held: its stash becomes the previous build.
-
-    ``sync --force`` keeps none: it reinstalls from torch-cuda.lock alone.
-    """
+    """After a change that held, its stash becomes the previous build
+    (none after ``sync --force``, which trusts torch-cuda.lock alone)."""
     files = {item.sha256 for item in request.files or ()}
     if request.force or stash is None or not stash.files:
         drop_previous(env.path)
@@ -207,57 +172,45 @@ def finish(stash: Stash | None, env: Env, request: InstallRequest) -> None:
     else:
         stash.keep(env.path)
         files |= set(_installed_from(env.path))
-    record_installed(env.path, files)
+    with suppress(OSError):
+        (env.path / INSTALLED).write_text(json.dumps(sorted(files)), encoding="utf-8")
 
 
 def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
-    """The previous build, when it is exactly what ``request`` installs from the lock.
-
-    Its versions (labels included) must be the plan's and every locked file
-    the request names must be one it was installed from.
-    """
+    """The previous build, if it is exactly what ``request`` installs: the
+    plan's versions (labels included), from the locked files the request names."""
     plan = request.plan
     if request.files is None or plan.force or not request.config.keep_previous_build:
         return None
     previous = previous_build(env.path)
-    if previous is None or not all(
-        target.is_satisfied_by(previous.before.get(target.name), plan.variant)
-        for target in plan.install
+    if (
+        previous is None
+        or not all(
+            target.is_satisfied_by(previous.before.get(target.name), plan.variant)
+            for target in plan.install
+        )
+        or not {item.sha256 for item in request.files} <= set(previous.locked)
+        or not all((previous.root / name).is_file() for _, name in previous.files)
     ):
-        return None
-    if not {item.sha256 for item in request.files} <= set(previous.locked):
-        return None
-    if not all((previous.root / name).is_file() for _, name in previous.files):
         return None
     return previous
 
 
 def previous_build(env_path: Path) -> Stash | None:
     """The environment's previous build, if one is kept."""
-    root = env_path / PREVIOUS
     try:
-        data = json.loads((root / _MANIFEST).read_text(encoding="utf-8"))
+        data = json.loads((env_path / PREVIOUS / _MANIFEST).read_text(encoding="utf-8"))
+        files = [(str(path), str(name)) for path, name in data["files"]]
         return Stash(
-            root,
-            dict(data["before"]),
-            list(data["family"]),
-            [(str(a), str(b)) for a, b in data["files"]],
-            [],
-            [str(sha) for sha in data["locked"]],
+            env_path / PREVIOUS, data["before"], data["family"], files, data["locked"]
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def drop_previous(env_path: Path) -> None:
-    """Forget the environment's previous build (``sync --force``, or keeping is off)."""
+    """Forget the environment's previous build."""
     shutil.rmtree(env_path / PREVIOUS, ignore_errors=True)
-
-
-def record_installed(env_path: Path, sha256: Collection[str]) -> None:
-    """Note the locked files the environment's torch family now comes from."""
-    with suppress(OSError):
-        (env_path / INSTALLED).write_text(json.dumps(sorted(sha256)), encoding="utf-8")
 
 
 def _installed_from(env_path: Path) -> list[str]:
@@ -267,41 +220,29 @@ def _installed_from(env_path: Path) -> list[str]:
         return []
 
 
-def dead_stashes(env_path: Path) -> list[Path]:
-    """Stashes whose run is gone (``kill -9``): nothing will put them back."""
+def dead_stashes(env_path: Path, *, remove: bool = False) -> list[str]:
+    """Stashes of runs that were killed: removed (under the environment's lock),
+    or described for ``status``."""
     found = []
     for path in env_path.glob(f"{STASH}*"):
         owner = path.name[len(STASH) :].split(".", 1)[0]
-        if not owner.isdigit() or not alive(int(owner)):
-            found.append(path)
-    return found
-
-
-def leftover_warnings(env_path: Path) -> list[str]:
-    """What ``status`` says of the stashes of dead runs."""
-    warnings = []
-    for path in dead_stashes(env_path):
+        if owner.isdigit() and alive(int(owner)):
+            continue
+        if remove:
+            shutil.rmtree(path, ignore_errors=True)
+            continue
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-        warnings.append(
+        found.append(
             f"a run that was killed left its stash of the previous build in {path} "
             f"({size / 1e6:.1f} MB); the next install, sync or switch removes it"
         )
-    return warnings
-
-
-def sweep_dead_stashes(env_path: Path) -> None:
-    """Remove the stashes of dead runs (under the environment's lock)."""
-    for path in dead_stashes(env_path):
-        shutil.rmtree(path, ignore_errors=True)
+    return found
 
 
 def _files_under(tops: Collection[str]) -> set[str]:
-    """Every file under the directories ``tops``."""
-    found: set[str] = set()
-    for top in tops:
-        for folder, _, names in os.walk(top):
-            found.update(str(Path(folder, name)) for name in names)
-    return found
+    return {
+        str(Path(d, n)) for top in tops for d, _, names in os.walk(top) for n in names
+    }
 
 
 def _remove(path: Path) -> None:
@@ -312,11 +253,9 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def _leftovers(env: Env) -> list[str]:
+def _leftovers(env: Env) -> set[str]:
     """pip's temporary ``~name`` entries in the environment's site-packages."""
-    return sorted(
-        str(path) for site in site_paths(env) for path in Path(site).glob("~*")
-    )
+    return {str(path) for site in site_paths(env) for path in Path(site).glob("~*")}
 
 
 @contextmanager
@@ -338,46 +277,38 @@ def undo(
     stash: Stash | None,
     plan: Plan,
     env: Env,
-    pip_uninstall: Uninstaller,
+    uninstall: Uninstaller,
 ) -> TorchCudaError:
     """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
-    cause = str(error) if isinstance(error, TorchCudaError) else _interrupted(error)
-    code = getattr(error, "exit_code", None) or (
-        130 if isinstance(error, KeyboardInterrupt) else 1
-    )
+    interrupted = isinstance(error, KeyboardInterrupt)
+    cause = "interrupted while installing" if interrupted else str(error)
+    names = [target.name for target in plan.install]
     if stash is None:
         wrapped = with_state(
             TorchCudaError(cause), plan, versions_of(plan.installed), env
         )
     else:
         try:
-            changes = stash.put_back(env, pip_uninstall)
+            changes = stash.put_back(env, uninstall)
         except (TorchCudaError, OSError) as failure:
             wrapped = TorchCudaError(
                 f"{cause}\nPutting the environment back failed too ({failure}): torch "
-                "may not import. `poetry torch-cuda sync --force` reinstalls the "
-                "locked build once the cause is fixed."
+                "may not import; `poetry torch-cuda sync --force` reinstalls it."
             )
         else:
             stash.drop()
-            held = stash.describe([t.name for t in plan.install])
-            wrapped = TorchCudaError(
-                f"{cause}\n"
-                + (
-                    f"The environment was put back as it was ({held or 'no torch build'}; "
-                    f"undone: {', '.join(changes)})."
-                    if changes
-                    else f"Nothing changed: the environment still has {held or 'no torch build'}."
-                )
+            held = ", ".join(
+                f"{n} {stash.before[n]}" for n in names if n in stash.before
             )
-    wrapped.exit_code = code
+            held = held or "no torch build"
+            wrapped = TorchCudaError(
+                f"{cause}\nThe environment was put back as it was ({held}; undone: "
+                f"{', '.join(changes)})."
+                if changes
+                else f"{cause}\nNothing changed: the environment still has {held}."
+            )
+    wrapped.exit_code = getattr(error, "exit_code", None) or (130 if interrupted else 1)
     return wrapped
-
-
-def _interrupted(error: BaseException) -> str:
-    if isinstance(error, KeyboardInterrupt):
-        return "interrupted while installing"
-    return f"{type(error).__name__}: {error}"
 
 
 def index_client_for(
@@ -402,27 +333,19 @@ def with_state(
     """``error`` with a line that says what the environment holds now."""
     after = versions_of(installed_environment(env))
     names = [target.name for target in plan.install]
-    held = ", ".join(f"{name} {after[name]}" for name in names if name in after)
-    targets_kept = all(before.get(name) == after.get(name) for name in names)
+    held = ", ".join(f"{n} {after[n]}" for n in names if n in after)
     changes = [
-        _change(name, before.get(name), after.get(name))
-        for name in sorted(set(before) | set(after))
-        if before.get(name) != after.get(name)
+        _change(n, before.get(n), after.get(n))
+        for n in sorted({*before, *after})
+        if before.get(n) != after.get(n)
     ]
-    if not changes:
-        state = (
-            f"Nothing changed: the environment still has {held}."
-            if held
-            else f"Nothing changed: the environment has no {', '.join(names)}."
-        )
-    else:
-        had = "still has" if targets_kept else "now has"
-        state = (
-            f"The environment {had} {held or 'no ' + ', '.join(names)}; before "
-            f"failing, pip {', '.join(changes[:6])}"
-            f"{' and more' if len(changes) > 6 else ''}. Run the command again "
-            "once the cause is fixed: it removes what is left unused."
-        )
+    state = (
+        f"The environment now has {held or 'no ' + ', '.join(names)}; before failing, "
+        f"pip {', '.join(changes[:6])}{' and more' if len(changes) > 6 else ''}. "
+        "`poetry torch-cuda sync --force` repairs it once the cause is fixed."
+        if changes
+        else f"Nothing changed: the environment still has {held or 'no torch build'}."
+    )
     wrapped = type(error)(f"{error}\n{state}")
     wrapped.exit_code = error.exit_code
     return wrapped

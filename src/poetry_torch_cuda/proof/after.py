@@ -103,7 +103,7 @@ def prove_change(
             failed; with ``snapshot`` the previous builds are back in place.
     """
     try:
-        return _prove_change(poetry, env, io, config, variant, locked, plan, snapshot)
+        return _prove(poetry, env, io, config, variant, locked, plan, snapshot)
     finally:
         if not config.keep_previous_build:  # kept only for the rollback
             from poetry_torch_cuda.install.undo import drop_previous
@@ -111,7 +111,7 @@ def prove_change(
             drop_previous(env.path)
 
 
-def _prove_change(
+def _prove(
     poetry: Poetry,
     env: Env,
     io: IO,
@@ -129,13 +129,21 @@ def _prove_change(
     machine = probe(env)
     current = variant
     moves = 0
+    back = (snapshot, config, locked, env, io, poetry)
     while True:
         try:
             with _stoppable():
                 proof = prove(env, config, current, machine=machine)
         except KeyboardInterrupt as stop:
-            raise _stopped(
-                stop, current, snapshot, config, locked, env, io, poetry
+            signum = getattr(stop, "signum", signal.SIGINT)
+            raise _give_up(
+                TorchCudaError(
+                    f"{signal.Signals(signum).name} stopped the verification of {current}"
+                ),
+                *back,
+                kept=": the new build stays installed, unverified; "
+                "`poetry torch-cuda verify` checks it.",
+                code=128 + signum,
             ) from None
         for check in proof.verdict.checks:
             if check.status == "note":
@@ -151,7 +159,12 @@ def _prove_change(
             if moves < MAX_MOVES:
                 following = _move_on(poetry, env, io, config, locked, proof, machine)
         if following is None:
-            raise _failed(proof, io, config, locked, env, poetry, snapshot)
+            raise _give_up(
+                VerificationFailed(proof.failure_message(debug=io.is_debug())),
+                *back,
+                kept="\nThe new build stays installed; verification is turned off with "
+                "verify = false in [tool.poetry-torch-cuda] or POETRY_TORCH_CUDA_VERIFY=0.",
+            )
         current = following
         moves += 1
 
@@ -201,25 +214,25 @@ def _remember(env: Env, machine: Machine, proof: Proof) -> None:
         remember(env.path, machine, proof.variant, proof.torch_version, first.message)
 
 
-def _failed(
-    proof: Proof,
-    io: IO,
+def _give_up(
+    error: TorchCudaError,
+    snapshot: Snapshot | None,
     config: TorchCudaConfig,
     locked: LockedState,
     env: Env,
+    io: IO,
     poetry: Poetry,
-    snapshot: Snapshot | None,
-) -> VerificationFailed:
-    message = proof.failure_message(debug=io.is_debug())
+    *,
+    kept: str,
+    code: int = 1,
+) -> TorchCudaError:
+    """``error``, after switch's change is undone (with ``snapshot``), saying so."""
     if snapshot is not None:
         restored = _roll_back(snapshot, config, locked, env, io, poetry)
-        message += f"\n{restored} pyproject.toml is unchanged."
-    else:
-        message += (
-            "\nThe new build stays installed; verification is turned off with "
-            "verify = false in [tool.poetry-torch-cuda] or POETRY_TORCH_CUDA_VERIFY=0."
-        )
-    return VerificationFailed(message)
+        kept = f"\n{restored} pyproject.toml is unchanged."
+    wrapped = type(error)(f"{error}{kept}")
+    wrapped.exit_code = code
+    return wrapped
 
 
 def _roll_back(
@@ -253,20 +266,12 @@ def _roll_back(
                 "may not import; `poetry torch-cuda sync --force` reinstalls it."
             )
         drop_previous(env.path)
-        if not snapshot.versions:
-            return (
-                "Removed the failing build: the environment has no torch build again."
-            )
-        return f"Put back the previous build: {snapshot.describe()} (no download)."
-    if not snapshot.versions:
-        return (
-            "There was no earlier build to put back; the failing one stays "
-            "installed until you switch to a variant that runs here."
-        )
+        held = snapshot.describe() or "no torch build, as before"
+        return f"Put back the previous build: {held} (no download)."
     if snapshot.variant is None:
         return (
-            f"The earlier {snapshot.describe()} carried no variant label, so it "
-            "cannot be installed again from a variant's lock; it was not put back."
+            f"The earlier build ({snapshot.describe() or 'none'}) cannot be installed "
+            "from a variant's lock; the failing one stays installed."
         )
     try:
         reconcile_environment(
@@ -307,28 +312,3 @@ def _stoppable() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def _stopped(
-    stop: KeyboardInterrupt,
-    variant: Variant,
-    snapshot: Snapshot | None,
-    config: TorchCudaConfig,
-    locked: LockedState,
-    env: Env,
-    io: IO,
-    poetry: Poetry,
-) -> TorchCudaError:
-    """The error for a verification a signal stopped; switch's change is undone."""
-    signum = getattr(stop, "signum", signal.SIGINT)
-    said = f"{signal.Signals(signum).name} stopped the verification of {variant}"
-    if snapshot is not None:
-        restored = _roll_back(snapshot, config, locked, env, io, poetry)
-        error = TorchCudaError(f"{said}.\n{restored} pyproject.toml is unchanged.")
-    else:
-        error = TorchCudaError(
-            f"{said}: the new build stays installed, unverified; "
-            "`poetry torch-cuda verify` checks it."
-        )
-    error.exit_code = 128 + signum
-    return error
