@@ -208,12 +208,9 @@ def test_a_kept_build_the_lock_no_longer_names_is_not_used(
 
 @pytest.fixture(scope="module")
 def proof_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
-    """cpu's torch runs; cu128's does not import; cu130's hangs on import."""
+    """cpu's torch runs; cu130's hangs on import."""
     universe = build_universe(tmp_path_factory.mktemp("stash-proof-universe"))
     replace_module(universe, "cpu", "torch", "2.14.1+cpu", fake_torch("2.14.1+cpu"))
-    replace_module(
-        universe, "cu128", "torch", "2.14.1+cu128", broken_import("2.14.1+cu128")
-    )
     replace_module(
         universe,
         "cu130",
@@ -242,27 +239,34 @@ def _project_files(project: Project) -> dict[str, bytes | None]:
     return {k: p.read_bytes() if p.exists() else None for k, p in paths.items()}
 
 
-def test_a_failed_switch_changes_no_file_and_downloads_nothing_to_roll_back(
-    tmp_path: Path, proof_index: IndexServer
+def test_a_failed_switch_changes_no_file_and_takes_nothing_from_the_mirror(
+    tmp_path: Path,
 ) -> None:
-    env = {**no_gpu(tmp_path), **VERIFY_ON}
-    project = _cpu(tmp_path, proof_index, env)
-    files = _project_files(project)
-    torch_init = (project.site_packages() / "torch" / "__init__.py").read_bytes()
-    proof_index.clear_requests()
-
-    result = project.run("torch-cuda", "switch", "cu128", check=False, env_extra=env)
-
-    assert result.returncode == 1, describe(result)
-    assert "Put back the previous build: torch 2.14.1+cpu" in result.stderr
-    assert _project_files(project) == files  # torch-cuda.lock gained no cu128
-    # The rollback came from the stash: nothing of cpu's fetched from the index,
-    # whatever a mirror would serve now.
-    assert not [r for r in proof_index.requests if r.startswith("/whl/cpu/")]
-    assert (project.site_packages() / "torch" / "__init__.py").read_bytes() == (
-        torch_init
+    universe = build_universe(tmp_path / "universe")
+    replace_module(universe, "cpu", "torch", "2.14.1+cpu", fake_torch("2.14.1+cpu"))
+    replace_module(
+        universe, "cu128", "torch", "2.14.1+cu128", broken_import("2.14.1+cu128")
     )
-    assert broken_records(project.site_packages()) == []
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    with IndexServer(universe.root) as index:
+        project = _cpu(tmp_path, index, env)
+        files = _project_files(project)
+        init = project.site_packages() / "torch" / "__init__.py"
+        torch_init = init.read_bytes()
+        # The mirror now serves other bytes for cpu's torch.
+        replace_module(universe, "cpu", "torch", "2.14.1+cpu", "TAMPERED = True\n")
+        index.clear_requests()
+
+        result = project.run(
+            "torch-cuda", "switch", "cu128", check=False, env_extra=env
+        )
+
+        assert result.returncode == 1, describe(result)
+        assert "Put back the previous build: torch 2.14.1+cpu" in result.stderr
+        assert not [r for r in index.requests if r.startswith("/whl/cpu/")]
+        assert init.read_bytes() == torch_init
+        assert _project_files(project) == files  # torch-cuda.lock gained no cu128
+        assert broken_records(project.site_packages()) == []
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
