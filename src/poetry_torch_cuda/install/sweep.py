@@ -116,15 +116,17 @@ def record_problems(
     """
     problems = []
     checked = {canonicalize_name(name) for name in hashed}
-    for name, entries in sorted(files_by_name(paths, names).items()):
-        missing = [e for p, e in entries if e.hash is not None and not p.is_file()]
+    for name, all_entries in sorted(files_by_name(paths, names).items()):
+        # Bytecode is the interpreter's to rewrite or a slim image's to delete.
+        entries = [(p, e) for p, e in all_entries if e.hash and p.suffix != ".pyc"]
+        missing = [e for p, e in entries if not p.is_file()]
         changed = [
             e
             for p, e in entries
             if name in checked
             and e.hash is not None
-            and p.is_file()
             and e.hash.mode == "sha256"
+            and p.is_file()
             and _sha256(p) != e.hash.value
         ]
         for bad, what in ((missing, "missing"), (changed, "changed since install")):
