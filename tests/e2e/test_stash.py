@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.catalog import build_universe
+from tests.support.fake_torch import NO_KERNEL_IMAGE
 from tests.support.fake_torch import broken_import
 from tests.support.fake_torch import fake_torch
 from tests.support.fake_torch import replace_module
 from tests.support.fixtures import served
+from tests.support.gpus import GTX_1080
+from tests.support.gpus import gpu
 from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import no_gpu
 from tests.support.index import IndexServer
@@ -314,3 +317,44 @@ def _running(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_auto_moving_on_installs_only_locked_bytes(tmp_path: Path) -> None:
+    """cu126 fails here for this machine's GPU; the next candidate, cpu, is served
+    with other bytes than torch-cuda.lock holds: the move-on refuses them."""
+    universe = build_universe(tmp_path / "universe")
+    replace_module(universe, "cpu", "torch", "2.13.0+cpu", fake_torch("2.13.0+cpu"))
+    replace_module(
+        universe,
+        "cu126",
+        "torch",
+        "2.13.0+cu126",
+        fake_torch(
+            "2.13.0+cu126",
+            cuda="12.6",
+            available=True,
+            devices=[("NVIDIA GeForce GTX 1080", (6, 1))],
+            archs=["sm_75", "sm_80", "sm_86", "sm_90"],
+            device_error=NO_KERNEL_IMAGE,
+        ),
+    )
+    env = {**gpu(tmp_path, GTX_1080, driver="575.51.03"), **VERIFY_ON}
+    with IndexServer(universe.root) as index:
+        project = Project.create(
+            tmp_path,
+            index,
+            {"torch": "2.13.0"},
+            'variant = "auto"\npackages = ["torch"]',
+        )
+        project.run("lock", env_extra=env)
+        assert '"2.13.0+cpu"' in (project.path / "torch-cuda.lock").read_text()
+        tampered = fake_torch("2.13.0+cpu") + "TAMPERED = True\n"
+        replace_module(universe, "cpu", "torch", "2.13.0+cpu", tampered)
+
+        result = project.run("install", check=False, env_extra=env)
+
+        assert "auto: trying cpu" in result.stderr, describe(result)
+        assert result.returncode == 1, describe(result)
+        assert "refused torch-2.13.0+cpu" in result.stderr
+        init = project.site_packages() / "torch" / "__init__.py"
+        assert "TAMPERED" not in init.read_text()
