@@ -165,7 +165,9 @@ def _keeping_shared(
     if not shared:
         yield
         return
-    aside = Path(tempfile.mkdtemp(prefix=".torch-cuda-shared-", dir=parent))
+    # Named as undo.py's stashes, so a killed run's is swept and reported too.
+    prefix = f".torch-cuda-stash-{os.getpid()}.shared-"
+    aside = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     kept: list[tuple[Path, Path]] = []
     try:
         for path in shared:
