@@ -181,6 +181,14 @@ def build_report(
             )
         )
     _judge(report, config, locked is not None and managed)
+    from poetry_torch_cuda.install.sweep import family_problems
+    from poetry_torch_cuda.install.undo import dead_stashes
+
+    report.warnings.extend(
+        f"{problem}: the install is damaged; run `poetry torch-cuda sync --force`"
+        for problem in family_problems(env, config.package_names)
+    )
+    report.warnings.extend(dead_stashes(env.path))
     if view is not None:
         judge_packages(report, config, view.names, env)
     return report

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Iterator
 
 
 def make(directory: Path | None, prefix: str, suffix: str) -> tuple[int, Path]:
@@ -33,7 +40,7 @@ def sweep(directory: Path | None, prefix: str, suffix: str) -> list[Path]:
     with suppress(OSError):
         for path in folder.glob(f"{glob_escape(prefix)}*{suffix}"):
             owner = path.name[len(prefix) :].split(".", 1)[0]
-            if not owner.isdigit() or _alive(int(owner)):
+            if not owner.isdigit() or alive(int(owner)):
                 continue
             with suppress(OSError):
                 path.unlink()
@@ -46,7 +53,8 @@ def glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (always true on Windows, never probed there)."""
     if pid == os.getpid() or os.name != "posix":
         return True  # on Windows, signal 0 is CTRL_C_EVENT: never probe there
     try:
@@ -56,3 +64,28 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True  # it exists, owned by someone else
     return True
+
+
+@contextmanager
+def kept_bytes(paths: Iterable[Path]) -> Iterator[None]:
+    """Put ``paths`` back byte for byte (or absent) when the block raises."""
+    saved = {path: _read(path) for path in paths}
+    try:
+        yield
+    except BaseException:
+        for path, data in saved.items():
+            if _read(path) == data:
+                continue
+            with suppress(OSError):
+                if data is None:
+                    path.unlink()
+                else:
+                    path.write_bytes(data)
+        raise
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None

@@ -39,6 +39,7 @@ __all__ = [
     "BuiltWheel",
     "Universe",
     "WheelSpec",
+    "add_payload",
     "build_universe",
     "cuda_toolkit",
     "default_specs",
@@ -334,3 +335,26 @@ def build_universe(
                 index, spec.name, spec.version, spec.requires, extras=spec.extras
             )
     return universe
+
+
+def add_payload(universe: Universe, project: str, payload: Mapping[str, bytes]) -> None:
+    """Rebuild every wheel of ``project``, on every index, with ``payload`` added.
+
+    Two projects given the same paths share files as the real CUDA 12 and 13
+    wheels do (``nvidia-cudnn-cu12`` and ``-cu13`` both ship
+    ``nvidia/cudnn/lib/libcudnn.so.9``).
+    """
+    found = False
+    for built in universe.wheels:
+        if built.spec.project == canonical_name(project):
+            build_wheel(
+                built.path.parent,
+                built.spec.name,
+                built.spec.version,
+                built.spec.requires,
+                extras=built.spec.extras,
+                payload=payload,
+            )
+            found = True
+    if not found:
+        raise KeyError(f"no wheel of {project} in the universe")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 from typing import Any
@@ -17,12 +18,12 @@ from poetry.core.packages.dependency_group import DependencyGroup
 from poetry.core.packages.project_package import ProjectPackage
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install import sweep
 from poetry_torch_cuda.install.family import with_family
 from poetry_torch_cuda.install.installed import InstalledEnvironment
 from poetry_torch_cuda.install.pip import pip_environment
 from poetry_torch_cuda.install.planning import Target
-from poetry_torch_cuda.install.rollback import Stash
-from poetry_torch_cuda.install.rollback import roll_back
+from poetry_torch_cuda.install.undo import Stash
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.package_checks import left_to_poetry
 from poetry_torch_cuda.project.package_checks import unknown_entries
@@ -207,7 +208,11 @@ def test_pip_settings_that_choose_the_index_are_neutralised() -> None:
     assert env["PIP_CERT"] == "/ca.pem"  # how to reach an index is kept
 
 
-def test_the_stash_restores_the_exact_files(tmp_path: Path) -> None:
+def test_the_stash_restores_the_exact_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No Poetry env here for its in-process uninstaller: the removal goes to "pip".
+    monkeypatch.setattr(sweep, "_poetry_uninstaller", lambda: None)
     site = tmp_path / "site"
     info = site / "demo-1.0.dist-info"
     info.mkdir(parents=True)
@@ -216,25 +221,38 @@ def test_the_stash_restores_the_exact_files(tmp_path: Path) -> None:
     (info / "RECORD").write_text(
         "demo.py,,\ndemo-1.0.dist-info/METADATA,,\ndemo-1.0.dist-info/RECORD,,\n"
     )
-    stash = Stash.take([str(site)], ["demo"], tmp_path)
+    env = SimpleNamespace(
+        path=tmp_path,
+        site_packages=SimpleNamespace(candidates=[site]),
+        marker_env={},
+    )
+    stash = Stash.take(env, ["demo"])  # type: ignore[arg-type]
     assert stash is not None
-    # what pip does: unlink the old files, write new ones
+    # what pip does: unlink the old files, write new ones (and leave a ~ dir)
     for path in (site / "demo.py", info / "METADATA", info / "RECORD"):
         path.unlink()
     info.rmdir()
+    new_info = site / "demo-2.0.dist-info"
+    new_info.mkdir()
     (site / "demo.py").write_text("old = False\n")
+    (new_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: demo\nVersion: 2.0\n"
+    )
+    (new_info / "RECORD").write_text("demo.py,,\ndemo-2.0.dist-info/METADATA,,\n")
+    (site / "~emo").mkdir()
     removed: list[list[str]] = []
 
     def uninstall(names: list[str]) -> None:
         removed.append(names)
+        shutil.rmtree(new_info)
         (site / "demo.py").unlink()
 
-    restored = roll_back(stash, {n("demo"): "1.0"}, {n("demo"): "2.0"}, uninstall)
-    assert removed == [["demo"]]
-    assert restored == ["demo 1.0"]
+    changes = stash.put_back(env, uninstall)  # type: ignore[arg-type]
+    stash.drop()
+    assert changes == ["changed demo 2.0 -> 1.0"]
     assert (site / "demo.py").read_text() == "old = True\n"
     assert "Version: 1.0" in (info / "METADATA").read_text()
-    assert not stash.root.exists()
+    assert sorted(os.listdir(site)) == ["demo-1.0.dist-info", "demo.py"]
     assert os.listdir(tmp_path) == ["site"]
 
 

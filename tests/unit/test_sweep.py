@@ -120,3 +120,36 @@ def test_without_poetrys_uninstaller_pip_removes_them(env: VirtualEnv) -> None:
     assert left == list(ORPHANS)
     assert calls == [list(ORPHANS)]  # one pip run, only what is installed
     assert installed(env) == {KEPT}
+
+
+def test_record_problems_names_missing_and_changed_files_not_bytecode(
+    tmp_path: Path,
+) -> None:
+    import base64
+    import hashlib
+
+    from poetry_torch_cuda.install.sweep import record_problems
+
+    def digest(data: bytes) -> str:
+        raw = hashlib.sha256(data).digest()
+        return "sha256=" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    info = tmp_path / "demo-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "lib.so").write_bytes(b"other bytes")
+    (info / "RECORD").write_text(
+        f"demo/lib.so,{digest(b'library')},7\n"
+        f"demo/gone.h,{digest(b'header')},6\n"
+        f"demo/__pycache__/x.pyc,{digest(b'pyc')},3\n"
+        "demo-1.0.dist-info/RECORD,,\n"
+    )
+
+    assert record_problems([str(tmp_path)]) == [
+        "demo: 1 of its files missing (demo/gone.h)"
+    ]
+    assert record_problems([str(tmp_path)], hashed=["demo"]) == [
+        "demo: 1 of its files missing (demo/gone.h)",
+        "demo: 1 of its files changed since install (demo/lib.so)",
+    ]

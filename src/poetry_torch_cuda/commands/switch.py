@@ -17,9 +17,11 @@ from poetry_torch_cuda.commands.moving import MOVES_HELP
 from poetry_torch_cuda.commands.moving import MovingCommand
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.envlock import environment_lock
+from poetry_torch_cuda.install.owner import MARKER
 from poetry_torch_cuda.install.reconcile import plan_for
 from poetry_torch_cuda.install.reconcile import write_waiting
 from poetry_torch_cuda.lockfile.service import settle
+from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.machine.resolution import require_builds
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
@@ -38,7 +40,8 @@ from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.proof.after import prove_change
-from poetry_torch_cuda.proof.rollback import take_snapshot
+from poetry_torch_cuda.proof.after import take_snapshot
+from poetry_torch_cuda.tempfiles import kept_bytes
 
 
 if TYPE_CHECKING:
@@ -139,7 +142,13 @@ class SwitchCommand(MovingCommand):
 
         # The environment stays locked until pyproject.toml says the new
         # variant, so a run waiting for it plans with the new variant.
-        with pending or nullcontext(), environment_lock(self.env.path, on_wait):
+        # A failed switch leaves every project file as it was, byte for byte.
+        kept = (pyproject.parent / LOCK_NAME, self.env.path / MARKER)
+        with (
+            pending or nullcontext(),
+            environment_lock(self.env.path, on_wait),
+            kept_bytes(kept),
+        ):
             if waited:  # another run changed things meanwhile: read them again
                 config, locked, variant = self._target(
                     name, read_pyproject(pyproject), selection

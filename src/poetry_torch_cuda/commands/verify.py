@@ -79,6 +79,7 @@ class VerifyCommand(TorchCudaCommand):
             required=required,
             alternative=alternative,
             exists=exists,
+            hashes=True,
         )
         if self.option("json"):
             self.write_json(

@@ -84,6 +84,11 @@ def environment_lock(
                 time.sleep(_POLL_SECONDS)
         _held.append(fd)
         try:
+            from poetry_torch_cuda.install.undo import dead_stashes
+
+            dead_stashes(
+                env_path, remove=True
+            )  # a killed run's: nothing puts them back
             yield
         finally:
             _held.remove(fd)

@@ -87,11 +87,10 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     from cleo.formatters.formatter import Formatter
 
     from poetry_torch_cuda.install.pip import PipRunner
-    from poetry_torch_cuda.install.undo import UnfitInstall
-    from poetry_torch_cuda.install.undo import take_stash
+    from poetry_torch_cuda.install.undo import Stash
+    from poetry_torch_cuda.install.undo import finish
+    from poetry_torch_cuda.install.undo import reusable_previous
     from poetry_torch_cuda.install.undo import undo
-    from poetry_torch_cuda.install.undo import versions_of
-    from poetry_torch_cuda.install.undo import with_state
 
     plan = request.plan
     pip = PipRunner(
@@ -101,42 +100,41 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     )
     done: list[str] = []
     if plan.install:
-        snapshot = versions_of(plan.installed)
-        stash = take_stash(env, plan.protected & set(snapshot))
+        # The one way back from any failure below, interrupts included.
+        stash = Stash.take(env, plan.protected & set(plan.installed.all()))
         try:
-            try:
-                if request.files is not None:
-                    from poetry_torch_cuda.install.fetched import install_locked
+            previous = reusable_previous(env, request)
+            if previous is not None:  # a switch back: links, no download, no pip
+                previous.put_back(env, pip.uninstall, within=plan.protected)
+                done.append("put back the previous build kept in the environment")
+            elif request.files is not None:
+                from poetry_torch_cuda.install.fetched import install_locked
 
-                    install_locked(request, env, pip, io)
-                else:
-                    assert request.index is not None
-                    pip.install(
-                        request.requirements,
-                        request.index,
-                        request.constraints,
-                        force_reinstall=request.force,
-                        compile_bytecode=request.compile_bytecode,
-                    )
-            except UnfitInstall as error:  # pip succeeded; its result cannot stay
-                raise undo(error, stash, snapshot, env, pip) from None
-            except TorchCudaError as error:  # pip's, or a download's (fetched.py)
-                request.forget_lock()  # a lock entry made for it stays only if it installed
-                raise with_state(error, plan, snapshot, env) from None
-            try:
-                installed = installed_environment(env)
-                done.append(_check_installed(plan, installed))
-                targets = (*plan.install, *plan.satisfied)
-                orphans = find_orphans(plan.sweepable, targets, installed)
-                # The stash puts back whatever an in-process removal leaves half done.
-                _remove_orphans(pip, orphans, done, env if stash is not None else None)
-            except (TorchCudaError, OSError) as error:
-                raise undo(error, stash, snapshot, env, pip) from None
-        finally:
-            if stash is not None:
-                stash.drop()
+                install_locked(request, env, pip, io)
+            else:
+                assert request.index is not None
+                pip.install(
+                    request.requirements,
+                    request.index,
+                    request.constraints,
+                    force_reinstall=request.force,
+                    compile_bytecode=request.compile_bytecode,
+                )
+            installed = installed_environment(env)
+            done.append(_check_installed(plan, installed))
+            targets = (*plan.install, *plan.satisfied)
+            orphans = find_orphans(plan.sweepable, targets, installed)
+            # The stash puts back whatever an in-process removal leaves half done.
+            _remove_orphans(pip, orphans, done, env, in_process=stash is not None)
+        except BaseException as error:  # interrupts and bugs too: put back, then say so
+            request.forget_lock()  # a lock entry made for it stays only if it installed
+            failure = undo(error, stash, plan, env, pip.uninstall)
+            if isinstance(error, (TorchCudaError, OSError, KeyboardInterrupt)):
+                raise failure from None
+            raise
+        finish(stash, env, request)
     else:
-        _remove_orphans(pip, list(plan.remove), done)
+        _remove_orphans(pip, list(plan.remove), done, env, in_process=False)
     if done:
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
 
@@ -145,16 +143,15 @@ def _remove_orphans(
     pip: PipRunner,
     orphans: list[NormalizedName],
     done: list[str],
-    env: Env | None = None,
+    env: Env,
+    *,
+    in_process: bool,
 ) -> None:
-    """Remove ``orphans``: in-process where ``env`` is given, else with pip."""
-    if orphans and env is not None:
+    """Remove ``orphans`` (keeping files other distributions list)."""
+    if orphans:
         from poetry_torch_cuda.install.sweep import remove_distributions
 
-        remove_distributions(env, orphans, pip.uninstall)
-    elif orphans:
-        pip.uninstall(orphans)
-    if orphans:
+        remove_distributions(env, orphans, pip.uninstall, pip_only=not in_process)
         done.append(
             f"removed {len(orphans)} unused CUDA wheel{'s' if len(orphans) != 1 else ''} ({', '.join(orphans)})"
         )

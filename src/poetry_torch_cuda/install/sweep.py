@@ -1,32 +1,40 @@
-"""Remove distributions from an environment without starting a second pip.
+"""Remove distributions from an environment, never a file another one still lists.
 
-A switch leaves the previous variant's CUDA wheels orphaned (``nvidia-*-cu12``
-after a move to cu130). ``pip uninstall`` of them is a whole Python process
-that imports pip, on a loaded machine seconds of a switch. Poetry 2.x ships
-pip's uninstaller adapted to run in-process
-(``poetry.installation.uninstaller``, the one behind
-``installer.builtin-uninstall``): it reads each distribution's ``RECORD``,
-deletes the files listed (and their bytecode), prunes the directories left
-empty, never one of the install-scheme roots, and the ``.dist-info`` last.
+The real CUDA 12 and 13 wheels ship the same paths (``nvidia-cudnn-cu12`` and
+``-cu13`` both install ``nvidia/cudnn/lib/libcudnn.so.9``). After a switch
+pip has overwritten them with the new family's files, and the old family's
+``RECORD`` still lists them: removing it would delete files the new build
+needs. :func:`remove_distributions` hard-links every such shared file aside,
+removes the distributions and links back whatever the removal took.
 
-:func:`remove_distributions` uses it where this Poetry has it, and hands pip
-whatever it could not remove that way (no such module in an older Poetry, a
-distribution without ``RECORD``, one installed outside the environment), so
-the result is the same as ``pip uninstall`` of all of them. Putting files back
-after a later failure is the caller's stash (``install/rollback.py``), taken
-before anything changed, exactly as for pip's uninstall.
+Removal is in-process where this Poetry ships pip's uninstaller adapted to
+run in-process (``poetry.installation.uninstaller``), else one pip run.
+:func:`record_problems` is the check that every installed file is there.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Protocol
+
+from packaging.utils import canonicalize_name
 
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Collection
+    from collections.abc import Iterator
     from collections.abc import Sequence
 
+    from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
 
@@ -42,31 +50,136 @@ def remove_distributions(
     pip_uninstall: Uninstaller,
     *,
     in_process: Callable[[Env, str], object] | None = None,
+    pip_only: bool = False,
 ) -> list[str]:
     """Remove ``names`` from ``env``; return those left to ``pip_uninstall``.
 
-    Each name is removed in-process by Poetry's uninstaller when this Poetry
-    has one; the names it skips (it returns ``None``: not installed in the
-    environment's own site-packages, or no ``RECORD``) go to one call of
-    ``pip_uninstall``, which also gets all of them where Poetry has no
-    in-process uninstaller. ``in_process`` replaces Poetry's uninstaller
-    (tests).
+    Files another installed distribution's ``RECORD`` lists stay. The names
+    Poetry's uninstaller skips (or all, in a Poetry without one) go to one
+    call of ``pip_uninstall``, which gets all with ``pip_only`` (no stash
+    to finish a half-done removal). ``in_process`` replaces Poetry's uninstaller (tests).
 
     Raises:
         OSError: a file could not be removed (the distribution's
             ``.dist-info`` is still there, so running it again finishes).
         TorchCudaError: pip failed on what it was given.
     """
+    paths = site_paths(env)
     remover = in_process if in_process is not None else _poetry_uninstaller()
+    remover = None if pip_only else remover
     left: list[str] = []
-    for name in names:
-        if remover is None or remover(env, name) is None:
-            left.append(name)
-    if left:
-        left = [name for name in left if _installed(env, name)]
-    if left:
-        pip_uninstall(left)
+    with _keeping_shared(paths, names, env.path):
+        for name in names:
+            if remover is None or remover(env, name) is None:
+                left.append(name)
+        left = [name for name in left if files_by_name(paths, [name])]
+        if left:
+            pip_uninstall(left)
     return left
+
+
+def site_paths(env: Env) -> list[str]:
+    """Where ``env``'s distributions are installed, as pip looks for them."""
+    return [str(path) for path in env.site_packages.candidates]
+
+
+def files_by_name(
+    paths: Sequence[str], names: Collection[str] | None = None
+) -> dict[NormalizedName, list[tuple[Path, metadata.PackagePath]]]:
+    """The ``RECORD`` entries of the installed distributions (of ``names``), by name.
+
+    The first distribution of a name on ``paths`` is the installed one, as for pip.
+    """
+    wanted = None if names is None else {canonicalize_name(n) for n in names}
+    found: dict[NormalizedName, list[tuple[Path, metadata.PackagePath]]] = {}
+    for distribution in metadata.distributions(path=list(paths)):
+        name = canonicalize_name(distribution.metadata["Name"] or "")
+        if name in found or (wanted is not None and name not in wanted):
+            continue
+        found[name] = [
+            (Path(os.path.normpath(str(distribution.locate_file(entry)))), entry)
+            for entry in distribution.files or ()
+        ]
+    return found
+
+
+def record_problems(
+    paths: Sequence[str],
+    names: Collection[str] | None = None,
+    *,
+    hashed: Collection[str] = (),
+) -> list[str]:
+    """What is wrong with each installed distribution's files, one line per distribution.
+
+    A file its ``RECORD`` lists is missing; for the ``hashed`` distributions
+    also one whose sha256 differs from the recorded one.
+    """
+    problems = []
+    checked = {canonicalize_name(name) for name in hashed}
+    for name, all_entries in sorted(files_by_name(paths, names).items()):
+        # Bytecode is the interpreter's to rewrite or a slim image's to delete.
+        entries = [(p, e) for p, e in all_entries if e.hash and p.suffix != ".pyc"]
+        missing = [e for p, e in entries if not p.is_file()]
+        changed = [
+            e
+            for p, e in entries
+            if name in checked
+            and e.hash is not None
+            and e.hash.mode == "sha256"
+            and p.is_file()
+            and _sha256(p) != e.hash.value
+        ]
+        for bad, what in ((missing, "missing"), (changed, "changed since install")):
+            if bad:
+                problems.append(
+                    f"{name}: {len(bad)} of its files {what} ({bad[0]}"
+                    f"{', …' if len(bad) > 1 else ''})"
+                )
+    return problems
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+@contextmanager
+def _keeping_shared(
+    paths: Sequence[str], names: Collection[str], parent: Path
+) -> Iterator[None]:
+    """Keep the files of ``names`` that other installed distributions list too."""
+    owners = files_by_name(paths)
+    leaving = {canonicalize_name(name) for name in names}
+    staying = {p for n, files in owners.items() if n not in leaving for p, _ in files}
+    shared = sorted(
+        {
+            p
+            for n in leaving
+            for p, _ in owners.get(n, ())
+            if p in staying and p.is_file()
+        }
+    )
+    if not shared:
+        yield
+        return
+    # Named as undo.py's stashes, so a killed run's is swept and reported too.
+    prefix = f".torch-cuda-stash-{os.getpid()}.shared-"
+    aside = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    kept: list[tuple[Path, Path]] = []
+    try:
+        for path in shared:
+            kept.append((path, aside / str(len(kept))))
+            os.link(path, kept[-1][1])
+        yield
+    finally:
+        for path, link in kept:
+            if link.exists() and not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.link(link, path)
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _poetry_uninstaller() -> Callable[[Env, str], object] | None:
@@ -77,15 +190,14 @@ def _poetry_uninstaller() -> Callable[[Env, str], object] | None:
     return uninstall_distribution
 
 
-def _installed(env: Env, name: str) -> bool:
-    """Whether ``name`` is still installed anywhere pip would look."""
-    from importlib import metadata
+def family_problems(
+    env: Env, roots: Collection[str], *, hashes: bool = False
+) -> list[str]:
+    """:func:`record_problems` of what ``roots`` need as installed in ``env``
+    (sha256 of every file too with ``hashes``)."""
+    from poetry_torch_cuda.install.installed import installed_environment
 
-    from packaging.utils import canonicalize_name
-
-    paths = [str(path) for path in env.site_packages.candidates]
-    wanted = canonicalize_name(name)
-    return any(
-        canonicalize_name(found.metadata["Name"] or "") == wanted
-        for found in metadata.distributions(name=wanted, path=paths)
-    )
+    family = set(installed_environment(env).closure(roots))
+    if not family:
+        return []
+    return record_problems(site_paths(env), family, hashed=family if hashes else ())

@@ -1,22 +1,44 @@
-"""What ``apply_plan`` needs around pip: an index client, and the way back on failure.
+"""The one way back: a stash of the torch family's files, put back on any failure.
 
-A failure in pip (or before it) leaves the environment as pip left it, and the
-error says what that is (:func:`with_state`); a failure after pip succeeded
-(:class:`UnfitInstall`, or a check, or the sweep) puts it back (:func:`undo`).
+Before pip runs, every file of the installed torch family is hard-linked into
+a stash inside the environment (``.torch-cuda-stash-<pid>.<random>``): no
+copy, no network. pip and a removal unlink a file before anything replaces
+it, so the stash keeps the old contents and costs disk only for what
+changed. Whatever fails afterwards (pip, an interrupt, the check of what pip
+installed, the sweep, switch's verification) is undone from it: what changed
+is removed, pip's ``~`` leftovers go, the stashed files are linked back.
+
+After a change the stash stays as the environment's previous build (one at
+most, ``.torch-cuda-previous``): switch's rollback, and a switch back to that
+build while torch-cuda.lock still names its files, are then a set of links.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from contextlib import contextmanager
+from contextlib import suppress
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.installed import installed_environment
-from poetry_torch_cuda.install.rollback import Stash
-from poetry_torch_cuda.install.rollback import roll_back
+from poetry_torch_cuda.install.sweep import files_by_name
+from poetry_torch_cuda.install.sweep import remove_distributions
+from poetry_torch_cuda.install.sweep import site_paths
+from poetry_torch_cuda.tempfiles import alive
 
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection
+    from collections.abc import Iterator
     from collections.abc import Mapping
 
     from packaging.utils import NormalizedName
@@ -25,13 +47,268 @@ if TYPE_CHECKING:
 
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.install.installed import InstalledEnvironment
-    from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.planning import Plan
+    from poetry_torch_cuda.install.request import InstallRequest
+    from poetry_torch_cuda.install.sweep import Uninstaller
     from poetry_torch_cuda.project.config import TorchCudaConfig
+
+STASH = ".torch-cuda-stash-"
+PREVIOUS = ".torch-cuda-previous"
+_MANIFEST = "stash.json"
+#: The sha256 of the locked files the environment's torch family came from.
+INSTALLED = ".torch-cuda-installed.json"
 
 
 class UnfitInstall(TorchCudaError):
     """pip succeeded, but what it installed cannot stay: the installer puts it back."""
+
+
+@dataclass
+class Stash:
+    """Hard links to the torch family's files, and what the environment held then."""
+
+    root: Path
+    before: dict[str, str]  # every distribution's version
+    family: list[str]  # the stashed distributions
+    files: list[tuple[str, str]] = field(default_factory=list)  # (path, link in root)
+    locked: list[str] = field(default_factory=list)  # sha256 they were installed from
+    # Not kept with a previous build: pip's ``~`` leftovers then, the family's
+    # top-level directories and every file in them.
+    leftovers: set[str] = field(default_factory=set)
+    tops: set[str] = field(default_factory=set)
+    present: set[str] = field(default_factory=set)
+
+    @classmethod
+    def take(cls, env: Env, names: Collection[str]) -> Stash | None:
+        """A stash of the installed ``names`` in ``env``; ``None`` where links fail."""
+        try:
+            root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=env.path))
+        except OSError:
+            return None
+        before = {str(k): v for k, v in versions_of(installed_environment(env)).items()}
+        stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
+        stash.leftovers = _leftovers(env)
+        sites = [Path(site) for site in site_paths(env)]
+        try:
+            for entries in files_by_name(site_paths(env), names).values():
+                for path, _ in entries:
+                    if path.is_file() and not path.is_symlink():
+                        stash.files.append((str(path), str(len(stash.files))))
+                        os.link(path, root / stash.files[-1][1])
+                        site = next((s for s in sites if path.is_relative_to(s)), None)
+                        top = site and site / path.relative_to(site).parts[0]
+                        if top and top.is_dir() and top.suffix != ".dist-info":
+                            stash.tops.add(str(top))
+        except OSError:
+            stash.drop()
+            return None
+        stash.present = _files_under(stash.tops)
+        return stash
+
+    def put_back(
+        self, env: Env, uninstall: Uninstaller, within: Collection[str] | None = None
+    ) -> list[str]:
+        """Make ``env`` hold the stashed build again; returns what was undone.
+
+        Removes pip's new ``~`` leftovers, the distributions whose version
+        changed since (only those of ``within`` and the family, if given) and
+        files an interrupted pip wrote, then links every stashed file back.
+        """
+        with _signals_held():
+            for leftover in _leftovers(env) - self.leftovers:
+                _remove(Path(leftover))
+            now = versions_of(installed_environment(env))
+            scope = None if within is None else {*within, *self.family}
+            changed = sorted(
+                n
+                for n in now
+                if self.before.get(n) != now[n] and (scope is None or n in scope)
+            )
+            if changed:
+                remove_distributions(env, changed, uninstall)
+            for stray in _files_under(self.tops) - self.present:
+                _remove(Path(stray))
+            relinked = 0
+            for destination, name in self.files:
+                kept, target = self.root / name, Path(destination)
+                with suppress(OSError):
+                    if kept.samefile(target):
+                        continue
+                if target.exists() or target.is_symlink():
+                    target.unlink()
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(kept, target)
+                relinked += 1
+        after = versions_of(installed_environment(env))
+        changes = [
+            _change(n, now.get(n), after.get(n))
+            for n in sorted({*now, *after})
+            if now.get(n) != after.get(n)
+        ]
+        return changes or ([f"{relinked} files pip had changed"] if relinked else [])
+
+    def keep(self, env_path: Path) -> None:
+        """Make this stash the environment's previous build (replacing the last one)."""
+        drop_previous(env_path)
+        manifest = {
+            k: getattr(self, k) for k in ("before", "family", "files", "locked")
+        }
+        (self.root / _MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+        self.root = self.root.rename(env_path / PREVIOUS)
+
+    def drop(self) -> None:
+        """Remove the stash."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def finish(stash: Stash | None, env: Env, request: InstallRequest) -> None:
+    """After a change that held, its stash becomes the previous build
+    (none after ``sync --force``, which trusts torch-cuda.lock alone)."""
+    files = {item.sha256 for item in request.files or ()}
+    if request.force or stash is None or not stash.files:
+        drop_previous(env.path)
+        if stash is not None:
+            stash.drop()
+    else:
+        stash.keep(env.path)
+        files |= set(_installed_from(env.path))
+    with suppress(OSError):
+        (env.path / INSTALLED).write_text(json.dumps(sorted(files)), encoding="utf-8")
+
+
+def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
+    """The previous build, if it is exactly what ``request`` installs: the
+    plan's versions (labels included), from the locked files the request names."""
+    plan = request.plan
+    if request.files is None or plan.force or not request.config.keep_previous_build:
+        return None
+    previous = previous_build(env.path)
+    if (
+        previous is None
+        or not all(
+            target.is_satisfied_by(previous.before.get(target.name), plan.variant)
+            for target in plan.install
+        )
+        or not {item.sha256 for item in request.files} <= set(previous.locked)
+        or not all((previous.root / name).is_file() for _, name in previous.files)
+    ):
+        return None
+    return previous
+
+
+def previous_build(env_path: Path) -> Stash | None:
+    """The environment's previous build, if one is kept."""
+    try:
+        data = json.loads((env_path / PREVIOUS / _MANIFEST).read_text(encoding="utf-8"))
+        files = [(str(path), str(name)) for path, name in data["files"]]
+        return Stash(
+            env_path / PREVIOUS, data["before"], data["family"], files, data["locked"]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def drop_previous(env_path: Path) -> None:
+    """Forget the environment's previous build."""
+    shutil.rmtree(env_path / PREVIOUS, ignore_errors=True)
+
+
+def _installed_from(env_path: Path) -> list[str]:
+    try:
+        return [str(sha) for sha in json.loads((env_path / INSTALLED).read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def dead_stashes(env_path: Path, *, remove: bool = False) -> list[str]:
+    """Stashes of runs that were killed: removed (under the environment's lock),
+    or described for ``status``."""
+    found = []
+    for path in env_path.glob(f"{STASH}*"):
+        owner = path.name[len(STASH) :].split(".", 1)[0]
+        if owner.isdigit() and alive(int(owner)):
+            continue
+        if remove:
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        found.append(
+            f"a run that was killed left its stash of the previous build in {path} "
+            f"({size / 1e6:.1f} MB); the next install, sync or switch removes it"
+        )
+    return found
+
+
+def _files_under(tops: Collection[str]) -> set[str]:
+    return {
+        str(Path(d, n)) for top in tops for d, _, names in os.walk(top) for n in names
+    }
+
+
+def _remove(path: Path) -> None:
+    with suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _leftovers(env: Env) -> set[str]:
+    """pip's temporary ``~name`` entries in the environment's site-packages."""
+    return {str(path) for site in site_paths(env) for path in Path(site).glob("~*")}
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP until the block is done (main thread, POSIX)."""
+    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def undo(
+    error: BaseException,
+    stash: Stash | None,
+    plan: Plan,
+    env: Env,
+    uninstall: Uninstaller,
+) -> TorchCudaError:
+    """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
+    interrupted = isinstance(error, KeyboardInterrupt)
+    cause = "interrupted while installing" if interrupted else str(error)
+    names = [target.name for target in plan.install]
+    if stash is None:
+        wrapped = with_state(
+            TorchCudaError(cause), plan, versions_of(plan.installed), env
+        )
+    else:
+        try:
+            changes = stash.put_back(env, uninstall)
+        except (TorchCudaError, OSError) as failure:
+            wrapped = TorchCudaError(
+                f"{cause}\nPutting the environment back failed too ({failure}): torch "
+                "may not import; `poetry torch-cuda sync --force` reinstalls it."
+            )
+        else:
+            stash.drop()
+            held = ", ".join(
+                f"{n} {stash.before[n]}" for n in names if n in stash.before
+            )
+            held = held or "no torch build"
+            wrapped = TorchCudaError(
+                f"{cause}\nThe environment was put back as it was ({held}; undone: "
+                f"{', '.join(changes)})."
+                if changes
+                else f"{cause}\nNothing changed: the environment still has {held}."
+            )
+    wrapped.exit_code = getattr(error, "exit_code", None) or (130 if interrupted else 1)
+    return wrapped
 
 
 def index_client_for(
@@ -45,46 +322,6 @@ def index_client_for(
     return IndexClient(poetry_config or Config.create(), config.project_sources)
 
 
-def take_stash(env: Env, names: Iterable[NormalizedName]) -> Stash | None:
-    """Hard links to the installed files of ``names``, inside ``env``."""
-    paths = [str(path) for path in env.site_packages.candidates]
-    return Stash.take(paths, names, env.path)
-
-
-def undo(
-    error: Exception,
-    stash: Stash | None,
-    before: Mapping[NormalizedName, str],
-    env: Env,
-    pip: PipRunner,
-) -> TorchCudaError:
-    """Put ``env`` back as it was before pip ran; the error to raise says so."""
-    cause = str(error) if isinstance(error, TorchCudaError) else f"{error}"
-    if stash is None:
-        return TorchCudaError(
-            f"{cause}\nThe environment could not be put back (no copy of the previous "
-            "build could be kept next to it); run the command again once the cause "
-            "is fixed."
-        )
-    after = {
-        name: dist.version for name, dist in installed_environment(env).all().items()
-    }
-    try:
-        restored = roll_back(stash, before, after, pip.uninstall)
-    except (TorchCudaError, OSError) as failure:
-        return TorchCudaError(
-            f"{cause}\nPutting the environment back failed too ({failure}); run "
-            "`poetry torch-cuda sync` once the cause is fixed."
-        )
-    held = ", ".join(restored) or "the previous builds"
-    wrapped = TorchCudaError(
-        f"{cause}\nThe environment was put back as it was ({held}); nothing else "
-        "changed."
-    )
-    wrapped.exit_code = getattr(error, "exit_code", 1) or 1
-    return wrapped
-
-
 def versions_of(installed: InstalledEnvironment) -> dict[NormalizedName, str]:
     """Every installed distribution's version, by name."""
     return {name: dist.version for name, dist in installed.all().items()}
@@ -96,27 +333,19 @@ def with_state(
     """``error`` with a line that says what the environment holds now."""
     after = versions_of(installed_environment(env))
     names = [target.name for target in plan.install]
-    held = ", ".join(f"{name} {after[name]}" for name in names if name in after)
-    targets_kept = all(before.get(name) == after.get(name) for name in names)
+    held = ", ".join(f"{n} {after[n]}" for n in names if n in after)
     changes = [
-        _change(name, before.get(name), after.get(name))
-        for name in sorted(set(before) | set(after))
-        if before.get(name) != after.get(name)
+        _change(n, before.get(n), after.get(n))
+        for n in sorted({*before, *after})
+        if before.get(n) != after.get(n)
     ]
-    if not changes:
-        state = (
-            f"Nothing changed: the environment still has {held}."
-            if held
-            else f"Nothing changed: the environment has no {', '.join(names)}."
-        )
-    else:
-        had = "still has" if targets_kept else "now has"
-        state = (
-            f"The environment {had} {held or 'no ' + ', '.join(names)}; before "
-            f"failing, pip {', '.join(changes[:6])}"
-            f"{' and more' if len(changes) > 6 else ''}. Run the command again "
-            "once the cause is fixed: it removes what is left unused."
-        )
+    state = (
+        f"The environment now has {held or 'no ' + ', '.join(names)}; before failing, "
+        f"pip {', '.join(changes[:6])}{' and more' if len(changes) > 6 else ''}. "
+        "`poetry torch-cuda sync --force` repairs it once the cause is fixed."
+        if changes
+        else f"Nothing changed: the environment still has {held or 'no torch build'}."
+    )
     wrapped = type(error)(f"{error}\n{state}")
     wrapped.exit_code = error.exit_code
     return wrapped

@@ -51,6 +51,7 @@ _KEYS = (
     "verify-timeout",
     "lock-variants",
     "download-concurrency",
+    "keep-previous-build",
 )
 #: Connections at once for the variant's files, unless download-concurrency says otherwise.
 DEFAULT_DOWNLOAD_CONCURRENCY = 16
@@ -82,6 +83,8 @@ class TorchCudaConfig:
     lock_variants: tuple[str, ...] = ()
     #: How many connections fetch the variant's files at once.
     download_concurrency: int = DEFAULT_DOWNLOAD_CONCURRENCY
+    #: Keep the replaced build's files in the environment for a switch back.
+    keep_previous_build: bool = True
 
     @property
     def package_names(self) -> frozenset[NormalizedName]:
@@ -169,7 +172,17 @@ def load_config(
         verify_timeout=verify_timeout,
         lock_variants=_lock_variants(table.get("lock-variants")),
         download_concurrency=_download_concurrency(table),
+        keep_previous_build=_keep_previous(table.get("keep-previous-build", True)),
     )
+
+
+def _keep_previous(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"[tool.{TABLE}] keep-previous-build must be true or false, got "
+            f"{_describe(value)}."
+        )
+    return value
 
 
 def _download_concurrency(table: Mapping[str, Any]) -> int:

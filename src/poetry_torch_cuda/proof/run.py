@@ -51,13 +51,15 @@ def run_probe(python: str, packages: list[str], timeout: float) -> ProbeRun:
         return ProbeRun(None, f"could not start {python}: {error.strerror or error}")
     try:
         out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except BaseException as error:  # a timeout, Ctrl-C, SIGTERM: the group dies with it
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if hasattr(os, "killpg"):
                 os.killpg(process.pid, signal.SIGKILL)
             else:  # Windows: no process groups
                 process.kill()
         out, err = process.communicate()
+        if not isinstance(error, subprocess.TimeoutExpired):
+            raise
         return ProbeRun(
             None,
             f"the check did not finish within {timeout:g} s (stopped it)",

@@ -13,9 +13,12 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from poetry_torch_cuda.install.sweep import family_problems
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.proof.run import ProbeRun
 from poetry_torch_cuda.proof.run import run_probe
+from poetry_torch_cuda.proof.verdict import Check
+from poetry_torch_cuda.proof.verdict import Verdict
 from poetry_torch_cuda.proof.verdict import judge
 from poetry_torch_cuda.proof.verdict import local_label
 
@@ -29,8 +32,6 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
-    from poetry_torch_cuda.proof.verdict import Check
-    from poetry_torch_cuda.proof.verdict import Verdict
 
 #: The version of ``verify --json``'s layout.
 SCHEMA = 1
@@ -191,9 +192,14 @@ def prove(
     required: Mapping[str, str] | None = None,
     alternative: Callable[[], str | None] | None = None,
     exists: bool = True,
+    hashes: bool = False,
 ) -> Proof:
     """Run the probe in ``env`` (nothing to run if it does not ``exist``) and judge
-    it against ``variant`` and the machine (see :func:`.verdict.judge`)."""
+    it against ``variant`` and the machine (see :func:`.verdict.judge`).
+
+    Every file the torch family's ``RECORD`` lists must exist (and, with
+    ``hashes``, have its recorded sha256).
+    """
     packages = tuple(
         dict.fromkeys(canonicalize_name(req.name) for req in config.packages)
     )
@@ -217,6 +223,18 @@ def prove(
         auto=config.variant.kind == "auto",
         alternative=alternative,
     )
+    damaged = tuple(
+        Check(
+            "files",
+            "fail",
+            problem,
+            "a removal or an interrupted install left it incomplete",
+            "`poetry torch-cuda sync --force` reinstalls the build",
+        )
+        for problem in (family_problems(env, packages, hashes=hashes) if exists else ())
+    )
+    if damaged:
+        verdict = Verdict((*damaged, *verdict.checks))
     return Proof(variant, machine, packages, run, verdict)
 
 

@@ -1,0 +1,126 @@
+"""Families that ship the same files: no switch, rollback or sweep deletes a file in use.
+
+The real CUDA 12 and 13 wheels share paths (``nvidia-cudnn-cu12`` and
+``nvidia-cudnn-cu13`` both install ``nvidia/cudnn/lib/libcudnn.so.9``). Here
+the fake cuDNN wheels of both families ship the same two paths, and each
+fake torch refuses to import without its library, as the real one does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.catalog import add_payload
+from tests.support.catalog import build_universe
+from tests.support.fake_torch import LIBCUDNN_MISSING
+from tests.support.fake_torch import fake_torch
+from tests.support.fake_torch import replace_module
+from tests.support.fixtures import served
+from tests.support.gpus import has_real_nvidia_driver
+from tests.support.gpus import no_gpu
+from tests.support.poetry_project import Project
+from tests.support.poetry_project import describe
+from tests.support.records import broken_records
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tests.support.index import IndexServer
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
+    ),
+]
+
+VERIFY_ON: dict[str, str | None] = {"POETRY_TORCH_CUDA_VERIFY": None}
+SHARED = ("nvidia/cudnn/lib/libcudnn.so.9", "nvidia/nccl/lib/libnccl.so.2")
+#: A torch that, like the real one, cannot import without the cuDNN library.
+NEEDS_CUDNN = (
+    "import os as _os\n"
+    "_lib = _os.path.join(_os.path.dirname(_os.path.dirname(__file__)), {path!r})\n"
+    "if not _os.path.isfile(_lib):\n"
+    f"    raise OSError({LIBCUDNN_MISSING!r})\n"
+)
+
+
+@pytest.fixture(scope="module")
+def shared_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
+    universe = build_universe(tmp_path_factory.mktemp("shared-universe"))
+    for project, family in (("nvidia-cudnn-cu12", "12"), ("nvidia-cudnn-cu13", "13")):
+        add_payload(
+            universe, project, {path: f"CUDA {family}\n".encode() for path in SHARED}
+        )
+    for variant, cuda in (("cu126", "12.6"), ("cu130", "13.0")):
+        version = f"2.13.0+{variant}"
+        source = NEEDS_CUDNN.format(path=SHARED[0]) + fake_torch(version, cuda=cuda)
+        replace_module(universe, variant, "torch", version, source)
+    yield from served(universe.root)
+
+
+def _import_torch(project: Project) -> str:
+    result = project._run(
+        [str(project.python), "-c", "import torch; print(torch.__version__)"],
+        check=False,
+    )
+    assert result.returncode == 0, describe(result)
+    return result.stdout.strip()
+
+
+def test_a_switch_and_back_keeps_every_shared_file(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    project = Project.create(
+        tmp_path,
+        shared_index,
+        {"torch": "2.13.0"},
+        'variant = "cu130"\npackages = ["torch"]',
+    )
+    project.run("install", env_extra=env)
+    assert _import_torch(project) == "2.13.0+cu130"
+
+    for variant in ("cu126", "cu130"):
+        result = project.run(
+            "torch-cuda", "switch", variant, check=False, env_extra=env
+        )
+
+        assert result.returncode == 0, describe(result)
+        assert f"verified torch 2.13.0+{variant}" in result.stdout, describe(result)
+        assert _import_torch(project) == f"2.13.0+{variant}"
+        assert broken_records(project.site_packages()) == []
+        family = "12" if variant == "cu126" else "13"
+        library = project.site_packages() / SHARED[0]
+        assert library.read_text() == f"CUDA {family}\n"
+
+
+def test_status_and_verify_name_a_distribution_whose_files_are_gone(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    project = Project.create(
+        tmp_path,
+        shared_index,
+        {"torch": "2.13.0"},
+        'variant = "cu130"\npackages = ["torch"]',
+    )
+    project.run("install", env_extra=env)
+    assert project.run("torch-cuda", "status", "--check", env_extra=env).returncode == 0
+    # torch still imports: only the guards can tell.
+    (project.site_packages() / SHARED[1]).unlink()
+    (project.site_packages() / SHARED[0]).write_text("other bytes\n")
+
+    status = project.run("torch-cuda", "status", "--check", check=False, env_extra=env)
+    verify = project.run("torch-cuda", "verify", check=False, env_extra=env)
+
+    assert status.returncode == 1, describe(status)
+    assert "nvidia-cudnn-cu13: 1 of its files missing" in status.stdout + status.stderr
+    assert verify.returncode == 1, describe(verify)
+    output = verify.stdout + verify.stderr
+    assert "nvidia-cudnn-cu13: 1 of its files missing" in output, describe(verify)
+    assert "nvidia-cudnn-cu13: 1 of its files changed since install" in output

@@ -1,0 +1,360 @@
+"""The stash, the one way back: interrupts, kill -9, switching back, failed switches.
+
+Real Poetry and pip against the local index. A project holds the cu129 build
+(both variants locked up front) and moves to cu130, whose torch unpacks a
+large file so that a signal can land while pip writes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.catalog import build_universe
+from tests.support.fake_torch import NO_KERNEL_IMAGE
+from tests.support.fake_torch import broken_import
+from tests.support.fake_torch import fake_torch
+from tests.support.fake_torch import replace_module
+from tests.support.fixtures import served
+from tests.support.gpus import GTX_1080
+from tests.support.gpus import gpu
+from tests.support.gpus import has_real_nvidia_driver
+from tests.support.gpus import no_gpu
+from tests.support.index import IndexServer
+from tests.support.poetry_project import Project
+from tests.support.poetry_project import describe
+from tests.support.processes import descendants
+from tests.support.processes import finish
+from tests.support.processes import pip_processes
+from tests.support.processes import running
+from tests.support.processes import wait_for
+from tests.support.records import broken_records
+from tests.support.wheels import build_wheel
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tests.support.catalog import Universe
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
+    ),
+]
+
+DEPS = {"torchvision": "*"}
+CU129 = 'variant = "cu129"\nlock-variants = ["cu129", "cu130"]\n'
+VERIFY_ON: dict[str, str | None] = {"POETRY_TORCH_CUDA_VERIFY": None}
+
+
+def _with_big_torch(universe: Universe) -> None:
+    """cu130's torch unpacks 300 MB (a few hundred kB to download)."""
+    spec = next(
+        wheel.spec
+        for wheel in universe.wheels
+        if wheel.index == "cu130" and wheel.spec.version == "2.14.1+cu130"
+        if wheel.spec.project == "torch"
+    )
+    build_wheel(
+        universe.project_dir("torch", "cu130"),
+        "torch",
+        spec.version,
+        spec.requires,
+        payload={"torch/_big.bin": bytes(300_000_000)},
+    )
+
+
+@pytest.fixture(scope="module")
+def big_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
+    universe = build_universe(tmp_path_factory.mktemp("stash-universe"))
+    _with_big_torch(universe)
+    yield from served(universe.root)
+
+
+def _cu129(tmp_path: Path, index: IndexServer) -> Project:
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    project.run("install")
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    return project
+
+
+def _stashes(project: Project) -> list[str]:
+    return sorted(p.name for p in project.venv.glob(".torch-cuda-*") if p.is_dir())
+
+
+def _tilde(project: Project) -> list[str]:
+    return sorted(p.name for p in project.site_packages().glob("~*"))
+
+
+def test_ctrl_c_while_pip_unpacks_puts_the_previous_build_back(
+    tmp_path: Path, big_index: IndexServer
+) -> None:
+    project = _cu129(tmp_path, big_index)
+    before = project.installed()
+    with running(project, "torch-cuda", "switch", "cu130") as process:
+        # pip moved the cu129 torch aside (~orch) and writes cu130's now.
+        wait_for(lambda: bool(_tilde(project)), 120, "pip to replace torch")
+        os.killpg(process.pid, signal.SIGINT)
+        result = finish(process, timeout=120)
+
+    assert result.returncode == 130, describe(result)
+    assert "put back as it was (torch 2.14.1+cu129" in result.stderr, describe(result)
+    assert "Nothing changed" not in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert project.installed() == before
+    assert _tilde(project) == []
+    assert broken_records(project.site_packages()) == []
+    assert not (project.site_packages() / "torch" / "_big.bin").exists()
+    assert _stashes(project) == []
+    assert 'variant = "cu129"' in project.pyproject_text()
+
+
+def test_kill_9_during_pip_leaves_a_stash_status_reports_and_the_next_run_removes(
+    tmp_path: Path, big_index: IndexServer
+) -> None:
+    project = _cu129(tmp_path, big_index)
+    with running(
+        project, "install", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    ) as process:
+        wait_for(lambda: bool(pip_processes(process.pid)), 120, "pip to run")
+        pips = pip_processes(process.pid)
+        os.kill(process.pid, signal.SIGKILL)  # Poetry only: pip finishes
+        finish(process)
+        wait_for(
+            lambda: not any(os.path.exists(f"/proc/{p}") for p in pips), 120, "pip"
+        )
+    assert _stashes(project), "the killed run's stash should be left"
+
+    status = project.run("torch-cuda", "status", "--check", check=False)
+
+    assert status.returncode == 1, describe(status)
+    assert "a run that was killed left its stash" in status.stdout + status.stderr
+    project.run("install")
+    assert not [name for name in _stashes(project) if name != ".torch-cuda-previous"]
+    status = project.run("torch-cuda", "status", check=False)
+    assert "left its stash" not in status.stdout + status.stderr
+
+
+def test_switching_back_puts_the_previous_build_back_without_downloading(
+    tmp_path: Path, big_index: IndexServer
+) -> None:
+    project = _cu129(tmp_path, big_index)
+    before = project.installed()
+    project.run("torch-cuda", "switch", "cu130")
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    big_index.clear_requests()
+
+    result = project.run("torch-cuda", "switch", "cu129")
+
+    assert "put back the previous build kept in the environment" in result.stdout
+    assert [r for r in big_index.requests if r.endswith(".whl")] == []
+    assert project.installed() == before
+    assert broken_records(project.site_packages()) == []
+    # ...and the cu130 build is the one kept now: switching again is links too.
+    result = project.run("torch-cuda", "switch", "cu130")
+    assert "put back the previous build kept in the environment" in result.stdout
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert broken_records(project.site_packages()) == []
+
+
+def test_sync_force_drops_the_kept_build(
+    tmp_path: Path, big_index: IndexServer
+) -> None:
+    project = _cu129(tmp_path, big_index)
+    project.run("torch-cuda", "switch", "cu130")
+    assert _stashes(project) == [".torch-cuda-previous"]
+
+    project.run("torch-cuda", "sync", "--force")
+
+    assert _stashes(project) == []
+    result = project.run("torch-cuda", "switch", "cu129")
+    assert "put back the previous build" not in result.stdout
+
+
+def test_a_kept_build_the_lock_no_longer_names_is_not_used(
+    tmp_path: Path,
+) -> None:
+    """The lock was renewed with other bytes for cu129's torch: the kept
+    build is refused and the locked file is installed instead."""
+    universe = build_universe(tmp_path / "universe")
+    with IndexServer(universe.root) as index:
+        project = _cu129(tmp_path, index)
+        project.run("torch-cuda", "switch", "cu130")
+        wheel = universe.wheel("torch", "2.14.1+cu129", "cu129")
+        old = f'{hashlib.sha256(wheel.read_bytes()).hexdigest()}", size = '
+        old += str(wheel.stat().st_size)
+        replace_module(universe, "cu129", "torch", "2.14.1+cu129", "RENEWED = True\n")
+        new = f'{hashlib.sha256(wheel.read_bytes()).hexdigest()}", size = '
+        new += str(wheel.stat().st_size)
+        lock = project.path / "torch-cuda.lock"
+        assert old in lock.read_text()
+        lock.write_text(lock.read_text().replace(old, new))
+
+        result = project.run("torch-cuda", "switch", "cu129")
+
+        assert "put back the previous build" not in result.stdout, describe(result)
+        assert project.installed()["torch"] == "2.14.1+cu129"
+        init = project.site_packages() / "torch" / "__init__.py"
+        assert "RENEWED = True" in init.read_text()
+
+
+# -- failed switches ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def proof_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
+    """cpu's torch runs; cu130's hangs on import."""
+    universe = build_universe(tmp_path_factory.mktemp("stash-proof-universe"))
+    replace_module(universe, "cpu", "torch", "2.14.1+cpu", fake_torch("2.14.1+cpu"))
+    replace_module(
+        universe,
+        "cu130",
+        "torch",
+        "2.14.1+cu130",
+        "import time\ntime.sleep(300)\n" + fake_torch("2.14.1+cu130", cuda="13.0"),
+    )
+    yield from served(universe.root)
+
+
+def _cpu(tmp_path: Path, index: IndexServer, env: dict[str, str | None]) -> Project:
+    project = Project.create(
+        tmp_path, index, {"torch": "2.14.1"}, 'variant = "cpu"\npackages = ["torch"]'
+    )
+    project.run("install", env_extra=env)
+    return project
+
+
+def _project_files(project: Project) -> dict[str, bytes | None]:
+    paths = {
+        "pyproject.toml": project.pyproject,
+        "poetry.lock": project.lockfile,
+        "torch-cuda.lock": project.path / "torch-cuda.lock",
+        "owner": project.venv / ".poetry-torch-cuda-owner.json",
+    }
+    return {k: p.read_bytes() if p.exists() else None for k, p in paths.items()}
+
+
+def test_a_failed_switch_changes_no_file_and_takes_nothing_from_the_mirror(
+    tmp_path: Path,
+) -> None:
+    universe = build_universe(tmp_path / "universe")
+    replace_module(universe, "cpu", "torch", "2.14.1+cpu", fake_torch("2.14.1+cpu"))
+    replace_module(
+        universe, "cu128", "torch", "2.14.1+cu128", broken_import("2.14.1+cu128")
+    )
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    with IndexServer(universe.root) as index:
+        project = _cpu(tmp_path, index, env)
+        files = _project_files(project)
+        init = project.site_packages() / "torch" / "__init__.py"
+        torch_init = init.read_bytes()
+        # The mirror now serves other bytes for cpu's torch.
+        replace_module(universe, "cpu", "torch", "2.14.1+cpu", "TAMPERED = True\n")
+        index.clear_requests()
+
+        result = project.run(
+            "torch-cuda", "switch", "cu128", check=False, env_extra=env
+        )
+
+        assert result.returncode == 1, describe(result)
+        assert "Put back the previous build: torch 2.14.1+cpu" in result.stderr
+        assert not [r for r in index.requests if r.startswith("/whl/cpu/")]
+        assert init.read_bytes() == torch_init
+        assert _project_files(project) == files  # torch-cuda.lock gained no cu128
+        assert broken_records(project.site_packages()) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_verification_rolls_the_switch_back(
+    tmp_path: Path, proof_index: IndexServer, signum: int
+) -> None:
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    project = _cpu(tmp_path, proof_index, env)
+    files = _project_files(project)
+    before = project.installed()
+    with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
+
+        def probe() -> list[int]:
+            return [
+                pid for pid in descendants(process.pid) if "child.py" in _cmdline(pid)
+            ]
+
+        wait_for(lambda: bool(probe()), 180, "the verification's child")
+        children = probe()
+        os.killpg(process.pid, signum)
+        result = finish(process, timeout=120)
+
+    name = signal.Signals(signum).name
+    assert result.returncode == 128 + signum, describe(result)
+    assert f"{name} stopped the verification of cu130" in result.stderr
+    assert "Put back the previous build: torch 2.14.1+cpu" in result.stderr
+    assert project.installed() == before
+    assert _project_files(project) == files
+    assert not list(project.path.glob(".pyproject.toml.*"))
+    time.sleep(0.5)
+    assert not [pid for pid in children if _running(pid)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_auto_moving_on_installs_only_locked_bytes(tmp_path: Path) -> None:
+    """cu126 fails here for this machine's GPU; the next candidate, cpu, is served
+    with other bytes than torch-cuda.lock holds: the move-on refuses them."""
+    universe = build_universe(tmp_path / "universe")
+    replace_module(universe, "cpu", "torch", "2.13.0+cpu", fake_torch("2.13.0+cpu"))
+    replace_module(
+        universe,
+        "cu126",
+        "torch",
+        "2.13.0+cu126",
+        fake_torch(
+            "2.13.0+cu126",
+            cuda="12.6",
+            available=True,
+            devices=[("NVIDIA GeForce GTX 1080", (6, 1))],
+            archs=["sm_75", "sm_80", "sm_86", "sm_90"],
+            device_error=NO_KERNEL_IMAGE,
+        ),
+    )
+    env = {**gpu(tmp_path, GTX_1080, driver="575.51.03"), **VERIFY_ON}
+    with IndexServer(universe.root) as index:
+        project = Project.create(
+            tmp_path,
+            index,
+            {"torch": "2.13.0"},
+            'variant = "auto"\npackages = ["torch"]',
+        )
+        project.run("lock", env_extra=env)
+        assert '"2.13.0+cpu"' in (project.path / "torch-cuda.lock").read_text()
+        tampered = fake_torch("2.13.0+cpu") + "TAMPERED = True\n"
+        replace_module(universe, "cpu", "torch", "2.13.0+cpu", tampered)
+
+        result = project.run("install", check=False, env_extra=env)
+
+        assert "auto: trying cpu" in result.stderr, describe(result)
+        assert result.returncode == 1, describe(result)
+        assert "refused torch-2.13.0+cpu" in result.stderr
+        init = project.site_packages() / "torch" / "__init__.py"
+        assert "TAMPERED" not in init.read_text()
