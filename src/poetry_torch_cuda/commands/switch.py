@@ -20,8 +20,8 @@ from poetry_torch_cuda.install.envlock import environment_lock
 from poetry_torch_cuda.install.owner import MARKER
 from poetry_torch_cuda.install.reconcile import plan_for
 from poetry_torch_cuda.install.reconcile import write_waiting
-from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
+from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.machine.resolution import require_builds
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
