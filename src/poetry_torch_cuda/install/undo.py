@@ -1,4 +1,4 @@
-"""What ``apply_plan`` needs around pip: an index client, and the way back on failure.
+"""What ``apply_plan`` needs around pip: the way back on failure.
 
 A failure in pip (or before it) leaves the environment as pip left it, and the
 error says what that is (:func:`with_state`); a failure after pip succeeded
@@ -20,29 +20,15 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from packaging.utils import NormalizedName
-    from poetry.config.config import Config
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.planning import Plan
-    from poetry_torch_cuda.project.config import TorchCudaConfig
 
 
 class UnfitInstall(TorchCudaError):
     """pip succeeded, but what it installed cannot stay: the installer puts it back."""
-
-
-def index_client_for(
-    config: TorchCudaConfig, poetry_config: Config | None
-) -> IndexClient:
-    """An index client with the project's Poetry config and sources (for credentials)."""
-    from poetry.config.config import Config
-
-    from poetry_torch_cuda.index.client import IndexClient
-
-    return IndexClient(poetry_config or Config.create(), config.project_sources)
 
 
 def take_stash(env: Env, names: Iterable[NormalizedName]) -> Stash | None:

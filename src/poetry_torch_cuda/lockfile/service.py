@@ -32,6 +32,7 @@ from poetry_torch_cuda.project.variants import parse_variant
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from pathlib import Path
 
     from cleo.io.io import IO
     from poetry.poetry import Poetry
@@ -73,7 +74,8 @@ def check_lock(poetry: Poetry) -> LockCheck:
     if AUTO in spec:
         names += [name for name, _ in recorded.indexes]
     current = current_inputs(poetry, config, spec, names)
-    return LockCheck(tuple(differences(recorded, current)))
+    mirrored = mirror_urls(lock_path(poetry), _fetching(poetry), config)
+    return LockCheck((*differences(recorded, current), *mirrored))
 
 
 def lock_project(
@@ -133,6 +135,11 @@ def lock_project(
         current_inputs(poetry, config, spec, [v.name for v in variants]),
         tuple(variants),
     )
+    for name in client.skipped():
+        io.write_line(
+            f"{PREFIX}: skipped {name}: PEP 825 wheel variants are not supported yet",
+            verbosity=Verbosity.VERBOSE,
+        )
     if write_lock(path, lock):
         io.write_line(f"{PREFIX}: wrote {LOCK_NAME} ({_summary(lock.variants)})")
     else:
@@ -323,6 +330,35 @@ def _offers(page: object, version: str | None) -> bool:
         return bool(page.files)
     wanted = Version(version)
     return any(wheel_version(name) == wanted for name in page.files)
+
+
+def mirror_urls(
+    path: Path, fetching: TorchCudaConfig, config: TorchCudaConfig
+) -> list[str]:
+    """Files the lock takes from this run's mirror (``POETRY_TORCH_CUDA_INDEX_URL``)."""
+    from urllib.parse import urlsplit
+
+    from poetry_torch_cuda.index.urls import mask_url
+    from poetry_torch_cuda.index.urls import without_credentials
+
+    try:
+        lock = read_lock(path)
+    except TorchCudaError:
+        return []
+    found = []
+    for entry in lock.variants if lock is not None else ():
+        variant = parse_variant(entry.name)
+        mirror = urlsplit(without_credentials(fetching.index_url(variant))).netloc
+        if mirror == urlsplit(config.index_url(variant)).netloc:
+            continue
+        for package in entry.packages:
+            for file in entry.files(package):
+                if urlsplit(file.url).netloc == mirror:
+                    found.append(
+                        f"{entry.name}: {file.filename} is locked at the per-run mirror "
+                        f"{mask_url(file.url)}; re-lock without POETRY_TORCH_CUDA_INDEX_URL"
+                    )
+    return found
 
 
 def _configured(poetry: Poetry) -> TorchCudaConfig:
