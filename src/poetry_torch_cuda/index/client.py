@@ -344,11 +344,8 @@ def _with_json_hashes(
 
 
 def _entries(links: Iterable[Any], page_url: str) -> tuple[IndexFile, ...]:
-    """The non-yanked links of a page as :class:`IndexFile`, one per file name.
-
-    URLs are made absolute against the page (Poetry before 2.1 leaves a PEP 691
-    page's relative ones as they are).
-    """
+    """The non-yanked links of a page as :class:`IndexFile`, one per file name, with
+    URLs absolute (Poetry before 2.1 leaves a PEP 691 page's relative ones)."""
     from urllib.parse import urljoin
 
     found: dict[str, IndexFile] = {}
@@ -372,12 +369,8 @@ def _entries(links: Iterable[Any], page_url: str) -> tuple[IndexFile, ...]:
 def tag_fits(
     interpreter: str, abi: str, platform: str, marker_env: Mapping[str, Any]
 ) -> bool:
-    """Whether a wheel tag fits the environment the PEP 508 ``marker_env`` describes.
-
-    An approximation of pip's tag check from marker values alone, so it needs
-    no process in the environment: Python version and implementation, abi3,
-    operating system and machine.
-    """
+    """Whether a wheel tag fits the PEP 508 ``marker_env``: pip's tag check
+    approximated from marker values alone (no process in the environment)."""
     major, minor = (str(marker_env.get("python_version", "3.0")) + ".0").split(".")[:2]
     implementation = {"cpython": "cp", "pypy": "pp"}.get(
         str(marker_env.get("implementation_name", "cpython")), "cp"

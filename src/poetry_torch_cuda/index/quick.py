@@ -43,14 +43,8 @@ def get_once(
     *,
     verify: str | None = None,
 ) -> requests.Response:
-    """GET a page once, as ``Authenticator.request`` would but without its retries.
-
-    ``verify``: a CA bundle to use instead of the one Poetry has for the URL.
-
-    Raises:
-        requests.RequestException: no answer (see :func:`in_words`).
-        OSError: likewise, from below requests.
-    """
+    """GET a page once, as ``Authenticator.request`` does but without its retries
+    (``verify``: a CA bundle instead of Poetry's). Raises what requests raises."""
     import requests
 
     credential = authenticator.get_credentials_for_url(url)

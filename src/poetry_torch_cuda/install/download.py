@@ -1,16 +1,11 @@
 """Fetch a variant's locked files into Poetry's artifact cache, sha256-checked as they stream.
 
-As Poetry's executor does: a thread pool, one request per file through the
-:func:`~poetry_torch_cuda.index.credentials.authenticator` (Poetry's
-credentials rules, certificates, proxies, retries and read timeout), the
-bytes hashed as they arrive into a ``.part`` file beside the entry Poetry's
-``ArtifactCache`` keeps for the file's URL and sha256, renamed into place only
-when size and hash match the lock. A ``.part`` file carries its process id:
-the next download removes those of processes that are gone (``kill -9``).
-
-With a per-run mirror (``POETRY_TORCH_CUDA_INDEX_URL``) each file is found by
-name on the mirror's own pages and checked against the lock's hash; the cache
-entry stays the lock's.
+As Poetry's executor does: worker threads, one request per file through the
+one :func:`~poetry_torch_cuda.index.credentials.authenticator`, the bytes hashed
+as they arrive into a ``.part`` file (named after its process, so the next run
+sweeps those of dead ones) renamed to Poetry's ``ArtifactCache`` entry only when
+size and hash match the lock. With a per-run mirror each file is found by name
+on the mirror's own pages.
 """
 
 from __future__ import annotations
@@ -281,10 +276,13 @@ class _Run:
                         stream.seek(0)
                         stream.truncate()
             size = part.stat().st_size
-            if item.size is not None and size != item.size:
-                raise _mismatch(item, url, f"{size} bytes, the lock says {item.size}")
-            if digest != item.sha256.lower():
-                raise _mismatch(item, url, f"sha256 {digest}")
+            if digest != item.sha256.lower() or size != (item.size or size):
+                said = (
+                    f", the lock says {item.size}"
+                    if item.size not in (None, size)
+                    else ""
+                )
+                raise _mismatch(item, url, f"sha256 {digest} ({size} bytes{said})")
             with self._lock:
                 if self._stop.is_set():
                     raise _Stopped
@@ -301,6 +299,7 @@ class _Run:
         """Write the body of ``url`` to ``stream``; its sha256, or :class:`_Broken`."""
         import requests
         from poetry.utils import constants
+        from urllib3.exceptions import HTTPError
 
         timeout = float(constants.REQUESTS_TIMEOUT)
         try:
@@ -337,7 +336,7 @@ class _Run:
                         cause = f"{_host(url)} sent under 64 KiB in {timeout:g} s"
                         advice = quick.advice(TimeoutError())
                         raise _failure(item, url, (cause, advice))
-            except (requests.RequestException, _urllib3_error()) as error:
+            except (requests.RequestException, HTTPError) as error:
                 if quick.cause(error) == quick.TIMED_OUT:
                     raise _Broken(_no_answer(error, url, timeout)) from None
                 cause = (
@@ -373,12 +372,6 @@ class _Signalled(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
-
-
-def _urllib3_error() -> type[Exception]:
-    from urllib3.exceptions import HTTPError
-
-    return HTTPError
 
 
 @contextmanager

@@ -146,9 +146,10 @@ def _download(
     poetry_config = poetry_config if poetry_config is not None else Config.create()
     concurrency = config.download_concurrency
     sources = [(n, u) for n, u in config.project_sources if n != config.source]
-    # The index itself: a named source's credentials, or those written in its URL.
-    sources.append((config.source or "index-url", config.index_url(variant)))
+    if config.source is not None:
+        sources.append((config.source, config.index_url(variant)))
     authenticator = new_authenticator(poetry_config, sources, concurrency)
+    authenticator.take_off(config.index_url(variant))  # credentials written in it
     # The per-run mirror: files found there by name, checked by the lock's hashes.
     mirror = config.index_url(variant) if os.environ.get(ENV_INDEX_URL) else None
     show = io.output.is_decorated() and not io.output.is_quiet()
