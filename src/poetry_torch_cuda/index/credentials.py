@@ -1,13 +1,10 @@
 """Which credentials a request carries: the one place, Poetry's ``Authenticator`` rules.
 
-Every request the plugin makes (pages, metadata, locked files) and the index
-URL pip gets take their credentials from :func:`authenticator`: Poetry's
-``Authenticator`` with the project's sources registered, so ``http-basic.<source>``,
-``POETRY_HTTP_BASIC_*``, keyring and certificates apply by Poetry's rules
-(host, path, and never credentials configured for https over plain http).
-What Poetry lacks is added as a source of its own kind: credentials written in
-an ``index-url`` (``https://user:password@host/...``), taken off the URL (Poetry
-logs netlocs) and never printed.
+Pages, metadata, locked files and pip's index URL all take theirs from
+:func:`authenticator`: Poetry's ``Authenticator`` with the project's sources
+(``http-basic.<source>``, ``POETRY_HTTP_BASIC_*``, keyring, certificates; by
+host and path, never https credentials over http), plus what Poetry lacks:
+credentials written in an ``index-url``, taken off the URL and never printed.
 """
 
 from __future__ import annotations

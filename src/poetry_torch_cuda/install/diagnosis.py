@@ -1,11 +1,8 @@
 """Turn a failed pip run into one sentence on what failed and one on what to do.
 
-pip reports a missing page, a server error, a refused password or an
-unreachable host all alike ("No matching distribution found"), so after such
-a failure the plugin asks the index itself for the project's page once,
-through the index client (:meth:`~poetry_torch_cuda.index.client.IndexClient.ask_once`,
-Poetry's HTTP stack) with pip's credentials, CA bundle and timeout, and
-reports what it answered.
+pip words a missing page, a server error, a refused password and an unreachable
+host alike ("No matching distribution found"): the index is then asked once,
+as pip asked it (:meth:`~poetry_torch_cuda.index.client.IndexClient.ask_once`).
 """
 
 from __future__ import annotations
