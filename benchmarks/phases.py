@@ -42,7 +42,8 @@ TIMED: dict[str, tuple[str, ...]] = {
     "poetry_torch_cuda.install.family": ("pin_specifiers",),
     "poetry_torch_cuda.lockfile.lookup": ("LockLookup.__call__",),
     "poetry_torch_cuda.install.fetched": ("locked_files", "install_locked_files"),
-    "poetry_torch_cuda.install.download": ("download_files", "new_authenticator"),
+    "poetry_torch_cuda.install.download": ("download_files",),
+    "poetry_torch_cuda.index.credentials": ("authenticator",),
     "poetry_torch_cuda.install.pip": (
         "PipRunner.install_files",
         "PipRunner.start_install_files",

@@ -138,7 +138,7 @@ def tampered(index: IndexServer) -> dict[str, str]:
 FAULTS: dict[str, tuple[Callable[[IndexServer], dict[str, str]], tuple[str, ...]]] = {
     "unreachable": (
         unreachable,
-        ("could not connect to 127.0.0.1:", "Check the network"),
+        ("127.0.0.1:", "refused the connection", "Check the network"),
     ),
     "404": (
         not_found,

@@ -1,9 +1,13 @@
-"""The parallel downloader against the local index: concurrency, Range, hashes, failures."""
+"""The parallel downloader against the local index: concurrency, hashes, failures."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import pytest
@@ -12,10 +16,10 @@ from poetry.config.config import Config
 from poetry.core.packages.utils.link import Link
 from poetry.utils.cache import ArtifactCache
 
+from poetry_torch_cuda.index.credentials import authenticator
 from poetry_torch_cuda.install.download import DownloadError
 from poetry_torch_cuda.install.download import HashMismatchError
 from poetry_torch_cuda.install.download import download_files
-from poetry_torch_cuda.install.download import new_authenticator
 from poetry_torch_cuda.lockfile.model import LockedFile
 from tests.support.index import IndexServer
 from tests.support.wheels import build_wheel
@@ -57,8 +61,8 @@ def served(tmp_path: Path) -> Iterator[tuple[IndexServer, list[LockedFile]]]:
 
 
 def fetch(items: list[LockedFile], cache: Path, **options: object) -> list[Path]:
-    authenticator = new_authenticator(Config(), (), pool_size=8)
-    return download_files(items, cache, authenticator, **options)  # type: ignore[arg-type]
+    auth = authenticator(Config(), (), pool_size=8)
+    return download_files(items, cache, auth, **options)  # type: ignore[arg-type]
 
 
 def leftovers(cache: Path) -> list[str]:
@@ -85,23 +89,6 @@ def test_files_arrive_verified_in_poetrys_artifact_cache_concurrently(
     assert index.requests == []  # cached files are not fetched again
 
 
-def test_large_files_are_split_over_ranges_when_the_server_honours_them(
-    served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
-) -> None:
-    index, items = served
-    paths = fetch(items, tmp_path / "a", concurrency=8, min_part_bytes=100_000)
-    ranged = [r for r in index.records if r.status == 206]
-    assert {r.path.rsplit("/", 1)[-1] for r in ranged} >= {items[-1].filename}
-    assert all(
-        hashlib.sha256(p.read_bytes()).hexdigest() == i.sha256
-        for i, p in zip(items, paths)
-    )
-    index.serve_ranges = False
-    index.clear_requests()
-    fetch(items, tmp_path / "b", concurrency=8, min_part_bytes=100_000)
-    assert len(index.requests) == len(items)  # one whole-file answer each
-
-
 def test_corrupted_transfer_is_refused_and_leaves_nothing(
     served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
 ) -> None:
@@ -109,7 +96,7 @@ def test_corrupted_transfer_is_refused_and_leaves_nothing(
     index.corrupt_paths.add("/whl/cu129/torch/")
     cache = tmp_path / "artifacts"
     with pytest.raises(HashMismatchError) as raised:
-        fetch(items, cache, min_part_bytes=0)
+        fetch(items, cache)
     message = str(raised.value)
     torch = items[-1]
     assert torch.filename in message
@@ -133,31 +120,94 @@ def test_a_missing_file_names_the_file_and_the_cause(
     assert not [n for n in leftovers(tmp_path / "artifacts") if n.endswith(".part")]
 
 
-def test_split_files_are_hashed_as_their_parts_land_and_a_corrupt_part_is_refused(
-    served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
+class _Odd(BaseHTTPRequestHandler):
+    """Serves ``BODY`` badly: ``/short`` promises more bytes than it sends,
+    ``/drip`` sends a byte every 0.2 s, ``/ranged`` answers any Range with 416."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path == "/ranged" and self.headers.get("Range"):
+            self.send_response(416)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header(
+            "Content-Length", str(len(BODY) * (2 if self.path == "/short" else 1))
+        )
+        self.end_headers()
+        if self.path == "/drip":
+            for byte in BODY[:40]:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.2)
+            return
+        self.wfile.write(BODY)
+        self.close_connection = True
+
+
+BODY = os.urandom(300_000)
+
+
+@pytest.fixture
+def odd() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Odd)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def odd_file(url: str, sha256: str | None = None) -> LockedFile:
+    digest = sha256 or hashlib.sha256(BODY).hexdigest()
+    return LockedFile(
+        canonicalize_name("odd"),
+        "1.0",
+        "odd-1.0-py3-none-any.whl",
+        url,
+        digest,
+        len(BODY),
+    )
+
+
+def test_a_server_refusing_ranges_still_serves_one_plain_request(
+    odd: str, tmp_path: Path
 ) -> None:
-    index, items = served
-    paths = fetch(items, tmp_path / "good", concurrency=8, min_part_bytes=60_000)
-    split = {r.path for r in index.records if r.status == 206}
-    assert len(split) >= 3  # several files arrived in parts
-    for item, path in zip(items, paths):
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == item.sha256
-    index.corrupt_paths.add("/whl/cu129/torch/")
-    cache = tmp_path / "bad"
+    [path] = fetch([odd_file(f"{odd}/ranged")], tmp_path)
+    assert path.read_bytes() == BODY
+
+
+def test_a_short_body_fails_cleanly_and_leaves_nothing(
+    odd: str, tmp_path: Path
+) -> None:
+    with pytest.raises(DownloadError, match="broke off after") as raised:
+        fetch([odd_file(f"{odd}/short")], tmp_path)
+    assert "Traceback" not in str(raised.value)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_dripping_server_times_out(
+    odd: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from poetry.utils import constants
+
+    monkeypatch.setattr(constants, "REQUESTS_TIMEOUT", 1)
+    began = time.monotonic()
+    with pytest.raises(DownloadError, match=r"sent under 64 KiB in 1 s"):
+        fetch([odd_file(f"{odd}/drip")], tmp_path)
+    assert time.monotonic() - began < 6
+    assert leftovers(tmp_path) == []
+
+
+def test_an_edited_hash_in_the_lock_says_the_lock_and_the_file_disagree(
+    odd: str, tmp_path: Path
+) -> None:
     with pytest.raises(HashMismatchError) as raised:
-        fetch(items, cache, concurrency=8, min_part_bytes=60_000)
-    assert items[-1].filename in str(raised.value)
-    assert items[-1].filename not in leftovers(cache)
-    assert not [name for name in leftovers(cache) if name.endswith(".part")]
-
-
-def test_parts_are_cut_finer_than_one_per_connection(
-    served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
-) -> None:
-    index, items = served
-    fetch(items, tmp_path / "a", concurrency=2, min_part_bytes=1)
-    torch = [r for r in index.records if r.path.endswith(items[-1].filename)]
-    # Two connections, two parts each: parts of a quarter of all bytes, so the
-    # largest file (0.4 of them) is split; one part per connection would not.
-    assert len(torch) == 2
-    assert all(r.status == 206 for r in torch)
+        fetch([odd_file(f"{odd}/ranged", sha256="0" * 64)], tmp_path)
+    assert "The lock and the file disagree" in str(raised.value)
+    assert "git diff torch-cuda.lock" in str(raised.value)

@@ -177,13 +177,17 @@ def test_credentials_in_the_url_never_reach_poetrys_logs_or_the_cache(
             assert password not in text
 
 
-def test_credentials_in_the_url_go_only_to_that_index(
+def test_credentials_in_the_url_go_only_to_that_host(
     index: IndexServer, tmp_path: Path
 ) -> None:
+    """Poetry's rule for a source's credentials: its host (any path), never http
+    when they were given for https, never another host."""
     index.require_auth = ("alice", "s3cret")
     client = IndexClient(poetry_config(tmp_path))
     url = index.whl_url("cu129").replace("http://", "http://alice:s3cret@")
     assert client.project(url, "torch").found
+    assert client.project(index.whl_url("cu130"), "torch").found
+    other = index.whl_url("cu130").replace("127.0.0.1", "localhost")
     with pytest.raises(IndexUnavailableError, match="refused access"):
-        client.project(index.whl_url("cu130"), "torch")
-    assert [r.authorization is not None for r in index.records] == [True, False]
+        client.project(other, "torch")
+    assert [r.authorization is not None for r in index.records] == [True, True, False]

@@ -7,7 +7,7 @@ from typing import Any
 from poetry.config.config import Config
 
 from poetry_torch_cuda.index.credentials import IndexAccess
-from poetry_torch_cuda.index.credentials import UrlCredentials
+from poetry_torch_cuda.index.credentials import authenticator
 from poetry_torch_cuda.index.credentials import index_access
 from poetry_torch_cuda.project.config import load_config
 
@@ -21,31 +21,30 @@ def test_credentials_are_split_off_the_url_and_rebuilt_for_pip() -> None:
     assert access.shown == "https://mirror.example/whl/cu129"
 
 
-def test_url_credentials_apply_only_under_the_url_they_came_from() -> None:
-    known = UrlCredentials()
+def test_url_credentials_follow_poetrys_rules() -> None:
+    """Credentials written in an index URL go where Poetry sends a source's:
+    the same host (any path, as PEP 503 lets an index put files anywhere),
+    never plain http, never another host."""
+    known = authenticator(Config(), ())
     assert known.take_off("https://mirror.example/whl/cu130") == (
         "https://mirror.example/whl/cu130"
     )
     bare = known.take_off("https://bob:p%40ss@mirror.example/whl/cu129/")
     assert bare == "https://mirror.example/whl/cu129/"
-    assert known.lookup("https://mirror.example/whl/cu129/torch/") == ("bob", "p@ss")
-    assert known.lookup("https://mirror.example/whl/cu129") == ("bob", "p@ss")
-    assert known.lookup("https://mirror.example/whl/cu1290/torch/") is None
-    assert known.lookup("https://mirror.example/whl/cu130/torch/") is None
-    assert known.lookup("http://mirror.example/whl/cu129/torch/") is None
-    assert known.lookup("https://other.example/whl/cu129/torch/") is None
-    # Registered secrets are process-wide: no short one that other tests' text contains.
-    known.take_off("https://ci:n1ghtly-s3cret@mirror.example/whl/cu129/nightly")
-    assert known.lookup("https://mirror.example/whl/cu129/nightly/torch/") == (
-        "ci",
-        "n1ghtly-s3cret",
-    )
+
+    def pair(url: str) -> tuple[str | None, str | None]:
+        found = known.get_credentials_for_url(url)
+        return found.username, found.password
+
+    assert pair("https://mirror.example/whl/cu129/torch/") == ("bob", "p@ss")
+    assert pair("https://mirror.example/files/torch.whl") == ("bob", "p@ss")
+    assert pair("http://mirror.example/whl/cu129/torch/") == (None, None)
+    assert pair("https://other.example/whl/cu129/torch/") == (None, None)
 
 
 def test_token_without_user_name() -> None:
     access = IndexAccess("https://mirror.example/simple", None, "tok/1")
     assert access.pip_url == "https://:tok%2F1@mirror.example/simple"
-    assert access.authorization == "Basic OnRvay8x"
 
 
 def test_insecure_host_only_when_allowed_and_not_loopback() -> None:

@@ -1,9 +1,11 @@
 """Which files a variant index lists for a project, through Poetry's own HTTP stack.
 
-Requests go through Poetry's ``Authenticator`` (its credentials, certificates,
-retries and proxy settings); pages are parsed by Poetry's PEP 691 JSON and
-PEP 503 HTML link sources. Answers are kept for :data:`CACHE_TTL_SECONDS` in
-Poetry's cache directory, so repeated commands ask nothing.
+:func:`index_client` is the one way to make a client. Requests go through
+:func:`~poetry_torch_cuda.index.credentials.authenticator` (Poetry's
+credentials rules, certificates, retries, proxies); pages are parsed by
+Poetry's PEP 691 JSON and PEP 503 HTML link sources. Answers are kept for
+:data:`CACHE_TTL_SECONDS` in Poetry's cache directory. PEP 825 variant wheels
+and ``*-variants.json`` files are skipped (:attr:`ProjectFiles.skipped`).
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.credentials import UrlCredentials
+from poetry_torch_cuda.index import quick
 from poetry_torch_cuda.index.urls import mask_url
 
 
@@ -40,12 +40,13 @@ if TYPE_CHECKING:
 
     import requests
     from poetry.config.config import Config
-    from poetry.utils.authenticator import Authenticator
+
+    from poetry_torch_cuda.index.credentials import IndexAuthenticator
 
 CACHE_TTL_SECONDS = 600.0
-ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.01"
+_ACCEPT = {"Accept": quick.ACCEPT}
 _JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 
 
 class IndexUnavailableError(TorchCudaError):
@@ -55,6 +56,9 @@ class IndexUnavailableError(TorchCudaError):
     status: int | None = None
     #: Why it did not answer, in a few words (:func:`.quick.cause`), when it did not.
     cause: str | None = None
+    #: What failed and what to do, in the one wording (:mod:`.quick`).
+    words: str | None = None
+    advice: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class ProjectFiles:
     entries: tuple[IndexFile, ...] = ()
     #: 404 or 410 when just asked and not found (``None`` from the cache).
     status: int | None = field(default=None, compare=False)
+    #: Files listed but left out: PEP 825 variant wheels, ``*-variants.json``.
+    skipped: tuple[str, ...] = ()
 
     def versions(
         self, label: str | None = None, marker_env: Mapping[str, Any] | None = None
@@ -106,6 +112,25 @@ class ProjectFiles:
         return sorted(found, reverse=True)
 
 
+def index_client(
+    config: Config | None,
+    sources: Iterable[tuple[str, str]] = (),
+    *,
+    quick_checks: bool = False,
+    refresh: bool = False,
+    timeout: float | None = None,
+) -> IndexClient:
+    """The one way to make an :class:`IndexClient`: Poetry's config and the project's
+    sources (for credentials and certificates). ``quick_checks``: one attempt of
+    :data:`.quick.TIMEOUT` per page for checks and choices, never Poetry's retries."""
+    from poetry.config.config import Config
+
+    config = config if config is not None else Config.create()
+    if quick_checks and timeout is None:
+        timeout = quick.TIMEOUT
+    return IndexClient(config, sources, refresh=refresh, timeout=timeout)
+
+
 class IndexClient:
     """Look up projects on PEP 503/691 indexes with Poetry's authenticator and a TTL cache."""
 
@@ -117,22 +142,18 @@ class IndexClient:
         ttl: float = CACHE_TTL_SECONDS,
         refresh: bool = False,
         timeout: float | None = None,
-        poetry_credentials: bool = True,
+        authenticator: IndexAuthenticator | None = None,
     ) -> None:
         """``timeout``: one attempt of that many seconds per page, and an
         unreachable host remembered for a while (:mod:`.quick`), instead of
-        Poetry's retries. ``poetry_credentials`` False: only the credentials
-        written in the index URLs are sent (pip's view of the index)."""
-        self._config = config
-        self._poetry_credentials = poetry_credentials
-        self._sources = list(sources)
+        Poetry's retries."""
+        from poetry_torch_cuda.index.credentials import authenticator as make
+
+        self.auth = authenticator or make(config, sources)
         self._ttl = ttl
         self._refresh = refresh
         self._timeout = timeout
-        self._authenticator: Authenticator | None = None
-        self._url_credentials = UrlCredentials()
         self._memory: dict[tuple[str, str], ProjectFiles] = {}
-        #: ``(scheme, host)`` -> credentials taken out of a URL: Poetry logs URLs.
         self.cache_dir = (
             Path(str(config.get("cache-dir"))).expanduser()
             / "poetry-torch-cuda"
@@ -145,22 +166,19 @@ class IndexClient:
         Raises:
             IndexUnavailableError: the index did not answer usefully.
         """
-        name = canonicalize_name(project)
-        # Poetry logs URLs' netlocs: credentials go to the authenticator instead.
-        index_url = self._url_credentials.take_off(index_url)
-        key = (index_url.rstrip("/"), name)
+        key = (self.auth.take_off(index_url).rstrip("/"), canonicalize_name(project))
         if key not in self._memory:
             cached = None if self._refresh else self._read_cache(key)
-            self._memory[key] = cached or self._fetch(key)
+            if cached is None:
+                cached = self._read(key, self._get)
+                self._write_cache(key, cached)
+            self._memory[key] = cached
         return self._memory[key]
 
     def projects(
         self, wanted: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], ProjectFiles | IndexUnavailableError]:
         """Look up several ``(index_url, project)`` pairs at once, in parallel."""
-        results: dict[tuple[str, str], ProjectFiles | IndexUnavailableError] = {}
-        if wanted:
-            self._session_for(self._url_credentials.take_off(wanted[0][0]))
 
         def one(pair: tuple[str, str]) -> ProjectFiles | IndexUnavailableError:
             try:
@@ -168,143 +186,89 @@ class IndexClient:
             except IndexUnavailableError as error:
                 return error
 
+        for index_url in {url for url, _ in wanted}:
+            self.auth.take_off(index_url)
         with ThreadPoolExecutor(max_workers=min(8, len(wanted) or 1)) as pool:
-            for pair, result in zip(wanted, pool.map(one, wanted)):
-                results[pair] = result
-        return results
+            return dict(zip(wanted, pool.map(one, wanted)))
 
-    def _session_for(self, url: str) -> Authenticator:
-        if self._authenticator is None:
-            from poetry_torch_cuda.index.session import IndexAuthenticator
-
-            self._authenticator = IndexAuthenticator(
-                self._config,
-                self._sources,
-                self._url_credentials,
-                poetry_credentials=self._poetry_credentials,
-            )
-        self._authenticator.get_session(url)
-        return self._authenticator
+    def skipped(self) -> list[str]:
+        """The PEP 825 variant files the pages asked so far listed (left out)."""
+        return sorted({name for page in self._memory.values() for name in page.skipped})
 
     def ask_once(
         self, index_url: str, project: str, *, verify: str | None = None
     ) -> ProjectFiles:
         """What the index answers for ``project`` right now: one attempt of the
         client's timeout, past the page cache and the memory of unreachable
-        hosts, and remembered by neither (the diagnosis of a pip failure).
-
-        ``verify``: a CA bundle instead of the one Poetry has for the index.
+        hosts (the diagnosis of a pip failure). ``verify``: a CA bundle.
 
         Raises:
             IndexUnavailableError: with ``status`` when the index answered an
                 HTTP error, with ``cause`` when it did not answer.
         """
-        import requests
-
-        from poetry_torch_cuda.index import quick
-
-        index_url = self._url_credentials.take_off(index_url)
-        key = (index_url.rstrip("/"), canonicalize_name(project))
+        key = (self.auth.take_off(index_url).rstrip("/"), canonicalize_name(project))
         timeout = quick.TIMEOUT if self._timeout is None else self._timeout
+        return self._read(
+            key, lambda url: quick.get_once(self.auth, url, timeout, verify=verify)
+        )
 
-        def get(
-            url: str, *, raise_for_status: bool, headers: Mapping[str, str]
-        ) -> requests.Response:
-            try:
-                return quick.get_once(
-                    self._session_for(url), url, headers, timeout, verify=verify
-                )
-            except (requests.RequestException, OSError) as error:
-                failed = IndexUnavailableError(quick.in_words(error, url, timeout))
-                failed.cause = quick.cause(error)
-                raise failed from None
-
-        return self._read(key, get)
-
-    def _fetch(self, key: tuple[str, str]) -> ProjectFiles:
-        url = f"{key[0]}/{key[1]}/"
-        get = self._session_for(url).get if self._timeout is None else self._get_once
-        result = self._read(key, get)
-        self._write_cache(key, result)
-        return result
-
-    def _read(self, key: tuple[str, str], get: Callable[..., Any]) -> ProjectFiles:
-        """The page for ``key`` asked with ``get``, parsed by Poetry's link sources."""
-        import requests
-        from cleo.exceptions import CleoError
-        from poetry.exceptions import PoetryError
-        from poetry.repositories.link_sources.html import HTMLPage
-        from poetry.repositories.link_sources.json import SimpleJsonPage
-
-        index_url, name = key
-        url = f"{index_url}/{name}/"
-        shown = mask_url(url)
-        try:
-            response = get(url, raise_for_status=False, headers={"Accept": ACCEPT})
-        except IndexUnavailableError:
-            raise
-        except (requests.RequestException, PoetryError, CleoError, OSError) as error:
-            # Poetry reports exhausted retries as a CleoError naming the host,
-            # credentials included: say it again without them.
-            raise _unreachable(error, url, self._timeout) from None
-        status = response.status_code
-        if status in (404, 410):
-            result = ProjectFiles(name, False, status=status)
-        elif status in (401, 403):
-            refused = IndexUnavailableError(
-                f"{shown} refused access (HTTP {status}); configure credentials "
-                "for its source with `poetry config http-basic.<source> USER`"
+    def _get(self, url: str) -> requests.Response:
+        """Poetry's request with its retries, or one short attempt with a timeout
+        (a host that failed a moment ago is not asked again)."""
+        if self._timeout is None:
+            return self.auth.request(
+                "get", url, raise_for_status=False, headers=_ACCEPT
             )
-            refused.status = status
-            raise refused
-        elif status >= 400:
-            failed = IndexUnavailableError(f"{shown} answered HTTP {status}")
-            failed.status = status
-            raise failed
-        else:
-            content_type = response.headers.get("Content-Type", "")
-            try:
-                if content_type.split(";")[0].strip() == _JSON_TYPE:
-                    content = response.json()
-                    page: Any = SimpleJsonPage(response.url, content)
-                    entries = _with_json_hashes(
-                        _entries(page.links, response.url), content
-                    )
-                else:
-                    page = HTMLPage(response.url, response.text)
-                    entries = _entries(page.links, response.url)
-            except (ValueError, KeyError, TypeError):
-                raise IndexUnavailableError(
-                    f"{shown} answered with a page that is not a simple index"
-                ) from None
-            files = tuple(sorted({entry.filename for entry in entries}))
-            result = ProjectFiles(name, True, files, entries)
-        return result
-
-    def _get_once(
-        self, url: str, *, raise_for_status: bool, headers: Mapping[str, str]
-    ) -> requests.Response:
-        """One short attempt; a host that failed a moment ago is not asked again."""
-        import requests
-
-        from poetry_torch_cuda.index import quick
-
-        assert self._timeout is not None
         if not self._refresh:
             remembered = quick.recall(self.cache_dir, url)
             if remembered is not None:
                 raise IndexUnavailableError(remembered)
         try:
-            response = quick.get_once(
-                self._session_for(url), url, headers, self._timeout
+            response = quick.get_once(self.auth, url, self._timeout)
+        except Exception as error:
+            quick.remember(
+                self.cache_dir, url, quick.in_words(error, url, self._timeout)
             )
-        except (requests.RequestException, OSError) as error:
-            reason = quick.in_words(error, url, self._timeout)
-            quick.remember(self.cache_dir, url, reason)
-            raise IndexUnavailableError(reason) from None
+            raise
         if self._refresh:
             quick.forget(self.cache_dir, url)
         return response
+
+    def _read(
+        self, key: tuple[str, str], get: Callable[[str], requests.Response]
+    ) -> ProjectFiles:
+        """The page for ``key`` asked with ``get``, parsed by Poetry's link sources."""
+        from poetry.repositories.link_sources.html import HTMLPage
+        from poetry.repositories.link_sources.json import SimpleJsonPage
+
+        index_url, name = key
+        url = f"{index_url}/{name}/"
+        try:
+            response = get(url)
+        except IndexUnavailableError:
+            raise
+        except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
+            raise _unavailable(url, error, self._timeout) from None
+        if response.status_code in (404, 410):
+            return ProjectFiles(name, False, status=response.status_code)
+        if response.status_code >= 400:
+            raise _unavailable(url, response.status_code)
+        try:
+            if response.headers.get("Content-Type", "").split(";")[0] == _JSON_TYPE:
+                content = response.json()
+                page: Any = SimpleJsonPage(response.url, content)
+                entries = _with_json_hashes(_entries(page.links, response.url), content)
+            else:
+                page = HTMLPage(response.url, response.text)
+                entries = _entries(page.links, response.url)
+        except (ValueError, KeyError, TypeError):
+            raise IndexUnavailableError(
+                f"{mask_url(url)} answered with a page that is not a simple index"
+            ) from None
+        skipped = tuple(sorted(e.filename for e in entries if _is_variant(e.filename)))
+        entries = tuple(e for e in entries if e.filename not in skipped)
+        files = tuple(entry.filename for entry in entries)
+        return ProjectFiles(name, True, files, entries, skipped=skipped)
 
     def download(self, url: str) -> bytes:
         """The bytes at ``url`` (a file an index page links), with Poetry's session.
@@ -312,18 +276,13 @@ class IndexClient:
         Raises:
             IndexUnavailableError: the file could not be fetched.
         """
-        import requests
-        from cleo.exceptions import CleoError
-        from poetry.exceptions import PoetryError
-
-        url = self._url_credentials.take_off(url)
-        shown = mask_url(url)
+        url = self.auth.take_off(url)
         try:
-            response = self._session_for(url).get(url, raise_for_status=False)
-        except (requests.RequestException, PoetryError, CleoError, OSError) as error:
-            raise _unreachable(error, url, None) from None
+            response = self.auth.request("get", url, raise_for_status=False)
+        except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
+            raise _unavailable(url, error) from None
         if response.status_code >= 400:
-            raise IndexUnavailableError(f"{shown} answered HTTP {response.status_code}")
+            raise _unavailable(url, response.status_code)
         return bytes(response.content)
 
     def _cache_path(self, key: tuple[str, str]) -> Path:
@@ -341,7 +300,11 @@ class IndexClient:
                 return None
             entries = tuple(IndexFile(**entry) for entry in data["entries"])
             return ProjectFiles(
-                key[1], bool(data["found"]), tuple(data["files"]), entries
+                key[1],
+                bool(data["found"]),
+                tuple(data["files"]),
+                entries,
+                skipped=tuple(data.get("skipped", ())),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -355,15 +318,9 @@ class IndexClient:
             "found": result.found,
             "files": list(result.files),
             "entries": [dataclasses.asdict(entry) for entry in result.entries],
+            "skipped": list(result.skipped),
         }
-        try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump(data, stream)
-            Path(temporary).replace(self._cache_path(key))
-        except OSError:
-            pass  # a cache that cannot be written only costs a request next time
+        quick.write_json(self._cache_path(key), data)
 
 
 def _with_json_hashes(
@@ -387,11 +344,8 @@ def _with_json_hashes(
 
 
 def _entries(links: Iterable[Any], page_url: str) -> tuple[IndexFile, ...]:
-    """The non-yanked links of a page as :class:`IndexFile`, one per file name.
-
-    URLs are made absolute against the page (Poetry before 2.1 leaves a PEP 691
-    page's relative ones as they are).
-    """
+    """The non-yanked links of a page as :class:`IndexFile`, one per file name, with
+    URLs absolute (Poetry before 2.1 leaves a PEP 691 page's relative ones)."""
     from urllib.parse import urljoin
 
     found: dict[str, IndexFile] = {}
@@ -415,12 +369,8 @@ def _entries(links: Iterable[Any], page_url: str) -> tuple[IndexFile, ...]:
 def tag_fits(
     interpreter: str, abi: str, platform: str, marker_env: Mapping[str, Any]
 ) -> bool:
-    """Whether a wheel tag fits the environment the PEP 508 ``marker_env`` describes.
-
-    An approximation of pip's tag check from marker values alone, so it needs
-    no process in the environment: Python version and implementation, abi3,
-    operating system and machine.
-    """
+    """Whether a wheel tag fits the PEP 508 ``marker_env``: pip's tag check
+    approximated from marker values alone (no process in the environment)."""
     major, minor = (str(marker_env.get("python_version", "3.0")) + ".0").split(".")[:2]
     implementation = {"cpython": "cp", "pypy": "pp"}.get(
         str(marker_env.get("implementation_name", "cpython")), "cp"
@@ -459,17 +409,31 @@ def platform_fits(platform: str, marker_env: Mapping[str, Any]) -> bool:
     return False
 
 
-def _unreachable(
-    error: BaseException, url: str, timeout: float | None
-) -> IndexUnavailableError:
-    """Why ``url`` could not be read, in words (Poetry reports exhausted retries
-    as an error that names the host, credentials included: say it again without)."""
-    from poetry_torch_cuda.index import quick
-
-    if timeout is None:
-        from poetry.utils import constants
-
-        timeout = float(getattr(constants, "REQUESTS_TIMEOUT", 15))
-    return IndexUnavailableError(
-        f"could not read {mask_url(url)}: {quick.in_words(error, url, timeout)}"
+def _is_variant(filename: str) -> bool:
+    """A PEP 825 variant wheel (``…-<platform>-<label>.whl``) or a ``*-variants.json``."""
+    parts = filename[:-4].split("-") if filename.endswith(".whl") else []
+    return (
+        filename.endswith("-variants.json")
+        or len(parts) == 7
+        or (
+            len(parts) == 6 and not parts[2][:1].isdigit()  # else: a build tag
+        )
     )
+
+
+def _unavailable(
+    url: str, failure: BaseException | int, timeout: float | None = None
+) -> IndexUnavailableError:
+    """The one wording (:mod:`.quick`) of an HTTP status or of no answer from ``url``."""
+    from poetry.utils import constants
+
+    if isinstance(failure, int):
+        cause, advice = quick.http_failure(failure)
+        error = IndexUnavailableError(f"{mask_url(url)}: {cause}; {advice}")
+        error.status, error.words, error.advice = failure, cause, advice
+        return error
+    words = quick.in_words(failure, url, timeout or float(constants.REQUESTS_TIMEOUT))
+    error = IndexUnavailableError(f"could not read {mask_url(url)}: {words}")
+    error.cause, error.words = quick.cause(failure), words
+    error.advice = quick.advice(failure)
+    return error

@@ -1,15 +1,14 @@
-"""Where pip fetches a variant's wheels, with the credentials Poetry already has.
+"""Which credentials a request carries: the one place, Poetry's ``Authenticator`` rules.
 
-Credentials come from Poetry's own machinery, never from a file of ours:
-``poetry config http-basic.<source>``, ``POETRY_HTTP_BASIC_<SOURCE>_USERNAME``
-and ``..._PASSWORD``, Poetry's keyring, or a ``user:password@`` already in
-the URL. They reach pip only through its environment and are scrubbed from
-everything the plugin prints.
+Pages, metadata, locked files and pip's index URL all take theirs from
+:func:`authenticator`: Poetry's ``Authenticator`` with the project's sources
+(``http-basic.<source>``, ``POETRY_HTTP_BASIC_*``, keyring, certificates; by
+host and path, never https credentials over http), plus what Poetry lacks:
+credentials written in an ``index-url``, taken off the URL and never printed.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,6 +17,9 @@ from urllib.parse import unquote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
+from poetry.utils.authenticator import Authenticator
+from poetry.utils.password_manager import HTTPAuthCredential
+
 from poetry_torch_cuda.index.urls import is_loopback
 from poetry_torch_cuda.index.urls import mask_url
 from poetry_torch_cuda.index.urls import register_secret
@@ -25,10 +27,16 @@ from poetry_torch_cuda.index.urls import without_credentials
 
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from poetry.config.config import Config
+    from poetry.utils.authenticator import AuthenticatorRepositoryConfig
 
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
+
+#: Repository names given to index URLs that carry their own credentials.
+_IN_URL = "<index-url {}>"
 
 
 @dataclass(frozen=True)
@@ -80,97 +88,72 @@ class IndexAccess:
         parts = urlsplit(self.url)
         return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
 
-    @property
-    def authorization(self) -> str | None:
-        """An HTTP basic ``Authorization`` header value, or ``None``."""
-        if not self.has_credentials:
-            return None
-        pair = f"{self.username or ''}:{self.password or ''}".encode()
-        return "Basic " + base64.b64encode(pair).decode("ascii")
-
     def __repr__(self) -> str:
         hidden = "***" if self.has_credentials else None
         return f"IndexAccess(url={self.shown!r}, credentials={hidden!r})"
 
 
+class IndexAuthenticator(Authenticator):
+    """Poetry's ``Authenticator`` that also knows credentials written in index URLs."""
+
+    def __init__(
+        self, config: Config | None, sources: Iterable[tuple[str, str]], pool_size: int
+    ) -> None:
+        super().__init__(
+            config,
+            cache_id="poetry-torch-cuda",
+            disable_cache=True,
+            pool_size=pool_size,
+        )
+        #: Poetry's configuration the requests follow.
+        self.config = self._config
+        self._in_url: dict[str, HTTPAuthCredential] = {}
+        for name, url in sources:
+            if url:
+                self.take_off(url, name)
+
+    def take_off(self, url: str, name: str | None = None) -> str:
+        """``url`` without ``user:password@``; requests that Poetry's rules match
+        to it (scheme, host, path) get those credentials. ``name``: a source."""
+        access = IndexAccess.from_url(url)
+        if access.has_credentials:
+            name = _IN_URL.format(access.url)
+            self._in_url[name] = HTTPAuthCredential(access.username, access.password)
+        if name is not None and name not in self.configured_repositories:
+            self.add_repository(name, access.url)
+        return access.url
+
+    def _get_credentials_for_repository(
+        self, repository: AuthenticatorRepositoryConfig
+    ) -> HTTPAuthCredential:
+        found = self._in_url.get(repository.name)
+        if found is not None:
+            return found
+        return super()._get_credentials_for_repository(repository)
+
+
+def authenticator(
+    config: Config | None, sources: Iterable[tuple[str, str]] = (), pool_size: int = 10
+) -> IndexAuthenticator:
+    """The authenticator every request of the plugin goes through."""
+    return IndexAuthenticator(config, sources, pool_size)
+
+
 def index_access(
     config: TorchCudaConfig, variant: Variant, poetry_config: Config | None = None
 ) -> IndexAccess:
-    """The index for ``variant`` with the credentials Poetry holds for it.
-
-    With ``source = "<name>"`` they are the ones Poetry has for that source.
-    With ``index-url`` they come from the URL itself or, as Poetry does for its
-    own downloads, from a project source or configured repository on the same
-    host (credentials configured for https are never sent over http).
-    """
-    url = config.index_url(variant)
-    access = IndexAccess.from_url(url, allow_insecure_http=config.allow_insecure_http)
+    """The index for ``variant`` with the credentials :func:`authenticator` gives it."""
+    access = IndexAccess.from_url(
+        config.index_url(variant), allow_insecure_http=config.allow_insecure_http
+    )
     access = dataclasses.replace(access, source=config.source)
     if access.has_credentials:
         return access
-    credential = _poetry_credentials(config, access.url, poetry_config)
-    if credential is None:
-        return access
-    username, password = credential
-    register_secret(password)
-    return dataclasses.replace(access, username=username, password=password)
-
-
-def _poetry_credentials(
-    config: TorchCudaConfig, url: str, poetry_config: Config | None
-) -> tuple[str | None, str | None] | None:
-    from poetry.config.config import Config
-    from poetry.utils.authenticator import Authenticator
-
-    authenticator = Authenticator(
-        poetry_config if poetry_config is not None else Config.create(),
-        disable_cache=True,
-    )
+    sources = [(n, u) for n, u in config.project_sources if n != config.source]
     if config.source is not None:
-        authenticator.add_repository(config.source, url)
-        credential = authenticator.get_http_auth(config.source)
-    else:
-        for name, source_url in config.project_sources:
-            if "{" not in source_url:
-                authenticator.add_repository(name, source_url)
-        repository = authenticator.get_repository_config_for_url(url)
-        if repository is None:
-            return None  # no source on this host: no keyring look-ups either
-        if (
-            urlsplit(repository.url).scheme == "https"
-            and urlsplit(url).scheme != "https"
-        ):
-            return None  # never send credentials meant for https in the clear
-        credential = authenticator.get_credentials_for_url(url)
-    if credential is None or (
-        credential.username is None and credential.password is None
-    ):
-        return None
-    return credential.username, credential.password
-
-
-class UrlCredentials:
-    """Credentials taken off index URLs, kept for the requests under each URL.
-
-    Poetry's HTTP stack logs the netloc of a URL (``user:password@`` included)
-    at debug level, so URLs reach it bare and the credentials reach it through
-    :meth:`lookup` (see :mod:`poetry_torch_cuda.index.session`).
-    """
-
-    def __init__(self) -> None:
-        self._by_prefix: dict[str, tuple[str | None, str | None]] = {}
-
-    def take_off(self, url: str) -> str:
-        """``url`` without ``user:password@``; requests under it get those credentials."""
-        access = IndexAccess.from_url(url)
-        if access.has_credentials:
-            prefix = access.url.rstrip("/") + "/"
-            self._by_prefix[prefix] = (access.username, access.password)
-        return access.url
-
-    def lookup(self, url: str) -> tuple[str | None, str | None] | None:
-        """The credentials stripped off the longest URL ``url`` lies under, if any."""
-        for prefix in sorted(self._by_prefix, key=len, reverse=True):
-            if url.startswith(prefix) or url == prefix[:-1]:
-                return self._by_prefix[prefix]
-        return None
+        sources.append((config.source, access.url))
+    found = authenticator(poetry_config, sources).get_credentials_for_url(access.url)
+    if found.username is None and found.password is None:
+        return access
+    register_secret(found.password)
+    return dataclasses.replace(access, username=found.username, password=found.password)

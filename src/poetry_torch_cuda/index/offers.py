@@ -33,11 +33,8 @@ SHOWN_VERSIONS = 6
 
 @dataclass(frozen=True)
 class PackageOffer:
-    """One package on one variant index: the wanted build and the versions it has.
-
-    ``has_wanted`` is ``None`` when the index could not be asked (``error``
-    says why); ``wanted`` is ``None`` when no version is locked (any will do).
-    """
+    """One package on one variant index: the wanted build (``None``: any) and the
+    versions it has; ``has_wanted`` ``None``: the index could not be asked (``error``)."""
 
     name: NormalizedName
     wanted: str | None
@@ -111,11 +108,8 @@ def wanted_versions(
 
 
 class OfferFinder:
-    """Answers "does this variant have the locked builds?", as cheaply as it can.
-
-    A build already installed with the variant's label needs no request;
-    otherwise the torch page is asked first and the others only if it has it.
-    """
+    """Answers "does this variant have the locked builds?": none asked when installed
+    with the variant's label; else torch's page first, the others only if it has it."""
 
     def __init__(
         self,
@@ -154,11 +148,8 @@ class OfferFinder:
         ).offer()
 
     def inspect(self, variants: Iterable[Variant]) -> list[VariantOffer]:
-        """Every wanted package on every variant, asked in parallel.
-
-        The first package (torch) is asked everywhere; the others only where
-        the index has a page for the first.
-        """
+        """Every wanted package on every variant, in parallel (the others than the
+        first, torch, only where the index has a page for the first)."""
         variants = list(variants)
         first, rest = self._names[0], self._names[1:]
         answers = self._client.projects(

@@ -1,18 +1,19 @@
-"""One short attempt at an index page, and the memory of a host that did not answer.
+"""One wording of HTTP and network failures, one short attempt, the memory of dead hosts.
 
-The plugin asks an index only to check or to choose (the lock-time check,
-``auto``, ``variants``, ``status``): never worth Poetry's retry budget, which
-is six attempts of 15 s each on a server that accepts and never answers. So a
-page is asked for once, with :data:`TIMEOUT`, through Poetry's authenticator
-(its credentials, certificates and proxies), and a host that could not be
-reached is remembered for :data:`REMEMBER_SECONDS` in Poetry's cache
-directory, so the next runs do not wait for it again.
+Every request of the plugin that fails (a page, a metadata file, a locked
+file, the diagnosis of a pip failure) is worded here: :func:`in_words` and
+:func:`advice` for no answer, :func:`http_failure` for an HTTP error status.
+Checks and choices (the lock-time check, ``auto``, ``variants``, ``status``)
+ask a page once with :data:`TIMEOUT` (:func:`get_once`), never Poetry's retry
+budget, and a host that could not be reached is remembered for
+:data:`REMEMBER_SECONDS` in Poetry's cache directory.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -23,11 +24,11 @@ from poetry_torch_cuda.index.urls import mask_url
 
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     import requests
     from poetry.utils.authenticator import Authenticator
 
+#: What a page request accepts: PEP 691 JSON first, then HTML.
+ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.01"
 #: Seconds to connect, and to wait for each answer, on the one attempt.
 TIMEOUT = 4.0
 #: How long a host that could not be reached is not asked again.
@@ -38,19 +39,12 @@ _FILE = "unreachable.json"
 def get_once(
     authenticator: Authenticator,
     url: str,
-    headers: Mapping[str, str],
     timeout: float = TIMEOUT,
     *,
     verify: str | None = None,
 ) -> requests.Response:
-    """GET ``url`` once, as ``Authenticator.request`` would but without its retries.
-
-    ``verify``: a CA bundle to use instead of the one Poetry has for the URL.
-
-    Raises:
-        requests.RequestException: no answer (see :func:`in_words`).
-        OSError: likewise, from below requests.
-    """
+    """GET a page once, as ``Authenticator.request`` does but without its retries
+    (``verify``: a CA bundle instead of Poetry's). Raises what requests raises."""
     import requests
 
     credential = authenticator.get_credentials_for_url(url)
@@ -61,7 +55,7 @@ def get_once(
         )
     session = authenticator.get_session(url=url)
     prepared = session.prepare_request(
-        requests.Request("get", url, headers=dict(headers), auth=auth)
+        requests.Request("get", url, headers={"Accept": ACCEPT}, auth=auth)
     )
     certs = authenticator.get_certs_for_url(url)
     trusted = verify or certs.cert or certs.verify
@@ -91,11 +85,63 @@ def in_words(error: BaseException, url: str, timeout: float = TIMEOUT) -> str:
     return f"could not connect to {host}"
 
 
+def advice(error: BaseException) -> str:
+    """What to do about ``error`` (no answer), in one sentence."""
+    kind = cause(error)
+    if kind == TIMED_OUT:
+        return (
+            "The index is slow or unreachable. Run the command again later, or give "
+            "it more time with POETRY_REQUESTS_TIMEOUT=<seconds>."
+        )
+    if kind == _TLS:
+        return (
+            "Check the certificates Poetry has for the index "
+            "(`poetry config certificates.<source>.cert`)."
+        )
+    return (
+        "Check the network, any proxy settings, and the index URL "
+        "(index-url, or the url of the source named by source)."
+    )
+
+
+def http_failure(status: int, about: str = "") -> tuple[str, str]:
+    """``(cause, advice)`` for an HTTP error status (``about``: `` for torch``)."""
+    if status in (401, 403):
+        return (
+            f"the index refused access (HTTP {status})",
+            (
+                "Check the credentials Poetry has for the index's source: "
+                "`poetry config http-basic.<source> <user> <password>`."
+            ),
+        )
+    if status in (404, 410):
+        return (
+            f"the index has no such file (HTTP {status}){about}",
+            (
+                "Check the index URL and the variant; if the index moved its files, "
+                "run `poetry torch-cuda lock` again."
+            ),
+        )
+    if status >= 500:
+        return (
+            f"the index failed with HTTP {status} (a server error)",
+            "Run the command again later, or tell whoever runs the index.",
+        )
+    return (
+        f"the index answered HTTP {status}{about}",
+        "Check the index URL, then run the command again.",
+    )
+
+
 #: What :func:`cause` says of an attempt that got no answer in time.
 TIMED_OUT = "timed out"
 _DNS = "DNS lookup failed"
 _REFUSED = "connection refused"
 _TLS = "TLS handshake failed: certificate or proxy"
+_DNS_WORDS = re.compile(
+    "name or service not known|name resolution|nodename nor servname|getaddrinfo "
+    "failed|no address associated"
+)
 
 
 def cause(error: BaseException) -> str:
@@ -104,17 +150,7 @@ def cause(error: BaseException) -> str:
     text = _chain_text(error)
     if "timed out" in text or "timeout" in text:
         return TIMED_OUT
-    if any(
-        needle in text
-        for needle in (
-            "name or service not known",
-            "temporary failure in name resolution",
-            "nodename nor servname",
-            "getaddrinfo failed",
-            "no address associated",
-            "name resolution",
-        )
-    ):
+    if _DNS_WORDS.search(text):
         return _DNS
     if "refused" in text:
         return _REFUSED
@@ -158,14 +194,18 @@ def remember(cache_dir: Path, url: str, reason: str) -> None:
     path = cache_dir / _FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            data = {}
     except (OSError, ValueError):
         data = {}
+    data = data if isinstance(data, dict) else {}
     data[_key(url)] = {"at": time.time(), "reason": reason}
+    write_json(path, data)
+
+
+def write_json(path: Path, data: object) -> None:
+    """Replace ``path`` with ``data`` at once (best effort: a cache, never the truth)."""
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(data, stream)
         Path(temporary).replace(path)

@@ -1,11 +1,8 @@
 """Turn a failed pip run into one sentence on what failed and one on what to do.
 
-pip reports a missing page, a server error, a refused password or an
-unreachable host all alike ("No matching distribution found"), so after such
-a failure the plugin asks the index itself for the project's page once,
-through the index client (:meth:`~poetry_torch_cuda.index.client.IndexClient.ask_once`,
-Poetry's HTTP stack) with pip's credentials, CA bundle and timeout, and
-reports what it answered.
+pip words a missing page, a server error, a refused password and an unreachable
+host alike ("No matching distribution found"): the index is then asked once,
+as pip asked it (:meth:`~poetry_torch_cuda.index.client.IndexClient.ask_once`).
 """
 
 from __future__ import annotations
@@ -41,15 +38,18 @@ def diagnose(
     text = "\n".join(lines)
     if _HASHES in text:
         files = [
-            _file_name(lines[number - 1]) if number else "a file"
-            for number, line in enumerate(lines)
-            if "Expected sha256" in line
+            _file_name(lines[n - 1])
+            for n, line in enumerate(lines)
+            if n and "Expected sha256" in line
         ]
+        local = [name for name in files if name.startswith("/")]
+        if local:
+            return (
+                f"a file on this machine does not match its sha256 ({'; '.join(local)})",
+                "It was damaged after it was checked: remove it and run the command again.",
+            )
         return (
-            (
-                "a downloaded file does not match the sha256 hash the index lists for "
-                f"it{_detail(files)}"
-            ),
+            f"a downloaded file does not match the sha256 hash the index lists for it{_detail(files)}",
             (
                 "Nothing was installed from it. Run the command again; if it keeps "
                 "failing, the mirror serves a corrupt or altered file: tell whoever "
@@ -80,42 +80,28 @@ def diagnose(
 
 
 def _probe(index: IndexAccess, project: str, timeout: float) -> tuple[str, str]:
-    """Ask the index for ``project``'s page once, as pip asked it.
-
-    Through the index client (Poetry's HTTP stack and page parsers), with
-    pip's view of the index: only the credentials pip was given (in
-    ``index.pip_url``; never Poetry's others), pip's timeout for one attempt,
-    pip's CA bundle variables, and no cache or memory of earlier answers.
-    """
-    from poetry.config.config import Config
-
-    from poetry_torch_cuda.index.client import IndexClient
+    """Ask the index for ``project``'s page once, as pip asked it: through the
+    one index client, with pip's credentials (``index.pip_url``), pip's timeout
+    for one attempt, pip's CA bundle variables, and no cache."""
+    from poetry_torch_cuda.index import quick
     from poetry_torch_cuda.index.client import IndexUnavailableError
-    from poetry_torch_cuda.index.quick import TIMED_OUT
+    from poetry_torch_cuda.index.client import index_client
 
-    host = urlsplit(index.url).netloc
-    client = IndexClient(Config(), timeout=timeout, poetry_credentials=False)
+    client = index_client(None, timeout=timeout, refresh=True)
     try:
         page = client.ask_once(index.pip_url, project, verify=_ca_bundle())
     except IndexUnavailableError as error:
         if error.status is not None:
-            return _http_status(index, project, error.status)
-        if error.cause == TIMED_OUT:
-            return _timed_out(host, timeout)
-        if error.cause is not None:
-            return (
-                f"could not connect to {host} ({error.cause})",
-                (
-                    "Check the network, any proxy settings, and the index URL "
-                    "(index-url, or the url of the source named by source)."
-                ),
+            return refused(index, project, error.status)
+        if error.cause == quick.TIMED_OUT:
+            advice = (
+                "The index is slow or unreachable. Run the command again later, or "
+                "give pip more time with PIP_TIMEOUT=<seconds> (and PIP_RETRIES=<count>)."
             )
-        return (
-            f"could not read {index.shown}/{project}/ ({scrub(str(error))})",
-            "Check the network and the index URL, then run the command again.",
-        )
+            return error.words or str(error), advice
+        return error.words or scrub(str(error)), quick.advice(error)
     if not page.found:
-        return _http_status(index, project, page.status or 404)
+        return refused(index, project, page.status or 404)
     versions = [str(version) for version in reversed(page.versions())]
     shown = ", ".join(versions[-8:]) if versions else "none"
     return (
@@ -130,10 +116,8 @@ def _probe(index: IndexAccess, project: str, timeout: float) -> tuple[str, str]:
 
 def refused(index: IndexAccess, project: str, status: int) -> tuple[str, str]:
     """``(cause, advice)`` for an HTTP error status the index answered."""
-    return _http_status(index, project, status)
+    from poetry_torch_cuda.index.quick import http_failure
 
-
-def _http_status(index: IndexAccess, project: str, status: int) -> tuple[str, str]:
     if status in (401, 403):
         if index.has_credentials:
             name = index.source or "<source>"
@@ -163,26 +147,6 @@ def _http_status(index: IndexAccess, project: str, status: int) -> tuple[str, st
     return http_failure(status, f" for {project}")
 
 
-def http_failure(status: int, about: str = "") -> tuple[str, str]:
-    """``(cause, advice)`` for an HTTP error that is neither refused access nor a
-    missing page: a server error, or another status (``about``: `` for torch``)."""
-    if status >= 500:
-        cause = f"the index failed with HTTP {status} (a server error)"
-        return cause, "Run the command again later, or tell whoever runs the index."
-    cause = f"the index answered HTTP {status}{about}"
-    return cause, "Check the index URL, then run the command again."
-
-
-def _timed_out(host: str, timeout: float) -> tuple[str, str]:
-    return (
-        f"{host} did not answer within {timeout:g} s",
-        (
-            "The index is slow or unreachable. Run the command again later, or give "
-            "pip more time with PIP_TIMEOUT=<seconds> (and PIP_RETRIES=<count>)."
-        ),
-    )
-
-
 def _ca_bundle() -> str | None:
     """The CA bundle pip's variables name (``PIP_CERT`` first), if any."""
     return next(
@@ -203,8 +167,11 @@ def _project(requirement: str) -> str:
 
 
 def _file_name(line: str) -> str:
-    """``torch-2.14.1+cu130-py3-none-any.whl`` from pip's "<req> from <url>:" line."""
-    url = line.strip().rstrip(":").rsplit(" ", 1)[-1]
+    """The file of pip's "<req> from <url> (from -r …):" line: a local path, or a name."""
+    found = re.search(r" from (\S+?)(?::?$| \()", line.strip())
+    url = found[1] if found else ""
+    if url.startswith("file:"):
+        return unquote(urlsplit(url).path)
     return unquote(url.split("#", 1)[0].rsplit("/", 1)[-1]) or "a file"
 
 

@@ -1,83 +1,50 @@
-"""Fetch a variant's locked files in parallel into Poetry's artifact cache, hash-checked.
+"""Fetch a variant's locked files into Poetry's artifact cache, sha256-checked as they stream.
 
-Every file is fetched through Poetry's ``Authenticator`` (its credentials,
-certificates, proxies and retries), streamed to a temporary name beside its
-cache entry while its sha256 is computed, and renamed into place only when
-size and hash match what the lock says. A partial, corrupt or interrupted
-download therefore never becomes a cache entry. The cache entry is where
-Poetry's own ``ArtifactCache`` keeps a link with that URL and sha256.
-
-Up to ``concurrency`` connections run at once. Where the server honours HTTP
-Range requests, the largest files are split over several connections, so one
-big wheel (torch, cuDNN) is not held to the speed of a single flow.
+As Poetry's executor does: worker threads, one request per file through the
+one :func:`~poetry_torch_cuda.index.credentials.authenticator`, the bytes hashed
+as they arrive into a ``.part`` file (named after its process, so the next run
+sweeps those of dead ones) renamed to Poetry's ``ArtifactCache`` entry only when
+size and hash match the lock. With a per-run mirror each file is found by name
+on the mirror's own pages.
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
-import itertools
 import os
 import signal
-import sys
 import threading
+import time
 from contextlib import contextmanager
 from contextlib import suppress
-from dataclasses import dataclass
-from dataclasses import field
 from typing import TYPE_CHECKING
-from typing import Any
+from typing import BinaryIO
 from typing import Protocol
-from urllib.parse import urlsplit
 
+from packaging.utils import canonicalize_name
+from packaging.utils import parse_wheel_filename
+
+from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index import quick
 from poetry_torch_cuda.index.urls import mask_url
 
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
     from collections.abc import Iterator
-    from collections.abc import Mapping
     from collections.abc import Sequence
     from pathlib import Path
 
-    from poetry.utils.authenticator import Authenticator
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.index.credentials import IndexAuthenticator
+    from poetry_torch_cuda.lockfile.model import LockedFile
 
 #: Connections at once unless the ``download-concurrency`` key says otherwise.
 DEFAULT_CONCURRENCY = 16
-#: Files smaller than this are never split over several connections.
-MIN_PART_BYTES = 4 * 1024 * 1024
-#: Range parts per connection: the bytes are cut into about this many parts
-#: per connection, so the last connections to finish are not left with one
-#: long file while the others idle (the download ends with its longest unit).
-PARTS_PER_CONNECTION = 2
-_HASH_BLOCK = 1024 * 1024
-#: glibc malloc arenas once downloads start (glibc gives each busy thread one).
-_MALLOC_ARENAS = 2
-_M_ARENA_MAX = -8  # mallopt's parameter number, <malloc.h>
-_CHUNK = 64 * 1024  # x connections: the memory the transfers hold at once
-_PART_SUFFIX = ".part"
-#: How often a part is tried again after its stream broke off mid-way.
-_STREAM_RETRIES = 2
-
-
-class LockedFile(Protocol):
-    """One file to fetch (``lockfile.model.LockedFile`` is one).
-
-    ``url`` is absolute and carries no credentials; ``size`` may be unknown.
-    """
-
-    @property
-    def filename(self) -> str: ...
-
-    @property
-    def url(self) -> str: ...
-
-    @property
-    def sha256(self) -> str: ...
-
-    @property
-    def size(self) -> int | None: ...
+_CHUNK = 64 * 1024
+_PART = ".part"
+#: A file is fetched again this often after its stream broke off mid-way.
+_RETRIES = 2
 
 
 class DownloadError(TorchCudaError):
@@ -115,22 +82,18 @@ def cache_entry(cache_dir: Path, item: LockedFile) -> Path:
 def download_files(
     items: Sequence[LockedFile],
     cache_dir: Path,
-    authenticator: Authenticator,
+    authenticator: IndexAuthenticator,
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
-    authorization: Mapping[str, str] | None = None,
     progress: Progress | None = None,
-    min_part_bytes: int = MIN_PART_BYTES,
     purpose: str = "the variant's files",
+    mirror: str | None = None,
 ) -> list[Path]:
     """Make every item a verified file in ``cache_dir``; return their paths in order.
 
-    Files already cached are not fetched again. ``authorization`` maps a host
-    (``netloc``) to an ``Authorization`` header for URLs on it (credentials
-    given in the index URL itself); Poetry's own credentials for the URL win.
-    Files of at least 1.5 x ``min_part_bytes`` (and of their fair share of all
-    bytes) are split over several connections when the server honours Range;
-    ``min_part_bytes=0`` never splits.
+    A cached file is used when its sha256 is the lock's (as Poetry checks its
+    cached archives); one that is not is discarded and fetched again.
+    ``mirror``: an index to find the files on by name instead of their URLs.
 
     Raises:
         DownloadError: a file could not be fetched, or its bytes differ from
@@ -138,381 +101,270 @@ def download_files(
         DownloadInterrupted: SIGINT, SIGTERM or SIGHUP arrived meanwhile.
     """
     paths = [cache_entry(cache_dir, item) for item in items]
-    missing = [(item, path) for item, path in zip(items, paths) if not path.is_file()]
-    unique = list({path: (item, path) for item, path in missing}.values())
-    if unique:
-        run = _Run(
-            authenticator,
-            dict(authorization or {}),
-            max(1, concurrency),
-            progress,
-            min_part_bytes,
-        )
-        run.fetch(unique, purpose)
+    unique = dict(zip(paths, items))
+    if not unique:
+        return paths
+    if not all(path.is_file() for path in unique):
+        _sweep_parts(cache_dir)
+    run = _Run(authenticator, progress, mirror, unique)
+    workers = [
+        threading.Thread(target=run.work, name="torch-cuda-download", daemon=True)
+        for _ in range(min(max(1, concurrency), len(unique)))
+    ]
+    with _signals_raise() as received:
+        try:
+            for worker in workers:
+                worker.start()
+            while run.wait(0.2):
+                run.show()
+        except (KeyboardInterrupt, _Signalled) as stop:
+            run.cancel()
+            signum = getattr(stop, "signum", received[0] if received else signal.SIGINT)
+            raise _interrupted(signum, purpose) from None
+        finally:
+            if progress is not None:
+                run.show()
+                progress.finish()
+    if run.error is not None:
+        raise run.error
     return paths
 
 
-@dataclass(order=True)
-class _Unit:
-    """A byte range of one file, the unit one connection fetches."""
-
-    priority: tuple[int, int]
-    job: _Job = field(compare=False)
-    start: int = field(compare=False)
-    end: int | None = field(compare=False)  # inclusive; None: to the end, unsplit
-    first: bool = field(compare=False, default=False)
-
-
-class _Job:
-    """One file being fetched: its temporary file, hash and remaining parts."""
-
-    def __init__(self, item: LockedFile, path: Path) -> None:
-        self.item = item
-        self.path = path
-        self.temporary = path.with_name(f".{path.name}.{os.getpid()}{_PART_SUFFIX}")
-        self.received = 0
-        self.parts_left = 1
-        self.hasher: Any = hashlib.sha256()
-        self.split = False
-        self.done = False
-        # A split file's parts land out of order: each is hashed from disk
-        # once every byte before it is hashed (``hashed`` is that offset), so
-        # the hash is ready when the last part lands instead of a re-read.
-        self.hashed = 0
-        self.landed: dict[int, int] = {}  # start -> end (exclusive) of parts landed
-        self.hash_lock = threading.Lock()
+def _sweep_parts(cache_dir: Path) -> None:
+    """Remove the ``.part`` files of downloads whose process is gone."""
+    with suppress(OSError):
+        for part in cache_dir.rglob(f".*{_PART}"):
+            filename = part.name[1:].rsplit(".", 3)[0]
+            tempfiles.sweep(part.parent, f".{filename}.", _PART)
 
 
 class _Run:
-    """One call of :func:`download_files`: a heap of units and the workers that take them."""
+    """The state one :func:`download_files` call shares between its threads."""
 
     def __init__(
         self,
-        authenticator: Authenticator,
-        authorization: dict[str, str],
-        concurrency: int,
+        auth: IndexAuthenticator,
         progress: Progress | None,
-        min_part_bytes: int,
+        mirror: str | None,
+        unique: dict[Path, LockedFile],
     ) -> None:
-        self._auth = authenticator
-        self._authorization = authorization
-        self._concurrency = concurrency
+        self._auth = auth
         self._progress = progress
-        self._split = min_part_bytes > 0
-        self._min_part = min_part_bytes
+        self._mirror = mirror
+        self._pages: IndexClient | None = None
+        self._files = len(unique)
+        self._total = sum(item.size or 0 for item in unique.values())
         self._lock = threading.Condition()
-        self._heap: list[_Unit] = []
-        self._order = itertools.count()
-        self._jobs: list[_Job] = []
-        self._error: BaseException | None = None
-        self._cancelled = False
-        self._part_bytes = min_part_bytes
+        self._received = 0
+        self._done = 0
+        # pop() takes the largest first: the last to finish is not a big one.
+        self._todo = sorted(unique.items(), key=lambda pair: pair[1].size or 0)
+        self._parts: set[Path] = set()
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
 
-    def fetch(self, missing: Sequence[tuple[LockedFile, Path]], purpose: str) -> None:
-        sizes = [item.size or 0 for item, _ in missing]
-        # A fraction of one connection's fair share; files well above it are split.
-        share = -(-sum(sizes) // (self._concurrency * PARTS_PER_CONNECTION))
-        self._part_bytes = max(self._min_part, share, 1)
-        for item, path in sorted(missing, key=lambda pair: -(pair[0].size or 0)):
-            job = _Job(item, path)
-            self._jobs.append(job)
-            first_end = None
-            if self._split and self._splittable(item.size):
-                first_end = self._part_bytes - 1
-            self._push(_Unit((0, 0), job, 0, first_end, first=True))
-        units = sum(
-            -(-(item.size or 0) // self._part_bytes)
-            if self._split and self._splittable(item.size)
-            else 1
-            for item, _ in missing
-        )
-        workers = [
-            threading.Thread(
-                target=self._work, name=f"torch-cuda-download-{n}", daemon=True
-            )
-            for n in range(min(self._concurrency, units))
-        ]
-        _limit_malloc_arenas()
-        with _signals_raise() as received:
-            try:
-                for worker in workers:
-                    worker.start()
-                self._wait()
-            except _Signalled as signalled:
-                self._cancel()
-                raise _interrupted(signalled.signum, purpose) from None
-            except KeyboardInterrupt:
-                self._cancel()
-                signum = received[0] if received else signal.SIGINT
-                raise _interrupted(signum, purpose) from None
-            finally:
-                if self._progress is not None:
-                    self._progress.finish()
-        if self._error is not None:
-            raise self._error
-
-    def _splittable(self, size: int | None) -> bool:
-        return size is not None and size >= self._part_bytes * 3 // 2
-
-    def _push(self, unit: _Unit) -> None:
-        length = (
-            (unit.end + 1 - unit.start)
-            if unit.end is not None
-            else ((unit.job.item.size or 0) - unit.start)
-        )
-        unit.priority = (-length, next(self._order))
-        with self._lock:
-            heapq.heappush(self._heap, unit)
-            self._lock.notify()
-
-    def _wait(self) -> None:
-        total = sum(job.item.size or 0 for job in self._jobs)
-        while True:
+    def show(self) -> None:
+        if self._progress is not None:
             with self._lock:
-                finished = self._cancelled or all(job.done for job in self._jobs)
-                if not finished:
-                    self._lock.wait(0.2)
-                    finished = self._cancelled or all(job.done for job in self._jobs)
-                received = sum(job.received for job in self._jobs)
-                files_done = sum(job.done for job in self._jobs)
-            if self._progress is not None:
-                self._progress.update(received, total, files_done, len(self._jobs))
-            if finished:
-                return
+                state = (self._received, self._total, self._done, self._files)
+            self._progress.update(*state)
 
-    def _cancel(self) -> None:
-        """Stop everything; no temporary file is renamed after this returns."""
+    def wait(self, seconds: float) -> bool:
+        """Whether files are still coming, after waiting up to ``seconds``."""
         with self._lock:
-            self._cancelled = True
-            self._heap.clear()
-            for job in self._jobs:
+            self._lock.wait(seconds)
+            return not self._stop.is_set() and self._done < self._files
+
+    def cancel(self) -> None:
+        """Stop every download; no ``.part`` file is left or renamed after this."""
+        with self._lock:
+            self._stop.set()
+            for part in self._parts:
                 with suppress(OSError):
-                    job.temporary.unlink()
+                    part.unlink()
             self._lock.notify_all()
 
-    def _fail(self, error: BaseException) -> None:
-        with self._lock:
-            if self._error is None:
-                self._error = error
-        self._cancel()
-
-    def _work(self) -> None:
-        while True:
+    def work(self) -> None:
+        """One worker: files off the list until none is left or one failed."""
+        while not self._stop.is_set():
             with self._lock:
-                while not self._heap and not self._cancelled and not self._all_done():
-                    self._lock.wait()
-                if self._cancelled or not self._heap:
+                if not self._todo:
                     return
-                unit = heapq.heappop(self._heap)
+                path, item = self._todo.pop()
             try:
-                self._fetch_unit(unit)
-            except _Cancelled:
+                if not self._cached(item, path):
+                    self._fetch(item, path, self._url(item))
+            except _Stopped:
                 return
-            except DownloadError as error:
-                self._fail(error)
-            except Exception as error:  # noqa: BLE001 - any failure names the file
-                item = unit.job.item
-                self._fail(_failure(item, _describe(error, item.url)))
-
-    def _all_done(self) -> bool:
-        return all(job.done for job in self._jobs)
-
-    def _fetch_unit(self, unit: _Unit) -> None:
-        job = unit.job
-        if unit.first:
-            with self._lock:
-                if self._cancelled:
-                    return
-                job.path.parent.mkdir(parents=True, exist_ok=True)
-                job.temporary.open("wb").close()
-        offset = unit.start
-        attempts = 0
-        while True:
-            try:
-                offset = self._stream(unit, offset)
-                break
-            except _StreamBroken as broken:
-                attempts += 1
-                if attempts > _STREAM_RETRIES:
-                    raise _failure(job.item, broken.cause) from None
-                if broken.resumable:
-                    offset = broken.offset
-                elif unit.start == 0 and not job.split:
-                    offset = self._restart(job, broken.offset)
-                else:
-                    raise _failure(job.item, broken.cause) from None
-        if job.split:
-            self._hash_landed(job, unit.start, offset)
-        with self._lock:
-            job.parts_left -= 1
-            last = job.parts_left == 0
-        if last:
-            self._finish(job)
-
-    def _hash_landed(self, job: _Job, start: int, end: int) -> None:
-        """Record the part ``[start, end)`` and hash what is contiguous from disk."""
-        with self._lock:
-            job.landed[start] = end
-        with job.hash_lock, job.temporary.open("rb") as stream:
-            while True:
+            except Exception as error:  # noqa: BLE001 - each is a DownloadError but bugs
                 with self._lock:
-                    landed = job.landed.pop(job.hashed, -1)
-                    hasher = job.hasher
-                if landed < 0:
-                    return
-                stream.seek(job.hashed)
-                remaining = landed - job.hashed
-                while remaining > 0:
-                    if self._cancelled:
-                        raise _Cancelled
-                    block = stream.read(min(_HASH_BLOCK, remaining))
-                    if not block:
-                        return  # shorter than it said: _finish hashes the file
-                    hasher.update(block)
-                    remaining -= len(block)
-                job.hashed = landed
+                    self.error = self.error or error
+                self.cancel()
+                return
+            with self._lock:
+                self._done += 1
+                self._lock.notify_all()
 
-    def _restart(self, job: _Job, reached: int) -> int:
-        """Start a whole file over (the server ignored a Range to resume it)."""
+    def _cached(self, item: LockedFile, path: Path) -> bool:
+        if not path.is_file():
+            return False
+        digest = hashlib.sha256()
+        with path.open("rb") as stream:
+            while block := stream.read(1 << 20):
+                if self._stop.is_set():
+                    raise _Stopped
+                digest.update(block)
+        if digest.hexdigest() == item.sha256.lower():
+            with self._lock:
+                self._received += path.stat().st_size
+            return True
+        try:
+            path.unlink()  # damaged in the cache (a disk, a crash): fetch it again
+        except OSError as error:
+            raise DownloadError(
+                f"{path} in Poetry's artifact cache is not the locked {item.filename} "
+                f"(another sha256) and could not be removed: {error.strerror}. "
+                "Remove it, then run the command again."
+            ) from None
+        return False
+
+    def _url(self, item: LockedFile) -> str:
+        """The URL to fetch: the lock's, or the one the mirror's page lists by name."""
+        if self._mirror is None:
+            return item.url
+        from poetry_torch_cuda.index.client import IndexClient
+        from poetry_torch_cuda.index.client import IndexUnavailableError
+
+        if self._pages is None:  # one client: each page asked once
+            self._pages = IndexClient(
+                self._auth.config, refresh=True, authenticator=self._auth
+            )
+        project = canonicalize_name(parse_wheel_filename(item.filename)[0])
+        try:
+            page = self._pages.project(self._mirror, project)
+        except IndexUnavailableError as error:
+            listing = f"{self._mirror.rstrip('/')}/{project}/"
+            reason = (error.words or str(error), error.advice)
+            raise _failure(item, listing, reason) from None
+        entry = next((e for e in page.entries if e.filename == item.filename), None)
+        if entry is None or (entry.sha256 or item.sha256) != item.sha256:
+            found = "lists other bytes for" if entry else "does not list"
+            raise DownloadError(
+                f"the mirror {mask_url(self._mirror)} {found} {item.filename} "
+                f"(sha256 {item.sha256} in torch-cuda.lock). Use a mirror that holds "
+                "the locked files, or unset POETRY_TORCH_CUDA_INDEX_URL."
+            )
+        return entry.url
+
+    def _fetch(self, item: LockedFile, path: Path, url: str) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, part = tempfiles.make(path.parent, f".{path.name}.", _PART)
+        except OSError as error:
+            raise _local(item, path.parent, error) from None
         with self._lock:
-            job.received -= reached
-            job.hasher = hashlib.sha256()
-        return 0
+            self._parts.add(part)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                for attempt in range(_RETRIES + 1):
+                    try:
+                        digest = self._stream(item, url, stream)
+                        break
+                    except _Broken as broken:
+                        if attempt == _RETRIES:
+                            raise _failure(item, url, broken.reason) from None
+                        stream.seek(0)
+                        stream.truncate()
+            size = part.stat().st_size
+            if digest != item.sha256.lower() or size != (item.size or size):
+                said = (
+                    f", the lock says {item.size}"
+                    if item.size not in (None, size)
+                    else ""
+                )
+                raise _mismatch(item, url, f"sha256 {digest} ({size} bytes{said})")
+            with self._lock:
+                if self._stop.is_set():
+                    raise _Stopped
+                part.replace(path)
+        except OSError as error:
+            raise _local(item, part, error) from None
+        finally:
+            with self._lock:
+                self._parts.discard(part)
+            with suppress(OSError):
+                part.unlink()
 
-    def _stream(self, unit: _Unit, offset: int) -> int:
-        """Fetch ``unit`` from ``offset`` into the temporary file; return the end offset."""
+    def _stream(self, item: LockedFile, url: str, stream: BinaryIO) -> str:
+        """Write the body of ``url`` to ``stream``; its sha256, or :class:`_Broken`."""
         import requests
+        from poetry.utils import constants
+        from urllib3.exceptions import HTTPError
 
-        job = unit.job
-        item = job.item
-        headers = {"Accept-Encoding": "identity"}
-        ranged = unit.end is not None or offset > 0
-        if ranged:
-            end = "" if unit.end is None else str(unit.end)
-            headers["Range"] = f"bytes={offset}-{end}"
-        host = urlsplit(item.url).netloc
-        if host in self._authorization:
-            headers["Authorization"] = self._authorization[host]
+        timeout = float(constants.REQUESTS_TIMEOUT)
         try:
             response = self._auth.request(
-                "get", item.url, raise_for_status=False, stream=True, headers=headers
+                "get",
+                url,
+                raise_for_status=False,
+                stream=True,
+                timeout=timeout,
+                headers={"Accept-Encoding": "identity"},
             )
-        except (requests.RequestException, OSError) as error:
-            raise _failure(item, _describe(error, item.url)) from None
         except Exception as error:  # noqa: BLE001 - Poetry's "all attempts failed"
-            raise _failure(item, _describe(error, item.url)) from None
+            raise _failure(item, url, _no_answer(error, url, timeout)) from None
+        digest = hashlib.sha256()
+        received = 0
         with response:
-            status = response.status_code
-            if status >= 400:
-                raise _failure(item, _http_reason(status))
-            if ranged and status != 206:
-                if unit.first and offset == 0:
-                    # The server sends the whole file: fetch it in this one unit.
-                    unit.end = None
-                else:
-                    raise _StreamBroken(
-                        offset, "the server ignored a Range request", resumable=False
-                    )
-            if unit.first and status == 206 and unit.end is not None:
-                self._queue_rest(unit)
-            return self._copy(unit, response, offset)
-
-    def _queue_rest(self, unit: _Unit) -> None:
-        """Range honoured: queue the other parts of the file (once)."""
-        job = unit.job
-        size = job.item.size or 0
-        assert unit.end is not None
-        unit.first = False
-        starts = list(range(unit.end + 1, size, self._part_bytes))
-        with self._lock:
-            job.parts_left += len(starts)
-            job.split = True
-            # Parts arrive out of order: each is hashed from disk once the
-            # bytes before it are (_hash_landed), this first one included.
-            job.hasher = hashlib.sha256()
-        for start in starts:
-            end = min(start + self._part_bytes, size) - 1
-            self._push(_Unit((0, 0), job, start, end))
-
-    def _copy(self, unit: _Unit, response: Any, offset: int) -> int:
-        import requests
-
-        job = unit.job
-        limit = job.item.size
-        position = offset
-        try:
-            with job.temporary.open("r+b") as stream:
-                stream.seek(offset)
-                for chunk in response.iter_content(_CHUNK):
-                    if self._cancelled:
-                        raise _Cancelled
-                    if not chunk:
-                        continue
+            if response.status_code >= 400:
+                raise _failure(item, url, self._refused(url, response.status_code))
+            read = getattr(response.raw, "read1", response.raw.read)
+            since, count = time.monotonic(), 0
+            try:
+                while chunk := read(_CHUNK):
+                    if self._stop.is_set():
+                        raise _Stopped
                     stream.write(chunk)
-                    position += len(chunk)
-                    if not job.split:
-                        job.hasher.update(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    count += len(chunk)
                     with self._lock:
-                        job.received += len(chunk)
-                    if limit is not None and position > 2 * limit + _CHUNK:
-                        # Far more than locked: stop filling the disk with it.
-                        raise _mismatch(job.item, f"more than {position} bytes")
-        except (
-            requests.exceptions.ChunkedEncodingError,
-            requests.ConnectionError,
-        ) as error:
-            raise _StreamBroken(
-                position, _describe(error, job.item.url), resumable=True
-            ) from None
-        except requests.exceptions.Timeout:
-            raise _StreamBroken(
-                position, _describe(TimeoutError(), job.item.url), resumable=True
-            ) from None
-        except OSError as error:
-            raise _failure(
-                job.item,
-                (
-                    f"could not write {job.temporary} ({error.strerror or error})",
-                    "Free disk space in Poetry's cache directory (cache-dir).",
-                ),
-            ) from None
-        expected_end = None if unit.end is None else unit.end + 1
-        if expected_end is not None and position != expected_end:
-            raise _StreamBroken(position, "the connection closed early", resumable=True)
-        return position
+                        self._received += len(chunk)
+                    if count >= _CHUNK:
+                        since, count = time.monotonic(), 0
+                    elif time.monotonic() - since > timeout:
+                        cause = f"{_host(url)} sent under 64 KiB in {timeout:g} s"
+                        advice = quick.advice(TimeoutError())
+                        raise _failure(item, url, (cause, advice))
+            except (requests.RequestException, HTTPError) as error:
+                if quick.cause(error) == quick.TIMED_OUT:
+                    raise _Broken(_no_answer(error, url, timeout)) from None
+                cause = (
+                    f"the connection to {_host(url)} broke off after {received} bytes"
+                )
+                raise _Broken((cause, "Run the command again.")) from None
+        return digest.hexdigest()
 
-    def _finish(self, job: _Job) -> None:
-        item = job.item
-        size = job.temporary.stat().st_size if job.temporary.exists() else 0
-        complete = job.hashed == size if job.split else job.received == size
-        digest = job.hasher.hexdigest() if complete else _file_sha256(job.temporary)
-        if item.size is not None and size != item.size:
-            raise _mismatch(
-                item, f"sha256 {digest} ({size} bytes where the lock says {item.size})"
-            )
-        if digest != item.sha256.lower():
-            raise _mismatch(item, f"sha256 {digest}")
-        with self._lock:
-            if self._cancelled:
-                return
-            job.temporary.replace(job.path)
-            job.done = True
-            self._lock.notify_all()
+    def _refused(self, url: str, status: int) -> tuple[str, str]:
+        cause, advice = quick.http_failure(status)
+        if status in (401, 403) and url.startswith("http:"):
+            https = self._auth.get_credentials_for_url("https:" + url[5:])
+            if https.username is not None or https.password is not None:
+                advice = (
+                    "The URL is plain http on a host whose credentials are for https "
+                    "only, and credentials never go out in the clear: the URL (in "
+                    "the index's page or in torch-cuda.lock) must be https."
+                )
+        return cause, advice
 
 
-class _StreamBroken(Exception):
-    def __init__(
-        self, offset: int, cause: str | tuple[str, str], *, resumable: bool
-    ) -> None:
-        super().__init__(cause)
-        self.offset = offset
-        self.cause = (
-            cause if isinstance(cause, tuple) else (cause, "Run the command again.")
-        )
-        self.resumable = resumable
+class _Broken(Exception):
+    def __init__(self, reason: tuple[str, str]) -> None:
+        super().__init__(reason[0])
+        self.reason = reason
 
 
-class _Cancelled(Exception):
+class _Stopped(Exception):
     pass
 
 
@@ -524,7 +376,8 @@ class _Signalled(BaseException):
 
 @contextmanager
 def _signals_raise() -> Iterator[list[int]]:
-    """SIGTERM and SIGHUP interrupt the main thread the way Ctrl-C does."""
+    """SIGTERM and SIGHUP interrupt the main thread as Ctrl-C does, while we download;
+    the previous handlers are back afterwards."""
     received: list[int] = []
     if os.name != "posix" or threading.current_thread() is not threading.main_thread():
         yield received
@@ -534,35 +387,15 @@ def _signals_raise() -> Iterator[list[int]]:
         received.append(signum)
         raise _Signalled(signum)
 
-    handled = (signal.SIGTERM, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, interrupt) for signum in handled}
+    previous = {
+        signum: signal.signal(signum, interrupt)
+        for signum in (signal.SIGTERM, signal.SIGHUP)
+    }
     try:
         yield received
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def _limit_malloc_arenas() -> None:
-    """Keep glibc from giving each download thread a malloc arena of its own.
-
-    Every arena keeps what its thread freed: with 16 workers the Poetry
-    process peaked about 20 MB higher for nothing (measured; with 2 arenas
-    the download adds nothing to the peak, at the same speed). Applies once
-    glibc is known to be the C library and ``MALLOC_ARENA_MAX`` is not set.
-    """
-    if sys.platform != "linux" or "MALLOC_ARENA_MAX" in os.environ:
-        return
-    try:
-        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
-    except (ValueError, OSError):
-        return
-    if not libc.startswith("glibc"):
-        return
-    import ctypes
-
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, _MALLOC_ARENAS)
 
 
 def _interrupted(signum: int, purpose: str) -> DownloadInterrupted:
@@ -579,115 +412,39 @@ def _interrupted(signum: int, purpose: str) -> DownloadInterrupted:
     return error
 
 
-def _failure(item: LockedFile, reason: tuple[str, str]) -> DownloadError:
+def _host(url: str) -> str:
+    return mask_url(url).split("/")[2].rsplit("@", 1)[-1]
+
+
+def _no_answer(error: BaseException, url: str, timeout: float) -> tuple[str, str]:
+    return quick.in_words(error, url, timeout), quick.advice(error)
+
+
+def _failure(item: LockedFile, url: str, reason: tuple[str, str]) -> DownloadError:
     cause, advice = reason
     return DownloadError(
-        f"could not download {item.filename} from {mask_url(item.url)}: {cause}.\n"
+        f"could not download {item.filename} from {mask_url(url)}: {cause}.\n"
         f"{advice} Nothing was installed; files already downloaded are not "
         "fetched again."
     )
 
 
-def _mismatch(item: LockedFile, received: str) -> HashMismatchError:
+def _local(item: LockedFile, path: Path, error: OSError) -> DownloadError:
+    return DownloadError(
+        f"could not write {item.filename} to Poetry's artifact cache: {path}: "
+        f"{error.strerror or error}.\nMake the cache directory (cache-dir) "
+        "writable, or free space in it, then run the command again."
+    )
+
+
+def _mismatch(item: LockedFile, url: str, received: str) -> HashMismatchError:
     from poetry_torch_cuda.install.hashes import refusal_message
-    from poetry_torch_cuda.lockfile.model import LOCK_NAME
 
     what = (
-        f"{item.filename}: expected sha256 {item.sha256} ({LOCK_NAME}), "
-        f"received {received} from {mask_url(item.url)}"
+        f"{item.filename}: expected sha256 {item.sha256} (torch-cuda.lock), "
+        f"received {received} from {mask_url(url)}"
     )
-    return HashMismatchError(refusal_message([what]))
-
-
-def _http_reason(status: int) -> tuple[str, str]:
-    if status in (401, 403):
-        return (
-            f"the index refused access (HTTP {status})",
-            (
-                "Check the credentials Poetry has for the index's source: `poetry config "
-                "http-basic.<source> <user> <password>`."
-            ),
-        )
-    if status in (404, 410):
-        return (
-            f"the index has no such file (HTTP {status})",
-            (
-                "Check the index URL and the variant; if the index moved its files, "
-                "run `poetry torch-cuda lock` again."
-            ),
-        )
-    if status >= 500:
-        return (
-            f"the index failed with HTTP {status} (a server error)",
-            "Run the command again later, or tell whoever runs the index.",
-        )
-    return (
-        f"the index answered HTTP {status}",
-        "Check the index URL, then run the command again.",
+    return HashMismatchError(
+        f"{refusal_message([what])}\nThe lock and the file disagree: if "
+        "torch-cuda.lock was edited (`git diff torch-cuda.lock`), restore it."
     )
-
-
-def _describe(error: BaseException, url: str) -> tuple[str, str]:
-    import requests
-    from poetry.utils.constants import REQUESTS_TIMEOUT
-
-    host = urlsplit(url).netloc.rsplit("@", 1)[-1]
-    chain: list[BaseException] = [error]
-    while chain[-1].__context__ is not None and len(chain) < 8:
-        chain.append(chain[-1].__context__)  # Poetry's retries wrap the last error
-    if any(
-        isinstance(link, (requests.exceptions.ReadTimeout, TimeoutError))
-        for link in chain
-    ):
-        return (
-            f"{host} did not answer within {REQUESTS_TIMEOUT:g} s",
-            (
-                "The index is slow or unreachable. Run the command again later, or give "
-                "it more time with POETRY_REQUESTS_TIMEOUT=<seconds>."
-            ),
-        )
-    if isinstance(error, requests.exceptions.SSLError):
-        return (
-            f"the TLS connection to {host} failed",
-            (
-                "Check the certificates Poetry has for the index "
-                "(`poetry config certificates.<source>.cert`)."
-            ),
-        )
-    if isinstance(error, (requests.ConnectionError, OSError)) or (
-        "attempts to connect" in str(error)  # Poetry's retries ran out
-    ):
-        return (
-            f"could not connect to {host}",
-            (
-                "Check the network, any proxy settings, and the index URL "
-                "(index-url, or the url of the source named by source)."
-            ),
-        )
-    return (type(error).__name__, "Run the command again.")
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def new_authenticator(
-    config: object, sources: Iterable[tuple[str, str]], pool_size: int
-) -> Authenticator:
-    """Poetry's ``Authenticator`` for downloads, with the project's sources registered."""
-    from poetry.utils.authenticator import Authenticator
-
-    authenticator = Authenticator(
-        config,  # type: ignore[arg-type]
-        cache_id="poetry-torch-cuda",
-        disable_cache=True,
-        pool_size=pool_size,
-    )
-    for name, source_url in sources:
-        if source_url and "{" not in source_url:
-            authenticator.add_repository(name, source_url)
-    return authenticator

@@ -8,21 +8,22 @@ download plus pip's unpacking.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
 
-from poetry_torch_cuda.index.credentials import index_access
+from poetry_torch_cuda.index.credentials import authenticator as new_authenticator
 from poetry_torch_cuda.install.download import DownloadError
 from poetry_torch_cuda.install.download import DownloadInterrupted
 from poetry_torch_cuda.install.download import download_files
-from poetry_torch_cuda.install.download import new_authenticator
 from poetry_torch_cuda.install.installed import installed_environment
 from poetry_torch_cuda.install.planning import pins_for
 from poetry_torch_cuda.install.undo import UnfitInstall
 from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.project.config import ENV_INDEX_URL
 
 
 if TYPE_CHECKING:
@@ -32,11 +33,11 @@ if TYPE_CHECKING:
     from poetry.config.config import Config
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.install.download import LockedFile
     from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.request import InstallRequest
+    from poetry_torch_cuda.lockfile.model import LockedFile
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
@@ -144,17 +145,13 @@ def _download(
 
     poetry_config = poetry_config if poetry_config is not None else Config.create()
     concurrency = config.download_concurrency
-    access = index_access(config, variant, poetry_config)
-    authorization = {}
-    if access.authorization is not None:
-        from urllib.parse import urlsplit
-
-        authorization[urlsplit(access.url).netloc] = access.authorization
-    sources = list(config.project_sources)
+    sources = [(n, u) for n, u in config.project_sources if n != config.source]
     if config.source is not None:
-        sources = [(name, url) for name, url in sources if name != config.source]
-        sources.append((config.source, access.url))
+        sources.append((config.source, config.index_url(variant)))
     authenticator = new_authenticator(poetry_config, sources, concurrency)
+    authenticator.take_off(config.index_url(variant))  # credentials written in it
+    # The per-run mirror: files found there by name, checked by the lock's hashes.
+    mirror = config.index_url(variant) if os.environ.get(ENV_INDEX_URL) else None
     show = io.output.is_decorated() and not io.output.is_quiet()
     begun = time.monotonic()
     try:
@@ -163,9 +160,9 @@ def _download(
             Path(poetry_config.artifacts_cache_directory),
             authenticator,
             concurrency=concurrency,
-            authorization=authorization,
             progress=TerminalProgress(io) if show else None,
             purpose=f"the files for {asked}",
+            mirror=mirror,
         )
     except DownloadInterrupted:
         raise

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.index.credentials import IndexAccess
-    from poetry_torch_cuda.install.download import LockedFile
     from poetry_torch_cuda.install.planning import Plan
+    from poetry_torch_cuda.lockfile.model import LockedFile
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
@@ -150,12 +150,12 @@ def prepare_install(
     )
     if not plan.install:
         return request
+    from poetry_torch_cuda.index.client import index_client
     from poetry_torch_cuda.index.credentials import index_access
     from poetry_torch_cuda.install.family import pin_specifiers
-    from poetry_torch_cuda.install.undo import index_client_for
 
     index = index_access(config, plan.variant, settings.poetry_config)
-    client = index_client_for(config, settings.poetry_config)
+    client = index_client(settings.poetry_config, config.project_sources)
     plan = pin_specifiers(plan, config, client, env.marker_env, plan.installed)
     request = dataclasses.replace(request, plan=plan, index=index)
     io.write_line(
@@ -173,7 +173,6 @@ def _with_locked_files(
     request: InstallRequest, lock_for: LockLookup, env: Env
 ) -> InstallRequest:
     """``request`` with the files of torch-cuda.lock this environment needs."""
-    from poetry_torch_cuda.index.urls import without_credentials
     from poetry_torch_cuda.install.hashes import locked_files
     from poetry_torch_cuda.install.undo import versions_of
     from poetry_torch_cuda.install.undo import with_state
@@ -182,11 +181,6 @@ def _with_locked_files(
     lock = _variant_lock(lock_for, plan)
     forget = getattr(lock_for, "undo", None)
     forget = forget if callable(forget) else _keep
-    # Files the lock gives relative to the index come from the index configured
-    # now (a mirror, POETRY_TORCH_CUDA_INDEX_URL); their hashes do not change.
-    # Credentials travel in a header (install_locked_files), never in a URL.
-    here = without_credentials(request.config.index_url(plan.variant))
-    lock = dataclasses.replace(lock, index_url=here)
     try:
         files = locked_files(lock, plan, env, plan.installed, force=plan.force)
     except TorchCudaError as error:

@@ -42,15 +42,12 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from packaging.utils import NormalizedName
-    from poetry.config.config import Config
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.request import InstallRequest
     from poetry_torch_cuda.install.sweep import Uninstaller
-    from poetry_torch_cuda.project.config import TorchCudaConfig
 
 STASH = ".torch-cuda-stash-"
 PREVIOUS = ".torch-cuda-previous"
@@ -309,17 +306,6 @@ def undo(
             )
     wrapped.exit_code = getattr(error, "exit_code", None) or (130 if interrupted else 1)
     return wrapped
-
-
-def index_client_for(
-    config: TorchCudaConfig, poetry_config: Config | None
-) -> IndexClient:
-    """An index client with the project's Poetry config and sources (for credentials)."""
-    from poetry.config.config import Config
-
-    from poetry_torch_cuda.index.client import IndexClient
-
-    return IndexClient(poetry_config or Config.create(), config.project_sources)
 
 
 def versions_of(installed: InstalledEnvironment) -> dict[NormalizedName, str]:

@@ -143,6 +143,14 @@ class VariantLocker:
                     nodes[key].edges.update(node.edges)
                 else:
                     nodes[key] = node
+        if without_credentials(fetch_url) != without_credentials(record_url):
+            raise LockError(
+                "torch-cuda.lock is never written through the per-run mirror "
+                f"POETRY_TORCH_CUDA_INDEX_URL ({mask_url(fetch_url)}): it records "
+                f"the configured index, {mask_url(record_url)}. Unset "
+                "POETRY_TORCH_CUDA_INDEX_URL to lock, or make the mirror the "
+                "index-url in pyproject.toml."
+            )
         self._check_drift(variant, nodes.values(), recorded or {})
         return VariantLock(
             variant.name,

@@ -178,6 +178,7 @@ def check_lock(poetry: Poetry) -> list[str]:
             reasons.append(f"{entry.name} lacks {', '.join(sorted(set(missing)))}")
     for name in (names & set(indexes)) - {entry.name for entry in lock.variants}:
         reasons.append(f"{name} has no entry")
+    reasons += mirror_urls(lock_path(poetry), _fetching(poetry), config)
     return list(dict.fromkeys(reasons))
 
 
@@ -246,6 +247,11 @@ def lock_project(
     lock = TorchCudaLock(
         current_inputs(poetry, config, [v.name for v in variants]), tuple(variants)
     )
+    for name in client.skipped():
+        io.write_line(
+            f"{PREFIX}: skipped {name}: PEP 825 wheel variants are not supported yet",
+            verbosity=Verbosity.VERBOSE,
+        )
     if write_lock(path, lock):
         io.write_line(f"{PREFIX}: wrote {LOCK_NAME} ({_summary(lock.variants)})")
     else:
@@ -405,6 +411,35 @@ def _auto_variants(
         for name, pairs in wanted.items()
         if pairs and all(offers(pages[(u, r.name)], r.version) for u, r in pairs)
     ]
+
+
+def mirror_urls(
+    path: Path, fetching: TorchCudaConfig, config: TorchCudaConfig
+) -> list[str]:
+    """Files the lock takes from this run's mirror (``POETRY_TORCH_CUDA_INDEX_URL``)."""
+    from urllib.parse import urlsplit
+
+    from poetry_torch_cuda.index.urls import mask_url
+    from poetry_torch_cuda.index.urls import without_credentials
+
+    try:
+        lock = read_lock(path)
+    except TorchCudaError:
+        return []
+    found = []
+    for entry in lock.variants if lock is not None else ():
+        variant = parse_variant(entry.name)
+        mirror = urlsplit(without_credentials(fetching.index_url(variant))).netloc
+        if mirror == urlsplit(config.index_url(variant)).netloc:
+            continue
+        for package in entry.packages:
+            for file in entry.files(package):
+                if urlsplit(file.url).netloc == mirror:
+                    found.append(
+                        f"{entry.name}: {file.filename} is locked at the per-run mirror "
+                        f"{mask_url(file.url)}; re-lock without POETRY_TORCH_CUDA_INDEX_URL"
+                    )
+    return found
 
 
 def _fetching(poetry: Poetry) -> TorchCudaConfig:

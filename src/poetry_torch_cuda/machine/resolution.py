@@ -50,13 +50,11 @@ class Resolution:
 
 
 def index_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
-    """An :class:`IndexClient` with Poetry's config and the project's sources."""
-    from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.index.quick import TIMEOUT
+    """The index client for checks and choices (``index.client.index_client``)."""
+    from poetry_torch_cuda.index.client import index_client as make
 
     sources = [(source.name, source.url) for source in poetry.get_sources()]
-    # Checks and choices only: one short attempt, never Poetry's retry budget.
-    return IndexClient(poetry.config, sources, refresh=refresh, timeout=TIMEOUT)
+    return make(poetry.config, sources, quick_checks=True, refresh=refresh)
 
 
 def probe(env: Env, *, nvcc: bool = False) -> Machine:
