@@ -593,7 +593,8 @@ def _mismatch(item: LockedFile, received: str) -> HashMismatchError:
     from poetry_torch_cuda.lockfile.model import LOCK_NAME
 
     what = (
-        f"{item.filename}: expected sha256 {item.sha256} ({LOCK_NAME}), "
+        f"{item.filename}: expected sha256 {item.sha256} "
+        f"({getattr(item, 'lock', LOCK_NAME)}), "
         f"received {received} from {mask_url(item.url)}"
     )
     return HashMismatchError(refusal_message([what]))

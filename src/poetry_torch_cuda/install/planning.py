@@ -13,6 +13,7 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.install.installed import InstalledEnvironment
+from poetry_torch_cuda.install.protection import dependency_closure
 from poetry_torch_cuda.install.protection import unneeded
 
 
@@ -94,6 +95,26 @@ def build_targets(
     return targets
 
 
+def with_family(
+    targets: Iterable[Target], installed: InstalledEnvironment
+) -> list[Target]:
+    """``targets`` without specifier-only ones that would be installed on their own.
+
+    A package the lock lacks but the configuration names with a specifier
+    (``"torchaudio>=2.8"``) moves with the family: installed when the
+    environment holds it or a locked configured package is installed too.
+    """
+    targets = list(targets)
+    has_locked = any(target.version is not None for target in targets)
+    return [
+        target
+        for target in targets
+        if target.version is not None
+        or has_locked
+        or installed.get(target.name) is not None
+    ]
+
+
 def _nothing_installed() -> InstalledEnvironment:
     return InstalledEnvironment((), {})
 
@@ -125,6 +146,9 @@ class Plan:
     locked_versions: Mapping[NormalizedName, str] = field(
         default_factory=dict, compare=False
     )
+    #: Poetry's packages the family needs and the environment lacks, at
+    #: poetry.lock's version (``sync`` into an empty environment).
+    lacking: Mapping[NormalizedName, str] = field(default_factory=dict, compare=False)
     #: Reinstall builds that match already (``sync --force``).
     force: bool = False
     #: The environment as it was when the plan was made.
@@ -184,15 +208,10 @@ def find_orphans(
 ) -> list[NormalizedName]:
     """Installed ``candidates`` that no other installed distribution requires."""
     present = {name for name in candidates if installed.get(name) is not None}
-    if not present:
+    if not present or not present - set(installed.graph(t.name for t in targets)):
         return []
-    target_closure = installed.closure(target.name for target in targets)
-    if not present - set(target_closure):
-        return []
-    everything = installed.all()
-    keep_roots = [name for name in everything if name not in present]
-    graph = {name: dist.requires for name, dist in everything.items()}
-    return unneeded(present, keep_roots, graph)
+    graph = installed.graph()
+    return unneeded(present, [name for name in graph if name not in present], graph)
 
 
 def _version(installed: InstalledEnvironment, name: str) -> str | None:
@@ -200,33 +219,19 @@ def _version(installed: InstalledEnvironment, name: str) -> str | None:
     return None if distribution is None else distribution.version
 
 
-def pins_for(
-    installed: InstalledEnvironment,
-    protected: frozenset[NormalizedName],
-    install: Iterable[Target],
-    locked: Mapping[NormalizedName, str] | None = None,
-) -> list[str]:
-    """``name==version`` for every package pip must not choose a version of.
+def poetry_lacks(
+    plan: Plan, graph: Mapping[NormalizedName, Iterable[NormalizedName]]
+) -> dict[NormalizedName, str]:
+    """What the targets need of Poetry's packages (outside the family) and the env lacks.
 
-    That is everything but the protected torch family and what is being
-    installed: installed packages at their installed version, and packages of
-    ``locked`` (what the lock resolves for the environment) that are not
-    installed yet at their locked version, so pip never takes a newer one from
-    the variant's index. Versions that are not PEP 440 cannot be pinned.
+    ``graph`` is poetry.lock's; what it holds for this environment is
+    ``plan.locked_versions`` (a run's own view holds only the family: there
+    Poetry installed the rest).
     """
-    asked = {target.name for target in install}
-    everything = installed.all()
-    versions = {
-        **dict(locked or {}),
-        **{name: dist.version for name, dist in everything.items()},
+    reached = dependency_closure([t.name for t in plan.install], graph)
+    versions = plan.locked_versions
+    return {
+        name: versions[name]
+        for name in sorted(reached - plan.protected)
+        if name in versions and plan.installed.get(name) is None
     }
-    pins = []
-    for name, version in sorted(versions.items()):
-        if name in protected or name in asked:
-            continue
-        try:
-            Version(version)
-        except InvalidVersion:
-            continue
-        pins.append(f"{name}=={version}")
-    return pins

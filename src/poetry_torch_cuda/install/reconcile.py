@@ -7,17 +7,18 @@ from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.urls import mask_url
-from poetry_torch_cuda.install.family import with_family
 from poetry_torch_cuda.install.installed import InstalledEnvironment
-from poetry_torch_cuda.install.installed import graph_of
 from poetry_torch_cuda.install.installed import installed_environment
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_changes
+from poetry_torch_cuda.install.planning import poetry_lacks
+from poetry_torch_cuda.install.planning import with_family
 from poetry_torch_cuda.install.protection import protected_names
 from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.output import esc
 
 
 if TYPE_CHECKING:
@@ -38,11 +39,16 @@ if TYPE_CHECKING:
 def protected_for(
     config: TorchCudaConfig, locked: LockedState, installed: InstalledEnvironment
 ) -> frozenset[NormalizedName]:
-    """The torch family as both the lock and the environment see it."""
-    installed_graph = graph_of(installed.closure(config.package_names).values())
+    """The torch family as both the lock and the environment see it.
+
+    What the project depends on directly (``triton>=3.7`` of its own) stays
+    Poetry's, unless it is a configured package.
+    """
+    installed_graph = installed.graph(config.package_names)
     protected = protected_names(config.package_names, [locked.graph, installed_graph])
     # What the installed build needs but the lock never heard of is pip's, not Poetry's.
-    return protected | (frozenset(installed_graph) - frozenset(locked.graph))
+    protected |= frozenset(installed_graph) - frozenset(locked.graph)
+    return protected - (locked.direct - config.package_names)
 
 
 def plan_for(
@@ -53,11 +59,7 @@ def plan_for(
     *,
     force: bool = False,
 ) -> Plan:
-    """The plan that makes ``env`` hold ``variant``, with what it was made from.
-
-    Offline: it reads the torch family's metadata (the whole environment only
-    when some CUDA wheel looks unused) and asks no index.
-    """
+    """The plan that makes ``env`` hold ``variant``; offline, it asks no index."""
     installed = installed_environment(env)
     targets = with_family(
         build_targets(config.packages, locked.versions, variant, env.marker_env),
@@ -70,15 +72,25 @@ def plan_for(
         index_shown=mask_url(config.index_url(variant)),
         locked_versions=locked.pins or locked.versions,
     )
-    return forced(plan) if force else plan
+    plan = forced(plan) if force else plan
+    return dataclasses.replace(plan, lacking=poetry_lacks(plan, locked.graph))
+
+
+def write_plan(
+    config: TorchCudaConfig, variant: Variant, locked: LockedState, env: Env, io: IO
+) -> None:
+    """``install --dry-run``: what the after-step would install and remove, in one line."""
+    plan = plan_for(config, variant, locked, env)
+    text = esc(describe_plan(plan))
+    io.write_line(f"{PREFIX}: {text}" if plan.is_empty else f"{PREFIX}: would {text}")
 
 
 def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     """Carry out ``request`` with the env's pip and print one summary line.
 
-    pip gets what the request says; then the installed builds are checked
-    against the plan and the CUDA wheels nothing needs any more are removed.
-    A failure after pip succeeded puts the environment back as it was.
+    Then the installed builds are checked against the plan and the CUDA
+    wheels nothing needs any more are removed. A failure after pip succeeded
+    puts the environment back as it was.
 
     Raises:
         TorchCudaError: pip failed, or installed something other than asked.
@@ -86,6 +98,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     # Only a run with something to do pays for these imports.
     from cleo.formatters.formatter import Formatter
 
+    from poetry_torch_cuda.install.installed import forget_views
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.undo import UnfitInstall
     from poetry_torch_cuda.install.undo import take_stash
@@ -105,24 +118,16 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
         stash = take_stash(env, plan.protected & set(snapshot))
         try:
             try:
-                if request.files is not None:
-                    from poetry_torch_cuda.install.fetched import install_locked
+                from poetry_torch_cuda.install.fetched import install_locked
 
-                    install_locked(request, env, pip, io)
-                else:
-                    assert request.index is not None
-                    pip.install(
-                        request.requirements,
-                        request.index,
-                        request.constraints,
-                        force_reinstall=request.force,
-                        compile_bytecode=request.compile_bytecode,
-                    )
+                install_locked(request, env, pip, io)
             except UnfitInstall as error:  # pip succeeded; its result cannot stay
                 raise undo(error, stash, snapshot, env, pip) from None
             except TorchCudaError as error:  # pip's, or a download's (fetched.py)
                 request.forget_lock()  # a lock entry made for it stays only if it installed
                 raise with_state(error, plan, snapshot, env) from None
+            finally:
+                forget_views()
             try:
                 installed = installed_environment(env)
                 done.append(_check_installed(plan, installed))
@@ -133,10 +138,12 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             except (TorchCudaError, OSError) as error:
                 raise undo(error, stash, snapshot, env, pip) from None
         finally:
+            forget_views()
             if stash is not None:
                 stash.drop()
     else:
         _remove_orphans(pip, list(plan.remove), done)
+        forget_views()
     if done:
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
 
@@ -225,7 +232,9 @@ def reconcile_environment(
         plan = plan_for(config, variant, locked, env, force=settings.force)
         if not plan.is_empty:
             from poetry_torch_cuda.install.request import prepare_install
+            from poetry_torch_cuda.install.request import refuse_system_python
 
+            refuse_system_python(env, io)
             project = settings.project if plan.install else None
             if project is not None:
                 _warn_other_owner(env, io, project, variant)
@@ -240,7 +249,6 @@ def reconcile_environment(
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
     """Warn when the variant another project installed here is being replaced."""
     from poetry_torch_cuda.install.owner import other_owner
-    from poetry_torch_cuda.output import esc
 
     warning = other_owner(env.path, project, variant.name)
     if warning is not None:

@@ -48,7 +48,9 @@ def index_client_for(
 def take_stash(env: Env, names: Iterable[NormalizedName]) -> Stash | None:
     """Hard links to the installed files of ``names``, inside ``env``."""
     paths = [str(path) for path in env.site_packages.candidates]
-    return Stash.take(paths, names, env.path)
+    from poetry_torch_cuda.install.envlock import state_dir
+
+    return Stash.take(paths, names, state_dir(env.path))
 
 
 def undo(

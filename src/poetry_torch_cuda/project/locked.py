@@ -28,6 +28,8 @@ class LockedState:
     #: Every package the lock resolves for the environment, at its version: what
     #: pip is held to when it must add something (empty: ``versions``).
     pins: Mapping[NormalizedName, str] = field(default_factory=dict)
+    #: The project's own direct dependencies (every group): Poetry's, never the plugin's.
+    direct: frozenset[NormalizedName] = frozenset()
 
 
 def dependency_graph(
@@ -55,8 +57,10 @@ def locked_state(poetry: Poetry, env: Env) -> LockedState:
         )
     repository = locker.locked_repository()
     graph = dependency_graph(repository.packages)
+    direct = frozenset(dependency.name for dependency in poetry.package.all_requires)
     if not locker.is_locked_groups_and_markers():
-        return LockedState({p.name: p.version.text for p in repository.packages}, graph)
+        versions = {p.name: p.version.text for p in repository.packages}
+        return LockedState(versions, graph, direct=direct)
     transaction = Transaction(
         repository.packages,
         locker.locked_packages(),
@@ -69,7 +73,7 @@ def locked_state(poetry: Poetry, env: Env) -> LockedState:
     versions = {
         op.package.name: op.package.version.text for op in operations if not op.skipped
     }
-    return LockedState(versions, graph)
+    return LockedState(versions, graph, direct=direct)
 
 
 #: Poetry's own words when ``poetry install`` refuses a stale lock.
@@ -93,3 +97,14 @@ def check_fresh(poetry: Poetry) -> None:
     """
     if is_stale(poetry):
         raise TorchCudaError(STALE_LOCK)
+
+
+def locked_packages(
+    poetry: Poetry, wanted: Mapping[NormalizedName, str]
+) -> list[Package]:
+    """poetry.lock's packages at the ``wanted`` versions, with their files' hashes."""
+    return [
+        package
+        for package in poetry.locker.locked_repository().packages
+        if wanted.get(package.name) == package.version.text
+    ]

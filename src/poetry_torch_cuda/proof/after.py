@@ -116,7 +116,7 @@ def _move_on(
         f"machine ({failed} is remembered for this environment; "
         "`poetry torch-cuda detect` shows it)"
     )
-    settings = InstallSettings(poetry_config=poetry.config)
+    settings = InstallSettings.of(poetry, io)
     reconcile_environment(config, following, locked, env, io, settings)
     return following
 
@@ -143,9 +143,7 @@ def _failed(
     if snapshot is not None:
         from poetry_torch_cuda.proof.rollback import restore
 
-        restored = restore(
-            snapshot, config, locked, env, io, poetry_config=poetry.config
-        )
+        restored = restore(snapshot, config, locked, env, io, poetry=poetry)
         message += f"\n{restored} pyproject.toml is unchanged."
     else:
         message += (

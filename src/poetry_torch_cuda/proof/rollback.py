@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
-    from poetry.config.config import Config
+    from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -73,7 +73,7 @@ def restore(
     env: Env,
     io: IO,
     *,
-    poetry_config: Config | None = None,
+    poetry: Poetry,
 ) -> str:
     """Install the snapshot's exact builds again; returns what to tell the user."""
     from poetry_torch_cuda.install.reconcile import reconcile_environment
@@ -95,10 +95,10 @@ def restore(
         reconcile_environment(
             previous,
             snapshot.variant,
-            State(dict(snapshot.versions), locked.graph),
+            State(dict(snapshot.versions), locked.graph, direct=locked.direct),
             env,
             io,
-            InstallSettings(poetry_config=poetry_config),
+            InstallSettings.of(poetry, io),
         )
     except TorchCudaError as error:
         return f"Putting back {snapshot.describe()} failed as well: {error}"
