@@ -8,6 +8,7 @@ import pytest
 import tomlkit
 
 from tests.support.catalog import FILELOCK
+from tests.support.catalog import TRITON
 from tests.support.poetry_project import describe
 
 
@@ -68,3 +69,26 @@ def test_pip_records_the_build_as_from_an_index_and_hides_the_cache(
     assert "torch==2.14.1+cu130" in project.pip("freeze").stdout.splitlines()
     assert cache not in result.stdout + result.stderr
     assert "artifacts" not in result.stdout + result.stderr
+
+
+def test_a_cuda_wheel_the_project_depends_on_itself_stays_poetrys(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory({"torch": "*", "triton": ">=3.6"}, CU129)
+    result = project.run("install")
+    assert f"Installing triton ({TRITON})" in result.stdout
+    assert f"triton ({TRITON}): Skipped" not in result.stdout
+    project.run("torch-cuda", "switch", "cpu")
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1+cpu"
+    assert installed["triton"] == TRITON  # never swept as an unused CUDA wheel
+    assert "nvidia-cublas-cu12" not in installed
+    project.run("torch-cuda", "status", "--check")
+    project.pip("uninstall", "--yes", "triton")
+    status = project.run("torch-cuda", "status", "--check", check=False)
+    assert status.returncode != 0, describe(status)
+    assert "triton, a dependency of the project itself, is not installed" in (
+        status.stdout + status.stderr
+    )
+    project.run("install")
+    assert project.installed()["triton"] == TRITON
