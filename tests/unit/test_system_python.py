@@ -59,3 +59,34 @@ def test_the_opt_in_installs_and_says_where_first(
     venv = BufferedIO()
     refuse_system_python(SystemEnv(tmp_path, venv=True), venv)
     assert venv.fetch_error() == ""
+
+
+PEP_668 = """\
+error: externally-managed-environment
+
+\u00d7 This environment is externally managed
+╰─> To install Python packages system-wide, try apt install
+    python3-xyz, where xyz is the package you are trying to
+    install.
+
+note: If you believe this is a mistake, please contact your Python installation or OS distribution provider. You can override this, at the risk of breaking your Python installation or OS, by passing --break-system-packages.
+hint: See PEP 668 for the detailed specification.
+"""
+
+
+def test_a_failing_pip_keeps_its_whole_error_not_its_tail(tmp_path: Path) -> None:
+    import sys
+
+    from poetry_torch_cuda.install.pip import PipError
+    from poetry_torch_cuda.install.pip import PipRunner
+
+    script = f"import sys; sys.stdout.write({PEP_668!r}); sys.exit(1)"
+    pip = PipRunner([sys.executable, "-c", script], show_output=False)
+    wheel = tmp_path / "torch-2.14.1+cpu-py3-none-any.whl"
+    with pytest.raises(PipError) as failed:
+        pip.install_files([(wheel, "0" * 64)])
+    message = str(failed.value)
+    assert "error: externally-managed-environment" in message
+    assert "This environment is externally managed" in message
+    assert "--break-system-packages" in message
+    assert "output above" not in message  # it was never shown
