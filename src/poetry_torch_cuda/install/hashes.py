@@ -94,7 +94,7 @@ def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
     files = []
     for package in packages:
         present = plan.installed.get(package.name)
-        if package.name not in plan.protected | asked or (
+        if package.name in plan.own or (
             not plan.force
             and package.name not in asked
             and present is not None

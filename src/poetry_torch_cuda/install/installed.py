@@ -81,12 +81,8 @@ class InstalledEnvironment:
     def graph(
         self, roots: Iterable[str] | None = None
     ) -> dict[NormalizedName, frozenset[NormalizedName]]:
-        """Name -> required names, for what ``roots`` (default: everything) reach.
-
-        Only active requirements count: markers that hold here, and a
-        requirement behind an extra only when some requirer asks for that extra
-        (``cuda-toolkit[cublas]``), never for extras nobody uses.
-        """
+        """Name -> required names for what ``roots`` (default: all) reach, through active
+        requirements only: markers that hold here, extras only where a requirer asks."""
         stack: list[tuple[NormalizedName, frozenset[str]]] = [
             (canonicalize_name(root), frozenset())
             for root in (self.all() if roots is None else roots)
@@ -107,11 +103,7 @@ class InstalledEnvironment:
         return {name: frozenset(required) for name, required in edges.items()}
 
     def unmet(self, roots: Iterable[str]) -> list[str]:
-        """What ``pip check`` would say of the version of what ``roots`` reach.
-
-        One sentence per requirement an installed version does not satisfy; a
-        requirement that is not installed at all is not counted.
-        """
+        """``pip check``'s sentences for installed versions that what ``roots`` reach reject."""
         problems: list[str] = []
         for name in self.graph(roots):
             distribution = self.get(name)

@@ -1,11 +1,9 @@
 """Run the environment's own pip with argument lists, never a shell.
 
-pip installs verified local files only, as if from an index: ``--no-index
---find-links <folder>`` with one ``name==version --hash=sha256:…`` line per
-file, so it records no direct URL (``pip freeze`` shows ``torch==2.14.1+cu130``)
-and no cache path shows in its output. pip runs in a session of its own: a
-Ctrl-C or a ``SIGTERM`` sent to Poetry is passed on to pip as ``SIGINT``, which
-makes pip roll back a half-done install before it exits.
+pip installs verified local files as if from an index (``--no-index
+--find-links <folder>``, ``name==version --hash=sha256:…`` lines), so it records
+no direct URL and shows no cache path. It runs in a session of its own; a
+signal sent to Poetry reaches it as ``SIGINT``, on which pip rolls back.
 """
 
 from __future__ import annotations
@@ -86,9 +84,7 @@ class PipRunner:
     ) -> None:
         """Install exactly ``files`` (``(path, sha256)``, verified): no index, no deps.
 
-        pip checks each hash again (``--require-hashes``). ``compile_bytecode``
-        writes ``.pyc`` files as ``poetry install --compile`` does. ``asked``
-        names them in messages (default: the file names).
+        ``asked`` names them in messages (default: the file names).
 
         Raises:
             PipInterrupted: a signal stopped pip (it rolled back what it had begun).
@@ -133,11 +129,7 @@ class PipRunner:
         )
 
     def _run(self, args: list[str]) -> tuple[int, list[str], int | None]:
-        """Run pip; return its exit code, its (scrubbed) output and any signal received.
-
-        The output is shown as it comes when asked for, and passed on to the
-        ``echo``; Ctrl-C, SIGTERM and SIGHUP are passed on to pip meanwhile.
-        """
+        """Run pip, showing its (scrubbed) output if asked; its exit code, output, signal."""
         kept: deque[str] = deque(maxlen=_KEPT_LINES)
         with (
             subprocess.Popen(
@@ -197,11 +189,7 @@ def _link(source: Path, target: Path) -> None:
 
 @contextmanager
 def _forward_signals(process: subprocess.Popen[str]) -> Iterator[list[int]]:
-    """Pass SIGINT/SIGTERM/SIGHUP received meanwhile on to pip as SIGINT.
-
-    pip answers SIGINT by rolling back and exiting; a second signal is passed
-    on as SIGTERM, a third as SIGKILL. Yields the signals received.
-    """
+    """Pass SIGINT/SIGTERM/SIGHUP on to pip as SIGINT (then SIGTERM, SIGKILL); yield them."""
     received: list[int] = []
     if os.name != "posix" or threading.current_thread() is not threading.main_thread():
         yield received
@@ -227,12 +215,7 @@ def _raise_for(
     doing: str,
     could_not: Callable[[list[str], int], str],
 ) -> None:
-    """Raise the error for pip's ``outcome`` while ``doing`` something, if it failed.
-
-    Raises:
-        PipInterrupted: a signal stopped pip (it rolled back what it had begun).
-        PipError: pip was killed, or exited non-zero (``could_not`` words it).
-    """
+    """Raise :class:`PipInterrupted` or :class:`PipError` if pip's ``outcome`` is a failure."""
     returncode, lines, signum = outcome
     if signum is not None:
         error = PipInterrupted(

@@ -70,12 +70,8 @@ def build_targets(
     variant: Variant,
     marker_env: Mapping[str, Any],
 ) -> list[Target]:
-    """The configured packages this environment must hold in ``variant``'s build.
-
-    A package the lock resolves for this environment is pinned to the locked
-    version with the variant's label; one the lock lacks is installed only when
-    the configuration gives it a version specifier (the newest matching build).
-    """
+    """The configured packages this environment must hold: the locked version with the
+    variant's label, or (not locked) the configured specifier."""
     targets: list[Target] = []
     for requirement in packages:
         if requirement.marker is not None and not requirement.marker.evaluate(
@@ -121,15 +117,7 @@ def _nothing_installed() -> InstalledEnvironment:
 
 @dataclass(frozen=True)
 class Plan:
-    """What to install and what to remove; empty when the environment already matches.
-
-    It carries what it was made from, so that the installer decides nothing of
-    its own: the torch family (``protected``: pip may change these, every other
-    package is pinned), the configured names, the versions the lock resolves,
-    the environment as it was read, and whether matching builds are reinstalled.
-    :class:`~poetry_torch_cuda.install.request.InstallRequest` adds what only
-    the index and torch-cuda.lock know, once there is something to install.
-    """
+    """What to install and remove (empty when the environment matches), and what it was made from."""
 
     variant: Variant
     install: tuple[Target, ...] = ()
@@ -139,10 +127,11 @@ class Plan:
     protected: frozenset[NormalizedName] = frozenset()
     #: The configured packages (never swept as unused).
     configured: frozenset[NormalizedName] = frozenset()
+    #: What the project depends on itself, outside the configured packages: Poetry's.
+    own: frozenset[NormalizedName] = frozenset()
     #: The variant's index as ``--dry-run`` shows it (credentials masked).
     index_shown: str = ""
-    #: What the lock resolves for the environment: pip is held to these
-    #: versions for what is not installed yet.
+    #: What poetry.lock resolves for the environment.
     locked_versions: Mapping[NormalizedName, str] = field(
         default_factory=dict, compare=False
     )
@@ -174,13 +163,7 @@ def plan_changes(
     configured: frozenset[NormalizedName],
     installed: InstalledEnvironment,
 ) -> Plan:
-    """Compare ``targets`` with what is installed; look for orphaned CUDA wheels.
-
-    Orphans are installed protected wheels (never the configured packages
-    themselves) that no installed distribution needs once the targets are in
-    place. Reading only the torch family's metadata keeps the common case fast;
-    the whole environment is read only when some wheel looks orphaned.
-    """
+    """Compare ``targets`` with what is installed; with nothing to install, find orphans."""
     targets = list(targets)
     install = tuple(
         target
@@ -222,12 +205,8 @@ def _version(installed: InstalledEnvironment, name: str) -> str | None:
 def poetry_lacks(
     plan: Plan, graph: Mapping[NormalizedName, Iterable[NormalizedName]]
 ) -> dict[NormalizedName, str]:
-    """What the targets need of Poetry's packages (outside the family) and the env lacks.
-
-    ``graph`` is poetry.lock's; what it holds for this environment is
-    ``plan.locked_versions`` (a run's own view holds only the family: there
-    Poetry installed the rest).
-    """
+    """Poetry's packages (outside the family) the targets need in ``graph`` (poetry.lock's)
+    and the env lacks, at ``plan.locked_versions`` (a hook's holds only the family)."""
     reached = dependency_closure([t.name for t in plan.install], graph)
     versions = plan.locked_versions
     return {

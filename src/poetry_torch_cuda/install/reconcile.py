@@ -39,11 +39,8 @@ if TYPE_CHECKING:
 def protected_for(
     config: TorchCudaConfig, locked: LockedState, installed: InstalledEnvironment
 ) -> frozenset[NormalizedName]:
-    """The torch family as both the lock and the environment see it.
-
-    What the project depends on directly (``triton>=3.7`` of its own) stays
-    Poetry's, unless it is a configured package.
-    """
+    """The torch family as the lock and the environment see it, less what the project
+    depends on itself (its own ``triton``), which stays Poetry's."""
     installed_graph = installed.graph(config.package_names)
     protected = protected_names(config.package_names, [locked.graph, installed_graph])
     # What the installed build needs but the lock never heard of is pip's, not Poetry's.
@@ -71,6 +68,7 @@ def plan_for(
         plan,
         index_shown=mask_url(config.index_url(variant)),
         locked_versions=locked.pins or locked.versions,
+        own=locked.direct - config.package_names,
     )
     plan = forced(plan) if force else plan
     return dataclasses.replace(plan, lacking=poetry_lacks(plan, locked.graph))
@@ -86,11 +84,9 @@ def write_plan(
 
 
 def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
-    """Carry out ``request`` with the env's pip and print one summary line.
+    """Carry ``request`` out, check the builds, sweep unused CUDA wheels; one summary line.
 
-    Then the installed builds are checked against the plan and the CUDA
-    wheels nothing needs any more are removed. A failure after pip succeeded
-    puts the environment back as it was.
+    A failure after pip succeeded puts the environment back as it was.
 
     Raises:
         TorchCudaError: pip failed, or installed something other than asked.
@@ -138,12 +134,10 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             except (TorchCudaError, OSError) as error:
                 raise undo(error, stash, snapshot, env, pip) from None
         finally:
-            forget_views()
             if stash is not None:
                 stash.drop()
     else:
         _remove_orphans(pip, list(plan.remove), done)
-        forget_views()
     if done:
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
 
@@ -212,10 +206,8 @@ def reconcile_environment(
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
-    The plan is made after the lock is taken, so a run that waited for another
-    one finds what that one installed; ``refresh`` then gives the configuration
-    and variant as they are now (another run may have switched meanwhile).
-    Returns the plan that was carried out (empty when the env already matched).
+    A run that waited for another one plans what is left, with ``refresh``'s
+    configuration and variant; returns the plan carried out.
     """
     from poetry_torch_cuda.install.envlock import environment_lock
 

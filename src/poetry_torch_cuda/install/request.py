@@ -1,12 +1,7 @@
-"""What exactly pip is called with: decided here, before pip runs, in one object.
+"""What exactly pip is called with, decided before pip runs: every install comes through here.
 
-A :class:`~poetry_torch_cuda.install.planning.Plan` says what must change and
-is made offline. When it installs something, :func:`prepare_install` adds what
-only the index and the locks know: one concrete build for a specifier-only
-entry, torch-cuda.lock's files for the family (locking the variant first when
-the file lacks it) and poetry.lock's files for the Poetry packages the family
-needs and the environment lacks, each with its sha256. Every install (the hook,
-``switch``, ``sync``, a rollback, ``auto``'s move-on) comes through here.
+The offline :class:`~poetry_torch_cuda.install.planning.Plan` says what must
+change; :func:`prepare_install` adds what only the index and the locks know.
 """
 
 from __future__ import annotations
@@ -52,24 +47,18 @@ def _keep() -> None:
 
 @dataclass(frozen=True)
 class InstallRequest:
-    """Everything pip gets for one change.
+    """Everything pip gets for one change: exactly ``files``, each with its lock's sha256.
 
-    pip installs exactly ``files`` from a local folder, each checked against
-    its lock's sha256 (``--no-index --find-links <folder> --no-deps
-    --require-hashes``, one ``name==version --hash=sha256:…`` line each);
     ``plan.force`` adds ``--force-reinstall``, ``compile_bytecode`` drops
-    ``--no-compile``. Afterwards the CUDA wheels of ``plan.sweepable`` that
-    nothing needs any more are removed (``plan.remove`` when nothing is
-    installed).
+    ``--no-compile``; afterwards the unused CUDA wheels of ``plan.sweepable``
+    are removed (``plan.remove`` when nothing is installed).
     """
 
-    #: The plan, its specifier-only targets pinned to one build of the variant.
     plan: Plan
     config: TorchCudaConfig
     #: torch-cuda.lock's files for the family, poetry.lock's for Poetry's packages.
     files: tuple[LockedFile, ...] = ()
     compile_bytecode: bool = False
-    #: Where downloads find Poetry's artifact cache and credentials.
     poetry_config: Config | None = None
     #: Puts torch-cuda.lock back when this install locked the variant and failed.
     forget_lock: Callable[[], None] = _keep
@@ -111,23 +100,18 @@ class InstallSettings:
         force: bool = False,
         compile_bytecode: bool = False,
     ) -> InstallSettings:
-        """A project's settings."""
         return cls(poetry, io, force, compile_bytecode)
 
 
 def prepare_install(
     plan: Plan, config: TorchCudaConfig, env: Env, io: IO, settings: InstallSettings
 ) -> InstallRequest:
-    """The request that carries ``plan`` out for ``config`` with ``settings``.
-
-    Only a plan that installs something asks anything: the index (for a
-    specifier-only entry), torch-cuda.lock (locked first when it lacks the
-    variant), poetry.lock's sources.
+    """The request that carries ``plan`` out: one build per specifier-only entry,
+    torch-cuda.lock's files for the family (the variant locked first if missing),
+    poetry.lock's for the Poetry packages it needs and the environment lacks.
 
     Raises:
-        TorchCudaError: no build satisfies a specifier, the variant cannot be
-            locked, or a lock lacks a file; nothing was changed, and the
-            message says what the environment holds.
+        TorchCudaError: no build, no lock entry or no file; nothing was changed.
     """
     request = InstallRequest(
         plan,
@@ -156,8 +140,7 @@ def prepare_install(
     )
     lookup = LockLookup(poetry, settings.io or io)
     lock = _variant_lock(lookup, plan)
-    # Files the lock gives relative to the index come from the index configured
-    # now (a mirror, POETRY_TORCH_CUDA_INDEX_URL); their hashes do not change.
+    # Relative URLs resolve against the index configured now (a mirror); hashes stay.
     from poetry_torch_cuda.index.urls import without_credentials
 
     here = without_credentials(config.index_url(plan.variant))
@@ -201,11 +184,8 @@ def pin_specifiers(
     marker_env: Mapping[str, Any],
     installed: InstalledEnvironment,
 ) -> Plan:
-    """``plan`` with every specifier-only target to install pinned to one build.
-
-    The build kept is the installed public version when the variant has it
-    (the family moves sideways), else the newest that satisfies the specifier,
-    so pip never keeps a build of another variant that happens to satisfy it.
+    """``plan`` with each specifier-only target pinned to one build of the variant:
+    the installed public version where offered, else the newest that satisfies it.
 
     Raises:
         TorchCudaError: the variant's index has no build that satisfies it.
@@ -241,12 +221,7 @@ def pin_specifiers(
 
 
 def refuse_system_python(env: Env, io: IO) -> None:
-    """Refuse to pip-install into an externally managed Python (PEP 668), as pip does.
-
-    ``virtualenvs.create = false`` makes Poetry use the interpreter it found;
-    where that is a distribution's Python, only pip's own opt-in
-    (``PIP_BREAK_SYSTEM_PACKAGES=1``) lets the plugin install into it, and it
-    says so first.
+    """Refuse an externally managed Python (PEP 668) as pip does, unless opted in as for pip.
 
     Raises:
         TorchCudaError: the environment is externally managed and not opted in.
