@@ -79,11 +79,7 @@ def _download(
     poetry_config: Config | None,
     asked: str,
 ) -> list[Path]:
-    """Fetch ``files`` into Poetry's artifact cache, verified; their paths in order.
-
-    Raises:
-        DownloadError: a file could not be fetched or is not the locked file.
-    """
+    """Fetch ``files`` into Poetry's artifact cache, verified; their paths in order."""
     from poetry.config.config import Config
 
     poetry_config = poetry_config if poetry_config is not None else Config.create()
@@ -131,8 +127,7 @@ def install_locked(request: InstallRequest, env: Env, pip: PipRunner, io: IO) ->
     """Carry ``request`` out: its files fetched in parallel and verified, then pip, locally.
 
     Raises:
-        UnfitInstall: the installed build needs other versions of packages
-            Poetry manages (pip does not check that with ``--no-deps``).
+        UnfitInstall: the build needs other versions of what Poetry manages.
         DownloadError: a file could not be fetched or is not the locked file.
         PipError: pip failed.
     """

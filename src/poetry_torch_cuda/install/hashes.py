@@ -70,12 +70,8 @@ def refusal_message(files: Sequence[str]) -> str:
 
 
 def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
-    """The one file per locked family package that this environment needs and lacks.
-
-    The closure of ``plan``'s targets in ``lock`` (markers evaluated for
-    ``env``), without what is installed at the locked version already (unless
-    the plan is forced) and without what the project depends on itself (that
-    is Poetry's); of each package's files, the wheel pip prefers here.
+    """Of the closure of ``plan``'s targets in ``lock``, the wheel pip prefers here of each
+    package not installed at its locked version (unless forced) nor the project's own.
 
     Raises:
         TorchCudaError: the lock lacks a package, or has no file for this env.
@@ -110,10 +106,8 @@ def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
 def poetry_files(
     poetry: Poetry, env: Env, wanted: Mapping[NormalizedName, str]
 ) -> list[LockedFile]:
-    """The wheel poetry.lock has for this env of each ``wanted`` package (name: version).
-
-    Its URL comes from the package's source page (Poetry's repository); its
-    sha256 is poetry.lock's, whatever the page says.
+    """Of each ``wanted`` package (name: version), poetry.lock's wheel for this env: the URL
+    from its source's page (Poetry's repository), the sha256 poetry.lock's.
 
     Raises:
         TorchCudaError: poetry.lock or the source has no such wheel.
@@ -158,11 +152,8 @@ def _best_file(
     env: Env,
     lock: str = LOCK_NAME,
 ) -> LockedFile:
-    """Of ``files``, the wheel that fits ``env`` best (pip's tag order).
-
-    Tags are matched against the environment's markers first (no process);
-    only when several fit does Poetry ask the environment for its tag order.
-    """
+    """Of ``files``, the wheel that fits ``env`` best: markers first (no process), pip's tag
+    order only when several fit."""
     fitting = [file for file in files if _fits(file.filename, env.marker_env)]
     if len(fitting) > 1:
         ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
