@@ -11,7 +11,6 @@ from cleo.io.outputs.output import Verbosity
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.install.installed import graph_of
 from poetry_torch_cuda.install.installed import installed_environment
 from poetry_torch_cuda.install.protection import merge_graphs
 from poetry_torch_cuda.install.reconcile import protected_for
@@ -52,9 +51,15 @@ class OperationGuard:
     """
 
     def __init__(
-        self, config: TorchCudaConfig, variant: Variant, env: Env, locker: Locker
+        self,
+        config: TorchCudaConfig,
+        variant: Variant,
+        env: Env,
+        locker: Locker,
+        direct: frozenset[NormalizedName] = frozenset(),
     ) -> None:
         self.config = config
+        self.direct = direct
         self.variant = variant
         self.env = env
         self.locker = locker
@@ -77,9 +82,11 @@ class OperationGuard:
             self.mark(operations, resolved, installed)
             # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
             # must still be recognised as the torch family's, to be swept.
-            before = graph_of(installed.closure(self.config.package_names).values())
+            before = installed.graph(self.config.package_names)
             self.locked = LockedState(
-                resolved.versions, merge_graphs(resolved.graph, before)
+                resolved.versions,
+                merge_graphs(resolved.graph, before),
+                direct=self.direct,
             )
             return execute(operations)
 
@@ -108,7 +115,7 @@ class OperationGuard:
             )
             if package.name in configured and wanted:
                 versions[package.name] = package.version.text
-        return LockedState(versions, graph)
+        return LockedState(versions, graph, direct=self.direct)
 
     def mark(
         self,
@@ -179,7 +186,10 @@ class CommandHooks:
             self._relocks.add(id(command))
         if command.name == "lock":
             return
-        guard = OperationGuard(config, variant, command.env, command.poetry.locker)
+        direct = frozenset(d.name for d in command.poetry.package.all_requires)
+        guard = OperationGuard(
+            config, variant, command.env, command.poetry.locker, direct
+        )
         executor = command.installer.executor
         executor.execute = guard.wrap(executor.execute)  # type: ignore[method-assign,assignment]
         self._guards[id(command)] = guard
@@ -203,7 +213,7 @@ class CommandHooks:
                 variant = _resolve_auto(guard, command, event.io)
             _warn_unserved_jetson(guard.config, variant, command.env, event.io)
             if command.installer.is_dry_run():
-                from poetry_torch_cuda.install.dry_run import write_plan
+                from poetry_torch_cuda.install.reconcile import write_plan
 
                 write_plan(guard.config, variant, guard.locked, command.env, event.io)
                 return

@@ -113,7 +113,9 @@ def build_report(
     selection: Selection | None = None,
 ) -> StatusReport:
     """Gather the status of ``env`` for ``config`` on ``machine``."""
+    from poetry_torch_cuda.install.installed import installed_environment
     from poetry_torch_cuda.install.planning import find_orphans
+    from poetry_torch_cuda.install.protection import own_cuda_wheels
     from poetry_torch_cuda.install.reconcile import plan_for
     from poetry_torch_cuda.machine.resolution import resolve
     from poetry_torch_cuda.project.absence import lock_view
@@ -189,6 +191,13 @@ def build_report(
         for problem in family_problems(env, config.package_names)
     )
     report.warnings.extend(dead_stashes(env.path))
+    installed = installed_environment(env)
+    for name in own_cuda_wheels(poetry.package, env.marker_env):
+        if name not in config.package_names and installed.get(name) is None:
+            report.warnings.append(
+                f"{name}, a dependency of the project itself, is not installed; "
+                "run `poetry install`"
+            )
     if view is not None:
         judge_packages(report, config, view.names, env)
     return report

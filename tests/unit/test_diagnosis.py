@@ -140,7 +140,7 @@ def test_other_failures_quote_pips_error_lines() -> None:
     lines = ["Collecting torch", "ERROR: something odd happened"]
     what, fix = diagnose(IndexAccess("http://127.0.0.1:1/"), lines, 2, 1)
     assert what == "ERROR: something odd happened"
-    assert "pip's output above" in fix
+    assert "-v to see all of pip's output" in fix
     assert pip_reason([]) == "pip gave no reason"
 
 

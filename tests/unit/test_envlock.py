@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 
 def test_lock_waits_for_another_process_then_gives_up(tmp_path: Path) -> None:
+    (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\n")  # a virtualenv
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -60,6 +61,7 @@ def test_lock_waits_for_another_process_then_gives_up(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_lock_falls_back_to_the_temp_dir_for_a_read_only_env(tmp_path: Path) -> None:
+    (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\n")
     tmp_path.chmod(0o555)
     try:
         with environment_lock(tmp_path):
@@ -69,3 +71,19 @@ def test_lock_falls_back_to_the_temp_dir_for_a_read_only_env(tmp_path: Path) -> 
 
 
 # -- atomic pyproject.toml writes ---------------------------------------------
+
+
+def test_state_files_stay_out_of_a_python_that_is_no_virtualenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from poetry_torch_cuda.install.envlock import state_dir
+
+    system = tmp_path / "usr-local"  # a Docker image's Python: no pyvenv.cfg
+    system.mkdir()
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    folder = state_dir(system)
+    assert folder.is_dir() and tmp_path / "cache" in folder.parents
+    with environment_lock(system):
+        assert list(system.iterdir()) == []
+    (system / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert state_dir(system) == system

@@ -1,4 +1,4 @@
-"""How a failed pip reads: one triage for installs from the index, from files, and removals.
+"""How a failed pip reads: one triage for installs of files, and removals.
 
 A real child process stands in for pip (the runner only cares how it ends).
 """
@@ -27,15 +27,9 @@ def runner(script: str) -> PipRunner:
     return PipRunner([sys.executable, "-c", script], show_output=False)
 
 
-def test_a_killed_pip_names_what_it_was_installing_and_from_where(
+def test_a_killed_pip_names_what_it_was_doing(
     tmp_path: Path,
 ) -> None:
-    with pytest.raises(PipError) as caught:
-        runner(KILLED).install(["torch==2.14.1+cu130"], "http://127.0.0.1:1/whl", [])
-    assert str(caught.value) == (
-        "pip was killed by SIGKILL while installing torch==2.14.1+cu130 from "
-        "http://127.0.0.1:1/whl. Run the command again to finish."
-    )
     wheel = tmp_path / "torch-2.14.1+cu130-py3-none-any.whl"
     with pytest.raises(PipError) as caught:
         runner(KILLED).install_files([(wheel, "0" * 64)], asked="torch==2.14.1+cu130")
@@ -52,11 +46,6 @@ def test_a_killed_pip_names_what_it_was_installing_and_from_where(
 
 
 def test_a_failing_pip_names_the_source_and_the_cause(tmp_path: Path) -> None:
-    with pytest.raises(
-        PipError,
-        match=r"^pip could not install torch==2\.14\.1\+cu130 from http://127\.0\.0\.1:1/whl: ",
-    ):
-        runner(FAILS).install(["torch==2.14.1+cu130"], "http://127.0.0.1:1/whl", [])
     wheel = tmp_path / "torch-2.14.1+cu130-py3-none-any.whl"
     with pytest.raises(
         PipError,

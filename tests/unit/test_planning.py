@@ -13,7 +13,6 @@ from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
-from poetry_torch_cuda.install.planning import pins_for
 from poetry_torch_cuda.install.planning import plan_changes
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import forced
@@ -145,22 +144,6 @@ def test_requirements_under_false_markers_do_not_count(tmp_path: Path) -> None:
     assert find_orphans({CUBLAS}, [target], env_of(tmp_path)) == ["nvidia-cublas-cu12"]
 
 
-def test_pins_cover_everything_but_the_torch_family(tmp_path: Path) -> None:
-    write_dist(tmp_path, "torch", "2.14.1")
-    write_dist(tmp_path, "nvidia-cublas", "13.0.2.14")
-    write_dist(tmp_path, "filelock", "3.20.0")
-    write_dist(tmp_path, "Needs_Torch", "1.0.0")
-    write_dist(tmp_path, "legacy", "not-a-version")
-    target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
-    protected = frozenset(
-        {canonicalize_name("torch"), canonicalize_name("nvidia-cublas")}
-    )
-    assert pins_for(env_of(tmp_path), protected, [target]) == [
-        "filelock==3.20.0",
-        "needs-torch==1.0.0",
-    ]
-
-
 def test_a_plan_carries_what_it_was_made_from(tmp_path: Path) -> None:
     write_dist(tmp_path, "torch", "2.14.1+cu129", "nvidia-cublas-cu12")
     write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")
@@ -199,8 +182,7 @@ def test_a_plan_that_only_removes_asks_nothing_before_pip(tmp_path: Path) -> Non
     # neither the environment nor the output is touched: no index, no lock
     request = prepare_install(plan, config, None, None, settings)  # type: ignore[arg-type]
     assert request.plan == plan
-    assert request.index is None and request.files is None
-    assert request.constraints == () and request.requirements == []
+    assert request.files == () and request.requirements == []
     assert request.compile_bytecode
 
 

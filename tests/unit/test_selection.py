@@ -19,10 +19,10 @@ from poetry.core.packages.project_package import ProjectPackage
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import sweep
-from poetry_torch_cuda.install.family import with_family
 from poetry_torch_cuda.install.installed import InstalledEnvironment
 from poetry_torch_cuda.install.pip import pip_environment
 from poetry_torch_cuda.install.planning import Target
+from poetry_torch_cuda.install.planning import with_family
 from poetry_torch_cuda.install.undo import Stash
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.package_checks import left_to_poetry
@@ -192,20 +192,13 @@ def test_a_per_variant_package_left_to_poetry_is_named() -> None:
     assert left_to_poetry(config("torch"), Installed({"torchvision": "0.29.1"})) == []
 
 
-def test_pip_settings_that_choose_the_index_are_neutralised() -> None:
+def test_pip_settings_that_add_files_or_pins_are_neutralised() -> None:
     env = pip_environment(
-        {
-            "PIP_NO_INDEX": "1",
-            "PIP_EXTRA_INDEX_URL": "https://elsewhere/simple",
-            "PIP_FIND_LINKS": "/wheels",
-            "PIP_CONSTRAINT": "/c.txt",
-            "PIP_CERT": "/ca.pem",
-        }
+        {"PIP_FIND_LINKS": "/wheels", "PIP_CONSTRAINT": "/c.txt", "PIP_CERT": "/ca.pem"}
     )
-    assert env["PIP_NO_INDEX"] == "0"
-    assert env["PIP_EXTRA_INDEX_URL"] == env["PIP_FIND_LINKS"] == ""
-    assert env["PIP_CONSTRAINT"] == ""
-    assert env["PIP_CERT"] == "/ca.pem"  # how to reach an index is kept
+    assert env["PIP_FIND_LINKS"] == env["PIP_CONSTRAINT"] == ""
+    assert env["PIP_NO_INPUT"] == "1"
+    assert env["PIP_CERT"] == "/ca.pem"  # every other setting is kept
 
 
 def test_the_stash_restores_the_exact_files(
@@ -278,8 +271,8 @@ def audio_plan(installed_version: str | None) -> Any:
     from packaging.specifiers import SpecifierSet
     from packaging.version import Version
 
-    from poetry_torch_cuda.install.family import pin_specifiers
     from poetry_torch_cuda.install.planning import Plan
+    from poetry_torch_cuda.install.request import pin_specifiers
 
     plan = Plan(
         parse_variant("cu130"),
@@ -307,8 +300,8 @@ def test_a_specifier_only_package_is_pinned_to_one_build_of_the_variant() -> Non
 def test_no_build_that_satisfies_the_specifier_is_an_error() -> None:
     from packaging.specifiers import SpecifierSet
 
-    from poetry_torch_cuda.install.family import pin_specifiers
     from poetry_torch_cuda.install.planning import Plan
+    from poetry_torch_cuda.install.request import pin_specifiers
 
     plan = Plan(
         parse_variant("cu130"),

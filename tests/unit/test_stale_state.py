@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 import requests
-from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.index import quick
-from poetry_torch_cuda.install.planning import pins_for
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.pyproject_edit import with_variant
 
@@ -154,35 +152,3 @@ def test_an_unreachable_host_is_remembered_for_a_while(tmp_path: Path) -> None:
     assert later is None
     quick.forget(tmp_path, url)
     assert quick.recall(tmp_path, url) is None
-
-
-class _Installed:
-    def __init__(self, versions: dict[str, str]) -> None:
-        self._all = {
-            canonicalize_name(n): type("D", (), {"version": v})()
-            for n, v in versions.items()
-        }
-
-    def all(self) -> dict[object, object]:
-        return self._all
-
-
-def test_pins_cover_locked_packages_that_are_not_installed() -> None:
-    installed = _Installed({"needs-torch": "1.0.0", "filelock": "3.19.0"})
-    locked = {
-        canonicalize_name(n): v
-        for n, v in {
-            "filelock": "3.20.0",
-            "typing-extensions": "4.12.0",
-            "torch": "2.14.1",
-            "nvidia-cublas": "13.0.2",
-        }.items()
-    }
-    protected = frozenset(canonicalize_name(n) for n in ("torch", "nvidia-cublas"))
-    pins = pins_for(installed, protected, [], locked)  # type: ignore[arg-type]
-    # installed wins (pip must not move what Poetry put there); the rest at the lock
-    assert pins == [
-        "filelock==3.19.0",
-        "needs-torch==1.0.0",
-        "typing-extensions==4.12.0",
-    ]

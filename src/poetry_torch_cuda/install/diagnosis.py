@@ -76,7 +76,7 @@ def diagnose(
     missing = _NOT_FOUND.search(text)
     if missing is not None:
         return _probe(index, _project(missing["requirement"]), timeout)
-    return pip_reason(lines), "See pip's output above (add -v to show it)."
+    return pip_reason(lines), "Run the command with -v to see all of pip's output."
 
 
 def _probe(index: IndexAccess, project: str, timeout: float) -> tuple[str, str]:
@@ -201,6 +201,11 @@ def _conflict(lines: Sequence[str]) -> str:
 
 
 def pip_reason(lines: Sequence[str]) -> str:
+    """pip's ERROR lines, or its whole ``error: …`` block (PEP 668's with its note)."""
     stripped = [line.strip() for line in lines if line.strip()]
     errors = [line for line in stripped if line.startswith("ERROR:")]
-    return " ".join(errors or stripped[-3:] or ["pip gave no reason"])
+    start = next(
+        (n for n, line in enumerate(stripped) if line.startswith("error:")), None
+    )
+    block = stripped[start:] if start is not None else stripped[-3:]
+    return " ".join(errors or block or ["pip gave no reason"])

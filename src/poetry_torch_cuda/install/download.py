@@ -441,7 +441,8 @@ def _mismatch(item: LockedFile, url: str, received: str) -> HashMismatchError:
     from poetry_torch_cuda.install.hashes import refusal_message
 
     what = (
-        f"{item.filename}: expected sha256 {item.sha256} (torch-cuda.lock), "
+        f"{item.filename}: expected sha256 {item.sha256} "
+        f"({getattr(item, 'lock', 'torch-cuda.lock')}), "
         f"received {received} from {mask_url(url)}"
     )
     return HashMismatchError(

@@ -39,17 +39,32 @@ def held_fds() -> tuple[int, ...]:
     return tuple(_held) if os.name == "posix" else ()
 
 
-def lock_path(env_path: Path) -> Path:
-    """Where the lock of the environment at ``env_path`` lives.
+def state_dir(env_path: Path) -> Path:
+    """Where the plugin keeps its files for the environment at ``env_path``.
 
-    Inside the environment when it is writable, else in the temp directory
-    under a name derived from the environment's path.
+    The env lock, the owner record, the memory of failed builds and the
+    rollback stash live inside a writable virtual environment (it has a
+    ``pyvenv.cfg``); never in the prefix of any other Python (a system one,
+    ``virtualenvs.create = false``): there, in Poetry's cache, in a folder
+    named after the environment's path.
     """
-    inside = env_path / LOCK_NAME
-    if os.access(env_path, os.W_OK):
-        return inside
+    if (env_path / "pyvenv.cfg").is_file() and os.access(env_path, os.W_OK):
+        return env_path
+    from poetry.config.config import Config
+
     digest = hashlib.sha256(str(env_path.resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"poetry-torch-cuda-{digest}.lock"
+    folder = Path(Config.create().get("cache-dir")) / "torch-cuda" / digest
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir()) / f"poetry-torch-cuda-{digest}"
+        folder.mkdir(exist_ok=True)
+    return folder
+
+
+def lock_path(env_path: Path) -> Path:
+    """Where the lock of the environment at ``env_path`` lives."""
+    return state_dir(env_path) / LOCK_NAME
 
 
 @contextmanager

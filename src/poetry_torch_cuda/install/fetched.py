@@ -1,9 +1,7 @@
-"""Install locked files the fast way: fetch them all at once, verified, then pip them locally.
+"""Install a request's locked files: fetch them all at once, verified, then pip them locally.
 
 pip stays the installer, but it neither resolves nor downloads: it gets the
-files the plugin already fetched and checked (``--no-index --no-deps
---require-hashes``), so a variant switch costs the time of the parallel
-download plus pip's unpacking.
+files the plugin already fetched and checked against their lock.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from poetry_torch_cuda.install.download import DownloadError
 from poetry_torch_cuda.install.download import DownloadInterrupted
 from poetry_torch_cuda.install.download import download_files
 from poetry_torch_cuda.install.installed import installed_environment
-from poetry_torch_cuda.install.planning import pins_for
 from poetry_torch_cuda.install.undo import UnfitInstall
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project.config import ENV_INDEX_URL
@@ -33,9 +30,7 @@ if TYPE_CHECKING:
     from poetry.config.config import Config
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.install.pip import PipRunner
-    from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.request import InstallRequest
     from poetry_torch_cuda.lockfile.model import LockedFile
     from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -77,57 +72,6 @@ def _mb(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
-def install_locked_files(
-    files: Sequence[LockedFile],
-    config: TorchCudaConfig,
-    variant: Variant,
-    pip: PipRunner,
-    io: IO,
-    *,
-    poetry_config: Config | None = None,
-    force_reinstall: bool = False,
-    compile_bytecode: bool = False,
-    asked: str = "",
-) -> list[Path]:
-    """Fetch ``files`` into Poetry's artifact cache, then have pip install exactly them.
-
-    ``asked`` says what they are for in messages (``torch==2.14.1+cu130, …``).
-    Returns the cached paths handed to pip.
-
-    Raises:
-        DownloadError: a file could not be fetched or is not the locked file.
-        PipError: pip failed (the message says why).
-    """
-    asked = asked or ", ".join(item.filename for item in files)
-    # pip starts now, its imports overlapping the download; it gets the files
-    # once every one is verified, or is stopped before it installs anything.
-    pending = (
-        pip.start_install_files(
-            force_reinstall=force_reinstall,
-            compile_bytecode=compile_bytecode,
-            asked=asked,
-        )
-        if files
-        else None
-    )
-    try:
-        paths = _download(files, config, variant, io, poetry_config, asked)
-    except BaseException:
-        if pending is not None:
-            pending.cancel()
-        raise
-    if pending is not None:
-        pending.install([(path, item.sha256) for path, item in zip(paths, files)])
-    else:
-        pip.install_files(
-            [(path, item.sha256) for path, item in zip(paths, files)],
-            force_reinstall=force_reinstall,
-            compile_bytecode=compile_bytecode,
-            asked=asked,
-        )
-    return paths
-
-
 def _download(
     files: Sequence[LockedFile],
     config: TorchCudaConfig,
@@ -136,11 +80,7 @@ def _download(
     poetry_config: Config | None,
     asked: str,
 ) -> list[Path]:
-    """Fetch ``files`` into Poetry's artifact cache, verified; their paths in order.
-
-    Raises:
-        DownloadError: a file could not be fetched or is not the locked file.
-    """
+    """Fetch ``files`` into Poetry's artifact cache, verified; their paths in order."""
     from poetry.config.config import Config
 
     poetry_config = poetry_config if poetry_config is not None else Config.create()
@@ -181,71 +121,30 @@ def _download(
 
 
 def install_locked(request: InstallRequest, env: Env, pip: PipRunner, io: IO) -> None:
-    """Carry ``request`` out from its locked files: fetched in parallel, then pip, locally.
-
-    The locked files are the torch family only (``--no-deps``): what it needs
-    besides and lacks here (sync into an empty environment) comes from the
-    index at its locked version, every other package pinned as it is then.
+    """Carry ``request`` out: its files fetched in parallel and verified, then pip, locally.
 
     Raises:
-        UnfitInstall: the installed build needs other versions of packages
-            Poetry manages (pip no longer checks that with ``--no-deps``).
+        UnfitInstall: the build needs other versions of what Poetry manages.
         DownloadError: a file could not be fetched or is not the locked file.
         PipError: pip failed.
     """
-    assert request.files is not None and request.index is not None
     plan = request.plan
-    install_locked_files(
-        request.files,
-        request.config,
-        plan.variant,
-        pip,
-        io,
-        poetry_config=request.poetry_config,
-        force_reinstall=request.force,
-        compile_bytecode=request.compile_bytecode,
-        asked=", ".join(request.requirements),
-    )
-    installed = installed_environment(env)
-    missing = _missing_requirements(installed, plan)
-    if missing:
-        pip.install(
-            missing,
-            request.index,
-            pins_for(installed, plan.protected, (), plan.locked_versions),
-            compile_bytecode=request.compile_bytecode,
+    asked = ", ".join(request.requirements)
+    files = request.files
+    if files:
+        paths = _download(
+            files, request.config, plan.variant, io, request.poetry_config, asked
         )
-    _check_requirements(installed_environment(env), plan, request.requirements)
-
-
-def _missing_requirements(installed: InstalledEnvironment, plan: Plan) -> list[str]:
-    """``name==locked`` for what the installed torch family requires and lacks.
-
-    Only Poetry's kind of package (``filelock``): the family's CUDA wheels are
-    the lock's, never fetched unlocked.
-    """
-    protected = plan.protected
-    family = [name for name in protected | plan.configured if installed.get(name)]
-    wanted = installed.needs(family) - protected
-    missing = sorted(name for name in wanted if installed.get(name) is None)
-    versions = plan.locked_versions
-    return [
-        f"{name}=={versions[name]}" if name in versions else name for name in missing
-    ]
-
-
-def _check_requirements(
-    installed: InstalledEnvironment, plan: Plan, asked: list[str]
-) -> None:
-    """Refuse a build that needs other versions of what Poetry manages.
-
-    Raises:
-        UnfitInstall: an installed version does not satisfy the build.
-    """
-    conflicts = installed.unmet(plan.configured)
+        pip.install_files(
+            [(path, item.sha256) for path, item in zip(paths, files)],
+            force_reinstall=plan.force,
+            compile_bytecode=request.compile_bytecode,
+            asked=asked,
+        )
+    conflicts = installed_environment(env).unmet(plan.configured)
     if conflicts:
         raise UnfitInstall(
-            f"pip could not install {', '.join(asked)}: {'; '.join(conflicts)}.\n"
+            f"pip could not install {asked}: {'; '.join(conflicts)}.\n"
             "This build needs other versions of packages Poetry manages; align "
             "them in pyproject.toml and run `poetry lock`, or choose another "
             "variant with `poetry torch-cuda switch <variant>`."

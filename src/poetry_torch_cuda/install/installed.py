@@ -1,11 +1,13 @@
 """What an environment has installed, read from its distribution metadata.
 
-Nothing here imports torch or starts a process: the paths and the marker
-environment come from Poetry's ``Env``, which caches them.
+One view per environment, kept while its site-packages directories are
+unchanged (installing or removing a distribution changes their mtime), so a
+run reads the metadata once. Nothing imports torch or starts a process.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING
@@ -21,20 +23,29 @@ from packaging.version import Version
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from collections.abc import Iterator
     from collections.abc import Mapping
     from collections.abc import Sequence
 
     from poetry.utils.env import Env
 
+#: (required name, the extras it asks of it, the extra of ours that activates it or "")
+Edge = tuple[NormalizedName, frozenset[str], str]
+
 
 @dataclass(frozen=True)
 class InstalledDistribution:
-    """One installed distribution: its name, version and what it requires here."""
+    """One installed distribution: its name, version and requirements that hold here."""
 
     name: NormalizedName
     version: str
-    requires: frozenset[NormalizedName]
+    edges: tuple[Edge, ...] = ()
+    #: The requirement lines whose markers hold here without extras.
+    requirements: tuple[Requirement, ...] = ()
+
+    @property
+    def requires(self) -> frozenset[NormalizedName]:
+        """What it requires when nobody asks for one of its extras."""
+        return frozenset(name for name, _, extra in self.edges if not extra)
 
 
 class InstalledEnvironment:
@@ -44,10 +55,13 @@ class InstalledEnvironment:
         self._paths = list(dict.fromkeys(paths))
         self._marker_env = dict(marker_env)
         self._cache: dict[NormalizedName, InstalledDistribution | None] = {}
+        self._everything: dict[NormalizedName, InstalledDistribution] | None = None
 
     def get(self, name: str) -> InstalledDistribution | None:
         """The installed distribution called ``name``, or ``None``."""
         key = canonicalize_name(name)
+        if self._everything is not None:
+            return self._everything.get(key)
         if key not in self._cache:
             found = next(iter(metadata.distributions(name=key, path=self._paths)), None)
             self._cache[key] = None if found is None else self._describe(found)
@@ -55,120 +69,116 @@ class InstalledEnvironment:
 
     def all(self) -> dict[NormalizedName, InstalledDistribution]:
         """Every installed distribution, by canonical name (first on the path wins)."""
-        found: dict[NormalizedName, InstalledDistribution] = {}
-        for distribution in metadata.distributions(path=self._paths):
-            raw_name = distribution.metadata["Name"]
-            if not raw_name:
-                continue
-            name = canonicalize_name(raw_name)
-            if name not in found:
-                found[name] = self._describe(distribution)
-        self._cache.update(found)
-        return found
+        if self._everything is None:
+            found: dict[NormalizedName, InstalledDistribution] = {}
+            for distribution in metadata.distributions(path=self._paths):
+                raw_name = distribution.metadata["Name"]
+                if raw_name and canonicalize_name(raw_name) not in found:
+                    found[canonicalize_name(raw_name)] = self._describe(distribution)
+            self._everything = found
+        return dict(self._everything)
 
-    def closure(
-        self, roots: Iterable[str]
-    ) -> dict[NormalizedName, InstalledDistribution]:
-        """The installed distributions reachable from ``roots`` through their requirements."""
-        reached: dict[NormalizedName, InstalledDistribution] = {}
-        stack = [canonicalize_name(root) for root in roots]
+    def graph(
+        self, roots: Iterable[str] | None = None
+    ) -> dict[NormalizedName, frozenset[NormalizedName]]:
+        """Name -> required names for what ``roots`` (default: all) reach, through active
+        requirements only: markers that hold here, extras only where a requirer asks."""
+        stack: list[tuple[NormalizedName, frozenset[str]]] = [
+            (canonicalize_name(root), frozenset())
+            for root in (self.all() if roots is None else roots)
+        ]
+        asked: dict[NormalizedName, frozenset[str]] = {}
+        edges: dict[NormalizedName, set[NormalizedName]] = {}
         while stack:
-            name = stack.pop()
-            if name in reached:
-                continue
+            name, extras = stack.pop()
             distribution = self.get(name)
-            if distribution is None:
+            if distribution is None or (name in asked and extras <= asked[name]):
                 continue
-            reached[name] = distribution
-            stack.extend(distribution.requires)
-        return reached
-
-    def needs(self, names: Iterable[str]) -> set[NormalizedName]:
-        """What the installed ``names`` require here, extras left out."""
-        found: set[NormalizedName] = set()
-        for name in names:
-            for requirement in self._requirements_here(name):
-                found.add(canonicalize_name(requirement.name))
-        return found
+            asked[name] = asked.get(name, frozenset()) | extras
+            for child, wanted, extra in distribution.edges:
+                if not extra or extra in extras:
+                    edges.setdefault(name, set()).add(child)
+                    stack.append((child, wanted))
+            edges.setdefault(name, set())
+        return {name: frozenset(required) for name, required in edges.items()}
 
     def unmet(self, roots: Iterable[str]) -> list[str]:
-        """What ``pip check`` would say of the distributions reachable from ``roots``.
-
-        One sentence per requirement an installed version does not satisfy
-        (``torch 2.14.1+cu130 depends on filelock>=3.21, but filelock 3.20.0 is
-        installed``); a requirement that is not installed at all is not counted.
-        """
+        """``pip check``'s sentences for installed versions that what ``roots`` reach reject."""
         problems: list[str] = []
-        for distribution in self.closure(roots).values():
-            for requirement in self._requirements_here(distribution.name):
+        for name in self.graph(roots):
+            distribution = self.get(name)
+            assert distribution is not None
+            for requirement in distribution.requirements:
                 have = self.get(requirement.name)
                 if have is None or not requirement.specifier:
                     continue
                 try:
-                    satisfied = requirement.specifier.contains(
+                    fits = requirement.specifier.contains(
                         Version(have.version), prereleases=True
                     )
                 except InvalidVersion:
                     continue
-                if not satisfied:
+                if not fits:
                     problems.append(
                         f"{distribution.name} {distribution.version} depends on "
                         f"{requirement}, but {have.name} {have.version} is installed"
                     )
         return problems
 
-    def _requirements_here(self, name: str) -> Iterator[Requirement]:
-        """The installed ``name``'s requirements whose markers hold here, extras left out."""
-        found = next(
-            iter(
-                metadata.distributions(name=canonicalize_name(name), path=self._paths)
-            ),
-            None,
-        )
-        if found is None:
-            return
-        environment = {**self._marker_env, "extra": ""}
-        for line in found.metadata.get_all("Requires-Dist") or []:
-            try:
-                requirement = Requirement(line)
-            except InvalidRequirement:
-                continue
-            if requirement.marker is None or requirement.marker.evaluate(environment):
-                yield requirement
-
     def _describe(self, distribution: metadata.Distribution) -> InstalledDistribution:
-        # Each access to ``distribution.metadata`` (and ``.version``, ``.requires``)
-        # reads and parses METADATA again: parse it once.
-        meta = distribution.metadata
-        requires: set[NormalizedName] = set()
-        extras = meta.get_all("Provides-Extra") or []
+        meta = distribution.metadata  # each access parses METADATA again
+        extras = [canonicalize_name(e) for e in meta.get_all("Provides-Extra") or []]
         lines = meta.get_all("Requires-Dist")
         if lines is None:  # an .egg-info keeps them in requires.txt
             lines = distribution.requires or []
+        edges: list[Edge] = []
+        plain: list[Requirement] = []
         for line in lines:
             try:
                 requirement = Requirement(line)
             except InvalidRequirement:
                 continue
-            if requirement.marker is None or any(
-                requirement.marker.evaluate({**self._marker_env, "extra": extra})
-                for extra in ("", *extras)
-            ):
-                requires.add(canonicalize_name(requirement.name))
+            name = canonicalize_name(requirement.name)
+            wanted = frozenset(canonicalize_name(e) for e in requirement.extras)
+            for extra in ("", *extras):
+                marker = requirement.marker
+                if marker is None or marker.evaluate(
+                    {**self._marker_env, "extra": extra}
+                ):
+                    edges.append((name, wanted, extra))
+                    if not extra:
+                        plain.append(requirement)
+                        break
         return InstalledDistribution(
-            canonicalize_name(meta["Name"]), meta["Version"], frozenset(requires)
+            canonicalize_name(meta["Name"]),
+            meta["Version"],
+            tuple(edges),
+            tuple(plain),
         )
 
 
-def graph_of(
-    distributions: Iterable[InstalledDistribution],
-) -> dict[NormalizedName, frozenset[NormalizedName]]:
-    """The dependency graph (name -> required names) of ``distributions``."""
-    return {distribution.name: distribution.requires for distribution in distributions}
+_views: dict[tuple[str, ...], tuple[tuple[int, ...], InstalledEnvironment]] = {}
+
+
+def forget_views() -> None:
+    """Drop the views: the plugin just changed an environment."""
+    _views.clear()
 
 
 def installed_environment(env: Env) -> InstalledEnvironment:
-    """The installed distributions of Poetry's ``env`` (paths are cached by Poetry)."""
-    return InstalledEnvironment(
-        [str(path) for path in env.site_packages.candidates], env.marker_env
-    )
+    """The installed distributions of Poetry's ``env``: one view until it changes."""
+    paths = tuple(str(path) for path in env.site_packages.candidates)
+    stamps = tuple(_mtime(path) for path in paths)
+    cached = _views.get(paths)
+    if cached is not None and cached[0] == stamps:
+        return cached[1]
+    view = InstalledEnvironment(paths, env.marker_env)
+    _views[paths] = (stamps, view)
+    return view
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns  # noqa: PTH116
+    except OSError:
+        return -1

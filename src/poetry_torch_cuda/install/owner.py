@@ -13,6 +13,8 @@ import json
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
+from poetry_torch_cuda.install.envlock import state_dir
+
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -23,7 +25,7 @@ MARKER = ".poetry-torch-cuda-owner.json"
 def previous_owner(env_path: Path) -> tuple[str, str] | None:
     """``(project directory, variant)`` of the last install into the env, if known."""
     try:
-        data = json.loads((env_path / MARKER).read_text(encoding="utf-8"))
+        data = json.loads((state_dir(env_path) / MARKER).read_text(encoding="utf-8"))
         return str(data["project"]), str(data["variant"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -48,7 +50,7 @@ def other_owner(env_path: Path, project: Path, variant: str) -> str | None:
 def record_owner(env_path: Path, project: Path, variant: str) -> None:
     """Note that ``project`` just installed ``variant`` into the env (best effort)."""
     with suppress(OSError):
-        (env_path / MARKER).write_text(
+        (state_dir(env_path) / MARKER).write_text(
             json.dumps({"project": str(project), "variant": variant}),
             encoding="utf-8",
         )

@@ -13,6 +13,7 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.install.installed import InstalledEnvironment
+from poetry_torch_cuda.install.protection import dependency_closure
 from poetry_torch_cuda.install.protection import unneeded
 
 
@@ -69,12 +70,8 @@ def build_targets(
     variant: Variant,
     marker_env: Mapping[str, Any],
 ) -> list[Target]:
-    """The configured packages this environment must hold in ``variant``'s build.
-
-    A package the lock resolves for this environment is pinned to the locked
-    version with the variant's label; one the lock lacks is installed only when
-    the configuration gives it a version specifier (the newest matching build).
-    """
+    """The configured packages this environment must hold: the locked version with the
+    variant's label, or (not locked) the configured specifier."""
     targets: list[Target] = []
     for requirement in packages:
         if requirement.marker is not None and not requirement.marker.evaluate(
@@ -94,21 +91,33 @@ def build_targets(
     return targets
 
 
+def with_family(
+    targets: Iterable[Target], installed: InstalledEnvironment
+) -> list[Target]:
+    """``targets`` without specifier-only ones that would be installed on their own.
+
+    A package the lock lacks but the configuration names with a specifier
+    (``"torchaudio>=2.8"``) moves with the family: installed when the
+    environment holds it or a locked configured package is installed too.
+    """
+    targets = list(targets)
+    has_locked = any(target.version is not None for target in targets)
+    return [
+        target
+        for target in targets
+        if target.version is not None
+        or has_locked
+        or installed.get(target.name) is not None
+    ]
+
+
 def _nothing_installed() -> InstalledEnvironment:
     return InstalledEnvironment((), {})
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What to install and what to remove; empty when the environment already matches.
-
-    It carries what it was made from, so that the installer decides nothing of
-    its own: the torch family (``protected``: pip may change these, every other
-    package is pinned), the configured names, the versions the lock resolves,
-    the environment as it was read, and whether matching builds are reinstalled.
-    :class:`~poetry_torch_cuda.install.request.InstallRequest` adds what only
-    the index and torch-cuda.lock know, once there is something to install.
-    """
+    """What to install and remove (empty when the environment matches), and what it was made from."""
 
     variant: Variant
     install: tuple[Target, ...] = ()
@@ -118,13 +127,17 @@ class Plan:
     protected: frozenset[NormalizedName] = frozenset()
     #: The configured packages (never swept as unused).
     configured: frozenset[NormalizedName] = frozenset()
+    #: What the project depends on itself, outside the configured packages: Poetry's.
+    own: frozenset[NormalizedName] = frozenset()
     #: The variant's index as ``--dry-run`` shows it (credentials masked).
     index_shown: str = ""
-    #: What the lock resolves for the environment: pip is held to these
-    #: versions for what is not installed yet.
+    #: What poetry.lock resolves for the environment.
     locked_versions: Mapping[NormalizedName, str] = field(
         default_factory=dict, compare=False
     )
+    #: Poetry's packages the family needs and the environment lacks, at
+    #: poetry.lock's version (``sync`` into an empty environment).
+    lacking: Mapping[NormalizedName, str] = field(default_factory=dict, compare=False)
     #: Reinstall builds that match already (``sync --force``).
     force: bool = False
     #: The environment as it was when the plan was made.
@@ -150,13 +163,7 @@ def plan_changes(
     configured: frozenset[NormalizedName],
     installed: InstalledEnvironment,
 ) -> Plan:
-    """Compare ``targets`` with what is installed; look for orphaned CUDA wheels.
-
-    Orphans are installed protected wheels (never the configured packages
-    themselves) that no installed distribution needs once the targets are in
-    place. Reading only the torch family's metadata keeps the common case fast;
-    the whole environment is read only when some wheel looks orphaned.
-    """
+    """Compare ``targets`` with what is installed; with nothing to install, find orphans."""
     targets = list(targets)
     install = tuple(
         target
@@ -184,15 +191,10 @@ def find_orphans(
 ) -> list[NormalizedName]:
     """Installed ``candidates`` that no other installed distribution requires."""
     present = {name for name in candidates if installed.get(name) is not None}
-    if not present:
+    if not present or not present - set(installed.graph(t.name for t in targets)):
         return []
-    target_closure = installed.closure(target.name for target in targets)
-    if not present - set(target_closure):
-        return []
-    everything = installed.all()
-    keep_roots = [name for name in everything if name not in present]
-    graph = {name: dist.requires for name, dist in everything.items()}
-    return unneeded(present, keep_roots, graph)
+    graph = installed.graph()
+    return unneeded(present, [name for name in graph if name not in present], graph)
 
 
 def _version(installed: InstalledEnvironment, name: str) -> str | None:
@@ -200,33 +202,15 @@ def _version(installed: InstalledEnvironment, name: str) -> str | None:
     return None if distribution is None else distribution.version
 
 
-def pins_for(
-    installed: InstalledEnvironment,
-    protected: frozenset[NormalizedName],
-    install: Iterable[Target],
-    locked: Mapping[NormalizedName, str] | None = None,
-) -> list[str]:
-    """``name==version`` for every package pip must not choose a version of.
-
-    That is everything but the protected torch family and what is being
-    installed: installed packages at their installed version, and packages of
-    ``locked`` (what the lock resolves for the environment) that are not
-    installed yet at their locked version, so pip never takes a newer one from
-    the variant's index. Versions that are not PEP 440 cannot be pinned.
-    """
-    asked = {target.name for target in install}
-    everything = installed.all()
-    versions = {
-        **dict(locked or {}),
-        **{name: dist.version for name, dist in everything.items()},
+def poetry_lacks(
+    plan: Plan, graph: Mapping[NormalizedName, Iterable[NormalizedName]]
+) -> dict[NormalizedName, str]:
+    """Poetry's packages (outside the family) the targets need in ``graph`` (poetry.lock's)
+    and the env lacks, at ``plan.locked_versions`` (a hook's holds only the family)."""
+    reached = dependency_closure([t.name for t in plan.install], graph)
+    versions = plan.locked_versions
+    return {
+        name: versions[name]
+        for name in sorted(reached - plan.protected)
+        if name in versions and plan.installed.get(name) is None
     }
-    pins = []
-    for name, version in sorted(versions.items()):
-        if name in protected or name in asked:
-            continue
-        try:
-            Version(version)
-        except InvalidVersion:
-            continue
-        pins.append(f"{name}=={version}")
-    return pins

@@ -7,17 +7,18 @@ from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.urls import mask_url
-from poetry_torch_cuda.install.family import with_family
 from poetry_torch_cuda.install.installed import InstalledEnvironment
-from poetry_torch_cuda.install.installed import graph_of
 from poetry_torch_cuda.install.installed import installed_environment
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_changes
+from poetry_torch_cuda.install.planning import poetry_lacks
+from poetry_torch_cuda.install.planning import with_family
 from poetry_torch_cuda.install.protection import protected_names
 from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.output import esc
 
 
 if TYPE_CHECKING:
@@ -38,11 +39,13 @@ if TYPE_CHECKING:
 def protected_for(
     config: TorchCudaConfig, locked: LockedState, installed: InstalledEnvironment
 ) -> frozenset[NormalizedName]:
-    """The torch family as both the lock and the environment see it."""
-    installed_graph = graph_of(installed.closure(config.package_names).values())
+    """The torch family as the lock and the environment see it, less what the project
+    depends on itself (its own ``triton``), which stays Poetry's."""
+    installed_graph = installed.graph(config.package_names)
     protected = protected_names(config.package_names, [locked.graph, installed_graph])
     # What the installed build needs but the lock never heard of is pip's, not Poetry's.
-    return protected | (frozenset(installed_graph) - frozenset(locked.graph))
+    protected |= frozenset(installed_graph) - frozenset(locked.graph)
+    return protected - (locked.direct - config.package_names)
 
 
 def plan_for(
@@ -53,11 +56,7 @@ def plan_for(
     *,
     force: bool = False,
 ) -> Plan:
-    """The plan that makes ``env`` hold ``variant``, with what it was made from.
-
-    Offline: it reads the torch family's metadata (the whole environment only
-    when some CUDA wheel looks unused) and asks no index.
-    """
+    """The plan that makes ``env`` hold ``variant``; offline, it asks no index."""
     installed = installed_environment(env)
     targets = with_family(
         build_targets(config.packages, locked.versions, variant, env.marker_env),
@@ -69,15 +68,24 @@ def plan_for(
         plan,
         index_shown=mask_url(config.index_url(variant)),
         locked_versions=locked.pins or locked.versions,
+        own=locked.direct - config.package_names,
     )
-    return forced(plan) if force else plan
+    plan = forced(plan) if force else plan
+    return dataclasses.replace(plan, lacking=poetry_lacks(plan, locked.graph))
+
+
+def write_plan(
+    config: TorchCudaConfig, variant: Variant, locked: LockedState, env: Env, io: IO
+) -> None:
+    """``install --dry-run``: what the after-step would install and remove, in one line."""
+    plan = plan_for(config, variant, locked, env)
+    text = esc(describe_plan(plan))
+    io.write_line(f"{PREFIX}: {text}" if plan.is_empty else f"{PREFIX}: would {text}")
 
 
 def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
-    """Carry out ``request`` with the env's pip and print one summary line.
+    """Carry ``request`` out, check the builds, sweep unused CUDA wheels; one summary line.
 
-    pip gets what the request says; then the installed builds are checked
-    against the plan and the CUDA wheels nothing needs any more are removed.
     A failure after pip succeeded puts the environment back as it was.
 
     Raises:
@@ -86,6 +94,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     # Only a run with something to do pays for these imports.
     from cleo.formatters.formatter import Formatter
 
+    from poetry_torch_cuda.install.installed import forget_views
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.undo import Stash
     from poetry_torch_cuda.install.undo import finish
@@ -104,22 +113,16 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
         stash = Stash.take(env, plan.protected & set(plan.installed.all()))
         try:
             previous = reusable_previous(env, request)
-            if previous is not None:  # a switch back: links, no download, no pip
-                previous.put_back(env, pip.uninstall, within=plan.protected)
-                done.append("put back the previous build kept in the environment")
-            elif request.files is not None:
-                from poetry_torch_cuda.install.fetched import install_locked
+            try:
+                if previous is not None:  # a switch back: links, no download, no pip
+                    previous.put_back(env, pip.uninstall, within=plan.protected)
+                    done.append("put back the previous build kept in the environment")
+                else:
+                    from poetry_torch_cuda.install.fetched import install_locked
 
-                install_locked(request, env, pip, io)
-            else:
-                assert request.index is not None
-                pip.install(
-                    request.requirements,
-                    request.index,
-                    request.constraints,
-                    force_reinstall=request.force,
-                    compile_bytecode=request.compile_bytecode,
-                )
+                    install_locked(request, env, pip, io)
+            finally:
+                forget_views()
             installed = installed_environment(env)
             done.append(_check_installed(plan, installed))
             targets = (*plan.install, *plan.satisfied)
@@ -128,6 +131,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             _remove_orphans(pip, orphans, done, env, in_process=stash is not None)
         except BaseException as error:  # interrupts and bugs too: put back, then say so
             request.forget_lock()  # a lock entry made for it stays only if it installed
+            forget_views()
             failure = undo(error, stash, plan, env, pip.uninstall)
             if isinstance(error, (TorchCudaError, OSError, KeyboardInterrupt)):
                 raise failure from None
@@ -202,10 +206,8 @@ def reconcile_environment(
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
-    The plan is made after the lock is taken, so a run that waited for another
-    one finds what that one installed; ``refresh`` then gives the configuration
-    and variant as they are now (another run may have switched meanwhile).
-    Returns the plan that was carried out (empty when the env already matched).
+    A run that waited for another one plans what is left, with ``refresh``'s
+    configuration and variant; returns the plan carried out.
     """
     from poetry_torch_cuda.install.envlock import environment_lock
 
@@ -222,7 +224,9 @@ def reconcile_environment(
         plan = plan_for(config, variant, locked, env, force=settings.force)
         if not plan.is_empty:
             from poetry_torch_cuda.install.request import prepare_install
+            from poetry_torch_cuda.install.request import refuse_system_python
 
+            refuse_system_python(env, io)
             project = settings.project if plan.install else None
             if project is not None:
                 _warn_other_owner(env, io, project, variant)
@@ -237,7 +241,6 @@ def reconcile_environment(
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
     """Warn when the variant another project installed here is being replaced."""
     from poetry_torch_cuda.install.owner import other_owner
-    from poetry_torch_cuda.output import esc
 
     warning = other_owner(env.path, project, variant.name)
     if warning is not None:

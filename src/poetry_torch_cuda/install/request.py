@@ -1,48 +1,44 @@
-"""What exactly pip is called with: decided here, before pip runs, in one object.
+"""What exactly pip is called with, decided before pip runs: every install comes through here.
 
-A :class:`~poetry_torch_cuda.install.planning.Plan` says what must change and
-is made offline. When it has something to install, :func:`prepare_install`
-adds what only the index and torch-cuda.lock know: Poetry's credentials for
-the index, one concrete build for a specifier-only entry, and the locked files
-with their sha256 (locking the variant first when torch-cuda.lock lacks it),
-or else the constraints that pin every package outside the torch family. The
-installer (:func:`~poetry_torch_cuda.install.reconcile.apply_plan` and, for
-locked files, :func:`~poetry_torch_cuda.install.fetched.install_locked`)
-carries the :class:`InstallRequest` out as it is, and
-:mod:`~poetry_torch_cuda.install.pip` writes pip's argument lists from it.
+The offline :class:`~poetry_torch_cuda.install.planning.Plan` says what must
+change; :func:`prepare_install` adds what only the index and the locks know.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
+from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.install.planning import pins_for
 from poetry_torch_cuda.output import PREFIX
 
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
+    from collections.abc import Mapping
+    from typing import Any
 
     from cleo.io.io import IO
     from poetry.config.config import Config
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.index.credentials import IndexAccess
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.lockfile.model import LockedFile
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
-    #: Gives a variant's entry of torch-cuda.lock, locking it first if needed.
-    LockLookup = Callable[[Variant], VariantLock]
+#: pip's own opt-in to installing into an externally managed Python (PEP 668).
+BREAK_SYSTEM = "PIP_BREAK_SYSTEM_PACKAGES"
 
 
 def _keep() -> None:
@@ -51,31 +47,18 @@ def _keep() -> None:
 
 @dataclass(frozen=True)
 class InstallRequest:
-    """Everything pip gets for one change.
+    """Everything pip gets for one change: exactly ``files``, each with its lock's sha256.
 
-    With ``files``, pip installs exactly those, each checked against its
-    sha256 (``--no-index --no-deps --require-hashes``); what the torch family
-    then needs and the environment lacks comes from ``index`` at its locked
-    version, every other package pinned as it is then. Without ``files``, pip
-    installs ``requirements`` from ``index`` with ``constraints``. Either way
-    ``force`` adds ``--force-reinstall`` and ``compile_bytecode`` drops
-    ``--no-compile``. Afterwards the CUDA wheels of ``plan.sweepable`` that
-    nothing needs any more are uninstalled (``plan.remove`` when nothing is
-    installed).
+    ``plan.force`` adds ``--force-reinstall``, ``compile_bytecode`` drops
+    ``--no-compile``; afterwards the unused CUDA wheels of ``plan.sweepable``
+    are removed (``plan.remove`` when nothing is installed).
     """
 
-    #: The plan, its specifier-only targets pinned to one build of the variant.
     plan: Plan
     config: TorchCudaConfig
-    #: The variant's index with its credentials (``index.shown`` in messages);
-    #: ``None`` when nothing is to be installed.
-    index: IndexAccess | None = None
-    #: ``name==version`` for every package pip must not choose a version of.
-    constraints: tuple[str, ...] = ()
-    #: The variant's locked files (URL, sha256), when torch-cuda.lock is used.
-    files: tuple[LockedFile, ...] | None = None
+    #: torch-cuda.lock's files for the family, poetry.lock's for Poetry's packages.
+    files: tuple[LockedFile, ...] = ()
     compile_bytecode: bool = False
-    #: Where downloads find Poetry's artifact cache and credentials.
     poetry_config: Config | None = None
     #: Puts torch-cuda.lock back when this install locked the variant and failed.
     forget_lock: Callable[[], None] = _keep
@@ -85,27 +68,28 @@ class InstallRequest:
         """What is asked for, as pip reads it (``torch==2.14.1+cu130``)."""
         return [target.pip_requirement for target in self.plan.install]
 
-    @property
-    def force(self) -> bool:
-        """Whether builds that match already are reinstalled too."""
-        return self.plan.force
-
 
 @dataclass(frozen=True)
 class InstallSettings:
     """How a command carries its changes out; what changes is the plan's."""
 
-    #: The project's Poetry configuration: credentials, the artifact cache
-    #: (default: the user's global configuration).
-    poetry_config: Config | None = None
+    #: The project: its poetry.lock, sources, configuration and torch-cuda.lock.
+    poetry: Poetry | None = None
+    io: IO | None = None
     #: Reinstall matching builds too (``sync --force``).
     force: bool = False
     #: Write ``.pyc`` files, as ``poetry install --compile`` does.
     compile_bytecode: bool = False
-    #: The project installing: recorded as the environment's owner.
-    project: Path | None = None
-    #: The variant's entry of torch-cuda.lock: then pip installs exactly its files.
-    lock_for: LockLookup | None = None
+
+    @property
+    def poetry_config(self) -> Config | None:
+        """The project's Poetry configuration (credentials, the artifact cache)."""
+        return None if self.poetry is None else self.poetry.config
+
+    @property
+    def project(self) -> Path | None:
+        """The project installing: recorded as the environment's owner."""
+        return None if self.poetry is None else self.poetry.pyproject_path.parent
 
     @classmethod
     def of(
@@ -116,31 +100,18 @@ class InstallSettings:
         force: bool = False,
         compile_bytecode: bool = False,
     ) -> InstallSettings:
-        """A project's settings: its Poetry config, its directory, its torch-cuda.lock."""
-        from poetry_torch_cuda.lockfile import LockLookup as EntryLookup
-
-        return cls(
-            poetry.config,
-            force,
-            compile_bytecode,
-            poetry.pyproject_path.parent,
-            EntryLookup(poetry, io),
-        )
+        return cls(poetry, io, force, compile_bytecode)
 
 
 def prepare_install(
     plan: Plan, config: TorchCudaConfig, env: Env, io: IO, settings: InstallSettings
 ) -> InstallRequest:
-    """The request that carries ``plan`` out for ``config`` with ``settings``.
-
-    Only a plan that installs something asks anything: Poetry's credentials,
-    the index (for a specifier-only entry), torch-cuda.lock (``settings.lock_for``
-    locks the variant first when the file lacks it).
+    """The request that carries ``plan`` out: one build per specifier-only entry,
+    torch-cuda.lock's files for the family (the variant locked first if missing),
+    poetry.lock's for the Poetry packages it needs and the environment lacks.
 
     Raises:
-        TorchCudaError: no build satisfies a specifier, the variant cannot be
-            locked, or the lock lacks a file; nothing was changed, and the
-            message says what the environment holds.
+        TorchCudaError: no build, no lock entry or no file; nothing was changed.
     """
     request = InstallRequest(
         plan,
@@ -150,58 +121,119 @@ def prepare_install(
     )
     if not plan.install:
         return request
-    from poetry_torch_cuda.index.client import index_client
-    from poetry_torch_cuda.index.credentials import index_access
-    from poetry_torch_cuda.install.family import pin_specifiers
-
-    index = index_access(config, plan.variant, settings.poetry_config)
-    client = index_client(settings.poetry_config, config.project_sources)
-    plan = pin_specifiers(plan, config, client, env.marker_env, plan.installed)
-    request = dataclasses.replace(request, plan=plan, index=index)
-    io.write_line(
-        f"{PREFIX}: installing <c2>{', '.join(request.requirements)}</> "
-        f"from <comment>{index.shown}</>",
-        verbosity=Verbosity.VERBOSE,
-    )
-    if settings.lock_for is not None:
-        return _with_locked_files(request, settings.lock_for, env)
-    pins = pins_for(plan.installed, plan.protected, plan.install, plan.locked_versions)
-    return dataclasses.replace(request, constraints=tuple(pins))
-
-
-def _with_locked_files(
-    request: InstallRequest, lock_for: LockLookup, env: Env
-) -> InstallRequest:
-    """``request`` with the files of torch-cuda.lock this environment needs."""
     from poetry_torch_cuda.install.hashes import locked_files
+    from poetry_torch_cuda.install.hashes import poetry_files
     from poetry_torch_cuda.install.undo import versions_of
     from poetry_torch_cuda.install.undo import with_state
+    from poetry_torch_cuda.lockfile import LockLookup
 
-    plan = request.plan
-    lock = _variant_lock(lock_for, plan)
-    forget = getattr(lock_for, "undo", None)
-    forget = forget if callable(forget) else _keep
+    poetry = settings.poetry
+    assert poetry is not None, "an install needs the project (InstallSettings.of)"
+    if any(target.version is None for target in plan.install):
+        from poetry_torch_cuda.index.client import index_client
+
+        client = index_client(settings.poetry_config, config.project_sources)
+        plan = pin_specifiers(plan, config, client, env.marker_env, plan.installed)
+    io.write_line(
+        f"{PREFIX}: installing <c2>{', '.join(t.pip_requirement for t in plan.install)}</>",
+        verbosity=Verbosity.VERBOSE,
+    )
+    lookup = LockLookup(poetry, settings.io or io)
+    lock = _variant_lock(lookup, plan)
     try:
-        files = locked_files(lock, plan, env, plan.installed, force=plan.force)
+        files = locked_files(lock, plan, env)
+        files += poetry_files(poetry, env, plan.lacking)
     except TorchCudaError as error:
-        forget()  # an entry locked for this install stays only if it installed
+        lookup.undo()  # an entry locked for this install stays only if it installed
         raise with_state(error, plan, versions_of(plan.installed), env) from None
-    return dataclasses.replace(request, files=tuple(files), forget_lock=forget)
+    return dataclasses.replace(
+        request, plan=plan, files=tuple(files), forget_lock=lookup.undo
+    )
 
 
-def _variant_lock(lock_for: LockLookup, plan: Plan) -> VariantLock:
+def _variant_lock(
+    lock_for: Callable[[Variant], VariantLock], plan: Plan
+) -> VariantLock:
     """The variant's entry of torch-cuda.lock (locked first when missing)."""
-    from poetry_torch_cuda.install.undo import versions_of
-
     try:
         return lock_for(plan.variant)
     except TorchCudaError as error:
-        versions = versions_of(plan.installed)
         names = [target.name for target in plan.install]
-        held = ", ".join(f"{n} {versions[n]}" for n in names if n in versions)
+        held = [
+            f"{name} {found.version}"
+            for name in names
+            if (found := plan.installed.get(name)) is not None
+        ]
         state = (
-            f"Nothing changed: the environment still has {held}."
+            f"Nothing changed: the environment still has {', '.join(held)}."
             if held
-            else "Nothing was installed."
+            else "No torch build was installed."
         )
         raise TorchCudaError(f"{error}\n{state}") from None
+
+
+def pin_specifiers(
+    plan: Plan,
+    config: TorchCudaConfig,
+    client: IndexClient,
+    marker_env: Mapping[str, Any],
+    installed: InstalledEnvironment,
+) -> Plan:
+    """``plan`` with each specifier-only target pinned to one build of the variant:
+    the installed public version where offered, else the newest that satisfies it.
+
+    Raises:
+        TorchCudaError: the variant's index has no build that satisfies it.
+    """
+    label = plan.variant.local_label
+    pinned = []
+    for target in plan.install:
+        if target.version is not None:
+            pinned.append(target)
+            continue
+        files = client.project(config.index_url(plan.variant), target.name)
+        offered = files.versions(label, marker_env)
+        builds = [
+            version
+            for version in offered
+            if target.specifier is None
+            or target.specifier.contains(version, prereleases=True)
+        ]
+        if not builds:
+            shown = ", ".join(str(v) for v in offered[:6])
+            raise TorchCudaError(
+                f"the {plan.variant} index has no build of {target.name} that "
+                f"satisfies {target.specifier or 'any version'} "
+                f"({'it has ' + shown if shown else 'it has none'}); nothing was "
+                f"changed. Loosen the specifier in [tool.poetry-torch-cuda] packages "
+                f"or choose another variant."
+            )
+        held = installed.get(target.name)
+        public = None if held is None else Version(held.version).public
+        chosen = next((v for v in builds if v.public == public), builds[0])
+        pinned.append(dataclasses.replace(target, version=chosen))
+    return dataclasses.replace(plan, install=tuple(pinned))
+
+
+def refuse_system_python(env: Env, io: IO) -> None:
+    """Refuse an externally managed Python (PEP 668) as pip does, unless opted in as for pip.
+
+    Raises:
+        TorchCudaError: the environment is externally managed and not opted in.
+    """
+    if env.is_venv():
+        return
+    marker = Path(env.paths.get("stdlib", "")) / "EXTERNALLY-MANAGED"
+    opted_in = os.environ.get(BREAK_SYSTEM, "").lower() in ("1", "true", "yes", "on")
+    if marker.is_file() and not opted_in:
+        raise TorchCudaError(
+            f"{env.path} is not a virtual environment but a Python its distribution "
+            f"manages (PEP 668: {marker} exists), so pip refuses to install into it, "
+            "and so does the plugin. Nothing was installed. Let Poetry create a "
+            "virtual environment (`poetry config virtualenvs.create true`), or, to "
+            f"install into this Python anyway, as pip allows, set {BREAK_SYSTEM}=1."
+        )
+    io.write_error_line(
+        f"{PREFIX}: <warning>installing into {env.path}, which is not a virtual "
+        "environment (virtualenvs.create = false)</>"
+    )

@@ -197,7 +197,7 @@ def family_problems(
     (sha256 of every file too with ``hashes``)."""
     from poetry_torch_cuda.install.installed import installed_environment
 
-    family = set(installed_environment(env).closure(roots))
+    family = set(installed_environment(env).graph(roots))
     if not family:
         return []
     return record_problems(site_paths(env), family, hashed=family if hashes else ())

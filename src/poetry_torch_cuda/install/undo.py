@@ -162,7 +162,7 @@ def finish(stash: Stash | None, env: Env, request: InstallRequest) -> None:
     """After a change that held, its stash becomes the previous build
     (none after ``sync --force``, which trusts torch-cuda.lock alone)."""
     files = {item.sha256 for item in request.files or ()}
-    if request.force or stash is None or not stash.files:
+    if request.plan.force or stash is None or not stash.files:
         drop_previous(env.path)
         if stash is not None:
             stash.drop()

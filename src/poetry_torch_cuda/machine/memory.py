@@ -57,7 +57,9 @@ def machine_key(machine: Machine) -> str | None:
 
 def memory_path(env_path: Path) -> Path:
     """Where an environment's memory lives."""
-    return Path(env_path) / FILE_NAME
+    from poetry_torch_cuda.install.envlock import state_dir
+
+    return state_dir(Path(env_path)) / FILE_NAME
 
 
 def failures(env_path: Path, machine: Machine | None = None) -> list[Failure]:

@@ -33,6 +33,8 @@ class LockedState:
     #: Every package the lock resolves for the environment, at its version: what
     #: pip is held to when it must add something (empty: ``versions``).
     pins: Mapping[NormalizedName, str] = field(default_factory=dict)
+    #: The project's own direct dependencies (every group): Poetry's, never the plugin's.
+    direct: frozenset[NormalizedName] = frozenset()
 
 
 def dependency_graph(
@@ -138,7 +140,8 @@ def locked_state(poetry: Poetry, env: Env) -> LockedState:
         )
     groups = poetry.package.dependency_group_names()
     versions = resolved_versions(poetry, env.marker_env, groups)
-    return LockedState(versions, locked_graph(poetry))
+    direct = frozenset(dependency.name for dependency in poetry.package.all_requires)
+    return LockedState(versions, locked_graph(poetry), direct=direct)
 
 
 #: Poetry's own words when ``poetry install`` refuses a stale lock.
@@ -162,3 +165,14 @@ def check_fresh(poetry: Poetry) -> None:
     """
     if is_stale(poetry):
         raise TorchCudaError(STALE_LOCK)
+
+
+def locked_packages(
+    poetry: Poetry, wanted: Mapping[NormalizedName, str]
+) -> list[Package]:
+    """poetry.lock's packages at the ``wanted`` versions, with their files' hashes."""
+    return [
+        package
+        for package in poetry.locker.locked_repository().packages
+        if wanted.get(package.name) == package.version.text
+    ]

@@ -214,6 +214,7 @@ def command_locked_state(
         target_versions(configured, everything, held, selected),
         base.graph,
         pins={**everything, **base.versions},
+        direct=base.direct,
     )
 
 
