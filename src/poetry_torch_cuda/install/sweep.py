@@ -15,6 +15,7 @@ run in-process (``poetry.installation.uninstaller``), else one pip run.
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import os
 import shutil
@@ -98,9 +99,25 @@ def files_by_name(
             continue
         found[name] = [
             (Path(os.path.normpath(str(distribution.locate_file(entry)))), entry)
-            for entry in distribution.files or ()
+            for entry in _record(distribution)
         ]
     return found
+
+
+def _record(distribution: metadata.Distribution) -> list[metadata.PackagePath]:
+    """Every ``RECORD`` entry, missing files included: the ``importlib_metadata``
+    backport (which Poetry's dependencies install as the finder) drops those."""
+    entries = []
+    for row in csv.reader((distribution.read_text("RECORD") or "").splitlines()):
+        if not row:
+            continue
+        entry = metadata.PackagePath(row[0])
+        digest = row[1] if len(row) > 1 else ""
+        entry.hash = metadata.FileHash(digest) if digest else None
+        entry.size = int(row[2]) if len(row) > 2 and row[2] else None
+        entry.dist = distribution
+        entries.append(entry)
+    return entries
 
 
 def record_problems(
