@@ -137,20 +137,13 @@ class DetectCommand(TorchCudaCommand):
         torch: str | None,
     ) -> int:
         """``auto``'s reasoning for a declared machine, asking its platform's index."""
-        from poetry_torch_cuda.errors import TorchCudaError
         from poetry_torch_cuda.index.offers import wanted_versions
         from poetry_torch_cuda.machine.fleet import target_machine
         from poetry_torch_cuda.machine.fleet import target_offers
         from poetry_torch_cuda.machine.resolution import choose
+        from poetry_torch_cuda.project.targets import find_target
 
-        name = str(self.option("target"))
-        target = next((t for t in config.targets if t.name == name), None)
-        if target is None:
-            declared = ", ".join(t.name for t in config.targets) or "none"
-            raise TorchCudaError(
-                f"no target named {name!r} in [[tool.poetry-torch-cuda.targets]]; "
-                f"declared: {declared}."
-            )
+        target = find_target(config.targets, str(self.option("target")))
         wanted = wanted_versions(config.package_names, locked)
         finder = target_offers(config, client, wanted, target, self.env.marker_env)
         decision = choose(target_machine(target), finder, torch)

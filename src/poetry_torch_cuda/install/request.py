@@ -208,6 +208,10 @@ def _variant_lock(lock_for: LockLookup, plan: Plan) -> VariantLock:
         state = (
             f"Nothing changed: the environment still has {held}."
             if held
-            else "Nothing was installed."
+            else "No torch build was installed."
         )
+        if getattr(error, "cause", None):  # the index did not answer at all
+            from poetry_torch_cuda.project.config import UNREACHABLE_HINT
+
+            state += f" {UNREACHABLE_HINT}"
         raise TorchCudaError(f"{error}\n{state}") from None

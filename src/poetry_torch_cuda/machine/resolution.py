@@ -220,7 +220,7 @@ def refresher(
     """
 
     def refresh() -> tuple[TorchCudaConfig, Variant] | None:
-        from poetry_torch_cuda.project.reread import current_config
+        from poetry_torch_cuda.project.config import current_config
 
         config = current_config(poetry.pyproject_path)
         if config is None:

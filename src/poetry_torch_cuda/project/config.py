@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from dataclasses import field
@@ -15,11 +16,12 @@ from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import ConfigError
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.errors import describe_value as _describe
 from poetry_torch_cuda.index.urls import is_loopback
 from poetry_torch_cuda.index.urls import mask_url
 from poetry_torch_cuda.project.targets import Target
 from poetry_torch_cuda.project.targets import parse_targets
-from poetry_torch_cuda.project.values import describe_value as _describe
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import Variant
 from poetry_torch_cuda.project.variants import not_a_variant
@@ -28,6 +30,7 @@ from poetry_torch_cuda.project.variants import parse_variant
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 
 TABLE = "poetry-torch-cuda"
@@ -39,6 +42,12 @@ ENV_INDEX_URL = "POETRY_TORCH_CUDA_INDEX_URL"
 ENV_DISABLE = "POETRY_TORCH_CUDA_DISABLE"
 ENV_VERIFY = "POETRY_TORCH_CUDA_VERIFY"
 DEFAULT_VERIFY_TIMEOUT = 120.0
+#: The next steps when the variant's index cannot be reached from this machine.
+UNREACHABLE_HINT = (
+    f"If the index cannot be reached from here, use a mirror: index-url or source "
+    f"in [tool.{TABLE}], or {ENV_INDEX_URL} for one run; behind a proxy, set "
+    "HTTPS_PROXY (and NO_PROXY) as for pip."
+)
 
 _KEYS = (
     "variant",
@@ -98,22 +107,54 @@ def is_disabled(environ: Mapping[str, str] = os.environ) -> bool:
     return environ.get(ENV_DISABLE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def refuse_if_disabled(environ: Mapping[str, str] = os.environ) -> None:
+    """The one answer of every ``torch-cuda`` command while the plugin is disabled.
+
+    Raises:
+        TorchCudaError: ``POETRY_TORCH_CUDA_DISABLE`` is set.
+    """
+    if is_disabled(environ):
+        raise TorchCudaError(
+            f"poetry-torch-cuda is disabled by {ENV_DISABLE}={environ[ENV_DISABLE]}; "
+            "unset it to use `poetry torch-cuda`."
+        )
+
+
+def current_config(
+    path: Path, environ: Mapping[str, str] = os.environ
+) -> TorchCudaConfig | None:
+    """The configuration pyproject.toml at ``path`` gives now (another run may
+    have changed it while this one waited for the environment lock).
+
+    Raises:
+        ConfigError: the table became invalid meanwhile.
+    """
+    return load_config(read_pyproject(path), environ)
+
+
+def read_pyproject(path: Path) -> dict[str, Any]:
+    """pyproject.toml at ``path``, parsed afresh."""
+    from poetry.core.pyproject.toml import PyProjectTOML
+
+    return dict(PyProjectTOML(path).data)
+
+
 def load_config(
     pyproject: Mapping[str, Any], environ: Mapping[str, str] = os.environ
 ) -> TorchCudaConfig | None:
     """Return the project's configuration, or ``None`` when the plugin has nothing to do.
 
-    ``pyproject`` is the parsed pyproject.toml. Nothing is returned when the
-    project has no ``[tool.poetry-torch-cuda]`` table or the plugin is disabled.
+    ``pyproject`` is the parsed pyproject.toml (plain or tomlkit); every value
+    in the result is a plain Python value. Nothing is returned when the project
+    has no ``[tool.poetry-torch-cuda]`` table or the plugin is disabled.
 
     Raises:
         ConfigError: a key, a value or an override is invalid.
     """
-    if is_disabled(environ):
-        return None
     tool = pyproject.get("tool")
-    if not isinstance(tool, dict) or TABLE not in tool:
+    if is_disabled(environ) or not isinstance(tool, dict) or TABLE not in tool:
         return None
+    tool = _plain(tool)
     table = tool[TABLE]
     if not isinstance(table, dict):
         raise ConfigError(
@@ -122,9 +163,11 @@ def load_config(
         )
     unknown = sorted(set(table) - set(_KEYS))
     if unknown:
+        close = difflib.get_close_matches(unknown[0], _KEYS, n=1, cutoff=0.6)
+        hint = f": did you mean {close[0]!r}? A" if close else "; a"
         raise ConfigError(
-            f"[tool.{TABLE}] has unknown key {unknown[0]!r}; "
-            f"allowed keys are {', '.join(_KEYS)}."
+            f"[tool.{TABLE}] has unknown key {unknown[0]!r}{hint}llowed keys are "
+            f"{', '.join(_KEYS)}."
         )
 
     variant_value, variant_origin = _override(table, "variant", environ, ENV_VARIANT)
@@ -141,7 +184,7 @@ def load_config(
             f"[tool.{TABLE}] allow-insecure-http must be true or false, "
             f"got {_describe(allow_insecure)}."
         )
-    sources = _project_sources(pyproject)
+    sources = _project_sources(tool)
     source = _source_name(table, sources)
     index_value, index_origin = _override(table, "index-url", environ, ENV_INDEX_URL)
     if index_origin == ENV_INDEX_URL:
@@ -217,13 +260,18 @@ def _verify_settings(
     return verify, float(timeout)
 
 
-def _project_sources(pyproject: Mapping[str, Any]) -> dict[str, str]:
+def _plain(value: Any) -> Any:
+    """``value`` with tomlkit's items (``String``…) turned into plain Python values."""
+    unwrap = getattr(value, "unwrap", None)
+    return unwrap() if callable(unwrap) else value
+
+
+def _project_sources(tool: Mapping[str, Any]) -> dict[str, str]:
     """Name -> URL of the project's ``[[tool.poetry.source]]`` entries that have both.
 
     Poetry validates the sources itself; what it would reject is skipped here.
     """
-    tool = pyproject.get("tool")
-    poetry = tool.get("poetry") if isinstance(tool, dict) else None
+    poetry = tool.get("poetry")
     entries = poetry.get("source") if isinstance(poetry, dict) else None
     sources: dict[str, str] = {}
     for entry in entries if isinstance(entries, list) else ():
