@@ -61,11 +61,14 @@ class LockError(TorchCudaError):
 
     #: The HTTP status of the index's refusal, when that was the cause.
     status: int | None = None
+    #: Why the index did not answer at all (``IndexUnavailableError.cause``).
+    cause: str | None = None
 
 
 def _unavailable(error: Exception) -> LockError:
     failure = LockError(str(error))
     failure.status = getattr(error, "status", None)
+    failure.cause = getattr(error, "cause", None)
     return failure
 
 
