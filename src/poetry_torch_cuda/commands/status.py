@@ -46,8 +46,9 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         "fails when the driver is too old for the variant, a GPU is not built into "
         "it, the installed build differs from the configured one, unused CUDA "
         "wheels are left, a packages entry names nothing in the lock, or a package "
-        "PyTorch builds per variant is installed but left to Poetry. It judges what "
-        "is installed; the groups and extras options also require what they select."
+        "PyTorch builds per variant is installed but left to Poetry, or a configured "
+        "package `poetry install` selects here (with the groups and extras options "
+        "given, else its default groups) is missing."
     )
 
     def reads_only(self, io: IO) -> bool:
