@@ -68,7 +68,10 @@ class LockError(TorchCudaError):
 def _unavailable(error: Exception) -> LockError:
     failure = LockError(str(error))
     failure.status = getattr(error, "status", None)
-    failure.cause = getattr(error, "cause", None)
+    # No HTTP status: the index did not answer (the client words why).
+    failure.cause = getattr(error, "cause", None) or (
+        None if failure.status else "no answer"
+    )
     return failure
 
 

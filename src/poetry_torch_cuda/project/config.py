@@ -29,6 +29,7 @@ from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Mapping
     from pathlib import Path
 
@@ -178,12 +179,7 @@ def load_config(
         )
     variant = _variant(variant_value, variant_origin)
 
-    allow_insecure = table.get("allow-insecure-http", False)
-    if not isinstance(allow_insecure, bool):
-        raise ConfigError(
-            f"[tool.{TABLE}] allow-insecure-http must be true or false, "
-            f"got {_describe(allow_insecure)}."
-        )
+    allow_insecure = _checked(table, "allow-insecure-http", False, _is_bool, _BOOL)
     sources = _project_sources(tool)
     source = _source_name(table, sources)
     index_value, index_origin = _override(table, "index-url", environ, ENV_INDEX_URL)
@@ -211,52 +207,62 @@ def load_config(
         verify=verify,
         verify_timeout=verify_timeout,
         lock_variants=_lock_variants(table.get("lock-variants")),
-        download_concurrency=_download_concurrency(table),
+        download_concurrency=_checked(
+            table,
+            "download-concurrency",
+            DEFAULT_DOWNLOAD_CONCURRENCY,
+            lambda v: _is_number(v, int) and 1 <= v <= MAX_DOWNLOAD_CONCURRENCY,
+            f"a whole number from 1 to {MAX_DOWNLOAD_CONCURRENCY} (files fetched at once)",
+        ),
     )
 
 
-def _download_concurrency(table: Mapping[str, Any]) -> int:
-    value = table.get("download-concurrency", DEFAULT_DOWNLOAD_CONCURRENCY)
-    if (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and 1 <= value <= MAX_DOWNLOAD_CONCURRENCY
-    ):
-        return value
-    raise ConfigError(
-        f"[tool.{TABLE}] download-concurrency must be a whole number from 1 to "
-        f"{MAX_DOWNLOAD_CONCURRENCY} (files fetched at once), got {_describe(value)}."
-    )
+_BOOL = "true or false"
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_number(value: Any, kinds: type | tuple[type, ...] = (int, float)) -> bool:
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
+def _checked(
+    table: Mapping[str, Any],
+    key: str,
+    default: Any,
+    valid: Callable[[Any], bool],
+    wanted: str,
+) -> Any:
+    """``table[key]`` (or ``default``) when ``valid``, else the one wording of the error."""
+    value = table.get(key, default)
+    if not valid(value):
+        raise ConfigError(
+            f"[tool.{TABLE}] {key} must be {wanted}, got {_describe(value)}."
+        )
+    return value
 
 
 def _verify_settings(
     table: Mapping[str, Any], environ: Mapping[str, str]
 ) -> tuple[bool, float]:
     """``verify`` (with its environment override) and ``verify-timeout``."""
-    verify = table.get("verify", True)
-    if not isinstance(verify, bool):
-        raise ConfigError(
-            f"[tool.{TABLE}] verify must be true or false, got {_describe(verify)}."
-        )
+    verify = _checked(table, "verify", True, _is_bool, _BOOL)
     override = environ.get(ENV_VERIFY, "").strip().lower()
-    if override in ("0", "false", "no", "off"):
-        verify = False
-    elif override in ("1", "true", "yes", "on"):
-        verify = True
+    if override in ("0", "false", "no", "off", "1", "true", "yes", "on"):
+        verify = override in ("1", "true", "yes", "on")
     elif override:
         raise ConfigError(
             f"{ENV_VERIFY}={override!r} is not a switch; use 0 (off) or 1 (on)."
         )
-    timeout = table.get("verify-timeout", DEFAULT_VERIFY_TIMEOUT)
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not (0 < timeout <= 3600)
-    ):
-        raise ConfigError(
-            f"[tool.{TABLE}] verify-timeout must be a number of seconds above 0 "
-            f"and at most 3600, got {_describe(timeout)}."
-        )
+    timeout = _checked(
+        table,
+        "verify-timeout",
+        DEFAULT_VERIFY_TIMEOUT,
+        lambda v: _is_number(v) and 0 < v <= 3600,
+        "a number of seconds above 0 and at most 3600",
+    )
     return verify, float(timeout)
 
 
