@@ -42,14 +42,12 @@ def documentation() -> str:
         urls = metadata(DISTRIBUTION).get_all("Project-URL") or []
     except PackageNotFoundError:  # pragma: no cover - we are running, so installed
         urls = []
-    by_label = {}
-    for entry in urls:
-        label, _, url = str(entry).partition(",")
-        by_label[label.strip().lower()] = url.strip()
-    for label in ("documentation", "homepage", "repository", "source"):
-        if by_label.get(label):
-            return by_label[label]
-    return README
+    by_label = {
+        label.strip().lower(): url.strip()
+        for label, _, url in (str(entry).partition(",") for entry in urls)
+    }
+    labels = ("documentation", "homepage", "repository", "source")
+    return next((by_label[k] for k in labels if by_label.get(k)), README)
 
 
 def overview() -> list[str]:
