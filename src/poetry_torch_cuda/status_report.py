@@ -1,9 +1,5 @@
-"""Everything ``poetry torch-cuda status`` reports, gathered once, rendered twice.
-
-The report is plain data (and JSON); the warnings are what ``--check`` fails
-on: a driver too old for the variant, a GPU the variant is not built for, an
-installed build other than the configured one, leftover CUDA wheels, no lock.
-"""
+"""Everything ``poetry torch-cuda status`` reports, gathered once, rendered twice;
+its warnings are what ``--check`` fails on."""
 
 from __future__ import annotations
 

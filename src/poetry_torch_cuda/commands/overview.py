@@ -1,9 +1,7 @@
 """``poetry torch-cuda`` alone (and ``--help``): the subcommands, one line each.
 
-Registered under the namespace's own name. cleo picks the longest registered
-name that the command line starts with, so ``poetry torch-cuda status`` still
-runs ``torch-cuda status``; a mistyped subcommand lands here and is answered
-with the list and exit code 1.
+cleo runs the longest registered name the command line starts with, so a
+mistyped subcommand lands here and is answered with the list and exit 1.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""``[[tool.poetry-torch-cuda.targets]]``: the machines a project must run on.
-
-Each target names a driver, its GPUs' compute capabilities and a platform;
-:mod:`poetry_torch_cuda.machine.fleet` checks the lock against them, so a CI
-job or a Docker builder without a GPU can guard the whole fleet.
-"""
+"""``[[tool.poetry-torch-cuda.targets]]``: the machines (driver, GPUs, platform) a
+project must run on, checked by :mod:`poetry_torch_cuda.machine.fleet`."""
 
 from __future__ import annotations
 
