@@ -58,24 +58,23 @@ class TorchCudaPlugin(ApplicationPlugin):
         dispatcher.add_listener(TERMINATE, self._on_terminate)
 
     def _on_validate(self, event: Event, event_name: str, dispatcher: Any) -> None:
-        # Our own commands check their arguments before Poetry makes a virtualenv.
+        # Our own commands check their input before Poetry makes a virtualenv.
         validate = getattr(getattr(event, "command", None), "validate_early", None)
         if callable(validate):
             validate(event.io)  # type: ignore[attr-defined]
-        hooks = self._hooks_for(event)
-        if hooks is not None:
-            hooks.on_validate(event, event_name, dispatcher)  # type: ignore[arg-type]
+        self._forward("on_validate", event, event_name, dispatcher)
 
     def _on_command(self, event: Event, event_name: str, dispatcher: Any) -> None:
         _warn_on_poetry_export(event)
-        hooks = self._hooks_for(event)
-        if hooks is not None:
-            hooks.on_command(event, event_name, dispatcher)  # type: ignore[arg-type]
+        self._forward("on_command", event, event_name, dispatcher)
 
     def _on_terminate(self, event: Event, event_name: str, dispatcher: Any) -> None:
+        self._forward("on_terminate", event, event_name, dispatcher)
+
+    def _forward(self, name: str, event: Event, *args: Any) -> None:
         hooks = self._hooks_for(event)
         if hooks is not None:
-            hooks.on_terminate(event, event_name, dispatcher)  # type: ignore[arg-type]
+            getattr(hooks, name)(event, *args)
 
     def _hooks_for(self, event: Event) -> CommandHooks | None:
         from poetry.console.commands.installer_command import InstallerCommand

@@ -1,17 +1,15 @@
-"""Everything ``poetry torch-cuda status`` reports, gathered once, rendered twice.
-
-The report is plain data (and JSON); the warnings are what ``--check`` fails
-on: a driver too old for the variant, a GPU the variant is not built for, an
-installed build other than the configured one, leftover CUDA wheels, no lock.
-"""
+"""Everything ``poetry torch-cuda status`` reports, gathered once, rendered twice;
+its warnings are what ``--check`` fails on."""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
+from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
@@ -24,16 +22,13 @@ from poetry_torch_cuda.machine.detection import assess
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from poetry.poetry import Poetry
-    from poetry.utils.env import Env
-
-    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.install.build_info import InstalledBuild
+    from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.install.planning import Target
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.resolution import Resolution
     from poetry_torch_cuda.project.config import TorchCudaConfig
-    from poetry_torch_cuda.project.selection import Selection
 
 SYNC_HINT = "run `poetry torch-cuda sync`"
 
@@ -104,39 +99,37 @@ class StatusReport:
         }
 
 
-def build_report(
-    config: TorchCudaConfig,
-    poetry: Poetry,
-    env: Env,
-    machine: Machine,
-    client: IndexClient,
-    selection: Selection | None = None,
-) -> StatusReport:
-    """Gather the status of ``env`` for ``config`` on ``machine``."""
+def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
+    """Gather the status of ``ctx.env`` for ``ctx.config`` on ``machine``.
+
+    A configured package is required when the environment holds it, or when
+    ``poetry install`` with the options given (without any: its default
+    groups) selects it for this environment.
+    """
     from poetry_torch_cuda.install.installed import installed_environment
     from poetry_torch_cuda.install.planning import find_orphans
     from poetry_torch_cuda.install.protection import own_cuda_wheels
     from poetry_torch_cuda.install.reconcile import plan_for
     from poetry_torch_cuda.machine.resolution import resolve
-    from poetry_torch_cuda.project.absence import lock_view
     from poetry_torch_cuda.project.locked import STALE_LOCK
     from poetry_torch_cuda.project.locked import is_stale
-    from poetry_torch_cuda.project.selection import Selection
+    from poetry_torch_cuda.project.selection import LockView
     from poetry_torch_cuda.project.selection import command_locked_state
 
-    selection = selection or Selection(frozenset(), frozenset(), explicit=False)
+    config, poetry, env = ctx.config, ctx.poetry, ctx.env
+    judged = ctx.selection.or_default(poetry)
     try:
-        locked = command_locked_state(poetry, env, config.package_names, selection)
+        locked = command_locked_state(poetry, env, config.package_names, judged)
     except TorchCudaError:
         locked = None
-    view = None if locked is None else lock_view(poetry, env, selection)
+    view = None if locked is None else LockView.of(poetry, env, judged)
     resolution = resolve(
         config,
         poetry,
         env,
         None if view is None else view.versions,
         machine=machine,
-        client=client,
+        client=ctx.client,
     )
     variant = resolution.variant
     report = StatusReport(resolution, config.index_url(variant), machine)
@@ -151,6 +144,7 @@ def build_report(
     elif is_stale(poetry):
         report.warnings.append(STALE_LOCK)
     targets = {}
+    missing: set[str] = set()
     if locked is not None and managed:
         plan = plan_for(config, variant, locked, env)
         protected, installed = plan.protected, plan.installed
@@ -163,18 +157,14 @@ def build_report(
         report.orphans = list(
             find_orphans(protected - config.package_names, targets.values(), installed)
         )
-    else:
-        missing = set()
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)
-        target = targets.get(name)
-        locked_version = None if view is None else view.versions.get(name)
         installed_build = builds.get(name)
         report.packages.append(
             PackageStatus(
                 name,
-                locked_version,
-                _wanted(target),
+                None if view is None else view.versions.get(name),
+                _wanted(targets.get(name)),
                 installed_build,
                 name not in missing,
                 None
@@ -182,7 +172,7 @@ def build_report(
                 else view.why_absent(name),
             )
         )
-    _judge(report, config, locked is not None and managed)
+    _judge(report, config, locked is not None and managed, ctx.selection.explicit)
     from poetry_torch_cuda.install.sweep import family_problems
     from poetry_torch_cuda.install.undo import dead_stashes
 
@@ -199,28 +189,30 @@ def build_report(
                 "run `poetry install`"
             )
     if view is not None:
-        judge_packages(report, config, view.names, env)
+        judge_packages(report, config, view.names, ctx.installed)
     return report
 
 
 def judge_packages(
-    report: StatusReport, config: TorchCudaConfig, lock_names: Iterable[str], env: Env
+    report: StatusReport,
+    config: TorchCudaConfig,
+    lock_names: Iterable[str],
+    installed: InstalledEnvironment,
 ) -> None:
     """Warn about entries naming nothing and per-variant packages left to Poetry;
     note ``auto`` settling for cpu next to an NVIDIA GPU."""
-    from poetry_torch_cuda.install.installed import installed_environment
     from poetry_torch_cuda.machine.resolution import machine_findings
-    from poetry_torch_cuda.project.package_checks import left_to_poetry
-    from poetry_torch_cuda.project.package_checks import unknown_entries
 
     report.warnings.extend(unknown_entries(config, lock_names))
-    report.warnings.extend(left_to_poetry(config, installed_environment(env)))
+    report.warnings.extend(left_to_poetry(config, installed))
     notes, warnings = machine_findings(report.resolution.decision, report.machine)
     report.notes += notes
     report.warnings += warnings
 
 
-def _judge(report: StatusReport, config: TorchCudaConfig, managed: bool) -> None:
+def _judge(
+    report: StatusReport, config: TorchCudaConfig, managed: bool, asked: bool
+) -> None:
     """Fill in warnings and notes."""
     resolution = report.resolution
     variant = resolution.variant
@@ -251,8 +243,9 @@ def _judge(report: StatusReport, config: TorchCudaConfig, managed: bool) -> None
         if package.matches or not managed:
             continue
         if package.installed is None:
+            fix = f"{SYNC_HINT} with these options" if asked else "run `poetry install`"
             report.warnings.append(
-                f"{package.name} {package.wanted} is not installed; {SYNC_HINT}"
+                f"{package.name} {package.wanted} is not installed; {fix}"
             )
         else:
             report.warnings.append(
@@ -291,3 +284,68 @@ def _wanted(target: Target | None) -> str | None:
     if target.version is not None:
         return str(target.version)
     return str(target.specifier or "") or None
+
+
+#: Packages download.pytorch.org/whl/<variant> publishes in a build per variant
+#: (``+cu129`` local labels), read from its per-variant indexes 2026-11-27.
+PER_VARIANT: frozenset[NormalizedName] = frozenset(
+    canonicalize_name(name)
+    for name in (
+        "torch",
+        "torchvision",
+        "torchaudio",
+        "torchtext",
+        "torchrec",
+        "torchao",
+        "torchcodec",
+        "fbgemm-gpu",
+        "fbgemm-gpu-genai",
+        "xformers",
+        "torch-tensorrt",
+    )
+)
+
+
+def unknown_entries(config: TorchCudaConfig, lock_names: Iterable[str]) -> list[str]:
+    """A message for each ``packages`` entry that names nothing the plugin can manage.
+
+    An entry counts when the lock has it, when it has a version specifier (the
+    plugin installs it itself), or when PyTorch builds it per variant (the
+    default list names torchaudio, which many projects lack).
+    """
+    names = sorted({canonicalize_name(name) for name in lock_names})
+    messages = []
+    for requirement in config.packages:
+        name = canonicalize_name(requirement.name)
+        if name in names or requirement.specifier or name in PER_VARIANT:
+            continue
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}?" if close else "fix or remove the entry"
+        messages.append(
+            f'[tool.poetry-torch-cuda] packages entry "{requirement}" names no '
+            f"package in the lock, so no build is managed for it: {hint}"
+        )
+    return messages
+
+
+def left_to_poetry(
+    config: TorchCudaConfig, installed: InstalledEnvironment
+) -> list[str]:
+    """A message for each installed per-variant package the configuration leaves
+    out: Poetry installs PyPI's build of it, made for PyPI's torch."""
+    configured = config.package_names
+    if not any(installed.get(name) is not None for name in configured):
+        return []
+    messages = []
+    entries = [f'"{requirement}"' for requirement in config.packages]
+    for name in sorted(PER_VARIANT - configured):
+        distribution = installed.get(name)
+        if distribution is None:
+            continue
+        fix = ", ".join([*entries, f'"{name}"'])
+        messages.append(
+            f"{name} {distribution.version} is installed but left to Poetry: PyTorch "
+            f"builds it per variant, so PyPI's build does not fit the configured "
+            f"torch. Add it to [tool.poetry-torch-cuda]: packages = [{fix}]"
+        )
+    return messages

@@ -20,6 +20,7 @@ from tests.support.gpus import machine_env
 from tests.support.gpus import no_gpu
 from tests.support.gpus import rocminfo_output
 from tests.support.gpus import smi_line
+from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import stub_calls
 
@@ -42,8 +43,9 @@ no_real_driver = pytest.mark.skipif(
 def run_json(
     project: Project, *args: str, env: dict[str, str], code: int = 0
 ) -> dict[str, Any]:
-    """Run a command with ``--json``; check its exit code and parse its output."""
-    result = project.run(*args, "--json", check=False, env_extra=env)
+    """Run a command with ``--json`` in-process (the point is its report); check
+    its exit code and parse its output."""
+    result = run_inprocess(project, *args, "--json", env_extra=env)
     assert result.returncode == code, result.stdout + result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
     return data

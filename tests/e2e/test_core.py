@@ -8,7 +8,6 @@ import pytest
 
 from tests.support.audit import Audit
 from tests.support.audit import whl_requests
-from tests.support.untouched import untouched
 
 
 if TYPE_CHECKING:
@@ -190,27 +189,6 @@ def test_failed_pip_keeps_previous_build(cu129_project: Project) -> None:
     assert "cannot lock torch==2.14.1+cu126" in result.stderr
     assert "Traceback" not in result.stderr
     assert cu129_project.installed()["torch"] == "2.14.1+cu129"
-
-
-@pytest.mark.parametrize(
-    ("table", "message"),
-    [
-        ('variant = "cu12x"', "variant = 'cu12x' is not a variant"),
-        ('variant = "cu129"\nindex = "x"', "unknown key 'index'"),
-        ('variant = "cu129"\npackages = ["torch>>1"]', "is not a PEP 508 requirement"),
-    ],
-)
-def test_bad_config_fails_before_anything_changes(
-    project_factory: ProjectFactory, table: str, message: str
-) -> None:
-    project = project_factory(DEPS, table)
-    assert not project.lockfile.exists() and not project.venv.exists()
-    with untouched(project):
-        for command in ("lock", "install"):
-            result = project.run(command, check=False)
-            assert result.returncode == 1
-            assert message in result.stderr
-            assert "Traceback" not in result.stderr
 
 
 def test_project_without_table_is_untouched(project_factory: ProjectFactory) -> None:

@@ -25,13 +25,13 @@ from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import with_family
 from poetry_torch_cuda.install.undo import Stash
 from poetry_torch_cuda.project.config import TorchCudaConfig
-from poetry_torch_cuda.project.package_checks import left_to_poetry
-from poetry_torch_cuda.project.package_checks import unknown_entries
 from poetry_torch_cuda.project.selection import SELECTION_OPTIONS
 from poetry_torch_cuda.project.selection import selection_from
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.selection import target_versions
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.status_report import left_to_poetry
+from poetry_torch_cuda.status_report import unknown_entries
 
 
 if TYPE_CHECKING:

@@ -143,18 +143,10 @@ class DetectCommand(TorchCudaCommand):
         return 0
 
     def _target(self, config: TorchCudaConfig) -> Target:
-        """The declared target ``--target`` names (names are unique case-insensitively)."""
-        from poetry_torch_cuda.errors import TorchCudaError
+        """The declared target ``--target`` names."""
+        from poetry_torch_cuda.project.targets import find_target
 
-        name = str(self.option("target"))
-        for target in config.targets:
-            if target.name.lower() == name.lower():
-                return target
-        declared = ", ".join(t.name for t in config.targets) or "none"
-        raise TorchCudaError(
-            f"no target named {name!r} in [[tool.poetry-torch-cuda.targets]]; "
-            f"declared: {declared}."
-        )
+        return find_target(config.targets, str(self.option("target")))
 
     def _for_target(
         self,

@@ -1,9 +1,7 @@
 """``poetry torch-cuda`` alone (and ``--help``): the subcommands, one line each.
 
-Registered under the namespace's own name. cleo picks the longest registered
-name that the command line starts with, so ``poetry torch-cuda status`` still
-runs ``torch-cuda status``; a mistyped subcommand lands here and is answered
-with the list and exit code 1.
+cleo runs the longest registered name the command line starts with, so a
+mistyped subcommand lands here and is answered with the list and exit 1.
 """
 
 from __future__ import annotations
@@ -42,14 +40,12 @@ def documentation() -> str:
         urls = metadata(DISTRIBUTION).get_all("Project-URL") or []
     except PackageNotFoundError:  # pragma: no cover - we are running, so installed
         urls = []
-    by_label = {}
-    for entry in urls:
-        label, _, url = str(entry).partition(",")
-        by_label[label.strip().lower()] = url.strip()
-    for label in ("documentation", "homepage", "repository", "source"):
-        if by_label.get(label):
-            return by_label[label]
-    return README
+    by_label = {
+        label.strip().lower(): url.strip()
+        for label, _, url in (str(entry).partition(",") for entry in urls)
+    }
+    labels = ("documentation", "homepage", "repository", "source")
+    return next((by_label[k] for k in labels if by_label.get(k)), README)
 
 
 def overview() -> list[str]:

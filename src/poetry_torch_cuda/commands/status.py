@@ -8,6 +8,7 @@ from typing import ClassVar
 from cleo.helpers import option
 from poetry.console.commands.group_command import GroupCommand
 
+from poetry_torch_cuda.commands.base import NotCreatedEnv
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.index.urls import mask_url
 from poetry_torch_cuda.machine import tables
@@ -21,9 +22,8 @@ if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
     from cleo.io.io import IO
 
-    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.machine.fleet import TargetCheck
-    from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.status_report import StatusReport
 
 
@@ -46,8 +46,9 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         "fails when the driver is too old for the variant, a GPU is not built into "
         "it, the installed build differs from the configured one, unused CUDA "
         "wheels are left, a packages entry names nothing in the lock, or a package "
-        "PyTorch builds per variant is installed but left to Poetry. It judges what "
-        "is installed; the groups and extras options also require what they select."
+        "PyTorch builds per variant is installed but left to Poetry, or a configured "
+        "package `poetry install` selects here (with the groups and extras options "
+        "given, else its default groups) is missing."
     )
 
     def reads_only(self, io: IO) -> bool:
@@ -56,23 +57,19 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
 
     def work(self) -> int:
         """Gather the report and print it."""
-        from poetry_torch_cuda.machine.resolution import index_client
         from poetry_torch_cuda.machine.resolution import probe
-        from poetry_torch_cuda.project.selection import selection_from
         from poetry_torch_cuda.status_report import build_report
 
-        config = self.project_config()
-        selection = selection_from(self)
-        machine = probe(self.env, nvcc=True)
-        client = index_client(self.poetry)
-        report = build_report(config, self.poetry, self.env, machine, client, selection)
-        fleet = _check_fleet(self, config, client)
+        ctx = self.context()
+        report = build_report(ctx, probe(self.env, nvcc=True))
+        fleet = _check_fleet(ctx)
         report.warnings += [f"target {c.summary()}" for c in fleet if not c.ok]
         if self.option("json"):
+            created = not isinstance(self.env, NotCreatedEnv)
             self.write_json(
                 {
                     **report.to_json(),
-                    "environment": str(self.env.path),
+                    "environment": str(self.env.path) if created else None,
                     "targets": [c.to_json() for c in fleet],
                 }
             )
@@ -94,7 +91,12 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
                 f"<info>auto</>         {esc(decision.steps[-1])} (-v: every step)"
             )
         self.line(f"<info>Index</>        {esc(mask_url(report.index_url))}")
-        self.line(f"<info>Environment</>  {esc(self.env.path)}")
+        where = (
+            "not created yet (`poetry install` creates it)"
+            if isinstance(self.env, NotCreatedEnv)
+            else self.env.path
+        )
+        self.line(f"<info>Environment</>  {esc(where)}")
         for i, package in enumerate(report.packages):
             head = "<info>Installed</>    " if i == 0 else " " * 13
             installed = package.installed
@@ -126,17 +128,15 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
             self.line("<success>Everything is in line.</>")
 
 
-def _check_fleet(
-    command: StatusCommand, config: TorchCudaConfig, client: IndexClient
-) -> list[TargetCheck]:
+def _check_fleet(ctx: RunContext) -> list[TargetCheck]:
     """The declared targets checked against the lock (none without a lock)."""
-    if not config.targets or not command.poetry.locker.is_locked():
+    if not ctx.config.targets or not ctx.poetry.locker.is_locked():
         return []
     from poetry_torch_cuda.machine.fleet import check_project_fleet
     from poetry_torch_cuda.project.locked import locked_state
 
-    locked = locked_state(command.poetry, command.env).versions
-    return check_project_fleet(config, command.poetry, command.env, locked, client)
+    locked = locked_state(ctx.poetry, ctx.env).versions
+    return check_project_fleet(ctx.config, ctx.poetry, ctx.env, locked, ctx.client)
 
 
 def _machine_lines(report: StatusReport) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
 from typing import ClassVar
@@ -11,31 +10,23 @@ from typing import ClassVar
 from cleo.helpers import argument
 from cleo.helpers import option
 
-from poetry_torch_cuda.commands.existing_env import existing_env
-from poetry_torch_cuda.commands.moving import DRY_RUN
-from poetry_torch_cuda.commands.moving import MOVES_HELP
-from poetry_torch_cuda.commands.moving import MovingCommand
+from poetry_torch_cuda.commands.base import DRY_RUN
+from poetry_torch_cuda.commands.base import MOVES_HELP
+from poetry_torch_cuda.commands.base import MovingCommand
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.envlock import environment_lock
 from poetry_torch_cuda.install.owner import MARKER
-from poetry_torch_cuda.install.reconcile import plan_for
 from poetry_torch_cuda.install.reconcile import write_waiting
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import settle
-from poetry_torch_cuda.machine.resolution import require_builds
-from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import load_config
-from poetry_torch_cuda.project.locked import check_fresh
+from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
-from poetry_torch_cuda.project.reread import read_pyproject
-from poetry_torch_cuda.project.reread import warn_overridden
-from poetry_torch_cuda.project.selection import command_locked_state
-from poetry_torch_cuda.project.selection import selection_from
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import variant_argument
@@ -52,10 +43,8 @@ if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
     from cleo.io.io import IO
 
-    from poetry_torch_cuda.project.config import TorchCudaConfig
-    from poetry_torch_cuda.project.locked import LockedState
+    from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.project.pyproject_edit import PendingWrite
-    from poetry_torch_cuda.project.selection import Selection
     from poetry_torch_cuda.project.variants import Variant
 
 
@@ -85,7 +74,7 @@ class SwitchCommand(MovingCommand):
         + MOVES_HELP
     )
 
-    def validate_early(self, io: IO) -> None:
+    def check_input(self, io: IO) -> None:
         """Refuse a bad variant before Poetry creates the virtualenv.
 
         The project's table is not checked here: switch is how a bad
@@ -95,32 +84,22 @@ class SwitchCommand(MovingCommand):
             TorchCudaError: the argument is not a variant.
         """
         value = io.input.argument("variant")
-        if value is None:
-            return  # cleo names the missing argument when it validates the input
-        variant_argument(value)
-        if self.reads_only(io):
-            self.set_env(existing_env(self.poetry, io))
+        if value is not None:  # cleo names a missing argument itself
+            variant_argument(value)
 
     def work(self) -> int:
         """Install the variant's builds, then record it in pyproject.toml."""
-        return self._switch(variant_argument(self.argument("variant")).name)
-
-    def _switch(self, name: str) -> int:
+        name = variant_argument(self.argument("variant")).name
         pyproject = self.poetry.pyproject_path
-        check_fresh(self.poetry)
-        selection = selection_from(self)
-        config, locked, variant = self._target(
-            name, self.poetry.pyproject.data, selection
-        )
-        require_builds(variant, sys.platform)
+        ctx, variant = self._target(name, self.poetry.pyproject.data)
         resolved = f" (auto: {variant})" if name == "auto" else ""
         if name == "auto" and self.option("pin"):
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
-            plan = plan_for(config, variant, locked, self.env)
+            plan = self.dry_run(ctx, variant)
             self.line(
                 f"{PREFIX}: would switch to <c2>{name}</>{resolved}: "
-                + esc(self.plan_words(plan, config, locked, selection))
+                + esc(self.plan_words(ctx, plan))
             )
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             return 0
@@ -150,19 +129,17 @@ class SwitchCommand(MovingCommand):
             kept_bytes(kept),
         ):
             if waited:  # another run changed things meanwhile: read them again
-                config, locked, variant = self._target(
-                    name, read_pyproject(pyproject), selection
-                )
-            snapshot = take_snapshot(config, self.env)
-            plan = self.move(config, variant, locked, selection)
+                ctx, variant = self._target(name, read_pyproject(pyproject))
+            snapshot = take_snapshot(ctx.config, self.env)
+            plan = self.move(ctx, variant)
             # A build that fails verification is replaced by the previous one.
             final = prove_change(
                 self.poetry,
                 self.env,
                 self.io,
-                config,
+                ctx.config,
                 variant,
-                locked,
+                ctx.locked,
                 plan,
                 snapshot=snapshot,
             )
@@ -178,21 +155,21 @@ class SwitchCommand(MovingCommand):
                     f'{PREFIX}: pyproject.toml now says variant = "<c2>{name}</>"{resolved}'
                 )
                 settle(self.poetry, self.io, read_pyproject(pyproject))
-        warn_overridden(self.io, name)
+        override = os.environ.get(ENV_VARIANT, "").strip()
+        if override and override != name:
+            self.line_error(
+                f"<warning>{PREFIX}: {ENV_VARIANT}={override} is set and overrides "
+                f"pyproject.toml on every run; unset it to use {name}.</>"
+            )
         return 0
 
-    def _target(
-        self, name: str, data: Mapping[str, Any], selection: Selection
-    ) -> tuple[TorchCudaConfig, LockedState, Variant]:
-        """The configuration with ``name`` as its variant, its lock view and variant."""
+    def _target(self, name: str, data: Mapping[str, Any]) -> tuple[RunContext, Variant]:
+        """The run context with ``name`` as the variant, and what it resolves to."""
         environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
         config = load_config(_with_variant(dict(data), name), environ)
         assert config is not None
-        locked = command_locked_state(
-            self.poetry, self.env, config.package_names, selection
-        )
-        variant = resolve(config, self.poetry, self.env, locked.versions).variant
-        return config, locked, variant
+        ctx, resolution = self.prepare(config)
+        return ctx, resolution.variant
 
 
 def _commit(pending: PendingWrite) -> bool:

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 from typing import ClassVar
 
 from cleo.helpers import option
 
-from poetry_torch_cuda.commands.moving import DRY_RUN
-from poetry_torch_cuda.commands.moving import MOVES_HELP
-from poetry_torch_cuda.commands.moving import MovingCommand
-from poetry_torch_cuda.install.reconcile import plan_for
-from poetry_torch_cuda.machine.resolution import refresher
-from poetry_torch_cuda.machine.resolution import report
-from poetry_torch_cuda.machine.resolution import require_builds
-from poetry_torch_cuda.machine.resolution import resolve
+from poetry_torch_cuda.commands.base import DRY_RUN
+from poetry_torch_cuda.commands.base import MOVES_HELP
+from poetry_torch_cuda.commands.base import MovingCommand
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.project.locked import check_fresh
-from poetry_torch_cuda.project.selection import command_locked_state
-from poetry_torch_cuda.project.selection import selection_from
 from poetry_torch_cuda.project.selection import selection_options
-from poetry_torch_cuda.proof.after import prove_change
 
 
 if TYPE_CHECKING:
@@ -52,25 +42,18 @@ class SyncCommand(MovingCommand):
 
     def work(self) -> int:
         """Resolve, plan, and (unless ``--dry-run``) apply."""
-        config = self.project_config()
-        check_fresh(self.poetry)
-        selection = selection_from(self)
-        locked = command_locked_state(
-            self.poetry, self.env, config.package_names, selection
-        )
-        resolution = resolve(config, self.poetry, self.env, locked.versions)
+        from poetry_torch_cuda.machine.resolution import report
+        from poetry_torch_cuda.proof.after import prove_change
+
+        ctx, resolution = self.prepare(self.project_config())
         report(resolution, self.io)
-        variant = resolution.variant
-        require_builds(variant, sys.platform)
-        force = bool(self.option("force"))
+        variant, force = resolution.variant, bool(self.option("force"))
         if self.option("dry-run"):
-            plan = plan_for(config, variant, locked, self.env, force=force)
-            text = self.plan_words(plan, config, locked, selection, would=True)
-            self.line(f"{PREFIX}: {esc(text)}")
+            plan = self.dry_run(ctx, variant, force=force)
+            self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan, would=True))}")
             return 0
-        refresh = refresher(self.poetry, self.env, locked.versions)
-        plan = self.move(
-            config, variant, locked, selection, force=force, refresh=refresh
+        plan = self.move(ctx, variant, force=force, refresh=True)
+        prove_change(
+            self.poetry, self.env, self.io, ctx.config, variant, ctx.locked, plan
         )
-        prove_change(self.poetry, self.env, self.io, config, variant, locked, plan)
         return 0

@@ -48,7 +48,7 @@ class VerifyCommand(TorchCudaCommand):
 
     def work(self) -> int:
         """Resolve the variant, prove the environment, print the verdict."""
-        from poetry_torch_cuda.commands.existing_env import NotCreatedEnv
+        from poetry_torch_cuda.commands.base import NotCreatedEnv
         from poetry_torch_cuda.machine.resolution import next_choice
         from poetry_torch_cuda.machine.resolution import probe
         from poetry_torch_cuda.machine.resolution import resolve

@@ -169,6 +169,10 @@ def _variant_lock(
             if held
             else "No torch build was installed."
         )
+        if getattr(error, "cause", None):  # the index did not answer at all
+            from poetry_torch_cuda.project.config import UNREACHABLE_HINT
+
+            state += f" {UNREACHABLE_HINT}"
         raise TorchCudaError(f"{error}\n{state}") from None
 
 

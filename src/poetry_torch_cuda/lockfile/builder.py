@@ -56,11 +56,17 @@ class LockError(TorchCudaError):
 
     #: The HTTP status of the index's refusal, when that was the cause.
     status: int | None = None
+    #: Why the index did not answer at all (``IndexUnavailableError.cause``).
+    cause: str | None = None
 
 
 def _unavailable(error: Exception) -> LockError:
     failure = LockError(str(error))
     failure.status = getattr(error, "status", None)
+    # No HTTP status: the index did not answer (the client words why).
+    failure.cause = getattr(error, "cause", None) or (
+        None if failure.status else "no answer"
+    )
     return failure
 
 

@@ -283,7 +283,7 @@ def refresher(
     (``None`` when the table is gone or the plugin disabled)."""
 
     def refresh() -> tuple[TorchCudaConfig, Variant] | None:
-        from poetry_torch_cuda.project.reread import current_config
+        from poetry_torch_cuda.project.config import current_config
 
         config = current_config(poetry.pyproject_path)
         if config is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from dataclasses import field
@@ -15,11 +16,12 @@ from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import ConfigError
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.errors import describe_value as _describe
 from poetry_torch_cuda.index.urls import is_loopback
 from poetry_torch_cuda.index.urls import mask_url
 from poetry_torch_cuda.project.targets import Target
 from poetry_torch_cuda.project.targets import parse_targets
-from poetry_torch_cuda.project.values import describe_value as _describe
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import Variant
 from poetry_torch_cuda.project.variants import not_a_variant
@@ -27,7 +29,9 @@ from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Mapping
+    from pathlib import Path
 
 
 TABLE = "poetry-torch-cuda"
@@ -39,6 +43,12 @@ ENV_INDEX_URL = "POETRY_TORCH_CUDA_INDEX_URL"
 ENV_DISABLE = "POETRY_TORCH_CUDA_DISABLE"
 ENV_VERIFY = "POETRY_TORCH_CUDA_VERIFY"
 DEFAULT_VERIFY_TIMEOUT = 120.0
+#: The next steps when the variant's index cannot be reached from this machine.
+UNREACHABLE_HINT = (
+    f"If the index cannot be reached from here, use a mirror: index-url or source "
+    f"in [tool.{TABLE}], or {ENV_INDEX_URL} for one run; behind a proxy, set "
+    "HTTPS_PROXY (and NO_PROXY) as for pip."
+)
 
 _KEYS = (
     "variant",
@@ -101,22 +111,54 @@ def is_disabled(environ: Mapping[str, str] = os.environ) -> bool:
     return environ.get(ENV_DISABLE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def refuse_if_disabled(environ: Mapping[str, str] = os.environ) -> None:
+    """The one answer of every ``torch-cuda`` command while the plugin is disabled.
+
+    Raises:
+        TorchCudaError: ``POETRY_TORCH_CUDA_DISABLE`` is set.
+    """
+    if is_disabled(environ):
+        raise TorchCudaError(
+            f"poetry-torch-cuda is disabled by {ENV_DISABLE}={environ[ENV_DISABLE]}; "
+            "unset it to use `poetry torch-cuda`."
+        )
+
+
+def current_config(
+    path: Path, environ: Mapping[str, str] = os.environ
+) -> TorchCudaConfig | None:
+    """The configuration pyproject.toml at ``path`` gives now (another run may
+    have changed it while this one waited for the environment lock).
+
+    Raises:
+        ConfigError: the table became invalid meanwhile.
+    """
+    return load_config(read_pyproject(path), environ)
+
+
+def read_pyproject(path: Path) -> dict[str, Any]:
+    """pyproject.toml at ``path``, parsed afresh."""
+    from poetry.core.pyproject.toml import PyProjectTOML
+
+    return dict(PyProjectTOML(path).data)
+
+
 def load_config(
     pyproject: Mapping[str, Any], environ: Mapping[str, str] = os.environ
 ) -> TorchCudaConfig | None:
     """Return the project's configuration, or ``None`` when the plugin has nothing to do.
 
-    ``pyproject`` is the parsed pyproject.toml. Nothing is returned when the
-    project has no ``[tool.poetry-torch-cuda]`` table or the plugin is disabled.
+    ``pyproject`` is the parsed pyproject.toml (plain or tomlkit); every value
+    in the result is a plain Python value. Nothing is returned when the project
+    has no ``[tool.poetry-torch-cuda]`` table or the plugin is disabled.
 
     Raises:
         ConfigError: a key, a value or an override is invalid.
     """
-    if is_disabled(environ):
-        return None
     tool = pyproject.get("tool")
-    if not isinstance(tool, dict) or TABLE not in tool:
+    if is_disabled(environ) or not isinstance(tool, dict) or TABLE not in tool:
         return None
+    tool = _plain(tool)
     table = tool[TABLE]
     if not isinstance(table, dict):
         raise ConfigError(
@@ -125,9 +167,11 @@ def load_config(
         )
     unknown = sorted(set(table) - set(_KEYS))
     if unknown:
+        close = difflib.get_close_matches(unknown[0], _KEYS, n=1, cutoff=0.6)
+        hint = f": did you mean {close[0]!r}? A" if close else "; a"
         raise ConfigError(
-            f"[tool.{TABLE}] has unknown key {unknown[0]!r}; "
-            f"allowed keys are {', '.join(_KEYS)}."
+            f"[tool.{TABLE}] has unknown key {unknown[0]!r}{hint}llowed keys are "
+            f"{', '.join(_KEYS)}."
         )
 
     variant_value, variant_origin = _override(table, "variant", environ, ENV_VARIANT)
@@ -138,13 +182,8 @@ def load_config(
         )
     variant = _variant(variant_value, variant_origin)
 
-    allow_insecure = table.get("allow-insecure-http", False)
-    if not isinstance(allow_insecure, bool):
-        raise ConfigError(
-            f"[tool.{TABLE}] allow-insecure-http must be true or false, "
-            f"got {_describe(allow_insecure)}."
-        )
-    sources = _project_sources(pyproject)
+    allow_insecure = _checked(table, "allow-insecure-http", False, _is_bool, _BOOL)
+    sources = _project_sources(tool)
     source = _source_name(table, sources)
     index_value, index_origin = _override(table, "index-url", environ, ENV_INDEX_URL)
     if index_origin == ENV_INDEX_URL:
@@ -171,72 +210,80 @@ def load_config(
         verify=verify,
         verify_timeout=verify_timeout,
         lock_variants=_lock_variants(table.get("lock-variants")),
-        download_concurrency=_download_concurrency(table),
-        keep_previous_build=_keep_previous(table.get("keep-previous-build", True)),
+        download_concurrency=_checked(
+            table,
+            "download-concurrency",
+            DEFAULT_DOWNLOAD_CONCURRENCY,
+            lambda v: _is_number(v, int) and 1 <= v <= MAX_DOWNLOAD_CONCURRENCY,
+            f"a whole number from 1 to {MAX_DOWNLOAD_CONCURRENCY} (files fetched at once)",
+        ),
+        keep_previous_build=_checked(
+            table, "keep-previous-build", True, _is_bool, _BOOL
+        ),
     )
 
 
-def _keep_previous(value: object) -> bool:
-    if not isinstance(value, bool):
+_BOOL = "true or false"
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_number(value: Any, kinds: type | tuple[type, ...] = (int, float)) -> bool:
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
+def _checked(
+    table: Mapping[str, Any],
+    key: str,
+    default: Any,
+    valid: Callable[[Any], bool],
+    wanted: str,
+) -> Any:
+    """``table[key]`` (or ``default``) when ``valid``, else the one wording of the error."""
+    value = table.get(key, default)
+    if not valid(value):
         raise ConfigError(
-            f"[tool.{TABLE}] keep-previous-build must be true or false, got "
-            f"{_describe(value)}."
+            f"[tool.{TABLE}] {key} must be {wanted}, got {_describe(value)}."
         )
     return value
-
-
-def _download_concurrency(table: Mapping[str, Any]) -> int:
-    value = table.get("download-concurrency", DEFAULT_DOWNLOAD_CONCURRENCY)
-    if (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and 1 <= value <= MAX_DOWNLOAD_CONCURRENCY
-    ):
-        return value
-    raise ConfigError(
-        f"[tool.{TABLE}] download-concurrency must be a whole number from 1 to "
-        f"{MAX_DOWNLOAD_CONCURRENCY} (files fetched at once), got {_describe(value)}."
-    )
 
 
 def _verify_settings(
     table: Mapping[str, Any], environ: Mapping[str, str]
 ) -> tuple[bool, float]:
     """``verify`` (with its environment override) and ``verify-timeout``."""
-    verify = table.get("verify", True)
-    if not isinstance(verify, bool):
-        raise ConfigError(
-            f"[tool.{TABLE}] verify must be true or false, got {_describe(verify)}."
-        )
+    verify = _checked(table, "verify", True, _is_bool, _BOOL)
     override = environ.get(ENV_VERIFY, "").strip().lower()
-    if override in ("0", "false", "no", "off"):
-        verify = False
-    elif override in ("1", "true", "yes", "on"):
-        verify = True
+    if override in ("0", "false", "no", "off", "1", "true", "yes", "on"):
+        verify = override in ("1", "true", "yes", "on")
     elif override:
         raise ConfigError(
             f"{ENV_VERIFY}={override!r} is not a switch; use 0 (off) or 1 (on)."
         )
-    timeout = table.get("verify-timeout", DEFAULT_VERIFY_TIMEOUT)
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not (0 < timeout <= 3600)
-    ):
-        raise ConfigError(
-            f"[tool.{TABLE}] verify-timeout must be a number of seconds above 0 "
-            f"and at most 3600, got {_describe(timeout)}."
-        )
+    timeout = _checked(
+        table,
+        "verify-timeout",
+        DEFAULT_VERIFY_TIMEOUT,
+        lambda v: _is_number(v) and 0 < v <= 3600,
+        "a number of seconds above 0 and at most 3600",
+    )
     return verify, float(timeout)
 
 
-def _project_sources(pyproject: Mapping[str, Any]) -> dict[str, str]:
+def _plain(value: Any) -> Any:
+    """``value`` with tomlkit's items (``String``…) turned into plain Python values."""
+    unwrap = getattr(value, "unwrap", None)
+    return unwrap() if callable(unwrap) else value
+
+
+def _project_sources(tool: Mapping[str, Any]) -> dict[str, str]:
     """Name -> URL of the project's ``[[tool.poetry.source]]`` entries that have both.
 
     Poetry validates the sources itself; what it would reject is skipped here.
     """
-    tool = pyproject.get("tool")
-    poetry = tool.get("poetry") if isinstance(tool, dict) else None
+    poetry = tool.get("poetry")
     entries = poetry.get("source") if isinstance(poetry, dict) else None
     sources: dict[str, str] = {}
     for entry in entries if isinstance(entries, list) else ():

@@ -1,13 +1,8 @@
 """Rewrite the ``variant`` key of pyproject.toml with tomlkit, leaving the rest as it was.
 
-``switch`` runs pip for minutes while the user keeps working, so the edit is
-applied to the file as it is when it is written, never to the copy read when
-the command started: under an exclusive lock on the file, it is read again,
-the ``variant`` key set (the quote style and a trailing comment kept), and
-the result renamed over it. If the file changed between that read and the
-rename (an editor or ``poetry add`` that does not take the lock), the edit is
-made again on the new content. A file with several hard links is rewritten
-in place instead, so every link keeps seeing the same file.
+The edit is applied to the file as it is when written (``switch`` runs for
+minutes): under a lock, read again, edited, renamed over it, and redone if
+someone changed it meanwhile; a hard-linked file is rewritten in place.
 """
 
 from __future__ import annotations

@@ -1,17 +1,16 @@
-"""Which locked packages a command works on: groups and extras exactly as Poetry selects them.
+"""Which locked packages a command works on, and why one is not installed.
 
-``switch``, ``sync`` and ``status`` follow what the environment holds: the
-configured packages that are installed move to the new build, at their locked
-version. With the options ``poetry install`` takes (``--with``, ``--without``,
-``--only``, ``-E/--extras``, ``--all-extras``, ``--all-groups``), the packages
-Poetry would install with them are added. The options are Poetry's own
-(:class:`poetry.console.commands.install.InstallCommand`'s definitions and
-:class:`poetry.console.commands.group_command.GroupCommand`'s group logic), and
-the lock is read through Poetry's own ``Transaction``.
+``switch``, ``sync`` and ``status`` follow what the environment holds; with the
+options ``poetry install`` takes (``--with``, ``--without``, ``--only``,
+``-E/--extras``, ``--all-extras``, ``--all-groups``) they add what Poetry would
+install with them. The options are Poetry's own definitions, the group logic is
+:class:`~poetry.console.commands.group_command.GroupCommand`'s, and the lock is
+read through Poetry's own ``Transaction``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
@@ -39,29 +38,33 @@ SELECTION_OPTIONS = ("with", "without", "only", "extras", "all-extras", "all-gro
 
 @dataclass(frozen=True)
 class Selection:
-    """Groups and extras asked for on the command line (``explicit``), or none.
-
-    Without options a command works on what the environment holds; with them,
-    it also installs what Poetry selects for ``groups`` and ``extras``.
-    """
+    """Groups and extras asked for on the command line (``explicit``), or none."""
 
     groups: frozenset[str]
     extras: frozenset[NormalizedName]
     explicit: bool
 
-    def describe(self) -> str:
-        """``groups main, gpu; extras cuda`` for messages."""
-        extras = f"; extras {', '.join(sorted(self.extras))}" if self.extras else ""
-        return f"groups {', '.join(sorted(self.groups)) or '(none)'}{extras}"
+    @classmethod
+    def none(cls) -> Selection:
+        """No options given: the command follows what the environment holds."""
+        return cls(frozenset(), frozenset(), explicit=False)
+
+    @classmethod
+    def default(cls, poetry: Poetry) -> Selection:
+        """What ``poetry install`` without options selects: the non-optional groups."""
+        names = poetry.package.dependency_group_names()
+        return cls(frozenset(str(name) for name in names), frozenset(), explicit=True)
+
+    def or_default(self, poetry: Poetry) -> Selection:
+        """These options, or ``poetry install``'s default when none were given."""
+        return self if self.explicit else Selection.default(poetry)
 
 
 def selection_options() -> list[Option]:
     """``poetry install``'s own definitions of the selection options."""
     from poetry.console.commands.install import InstallCommand
 
-    return [
-        option for option in InstallCommand.options if option.name in SELECTION_OPTIONS
-    ]
+    return [o for o in InstallCommand.options if o.name in SELECTION_OPTIONS]
 
 
 def selection_from(command: GroupCommand) -> Selection:
@@ -70,7 +73,8 @@ def selection_from(command: GroupCommand) -> Selection:
     Raises:
         TorchCudaError: contradictory options, or an extra the project lacks.
     """
-    explicit = any(command.option(name) for name in SELECTION_OPTIONS)
+    from poetry.console.exceptions import GroupNotFoundError
+
     if command.option("extras") and command.option("all-extras"):
         raise TorchCudaError(
             "You cannot specify explicit `--extras` together with `--all-extras`."
@@ -82,36 +86,33 @@ def selection_from(command: GroupCommand) -> Selection:
             "You cannot specify `--with`, `--without`, or `--only` together with "
             "`--all-groups`."
         )
-    from poetry.console.exceptions import GroupNotFoundError
-
     try:
         groups = frozenset(str(group) for group in command.activated_groups)
     except GroupNotFoundError as error:
-        raise TorchCudaError(_plain(str(error))) from None
-    package = command.poetry.package
+        raise TorchCudaError(re.sub(r"</?[a-z;=_,-]*>", "", str(error))) from None
+    known = all_extras(command.poetry)
     if command.option("all-extras"):
-        extras = frozenset(canonicalize_name(extra) for extra in package.extras)
+        extras = known
     else:
         extras = frozenset(
             canonicalize_name(extra)
             for value in command.option("extras") or []
             for extra in value.replace(",", " ").split()
         )
-    unknown = sorted(extras - {canonicalize_name(e) for e in package.extras})
+    unknown = sorted(extras - known)
     if unknown:
-        have = ", ".join(sorted(package.extras)) or "none"
+        have = ", ".join(sorted(command.poetry.package.extras)) or "none"
         raise TorchCudaError(
             f"Extra(s) not found: {', '.join(unknown)} (the project has: {have})."
         )
+    explicit = any(command.option(name) for name in SELECTION_OPTIONS)
     return Selection(groups, extras, explicit)
 
 
 def all_groups(poetry: Poetry) -> frozenset[str]:
     """Every dependency group of the project, optional ones included."""
-    return frozenset(
-        str(name)
-        for name in poetry.package.dependency_group_names(include_optional=True)
-    )
+    names = poetry.package.dependency_group_names(include_optional=True)
+    return frozenset(str(name) for name in names)
 
 
 def all_extras(poetry: Poetry) -> frozenset[NormalizedName]:
@@ -154,29 +155,18 @@ def locked_versions(
     }
 
 
-def held_versions(
-    configured: Iterable[NormalizedName],
-    everything: Mapping[NormalizedName, str],
-    is_installed: Mapping[NormalizedName, bool],
-) -> dict[NormalizedName, str]:
-    """The configured packages the environment holds, at the version the lock has."""
-    return {
-        name: everything[name]
-        for name in configured
-        if name in everything and is_installed.get(name, False)
-    }
-
-
 def target_versions(
     configured: Iterable[NormalizedName],
     everything: Mapping[NormalizedName, str],
     is_installed: Mapping[NormalizedName, bool],
     selected: Mapping[NormalizedName, str] | None,
 ) -> dict[NormalizedName, str]:
-    """What ``switch``/``sync`` move: what is held, plus what the options select."""
-    configured = list(configured)
-    versions = held_versions(configured, everything, is_installed)
+    """What ``switch``/``sync`` move: the configured packages the environment
+    holds (at the lock's version), plus what the options select."""
+    versions = {}
     for name in configured:
+        if name in everything and is_installed.get(name, False):
+            versions[name] = everything[name]
         if selected is not None and name in selected:
             versions[name] = selected[name]
     return versions
@@ -218,8 +208,91 @@ def command_locked_state(
     )
 
 
-def _plain(text: str) -> str:
-    """``text`` without cleo's style tags (Poetry's messages carry some)."""
-    import re
+@dataclass(frozen=True)
+class LockView:
+    """The lock as ``status`` shows it: every package and why one is not installed."""
 
-    return re.sub(r"</?[a-z;=_,-]*>", "", text)
+    poetry: Poetry
+    marker_env: Mapping[str, Any]
+    #: What the lock resolves here with every group and extra.
+    versions: Mapping[NormalizedName, str]
+    #: Every package name in the lock.
+    names: frozenset[NormalizedName]
+    selection: Selection
+
+    @classmethod
+    def of(cls, poetry: Poetry, env: Env, selection: Selection) -> LockView:
+        """The view of ``poetry``'s lock for ``env``."""
+        marker_env = env.marker_env
+        everything = locked_versions(
+            poetry, marker_env, all_groups(poetry), all_extras(poetry)
+        )
+        names = frozenset(p.name for p in poetry.locker.locked_repository().packages)
+        return cls(poetry, marker_env, everything, names, selection)
+
+    def why_absent(self, name: str) -> str:
+        """Why ``name`` is not installed, in words (relative to the options given).
+
+        ``not in the lock``, ``in the lock (group main), not installed here``,
+        ``in the lock, only in group gpu, not selected (--with gpu)``, ``in the
+        lock, behind extra gpu (-E gpu)``, ``in the lock, but its markers exclude
+        this environment``.
+        """
+        poetry, name = self.poetry, canonicalize_name(name)
+        selection = self.selection.or_default(poetry)
+        groups, extras = selection.groups, selection.extras
+        locker = poetry.locker
+        if not locker.is_locked():
+            return "no lock file"
+        info = next(
+            (i for p, i in locker.locked_packages().items() if p.name == name), None
+        )
+        if name not in self.names:
+            return "not in the lock"
+        if not locker.is_locked_groups_and_markers():
+            return "in the lock"
+        in_groups = sorted(str(g) for g in (info.groups if info else ()))
+        if name in self._selects(groups, extras):
+            return f"in the lock (group {', '.join(in_groups)}), not installed here"
+        everything = all_groups(poetry)
+        if name in self._selects(everything, extras):
+            wanted = [g for g in in_groups if g not in groups]
+            options = " ".join(f"--with {g}" for g in wanted)
+            return f"in the lock, only in group {', '.join(wanted)}, not selected" + (
+                f" ({options})" if options else ""
+            )
+        if name not in self.versions:
+            return "in the lock, but its markers exclude this environment"
+        needed = [
+            extra
+            for extra in sorted(all_extras(poetry) - extras)
+            if name in self._selects(everything, {extra})
+        ]
+        if not needed:
+            return "in the lock, not selected by these groups and extras"
+        flags = " ".join(f"-E {extra}" for extra in needed)
+        return f"in the lock, behind extra {', '.join(needed)} ({flags})"
+
+    def _selects(
+        self, groups: Iterable[str], extras: Iterable[NormalizedName]
+    ) -> dict[NormalizedName, str]:
+        return locked_versions(self.poetry, self.marker_env, groups, extras)
+
+    def nothing_held(self, configured: Iterable[NormalizedName]) -> str:
+        """Why ``switch``/``sync`` moved nothing: no configured package is installed."""
+        default = self._selects(Selection.default(self.poetry).groups, ())
+        reasons, hint = [], ""
+        for name in sorted(configured):
+            reason = f"{name}: {self.why_absent(name)}"
+            if not self.selection.explicit and name in default:
+                reason += " (`poetry install` installs it)"
+            elif not self.selection.explicit and name in self.versions:
+                hint = (
+                    "; to install the others here, pass the options that select "
+                    "them to this command or to `poetry install`"
+                )
+            reasons.append(reason)
+        return (
+            "nothing moved: no configured package is installed "
+            f"({'; '.join(reasons)}){hint}"
+        )

@@ -1,9 +1,5 @@
-"""``[[tool.poetry-torch-cuda.targets]]``: the machines a project must run on.
-
-Each target names a driver, its GPUs' compute capabilities and a platform;
-:mod:`poetry_torch_cuda.machine.fleet` checks the lock against them, so a CI
-job or a Docker builder without a GPU can guard the whole fleet.
-"""
+"""``[[tool.poetry-torch-cuda.targets]]``: the machines (driver, GPUs, platform) a
+project must run on, checked by :mod:`poetry_torch_cuda.machine.fleet`."""
 
 from __future__ import annotations
 
@@ -12,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from poetry_torch_cuda.errors import ConfigError
-from poetry_torch_cuda.project.values import describe_value
+from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.errors import describe_value
 
 
 ORIGIN = "[[tool.poetry-torch-cuda.targets]]"
@@ -56,6 +53,19 @@ class Target:
         """``training (driver 570.124.06, sm_90, linux-x86_64)``."""
         sms = ", ".join(f"sm_{major}{minor}" for major, minor in self.gpus)
         return f"{self.name} (driver {self.driver}, {sms}, {self.platform})"
+
+
+def find_target(targets: tuple[Target, ...], name: str) -> Target:
+    """The target called ``name``; names are unique regardless of case.
+
+    Raises:
+        TorchCudaError: no target has that name (the message lists them).
+    """
+    for target in targets:
+        if target.name.lower() == name.strip().lower():
+            return target
+    declared = ", ".join(t.name for t in targets) or "none"
+    raise TorchCudaError(f"no target named {name!r} in {ORIGIN}; declared: {declared}.")
 
 
 def parse_targets(value: Any) -> tuple[Target, ...]:

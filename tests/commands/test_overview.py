@@ -1,4 +1,4 @@
-"""``poetry torch-cuda`` and ``poetry torch-cuda --help`` list the subcommands."""
+"""``poetry torch-cuda`` and ``poetry torch-cuda --help`` list the subcommands (in-process)."""
 
 from __future__ import annotations
 
@@ -7,31 +7,22 @@ from typing import TYPE_CHECKING
 import pytest
 
 from poetry_torch_cuda.plugins import COMMANDS
-from tests.support.poetry_project import describe
+from tests.support.inprocess import Result
+from tests.support.inprocess import run_in
 from tests.support.poetry_project import isolated_env
-from tests.support.poetry_project import poetry_executable
-from tests.support.processes import captured
 
 
 if TYPE_CHECKING:
-    import subprocess
     from pathlib import Path
-
-pytestmark = pytest.mark.e2e
 
 SUBCOMMANDS = sorted(
     name.split(" ", 1)[1] for name in COMMANDS if name.startswith("torch-cuda ")
 )
 
 
-def poetry(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def poetry(tmp_path: Path, *args: str) -> Result:
     """``poetry --no-ansi *args`` outside any project."""
-    return captured(
-        [str(poetry_executable()), "--no-ansi", *args],
-        cwd=tmp_path,
-        env=isolated_env(tmp_path),
-        timeout=120,
-    )
+    return run_in(tmp_path, isolated_env(tmp_path), *args)
 
 
 def listed(text: str) -> list[str]:
@@ -48,7 +39,7 @@ def test_the_namespace_lists_its_commands(
     tmp_path: Path, args: tuple[str, ...]
 ) -> None:
     result = poetry(tmp_path, "torch-cuda", *args)
-    assert result.returncode == 0, describe(result)
+    assert result.returncode == 0, result
     assert listed(result.stdout) == SUBCOMMANDS
     assert "does not exist" not in result.stdout + result.stderr
     assert "Documentation:" in result.stdout
@@ -57,7 +48,7 @@ def test_the_namespace_lists_its_commands(
 
 def test_a_mistyped_subcommand_fails_with_the_list(tmp_path: Path) -> None:
     result = poetry(tmp_path, "torch-cuda", "swich", "cpu")
-    assert result.returncode == 1, describe(result)
+    assert result.returncode == 1, result
     assert "The requested command swich does not exist in the torch-cuda namespace" in (
         result.stderr
     )
@@ -66,10 +57,10 @@ def test_a_mistyped_subcommand_fails_with_the_list(tmp_path: Path) -> None:
 
 def test_subcommands_and_poetry_list_still_work(tmp_path: Path) -> None:
     result = poetry(tmp_path, "torch-cuda", "status", "--help")
-    assert result.returncode == 0, describe(result)
+    assert result.returncode == 0, result
     assert "--check" in result.stdout
     listing = poetry(tmp_path, "list", "torch-cuda")
-    assert listing.returncode == 0, describe(listing)
+    assert listing.returncode == 0, listing
     assert [f"torch-cuda {name}" for name in SUBCOMMANDS] == [
         " ".join(line.split()[:2])
         for line in listing.stdout.splitlines()

@@ -1,4 +1,7 @@
-"""Hostile and malformed configuration: refused before anything runs or changes."""
+"""Hostile and malformed configuration: refused before anything runs or changes.
+
+In-process (the point is the refusal and its wording); an audit hook records
+every process the command starts."""
 
 from __future__ import annotations
 
@@ -6,14 +9,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.audit import Audit
+from tests.support.inprocess import run_inprocess
 from tests.support.untouched import untouched
 
 
 if TYPE_CHECKING:
     from tests.support.fixtures import ProjectFactory
-
-pytestmark = pytest.mark.e2e
 
 DEPS = {"needs-torch": "*"}
 TABLE = "[tool.poetry-torch-cuda]"
@@ -55,17 +56,16 @@ def test_bad_value_is_refused_before_anything_runs(
 ) -> None:
     project = project_factory(DEPS, table)
     assert not project.lockfile.exists() and not project.venv.exists()
-    audit = Audit(project.path / "audit")
     with untouched(project):
         for command in ("install", "lock", "update"):
-            result = project.run(command, check=False, env_extra=audit.env())
+            result = run_inprocess(project, command)
             assert result.returncode == 1
             lines = [line for line in result.stderr.splitlines() if line.strip()]
             # one line: key, bad value, what is allowed
             assert len(lines) == 1, result.stderr
             assert message in lines[0]
             assert lines[0].startswith("[tool.poetry-torch-cuda]")
-            assert audit.started() == []  # not even Poetry's own subprocesses ran
+            assert result.started == []  # not even Poetry's own subprocesses ran
     assert not (project.path / "pwned").exists()
 
 
@@ -85,7 +85,7 @@ def test_bad_override_is_refused(
     project_factory: ProjectFactory, variable: str, value: str, message: str
 ) -> None:
     project = project_factory(DEPS, 'variant = "cu129"')
-    result = project.run("install", check=False, env_extra={variable: value})
+    result = run_inprocess(project, "install", env_extra={variable: value})
     assert result.returncode == 1
     assert f"{variable} = " in result.stderr
     assert message in result.stderr
@@ -99,7 +99,7 @@ def test_hostile_switch_argument_changes_nothing(
     assert not project.venv.exists()
     with untouched(project):
         for value in ("cu129; touch pwned", "../cu129", "cu12x", "--help=1"):
-            result = project.run("torch-cuda", "switch", "--", value, check=False)
+            result = run_inprocess(project, "torch-cuda", "switch", "--", value)
             assert result.returncode == 1
             assert "is not a variant" in result.stderr
     assert not (project.path / "pwned").exists()

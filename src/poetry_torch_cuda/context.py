@@ -1,0 +1,72 @@
+"""One run of a command or a hook: what every step of it reads, built once.
+
+Poetry, the environment, the output and the parsed configuration are given;
+the views built from them (the lock's view for the selected groups and
+extras, the installed environment, the index client) are built the first time
+a step asks and shared by every later step of the same run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.selection import Selection
+
+
+if TYPE_CHECKING:
+    from cleo.io.io import IO
+    from poetry.poetry import Poetry
+    from poetry.utils.env import Env
+
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.install.installed import InstalledEnvironment
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.locked import LockedState
+
+
+@dataclass
+class RunContext:
+    """Poetry, the environment, the output and the configuration of one run."""
+
+    poetry: Poetry
+    env: Env
+    io: IO
+    config: TorchCudaConfig
+    #: The groups and extras the command's options select (none: what is held).
+    selection: Selection = field(default_factory=Selection.none)
+
+    @cached_property
+    def locked(self) -> LockedState:
+        """The lock's view: the configured packages held or selected, the graph.
+
+        Raises:
+            TorchCudaError: the project has no lock file yet.
+        """
+        from poetry_torch_cuda.project.selection import command_locked_state
+
+        return command_locked_state(
+            self.poetry, self.env, self.config.package_names, self.selection
+        )
+
+    @cached_property
+    def installed(self) -> InstalledEnvironment:
+        """The environment as this run found it (read again after changing it)."""
+        from poetry_torch_cuda.install.installed import installed_environment
+
+        return installed_environment(self.env)
+
+    @cached_property
+    def client(self) -> IndexClient:
+        """The index client, with Poetry's configuration and the project's sources."""
+        from poetry_torch_cuda.machine.resolution import index_client
+
+        return index_client(self.poetry)
+
+    def warn(self, message: str) -> None:
+        """One warning line on stderr."""
+        self.io.write_error_line(f"<warning>{PREFIX}: {esc(message)}</>")

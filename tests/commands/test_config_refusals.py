@@ -1,0 +1,38 @@
+"""A bad table fails ``lock`` and ``install`` before anything changes (in-process:
+the point is the refusal and its wording; moved from tests/e2e/test_core.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.inprocess import run_inprocess
+from tests.support.untouched import untouched
+
+
+if TYPE_CHECKING:
+    from tests.support.fixtures import ProjectFactory
+
+DEPS = {"needs-torch": "*", "torchvision": "*"}
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('variant = "cu12x"', "variant = 'cu12x' is not a variant"),
+        ('variant = "cu129"\nindex = "x"', "unknown key 'index'"),
+        ('variant = "cu129"\npackages = ["torch>>1"]', "is not a PEP 508 requirement"),
+    ],
+)
+def test_bad_config_fails_before_anything_changes(
+    project_factory: ProjectFactory, table: str, message: str
+) -> None:
+    project = project_factory(DEPS, table)
+    assert not project.lockfile.exists() and not project.venv.exists()
+    with untouched(project):
+        for command in ("lock", "install"):
+            result = run_inprocess(project, command)
+            assert result.returncode == 1
+            assert message in result.stderr
+            assert "Traceback" not in result.stderr

@@ -1,0 +1,103 @@
+"""Issue 21 #8, #9, #11 (status part), #18 (status, detect) and issue 24 #9 (unknown key).
+
+Where the point is wording or logic the command runs in-process
+(:func:`run_inprocess`); where Poetry and pip must really install, the real
+``poetry`` runs in a subprocess.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.gpus import no_gpu
+from tests.support.inprocess import run_inprocess
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.fixtures import ProjectFactory
+
+CU129 = 'variant = "cu129"'
+DEPS = {"needs-torch": "*", "torchvision": "*"}
+DISABLED = {"POETRY_TORCH_CUDA_DISABLE": "1"}
+COMMANDS = [
+    ("torch-cuda", "switch", "cu130"),
+    ("torch-cuda", "sync"),
+    ("torch-cuda", "status", "--check"),
+    ("torch-cuda", "detect"),
+    ("torch-cuda", "variants"),
+    ("torch-cuda", "verify"),
+    ("torch-cuda", "lock", "--check"),
+    ("torch-cuda", "export", "--variant", "cu129"),
+]
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=[c[1] for c in COMMANDS])
+def test_every_command_says_once_that_the_plugin_is_disabled(
+    project_factory: ProjectFactory, args: tuple[str, ...]
+) -> None:
+    project = project_factory(DEPS, CU129)
+    result = run_inprocess(project, *args, env_extra=DISABLED)
+    assert result.returncode == 1, result
+    assert error_lines(result.stderr) == [
+        (
+            "poetry-torch-cuda is disabled by POETRY_TORCH_CUDA_DISABLE=1; unset it "
+            "to use `poetry torch-cuda`."
+        )
+    ]
+    assert result.stdout == ""
+    assert not project.venv.exists()
+
+
+def test_an_unknown_key_names_the_close_one(project_factory: ProjectFactory) -> None:
+    project = project_factory(
+        DEPS, 'variant = "cu129"\nindex_url = "https://example.org/{variant}"'
+    )
+    result = run_inprocess(project, "torch-cuda", "status")
+    assert result.returncode == 1
+    assert error_lines(result.stderr) == [
+        (
+            "[tool.poetry-torch-cuda] has unknown key 'index_url': did you mean "
+            "'index-url'? Allowed keys are variant, index-url, source, packages, "
+            "allow-insecure-http, targets, verify, verify-timeout, lock-variants, "
+            "download-concurrency."
+        )
+    ]
+
+
+def test_status_without_a_venv_names_no_interpreter_prefix(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    project = project_factory(DEPS, CU129)
+    assert run_inprocess(project, "lock").returncode == 0
+    shutil.rmtree(project.venv)  # `poetry lock` makes one
+    result = run_inprocess(project, "torch-cuda", "status", env_extra=no_gpu(tmp_path))
+    assert result.returncode == 0, result
+    assert "Environment  not created yet (`poetry install` creates it)" in result.stdout
+    assert sys.prefix not in result.stdout
+    assert not project.venv.exists()
+
+
+def test_detect_finds_a_target_case_insensitively(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    target = (
+        '[[tool.poetry-torch-cuda.targets]]\nname = "lab"\ndriver = "580.65.06"\n'
+        'gpus = ["9.0"]'
+    )
+    project = project_factory(DEPS, f"{CU129}\n{target}")
+    assert run_inprocess(project, "lock").returncode == 0
+    result = run_inprocess(
+        project, "torch-cuda", "detect", "--target", "LAB", env_extra=no_gpu(tmp_path)
+    )
+    assert result.returncode == 0, result
+    assert "on target lab (driver 580.65.06, sm_90, linux-x86_64)" in result.stdout

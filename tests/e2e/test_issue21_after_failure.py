@@ -1,0 +1,62 @@
+"""Issue 21 #8 and #11 (status and wording), end to end: real Poetry, pip, venvs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.poetry_project import describe
+
+
+if TYPE_CHECKING:
+    from tests.support.fixtures import ProjectFactory
+
+pytestmark = pytest.mark.e2e
+
+CU129 = 'variant = "cu129"'
+#: Nothing listens on port 9 of this machine: the torch index is unreachable.
+UNREACHABLE = {"POETRY_TORCH_CUDA_INDEX_URL": "http://127.0.0.1:9/whl/{variant}"}
+
+
+def test_removing_the_last_configured_package_exits_0(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory({"torch": "*", "filelock": "*"}, CU129)
+    project.run("install")
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    # Verification on, as users have it: its path met the config's values.
+    verify_on = {"POETRY_TORCH_CUDA_VERIFY": None}
+    result = project.run("remove", "torch", check=False, env_extra=verify_on)
+    assert result.returncode == 0, describe(result)
+    assert "failed unexpectedly" not in result.stderr
+    installed = project.installed()
+    assert "torch" not in installed
+    assert "filelock" in installed
+
+
+def test_after_a_failed_install_the_guards_fail_and_the_advice_fits(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory({"needs-torch": "*", "torchvision": "*"}, CU129)
+    result = project.run("install", check=False, env_extra=UNREACHABLE)
+    assert result.returncode == 1, describe(result)
+    installed = project.installed()
+    assert "needs-torch" in installed and "torch" not in installed
+    message = result.stderr
+    assert "Nothing was installed" not in message
+    assert "no torch build was installed" in message.lower()
+    for step in ("index-url", "source", "POETRY_TORCH_CUDA_INDEX_URL", "proxy"):
+        assert step in message, message
+
+    status = project.run("torch-cuda", "status", "--check", check=False)
+    assert status.returncode == 1, describe(status)
+    assert "Everything is in line." not in status.stdout
+    assert (
+        "Warning: torch 2.14.1+cu129 is not installed; run `poetry install`"
+        in status.stdout
+    )
+
+    dry = project.run("torch-cuda", "sync", "--dry-run", env_extra=UNREACHABLE)
+    assert "--with" not in dry.stdout and "-E" not in dry.stdout, dry.stdout
+    assert "`poetry install`" in dry.stdout
