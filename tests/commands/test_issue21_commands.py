@@ -69,7 +69,7 @@ def test_an_unknown_key_names_the_close_one(project_factory: ProjectFactory) -> 
             "[tool.poetry-torch-cuda] has unknown key 'index_url': did you mean "
             "'index-url'? Allowed keys are variant, index-url, source, packages, "
             "allow-insecure-http, targets, verify, verify-timeout, lock-variants, "
-            "download-concurrency."
+            "download-concurrency, keep-previous-build."
         )
     ]
 
