@@ -108,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         "(an optimisation switched off), compared with the plugin as built",
     )
     parser.add_argument(
-        "--real-no-pip", action="store_true", help="with --real: leave pip out"
+        "--real-pip-pairs",
+        type=int,
+        default=None,
+        help="with --real: in how many of the pairs pip runs (default: all; 0: never)",
     )
     parser.add_argument(
         "--real-dir",
@@ -173,33 +176,36 @@ def main(argv: list[str] | None = None) -> int:
 def real_rows(args: argparse.Namespace, plugin: PoetryVenv, load: float) -> int:
     """The real-scale rows (issue 23), written between their own markers."""
     root = Path(tempfile.mkdtemp(prefix="ptc-real-bench-", dir=args.real_dir))
+    pairs = max(1, args.real_pairs)
+    pip_pairs = pairs if args.real_pip_pairs is None else args.real_pip_pairs
+
+    def report(found: list[Row], notes: list[str]) -> None:
+        description = machine(
+            plugin.python, pairs, "(each venv's own)", (load, os.getloadavg()[0])
+        )
+        description.append(f"plugin from {args.plugin_src.resolve()}")
+        description.extend(notes)
+        print("\n".join(f"- {line}" for line in description))
+        print()
+        print(table(found), flush=True)
+        if not args.no_write and found:
+            write_results(
+                args.output,
+                found,
+                description,
+                (REAL_START, REAL_END),
+                "### Latest run",
+            )
+            print(f"\nbench: wrote {args.output}", file=sys.stderr)
+
     try:
         variants = real.parse_variants(args.real_variant)
-        found, notes = real.rows(
-            root, plugin, max(1, args.real_pairs), variants, not args.real_no_pip
-        )
+        real.rows(root, plugin, pairs, variants, min(pip_pairs, pairs), report)
     finally:
         if args.keep:
             print(f"bench: workspace kept at {root}", file=sys.stderr)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    description = machine(
-        plugin.python, args.real_pairs, "(each venv's own)", (load, os.getloadavg()[0])
-    )
-    description.append(f"plugin from {args.plugin_src.resolve()}")
-    description.extend(notes)
-    print("\n".join(f"- {line}" for line in description))
-    print()
-    print(table(found))
-    if not args.no_write and found:
-        write_results(
-            args.output,
-            found,
-            description,
-            (REAL_START, REAL_END),
-            "## Real scale: latest run (`nox -s bench -- --real`)",
-        )
-        print(f"\nbench: wrote {args.output}", file=sys.stderr)
     return 0
 
 

@@ -42,6 +42,7 @@ from benchmarks.timing import Pairs
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Mapping
     from collections.abc import Sequence
 
@@ -212,8 +213,6 @@ class Bench:
         verify = [*poetry, "torch-cuda", "verify"]
         no_flag = {**extra, "POETRY_TORCH_CUDA_VERIFY": None}
         runs.add(VERIFY, self.measured([verify], project, no_flag))
-        bare = [project / ".venv" / "bin" / "python", "-c", "import torch"]
-        runs.add("import", self.measured([bare], project))
         if not self.switching:
             shutil.rmtree(project)
             return
@@ -299,7 +298,8 @@ def rows(
     plugin: PoetryVenv,
     pairs: int,
     variants: Mapping[str, Mapping[str, str]],
-    with_pip: bool = True,
+    pip_pairs: int,
+    report: Callable[[list[Row], list[str]], None],
 ) -> tuple[list[Row], list[str]]:
     """Build and serve the world, run the interleaved pairs; the rows and notes."""
     try:
@@ -313,14 +313,19 @@ def rows(
         index.bytes_per_second = BYTES_PER_SECOND
         index.latency_seconds = LATENCY
         index.immutable_files = True
-        return _run(bench, pairs, variants, with_pip)
+        return _run(bench, pairs, variants, pip_pairs, report)
     finally:
         index.stop()
 
 
 def _run(
-    bench: Bench, pairs: int, variants: Mapping[str, Mapping[str, str]], with_pip: bool
+    bench: Bench,
+    pairs: int,
+    variants: Mapping[str, Mapping[str, str]],
+    pip_pairs: int,
+    report: Callable[[list[Row], list[str]], None],
 ) -> tuple[list[Row], list[str]]:
+    """Each pair's contenders in turn; ``report`` gets the rows so far after each pair."""
     names = ["plugin", *(f"plugin[{name}]" for name in variants)]
     results = {name: Runs() for name in names}
     contenders: list[tuple[str, object]] = [
@@ -332,12 +337,14 @@ def _run(
         contenders.append(("uv", lambda runs: bench.uv_sequence(runs, "uv")))
     else:
         _say("uv is not installed: its columns stay empty")
-    if with_pip:
+    if pip_pairs:
         results["pip"] = Runs()
         contenders.append(("pip", lambda runs: bench.pip_sequence(runs, "pip")))
     for index in range(pairs):
         order = contenders if index % 2 == 0 else contenders[::-1]
         for name, sequence in order:
+            if name == "pip" and index >= pip_pairs:
+                continue
             begun = time.perf_counter()
             sequence(results[name])  # type: ignore[operator]
             steps = ", ".join(
@@ -347,7 +354,8 @@ def _run(
             _say(
                 f"pair {index + 1}/{pairs} {name}: {steps} ({time.perf_counter() - begun:.0f} s in all)"
             )
-    return _rows(bench, results, variants), _notes(bench, results)
+        report(_rows(bench, results, variants), _notes(bench, results, index + 1))
+    return _rows(bench, results, variants), _notes(bench, results, pairs)
 
 
 def _pairs(a: Runs, b: Runs, step: str) -> Pairs | None:
@@ -382,19 +390,17 @@ def _rows(
             continue
         found.append(Row(title, a, b, pairs, f"≤ {target:.2f}", pairs.ratio <= target))
     verify = ours.steps.get(VERIFY, [])
-    bare = ours.steps.get("import", [])
     if verify:
-        seconds = statistics.median(s.wall for s in verify)
-        imports = statistics.median(s.wall for s in bare) if bare else 0.0
+        seconds = ", ".join(f"{s.wall:.1f} s" for s in verify)
         found.append(
             Row(
                 "R4. verification of the real cu130 build",
-                "`poetry torch-cuda verify` (one child imports torch)",
-                "`python -c 'import torch'` in the same venv",
+                "`poetry torch-cuda verify` (one child imports torch) after the first install",
+                "—",
                 None,
                 "measured",
                 True,
-                value=f"{seconds:.1f} s (bare import {imports:.1f} s)",
+                value=seconds,
             )
         )
     if "pip" in results and ours.poetry_peaks:
@@ -432,7 +438,7 @@ def _rows(
     return found
 
 
-def _notes(bench: Bench, results: dict[str, Runs]) -> list[str]:
+def _notes(bench: Bench, results: dict[str, Runs], done: int) -> list[str]:
     world = bench.world
     sizes = ", ".join(
         f"{variant} {len(names)} wheels, {world.megabytes[variant]} MB"
@@ -441,7 +447,8 @@ def _notes(bench: Bench, results: dict[str, Runs]) -> list[str]:
     lines = [
         (
             f"world: {sizes}; {BYTES_PER_SECOND // MB} MB/s per connection, "
-            f"{LATENCY * 1000:.0f} ms latency"
+            f"{LATENCY * 1000:.0f} ms latency; {done} pair(s) done, "
+            f"{environment_load()} at the end"
         )
     ]
     for name, runs in results.items():
