@@ -183,6 +183,11 @@ def real_rows(args: argparse.Namespace, plugin: PoetryVenv, load: float) -> int:
         description = machine(
             plugin.python, pairs, "(each venv's own)", (load, os.getloadavg()[0])
         )
+        description[-1] = description[-1].replace(
+            "A and B interleaved (AB BA AB ...) after a warm-up round",
+            "each contender's whole sequence in turn, the order flipped every pair, "
+            f"no warm-up; pip in {min(pip_pairs, pairs)} of them",
+        )
         description.append(f"plugin from {args.plugin_src.resolve()}")
         description.extend(notes)
         print("\n".join(f"- {line}" for line in description))
