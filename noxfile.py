@@ -105,10 +105,13 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks, offline: plugin vs the same Poetry without it; writes benchmarks/RESULTS.md.
 
-    ``nox -s bench -- --pairs 5``; ``--only startup,noop``; ``--help``.
+    ``nox -s bench -- --pairs 5``; ``--only startup,noop``; ``--help``. ``-- --real``: the
+    real-scale rows (real CUDA wheels, cached in ~/.cache/ptc-real; not offline the first
+    time); ``-- --real --plugin-src /path/to/checkout`` measures another checkout.
     """
     # The script builds both Poetry venvs itself, pinned to this session's Poetry.
-    session.install(f"poetry=={POETRY_DEFAULT}", "uv")  # uv: a contender in row 7b
+    # uv: a contender (rows 7b, R1-R3); a bench-only dependency.
+    session.install(f"poetry=={POETRY_DEFAULT}", "uv")
     venvs = f"{session.create_tmp()}/venvs"
     session.run("python", "-m", "benchmarks.bench", "--venvs", venvs, *session.posargs)
 

@@ -1,8 +1,10 @@
-"""``python -m benchmarks.bench [--pairs N] [--only startup,noop,...]``.
+"""``python -m benchmarks.bench [--pairs N] [--only startup,noop,...] [--real]``.
 
 Builds the tests' fake universe, serves it on 127.0.0.1, prepares one Poetry
 with the plugin and the same Poetry without it, runs the measurements, prints
-one table and writes it to ``benchmarks/RESULTS.md``.
+one table and writes it to ``benchmarks/RESULTS.md``. ``--real`` runs the
+real-scale rows instead (``benchmarks/real.py``: the real CUDA families), into
+their own block of the same file.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from tests.support.fake_torch import make_verifiable
 from tests.support.index import IndexServer
 
 from benchmarks import network
+from benchmarks import real
 from benchmarks import scenarios
 from benchmarks import workspace
 from benchmarks.heavy import pad_universe
+from benchmarks.report import REAL_END
+from benchmarks.report import REAL_START
 from benchmarks.report import machine
 from benchmarks.report import table
 from benchmarks.report import write_results
@@ -79,6 +84,41 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(tempfile.gettempdir()) / "poetry-torch-cuda-bench",
         help="where the two Poetry venvs are kept between runs",
     )
+    parser.add_argument(
+        "--plugin-src",
+        type=Path,
+        default=HERE.parent,
+        help="the checkout of poetry-torch-cuda to measure (default: this tree)",
+    )
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="only the real-scale rows: the real CUDA 13.0 and 12 families "
+        "(~6 GB of wheels cached in ~/.cache/ptc-real; each venv ~6 GB, deleted after use)",
+    )
+    parser.add_argument(
+        "--real-pairs", type=int, default=2, help="pairs of the real-scale rows"
+    )
+    parser.add_argument(
+        "--real-variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+        help="with --real: the plugin again with these environment variables "
+        "(an optimisation switched off), compared with the plugin as built",
+    )
+    parser.add_argument(
+        "--real-pip-pairs",
+        type=int,
+        default=None,
+        help="with --real: in how many of the pairs pip runs (default: all; 0: never)",
+    )
+    parser.add_argument(
+        "--real-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()),
+        help="with --real: where the world and the venvs are made (needs ~25 GB)",
+    )
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--keep", action="store_true", help="keep the workspace")
@@ -89,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown measurement {unknown}" if unknown else "--pairs >= 1")
 
     load = os.getloadavg()[0]
-    plugin, plain = prepare(args.venvs.resolve())
+    source = args.plugin_src.resolve()
+    plugin, plain = prepare(args.venvs.resolve(), source=source, plain=not args.real)
+    if args.real:
+        return real_rows(args, plugin, load)
     root = Path(tempfile.mkdtemp(prefix="poetry-torch-cuda-bench-"))
     try:
         rows: list[Row] = []
@@ -127,6 +170,47 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         write_results(args.output, rows, description)
         print(f"\nbench: wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def real_rows(args: argparse.Namespace, plugin: PoetryVenv, load: float) -> int:
+    """The real-scale rows (issue 23), written between their own markers."""
+    root = Path(tempfile.mkdtemp(prefix="ptc-real-bench-", dir=args.real_dir))
+    pairs = max(1, args.real_pairs)
+    pip_pairs = pairs if args.real_pip_pairs is None else args.real_pip_pairs
+
+    def report(found: list[Row], notes: list[str]) -> None:
+        description = machine(
+            plugin.python, pairs, "(each venv's own)", (load, os.getloadavg()[0])
+        )
+        description[-1] = description[-1].replace(
+            "A and B interleaved (AB BA AB ...) after a warm-up round",
+            "each contender's whole sequence in turn, the order flipped every pair, "
+            f"no warm-up; pip in {min(pip_pairs, pairs)} of them",
+        )
+        description.append(f"plugin from {args.plugin_src.resolve()}")
+        description.extend(notes)
+        print("\n".join(f"- {line}" for line in description))
+        print()
+        print(table(found), flush=True)
+        if not args.no_write and found:
+            write_results(
+                args.output,
+                found,
+                description,
+                (REAL_START, REAL_END),
+                "### Latest run",
+            )
+            print(f"\nbench: wrote {args.output}", file=sys.stderr)
+
+    try:
+        variants = real.parse_variants(args.real_variant)
+        real.rows(root, plugin, pairs, variants, min(pip_pairs, pairs), report)
+    finally:
+        if args.keep:
+            print(f"bench: workspace kept at {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

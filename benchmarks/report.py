@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 START = "<!-- bench:start (written by `nox -s bench`; edit outside this block) -->"
 END = "<!-- bench:end -->"
+REAL_START = "<!-- bench-real:start (written by `nox -s bench -- --real`) -->"
+REAL_END = "<!-- bench-real:end -->"
 
 _TEMPLATE = """\
 # Benchmarks
@@ -118,26 +120,25 @@ def table(rows: list[Row]) -> str:
     return "\n".join([*lines, "", *notes])
 
 
-def write_results(path: Path, rows: list[Row], description: list[str]) -> None:
-    """Replace the generated block of ``path`` (create the file if needed)."""
+def write_results(
+    path: Path,
+    rows: list[Row],
+    description: list[str],
+    markers: tuple[str, str] = (START, END),
+    title: str = "## Latest run",
+) -> None:
+    """Replace the generated block of ``path`` between ``markers`` (create the file if needed)."""
+    start, end = markers
     block = "\n".join(
-        [
-            START,
-            "## Latest run",
-            "",
-            *(f"- {line}" for line in description),
-            "",
-            table(rows),
-            END,
-        ]
+        [start, title, "", *(f"- {line}" for line in description), "", table(rows), end]
     )
     text = (
         path.read_text()
         if path.is_file()
         else _TEMPLATE.format(block=f"{START}\n{END}")
     )
-    if START not in text or END not in text:
-        text = f"{text.rstrip()}\n\n{START}\n{END}\n"
-    head, rest = text.split(START, 1)
-    tail = rest.split(END, 1)[1]
+    if start not in text or end not in text:
+        text = f"{text.rstrip()}\n\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
     path.write_text(f"{head}{block}{tail}")

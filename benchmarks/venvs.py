@@ -67,15 +67,22 @@ def poetry_pins() -> list[str]:
     return sorted(f"{name}=={version}" for name, version in pins.items())
 
 
-def prepare(cache: Path, *, log: bool = True) -> tuple[PoetryVenv, PoetryVenv]:
-    """The plugin's venv (rebuilt from this checkout) and the plugin-free one."""
+def prepare(
+    cache: Path, *, log: bool = True, source: Path = REPO, plain: bool = True
+) -> tuple[PoetryVenv, PoetryVenv]:
+    """The plugin's venv (the plugin rebuilt from ``source``, a checkout) and the plugin-free one.
+
+    ``plain=False`` leaves the plugin-free venv unmade (the real-scale rows need none).
+    """
     pins = poetry_pins()
     stamp = "\n".join([sys.version, *pins]) + "\n"
-    plain = _venv(PoetryVenv("without plugin", cache / "plain"), pins, stamp, log)
+    without = PoetryVenv("without plugin", cache / "plain")
+    if plain:
+        without = _venv(without, pins, stamp, log)
     plugin = _venv(PoetryVenv("with plugin", cache / "plugin"), pins, stamp, log)
-    _say(log, "installing this checkout of poetry-torch-cuda into the plugin's venv")
-    _pip(plugin, "install", "--no-deps", "--force-reinstall", str(REPO))
-    return plugin, plain
+    _say(log, f"installing poetry-torch-cuda from {source} into the plugin's venv")
+    _pip(plugin, "install", "--no-deps", "--force-reinstall", str(source))
+    return plugin, without
 
 
 def _venv(venv: PoetryVenv, pins: list[str], stamp: str, log: bool) -> PoetryVenv:
