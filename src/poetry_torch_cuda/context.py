@@ -63,9 +63,9 @@ class RunContext:
     @cached_property
     def client(self) -> IndexClient:
         """The index client, with Poetry's configuration and the project's sources."""
-        from poetry_torch_cuda.machine.resolution import index_client
+        from poetry_torch_cuda.index.client import project_client
 
-        return index_client(self.poetry)
+        return project_client(self.poetry)
 
     def warn(self, message: str) -> None:
         """One warning line on stderr."""

@@ -66,9 +66,9 @@ class DetectCommand(TorchCudaCommand):
 
     def work(self) -> int:
         """Decide as ``auto`` would and print the steps (text and JSON from one record)."""
+        from poetry_torch_cuda.index.client import project_client
         from poetry_torch_cuda.machine.memory import failures
         from poetry_torch_cuda.machine.memory import forget
-        from poetry_torch_cuda.machine.resolution import index_client
         from poetry_torch_cuda.machine.resolution import resolve
         from poetry_torch_cuda.project.locked import locked_state
         from poetry_torch_cuda.project.variants import Variant
@@ -84,7 +84,7 @@ class DetectCommand(TorchCudaCommand):
         locked = None
         if self.poetry.locker.is_locked():
             locked = locked_state(self.poetry, self.env).versions
-        client = index_client(self.poetry, refresh=bool(self.option("refresh")))
+        client = project_client(self.poetry, refresh=bool(self.option("refresh")))
         torch = None if locked is None else locked.get(canonicalize_name("torch"))
         data: dict[str, Any] = {}
         if self.option("target"):

@@ -174,10 +174,10 @@ class ExportCommand(ReportsErrors, GroupCommand):
     def _file_url(self, index: str, name: str, filename: str) -> str:
         """A file's URL as the index's page gives it (cached for 10 minutes)."""
         from poetry_torch_cuda.index.client import IndexUnavailableError
-        from poetry_torch_cuda.machine.resolution import index_client
+        from poetry_torch_cuda.index.client import project_client
 
         if self._client is None:
-            self._client = index_client(self.poetry)
+            self._client = project_client(self.poetry)
         try:
             page = self._client.project(index, name)
         except IndexUnavailableError as error:

@@ -64,11 +64,11 @@ class VariantsCommand(TorchCudaCommand):
 
     def work(self) -> int:
         """Ask the index about every candidate variant and print the table."""
+        from poetry_torch_cuda.index.client import project_client
         from poetry_torch_cuda.index.offers import wanted_versions
         from poetry_torch_cuda.machine import tables
         from poetry_torch_cuda.machine.detection import assess
         from poetry_torch_cuda.machine.resolution import choose
-        from poetry_torch_cuda.machine.resolution import index_client
         from poetry_torch_cuda.machine.resolution import offer_finder
         from poetry_torch_cuda.machine.resolution import probe
         from poetry_torch_cuda.project.locked import check_fresh
@@ -80,7 +80,7 @@ class VariantsCommand(TorchCudaCommand):
         wanted = wanted_versions(config.package_names, locked)
         torch = wanted.get(canonicalize_name("torch"))
         machine = probe(self.env)
-        client = index_client(self.poetry, refresh=bool(self.option("refresh")))
+        client = project_client(self.poetry, refresh=bool(self.option("refresh")))
         finder = offer_finder(config, self.poetry, self.env, wanted, client)
         reports = finder.inspect(self._candidates(config.variant))
         by_variant = {report.variant: report for report in reports}

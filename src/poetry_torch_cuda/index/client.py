@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     import requests
     from poetry.config.config import Config
+    from poetry.poetry import Poetry
 
     from poetry_torch_cuda.index.credentials import IndexAuthenticator
 
@@ -129,6 +130,12 @@ def index_client(
     if quick_checks and timeout is None:
         timeout = quick.TIMEOUT
     return IndexClient(config, sources, refresh=refresh, timeout=timeout)
+
+
+def project_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
+    """The index client for checks and choices in a project: its Poetry config and sources."""
+    sources = [(source.name, source.url) for source in poetry.get_sources()]
+    return index_client(poetry.config, sources, quick_checks=True, refresh=refresh)
 
 
 class IndexClient:

@@ -203,10 +203,10 @@ def lock_project(
         LockError: a variant could not be locked.
     """
     config = config or configured(poetry.pyproject.data)
-    from poetry_torch_cuda.machine.resolution import index_client
+    from poetry_torch_cuda.index.client import project_client
 
     fetch = _fetching(poetry)
-    client = index_client(poetry, refresh=refresh)
+    client = project_client(poetry, refresh=refresh)
     spec = lock_spec(config)
     names = {name for name in spec if name != AUTO} | {v.name for v in extra}
     optional: set[str] = set()

@@ -173,12 +173,12 @@ def check_project_fleet(
     its own platform's wheels."""
     from packaging.utils import canonicalize_name
 
+    from poetry_torch_cuda.index.client import project_client
     from poetry_torch_cuda.index.offers import wanted_versions
-    from poetry_torch_cuda.machine.resolution import index_client
 
     if not config.targets:
         return []
-    client = client or index_client(poetry)
+    client = client or project_client(poetry)
     wanted = wanted_versions(config.package_names, locked_versions)
 
     def offers_for(target: Target) -> Callable[[Variant], Offer]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from poetry_torch_cuda.index.client import project_client
+
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,14 +51,6 @@ class Resolution:
         return str(self.variant)
 
 
-def index_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
-    """The index client for checks and choices (``index.client.index_client``)."""
-    from poetry_torch_cuda.index.client import index_client as make
-
-    sources = [(source.name, source.url) for source in poetry.get_sources()]
-    return make(poetry.config, sources, quick_checks=True, refresh=refresh)
-
-
 def probe(env: Env, *, nvcc: bool = False) -> Machine:
     """This machine as ``env`` sees it (its ``platform_machine``); ``nvcc`` adds nvcc."""
     from poetry_torch_cuda.machine.probe import probe_machine
@@ -78,7 +72,7 @@ def offer_finder(
     from poetry_torch_cuda.install.installed import installed_environment
 
     return OfferFinder(
-        client or index_client(poetry),
+        client or project_client(poetry),
         config,
         wanted,
         env.marker_env,

@@ -154,9 +154,9 @@ def _has(config: TorchCudaConfig, poetry: Poetry, variant: Variant, torch: str) 
 
 
 def _client(poetry: Poetry) -> IndexClient:
-    from poetry_torch_cuda.machine.resolution import index_client
+    from poetry_torch_cuda.index.client import project_client
 
-    return index_client(poetry)
+    return project_client(poetry)
 
 
 def _public(version: str) -> str:
