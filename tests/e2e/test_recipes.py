@@ -134,9 +134,9 @@ def test_the_gpu_less_ci_recipe_runs_its_commands(
     cpu = {"POETRY_TORCH_CUDA_VARIANT": "cpu"}
     assert commands == [
         (["torch-cuda", "lock", "--check"], {}),
-        (["torch-cuda", "status", "--check"], {}),
         (["install"], cpu),
         (["torch-cuda", "verify"], cpu),
+        (["torch-cuda", "status", "--check"], cpu),
     ], block
     project = ci_project(tmp_path, published_index)
     for args, env in commands:
@@ -146,7 +146,7 @@ def test_the_gpu_less_ci_recipe_runs_its_commands(
     # The check that guards the fleet fails where a target cannot run the variant.
     project.write_pyproject(project.pyproject_text().replace('"9.0"', '"5.0"'))
     project.run("lock")
-    fleet = project.run("torch-cuda", "status", "--check", check=False)
+    fleet = project.run("torch-cuda", "status", "--check", env_extra=cpu, check=False)
     assert fleet.returncode == 1, describe(fleet)
     assert "target training" in fleet.stdout + fleet.stderr
     assert "cannot run there" in fleet.stdout + fleet.stderr, describe(fleet)

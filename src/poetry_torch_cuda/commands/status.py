@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 from typing import ClassVar
 
@@ -133,10 +134,16 @@ def _check_fleet(ctx: RunContext) -> list[TargetCheck]:
     if not ctx.config.targets or not ctx.poetry.locker.is_locked():
         return []
     from poetry_torch_cuda.machine.fleet import check_project_fleet
+    from poetry_torch_cuda.project.config import ENV_VARIANT
+    from poetry_torch_cuda.project.config import load_config
     from poetry_torch_cuda.project.locked import locked_state
 
     locked = locked_state(ctx.poetry, ctx.env).versions
-    return check_project_fleet(ctx.config, ctx.poetry, ctx.env, locked, ctx.client)
+    # The targets are other machines: they get pyproject.toml's variant, not this
+    # run's POETRY_TORCH_CUDA_VARIANT (a CI runner installing cpu for itself).
+    environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
+    config = load_config(ctx.poetry.pyproject.data, environ) or ctx.config
+    return check_project_fleet(config, ctx.poetry, ctx.env, locked, ctx.client)
 
 
 def _machine_lines(report: StatusReport) -> list[str]:
