@@ -33,8 +33,9 @@ POETRY_DEFAULT = os.environ.get("POETRY_VERSION", "2.5.1")
 TEST_REQUIREMENTS = ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6"]
 #: What the packaging and pre-commit tests drive (test-only: never runtime dependencies).
 TEST_REQUIREMENTS += ["build>=1", "twine>=5", "pre-commit>=3"]
-#: The e2e tests spend their time in real Poetry and pip processes: one worker per core.
-PARALLEL = ["-n", "auto"]
+#: The e2e tests spend much of their time waiting on Poetry, pip, servers and timeouts
+#: (the load stays under 2 with one worker per core): two workers per core.
+PARALLEL = ["-n", str(2 * (os.cpu_count() or 1))]
 
 #: The compatibility matrix: every Python the plugin supports x the oldest, a
 #: middle and the newest Poetry 2.x release.
