@@ -176,8 +176,10 @@ def run_together(
 def project(project_factory: ProjectFactory, index: IndexServer) -> Project:
     index.require_auth = (USER, PASSWORD)
     index.auth_paths = ("/whl/",)
+    # Every step must ask the mirror: no switch back from the build kept in the env.
     return project_factory(
-        {"needs-torch": "*", "torchvision": "*"}, 'variant = "cu129"\n'
+        {"needs-torch": "*", "torchvision": "*"},
+        'variant = "cu129"\nkeep-previous-build = false\n',
     )
 
 

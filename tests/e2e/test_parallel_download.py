@@ -236,6 +236,13 @@ def test_progress_shows_on_a_terminal_only_and_not_with_quiet(
     def cold() -> None:
         shutil.rmtree(f"{cu129_project.env['POETRY_CACHE_DIR']}/artifacts")
 
+    # The switch back must download: no build kept in the environment.
+    cu129_project.write_pyproject(
+        cu129_project.pyproject_text().replace(
+            "[tool.poetry-torch-cuda]\n",
+            "[tool.poetry-torch-cuda]\nkeep-previous-build = false\n",
+        )
+    )
     cold()
     code, output = run_on_terminal(cu129_project, "-q", "torch-cuda", "switch", "cu130")
     assert code == 0, output

@@ -192,7 +192,12 @@ class VariantsCommand(TorchCudaCommand):
 
 def _error(report: VariantOffer) -> str | None:
     """The index's failure for this row with its variant as ``{variant}``, if any."""
-    found = [re.sub(r" \(noted .*\)$", "", p.error) for p in report.packages if p.error]
+    # The first attempt names the page, the remembered one only the host's answer.
+    found = [
+        re.sub(r"^could not read \S+: |(?: \(noted .*\))$", "", p.error)
+        for p in report.packages
+        if p.error
+    ]
     name = report.variant.name
     return "; ".join(found).replace(name, "{variant}") if found else None
 
