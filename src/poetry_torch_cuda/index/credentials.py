@@ -123,6 +123,16 @@ class IndexAuthenticator(Authenticator):
             self.add_repository(name, access.url)
         return access.url
 
+    def _get_repository_config_for_url(
+        self, url: str, exact_match: bool = False
+    ) -> AuthenticatorRepositoryConfig | None:
+        """Poetry's match, but https credentials never go out over plain http
+        (Poetry itself decides so only from 2.1 on)."""
+        found = super()._get_repository_config_for_url(url, exact_match)
+        if found is not None and found.url.lower().startswith("https://"):
+            return found if url.lower().startswith("https://") else None
+        return found
+
     def _get_credentials_for_repository(
         self, repository: AuthenticatorRepositoryConfig
     ) -> HTTPAuthCredential:
