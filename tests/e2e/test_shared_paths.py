@@ -72,9 +72,10 @@ def _import_torch(project: Project) -> str:
     return result.stdout.strip()
 
 
-def test_a_switch_and_back_keeps_every_shared_file(
+def _installed_cu130(
     tmp_path: Path, shared_index: IndexServer
-) -> None:
+) -> tuple[Project, dict[str, str | None]]:
+    """A project with the cu130 family installed and verified, and its run env."""
     env = {**no_gpu(tmp_path), **VERIFY_ON}
     project = Project.create(
         tmp_path,
@@ -83,6 +84,13 @@ def test_a_switch_and_back_keeps_every_shared_file(
         'variant = "cu130"\npackages = ["torch"]',
     )
     project.run("install", env_extra=env)
+    return project, env
+
+
+def test_a_switch_and_back_keeps_every_shared_file(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    project, env = _installed_cu130(tmp_path, shared_index)
     assert _import_torch(project) == "2.13.0+cu130"
 
     for variant in ("cu126", "cu130"):
@@ -102,14 +110,7 @@ def test_a_switch_and_back_keeps_every_shared_file(
 def test_status_and_verify_name_a_distribution_whose_files_are_gone(
     tmp_path: Path, shared_index: IndexServer
 ) -> None:
-    env = {**no_gpu(tmp_path), **VERIFY_ON}
-    project = Project.create(
-        tmp_path,
-        shared_index,
-        {"torch": "2.13.0"},
-        'variant = "cu130"\npackages = ["torch"]',
-    )
-    project.run("install", env_extra=env)
+    project, env = _installed_cu130(tmp_path, shared_index)
     assert project.run("torch-cuda", "status", "--check", env_extra=env).returncode == 0
     # torch still imports: only the guards can tell.
     (project.site_packages() / SHARED[1]).unlink()
