@@ -46,7 +46,7 @@ TIMED: dict[str, tuple[str, ...]] = {
     "poetry_torch_cuda.index.credentials": ("authenticator",),
     "poetry_torch_cuda.install.pip": ("PipRunner.install_files", "PipRunner.uninstall"),
     "poetry_torch_cuda.install.undo": ("Stash.take",),
-    "poetry_torch_cuda.install.installed": ("installed_environment",),
+    "poetry_torch_cuda.environment.installed": ("installed_environment",),
     "poetry_torch_cuda.install.owner": ("record_owner",),
     "poetry_torch_cuda.proof.after": ("take_snapshot", "prove_change"),
 }

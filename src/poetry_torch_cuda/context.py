@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
 
@@ -56,7 +56,7 @@ class RunContext:
     @cached_property
     def installed(self) -> InstalledEnvironment:
         """The environment as this run found it (read again after changing it)."""
-        from poetry_torch_cuda.install.installed import installed_environment
+        from poetry_torch_cuda.environment.installed import installed_environment
 
         return installed_environment(self.env)
 

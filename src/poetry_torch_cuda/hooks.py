@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from poetry.console.commands.installer_command import InstallerCommand
     from poetry.installation.operations.operation import Operation
 
-    from poetry_torch_cuda.install.installed import InstalledEnvironment
+    from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
@@ -58,7 +58,7 @@ class OperationGuard:
         self, execute: Callable[[list[Operation]], int]
     ) -> Callable[[list[Operation]], int]:
         """Return ``execute`` preceded by the marking of protected operations."""
-        from poetry_torch_cuda.install.protection import merge_graphs
+        from poetry_torch_cuda.project.protection import merge_graphs
 
         def guarded_execute(operations: list[Operation]) -> int:
             resolved = self.capture(operations)
@@ -222,7 +222,7 @@ class CommandHooks:
         ctx = self._lock_checks.pop(id(command), None)
         if ctx is None or event.exit_code != 0 or command.installer.is_dry_run():
             return
-        from poetry_torch_cuda.project.lock_view import show_lock_view
+        from poetry_torch_cuda.reports.lock_view import show_lock_view
 
         try:
             show_lock_view(ctx.config, ctx.poetry, ctx.env, ctx.io)
@@ -237,7 +237,7 @@ def _after_run(
     guard: OperationGuard, command: InstallerCommand, locked: LockedState
 ) -> None:
     """The after-step: resolve ``auto``, install the variant's builds, prove them."""
-    from poetry_torch_cuda.install.installed import installed_environment
+    from poetry_torch_cuda.environment.installed import installed_environment
     from poetry_torch_cuda.install.reconcile import reconcile_environment
     from poetry_torch_cuda.install.request import InstallSettings
     from poetry_torch_cuda.machine.resolution import jetson_warning
@@ -270,8 +270,8 @@ def _after_run(
         ctx.io.write_line(
             f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
         )
-    from poetry_torch_cuda.status_report import left_to_poetry
-    from poetry_torch_cuda.status_report import unknown_entries
+    from poetry_torch_cuda.reports.status import left_to_poetry
+    from poetry_torch_cuda.reports.status import unknown_entries
 
     warnings = unknown_entries(ctx.config, locked.graph)
     warnings += left_to_poetry(ctx.config, installed_environment(ctx.env))

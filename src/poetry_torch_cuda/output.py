@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from cleo.formatters.formatter import Formatter
 
-from poetry_torch_cuda.index.urls import scrub
+from poetry_torch_cuda.urls import scrub
 
 
 if TYPE_CHECKING:

@@ -12,6 +12,8 @@ from typing import Any
 
 from poetry.plugins.application_plugin import ApplicationPlugin
 
+from poetry_torch_cuda import COMMANDS
+
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,17 +28,6 @@ if TYPE_CHECKING:
 VALIDATE_PRIORITY = 10
 #: ``config.TABLE``, repeated so that projects without it import nothing of ours.
 TABLE = "poetry-torch-cuda"
-COMMANDS = {
-    "torch-cuda": "poetry_torch_cuda.commands.overview:OverviewCommand",
-    "torch-cuda switch": "poetry_torch_cuda.commands.switch:SwitchCommand",
-    "torch-cuda status": "poetry_torch_cuda.commands.status:StatusCommand",
-    "torch-cuda sync": "poetry_torch_cuda.commands.sync:SyncCommand",
-    "torch-cuda detect": "poetry_torch_cuda.commands.detect:DetectCommand",
-    "torch-cuda variants": "poetry_torch_cuda.commands.variants:VariantsCommand",
-    "torch-cuda verify": "poetry_torch_cuda.commands.verify:VerifyCommand",
-    "torch-cuda lock": "poetry_torch_cuda.commands.lock:LockCommand",
-    "torch-cuda export": "poetry_torch_cuda.commands.export:ExportCommand",
-}
 
 
 class TorchCudaPlugin(ApplicationPlugin):

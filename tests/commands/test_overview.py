@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from poetry_torch_cuda.plugins import COMMANDS
+from poetry_torch_cuda import COMMANDS
 from tests.support.inprocess import Result
 from tests.support.inprocess import run_in
 from tests.support.poetry_project import isolated_env

@@ -8,7 +8,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from poetry_torch_cuda.install.installed import InstalledEnvironment
+from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.reconcile import protected_for

@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
 from poetry_torch_cuda.errors import ConfigError
-from poetry_torch_cuda.index.urls import is_loopback
 from poetry_torch_cuda.project.config import ENV_DISABLE
 from poetry_torch_cuda.project.config import ENV_INDEX_URL
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.urls import is_loopback
 
 
 KEYS = ["variant", "index-url", "source", "packages", "allow-insecure-http"]

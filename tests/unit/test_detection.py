@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from poetry_torch_cuda.machine.detection import Offer
+from poetry_torch_cuda.index.offers import Offer
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.detection import decide
 from poetry_torch_cuda.machine.probe import Machine

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.install.envlock import environment_lock
 
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def test_lock_falls_back_to_the_temp_dir_for_a_read_only_env(tmp_path: Path) -> 
 def test_state_files_stay_out_of_a_python_that_is_no_virtualenv(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from poetry_torch_cuda.install.envlock import state_dir
+    from poetry_torch_cuda.environment.envlock import state_dir
 
     system = tmp_path / "usr-local"  # a Docker image's Python: no pyvenv.cfg
     system.mkdir()

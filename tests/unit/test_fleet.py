@@ -12,9 +12,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from poetry_torch_cuda.errors import ConfigError
+from poetry_torch_cuda.index.offers import Offer
 from poetry_torch_cuda.machine.detection import COMPAT_RULE
 from poetry_torch_cuda.machine.detection import FULL_RULE
-from poetry_torch_cuda.machine.detection import Offer
 from poetry_torch_cuda.machine.fleet import check_fleet
 from poetry_torch_cuda.machine.fleet import check_target
 from poetry_torch_cuda.machine.fleet import target_marker_env

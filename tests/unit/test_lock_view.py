@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from poetry_torch_cuda.project.lock_view import requirements
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.reports.lock_view import requirements
 
 
 @pytest.mark.parametrize(

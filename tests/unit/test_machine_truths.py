@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from poetry_torch_cuda.index.offers import Offer
 from poetry_torch_cuda.machine import probe
-from poetry_torch_cuda.machine.detection import Offer
 from poetry_torch_cuda.machine.detection import cpu_fallback_warning
 from poetry_torch_cuda.machine.detection import decide
 from poetry_torch_cuda.machine.probe import Machine

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 import pytest
 from packaging.utils import canonicalize_name
 
+from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.index.client import IndexClient
 from poetry_torch_cuda.index.offers import OfferFinder
 from poetry_torch_cuda.index.offers import wanted_versions
-from poetry_torch_cuda.install.installed import InstalledEnvironment
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.variants import parse_variant
 from tests.support.client import LINUX_311

@@ -8,7 +8,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from poetry_torch_cuda.install.installed import InstalledEnvironment
+from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import build_targets

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from poetry_torch_cuda.errors import ConfigError
+from poetry_torch_cuda.index.offers import Offer
 from poetry_torch_cuda.machine import memory
-from poetry_torch_cuda.machine.detection import Offer
 from poetry_torch_cuda.machine.probe import Machine
 from poetry_torch_cuda.machine.tables import Arch
 from poetry_torch_cuda.project.config import load_config

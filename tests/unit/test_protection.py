@@ -4,10 +4,10 @@ import pytest
 from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
 
-from poetry_torch_cuda.install.protection import dependency_closure
-from poetry_torch_cuda.install.protection import is_cuda_bound
-from poetry_torch_cuda.install.protection import protected_names
-from poetry_torch_cuda.install.protection import unneeded
+from poetry_torch_cuda.project.protection import dependency_closure
+from poetry_torch_cuda.project.protection import is_cuda_bound
+from poetry_torch_cuda.project.protection import protected_names
+from poetry_torch_cuda.project.protection import unneeded
 
 
 def n(*names: str) -> set[NormalizedName]:

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from poetry.utils.env import MockEnv
 
+from poetry_torch_cuda.index.offers import Offer
 from poetry_torch_cuda.machine import memory
-from poetry_torch_cuda.machine.detection import Offer
 from poetry_torch_cuda.machine.probe import Machine
 from poetry_torch_cuda.machine.probe import NvidiaDriver
 from poetry_torch_cuda.machine.probe import NvidiaGpu

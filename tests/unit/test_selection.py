@@ -17,9 +17,9 @@ from poetry.core.packages.dependency import Dependency
 from poetry.core.packages.dependency_group import DependencyGroup
 from poetry.core.packages.project_package import ProjectPackage
 
+from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import sweep
-from poetry_torch_cuda.install.installed import InstalledEnvironment
 from poetry_torch_cuda.install.pip import pip_environment
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import with_family
@@ -30,8 +30,8 @@ from poetry_torch_cuda.project.selection import selection_from
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.selection import target_versions
 from poetry_torch_cuda.project.variants import parse_variant
-from poetry_torch_cuda.status_report import left_to_poetry
-from poetry_torch_cuda.status_report import unknown_entries
+from poetry_torch_cuda.reports.status import left_to_poetry
+from poetry_torch_cuda.reports.status import unknown_entries
 
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def test_targets_are_what_is_held_plus_what_is_selected() -> None:
 class Installed(InstalledEnvironment):
     def __init__(self, versions: dict[str, str]) -> None:
         super().__init__([], {})
-        from poetry_torch_cuda.install.installed import InstalledDistribution
+        from poetry_torch_cuda.environment.installed import InstalledDistribution
 
         self._cache.update(
             {
@@ -314,7 +314,7 @@ def test_no_build_that_satisfies_the_specifier_is_an_error() -> None:
 
 
 def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
-    from poetry_torch_cuda.machine.detection import Offer
+    from poetry_torch_cuda.index.offers import Offer
     from poetry_torch_cuda.machine.detection import cpu_fallback_warning
     from poetry_torch_cuda.machine.detection import decide
     from poetry_torch_cuda.machine.probe import Machine

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from poetry_torch_cuda.index.urls import is_loopback
-from poetry_torch_cuda.index.urls import register_secret
-from poetry_torch_cuda.index.urls import scrub
+from poetry_torch_cuda.urls import is_loopback
+from poetry_torch_cuda.urls import register_secret
+from poetry_torch_cuda.urls import scrub
 
 
 def test_scrub_hides_url_credentials_and_registered_secrets() -> None:

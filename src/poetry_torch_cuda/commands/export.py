@@ -11,7 +11,6 @@ from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.urls import without_credentials
 from poetry_torch_cuda.lockfile import export
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import configured
@@ -19,6 +18,7 @@ from poetry_torch_cuda.lockfile.service import entry_for
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project.variants import not_a_variant
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.urls import without_credentials
 
 
 if TYPE_CHECKING:

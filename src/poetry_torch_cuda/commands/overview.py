@@ -13,7 +13,7 @@ from importlib.metadata import metadata
 from cleo.helpers import argument
 from poetry.console.commands.command import Command
 
-from poetry_torch_cuda.plugins import COMMANDS
+from poetry_torch_cuda import COMMANDS
 
 
 NAMESPACE = "torch-cuda"

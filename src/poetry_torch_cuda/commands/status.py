@@ -11,10 +11,10 @@ from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.commands.base import NotCreatedEnv
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.index.urls import mask_url
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.selection import selection_options
+from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.machine.fleet import TargetCheck
-    from poetry_torch_cuda.status_report import StatusReport
+    from poetry_torch_cuda.reports.status import StatusReport
 
 
 class StatusCommand(TorchCudaCommand, GroupCommand):
@@ -59,7 +59,7 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
     def work(self) -> int:
         """Gather the report and print it."""
         from poetry_torch_cuda.machine.resolution import probe
-        from poetry_torch_cuda.status_report import build_report
+        from poetry_torch_cuda.reports.status import build_report
 
         ctx = self.context()
         report = build_report(ctx, probe(self.env, nvcc=True))

@@ -13,8 +13,8 @@ from cleo.helpers import option
 from poetry_torch_cuda.commands.base import DRY_RUN
 from poetry_torch_cuda.commands.base import MOVES_HELP
 from poetry_torch_cuda.commands.base import MovingCommand
+from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.install.envlock import environment_lock
 from poetry_torch_cuda.install.owner import MARKER
 from poetry_torch_cuda.install.reconcile import write_waiting
 from poetry_torch_cuda.lockfile.model import LOCK_NAME

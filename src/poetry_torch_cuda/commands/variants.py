@@ -13,8 +13,8 @@ from cleo.helpers import option
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.index.urls import mask_url
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index import quick
-from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:

@@ -20,10 +20,10 @@ from urllib.parse import urlunsplit
 from poetry.utils.authenticator import Authenticator
 from poetry.utils.password_manager import HTTPAuthCredential
 
-from poetry_torch_cuda.index.urls import is_loopback
-from poetry_torch_cuda.index.urls import mask_url
-from poetry_torch_cuda.index.urls import register_secret
-from poetry_torch_cuda.index.urls import without_credentials
+from poetry_torch_cuda.urls import is_loopback
+from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.urls import register_secret
+from poetry_torch_cuda.urls import without_credentials
 
 
 if TYPE_CHECKING:

@@ -10,9 +10,8 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.index.client import IndexUnavailableError
-from poetry_torch_cuda.index.urls import mask_url
-from poetry_torch_cuda.index.urls import without_credentials
-from poetry_torch_cuda.machine.detection import Offer
+from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.urls import without_credentials
 
 
 if TYPE_CHECKING:
@@ -21,11 +20,22 @@ if TYPE_CHECKING:
 
     from packaging.utils import NormalizedName
 
+    from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.index.client import ProjectFiles
-    from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
+
+
+@dataclass(frozen=True)
+class Offer:
+    """Whether the index has the build (``None``: could not ask); ``remembered``:
+    "no" because it failed verification here before."""
+
+    available: bool | None
+    detail: str
+    remembered: bool = False
+
 
 #: At most this many versions are named in a message.
 SHOWN_VERSIONS = 6

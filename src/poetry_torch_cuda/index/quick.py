@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
     import requests
     from poetry.utils.authenticator import Authenticator
+
+    from poetry_torch_cuda.index.credentials import IndexAccess
 
 #: What a page request accepts: PEP 691 JSON first, then HTML.
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.01"
@@ -222,3 +224,34 @@ def forget(cache_dir: Path, url: str) -> None:
             path.write_text(json.dumps(data), encoding="utf-8")
     except (OSError, ValueError):
         pass
+
+
+def refused(index: IndexAccess, project: str, status: int) -> tuple[str, str]:
+    """``(cause, advice)`` for an HTTP error status the index answered."""
+    if status in (401, 403):
+        if index.has_credentials:
+            name = index.source or "<source>"
+            variable = "POETRY_HTTP_BASIC_" + (
+                re.sub(r"\W", "_", name.upper()) if index.source else "<SOURCE>"
+            )
+            advice = (
+                "Check the credentials Poetry has for it: `poetry config "
+                f"http-basic.{name} <user> <password>` or {variable}_USERNAME "
+                f"and {variable}_PASSWORD."
+            )
+        else:
+            advice = (
+                "It wants credentials: declare it as a [[tool.poetry.source]], set "
+                'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
+                "`poetry config http-basic.<name> <user> <password>`."
+            )
+        return f"the index refused access (HTTP {status})", advice
+    if status == 404:
+        return (
+            f"the index has no page for {project} (HTTP 404)",
+            (
+                "Check the index URL and the variant: "
+                f"{index.shown.rstrip('/')}/{project}/ should list its wheels."
+            ),
+        )
+    return http_failure(status, f" for {project}")

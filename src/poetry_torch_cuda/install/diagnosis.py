@@ -17,7 +17,7 @@ from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from poetry_torch_cuda.index.urls import scrub
+from poetry_torch_cuda.urls import scrub
 
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ def _probe(index: IndexAccess, project: str, timeout: float) -> tuple[str, str]:
     from poetry_torch_cuda.index import quick
     from poetry_torch_cuda.index.client import IndexUnavailableError
     from poetry_torch_cuda.index.client import index_client
+    from poetry_torch_cuda.index.quick import refused
 
     client = index_client(None, timeout=timeout, refresh=True)
     try:
@@ -112,39 +113,6 @@ def _probe(index: IndexAccess, project: str, timeout: float) -> tuple[str, str]:
             "this Python and platform."
         ),
     )
-
-
-def refused(index: IndexAccess, project: str, status: int) -> tuple[str, str]:
-    """``(cause, advice)`` for an HTTP error status the index answered."""
-    from poetry_torch_cuda.index.quick import http_failure
-
-    if status in (401, 403):
-        if index.has_credentials:
-            name = index.source or "<source>"
-            variable = "POETRY_HTTP_BASIC_" + (
-                re.sub(r"\W", "_", name.upper()) if index.source else "<SOURCE>"
-            )
-            advice = (
-                "Check the credentials Poetry has for it: `poetry config "
-                f"http-basic.{name} <user> <password>` or {variable}_USERNAME "
-                f"and {variable}_PASSWORD."
-            )
-        else:
-            advice = (
-                "It wants credentials: declare it as a [[tool.poetry.source]], set "
-                'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
-                "`poetry config http-basic.<name> <user> <password>`."
-            )
-        return f"the index refused access (HTTP {status})", advice
-    if status == 404:
-        return (
-            f"the index has no page for {project} (HTTP 404)",
-            (
-                "Check the index URL and the variant: "
-                f"{index.shown.rstrip('/')}/{project}/ should list its wheels."
-            ),
-        )
-    return http_failure(status, f" for {project}")
 
 
 def _ca_bundle() -> str | None:

@@ -27,7 +27,7 @@ from packaging.utils import parse_wheel_filename
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index import quick
-from poetry_torch_cuda.index.urls import mask_url
+from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
 
+from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.index.credentials import authenticator as new_authenticator
 from poetry_torch_cuda.install.download import DownloadError
 from poetry_torch_cuda.install.download import DownloadInterrupted
 from poetry_torch_cuda.install.download import download_files
-from poetry_torch_cuda.install.installed import installed_environment
 from poetry_torch_cuda.install.undo import UnfitInstall
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project.config import ENV_INDEX_URL

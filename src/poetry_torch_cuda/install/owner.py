@@ -13,7 +13,7 @@ import json
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
-from poetry_torch_cuda.install.envlock import state_dir
+from poetry_torch_cuda.environment.envlock import state_dir
 
 
 if TYPE_CHECKING:

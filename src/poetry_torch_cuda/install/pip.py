@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import parse_wheel_filename
 
+from poetry_torch_cuda.environment import envlock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.credentials import IndexAccess
-from poetry_torch_cuda.index.urls import scrub
-from poetry_torch_cuda.install import envlock
 from poetry_torch_cuda.install.diagnosis import diagnose
 from poetry_torch_cuda.install.diagnosis import pip_reason
+from poetry_torch_cuda.urls import scrub
 
 
 if TYPE_CHECKING:

@@ -5,20 +5,20 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from poetry_torch_cuda.environment.installed import InstalledEnvironment
+from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.urls import mask_url
-from poetry_torch_cuda.install.installed import InstalledEnvironment
-from poetry_torch_cuda.install.installed import installed_environment
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_changes
 from poetry_torch_cuda.install.planning import poetry_lacks
 from poetry_torch_cuda.install.planning import with_family
-from poetry_torch_cuda.install.protection import protected_names
 from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.protection import protected_names
+from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     # Only a run with something to do pays for these imports.
     from cleo.formatters.formatter import Formatter
 
-    from poetry_torch_cuda.install.installed import forget_views
+    from poetry_torch_cuda.environment.installed import forget_views
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.undo import Stash
     from poetry_torch_cuda.install.undo import finish
@@ -209,7 +209,7 @@ def reconcile_environment(
     A run that waited for another one plans what is left, with ``refresh``'s
     configuration and variant; returns the plan carried out.
     """
-    from poetry_torch_cuda.install.envlock import environment_lock
+    from poetry_torch_cuda.environment.envlock import environment_lock
 
     settings = settings or InstallSettings()
     waited: list[bool] = []

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.lockfile.model import LockedFile
     from poetry_torch_cuda.lockfile.model import VariantLock
@@ -121,10 +121,10 @@ def prepare_install(
     )
     if not plan.install:
         return request
+    from poetry_torch_cuda.environment.installed import versions_of
     from poetry_torch_cuda.install.hashes import locked_files
     from poetry_torch_cuda.install.hashes import poetry_files
-    from poetry_torch_cuda.install.undo import versions_of
-    from poetry_torch_cuda.install.undo import with_state
+    from poetry_torch_cuda.install.planning import with_state
     from poetry_torch_cuda.lockfile import LockLookup
 
     poetry = settings.poetry

@@ -212,7 +212,7 @@ def family_problems(
 ) -> list[str]:
     """:func:`record_problems` of what ``roots`` need as installed in ``env``
     (sha256 of every file too with ``hashes``)."""
-    from poetry_torch_cuda.install.installed import installed_environment
+    from poetry_torch_cuda.environment.installed import installed_environment
 
     family = set(installed_environment(env).graph(roots))
     if not family:

@@ -28,28 +28,27 @@ from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from poetry_torch_cuda.environment.envlock import STASH
+from poetry_torch_cuda.environment.installed import installed_environment
+from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.install.installed import installed_environment
+from poetry_torch_cuda.install.planning import change_words
+from poetry_torch_cuda.install.planning import with_state
 from poetry_torch_cuda.install.sweep import files_by_name
 from poetry_torch_cuda.install.sweep import remove_distributions
 from poetry_torch_cuda.install.sweep import site_paths
-from poetry_torch_cuda.tempfiles import alive
 
 
 if TYPE_CHECKING:
     from collections.abc import Collection
     from collections.abc import Iterator
-    from collections.abc import Mapping
 
-    from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.request import InstallRequest
     from poetry_torch_cuda.install.sweep import Uninstaller
 
-STASH = ".torch-cuda-stash-"
 PREVIOUS = ".torch-cuda-previous"
 _MANIFEST = "stash.json"
 #: The sha256 of the locked files the environment's torch family came from.
@@ -138,7 +137,7 @@ class Stash:
                 relinked += 1
         after = versions_of(installed_environment(env))
         changes = [
-            _change(n, now.get(n), after.get(n))
+            change_words(n, now.get(n), after.get(n))
             for n in sorted({*now, *after})
             if now.get(n) != after.get(n)
         ]
@@ -217,25 +216,6 @@ def _installed_from(env_path: Path) -> list[str]:
         return []
 
 
-def dead_stashes(env_path: Path, *, remove: bool = False) -> list[str]:
-    """Stashes of runs that were killed: removed (under the environment's lock),
-    or described for ``status``."""
-    found = []
-    for path in env_path.glob(f"{STASH}*"):
-        owner = path.name[len(STASH) :].split(".", 1)[0]
-        if owner.isdigit() and alive(int(owner)):
-            continue
-        if remove:
-            shutil.rmtree(path, ignore_errors=True)
-            continue
-        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-        found.append(
-            f"a run that was killed left its stash of the previous build in {path} "
-            f"({size / 1e6:.1f} MB); the next install, sync or switch removes it"
-        )
-    return found
-
-
 def _files_under(tops: Collection[str]) -> set[str]:
     return {
         str(Path(d, n)) for top in tops for d, _, names in os.walk(top) for n in names
@@ -306,40 +286,3 @@ def undo(
             )
     wrapped.exit_code = getattr(error, "exit_code", None) or (130 if interrupted else 1)
     return wrapped
-
-
-def versions_of(installed: InstalledEnvironment) -> dict[NormalizedName, str]:
-    """Every installed distribution's version, by name."""
-    return {name: dist.version for name, dist in installed.all().items()}
-
-
-def with_state(
-    error: TorchCudaError, plan: Plan, before: Mapping[NormalizedName, str], env: Env
-) -> TorchCudaError:
-    """``error`` with a line that says what the environment holds now."""
-    after = versions_of(installed_environment(env))
-    names = [target.name for target in plan.install]
-    held = ", ".join(f"{n} {after[n]}" for n in names if n in after)
-    changes = [
-        _change(n, before.get(n), after.get(n))
-        for n in sorted({*before, *after})
-        if before.get(n) != after.get(n)
-    ]
-    state = (
-        f"The environment now has {held or 'no ' + ', '.join(names)}; before failing, "
-        f"pip {', '.join(changes[:6])}{' and more' if len(changes) > 6 else ''}. "
-        "`poetry torch-cuda sync --force` repairs it once the cause is fixed."
-        if changes
-        else f"Nothing changed: the environment still has {held or 'no torch build'}."
-    )
-    wrapped = type(error)(f"{error}\n{state}")
-    wrapped.exit_code = error.exit_code
-    return wrapped
-
-
-def _change(name: str, old: str | None, new: str | None) -> str:
-    if old is None:
-        return f"added {name} {new}"
-    if new is None:
-        return f"removed {name} {old}"
-    return f"changed {name} {old} -> {new}"

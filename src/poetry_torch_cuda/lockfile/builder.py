@@ -29,12 +29,12 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.urls import mask_url
-from poetry_torch_cuda.index.urls import without_credentials
-from poetry_torch_cuda.install.protection import is_cuda_bound
 from poetry_torch_cuda.lockfile.model import LockedDependency
 from poetry_torch_cuda.lockfile.model import LockedPackage
 from poetry_torch_cuda.lockfile.model import VariantLock
+from poetry_torch_cuda.project.protection import is_cuda_bound
+from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.urls import without_credentials
 
 
 if TYPE_CHECKING:

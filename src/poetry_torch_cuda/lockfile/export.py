@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.urls import without_credentials
-from poetry_torch_cuda.install.protection import protected_names
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.project import locked
+from poetry_torch_cuda.project.protection import protected_names
+from poetry_torch_cuda.urls import without_credentials
 
 
 if TYPE_CHECKING:

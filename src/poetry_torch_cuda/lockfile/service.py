@@ -21,7 +21,6 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.urls import without_credentials
 from poetry_torch_cuda.lockfile.builder import LockError
 from poetry_torch_cuda.lockfile.builder import MissingBuildError
 from poetry_torch_cuda.lockfile.builder import Root
@@ -38,6 +37,7 @@ from poetry_torch_cuda.project.config import ENV_INDEX_URL
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.urls import without_credentials
 
 
 if TYPE_CHECKING:
@@ -319,7 +319,7 @@ def variant_lock(poetry: Poetry, variant: Variant, io: IO) -> VariantLock:
         if error.status is None:
             raise
         from poetry_torch_cuda.index.credentials import index_access
-        from poetry_torch_cuda.install.diagnosis import refused
+        from poetry_torch_cuda.index.quick import refused
 
         access = index_access(_fetching(poetry), variant, poetry.config)
         cause, advice = refused(access, "torch", error.status)
@@ -419,8 +419,8 @@ def mirror_urls(
     """Files the lock takes from this run's mirror (``POETRY_TORCH_CUDA_INDEX_URL``)."""
     from urllib.parse import urlsplit
 
-    from poetry_torch_cuda.index.urls import mask_url
-    from poetry_torch_cuda.index.urls import without_credentials
+    from poetry_torch_cuda.urls import mask_url
+    from poetry_torch_cuda.urls import without_credentials
 
     try:
         lock = read_lock(path)

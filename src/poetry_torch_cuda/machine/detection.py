@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
 
+    from poetry_torch_cuda.index.offers import Offer
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.probe import NvidiaDriver
     from poetry_torch_cuda.machine.probe import NvidiaGpu
@@ -47,16 +48,6 @@ JETSON_NOTE = (
 XPU_NOTE = (
     "Intel GPUs are not detected automatically; set the variant to xpu to use one"
 )
-
-
-@dataclass(frozen=True)
-class Offer:
-    """Whether the index has the build (``None``: could not ask); ``remembered``:
-    "no" because it failed verification here before."""
-
-    available: bool | None
-    detail: str
-    remembered: bool = False
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.index.offers import Offer
     from poetry_torch_cuda.index.offers import OfferFinder
     from poetry_torch_cuda.machine.detection import Decision
-    from poetry_torch_cuda.machine.detection import Offer
     from poetry_torch_cuda.machine.detection import Verdict
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.targets import Target

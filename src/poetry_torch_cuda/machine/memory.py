@@ -18,7 +18,7 @@ from typing import Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from poetry_torch_cuda.machine.detection import Offer
+    from poetry_torch_cuda.index.offers import Offer
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.project.variants import Variant
 
@@ -57,7 +57,7 @@ def machine_key(machine: Machine) -> str | None:
 
 def memory_path(env_path: Path) -> Path:
     """Where an environment's memory lives."""
-    from poetry_torch_cuda.install.envlock import state_dir
+    from poetry_torch_cuda.environment.envlock import state_dir
 
     return state_dir(Path(env_path)) / FILE_NAME
 
@@ -115,7 +115,7 @@ def remembering(
         return offers
 
     def offer(variant: Variant) -> Offer:
-        from poetry_torch_cuda.machine.detection import Offer
+        from poetry_torch_cuda.index.offers import Offer
 
         failure = failed.get(variant.name)
         if failure is None:

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.index.offers import Offer
     from poetry_torch_cuda.index.offers import OfferFinder
     from poetry_torch_cuda.machine.detection import Decision
-    from poetry_torch_cuda.machine.detection import Offer
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
@@ -68,8 +68,8 @@ def offer_finder(
     client: IndexClient | None = None,
 ) -> OfferFinder:
     """What the index offers ``env`` of ``wanted`` per variant (installed builds ask nothing)."""
+    from poetry_torch_cuda.environment.installed import installed_environment
     from poetry_torch_cuda.index.offers import OfferFinder
-    from poetry_torch_cuda.install.installed import installed_environment
 
     return OfferFinder(
         client or project_client(poetry),
@@ -116,8 +116,8 @@ def resolve(
         return Resolution(config.variant, config.variant, config.variant_origin)
     from packaging.utils import canonicalize_name
 
+    from poetry_torch_cuda.index.offers import Offer
     from poetry_torch_cuda.index.offers import wanted_versions
-    from poetry_torch_cuda.machine.detection import Offer
 
     machine = machine or probe(env)
     kept = _keep_installed(config, env, machine) if _probe_failed(machine) else None
@@ -147,7 +147,7 @@ def _keep_installed(
 ) -> Resolution | None:
     """nvidia-smi is there but failed: keep the build in place, never demote it
     (``None`` with nothing installed: then the rule decides on what is known)."""
-    from poetry_torch_cuda.install.installed import installed_environment
+    from poetry_torch_cuda.environment.installed import installed_environment
     from poetry_torch_cuda.machine.detection import Decision
     from poetry_torch_cuda.project.variants import parse_variant
 
@@ -198,8 +198,8 @@ def next_choice(
     the memory; ``None`` when only a build the rule rejects is left."""
     from packaging.utils import canonicalize_name
 
+    from poetry_torch_cuda.index.offers import Offer
     from poetry_torch_cuda.index.offers import wanted_versions
-    from poetry_torch_cuda.machine.detection import Offer
 
     wanted = wanted_versions(config.package_names, locked_versions or {})
     offers = offer_finder(config, poetry, env, wanted)

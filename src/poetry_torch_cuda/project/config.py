@@ -18,14 +18,14 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.errors import describe_value as _describe
-from poetry_torch_cuda.index.urls import is_loopback
-from poetry_torch_cuda.index.urls import mask_url
 from poetry_torch_cuda.project.targets import Target
 from poetry_torch_cuda.project.targets import parse_targets
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import Variant
 from poetry_torch_cuda.project.variants import not_a_variant
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.urls import is_loopback
+from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:

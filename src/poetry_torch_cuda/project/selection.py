@@ -183,7 +183,7 @@ def command_locked_state(
     Raises:
         TorchCudaError: the project has no lock file yet.
     """
-    from poetry_torch_cuda.install.installed import installed_environment
+    from poetry_torch_cuda.environment.installed import installed_environment
     from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.locked import locked_state
 

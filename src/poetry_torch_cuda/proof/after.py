@@ -67,7 +67,7 @@ class Snapshot:
 
 def take_snapshot(config: TorchCudaConfig, env: Env) -> Snapshot:
     """What ``env`` holds of the configured packages now (metadata only)."""
-    from poetry_torch_cuda.install.installed import installed_environment
+    from poetry_torch_cuda.environment.installed import installed_environment
 
     installed = installed_environment(env)
     versions = {}

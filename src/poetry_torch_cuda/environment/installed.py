@@ -182,3 +182,8 @@ def _mtime(path: str) -> int:
         return os.stat(path).st_mtime_ns  # noqa: PTH116
     except OSError:
         return -1
+
+
+def versions_of(installed: InstalledEnvironment) -> dict[NormalizedName, str]:
+    """Every installed distribution's version, by name."""
+    return {name: dist.version for name, dist in installed.all().items()}

@@ -13,18 +13,18 @@ from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.urls import mask_url
 from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from poetry_torch_cuda.context import RunContext
+    from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.install.build_info import InstalledBuild
-    from poetry_torch_cuda.install.installed import InstalledEnvironment
     from poetry_torch_cuda.install.planning import Target
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.resolution import Resolution
@@ -106,13 +106,13 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     ``poetry install`` with the options given (without any: its default
     groups) selects it for this environment.
     """
-    from poetry_torch_cuda.install.installed import installed_environment
+    from poetry_torch_cuda.environment.installed import installed_environment
     from poetry_torch_cuda.install.planning import find_orphans
-    from poetry_torch_cuda.install.protection import own_cuda_wheels
     from poetry_torch_cuda.install.reconcile import plan_for
     from poetry_torch_cuda.machine.resolution import resolve
     from poetry_torch_cuda.project.locked import STALE_LOCK
     from poetry_torch_cuda.project.locked import is_stale
+    from poetry_torch_cuda.project.protection import own_cuda_wheels
     from poetry_torch_cuda.project.selection import LockView
     from poetry_torch_cuda.project.selection import command_locked_state
 
@@ -173,8 +173,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
             )
         )
     _judge(report, config, locked is not None and managed, ctx.selection.explicit)
+    from poetry_torch_cuda.environment.envlock import dead_stashes
     from poetry_torch_cuda.install.sweep import family_problems
-    from poetry_torch_cuda.install.undo import dead_stashes
 
     report.warnings.extend(
         f"{problem}: the install is damaged; run `poetry torch-cuda sync --force`"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.tempfiles import alive
 
 
 if TYPE_CHECKING:
@@ -99,8 +101,6 @@ def environment_lock(
                 time.sleep(_POLL_SECONDS)
         _held.append(fd)
         try:
-            from poetry_torch_cuda.install.undo import dead_stashes
-
             dead_stashes(
                 env_path, remove=True
             )  # a killed run's: nothing puts them back
@@ -110,6 +110,29 @@ def environment_lock(
             _unlock(fd)
     finally:
         os.close(fd)
+
+
+#: The prefix of a run's stash folder: ``<STASH><pid>.<random>``.
+STASH = ".torch-cuda-stash-"
+
+
+def dead_stashes(env_path: Path, *, remove: bool = False) -> list[str]:
+    """Stashes of runs that were killed: removed (under the environment's lock),
+    or described for ``status``."""
+    found = []
+    for path in env_path.glob(f"{STASH}*"):
+        owner = path.name[len(STASH) :].split(".", 1)[0]
+        if owner.isdigit() and alive(int(owner)):
+            continue
+        if remove:
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        found.append(
+            f"a run that was killed left its stash of the previous build in {path} "
+            f"({size / 1e6:.1f} MB); the next install, sync or switch removes it"
+        )
+    return found
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only

@@ -1,0 +1,1 @@
+"""What the environment holds, its lock and where state files live."""
