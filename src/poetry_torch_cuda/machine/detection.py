@@ -117,15 +117,13 @@ def decide(
         )
     if _old_jetson(machine):
         steps = [f"{machine.jetson}: {JETSON_NOTE}"]
-        return _fallback(
-            steps, offers, "cpu: no PyTorch variant index serves this board"
-        )
+        return _fallback(steps, "cpu: no PyTorch variant index serves this board")
     if machine.nvidia is not None:
         return _decide_cuda(machine, offers, torch_version, tuple(extra))
     if machine.rocm is not None:
         return _decide_rocm(machine, offers)
     steps = [*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE]
-    return _fallback(steps, offers, "cpu: no GPU to build for")
+    return _fallback(steps, "cpu: no GPU to build for")
 
 
 def _old_jetson(machine: Machine) -> bool:
@@ -331,52 +329,86 @@ def _decide_cuda(
     nvidia = machine.nvidia
     assert nvidia is not None
     steps = [_driver_step(nvidia, machine.sys_platform)]
-    steps += [f"{gpu}: compute capability {_capability(gpu)}" for gpu in nvidia.gpus]
+    steps += [
+        f"{gpu}: compute capability {gpu.capability or 'unknown'}"
+        for gpu in nvidia.gpus
+    ]
     if not nvidia.gpus:
         steps.append("GPU models unknown (nvidia-smi did not list them)")
-    candidates: list[tuple[Verdict, Offer | None]] = []
-    names = _cuda_candidates(extra)
+    names = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]
+    names += [v for v in extra if v.kind == "cuda" and v not in names]
+    names.sort(key=lambda v: v.cuda_version or (0, 0), reverse=True)
     verdicts = [assess(variant, machine, torch_version) for variant in names]
-    forcing: dict[int, NvidiaGpu] = {}
-    for verdict in verdicts:
-        if not verdict.usable:
-            steps.append(f"{verdict.variant}: skipped, {'; '.join(verdict.reasons)}")
-            candidates.append((verdict, None))
-            forcing.update((gpu.index, gpu) for gpu in verdict.uncovered)
+    candidates: list[tuple[Verdict, Offer | None]] = []
+    chosen = _first_offered(verdicts, offers, steps, candidates)
+    if chosen is not None:
+        forcing = {
+            g.index: g for v in verdicts[: verdicts.index(chosen)] for g in v.uncovered
+        }
+        forced = None
+        if forcing:
+            who = ", ".join(str(forcing[index]) for index in sorted(forcing))
+            forced = (
+                f"{who} forced {chosen.variant}: newer variants are not built for it"
+            )
+        return Decision(chosen.variant, tuple(steps), forced, tuple(candidates))
+    # No variant builds for every GPU: take the one that serves most of them.
+    ranked = sorted(
+        (
+            v
+            for v in verdicts
+            if v.driver_ok and v.uncovered and len(v.uncovered) < len(nvidia.gpus)
+        ),
+        key=lambda v: len(v.uncovered),
+    )
+    for verdict in ranked:
+        if offers(verdict.variant).available is False:
             continue
-        offer = offers(verdict.variant)
+        left_out = ", ".join(str(gpu) for gpu in verdict.uncovered)
+        steps.append(
+            f"no variant builds for every GPU; {verdict.variant} serves the most, "
+            f"leaving out {left_out}"
+        )
+        return Decision(
+            verdict.variant,
+            tuple(steps),
+            f"{left_out} cannot be served together with the other GPUs",
+            tuple(candidates),
+            verdict.uncovered,
+        )
+    return _fallback(steps, "cpu: no CUDA variant fits", tuple(candidates))
+
+
+def _first_offered(
+    verdicts: Iterable[Verdict],
+    offers: Callable[[Variant], Offer],
+    steps: list[str],
+    candidates: list[tuple[Verdict, Offer | None]],
+) -> Verdict | None:
+    """The first verdict the rule admits and the index has, each step said in ``steps``."""
+    for verdict in verdicts:
+        variant, rule = verdict.variant, verdict.rule
+        if not verdict.usable:
+            steps.append(f"{variant}: skipped, {'; '.join(verdict.reasons)}")
+            candidates.append((verdict, None))
+            continue
+        offer = offers(variant)
         candidates.append((verdict, offer))
         if offer.available is False:
+            by = f"; it would run here by {rule}" if rule else ""
+            steps.append(f"{variant}: skipped, {offer.detail}{by}")
+        elif offer.available is None and not tables.is_known_variant(variant.name):
             steps.append(
-                f"{verdict.variant}: skipped, {offer.detail}; "
-                f"it would run here by {verdict.rule}"
-            )
-            continue
-        known = tables.is_known_variant(verdict.variant.name)
-        if offer.available is None and not known:
-            steps.append(
-                f"{verdict.variant}: skipped, newer than the tables and the index "
+                f"{variant}: skipped, newer than the tables and the index "
                 f"could not confirm it has the build ({offer.detail})"
             )
-            continue
-        steps.append(
-            f"{verdict.variant}: chosen by {verdict.rule}, {'; '.join(verdict.reasons)}"
-        )
-        if offer.available is None:
-            steps.append(f"{verdict.variant}: {offer.detail}")
-        forced = _forced_by(forcing.values(), verdict.variant)
-        return Decision(verdict.variant, tuple(steps), forced, tuple(candidates))
-    partial = _partial(verdicts, nvidia.gpus, offers, steps, candidates)
-    if partial is not None:
-        return partial
-    return _fallback(steps, offers, "cpu: no CUDA variant fits", tuple(candidates))
-
-
-def _cuda_candidates(extra: tuple[Variant, ...]) -> list[Variant]:
-    """Known CUDA variants and ``extra`` ones, newest CUDA first."""
-    variants = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]
-    variants += [v for v in extra if v.kind == "cuda" and v not in variants]
-    return sorted(variants, key=lambda v: v.cuda_version or (0, 0), reverse=True)
+        else:
+            by = f" by {rule}" if rule else ""
+            steps.append(f"{variant}: chosen{by}, {'; '.join(verdict.reasons)}")
+            if offer.available is None:
+                steps.append(f"{variant}: {offer.detail}")
+            return verdict
+    return None
 
 
 def _driver_step(nvidia: NvidiaDriver, platform: str) -> str:
@@ -395,50 +427,13 @@ def _driver_step(nvidia: NvidiaDriver, platform: str) -> str:
     return text
 
 
-def _partial(
-    verdicts: list[Verdict],
-    gpus: tuple[NvidiaGpu, ...],
-    offers: Callable[[Variant], Offer],
-    steps: list[str],
-    candidates: list[tuple[Verdict, Offer | None]],
-) -> Decision | None:
-    """No variant builds for every GPU: take the one that serves most of them."""
-    ranked = sorted(
-        (
-            v
-            for v in verdicts
-            if v.driver_ok and v.uncovered and len(v.uncovered) < len(gpus)
-        ),
-        key=lambda v: len(v.uncovered),
-    )
-    for verdict in ranked:
-        offer = offers(verdict.variant)
-        if offer.available is False:
-            continue
-        left_out = ", ".join(str(gpu) for gpu in verdict.uncovered)
-        steps.append(
-            f"no variant builds for every GPU; {verdict.variant} serves the most, "
-            f"leaving out {left_out}"
-        )
-        return Decision(
-            verdict.variant,
-            tuple(steps),
-            f"{left_out} cannot be served together with the other GPUs",
-            tuple(candidates),
-            verdict.uncovered,
-        )
-    return None
-
-
 def _fallback(
     steps: list[str],
-    offers: Callable[[Variant], Offer],
     reason: str,
     candidates: tuple[tuple[Verdict, Offer | None], ...] = (),
 ) -> Decision:
     # cpu is the only answer left: nothing to decide, so no index is asked.
-    steps.append(reason)
-    return Decision(CPU, tuple(steps), None, candidates)
+    return Decision(CPU, (*steps, reason), None, candidates)
 
 
 def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decision:
@@ -448,50 +443,23 @@ def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decisi
         f"ROCm {rocm.version or '(version unknown)'}; "
         + ", ".join(str(gpu) for gpu in rocm.gpus)
     ]
-    candidates: list[tuple[Verdict, Offer | None]] = []
-    for name in _rocm_candidates(rocm.major_minor):
-        verdict = assess(Variant(name, "rocm"), machine)
-        if not verdict.usable:
-            continue
-        offer = offers(verdict.variant)
-        candidates.append((verdict, offer))
-        if offer.available is False:
-            steps.append(f"{name}: skipped, {offer.detail}")
-            continue
-        if offer.available is None and not tables.is_known_variant(name):
-            steps.append(
-                f"{name}: skipped, newer than the tables and the index could not "
-                f"confirm it has the build ({offer.detail})"
-            )
-            continue
-        steps.append(f"{name}: chosen, {'; '.join(verdict.reasons)}")
-        return Decision(verdict.variant, tuple(steps), None, tuple(candidates))
-    return _fallback(steps, offers, "cpu: no ROCm variant fits", tuple(candidates))
-
-
-def _rocm_candidates(have: tuple[int, int] | None) -> list[str]:
     names = list(tables.ROCM_VARIANTS)
-    if have is None:
-        return names
-    exact = f"rocm{have[0]}.{have[1]}"
-    ordered = [exact] + [n for n in names if n != exact]
-    return [n for n in ordered if _rocm_version(n)[0] == have[0]]
-
-
-def _forced_by(gpus: Iterable[NvidiaGpu], chosen: Variant) -> str | None:
-    gpus = sorted(gpus, key=lambda gpu: gpu.index)
-    if not gpus:
-        return None
-    names = ", ".join(str(gpu) for gpu in gpus)
-    return f"{names} forced {chosen}: newer variants are not built for it"
+    have = rocm.major_minor
+    if have is not None:
+        exact = f"rocm{have[0]}.{have[1]}"
+        names = [exact] + [n for n in names if n != exact]
+        names = [n for n in names if _rocm_version(n)[0] == have[0]]
+    verdicts = [assess(Variant(name, "rocm"), machine) for name in names]
+    candidates: list[tuple[Verdict, Offer | None]] = []
+    usable = [verdict for verdict in verdicts if verdict.usable]
+    chosen = _first_offered(usable, offers, steps, candidates)
+    if chosen is not None:
+        return Decision(chosen.variant, tuple(steps), None, tuple(candidates))
+    return _fallback(steps, "cpu: no ROCm variant fits", tuple(candidates))
 
 
 def _rocm_version(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in name.removeprefix("rocm").split("."))
-
-
-def _capability(gpu: NvidiaGpu) -> str:
-    return gpu.capability or "unknown"
 
 
 def cpu_fallback_warning(
