@@ -46,9 +46,7 @@ class FakeIndex:
 
     def project(self, index_url: str, project: str) -> ProjectFiles:
         entries = tuple(sorted(self.pages.get(project, []), key=lambda e: e.filename))
-        return ProjectFiles(
-            project, project in self.pages, tuple(e.filename for e in entries), entries
-        )
+        return ProjectFiles(project, project in self.pages, entries)
 
     def download(self, url: str) -> bytes:
         return self.metadata[url].encode()

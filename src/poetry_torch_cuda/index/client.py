@@ -1,11 +1,10 @@
 """Which files a variant index lists for a project, through Poetry's own HTTP stack.
 
-:func:`index_client` is the one way to make a client. Requests go through
-:func:`~poetry_torch_cuda.index.credentials.authenticator` (Poetry's
-credentials rules, certificates, retries, proxies); pages are parsed by
-Poetry's PEP 691 JSON and PEP 503 HTML link sources. Answers are kept for
-:data:`CACHE_TTL_SECONDS` in Poetry's cache directory. PEP 825 variant wheels
-and ``*-variants.json`` files are skipped (:attr:`ProjectFiles.skipped`).
+:class:`IndexClient` is the one client: requests go through
+:func:`~poetry_torch_cuda.index.credentials.authenticator` (Poetry's credentials
+rules, certificates, retries, proxies); pages are parsed by Poetry's PEP 691 JSON
+and PEP 503 HTML link sources and kept for :data:`CACHE_TTL_SECONDS` in Poetry's
+cache directory. PEP 825 variant wheels and ``*-variants.json`` are left out.
 """
 
 from __future__ import annotations
@@ -47,17 +46,15 @@ if TYPE_CHECKING:
 CACHE_TTL_SECONDS = 600.0
 _ACCEPT = {"Accept": quick.ACCEPT}
 _JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-_CACHE_FORMAT = 3
+_CACHE_FORMAT = 4
 
 
 class IndexUnavailableError(TorchCudaError):
-    """The index could not be asked (network, HTTP error, access denied)."""
+    """The index could not be asked: ``status`` the HTTP status it answered, else
+    ``cause`` (:func:`.quick.cause`); ``words`` and ``advice`` in :mod:`.quick`'s wording."""
 
-    #: The HTTP status the index answered, when it answered.
     status: int | None = None
-    #: Why it did not answer, in a few words (:func:`.quick.cause`), when it did not.
     cause: str | None = None
-    #: What failed and what to do, in the one wording (:mod:`.quick`).
     words: str | None = None
     advice: str = ""
 
@@ -77,17 +74,19 @@ class IndexFile:
 
 @dataclass(frozen=True)
 class ProjectFiles:
-    """The non-yanked files an index lists for one project (``found`` False: 404)."""
+    """The non-yanked files an index lists for one project, sorted by name (``found``
+    False: 404, ``status`` 404 or 410 when just asked); ``skipped``: PEP 825 files."""
 
     project: str
     found: bool
-    files: tuple[str, ...] = ()
-    #: The same files with their URLs and hashes, sorted by file name.
     entries: tuple[IndexFile, ...] = ()
-    #: 404 or 410 when just asked and not found (``None`` from the cache).
     status: int | None = field(default=None, compare=False)
-    #: Files listed but left out: PEP 825 variant wheels, ``*-variants.json``.
     skipped: tuple[str, ...] = ()
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The file names."""
+        return tuple(entry.filename for entry in self.entries)
 
     def versions(
         self, label: str | None = None, marker_env: Mapping[str, Any] | None = None
@@ -113,29 +112,11 @@ class ProjectFiles:
         return sorted(found, reverse=True)
 
 
-def index_client(
-    config: Config | None,
-    sources: Iterable[tuple[str, str]] = (),
-    *,
-    quick_checks: bool = False,
-    refresh: bool = False,
-    timeout: float | None = None,
-) -> IndexClient:
-    """The one way to make an :class:`IndexClient`: Poetry's config and the project's
-    sources (for credentials and certificates). ``quick_checks``: one attempt of
-    :data:`.quick.TIMEOUT` per page for checks and choices, never Poetry's retries."""
-    from poetry.config.config import Config
-
-    config = config if config is not None else Config.create()
-    if quick_checks and timeout is None:
-        timeout = quick.TIMEOUT
-    return IndexClient(config, sources, refresh=refresh, timeout=timeout)
-
-
 def project_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
-    """The index client for checks and choices in a project: its Poetry config and sources."""
+    """The index client for checks and choices in a project: its Poetry config and
+    sources, one attempt of :data:`.quick.TIMEOUT` per page, never Poetry's retries."""
     sources = [(source.name, source.url) for source in poetry.get_sources()]
-    return index_client(poetry.config, sources, quick_checks=True, refresh=refresh)
+    return IndexClient(poetry.config, sources, refresh=refresh, timeout=quick.TIMEOUT)
 
 
 class IndexClient:
@@ -143,21 +124,22 @@ class IndexClient:
 
     def __init__(
         self,
-        config: Config,
+        config: Config | None,
         sources: Iterable[tuple[str, str]] = (),
         *,
-        ttl: float = CACHE_TTL_SECONDS,
         refresh: bool = False,
         timeout: float | None = None,
         authenticator: IndexAuthenticator | None = None,
     ) -> None:
-        """``timeout``: one attempt of that many seconds per page, and an
-        unreachable host remembered for a while (:mod:`.quick`), instead of
-        Poetry's retries."""
+        """``config``: Poetry's (``None``: the user's); ``timeout``: one attempt of that
+        many seconds per page, and an unreachable host remembered for a while
+        (:mod:`.quick`), instead of Poetry's retries."""
+        from poetry.config.config import Config
+
         from poetry_torch_cuda.index.credentials import authenticator as make
 
+        config = config if config is not None else Config.create()
         self.auth = authenticator or make(config, sources)
-        self._ttl = ttl
         self._refresh = refresh
         self._timeout = timeout
         self._memory: dict[tuple[str, str], ProjectFiles] = {}
@@ -238,7 +220,7 @@ class IndexClient:
             )
             raise
         if self._refresh:
-            quick.forget(self.cache_dir, url)
+            quick.remember(self.cache_dir, url, None)
         return response
 
     def _read(
@@ -263,19 +245,17 @@ class IndexClient:
         try:
             if response.headers.get("Content-Type", "").split(";")[0] == _JSON_TYPE:
                 content = response.json()
-                page: Any = SimpleJsonPage(response.url, content)
-                entries = _with_json_hashes(_entries(page.links, response.url), content)
+                links = SimpleJsonPage(response.url, content).links
             else:
-                page = HTMLPage(response.url, response.text)
-                entries = _entries(page.links, response.url)
+                content, links = {}, HTMLPage(response.url, response.text).links
+            entries = _entries(links, response.url, content)
         except (ValueError, KeyError, TypeError):
             raise IndexUnavailableError(
                 f"{mask_url(url)} answered with a page that is not a simple index"
             ) from None
         skipped = tuple(sorted(e.filename for e in entries if _is_variant(e.filename)))
         entries = tuple(e for e in entries if e.filename not in skipped)
-        files = tuple(entry.filename for entry in entries)
-        return ProjectFiles(name, True, files, entries, skipped=skipped)
+        return ProjectFiles(name, True, entries, skipped=skipped)
 
     def download(self, url: str) -> bytes:
         """The bytes at ``url`` (a file an index page links), with Poetry's session.
@@ -302,16 +282,12 @@ class IndexClient:
             if (
                 data.get("format") != _CACHE_FORMAT
                 or data.get("project") != key[1]
-                or time.time() - float(data["fetched"]) > self._ttl
+                or time.time() - float(data["fetched"]) > CACHE_TTL_SECONDS
             ):
                 return None
             entries = tuple(IndexFile(**entry) for entry in data["entries"])
             return ProjectFiles(
-                key[1],
-                bool(data["found"]),
-                tuple(data["files"]),
-                entries,
-                skipped=tuple(data.get("skipped", ())),
+                key[1], bool(data["found"]), entries, skipped=tuple(data["skipped"])
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -323,38 +299,25 @@ class IndexClient:
             "project": key[1],
             "fetched": time.time(),
             "found": result.found,
-            "files": list(result.files),
             "entries": [dataclasses.asdict(entry) for entry in result.entries],
             "skipped": list(result.skipped),
         }
         quick.write_json(self._cache_path(key), data)
 
 
-def _with_json_hashes(
-    entries: tuple[IndexFile, ...], content: Mapping[str, Any]
+def _entries(
+    links: Iterable[Any], page_url: str, content: Mapping[str, Any]
 ) -> tuple[IndexFile, ...]:
-    """``entries`` with the sha256 a PEP 691 page lists for each file.
+    """The non-yanked links of a page as :class:`IndexFile`, one per file name, with
+    URLs absolute and the sha256 a PEP 691 page (``content``) lists: Poetry before
+    2.1 leaves the URLs relative and the hashes out."""
+    from urllib.parse import urljoin
 
-    Poetry before 2.1 builds its links from such a page without the hashes.
-    """
     listed: dict[str, str] = {}
     for file in content.get("files") or []:
         digest = (file.get("hashes") or {}).get("sha256")
         if isinstance(digest, str) and isinstance(file.get("filename"), str):
             listed[file["filename"]] = digest
-    return tuple(
-        entry
-        if entry.sha256 or entry.filename not in listed
-        else dataclasses.replace(entry, sha256=listed[entry.filename])
-        for entry in entries
-    )
-
-
-def _entries(links: Iterable[Any], page_url: str) -> tuple[IndexFile, ...]:
-    """The non-yanked links of a page as :class:`IndexFile`, one per file name, with
-    URLs absolute (Poetry before 2.1 leaves a PEP 691 page's relative ones)."""
-    from urllib.parse import urljoin
-
     found: dict[str, IndexFile] = {}
     for link in links:
         if link.yanked or link.filename in found:
@@ -365,7 +328,7 @@ def _entries(links: Iterable[Any], page_url: str) -> tuple[IndexFile, ...]:
         found[link.filename] = IndexFile(
             filename=link.filename,
             url=urljoin(page_url, link.url_without_fragment),
-            sha256=dict(link.hashes or {}).get("sha256"),
+            sha256=dict(link.hashes or {}).get("sha256") or listed.get(link.filename),
             size=getattr(link, "size", None),
             metadata_sha256=metadata,
             requires_python=link.requires_python or None,

@@ -1,9 +1,8 @@
 """One wording of HTTP and network failures, one short attempt, the memory of dead hosts.
 
-Every request of the plugin that fails (a page, a metadata file, a locked
-file, the diagnosis of a pip failure) is worded here: :func:`in_words` and
-:func:`advice` for no answer, :func:`http_failure` for an HTTP error status.
-Checks and choices (the lock-time check, ``auto``, ``variants``, ``status``)
+Every failed request of the plugin (a page, a metadata file, a locked file, the
+diagnosis of a pip failure) is worded here: :func:`in_words` and :func:`advice`
+for no answer, :func:`http_failure` for an HTTP error status. Checks and choices
 ask a page once with :data:`TIMEOUT` (:func:`get_once`), never Poetry's retry
 budget, and a host that could not be reached is remembered for
 :data:`REMEMBER_SECONDS` in Poetry's cache directory.
@@ -18,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import urlsplit
 
 from poetry_torch_cuda.urls import mask_url
@@ -36,6 +36,20 @@ TIMEOUT = 4.0
 #: How long a host that could not be reached is not asked again.
 REMEMBER_SECONDS = 600.0
 _FILE = "unreachable.json"
+#: What :func:`cause` says of an attempt that got no answer in time.
+TIMED_OUT = "timed out"
+_DNS = "DNS lookup failed"
+_TLS = "TLS handshake failed: certificate or proxy"
+_DNS_WORDS = re.compile(
+    "name or service not known|name resolution|nodename nor servname|getaddrinfo "
+    "failed|no address associated"
+)
+_IN_WORDS = {
+    TIMED_OUT: "{host} did not answer within {timeout:g} s",
+    _DNS: "{host} could not be found (DNS lookup failed)",
+    "connection refused": "{host} refused the connection",
+    _TLS: "the TLS handshake with {host} failed (certificate or proxy)",
+}
 
 
 def get_once(
@@ -75,16 +89,8 @@ def get_once(
 def in_words(error: BaseException, url: str, timeout: float = TIMEOUT) -> str:
     """What went wrong, in words, with the host but never credentials."""
     host = urlsplit(mask_url(url)).netloc.rsplit("@", 1)[-1] or mask_url(url)
-    kind = cause(error)
-    if kind == TIMED_OUT:
-        return f"{host} did not answer within {timeout:g} s"
-    if kind == _DNS:
-        return f"{host} could not be found (DNS lookup failed)"
-    if kind == _REFUSED:
-        return f"{host} refused the connection"
-    if kind == _TLS:
-        return f"the TLS handshake with {host} failed (certificate or proxy)"
-    return f"could not connect to {host}"
+    words = _IN_WORDS.get(cause(error), "could not connect to {host}")
+    return words.format(host=host, timeout=timeout)
 
 
 def advice(error: BaseException) -> str:
@@ -106,14 +112,40 @@ def advice(error: BaseException) -> str:
     )
 
 
-def http_failure(status: int, about: str = "") -> tuple[str, str]:
-    """``(cause, advice)`` for an HTTP error status (``about``: `` for torch``)."""
+def http_failure(
+    status: int, project: str | None = None, index: IndexAccess | None = None
+) -> tuple[str, str]:
+    """``(cause, advice)`` for an HTTP error status; ``project`` and ``index``: the
+    page asked, for advice that names the page, the source and its variables."""
     if status in (401, 403):
+        fix = (
+            "Check the credentials Poetry has for the index's source: "
+            "`poetry config http-basic.<source> <user> <password>`."
+        )
+        if index is not None and index.has_credentials:
+            name = index.source or "<source>"
+            variable = "POETRY_HTTP_BASIC_" + (
+                re.sub(r"\W", "_", name.upper()) if index.source else "<SOURCE>"
+            )
+            fix = (
+                "Check the credentials Poetry has for it: `poetry config "
+                f"http-basic.{name} <user> <password>` or {variable}_USERNAME "
+                f"and {variable}_PASSWORD."
+            )
+        elif index is not None:
+            fix = (
+                "It wants credentials: declare it as a [[tool.poetry.source]], set "
+                'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
+                "`poetry config http-basic.<name> <user> <password>`."
+            )
+        return f"the index refused access (HTTP {status})", fix
+    about = f" for {project}" if project else ""
+    if status == 404 and index is not None:
         return (
-            f"the index refused access (HTTP {status})",
+            f"the index has no page for {project} (HTTP 404)",
             (
-                "Check the credentials Poetry has for the index's source: "
-                "`poetry config http-basic.<source> <user> <password>`."
+                "Check the index URL and the variant: "
+                f"{index.shown.rstrip('/')}/{project}/ should list its wheels."
             ),
         )
     if status in (404, 410):
@@ -135,53 +167,45 @@ def http_failure(status: int, about: str = "") -> tuple[str, str]:
     )
 
 
-#: What :func:`cause` says of an attempt that got no answer in time.
-TIMED_OUT = "timed out"
-_DNS = "DNS lookup failed"
-_REFUSED = "connection refused"
-_TLS = "TLS handshake failed: certificate or proxy"
-_DNS_WORDS = re.compile(
-    "name or service not known|name resolution|nodename nor servname|getaddrinfo "
-    "failed|no address associated"
-)
-
-
 def cause(error: BaseException) -> str:
     """Why no answer came, in a few words without host or credentials:
     :data:`TIMED_OUT`, ``DNS lookup failed``, ``connection refused``…"""
-    text = _chain_text(error)
-    if "timed out" in text or "timeout" in text:
-        return TIMED_OUT
-    if _DNS_WORDS.search(text):
-        return _DNS
-    if "refused" in text:
-        return _REFUSED
-    if "ssl" in text or "certificate" in text:
-        return _TLS
-    return "no connection"
-
-
-def _chain_text(error: BaseException) -> str:
     seen: list[str] = []
     current: BaseException | None = error
     while current is not None and len(seen) < 10:
         seen.append(f"{type(current).__name__} {current}".lower())
         current = current.__cause__ or current.__context__
-    return " ".join(seen)
+    text = " ".join(seen)
+    if "timed out" in text or "timeout" in text:
+        return TIMED_OUT
+    if _DNS_WORDS.search(text):
+        return _DNS
+    if "refused" in text:
+        return "connection refused"
+    if "ssl" in text or "certificate" in text:
+        return _TLS
+    return "no connection"
 
 
-def _key(url: str) -> str:
+def _host(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
+
+
+def _hosts(cache_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((cache_dir / _FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def recall(cache_dir: Path, url: str, now: float | None = None) -> str | None:
     """Why ``url``'s host was not reachable a short while ago, or ``None``."""
     try:
-        data = json.loads((cache_dir / _FILE).read_text(encoding="utf-8"))
-        entry = data[_key(url)]
+        entry = _hosts(cache_dir)[_host(url)]
         age = (time.time() if now is None else now) - float(entry["at"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
     if not 0 <= age <= REMEMBER_SECONDS:
         return None
@@ -191,16 +215,19 @@ def recall(cache_dir: Path, url: str, now: float | None = None) -> str | None:
     )
 
 
-def remember(cache_dir: Path, url: str, reason: str) -> None:
-    """Note that ``url``'s host could not be reached just now (best effort)."""
-    path = cache_dir / _FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = {}
-    data = data if isinstance(data, dict) else {}
-    data[_key(url)] = {"at": time.time(), "reason": reason}
-    write_json(path, data)
+def remember(cache_dir: Path, url: str, reason: str | None) -> None:
+    """Note that ``url``'s host could not be reached just now (``None``: it answered)."""
+    data = _hosts(cache_dir)
+    if reason is None and data.pop(_host(url), None) is None:
+        return
+    if reason is not None:
+        data[_host(url)] = {"at": time.time(), "reason": reason}
+    write_json(cache_dir / _FILE, data)
+
+
+def forget(cache_dir: Path, url: str) -> None:
+    """Forget a remembered failure of ``url``'s host (it answered)."""
+    remember(cache_dir, url, None)
 
 
 def write_json(path: Path, data: object) -> None:
@@ -213,45 +240,3 @@ def write_json(path: Path, data: object) -> None:
         Path(temporary).replace(path)
     except OSError:
         pass
-
-
-def forget(cache_dir: Path, url: str) -> None:
-    """Forget a remembered failure of ``url``'s host (it answered)."""
-    path = cache_dir / _FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict) and data.pop(_key(url), None) is not None:
-            path.write_text(json.dumps(data), encoding="utf-8")
-    except (OSError, ValueError):
-        pass
-
-
-def refused(index: IndexAccess, project: str, status: int) -> tuple[str, str]:
-    """``(cause, advice)`` for an HTTP error status the index answered."""
-    if status in (401, 403):
-        if index.has_credentials:
-            name = index.source or "<source>"
-            variable = "POETRY_HTTP_BASIC_" + (
-                re.sub(r"\W", "_", name.upper()) if index.source else "<SOURCE>"
-            )
-            advice = (
-                "Check the credentials Poetry has for it: `poetry config "
-                f"http-basic.{name} <user> <password>` or {variable}_USERNAME "
-                f"and {variable}_PASSWORD."
-            )
-        else:
-            advice = (
-                "It wants credentials: declare it as a [[tool.poetry.source]], set "
-                'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
-                "`poetry config http-basic.<name> <user> <password>`."
-            )
-        return f"the index refused access (HTTP {status})", advice
-    if status == 404:
-        return (
-            f"the index has no page for {project} (HTTP 404)",
-            (
-                "Check the index URL and the variant: "
-                f"{index.shown.rstrip('/')}/{project}/ should list its wheels."
-            ),
-        )
-    return http_failure(status, f" for {project}")

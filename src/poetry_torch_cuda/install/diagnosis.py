@@ -84,16 +84,15 @@ def _probe(index: IndexAccess, project: str, timeout: float) -> tuple[str, str]:
     one index client, with pip's credentials (``index.pip_url``), pip's timeout
     for one attempt, pip's CA bundle variables, and no cache."""
     from poetry_torch_cuda.index import quick
+    from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.index.client import IndexUnavailableError
-    from poetry_torch_cuda.index.client import index_client
-    from poetry_torch_cuda.index.quick import refused
 
-    client = index_client(None, timeout=timeout, refresh=True)
+    client = IndexClient(None, timeout=timeout, refresh=True)
     try:
         page = client.ask_once(index.pip_url, project, verify=_ca_bundle())
     except IndexUnavailableError as error:
         if error.status is not None:
-            return refused(index, project, error.status)
+            return quick.http_failure(error.status, project, index)
         if error.cause == quick.TIMED_OUT:
             advice = (
                 "The index is slow or unreachable. Run the command again later, or "
@@ -102,7 +101,7 @@ def _probe(index: IndexAccess, project: str, timeout: float) -> tuple[str, str]:
             return error.words or str(error), advice
         return error.words or scrub(str(error)), quick.advice(error)
     if not page.found:
-        return refused(index, project, page.status or 404)
+        return quick.http_failure(page.status or 404, project, index)
     versions = [str(version) for version in reversed(page.versions())]
     shown = ", ".join(versions[-8:]) if versions else "none"
     return (

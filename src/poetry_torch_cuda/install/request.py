@@ -130,9 +130,9 @@ def prepare_install(
     poetry = settings.poetry
     assert poetry is not None, "an install needs the project (InstallSettings.of)"
     if any(target.version is None for target in plan.install):
-        from poetry_torch_cuda.index.client import index_client
+        from poetry_torch_cuda.index.client import IndexClient
 
-        client = index_client(settings.poetry_config, config.project_sources)
+        client = IndexClient(settings.poetry_config, config.project_sources)
         plan = pin_specifiers(plan, config, client, env.marker_env, plan.installed)
     io.write_line(
         f"{PREFIX}: installing <c2>{', '.join(t.pip_requirement for t in plan.install)}</>",

@@ -319,10 +319,10 @@ def variant_lock(poetry: Poetry, variant: Variant, io: IO) -> VariantLock:
         if error.status is None:
             raise
         from poetry_torch_cuda.index.credentials import index_access
-        from poetry_torch_cuda.index.quick import refused
+        from poetry_torch_cuda.index.quick import http_failure
 
         access = index_access(_fetching(poetry), variant, poetry.config)
-        cause, advice = refused(access, "torch", error.status)
+        cause, advice = http_failure(error.status, "torch", access)
         raise LockError(
             f"could not lock {variant} from {access.shown}: {cause}\n{advice}"
         ) from None
