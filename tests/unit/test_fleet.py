@@ -15,7 +15,6 @@ from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.index.offers import Offer
 from poetry_torch_cuda.machine.detection import COMPAT_RULE
 from poetry_torch_cuda.machine.detection import FULL_RULE
-from poetry_torch_cuda.machine.fleet import check_fleet
 from poetry_torch_cuda.machine.fleet import check_target
 from poetry_torch_cuda.machine.fleet import target_marker_env
 from poetry_torch_cuda.project.config import load_config
@@ -150,9 +149,8 @@ def test_a_target_fails_when_the_index_lacks_the_locked_torch() -> None:
 
 
 def test_auto_on_a_fleet_decides_per_machine() -> None:
-    checks = check_fleet(
-        [HOPPER, PASCAL], parse_variant("auto"), "2.14.1", lambda t: TORCH_214
-    )
+    auto = parse_variant("auto")
+    checks = [check_target(t, auto, "2.14.1", TORCH_214) for t in (HOPPER, PASCAL)]
     assert [(c.variant.name, c.ok, c.rule) for c in checks] == [
         ("cu126", True, FULL_RULE),  # 570 < 580: no cu13x; 570 >= 560.28.03
         ("cu126", True, COMPAT_RULE),  # Pascal: only cu126 builds sm_60; 550 < 560

@@ -253,9 +253,11 @@ class Files:
     """What an index lists for one project (the client's answer)."""
 
     def __init__(self, files: list[str]) -> None:
+        from poetry_torch_cuda.index.client import IndexFile
         from poetry_torch_cuda.index.client import ProjectFiles
 
-        self.answer = ProjectFiles("torchaudio", True, tuple(files))
+        entries = tuple(IndexFile(name, f"https://index.test/{name}") for name in files)
+        self.answer = ProjectFiles("torchaudio", True, entries)
 
     def project(self, url: str, name: str) -> Any:
         return self.answer

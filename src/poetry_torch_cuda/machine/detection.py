@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from poetry_torch_cuda.index.offers import Offer
+    from poetry_torch_cuda.machine.probe import Jetson
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.probe import NvidiaDriver
     from poetry_torch_cuda.machine.probe import NvidiaGpu
@@ -91,7 +92,7 @@ def assess(
         return Verdict(variant, False, (missing,))
     if variant.kind == "cpu":
         return Verdict(variant, True, ("runs on any machine",))
-    if _old_jetson(machine) and variant.kind == "cuda":
+    if old_jetson(machine.jetson) and variant.kind == "cuda":
         return Verdict(variant, False, (f"{machine.jetson}: {JETSON_NOTE}",))
     if variant.kind == "xpu":
         return Verdict(variant, None, (XPU_NOTE,))
@@ -115,7 +116,7 @@ def decide(
             CPU,
             (MACOS_NOTE,),
         )
-    if _old_jetson(machine):
+    if old_jetson(machine.jetson):
         steps = [f"{machine.jetson}: {JETSON_NOTE}"]
         return _fallback(steps, "cpu: no PyTorch variant index serves this board")
     if machine.nvidia is not None:
@@ -126,9 +127,8 @@ def decide(
     return _fallback(steps, "cpu: no GPU to build for")
 
 
-def _old_jetson(machine: Machine) -> bool:
+def old_jetson(jetson: Jetson | None) -> bool:
     """A Jetson on L4T before R38 (or of unknown L4T): PyTorch's indexes do not serve it."""
-    jetson = machine.jetson
     if jetson is None:
         return False
     return jetson.l4t is None or jetson.l4t[0] < JETSON_SBSA_L4T

@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
+from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.index.offers import OfferFinder
+from poetry_torch_cuda.index.offers import wanted_versions
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.probe import Machine
 from poetry_torch_cuda.machine.probe import NvidiaDriver
@@ -19,7 +24,6 @@ from poetry_torch_cuda.machine.resolution import choose
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from collections.abc import Iterable
     from collections.abc import Mapping
 
     from packaging.utils import NormalizedName
@@ -28,7 +32,6 @@ if TYPE_CHECKING:
 
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.index.offers import Offer
-    from poetry_torch_cuda.index.offers import OfferFinder
     from poetry_torch_cuda.machine.detection import Decision
     from poetry_torch_cuda.machine.detection import Verdict
     from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -135,19 +138,6 @@ def check_target(
     return _from_verdict(target, verdict, offer, None)
 
 
-def check_fleet(
-    targets: Iterable[Target],
-    configured: Variant,
-    torch_version: str | None,
-    offers_for: Callable[[Target], Callable[[Variant], Offer]],
-) -> list[TargetCheck]:
-    """:func:`check_target` for every target; ``offers_for`` asks its platform's index."""
-    return [
-        check_target(target, configured, torch_version, offers_for(target))
-        for target in targets
-    ]
-
-
 def _from_verdict(
     target: Target, verdict: Verdict, offer: Offer | None, decision: Decision | None
 ) -> TargetCheck:
@@ -171,25 +161,20 @@ def check_project_fleet(
 ) -> list[TargetCheck]:
     """The project's declared targets against its lock, each asking the index for
     its own platform's wheels."""
-    from packaging.utils import canonicalize_name
-
-    from poetry_torch_cuda.index.client import project_client
-    from poetry_torch_cuda.index.offers import wanted_versions
-
     if not config.targets:
         return []
     client = client or project_client(poetry)
     wanted = wanted_versions(config.package_names, locked_versions)
-
-    def offers_for(target: Target) -> Callable[[Variant], Offer]:
-        return target_offers(config, client, wanted, target, env.marker_env)
-
-    return check_fleet(
-        config.targets,
-        config.variant,
-        wanted.get(canonicalize_name("torch")),
-        offers_for,
-    )
+    torch = wanted.get(canonicalize_name("torch"))
+    return [
+        check_target(
+            target,
+            config.variant,
+            torch,
+            target_offers(config, client, wanted, target, env.marker_env),
+        )
+        for target in config.targets
+    ]
 
 
 def target_offers(
@@ -201,8 +186,6 @@ def target_offers(
 ) -> OfferFinder:
     """What the index offers ``target``: ``wanted`` for its platform's wheels
     (``marker_env`` is this environment's, the target's facts put over it)."""
-    from poetry_torch_cuda.index.offers import OfferFinder
-
     return OfferFinder(
         client, config, wanted, target_marker_env(target, dict(marker_env))
     )

@@ -7,18 +7,19 @@ import contextlib
 import dataclasses
 import datetime
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from poetry_torch_cuda.environment.envlock import state_dir
+from poetry_torch_cuda.index.offers import Offer
+from poetry_torch_cuda.index.quick import write_json
+
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from poetry_torch_cuda.index.offers import Offer
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.project.variants import Variant
 
@@ -41,9 +42,6 @@ class Failure:
         return dataclasses.asdict(self)
 
 
-FIELDS = dataclasses.fields(Failure)
-
-
 def machine_key(machine: Machine) -> str | None:
     """``driver 575.51.03; GPU 0 (NVIDIA GeForce GTX 1080, sm_61)``, or ``None`` without a GPU driver."""
     if machine.nvidia is not None:
@@ -57,8 +55,6 @@ def machine_key(machine: Machine) -> str | None:
 
 def memory_path(env_path: Path) -> Path:
     """Where an environment's memory lives."""
-    from poetry_torch_cuda.environment.envlock import state_dir
-
     return state_dir(Path(env_path)) / FILE_NAME
 
 
@@ -70,7 +66,9 @@ def failures(env_path: Path, machine: Machine | None = None) -> list[Failure]:
     found = []
     for entry in _read(memory_path(env_path)):
         try:
-            failure = Failure(**{f.name: entry[f.name] for f in FIELDS})
+            failure = Failure(
+                **{f.name: entry[f.name] for f in dataclasses.fields(Failure)}
+            )
         except (KeyError, TypeError):
             continue
         if key is None or failure.machine == key:
@@ -93,7 +91,7 @@ def remember(
     ]
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     entries.append(Failure(variant.name, torch, reason, when, key).to_json())
-    _write(path, entries)
+    write_json(path, {"schema": SCHEMA, "failures": entries})
     return True
 
 
@@ -115,8 +113,6 @@ def remembering(
         return offers
 
     def offer(variant: Variant) -> Offer:
-        from poetry_torch_cuda.index.offers import Offer
-
         failure = failed.get(variant.name)
         if failure is None:
             return offers(variant)
@@ -137,15 +133,3 @@ def _read(path: Path) -> list[dict[str, Any]]:
         return []
     entries = data.get("failures") if isinstance(data, dict) else None
     return [entry for entry in entries or [] if isinstance(entry, dict)]
-
-
-def _write(path: Path, entries: list[dict[str, Any]]) -> None:
-    text = json.dumps({"schema": SCHEMA, "failures": entries}, indent=2) + "\n"
-    handle, name = tempfile.mkstemp(prefix=".memory-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        Path(name).replace(path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise

@@ -10,9 +10,31 @@ about what is not already installed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cleo.formatters.formatter import Formatter
+from cleo.io.outputs.output import Verbosity
+from packaging.utils import canonicalize_name
+
+from poetry_torch_cuda.environment.installed import installed_environment
+from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.index.offers import Offer
+from poetry_torch_cuda.index.offers import OfferFinder
+from poetry_torch_cuda.index.offers import wanted_versions
+from poetry_torch_cuda.machine.detection import JETSON_NOTE
+from poetry_torch_cuda.machine.detection import Decision
+from poetry_torch_cuda.machine.detection import cpu_fallback_warning
+from poetry_torch_cuda.machine.detection import decide
+from poetry_torch_cuda.machine.detection import old_jetson
+from poetry_torch_cuda.machine.memory import remembering
+from poetry_torch_cuda.machine.probe import probe_jetson
+from poetry_torch_cuda.machine.probe import probe_machine
+from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
+from poetry_torch_cuda.project.config import current_config
+from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:
@@ -26,9 +48,6 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.index.offers import Offer
-    from poetry_torch_cuda.index.offers import OfferFinder
-    from poetry_torch_cuda.machine.detection import Decision
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
@@ -53,11 +72,8 @@ class Resolution:
 
 def probe(env: Env, *, nvcc: bool = False) -> Machine:
     """This machine as ``env`` sees it (its ``platform_machine``); ``nvcc`` adds nvcc."""
-    from poetry_torch_cuda.machine.probe import probe_machine
-
-    return probe_machine(
-        nvcc=nvcc, machine=str(env.marker_env.get("platform_machine") or "")
-    )
+    machine = str(env.marker_env.get("platform_machine") or "")
+    return probe_machine(nvcc=nvcc, machine=machine)
 
 
 def offer_finder(
@@ -68,15 +84,9 @@ def offer_finder(
     client: IndexClient | None = None,
 ) -> OfferFinder:
     """What the index offers ``env`` of ``wanted`` per variant (installed builds ask nothing)."""
-    from poetry_torch_cuda.environment.installed import installed_environment
-    from poetry_torch_cuda.index.offers import OfferFinder
-
+    client = client or project_client(poetry)
     return OfferFinder(
-        client or project_client(poetry),
-        config,
-        wanted,
-        env.marker_env,
-        installed_environment(env),
+        client, config, wanted, env.marker_env, installed_environment(env)
     )
 
 
@@ -90,11 +100,7 @@ def choose(
 ) -> Decision:
     """:func:`~.detection.decide` over ``offers``, skipping what failed in ``env``
     on this machine (:mod:`.memory`); a declared target (no ``env``) has no memory."""
-    from poetry_torch_cuda.machine.detection import decide
-
     if env is not None:
-        from poetry_torch_cuda.machine.memory import remembering
-
         offers = remembering(offers, env.path, machine)
     return decide(machine, offers, torch_version, extra)
 
@@ -114,15 +120,11 @@ def resolve(
     """
     if config.variant.kind != "auto":
         return Resolution(config.variant, config.variant, config.variant_origin)
-    from packaging.utils import canonicalize_name
-
-    from poetry_torch_cuda.index.offers import Offer
-    from poetry_torch_cuda.index.offers import wanted_versions
-
     machine = machine or probe(env)
-    kept = _keep_installed(config, env, machine) if _probe_failed(machine) else None
-    if kept is not None:
-        return kept
+    if _probe_failed(machine):
+        kept = _keep_installed(config, env, machine)
+        if kept is not None:
+            return kept
     wanted = wanted_versions(config.package_names, locked_versions or {})
     offers: Callable[[Variant], Offer]
     if locked_versions is not None and not wanted:
@@ -147,10 +149,6 @@ def _keep_installed(
 ) -> Resolution | None:
     """nvidia-smi is there but failed: keep the build in place, never demote it
     (``None`` with nothing installed: then the rule decides on what is known)."""
-    from poetry_torch_cuda.environment.installed import installed_environment
-    from poetry_torch_cuda.machine.detection import Decision
-    from poetry_torch_cuda.project.variants import parse_variant
-
     installed = installed_environment(env)
     for name in sorted(config.package_names):
         found = installed.get(name)
@@ -174,8 +172,6 @@ def machine_findings(
 ) -> tuple[list[str], list[str]]:
     """Notes and warnings about this machine for ``status``: a failing
     nvidia-smi and remembered failures that force cpu are warnings."""
-    from poetry_torch_cuda.machine.detection import cpu_fallback_warning
-
     notes: list[str] = []
     warnings: list[str] = []
     if machine.smi_failure is not None:
@@ -196,11 +192,6 @@ def next_choice(
 ) -> Variant | None:
     """What ``auto`` would pick here besides ``failed``, from the index's offers and
     the memory; ``None`` when only a build the rule rejects is left."""
-    from packaging.utils import canonicalize_name
-
-    from poetry_torch_cuda.index.offers import Offer
-    from poetry_torch_cuda.index.offers import wanted_versions
-
     wanted = wanted_versions(config.package_names, locked_versions or {})
     offers = offer_finder(config, poetry, env, wanted)
 
@@ -215,12 +206,6 @@ def next_choice(
 def report(resolution: Resolution, io: IO) -> None:
     """At ``-v``: what the variant resolved to and each step of ``auto``'s decision;
     a warning when ``auto`` settles for cpu next to a GPU or keeps a build."""
-    from cleo.formatters.formatter import Formatter
-    from cleo.io.outputs.output import Verbosity
-
-    from poetry_torch_cuda.machine.detection import cpu_fallback_warning
-    from poetry_torch_cuda.output import PREFIX
-
     decision = resolution.decision
     if decision is None:
         return
@@ -238,8 +223,6 @@ def report(resolution: Resolution, io: IO) -> None:
 
 def require_builds(variant: Variant, sys_platform: str) -> None:
     """Raise :class:`TorchCudaError` for a variant with no builds on ``sys_platform``."""
-    from poetry_torch_cuda.errors import TorchCudaError
-
     missing = variant.not_built_for(sys_platform)
     if missing is not None:
         raise TorchCudaError(
@@ -252,20 +235,12 @@ def jetson_warning(
 ) -> str | None:
     """A warning when a CUDA variant from PyTorch's own index is about to land on a
     Jetson it does not serve (L4T before R38); a custom ``index-url`` is trusted."""
-    from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
-
     if variant.kind != "cuda" or machine.lower() not in ("aarch64", "arm64"):
         return None
     if config.index_url_template != DEFAULT_INDEX_URL:
         return None
-    from pathlib import Path
-
-    from poetry_torch_cuda.machine.detection import JETSON_NOTE
-    from poetry_torch_cuda.machine.detection import JETSON_SBSA_L4T
-    from poetry_torch_cuda.machine.probe import probe_jetson
-
     jetson = probe_jetson(Path(root) if root else None)
-    if jetson is None or (jetson.l4t is not None and jetson.l4t[0] >= JETSON_SBSA_L4T):
+    if not old_jetson(jetson):
         return None
     return f"{variant} on {jetson}: {JETSON_NOTE}"
 
@@ -277,8 +252,6 @@ def refresher(
     (``None`` when the table is gone or the plugin disabled)."""
 
     def refresh() -> tuple[TorchCudaConfig, Variant] | None:
-        from poetry_torch_cuda.project.config import current_config
-
         config = current_config(poetry.pyproject_path)
         if config is None:
             return None
