@@ -145,52 +145,66 @@ def _assess_cuda(
         return Verdict(variant, False, ("no NVIDIA driver found",), driver_ok=False)
     cuda = variant.cuda_version
     assert cuda is not None
-    platform = machine.sys_platform
-    driver = tables.driver_key(nvidia.version) or (0,)
+    platform, driver, dotted = machine.sys_platform, nvidia.version, tables.dotted(cuda)
     full = tables.minimum_driver(cuda, platform)
     floor = tables.compat_floor(cuda[0], platform)
-    full_ok = full is not None and driver >= (tables.driver_key(full) or (0,))
-    floor_ok = floor is not None and driver >= (tables.driver_key(floor) or (0,))
-    notes = _unknown_variant_notes(variant, full, floor, platform)
+    key = tables.driver_key(driver) or (0,)
+    full_ok = full is not None and key >= (tables.driver_key(full) or (0,))
+    floor_ok = floor is not None and key >= (tables.driver_key(floor) or (0,))
+    notes: tuple[str, ...] = ()
+    if not tables.is_known_variant(variant.name):
+        nearest = tables.nearest_known(variant.name)
+        floor_text = (
+            f"the CUDA {cuda[0]}.x floor {floor} applies"
+            if floor
+            else "no driver floor known"
+        )
+        assumed = (
+            f"GPU list taken from {nearest}"
+            if nearest
+            else "no GPU list can be inferred"
+        )
+        predate = f"the tables predate {variant} ({tables.UPDATE_HINT})"
+        notes = (f"{predate}; {floor_text}, {assumed}",)
+    newest = tables.newest_cuda(driver, platform)
+    supports = (
+        f"supports CUDA {tables.dotted(newest)}"
+        if newest
+        else "is older than every CUDA"
+    )
     found = tables.arch_list_for(variant.name, torch_version, machine.machine, platform)
     if found is None:
         if full_ok:
-            return Verdict(
-                variant,
-                True,
-                (
-                    *notes,
-                    (
-                        f"driver {nvidia.version} fully supports CUDA {tables.dotted(cuda)}; "
-                        "no architecture list known, GPUs not checked"
-                    ),
-                ),
-                rule=FULL_RULE,
+            why = (
+                f"driver {driver} fully supports CUDA {dotted}; "
+                "no architecture list known, GPUs not checked"
             )
+            return Verdict(variant, True, (*notes, why), rule=FULL_RULE)
         return Verdict(
-            variant,
-            None,
-            (*notes, f"cannot tell whether driver {nvidia.version} runs it"),
+            variant, None, (*notes, f"cannot tell whether driver {driver} runs it")
         )
-    archs = found.archs
-    built = tables.describe_archs(archs)
-    uncovered: list[NvidiaGpu] = []
+    built = tables.describe_archs(found.archs)
+    unknown = [gpu for gpu in nvidia.gpus if gpu.compute_capability is None]
     jit: list[NvidiaGpu] = []
-    unknown: list[NvidiaGpu] = []
+    uncovered: list[NvidiaGpu] = []
     for gpu in nvidia.gpus:
-        if gpu.compute_capability is None:
-            unknown.append(gpu)
-        elif tables.sass_for(archs, gpu.compute_capability) is None:
-            if tables.ptx_for(archs, gpu.compute_capability) is None:
-                uncovered.append(gpu)
-            else:
-                jit.append(gpu)
-    needs = _needs(cuda, full, floor)
+        cc = gpu.compute_capability
+        if cc is not None and tables.sass_for(found.archs, cc) is None:
+            (uncovered if tables.ptx_for(found.archs, cc) is None else jit).append(gpu)
     if not floor_ok and not full_ok:
+        full_text = (
+            f">= {full} (full CUDA {dotted} support)"
+            if full
+            else f"a driver with full CUDA {dotted} support (none in the table)"
+        )
+        needs = f"needs {full_text}"
+        if floor is not None:
+            compat = f"CUDA {cuda[0]}.x minor-version compatibility"
+            needs = f"needs driver >= {floor} ({compat}) or {full_text}"
         return Verdict(
             variant,
             False,
-            (*notes, f"{needs}; driver {nvidia.version} {_supports(nvidia, platform)}"),
+            (*notes, f"{needs}; driver {driver} {supports}"),
             driver_ok=False,
         )
     if uncovered:
@@ -201,102 +215,39 @@ def _assess_cuda(
             (*notes, f"not built for {missing}: builds {built}"),
             tuple(uncovered),
         )
-    sass_only = not jit and not unknown and bool(nvidia.gpus)
     if full_ok:
-        reasons = [
-            *notes,
-            f"driver {nvidia.version} fully supports CUDA {tables.dotted(cuda)}",
+        reasons = [*notes, f"driver {driver} fully supports CUDA {dotted}"]
+        if jit:
+            reasons.append(
+                f"builds {built}; {', '.join(gpu.sm for gpu in jit)} runs through PTX JIT"
+            )
+        elif nvidia.gpus and not unknown:
+            reasons.append(f"builds {built}, which covers every GPU")
+        reasons += [
+            f"{gpu}: compute capability unknown, not checked" for gpu in unknown
         ]
-        reasons += _gpu_reasons(built, jit, unknown, bool(nvidia.gpus))
         return Verdict(variant, True, tuple(reasons), rule=FULL_RULE)
-    if sass_only:
-        reasons = [
+    if not jit and not unknown and nvidia.gpus:
+        reasons = (
             *notes,
             (
-                f"driver {nvidia.version} >= {floor}, the CUDA {cuda[0]}.x "
+                f"driver {driver} >= {floor}, the CUDA {cuda[0]}.x "
                 "minor-version-compatibility floor"
             ),
             (
                 f"SASS in {built} covers every GPU, so nothing is JIT-compiled "
-                f"(features that need a CUDA {tables.dotted(cuda)} driver are unavailable)"
+                f"(features that need a CUDA {dotted} driver are unavailable)"
             ),
-        ]
-        return Verdict(variant, True, tuple(reasons), rule=COMPAT_RULE)
+        )
+        return Verdict(variant, True, reasons, rule=COMPAT_RULE)
     if jit:
         who = ", ".join(f"{gpu.sm} ({gpu.name})" for gpu in jit)
         why = f"{who} has only PTX in {built}; JIT-compiling it"
     else:
         why = "GPU architectures unknown, so only full support counts; it"
-    return Verdict(
-        variant,
-        False,
-        (
-            *notes,
-            (
-                f"{why} needs driver >= {full or '?'} (full CUDA {tables.dotted(cuda)} "
-                f"support); driver {nvidia.version} {_supports(nvidia, platform)}"
-            ),
-        ),
-        driver_ok=False,
-    )
-
-
-def _needs(cuda: tuple[int, int], full: str | None, floor: str | None) -> str:
-    full_text = (
-        f">= {full} (full CUDA {tables.dotted(cuda)} support)"
-        if full
-        else f"a driver with full CUDA {tables.dotted(cuda)} support (none in the table)"
-    )
-    if floor is None:
-        return f"needs {full_text}"
-    return (
-        f"needs driver >= {floor} (CUDA {cuda[0]}.x minor-version compatibility) "
-        f"or {full_text}"
-    )
-
-
-def _supports(nvidia: NvidiaDriver, platform: str) -> str:
-    newest = tables.newest_cuda(nvidia.version, platform)
-    return (
-        f"supports CUDA {tables.dotted(newest)}"
-        if newest
-        else "is older than every CUDA"
-    )
-
-
-def _gpu_reasons(
-    built: str, jit: list[NvidiaGpu], unknown: list[NvidiaGpu], any_gpu: bool
-) -> list[str]:
-    reasons = []
-    if jit:
-        who = ", ".join(gpu.sm for gpu in jit)
-        reasons.append(f"builds {built}; {who} runs through PTX JIT")
-    elif any_gpu and not unknown:
-        reasons.append(f"builds {built}, which covers every GPU")
-    reasons += [f"{gpu}: compute capability unknown, not checked" for gpu in unknown]
-    return reasons
-
-
-def _unknown_variant_notes(
-    variant: Variant, full: str | None, floor: str | None, platform: str
-) -> tuple[str, ...]:
-    """Say so when the tables predate ``variant`` and what was assumed instead."""
-    if tables.is_known_variant(variant.name):
-        return ()
-    cuda = variant.cuda_version
-    assert cuda is not None
-    nearest = tables.nearest_known(variant.name)
-    assumed = (
-        f"GPU list taken from {nearest}" if nearest else "no GPU list can be inferred"
-    )
-    floor_text = (
-        f"the CUDA {cuda[0]}.x floor {floor} applies"
-        if floor
-        else "no driver floor known"
-    )
-    return (
-        f"the tables predate {variant} ({tables.UPDATE_HINT}); {floor_text}, {assumed}",
-    )
+    why += f" needs driver >= {full or '?'} (full CUDA {dotted} support)"
+    why += f"; driver {driver} {supports}"
+    return Verdict(variant, False, (*notes, why), driver_ok=False)
 
 
 def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:

@@ -28,17 +28,11 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 TIMEOUT_SECONDS = 15.0
-NVIDIA_SMI_QUERY = (
-    "--query-gpu=driver_version,compute_cap,name",
-    "--format=csv,noheader",
-)
-#: Drivers older than R510 know no ``compute_cap`` field; ask again without it.
-NVIDIA_SMI_QUERY_OLD = ("--query-gpu=driver_version,name", "--format=csv,noheader")
-NVIDIA_PROC_VERSION = "proc/driver/nvidia/version"
+#: Drivers older than R510 know no ``compute_cap`` field: asked again without it.
+SMI_FIELDS = ("driver_version,compute_cap,name", "driver_version,name")
 #: Where /proc, /dev and /etc are looked up: ``/`` except in tests (a container's view).
 ROOT_VARIABLE = "POETRY_TORCH_CUDA_SYSTEM_ROOT"
 SMI_FAILED = "nvidia-smi failed"
-DEFAULT_ROCM_PATH = "/opt/rocm"
 
 #: Jetson model name -> compute capability: NVIDIA's CUDA GPUs list
 #: (developer.nvidia.com/cuda-gpus, read 2026-11-27); Thor is 11.0 in CUDA 13
@@ -51,10 +45,6 @@ JETSON_CAPABILITIES: tuple[tuple[str, tuple[int, int]], ...] = (
     ("tx1", (5, 3)),
     ("nano", (5, 3)),
 )
-_TEGRA_RELEASE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)")
-_PROC_DRIVER = re.compile(r"NVRM version:.*?\s(\d{3,}\.\d+(?:\.\d+)?)\s")
-_NVCC_RELEASE = re.compile(r"release (\d+\.\d+)(?:, V(\S+))?")
-_ROCM_VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?)")
 
 
 @dataclass(frozen=True)
@@ -68,16 +58,13 @@ class NvidiaGpu:
     @property
     def capability(self) -> str | None:
         """``"8.9"``, or ``None`` when the compute capability is unknown."""
-        if self.compute_capability is None:
-            return None
-        return dotted(self.compute_capability)
+        cc = self.compute_capability
+        return None if cc is None else dotted(cc)
 
     @property
     def sm(self) -> str:
         """``sm_89``, or ``sm_?`` when the compute capability is unknown."""
-        if self.compute_capability is None:
-            return "sm_?"
-        return f"sm_{self.compute_capability[0]}{self.compute_capability[1]}"
+        return "sm_" + (self.capability or "?").replace(".", "")
 
     def __str__(self) -> str:
         return f"GPU {self.index} ({self.name}, {self.sm})"
@@ -199,7 +186,7 @@ class _ProbeError(Exception):
     pass
 
 
-def run_probe(args: Sequence[str]) -> tuple[int, str, str]:
+def run_tool(args: Sequence[str]) -> tuple[int, str, str]:
     """``(exit code, stdout, stderr)`` of ``args``; :class:`_ProbeError` if it
     cannot start or does not finish in time."""
     try:
@@ -242,8 +229,7 @@ def parse_nvidia_smi(text: str) -> tuple[str, tuple[NvidiaGpu, ...]] | None:
 
 def parse_proc_version(text: str) -> str | None:
     """The driver version in ``/proc/driver/nvidia/version``, or ``None``."""
-    match = _PROC_DRIVER.search(text)
-    return None if match is None else match.group(1)
+    return _group(r"NVRM version:.*?\s(\d{3,}\.\d+(?:\.\d+)?)\s", text)
 
 
 def parse_rocminfo(text: str) -> tuple[RocmGpu, ...]:
@@ -267,18 +253,21 @@ def parse_rocminfo(text: str) -> tuple[RocmGpu, ...]:
 
 def parse_rocm_version(text: str) -> str | None:
     """``6.4.1`` from a ROCm version file holding ``6.4.1-120``."""
-    match = _ROCM_VERSION.match(text.strip())
-    return None if match is None else match.group(1)
+    return _group(r"^(\d+\.\d+(?:\.\d+)?)", text.strip())
 
 
 def parse_nvcc_version(text: str) -> str | None:
     """``12.4`` from ``nvcc --version`` output."""
-    match = _NVCC_RELEASE.search(text)
+    return _group(r"release (\d+\.\d+)", text)
+
+
+def _group(pattern: str, text: str) -> str | None:
+    match = re.search(pattern, text)
     return None if match is None else match.group(1)
 
 
 def probe_nvidia(
-    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_probe,
+    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_tool,
     which: Callable[[str], str | None] = shutil.which,
     proc_version: Path | None = None,
     dev: Path | None = None,
@@ -290,9 +279,11 @@ def probe_nvidia(
         notes.append("nvidia-smi not found on PATH")
     else:
         try:
-            code, out, err = run([smi, *NVIDIA_SMI_QUERY])
-            if code != 0 and "compute_cap" in out + err:
-                code, out, err = run([smi, *NVIDIA_SMI_QUERY_OLD])
+            for fields in SMI_FIELDS:
+                query = [smi, f"--query-gpu={fields}", "--format=csv,noheader"]
+                code, out, err = run(query)
+                if code == 0 or "compute_cap" not in out + err:
+                    break
         except _ProbeError as error:
             notes.append(f"{SMI_FAILED}: {error}")
         else:
@@ -300,7 +291,7 @@ def probe_nvidia(
             if parsed is not None:
                 return NvidiaDriver(parsed[0], "nvidia-smi", parsed[1]), notes
             notes.append(f"{SMI_FAILED}: {_first_line(err or out, code)}")
-    proc_version = proc_version or system_root() / NVIDIA_PROC_VERSION
+    proc_version = proc_version or system_root() / "proc/driver/nvidia/version"
     try:
         version = parse_proc_version(proc_version.read_text(errors="replace"))
     except OSError:
@@ -316,13 +307,13 @@ def probe_nvidia(
 
 
 def probe_rocm(
-    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_probe,
+    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_tool,
     which: Callable[[str], str | None] = shutil.which,
     environ: Mapping[str, str] = os.environ,
 ) -> tuple[Rocm | None, list[str]]:
     """Read the ROCm version file and list GPU agents with rocminfo."""
     notes: list[str] = []
-    root = Path(environ.get("ROCM_PATH") or DEFAULT_ROCM_PATH)
+    root = Path(environ.get("ROCM_PATH") or "/opt/rocm")
     version = None
     with contextlib.suppress(OSError):
         version = parse_rocm_version((root / ".info" / "version").read_text())
@@ -352,7 +343,7 @@ def probe_rocm(
 
 
 def probe_nvcc(
-    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_probe,
+    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_tool,
     which: Callable[[str], str | None] = shutil.which,
     environ: Mapping[str, str] = os.environ,
 ) -> str | None:
@@ -374,7 +365,7 @@ def probe_nvcc(
 
 def parse_tegra_release(text: str) -> tuple[int, int] | None:
     """``(36, 4)`` from ``# R36 (release), REVISION: 4.0, GCID: ...``."""
-    match = _TEGRA_RELEASE.search(text)
+    match = re.search(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)", text)
     return None if match is None else (int(match.group(1)), int(match.group(2)))
 
 
