@@ -228,7 +228,7 @@ def _assess_cuda(
         ]
         return Verdict(variant, True, tuple(reasons), rule=FULL_RULE)
     if not jit and not unknown and nvidia.gpus:
-        reasons = (
+        compat_reasons = (
             *notes,
             (
                 f"driver {driver} >= {floor}, the CUDA {cuda[0]}.x "
@@ -239,7 +239,7 @@ def _assess_cuda(
                 f"(features that need a CUDA {dotted} driver are unavailable)"
             ),
         )
-        return Verdict(variant, True, reasons, rule=COMPAT_RULE)
+        return Verdict(variant, True, compat_reasons, rule=COMPAT_RULE)
     if jit:
         who = ", ".join(f"{gpu.sm} ({gpu.name})" for gpu in jit)
         why = f"{who} has only PTX in {built}; JIT-compiling it"
