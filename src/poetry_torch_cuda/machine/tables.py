@@ -1,9 +1,7 @@
 """Facts about CUDA builds: which driver runs which CUDA, which GPUs each variant builds for.
 
-Pure data and lookups, no I/O. Every row names its source and the day it was
-read; update them when NVIDIA or PyTorch publish new releases. What the rows
-do not know (a ``cu133`` next year) is decided by the stated rules in
-:func:`arch_list` and :func:`compat_floor`, never refused.
+Pure data and lookups. Every row names its source; what the rows do not know (a
+``cu133`` next year) is decided by :func:`arch_list_for` and :func:`compat_floor`.
 
 Sources (all read 2026-11-27):
 
@@ -53,12 +51,8 @@ UPDATE_HINT = (
 
 @dataclass(frozen=True)
 class DriverRow:
-    """The driver NVIDIA ships with a CUDA toolkit (GA release), per platform.
-
-    ``windows`` is ``None`` where NVIDIA publishes none: from CUDA 13.0 the
-    Windows column of Table 3 reads "N/A" (the toolkit stopped bundling a
-    Windows driver; [NV-RN] footnote **).
-    """
+    """The driver NVIDIA ships with a CUDA toolkit (GA release), per platform;
+    ``windows`` ``None`` from CUDA 13.0 (Table 3 reads "N/A", [NV-RN] footnote **)."""
 
     cuda: tuple[int, int]
     linux: str
@@ -66,8 +60,7 @@ class DriverRow:
     source: str
 
 
-#: Table 3 of [NV-RN], GA rows ("Toolkit Driver Version"), oldest first. These are
-#: the full-support minimums: every feature of the toolkit, PTX JIT included.
+#: Table 3 of [NV-RN], GA rows, oldest first: the full-support minimums (PTX JIT too).
 DRIVER_ROWS: tuple[DriverRow, ...] = (
     DriverRow((10, 0), "410.48", "411.31", "NV-RN Table 3"),
     DriverRow((10, 1), "418.39", "418.96", "NV-RN Table 3"),
@@ -100,12 +93,8 @@ DRIVER_ROWS: tuple[DriverRow, ...] = (
 
 @dataclass(frozen=True)
 class CompatFloor:
-    """The oldest driver that runs any build of a CUDA major (minor-version compatibility).
-
-    Only SASS runs there: a build that must JIT-compile PTX for the GPU needs
-    the toolkit's own driver (:data:`DRIVER_ROWS`), as do some newer APIs
-    ([NV-COMPAT], "Limitations").
-    """
+    """The oldest driver that runs any build of a CUDA major: SASS only, PTX JIT and
+    some newer APIs need :data:`DRIVER_ROWS` ([NV-COMPAT], "Limitations")."""
 
     major: int
     linux: str
@@ -113,11 +102,8 @@ class CompatFloor:
     source: str
 
 
-#: [NV-RN] Table 2 says 13.x >= 580, 12.x >= 525, 11.x >= 450 (major branches);
-#: the exact 12.x/11.x floors come from the older notes' Table 2 as quoted by
-#: light-the-torch and uv [NV-RN-11.8]. They agree on the branch; the older
-#: exact versions are the stricter reading and are used. NVIDIA names no exact
-#: 13.x version: "580" (any R580 driver) is what Table 2 and uv use.
+#: [NV-RN] Table 2 names branches (13.x >= 580, 12.x >= 525, 11.x >= 450); the
+#: stricter exact 12.x/11.x floors are [NV-RN-11.8]'s. 13.x: any R580 (as uv).
 COMPAT_FLOORS: tuple[CompatFloor, ...] = (
     CompatFloor(11, "450.80.02", "452.39", "NV-RN-11.8 Table 2; NV-RN Table 2"),
     CompatFloor(12, "525.60.13", "528.33", "NV-RN-11.8 Table 2; NV-RN Table 2"),
@@ -127,12 +113,8 @@ COMPAT_FLOORS: tuple[CompatFloor, ...] = (
 
 @dataclass(frozen=True)
 class ArchRow:
-    """TORCH_CUDA_ARCH_LIST of one variant from one torch release on, per platform.
-
-    ``windows`` and ``aarch64`` are ``None`` where no source gives them:
-    Windows then uses the Linux list, aarch64 the Linux list without the
-    architectures no ARM board has (:data:`AARCH64_DROPPED`).
-    """
+    """TORCH_CUDA_ARCH_LIST of one variant from torch ``since`` on; ``None``: as Linux
+    (aarch64 without :data:`AARCH64_DROPPED`)."""
 
     since: str
     linux: str
@@ -199,11 +181,8 @@ class TorchRelease:
     source: str
 
 
-#: Newest first. [PT-REL]'s matrix lists the "stable" and "experimental" CUDA
-#: builds; both are published. 2.15 is not in RELEASE.md yet: its row is the
-#: 2.15 RFC plus the PRs that removed cu126 (the RFC itself is still open).
-#: Sources disagree on 2.14's ROCm: RELEASE.md says ROCm 7.14 only, test-infra
-#: PR 8451 moved the release matrix to 7.2 and 7.14; both are listed.
+#: Newest first, stable and experimental builds. 2.15: the RFC and the PRs that
+#: removed cu126. 2.14's ROCm: RELEASE.md says 7.14, test-infra PR 8451 7.2 too.
 TORCH_RELEASES: tuple[TorchRelease, ...] = (
     TorchRelease("2.15", ("cu132", "cu130"), (), "PT-RFC-2.15"),
     TorchRelease(
@@ -234,11 +213,8 @@ TORCH_RELEASES: tuple[TorchRelease, ...] = (
     TorchRelease("2.4", ("cu124", "cu121", "cu118"), ("rocm6.1",), "PT-REL"),
 )
 
-#: ROCm variants ``variants`` asks the index about, newest first: every ROCm
-#: name of :data:`TORCH_RELEASES` plus rocm7.0 (torch 2.9 nightlies; uv's
-#: list). A name missing here costs nothing but a line: ``auto`` also tries
-#: ``rocm<X.Y>`` from the machine's own ROCm version, and ``variants NAME``
-#: asks about any variant.
+#: ROCm variants asked about, newest first: :data:`TORCH_RELEASES`' plus rocm7.0
+#: (torch 2.9 nightlies; uv's list). ``auto`` also tries the machine's ``rocm<X.Y>``.
 ROCM_VARIANTS: tuple[str, ...] = (
     "rocm7.14",
     "rocm7.2",
@@ -266,11 +242,11 @@ class Arch:
 
 @dataclass(frozen=True)
 class ArchList:
-    """The architectures a variant builds for and where that list came from."""
+    """The architectures a variant builds for, where that list came from, and the
+    known variant whose list stands in for an unknown one (``cu133`` -> cu132)."""
 
     archs: tuple[Arch, ...]
     source: str
-    #: The known variant whose list stands in for an unknown one (``cu133`` -> cu132).
     inferred_from: str | None = None
 
 
@@ -377,8 +353,7 @@ def describe_archs(archs: tuple[Arch, ...]) -> str:
     return f"{ordered[0]}..{ordered[-1]}"
 
 
-def driver_table(sys_platform: str) -> list[tuple[tuple[int, int], str]]:
-    """(CUDA, oldest driver) rows of ``sys_platform``'s column, oldest first."""
+def _driver_table(sys_platform: str) -> list[tuple[tuple[int, int], str]]:
     windows = sys_platform.startswith("win")
     rows = ((row.cuda, row.windows if windows else row.linux) for row in DRIVER_ROWS)
     return [(cuda, driver) for cuda, driver in rows if driver is not None]
@@ -390,7 +365,7 @@ def newest_cuda(driver_version: str, sys_platform: str) -> tuple[int, int] | Non
     if driver is None:
         return None
     best = None
-    for cuda, minimum in driver_table(sys_platform):
+    for cuda, minimum in _driver_table(sys_platform):
         key = driver_key(minimum)
         if key is not None and driver >= key:
             best = cuda
@@ -400,7 +375,7 @@ def newest_cuda(driver_version: str, sys_platform: str) -> tuple[int, int] | Non
 def minimum_driver(cuda: tuple[int, int], sys_platform: str) -> str | None:
     """The oldest driver that fully runs CUDA ``cuda`` (12.7 takes 12.8's row);
     ``None`` beyond the table, and for CUDA 13.x on Windows (NVIDIA lists none)."""
-    for version, minimum in driver_table(sys_platform):
+    for version, minimum in _driver_table(sys_platform):
         if version >= cuda and version[0] == cuda[0]:
             return minimum
     return None
