@@ -147,7 +147,12 @@ class OfferFinder:
             return Offer(True, f"{built} already installed from it")
         packages = []
         for name in self._names:
-            package = self._package(variant, name, self._lookup(variant, name))
+            answer: ProjectFiles | IndexUnavailableError
+            try:
+                answer = self._client.project(self._config.index_url(variant), name)
+            except IndexUnavailableError as error:
+                answer = error
+            package = self._package(variant, name, answer)
             packages.append(package)
             if package.has_wanted is not True:
                 break
@@ -186,14 +191,6 @@ class OfferFinder:
             )
             reports.append(VariantOffer(variant, without_credentials(url), packages))
         return reports
-
-    def _lookup(
-        self, variant: Variant, name: str
-    ) -> ProjectFiles | IndexUnavailableError:
-        try:
-            return self._client.project(self._config.index_url(variant), name)
-        except IndexUnavailableError as error:
-            return error
 
     def _package(
         self,

@@ -217,7 +217,8 @@ def parse_nvidia_smi(text: str) -> tuple[str, tuple[NvidiaGpu, ...]] | None:
         capability = None
         name = ", ".join(fields[1:])
         if len(fields) >= 3:
-            capability = _capability(fields[1])
+            match = re.fullmatch(r"(\d+)\.(\d+)", fields[1])
+            capability = (int(match[1]), int(match[2])) if match else None
             if capability is not None or fields[1] in ("[N/A]", "N/A"):
                 name = ", ".join(fields[2:])
         driver = driver or fields[0]
@@ -421,11 +422,6 @@ def probe_machine(*, nvcc: bool = False, machine: str | None = None) -> Machine:
             sys.platform, arch, nvidia, rocm, found, tuple(notes), jetson
         )
     return _PROBED[key]
-
-
-def _capability(text: str) -> tuple[int, int] | None:
-    match = re.fullmatch(r"(\d+)\.(\d+)", text)
-    return None if match is None else (int(match.group(1)), int(match.group(2)))
 
 
 def _first_line(text: str, code: int) -> str:
