@@ -47,15 +47,6 @@ def test_token_without_user_name() -> None:
     assert access.pip_url == "https://:tok%2F1@mirror.example/simple"
 
 
-def test_insecure_host_only_when_allowed_and_not_loopback() -> None:
-    url = "http://mirror.example:8080/whl"
-    assert IndexAccess.from_url(url).insecure_host is None
-    allowed = IndexAccess.from_url(url, allow_insecure_http=True)
-    assert allowed.insecure_host == "mirror.example:8080"
-    local = IndexAccess.from_url("http://127.0.0.1:9/whl", allow_insecure_http=True)
-    assert local.insecure_host is None
-
-
 def _config(table: dict[str, Any], sources: list[dict[str, str]]) -> Any:
     pyproject = {"tool": {"poetry-torch-cuda": table, "poetry": {"source": sources}}}
     config = load_config(pyproject, {})

@@ -91,10 +91,8 @@ class ProjectFiles:
     def versions(
         self, label: str | None = None, marker_env: Mapping[str, Any] | None = None
     ) -> list[Version]:
-        """Versions with a wheel, newest first; only ``+label`` ones when given.
-
-        With ``marker_env`` only wheels that fit that environment count.
-        """
+        """Versions with a wheel, newest first; only ``+label`` ones and wheels that
+        fit ``marker_env`` when given."""
         found: set[Version] = set()
         for filename in self.files:
             try:
@@ -150,11 +148,8 @@ class IndexClient:
         )
 
     def project(self, index_url: str, project: str) -> ProjectFiles:
-        """The files ``index_url`` lists for ``project``.
-
-        Raises:
-            IndexUnavailableError: the index did not answer usefully.
-        """
+        """The files ``index_url`` lists for ``project`` (:class:`IndexUnavailableError`
+        when the index does not answer usefully)."""
         key = (self.auth.take_off(index_url).rstrip("/"), canonicalize_name(project))
         if key not in self._memory:
             cached = None if self._refresh else self._read_cache(key)
@@ -187,14 +182,9 @@ class IndexClient:
     def ask_once(
         self, index_url: str, project: str, *, verify: str | None = None
     ) -> ProjectFiles:
-        """What the index answers for ``project`` right now: one attempt of the
-        client's timeout, past the page cache and the memory of unreachable
-        hosts (the diagnosis of a pip failure). ``verify``: a CA bundle.
-
-        Raises:
-            IndexUnavailableError: with ``status`` when the index answered an
-                HTTP error, with ``cause`` when it did not answer.
-        """
+        """What the index answers for ``project`` right now: one attempt, past the page
+        cache and the memory of unreachable hosts (the diagnosis of a pip failure).
+        ``verify``: a CA bundle."""
         key = (self.auth.take_off(index_url).rstrip("/"), canonicalize_name(project))
         timeout = quick.TIMEOUT if self._timeout is None else self._timeout
         return self._read(
@@ -258,11 +248,7 @@ class IndexClient:
         return ProjectFiles(name, True, entries, skipped=skipped)
 
     def download(self, url: str) -> bytes:
-        """The bytes at ``url`` (a file an index page links), with Poetry's session.
-
-        Raises:
-            IndexUnavailableError: the file could not be fetched.
-        """
+        """The bytes at ``url`` (a file an index page links), with Poetry's session."""
         url = self.auth.take_off(url)
         try:
             response = self.auth.request("get", url, raise_for_status=False)

@@ -20,7 +20,6 @@ from urllib.parse import urlunsplit
 from poetry.utils.authenticator import Authenticator
 from poetry.utils.password_manager import HTTPAuthCredential
 
-from poetry_torch_cuda.urls import is_loopback
 from poetry_torch_cuda.urls import mask_url
 from poetry_torch_cuda.urls import register_secret
 from poetry_torch_cuda.urls import without_credentials
@@ -46,26 +45,17 @@ class IndexAccess:
     url: str
     username: str | None = None
     password: str | None = None
-    #: Plain http to another host, which the user allowed explicitly.
-    insecure_host: str | None = None
     #: The Poetry source the URL comes from (``source = "<name>"``).
     source: str | None = None
 
     @classmethod
-    def from_url(cls, url: str, *, allow_insecure_http: bool = False) -> IndexAccess:
+    def from_url(cls, url: str) -> IndexAccess:
         """Split ``user:password@`` off ``url`` (percent-decoded), if it has one."""
         parts = urlsplit(url)
         username = None if parts.username is None else unquote(parts.username)
         password = None if parts.password is None else unquote(parts.password)
         register_secret(password)
-        insecure = None
-        if (
-            allow_insecure_http
-            and parts.scheme == "http"
-            and not is_loopback(parts.hostname)
-        ):
-            insecure = parts.netloc.rsplit("@", 1)[-1]
-        return cls(without_credentials(url), username, password, insecure)
+        return cls(without_credentials(url), username, password)
 
     @property
     def has_credentials(self) -> bool:
@@ -153,9 +143,7 @@ def index_access(
     config: TorchCudaConfig, variant: Variant, poetry_config: Config | None = None
 ) -> IndexAccess:
     """The index for ``variant`` with the credentials :func:`authenticator` gives it."""
-    access = IndexAccess.from_url(
-        config.index_url(variant), allow_insecure_http=config.allow_insecure_http
-    )
+    access = IndexAccess.from_url(config.index_url(variant))
     access = dataclasses.replace(access, source=config.source)
     if access.has_credentials:
         return access

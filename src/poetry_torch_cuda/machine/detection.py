@@ -369,10 +369,10 @@ def _driver_step(nvidia: NvidiaDriver, platform: str) -> str:
         if newest
         else "is older than every CUDA in the table"
     )
-    majors = tables.compat_majors(nvidia.version, platform)
-    if majors:
+    major = tables.compat_major(nvidia.version, platform)
+    if major is not None:
         text += (
-            f"; runs any CUDA {majors[0]}.x build whose SASS covers the GPUs "
+            f"; runs any CUDA {major}.x build whose SASS covers the GPUs "
             "(minor-version compatibility)"
         )
     return text

@@ -398,11 +398,8 @@ _PROBED: dict[tuple[object, ...], Machine] = {}
 
 
 def probe_machine(*, nvcc: bool = False, machine: str | None = None) -> Machine:
-    """Probe this machine: NVIDIA first, ROCm only when no NVIDIA driver answers.
-
-    Once per process for the same PATH and roots: a hung nvidia-smi costs one
-    timeout per run, not one per step. On macOS nothing is probed.
-    """
+    """Probe this machine (not on macOS): NVIDIA first, ROCm only when no NVIDIA
+    driver answers; once per process for the same PATH and roots."""
     arch = machine or platform.machine()
     if sys.platform == "darwin":
         return Machine(sys.platform, arch)

@@ -114,10 +114,8 @@ def resolve(
     machine: Machine | None = None,
     client: IndexClient | None = None,
 ) -> Resolution:
-    """Resolve ``config.variant`` for ``env``; ``locked_versions`` come from the lock.
-
-    ``machine`` and ``client`` let a command that already has them reuse them.
-    """
+    """Resolve ``config.variant`` for ``env``; ``locked_versions`` come from the lock,
+    ``machine`` and ``client`` from a command that already has them."""
     if config.variant.kind != "auto":
         return Resolution(config.variant, config.variant, config.variant_origin)
     machine = machine or probe(env)

@@ -389,14 +389,14 @@ def compat_floor(major: int, sys_platform: str) -> str | None:
     return None
 
 
-def compat_majors(driver_version: str, sys_platform: str) -> tuple[int, ...]:
-    """The CUDA majors whose every minor runs on this driver through SASS (newest first)."""
+def compat_major(driver_version: str, sys_platform: str) -> int | None:
+    """The newest CUDA major whose every minor runs on this driver through SASS."""
     driver = driver_key(driver_version) or (0,)
-    floors = [
+    floors = (
         (f.major, compat_floor(f.major, sys_platform) or "") for f in COMPAT_FLOORS
-    ]
+    )
     runs = [major for major, floor in floors if driver >= (driver_key(floor) or (999,))]
-    return tuple(sorted(runs, reverse=True))
+    return max(runs, default=None)
 
 
 def torch_release(torch_version: str | None) -> TorchRelease | None:
