@@ -349,12 +349,9 @@ def probe_nvcc(
     environ: Mapping[str, str] = os.environ,
 ) -> str | None:
     """The CUDA version of ``nvcc`` on PATH, in ``$CUDA_HOME/bin`` or ``%CUDA_PATH%``."""
-    nvcc = which("nvcc")
-    for variable in ("CUDA_HOME", "CUDA_PATH"):
-        home = environ.get(variable)
-        for executable in ("nvcc", "nvcc.exe"):
-            if nvcc is None and home and (Path(home) / "bin" / executable).is_file():
-                nvcc = str(Path(home) / "bin" / executable)
+    homes = [environ.get(variable) for variable in ("CUDA_HOME", "CUDA_PATH")]
+    found = [Path(h, "bin", exe) for h in homes if h for exe in ("nvcc", "nvcc.exe")]
+    nvcc = which("nvcc") or next((str(p) for p in found if p.is_file()), None)
     if nvcc is None:
         return None
     try:
