@@ -150,6 +150,11 @@ class _Fix:
             self._asked, self._answer = True, self._alternative()
         if self._answer is None:
             return "`poetry torch-cuda detect` shows which build runs here"
+        if self._answer == "cpu":  # no GPU build is left: not "a build for it"
+            return (
+                "`poetry torch-cuda switch cpu` installs the CPU-only build (auto "
+                "finds no other GPU build here; `poetry torch-cuda detect` says why)"
+            )
         return f"`poetry torch-cuda switch {self._answer}` installs {what}"
 
 
