@@ -17,7 +17,6 @@ from typing import Any
 from cleo.io.outputs.output import Verbosity
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
@@ -37,6 +36,7 @@ from poetry_torch_cuda.project.config import ENV_INDEX_URL
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.urls import without_credentials
 
 
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
 
     from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.lockfile.builder import VariantLocker
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
@@ -178,7 +177,7 @@ def check_lock(poetry: Poetry) -> list[str]:
             reasons.append(f"{entry.name} lacks {', '.join(sorted(set(missing)))}")
     for name in (names & set(indexes)) - {entry.name for entry in lock.variants}:
         reasons.append(f"{name} has no entry")
-    reasons += mirror_urls(lock_path(poetry), _fetching(poetry), config)
+    reasons += _mirror_urls(lock, _fetching(poetry), config)
     return list(dict.fromkeys(reasons))
 
 
@@ -216,7 +215,17 @@ def lock_project(
     path = lock_path(poetry)
     previous, hashes = _previous(path, accept_drift)
     current = current_inputs(poetry, config, names)
-    locker = _locker(poetry, client)
+    from poetry.core.constraints.version import parse_constraint
+
+    from poetry_torch_cuda.lockfile.builder import VariantLocker
+
+    python = poetry.package.python_constraint
+    locker = VariantLocker(
+        client,
+        config.package_names,
+        lambda version: python.allows_any(parse_constraint(f"~{version}")),
+        client.cache_dir.parent / "metadata",
+    )
     variants = []
     for name in sorted(names):
         kept = previous.variant(name) if previous is not None else None
@@ -332,23 +341,6 @@ def variant_lock(poetry: Poetry, variant: Variant, io: IO) -> VariantLock:
     return entry
 
 
-def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any]) -> None:
-    """After ``switch`` recorded a variant: make torch-cuda.lock what ``poetry
-    torch-cuda lock`` would write for ``pyproject`` (fresh entries are kept; a
-    variant not locked yet is asked for). A failure is a warning: the switch
-    itself succeeded, and ``lock --check`` names what is left to do."""
-    from poetry_torch_cuda.output import esc
-
-    if not poetry.locker.is_locked():
-        return
-    try:
-        lock_project(poetry, io, config=configured(pyproject), reuse=True)
-    except TorchCudaError as error:
-        io.write_error_line(
-            f"<warning>{PREFIX}: could not update {LOCK_NAME}: {esc(error)} {FIX}</>"
-        )
-
-
 def roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list[Root]:
     """The configured packages at every version poetry.lock locks (with ``variant``'s
     label), each under its markers; a package not locked, at its specifier."""
@@ -366,9 +358,8 @@ def roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list
         if not found and requirement.specifier:
             roots.append(Root(name, None, requirement.specifier, extras, str(wanted)))
         for package, marker in found:
-            try:
-                public = Version(package.version.text).public
-            except InvalidVersion:
+            public = public_version(package.version.text)
+            if public is None:
                 continue
             version = f"{public}+{variant.local_label}"
             markers = str(wanted.intersect(marker))
@@ -413,52 +404,33 @@ def _auto_variants(
     ]
 
 
-def mirror_urls(
-    path: Path, fetching: TorchCudaConfig, config: TorchCudaConfig
+def _mirror_urls(
+    lock: TorchCudaLock, fetching: TorchCudaConfig, config: TorchCudaConfig
 ) -> list[str]:
     """Files the lock takes from this run's mirror (``POETRY_TORCH_CUDA_INDEX_URL``)."""
     from urllib.parse import urlsplit
 
     from poetry_torch_cuda.urls import mask_url
-    from poetry_torch_cuda.urls import without_credentials
 
-    try:
-        lock = read_lock(path)
-    except TorchCudaError:
-        return []
     found = []
-    for entry in lock.variants if lock is not None else ():
+    for entry in lock.variants:
         variant = parse_variant(entry.name)
         mirror = urlsplit(without_credentials(fetching.index_url(variant))).netloc
         if mirror == urlsplit(config.index_url(variant)).netloc:
             continue
-        for package in entry.packages:
-            for file in entry.files(package):
-                if urlsplit(file.url).netloc == mirror:
-                    found.append(
-                        f"{entry.name}: {file.filename} is locked at the per-run mirror "
-                        f"{mask_url(file.url)}; re-lock without POETRY_TORCH_CUDA_INDEX_URL"
-                    )
+        found += [
+            f"{entry.name}: {file.filename} is locked at the per-run mirror "
+            f"{mask_url(file.url)}; re-lock without POETRY_TORCH_CUDA_INDEX_URL"
+            for package in entry.packages
+            for file in entry.files(package)
+            if urlsplit(file.url).netloc == mirror
+        ]
     return found
 
 
 def _fetching(poetry: Poetry) -> TorchCudaConfig:
     """The configuration with this run's overrides: where files are fetched from."""
     return configured(poetry.pyproject.data, os.environ)
-
-
-def _locker(poetry: Poetry, client: IndexClient) -> VariantLocker:
-    from poetry.core.constraints.version import parse_constraint
-
-    from poetry_torch_cuda.lockfile.builder import VariantLocker
-
-    constraint = poetry.package.python_constraint
-    return VariantLocker(
-        client,
-        configured(poetry.pyproject.data).package_names,
-        lambda version: constraint.allows_any(parse_constraint(f"~{version}")),
-        client.cache_dir.parent / "metadata",
-    )
 
 
 def _summary(variants: Iterable[VariantLock]) -> str:
@@ -469,12 +441,12 @@ def _summary(variants: Iterable[VariantLock]) -> str:
     )
 
 
-def after_lock_write(poetry: Poetry, io: IO) -> None:
-    """After Poetry rewrote poetry.lock: bring torch-cuda.lock in step.
-
-    A failure to lock (a build the index lacks, an index that cannot be asked)
-    leaves the file as it was, with a warning that says why; a changed hash
-    of a locked file is an error.
+def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -> None:
+    """Make torch-cuda.lock what ``poetry torch-cuda lock`` would write: after
+    Poetry rewrote poetry.lock, or (``pyproject``) after ``switch`` recorded a
+    variant, keeping the entries still fresh. A failure to lock is a warning
+    (``lock --check`` names what is left to do), except a changed hash of a
+    locked file after ``poetry lock``.
 
     Raises:
         DriftError: a locked file now has another sha256 on the index.
@@ -482,12 +454,18 @@ def after_lock_write(poetry: Poetry, io: IO) -> None:
     from poetry_torch_cuda.lockfile.builder import DriftError
     from poetry_torch_cuda.output import esc
 
+    if not poetry.locker.is_locked():
+        return
     try:
-        lock_project(poetry, io)
-    except DriftError:
-        raise
-    except LockError as error:
+        if pyproject is None:
+            lock_project(poetry, io)
+        else:
+            lock_project(poetry, io, config=configured(pyproject), reuse=True)
+    except TorchCudaError as error:
+        if pyproject is None and (
+            isinstance(error, DriftError) or not isinstance(error, LockError)
+        ):
+            raise
         io.write_error_line(
-            f"<warning>{PREFIX}: could not update {LOCK_NAME}: {esc(error)} "
-            "Run `poetry torch-cuda lock` once that is mended.</>"
+            f"<warning>{PREFIX}: could not update {LOCK_NAME}: {esc(error)} {FIX}</>"
         )

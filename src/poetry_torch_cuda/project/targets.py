@@ -19,48 +19,14 @@ PLATFORMS: dict[str, tuple[str, str]] = {
     "linux-aarch64": ("linux", "aarch64"),
     "windows-x86_64": ("win32", "AMD64"),
 }
+_KEYS = ("name", "driver", "gpus", "platform")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DRIVER = re.compile(r"[1-9][0-9]{2,3}(?:\.[0-9]{1,3}){0,2}")
 _CAPABILITY = re.compile(r"([1-9][0-9]?)\.([0-9])")
-_EXAMPLE = (
+EXAMPLE = (
     f'{ORIGIN}\nname = "training"\ndriver = "570.124.06"\ngpus = ["9.0"]\n'
     'platform = "linux-x86_64"'
 )
-#: key -> (whether a value is valid, what it must be: the error says "got ...").
-_RULES: dict[str, tuple[Any, str]] = {
-    "name": (
-        lambda v: isinstance(v, str) and _NAME.fullmatch(v),
-        (
-            "name must be letters, digits, '.', '_' or '-' (at most 64, starting with "
-            'a letter or digit), got {}; e.g. "training".'
-        ),
-    ),
-    "driver": (
-        lambda v: isinstance(v, str) and _DRIVER.fullmatch(v.strip()),
-        (
-            'driver must be an NVIDIA driver version as a string, such as "570.124.06" '
-            'or "535.104.05", got {}.'
-        ),
-    ),
-    "gpus": (
-        lambda v: isinstance(v, list) and v,
-        (
-            'gpus must be a non-empty array of compute capabilities, such as ["9.0"] or '
-            '["8.0", "8.6"], got {}.'
-        ),
-    ),
-    "gpu": (
-        lambda v: isinstance(v, str) and _CAPABILITY.fullmatch(v.strip()),
-        (
-            'gpus entries must be compute capabilities such as "8.6" '
-            "(nvidia-smi --query-gpu=compute_cap), got {}."
-        ),
-    ),
-    "platform": (
-        lambda v: v in PLATFORMS,
-        f"platform must be one of {', '.join(PLATFORMS)}, got {{}}.",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -110,8 +76,8 @@ def parse_targets(value: Any) -> tuple[FleetTarget, ...]:
     """
     if not isinstance(value, list):
         raise ConfigError(
-            f"{ORIGIN} must be an array of tables, got {describe_value(value)}; write "
-            f"each machine as:\n\n{_EXAMPLE}"
+            f"{ORIGIN} must be an array of tables, got {describe_value(value)}; write each "
+            f"machine as:\n\n{EXAMPLE}"
         )
     targets: dict[str, FleetTarget] = {}
     for number, entry in enumerate(value, start=1):
@@ -122,40 +88,54 @@ def parse_targets(value: Any) -> tuple[FleetTarget, ...]:
     return tuple(targets.values())
 
 
-def _check(where: str, key: str, value: Any) -> None:
-    valid, wanted = _RULES[key]
-    if not valid(value):
-        raise ConfigError(f"{where} {wanted.format(describe_value(value))}")
-
-
 def _target(number: int, entry: Any) -> FleetTarget:
     where = f"{ORIGIN} entry {number}"
     if not isinstance(entry, dict):
         raise ConfigError(
-            f"{where} must be a table, got {describe_value(entry)}:\n\n{_EXAMPLE}"
+            f"{where} must be a table, got {describe_value(entry)}:\n\n{EXAMPLE}"
         )
-    if _RULES["name"][0](entry.get("name")):
-        where = f"{ORIGIN} {entry['name']!r}"
-    unknown = sorted(
-        str(key) for key in set(entry) - {"name", "driver", "gpus", "platform"}
-    )
+    name = entry.get("name")
+    if isinstance(name, str) and _NAME.fullmatch(name):
+        where = f"{ORIGIN} {name!r}"
+    unknown = sorted(str(key) for key in set(entry) - set(_KEYS))
     if unknown:
         raise ConfigError(
             f"{where} has unknown key {unknown[0]!r}; allowed keys are "
-            "name, driver, gpus, platform."
+            f"{', '.join(_KEYS)}."
         )
     missing = [key for key in ("name", "driver", "gpus") if key not in entry]
     if missing:
-        raise ConfigError(f"{where} needs {missing[0]}; e.g.\n\n{_EXAMPLE}")
-    values = {**entry, "platform": entry.get("platform", "linux-x86_64")}
-    for key in ("name", "driver", "gpus", "platform"):
-        _check(where, key, values[key])
-        for value in values[key] if key == "gpus" else ():
-            _check(where, "gpu", value)
-    gpus = tuple(_CAPABILITY.fullmatch(g.strip()) for g in values["gpus"])
-    return FleetTarget(
-        values["name"],
-        values["driver"].strip(),
-        tuple((int(m[1]), int(m[2])) for m in gpus if m),
-        values["platform"],
-    )
+        raise ConfigError(f"{where} needs {missing[0]}; e.g.\n\n{EXAMPLE}")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where} name must be letters, digits, '.', '_' or '-' (at most 64, "
+            f'starting with a letter or digit), got {describe_value(name)}; e.g. "training".'
+        )
+    driver = entry["driver"]
+    if not isinstance(driver, str) or not _DRIVER.fullmatch(driver.strip()):
+        raise ConfigError(
+            f"{where} driver must be an NVIDIA driver version as a string, such as "
+            f'"570.124.06" or "535.104.05", got {describe_value(driver)}.'
+        )
+    gpus = entry["gpus"]
+    if not isinstance(gpus, list) or not gpus:
+        raise ConfigError(
+            f"{where} gpus must be a non-empty array of compute capabilities, such "
+            f'as ["9.0"] or ["8.0", "8.6"], got {describe_value(gpus)}.'
+        )
+    capabilities: list[tuple[int, int]] = []
+    for gpu in gpus:
+        match = _CAPABILITY.fullmatch(gpu.strip()) if isinstance(gpu, str) else None
+        if match is None:
+            raise ConfigError(
+                f"{where} gpus entries must be compute capabilities such as "
+                f'"8.6" (nvidia-smi --query-gpu=compute_cap), got {describe_value(gpu)}.'
+            )
+        capabilities.append((int(match[1]), int(match[2])))
+    platform = entry.get("platform", "linux-x86_64")
+    if platform not in PLATFORMS:
+        raise ConfigError(
+            f"{where} platform must be one of {', '.join(PLATFORMS)}, got "
+            f"{describe_value(platform)}."
+        )
+    return FleetTarget(name, driver.strip(), tuple(capabilities), platform)
