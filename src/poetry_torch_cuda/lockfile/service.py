@@ -37,6 +37,7 @@ from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.project.variants import public_version
+from poetry_torch_cuda.urls import mask_url
 from poetry_torch_cuda.urls import without_credentials
 
 
@@ -204,13 +205,20 @@ def lock_project(
     config = config or configured(poetry.pyproject.data)
     from poetry_torch_cuda.index.client import project_client
 
-    fetch = _fetching(poetry)
+    template = without_credentials(_fetching(poetry).index_url_template)
+    if template != without_credentials(config.index_url_template):
+        raise LockError(
+            f"{LOCK_NAME} is never written through the per-run mirror "
+            f"{ENV_INDEX_URL} ({mask_url(template)}): it records the configured "
+            f"index, {mask_url(config.index_url_template)}. Unset {ENV_INDEX_URL} "
+            "to lock, or make the mirror the index-url in pyproject.toml."
+        )
     client = project_client(poetry, refresh=refresh)
     spec = lock_spec(config)
     names = {name for name in spec if name != AUTO} | {v.name for v in extra}
     optional: set[str] = set()
     if AUTO in spec:
-        optional = set(_auto_variants(poetry, config, fetch, client)) - names
+        optional = set(_auto_variants(poetry, config, client)) - names
         names |= optional
     path = lock_path(poetry)
     previous, hashes = _previous(path, accept_drift)
@@ -242,7 +250,6 @@ def lock_project(
             variants.append(
                 locker.lock(
                     variant,
-                    fetch.index_url(variant),
                     config.index_url(variant),
                     roots_for(poetry, config, variant),
                     {f: s for (v, f), s in hashes.items() if v == name},
@@ -368,7 +375,7 @@ def roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list
 
 
 def _auto_variants(
-    poetry: Poetry, config: TorchCudaConfig, fetch: TorchCudaConfig, client: IndexClient
+    poetry: Poetry, config: TorchCudaConfig, client: IndexClient
 ) -> list[str]:
     """Every variant ``auto`` may choose whose index has all the locked builds."""
     from poetry_torch_cuda.index.client import ProjectFiles
@@ -381,7 +388,7 @@ def _auto_variants(
     ]
     wanted = {
         variant.name: [
-            (fetch.index_url(variant), root)
+            (config.index_url(variant), root)
             for root in roots_for(poetry, config, variant)
         ]
         for variant in candidates
@@ -409,8 +416,6 @@ def _mirror_urls(
 ) -> list[str]:
     """Files the lock takes from this run's mirror (``POETRY_TORCH_CUDA_INDEX_URL``)."""
     from urllib.parse import urlsplit
-
-    from poetry_torch_cuda.urls import mask_url
 
     found = []
     for entry in lock.variants:
