@@ -134,7 +134,7 @@ class VariantLocker:
         for group in _together(list(roots)):
             specs: dict[NormalizedName, SpecifierSet] = {}
             for _ in range(_MAX_PASSES):
-                found, seen = self._walk(variant, url, group, specs)
+                found, seen = self._walk(variant.local_label, url, group, specs)
                 if seen == specs:
                     break
                 specs = seen
@@ -155,7 +155,7 @@ class VariantLocker:
 
     def _walk(
         self,
-        variant: Variant,
+        label: str,
         url: str,
         roots: list[Root],
         specs: dict[NormalizedName, SpecifierSet],
@@ -169,12 +169,12 @@ class VariantLocker:
         stack: list[tuple[NormalizedName, str, frozenset[str], Any]] = []
         for root in roots:
             version = root.version or self._choose(
-                variant, url, root.name, root.specifier, label=variant.local_label
+                url, root.name, root.specifier, label=label
             )
             if root.version is not None and not self._files(
                 url, root.name, root.version
             ):
-                raise self._missing(variant, url, root.name, root.version)
+                raise self._missing(url, root.name, root.version)
             stack.append((root.name, version, root.extras, parse_marker(root.markers)))
         while stack:
             name, version, extras, marker = stack.pop()
@@ -204,7 +204,7 @@ class VariantLocker:
                 dep_marker = dep_marker.without_extras()
                 spec = requirement.specifier & specs.get(dep, SpecifierSet())
                 seen[dep] = seen.get(dep, SpecifierSet()) & requirement.specifier
-                dep_version = self._choose(variant, url, dep, spec)
+                dep_version = self._choose(url, dep, spec)
                 node.edges[(dep, dep_version)] = dep_marker
                 stack.append(
                     (
@@ -218,7 +218,6 @@ class VariantLocker:
 
     def _choose(
         self,
-        variant: Variant,
         url: str,
         name: NormalizedName,
         specifier: SpecifierSet,
@@ -237,7 +236,7 @@ class VariantLocker:
         if not allowed:
             allowed = sorted(specifier.filter(versions, prereleases=True), reverse=True)
         if not allowed:
-            raise self._missing(variant, url, name, str(specifier) or None)
+            raise self._missing(url, name, str(specifier) or None)
         return str(allowed[0])
 
     def _files(self, url: str, name: NormalizedName, version: str) -> list[IndexFile]:
@@ -270,22 +269,15 @@ class VariantLocker:
             _, _, _, tags = parse_wheel_filename(entry.filename)
         except (InvalidWheelFilename, InvalidVersion):
             return False
-        for tag in tags:
-            interpreter = tag.interpreter
-            digits = interpreter[2:]
-            if (
-                tag.abi == "abi3"
-                or not interpreter.startswith(("cp", "pp"))
-                or len(digits) < 2
-            ):
-                return True
-            if self._python_allows(f"{digits[0]}.{digits[1:]}"):
-                return True
-        return False
+        return any(
+            tag.abi == "abi3"
+            or not tag.interpreter.startswith(("cp", "pp"))
+            or len(tag.interpreter) < 4
+            or self._python_allows(f"{tag.interpreter[2]}.{tag.interpreter[3:]}")
+            for tag in tags
+        )
 
-    def _missing(
-        self, variant: Variant, url: str, name: str, wanted: str | None
-    ) -> MissingBuildError:
+    def _missing(self, url: str, name: str, wanted: str | None) -> MissingBuildError:
         page = self._page(url, canonicalize_name(name))
         have = sorted(
             {v for v in (wheel_version(e.filename) for e in page.entries) if v},

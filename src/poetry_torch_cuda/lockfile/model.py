@@ -11,7 +11,6 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urljoin
@@ -149,7 +148,7 @@ class TorchCudaLock:
     """The whole file: its inputs and one entry per locked variant."""
 
     inputs: LockInputs
-    variants: tuple[VariantLock, ...] = field(default=())
+    variants: tuple[VariantLock, ...] = ()
 
     def variant(self, name: str) -> VariantLock | None:
         """The entry for ``name``, if locked."""

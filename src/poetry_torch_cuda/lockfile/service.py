@@ -1,11 +1,7 @@
 """Keep torch-cuda.lock in step with poetry.lock: lock, check, and hand an install its files.
 
-The variants locked are ``lock-variants`` and the configured variant, always
-(``auto``: every variant auto may choose whose index has the locked builds).
-What a lock was derived from is known offline (:class:`LockInputs`): the index
-URL per variant is the configured one, without credentials;
-``POETRY_TORCH_CUDA_INDEX_URL`` is a per-run mirror and
-``POETRY_TORCH_CUDA_VARIANT`` picks what to install, so neither makes a lock stale.
+A lock's inputs (:class:`LockInputs`) are known offline; the per-run overrides
+(``POETRY_TORCH_CUDA_INDEX_URL``, ``_VARIANT``) never make a lock stale.
 """
 
 from __future__ import annotations
@@ -236,11 +232,10 @@ def lock_project(
     )
     variants = []
     for name in sorted(names):
-        kept = previous.variant(name) if previous is not None else None
+        kept = previous.variant(name) if reuse and previous else None
         if (
-            reuse
-            and kept is not None
-            and previous is not None
+            kept
+            and previous
             and not differences(previous.inputs, current, variant=name)
         ):
             variants.append(kept)
@@ -269,7 +264,12 @@ def lock_project(
             verbosity=Verbosity.VERBOSE,
         )
     if write_lock(path, lock):
-        io.write_line(f"{PREFIX}: wrote {LOCK_NAME} ({_summary(lock.variants)})")
+        summary = "; ".join(
+            f"{v.name}: {len(v.packages)} packages, "
+            f"{sum(len(p.files) for p in v.packages)} files"
+            for v in lock.variants
+        )
+        io.write_line(f"{PREFIX}: wrote {LOCK_NAME} ({summary})")
     else:
         # Asked for explicitly (refresh): say so; after `poetry lock`: only at -v.
         io.write_line(
@@ -315,11 +315,9 @@ def entry_for(
 
 
 def variant_lock(poetry: Poetry, variant: Variant, io: IO) -> VariantLock:
-    """The locked build of ``variant`` for an install; lock it first when needed.
-
-    A fresh entry costs one read of the file and no request. A missing or stale
-    one is locked now (like Poetry locking when poetry.lock is missing), the
-    entries still fresh are kept, and the command says so.
+    """The locked build of ``variant`` for an install: a fresh entry costs one
+    read and no request; a missing or stale one is locked now (as Poetry locks
+    a missing poetry.lock), keeping the entries still fresh.
 
     Raises:
         LockError: the variant could not be locked.
@@ -342,9 +340,8 @@ def variant_lock(poetry: Poetry, variant: Variant, io: IO) -> VariantLock:
         raise LockError(
             f"could not lock {variant} from {access.shown}: {cause}\n{advice}"
         ) from None
-    entry = None if made is None else made.variant(variant.name)
-    if entry is None:  # pragma: no cover - lock_project raised instead
-        raise TorchCudaError(f"{variant} could not be locked.")
+    entry = made.variant(variant.name) if made else None
+    assert entry is not None  # lock_project raised instead
     return entry
 
 
@@ -436,14 +433,6 @@ def _mirror_urls(
 def _fetching(poetry: Poetry) -> TorchCudaConfig:
     """The configuration with this run's overrides: where files are fetched from."""
     return configured(poetry.pyproject.data, os.environ)
-
-
-def _summary(variants: Iterable[VariantLock]) -> str:
-    return "; ".join(
-        f"{v.name}: {len(v.packages)} packages, "
-        f"{sum(len(p.files) for p in v.packages)} files"
-        for v in variants
-    )
 
 
 def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -> None:
