@@ -204,10 +204,10 @@ class CommandHooks:
         self._relocks.discard(id(command))
         if event.exit_code != 0 or command.installer.is_dry_run():
             return True
-        from poetry_torch_cuda.lockfile.service import after_lock_write
+        from poetry_torch_cuda.lockfile.service import settle
 
         try:
-            after_lock_write(command.poetry, event.io)
+            settle(command.poetry, event.io)
         except TorchCudaError as error:
             write_error(event.io, str(error))
             event.set_exit_code(error.exit_code or 1)

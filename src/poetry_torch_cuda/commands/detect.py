@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.machine.detection import Decision
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.project.config import TorchCudaConfig
-    from poetry_torch_cuda.project.targets import Target
+    from poetry_torch_cuda.project.targets import FleetTarget
 
 
 class DetectCommand(TorchCudaCommand):
@@ -142,7 +142,7 @@ class DetectCommand(TorchCudaCommand):
             )
         return 0
 
-    def _target(self, config: TorchCudaConfig) -> Target:
+    def _target(self, config: TorchCudaConfig) -> FleetTarget:
         """The declared target ``--target`` names."""
         from poetry_torch_cuda.project.targets import find_target
 
@@ -151,7 +151,7 @@ class DetectCommand(TorchCudaCommand):
     def _for_target(
         self,
         config: TorchCudaConfig,
-        target: Target,
+        target: FleetTarget,
         locked: Mapping[NormalizedName, str] | None,
         client: IndexClient,
         torch: str | None,

@@ -19,12 +19,12 @@ from packaging.version import Version
 
 from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
-from poetry_torch_cuda.lockfile.model import version_key
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.locked import locked_versions
+from poetry_torch_cuda.project.variants import version_key
 from poetry_torch_cuda.urls import mask_url
 
 
