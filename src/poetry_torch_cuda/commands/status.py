@@ -12,8 +12,14 @@ from poetry.console.commands.group_command import GroupCommand
 from poetry_torch_cuda.commands.base import NotCreatedEnv
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.machine import tables
+from poetry_torch_cuda.machine.fleet import check_project_fleet
+from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.config import ENV_VARIANT
+from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.selection import selection_options
+from poetry_torch_cuda.reports.status import build_report
 from poetry_torch_cuda.urls import mask_url
 
 
@@ -21,7 +27,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from cleo.io.inputs.option import Option
-    from cleo.io.io import IO
 
     from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.machine.fleet import TargetCheck
@@ -52,15 +57,8 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         "given, else its default groups) is missing."
     )
 
-    def reads_only(self, io: IO) -> bool:
-        """Only reads (never creates the virtualenv)."""
-        return True
-
     def work(self) -> int:
         """Gather the report and print it."""
-        from poetry_torch_cuda.machine.resolution import probe
-        from poetry_torch_cuda.reports.status import build_report
-
         ctx = self.context()
         report = build_report(ctx, probe(self.env, nvcc=True))
         fleet = _check_fleet(ctx)
@@ -133,11 +131,6 @@ def _check_fleet(ctx: RunContext) -> list[TargetCheck]:
     """The declared targets checked against the lock (none without a lock)."""
     if not ctx.config.targets or not ctx.poetry.locker.is_locked():
         return []
-    from poetry_torch_cuda.machine.fleet import check_project_fleet
-    from poetry_torch_cuda.project.config import ENV_VARIANT
-    from poetry_torch_cuda.project.config import load_config
-    from poetry_torch_cuda.project.locked import locked_state
-
     locked = locked_state(ctx.poetry, ctx.env).versions
     # The targets are other machines: they get pyproject.toml's variant, not this
     # run's POETRY_TORCH_CUDA_VARIANT (a CI runner installing cpu for itself).

@@ -13,7 +13,17 @@ from cleo.helpers import option
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
+from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.index.offers import wanted_versions
+from poetry_torch_cuda.machine import tables
+from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.resolution import choose
+from poetry_torch_cuda.machine.resolution import offer_finder
+from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.locked import check_fresh
+from poetry_torch_cuda.project.locked import locked_state
+from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.urls import mask_url
 
 
@@ -22,7 +32,6 @@ if TYPE_CHECKING:
 
     from cleo.io.inputs.argument import Argument
     from cleo.io.inputs.option import Option
-    from cleo.io.io import IO
     from packaging.utils import NormalizedName
 
     from poetry_torch_cuda.index.offers import VariantOffer
@@ -58,22 +67,8 @@ class VariantsCommand(TorchCudaCommand):
         "are cached for 10 minutes in Poetry's cache directory."
     )
 
-    def reads_only(self, io: IO) -> bool:
-        """Only reads (never creates the virtualenv)."""
-        return True
-
     def work(self) -> int:
         """Ask the index about every candidate variant and print the table."""
-        from poetry_torch_cuda.index.client import project_client
-        from poetry_torch_cuda.index.offers import wanted_versions
-        from poetry_torch_cuda.machine import tables
-        from poetry_torch_cuda.machine.detection import assess
-        from poetry_torch_cuda.machine.resolution import choose
-        from poetry_torch_cuda.machine.resolution import offer_finder
-        from poetry_torch_cuda.machine.resolution import probe
-        from poetry_torch_cuda.project.locked import check_fresh
-        from poetry_torch_cuda.project.locked import locked_state
-
         config = self.project_config()
         check_fresh(self.poetry)
         locked = locked_state(self.poetry, self.env).versions
@@ -116,27 +111,13 @@ class VariantsCommand(TorchCudaCommand):
         return 0
 
     def _candidates(self, configured: Variant) -> list[Variant]:
-        from poetry_torch_cuda.machine import tables
-        from poetry_torch_cuda.project.variants import variant_argument
-
-        names = self.argument("variant") or [
-            "cpu",
-            *tables.CUDA_VARIANTS,
-            *tables.ROCM_VARIANTS,
-            "xpu",
-        ]
-        variants: list[Variant] = []
-        for name in names:
-            variant = variant_argument(name)
-            if variant.kind != "auto" and variant not in variants:
-                variants.append(variant)
-        if (
-            not self.argument("variant")
-            and configured.kind != "auto"
-            and configured not in variants
-        ):
+        """The variants asked for, else every known one and the configured one."""
+        asked = self.argument("variant")
+        names = asked or ["cpu", *tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "xpu"]
+        variants = [variant_argument(name) for name in names]
+        if not asked:
             variants.append(configured)
-        return variants
+        return list(dict.fromkeys(v for v in variants if v.kind != "auto"))
 
     def _render(
         self,
