@@ -30,7 +30,7 @@ from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.output import write_error
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.locked import LockedState
-from poetry_torch_cuda.project.locked import dependency_graph
+from poetry_torch_cuda.project.locked import locked_graph
 from poetry_torch_cuda.project.protection import merge_graphs
 from poetry_torch_cuda.reports.status import left_to_poetry
 from poetry_torch_cuda.reports.status import unknown_entries
@@ -87,14 +87,9 @@ class OperationGuard:
     def capture(self, operations: list[Operation]) -> LockedState:
         """What this run resolves: the configured packages' versions, the graph."""
         configured = self.ctx.config.package_names
-        locker = self.ctx.poetry.locker
         versions: dict[NormalizedName, str] = {}
         # Packages installed from the lock carry no dependencies; the lock has them.
-        graph = (
-            dependency_graph(locker.locked_repository().packages)
-            if locker.is_locked()
-            else {}
-        )
+        graph = locked_graph(self.ctx.poetry)
         for operation in operations:
             if operation.job_type == "uninstall":
                 continue
