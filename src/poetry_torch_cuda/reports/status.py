@@ -166,38 +166,10 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
                 else view.why_absent(name),
             )
         )
-    _judge(report, config, locked is not None and managed, ctx.selection.explicit)
-    report.warnings.extend(
-        f"{problem}: the install is damaged; run `poetry torch-cuda sync --force`"
-        for problem in family_problems(env, config.package_names)
-    )
-    report.warnings.extend(dead_stashes(env.path))
-    for name in own_cuda_wheels(poetry.package, env.marker_env):
-        if name not in config.package_names and ctx.installed.get(name) is None:
-            report.warnings.append(
-                f"{name}, a dependency of the project itself, is not installed; "
-                "run `poetry install`"
-            )
-    if view is not None:
-        report.warnings += unknown_entries(config, view.names)
-        report.warnings += left_to_poetry(config, ctx.installed)
-        notes, warnings = machine_findings(resolution.decision, machine)
-        report.notes += notes
-        report.warnings += warnings
-    return report
-
-
-def _judge(
-    report: StatusReport, config: TorchCudaConfig, managed: bool, asked: bool
-) -> None:
-    """Fill in warnings and notes."""
-    resolution = report.resolution
-    variant = resolution.variant
-    machine = report.machine
     torch = next((p for p in report.packages if p.name == "torch"), None)
-    missing = variant.not_built_for(machine.sys_platform)
-    if missing is not None:
-        report.notes.append(f"{missing}: Poetry installs PyPI's default build here")
+    not_built = variant.not_built_for(machine.sys_platform)
+    if not_built is not None:
+        report.notes.append(f"{not_built}: Poetry installs PyPI's default build here")
     elif variant.kind in ("cuda", "rocm"):
         if not tables.is_known_variant(variant.name):
             report.notes.append(
@@ -216,10 +188,14 @@ def _judge(
         elif verdict.usable is False:
             report.warnings.extend(f"{variant} {reason}" for reason in verdict.reasons)
     for package in report.packages:
-        if package.matches or not managed:
+        if package.matches or locked is None or not managed:
             continue
         if package.installed is None:
-            fix = f"{SYNC_HINT} with these options" if asked else "run `poetry install`"
+            fix = (
+                f"{SYNC_HINT} with these options"
+                if ctx.selection.explicit
+                else "run `poetry install`"
+            )
             report.warnings.append(
                 f"{package.name} {package.wanted} is not installed; {fix}"
             )
@@ -250,6 +226,24 @@ def _judge(
             "building CUDA extensions for this torch needs a CUDA "
             f"{cuda.split('.')[0]}.x toolkit (running torch does not need nvcc)"
         )
+    report.warnings.extend(
+        f"{problem}: the install is damaged; run `poetry torch-cuda sync --force`"
+        for problem in family_problems(env, config.package_names)
+    )
+    report.warnings.extend(dead_stashes(env.path))
+    for name in own_cuda_wheels(poetry.package, env.marker_env):
+        if name not in config.package_names and ctx.installed.get(name) is None:
+            report.warnings.append(
+                f"{name}, a dependency of the project itself, is not installed; "
+                "run `poetry install`"
+            )
+    if view is not None:
+        report.warnings += unknown_entries(config, view.names)
+        report.warnings += left_to_poetry(config, ctx.installed)
+        notes, warnings = machine_findings(resolution.decision, machine)
+        report.notes += notes
+        report.warnings += warnings
+    return report
 
 
 def _wanted(target: Target | None) -> str | None:
