@@ -45,8 +45,6 @@ if TYPE_CHECKING:
     from poetry.console.commands.installer_command import InstallerCommand
     from poetry.installation.operations.operation import Operation
 
-    from poetry_torch_cuda.project.config import TorchCudaConfig
-
 #: The commands that rewrite poetry.lock, after which torch-cuda.lock follows.
 RELOCKS = ("lock", "add", "remove", "update")
 
@@ -127,7 +125,6 @@ class CommandHooks:
     by another command: each run keeps its own state)."""
 
     def __init__(self) -> None:
-        self._configs: dict[int, TorchCudaConfig | None] = {}
         self._runs: dict[int, tuple[RunContext, OperationGuard | None]] = {}
 
     def on_validate(self, event: ConsoleCommandEvent) -> None:
@@ -136,13 +133,12 @@ class CommandHooks:
         Raises:
             ConfigError: the configuration is invalid; Poetry prints it and exits 1.
         """
-        command: InstallerCommand = event.command  # type: ignore[assignment]
-        self._configs[id(command)] = load_config(command.poetry.pyproject.data)
+        load_config(event.command.poetry.pyproject.data)  # type: ignore[attr-defined]
 
     def on_command(self, event: ConsoleCommandEvent) -> None:
         """Before an installer command runs: guard its executor."""
         command: InstallerCommand = event.command  # type: ignore[assignment]
-        config = self._configs.pop(id(command), None)
+        config = load_config(command.poetry.pyproject.data)
         if config is None:
             return
         # `auto` is resolved in the after-step, once the lock says which torch.
