@@ -16,7 +16,6 @@ import os
 import signal
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
@@ -61,23 +60,13 @@ class VerificationFailed(TorchCudaError):
     """The build in place does not run here; the message names cause and fix."""
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """The configured packages an environment held before a switch."""
-
-    versions: Mapping[NormalizedName, str]
-
-    def describe(self) -> str:
-        """``torch 2.14.1+cu129, torchvision 0.29.1+cu129``."""
-        return ", ".join(f"{name} {version}" for name, version in self.versions.items())
-
-
-def take_snapshot(config: TorchCudaConfig, env: Env) -> Snapshot:
-    """What ``env`` holds of the configured packages now (metadata only)."""
+def take_snapshot(config: TorchCudaConfig, env: Env) -> dict[NormalizedName, str]:
+    """The versions of the configured packages ``env`` holds now (torch first), for
+    switch's rollback."""
     installed = installed_environment(env)
     names = sorted(config.package_names, key=lambda name: name != "torch")
     held = {name: installed.get(name) for name in names}
-    return Snapshot({n: d.version for n, d in held.items() if d is not None})
+    return {name: found.version for name, found in held.items() if found is not None}
 
 
 def prove_change(
@@ -89,7 +78,7 @@ def prove_change(
     locked: LockedState,
     plan: Plan,
     *,
-    snapshot: Snapshot | None = None,
+    snapshot: Mapping[NormalizedName, str] | None = None,
 ) -> Variant:
     """Verify ``env`` after ``plan`` made it hold ``variant``; returns the variant in place.
 
@@ -115,7 +104,7 @@ def prove_change(
                 with _stoppable():
                     proof = prove(env, config, variant, machine=machine)
             except KeyboardInterrupt as stop:
-                signum = getattr(stop, "signum", signal.SIGINT)
+                signum = stop.args[0] if stop.args else signal.SIGINT
                 name = signal.Signals(signum).name
                 raise give_up(
                     TorchCudaError(f"{name} stopped the verification of {variant}"),
@@ -167,7 +156,7 @@ def prove_change(
 
 
 def _roll_back(
-    snapshot: Snapshot,
+    snapshot: Mapping[NormalizedName, str],
     poetry: Poetry,
     env: Env,
     io: IO,
@@ -175,9 +164,9 @@ def _roll_back(
     locked: LockedState,
 ) -> str:
     """Put the snapshot's builds back: from the change's stash, else locked files."""
-    held = snapshot.describe()
+    held = ", ".join(f"{name} {version}" for name, version in snapshot.items())
     previous = previous_build(env.path)
-    if previous is not None and snapshot.versions == {
+    if previous is not None and snapshot == {
         name: previous.before[name]
         for name in config.package_names
         if name in previous.before
@@ -194,7 +183,7 @@ def _roll_back(
         held = held or "no torch build, as before"
         return f"Put back the previous build: {held} (no download)."
     variant = None
-    for version in snapshot.versions.values():
+    for version in snapshot.values():
         try:
             variant = parse_variant(Version(version).local or "")
             break
@@ -209,7 +198,7 @@ def _roll_back(
         reconcile_environment(
             dataclasses.replace(config, variant=variant),
             variant,
-            LockedState(dict(snapshot.versions), locked.graph),
+            LockedState(dict(snapshot), locked.graph),
             env,
             io,
             InstallSettings.of(poetry, io),
@@ -217,14 +206,6 @@ def _roll_back(
     except TorchCudaError as error:
         return f"Putting back {held} failed as well: {error}"
     return f"Put back the previous build: {held}."
-
-
-class _Stop(KeyboardInterrupt):
-    """A signal that stops the verification: SIGINT, SIGTERM or SIGHUP."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 @contextmanager
@@ -235,7 +216,7 @@ def _stoppable() -> Iterator[None]:
         return
 
     def stop(signum: int, frame: object) -> None:
-        raise _Stop(signum)
+        raise KeyboardInterrupt(signum)
 
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {signum: signal.signal(signum, stop) for signum in handled}

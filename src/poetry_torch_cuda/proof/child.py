@@ -3,7 +3,8 @@
 Standard library only, never imported by the plugin. It imports each
 configured package, describes torch's build and devices, computes on the CPU
 and every visible GPU (and runs a torchvision operator), and prints
-:data:`MARKER` + the report as JSON last on stdout. Every failure is reported.
+:data:`MARKER` + the report as JSON last on stdout. Every failure of an import
+or a computation is reported.
 """
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ MARKER = "@@poetry-torch-cuda-proof@@"
 MASKS = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
 
 
-def attempt(function: Any, errors: dict[str, str], key: str) -> Any:
-    """``function()``, or ``None`` with its failure in ``errors[key]``."""
+def attempt(function: Any) -> tuple[Any, str | None]:
+    """``function()`` and ``None``, or ``None`` and its failure."""
     try:
-        return function()
+        return function(), None
     except Exception as error:  # noqa: BLE001 - every failure is a finding
-        errors[key] = f"{type(error).__name__}: {error}".strip()
-        return None
+        return None, f"{type(error).__name__}: {error}".strip()
 
 
 def import_package(name: str) -> tuple[dict[str, Any], Any]:
@@ -55,9 +55,8 @@ def import_package(name: str) -> tuple[dict[str, Any], Any]:
 
 def describe_torch(torch: Any) -> dict[str, Any]:
     """What the torch build says about itself and the devices it sees."""
-    errors: dict[str, str] = {}
     info: dict[str, Any] = {
-        key: attempt(function, errors, key)
+        key: attempt(function)[0]
         for key, function in (
             ("version", lambda: str(torch.__version__)),
             ("cuda", lambda: torch.version.cuda),
@@ -69,29 +68,27 @@ def describe_torch(torch: Any) -> dict[str, Any]:
     }
     if not info["arch_list"] and info["cuda"]:
         # Older releases list architectures only with a GPU; the flags need none.
-        flags = attempt(lambda: torch._C._cuda_getArchFlags(), errors, "arch_flags")
+        flags = attempt(lambda: torch._C._cuda_getArchFlags())[0]
         info["arch_list"] = str(flags or "").split()
     count = 0
     if info["is_available"]:
-        count = attempt(lambda: int(torch.cuda.device_count()), errors, "device_count")
-    info["device_count"], info["devices"] = count or 0, []
-    for i in range(count or 0):
-        name = attempt(lambda i=i: torch.cuda.get_device_name(i), errors, f"name:{i}")
-        capability = attempt(
-            lambda i=i: list(torch.cuda.get_device_capability(i)),
-            errors,
-            f"capability:{i}",
-        )
-        info["devices"].append({"index": i, "name": name, "capability": capability})
-    info["errors"] = errors
+        count = attempt(lambda: int(torch.cuda.device_count()))[0] or 0
+    info["devices"] = [
+        {
+            "index": i,
+            "name": attempt(lambda i=i: torch.cuda.get_device_name(i))[0],
+            "capability": attempt(
+                lambda i=i: list(torch.cuda.get_device_capability(i))
+            )[0],
+        }
+        for i in range(count)
+    ]
     return info
 
 
 def check(work: Any, expected: Any, got: str) -> dict[str, Any]:
     """Run ``work``; its failure, or a result other than ``expected``, is the error."""
-    errors: dict[str, str] = {}
-    value = attempt(work, errors, "work")
-    error = errors.get("work")
+    value, error = attempt(work)
     if error is None and value != expected:
         error = f"{got} {value} where {expected} was expected"
     return {"ok": error is None, "error": error}
@@ -125,10 +122,10 @@ def probe(packages: list[str]) -> dict[str, Any]:
     if torchvision is not None:
         # Two overlapping boxes and a separate one: nms keeps the first and the third.
         def nms() -> list[int]:
-            boxes = torch.tensor(
-                [[0, 0, 10.0, 10.0], [1, 1, 10.0, 10.0], [20, 20, 30.0, 30.0]]
-            )
-            kept = torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5)
+            boxes = [[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0]]
+            boxes.append([20.0, 20.0, 30.0, 30.0])
+            scores = torch.tensor([0.9, 0.8, 0.7])
+            kept = torchvision.ops.nms(torch.tensor(boxes), scores, 0.5)
             return [int(i) for i in kept.tolist()]
 
         operator = {"name": "torchvision.ops.nms", **check(nms, [0, 2], "kept boxes")}

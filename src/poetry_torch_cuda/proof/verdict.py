@@ -103,21 +103,18 @@ def judge(
     """The verdict on ``report`` (or ``error``). ``required``: name -> locked version
     of what ``poetry install`` puts here; ``auto``: the GPUs ``auto``'s rule leaves
     out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix."""
-    if report is None and timed_out:
-        cause = (
-            "importing torch or starting the GPU takes longer than verify-timeout "
-            "(a first CUDA import from a network filesystem can)"
-        )
-        fix = (
-            "the build stays installed; raise verify-timeout in "
-            "[tool.poetry-torch-cuda] and run `poetry torch-cuda verify`"
-        )
-        message = f"could not check the build: {error}"
-        return BuildVerdict((Check("probe", "unchecked", message, cause, fix),))
     if report is None:
+        message = f"could not check the build: {error or 'no report'}"
+        if timed_out:  # neither proof nor failure
+            cause = "importing torch or starting the GPU takes longer than "
+            cause += (
+                "verify-timeout (a first CUDA import from a network filesystem can)"
+            )
+            fix = "the build stays installed; raise verify-timeout in "
+            fix += "[tool.poetry-torch-cuda] and run `poetry torch-cuda verify`"
+            return BuildVerdict((Check("probe", "unchecked", message, cause, fix),))
         cause = "the environment's Python could not run the check to its end"
         fix = "run `poetry torch-cuda verify -vvv` to see the check's own output"
-        message = f"could not check the build: {error or 'no report'}"
         return BuildVerdict((Check("probe", "fail", message, cause, fix),))
     answer = functools.cache(alternative or (lambda: None))
 
@@ -136,7 +133,9 @@ def judge(
         if auto and variant.kind == "cuda":
             left_out = assess(variant, machine, version).uncovered
         checks += _build(torch, version, variant)
-        checks += _gpus(torch, report, version, variant, machine, left_out, switch)
+        masks = report.get("masks") or {}
+        hidden = ", ".join(f"{name}={value!r}" for name, value in masks.items())
+        checks += _gpus(torch, version, variant, machine, hidden, left_out, switch)
         checks += _computes(report, torch, version, left_out)
         checks += _operator(report.get("torchvision_op"))
     return BuildVerdict(tuple(checks))
@@ -145,22 +144,16 @@ def judge(
 def _package(
     name: str, entry: dict[str, Any], variant: Variant, locked: str | None
 ) -> list[Check]:
-    """Installed (when the lock installs it here), imports, carries the variant's label."""
-    check = f"import {name}"
+    """Installed (if the lock installs it here), imports, has the variant's label."""
+    check, version = f"import {name}", str(entry.get("version"))
+    if not entry.get("installed") and locked is None:
+        return [Check(check, "note", f"{name} is not installed")]
     if not entry.get("installed"):
-        if locked is None:
-            return [Check(check, "note", f"{name} is not installed")]
-        return [
-            Check(
-                check,
-                "fail",
-                f"{name} is not installed, though `poetry install` installs "
-                f"{name} {locked} here",
-                "the last install did not finish, or the package was removed",
-                "`poetry install` (or `poetry torch-cuda sync`) installs it",
-            )
-        ]
-    version = str(entry.get("version"))
+        message = f"{name} is not installed, though `poetry install` installs "
+        message += f"{name} {locked} here"
+        cause = "the last install did not finish, or the package was removed"
+        fix = "`poetry install` (or `poetry torch-cuda sync`) installs it"
+        return [Check(check, "fail", message, cause, fix)]
     if not entry.get("imports"):
         error = str(entry.get("error"))
         library = bool(_LIBRARY_ERROR.search(error))
@@ -180,21 +173,16 @@ def _package(
     label = local_label(version)
     if label != variant.local_label:
         built = f"the +{label} build" if label else "a build without a label"
-        checks.append(
-            Check(
-                f"label {name}",
-                "fail",
-                f"{name} {version} is {built}, not the {variant} build",
-                f"the environment does not hold the configured variant {variant}",
-                "`poetry torch-cuda sync` installs it",
-            )
-        )
+        message = f"{name} {version} is {built}, not the {variant} build"
+        cause = f"the environment does not hold the configured variant {variant}"
+        fix = "`poetry torch-cuda sync` installs it"
+        checks.append(Check(f"label {name}", "fail", message, cause, fix))
     return checks
 
 
 def _build(torch: dict[str, Any], version: str, variant: Variant) -> list[Check]:
-    """What the build says it is, and a failure when that is not the variant's build
-    (a CUDA/HIP version other than the variant's, whatever its label says)."""
+    """What the build says it is; a failure when its CUDA/HIP version is not the
+    variant's, whatever its label says."""
     cuda, hip, cudnn = torch.get("cuda"), torch.get("hip"), torch.get("cudnn")
     archs = " ".join(str(arch) for arch in torch.get("arch_list") or [])
     build = f"CUDA {cuda}" if cuda else f"ROCm (HIP {hip})" if hip else "CPU-only"
@@ -218,88 +206,51 @@ def _build(torch: dict[str, Any], version: str, variant: Variant) -> list[Check]
     else:
         return checks
     if not matches:
-        checks.append(
-            Check(
-                "build",
-                "fail",
-                f"torch {version} is {what}, not {expected}",
-                "the installed torch is not the variant's build (its label says otherwise)",
-                SYNC_FORCE,
-            )
-        )
+        message = f"torch {version} is {what}, not {expected}"
+        cause = "the installed torch is not the variant's build "
+        cause += "(its label says otherwise)"
+        checks.append(Check("build", "fail", message, cause, SYNC_FORCE))
     return checks
 
 
 def _gpus(
     torch: dict[str, Any],
-    report: dict[str, Any],
     version: str,
     variant: Variant,
     machine: Machine,
+    hidden: str,
     left_out: tuple[NvidiaGpu, ...],
     switch: Callable[[str], str],
 ) -> list[Check]:
-    """The GPUs the machine reports against those the build sees."""
-    cuda, hip, available = (
-        torch.get("cuda"),
-        torch.get("hip"),
-        torch.get("is_available"),
-    )
+    """The GPUs the machine reports against those the build sees and is built for."""
+    cuda, hip = torch.get("cuda"), torch.get("hip")
+    available = torch.get("is_available")
     nvidia, rocm = machine.nvidia, tuple(machine.rocm.gpus if machine.rocm else ())
-    masks = report.get("masks") or {}
-    hidden = ", ".join(f"{name}={value!r}" for name, value in masks.items())
+    cannot = f"torch {version} cannot use the GPU"
+    skipped = "the GPU checks were skipped"
     if ((cuda and nvidia) or (hip and rocm)) and not available and hidden:
-        skipped = (
-            f"GPUs hidden by {hidden}: torch sees none, the GPU checks were skipped"
-        )
-        return [Check("gpu", "note", skipped)]
-    if cuda and nvidia is not None:
-        return _nvidia(torch, version, variant, machine, left_out, switch)
-    if hip and rocm and not available:
+        note = f"GPUs hidden by {hidden}: torch sees none, {skipped}"
+        return [Check("gpu", "note", note)]
+    if hip and rocm and not available and not (cuda and nvidia):
         listed = ", ".join(str(gpu) for gpu in rocm)
-        return [
-            Check(
-                "gpu",
-                "fail",
-                f"torch {version} cannot use the GPU: rocminfo lists {listed} but "
-                "torch.cuda.is_available() is False",
-                "the ROCm build does not reach the GPU (ROCm version or permissions)",
-                "check that your user may use the GPU (groups video and render) and "
-                "that the variant matches the installed ROCm; `poetry torch-cuda "
-                "detect` shows which one does",
-                machine=True,
-            )
-        ]
+        message = f"{cannot}: rocminfo lists {listed} "
+        message += "but torch.cuda.is_available() is False"
+        cause = "the ROCm build does not reach the GPU (ROCm version or permissions)"
+        fix = "check that your user may use the GPU (groups video and render) and that "
+        fix += "the variant matches the installed ROCm; `poetry torch-cuda detect` "
+        fix += "shows which one does"
+        return [Check("gpu", "fail", message, cause, fix, True)]
     if nvidia is None and not rocm and variant.kind in ("cuda", "rocm"):
         why = "; ".join(machine.notes) or "no driver found"
-        skipped = f"no GPU on this machine ({why}): the GPU checks were skipped"
-        return [Check("gpu", "note", skipped)]
-    return []
-
-
-def _nvidia(
-    torch: dict[str, Any],
-    version: str,
-    variant: Variant,
-    machine: Machine,
-    left_out: tuple[NvidiaGpu, ...],
-    switch: Callable[[str], str],
-) -> list[Check]:
-    """A CUDA build must see the GPUs the driver reports and be built for each."""
-    nvidia = machine.nvidia
-    assert nvidia is not None
-    if not torch.get("is_available") and not nvidia.reachable:
-        return [
-            Check(
-                "gpu",
-                "note",
-                f"GPU not reachable from here: driver {nvidia.version} is known only "
-                f"from {nvidia.source} and there is no /dev/nvidia* device (a "
-                "container without GPU access?): the GPU checks were skipped",
-            )
-        ]
-    cannot = f"torch {version} cannot use the GPU"
-    if not torch.get("is_available"):
+        return [Check("gpu", "note", f"no GPU on this machine ({why}): {skipped}")]
+    if not cuda or nvidia is None:
+        return []
+    if not available and not nvidia.reachable:
+        message = f"GPU not reachable from here: driver {nvidia.version} is known only "
+        message += f"from {nvidia.source} and there is no /dev/nvidia* device (a "
+        message += f"container without GPU access?): {skipped}"
+        return [Check("gpu", "note", message)]
+    if not available:
         rule = assess(variant, machine, version)
         if not rule.driver_ok:
             message = f"{cannot}: " + "; ".join(rule.reasons)
@@ -307,22 +258,16 @@ def _nvidia(
             fix = "update the driver, or " + switch("a build it runs")
             return [Check("gpu", "fail", message, cause, fix, True)]
         listed = ", ".join(str(gpu) for gpu in nvidia.gpus) or "a GPU"
-        return [
-            Check(
-                "gpu",
-                "fail",
-                f"{cannot}: {nvidia.source} reports {listed} "
-                "but torch.cuda.is_available() is False",
-                "the CUDA build does not reach the GPU the driver reports "
-                "(a driver/runtime mismatch or a broken driver install)",
-                "check that `nvidia-smi` works; " + switch("another build"),
-                machine=True,
-            )
-        ]
+        message = f"{cannot}: {nvidia.source} reports {listed} "
+        message += "but torch.cuda.is_available() is False"
+        cause = "the CUDA build does not reach the GPU the driver reports "
+        cause += "(a driver/runtime mismatch or a broken driver install)"
+        fix = "check that `nvidia-smi` works; " + switch("another build")
+        return [Check("gpu", "fail", message, cause, fix, True)]
     archs = parse_archs(str(arch) for arch in torch.get("arch_list") or [])
-    if not archs:
+    if not archs and nvidia.gpus:
         unlisted = f"torch {version} lists no compiled GPU architectures; not checked"
-        return [Check("architectures", "note", unlisted)] if nvidia.gpus else []
+        return [Check("architectures", "note", unlisted)]
     checks = []
     for gpu in nvidia.gpus:
         capability = gpu.compute_capability
@@ -332,27 +277,16 @@ def _nvidia(
         elif tables.runs_on(archs, capability) is not None:
             continue
         elif gpu in left_out:
-            checks.append(
-                Check(
-                    "architectures",
-                    "note",
-                    f"{gpu} is left out: no variant serves every GPU, and auto chose "
-                    "this build knowing it is not built for it",
-                )
-            )
+            note = f"{gpu} is left out: no variant serves every GPU, and auto chose "
+            note += "this build knowing it is not built for it"
+            checks.append(Check("architectures", "note", note))
         else:
-            checks.append(
-                Check(
-                    "architectures",
-                    "fail",
-                    f"torch {version} is not built for {gpu}: it builds "
-                    f"{tables.describe_archs(archs)}",
-                    f"the build has no kernels for {gpu.sm}; every CUDA operation on "
-                    "this GPU fails with 'no kernel image is available'",
-                    switch("a build for it"),
-                    machine=True,
-                )
-            )
+            built = tables.describe_archs(archs)
+            message = f"torch {version} is not built for {gpu}: it builds {built}"
+            cause = f"the build has no kernels for {gpu.sm}; every CUDA operation on "
+            cause += "this GPU fails with 'no kernel image is available'"
+            fix = switch("a build for it")
+            checks.append(Check("architectures", "fail", message, cause, fix, True))
     return checks
 
 
@@ -371,22 +305,21 @@ def _computes(
         seen = devices.get(device, {})
         where = f"GPU {seen.get('index')} ({seen.get('name')})" if seen else device
         where = "the CPU" if device == "cpu" else where
-        name, on_gpu = f"compute {device}", device != "cpu"
+        name = f"compute {device}"
+        message = f"torch {version} cannot compute on {where}: {error}"
         if result.get("ok"):
             checks.append(Check(name, "ok", f"computes on {where}"))
-        elif on_gpu and tuple(seen.get("capability") or ()) in skipped:
+        elif device == "cpu":
+            cause = "the installed torch is broken"
+            checks.append(Check(name, "fail", message, cause, SYNC_FORCE))
+        elif tuple(seen.get("capability") or ()) in skipped:
             checks.append(Check(name, "note", f"{where} left out by auto: {error}"))
-        elif on_gpu:
+        else:
             cause = "the GPU is visible but does not run the build's code"
             if "no kernel image" in error:
                 cause = "the build has no kernels for this GPU"
             fix = "`poetry torch-cuda detect` shows a variant built for this GPU"
-            message = f"torch {version} cannot compute on {where}: {error}"
             checks.append(Check(name, "fail", message, cause, fix, True))
-        else:
-            message = f"torch {version} cannot compute on {where}: {error}"
-            cause = "the installed torch is broken"
-            checks.append(Check(name, "fail", message, cause, SYNC_FORCE))
     return checks
 
 
@@ -397,18 +330,12 @@ def _operator(operator: object) -> list[Check]:
     name, error = operator.get("name"), str(operator.get("error"))
     if operator.get("ok"):
         return [Check("torchvision operator", "ok", f"{name} runs")]
-    mismatch = "does not exist" in error or "undefined symbol" in error
-    return [
-        Check(
-            "torchvision operator",
-            "fail",
-            f"{name} fails: {error}",
-            "torchvision was built for another torch (or another variant)"
-            if mismatch
-            else "torchvision's operators do not run with this torch",
-            SYNC_FORCE + " (torch and torchvision from the same variant)",
-        )
-    ]
+    cause = "torchvision's operators do not run with this torch"
+    if "does not exist" in error or "undefined symbol" in error:
+        cause = "torchvision was built for another torch (or another variant)"
+    fix = SYNC_FORCE + " (torch and torchvision from the same variant)"
+    message = f"{name} fails: {error}"
+    return [Check("torchvision operator", "fail", message, cause, fix)]
 
 
 def parse_archs(names: Iterable[str]) -> tuple[tables.Arch, ...]:

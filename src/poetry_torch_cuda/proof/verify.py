@@ -123,23 +123,23 @@ class Proof:
     def to_json(self, *, configured: Variant, debug: bool = False) -> dict[str, Any]:
         """``verify --json``: stable keys, ``null`` for what is unknown."""
         report = self.run.report or {}
-        torch = report.get("torch")
         packages = {}
         for name in self.packages:
             entry = self._package(name)
-            keys = ("installed", "version", "imports", "error", "traceback")
-            packages[name] = {key: entry.get(key) for key in keys}
-            packages[name].update(
-                installed=bool(entry.get("installed")),
-                label=local_label(entry.get("version") or ""),
-                traceback=entry.get("traceback") if debug else None,
-            )
-        if torch:
-            fields = ("version", "cuda", "hip", "cudnn", "is_available")
-            torch = {key: torch.get(key) for key in fields} | {
-                "arch_list": list(torch.get("arch_list") or []),
-                "devices": [_device(device) for device in torch.get("devices") or []],
+            packages[name] = {
+                **dict.fromkeys(("version", "imports", "error")),
+                **entry,
+                "installed": bool(entry.get("installed")),
+                "label": local_label(entry.get("version") or ""),
+                "traceback": entry.get("traceback") if debug else None,
             }
+        torch = report.get("torch")
+        if torch:  # a device's capability as "8.9"
+            devices = [dict(device) for device in torch["devices"]]
+            for device in devices:
+                capability = device["capability"]
+                device["capability"] = ".".join(map(str, capability or ())) or None
+            torch = {**torch, "devices": devices}
         return {
             "schema": SCHEMA,
             "ok": self.verified,
@@ -150,14 +150,7 @@ class Proof:
             "error": self.run.error,
             "packages": packages,
             "torch": torch or None,
-            "compute": [
-                {
-                    "device": r.get("device"),
-                    "ok": bool(r.get("ok")),
-                    "error": r.get("error"),
-                }
-                for r in report.get("compute") or []
-            ],
+            "compute": report.get("compute") or [],
             "torchvision_op": report.get("torchvision_op"),
             "checks": [dataclasses.asdict(check) for check in self.verdict.checks],
             "machine": self.machine.to_json(),
@@ -209,16 +202,3 @@ def prove(
     )
     checks = BuildVerdict((*damaged, *verdict.checks))
     return Proof(variant, machine, packages, run, checks)
-
-
-def _device(device: dict[str, Any]) -> dict[str, Any]:
-    """A device as ``verify --json`` shows it: its capability as ``"8.9"``."""
-    value = device.get("capability")
-    capability = None
-    if isinstance(value, list) and len(value) == 2:
-        capability = f"{value[0]}.{value[1]}"
-    return {
-        "index": device.get("index"),
-        "name": device.get("name"),
-        "capability": capability,
-    }
