@@ -2,7 +2,7 @@
 
 One entry point, :func:`prove_change`. Nothing happens when nothing changed
 (the fast path stays free) or when verification is turned off. A failure
-raises :class:`VerificationFailed` with the finding, its cause and fix;
+raises a :class:`TorchCudaError` with the finding, its cause and fix;
 ``auto`` first moves on (at most twice) from a build that fails for a reason
 of this machine, remembering the failure; ``switch`` passes a snapshot and
 gets the previous build put back from the stash the change kept
@@ -56,10 +56,6 @@ if TYPE_CHECKING:
 MAX_MOVES = 2
 
 
-class VerificationFailed(TorchCudaError):
-    """The build in place does not run here; the message names cause and fix."""
-
-
 def take_snapshot(config: TorchCudaConfig, env: Env) -> dict[NormalizedName, str]:
     """The versions of the configured packages ``env`` holds now (torch first), for
     switch's rollback."""
@@ -83,17 +79,17 @@ def prove_change(
     """Verify ``env`` after ``plan`` made it hold ``variant``; returns the variant in place.
 
     Raises:
-        VerificationFailed: the build (and, for ``auto``, its next candidates)
+        TorchCudaError: the build (and, for ``auto``, its next candidates)
             failed; with ``snapshot`` the previous builds are back in place.
     """
 
-    def give_up(error: TorchCudaError, kept: str, code: int = 1) -> TorchCudaError:
+    def give_up(message: str, kept: str, code: int = 1) -> TorchCudaError:
         if snapshot is not None:  # switch: all or nothing
             restored = _roll_back(snapshot, poetry, env, io, config, locked)
             kept = f"\n{restored} pyproject.toml is unchanged."
-        wrapped = type(error)(f"{error}{kept}")
-        wrapped.exit_code = code
-        return wrapped
+        error = TorchCudaError(message + kept)
+        error.exit_code = code
+        return error
 
     try:
         if plan.is_empty or not config.verify:
@@ -107,7 +103,7 @@ def prove_change(
                 signum = stop.args[0] if stop.args else signal.SIGINT
                 name = signal.Signals(signum).name
                 raise give_up(
-                    TorchCudaError(f"{name} stopped the verification of {variant}"),
+                    f"{name} stopped the verification of {variant}",
                     ": the new build stays installed, unverified; "
                     "`poetry torch-cuda verify` checks it.",
                     128 + signum,
@@ -132,7 +128,7 @@ def prove_change(
                         following = chosen.variant
             if following is None or following == failed:
                 raise give_up(
-                    VerificationFailed(proof.failure_message(debug=io.is_debug())),
+                    proof.failure_message(debug=io.is_debug()),
                     "\nThe new build stays installed; verification is turned off "
                     "with verify = false in [tool.poetry-torch-cuda] or "
                     "POETRY_TORCH_CUDA_VERIFY=0.",
