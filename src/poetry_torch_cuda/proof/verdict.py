@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 #: ``unchecked``: the check could not finish (a timeout); neither proof nor failure.
 Status = Literal["ok", "fail", "note", "unchecked"]
 SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
-DETECT = "`poetry torch-cuda detect` shows which build runs here"
-SWITCH = "poetry torch-cuda switch"
 _LIBRARY_ERROR = re.compile(
     r"cannot open shared object file|DLL load failed|undefined symbol|"
     r"cannot load library|image not found|version `GLIBC",
@@ -119,8 +117,9 @@ def judge(
     answer = functools.cache(alternative or (lambda: None))
 
     def switch(what: str) -> str:  # the fix names auto's next choice, asked once
-        name = answer()
-        return DETECT if name is None else f"`{SWITCH} {name}` installs {what}"
+        if (name := answer()) is None:
+            return "`poetry torch-cuda detect` shows which build runs here"
+        return f"`poetry torch-cuda switch {name}` installs {what}"
 
     checks: list[Check] = []
     for name in packages:
