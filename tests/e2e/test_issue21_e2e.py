@@ -2,7 +2,7 @@
 nvidia-smi) and #5 (auto's move-on after a failure on mixed GPUs), end to end.
 
 Real Poetry, pip and venvs against a local index whose torch builds see GPUs as
-real builds do (tests/support/gpu_builds.py); GPUs are stub ``nvidia-smi``
+real builds do (tests/support/fake_torch.py); GPUs are stub ``nvidia-smi``
 executables first on PATH. The index lacks cu129 (which the tables would pick
 for a B200 after cu130) and its cu130 build has no kernels for sm_100, as a
 build that fails "no kernel image" on a B200 does.
@@ -17,10 +17,10 @@ import pytest
 
 from tests.support.catalog import build_universe
 from tests.support.catalog import default_specs
+from tests.support.fake_torch import fake_torch
+from tests.support.fake_torch import gpus_variable
 from tests.support.fake_torch import replace_module
 from tests.support.fixtures import served
-from tests.support.gpu_builds import gpu_build
-from tests.support.gpu_builds import gpus_variable
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import gpu
 from tests.support.gpus import hanging_nvidia_smi
@@ -58,9 +58,9 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
     specs = {k: v for k, v in default_specs().items() if k != "cu129"}
     universe = build_universe(tmp_path_factory.mktemp("issue21-universe"), specs)
     builds = {
-        "cpu": gpu_build("2.14.1+cpu"),
-        "cu130": gpu_build("2.14.1+cu130", cuda="13.0", archs=CU130_NO_SM100),
-        "cu128": gpu_build("2.14.1+cu128", cuda="12.8", archs=CU128),
+        "cpu": fake_torch("2.14.1+cpu"),
+        "cu130": fake_torch("2.14.1+cu130", cuda="13.0", archs=CU130_NO_SM100),
+        "cu128": fake_torch("2.14.1+cu128", cuda="12.8", archs=CU128),
     }
     for variant, source in builds.items():
         replace_module(universe, variant, "torch", f"2.14.1+{variant}", source)
