@@ -13,7 +13,9 @@ contenders flipped every pair:
 - pip: ``pip install … --index-url`` (first install only).
 
 ``--real-variant NAME:KEY=VALUE[,KEY=VALUE]`` adds the plugin again with those
-environment variables, for the per-optimisation table (with/without, same run).
+environment variables (upper-case KEY) or keys of the project's table (lower-case:
+``no-stash:keep-previous-build=false``), for the per-optimisation table (with/without,
+same run).
 Every venv is deleted after its sequence (each holds ~6 GB).
 """
 
@@ -199,6 +201,16 @@ class Bench:
 
     def plugin_sequence(self, runs: Runs, name: str, extra: Mapping[str, str]) -> None:
         project = self.project(name)
+        # A lower-case KEY is a key of the project's table (keep-previous-build=false),
+        # an upper-case one an environment variable.
+        table = {k: v for k, v in extra.items() if k.islower()}
+        extra = {k: v for k, v in extra.items() if not k.islower()}
+        if table:
+            pyproject = project / "pyproject.toml"
+            text = pyproject.read_text()
+            keys = "".join(f"{key} = {value}\n" for key, value in table.items())
+            marker = "[tool.poetry-torch-cuda]\n"
+            pyproject.write_text(text.replace(marker, marker + keys, 1))
         self.cold()
         poetry = [self.plugin.poetry, "--no-ansi"]
         rss = {"PYTHONPATH": str(HERE / "rss"), "PTC_BENCH_RSS_LOG": str(self.rss_log)}

@@ -13,9 +13,12 @@ from dataclasses import field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from poetry_torch_cuda.environment.installed import installed_environment
+from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.selection import Selection
+from poetry_torch_cuda.project.selection import command_locked_state
 
 
 if TYPE_CHECKING:
@@ -47,8 +50,6 @@ class RunContext:
         Raises:
             TorchCudaError: the project has no lock file yet.
         """
-        from poetry_torch_cuda.project.selection import command_locked_state
-
         return command_locked_state(
             self.poetry, self.env, self.config.package_names, self.selection
         )
@@ -56,15 +57,11 @@ class RunContext:
     @cached_property
     def installed(self) -> InstalledEnvironment:
         """The environment as this run found it (read again after changing it)."""
-        from poetry_torch_cuda.environment.installed import installed_environment
-
         return installed_environment(self.env)
 
     @cached_property
     def client(self) -> IndexClient:
         """The index client, with Poetry's configuration and the project's sources."""
-        from poetry_torch_cuda.index.client import project_client
-
         return project_client(self.poetry)
 
     def warn(self, message: str) -> None:

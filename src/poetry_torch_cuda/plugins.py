@@ -6,6 +6,7 @@ so this module imports nothing of ours until a command or listener needs it.
 
 from __future__ import annotations
 
+from functools import partial
 from importlib import import_module
 from typing import TYPE_CHECKING
 from typing import Any
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from cleo.commands.command import Command as CleoCommand
     from cleo.events.event import Event
     from poetry.console.application import Application
-    from poetry.console.commands.installer_command import InstallerCommand
 
     from poetry_torch_cuda.hooks import CommandHooks
 
@@ -46,62 +46,50 @@ class TorchCudaPlugin(ApplicationPlugin):
         # Validation runs before Poetry's own listeners create the virtualenv.
         dispatcher.add_listener(COMMAND, self._on_validate, priority=VALIDATE_PRIORITY)
         dispatcher.add_listener(COMMAND, self._on_command)
-        dispatcher.add_listener(TERMINATE, self._on_terminate)
+        dispatcher.add_listener(TERMINATE, partial(self._forward, "on_terminate"))
 
-    def _on_validate(self, event: Event, event_name: str, dispatcher: Any) -> None:
+    def _on_validate(self, event: Event, *_: Any) -> None:
         # Our own commands check their input before Poetry makes a virtualenv.
         validate = getattr(getattr(event, "command", None), "validate_early", None)
         if callable(validate):
             validate(event.io)  # type: ignore[attr-defined]
-        self._forward("on_validate", event, event_name, dispatcher)
+        self._forward("on_validate", event)
 
-    def _on_command(self, event: Event, event_name: str, dispatcher: Any) -> None:
+    def _on_command(self, event: Event, *_: Any) -> None:
         _warn_on_poetry_export(event)
-        self._forward("on_command", event, event_name, dispatcher)
+        self._forward("on_command", event)
 
-    def _on_terminate(self, event: Event, event_name: str, dispatcher: Any) -> None:
-        self._forward("on_terminate", event, event_name, dispatcher)
-
-    def _forward(self, name: str, event: Event, *args: Any) -> None:
-        hooks = self._hooks_for(event)
-        if hooks is not None:
-            getattr(hooks, name)(event, *args)
-
-    def _hooks_for(self, event: Event) -> CommandHooks | None:
+    def _forward(self, name: str, event: Event, *_: Any) -> None:
+        """Hand ``event`` to the hooks: only installer commands in projects
+        that have the table (and never ``poetry self …``, which works on
+        Poetry's own environment); this is the one place that decides it."""
         from poetry.console.commands.installer_command import InstallerCommand
 
         command = getattr(event, "command", None)
         if not isinstance(command, InstallerCommand) or not _has_table(command):
-            return None
+            return
         if self._hooks is None:
             from poetry_torch_cuda.hooks import CommandHooks
 
             self._hooks = CommandHooks()
-        return self._hooks
+        getattr(self._hooks, name)(event)
 
 
-def _has_table(command: InstallerCommand) -> bool:
-    """Whether the project configures us; without the table the hooks do nothing.
-
-    ``poetry self …`` commands work on Poetry's own environment and are left
-    alone; this is the one place that decides it.
-    """
-    if (command.name or "").startswith("self "):
+def _has_table(command: Any) -> bool:
+    """Whether the project configures us; without the table we do nothing."""
+    if (getattr(command, "name", None) or "").startswith("self "):
         return False
-    tool = command.poetry.pyproject.data.get("tool")
+    try:
+        tool = command.poetry.pyproject.data.get("tool")
+    except Exception:  # noqa: BLE001 - outside a project: nothing to do
+        return False
     return isinstance(tool, dict) and TABLE in tool
 
 
 def _warn_on_poetry_export(event: Event) -> None:
     """``poetry export`` writes PyPI's torch: point to ``poetry torch-cuda export``."""
     command = getattr(event, "command", None)
-    if getattr(command, "name", None) != "export":
-        return
-    try:
-        tool = command.poetry.pyproject.data.get("tool")  # type: ignore[union-attr]
-    except Exception:  # noqa: BLE001 - outside a project: nothing to say
-        return
-    if isinstance(tool, dict) and TABLE in tool:
+    if getattr(command, "name", None) == "export" and _has_table(command):
         event.io.write_error_line(  # type: ignore[attr-defined]
             "<warning>torch-cuda: `poetry export` pins PyPI's build of torch and "
             "its CUDA wheels, not the variant this project configures; use "

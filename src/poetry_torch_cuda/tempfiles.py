@@ -38,7 +38,8 @@ def sweep(directory: Path | None, prefix: str, suffix: str) -> list[Path]:
     folder = Path(directory) if directory is not None else Path(tempfile.gettempdir())
     removed = []
     with suppress(OSError):
-        for path in folder.glob(f"{glob_escape(prefix)}*{suffix}"):
+        literal = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
+        for path in folder.glob(f"{literal}*{suffix}"):
             owner = path.name[len(prefix) :].split(".", 1)[0]
             if not owner.isdigit() or alive(int(owner)):
                 continue
@@ -46,11 +47,6 @@ def sweep(directory: Path | None, prefix: str, suffix: str) -> list[Path]:
                 path.unlink()
                 removed.append(path)
     return removed
-
-
-def glob_escape(text: str) -> str:
-    """``text`` with glob's special characters made literal."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def alive(pid: int) -> bool:

@@ -2,7 +2,7 @@
 failing nvidia-smi, builds that are not what their label says, slow imports.
 
 Real Poetry, pip and venvs against a local index whose torch builds see GPUs as
-real builds do (tests/support/gpu_builds.py); GPUs are stub ``nvidia-smi``
+real builds do (tests/support/fake_torch.py); GPUs are stub ``nvidia-smi``
 executables first on PATH (issue 21 items 4-7, 10-12, 15, 18; issue 24 item 9).
 """
 
@@ -16,10 +16,10 @@ import pytest
 
 from tests.support.catalog import build_universe
 from tests.support.catalog import default_specs
+from tests.support.fake_torch import fake_torch
+from tests.support.fake_torch import gpus_variable
 from tests.support.fake_torch import replace_module
 from tests.support.fixtures import served
-from tests.support.gpu_builds import gpu_build
-from tests.support.gpu_builds import gpus_variable
 from tests.support.gpus import NVIDIA_SMI_FAILED
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import gpu
@@ -59,9 +59,9 @@ def machine_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexSer
     specs = {k: v for k, v in default_specs().items() if k != "cu129"}
     universe = build_universe(tmp_path_factory.mktemp("machine-universe"), specs)
     builds = {
-        "cpu": gpu_build("2.14.1+cpu"),
-        "cu130": gpu_build("2.14.1+cu130", cuda="13.0", archs=CU13),
-        "cu128": gpu_build("2.14.1+cu128", cuda="13.0", archs=CU12),
+        "cpu": fake_torch("2.14.1+cpu"),
+        "cu130": fake_torch("2.14.1+cu130", cuda="13.0", archs=CU13),
+        "cu128": fake_torch("2.14.1+cu128", cuda="13.0", archs=CU12),
     }
     for variant, source in builds.items():
         replace_module(universe, variant, "torch", f"2.14.1+{variant}", source)

@@ -18,7 +18,6 @@ import pytest
 from tests.support.catalog import build_universe
 from tests.support.fake_torch import LIBCUDNN_MISSING
 from tests.support.fake_torch import NMS_MISSING
-from tests.support.fake_torch import NO_KERNEL_IMAGE
 from tests.support.fake_torch import broken_import
 from tests.support.fake_torch import fake_torch
 from tests.support.fake_torch import fake_torchvision
@@ -66,7 +65,10 @@ def proof_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServe
             universe,
             "cu129",
             f"{version}+cu129",
-            fake_torch(f"{version}+cu129", cuda="12.9", archs=ARCHS_129, cudnn=91002),
+            # a CUDA build that does not see the GPU nvidia-smi reports
+            fake_torch(
+                f"{version}+cu129", cuda="12.9", archs=ARCHS_129, cudnn=91002, sees=[]
+            ),
         )
         _replace_torch(
             universe,
@@ -75,10 +77,9 @@ def proof_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServe
             fake_torch(
                 f"{version}+cu130",
                 cuda="13.0",
-                available=True,
-                devices=[("NVIDIA GeForce RTX 4090", (8, 9))],
                 archs=["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"],
                 cudnn=91300,
+                sees=[("NVIDIA GeForce RTX 4090", (8, 9))],
             ),
         )
     replace_module(
@@ -99,10 +100,8 @@ def proof_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServe
         fake_torch(
             "2.13.0+cu126",
             cuda="12.6",
-            available=True,
-            devices=[("NVIDIA GeForce GTX 1080", (6, 1))],
-            archs=["sm_75", "sm_80", "sm_86", "sm_90"],
-            device_error=NO_KERNEL_IMAGE,
+            archs=["sm_75", "sm_80", "sm_86", "sm_90"],  # no kernel image for sm_61
+            sees=[("NVIDIA GeForce GTX 1080", (6, 1))],
         ),
     )
     yield from served(universe.root)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.catalog import build_universe
-from tests.support.fake_torch import NO_KERNEL_IMAGE
 from tests.support.fake_torch import broken_import
 from tests.support.fake_torch import fake_torch
 from tests.support.fake_torch import replace_module
@@ -332,10 +331,8 @@ def test_auto_moving_on_installs_only_locked_bytes(tmp_path: Path) -> None:
         fake_torch(
             "2.13.0+cu126",
             cuda="12.6",
-            available=True,
-            devices=[("NVIDIA GeForce GTX 1080", (6, 1))],
-            archs=["sm_75", "sm_80", "sm_86", "sm_90"],
-            device_error=NO_KERNEL_IMAGE,
+            archs=["sm_75", "sm_80", "sm_86", "sm_90"],  # no kernel image for sm_61
+            sees=[("NVIDIA GeForce GTX 1080", (6, 1))],
         ),
     )
     env = {**gpu(tmp_path, GTX_1080, driver="575.51.03"), **VERIFY_ON}

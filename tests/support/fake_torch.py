@@ -1,10 +1,17 @@
-"""Fake ``torch`` packages that fail the way real builds fail, for verification tests.
+"""Fake ``torch`` packages that behave like each variant's real build, for verification tests.
 
 :func:`fake_torch` returns the source of a ``torch/__init__.py`` that answers
 what ``poetry torch-cuda verify`` asks (``torch.version``, ``torch.cuda``,
-``torch.backends.cudnn``, ``torch.arange`` and a tiny tensor) with the values
-given; :func:`broken_import` one whose import raises like a build missing a
-CUDA library; :func:`replace_module` puts either into a built universe's wheel.
+``torch.backends.cudnn``, ``torch.arange`` and a tiny tensor) as the real build
+does: ``torch.version.cuda``/``hip`` and the arch list are the build's; a CUDA or
+ROCm build sees the GPUs the driver reports (``FAKE_TORCH_GPUS``, set by
+:func:`gpus_variable` next to the test's stub ``nvidia-smi``, or the ``sees`` a
+test gives it), hides them as CUDA does under ``CUDA_VISIBLE_DEVICES`` /
+``HIP_VISIBLE_DEVICES`` (empty, ``-1`` or an unknown index hide the rest), and
+fails with "no kernel image" on a GPU its arch list does not cover.
+``FAKE_TORCH_IMPORT_SECONDS`` makes the import slow. :func:`broken_import`
+returns one whose import raises like a build missing a CUDA library;
+:func:`replace_module` puts either into a built universe's wheel.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ __all__ = [
     "demo_torch",
     "fake_torch",
     "fake_torchvision",
+    "gpus_variable",
     "make_demo_builds",
     "make_verifiable",
     "replace_module",
@@ -42,16 +50,56 @@ LIBCUDNN_MISSING = (
 NO_KERNEL_IMAGE = "CUDA error: no kernel image is available for execution on the device"
 
 _TEMPLATE = '''\
-"""A fake torch {version} for poetry-torch-cuda's tests (see tests/support/fake_torch.py)."""
+"""A fake torch {version} that behaves like the real build (tests/support/fake_torch.py)."""
+import os as _os
+import time as _time
 import types as _types
 
+_time.sleep(float(_os.environ.get("FAKE_TORCH_IMPORT_SECONDS") or 0))
 __version__ = {version!r}
 float32 = "float32"
 version = _types.SimpleNamespace(cuda={cuda!r}, hip={hip!r}, __version__=__version__)
-_DEVICES = {devices!r}
 _ARCHS = {archs!r}
-_AVAILABLE = {available!r}
-_DEVICE_ERROR = {device_error!r}
+_SEES = {sees!r}
+
+
+def _gpus():
+    """The GPUs the driver reports (or the build is told it sees), less those
+    CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES hide."""
+    if _SEES is not None:
+        found = [(name, tuple(capability)) for name, capability in _SEES]
+    else:
+        found = []
+        for item in (_os.environ.get("FAKE_TORCH_GPUS") or "").split(","):
+            if item.strip():
+                capability, _, name = item.partition(":")
+                major, _, minor = capability.partition(".")
+                found.append((name, (int(major), int(minor or 0))))
+    mask = _os.environ.get("HIP_VISIBLE_DEVICES" if {hip!r} else "CUDA_VISIBLE_DEVICES")
+    if mask is None and {hip!r}:
+        mask = _os.environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is None:
+        return found
+    visible = []
+    for item in mask.split(","):
+        if not item.strip().isdigit() or int(item) >= len(found):
+            break
+        visible.append(found[int(item)])
+    return visible
+
+
+_DEVICES = _gpus() if ({cuda!r} or {hip!r}) else []
+
+
+def _runs(capability):
+    for arch in _ARCHS:
+        kind, _, number = arch.partition("_")
+        major, minor = int(number[:-1]), int(number[-1])
+        if kind == "sm" and major == capability[0] and minor <= capability[1]:
+            return True
+        if kind == "compute" and (major, minor) <= tuple(capability):
+            return True
+    return False
 
 
 class _Tensor:
@@ -75,10 +123,10 @@ class _Tensor:
 def _check(device):
     device = str(device)
     if device.startswith("cuda"):
-        if not _AVAILABLE:
-            raise RuntimeError("Found no NVIDIA driver on your system.")
-        if _DEVICE_ERROR:
-            raise RuntimeError(_DEVICE_ERROR)
+        if not _DEVICES:
+            raise RuntimeError("No CUDA GPUs are available")
+        if not _runs(_DEVICES[int(device.partition(":")[2] or 0)][1]):
+            raise RuntimeError({no_kernel!r})
     return device
 
 
@@ -91,9 +139,9 @@ def tensor(values, device="cpu"):
 
 
 cuda = _types.SimpleNamespace(
-    is_available=lambda: _AVAILABLE,
-    get_arch_list=lambda: list(_ARCHS) if {cuda!r} else [],
-    device_count=lambda: len(_DEVICES) if _AVAILABLE else 0,
+    is_available=lambda: bool(_DEVICES),
+    get_arch_list=lambda: list(_ARCHS),
+    device_count=lambda: len(_DEVICES),
     get_device_name=lambda i: _DEVICES[i][0],
     get_device_capability=lambda i: tuple(_DEVICES[i][1]),
 )
@@ -108,23 +156,27 @@ def fake_torch(
     *,
     cuda: str | None = None,
     hip: str | None = None,
-    available: bool = False,
-    devices: Sequence[tuple[str, tuple[int, int]]] = (),
     archs: Sequence[str] = (),
     cudnn: int | None = None,
-    device_error: str | None = None,
+    sees: Sequence[tuple[str, tuple[int, int]]] | None = None,
 ) -> str:
-    """The source of a fake ``torch/__init__.py`` describing such a build."""
+    """The source of a fake ``torch/__init__.py`` for such a build (``archs``:
+    ``sm_75``, ``compute_120`` for PTX). A CUDA/ROCm build sees the GPUs of
+    ``FAKE_TORCH_GPUS``, or ``sees`` (name, compute capability) if given."""
     return _TEMPLATE.format(
         version=version,
         cuda=cuda,
         hip=hip,
-        available=available,
-        devices=[(name, list(capability)) for name, capability in devices],
         archs=list(archs),
         cudnn=cudnn,
-        device_error=device_error,
+        sees=None if sees is None else [[name, list(cc)] for name, cc in sees],
+        no_kernel=NO_KERNEL_IMAGE,
     )
+
+
+def gpus_variable(*gpus: tuple[str, str]) -> dict[str, str]:
+    """``FAKE_TORCH_GPUS`` for ``gpus`` given as (compute capability, name)."""
+    return {"FAKE_TORCH_GPUS": ",".join(f"{cc}:{name}" for cc, name in gpus)}
 
 
 def broken_import(version: str, message: str = LIBCUDNN_MISSING) -> str:
@@ -190,9 +242,8 @@ def make_verifiable(universe: Universe, indexes: Iterable[str]) -> None:
                 source = fake_torch(
                     version,
                     cuda=cuda,
-                    available=cuda is not None,
-                    devices=[SEEN_GPU] if cuda else [],
                     archs=["sm_80", "sm_86", "sm_90"] if cuda else [],
+                    sees=[SEEN_GPU],
                 )
             elif built.spec.project == "torchvision":
                 source = fake_torchvision(version)
@@ -223,15 +274,14 @@ def demo_torch(version: str, variant: str) -> dict[str, bytes]:
     """The files of a demo torch build that answers like the real one on a CPU machine.
 
     Its version, ``torch.version.cuda`` and arch list are the variant's, it
-    computes on the CPU, and ``torch.cuda.is_available()`` is false (no GPU
-    here). Its import needs :data:`CORE`, as a real build loads its compiled
+    computes on the CPU, and ``torch.cuda.is_available()`` is false on a machine
+    without GPU. Its import needs :data:`CORE`, as a real build loads its compiled
     core: delete that file and the import fails as the real one does.
     """
     cuda = f"{variant[2:-1]}.{variant[-1]}" if variant.startswith("cu") else None
     source = fake_torch(
         version,
         cuda=cuda,
-        available=False,
         archs=DEMO_ARCHS.get(variant, []),
         cudnn=91002 if cuda else None,
     )

@@ -8,7 +8,9 @@ directory of the test's own.
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import stat
 from pathlib import Path
 
 from tests.support.poetry_project import write_stub_executable
@@ -21,6 +23,7 @@ __all__ = [
     "RTX_5090",
     "T4",
     "gpu",
+    "hanging_nvidia_smi",
     "has_real_nvidia_driver",
     "machine_env",
     "no_gpu",
@@ -154,3 +157,20 @@ def gpu(
 def no_gpu(tmp_path: Path) -> dict[str, str]:
     """A machine (stubs under ``tmp_path/machine``) without nvidia-smi, ROCm or nvcc."""
     return machine_env(tmp_path / "machine")
+
+
+def hanging_nvidia_smi(directory: Path, seconds: int = 120) -> dict[str, str]:
+    """A machine (stubs in ``directory``) whose ``nvidia-smi`` hangs for ``seconds``,
+    as one stuck in driver initialisation does; each call is logged first (see
+    :func:`tests.support.poetry_project.stub_calls`)."""
+    env = machine_env(directory)
+    script = directory / "nvidia-smi"
+    calls = directory / "nvidia-smi.calls"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"printf '%s\\n' \"$*\" >> {shlex.quote(str(calls))}\n"
+        # exec: the probe's kill on its timeout reaches the sleeping process itself
+        f"exec sleep {int(seconds)}\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return env

@@ -18,7 +18,7 @@ from poetry_torch_cuda.machine.detection import FULL_RULE
 from poetry_torch_cuda.machine.fleet import check_target
 from poetry_torch_cuda.machine.fleet import target_marker_env
 from poetry_torch_cuda.project.config import load_config
-from poetry_torch_cuda.project.targets import Target
+from poetry_torch_cuda.project.targets import FleetTarget
 from poetry_torch_cuda.project.variants import parse_variant
 
 
@@ -43,8 +43,8 @@ def test_targets_parse() -> None:
     config = load_config(config_with([TRAINING, LAB]), environ={})
     assert config is not None
     assert config.targets == (
-        Target("training", "570.124.06", ((9, 0),)),
-        Target("lab", "550.54.14", ((6, 1),), "linux-x86_64"),
+        FleetTarget("training", "570.124.06", ((9, 0),)),
+        FleetTarget("lab", "550.54.14", ((6, 1),), "linux-x86_64"),
     )
     assert config.targets[1].describe() == "lab (driver 550.54.14, sm_61, linux-x86_64)"
 
@@ -115,8 +115,8 @@ def has(*names: str) -> Any:
 
 
 TORCH_214 = has("cpu", "cu126", "cu130", "cu132")
-PASCAL = Target("lab", "550.54.14", ((6, 1),))
-HOPPER = Target("training", "570.124.06", ((9, 0),))
+PASCAL = FleetTarget("lab", "550.54.14", ((6, 1),))
+HOPPER = FleetTarget("training", "570.124.06", ((9, 0),))
 
 
 def test_a_pascal_target_cannot_run_a_cu130_lock() -> None:
@@ -127,7 +127,7 @@ def test_a_pascal_target_cannot_run_a_cu130_lock() -> None:
         "needs driver >= 580 (CUDA 13.x minor-version compatibility) or >= "
         "580.65.06 (full CUDA 13.0 support); driver 550.54.14 supports CUDA 12.4"
     )
-    newer_driver = Target("lab", "580.95.05", ((6, 1),))
+    newer_driver = FleetTarget("lab", "580.95.05", ((6, 1),))
     check = check_target(newer_driver, parse_variant("cu130"), "2.14.1", TORCH_214)
     assert check.ok is False
     assert check.reasons == (
@@ -136,7 +136,7 @@ def test_a_pascal_target_cannot_run_a_cu130_lock() -> None:
 
 
 def test_a_hopper_target_on_r535_runs_cu126_by_minor_version_compatibility() -> None:
-    lts = Target("lts", "535.104.05", ((9, 0),))
+    lts = FleetTarget("lts", "535.104.05", ((9, 0),))
     check = check_target(lts, parse_variant("cu126"), "2.14.1", TORCH_214)
     assert (check.ok, check.rule) == (True, COMPAT_RULE)
     assert check.summary().endswith("cu126 runs there (minor-version compatibility)")
@@ -155,7 +155,7 @@ def test_auto_on_a_fleet_decides_per_machine() -> None:
         ("cu126", True, FULL_RULE),  # 570 < 580: no cu13x; 570 >= 560.28.03
         ("cu126", True, COMPAT_RULE),  # Pascal: only cu126 builds sm_60; 550 < 560
     ]
-    blackwell = Target("new", "595.45.04", ((12, 0),))
+    blackwell = FleetTarget("new", "595.45.04", ((12, 0),))
     assert check_target(blackwell, parse_variant("auto"), "2.14.1", TORCH_214).rule == (
         FULL_RULE
     )
@@ -170,15 +170,15 @@ def test_auto_failing_back_to_cpu_fails_the_target() -> None:
 
 def test_non_cuda_variants_fail_a_gpu_target() -> None:
     assert not check_target(HOPPER, parse_variant("cpu"), "2.14.1", TORCH_214).ok
-    windows = Target("win", "600.0", ((8, 9),), "windows-x86_64")
+    windows = FleetTarget("win", "600.0", ((8, 9),), "windows-x86_64")
     check = check_target(windows, parse_variant("rocm7.2"), "2.14.1", TORCH_214)
     assert check.reasons == ("PyTorch publishes no rocm7.2 builds for windows-x86_64",)
 
 
 def test_a_targets_index_view_is_its_platform() -> None:
-    arm = Target("gh200", "580.65.06", ((9, 0),), "linux-aarch64")
+    arm = FleetTarget("gh200", "580.65.06", ((9, 0),), "linux-aarch64")
     env = target_marker_env(arm, {"python_version": "3.12", "sys_platform": "linux"})
     assert env["platform_machine"] == "aarch64"
     assert env["python_version"] == "3.12"
-    windows = Target("win", "580.88", ((8, 9),), "windows-x86_64")
+    windows = FleetTarget("win", "580.88", ((8, 9),), "windows-x86_64")
     assert target_marker_env(windows, {})["sys_platform"] == "win32"

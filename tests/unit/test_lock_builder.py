@@ -59,7 +59,6 @@ def lock(index: FakeIndex, previous: VariantLock | None = None) -> VariantLock:
     return locker.lock(
         parse_variant("cu130"),
         URL,
-        URL,
         [Root("torch", "2.14.1+cu130")],  # type: ignore[arg-type]
         None
         if previous is None
@@ -152,7 +151,7 @@ def test_two_locked_torch_versions_each_get_their_own_pins() -> None:
         Root("torch", "2.13.0+cu130", markers='python_version < "3.11"'),  # type: ignore[arg-type]
         Root("torch", "2.14.1+cu130", markers='python_version >= "3.11"'),  # type: ignore[arg-type]
     ]
-    locked = locker.lock(parse_variant("cu130"), URL, URL, roots)
+    locked = locker.lock(parse_variant("cu130"), URL, roots)
     assert sorted((p.name, p.version) for p in locked.packages) == [
         ("nvidia-a", "1.0"),
         ("nvidia-a", "2.0"),

@@ -22,7 +22,7 @@ from tests.support.machines import nvidia_machine as nvidia
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from poetry_torch_cuda.proof.verdict import Verdict
+    from poetry_torch_cuda.proof.verdict import BuildVerdict
 
 RTX = ("NVIDIA GeForce RTX 4090", (8, 9))
 V100 = ("Tesla V100", (7, 0))
@@ -64,7 +64,7 @@ def report(
 
 def verdict_of(
     data: dict[str, Any], variant: str, machine: Machine, **kw: Any
-) -> Verdict:
+) -> BuildVerdict:
     return judge(data, None, parse_variant(variant), machine, ["torch"], **kw)
 
 

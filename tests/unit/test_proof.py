@@ -18,7 +18,7 @@ from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.proof.run import MARKER
 from poetry_torch_cuda.proof.run import parse_output
-from poetry_torch_cuda.proof.run import run_probe
+from poetry_torch_cuda.proof.run import run_child
 from poetry_torch_cuda.proof.verdict import judge
 from poetry_torch_cuda.proof.verdict import parse_archs
 from tests.support.machines import nvidia_machine as nvidia
@@ -225,7 +225,7 @@ def test_parse_output_takes_the_last_marker_line() -> None:
 
 
 def test_the_probe_reports_a_package_that_is_not_installed() -> None:
-    run = run_probe(sys.executable, ["surely-not-installed-pkg"], 60)
+    run = run_child(sys.executable, ["surely-not-installed-pkg"], 60)
     assert run.error is None
     assert run.report is not None
     assert run.report["packages"]["surely-not-installed-pkg"]["installed"] is False
@@ -236,7 +236,7 @@ def test_the_probe_times_out(tmp_path: Path) -> None:
     python = tmp_path / "hangs"
     python.write_text("#!/bin/sh\nsleep 30\n")
     python.chmod(0o755)
-    run = run_probe(str(python), ["torch"], 0.5)
+    run = run_child(str(python), ["torch"], 0.5)
     assert run.report is None
     assert run.error == "the check did not finish within 0.5 s (stopped it)"
 
@@ -245,7 +245,7 @@ def test_a_crashing_probe_says_how_it_died(tmp_path: Path) -> None:
     python = tmp_path / "crashes"
     python.write_text("#!/bin/sh\necho 'Fatal Python error: boom' >&2\nexit 3\n")
     python.chmod(0o755)
-    run = run_probe(str(python), ["torch"], 10)
+    run = run_child(str(python), ["torch"], 10)
     assert run.error == (
         "the check process exited with code 3: Fatal Python error: boom"
     )

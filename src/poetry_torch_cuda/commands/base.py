@@ -14,23 +14,35 @@ from cleo.io.outputs.output import Type
 from poetry.console.commands.command import Command
 from poetry.console.commands.env_command import EnvCommand
 from poetry.console.commands.group_command import GroupCommand
+from poetry.utils.env import EnvManager
 from poetry.utils.env import SystemEnv
+from poetry.utils.env.site_packages import SitePackages
 
 from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install.reconcile import describe_plan
+from poetry_torch_cuda.install.reconcile import plan_for
+from poetry_torch_cuda.install.reconcile import reconcile_environment
+from poetry_torch_cuda.install.request import InstallSettings
+from poetry_torch_cuda.machine.resolution import refresher
+from poetry_torch_cuda.machine.resolution import require_builds
+from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import error_lines
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.config import refuse_if_disabled
+from poetry_torch_cuda.project.locked import check_fresh
+from poetry_torch_cuda.project.selection import LockView
+from poetry_torch_cuda.project.selection import Selection
+from poetry_torch_cuda.project.selection import selection_from
 
 
 if TYPE_CHECKING:
     from cleo.io.io import IO
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
-    from poetry.utils.env.site_packages import SitePackages
 
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.machine.resolution import Resolution
@@ -65,11 +77,9 @@ class ReportsErrors(Command):
 class TorchCudaCommand(ReportsErrors, EnvCommand):
     """An ``EnvCommand`` that reads the project's table and reports errors natively."""
 
-    _context: RunContext | None = None
-
     def reads_only(self, io: IO) -> bool:
         """Whether this run only reads: then it never creates the virtualenv."""
-        return False
+        return True
 
     def validate_early(self, io: IO) -> None:
         """Before Poetry creates the virtualenv: refuse when disabled, check the
@@ -102,24 +112,13 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
         return config
 
     def context(self, config: TorchCudaConfig | None = None) -> RunContext:
-        """This run's context (built once), with the options' groups and extras."""
-        if self._context is None or config is not None:
-            from poetry_torch_cuda.project.selection import Selection
-            from poetry_torch_cuda.project.selection import selection_from
-
-            selection = (
-                selection_from(self)
-                if isinstance(self, GroupCommand)
-                else Selection.none()
-            )
-            self._context = RunContext(
-                self.poetry,
-                self.env,
-                self.io,
-                config or self.project_config(),
-                selection,
-            )
-        return self._context
+        """A run context for ``config`` (default: the project's), with the
+        groups and extras the options select."""
+        selection = (
+            selection_from(self) if isinstance(self, GroupCommand) else Selection.none()
+        )
+        config = config or self.project_config()
+        return RunContext(self.poetry, self.env, self.io, config, selection)
 
 
 DRY_RUN = option("dry-run", None, "Print what would change and change nothing.")
@@ -145,10 +144,6 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
             TorchCudaError: a stale or missing lock, bad options, or a variant
                 without builds for this platform.
         """
-        from poetry_torch_cuda.machine.resolution import require_builds
-        from poetry_torch_cuda.machine.resolution import resolve
-        from poetry_torch_cuda.project.locked import check_fresh
-
         check_fresh(self.poetry)
         ctx = self.context(config)
         resolution = resolve(config, self.poetry, self.env, ctx.locked.versions)
@@ -158,22 +153,19 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
     def plan_words(self, ctx: RunContext, plan: Plan, *, would: bool = False) -> str:
         """What ``plan`` changes, or why nothing moves; ``would`` words a dry run."""
         if holds_nothing(plan, ctx.locked):
-            from poetry_torch_cuda.project.selection import LockView
-
             view = LockView.of(ctx.poetry, ctx.env, ctx.selection)
             return view.nothing_held(ctx.config.package_names)
-        from poetry_torch_cuda.install.reconcile import describe_plan
-
         text = describe_plan(plan)
         if not would:
             return text
         return f"nothing would change: {text}" if plan.is_empty else f"would {text}"
 
-    def dry_run(self, ctx: RunContext, variant: Variant, **options: bool) -> Plan:
-        """The plan a dry run prints."""
-        from poetry_torch_cuda.install.reconcile import plan_for
-
-        return plan_for(ctx.config, variant, ctx.locked, ctx.env, **options)
+    def preview(
+        self, ctx: RunContext, variant: Variant, *, force: bool = False, would: bool
+    ) -> str:
+        """A dry run's words: the plan that would make the env hold ``variant``."""
+        plan = plan_for(ctx.config, variant, ctx.locked, ctx.env, force=force)
+        return self.plan_words(ctx, plan, would=would)
 
     def move(
         self,
@@ -188,10 +180,6 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         With ``refresh``, a run that waited for another one plans again with
         the configuration as it is then; returns the plan carried out.
         """
-        from poetry_torch_cuda.install.reconcile import reconcile_environment
-        from poetry_torch_cuda.install.request import InstallSettings
-        from poetry_torch_cuda.machine.resolution import refresher
-
         settings = InstallSettings.of(self.poetry, self.io, force=force)
         again = refresher(self.poetry, self.env, ctx.locked.versions)
         plan = reconcile_environment(
@@ -224,16 +212,12 @@ class NotCreatedEnv(SystemEnv):
     @property
     def site_packages(self) -> SitePackages:
         """No site-packages directory: every lookup finds nothing."""
-        from poetry.utils.env.site_packages import SitePackages
-
         return SitePackages(self._nowhere)
 
 
 def existing_env(poetry: Poetry, io: IO) -> Env:
     """The project's environment if it exists, else a :class:`NotCreatedEnv`
     (``status``, ``detect``, ``variants`` and dry runs never create one)."""
-    from poetry.utils.env import EnvManager
-
     env = EnvManager(poetry, io=io).get()
     if env.is_venv() or not poetry.config.get("virtualenvs.create", True):
         return env

@@ -11,21 +11,31 @@ from cleo.helpers import option
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
+from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.index.offers import wanted_versions
+from poetry_torch_cuda.machine import tables
+from poetry_torch_cuda.machine.fleet import target_machine
+from poetry_torch_cuda.machine.fleet import target_offers
+from poetry_torch_cuda.machine.memory import failures
+from poetry_torch_cuda.machine.memory import forget
+from poetry_torch_cuda.machine.resolution import choose
+from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.config import TorchCudaConfig
+from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.locked import locked_state
+from poetry_torch_cuda.project.targets import find_target
+from poetry_torch_cuda.project.variants import Variant
 
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from cleo.io.inputs.option import Option
-    from cleo.io.io import IO
-    from packaging.utils import NormalizedName
 
-    from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.machine.detection import Decision
-    from poetry_torch_cuda.machine.probe import Machine
-    from poetry_torch_cuda.project.config import TorchCudaConfig
-    from poetry_torch_cuda.project.targets import Target
+#: The two lists of remembered failures, as ``detect`` titles them.
+REMEMBERED = {
+    "remembered": "Remembered for this environment (failed verification here)",
+    "remembered_elsewhere": "Remembered for another driver or GPU set (not applied here)",
+}
 
 
 class DetectCommand(TorchCudaCommand):
@@ -60,20 +70,11 @@ class DetectCommand(TorchCudaCommand):
         "<c1>--forget</> clears that memory."
     )
 
-    def reads_only(self, io: IO) -> bool:
-        """Only reads (never creates the virtualenv)."""
-        return True
-
     def work(self) -> int:
-        """Decide as ``auto`` would and print the steps (text and JSON from one record)."""
-        from poetry_torch_cuda.index.client import project_client
-        from poetry_torch_cuda.machine.memory import failures
-        from poetry_torch_cuda.machine.memory import forget
-        from poetry_torch_cuda.machine.resolution import resolve
-        from poetry_torch_cuda.project.locked import locked_state
-        from poetry_torch_cuda.project.variants import Variant
-
-        configured = self._config_or_default()
+        """Decide as ``auto`` would; the text and ``--json`` print one record."""
+        configured = load_config(self.poetry.pyproject.data) or TorchCudaConfig(
+            Variant("auto", "auto")
+        )
         if self.option("forget"):
             count = forget(self.env.path)
             self.line_error(
@@ -87,12 +88,15 @@ class DetectCommand(TorchCudaCommand):
         client = project_client(self.poetry, refresh=bool(self.option("refresh")))
         torch = None if locked is None else locked.get(canonicalize_name("torch"))
         data: dict[str, Any] = {}
+        applies, elsewhere = [], []
         if self.option("target"):
-            target = self._target(config)
-            decision, machine = self._for_target(config, target, locked, client, torch)
+            target = find_target(config.targets, str(self.option("target")))
+            wanted = wanted_versions(config.package_names, locked or {})
+            finder = target_offers(config, client, wanted, target, self.env.marker_env)
+            machine = target_machine(target)
+            decision = choose(machine, finder, torch)
             where = f"on target <c1>{esc(target.describe())}</>"
             data["target"] = target.name
-            applies, elsewhere = [], []
         else:
             resolution = resolve(config, self.poetry, self.env, locked, client=client)
             assert resolution.decision is not None and resolution.machine is not None
@@ -106,7 +110,17 @@ class DetectCommand(TorchCudaCommand):
             "torch": torch,
             "steps": list(decision.steps),
             "forced_by": decision.forced_by,
-            "candidates": _candidates(decision),
+            "candidates": [
+                {
+                    "variant": verdict.variant.name,
+                    "usable": verdict.usable,
+                    "reasons": list(verdict.reasons),
+                    "offered": None if offer is None else offer.available,
+                    "offer": None if offer is None else offer.detail,
+                    "rule": verdict.rule,
+                }
+                for verdict, offer in decision.candidates
+            ],
             "machine": machine.to_json(),
             "remembered": [failure.to_json() for failure in applies],
             "remembered_elsewhere": [failure.to_json() for failure in elsewhere],
@@ -115,23 +129,25 @@ class DetectCommand(TorchCudaCommand):
             self.write_json(data)
             return 0
         about = f" for torch {esc(torch)}" if torch else " (no lock yet: any torch)"
-        self.line(f"<info>auto</> picks <c2>{decision.variant}</> {where}{about}")
-        for number, step in enumerate(decision.steps, start=1):
+        self.line(f"<info>auto</> picks <c2>{data['variant']}</> {where}{about}")
+        for number, step in enumerate(data["steps"], start=1):
             self.line(f"  {number}. {esc(step)}")
-        if decision.forced_by:
-            self.line(f"<comment>Note:</> {esc(decision.forced_by)}")
-        if self.io.is_verbose() or self.option("target"):
-            _published_note(self, torch)
-        for title, entries in (
-            ("Remembered for this environment (failed verification here)", applies),
-            ("Remembered for another driver or GPU set (not applied here)", elsewhere),
-        ):
-            if entries:
+        if data["forced_by"]:
+            self.line(f"<comment>Note:</> {esc(data['forced_by'])}")
+        release = tables.torch_release(torch)
+        if release is not None and (self.io.is_verbose() or self.option("target")):
+            published = ", ".join((*release.cuda, *release.rocm))
+            self.line(
+                f"<comment>Note:</> torch {release.release} publishes {published} "
+                f"(PyTorch's release matrix, read {tables.READ_ON})"
+            )
+        for key, title in REMEMBERED.items():
+            if data[key]:
                 self.line(f"{title}:")
-            for failure in entries:
+            for failure in data[key]:
                 self.line(
-                    f"  - <c2>{failure.variant}</> ({esc(failure.when)}, "
-                    f"{esc(failure.machine)}): {esc(failure.reason)}"
+                    f"  - <c2>{failure['variant']}</> ({esc(failure['when'])}, "
+                    f"{esc(failure['machine'])}): {esc(failure['reason'])}"
                 )
         mine = configured.variant
         if not data.get("target") and mine.kind != "auto" and mine != decision.variant:
@@ -141,65 +157,3 @@ class DetectCommand(TorchCudaCommand):
                 "would follow the machine instead"
             )
         return 0
-
-    def _target(self, config: TorchCudaConfig) -> Target:
-        """The declared target ``--target`` names."""
-        from poetry_torch_cuda.project.targets import find_target
-
-        return find_target(config.targets, str(self.option("target")))
-
-    def _for_target(
-        self,
-        config: TorchCudaConfig,
-        target: Target,
-        locked: Mapping[NormalizedName, str] | None,
-        client: IndexClient,
-        torch: str | None,
-    ) -> tuple[Decision, Machine]:
-        """``auto``'s decision for a declared machine, asking its platform's index."""
-        from poetry_torch_cuda.index.offers import wanted_versions
-        from poetry_torch_cuda.machine.fleet import target_machine
-        from poetry_torch_cuda.machine.fleet import target_offers
-        from poetry_torch_cuda.machine.resolution import choose
-
-        wanted = wanted_versions(config.package_names, locked or {})
-        finder = target_offers(config, client, wanted, target, self.env.marker_env)
-        machine = target_machine(target)
-        return choose(machine, finder, torch), machine
-
-    def _config_or_default(self) -> TorchCudaConfig:
-        from poetry_torch_cuda.project.config import TorchCudaConfig
-        from poetry_torch_cuda.project.config import load_config
-        from poetry_torch_cuda.project.variants import Variant
-
-        config = load_config(self.poetry.pyproject.data)
-        return (
-            config if config is not None else TorchCudaConfig(Variant("auto", "auto"))
-        )
-
-
-def _published_note(command: DetectCommand, torch: str | None) -> None:
-    """What the locked torch's release publishes, per PyTorch's release matrix."""
-    from poetry_torch_cuda.machine import tables
-
-    release = tables.torch_release(torch)
-    if release is not None:
-        published = ", ".join((*release.cuda, *release.rocm))
-        command.line(
-            f"<comment>Note:</> torch {release.release} publishes {published} "
-            f"(PyTorch's release matrix, read {tables.READ_ON})"
-        )
-
-
-def _candidates(decision: Decision) -> list[dict[str, Any]]:
-    return [
-        {
-            "variant": verdict.variant.name,
-            "usable": verdict.usable,
-            "reasons": list(verdict.reasons),
-            "offered": None if offer is None else offer.available,
-            "offer": None if offer is None else offer.detail,
-            "rule": verdict.rule,
-        }
-        for verdict, offer in decision.candidates
-    ]

@@ -8,14 +8,20 @@ from typing import ClassVar
 
 from cleo.helpers import option
 from poetry.console.commands.group_command import GroupCommand
+from poetry.core.version.helpers import format_python_constraint
 
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.index.credentials import index_access
 from poetry_torch_cuda.lockfile import export
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import configured
 from poetry_torch_cuda.lockfile.service import entry_for
 from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.project.selection import selection_from
+from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import not_a_variant
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.urls import without_credentials
@@ -51,16 +57,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
             default="requirements.txt",
         ),
         option("output", "o", "Write to this file instead of stdout.", flag=False),
-        *GroupCommand._group_dependency_options(),
-        option(
-            "extras",
-            "E",
-            "Extra sets of dependencies to include.",
-            flag=False,
-            multiple=True,
-        ),
-        option("all-extras", None, "Include all sets of extra dependencies."),
-        option("all-groups", None, "Include all dependency groups."),
+        *selection_options(),
     ]
     help = (
         "Writes what a clean environment needs to reproduce this project with the "
@@ -104,17 +101,12 @@ class ExportCommand(ReportsErrors, GroupCommand):
                 f"{LOCK_NAME} does not match poetry.lock ({reasons[0]}); run "
                 "`poetry torch-cuda lock` first."
             )
+        selection = selection_from(self)
         packages = export.select(
-            self.poetry,
-            config.package_names,
-            entry,
-            self.activated_groups,
-            self._extras(),
+            self.poetry, config.package_names, entry, selection.groups, selection.extras
         )
         secret = self._credentialed_indexes(config, variant)
         if fmt == "pylock.toml":
-            from poetry.core.version.helpers import format_python_constraint
-
             text = export.pylock_toml(
                 variant.name,
                 packages,
@@ -134,32 +126,10 @@ class ExportCommand(ReportsErrors, GroupCommand):
             self.io.write(text)
         return 0
 
-    def _extras(self) -> frozenset[str]:
-        if self.option("all-extras"):
-            return frozenset(str(e) for e in self.poetry.package.extras)
-        chosen: set[str] = set()
-        for value in self.option("extras") or []:
-            chosen.update(part for part in value.replace(",", " ").split() if part)
-        return frozenset(chosen)
-
-    @property
-    def activated_groups(self) -> set[str]:  # type: ignore[override]
-        """``--all-groups`` on top of Poetry's ``--with``/``--without``/``--only``."""
-        if self.option("all-groups"):
-            return {
-                str(g)
-                for g in self.poetry.package.dependency_group_names(
-                    include_optional=True
-                )
-            }
-        return {str(g) for g in super().activated_groups}
-
     def _credentialed_indexes(
         self, config: TorchCudaConfig, variant: Variant
     ) -> list[str]:
         """Indexes Poetry has credentials for: named in a comment, never written."""
-        from poetry_torch_cuda.index.credentials import index_access
-
         found = []
         if index_access(config, variant, self.poetry.config).has_credentials:
             found.append(without_credentials(config.index_url(variant)).rstrip("/"))
@@ -173,9 +143,6 @@ class ExportCommand(ReportsErrors, GroupCommand):
 
     def _file_url(self, index: str, name: str, filename: str) -> str:
         """A file's URL as the index's page gives it (cached for 10 minutes)."""
-        from poetry_torch_cuda.index.client import IndexUnavailableError
-        from poetry_torch_cuda.index.client import project_client
-
         if self._client is None:
             self._client = project_client(self.poetry)
         try:

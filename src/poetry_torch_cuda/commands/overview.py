@@ -7,7 +7,6 @@ mistyped subcommand lands here and is answered with the list and exit 1.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError
 from importlib.metadata import metadata
 
 from cleo.helpers import argument
@@ -36,16 +35,11 @@ def subcommands() -> list[tuple[str, str]]:
 
 def documentation() -> str:
     """The documentation address from the installed metadata, else where the README is."""
-    try:
-        urls = metadata(DISTRIBUTION).get_all("Project-URL") or []
-    except PackageNotFoundError:  # pragma: no cover - we are running, so installed
-        urls = []
-    by_label = {
-        label.strip().lower(): url.strip()
-        for label, _, url in (str(entry).partition(",") for entry in urls)
-    }
-    labels = ("documentation", "homepage", "repository", "source")
-    return next((by_label[k] for k in labels if by_label.get(k)), README)
+    for entry in metadata(DISTRIBUTION).get_all("Project-URL") or []:
+        label, _, url = str(entry).partition(",")
+        if label.strip().lower() == "documentation":
+            return url.strip()
+    return README
 
 
 def overview() -> list[str]:

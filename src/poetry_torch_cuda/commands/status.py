@@ -12,16 +12,19 @@ from poetry.console.commands.group_command import GroupCommand
 from poetry_torch_cuda.commands.base import NotCreatedEnv
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.machine import tables
+from poetry_torch_cuda.machine.fleet import check_project_fleet
+from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.config import ENV_VARIANT
+from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.selection import selection_options
+from poetry_torch_cuda.reports.status import build_report
 from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from cleo.io.inputs.option import Option
-    from cleo.io.io import IO
 
     from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.machine.fleet import TargetCheck
@@ -52,15 +55,8 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         "given, else its default groups) is missing."
     )
 
-    def reads_only(self, io: IO) -> bool:
-        """Only reads (never creates the virtualenv)."""
-        return True
-
     def work(self) -> int:
         """Gather the report and print it."""
-        from poetry_torch_cuda.machine.resolution import probe
-        from poetry_torch_cuda.reports.status import build_report
-
         ctx = self.context()
         report = build_report(ctx, probe(self.env, nvcc=True))
         fleet = _check_fleet(ctx)
@@ -78,48 +74,39 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
             self._render(report, [c.summary() for c in fleet if c.ok])
         return 1 if self.option("check") and not report.in_line else 0
 
-    def _render(self, report: StatusReport, targets: Sequence[str] = ()) -> None:
-        resolution = report.resolution
-        origin = esc(resolution.origin)
+    def _render(self, report: StatusReport, targets: list[str]) -> None:
+        resolution, decision = report.resolution, report.resolution.decision
+        variant = f"<c2>{resolution.variant}</> (from {esc(resolution.origin)})"
         if resolution.configured.kind == "auto":
-            variant = f"<c2>auto</> -> <c2>{resolution.variant}</> (from {origin})"
-        else:
-            variant = f"<c2>{resolution.variant}</> (from {origin})"
-        self.line(f"<info>Variant</>      {variant}")
-        decision = resolution.decision
+            variant = f"<c2>auto</> -> {variant}"
+        self._rows("Variant", [variant])
         if decision is not None and decision.steps and not self.io.is_verbose():
-            self.line(
-                f"<info>auto</>         {esc(decision.steps[-1])} (-v: every step)"
-            )
-        self.line(f"<info>Index</>        {esc(mask_url(report.index_url))}")
+            self._rows("auto", [f"{esc(decision.steps[-1])} (-v: every step)"])
+        self._rows("Index", [esc(mask_url(report.index_url))])
         where = (
             "not created yet (`poetry install` creates it)"
             if isinstance(self.env, NotCreatedEnv)
             else self.env.path
         )
-        self.line(f"<info>Environment</>  {esc(where)}")
-        for i, package in enumerate(report.packages):
-            head = "<info>Installed</>    " if i == 0 else " " * 13
+        self._rows("Environment", [esc(where)])
+        packages = []
+        for package in report.packages:
             installed = package.installed
-            if installed is None:
-                state = "<comment>not installed</>"
-                if package.absent:
-                    state += f" ({esc(package.absent)})"
-            else:
+            if installed is not None:
                 state = f"<c2>{esc(installed.version)}</>  {esc(installed.build)}"
-            self.line(f"{head}{package.name:<12} {state}")
+            else:
+                why = f" ({esc(package.absent)})" if package.absent else ""
+                state = f"<comment>not installed</>{why}"
+            packages.append(f"{package.name:<12} {state}")
+        self._rows("Installed", packages)
         wheels = ", ".join(f"{n} {v}" for n, v in sorted(report.cuda_wheels.items()))
-        self.line(f"<info>CUDA wheels</>  {esc(wheels) or 'none'}")
-        self.line(f"<info>Orphans</>      {esc(', '.join(report.orphans)) or 'none'}")
-        for i, line in enumerate(_machine_lines(report)):
-            head = "<info>Machine</>      " if i == 0 else " " * 13
-            self.line(f"{head}{line}")
-        for i, line in enumerate(targets):
-            head = "<info>Targets</>      " if i == 0 else " " * 13
-            self.line(f"{head}{esc(line)}")
-        if resolution.decision is not None and self.io.is_verbose():
+        self._rows("CUDA wheels", [esc(wheels) or "none"])
+        self._rows("Orphans", [esc(", ".join(report.orphans)) or "none"])
+        self._rows("Machine", _machine_lines(report))
+        self._rows("Targets", [esc(line) for line in targets])
+        if decision is not None and self.io.is_verbose():
             self.line("<info>auto</>")
-            for step in resolution.decision.steps:
+            for step in decision.steps:
                 self.line(f"  - {esc(step)}")
         for note in report.notes:
             self.line(f"<comment>Note:</> {esc(note)}")
@@ -128,16 +115,17 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         if report.in_line:
             self.line("<success>Everything is in line.</>")
 
+    def _rows(self, title: str, lines: list[str]) -> None:
+        """``lines`` under ``title``, in the report's column."""
+        for i, line in enumerate(lines):
+            head = f"<info>{title}</>" + " " * (13 - len(title)) if i == 0 else " " * 13
+            self.line(f"{head}{line}")
+
 
 def _check_fleet(ctx: RunContext) -> list[TargetCheck]:
     """The declared targets checked against the lock (none without a lock)."""
     if not ctx.config.targets or not ctx.poetry.locker.is_locked():
         return []
-    from poetry_torch_cuda.machine.fleet import check_project_fleet
-    from poetry_torch_cuda.project.config import ENV_VARIANT
-    from poetry_torch_cuda.project.config import load_config
-    from poetry_torch_cuda.project.locked import locked_state
-
     locked = locked_state(ctx.poetry, ctx.env).versions
     # The targets are other machines: they get pyproject.toml's variant, not this
     # run's POETRY_TORCH_CUDA_VARIANT (a CI runner installing cpu for itself).

@@ -96,11 +96,8 @@ class SwitchCommand(MovingCommand):
         if name == "auto" and self.option("pin"):
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
-            plan = self.dry_run(ctx, variant)
-            self.line(
-                f"{PREFIX}: would switch to <c2>{name}</>{resolved}: "
-                + esc(self.plan_words(ctx, plan))
-            )
+            words = esc(self.preview(ctx, variant, would=False))
+            self.line(f"{PREFIX}: would switch to <c2>{name}</>{resolved}: {words}")
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             return 0
         # All or nothing: the new pyproject.toml is written (beside the old one)

@@ -10,9 +10,11 @@ from cleo.helpers import option
 from poetry_torch_cuda.commands.base import DRY_RUN
 from poetry_torch_cuda.commands.base import MOVES_HELP
 from poetry_torch_cuda.commands.base import MovingCommand
+from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.selection import selection_options
+from poetry_torch_cuda.proof.after import prove_change
 
 
 if TYPE_CHECKING:
@@ -42,15 +44,12 @@ class SyncCommand(MovingCommand):
 
     def work(self) -> int:
         """Resolve, plan, and (unless ``--dry-run``) apply."""
-        from poetry_torch_cuda.machine.resolution import report
-        from poetry_torch_cuda.proof.after import prove_change
-
         ctx, resolution = self.prepare(self.project_config())
         report(resolution, self.io)
         variant, force = resolution.variant, bool(self.option("force"))
         if self.option("dry-run"):
-            plan = self.dry_run(ctx, variant, force=force)
-            self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan, would=True))}")
+            words = self.preview(ctx, variant, force=force, would=True)
+            self.line(f"{PREFIX}: {esc(words)}")
             return 0
         plan = self.move(ctx, variant, force=force, refresh=True)
         prove_change(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from typing import TYPE_CHECKING
-from typing import Any
 from typing import ClassVar
 
 from cleo.helpers import argument
@@ -13,21 +12,34 @@ from cleo.helpers import option
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
+from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.index.offers import wanted_versions
+from poetry_torch_cuda.machine import tables
+from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.resolution import choose
+from poetry_torch_cuda.machine.resolution import offer_finder
+from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.locked import check_fresh
+from poetry_torch_cuda.project.locked import locked_state
+from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from cleo.io.inputs.argument import Argument
     from cleo.io.inputs.option import Option
-    from cleo.io.io import IO
-    from packaging.utils import NormalizedName
 
     from poetry_torch_cuda.index.offers import VariantOffer
-    from poetry_torch_cuda.machine.detection import Verdict
     from poetry_torch_cuda.project.variants import Variant
+
+#: A row's index cell and style, by whether the index offers the build.
+OFFERED = {
+    True: ("offered", "success"),
+    False: ("missing", "comment"),
+    None: ("unknown", "warning"),
+}
+RUNS = {True: "runs here", False: "does not run here", None: "cannot tell"}
 
 
 class VariantsCommand(TorchCudaCommand):
@@ -58,22 +70,8 @@ class VariantsCommand(TorchCudaCommand):
         "are cached for 10 minutes in Poetry's cache directory."
     )
 
-    def reads_only(self, io: IO) -> bool:
-        """Only reads (never creates the virtualenv)."""
-        return True
-
     def work(self) -> int:
         """Ask the index about every candidate variant and print the table."""
-        from poetry_torch_cuda.index.client import project_client
-        from poetry_torch_cuda.index.offers import wanted_versions
-        from poetry_torch_cuda.machine import tables
-        from poetry_torch_cuda.machine.detection import assess
-        from poetry_torch_cuda.machine.resolution import choose
-        from poetry_torch_cuda.machine.resolution import offer_finder
-        from poetry_torch_cuda.machine.resolution import probe
-        from poetry_torch_cuda.project.locked import check_fresh
-        from poetry_torch_cuda.project.locked import locked_state
-
         config = self.project_config()
         check_fresh(self.poetry)
         locked = locked_state(self.poetry, self.env).versions
@@ -101,71 +99,44 @@ class VariantsCommand(TorchCudaCommand):
             for report in reports
             if report.listed or self.option("all") or self.argument("variant")
         ]
+        configured, auto = config.variant, decision.variant
         if self.option("json"):
+            variants = [
+                {
+                    "variant": report.variant.name,
+                    "index_url": mask_url(report.index_url),
+                    "offered": report.available,
+                    "packages": [
+                        dataclasses.asdict(package) | {"name": str(package.name)}
+                        for package in report.packages
+                    ],
+                    "usable": verdict.usable,
+                    "rule": verdict.rule,
+                    "reasons": list(verdict.reasons),
+                    "configured": report.variant == configured,
+                }
+                for report, verdict in rows
+            ]
             self.write_json(
                 {
                     "packages": wanted,
                     "index_url": mask_url(config.index_url_template),
-                    "configured": config.variant.name,
-                    "auto": decision.variant.name,
-                    "variants": [_row_json(r, v, config.variant) for r, v in rows],
+                    "configured": configured.name,
+                    "auto": auto.name,
+                    "variants": variants,
                 }
             )
             return 0
-        self._render(rows, reports, wanted, config.variant, decision.variant)
-        return 0
-
-    def _candidates(self, configured: Variant) -> list[Variant]:
-        from poetry_torch_cuda.machine import tables
-        from poetry_torch_cuda.project.variants import variant_argument
-
-        names = self.argument("variant") or [
-            "cpu",
-            *tables.CUDA_VARIANTS,
-            *tables.ROCM_VARIANTS,
-            "xpu",
-        ]
-        variants: list[Variant] = []
-        for name in names:
-            variant = variant_argument(name)
-            if variant.kind != "auto" and variant not in variants:
-                variants.append(variant)
-        if (
-            not self.argument("variant")
-            and configured.kind != "auto"
-            and configured not in variants
-        ):
-            variants.append(configured)
-        return variants
-
-    def _render(
-        self,
-        rows: list[tuple[VariantOffer, Verdict]],
-        reports: list[VariantOffer],
-        wanted: Mapping[NormalizedName, str],
-        configured: Variant,
-        auto: Variant,
-    ) -> None:
         asked = ", ".join(f"{n} {v}" for n, v in wanted.items()) or "torch (no lock)"
         self.line(f"Variants for <c2>{esc(asked)}</>:")
         width = max((len(r.variant.name) for r, _ in rows), default=4)
         # One failure of the index (unreachable, refused) is said once, not per row.
         errors = {r.variant: _error(r) for r, _ in rows if r.available is not True}
-        shared = [
-            e for e in errors.values() if e and list(errors.values()).count(e) > 1
-        ]
+        found = list(errors.values())
+        shared = [e for e in found if e and found.count(e) > 1]
         for report, verdict in rows:
-            offered, style = {
-                True: ("offered", "success"),
-                False: ("missing", "comment"),
-            }.get(
-                report.available,  # type: ignore[arg-type]
-                ("unknown", "warning"),
-            )
-            runs = {True: "runs here", False: "does not run here"}.get(
-                verdict.usable,  # type: ignore[arg-type]
-                "cannot tell",
-            )
+            offered, style = OFFERED[report.available]
+            runs = RUNS[verdict.usable]
             marks = [
                 word
                 for word, hit in (("configured", configured), ("auto's pick", auto))
@@ -174,8 +145,7 @@ class VariantsCommand(TorchCudaCommand):
             mark = f"  <c1>({', '.join(marks)})</>" if marks else ""
             cell = f"<{style}>{offered}</>" + " " * (8 - len(offered))
             self.line(f"  <c2>{report.variant.name:<{width}}</>  {cell} {runs}{mark}")
-            error = errors.get(report.variant)
-            if report.available is not True and error not in shared:
+            if report.available is not True and errors[report.variant] not in shared:
                 detail = "; ".join(p.describe(report.variant) for p in report.packages)
                 self.line(f"  {'':<{width}}    index: {esc(detail)}")
             self.line(f"  {'':<{width}}    {esc('; '.join(verdict.reasons))}")
@@ -188,6 +158,16 @@ class VariantsCommand(TorchCudaCommand):
                 "(--all lists them)"
             )
         self.line(f"<info>auto</> picks <c2>{auto}</> on this machine.")
+        return 0
+
+    def _candidates(self, configured: Variant) -> list[Variant]:
+        """The variants asked for, else every known one and the configured one."""
+        asked = self.argument("variant")
+        names = asked or ["cpu", *tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "xpu"]
+        variants = [variant_argument(name) for name in names]
+        if not asked:
+            variants.append(configured)
+        return list(dict.fromkeys(v for v in variants if v.kind != "auto"))
 
 
 def _error(report: VariantOffer) -> str | None:
@@ -200,21 +180,3 @@ def _error(report: VariantOffer) -> str | None:
     ]
     name = report.variant.name
     return "; ".join(found).replace(name, "{variant}") if found else None
-
-
-def _row_json(
-    report: VariantOffer, verdict: Verdict, configured: Variant
-) -> dict[str, Any]:
-    return {
-        "variant": report.variant.name,
-        "index_url": mask_url(report.index_url),
-        "offered": report.available,
-        "packages": [
-            dataclasses.asdict(package) | {"name": str(package.name)}
-            for package in report.packages
-        ],
-        "usable": verdict.usable,
-        "rule": verdict.rule,
-        "reasons": list(verdict.reasons),
-        "configured": report.variant == configured,
-    }

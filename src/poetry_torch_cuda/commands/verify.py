@@ -7,14 +7,19 @@ from typing import ClassVar
 
 from cleo.helpers import option
 
+from poetry_torch_cuda.commands.base import NotCreatedEnv
 from poetry_torch_cuda.commands.base import TorchCudaCommand
+from poetry_torch_cuda.machine.resolution import next_choice
+from poetry_torch_cuda.machine.resolution import probe
+from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.locked import locked_state
+from poetry_torch_cuda.proof.verify import prove
 
 
 if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
-    from cleo.io.io import IO
 
 
 class VerifyCommand(TorchCudaCommand):
@@ -42,19 +47,8 @@ class VerifyCommand(TorchCudaCommand):
         "<c1>-vvv</> shows the check's traceback."
     )
 
-    def reads_only(self, io: IO) -> bool:
-        """Only reads (never creates the virtualenv)."""
-        return True
-
     def work(self) -> int:
         """Resolve the variant, prove the environment, print the verdict."""
-        from poetry_torch_cuda.commands.base import NotCreatedEnv
-        from poetry_torch_cuda.machine.resolution import next_choice
-        from poetry_torch_cuda.machine.resolution import probe
-        from poetry_torch_cuda.machine.resolution import resolve
-        from poetry_torch_cuda.project.locked import locked_state
-        from poetry_torch_cuda.proof.verify import prove
-
         config = self.project_config()
         exists = not isinstance(self.env, NotCreatedEnv)
         machine = probe(self.env)

@@ -120,7 +120,7 @@ def dead_stashes(env_path: Path, *, remove: bool = False) -> list[str]:
     """Stashes of runs that were killed: removed (under the environment's lock),
     or described for ``status``."""
     found = []
-    for path in env_path.glob(f"{STASH}*"):
+    for path in state_dir(env_path).glob(f"{STASH}*"):
         owner = path.name[len(STASH) :].split(".", 1)[0]
         if owner.isdigit() and alive(int(owner)):
             continue

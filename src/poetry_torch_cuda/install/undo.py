@@ -1,12 +1,14 @@
 """The one way back: a stash of the torch family's files, put back on any failure.
 
 Before pip runs, every file of the installed torch family is hard-linked into
-a stash inside the environment (``.torch-cuda-stash-<pid>.<random>``): no
-copy, no network. pip and a removal unlink a file before anything replaces
-it, so the stash keeps the old contents and costs disk only for what
-changed. Whatever fails afterwards (pip, an interrupt, the check of what pip
-installed, the sweep, switch's verification) is undone from it: what changed
-is removed, pip's ``~`` leftovers go, the stashed files are linked back.
+a stash in the environment's state folder (``envlock.state_dir``: the venv
+itself, never a system Python's prefix; ``.torch-cuda-stash-<pid>.<random>``):
+no network, and no copy unless that folder is on another filesystem. pip and
+a removal unlink a file before anything replaces it, so the stash keeps the
+old contents and costs disk only for what changed. Whatever fails afterwards
+(pip, an interrupt, the check of what pip installed, the sweep, switch's
+verification) is undone from it: what changed is removed, pip's ``~``
+leftovers go, the stashed files are linked back.
 
 After a change the stash stays as the environment's previous build (one at
 most, ``.torch-cuda-previous``): switch's rollback, and a switch back to that
@@ -15,6 +17,7 @@ build while torch-cuda.lock still names its files, are then a set of links.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.environment.envlock import STASH
+from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
@@ -78,7 +82,8 @@ class Stash:
     def take(cls, env: Env, names: Collection[str]) -> Stash | None:
         """A stash of the installed ``names`` in ``env``; ``None`` where links fail."""
         try:
-            root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=env.path))
+            home = state_dir(env.path)
+            root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         except OSError:
             return None
         before = {str(k): v for k, v in versions_of(installed_environment(env)).items()}
@@ -90,7 +95,7 @@ class Stash:
                 for path, _ in entries:
                     if path.is_file() and not path.is_symlink():
                         stash.files.append((str(path), str(len(stash.files))))
-                        os.link(path, root / stash.files[-1][1])
+                        _link(path, root / stash.files[-1][1])
                         site = next((s for s in sites if path.is_relative_to(s)), None)
                         top = site and site / path.relative_to(site).parts[0]
                         if top and top.is_dir() and top.suffix != ".dist-info":
@@ -133,7 +138,7 @@ class Stash:
                 if target.exists() or target.is_symlink():
                     target.unlink()
                 target.parent.mkdir(parents=True, exist_ok=True)
-                os.link(kept, target)
+                _link(kept, target)
                 relinked += 1
         after = versions_of(installed_environment(env))
         changes = [
@@ -150,7 +155,7 @@ class Stash:
             k: getattr(self, k) for k in ("before", "family", "files", "locked")
         }
         (self.root / _MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
-        self.root = self.root.rename(env_path / PREVIOUS)
+        self.root = self.root.rename(state_dir(env_path) / PREVIOUS)
 
     def drop(self) -> None:
         """Remove the stash."""
@@ -169,7 +174,8 @@ def finish(stash: Stash | None, env: Env, request: InstallRequest) -> None:
         stash.keep(env.path)
         files |= set(_installed_from(env.path))
     with suppress(OSError):
-        (env.path / INSTALLED).write_text(json.dumps(sorted(files)), encoding="utf-8")
+        record = state_dir(env.path) / INSTALLED
+        record.write_text(json.dumps(sorted(files)), encoding="utf-8")
 
 
 def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
@@ -195,25 +201,36 @@ def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
 def previous_build(env_path: Path) -> Stash | None:
     """The environment's previous build, if one is kept."""
     try:
-        data = json.loads((env_path / PREVIOUS / _MANIFEST).read_text(encoding="utf-8"))
+        root = state_dir(env_path) / PREVIOUS
+        data = json.loads((root / _MANIFEST).read_text(encoding="utf-8"))
         files = [(str(path), str(name)) for path, name in data["files"]]
-        return Stash(
-            env_path / PREVIOUS, data["before"], data["family"], files, data["locked"]
-        )
+        return Stash(root, data["before"], data["family"], files, data["locked"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def drop_previous(env_path: Path) -> None:
     """Forget the environment's previous build."""
-    shutil.rmtree(env_path / PREVIOUS, ignore_errors=True)
+    shutil.rmtree(state_dir(env_path) / PREVIOUS, ignore_errors=True)
 
 
 def _installed_from(env_path: Path) -> list[str]:
     try:
-        return [str(sha) for sha in json.loads((env_path / INSTALLED).read_text())]
+        record = state_dir(env_path) / INSTALLED
+        return [str(sha) for sha in json.loads(record.read_text())]
     except (OSError, ValueError, TypeError):
         return []
+
+
+def _link(source: Path, target: Path) -> None:
+    """Hard-link ``source`` as ``target``; a copy across filesystems (a system
+    Python's state folder in Poetry's cache, on another disk than its site-packages)."""
+    try:
+        os.link(source, target)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        shutil.copy2(source, target)
 
 
 def _files_under(tops: Collection[str]) -> set[str]:

@@ -15,11 +15,9 @@ if TYPE_CHECKING:
 
 
 class LockLookup:
-    """``variant -> its entry of torch-cuda.lock`` for an install (locks it if needed).
-
-    When that locking wrote the file and the install then fails, :meth:`undo`
-    puts the file back as it was: an entry is kept only once its files installed.
-    """
+    """``variant -> its entry of torch-cuda.lock`` for an install (locks it if
+    needed); :meth:`undo` puts back a file that locking wrote, should the
+    install fail: an entry is kept only once its files installed."""
 
     def __init__(self, poetry: Poetry, io: IO) -> None:
         self._path = poetry.locker.lock.parent / "torch-cuda.lock"
@@ -38,16 +36,14 @@ class LockLookup:
 
         before = self._bytes()
         entry = variant_lock(self._poetry, variant, self._io)
-        if self._bytes() != before:
+        if not self._wrote and self._bytes() != before:
             self._before, self._wrote = before, True
         return entry
 
     def undo(self) -> None:
         """Restore torch-cuda.lock as it was before this install locked anything."""
-        if not self._wrote:
-            return
-        if self._before is None:
+        if self._wrote and self._before is None:
             self._path.unlink(missing_ok=True)
-        else:
+        elif self._wrote and self._before is not None:
             self._path.write_bytes(self._before)
         self._wrote = False

@@ -13,6 +13,7 @@ import hashlib
 import io
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.lockfile.model import LockedDependency
 from poetry_torch_cuda.lockfile.model import LockedPackage
 from poetry_torch_cuda.lockfile.model import VariantLock
+from poetry_torch_cuda.lockfile.model import write_text
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.urls import mask_url
 from poetry_torch_cuda.urls import without_credentials
@@ -56,17 +58,11 @@ class LockError(TorchCudaError):
 
     #: The HTTP status of the index's refusal, when that was the cause.
     status: int | None = None
-    #: Why the index did not answer at all (``IndexUnavailableError.cause``).
-    cause: str | None = None
 
 
 def _unavailable(error: Exception) -> LockError:
     failure = LockError(str(error))
     failure.status = getattr(error, "status", None)
-    # No HTTP status: the index did not answer (the client words why).
-    failure.cause = getattr(error, "cause", None) or (
-        None if failure.status else "no answer"
-    )
     return failure
 
 
@@ -119,12 +115,11 @@ class VariantLocker:
     def lock(
         self,
         variant: Variant,
-        fetch_url: str,
-        record_url: str,
+        url: str,
         roots: Iterable[Root],
         recorded: Mapping[str, set[str]] | None = None,
     ) -> VariantLock:
-        """``variant``'s build of ``roots`` from ``fetch_url``, recorded as ``record_url``.
+        """``variant``'s build of ``roots`` from the index at ``url``.
 
         Each set of roots installed together (one torch version with its
         companions, under their markers) is walked with its own pins.
@@ -139,7 +134,7 @@ class VariantLocker:
         for group in _together(list(roots)):
             specs: dict[NormalizedName, SpecifierSet] = {}
             for _ in range(_MAX_PASSES):
-                found, seen = self._walk(variant, fetch_url, group, specs)
+                found, seen = self._walk(variant.local_label, url, group, specs)
                 if seen == specs:
                     break
                 specs = seen
@@ -149,26 +144,18 @@ class VariantLocker:
                     nodes[key].edges.update(node.edges)
                 else:
                     nodes[key] = node
-        if without_credentials(fetch_url) != without_credentials(record_url):
-            raise LockError(
-                "torch-cuda.lock is never written through the per-run mirror "
-                f"POETRY_TORCH_CUDA_INDEX_URL ({mask_url(fetch_url)}): it records "
-                f"the configured index, {mask_url(record_url)}. Unset "
-                "POETRY_TORCH_CUDA_INDEX_URL to lock, or make the mirror the "
-                "index-url in pyproject.toml."
-            )
         self._check_drift(variant, nodes.values(), recorded or {})
         return VariantLock(
             variant.name,
-            without_credentials(record_url),
-            tuple(self._package(node, fetch_url) for node in nodes.values()),
+            without_credentials(url),
+            tuple(self._package(node, url) for node in nodes.values()),
         )
 
     # -- the walk -------------------------------------------------------------
 
     def _walk(
         self,
-        variant: Variant,
+        label: str,
         url: str,
         roots: list[Root],
         specs: dict[NormalizedName, SpecifierSet],
@@ -182,12 +169,12 @@ class VariantLocker:
         stack: list[tuple[NormalizedName, str, frozenset[str], Any]] = []
         for root in roots:
             version = root.version or self._choose(
-                variant, url, root.name, root.specifier, label=variant.local_label
+                url, root.name, root.specifier, label=label
             )
             if root.version is not None and not self._files(
                 url, root.name, root.version
             ):
-                raise self._missing(variant, url, root.name, root.version)
+                raise self._missing(url, root.name, root.version)
             stack.append((root.name, version, root.extras, parse_marker(root.markers)))
         while stack:
             name, version, extras, marker = stack.pop()
@@ -217,7 +204,7 @@ class VariantLocker:
                 dep_marker = dep_marker.without_extras()
                 spec = requirement.specifier & specs.get(dep, SpecifierSet())
                 seen[dep] = seen.get(dep, SpecifierSet()) & requirement.specifier
-                dep_version = self._choose(variant, url, dep, spec)
+                dep_version = self._choose(url, dep, spec)
                 node.edges[(dep, dep_version)] = dep_marker
                 stack.append(
                     (
@@ -231,7 +218,6 @@ class VariantLocker:
 
     def _choose(
         self,
-        variant: Variant,
         url: str,
         name: NormalizedName,
         specifier: SpecifierSet,
@@ -250,7 +236,7 @@ class VariantLocker:
         if not allowed:
             allowed = sorted(specifier.filter(versions, prereleases=True), reverse=True)
         if not allowed:
-            raise self._missing(variant, url, name, str(specifier) or None)
+            raise self._missing(url, name, str(specifier) or None)
         return str(allowed[0])
 
     def _files(self, url: str, name: NormalizedName, version: str) -> list[IndexFile]:
@@ -283,22 +269,15 @@ class VariantLocker:
             _, _, _, tags = parse_wheel_filename(entry.filename)
         except (InvalidWheelFilename, InvalidVersion):
             return False
-        for tag in tags:
-            interpreter = tag.interpreter
-            digits = interpreter[2:]
-            if (
-                tag.abi == "abi3"
-                or not interpreter.startswith(("cp", "pp"))
-                or len(digits) < 2
-            ):
-                return True
-            if self._python_allows(f"{digits[0]}.{digits[1:]}"):
-                return True
-        return False
+        return any(
+            tag.abi == "abi3"
+            or not tag.interpreter.startswith(("cp", "pp"))
+            or len(tag.interpreter) < 4
+            or self._python_allows(f"{tag.interpreter[2]}.{tag.interpreter[3:]}")
+            for tag in tags
+        )
 
-    def _missing(
-        self, variant: Variant, url: str, name: str, wanted: str | None
-    ) -> MissingBuildError:
+    def _missing(self, url: str, name: str, wanted: str | None) -> MissingBuildError:
         page = self._page(url, canonicalize_name(name))
         have = sorted(
             {v for v in (wheel_version(e.filename) for e in page.entries) if v},
@@ -355,11 +334,9 @@ class VariantLocker:
 
         cache = self._metadata_cache
         path = cache / f"{entry.sha256}.metadata" if cache and entry.sha256 else None
-        try:
+        with suppress(OSError):
             if path is not None:
                 return path.read_text(encoding="utf-8")
-        except OSError:
-            pass
         try:
             if entry.metadata_sha256 is not None:
                 data = self._client.download(entry.url + ".metadata")
@@ -371,13 +348,10 @@ class VariantLocker:
         except IndexUnavailableError as error:
             raise _unavailable(error) from None
         text = data.decode("utf-8", "replace")
-        try:  # a cache that cannot be written costs a request next time
+        with suppress(OSError):  # a cache not written costs a request next time
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.with_suffix(".tmp").write_text(text, encoding="utf-8")
-                path.with_suffix(".tmp").replace(path)
-        except OSError:
-            pass
+                write_text(path, text)
         return text
 
     # -- results ------------------------------------------------------------------

@@ -123,14 +123,14 @@ def requirements_txt(
 ) -> str:
     """A requirements file for ``pip install --require-hashes -r``."""
     packages = sorted(packages, key=lambda p: (p.name, p.version))
-    indexes = _indexes(packages)
+    indexes, hosts, comments = _header(packages, secret)
     lines = [
         f"# Exported by poetry-torch-cuda from poetry.lock and {LOCK_NAME} for {variant}.",
         "# Install with: pip install --require-hashes -r <this file>",
-        *_credential_comments(indexes, secret),
+        *comments,
         f"--index-url {indexes[0]}",
         *(f"--extra-index-url {url}" for url in indexes[1:]),
-        *(f"--trusted-host {host}" for host in _insecure_hosts(indexes)),
+        *(f"--trusted-host {host}" for host in hosts),
         "",
     ]
     for package in packages:
@@ -162,13 +162,13 @@ def pylock_toml(
     import tomlkit
 
     packages = sorted(packages, key=lambda p: (p.name, p.version))
-    indexes = _indexes(packages)
-    trusted = "".join(f" --trusted-host {h}" for h in _insecure_hosts(indexes))
+    _, hosts, comments = _header(packages, secret)
+    trusted = "".join(f" --trusted-host {h}" for h in hosts)
     document = tomlkit.document()
     for line in (
         f"Exported by poetry-torch-cuda from poetry.lock and {LOCK_NAME} for {variant}.",
         f"Install with: pip install{trusted} -r pylock.toml (pip >= 26.1).",
-        *(c.removeprefix("# ") for c in _credential_comments(indexes, secret)),
+        *(c.removeprefix("# ") for c in comments),
     ):
         document.add(tomlkit.comment(line))
     document["lock-version"] = "1.0"
@@ -208,21 +208,19 @@ def pylock_toml(
     return tomlkit.dumps(document)
 
 
-def _indexes(packages: Iterable[ExportedPackage]) -> list[str]:
+def _header(
+    packages: Iterable[ExportedPackage], secret: Iterable[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """The indexes (PyPI first), the hosts of plain-http ones (pip ignores them
+    without ``--trusted-host``) and the comments naming those with credentials."""
     found = {p.index for p in packages if p.index is not None}
-    return sorted(found, key=lambda url: (url != PYPI_SIMPLE, url)) or [PYPI_SIMPLE]
-
-
-def _insecure_hosts(indexes: Iterable[str]) -> list[str]:
-    """Hosts of plain-http indexes: pip ignores them without ``--trusted-host``."""
-    return sorted({urlsplit(u).netloc for u in indexes if u.startswith("http://")})
-
-
-def _credential_comments(indexes: Iterable[str], secret: Iterable[str]) -> list[str]:
+    indexes = sorted(found, key=lambda url: (url != PYPI_SIMPLE, url)) or [PYPI_SIMPLE]
+    hosts = sorted({urlsplit(u).netloc for u in indexes if u.startswith("http://")})
     secret = set(secret)
-    return [
+    comments = [
         f"# {url} needs credentials, which are not written here: give pip the URL "
         "with them in PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, or put them in ~/.netrc."
         for url in indexes
         if url in secret
     ]
+    return indexes, hosts, comments

@@ -11,7 +11,6 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urljoin
@@ -19,10 +18,9 @@ from urllib.parse import urljoin
 from packaging.markers import Marker
 from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion
-from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.project.variants import version_key
 
 
 if sys.version_info >= (3, 11):
@@ -87,7 +85,7 @@ class VariantLock:
         wanted = canonicalize_name(name)
         found = [p for p in self.packages if p.name == wanted]
         if version is not None:
-            found = [p for p in found if _same_version(p.version, version)]
+            found = [p for p in found if version_key(p.version) == version_key(version)]
         return max(found, key=lambda p: version_key(p.version), default=None)
 
     def closure(
@@ -150,7 +148,7 @@ class TorchCudaLock:
     """The whole file: its inputs and one entry per locked variant."""
 
     inputs: LockInputs
-    variants: tuple[VariantLock, ...] = field(default=())
+    variants: tuple[VariantLock, ...] = ()
 
     def variant(self, name: str) -> VariantLock | None:
         """The entry for ``name``, if locked."""
@@ -335,12 +333,9 @@ def _package(package: LockedPackage) -> Any:
     return table
 
 
-def write_lock(path: Path, lock: TorchCudaLock) -> bool:
-    """Write ``lock`` to ``path`` atomically; return whether the file changed.
-
-    The file gets the mode any new file gets here (the umask), as poetry.lock.
-    """
-    text = render(lock)
+def write_text(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` atomically, with the mode any new file gets here
+    (the umask, as poetry.lock); return whether the file changed."""
     try:
         if path.read_text(encoding="utf-8") == text:
             return False
@@ -357,16 +352,6 @@ def write_lock(path: Path, lock: TorchCudaLock) -> bool:
     return True
 
 
-def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
-
-
-def version_key(version: str) -> tuple[int, Version | str]:
-    """A sort key for versions; one that does not parse sorts first."""
-    try:
-        return (1, Version(version))
-    except InvalidVersion:
-        return (0, version)
+def write_lock(path: Path, lock: TorchCudaLock) -> bool:
+    """Write ``lock`` to ``path`` atomically; return whether the file changed."""
+    return write_text(path, render(lock))

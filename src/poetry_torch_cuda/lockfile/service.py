@@ -1,11 +1,7 @@
 """Keep torch-cuda.lock in step with poetry.lock: lock, check, and hand an install its files.
 
-The variants locked are ``lock-variants`` and the configured variant, always
-(``auto``: every variant auto may choose whose index has the locked builds).
-What a lock was derived from is known offline (:class:`LockInputs`): the index
-URL per variant is the configured one, without credentials;
-``POETRY_TORCH_CUDA_INDEX_URL`` is a per-run mirror and
-``POETRY_TORCH_CUDA_VARIANT`` picks what to install, so neither makes a lock stale.
+A lock's inputs (:class:`LockInputs`) are known offline; the per-run overrides
+(``POETRY_TORCH_CUDA_INDEX_URL``, ``_VARIANT``) never make a lock stale.
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ from typing import Any
 from cleo.io.outputs.output import Verbosity
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
@@ -37,6 +32,8 @@ from poetry_torch_cuda.project.config import ENV_INDEX_URL
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.project.variants import public_version
+from poetry_torch_cuda.urls import mask_url
 from poetry_torch_cuda.urls import without_credentials
 
 
@@ -49,7 +46,6 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
 
     from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.lockfile.builder import VariantLocker
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
@@ -178,7 +174,7 @@ def check_lock(poetry: Poetry) -> list[str]:
             reasons.append(f"{entry.name} lacks {', '.join(sorted(set(missing)))}")
     for name in (names & set(indexes)) - {entry.name for entry in lock.variants}:
         reasons.append(f"{name} has no entry")
-    reasons += mirror_urls(lock_path(poetry), _fetching(poetry), config)
+    reasons += _mirror_urls(lock, _fetching(poetry), config)
     return list(dict.fromkeys(reasons))
 
 
@@ -205,25 +201,41 @@ def lock_project(
     config = config or configured(poetry.pyproject.data)
     from poetry_torch_cuda.index.client import project_client
 
-    fetch = _fetching(poetry)
+    template = without_credentials(_fetching(poetry).index_url_template)
+    if template != without_credentials(config.index_url_template):
+        raise LockError(
+            f"{LOCK_NAME} is never written through the per-run mirror "
+            f"{ENV_INDEX_URL} ({mask_url(template)}): it records the configured "
+            f"index, {mask_url(config.index_url_template)}. Unset {ENV_INDEX_URL} "
+            "to lock, or make the mirror the index-url in pyproject.toml."
+        )
     client = project_client(poetry, refresh=refresh)
     spec = lock_spec(config)
     names = {name for name in spec if name != AUTO} | {v.name for v in extra}
     optional: set[str] = set()
     if AUTO in spec:
-        optional = set(_auto_variants(poetry, config, fetch, client)) - names
+        optional = set(_auto_variants(poetry, config, client)) - names
         names |= optional
     path = lock_path(poetry)
     previous, hashes = _previous(path, accept_drift)
     current = current_inputs(poetry, config, names)
-    locker = _locker(poetry, client)
+    from poetry.core.constraints.version import parse_constraint
+
+    from poetry_torch_cuda.lockfile.builder import VariantLocker
+
+    python = poetry.package.python_constraint
+    locker = VariantLocker(
+        client,
+        config.package_names,
+        lambda version: python.allows_any(parse_constraint(f"~{version}")),
+        client.cache_dir.parent / "metadata",
+    )
     variants = []
     for name in sorted(names):
-        kept = previous.variant(name) if previous is not None else None
+        kept = previous.variant(name) if reuse and previous else None
         if (
-            reuse
-            and kept is not None
-            and previous is not None
+            kept
+            and previous
             and not differences(previous.inputs, current, variant=name)
         ):
             variants.append(kept)
@@ -233,7 +245,6 @@ def lock_project(
             variants.append(
                 locker.lock(
                     variant,
-                    fetch.index_url(variant),
                     config.index_url(variant),
                     roots_for(poetry, config, variant),
                     {f: s for (v, f), s in hashes.items() if v == name},
@@ -253,7 +264,12 @@ def lock_project(
             verbosity=Verbosity.VERBOSE,
         )
     if write_lock(path, lock):
-        io.write_line(f"{PREFIX}: wrote {LOCK_NAME} ({_summary(lock.variants)})")
+        summary = "; ".join(
+            f"{v.name}: {len(v.packages)} packages, "
+            f"{sum(len(p.files) for p in v.packages)} files"
+            for v in lock.variants
+        )
+        io.write_line(f"{PREFIX}: wrote {LOCK_NAME} ({summary})")
     else:
         # Asked for explicitly (refresh): say so; after `poetry lock`: only at -v.
         io.write_line(
@@ -299,11 +315,9 @@ def entry_for(
 
 
 def variant_lock(poetry: Poetry, variant: Variant, io: IO) -> VariantLock:
-    """The locked build of ``variant`` for an install; lock it first when needed.
-
-    A fresh entry costs one read of the file and no request. A missing or stale
-    one is locked now (like Poetry locking when poetry.lock is missing), the
-    entries still fresh are kept, and the command says so.
+    """The locked build of ``variant`` for an install: a fresh entry costs one
+    read and no request; a missing or stale one is locked now (as Poetry locks
+    a missing poetry.lock), keeping the entries still fresh.
 
     Raises:
         LockError: the variant could not be locked.
@@ -326,27 +340,9 @@ def variant_lock(poetry: Poetry, variant: Variant, io: IO) -> VariantLock:
         raise LockError(
             f"could not lock {variant} from {access.shown}: {cause}\n{advice}"
         ) from None
-    entry = None if made is None else made.variant(variant.name)
-    if entry is None:  # pragma: no cover - lock_project raised instead
-        raise TorchCudaError(f"{variant} could not be locked.")
+    entry = made.variant(variant.name) if made else None
+    assert entry is not None  # lock_project raised instead
     return entry
-
-
-def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any]) -> None:
-    """After ``switch`` recorded a variant: make torch-cuda.lock what ``poetry
-    torch-cuda lock`` would write for ``pyproject`` (fresh entries are kept; a
-    variant not locked yet is asked for). A failure is a warning: the switch
-    itself succeeded, and ``lock --check`` names what is left to do."""
-    from poetry_torch_cuda.output import esc
-
-    if not poetry.locker.is_locked():
-        return
-    try:
-        lock_project(poetry, io, config=configured(pyproject), reuse=True)
-    except TorchCudaError as error:
-        io.write_error_line(
-            f"<warning>{PREFIX}: could not update {LOCK_NAME}: {esc(error)} {FIX}</>"
-        )
 
 
 def roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list[Root]:
@@ -366,9 +362,8 @@ def roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list
         if not found and requirement.specifier:
             roots.append(Root(name, None, requirement.specifier, extras, str(wanted)))
         for package, marker in found:
-            try:
-                public = Version(package.version.text).public
-            except InvalidVersion:
+            public = public_version(package.version.text)
+            if public is None:
                 continue
             version = f"{public}+{variant.local_label}"
             markers = str(wanted.intersect(marker))
@@ -377,7 +372,7 @@ def roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list
 
 
 def _auto_variants(
-    poetry: Poetry, config: TorchCudaConfig, fetch: TorchCudaConfig, client: IndexClient
+    poetry: Poetry, config: TorchCudaConfig, client: IndexClient
 ) -> list[str]:
     """Every variant ``auto`` may choose whose index has all the locked builds."""
     from poetry_torch_cuda.index.client import ProjectFiles
@@ -390,7 +385,7 @@ def _auto_variants(
     ]
     wanted = {
         variant.name: [
-            (fetch.index_url(variant), root)
+            (config.index_url(variant), root)
             for root in roots_for(poetry, config, variant)
         ]
         for variant in candidates
@@ -413,32 +408,25 @@ def _auto_variants(
     ]
 
 
-def mirror_urls(
-    path: Path, fetching: TorchCudaConfig, config: TorchCudaConfig
+def _mirror_urls(
+    lock: TorchCudaLock, fetching: TorchCudaConfig, config: TorchCudaConfig
 ) -> list[str]:
     """Files the lock takes from this run's mirror (``POETRY_TORCH_CUDA_INDEX_URL``)."""
     from urllib.parse import urlsplit
 
-    from poetry_torch_cuda.urls import mask_url
-    from poetry_torch_cuda.urls import without_credentials
-
-    try:
-        lock = read_lock(path)
-    except TorchCudaError:
-        return []
     found = []
-    for entry in lock.variants if lock is not None else ():
+    for entry in lock.variants:
         variant = parse_variant(entry.name)
         mirror = urlsplit(without_credentials(fetching.index_url(variant))).netloc
         if mirror == urlsplit(config.index_url(variant)).netloc:
             continue
-        for package in entry.packages:
-            for file in entry.files(package):
-                if urlsplit(file.url).netloc == mirror:
-                    found.append(
-                        f"{entry.name}: {file.filename} is locked at the per-run mirror "
-                        f"{mask_url(file.url)}; re-lock without POETRY_TORCH_CUDA_INDEX_URL"
-                    )
+        found += [
+            f"{entry.name}: {file.filename} is locked at the per-run mirror "
+            f"{mask_url(file.url)}; re-lock without POETRY_TORCH_CUDA_INDEX_URL"
+            for package in entry.packages
+            for file in entry.files(package)
+            if urlsplit(file.url).netloc == mirror
+        ]
     return found
 
 
@@ -447,34 +435,12 @@ def _fetching(poetry: Poetry) -> TorchCudaConfig:
     return configured(poetry.pyproject.data, os.environ)
 
 
-def _locker(poetry: Poetry, client: IndexClient) -> VariantLocker:
-    from poetry.core.constraints.version import parse_constraint
-
-    from poetry_torch_cuda.lockfile.builder import VariantLocker
-
-    constraint = poetry.package.python_constraint
-    return VariantLocker(
-        client,
-        configured(poetry.pyproject.data).package_names,
-        lambda version: constraint.allows_any(parse_constraint(f"~{version}")),
-        client.cache_dir.parent / "metadata",
-    )
-
-
-def _summary(variants: Iterable[VariantLock]) -> str:
-    return "; ".join(
-        f"{v.name}: {len(v.packages)} packages, "
-        f"{sum(len(p.files) for p in v.packages)} files"
-        for v in variants
-    )
-
-
-def after_lock_write(poetry: Poetry, io: IO) -> None:
-    """After Poetry rewrote poetry.lock: bring torch-cuda.lock in step.
-
-    A failure to lock (a build the index lacks, an index that cannot be asked)
-    leaves the file as it was, with a warning that says why; a changed hash
-    of a locked file is an error.
+def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -> None:
+    """Make torch-cuda.lock what ``poetry torch-cuda lock`` would write: after
+    Poetry rewrote poetry.lock, or (``pyproject``) after ``switch`` recorded a
+    variant, keeping the entries still fresh. A failure to lock is a warning
+    (``lock --check`` names what is left to do), except a changed hash of a
+    locked file after ``poetry lock``.
 
     Raises:
         DriftError: a locked file now has another sha256 on the index.
@@ -482,12 +448,18 @@ def after_lock_write(poetry: Poetry, io: IO) -> None:
     from poetry_torch_cuda.lockfile.builder import DriftError
     from poetry_torch_cuda.output import esc
 
+    if not poetry.locker.is_locked():
+        return
     try:
-        lock_project(poetry, io)
-    except DriftError:
-        raise
-    except LockError as error:
+        if pyproject is None:
+            lock_project(poetry, io)
+        else:
+            lock_project(poetry, io, config=configured(pyproject), reuse=True)
+    except TorchCudaError as error:
+        if pyproject is None and (
+            isinstance(error, DriftError) or not isinstance(error, LockError)
+        ):
+            raise
         io.write_error_line(
-            f"<warning>{PREFIX}: could not update {LOCK_NAME}: {esc(error)} "
-            "Run `poetry torch-cuda lock` once that is mended.</>"
+            f"<warning>{PREFIX}: could not update {LOCK_NAME}: {esc(error)} {FIX}</>"
         )

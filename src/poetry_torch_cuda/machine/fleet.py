@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.machine.detection import Decision
     from poetry_torch_cuda.machine.detection import Verdict
     from poetry_torch_cuda.project.config import TorchCudaConfig
-    from poetry_torch_cuda.project.targets import Target
+    from poetry_torch_cuda.project.targets import FleetTarget
     from poetry_torch_cuda.project.variants import Variant
 
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 class TargetCheck:
     """One target: the variant it would get, whether that runs there, and why."""
 
-    target: Target
+    target: FleetTarget
     variant: Variant
     ok: bool
     reasons: tuple[str, ...]
@@ -74,7 +74,7 @@ class TargetCheck:
         }
 
 
-def target_machine(target: Target) -> Machine:
+def target_machine(target: FleetTarget) -> Machine:
     """The :class:`Machine` a target describes, as if probed there."""
     gpus = tuple(
         NvidiaGpu(index, f"declared GPU {index}", capability)
@@ -87,7 +87,7 @@ def target_machine(target: Target) -> Machine:
     )
 
 
-def target_marker_env(target: Target, base: dict[str, Any]) -> dict[str, Any]:
+def target_marker_env(target: FleetTarget, base: dict[str, Any]) -> dict[str, Any]:
     """``base`` (this env's markers) moved to the target's OS and machine."""
     windows = target.sys_platform.startswith("win")
     return {
@@ -100,7 +100,7 @@ def target_marker_env(target: Target, base: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_target(
-    target: Target,
+    target: FleetTarget,
     configured: Variant,
     torch_version: str | None,
     offers: Callable[[Variant], Offer],
@@ -139,7 +139,10 @@ def check_target(
 
 
 def _from_verdict(
-    target: Target, verdict: Verdict, offer: Offer | None, decision: Decision | None
+    target: FleetTarget,
+    verdict: Verdict,
+    offer: Offer | None,
+    decision: Decision | None,
 ) -> TargetCheck:
     available = None if offer is None else offer.available
     ok = bool(verdict.usable) and available is not False
@@ -181,7 +184,7 @@ def target_offers(
     config: TorchCudaConfig,
     client: IndexClient,
     wanted: Mapping[NormalizedName, str],
-    target: Target,
+    target: FleetTarget,
     marker_env: Mapping[str, Any],
 ) -> OfferFinder:
     """What the index offers ``target``: ``wanted`` for its platform's wheels

@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.errors import describe_value as _describe
-from poetry_torch_cuda.project.targets import Target
+from poetry_torch_cuda.project.targets import FleetTarget
 from poetry_torch_cuda.project.targets import parse_targets
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import Variant
@@ -36,36 +36,17 @@ if TYPE_CHECKING:
 
 TABLE = "poetry-torch-cuda"
 DEFAULT_INDEX_URL = "https://download.pytorch.org/whl/{variant}"
-DEFAULT_PACKAGES = ("torch", "torchvision", "torchaudio")
 
 ENV_VARIANT = "POETRY_TORCH_CUDA_VARIANT"
 ENV_INDEX_URL = "POETRY_TORCH_CUDA_INDEX_URL"
 ENV_DISABLE = "POETRY_TORCH_CUDA_DISABLE"
 ENV_VERIFY = "POETRY_TORCH_CUDA_VERIFY"
-DEFAULT_VERIFY_TIMEOUT = 120.0
 #: The next steps when the variant's index cannot be reached from this machine.
 UNREACHABLE_HINT = (
     f"If the index cannot be reached from here, use a mirror: index-url or source "
     f"in [tool.{TABLE}], or {ENV_INDEX_URL} for one run; behind a proxy, set "
     "HTTPS_PROXY (and NO_PROXY) as for pip."
 )
-
-_KEYS = (
-    "variant",
-    "index-url",
-    "source",
-    "packages",
-    "allow-insecure-http",
-    "targets",
-    "verify",
-    "verify-timeout",
-    "lock-variants",
-    "download-concurrency",
-    "keep-previous-build",
-)
-#: Connections at once for the variant's files, unless download-concurrency says otherwise.
-DEFAULT_DOWNLOAD_CONCURRENCY = 16
-MAX_DOWNLOAD_CONCURRENCY = 64
 
 
 @dataclass(frozen=True)
@@ -75,7 +56,9 @@ class TorchCudaConfig:
     variant: Variant
     index_url_template: str = DEFAULT_INDEX_URL
     packages: tuple[Requirement, ...] = field(
-        default_factory=lambda: tuple(Requirement(name) for name in DEFAULT_PACKAGES)
+        default_factory=lambda: tuple(
+            Requirement(name) for name in ("torch", "torchvision", "torchaudio")
+        )
     )
     variant_origin: str = "pyproject.toml"
     #: The ``[[tool.poetry.source]]`` whose URL is the index, when ``source`` is set.
@@ -84,15 +67,15 @@ class TorchCudaConfig:
     #: The project's Poetry sources as ``(name, url)``, for their credentials.
     project_sources: tuple[tuple[str, str], ...] = ()
     #: The machines the project must run on (``[[...targets]]``).
-    targets: tuple[Target, ...] = ()
+    targets: tuple[FleetTarget, ...] = ()
     #: Verify the build after every change (``verify``, ``POETRY_TORCH_CUDA_VERIFY``).
     verify: bool = True
     #: Seconds the verification's child process may take (``verify-timeout``).
-    verify_timeout: float = DEFAULT_VERIFY_TIMEOUT
+    verify_timeout: float = 120.0
     #: ``lock-variants``: the variants torch-cuda.lock holds (empty: the default).
     lock_variants: tuple[str, ...] = ()
     #: How many connections fetch the variant's files at once.
-    download_concurrency: int = DEFAULT_DOWNLOAD_CONCURRENCY
+    download_concurrency: int = 16
     #: Keep the replaced build's files in the environment for a switch back.
     keep_previous_build: bool = True
 
@@ -106,9 +89,49 @@ class TorchCudaConfig:
         return self.index_url_template.replace("{variant}", variant.name)
 
 
-def is_disabled(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether ``POETRY_TORCH_CUDA_DISABLE`` turns the plugin off for this run."""
-    return environ.get(ENV_DISABLE, "").strip().lower() in ("1", "true", "yes", "on")
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_number(value: Any, kinds: type | tuple[type, ...] = (int, float)) -> bool:
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
+_BOOL = "true or false"
+#: The keys whose value is checked alone: key -> (valid, what it must be); the
+#: default is :class:`TorchCudaConfig`'s.
+_SIMPLE: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "allow-insecure-http": (_is_bool, _BOOL),
+    "verify": (_is_bool, _BOOL),
+    "verify-timeout": (
+        lambda v: _is_number(v) and 0 < v <= 3600,
+        "a number of seconds above 0 and at most 3600",
+    ),
+    "download-concurrency": (
+        lambda v: _is_number(v, int) and 1 <= v <= 64,
+        "a whole number from 1 to 64 (files fetched at once)",
+    ),
+    "keep-previous-build": (_is_bool, _BOOL),
+}
+_KEYS = (
+    "variant",
+    "index-url",
+    "source",
+    "packages",
+    "allow-insecure-http",
+    "targets",
+    "verify",
+    "verify-timeout",
+    "lock-variants",
+    "download-concurrency",
+    "keep-previous-build",
+)
+_SWITCH = {"0": False, "false": False, "no": False, "off": False}
+_SWITCH.update({"1": True, "true": True, "yes": True, "on": True})
+
+
+def _disabled(environ: Mapping[str, str]) -> bool:
+    return _SWITCH.get(environ.get(ENV_DISABLE, "").strip().lower(), False)
 
 
 def refuse_if_disabled(environ: Mapping[str, str] = os.environ) -> None:
@@ -117,23 +140,11 @@ def refuse_if_disabled(environ: Mapping[str, str] = os.environ) -> None:
     Raises:
         TorchCudaError: ``POETRY_TORCH_CUDA_DISABLE`` is set.
     """
-    if is_disabled(environ):
+    if _disabled(environ):
         raise TorchCudaError(
             f"poetry-torch-cuda is disabled by {ENV_DISABLE}={environ[ENV_DISABLE]}; "
             "unset it to use `poetry torch-cuda`."
         )
-
-
-def current_config(
-    path: Path, environ: Mapping[str, str] = os.environ
-) -> TorchCudaConfig | None:
-    """The configuration pyproject.toml at ``path`` gives now (another run may
-    have changed it while this one waited for the environment lock).
-
-    Raises:
-        ConfigError: the table became invalid meanwhile.
-    """
-    return load_config(read_pyproject(path), environ)
 
 
 def read_pyproject(path: Path) -> dict[str, Any]:
@@ -141,6 +152,16 @@ def read_pyproject(path: Path) -> dict[str, Any]:
     from poetry.core.pyproject.toml import PyProjectTOML
 
     return dict(PyProjectTOML(path).data)
+
+
+def current_config(path: Path) -> TorchCudaConfig | None:
+    """The configuration pyproject.toml at ``path`` gives now (another run may
+    have changed it while this one waited for the environment lock).
+
+    Raises:
+        ConfigError: the table became invalid meanwhile.
+    """
+    return load_config(read_pyproject(path))
 
 
 def load_config(
@@ -156,9 +177,10 @@ def load_config(
         ConfigError: a key, a value or an override is invalid.
     """
     tool = pyproject.get("tool")
-    if is_disabled(environ) or not isinstance(tool, dict) or TABLE not in tool:
+    if _disabled(environ) or not isinstance(tool, dict) or TABLE not in tool:
         return None
-    tool = _plain(tool)
+    unwrap = getattr(tool, "unwrap", None)  # tomlkit's items to plain values
+    tool = unwrap() if callable(unwrap) else tool
     table = tool[TABLE]
     if not isinstance(table, dict):
         raise ConfigError(
@@ -181,8 +203,22 @@ def load_config(
             f"allowed: {ALLOWED_VARIANTS}."
         )
     variant = _variant(variant_value, variant_origin)
+    values: dict[str, Any] = {}
+    for key, (valid, wanted) in _SIMPLE.items():
+        attribute = key.replace("-", "_")
+        value = values[attribute] = table.get(key, getattr(TorchCudaConfig, attribute))
+        if not valid(value):
+            raise ConfigError(
+                f"[tool.{TABLE}] {key} must be {wanted}, got {_describe(value)}."
+            )
+    override = environ.get(ENV_VERIFY, "").strip().lower()
+    if override and override not in _SWITCH:
+        raise ConfigError(
+            f"{ENV_VERIFY}={override!r} is not a switch; use 0 (off) or 1 (on)."
+        )
+    values["verify"] = _SWITCH.get(override, values["verify"])
+    values["verify_timeout"] = float(values["verify_timeout"])
 
-    allow_insecure = _checked(table, "allow-insecure-http", False, _is_bool, _BOOL)
     sources = _project_sources(tool)
     source = _source_name(table, sources)
     index_value, index_origin = _override(table, "index-url", environ, ENV_INDEX_URL)
@@ -191,91 +227,19 @@ def load_config(
     elif source is not None:
         index_value = sources[source]
         index_origin = f"[[tool.poetry.source]] {source!r} url"
-    index_url = (
-        DEFAULT_INDEX_URL
-        if index_value is None
-        else _index_url(index_value, index_origin, allow_insecure=allow_insecure)
-    )
-    packages = _packages(table.get("packages", list(DEFAULT_PACKAGES)))
-    verify, verify_timeout = _verify_settings(table, environ)
+    if index_value is not None:
+        _check_index_url(index_value, index_origin, values["allow_insecure_http"])
     return TorchCudaConfig(
         variant,
-        index_url,
-        packages,
+        index_value or DEFAULT_INDEX_URL,
+        _packages(table.get("packages", ["torch", "torchvision", "torchaudio"])),
         variant_origin,
         source=source,
-        allow_insecure_http=allow_insecure,
         project_sources=tuple(sources.items()),
         targets=parse_targets(table.get("targets", [])),
-        verify=verify,
-        verify_timeout=verify_timeout,
         lock_variants=_lock_variants(table.get("lock-variants")),
-        download_concurrency=_checked(
-            table,
-            "download-concurrency",
-            DEFAULT_DOWNLOAD_CONCURRENCY,
-            lambda v: _is_number(v, int) and 1 <= v <= MAX_DOWNLOAD_CONCURRENCY,
-            f"a whole number from 1 to {MAX_DOWNLOAD_CONCURRENCY} (files fetched at once)",
-        ),
-        keep_previous_build=_checked(
-            table, "keep-previous-build", True, _is_bool, _BOOL
-        ),
+        **values,
     )
-
-
-_BOOL = "true or false"
-
-
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-def _is_number(value: Any, kinds: type | tuple[type, ...] = (int, float)) -> bool:
-    return isinstance(value, kinds) and not isinstance(value, bool)
-
-
-def _checked(
-    table: Mapping[str, Any],
-    key: str,
-    default: Any,
-    valid: Callable[[Any], bool],
-    wanted: str,
-) -> Any:
-    """``table[key]`` (or ``default``) when ``valid``, else the one wording of the error."""
-    value = table.get(key, default)
-    if not valid(value):
-        raise ConfigError(
-            f"[tool.{TABLE}] {key} must be {wanted}, got {_describe(value)}."
-        )
-    return value
-
-
-def _verify_settings(
-    table: Mapping[str, Any], environ: Mapping[str, str]
-) -> tuple[bool, float]:
-    """``verify`` (with its environment override) and ``verify-timeout``."""
-    verify = _checked(table, "verify", True, _is_bool, _BOOL)
-    override = environ.get(ENV_VERIFY, "").strip().lower()
-    if override in ("0", "false", "no", "off", "1", "true", "yes", "on"):
-        verify = override in ("1", "true", "yes", "on")
-    elif override:
-        raise ConfigError(
-            f"{ENV_VERIFY}={override!r} is not a switch; use 0 (off) or 1 (on)."
-        )
-    timeout = _checked(
-        table,
-        "verify-timeout",
-        DEFAULT_VERIFY_TIMEOUT,
-        lambda v: _is_number(v) and 0 < v <= 3600,
-        "a number of seconds above 0 and at most 3600",
-    )
-    return verify, float(timeout)
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with tomlkit's items (``String``…) turned into plain Python values."""
-    unwrap = getattr(value, "unwrap", None)
-    return unwrap() if callable(unwrap) else value
 
 
 def _project_sources(tool: Mapping[str, Any]) -> dict[str, str]:
@@ -287,11 +251,10 @@ def _project_sources(tool: Mapping[str, Any]) -> dict[str, str]:
     entries = poetry.get("source") if isinstance(poetry, dict) else None
     sources: dict[str, str] = {}
     for entry in entries if isinstance(entries, list) else ():
-        if not isinstance(entry, dict):
-            continue
-        name, url = entry.get("name"), entry.get("url")
-        if isinstance(name, str) and isinstance(url, str) and name not in sources:
-            sources[name] = url
+        if isinstance(entry, dict):
+            name, url = entry.get("name"), entry.get("url")
+            if isinstance(name, str) and isinstance(url, str):
+                sources.setdefault(name, url)
     return sources
 
 
@@ -345,54 +308,52 @@ def _variant(value: Any, origin: str) -> Variant:
         raise ConfigError(f"{origin} = {not_a_variant(value, error)}") from None
 
 
-def _index_url(value: Any, origin: str, *, allow_insecure: bool) -> str:
+def _check_index_url(value: Any, origin: str, allow_insecure: bool) -> None:
+    example = f'e.g. "{DEFAULT_INDEX_URL}".'
     if not isinstance(value, str):
         raise ConfigError(
-            f"{origin} must be a string URL, got {_describe(value)}; "
-            f'e.g. "{DEFAULT_INDEX_URL}".'
+            f"{origin} must be a string URL, got {_describe(value)}; {example}"
         )
-    shown = mask_url(value)
+    shown = f"{origin} = {mask_url(value)!r}"
     leftover = value.replace("{variant}", "")
     if "{" in leftover or "}" in leftover:
-        raise ConfigError(
-            f"{origin} = {shown!r} may contain only the placeholder {{variant}}."
-        )
+        raise ConfigError(f"{shown} may contain only the placeholder {{variant}}.")
     if any(char.isspace() or ord(char) < 32 for char in value):
-        raise ConfigError(f"{origin} = {shown!r} contains white space.")
+        raise ConfigError(f"{shown} contains white space.")
     try:
         parts = urlsplit(value.replace("{variant}", "cpu"))
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
-        raise ConfigError(
-            f'{origin} = {shown!r} is not a valid URL; e.g. "{DEFAULT_INDEX_URL}".'
-        ) from None
+        raise ConfigError(f"{shown} is not a valid URL; {example}") from None
     if parts.scheme not in ("http", "https") or not host:
-        raise ConfigError(
-            f"{origin} = {shown!r} is not an http(s) URL with a host; "
-            f'e.g. "{DEFAULT_INDEX_URL}".'
-        )
+        raise ConfigError(f"{shown} is not an http(s) URL with a host; {example}")
     if parts.scheme == "http" and not allow_insecure and not is_loopback(host):
         raise ConfigError(
-            f"{origin} = {shown!r} uses plain http to {host}, which is not this "
+            f"{shown} uses plain http to {host}, which is not this "
             "machine: packages and credentials would travel unencrypted. Use "
             f"https, or set allow-insecure-http = true in [tool.{TABLE}]."
         )
-    return value
+
+
+def _distinct(key: str, value: Any, what: str, example: str) -> tuple[str, list[Any]]:
+    """``value``, a non-empty list of ``what`` (else the one wording of the error)."""
+    origin = f"[tool.{TABLE}] {key}"
+    if not isinstance(value, list) or not value:
+        raise ConfigError(
+            f"{origin} must be a non-empty list of {what}, got {_describe(value)}; "
+            f"e.g. {example}."
+        )
+    return origin, value
 
 
 def _lock_variants(value: Any) -> tuple[str, ...]:
     """``lock-variants``: a non-empty list of distinct variant names (``auto`` too)."""
-    origin = f"[tool.{TABLE}] lock-variants"
     if value is None:
         return ()
-    if not isinstance(value, list) or not value:
-        raise ConfigError(
-            f"{origin} must be a non-empty list of variants, got "
-            f'{_describe(value)}; e.g. ["cu129", "cu130"].'
-        )
+    origin, items = _distinct("lock-variants", value, "variants", '["cu129", "cu130"]')
     names: list[str] = []
-    for item in value:
+    for item in items:
         variant = _variant(item, origin)
         if variant.name in names:
             raise ConfigError(f"{origin} names {variant.name!r} twice.")
@@ -401,15 +362,11 @@ def _lock_variants(value: Any) -> tuple[str, ...]:
 
 
 def _packages(value: Any) -> tuple[Requirement, ...]:
-    origin = f"[tool.{TABLE}] packages"
-    if not isinstance(value, list) or not value:
-        raise ConfigError(
-            f"{origin} must be a non-empty list of requirement strings, "
-            f'got {_describe(value)}; e.g. ["torch", "torchvision>=0.20"].'
-        )
-    requirements: list[Requirement] = []
-    seen: set[str] = set()
-    for item in value:
+    origin, items = _distinct(
+        "packages", value, "requirement strings", '["torch", "torchvision>=0.20"]'
+    )
+    requirements: dict[str, Requirement] = {}
+    for item in items:
         if not isinstance(item, str):
             raise ConfigError(
                 f"{origin} entries must be PEP 508 strings, got {_describe(item)}."
@@ -426,9 +383,7 @@ def _packages(value: Any) -> tuple[Requirement, ...]:
                 f"{origin} entry {item!r} is a direct URL reference; name a "
                 "package and an optional version specifier instead."
             )
-        name = canonicalize_name(requirement.name)
-        if name in seen:
+        if canonicalize_name(requirement.name) in requirements:
             raise ConfigError(f"{origin} names {requirement.name!r} twice.")
-        seen.add(name)
-        requirements.append(requirement)
-    return tuple(requirements)
+        requirements[canonicalize_name(requirement.name)] = requirement
+    return tuple(requirements.values())

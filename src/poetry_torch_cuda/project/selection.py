@@ -19,6 +19,9 @@ from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.project.locked import LockedState
+from poetry_torch_cuda.project.locked import locked_state
+from poetry_torch_cuda.project.locked import resolved_versions
 
 
 if TYPE_CHECKING:
@@ -29,8 +32,6 @@ if TYPE_CHECKING:
     from poetry.console.commands.group_command import GroupCommand
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
-
-    from poetry_torch_cuda.project.locked import LockedState
 
 #: The ``poetry install`` options that select groups and extras.
 SELECTION_OPTIONS = ("with", "without", "only", "extras", "all-extras", "all-groups")
@@ -120,41 +121,6 @@ def all_extras(poetry: Poetry) -> frozenset[NormalizedName]:
     return frozenset(canonicalize_name(extra) for extra in poetry.package.extras)
 
 
-def locked_versions(
-    poetry: Poetry,
-    marker_env: Mapping[str, Any],
-    groups: Iterable[str],
-    extras: Iterable[NormalizedName],
-) -> dict[NormalizedName, str]:
-    """Name -> version of what ``poetry install`` with ``groups``/``extras`` installs.
-
-    Poetry's own ``Transaction`` decides, over an empty environment. A lock
-    older than format 2.1 has no groups or markers: every package counts.
-    """
-    from poetry.puzzle.transaction import Transaction
-
-    locker = poetry.locker
-    repository = locker.locked_repository()
-    if not locker.is_locked_groups_and_markers():
-        return {p.name: p.version.text for p in repository.packages}
-    names = {str(group) for group in groups}
-    names |= {canonicalize_name(group) for group in names}
-    transaction = Transaction(
-        repository.packages,
-        locker.locked_packages(),
-        [],
-        poetry.package,
-        dict(marker_env),
-        names,  # type: ignore[arg-type]  # set[str] on Poetry 2.0
-    )
-    operations = transaction.calculate_operations(
-        with_uninstalls=False, extras=set(extras)
-    )
-    return {
-        op.package.name: op.package.version.text for op in operations if not op.skipped
-    }
-
-
 def target_versions(
     configured: Iterable[NormalizedName],
     everything: Mapping[NormalizedName, str],
@@ -184,19 +150,17 @@ def command_locked_state(
         TorchCudaError: the project has no lock file yet.
     """
     from poetry_torch_cuda.environment.installed import installed_environment
-    from poetry_torch_cuda.project.locked import LockedState
-    from poetry_torch_cuda.project.locked import locked_state
 
     base = locked_state(poetry, env)  # checks the lock exists; gives the graph
     marker_env = env.marker_env
-    everything = locked_versions(
+    everything = resolved_versions(
         poetry, marker_env, all_groups(poetry), all_extras(poetry)
     )
     installed = installed_environment(env)
     configured = sorted(configured)
     held = {name: installed.get(name) is not None for name in configured}
     selected = (
-        locked_versions(poetry, marker_env, selection.groups, selection.extras)
+        resolved_versions(poetry, marker_env, selection.groups, selection.extras)
         if selection.explicit
         else None
     )
@@ -224,7 +188,7 @@ class LockView:
     def of(cls, poetry: Poetry, env: Env, selection: Selection) -> LockView:
         """The view of ``poetry``'s lock for ``env``."""
         marker_env = env.marker_env
-        everything = locked_versions(
+        everything = resolved_versions(
             poetry, marker_env, all_groups(poetry), all_extras(poetry)
         )
         names = frozenset(p.name for p in poetry.locker.locked_repository().packages)
@@ -276,7 +240,7 @@ class LockView:
     def _selects(
         self, groups: Iterable[str], extras: Iterable[NormalizedName]
     ) -> dict[NormalizedName, str]:
-        return locked_versions(self.poetry, self.marker_env, groups, extras)
+        return resolved_versions(self.poetry, self.marker_env, groups, extras)
 
     def nothing_held(self, configured: Iterable[NormalizedName]) -> str:
         """Why ``switch``/``sync`` moved nothing: no configured package is installed."""

@@ -19,7 +19,6 @@ PLATFORMS: dict[str, tuple[str, str]] = {
     "linux-aarch64": ("linux", "aarch64"),
     "windows-x86_64": ("win32", "AMD64"),
 }
-DEFAULT_PLATFORM = "linux-x86_64"
 _KEYS = ("name", "driver", "gpus", "platform")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DRIVER = re.compile(r"[1-9][0-9]{2,3}(?:\.[0-9]{1,3}){0,2}")
@@ -31,13 +30,13 @@ EXAMPLE = (
 
 
 @dataclass(frozen=True)
-class Target:
+class FleetTarget:
     """One declared machine: its driver, GPUs (compute capabilities) and platform."""
 
     name: str
     driver: str
     gpus: tuple[tuple[int, int], ...]
-    platform: str = DEFAULT_PLATFORM
+    platform: str = "linux-x86_64"
 
     @property
     def sys_platform(self) -> str:
@@ -55,7 +54,7 @@ class Target:
         return f"{self.name} (driver {self.driver}, {sms}, {self.platform})"
 
 
-def find_target(targets: tuple[Target, ...], name: str) -> Target:
+def find_target(targets: tuple[FleetTarget, ...], name: str) -> FleetTarget:
     """The target called ``name``; names are unique regardless of case.
 
     Raises:
@@ -68,7 +67,7 @@ def find_target(targets: tuple[Target, ...], name: str) -> Target:
     raise TorchCudaError(f"no target named {name!r} in {ORIGIN}; declared: {declared}.")
 
 
-def parse_targets(value: Any) -> tuple[Target, ...]:
+def parse_targets(value: Any) -> tuple[FleetTarget, ...]:
     """Validate the ``targets`` array of tables.
 
     Raises:
@@ -80,18 +79,16 @@ def parse_targets(value: Any) -> tuple[Target, ...]:
             f"{ORIGIN} must be an array of tables, got {describe_value(value)}; write each "
             f"machine as:\n\n{EXAMPLE}"
         )
-    targets: list[Target] = []
-    seen: set[str] = set()
+    targets: dict[str, FleetTarget] = {}
     for number, entry in enumerate(value, start=1):
         target = _target(number, entry)
-        if target.name.lower() in seen:
+        if target.name.lower() in targets:
             raise ConfigError(f"{ORIGIN} names {target.name!r} twice.")
-        seen.add(target.name.lower())
-        targets.append(target)
-    return tuple(targets)
+        targets[target.name.lower()] = target
+    return tuple(targets.values())
 
 
-def _target(number: int, entry: Any) -> Target:
+def _target(number: int, entry: Any) -> FleetTarget:
     where = f"{ORIGIN} entry {number}"
     if not isinstance(entry, dict):
         raise ConfigError(
@@ -135,10 +132,10 @@ def _target(number: int, entry: Any) -> Target:
                 f'"8.6" (nvidia-smi --query-gpu=compute_cap), got {describe_value(gpu)}.'
             )
         capabilities.append((int(match[1]), int(match[2])))
-    platform = entry.get("platform", DEFAULT_PLATFORM)
+    platform = entry.get("platform", "linux-x86_64")
     if platform not in PLATFORMS:
         raise ConfigError(
             f"{where} platform must be one of {', '.join(PLATFORMS)}, got "
             f"{describe_value(platform)}."
         )
-    return Target(name, driver.strip(), tuple(capabilities), platform)
+    return FleetTarget(name, driver.strip(), tuple(capabilities), platform)

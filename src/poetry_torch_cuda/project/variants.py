@@ -1,4 +1,5 @@
-"""What a variant name means: its kind, its local version label, where it has builds."""
+"""What a variant name means (its kind, its label, where it has builds), and the
+one home of the version helpers: a version's public part, its label, its sort key."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from packaging.version import InvalidVersion
+from packaging.version import Version
 
-VariantKind = Literal["cuda", "rocm", "cpu", "xpu", "auto"]
+from poetry_torch_cuda.errors import TorchCudaError
+
 
 _CUDA = re.compile(r"cu(?P<major>1[0-9])(?P<minor>[0-9])")
-_ROCM = re.compile(r"rocm(?P<version>[0-9]+\.[0-9]+(?:\.[0-9]+)?)")
+_ROCM = re.compile(r"rocm[0-9]+\.[0-9]+(?:\.[0-9]+)?")
 
 ALLOWED_VARIANTS = (
     '"cu118" … "cu13x", "cpu", "rocmX.Y[.Z]" (e.g. "rocm6.4"), "xpu" or "auto"'
@@ -22,7 +26,7 @@ class Variant:
     """A PyTorch build variant such as ``cu129``, ``cpu`` or ``rocm6.4``."""
 
     name: str
-    kind: VariantKind
+    kind: Literal["cuda", "rocm", "cpu", "xpu", "auto"]
 
     @property
     def local_label(self) -> str:
@@ -33,21 +37,14 @@ class Variant:
     def cuda_version(self) -> tuple[int, int] | None:
         """``(12, 9)`` for ``cu129``; ``None`` for anything that is not CUDA."""
         match = _CUDA.fullmatch(self.name)
-        if match is None:
-            return None
-        return int(match["major"]), int(match["minor"])
+        return None if match is None else (int(match["major"]), int(match["minor"]))
 
     def has_builds_for(self, sys_platform: str) -> bool:
-        """Whether PyTorch publishes this variant for ``sys_platform``.
-
-        macOS only gets PyPI's default (CPU/MPS) build, so every variant steps
-        aside there; ROCm wheels exist for Linux only.
-        """
+        """Whether PyTorch publishes this variant for ``sys_platform``: macOS
+        only gets PyPI's default build, ROCm wheels exist for Linux only."""
         if sys_platform == "darwin":
             return False
-        if self.kind == "rocm":
-            return sys_platform.startswith("linux")
-        return True
+        return self.kind != "rocm" or sys_platform.startswith("linux")
 
     def not_built_for(self, sys_platform: str, shown: str | None = None) -> str | None:
         """``PyTorch publishes no cu129 builds for darwin`` when it publishes no
@@ -67,16 +64,20 @@ def parse_variant(value: str) -> Variant:
     Raises:
         ValueError: ``value`` is not a variant name; the message lists the allowed forms.
     """
-    if value in ("cpu", "xpu", "auto"):
-        return Variant(value, value)  # type: ignore[arg-type]
-    if _CUDA.fullmatch(value):
-        return Variant(value, "cuda")
-    if _ROCM.fullmatch(value):
-        return Variant(value, "rocm")
-    hint = ""
-    if value.strip().lower() != value and _is_variant_name(value.strip().lower()):
-        hint = f' (did you mean "{value.strip().lower()}"?)'
+    kind = _kind(value)
+    if kind is not None:
+        return Variant(value, kind)  # type: ignore[arg-type]
+    lower = value.strip().lower()
+    hint = f' (did you mean "{lower}"?)' if lower != value and _kind(lower) else ""
     raise ValueError(f"expected {ALLOWED_VARIANTS}{hint}")
+
+
+def _kind(value: str) -> str | None:
+    if value in ("cpu", "xpu", "auto"):
+        return value
+    if _CUDA.fullmatch(value):
+        return "cuda"
+    return "rocm" if _ROCM.fullmatch(value) else None
 
 
 def not_a_variant(value: object, error: ValueError) -> str:
@@ -90,17 +91,31 @@ def variant_argument(value: str) -> Variant:
     Raises:
         TorchCudaError: ``value`` is not a variant name (the message says which are).
     """
-    from poetry_torch_cuda.errors import TorchCudaError
-
     try:
         return parse_variant(value)
     except ValueError as error:
         raise TorchCudaError(not_a_variant(value, error)) from None
 
 
-def _is_variant_name(value: str) -> bool:
+def public_version(version: str) -> str | None:
+    """``2.9.0`` for ``2.9.0+cu129``; ``None``: not a version."""
     try:
-        parse_variant(value)
-    except ValueError:
-        return False
-    return True
+        return Version(version).public
+    except InvalidVersion:
+        return None
+
+
+def label_of(version: str) -> str | None:
+    """``cu130`` for ``2.9.0+cu130``; ``None`` without a label or a version."""
+    try:
+        return Version(version).local
+    except InvalidVersion:
+        return None
+
+
+def version_key(version: str) -> tuple[int, Version | str]:
+    """A sort key for versions; one that does not parse sorts first."""
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)

@@ -2,7 +2,7 @@
 
 One entry point, :func:`prove_change`. Nothing happens when nothing changed
 (the fast path stays free) or when verification is turned off. A failure
-raises :class:`VerificationFailed` with the finding, its cause and fix;
+raises a :class:`TorchCudaError` with the finding, its cause and fix;
 ``auto`` first moves on (at most twice) from a build that fails for a reason
 of this machine, remembering the failure; ``switch`` passes a snapshot and
 gets the previous build put back from the stash the change kept
@@ -16,17 +16,27 @@ import os
 import signal
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
+from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install.pip import PipRunner
+from poetry_torch_cuda.install.reconcile import reconcile_environment
+from poetry_torch_cuda.install.request import InstallSettings
+from poetry_torch_cuda.install.undo import drop_previous
+from poetry_torch_cuda.install.undo import previous_build
+from poetry_torch_cuda.machine.memory import remember
+from poetry_torch_cuda.machine.resolution import probe
+from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.locked import LockedState
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.proof.verify import prove
 
 
 if TYPE_CHECKING:
@@ -39,50 +49,20 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.install.planning import Plan
-    from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.project.config import TorchCudaConfig
-    from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.variants import Variant
-    from poetry_torch_cuda.proof.verify import Proof
 
 #: How many more of ``auto``'s candidates are tried after the first one failed.
 MAX_MOVES = 2
 
 
-class VerificationFailed(TorchCudaError):
-    """The build in place does not run here; the message names cause and fix."""
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The configured packages an environment held before a switch, and their variant."""
-
-    versions: Mapping[NormalizedName, str]
-    variant: Variant | None
-
-    def describe(self) -> str:
-        """``torch 2.14.1+cu129, torchvision 0.29.1+cu129``."""
-        return ", ".join(f"{name} {version}" for name, version in self.versions.items())
-
-
-def take_snapshot(config: TorchCudaConfig, env: Env) -> Snapshot:
-    """What ``env`` holds of the configured packages now (metadata only)."""
-    from poetry_torch_cuda.environment.installed import installed_environment
-
+def take_snapshot(config: TorchCudaConfig, env: Env) -> dict[NormalizedName, str]:
+    """The versions of the configured packages ``env`` holds now (torch first), for
+    switch's rollback."""
     installed = installed_environment(env)
-    versions = {}
-    for name in sorted(config.package_names, key=lambda name: name != "torch"):
-        distribution = installed.get(name)
-        if distribution is not None:
-            versions[name] = distribution.version
-    variant = None
-    for version in versions.values():
-        try:
-            variant = parse_variant(Version(version).local or "")
-        except (InvalidVersion, ValueError):
-            continue
-        break
-    return Snapshot(versions, variant)
+    names = sorted(config.package_names, key=lambda name: name != "torch")
+    held = {name: installed.get(name) for name in names}
+    return {name: found.version for name, found in held.items() if found is not None}
 
 
 def prove_change(
@@ -94,207 +74,134 @@ def prove_change(
     locked: LockedState,
     plan: Plan,
     *,
-    snapshot: Snapshot | None = None,
+    snapshot: Mapping[NormalizedName, str] | None = None,
 ) -> Variant:
     """Verify ``env`` after ``plan`` made it hold ``variant``; returns the variant in place.
 
     Raises:
-        VerificationFailed: the build (and, for ``auto``, its next candidates)
+        TorchCudaError: the build (and, for ``auto``, its next candidates)
             failed; with ``snapshot`` the previous builds are back in place.
     """
+
+    def give_up(message: str, kept: str, code: int = 1) -> TorchCudaError:
+        if snapshot is not None:  # switch: all or nothing
+            restored = _roll_back(snapshot, poetry, env, io, config, locked)
+            kept = f"\n{restored} pyproject.toml is unchanged."
+        error = TorchCudaError(message + kept)
+        error.exit_code = code
+        return error
+
     try:
-        return _prove(poetry, env, io, config, variant, locked, plan, snapshot)
+        if plan.is_empty or not config.verify:
+            return variant
+        machine, moves = probe(env), 0
+        while True:
+            try:
+                with _stoppable():
+                    proof = prove(env, config, variant, machine=machine)
+            except KeyboardInterrupt as stop:
+                signum = stop.args[0] if stop.args else signal.SIGINT
+                name = signal.Signals(signum).name
+                raise give_up(
+                    f"{name} stopped the verification of {variant}",
+                    ": the new build stays installed, unverified; "
+                    "`poetry torch-cuda verify` checks it.",
+                    128 + signum,
+                ) from None
+            for check in proof.verdict.checks:
+                if check.status == "note":
+                    note = f"{PREFIX}: note: {esc(check.message)}"
+                    io.write_line(note, verbosity=Verbosity.VERBOSE)
+            if proof.ok:
+                io.write_line(f"{PREFIX}: {esc(proof.summary())}")
+                return variant
+            failed, first, following = variant, proof.verdict.failures[0], None
+            if config.variant.kind == "auto" and proof.verdict.machine_reason:
+                # Remembered: auto's next choice is another build.
+                remember(env.path, machine, failed, proof.torch_version, first.message)
+                if moves < MAX_MOVES:
+                    chosen = resolve(
+                        config, poetry, env, locked.versions, machine=machine
+                    )
+                    # Never to a build the rule rejects (a pick that leaves a GPU out).
+                    if not (chosen.decision and chosen.decision.left_out):
+                        following = chosen.variant
+            if following is None or following == failed:
+                raise give_up(
+                    proof.failure_message(debug=io.is_debug()),
+                    "\nThe new build stays installed; verification is turned off "
+                    "with verify = false in [tool.poetry-torch-cuda] or "
+                    "POETRY_TORCH_CUDA_VERIFY=0.",
+                )
+            io.write_error_line(
+                f"{PREFIX}: <warning>auto: {failed} failed verification here: "
+                f"{esc(first.message)}</>"
+            )
+            io.write_error_line(
+                f"{PREFIX}: auto: trying <c2>{following}</>, its next choice on this "
+                f"machine ({failed} is remembered for this environment; "
+                "`poetry torch-cuda detect` shows it)"
+            )
+            # The one locked, hash-checked install path; it records the owner too.
+            settings = InstallSettings.of(poetry, io)
+            reconcile_environment(config, following, locked, env, io, settings)
+            variant, moves = following, moves + 1
     finally:
         if not config.keep_previous_build:  # kept only for the rollback
-            from poetry_torch_cuda.install.undo import drop_previous
-
             drop_previous(env.path)
 
 
-def _prove(
-    poetry: Poetry,
-    env: Env,
-    io: IO,
-    config: TorchCudaConfig,
-    variant: Variant,
-    locked: LockedState,
-    plan: Plan,
-    snapshot: Snapshot | None,
-) -> Variant:
-    if plan.is_empty or not config.verify:
-        return variant
-    from poetry_torch_cuda.machine.resolution import probe
-    from poetry_torch_cuda.proof.verify import prove
-
-    machine = probe(env)
-    current = variant
-    moves = 0
-    back = (snapshot, config, locked, env, io, poetry)
-    while True:
-        try:
-            with _stoppable():
-                proof = prove(env, config, current, machine=machine)
-        except KeyboardInterrupt as stop:
-            signum = getattr(stop, "signum", signal.SIGINT)
-            raise _give_up(
-                TorchCudaError(
-                    f"{signal.Signals(signum).name} stopped the verification of {current}"
-                ),
-                *back,
-                kept=": the new build stays installed, unverified; "
-                "`poetry torch-cuda verify` checks it.",
-                code=128 + signum,
-            ) from None
-        for check in proof.verdict.checks:
-            if check.status == "note":
-                io.write_line(
-                    f"{PREFIX}: note: {esc(check.message)}", verbosity=Verbosity.VERBOSE
-                )
-        if proof.ok:
-            io.write_line(f"{PREFIX}: {esc(proof.summary())}")
-            return current
-        following = None
-        if config.variant.kind == "auto" and proof.verdict.machine_reason:
-            _remember(env, machine, proof)
-            if moves < MAX_MOVES:
-                following = _move_on(poetry, env, io, config, locked, proof, machine)
-        if following is None:
-            raise _give_up(
-                VerificationFailed(proof.failure_message(debug=io.is_debug())),
-                *back,
-                kept="\nThe new build stays installed; verification is turned off with "
-                "verify = false in [tool.poetry-torch-cuda] or POETRY_TORCH_CUDA_VERIFY=0.",
-            )
-        current = following
-        moves += 1
-
-
-def _move_on(
-    poetry: Poetry,
-    env: Env,
-    io: IO,
-    config: TorchCudaConfig,
-    locked: LockedState,
-    proof: Proof,
-    machine: Machine,
-) -> Variant | None:
-    """Install ``auto``'s next candidate now that its pick is remembered, if any."""
-    from poetry_torch_cuda.install.reconcile import reconcile_environment
-    from poetry_torch_cuda.install.request import InstallSettings
-    from poetry_torch_cuda.machine.resolution import resolve
-
-    first = proof.first_failure()
-    if first is None:
-        return None
-    failed = proof.variant
-    resolution = resolve(config, poetry, env, locked.versions, machine=machine)
-    following = resolution.variant
-    # Never to a build the rule rejects (a pick that leaves a GPU out).
-    if following == failed or (resolution.decision and resolution.decision.left_out):
-        return None
-    io.write_error_line(
-        f"{PREFIX}: <warning>auto: {failed} failed verification here: "
-        f"{esc(first.message)}</>"
-    )
-    io.write_error_line(
-        f"{PREFIX}: auto: trying <c2>{following}</>, its next choice on this "
-        f"machine ({failed} is remembered for this environment; "
-        "`poetry torch-cuda detect` shows it)"
-    )
-    # The one locked, hash-checked install path; it records the owner too.
-    settings = InstallSettings.of(poetry, io)
-    reconcile_environment(config, following, locked, env, io, settings)
-    return following
-
-
-def _remember(env: Env, machine: Machine, proof: Proof) -> None:
-    """Keep ``auto`` from choosing the failed build again on this machine."""
-    from poetry_torch_cuda.machine.memory import remember
-
-    first = proof.first_failure()
-    if first is not None:
-        remember(env.path, machine, proof.variant, proof.torch_version, first.message)
-
-
-def _give_up(
-    error: TorchCudaError,
-    snapshot: Snapshot | None,
-    config: TorchCudaConfig,
-    locked: LockedState,
-    env: Env,
-    io: IO,
-    poetry: Poetry,
-    *,
-    kept: str,
-    code: int = 1,
-) -> TorchCudaError:
-    """``error``, after switch's change is undone (with ``snapshot``), saying so."""
-    if snapshot is not None:
-        restored = _roll_back(snapshot, config, locked, env, io, poetry)
-        kept = f"\n{restored} pyproject.toml is unchanged."
-    wrapped = type(error)(f"{error}{kept}")
-    wrapped.exit_code = code
-    return wrapped
-
-
 def _roll_back(
-    snapshot: Snapshot,
-    config: TorchCudaConfig,
-    locked: LockedState,
+    snapshot: Mapping[NormalizedName, str],
+    poetry: Poetry,
     env: Env,
     io: IO,
-    poetry: Poetry,
+    config: TorchCudaConfig,
+    locked: LockedState,
 ) -> str:
     """Put the snapshot's builds back: from the change's stash, else locked files."""
-    from poetry_torch_cuda.install.pip import PipRunner
-    from poetry_torch_cuda.install.reconcile import reconcile_environment
-    from poetry_torch_cuda.install.request import InstallSettings
-    from poetry_torch_cuda.install.undo import drop_previous
-    from poetry_torch_cuda.install.undo import previous_build
-    from poetry_torch_cuda.project.locked import LockedState as State
-
+    held = ", ".join(f"{name} {version}" for name, version in snapshot.items())
     previous = previous_build(env.path)
-    if previous is not None and snapshot.versions == {
+    if previous is not None and snapshot == {
         name: previous.before[name]
         for name in config.package_names
         if name in previous.before
     }:
-        pip = PipRunner(env.get_pip_command(), show_output=False)
         try:
+            pip = PipRunner(env.get_pip_command(), show_output=False)
             previous.put_back(env, pip.uninstall)
         except (TorchCudaError, OSError) as error:
             return (
-                f"Putting back {snapshot.describe()} failed as well ({error}): torch "
-                "may not import; `poetry torch-cuda sync --force` reinstalls it."
+                f"Putting back {held} failed as well ({error}): torch may not "
+                "import; `poetry torch-cuda sync --force` reinstalls it."
             )
         drop_previous(env.path)
-        held = snapshot.describe() or "no torch build, as before"
+        held = held or "no torch build, as before"
         return f"Put back the previous build: {held} (no download)."
-    if snapshot.variant is None:
+    variant = None
+    for version in snapshot.values():
+        try:
+            variant = parse_variant(Version(version).local or "")
+            break
+        except (InvalidVersion, ValueError):
+            continue
+    if variant is None:
         return (
-            f"The earlier build ({snapshot.describe() or 'none'}) cannot be installed "
+            f"The earlier build ({held or 'none'}) cannot be installed "
             "from a variant's lock; the failing one stays installed."
         )
     try:
         reconcile_environment(
-            dataclasses.replace(config, variant=snapshot.variant),
-            snapshot.variant,
-            State(dict(snapshot.versions), locked.graph),
+            dataclasses.replace(config, variant=variant),
+            variant,
+            LockedState(dict(snapshot), locked.graph),
             env,
             io,
             InstallSettings.of(poetry, io),
         )
     except TorchCudaError as error:
-        return f"Putting back {snapshot.describe()} failed as well: {error}"
-    return f"Put back the previous build: {snapshot.describe()}."
-
-
-class _Stop(KeyboardInterrupt):
-    """A signal that stops the verification: SIGINT, SIGTERM or SIGHUP."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
+        return f"Putting back {held} failed as well: {error}"
+    return f"Put back the previous build: {held}."
 
 
 @contextmanager
@@ -305,7 +212,7 @@ def _stoppable() -> Iterator[None]:
         return
 
     def stop(signum: int, frame: object) -> None:
-        raise _Stop(signum)
+        raise KeyboardInterrupt(signum)
 
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {signum: signal.signal(signum, stop) for signum in handled}

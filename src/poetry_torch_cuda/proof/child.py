@@ -3,7 +3,8 @@
 Standard library only, never imported by the plugin. It imports each
 configured package, describes torch's build and devices, computes on the CPU
 and every visible GPU (and runs a torchvision operator), and prints
-:data:`MARKER` + the report as JSON last on stdout. Every failure is reported.
+:data:`MARKER` + the report as JSON last on stdout. Every failure of an import
+or a computation is reported.
 """
 
 from __future__ import annotations
@@ -18,34 +19,22 @@ from typing import Any
 
 
 MARKER = "@@poetry-torch-cuda-proof@@"
-#: (1 + 2 + 3 + 4)^2 computed the long way: sum of x*x for x in 1..4.
-EXPECTED_SUM = 30.0
 #: What hides GPUs from a build (the user's choice, not a fault of the machine).
 MASKS = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
-#: Two overlapping boxes and a separate one: nms keeps the first and the third.
-EXPECTED_NMS = [0, 2]
 
 
-def _error(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}".strip()
-
-
-def _attempt(function: Any) -> tuple[Any, str | None]:
+def attempt(function: Any) -> tuple[Any, str | None]:
+    """``function()`` and ``None``, or ``None`` and its failure."""
     try:
         return function(), None
     except Exception as error:  # noqa: BLE001 - every failure is a finding
-        return None, _error(error)
+        return None, f"{type(error).__name__}: {error}".strip()
 
 
 def import_package(name: str) -> tuple[dict[str, Any], Any]:
     """Version (from metadata) and import of one distribution; the module or ``None``."""
-    entry: dict[str, Any] = {
-        "installed": False,
-        "version": None,
-        "imports": None,
-        "error": None,
-        "traceback": None,
-    }
+    entry: dict[str, Any] = {"installed": False, "version": None, "imports": None}
+    entry.update(error=None, traceback=None)
     try:
         entry["version"] = metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -53,11 +42,11 @@ def import_package(name: str) -> tuple[dict[str, Any], Any]:
     entry["installed"] = True
     try:
         module = import_module(name.replace("-", "_"))
-    except BaseException as error:
+    except BaseException as error:  # SystemExit from a broken package is a finding too
         if isinstance(error, KeyboardInterrupt):
             raise
         entry["imports"] = False
-        entry["error"] = _error(error)
+        entry["error"] = f"{type(error).__name__}: {error}".strip()
         entry["traceback"] = traceback.format_exc()
         return entry, None
     entry["imports"] = True
@@ -66,71 +55,43 @@ def import_package(name: str) -> tuple[dict[str, Any], Any]:
 
 def describe_torch(torch: Any) -> dict[str, Any]:
     """What the torch build says about itself and the devices it sees."""
-    errors: dict[str, str] = {}
-
-    def get(key: str, function: Any) -> Any:
-        value, error = _attempt(function)
-        if error is not None:
-            errors[key] = error
-        return value
-
     info: dict[str, Any] = {
-        "version": get("version", lambda: str(torch.__version__)),
-        "cuda": get("cuda", lambda: torch.version.cuda),
-        "hip": get("hip", lambda: getattr(torch.version, "hip", None)),
-        "cudnn": get("cudnn", lambda: torch.backends.cudnn.version()),
-        "arch_list": get("arch_list", lambda: list(torch.cuda.get_arch_list())),
-        "is_available": get("is_available", lambda: bool(torch.cuda.is_available())),
-        "device_count": 0,
-        "devices": [],
+        key: attempt(function)[0]
+        for key, function in (
+            ("version", lambda: str(torch.__version__)),
+            ("cuda", lambda: torch.version.cuda),
+            ("hip", lambda: getattr(torch.version, "hip", None)),
+            ("cudnn", lambda: torch.backends.cudnn.version()),
+            ("arch_list", lambda: list(torch.cuda.get_arch_list())),
+            ("is_available", lambda: bool(torch.cuda.is_available())),
+        )
     }
     if not info["arch_list"] and info["cuda"]:
         # Older releases list architectures only with a GPU; the flags need none.
-        flags = get("arch_flags", lambda: str(torch._C._cuda_getArchFlags()))
-        info["arch_list"] = (flags or "").split()
+        flags = attempt(lambda: torch._C._cuda_getArchFlags())[0]
+        info["arch_list"] = str(flags or "").split()
+    count = 0
     if info["is_available"]:
-        count = get("device_count", lambda: int(torch.cuda.device_count())) or 0
-        info["device_count"] = count
-        for index in range(count):
-            name = get(f"name:{index}", lambda i=index: torch.cuda.get_device_name(i))
-            capability = get(
-                f"capability:{index}",
-                lambda i=index: list(torch.cuda.get_device_capability(i)),
-            )
-            info["devices"].append(
-                {"index": index, "name": name, "capability": capability}
-            )
-    info["errors"] = errors
+        count = attempt(lambda: int(torch.cuda.device_count()))[0] or 0
+    info["devices"] = [
+        {
+            "index": i,
+            "name": attempt(lambda i=i: torch.cuda.get_device_name(i))[0],
+            "capability": attempt(
+                lambda i=i: list(torch.cuda.get_device_capability(i))
+            )[0],
+        }
+        for i in range(count)
+    ]
     return info
 
 
-def compute(torch: Any, device: str) -> dict[str, Any]:
-    """A tiny computation on ``device``: sum of x*x for x in 1..4 (30)."""
-
-    def work() -> float:
-        x = torch.arange(1, 5, dtype=torch.float32, device=device)
-        return float((x * x).sum().item())
-
-    value, error = _attempt(work)
-    if error is None and value != EXPECTED_SUM:
-        error = f"computed {value} where {EXPECTED_SUM} was expected"
-    return {"device": device, "ok": error is None, "error": error}
-
-
-def torchvision_operator(torch: Any, torchvision: Any) -> dict[str, Any]:
-    """``torchvision.ops.nms`` on the CPU: its C++ operator must match this torch."""
-
-    def work() -> list[int]:
-        boxes = torch.tensor(
-            [[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]]
-        )
-        scores = torch.tensor([0.9, 0.8, 0.7])
-        return [int(i) for i in torchvision.ops.nms(boxes, scores, 0.5).tolist()]
-
-    value, error = _attempt(work)
-    if error is None and value != EXPECTED_NMS:
-        error = f"kept boxes {value} where {EXPECTED_NMS} was expected"
-    return {"name": "torchvision.ops.nms", "ok": error is None, "error": error}
+def check(work: Any, expected: Any, got: str) -> dict[str, Any]:
+    """Run ``work``; its failure, or a result other than ``expected``, is the error."""
+    value, error = attempt(work)
+    if error is None and value != expected:
+        error = f"{got} {value} where {expected} was expected"
+    return {"ok": error is None, "error": error}
 
 
 def probe(packages: list[str]) -> dict[str, Any]:
@@ -144,20 +105,31 @@ def probe(packages: list[str]) -> dict[str, Any]:
         "masks": {name: os.environ[name] for name in MASKS if name in os.environ},
     }
     modules: dict[str, Any] = {}
-    ordered = sorted(packages, key=lambda name: name != "torch")
-    for name in ordered:
-        entry, module = import_package(name)
-        report["packages"][name] = entry
-        if module is not None:
-            modules[name] = module
+    for name in sorted(packages, key=lambda name: name != "torch"):
+        report["packages"][name], modules[name] = import_package(name)
     torch = modules.get("torch")
     if torch is None:
         return report
     report["torch"] = info = describe_torch(torch)
-    devices = ["cpu"] + [f"cuda:{device['index']}" for device in info["devices"]]
-    report["compute"] = [compute(torch, device) for device in devices]
-    if "torchvision" in modules:
-        report["torchvision_op"] = torchvision_operator(torch, modules["torchvision"])
+    for device in ["cpu"] + [f"cuda:{device['index']}" for device in info["devices"]]:
+        # sum of x*x for x in 1..4, on the device
+        def work(device: str = device) -> float:
+            x = torch.arange(1, 5, dtype=torch.float32, device=device)
+            return float((x * x).sum().item())
+
+        report["compute"].append({"device": device, **check(work, 30.0, "computed")})
+    torchvision = modules.get("torchvision")
+    if torchvision is not None:
+        # Two overlapping boxes and a separate one: nms keeps the first and the third.
+        def nms() -> list[int]:
+            boxes = [[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0]]
+            boxes.append([20.0, 20.0, 30.0, 30.0])
+            scores = torch.tensor([0.9, 0.8, 0.7])
+            kept = torchvision.ops.nms(torch.tensor(boxes), scores, 0.5)
+            return [int(i) for i in kept.tolist()]
+
+        operator = {"name": "torchvision.ops.nms", **check(nms, [0, 2], "kept boxes")}
+        report["torchvision_op"] = operator
     return report
 
 

@@ -16,11 +16,10 @@ from typing import Any
 CHILD = Path(__file__).with_name("child.py")
 #: Kept in step with ``child.MARKER`` (the child is never imported here).
 MARKER = "@@poetry-torch-cuda-proof@@"
-DEFAULT_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
-class ProbeRun:
+class ChildRun:
     """The child's report, or why there is none; its stderr for ``-vvv``."""
 
     report: dict[str, Any] | None
@@ -29,17 +28,12 @@ class ProbeRun:
     timed_out: bool = False
 
 
-def probe_command(python: str, packages: list[str]) -> list[str]:
-    """The child's argument list: ``python -I child.py '{"packages": [...]}'``."""
-    request = json.dumps({"packages": packages})
-    return [python, "-I", str(CHILD), request]
-
-
-def run_probe(python: str, packages: list[str], timeout: float) -> ProbeRun:
-    """Run the probe in ``python``'s environment; give up after ``timeout`` seconds."""
+def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
+    """Run ``python -I child.py '{"packages": [...]}'``; give up after ``timeout`` s."""
+    command = [python, "-I", str(CHILD), json.dumps({"packages": packages})]
     try:
         process = subprocess.Popen(
-            probe_command(python, packages),
+            command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -48,7 +42,7 @@ def run_probe(python: str, packages: list[str], timeout: float) -> ProbeRun:
             start_new_session=True,
         )
     except OSError as error:
-        return ProbeRun(None, f"could not start {python}: {error.strerror or error}")
+        return ChildRun(None, f"could not start {python}: {error.strerror or error}")
     try:
         out, err = process.communicate(timeout=timeout)
     except BaseException as error:  # a timeout, Ctrl-C, SIGTERM: the group dies with it
@@ -60,16 +54,22 @@ def run_probe(python: str, packages: list[str], timeout: float) -> ProbeRun:
         out, err = process.communicate()
         if not isinstance(error, subprocess.TimeoutExpired):
             raise
-        return ProbeRun(
-            None,
-            f"the check did not finish within {timeout:g} s (stopped it)",
-            err,
-            True,
-        )
+        stopped = f"the check did not finish within {timeout:g} s (stopped it)"
+        return ChildRun(None, stopped, err, timed_out=True)
     report = parse_output(out)
     if report is not None:
-        return ProbeRun(report, None, err)
-    return ProbeRun(None, _died(process.returncode, err), err)
+        return ChildRun(report, None, err)
+    if process.returncode < 0:
+        try:
+            name = signal.Signals(-process.returncode).name
+        except ValueError:
+            name = f"signal {-process.returncode}"
+        died = f"was killed by {name} (the Python or a library crashed)"
+    else:
+        last = [line.strip() for line in err.splitlines() if line.strip()]
+        died = f"exited with code {process.returncode}: "
+        died += last[-1] if last else "no output"
+    return ChildRun(None, f"the check process {died}", err)
 
 
 def parse_output(stdout: str) -> dict[str, Any] | None:
@@ -78,23 +78,6 @@ def parse_output(stdout: str) -> dict[str, Any] | None:
         if line.startswith(MARKER):
             with contextlib.suppress(ValueError):
                 data = json.loads(line[len(MARKER) :])
-                if isinstance(data, dict):
-                    return data
+                return data if isinstance(data, dict) else None
             return None
     return None
-
-
-def _died(returncode: int, stderr: str) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return (
-            f"the check process was killed by {name} (the Python or a library crashed)"
-        )
-    last = next(
-        (line.strip() for line in reversed(stderr.splitlines()) if line.strip()),
-        "no output",
-    )
-    return f"the check process exited with code {returncode}: {last}"

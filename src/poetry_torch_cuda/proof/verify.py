@@ -1,4 +1,4 @@
-"""Prove that an environment's build runs: probe it, judge it, say it.
+"""Prove that an environment's build runs: run the child, judge its report, say it.
 
 :func:`prove` is what ``verify`` and the checks after every change share;
 :class:`Proof` renders the result as lines, as one error message and as the
@@ -7,6 +7,7 @@ stable JSON of ``verify --json`` (``schema`` changes if it does).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
@@ -14,11 +15,13 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.install.sweep import family_problems
+from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.proof.run import ProbeRun
-from poetry_torch_cuda.proof.run import run_probe
+from poetry_torch_cuda.proof.run import ChildRun
+from poetry_torch_cuda.proof.run import run_child
+from poetry_torch_cuda.proof.verdict import SYNC_FORCE
+from poetry_torch_cuda.proof.verdict import BuildVerdict
 from poetry_torch_cuda.proof.verdict import Check
-from poetry_torch_cuda.proof.verdict import Verdict
 from poetry_torch_cuda.proof.verdict import judge
 from poetry_torch_cuda.proof.verdict import local_label
 
@@ -50,8 +53,8 @@ class Proof:
     variant: Variant
     machine: Machine
     packages: tuple[str, ...]
-    run: ProbeRun
-    verdict: Verdict
+    run: ChildRun
+    verdict: BuildVerdict
 
     @property
     def ok(self) -> bool:
@@ -65,17 +68,16 @@ class Proof:
 
     @property
     def torch_version(self) -> str | None:
-        """The installed torch's version as the probe saw it."""
-        entry = self._package("torch")
-        return None if entry is None else entry.get("version")
+        """The installed torch's version as the child saw it."""
+        return self._package("torch").get("version")
 
     def tracebacks(self) -> list[str]:
         """The child's tracebacks and stderr (shown with ``-vvv`` only)."""
-        found = []
-        for name in self.packages:
-            entry = self._package(name) or {}
-            if entry.get("traceback"):
-                found.append(f"{name}:\n{entry['traceback'].rstrip()}")
+        found = [
+            f"{name}:\n{trace.rstrip()}"
+            for name in self.packages
+            if (trace := self._package(name).get("traceback"))
+        ]
         if self.run.report is None and self.run.stderr.strip():
             found.append(self.run.stderr.rstrip())
         return found
@@ -85,18 +87,16 @@ class Proof:
         lines = []
         for check in self.verdict.ordered():
             lines.append(f"{_STYLE[check.status]} {esc(check.message)}")
-            if check.cause:
-                lines.append(f"       cause: {esc(check.cause)}")
-            if check.fix:
-                lines.append(f"       fix:   {esc(check.fix)}")
+            lines += [f"       cause: {esc(check.cause)}"] if check.cause else []
+            lines += [f"       fix:   {esc(check.fix)}"] if check.fix else []
         return lines
 
     def summary(self) -> str:
         """One line: what was proven after a change (or why it could not be)."""
         checks = self.verdict.checks
-        if not self.verdict.checked:
-            check = next(c for c in checks if c.status == "unchecked")
-            return f"warning: {check.message}; {check.fix}"
+        for check in checks:
+            if check.status == "unchecked":
+                return f"warning: {check.message}; {check.fix}"
         held = [c.message for c in checks if c.status == "ok"]
         computes = [m[12:] for m in held if m.startswith("computes on ")]
         notes = [c.message for c in checks if c.status == "note" and c.name == "gpu"]
@@ -108,17 +108,12 @@ class Proof:
         )
 
     def failure_message(self, *, debug: bool = False) -> str:
-        """Plain text for an error: the first failure, its cause and fix, then the rest."""
-        failures = self.verdict.failures
-        if not failures:
-            return ""
+        """Plain text for an error: every failure with its cause and fix."""
         lines: list[str] = []
-        for check in failures:
+        for check in self.verdict.failures:
             lines.append(check.message)
-            if check.cause:
-                lines.append(f"Cause: {check.cause}.")
-            if check.fix:
-                lines.append(f"Fix: {check.fix}.")
+            lines += [f"Cause: {check.cause}."] if check.cause else []
+            lines += [f"Fix: {check.fix}."] if check.fix else []
         if debug:
             lines += self.tracebacks()
         elif self.tracebacks():
@@ -128,28 +123,23 @@ class Proof:
     def to_json(self, *, configured: Variant, debug: bool = False) -> dict[str, Any]:
         """``verify --json``: stable keys, ``null`` for what is unknown."""
         report = self.run.report or {}
-        torch = report.get("torch") or {}
-        keys = ("installed", "version", "imports", "error", "traceback")
         packages = {}
         for name in self.packages:
-            entry = {key: (self._package(name) or {}).get(key) for key in keys}
-            entry["installed"] = bool(entry["installed"])
-            entry["label"] = local_label(entry["version"] or "")
-            entry["traceback"] = entry["traceback"] if debug else None
-            packages[name] = entry
-        fields = ("version", "cuda", "hip", "cudnn", "is_available")
-        devices = [
-            {**{k: d.get(k) for k in ("index", "name")}, "capability": _dotted(d)}
-            for d in torch.get("devices") or []
-        ]
-        compute = [
-            {
-                "device": r.get("device"),
-                "ok": bool(r.get("ok")),
-                "error": r.get("error"),
+            entry = self._package(name)
+            packages[name] = {
+                **dict.fromkeys(("version", "imports", "error")),
+                **entry,
+                "installed": bool(entry.get("installed")),
+                "label": local_label(entry.get("version") or ""),
+                "traceback": entry.get("traceback") if debug else None,
             }
-            for r in report.get("compute") or []
-        ]
+        torch = report.get("torch")
+        if torch:  # a device's capability as "8.9"
+            devices = [dict(device) for device in torch["devices"]]
+            for device in devices:
+                capability = device["capability"]
+                device["capability"] = ".".join(map(str, capability or ())) or None
+            torch = {**torch, "devices": devices}
         return {
             "schema": SCHEMA,
             "ok": self.verified,
@@ -159,28 +149,16 @@ class Proof:
             "python": report.get("python"),
             "error": self.run.error,
             "packages": packages,
-            "torch": {
-                **{k: torch.get(k) for k in fields},
-                "arch_list": list(torch.get("arch_list") or []),
-                "devices": devices,
-            }
-            if torch
-            else None,
-            "compute": compute,
+            "torch": torch or None,
+            "compute": report.get("compute") or [],
             "torchvision_op": report.get("torchvision_op"),
-            "checks": [check.to_json() for check in self.verdict.checks],
+            "checks": [dataclasses.asdict(check) for check in self.verdict.checks],
             "machine": self.machine.to_json(),
         }
 
-    def _package(self, name: str) -> dict[str, Any] | None:
-        report = self.run.report or {}
-        entry = (report.get("packages") or {}).get(name)
-        return entry if isinstance(entry, dict) else None
-
-    def first_failure(self) -> Check | None:
-        """The failing check that leads the message."""
-        failures = self.verdict.failures
-        return failures[0] if failures else None
+    def _package(self, name: str) -> dict[str, Any]:
+        entry = ((self.run.report or {}).get("packages") or {}).get(name)
+        return entry if isinstance(entry, dict) else {}
 
 
 def prove(
@@ -194,24 +172,18 @@ def prove(
     exists: bool = True,
     hashes: bool = False,
 ) -> Proof:
-    """Run the probe in ``env`` (nothing to run if it does not ``exist``) and judge
-    it against ``variant`` and the machine (see :func:`.verdict.judge`).
+    """Run the child in ``env`` (nothing to run if it does not ``exist``) and judge
+    its report against ``variant`` and the machine (see :func:`.verdict.judge`).
 
     Every file the torch family's ``RECORD`` lists must exist (and, with
     ``hashes``, have its recorded sha256).
     """
-    packages = tuple(
-        dict.fromkeys(canonicalize_name(req.name) for req in config.packages)
-    )
-    if machine is None:
-        from poetry_torch_cuda.machine.resolution import probe
-
-        machine = probe(env)
-    run = (
-        run_probe(str(env.python), list(packages), config.verify_timeout)
-        if exists
-        else ProbeRun({"packages": {}}, None)
-    )
+    packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
+    machine = machine or probe(env)
+    run = ChildRun({"packages": {}})
+    if exists:
+        run = run_child(str(env.python), list(packages), config.verify_timeout)
+    auto = config.variant.kind == "auto"
     verdict = judge(
         run.report,
         run.error,
@@ -220,28 +192,13 @@ def prove(
         packages,
         timed_out=run.timed_out,
         required=required,
-        auto=config.variant.kind == "auto",
+        auto=auto,
         alternative=alternative,
     )
+    damage = "a removal or an interrupted install left it incomplete"
     damaged = tuple(
-        Check(
-            "files",
-            "fail",
-            problem,
-            "a removal or an interrupted install left it incomplete",
-            "`poetry torch-cuda sync --force` reinstalls the build",
-        )
+        Check("files", "fail", problem, damage, SYNC_FORCE)
         for problem in (family_problems(env, packages, hashes=hashes) if exists else ())
     )
-    if damaged:
-        verdict = Verdict((*damaged, *verdict.checks))
-    return Proof(variant, machine, packages, run, verdict)
-
-
-def _dotted(device: dict[str, Any]) -> str | None:
-    value = device.get("capability")
-    return (
-        f"{value[0]}.{value[1]}"
-        if isinstance(value, list) and len(value) == 2
-        else None
-    )
+    checks = BuildVerdict((*damaged, *verdict.checks))
+    return Proof(variant, machine, packages, run, checks)

@@ -19,67 +19,61 @@ from packaging.version import Version
 
 from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
-from poetry_torch_cuda.lockfile.model import version_key
 from poetry_torch_cuda.machine import tables
+from poetry_torch_cuda.machine.fleet import check_project_fleet
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.locked import locked_versions
+from poetry_torch_cuda.project.variants import version_key
 from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
-    from cleo.io.io import IO
-    from poetry.poetry import Poetry
-    from poetry.utils.env import Env
-
-    from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.project.variants import Variant
 
 
-def show_lock_view(config: TorchCudaConfig, poetry: Poetry, env: Env, io: IO) -> None:
+def show_lock_view(ctx: RunContext) -> None:
     """Print the missing-build warnings, the variant line and the fleet lines."""
+    config, io = ctx.config, ctx.io
     try:
-        for warning in missing_builds(config, poetry):
+        for warning in missing_builds(ctx):
             io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
     except IndexUnavailableError as error:  # a check only: one line, never a failure
         io.write_error_line(
             f"{PREFIX}: skipped the check that {config.variant} has the locked "
             f"torch: {esc(str(error))}"
         )
-    torch = locked_torch(poetry)
-    if torch is None:
+    found = dict(locked_versions(ctx.poetry, ["torch"])).get(canonicalize_name("torch"))
+    if not found:
         return
-    for line in variant_lines(config, poetry, torch):
-        io.write_line(f"{PREFIX}: {esc(line)}")
-    if not config.targets:
-        return
-    from poetry_torch_cuda.machine.fleet import check_project_fleet
-
-    locked = locked_state(poetry, env).versions
-    for check in check_project_fleet(config, poetry, env, locked):
+    io.write_line(
+        f"{PREFIX}: {esc(variant_line(ctx, _public(max(found, key=version_key))))}"
+    )
+    locked = locked_state(ctx.poetry, ctx.env).versions
+    for check in check_project_fleet(config, ctx.poetry, ctx.env, locked, ctx.client):
+        line = f"{PREFIX}: target {esc(check.summary())}"
         if check.ok:
-            io.write_line(f"{PREFIX}: target {esc(check.summary())}")
+            io.write_line(line)
         else:
-            io.write_error_line(f"<warning>{PREFIX}: target {esc(check.summary())}</>")
+            io.write_error_line(f"<warning>{line}</>")
 
 
-def missing_builds(config: TorchCudaConfig, poetry: Poetry) -> list[str]:
+def missing_builds(ctx: RunContext) -> list[str]:
     """Warnings when the variant has no build of a locked version of torch (or,
     without torch among the packages, of the first configured one). ``auto``
     is checked at install time instead, where the machine is known."""
-    variant = config.variant
+    variant = ctx.config.variant
     if variant.kind == "auto" or not variant.has_builds_for(sys.platform):
         return []
-    locked = dict(locked_versions(poetry, config.package_names))
+    locked = dict(locked_versions(ctx.poetry, ctx.config.package_names))
     if not locked:
         return []
     name = min(locked, key=lambda n: (n != "torch", n))
-    url = config.index_url(variant)
+    url = ctx.config.index_url(variant)
     have = [
-        v.public
-        for v in _client(poetry).project(url, name).versions(variant.local_label)
+        v.public for v in ctx.client.project(url, name).versions(variant.local_label)
     ]
     missing = {_public(v) for v in locked[name]} - set(have)
     offered = ", ".join(have[:SHOWN_VERSIONS]) or "none"
@@ -91,29 +85,28 @@ def missing_builds(config: TorchCudaConfig, poetry: Poetry) -> list[str]:
     ]
 
 
-def locked_torch(poetry: Poetry) -> str | None:
-    """The newest torch version in poetry.lock (public part), or ``None``."""
-    found = dict(locked_versions(poetry, ["torch"])).get(canonicalize_name("torch"))
-    return _public(max(found, key=version_key)) if found else None
-
-
-def variant_lines(config: TorchCudaConfig, poetry: Poetry, torch: str) -> list[str]:
+def variant_line(ctx: RunContext, torch: str) -> str:
     """The configured variant's line (``auto``: what this torch release publishes)."""
-    variant = config.variant
+    variant = ctx.config.variant
     if variant.kind == "auto":
         release = tables.torch_release(torch)
         if release is None:
-            return [
+            return (
                 f"auto decides at install time; torch {torch} is newer than the tables"
-            ]
-        published = ", ".join((*release.cuda, *release.rocm, "cpu"))
-        return [
-            (
-                f"auto decides at install time; torch {release.release} publishes "
-                f"{published} (PyTorch's release matrix, read {tables.READ_ON})"
             )
-        ]
-    return [f"{variant} {_has(config, poetry, variant, torch)}{_needs(variant, torch)}"]
+        published = ", ".join((*release.cuda, *release.rocm, "cpu"))
+        return (
+            f"auto decides at install time; torch {release.release} publishes "
+            f"{published} (PyTorch's release matrix, read {tables.READ_ON})"
+        )
+    try:
+        files = ctx.client.project(ctx.config.index_url(variant), "torch")
+        have = {v.public for v in files.versions(variant.local_label)}
+        has = f"has torch {torch}" if torch in have else f"has no torch {torch}"
+    except IndexUnavailableError:
+        has = f"(index not reachable: torch {torch} not checked)"
+    needs = requirements(variant, torch, platform.machine(), sys.platform)
+    return f"{variant} {has}{'; ' + needs if needs else ''}"
 
 
 def requirements(
@@ -137,26 +130,6 @@ def requirements(
     if not tables.is_known_variant(variant.name):
         note = f" (the tables predate {variant}; {tables.UPDATE_HINT})"
     return f"needs {driver}; GPUs {gpus}{note}"
-
-
-def _needs(variant: Variant, torch: str) -> str:
-    text = requirements(variant, torch, platform.machine(), sys.platform)
-    return f"; {text}" if text else ""
-
-
-def _has(config: TorchCudaConfig, poetry: Poetry, variant: Variant, torch: str) -> str:
-    try:
-        files = _client(poetry).project(config.index_url(variant), "torch")
-    except IndexUnavailableError:
-        return f"(index not reachable: torch {torch} not checked)"
-    have = {v.public for v in files.versions(variant.local_label)}
-    return f"has torch {torch}" if torch in have else f"has no torch {torch}"
-
-
-def _client(poetry: Poetry) -> IndexClient:
-    from poetry_torch_cuda.index.client import project_client
-
-    return project_client(poetry)
 
 
 def _public(version: str) -> str:

@@ -9,13 +9,23 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
-from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
 
+from poetry_torch_cuda.environment.envlock import dead_stashes
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.build_info import read_builds
+from poetry_torch_cuda.install.planning import find_orphans
+from poetry_torch_cuda.install.reconcile import plan_for
+from poetry_torch_cuda.install.sweep import family_problems
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.resolution import machine_findings
+from poetry_torch_cuda.machine.resolution import resolve
+from poetry_torch_cuda.project.locked import STALE_LOCK
+from poetry_torch_cuda.project.locked import is_stale
+from poetry_torch_cuda.project.protection import own_cuda_wheels
+from poetry_torch_cuda.project.selection import LockView
+from poetry_torch_cuda.project.selection import command_locked_state
 from poetry_torch_cuda.urls import mask_url
 
 
@@ -48,14 +58,8 @@ class PackageStatus:
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "name": self.name,
-            "locked": self.locked,
-            "wanted": self.wanted,
-            "installed": None if self.installed is None else self.installed.to_json(),
-            "matches": self.matches,
-            "absent": self.absent,
-        }
+        installed = None if self.installed is None else self.installed.to_json()
+        return {**vars(self), "installed": installed}
 
 
 @dataclass
@@ -106,16 +110,6 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     ``poetry install`` with the options given (without any: its default
     groups) selects it for this environment.
     """
-    from poetry_torch_cuda.environment.installed import installed_environment
-    from poetry_torch_cuda.install.planning import find_orphans
-    from poetry_torch_cuda.install.reconcile import plan_for
-    from poetry_torch_cuda.machine.resolution import resolve
-    from poetry_torch_cuda.project.locked import STALE_LOCK
-    from poetry_torch_cuda.project.locked import is_stale
-    from poetry_torch_cuda.project.protection import own_cuda_wheels
-    from poetry_torch_cuda.project.selection import LockView
-    from poetry_torch_cuda.project.selection import command_locked_state
-
     config, poetry, env = ctx.config, ctx.poetry, ctx.env
     judged = ctx.selection.or_default(poetry)
     try:
@@ -172,56 +166,10 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
                 else view.why_absent(name),
             )
         )
-    _judge(report, config, locked is not None and managed, ctx.selection.explicit)
-    from poetry_torch_cuda.environment.envlock import dead_stashes
-    from poetry_torch_cuda.install.sweep import family_problems
-
-    report.warnings.extend(
-        f"{problem}: the install is damaged; run `poetry torch-cuda sync --force`"
-        for problem in family_problems(env, config.package_names)
-    )
-    report.warnings.extend(dead_stashes(env.path))
-    installed = installed_environment(env)
-    for name in own_cuda_wheels(poetry.package, env.marker_env):
-        if name not in config.package_names and installed.get(name) is None:
-            report.warnings.append(
-                f"{name}, a dependency of the project itself, is not installed; "
-                "run `poetry install`"
-            )
-    if view is not None:
-        judge_packages(report, config, view.names, ctx.installed)
-    return report
-
-
-def judge_packages(
-    report: StatusReport,
-    config: TorchCudaConfig,
-    lock_names: Iterable[str],
-    installed: InstalledEnvironment,
-) -> None:
-    """Warn about entries naming nothing and per-variant packages left to Poetry;
-    note ``auto`` settling for cpu next to an NVIDIA GPU."""
-    from poetry_torch_cuda.machine.resolution import machine_findings
-
-    report.warnings.extend(unknown_entries(config, lock_names))
-    report.warnings.extend(left_to_poetry(config, installed))
-    notes, warnings = machine_findings(report.resolution.decision, report.machine)
-    report.notes += notes
-    report.warnings += warnings
-
-
-def _judge(
-    report: StatusReport, config: TorchCudaConfig, managed: bool, asked: bool
-) -> None:
-    """Fill in warnings and notes."""
-    resolution = report.resolution
-    variant = resolution.variant
-    machine = report.machine
     torch = next((p for p in report.packages if p.name == "torch"), None)
-    torch_version = torch.locked if torch else None
-    missing = variant.not_built_for(machine.sys_platform)
-    if missing is not None:
-        report.notes.append(f"{missing}: Poetry installs PyPI's default build here")
+    not_built = variant.not_built_for(machine.sys_platform)
+    if not_built is not None:
+        report.notes.append(f"{not_built}: Poetry installs PyPI's default build here")
     elif variant.kind in ("cuda", "rocm"):
         if not tables.is_known_variant(variant.name):
             report.notes.append(
@@ -229,7 +177,7 @@ def _judge(
                 "by rule: its CUDA major's driver floor and the GPU list of the "
                 "nearest known variant"
             )
-        verdict = assess(variant, machine, torch_version)
+        verdict = assess(variant, machine, torch.locked if torch else None)
         gpu_found = machine.nvidia if variant.kind == "cuda" else machine.rocm
         if gpu_found is None and machine.jetson is None:
             kind = "NVIDIA driver" if variant.kind == "cuda" else "ROCm GPU"
@@ -240,10 +188,14 @@ def _judge(
         elif verdict.usable is False:
             report.warnings.extend(f"{variant} {reason}" for reason in verdict.reasons)
     for package in report.packages:
-        if package.matches or not managed:
+        if package.matches or locked is None or not managed:
             continue
         if package.installed is None:
-            fix = f"{SYNC_HINT} with these options" if asked else "run `poetry install`"
+            fix = (
+                f"{SYNC_HINT} with these options"
+                if ctx.selection.explicit
+                else "run `poetry install`"
+            )
             report.warnings.append(
                 f"{package.name} {package.wanted} is not installed; {fix}"
             )
@@ -261,21 +213,37 @@ def _judge(
     decision = resolution.decision
     if decision is not None and decision.forced_by:
         report.notes.append(decision.forced_by)
-    _nvcc_note(report)
-
-
-def _nvcc_note(report: StatusReport) -> None:
-    nvcc = report.machine.nvcc
-    torch = next((p for p in report.packages if p.name == "torch"), None)
+    nvcc = machine.nvcc
     cuda = None if torch is None or torch.installed is None else torch.installed.cuda
-    if nvcc is None or cuda is None or cuda.endswith(".x"):
-        return
-    if nvcc.split(".")[0] != cuda.split(".")[0]:
+    if (
+        nvcc
+        and cuda
+        and not cuda.endswith(".x")
+        and nvcc.split(".")[0] != cuda.split(".")[0]
+    ):
         report.notes.append(
             f"nvcc {nvcc} and torch's CUDA {cuda} differ in major version: "
             "building CUDA extensions for this torch needs a CUDA "
             f"{cuda.split('.')[0]}.x toolkit (running torch does not need nvcc)"
         )
+    report.warnings.extend(
+        f"{problem}: the install is damaged; run `poetry torch-cuda sync --force`"
+        for problem in family_problems(env, config.package_names)
+    )
+    report.warnings.extend(dead_stashes(env.path))
+    for name in own_cuda_wheels(poetry.package, env.marker_env):
+        if name not in config.package_names and ctx.installed.get(name) is None:
+            report.warnings.append(
+                f"{name}, a dependency of the project itself, is not installed; "
+                "run `poetry install`"
+            )
+    if view is not None:
+        report.warnings += unknown_entries(config, view.names)
+        report.warnings += left_to_poetry(config, ctx.installed)
+        notes, warnings = machine_findings(resolution.decision, machine)
+        report.notes += notes
+        report.warnings += warnings
+    return report
 
 
 def _wanted(target: Target | None) -> str | None:
@@ -288,22 +256,11 @@ def _wanted(target: Target | None) -> str | None:
 
 #: Packages download.pytorch.org/whl/<variant> publishes in a build per variant
 #: (``+cu129`` local labels), read from its per-variant indexes 2026-11-27.
-PER_VARIANT: frozenset[NormalizedName] = frozenset(
-    canonicalize_name(name)
-    for name in (
-        "torch",
-        "torchvision",
-        "torchaudio",
-        "torchtext",
-        "torchrec",
-        "torchao",
-        "torchcodec",
-        "fbgemm-gpu",
-        "fbgemm-gpu-genai",
-        "xformers",
-        "torch-tensorrt",
-    )
+_PER_VARIANT = (
+    "torch torchvision torchaudio torchtext torchrec torchao torchcodec "
+    "fbgemm-gpu fbgemm-gpu-genai xformers torch-tensorrt"
 )
+PER_VARIANT = frozenset(canonicalize_name(name) for name in _PER_VARIANT.split())
 
 
 def unknown_entries(config: TorchCudaConfig, lock_names: Iterable[str]) -> list[str]:

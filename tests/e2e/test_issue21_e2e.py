@@ -1,0 +1,204 @@
+"""Issue 21 #15 (fixes name only what auto's decision offers), #7 (a hanging
+nvidia-smi) and #5 (auto's move-on after a failure on mixed GPUs), end to end.
+
+Real Poetry, pip and venvs against a local index whose torch builds see GPUs as
+real builds do (tests/support/fake_torch.py); GPUs are stub ``nvidia-smi``
+executables first on PATH. The index lacks cu129 (which the tables would pick
+for a B200 after cu130) and its cu130 build has no kernels for sm_100, as a
+build that fails "no kernel image" on a B200 does.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.catalog import build_universe
+from tests.support.catalog import default_specs
+from tests.support.fake_torch import fake_torch
+from tests.support.fake_torch import gpus_variable
+from tests.support.fake_torch import replace_module
+from tests.support.fixtures import served
+from tests.support.gpus import RTX_4090
+from tests.support.gpus import gpu
+from tests.support.gpus import hanging_nvidia_smi
+from tests.support.gpus import has_real_nvidia_driver
+from tests.support.poetry_project import Project
+from tests.support.poetry_project import describe
+from tests.support.poetry_project import stub_calls
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tests.support.index import IndexServer
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
+    ),
+]
+
+VERIFY_ON: dict[str, str | None] = {"POETRY_TORCH_CUDA_VERIFY": None}
+#: cu130's arch list without sm_100: every CUDA operation on a B200 fails.
+CU130_NO_SM100 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_120", "compute_120"]
+CU128 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
+V100 = ("7.0", "Tesla V100-SXM2-32GB")
+B200 = ("10.0", "NVIDIA B200")
+DRIVER = "580.95.05"
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
+    """torch 2.14.1 on cpu, cu128 and cu130 (no cu129), builds that see GPUs."""
+    specs = {k: v for k, v in default_specs().items() if k != "cu129"}
+    universe = build_universe(tmp_path_factory.mktemp("issue21-universe"), specs)
+    builds = {
+        "cpu": fake_torch("2.14.1+cpu"),
+        "cu130": fake_torch("2.14.1+cu130", cuda="13.0", archs=CU130_NO_SM100),
+        "cu128": fake_torch("2.14.1+cu128", cuda="12.8", archs=CU128),
+    }
+    for variant, source in builds.items():
+        replace_module(universe, variant, "torch", f"2.14.1+{variant}", source)
+    yield from served(universe.root)
+
+
+def make_project(tmp_path: Path, index: IndexServer, variant: str) -> Project:
+    return Project.create(
+        tmp_path,
+        index,
+        {"torch": "2.14.1"},
+        f'variant = "{variant}"\npackages = ["torch"]',
+    )
+
+
+def fix_lines(text: str) -> list[str]:
+    """The ``fix:`` lines of a verification's findings."""
+    return [
+        line for line in text.splitlines() if line.strip().lower().startswith("fix:")
+    ]
+
+
+def test_verify_suggests_autos_next_choice_the_index_offers(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    project = make_project(tmp_path, index, "auto")
+    machine = {**gpu(tmp_path, B200, driver=DRIVER), **gpus_variable(B200)}
+    project.run("install", env_extra=machine)  # verification off: a start only
+    assert project.installed()["torch"] == "2.14.1+cu130"
+
+    result = project.run("torch-cuda", "verify", check=False, env_extra=machine)
+
+    assert result.returncode == 1, describe(result)
+    fixes = fix_lines(result.stdout + result.stderr)
+    assert any("`poetry torch-cuda switch cu128`" in f for f in fixes), describe(result)
+    for wrong in ("switch cu129", "switch cu130"):  # the index lacks it; it failed
+        assert not any(wrong in f for f in fixes), describe(result)
+
+    # A build remembered as failing here is not suggested either.
+    key = f"NVIDIA driver {DRIVER}; GPU 0 (NVIDIA B200, sm_100)"
+    entry = {"variant": "cu128", "torch": "2.14.1", "reason": "x", "when": "t"}
+    (project.venv / ".poetry-torch-cuda-memory.json").write_text(
+        json.dumps({"schema": 1, "failures": [{**entry, "machine": key}]})
+    )
+    remembered = project.run("torch-cuda", "verify", check=False, env_extra=machine)
+
+    assert remembered.returncode == 1, describe(remembered)
+    fixes = fix_lines(remembered.stdout + remembered.stderr)
+    assert fixes, describe(remembered)
+    for wrong in ("switch cu128", "switch cu129", "switch cu130"):
+        assert not any(wrong in f for f in fixes), describe(remembered)
+    # Only cpu is left: said as such, never as "a build for" the B200.
+    assert not any("installs a build for it" in f for f in fixes), describe(remembered)
+    assert any(
+        "`poetry torch-cuda switch cpu` installs the CPU-only build" in f
+        and "`poetry torch-cuda detect` says why" in f
+        for f in fixes
+    ), describe(remembered)
+
+
+def test_a_failed_switch_or_install_names_no_variant_but_detect(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    project = make_project(tmp_path, index, "cpu")
+    machine = {**gpu(tmp_path, B200, driver=DRIVER), **gpus_variable(B200)}
+    project.run("install", env_extra=machine)
+    env = {**machine, **VERIFY_ON}
+
+    switch = project.run("torch-cuda", "switch", "cu130", check=False, env_extra=env)
+
+    assert switch.returncode == 1, describe(switch)
+    assert project.installed()["torch"] == "2.14.1+cpu"
+    fixes = fix_lines(switch.stderr)
+    assert fixes, describe(switch)
+    assert not any("switch" in f for f in fixes), describe(switch)
+    assert any("`poetry torch-cuda detect`" in f for f in fixes), describe(switch)
+
+    project.write_pyproject(
+        project.pyproject_text().replace('variant = "cpu"', 'variant = "cu130"')
+    )
+    install = project.run("install", check=False, env_extra=env)
+
+    assert install.returncode == 1, describe(install)
+    fixes = fix_lines(install.stderr)
+    assert fixes, describe(install)
+    assert not any("switch" in f for f in fixes), describe(install)
+    assert any("`poetry torch-cuda detect`" in f for f in fixes), describe(install)
+
+
+def test_a_hanging_nvidia_smi_keeps_the_cuda_build_and_is_asked_once(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    project = make_project(tmp_path, index, "auto")
+    good = {**gpu(tmp_path, RTX_4090, driver=DRIVER), **gpus_variable(RTX_4090)}
+    project.run("install", env_extra=good)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    hung = tmp_path / "hung"
+    env = {**hanging_nvidia_smi(hung), **gpus_variable(RTX_4090), **VERIFY_ON}
+
+    result = project.run("install", check=False, env_extra=env)
+
+    assert result.returncode == 0, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert "did not answer within" in result.stderr, describe(result)
+    assert "keeps the installed cu130 build" in result.stderr, describe(result)
+    assert len(stub_calls(hung / "nvidia-smi")) == 1
+
+    status = project.run("torch-cuda", "status", "--check", check=False, env_extra=env)
+
+    assert status.returncode == 1, describe(status)
+    assert "Everything is in line" not in status.stdout
+    assert "did not answer within" in status.stdout + status.stderr, describe(status)
+    assert len(stub_calls(hung / "nvidia-smi")) == 2
+
+
+def test_auto_moves_on_only_to_what_its_rule_admits(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    project = make_project(tmp_path, index, "auto")
+    env = {
+        **gpu(tmp_path, V100, B200, driver=DRIVER),
+        **gpus_variable(V100, B200),
+        **VERIFY_ON,
+    }
+
+    result = project.run("install", check=False, env_extra=env)
+
+    # cu130 serves the B200 only (no variant serves both), and its build fails
+    # there; cu128 would leave the V100 out as well: no move to it.
+    assert result.returncode == 1, describe(result)
+    assert "trying" not in result.stderr, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    failures = [line for line in result.stderr.splitlines() if "GPU" in line]
+    assert any("NVIDIA B200" in line for line in failures), describe(result)
+    assert not any(
+        "cannot compute on GPU 0" in line or "not built for GPU 0" in line
+        for line in failures
+    ), describe(result)
+    detect = project.run("torch-cuda", "detect", "--json", env_extra=env)
+    remembered = json.loads(detect.stdout)["remembered"]
+    assert [entry["variant"] for entry in remembered] == ["cu130"], detect.stdout

@@ -1,0 +1,103 @@
+"""The rollback stash of an install into a Python that is no virtualenv
+(``virtualenvs.create = false``, opted in): in the environment's state folder
+(Poetry's cache), never in the interpreter's prefix; a copy where that folder
+is on another filesystem than site-packages (issue 21 #17)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+from packaging.markers import default_environment
+
+from poetry_torch_cuda.environment.envlock import state_dir
+from poetry_torch_cuda.install.undo import Stash
+from poetry_torch_cuda.install.undo import drop_previous
+from poetry_torch_cuda.install.undo import previous_build
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+SHM = Path("/dev/shm")  # a tmpfs: another filesystem than tmp_path's
+
+
+class SystemPython:
+    """What Poetry's SystemEnv tells the stash about a prefix like ``/usr/local``."""
+
+    def __init__(self, prefix: Path) -> None:
+        self.path = prefix
+        site = prefix / "lib" / "python3.11" / "site-packages"
+        self.site_packages = SimpleNamespace(candidates=[site])
+        self.marker_env = default_environment()
+
+
+def system_python(prefix: Path) -> Any:
+    """A prefix holding torch 2.14.1+cpu: its module and dist-info, no pyvenv.cfg."""
+    env = SystemPython(prefix)
+    site = env.site_packages.candidates[0]
+    (site / "torch").mkdir(parents=True)
+    (site / "torch" / "__init__.py").write_text("build = 'cpu'\n")
+    info = site / "torch-2.14.1+cpu.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: torch\nVersion: 2.14.1+cpu\n"
+    )
+    (info / "RECORD").write_text(
+        "torch/__init__.py,,\n"
+        "torch-2.14.1+cpu.dist-info/METADATA,,\n"
+        "torch-2.14.1+cpu.dist-info/RECORD,,\n"
+    )
+    return env
+
+
+@pytest.fixture(params=["same-filesystem", "other-filesystem"])
+def cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """Poetry's cache folder: beside the prefix, or on a tmpfs."""
+    if request.param == "same-filesystem":
+        yield tmp_path / "cache"
+        return
+    if not os.access(SHM, os.W_OK) or SHM.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no writable folder on another filesystem")
+    folder = Path(tempfile.mkdtemp(dir=SHM))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def refuse(names: object) -> None:
+    raise AssertionError("nothing changed version: nothing to uninstall")
+
+
+def test_the_stash_stays_out_of_the_prefix_and_puts_torch_back(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(cache))
+    prefix = tmp_path / "usr-local"
+    env = system_python(prefix)
+    module = env.site_packages.candidates[0] / "torch" / "__init__.py"
+
+    stash = Stash.take(env, ["torch"])
+
+    assert stash is not None
+    home = state_dir(prefix)
+    assert cache in home.parents and stash.root.parent == home
+    assert [p.name for p in prefix.iterdir()] == ["lib"]
+    module.unlink()  # as pip replaces a file: unlink, then write
+    module.write_text("build = 'cu130'\n")
+    stash.put_back(env, refuse)
+    assert module.read_text() == "build = 'cpu'\n"
+
+    stash.keep(prefix)  # the previous build, for a switch's rollback
+    previous = previous_build(prefix)
+    assert previous is not None and previous.root.parent == home
+    assert [p.name for p in prefix.iterdir()] == ["lib"]
+    drop_previous(prefix)
+    assert previous_build(prefix) is None
