@@ -201,7 +201,10 @@ def lock_project(
     config = config or configured(poetry.pyproject.data)
     from poetry_torch_cuda.index.client import project_client
 
-    template = without_credentials(_fetching(poetry).index_url_template)
+    # The fetching URL differs from the configured one at most by credentials
+    # (POETRY_TORCH_CUDA_INDEX_URL may carry them); the lock records neither.
+    fetch = _fetching(poetry)
+    template = without_credentials(fetch.index_url_template)
     if template != without_credentials(config.index_url_template):
         raise LockError(
             f"{LOCK_NAME} is never written through the per-run mirror "
@@ -245,7 +248,7 @@ def lock_project(
             variants.append(
                 locker.lock(
                     variant,
-                    config.index_url(variant),
+                    fetch.index_url(variant),
                     roots_for(poetry, config, variant),
                     {f: s for (v, f), s in hashes.items() if v == name},
                 )
@@ -385,7 +388,7 @@ def _auto_variants(
     ]
     wanted = {
         variant.name: [
-            (config.index_url(variant), root)
+            (_fetching(poetry).index_url(variant), root)
             for root in roots_for(poetry, config, variant)
         ]
         for variant in candidates
