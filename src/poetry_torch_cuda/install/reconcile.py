@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
+from poetry_torch_cuda.environment.envlock import environment_lock
+from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
@@ -86,7 +90,9 @@ def write_plan(
 def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     """Carry ``request`` out, check the builds, sweep unused CUDA wheels; one summary line.
 
-    A failure after pip succeeded puts the environment back as it was.
+    The locked files are fetched and verified, then pip installs them locally
+    (or the kept previous build is linked back); any failure or interrupt
+    afterwards puts the environment back from the stash.
 
     Raises:
         TorchCudaError: pip failed, or installed something other than asked.
@@ -108,7 +114,9 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
         echo=lambda line: io.write_line(Formatter.escape(line)),
     )
     done: list[str] = []
-    if plan.install:
+    if not plan.install:
+        _remove_orphans(pip, list(plan.remove), done, env, in_process=False)
+    else:
         # The one way back from any failure below, interrupts included.
         stash = Stash.take(env, plan.protected & set(plan.installed.all()))
         try:
@@ -118,9 +126,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                     previous.put_back(env, pip.uninstall, within=plan.protected)
                     done.append("put back the previous build kept in the environment")
                 else:
-                    from poetry_torch_cuda.install.fetched import install_locked
-
-                    install_locked(request, env, pip, io)
+                    _install_files(request, env, pip, io)
             finally:
                 forget_views()
             installed = installed_environment(env)
@@ -137,10 +143,31 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 raise failure from None
             raise
         finish(stash, env, request)
-    else:
-        _remove_orphans(pip, list(plan.remove), done, env, in_process=False)
     if done:
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
+
+
+def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) -> None:
+    """The request's files, fetched at once and verified, then pip, locally."""
+    from poetry_torch_cuda.install.download import fetch_request
+
+    asked = ", ".join(request.requirements)
+    if request.files:
+        paths = fetch_request(request, io)
+        pip.install_files(
+            [(path, item.sha256) for path, item in zip(paths, request.files)],
+            force_reinstall=request.plan.force,
+            compile_bytecode=request.compile_bytecode,
+            asked=asked,
+        )
+    conflicts = installed_environment(env).unmet(request.plan.configured)
+    if conflicts:
+        raise TorchCudaError(
+            f"pip could not install {asked}: {'; '.join(conflicts)}.\n"
+            "This build needs other versions of packages Poetry manages; align "
+            "them in pyproject.toml and run `poetry lock`, or choose another "
+            "variant with `poetry torch-cuda switch <variant>`."
+        )
 
 
 def _remove_orphans(
@@ -209,8 +236,6 @@ def reconcile_environment(
     A run that waited for another one plans what is left, with ``refresh``'s
     configuration and variant; returns the plan carried out.
     """
-    from poetry_torch_cuda.environment.envlock import environment_lock
-
     settings = settings or InstallSettings()
     waited: list[bool] = []
 
@@ -232,19 +257,34 @@ def reconcile_environment(
                 _warn_other_owner(env, io, project, variant)
             apply_plan(prepare_install(plan, config, env, io, settings), env, io)
             if project is not None:
-                from poetry_torch_cuda.install.owner import record_owner
-
-                record_owner(env.path, project, variant.name)
+                record = {"project": str(project), "variant": variant.name}
+                with suppress(OSError):
+                    (state_dir(env.path) / OWNER).write_text(
+                        json.dumps(record), "utf-8"
+                    )
         return plan
+
+
+#: Which project's configuration last put a torch build into the environment:
+#: two projects sharing one (a system Python, a Docker image) undo each other.
+OWNER = ".poetry-torch-cuda-owner.json"
 
 
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
     """Warn when the variant another project installed here is being replaced."""
-    from poetry_torch_cuda.install.owner import other_owner
-
-    warning = other_owner(env.path, project, variant.name)
-    if warning is not None:
-        io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
+    try:
+        data = json.loads((state_dir(env.path) / OWNER).read_text(encoding="utf-8"))
+        path, installed = str(data["project"]), str(data["variant"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if path != str(project) and installed != variant.name:
+        io.write_error_line(
+            f"<warning>{PREFIX}: this environment's torch build ({esc(installed)}) "
+            f"was installed for the project in {esc(path)}; replacing it with "
+            f"{variant} for this one. Projects sharing one environment with different "
+            "variants undo each other on every install: give each its own environment, "
+            "or the same variant.</>"
+        )
 
 
 def forced(plan: Plan) -> Plan:

@@ -121,10 +121,8 @@ def prepare_install(
     )
     if not plan.install:
         return request
-    from poetry_torch_cuda.environment.installed import versions_of
     from poetry_torch_cuda.install.hashes import locked_files
     from poetry_torch_cuda.install.hashes import poetry_files
-    from poetry_torch_cuda.install.planning import with_state
     from poetry_torch_cuda.lockfile import LockLookup
 
     poetry = settings.poetry
@@ -145,7 +143,7 @@ def prepare_install(
         files += poetry_files(poetry, env, plan.lacking)
     except TorchCudaError as error:
         lookup.undo()  # an entry locked for this install stays only if it installed
-        raise with_state(error, plan, versions_of(plan.installed), env) from None
+        raise TorchCudaError(f"{error}\n{plan.unchanged}") from None
     return dataclasses.replace(
         request, plan=plan, files=tuple(files), forget_lock=lookup.undo
     )
@@ -158,17 +156,7 @@ def _variant_lock(
     try:
         return lock_for(plan.variant)
     except TorchCudaError as error:
-        names = [target.name for target in plan.install]
-        held = [
-            f"{name} {found.version}"
-            for name in names
-            if (found := plan.installed.get(name)) is not None
-        ]
-        state = (
-            f"Nothing changed: the environment still has {', '.join(held)}."
-            if held
-            else "No torch build was installed."
-        )
+        state = plan.unchanged
         if getattr(error, "cause", None):  # the index did not answer at all
             from poetry_torch_cuda.project.config import UNREACHABLE_HINT
 

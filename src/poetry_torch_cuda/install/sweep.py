@@ -28,6 +28,8 @@ from typing import Protocol
 
 from packaging.utils import canonicalize_name
 
+from poetry_torch_cuda.environment.envlock import STASH
+
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -183,7 +185,7 @@ def _keeping_shared(
         yield
         return
     # Named as undo.py's stashes, so a killed run's is swept and reported too.
-    prefix = f".torch-cuda-stash-{os.getpid()}.shared-"
+    prefix = f"{STASH}{os.getpid()}.shared-"
     aside = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     kept: list[tuple[Path, Path]] = []
     try:
