@@ -1,4 +1,8 @@
-"""Fetch a change's locked files into Poetry's artifact cache, sha256-checked as they stream.
+"""The locked files a change needs, fetched into Poetry's artifact cache, sha256-checked as they stream.
+
+Which files: torch-cuda.lock's for the torch family; poetry.lock's (its sha256,
+the URL from the package's source) for the Poetry packages the family needs and
+the environment lacks. Nothing is installed that no lock hashes.
 
 As Poetry's executor does: worker threads, Poetry's ``ArtifactCache`` entries,
 one request per file through the one
@@ -15,31 +19,40 @@ import os
 import threading
 import time
 from contextlib import suppress
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import BinaryIO
 
 from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
+from packaging.version import InvalidVersion
+from packaging.version import Version
 
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index import quick
 from poetry_torch_cuda.install import signals
-from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.lockfile.model import LOCK_NAME
+from poetry_torch_cuda.lockfile.model import LockedFile
 from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Mapping
     from collections.abc import Sequence
+    from pathlib import Path
+    from typing import Any
 
-    from cleo.io.io import IO
+    from packaging.utils import NormalizedName
+    from poetry.core.packages.package import Package
+    from poetry.poetry import Poetry
+    from poetry.utils.env import Env
 
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.index.credentials import IndexAuthenticator
-    from poetry_torch_cuda.install.request import InstallRequest
-    from poetry_torch_cuda.lockfile.model import LockedFile
+    from poetry_torch_cuda.install.planning import Plan
+    from poetry_torch_cuda.lockfile.model import VariantLock
 
     #: Bytes done, bytes in all (known sizes), files done, files.
     Progress = Callable[[int, int, int, int], None]
@@ -56,57 +69,6 @@ class DownloadError(TorchCudaError):
 
 class HashMismatchError(DownloadError):
     """The bytes received are not the locked file's."""
-
-
-def fetch_request(request: InstallRequest, io: IO) -> list[Path]:
-    """``request``'s files in Poetry's artifact cache, verified; their paths in order."""
-    from poetry.config.config import Config
-
-    from poetry_torch_cuda.index.credentials import authenticator
-    from poetry_torch_cuda.project.config import ENV_INDEX_URL
-
-    config, variant = request.config, request.plan.variant
-    poetry_config = request.poetry_config or Config.create()
-    sources = [(n, u) for n, u in config.project_sources if n != config.source]
-    if config.source is not None:
-        sources.append((config.source, config.index_url(variant)))
-    auth = authenticator(poetry_config, sources, config.download_concurrency)
-    auth.take_off(config.index_url(variant))  # credentials written in it
-    # The per-run mirror: files found there by name, checked by the lock's hashes.
-    mirror = config.index_url(variant) if os.environ.get(ENV_INDEX_URL) else None
-    last = [0, 0, 0, 0]
-
-    def show(*state: int) -> None:
-        done, total, files_done, files = last[:] = state
-        io.overwrite(
-            f"{PREFIX}: downloading {files} file{'s' if files != 1 else ''}: "
-            f"{files_done} done, {_mb(done)} of {_mb(total)}"
-        )
-
-    terminal = io.output.is_decorated() and not io.output.is_quiet()
-    begun = time.monotonic()
-    try:
-        return download_files(
-            request.files,
-            Path(poetry_config.artifacts_cache_directory),
-            auth,
-            concurrency=config.download_concurrency,
-            progress=show if terminal else None,
-            asked=", ".join(request.requirements),
-            mirror=mirror,
-        )
-    finally:
-        auth.close()
-        if terminal:
-            io.overwrite(
-                f"{PREFIX}: downloaded {last[2]} of {last[3]} files ({_mb(last[0])}) "
-                f"in {time.monotonic() - begun:.1f} s"
-            )
-            io.write_line("")
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1_000_000:.1f} MB"
 
 
 def cache_entry(cache_dir: Path, item: LockedFile) -> Path:
@@ -410,15 +372,13 @@ class _Run:
         )
 
     def _mismatch(self, item: LockedFile, url: str, received: str) -> DownloadError:
-        from poetry_torch_cuda.install.hashes import refusal_message
-
-        what = (
-            f"{item.filename}: expected sha256 {item.sha256} "
-            f"({getattr(item, 'lock', 'torch-cuda.lock')}), "
-            f"received {received} from {mask_url(url)}"
-        )
         return self._error(
-            f"{refusal_message([what])}\nThe lock and the file disagree: if "
+            f"refused {item.filename}: expected sha256 {item.sha256} "
+            f"({getattr(item, 'lock', LOCK_NAME)}), received {received} from "
+            f"{mask_url(url)}: the index or mirror now serves different bytes for the "
+            "same file.\nA published file never changes: treat this as a compromised "
+            "or broken mirror and tell whoever runs it. pyproject.toml, poetry.lock and "
+            f"{LOCK_NAME} are left as they were.\nThe lock and the file disagree: if "
             "torch-cuda.lock was edited (`git diff torch-cuda.lock`), restore it.",
             HashMismatchError,
         )
@@ -442,3 +402,139 @@ def _host(url: str) -> str:
 
 def _no_answer(error: BaseException, url: str, timeout: float) -> tuple[str, str]:
     return quick.in_words(error, url, timeout), quick.advice(error)
+
+
+#: Where Poetry's own packages are locked.
+POETRY_LOCK = "poetry.lock"
+
+
+@dataclass(frozen=True)
+class PoetryLockedFile(LockedFile):
+    """A file of a Poetry package, checked against poetry.lock's sha256."""
+
+    lock: str = POETRY_LOCK
+
+
+def _fits(filename: str, marker_env: Mapping[str, Any]) -> bool:
+    from packaging.utils import InvalidWheelFilename
+
+    from poetry_torch_cuda.index.client import tag_fits
+
+    try:
+        tags = parse_wheel_filename(filename)[3]
+    except (InvalidWheelFilename, InvalidVersion):
+        return False
+    return any(tag_fits(t.interpreter, t.abi, t.platform, marker_env) for t in tags)
+
+
+def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
+    """Of the closure of ``plan``'s targets in ``lock``, the wheel pip prefers here of each
+    package not installed at its locked version (unless forced) nor the project's own.
+
+    Raises:
+        TorchCudaError: the lock lacks a package, or has no file for this env.
+    """
+    roots = [
+        (t.name, None if t.version is None else str(t.version)) for t in plan.install
+    ]
+    try:
+        packages = lock.closure(roots, env.marker_env)
+    except KeyError as missing:
+        raise TorchCudaError(
+            f"{LOCK_NAME} has no {missing.args[0]} for {plan.variant}; run "
+            "`poetry torch-cuda lock` and then the command again."
+        ) from None
+    asked = {target.name for target in plan.install}
+    files = []
+    for package in packages:
+        present = plan.installed.get(package.name)
+        if package.name in plan.own or (
+            not plan.force
+            and package.name not in asked
+            and present is not None
+            and _same(present.version, package.version)
+        ):
+            continue
+        files.append(
+            _best_file(lock.files(package), package.name, package.version, env)
+        )
+    return files
+
+
+def poetry_files(
+    poetry: Poetry, env: Env, wanted: Mapping[NormalizedName, str]
+) -> list[LockedFile]:
+    """Of each ``wanted`` package (name: version), poetry.lock's wheel for this env: the URL
+    from its source's page (Poetry's repository), the sha256 poetry.lock's.
+
+    Raises:
+        TorchCudaError: poetry.lock or the source has no such wheel.
+    """
+    from poetry_torch_cuda.project.locked import locked_packages
+
+    found = []
+    for package in locked_packages(poetry, wanted):
+        hashes = {f["file"]: str(f["hash"]) for f in package.files}
+        version = package.version.text
+        candidates = []
+        for link in _repository(poetry, package).find_links_for_package(package):
+            algorithm, _, digest = hashes.get(link.filename, "").partition(":")
+            if algorithm == "sha256" and link.is_wheel:
+                candidates.append(
+                    PoetryLockedFile(
+                        package.name,
+                        version,
+                        link.filename,
+                        link.url_without_fragment,
+                        digest,
+                    )
+                )
+        found.append(_best_file(candidates, package.name, version, env, POETRY_LOCK))
+    return found
+
+
+def _repository(poetry: Poetry, package: Package) -> Any:
+    """Where Poetry's installer fetches ``package`` from (as its ``Chooser`` does)."""
+    pool = poetry.pool
+    if package.source_type and package.source_reference:
+        return pool.repository(package.source_reference)
+    return (
+        pool.repository("pypi") if pool.has_repository("pypi") else pool.repositories[0]
+    )
+
+
+def _best_file(
+    files: Sequence[LockedFile],
+    name: str,
+    version: str,
+    env: Env,
+    lock: str = LOCK_NAME,
+) -> LockedFile:
+    """Of ``files``, the wheel that fits ``env`` best: markers first (no process), pip's tag
+    order only when several fit."""
+    fitting = [file for file in files if _fits(file.filename, env.marker_env)]
+    if len(fitting) > 1:
+        ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
+        unranked = len(ranks)
+
+        def rank(file: LockedFile) -> int:
+            tags = parse_wheel_filename(file.filename)[3]
+            return min((ranks.get(tag, unranked) for tag in tags), default=unranked)
+
+        fitting.sort(key=rank)
+    if not fitting:
+        markers = env.marker_env
+        raise TorchCudaError(
+            f"{lock} has no wheel of {name} {version} for this environment (Python "
+            f"{markers.get('python_full_version')}, {markers.get('sys_platform')} "
+            f"{markers.get('platform_machine')}). Add this platform to the project's "
+            f"supported ones and run `poetry {'lock' if lock == POETRY_LOCK else 'torch-cuda lock'}`."
+        )
+    return fitting[0]
+
+
+def _same(installed: str, locked: str) -> bool:
+    try:
+        return Version(installed) == Version(locked)
+    except InvalidVersion:
+        return installed == locked

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import time
 from contextlib import suppress
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.environment.envlock import environment_lock
@@ -27,7 +30,6 @@ from poetry_torch_cuda.urls import mask_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
@@ -149,11 +151,9 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
 
 def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) -> None:
     """The request's files, fetched at once and verified, then pip, locally."""
-    from poetry_torch_cuda.install.download import fetch_request
-
     asked = ", ".join(request.requirements)
     if request.files:
-        paths = fetch_request(request, io)
+        paths = _fetch(request, io)
         pip.install_files(
             [(path, item.sha256) for path, item in zip(paths, request.files)],
             force_reinstall=request.plan.force,
@@ -168,6 +168,58 @@ def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) ->
             "them in pyproject.toml and run `poetry lock`, or choose another "
             "variant with `poetry torch-cuda switch <variant>`."
         )
+
+
+def _fetch(request: InstallRequest, io: IO) -> list[Path]:
+    """``request``'s files in Poetry's artifact cache, verified; their paths in order."""
+    from poetry.config.config import Config
+
+    from poetry_torch_cuda.index.credentials import authenticator
+    from poetry_torch_cuda.install.download import download_files
+    from poetry_torch_cuda.project.config import ENV_INDEX_URL
+
+    config, variant = request.config, request.plan.variant
+    poetry_config = request.poetry_config or Config.create()
+    sources = [(n, u) for n, u in config.project_sources if n != config.source]
+    if config.source is not None:
+        sources.append((config.source, config.index_url(variant)))
+    auth = authenticator(poetry_config, sources, config.download_concurrency)
+    auth.take_off(config.index_url(variant))  # credentials written in it
+    # The per-run mirror: files found there by name, checked by the lock's hashes.
+    mirror = config.index_url(variant) if os.environ.get(ENV_INDEX_URL) else None
+    last = [0, 0, 0, 0]
+
+    def show(*state: int) -> None:
+        done, total, files_done, files = last[:] = state
+        io.overwrite(
+            f"{PREFIX}: downloading {files} file{'s' if files != 1 else ''}: "
+            f"{files_done} done, {_mb(done)} of {_mb(total)}"
+        )
+
+    terminal = io.output.is_decorated() and not io.output.is_quiet()
+    begun = time.monotonic()
+    try:
+        return download_files(
+            request.files,
+            Path(poetry_config.artifacts_cache_directory),
+            auth,
+            concurrency=config.download_concurrency,
+            progress=show if terminal else None,
+            asked=", ".join(request.requirements),
+            mirror=mirror,
+        )
+    finally:
+        auth.close()
+        if terminal:
+            io.overwrite(
+                f"{PREFIX}: downloaded {last[2]} of {last[3]} files ({_mb(last[0])}) "
+                f"in {time.monotonic() - begun:.1f} s"
+            )
+            io.write_line("")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
 
 
 def _remove_orphans(

@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
-from typing import Protocol
 
 from packaging.utils import canonicalize_name
 
@@ -40,11 +39,8 @@ if TYPE_CHECKING:
     from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
-
-class Uninstaller(Protocol):
-    """What does the removal pip cannot be spared (``PipRunner.uninstall``)."""
-
-    def __call__(self, names: Sequence[str]) -> None: ...
+    #: What does the removal pip cannot be spared (``PipRunner.uninstall``).
+    Uninstaller = Callable[[Sequence[str]], None]
 
 
 def remove_distributions(

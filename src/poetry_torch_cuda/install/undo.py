@@ -164,7 +164,7 @@ def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
     """The previous build, if it is exactly what ``request`` installs: the
     plan's versions (labels included), from the locked files the request names."""
     plan = request.plan
-    if request.files is None or plan.force or not request.config.keep_previous_build:
+    if plan.force or not request.config.keep_previous_build:
         return None
     previous = previous_build(env.path)
     if (
