@@ -173,10 +173,10 @@ class _Run:
         """Stop every download; no ``.part`` file is left or renamed after this."""
         with self._lock:
             self._stop.set()
-            self.over.set()
             for part in self._parts:
                 with suppress(OSError):
                     part.unlink()
+            self.over.set()  # only now: the caller may look at the cache at once
 
     def work(self) -> None:
         """One worker: files off the list until none is left or one failed."""
@@ -250,12 +250,14 @@ class _Run:
         return entry.url
 
     def _fetch(self, item: LockedFile, path: Path, url: str) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, part = tempfiles.make(path.parent, f".{path.name}.", _PART)
-        except OSError as error:
-            raise self._local(item, path.parent, error) from None
-        with self._lock:
+        with self._lock:  # after cancel() no part is made: it removed them all
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handle, part = tempfiles.make(path.parent, f".{path.name}.", _PART)
+            except OSError as error:
+                raise self._local(item, path.parent, error) from None
             self._parts.add(part)
         try:
             with os.fdopen(handle, "wb") as stream:

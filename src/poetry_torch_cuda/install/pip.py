@@ -13,7 +13,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections import deque
 from contextlib import contextmanager
@@ -68,7 +67,7 @@ class PipRunner:
         pip_command: Sequence[str],
         *,
         show_output: bool,
-        echo: Callable[[str], None] | None = None,
+        echo: Callable[[str], None] = print,
     ) -> None:
         self._pip = list(pip_command)
         self._show_output = show_output
@@ -157,15 +156,9 @@ class PipRunner:
                 line = scrub(raw.rstrip("\n"))
                 kept.append(line)
                 if self._show_output:
-                    self._write(line)
+                    self._echo(line)
             returncode = process.wait()
         return returncode, list(kept), received[0] if received else None
-
-    def _write(self, line: str) -> None:
-        if self._echo is not None:
-            self._echo(line)
-        else:
-            sys.stdout.write(line + "\n")
 
 
 @contextmanager

@@ -154,9 +154,9 @@ class Plan:
     def unchanged(self) -> str:
         """The sentence for a failure that changed nothing in the environment."""
         held = [
-            f"{target.name} {found.version}"
+            f"{target.name} {version}"
             for target in self.install
-            if (found := self.installed.get(target.name)) is not None
+            if (version := self.installed.version(target.name)) is not None
         ]
         return f"Nothing changed: the environment still has {', '.join(held) or 'no torch build'}."
 
@@ -178,7 +178,7 @@ def plan_changes(
     install = tuple(
         target
         for target in targets
-        if not target.is_satisfied_by(_version(installed, target.name), variant)
+        if not target.is_satisfied_by(installed.version(target.name), variant)
     )
     satisfied = tuple(target for target in targets if target not in install)
     return Plan(
@@ -205,11 +205,6 @@ def find_orphans(
         return []
     graph = installed.graph()
     return unneeded(present, [name for name in graph if name not in present], graph)
-
-
-def _version(installed: InstalledEnvironment, name: str) -> str | None:
-    distribution = installed.get(name)
-    return None if distribution is None else distribution.version
 
 
 def poetry_lacks(

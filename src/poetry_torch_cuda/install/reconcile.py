@@ -261,8 +261,7 @@ def describe_plan(plan: Plan) -> str:
 def _check_installed(plan: Plan, installed: InstalledEnvironment) -> str:
     versions = []
     for target in plan.install:
-        distribution = installed.get(target.name)
-        version = None if distribution is None else distribution.version
+        version = installed.version(target.name)
         if not target.is_satisfied_by(version, plan.variant):
             raise TorchCudaError(
                 f"pip installed {target.name} {version or '(nothing)'} where "

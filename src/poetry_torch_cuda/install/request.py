@@ -182,8 +182,8 @@ def pin_specifiers(
                 f"changed. Loosen the specifier in [tool.poetry-torch-cuda] packages "
                 f"or choose another variant."
             )
-        held = installed.get(target.name)
-        public = None if held is None else Version(held.version).public
+        held = installed.version(target.name)
+        public = None if held is None else Version(held).public
         chosen = next((v for v in builds if v.public == public), builds[0])
         pinned.append(dataclasses.replace(target, version=chosen))
     return dataclasses.replace(plan, install=tuple(pinned))

@@ -148,7 +148,7 @@ class Stash:
 def finish(stash: Stash | None, env: Env, request: InstallRequest) -> None:
     """After a change that held, its stash becomes the previous build
     (none after ``sync --force``, which trusts torch-cuda.lock alone)."""
-    files = {item.sha256 for item in request.files or ()}
+    files = {item.sha256 for item in request.files}
     if request.plan.force or stash is None or not stash.files:
         drop_previous(env.path)
         if stash is not None:
