@@ -38,16 +38,14 @@ TIMED: dict[str, tuple[str, ...]] = {
     "poetry_torch_cuda.commands.base": ("TorchCudaCommand.handle",),
     "poetry_torch_cuda.commands.switch": ("SwitchCommand._target",),
     "poetry_torch_cuda.project.pyproject_edit": ("prepare_variant",),
-    "poetry_torch_cuda.install.reconcile": ("plan_for", "apply_plan"),
+    "poetry_torch_cuda.install.reconcile": ("plan_for", "apply_plan", "_install_files"),
     "poetry_torch_cuda.install.request": ("pin_specifiers", "prepare_install"),
     "poetry_torch_cuda.lockfile": ("LockLookup.__call__",),
-    "poetry_torch_cuda.install.fetched": ("install_locked",),
     "poetry_torch_cuda.install.download": ("download_files",),
     "poetry_torch_cuda.index.credentials": ("authenticator",),
     "poetry_torch_cuda.install.pip": ("PipRunner.install_files", "PipRunner.uninstall"),
     "poetry_torch_cuda.install.undo": ("Stash.take",),
     "poetry_torch_cuda.environment.installed": ("installed_environment",),
-    "poetry_torch_cuda.install.owner": ("record_owner",),
     "poetry_torch_cuda.proof.after": ("take_snapshot", "prove_change"),
 }
 

@@ -15,7 +15,7 @@ from poetry_torch_cuda.commands.base import MOVES_HELP
 from poetry_torch_cuda.commands.base import MovingCommand
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.install.owner import MARKER
+from poetry_torch_cuda.install.reconcile import OWNER
 from poetry_torch_cuda.install.reconcile import write_waiting
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import settle
@@ -119,7 +119,7 @@ class SwitchCommand(MovingCommand):
         # The environment stays locked until pyproject.toml says the new
         # variant, so a run waiting for it plans with the new variant.
         # A failed switch leaves every project file as it was, byte for byte.
-        kept = (pyproject.parent / LOCK_NAME, self.env.path / MARKER)
+        kept = (pyproject.parent / LOCK_NAME, self.env.path / OWNER)
         with (
             pending or nullcontext(),
             environment_lock(self.env.path, on_wait),

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterator
 
-LOCK_NAME = ".poetry-torch-cuda.lock"
+#: The env lock's file (named apart from torch-cuda.lock's ``LOCK_NAME``).
+ENV_LOCK_NAME = ".poetry-torch-cuda.lock"
 DEFAULT_WAIT_SECONDS = 900.0
 _POLL_SECONDS = 0.1
 
@@ -64,11 +65,6 @@ def state_dir(env_path: Path) -> Path:
     return folder
 
 
-def lock_path(env_path: Path) -> Path:
-    """Where the lock of the environment at ``env_path`` lives."""
-    return state_dir(env_path) / LOCK_NAME
-
-
 @contextmanager
 def environment_lock(
     env_path: Path,
@@ -85,7 +81,7 @@ def environment_lock(
     if _held:
         yield
         return
-    path = lock_path(env_path)
+    path = state_dir(env_path) / ENV_LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if not _try_lock(fd):

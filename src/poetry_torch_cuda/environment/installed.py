@@ -67,6 +67,11 @@ class InstalledEnvironment:
             self._cache[key] = None if found is None else self._describe(found)
         return self._cache[key]
 
+    def version(self, name: str) -> str | None:
+        """The installed version of ``name``, or ``None``."""
+        found = self.get(name)
+        return None if found is None else found.version
+
     def all(self) -> dict[NormalizedName, InstalledDistribution]:
         """Every installed distribution, by canonical name (first on the path wins)."""
         if self._everything is None:

@@ -9,6 +9,7 @@ file. Nothing is imported: importing torch takes seconds and may need a GPU.
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -49,12 +50,7 @@ class InstalledBuild:
 
     def to_json(self) -> dict[str, str | None]:
         """The JSON form ``status --json`` prints."""
-        return {
-            "version": self.version,
-            "label": self.label,
-            "build": self.build,
-            "cuda": self.cuda,
-        }
+        return {k: v for k, v in asdict(self).items() if k != "name"}
 
 
 def describe_build(

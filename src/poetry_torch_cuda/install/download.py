@@ -1,46 +1,62 @@
-"""Fetch a variant's locked files into Poetry's artifact cache, sha256-checked as they stream.
+"""The locked files a change needs, fetched into Poetry's artifact cache, sha256-checked as they stream.
 
-As Poetry's executor does: worker threads, one request per file through the
-one :func:`~poetry_torch_cuda.index.credentials.authenticator`, the bytes hashed
+Which files: torch-cuda.lock's for the torch family; poetry.lock's (its sha256,
+the URL from the package's source) for the Poetry packages the family needs and
+the environment lacks. Nothing is installed that no lock hashes.
+
+As Poetry's executor does: worker threads, Poetry's ``ArtifactCache`` entries,
+one request per file through the one
+:func:`~poetry_torch_cuda.index.credentials.authenticator`. The bytes are hashed
 as they arrive into a ``.part`` file (named after its process, so the next run
-sweeps those of dead ones) renamed to Poetry's ``ArtifactCache`` entry only when
-size and hash match the lock. With a per-run mirror each file is found by name
-on the mirror's own pages.
+sweeps those of dead ones), renamed to the cache entry only when size and hash
+match the lock. With a per-run mirror each file is found by name on its pages.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import threading
 import time
-from contextlib import contextmanager
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import BinaryIO
-from typing import Protocol
 
 from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
+from packaging.version import InvalidVersion
+from packaging.version import Version
 
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index import quick
+from poetry_torch_cuda.install import signals
+from poetry_torch_cuda.lockfile.model import LOCK_NAME
+from poetry_torch_cuda.lockfile.model import LockedFile
 from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable
+    from collections.abc import Mapping
     from collections.abc import Sequence
     from pathlib import Path
+    from typing import Any
+
+    from packaging.utils import NormalizedName
+    from poetry.core.packages.package import Package
+    from poetry.poetry import Poetry
+    from poetry.utils.env import Env
 
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.index.credentials import IndexAuthenticator
-    from poetry_torch_cuda.lockfile.model import LockedFile
+    from poetry_torch_cuda.install.planning import Plan
+    from poetry_torch_cuda.lockfile.model import VariantLock
 
-#: Connections at once unless the ``download-concurrency`` key says otherwise.
-DEFAULT_CONCURRENCY = 16
+    #: Bytes done, bytes in all (known sizes), files done, files.
+    Progress = Callable[[int, int, int, int], None]
+
 _CHUNK = 64 * 1024
 _PART = ".part"
 #: A file is fetched again this often after its stream broke off mid-way.
@@ -53,20 +69,6 @@ class DownloadError(TorchCudaError):
 
 class HashMismatchError(DownloadError):
     """The bytes received are not the locked file's."""
-
-
-class DownloadInterrupted(DownloadError):
-    """A signal stopped the downloads; ``exit_code`` is 128 + the signal number."""
-
-
-class Progress(Protocol):
-    """Receives the state of the downloads a few times a second."""
-
-    def update(self, done: int, total: int, files_done: int, files: int) -> None:
-        """Bytes done of ``total`` (known sizes), files done of ``files``."""
-
-    def finish(self) -> None:
-        """The downloads ended (successfully or not)."""
 
 
 def cache_entry(cache_dir: Path, item: LockedFile) -> Path:
@@ -84,21 +86,21 @@ def download_files(
     cache_dir: Path,
     authenticator: IndexAuthenticator,
     *,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int = 16,
     progress: Progress | None = None,
-    purpose: str = "the variant's files",
+    asked: str = "the variant",
     mirror: str | None = None,
 ) -> list[Path]:
     """Make every item a verified file in ``cache_dir``; return their paths in order.
 
     A cached file is used when its sha256 is the lock's (as Poetry checks its
-    cached archives); one that is not is discarded and fetched again.
-    ``mirror``: an index to find the files on by name instead of their URLs.
+    cached archives); one that is not is fetched again. ``mirror``: an index
+    to find the files on by name instead of their URLs.
 
     Raises:
         DownloadError: a file could not be fetched, or its bytes differ from
-            the lock (nothing of it is left in the cache).
-        DownloadInterrupted: SIGINT, SIGTERM or SIGHUP arrived meanwhile.
+            the lock (nothing of it is left in the cache), or a signal stopped
+            the downloads (``exit_code`` 128 + its number).
     """
     paths = [cache_entry(cache_dir, item) for item in items]
     unique = dict(zip(paths, items))
@@ -106,25 +108,28 @@ def download_files(
         return paths
     if not all(path.is_file() for path in unique):
         _sweep_parts(cache_dir)
-    run = _Run(authenticator, progress, mirror, unique)
-    workers = [
-        threading.Thread(target=run.work, name="torch-cuda-download", daemon=True)
-        for _ in range(min(max(1, concurrency), len(unique)))
-    ]
-    with _signals_raise() as received:
+    run = _Run(authenticator, unique, asked, mirror)
+    with signals.handling(signals.stop):
         try:
-            for worker in workers:
-                worker.start()
-            while run.wait(0.2):
-                run.show()
-        except (KeyboardInterrupt, _Signalled) as stop:
+            for _ in range(min(max(1, concurrency), len(unique))):
+                threading.Thread(target=run.work, daemon=True).start()
+            while not run.over.wait(0.2):
+                if progress is not None:
+                    progress(*run.state())
+        except KeyboardInterrupt as stop:
             run.cancel()
-            signum = getattr(stop, "signum", received[0] if received else signal.SIGINT)
-            raise _interrupted(signum, purpose) from None
+            signum = signals.signum_of(stop)
+            error = DownloadError(
+                f"{signals.signal_name(signum)} interrupted the download of the files "
+                f"for {asked}; nothing was installed and no partial file was kept. "
+                "Run the command again to finish (files already downloaded are not "
+                "fetched again)."
+            )
+            error.exit_code = 128 + signum
+            raise error from None
         finally:
             if progress is not None:
-                run.show()
-                progress.finish()
+                progress(*run.state())
     if run.error is not None:
         raise run.error
     return paths
@@ -139,41 +144,30 @@ def _sweep_parts(cache_dir: Path) -> None:
 
 
 class _Run:
-    """The state one :func:`download_files` call shares between its threads."""
+    """What the worker threads of one :func:`download_files` call share."""
 
     def __init__(
         self,
         auth: IndexAuthenticator,
-        progress: Progress | None,
-        mirror: str | None,
         unique: dict[Path, LockedFile],
+        asked: str,
+        mirror: str | None,
     ) -> None:
-        self._auth = auth
-        self._progress = progress
-        self._mirror = mirror
+        self._auth, self._asked, self._mirror = auth, asked, mirror
         self._pages: IndexClient | None = None
-        self._files = len(unique)
-        self._total = sum(item.size or 0 for item in unique.values())
-        self._lock = threading.Condition()
-        self._received = 0
-        self._done = 0
         # pop() takes the largest first: the last to finish is not a big one.
         self._todo = sorted(unique.items(), key=lambda pair: pair[1].size or 0)
+        self._files = len(self._todo)
+        self._total = sum(item.size or 0 for item in unique.values())
+        self._lock = threading.Lock()
+        self._received = self._done = 0
         self._parts: set[Path] = set()
         self._stop = threading.Event()
+        self.over = threading.Event()
         self.error: BaseException | None = None
 
-    def show(self) -> None:
-        if self._progress is not None:
-            with self._lock:
-                state = (self._received, self._total, self._done, self._files)
-            self._progress.update(*state)
-
-    def wait(self, seconds: float) -> bool:
-        """Whether files are still coming, after waiting up to ``seconds``."""
-        with self._lock:
-            self._lock.wait(seconds)
-            return not self._stop.is_set() and self._done < self._files
+    def state(self) -> tuple[int, int, int, int]:
+        return self._received, self._total, self._done, self._files
 
     def cancel(self) -> None:
         """Stop every download; no ``.part`` file is left or renamed after this."""
@@ -182,7 +176,7 @@ class _Run:
             for part in self._parts:
                 with suppress(OSError):
                     part.unlink()
-            self._lock.notify_all()
+            self.over.set()  # only now: the caller may look at the cache at once
 
     def work(self) -> None:
         """One worker: files off the list until none is left or one failed."""
@@ -197,13 +191,13 @@ class _Run:
             except _Stopped:
                 return
             except Exception as error:  # noqa: BLE001 - each is a DownloadError but bugs
-                with self._lock:
-                    self.error = self.error or error
+                self.error = self.error or error
                 self.cancel()
                 return
             with self._lock:
                 self._done += 1
-                self._lock.notify_all()
+                if self._done == self._files:
+                    self.over.set()
 
     def _cached(self, item: LockedFile, path: Path) -> bool:
         if not path.is_file():
@@ -215,13 +209,12 @@ class _Run:
                     raise _Stopped
                 digest.update(block)
         if digest.hexdigest() == item.sha256.lower():
-            with self._lock:
-                self._received += path.stat().st_size
+            self._received += path.stat().st_size
             return True
         try:
             path.unlink()  # damaged in the cache (a disk, a crash): fetch it again
         except OSError as error:
-            raise DownloadError(
+            raise self._error(
                 f"{path} in Poetry's artifact cache is not the locked {item.filename} "
                 f"(another sha256) and could not be removed: {error.strerror}. "
                 "Remove it, then run the command again."
@@ -245,11 +238,11 @@ class _Run:
         except IndexUnavailableError as error:
             listing = f"{self._mirror.rstrip('/')}/{project}/"
             reason = (error.words or str(error), error.advice)
-            raise _failure(item, listing, reason) from None
+            raise self._failure(item, listing, reason) from None
         entry = next((e for e in page.entries if e.filename == item.filename), None)
         if entry is None or (entry.sha256 or item.sha256) != item.sha256:
             found = "lists other bytes for" if entry else "does not list"
-            raise DownloadError(
+            raise self._error(
                 f"the mirror {mask_url(self._mirror)} {found} {item.filename} "
                 f"(sha256 {item.sha256} in torch-cuda.lock). Use a mirror that holds "
                 "the locked files, or unset POETRY_TORCH_CUDA_INDEX_URL."
@@ -257,22 +250,24 @@ class _Run:
         return entry.url
 
     def _fetch(self, item: LockedFile, path: Path, url: str) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, part = tempfiles.make(path.parent, f".{path.name}.", _PART)
-        except OSError as error:
-            raise _local(item, path.parent, error) from None
-        with self._lock:
+        with self._lock:  # after cancel() no part is made: it removed them all
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handle, part = tempfiles.make(path.parent, f".{path.name}.", _PART)
+            except OSError as error:
+                raise self._local(item, path.parent, error) from None
             self._parts.add(part)
         try:
             with os.fdopen(handle, "wb") as stream:
                 for attempt in range(_RETRIES + 1):
                     try:
-                        digest = self._stream(item, url, stream)
+                        digest = self._stream(url, stream)
                         break
                     except _Broken as broken:
-                        if attempt == _RETRIES:
-                            raise _failure(item, url, broken.reason) from None
+                        if attempt == _RETRIES or broken.final:
+                            raise self._failure(item, url, broken.reason) from None
                         stream.seek(0)
                         stream.truncate()
             size = part.stat().st_size
@@ -282,20 +277,20 @@ class _Run:
                     if item.size not in (None, size)
                     else ""
                 )
-                raise _mismatch(item, url, f"sha256 {digest} ({size} bytes{said})")
+                raise self._mismatch(item, url, f"sha256 {digest} ({size} bytes{said})")
             with self._lock:
                 if self._stop.is_set():
                     raise _Stopped
                 part.replace(path)
         except OSError as error:
-            raise _local(item, part, error) from None
+            raise self._local(item, part, error) from None
         finally:
             with self._lock:
                 self._parts.discard(part)
             with suppress(OSError):
                 part.unlink()
 
-    def _stream(self, item: LockedFile, url: str, stream: BinaryIO) -> str:
+    def _stream(self, url: str, stream: BinaryIO) -> str:
         """Write the body of ``url`` to ``stream``; its sha256, or :class:`_Broken`."""
         import requests
         from poetry.utils import constants
@@ -312,12 +307,12 @@ class _Run:
                 headers={"Accept-Encoding": "identity"},
             )
         except Exception as error:  # noqa: BLE001 - Poetry's "all attempts failed"
-            raise _failure(item, url, _no_answer(error, url, timeout)) from None
+            raise _Broken(_no_answer(error, url, timeout), final=True) from None
         digest = hashlib.sha256()
         received = 0
         with response:
             if response.status_code >= 400:
-                raise _failure(item, url, self._refused(url, response.status_code))
+                raise _Broken(self._refused(url, response.status_code), final=True)
             read = getattr(response.raw, "read1", response.raw.read)
             since, count = time.monotonic(), 0
             try:
@@ -328,14 +323,13 @@ class _Run:
                     digest.update(chunk)
                     received += len(chunk)
                     count += len(chunk)
-                    with self._lock:
-                        self._received += len(chunk)
+                    self._received += len(chunk)
                     if count >= _CHUNK:
                         since, count = time.monotonic(), 0
                     elif time.monotonic() - since > timeout:
                         cause = f"{_host(url)} sent under 64 KiB in {timeout:g} s"
                         advice = quick.advice(TimeoutError())
-                        raise _failure(item, url, (cause, advice))
+                        raise _Broken((cause, advice), final=True)
             except (requests.RequestException, HTTPError) as error:
                 if quick.cause(error) == quick.TIMED_OUT:
                     raise _Broken(_no_answer(error, url, timeout)) from None
@@ -357,59 +351,51 @@ class _Run:
                 )
         return cause, advice
 
+    def _error(
+        self, text: str, kind: type[DownloadError] = DownloadError
+    ) -> DownloadError:
+        return kind(f"could not install {self._asked}: {text}")
+
+    def _failure(
+        self, item: LockedFile, url: str, reason: tuple[str, str]
+    ) -> DownloadError:
+        cause, advice = reason
+        return self._error(
+            f"could not download {item.filename} from {mask_url(url)}: {cause}.\n"
+            f"{advice} Nothing was installed; files already downloaded are not "
+            "fetched again."
+        )
+
+    def _local(self, item: LockedFile, path: Path, error: OSError) -> DownloadError:
+        return self._error(
+            f"could not write {item.filename} to Poetry's artifact cache: {path}: "
+            f"{error.strerror or error}.\nMake the cache directory (cache-dir) "
+            "writable, or free space in it, then run the command again."
+        )
+
+    def _mismatch(self, item: LockedFile, url: str, received: str) -> DownloadError:
+        return self._error(
+            f"refused {item.filename}: expected sha256 {item.sha256} "
+            f"({getattr(item, 'lock', LOCK_NAME)}), received {received} from "
+            f"{mask_url(url)}: the index or mirror now serves different bytes for the "
+            "same file.\nA published file never changes: treat this as a compromised "
+            "or broken mirror and tell whoever runs it. pyproject.toml, poetry.lock and "
+            f"{LOCK_NAME} are left as they were.\nThe lock and the file disagree: if "
+            "torch-cuda.lock was edited (`git diff torch-cuda.lock`), restore it.",
+            HashMismatchError,
+        )
+
 
 class _Broken(Exception):
-    def __init__(self, reason: tuple[str, str]) -> None:
+    """One attempt failed: ``reason`` is (cause, advice); ``final``: no retry helps."""
+
+    def __init__(self, reason: tuple[str, str], *, final: bool = False) -> None:
         super().__init__(reason[0])
-        self.reason = reason
+        self.reason, self.final = reason, final
 
 
 class _Stopped(Exception):
     pass
-
-
-class _Signalled(BaseException):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-@contextmanager
-def _signals_raise() -> Iterator[list[int]]:
-    """SIGTERM and SIGHUP interrupt the main thread as Ctrl-C does, while we download;
-    the previous handlers are back afterwards."""
-    received: list[int] = []
-    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        received.append(signum)
-        raise _Signalled(signum)
-
-    previous = {
-        signum: signal.signal(signum, interrupt)
-        for signum in (signal.SIGTERM, signal.SIGHUP)
-    }
-    try:
-        yield received
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _interrupted(signum: int, purpose: str) -> DownloadInterrupted:
-    try:
-        name = signal.Signals(signum).name
-    except ValueError:
-        name = f"signal {signum}"
-    error = DownloadInterrupted(
-        f"{name} interrupted the download of {purpose}; nothing was "
-        "installed and no partial file was kept. Run the command again to finish "
-        "(files already downloaded are not fetched again)."
-    )
-    error.exit_code = 128 + signum
-    return error
 
 
 def _host(url: str) -> str:
@@ -420,32 +406,137 @@ def _no_answer(error: BaseException, url: str, timeout: float) -> tuple[str, str
     return quick.in_words(error, url, timeout), quick.advice(error)
 
 
-def _failure(item: LockedFile, url: str, reason: tuple[str, str]) -> DownloadError:
-    cause, advice = reason
-    return DownloadError(
-        f"could not download {item.filename} from {mask_url(url)}: {cause}.\n"
-        f"{advice} Nothing was installed; files already downloaded are not "
-        "fetched again."
+#: Where Poetry's own packages are locked.
+POETRY_LOCK = "poetry.lock"
+
+
+@dataclass(frozen=True)
+class PoetryLockedFile(LockedFile):
+    """A file of a Poetry package, checked against poetry.lock's sha256."""
+
+    lock: str = POETRY_LOCK
+
+
+def _fits(filename: str, marker_env: Mapping[str, Any]) -> bool:
+    from packaging.utils import InvalidWheelFilename
+
+    from poetry_torch_cuda.index.client import tag_fits
+
+    try:
+        tags = parse_wheel_filename(filename)[3]
+    except (InvalidWheelFilename, InvalidVersion):
+        return False
+    return any(tag_fits(t.interpreter, t.abi, t.platform, marker_env) for t in tags)
+
+
+def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
+    """Of the closure of ``plan``'s targets in ``lock``, the wheel pip prefers here of each
+    package not installed at its locked version (unless forced) nor the project's own.
+
+    Raises:
+        TorchCudaError: the lock lacks a package, or has no file for this env.
+    """
+    roots = [
+        (t.name, None if t.version is None else str(t.version)) for t in plan.install
+    ]
+    try:
+        packages = lock.closure(roots, env.marker_env)
+    except KeyError as missing:
+        raise TorchCudaError(
+            f"{LOCK_NAME} has no {missing.args[0]} for {plan.variant}; run "
+            "`poetry torch-cuda lock` and then the command again."
+        ) from None
+    asked = {target.name for target in plan.install}
+    files = []
+    for package in packages:
+        present = plan.installed.get(package.name)
+        if package.name in plan.own or (
+            not plan.force
+            and package.name not in asked
+            and present is not None
+            and _same(present.version, package.version)
+        ):
+            continue
+        files.append(
+            _best_file(lock.files(package), package.name, package.version, env)
+        )
+    return files
+
+
+def poetry_files(
+    poetry: Poetry, env: Env, wanted: Mapping[NormalizedName, str]
+) -> list[LockedFile]:
+    """Of each ``wanted`` package (name: version), poetry.lock's wheel for this env: the URL
+    from its source's page (Poetry's repository), the sha256 poetry.lock's.
+
+    Raises:
+        TorchCudaError: poetry.lock or the source has no such wheel.
+    """
+    from poetry_torch_cuda.project.locked import locked_packages
+
+    found = []
+    for package in locked_packages(poetry, wanted):
+        hashes = {f["file"]: str(f["hash"]) for f in package.files}
+        version = package.version.text
+        candidates = []
+        for link in _repository(poetry, package).find_links_for_package(package):
+            algorithm, _, digest = hashes.get(link.filename, "").partition(":")
+            if algorithm == "sha256" and link.is_wheel:
+                candidates.append(
+                    PoetryLockedFile(
+                        package.name,
+                        version,
+                        link.filename,
+                        link.url_without_fragment,
+                        digest,
+                    )
+                )
+        found.append(_best_file(candidates, package.name, version, env, POETRY_LOCK))
+    return found
+
+
+def _repository(poetry: Poetry, package: Package) -> Any:
+    """Where Poetry's installer fetches ``package`` from (as its ``Chooser`` does)."""
+    pool = poetry.pool
+    if package.source_type and package.source_reference:
+        return pool.repository(package.source_reference)
+    return (
+        pool.repository("pypi") if pool.has_repository("pypi") else pool.repositories[0]
     )
 
 
-def _local(item: LockedFile, path: Path, error: OSError) -> DownloadError:
-    return DownloadError(
-        f"could not write {item.filename} to Poetry's artifact cache: {path}: "
-        f"{error.strerror or error}.\nMake the cache directory (cache-dir) "
-        "writable, or free space in it, then run the command again."
-    )
+def _best_file(
+    files: Sequence[LockedFile],
+    name: str,
+    version: str,
+    env: Env,
+    lock: str = LOCK_NAME,
+) -> LockedFile:
+    """Of ``files``, the wheel that fits ``env`` best: markers first (no process), pip's tag
+    order only when several fit."""
+    fitting = [file for file in files if _fits(file.filename, env.marker_env)]
+    if len(fitting) > 1:
+        ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
+        unranked = len(ranks)
+
+        def rank(file: LockedFile) -> int:
+            tags = parse_wheel_filename(file.filename)[3]
+            return min((ranks.get(tag, unranked) for tag in tags), default=unranked)
+
+        fitting.sort(key=rank)
+    if not fitting:
+        markers = env.marker_env
+        raise TorchCudaError(
+            f"{lock} has no wheel of {name} {version} for this environment (Python "
+            f"{markers.get('python_full_version')}, {markers.get('sys_platform')} "
+            f"{markers.get('platform_machine')}). Add this platform to the project's "
+            f"supported ones and run `poetry {'lock' if lock == POETRY_LOCK else 'torch-cuda lock'}`."
+        )
+    return fitting[0]
 
 
-def _mismatch(item: LockedFile, url: str, received: str) -> HashMismatchError:
-    from poetry_torch_cuda.install.hashes import refusal_message
-
-    what = (
-        f"{item.filename}: expected sha256 {item.sha256} "
-        f"({getattr(item, 'lock', 'torch-cuda.lock')}), "
-        f"received {received} from {mask_url(url)}"
-    )
-    return HashMismatchError(
-        f"{refusal_message([what])}\nThe lock and the file disagree: if "
-        "torch-cuda.lock was edited (`git diff torch-cuda.lock`), restore it."
-    )
+def _same(installed: str, locked: str) -> bool:
+    try:
+        return Version(installed) == Version(locked)
+    except InvalidVersion:
+        return installed == locked

@@ -9,25 +9,24 @@ signal sent to Poetry reaches it as ``SIGINT``, on which pip rolls back.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
-import threading
 from collections import deque
 from contextlib import contextmanager
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
+from urllib.parse import urlsplit
 
 from packaging.utils import parse_wheel_filename
 
 from poetry_torch_cuda.environment import envlock
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.credentials import IndexAccess
-from poetry_torch_cuda.install.diagnosis import diagnose
-from poetry_torch_cuda.install.diagnosis import pip_reason
+from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.urls import scrub
 
 
@@ -68,7 +67,7 @@ class PipRunner:
         pip_command: Sequence[str],
         *,
         show_output: bool,
-        echo: Callable[[str], None] | None = None,
+        echo: Callable[[str], None] = print,
     ) -> None:
         self._pip = list(pip_command)
         self._show_output = show_output
@@ -110,10 +109,8 @@ class PipRunner:
             outcome = self._run(args)
         where = "the downloaded files"
 
-        def could_not(lines: list[str], returncode: int) -> str:
-            # No index is involved: the diagnosis only reads pip's output.
-            local = IndexAccess.from_url("file:///")
-            cause, advice = diagnose(local, lines, returncode, 1.0)
+        def could_not(lines: list[str]) -> str:
+            cause, advice = diagnose(lines)
             return f"pip could not install {asked} from {where}: {cause}\n{advice}"
 
         _raise_for(outcome, f"installing {asked} from {where}", could_not)
@@ -125,12 +122,21 @@ class PipRunner:
         _raise_for(
             self._run(args),
             f"removing {removing}",
-            lambda lines, _: f"pip could not uninstall {removing}: {pip_reason(lines)}",
+            lambda lines: f"pip could not uninstall {removing}: {pip_reason(lines)}",
         )
 
     def _run(self, args: list[str]) -> tuple[int, list[str], int | None]:
         """Run pip, showing its (scrubbed) output if asked; its exit code, output, signal."""
         kept: deque[str] = deque(maxlen=_KEPT_LINES)
+        received: list[int] = []
+        escalation = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+
+        def forward(signum: int) -> None:
+            """Pass a signal on to pip as SIGINT (then SIGTERM, SIGKILL)."""
+            received.append(signum)
+            with suppress(ProcessLookupError):
+                os.kill(process.pid, escalation[min(len(received), 3) - 1])
+
         with (
             subprocess.Popen(
                 args,
@@ -143,22 +149,16 @@ class PipRunner:
                 start_new_session=os.name == "posix",
                 pass_fds=envlock.held_fds(),
             ) as process,
-            _forward_signals(process) as received,
+            signals.handling(forward),
         ):
             assert process.stdout is not None
             for raw in process.stdout:
                 line = scrub(raw.rstrip("\n"))
                 kept.append(line)
                 if self._show_output:
-                    self._write(line)
+                    self._echo(line)
             returncode = process.wait()
         return returncode, list(kept), received[0] if received else None
-
-    def _write(self, line: str) -> None:
-        if self._echo is not None:
-            self._echo(line)
-        else:
-            sys.stdout.write(line + "\n")
 
 
 @contextmanager
@@ -187,54 +187,60 @@ def _link(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
-@contextmanager
-def _forward_signals(process: subprocess.Popen[str]) -> Iterator[list[int]]:
-    """Pass SIGINT/SIGTERM/SIGHUP on to pip as SIGINT (then SIGTERM, SIGKILL); yield them."""
-    received: list[int] = []
-    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-    escalation = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
-
-    def forward(signum: int, frame: object) -> None:
-        received.append(signum)
-        with suppress(ProcessLookupError):
-            os.kill(process.pid, escalation[min(len(received), 3) - 1])
-
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, forward) for signum in handled}
-    try:
-        yield received
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def _raise_for(
     outcome: tuple[int, list[str], int | None],
     doing: str,
-    could_not: Callable[[list[str], int], str],
+    could_not: Callable[[list[str]], str],
 ) -> None:
     """Raise :class:`PipInterrupted` or :class:`PipError` if pip's ``outcome`` is a failure."""
     returncode, lines, signum = outcome
     if signum is not None:
         error = PipInterrupted(
-            f"{_signal_name(signum)} interrupted pip while {doing}; pip undid what "
+            f"{signals.signal_name(signum)} interrupted pip while {doing}; pip undid what "
             "it had begun. Run the command again to finish."
         )
         error.exit_code = 128 + signum
         raise error
     if returncode < 0:
         raise PipError(
-            f"pip was killed by {_signal_name(-returncode)} while {doing}. "
+            f"pip was killed by {signals.signal_name(-returncode)} while {doing}. "
             "Run the command again to finish."
         )
     if returncode != 0:
-        raise PipError(could_not(lines, returncode))
+        raise PipError(could_not(lines))
 
 
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
+_DISK = ("No space left on device", "File too large", "Read-only file system")
+
+
+def diagnose(lines: Sequence[str]) -> tuple[str, str]:
+    """``(what failed, what to do)`` for a failed pip run over local, verified files:
+    no index, no resolver, so a damaged file, the disk, or pip's own words."""
+    if "DO NOT MATCH THE HASHES" in "\n".join(lines):
+        found = (re.search(r" from file:(\S+?)(?::?$| \()", line) for line in lines)
+        files = [unquote(urlsplit("file:" + f[1]).path) for f in found if f]
+        return (
+            f"a file on this machine does not match its sha256 ({'; '.join(files)})",
+            "It was damaged after it was checked: remove it and run the command again.",
+        )
+    disk = next((line for line in lines if any(m in line for m in _DISK)), None)
+    if disk is not None:
+        return (
+            f"pip could not write to disk ({disk.strip().removeprefix('ERROR: ')})",
+            (
+                "Free space (or lift the limit) where the environment and the "
+                "temporary directory live, then run the command again."
+            ),
+        )
+    return pip_reason(lines), "Run the command with -v to see all of pip's output."
+
+
+def pip_reason(lines: Sequence[str]) -> str:
+    """pip's ERROR lines, or its whole ``error: …`` block (PEP 668's with its note)."""
+    stripped = [line.strip() for line in lines if line.strip()]
+    errors = [line for line in stripped if line.startswith("ERROR:")]
+    start = next(
+        (n for n, line in enumerate(stripped) if line.startswith("error:")), None
+    )
+    block = stripped[start:] if start is not None else stripped[-3:]
+    return " ".join(errors or block or ["pip gave no reason"])

@@ -13,8 +13,6 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
-from poetry_torch_cuda.environment.installed import installed_environment
-from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import unneeded
 
@@ -25,9 +23,7 @@ if TYPE_CHECKING:
 
     from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet
-    from poetry.utils.env import Env
 
-    from poetry_torch_cuda.errors import TorchCudaError
     from poetry_torch_cuda.project.variants import Variant
 
 
@@ -155,6 +151,16 @@ class Plan:
         return not self.install and not self.remove
 
     @property
+    def unchanged(self) -> str:
+        """The sentence for a failure that changed nothing in the environment."""
+        held = [
+            f"{target.name} {version}"
+            for target in self.install
+            if (version := self.installed.version(target.name)) is not None
+        ]
+        return f"Nothing changed: the environment still has {', '.join(held) or 'no torch build'}."
+
+    @property
     def sweepable(self) -> frozenset[NormalizedName]:
         """The CUDA wheels removed after an install once nothing needs them."""
         return self.protected - self.configured
@@ -172,7 +178,7 @@ def plan_changes(
     install = tuple(
         target
         for target in targets
-        if not target.is_satisfied_by(_version(installed, target.name), variant)
+        if not target.is_satisfied_by(installed.version(target.name), variant)
     )
     satisfied = tuple(target for target in targets if target not in install)
     return Plan(
@@ -201,11 +207,6 @@ def find_orphans(
     return unneeded(present, [name for name in graph if name not in present], graph)
 
 
-def _version(installed: InstalledEnvironment, name: str) -> str | None:
-    distribution = installed.get(name)
-    return None if distribution is None else distribution.version
-
-
 def poetry_lacks(
     plan: Plan, graph: Mapping[NormalizedName, Iterable[NormalizedName]]
 ) -> dict[NormalizedName, str]:
@@ -218,36 +219,3 @@ def poetry_lacks(
         for name in sorted(reached - plan.protected)
         if name in versions and plan.installed.get(name) is None
     }
-
-
-def with_state(
-    error: TorchCudaError, plan: Plan, before: Mapping[NormalizedName, str], env: Env
-) -> TorchCudaError:
-    """``error`` with a line that says what the environment holds now."""
-    after = versions_of(installed_environment(env))
-    names = [target.name for target in plan.install]
-    held = ", ".join(f"{n} {after[n]}" for n in names if n in after)
-    changes = [
-        change_words(n, before.get(n), after.get(n))
-        for n in sorted({*before, *after})
-        if before.get(n) != after.get(n)
-    ]
-    state = (
-        f"The environment now has {held or 'no ' + ', '.join(names)}; before failing, "
-        f"pip {', '.join(changes[:6])}{' and more' if len(changes) > 6 else ''}. "
-        "`poetry torch-cuda sync --force` repairs it once the cause is fixed."
-        if changes
-        else f"Nothing changed: the environment still has {held or 'no torch build'}."
-    )
-    wrapped = type(error)(f"{error}\n{state}")
-    wrapped.exit_code = error.exit_code
-    return wrapped
-
-
-def change_words(name: str, old: str | None, new: str | None) -> str:
-    """How pip changed ``name``: added, removed or changed, in a few words."""
-    if old is None:
-        return f"added {name} {new}"
-    if new is None:
-        return f"removed {name} {old}"
-    return f"changed {name} {old} -> {new}"

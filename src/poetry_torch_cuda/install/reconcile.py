@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import time
+from contextlib import suppress
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from poetry_torch_cuda.environment.envlock import environment_lock
+from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
@@ -23,7 +30,6 @@ from poetry_torch_cuda.urls import mask_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
@@ -86,7 +92,9 @@ def write_plan(
 def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     """Carry ``request`` out, check the builds, sweep unused CUDA wheels; one summary line.
 
-    A failure after pip succeeded puts the environment back as it was.
+    The locked files are fetched and verified, then pip installs them locally
+    (or the kept previous build is linked back); any failure or interrupt
+    afterwards puts the environment back from the stash.
 
     Raises:
         TorchCudaError: pip failed, or installed something other than asked.
@@ -108,7 +116,9 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
         echo=lambda line: io.write_line(Formatter.escape(line)),
     )
     done: list[str] = []
-    if plan.install:
+    if not plan.install:
+        _remove_orphans(pip, list(plan.remove), done, env, in_process=False)
+    else:
         # The one way back from any failure below, interrupts included.
         stash = Stash.take(env, plan.protected & set(plan.installed.all()))
         try:
@@ -118,9 +128,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                     previous.put_back(env, pip.uninstall, within=plan.protected)
                     done.append("put back the previous build kept in the environment")
                 else:
-                    from poetry_torch_cuda.install.fetched import install_locked
-
-                    install_locked(request, env, pip, io)
+                    _install_files(request, env, pip, io)
             finally:
                 forget_views()
             installed = installed_environment(env)
@@ -137,10 +145,81 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 raise failure from None
             raise
         finish(stash, env, request)
-    else:
-        _remove_orphans(pip, list(plan.remove), done, env, in_process=False)
     if done:
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
+
+
+def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) -> None:
+    """The request's files, fetched at once and verified, then pip, locally."""
+    asked = ", ".join(request.requirements)
+    if request.files:
+        paths = _fetch(request, io)
+        pip.install_files(
+            [(path, item.sha256) for path, item in zip(paths, request.files)],
+            force_reinstall=request.plan.force,
+            compile_bytecode=request.compile_bytecode,
+            asked=asked,
+        )
+    conflicts = installed_environment(env).unmet(request.plan.configured)
+    if conflicts:
+        raise TorchCudaError(
+            f"pip could not install {asked}: {'; '.join(conflicts)}.\n"
+            "This build needs other versions of packages Poetry manages; align "
+            "them in pyproject.toml and run `poetry lock`, or choose another "
+            "variant with `poetry torch-cuda switch <variant>`."
+        )
+
+
+def _fetch(request: InstallRequest, io: IO) -> list[Path]:
+    """``request``'s files in Poetry's artifact cache, verified; their paths in order."""
+    from poetry.config.config import Config
+
+    from poetry_torch_cuda.index.credentials import authenticator
+    from poetry_torch_cuda.install.download import download_files
+    from poetry_torch_cuda.project.config import ENV_INDEX_URL
+
+    config, variant = request.config, request.plan.variant
+    poetry_config = request.poetry_config or Config.create()
+    sources = [(n, u) for n, u in config.project_sources if n != config.source]
+    if config.source is not None:
+        sources.append((config.source, config.index_url(variant)))
+    auth = authenticator(poetry_config, sources, config.download_concurrency)
+    auth.take_off(config.index_url(variant))  # credentials written in it
+    # The per-run mirror: files found there by name, checked by the lock's hashes.
+    mirror = config.index_url(variant) if os.environ.get(ENV_INDEX_URL) else None
+    last = [0, 0, 0, 0]
+
+    def show(*state: int) -> None:
+        done, total, files_done, files = last[:] = state
+        io.overwrite(
+            f"{PREFIX}: downloading {files} file{'s' if files != 1 else ''}: "
+            f"{files_done} done, {_mb(done)} of {_mb(total)}"
+        )
+
+    terminal = io.output.is_decorated() and not io.output.is_quiet()
+    begun = time.monotonic()
+    try:
+        return download_files(
+            request.files,
+            Path(poetry_config.artifacts_cache_directory),
+            auth,
+            concurrency=config.download_concurrency,
+            progress=show if terminal else None,
+            asked=", ".join(request.requirements),
+            mirror=mirror,
+        )
+    finally:
+        auth.close()
+        if terminal:
+            io.overwrite(
+                f"{PREFIX}: downloaded {last[2]} of {last[3]} files ({_mb(last[0])}) "
+                f"in {time.monotonic() - begun:.1f} s"
+            )
+            io.write_line("")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
 
 
 def _remove_orphans(
@@ -182,8 +261,7 @@ def describe_plan(plan: Plan) -> str:
 def _check_installed(plan: Plan, installed: InstalledEnvironment) -> str:
     versions = []
     for target in plan.install:
-        distribution = installed.get(target.name)
-        version = None if distribution is None else distribution.version
+        version = installed.version(target.name)
         if not target.is_satisfied_by(version, plan.variant):
             raise TorchCudaError(
                 f"pip installed {target.name} {version or '(nothing)'} where "
@@ -209,8 +287,6 @@ def reconcile_environment(
     A run that waited for another one plans what is left, with ``refresh``'s
     configuration and variant; returns the plan carried out.
     """
-    from poetry_torch_cuda.environment.envlock import environment_lock
-
     settings = settings or InstallSettings()
     waited: list[bool] = []
 
@@ -232,19 +308,34 @@ def reconcile_environment(
                 _warn_other_owner(env, io, project, variant)
             apply_plan(prepare_install(plan, config, env, io, settings), env, io)
             if project is not None:
-                from poetry_torch_cuda.install.owner import record_owner
-
-                record_owner(env.path, project, variant.name)
+                record = {"project": str(project), "variant": variant.name}
+                with suppress(OSError):
+                    (state_dir(env.path) / OWNER).write_text(
+                        json.dumps(record), "utf-8"
+                    )
         return plan
+
+
+#: Which project's configuration last put a torch build into the environment:
+#: two projects sharing one (a system Python, a Docker image) undo each other.
+OWNER = ".poetry-torch-cuda-owner.json"
 
 
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
     """Warn when the variant another project installed here is being replaced."""
-    from poetry_torch_cuda.install.owner import other_owner
-
-    warning = other_owner(env.path, project, variant.name)
-    if warning is not None:
-        io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
+    try:
+        data = json.loads((state_dir(env.path) / OWNER).read_text(encoding="utf-8"))
+        path, installed = str(data["project"]), str(data["variant"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if path != str(project) and installed != variant.name:
+        io.write_error_line(
+            f"<warning>{PREFIX}: this environment's torch build ({esc(installed)}) "
+            f"was installed for the project in {esc(path)}; replacing it with "
+            f"{variant} for this one. Projects sharing one environment with different "
+            "variants undo each other on every install: give each its own environment, "
+            "or the same variant.</>"
+        )
 
 
 def forced(plan: Plan) -> Plan:

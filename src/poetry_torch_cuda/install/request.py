@@ -17,6 +17,7 @@ from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.project.config import UNREACHABLE_HINT
 
 
 if TYPE_CHECKING:
@@ -33,16 +34,10 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.lockfile.model import LockedFile
-    from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
-    from poetry_torch_cuda.project.variants import Variant
 
 #: pip's own opt-in to installing into an externally managed Python (PEP 668).
 BREAK_SYSTEM = "PIP_BREAK_SYSTEM_PACKAGES"
-
-
-def _keep() -> None:
-    """Nothing to put back."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +56,7 @@ class InstallRequest:
     compile_bytecode: bool = False
     poetry_config: Config | None = None
     #: Puts torch-cuda.lock back when this install locked the variant and failed.
-    forget_lock: Callable[[], None] = _keep
+    forget_lock: Callable[[], None] = lambda: None
 
     @property
     def requirements(self) -> list[str]:
@@ -121,10 +116,8 @@ def prepare_install(
     )
     if not plan.install:
         return request
-    from poetry_torch_cuda.environment.installed import versions_of
-    from poetry_torch_cuda.install.hashes import locked_files
-    from poetry_torch_cuda.install.hashes import poetry_files
-    from poetry_torch_cuda.install.planning import with_state
+    from poetry_torch_cuda.install.download import locked_files
+    from poetry_torch_cuda.install.download import poetry_files
     from poetry_torch_cuda.lockfile import LockLookup
 
     poetry = settings.poetry
@@ -139,41 +132,18 @@ def prepare_install(
         verbosity=Verbosity.VERBOSE,
     )
     lookup = LockLookup(poetry, settings.io or io)
-    lock = _variant_lock(lookup, plan)
-    try:
-        files = locked_files(lock, plan, env)
+    try:  # the variant's entry of torch-cuda.lock, locked first when missing
+        files = locked_files(lookup(plan.variant), plan, env)
         files += poetry_files(poetry, env, plan.lacking)
     except TorchCudaError as error:
         lookup.undo()  # an entry locked for this install stays only if it installed
-        raise with_state(error, plan, versions_of(plan.installed), env) from None
+        state = plan.unchanged
+        if getattr(error, "cause", None):  # the index did not answer at all
+            state += f" {UNREACHABLE_HINT}"
+        raise TorchCudaError(f"{error}\n{state}") from None
     return dataclasses.replace(
         request, plan=plan, files=tuple(files), forget_lock=lookup.undo
     )
-
-
-def _variant_lock(
-    lock_for: Callable[[Variant], VariantLock], plan: Plan
-) -> VariantLock:
-    """The variant's entry of torch-cuda.lock (locked first when missing)."""
-    try:
-        return lock_for(plan.variant)
-    except TorchCudaError as error:
-        names = [target.name for target in plan.install]
-        held = [
-            f"{name} {found.version}"
-            for name in names
-            if (found := plan.installed.get(name)) is not None
-        ]
-        state = (
-            f"Nothing changed: the environment still has {', '.join(held)}."
-            if held
-            else "No torch build was installed."
-        )
-        if getattr(error, "cause", None):  # the index did not answer at all
-            from poetry_torch_cuda.project.config import UNREACHABLE_HINT
-
-            state += f" {UNREACHABLE_HINT}"
-        raise TorchCudaError(f"{error}\n{state}") from None
 
 
 def pin_specifiers(
@@ -212,8 +182,8 @@ def pin_specifiers(
                 f"changed. Loosen the specifier in [tool.poetry-torch-cuda] packages "
                 f"or choose another variant."
             )
-        held = installed.get(target.name)
-        public = None if held is None else Version(held.version).public
+        held = installed.version(target.name)
+        public = None if held is None else Version(held).public
         chosen = next((v for v in builds if v.public == public), builds[0])
         pinned.append(dataclasses.replace(target, version=chosen))
     return dataclasses.replace(plan, install=tuple(pinned))

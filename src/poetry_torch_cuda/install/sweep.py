@@ -24,9 +24,10 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
-from typing import Protocol
 
 from packaging.utils import canonicalize_name
+
+from poetry_torch_cuda.environment.envlock import STASH
 
 
 if TYPE_CHECKING:
@@ -38,11 +39,8 @@ if TYPE_CHECKING:
     from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
-
-class Uninstaller(Protocol):
-    """What does the removal pip cannot be spared (``PipRunner.uninstall``)."""
-
-    def __call__(self, names: Sequence[str]) -> None: ...
+    #: What does the removal pip cannot be spared (``PipRunner.uninstall``).
+    Uninstaller = Callable[[Sequence[str]], None]
 
 
 def remove_distributions(
@@ -183,7 +181,7 @@ def _keeping_shared(
         yield
         return
     # Named as undo.py's stashes, so a killed run's is swept and reported too.
-    prefix = f".torch-cuda-stash-{os.getpid()}.shared-"
+    prefix = f"{STASH}{os.getpid()}.shared-"
     aside = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     kept: list[tuple[Path, Path]] = []
     try:

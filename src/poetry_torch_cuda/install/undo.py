@@ -21,10 +21,7 @@ import errno
 import json
 import os
 import shutil
-import signal
 import tempfile
-import threading
-from contextlib import contextmanager
 from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
@@ -36,8 +33,7 @@ from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.install.planning import change_words
-from poetry_torch_cuda.install.planning import with_state
+from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.sweep import files_by_name
 from poetry_torch_cuda.install.sweep import remove_distributions
 from poetry_torch_cuda.install.sweep import site_paths
@@ -45,8 +41,9 @@ from poetry_torch_cuda.install.sweep import site_paths
 
 if TYPE_CHECKING:
     from collections.abc import Collection
-    from collections.abc import Iterator
+    from collections.abc import Mapping
 
+    from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.install.planning import Plan
@@ -57,10 +54,6 @@ PREVIOUS = ".torch-cuda-previous"
 _MANIFEST = "stash.json"
 #: The sha256 of the locked files the environment's torch family came from.
 INSTALLED = ".torch-cuda-installed.json"
-
-
-class UnfitInstall(TorchCudaError):
-    """pip succeeded, but what it installed cannot stay: the installer puts it back."""
 
 
 @dataclass
@@ -115,7 +108,7 @@ class Stash:
         changed since (only those of ``within`` and the family, if given) and
         files an interrupted pip wrote, then links every stashed file back.
         """
-        with _signals_held():
+        with signals.held():
             for leftover in _leftovers(env) - self.leftovers:
                 _remove(Path(leftover))
             now = versions_of(installed_environment(env))
@@ -140,12 +133,7 @@ class Stash:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _link(kept, target)
                 relinked += 1
-        after = versions_of(installed_environment(env))
-        changes = [
-            change_words(n, now.get(n), after.get(n))
-            for n in sorted({*now, *after})
-            if now.get(n) != after.get(n)
-        ]
+        changes = _changes(now, versions_of(installed_environment(env)))
         return changes or ([f"{relinked} files pip had changed"] if relinked else [])
 
     def keep(self, env_path: Path) -> None:
@@ -165,7 +153,7 @@ class Stash:
 def finish(stash: Stash | None, env: Env, request: InstallRequest) -> None:
     """After a change that held, its stash becomes the previous build
     (none after ``sync --force``, which trusts torch-cuda.lock alone)."""
-    files = {item.sha256 for item in request.files or ()}
+    files = {item.sha256 for item in request.files}
     if request.plan.force or stash is None or not stash.files:
         drop_previous(env.path)
         if stash is not None:
@@ -182,7 +170,7 @@ def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
     """The previous build, if it is exactly what ``request`` installs: the
     plan's versions (labels included), from the locked files the request names."""
     plan = request.plan
-    if request.files is None or plan.force or not request.config.keep_previous_build:
+    if plan.force or not request.config.keep_previous_build:
         return None
     previous = previous_build(env.path)
     if (
@@ -252,20 +240,6 @@ def _leftovers(env: Env) -> set[str]:
     return {str(path) for site in site_paths(env) for path in Path(site).glob("~*")}
 
 
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM/SIGHUP until the block is done (main thread, POSIX)."""
-    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 def undo(
     error: BaseException,
     stash: Stash | None,
@@ -276,30 +250,56 @@ def undo(
     """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
     interrupted = isinstance(error, KeyboardInterrupt)
     cause = "interrupted while installing" if interrupted else str(error)
-    names = [target.name for target in plan.install]
-    if stash is None:
-        wrapped = with_state(
-            TorchCudaError(cause), plan, versions_of(plan.installed), env
+    if stash is None:  # no links here: say what pip changed
+        changes = _changes(
+            versions_of(plan.installed), versions_of(installed_environment(env))
+        )
+        state = (
+            f"Before failing, pip {', '.join(changes[:6])}"
+            f"{' and more' if len(changes) > 6 else ''}. `poetry torch-cuda sync "
+            "--force` repairs it once the cause is fixed."
+            if changes
+            else plan.unchanged
         )
     else:
         try:
             changes = stash.put_back(env, uninstall)
         except (TorchCudaError, OSError) as failure:
-            wrapped = TorchCudaError(
-                f"{cause}\nPutting the environment back failed too ({failure}): torch "
+            state = (
+                f"Putting the environment back failed too ({failure}): torch "
                 "may not import; `poetry torch-cuda sync --force` reinstalls it."
             )
         else:
             stash.drop()
             held = ", ".join(
-                f"{n} {stash.before[n]}" for n in names if n in stash.before
+                f"{t.name} {stash.before[t.name]}"
+                for t in plan.install
+                if t.name in stash.before
             )
-            held = held or "no torch build"
-            wrapped = TorchCudaError(
-                f"{cause}\nThe environment was put back as it was ({held}; undone: "
-                f"{', '.join(changes)})."
+            state = (
+                f"The environment was put back as it was ({held or 'no torch build'}; "
+                f"undone: {', '.join(changes)})."
                 if changes
-                else f"{cause}\nNothing changed: the environment still has {held}."
+                else plan.unchanged
             )
+    wrapped = TorchCudaError(f"{cause}\n{state}")
     wrapped.exit_code = getattr(error, "exit_code", None) or (130 if interrupted else 1)
     return wrapped
+
+
+def _changes(
+    before: Mapping[NormalizedName, str], after: Mapping[NormalizedName, str]
+) -> list[str]:
+    """How pip changed each distribution: added, removed or changed, in a few words."""
+    words = []
+    for name in sorted({*before, *after}):
+        old, new = before.get(name), after.get(name)
+        if old != new:
+            words.append(
+                f"added {name} {new}"
+                if old is None
+                else f"removed {name} {old}"
+                if new is None
+                else f"changed {name} {old} -> {new}"
+            )
+    return words
