@@ -69,12 +69,14 @@ def handling(handler: Callable[[int], None]) -> Iterator[None]:
 
 @contextmanager
 def held() -> Iterator[None]:
-    """The stopping signals wait until the block is done (it must not be cut short)."""
-    if not _here():
+    """The stopping signals wait until the block is done (it must not be cut short).
+
+    Recorded by a handler and raised again after the block, not masked: a mask
+    holds back only this thread's signals, while ``kill`` may be taken by any
+    thread of the process and its Python handler still runs here at once.
+    """
+    received: list[int] = []
+    with handling(received.append):
         yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    if received:
+        signal.raise_signal(received[0])
