@@ -3,7 +3,6 @@ real Poetry, real pip, local indexes; groups and extras selected as Poetry does.
 
 from __future__ import annotations
 
-import shutil
 from typing import TYPE_CHECKING
 
 import pytest
@@ -231,25 +230,6 @@ def test_auto_falling_back_to_cpu_on_a_gpu_says_why(
     assert "520.61.05" in result.stderr  # what the oldest candidate needs
     status = project.run("torch-cuda", "status", env_extra=env)
     assert "supports no CUDA" not in status.stdout
-
-
-def test_status_and_dry_runs_create_no_virtualenv(
-    project_factory: ProjectFactory,
-) -> None:
-    project = project_factory({"needs-torch": "*", "torchvision": "*"}, CU129)
-    project.run("lock")
-    shutil.rmtree(project.venv)  # `poetry lock` makes one
-    project.run("torch-cuda", "status")
-    project.run("torch-cuda", "sync", "--dry-run")
-    project.run("torch-cuda", "switch", "cu130", "--dry-run")
-    project.run("torch-cuda", "detect")
-    assert not project.venv.exists()
-    project.write_pyproject(
-        project.pyproject_text().replace('variant = "cu129"', 'variant = "cu12x"')
-    )
-    bad = project.run("torch-cuda", "status", check=False)
-    assert bad.returncode == 1 and "cu12x" in bad.stderr
-    assert not project.venv.exists()
 
 
 def test_sync_dry_run_wording(project_factory: ProjectFactory) -> None:
