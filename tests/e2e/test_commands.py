@@ -122,7 +122,10 @@ def test_detect_picks(
 def test_detect_explains_a_pascal_gpu_step_by_step(
     locked_2141: Project, tmp_path: Path
 ) -> None:
-    result = locked_2141.run("torch-cuda", "detect", env_extra=gpu(tmp_path, GTX_1080))
+    result = run_inprocess(
+        locked_2141, "torch-cuda", "detect", env_extra=gpu(tmp_path, GTX_1080)
+    )
+    assert result.returncode == 0, result
     lines = result.stdout.splitlines()
     assert lines[0] == "auto picks cpu on this machine for torch 2.14.1"
     text = result.stdout
@@ -150,7 +153,10 @@ def test_detect_several_gpus_names_the_one_that_forced_the_choice(
 def test_detect_without_gpu_says_cpu_and_why(
     locked_2141: Project, tmp_path: Path
 ) -> None:
-    result = locked_2141.run("torch-cuda", "detect", env_extra=no_gpu(tmp_path))
+    result = run_inprocess(
+        locked_2141, "torch-cuda", "detect", env_extra=no_gpu(tmp_path)
+    )
+    assert result.returncode == 0, result
     assert "auto picks cpu" in result.stdout
     assert "nvidia-smi not found on PATH" in result.stdout
     assert "rocminfo not found on PATH" in result.stdout
@@ -237,7 +243,9 @@ def test_status_of_a_matching_install(installed: Project, tmp_path: Path) -> Non
     assert stub_calls(tmp_path / "machine" / "nvidia-smi") == [
         "--query-gpu=driver_version,compute_cap,name --format=csv,noheader"
     ]
-    text = installed.run("torch-cuda", "status", env_extra=env).stdout
+    shown = run_inprocess(installed, "torch-cuda", "status", env_extra=env)
+    assert shown.returncode == 0, shown
+    text = shown.stdout
     assert "Installed    torch        2.14.1+cu129  CUDA 12.9 build" in text
     assert "Everything is in line." in text
 
@@ -274,9 +282,7 @@ def test_status_check_fails_on_every_mismatch(
             "POETRY_TORCH_CUDA_VARIANT": "cu130",
         },
     }[env_kind]()
-    result = installed.run(
-        "torch-cuda", "status", "--check", check=False, env_extra=env
-    )
+    result = run_inprocess(installed, "torch-cuda", "status", "--check", env_extra=env)
     assert result.returncode == 1
     assert f"Warning: {warning}" in result.stdout
     assert "Everything is in line." not in result.stdout
@@ -322,7 +328,9 @@ def test_variants_for_the_locked_torch(
 
     # Asked again within the cache's lifetime: the index hears nothing.
     index.clear_requests()
-    text = installed.run("torch-cuda", "variants", env_extra=env).stdout
+    shown = run_inprocess(installed, "torch-cuda", "variants", env_extra=env)
+    assert shown.returncode == 0, shown
+    text = shown.stdout
     assert index.requests == []
     assert "cu129    offered  runs here  (configured, auto's pick)" in text
     assert "index: no torch 2.14.1+cu126 (it has 2.13.0)" in text
@@ -446,7 +454,8 @@ def test_lock_warns_when_the_variant_lacks_the_locked_torch(
     project_factory: ProjectFactory, index: IndexServer
 ) -> None:
     project = project_factory({"torch": "*"}, 'variant = "cu126"')
-    result = project.run("lock")
+    result = run_inprocess(project, "lock")
+    assert result.returncode == 0, result
     assert (
         "torch-cuda: cu126 has no build of torch 2.14.1 (locked in poetry.lock) at "
         f"{index.whl_url('cu126')}; it has torch 2.13.0." in result.stderr
@@ -454,12 +463,14 @@ def test_lock_warns_when_the_variant_lacks_the_locked_torch(
     assert [p for p in index.requests if p.startswith("/whl/")] == ["/whl/cu126/torch/"]
 
     index.clear_requests()
-    result = project.run("lock", "--regenerate")
+    result = run_inprocess(project, "lock", "--regenerate")
+    assert result.returncode == 0, result
     assert "cu126 has no build of torch 2.14.1" in result.stderr
     assert [p for p in index.requests if p.startswith("/whl/")] == []  # cached
 
     project.write_pyproject(
         project.pyproject_text().replace('"torch",', '"torch==2.13.0",')
     )
-    result = project.run("lock")
+    result = run_inprocess(project, "lock")
+    assert result.returncode == 0, result
     assert "torch-cuda" not in result.stderr

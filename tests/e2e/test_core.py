@@ -8,11 +8,13 @@ import pytest
 
 from tests.support.audit import Audit
 from tests.support.audit import whl_requests
+from tests.support.kept import installed_once
 
 
 if TYPE_CHECKING:
     from tests.support.fixtures import ProjectFactory
     from tests.support.index import IndexServer
+    from tests.support.kept import Kept
     from tests.support.poetry_project import Project
 
 pytestmark = pytest.mark.e2e
@@ -27,11 +29,17 @@ PYPI_CUDA_WHEELS = (
 )
 
 
+@pytest.fixture(scope="module")
+def kept_cu129(
+    index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
+) -> Kept:
+    """The cu129 project as ``poetry install`` leaves it, built once per module."""
+    return installed_once(index_server, tmp_path_factory, DEPS, CU129)
+
+
 @pytest.fixture
-def cu129_project(project_factory: ProjectFactory) -> Project:
-    project = project_factory(DEPS, CU129)
-    project.run("install")
-    return project
+def cu129_project(kept_cu129: Kept, index: IndexServer) -> Project:
+    return kept_cu129.fresh()
 
 
 def test_install_keeps_the_configured_cuda_build(cu129_project: Project) -> None:

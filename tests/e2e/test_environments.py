@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.audit import Audit
 from tests.support.poetry_project import Project
-from tests.support.poetry_project import isolated_env
 
 
 if TYPE_CHECKING:
@@ -85,28 +83,6 @@ def test_project_without_table_is_exactly_as_without_plugin(
 
 @pytest.mark.parametrize(
     "command",
-    [
-        ("install",),
-        ("lock",),
-        ("--version",),
-        ("config", "--list"),
-        ("env", "info", "--path"),
-    ],
-)
-def test_commands_outside_any_project_are_untouched(
-    tmp_path: Path, command: tuple[str, ...]
-) -> None:
-    empty = tmp_path / "nowhere"
-    empty.mkdir()
-    project = Project(path=empty, index=None, env=isolated_env(tmp_path))  # type: ignore[arg-type]
-    with_plugin = project.run(*command, check=False)
-    without = project.run("--no-plugins", *command, check=False)
-    assert normalised(with_plugin, empty) == normalised(without, empty)
-    assert "torch-cuda" not in with_plugin.stdout + with_plugin.stderr
-
-
-@pytest.mark.parametrize(
-    "command",
     [("self", "lock"), ("self", "install", "--dry-run"), ("self", "show")],
 )
 def test_poetry_self_commands_are_untouched(
@@ -164,24 +140,3 @@ def test_disable_variable_ignores_even_a_broken_table(
     result = project.run("install", env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"})
     assert project.installed()["torch"] == "2.14.1"
     assert "torch-cuda" not in result.stdout + result.stderr
-
-
-def test_invalid_toml_gets_poetrys_own_message(
-    project_factory: ProjectFactory,
-) -> None:
-    project = project_factory(DEPS, CU129)
-    broken = project.pyproject_text().replace(
-        "[tool.poetry-torch-cuda]", "[tool.poetry-torch-cuda"
-    )
-    project.write_pyproject(broken)
-    for command in (("install",), ("lock",)):
-        with_plugin = project.run(*command, check=False)
-        without = project.run("--no-plugins", *command, check=False)
-        assert with_plugin.returncode == 1
-        assert normalised(with_plugin) == normalised(without)
-        # Poetry's own wording, which differs between its releases.
-        assert re.search(
-            r"(?i)pyproject\.toml.*TOML|TOML.*pyproject\.toml", with_plugin.stderr
-        )
-    assert project.pyproject_text() == broken
-    assert not project.lockfile.exists()

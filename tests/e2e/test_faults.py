@@ -20,6 +20,8 @@ import pytest
 
 from tests.support.catalog import build_universe
 from tests.support.fixtures import served
+from tests.support.inprocess import run_inprocess
+from tests.support.kept import installed_once
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import finish
@@ -36,8 +38,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from tests.support.fixtures import ProjectFactory
     from tests.support.index import IndexServer
+    from tests.support.kept import Kept
 
 pytestmark = pytest.mark.e2e
 
@@ -93,11 +95,17 @@ def assert_one_clear_failure(
     assert result.stderr.count("torch==2.14.1+cu130") == 1, describe(result)
 
 
+@pytest.fixture(scope="module")
+def kept_cu129(
+    index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
+) -> Kept:
+    """The cu129 project as ``poetry install`` leaves it, built once per module."""
+    return installed_once(index_server, tmp_path_factory, DEPS, CU129)
+
+
 @pytest.fixture
-def cu129_project(project_factory: ProjectFactory) -> Project:
-    project = project_factory(DEPS, CU129)
-    project.run("install")
-    return project
+def cu129_project(kept_cu129: Kept, index: IndexServer) -> Project:
+    return kept_cu129.fresh()
 
 
 def closed_port() -> int:
@@ -196,11 +204,13 @@ def test_a_fault_shows_no_traceback_even_when_verbose(
     cu129_project: Project, index: IndexServer
 ) -> None:
     index.fail_paths["/whl/cu130/"] = 500
+    # In-process (the point is what is printed): cleo renders an uncaught
+    # exception, with its stack trace when verbose, exactly as in `poetry`.
     for verbosity in ("-v", "-vv"):
-        result = cu129_project.run(
+        result = run_inprocess(
+            cu129_project,
             "install",
             verbosity,
-            check=False,
             env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"},
         )
         assert result.returncode == 1

@@ -21,6 +21,7 @@ from tests.e2e.test_torch_cuda_lock import read_lock
 from tests.e2e.test_torch_cuda_lock import tamper
 from tests.support.catalog import build_universe
 from tests.support.fixtures import served
+from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 
@@ -66,19 +67,19 @@ def conflicted(text: str, inside: str) -> str:
 
 
 def test_lock_check_fails_on_a_conflict_inside_a_variant_entry(
-    tmp_path: Path, own_index: IndexServer
+    tmp_path: Path, index: IndexServer
 ) -> None:
-    project = Project.create(tmp_path, own_index, DEPS, TWO)
+    project = Project.create(tmp_path, index, DEPS, TWO)
     project.run("lock")
     path = project.path / "torch-cuda.lock"
     text = path.read_text()
     path.write_text(conflicted(text, 'name = "cu130"'))
-    own_index.clear_requests()
-    result = project.run("torch-cuda", "lock", "--check", check=False)
-    assert result.returncode == 1, describe(result)
+    index.clear_requests()
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
     assert "not valid TOML" in result.stderr
     assert "matches" not in result.stdout
-    assert own_index.requests == []
+    assert index.requests == []
 
 
 def test_relock_over_a_conflicted_lock_still_refuses_drift(
@@ -103,17 +104,17 @@ def test_relock_over_a_conflicted_lock_still_refuses_drift(
     assert "--accept-drift" in result.stderr
     assert path.read_text() == "<<<<<<< HEAD\nthis is not a lock\n"
     project.run("torch-cuda", "lock", "--accept-drift")
-    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+    assert run_inprocess(project, "torch-cuda", "lock", "--check").returncode == 0
 
 
 def test_the_configured_variant_is_locked_even_outside_lock_variants(
-    tmp_path: Path, own_index: IndexServer
+    tmp_path: Path, index: IndexServer
 ) -> None:
     table = 'variant = "cu130"\nlock-variants = ["cu129"]\n'
-    project = Project.create(tmp_path, own_index, DEPS, table)
+    project = Project.create(tmp_path, index, DEPS, table)
     project.run("lock")
     assert [v["name"] for v in read_lock(project)["variant"]] == ["cu129", "cu130"]
-    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+    assert run_inprocess(project, "torch-cuda", "lock", "--check").returncode == 0
     before = lock_bytes(project)
     result = project.run("install")
     assert "locking" not in result.stdout, describe(result)
@@ -124,29 +125,29 @@ def test_the_configured_variant_is_locked_even_outside_lock_variants(
 
 
 def test_lock_check_fails_when_the_configured_variant_is_not_locked(
-    tmp_path: Path, own_index: IndexServer
+    tmp_path: Path, index: IndexServer
 ) -> None:
-    project = Project.create(tmp_path, own_index, DEPS, 'variant = "cu129"\n')
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
     project.run("lock")
     text = project.pyproject_text().replace(
         'variant = "cu129"', 'variant = "cu130"\nlock-variants = ["cu129"]'
     )
     project.write_pyproject(text)
-    result = project.run("torch-cuda", "lock", "--check", check=False)
-    assert result.returncode == 1, describe(result)
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
     assert "cu130 is not locked" in result.stderr
 
 
 def test_switch_leaves_a_lock_that_passes_the_check(
-    tmp_path: Path, own_index: IndexServer
+    tmp_path: Path, index: IndexServer
 ) -> None:
-    project = Project.create(tmp_path, own_index, DEPS, 'variant = "cu129"\n')
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
     project.run("install")
-    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+    assert run_inprocess(project, "torch-cuda", "lock", "--check").returncode == 0
     project.run("torch-cuda", "switch", "cpu")
     assert project.installed()["torch"] == "2.14.1+cpu"
-    result = project.run("torch-cuda", "lock", "--check", check=False)
-    assert result.returncode == 0, describe(result)
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 0, result
     lock = read_lock(project)
     assert lock["metadata"]["lock-variants"] == ["cpu"]
     assert [v["name"] for v in lock["variant"]] == ["cpu"]
@@ -157,23 +158,23 @@ def test_switch_leaves_a_lock_that_passes_the_check(
 
 
 def test_after_a_bot_ran_poetry_lock_the_check_names_the_one_fix(
-    tmp_path: Path, own_index: IndexServer
+    tmp_path: Path, index: IndexServer
 ) -> None:
-    project = Project.create(tmp_path, own_index, DEPS, 'variant = "cu129"\n')
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
     project.run("lock")
     project.run("add", "tinyutil", "--lock", env_extra=BOT)
-    result = project.run("torch-cuda", "lock", "--check", check=False)
-    assert result.returncode == 1, describe(result)
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
     assert "Run `poetry torch-cuda lock`" in result.stderr
     assert "`poetry lock`" not in result.stderr
     project.run("torch-cuda", "lock")
-    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+    assert run_inprocess(project, "torch-cuda", "lock", "--check").returncode == 0
 
 
 def test_torch_cuda_lock_gets_the_mode_poetry_lock_gets(
-    tmp_path: Path, own_index: IndexServer
+    tmp_path: Path, index: IndexServer
 ) -> None:
-    project = Project.create(tmp_path, own_index, DEPS, 'variant = "cu129"\n')
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
     old = os.umask(0o022)
     try:
         project.run("lock")

@@ -23,6 +23,7 @@ from tests.support.catalog import default_specs
 from tests.support.fixtures import served
 from tests.support.gpus import machine_env
 from tests.support.gpus import smi_line
+from tests.support.kept import installed_once
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import start_poetry
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
     from tests.support.fixtures import ProjectFactory
     from tests.support.index import IndexServer
+    from tests.support.kept import Kept
 
 pytestmark = pytest.mark.e2e
 
@@ -51,11 +53,19 @@ STALE = (
 PATIENT_PIP = {"PIP_TIMEOUT": "60"}
 
 
+@pytest.fixture(scope="module")
+def kept_cu129(
+    index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
+) -> Kept:
+    """The cu129 project as ``poetry install`` leaves it, built once per module."""
+    return installed_once(
+        index_server, tmp_path_factory, DEPS, "variant = 'cu129'  # the cluster's\n"
+    )
+
+
 @pytest.fixture
-def cu129_project(project_factory: ProjectFactory) -> Project:
-    project = project_factory(DEPS, "variant = 'cu129'  # the cluster's\n")
-    project.run("install")
-    return project
+def cu129_project(kept_cu129: Kept, index: IndexServer) -> Project:
+    return kept_cu129.fresh()
 
 
 def finish(process: subprocess.Popen[str]) -> tuple[str, str]:
@@ -227,18 +237,6 @@ def test_auto_asks_no_index_when_nothing_is_to_decide(
         locked = silent.connections
         no_torch.run("install", env_extra=gpu)
         assert silent.connections == locked
-
-
-def test_switch_without_a_variant_is_a_usage_error(cu129_project: Project) -> None:
-    pyproject = cu129_project.pyproject.read_bytes()
-    result = cu129_project.run("torch-cuda", "switch", check=False)
-    assert result.returncode != 0
-    assert 'Not enough arguments (missing: "variant")' in result.stderr, describe(
-        result
-    )
-    assert "TypeError" not in result.stderr + result.stdout
-    assert "NoneType" not in result.stderr + result.stdout
-    assert cu129_project.pyproject.read_bytes() == pyproject
 
 
 def test_pip_compiles_bytecode_only_when_poetry_does(

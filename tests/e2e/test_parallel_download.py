@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.kept import installed_once
 from tests.support.poetry_project import describe
 from tests.support.processes import finish
 from tests.support.processes import pip_processes
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from tests.support.fixtures import ProjectFactory
     from tests.support.index import IndexServer
     from tests.support.index import RequestRecord
+    from tests.support.kept import Kept
     from tests.support.poetry_project import Project
 
 pytestmark = pytest.mark.e2e
@@ -45,11 +47,18 @@ CU130_WHEELS = (
 )
 
 
+@pytest.fixture(scope="module")
+def kept_cu129(
+    index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
+) -> Kept:
+    """The cu129 project as ``poetry install`` leaves it, built once per module."""
+    return installed_once(index_server, tmp_path_factory, DEPS, CU129)
+
+
 @pytest.fixture
-def cu129_project(project_factory: ProjectFactory) -> Project:
-    project = project_factory(DEPS, CU129)
-    result = project.run("install")
-    assert project.installed()["torch"] == "2.14.1+cu129", describe(result)
+def cu129_project(kept_cu129: Kept, index: IndexServer) -> Project:
+    project = kept_cu129.fresh()
+    assert project.installed()["torch"] == "2.14.1+cu129"
     return project
 
 

@@ -25,6 +25,7 @@ from tests.support.gpus import gpu
 from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import no_gpu
 from tests.support.index import IndexServer
+from tests.support.kept import installed_once
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import descendants
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.support.catalog import Universe
+    from tests.support.kept import Kept
 
 pytestmark = [
     pytest.mark.e2e,
@@ -78,6 +80,19 @@ def big_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]
     yield from served(universe.root)
 
 
+@pytest.fixture(scope="module")
+def kept_big(big_index: IndexServer, tmp_path_factory: pytest.TempPathFactory) -> Kept:
+    """The cu129 project from ``big_index`` as ``poetry install`` leaves it."""
+    return installed_once(big_index, tmp_path_factory, DEPS, CU129)
+
+
+@pytest.fixture
+def big_cu129(kept_big: Kept) -> Project:
+    project = kept_big.fresh()
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    return project
+
+
 def _cu129(tmp_path: Path, index: IndexServer) -> Project:
     project = Project.create(tmp_path, index, DEPS, CU129)
     project.run("install")
@@ -94,9 +109,9 @@ def _tilde(project: Project) -> list[str]:
 
 
 def test_ctrl_c_while_pip_unpacks_puts_the_previous_build_back(
-    tmp_path: Path, big_index: IndexServer
+    big_cu129: Project,
 ) -> None:
-    project = _cu129(tmp_path, big_index)
+    project = big_cu129
     before = project.installed()
     with running(project, "torch-cuda", "switch", "cu130") as process:
         # pip moved the cu129 torch aside (~orch) and writes cu130's now.
@@ -117,9 +132,9 @@ def test_ctrl_c_while_pip_unpacks_puts_the_previous_build_back(
 
 
 def test_kill_9_during_pip_leaves_a_stash_status_reports_and_the_next_run_removes(
-    tmp_path: Path, big_index: IndexServer
+    big_cu129: Project,
 ) -> None:
-    project = _cu129(tmp_path, big_index)
+    project = big_cu129
     with running(
         project, "install", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"}
     ) as process:
@@ -143,9 +158,9 @@ def test_kill_9_during_pip_leaves_a_stash_status_reports_and_the_next_run_remove
 
 
 def test_switching_back_puts_the_previous_build_back_without_downloading(
-    tmp_path: Path, big_index: IndexServer
+    big_cu129: Project, big_index: IndexServer
 ) -> None:
-    project = _cu129(tmp_path, big_index)
+    project = big_cu129
     before = project.installed()
     project.run("torch-cuda", "switch", "cu130")
     assert project.installed()["torch"] == "2.14.1+cu130"
@@ -164,10 +179,8 @@ def test_switching_back_puts_the_previous_build_back_without_downloading(
     assert broken_records(project.site_packages()) == []
 
 
-def test_sync_force_drops_the_kept_build(
-    tmp_path: Path, big_index: IndexServer
-) -> None:
-    project = _cu129(tmp_path, big_index)
+def test_sync_force_drops_the_kept_build(big_cu129: Project) -> None:
+    project = big_cu129
     project.run("torch-cuda", "switch", "cu130")
     assert _stashes(project) == [".torch-cuda-previous"]
 

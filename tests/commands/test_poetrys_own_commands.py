@@ -1,0 +1,78 @@
+"""Where the plugin stays out of the way: outside any project, and over a
+pyproject.toml that is not TOML, Poetry's commands print exactly what they print
+with ``--no-plugins`` (in-process: the point is the output; moved from
+tests/e2e/test_environments.py, whose real-process tests compare what is
+installed)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.inprocess import run_in
+from tests.support.inprocess import run_inprocess
+from tests.support.poetry_project import isolated_env
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.fixtures import ProjectFactory
+    from tests.support.inprocess import Result
+
+DEPS = {"needs-torch": "*", "torchvision": "*"}
+
+
+def normalised(result: Result, *paths: Path) -> tuple[object, ...]:
+    """Exit code and output lines, sorted, with ``paths`` replaced by placeholders."""
+    texts = []
+    for text in (result.stdout, result.stderr):
+        for number, path in enumerate(paths):
+            text = text.replace(str(path), f"<path{number}>")
+        texts.append(sorted(text.splitlines()))
+    return (result.returncode, *texts)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("install",),
+        ("lock",),
+        ("--version",),
+        ("config", "--list"),
+        ("env", "info", "--path"),
+    ],
+)
+def test_commands_outside_any_project_are_untouched(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    empty = tmp_path / "nowhere"
+    empty.mkdir()
+    env = isolated_env(tmp_path)
+    with_plugin = run_in(empty, env, *command)
+    without = run_in(empty, env, "--no-plugins", *command)
+    assert normalised(with_plugin, empty) == normalised(without, empty)
+    assert "torch-cuda" not in with_plugin.stdout + with_plugin.stderr
+
+
+def test_invalid_toml_gets_poetrys_own_message(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory(DEPS, 'variant = "cu129"\n')
+    broken = project.pyproject_text().replace(
+        "[tool.poetry-torch-cuda]", "[tool.poetry-torch-cuda"
+    )
+    project.write_pyproject(broken)
+    for command in (("install",), ("lock",)):
+        with_plugin = run_inprocess(project, *command)
+        without = run_inprocess(project, "--no-plugins", *command)
+        assert with_plugin.returncode == 1
+        assert normalised(with_plugin) == normalised(without)
+        # Poetry's own wording, which differs between its releases.
+        assert re.search(
+            r"(?i)pyproject\.toml.*TOML|TOML.*pyproject\.toml", with_plugin.stderr
+        )
+    assert project.pyproject_text() == broken
+    assert not project.lockfile.exists()
