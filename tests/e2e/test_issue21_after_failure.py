@@ -38,8 +38,11 @@ def test_removing_the_last_configured_package_exits_0(
 def test_after_a_failed_install_the_guards_fail_and_the_advice_fits(
     project_factory: ProjectFactory,
 ) -> None:
-    project = project_factory({"needs-torch": "*", "torchvision": "*"}, CU129)
-    result = project.run("install", check=False, env_extra=UNREACHABLE)
+    # The configured index itself is unreachable (a per-run mirror never locks:
+    # it is refused before any request, with its own advice).
+    unreachable = f'{CU129}\nindex-url = "{UNREACHABLE["POETRY_TORCH_CUDA_INDEX_URL"]}"'
+    project = project_factory({"needs-torch": "*", "torchvision": "*"}, unreachable)
+    result = project.run("install", check=False)
     assert result.returncode == 1, describe(result)
     installed = project.installed()
     assert "needs-torch" in installed and "torch" not in installed

@@ -158,7 +158,9 @@ class Plan:
             for target in self.install
             if (version := self.installed.version(target.name)) is not None
         ]
-        return f"Nothing changed: the environment still has {', '.join(held) or 'no torch build'}."
+        if not held:  # Poetry may have installed the rest: say what is missing
+            return "No torch build was installed."
+        return f"Nothing changed: the environment still has {', '.join(held)}."
 
     @property
     def sweepable(self) -> frozenset[NormalizedName]:

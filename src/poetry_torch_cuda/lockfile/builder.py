@@ -58,11 +58,18 @@ class LockError(TorchCudaError):
 
     #: The HTTP status of the index's refusal, when that was the cause.
     status: int | None = None
+    #: Why the index did not answer at all (read by the install's message, which
+    #: then names the mirror and proxy settings).
+    cause: str | None = None
 
 
 def _unavailable(error: Exception) -> LockError:
     failure = LockError(str(error))
     failure.status = getattr(error, "status", None)
+    # No HTTP status: the index did not answer (the client words why).
+    failure.cause = getattr(error, "cause", None) or (
+        None if failure.status else "no answer"
+    )
     return failure
 
 
