@@ -101,3 +101,33 @@ def test_the_stash_stays_out_of_the_prefix_and_puts_torch_back(
     assert [p.name for p in prefix.iterdir()] == ["lib"]
     drop_previous(prefix)
     assert previous_build(prefix) is None
+
+
+def test_a_distribution_pip_left_without_record_is_removed_and_the_old_one_put_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after pip wrote a wheel's files and METADATA but not yet its RECORD
+    (pip writes RECORD last): no uninstaller can remove that distribution, so
+    the put-back removes it itself, then links the stashed build back."""
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    env = system_python(tmp_path / "usr-local")
+    site = env.site_packages.candidates[0]
+    stash = Stash.take(env, ["torch"])
+    assert stash is not None
+    # pip removed the old build, then was stopped while writing the new one
+    shutil.rmtree(site / "torch-2.14.1+cpu.dist-info")
+    (site / "torch" / "__init__.py").unlink()
+    (site / "torch" / "__init__.py").write_text("build = 'cu130'\n")
+    (site / "torch" / "_C.so").write_text("new\n")
+    half = site / "torch-2.14.1+cu130.dist-info"
+    half.mkdir()
+    (half / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: torch\nVersion: 2.14.1+cu130\n"
+    )
+
+    stash.put_back(env, refuse)
+
+    assert not half.exists()
+    assert not (site / "torch" / "_C.so").exists()
+    assert (site / "torch" / "__init__.py").read_text() == "build = 'cpu'\n"
+    assert (site / "torch-2.14.1+cpu.dist-info" / "RECORD").is_file()

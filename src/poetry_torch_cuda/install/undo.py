@@ -118,6 +118,9 @@ class Stash:
                 for n in now
                 if self.before.get(n) != now[n] and (scope is None or n in scope)
             )
+            # pip writes RECORD last: a distribution without one is half written,
+            # and no uninstaller can remove it; its files are strays (below).
+            changed = [name for name in changed if not _drop_unrecorded(env, name)]
             if changed:
                 remove_distributions(env, changed, uninstall)
             for stray in _files_under(self.tops) - self.present:
@@ -233,6 +236,21 @@ def _remove(path: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
+
+
+def _drop_unrecorded(env: Env, name: str) -> bool:
+    """Remove ``name``'s ``.dist-info`` if it has no ``RECORD``; whether it had none."""
+    stem = name.replace("-", "_").lower()
+    dropped = False
+    for site in site_paths(env):
+        for info in Path(site).glob("*.dist-info"):
+            if (
+                info.name.split("-", 1)[0].lower() == stem
+                and not (info / "RECORD").exists()
+            ):
+                shutil.rmtree(info, ignore_errors=True)
+                dropped = True
+    return dropped
 
 
 def _leftovers(env: Env) -> set[str]:
