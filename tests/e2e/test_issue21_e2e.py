@@ -15,17 +15,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.catalog import build_universe
-from tests.support.catalog import default_specs
 from tests.support.fake_torch import fake_torch
 from tests.support.fake_torch import gpus_variable
-from tests.support.fake_torch import replace_module
-from tests.support.fixtures import served
+from tests.support.fixtures import served_gpu_builds
+from tests.support.fixtures import torch_project
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import gpu
 from tests.support.gpus import hanging_nvidia_smi
 from tests.support.gpus import has_real_nvidia_driver
-from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import stub_calls
 
@@ -55,25 +52,12 @@ DRIVER = "580.95.05"
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
     """torch 2.14.1 on cpu, cu128 and cu130 (no cu129), builds that see GPUs."""
-    specs = {k: v for k, v in default_specs().items() if k != "cu129"}
-    universe = build_universe(tmp_path_factory.mktemp("issue21-universe"), specs)
     builds = {
         "cpu": fake_torch("2.14.1+cpu"),
         "cu130": fake_torch("2.14.1+cu130", cuda="13.0", archs=CU130_NO_SM100),
         "cu128": fake_torch("2.14.1+cu128", cuda="12.8", archs=CU128),
     }
-    for variant, source in builds.items():
-        replace_module(universe, variant, "torch", f"2.14.1+{variant}", source)
-    yield from served(universe.root)
-
-
-def make_project(tmp_path: Path, index: IndexServer, variant: str) -> Project:
-    return Project.create(
-        tmp_path,
-        index,
-        {"torch": "2.14.1"},
-        f'variant = "{variant}"\npackages = ["torch"]',
-    )
+    yield from served_gpu_builds(tmp_path_factory.mktemp("issue21-universe"), builds)
 
 
 def fix_lines(text: str) -> list[str]:
@@ -86,7 +70,7 @@ def fix_lines(text: str) -> list[str]:
 def test_verify_suggests_autos_next_choice_the_index_offers(
     tmp_path: Path, index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, index, "auto")
+    project = torch_project(tmp_path, index, "auto")
     machine = {**gpu(tmp_path, B200, driver=DRIVER), **gpus_variable(B200)}
     project.run("install", env_extra=machine)  # verification off: a start only
     assert project.installed()["torch"] == "2.14.1+cu130"
@@ -124,7 +108,7 @@ def test_verify_suggests_autos_next_choice_the_index_offers(
 def test_a_failed_switch_or_install_names_no_variant_but_detect(
     tmp_path: Path, index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, index, "cpu")
+    project = torch_project(tmp_path, index, "cpu")
     machine = {**gpu(tmp_path, B200, driver=DRIVER), **gpus_variable(B200)}
     project.run("install", env_extra=machine)
     env = {**machine, **VERIFY_ON}
@@ -153,7 +137,7 @@ def test_a_failed_switch_or_install_names_no_variant_but_detect(
 def test_a_hanging_nvidia_smi_keeps_the_cuda_build_and_is_asked_once(
     tmp_path: Path, index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, index, "auto")
+    project = torch_project(tmp_path, index, "auto")
     good = {**gpu(tmp_path, RTX_4090, driver=DRIVER), **gpus_variable(RTX_4090)}
     project.run("install", env_extra=good)
     assert project.installed()["torch"] == "2.14.1+cu130"
@@ -179,7 +163,7 @@ def test_a_hanging_nvidia_smi_keeps_the_cuda_build_and_is_asked_once(
 def test_auto_moves_on_only_to_what_its_rule_admits(
     tmp_path: Path, index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, index, "auto")
+    project = torch_project(tmp_path, index, "auto")
     env = {
         **gpu(tmp_path, V100, B200, driver=DRIVER),
         **gpus_variable(V100, B200),

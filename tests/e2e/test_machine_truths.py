@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.catalog import build_universe
-from tests.support.catalog import default_specs
 from tests.support.fake_torch import fake_torch
 from tests.support.fake_torch import gpus_variable
-from tests.support.fake_torch import replace_module
-from tests.support.fixtures import served
+from tests.support.fixtures import served_gpu_builds
+from tests.support.fixtures import torch_project
 from tests.support.gpus import NVIDIA_SMI_FAILED
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import gpu
@@ -56,31 +54,18 @@ DRIVER = "580.95.05"
 def machine_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
     """torch 2.14.1 on cpu, cu128 and cu130 (no cu129): builds that see GPUs like real
     ones; the "cu128" build is really a CUDA 13.0 build under the wrong label."""
-    specs = {k: v for k, v in default_specs().items() if k != "cu129"}
-    universe = build_universe(tmp_path_factory.mktemp("machine-universe"), specs)
     builds = {
         "cpu": fake_torch("2.14.1+cpu"),
         "cu130": fake_torch("2.14.1+cu130", cuda="13.0", archs=CU13),
         "cu128": fake_torch("2.14.1+cu128", cuda="13.0", archs=CU12),
     }
-    for variant, source in builds.items():
-        replace_module(universe, variant, "torch", f"2.14.1+{variant}", source)
-    yield from served(universe.root)
-
-
-def make_project(tmp_path: Path, index: IndexServer, variant: str) -> Project:
-    return Project.create(
-        tmp_path,
-        index,
-        {"torch": "2.14.1"},
-        f'variant = "{variant}"\npackages = ["torch"]',
-    )
+    yield from served_gpu_builds(tmp_path_factory.mktemp("machine-universe"), builds)
 
 
 def test_hidden_gpus_are_a_note_never_a_move_nor_a_memory(
     tmp_path: Path, machine_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, machine_index, "auto")
+    project = torch_project(tmp_path, machine_index, "auto")
     machine = {**gpu(tmp_path, RTX_4090, driver=DRIVER), **gpus_variable(RTX_4090)}
     env = {**machine, **VERIFY_ON, "CUDA_VISIBLE_DEVICES": ""}
 
@@ -121,7 +106,7 @@ def test_hidden_gpus_are_a_note_never_a_move_nor_a_memory(
 def test_mixed_gpus_accept_the_gpu_auto_left_out(
     tmp_path: Path, machine_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, machine_index, "auto")
+    project = torch_project(tmp_path, machine_index, "auto")
     env = {
         **gpu(tmp_path, V100, B200, driver=DRIVER),
         **gpus_variable(V100, B200),
@@ -147,7 +132,7 @@ def test_a_container_on_a_gpu_host_installs_and_verifies(
         f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {DRIVER}  Release Build\n"
     )
     (root / "dev").mkdir()
-    project = make_project(tmp_path, machine_index, "auto")
+    project = torch_project(tmp_path, machine_index, "auto")
     env = {
         **no_gpu(tmp_path),
         **VERIFY_ON,
@@ -171,7 +156,7 @@ def test_a_container_on_a_gpu_host_installs_and_verifies(
 def test_a_failing_nvidia_smi_keeps_the_build_and_warns(
     tmp_path: Path, machine_index: IndexServer, stdout: str, code: int, stderr: str
 ) -> None:
-    project = make_project(tmp_path, machine_index, "auto")
+    project = torch_project(tmp_path, machine_index, "auto")
     good = {**gpu(tmp_path, RTX_4090, driver=DRIVER), **gpus_variable(RTX_4090)}
     project.run("install", env_extra=good)
     assert project.installed()["torch"] == "2.14.1+cu130"
@@ -200,7 +185,7 @@ def test_a_failing_nvidia_smi_keeps_the_build_and_warns(
 def test_verify_compares_the_build_with_the_variant(
     tmp_path: Path, machine_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, machine_index, "cu128")
+    project = torch_project(tmp_path, machine_index, "cu128")
     env = no_gpu(tmp_path)
     project.run("install", env_extra=env)  # verification off: a start only
     assert project.installed()["torch"] == "2.14.1+cu128"
@@ -214,7 +199,7 @@ def test_verify_compares_the_build_with_the_variant(
 def test_verify_fails_without_torch_and_creates_no_environment(
     tmp_path: Path, machine_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, machine_index, "cpu")
+    project = torch_project(tmp_path, machine_index, "cpu")
     project.run("lock")
     shutil.rmtree(project.venv, ignore_errors=True)  # Poetry's lock makes one
     env = no_gpu(tmp_path)
@@ -252,7 +237,7 @@ def test_a_verification_timeout_keeps_the_build(
 def test_variants_with_the_index_unreachable_says_it_once(
     tmp_path: Path, machine_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, machine_index, "cpu")
+    project = torch_project(tmp_path, machine_index, "cpu")
     project.run("lock")
     env = {
         **no_gpu(tmp_path),
@@ -270,7 +255,7 @@ def test_variants_with_the_index_unreachable_says_it_once(
 def test_detect_sets_memory_of_another_driver_apart(
     tmp_path: Path, machine_index: IndexServer
 ) -> None:
-    project = make_project(tmp_path, machine_index, "cpu")
+    project = torch_project(tmp_path, machine_index, "cpu")
     env = no_gpu(tmp_path)
     project.run("install", env_extra=env)
     machine = gpu(tmp_path, RTX_4090, driver=DRIVER)

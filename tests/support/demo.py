@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -219,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\nServing the local indexes at {index.url} until Ctrl-C ...", flush=True
         )
+        # Ctrl-C stops it even where it was started ignoring SIGINT (as a shell
+        # starts a background job without job control, e.g. `nohup ... &`).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             while True:
                 time.sleep(3600)

@@ -35,6 +35,8 @@ __all__ = [
     "project_factory",
     "reset_around",
     "served",
+    "served_gpu_builds",
+    "torch_project",
     "universe",
 ]
 
@@ -43,6 +45,29 @@ def served(root: Path) -> Iterator[IndexServer]:
     """For a fixture (``yield from``): an :class:`IndexServer` over ``root`` while it lives."""
     with IndexServer(root) as server:
         yield server
+
+
+def served_gpu_builds(root: Path, builds: Mapping[str, str]) -> Iterator[IndexServer]:
+    """For a module fixture: torch 2.14.1 on cpu, cu128 and cu130 (no cu129), each
+    variant's torch module replaced by the fake build in ``builds`` (its source)."""
+    from tests.support.catalog import default_specs
+    from tests.support.fake_torch import replace_module
+
+    specs = {k: v for k, v in default_specs().items() if k != "cu129"}
+    universe = build_universe(root, specs)
+    for variant, source in builds.items():
+        replace_module(universe, variant, "torch", f"2.14.1+{variant}", source)
+    yield from served(universe.root)
+
+
+def torch_project(tmp_path: Path, index: IndexServer, variant: str) -> Project:
+    """A project of torch 2.14.1 alone on ``index``, configured for ``variant``."""
+    return Project.create(
+        tmp_path,
+        index,
+        {"torch": "2.14.1"},
+        f'variant = "{variant}"\npackages = ["torch"]',
+    )
 
 
 def reset_around(server: IndexServer) -> Iterator[IndexServer]:
