@@ -73,7 +73,9 @@ def test_files_arrive_verified_in_poetrys_artifact_cache_concurrently(
     served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
 ) -> None:
     index, items = served
-    index.latency_seconds = 0.2  # every request waits: sequential would never overlap
+    # every request waits (long enough that four workers start within it even on a
+    # loaded machine): sequential downloads would never overlap
+    index.latency_seconds = 1.5
     cache = tmp_path / "artifacts"
     paths = fetch(items, cache, concurrency=4)
     assert index.max_overlap("/whl/") == len(items)
