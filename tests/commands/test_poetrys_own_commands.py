@@ -14,25 +14,15 @@ import pytest
 from tests.support.inprocess import run_in
 from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import isolated_env
+from tests.support.poetry_project import normalised
 
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.support.fixtures import ProjectFactory
-    from tests.support.inprocess import Result
 
 DEPS = {"needs-torch": "*", "torchvision": "*"}
-
-
-def normalised(result: Result, *paths: Path) -> tuple[object, ...]:
-    """Exit code and output lines, sorted, with ``paths`` replaced by placeholders."""
-    texts = []
-    for text in (result.stdout, result.stderr):
-        for number, path in enumerate(paths):
-            text = text.replace(str(path), f"<path{number}>")
-        texts.append(sorted(text.splitlines()))
-    return (result.returncode, *texts)
 
 
 @pytest.mark.parametrize(

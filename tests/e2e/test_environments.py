@@ -8,10 +8,10 @@ import pytest
 
 from tests.support.audit import Audit
 from tests.support.poetry_project import Project
+from tests.support.poetry_project import normalised
 
 
 if TYPE_CHECKING:
-    import subprocess
     from pathlib import Path
 
     from tests.support.fixtures import ProjectFactory
@@ -22,17 +22,6 @@ pytestmark = pytest.mark.e2e
 DEPS = {"needs-torch": "*", "torchvision": "*"}
 CU129 = 'variant = "cu129"\n'
 BROKEN = 'variant = "cu12x"\n'
-
-
-def normalised(result: subprocess.CompletedProcess[str], *paths: Path) -> tuple:
-    """Exit code and output lines, sorted (Poetry installs in parallel), with the
-    given paths replaced by placeholders."""
-    texts = []
-    for text in (result.stdout, result.stderr):
-        for number, path in enumerate(paths):
-            text = text.replace(str(path), f"<path{number}>")
-        texts.append(sorted(text.splitlines()))
-    return (result.returncode, *texts)
 
 
 def plugin_pip_installs(audit: Audit) -> list[list[str]]:

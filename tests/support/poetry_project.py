@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from tests.support.index import IndexServer
+    from tests.support.inprocess import Result
 
 
 __all__ = [
@@ -302,6 +303,19 @@ def installed_distributions(venv: Path) -> dict[str, str]:
             if headers["Name"] and headers["Version"]:
                 result[canonical_name(headers["Name"])] = headers["Version"]
     return result
+
+
+def normalised(
+    result: subprocess.CompletedProcess[str] | Result, *paths: Path
+) -> tuple[object, ...]:
+    """Exit code and output lines, sorted (Poetry installs in parallel), with the
+    given paths replaced by placeholders: a run with the plugin against one without."""
+    texts = []
+    for text in (result.stdout, result.stderr):
+        for number, path in enumerate(paths):
+            text = text.replace(str(path), f"<path{number}>")
+        texts.append(sorted(text.splitlines()))
+    return (result.returncode, *texts)
 
 
 def describe(result: subprocess.CompletedProcess[str]) -> str:
