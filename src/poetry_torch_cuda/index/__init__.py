@@ -1,1 +1,1 @@
-"""The package index: HTTP client, offers, credentials and URL hygiene."""
+"""The package index: HTTP client, offers, credentials and the wording of its failures."""

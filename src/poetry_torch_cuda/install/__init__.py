@@ -1,1 +1,1 @@
-"""Installing: plan, pip, diagnosis, env lock, installed view and protection."""
+"""Carrying a change out: the plan, the locked files and their download, pip, the stash and the sweep."""

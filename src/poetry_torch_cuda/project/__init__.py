@@ -1,1 +1,1 @@
-"""The project: configuration, variants, the lock readers and pyproject edits."""
+"""The project: configuration, variants, the poetry.lock reader, pyproject edits and the torch family rule."""
