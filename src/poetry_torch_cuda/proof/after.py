@@ -12,10 +12,6 @@ gets the previous build put back from the stash the change kept
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import threading
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
@@ -24,6 +20,7 @@ from packaging.version import Version
 
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.pip import PipRunner
 from poetry_torch_cuda.install.reconcile import reconcile_environment
 from poetry_torch_cuda.install.request import InstallSettings
@@ -40,7 +37,6 @@ from poetry_torch_cuda.proof.verify import prove
 
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from collections.abc import Mapping
 
     from cleo.io.io import IO
@@ -97,11 +93,11 @@ def prove_change(
         machine, moves = probe(env), 0
         while True:
             try:
-                with _stoppable():
+                with signals.handling(signals.stop):
                     proof = prove(env, config, variant, machine=machine)
             except KeyboardInterrupt as stop:
-                signum = stop.args[0] if stop.args else signal.SIGINT
-                name = signal.Signals(signum).name
+                signum = signals.signum_of(stop)
+                name = signals.signal_name(signum)
                 raise give_up(
                     f"{name} stopped the verification of {variant}",
                     ": the new build stays installed, unverified; "
@@ -202,22 +198,3 @@ def _roll_back(
     except TorchCudaError as error:
         return f"Putting back {held} failed as well: {error}"
     return f"Put back the previous build: {held}."
-
-
-@contextmanager
-def _stoppable() -> Iterator[None]:
-    """For the verification only: SIGTERM and SIGHUP stop it as Ctrl-C does."""
-    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(signum)
-
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, stop) for signum in handled}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
