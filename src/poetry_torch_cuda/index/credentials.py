@@ -12,10 +12,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlsplit
-from urllib.parse import urlunsplit
 
 from poetry.utils.authenticator import Authenticator
 from poetry.utils.password_manager import HTTPAuthCredential
@@ -66,17 +64,6 @@ class IndexAccess:
     def shown(self) -> str:
         """The URL as messages show it: never with credentials."""
         return mask_url(self.url)
-
-    @property
-    def pip_url(self) -> str:
-        """The URL with ``user:password@`` in it, for pip's environment only."""
-        if not self.has_credentials:
-            return self.url
-        userinfo = quote(self.username or "", safe="")
-        if self.password is not None:
-            userinfo += ":" + quote(self.password, safe="")
-        parts = urlsplit(self.url)
-        return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
 
     def __repr__(self) -> str:
         hidden = "***" if self.has_credentials else None
