@@ -15,7 +15,6 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -75,12 +74,11 @@ class IndexFile:
 @dataclass(frozen=True)
 class ProjectFiles:
     """The non-yanked files an index lists for one project, sorted by name (``found``
-    False: 404, ``status`` 404 or 410 when just asked); ``skipped``: PEP 825 files."""
+    False: 404 or 410); ``skipped``: PEP 825 files."""
 
     project: str
     found: bool
     entries: tuple[IndexFile, ...] = ()
-    status: int | None = field(default=None, compare=False)
     skipped: tuple[str, ...] = ()
 
     @property
@@ -215,7 +213,7 @@ class IndexClient:
         except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
             raise _unavailable(url, error, self._timeout) from None
         if response.status_code in (404, 410):
-            return ProjectFiles(name, False, status=response.status_code)
+            return ProjectFiles(name, False)
         if response.status_code >= 400:
             raise _unavailable(url, response.status_code)
         try:

@@ -89,43 +89,6 @@ class TorchCudaConfig:
         return self.index_url_template.replace("{variant}", variant.name)
 
 
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-def _is_number(value: Any, kinds: type | tuple[type, ...] = (int, float)) -> bool:
-    return isinstance(value, kinds) and not isinstance(value, bool)
-
-
-_BOOL = "true or false"
-#: The keys whose value is checked alone: key -> (valid, what it must be); the
-#: default is :class:`TorchCudaConfig`'s.
-_SIMPLE: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "allow-insecure-http": (_is_bool, _BOOL),
-    "verify": (_is_bool, _BOOL),
-    "verify-timeout": (
-        lambda v: _is_number(v) and 0 < v <= 3600,
-        "a number of seconds above 0 and at most 3600",
-    ),
-    "download-concurrency": (
-        lambda v: _is_number(v, int) and 1 <= v <= 64,
-        "a whole number from 1 to 64 (files fetched at once)",
-    ),
-    "keep-previous-build": (_is_bool, _BOOL),
-}
-_KEYS = (
-    "variant",
-    "index-url",
-    "source",
-    "packages",
-    "allow-insecure-http",
-    "targets",
-    "verify",
-    "verify-timeout",
-    "lock-variants",
-    "download-concurrency",
-    "keep-previous-build",
-)
 _SWITCH = {"0": False, "false": False, "no": False, "off": False}
 _SWITCH.update({"1": True, "true": True, "yes": True, "on": True})
 
@@ -189,7 +152,7 @@ def load_config(
         )
     unknown = sorted(set(table) - set(_KEYS))
     if unknown:
-        close = difflib.get_close_matches(unknown[0], _KEYS, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(unknown[0], list(_KEYS), n=1, cutoff=0.6)
         hint = f": did you mean {close[0]!r}? A" if close else "; a"
         raise ConfigError(
             f"[tool.{TABLE}] has unknown key {unknown[0]!r}{hint}llowed keys are "
@@ -203,22 +166,18 @@ def load_config(
             f"allowed: {ALLOWED_VARIANTS}."
         )
     variant = _variant(variant_value, variant_origin)
-    values: dict[str, Any] = {}
-    for key, (valid, wanted) in _SIMPLE.items():
-        attribute = key.replace("-", "_")
-        value = values[attribute] = table.get(key, getattr(TorchCudaConfig, attribute))
-        if not valid(value):
-            raise ConfigError(
-                f"[tool.{TABLE}] {key} must be {wanted}, got {_describe(value)}."
-            )
+    values: dict[str, Any] = {
+        key.replace("-", "_"): parse(table[key], f"[tool.{TABLE}] {key}")
+        for key, parse in _KEYS.items()
+        if parse is not None and key in table
+    }
     override = environ.get(ENV_VERIFY, "").strip().lower()
     if override and override not in _SWITCH:
         raise ConfigError(
             f"{ENV_VERIFY}={override!r} is not a switch; use 0 (off) or 1 (on)."
         )
-    values["verify"] = _SWITCH.get(override, values["verify"])
-    values["verify_timeout"] = float(values["verify_timeout"])
-
+    if override:
+        values["verify"] = _SWITCH[override]
     sources = _project_sources(tool)
     source = _source_name(table, sources)
     index_value, index_origin = _override(table, "index-url", environ, ENV_INDEX_URL)
@@ -228,16 +187,14 @@ def load_config(
         index_value = sources[source]
         index_origin = f"[[tool.poetry.source]] {source!r} url"
     if index_value is not None:
-        _check_index_url(index_value, index_origin, values["allow_insecure_http"])
+        insecure = values.get("allow_insecure_http", False)
+        _check_index_url(index_value, index_origin, insecure)
     return TorchCudaConfig(
         variant,
         index_value or DEFAULT_INDEX_URL,
-        _packages(table.get("packages", ["torch", "torchvision", "torchaudio"])),
-        variant_origin,
+        variant_origin=variant_origin,
         source=source,
         project_sources=tuple(sources.items()),
-        targets=parse_targets(table.get("targets", [])),
-        lock_variants=_lock_variants(table.get("lock-variants")),
         **values,
     )
 
@@ -297,11 +254,33 @@ def _override(
     return table.get(key), f"[tool.{TABLE}] {key}"
 
 
+def _must(origin: str, wanted: str, value: Any, then: str = ".") -> ConfigError:
+    """The one wording of a value of the wrong kind."""
+    return ConfigError(f"{origin} must be {wanted}, got {_describe(value)}{then}")
+
+
+def _boolean(value: Any, origin: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _must(origin, "true or false", value)
+
+
+def _seconds(value: Any, origin: str) -> float:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and 0 < value <= 3600:
+        return float(value)
+    raise _must(origin, "a number of seconds above 0 and at most 3600", value)
+
+
+def _concurrency(value: Any, origin: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64:
+        return value
+    raise _must(origin, "a whole number from 1 to 64 (files fetched at once)", value)
+
+
 def _variant(value: Any, origin: str) -> Variant:
     if not isinstance(value, str):
-        raise ConfigError(
-            f"{origin} must be a string, got {_describe(value)}; allowed: {ALLOWED_VARIANTS}."
-        )
+        raise _must(origin, "a string", value, f"; allowed: {ALLOWED_VARIANTS}.")
     try:
         return parse_variant(value)
     except ValueError as error:
@@ -311,9 +290,7 @@ def _variant(value: Any, origin: str) -> Variant:
 def _check_index_url(value: Any, origin: str, allow_insecure: bool) -> None:
     example = f'e.g. "{DEFAULT_INDEX_URL}".'
     if not isinstance(value, str):
-        raise ConfigError(
-            f"{origin} must be a string URL, got {_describe(value)}; {example}"
-        )
+        raise _must(origin, "a string URL", value, f"; {example}")
     shown = f"{origin} = {mask_url(value)!r}"
     leftover = value.replace("{variant}", "")
     if "{" in leftover or "}" in leftover:
@@ -336,24 +313,17 @@ def _check_index_url(value: Any, origin: str, allow_insecure: bool) -> None:
         )
 
 
-def _distinct(key: str, value: Any, what: str, example: str) -> tuple[str, list[Any]]:
+def _items(origin: str, value: Any, what: str, example: str) -> list[Any]:
     """``value``, a non-empty list of ``what`` (else the one wording of the error)."""
-    origin = f"[tool.{TABLE}] {key}"
     if not isinstance(value, list) or not value:
-        raise ConfigError(
-            f"{origin} must be a non-empty list of {what}, got {_describe(value)}; "
-            f"e.g. {example}."
-        )
-    return origin, value
+        raise _must(origin, f"a non-empty list of {what}", value, f"; e.g. {example}.")
+    return value
 
 
-def _lock_variants(value: Any) -> tuple[str, ...]:
+def _lock_variants(value: Any, origin: str) -> tuple[str, ...]:
     """``lock-variants``: a non-empty list of distinct variant names (``auto`` too)."""
-    if value is None:
-        return ()
-    origin, items = _distinct("lock-variants", value, "variants", '["cu129", "cu130"]')
     names: list[str] = []
-    for item in items:
+    for item in _items(origin, value, "variants", '["cu129", "cu130"]'):
         variant = _variant(item, origin)
         if variant.name in names:
             raise ConfigError(f"{origin} names {variant.name!r} twice.")
@@ -361,16 +331,12 @@ def _lock_variants(value: Any) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def _packages(value: Any) -> tuple[Requirement, ...]:
-    origin, items = _distinct(
-        "packages", value, "requirement strings", '["torch", "torchvision>=0.20"]'
-    )
+def _packages(value: Any, origin: str) -> tuple[Requirement, ...]:
+    example = '["torch", "torchvision>=0.20"]'
     requirements: dict[str, Requirement] = {}
-    for item in items:
+    for item in _items(origin, value, "requirement strings", example):
         if not isinstance(item, str):
-            raise ConfigError(
-                f"{origin} entries must be PEP 508 strings, got {_describe(item)}."
-            )
+            raise _must(f"{origin} entries", "PEP 508 strings", item)
         try:
             requirement = Requirement(item)
         except InvalidRequirement as error:
@@ -387,3 +353,21 @@ def _packages(value: Any) -> tuple[Requirement, ...]:
             raise ConfigError(f"{origin} names {requirement.name!r} twice.")
         requirements[canonicalize_name(requirement.name)] = requirement
     return tuple(requirements.values())
+
+
+#: Every key of the table, in the order the unknown-key error lists them, with how
+#: its value is read (``None``: read with the others it depends on); an absent key
+#: takes :class:`TorchCudaConfig`'s default.
+_KEYS: dict[str, Callable[[Any, str], Any] | None] = {
+    "variant": None,
+    "index-url": None,
+    "source": None,
+    "packages": _packages,
+    "allow-insecure-http": _boolean,
+    "targets": lambda value, _: parse_targets(value),
+    "verify": _boolean,
+    "verify-timeout": _seconds,
+    "lock-variants": _lock_variants,
+    "download-concurrency": _concurrency,
+    "keep-previous-build": _boolean,
+}
