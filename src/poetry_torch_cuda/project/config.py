@@ -1,9 +1,12 @@
-"""Read and validate the ``[tool.poetry-torch-cuda]`` table and its environment overrides."""
+"""Read and validate the ``[tool.poetry-torch-cuda]`` table and its environment overrides,
+with ``[[tool.poetry-torch-cuda.targets]]``: the machines (driver, GPUs, platform) a
+project must run on, checked by :mod:`poetry_torch_cuda.machine.fleet`."""
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -18,8 +21,6 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.errors import describe_value as _describe
-from poetry_torch_cuda.project.targets import FleetTarget
-from poetry_torch_cuda.project.targets import parse_targets
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import Variant
 from poetry_torch_cuda.project.variants import not_a_variant
@@ -31,6 +32,7 @@ from poetry_torch_cuda.urls import mask_url
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Mapping
+    from collections.abc import Sequence
     from pathlib import Path
 
 
@@ -47,6 +49,128 @@ UNREACHABLE_HINT = (
     f"in [tool.{TABLE}], or {ENV_INDEX_URL} for one run; behind a proxy, set "
     "HTTPS_PROXY (and NO_PROXY) as for pip."
 )
+
+
+_TARGETS = "[[tool.poetry-torch-cuda.targets]]"
+#: ``platform`` value -> (``sys.platform``, ``platform.machine()``).
+PLATFORMS: dict[str, tuple[str, str]] = {
+    "linux-x86_64": ("linux", "x86_64"),
+    "linux-aarch64": ("linux", "aarch64"),
+    "windows-x86_64": ("win32", "AMD64"),
+}
+_TARGET_KEYS = ("name", "driver", "gpus", "platform")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_DRIVER = re.compile(r"[1-9][0-9]{2,3}(?:\.[0-9]{1,3}){0,2}")
+_CAPABILITY = re.compile(r"([1-9][0-9]?)\.([0-9])")
+_EXAMPLE = (
+    f'{_TARGETS}\nname = "training"\ndriver = "570.124.06"\ngpus = ["9.0"]\n'
+    'platform = "linux-x86_64"'
+)
+
+
+@dataclass(frozen=True)
+class FleetTarget:
+    """One declared machine: its driver, GPUs (compute capabilities) and platform."""
+
+    name: str
+    driver: str
+    gpus: tuple[tuple[int, int], ...]
+    platform: str = "linux-x86_64"
+
+    @property
+    def sys_platform(self) -> str:
+        """``linux`` or ``win32``."""
+        return PLATFORMS[self.platform][0]
+
+    @property
+    def machine(self) -> str:
+        """``x86_64``, ``aarch64`` or ``AMD64``."""
+        return PLATFORMS[self.platform][1]
+
+    def describe(self) -> str:
+        """``training (driver 570.124.06, sm_90, linux-x86_64)``."""
+        sms = ", ".join(f"sm_{major}{minor}" for major, minor in self.gpus)
+        return f"{self.name} (driver {self.driver}, {sms}, {self.platform})"
+
+
+def find_target(targets: tuple[FleetTarget, ...], name: str) -> FleetTarget:
+    """The target called ``name``; names are unique regardless of case.
+
+    Raises:
+        TorchCudaError: no target has that name (the message lists them).
+    """
+    for target in targets:
+        if target.name.lower() == name.strip().lower():
+            return target
+    declared = ", ".join(t.name for t in targets) or "none"
+    raise TorchCudaError(
+        f"no target named {name!r} in {_TARGETS}; declared: {declared}."
+    )
+
+
+def parse_targets(value: Any) -> tuple[FleetTarget, ...]:
+    """Validate the ``targets`` array of tables.
+
+    Raises:
+        ConfigError: anything is missing, unknown or malformed; the message
+            names the entry, the key and an example.
+    """
+    if not isinstance(value, list):
+        then = f"; write each machine as:\n\n{_EXAMPLE}"
+        raise _must(_TARGETS, "an array of tables", value, then)
+    targets: dict[str, FleetTarget] = {}
+    for number, entry in enumerate(value, start=1):
+        target = _target(number, entry)
+        if target.name.lower() in targets:
+            raise ConfigError(f"{_TARGETS} names {target.name!r} twice.")
+        targets[target.name.lower()] = target
+    return tuple(targets.values())
+
+
+def _target(number: int, entry: Any) -> FleetTarget:
+    where = f"{_TARGETS} entry {number}"
+    if not isinstance(entry, dict):
+        raise _must(where, "a table", entry, f":\n\n{_EXAMPLE}")
+    name = entry.get("name")
+    if isinstance(name, str) and _NAME.fullmatch(name):
+        where = f"{_TARGETS} {name!r}"
+    _refuse_unknown(where, entry, _TARGET_KEYS)
+    missing = [key for key in ("name", "driver", "gpus") if key not in entry]
+    if missing:
+        raise ConfigError(f"{where} needs {missing[0]}; e.g.\n\n{_EXAMPLE}")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where} name must be letters, digits, '.', '_' or '-' (at most 64, "
+            f'starting with a letter or digit), got {_describe(name)}; e.g. "training".'
+        )
+    driver = entry["driver"]
+    if not isinstance(driver, str) or not _DRIVER.fullmatch(driver.strip()):
+        raise ConfigError(
+            f"{where} driver must be an NVIDIA driver version as a string, such as "
+            f'"570.124.06" or "535.104.05", got {_describe(driver)}.'
+        )
+    gpus = entry["gpus"]
+    if not isinstance(gpus, list) or not gpus:
+        raise ConfigError(
+            f"{where} gpus must be a non-empty array of compute capabilities, such "
+            f'as ["9.0"] or ["8.0", "8.6"], got {_describe(gpus)}.'
+        )
+    capabilities: list[tuple[int, int]] = []
+    for gpu in gpus:
+        match = _CAPABILITY.fullmatch(gpu.strip()) if isinstance(gpu, str) else None
+        if match is None:
+            raise ConfigError(
+                f"{where} gpus entries must be compute capabilities such as "
+                f'"8.6" (nvidia-smi --query-gpu=compute_cap), got {_describe(gpu)}.'
+            )
+        capabilities.append((int(match[1]), int(match[2])))
+    platform = entry.get("platform", "linux-x86_64")
+    if platform not in PLATFORMS:
+        raise ConfigError(
+            f"{where} platform must be one of {', '.join(PLATFORMS)}, got "
+            f"{_describe(platform)}."
+        )
+    return FleetTarget(name, driver.strip(), tuple(capabilities), platform)
 
 
 @dataclass(frozen=True)
@@ -150,14 +274,7 @@ def load_config(
             f"[tool.{TABLE}] must be a table, got {_describe(table)}. "
             f'Write it as:\n\n[tool.{TABLE}]\nvariant = "cu129"'
         )
-    unknown = sorted(set(table) - set(_KEYS))
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], list(_KEYS), n=1, cutoff=0.6)
-        hint = f": did you mean {close[0]!r}? A" if close else "; a"
-        raise ConfigError(
-            f"[tool.{TABLE}] has unknown key {unknown[0]!r}{hint}llowed keys are "
-            f"{', '.join(_KEYS)}."
-        )
+    _refuse_unknown(f"[tool.{TABLE}]", table, list(_KEYS))
 
     variant_value, variant_origin = _override(table, "variant", environ, ENV_VARIANT)
     if variant_value is None:
@@ -252,6 +369,18 @@ def _override(
     if value is not None and value.strip():
         return value.strip(), env_name
     return table.get(key), f"[tool.{TABLE}] {key}"
+
+
+def _refuse_unknown(where: str, table: Mapping[Any, Any], keys: Sequence[str]) -> None:
+    """The one refusal of a key the table does not know, with the closest known one."""
+    unknown = sorted(str(key) for key in set(table) - set(keys))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], keys, n=1, cutoff=0.6)
+        hint = f": did you mean {close[0]!r}? A" if close else "; a"
+        raise ConfigError(
+            f"{where} has unknown key {unknown[0]!r}{hint}llowed keys are "
+            f"{', '.join(keys)}."
+        )
 
 
 def _must(origin: str, wanted: str, value: Any, then: str = ".") -> ConfigError:
