@@ -209,16 +209,15 @@ class OfferFinder:
         return PackageOffer(name, wanted, has, versions, page=answer.found)
 
     def _installed_from(self, variant: Variant) -> bool:
-        if self._installed is None or not self._wanted:
-            return False
-        for name, public in self._wanted.items():
-            distribution = self._installed.get(name)
-            if (
-                distribution is None
-                or distribution.version != f"{public}+{variant.local_label}"
-            ):
-                return False
-        return True
+        installed = self._installed
+        return (
+            bool(self._wanted)
+            and installed is not None
+            and all(
+                installed.version(name) == f"{public}+{variant.local_label}"
+                for name, public in self._wanted.items()
+            )
+        )
 
 
 def _listed(versions: Iterable[str]) -> str:

@@ -54,31 +54,22 @@ _IN_WORDS = {
 def get_once(
     authenticator: Authenticator, url: str, timeout: float = TIMEOUT
 ) -> requests.Response:
-    """GET a page once, as ``Authenticator.request`` does but without its retries.
-    Raises what requests raises."""
-    import requests
-
+    """GET a page once with Poetry's credentials, session and certificates for it, as
+    ``Authenticator.request`` does but without its retries. Raises what requests raises."""
     credential = authenticator.get_credentials_for_url(url)
     auth = None
     if credential.username is not None or credential.password is not None:
-        auth = requests.auth.HTTPBasicAuth(
-            credential.username or "", credential.password or ""
-        )
-    session = authenticator.get_session(url=url)
-    prepared = session.prepare_request(
-        requests.Request("get", url, headers={"Accept": ACCEPT}, auth=auth)
-    )
+        auth = (credential.username or "", credential.password or "")
     certs = authenticator.get_certs_for_url(url)
     trusted = certs.cert or certs.verify
-    cert = certs.client_cert
-    settings = session.merge_environment_settings(
-        prepared.url or url,
-        {},
-        None,
-        str(trusted) if isinstance(trusted, Path) else trusted,
-        None if cert is None else str(cert),
+    return authenticator.get_session(url=url).get(
+        url,
+        headers={"Accept": ACCEPT},
+        auth=auth,
+        timeout=timeout,
+        verify=str(trusted) if isinstance(trusted, Path) else trusted,
+        cert=None if certs.client_cert is None else str(certs.client_cert),
     )
-    return session.send(prepared, timeout=timeout, allow_redirects=True, **settings)
 
 
 def in_words(error: BaseException, url: str, timeout: float = TIMEOUT) -> str:
