@@ -204,16 +204,12 @@ class LockView:
         selection = self.selection.or_default(poetry)
         groups, extras = selection.groups, selection.extras
         locker = poetry.locker
-        if not locker.is_locked():
-            return "no lock file"
-        info = next(
-            (i for p, i in locker.locked_packages().items() if p.name == name), None
-        )
         if name not in self.names:
             return "not in the lock"
         if not locker.is_locked_groups_and_markers():
             return "in the lock"
-        in_groups = sorted(str(g) for g in (info.groups if info else ()))
+        info = next(i for p, i in locker.locked_packages().items() if p.name == name)
+        in_groups = sorted(str(g) for g in info.groups)
         if name in self._selects(groups, extras):
             return f"in the lock (group {', '.join(in_groups)}), not installed here"
         everything = all_groups(poetry)
