@@ -1,4 +1,5 @@
-"""Temporary files named after the process that owns them, and the sweep of dead ones.
+"""Temporary files named after the process that owns them, the sweep of dead ones,
+and the one atomic writer.
 
 A run killed with ``kill -9`` cannot remove its temporary files. Each such
 file carries its owner's process id in its name (``<prefix><pid>.<random><suffix>``),
@@ -8,6 +9,7 @@ process's files alone.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
@@ -60,6 +62,32 @@ def alive(pid: int) -> bool:
     except OSError:
         return True  # it exists, owned by someone else
     return True
+
+
+def write_text(path: Path, text: str) -> bool:
+    """Replace ``path`` with ``text`` at once, a new file with the mode any new file
+    gets here (the umask, as poetry.lock); return whether the file changed."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        with temporary.open("x", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def write_json(path: Path, data: object) -> None:
+    """:func:`write_text` of ``data`` as JSON, best effort: a cache, never the truth."""
+    with suppress(OSError):
+        write_text(path, json.dumps(data))
 
 
 @contextmanager

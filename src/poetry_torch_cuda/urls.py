@@ -19,21 +19,21 @@ _SECRETS: set[str] = set()
 def mask_url(url: str) -> str:
     """Return ``url`` with any user name and password replaced by ``***``."""
     try:
-        parts = urlsplit(url)
+        return _replace_userinfo(url, "***@")
     except ValueError:
         return "<invalid URL>"
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def without_credentials(url: str) -> str:
     """``url`` with its ``user:password@`` part removed."""
+    return _replace_userinfo(url, "")
+
+
+def _replace_userinfo(url: str, userinfo: str) -> str:
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return urlunsplit(parts._replace(netloc=userinfo + parts.netloc.rsplit("@", 1)[1]))
 
 
 def register_secret(secret: str | None) -> None:

@@ -12,11 +12,10 @@ from poetry_torch_cuda.index.credentials import index_access
 from poetry_torch_cuda.project.config import load_config
 
 
-def test_credentials_are_split_off_the_url_and_rebuilt_for_pip() -> None:
+def test_credentials_are_split_off_the_url_and_never_shown() -> None:
     access = IndexAccess.from_url("https://bob:p%40ss%3Aw@mirror.example/whl/cu129")
     assert access.url == "https://mirror.example/whl/cu129"
     assert (access.username, access.password) == ("bob", "p@ss:w")
-    assert access.pip_url == "https://bob:p%40ss%3Aw@mirror.example/whl/cu129"
     assert "p@ss" not in repr(access)
     assert access.shown == "https://mirror.example/whl/cu129"
 
@@ -40,11 +39,6 @@ def test_url_credentials_follow_poetrys_rules() -> None:
     assert pair("https://mirror.example/files/torch.whl") == ("bob", "p@ss")
     assert pair("http://mirror.example/whl/cu129/torch/") == (None, None)
     assert pair("https://other.example/whl/cu129/torch/") == (None, None)
-
-
-def test_token_without_user_name() -> None:
-    access = IndexAccess("https://mirror.example/simple", None, "tok/1")
-    assert access.pip_url == "https://:tok%2F1@mirror.example/simple"
 
 
 def _config(table: dict[str, Any], sources: list[dict[str, str]]) -> Any:

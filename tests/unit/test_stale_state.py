@@ -150,5 +150,5 @@ def test_an_unreachable_host_is_remembered_for_a_while(tmp_path: Path) -> None:
     assert quick.recall(tmp_path, "https://other.example/whl/cu129/torch/") is None
     later = quick.recall(tmp_path, url, now=10**10)
     assert later is None
-    quick.forget(tmp_path, url)
+    quick.remember(tmp_path, url, None)
     assert quick.recall(tmp_path, url) is None

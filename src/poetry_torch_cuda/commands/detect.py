@@ -22,9 +22,9 @@ from poetry_torch_cuda.machine.resolution import choose
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import TorchCudaConfig
+from poetry_torch_cuda.project.config import find_target
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.locked import locked_state
-from poetry_torch_cuda.project.targets import find_target
 from poetry_torch_cuda.project.variants import Variant
 
 

@@ -15,7 +15,6 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -28,11 +27,11 @@ from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index import quick
+from poetry_torch_cuda.tempfiles import write_json
 from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Mapping
     from collections.abc import Sequence
@@ -75,12 +74,11 @@ class IndexFile:
 @dataclass(frozen=True)
 class ProjectFiles:
     """The non-yanked files an index lists for one project, sorted by name (``found``
-    False: 404, ``status`` 404 or 410 when just asked); ``skipped``: PEP 825 files."""
+    False: 404 or 410); ``skipped``: PEP 825 files."""
 
     project: str
     found: bool
     entries: tuple[IndexFile, ...] = ()
-    status: int | None = field(default=None, compare=False)
     skipped: tuple[str, ...] = ()
 
     @property
@@ -154,7 +152,7 @@ class IndexClient:
         if key not in self._memory:
             cached = None if self._refresh else self._read_cache(key)
             if cached is None:
-                cached = self._read(key, self._get)
+                cached = self._read(key)
                 self._write_cache(key, cached)
             self._memory[key] = cached
         return self._memory[key]
@@ -179,18 +177,6 @@ class IndexClient:
         """The PEP 825 variant files the pages asked so far listed (left out)."""
         return sorted({name for page in self._memory.values() for name in page.skipped})
 
-    def ask_once(
-        self, index_url: str, project: str, *, verify: str | None = None
-    ) -> ProjectFiles:
-        """What the index answers for ``project`` right now: one attempt, past the page
-        cache and the memory of unreachable hosts (the diagnosis of a pip failure).
-        ``verify``: a CA bundle."""
-        key = (self.auth.take_off(index_url).rstrip("/"), canonicalize_name(project))
-        timeout = quick.TIMEOUT if self._timeout is None else self._timeout
-        return self._read(
-            key, lambda url: quick.get_once(self.auth, url, timeout, verify=verify)
-        )
-
     def _get(self, url: str) -> requests.Response:
         """Poetry's request with its retries, or one short attempt with a timeout
         (a host that failed a moment ago is not asked again)."""
@@ -213,23 +199,21 @@ class IndexClient:
             quick.remember(self.cache_dir, url, None)
         return response
 
-    def _read(
-        self, key: tuple[str, str], get: Callable[[str], requests.Response]
-    ) -> ProjectFiles:
-        """The page for ``key`` asked with ``get``, parsed by Poetry's link sources."""
+    def _read(self, key: tuple[str, str]) -> ProjectFiles:
+        """The page for ``key``, parsed by Poetry's link sources."""
         from poetry.repositories.link_sources.html import HTMLPage
         from poetry.repositories.link_sources.json import SimpleJsonPage
 
         index_url, name = key
         url = f"{index_url}/{name}/"
         try:
-            response = get(url)
+            response = self._get(url)
         except IndexUnavailableError:
             raise
         except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
             raise _unavailable(url, error, self._timeout) from None
         if response.status_code in (404, 410):
-            return ProjectFiles(name, False, status=response.status_code)
+            return ProjectFiles(name, False)
         if response.status_code >= 400:
             raise _unavailable(url, response.status_code)
         try:
@@ -288,7 +272,7 @@ class IndexClient:
             "entries": [dataclasses.asdict(entry) for entry in result.entries],
             "skipped": list(result.skipped),
         }
-        quick.write_json(self._cache_path(key), data)
+        write_json(self._cache_path(key), data)
 
 
 def _entries(

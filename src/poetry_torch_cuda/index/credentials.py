@@ -12,10 +12,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlsplit
-from urllib.parse import urlunsplit
 
 from poetry.utils.authenticator import Authenticator
 from poetry.utils.password_manager import HTTPAuthCredential
@@ -66,17 +64,6 @@ class IndexAccess:
     def shown(self) -> str:
         """The URL as messages show it: never with credentials."""
         return mask_url(self.url)
-
-    @property
-    def pip_url(self) -> str:
-        """The URL with ``user:password@`` in it, for pip's environment only."""
-        if not self.has_credentials:
-            return self.url
-        userinfo = quote(self.username or "", safe="")
-        if self.password is not None:
-            userinfo += ":" + quote(self.password, safe="")
-        parts = urlsplit(self.url)
-        return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
 
     def __repr__(self) -> str:
         hidden = "***" if self.has_credentials else None
@@ -139,6 +126,23 @@ def authenticator(
     return IndexAuthenticator(config, sources, pool_size)
 
 
+def variant_authenticator(
+    config: TorchCudaConfig,
+    variant: Variant,
+    poetry_config: Config | None = None,
+    pool_size: int = 10,
+) -> IndexAuthenticator:
+    """:func:`authenticator` for ``variant``'s index: the project's sources, the one
+    ``source`` names at the variant's URL, and credentials written in that URL."""
+    url = config.index_url(variant)
+    sources = [(n, u) for n, u in config.project_sources if n != config.source]
+    if config.source is not None:
+        sources.append((config.source, url))
+    found = authenticator(poetry_config, sources, pool_size)
+    found.take_off(url)
+    return found
+
+
 def index_access(
     config: TorchCudaConfig, variant: Variant, poetry_config: Config | None = None
 ) -> IndexAccess:
@@ -147,10 +151,8 @@ def index_access(
     access = dataclasses.replace(access, source=config.source)
     if access.has_credentials:
         return access
-    sources = [(n, u) for n, u in config.project_sources if n != config.source]
-    if config.source is not None:
-        sources.append((config.source, access.url))
-    found = authenticator(poetry_config, sources).get_credentials_for_url(access.url)
+    auth = variant_authenticator(config, variant, poetry_config)
+    found = auth.get_credentials_for_url(access.url)
     if found.username is None and found.password is None:
         return access
     register_secret(found.password)

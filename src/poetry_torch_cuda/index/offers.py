@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
-from packaging.version import InvalidVersion
-from packaging.version import Version
-
 from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.urls import mask_url
 from poetry_torch_cuda.urls import without_credentials
 
@@ -107,14 +105,9 @@ def wanted_versions(
     package_names: Iterable[NormalizedName], locked: Mapping[NormalizedName, str]
 ) -> dict[NormalizedName, str]:
     """The locked public versions of the configured packages, torch first."""
-    wanted: dict[NormalizedName, str] = {}
-    for name in sorted(package_names, key=lambda n: (n != "torch", n)):
-        if name in locked:
-            try:
-                wanted[name] = Version(locked[name]).public
-            except InvalidVersion:
-                continue
-    return wanted
+    names = sorted(package_names, key=lambda n: (n != "torch", n))
+    public = {name: public_version(locked[name]) for name in names if name in locked}
+    return {name: version for name, version in public.items() if version is not None}
 
 
 class OfferFinder:
@@ -209,16 +202,15 @@ class OfferFinder:
         return PackageOffer(name, wanted, has, versions, page=answer.found)
 
     def _installed_from(self, variant: Variant) -> bool:
-        if self._installed is None or not self._wanted:
-            return False
-        for name, public in self._wanted.items():
-            distribution = self._installed.get(name)
-            if (
-                distribution is None
-                or distribution.version != f"{public}+{variant.local_label}"
-            ):
-                return False
-        return True
+        installed = self._installed
+        return (
+            bool(self._wanted)
+            and installed is not None
+            and all(
+                installed.version(name) == f"{public}+{variant.local_label}"
+                for name, public in self._wanted.items()
+            )
+        )
 
 
 def _listed(versions: Iterable[str]) -> str:

@@ -11,15 +11,14 @@ budget, and a host that could not be reached is remembered for
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlsplit
 
+from poetry_torch_cuda.tempfiles import write_json
 from poetry_torch_cuda.urls import mask_url
 
 
@@ -53,37 +52,24 @@ _IN_WORDS = {
 
 
 def get_once(
-    authenticator: Authenticator,
-    url: str,
-    timeout: float = TIMEOUT,
-    *,
-    verify: str | None = None,
+    authenticator: Authenticator, url: str, timeout: float = TIMEOUT
 ) -> requests.Response:
-    """GET a page once, as ``Authenticator.request`` does but without its retries
-    (``verify``: a CA bundle instead of Poetry's). Raises what requests raises."""
-    import requests
-
+    """GET a page once with Poetry's credentials, session and certificates for it, as
+    ``Authenticator.request`` does but without its retries. Raises what requests raises."""
     credential = authenticator.get_credentials_for_url(url)
     auth = None
     if credential.username is not None or credential.password is not None:
-        auth = requests.auth.HTTPBasicAuth(
-            credential.username or "", credential.password or ""
-        )
-    session = authenticator.get_session(url=url)
-    prepared = session.prepare_request(
-        requests.Request("get", url, headers={"Accept": ACCEPT}, auth=auth)
-    )
+        auth = (credential.username or "", credential.password or "")
     certs = authenticator.get_certs_for_url(url)
-    trusted = verify or certs.cert or certs.verify
-    cert = certs.client_cert
-    settings = session.merge_environment_settings(
-        prepared.url or url,
-        {},
-        None,
-        str(trusted) if isinstance(trusted, Path) else trusted,
-        None if cert is None else str(cert),
+    trusted = certs.cert or certs.verify
+    return authenticator.get_session(url=url).get(
+        url,
+        headers={"Accept": ACCEPT},
+        auth=auth,
+        timeout=timeout,
+        verify=str(trusted) if isinstance(trusted, Path) else trusted,
+        cert=None if certs.client_cert is None else str(certs.client_cert),
     )
-    return session.send(prepared, timeout=timeout, allow_redirects=True, **settings)
 
 
 def in_words(error: BaseException, url: str, timeout: float = TIMEOUT) -> str:
@@ -223,20 +209,3 @@ def remember(cache_dir: Path, url: str, reason: str | None) -> None:
     if reason is not None:
         data[_host(url)] = {"at": time.time(), "reason": reason}
     write_json(cache_dir / _FILE, data)
-
-
-def forget(cache_dir: Path, url: str) -> None:
-    """Forget a remembered failure of ``url``'s host (it answered)."""
-    remember(cache_dir, url, None)
-
-
-def write_json(path: Path, data: object) -> None:
-    """Replace ``path`` with ``data`` at once (best effort: a cache, never the truth)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream)
-        Path(temporary).replace(path)
-    except OSError:
-        pass

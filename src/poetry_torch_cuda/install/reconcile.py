@@ -172,19 +172,14 @@ def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) ->
 
 def _fetch(request: InstallRequest, io: IO) -> list[Path]:
     """``request``'s files in Poetry's artifact cache, verified; their paths in order."""
-    from poetry.config.config import Config
-
-    from poetry_torch_cuda.index.credentials import authenticator
+    from poetry_torch_cuda.index.credentials import variant_authenticator
     from poetry_torch_cuda.install.download import download_files
     from poetry_torch_cuda.project.config import ENV_INDEX_URL
 
     config, variant = request.config, request.plan.variant
-    poetry_config = request.poetry_config or Config.create()
-    sources = [(n, u) for n, u in config.project_sources if n != config.source]
-    if config.source is not None:
-        sources.append((config.source, config.index_url(variant)))
-    auth = authenticator(poetry_config, sources, config.download_concurrency)
-    auth.take_off(config.index_url(variant))  # credentials written in it
+    auth = variant_authenticator(
+        config, variant, request.poetry_config, config.download_concurrency
+    )
     # The per-run mirror: files found there by name, checked by the lock's hashes.
     mirror = config.index_url(variant) if os.environ.get(ENV_INDEX_URL) else None
     last = [0, 0, 0, 0]
@@ -201,7 +196,7 @@ def _fetch(request: InstallRequest, io: IO) -> list[Path]:
     try:
         return download_files(
             request.files,
-            Path(poetry_config.artifacts_cache_directory),
+            Path(auth.config.artifacts_cache_directory),
             auth,
             concurrency=config.download_concurrency,
             progress=show if terminal else None,

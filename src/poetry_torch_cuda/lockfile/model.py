@@ -7,7 +7,6 @@ everywhere); :func:`write_lock` writes it atomically, same inputs same bytes.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from packaging.markers import Marker
 from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
 
+from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.project.variants import version_key
 
@@ -334,22 +334,8 @@ def _package(package: LockedPackage) -> Any:
 
 
 def write_text(path: Path, text: str) -> bool:
-    """Write ``text`` to ``path`` atomically, with the mode any new file gets here
-    (the umask, as poetry.lock); return whether the file changed."""
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except OSError:
-        pass
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return True
+    """Write ``text`` to ``path`` atomically; return whether the file changed."""
+    return tempfiles.write_text(path, text)
 
 
 def write_lock(path: Path, lock: TorchCudaLock) -> bool:

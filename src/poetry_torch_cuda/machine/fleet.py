@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.index.offers import Offer
     from poetry_torch_cuda.machine.detection import Decision
     from poetry_torch_cuda.machine.detection import Verdict
+    from poetry_torch_cuda.project.config import FleetTarget
     from poetry_torch_cuda.project.config import TorchCudaConfig
-    from poetry_torch_cuda.project.targets import FleetTarget
     from poetry_torch_cuda.project.variants import Variant
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.index.offers import Offer
-from poetry_torch_cuda.index.quick import write_json
+from poetry_torch_cuda.tempfiles import write_json
 
 
 if TYPE_CHECKING:

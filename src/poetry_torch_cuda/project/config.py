@@ -1,9 +1,12 @@
-"""Read and validate the ``[tool.poetry-torch-cuda]`` table and its environment overrides."""
+"""Read and validate the ``[tool.poetry-torch-cuda]`` table and its environment overrides,
+with ``[[tool.poetry-torch-cuda.targets]]``: the machines (driver, GPUs, platform) a
+project must run on, checked by :mod:`poetry_torch_cuda.machine.fleet`."""
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -18,8 +21,6 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.errors import describe_value as _describe
-from poetry_torch_cuda.project.targets import FleetTarget
-from poetry_torch_cuda.project.targets import parse_targets
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import Variant
 from poetry_torch_cuda.project.variants import not_a_variant
@@ -31,6 +32,7 @@ from poetry_torch_cuda.urls import mask_url
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Mapping
+    from collections.abc import Sequence
     from pathlib import Path
 
 
@@ -47,6 +49,128 @@ UNREACHABLE_HINT = (
     f"in [tool.{TABLE}], or {ENV_INDEX_URL} for one run; behind a proxy, set "
     "HTTPS_PROXY (and NO_PROXY) as for pip."
 )
+
+
+_TARGETS = "[[tool.poetry-torch-cuda.targets]]"
+#: ``platform`` value -> (``sys.platform``, ``platform.machine()``).
+PLATFORMS: dict[str, tuple[str, str]] = {
+    "linux-x86_64": ("linux", "x86_64"),
+    "linux-aarch64": ("linux", "aarch64"),
+    "windows-x86_64": ("win32", "AMD64"),
+}
+_TARGET_KEYS = ("name", "driver", "gpus", "platform")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_DRIVER = re.compile(r"[1-9][0-9]{2,3}(?:\.[0-9]{1,3}){0,2}")
+_CAPABILITY = re.compile(r"([1-9][0-9]?)\.([0-9])")
+_EXAMPLE = (
+    f'{_TARGETS}\nname = "training"\ndriver = "570.124.06"\ngpus = ["9.0"]\n'
+    'platform = "linux-x86_64"'
+)
+
+
+@dataclass(frozen=True)
+class FleetTarget:
+    """One declared machine: its driver, GPUs (compute capabilities) and platform."""
+
+    name: str
+    driver: str
+    gpus: tuple[tuple[int, int], ...]
+    platform: str = "linux-x86_64"
+
+    @property
+    def sys_platform(self) -> str:
+        """``linux`` or ``win32``."""
+        return PLATFORMS[self.platform][0]
+
+    @property
+    def machine(self) -> str:
+        """``x86_64``, ``aarch64`` or ``AMD64``."""
+        return PLATFORMS[self.platform][1]
+
+    def describe(self) -> str:
+        """``training (driver 570.124.06, sm_90, linux-x86_64)``."""
+        sms = ", ".join(f"sm_{major}{minor}" for major, minor in self.gpus)
+        return f"{self.name} (driver {self.driver}, {sms}, {self.platform})"
+
+
+def find_target(targets: tuple[FleetTarget, ...], name: str) -> FleetTarget:
+    """The target called ``name``; names are unique regardless of case.
+
+    Raises:
+        TorchCudaError: no target has that name (the message lists them).
+    """
+    for target in targets:
+        if target.name.lower() == name.strip().lower():
+            return target
+    declared = ", ".join(t.name for t in targets) or "none"
+    raise TorchCudaError(
+        f"no target named {name!r} in {_TARGETS}; declared: {declared}."
+    )
+
+
+def parse_targets(value: Any) -> tuple[FleetTarget, ...]:
+    """Validate the ``targets`` array of tables.
+
+    Raises:
+        ConfigError: anything is missing, unknown or malformed; the message
+            names the entry, the key and an example.
+    """
+    if not isinstance(value, list):
+        then = f"; write each machine as:\n\n{_EXAMPLE}"
+        raise _must(_TARGETS, "an array of tables", value, then)
+    targets: dict[str, FleetTarget] = {}
+    for number, entry in enumerate(value, start=1):
+        target = _target(number, entry)
+        if target.name.lower() in targets:
+            raise ConfigError(f"{_TARGETS} names {target.name!r} twice.")
+        targets[target.name.lower()] = target
+    return tuple(targets.values())
+
+
+def _target(number: int, entry: Any) -> FleetTarget:
+    where = f"{_TARGETS} entry {number}"
+    if not isinstance(entry, dict):
+        raise _must(where, "a table", entry, f":\n\n{_EXAMPLE}")
+    name = entry.get("name")
+    if isinstance(name, str) and _NAME.fullmatch(name):
+        where = f"{_TARGETS} {name!r}"
+    _refuse_unknown(where, entry, _TARGET_KEYS)
+    missing = [key for key in ("name", "driver", "gpus") if key not in entry]
+    if missing:
+        raise ConfigError(f"{where} needs {missing[0]}; e.g.\n\n{_EXAMPLE}")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where} name must be letters, digits, '.', '_' or '-' (at most 64, "
+            f'starting with a letter or digit), got {_describe(name)}; e.g. "training".'
+        )
+    driver = entry["driver"]
+    if not isinstance(driver, str) or not _DRIVER.fullmatch(driver.strip()):
+        raise ConfigError(
+            f"{where} driver must be an NVIDIA driver version as a string, such as "
+            f'"570.124.06" or "535.104.05", got {_describe(driver)}.'
+        )
+    gpus = entry["gpus"]
+    if not isinstance(gpus, list) or not gpus:
+        raise ConfigError(
+            f"{where} gpus must be a non-empty array of compute capabilities, such "
+            f'as ["9.0"] or ["8.0", "8.6"], got {_describe(gpus)}.'
+        )
+    capabilities: list[tuple[int, int]] = []
+    for gpu in gpus:
+        match = _CAPABILITY.fullmatch(gpu.strip()) if isinstance(gpu, str) else None
+        if match is None:
+            raise ConfigError(
+                f"{where} gpus entries must be compute capabilities such as "
+                f'"8.6" (nvidia-smi --query-gpu=compute_cap), got {_describe(gpu)}.'
+            )
+        capabilities.append((int(match[1]), int(match[2])))
+    platform = entry.get("platform", "linux-x86_64")
+    if platform not in PLATFORMS:
+        raise ConfigError(
+            f"{where} platform must be one of {', '.join(PLATFORMS)}, got "
+            f"{_describe(platform)}."
+        )
+    return FleetTarget(name, driver.strip(), tuple(capabilities), platform)
 
 
 @dataclass(frozen=True)
@@ -89,43 +213,6 @@ class TorchCudaConfig:
         return self.index_url_template.replace("{variant}", variant.name)
 
 
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-def _is_number(value: Any, kinds: type | tuple[type, ...] = (int, float)) -> bool:
-    return isinstance(value, kinds) and not isinstance(value, bool)
-
-
-_BOOL = "true or false"
-#: The keys whose value is checked alone: key -> (valid, what it must be); the
-#: default is :class:`TorchCudaConfig`'s.
-_SIMPLE: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "allow-insecure-http": (_is_bool, _BOOL),
-    "verify": (_is_bool, _BOOL),
-    "verify-timeout": (
-        lambda v: _is_number(v) and 0 < v <= 3600,
-        "a number of seconds above 0 and at most 3600",
-    ),
-    "download-concurrency": (
-        lambda v: _is_number(v, int) and 1 <= v <= 64,
-        "a whole number from 1 to 64 (files fetched at once)",
-    ),
-    "keep-previous-build": (_is_bool, _BOOL),
-}
-_KEYS = (
-    "variant",
-    "index-url",
-    "source",
-    "packages",
-    "allow-insecure-http",
-    "targets",
-    "verify",
-    "verify-timeout",
-    "lock-variants",
-    "download-concurrency",
-    "keep-previous-build",
-)
 _SWITCH = {"0": False, "false": False, "no": False, "off": False}
 _SWITCH.update({"1": True, "true": True, "yes": True, "on": True})
 
@@ -187,14 +274,7 @@ def load_config(
             f"[tool.{TABLE}] must be a table, got {_describe(table)}. "
             f'Write it as:\n\n[tool.{TABLE}]\nvariant = "cu129"'
         )
-    unknown = sorted(set(table) - set(_KEYS))
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], _KEYS, n=1, cutoff=0.6)
-        hint = f": did you mean {close[0]!r}? A" if close else "; a"
-        raise ConfigError(
-            f"[tool.{TABLE}] has unknown key {unknown[0]!r}{hint}llowed keys are "
-            f"{', '.join(_KEYS)}."
-        )
+    _refuse_unknown(f"[tool.{TABLE}]", table, list(_KEYS))
 
     variant_value, variant_origin = _override(table, "variant", environ, ENV_VARIANT)
     if variant_value is None:
@@ -203,22 +283,18 @@ def load_config(
             f"allowed: {ALLOWED_VARIANTS}."
         )
     variant = _variant(variant_value, variant_origin)
-    values: dict[str, Any] = {}
-    for key, (valid, wanted) in _SIMPLE.items():
-        attribute = key.replace("-", "_")
-        value = values[attribute] = table.get(key, getattr(TorchCudaConfig, attribute))
-        if not valid(value):
-            raise ConfigError(
-                f"[tool.{TABLE}] {key} must be {wanted}, got {_describe(value)}."
-            )
+    values: dict[str, Any] = {
+        key.replace("-", "_"): parse(table[key], f"[tool.{TABLE}] {key}")
+        for key, parse in _KEYS.items()
+        if parse is not None and key in table
+    }
     override = environ.get(ENV_VERIFY, "").strip().lower()
     if override and override not in _SWITCH:
         raise ConfigError(
             f"{ENV_VERIFY}={override!r} is not a switch; use 0 (off) or 1 (on)."
         )
-    values["verify"] = _SWITCH.get(override, values["verify"])
-    values["verify_timeout"] = float(values["verify_timeout"])
-
+    if override:
+        values["verify"] = _SWITCH[override]
     sources = _project_sources(tool)
     source = _source_name(table, sources)
     index_value, index_origin = _override(table, "index-url", environ, ENV_INDEX_URL)
@@ -228,16 +304,14 @@ def load_config(
         index_value = sources[source]
         index_origin = f"[[tool.poetry.source]] {source!r} url"
     if index_value is not None:
-        _check_index_url(index_value, index_origin, values["allow_insecure_http"])
+        insecure = values.get("allow_insecure_http", False)
+        _check_index_url(index_value, index_origin, insecure)
     return TorchCudaConfig(
         variant,
         index_value or DEFAULT_INDEX_URL,
-        _packages(table.get("packages", ["torch", "torchvision", "torchaudio"])),
-        variant_origin,
+        variant_origin=variant_origin,
         source=source,
         project_sources=tuple(sources.items()),
-        targets=parse_targets(table.get("targets", [])),
-        lock_variants=_lock_variants(table.get("lock-variants")),
         **values,
     )
 
@@ -297,11 +371,45 @@ def _override(
     return table.get(key), f"[tool.{TABLE}] {key}"
 
 
+def _refuse_unknown(where: str, table: Mapping[Any, Any], keys: Sequence[str]) -> None:
+    """The one refusal of a key the table does not know, with the closest known one."""
+    unknown = sorted(str(key) for key in set(table) - set(keys))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], keys, n=1, cutoff=0.6)
+        hint = f": did you mean {close[0]!r}? A" if close else "; a"
+        raise ConfigError(
+            f"{where} has unknown key {unknown[0]!r}{hint}llowed keys are "
+            f"{', '.join(keys)}."
+        )
+
+
+def _must(origin: str, wanted: str, value: Any, then: str = ".") -> ConfigError:
+    """The one wording of a value of the wrong kind."""
+    return ConfigError(f"{origin} must be {wanted}, got {_describe(value)}{then}")
+
+
+def _boolean(value: Any, origin: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _must(origin, "true or false", value)
+
+
+def _seconds(value: Any, origin: str) -> float:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and 0 < value <= 3600:
+        return float(value)
+    raise _must(origin, "a number of seconds above 0 and at most 3600", value)
+
+
+def _concurrency(value: Any, origin: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64:
+        return value
+    raise _must(origin, "a whole number from 1 to 64 (files fetched at once)", value)
+
+
 def _variant(value: Any, origin: str) -> Variant:
     if not isinstance(value, str):
-        raise ConfigError(
-            f"{origin} must be a string, got {_describe(value)}; allowed: {ALLOWED_VARIANTS}."
-        )
+        raise _must(origin, "a string", value, f"; allowed: {ALLOWED_VARIANTS}.")
     try:
         return parse_variant(value)
     except ValueError as error:
@@ -311,9 +419,7 @@ def _variant(value: Any, origin: str) -> Variant:
 def _check_index_url(value: Any, origin: str, allow_insecure: bool) -> None:
     example = f'e.g. "{DEFAULT_INDEX_URL}".'
     if not isinstance(value, str):
-        raise ConfigError(
-            f"{origin} must be a string URL, got {_describe(value)}; {example}"
-        )
+        raise _must(origin, "a string URL", value, f"; {example}")
     shown = f"{origin} = {mask_url(value)!r}"
     leftover = value.replace("{variant}", "")
     if "{" in leftover or "}" in leftover:
@@ -336,24 +442,17 @@ def _check_index_url(value: Any, origin: str, allow_insecure: bool) -> None:
         )
 
 
-def _distinct(key: str, value: Any, what: str, example: str) -> tuple[str, list[Any]]:
+def _items(origin: str, value: Any, what: str, example: str) -> list[Any]:
     """``value``, a non-empty list of ``what`` (else the one wording of the error)."""
-    origin = f"[tool.{TABLE}] {key}"
     if not isinstance(value, list) or not value:
-        raise ConfigError(
-            f"{origin} must be a non-empty list of {what}, got {_describe(value)}; "
-            f"e.g. {example}."
-        )
-    return origin, value
+        raise _must(origin, f"a non-empty list of {what}", value, f"; e.g. {example}.")
+    return value
 
 
-def _lock_variants(value: Any) -> tuple[str, ...]:
+def _lock_variants(value: Any, origin: str) -> tuple[str, ...]:
     """``lock-variants``: a non-empty list of distinct variant names (``auto`` too)."""
-    if value is None:
-        return ()
-    origin, items = _distinct("lock-variants", value, "variants", '["cu129", "cu130"]')
     names: list[str] = []
-    for item in items:
+    for item in _items(origin, value, "variants", '["cu129", "cu130"]'):
         variant = _variant(item, origin)
         if variant.name in names:
             raise ConfigError(f"{origin} names {variant.name!r} twice.")
@@ -361,16 +460,12 @@ def _lock_variants(value: Any) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def _packages(value: Any) -> tuple[Requirement, ...]:
-    origin, items = _distinct(
-        "packages", value, "requirement strings", '["torch", "torchvision>=0.20"]'
-    )
+def _packages(value: Any, origin: str) -> tuple[Requirement, ...]:
+    example = '["torch", "torchvision>=0.20"]'
     requirements: dict[str, Requirement] = {}
-    for item in items:
+    for item in _items(origin, value, "requirement strings", example):
         if not isinstance(item, str):
-            raise ConfigError(
-                f"{origin} entries must be PEP 508 strings, got {_describe(item)}."
-            )
+            raise _must(f"{origin} entries", "PEP 508 strings", item)
         try:
             requirement = Requirement(item)
         except InvalidRequirement as error:
@@ -387,3 +482,21 @@ def _packages(value: Any) -> tuple[Requirement, ...]:
             raise ConfigError(f"{origin} names {requirement.name!r} twice.")
         requirements[canonicalize_name(requirement.name)] = requirement
     return tuple(requirements.values())
+
+
+#: Every key of the table, in the order the unknown-key error lists them, with how
+#: its value is read (``None``: read with the others it depends on); an absent key
+#: takes :class:`TorchCudaConfig`'s default.
+_KEYS: dict[str, Callable[[Any, str], Any] | None] = {
+    "variant": None,
+    "index-url": None,
+    "source": None,
+    "packages": _packages,
+    "allow-insecure-http": _boolean,
+    "targets": lambda value, _: parse_targets(value),
+    "verify": _boolean,
+    "verify-timeout": _seconds,
+    "lock-variants": _lock_variants,
+    "download-concurrency": _concurrency,
+    "keep-previous-build": _boolean,
+}

@@ -37,18 +37,13 @@ class LockedState:
     direct: frozenset[NormalizedName] = frozenset()
 
 
-def dependency_graph(
-    packages: Iterable[Package],
-) -> dict[NormalizedName, list[NormalizedName]]:
-    """Name -> required names, markers ignored (a superset is what protection wants)."""
+def locked_graph(poetry: Poetry) -> dict[NormalizedName, list[NormalizedName]]:
+    """poetry.lock's dependency graph (empty without a lock): name -> required
+    names, markers ignored (a superset is what protection wants)."""
+    packages = poetry.locker.locked_repository().packages
     return {
         package.name: [dep.name for dep in package.requires] for package in packages
     }
-
-
-def locked_graph(poetry: Poetry) -> dict[NormalizedName, list[NormalizedName]]:
-    """poetry.lock's dependency graph (empty without a lock)."""
-    return dependency_graph(poetry.locker.locked_repository().packages)
 
 
 def content_hash(poetry: Poetry) -> str:

@@ -50,15 +50,13 @@ class Selection:
         """No options given: the command follows what the environment holds."""
         return cls(frozenset(), frozenset(), explicit=False)
 
-    @classmethod
-    def default(cls, poetry: Poetry) -> Selection:
-        """What ``poetry install`` without options selects: the non-optional groups."""
-        names = poetry.package.dependency_group_names()
-        return cls(frozenset(str(name) for name in names), frozenset(), explicit=True)
-
     def or_default(self, poetry: Poetry) -> Selection:
-        """These options, or ``poetry install``'s default when none were given."""
-        return self if self.explicit else Selection.default(poetry)
+        """These options, or what ``poetry install`` without options selects (the
+        non-optional groups) when none were given."""
+        if self.explicit:
+            return self
+        names = poetry.package.dependency_group_names()
+        return Selection(frozenset(map(str, names)), frozenset(), explicit=True)
 
 
 def selection_options() -> list[Option]:
@@ -206,16 +204,12 @@ class LockView:
         selection = self.selection.or_default(poetry)
         groups, extras = selection.groups, selection.extras
         locker = poetry.locker
-        if not locker.is_locked():
-            return "no lock file"
-        info = next(
-            (i for p, i in locker.locked_packages().items() if p.name == name), None
-        )
         if name not in self.names:
             return "not in the lock"
         if not locker.is_locked_groups_and_markers():
             return "in the lock"
-        in_groups = sorted(str(g) for g in (info.groups if info else ()))
+        info = next(i for p, i in locker.locked_packages().items() if p.name == name)
+        in_groups = sorted(str(g) for g in info.groups)
         if name in self._selects(groups, extras):
             return f"in the lock (group {', '.join(in_groups)}), not installed here"
         everything = all_groups(poetry)
@@ -244,7 +238,7 @@ class LockView:
 
     def nothing_held(self, configured: Iterable[NormalizedName]) -> str:
         """Why ``switch``/``sync`` moved nothing: no configured package is installed."""
-        default = self._selects(Selection.default(self.poetry).groups, ())
+        default = self._selects(Selection.none().or_default(self.poetry).groups, ())
         reasons, hint = [], ""
         for name in sorted(configured):
             reason = f"{name}: {self.why_absent(name)}"

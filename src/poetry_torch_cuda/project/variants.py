@@ -1,5 +1,5 @@
 """What a variant name means (its kind, its label, where it has builds), and the
-one home of the version helpers: a version's public part, its label, its sort key."""
+one home of the version helpers: a version's public part and its sort key."""
 
 from __future__ import annotations
 
@@ -101,14 +101,6 @@ def public_version(version: str) -> str | None:
     """``2.9.0`` for ``2.9.0+cu129``; ``None``: not a version."""
     try:
         return Version(version).public
-    except InvalidVersion:
-        return None
-
-
-def label_of(version: str) -> str | None:
-    """``cu130`` for ``2.9.0+cu130``; ``None`` without a label or a version."""
-    try:
-        return Version(version).local
     except InvalidVersion:
         return None
 
