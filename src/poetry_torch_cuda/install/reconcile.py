@@ -69,15 +69,15 @@ def plan_for(
         installed,
     )
     protected = protected_for(config, locked, installed)
-    plan = plan_changes(variant, targets, protected, config.package_names, installed)
-    plan = dataclasses.replace(
+    plan = plan_changes(
+        variant, targets, protected, config.package_names, installed, force=force
+    )
+    return dataclasses.replace(
         plan,
         index_shown=mask_url(config.index_url(variant)),
-        locked_versions=locked.pins or locked.versions,
         own=locked.direct - config.package_names,
+        lacking=poetry_lacks(plan, locked.graph, locked.pins or locked.versions),
     )
-    plan = forced(plan) if force else plan
-    return dataclasses.replace(plan, lacking=poetry_lacks(plan, locked.graph))
 
 
 def write_plan(
@@ -336,13 +336,6 @@ def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None
             "variants undo each other on every install: give each its own environment, "
             "or the same variant.</>"
         )
-
-
-def forced(plan: Plan) -> Plan:
-    """``plan`` with every already satisfied target moved to the install list."""
-    return dataclasses.replace(
-        plan, install=(*plan.install, *plan.satisfied), satisfied=(), force=True
-    )
 
 
 def write_waiting(io: IO, env: Env) -> None:

@@ -82,14 +82,16 @@ class Stash:
         before = {str(k): v for k, v in versions_of(installed_environment(env)).items()}
         stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
         stash.leftovers = _leftovers(env)
-        sites = [Path(site) for site in site_paths(env)]
+        sites = site_paths(env)
         try:
-            for entries in files_by_name(site_paths(env), names).values():
+            for entries in files_by_name(sites, names).values():
                 for path, _ in entries:
                     if path.is_file() and not path.is_symlink():
                         stash.files.append((str(path), str(len(stash.files))))
                         _link(path, root / stash.files[-1][1])
-                        site = next((s for s in sites if path.is_relative_to(s)), None)
+                        site = next(
+                            (Path(s) for s in sites if path.is_relative_to(s)), None
+                        )
                         top = site and site / path.relative_to(site).parts[0]
                         if top and top.is_dir() and top.suffix != ".dist-info":
                             stash.tops.add(str(top))
