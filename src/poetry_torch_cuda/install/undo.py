@@ -115,14 +115,15 @@ class Stash:
                 _remove(Path(leftover))
             now = versions_of(installed_environment(env))
             scope = None if within is None else {*within, *self.family}
-            changed = sorted(
-                n
-                for n in now
-                if self.before.get(n) != now[n] and (scope is None or n in scope)
-            )
             # pip writes RECORD last: a distribution without one is half written,
             # and no uninstaller can remove it; its files are strays (below).
-            changed = [name for name in changed if not _drop_unrecorded(env, name)]
+            changed = [
+                n
+                for n in sorted(now)
+                if self.before.get(n) != now[n]
+                and (scope is None or n in scope)
+                and not _drop_unrecorded(env, n)
+            ]
             if changed:
                 remove_distributions(env, changed, uninstall)
             for stray in _files_under(self.tops) - self.present:
@@ -269,18 +270,16 @@ def undo(
 ) -> TorchCudaError:
     """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
     interrupted = isinstance(error, KeyboardInterrupt)
-    cause = "interrupted while installing" if interrupted else str(error)
+    state = plan.unchanged
     if stash is None:  # no links here: say what pip changed
-        changes = _changes(
-            versions_of(plan.installed), versions_of(installed_environment(env))
-        )
-        state = (
-            f"Before failing, pip {', '.join(changes[:6])}"
-            f"{' and more' if len(changes) > 6 else ''}. `poetry torch-cuda sync "
-            "--force` repairs it once the cause is fixed."
-            if changes
-            else plan.unchanged
-        )
+        now = versions_of(installed_environment(env))
+        changes = _changes(versions_of(plan.installed), now)
+        if changes:
+            more = " and more" if len(changes) > 6 else ""
+            state = (
+                f"Before failing, pip {', '.join(changes[:6])}{more}. `poetry "
+                "torch-cuda sync --force` repairs it once the cause is fixed."
+            )
     else:
         try:
             changes = stash.put_back(env, uninstall)
@@ -296,12 +295,12 @@ def undo(
                 for t in plan.install
                 if t.name in stash.before
             )
-            state = (
-                f"The environment was put back as it was ({held or 'no torch build'}; "
-                f"undone: {', '.join(changes)})."
-                if changes
-                else plan.unchanged
-            )
+            if changes:
+                state = (
+                    "The environment was put back as it was "
+                    f"({held or 'no torch build'}; undone: {', '.join(changes)})."
+                )
+    cause = "interrupted while installing" if interrupted else str(error)
     wrapped = TorchCudaError(f"{cause}\n{state}")
     wrapped.exit_code = getattr(error, "exit_code", None) or (130 if interrupted else 1)
     return wrapped
