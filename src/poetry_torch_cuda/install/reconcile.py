@@ -288,13 +288,7 @@ def reconcile_environment(
     configuration and variant; returns the plan carried out.
     """
     settings = settings or InstallSettings()
-    waited: list[bool] = []
-
-    def on_wait() -> None:
-        waited.append(True)
-        write_waiting(io, env)
-
-    with environment_lock(env.path, on_wait=on_wait):
+    with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
         if waited and refresh is not None:
             config, variant = refresh() or (config, variant)
         plan = plan_for(config, variant, locked, env, force=settings.force)
