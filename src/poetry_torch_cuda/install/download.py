@@ -1,5 +1,9 @@
 """The locked files a change needs, fetched into Poetry's artifact cache, sha256-checked as they stream.
 
+Which files: torch-cuda.lock's for the torch family; poetry.lock's (its sha256,
+the URL from the package's source) for the Poetry packages the family needs and
+the environment lacks. Nothing is installed that no lock hashes.
+
 As Poetry's executor does: worker threads, Poetry's ``ArtifactCache`` entries,
 one request per file through the one
 :func:`~poetry_torch_cuda.index.credentials.authenticator`. The bytes are hashed
