@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.install.build_info import cuda_from_requires
 from poetry_torch_cuda.install.build_info import describe_build
 from poetry_torch_cuda.install.build_info import read_builds
@@ -77,6 +78,8 @@ def test_read_builds_reads_installed_metadata(tmp_path: Path) -> None:
     )
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
-    builds = read_builds(["torch", "torchvision"], [str(site)])
+    builds = read_builds(
+        ["torch", "torchvision"], InstalledEnvironment([str(site)], {})
+    )
     assert list(builds) == ["torch"]
     assert builds["torch"].build == "PyPI default build, CUDA 13.0"

@@ -15,7 +15,6 @@ from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_changes
 from poetry_torch_cuda.install.reconcile import describe_plan
-from poetry_torch_cuda.install.reconcile import forced
 from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.install.request import prepare_install
 from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -170,7 +169,7 @@ def test_force_moves_what_is_in_place_to_the_install_list(tmp_path: Path) -> Non
     names = frozenset({target.name})
     plan = plan_changes(CU129, [target], names, names, env_of(tmp_path))
     assert plan.is_empty and not plan.force
-    again = forced(plan)
+    again = plan_changes(CU129, [target], names, names, env_of(tmp_path), force=True)
     assert again.install == (target,) and again.satisfied == ()
     assert again.force
 

@@ -276,18 +276,19 @@ def audio_plan(installed_version: str | None) -> Any:
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.request import pin_specifiers
 
+    installed = Installed(
+        {} if installed_version is None else {"torchaudio": installed_version}
+    )
     plan = Plan(
         parse_variant("cu130"),
         install=(
             Target(n("torch"), Version("2.14.1+cu130")),
             Target(n("torchaudio"), specifier=SpecifierSet(">=2.8,<2.15")),
         ),
-    )
-    installed = Installed(
-        {} if installed_version is None else {"torchaudio": installed_version}
+        installed=installed,  # type: ignore[arg-type]
     )
     return pin_specifiers(
-        plan, config("torch", "torchaudio>=2.8"), Files(AUDIO_FILES), {}, installed
+        plan, config("torch", "torchaudio>=2.8"), Files(AUDIO_FILES), {}
     )  # type: ignore[arg-type]
 
 
@@ -308,11 +309,10 @@ def test_no_build_that_satisfies_the_specifier_is_an_error() -> None:
     plan = Plan(
         parse_variant("cu130"),
         install=(Target(n("torchaudio"), specifier=SpecifierSet(">=3")),),
+        installed=Installed({}),  # type: ignore[arg-type]
     )
     with pytest.raises(TorchCudaError, match="no build of torchaudio"):
-        pin_specifiers(
-            plan, config("torchaudio>=3"), Files(AUDIO_FILES), {}, Installed({})
-        )  # type: ignore[arg-type]
+        pin_specifiers(plan, config("torchaudio>=3"), Files(AUDIO_FILES), {})  # type: ignore[arg-type]
 
 
 def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:

@@ -115,7 +115,7 @@ def test_without_poetrys_uninstaller_pip_removes_them(env: VirtualEnv) -> None:
         env,
         [*ORPHANS, "not-installed-here"],
         real_pip(env, calls),  # type: ignore[arg-type]
-        in_process=lambda _env, _name: None,  # an older Poetry: nothing in-process
+        pip_only=True,  # as in an older Poetry: nothing in-process
     )
     assert left == list(ORPHANS)
     assert calls == [list(ORPHANS)]  # one pip run, only what is installed

@@ -70,21 +70,23 @@ def environment_lock(
     env_path: Path,
     on_wait: Callable[[], None] | None = None,
     wait_seconds: float = DEFAULT_WAIT_SECONDS,
-) -> Iterator[None]:
+) -> Iterator[bool]:
     """Hold the environment's lock; call ``on_wait`` once if another run holds it.
 
-    Re-entrant within one process (a command that runs another one).
+    Yields whether it waited. Re-entrant within one process (a command that
+    runs another one).
 
     Raises:
         TorchCudaError: the lock stayed taken for ``wait_seconds``.
     """
     if _held:
-        yield
+        yield False
         return
     path = state_dir(env_path) / ENV_LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        if not _try_lock(fd):
+        waited = not _try_lock(fd)
+        if waited:
             if on_wait is not None:
                 on_wait()
             deadline = time.monotonic() + wait_seconds
@@ -97,10 +99,9 @@ def environment_lock(
                 time.sleep(_POLL_SECONDS)
         _held.append(fd)
         try:
-            dead_stashes(
-                env_path, remove=True
-            )  # a killed run's: nothing puts them back
-            yield
+            # A killed run's stashes: nothing puts them back.
+            dead_stashes(env_path, remove=True)
+            yield waited
         finally:
             _held.remove(fd)
             _unlock(fd)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from dataclasses import field
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -41,6 +43,18 @@ class InstalledDistribution:
     edges: tuple[Edge, ...] = ()
     #: The requirement lines whose markers hold here without extras.
     requirements: tuple[Requirement, ...] = ()
+    #: Every ``Requires-Dist`` line, markers and extras included.
+    lines: tuple[str, ...] = ()
+    source: metadata.Distribution | None = field(default=None, compare=False)
+
+    def read_text(self, path: str) -> str | None:
+        """The installed file ``path`` (relative to site-packages), if readable."""
+        if self.source is None:
+            return None
+        try:
+            return Path(str(self.source.locate_file(path))).read_text(encoding="utf-8")
+        except OSError:
+            return None
 
     @property
     def requires(self) -> frozenset[NormalizedName]:
@@ -159,6 +173,8 @@ class InstalledEnvironment:
             meta["Version"],
             tuple(edges),
             tuple(plain),
+            tuple(lines),
+            distribution,
         )
 
 

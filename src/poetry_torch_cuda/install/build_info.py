@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import asdict
 from dataclasses import dataclass
-from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement
@@ -27,7 +25,8 @@ from poetry_torch_cuda.project.variants import parse_variant
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from collections.abc import Sequence
+
+    from poetry_torch_cuda.environment.installed import InstalledEnvironment
 
 PYPI_DEFAULT = "PyPI default build"
 _RUNTIMES = ("cuda-toolkit", "nvidia-cuda-runtime", "nvidia-cuda-nvrtc")
@@ -103,27 +102,15 @@ def cuda_from_requires(requires: Iterable[str]) -> str | None:
 
 
 def read_builds(
-    names: Iterable[str], paths: Sequence[str]
+    names: Iterable[str], installed: InstalledEnvironment
 ) -> dict[str, InstalledBuild]:
-    """The installed builds of ``names`` found on ``paths`` (site-packages dirs)."""
+    """The installed builds of ``names``, from the environment's installed view."""
     found: dict[str, InstalledBuild] = {}
-    for name in names:
-        key = canonicalize_name(name)
-        distribution = next(
-            iter(metadata.distributions(name=key, path=list(paths))), None
-        )
-        if distribution is None:
-            continue
-        located = Path(
-            str(distribution.locate_file(f"{key.replace('-', '_')}/version.py"))
-        )
-        try:
-            version_py: str | None = located.read_text(encoding="utf-8")
-        except OSError:
-            version_py = None
-        found[key] = describe_build(
-            key, distribution.version, distribution.requires or (), version_py
-        )
+    for name in map(canonicalize_name, names):
+        dist = installed.get(name)
+        if dist is not None:
+            version_py = dist.read_text(f"{name.replace('-', '_')}/version.py")
+            found[name] = describe_build(name, dist.version, dist.lines, version_py)
     return found
 
 

@@ -23,17 +23,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import BinaryIO
 
+from packaging.utils import InvalidWheelFilename
 from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
-from packaging.version import Version
 
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index import quick
+from poetry_torch_cuda.index.client import tag_fits
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedFile
+from poetry_torch_cuda.project.variants import version_key
 from poetry_torch_cuda.urls import mask_url
 
 
@@ -45,7 +47,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from packaging.utils import NormalizedName
-    from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
@@ -59,8 +60,6 @@ if TYPE_CHECKING:
 
 _CHUNK = 64 * 1024
 _PART = ".part"
-#: A file is fetched again this often after its stream broke off mid-way.
-_RETRIES = 2
 
 
 class DownloadError(TorchCudaError):
@@ -69,16 +68,6 @@ class DownloadError(TorchCudaError):
 
 class HashMismatchError(DownloadError):
     """The bytes received are not the locked file's."""
-
-
-def cache_entry(cache_dir: Path, item: LockedFile) -> Path:
-    """Where Poetry's artifact cache keeps ``item`` (its URL and sha256 are the key)."""
-    from poetry.core.packages.utils.link import Link
-    from poetry.utils.cache import ArtifactCache
-
-    link = Link(f"{item.url}#sha256={item.sha256}")
-    directory = ArtifactCache(cache_dir=cache_dir).get_cache_directory_for_link(link)
-    return directory / item.filename
 
 
 def download_files(
@@ -102,18 +91,21 @@ def download_files(
             the lock (nothing of it is left in the cache), or a signal stopped
             the downloads (``exit_code`` 128 + its number).
     """
-    paths = [cache_entry(cache_dir, item) for item in items]
-    unique = dict(zip(paths, items))
-    if not unique:
-        return paths
-    if not all(path.is_file() for path in unique):
-        _sweep_parts(cache_dir)
-    run = _Run(authenticator, unique, asked, mirror)
+    from poetry.core.packages.utils.link import Link
+    from poetry.utils.cache import ArtifactCache
+
+    cache = ArtifactCache(cache_dir=cache_dir)
+    paths = [
+        cache.get_cache_directory_for_link(Link(f"{i.url}#sha256={i.sha256}"))
+        / i.filename
+        for i in items
+    ]
+    run = _Run(authenticator, dict(zip(paths, items)), asked, mirror)
     with signals.handling(signals.stop):
         try:
-            for _ in range(min(max(1, concurrency), len(unique))):
+            for _ in range(min(max(1, concurrency), run.files)):
                 threading.Thread(target=run.work, daemon=True).start()
-            while not run.over.wait(0.2):
+            while run.files and not run.over.wait(0.2):
                 if progress is not None:
                     progress(*run.state())
         except KeyboardInterrupt as stop:
@@ -128,19 +120,11 @@ def download_files(
             error.exit_code = 128 + signum
             raise error from None
         finally:
-            if progress is not None:
+            if progress is not None and run.files:
                 progress(*run.state())
     if run.error is not None:
         raise run.error
     return paths
-
-
-def _sweep_parts(cache_dir: Path) -> None:
-    """Remove the ``.part`` files of downloads whose process is gone."""
-    with suppress(OSError):
-        for part in cache_dir.rglob(f".*{_PART}"):
-            filename = part.name[1:].rsplit(".", 3)[0]
-            tempfiles.sweep(part.parent, f".{filename}.", _PART)
 
 
 class _Run:
@@ -157,7 +141,7 @@ class _Run:
         self._pages: IndexClient | None = None
         # pop() takes the largest first: the last to finish is not a big one.
         self._todo = sorted(unique.items(), key=lambda pair: pair[1].size or 0)
-        self._files = len(self._todo)
+        self.files = len(self._todo)
         self._total = sum(item.size or 0 for item in unique.values())
         self._lock = threading.Lock()
         self._received = self._done = 0
@@ -167,7 +151,7 @@ class _Run:
         self.error: BaseException | None = None
 
     def state(self) -> tuple[int, int, int, int]:
-        return self._received, self._total, self._done, self._files
+        return self._received, self._total, self._done, self.files
 
     def cancel(self) -> None:
         """Stop every download; no ``.part`` file is left or renamed after this."""
@@ -187,7 +171,7 @@ class _Run:
                 path, item = self._todo.pop()
             try:
                 if not self._cached(item, path):
-                    self._fetch(item, path, self._url(item))
+                    self._fetch(item, path)
             except _Stopped:
                 return
             except Exception as error:  # noqa: BLE001 - each is a DownloadError but bugs
@@ -196,19 +180,16 @@ class _Run:
                 return
             with self._lock:
                 self._done += 1
-                if self._done == self._files:
+                if self._done == self.files:
                     self.over.set()
 
     def _cached(self, item: LockedFile, path: Path) -> bool:
-        if not path.is_file():
+        from poetry.utils.helpers import get_file_hash
+
+        if not path.is_file():  # a killed run's parts of it go first
+            tempfiles.sweep(path.parent, f".{path.name}.", _PART)
             return False
-        digest = hashlib.sha256()
-        with path.open("rb") as stream:
-            while block := stream.read(1 << 20):
-                if self._stop.is_set():
-                    raise _Stopped
-                digest.update(block)
-        if digest.hexdigest() == item.sha256.lower():
+        if get_file_hash(path) == item.sha256.lower():
             self._received += path.stat().st_size
             return True
         try:
@@ -237,8 +218,8 @@ class _Run:
             page = self._pages.project(self._mirror, project)
         except IndexUnavailableError as error:
             listing = f"{self._mirror.rstrip('/')}/{project}/"
-            reason = (error.words or str(error), error.advice)
-            raise self._failure(item, listing, reason) from None
+            cause = error.words or str(error)
+            raise self._failure(item, listing, cause, error.advice) from None
         entry = next((e for e in page.entries if e.filename == item.filename), None)
         if entry is None or (entry.sha256 or item.sha256) != item.sha256:
             found = "lists other bytes for" if entry else "does not list"
@@ -249,7 +230,8 @@ class _Run:
             )
         return entry.url
 
-    def _fetch(self, item: LockedFile, path: Path, url: str) -> None:
+    def _fetch(self, item: LockedFile, path: Path) -> None:
+        url = self._url(item)
         with self._lock:  # after cancel() no part is made: it removed them all
             if self._stop.is_set():
                 raise _Stopped
@@ -261,15 +243,7 @@ class _Run:
             self._parts.add(part)
         try:
             with os.fdopen(handle, "wb") as stream:
-                for attempt in range(_RETRIES + 1):
-                    try:
-                        digest = self._stream(url, stream)
-                        break
-                    except _Broken as broken:
-                        if attempt == _RETRIES or broken.final:
-                            raise self._failure(item, url, broken.reason) from None
-                        stream.seek(0)
-                        stream.truncate()
+                digest = self._stream(item, url, stream)
             size = part.stat().st_size
             if digest != item.sha256.lower() or size != (item.size or size):
                 said = (
@@ -290,8 +264,8 @@ class _Run:
             with suppress(OSError):
                 part.unlink()
 
-    def _stream(self, url: str, stream: BinaryIO) -> str:
-        """Write the body of ``url`` to ``stream``; its sha256, or :class:`_Broken`."""
+    def _stream(self, item: LockedFile, url: str, stream: BinaryIO) -> str:
+        """Write the body of ``url`` to ``stream``; its sha256."""
         import requests
         from poetry.utils import constants
         from urllib3.exceptions import HTTPError
@@ -307,14 +281,16 @@ class _Run:
                 headers={"Accept-Encoding": "identity"},
             )
         except Exception as error:  # noqa: BLE001 - Poetry's "all attempts failed"
-            raise _Broken(_no_answer(error, url, timeout), final=True) from None
+            cause = quick.in_words(error, url, timeout)
+            raise self._failure(item, url, cause, quick.advice(error)) from None
         digest = hashlib.sha256()
-        received = 0
+        received = count = 0
+        since = time.monotonic()
         with response:
             if response.status_code >= 400:
-                raise _Broken(self._refused(url, response.status_code), final=True)
+                cause, advice = self._refused(url, response.status_code)
+                raise self._failure(item, url, cause, advice)
             read = getattr(response.raw, "read1", response.raw.read)
-            since, count = time.monotonic(), 0
             try:
                 while chunk := read(_CHUNK):
                     if self._stop.is_set():
@@ -329,14 +305,17 @@ class _Run:
                     elif time.monotonic() - since > timeout:
                         cause = f"{_host(url)} sent under 64 KiB in {timeout:g} s"
                         advice = quick.advice(TimeoutError())
-                        raise _Broken((cause, advice), final=True)
+                        raise self._failure(item, url, cause, advice)
             except (requests.RequestException, HTTPError) as error:
                 if quick.cause(error) == quick.TIMED_OUT:
-                    raise _Broken(_no_answer(error, url, timeout)) from None
-                cause = (
-                    f"the connection to {_host(url)} broke off after {received} bytes"
-                )
-                raise _Broken((cause, "Run the command again.")) from None
+                    cause, advice = (
+                        quick.in_words(error, url, timeout),
+                        quick.advice(error),
+                    )
+                else:
+                    cause = f"the connection to {_host(url)} broke off after {received} bytes"
+                    advice = "Run the command again."
+                raise self._failure(item, url, cause, advice) from None
         return digest.hexdigest()
 
     def _refused(self, url: str, status: int) -> tuple[str, str]:
@@ -357,9 +336,8 @@ class _Run:
         return kind(f"could not install {self._asked}: {text}")
 
     def _failure(
-        self, item: LockedFile, url: str, reason: tuple[str, str]
+        self, item: LockedFile, url: str, cause: str, advice: str
     ) -> DownloadError:
-        cause, advice = reason
         return self._error(
             f"could not download {item.filename} from {mask_url(url)}: {cause}.\n"
             f"{advice} Nothing was installed; files already downloaded are not "
@@ -386,26 +364,6 @@ class _Run:
         )
 
 
-class _Broken(Exception):
-    """One attempt failed: ``reason`` is (cause, advice); ``final``: no retry helps."""
-
-    def __init__(self, reason: tuple[str, str], *, final: bool = False) -> None:
-        super().__init__(reason[0])
-        self.reason, self.final = reason, final
-
-
-class _Stopped(Exception):
-    pass
-
-
-def _host(url: str) -> str:
-    return mask_url(url).split("/")[2].rsplit("@", 1)[-1]
-
-
-def _no_answer(error: BaseException, url: str, timeout: float) -> tuple[str, str]:
-    return quick.in_words(error, url, timeout), quick.advice(error)
-
-
 #: Where Poetry's own packages are locked.
 POETRY_LOCK = "poetry.lock"
 
@@ -415,18 +373,6 @@ class PoetryLockedFile(LockedFile):
     """A file of a Poetry package, checked against poetry.lock's sha256."""
 
     lock: str = POETRY_LOCK
-
-
-def _fits(filename: str, marker_env: Mapping[str, Any]) -> bool:
-    from packaging.utils import InvalidWheelFilename
-
-    from poetry_torch_cuda.index.client import tag_fits
-
-    try:
-        tags = parse_wheel_filename(filename)[3]
-    except (InvalidWheelFilename, InvalidVersion):
-        return False
-    return any(tag_fits(t.interpreter, t.abi, t.platform, marker_env) for t in tags)
 
 
 def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
@@ -447,62 +393,56 @@ def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
             "`poetry torch-cuda lock` and then the command again."
         ) from None
     asked = {target.name for target in plan.install}
-    files = []
-    for package in packages:
-        present = plan.installed.get(package.name)
-        if package.name in plan.own or (
-            not plan.force
-            and package.name not in asked
-            and present is not None
-            and _same(present.version, package.version)
-        ):
-            continue
-        files.append(
-            _best_file(lock.files(package), package.name, package.version, env)
+    return [
+        _best_file(lock.files(package), package.name, package.version, env)
+        for package in packages
+        if package.name not in plan.own
+        and (
+            plan.force
+            or package.name in asked
+            or version_key(plan.installed.version(package.name) or "")
+            != version_key(package.version)
         )
-    return files
+    ]
 
 
 def poetry_files(
     poetry: Poetry, env: Env, wanted: Mapping[NormalizedName, str]
 ) -> list[LockedFile]:
     """Of each ``wanted`` package (name: version), poetry.lock's wheel for this env: the URL
-    from its source's page (Poetry's repository), the sha256 poetry.lock's.
+    from its source's page (Poetry's repository, as its ``Chooser`` picks it), the sha256
+    poetry.lock's.
 
     Raises:
         TorchCudaError: poetry.lock or the source has no such wheel.
     """
     from poetry_torch_cuda.project.locked import locked_packages
 
-    found = []
+    pool, found = poetry.pool, []
     for package in locked_packages(poetry, wanted):
+        if package.source_type and package.source_reference:
+            repository = pool.repository(package.source_reference)
+        else:
+            repository = (
+                pool.repository("pypi")
+                if pool.has_repository("pypi")
+                else pool.repositories[0]
+            )
         hashes = {f["file"]: str(f["hash"]) for f in package.files}
         version = package.version.text
-        candidates = []
-        for link in _repository(poetry, package).find_links_for_package(package):
-            algorithm, _, digest = hashes.get(link.filename, "").partition(":")
-            if algorithm == "sha256" and link.is_wheel:
-                candidates.append(
-                    PoetryLockedFile(
-                        package.name,
-                        version,
-                        link.filename,
-                        link.url_without_fragment,
-                        digest,
-                    )
-                )
+        candidates = [
+            PoetryLockedFile(
+                package.name,
+                version,
+                link.filename,
+                link.url_without_fragment,
+                hashes[link.filename].partition(":")[2],
+            )
+            for link in repository.find_links_for_package(package)
+            if link.is_wheel and hashes.get(link.filename, "").startswith("sha256:")
+        ]
         found.append(_best_file(candidates, package.name, version, env, POETRY_LOCK))
     return found
-
-
-def _repository(poetry: Poetry, package: Package) -> Any:
-    """Where Poetry's installer fetches ``package`` from (as its ``Chooser`` does)."""
-    pool = poetry.pool
-    if package.source_type and package.source_reference:
-        return pool.repository(package.source_reference)
-    return (
-        pool.repository("pypi") if pool.has_repository("pypi") else pool.repositories[0]
-    )
 
 
 def _best_file(
@@ -514,18 +454,23 @@ def _best_file(
 ) -> LockedFile:
     """Of ``files``, the wheel that fits ``env`` best: markers first (no process), pip's tag
     order only when several fit."""
-    fitting = [file for file in files if _fits(file.filename, env.marker_env)]
+    markers = env.marker_env
+
+    def tags(file: LockedFile) -> frozenset[Any]:
+        try:
+            return parse_wheel_filename(file.filename)[3]
+        except (InvalidWheelFilename, InvalidVersion):
+            return frozenset()
+
+    fitting = [
+        file
+        for file in files
+        if any(tag_fits(t.interpreter, t.abi, t.platform, markers) for t in tags(file))
+    ]
     if len(fitting) > 1:
         ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
-        unranked = len(ranks)
-
-        def rank(file: LockedFile) -> int:
-            tags = parse_wheel_filename(file.filename)[3]
-            return min((ranks.get(tag, unranked) for tag in tags), default=unranked)
-
-        fitting.sort(key=rank)
+        fitting.sort(key=lambda f: min(ranks.get(t, len(ranks)) for t in tags(f)))
     if not fitting:
-        markers = env.marker_env
         raise TorchCudaError(
             f"{lock} has no wheel of {name} {version} for this environment (Python "
             f"{markers.get('python_full_version')}, {markers.get('sys_platform')} "
@@ -535,8 +480,9 @@ def _best_file(
     return fitting[0]
 
 
-def _same(installed: str, locked: str) -> bool:
-    try:
-        return Version(installed) == Version(locked)
-    except InvalidVersion:
-        return installed == locked
+class _Stopped(Exception):
+    pass
+
+
+def _host(url: str) -> str:
+    return mask_url(url).split("/")[2].rsplit("@", 1)[-1]

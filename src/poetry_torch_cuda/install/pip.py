@@ -91,39 +91,37 @@ class PipRunner:
         """
         asked = asked or ", ".join(path.name for path, _ in files)
         with _links(files) as (folder, requirements):
-            args = [
-                *self._pip,
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--no-index",
-                "--find-links",
-                str(folder),
-                "--no-deps",
-                "--require-hashes",
-                *(["--force-reinstall"] if force_reinstall else []),
-                *([] if compile_bytecode else ["--no-compile"]),
-                "--requirement",
-                str(requirements),
-            ]
-            outcome = self._run(args)
-        where = "the downloaded files"
-
-        def could_not(lines: list[str]) -> str:
-            cause, advice = diagnose(lines)
-            return f"pip could not install {asked} from {where}: {cause}\n{advice}"
-
-        _raise_for(outcome, f"installing {asked} from {where}", could_not)
+            outcome = self._run(
+                [
+                    *self._pip,
+                    "install",
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    "--no-index",
+                    "--find-links",
+                    str(folder),
+                    "--no-deps",
+                    "--require-hashes",
+                    *(["--force-reinstall"] if force_reinstall else []),
+                    *([] if compile_bytecode else ["--no-compile"]),
+                    "--requirement",
+                    str(requirements),
+                ]
+            )
+        doing = f"installing {asked} from the downloaded files"
+        if _raise_for(outcome, doing):
+            cause, advice = diagnose(outcome[1])
+            raise PipError(
+                f"pip could not install {asked} from the downloaded files: {cause}\n{advice}"
+            )
 
     def uninstall(self, names: Sequence[str]) -> None:
         """Uninstall ``names``."""
         args = [*self._pip, "uninstall", "--disable-pip-version-check", "--yes", *names]
-        removing = ", ".join(names)
-        _raise_for(
-            self._run(args),
-            f"removing {removing}",
-            lambda lines: f"pip could not uninstall {removing}: {pip_reason(lines)}",
-        )
+        outcome = self._run(args)
+        if _raise_for(outcome, f"removing {', '.join(names)}"):
+            reason = pip_reason(outcome[1])
+            raise PipError(f"pip could not uninstall {', '.join(names)}: {reason}")
 
     def _run(self, args: list[str]) -> tuple[int, list[str], int | None]:
         """Run pip, showing its (scrubbed) output if asked; its exit code, output, signal."""
@@ -187,13 +185,10 @@ def _link(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
-def _raise_for(
-    outcome: tuple[int, list[str], int | None],
-    doing: str,
-    could_not: Callable[[list[str]], str],
-) -> None:
-    """Raise :class:`PipInterrupted` or :class:`PipError` if pip's ``outcome`` is a failure."""
-    returncode, lines, signum = outcome
+def _raise_for(outcome: tuple[int, list[str], int | None], doing: str) -> bool:
+    """Raise :class:`PipInterrupted` or :class:`PipError` if a signal stopped or killed
+    pip; whether it failed otherwise."""
+    returncode, _, signum = outcome
     if signum is not None:
         error = PipInterrupted(
             f"{signals.signal_name(signum)} interrupted pip while {doing}; pip undid what "
@@ -206,8 +201,7 @@ def _raise_for(
             f"pip was killed by {signals.signal_name(-returncode)} while {doing}. "
             "Run the command again to finish."
         )
-    if returncode != 0:
-        raise PipError(could_not(lines))
+    return returncode != 0
 
 
 _DISK = ("No space left on device", "File too large", "Read-only file system")

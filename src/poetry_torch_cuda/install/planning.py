@@ -111,10 +111,6 @@ def with_family(
     ]
 
 
-def _nothing_installed() -> InstalledEnvironment:
-    return InstalledEnvironment((), {})
-
-
 @dataclass(frozen=True)
 class Plan:
     """What to install and remove (empty when the environment matches), and what it was made from."""
@@ -131,10 +127,6 @@ class Plan:
     own: frozenset[NormalizedName] = frozenset()
     #: The variant's index as ``--dry-run`` shows it (credentials masked).
     index_shown: str = ""
-    #: What poetry.lock resolves for the environment.
-    locked_versions: Mapping[NormalizedName, str] = field(
-        default_factory=dict, compare=False
-    )
     #: Poetry's packages the family needs and the environment lacks, at
     #: poetry.lock's version (``sync`` into an empty environment).
     lacking: Mapping[NormalizedName, str] = field(default_factory=dict, compare=False)
@@ -142,7 +134,7 @@ class Plan:
     force: bool = False
     #: The environment as it was when the plan was made.
     installed: InstalledEnvironment = field(
-        default_factory=_nothing_installed, compare=False, repr=False
+        default_factory=lambda: InstalledEnvironment((), {}), compare=False, repr=False
     )
 
     @property
@@ -174,24 +166,29 @@ def plan_changes(
     protected: frozenset[NormalizedName],
     configured: frozenset[NormalizedName],
     installed: InstalledEnvironment,
+    *,
+    force: bool = False,
 ) -> Plan:
-    """Compare ``targets`` with what is installed; with nothing to install, find orphans."""
+    """Compare ``targets`` with what is installed (``force``: install every one);
+    with nothing to install, find orphans."""
     targets = list(targets)
     install = tuple(
         target
         for target in targets
-        if not target.is_satisfied_by(installed.version(target.name), variant)
+        if force or not target.is_satisfied_by(installed.version(target.name), variant)
     )
     satisfied = tuple(target for target in targets if target not in install)
+    orphans = (
+        () if install else find_orphans(protected - configured, targets, installed)
+    )
     return Plan(
         variant,
         install,
-        tuple(find_orphans(protected - configured, targets, installed))
-        if not install
-        else (),
+        tuple(orphans),
         satisfied,
         protected=protected,
         configured=configured,
+        force=force,
         installed=installed,
     )
 
@@ -210,12 +207,13 @@ def find_orphans(
 
 
 def poetry_lacks(
-    plan: Plan, graph: Mapping[NormalizedName, Iterable[NormalizedName]]
+    plan: Plan,
+    graph: Mapping[NormalizedName, Iterable[NormalizedName]],
+    versions: Mapping[NormalizedName, str],
 ) -> dict[NormalizedName, str]:
     """Poetry's packages (outside the family) the targets need in ``graph`` (poetry.lock's)
-    and the env lacks, at ``plan.locked_versions`` (a hook's holds only the family)."""
+    and the env lacks, at poetry.lock's ``versions`` (a hook's holds only the family)."""
     reached = dependency_closure([t.name for t in plan.install], graph)
-    versions = plan.locked_versions
     return {
         name: versions[name]
         for name in sorted(reached - plan.protected)

@@ -69,15 +69,15 @@ def plan_for(
         installed,
     )
     protected = protected_for(config, locked, installed)
-    plan = plan_changes(variant, targets, protected, config.package_names, installed)
-    plan = dataclasses.replace(
+    plan = plan_changes(
+        variant, targets, protected, config.package_names, installed, force=force
+    )
+    return dataclasses.replace(
         plan,
         index_shown=mask_url(config.index_url(variant)),
-        locked_versions=locked.pins or locked.versions,
         own=locked.direct - config.package_names,
+        lacking=poetry_lacks(plan, locked.graph, locked.pins or locked.versions),
     )
-    plan = forced(plan) if force else plan
-    return dataclasses.replace(plan, lacking=poetry_lacks(plan, locked.graph))
 
 
 def write_plan(
@@ -283,13 +283,7 @@ def reconcile_environment(
     configuration and variant; returns the plan carried out.
     """
     settings = settings or InstallSettings()
-    waited: list[bool] = []
-
-    def on_wait() -> None:
-        waited.append(True)
-        write_waiting(io, env)
-
-    with environment_lock(env.path, on_wait=on_wait):
+    with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
         if waited and refresh is not None:
             config, variant = refresh() or (config, variant)
         plan = plan_for(config, variant, locked, env, force=settings.force)
@@ -331,13 +325,6 @@ def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None
             "variants undo each other on every install: give each its own environment, "
             "or the same variant.</>"
         )
-
-
-def forced(plan: Plan) -> Plan:
-    """``plan`` with every already satisfied target moved to the install list."""
-    return dataclasses.replace(
-        plan, install=(*plan.install, *plan.satisfied), satisfied=(), force=True
-    )
 
 
 def write_waiting(io: IO, env: Env) -> None:

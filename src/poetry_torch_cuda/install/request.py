@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.lockfile.model import LockedFile
@@ -126,7 +125,7 @@ def prepare_install(
         from poetry_torch_cuda.index.client import IndexClient
 
         client = IndexClient(settings.poetry_config, config.project_sources)
-        plan = pin_specifiers(plan, config, client, env.marker_env, plan.installed)
+        plan = pin_specifiers(plan, config, client, env.marker_env)
     io.write_line(
         f"{PREFIX}: installing <c2>{', '.join(t.pip_requirement for t in plan.install)}</>",
         verbosity=Verbosity.VERBOSE,
@@ -151,7 +150,6 @@ def pin_specifiers(
     config: TorchCudaConfig,
     client: IndexClient,
     marker_env: Mapping[str, Any],
-    installed: InstalledEnvironment,
 ) -> Plan:
     """``plan`` with each specifier-only target pinned to one build of the variant:
     the installed public version where offered, else the newest that satisfies it.
@@ -182,7 +180,7 @@ def pin_specifiers(
                 f"changed. Loosen the specifier in [tool.poetry-torch-cuda] packages "
                 f"or choose another variant."
             )
-        held = installed.version(target.name)
+        held = plan.installed.version(target.name)
         public = None if held is None else Version(held).public
         chosen = next((v for v in builds if v.public == public), builds[0])
         pinned.append(dataclasses.replace(target, version=chosen))

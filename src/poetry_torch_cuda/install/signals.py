@@ -49,14 +49,10 @@ def signum_of(interrupt: KeyboardInterrupt) -> int:
     return getattr(interrupt, "signum", signal.SIGINT)
 
 
-def _here() -> bool:
-    return os.name == "posix" and threading.current_thread() is threading.main_thread()
-
-
 @contextmanager
 def handling(handler: Callable[[int], None]) -> Iterator[None]:
     """``handler(signum)`` runs on each stopping signal during the block."""
-    if not _here():
+    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {s: signal.signal(s, lambda n, _: handler(n)) for s in STOPPING}

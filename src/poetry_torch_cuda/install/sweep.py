@@ -48,7 +48,6 @@ def remove_distributions(
     names: Sequence[str],
     pip_uninstall: Uninstaller,
     *,
-    in_process: Callable[[Env, str], object] | None = None,
     pip_only: bool = False,
 ) -> list[str]:
     """Remove ``names`` from ``env``; return those left to ``pip_uninstall``.
@@ -56,7 +55,7 @@ def remove_distributions(
     Files another installed distribution's ``RECORD`` lists stay. The names
     Poetry's uninstaller skips (or all, in a Poetry without one) go to one
     call of ``pip_uninstall``, which gets all with ``pip_only`` (no stash
-    to finish a half-done removal). ``in_process`` replaces Poetry's uninstaller (tests).
+    to finish a half-done removal).
 
     Raises:
         OSError: a file could not be removed (the distribution's
@@ -64,8 +63,7 @@ def remove_distributions(
         TorchCudaError: pip failed on what it was given.
     """
     paths = site_paths(env)
-    remover = in_process if in_process is not None else _poetry_uninstaller()
-    remover = None if pip_only else remover
+    remover = None if pip_only else _poetry_uninstaller()
     left: list[str] = []
     with _keeping_shared(paths, names, env.path):
         for name in names:

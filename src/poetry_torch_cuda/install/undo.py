@@ -82,14 +82,16 @@ class Stash:
         before = {str(k): v for k, v in versions_of(installed_environment(env)).items()}
         stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
         stash.leftovers = _leftovers(env)
-        sites = [Path(site) for site in site_paths(env)]
+        sites = site_paths(env)
         try:
-            for entries in files_by_name(site_paths(env), names).values():
+            for entries in files_by_name(sites, names).values():
                 for path, _ in entries:
                     if path.is_file() and not path.is_symlink():
                         stash.files.append((str(path), str(len(stash.files))))
                         _link(path, root / stash.files[-1][1])
-                        site = next((s for s in sites if path.is_relative_to(s)), None)
+                        site = next(
+                            (Path(s) for s in sites if path.is_relative_to(s)), None
+                        )
                         top = site and site / path.relative_to(site).parts[0]
                         if top and top.is_dir() and top.suffix != ".dist-info":
                             stash.tops.add(str(top))
@@ -113,14 +115,15 @@ class Stash:
                 _remove(Path(leftover))
             now = versions_of(installed_environment(env))
             scope = None if within is None else {*within, *self.family}
-            changed = sorted(
-                n
-                for n in now
-                if self.before.get(n) != now[n] and (scope is None or n in scope)
-            )
             # pip writes RECORD last: a distribution without one is half written,
             # and no uninstaller can remove it; its files are strays (below).
-            changed = [name for name in changed if not _drop_unrecorded(env, name)]
+            changed = [
+                n
+                for n in sorted(now)
+                if self.before.get(n) != now[n]
+                and (scope is None or n in scope)
+                and not _drop_unrecorded(env, n)
+            ]
             if changed:
                 remove_distributions(env, changed, uninstall)
             for stray in _files_under(self.tops) - self.present:
@@ -267,18 +270,16 @@ def undo(
 ) -> TorchCudaError:
     """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
     interrupted = isinstance(error, KeyboardInterrupt)
-    cause = "interrupted while installing" if interrupted else str(error)
+    state = plan.unchanged
     if stash is None:  # no links here: say what pip changed
-        changes = _changes(
-            versions_of(plan.installed), versions_of(installed_environment(env))
-        )
-        state = (
-            f"Before failing, pip {', '.join(changes[:6])}"
-            f"{' and more' if len(changes) > 6 else ''}. `poetry torch-cuda sync "
-            "--force` repairs it once the cause is fixed."
-            if changes
-            else plan.unchanged
-        )
+        now = versions_of(installed_environment(env))
+        changes = _changes(versions_of(plan.installed), now)
+        if changes:
+            more = " and more" if len(changes) > 6 else ""
+            state = (
+                f"Before failing, pip {', '.join(changes[:6])}{more}. `poetry "
+                "torch-cuda sync --force` repairs it once the cause is fixed."
+            )
     else:
         try:
             changes = stash.put_back(env, uninstall)
@@ -294,12 +295,12 @@ def undo(
                 for t in plan.install
                 if t.name in stash.before
             )
-            state = (
-                f"The environment was put back as it was ({held or 'no torch build'}; "
-                f"undone: {', '.join(changes)})."
-                if changes
-                else plan.unchanged
-            )
+            if changes:
+                state = (
+                    "The environment was put back as it was "
+                    f"({held or 'no torch build'}; undone: {', '.join(changes)})."
+                )
+    cause = "interrupted while installing" if interrupted else str(error)
     wrapped = TorchCudaError(f"{cause}\n{state}")
     wrapped.exit_code = getattr(error, "exit_code", None) or (130 if interrupted else 1)
     return wrapped

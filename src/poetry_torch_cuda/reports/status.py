@@ -127,8 +127,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     )
     variant = resolution.variant
     report = StatusReport(resolution, config.index_url(variant), machine)
-    paths = [str(path) for path in env.site_packages.candidates]
-    builds = read_builds(config.package_names, paths)
+    builds = read_builds(config.package_names, ctx.installed)
     managed = variant.has_builds_for(machine.sys_platform)
     if locked is None:
         report.warnings.append(
