@@ -145,7 +145,9 @@ class InstalledEnvironment:
                 continue
             name = canonicalize_name(requirement.name)
             wanted = frozenset(canonicalize_name(e) for e in requirement.extras)
-            for extra in ("", *extras):
+            # A marker that names no extra holds for all or none: one evaluation
+            # (torch's METADATA alone would otherwise cost hundreds).
+            for extra in ("", *extras) if "extra" in line else ("",):
                 marker = requirement.marker
                 if marker is None or marker.evaluate(
                     {**self._marker_env, "extra": extra}
