@@ -8,6 +8,7 @@ run reads the metadata once. Nothing imports torch or starts a process.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from dataclasses import field
 from importlib import metadata
@@ -159,7 +160,10 @@ class InstalledEnvironment:
                 continue
             name = canonicalize_name(requirement.name)
             wanted = frozenset(canonicalize_name(e) for e in requirement.extras)
-            for extra in ("", *extras):
+            # An extra the line does not name reads as no extra: evaluating only
+            # the named ones spares thousands (fsspec: 103 lines x 28 extras).
+            named = re.sub(r"[-_.]+", "-", line).lower()
+            for extra in ("", *(e for e in extras if e in named)):
                 marker = requirement.marker
                 if marker is None or marker.evaluate(
                     {**self._marker_env, "extra": extra}

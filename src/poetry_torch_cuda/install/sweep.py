@@ -22,7 +22,6 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
@@ -35,12 +34,16 @@ if TYPE_CHECKING:
     from collections.abc import Collection
     from collections.abc import Iterator
     from collections.abc import Sequence
+    from pathlib import Path
 
     from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
     #: What does the removal pip cannot be spared (``PipRunner.uninstall``).
     Uninstaller = Callable[[Sequence[str]], None]
+
+#: A ``RECORD`` line: (path, as ``RECORD`` lists it, ``algorithm=digest`` or ``""``).
+Entry = tuple[str, str, str]
 
 
 def remove_distributions(
@@ -82,38 +85,30 @@ def site_paths(env: Env) -> list[str]:
 
 def files_by_name(
     paths: Sequence[str], names: Collection[str] | None = None
-) -> dict[NormalizedName, list[tuple[Path, metadata.PackagePath]]]:
-    """The ``RECORD`` entries of the installed distributions (of ``names``), by name.
+) -> dict[NormalizedName, list[Entry]]:
+    """The ``RECORD`` entries of the installed distributions (of ``names``), by name:
+    (path, as ``RECORD`` lists it, ``algorithm=digest`` or ``""``).
 
     The first distribution of a name on ``paths`` is the installed one, as for pip.
+    Every entry is read, missing files included (the ``importlib_metadata``
+    backport, which Poetry's dependencies install as the finder, drops those),
+    as strings: the real CUDA family lists ~20,000 files, and pathlib objects
+    for each were most of a switch back's time.
     """
     wanted = None if names is None else {canonicalize_name(n) for n in names}
-    found: dict[NormalizedName, list[tuple[Path, metadata.PackagePath]]] = {}
+    found: dict[NormalizedName, list[Entry]] = {}
     for distribution in metadata.distributions(path=list(paths)):
         name = canonicalize_name(distribution.metadata["Name"] or "")
         if name in found or (wanted is not None and name not in wanted):
             continue
+        base = str(distribution.locate_file(""))
+        rows = csv.reader((distribution.read_text("RECORD") or "").splitlines())
         found[name] = [
-            (Path(os.path.normpath(str(distribution.locate_file(entry)))), entry)
-            for entry in _record(distribution)
+            (os.path.normpath(os.path.join(base, row[0])), row[0], "".join(row[1:2]))
+            for row in rows
+            if row
         ]
     return found
-
-
-def _record(distribution: metadata.Distribution) -> list[metadata.PackagePath]:
-    """Every ``RECORD`` entry, missing files included: the ``importlib_metadata``
-    backport (which Poetry's dependencies install as the finder) drops those."""
-    entries = []
-    for row in csv.reader((distribution.read_text("RECORD") or "").splitlines()):
-        if not row:
-            continue
-        entry = metadata.PackagePath(row[0])
-        digest = row[1] if len(row) > 1 else ""
-        entry.hash = metadata.FileHash(digest) if digest else None
-        entry.size = int(row[2]) if len(row) > 2 and row[2] else None
-        entry.dist = distribution
-        entries.append(entry)
-    return entries
 
 
 def record_problems(
@@ -131,16 +126,15 @@ def record_problems(
     checked = {canonicalize_name(name) for name in hashed}
     for name, all_entries in sorted(files_by_name(paths, names).items()):
         # Bytecode is the interpreter's to rewrite or a slim image's to delete.
-        entries = [(p, e) for p, e in all_entries if e.hash and p.suffix != ".pyc"]
-        missing = [e for p, e in entries if not p.is_file()]
+        entries = [e for e in all_entries if e[2] and not e[0].endswith(".pyc")]
+        missing = [listed for path, listed, _ in entries if not os.path.isfile(path)]
         changed = [
-            e
-            for p, e in entries
+            listed
+            for path, listed, digest in entries
             if name in checked
-            and e.hash is not None
-            and e.hash.mode == "sha256"
-            and p.is_file()
-            and _sha256(p) != e.hash.value
+            and digest.startswith("sha256=")
+            and os.path.isfile(path)
+            and _sha256(path) != digest[len("sha256=") :]
         ]
         for bad, what in ((missing, "missing"), (changed, "changed since install")):
             if bad:
@@ -151,9 +145,9 @@ def record_problems(
     return problems
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: str) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
@@ -166,13 +160,13 @@ def _keeping_shared(
     """Keep the files of ``names`` that other installed distributions list too."""
     owners = files_by_name(paths)
     leaving = {canonicalize_name(name) for name in names}
-    staying = {p for n, files in owners.items() if n not in leaving for p, _ in files}
+    staying = {e[0] for n, files in owners.items() if n not in leaving for e in files}
     shared = sorted(
         {
-            p
+            e[0]
             for n in leaving
-            for p, _ in owners.get(n, ())
-            if p in staying and p.is_file()
+            for e in owners.get(n, ())
+            if e[0] in staying and os.path.isfile(e[0])
         }
     )
     if not shared:
@@ -180,17 +174,17 @@ def _keeping_shared(
         return
     # Named as undo.py's stashes, so a killed run's is swept and reported too.
     prefix = f"{STASH}{os.getpid()}.shared-"
-    aside = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    kept: list[tuple[Path, Path]] = []
+    aside = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    kept: list[tuple[str, str]] = []
     try:
         for path in shared:
-            kept.append((path, aside / str(len(kept))))
+            kept.append((path, os.path.join(aside, str(len(kept)))))
             os.link(path, kept[-1][1])
         yield
     finally:
         for path, link in kept:
-            if link.exists() and not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
+            if os.path.exists(link) and not os.path.exists(path):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 os.link(link, path)
         shutil.rmtree(aside, ignore_errors=True)
 

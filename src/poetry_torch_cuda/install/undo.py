@@ -21,6 +21,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from contextlib import suppress
 from dataclasses import dataclass
@@ -82,19 +83,22 @@ class Stash:
         before = {str(k): v for k, v in versions_of(installed_environment(env)).items()}
         stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
         stash.leftovers = _leftovers(env)
-        sites = site_paths(env)
+        sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
-            for entries in files_by_name(sites, names).values():
-                for path, _ in entries:
-                    if path.is_file() and not path.is_symlink():
-                        stash.files.append((str(path), str(len(stash.files))))
-                        _link(path, root / stash.files[-1][1])
-                        site = next(
-                            (Path(s) for s in sites if path.is_relative_to(s)), None
-                        )
-                        top = site and site / path.relative_to(site).parts[0]
-                        if top and top.is_dir() and top.suffix != ".dist-info":
-                            stash.tops.add(str(top))
+            for entries in files_by_name(site_paths(env), names).values():
+                for path, _, _ in entries:
+                    try:
+                        regular = stat.S_ISREG(os.lstat(path).st_mode)
+                    except FileNotFoundError:
+                        regular = False
+                    if not regular:
+                        continue
+                    stash.files.append((path, str(len(stash.files))))
+                    _link(path, os.path.join(root, stash.files[-1][1]))
+                    site = next((s for s in sites if path.startswith(s)), None)
+                    top = site and site + path[len(site) :].split(os.sep, 1)[0]
+                    if top and top != path and not top.endswith(".dist-info"):
+                        stash.tops.add(top)
         except OSError:
             stash.drop()
             return None
@@ -130,15 +134,9 @@ class Stash:
                 _remove(Path(stray))
             relinked = 0
             for destination, name in self.files:
-                kept, target = self.root / name, Path(destination)
-                with suppress(OSError):
-                    if kept.samefile(target):
-                        continue
-                if target.exists() or target.is_symlink():
-                    target.unlink()
-                target.parent.mkdir(parents=True, exist_ok=True)
-                _link(kept, target)
-                relinked += 1
+                kept = os.path.join(self.root, name)
+                if _relink(kept, destination):
+                    relinked += 1
         changes = _changes(now, versions_of(installed_environment(env)))
         return changes or ([f"{relinked} files pip had changed"] if relinked else [])
 
@@ -216,7 +214,7 @@ def _installed_from(env_path: Path) -> list[str]:
         return []
 
 
-def _link(source: Path, target: Path) -> None:
+def _link(source: str | Path, target: str | Path) -> None:
     """Hard-link ``source`` as ``target``; a copy across filesystems (a system
     Python's state folder in Poetry's cache, on another disk than its site-packages)."""
     try:
@@ -227,9 +225,31 @@ def _link(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
+def _relink(kept: str, target: str) -> bool:
+    """Make ``target`` the stashed file ``kept`` again; whether it had to change."""
+    try:
+        now = os.lstat(target)
+    except FileNotFoundError:
+        now = None
+    if now is not None:
+        was = os.stat(kept)
+        if (now.st_ino, now.st_dev) == (was.st_ino, was.st_dev):
+            return False
+        os.unlink(target)
+    try:
+        _link(kept, target)
+    except FileNotFoundError:  # the removal took its directory too
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        _link(kept, target)
+    return True
+
+
 def _files_under(tops: Collection[str]) -> set[str]:
     return {
-        str(Path(d, n)) for top in tops for d, _, names in os.walk(top) for n in names
+        os.path.join(d, n)
+        for top in tops
+        for d, _, names in os.walk(top)
+        for n in names
     }
 
 
