@@ -135,12 +135,8 @@ class LockInputs:
     locked: tuple[tuple[NormalizedName, tuple[str, ...]], ...]
     packages: tuple[str, ...]
     lock_variants: tuple[str, ...]
+    #: ``(variant name, index URL)``
     indexes: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def index_by_variant(self) -> dict[str, str]:
-        """Variant name -> index URL."""
-        return dict(self.indexes)
 
 
 @dataclass(frozen=True)
@@ -222,20 +218,19 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
             files.append(
                 (str(item["file"]), str(item["url"]), digest, size and int(size))
             )
-        dependencies = tuple(
-            LockedDependency(
-                canonicalize_name(d["name"]),
-                str(d["version"]),
-                str(d.get("markers", "")),
-            )
-            for d in package["dependencies"]
-        )
         packages.append(
             LockedPackage(
                 canonicalize_name(package["name"]),
                 str(package["version"]),
                 str(package.get("markers", "")),
-                dependencies,
+                tuple(
+                    LockedDependency(
+                        canonicalize_name(d["name"]),
+                        str(d["version"]),
+                        str(d.get("markers", "")),
+                    )
+                    for d in package["dependencies"]
+                ),
                 tuple(files),
             )
         )

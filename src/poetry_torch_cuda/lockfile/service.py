@@ -76,6 +76,8 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
 
 FIX = f"Run `poetry torch-cuda lock` and commit {LOCK_NAME}."
+#: The one wording for a project without poetry.lock.
+NO_POETRY_LOCK = "poetry.lock does not exist; run `poetry lock` first"
 _MAX_PASSES = 5
 
 
@@ -496,7 +498,7 @@ def differences(
             f"the variants to lock are now {list(current.lock_variants)}, "
             f"{LOCK_NAME} was made for {list(recorded.lock_variants)}"
         )
-    have = recorded.index_by_variant
+    have = dict(recorded.indexes)
     for name, url in current.indexes:
         if variant is not None and name != variant:
             continue
@@ -518,14 +520,14 @@ def check_lock(poetry: Poetry) -> list[str]:
     (empty: it would). The whole file is read, every entry checked."""
     config = configured(poetry.pyproject.data)
     if not poetry.locker.is_locked():
-        return ["poetry.lock does not exist; run `poetry lock`"]
+        return [NO_POETRY_LOCK]
     try:
         lock = read_lock(lock_path(poetry))
     except LockFileError as error:
         return [str(error).rstrip(".")]
     if lock is None:
         return [f"{LOCK_NAME} does not exist"]
-    indexes = lock.inputs.index_by_variant
+    indexes = dict(lock.inputs.indexes)
     names = set(_wanted(config)) - {"auto"}
     if "auto" in _wanted(config):
         names |= set(indexes)
@@ -568,12 +570,15 @@ def lock_project(
     Returns ``None`` when there was nothing to lock.
 
     Raises:
+        TorchCudaError: poetry.lock does not exist.
         DriftError: a locked file now has another sha256 on the index (unless
             ``accept_drift``), also when the previous file is damaged.
         LockError: a variant could not be locked.
         IndexUnavailableError: the index did not answer.
     """
     config = config or configured(poetry.pyproject.data)
+    if not poetry.locker.is_locked():
+        raise TorchCudaError(f"{NO_POETRY_LOCK}.")
     from poetry.core.constraints.version import parse_constraint
 
     from poetry_torch_cuda.index.client import project_client
@@ -679,7 +684,13 @@ def _previous(
 def entry_for(
     poetry: Poetry, config: TorchCudaConfig, variant: Variant
 ) -> tuple[VariantLock | None, list[str]]:
-    """``variant``'s entry of torch-cuda.lock and why it does not fit (empty: it does)."""
+    """``variant``'s entry of torch-cuda.lock and why it does not fit (empty: it does).
+
+    Raises:
+        TorchCudaError: poetry.lock does not exist, or torch-cuda.lock cannot be read.
+    """
+    if not poetry.locker.is_locked():
+        raise TorchCudaError(f"{NO_POETRY_LOCK}.")
     lock = read_lock(lock_path(poetry))
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]
@@ -693,19 +704,12 @@ class LockLookup:
     """``variant -> its entry of torch-cuda.lock`` for an install: a fresh entry
     costs one read and no request; a missing or stale one is locked now (as
     Poetry locks a missing poetry.lock), keeping the entries still fresh.
-    :meth:`undo` puts back a file that locking wrote, should the install fail."""
+    :meth:`undo` puts the file back as it was, should the install fail."""
 
     def __init__(self, poetry: Poetry, io: IO) -> None:
-        self._path = lock_path(poetry)
-        self._poetry, self._io = poetry, io
-        self._before: bytes | None = None
-        self._wrote = False
-
-    def _bytes(self) -> bytes | None:
-        try:
-            return self._path.read_bytes()
-        except OSError:
-            return None
+        self._poetry, self._io, self._path = poetry, io, lock_path(poetry)
+        self._before = self._path.read_bytes() if self._path.is_file() else None
+        self._locked = False
 
     def __call__(self, variant: Variant) -> VariantLock:
         """The locked build of ``variant`` (locked now if missing or stale).
@@ -718,7 +722,7 @@ class LockLookup:
         if found is not None and not reasons:
             return found
         self._io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
-        before = self._bytes()
+        self._locked = True
         try:
             # An install asks the index afresh: it is about to download from it anyway.
             made = lock_project(
@@ -735,20 +739,17 @@ class LockLookup:
             raise LockError(
                 f"could not lock {variant} from {access.shown}: {cause}\n{advice}"
             ) from None
-        finally:
-            if not self._wrote and self._bytes() != before:
-                self._before, self._wrote = before, True
         entry = made.variant(variant.name) if made else None
         assert entry is not None  # lock_project raised instead
         return entry
 
     def undo(self) -> None:
         """Restore torch-cuda.lock as it was before this install locked anything."""
-        if self._wrote and self._before is None:
+        if self._locked and self._before is None:
             self._path.unlink(missing_ok=True)
-        elif self._wrote and self._before is not None:
+        elif self._locked and self._before is not None:
             self._path.write_bytes(self._before)
-        self._wrote = False
+        self._locked = False
 
 
 def roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list[Root]:
