@@ -304,18 +304,17 @@ class VariantLocker:
         if wanted:
             asked += f"{'' if wanted[0] in '<>=!~' else '=='}{wanted}"
         where = without_credentials(url.rstrip("/"))
-        if not page.found:
-            return MissingBuildError(
-                f"cannot lock {asked} from {where}: the index has no page for "
-                f"{name} (HTTP 404).\nCheck the index URL and the variant: "
-                f"{where}/{name}/ should list its wheels."
-            )
-        return MissingBuildError(
-            f"cannot lock {asked} from {where}: the index has "
-            f"no build of {name} that matches (it offers {offered}).\n"
+        detail = (
+            f"has no page for {name} (HTTP 404).\nCheck the index URL and the "
+            f"variant: {where}/{name}/ should list its wheels."
+            if not page.found
+            else f"has no build of {name} that matches (it offers {offered}).\n"
             "Choose a variant that has it (`poetry torch-cuda switch <variant>`), lock "
             "a version this variant offers, or check that the build exists for this "
             "project's Pythons."
+        )
+        return MissingBuildError(
+            f"cannot lock {asked} from {where}: the index {detail}"
         )
 
     def _requirements(self, node: _Node) -> list[Requirement]:
