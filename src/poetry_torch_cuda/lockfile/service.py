@@ -596,9 +596,18 @@ def lock_project(
     client = project_client(poetry, refresh=refresh)
     names = set(_wanted(config)) - {"auto"} | {v.name for v in extra}
     optional: set[str] = set()
-    if "auto" in _wanted(config):
-        optional = set(_auto_variants(poetry, config, client)) - names
+    if "auto" in _wanted(config):  # every variant auto may choose that has the builds
+        from poetry_torch_cuda.machine import tables
+
+        optional = {*tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "cpu"} - names
         names |= optional
+        client.projects(  # the candidates' pages at once, kept by the client
+            sorted(
+                (fetch.index_url(parse_variant(n)), package)
+                for n in optional
+                for package in config.package_names
+            )
+        )
     path = lock_path(poetry)
     previous, hashes = _previous(path, accept_drift)
     current = current_inputs(poetry, config, names)
@@ -620,16 +629,19 @@ def lock_project(
             variants.append(kept)
             continue
         variant = parse_variant(name)
+        roots = roots_for(poetry, config, variant)
+        if not roots and name in optional:
+            continue
         try:
             variants.append(
                 locker.lock(
                     variant,
                     fetch.index_url(variant),
-                    roots_for(poetry, config, variant),
+                    roots,
                     {f: s for (v, f), s in hashes.items() if v == name},
                 )
             )
-        except MissingBuildError:
+        except (MissingBuildError, IndexUnavailableError):
             if name not in optional:  # auto's candidates: only what the index has
                 raise
     if not variants:
@@ -774,42 +786,6 @@ def roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list
                 markers = str(wanted.intersect(marker))
                 roots.append(Root(name, version, SpecifierSet(), extras, markers))
     return roots
-
-
-def _auto_variants(
-    poetry: Poetry, config: TorchCudaConfig, client: IndexClient
-) -> list[str]:
-    """Every variant ``auto`` may choose whose index has all the locked builds."""
-    from poetry_torch_cuda.index.client import ProjectFiles
-    from poetry_torch_cuda.machine import tables
-
-    fetch = _fetching(poetry)
-    candidates = map(
-        parse_variant, (*tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "cpu")
-    )
-    wanted = {
-        variant.name: [
-            (fetch.index_url(variant), root)
-            for root in roots_for(poetry, config, variant)
-        ]
-        for variant in candidates
-    }
-    pages = client.projects(
-        sorted({(url, root.name) for pairs in wanted.values() for url, root in pairs})
-    )
-
-    def offers(page: object, version: str | None) -> bool:
-        if not isinstance(page, ProjectFiles):
-            return False
-        return (
-            bool(page.files) if version is None else Version(version) in page.versions()
-        )
-
-    return [
-        name
-        for name, pairs in wanted.items()
-        if pairs and all(offers(pages[(u, r.name)], r.version) for u, r in pairs)
-    ]
 
 
 def _mirror_urls(
