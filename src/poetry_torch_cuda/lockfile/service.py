@@ -740,7 +740,8 @@ class LockLookup:
                 poetry, self._io, refresh=True, reuse=True, extra=[variant]
             )
         except IndexUnavailableError as error:
-            if error.status is None:
+            if error.status is None:  # no answer: the install's message names proxies
+                error.cause = error.cause or "no answer"
                 raise
             from poetry_torch_cuda.index.credentials import index_access
             from poetry_torch_cuda.index.quick import http_failure
