@@ -452,7 +452,7 @@ def _wanted(config: TorchCudaConfig) -> tuple[str, ...]:
     return tuple(sorted({*config.lock_variants, config.variant.name}))
 
 
-def current_inputs(
+def _current_inputs(
     poetry: Poetry, config: TorchCudaConfig, variants: Iterable[str] = ()
 ) -> LockInputs:
     """The inputs a lock made now would record; ``variants`` get their index URL."""
@@ -530,13 +530,13 @@ def check_lock(poetry: Poetry) -> list[str]:
     names = set(_wanted(config)) - {"auto"}
     if "auto" in _wanted(config):
         names |= set(indexes)
-    reasons = differences(lock.inputs, current_inputs(poetry, config, names))
+    reasons = differences(lock.inputs, _current_inputs(poetry, config, names))
     for entry in lock.variants:
         if indexes.get(entry.name) != entry.index_url:
             reasons.append(f"{entry.name}'s entry is not the one its metadata names")
         missing = [
             f"{root.name} {root.version}"
-            for root in roots_for(poetry, config, parse_variant(entry.name))
+            for root in _roots_for(poetry, config, parse_variant(entry.name))
             if root.version is not None
             and entry.package(root.name, root.version) is None
         ] + [
@@ -610,7 +610,7 @@ def lock_project(
         )
     path = lock_path(poetry)
     previous, hashes = _previous(path, accept_drift)
-    current = current_inputs(poetry, config, names)
+    current = _current_inputs(poetry, config, names)
     python = poetry.package.python_constraint
     locker = VariantLocker(
         client,
@@ -629,7 +629,7 @@ def lock_project(
             variants.append(kept)
             continue
         variant = parse_variant(name)
-        roots = roots_for(poetry, config, variant)
+        roots = _roots_for(poetry, config, variant)
         if not roots and name in optional:
             continue
         try:
@@ -647,7 +647,7 @@ def lock_project(
     if not variants:
         return None
     lock = TorchCudaLock(
-        current_inputs(poetry, config, [v.name for v in variants]), tuple(variants)
+        _current_inputs(poetry, config, [v.name for v in variants]), tuple(variants)
     )
     for name in client.skipped():
         io.write_line(
@@ -706,7 +706,7 @@ def entry_for(
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]
     found = lock.variant(variant.name)
-    current = current_inputs(poetry, config, [variant.name])
+    current = _current_inputs(poetry, config, [variant.name])
     reasons = differences(lock.inputs, current, variant=variant.name)
     return found, reasons or ([] if found else [f"{variant} is not locked"])
 
@@ -764,9 +764,8 @@ class LockLookup:
         self._locked = False
 
 
-def roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list[Root]:
-    """The configured packages at every version poetry.lock locks (with ``variant``'s
-    label), each under its markers; a package not locked, at its specifier."""
+def _roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list[Root]:
+    """The configured packages at each locked version, under its markers (or at its specifier)."""
     from poetry.core.version.markers import parse_marker
 
     by_name: dict[str, list[Any]] = {}

@@ -37,7 +37,7 @@ def show_lock_view(ctx: RunContext) -> None:
     """Print the missing-build warnings, the variant line and the fleet lines."""
     config, io = ctx.config, ctx.io
     try:
-        for warning in missing_builds(ctx):
+        for warning in _missing_builds(ctx):
             io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
     except IndexUnavailableError as error:  # a check only: one line, never a failure
         io.write_error_line(
@@ -49,7 +49,7 @@ def show_lock_view(ctx: RunContext) -> None:
         return
     newest = max(found, key=version_key)
     io.write_line(
-        f"{PREFIX}: {esc(variant_line(ctx, public_version(newest) or newest))}"
+        f"{PREFIX}: {esc(_variant_line(ctx, public_version(newest) or newest))}"
     )
     locked = locked_state(ctx.poetry, ctx.env).versions
     for check in check_project_fleet(config, ctx.poetry, ctx.env, locked, ctx.client):
@@ -60,10 +60,8 @@ def show_lock_view(ctx: RunContext) -> None:
             io.write_error_line(f"<warning>{line}</>")
 
 
-def missing_builds(ctx: RunContext) -> list[str]:
-    """Warnings when the variant has no build of a locked version of torch (or,
-    without torch among the packages, of the first configured one). ``auto``
-    is checked at install time instead, where the machine is known."""
+def _missing_builds(ctx: RunContext) -> list[str]:
+    """Warnings when the variant lacks a locked torch (``auto``: at install time)."""
     variant = ctx.config.variant
     if variant.kind == "auto" or not variant.has_builds_for(sys.platform):
         return []
@@ -85,7 +83,7 @@ def missing_builds(ctx: RunContext) -> list[str]:
     ]
 
 
-def variant_line(ctx: RunContext, torch: str) -> str:
+def _variant_line(ctx: RunContext, torch: str) -> str:
     """The configured variant's line (``auto``: what this torch release publishes)."""
     variant = ctx.config.variant
     if variant.kind == "auto":
