@@ -176,12 +176,13 @@ class ExportCommand(ReportsErrors, GroupCommand):
 
 def select(
     poetry: Poetry,
-    configured: Iterable[NormalizedName],
+    names: Iterable[NormalizedName],
     entry: VariantLock,
     groups: Iterable[str],
     extras: Iterable[str],
 ) -> list[ExportedPackage]:
-    """Poetry's packages for ``groups`` and ``extras``, the family from ``entry``.
+    """Poetry's packages for ``groups`` and ``extras``, the family of the configured
+    ``names`` from ``entry``.
 
     Raises:
         TorchCudaError: a package cannot be hash-checked (a directory or git
@@ -189,12 +190,13 @@ def select(
     """
     from poetry.core.version.markers import parse_marker
 
-    family = protected_names(configured, [locked.locked_graph(poetry)])
+    names = frozenset(names)
+    family = protected_names(names, [locked.locked_graph(poetry)])
     exported, roots = [], {}
     for package, marker in locked.selected_packages(poetry, groups, extras):
         if package.name not in family:
             exported.append(_poetry_package(package, str(marker)))
-        elif package.name in set(configured):
+        elif package.name in names:
             roots[package.name] = str(marker)
     included: dict[tuple[str, str], ExportedPackage] = {}
     stack = [(p, roots[p.name]) for p in entry.packages if p.name in roots]
