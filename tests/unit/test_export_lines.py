@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sys
 
-from poetry_torch_cuda.lockfile.export import ExportedPackage
-from poetry_torch_cuda.lockfile.export import pylock_toml
-from poetry_torch_cuda.lockfile.export import requirements_txt
+from poetry_torch_cuda.commands.export import ExportedPackage
+from poetry_torch_cuda.commands.export import pylock_toml
+from poetry_torch_cuda.commands.export import requirements_txt
 
 
 if sys.version_info >= (3, 11):

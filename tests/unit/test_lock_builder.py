@@ -8,12 +8,12 @@ import pytest
 
 from poetry_torch_cuda.index.client import IndexFile
 from poetry_torch_cuda.index.client import ProjectFiles
-from poetry_torch_cuda.lockfile.builder import DriftError
-from poetry_torch_cuda.lockfile.builder import MissingBuildError
-from poetry_torch_cuda.lockfile.builder import Root
-from poetry_torch_cuda.lockfile.builder import VariantLocker
 from poetry_torch_cuda.lockfile.model import LockedPackage
 from poetry_torch_cuda.lockfile.model import VariantLock
+from poetry_torch_cuda.lockfile.service import DriftError
+from poetry_torch_cuda.lockfile.service import MissingBuildError
+from poetry_torch_cuda.lockfile.service import Root
+from poetry_torch_cuda.lockfile.service import VariantLocker
 from poetry_torch_cuda.project.variants import parse_variant
 
 

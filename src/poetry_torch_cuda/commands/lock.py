@@ -65,11 +65,6 @@ class LockCommand(ReportsErrors):
             )
             self.line_error(f"<error>{FIX}</>")
             return 1
-        if not self.poetry.locker.is_locked():
-            raise TorchCudaError(
-                "poetry.lock does not exist yet, so the versions to lock are "
-                "unknown. Run `poetry lock` first."
-            )
         lock = lock_project(
             self.poetry, self.io, refresh=True, accept_drift=self.option("accept-drift")
         )

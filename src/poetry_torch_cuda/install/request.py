@@ -117,7 +117,7 @@ def prepare_install(
         return request
     from poetry_torch_cuda.install.download import locked_files
     from poetry_torch_cuda.install.download import poetry_files
-    from poetry_torch_cuda.lockfile import LockLookup
+    from poetry_torch_cuda.lockfile.service import LockLookup
 
     poetry = settings.poetry
     assert poetry is not None, "an install needs the project (InstallSettings.of)"

@@ -135,12 +135,8 @@ class LockInputs:
     locked: tuple[tuple[NormalizedName, tuple[str, ...]], ...]
     packages: tuple[str, ...]
     lock_variants: tuple[str, ...]
+    #: ``(variant name, index URL)``
     indexes: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def index_by_variant(self) -> dict[str, str]:
-        """Variant name -> index URL."""
-        return dict(self.indexes)
 
 
 @dataclass(frozen=True)
@@ -222,20 +218,19 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
             files.append(
                 (str(item["file"]), str(item["url"]), digest, size and int(size))
             )
-        dependencies = tuple(
-            LockedDependency(
-                canonicalize_name(d["name"]),
-                str(d["version"]),
-                str(d.get("markers", "")),
-            )
-            for d in package["dependencies"]
-        )
         packages.append(
             LockedPackage(
                 canonicalize_name(package["name"]),
                 str(package["version"]),
                 str(package.get("markers", "")),
-                dependencies,
+                tuple(
+                    LockedDependency(
+                        canonicalize_name(d["name"]),
+                        str(d["version"]),
+                        str(d.get("markers", "")),
+                    )
+                    for d in package["dependencies"]
+                ),
                 tuple(files),
             )
         )
@@ -280,57 +275,55 @@ def render(lock: TorchCudaLock) -> str:
     """The text of ``lock``; everything is sorted, so equal locks give equal text."""
     import tomlkit
 
-    document = tomlkit.document()
+    def inline(rows: list[dict[str, Any]]) -> Any:
+        array = tomlkit.array()
+        for row in rows:  # one line a row; an empty value is left out
+            item = tomlkit.inline_table()
+            item.update({k: v for k, v in row.items() if v not in ("", None)})
+            array.append(item)
+        return array.multiline(bool(rows))
+
     inputs = lock.inputs
-    metadata = tomlkit.table()
-    metadata["lock-version"] = LOCK_VERSION
-    metadata["content-hash"] = inputs.content_hash
-    metadata["packages"] = list(inputs.packages)
-    metadata["lock-variants"] = list(inputs.lock_variants)
-    metadata["locked"] = {name: list(versions) for name, versions in inputs.locked}
-    metadata["indexes"] = dict(inputs.indexes)
-    document["metadata"] = metadata
-    variants = tomlkit.aot()
-    for variant in sorted(lock.variants, key=lambda v: v.name):
-        table = tomlkit.table()
-        table["name"] = variant.name
-        table["index-url"] = variant.index_url
-        packages = tomlkit.aot()
-        for package in sorted(variant.packages, key=lambda p: (p.name, p.version)):
-            packages.append(_package(package))
-        table["package"] = packages
-        variants.append(table)
-    document["variant"] = variants
+    document = tomlkit.document()
+    document["metadata"] = {
+        "lock-version": LOCK_VERSION,
+        "content-hash": inputs.content_hash,
+        "packages": list(inputs.packages),
+        "lock-variants": list(inputs.lock_variants),
+        "locked": {name: list(versions) for name, versions in inputs.locked},
+        "indexes": dict(inputs.indexes),
+    }
+    document["variant"] = [
+        {
+            "name": variant.name,
+            "index-url": variant.index_url,
+            "package": [
+                {
+                    "name": p.name,
+                    "version": p.version,
+                    **({"markers": p.markers} if p.markers else {}),
+                    "dependencies": inline(
+                        [
+                            {"name": d.name, "version": d.version, "markers": d.markers}
+                            for d in sorted(
+                                p.dependencies,
+                                key=lambda d: (d.name, d.version, d.markers),
+                            )
+                        ]
+                    ),
+                    "files": inline(
+                        [
+                            {"file": f, "url": u, "hash": f"sha256:{sha}", "size": size}
+                            for f, u, sha, size in sorted(p.files)
+                        ]
+                    ),
+                }
+                for p in sorted(variant.packages, key=lambda p: (p.name, p.version))
+            ],
+        }
+        for variant in sorted(lock.variants, key=lambda v: v.name)
+    ]
     return HEADER + "\n" + tomlkit.dumps(document)
-
-
-def _package(package: LockedPackage) -> Any:
-    import tomlkit
-
-    table = tomlkit.table()
-    table["name"] = package.name
-    table["version"] = package.version
-    if package.markers:
-        table["markers"] = package.markers
-    dependencies = tomlkit.array()
-    for dependency in sorted(
-        package.dependencies, key=lambda d: (d.name, d.version, d.markers)
-    ):
-        item = tomlkit.inline_table()
-        item.update({"name": dependency.name, "version": dependency.version})
-        if dependency.markers:
-            item["markers"] = dependency.markers
-        dependencies.append(item)
-    table["dependencies"] = dependencies.multiline(bool(package.dependencies))
-    files = tomlkit.array()
-    for filename, url, sha256, size in sorted(package.files):
-        item = tomlkit.inline_table()
-        item.update({"file": filename, "url": url, "hash": f"sha256:{sha256}"})
-        if size is not None:
-            item["size"] = size
-        files.append(item)
-    table["files"] = files.multiline(bool(package.files))
-    return table
 
 
 def write_text(path: Path, text: str) -> bool:

@@ -1,36 +1,60 @@
-"""Keep torch-cuda.lock in step with poetry.lock: lock, check, and hand an install its files.
+"""Lock torch-cuda.lock and keep it in step with poetry.lock.
 
-A lock's inputs (:class:`LockInputs`) are known offline; the per-run overrides
-(``POETRY_TORCH_CUDA_INDEX_URL``, ``_VARIANT``) never make a lock stale.
+:class:`VariantLocker` locks one variant: its builds of the versions poetry.lock
+locks and their CUDA closure, from its index. Dependencies come from PEP 658
+metadata (checked by sha256), else the wheel. Only the torch family is
+followed; the rest is Poetry's. No solver: variant indexes pin
+(``nvidia-cublas-cu12==12.9.1.4``); for a range, the newest build every
+requirer accepts is taken, as pip would. A lock's inputs (:class:`LockInputs`)
+are known offline; the per-run overrides (``POETRY_TORCH_CUDA_INDEX_URL``,
+``_VARIANT``) never make a lock stale.
 """
 
 from __future__ import annotations
 
+import email.parser
+import hashlib
+import io as bytes_io
 import os
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
 from cleo.io.outputs.output import Verbosity
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.utils import InvalidWheelFilename
+from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
+from packaging.utils import parse_wheel_filename
+from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.lockfile.builder import LockError
-from poetry_torch_cuda.lockfile.builder import MissingBuildError
-from poetry_torch_cuda.lockfile.builder import Root
+from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
+from poetry_torch_cuda.lockfile.model import LockedDependency
+from poetry_torch_cuda.lockfile.model import LockedPackage
 from poetry_torch_cuda.lockfile.model import LockFileError
 from poetry_torch_cuda.lockfile.model import LockInputs
 from poetry_torch_cuda.lockfile.model import TorchCudaLock
+from poetry_torch_cuda.lockfile.model import VariantLock
 from poetry_torch_cuda.lockfile.model import read_lock
 from poetry_torch_cuda.lockfile.model import recorded_hashes
 from poetry_torch_cuda.lockfile.model import write_lock
+from poetry_torch_cuda.lockfile.model import write_text
 from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project import locked
 from poetry_torch_cuda.project.config import ENV_INDEX_URL
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.urls import mask_url
@@ -38,6 +62,7 @@ from poetry_torch_cuda.urls import without_credentials
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Mapping
     from pathlib import Path
@@ -46,13 +71,357 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
 
     from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.lockfile.model import VariantLock
+    from poetry_torch_cuda.index.client import IndexFile
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
-#: ``lock-variants`` recorded when ``auto`` chose the set.
-AUTO = "auto"
 FIX = f"Run `poetry torch-cuda lock` and commit {LOCK_NAME}."
+#: The one wording for a project without poetry.lock.
+NO_POETRY_LOCK = "poetry.lock does not exist; run `poetry lock` first"
+_MAX_PASSES = 5
+
+
+class LockError(TorchCudaError):
+    """The variant cannot be locked: the index lacks a build or a hash, or served bad bytes."""
+
+
+class MissingBuildError(LockError):
+    """The variant's index has no build of a locked version."""
+
+
+class DriftError(LockError):
+    """A file already locked now has another sha256 on the index: a supply-chain alarm."""
+
+
+@dataclass(frozen=True)
+class Root:
+    """A configured package to lock: at ``version`` (with the label) or the newest in ``specifier``."""
+
+    name: NormalizedName
+    version: str | None
+    specifier: SpecifierSet = field(default_factory=SpecifierSet)
+    extras: frozenset[str] = frozenset()
+    markers: str = ""
+
+
+@dataclass
+class _Node:
+    name: NormalizedName
+    version: str
+    files: list[IndexFile]
+    markers: Any = None
+    extras: set[str] = field(default_factory=set)
+    edges: dict[tuple[NormalizedName, str], Any] = field(default_factory=dict)
+    requirements: list[Requirement] | None = None
+
+
+class VariantLocker:
+    """Locks variants from their indexes with one client (and its cache)."""
+
+    def __init__(
+        self,
+        client: IndexClient,
+        configured: Iterable[NormalizedName],
+        python_allows: Callable[[str], bool],
+        metadata_cache: Path | None = None,
+    ) -> None:
+        self._client = client
+        self._configured = frozenset(configured)
+        self._python_allows = python_allows
+        self._metadata_cache = metadata_cache
+
+    def lock(
+        self,
+        variant: Variant,
+        url: str,
+        roots: Iterable[Root],
+        recorded: Mapping[str, set[str]] | None = None,
+    ) -> VariantLock:
+        """``variant``'s build of ``roots`` from the index at ``url``; each set of
+        roots installed together (one torch version with its companions, under
+        their markers) is walked with its own pins.
+
+        Raises:
+            MissingBuildError: the index has no build of a root.
+            DriftError: a file in ``recorded`` (file name -> sha256s locked
+                before) has another sha256 on the index now.
+            LockError: a file or a hash could not be had.
+            IndexUnavailableError: the index did not answer.
+        """
+        nodes: dict[tuple[NormalizedName, str], _Node] = {}
+        for group in _together(list(roots)):
+            specs: dict[NormalizedName, SpecifierSet] = {}
+            for _ in range(_MAX_PASSES):
+                found, seen = self._walk(variant.local_label, url, group, specs)
+                if seen == specs:
+                    break
+                specs = seen
+            for key, node in found.items():
+                if key in nodes:
+                    nodes[key].markers = nodes[key].markers.union(node.markers)
+                    nodes[key].edges.update(node.edges)
+                else:
+                    nodes[key] = node
+        changed = [
+            f"{entry.filename}: locked sha256 {' or '.join(sorted(before))}, the "
+            f"index now lists {entry.sha256}"
+            for node in nodes.values()
+            for entry in node.files
+            if (before := (recorded or {}).get(entry.filename))
+            and entry.sha256 not in before
+        ]
+        if changed:
+            raise DriftError(
+                f"{variant}: the index or mirror now serves different bytes for files "
+                f"already in torch-cuda.lock; refusing to overwrite it:\n"
+                + "\n".join(f"  {line}" for line in changed)
+                + "\nA published file never changes: treat this as a compromised or "
+                "broken mirror. Check with whoever runs it; if the change is known to "
+                "be legitimate, re-lock deliberately: `poetry torch-cuda lock "
+                "--accept-drift`."
+            )
+        base = url.rstrip("/") + "/"
+        return VariantLock(
+            variant.name,
+            without_credentials(url),
+            tuple(_package(node, base) for node in nodes.values()),
+        )
+
+    def _walk(
+        self,
+        label: str,
+        url: str,
+        roots: list[Root],
+        specs: dict[NormalizedName, SpecifierSet],
+    ) -> tuple[
+        dict[tuple[NormalizedName, str], _Node], dict[NormalizedName, SpecifierSet]
+    ]:
+        from poetry.core.version.markers import parse_marker
+
+        nodes: dict[tuple[NormalizedName, str], _Node] = {}
+        seen: dict[NormalizedName, SpecifierSet] = {}
+        stack: list[tuple[NormalizedName, str, frozenset[str], Any]] = []
+        for root in roots:
+            version = root.version or self._choose(
+                url, root.name, root.specifier, label
+            )
+            if root.version is not None and not self._files(
+                url, root.name, root.version
+            ):
+                raise self._missing(url, root.name, root.version)
+            stack.append((root.name, version, root.extras, parse_marker(root.markers)))
+        while stack:
+            name, version, extras, marker = stack.pop()
+            key = (name, version)
+            node = nodes.get(key)
+            if node is None:
+                node = _Node(name, version, self._files(url, name, version), marker)
+                nodes[key] = node
+            else:
+                merged = node.markers.union(marker)
+                if extras <= node.extras and str(merged) == str(node.markers):
+                    continue  # nothing new: the walk ends even around a cycle
+                node.markers = merged
+            node.extras |= extras
+            if node.requirements is None:
+                node.requirements = self._requirements(node)
+            for requirement in node.requirements:
+                dep = canonicalize_name(requirement.name)
+                if dep not in self._configured and not is_cuda_bound(dep):
+                    continue  # Poetry's, locked in poetry.lock
+                dep_marker = parse_marker(str(requirement.marker or ""))
+                wanted_extras = dep_marker.only("extra")
+                if not wanted_extras.is_any() and not any(
+                    wanted_extras.validate({"extra": extra}) for extra in node.extras
+                ):
+                    continue
+                dep_marker = dep_marker.without_extras()
+                spec = requirement.specifier & specs.get(dep, SpecifierSet())
+                seen[dep] = seen.get(dep, SpecifierSet()) & requirement.specifier
+                dep_version = self._choose(url, dep, spec)
+                node.edges[(dep, dep_version)] = dep_marker
+                stack.append(
+                    (
+                        dep,
+                        dep_version,
+                        frozenset(requirement.extras),
+                        node.markers.intersect(dep_marker),
+                    )
+                )
+        return nodes, seen
+
+    def _builds(self, url: str, name: NormalizedName) -> dict[Version, list[IndexFile]]:
+        """The wheels of ``name`` for the project's Pythons, by version."""
+        found: dict[Version, list[IndexFile]] = {}
+        for entry in self._client.project(url, name).entries:
+            try:
+                _, version, _, tags = parse_wheel_filename(entry.filename)
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+            if any(
+                tag.abi == "abi3"
+                or not tag.interpreter.startswith(("cp", "pp"))
+                or len(tag.interpreter) < 4
+                or self._python_allows(f"{tag.interpreter[2]}.{tag.interpreter[3:]}")
+                for tag in tags
+            ):
+                found.setdefault(version, []).append(entry)
+        return found
+
+    def _choose(
+        self,
+        url: str,
+        name: NormalizedName,
+        specifier: SpecifierSet,
+        label: str | None = None,
+    ) -> str:
+        """The newest version of ``name`` on the index that ``specifier`` accepts."""
+        versions = [
+            v for v in self._builds(url, name) if label is None or v.local == label
+        ]
+        allowed = sorted(specifier.filter(versions), reverse=True) or sorted(
+            specifier.filter(versions, prereleases=True), reverse=True
+        )
+        if not allowed:
+            raise self._missing(url, name, str(specifier) or None)
+        return str(allowed[0])
+
+    def _files(self, url: str, name: NormalizedName, version: str) -> list[IndexFile]:
+        files = self._builds(url, name).get(Version(version), [])
+        for entry in files:
+            if not entry.sha256:
+                raise LockError(
+                    f"{mask_url(url)} lists no sha256 for {entry.filename}; "
+                    "torch-cuda.lock needs the index to give every file's hash "
+                    "(PEP 503 #sha256= fragments or PEP 691 hashes)."
+                )
+        return files
+
+    def _missing(self, url: str, name: str, wanted: str | None) -> MissingBuildError:
+        page = self._client.project(url, name)
+        offered = ", ".join(str(v) for v in page.versions()[:8]) or "none"
+        asked = name
+        if wanted:
+            asked += f"{'' if wanted[0] in '<>=!~' else '=='}{wanted}"
+        where = without_credentials(url.rstrip("/"))
+        detail = (
+            f"has no page for {name} (HTTP 404).\nCheck the index URL and the "
+            f"variant: {where}/{name}/ should list its wheels."
+            if not page.found
+            else f"has no build of {name} that matches (it offers {offered}).\n"
+            "Choose a variant that has it (`poetry torch-cuda switch <variant>`), lock "
+            "a version this variant offers, or check that the build exists for this "
+            "project's Pythons."
+        )
+        return MissingBuildError(
+            f"cannot lock {asked} from {where}: the index {detail}"
+        )
+
+    def _requirements(self, node: _Node) -> list[Requirement]:
+        """The union of the ``Requires-Dist`` of every file of the node."""
+        distinct = {
+            (e.metadata_sha256 or e.sha256 or e.filename): e for e in node.files
+        }
+        with ThreadPoolExecutor(max_workers=min(8, len(distinct) or 1)) as pool:
+            texts = list(pool.map(self._metadata, distinct.values()))
+        found: dict[str, Requirement] = {}
+        parser = email.parser.Parser()
+        for text in texts:
+            for line in (
+                parser.parsestr(text, headersonly=True).get_all("Requires-Dist") or []
+            ):
+                with suppress(InvalidRequirement):
+                    requirement = Requirement(line)
+                    found.setdefault(str(requirement), requirement)
+        return [found[key] for key in sorted(found)]
+
+    def _metadata(self, entry: IndexFile) -> str:
+        """The file's metadata: from the cache (by the file's sha256), else the index."""
+        cache = self._metadata_cache
+        path = cache / f"{entry.sha256}.metadata" if cache and entry.sha256 else None
+        with suppress(OSError):
+            if path is not None:
+                return path.read_text(encoding="utf-8")
+        url, filename, sha256 = entry.url, entry.filename, entry.sha256
+        if entry.metadata_sha256 is not None:
+            url, filename, sha256 = f"{url}.metadata", f"{filename}.metadata", None
+        data = self._client.download(url)
+        expected = sha256 or entry.metadata_sha256
+        received = hashlib.sha256(data).hexdigest()
+        if expected and received != expected:
+            raise LockError(
+                f"{filename}: the index lists sha256 {expected} but served bytes with "
+                f"sha256 {received}; the index or mirror serves a corrupt or altered file."
+            )
+        if entry.metadata_sha256 is None:
+            data = _wheel_metadata(data, filename)
+        text = data.decode("utf-8", "replace")
+        with suppress(OSError):  # a cache not written costs a request next time
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_text(path, text)
+        return text
+
+
+def _package(node: _Node, base: str) -> LockedPackage:
+    files = [
+        (
+            entry.filename,
+            entry.url[len(base) :]
+            if entry.url.startswith(base)
+            else without_credentials(entry.url),
+            entry.sha256 or "",
+            entry.size,
+        )
+        for entry in node.files
+    ]
+    return LockedPackage(
+        node.name,
+        node.version,
+        str(node.markers),
+        tuple(
+            LockedDependency(name, version, str(marker))
+            for (name, version), marker in sorted(node.edges.items())
+        ),
+        tuple(sorted(files)),
+    )
+
+
+def _wheel_metadata(wheel: bytes, filename: str) -> bytes:
+    with suppress(zipfile.BadZipFile), zipfile.ZipFile(bytes_io.BytesIO(wheel)) as zf:
+        for name in zf.namelist():
+            if name.count("/") == 1 and name.endswith(".dist-info/METADATA"):
+                return zf.read(name)
+    raise LockError(f"{filename} is not a wheel with a METADATA file.")
+
+
+def _together(roots: list[Root]) -> list[list[Root]]:
+    """The sets of roots one environment installs together: a package locked at
+    several versions (under exclusive markers) splits them, one version each."""
+    from poetry.core.version.markers import parse_marker
+
+    by_name: dict[NormalizedName, list[Root]] = {}
+    for root in roots:
+        by_name.setdefault(root.name, []).append(root)
+    groups: list[list[Root]] = [[]]
+    for choices in by_name.values():
+        split = [
+            [*group, choice]
+            for group in groups
+            for choice in choices
+            if len(choices) == 1
+            or not any(
+                parse_marker(choice.markers)
+                .intersect(parse_marker(r.markers))
+                .is_empty()
+                for r in group
+            )
+        ]
+        groups = split or [[*group, *choices] for group in groups]
+    return groups
+
+
+# -- the project's lock ----------------------------------------------------------
 
 
 def lock_path(poetry: Poetry) -> Path:
@@ -73,12 +442,17 @@ def configured(pyproject: Mapping[str, Any], environ: Any = None) -> TorchCudaCo
     return config
 
 
-def lock_spec(config: TorchCudaConfig) -> tuple[str, ...]:
+def _fetching(poetry: Poetry) -> TorchCudaConfig:
+    """The configuration with this run's overrides: where files are fetched from."""
+    return configured(poetry.pyproject.data, os.environ)
+
+
+def _wanted(config: TorchCudaConfig) -> tuple[str, ...]:
     """``lock-variants`` and the configured variant (``auto`` stands for its choices)."""
     return tuple(sorted({*config.lock_variants, config.variant.name}))
 
 
-def current_inputs(
+def _current_inputs(
     poetry: Poetry, config: TorchCudaConfig, variants: Iterable[str] = ()
 ) -> LockInputs:
     """The inputs a lock made now would record; ``variants`` get their index URL."""
@@ -86,7 +460,7 @@ def current_inputs(
         content_hash=locked.content_hash(poetry),
         locked=locked.locked_versions(poetry, config.package_names),
         packages=tuple(str(requirement) for requirement in config.packages),
-        lock_variants=lock_spec(config),
+        lock_variants=_wanted(config),
         indexes=tuple(
             sorted(
                 (name, without_credentials(config.index_url(parse_variant(name))))
@@ -104,6 +478,7 @@ def differences(
     With ``variant`` only that variant's index is compared, and ``lock-variants``
     is not (an install needs that variant, not the whole set).
     """
+
     reasons = []
     if recorded.content_hash != current.content_hash:
         reasons.append("poetry.lock changed since it was written (content-hash)")
@@ -122,7 +497,7 @@ def differences(
             f"the variants to lock are now {list(current.lock_variants)}, "
             f"{LOCK_NAME} was made for {list(recorded.lock_variants)}"
         )
-    have = recorded.index_by_variant
+    have = dict(recorded.indexes)
     for name, url in current.indexes:
         if variant is not None and name != variant:
             continue
@@ -144,24 +519,24 @@ def check_lock(poetry: Poetry) -> list[str]:
     (empty: it would). The whole file is read, every entry checked."""
     config = configured(poetry.pyproject.data)
     if not poetry.locker.is_locked():
-        return ["poetry.lock does not exist; run `poetry lock`"]
+        return [NO_POETRY_LOCK]
     try:
         lock = read_lock(lock_path(poetry))
     except LockFileError as error:
         return [str(error).rstrip(".")]
     if lock is None:
         return [f"{LOCK_NAME} does not exist"]
-    names = {n for n in lock_spec(config) if n != AUTO}
-    if AUTO in lock_spec(config):
-        names |= set(lock.inputs.index_by_variant)
-    reasons = differences(lock.inputs, current_inputs(poetry, config, names))
-    indexes = lock.inputs.index_by_variant
+    indexes = dict(lock.inputs.indexes)
+    names = set(_wanted(config)) - {"auto"}
+    if "auto" in _wanted(config):
+        names |= set(indexes)
+    reasons = differences(lock.inputs, _current_inputs(poetry, config, names))
     for entry in lock.variants:
         if indexes.get(entry.name) != entry.index_url:
             reasons.append(f"{entry.name}'s entry is not the one its metadata names")
         missing = [
             f"{root.name} {root.version}"
-            for root in roots_for(poetry, config, parse_variant(entry.name))
+            for root in _roots_for(poetry, config, parse_variant(entry.name))
             if root.version is not None
             and entry.package(root.name, root.version) is None
         ] + [
@@ -194,11 +569,17 @@ def lock_project(
     Returns ``None`` when there was nothing to lock.
 
     Raises:
+        TorchCudaError: poetry.lock does not exist.
         DriftError: a locked file now has another sha256 on the index (unless
             ``accept_drift``), also when the previous file is damaged.
         LockError: a variant could not be locked.
+        IndexUnavailableError: the index did not answer.
     """
     config = config or configured(poetry.pyproject.data)
+    if not poetry.locker.is_locked():
+        raise TorchCudaError(f"{NO_POETRY_LOCK}.")
+    from poetry.core.constraints.version import parse_constraint
+
     from poetry_torch_cuda.index.client import project_client
 
     # The fetching URL differs from the configured one at most by credentials
@@ -213,19 +594,23 @@ def lock_project(
             "to lock, or make the mirror the index-url in pyproject.toml."
         )
     client = project_client(poetry, refresh=refresh)
-    spec = lock_spec(config)
-    names = {name for name in spec if name != AUTO} | {v.name for v in extra}
+    names = set(_wanted(config)) - {"auto"} | {v.name for v in extra}
     optional: set[str] = set()
-    if AUTO in spec:
-        optional = set(_auto_variants(poetry, config, client)) - names
+    if "auto" in _wanted(config):  # every variant auto may choose that has the builds
+        from poetry_torch_cuda.machine import tables
+
+        optional = {*tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "cpu"} - names
         names |= optional
+        client.projects(  # the candidates' pages at once, kept by the client
+            sorted(
+                (fetch.index_url(parse_variant(n)), package)
+                for n in optional
+                for package in config.package_names
+            )
+        )
     path = lock_path(poetry)
     previous, hashes = _previous(path, accept_drift)
-    current = current_inputs(poetry, config, names)
-    from poetry.core.constraints.version import parse_constraint
-
-    from poetry_torch_cuda.lockfile.builder import VariantLocker
-
+    current = _current_inputs(poetry, config, names)
     python = poetry.package.python_constraint
     locker = VariantLocker(
         client,
@@ -244,22 +629,25 @@ def lock_project(
             variants.append(kept)
             continue
         variant = parse_variant(name)
+        roots = _roots_for(poetry, config, variant)
+        if not roots and name in optional:
+            continue
         try:
             variants.append(
                 locker.lock(
                     variant,
                     fetch.index_url(variant),
-                    roots_for(poetry, config, variant),
+                    roots,
                     {f: s for (v, f), s in hashes.items() if v == name},
                 )
             )
-        except MissingBuildError:
+        except (MissingBuildError, IndexUnavailableError):
             if name not in optional:  # auto's candidates: only what the index has
                 raise
     if not variants:
         return None
     lock = TorchCudaLock(
-        current_inputs(poetry, config, [v.name for v in variants]), tuple(variants)
+        _current_inputs(poetry, config, [v.name for v in variants]), tuple(variants)
     )
     for name in client.skipped():
         io.write_line(
@@ -307,50 +695,77 @@ def _previous(
 def entry_for(
     poetry: Poetry, config: TorchCudaConfig, variant: Variant
 ) -> tuple[VariantLock | None, list[str]]:
-    """``variant``'s entry of torch-cuda.lock and why it does not fit (empty: it does)."""
+    """``variant``'s entry of torch-cuda.lock and why it does not fit (empty: it does).
+
+    Raises:
+        TorchCudaError: poetry.lock does not exist, or torch-cuda.lock cannot be read.
+    """
+    if not poetry.locker.is_locked():
+        raise TorchCudaError(f"{NO_POETRY_LOCK}.")
     lock = read_lock(lock_path(poetry))
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]
     found = lock.variant(variant.name)
-    current = current_inputs(poetry, config, [variant.name])
+    current = _current_inputs(poetry, config, [variant.name])
     reasons = differences(lock.inputs, current, variant=variant.name)
     return found, reasons or ([] if found else [f"{variant} is not locked"])
 
 
-def variant_lock(poetry: Poetry, variant: Variant, io: IO) -> VariantLock:
-    """The locked build of ``variant`` for an install: a fresh entry costs one
-    read and no request; a missing or stale one is locked now (as Poetry locks
-    a missing poetry.lock), keeping the entries still fresh.
+class LockLookup:
+    """``variant -> its entry of torch-cuda.lock`` for an install: a fresh entry
+    costs one read and no request; a missing or stale one is locked now (as
+    Poetry locks a missing poetry.lock), keeping the entries still fresh.
+    :meth:`undo` puts the file back as it was, should the install fail."""
 
-    Raises:
-        LockError: the variant could not be locked.
-    """
-    found, reasons = entry_for(poetry, configured(poetry.pyproject.data), variant)
-    if found is not None and not reasons:
-        return found
-    io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
-    try:
-        # An install asks the index afresh: it is about to download from it anyway.
-        made = lock_project(poetry, io, refresh=True, reuse=True, extra=[variant])
-    except LockError as error:
-        if error.status is None:
-            raise
-        from poetry_torch_cuda.index.credentials import index_access
-        from poetry_torch_cuda.index.quick import http_failure
+    def __init__(self, poetry: Poetry, io: IO) -> None:
+        self._poetry, self._io, self._path = poetry, io, lock_path(poetry)
+        self._before = self._path.read_bytes() if self._path.is_file() else None
+        self._locked = False
 
-        access = index_access(_fetching(poetry), variant, poetry.config)
-        cause, advice = http_failure(error.status, "torch", access)
-        raise LockError(
-            f"could not lock {variant} from {access.shown}: {cause}\n{advice}"
-        ) from None
-    entry = made.variant(variant.name) if made else None
-    assert entry is not None  # lock_project raised instead
-    return entry
+    def __call__(self, variant: Variant) -> VariantLock:
+        """The locked build of ``variant`` (locked now if missing or stale).
+
+        Raises:
+            LockError: the variant could not be locked.
+        """
+        poetry = self._poetry
+        found, reasons = entry_for(poetry, configured(poetry.pyproject.data), variant)
+        if found is not None and not reasons:
+            return found
+        self._io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
+        self._locked = True
+        try:
+            # An install asks the index afresh: it is about to download from it anyway.
+            made = lock_project(
+                poetry, self._io, refresh=True, reuse=True, extra=[variant]
+            )
+        except IndexUnavailableError as error:
+            if error.status is None:  # no answer: the install's message names proxies
+                error.cause = error.cause or "no answer"
+                raise
+            from poetry_torch_cuda.index.credentials import index_access
+            from poetry_torch_cuda.index.quick import http_failure
+
+            access = index_access(_fetching(poetry), variant, poetry.config)
+            cause, advice = http_failure(error.status, "torch", access)
+            raise LockError(
+                f"could not lock {variant} from {access.shown}: {cause}\n{advice}"
+            ) from None
+        entry = made.variant(variant.name) if made else None
+        assert entry is not None  # lock_project raised instead
+        return entry
+
+    def undo(self) -> None:
+        """Restore torch-cuda.lock as it was before this install locked anything."""
+        if self._locked and self._before is None:
+            self._path.unlink(missing_ok=True)
+        elif self._locked and self._before is not None:
+            self._path.write_bytes(self._before)
+        self._locked = False
 
 
-def roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list[Root]:
-    """The configured packages at every version poetry.lock locks (with ``variant``'s
-    label), each under its markers; a package not locked, at its specifier."""
+def _roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list[Root]:
+    """The configured packages at each locked version, under its markers (or at its specifier)."""
     from poetry.core.version.markers import parse_marker
 
     by_name: dict[str, list[Any]] = {}
@@ -366,49 +781,11 @@ def roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list
             roots.append(Root(name, None, requirement.specifier, extras, str(wanted)))
         for package, marker in found:
             public = public_version(package.version.text)
-            if public is None:
-                continue
-            version = f"{public}+{variant.local_label}"
-            markers = str(wanted.intersect(marker))
-            roots.append(Root(name, version, SpecifierSet(), extras, markers))
+            if public is not None:
+                version = f"{public}+{variant.local_label}"
+                markers = str(wanted.intersect(marker))
+                roots.append(Root(name, version, SpecifierSet(), extras, markers))
     return roots
-
-
-def _auto_variants(
-    poetry: Poetry, config: TorchCudaConfig, client: IndexClient
-) -> list[str]:
-    """Every variant ``auto`` may choose whose index has all the locked builds."""
-    from poetry_torch_cuda.index.client import ProjectFiles
-    from poetry_torch_cuda.lockfile.builder import wheel_version
-    from poetry_torch_cuda.machine import tables
-
-    candidates = [
-        parse_variant(name)
-        for name in (*tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "cpu")
-    ]
-    wanted = {
-        variant.name: [
-            (_fetching(poetry).index_url(variant), root)
-            for root in roots_for(poetry, config, variant)
-        ]
-        for variant in candidates
-    }
-    pages = client.projects(
-        sorted({(url, root.name) for pairs in wanted.values() for url, root in pairs})
-    )
-
-    def offers(page: object, version: str | None) -> bool:
-        if not isinstance(page, ProjectFiles):
-            return False
-        if version is None:
-            return bool(page.files)
-        return any(wheel_version(name) == Version(version) for name in page.files)
-
-    return [
-        name
-        for name, pairs in wanted.items()
-        if pairs and all(offers(pages[(u, r.name)], r.version) for u, r in pairs)
-    ]
 
 
 def _mirror_urls(
@@ -433,11 +810,6 @@ def _mirror_urls(
     return found
 
 
-def _fetching(poetry: Poetry) -> TorchCudaConfig:
-    """The configuration with this run's overrides: where files are fetched from."""
-    return configured(poetry.pyproject.data, os.environ)
-
-
 def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -> None:
     """Make torch-cuda.lock what ``poetry torch-cuda lock`` would write: after
     Poetry rewrote poetry.lock, or (``pyproject``) after ``switch`` recorded a
@@ -448,9 +820,6 @@ def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -
     Raises:
         DriftError: a locked file now has another sha256 on the index.
     """
-    from poetry_torch_cuda.lockfile.builder import DriftError
-    from poetry_torch_cuda.output import esc
-
     if not poetry.locker.is_locked():
         return
     try:
@@ -460,7 +829,8 @@ def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -
             lock_project(poetry, io, config=configured(pyproject), reuse=True)
     except TorchCudaError as error:
         if pyproject is None and (
-            isinstance(error, DriftError) or not isinstance(error, LockError)
+            isinstance(error, DriftError)
+            or not isinstance(error, (LockError, IndexUnavailableError))
         ):
             raise
         io.write_error_line(

@@ -14,8 +14,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion
-from packaging.version import Version
 
 from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
@@ -25,6 +23,7 @@ from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.locked import locked_versions
+from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import version_key
 from poetry_torch_cuda.urls import mask_url
 
@@ -38,7 +37,7 @@ def show_lock_view(ctx: RunContext) -> None:
     """Print the missing-build warnings, the variant line and the fleet lines."""
     config, io = ctx.config, ctx.io
     try:
-        for warning in missing_builds(ctx):
+        for warning in _missing_builds(ctx):
             io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
     except IndexUnavailableError as error:  # a check only: one line, never a failure
         io.write_error_line(
@@ -48,8 +47,9 @@ def show_lock_view(ctx: RunContext) -> None:
     found = dict(locked_versions(ctx.poetry, ["torch"])).get(canonicalize_name("torch"))
     if not found:
         return
+    newest = max(found, key=version_key)
     io.write_line(
-        f"{PREFIX}: {esc(variant_line(ctx, _public(max(found, key=version_key))))}"
+        f"{PREFIX}: {esc(_variant_line(ctx, public_version(newest) or newest))}"
     )
     locked = locked_state(ctx.poetry, ctx.env).versions
     for check in check_project_fleet(config, ctx.poetry, ctx.env, locked, ctx.client):
@@ -60,10 +60,8 @@ def show_lock_view(ctx: RunContext) -> None:
             io.write_error_line(f"<warning>{line}</>")
 
 
-def missing_builds(ctx: RunContext) -> list[str]:
-    """Warnings when the variant has no build of a locked version of torch (or,
-    without torch among the packages, of the first configured one). ``auto``
-    is checked at install time instead, where the machine is known."""
+def _missing_builds(ctx: RunContext) -> list[str]:
+    """Warnings when the variant lacks a locked torch (``auto``: at install time)."""
     variant = ctx.config.variant
     if variant.kind == "auto" or not variant.has_builds_for(sys.platform):
         return []
@@ -75,7 +73,7 @@ def missing_builds(ctx: RunContext) -> list[str]:
     have = [
         v.public for v in ctx.client.project(url, name).versions(variant.local_label)
     ]
-    missing = {_public(v) for v in locked[name]} - set(have)
+    missing = {public_version(v) or v for v in locked[name]} - set(have)
     offered = ", ".join(have[:SHOWN_VERSIONS]) or "none"
     return [
         f"{variant} has no build of {name} {public} (locked in poetry.lock) at "
@@ -85,7 +83,7 @@ def missing_builds(ctx: RunContext) -> list[str]:
     ]
 
 
-def variant_line(ctx: RunContext, torch: str) -> str:
+def _variant_line(ctx: RunContext, torch: str) -> str:
     """The configured variant's line (``auto``: what this torch release publishes)."""
     variant = ctx.config.variant
     if variant.kind == "auto":
@@ -130,10 +128,3 @@ def requirements(
     if not tables.is_known_variant(variant.name):
         note = f" (the tables predate {variant}; {tables.UPDATE_HINT})"
     return f"needs {driver}; GPUs {gpus}{note}"
-
-
-def _public(version: str) -> str:
-    try:
-        return Version(version).public
-    except InvalidVersion:
-        return version
