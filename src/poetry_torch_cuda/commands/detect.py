@@ -16,9 +16,9 @@ from poetry_torch_cuda.index.offers import wanted_versions
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.fleet import target_machine
 from poetry_torch_cuda.machine.fleet import target_offers
-from poetry_torch_cuda.machine.memory import failures
-from poetry_torch_cuda.machine.memory import forget
 from poetry_torch_cuda.machine.resolution import choose
+from poetry_torch_cuda.machine.resolution import failures
+from poetry_torch_cuda.machine.resolution import forget
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -122,8 +122,8 @@ class DetectCommand(TorchCudaCommand):
                 for verdict, offer in decision.candidates
             ],
             "machine": machine.to_json(),
-            "remembered": [failure.to_json() for failure in applies],
-            "remembered_elsewhere": [failure.to_json() for failure in elsewhere],
+            "remembered": [dataclasses.asdict(f) for f in applies],
+            "remembered_elsewhere": [dataclasses.asdict(f) for f in elsewhere],
         }
         if self.option("json"):
             self.write_json(data)

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.index.offers import Offer
-    from poetry_torch_cuda.machine.detection import Decision
     from poetry_torch_cuda.machine.detection import Verdict
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.targets import FleetTarget
@@ -48,7 +47,6 @@ class TargetCheck:
     ok: bool
     reasons: tuple[str, ...]
     rule: str | None = None
-    decision: Decision | None = None
 
     def summary(self) -> str:
         """``training: cu130 runs (minor-version compatibility)`` or why not."""
@@ -111,38 +109,24 @@ def check_target(
         decision = choose(machine, offers, torch_version)
         variant = decision.variant
         if variant.kind != "cuda":
-            return TargetCheck(
-                target,
-                variant,
-                False,
-                (f"auto would fall back to {variant}: {decision.steps[-1]}",),
-                decision=decision,
-            )
-        verdict = assess(variant, machine, torch_version)
+            why = f"auto would fall back to {variant}: {decision.steps[-1]}"
+            return TargetCheck(target, variant, False, (why,))
         if decision.left_out:  # no variant serves every GPU of the target
-            why = (str(decision.forced_by),)
-            return TargetCheck(target, variant, False, why, decision=decision)
-        return _from_verdict(target, verdict, None, decision)
+            return TargetCheck(target, variant, False, (str(decision.forced_by),))
+        return _from_verdict(target, assess(variant, machine, torch_version), None)
     missing = configured.not_built_for(target.sys_platform, target.platform)
+    if missing is None and configured.kind != "cuda":
+        missing = f"{configured} builds do not use the target's NVIDIA GPUs"
     if missing is not None:
         return TargetCheck(target, configured, False, (missing,))
-    if configured.kind != "cuda":
-        return TargetCheck(
-            target,
-            configured,
-            False,
-            (f"{configured} builds do not use the target's NVIDIA GPUs",),
-        )
     verdict = assess(configured, machine, torch_version)
-    offer = offers(configured) if verdict.usable else None
-    return _from_verdict(target, verdict, offer, None)
+    return _from_verdict(
+        target, verdict, offers(configured) if verdict.usable else None
+    )
 
 
 def _from_verdict(
-    target: FleetTarget,
-    verdict: Verdict,
-    offer: Offer | None,
-    decision: Decision | None,
+    target: FleetTarget, verdict: Verdict, offer: Offer | None
 ) -> TargetCheck:
     available = None if offer is None else offer.available
     ok = bool(verdict.usable) and available is not False
@@ -151,8 +135,9 @@ def _from_verdict(
         reasons = ("cannot tell whether it runs", *reasons)
     elif verdict.usable and offer is not None and available is not True:
         reasons = (offer.detail,) if available is False else (*reasons, offer.detail)
-    rule = verdict.rule if ok else None
-    return TargetCheck(target, verdict.variant, ok, reasons, rule, decision=decision)
+    return TargetCheck(
+        target, verdict.variant, ok, reasons, verdict.rule if ok else None
+    )
 
 
 def check_project_fleet(

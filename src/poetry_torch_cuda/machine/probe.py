@@ -34,18 +34,6 @@ SMI_FIELDS = ("driver_version,compute_cap,name", "driver_version,name")
 ROOT_VARIABLE = "POETRY_TORCH_CUDA_SYSTEM_ROOT"
 SMI_FAILED = "nvidia-smi failed"
 
-#: Jetson model name -> compute capability: NVIDIA's CUDA GPUs list
-#: (developer.nvidia.com/cuda-gpus, read 2026-11-27); Thor is 11.0 in CUDA 13
-#: numbering (10.1 under CUDA 12.x: pollen-robotics/microduck_rl issue 38).
-JETSON_CAPABILITIES: tuple[tuple[str, tuple[int, int]], ...] = (
-    ("thor", (11, 0)),
-    ("orin", (8, 7)),
-    ("xavier", (7, 2)),
-    ("tx2", (6, 2)),
-    ("tx1", (5, 3)),
-    ("nano", (5, 3)),
-)
-
 
 @dataclass(frozen=True)
 class NvidiaGpu:
@@ -115,15 +103,6 @@ class Jetson:
 
     l4t: tuple[int, int] | None
     model: str | None
-
-    @property
-    def compute_capability(self) -> tuple[int, int] | None:
-        """The GPU's compute capability, from the model name (``Orin`` is 8.7)."""
-        model = (self.model or "").lower()
-        for word, capability in JETSON_CAPABILITIES:
-            if word in model:
-                return capability
-        return None
 
     def __str__(self) -> str:
         release = f"L4T R{self.l4t[0]}.{self.l4t[1]}" if self.l4t else "L4T unknown"
@@ -308,7 +287,6 @@ def probe_nvidia(
 
 
 def probe_rocm(
-    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_tool,
     which: Callable[[str], str | None] = shutil.which,
     environ: Mapping[str, str] = os.environ,
 ) -> tuple[Rocm | None, list[str]]:
@@ -327,7 +305,7 @@ def probe_rocm(
             notes.append(f"ROCm {version} is installed but its GPUs cannot be listed")
         return None, notes
     try:
-        code, out, err = run([rocminfo])
+        code, out, err = run_tool([rocminfo])
     except _ProbeError as error:
         notes.append(f"rocminfo failed: {error}")
         return None, notes

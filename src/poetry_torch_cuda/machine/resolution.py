@@ -1,14 +1,19 @@
 """Where ``auto`` decides, for the listeners and every command.
 
 :func:`probe` finds the machine, :func:`offer_finder` asks the index,
-:func:`choose` decides (the rule is :mod:`.detection`'s, the memory
-:mod:`.memory`'s) and :func:`resolve` ties them for an environment. A concrete
-variant costs nothing; ``auto`` probes once per run and asks the index only
-about what is not already installed.
+:func:`choose` decides (the rule is :mod:`.detection`'s) skipping the builds
+that failed verification here (the memory: :func:`remember`, kept per environment
+and keyed on the driver and GPUs, so a driver update starts afresh), and
+:func:`resolve` ties them for an environment. A concrete variant costs nothing;
+``auto`` probes once per run and asks the index only about what is not installed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import datetime
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,18 +22,19 @@ from cleo.formatters.formatter import Formatter
 from cleo.io.outputs.output import Verbosity
 from packaging.utils import canonicalize_name
 
+from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.index.offers import Offer
 from poetry_torch_cuda.index.offers import OfferFinder
 from poetry_torch_cuda.index.offers import wanted_versions
+from poetry_torch_cuda.index.quick import write_json
 from poetry_torch_cuda.machine.detection import JETSON_NOTE
 from poetry_torch_cuda.machine.detection import Decision
 from poetry_torch_cuda.machine.detection import cpu_fallback_warning
 from poetry_torch_cuda.machine.detection import decide
 from poetry_torch_cuda.machine.detection import old_jetson
-from poetry_torch_cuda.machine.memory import remembering
 from poetry_torch_cuda.machine.probe import probe_jetson
 from poetry_torch_cuda.machine.probe import probe_machine
 from poetry_torch_cuda.output import PREFIX
@@ -62,12 +68,6 @@ class Resolution:
     origin: str
     decision: Decision | None = None
     machine: Machine | None = None
-
-    def describe(self) -> str:
-        """``cu129`` or ``auto -> cu126``."""
-        if self.configured.kind == "auto":
-            return f"auto -> {self.variant}"
-        return str(self.variant)
 
 
 def probe(env: Env, *, nvcc: bool = False) -> Machine:
@@ -207,7 +207,9 @@ def report(resolution: Resolution, io: IO) -> None:
     decision = resolution.decision
     if decision is None:
         return
-    io.write_line(f"{PREFIX}: {resolution.describe()}", verbosity=Verbosity.VERBOSE)
+    io.write_line(
+        f"{PREFIX}: auto -> {resolution.variant}", verbosity=Verbosity.VERBOSE
+    )
     for step in decision.steps:
         io.write_line(f"  - {Formatter.escape(step)}", verbosity=Verbosity.VERBOSE)
     machine = resolution.machine
@@ -256,3 +258,101 @@ def refresher(
         return config, resolve(config, poetry, env, locked_versions).variant
 
     return refresh
+
+
+#: The memory of failed builds, in the environment's state directory.
+FILE_NAME = ".poetry-torch-cuda-memory.json"
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One remembered failure: which build, when, and the verification's finding."""
+
+    variant: str
+    torch: str | None
+    reason: str
+    when: str
+    machine: str
+
+
+def failures(env_path: Path, machine: Machine | None = None) -> list[Failure]:
+    """The remembered failures, all of them or those for ``machine`` only."""
+    key = None if machine is None else _machine_key(machine)
+    if machine is not None and key is None:
+        return []
+    return [f for f in _read(env_path) if key is None or f.machine == key]
+
+
+def remember(
+    env_path: Path, machine: Machine, variant: Variant, torch: str | None, reason: str
+) -> bool:
+    """Record that ``variant`` failed here; ``False`` when the machine has no key."""
+    key = _machine_key(machine)
+    if key is None:
+        return False
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    kept = [f for f in _read(env_path) if (f.machine, f.variant) != (key, variant.name)]
+    entries = [*kept, Failure(variant.name, torch, reason, when, key)]
+    data = {"schema": SCHEMA, "failures": [dataclasses.asdict(f) for f in entries]}
+    write_json(_memory_path(env_path), data)
+    return True
+
+
+def forget(env_path: Path) -> int:
+    """Clear the memory; returns how many failures it held."""
+    count = len(_read(env_path))
+    with contextlib.suppress(FileNotFoundError):
+        _memory_path(env_path).unlink()
+    return count
+
+
+def remembering(
+    offers: Callable[[Variant], Offer], env_path: Path, machine: Machine
+) -> Callable[[Variant], Offer]:
+    """``offers`` that answers "no" for builds that failed here before."""
+    failed = {failure.variant: failure for failure in failures(env_path, machine)}
+    if not failed:
+        return offers
+
+    def offer(variant: Variant) -> Offer:
+        failure = failed.get(variant.name)
+        if failure is None:
+            return offers(variant)
+        return Offer(
+            False,
+            f"failed verification in this environment ({failure.when}): "
+            f"{failure.reason} (`poetry torch-cuda detect --forget` tries it again)",
+            remembered=True,
+        )
+
+    return offer
+
+
+def _machine_key(machine: Machine) -> str | None:
+    """What a failure is kept for: the driver and the GPUs (``None``: no GPU driver)."""
+    if machine.nvidia is not None:
+        gpus = "; ".join(str(gpu) for gpu in machine.nvidia.gpus) or "GPUs unknown"
+        return f"NVIDIA driver {machine.nvidia.version}; {gpus}"
+    if machine.rocm is not None:
+        gpus = "; ".join(str(gpu) for gpu in machine.rocm.gpus)
+        return f"ROCm {machine.rocm.version or '?'}; {gpus}"
+    return None
+
+
+def _memory_path(env_path: Path) -> Path:
+    return state_dir(Path(env_path)) / FILE_NAME
+
+
+def _read(env_path: Path) -> list[Failure]:
+    try:
+        data = json.loads(_memory_path(env_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    entries = data.get("failures") if isinstance(data, dict) else None
+    found = []
+    for entry in entries if isinstance(entries, list) else []:
+        with contextlib.suppress(KeyError, TypeError):
+            fields = dataclasses.fields(Failure)
+            found.append(Failure(**{f.name: entry[f.name] for f in fields}))
+    return found
