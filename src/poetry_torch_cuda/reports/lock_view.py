@@ -125,7 +125,7 @@ def requirements(
         parts.append(f">= {full} (full CUDA {cuda[0]}.{cuda[1]}, for PTX JIT)")
     driver = " or ".join(parts) or "a driver newer than the tables"
     found = tables.arch_list_for(variant.name, torch, machine, sys_platform)
-    gpus = "GPUs unknown" if found is None else tables.describe_archs(found.archs)
+    gpus = "GPUs unknown" if found is None else tables.describe_archs(found)
     note = ""
     if not tables.is_known_variant(variant.name):
         note = f" (the tables predate {variant}; {tables.UPDATE_HINT})"
