@@ -14,12 +14,12 @@ from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.index.offers import wanted_versions
 from poetry_torch_cuda.machine import tables
-from poetry_torch_cuda.machine.fleet import target_machine
-from poetry_torch_cuda.machine.fleet import target_offers
 from poetry_torch_cuda.machine.resolution import choose
 from poetry_torch_cuda.machine.resolution import failures
 from poetry_torch_cuda.machine.resolution import forget
+from poetry_torch_cuda.machine.resolution import offer_finder
 from poetry_torch_cuda.machine.resolution import resolve
+from poetry_torch_cuda.machine.resolution import target_machine
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.config import load_config
@@ -92,7 +92,7 @@ class DetectCommand(TorchCudaCommand):
         if self.option("target"):
             target = find_target(config.targets, str(self.option("target")))
             wanted = wanted_versions(config.package_names, locked or {})
-            finder = target_offers(config, client, wanted, target, self.env.marker_env)
+            finder = offer_finder(config, self.poetry, self.env, wanted, client, target)
             machine = target_machine(target)
             decision = choose(machine, finder, torch)
             where = f"on target <c1>{esc(target.describe())}</>"

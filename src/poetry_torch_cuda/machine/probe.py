@@ -14,12 +14,12 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
 from poetry_torch_cuda.machine.tables import dotted
+from poetry_torch_cuda.machine.tables import newest_cuda
 
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class Machine:
     nvidia: NvidiaDriver | None = None
     rocm: Rocm | None = None
     nvcc: str | None = None
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
     jetson: Jetson | None = None
 
     @property
@@ -128,8 +128,6 @@ class Machine:
 
     def to_json(self) -> dict[str, Any]:
         """What the probes found, as JSON (``status --json``, ``detect --json``)."""
-        from poetry_torch_cuda.machine.tables import newest_cuda
-
         nvidia, rocm = self.nvidia, self.rocm
         driver = None
         if nvidia is not None:

@@ -20,7 +20,7 @@ from packaging.version import Version
 from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
 from poetry_torch_cuda.machine import tables
-from poetry_torch_cuda.machine.fleet import check_project_fleet
+from poetry_torch_cuda.machine.resolution import check_project_fleet
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.locked import locked_state
