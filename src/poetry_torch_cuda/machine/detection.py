@@ -386,10 +386,10 @@ def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decisi
     ]
     names = list(tables.ROCM_VARIANTS)
     have = rocm.major_minor
-    if have is not None:
+    if have is not None:  # the machine's own rocm<X.Y> first, then the same major
         exact = f"rocm{have[0]}.{have[1]}"
-        names = [exact] + [n for n in names if n != exact]
-        names = [n for n in names if tables.rocm_version(n)[0] == have[0]]
+        same = [n for n in names if tables.rocm_version(n)[0] == have[0]]
+        names = [exact, *(n for n in same if n != exact)]
     verdicts = [assess(Variant(name, "rocm"), machine) for name in names]
     candidates: list[tuple[Verdict, Offer | None]] = []
     usable = [verdict for verdict in verdicts if verdict.usable]

@@ -213,18 +213,15 @@ def parse_proc_version(text: str) -> str | None:
 def parse_rocminfo(text: str) -> tuple[RocmGpu, ...]:
     """The GPU agents (``Device Type: GPU``) in ``rocminfo`` output."""
     gpus: list[RocmGpu] = []
-    for block in re.split(
-        r"^\*+\s*\n\s*Agent \d+\s*\n\*+\s*$", text, flags=re.MULTILINE
-    )[1:]:
+    agents = re.split(r"^\*+\s*\n\s*Agent \d+\s*\n\*+\s*$", text, flags=re.MULTILINE)
+    for block in agents[1:]:
         values: dict[str, str] = {}
         for line in block.splitlines():
             key, sep, value = line.strip().partition(":")
             if sep and key not in values:
                 values[key.strip()] = value.strip()
-        if values.get("Device Type") == "GPU" and values.get("Name", "").startswith(
-            "gfx"
-        ):
-            gfx = values["Name"]
+        gfx = values.get("Name", "")
+        if values.get("Device Type") == "GPU" and gfx.startswith("gfx"):
             gpus.append(RocmGpu(len(gpus), gfx, values.get("Marketing Name") or gfx))
     return tuple(gpus)
 
