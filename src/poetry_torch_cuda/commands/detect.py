@@ -72,16 +72,15 @@ class DetectCommand(TorchCudaCommand):
 
     def work(self) -> int:
         """Decide as ``auto`` would; the text and ``--json`` print one record."""
-        configured = load_config(self.poetry.pyproject.data) or TorchCudaConfig(
-            Variant("auto", "auto")
-        )
+        auto = Variant("auto", "auto")
+        configured = load_config(self.poetry.pyproject.data) or TorchCudaConfig(auto)
         if self.option("forget"):
             count = forget(self.env.path)
             self.line_error(
                 f"Forgot {count} failed build{'s' if count != 1 else ''} "
                 "remembered for this environment"
             )
-        config = dataclasses.replace(configured, variant=Variant("auto", "auto"))
+        config = dataclasses.replace(configured, variant=auto)
         locked = None
         if self.poetry.locker.is_locked():
             locked = locked_state(self.poetry, self.env).versions
