@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
+from poetry_torch_cuda.project.variants import parse_variant
+
 
 #: The day every table below was last checked against its sources.
 READ_ON = "2026-11-27"
@@ -407,8 +409,6 @@ def driver_key(version: str) -> tuple[int, ...] | None:
 
 
 def _cuda_of(variant: str) -> tuple[int, int] | None:
-    from poetry_torch_cuda.project.variants import parse_variant
-
     try:
         return parse_variant(variant).cuda_version
     except ValueError:
