@@ -137,5 +137,4 @@ def test_driver_table_is_ordered() -> None:
 
 
 def archs_of(*args: str, **kwargs: str) -> tuple[Arch, ...] | None:
-    found = arch_list_for(*args, **kwargs)
-    return None if found is None else found.archs
+    return arch_list_for(*args, **kwargs)

@@ -15,8 +15,8 @@ from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.index.offers import Offer
 from poetry_torch_cuda.machine.detection import COMPAT_RULE
 from poetry_torch_cuda.machine.detection import FULL_RULE
-from poetry_torch_cuda.machine.fleet import check_target
-from poetry_torch_cuda.machine.fleet import target_marker_env
+from poetry_torch_cuda.machine.resolution import check_target
+from poetry_torch_cuda.machine.resolution import target_marker_env
 from poetry_torch_cuda.project.config import FleetTarget
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.variants import parse_variant

@@ -11,7 +11,7 @@ import pytest
 
 from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.index.offers import Offer
-from poetry_torch_cuda.machine import memory
+from poetry_torch_cuda.machine import resolution
 from poetry_torch_cuda.machine.probe import Machine
 from poetry_torch_cuda.machine.tables import Arch
 from poetry_torch_cuda.project.config import load_config
@@ -256,22 +256,24 @@ def test_a_crashing_probe_says_how_it_died(tmp_path: Path) -> None:
 
 def test_memory_is_keyed_on_driver_and_gpus(tmp_path: Path) -> None:
     gtx = nvidia("575.51.03", ("NVIDIA GeForce GTX 1080", (6, 1)))
-    assert memory.remember(tmp_path, gtx, parse_variant("cu126"), "2.13.0+cu126", "x")
-    assert [f.variant for f in memory.failures(tmp_path, gtx)] == ["cu126"]
+    assert resolution.remember(
+        tmp_path, gtx, parse_variant("cu126"), "2.13.0+cu126", "x"
+    )
+    assert [f.variant for f in resolution.failures(tmp_path, gtx)] == ["cu126"]
     newer_driver = nvidia("580.95.05", ("NVIDIA GeForce GTX 1080", (6, 1)))
-    assert memory.failures(tmp_path, newer_driver) == []
-    assert not memory.remember(tmp_path, NO_GPU, parse_variant("cpu"), None, "x")
+    assert resolution.failures(tmp_path, newer_driver) == []
+    assert not resolution.remember(tmp_path, NO_GPU, parse_variant("cpu"), None, "x")
 
     def offers(variant: object) -> Offer:
         return Offer(True, "on the index")
 
-    remembering = memory.remembering(offers, tmp_path, gtx)
-    skipped = remembering(parse_variant("cu126"))
+    remembered = resolution.remembering(offers, tmp_path, gtx)
+    skipped = remembered(parse_variant("cu126"))
     assert skipped.available is False
     assert "failed verification in this environment" in skipped.detail
-    assert remembering(parse_variant("cu118")).available is True
-    assert memory.forget(tmp_path) == 1
-    assert memory.failures(tmp_path) == []
+    assert remembered(parse_variant("cu118")).available is True
+    assert resolution.forget(tmp_path) == 1
+    assert resolution.failures(tmp_path) == []
 
 
 # -- configuration -----------------------------------------------------------------

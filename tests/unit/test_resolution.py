@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 from poetry.utils.env import MockEnv
 
 from poetry_torch_cuda.index.offers import Offer
-from poetry_torch_cuda.machine import memory
 from poetry_torch_cuda.machine.probe import Machine
 from poetry_torch_cuda.machine.probe import NvidiaDriver
 from poetry_torch_cuda.machine.probe import NvidiaGpu
 from poetry_torch_cuda.machine.resolution import choose
+from poetry_torch_cuda.machine.resolution import remember
 from poetry_torch_cuda.project.variants import parse_variant
 
 
@@ -34,7 +34,7 @@ def offered(variant: Variant) -> Offer:
 def test_an_env_remembers_failed_builds_a_target_does_not(tmp_path: Path) -> None:
     newest = choose(RTX, offered, "2.14.1").variant
     assert newest.kind == "cuda"
-    assert memory.remember(tmp_path, RTX, newest, f"2.14.1+{newest}", "no kernel")
+    assert remember(tmp_path, RTX, newest, f"2.14.1+{newest}", "no kernel")
     env = MockEnv(path=tmp_path)
     again = choose(RTX, offered, "2.14.1", env=env)
     assert again.variant != newest

@@ -179,5 +179,4 @@ def test_every_row_names_its_source() -> None:
 
 
 def archs_of(*args: str, **kwargs: str) -> tuple[Arch, ...] | None:
-    found = arch_list_for(*args, **kwargs)
-    return None if found is None else found.archs
+    return arch_list_for(*args, **kwargs)

@@ -14,12 +14,12 @@ from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.index.offers import wanted_versions
 from poetry_torch_cuda.machine import tables
-from poetry_torch_cuda.machine.fleet import target_machine
-from poetry_torch_cuda.machine.fleet import target_offers
-from poetry_torch_cuda.machine.memory import failures
-from poetry_torch_cuda.machine.memory import forget
 from poetry_torch_cuda.machine.resolution import choose
+from poetry_torch_cuda.machine.resolution import failures
+from poetry_torch_cuda.machine.resolution import forget
+from poetry_torch_cuda.machine.resolution import offer_finder
 from poetry_torch_cuda.machine.resolution import resolve
+from poetry_torch_cuda.machine.resolution import target_machine
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.config import find_target
@@ -72,16 +72,15 @@ class DetectCommand(TorchCudaCommand):
 
     def work(self) -> int:
         """Decide as ``auto`` would; the text and ``--json`` print one record."""
-        configured = load_config(self.poetry.pyproject.data) or TorchCudaConfig(
-            Variant("auto", "auto")
-        )
+        auto = Variant("auto", "auto")
+        configured = load_config(self.poetry.pyproject.data) or TorchCudaConfig(auto)
         if self.option("forget"):
             count = forget(self.env.path)
             self.line_error(
                 f"Forgot {count} failed build{'s' if count != 1 else ''} "
                 "remembered for this environment"
             )
-        config = dataclasses.replace(configured, variant=Variant("auto", "auto"))
+        config = dataclasses.replace(configured, variant=auto)
         locked = None
         if self.poetry.locker.is_locked():
             locked = locked_state(self.poetry, self.env).versions
@@ -92,7 +91,7 @@ class DetectCommand(TorchCudaCommand):
         if self.option("target"):
             target = find_target(config.targets, str(self.option("target")))
             wanted = wanted_versions(config.package_names, locked or {})
-            finder = target_offers(config, client, wanted, target, self.env.marker_env)
+            finder = offer_finder(config, self.poetry, self.env, wanted, client, target)
             machine = target_machine(target)
             decision = choose(machine, finder, torch)
             where = f"on target <c1>{esc(target.describe())}</>"
@@ -122,8 +121,8 @@ class DetectCommand(TorchCudaCommand):
                 for verdict, offer in decision.candidates
             ],
             "machine": machine.to_json(),
-            "remembered": [failure.to_json() for failure in applies],
-            "remembered_elsewhere": [failure.to_json() for failure in elsewhere],
+            "remembered": [dataclasses.asdict(f) for f in applies],
+            "remembered_elsewhere": [dataclasses.asdict(f) for f in elsewhere],
         }
         if self.option("json"):
             self.write_json(data)

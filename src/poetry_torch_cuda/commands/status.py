@@ -12,7 +12,7 @@ from poetry.console.commands.group_command import GroupCommand
 from poetry_torch_cuda.commands.base import NotCreatedEnv
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.machine import tables
-from poetry_torch_cuda.machine.fleet import check_project_fleet
+from poetry_torch_cuda.machine.resolution import check_project_fleet
 from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import ENV_VARIANT
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
 
     from poetry_torch_cuda.context import RunContext
-    from poetry_torch_cuda.machine.fleet import TargetCheck
+    from poetry_torch_cuda.machine.resolution import TargetCheck
     from poetry_torch_cuda.reports.status import StatusReport
 
 

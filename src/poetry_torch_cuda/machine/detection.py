@@ -25,10 +25,6 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.machine.probe import NvidiaGpu
 
 CPU = Variant("cpu", "cpu")
-MACOS_NOTE = (
-    "macOS: PyTorch publishes only PyPI's default build (CPU and MPS); "
-    "Poetry installs it as usual"
-)
 #: The rule that admits a build on a driver below its CUDA version's own.
 COMPAT_RULE = "minor-version compatibility"
 #: The rule that admits a build on its CUDA version's full-support driver.
@@ -112,19 +108,17 @@ def decide(
     """The newest variant the driver runs, built for every GPU and on the index; else
     the one serving most GPUs; else cpu. ``extra`` (``cu133``) needs the index's yes."""
     if machine.sys_platform == "darwin":
-        return Decision(
-            CPU,
-            (MACOS_NOTE,),
-        )
+        note = "macOS: PyTorch publishes only PyPI's default build (CPU and MPS)"
+        return Decision(CPU, (f"{note}; Poetry installs it as usual",))
     if old_jetson(machine.jetson):
-        steps = [f"{machine.jetson}: {JETSON_NOTE}"]
-        return _fallback(steps, "cpu: no PyTorch variant index serves this board")
+        why = "cpu: no PyTorch variant index serves this board"
+        return Decision(CPU, (f"{machine.jetson}: {JETSON_NOTE}", why))
     if machine.nvidia is not None:
         return _decide_cuda(machine, offers, torch_version, tuple(extra))
     if machine.rocm is not None:
         return _decide_rocm(machine, offers)
-    steps = [*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE]
-    return _fallback(steps, "cpu: no GPU to build for")
+    steps = (*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE)
+    return Decision(CPU, (*steps, "cpu: no GPU to build for"))
 
 
 def old_jetson(jetson: Jetson | None) -> bool:
@@ -172,8 +166,8 @@ def _assess_cuda(
         if newest
         else "is older than every CUDA"
     )
-    found = tables.arch_list_for(variant.name, torch_version, machine.machine, platform)
-    if found is None:
+    archs = tables.arch_list_for(variant.name, torch_version, machine.machine, platform)
+    if archs is None:
         if full_ok:
             why = (
                 f"driver {driver} fully supports CUDA {dotted}; "
@@ -183,14 +177,14 @@ def _assess_cuda(
         return Verdict(
             variant, None, (*notes, f"cannot tell whether driver {driver} runs it")
         )
-    built = tables.describe_archs(found.archs)
+    built = tables.describe_archs(archs)
     unknown = [gpu for gpu in nvidia.gpus if gpu.compute_capability is None]
     jit: list[NvidiaGpu] = []
     uncovered: list[NvidiaGpu] = []
     for gpu in nvidia.gpus:
         cc = gpu.compute_capability
-        if cc is not None and tables.sass_for(found.archs, cc) is None:
-            (uncovered if tables.ptx_for(found.archs, cc) is None else jit).append(gpu)
+        if cc is not None and tables.sass_for(archs, cc) is None:
+            (uncovered if tables.ptx_for(archs, cc) is None else jit).append(gpu)
     if not floor_ok and not full_ok:
         full_text = (
             f">= {full} (full CUDA {dotted} support)"
@@ -254,7 +248,11 @@ def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
     rocm = machine.rocm
     if rocm is None:
         return Verdict(variant, False, ("no ROCm GPU found",))
-    wanted, have, version = _rocm_version(variant.name), rocm.major_minor, rocm.version
+    wanted, have, version = (
+        tables.rocm_version(variant.name),
+        rocm.major_minor,
+        rocm.version,
+    )
     notes: tuple[str, ...] = ()
     if not tables.is_known_variant(variant.name):
         notes = (
@@ -327,7 +325,8 @@ def _decide_cuda(
             tuple(candidates),
             verdict.uncovered,
         )
-    return _fallback(steps, "cpu: no CUDA variant fits", tuple(candidates))
+    steps.append("cpu: no CUDA variant fits")
+    return Decision(CPU, tuple(steps), None, tuple(candidates))
 
 
 def _first_offered(
@@ -378,15 +377,6 @@ def _driver_step(nvidia: NvidiaDriver, platform: str) -> str:
     return text
 
 
-def _fallback(
-    steps: list[str],
-    reason: str,
-    candidates: tuple[tuple[Verdict, Offer | None], ...] = (),
-) -> Decision:
-    # cpu is the only answer left: nothing to decide, so no index is asked.
-    return Decision(CPU, (*steps, reason), None, candidates)
-
-
 def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decision:
     rocm = machine.rocm
     assert rocm is not None
@@ -396,21 +386,18 @@ def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decisi
     ]
     names = list(tables.ROCM_VARIANTS)
     have = rocm.major_minor
-    if have is not None:
+    if have is not None:  # the machine's own rocm<X.Y> first, then the same major
         exact = f"rocm{have[0]}.{have[1]}"
-        names = [exact] + [n for n in names if n != exact]
-        names = [n for n in names if _rocm_version(n)[0] == have[0]]
+        same = [n for n in names if tables.rocm_version(n)[0] == have[0]]
+        names = [exact, *(n for n in same if n != exact)]
     verdicts = [assess(Variant(name, "rocm"), machine) for name in names]
     candidates: list[tuple[Verdict, Offer | None]] = []
     usable = [verdict for verdict in verdicts if verdict.usable]
     chosen = _first_offered(usable, offers, steps, candidates)
     if chosen is not None:
         return Decision(chosen.variant, tuple(steps), None, tuple(candidates))
-    return _fallback(steps, "cpu: no ROCm variant fits", tuple(candidates))
-
-
-def _rocm_version(name: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in name.removeprefix("rocm").split("."))
+    steps.append("cpu: no ROCm variant fits")
+    return Decision(CPU, tuple(steps), None, tuple(candidates))
 
 
 def cpu_fallback_warning(

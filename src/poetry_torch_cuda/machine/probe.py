@@ -14,12 +14,12 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
 from poetry_torch_cuda.machine.tables import dotted
+from poetry_torch_cuda.machine.tables import newest_cuda
 
 
 if TYPE_CHECKING:
@@ -33,18 +33,6 @@ SMI_FIELDS = ("driver_version,compute_cap,name", "driver_version,name")
 #: Where /proc, /dev and /etc are looked up: ``/`` except in tests (a container's view).
 ROOT_VARIABLE = "POETRY_TORCH_CUDA_SYSTEM_ROOT"
 SMI_FAILED = "nvidia-smi failed"
-
-#: Jetson model name -> compute capability: NVIDIA's CUDA GPUs list
-#: (developer.nvidia.com/cuda-gpus, read 2026-11-27); Thor is 11.0 in CUDA 13
-#: numbering (10.1 under CUDA 12.x: pollen-robotics/microduck_rl issue 38).
-JETSON_CAPABILITIES: tuple[tuple[str, tuple[int, int]], ...] = (
-    ("thor", (11, 0)),
-    ("orin", (8, 7)),
-    ("xavier", (7, 2)),
-    ("tx2", (6, 2)),
-    ("tx1", (5, 3)),
-    ("nano", (5, 3)),
-)
 
 
 @dataclass(frozen=True)
@@ -116,15 +104,6 @@ class Jetson:
     l4t: tuple[int, int] | None
     model: str | None
 
-    @property
-    def compute_capability(self) -> tuple[int, int] | None:
-        """The GPU's compute capability, from the model name (``Orin`` is 8.7)."""
-        model = (self.model or "").lower()
-        for word, capability in JETSON_CAPABILITIES:
-            if word in model:
-                return capability
-        return None
-
     def __str__(self) -> str:
         release = f"L4T R{self.l4t[0]}.{self.l4t[1]}" if self.l4t else "L4T unknown"
         return f"NVIDIA Jetson ({self.model or 'model unknown'}, {release})"
@@ -139,7 +118,7 @@ class Machine:
     nvidia: NvidiaDriver | None = None
     rocm: Rocm | None = None
     nvcc: str | None = None
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
     jetson: Jetson | None = None
 
     @property
@@ -149,8 +128,6 @@ class Machine:
 
     def to_json(self) -> dict[str, Any]:
         """What the probes found, as JSON (``status --json``, ``detect --json``)."""
-        from poetry_torch_cuda.machine.tables import newest_cuda
-
         nvidia, rocm = self.nvidia, self.rocm
         driver = None
         if nvidia is not None:
@@ -236,18 +213,15 @@ def parse_proc_version(text: str) -> str | None:
 def parse_rocminfo(text: str) -> tuple[RocmGpu, ...]:
     """The GPU agents (``Device Type: GPU``) in ``rocminfo`` output."""
     gpus: list[RocmGpu] = []
-    for block in re.split(
-        r"^\*+\s*\n\s*Agent \d+\s*\n\*+\s*$", text, flags=re.MULTILINE
-    )[1:]:
+    agents = re.split(r"^\*+\s*\n\s*Agent \d+\s*\n\*+\s*$", text, flags=re.MULTILINE)
+    for block in agents[1:]:
         values: dict[str, str] = {}
         for line in block.splitlines():
             key, sep, value = line.strip().partition(":")
             if sep and key not in values:
                 values[key.strip()] = value.strip()
-        if values.get("Device Type") == "GPU" and values.get("Name", "").startswith(
-            "gfx"
-        ):
-            gfx = values["Name"]
+        gfx = values.get("Name", "")
+        if values.get("Device Type") == "GPU" and gfx.startswith("gfx"):
             gpus.append(RocmGpu(len(gpus), gfx, values.get("Marketing Name") or gfx))
     return tuple(gpus)
 
@@ -308,7 +282,6 @@ def probe_nvidia(
 
 
 def probe_rocm(
-    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_tool,
     which: Callable[[str], str | None] = shutil.which,
     environ: Mapping[str, str] = os.environ,
 ) -> tuple[Rocm | None, list[str]]:
@@ -327,7 +300,7 @@ def probe_rocm(
             notes.append(f"ROCm {version} is installed but its GPUs cannot be listed")
         return None, notes
     try:
-        code, out, err = run([rocminfo])
+        code, out, err = run_tool([rocminfo])
     except _ProbeError as error:
         notes.append(f"rocminfo failed: {error}")
         return None, notes

@@ -1,22 +1,32 @@
 """Where ``auto`` decides, for the listeners and every command.
 
 :func:`probe` finds the machine, :func:`offer_finder` asks the index,
-:func:`choose` decides (the rule is :mod:`.detection`'s, the memory
-:mod:`.memory`'s) and :func:`resolve` ties them for an environment. A concrete
-variant costs nothing; ``auto`` probes once per run and asks the index only
-about what is not already installed.
+:func:`choose` decides (the rule is :mod:`.detection`'s) skipping the builds
+that failed verification here (the memory: :func:`remember`, kept per environment
+and keyed on the driver and GPUs, so a driver update starts afresh), and
+:func:`resolve` ties them for an environment. A concrete variant costs nothing;
+``auto`` probes once per run and asks the index only about what is not installed.
+:func:`check_project_fleet` applies the same rule to the declared targets, each
+described as if probed there (:func:`target_machine`), for the configured variant
+or ``auto``'s pick there.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import datetime
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import Any
 
 from cleo.formatters.formatter import Formatter
 from cleo.io.outputs.output import Verbosity
 from packaging.utils import canonicalize_name
 
+from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import project_client
@@ -25,16 +35,20 @@ from poetry_torch_cuda.index.offers import OfferFinder
 from poetry_torch_cuda.index.offers import wanted_versions
 from poetry_torch_cuda.machine.detection import JETSON_NOTE
 from poetry_torch_cuda.machine.detection import Decision
+from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.detection import cpu_fallback_warning
 from poetry_torch_cuda.machine.detection import decide
 from poetry_torch_cuda.machine.detection import old_jetson
-from poetry_torch_cuda.machine.memory import remembering
+from poetry_torch_cuda.machine.probe import Machine
+from poetry_torch_cuda.machine.probe import NvidiaDriver
+from poetry_torch_cuda.machine.probe import NvidiaGpu
 from poetry_torch_cuda.machine.probe import probe_jetson
 from poetry_torch_cuda.machine.probe import probe_machine
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.project.config import current_config
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.tempfiles import write_json
 
 
 if TYPE_CHECKING:
@@ -48,7 +62,8 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.machine.probe import Machine
+    from poetry_torch_cuda.machine.detection import Verdict
+    from poetry_torch_cuda.project.config import FleetTarget
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
@@ -63,12 +78,6 @@ class Resolution:
     decision: Decision | None = None
     machine: Machine | None = None
 
-    def describe(self) -> str:
-        """``cu129`` or ``auto -> cu126``."""
-        if self.configured.kind == "auto":
-            return f"auto -> {self.variant}"
-        return str(self.variant)
-
 
 def probe(env: Env, *, nvcc: bool = False) -> Machine:
     """This machine as ``env`` sees it (its ``platform_machine``); ``nvcc`` adds nvcc."""
@@ -82,12 +91,16 @@ def offer_finder(
     env: Env,
     wanted: Mapping[NormalizedName, str],
     client: IndexClient | None = None,
+    target: FleetTarget | None = None,
 ) -> OfferFinder:
-    """What the index offers ``env`` of ``wanted`` per variant (installed builds ask nothing)."""
+    """What the index offers ``env`` of ``wanted`` per variant (installed builds ask
+    nothing); for a declared ``target``, its platform's wheels (env's markers moved)."""
     client = client or project_client(poetry)
-    return OfferFinder(
-        client, config, wanted, env.marker_env, installed_environment(env)
-    )
+    if target is not None:
+        markers = target_marker_env(target, dict(env.marker_env))
+        return OfferFinder(client, config, wanted, markers)
+    installed = installed_environment(env)
+    return OfferFinder(client, config, wanted, env.marker_env, installed)
 
 
 def choose(
@@ -207,7 +220,9 @@ def report(resolution: Resolution, io: IO) -> None:
     decision = resolution.decision
     if decision is None:
         return
-    io.write_line(f"{PREFIX}: {resolution.describe()}", verbosity=Verbosity.VERBOSE)
+    io.write_line(
+        f"{PREFIX}: auto -> {resolution.variant}", verbosity=Verbosity.VERBOSE
+    )
     for step in decision.steps:
         io.write_line(f"  - {Formatter.escape(step)}", verbosity=Verbosity.VERBOSE)
     machine = resolution.machine
@@ -256,3 +271,228 @@ def refresher(
         return config, resolve(config, poetry, env, locked_versions).variant
 
     return refresh
+
+
+#: The memory of failed builds, in the environment's state directory.
+FILE_NAME = ".poetry-torch-cuda-memory.json"
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One remembered failure: which build, when, and the verification's finding."""
+
+    variant: str
+    torch: str | None
+    reason: str
+    when: str
+    machine: str
+
+
+def failures(env_path: Path, machine: Machine | None = None) -> list[Failure]:
+    """The remembered failures, all of them or those for ``machine`` only."""
+    key = None if machine is None else _machine_key(machine)
+    if machine is not None and key is None:
+        return []
+    return [f for f in _read(env_path) if key is None or f.machine == key]
+
+
+def remember(
+    env_path: Path, machine: Machine, variant: Variant, torch: str | None, reason: str
+) -> bool:
+    """Record that ``variant`` failed here; ``False`` when the machine has no key."""
+    key = _machine_key(machine)
+    if key is None:
+        return False
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    kept = [f for f in _read(env_path) if (f.machine, f.variant) != (key, variant.name)]
+    entries = [*kept, Failure(variant.name, torch, reason, when, key)]
+    data = {"schema": SCHEMA, "failures": [dataclasses.asdict(f) for f in entries]}
+    write_json(_memory_path(env_path), data)
+    return True
+
+
+def forget(env_path: Path) -> int:
+    """Clear the memory; returns how many failures it held."""
+    count = len(_read(env_path))
+    with contextlib.suppress(FileNotFoundError):
+        _memory_path(env_path).unlink()
+    return count
+
+
+def remembering(
+    offers: Callable[[Variant], Offer], env_path: Path, machine: Machine
+) -> Callable[[Variant], Offer]:
+    """``offers`` that answers "no" for builds that failed here before."""
+    failed = {failure.variant: failure for failure in failures(env_path, machine)}
+    if not failed:
+        return offers
+
+    def offer(variant: Variant) -> Offer:
+        failure = failed.get(variant.name)
+        if failure is None:
+            return offers(variant)
+        return Offer(
+            False,
+            f"failed verification in this environment ({failure.when}): "
+            f"{failure.reason} (`poetry torch-cuda detect --forget` tries it again)",
+            remembered=True,
+        )
+
+    return offer
+
+
+def _machine_key(machine: Machine) -> str | None:
+    """What a failure is kept for: the driver and the GPUs (``None``: no GPU driver)."""
+    if machine.nvidia is not None:
+        gpus = "; ".join(str(gpu) for gpu in machine.nvidia.gpus) or "GPUs unknown"
+        return f"NVIDIA driver {machine.nvidia.version}; {gpus}"
+    if machine.rocm is not None:
+        gpus = "; ".join(str(gpu) for gpu in machine.rocm.gpus)
+        return f"ROCm {machine.rocm.version or '?'}; {gpus}"
+    return None
+
+
+def _memory_path(env_path: Path) -> Path:
+    return state_dir(Path(env_path)) / FILE_NAME
+
+
+def _read(env_path: Path) -> list[Failure]:
+    try:
+        data = json.loads(_memory_path(env_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    entries = data.get("failures") if isinstance(data, dict) else None
+    found = []
+    for entry in entries if isinstance(entries, list) else []:
+        with contextlib.suppress(KeyError, TypeError):
+            fields = dataclasses.fields(Failure)
+            found.append(Failure(**{f.name: entry[f.name] for f in fields}))
+    return found
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """One target: the variant it would get, whether that runs there, and why."""
+
+    target: FleetTarget
+    variant: Variant
+    ok: bool
+    reasons: tuple[str, ...]
+    rule: str | None = None
+
+    def summary(self) -> str:
+        """``training: cu130 runs (minor-version compatibility)`` or why not."""
+        if self.ok:
+            how = f" ({self.rule})" if self.rule else ""
+            return f"{self.target.describe()}: {self.variant} runs there{how}"
+        return (
+            f"{self.target.describe()}: {self.variant} cannot run there: "
+            + "; ".join(self.reasons)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form, as ``status --json`` prints it."""
+        return {
+            "name": self.target.name,
+            "driver": self.target.driver,
+            "gpus": [f"{major}.{minor}" for major, minor in self.target.gpus],
+            "platform": self.target.platform,
+            "variant": self.variant.name,
+            "ok": self.ok,
+            "rule": self.rule,
+            "reasons": list(self.reasons),
+        }
+
+
+def target_machine(target: FleetTarget) -> Machine:
+    """The :class:`Machine` a target describes, as if probed there."""
+    gpus = tuple(
+        NvidiaGpu(index, f"declared GPU {index}", capability)
+        for index, capability in enumerate(target.gpus)
+    )
+    return Machine(
+        target.sys_platform,
+        target.machine,
+        NvidiaDriver(target.driver, f"target {target.name}", gpus),
+    )
+
+
+def target_marker_env(target: FleetTarget, base: dict[str, Any]) -> dict[str, Any]:
+    """``base`` (this env's markers) moved to the target's OS and machine."""
+    windows = target.sys_platform.startswith("win")
+    return {
+        **base,
+        "sys_platform": target.sys_platform,
+        "platform_machine": target.machine,
+        "platform_system": "Windows" if windows else "Linux",
+        "os_name": "nt" if windows else "posix",
+    }
+
+
+def check_target(
+    target: FleetTarget,
+    configured: Variant,
+    torch_version: str | None,
+    offers: Callable[[Variant], Offer],
+) -> TargetCheck:
+    """Whether ``configured`` (or ``auto``'s pick) runs the locked torch on ``target``."""
+    machine = target_machine(target)
+    if configured.kind == "auto":
+        decision = choose(machine, offers, torch_version)
+        variant = decision.variant
+        if variant.kind != "cuda":
+            why = f"auto would fall back to {variant}: {decision.steps[-1]}"
+            return TargetCheck(target, variant, False, (why,))
+        if decision.left_out:  # no variant serves every GPU of the target
+            return TargetCheck(target, variant, False, (str(decision.forced_by),))
+        return _from_verdict(target, assess(variant, machine, torch_version), None)
+    missing = configured.not_built_for(target.sys_platform, target.platform)
+    if missing is None and configured.kind != "cuda":
+        missing = f"{configured} builds do not use the target's NVIDIA GPUs"
+    if missing is not None:
+        return TargetCheck(target, configured, False, (missing,))
+    verdict = assess(configured, machine, torch_version)
+    return _from_verdict(
+        target, verdict, offers(configured) if verdict.usable else None
+    )
+
+
+def _from_verdict(
+    target: FleetTarget, verdict: Verdict, offer: Offer | None
+) -> TargetCheck:
+    available = None if offer is None else offer.available
+    ok = bool(verdict.usable) and available is not False
+    reasons = verdict.reasons
+    if verdict.usable is None:
+        reasons = ("cannot tell whether it runs", *reasons)
+    elif verdict.usable and offer is not None and available is not True:
+        reasons = (offer.detail,) if available is False else (*reasons, offer.detail)
+    return TargetCheck(
+        target, verdict.variant, ok, reasons, verdict.rule if ok else None
+    )
+
+
+def check_project_fleet(
+    config: TorchCudaConfig,
+    poetry: Poetry,
+    env: Env,
+    locked_versions: Mapping[NormalizedName, str],
+    client: IndexClient | None = None,
+) -> list[TargetCheck]:
+    """The project's declared targets against its lock, each asking the index for
+    its own platform's wheels."""
+    if not config.targets:
+        return []
+    client = client or project_client(poetry)
+    wanted = wanted_versions(config.package_names, locked_versions)
+    torch = wanted.get(canonicalize_name("torch"))
+    return [
+        check_target(
+            target,
+            config.variant,
+            torch,
+            offer_finder(config, poetry, env, wanted, client, target),
+        )
+        for target in config.targets
+    ]

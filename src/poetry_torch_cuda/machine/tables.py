@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
+from poetry_torch_cuda.project.variants import parse_variant
+
 
 #: The day every table below was last checked against its sources.
 READ_ON = "2026-11-27"
@@ -213,18 +215,20 @@ TORCH_RELEASES: tuple[TorchRelease, ...] = (
     TorchRelease("2.4", ("cu124", "cu121", "cu118"), ("rocm6.1",), "PT-REL"),
 )
 
+
+def rocm_version(variant: str) -> tuple[int, ...]:
+    """``(6, 2, 4)`` for ``rocm6.2.4``."""
+    return tuple(int(part) for part in variant.removeprefix("rocm").split("."))
+
+
 #: ROCm variants asked about, newest first: :data:`TORCH_RELEASES`' plus rocm7.0
 #: (torch 2.9 nightlies; uv's list). ``auto`` also tries the machine's ``rocm<X.Y>``.
-ROCM_VARIANTS: tuple[str, ...] = (
-    "rocm7.14",
-    "rocm7.2",
-    "rocm7.1",
-    "rocm7.0",
-    "rocm6.4",
-    "rocm6.3",
-    "rocm6.2.4",
-    "rocm6.2",
-    "rocm6.1",
+ROCM_VARIANTS: tuple[str, ...] = tuple(
+    sorted(
+        {name for row in TORCH_RELEASES for name in row.rocm} | {"rocm7.0"},
+        key=rocm_version,
+        reverse=True,
+    )
 )
 
 
@@ -238,16 +242,6 @@ class Arch:
 
     def __str__(self) -> str:
         return f"sm_{self.major}{self.minor}" + ("+PTX" if self.ptx else "")
-
-
-@dataclass(frozen=True)
-class ArchList:
-    """The architectures a variant builds for, where that list came from, and the
-    known variant whose list stands in for an unknown one (``cu133`` -> cu132)."""
-
-    archs: tuple[Arch, ...]
-    source: str
-    inferred_from: str | None = None
 
 
 def dotted(version: tuple[int, int] | None) -> str:
@@ -290,7 +284,7 @@ def arch_list_for(
     torch_version: str | None = None,
     machine: str = "x86_64",
     sys_platform: str = "linux",
-) -> ArchList | None:
+) -> tuple[Arch, ...] | None:
     """What ``variant``'s wheels are built for here (the newest list without
     ``torch_version``; an unknown variant takes :func:`nearest_known`'s), or ``None``."""
     name = variant if variant in ARCH_LISTS else nearest_known(variant)
@@ -316,9 +310,7 @@ def arch_list_for(
         text = chosen.windows or chosen.linux
     else:
         text = chosen.linux
-    return ArchList(
-        parse_arch_list(text), chosen.source, None if name == variant else name
-    )
+    return parse_arch_list(text)
 
 
 def sass_for(archs: tuple[Arch, ...], capability: tuple[int, int]) -> Arch | None:
@@ -417,8 +409,6 @@ def driver_key(version: str) -> tuple[int, ...] | None:
 
 
 def _cuda_of(variant: str) -> tuple[int, int] | None:
-    from poetry_torch_cuda.project.variants import parse_variant
-
     try:
         return parse_variant(variant).cuda_version
     except ValueError:

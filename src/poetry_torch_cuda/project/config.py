@@ -1,6 +1,6 @@
 """Read and validate the ``[tool.poetry-torch-cuda]`` table and its environment overrides,
 with ``[[tool.poetry-torch-cuda.targets]]``: the machines (driver, GPUs, platform) a
-project must run on, checked by :mod:`poetry_torch_cuda.machine.fleet`."""
+project must run on, checked by :func:`poetry_torch_cuda.machine.resolution.check_project_fleet`."""
 
 from __future__ import annotations
 

@@ -26,8 +26,8 @@ from poetry_torch_cuda.install.reconcile import reconcile_environment
 from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.install.undo import drop_previous
 from poetry_torch_cuda.install.undo import previous_build
-from poetry_torch_cuda.machine.memory import remember
 from poetry_torch_cuda.machine.resolution import probe
+from poetry_torch_cuda.machine.resolution import remember
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc

@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
 from poetry_torch_cuda.machine import tables
-from poetry_torch_cuda.machine.fleet import check_project_fleet
+from poetry_torch_cuda.machine.resolution import check_project_fleet
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.locked import locked_state
@@ -123,7 +123,7 @@ def requirements(
         parts.append(f">= {full} (full CUDA {cuda[0]}.{cuda[1]}, for PTX JIT)")
     driver = " or ".join(parts) or "a driver newer than the tables"
     found = tables.arch_list_for(variant.name, torch, machine, sys_platform)
-    gpus = "GPUs unknown" if found is None else tables.describe_archs(found.archs)
+    gpus = "GPUs unknown" if found is None else tables.describe_archs(found)
     note = ""
     if not tables.is_known_variant(variant.name):
         note = f" (the tables predate {variant}; {tables.UPDATE_HINT})"
