@@ -15,15 +15,11 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
-from packaging.version import InvalidVersion
-from packaging.version import Version
 
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.pip import PipRunner
-from poetry_torch_cuda.install.reconcile import reconcile_environment
-from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.install.undo import drop_previous
 from poetry_torch_cuda.install.undo import previous_build
 from poetry_torch_cuda.machine.memory import remember
@@ -32,6 +28,7 @@ from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.locked import LockedState
+from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.proof.verify import prove
 
@@ -39,50 +36,43 @@ from poetry_torch_cuda.proof.verify import prove
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from cleo.io.io import IO
     from packaging.utils import NormalizedName
-    from poetry.poetry import Poetry
-    from poetry.utils.env import Env
 
+    from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.install.planning import Plan
-    from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
 #: How many more of ``auto``'s candidates are tried after the first one failed.
 MAX_MOVES = 2
 
 
-def take_snapshot(config: TorchCudaConfig, env: Env) -> dict[NormalizedName, str]:
-    """The versions of the configured packages ``env`` holds now (torch first), for
-    switch's rollback."""
-    installed = installed_environment(env)
-    names = sorted(config.package_names, key=lambda name: name != "torch")
+def take_snapshot(ctx: RunContext) -> dict[NormalizedName, str]:
+    """The versions of the configured packages the env holds now (torch first),
+    for switch's rollback."""
+    installed = installed_environment(ctx.env)
+    names = sorted(ctx.config.package_names, key=lambda name: name != "torch")
     held = {name: installed.get(name) for name in names}
     return {name: found.version for name, found in held.items() if found is not None}
 
 
 def prove_change(
-    poetry: Poetry,
-    env: Env,
-    io: IO,
-    config: TorchCudaConfig,
+    ctx: RunContext,
     variant: Variant,
-    locked: LockedState,
     plan: Plan,
     *,
     snapshot: Mapping[NormalizedName, str] | None = None,
 ) -> Variant:
-    """Verify ``env`` after ``plan`` made it hold ``variant``; returns the variant in place.
+    """Verify the env after ``plan`` made it hold ``variant``; returns the variant in place.
 
     Raises:
         TorchCudaError: the build (and, for ``auto``, its next candidates)
             failed; with ``snapshot`` the previous builds are back in place.
     """
+    config, env, io = ctx.config, ctx.env, ctx.io
 
     def give_up(message: str, kept: str, code: int = 1) -> TorchCudaError:
         if snapshot is not None:  # switch: all or nothing
-            restored = _roll_back(snapshot, poetry, env, io, config, locked)
-            kept = f"\n{restored} pyproject.toml is unchanged."
+            kept = f"\n{_roll_back(ctx, snapshot)} pyproject.toml is unchanged."
         error = TorchCudaError(message + kept)
         error.exit_code = code
         return error
@@ -116,9 +106,8 @@ def prove_change(
                 # Remembered: auto's next choice is another build.
                 remember(env.path, machine, failed, proof.torch_version, first.message)
                 if moves < MAX_MOVES:
-                    chosen = resolve(
-                        config, poetry, env, locked.versions, machine=machine
-                    )
+                    versions = ctx.locked.versions
+                    chosen = resolve(config, ctx.poetry, env, versions, machine=machine)
                     # Never to a build the rule rejects (a pick that leaves a GPU out).
                     if not (chosen.decision and chosen.decision.left_out):
                         following = chosen.variant
@@ -139,62 +128,51 @@ def prove_change(
                 "`poetry torch-cuda detect` shows it)"
             )
             # The one locked, hash-checked install path; it records the owner too.
-            settings = InstallSettings.of(poetry, io)
-            reconcile_environment(config, following, locked, env, io, settings)
+            ctx.reconcile(following)
             variant, moves = following, moves + 1
     finally:
         if not config.keep_previous_build:  # kept only for the rollback
             drop_previous(env.path)
 
 
-def _roll_back(
-    snapshot: Mapping[NormalizedName, str],
-    poetry: Poetry,
-    env: Env,
-    io: IO,
-    config: TorchCudaConfig,
-    locked: LockedState,
-) -> str:
+def _roll_back(ctx: RunContext, snapshot: Mapping[NormalizedName, str]) -> str:
     """Put the snapshot's builds back: from the change's stash, else locked files."""
     held = ", ".join(f"{name} {version}" for name, version in snapshot.items())
-    previous = previous_build(env.path)
+    previous = previous_build(ctx.env.path)
     if previous is not None and snapshot == {
         name: previous.before[name]
-        for name in config.package_names
+        for name in ctx.config.package_names
         if name in previous.before
     }:
         try:
-            pip = PipRunner(env.get_pip_command(), show_output=False)
-            previous.put_back(env, pip.uninstall)
+            pip = PipRunner(ctx.env.get_pip_command(), show_output=False)
+            previous.put_back(ctx.env, pip.uninstall)
         except (TorchCudaError, OSError) as error:
             return (
                 f"Putting back {held} failed as well ({error}): torch may not "
                 "import; `poetry torch-cuda sync --force` reinstalls it."
             )
-        drop_previous(env.path)
+        drop_previous(ctx.env.path)
         held = held or "no torch build, as before"
         return f"Put back the previous build: {held} (no download)."
     variant = None
     for version in snapshot.values():
         try:
-            variant = parse_variant(Version(version).local or "")
+            variant = parse_variant(label_of(version) or "")
             break
-        except (InvalidVersion, ValueError):
+        except ValueError:
             continue
     if variant is None:
         return (
             f"The earlier build ({held or 'none'}) cannot be installed "
             "from a variant's lock; the failing one stays installed."
         )
+    before = dataclasses.replace(
+        ctx, config=dataclasses.replace(ctx.config, variant=variant)
+    )
+    before.locked = LockedState(dict(snapshot), ctx.locked.graph)
     try:
-        reconcile_environment(
-            dataclasses.replace(config, variant=variant),
-            variant,
-            LockedState(dict(snapshot), locked.graph),
-            env,
-            io,
-            InstallSettings.of(poetry, io),
-        )
+        before.reconcile(variant)
     except TorchCudaError as error:
         return f"Putting back {held} failed as well: {error}"
     return f"Put back the previous build: {held}."

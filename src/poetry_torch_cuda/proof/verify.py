@@ -17,13 +17,13 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.install.sweep import family_problems
 from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.proof.run import ChildRun
 from poetry_torch_cuda.proof.run import run_child
 from poetry_torch_cuda.proof.verdict import SYNC_FORCE
 from poetry_torch_cuda.proof.verdict import BuildVerdict
 from poetry_torch_cuda.proof.verdict import Check
 from poetry_torch_cuda.proof.verdict import judge
-from poetry_torch_cuda.proof.verdict import local_label
 
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class Proof:
                 **dict.fromkeys(("version", "imports", "error")),
                 **entry,
                 "installed": bool(entry.get("installed")),
-                "label": local_label(entry.get("version") or ""),
+                "label": label_of(entry.get("version") or ""),
                 "traceback": entry.get("traceback") if debug else None,
             }
         torch = report.get("torch")
