@@ -90,13 +90,8 @@ class RunContext:
         settings = InstallSettings.of(
             self.poetry, self.io, force=force, compile_bytecode=compile_bytecode
         )
-        again = refresher(self.poetry, self.env, self.locked.versions)
+        locked, env, io = self.locked, self.env, self.io
+        again = refresher(self.poetry, env, locked.versions) if refresh else None
         return reconcile_environment(
-            self.config,
-            variant,
-            self.locked,
-            self.env,
-            self.io,
-            settings,
-            refresh=again if refresh else None,
+            self.config, variant, locked, env, io, settings, refresh=again
         )

@@ -23,7 +23,6 @@ from typing import Any
 from cleo.io.outputs.output import Verbosity
 from packaging.utils import canonicalize_name
 
-from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.pip import PipRunner
@@ -234,9 +233,8 @@ MAX_MOVES = 2
 def take_snapshot(ctx: RunContext) -> dict[NormalizedName, str]:
     """The versions of the configured packages the env holds now (torch first),
     for switch's rollback."""
-    installed = installed_environment(ctx.env)
     names = sorted(ctx.config.package_names, key=lambda name: name != "torch")
-    held = {name: installed.get(name) for name in names}
+    held = {name: ctx.installed.get(name) for name in names}
     return {name: found.version for name, found in held.items() if found is not None}
 
 
