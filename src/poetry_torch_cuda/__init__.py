@@ -10,7 +10,7 @@ COMMANDS = {
     "torch-cuda": "poetry_torch_cuda.commands.overview:OverviewCommand",
     "torch-cuda switch": "poetry_torch_cuda.commands.switch:SwitchCommand",
     "torch-cuda status": "poetry_torch_cuda.commands.status:StatusCommand",
-    "torch-cuda sync": "poetry_torch_cuda.commands.sync:SyncCommand",
+    "torch-cuda sync": "poetry_torch_cuda.commands.switch:SyncCommand",
     "torch-cuda detect": "poetry_torch_cuda.commands.detect:DetectCommand",
     "torch-cuda variants": "poetry_torch_cuda.commands.variants:VariantsCommand",
     "torch-cuda verify": "poetry_torch_cuda.commands.verify:VerifyCommand",

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.install.reconcile import reconcile_environment
+from poetry_torch_cuda.install.request import InstallSettings
+from poetry_torch_cuda.machine.resolution import refresher
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.selection import Selection
@@ -28,8 +31,10 @@ if TYPE_CHECKING:
 
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
+    from poetry_torch_cuda.project.variants import Variant
 
 
 @dataclass
@@ -45,7 +50,8 @@ class RunContext:
 
     @cached_property
     def locked(self) -> LockedState:
-        """The lock's view: the configured packages held or selected, the graph.
+        """The lock's view: the configured packages held or selected, the graph
+        (a hook sets what its Poetry run resolved instead).
 
         Raises:
             TorchCudaError: the project has no lock file yet.
@@ -67,3 +73,25 @@ class RunContext:
     def warn(self, message: str) -> None:
         """One warning line on stderr."""
         self.io.write_error_line(f"<warning>{PREFIX}: {esc(message)}</>")
+
+    def reconcile(
+        self,
+        variant: Variant,
+        *,
+        force: bool = False,
+        compile_bytecode: bool = False,
+        refresh: bool = False,
+    ) -> Plan:
+        """Make the environment hold ``variant`` through the one locked install path.
+
+        With ``refresh``, a run that waited for another one plans again with
+        the configuration as it is then; returns the plan carried out.
+        """
+        settings = InstallSettings.of(
+            self.poetry, self.io, force=force, compile_bytecode=compile_bytecode
+        )
+        locked, env, io = self.locked, self.env, self.io
+        again = refresher(self.poetry, env, locked.versions) if refresh else None
+        return reconcile_environment(
+            self.config, variant, locked, env, io, settings, refresh=again
+        )

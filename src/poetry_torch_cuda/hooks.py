@@ -18,11 +18,8 @@ from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.reconcile import protected_for
-from poetry_torch_cuda.install.reconcile import reconcile_environment
 from poetry_torch_cuda.install.reconcile import write_plan
-from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.machine.resolution import jetson_warning
-from poetry_torch_cuda.machine.resolution import refresher
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
@@ -174,7 +171,8 @@ class CommandHooks:
                 if command.name in ("lock", "update"):
                     _check_lock(ctx)
             if guard is not None and guard.locked is not None:
-                _after_run(ctx, command, guard.locked)
+                ctx.locked = guard.locked  # what this Poetry run resolved
+                _after_run(ctx, command)
         except TorchCudaError as error:
             write_error(event.io, str(error))
             event.set_exit_code(error.exit_code or 1)
@@ -207,11 +205,11 @@ def _check_lock(ctx: RunContext) -> None:
         )
 
 
-def _after_run(ctx: RunContext, command: InstallerCommand, locked: LockedState) -> None:
+def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     """The after-step: resolve ``auto``, install the variant's builds, prove them."""
     variant = ctx.config.variant
     if variant.kind == "auto":
-        resolution = resolve(ctx.config, ctx.poetry, ctx.env, locked.versions)
+        resolution = resolve(ctx.config, ctx.poetry, ctx.env, ctx.locked.versions)
         report(resolution, ctx.io)
         variant = resolution.variant
     machine = str(ctx.env.marker_env.get("platform_machine") or "")
@@ -219,23 +217,19 @@ def _after_run(ctx: RunContext, command: InstallerCommand, locked: LockedState) 
     if jetson is not None:
         ctx.warn(jetson)
     if command.installer.is_dry_run():
-        write_plan(ctx.config, variant, locked, ctx.env, ctx.io)
+        write_plan(ctx.config, variant, ctx.locked, ctx.env, ctx.io)
         return
     compiles = command.io.input.has_option("compile") and command.option("compile")
-    settings = InstallSettings.of(ctx.poetry, ctx.io, compile_bytecode=bool(compiles))
-    refresh = refresher(ctx.poetry, ctx.env, locked.versions)
-    plan = reconcile_environment(
-        ctx.config, variant, locked, ctx.env, ctx.io, settings, refresh=refresh
-    )
+    plan = ctx.reconcile(variant, compile_bytecode=bool(compiles), refresh=True)
     if plan.is_empty:
         ctx.io.write_line(
             f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
         )
-    warnings = unknown_entries(ctx.config, locked.graph)
+    warnings = unknown_entries(ctx.config, ctx.locked.graph)
     warnings += left_to_poetry(ctx.config, installed_environment(ctx.env))
     for warning in warnings:
         ctx.warn(warning)
     if not plan.is_empty:  # a no-op run never verifies (nor imports proof/)
         from poetry_torch_cuda.proof.after import prove_change
 
-        prove_change(ctx.poetry, ctx.env, ctx.io, ctx.config, variant, locked, plan)
+        prove_change(ctx, variant, plan)

@@ -186,7 +186,7 @@ def test_a_plan_that_only_removes_asks_nothing_before_pip(tmp_path: Path) -> Non
 
 
 def test_nothing_held_is_said_only_when_nothing_is_here_to_move() -> None:
-    from poetry_torch_cuda.commands.base import holds_nothing
+    from poetry_torch_cuda.commands.switch import holds_nothing
     from poetry_torch_cuda.project.locked import LockedState
 
     unlocked = LockedState({}, {})

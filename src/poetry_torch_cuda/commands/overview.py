@@ -21,37 +21,27 @@ DISTRIBUTION = "poetry-torch-cuda"
 README = "README.md of poetry-torch-cuda (in its repository and source distribution)"
 
 
-def subcommands() -> list[tuple[str, str]]:
-    """``(subcommand, one-line description)`` for every ``torch-cuda …`` command."""
-    found = []
+def overview() -> list[str]:
+    """The listing, in Poetry's styles, with the documentation's address from the
+    installed metadata (else where the README is)."""
+    entries = []
     for name, target in sorted(COMMANDS.items()):
-        if not name.startswith(f"{NAMESPACE} "):
-            continue
         module, _, attribute = target.partition(":")
-        command_class = getattr(import_module(module), attribute)
-        found.append((name[len(NAMESPACE) + 1 :], str(command_class.description)))
-    return found
-
-
-def documentation() -> str:
-    """The documentation address from the installed metadata, else where the README is."""
+        if name.startswith(f"{NAMESPACE} "):
+            description = getattr(import_module(module), attribute).description
+            entries.append((name[len(NAMESPACE) + 1 :], str(description)))
+    address = README
     for entry in metadata(DISTRIBUTION).get_all("Project-URL") or []:
         label, _, url = str(entry).partition(",")
         if label.strip().lower() == "documentation":
-            return url.strip()
-    return README
-
-
-def overview() -> list[str]:
-    """The listing, in Poetry's styles."""
-    entries = subcommands()
+            address = url.strip()
     width = max((len(name) for name, _ in entries), default=0)
     lines = ["<b>Commands</> (<c1>poetry torch-cuda COMMAND</>):"]
     lines += [f"  <c1>{name:<{width}}</>  {text}" for name, text in entries]
     lines += [
         "",
         "One command's options: <c1>poetry torch-cuda COMMAND --help</>",
-        f"<b>Documentation:</> {documentation()}",
+        f"<b>Documentation:</> {address}",
     ]
     return lines
 
@@ -82,9 +72,7 @@ class OverviewCommand(Command):
                 f"The requested command <c1>{words[0]}</> does not exist in the "
                 f"<c1>{NAMESPACE}</> namespace."
             )
-            for line in overview():
-                self.line_error(line)
-            return 1
+        write = self.line_error if words else self.line
         for line in overview():
-            self.line(line)
-        return 0
+            write(line)
+        return 1 if words else 0

@@ -1,24 +1,30 @@
-"""``poetry torch-cuda switch VARIANT``: install another variant, then record it."""
+"""``poetry torch-cuda switch VARIANT`` and ``sync``: move the environment's torch
+family to a variant's builds (``switch`` then records the variant)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
 from typing import ClassVar
 
 from cleo.helpers import argument
 from cleo.helpers import option
+from poetry.console.commands.group_command import GroupCommand
 
-from poetry_torch_cuda.commands.base import DRY_RUN
-from poetry_torch_cuda.commands.base import MOVES_HELP
-from poetry_torch_cuda.commands.base import MovingCommand
+from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.reconcile import OWNER
+from poetry_torch_cuda.install.reconcile import describe_plan
+from poetry_torch_cuda.install.reconcile import plan_for
 from poetry_torch_cuda.install.reconcile import write_waiting
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import settle
+from poetry_torch_cuda.machine.resolution import report
+from poetry_torch_cuda.machine.resolution import require_builds
+from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
@@ -26,7 +32,9 @@ from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.config import read_pyproject
+from poetry_torch_cuda.project.locked import check_fresh
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
+from poetry_torch_cuda.project.selection import LockView
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import variant_argument
@@ -44,8 +52,107 @@ if TYPE_CHECKING:
     from cleo.io.io import IO
 
     from poetry_torch_cuda.context import RunContext
-    from poetry_torch_cuda.project.pyproject_edit import PendingWrite
+    from poetry_torch_cuda.install.planning import Plan
+    from poetry_torch_cuda.machine.resolution import Resolution
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.variants import Variant
+
+DRY_RUN = option("dry-run", None, "Print what would change and change nothing.")
+#: The end of ``switch``'s and ``sync``'s help: what they move.
+MOVES_HELP = (
+    "It moves the configured packages the environment holds; the groups and "
+    "extras options add what `poetry install` would install with them."
+)
+
+
+class MovingCommand(TorchCudaCommand, GroupCommand):
+    """A command that moves the environment's torch family to a variant's builds."""
+
+    def reads_only(self, io: IO) -> bool:
+        """A dry run only reads (it never creates the virtualenv)."""
+        return bool(io.input.option("dry-run"))
+
+    def prepare(self, config: TorchCudaConfig) -> tuple[RunContext, Resolution]:
+        """The one prelude of ``switch`` and ``sync``: a fresh lock, the run
+        context for ``config``, and the variant it resolves to here.
+
+        Raises:
+            TorchCudaError: a stale or missing lock, bad options, or a variant
+                without builds for this platform.
+        """
+        check_fresh(self.poetry)
+        ctx = self.context(config)
+        resolution = resolve(config, self.poetry, self.env, ctx.locked.versions)
+        require_builds(resolution.variant, sys.platform)
+        return ctx, resolution
+
+    def plan_words(self, ctx: RunContext, plan: Plan, *, would: bool = False) -> str:
+        """What ``plan`` changes, or why nothing moves; ``would`` words a dry run."""
+        if holds_nothing(plan, ctx.locked):
+            view = LockView.of(ctx.poetry, ctx.env, ctx.selection)
+            return view.nothing_held(ctx.config.package_names)
+        text = describe_plan(plan)
+        if not would:
+            return text
+        return f"nothing would change: {text}" if plan.is_empty else f"would {text}"
+
+    def preview(
+        self, ctx: RunContext, variant: Variant, *, force: bool = False, would: bool
+    ) -> str:
+        """A dry run's words: the plan that would make the env hold ``variant``."""
+        plan = plan_for(ctx.config, variant, ctx.locked, ctx.env, force=force)
+        return self.plan_words(ctx, plan, would=would)
+
+    def move(
+        self, ctx: RunContext, variant: Variant, *, force: bool = False, refresh: bool
+    ) -> Plan:
+        """Make the environment hold ``variant``; one line when nothing changed."""
+        plan = ctx.reconcile(variant, force=force, refresh=refresh)
+        if plan.is_empty:
+            self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan))}")
+        return plan
+
+
+def holds_nothing(plan: Plan, locked: LockedState) -> bool:
+    """Whether nothing moves because no configured package is here to move:
+    nothing to install, remove or keep, and nothing the lock resolves here."""
+    return plan.is_empty and not plan.satisfied and not locked.versions
+
+
+class SyncCommand(MovingCommand):
+    """Install the configured variant's builds of the locked versions, without Poetry."""
+
+    name = "torch-cuda sync"
+    description = (
+        "Make the environment hold the configured variant now, without a Poetry "
+        "install run."
+    )
+    options: ClassVar[list[Option]] = [
+        option("force", None, "Reinstall the builds even when they already match."),
+        DRY_RUN,
+        *selection_options(),
+    ]
+    help = (
+        "Installs the locked torch family in the configured variant's build from "
+        "its index with the environment's pip, then removes CUDA wheels nothing "
+        "needs any more. Poetry's other packages are pinned as they are. "
+        "<c1>--force</> reinstalls even a matching build (pip --force-reinstall). "
+        + MOVES_HELP
+    )
+
+    def work(self) -> int:
+        """Resolve, plan, and (unless ``--dry-run``) apply."""
+        ctx, resolution = self.prepare(self.project_config())
+        report(resolution, self.io)
+        variant, force = resolution.variant, bool(self.option("force"))
+        if self.option("dry-run"):
+            words = self.preview(ctx, variant, force=force, would=True)
+            self.line(f"{PREFIX}: {esc(words)}")
+            return 0
+        plan = self.move(ctx, variant, force=force, refresh=True)
+        prove_change(ctx, variant, plan)
+        return 0
 
 
 class SwitchCommand(MovingCommand):
@@ -127,19 +234,10 @@ class SwitchCommand(MovingCommand):
         ):
             if waited:  # another run changed things meanwhile: read them again
                 ctx, variant = self._target(name, read_pyproject(pyproject))
-            snapshot = take_snapshot(ctx.config, self.env)
-            plan = self.move(ctx, variant)
+            snapshot = take_snapshot(ctx)
+            plan = self.move(ctx, variant, refresh=False)
             # A build that fails verification is replaced by the previous one.
-            final = prove_change(
-                self.poetry,
-                self.env,
-                self.io,
-                ctx.config,
-                variant,
-                ctx.locked,
-                plan,
-                snapshot=snapshot,
-            )
+            final = prove_change(ctx, variant, plan, snapshot=snapshot)
             if final != variant and name == variant.name:  # --pin: what runs here
                 name = final.name
                 if pending is not None:
@@ -147,11 +245,15 @@ class SwitchCommand(MovingCommand):
                 pending = prepare_variant(pyproject, name)
             elif final != variant:
                 resolved = f" (auto: {final})"
-            if pending is not None and _commit(pending):
-                self.line(
-                    f'{PREFIX}: pyproject.toml now says variant = "<c2>{name}</>"{resolved}'
-                )
-                settle(self.poetry, self.io, read_pyproject(pyproject))
+            if pending is not None:
+                with pending:
+                    committed = pending.commit()
+                if committed:
+                    self.line(
+                        f"{PREFIX}: pyproject.toml now says "
+                        f'variant = "<c2>{name}</>"{resolved}'
+                    )
+                    settle(self.poetry, self.io, read_pyproject(pyproject))
         override = os.environ.get(ENV_VARIANT, "").strip()
         if override and override != name:
             self.line_error(
@@ -163,21 +265,12 @@ class SwitchCommand(MovingCommand):
     def _target(self, name: str, data: Mapping[str, Any]) -> tuple[RunContext, Variant]:
         """The run context with ``name`` as the variant, and what it resolves to."""
         environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
-        config = load_config(_with_variant(dict(data), name), environ)
+        tool = dict(data.get("tool") or {})
+        tool[TABLE] = {
+            **(tool.get(TABLE) or {"index-url": DEFAULT_INDEX_URL}),
+            "variant": name,
+        }
+        config = load_config({**data, "tool": tool}, environ)
         assert config is not None
         ctx, resolution = self.prepare(config)
         return ctx, resolution.variant
-
-
-def _commit(pending: PendingWrite) -> bool:
-    """Apply ``pending``; its temporary file is gone afterwards either way."""
-    with pending:
-        return pending.commit()
-
-
-def _with_variant(pyproject: dict[str, object], variant: str) -> dict[str, object]:
-    tool = dict(pyproject.get("tool") or {})  # type: ignore[call-overload]
-    table = dict(tool.get(TABLE) or {"index-url": DEFAULT_INDEX_URL})
-    table["variant"] = variant
-    tool[TABLE] = table
-    return {**pyproject, "tool": tool}

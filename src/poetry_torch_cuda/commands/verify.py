@@ -15,7 +15,7 @@ from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.locked import locked_state
-from poetry_torch_cuda.proof.verify import prove
+from poetry_torch_cuda.proof.after import prove
 
 
 if TYPE_CHECKING:

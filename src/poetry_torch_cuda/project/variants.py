@@ -105,6 +105,14 @@ def public_version(version: str) -> str | None:
         return None
 
 
+def label_of(version: str) -> str | None:
+    """``cu130`` for ``2.9.0+cu130``; ``None`` without a label or a version."""
+    try:
+        return Version(version).local
+    except InvalidVersion:
+        return None
+
+
 def version_key(version: str) -> tuple[int, Version | str]:
     """A sort key for versions; one that does not parse sorts first."""
     try:

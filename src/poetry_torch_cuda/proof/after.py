@@ -1,29 +1,32 @@
-"""Verification after every change the plugin makes (install hook, switch, sync).
+"""Prove that an environment's build runs, on demand and after every change.
 
-One entry point, :func:`prove_change`. Nothing happens when nothing changed
-(the fast path stays free) or when verification is turned off. A failure
-raises a :class:`TorchCudaError` with the finding, its cause and fix;
-``auto`` first moves on (at most twice) from a build that fails for a reason
-of this machine, remembering the failure; ``switch`` passes a snapshot and
-gets the previous build put back from the stash the change kept
-(``install/undo.py``), else through the locked install.
+:func:`prove` runs the child and judges its report (``verify`` and the checks
+after a change share it); :class:`Proof` renders the result as lines, as one
+error message and as the stable JSON of ``verify --json`` (``schema`` changes
+if it does). :func:`prove_change` verifies after every change the plugin makes
+(install hook, switch, sync); nothing happens when nothing changed (the fast
+path stays free) or when verification is turned off. A failure raises a
+:class:`TorchCudaError` with the finding, its cause and fix; ``auto`` first
+moves on (at most twice) from a build that fails for a reason of this machine,
+remembering the failure; ``switch`` passes a snapshot and gets the previous
+build put back from the stash the change kept (``install/undo.py``), else
+through the locked install.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import Any
 
 from cleo.io.outputs.output import Verbosity
-from packaging.version import InvalidVersion
-from packaging.version import Version
+from packaging.utils import canonicalize_name
 
-from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.pip import PipRunner
-from poetry_torch_cuda.install.reconcile import reconcile_environment
-from poetry_torch_cuda.install.request import InstallSettings
+from poetry_torch_cuda.install.sweep import family_problems
 from poetry_torch_cuda.install.undo import drop_previous
 from poetry_torch_cuda.install.undo import previous_build
 from poetry_torch_cuda.machine.resolution import probe
@@ -32,57 +35,227 @@ from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.locked import LockedState
+from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import parse_variant
-from poetry_torch_cuda.proof.verify import prove
+from poetry_torch_cuda.proof.run import ChildRun
+from poetry_torch_cuda.proof.run import run_child
+from poetry_torch_cuda.proof.verdict import SYNC_FORCE
+from poetry_torch_cuda.proof.verdict import BuildVerdict
+from poetry_torch_cuda.proof.verdict import Check
+from poetry_torch_cuda.proof.verdict import judge
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Mapping
 
-    from cleo.io.io import IO
     from packaging.utils import NormalizedName
-    from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.install.planning import Plan
+    from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
+
+#: The version of ``verify --json``'s layout.
+SCHEMA = 1
+_STYLE = {
+    "fail": "<error>FAIL</>",
+    "unchecked": "<warning>????</>",
+    "ok": "<info> ok </>",
+    "note": "<comment>note</>",
+}
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One verification of one environment against one variant."""
+
+    variant: Variant
+    machine: Machine
+    packages: tuple[str, ...]
+    run: ChildRun
+    verdict: BuildVerdict
+
+    @property
+    def ok(self) -> bool:
+        """Whether no check failed (a check that could not finish is no failure)."""
+        return self.verdict.ok
+
+    @property
+    def verified(self) -> bool:
+        """Whether every check ran and held."""
+        return self.verdict.ok and self.verdict.checked
+
+    @property
+    def torch_version(self) -> str | None:
+        """The installed torch's version as the child saw it."""
+        return self._package("torch").get("version")
+
+    def tracebacks(self) -> list[str]:
+        """The child's tracebacks and stderr (shown with ``-vvv`` only)."""
+        found = [
+            f"{name}:\n{trace.rstrip()}"
+            for name in self.packages
+            if (trace := self._package(name).get("traceback"))
+        ]
+        if self.run.report is None and self.run.stderr.strip():
+            found.append(self.run.stderr.rstrip())
+        return found
+
+    def lines(self) -> list[str]:
+        """The checks as styled lines, failures first, each with cause and fix."""
+        lines = []
+        for check in self.verdict.ordered():
+            lines.append(f"{_STYLE[check.status]} {esc(check.message)}")
+            lines += [f"       cause: {esc(check.cause)}"] if check.cause else []
+            lines += [f"       fix:   {esc(check.fix)}"] if check.fix else []
+        return lines
+
+    def summary(self) -> str:
+        """One line: what was proven after a change (or why it could not be)."""
+        checks = self.verdict.checks
+        for check in checks:
+            if check.status == "unchecked":
+                return f"warning: {check.message}; {check.fix}"
+        held = [c.message for c in checks if c.status == "ok"]
+        computes = [m[12:] for m in held if m.startswith("computes on ")]
+        notes = [c.message for c in checks if c.status == "note" and c.name == "gpu"]
+        what = f"torch {self.torch_version}" if self.torch_version else self.variant
+        return (
+            f"verified {what}: imports"
+            + (f", computes on {', '.join(computes)}" if computes else "")
+            + "".join(f" (note: {note})" for note in notes)
+        )
+
+    def failure_message(self, *, debug: bool = False) -> str:
+        """Plain text for an error: every failure with its cause and fix."""
+        lines: list[str] = []
+        for check in self.verdict.failures:
+            lines.append(check.message)
+            lines += [f"Cause: {check.cause}."] if check.cause else []
+            lines += [f"Fix: {check.fix}."] if check.fix else []
+        if debug:
+            lines += self.tracebacks()
+        elif self.tracebacks():
+            lines.append("(-vvv shows the traceback of the check.)")
+        return "\n".join(lines)
+
+    def to_json(self, *, configured: Variant, debug: bool = False) -> dict[str, Any]:
+        """``verify --json``: stable keys, ``null`` for what is unknown."""
+        report = self.run.report or {}
+        packages = {}
+        for name in self.packages:
+            entry = self._package(name)
+            packages[name] = {
+                **dict.fromkeys(("version", "imports", "error")),
+                **entry,
+                "installed": bool(entry.get("installed")),
+                "label": label_of(entry.get("version") or ""),
+                "traceback": entry.get("traceback") if debug else None,
+            }
+        torch = report.get("torch")
+        if torch:  # a device's capability as "8.9"
+            devices = [dict(device) for device in torch["devices"]]
+            for device in devices:
+                capability = device["capability"]
+                device["capability"] = ".".join(map(str, capability or ())) or None
+            torch = {**torch, "devices": devices}
+        return {
+            "schema": SCHEMA,
+            "ok": self.verified,
+            "checked": self.verdict.checked,
+            "configured": configured.name,
+            "variant": self.variant.name,
+            "python": report.get("python"),
+            "error": self.run.error,
+            "packages": packages,
+            "torch": torch or None,
+            "compute": report.get("compute") or [],
+            "torchvision_op": report.get("torchvision_op"),
+            "checks": [dataclasses.asdict(check) for check in self.verdict.checks],
+            "machine": self.machine.to_json(),
+        }
+
+    def _package(self, name: str) -> dict[str, Any]:
+        entry = ((self.run.report or {}).get("packages") or {}).get(name)
+        return entry if isinstance(entry, dict) else {}
+
+
+def prove(
+    env: Env,
+    config: TorchCudaConfig,
+    variant: Variant,
+    *,
+    machine: Machine | None = None,
+    required: Mapping[str, str] | None = None,
+    alternative: Callable[[], str | None] | None = None,
+    exists: bool = True,
+    hashes: bool = False,
+) -> Proof:
+    """Run the child in ``env`` (nothing to run if it does not ``exist``) and judge
+    its report against ``variant`` and the machine (see :func:`.verdict.judge`).
+
+    Every file the torch family's ``RECORD`` lists must exist (and, with
+    ``hashes``, have its recorded sha256).
+    """
+    packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
+    machine = machine or probe(env)
+    run = ChildRun({"packages": {}})
+    if exists:
+        run = run_child(str(env.python), list(packages), config.verify_timeout)
+    auto = config.variant.kind == "auto"
+    verdict = judge(
+        run.report,
+        run.error,
+        variant,
+        machine,
+        packages,
+        timed_out=run.timed_out,
+        required=required,
+        auto=auto,
+        alternative=alternative,
+    )
+    damage = "a removal or an interrupted install left it incomplete"
+    damaged = tuple(
+        Check("files", "fail", problem, damage, SYNC_FORCE)
+        for problem in (family_problems(env, packages, hashes=hashes) if exists else ())
+    )
+    checks = BuildVerdict((*damaged, *verdict.checks))
+    return Proof(variant, machine, packages, run, checks)
+
 
 #: How many more of ``auto``'s candidates are tried after the first one failed.
 MAX_MOVES = 2
 
 
-def take_snapshot(config: TorchCudaConfig, env: Env) -> dict[NormalizedName, str]:
-    """The versions of the configured packages ``env`` holds now (torch first), for
-    switch's rollback."""
-    installed = installed_environment(env)
-    names = sorted(config.package_names, key=lambda name: name != "torch")
-    held = {name: installed.get(name) for name in names}
+def take_snapshot(ctx: RunContext) -> dict[NormalizedName, str]:
+    """The versions of the configured packages the env holds now (torch first),
+    for switch's rollback."""
+    names = sorted(ctx.config.package_names, key=lambda name: name != "torch")
+    held = {name: ctx.installed.get(name) for name in names}
     return {name: found.version for name, found in held.items() if found is not None}
 
 
 def prove_change(
-    poetry: Poetry,
-    env: Env,
-    io: IO,
-    config: TorchCudaConfig,
+    ctx: RunContext,
     variant: Variant,
-    locked: LockedState,
     plan: Plan,
     *,
     snapshot: Mapping[NormalizedName, str] | None = None,
 ) -> Variant:
-    """Verify ``env`` after ``plan`` made it hold ``variant``; returns the variant in place.
+    """Verify the env after ``plan`` made it hold ``variant``; returns the variant in place.
 
     Raises:
         TorchCudaError: the build (and, for ``auto``, its next candidates)
             failed; with ``snapshot`` the previous builds are back in place.
     """
+    config, env, io = ctx.config, ctx.env, ctx.io
 
     def give_up(message: str, kept: str, code: int = 1) -> TorchCudaError:
         if snapshot is not None:  # switch: all or nothing
-            restored = _roll_back(snapshot, poetry, env, io, config, locked)
-            kept = f"\n{restored} pyproject.toml is unchanged."
+            kept = f"\n{_roll_back(ctx, snapshot)} pyproject.toml is unchanged."
         error = TorchCudaError(message + kept)
         error.exit_code = code
         return error
@@ -116,9 +289,8 @@ def prove_change(
                 # Remembered: auto's next choice is another build.
                 remember(env.path, machine, failed, proof.torch_version, first.message)
                 if moves < MAX_MOVES:
-                    chosen = resolve(
-                        config, poetry, env, locked.versions, machine=machine
-                    )
+                    versions = ctx.locked.versions
+                    chosen = resolve(config, ctx.poetry, env, versions, machine=machine)
                     # Never to a build the rule rejects (a pick that leaves a GPU out).
                     if not (chosen.decision and chosen.decision.left_out):
                         following = chosen.variant
@@ -139,62 +311,51 @@ def prove_change(
                 "`poetry torch-cuda detect` shows it)"
             )
             # The one locked, hash-checked install path; it records the owner too.
-            settings = InstallSettings.of(poetry, io)
-            reconcile_environment(config, following, locked, env, io, settings)
+            ctx.reconcile(following)
             variant, moves = following, moves + 1
     finally:
         if not config.keep_previous_build:  # kept only for the rollback
             drop_previous(env.path)
 
 
-def _roll_back(
-    snapshot: Mapping[NormalizedName, str],
-    poetry: Poetry,
-    env: Env,
-    io: IO,
-    config: TorchCudaConfig,
-    locked: LockedState,
-) -> str:
+def _roll_back(ctx: RunContext, snapshot: Mapping[NormalizedName, str]) -> str:
     """Put the snapshot's builds back: from the change's stash, else locked files."""
     held = ", ".join(f"{name} {version}" for name, version in snapshot.items())
-    previous = previous_build(env.path)
+    previous = previous_build(ctx.env.path)
     if previous is not None and snapshot == {
         name: previous.before[name]
-        for name in config.package_names
+        for name in ctx.config.package_names
         if name in previous.before
     }:
         try:
-            pip = PipRunner(env.get_pip_command(), show_output=False)
-            previous.put_back(env, pip.uninstall)
+            pip = PipRunner(ctx.env.get_pip_command(), show_output=False)
+            previous.put_back(ctx.env, pip.uninstall)
         except (TorchCudaError, OSError) as error:
             return (
                 f"Putting back {held} failed as well ({error}): torch may not "
                 "import; `poetry torch-cuda sync --force` reinstalls it."
             )
-        drop_previous(env.path)
+        drop_previous(ctx.env.path)
         held = held or "no torch build, as before"
         return f"Put back the previous build: {held} (no download)."
     variant = None
     for version in snapshot.values():
         try:
-            variant = parse_variant(Version(version).local or "")
+            variant = parse_variant(label_of(version) or "")
             break
-        except (InvalidVersion, ValueError):
+        except ValueError:
             continue
     if variant is None:
         return (
             f"The earlier build ({held or 'none'}) cannot be installed "
             "from a variant's lock; the failing one stays installed."
         )
+    before = dataclasses.replace(
+        ctx, config=dataclasses.replace(ctx.config, variant=variant)
+    )
+    before.locked = LockedState(dict(snapshot), ctx.locked.graph)
     try:
-        reconcile_environment(
-            dataclasses.replace(config, variant=variant),
-            variant,
-            LockedState(dict(snapshot), locked.graph),
-            env,
-            io,
-            InstallSettings.of(poetry, io),
-        )
+        before.reconcile(variant)
     except TorchCudaError as error:
         return f"Putting back {held} failed as well: {error}"
     return f"Put back the previous build: {held}."

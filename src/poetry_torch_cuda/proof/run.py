@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from poetry_torch_cuda.install.signals import signal_name
+
 
 CHILD = Path(__file__).with_name("child.py")
 #: Kept in step with ``child.MARKER`` (the child is never imported here).
@@ -60,10 +62,7 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
     if report is not None:
         return ChildRun(report, None, err)
     if process.returncode < 0:
-        try:
-            name = signal.Signals(-process.returncode).name
-        except ValueError:
-            name = f"signal {-process.returncode}"
+        name = signal_name(-process.returncode)
         died = f"was killed by {name} (the Python or a library crashed)"
     else:
         last = [line.strip() for line in err.splitlines() if line.strip()]

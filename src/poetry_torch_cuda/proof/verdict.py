@@ -14,11 +14,9 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 
-from packaging.version import InvalidVersion
-from packaging.version import Version
-
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.project.variants import label_of
 
 
 if TYPE_CHECKING:
@@ -174,7 +172,7 @@ def _package(
         message = f"{name} {version} does not import: {error}"
         return [Check(check, "fail", message, cause, fix, library and gpu)]
     checks = [Check(check, "ok", f"{name} {version} imports")]
-    label = local_label(version)
+    label = label_of(version)
     if label != variant.local_label:
         built = f"the +{label} build" if label else "a build without a label"
         message = f"{name} {version} is {built}, not the {variant} build"
@@ -351,14 +349,6 @@ def parse_archs(names: Iterable[str]) -> tuple[tables.Arch, ...]:
             key = (int(match.group(2)), int(match.group(3)))
             found[key] = found.get(key, False) or match.group(1) == "compute"
     return tuple(tables.Arch(*key, ptx) for key, ptx in sorted(found.items()))
-
-
-def local_label(version: str) -> str | None:
-    """``cu130`` for ``2.14.1+cu130``; ``None`` without a label or for no version."""
-    try:
-        return Version(version).local
-    except InvalidVersion:
-        return None
 
 
 def _major_minor(text: str) -> tuple[int, int] | None:

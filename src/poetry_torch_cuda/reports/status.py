@@ -112,11 +112,12 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     """
     config, poetry, env = ctx.config, ctx.poetry, ctx.env
     judged = ctx.selection.or_default(poetry)
+    warnings = [STALE_LOCK] if is_stale(poetry) else []
     try:
         locked = command_locked_state(poetry, env, config.package_names, judged)
-    except TorchCudaError:
-        locked = None
-    view = None if locked is None else LockView.of(poetry, env, judged)
+        view = LockView.of(poetry, env, judged)
+    except TorchCudaError as error:  # no lock: the wanted versions are unknown
+        locked, view, warnings = None, None, [str(error)]
     resolution = resolve(
         config,
         poetry,
@@ -127,15 +128,9 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     )
     variant = resolution.variant
     report = StatusReport(resolution, config.index_url(variant), machine)
+    report.warnings = warnings
     builds = read_builds(config.package_names, ctx.installed)
     managed = variant.has_builds_for(machine.sys_platform)
-    if locked is None:
-        report.warnings.append(
-            "poetry.lock does not exist, so the wanted versions are unknown; "
-            "run `poetry lock`"
-        )
-    elif is_stale(poetry):
-        report.warnings.append(STALE_LOCK)
     targets = {}
     missing: set[str] = set()
     if locked is not None and managed:
@@ -239,9 +234,9 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     if view is not None:
         report.warnings += unknown_entries(config, view.names)
         report.warnings += left_to_poetry(config, ctx.installed)
-        notes, warnings = machine_findings(resolution.decision, machine)
+        notes, found = machine_findings(resolution.decision, machine)
         report.notes += notes
-        report.warnings += warnings
+        report.warnings += found
     return report
 
 
