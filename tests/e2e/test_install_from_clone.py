@@ -27,7 +27,7 @@ from tests.support.processes import captured
 if TYPE_CHECKING:
     from tests.support.index import IndexServer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What pip prints when it cannot reach an index.

@@ -97,6 +97,7 @@ def dependency_wheels() -> list[Path]:
 WHEEL = real_torch_wheel()
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.long,
     pytest.mark.skipif(
         WHEEL is None, reason=f"no {WHEEL_GLOB} in pip's find-links on this machine"
     ),
