@@ -37,8 +37,8 @@ TEST_REQUIREMENTS += ["build>=1", "twine>=5", "pre-commit>=3"]
 #: The e2e tests spend much of their time waiting on Poetry, pip, servers and timeouts
 #: (the load stays under 2 with one worker per core): two workers per core. A worker
 #: that runs out of tests takes half of a busy one's queue (``worksteal``): with
-#: pytest-xdist's default (``load``) one worker is handed dozens of end-to-end tests
-#: while it runs quick in-process ones, and runs them alone after the others are done.
+#: pytest-xdist's default (``load``) the worker that runs the quick in-process tests is
+#: handed dozens of end-to-end tests at once and runs them alone after the others are done.
 PARALLEL = ["-n", str(2 * (os.cpu_count() or 1)), "--dist", "worksteal"]
 
 #: The compatibility matrix: every Python the plugin supports x the oldest, a

@@ -16,7 +16,7 @@ from tests.support.poetry_project import describe
 from tests.support.processes import captured
 
 
-pytestmark = [pytest.mark.e2e, pytest.mark.long]
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = [sys.executable, "-m", "tests.support.demo"]

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from tests.support.index import IndexServer
 
 
-pytestmark = [pytest.mark.e2e, pytest.mark.long]
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK_FILES = ("pyproject.toml", "poetry.lock", "torch-cuda.lock")

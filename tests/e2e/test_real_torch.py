@@ -97,7 +97,6 @@ def dependency_wheels() -> list[Path]:
 WHEEL = real_torch_wheel()
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.long,
     pytest.mark.skipif(
         WHEEL is None, reason=f"no {WHEEL_GLOB} in pip's find-links on this machine"
     ),
