@@ -29,7 +29,6 @@ from tests.support.gpus import RTX_5090
 from tests.support.gpus import gpu
 from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import no_gpu
-from tests.support.kept import Kept
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 
@@ -127,28 +126,6 @@ def make_project(
     return project
 
 
-@pytest.fixture(scope="module")
-def kept_cpu(
-    proof_index: IndexServer, tmp_path_factory: pytest.TempPathFactory
-) -> Kept:
-    """torch 2.14.1's cpu build, installed and verified (no GPU), built once per module."""
-    root = tmp_path_factory.mktemp("kept-cpu")
-    env = {**no_gpu(root), **VERIFY_ON}
-    return Kept.keep(make_project(root, proof_index, "2.14.1", "cpu", install_with=env))
-
-
-@pytest.fixture(scope="module")
-def kept_cu130(
-    proof_index: IndexServer, tmp_path_factory: pytest.TempPathFactory
-) -> Kept:
-    """torch 2.14.1's cu130 build, installed and verified on an RTX 4090, built once per module."""
-    root = tmp_path_factory.mktemp("kept-cu130")
-    env = {**gpu(root, RTX_4090, driver="580.95.05"), **VERIFY_ON}
-    return Kept.keep(
-        make_project(root, proof_index, "2.14.1", "cu130", install_with=env)
-    )
-
-
 def verify_json(project: Project, env: dict[str, str], code: int) -> dict[str, Any]:
     result = project.run("torch-cuda", "verify", "--json", check=False, env_extra=env)
     assert result.returncode == code, describe(result)
@@ -176,17 +153,13 @@ def verify_json(project: Project, env: dict[str, str], code: int) -> dict[str, A
 def test_switch_rolls_back_a_build_that_fails_verification(
     tmp_path: Path,
     proof_index: IndexServer,
-    request: pytest.FixtureRequest,
     target: str,
     torch: str,
     machine: tuple[str, str] | None,
     finding: str,
 ) -> None:
     env = {**(gpu(tmp_path, machine) if machine else no_gpu(tmp_path)), **VERIFY_ON}
-    if torch == "2.14.1":
-        project = request.getfixturevalue("kept_cpu").fresh()
-    else:
-        project = make_project(tmp_path, proof_index, torch, "cpu", install_with=env)
+    project = make_project(tmp_path, proof_index, torch, "cpu", install_with=env)
     assert project.installed()["torch"] == f"{torch}+cpu"
     pyproject = project.pyproject.read_bytes()
 
@@ -206,10 +179,10 @@ def test_switch_rolls_back_a_build_that_fails_verification(
 
 
 def test_switch_to_a_build_that_runs_verifies_it(
-    tmp_path: Path, kept_cpu: Kept
+    tmp_path: Path, proof_index: IndexServer
 ) -> None:
     env = {**gpu(tmp_path, RTX_4090, driver="580.95.05"), **VERIFY_ON}
-    project = kept_cpu.fresh()
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu", install_with=env)
 
     result = project.run("torch-cuda", "switch", "cu130", env_extra=env)
 
@@ -331,10 +304,10 @@ def test_another_driver_starts_afresh(tmp_path: Path, proof_index: IndexServer) 
 
 
 def test_verify_reports_the_build_and_its_gpus(
-    tmp_path: Path, kept_cu130: Kept
+    tmp_path: Path, proof_index: IndexServer
 ) -> None:
     env = {**gpu(tmp_path, RTX_4090, driver="580.95.05"), **VERIFY_ON}
-    project = kept_cu130.fresh()
+    project = make_project(tmp_path, proof_index, "2.14.1", "cu130", install_with=env)
 
     data = verify_json(project, env, 0)
 
@@ -357,10 +330,10 @@ def test_verify_reports_the_build_and_its_gpus(
 
 
 def test_verify_fails_on_a_label_other_than_the_variant(
-    tmp_path: Path, kept_cpu: Kept
+    tmp_path: Path, proof_index: IndexServer
 ) -> None:
     env = {**no_gpu(tmp_path), **VERIFY_ON}
-    project = kept_cpu.fresh()
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu", install_with=env)
     data = verify_json(project, {**env, "POETRY_TORCH_CUDA_VARIANT": "cu130"}, 1)
     failing = [c for c in data["checks"] if c["status"] == "fail"]
     assert failing[0]["message"] == (
@@ -388,9 +361,10 @@ def test_a_no_op_install_never_verifies(
 
 
 def test_switch_auto_pin_records_the_build_that_runs(
-    tmp_path: Path, kept_cu130: Kept
+    tmp_path: Path, proof_index: IndexServer
 ) -> None:
-    project = kept_cu130.fresh()  # the starting point: cu130 installed
+    project = make_project(tmp_path, proof_index, "2.14.1", "cu130")
+    project.run("install")  # verification off: the starting point only
     env = {**gpu(tmp_path, RTX_5090, driver="570.86.10"), **VERIFY_ON}
 
     result = project.run("torch-cuda", "switch", "auto", "--pin", env_extra=env)
