@@ -30,12 +30,16 @@ logging.getLogger("nox").addFilter(_NoUvProbeNoise())
 
 # The newest Poetry release the suite is proven against; override with POETRY_VERSION.
 POETRY_DEFAULT = os.environ.get("POETRY_VERSION", "2.5.1")
-TEST_REQUIREMENTS = ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6"]
+#: pytest-xdist >= 3.2 for `--dist worksteal` (PARALLEL).
+TEST_REQUIREMENTS = ["pytest>=8", "pytest-xdist>=3.2", "hypothesis>=6"]
 #: What the packaging and pre-commit tests drive (test-only: never runtime dependencies).
 TEST_REQUIREMENTS += ["build>=1", "twine>=5", "pre-commit>=3"]
 #: The e2e tests spend much of their time waiting on Poetry, pip, servers and timeouts
-#: (the load stays under 2 with one worker per core): two workers per core.
-PARALLEL = ["-n", str(2 * (os.cpu_count() or 1))]
+#: (the load stays under 2 with one worker per core): two workers per core. A worker
+#: that runs out of tests takes half of a busy one's queue (``worksteal``): with
+#: pytest-xdist's default (``load``) the worker that runs the quick in-process tests is
+#: handed dozens of end-to-end tests at once and runs them alone after the others are done.
+PARALLEL = ["-n", str(2 * (os.cpu_count() or 1)), "--dist", "worksteal"]
 
 #: The compatibility matrix: every Python the plugin supports x the oldest, a
 #: middle and the newest Poetry 2.x release.

@@ -16,6 +16,7 @@ tests print; :func:`readme_lines` reads them from there.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ from tests.support.selfadd import POETRY
 from tests.support.selfadd import closure
 from tests.support.selfadd import fresh_poetry
 from tests.support.selfadd import index_root
+from tests.support.selfadd import pip_install
 from tests.support.selfadd import plugin_wheel
 
 
@@ -60,6 +62,27 @@ def closure_index(
     """PyTorch's published builds, Poetry's closure and the plugin's wheel on 127.0.0.1."""
     universe = build_published_universe(tmp_path_factory.mktemp("closure"))
     yield from served(index_root(universe.root, closure(), wheels=[wheel]))
+
+
+@pytest.fixture(scope="module")
+def poetry_kept(
+    tmp_path_factory: pytest.TempPathFactory, closure_index: IndexServer
+) -> tuple[Path, Path]:
+    """A Poetry in a venv of its own, as pipx makes it, and an untouched copy of it."""
+    root = tmp_path_factory.mktemp("pipx")
+    fresh_poetry(root / "pipx-poetry", closure_index)
+    shutil.copytree(root / "pipx-poetry", root / "untouched", symlinks=True)
+    return root / "pipx-poetry", root / "untouched"
+
+
+@pytest.fixture
+def pipx_poetry(poetry_kept: tuple[Path, Path]) -> Path:
+    """The venv of :func:`poetry_kept`, put back as made (at the path its scripts
+    name) before each test: what one test adds to it the next does not see."""
+    directory, copy = poetry_kept
+    shutil.rmtree(directory)
+    shutil.copytree(copy, directory, symlinks=True)
+    return directory
 
 
 def readme_lines(name: str) -> list[tuple[str, list[str]]]:
@@ -102,9 +125,9 @@ def _status_project(tmp_path: Path, index: IndexServer, extra: str = "") -> Proj
 
 
 def test_poetry_self_add_of_the_wheel_then_status(
-    tmp_path: Path, closure_index: IndexServer, wheel: Path
+    tmp_path: Path, closure_index: IndexServer, wheel: Path, pipx_poetry: Path
 ) -> None:
-    poetry = fresh_poetry(tmp_path / "pipx-poetry", closure_index)
+    poetry = pipx_poetry / "bin" / "poetry"
     project = _status_project(tmp_path, closure_index)
     env = project.env
     # `poetry self` reads its sources from the pyproject.toml in Poetry's config
@@ -142,9 +165,9 @@ def test_poetry_self_add_of_the_wheel_then_status(
 
 
 def test_requires_plugins_installs_it_for_the_project_on_the_first_command(
-    tmp_path: Path, closure_index: IndexServer
+    tmp_path: Path, closure_index: IndexServer, pipx_poetry: Path
 ) -> None:
-    poetry = fresh_poetry(tmp_path / "pipx-poetry", closure_index)
+    poetry = pipx_poetry / "bin" / "poetry"
     project = _status_project(
         tmp_path,
         closure_index,
@@ -174,7 +197,7 @@ def test_requires_plugins_installs_it_for_the_project_on_the_first_command(
         plugins.iterdir()
     )
     # Poetry's own environment did not get it: only this project has it.
-    site = next((tmp_path / "pipx-poetry").glob("lib/python*/site-packages"))
+    site = next(pipx_poetry.glob("lib/python*/site-packages"))
     assert not list(site.glob("poetry_torch_cuda*")), "installed into Poetry's own env"
     shown = {str(project.path): "<project>"}
     for step, printed in enumerate((first, second, status)):
@@ -187,11 +210,12 @@ def test_requires_plugins_installs_it_for_the_project_on_the_first_command(
     "poetry-plugin-export >= 1.10)",
 )
 def test_poetrys_own_pylock_export_warns_and_names_torch_cuda_export(
-    tmp_path: Path, closure_index: IndexServer, wheel: Path
+    tmp_path: Path, closure_index: IndexServer, wheel: Path, pipx_poetry: Path
 ) -> None:
-    poetry = fresh_poetry(
-        tmp_path / "pipx-poetry",
+    poetry = pip_install(
+        pipx_poetry,
         closure_index,
+        f"poetry=={POETRY}",
         "poetry-plugin-export>=1.10",
         str(wheel),
     )

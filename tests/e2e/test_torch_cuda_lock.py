@@ -8,6 +8,7 @@ mirror) in ``install`` and ``switch``, ``lock --check`` as a CI guard.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
 import zipfile
 from typing import TYPE_CHECKING
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.catalog import build_universe
+from tests.support.fixtures import reset_around
 from tests.support.fixtures import served
+from tests.support.kept import Kept
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import installed_distributions
@@ -30,6 +33,7 @@ else:
 
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Callable
     from collections.abc import Iterator
     from pathlib import Path
 
@@ -42,15 +46,77 @@ DEPS = {"needs-torch": "*", "torchvision": "*"}
 TWO = 'variant = "cu129"\nlock-variants = ["cu129", "cu130"]\n'
 
 
-@pytest.fixture
-def own_universe(tmp_path: Path) -> Universe:
-    """A universe of its own: these tests change wheels on the index."""
-    return build_universe(tmp_path / "universe")
+@pytest.fixture(scope="module")
+def universe_kept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Universe, Path]:
+    """The module's universe and an untouched copy of it."""
+    root = tmp_path_factory.mktemp("lock-universe")
+    universe = build_universe(root / "universe")
+    copy = root / "untouched"
+    shutil.copytree(universe.root, copy)
+    return universe, copy
+
+
+@pytest.fixture(scope="module")
+def lock_index(
+    universe_kept: tuple[Universe, Path],
+) -> Iterator[IndexServer]:
+    yield from served(universe_kept[0].root)
+
+
+def untouched(universe_kept: tuple[Universe, Path]) -> Universe:
+    """The universe put back as built (the index keys what it read from a file on
+    its mtime and size, which the copy keeps)."""
+    universe, copy = universe_kept
+    shutil.rmtree(universe.root)
+    shutil.copytree(copy, universe.root)
+    return universe
 
 
 @pytest.fixture
-def own_index(own_universe: Universe) -> Iterator[IndexServer]:
-    yield from served(own_universe.root)
+def own_universe(universe_kept: tuple[Universe, Path]) -> Universe:
+    """These tests change wheels on the index: each starts from the untouched copy."""
+    return untouched(universe_kept)
+
+
+@pytest.fixture
+def own_index(lock_index: IndexServer, own_universe: Universe) -> Iterator[IndexServer]:
+    yield from reset_around(lock_index)
+
+
+@pytest.fixture(scope="module")
+def kept(
+    lock_index: IndexServer,
+    universe_kept: tuple[Universe, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str, str], Kept]:
+    """``kept(table, then)``: a project of ``DEPS`` after ``then``, built once per
+    module against the untouched universe (module fixtures are set up before a
+    test's own: the last test may have changed it)."""
+
+    def build(table: str, then: str) -> Kept:
+        untouched(universe_kept)
+        root = tmp_path_factory.mktemp("kept")
+        return Kept.keep(make_project(root, lock_index, table, then))
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def kept_installed(kept: Callable[[str, str], Kept]) -> Kept:
+    """Both variants locked, cu129 installed."""
+    return kept(TWO, "install")
+
+
+@pytest.fixture(scope="module")
+def kept_locked(kept: Callable[[str, str], Kept]) -> Kept:
+    """Both variants locked, nothing installed."""
+    return kept(TWO, "lock")
+
+
+@pytest.fixture(scope="module")
+def kept_cu129(kept: Callable[[str, str], Kept]) -> Kept:
+    """cu129 alone configured, locked and installed."""
+    return kept('variant = "cu129"\n', "install")
 
 
 def make_project(
@@ -145,9 +211,9 @@ def test_lock_records_both_variants_with_the_index_hashes(
 
 
 def test_install_installs_the_locked_files_and_refuses_others(
-    tmp_path: Path, own_index: IndexServer, own_universe: Universe
+    own_index: IndexServer, own_universe: Universe, kept_locked: Kept
 ) -> None:
-    project = make_project(tmp_path, own_index, then="lock")
+    project = kept_locked.fresh()
     locked = read_lock(project)
     # A locked wheel changed on the index before the first install: refused.
     wheel = tamper(own_universe, "cu129", "nvidia-cublas-cu12", "12.9.1.4")
@@ -169,9 +235,9 @@ def test_install_installs_the_locked_files_and_refuses_others(
 
 
 def test_tampered_wheel_is_refused_by_install_and_switch(
-    tmp_path: Path, own_index: IndexServer, own_universe: Universe
+    own_index: IndexServer, own_universe: Universe, kept_installed: Kept
 ) -> None:
-    project = make_project(tmp_path, own_index, then="install")
+    project = kept_installed.fresh()
     installed = project.installed()
     assert installed["torch"] == "2.14.1+cu129"
     assert installed["nvidia-cublas-cu12"] == "12.9.1.4"
@@ -218,9 +284,9 @@ def test_lock_check_fails_when_poetry_lock_moves_and_poetry_lock_mends_it(
 
 
 def test_a_variant_not_locked_yet_is_locked_first_and_said_so(
-    tmp_path: Path, own_index: IndexServer
+    own_index: IndexServer, own_universe: Universe, kept_cu129: Kept
 ) -> None:
-    project = make_project(tmp_path, own_index, 'variant = "cu129"\n', then="install")
+    project = kept_cu129.fresh()
     assert [v["name"] for v in read_lock(project)["variant"]] == ["cu129"]
     result = project.run("install", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"})
     assert "locking cu130 first" in result.stdout, describe(result)
@@ -231,9 +297,9 @@ def test_a_variant_not_locked_yet_is_locked_first_and_said_so(
 
 
 def test_relock_refuses_a_file_whose_hash_changed(
-    tmp_path: Path, own_index: IndexServer, own_universe: Universe
+    own_index: IndexServer, own_universe: Universe, kept_locked: Kept
 ) -> None:
-    project = make_project(tmp_path, own_index, then="lock")
+    project = kept_locked.fresh()
     before = lock_bytes(project)
     wheel = tamper(own_universe, "cu130", "triton", "3.6.0")
     result = project.run("torch-cuda", "lock", check=False)
@@ -257,9 +323,9 @@ def fresh_venv(path: Path) -> Path:
 
 
 def test_export_both_formats_offline_and_pip_reproduces_the_locked_build(
-    tmp_path: Path, own_index: IndexServer
+    tmp_path: Path, own_index: IndexServer, own_universe: Universe, kept_installed: Kept
 ) -> None:
-    project = make_project(tmp_path, own_index, then="install")
+    project = kept_installed.fresh()
     lock = read_lock(project)
     cu130 = {
         p["name"]: p["version"]
@@ -350,9 +416,9 @@ def test_auto_locks_every_variant_the_index_offers(
 
 
 def test_locking_first_with_the_index_down_changes_nothing(
-    tmp_path: Path, own_index: IndexServer
+    own_index: IndexServer, own_universe: Universe, kept_cu129: Kept
 ) -> None:
-    project = make_project(tmp_path, own_index, 'variant = "cu129"\n', then="install")
+    project = kept_cu129.fresh()
     before = snapshot(project)
     own_index.fail_paths["/whl/cu130/"] = 404
     result = project.run(

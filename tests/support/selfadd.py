@@ -51,6 +51,7 @@ __all__ = [
     "closure",
     "fresh_poetry",
     "index_root",
+    "pip_install",
     "plugin_wheel",
     "poetry_requirements",
 ]
@@ -218,11 +219,16 @@ def fresh_poetry(directory: Path, index: IndexServer, *requirements: str) -> Pat
     the venv's ``poetry`` executable.
     """
     venv.EnvBuilder(with_pip=True).create(directory)
+    return pip_install(directory, index, f"poetry=={POETRY}", *requirements)
+
+
+def pip_install(directory: Path, index: IndexServer, *requirements: str) -> Path:
+    """Install ``requirements`` from ``index`` only into the venv :func:`fresh_poetry`
+    made in ``directory``; returns its ``poetry`` executable."""
     install = captured(
         [
             str(directory / "bin" / "python"),
             *("-m", "pip", "install", "--index-url", index.pypi_url),
-            f"poetry=={POETRY}",
             *requirements,
         ],
         env=isolated_env(directory.parent / "pip-home"),

@@ -158,7 +158,9 @@ environs = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(pyproject=pyprojects(), environ=environs)
 def test_parser_returns_a_valid_config_or_raises_config_error(
     pyproject: Any, environ: dict[str, str]
