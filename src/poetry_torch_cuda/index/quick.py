@@ -72,11 +72,15 @@ def get_once(
     )
 
 
+def host_in_words(url: str) -> str:
+    """``url``'s host (and port) as a message names it: never credentials."""
+    return urlsplit(mask_url(url)).netloc.rsplit("@", 1)[-1] or mask_url(url)
+
+
 def in_words(error: BaseException, url: str, timeout: float = TIMEOUT) -> str:
     """What went wrong, in words, with the host but never credentials."""
-    host = urlsplit(mask_url(url)).netloc.rsplit("@", 1)[-1] or mask_url(url)
     words = _IN_WORDS.get(cause(error), "could not connect to {host}")
-    return words.format(host=host, timeout=timeout)
+    return words.format(host=host_in_words(url), timeout=timeout)
 
 
 def advice(error: BaseException) -> str:

@@ -281,8 +281,7 @@ class _Run:
                 headers={"Accept-Encoding": "identity"},
             )
         except Exception as error:  # noqa: BLE001 - Poetry's "all attempts failed"
-            cause = quick.in_words(error, url, timeout)
-            raise self._failure(item, url, cause, quick.advice(error)) from None
+            raise self._unanswered(item, url, error, timeout) from None
         digest = hashlib.sha256()
         received = count = 0
         since = time.monotonic()
@@ -303,18 +302,15 @@ class _Run:
                     if count >= _CHUNK:
                         since, count = time.monotonic(), 0
                     elif time.monotonic() - since > timeout:
-                        cause = f"{_host(url)} sent under 64 KiB in {timeout:g} s"
+                        cause = f"{quick.host_in_words(url)} sent under 64 KiB in {timeout:g} s"
                         advice = quick.advice(TimeoutError())
                         raise self._failure(item, url, cause, advice)
             except (requests.RequestException, HTTPError) as error:
                 if quick.cause(error) == quick.TIMED_OUT:
-                    cause, advice = (
-                        quick.in_words(error, url, timeout),
-                        quick.advice(error),
-                    )
-                else:
-                    cause = f"the connection to {_host(url)} broke off after {received} bytes"
-                    advice = "Run the command again."
+                    raise self._unanswered(item, url, error, timeout) from None
+                host = quick.host_in_words(url)
+                cause = f"the connection to {host} broke off after {received} bytes"
+                advice = "Run the command again."
                 raise self._failure(item, url, cause, advice) from None
         return digest.hexdigest()
 
@@ -343,6 +339,13 @@ class _Run:
             f"{advice} Nothing was installed; files already downloaded are not "
             "fetched again."
         )
+
+    def _unanswered(
+        self, item: LockedFile, url: str, error: BaseException, timeout: float
+    ) -> DownloadError:
+        """:meth:`_failure` for a request the index did not answer."""
+        cause = quick.in_words(error, url, timeout)
+        return self._failure(item, url, cause, quick.advice(error))
 
     def _local(self, item: LockedFile, path: Path, error: OSError) -> DownloadError:
         return self._error(
@@ -482,7 +485,3 @@ def _best_file(
 
 class _Stopped(Exception):
     pass
-
-
-def _host(url: str) -> str:
-    return mask_url(url).split("/")[2].rsplit("@", 1)[-1]
