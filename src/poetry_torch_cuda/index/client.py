@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.index.credentials import IndexAuthenticator
 
 CACHE_TTL_SECONDS = 600.0
-_ACCEPT = {"Accept": quick.ACCEPT}
 _JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 _CACHE_FORMAT = 4
 
@@ -181,8 +180,11 @@ class IndexClient:
         """Poetry's request with its retries, or one short attempt with a timeout
         (a host that failed a moment ago is not asked again)."""
         if self._timeout is None:
+            # A new dict each time: Poetry 2.0 writes the Authorization header
+            # into the dict it is given, which would then go to every host.
+            headers = {"Accept": quick.ACCEPT}
             return self.auth.request(
-                "get", url, raise_for_status=False, headers=_ACCEPT
+                "get", url, raise_for_status=False, headers=headers
             )
         if not self._refresh:
             remembered = quick.recall(self.cache_dir, url)
