@@ -11,7 +11,7 @@ from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.commands.base import NotCreatedEnv
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.machine import tables
+from poetry_torch_cuda.machine.detection import driver_step
 from poetry_torch_cuda.machine.resolution import check_project_fleet
 from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.output import esc
@@ -139,16 +139,7 @@ def _machine_lines(report: StatusReport) -> list[str]:
     lines = []
     nvidia = machine.nvidia
     if nvidia is not None:
-        newest = tables.newest_cuda(nvidia.version, machine.sys_platform)
-        supports = (
-            f"CUDA {tables.dotted(newest)} and older"
-            if newest
-            else "a CUDA older than every release PyTorch builds for"
-        )
-        lines.append(
-            f"NVIDIA driver <c2>{esc(nvidia.version)}</> (from {esc(nvidia.source)}), "
-            f"supports {supports}"
-        )
+        lines.append(esc(driver_step(nvidia, machine.sys_platform)))
         for gpu in nvidia.gpus:
             capability = gpu.capability or "unknown"
             lines.append(
