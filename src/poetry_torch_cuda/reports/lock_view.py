@@ -9,6 +9,7 @@ whether that machine runs it.
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from typing import TYPE_CHECKING
@@ -21,6 +22,8 @@ from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.resolution import check_project_fleet
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.config import ENV_VARIANT
+from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.locked import locked_versions
 from poetry_torch_cuda.project.variants import public_version
@@ -30,6 +33,7 @@ from poetry_torch_cuda.urls import mask_url
 
 if TYPE_CHECKING:
     from poetry_torch_cuda.context import RunContext
+    from poetry_torch_cuda.machine.resolution import TargetCheck
     from poetry_torch_cuda.project.variants import Variant
 
 
@@ -66,7 +70,8 @@ def show_lock_view(ctx: RunContext) -> None:
         return
     torch = _public(max(found, key=version_key))
     if variant.kind == "auto":
-        line = _auto_line(torch)
+        matrix = published(torch) or f"torch {torch} is newer than the tables"
+        line = f"auto decides at install time; {matrix}"
     else:
         if offer is None or offer.name != "torch":
             has = f"(torch {torch} not checked)"
@@ -79,10 +84,7 @@ def show_lock_view(ctx: RunContext) -> None:
         needs = requirements(variant, torch, platform.machine(), sys.platform)
         line = f"{variant} {has}{'; ' + needs if needs else ''}"
     io.write_line(f"{PREFIX}: {esc(line)}")
-    locked_here = locked_state(ctx.poetry, ctx.env).versions
-    for check in check_project_fleet(
-        config, ctx.poetry, ctx.env, locked_here, ctx.client
-    ):
+    for check in fleet_checks(ctx):
         line = f"{PREFIX}: target {esc(check.summary())}"
         if check.ok:
             io.write_line(line)
@@ -90,19 +92,30 @@ def show_lock_view(ctx: RunContext) -> None:
             io.write_error_line(f"<warning>{line}</>")
 
 
+def fleet_checks(ctx: RunContext) -> list[TargetCheck]:
+    """The declared targets checked against the lock (none without a lock)."""
+    if not ctx.config.targets or not ctx.poetry.locker.is_locked():
+        return []
+    locked = locked_state(ctx.poetry, ctx.env).versions
+    # The targets are other machines: they get pyproject.toml's variant, not this
+    # run's POETRY_TORCH_CUDA_VARIANT (a CI runner installing cpu for itself).
+    environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
+    config = load_config(ctx.poetry.pyproject.data, environ) or ctx.config
+    return check_project_fleet(config, ctx.poetry, ctx.env, locked, ctx.client)
+
+
 def _public(version: str) -> str:
     return public_version(version) or version
 
 
-def _auto_line(torch: str) -> str:
-    """``auto``'s line: what this torch release publishes."""
+def published(torch: str | None) -> str | None:
+    """``torch 2.14 publishes cu132, …, rocm7.2 (PyTorch's release matrix, …)``."""
     release = tables.torch_release(torch)
     if release is None:
-        return f"auto decides at install time; torch {torch} is newer than the tables"
-    published = ", ".join((*release.cuda, *release.rocm, "cpu"))
+        return None
     return (
-        f"auto decides at install time; torch {release.release} publishes "
-        f"{published} (PyTorch's release matrix, read {tables.READ_ON})"
+        f"torch {release.release} publishes {', '.join((*release.cuda, *release.rocm))} "
+        f"(PyTorch's release matrix, read {tables.READ_ON})"
     )
 
 
