@@ -46,7 +46,8 @@ from poetry_torch_cuda.machine.probe import probe_jetson
 from poetry_torch_cuda.machine.probe import probe_machine
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
-from poetry_torch_cuda.project.config import current_config
+from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -261,11 +262,11 @@ def jetson_warning(
 def refresher(
     poetry: Poetry, env: Env, locked_versions: Mapping[NormalizedName, str] | None
 ) -> Callable[[], tuple[TorchCudaConfig, Variant] | None]:
-    """For a run that waited: config and variant as pyproject.toml says now
-    (``None`` when the table is gone or the plugin disabled)."""
+    """For a run that waited: config and variant as pyproject.toml says now, another
+    run may have changed it (``None`` when the table is gone or the plugin disabled)."""
 
     def refresh() -> tuple[TorchCudaConfig, Variant] | None:
-        config = current_config(poetry.pyproject_path)
+        config = load_config(read_pyproject(poetry.pyproject_path))
         if config is None:
             return None
         return config, resolve(config, poetry, env, locked_versions).variant
