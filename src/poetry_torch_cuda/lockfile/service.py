@@ -279,9 +279,8 @@ class VariantLocker:
         versions = [
             v for v in self._builds(url, name) if label is None or v.local == label
         ]
-        allowed = sorted(specifier.filter(versions), reverse=True) or sorted(
-            specifier.filter(versions, prereleases=True), reverse=True
-        )
+        # packaging takes a pre-release only when no final release matches, as pip.
+        allowed = sorted(specifier.filter(versions), reverse=True)
         if not allowed:
             raise self._missing(url, name, str(specifier) or None)
         return str(allowed[0])
