@@ -155,7 +155,10 @@ def _target(number: int, entry: Any) -> FleetTarget:
     for gpu in gpus:
         match = _CAPABILITY.fullmatch(gpu.strip()) if isinstance(gpu, str) else None
         if match is None:
-            wanted = 'compute capabilities such as "8.6" (nvidia-smi compute_cap)'
+            wanted = (
+                'compute capabilities such as "8.6" '
+                "(nvidia-smi --query-gpu=compute_cap)"
+            )
             raise _must(f"{where} gpus entries", wanted, gpu)
         capabilities.append((int(match[1]), int(match[2])))
     platform = entry.get("platform", "linux-x86_64")
