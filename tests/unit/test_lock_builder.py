@@ -158,3 +158,17 @@ def test_two_locked_torch_versions_each_get_their_own_pins() -> None:
         ("torch", "2.13.0+cu130"),
         ("torch", "2.14.1+cu130"),
     ]
+
+
+def test_a_negated_extra_holds_when_no_extra_was_asked_for() -> None:
+    """As pip: ``extra != "x"`` holds for a package installed without extras."""
+    wheels = {
+        "torch-2.14.1+cu130-cp311-cp311-linux_x86_64.whl": [
+            'nvidia-a; extra != "slim"',
+            'nvidia-b; extra == "slim"',
+        ],
+        "nvidia_a-1.0-py3-none-any.whl": [],
+        "nvidia_b-1.0-py3-none-any.whl": [],
+    }
+    names = sorted(p.name for p in lock(FakeIndex(wheels)).packages)
+    assert names == ["nvidia-a", "torch"]

@@ -12,7 +12,7 @@ are known offline; the per-run overrides (``POETRY_TORCH_CUDA_INDEX_URL``,
 
 from __future__ import annotations
 
-import email.parser
+import email
 import hashlib
 import io as bytes_io
 import os
@@ -33,7 +33,6 @@ from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
-from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
@@ -68,6 +67,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from cleo.io.io import IO
+    from packaging.version import Version
     from poetry.poetry import Poetry
 
     from poetry_torch_cuda.index.client import IndexClient
@@ -109,10 +109,32 @@ class _Node:
     name: NormalizedName
     version: str
     files: list[IndexFile]
-    markers: Any = None
+    markers: Any
     extras: set[str] = field(default_factory=set)
     edges: dict[tuple[NormalizedName, str], Any] = field(default_factory=dict)
     requirements: list[Requirement] | None = None
+
+    def package(self, base: str) -> LockedPackage:
+        """The locked package, its URLs relative to ``base`` where they can be."""
+        files = (
+            (
+                e.filename,
+                e.url.removeprefix(base)
+                if e.url.startswith(base)
+                else without_credentials(e.url),
+                e.sha256 or "",
+                e.size,
+            )
+            for e in self.files
+        )
+        edges = sorted(self.edges.items())
+        return LockedPackage(
+            self.name,
+            self.version,
+            str(self.markers),
+            tuple(LockedDependency(n, v, str(m)) for (n, v), m in edges),
+            tuple(sorted(files)),
+        )
 
 
 class VariantLocker:
@@ -151,17 +173,16 @@ class VariantLocker:
         nodes: dict[tuple[NormalizedName, str], _Node] = {}
         for group in _together(list(roots)):
             specs: dict[NormalizedName, SpecifierSet] = {}
-            for _ in range(_MAX_PASSES):
+            for _ in range(_MAX_PASSES):  # again with every requirer's range
                 found, seen = self._walk(variant.local_label, url, group, specs)
                 if seen == specs:
                     break
                 specs = seen
             for key, node in found.items():
-                if key in nodes:
-                    nodes[key].markers = nodes[key].markers.union(node.markers)
-                    nodes[key].edges.update(node.edges)
-                else:
-                    nodes[key] = node
+                kept = nodes.setdefault(key, node)
+                if kept is not node:
+                    kept.markers = kept.markers.union(node.markers)
+                    kept.edges.update(node.edges)
         changed = [
             f"{entry.filename}: locked sha256 {' or '.join(sorted(before))}, the "
             f"index now lists {entry.sha256}"
@@ -181,11 +202,8 @@ class VariantLocker:
                 "--accept-drift`."
             )
         base = url.rstrip("/") + "/"
-        return VariantLock(
-            variant.name,
-            without_credentials(url),
-            tuple(_package(node, base) for node in nodes.values()),
-        )
+        packages = tuple(node.package(base) for node in nodes.values())
+        return VariantLock(variant.name, without_credentials(url), packages)
 
     def _walk(
         self,
@@ -196,27 +214,26 @@ class VariantLocker:
     ) -> tuple[
         dict[tuple[NormalizedName, str], _Node], dict[NormalizedName, SpecifierSet]
     ]:
+        """One pass from ``roots``, each dependency at the newest build its
+        requirer and ``specs`` accept; also the ranges seen for each."""
         from poetry.core.version.markers import parse_marker
 
         nodes: dict[tuple[NormalizedName, str], _Node] = {}
         seen: dict[NormalizedName, SpecifierSet] = {}
-        stack: list[tuple[NormalizedName, str, frozenset[str], Any]] = []
+        stack = []
         for root in roots:
-            version = root.version or self._choose(
-                url, root.name, root.specifier, label
-            )
-            if root.version is not None and not self._files(
-                url, root.name, root.version
-            ):
-                raise self._missing(url, root.name, root.version)
-            stack.append((root.name, version, root.extras, parse_marker(root.markers)))
+            if root.version is None:
+                version, files = self._pick(url, root.name, root.specifier, label)
+            else:
+                exact = SpecifierSet(f"=={root.version}")
+                version, files = self._pick(url, root.name, exact)
+            marker = parse_marker(root.markers)
+            stack.append((root.name, version, files, root.extras, marker))
         while stack:
-            name, version, extras, marker = stack.pop()
-            key = (name, version)
-            node = nodes.get(key)
+            name, version, files, extras, marker = stack.pop()
+            node = nodes.get((name, version))
             if node is None:
-                node = _Node(name, version, self._files(url, name, version), marker)
-                nodes[key] = node
+                node = nodes[(name, version)] = _Node(name, version, files, marker)
             else:
                 merged = node.markers.union(marker)
                 if extras <= node.extras and str(merged) == str(node.markers):
@@ -224,30 +241,22 @@ class VariantLocker:
                 node.markers = merged
             node.extras |= extras
             if node.requirements is None:
-                node.requirements = self._requirements(node)
+                node.requirements = self._requirements(node.files)
             for requirement in node.requirements:
                 dep = canonicalize_name(requirement.name)
                 if dep not in self._configured and not is_cuda_bound(dep):
                     continue  # Poetry's, locked in poetry.lock
                 dep_marker = parse_marker(str(requirement.marker or ""))
-                wanted_extras = dep_marker.only("extra")
-                if not wanted_extras.is_any() and not any(
-                    wanted_extras.validate({"extra": extra}) for extra in node.extras
-                ):
+                if not dep_marker.only("extra").validate({"extra": node.extras}):
                     continue
                 dep_marker = dep_marker.without_extras()
-                spec = requirement.specifier & specs.get(dep, SpecifierSet())
                 seen[dep] = seen.get(dep, SpecifierSet()) & requirement.specifier
-                dep_version = self._choose(url, dep, spec)
+                spec = requirement.specifier & specs.get(dep, SpecifierSet())
+                dep_version, dep_files = self._pick(url, dep, spec)
                 node.edges[(dep, dep_version)] = dep_marker
-                stack.append(
-                    (
-                        dep,
-                        dep_version,
-                        frozenset(requirement.extras),
-                        node.markers.intersect(dep_marker),
-                    )
-                )
+                dep_extras = frozenset(requirement.extras)
+                dep_marker = node.markers.intersect(dep_marker)
+                stack.append((dep, dep_version, dep_files, dep_extras, dep_marker))
         return nodes, seen
 
     def _builds(self, url: str, name: NormalizedName) -> dict[Version, list[IndexFile]]:
@@ -268,122 +277,83 @@ class VariantLocker:
                 found.setdefault(version, []).append(entry)
         return found
 
-    def _choose(
+    def _pick(
         self,
         url: str,
         name: NormalizedName,
         specifier: SpecifierSet,
         label: str | None = None,
-    ) -> str:
-        """The newest version of ``name`` on the index that ``specifier`` accepts."""
-        versions = [
-            v for v in self._builds(url, name) if label is None or v.local == label
-        ]
+    ) -> tuple[str, list[IndexFile]]:
+        """The newest build of ``name`` that ``specifier`` accepts (``label``: with
+        that local label) and its files, every one with a sha256."""
+        builds = self._builds(url, name)
         # packaging takes a pre-release only when no final release matches, as pip.
-        allowed = sorted(specifier.filter(versions), reverse=True)
-        if not allowed:
-            raise self._missing(url, name, str(specifier) or None)
-        return str(allowed[0])
-
-    def _files(self, url: str, name: NormalizedName, version: str) -> list[IndexFile]:
-        files = self._builds(url, name).get(Version(version), [])
-        for entry in files:
+        versions = [v for v in builds if label is None or v.local == label]
+        best = max(specifier.filter(versions), default=None)
+        if best is None:
+            page = self._client.project(url, name)
+            offered = ", ".join(str(v) for v in page.versions()[:8]) or "none"
+            where = without_credentials(url.rstrip("/"))
+            detail = (
+                f"has no page for {name} (HTTP 404).\nCheck the index URL and the "
+                f"variant: {where}/{name}/ should list its wheels."
+                if not page.found
+                else f"has no build of {name} that matches (it offers {offered}).\n"
+                "Choose a variant that has it (`poetry torch-cuda switch <variant>`), "
+                "lock a version this variant offers, or check that the build exists "
+                "for this project's Pythons."
+            )
+            raise MissingBuildError(
+                f"cannot lock {name}{specifier} from {where}: the index {detail}"
+            )
+        for entry in builds[best]:
             if not entry.sha256:
                 raise LockError(
                     f"{mask_url(url)} lists no sha256 for {entry.filename}; "
                     "torch-cuda.lock needs the index to give every file's hash "
                     "(PEP 503 #sha256= fragments or PEP 691 hashes)."
                 )
-        return files
+        return str(best), builds[best]
 
-    def _missing(self, url: str, name: str, wanted: str | None) -> MissingBuildError:
-        page = self._client.project(url, name)
-        offered = ", ".join(str(v) for v in page.versions()[:8]) or "none"
-        asked = name
-        if wanted:
-            asked += f"{'' if wanted[0] in '<>=!~' else '=='}{wanted}"
-        where = without_credentials(url.rstrip("/"))
-        detail = (
-            f"has no page for {name} (HTTP 404).\nCheck the index URL and the "
-            f"variant: {where}/{name}/ should list its wheels."
-            if not page.found
-            else f"has no build of {name} that matches (it offers {offered}).\n"
-            "Choose a variant that has it (`poetry torch-cuda switch <variant>`), lock "
-            "a version this variant offers, or check that the build exists for this "
-            "project's Pythons."
-        )
-        return MissingBuildError(
-            f"cannot lock {asked} from {where}: the index {detail}"
-        )
-
-    def _requirements(self, node: _Node) -> list[Requirement]:
-        """The union of the ``Requires-Dist`` of every file of the node."""
-        distinct = {
-            (e.metadata_sha256 or e.sha256 or e.filename): e for e in node.files
-        }
+    def _requirements(self, files: list[IndexFile]) -> list[Requirement]:
+        """The union of the ``Requires-Dist`` of ``files``, each metadata read once."""
+        distinct = {(e.metadata_sha256 or e.sha256 or e.filename): e for e in files}
         with ThreadPoolExecutor(max_workers=min(8, len(distinct) or 1)) as pool:
             texts = list(pool.map(self._metadata, distinct.values()))
         found: dict[str, Requirement] = {}
-        parser = email.parser.Parser()
         for text in texts:
-            for line in (
-                parser.parsestr(text, headersonly=True).get_all("Requires-Dist") or []
-            ):
+            for line in email.message_from_string(text).get_all("Requires-Dist", []):
                 with suppress(InvalidRequirement):
                     requirement = Requirement(line)
                     found.setdefault(str(requirement), requirement)
         return [found[key] for key in sorted(found)]
 
     def _metadata(self, entry: IndexFile) -> str:
-        """The file's metadata: from the cache (by the file's sha256), else the index."""
+        """The file's metadata (PEP 658, else the wheel's), checked by sha256 and
+        cached by the file's sha256."""
         cache = self._metadata_cache
-        path = cache / f"{entry.sha256}.metadata" if cache and entry.sha256 else None
+        path = cache / f"{entry.sha256}.metadata" if cache else None
         with suppress(OSError):
             if path is not None:
                 return path.read_text(encoding="utf-8")
-        url, filename, sha256 = entry.url, entry.filename, entry.sha256
-        if entry.metadata_sha256 is not None:
-            url, filename, sha256 = f"{url}.metadata", f"{filename}.metadata", None
-        data = self._client.download(url)
-        expected = sha256 or entry.metadata_sha256
+        pep658 = entry.metadata_sha256 is not None
+        suffix = ".metadata" if pep658 else ""
+        expected = entry.metadata_sha256 if pep658 else entry.sha256
+        data = self._client.download(entry.url + suffix)
         received = hashlib.sha256(data).hexdigest()
         if expected and received != expected:
             raise LockError(
-                f"{filename}: the index lists sha256 {expected} but served bytes with "
-                f"sha256 {received}; the index or mirror serves a corrupt or altered file."
+                f"{entry.filename}{suffix}: the index lists sha256 {expected} but "
+                f"served bytes with sha256 {received}; the index or mirror serves a "
+                "corrupt or altered file."
             )
-        if entry.metadata_sha256 is None:
-            data = _wheel_metadata(data, filename)
-        text = data.decode("utf-8", "replace")
+        text = (data if pep658 else _wheel_metadata(data, entry.filename)).decode(
+            "utf-8", "replace"
+        )
         with suppress(OSError):  # a cache not written costs a request next time
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
                 write_text(path, text)
         return text
-
-
-def _package(node: _Node, base: str) -> LockedPackage:
-    files = [
-        (
-            entry.filename,
-            entry.url[len(base) :]
-            if entry.url.startswith(base)
-            else without_credentials(entry.url),
-            entry.sha256 or "",
-            entry.size,
-        )
-        for entry in node.files
-    ]
-    return LockedPackage(
-        node.name,
-        node.version,
-        str(node.markers),
-        tuple(
-            LockedDependency(name, version, str(marker))
-            for (name, version), marker in sorted(node.edges.items())
-        ),
-        tuple(sorted(files)),
-    )
 
 
 def _wheel_metadata(wheel: bytes, filename: str) -> bytes:
@@ -477,7 +447,6 @@ def differences(
     With ``variant`` only that variant's index is compared, and ``lock-variants``
     is not (an install needs that variant, not the whole set).
     """
-
     reasons = []
     if recorded.content_hash != current.content_hash:
         reasons.append("poetry.lock changed since it was written (content-hash)")
@@ -498,7 +467,7 @@ def differences(
         )
     have = dict(recorded.indexes)
     for name, url in current.indexes:
-        if variant is not None and name != variant:
+        if variant not in (None, name):
             continue
         if name not in have:
             reasons.append(f"{name} is not locked")
@@ -631,23 +600,18 @@ def lock_project(
         roots = _roots_for(poetry, config, variant)
         if not roots and name in optional:
             continue
+        recorded = {f: s for (v, f), s in hashes.items() if v == name}
         try:
             variants.append(
-                locker.lock(
-                    variant,
-                    fetch.index_url(variant),
-                    roots,
-                    {f: s for (v, f), s in hashes.items() if v == name},
-                )
+                locker.lock(variant, fetch.index_url(variant), roots, recorded)
             )
         except (MissingBuildError, IndexUnavailableError):
             if name not in optional:  # auto's candidates: only what the index has
                 raise
     if not variants:
         return None
-    lock = TorchCudaLock(
-        _current_inputs(poetry, config, [v.name for v in variants]), tuple(variants)
-    )
+    inputs = _current_inputs(poetry, config, [v.name for v in variants])
+    lock = TorchCudaLock(inputs, tuple(variants))
     for name in client.skipped():
         io.write_line(
             f"{PREFIX}: skipped {name}: PEP 825 wheel variants are not supported yet",
@@ -767,15 +731,13 @@ def _roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> lis
     """The configured packages at each locked version, under its markers (or at its specifier)."""
     from poetry.core.version.markers import parse_marker
 
-    by_name: dict[str, list[Any]] = {}
-    for package, marker in locked.selected_packages(poetry):
-        by_name.setdefault(package.name, []).append((package, marker))
+    selected = locked.selected_packages(poetry)
     roots = []
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)
         wanted = parse_marker(str(requirement.marker or ""))
         extras = frozenset(requirement.extras)
-        found = by_name.get(name, [])
+        found = [(p, m) for p, m in selected if p.name == name]
         if not found and requirement.specifier:
             roots.append(Root(name, None, requirement.specifier, extras, str(wanted)))
         for package, marker in found:
