@@ -16,7 +16,7 @@ from poetry.config.config import Config
 from poetry.core.packages.utils.link import Link
 from poetry.utils.cache import ArtifactCache
 
-from poetry_torch_cuda.index.credentials import authenticator
+from poetry_torch_cuda.index.client import authenticator
 from poetry_torch_cuda.install.download import DownloadError
 from poetry_torch_cuda.install.download import HashMismatchError
 from poetry_torch_cuda.install.download import download_files

@@ -6,7 +6,7 @@ the environment lacks. Nothing is installed that no lock hashes.
 
 As Poetry's executor does: worker threads, Poetry's ``ArtifactCache`` entries,
 one request per file through the one
-:func:`~poetry_torch_cuda.index.credentials.authenticator`. The bytes are hashed
+:func:`~poetry_torch_cuda.index.client.authenticator`. The bytes are hashed
 as they arrive into a ``.part`` file (named after its process, so the next run
 sweeps those of dead ones), renamed to the cache entry only when size and hash
 match the lock. With a per-run mirror each file is found by name on its pages.
@@ -30,8 +30,7 @@ from packaging.version import InvalidVersion
 
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index import quick
-from poetry_torch_cuda.index.client import tag_fits
+from poetry_torch_cuda.index import client
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedFile
@@ -50,8 +49,7 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.index.credentials import IndexAuthenticator
+    from poetry_torch_cuda.index.client import IndexAuthenticator
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.lockfile.model import VariantLock
 
@@ -138,7 +136,7 @@ class _Run:
         mirror: str | None,
     ) -> None:
         self._auth, self._asked, self._mirror = auth, asked, mirror
-        self._pages: IndexClient | None = None
+        self._pages: client.IndexClient | None = None
         # pop() takes the largest first: the last to finish is not a big one.
         self._todo = sorted(unique.items(), key=lambda pair: pair[1].size or 0)
         self.files = len(self._todo)
@@ -206,17 +204,14 @@ class _Run:
         """The URL to fetch: the lock's, or the one the mirror's page lists by name."""
         if self._mirror is None:
             return item.url
-        from poetry_torch_cuda.index.client import IndexClient
-        from poetry_torch_cuda.index.client import IndexUnavailableError
-
         if self._pages is None:  # one client: each page asked once
-            self._pages = IndexClient(
-                self._auth.config, refresh=True, authenticator=self._auth
+            self._pages = client.IndexClient(
+                self._auth.config, refresh=True, auth=self._auth
             )
         project = canonicalize_name(parse_wheel_filename(item.filename)[0])
         try:
             page = self._pages.project(self._mirror, project)
-        except IndexUnavailableError as error:
+        except client.IndexUnavailableError as error:
             listing = f"{self._mirror.rstrip('/')}/{project}/"
             cause = error.words or str(error)
             raise self._failure(item, listing, cause, error.advice) from None
@@ -302,20 +297,20 @@ class _Run:
                     if count >= _CHUNK:
                         since, count = time.monotonic(), 0
                     elif time.monotonic() - since > timeout:
-                        cause = f"{quick.host_in_words(url)} sent under 64 KiB in {timeout:g} s"
-                        advice = quick.advice(TimeoutError())
+                        cause = f"{client.host_in_words(url)} sent under 64 KiB in {timeout:g} s"
+                        advice = client.advice(TimeoutError())
                         raise self._failure(item, url, cause, advice)
             except (requests.RequestException, HTTPError) as error:
-                if quick.cause(error) == quick.TIMED_OUT:
+                if client.cause(error) == client.TIMED_OUT:
                     raise self._unanswered(item, url, error, timeout) from None
-                host = quick.host_in_words(url)
+                host = client.host_in_words(url)
                 cause = f"the connection to {host} broke off after {received} bytes"
                 advice = "Run the command again."
                 raise self._failure(item, url, cause, advice) from None
         return digest.hexdigest()
 
     def _refused(self, url: str, status: int) -> tuple[str, str]:
-        cause, advice = quick.http_failure(status)
+        cause, advice = client.http_failure(status)
         if status in (401, 403) and url.startswith("http:"):
             https = self._auth.get_credentials_for_url("https:" + url[5:])
             if https.username is not None or https.password is not None:
@@ -344,8 +339,8 @@ class _Run:
         self, item: LockedFile, url: str, error: BaseException, timeout: float
     ) -> DownloadError:
         """:meth:`_failure` for a request the index did not answer."""
-        cause = quick.in_words(error, url, timeout)
-        return self._failure(item, url, cause, quick.advice(error))
+        cause = client.in_words(error, url, timeout)
+        return self._failure(item, url, cause, client.advice(error))
 
     def _local(self, item: LockedFile, path: Path, error: OSError) -> DownloadError:
         return self._error(
@@ -468,7 +463,10 @@ def _best_file(
     fitting = [
         file
         for file in files
-        if any(tag_fits(t.interpreter, t.abi, t.platform, markers) for t in tags(file))
+        if any(
+            client.tag_fits(t.interpreter, t.abi, t.platform, markers)
+            for t in tags(file)
+        )
     ]
     if len(fitting) > 1:
         ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}

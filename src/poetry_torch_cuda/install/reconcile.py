@@ -157,7 +157,7 @@ def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) ->
         pip.install_files(
             [(path, item.sha256) for path, item in zip(paths, request.files)],
             force_reinstall=request.plan.force,
-            compile_bytecode=request.compile_bytecode,
+            compile_bytecode=request.settings.compile_bytecode,
             asked=asked,
         )
     conflicts = installed_environment(env).unmet(request.plan.configured)
@@ -172,13 +172,13 @@ def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) ->
 
 def _fetch(request: InstallRequest, io: IO) -> list[Path]:
     """``request``'s files in Poetry's artifact cache, verified; their paths in order."""
-    from poetry_torch_cuda.index.credentials import variant_authenticator
+    from poetry_torch_cuda.index.client import variant_authenticator
     from poetry_torch_cuda.install.download import download_files
     from poetry_torch_cuda.project.config import ENV_INDEX_URL
 
     config, variant = request.config, request.plan.variant
     auth = variant_authenticator(
-        config, variant, request.poetry_config, config.download_concurrency
+        config, variant, request.settings.poetry_config, config.download_concurrency
     )
     # The per-run mirror: files found there by name, checked by the lock's hashes.
     mirror = config.index_url(variant) if os.environ.get(ENV_INDEX_URL) else None
@@ -292,7 +292,8 @@ def reconcile_environment(
             from poetry_torch_cuda.install.request import refuse_system_python
 
             refuse_system_python(env, io)
-            project = settings.project if plan.install else None
+            poetry = settings.poetry if plan.install else None
+            project = None if poetry is None else poetry.pyproject_path.parent
             if project is not None:
                 _warn_other_owner(env, io, project, variant)
             apply_plan(prepare_install(plan, config, env, io, settings), env, io)

@@ -40,36 +40,11 @@ BREAK_SYSTEM = "PIP_BREAK_SYSTEM_PACKAGES"
 
 
 @dataclass(frozen=True)
-class InstallRequest:
-    """Everything pip gets for one change: exactly ``files``, each with its lock's sha256.
-
-    ``plan.force`` adds ``--force-reinstall``, ``compile_bytecode`` drops
-    ``--no-compile``; afterwards the unused CUDA wheels of ``plan.sweepable``
-    are removed (``plan.remove`` when nothing is installed).
-    """
-
-    plan: Plan
-    config: TorchCudaConfig
-    #: torch-cuda.lock's files for the family, poetry.lock's for Poetry's packages.
-    files: tuple[LockedFile, ...] = ()
-    compile_bytecode: bool = False
-    poetry_config: Config | None = None
-    #: Puts torch-cuda.lock back when this install locked the variant and failed.
-    forget_lock: Callable[[], None] = lambda: None
-
-    @property
-    def requirements(self) -> list[str]:
-        """What is asked for, as pip reads it (``torch==2.14.1+cu130``)."""
-        return [target.pip_requirement for target in self.plan.install]
-
-
-@dataclass(frozen=True)
 class InstallSettings:
     """How a command carries its changes out; what changes is the plan's."""
 
     #: The project: its poetry.lock, sources, configuration and torch-cuda.lock.
     poetry: Poetry | None = None
-    io: IO | None = None
     #: Reinstall matching builds too (``sync --force``).
     force: bool = False
     #: Write ``.pyc`` files, as ``poetry install --compile`` does.
@@ -80,21 +55,28 @@ class InstallSettings:
         """The project's Poetry configuration (credentials, the artifact cache)."""
         return None if self.poetry is None else self.poetry.config
 
-    @property
-    def project(self) -> Path | None:
-        """The project installing: recorded as the environment's owner."""
-        return None if self.poetry is None else self.poetry.pyproject_path.parent
 
-    @classmethod
-    def of(
-        cls,
-        poetry: Poetry,
-        io: IO,
-        *,
-        force: bool = False,
-        compile_bytecode: bool = False,
-    ) -> InstallSettings:
-        return cls(poetry, io, force, compile_bytecode)
+@dataclass(frozen=True)
+class InstallRequest:
+    """Everything pip gets for one change: exactly ``files``, each with its lock's sha256.
+
+    ``plan.force`` adds ``--force-reinstall``, ``settings.compile_bytecode``
+    drops ``--no-compile``; afterwards the unused CUDA wheels of
+    ``plan.sweepable`` are removed (``plan.remove`` when nothing is installed).
+    """
+
+    plan: Plan
+    config: TorchCudaConfig
+    settings: InstallSettings = InstallSettings()
+    #: torch-cuda.lock's files for the family, poetry.lock's for Poetry's packages.
+    files: tuple[LockedFile, ...] = ()
+    #: Puts torch-cuda.lock back when this install locked the variant and failed.
+    forget_lock: Callable[[], None] = lambda: None
+
+    @property
+    def requirements(self) -> list[str]:
+        """What is asked for, as pip reads it (``torch==2.14.1+cu130``)."""
+        return [target.pip_requirement for target in self.plan.install]
 
 
 def prepare_install(
@@ -107,12 +89,7 @@ def prepare_install(
     Raises:
         TorchCudaError: no build, no lock entry or no file; nothing was changed.
     """
-    request = InstallRequest(
-        plan,
-        config,
-        compile_bytecode=settings.compile_bytecode,
-        poetry_config=settings.poetry_config,
-    )
+    request = InstallRequest(plan, config, settings)
     if not plan.install:
         return request
     from poetry_torch_cuda.install.download import locked_files
@@ -120,7 +97,7 @@ def prepare_install(
     from poetry_torch_cuda.lockfile.service import LockLookup
 
     poetry = settings.poetry
-    assert poetry is not None, "an install needs the project (InstallSettings.of)"
+    assert poetry is not None, "an install needs the project (InstallSettings)"
     if any(target.version is None for target in plan.install):
         from poetry_torch_cuda.index.client import IndexClient
 
@@ -130,7 +107,7 @@ def prepare_install(
         f"{PREFIX}: installing <c2>{', '.join(t.pip_requirement for t in plan.install)}</>",
         verbosity=Verbosity.VERBOSE,
     )
-    lookup = LockLookup(poetry, settings.io or io)
+    lookup = LockLookup(poetry, io)
     try:  # the variant's entry of torch-cuda.lock, locked first when missing
         files = locked_files(lookup(plan.variant), plan, env)
         files += poetry_files(poetry, env, plan.lacking)
