@@ -227,7 +227,7 @@ def _remove_orphans(
 ) -> None:
     """Remove ``orphans`` (keeping files other distributions list)."""
     if orphans:
-        from poetry_torch_cuda.install.sweep import remove_distributions
+        from poetry_torch_cuda.install.undo import remove_distributions
 
         remove_distributions(env, orphans, pip.uninstall, pip_only=not in_process)
         done.append(
