@@ -22,7 +22,9 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index.client import IndexClient
 from poetry_torch_cuda.index.client import tag_fits
+from poetry_torch_cuda.index.client import variant_authenticator
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedFile
 from poetry_torch_cuda.output import PREFIX
@@ -42,7 +44,6 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -109,10 +110,10 @@ def prepare_install(
     poetry = settings.poetry
     assert poetry is not None, "an install needs the project (InstallSettings)"
     if any(target.version is None for target in plan.install):
-        from poetry_torch_cuda.index.client import IndexClient
-
-        client = IndexClient(settings.poetry_config, config.project_sources)
-        plan = pin_specifiers(plan, config, client, env.marker_env)
+        auth = variant_authenticator(config, plan.variant, settings.poetry_config)
+        plan = pin_specifiers(
+            plan, config, IndexClient(None, auth=auth), env.marker_env
+        )
     io.write_line(
         f"{PREFIX}: installing <c2>{', '.join(t.pip_requirement for t in plan.install)}</>",
         verbosity=Verbosity.VERBOSE,
