@@ -119,8 +119,15 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     if not plan.install:
         _remove_orphans(pip, list(plan.remove), done, env, in_process=False)
     else:
-        # The one way back from any failure below, interrupts included.
-        stash = Stash.take(env, plan.protected & set(plan.installed.all()))
+        try:  # the one way back from any failure below, interrupts included
+            stash = Stash.take(env, plan.protected & set(plan.installed.all()))
+        except OSError as error:
+            request.forget_lock()
+            raise TorchCudaError(
+                f"could not keep the installed build's files to undo a failure: "
+                f"{error}.\n{plan.unchanged} Free space where the environment is, "
+                "then run the command again."
+            ) from None
         try:
             previous = reusable_previous(env, request)
             try:
@@ -136,7 +143,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             targets = (*plan.install, *plan.satisfied)
             orphans = find_orphans(plan.sweepable, targets, installed)
             # The stash puts back whatever an in-process removal leaves half done.
-            _remove_orphans(pip, orphans, done, env, in_process=stash is not None)
+            _remove_orphans(pip, orphans, done, env, in_process=True)
         except BaseException as error:  # interrupts and bugs too: put back, then say so
             request.forget_lock()  # a lock entry made for it stays only if it installed
             forget_views()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import errno
 import hashlib
 import json
 import os
@@ -92,13 +91,14 @@ class Stash:
     present: set[str] = field(default_factory=set)
 
     @classmethod
-    def take(cls, env: Env, names: Collection[str]) -> Stash | None:
-        """A stash of the installed ``names`` in ``env``; ``None`` where links fail."""
-        try:
-            home = state_dir(env.path)
-            root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
-        except OSError:
-            return None
+    def take(cls, env: Env, names: Collection[str]) -> Stash:
+        """A stash of the installed ``names`` in ``env``.
+
+        Raises:
+            OSError: a file could not be linked nor copied (nothing of it is left).
+        """
+        home = state_dir(env.path)
+        root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(k): v for k, v in versions_of(installed_environment(env)).items()}
         stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
         stash.leftovers = _leftovers(env)
@@ -120,7 +120,7 @@ class Stash:
                         stash.tops.add(top)
         except OSError:
             stash.drop()
-            return None
+            raise
         stash.present = _files_under(stash.tops)
         return stash
 
@@ -173,14 +173,13 @@ class Stash:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def finish(stash: Stash | None, env: Env, request: InstallRequest) -> None:
+def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     """After a change that held, its stash becomes the previous build
     (none after ``sync --force``, which trusts torch-cuda.lock alone)."""
     files = {item.sha256 for item in request.files}
-    if request.plan.force or stash is None or not stash.files:
+    if request.plan.force or not stash.files:
         drop_previous(env.path)
-        if stash is not None:
-            stash.drop()
+        stash.drop()
     else:
         stash.keep(env.path)
         files |= set(_installed_from(env.path))
@@ -234,17 +233,15 @@ def _installed_from(env_path: Path) -> list[str]:
 
 
 def link(source: str | Path, target: str | Path) -> None:
-    """Hard-link ``source`` as ``target``; a copy across filesystems (a system
-    Python's state folder in Poetry's cache, on another disk than its site-packages).
+    """Hard-link ``source`` as ``target``; a copy where that fails (a system Python's
+    state folder in Poetry's cache, on another disk than its site-packages).
 
     The one way the plugin gives a file a second name (the stash, the files
     kept aside during a removal, pip's folder of downloaded files).
     """
     try:
         os.link(source, target)
-    except OSError as error:
-        if error.errno != errno.EXDEV:
-            raise
+    except OSError:  # another filesystem, or links refused (not the file's owner)
         shutil.copy2(source, target)
 
 
@@ -306,7 +303,7 @@ def _leftovers(env: Env) -> set[str]:
 
 def undo(
     error: BaseException,
-    stash: Stash | None,
+    stash: Stash,
     plan: Plan,
     env: Env,
     uninstall: Uninstaller,
@@ -314,35 +311,25 @@ def undo(
     """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
     interrupted = isinstance(error, KeyboardInterrupt)
     state = plan.unchanged
-    if stash is None:  # no links here: say what pip changed
-        now = versions_of(installed_environment(env))
-        changes = _changes(versions_of(plan.installed), now)
-        if changes:
-            more = " and more" if len(changes) > 6 else ""
-            state = (
-                f"Before failing, pip {', '.join(changes[:6])}{more}. `poetry "
-                "torch-cuda sync --force` repairs it once the cause is fixed."
-            )
+    try:
+        changes = stash.put_back(env, uninstall)
+    except (TorchCudaError, OSError) as failure:
+        state = (
+            f"Putting the environment back failed too ({failure}): torch "
+            "may not import; `poetry torch-cuda sync --force` reinstalls it."
+        )
     else:
-        try:
-            changes = stash.put_back(env, uninstall)
-        except (TorchCudaError, OSError) as failure:
+        stash.drop()
+        held = ", ".join(
+            f"{t.name} {stash.before[t.name]}"
+            for t in plan.install
+            if t.name in stash.before
+        )
+        if changes:
             state = (
-                f"Putting the environment back failed too ({failure}): torch "
-                "may not import; `poetry torch-cuda sync --force` reinstalls it."
+                "The environment was put back as it was "
+                f"({held or 'no torch build'}; undone: {', '.join(changes)})."
             )
-        else:
-            stash.drop()
-            held = ", ".join(
-                f"{t.name} {stash.before[t.name]}"
-                for t in plan.install
-                if t.name in stash.before
-            )
-            if changes:
-                state = (
-                    "The environment was put back as it was "
-                    f"({held or 'no torch build'}; undone: {', '.join(changes)})."
-                )
     cause = "interrupted while installing" if interrupted else str(error)
     wrapped = TorchCudaError(f"{cause}\n{state}")
     wrapped.exit_code = getattr(error, "exit_code", None) or (130 if interrupted else 1)
