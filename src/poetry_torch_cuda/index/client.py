@@ -210,15 +210,12 @@ def index_access(
 ) -> IndexAccess:
     """The index for ``variant`` with the credentials :func:`authenticator` gives it."""
     access = IndexAccess.from_url(config.index_url(variant))
-    access = dataclasses.replace(access, source=config.source)
-    if access.has_credentials:
-        return access
     auth = variant_authenticator(config, variant, poetry_config)
     found = auth.get_credentials_for_url(access.url)
-    if found.username is None and found.password is None:
-        return access
     register_secret(found.password)
-    return dataclasses.replace(access, username=found.username, password=found.password)
+    return dataclasses.replace(
+        access, username=found.username, password=found.password, source=config.source
+    )
 
 
 def get_once(

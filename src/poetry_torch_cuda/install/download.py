@@ -48,10 +48,6 @@ class DownloadError(TorchCudaError):
     """A file could not be fetched or was not what the lock says."""
 
 
-class HashMismatchError(DownloadError):
-    """The bytes received are not the locked file's."""
-
-
 def download_files(
     items: Sequence[LockedFile],
     cache_dir: Path,
@@ -305,10 +301,8 @@ class _Run:
                 )
         return cause, advice
 
-    def _error(
-        self, text: str, kind: type[DownloadError] = DownloadError
-    ) -> DownloadError:
-        return kind(f"could not install {self._asked}: {text}")
+    def _error(self, text: str) -> DownloadError:
+        return DownloadError(f"could not install {self._asked}: {text}")
 
     def _failure(
         self, item: LockedFile, url: str, cause: str, advice: str
@@ -341,8 +335,7 @@ class _Run:
             "same file.\nA published file never changes: treat this as a compromised "
             "or broken mirror and tell whoever runs it. pyproject.toml, poetry.lock and "
             f"{LOCK_NAME} are left as they were.\nThe lock and the file disagree: if "
-            "torch-cuda.lock was edited (`git diff torch-cuda.lock`), restore it.",
-            HashMismatchError,
+            "torch-cuda.lock was edited (`git diff torch-cuda.lock`), restore it."
         )
 
 
