@@ -498,24 +498,38 @@ class IndexClient:
         """The PEP 825 variant files the pages asked so far listed (left out)."""
         return sorted({name for page in self._memory.values() for name in page.skipped})
 
-    def _get(self, url: str) -> requests.Response:
-        """Poetry's request with its retries, or one short attempt with a timeout
-        (a host that failed a moment ago is not asked again)."""
-        if self._timeout is None:
-            return self.auth.request(
-                "get", url, raise_for_status=False, headers={"Accept": ACCEPT}
-            )
-        if not self._refresh:
+    def _get(self, url: str, *, page: bool = True) -> requests.Response:
+        """``url``'s answer (for a page, 404 and 410 too): one short attempt where a
+        timeout is set (a host that failed a moment ago is not asked again), else
+        Poetry's request with its retries.
+
+        Raises:
+            IndexUnavailableError: no answer, or an HTTP error status.
+        """
+        timeout = self._timeout if page else None
+        if timeout is not None and not self._refresh:
             remembered = recall(self.cache_dir, url)
             if remembered is not None:
                 raise IndexUnavailableError(remembered)
         try:
-            response = get_once(self.auth, url, self._timeout)
-        except Exception as error:
-            remember(self.cache_dir, url, in_words(error, url, self._timeout))
-            raise
-        if self._refresh:
+            if timeout is not None:
+                response = get_once(self.auth, url, timeout)
+            else:
+                headers = {"Accept": ACCEPT} if page else None
+                response = self.auth.request(
+                    "get", url, raise_for_status=False, headers=headers
+                )
+        except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
+            failure = _unavailable(url, error, timeout)
+            if timeout is not None:
+                remember(self.cache_dir, url, failure.words)
+            raise failure from None
+        if timeout is not None and self._refresh:
             remember(self.cache_dir, url, None)
+        if response.status_code >= 400 and not (
+            page and response.status_code in (404, 410)
+        ):
+            raise _unavailable(url, response.status_code)
         return response
 
     def _read(self, key: tuple[str, str]) -> ProjectFiles:
@@ -525,16 +539,9 @@ class IndexClient:
 
         index_url, name = key
         url = f"{index_url}/{name}/"
-        try:
-            response = self._get(url)
-        except IndexUnavailableError:
-            raise
-        except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
-            raise _unavailable(url, error, self._timeout) from None
+        response = self._get(url)
         if response.status_code in (404, 410):
             return ProjectFiles(name, False)
-        if response.status_code >= 400:
-            raise _unavailable(url, response.status_code)
         try:
             if response.headers.get("Content-Type", "").split(";")[0] == _JSON_TYPE:
                 content = response.json()
@@ -552,14 +559,7 @@ class IndexClient:
 
     def download(self, url: str) -> bytes:
         """The bytes at ``url`` (a file an index page links), with Poetry's session."""
-        url = self.auth.take_off(url)
-        try:
-            response = self.auth.request("get", url, raise_for_status=False)
-        except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
-            raise _unavailable(url, error) from None
-        if response.status_code >= 400:
-            raise _unavailable(url, response.status_code)
-        return bytes(response.content)
+        return bytes(self._get(self.auth.take_off(url), page=False).content)
 
     def _cache_path(self, key: tuple[str, str]) -> Path:
         digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:32]
