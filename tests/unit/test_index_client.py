@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from importlib import metadata
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import pytest
-from packaging.version import Version
 
 from poetry_torch_cuda.index.client import IndexClient
 from poetry_torch_cuda.index.client import IndexUnavailableError
@@ -19,15 +17,6 @@ from poetry_torch_cuda.index.client import tag_fits
 from tests.support.client import LINUX_311
 from tests.support.client import poetry_config
 from tests.support.index import JSON_TYPE
-
-
-#: Poetry 2.0's client answers these pages without the 401 the server sends to a
-#: request with no credentials (seen on 2.0.1 only; not yet understood).
-_POETRY_20 = pytest.mark.xfail(
-    Version(metadata.version("poetry")) < Version("2.1"),
-    reason="Poetry 2.0: an unauthenticated request got no 'refused access' (open defect)",
-    strict=True,
-)
 
 
 if TYPE_CHECKING:
@@ -112,7 +101,6 @@ def test_errors_are_not_cached_and_hide_credentials(
     assert IndexClient(poetry_config(tmp_path)).project(url, "torch").found
 
 
-@_POETRY_20
 def test_credentials_reach_the_index(index: IndexServer, tmp_path: Path) -> None:
     index.require_auth = ("alice", "s3cret")
     plain = index.whl_url("cpu")
@@ -189,7 +177,6 @@ def test_credentials_in_the_url_never_reach_poetrys_logs_or_the_cache(
             assert password not in text
 
 
-@_POETRY_20
 def test_credentials_in_the_url_go_only_to_that_host(
     index: IndexServer, tmp_path: Path
 ) -> None:

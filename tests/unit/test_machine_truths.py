@@ -15,6 +15,7 @@ from poetry_torch_cuda.machine.probe import Machine
 from poetry_torch_cuda.machine.probe import NvidiaDriver
 from poetry_torch_cuda.machine.probe import probe_nvidia
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.proof.run import ChildRun
 from poetry_torch_cuda.proof.verdict import judge
 from tests.support.machines import nvidia_machine as nvidia
 
@@ -22,7 +23,7 @@ from tests.support.machines import nvidia_machine as nvidia
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from poetry_torch_cuda.proof.verdict import BuildVerdict
+    from poetry_torch_cuda.proof.verdict import Proof
 
 RTX = ("NVIDIA GeForce RTX 4090", (8, 9))
 V100 = ("Tesla V100", (7, 0))
@@ -64,8 +65,8 @@ def report(
 
 def verdict_of(
     data: dict[str, Any], variant: str, machine: Machine, **kw: Any
-) -> BuildVerdict:
-    return judge(data, None, parse_variant(variant), machine, ["torch"], **kw)
+) -> Proof:
+    return judge(ChildRun(data), parse_variant(variant), machine, ["torch"], **kw)
 
 
 @pytest.mark.parametrize(
@@ -210,17 +211,18 @@ def test_a_package_the_lock_installs_here_must_be_installed() -> None:
 
 def test_a_timeout_could_not_check_and_is_no_failure() -> None:
     verdict = judge(
-        None,
-        "the check did not finish within 1 s",
+        ChildRun(None, "the check did not finish within 1 s", timed_out=True),
         parse_variant("cu130"),
         Machine("linux", "x86_64"),
         ["torch"],
-        timed_out=True,
     )
     assert verdict.ok and not verdict.checked
     assert verdict.checks[0].message.startswith("could not check the build")
     crashed = judge(
-        None, "killed", parse_variant("cu130"), Machine("linux", "x86_64"), ["torch"]
+        ChildRun(None, "killed"),
+        parse_variant("cu130"),
+        Machine("linux", "x86_64"),
+        ["torch"],
     )
     assert not crashed.ok
 

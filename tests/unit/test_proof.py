@@ -17,6 +17,7 @@ from poetry_torch_cuda.machine.tables import Arch
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.proof.run import MARKER
+from poetry_torch_cuda.proof.run import ChildRun
 from poetry_torch_cuda.proof.run import parse_output
 from poetry_torch_cuda.proof.run import run_child
 from poetry_torch_cuda.proof.verdict import judge
@@ -62,12 +63,14 @@ def report(
 
 
 def failures(data: dict[str, Any], variant: str, machine: Machine) -> list[str]:
-    verdict = judge(data, None, parse_variant(variant), machine, ["torch"])
+    verdict = judge(ChildRun(data), parse_variant(variant), machine, ["torch"])
     return [check.message for check in verdict.failures]
 
 
 def test_a_cpu_build_on_a_machine_without_gpu_passes() -> None:
-    verdict = judge(report("2.13.0+cpu"), None, parse_variant("cpu"), NO_GPU, ["torch"])
+    verdict = judge(
+        ChildRun(report("2.13.0+cpu")), parse_variant("cpu"), NO_GPU, ["torch"]
+    )
     assert verdict.ok
     assert [c.message for c in verdict.checks if c.status == "ok"] == [
         "torch 2.13.0+cpu imports",
@@ -78,7 +81,7 @@ def test_a_cpu_build_on_a_machine_without_gpu_passes() -> None:
 
 def test_a_cuda_build_without_gpu_is_a_note_not_a_failure() -> None:
     data = report("2.14.1+cu129", cuda="12.9", archs=["sm_90"])
-    verdict = judge(data, None, parse_variant("cu129"), NO_GPU, ["torch"])
+    verdict = judge(ChildRun(data), parse_variant("cu129"), NO_GPU, ["torch"])
     assert verdict.ok
     notes = [c.message for c in verdict.checks if c.status == "note"]
     assert notes == [
@@ -92,7 +95,7 @@ def test_a_cuda_build_without_gpu_is_a_note_not_a_failure() -> None:
 def test_an_import_error_of_a_cuda_library_is_a_machine_reason() -> None:
     error = "OSError: libcudnn.so.9: cannot open shared object file"
     data = report("2.14.1+cu128", imports=False, error=error)
-    verdict = judge(data, None, parse_variant("cu128"), NO_GPU, ["torch"])
+    verdict = judge(ChildRun(data), parse_variant("cu128"), NO_GPU, ["torch"])
     assert [c.message for c in verdict.failures] == [
         f"torch 2.14.1+cu128 does not import: {error}"
     ]
@@ -102,7 +105,7 @@ def test_an_import_error_of_a_cuda_library_is_a_machine_reason() -> None:
 def test_an_import_error_of_a_cpu_build_is_not_a_machine_reason() -> None:
     error = "OSError: libc10.so: cannot open shared object file"
     data = report("2.13.0+cpu", imports=False, error=error)
-    verdict = judge(data, None, parse_variant("cpu"), NO_GPU, ["torch"])
+    verdict = judge(ChildRun(data), parse_variant("cpu"), NO_GPU, ["torch"])
     assert not verdict.ok
     assert not verdict.machine_reason
     assert (
@@ -114,7 +117,7 @@ def test_an_import_error_of_a_cpu_build_is_not_a_machine_reason() -> None:
 def test_a_driver_too_old_for_the_build_names_the_driver_and_the_fix() -> None:
     machine = nvidia("535.104.05", ("NVIDIA GeForce RTX 4090", (8, 9)))
     data = report("2.14.1+cu130", cuda="13.0", archs=["sm_90"])
-    verdict = judge(data, None, parse_variant("cu130"), machine, ["torch"])
+    verdict = judge(ChildRun(data), parse_variant("cu130"), machine, ["torch"])
     (failure,) = verdict.failures
     # the driver rule's own words, as detect says them (issue 21 item 4)
     assert failure.message == (
@@ -158,7 +161,7 @@ def test_a_gpu_outside_the_compiled_arch_list_fails() -> None:
             },
         ],
     )
-    verdict = judge(data, None, parse_variant("cu126"), machine, ["torch"])
+    verdict = judge(ChildRun(data), parse_variant("cu126"), machine, ["torch"])
     messages = [c.message for c in verdict.failures]
     assert messages[0] == (
         "torch 2.13.0+cu126 is not built for GPU 0 (NVIDIA GeForce GTX 1080, sm_61): "
@@ -191,7 +194,7 @@ def test_a_torchvision_operator_mismatch_fails() -> None:
         "ok": False,
         "error": "RuntimeError: operator torchvision::nms does not exist",
     }
-    verdict = judge(data, None, parse_variant("cpu"), NO_GPU, ["torch"])
+    verdict = judge(ChildRun(data), parse_variant("cpu"), NO_GPU, ["torch"])
     (failure,) = verdict.failures
     assert (
         failure.cause == "torchvision was built for another torch (or another variant)"
@@ -200,7 +203,10 @@ def test_a_torchvision_operator_mismatch_fails() -> None:
 
 def test_no_report_fails_with_the_reason() -> None:
     verdict = judge(
-        None, "the check did not finish within 120 s", parse_variant("cpu"), NO_GPU, []
+        ChildRun(None, "the check did not finish within 120 s"),
+        parse_variant("cpu"),
+        NO_GPU,
+        [],
     )
     assert verdict.failures[0].message == (
         "could not check the build: the check did not finish within 120 s"

@@ -13,7 +13,6 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.index.offers import wanted_versions
-from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.resolution import choose
 from poetry_torch_cuda.machine.resolution import failures
 from poetry_torch_cuda.machine.resolution import forget
@@ -26,6 +25,7 @@ from poetry_torch_cuda.project.config import find_target
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.variants import Variant
+from poetry_torch_cuda.reports.lock_view import published
 
 
 if TYPE_CHECKING:
@@ -133,13 +133,9 @@ class DetectCommand(TorchCudaCommand):
             self.line(f"  {number}. {esc(step)}")
         if data["forced_by"]:
             self.line(f"<comment>Note:</> {esc(data['forced_by'])}")
-        release = tables.torch_release(torch)
-        if release is not None and (self.io.is_verbose() or self.option("target")):
-            published = ", ".join((*release.cuda, *release.rocm))
-            self.line(
-                f"<comment>Note:</> torch {release.release} publishes {published} "
-                f"(PyTorch's release matrix, read {tables.READ_ON})"
-            )
+        matrix = published(torch)
+        if matrix is not None and (self.io.is_verbose() or self.option("target")):
+            self.line(f"<comment>Note:</> {esc(matrix)}")
         for key, title in REMEMBERED.items():
             if data[key]:
                 self.line(f"{title}:")

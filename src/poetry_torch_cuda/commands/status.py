@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 from typing import ClassVar
 
@@ -11,14 +10,11 @@ from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.commands.base import NotCreatedEnv
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.machine import tables
-from poetry_torch_cuda.machine.resolution import check_project_fleet
+from poetry_torch_cuda.machine.detection import driver_step
 from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.project.config import ENV_VARIANT
-from poetry_torch_cuda.project.config import load_config
-from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.selection import selection_options
+from poetry_torch_cuda.reports.lock_view import fleet_checks
 from poetry_torch_cuda.reports.status import build_report
 from poetry_torch_cuda.urls import mask_url
 
@@ -26,8 +22,6 @@ from poetry_torch_cuda.urls import mask_url
 if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
 
-    from poetry_torch_cuda.context import RunContext
-    from poetry_torch_cuda.machine.resolution import TargetCheck
     from poetry_torch_cuda.reports.status import StatusReport
 
 
@@ -59,7 +53,7 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         """Gather the report and print it."""
         ctx = self.context()
         report = build_report(ctx, probe(self.env, nvcc=True))
-        fleet = _check_fleet(ctx)
+        fleet = fleet_checks(ctx)
         report.warnings += [f"target {c.summary()}" for c in fleet if not c.ok]
         if self.option("json"):
             created = not isinstance(self.env, NotCreatedEnv)
@@ -122,33 +116,12 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
             self.line(f"{head}{line}")
 
 
-def _check_fleet(ctx: RunContext) -> list[TargetCheck]:
-    """The declared targets checked against the lock (none without a lock)."""
-    if not ctx.config.targets or not ctx.poetry.locker.is_locked():
-        return []
-    locked = locked_state(ctx.poetry, ctx.env).versions
-    # The targets are other machines: they get pyproject.toml's variant, not this
-    # run's POETRY_TORCH_CUDA_VARIANT (a CI runner installing cpu for itself).
-    environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
-    config = load_config(ctx.poetry.pyproject.data, environ) or ctx.config
-    return check_project_fleet(config, ctx.poetry, ctx.env, locked, ctx.client)
-
-
 def _machine_lines(report: StatusReport) -> list[str]:
     machine = report.machine
     lines = []
     nvidia = machine.nvidia
     if nvidia is not None:
-        newest = tables.newest_cuda(nvidia.version, machine.sys_platform)
-        supports = (
-            f"CUDA {tables.dotted(newest)} and older"
-            if newest
-            else "a CUDA older than every release PyTorch builds for"
-        )
-        lines.append(
-            f"NVIDIA driver <c2>{esc(nvidia.version)}</> (from {esc(nvidia.source)}), "
-            f"supports {supports}"
-        )
+        lines.append(esc(driver_step(nvidia, machine.sys_platform)))
         for gpu in nvidia.gpus:
             capability = gpu.capability or "unknown"
             lines.append(

@@ -96,7 +96,7 @@ class VerifyCommand(TorchCudaCommand):
                 f"{PREFIX}: <warning>could not check</> {variant} in {where}"
             )
             return 1
-        count = len(proof.verdict.failures)
+        count = len(proof.failures)
         self.line_error(
             f"{PREFIX}: <error>verification failed</> ({count} problem"
             f"{'s' if count != 1 else ''}) for {variant} in {where}"

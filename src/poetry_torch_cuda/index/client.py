@@ -515,6 +515,8 @@ class IndexClient:
             if timeout is not None:
                 response = get_once(self.auth, url, timeout)
             else:
+                # A new dict each time: Poetry 2.0 writes the Authorization header
+                # into the dict it is given, which would then go to every host.
                 headers = {"Accept": ACCEPT} if page else None
                 response = self.auth.request(
                     "get", url, raise_for_status=False, headers=headers

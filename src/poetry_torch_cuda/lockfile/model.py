@@ -326,11 +326,6 @@ def render(lock: TorchCudaLock) -> str:
     return HEADER + "\n" + tomlkit.dumps(document)
 
 
-def write_text(path: Path, text: str) -> bool:
-    """Write ``text`` to ``path`` atomically; return whether the file changed."""
-    return tempfiles.write_text(path, text)
-
-
 def write_lock(path: Path, lock: TorchCudaLock) -> bool:
     """Write ``lock`` to ``path`` atomically; return whether the file changed."""
-    return write_text(path, render(lock))
+    return tempfiles.write_text(path, render(lock))

@@ -47,7 +47,6 @@ from poetry_torch_cuda.lockfile.model import VariantLock
 from poetry_torch_cuda.lockfile.model import read_lock
 from poetry_torch_cuda.lockfile.model import recorded_hashes
 from poetry_torch_cuda.lockfile.model import write_lock
-from poetry_torch_cuda.lockfile.model import write_text
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project import locked
@@ -57,6 +56,7 @@ from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.project.variants import public_version
+from poetry_torch_cuda.tempfiles import write_text
 from poetry_torch_cuda.urls import mask_url
 from poetry_torch_cuda.urls import without_credentials
 
@@ -279,9 +279,8 @@ class VariantLocker:
         versions = [
             v for v in self._builds(url, name) if label is None or v.local == label
         ]
-        allowed = sorted(specifier.filter(versions), reverse=True) or sorted(
-            specifier.filter(versions, prereleases=True), reverse=True
-        )
+        # packaging takes a pre-release only when no final release matches, as pip.
+        allowed = sorted(specifier.filter(versions), reverse=True)
         if not allowed:
             raise self._missing(url, name, str(specifier) or None)
         return str(allowed[0])

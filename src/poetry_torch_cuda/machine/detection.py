@@ -277,7 +277,7 @@ def _decide_cuda(
 ) -> Decision:
     nvidia = machine.nvidia
     assert nvidia is not None
-    steps = [_driver_step(nvidia, machine.sys_platform)]
+    steps = [driver_step(nvidia, machine.sys_platform)]
     steps += [
         f"{gpu}: compute capability {gpu.capability or 'unknown'}"
         for gpu in nvidia.gpus
@@ -361,7 +361,8 @@ def _first_offered(
     return None
 
 
-def _driver_step(nvidia: NvidiaDriver, platform: str) -> str:
+def driver_step(nvidia: NvidiaDriver, platform: str) -> str:
+    """The driver and the newest CUDA it runs, in words (``detect`` and ``status``)."""
     newest = tables.newest_cuda(nvidia.version, platform)
     text = f"NVIDIA driver {nvidia.version} (from {nvidia.source}) " + (
         f"fully supports CUDA {tables.dotted(newest)} and older"

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from cleo.formatters.formatter import Formatter
 from cleo.io.outputs.output import Verbosity
 from packaging.utils import canonicalize_name
 
@@ -45,8 +44,10 @@ from poetry_torch_cuda.machine.probe import NvidiaGpu
 from poetry_torch_cuda.machine.probe import probe_jetson
 from poetry_torch_cuda.machine.probe import probe_machine
 from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
-from poetry_torch_cuda.project.config import current_config
+from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -224,14 +225,14 @@ def report(resolution: Resolution, io: IO) -> None:
         f"{PREFIX}: auto -> {resolution.variant}", verbosity=Verbosity.VERBOSE
     )
     for step in decision.steps:
-        io.write_line(f"  - {Formatter.escape(step)}", verbosity=Verbosity.VERBOSE)
+        io.write_line(f"  - {esc(step)}", verbosity=Verbosity.VERBOSE)
     machine = resolution.machine
     warning = cpu_fallback_warning(decision, machine)
     if machine is not None and _probe_failed(machine):
         smi = f"{machine.smi_failure}: auto decides on what else it knows"
         warning = decision.forced_by or smi
     if warning is not None:
-        io.write_error_line(f"<warning>{PREFIX}: {Formatter.escape(warning)}</>")
+        io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
 
 
 def require_builds(variant: Variant, sys_platform: str) -> None:
@@ -261,11 +262,11 @@ def jetson_warning(
 def refresher(
     poetry: Poetry, env: Env, locked_versions: Mapping[NormalizedName, str] | None
 ) -> Callable[[], tuple[TorchCudaConfig, Variant] | None]:
-    """For a run that waited: config and variant as pyproject.toml says now
-    (``None`` when the table is gone or the plugin disabled)."""
+    """For a run that waited: config and variant as pyproject.toml says now, another
+    run may have changed it (``None`` when the table is gone or the plugin disabled)."""
 
     def refresh() -> tuple[TorchCudaConfig, Variant] | None:
-        config = current_config(poetry.pyproject_path)
+        config = load_config(read_pyproject(poetry.pyproject_path))
         if config is None:
             return None
         return config, resolve(config, poetry, env, locked_versions).variant

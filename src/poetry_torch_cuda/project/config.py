@@ -139,37 +139,31 @@ def _target(number: int, entry: Any) -> FleetTarget:
     if missing:
         raise ConfigError(f"{where} needs {missing[0]}; e.g.\n\n{_EXAMPLE}")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ConfigError(
-            f"{where} name must be letters, digits, '.', '_' or '-' (at most 64, "
-            f'starting with a letter or digit), got {_describe(name)}; e.g. "training".'
+        wanted = (
+            "letters, digits, '.', '_' or '-' (at most 64, the first a letter or digit)"
         )
+        raise _must(f"{where} name", wanted, name, '; e.g. "training".')
     driver = entry["driver"]
     if not isinstance(driver, str) or not _DRIVER.fullmatch(driver.strip()):
-        raise ConfigError(
-            f"{where} driver must be an NVIDIA driver version as a string, such as "
-            f'"570.124.06" or "535.104.05", got {_describe(driver)}.'
-        )
+        wanted = 'an NVIDIA driver version as a string, such as "570.124.06"'
+        raise _must(f"{where} driver", wanted, driver)
     gpus = entry["gpus"]
     if not isinstance(gpus, list) or not gpus:
-        raise ConfigError(
-            f"{where} gpus must be a non-empty array of compute capabilities, such "
-            f'as ["9.0"] or ["8.0", "8.6"], got {_describe(gpus)}.'
-        )
+        wanted = 'a non-empty array of compute capabilities, such as ["9.0"]'
+        raise _must(f"{where} gpus", wanted, gpus)
     capabilities: list[tuple[int, int]] = []
     for gpu in gpus:
         match = _CAPABILITY.fullmatch(gpu.strip()) if isinstance(gpu, str) else None
         if match is None:
-            raise ConfigError(
-                f"{where} gpus entries must be compute capabilities such as "
-                f'"8.6" (nvidia-smi --query-gpu=compute_cap), got {_describe(gpu)}.'
+            wanted = (
+                'compute capabilities such as "8.6" '
+                "(nvidia-smi --query-gpu=compute_cap)"
             )
+            raise _must(f"{where} gpus entries", wanted, gpu)
         capabilities.append((int(match[1]), int(match[2])))
     platform = entry.get("platform", "linux-x86_64")
     if platform not in PLATFORMS:
-        raise ConfigError(
-            f"{where} platform must be one of {', '.join(PLATFORMS)}, got "
-            f"{_describe(platform)}."
-        )
+        raise _must(f"{where} platform", f"one of {', '.join(PLATFORMS)}", platform)
     return FleetTarget(name, driver.strip(), tuple(capabilities), platform)
 
 
@@ -239,16 +233,6 @@ def read_pyproject(path: Path) -> dict[str, Any]:
     from poetry.core.pyproject.toml import PyProjectTOML
 
     return dict(PyProjectTOML(path).data)
-
-
-def current_config(path: Path) -> TorchCudaConfig | None:
-    """The configuration pyproject.toml at ``path`` gives now (another run may
-    have changed it while this one waited for the environment lock).
-
-    Raises:
-        ConfigError: the table became invalid meanwhile.
-    """
-    return load_config(read_pyproject(path))
 
 
 def load_config(

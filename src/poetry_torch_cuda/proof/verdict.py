@@ -1,4 +1,5 @@
-"""Judge the child's report (:mod:`.child`) against the variant and this machine.
+"""Judge the child's report (:mod:`.child`) against the variant and this machine,
+into a :class:`Proof` (``schema`` of its JSON changes if the layout does).
 
 Pure. A failure says what, why and what to do; ``machine`` marks this machine's
 failures (``auto`` moves on from those). No GPU, hidden GPUs, a GPU not reachable
@@ -7,6 +8,7 @@ from a container and a GPU ``auto`` left out are notes; a timeout could not chec
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from typing import Literal
 
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.variants import label_of
 
 
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.probe import NvidiaGpu
     from poetry_torch_cuda.project.variants import Variant
+    from poetry_torch_cuda.proof.run import ChildRun
 
 #: ``unchecked``: the check could not finish (a timeout); neither proof nor failure.
 Status = Literal["ok", "fail", "note", "unchecked"]
@@ -52,10 +56,26 @@ class Check:
     machine: bool = False
 
 
-@dataclass(frozen=True)
-class BuildVerdict:
-    """Every check, in the order they were made."""
+#: The version of ``verify --json``'s layout.
+SCHEMA = 1
+_STYLE = {
+    "fail": "<error>FAIL</>",
+    "unchecked": "<warning>????</>",
+    "ok": "<info> ok </>",
+    "note": "<comment>note</>",
+}
 
+
+@dataclass(frozen=True)
+class Proof:
+    """One verification of one environment against one variant: every check, in
+    the order they were made; rendered as lines, one error message, or the
+    stable JSON of ``verify --json``."""
+
+    variant: Variant
+    machine: Machine
+    packages: tuple[str, ...]
+    run: ChildRun
     checks: tuple[Check, ...]
 
     @property
@@ -65,7 +85,7 @@ class BuildVerdict:
 
     @property
     def ok(self) -> bool:
-        """Whether no check failed."""
+        """Whether no check failed (a check that could not finish is no failure)."""
         return not self.failures
 
     @property
@@ -74,44 +94,143 @@ class BuildVerdict:
         return all(check.status != "unchecked" for check in self.checks)
 
     @property
+    def verified(self) -> bool:
+        """Whether every check ran and held."""
+        return self.ok and self.checked
+
+    @property
     def machine_reason(self) -> bool:
         """Whether the build fails because of this machine (another build may run)."""
         return bool(self.failures) and all(check.machine for check in self.failures)
 
-    def ordered(self) -> tuple[Check, ...]:
-        """Failures first, then what held, then notes."""
+    @property
+    def torch_version(self) -> str | None:
+        """The installed torch's version as the child saw it."""
+        return self._package("torch").get("version")
+
+    def tracebacks(self) -> list[str]:
+        """The child's tracebacks and stderr (shown with ``-vvv`` only)."""
+        found = [
+            f"{name}:\n{trace.rstrip()}"
+            for name in self.packages
+            if (trace := self._package(name).get("traceback"))
+        ]
+        if self.run.report is None and self.run.stderr.strip():
+            found.append(self.run.stderr.rstrip())
+        return found
+
+    def lines(self) -> list[str]:
+        """The checks as styled lines, failures first, each with cause and fix."""
         rank = {"fail": 0, "unchecked": 0, "ok": 1, "note": 2}
-        return tuple(sorted(self.checks, key=lambda check: rank[check.status]))
+        lines = []
+        for check in sorted(self.checks, key=lambda check: rank[check.status]):
+            lines.append(f"{_STYLE[check.status]} {esc(check.message)}")
+            lines += [f"       cause: {esc(check.cause)}"] if check.cause else []
+            lines += [f"       fix:   {esc(check.fix)}"] if check.fix else []
+        return lines
+
+    def summary(self) -> str:
+        """One line: what was proven after a change (or why it could not be)."""
+        checks = self.checks
+        for check in checks:
+            if check.status == "unchecked":
+                return f"warning: {check.message}; {check.fix}"
+        held = [c.message for c in checks if c.status == "ok"]
+        computes = [m[12:] for m in held if m.startswith("computes on ")]
+        notes = [c.message for c in checks if c.status == "note" and c.name == "gpu"]
+        what = f"torch {self.torch_version}" if self.torch_version else self.variant
+        return (
+            f"verified {what}: imports"
+            + (f", computes on {', '.join(computes)}" if computes else "")
+            + "".join(f" (note: {note})" for note in notes)
+        )
+
+    def failure_message(self, *, debug: bool = False) -> str:
+        """Plain text for an error: every failure with its cause and fix."""
+        lines: list[str] = []
+        for check in self.failures:
+            lines.append(check.message)
+            lines += [f"Cause: {check.cause}."] if check.cause else []
+            lines += [f"Fix: {check.fix}."] if check.fix else []
+        if debug:
+            lines += self.tracebacks()
+        elif self.tracebacks():
+            lines.append("(-vvv shows the traceback of the check.)")
+        return "\n".join(lines)
+
+    def to_json(self, *, configured: Variant, debug: bool = False) -> dict[str, Any]:
+        """``verify --json``: stable keys, ``null`` for what is unknown."""
+        report = self.run.report or {}
+        packages = {}
+        for name in self.packages:
+            entry = self._package(name)
+            packages[name] = {
+                **dict.fromkeys(("version", "imports", "error")),
+                **entry,
+                "installed": bool(entry.get("installed")),
+                "label": label_of(entry.get("version") or ""),
+                "traceback": entry.get("traceback") if debug else None,
+            }
+        torch = report.get("torch")
+        if torch:  # a device's capability as "8.9"
+            devices = [dict(device) for device in torch["devices"]]
+            for device in devices:
+                capability = device["capability"]
+                device["capability"] = ".".join(map(str, capability or ())) or None
+            torch = {**torch, "devices": devices}
+        return {
+            "schema": SCHEMA,
+            "ok": self.verified,
+            "checked": self.checked,
+            "configured": configured.name,
+            "variant": self.variant.name,
+            "python": report.get("python"),
+            "error": self.run.error,
+            "packages": packages,
+            "torch": torch or None,
+            "compute": report.get("compute") or [],
+            "torchvision_op": report.get("torchvision_op"),
+            "checks": [dataclasses.asdict(check) for check in self.checks],
+            "machine": self.machine.to_json(),
+        }
+
+    def _package(self, name: str) -> dict[str, Any]:
+        entry = ((self.run.report or {}).get("packages") or {}).get(name)
+        return entry if isinstance(entry, dict) else {}
 
 
 def judge(
-    report: dict[str, Any] | None,
-    error: str | None,
+    run: ChildRun,
     variant: Variant,
     machine: Machine,
     packages: Iterable[str],
     *,
-    timed_out: bool = False,
     required: Mapping[str, str] | None = None,
     auto: bool = False,
     alternative: Callable[[], str | None] | None = None,
-) -> BuildVerdict:
-    """The verdict on ``report`` (or ``error``). ``required``: name -> locked version
+) -> Proof:
+    """The proof the child's ``run`` gives. ``required``: name -> locked version
     of what ``poetry install`` puts here; ``auto``: the GPUs ``auto``'s rule leaves
     out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix."""
+    packages = tuple(packages)
+
+    def proof(*checks: Check) -> Proof:
+        return Proof(variant, machine, packages, run, checks)
+
+    report = run.report
     if report is None:
-        message = f"could not check the build: {error or 'no report'}"
-        if timed_out:  # neither proof nor failure
+        message = f"could not check the build: {run.error or 'no report'}"
+        if run.timed_out:  # neither proof nor failure
             cause = "importing torch or starting the GPU takes longer than "
             cause += (
                 "verify-timeout (a first CUDA import from a network filesystem can)"
             )
             fix = "the build stays installed; raise verify-timeout in "
             fix += "[tool.poetry-torch-cuda] and run `poetry torch-cuda verify`"
-            return BuildVerdict((Check("probe", "unchecked", message, cause, fix),))
+            return proof(Check("probe", "unchecked", message, cause, fix))
         cause = "the environment's Python could not run the check to its end"
         fix = "run `poetry torch-cuda verify -vvv` to see the check's own output"
-        return BuildVerdict((Check("probe", "fail", message, cause, fix),))
+        return proof(Check("probe", "fail", message, cause, fix))
     answer = functools.cache(alternative or (lambda: None))
 
     def switch(what: str) -> str:  # the fix names auto's next choice, asked once
@@ -140,7 +259,7 @@ def judge(
         checks += _gpus(torch, version, variant, machine, hidden, left_out, switch)
         checks += _computes(report, torch, version, left_out)
         checks += _operator(report.get("torchvision_op"))
-    return BuildVerdict(tuple(checks))
+    return proof(*checks)
 
 
 def _package(

@@ -9,18 +9,21 @@ whether that machine runs it.
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
+from poetry_torch_cuda.index.offers import OfferFinder
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.resolution import check_project_fleet
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.config import ENV_VARIANT
+from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.locked import locked_versions
 from poetry_torch_cuda.project.variants import public_version
@@ -30,29 +33,58 @@ from poetry_torch_cuda.urls import mask_url
 
 if TYPE_CHECKING:
     from poetry_torch_cuda.context import RunContext
+    from poetry_torch_cuda.machine.resolution import TargetCheck
     from poetry_torch_cuda.project.variants import Variant
 
 
 def show_lock_view(ctx: RunContext) -> None:
     """Print the missing-build warnings, the variant line and the fleet lines."""
-    config, io = ctx.config, ctx.io
-    try:
-        for warning in _missing_builds(ctx):
-            io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
-    except IndexUnavailableError as error:  # a check only: one line, never a failure
-        io.write_error_line(
-            f"{PREFIX}: skipped the check that {config.variant} has the locked "
-            f"torch: {esc(str(error))}"
-        )
+    config, io, variant = ctx.config, ctx.io, ctx.config.variant
+    locked = dict(locked_versions(ctx.poetry, config.package_names))
+    offer = None  # what the variant's index has of the first locked package
+    if locked and variant.kind != "auto":
+        name = min(locked, key=lambda n: (n != "torch", n))
+        wanted = {name: _public(max(locked[name], key=version_key))}
+        finder = OfferFinder(ctx.client, config, wanted, ctx.env.marker_env)
+        (offer,) = finder.inspect([variant])[0].packages
+        if not variant.has_builds_for(sys.platform):
+            pass  # Poetry installs PyPI's torch here: nothing to miss
+        elif offer.error is not None:  # a check only: one line, never a failure
+            io.write_error_line(
+                f"{PREFIX}: skipped the check that {variant} has the locked "
+                f"torch: {esc(offer.error)}"
+            )
+        else:
+            url = mask_url(config.index_url(variant))
+            have = ", ".join(offer.versions[:SHOWN_VERSIONS]) or "none"
+            missing = {_public(v) for v in locked[name]} - {*offer.versions}
+            for public in sorted(missing, key=version_key, reverse=True):
+                io.write_error_line(
+                    f"<warning>{PREFIX}: {variant} has no build of {name} {public} "
+                    f"(locked in poetry.lock) at {esc(url)}; it has {name} "
+                    f"{esc(have)}. Constrain {name} to one of those, or pick another "
+                    "variant (`poetry torch-cuda variants` lists them).</>"
+                )
     found = dict(locked_versions(ctx.poetry, ["torch"])).get(canonicalize_name("torch"))
     if not found:
         return
-    newest = max(found, key=version_key)
-    io.write_line(
-        f"{PREFIX}: {esc(_variant_line(ctx, public_version(newest) or newest))}"
-    )
-    locked = locked_state(ctx.poetry, ctx.env).versions
-    for check in check_project_fleet(config, ctx.poetry, ctx.env, locked, ctx.client):
+    torch = _public(max(found, key=version_key))
+    if variant.kind == "auto":
+        matrix = published(torch) or f"torch {torch} is newer than the tables"
+        line = f"auto decides at install time; {matrix}"
+    else:
+        if offer is None or offer.name != "torch":
+            has = f"(torch {torch} not checked)"
+        elif offer.error is not None:
+            has = f"(index not reachable: torch {torch} not checked)"
+        elif torch in offer.versions:
+            has = f"has torch {torch}"
+        else:
+            has = f"has no torch {torch}"
+        needs = requirements(variant, torch, platform.machine(), sys.platform)
+        line = f"{variant} {has}{'; ' + needs if needs else ''}"
+    io.write_line(f"{PREFIX}: {esc(line)}")
+    for check in fleet_checks(ctx):
         line = f"{PREFIX}: target {esc(check.summary())}"
         if check.ok:
             io.write_line(line)
@@ -60,51 +92,31 @@ def show_lock_view(ctx: RunContext) -> None:
             io.write_error_line(f"<warning>{line}</>")
 
 
-def _missing_builds(ctx: RunContext) -> list[str]:
-    """Warnings when the variant lacks a locked torch (``auto``: at install time)."""
-    variant = ctx.config.variant
-    if variant.kind == "auto" or not variant.has_builds_for(sys.platform):
+def fleet_checks(ctx: RunContext) -> list[TargetCheck]:
+    """The declared targets checked against the lock (none without a lock)."""
+    if not ctx.config.targets or not ctx.poetry.locker.is_locked():
         return []
-    locked = dict(locked_versions(ctx.poetry, ctx.config.package_names))
-    if not locked:
-        return []
-    name = min(locked, key=lambda n: (n != "torch", n))
-    url = ctx.config.index_url(variant)
-    have = [
-        v.public for v in ctx.client.project(url, name).versions(variant.local_label)
-    ]
-    missing = {public_version(v) or v for v in locked[name]} - set(have)
-    offered = ", ".join(have[:SHOWN_VERSIONS]) or "none"
-    return [
-        f"{variant} has no build of {name} {public} (locked in poetry.lock) at "
-        f"{mask_url(url)}; it has {name} {offered}. Constrain {name} to one of "
-        "those, or pick another variant (`poetry torch-cuda variants` lists them)."
-        for public in sorted(missing, key=version_key, reverse=True)
-    ]
+    locked = locked_state(ctx.poetry, ctx.env).versions
+    # The targets are other machines: they get pyproject.toml's variant, not this
+    # run's POETRY_TORCH_CUDA_VARIANT (a CI runner installing cpu for itself).
+    environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
+    config = load_config(ctx.poetry.pyproject.data, environ) or ctx.config
+    return check_project_fleet(config, ctx.poetry, ctx.env, locked, ctx.client)
 
 
-def _variant_line(ctx: RunContext, torch: str) -> str:
-    """The configured variant's line (``auto``: what this torch release publishes)."""
-    variant = ctx.config.variant
-    if variant.kind == "auto":
-        release = tables.torch_release(torch)
-        if release is None:
-            return (
-                f"auto decides at install time; torch {torch} is newer than the tables"
-            )
-        published = ", ".join((*release.cuda, *release.rocm, "cpu"))
-        return (
-            f"auto decides at install time; torch {release.release} publishes "
-            f"{published} (PyTorch's release matrix, read {tables.READ_ON})"
-        )
-    try:
-        files = ctx.client.project(ctx.config.index_url(variant), "torch")
-        have = {v.public for v in files.versions(variant.local_label)}
-        has = f"has torch {torch}" if torch in have else f"has no torch {torch}"
-    except IndexUnavailableError:
-        has = f"(index not reachable: torch {torch} not checked)"
-    needs = requirements(variant, torch, platform.machine(), sys.platform)
-    return f"{variant} {has}{'; ' + needs if needs else ''}"
+def _public(version: str) -> str:
+    return public_version(version) or version
+
+
+def published(torch: str | None) -> str | None:
+    """``torch 2.14 publishes cu132, …, rocm7.2 (PyTorch's release matrix, …)``."""
+    release = tables.torch_release(torch)
+    if release is None:
+        return None
+    return (
+        f"torch {release.release} publishes {', '.join((*release.cuda, *release.rocm))} "
+        f"(PyTorch's release matrix, read {tables.READ_ON})"
+    )
 
 
 def requirements(
