@@ -42,7 +42,7 @@ TIMED: dict[str, tuple[str, ...]] = {
     "poetry_torch_cuda.install.request": ("pin_specifiers", "prepare_install"),
     "poetry_torch_cuda.lockfile.service": ("LockLookup.__call__",),
     "poetry_torch_cuda.install.download": ("download_files",),
-    "poetry_torch_cuda.index.credentials": ("authenticator",),
+    "poetry_torch_cuda.index.client": ("authenticator",),
     "poetry_torch_cuda.install.pip": ("PipRunner.install_files", "PipRunner.uninstall"),
     "poetry_torch_cuda.install.undo": ("Stash.take",),
     "poetry_torch_cuda.environment.installed": ("installed_environment",),

@@ -87,8 +87,8 @@ class RunContext:
         With ``refresh``, a run that waited for another one plans again with
         the configuration as it is then; returns the plan carried out.
         """
-        settings = InstallSettings.of(
-            self.poetry, self.io, force=force, compile_bytecode=compile_bytecode
+        settings = InstallSettings(
+            self.poetry, force=force, compile_bytecode=compile_bytecode
         )
         locked, env, io = self.locked, self.env, self.io
         again = refresher(self.poetry, env, locked.versions) if refresh else None

@@ -6,9 +6,9 @@ from typing import Any
 
 from poetry.config.config import Config
 
-from poetry_torch_cuda.index.credentials import IndexAccess
-from poetry_torch_cuda.index.credentials import authenticator
-from poetry_torch_cuda.index.credentials import index_access
+from poetry_torch_cuda.index.client import IndexAccess
+from poetry_torch_cuda.index.client import authenticator
+from poetry_torch_cuda.index.client import index_access
 from poetry_torch_cuda.project.config import load_config
 
 

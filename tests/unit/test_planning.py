@@ -182,7 +182,7 @@ def test_a_plan_that_only_removes_asks_nothing_before_pip(tmp_path: Path) -> Non
     request = prepare_install(plan, config, None, None, settings)  # type: ignore[arg-type]
     assert request.plan == plan
     assert request.files == () and request.requirements == []
-    assert request.compile_bytecode
+    assert request.settings.compile_bytecode
 
 
 def test_nothing_held_is_said_only_when_nothing_is_here_to_move() -> None:

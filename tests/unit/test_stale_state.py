@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from poetry_torch_cuda import tempfiles
-from poetry_torch_cuda.index import quick
+from poetry_torch_cuda.index import client
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.pyproject_edit import with_variant
 
@@ -135,20 +135,20 @@ def test_a_leftover_of_a_killed_switch_goes_with_the_next_one(tmp_path: Path) ->
 )
 def test_network_errors_in_words(error: Exception, words: str) -> None:
     url = "https://user:secret@host.example/whl/cu129/torch/"
-    assert quick.in_words(error, url) == words
+    assert client.in_words(error, url) == words
 
 
 def test_an_unreachable_host_is_remembered_for_a_while(tmp_path: Path) -> None:
     url = "https://host.example/whl/cu129/torch/"
-    assert quick.recall(tmp_path, url) is None
-    quick.remember(tmp_path, url, "host.example did not answer within 4 s")
-    recalled = quick.recall(tmp_path, "https://host.example/whl/cu130/torchvision/")
+    assert client.recall(tmp_path, url) is None
+    client.remember(tmp_path, url, "host.example did not answer within 4 s")
+    recalled = client.recall(tmp_path, "https://host.example/whl/cu130/torchvision/")
     assert recalled is not None
     assert recalled.startswith(
         "host.example did not answer within 4 s (noted 0 s ago; asked again in 600 s)"
     )
-    assert quick.recall(tmp_path, "https://other.example/whl/cu129/torch/") is None
-    later = quick.recall(tmp_path, url, now=10**10)
+    assert client.recall(tmp_path, "https://other.example/whl/cu129/torch/") is None
+    later = client.recall(tmp_path, url, now=10**10)
     assert later is None
-    quick.remember(tmp_path, url, None)
-    assert quick.recall(tmp_path, url) is None
+    client.remember(tmp_path, url, None)
+    assert client.recall(tmp_path, url) is None

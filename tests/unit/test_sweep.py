@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 from poetry.utils.env import VirtualEnv
 
-from poetry_torch_cuda.install.sweep import remove_distributions
+from poetry_torch_cuda.install.undo import remove_distributions
 from tests.support.wheels import build_wheel
 
 
@@ -128,7 +128,7 @@ def test_record_problems_names_missing_and_changed_files_not_bytecode(
     import base64
     import hashlib
 
-    from poetry_torch_cuda.install.sweep import record_problems
+    from poetry_torch_cuda.install.undo import record_problems
 
     def digest(data: bytes) -> str:
         raw = hashlib.sha256(data).digest()

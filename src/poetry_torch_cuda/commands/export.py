@@ -23,8 +23,8 @@ from poetry.core.version.helpers import format_python_constraint
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.index.client import index_access
 from poetry_torch_cuda.index.client import project_client
-from poetry_torch_cuda.index.credentials import index_access
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import configured
 from poetry_torch_cuda.lockfile.service import entry_for

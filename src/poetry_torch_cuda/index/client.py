@@ -1,10 +1,18 @@
-"""Which files a variant index lists for a project, through Poetry's own HTTP stack.
+"""The package index through Poetry's HTTP stack: the one client, its credentials, its wording.
 
-:class:`IndexClient` is the one client: requests go through
-:func:`~poetry_torch_cuda.index.credentials.authenticator` (Poetry's credentials
-rules, certificates, retries, proxies); pages are parsed by Poetry's PEP 691 JSON
-and PEP 503 HTML link sources and kept for :data:`CACHE_TTL_SECONDS` in Poetry's
-cache directory. PEP 825 variant wheels and ``*-variants.json`` are left out.
+:class:`IndexClient` is the one client. Every request of the plugin (pages,
+metadata, locked files, pip's index URL) takes its credentials from
+:func:`authenticator`: Poetry's ``Authenticator`` with the project's sources
+(``http-basic.<source>``, ``POETRY_HTTP_BASIC_*``, keyring, certificates; by
+host and path, never https credentials over http), plus credentials written in
+an ``index-url``, taken off the URL and never printed. Pages are parsed by
+Poetry's PEP 691 JSON and PEP 503 HTML link sources and kept for
+:data:`CACHE_TTL_SECONDS` in Poetry's cache directory; PEP 825 variant wheels
+and ``*-variants.json`` are left out. Every failed request is worded here
+(:func:`in_words`, :func:`advice`, :func:`http_failure`). Checks and choices ask
+a page once with :data:`TIMEOUT` (:func:`get_once`), never Poetry's retries,
+and a host that could not be reached is not asked again for
+:data:`REMEMBER_SECONDS`.
 """
 
 from __future__ import annotations
@@ -12,23 +20,29 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from urllib.parse import unquote
+from urllib.parse import urlsplit
 
 from packaging.utils import InvalidWheelFilename
 from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
 from packaging.version import Version
+from poetry.utils.authenticator import Authenticator
+from poetry.utils.password_manager import HTTPAuthCredential
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index import quick
 from poetry_torch_cuda.tempfiles import write_json
 from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.urls import register_secret
+from poetry_torch_cuda.urls import without_credentials
 
 
 if TYPE_CHECKING:
@@ -39,22 +53,333 @@ if TYPE_CHECKING:
     import requests
     from poetry.config.config import Config
     from poetry.poetry import Poetry
+    from poetry.utils.authenticator import AuthenticatorRepositoryConfig
 
-    from poetry_torch_cuda.index.credentials import IndexAuthenticator
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.variants import Variant
 
 CACHE_TTL_SECONDS = 600.0
 _JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 _CACHE_FORMAT = 4
+#: What a page request accepts: PEP 691 JSON first, then HTML.
+ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.01"
+#: Seconds to connect, and to wait for each answer, on the one attempt.
+TIMEOUT = 4.0
+#: How long a host that could not be reached is not asked again.
+REMEMBER_SECONDS = 600.0
+_UNREACHABLE = "unreachable.json"
+#: What :func:`cause` says of an attempt that got no answer in time.
+TIMED_OUT = "timed out"
+_DNS = "DNS lookup failed"
+_TLS = "TLS handshake failed: certificate or proxy"
+_DNS_WORDS = re.compile(
+    "name or service not known|name resolution|nodename nor servname|getaddrinfo "
+    "failed|no address associated"
+)
+_IN_WORDS = {
+    TIMED_OUT: "{host} did not answer within {timeout:g} s",
+    _DNS: "{host} could not be found (DNS lookup failed)",
+    "connection refused": "{host} refused the connection",
+    _TLS: "the TLS handshake with {host} failed (certificate or proxy)",
+}
 
 
 class IndexUnavailableError(TorchCudaError):
     """The index could not be asked: ``status`` the HTTP status it answered, else
-    ``cause`` (:func:`.quick.cause`); ``words`` and ``advice`` in :mod:`.quick`'s wording."""
+    ``cause`` (:func:`cause`); ``words`` and ``advice`` in this module's wording."""
 
     status: int | None = None
     cause: str | None = None
     words: str | None = None
     advice: str = ""
+
+
+#: Repository names given to index URLs that carry their own credentials.
+_IN_URL = "<index-url {}>"
+
+
+@dataclass(frozen=True)
+class IndexAccess:
+    """A variant's index URL (without credentials) and the credentials for it."""
+
+    url: str
+    username: str | None = None
+    password: str | None = None
+    #: The Poetry source the URL comes from (``source = "<name>"``).
+    source: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> IndexAccess:
+        """Split ``user:password@`` off ``url`` (percent-decoded), if it has one."""
+        parts = urlsplit(url)
+        username = None if parts.username is None else unquote(parts.username)
+        password = None if parts.password is None else unquote(parts.password)
+        register_secret(password)
+        return cls(without_credentials(url), username, password)
+
+    @property
+    def has_credentials(self) -> bool:
+        """Whether a user name or a password goes with the URL."""
+        return self.username is not None or self.password is not None
+
+    @property
+    def shown(self) -> str:
+        """The URL as messages show it: never with credentials."""
+        return mask_url(self.url)
+
+    def __repr__(self) -> str:
+        hidden = "***" if self.has_credentials else None
+        return f"IndexAccess(url={self.shown!r}, credentials={hidden!r})"
+
+
+class IndexAuthenticator(Authenticator):
+    """Poetry's ``Authenticator`` that also knows credentials written in index URLs."""
+
+    def __init__(
+        self, config: Config | None, sources: Iterable[tuple[str, str]], pool_size: int
+    ) -> None:
+        super().__init__(
+            config,
+            cache_id="poetry-torch-cuda",
+            disable_cache=True,
+            pool_size=pool_size,
+        )
+        #: Poetry's configuration the requests follow.
+        self.config = self._config
+        self._in_url: dict[str, HTTPAuthCredential] = {}
+        for name, url in sources:
+            if url:
+                self.take_off(url, name)
+
+    def take_off(self, url: str, name: str | None = None) -> str:
+        """``url`` without ``user:password@``; requests that Poetry's rules match
+        to it (scheme, host, path) get those credentials. ``name``: a source."""
+        access = IndexAccess.from_url(url)
+        if access.has_credentials:
+            name = _IN_URL.format(access.url)
+            self._in_url[name] = HTTPAuthCredential(access.username, access.password)
+        if name is not None and name not in self.configured_repositories:
+            self.add_repository(name, access.url)
+        return access.url
+
+    def _get_repository_config_for_url(
+        self, url: str, exact_match: bool = False
+    ) -> AuthenticatorRepositoryConfig | None:
+        """Poetry's match, but https credentials never go out over plain http
+        (Poetry itself decides so only from 2.1 on)."""
+        found = super()._get_repository_config_for_url(url, exact_match)
+        if found is not None and found.url.lower().startswith("https://"):
+            return found if url.lower().startswith("https://") else None
+        return found
+
+    def _get_credentials_for_repository(
+        self, repository: AuthenticatorRepositoryConfig
+    ) -> HTTPAuthCredential:
+        found = self._in_url.get(repository.name)
+        if found is not None:
+            return found
+        return super()._get_credentials_for_repository(repository)
+
+
+def authenticator(
+    config: Config | None, sources: Iterable[tuple[str, str]] = (), pool_size: int = 10
+) -> IndexAuthenticator:
+    """The authenticator every request of the plugin goes through."""
+    return IndexAuthenticator(config, sources, pool_size)
+
+
+def variant_authenticator(
+    config: TorchCudaConfig,
+    variant: Variant,
+    poetry_config: Config | None = None,
+    pool_size: int = 10,
+) -> IndexAuthenticator:
+    """:func:`authenticator` for ``variant``'s index: the project's sources, the one
+    ``source`` names at the variant's URL, and credentials written in that URL."""
+    url = config.index_url(variant)
+    sources = [(n, u) for n, u in config.project_sources if n != config.source]
+    if config.source is not None:
+        sources.append((config.source, url))
+    found = authenticator(poetry_config, sources, pool_size)
+    found.take_off(url)
+    return found
+
+
+def index_access(
+    config: TorchCudaConfig, variant: Variant, poetry_config: Config | None = None
+) -> IndexAccess:
+    """The index for ``variant`` with the credentials :func:`authenticator` gives it."""
+    access = IndexAccess.from_url(config.index_url(variant))
+    auth = variant_authenticator(config, variant, poetry_config)
+    found = auth.get_credentials_for_url(access.url)
+    register_secret(found.password)
+    return dataclasses.replace(
+        access, username=found.username, password=found.password, source=config.source
+    )
+
+
+def get_once(
+    authenticator: Authenticator, url: str, timeout: float = TIMEOUT
+) -> requests.Response:
+    """GET a page once with Poetry's credentials, session and certificates for it, as
+    ``Authenticator.request`` does but without its retries. Raises what requests raises."""
+    credential = authenticator.get_credentials_for_url(url)
+    auth = None
+    if credential.username is not None or credential.password is not None:
+        auth = (credential.username or "", credential.password or "")
+    certs = authenticator.get_certs_for_url(url)
+    trusted = certs.cert or certs.verify
+    return authenticator.get_session(url=url).get(
+        url,
+        headers={"Accept": ACCEPT},
+        auth=auth,
+        timeout=timeout,
+        verify=str(trusted) if isinstance(trusted, Path) else trusted,
+        cert=None if certs.client_cert is None else str(certs.client_cert),
+    )
+
+
+def host_in_words(url: str) -> str:
+    """``url``'s host (and port) as a message names it: never credentials."""
+    return urlsplit(mask_url(url)).netloc.rsplit("@", 1)[-1] or mask_url(url)
+
+
+def in_words(error: BaseException, url: str, timeout: float = TIMEOUT) -> str:
+    """What went wrong, in words, with the host but never credentials."""
+    words = _IN_WORDS.get(cause(error), "could not connect to {host}")
+    return words.format(host=host_in_words(url), timeout=timeout)
+
+
+def advice(error: BaseException) -> str:
+    """What to do about ``error`` (no answer), in one sentence."""
+    kind = cause(error)
+    if kind == TIMED_OUT:
+        return (
+            "The index is slow or unreachable. Run the command again later, or give "
+            "it more time with POETRY_REQUESTS_TIMEOUT=<seconds>."
+        )
+    if kind == _TLS:
+        return (
+            "Check the certificates Poetry has for the index "
+            "(`poetry config certificates.<source>.cert`)."
+        )
+    return (
+        "Check the network, any proxy settings, and the index URL "
+        "(index-url, or the url of the source named by source)."
+    )
+
+
+def http_failure(
+    status: int, project: str | None = None, index: IndexAccess | None = None
+) -> tuple[str, str]:
+    """``(cause, advice)`` for an HTTP error status; ``project`` and ``index``: the
+    page asked, for advice that names the page, the source and its variables."""
+    if status in (401, 403):
+        fix = (
+            "Check the credentials Poetry has for the index's source: "
+            "`poetry config http-basic.<source> <user> <password>`."
+        )
+        if index is not None and index.has_credentials:
+            name = index.source or "<source>"
+            variable = "POETRY_HTTP_BASIC_" + (
+                re.sub(r"\W", "_", name.upper()) if index.source else "<SOURCE>"
+            )
+            fix = (
+                "Check the credentials Poetry has for it: `poetry config "
+                f"http-basic.{name} <user> <password>` or {variable}_USERNAME "
+                f"and {variable}_PASSWORD."
+            )
+        elif index is not None:
+            fix = (
+                "It wants credentials: declare it as a [[tool.poetry.source]], set "
+                'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
+                "`poetry config http-basic.<name> <user> <password>`."
+            )
+        return f"the index refused access (HTTP {status})", fix
+    about = f" for {project}" if project else ""
+    if status == 404 and index is not None:
+        return (
+            f"the index has no page for {project} (HTTP 404)",
+            (
+                "Check the index URL and the variant: "
+                f"{index.shown.rstrip('/')}/{project}/ should list its wheels."
+            ),
+        )
+    if status in (404, 410):
+        return (
+            f"the index has no such file (HTTP {status}){about}",
+            (
+                "Check the index URL and the variant; if the index moved its files, "
+                "run `poetry torch-cuda lock` again."
+            ),
+        )
+    if status >= 500:
+        return (
+            f"the index failed with HTTP {status} (a server error)",
+            "Run the command again later, or tell whoever runs the index.",
+        )
+    return (
+        f"the index answered HTTP {status}{about}",
+        "Check the index URL, then run the command again.",
+    )
+
+
+def cause(error: BaseException) -> str:
+    """Why no answer came, in a few words without host or credentials:
+    :data:`TIMED_OUT`, ``DNS lookup failed``, ``connection refused``…"""
+    seen: list[str] = []
+    current: BaseException | None = error
+    while current is not None and len(seen) < 10:
+        seen.append(f"{type(current).__name__} {current}".lower())
+        current = current.__cause__ or current.__context__
+    text = " ".join(seen)
+    if "timed out" in text or "timeout" in text:
+        return TIMED_OUT
+    if _DNS_WORDS.search(text):
+        return _DNS
+    if "refused" in text:
+        return "connection refused"
+    if "ssl" in text or "certificate" in text:
+        return _TLS
+    return "no connection"
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
+
+
+def _hosts(cache_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((cache_dir / _UNREACHABLE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recall(cache_dir: Path, url: str, now: float | None = None) -> str | None:
+    """Why ``url``'s host was not reachable a short while ago, or ``None``."""
+    try:
+        entry = _hosts(cache_dir)[_host(url)]
+        age = (time.time() if now is None else now) - float(entry["at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not 0 <= age <= REMEMBER_SECONDS:
+        return None
+    return (
+        f"{entry['reason']} (noted {age:.0f} s ago; asked again in "
+        f"{REMEMBER_SECONDS - age:.0f} s)"
+    )
+
+
+def remember(cache_dir: Path, url: str, reason: str | None) -> None:
+    """Note that ``url``'s host could not be reached just now (``None``: it answered)."""
+    data = _hosts(cache_dir)
+    if reason is None and data.pop(_host(url), None) is None:
+        return
+    if reason is not None:
+        data[_host(url)] = {"at": time.time(), "reason": reason}
+    write_json(cache_dir / _UNREACHABLE, data)
 
 
 @dataclass(frozen=True)
@@ -109,9 +434,9 @@ class ProjectFiles:
 
 def project_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
     """The index client for checks and choices in a project: its Poetry config and
-    sources, one attempt of :data:`.quick.TIMEOUT` per page, never Poetry's retries."""
+    sources, one attempt of :data:`TIMEOUT` per page, never Poetry's retries."""
     sources = [(source.name, source.url) for source in poetry.get_sources()]
-    return IndexClient(poetry.config, sources, refresh=refresh, timeout=quick.TIMEOUT)
+    return IndexClient(poetry.config, sources, refresh=refresh, timeout=TIMEOUT)
 
 
 class IndexClient:
@@ -124,22 +449,17 @@ class IndexClient:
         *,
         refresh: bool = False,
         timeout: float | None = None,
-        authenticator: IndexAuthenticator | None = None,
+        auth: IndexAuthenticator | None = None,
     ) -> None:
         """``config``: Poetry's (``None``: the user's); ``timeout``: one attempt of that
-        many seconds per page, and an unreachable host remembered for a while
-        (:mod:`.quick`), instead of Poetry's retries."""
-        from poetry.config.config import Config
-
-        from poetry_torch_cuda.index.credentials import authenticator as make
-
-        config = config if config is not None else Config.create()
-        self.auth = authenticator or make(config, sources)
+        many seconds per page, and an unreachable host remembered for a while,
+        instead of Poetry's retries."""
+        self.auth = auth or authenticator(config, sources)
         self._refresh = refresh
         self._timeout = timeout
         self._memory: dict[tuple[str, str], ProjectFiles] = {}
         self.cache_dir = (
-            Path(str(config.get("cache-dir"))).expanduser()
+            Path(str(self.auth.config.get("cache-dir"))).expanduser()
             / "poetry-torch-cuda"
             / "index"
         )
@@ -159,46 +479,59 @@ class IndexClient:
     def projects(
         self, wanted: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], ProjectFiles | IndexUnavailableError]:
-        """Look up several ``(index_url, project)`` pairs at once, in parallel."""
-
-        def one(pair: tuple[str, str]) -> ProjectFiles | IndexUnavailableError:
-            try:
-                return self.project(*pair)
-            except IndexUnavailableError as error:
-                return error
-
+        """:meth:`answer` for several ``(index_url, project)`` pairs, in parallel."""
         for index_url in {url for url, _ in wanted}:
             self.auth.take_off(index_url)
         with ThreadPoolExecutor(max_workers=min(8, len(wanted) or 1)) as pool:
-            return dict(zip(wanted, pool.map(one, wanted)))
+            return dict(zip(wanted, pool.map(lambda pair: self.answer(*pair), wanted)))
+
+    def answer(
+        self, index_url: str, project: str
+    ) -> ProjectFiles | IndexUnavailableError:
+        """:meth:`project`, or the error that says why the index could not be asked."""
+        try:
+            return self.project(index_url, project)
+        except IndexUnavailableError as error:
+            return error
 
     def skipped(self) -> list[str]:
         """The PEP 825 variant files the pages asked so far listed (left out)."""
         return sorted({name for page in self._memory.values() for name in page.skipped})
 
-    def _get(self, url: str) -> requests.Response:
-        """Poetry's request with its retries, or one short attempt with a timeout
-        (a host that failed a moment ago is not asked again)."""
-        if self._timeout is None:
-            # A new dict each time: Poetry 2.0 writes the Authorization header
-            # into the dict it is given, which would then go to every host.
-            headers = {"Accept": quick.ACCEPT}
-            return self.auth.request(
-                "get", url, raise_for_status=False, headers=headers
-            )
-        if not self._refresh:
-            remembered = quick.recall(self.cache_dir, url)
+    def _get(self, url: str, *, page: bool = True) -> requests.Response:
+        """``url``'s answer (for a page, 404 and 410 too): one short attempt where a
+        timeout is set (a host that failed a moment ago is not asked again), else
+        Poetry's request with its retries.
+
+        Raises:
+            IndexUnavailableError: no answer, or an HTTP error status.
+        """
+        timeout = self._timeout if page else None
+        if timeout is not None and not self._refresh:
+            remembered = recall(self.cache_dir, url)
             if remembered is not None:
                 raise IndexUnavailableError(remembered)
         try:
-            response = quick.get_once(self.auth, url, self._timeout)
-        except Exception as error:
-            quick.remember(
-                self.cache_dir, url, quick.in_words(error, url, self._timeout)
-            )
-            raise
-        if self._refresh:
-            quick.remember(self.cache_dir, url, None)
+            if timeout is not None:
+                response = get_once(self.auth, url, timeout)
+            else:
+                # A new dict each time: Poetry 2.0 writes the Authorization header
+                # into the dict it is given, which would then go to every host.
+                headers = {"Accept": ACCEPT} if page else None
+                response = self.auth.request(
+                    "get", url, raise_for_status=False, headers=headers
+                )
+        except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
+            failure = _unavailable(url, error, timeout)
+            if timeout is not None:
+                remember(self.cache_dir, url, failure.words)
+            raise failure from None
+        if timeout is not None and self._refresh:
+            remember(self.cache_dir, url, None)
+        if response.status_code >= 400 and not (
+            page and response.status_code in (404, 410)
+        ):
+            raise _unavailable(url, response.status_code)
         return response
 
     def _read(self, key: tuple[str, str]) -> ProjectFiles:
@@ -208,16 +541,9 @@ class IndexClient:
 
         index_url, name = key
         url = f"{index_url}/{name}/"
-        try:
-            response = self._get(url)
-        except IndexUnavailableError:
-            raise
-        except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
-            raise _unavailable(url, error, self._timeout) from None
+        response = self._get(url)
         if response.status_code in (404, 410):
             return ProjectFiles(name, False)
-        if response.status_code >= 400:
-            raise _unavailable(url, response.status_code)
         try:
             if response.headers.get("Content-Type", "").split(";")[0] == _JSON_TYPE:
                 content = response.json()
@@ -235,14 +561,7 @@ class IndexClient:
 
     def download(self, url: str) -> bytes:
         """The bytes at ``url`` (a file an index page links), with Poetry's session."""
-        url = self.auth.take_off(url)
-        try:
-            response = self.auth.request("get", url, raise_for_status=False)
-        except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
-            raise _unavailable(url, error) from None
-        if response.status_code >= 400:
-            raise _unavailable(url, response.status_code)
-        return bytes(response.content)
+        return bytes(self._get(self.auth.take_off(url), page=False).content)
 
     def _cache_path(self, key: tuple[str, str]) -> Path:
         digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:32]
@@ -366,16 +685,16 @@ def _is_variant(filename: str) -> bool:
 def _unavailable(
     url: str, failure: BaseException | int, timeout: float | None = None
 ) -> IndexUnavailableError:
-    """The one wording (:mod:`.quick`) of an HTTP status or of no answer from ``url``."""
+    """The one wording of an HTTP status or of no answer from ``url``."""
     from poetry.utils import constants
 
     if isinstance(failure, int):
-        cause, advice = quick.http_failure(failure)
-        error = IndexUnavailableError(f"{mask_url(url)}: {cause}; {advice}")
-        error.status, error.words, error.advice = failure, cause, advice
+        words, fix = http_failure(failure)
+        error = IndexUnavailableError(f"{mask_url(url)}: {words}; {fix}")
+        error.status, error.words, error.advice = failure, words, fix
         return error
-    words = quick.in_words(failure, url, timeout or float(constants.REQUESTS_TIMEOUT))
+    words = in_words(failure, url, timeout or float(constants.REQUESTS_TIMEOUT))
     error = IndexUnavailableError(f"could not read {mask_url(url)}: {words}")
-    error.cause, error.words = quick.cause(failure), words
-    error.advice = quick.advice(failure)
+    error.cause, error.words = cause(failure), words
+    error.advice = advice(failure)
     return error

@@ -140,11 +140,7 @@ class OfferFinder:
             return Offer(True, f"{built} already installed from it")
         packages = []
         for name in self._names:
-            answer: ProjectFiles | IndexUnavailableError
-            try:
-                answer = self._client.project(self._config.index_url(variant), name)
-            except IndexUnavailableError as error:
-                answer = error
+            answer = self._client.answer(self._config.index_url(variant), name)
             package = self._package(variant, name, answer)
             packages.append(package)
             if package.has_wanted is not True:

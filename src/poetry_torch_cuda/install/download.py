@@ -1,12 +1,8 @@
 """The locked files a change needs, fetched into Poetry's artifact cache, sha256-checked as they stream.
 
-Which files: torch-cuda.lock's for the torch family; poetry.lock's (its sha256,
-the URL from the package's source) for the Poetry packages the family needs and
-the environment lacks. Nothing is installed that no lock hashes.
-
-As Poetry's executor does: worker threads, Poetry's ``ArtifactCache`` entries,
+Which files is :mod:`.request`'s to decide. As Poetry's executor does: worker threads, Poetry's ``ArtifactCache`` entries,
 one request per file through the one
-:func:`~poetry_torch_cuda.index.credentials.authenticator`. The bytes are hashed
+:func:`~poetry_torch_cuda.index.client.authenticator`. The bytes are hashed
 as they arrive into a ``.part`` file (named after its process, so the next run
 sweeps those of dead ones), renamed to the cache entry only when size and hash
 match the lock. With a per-run mirror each file is found by name on its pages.
@@ -19,41 +15,27 @@ import os
 import threading
 import time
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import BinaryIO
 
-from packaging.utils import InvalidWheelFilename
 from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
-from packaging.version import InvalidVersion
 
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index import quick
-from poetry_torch_cuda.index.client import tag_fits
+from poetry_torch_cuda.index import client
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
-from poetry_torch_cuda.lockfile.model import LockedFile
-from poetry_torch_cuda.project.variants import version_key
 from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from collections.abc import Mapping
     from collections.abc import Sequence
     from pathlib import Path
-    from typing import Any
 
-    from packaging.utils import NormalizedName
-    from poetry.poetry import Poetry
-    from poetry.utils.env import Env
-
-    from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.index.credentials import IndexAuthenticator
-    from poetry_torch_cuda.install.planning import Plan
-    from poetry_torch_cuda.lockfile.model import VariantLock
+    from poetry_torch_cuda.index.client import IndexAuthenticator
+    from poetry_torch_cuda.lockfile.model import LockedFile
 
     #: Bytes done, bytes in all (known sizes), files done, files.
     Progress = Callable[[int, int, int, int], None]
@@ -64,10 +46,6 @@ _PART = ".part"
 
 class DownloadError(TorchCudaError):
     """A file could not be fetched or was not what the lock says."""
-
-
-class HashMismatchError(DownloadError):
-    """The bytes received are not the locked file's."""
 
 
 def download_files(
@@ -138,7 +116,7 @@ class _Run:
         mirror: str | None,
     ) -> None:
         self._auth, self._asked, self._mirror = auth, asked, mirror
-        self._pages: IndexClient | None = None
+        self._pages: client.IndexClient | None = None
         # pop() takes the largest first: the last to finish is not a big one.
         self._todo = sorted(unique.items(), key=lambda pair: pair[1].size or 0)
         self.files = len(self._todo)
@@ -206,17 +184,14 @@ class _Run:
         """The URL to fetch: the lock's, or the one the mirror's page lists by name."""
         if self._mirror is None:
             return item.url
-        from poetry_torch_cuda.index.client import IndexClient
-        from poetry_torch_cuda.index.client import IndexUnavailableError
-
         if self._pages is None:  # one client: each page asked once
-            self._pages = IndexClient(
-                self._auth.config, refresh=True, authenticator=self._auth
+            self._pages = client.IndexClient(
+                self._auth.config, refresh=True, auth=self._auth
             )
         project = canonicalize_name(parse_wheel_filename(item.filename)[0])
         try:
             page = self._pages.project(self._mirror, project)
-        except IndexUnavailableError as error:
+        except client.IndexUnavailableError as error:
             listing = f"{self._mirror.rstrip('/')}/{project}/"
             cause = error.words or str(error)
             raise self._failure(item, listing, cause, error.advice) from None
@@ -302,20 +277,20 @@ class _Run:
                     if count >= _CHUNK:
                         since, count = time.monotonic(), 0
                     elif time.monotonic() - since > timeout:
-                        cause = f"{quick.host_in_words(url)} sent under 64 KiB in {timeout:g} s"
-                        advice = quick.advice(TimeoutError())
+                        cause = f"{client.host_in_words(url)} sent under 64 KiB in {timeout:g} s"
+                        advice = client.advice(TimeoutError())
                         raise self._failure(item, url, cause, advice)
             except (requests.RequestException, HTTPError) as error:
-                if quick.cause(error) == quick.TIMED_OUT:
+                if client.cause(error) == client.TIMED_OUT:
                     raise self._unanswered(item, url, error, timeout) from None
-                host = quick.host_in_words(url)
+                host = client.host_in_words(url)
                 cause = f"the connection to {host} broke off after {received} bytes"
                 advice = "Run the command again."
                 raise self._failure(item, url, cause, advice) from None
         return digest.hexdigest()
 
     def _refused(self, url: str, status: int) -> tuple[str, str]:
-        cause, advice = quick.http_failure(status)
+        cause, advice = client.http_failure(status)
         if status in (401, 403) and url.startswith("http:"):
             https = self._auth.get_credentials_for_url("https:" + url[5:])
             if https.username is not None or https.password is not None:
@@ -326,10 +301,8 @@ class _Run:
                 )
         return cause, advice
 
-    def _error(
-        self, text: str, kind: type[DownloadError] = DownloadError
-    ) -> DownloadError:
-        return kind(f"could not install {self._asked}: {text}")
+    def _error(self, text: str) -> DownloadError:
+        return DownloadError(f"could not install {self._asked}: {text}")
 
     def _failure(
         self, item: LockedFile, url: str, cause: str, advice: str
@@ -344,8 +317,8 @@ class _Run:
         self, item: LockedFile, url: str, error: BaseException, timeout: float
     ) -> DownloadError:
         """:meth:`_failure` for a request the index did not answer."""
-        cause = quick.in_words(error, url, timeout)
-        return self._failure(item, url, cause, quick.advice(error))
+        cause = client.in_words(error, url, timeout)
+        return self._failure(item, url, cause, client.advice(error))
 
     def _local(self, item: LockedFile, path: Path, error: OSError) -> DownloadError:
         return self._error(
@@ -362,125 +335,8 @@ class _Run:
             "same file.\nA published file never changes: treat this as a compromised "
             "or broken mirror and tell whoever runs it. pyproject.toml, poetry.lock and "
             f"{LOCK_NAME} are left as they were.\nThe lock and the file disagree: if "
-            "torch-cuda.lock was edited (`git diff torch-cuda.lock`), restore it.",
-            HashMismatchError,
+            "torch-cuda.lock was edited (`git diff torch-cuda.lock`), restore it."
         )
-
-
-#: Where Poetry's own packages are locked.
-POETRY_LOCK = "poetry.lock"
-
-
-@dataclass(frozen=True)
-class PoetryLockedFile(LockedFile):
-    """A file of a Poetry package, checked against poetry.lock's sha256."""
-
-    lock: str = POETRY_LOCK
-
-
-def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
-    """Of the closure of ``plan``'s targets in ``lock``, the wheel pip prefers here of each
-    package not installed at its locked version (unless forced) nor the project's own.
-
-    Raises:
-        TorchCudaError: the lock lacks a package, or has no file for this env.
-    """
-    roots = [
-        (t.name, None if t.version is None else str(t.version)) for t in plan.install
-    ]
-    try:
-        packages = lock.closure(roots, env.marker_env)
-    except KeyError as missing:
-        raise TorchCudaError(
-            f"{LOCK_NAME} has no {missing.args[0]} for {plan.variant}; run "
-            "`poetry torch-cuda lock` and then the command again."
-        ) from None
-    asked = {target.name for target in plan.install}
-    return [
-        _best_file(lock.files(package), package.name, package.version, env)
-        for package in packages
-        if package.name not in plan.own
-        and (
-            plan.force
-            or package.name in asked
-            or version_key(plan.installed.version(package.name) or "")
-            != version_key(package.version)
-        )
-    ]
-
-
-def poetry_files(
-    poetry: Poetry, env: Env, wanted: Mapping[NormalizedName, str]
-) -> list[LockedFile]:
-    """Of each ``wanted`` package (name: version), poetry.lock's wheel for this env: the URL
-    from its source's page (Poetry's repository, as its ``Chooser`` picks it), the sha256
-    poetry.lock's.
-
-    Raises:
-        TorchCudaError: poetry.lock or the source has no such wheel.
-    """
-    from poetry_torch_cuda.project.locked import locked_packages
-
-    pool, found = poetry.pool, []
-    for package in locked_packages(poetry, wanted):
-        if package.source_type and package.source_reference:
-            repository = pool.repository(package.source_reference)
-        else:
-            repository = (
-                pool.repository("pypi")
-                if pool.has_repository("pypi")
-                else pool.repositories[0]
-            )
-        hashes = {f["file"]: str(f["hash"]) for f in package.files}
-        version = package.version.text
-        candidates = [
-            PoetryLockedFile(
-                package.name,
-                version,
-                link.filename,
-                link.url_without_fragment,
-                hashes[link.filename].partition(":")[2],
-            )
-            for link in repository.find_links_for_package(package)
-            if link.is_wheel and hashes.get(link.filename, "").startswith("sha256:")
-        ]
-        found.append(_best_file(candidates, package.name, version, env, POETRY_LOCK))
-    return found
-
-
-def _best_file(
-    files: Sequence[LockedFile],
-    name: str,
-    version: str,
-    env: Env,
-    lock: str = LOCK_NAME,
-) -> LockedFile:
-    """Of ``files``, the wheel that fits ``env`` best: markers first (no process), pip's tag
-    order only when several fit."""
-    markers = env.marker_env
-
-    def tags(file: LockedFile) -> frozenset[Any]:
-        try:
-            return parse_wheel_filename(file.filename)[3]
-        except (InvalidWheelFilename, InvalidVersion):
-            return frozenset()
-
-    fitting = [
-        file
-        for file in files
-        if any(tag_fits(t.interpreter, t.abi, t.platform, markers) for t in tags(file))
-    ]
-    if len(fitting) > 1:
-        ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
-        fitting.sort(key=lambda f: min(ranks.get(t, len(ranks)) for t in tags(f)))
-    if not fitting:
-        raise TorchCudaError(
-            f"{lock} has no wheel of {name} {version} for this environment (Python "
-            f"{markers.get('python_full_version')}, {markers.get('sys_platform')} "
-            f"{markers.get('platform_machine')}). Add this platform to the project's "
-            f"supported ones and run `poetry {'lock' if lock == POETRY_LOCK else 'torch-cuda lock'}`."
-        )
-    return fitting[0]
 
 
 class _Stopped(Exception):

@@ -27,6 +27,7 @@ from packaging.utils import parse_wheel_filename
 from poetry_torch_cuda.environment import envlock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
+from poetry_torch_cuda.install.undo import link
 from poetry_torch_cuda.urls import scrub
 
 
@@ -168,21 +169,15 @@ def _links(files: Sequence[tuple[Path, str]]) -> Iterator[tuple[Path, Path]]:
         lines = []
         for path, sha256 in files:
             name, version, _, _ = parse_wheel_filename(path.name)
-            _link(path, folder / path.name)
+            try:  # a symbolic link, else the stash's hard link or copy
+                (folder / path.name).symlink_to(path)
+            except OSError:
+                link(path, folder / path.name)
             lines.append(f"{name}=={version} --hash=sha256:{sha256}\n")
         requirements.write_text("".join(lines), encoding="utf-8")
         yield folder, requirements
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _link(source: Path, target: Path) -> None:
-    """``target`` names ``source``'s bytes: a symbolic link, else a hard link, else a copy."""
-    for make in (os.symlink, os.link):
-        with suppress(OSError):
-            make(source, target)
-            return
-    shutil.copyfile(source, target)
 
 
 def _raise_for(outcome: tuple[int, list[str], int | None], doing: str) -> bool:

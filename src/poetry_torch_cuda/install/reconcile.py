@@ -119,8 +119,15 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     if not plan.install:
         _remove_orphans(pip, list(plan.remove), done, env, in_process=False)
     else:
-        # The one way back from any failure below, interrupts included.
-        stash = Stash.take(env, plan.protected & set(plan.installed.all()))
+        try:  # the one way back from any failure below, interrupts included
+            stash = Stash.take(env, plan.protected & set(plan.installed.all()))
+        except OSError as error:
+            request.forget_lock()
+            raise TorchCudaError(
+                f"could not keep the installed build's files to undo a failure: "
+                f"{error}.\n{plan.unchanged} Free space where the environment is, "
+                "then run the command again."
+            ) from None
         try:
             previous = reusable_previous(env, request)
             try:
@@ -136,7 +143,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             targets = (*plan.install, *plan.satisfied)
             orphans = find_orphans(plan.sweepable, targets, installed)
             # The stash puts back whatever an in-process removal leaves half done.
-            _remove_orphans(pip, orphans, done, env, in_process=stash is not None)
+            _remove_orphans(pip, orphans, done, env, in_process=True)
         except BaseException as error:  # interrupts and bugs too: put back, then say so
             request.forget_lock()  # a lock entry made for it stays only if it installed
             forget_views()
@@ -157,7 +164,7 @@ def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) ->
         pip.install_files(
             [(path, item.sha256) for path, item in zip(paths, request.files)],
             force_reinstall=request.plan.force,
-            compile_bytecode=request.compile_bytecode,
+            compile_bytecode=request.settings.compile_bytecode,
             asked=asked,
         )
     conflicts = installed_environment(env).unmet(request.plan.configured)
@@ -172,13 +179,13 @@ def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) ->
 
 def _fetch(request: InstallRequest, io: IO) -> list[Path]:
     """``request``'s files in Poetry's artifact cache, verified; their paths in order."""
-    from poetry_torch_cuda.index.credentials import variant_authenticator
+    from poetry_torch_cuda.index.client import variant_authenticator
     from poetry_torch_cuda.install.download import download_files
     from poetry_torch_cuda.project.config import ENV_INDEX_URL
 
     config, variant = request.config, request.plan.variant
     auth = variant_authenticator(
-        config, variant, request.poetry_config, config.download_concurrency
+        config, variant, request.settings.poetry_config, config.download_concurrency
     )
     # The per-run mirror: files found there by name, checked by the lock's hashes.
     mirror = config.index_url(variant) if os.environ.get(ENV_INDEX_URL) else None
@@ -227,7 +234,7 @@ def _remove_orphans(
 ) -> None:
     """Remove ``orphans`` (keeping files other distributions list)."""
     if orphans:
-        from poetry_torch_cuda.install.sweep import remove_distributions
+        from poetry_torch_cuda.install.undo import remove_distributions
 
         remove_distributions(env, orphans, pip.uninstall, pip_only=not in_process)
         done.append(
@@ -292,7 +299,8 @@ def reconcile_environment(
             from poetry_torch_cuda.install.request import refuse_system_python
 
             refuse_system_python(env, io)
-            project = settings.project if plan.install else None
+            poetry = settings.poetry if plan.install else None
+            project = None if poetry is None else poetry.pyproject_path.parent
             if project is not None:
                 _warn_other_owner(env, io, project, variant)
             apply_plan(prepare_install(plan, config, env, io, settings), env, io)

@@ -1,7 +1,10 @@
 """What exactly pip is called with, decided before pip runs: every install comes through here.
 
 The offline :class:`~poetry_torch_cuda.install.planning.Plan` says what must
-change; :func:`prepare_install` adds what only the index and the locks know.
+change; :func:`prepare_install` adds what only the index and the locks know:
+which files, torch-cuda.lock's for the torch family and poetry.lock's (its
+sha256, the URL from the package's source) for the Poetry packages the family
+needs and the environment lacks. Nothing is installed that no lock hashes.
 """
 
 from __future__ import annotations
@@ -13,54 +16,40 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
+from packaging.utils import InvalidWheelFilename
+from packaging.utils import parse_wheel_filename
+from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index.client import IndexClient
+from poetry_torch_cuda.index.client import tag_fits
+from poetry_torch_cuda.index.client import variant_authenticator
+from poetry_torch_cuda.lockfile.model import LOCK_NAME
+from poetry_torch_cuda.lockfile.model import LockedFile
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project.config import UNREACHABLE_HINT
+from poetry_torch_cuda.project.variants import version_key
 
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Mapping
+    from collections.abc import Sequence
     from typing import Any
 
     from cleo.io.io import IO
+    from packaging.utils import NormalizedName
     from poetry.config.config import Config
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.install.planning import Plan
-    from poetry_torch_cuda.lockfile.model import LockedFile
+    from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
 
 #: pip's own opt-in to installing into an externally managed Python (PEP 668).
 BREAK_SYSTEM = "PIP_BREAK_SYSTEM_PACKAGES"
-
-
-@dataclass(frozen=True)
-class InstallRequest:
-    """Everything pip gets for one change: exactly ``files``, each with its lock's sha256.
-
-    ``plan.force`` adds ``--force-reinstall``, ``compile_bytecode`` drops
-    ``--no-compile``; afterwards the unused CUDA wheels of ``plan.sweepable``
-    are removed (``plan.remove`` when nothing is installed).
-    """
-
-    plan: Plan
-    config: TorchCudaConfig
-    #: torch-cuda.lock's files for the family, poetry.lock's for Poetry's packages.
-    files: tuple[LockedFile, ...] = ()
-    compile_bytecode: bool = False
-    poetry_config: Config | None = None
-    #: Puts torch-cuda.lock back when this install locked the variant and failed.
-    forget_lock: Callable[[], None] = lambda: None
-
-    @property
-    def requirements(self) -> list[str]:
-        """What is asked for, as pip reads it (``torch==2.14.1+cu130``)."""
-        return [target.pip_requirement for target in self.plan.install]
 
 
 @dataclass(frozen=True)
@@ -69,7 +58,6 @@ class InstallSettings:
 
     #: The project: its poetry.lock, sources, configuration and torch-cuda.lock.
     poetry: Poetry | None = None
-    io: IO | None = None
     #: Reinstall matching builds too (``sync --force``).
     force: bool = False
     #: Write ``.pyc`` files, as ``poetry install --compile`` does.
@@ -80,21 +68,28 @@ class InstallSettings:
         """The project's Poetry configuration (credentials, the artifact cache)."""
         return None if self.poetry is None else self.poetry.config
 
-    @property
-    def project(self) -> Path | None:
-        """The project installing: recorded as the environment's owner."""
-        return None if self.poetry is None else self.poetry.pyproject_path.parent
 
-    @classmethod
-    def of(
-        cls,
-        poetry: Poetry,
-        io: IO,
-        *,
-        force: bool = False,
-        compile_bytecode: bool = False,
-    ) -> InstallSettings:
-        return cls(poetry, io, force, compile_bytecode)
+@dataclass(frozen=True)
+class InstallRequest:
+    """Everything pip gets for one change: exactly ``files``, each with its lock's sha256.
+
+    ``plan.force`` adds ``--force-reinstall``, ``settings.compile_bytecode``
+    drops ``--no-compile``; afterwards the unused CUDA wheels of
+    ``plan.sweepable`` are removed (``plan.remove`` when nothing is installed).
+    """
+
+    plan: Plan
+    config: TorchCudaConfig
+    settings: InstallSettings = InstallSettings()
+    #: torch-cuda.lock's files for the family, poetry.lock's for Poetry's packages.
+    files: tuple[LockedFile, ...] = ()
+    #: Puts torch-cuda.lock back when this install locked the variant and failed.
+    forget_lock: Callable[[], None] = lambda: None
+
+    @property
+    def requirements(self) -> list[str]:
+        """What is asked for, as pip reads it (``torch==2.14.1+cu130``)."""
+        return [target.pip_requirement for target in self.plan.install]
 
 
 def prepare_install(
@@ -107,30 +102,23 @@ def prepare_install(
     Raises:
         TorchCudaError: no build, no lock entry or no file; nothing was changed.
     """
-    request = InstallRequest(
-        plan,
-        config,
-        compile_bytecode=settings.compile_bytecode,
-        poetry_config=settings.poetry_config,
-    )
+    request = InstallRequest(plan, config, settings)
     if not plan.install:
         return request
-    from poetry_torch_cuda.install.download import locked_files
-    from poetry_torch_cuda.install.download import poetry_files
     from poetry_torch_cuda.lockfile.service import LockLookup
 
     poetry = settings.poetry
-    assert poetry is not None, "an install needs the project (InstallSettings.of)"
+    assert poetry is not None, "an install needs the project (InstallSettings)"
     if any(target.version is None for target in plan.install):
-        from poetry_torch_cuda.index.client import IndexClient
-
-        client = IndexClient(settings.poetry_config, config.project_sources)
-        plan = pin_specifiers(plan, config, client, env.marker_env)
+        auth = variant_authenticator(config, plan.variant, settings.poetry_config)
+        plan = pin_specifiers(
+            plan, config, IndexClient(None, auth=auth), env.marker_env
+        )
     io.write_line(
         f"{PREFIX}: installing <c2>{', '.join(t.pip_requirement for t in plan.install)}</>",
         verbosity=Verbosity.VERBOSE,
     )
-    lookup = LockLookup(poetry, settings.io or io)
+    lookup = LockLookup(poetry, io)
     try:  # the variant's entry of torch-cuda.lock, locked first when missing
         files = locked_files(lookup(plan.variant), plan, env)
         files += poetry_files(poetry, env, plan.lacking)
@@ -143,6 +131,122 @@ def prepare_install(
     return dataclasses.replace(
         request, plan=plan, files=tuple(files), forget_lock=lookup.undo
     )
+
+
+#: Where Poetry's own packages are locked.
+POETRY_LOCK = "poetry.lock"
+
+
+@dataclass(frozen=True)
+class PoetryLockedFile(LockedFile):
+    """A file of a Poetry package, checked against poetry.lock's sha256."""
+
+    lock: str = POETRY_LOCK
+
+
+def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
+    """Of the closure of ``plan``'s targets in ``lock``, the wheel pip prefers here of each
+    package not installed at its locked version (unless forced) nor the project's own.
+
+    Raises:
+        TorchCudaError: the lock lacks a package, or has no file for this env.
+    """
+    roots = [
+        (t.name, None if t.version is None else str(t.version)) for t in plan.install
+    ]
+    try:
+        packages = lock.closure(roots, env.marker_env)
+    except KeyError as missing:
+        raise TorchCudaError(
+            f"{LOCK_NAME} has no {missing.args[0]} for {plan.variant}; run "
+            "`poetry torch-cuda lock` and then the command again."
+        ) from None
+    asked = {target.name for target in plan.install}
+    return [
+        _best_file(lock.files(package), package.name, package.version, env)
+        for package in packages
+        if package.name not in plan.own
+        and (
+            plan.force
+            or package.name in asked
+            or version_key(plan.installed.version(package.name) or "")
+            != version_key(package.version)
+        )
+    ]
+
+
+def poetry_files(
+    poetry: Poetry, env: Env, wanted: Mapping[NormalizedName, str]
+) -> list[LockedFile]:
+    """Of each ``wanted`` package (name: version), poetry.lock's wheel for this env: the URL
+    from its source's page (Poetry's repository, as its ``Chooser`` picks it), the sha256
+    poetry.lock's.
+
+    Raises:
+        TorchCudaError: poetry.lock or the source has no such wheel.
+    """
+    from poetry_torch_cuda.project.locked import locked_packages
+
+    pool, found = poetry.pool, []
+    for package in locked_packages(poetry, wanted):
+        if package.source_type and package.source_reference:
+            repository = pool.repository(package.source_reference)
+        else:
+            repository = (
+                pool.repository("pypi")
+                if pool.has_repository("pypi")
+                else pool.repositories[0]
+            )
+        hashes = {f["file"]: str(f["hash"]) for f in package.files}
+        version = package.version.text
+        candidates = [
+            PoetryLockedFile(
+                package.name,
+                version,
+                link.filename,
+                link.url_without_fragment,
+                hashes[link.filename].partition(":")[2],
+            )
+            for link in repository.find_links_for_package(package)
+            if link.is_wheel and hashes.get(link.filename, "").startswith("sha256:")
+        ]
+        found.append(_best_file(candidates, package.name, version, env, POETRY_LOCK))
+    return found
+
+
+def _best_file(
+    files: Sequence[LockedFile],
+    name: str,
+    version: str,
+    env: Env,
+    lock: str = LOCK_NAME,
+) -> LockedFile:
+    """Of ``files``, the wheel that fits ``env`` best: markers first (no process), pip's tag
+    order only when several fit."""
+    markers = env.marker_env
+
+    def tags(file: LockedFile) -> frozenset[Any]:
+        try:
+            return parse_wheel_filename(file.filename)[3]
+        except (InvalidWheelFilename, InvalidVersion):
+            return frozenset()
+
+    fitting = [
+        file
+        for file in files
+        if any(tag_fits(t.interpreter, t.abi, t.platform, markers) for t in tags(file))
+    ]
+    if len(fitting) > 1:
+        ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
+        fitting.sort(key=lambda f: min(ranks.get(t, len(ranks)) for t in tags(f)))
+    if not fitting:
+        raise TorchCudaError(
+            f"{lock} has no wheel of {name} {version} for this environment (Python "
+            f"{markers.get('python_full_version')}, {markers.get('sys_platform')} "
+            f"{markers.get('platform_machine')}). Add this platform to the project's "
+            f"supported ones and run `poetry {'lock' if lock == POETRY_LOCK else 'torch-cuda lock'}`."
+        )
+    return fitting[0]
 
 
 def pin_specifiers(

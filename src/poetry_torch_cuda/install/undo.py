@@ -13,21 +13,35 @@ leftovers go, the stashed files are linked back.
 After a change the stash stays as the environment's previous build (one at
 most, ``.torch-cuda-previous``): switch's rollback, and a switch back to that
 build while torch-cuda.lock still names its files, are then a set of links.
+
+Removing distributions (:func:`remove_distributions`) never takes a file
+another one still lists: the real CUDA 12 and 13 wheels ship the same paths
+(``nvidia/cudnn/lib/libcudnn.so.9``), which pip has overwritten with the new
+family's, so such files are linked aside the same way and linked back.
+Removal is in-process where this Poetry ships its uninstaller
+(``poetry.installation.uninstaller``), else one pip run.
+:func:`record_problems` is the check that every installed file is there.
 """
 
 from __future__ import annotations
 
-import errno
+import base64
+import csv
+import hashlib
 import json
 import os
 import shutil
 import stat
 import tempfile
+from contextlib import contextmanager
 from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.environment.envlock import STASH
 from poetry_torch_cuda.environment.envlock import state_dir
@@ -35,22 +49,26 @@ from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
-from poetry_torch_cuda.install.sweep import files_by_name
-from poetry_torch_cuda.install.sweep import remove_distributions
-from poetry_torch_cuda.install.sweep import site_paths
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Collection
+    from collections.abc import Iterator
     from collections.abc import Mapping
+    from collections.abc import Sequence
 
     from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.request import InstallRequest
-    from poetry_torch_cuda.install.sweep import Uninstaller
 
+    #: What does the removal pip cannot be spared (``PipRunner.uninstall``).
+    Uninstaller = Callable[[Sequence[str]], None]
+
+#: A ``RECORD`` line: (path, as ``RECORD`` lists it, ``algorithm=digest`` or ``""``).
+Entry = tuple[str, str, str]
 PREVIOUS = ".torch-cuda-previous"
 _MANIFEST = "stash.json"
 #: The sha256 of the locked files the environment's torch family came from.
@@ -73,13 +91,14 @@ class Stash:
     present: set[str] = field(default_factory=set)
 
     @classmethod
-    def take(cls, env: Env, names: Collection[str]) -> Stash | None:
-        """A stash of the installed ``names`` in ``env``; ``None`` where links fail."""
-        try:
-            home = state_dir(env.path)
-            root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
-        except OSError:
-            return None
+    def take(cls, env: Env, names: Collection[str]) -> Stash:
+        """A stash of the installed ``names`` in ``env``.
+
+        Raises:
+            OSError: a file could not be linked nor copied (nothing of it is left).
+        """
+        home = state_dir(env.path)
+        root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(k): v for k, v in versions_of(installed_environment(env)).items()}
         stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
         stash.leftovers = _leftovers(env)
@@ -94,14 +113,14 @@ class Stash:
                     if not regular:
                         continue
                     stash.files.append((path, str(len(stash.files))))
-                    _link(path, os.path.join(root, stash.files[-1][1]))
+                    link(path, os.path.join(root, stash.files[-1][1]))
                     site = next((s for s in sites if path.startswith(s)), None)
                     top = site and site + path[len(site) :].split(os.sep, 1)[0]
                     if top and top != path and not top.endswith(".dist-info"):
                         stash.tops.add(top)
         except OSError:
             stash.drop()
-            return None
+            raise
         stash.present = _files_under(stash.tops)
         return stash
 
@@ -154,14 +173,13 @@ class Stash:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def finish(stash: Stash | None, env: Env, request: InstallRequest) -> None:
+def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     """After a change that held, its stash becomes the previous build
     (none after ``sync --force``, which trusts torch-cuda.lock alone)."""
     files = {item.sha256 for item in request.files}
-    if request.plan.force or stash is None or not stash.files:
+    if request.plan.force or not stash.files:
         drop_previous(env.path)
-        if stash is not None:
-            stash.drop()
+        stash.drop()
     else:
         stash.keep(env.path)
         files |= set(_installed_from(env.path))
@@ -214,14 +232,16 @@ def _installed_from(env_path: Path) -> list[str]:
         return []
 
 
-def _link(source: str | Path, target: str | Path) -> None:
-    """Hard-link ``source`` as ``target``; a copy across filesystems (a system
-    Python's state folder in Poetry's cache, on another disk than its site-packages)."""
+def link(source: str | Path, target: str | Path) -> None:
+    """Hard-link ``source`` as ``target``; a copy where that fails (a system Python's
+    state folder in Poetry's cache, on another disk than its site-packages).
+
+    The one way the plugin gives a file a second name (the stash, the files
+    kept aside during a removal, pip's folder of downloaded files).
+    """
     try:
         os.link(source, target)
-    except OSError as error:
-        if error.errno != errno.EXDEV:
-            raise
+    except OSError:  # another filesystem, or links refused (not the file's owner)
         shutil.copy2(source, target)
 
 
@@ -237,10 +257,10 @@ def _relink(kept: str, target: str) -> bool:
             return False
         os.unlink(target)
     try:
-        _link(kept, target)
+        link(kept, target)
     except FileNotFoundError:  # the removal took its directory too
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        _link(kept, target)
+        link(kept, target)
     return True
 
 
@@ -283,7 +303,7 @@ def _leftovers(env: Env) -> set[str]:
 
 def undo(
     error: BaseException,
-    stash: Stash | None,
+    stash: Stash,
     plan: Plan,
     env: Env,
     uninstall: Uninstaller,
@@ -291,35 +311,25 @@ def undo(
     """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
     interrupted = isinstance(error, KeyboardInterrupt)
     state = plan.unchanged
-    if stash is None:  # no links here: say what pip changed
-        now = versions_of(installed_environment(env))
-        changes = _changes(versions_of(plan.installed), now)
-        if changes:
-            more = " and more" if len(changes) > 6 else ""
-            state = (
-                f"Before failing, pip {', '.join(changes[:6])}{more}. `poetry "
-                "torch-cuda sync --force` repairs it once the cause is fixed."
-            )
+    try:
+        changes = stash.put_back(env, uninstall)
+    except (TorchCudaError, OSError) as failure:
+        state = (
+            f"Putting the environment back failed too ({failure}): torch "
+            "may not import; `poetry torch-cuda sync --force` reinstalls it."
+        )
     else:
-        try:
-            changes = stash.put_back(env, uninstall)
-        except (TorchCudaError, OSError) as failure:
+        stash.drop()
+        held = ", ".join(
+            f"{t.name} {stash.before[t.name]}"
+            for t in plan.install
+            if t.name in stash.before
+        )
+        if changes:
             state = (
-                f"Putting the environment back failed too ({failure}): torch "
-                "may not import; `poetry torch-cuda sync --force` reinstalls it."
+                "The environment was put back as it was "
+                f"({held or 'no torch build'}; undone: {', '.join(changes)})."
             )
-        else:
-            stash.drop()
-            held = ", ".join(
-                f"{t.name} {stash.before[t.name]}"
-                for t in plan.install
-                if t.name in stash.before
-            )
-            if changes:
-                state = (
-                    "The environment was put back as it was "
-                    f"({held or 'no torch build'}; undone: {', '.join(changes)})."
-                )
     cause = "interrupted while installing" if interrupted else str(error)
     wrapped = TorchCudaError(f"{cause}\n{state}")
     wrapped.exit_code = getattr(error, "exit_code", None) or (130 if interrupted else 1)
@@ -342,3 +352,162 @@ def _changes(
                 else f"changed {name} {old} -> {new}"
             )
     return words
+
+
+def remove_distributions(
+    env: Env,
+    names: Sequence[str],
+    pip_uninstall: Uninstaller,
+    *,
+    pip_only: bool = False,
+) -> list[str]:
+    """Remove ``names`` from ``env``; return those left to ``pip_uninstall``.
+
+    Files another installed distribution's ``RECORD`` lists stay. The names
+    Poetry's uninstaller skips (or all, in a Poetry without one) go to one
+    call of ``pip_uninstall``, which gets all with ``pip_only`` (no stash
+    to finish a half-done removal).
+
+    Raises:
+        OSError: a file could not be removed (the distribution's
+            ``.dist-info`` is still there, so running it again finishes).
+        TorchCudaError: pip failed on what it was given.
+    """
+    paths = site_paths(env)
+    remover = None if pip_only else _poetry_uninstaller()
+    left: list[str] = []
+    with _keeping_shared(paths, names, state_dir(env.path)):
+        for name in names:
+            if remover is None or remover(env, name) is None:
+                left.append(name)
+        left = [name for name in left if files_by_name(paths, [name])]
+        if left:
+            pip_uninstall(left)
+    return left
+
+
+def site_paths(env: Env) -> list[str]:
+    """Where ``env``'s distributions are installed, as pip looks for them."""
+    return [str(path) for path in env.site_packages.candidates]
+
+
+def files_by_name(
+    paths: Sequence[str], names: Collection[str] | None = None
+) -> dict[NormalizedName, list[Entry]]:
+    """The ``RECORD`` entries of the installed distributions (of ``names``), by name:
+    (path, as ``RECORD`` lists it, ``algorithm=digest`` or ``""``).
+
+    The first distribution of a name on ``paths`` is the installed one, as for pip.
+    Every entry is read, missing files included (the ``importlib_metadata``
+    backport, which Poetry's dependencies install as the finder, drops those),
+    as strings: the real CUDA family lists ~20,000 files, and pathlib objects
+    for each were most of a switch back's time.
+    """
+    wanted = None if names is None else {canonicalize_name(n) for n in names}
+    found: dict[NormalizedName, list[Entry]] = {}
+    for distribution in metadata.distributions(path=list(paths)):
+        name = canonicalize_name(distribution.metadata["Name"] or "")
+        if name in found or (wanted is not None and name not in wanted):
+            continue
+        base = str(distribution.locate_file(""))
+        rows = csv.reader((distribution.read_text("RECORD") or "").splitlines())
+        found[name] = [
+            (os.path.normpath(os.path.join(base, row[0])), row[0], "".join(row[1:2]))
+            for row in rows
+            if row
+        ]
+    return found
+
+
+def record_problems(
+    paths: Sequence[str],
+    names: Collection[str] | None = None,
+    *,
+    hashed: Collection[str] = (),
+) -> list[str]:
+    """What is wrong with each installed distribution's files, one line per distribution.
+
+    A file its ``RECORD`` lists is missing; for the ``hashed`` distributions
+    also one whose sha256 differs from the recorded one.
+    """
+    problems = []
+    checked = {canonicalize_name(name) for name in hashed}
+    for name, all_entries in sorted(files_by_name(paths, names).items()):
+        # Bytecode is the interpreter's to rewrite or a slim image's to delete.
+        entries = [e for e in all_entries if e[2] and not e[0].endswith(".pyc")]
+        missing = [listed for path, listed, _ in entries if not os.path.isfile(path)]
+        changed = [
+            listed
+            for path, listed, digest in entries
+            if name in checked
+            and digest.startswith("sha256=")
+            and os.path.isfile(path)
+            and _sha256(path) != digest[len("sha256=") :]
+        ]
+        for bad, what in ((missing, "missing"), (changed, "changed since install")):
+            if bad:
+                problems.append(
+                    f"{name}: {len(bad)} of its files {what} ({bad[0]}"
+                    f"{', …' if len(bad) > 1 else ''})"
+                )
+    return problems
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+@contextmanager
+def _keeping_shared(
+    paths: Sequence[str], names: Collection[str], state: Path
+) -> Iterator[None]:
+    """Keep the files of ``names`` that other installed distributions list too."""
+    owners = files_by_name(paths)
+    leaving = {canonicalize_name(name) for name in names}
+    staying = {e[0] for n, files in owners.items() if n not in leaving for e in files}
+    shared = sorted(
+        {
+            e[0]
+            for n in leaving
+            for e in owners.get(n, ())
+            if e[0] in staying and os.path.isfile(e[0])
+        }
+    )
+    if not shared:
+        yield
+        return
+    # Named as the stashes, in their folder: a killed run's is swept and reported too.
+    aside = tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.shared-", dir=state)
+    kept = [(path, os.path.join(aside, str(n))) for n, path in enumerate(shared)]
+    try:
+        for path, copy in kept:
+            link(path, copy)
+        yield
+    finally:
+        for path, copy in kept:
+            if os.path.exists(copy) and not os.path.lexists(path):
+                _relink(copy, path)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _poetry_uninstaller() -> Callable[[Env, str], object] | None:
+    try:
+        from poetry.installation.uninstaller import uninstall_distribution
+    except ImportError:  # Poetry before the in-process uninstaller
+        return None
+    return uninstall_distribution
+
+
+def family_problems(
+    env: Env, roots: Collection[str], *, hashes: bool = False
+) -> list[str]:
+    """:func:`record_problems` of what ``roots`` need as installed in ``env``
+    (sha256 of every file too with ``hashes``)."""
+    family = set(installed_environment(env).graph(roots))
+    if not family:
+        return []
+    return record_problems(site_paths(env), family, hashed=family if hashes else ())

@@ -706,8 +706,8 @@ class LockLookup:
             if error.status is None:  # no answer: the install's message names proxies
                 error.cause = error.cause or "no answer"
                 raise
-            from poetry_torch_cuda.index.credentials import index_access
-            from poetry_torch_cuda.index.quick import http_failure
+            from poetry_torch_cuda.index.client import http_failure
+            from poetry_torch_cuda.index.client import index_access
 
             access = index_access(_fetching(poetry), variant, poetry.config)
             cause, advice = http_failure(error.status, "torch", access)

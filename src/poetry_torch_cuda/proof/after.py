@@ -22,8 +22,8 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.pip import PipRunner
-from poetry_torch_cuda.install.sweep import family_problems
 from poetry_torch_cuda.install.undo import drop_previous
+from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.install.undo import previous_build
 from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import remember
