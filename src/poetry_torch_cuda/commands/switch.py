@@ -16,8 +16,8 @@ from poetry.console.commands.group_command import GroupCommand
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.install.reconcile import OWNER
 from poetry_torch_cuda.install.reconcile import describe_plan
+from poetry_torch_cuda.install.reconcile import owner_record
 from poetry_torch_cuda.install.reconcile import plan_for
 from poetry_torch_cuda.install.reconcile import write_waiting
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
@@ -226,7 +226,7 @@ class SwitchCommand(MovingCommand):
         # The environment stays locked until pyproject.toml says the new
         # variant, so a run waiting for it plans with the new variant.
         # A failed switch leaves every project file as it was, byte for byte.
-        kept = (pyproject.parent / LOCK_NAME, self.env.path / OWNER)
+        kept = (pyproject.parent / LOCK_NAME, owner_record(self.env.path))
         with (
             pending or nullcontext(),
             environment_lock(self.env.path, on_wait),

@@ -307,9 +307,7 @@ def reconcile_environment(
             if project is not None:
                 record = {"project": str(project), "variant": variant.name}
                 with suppress(OSError):
-                    (state_dir(env.path) / OWNER).write_text(
-                        json.dumps(record), "utf-8"
-                    )
+                    owner_record(env.path).write_text(json.dumps(record), "utf-8")
         return plan
 
 
@@ -318,10 +316,15 @@ def reconcile_environment(
 OWNER = ".poetry-torch-cuda-owner.json"
 
 
+def owner_record(env_path: Path) -> Path:
+    """Where the environment's :data:`OWNER` record is: its state folder."""
+    return state_dir(env_path) / OWNER
+
+
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
     """Warn when the variant another project installed here is being replaced."""
     try:
-        data = json.loads((state_dir(env.path) / OWNER).read_text(encoding="utf-8"))
+        data = json.loads(owner_record(env.path).read_text(encoding="utf-8"))
         path, installed = str(data["project"]), str(data["variant"])
     except (OSError, ValueError, KeyError, TypeError):
         return
