@@ -24,6 +24,7 @@ from tests.support.gpus import gpu
 from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import machine_env
 from tests.support.gpus import no_gpu
+from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import stub_calls
@@ -244,11 +245,12 @@ def test_variants_with_the_index_unreachable_says_it_once(
         "POETRY_TORCH_CUDA_INDEX_URL": "http://127.0.0.1:9/whl/{variant}",
     }
 
-    result = project.run("torch-cuda", "variants", check=False, env_extra=env)
+    # Wording only: in-process (the lock above is Poetry's own, a real run).
+    result = run_inprocess(project, "torch-cuda", "variants", env_extra=env)
 
     text = result.stdout + result.stderr
     lines = [line for line in text.splitlines() if "127.0.0.1:9" in line]
-    assert len(lines) == 1, describe(result)
+    assert len(lines) == 1, result
     assert "missing" not in text or "runs here" in text
 
 
@@ -271,8 +273,9 @@ def test_detect_sets_memory_of_another_driver_apart(
         json.dumps({"schema": 1, "failures": [entry]})
     )
 
-    result = project.run("torch-cuda", "detect", env_extra=machine)
+    result = run_inprocess(project, "torch-cuda", "detect", env_extra=machine)
 
-    assert "auto picks cu130" in result.stdout, describe(result)
+    assert result.returncode == 0, result
+    assert "auto picks cu130" in result.stdout, result
     assert "Remembered for this environment" not in result.stdout
     assert "another driver or GPU set" in result.stdout
