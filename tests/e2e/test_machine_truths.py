@@ -84,7 +84,8 @@ def test_hidden_gpus_are_a_note_never_a_move_nor_a_memory(
         )
         assert verify.returncode == 0, describe(verify)
         assert "hidden by" in verify.stdout
-    detect = project.run("torch-cuda", "detect", "--json", env_extra=machine)
+    detect = run_inprocess(project, "torch-cuda", "detect", "--json", env_extra=machine)
+    assert detect.returncode == 0, detect
     assert json.loads(detect.stdout)["remembered"] == []
 
     # Remembered failures that force cpu on this GPU machine fail status --check.
@@ -96,10 +97,10 @@ def test_hidden_gpus_are_a_note_never_a_move_nor_a_memory(
     (project.venv / ".poetry-torch-cuda-memory.json").write_text(
         json.dumps({"schema": 1, "failures": failures})
     )
-    status = project.run(
-        "torch-cuda", "status", "--check", check=False, env_extra=machine
+    status = run_inprocess(
+        project, "torch-cuda", "status", "--check", env_extra=machine
     )
-    assert status.returncode == 1, describe(status)
+    assert status.returncode == 1, status
     assert "Warning:" in status.stdout and "remembered" in status.stdout
     assert "detect --forget" in status.stdout
 
@@ -120,7 +121,8 @@ def test_mixed_gpus_accept_the_gpu_auto_left_out(
     assert "failed verification" not in result.stderr
     assert project.installed()["torch"] == "2.14.1+cu130"
     assert "GPU 0 (Tesla V100-SXM2-32GB, sm_70)" in result.stdout
-    detect = project.run("torch-cuda", "detect", "--json", env_extra=env)
+    detect = run_inprocess(project, "torch-cuda", "detect", "--json", env_extra=env)
+    assert detect.returncode == 0, detect
     assert json.loads(detect.stdout)["remembered"] == []
 
 
