@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.audit import Audit
 from tests.support.audit import whl_requests
+from tests.support.inprocess import run_inprocess
 from tests.support.kept import installed_once
 
 
@@ -187,7 +188,8 @@ def test_switch_failure_changes_nothing(cu129_project: Project) -> None:
 def test_switch_dry_run(cu129_project: Project, index: IndexServer) -> None:
     pyproject = cu129_project.pyproject.read_bytes()
     index.clear_requests()
-    result = cu129_project.run("torch-cuda", "switch", "cu130", "--dry-run")
+    result = run_inprocess(cu129_project, "torch-cuda", "switch", "cu130", "--dry-run")
+    assert result.returncode == 0, result
     assert "torch==2.14.1+cu130" in result.stdout
     assert (
         "nvidia-cublas-cu12" not in result.stdout
