@@ -377,7 +377,8 @@ def test_sync_replaces_pypis_build_without_a_poetry_run(
     }
     assert data["packages"][0]["matches"] is False
 
-    result = project.run("torch-cuda", "sync", "--dry-run", env_extra=env)
+    result = run_inprocess(project, "torch-cuda", "sync", "--dry-run", env_extra=env)
+    assert result.returncode == 0, result
     assert (
         "would install torch==2.14.1+cu129, torchvision==0.29.1+cu129" in result.stdout
     )

@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.audit import Audit
 from tests.support.audit import whl_requests
+from tests.support.inprocess import run_inprocess
 from tests.support.kept import installed_once
 
 
@@ -21,6 +22,16 @@ pytestmark = pytest.mark.e2e
 
 CU129 = 'variant = "cu129"  # our cluster\n'
 DEPS = {"needs-torch": "*", "torchvision": "*"}
+#: What a project without the table, or ``poetry --version``, imports of ours.
+ENTRY_POINT_ONLY = ["poetry_torch_cuda", "poetry_torch_cuda.plugins"]
+#: Our modules only a change needs.
+ONLY_FOR_A_CHANGE = (
+    "poetry_torch_cuda.install.pip",
+    "poetry_torch_cuda.install.download",
+    "poetry_torch_cuda.lockfile.service",
+    "poetry_torch_cuda.lockfile.model",
+    "poetry_torch_cuda.proof",
+)
 PYPI_CUDA_WHEELS = (
     "nvidia-cublas",
     "nvidia-cudnn-cu13",
@@ -64,12 +75,19 @@ def test_second_install_is_a_no_op_without_index_or_pip(
 ) -> None:
     before = cu129_project.installed()
     index.clear_requests()
-    audit = Audit(cu129_project.path / "audit")
+    audit = Audit(cu129_project.path.parent / "audit")
     result = cu129_project.run("install", env_extra=audit.env())
     assert "Downgrading" not in result.stdout
     assert cu129_project.installed() == before
     assert whl_requests(index) == []
     assert [e.command for e in audit.started() if "pip" in e.argv] == []
+    # Nothing at all from our code: no pip, no nvidia-smi, no socket.
+    assert [event.command for event in audit.events() if event.ours] == []
+    modules = audit.modules()
+    assert "poetry_torch_cuda.hooks" in modules  # the plugin did run
+    # What only a change needs is not even imported: pip, downloads, the
+    # lockfile's reader and locker, verification.
+    assert [m for m in modules if m.startswith(ONLY_FOR_A_CHANGE)] == []
 
 
 def test_sync_leaves_the_cuda_wheels_and_removes_strays(cu129_project: Project) -> None:
@@ -170,7 +188,8 @@ def test_switch_failure_changes_nothing(cu129_project: Project) -> None:
 def test_switch_dry_run(cu129_project: Project, index: IndexServer) -> None:
     pyproject = cu129_project.pyproject.read_bytes()
     index.clear_requests()
-    result = cu129_project.run("torch-cuda", "switch", "cu130", "--dry-run")
+    result = run_inprocess(cu129_project, "torch-cuda", "switch", "cu130", "--dry-run")
+    assert result.returncode == 0, result
     assert "torch==2.14.1+cu130" in result.stdout
     assert (
         "nvidia-cublas-cu12" not in result.stdout
@@ -201,11 +220,15 @@ def test_failed_pip_keeps_previous_build(cu129_project: Project) -> None:
 
 def test_project_without_table_is_untouched(project_factory: ProjectFactory) -> None:
     project = project_factory(DEPS)
-    result = project.run("install")
+    audit = Audit(project.path.parent / "audit")
+    result = project.run("install", env_extra=audit.env())
     installed = project.installed()
     assert installed["torch"] == "2.14.1"
     assert "nvidia-cublas" in installed  # Poetry's ordinary behaviour
     assert "torch-cuda" not in result.stdout + result.stderr
+    # The plugin costs such a project its entry point and nothing else.
+    assert audit.modules() == ENTRY_POINT_ONLY
+    assert [event.command for event in audit.events() if event.ours] == []
 
 
 def test_disable_variable_leaves_everything_to_poetry(

@@ -10,6 +10,7 @@ import pytest
 from tests.support.gpus import machine_env
 from tests.support.gpus import smi_line
 from tests.support.inprocess import run_inprocess
+from tests.support.kept import installed_once
 
 
 if TYPE_CHECKING:
@@ -17,11 +18,26 @@ if TYPE_CHECKING:
 
     from tests.support.fixtures import ProjectFactory
     from tests.support.index import IndexServer
+    from tests.support.kept import Kept
     from tests.support.poetry_project import Project
 
 pytestmark = pytest.mark.e2e
 
 CU129 = 'variant = "cu129"'
+DEPS = {"needs-torch": "*", "torchvision": "*"}
+
+
+@pytest.fixture(scope="module")
+def kept_cu129(
+    index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
+) -> Kept:
+    """A cu129 project of torch and torchvision as ``poetry install`` leaves it, once."""
+    return installed_once(index_server, tmp_path_factory, DEPS, CU129)
+
+
+@pytest.fixture
+def cu129_project(kept_cu129: Kept, index: IndexServer) -> Project:
+    return kept_cu129.fresh()
 
 
 def project_with_group(
@@ -158,10 +174,9 @@ def test_a_specifier_only_package_moves_with_the_family(
 
 
 def test_a_failure_after_pip_puts_the_environment_back(
-    project_factory: ProjectFactory,
+    cu129_project: Project,
 ) -> None:
-    project = project_factory({"needs-torch": "*", "torchvision": "*"}, CU129)
-    project.run("install")
+    project = cu129_project
     before = project.installed()
     pyproject = project.pyproject_text()
     # the sweep of the cu12 wheels will fail: pip cannot uninstall without RECORD
@@ -237,9 +252,8 @@ def test_auto_falling_back_to_cpu_on_a_gpu_says_why(
     assert "supports no CUDA" not in status.stdout
 
 
-def test_sync_dry_run_wording(project_factory: ProjectFactory) -> None:
-    project = project_factory({"needs-torch": "*", "torchvision": "*"}, CU129)
-    project.run("install")
-    result = project.run("torch-cuda", "sync", "--dry-run")
+def test_sync_dry_run_wording(cu129_project: Project) -> None:
+    result = run_inprocess(cu129_project, "torch-cuda", "sync", "--dry-run")
+    assert result.returncode == 0, result
     assert "would cu129" not in result.stdout
     assert "nothing would change" in result.stdout

@@ -14,6 +14,7 @@ import pytest
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import machine_env
 from tests.support.gpus import smi_line
+from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import render_pyproject
 
@@ -61,7 +62,10 @@ def test_status_check_passes_when_every_target_runs_the_lock(
     fleet: tuple[Project, dict[str, str]],
 ) -> None:
     project, env = fleet
-    result = project.run("torch-cuda", "status", "--check", "--json", env_extra=env)
+    result = run_inprocess(
+        project, "torch-cuda", "status", "--check", "--json", env_extra=env
+    )
+    assert result.returncode == 0, result
     data = json.loads(result.stdout)
     assert data["ok"] is True
     (target,) = data["targets"]
@@ -85,7 +89,9 @@ def test_status_check_passes_when_every_target_runs_the_lock(
             "JIT-compiled (features that need a CUDA 12.9 driver are unavailable)"
         ),
     ]
-    text = project.run("torch-cuda", "status", env_extra=env).stdout
+    status = run_inprocess(project, "torch-cuda", "status", env_extra=env)
+    assert status.returncode == 0, status
+    text = status.stdout
     assert (
         "Targets      training (driver 570.124.06, sm_90, linux-x86_64): cu129 runs "
         "there (minor-version compatibility)"
@@ -104,8 +110,8 @@ def test_status_check_fails_for_a_target_the_variant_cannot_run(
                 project.index, DEPS, torch_cuda='variant = "cu129"\n' + TRAINING + LAB
             )
         )
-        result = project.run(
-            "torch-cuda", "status", "--check", check=False, env_extra=env
+        result = run_inprocess(
+            project, "torch-cuda", "status", "--check", env_extra=env
         )
         assert result.returncode == 1
         assert (
@@ -113,7 +119,10 @@ def test_status_check_fails_for_a_target_the_variant_cannot_run(
             "run there: not built for sm_61 (declared GPU 0): builds sm_70..sm_120+PTX"
         ) in result.stdout
         assert "Everything is in line." not in result.stdout
-        detect = project.run("torch-cuda", "detect", "--target", "lab", env_extra=env)
+        detect = run_inprocess(
+            project, "torch-cuda", "detect", "--target", "lab", env_extra=env
+        )
+        assert detect.returncode == 0, detect
         assert detect.stdout.splitlines()[0] == (
             "auto picks cpu on target lab (driver 550.54.14, sm_61, linux-x86_64) "
             "for torch 2.14.1"

@@ -23,6 +23,7 @@ from tests.support.gpus import RTX_4090
 from tests.support.gpus import gpu
 from tests.support.gpus import hanging_nvidia_smi
 from tests.support.gpus import has_real_nvidia_driver
+from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import stub_calls
 
@@ -183,6 +184,7 @@ def test_auto_moves_on_only_to_what_its_rule_admits(
         "cannot compute on GPU 0" in line or "not built for GPU 0" in line
         for line in failures
     ), describe(result)
-    detect = project.run("torch-cuda", "detect", "--json", env_extra=env)
+    detect = run_inprocess(project, "torch-cuda", "detect", "--json", env_extra=env)
+    assert detect.returncode == 0, detect
     remembered = json.loads(detect.stdout)["remembered"]
     assert [entry["variant"] for entry in remembered] == ["cu130"], detect.stdout

@@ -14,6 +14,7 @@ from tests.support.catalog import TRITON
 from tests.support.catalog import build_universe
 from tests.support.catalog import linux
 from tests.support.fixtures import served
+from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 
@@ -73,7 +74,8 @@ def test_each_torch_version_is_locked_with_its_own_pins(
     assert ("torch", "2.14.1+cu129") in versions
     assert ("nvidia-cudnn-cu12", OLD_CUDNN) in versions
     assert ("nvidia-cudnn-cu12", "9.10.2.21") in versions
-    assert project.run("torch-cuda", "lock", "--check").returncode == 0
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check
     project.run("install")
     installed = project.installed()
     assert installed["torch"] == "2.14.1+cu129"

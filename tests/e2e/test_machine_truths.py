@@ -24,6 +24,7 @@ from tests.support.gpus import gpu
 from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import machine_env
 from tests.support.gpus import no_gpu
+from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import stub_calls
@@ -83,7 +84,8 @@ def test_hidden_gpus_are_a_note_never_a_move_nor_a_memory(
         )
         assert verify.returncode == 0, describe(verify)
         assert "hidden by" in verify.stdout
-    detect = project.run("torch-cuda", "detect", "--json", env_extra=machine)
+    detect = run_inprocess(project, "torch-cuda", "detect", "--json", env_extra=machine)
+    assert detect.returncode == 0, detect
     assert json.loads(detect.stdout)["remembered"] == []
 
     # Remembered failures that force cpu on this GPU machine fail status --check.
@@ -95,10 +97,10 @@ def test_hidden_gpus_are_a_note_never_a_move_nor_a_memory(
     (project.venv / ".poetry-torch-cuda-memory.json").write_text(
         json.dumps({"schema": 1, "failures": failures})
     )
-    status = project.run(
-        "torch-cuda", "status", "--check", check=False, env_extra=machine
+    status = run_inprocess(
+        project, "torch-cuda", "status", "--check", env_extra=machine
     )
-    assert status.returncode == 1, describe(status)
+    assert status.returncode == 1, status
     assert "Warning:" in status.stdout and "remembered" in status.stdout
     assert "detect --forget" in status.stdout
 
@@ -119,7 +121,8 @@ def test_mixed_gpus_accept_the_gpu_auto_left_out(
     assert "failed verification" not in result.stderr
     assert project.installed()["torch"] == "2.14.1+cu130"
     assert "GPU 0 (Tesla V100-SXM2-32GB, sm_70)" in result.stdout
-    detect = project.run("torch-cuda", "detect", "--json", env_extra=env)
+    detect = run_inprocess(project, "torch-cuda", "detect", "--json", env_extra=env)
+    assert detect.returncode == 0, detect
     assert json.loads(detect.stdout)["remembered"] == []
 
 
@@ -244,11 +247,12 @@ def test_variants_with_the_index_unreachable_says_it_once(
         "POETRY_TORCH_CUDA_INDEX_URL": "http://127.0.0.1:9/whl/{variant}",
     }
 
-    result = project.run("torch-cuda", "variants", check=False, env_extra=env)
+    # Wording only: in-process (the lock above is Poetry's own, a real run).
+    result = run_inprocess(project, "torch-cuda", "variants", env_extra=env)
 
     text = result.stdout + result.stderr
     lines = [line for line in text.splitlines() if "127.0.0.1:9" in line]
-    assert len(lines) == 1, describe(result)
+    assert len(lines) == 1, result
     assert "missing" not in text or "runs here" in text
 
 
@@ -271,8 +275,9 @@ def test_detect_sets_memory_of_another_driver_apart(
         json.dumps({"schema": 1, "failures": [entry]})
     )
 
-    result = project.run("torch-cuda", "detect", env_extra=machine)
+    result = run_inprocess(project, "torch-cuda", "detect", env_extra=machine)
 
-    assert "auto picks cu130" in result.stdout, describe(result)
+    assert result.returncode == 0, result
+    assert "auto picks cu130" in result.stdout, result
     assert "Remembered for this environment" not in result.stdout
     assert "another driver or GPU set" in result.stdout

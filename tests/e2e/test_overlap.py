@@ -23,6 +23,7 @@ from tests.support.catalog import default_specs
 from tests.support.fixtures import served
 from tests.support.gpus import machine_env
 from tests.support.gpus import smi_line
+from tests.support.inprocess import run_inprocess
 from tests.support.kept import installed_once
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
@@ -115,7 +116,10 @@ def test_add_during_switch_keeps_its_dependency_and_the_new_variant(
     assert installed["tinyutil"] == "1.0.0"
     cu129_project.run("check", "--lock")
     machine = machine_env(tmp_path / "machine")
-    cu129_project.run("torch-cuda", "status", "--check", env_extra=machine)
+    status = run_inprocess(
+        cu129_project, "torch-cuda", "status", "--check", env_extra=machine
+    )
+    assert status.returncode == 0, status
 
 
 def test_install_waiting_for_a_switch_plans_with_the_new_variant(
@@ -132,7 +136,10 @@ def test_install_waiting_for_a_switch_plans_with_the_new_variant(
     assert "nvidia-cublas-cu12" not in installed
     assert "variant = 'cu130'" in cu129_project.pyproject_text()
     machine = machine_env(tmp_path / "machine")
-    cu129_project.run("torch-cuda", "status", "--check", env_extra=machine)
+    status = run_inprocess(
+        cu129_project, "torch-cuda", "status", "--check", env_extra=machine
+    )
+    assert status.returncode == 0, status
 
 
 def test_stale_lock_is_refused_like_poetry_install_does(
@@ -221,7 +228,8 @@ def test_auto_asks_no_index_when_nothing_is_to_decide(
         # deciding auto on this machine must not.
         project.run("lock", env_extra=machine)
         locked = silent.connections
-        project.run("torch-cuda", "detect", env_extra=machine)
+        detected = run_inprocess(project, "torch-cuda", "detect", env_extra=machine)
+        assert detected.returncode == 0, detected
         assert silent.connections == locked
         # a GPU, but no configured package in the lock: nothing to decide either
         gpu = machine_env(
@@ -256,7 +264,8 @@ def test_status_names_the_environment_and_install_dry_run_shows_the_plan(
     cu129_project: Project, tmp_path: Path
 ) -> None:
     machine = machine_env(tmp_path / "machine")
-    status = cu129_project.run("torch-cuda", "status", env_extra=machine)
+    status = run_inprocess(cu129_project, "torch-cuda", "status", env_extra=machine)
+    assert status.returncode == 0, status
     assert f"Environment  {cu129_project.venv}" in status.stdout
     dry = cu129_project.run(
         "install", "--dry-run", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"}
@@ -310,8 +319,11 @@ def test_variants_on_an_unreachable_index_says_why_in_words(
         **machine,
         "POETRY_TORCH_CUDA_INDEX_URL": f"http://127.0.0.1:{port}/whl/{{variant}}",
     }
-    result = cu129_project.run("torch-cuda", "variants", "--all", env_extra=env)
-    assert f"127.0.0.1:{port} refused the connection" in result.stdout, describe(result)
+    result = run_inprocess(
+        cu129_project, "torch-cuda", "variants", "--all", env_extra=env
+    )
+    assert result.returncode == 0, result
+    assert f"127.0.0.1:{port} refused the connection" in result.stdout, result
     assert "Error)" not in result.stdout + result.stderr
 
 

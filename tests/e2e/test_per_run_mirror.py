@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.index import IndexServer
+from tests.support.inprocess import run_inprocess
 from tests.support.mirror import ArtifactoryMirror
 from tests.support.poetry_project import describe
 
@@ -83,8 +84,8 @@ def test_lock_check_fails_a_lock_holding_mirror_urls(
     base = base.removesuffix("/simple")
     text = re.sub(r'url = "(?!http)([^"]+)"', rf'url = "{base}/\1"', path.read_text())
     path.write_text(text)
-    result = project.run(
-        "torch-cuda", "lock", "--check", env_extra={MIRROR: mirror.url}, check=False
+    result = run_inprocess(
+        project, "torch-cuda", "lock", "--check", env_extra={MIRROR: mirror.url}
     )
-    assert result.returncode == 1, describe(result)
+    assert result.returncode == 1, result
     assert "mirror" in result.stdout + result.stderr

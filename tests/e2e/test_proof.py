@@ -29,6 +29,7 @@ from tests.support.gpus import RTX_5090
 from tests.support.gpus import gpu
 from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import no_gpu
+from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 
@@ -280,13 +281,17 @@ def test_auto_moves_on_and_remembers(
     assert "failed verification here" not in again.stderr  # not tried again
     assert "cpu already installed" in again.stdout
 
-    detect = project.run("torch-cuda", "detect", "--json", env_extra=env)
+    detect = run_inprocess(project, "torch-cuda", "detect", "--json", env_extra=env)
+    assert detect.returncode == 0, detect
     data = json.loads(detect.stdout)
     assert data["variant"] == "cpu"
     assert [entry["variant"] for entry in data["remembered"]] == failed
     assert all(driver in entry["machine"] for entry in data["remembered"])
 
-    forgotten = project.run("torch-cuda", "detect", "--forget", env_extra=env)
+    forgotten = run_inprocess(
+        project, "torch-cuda", "detect", "--forget", env_extra=env
+    )
+    assert forgotten.returncode == 0, forgotten
     assert f"Forgot {len(failed)} failed build" in forgotten.stderr
     assert f"auto picks {failed[0]}" in forgotten.stdout
 
@@ -296,7 +301,8 @@ def test_another_driver_starts_afresh(tmp_path: Path, proof_index: IndexServer) 
     project = make_project(tmp_path, proof_index, "2.14.1", "auto", install_with=env)
     assert project.installed()["torch"] == "2.14.1+cpu"
     newer = {**gpu(tmp_path / "newer", RTX_5090, driver="570.124.06"), **VERIFY_ON}
-    detect = project.run("torch-cuda", "detect", "--json", env_extra=newer)
+    detect = run_inprocess(project, "torch-cuda", "detect", "--json", env_extra=newer)
+    assert detect.returncode == 0, detect
     assert json.loads(detect.stdout)["variant"] == "cu129"  # nothing remembered
 
 

@@ -20,6 +20,7 @@ from tests.support.fake_torch import replace_module
 from tests.support.fixtures import served
 from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import no_gpu
+from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.records import broken_records
@@ -111,15 +112,16 @@ def test_status_and_verify_name_a_distribution_whose_files_are_gone(
     tmp_path: Path, shared_index: IndexServer
 ) -> None:
     project, env = _installed_cu130(tmp_path, shared_index)
-    assert project.run("torch-cuda", "status", "--check", env_extra=env).returncode == 0
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert status.returncode == 0, status
     # torch still imports: only the guards can tell.
     (project.site_packages() / SHARED[1]).unlink()
     (project.site_packages() / SHARED[0]).write_text("other bytes\n")
 
-    status = project.run("torch-cuda", "status", "--check", check=False, env_extra=env)
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     verify = project.run("torch-cuda", "verify", check=False, env_extra=env)
 
-    assert status.returncode == 1, describe(status)
+    assert status.returncode == 1, status
     assert "nvidia-cudnn-cu13: 1 of its files missing" in status.stdout + status.stderr
     assert verify.returncode == 1, describe(verify)
     output = verify.stdout + verify.stderr

@@ -25,6 +25,7 @@ from tests.support.gpus import gpu
 from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import no_gpu
 from tests.support.index import IndexServer
+from tests.support.inprocess import run_inprocess
 from tests.support.kept import installed_once
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
@@ -147,13 +148,13 @@ def test_kill_9_during_pip_leaves_a_stash_status_reports_and_the_next_run_remove
         )
     assert _stashes(project), "the killed run's stash should be left"
 
-    status = project.run("torch-cuda", "status", "--check", check=False)
+    status = run_inprocess(project, "torch-cuda", "status", "--check")
 
-    assert status.returncode == 1, describe(status)
+    assert status.returncode == 1, status
     assert "a run that was killed left its stash" in status.stdout + status.stderr
     project.run("install")
     assert not [name for name in _stashes(project) if name != ".torch-cuda-previous"]
-    status = project.run("torch-cuda", "status", check=False)
+    status = run_inprocess(project, "torch-cuda", "status")
     assert "left its stash" not in status.stdout + status.stderr
 
 
