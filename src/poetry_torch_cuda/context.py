@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.install.planning import InstallSettings
 from poetry_torch_cuda.install.reconcile import reconcile_environment
-from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.machine.resolution import refresher
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc

@@ -9,13 +9,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
+from poetry_torch_cuda.install.planning import InstallSettings
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_changes
 from poetry_torch_cuda.install.reconcile import describe_plan
-from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.install.request import prepare_install
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.variants import parse_variant

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
     from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet
+    from poetry.config.config import Config
+    from poetry.poetry import Poetry
 
     from poetry_torch_cuda.project.variants import Variant
 
@@ -219,3 +221,20 @@ def poetry_lacks(
         for name in sorted(reached - plan.protected)
         if name in versions and plan.installed.get(name) is None
     }
+
+
+@dataclass(frozen=True)
+class InstallSettings:
+    """How a command carries its changes out; what changes is the plan's."""
+
+    #: The project: its poetry.lock, sources, configuration and torch-cuda.lock.
+    poetry: Poetry | None = None
+    #: Reinstall matching builds too (``sync --force``).
+    force: bool = False
+    #: Write ``.pyc`` files, as ``poetry install --compile`` does.
+    compile_bytecode: bool = False
+
+    @property
+    def poetry_config(self) -> Config | None:
+        """The project's Poetry configuration (credentials, the artifact cache)."""
+        return None if self.poetry is None else self.poetry.config

@@ -15,13 +15,13 @@ from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install.planning import InstallSettings
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_changes
 from poetry_torch_cuda.install.planning import poetry_lacks
 from poetry_torch_cuda.install.planning import with_family
-from poetry_torch_cuda.install.request import InstallSettings
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.protection import protected_names

@@ -25,6 +25,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexClient
 from poetry_torch_cuda.index.client import tag_fits
 from poetry_torch_cuda.index.client import variant_authenticator
+from poetry_torch_cuda.install.planning import InstallSettings
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedFile
 from poetry_torch_cuda.output import PREFIX
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
-    from poetry.config.config import Config
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
@@ -50,23 +50,6 @@ if TYPE_CHECKING:
 
 #: pip's own opt-in to installing into an externally managed Python (PEP 668).
 BREAK_SYSTEM = "PIP_BREAK_SYSTEM_PACKAGES"
-
-
-@dataclass(frozen=True)
-class InstallSettings:
-    """How a command carries its changes out; what changes is the plan's."""
-
-    #: The project: its poetry.lock, sources, configuration and torch-cuda.lock.
-    poetry: Poetry | None = None
-    #: Reinstall matching builds too (``sync --force``).
-    force: bool = False
-    #: Write ``.pyc`` files, as ``poetry install --compile`` does.
-    compile_bytecode: bool = False
-
-    @property
-    def poetry_config(self) -> Config | None:
-        """The project's Poetry configuration (credentials, the artifact cache)."""
-        return None if self.poetry is None else self.poetry.config
 
 
 @dataclass(frozen=True)
@@ -80,7 +63,7 @@ class InstallRequest:
 
     plan: Plan
     config: TorchCudaConfig
-    settings: InstallSettings = InstallSettings()
+    settings: InstallSettings = dataclasses.field(default_factory=InstallSettings)
     #: torch-cuda.lock's files for the family, poetry.lock's for Poetry's packages.
     files: tuple[LockedFile, ...] = ()
     #: Puts torch-cuda.lock back when this install locked the variant and failed.
