@@ -250,6 +250,21 @@ def test_status_of_a_matching_install(installed: Project, tmp_path: Path) -> Non
     assert "Everything is in line." in text
 
 
+def test_status_notes_an_nvcc_of_another_cuda_major(
+    installed: Project, tmp_path: Path
+) -> None:
+    """The runbook's first check (system nvcc against torch's CUDA), answered:
+    a note, not a failure (running torch does not need nvcc)."""
+    env = gpu(tmp_path, RTX_4090, nvcc="13.0")
+    result = run_inprocess(installed, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result
+    assert (
+        "nvcc 13.0 and torch's CUDA 12.9 differ in major version: building CUDA "
+        "extensions for this torch needs a CUDA 12.x toolkit (running torch does "
+        "not need nvcc)"
+    ) in " ".join(result.stdout.split())
+
+
 @pytest.mark.parametrize(
     ("env_kind", "warning"),
     [

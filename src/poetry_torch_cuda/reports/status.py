@@ -207,6 +207,19 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     decision = resolution.decision
     if decision is not None and decision.forced_by:
         report.notes.append(decision.forced_by)
+    nvcc = machine.nvcc
+    cuda = None if torch is None or torch.installed is None else torch.installed.cuda
+    if (
+        nvcc
+        and cuda
+        and not cuda.endswith(".x")
+        and nvcc.split(".")[0] != cuda.split(".")[0]
+    ):
+        report.notes.append(
+            f"nvcc {nvcc} and torch's CUDA {cuda} differ in major version: "
+            "building CUDA extensions for this torch needs a CUDA "
+            f"{cuda.split('.')[0]}.x toolkit (running torch does not need nvcc)"
+        )
     report.warnings.extend(
         f"{problem}: the install is damaged; run `poetry torch-cuda sync --force`"
         for problem in family_problems(env, config.package_names)
