@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
 import time
 from typing import TYPE_CHECKING
 
 import pytest
 
+from poetry_torch_cuda.environment.envlock import ENV_LOCK_NAME
+from poetry_torch_cuda.environment.envlock import state_dir
 from tests.support.catalog import build_universe
 from tests.support.fake_torch import broken_import
 from tests.support.fake_torch import fake_torch
@@ -130,6 +133,41 @@ def test_ctrl_c_while_pip_unpacks_puts_the_previous_build_back(
     assert not (project.site_packages() / "torch" / "_big.bin").exists()
     assert _stashes(project) == []
     assert 'variant = "cu129"' in project.pyproject_text()
+
+
+def _immutable(path: Path, on: bool) -> bool:
+    """``chattr +i``/``-i``: not even root may add an entry to ``path``."""
+    flag = "+i" if on else "-i"
+    done = subprocess.run(["chattr", flag, str(path)], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def test_a_stash_that_cannot_be_made_stops_before_pip(
+    big_cu129: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No way back, no change: the install refuses before pip touches anything."""
+    project = big_cu129
+    before, text = project.installed(), project.pyproject_text()
+    if not _immutable(project.venv, True):
+        pytest.skip("chattr +i is not allowed here")
+    # The environment cannot hold the stash, nor can the folder it falls back to.
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(project.env["POETRY_CACHE_DIR"]))
+    fallback = state_dir(project.venv)
+    (fallback / ENV_LOCK_NAME).touch()  # the environment's lock itself can be had
+    try:
+        assert _immutable(fallback, True)
+        result = project.run("torch-cuda", "switch", "cu130", check=False)
+    finally:
+        _immutable(project.venv, False)
+        _immutable(fallback, False)
+    assert result.returncode == 1, describe(result)
+    assert "could not keep the installed build's files to undo a failure" in (
+        result.stderr
+    ), describe(result)
+    assert "Traceback" not in result.stdout + result.stderr
+    assert project.installed() == before
+    assert project.pyproject_text() == text
+    assert _tilde(project) == []
 
 
 def test_kill_9_during_pip_leaves_a_stash_status_reports_and_the_next_run_removes(

@@ -70,6 +70,28 @@ def test_lock_falls_back_to_the_temp_dir_for_a_read_only_env(tmp_path: Path) -> 
         tmp_path.chmod(0o755)
 
 
+def test_a_lock_that_cannot_be_made_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from poetry_torch_cuda.environment.envlock import state_dir
+
+    system = tmp_path / "usr-local"
+    system.mkdir()
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    folder = state_dir(system)
+    # Not even root may add a file to an immutable folder.
+    if subprocess.run(["chattr", "+i", str(folder)], check=False).returncode:
+        pytest.skip("chattr +i is not allowed here")
+    try:
+        with pytest.raises(TorchCudaError) as refused, environment_lock(system):
+            pass
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    message = str(refused.value)
+    assert message.startswith(f"cannot create the environment's lock {folder}")
+    assert "nothing was changed" in message and "permissions" in message
+
+
 # -- atomic pyproject.toml writes ---------------------------------------------
 
 

@@ -77,13 +77,21 @@ def environment_lock(
     runs another one).
 
     Raises:
-        TorchCudaError: the lock stayed taken for ``wait_seconds``.
+        TorchCudaError: the lock stayed taken for ``wait_seconds``, or its
+            file cannot be made.
     """
     if _held:
         yield False
         return
     path = state_dir(env_path) / ENV_LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise TorchCudaError(
+            f"cannot create the environment's lock {path} "
+            f"({error.strerror or error}); nothing was changed. Fix the folder's "
+            "permissions, then run the command again."
+        ) from None
     try:
         waited = not _try_lock(fd)
         if waited:
