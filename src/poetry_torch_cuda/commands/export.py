@@ -312,22 +312,20 @@ def pylock_toml(
             archive["url" if "://" in package.url else "path"] = package.url
             archive["hashes"] = {"sha256": sha256}
             table["archive"] = archive
-            entries.append(table)
-            continue
-        assert package.index is not None
-        table["index"] = package.index
-        wheels = tomlkit.array()
-        for filename, url, sha256 in sorted(package.files):
-            item = tomlkit.inline_table()
-            item["name"] = filename
-            item["url"] = url or file_url(package.index, package.name, filename)
-            item["hashes"] = {"sha256": sha256}
-            if filename.endswith(".whl"):
-                wheels.append(item)
-            else:
-                table["sdist"] = item
-        if wheels:
-            table["wheels"] = wheels.multiline(True)
+        elif package.index is not None:
+            table["index"] = package.index
+            wheels = tomlkit.array().multiline(True)
+            for filename, url, sha256 in sorted(package.files):
+                item = tomlkit.inline_table()
+                item["name"] = filename
+                item["url"] = url or file_url(package.index, package.name, filename)
+                item["hashes"] = {"sha256": sha256}
+                if filename.endswith(".whl"):
+                    wheels.append(item)
+                else:
+                    table["sdist"] = item
+            if wheels:
+                table["wheels"] = wheels
         entries.append(table)
     document["packages"] = entries
     return tomlkit.dumps(document)

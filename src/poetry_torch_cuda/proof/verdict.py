@@ -173,10 +173,10 @@ class Proof:
             }
         torch = report.get("torch")
         if torch:  # a device's capability as "8.9"
-            devices = [dict(device) for device in torch["devices"]]
-            for device in devices:
-                capability = device["capability"]
-                device["capability"] = ".".join(map(str, capability or ())) or None
+            devices = [
+                {**d, "capability": ".".join(map(str, d["capability"] or ())) or None}
+                for d in torch["devices"]
+            ]
             torch = {**torch, "devices": devices}
         return {
             "schema": SCHEMA,
@@ -221,10 +221,8 @@ def judge(
     if report is None:
         message = f"could not check the build: {run.error or 'no report'}"
         if run.timed_out:  # neither proof nor failure
-            cause = "importing torch or starting the GPU takes longer than "
-            cause += (
-                "verify-timeout (a first CUDA import from a network filesystem can)"
-            )
+            cause = "importing torch or starting the GPU takes longer than verify-"
+            cause += "timeout (a first CUDA import from a network filesystem can)"
             fix = "the build stays installed; raise verify-timeout in "
             fix += "[tool.poetry-torch-cuda] and run `poetry torch-cuda verify`"
             return proof(Check("probe", "unchecked", message, cause, fix))
