@@ -48,6 +48,7 @@ from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.config import read_pyproject
+from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -133,18 +134,17 @@ def resolve(
     if config.variant.kind != "auto":
         return Resolution(config.variant, config.variant, config.variant_origin)
     machine = machine or probe(env)
-    if _probe_failed(machine):
-        kept = _keep_installed(config, env, machine)
-        if kept is not None:
-            return kept
-    wanted = wanted_versions(config.package_names, locked_versions or {})
-    offers: Callable[[Variant], Offer]
-    if locked_versions is not None and not wanted:
-        # No configured package in the lock: nothing to install, nothing to ask.
-        offers = lambda _: Offer(None, "not asked")
-    else:
-        offers = offer_finder(config, poetry, env, wanted, client)
-    decision = choose(machine, offers, wanted.get(canonicalize_name("torch")), env=env)
+    decision = _kept_build(config, env, machine) if _probe_failed(machine) else None
+    if decision is None:
+        wanted = wanted_versions(config.package_names, locked_versions or {})
+        offers: Callable[[Variant], Offer]
+        if locked_versions is not None and not wanted:
+            # No configured package in the lock: nothing to install, nothing to ask.
+            offers = lambda _: Offer(None, "not asked")
+        else:
+            offers = offer_finder(config, poetry, env, wanted, client)
+        torch = wanted.get(canonicalize_name("torch"))
+        decision = choose(machine, offers, torch, env=env)
     return Resolution(
         config.variant, decision.variant, config.variant_origin, decision, machine
     )
@@ -156,26 +156,20 @@ def _probe_failed(machine: Machine) -> bool:
     return machine.smi_failure is not None and (nvidia is None or nvidia.reachable)
 
 
-def _keep_installed(
-    config: TorchCudaConfig, env: Env, machine: Machine
-) -> Resolution | None:
+def _kept_build(config: TorchCudaConfig, env: Env, machine: Machine) -> Decision | None:
     """nvidia-smi is there but failed: keep the build in place, never demote it
     (``None`` with nothing installed: then the rule decides on what is known)."""
     installed = installed_environment(env)
     for name in sorted(config.package_names):
-        found = installed.get(name)
         try:
-            kept = parse_variant(found.version.partition("+")[2] if found else "")
+            kept = parse_variant(label_of(installed.version(name) or "") or "")
         except ValueError:
             continue
         step = (
             f"{machine.smi_failure}; auto keeps the installed {kept} build (it never "
             "changes a build on a failed probe): fix the driver, then run again"
         )
-        decision = Decision(kept, (step,), forced_by=step)
-        return Resolution(
-            config.variant, kept, config.variant_origin, decision, machine
-        )
+        return Decision(kept, (step,), forced_by=step)
     return None
 
 
@@ -462,13 +456,12 @@ def check_target(
 def _from_verdict(
     target: FleetTarget, verdict: Verdict, offer: Offer | None
 ) -> TargetCheck:
-    available = None if offer is None else offer.available
-    ok = bool(verdict.usable) and available is not False
-    reasons = verdict.reasons
+    ok, reasons = bool(verdict.usable), verdict.reasons
     if verdict.usable is None:
         reasons = ("cannot tell whether it runs", *reasons)
-    elif verdict.usable and offer is not None and available is not True:
-        reasons = (offer.detail,) if available is False else (*reasons, offer.detail)
+    elif ok and offer is not None and offer.available is not True:
+        ok = offer.available is None
+        reasons = (*reasons, offer.detail) if ok else (offer.detail,)
     return TargetCheck(
         target, verdict.variant, ok, reasons, verdict.rule if ok else None
     )
@@ -483,8 +476,6 @@ def check_project_fleet(
 ) -> list[TargetCheck]:
     """The project's declared targets against its lock, each asking the index for
     its own platform's wheels."""
-    if not config.targets:
-        return []
     client = client or project_client(poetry)
     wanted = wanted_versions(config.package_names, locked_versions)
     torch = wanted.get(canonicalize_name("torch"))

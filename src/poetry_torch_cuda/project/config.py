@@ -8,7 +8,6 @@ import difflib
 import os
 import re
 from dataclasses import dataclass
-from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlsplit
@@ -173,10 +172,8 @@ class TorchCudaConfig:
 
     variant: Variant
     index_url_template: str = DEFAULT_INDEX_URL
-    packages: tuple[Requirement, ...] = field(
-        default_factory=lambda: tuple(
-            Requirement(name) for name in ("torch", "torchvision", "torchaudio")
-        )
+    packages: tuple[Requirement, ...] = tuple(
+        map(Requirement, ("torch", "torchvision", "torchaudio"))
     )
     variant_origin: str = "pyproject.toml"
     #: The ``[[tool.poetry.source]]`` whose URL is the index, when ``source`` is set.
