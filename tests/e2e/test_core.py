@@ -9,7 +9,7 @@ import pytest
 from tests.support.audit import Audit
 from tests.support.audit import whl_requests
 from tests.support.inprocess import run_inprocess
-from tests.support.kept import installed_once
+from tests.support.kept import kept_install
 
 
 if TYPE_CHECKING:
@@ -40,12 +40,7 @@ PYPI_CUDA_WHEELS = (
 )
 
 
-@pytest.fixture(scope="module")
-def kept_cu129(
-    index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
-) -> Kept:
-    """The cu129 project as ``poetry install`` leaves it, built once per module."""
-    return installed_once(index_server, tmp_path_factory, DEPS, CU129)
+kept_cu129 = kept_install(DEPS, CU129)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from tests.support.gpus import machine_env
 from tests.support.gpus import smi_line
 from tests.support.inprocess import run_inprocess
-from tests.support.kept import installed_once
+from tests.support.kept import kept_install
 
 
 if TYPE_CHECKING:
@@ -27,12 +27,7 @@ CU129 = 'variant = "cu129"'
 DEPS = {"needs-torch": "*", "torchvision": "*"}
 
 
-@pytest.fixture(scope="module")
-def kept_cu129(
-    index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
-) -> Kept:
-    """A cu129 project of torch and torchvision as ``poetry install`` leaves it, once."""
-    return installed_once(index_server, tmp_path_factory, DEPS, CU129)
+kept_cu129 = kept_install(DEPS, CU129)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 from tests.support.catalog import build_universe
 from tests.support.fixtures import served
 from tests.support.inprocess import run_inprocess
-from tests.support.kept import installed_once
+from tests.support.kept import kept_install
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import finish
@@ -95,12 +95,7 @@ def assert_one_clear_failure(
     assert result.stderr.count("torch==2.14.1+cu130") == 1, describe(result)
 
 
-@pytest.fixture(scope="module")
-def kept_cu129(
-    index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
-) -> Kept:
-    """The cu129 project as ``poetry install`` leaves it, built once per module."""
-    return installed_once(index_server, tmp_path_factory, DEPS, CU129)
+kept_cu129 = kept_install(DEPS, CU129)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from tests.support.fixtures import served
 from tests.support.gpus import machine_env
 from tests.support.gpus import smi_line
 from tests.support.inprocess import run_inprocess
-from tests.support.kept import installed_once
+from tests.support.kept import kept_install
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import start_poetry
@@ -54,14 +54,7 @@ STALE = (
 PATIENT_PIP = {"PIP_TIMEOUT": "60"}
 
 
-@pytest.fixture(scope="module")
-def kept_cu129(
-    index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
-) -> Kept:
-    """The cu129 project as ``poetry install`` leaves it, built once per module."""
-    return installed_once(
-        index_server, tmp_path_factory, DEPS, "variant = 'cu129'  # the cluster's\n"
-    )
+kept_cu129 = kept_install(DEPS, "variant = 'cu129'  # the cluster's\n")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.kept import installed_once
+from tests.support.kept import kept_install
 from tests.support.poetry_project import describe
 from tests.support.processes import finish
 from tests.support.processes import pip_processes
@@ -47,12 +47,7 @@ CU130_WHEELS = (
 )
 
 
-@pytest.fixture(scope="module")
-def kept_cu129(
-    index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
-) -> Kept:
-    """The cu129 project as ``poetry install`` leaves it, built once per module."""
-    return installed_once(index_server, tmp_path_factory, DEPS, CU129)
+kept_cu129 = kept_install(DEPS, CU129)
 
 
 @pytest.fixture

@@ -18,17 +18,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from tests.support.poetry_project import Project
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Mapping
-
-    import pytest
 
     from tests.support.index import IndexServer
 
-__all__ = ["Kept", "installed_once"]
+__all__ = ["Kept", "installed_once", "kept_install"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,19 @@ def installed_once(
     )
     project.run("install")
     return Kept.keep(project)
+
+
+def kept_install(
+    dependencies: Mapping[str, str], torch_cuda: str
+) -> Callable[..., Kept]:
+    """The module-scoped fixture ``kept_cu129``: :func:`installed_once` of this
+    project on the session's ``index_server`` (assign it to a module name)."""
+
+    @pytest.fixture(scope="module", name="kept_cu129")
+    def kept(
+        index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
+    ) -> Kept:
+        """The project as ``poetry install`` leaves it, built once per module."""
+        return installed_once(index_server, tmp_path_factory, dependencies, torch_cuda)
+
+    return kept
