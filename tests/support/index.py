@@ -191,9 +191,12 @@ class IndexServer(StartStop):
     ``bytes_per_second``
         if set, every response body is sent at most this fast on its connection,
         like a CDN capping each flow (default None: as fast as possible).
-    ``latency_seconds``
-        seconds to wait before answering any request, like a distant server
-        (default 0).
+    ``gather(prefix, count, suffix="")``
+        requests under ``prefix`` ending in ``suffix`` wait (up to 10 s, less
+        than Poetry's 15 s timeout, so no retry counts) until ``count`` distinct
+        paths have been asked for: a client that fetches them at once provably
+        overlaps them, one that fetches one after another waits out the 10 s
+        and overlaps fewer, however loaded the machine is.
     ``immutable_files``
         send ``Cache-Control: max-age=31536000, immutable`` with wheels and
         metadata files, as PyPI's and PyTorch's CDNs do, so pip's HTTP cache
@@ -220,9 +223,11 @@ class IndexServer(StartStop):
         self.bad_hash_paths: set[str] = set()
         self.tampered_paths: set[str] = set()
         self.bytes_per_second: float | None = None
-        self.latency_seconds = 0.0
         self.immutable_files = False
         self.corrupt_paths: set[str] = set()
+        self._gather: tuple[str, str, int] | None = None
+        self._gathered: set[str] = set()
+        self._arrived = threading.Condition()
         self._records: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._file_cache: dict[tuple[Path, int, int], _FileInfo] = {}
@@ -271,9 +276,14 @@ class IndexServer(StartStop):
         self.bad_hash_paths.clear()
         self.tampered_paths.clear()
         self.bytes_per_second = None
-        self.latency_seconds = 0.0
+        self._gather = None
         self.immutable_files = False
         self.corrupt_paths.clear()
+
+    def gather(self, prefix: str, count: int, suffix: str = "") -> None:
+        """Hold requests under ``prefix`` (ending in ``suffix``) until ``count`` arrived."""
+        with self._arrived:
+            self._gather, self._gathered = (prefix, suffix, count), set()
 
     # -- addresses ---------------------------------------------------------
 
@@ -347,8 +357,12 @@ class IndexServer(StartStop):
         )
         with self._lock:
             self._records.append(record)
-        if self.latency_seconds:
-            time.sleep(self.latency_seconds)
+        gather = self._gather
+        if gather and path.startswith(gather[0]) and path.endswith(gather[1]):
+            with self._arrived:
+                self._gathered.add(path)
+                self._arrived.notify_all()
+                self._arrived.wait_for(lambda: len(self._gathered) >= gather[2], 10)
 
         delay = _match_prefix(dict(self.delay_seconds), path)
         if delay:

@@ -72,9 +72,8 @@ def test_files_arrive_verified_in_poetrys_artifact_cache_concurrently(
     served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
 ) -> None:
     index, items = served
-    # every request waits (long enough that four workers start within it even on a
-    # loaded machine): sequential downloads would never overlap
-    index.latency_seconds = 1.5
+    # each file waits until all have been asked for: one after another, none would
+    index.gather("/whl/", len(items), suffix=".whl")
     cache = tmp_path / "artifacts"
     paths = fetch(items, cache, concurrency=4)
     assert index.max_overlap("/whl/") == len(items)
