@@ -40,6 +40,10 @@ TEST_REQUIREMENTS += ["build>=1", "twine>=5", "pre-commit>=3"]
 #: pytest-xdist's default (``load``) the worker that runs the quick in-process tests is
 #: handed dozens of end-to-end tests at once and runs them alone after the others are done.
 PARALLEL = ["-n", str(2 * (os.cpu_count() or 1)), "--dist", "worksteal"]
+#: Python's default: modules are compiled once and the bytecode kept. A machine that
+#: sets PYTHONDONTWRITEBYTECODE (as CI's does) would otherwise have every pip, Poetry
+#: and pre-commit process the suite starts compile the same modules again.
+BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
 
 #: The compatibility matrix: every Python the plugin supports x the oldest, a
 #: middle and the newest Poetry 2.x release.
@@ -77,7 +81,7 @@ def install_project(session: nox.Session, poetry_version: str) -> None:
 def tests(session: nox.Session) -> None:
     """The whole suite, end-to-end tests included, against the default Poetry."""
     install_project(session, POETRY_DEFAULT)
-    session.run("pytest", *PARALLEL, *session.posargs)
+    session.run("pytest", *PARALLEL, *session.posargs, env=BYTECODE)
 
 
 @nox.session
@@ -135,7 +139,9 @@ def compat(session: nox.Session, poetry: str) -> None:
     if needed and _version(python) < _version(needed):
         session.skip(f"Poetry {poetry} needs Python >= {needed}, not {python}")
     install_project(session, poetry)
-    session.run("pytest", "-p", "no:cacheprovider", *PARALLEL, *session.posargs)
+    session.run(
+        "pytest", "-p", "no:cacheprovider", *PARALLEL, *session.posargs, env=BYTECODE
+    )
 
 
 def _version(text: str) -> tuple[int, ...]:
