@@ -20,6 +20,7 @@ import pytest
 
 from tests.e2e.test_torch_cuda_lock import fresh_venv
 from tests.e2e.test_torch_cuda_lock import pip_version
+from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import installed_distributions
@@ -221,3 +222,26 @@ def test_a_plain_http_index_gets_trusted_host_and_a_password_a_comment(
     assert f"--trusted-host {host}" in text
     assert f"# {index.whl_url('cu129')} needs credentials" in text
     assert "s3cret" not in text
+
+
+def test_credentials_poetry_takes_from_the_environment_get_the_comment_too(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """Which index needs credentials is Poetry's decision, the one every request of
+    the plugin follows (here ``POETRY_HTTP_BASIC_<SOURCE>_*``, as CI jobs set them),
+    not only an ``http-basic`` table in Poetry's config file."""
+    project = Project.create(tmp_path, index, {"torch": "*"}, 'variant = "cu129"\n')
+    project.run("lock")
+    result = run_inprocess(
+        project,
+        *("torch-cuda", "export", "--variant", "cu129"),
+        env_extra={
+            "POETRY_HTTP_BASIC_FAKEPYPI_USERNAME": "ci",
+            "POETRY_HTTP_BASIC_FAKEPYPI_PASSWORD": "s3cret",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"# {index.pypi_url.rstrip('/')} needs credentials" in result.stdout
+    # Poetry sends a source's credentials to any URL on its host: the variant's too
+    assert f"# {index.whl_url('cu129')} needs credentials" in result.stdout
+    assert "s3cret" not in result.stdout + result.stderr

@@ -19,12 +19,13 @@ from urllib.parse import urlsplit
 from cleo.helpers import option
 from poetry.console.commands.group_command import GroupCommand
 from poetry.core.version.helpers import format_python_constraint
+from poetry.utils.password_manager import HTTPAuthCredential
 
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
-from poetry_torch_cuda.index.client import index_access
 from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.index.client import variant_authenticator
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import configured
 from poetry_torch_cuda.lockfile.service import entry_for
@@ -128,15 +129,15 @@ class ExportCommand(ReportsErrors, GroupCommand):
         packages = select(
             self.poetry, config.package_names, entry, selection.groups, selection.extras
         )
-        # Indexes Poetry has credentials for: named in a comment, never written.
-        secret = [
-            without_credentials(s.url).rstrip("/")
-            for s in self.poetry.get_sources()
-            if s.url
-            and ("@" in s.url or self.poetry.config.get(f"http-basic.{s.name}"))
-        ]
-        if index_access(config, variant, self.poetry.config).has_credentials:
-            secret.append(without_credentials(config.index_url(variant)).rstrip("/"))
+        # Indexes that requests get credentials for, by the one rule every request
+        # follows (Poetry's, by host): named in a comment, never written.
+        auth = variant_authenticator(config, variant, self.poetry.config)
+        secret = {
+            p.index
+            for p in packages
+            if p.index is not None
+            and auth.get_credentials_for_url(f"{p.index}/") != HTTPAuthCredential()
+        }
         if fmt == "pylock.toml":
             python = format_python_constraint(self.poetry.package.python_constraint)
             text = pylock_toml(variant.name, packages, python, secret, self._file_url)
