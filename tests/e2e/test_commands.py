@@ -4,6 +4,7 @@ fake GPUs (stub nvidia-smi / rocminfo / nvcc first on PATH)."""
 from __future__ import annotations
 
 import json
+import socket
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -370,6 +371,28 @@ def test_variants_from_an_html_only_index(
         "/whl/cu129/torch/",
         "/whl/cu126/torch/",
     }
+
+
+def test_an_index_that_is_down_is_said_once_for_every_row(
+    installed: Project, tmp_path: Path
+) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **gpu(tmp_path, RTX_4090),
+        "POETRY_TORCH_CUDA_INDEX_URL": f"http://127.0.0.1:{port}/whl/{{variant}}",
+    }
+    # First the failure itself, then the host remembered as down: the same one line.
+    for args in (("--refresh",), ()):
+        shown = run_inprocess(installed, "torch-cuda", "variants", *args, env_extra=env)
+        assert shown.returncode == 0, shown
+        lines = shown.stdout.splitlines()
+        assert "  cu129      unknown  runs here  (configured, auto's pick)" in lines
+        assert [line for line in lines if line.startswith("Index")] == [
+            f"Index (every unknown row): 127.0.0.1:{port} refused the connection"
+        ]
+        assert not [line for line in lines if line.strip().startswith("index:")]
 
 
 # -- sync --------------------------------------------------------------------------
