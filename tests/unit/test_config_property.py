@@ -9,7 +9,6 @@ import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from hypothesis import HealthCheck
 from hypothesis import event
 from hypothesis import given
 from hypothesis import settings
@@ -158,9 +157,7 @@ environs = st.fixed_dictionaries(
 )
 
 
-@settings(
-    max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+@settings(max_examples=1500)
 @given(pyproject=pyprojects(), environ=environs)
 def test_parser_returns_a_valid_config_or_raises_config_error(
     pyproject: Any, environ: dict[str, str]

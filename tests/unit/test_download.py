@@ -141,7 +141,7 @@ class _Odd(BaseHTTPRequestHandler):
         )
         self.end_headers()
         if self.path == "/drip":
-            for byte in BODY[:40]:
+            for byte in BODY[:300]:  # a minute in all
                 self.wfile.write(bytes([byte]))
                 self.wfile.flush()
                 time.sleep(0.2)
@@ -200,7 +200,8 @@ def test_a_dripping_server_times_out(
     began = time.monotonic()
     with pytest.raises(DownloadError, match=r"sent under 64 KiB in 1 s"):
         fetch([odd_file(f"{odd}/drip")], tmp_path)
-    assert time.monotonic() - began < 6
+    # gave up long before the drip's minute was over, with room for a loaded machine
+    assert time.monotonic() - began < 30
     assert leftovers(tmp_path) == []
 
 

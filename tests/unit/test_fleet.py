@@ -94,7 +94,7 @@ values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(values)
 def test_targets_parse_or_raise_config_error_never_anything_else(value: Any) -> None:
     try:
