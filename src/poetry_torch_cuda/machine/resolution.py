@@ -1,14 +1,10 @@
 """Where ``auto`` decides, for the listeners and every command.
 
-:func:`probe` finds the machine, :func:`offer_finder` asks the index,
-:func:`choose` decides (the rule is :mod:`.detection`'s) skipping the builds
-that failed verification here (the memory: :func:`remember`, kept per environment
-and keyed on the driver and GPUs, so a driver update starts afresh), and
-:func:`resolve` ties them for an environment. A concrete variant costs nothing;
-``auto`` probes once per run and asks the index only about what is not installed.
-:func:`check_project_fleet` applies the same rule to the declared targets, each
-described as if probed there (:func:`target_machine`), for the configured variant
-or ``auto``'s pick there.
+:func:`probe` finds the machine, :func:`offer_finder` asks the index and
+:func:`choose` decides by :mod:`.detection`'s rule, skipping builds that failed
+verification here (the memory: :func:`remember`, per environment, keyed on the
+driver and GPUs); :func:`resolve` ties them for an environment.
+:func:`check_project_fleet` applies the same rule to the declared targets.
 """
 
 from __future__ import annotations
@@ -268,11 +264,6 @@ def refresher(
     return refresh
 
 
-#: The memory of failed builds, in the environment's state directory.
-FILE_NAME = ".poetry-torch-cuda-memory.json"
-SCHEMA = 1
-
-
 @dataclass(frozen=True)
 class Failure:
     """One remembered failure: which build, when, and the verification's finding."""
@@ -302,7 +293,7 @@ def remember(
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     kept = [f for f in _read(env_path) if (f.machine, f.variant) != (key, variant.name)]
     entries = [*kept, Failure(variant.name, torch, reason, when, key)]
-    data = {"schema": SCHEMA, "failures": [dataclasses.asdict(f) for f in entries]}
+    data = {"schema": 1, "failures": [dataclasses.asdict(f) for f in entries]}
     write_json(_memory_path(env_path), data)
     return True
 
@@ -349,7 +340,7 @@ def _machine_key(machine: Machine) -> str | None:
 
 
 def _memory_path(env_path: Path) -> Path:
-    return state_dir(Path(env_path)) / FILE_NAME
+    return state_dir(Path(env_path)) / ".poetry-torch-cuda-memory.json"
 
 
 def _read(env_path: Path) -> list[Failure]:
@@ -368,13 +359,15 @@ def _read(env_path: Path) -> list[Failure]:
 
 @dataclass(frozen=True)
 class TargetCheck:
-    """One target: the variant it would get, whether that runs there, and why."""
+    """One target: the variant it would get, whether that runs there, and why;
+    ``decision``: ``auto``'s, when the project configures ``auto``."""
 
     target: FleetTarget
     variant: Variant
     ok: bool
     reasons: tuple[str, ...]
     rule: str | None = None
+    decision: Decision | None = None
 
     def summary(self) -> str:
         """``training: cu130 runs (minor-version compatibility)`` or why not."""
@@ -438,10 +431,12 @@ def check_target(
         variant = decision.variant
         if variant.kind != "cuda":
             why = f"auto would fall back to {variant}: {decision.steps[-1]}"
-            return TargetCheck(target, variant, False, (why,))
-        if decision.left_out:  # no variant serves every GPU of the target
-            return TargetCheck(target, variant, False, (str(decision.forced_by),))
-        return _from_verdict(target, assess(variant, machine, torch_version), None)
+        elif decision.left_out:  # no variant serves every GPU of the target
+            why = str(decision.forced_by)
+        else:
+            verdict = assess(variant, machine, torch_version)
+            return _from_verdict(target, verdict, None, decision)
+        return TargetCheck(target, variant, False, (why,), decision=decision)
     missing = configured.not_built_for(target.sys_platform, target.platform)
     if missing is None and configured.kind != "cuda":
         missing = f"{configured} builds do not use the target's NVIDIA GPUs"
@@ -454,7 +449,10 @@ def check_target(
 
 
 def _from_verdict(
-    target: FleetTarget, verdict: Verdict, offer: Offer | None
+    target: FleetTarget,
+    verdict: Verdict,
+    offer: Offer | None,
+    decision: Decision | None = None,
 ) -> TargetCheck:
     ok, reasons = bool(verdict.usable), verdict.reasons
     if verdict.usable is None:
@@ -462,9 +460,8 @@ def _from_verdict(
     elif ok and offer is not None and offer.available is not True:
         ok = offer.available is None
         reasons = (*reasons, offer.detail) if ok else (offer.detail,)
-    return TargetCheck(
-        target, verdict.variant, ok, reasons, verdict.rule if ok else None
-    )
+    rule = verdict.rule if ok else None
+    return TargetCheck(target, verdict.variant, ok, reasons, rule, decision)
 
 
 def check_project_fleet(
@@ -473,9 +470,10 @@ def check_project_fleet(
     env: Env,
     locked_versions: Mapping[NormalizedName, str],
     client: IndexClient | None = None,
+    targets: Iterable[FleetTarget] | None = None,
 ) -> list[TargetCheck]:
-    """The project's declared targets against its lock, each asking the index for
-    its own platform's wheels."""
+    """The declared ``targets`` (default: all) against the lock, each asking the
+    index for its own platform's wheels."""
     client = client or project_client(poetry)
     wanted = wanted_versions(config.package_names, locked_versions)
     torch = wanted.get(canonicalize_name("torch"))
@@ -486,5 +484,5 @@ def check_project_fleet(
             torch,
             offer_finder(config, poetry, env, wanted, client, target),
         )
-        for target in config.targets
+        for target in (config.targets if targets is None else targets)
     ]
