@@ -110,7 +110,7 @@ def choose(
     env: Env | None = None,
 ) -> Decision:
     """:func:`~.detection.decide` over ``offers``, skipping what failed in ``env``
-    on this machine (:mod:`.memory`); a declared target (no ``env``) has no memory."""
+    on this machine (:func:`remembering`); a declared target (no ``env``) has none."""
     if env is not None:
         offers = remembering(offers, env.path, machine)
     return decide(machine, offers, torch_version, extra)
@@ -153,8 +153,7 @@ def _probe_failed(machine: Machine) -> bool:
 
 
 def _kept_build(config: TorchCudaConfig, env: Env, machine: Machine) -> Decision | None:
-    """nvidia-smi is there but failed: keep the build in place, never demote it
-    (``None`` with nothing installed: then the rule decides on what is known)."""
+    """The installed build, kept on a failed probe (``None``: nothing installed)."""
     installed = installed_environment(env)
     for name in sorted(config.package_names):
         try:
@@ -239,9 +238,8 @@ def jetson_warning(
 ) -> str | None:
     """A warning when a CUDA variant from PyTorch's own index is about to land on a
     Jetson it does not serve (L4T before R38); a custom ``index-url`` is trusted."""
-    if variant.kind != "cuda" or machine.lower() not in ("aarch64", "arm64"):
-        return None
-    if config.index_url_template != DEFAULT_INDEX_URL:
+    custom = config.index_url_template != DEFAULT_INDEX_URL
+    if variant.kind != "cuda" or custom or machine.lower() not in ("aarch64", "arm64"):
         return None
     jetson = probe_jetson(Path(root) if root else None)
     if not old_jetson(jetson):
