@@ -7,7 +7,6 @@ offers from a callable, so every rule here is tested without GPUs or network.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from dataclasses import field
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.machine import tables
@@ -68,7 +67,7 @@ class Decision:
     variant: Variant
     steps: tuple[str, ...]
     forced_by: str | None = None
-    candidates: tuple[tuple[Verdict, Offer | None], ...] = field(default=())
+    candidates: tuple[tuple[Verdict, Offer | None], ...] = ()
     left_out: tuple[NvidiaGpu, ...] = ()
 
     @property

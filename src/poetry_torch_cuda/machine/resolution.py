@@ -369,13 +369,10 @@ class TargetCheck:
 
     def summary(self) -> str:
         """``training: cu130 runs (minor-version compatibility)`` or why not."""
+        where = f"{self.target.describe()}: {self.variant}"
         if self.ok:
-            how = f" ({self.rule})" if self.rule else ""
-            return f"{self.target.describe()}: {self.variant} runs there{how}"
-        return (
-            f"{self.target.describe()}: {self.variant} cannot run there: "
-            + "; ".join(self.reasons)
-        )
+            return f"{where} runs there" + (f" ({self.rule})" if self.rule else "")
+        return f"{where} cannot run there: " + "; ".join(self.reasons)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form, as ``status --json`` prints it."""
