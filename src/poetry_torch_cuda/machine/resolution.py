@@ -109,8 +109,7 @@ def choose(
     extra: Iterable[Variant] = (),
     env: Env | None = None,
 ) -> Decision:
-    """:func:`~.detection.decide` over ``offers``, skipping what failed in ``env``
-    on this machine (:func:`remembering`); a declared target (no ``env``) has none."""
+    """:func:`~.detection.decide`, skipping what failed in ``env`` (a target: none)."""
     if env is not None:
         offers = remembering(offers, env.path, machine)
     return decide(machine, offers, torch_version, extra)
@@ -125,8 +124,7 @@ def resolve(
     machine: Machine | None = None,
     client: IndexClient | None = None,
 ) -> Resolution:
-    """Resolve ``config.variant`` for ``env``; ``locked_versions`` come from the lock,
-    ``machine`` and ``client`` from a command that already has them."""
+    """Resolve ``config.variant`` for ``env`` and the lock's ``locked_versions``."""
     if config.variant.kind != "auto":
         return Resolution(config.variant, config.variant, config.variant_origin)
     machine = machine or probe(env)
@@ -171,8 +169,7 @@ def _kept_build(config: TorchCudaConfig, env: Env, machine: Machine) -> Decision
 def machine_findings(
     decision: Decision | None, machine: Machine
 ) -> tuple[list[str], list[str]]:
-    """Notes and warnings about this machine for ``status``: a failing
-    nvidia-smi and remembered failures that force cpu are warnings."""
+    """``status``'s notes and warnings (a failing nvidia-smi, cpu by memory)."""
     notes: list[str] = []
     warnings: list[str] = []
     if machine.smi_failure is not None:
@@ -467,8 +464,7 @@ def check_project_fleet(
     client: IndexClient | None = None,
     targets: Iterable[FleetTarget] | None = None,
 ) -> list[TargetCheck]:
-    """The declared ``targets`` (default: all) against the lock, each asking the
-    index for its own platform's wheels."""
+    """The declared ``targets`` (default: all) against the lock, on their wheels."""
     client = client or project_client(poetry)
     wanted = wanted_versions(config.package_names, locked_versions)
     torch = wanted.get(canonicalize_name("torch"))
