@@ -128,6 +128,8 @@ class ArchRow:
 _CU13_X86 = "7.5;8.0;8.6;9.0;10.0;12.0+PTX"
 _CU13_WINDOWS = "7.5;8.0;8.6;9.0;10.0;12.0"  # "+PTX available on linux builds only"
 _CU13_ARM = "8.0;9.0;10.0;11.0;12.0+PTX"
+_CU128_211 = "7.5;8.0;8.6;9.0;10.0;12.0"
+_CU126 = "5.0;6.0;7.0;7.5;8.0;8.6;9.0"
 
 #: Variant -> rows, newest torch first. Per-release variants: :data:`TORCH_RELEASES`.
 ARCH_LISTS: dict[str, tuple[ArchRow, ...]] = {
@@ -140,25 +142,13 @@ ARCH_LISTS: dict[str, tuple[ArchRow, ...]] = {
         ArchRow("2.8", "7.0;7.5;8.0;8.6;9.0;10.0;12.0+PTX", None, None, "PT-BUILD"),
     ),
     "cu128": (
-        ArchRow(
-            "2.11",
-            "7.5;8.0;8.6;9.0;10.0;12.0",
-            None,
-            "8.0;9.0;10.0;12.0",
-            "PT-RFC-2.11",
-        ),
+        ArchRow("2.11", _CU128_211, None, "8.0;9.0;10.0;12.0", "PT-RFC-2.11"),
         ArchRow("2.8", "7.0;7.5;8.0;8.6;9.0;10.0;12.0", None, None, "PT-BUILD"),
         ArchRow("0", "7.5;8.0;8.6;9.0;10.0;12.0+PTX", None, None, "PT-BUILD (2.7)"),
     ),
     "cu126": (
-        ArchRow(
-            "2.11",
-            "5.0;6.0;7.0;7.5;8.0;8.6;9.0",
-            None,
-            "8.0;9.0",
-            "PT-REL; PT-RFC-2.11",
-        ),
-        ArchRow("0", "5.0;6.0;7.0;7.5;8.0;8.6;9.0", None, None, "PT-BUILD"),
+        ArchRow("2.11", _CU126, None, "8.0;9.0", "PT-REL; PT-RFC-2.11"),
+        ArchRow("0", _CU126, None, None, "PT-BUILD"),
     ),
     "cu124": (ArchRow("0", "5.0;6.0;7.0;7.5;8.0;8.6;9.0+PTX", None, None, "PT-BUILD"),),
     "cu121": (ArchRow("0", "5.0;6.0;7.0;7.5;8.0;8.6;9.0", None, None, "PT-BUILD"),),
