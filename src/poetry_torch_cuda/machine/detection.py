@@ -397,11 +397,8 @@ def cpu_fallback_warning(
     why = "; ".join(f"{group}: {', '.join(v)}" for group, v in groups.items())
     cuda = oldest.cuda_version if oldest is not None else None
     minimum = cuda and tables.minimum_driver(cuda, machine.sys_platform)
-    fix = (
-        f"update the NVIDIA driver (>= {minimum} runs {oldest})"
-        if minimum
-        else "see `poetry torch-cuda detect`"
-    )
+    fix = f"update the NVIDIA driver (>= {minimum} runs {oldest})"
+    fix = fix if minimum else "see `poetry torch-cuda detect`"
     gpus = ", ".join(gpu.name for gpu in machine.nvidia.gpus) or "an NVIDIA GPU"
     return (
         f"auto installs the CPU build next to {gpus} (driver "
