@@ -12,11 +12,9 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.index.client import project_client
-from poetry_torch_cuda.index.offers import wanted_versions
-from poetry_torch_cuda.machine.resolution import choose
+from poetry_torch_cuda.machine.resolution import check_project_fleet
 from poetry_torch_cuda.machine.resolution import failures
 from poetry_torch_cuda.machine.resolution import forget
-from poetry_torch_cuda.machine.resolution import offer_finder
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.machine.resolution import target_machine
 from poetry_torch_cuda.output import esc
@@ -90,10 +88,11 @@ class DetectCommand(TorchCudaCommand):
         applies, elsewhere = [], []
         if self.option("target"):
             target = find_target(config.targets, str(self.option("target")))
-            wanted = wanted_versions(config.package_names, locked or {})
-            finder = offer_finder(config, self.poetry, self.env, wanted, client, target)
-            machine = target_machine(target)
-            decision = choose(machine, finder, torch)
+            [check] = check_project_fleet(
+                config, self.poetry, self.env, locked or {}, client, [target]
+            )
+            assert check.decision is not None
+            decision, machine = check.decision, target_machine(target)
             where = f"on target <c1>{esc(target.describe())}</>"
             data["target"] = target.name
         else:

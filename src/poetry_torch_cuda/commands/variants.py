@@ -136,14 +136,11 @@ class VariantsCommand(TorchCudaCommand):
         shared = [e for e in found if e and found.count(e) > 1]
         for report, verdict in rows:
             offered, style = OFFERED[report.available]
-            runs = RUNS[verdict.usable]
-            marks = [
-                word
-                for word, hit in (("configured", configured), ("auto's pick", auto))
-                if report.variant == hit
-            ]
-            mark = f"  <c1>({', '.join(marks)})</>" if marks else ""
+            hits = (("configured", configured), ("auto's pick", auto))
+            marks = ", ".join(word for word, hit in hits if report.variant == hit)
+            mark = f"  <c1>({marks})</>" if marks else ""
             cell = f"<{style}>{offered}</>" + " " * (8 - len(offered))
+            runs = RUNS[verdict.usable]
             self.line(f"  <c2>{report.variant.name:<{width}}</>  {cell} {runs}{mark}")
             if report.available is not True and errors[report.variant] not in shared:
                 detail = "; ".join(p.describe(report.variant) for p in report.packages)

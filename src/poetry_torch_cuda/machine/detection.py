@@ -7,7 +7,6 @@ offers from a callable, so every rule here is tested without GPUs or network.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from dataclasses import field
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.machine import tables
@@ -68,7 +67,7 @@ class Decision:
     variant: Variant
     steps: tuple[str, ...]
     forced_by: str | None = None
-    candidates: tuple[tuple[Verdict, Offer | None], ...] = field(default=())
+    candidates: tuple[tuple[Verdict, Offer | None], ...] = ()
     left_out: tuple[NvidiaGpu, ...] = ()
 
     @property
@@ -142,30 +141,18 @@ def _assess_cuda(
     platform, driver, dotted = machine.sys_platform, nvidia.version, tables.dotted(cuda)
     full = tables.minimum_driver(cuda, platform)
     floor = tables.compat_floor(cuda[0], platform)
-    key = tables.driver_key(driver) or (0,)
-    full_ok = full is not None and key >= (tables.driver_key(full) or (0,))
-    floor_ok = floor is not None and key >= (tables.driver_key(floor) or (0,))
+    full_ok, floor_ok = tables.at_least(driver, full), tables.at_least(driver, floor)
     notes: tuple[str, ...] = ()
     if not tables.is_known_variant(variant.name):
         nearest = tables.nearest_known(variant.name)
-        floor_text = (
-            f"the CUDA {cuda[0]}.x floor {floor} applies"
-            if floor
-            else "no driver floor known"
-        )
-        assumed = (
-            f"GPU list taken from {nearest}"
-            if nearest
-            else "no GPU list can be inferred"
-        )
-        predate = f"the tables predate {variant} ({tables.UPDATE_HINT})"
-        notes = (f"{predate}; {floor_text}, {assumed}",)
+        floor_text = f"the CUDA {cuda[0]}.x floor {floor} applies"
+        floor_text = floor_text if floor else "no driver floor known"
+        assumed = f"GPU list taken from {nearest}"
+        assumed = assumed if nearest else "no GPU list can be inferred"
+        notes = (f"{_predates(variant)}; {floor_text}, {assumed}",)
     newest = tables.newest_cuda(driver, platform)
-    supports = (
-        f"supports CUDA {tables.dotted(newest)}"
-        if newest
-        else "is older than every CUDA"
-    )
+    supports = f"supports CUDA {tables.dotted(newest)}"
+    supports = supports if newest else "is older than every CUDA"
     archs = tables.arch_list_for(variant.name, torch_version, machine.machine, platform)
     if archs is None:
         if full_ok:
@@ -195,20 +182,12 @@ def _assess_cuda(
         if floor is not None:
             compat = f"CUDA {cuda[0]}.x minor-version compatibility"
             needs = f"needs driver >= {floor} ({compat}) or {full_text}"
-        return Verdict(
-            variant,
-            False,
-            (*notes, f"{needs}; driver {driver} {supports}"),
-            driver_ok=False,
-        )
+        why = f"{needs}; driver {driver} {supports}"
+        return Verdict(variant, False, (*notes, why), driver_ok=False)
     if uncovered:
         missing = ", ".join(f"{gpu.sm} ({gpu.name})" for gpu in uncovered)
-        return Verdict(
-            variant,
-            False,
-            (*notes, f"not built for {missing}: builds {built}"),
-            tuple(uncovered),
-        )
+        why = f"not built for {missing}: builds {built}"
+        return Verdict(variant, False, (*notes, why), tuple(uncovered))
     if full_ok:
         reasons = [*notes, f"driver {driver} fully supports CUDA {dotted}"]
         if jit:
@@ -244,28 +223,26 @@ def _assess_cuda(
     return Verdict(variant, False, (*notes, why), driver_ok=False)
 
 
+def _predates(variant: Variant) -> str:
+    return f"the tables predate {variant} ({tables.UPDATE_HINT})"
+
+
 def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
     rocm = machine.rocm
     if rocm is None:
         return Verdict(variant, False, ("no ROCm GPU found",))
-    wanted, have, version = (
-        tables.rocm_version(variant.name),
-        rocm.major_minor,
-        rocm.version,
-    )
+    wanted = tables.rocm_version(variant.name)
+    have, version = rocm.major_minor, rocm.version
     notes: tuple[str, ...] = ()
     if not tables.is_known_variant(variant.name):
-        notes = (
-            f"the tables predate {variant} ({tables.UPDATE_HINT}); decided by version",
-        )
+        notes = (f"{_predates(variant)}; decided by version",)
     if have is None:
         return Verdict(variant, True, (*notes, "ROCm version unknown; not checked"))
     if wanted[:2] == have:
         return Verdict(variant, True, (*notes, f"matches ROCm {version}"))
     if wanted[0] == have[0] and wanted[:2] < have:
-        return Verdict(
-            variant, True, (*notes, f"older than ROCm {version}, same major")
-        )
+        older = f"older than ROCm {version}, same major"
+        return Verdict(variant, True, (*notes, older))
     return Verdict(variant, False, (*notes, f"does not match ROCm {version}"))
 
 
@@ -302,15 +279,9 @@ def _decide_cuda(
             )
         return Decision(chosen.variant, tuple(steps), forced, tuple(candidates))
     # No variant builds for every GPU: take the one that serves most of them.
-    ranked = sorted(
-        (
-            v
-            for v in verdicts
-            if v.driver_ok and v.uncovered and len(v.uncovered) < len(nvidia.gpus)
-        ),
-        key=lambda v: len(v.uncovered),
-    )
-    for verdict in ranked:
+    some = len(nvidia.gpus)
+    fewer = [v for v in verdicts if v.driver_ok and 0 < len(v.uncovered) < some]
+    for verdict in sorted(fewer, key=lambda v: len(v.uncovered)):
         if offers(verdict.variant).available is False:
             continue
         left_out = ", ".join(str(gpu) for gpu in verdict.uncovered)
@@ -426,11 +397,8 @@ def cpu_fallback_warning(
     why = "; ".join(f"{group}: {', '.join(v)}" for group, v in groups.items())
     cuda = oldest.cuda_version if oldest is not None else None
     minimum = cuda and tables.minimum_driver(cuda, machine.sys_platform)
-    fix = (
-        f"update the NVIDIA driver (>= {minimum} runs {oldest})"
-        if minimum
-        else "see `poetry torch-cuda detect`"
-    )
+    fix = f"update the NVIDIA driver (>= {minimum} runs {oldest})"
+    fix = fix if minimum else "see `poetry torch-cuda detect`"
     gpus = ", ".join(gpu.name for gpu in machine.nvidia.gpus) or "an NVIDIA GPU"
     return (
         f"auto installs the CPU build next to {gpus} (driver "

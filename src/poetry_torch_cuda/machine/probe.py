@@ -164,8 +164,7 @@ class _ProbeError(Exception):
 
 
 def run_tool(args: Sequence[str]) -> tuple[int, str, str]:
-    """``(exit code, stdout, stderr)`` of ``args``; :class:`_ProbeError` if it
-    cannot start or does not finish in time."""
+    """``(exit code, stdout, stderr)`` of ``args``, else :class:`_ProbeError`."""
     try:
         process = subprocess.run(
             list(args),

@@ -1,14 +1,10 @@
 """Where ``auto`` decides, for the listeners and every command.
 
-:func:`probe` finds the machine, :func:`offer_finder` asks the index,
-:func:`choose` decides (the rule is :mod:`.detection`'s) skipping the builds
-that failed verification here (the memory: :func:`remember`, kept per environment
-and keyed on the driver and GPUs, so a driver update starts afresh), and
-:func:`resolve` ties them for an environment. A concrete variant costs nothing;
-``auto`` probes once per run and asks the index only about what is not installed.
-:func:`check_project_fleet` applies the same rule to the declared targets, each
-described as if probed there (:func:`target_machine`), for the configured variant
-or ``auto``'s pick there.
+:func:`probe` finds the machine, :func:`offer_finder` asks the index and
+:func:`choose` decides by :mod:`.detection`'s rule, skipping builds that failed
+verification here (the memory: :func:`remember`, per environment, keyed on the
+driver and GPUs); :func:`resolve` ties them for an environment.
+:func:`check_project_fleet` applies the same rule to the declared targets.
 """
 
 from __future__ import annotations
@@ -113,8 +109,7 @@ def choose(
     extra: Iterable[Variant] = (),
     env: Env | None = None,
 ) -> Decision:
-    """:func:`~.detection.decide` over ``offers``, skipping what failed in ``env``
-    on this machine (:mod:`.memory`); a declared target (no ``env``) has no memory."""
+    """:func:`~.detection.decide`, skipping what failed in ``env`` (a target: none)."""
     if env is not None:
         offers = remembering(offers, env.path, machine)
     return decide(machine, offers, torch_version, extra)
@@ -129,8 +124,7 @@ def resolve(
     machine: Machine | None = None,
     client: IndexClient | None = None,
 ) -> Resolution:
-    """Resolve ``config.variant`` for ``env``; ``locked_versions`` come from the lock,
-    ``machine`` and ``client`` from a command that already has them."""
+    """Resolve ``config.variant`` for ``env`` and the lock's ``locked_versions``."""
     if config.variant.kind != "auto":
         return Resolution(config.variant, config.variant, config.variant_origin)
     machine = machine or probe(env)
@@ -157,8 +151,7 @@ def _probe_failed(machine: Machine) -> bool:
 
 
 def _kept_build(config: TorchCudaConfig, env: Env, machine: Machine) -> Decision | None:
-    """nvidia-smi is there but failed: keep the build in place, never demote it
-    (``None`` with nothing installed: then the rule decides on what is known)."""
+    """The installed build, kept on a failed probe (``None``: nothing installed)."""
     installed = installed_environment(env)
     for name in sorted(config.package_names):
         try:
@@ -176,8 +169,7 @@ def _kept_build(config: TorchCudaConfig, env: Env, machine: Machine) -> Decision
 def machine_findings(
     decision: Decision | None, machine: Machine
 ) -> tuple[list[str], list[str]]:
-    """Notes and warnings about this machine for ``status``: a failing
-    nvidia-smi and remembered failures that force cpu are warnings."""
+    """``status``'s notes and warnings (a failing nvidia-smi, cpu by memory)."""
     notes: list[str] = []
     warnings: list[str] = []
     if machine.smi_failure is not None:
@@ -243,9 +235,8 @@ def jetson_warning(
 ) -> str | None:
     """A warning when a CUDA variant from PyTorch's own index is about to land on a
     Jetson it does not serve (L4T before R38); a custom ``index-url`` is trusted."""
-    if variant.kind != "cuda" or machine.lower() not in ("aarch64", "arm64"):
-        return None
-    if config.index_url_template != DEFAULT_INDEX_URL:
+    custom = config.index_url_template != DEFAULT_INDEX_URL
+    if variant.kind != "cuda" or custom or machine.lower() not in ("aarch64", "arm64"):
         return None
     jetson = probe_jetson(Path(root) if root else None)
     if not old_jetson(jetson):
@@ -266,11 +257,6 @@ def refresher(
         return config, resolve(config, poetry, env, locked_versions).variant
 
     return refresh
-
-
-#: The memory of failed builds, in the environment's state directory.
-FILE_NAME = ".poetry-torch-cuda-memory.json"
-SCHEMA = 1
 
 
 @dataclass(frozen=True)
@@ -302,7 +288,7 @@ def remember(
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     kept = [f for f in _read(env_path) if (f.machine, f.variant) != (key, variant.name)]
     entries = [*kept, Failure(variant.name, torch, reason, when, key)]
-    data = {"schema": SCHEMA, "failures": [dataclasses.asdict(f) for f in entries]}
+    data = {"schema": 1, "failures": [dataclasses.asdict(f) for f in entries]}
     write_json(_memory_path(env_path), data)
     return True
 
@@ -349,7 +335,7 @@ def _machine_key(machine: Machine) -> str | None:
 
 
 def _memory_path(env_path: Path) -> Path:
-    return state_dir(Path(env_path)) / FILE_NAME
+    return state_dir(Path(env_path)) / ".poetry-torch-cuda-memory.json"
 
 
 def _read(env_path: Path) -> list[Failure]:
@@ -368,23 +354,22 @@ def _read(env_path: Path) -> list[Failure]:
 
 @dataclass(frozen=True)
 class TargetCheck:
-    """One target: the variant it would get, whether that runs there, and why."""
+    """One target: the variant it would get, whether that runs there, and why;
+    ``decision``: ``auto``'s, when the project configures ``auto``."""
 
     target: FleetTarget
     variant: Variant
     ok: bool
     reasons: tuple[str, ...]
     rule: str | None = None
+    decision: Decision | None = None
 
     def summary(self) -> str:
         """``training: cu130 runs (minor-version compatibility)`` or why not."""
+        where = f"{self.target.describe()}: {self.variant}"
         if self.ok:
-            how = f" ({self.rule})" if self.rule else ""
-            return f"{self.target.describe()}: {self.variant} runs there{how}"
-        return (
-            f"{self.target.describe()}: {self.variant} cannot run there: "
-            + "; ".join(self.reasons)
-        )
+            return f"{where} runs there" + (f" ({self.rule})" if self.rule else "")
+        return f"{where} cannot run there: " + "; ".join(self.reasons)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form, as ``status --json`` prints it."""
@@ -438,10 +423,12 @@ def check_target(
         variant = decision.variant
         if variant.kind != "cuda":
             why = f"auto would fall back to {variant}: {decision.steps[-1]}"
-            return TargetCheck(target, variant, False, (why,))
-        if decision.left_out:  # no variant serves every GPU of the target
-            return TargetCheck(target, variant, False, (str(decision.forced_by),))
-        return _from_verdict(target, assess(variant, machine, torch_version), None)
+        elif decision.left_out:  # no variant serves every GPU of the target
+            why = str(decision.forced_by)
+        else:
+            verdict = assess(variant, machine, torch_version)
+            return _from_verdict(target, verdict, None, decision)
+        return TargetCheck(target, variant, False, (why,), decision=decision)
     missing = configured.not_built_for(target.sys_platform, target.platform)
     if missing is None and configured.kind != "cuda":
         missing = f"{configured} builds do not use the target's NVIDIA GPUs"
@@ -454,7 +441,10 @@ def check_target(
 
 
 def _from_verdict(
-    target: FleetTarget, verdict: Verdict, offer: Offer | None
+    target: FleetTarget,
+    verdict: Verdict,
+    offer: Offer | None,
+    decision: Decision | None = None,
 ) -> TargetCheck:
     ok, reasons = bool(verdict.usable), verdict.reasons
     if verdict.usable is None:
@@ -462,9 +452,8 @@ def _from_verdict(
     elif ok and offer is not None and offer.available is not True:
         ok = offer.available is None
         reasons = (*reasons, offer.detail) if ok else (offer.detail,)
-    return TargetCheck(
-        target, verdict.variant, ok, reasons, verdict.rule if ok else None
-    )
+    rule = verdict.rule if ok else None
+    return TargetCheck(target, verdict.variant, ok, reasons, rule, decision)
 
 
 def check_project_fleet(
@@ -473,9 +462,9 @@ def check_project_fleet(
     env: Env,
     locked_versions: Mapping[NormalizedName, str],
     client: IndexClient | None = None,
+    targets: Iterable[FleetTarget] | None = None,
 ) -> list[TargetCheck]:
-    """The project's declared targets against its lock, each asking the index for
-    its own platform's wheels."""
+    """The declared ``targets`` (default: all) against the lock, on their wheels."""
     client = client or project_client(poetry)
     wanted = wanted_versions(config.package_names, locked_versions)
     torch = wanted.get(canonicalize_name("torch"))
@@ -486,5 +475,5 @@ def check_project_fleet(
             torch,
             offer_finder(config, poetry, env, wanted, client, target),
         )
-        for target in config.targets
+        for target in (config.targets if targets is None else targets)
     ]

@@ -128,6 +128,8 @@ class ArchRow:
 _CU13_X86 = "7.5;8.0;8.6;9.0;10.0;12.0+PTX"
 _CU13_WINDOWS = "7.5;8.0;8.6;9.0;10.0;12.0"  # "+PTX available on linux builds only"
 _CU13_ARM = "8.0;9.0;10.0;11.0;12.0+PTX"
+_CU128_211 = "7.5;8.0;8.6;9.0;10.0;12.0"
+_CU126 = "5.0;6.0;7.0;7.5;8.0;8.6;9.0"
 
 #: Variant -> rows, newest torch first. Per-release variants: :data:`TORCH_RELEASES`.
 ARCH_LISTS: dict[str, tuple[ArchRow, ...]] = {
@@ -140,25 +142,13 @@ ARCH_LISTS: dict[str, tuple[ArchRow, ...]] = {
         ArchRow("2.8", "7.0;7.5;8.0;8.6;9.0;10.0;12.0+PTX", None, None, "PT-BUILD"),
     ),
     "cu128": (
-        ArchRow(
-            "2.11",
-            "7.5;8.0;8.6;9.0;10.0;12.0",
-            None,
-            "8.0;9.0;10.0;12.0",
-            "PT-RFC-2.11",
-        ),
+        ArchRow("2.11", _CU128_211, None, "8.0;9.0;10.0;12.0", "PT-RFC-2.11"),
         ArchRow("2.8", "7.0;7.5;8.0;8.6;9.0;10.0;12.0", None, None, "PT-BUILD"),
         ArchRow("0", "7.5;8.0;8.6;9.0;10.0;12.0+PTX", None, None, "PT-BUILD (2.7)"),
     ),
     "cu126": (
-        ArchRow(
-            "2.11",
-            "5.0;6.0;7.0;7.5;8.0;8.6;9.0",
-            None,
-            "8.0;9.0",
-            "PT-REL; PT-RFC-2.11",
-        ),
-        ArchRow("0", "5.0;6.0;7.0;7.5;8.0;8.6;9.0", None, None, "PT-BUILD"),
+        ArchRow("2.11", _CU126, None, "8.0;9.0", "PT-REL; PT-RFC-2.11"),
+        ArchRow("0", _CU126, None, None, "PT-BUILD"),
     ),
     "cu124": (ArchRow("0", "5.0;6.0;7.0;7.5;8.0;8.6;9.0+PTX", None, None, "PT-BUILD"),),
     "cu121": (ArchRow("0", "5.0;6.0;7.0;7.5;8.0;8.6;9.0", None, None, "PT-BUILD"),),
@@ -290,16 +280,11 @@ def arch_list_for(
     name = variant if variant in ARCH_LISTS else nearest_known(variant)
     if name is None:
         return None
-    rows = ARCH_LISTS[name]
+    rows, release = ARCH_LISTS[name], _release(torch_version or "")
     chosen = rows[0]
-    release = _release(torch_version) if torch_version is not None else None
     if release is not None:
-        for row in rows:
-            if release >= (_release(row.since) or (0,)):
-                chosen = row
-                break
-        else:
-            chosen = rows[-1]
+        since = (row for row in rows if release >= (_release(row.since) or (0,)))
+        chosen = next(since, rows[-1])
     if machine.lower() in ("aarch64", "arm64"):
         text = chosen.aarch64 or ";".join(
             item
@@ -353,15 +338,8 @@ def _driver_table(sys_platform: str) -> list[tuple[tuple[int, int], str]]:
 
 def newest_cuda(driver_version: str, sys_platform: str) -> tuple[int, int] | None:
     """The newest CUDA the driver fully supports, or ``None`` if older than all rows."""
-    driver = driver_key(driver_version)
-    if driver is None:
-        return None
-    best = None
-    for cuda, minimum in _driver_table(sys_platform):
-        key = driver_key(minimum)
-        if key is not None and driver >= key:
-            best = cuda
-    return best
+    rows = _driver_table(sys_platform)
+    return max((c for c, low in rows if at_least(driver_version, low)), default=None)
 
 
 def minimum_driver(cuda: tuple[int, int], sys_platform: str) -> str | None:
@@ -383,21 +361,24 @@ def compat_floor(major: int, sys_platform: str) -> str | None:
 
 def compat_major(driver_version: str, sys_platform: str) -> int | None:
     """The newest CUDA major whose every minor runs on this driver through SASS."""
-    driver = driver_key(driver_version) or (0,)
-    floors = (
-        (f.major, compat_floor(f.major, sys_platform) or "") for f in COMPAT_FLOORS
-    )
-    runs = [major for major, floor in floors if driver >= (driver_key(floor) or (999,))]
+    floors = ((f.major, compat_floor(f.major, sys_platform)) for f in COMPAT_FLOORS)
+    runs = [major for major, low in floors if at_least(driver_version, low)]
     return max(runs, default=None)
 
 
 def torch_release(torch_version: str | None) -> TorchRelease | None:
     """The :data:`TORCH_RELEASES` row of ``2.14.1`` (by major.minor), or ``None``."""
-    release = _release(torch_version) if torch_version else None
+    release = _release(torch_version or "")
     if release is None:
         return None
     key = ".".join(str(part) for part in release[:2])
     return next((row for row in TORCH_RELEASES if row.release == key), None)
+
+
+def at_least(driver: str, minimum: str | None) -> bool:
+    """Whether ``driver`` is ``minimum`` or newer (never for no minimum)."""
+    have, need = driver_key(driver), driver_key(minimum or "")
+    return have is not None and need is not None and have >= need
 
 
 def driver_key(version: str) -> tuple[int, ...] | None:
