@@ -145,14 +145,23 @@ def _assess_cuda(
     notes: tuple[str, ...] = ()
     if not tables.is_known_variant(variant.name):
         nearest = tables.nearest_known(variant.name)
-        floor_text = f"the CUDA {cuda[0]}.x floor {floor} applies"
-        floor_text = floor_text if floor else "no driver floor known"
-        assumed = f"GPU list taken from {nearest}"
-        assumed = assumed if nearest else "no GPU list can be inferred"
+        floor_text = (
+            f"the CUDA {cuda[0]}.x floor {floor} applies"
+            if floor
+            else "no driver floor known"
+        )
+        assumed = (
+            f"GPU list taken from {nearest}"
+            if nearest
+            else "no GPU list can be inferred"
+        )
         notes = (f"{_predates(variant)}; {floor_text}, {assumed}",)
     newest = tables.newest_cuda(driver, platform)
-    supports = f"supports CUDA {tables.dotted(newest)}"
-    supports = supports if newest else "is older than every CUDA"
+    supports = (
+        f"supports CUDA {tables.dotted(newest)}"
+        if newest
+        else "is older than every CUDA"
+    )
     archs = tables.arch_list_for(variant.name, torch_version, machine.machine, platform)
     if archs is None:
         if full_ok:
@@ -397,8 +406,11 @@ def cpu_fallback_warning(
     why = "; ".join(f"{group}: {', '.join(v)}" for group, v in groups.items())
     cuda = oldest.cuda_version if oldest is not None else None
     minimum = cuda and tables.minimum_driver(cuda, machine.sys_platform)
-    fix = f"update the NVIDIA driver (>= {minimum} runs {oldest})"
-    fix = fix if minimum else "see `poetry torch-cuda detect`"
+    fix = (
+        f"update the NVIDIA driver (>= {minimum} runs {oldest})"
+        if minimum
+        else "see `poetry torch-cuda detect`"
+    )
     gpus = ", ".join(gpu.name for gpu in machine.nvidia.gpus) or "an NVIDIA GPU"
     return (
         f"auto installs the CPU build next to {gpus} (driver "
