@@ -193,10 +193,8 @@ class VariantLocker:
                 f"{variant}: the index or mirror now serves different bytes for files "
                 f"already in torch-cuda.lock; refusing to overwrite it:\n"
                 + "\n".join(f"  {line}" for line in changed)
-                + "\nA published file never changes: treat this as a compromised or "
-                "broken mirror. Check with whoever runs it; if the change is known to "
-                "be legitimate, re-lock deliberately: `poetry torch-cuda lock "
-                "--accept-drift`."
+                + "\nA published file never changes: ask whoever runs the mirror; if the "
+                "change is legitimate, re-lock: `poetry torch-cuda lock --accept-drift`."
             )
         base = url.rstrip("/") + "/"
         packages = tuple(node.package(base) for node in nodes.values())
@@ -632,11 +630,9 @@ def _previous(
         hashes = recorded_hashes(path)
         if not hashes:
             raise LockError(
-                f"{LOCK_NAME} cannot be read and no locked file could be recovered "
-                "from it, so the index's hashes cannot be compared with it. Restore "
-                f"it (`git checkout -- {LOCK_NAME}`), or re-lock deliberately, "
-                "trusting the index as it is now: `poetry torch-cuda lock "
-                "--accept-drift`."
+                f"{LOCK_NAME} cannot be read and holds no hash to compare the index "
+                f"with. Restore it (`git checkout -- {LOCK_NAME}`), or re-lock trusting "
+                "the index as it is now: `poetry torch-cuda lock --accept-drift`."
             ) from None
         return None, hashes
 

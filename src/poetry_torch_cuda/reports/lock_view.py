@@ -14,8 +14,6 @@ import platform
 import sys
 from typing import TYPE_CHECKING
 
-from packaging.utils import canonicalize_name
-
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
 from poetry_torch_cuda.index.offers import OfferFinder
 from poetry_torch_cuda.machine import tables
@@ -65,7 +63,7 @@ def show_lock_view(ctx: RunContext) -> None:
                     f"{esc(have)}. Constrain {name} to one of those, or pick another "
                     "variant (`poetry torch-cuda variants` lists them).</>"
                 )
-    found = dict(locked_versions(ctx.poetry, ["torch"])).get(canonicalize_name("torch"))
+    found = next((v for _, v in locked_versions(ctx.poetry, ["torch"])), ())
     if not found:
         return
     torch = _public(max(found, key=version_key))
