@@ -127,12 +127,12 @@ class _Node:
             )
             for e in self.files
         )
-        edges = sorted(self.edges.items())
+        edges = (LockedDependency(n, v, str(m)) for (n, v), m in self.edges.items())
         return LockedPackage(
             self.name,
             self.version,
             str(self.markers),
-            tuple(LockedDependency(n, v, str(m)) for (n, v), m in edges),
+            tuple(sorted(edges)),
             tuple(sorted(files)),
         )
 
