@@ -214,10 +214,8 @@ def select(
             entry.index_url,
             tuple((f.filename, f.url, f.sha256) for f in entry.files(one)),
         )
-        for dependency in one.dependencies:
-            found = entry.package(dependency.name, dependency.version)
-            if found is not None:
-                stack.append((found, ""))
+        deps = (entry.package(d.name, d.version) for d in one.dependencies)
+        stack += [(found, "") for found in deps if found is not None]
     return exported + list(included.values())
 
 
@@ -259,16 +257,11 @@ def requirements_txt(
         "",
     ]
     for package in packages:
-        what = (
-            f"{package.name}=={package.version}"
-            if package.url is None
-            else f"{package.name} @ {package.url}"
-        )
+        what = f"=={package.version}" if package.url is None else f" @ {package.url}"
         marker = f" ; {package.markers}" if package.markers else ""
         hashes = sorted({sha for _, _, sha in package.files})
-        lines.append(
-            what + marker + "".join(f" \\\n    --hash=sha256:{s}" for s in hashes)
-        )
+        hashed = "".join(f" \\\n    --hash=sha256:{s}" for s in hashes)
+        lines.append(package.name + what + marker + hashed)
     return "\n".join(lines) + "\n"
 
 
