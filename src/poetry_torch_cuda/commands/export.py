@@ -1,11 +1,9 @@
 """``poetry torch-cuda export --variant V``: a hash-pinned install list for Docker and CI.
 
-Poetry's packages come from poetry.lock, selected by groups and extras exactly
-as ``poetry install`` selects them (the ``extra`` part of a marker is decided
-here, never written); the torch family among them is replaced by the
-variant's build and its CUDA wheels from torch-cuda.lock. requirements.txt
-needs no network to be written; pylock.toml (pip >= 26.1) needs every file's
-URL, read from the index's page (cached). No credential is written.
+Poetry's packages from poetry.lock, selected as ``poetry install`` selects them
+(the ``extra`` part of a marker decided here, never written), the torch family
+replaced by the variant's build from torch-cuda.lock. pylock.toml reads each
+file's URL from the index's page (cached). No credential is written.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """After ``poetry lock``: what the lock means for the variant and the declared fleet.
 
-A report, never a failure of the lock: first a warning when the variant's
-index has no build of the locked torch (one cached request, naming what it
-has), then the variant's line (the oldest driver and the GPU architectures its
-build needs), then one line per ``[[tool.poetry-torch-cuda.targets]]`` entry:
-whether that machine runs it.
+A report, never a failure of the lock: a warning when the variant's index lacks
+the locked torch (one cached request), the driver and GPUs the build needs, and
+whether each ``[[tool.poetry-torch-cuda.targets]]`` machine runs it.
 """
 
 from __future__ import annotations
