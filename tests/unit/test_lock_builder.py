@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +27,8 @@ class FakeIndex:
     """Pages and metadata of a tiny variant index; each file's bytes are its name."""
 
     def __init__(self, wheels: dict[str, list[str]]) -> None:
+        self.cache = tempfile.TemporaryDirectory()  # removed with the index
+        self.cache_dir = Path(self.cache.name) / "index"  # metadata: beside it
         self.metadata: dict[str, str] = {}
         self.pages: dict[str, list[IndexFile]] = {}
         for filename, requires in wheels.items():

@@ -1,16 +1,15 @@
 """``poetry torch-cuda export --variant V``: a hash-pinned install list for Docker and CI.
 
-Poetry's packages come from poetry.lock, selected by groups and extras exactly
-as ``poetry install`` selects them (the ``extra`` part of a marker is decided
-here, never written); the torch family among them is replaced by the
-variant's build and its CUDA wheels from torch-cuda.lock. requirements.txt
-needs no network to be written; pylock.toml (pip >= 26.1) needs every file's
-URL, read from the index's page (cached). No credential is written.
+Poetry's packages from poetry.lock, selected as ``poetry install`` selects them
+(the ``extra`` part of a marker decided here, never written), the torch family
+replaced by the variant's build from torch-cuda.lock. pylock.toml reads each
+file's URL from the index's page (cached). No credential is written.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import ClassVar
@@ -99,8 +98,6 @@ class ExportCommand(ReportsErrors, GroupCommand):
         "never writes a credential."
     )
 
-    _client: IndexClient | None = None
-
     def work(self) -> int:
         """Write the export to stdout or ``--output``."""
         config = configured(self.poetry.pyproject.data)
@@ -132,15 +129,16 @@ class ExportCommand(ReportsErrors, GroupCommand):
         # Indexes that requests get credentials for, by the one rule every request
         # follows (Poetry's, by host): named in a comment, never written.
         auth = variant_authenticator(config, variant, self.poetry.config)
-        secret = {
-            p.index
-            for p in packages
-            if p.index is not None
-            and auth.get_credentials_for_url(f"{p.index}/") != HTTPAuthCredential()
-        }
+
+        def secret(index: str) -> bool:
+            return auth.get_credentials_for_url(f"{index}/") != HTTPAuthCredential()
+
         if fmt == "pylock.toml":
+            client = project_client(self.poetry)
             python = format_python_constraint(self.poetry.package.python_constraint)
-            text = pylock_toml(variant.name, packages, python, secret, self._file_url)
+            text = pylock_toml(
+                variant.name, packages, python, secret, partial(_file_url, client)
+            )
         else:
             text = requirements_txt(variant.name, packages, secret)
         output = self.option("output")
@@ -153,26 +151,25 @@ class ExportCommand(ReportsErrors, GroupCommand):
             self.io.write(text)
         return 0
 
-    def _file_url(self, index: str, name: str, filename: str) -> str:
-        """A file's URL as the index's page gives it (cached for 10 minutes)."""
-        if self._client is None:
-            self._client = project_client(self.poetry)
-        try:
-            page = self._client.project(index, name)
-        except IndexUnavailableError as error:
-            raise TorchCudaError(
-                f"pylock.toml needs the URL of {filename}, read from {index}/{name}/, "
-                f"and the index did not answer ({error}). Export while it answers "
-                "(its pages are then cached for 10 minutes), or export "
-                "requirements.txt, which needs no URL."
-            ) from None
-        for entry in page.entries:
-            if entry.filename == filename:
-                return without_credentials(entry.url)
+
+def _file_url(client: IndexClient, index: str, name: str, filename: str) -> str:
+    """A file's URL as the index's page gives it (cached for 10 minutes)."""
+    try:
+        page = client.project(index, name)
+    except IndexUnavailableError as error:
         raise TorchCudaError(
-            f"pylock.toml needs the URL of {filename}, and {index}/{name}/ does not "
-            "list it (any more). Run `poetry lock` to lock what the index has."
-        )
+            f"pylock.toml needs the URL of {filename}, read from {index}/{name}/, "
+            f"and the index did not answer ({error}). Export while it answers "
+            "(its pages are then cached for 10 minutes), or export "
+            "requirements.txt, which needs no URL."
+        ) from None
+    for entry in page.entries:
+        if entry.filename == filename:
+            return without_credentials(entry.url)
+    raise TorchCudaError(
+        f"pylock.toml needs the URL of {filename}, and {index}/{name}/ does not "
+        "list it (any more). Run `poetry lock` to lock what the index has."
+    )
 
 
 def select(
@@ -215,10 +212,8 @@ def select(
             entry.index_url,
             tuple((f.filename, f.url, f.sha256) for f in entry.files(one)),
         )
-        for dependency in one.dependencies:
-            found = entry.package(dependency.name, dependency.version)
-            if found is not None:
-                stack.append((found, ""))
+        deps = (entry.package(d.name, d.version) for d in one.dependencies)
+        stack += [(found, "") for found in deps if found is not None]
     return exported + list(included.values())
 
 
@@ -245,7 +240,7 @@ def _poetry_package(package: Package, marker: str) -> ExportedPackage:
 
 
 def requirements_txt(
-    variant: str, packages: Iterable[ExportedPackage], secret: Iterable[str]
+    variant: str, packages: Iterable[ExportedPackage], secret: Callable[[str], bool]
 ) -> str:
     """A requirements file for ``pip install --require-hashes -r``."""
     packages = sorted(packages, key=lambda p: (p.name, p.version))
@@ -260,16 +255,11 @@ def requirements_txt(
         "",
     ]
     for package in packages:
-        what = (
-            f"{package.name}=={package.version}"
-            if package.url is None
-            else f"{package.name} @ {package.url}"
-        )
+        what = f"=={package.version}" if package.url is None else f" @ {package.url}"
         marker = f" ; {package.markers}" if package.markers else ""
         hashes = sorted({sha for _, _, sha in package.files})
-        lines.append(
-            what + marker + "".join(f" \\\n    --hash=sha256:{s}" for s in hashes)
-        )
+        hashed = "".join(f" \\\n    --hash=sha256:{s}" for s in hashes)
+        lines.append(package.name + what + marker + hashed)
     return "\n".join(lines) + "\n"
 
 
@@ -277,7 +267,7 @@ def pylock_toml(
     variant: str,
     packages: Iterable[ExportedPackage],
     requires_python: str,
-    secret: Iterable[str],
+    secret: Callable[[str], bool],
     file_url: Callable[[str, str, str], str],
 ) -> str:
     """A PEP 751 ``pylock.toml``; ``file_url(index, name, file)`` finds a file's URL.
@@ -313,7 +303,8 @@ def pylock_toml(
             archive["url" if "://" in package.url else "path"] = package.url
             archive["hashes"] = {"sha256": sha256}
             table["archive"] = archive
-        elif package.index is not None:
+        else:
+            assert package.index is not None  # no url: from an index
             table["index"] = package.index
             wheels = tomlkit.array().multiline(True)
             for filename, url, sha256 in sorted(package.files):
@@ -333,18 +324,18 @@ def pylock_toml(
 
 
 def _header(
-    packages: Iterable[ExportedPackage], secret: Iterable[str]
+    packages: Iterable[ExportedPackage], secret: Callable[[str], bool]
 ) -> tuple[list[str], list[str], list[str]]:
     """The indexes (PyPI first), the hosts of plain-http ones (pip ignores them
-    without ``--trusted-host``) and the comments naming those with credentials."""
+    without ``--trusted-host``) and the comments naming those ``secret`` says
+    requests get credentials for."""
     found = {p.index for p in packages if p.index is not None}
     indexes = sorted(found, key=lambda url: (url != PYPI_SIMPLE, url)) or [PYPI_SIMPLE]
     hosts = sorted({urlsplit(u).netloc for u in indexes if u.startswith("http://")})
-    secret = set(secret)
     comments = [
         f"# {url} needs credentials, which are not written here: give pip the URL "
         "with them in PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, or put them in ~/.netrc."
         for url in indexes
-        if url in secret
+        if secret(url)
     ]
     return indexes, hosts, comments

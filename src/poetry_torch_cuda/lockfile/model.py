@@ -51,7 +51,7 @@ class LockedFile:
     size: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class LockedDependency:
     """An edge of the locked graph: ``name==version`` when ``markers`` hold."""
 
@@ -108,12 +108,11 @@ class VariantLock:
             if key in chosen:
                 continue
             chosen[key] = package
-            for dependency in package.dependencies:
-                if dependency.markers and not Marker(dependency.markers).evaluate(
-                    environment
-                ):
-                    continue
-                stack.append((dependency.name, dependency.version))
+            stack += [
+                (d.name, d.version)
+                for d in package.dependencies
+                if not d.markers or Marker(d.markers).evaluate(environment)
+            ]
         return sorted(chosen.values(), key=lambda p: (p.name, version_key(p.version)))
 
     def files(self, package: LockedPackage) -> list[LockedFile]:
@@ -275,13 +274,13 @@ def render(lock: TorchCudaLock) -> str:
     """The text of ``lock``; everything is sorted, so equal locks give equal text."""
     import tomlkit
 
-    def inline(rows: list[dict[str, Any]]) -> Any:
+    def inline(rows: Iterable[dict[str, Any]]) -> Any:
         array = tomlkit.array()
         for row in rows:  # one line a row; an empty value is left out
             item = tomlkit.inline_table()
             item.update({k: v for k, v in row.items() if v not in ("", None)})
             array.append(item)
-        return array.multiline(bool(rows))
+        return array.multiline(bool(array))
 
     inputs = lock.inputs
     document = tomlkit.document()
@@ -303,19 +302,12 @@ def render(lock: TorchCudaLock) -> str:
                     "version": p.version,
                     **({"markers": p.markers} if p.markers else {}),
                     "dependencies": inline(
-                        [
-                            {"name": d.name, "version": d.version, "markers": d.markers}
-                            for d in sorted(
-                                p.dependencies,
-                                key=lambda d: (d.name, d.version, d.markers),
-                            )
-                        ]
+                        {"name": d.name, "version": d.version, "markers": d.markers}
+                        for d in sorted(p.dependencies)
                     ),
                     "files": inline(
-                        [
-                            {"file": f, "url": u, "hash": f"sha256:{sha}", "size": size}
-                            for f, u, sha, size in sorted(p.files)
-                        ]
+                        {"file": f, "url": u, "hash": f"sha256:{sha}", "size": size}
+                        for f, u, sha, size in sorted(p.files)
                     ),
                 }
                 for p in sorted(variant.packages, key=lambda p: (p.name, p.version))

@@ -1,13 +1,10 @@
 """Lock torch-cuda.lock and keep it in step with poetry.lock.
 
-:class:`VariantLocker` locks one variant: its builds of the versions poetry.lock
-locks and their CUDA closure, from its index. Dependencies come from PEP 658
-metadata (checked by sha256), else the wheel. Only the torch family is
-followed; the rest is Poetry's. No solver: variant indexes pin
-(``nvidia-cublas-cu12==12.9.1.4``); for a range, the newest build every
-requirer accepts is taken, as pip would. A lock's inputs (:class:`LockInputs`)
-are known offline; the per-run overrides (``POETRY_TORCH_CUDA_INDEX_URL``,
-``_VARIANT``) never make a lock stale.
+:class:`VariantLocker` locks one variant from its index: the builds of the
+versions poetry.lock locks and their CUDA closure (PEP 658 metadata checked by
+sha256, else the wheel), following only the torch family. No solver: for a
+range, the newest build every requirer accepts, as pip would. The per-run
+overrides (``POETRY_TORCH_CUDA_INDEX_URL``, ``_VARIANT``) never make a lock stale.
 """
 
 from __future__ import annotations
@@ -36,6 +33,9 @@ from packaging.version import InvalidVersion
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.index.client import http_failure
+from poetry_torch_cuda.index.client import index_access
+from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedDependency
 from poetry_torch_cuda.lockfile.model import LockedPackage
@@ -127,12 +127,12 @@ class _Node:
             )
             for e in self.files
         )
-        edges = sorted(self.edges.items())
+        edges = (LockedDependency(n, v, str(m)) for (n, v), m in self.edges.items())
         return LockedPackage(
             self.name,
             self.version,
             str(self.markers),
-            tuple(LockedDependency(n, v, str(m)) for (n, v), m in edges),
+            tuple(sorted(edges)),
             tuple(sorted(files)),
         )
 
@@ -145,12 +145,10 @@ class VariantLocker:
         client: IndexClient,
         configured: Iterable[NormalizedName],
         python_allows: Callable[[str], bool],
-        metadata_cache: Path | None = None,
     ) -> None:
         self._client = client
         self._configured = frozenset(configured)
         self._python_allows = python_allows
-        self._metadata_cache = metadata_cache
 
     def lock(
         self,
@@ -159,9 +157,8 @@ class VariantLocker:
         roots: Iterable[Root],
         recorded: Mapping[str, set[str]] | None = None,
     ) -> VariantLock:
-        """``variant``'s build of ``roots`` from the index at ``url``; each set of
-        roots installed together (one torch version with its companions, under
-        their markers) is walked with its own pins.
+        """``variant``'s build of ``roots`` from the index at ``url``, each set of
+        roots installed together (one torch version, its companions) with its own pins.
 
         Raises:
             MissingBuildError: the index has no build of a root.
@@ -196,10 +193,8 @@ class VariantLocker:
                 f"{variant}: the index or mirror now serves different bytes for files "
                 f"already in torch-cuda.lock; refusing to overwrite it:\n"
                 + "\n".join(f"  {line}" for line in changed)
-                + "\nA published file never changes: treat this as a compromised or "
-                "broken mirror. Check with whoever runs it; if the change is known to "
-                "be legitimate, re-lock deliberately: `poetry torch-cuda lock "
-                "--accept-drift`."
+                + "\nA published file never changes: ask whoever runs the mirror; if the "
+                "change is legitimate, re-lock: `poetry torch-cuda lock --accept-drift`."
             )
         base = url.rstrip("/") + "/"
         packages = tuple(node.package(base) for node in nodes.values())
@@ -222,11 +217,8 @@ class VariantLocker:
         seen: dict[NormalizedName, SpecifierSet] = {}
         stack = []
         for root in roots:
-            if root.version is None:
-                version, files = self._pick(url, root.name, root.specifier, label)
-            else:
-                exact = SpecifierSet(f"=={root.version}")
-                version, files = self._pick(url, root.name, exact)
+            spec = SpecifierSet(f"=={root.version}") if root.version else root.specifier
+            version, files = self._pick(url, root.name, spec, label)
             marker = parse_marker(root.markers)
             stack.append((root.name, version, files, root.extras, marker))
         while stack:
@@ -331,11 +323,9 @@ class VariantLocker:
     def _metadata(self, entry: IndexFile) -> str:
         """The file's metadata (PEP 658, else the wheel's), checked by sha256 and
         cached by the file's sha256."""
-        cache = self._metadata_cache
-        path = cache / f"{entry.sha256}.metadata" if cache else None
+        path = self._client.cache_dir.parent / "metadata" / f"{entry.sha256}.metadata"
         with suppress(OSError):
-            if path is not None:
-                return path.read_text(encoding="utf-8")
+            return path.read_text(encoding="utf-8")
         pep658 = entry.metadata_sha256 is not None
         suffix = ".metadata" if pep658 else ""
         expected = entry.metadata_sha256 if pep658 else entry.sha256
@@ -351,8 +341,7 @@ class VariantLocker:
             "utf-8", "replace"
         )
         with suppress(OSError):  # a cache not written costs a request next time
-            if path is not None:
-                write_text(path, text)
+            write_text(path, text)
         return text
 
 
@@ -450,21 +439,18 @@ def differences(
     reasons = []
     if recorded.content_hash != current.content_hash:
         reasons.append("poetry.lock changed since it was written (content-hash)")
-    if recorded.locked != current.locked:
-        reasons.append(
-            f"poetry.lock locks {_versions(current.locked)}, {LOCK_NAME} was made "
-            f"for {_versions(recorded.locked)}"
-        )
-    if recorded.packages != current.packages:
-        reasons.append(
-            f"packages is now {list(current.packages)}, {LOCK_NAME} was made for "
-            f"{list(recorded.packages)}"
-        )
-    if variant is None and recorded.lock_variants != current.lock_variants:
-        reasons.append(
-            f"the variants to lock are now {list(current.lock_variants)}, "
-            f"{LOCK_NAME} was made for {list(recorded.lock_variants)}"
-        )
+    moved = [
+        ("poetry.lock locks", _versions(current.locked), _versions(recorded.locked)),
+        ("packages is now", list(current.packages), list(recorded.packages)),
+    ]
+    if variant is None:
+        now, then = current.lock_variants, recorded.lock_variants
+        moved.append(("the variants to lock are now", list(now), list(then)))
+    reasons += [
+        f"{what} {now}, {LOCK_NAME} was made for {then}"
+        for what, now, then in moved
+        if now != then
+    ]
     have = dict(recorded.indexes)
     for name, url in current.indexes:
         if variant not in (None, name):
@@ -548,8 +534,6 @@ def lock_project(
         raise TorchCudaError(f"{NO_POETRY_LOCK}.")
     from poetry.core.constraints.version import parse_constraint
 
-    from poetry_torch_cuda.index.client import project_client
-
     # The fetching URL differs from the configured one at most by credentials
     # (POETRY_TORCH_CUDA_INDEX_URL may carry them); the lock records neither.
     fetch = _fetching(poetry)
@@ -579,22 +563,22 @@ def lock_project(
     path = lock_path(poetry)
     previous, hashes = _previous(path, accept_drift)
     current = _current_inputs(poetry, config, names)
+    kept = {  # the entries that still match, when reused
+        v.name: v
+        for p in ([previous] if reuse and previous else [])
+        for v in p.variants
+        if not differences(p.inputs, current, variant=v.name)
+    }
     python = poetry.package.python_constraint
     locker = VariantLocker(
         client,
         config.package_names,
         lambda version: python.allows_any(parse_constraint(f"~{version}")),
-        client.cache_dir.parent / "metadata",
     )
     variants = []
     for name in sorted(names):
-        kept = previous.variant(name) if reuse and previous else None
-        if (
-            kept
-            and previous
-            and not differences(previous.inputs, current, variant=name)
-        ):
-            variants.append(kept)
+        if name in kept:
+            variants.append(kept[name])
             continue
         variant = parse_variant(name)
         roots = _roots_for(poetry, config, variant)
@@ -646,11 +630,9 @@ def _previous(
         hashes = recorded_hashes(path)
         if not hashes:
             raise LockError(
-                f"{LOCK_NAME} cannot be read and no locked file could be recovered "
-                "from it, so the index's hashes cannot be compared with it. Restore "
-                f"it (`git checkout -- {LOCK_NAME}`), or re-lock deliberately, "
-                "trusting the index as it is now: `poetry torch-cuda lock "
-                "--accept-drift`."
+                f"{LOCK_NAME} cannot be read and holds no hash to compare the index "
+                f"with. Restore it (`git checkout -- {LOCK_NAME}`), or re-lock trusting "
+                "the index as it is now: `poetry torch-cuda lock --accept-drift`."
             ) from None
         return None, hashes
 
@@ -706,9 +688,6 @@ class LockLookup:
             if error.status is None:  # no answer: the install's message names proxies
                 error.cause = error.cause or "no answer"
                 raise
-            from poetry_torch_cuda.index.client import http_failure
-            from poetry_torch_cuda.index.client import index_access
-
             access = index_access(_fetching(poetry), variant, poetry.config)
             cause, advice = http_failure(error.status, "torch", access)
             raise LockError(
@@ -783,11 +762,9 @@ def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -
     """
     if not poetry.locker.is_locked():
         return
+    config = None if pyproject is None else configured(pyproject)
     try:
-        if pyproject is None:
-            lock_project(poetry, io)
-        else:
-            lock_project(poetry, io, config=configured(pyproject), reuse=True)
+        lock_project(poetry, io, config=config, reuse=config is not None)
     except TorchCudaError as error:
         if pyproject is None and (
             isinstance(error, DriftError)

@@ -1,10 +1,8 @@
 """After ``poetry lock``: what the lock means for the variant and the declared fleet.
 
-A report, never a failure of the lock: first a warning when the variant's
-index has no build of the locked torch (one cached request, naming what it
-has), then the variant's line (the oldest driver and the GPU architectures its
-build needs), then one line per ``[[tool.poetry-torch-cuda.targets]]`` entry:
-whether that machine runs it.
+A report, never a failure of the lock: a warning when the variant's index lacks
+the locked torch (one cached request), the driver and GPUs the build needs, and
+whether each ``[[tool.poetry-torch-cuda.targets]]`` machine runs it.
 """
 
 from __future__ import annotations
@@ -13,8 +11,6 @@ import os
 import platform
 import sys
 from typing import TYPE_CHECKING
-
-from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
 from poetry_torch_cuda.index.offers import OfferFinder
@@ -65,7 +61,7 @@ def show_lock_view(ctx: RunContext) -> None:
                     f"{esc(have)}. Constrain {name} to one of those, or pick another "
                     "variant (`poetry torch-cuda variants` lists them).</>"
                 )
-    found = dict(locked_versions(ctx.poetry, ["torch"])).get(canonicalize_name("torch"))
+    found = next((v for _, v in locked_versions(ctx.poetry, ["torch"])), ())
     if not found:
         return
     torch = _public(max(found, key=version_key))
