@@ -1,11 +1,8 @@
 """Which locked packages a command works on, and why one is not installed.
 
-``switch``, ``sync`` and ``status`` follow what the environment holds; with the
-options ``poetry install`` takes (``--with``, ``--without``, ``--only``,
-``-E/--extras``, ``--all-extras``, ``--all-groups``) they add what Poetry would
-install with them. The options are Poetry's own definitions, the group logic is
-:class:`~poetry.console.commands.group_command.GroupCommand`'s, and the lock is
-read through Poetry's own ``Transaction``.
+``switch``, ``sync`` and ``status`` follow what the environment holds, plus what
+``poetry install``'s own group and extra options select (Poetry's definitions
+and group logic).
 """
 
 from __future__ import annotations
@@ -13,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from typing import Any
 
 from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
@@ -170,27 +166,18 @@ def command_locked_state(
     )
 
 
-@dataclass(frozen=True)
 class LockView:
     """The lock as ``status`` shows it: every package and why one is not installed."""
 
-    poetry: Poetry
-    marker_env: Mapping[str, Any]
-    #: What the lock resolves here with every group and extra.
-    versions: Mapping[NormalizedName, str]
-    #: Every package name in the lock.
-    names: frozenset[NormalizedName]
-    selection: Selection
-
-    @classmethod
-    def of(cls, poetry: Poetry, env: Env, selection: Selection) -> LockView:
+    def __init__(self, poetry: Poetry, env: Env, selection: Selection) -> None:
         """The view of ``poetry``'s lock for ``env``."""
-        marker_env = env.marker_env
-        everything = resolved_versions(
-            poetry, marker_env, all_groups(poetry), all_extras(poetry)
+        self.poetry, self.marker_env, self.selection = poetry, env.marker_env, selection
+        #: What the lock resolves here with every group and extra.
+        self.versions = self._selects(all_groups(poetry), all_extras(poetry))
+        #: Every package name in the lock.
+        self.names = frozenset(
+            p.name for p in poetry.locker.locked_repository().packages
         )
-        names = frozenset(p.name for p in poetry.locker.locked_repository().packages)
-        return cls(poetry, marker_env, everything, names, selection)
 
     def why_absent(self, name: str) -> str:
         """Why ``name`` is not installed, in words (relative to the options given).
