@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 CACHE_TTL_SECONDS = 600.0
 _JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-_CACHE_FORMAT = 4
+_CACHE_FORMAT = 5
 #: What a page request accepts: PEP 691 JSON first, then HTML.
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.01"
 #: Seconds to connect, and to wait for each answer, on the one attempt.
@@ -244,8 +244,9 @@ def advice(error: BaseException | str) -> str:
 def http_failure(
     status: int, project: str | None = None, index: IndexAccess | None = None
 ) -> tuple[str, str]:
-    """``(cause, advice)`` for an HTTP error status; ``project`` and ``index``: the
-    page asked, for advice that names the page, the source and its variables."""
+    """``(cause, advice)`` for an HTTP error status (never a page's 404: that is a
+    project the index lacks); ``project`` and ``index``: what was asked, for advice
+    that names the source and its variables."""
     about = f" for {project}" if project else ""
     words = f"the index answered HTTP {status}{about}"
     fix = "Check the index URL, then run the command again."
@@ -271,10 +272,6 @@ def http_failure(
                 'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
                 "`poetry config http-basic.<name> <user> <password>`."
             )
-    elif status == 404 and index is not None:
-        words = f"the index has no page for {project} (HTTP 404)"
-        shown = f"{index.shown.rstrip('/')}/{project}/"
-        fix = f"Check the index URL and the variant: {shown} should list its wheels."
     elif status in (404, 410):
         words = f"the index has no such file (HTTP {status}){about}"
         fix = (
@@ -362,7 +359,6 @@ class IndexFile:
     size: int | None = None
     #: PEP 658/714: the sha256 of ``<url>.metadata``, "" when served without a hash.
     metadata_sha256: str | None = None
-    requires_python: str | None = None
 
 
 @dataclass(frozen=True)
@@ -595,7 +591,6 @@ def _entries(
             sha256=dict(link.hashes or {}).get("sha256") or listed.get(link.filename),
             size=getattr(link, "size", None),
             metadata_sha256=metadata,
-            requires_python=link.requires_python or None,
         )
     return tuple(found[name] for name in sorted(found))
 
