@@ -57,7 +57,6 @@ PLATFORMS: dict[str, tuple[str, str]] = {
     "linux-aarch64": ("linux", "aarch64"),
     "windows-x86_64": ("win32", "AMD64"),
 }
-_TARGET_KEYS = ("name", "driver", "gpus", "platform")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DRIVER = re.compile(r"[1-9][0-9]{2,3}(?:\.[0-9]{1,3}){0,2}")
 _CAPABILITY = re.compile(r"([1-9][0-9]?)\.([0-9])")
@@ -107,13 +106,9 @@ def find_target(targets: tuple[FleetTarget, ...], name: str) -> FleetTarget:
     )
 
 
-def parse_targets(value: Any) -> tuple[FleetTarget, ...]:
-    """Validate the ``targets`` array of tables.
-
-    Raises:
-        ConfigError: anything is missing, unknown or malformed; the message
-            names the entry, the key and an example.
-    """
+def _targets(value: Any, _: str) -> tuple[FleetTarget, ...]:
+    """The ``targets`` array of tables; a :class:`ConfigError` names the entry, the
+    key and an example."""
     if not isinstance(value, list):
         then = f"; write each machine as:\n\n{_EXAMPLE}"
         raise _must(_TARGETS, "an array of tables", value, then)
@@ -133,7 +128,7 @@ def _target(number: int, entry: Any) -> FleetTarget:
     name = entry.get("name")
     if isinstance(name, str) and _NAME.fullmatch(name):
         where = f"{_TARGETS} {name!r}"
-    _refuse_unknown(where, entry, _TARGET_KEYS)
+    _refuse_unknown(where, entry, ("name", "driver", "gpus", "platform"))
     missing = [key for key in ("name", "driver", "gpus") if key not in entry]
     if missing:
         raise ConfigError(f"{where} needs {missing[0]}; e.g.\n\n{_EXAMPLE}")
@@ -204,8 +199,8 @@ class TorchCudaConfig:
         return self.index_url_template.replace("{variant}", variant.name)
 
 
-_SWITCH = {"0": False, "false": False, "no": False, "off": False}
-_SWITCH.update({"1": True, "true": True, "yes": True, "on": True})
+_SWITCH = dict.fromkeys(("0", "false", "no", "off"), False)
+_SWITCH.update(dict.fromkeys(("1", "true", "yes", "on"), True))
 
 
 def _disabled(environ: Mapping[str, str]) -> bool:
@@ -274,8 +269,7 @@ def load_config(
         raise ConfigError(
             f"{ENV_VERIFY}={override!r} is not a switch; use 0 (off) or 1 (on)."
         )
-    if override:
-        values["verify"] = _SWITCH[override]
+    values["verify"] = _SWITCH.get(override, values.get("verify", True))
     sources = _project_sources(tool)
     source = _source_name(table, sources)
     index_value, index_origin = _override(table, "index-url", environ, ENV_INDEX_URL)
@@ -474,7 +468,7 @@ _KEYS: dict[str, Callable[[Any, str], Any] | None] = {
     "source": None,
     "packages": _packages,
     "allow-insecure-http": _boolean,
-    "targets": lambda value, _: parse_targets(value),
+    "targets": _targets,
     "verify": _boolean,
     "verify-timeout": _seconds,
     "lock-variants": _lock_variants,
