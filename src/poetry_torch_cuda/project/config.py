@@ -92,11 +92,8 @@ class FleetTarget:
 
 
 def find_target(targets: tuple[FleetTarget, ...], name: str) -> FleetTarget:
-    """The target called ``name``; names are unique regardless of case.
-
-    Raises:
-        TorchCudaError: no target has that name (the message lists them).
-    """
+    """The target called ``name`` (unique regardless of case), else a
+    :class:`TorchCudaError` that lists them."""
     for target in targets:
         if target.name.lower() == name.strip().lower():
             return target
@@ -208,11 +205,8 @@ def _disabled(environ: Mapping[str, str]) -> bool:
 
 
 def refuse_if_disabled(environ: Mapping[str, str] = os.environ) -> None:
-    """The one answer of every ``torch-cuda`` command while the plugin is disabled.
-
-    Raises:
-        TorchCudaError: ``POETRY_TORCH_CUDA_DISABLE`` is set.
-    """
+    """The one answer (a :class:`TorchCudaError`) of every ``torch-cuda`` command
+    while ``POETRY_TORCH_CUDA_DISABLE`` is set."""
     if _disabled(environ):
         raise TorchCudaError(
             f"poetry-torch-cuda is disabled by {ENV_DISABLE}={environ[ENV_DISABLE]}; "
@@ -230,11 +224,8 @@ def read_pyproject(path: Path) -> dict[str, Any]:
 def load_config(
     pyproject: Mapping[str, Any], environ: Mapping[str, str] = os.environ
 ) -> TorchCudaConfig | None:
-    """Return the project's configuration, or ``None`` when the plugin has nothing to do.
-
-    ``pyproject`` is the parsed pyproject.toml (plain or tomlkit); every value
-    in the result is a plain Python value. Nothing is returned when the project
-    has no ``[tool.poetry-torch-cuda]`` table or the plugin is disabled.
+    """The configuration (plain values) from the parsed pyproject.toml (plain or
+    tomlkit), or ``None`` without a ``[tool.poetry-torch-cuda]`` table or if disabled.
 
     Raises:
         ConfigError: a key, a value or an override is invalid.
@@ -292,10 +283,8 @@ def load_config(
 
 
 def _project_sources(tool: Mapping[str, Any]) -> dict[str, str]:
-    """Name -> URL of the project's ``[[tool.poetry.source]]`` entries that have both.
-
-    Poetry validates the sources itself; what it would reject is skipped here.
-    """
+    """Name -> URL of the ``[[tool.poetry.source]]`` entries with both (Poetry
+    validates them)."""
     poetry = tool.get("poetry")
     entries = poetry.get("source") if isinstance(poetry, dict) else None
     sources: dict[str, str] = {}

@@ -63,11 +63,8 @@ def selection_options() -> list[Option]:
 
 
 def selection_from(command: GroupCommand) -> Selection:
-    """The groups and extras ``command``'s options select, as ``poetry install`` does.
-
-    Raises:
-        TorchCudaError: contradictory options, or an extra the project lacks.
-    """
+    """The groups and extras ``command``'s options select, as ``poetry install``
+    does (a :class:`TorchCudaError` for contradictory options or unknown extras)."""
     from poetry.console.exceptions import GroupNotFoundError
 
     if command.option("extras") and command.option("all-extras"):
@@ -86,14 +83,13 @@ def selection_from(command: GroupCommand) -> Selection:
     except GroupNotFoundError as error:
         raise TorchCudaError(re.sub(r"</?[a-z;=_,-]*>", "", str(error))) from None
     known = all_extras(command.poetry)
+    extras = frozenset(
+        canonicalize_name(extra)
+        for value in command.option("extras") or []
+        for extra in value.replace(",", " ").split()
+    )
     if command.option("all-extras"):
         extras = known
-    else:
-        extras = frozenset(
-            canonicalize_name(extra)
-            for value in command.option("extras") or []
-            for extra in value.replace(",", " ").split()
-        )
     unknown = sorted(extras - known)
     if unknown:
         have = ", ".join(sorted(command.poetry.package.extras)) or "none"
@@ -138,11 +134,8 @@ def command_locked_state(
     configured: Iterable[NormalizedName],
     selection: Selection,
 ) -> LockedState:
-    """The lock's view for ``switch``/``sync``: held packages plus the selected ones.
-
-    Raises:
-        TorchCudaError: the project has no lock file yet.
-    """
+    """The lock's view for ``switch``/``sync``: held packages plus the selected ones
+    (a :class:`TorchCudaError` without a lock file)."""
     from poetry_torch_cuda.environment.installed import installed_environment
 
     base = locked_state(poetry, env)  # checks the lock exists; gives the graph
