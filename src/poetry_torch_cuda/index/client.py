@@ -16,6 +16,7 @@ import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -378,18 +379,14 @@ class ProjectFiles:
         fit ``marker_env`` when given."""
         found: set[Version] = set()
         for entry in self.entries:
-            try:
+            with suppress(InvalidWheelFilename, InvalidVersion):  # sdists, other files
                 _, version, _, tags = parse_wheel_filename(entry.filename)
-            except (InvalidWheelFilename, InvalidVersion):
-                continue
-            if label is not None and version.local != label:
-                continue
-            if marker_env is not None and not any(
-                tag_fits(tag.interpreter, tag.abi, tag.platform, marker_env)
-                for tag in tags
-            ):
-                continue
-            found.add(version)
+                fits = marker_env is None or any(
+                    tag_fits(tag.interpreter, tag.abi, tag.platform, marker_env)
+                    for tag in tags
+                )
+                if fits and label in (None, version.local):
+                    found.add(version)
         return sorted(found, reverse=True)
 
 
@@ -537,20 +534,17 @@ class IndexClient:
         return self.cache_dir / f"{digest}.json"
 
     def _read_cache(self, key: tuple[str, str]) -> ProjectFiles | None:
-        try:
+        with suppress(OSError, ValueError, KeyError, TypeError):
             data = json.loads(self._cache_path(key).read_text(encoding="utf-8"))
             if (
-                data.get("format") != _CACHE_FORMAT
-                or data.get("project") != key[1]
-                or time.time() - float(data["fetched"]) > CACHE_TTL_SECONDS
+                data.get("format") == _CACHE_FORMAT
+                and data.get("project") == key[1]
+                and time.time() - float(data["fetched"]) <= CACHE_TTL_SECONDS
             ):
-                return None
-            entries = tuple(IndexFile(**entry) for entry in data["entries"])
-            return ProjectFiles(
-                key[1], bool(data["found"]), entries, skipped=tuple(data["skipped"])
-            )
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+                entries = tuple(IndexFile(**entry) for entry in data["entries"])
+                skipped = tuple(data["skipped"])
+                return ProjectFiles(key[1], bool(data["found"]), entries, skipped)
+        return None
 
     def _write_cache(self, key: tuple[str, str], result: ProjectFiles) -> None:
         data = {

@@ -173,13 +173,8 @@ class LockView:
         )
 
     def why_absent(self, name: str) -> str:
-        """Why ``name`` is not installed, in words (relative to the options given).
-
-        ``not in the lock``, ``in the lock (group main), not installed here``,
-        ``in the lock, only in group gpu, not selected (--with gpu)``, ``in the
-        lock, behind extra gpu (-E gpu)``, ``in the lock, but its markers exclude
-        this environment``.
-        """
+        """Why ``name`` is not installed, relative to the options given: ``not in the
+        lock``, ``in the lock, behind extra gpu (-E gpu)``…"""
         poetry, name = self.poetry, canonicalize_name(name)
         selection = self.selection.or_default(poetry)
         groups, extras = selection.groups, selection.extras
