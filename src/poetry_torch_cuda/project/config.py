@@ -237,10 +237,8 @@ def load_config(
     tool = unwrap() if callable(unwrap) else tool
     table = tool[TABLE]
     if not isinstance(table, dict):
-        raise ConfigError(
-            f"[tool.{TABLE}] must be a table, got {_describe(table)}. "
-            f'Write it as:\n\n[tool.{TABLE}]\nvariant = "cu129"'
-        )
+        example = f'. Write it as:\n\n[tool.{TABLE}]\nvariant = "cu129"'
+        raise _must(f"[tool.{TABLE}]", "a table", table, example)
     _refuse_unknown(f"[tool.{TABLE}]", table, list(_KEYS))
 
     variant_value, variant_origin = _override(table, "variant", environ, ENV_VARIANT)
@@ -313,10 +311,8 @@ def _source_name(table: Mapping[str, Any], sources: Mapping[str, str]) -> str | 
         or "none (the project has no [[tool.poetry.source]] with a url)"
     )
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(
-            f"{origin} must be the name of a [[tool.poetry.source]], got "
-            f"{_describe(value)}; known sources: {known}."
-        )
+        wanted = "the name of a [[tool.poetry.source]]"
+        raise _must(origin, wanted, value, f"; known sources: {known}.")
     for name in sources:
         if name.lower() == value.strip().lower():
             return name
