@@ -216,13 +216,11 @@ def index_access(
     config: TorchCudaConfig, variant: Variant, poetry_config: Config | None = None
 ) -> IndexAccess:
     """The index for ``variant`` with the credentials :func:`authenticator` gives it."""
-    access = IndexAccess.from_url(config.index_url(variant))
     auth = variant_authenticator(config, variant, poetry_config)
-    found = auth.get_credentials_for_url(access.url)
+    url = auth.take_off(config.index_url(variant))
+    found = auth.get_credentials_for_url(url)
     register_secret(found.password)
-    return dataclasses.replace(
-        access, username=found.username, password=found.password, source=config.source
-    )
+    return IndexAccess(url, found.username, found.password, config.source)
 
 
 def host_in_words(url: str) -> str:

@@ -94,8 +94,7 @@ class VariantOffer:
         parts = "; ".join(package.describe(self.variant) for package in self.packages)
         if self.available is None:
             return Offer(None, f"could not ask the index ({parts}); assuming it has it")
-        where = f"{mask_url(self.index_url)} has"
-        return Offer(self.available, f"{where} {parts}")
+        return Offer(self.available, f"{mask_url(self.index_url)} has {parts}")
 
 
 def wanted_versions(
@@ -182,8 +181,7 @@ class OfferFinder:
         return PackageOffer(name, wanted, has, versions, page=answer.found)
 
 
-def _listed(versions: Iterable[str]) -> str:
-    versions = list(versions)
+def _listed(versions: tuple[str, ...]) -> str:
     shown = ", ".join(versions[:SHOWN_VERSIONS])
     if len(versions) > SHOWN_VERSIONS:
         shown += f" and {len(versions) - SHOWN_VERSIONS} older"
