@@ -414,11 +414,8 @@ class IndexClient:
         self._refresh = refresh
         self._timeout = timeout
         self._memory: dict[tuple[str, str], ProjectFiles] = {}
-        self.cache_dir = (
-            Path(str(self.auth.config.get("cache-dir"))).expanduser()
-            / "poetry-torch-cuda"
-            / "index"
-        )
+        cache = Path(str(self.auth.config.get("cache-dir"))).expanduser()
+        self.cache_dir = cache / "poetry-torch-cuda" / "index"
 
     def project(self, index_url: str, project: str) -> ProjectFiles:
         """The files ``index_url`` lists for ``project`` (:class:`IndexUnavailableError`
@@ -548,13 +545,9 @@ class IndexClient:
         data = {
             "format": _CACHE_FORMAT,
             "index": mask_url(key[0]),
-            "project": key[1],
             "fetched": time.time(),
-            "found": result.found,
-            "entries": [dataclasses.asdict(entry) for entry in result.entries],
-            "skipped": list(result.skipped),
         }
-        write_json(self._cache_path(key), data)
+        write_json(self._cache_path(key), {**data, **dataclasses.asdict(result)})
 
 
 def _entries(
