@@ -141,12 +141,16 @@ def test_network_errors_in_words(error: Exception, words: str) -> None:
 def test_an_unreachable_host_is_remembered_for_a_while(tmp_path: Path) -> None:
     url = "https://host.example/whl/cu129/torch/"
     assert client.recall(tmp_path, url) is None
-    client.remember(tmp_path, url, "host.example did not answer within 4 s")
+    client.remember(tmp_path, url, TimeoutError())
     recalled = client.recall(tmp_path, "https://host.example/whl/cu130/torchvision/")
     assert recalled is not None
-    assert recalled.startswith(
+    assert str(recalled).startswith(
         "host.example did not answer within 4 s (noted 0 s ago; asked again in 600 s)"
     )
+    # the remembered failure carries the fresh one's fields: words, cause, advice
+    assert recalled.words == "host.example did not answer within 4 s"
+    assert recalled.cause == client.TIMED_OUT
+    assert "POETRY_REQUESTS_TIMEOUT=<seconds>" in recalled.advice
     assert client.recall(tmp_path, "https://other.example/whl/cu129/torch/") is None
     later = client.recall(tmp_path, url, now=10**10)
     assert later is None

@@ -90,7 +90,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
     def plan_words(self, ctx: RunContext, plan: Plan, *, would: bool = False) -> str:
         """What ``plan`` changes, or why nothing moves; ``would`` words a dry run."""
         if holds_nothing(plan, ctx.locked):
-            view = LockView.of(ctx.poetry, ctx.env, ctx.selection)
+            view = LockView(ctx.poetry, ctx.env, ctx.selection)
             return view.nothing_held(ctx.config.package_names)
         text = describe_plan(plan)
         if not would:

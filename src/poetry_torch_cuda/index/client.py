@@ -1,18 +1,11 @@
 """The package index through Poetry's HTTP stack: the one client, its credentials, its wording.
 
-:class:`IndexClient` is the one client. Every request of the plugin (pages,
-metadata, locked files, pip's index URL) takes its credentials from
-:func:`authenticator`: Poetry's ``Authenticator`` with the project's sources
-(``http-basic.<source>``, ``POETRY_HTTP_BASIC_*``, keyring, certificates; by
-host and path, never https credentials over http), plus credentials written in
-an ``index-url``, taken off the URL and never printed. Pages are parsed by
-Poetry's PEP 691 JSON and PEP 503 HTML link sources and kept for
-:data:`CACHE_TTL_SECONDS` in Poetry's cache directory; PEP 825 variant wheels
-and ``*-variants.json`` are left out. Every failed request is worded here
-(:func:`in_words`, :func:`advice`, :func:`http_failure`). Checks and choices ask
-a page once with :data:`TIMEOUT` (:func:`get_once`), never Poetry's retries,
-and a host that could not be reached is not asked again for
-:data:`REMEMBER_SECONDS`.
+Every request of the plugin takes its credentials from :func:`authenticator`
+(Poetry's rules, never https credentials over http, plus those written in an
+``index-url``, never printed). Pages are parsed by Poetry's PEP 691/503 link
+sources and cached; every failed request is worded here. Checks and choices ask
+a page once with :data:`TIMEOUT`, and a host that could not be reached is not
+asked again for :data:`REMEMBER_SECONDS`.
 """
 
 from __future__ import annotations
@@ -23,6 +16,7 @@ import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,7 +54,7 @@ if TYPE_CHECKING:
 
 CACHE_TTL_SECONDS = 600.0
 _JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-_CACHE_FORMAT = 4
+_CACHE_FORMAT = 5
 #: What a page request accepts: PEP 691 JSON first, then HTML.
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.01"
 #: Seconds to connect, and to wait for each answer, on the one attempt.
@@ -76,11 +70,28 @@ _DNS_WORDS = re.compile(
     "name or service not known|name resolution|nodename nor servname|getaddrinfo "
     "failed|no address associated"
 )
-_IN_WORDS = {
-    TIMED_OUT: "{host} did not answer within {timeout:g} s",
-    _DNS: "{host} could not be found (DNS lookup failed)",
-    "connection refused": "{host} refused the connection",
-    _TLS: "the TLS handshake with {host} failed (certificate or proxy)",
+_CHECK_NETWORK = (
+    "Check the network, any proxy settings, and the index URL "
+    "(index-url, or the url of the source named by source)."
+)
+#: :func:`cause` -> (the failure in words, what to do about it).
+_NO_ANSWER = {
+    TIMED_OUT: (
+        "{host} did not answer within {timeout:g} s",
+        (
+            "The index is slow or unreachable. Run the command again later, or give "
+            "it more time with POETRY_REQUESTS_TIMEOUT=<seconds>."
+        ),
+    ),
+    _DNS: ("{host} could not be found (DNS lookup failed)", _CHECK_NETWORK),
+    "connection refused": ("{host} refused the connection", _CHECK_NETWORK),
+    _TLS: (
+        "the TLS handshake with {host} failed (certificate or proxy)",
+        (
+            "Check the certificates Poetry has for the index "
+            "(`poetry config certificates.<source>.cert`)."
+        ),
+    ),
 }
 
 
@@ -92,10 +103,6 @@ class IndexUnavailableError(TorchCudaError):
     cause: str | None = None
     words: str | None = None
     advice: str = ""
-
-
-#: Repository names given to index URLs that carry their own credentials.
-_IN_URL = "<index-url {}>"
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,7 @@ class IndexAuthenticator(Authenticator):
         to it (scheme, host, path) get those credentials. ``name``: a source."""
         access = IndexAccess.from_url(url)
         if access.has_credentials:
-            name = _IN_URL.format(access.url)
+            name = f"<index-url {access.url}>"
             self._in_url[name] = HTTPAuthCredential(access.username, access.password)
         if name is not None and name not in self.configured_repositories:
             self.add_repository(name, access.url)
@@ -209,34 +216,11 @@ def index_access(
     config: TorchCudaConfig, variant: Variant, poetry_config: Config | None = None
 ) -> IndexAccess:
     """The index for ``variant`` with the credentials :func:`authenticator` gives it."""
-    access = IndexAccess.from_url(config.index_url(variant))
     auth = variant_authenticator(config, variant, poetry_config)
-    found = auth.get_credentials_for_url(access.url)
+    url = auth.take_off(config.index_url(variant))
+    found = auth.get_credentials_for_url(url)
     register_secret(found.password)
-    return dataclasses.replace(
-        access, username=found.username, password=found.password, source=config.source
-    )
-
-
-def get_once(
-    authenticator: Authenticator, url: str, timeout: float = TIMEOUT
-) -> requests.Response:
-    """GET a page once with Poetry's credentials, session and certificates for it, as
-    ``Authenticator.request`` does but without its retries. Raises what requests raises."""
-    credential = authenticator.get_credentials_for_url(url)
-    auth = None
-    if credential.username is not None or credential.password is not None:
-        auth = (credential.username or "", credential.password or "")
-    certs = authenticator.get_certs_for_url(url)
-    trusted = certs.cert or certs.verify
-    return authenticator.get_session(url=url).get(
-        url,
-        headers={"Accept": ACCEPT},
-        auth=auth,
-        timeout=timeout,
-        verify=str(trusted) if isinstance(trusted, Path) else trusted,
-        cert=None if certs.client_cert is None else str(certs.client_cert),
-    )
+    return IndexAccess(url, found.username, found.password, config.source)
 
 
 def host_in_words(url: str) -> str:
@@ -246,35 +230,27 @@ def host_in_words(url: str) -> str:
 
 def in_words(error: BaseException, url: str, timeout: float = TIMEOUT) -> str:
     """What went wrong, in words, with the host but never credentials."""
-    words = _IN_WORDS.get(cause(error), "could not connect to {host}")
+    words = _NO_ANSWER.get(cause(error), ("could not connect to {host}",))[0]
     return words.format(host=host_in_words(url), timeout=timeout)
 
 
-def advice(error: BaseException) -> str:
-    """What to do about ``error`` (no answer), in one sentence."""
-    kind = cause(error)
-    if kind == TIMED_OUT:
-        return (
-            "The index is slow or unreachable. Run the command again later, or give "
-            "it more time with POETRY_REQUESTS_TIMEOUT=<seconds>."
-        )
-    if kind == _TLS:
-        return (
-            "Check the certificates Poetry has for the index "
-            "(`poetry config certificates.<source>.cert`)."
-        )
-    return (
-        "Check the network, any proxy settings, and the index URL "
-        "(index-url, or the url of the source named by source)."
-    )
+def advice(error: BaseException | str) -> str:
+    """What to do about ``error`` (no answer, or its :func:`cause`), in one sentence."""
+    kind = error if isinstance(error, str) else cause(error)
+    return _NO_ANSWER.get(kind, ("", _CHECK_NETWORK))[1]
 
 
 def http_failure(
     status: int, project: str | None = None, index: IndexAccess | None = None
 ) -> tuple[str, str]:
-    """``(cause, advice)`` for an HTTP error status; ``project`` and ``index``: the
-    page asked, for advice that names the page, the source and its variables."""
+    """``(cause, advice)`` for an HTTP error status (never a page's 404: that is a
+    project the index lacks); ``project`` and ``index``: what was asked, for advice
+    that names the source and its variables."""
+    about = f" for {project}" if project else ""
+    words = f"the index answered HTTP {status}{about}"
+    fix = "Check the index URL, then run the command again."
     if status in (401, 403):
+        words = f"the index refused access (HTTP {status})"
         fix = (
             "Check the credentials Poetry has for the index's source: "
             "`poetry config http-basic.<source> <user> <password>`."
@@ -295,33 +271,16 @@ def http_failure(
                 'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
                 "`poetry config http-basic.<name> <user> <password>`."
             )
-        return f"the index refused access (HTTP {status})", fix
-    about = f" for {project}" if project else ""
-    if status == 404 and index is not None:
-        return (
-            f"the index has no page for {project} (HTTP 404)",
-            (
-                "Check the index URL and the variant: "
-                f"{index.shown.rstrip('/')}/{project}/ should list its wheels."
-            ),
+    elif status in (404, 410):
+        words = f"the index has no such file (HTTP {status}){about}"
+        fix = (
+            "Check the index URL and the variant; if the index moved its files, "
+            "run `poetry torch-cuda lock` again."
         )
-    if status in (404, 410):
-        return (
-            f"the index has no such file (HTTP {status}){about}",
-            (
-                "Check the index URL and the variant; if the index moved its files, "
-                "run `poetry torch-cuda lock` again."
-            ),
-        )
-    if status >= 500:
-        return (
-            f"the index failed with HTTP {status} (a server error)",
-            "Run the command again later, or tell whoever runs the index.",
-        )
-    return (
-        f"the index answered HTTP {status}{about}",
-        "Check the index URL, then run the command again.",
-    )
+    elif status >= 500:
+        words = f"the index failed with HTTP {status} (a server error)"
+        fix = "Run the command again later, or tell whoever runs the index."
+    return words, fix
 
 
 def cause(error: BaseException) -> str:
@@ -357,28 +316,35 @@ def _hosts(cache_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def recall(cache_dir: Path, url: str, now: float | None = None) -> str | None:
-    """Why ``url``'s host was not reachable a short while ago, or ``None``."""
+def recall(
+    cache_dir: Path, url: str, now: float | None = None
+) -> IndexUnavailableError | None:
+    """Why ``url``'s host was not reachable a short while ago (with ``cause``,
+    ``words`` and ``advice`` as when it happened), or ``None``."""
     try:
         entry = _hosts(cache_dir)[_host(url)]
         age = (time.time() if now is None else now) - float(entry["at"])
+        words, kind = str(entry["reason"]), str(entry["cause"])
     except (KeyError, TypeError, ValueError):
         return None
     if not 0 <= age <= REMEMBER_SECONDS:
         return None
-    return (
-        f"{entry['reason']} (noted {age:.0f} s ago; asked again in "
-        f"{REMEMBER_SECONDS - age:.0f} s)"
-    )
+    later = f"(noted {age:.0f} s ago; asked again in {REMEMBER_SECONDS - age:.0f} s)"
+    error = IndexUnavailableError(f"{words} {later}")
+    error.cause, error.words, error.advice = kind, words, advice(kind)
+    return error
 
 
-def remember(cache_dir: Path, url: str, reason: str | None) -> None:
-    """Note that ``url``'s host could not be reached just now (``None``: it answered)."""
+def remember(
+    cache_dir: Path, url: str, error: BaseException | None, timeout: float = TIMEOUT
+) -> None:
+    """Note why ``url``'s host could not be reached just now (``None``: it answered)."""
     data = _hosts(cache_dir)
-    if reason is None and data.pop(_host(url), None) is None:
+    if error is None and data.pop(_host(url), None) is None:
         return
-    if reason is not None:
-        data[_host(url)] = {"at": time.time(), "reason": reason}
+    if error is not None:
+        reason = in_words(error, url, timeout)
+        data[_host(url)] = {"at": time.time(), "reason": reason, "cause": cause(error)}
     write_json(cache_dir / _UNREACHABLE, data)
 
 
@@ -392,7 +358,6 @@ class IndexFile:
     size: int | None = None
     #: PEP 658/714: the sha256 of ``<url>.metadata``, "" when served without a hash.
     metadata_sha256: str | None = None
-    requires_python: str | None = None
 
 
 @dataclass(frozen=True)
@@ -405,30 +370,21 @@ class ProjectFiles:
     entries: tuple[IndexFile, ...] = ()
     skipped: tuple[str, ...] = ()
 
-    @property
-    def files(self) -> tuple[str, ...]:
-        """The file names."""
-        return tuple(entry.filename for entry in self.entries)
-
     def versions(
         self, label: str | None = None, marker_env: Mapping[str, Any] | None = None
     ) -> list[Version]:
         """Versions with a wheel, newest first; only ``+label`` ones and wheels that
         fit ``marker_env`` when given."""
         found: set[Version] = set()
-        for filename in self.files:
-            try:
-                _, version, _, tags = parse_wheel_filename(filename)
-            except (InvalidWheelFilename, InvalidVersion):
-                continue
-            if label is not None and version.local != label:
-                continue
-            if marker_env is not None and not any(
-                tag_fits(tag.interpreter, tag.abi, tag.platform, marker_env)
-                for tag in tags
-            ):
-                continue
-            found.add(version)
+        for entry in self.entries:
+            with suppress(InvalidWheelFilename, InvalidVersion):  # sdists, other files
+                _, version, _, tags = parse_wheel_filename(entry.filename)
+                fits = marker_env is None or any(
+                    tag_fits(tag.interpreter, tag.abi, tag.platform, marker_env)
+                    for tag in tags
+                )
+                if fits and label in (None, version.local):
+                    found.add(version)
         return sorted(found, reverse=True)
 
 
@@ -458,11 +414,8 @@ class IndexClient:
         self._refresh = refresh
         self._timeout = timeout
         self._memory: dict[tuple[str, str], ProjectFiles] = {}
-        self.cache_dir = (
-            Path(str(self.auth.config.get("cache-dir"))).expanduser()
-            / "poetry-torch-cuda"
-            / "index"
-        )
+        cache = Path(str(self.auth.config.get("cache-dir"))).expanduser()
+        self.cache_dir = cache / "poetry-torch-cuda" / "index"
 
     def project(self, index_url: str, project: str) -> ProjectFiles:
         """The files ``index_url`` lists for ``project`` (:class:`IndexUnavailableError`
@@ -501,19 +454,28 @@ class IndexClient:
     def _get(self, url: str, *, page: bool = True) -> requests.Response:
         """``url``'s answer (for a page, 404 and 410 too): one short attempt where a
         timeout is set (a host that failed a moment ago is not asked again), else
-        Poetry's request with its retries.
-
-        Raises:
-            IndexUnavailableError: no answer, or an HTTP error status.
-        """
+        Poetry's request with its retries. Raises :class:`IndexUnavailableError`."""
         timeout = self._timeout if page else None
         if timeout is not None and not self._refresh:
             remembered = recall(self.cache_dir, url)
             if remembered is not None:
-                raise IndexUnavailableError(remembered)
+                raise remembered
         try:
-            if timeout is not None:
-                response = get_once(self.auth, url, timeout)
+            if timeout is not None:  # as Authenticator.request, without its retries
+                found = self.auth.get_credentials_for_url(url)
+                given = found.username is not None or found.password is not None
+                certs = self.auth.get_certs_for_url(url)
+                trusted = certs.cert or certs.verify
+                response = self.auth.get_session(url=url).get(
+                    url,
+                    headers={"Accept": ACCEPT},
+                    auth=(found.username or "", found.password or "")
+                    if given
+                    else None,
+                    timeout=timeout,
+                    verify=str(trusted) if isinstance(trusted, Path) else trusted,
+                    cert=None if certs.client_cert is None else str(certs.client_cert),
+                )
             else:
                 # A new dict each time: Poetry 2.0 writes the Authorization header
                 # into the dict it is given, which would then go to every host.
@@ -522,10 +484,9 @@ class IndexClient:
                     "get", url, raise_for_status=False, headers=headers
                 )
         except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
-            failure = _unavailable(url, error, timeout)
             if timeout is not None:
-                remember(self.cache_dir, url, failure.words)
-            raise failure from None
+                remember(self.cache_dir, url, error, timeout)
+            raise _unavailable(url, error, timeout) from None
         if timeout is not None and self._refresh:
             remember(self.cache_dir, url, None)
         if response.status_code >= 400 and not (
@@ -568,32 +529,25 @@ class IndexClient:
         return self.cache_dir / f"{digest}.json"
 
     def _read_cache(self, key: tuple[str, str]) -> ProjectFiles | None:
-        try:
+        with suppress(OSError, ValueError, KeyError, TypeError):
             data = json.loads(self._cache_path(key).read_text(encoding="utf-8"))
             if (
-                data.get("format") != _CACHE_FORMAT
-                or data.get("project") != key[1]
-                or time.time() - float(data["fetched"]) > CACHE_TTL_SECONDS
+                data.get("format") == _CACHE_FORMAT
+                and data.get("project") == key[1]
+                and time.time() - float(data["fetched"]) <= CACHE_TTL_SECONDS
             ):
-                return None
-            entries = tuple(IndexFile(**entry) for entry in data["entries"])
-            return ProjectFiles(
-                key[1], bool(data["found"]), entries, skipped=tuple(data["skipped"])
-            )
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+                entries = tuple(IndexFile(**entry) for entry in data["entries"])
+                skipped = tuple(data["skipped"])
+                return ProjectFiles(key[1], bool(data["found"]), entries, skipped)
+        return None
 
     def _write_cache(self, key: tuple[str, str], result: ProjectFiles) -> None:
         data = {
             "format": _CACHE_FORMAT,
             "index": mask_url(key[0]),
-            "project": key[1],
             "fetched": time.time(),
-            "found": result.found,
-            "entries": [dataclasses.asdict(entry) for entry in result.entries],
-            "skipped": list(result.skipped),
         }
-        write_json(self._cache_path(key), data)
+        write_json(self._cache_path(key), {**data, **dataclasses.asdict(result)})
 
 
 def _entries(
@@ -622,7 +576,6 @@ def _entries(
             sha256=dict(link.hashes or {}).get("sha256") or listed.get(link.filename),
             size=getattr(link, "size", None),
             metadata_sha256=metadata,
-            requires_python=link.requires_python or None,
         )
     return tuple(found[name] for name in sorted(found))
 
@@ -691,10 +644,10 @@ def _unavailable(
     if isinstance(failure, int):
         words, fix = http_failure(failure)
         error = IndexUnavailableError(f"{mask_url(url)}: {words}; {fix}")
-        error.status, error.words, error.advice = failure, words, fix
-        return error
-    words = in_words(failure, url, timeout or float(constants.REQUESTS_TIMEOUT))
-    error = IndexUnavailableError(f"could not read {mask_url(url)}: {words}")
-    error.cause, error.words = cause(failure), words
-    error.advice = advice(failure)
+        error.status = failure
+    else:
+        words = in_words(failure, url, timeout or float(constants.REQUESTS_TIMEOUT))
+        error = IndexUnavailableError(f"could not read {mask_url(url)}: {words}")
+        error.cause, fix = cause(failure), advice(failure)
+    error.words, error.advice = words, fix
     return error

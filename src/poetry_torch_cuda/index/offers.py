@@ -86,19 +86,15 @@ class VariantOffer:
     @property
     def available(self) -> bool | None:
         """True when every package is there, False when one is missing, else None."""
-        if any(package.has_wanted is False for package in self.packages):
-            return False
-        if any(package.has_wanted is None for package in self.packages):
-            return None
-        return True
+        found = {package.has_wanted for package in self.packages}
+        return False if False in found else None if None in found else True
 
     def offer(self) -> Offer:
         """The summary :func:`poetry_torch_cuda.machine.detection.decide` works with."""
         parts = "; ".join(package.describe(self.variant) for package in self.packages)
         if self.available is None:
             return Offer(None, f"could not ask the index ({parts}); assuming it has it")
-        where = f"{mask_url(self.index_url)} has"
-        return Offer(self.available, f"{where} {parts}")
+        return Offer(self.available, f"{mask_url(self.index_url)} has {parts}")
 
 
 def wanted_versions(
@@ -133,47 +129,34 @@ class OfferFinder:
 
     def __call__(self, variant: Variant) -> Offer:
         """Whether ``variant`` has every wanted build (stops at the first missing)."""
-        if self._installed_from(variant):
-            built = ", ".join(
-                f"{n} {v}+{variant.local_label}" for n, v in self._wanted.items()
-            )
+        held = {n: f"{v}+{variant.local_label}" for n, v in self._wanted.items()}
+        have = self._installed
+        if held and all(have and have.version(n) == v for n, v in held.items()):
+            built = ", ".join(f"{n} {v}" for n, v in held.items())
             return Offer(True, f"{built} already installed from it")
-        packages = []
+        url, packages = self._config.index_url(variant), []
         for name in self._names:
-            answer = self._client.answer(self._config.index_url(variant), name)
-            package = self._package(variant, name, answer)
-            packages.append(package)
-            if package.has_wanted is not True:
+            packages.append(
+                self._package(variant, name, self._client.answer(url, name))
+            )
+            if packages[-1].has_wanted is not True:
                 break
-        return VariantOffer(
-            variant,
-            without_credentials(self._config.index_url(variant)),
-            tuple(packages),
-        ).offer()
+        return VariantOffer(variant, without_credentials(url), tuple(packages)).offer()
 
     def inspect(self, variants: Iterable[Variant]) -> list[VariantOffer]:
         """Every wanted package on every variant, in parallel (the others than the
         first, torch, only where the index has a page for the first)."""
-        variants = list(variants)
+        urls = {variant: self._config.index_url(variant) for variant in variants}
         first, rest = self._names[0], self._names[1:]
-        answers = self._client.projects(
-            [(self._config.index_url(variant), first) for variant in variants]
-        )
+        answers = self._client.projects([(url, first) for url in urls.values()])
         listed = [
-            variant
-            for variant in variants
-            if getattr(
-                answers[(self._config.index_url(variant), first)], "found", False
-            )
+            v for v, u in urls.items() if getattr(answers[(u, first)], "found", False)
         ]
         answers.update(
-            self._client.projects(
-                [(self._config.index_url(v), name) for v in listed for name in rest]
-            )
+            self._client.projects([(urls[v], name) for v in listed for name in rest])
         )
         reports = []
-        for variant in variants:
-            url = self._config.index_url(variant)
+        for variant, url in urls.items():
             names = self._names if variant in listed else [first]
             packages = tuple(
                 self._package(variant, name, answers[(url, name)]) for name in names
@@ -197,20 +180,8 @@ class OfferFinder:
         has = wanted in versions if wanted is not None else bool(versions)
         return PackageOffer(name, wanted, has, versions, page=answer.found)
 
-    def _installed_from(self, variant: Variant) -> bool:
-        installed = self._installed
-        return (
-            bool(self._wanted)
-            and installed is not None
-            and all(
-                installed.version(name) == f"{public}+{variant.local_label}"
-                for name, public in self._wanted.items()
-            )
-        )
 
-
-def _listed(versions: Iterable[str]) -> str:
-    versions = list(versions)
+def _listed(versions: tuple[str, ...]) -> str:
     shown = ", ".join(versions[:SHOWN_VERSIONS])
     if len(versions) > SHOWN_VERSIONS:
         shown += f" and {len(versions) - SHOWN_VERSIONS} older"

@@ -57,7 +57,6 @@ PLATFORMS: dict[str, tuple[str, str]] = {
     "linux-aarch64": ("linux", "aarch64"),
     "windows-x86_64": ("win32", "AMD64"),
 }
-_TARGET_KEYS = ("name", "driver", "gpus", "platform")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DRIVER = re.compile(r"[1-9][0-9]{2,3}(?:\.[0-9]{1,3}){0,2}")
 _CAPABILITY = re.compile(r"([1-9][0-9]?)\.([0-9])")
@@ -93,11 +92,8 @@ class FleetTarget:
 
 
 def find_target(targets: tuple[FleetTarget, ...], name: str) -> FleetTarget:
-    """The target called ``name``; names are unique regardless of case.
-
-    Raises:
-        TorchCudaError: no target has that name (the message lists them).
-    """
+    """The target called ``name`` (unique regardless of case), else a
+    :class:`TorchCudaError` that lists them."""
     for target in targets:
         if target.name.lower() == name.strip().lower():
             return target
@@ -107,13 +103,9 @@ def find_target(targets: tuple[FleetTarget, ...], name: str) -> FleetTarget:
     )
 
 
-def parse_targets(value: Any) -> tuple[FleetTarget, ...]:
-    """Validate the ``targets`` array of tables.
-
-    Raises:
-        ConfigError: anything is missing, unknown or malformed; the message
-            names the entry, the key and an example.
-    """
+def _targets(value: Any, _: str) -> tuple[FleetTarget, ...]:
+    """The ``targets`` array of tables; a :class:`ConfigError` names the entry, the
+    key and an example."""
     if not isinstance(value, list):
         then = f"; write each machine as:\n\n{_EXAMPLE}"
         raise _must(_TARGETS, "an array of tables", value, then)
@@ -133,7 +125,7 @@ def _target(number: int, entry: Any) -> FleetTarget:
     name = entry.get("name")
     if isinstance(name, str) and _NAME.fullmatch(name):
         where = f"{_TARGETS} {name!r}"
-    _refuse_unknown(where, entry, _TARGET_KEYS)
+    _refuse_unknown(where, entry, ("name", "driver", "gpus", "platform"))
     missing = [key for key in ("name", "driver", "gpus") if key not in entry]
     if missing:
         raise ConfigError(f"{where} needs {missing[0]}; e.g.\n\n{_EXAMPLE}")
@@ -204,8 +196,8 @@ class TorchCudaConfig:
         return self.index_url_template.replace("{variant}", variant.name)
 
 
-_SWITCH = {"0": False, "false": False, "no": False, "off": False}
-_SWITCH.update({"1": True, "true": True, "yes": True, "on": True})
+_SWITCH = dict.fromkeys(("0", "false", "no", "off"), False)
+_SWITCH.update(dict.fromkeys(("1", "true", "yes", "on"), True))
 
 
 def _disabled(environ: Mapping[str, str]) -> bool:
@@ -213,11 +205,8 @@ def _disabled(environ: Mapping[str, str]) -> bool:
 
 
 def refuse_if_disabled(environ: Mapping[str, str] = os.environ) -> None:
-    """The one answer of every ``torch-cuda`` command while the plugin is disabled.
-
-    Raises:
-        TorchCudaError: ``POETRY_TORCH_CUDA_DISABLE`` is set.
-    """
+    """The one answer (a :class:`TorchCudaError`) of every ``torch-cuda`` command
+    while ``POETRY_TORCH_CUDA_DISABLE`` is set."""
     if _disabled(environ):
         raise TorchCudaError(
             f"poetry-torch-cuda is disabled by {ENV_DISABLE}={environ[ENV_DISABLE]}; "
@@ -235,11 +224,8 @@ def read_pyproject(path: Path) -> dict[str, Any]:
 def load_config(
     pyproject: Mapping[str, Any], environ: Mapping[str, str] = os.environ
 ) -> TorchCudaConfig | None:
-    """Return the project's configuration, or ``None`` when the plugin has nothing to do.
-
-    ``pyproject`` is the parsed pyproject.toml (plain or tomlkit); every value
-    in the result is a plain Python value. Nothing is returned when the project
-    has no ``[tool.poetry-torch-cuda]`` table or the plugin is disabled.
+    """The configuration (plain values) from the parsed pyproject.toml (plain or
+    tomlkit), or ``None`` without a ``[tool.poetry-torch-cuda]`` table or if disabled.
 
     Raises:
         ConfigError: a key, a value or an override is invalid.
@@ -251,10 +237,8 @@ def load_config(
     tool = unwrap() if callable(unwrap) else tool
     table = tool[TABLE]
     if not isinstance(table, dict):
-        raise ConfigError(
-            f"[tool.{TABLE}] must be a table, got {_describe(table)}. "
-            f'Write it as:\n\n[tool.{TABLE}]\nvariant = "cu129"'
-        )
+        example = f'. Write it as:\n\n[tool.{TABLE}]\nvariant = "cu129"'
+        raise _must(f"[tool.{TABLE}]", "a table", table, example)
     _refuse_unknown(f"[tool.{TABLE}]", table, list(_KEYS))
 
     variant_value, variant_origin = _override(table, "variant", environ, ENV_VARIANT)
@@ -274,8 +258,7 @@ def load_config(
         raise ConfigError(
             f"{ENV_VERIFY}={override!r} is not a switch; use 0 (off) or 1 (on)."
         )
-    if override:
-        values["verify"] = _SWITCH[override]
+    values["verify"] = _SWITCH.get(override, values.get("verify", True))
     sources = _project_sources(tool)
     source = _source_name(table, sources)
     index_value, index_origin = _override(table, "index-url", environ, ENV_INDEX_URL)
@@ -298,10 +281,8 @@ def load_config(
 
 
 def _project_sources(tool: Mapping[str, Any]) -> dict[str, str]:
-    """Name -> URL of the project's ``[[tool.poetry.source]]`` entries that have both.
-
-    Poetry validates the sources itself; what it would reject is skipped here.
-    """
+    """Name -> URL of the ``[[tool.poetry.source]]`` entries with both (Poetry
+    validates them)."""
     poetry = tool.get("poetry")
     entries = poetry.get("source") if isinstance(poetry, dict) else None
     sources: dict[str, str] = {}
@@ -330,10 +311,8 @@ def _source_name(table: Mapping[str, Any], sources: Mapping[str, str]) -> str | 
         or "none (the project has no [[tool.poetry.source]] with a url)"
     )
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(
-            f"{origin} must be the name of a [[tool.poetry.source]], got "
-            f"{_describe(value)}; known sources: {known}."
-        )
+        wanted = "the name of a [[tool.poetry.source]]"
+        raise _must(origin, wanted, value, f"; known sources: {known}.")
     for name in sources:
         if name.lower() == value.strip().lower():
             return name
@@ -474,7 +453,7 @@ _KEYS: dict[str, Callable[[Any, str], Any] | None] = {
     "source": None,
     "packages": _packages,
     "allow-insecure-http": _boolean,
-    "targets": lambda value, _: parse_targets(value),
+    "targets": _targets,
     "verify": _boolean,
     "verify-timeout": _seconds,
     "lock-variants": _lock_variants,

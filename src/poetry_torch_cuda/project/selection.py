@@ -1,11 +1,8 @@
 """Which locked packages a command works on, and why one is not installed.
 
-``switch``, ``sync`` and ``status`` follow what the environment holds; with the
-options ``poetry install`` takes (``--with``, ``--without``, ``--only``,
-``-E/--extras``, ``--all-extras``, ``--all-groups``) they add what Poetry would
-install with them. The options are Poetry's own definitions, the group logic is
-:class:`~poetry.console.commands.group_command.GroupCommand`'s, and the lock is
-read through Poetry's own ``Transaction``.
+``switch``, ``sync`` and ``status`` follow what the environment holds, plus what
+``poetry install``'s own group and extra options select (Poetry's definitions
+and group logic).
 """
 
 from __future__ import annotations
@@ -13,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from typing import Any
 
 from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
@@ -67,11 +63,8 @@ def selection_options() -> list[Option]:
 
 
 def selection_from(command: GroupCommand) -> Selection:
-    """The groups and extras ``command``'s options select, as ``poetry install`` does.
-
-    Raises:
-        TorchCudaError: contradictory options, or an extra the project lacks.
-    """
+    """The groups and extras ``command``'s options select, as ``poetry install``
+    does (a :class:`TorchCudaError` for contradictory options or unknown extras)."""
     from poetry.console.exceptions import GroupNotFoundError
 
     if command.option("extras") and command.option("all-extras"):
@@ -90,14 +83,13 @@ def selection_from(command: GroupCommand) -> Selection:
     except GroupNotFoundError as error:
         raise TorchCudaError(re.sub(r"</?[a-z;=_,-]*>", "", str(error))) from None
     known = all_extras(command.poetry)
+    extras = frozenset(
+        canonicalize_name(extra)
+        for value in command.option("extras") or []
+        for extra in value.replace(",", " ").split()
+    )
     if command.option("all-extras"):
         extras = known
-    else:
-        extras = frozenset(
-            canonicalize_name(extra)
-            for value in command.option("extras") or []
-            for extra in value.replace(",", " ").split()
-        )
     unknown = sorted(extras - known)
     if unknown:
         have = ", ".join(sorted(command.poetry.package.extras)) or "none"
@@ -142,11 +134,8 @@ def command_locked_state(
     configured: Iterable[NormalizedName],
     selection: Selection,
 ) -> LockedState:
-    """The lock's view for ``switch``/``sync``: held packages plus the selected ones.
-
-    Raises:
-        TorchCudaError: the project has no lock file yet.
-    """
+    """The lock's view for ``switch``/``sync``: held packages plus the selected ones
+    (a :class:`TorchCudaError` without a lock file)."""
     from poetry_torch_cuda.environment.installed import installed_environment
 
     base = locked_state(poetry, env)  # checks the lock exists; gives the graph
@@ -170,36 +159,22 @@ def command_locked_state(
     )
 
 
-@dataclass(frozen=True)
 class LockView:
     """The lock as ``status`` shows it: every package and why one is not installed."""
 
-    poetry: Poetry
-    marker_env: Mapping[str, Any]
-    #: What the lock resolves here with every group and extra.
-    versions: Mapping[NormalizedName, str]
-    #: Every package name in the lock.
-    names: frozenset[NormalizedName]
-    selection: Selection
-
-    @classmethod
-    def of(cls, poetry: Poetry, env: Env, selection: Selection) -> LockView:
+    def __init__(self, poetry: Poetry, env: Env, selection: Selection) -> None:
         """The view of ``poetry``'s lock for ``env``."""
-        marker_env = env.marker_env
-        everything = resolved_versions(
-            poetry, marker_env, all_groups(poetry), all_extras(poetry)
+        self.poetry, self.marker_env, self.selection = poetry, env.marker_env, selection
+        #: What the lock resolves here with every group and extra.
+        self.versions = self._selects(all_groups(poetry), all_extras(poetry))
+        #: Every package name in the lock.
+        self.names = frozenset(
+            p.name for p in poetry.locker.locked_repository().packages
         )
-        names = frozenset(p.name for p in poetry.locker.locked_repository().packages)
-        return cls(poetry, marker_env, everything, names, selection)
 
     def why_absent(self, name: str) -> str:
-        """Why ``name`` is not installed, in words (relative to the options given).
-
-        ``not in the lock``, ``in the lock (group main), not installed here``,
-        ``in the lock, only in group gpu, not selected (--with gpu)``, ``in the
-        lock, behind extra gpu (-E gpu)``, ``in the lock, but its markers exclude
-        this environment``.
-        """
+        """Why ``name`` is not installed, relative to the options given: ``not in the
+        lock``, ``in the lock, behind extra gpu (-E gpu)``…"""
         poetry, name = self.poetry, canonicalize_name(name)
         selection = self.selection.or_default(poetry)
         groups, extras = selection.groups, selection.extras

@@ -115,7 +115,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     warnings = [STALE_LOCK] if is_stale(poetry) else []
     try:
         locked = command_locked_state(poetry, env, config.package_names, judged)
-        view = LockView.of(poetry, env, judged)
+        view = LockView(poetry, env, judged)
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
         locked, view, warnings = None, None, [str(error)]
     resolution = resolve(
