@@ -1,9 +1,7 @@
-"""Judge the child's report (:mod:`.child`) against the variant and this machine,
-into a :class:`Proof` (``schema`` of its JSON changes if the layout does).
-
-Pure. A failure says what, why and what to do; ``machine`` marks this machine's
-failures (``auto`` moves on from those). No GPU, hidden GPUs, a GPU not reachable
-from a container and a GPU ``auto`` left out are notes; a timeout could not check.
+"""Judge the child's report (:mod:`.child`) against the variant and this machine
+into a :class:`Proof`. Pure. A failure says what, why and what to do; ``machine``
+marks this machine's failures (``auto`` moves on from those). No GPU, hidden or
+unreachable GPUs and a GPU ``auto`` left out are notes; a timeout could not check.
 """
 
 from __future__ import annotations
@@ -208,14 +206,18 @@ def judge(
     required: Mapping[str, str] | None = None,
     auto: bool = False,
     alternative: Callable[[], str | None] | None = None,
+    damaged: Iterable[str] = (),
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version
     of what ``poetry install`` puts here; ``auto``: the GPUs ``auto``'s rule leaves
-    out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix."""
+    out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix;
+    ``damaged``: what is wrong with the installed files (failures first)."""
     packages = tuple(packages)
+    cause = "a removal or an interrupted install left it incomplete"
+    files = [Check("files", "fail", found, cause, SYNC_FORCE) for found in damaged]
 
     def proof(*checks: Check) -> Proof:
-        return Proof(variant, machine, packages, run, checks)
+        return Proof(variant, machine, packages, run, (*files, *checks))
 
     report = run.report
     if report is None:
