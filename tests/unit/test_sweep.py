@@ -122,13 +122,14 @@ def test_without_poetrys_uninstaller_pip_removes_them(env: VirtualEnv) -> None:
     assert installed(env) == {KEPT}
 
 
-def test_record_problems_names_missing_and_changed_files_not_bytecode(
+def test_family_problems_names_missing_and_changed_files_not_bytecode(
     tmp_path: Path,
 ) -> None:
     import base64
     import hashlib
+    from types import SimpleNamespace
 
-    from poetry_torch_cuda.install.undo import record_problems
+    from poetry_torch_cuda.install.undo import family_problems
 
     def digest(data: bytes) -> str:
         raw = hashlib.sha256(data).digest()
@@ -146,10 +147,12 @@ def test_record_problems_names_missing_and_changed_files_not_bytecode(
         "demo-1.0.dist-info/RECORD,,\n"
     )
 
-    assert record_problems([str(tmp_path)]) == [
+    site = SimpleNamespace(candidates=[tmp_path])
+    env = SimpleNamespace(path=tmp_path, site_packages=site, marker_env={})
+    assert family_problems(env, ["demo"]) == [  # type: ignore[arg-type]
         "demo: 1 of its files missing (demo/gone.h)"
     ]
-    assert record_problems([str(tmp_path)], hashed=["demo"]) == [
+    assert family_problems(env, ["demo"], hashes=True) == [  # type: ignore[arg-type]
         "demo: 1 of its files missing (demo/gone.h)",
         "demo: 1 of its files changed since install (demo/lib.so)",
     ]

@@ -10,7 +10,7 @@ most): switch's rollback and a switch back to that build are then links.
 
 :func:`remove_distributions` never takes a file another distribution still lists
 (the real CUDA 12 and 13 wheels ship the same paths): those are linked aside and
-back. :func:`record_problems` checks that every installed file is there.
+back. :func:`family_problems` checks that every installed file is there.
 """
 
 from __future__ import annotations
@@ -399,27 +399,22 @@ def files_by_name(
     return found
 
 
-def record_problems(
-    paths: Sequence[str],
-    names: Collection[str] | None = None,
-    *,
-    hashed: Collection[str] = (),
+def family_problems(
+    env: Env, roots: Collection[str], *, hashes: bool = False
 ) -> list[str]:
-    """What is wrong with each installed distribution's files, one line per distribution.
-
-    A file its ``RECORD`` lists is missing; for the ``hashed`` distributions
-    also one whose sha256 differs from the recorded one.
-    """
+    """What is wrong with the files of what ``roots`` need as installed in ``env``,
+    one line per distribution: a file its ``RECORD`` lists is missing, or (with
+    ``hashes``) its sha256 differs from the recorded one."""
+    family = set(installed_environment(env).graph(roots))
     problems = []
-    checked = {canonicalize_name(name) for name in hashed}
-    for name, all_entries in sorted(files_by_name(paths, names).items()):
+    for name, all_entries in sorted(files_by_name(site_paths(env), family).items()):
         # Bytecode is the interpreter's to rewrite or a slim image's to delete.
         entries = [e for e in all_entries if e[2] and not e[0].endswith(".pyc")]
         missing = [listed for path, listed, _ in entries if not os.path.isfile(path)]
         changed = [
             listed
             for path, listed, digest in entries
-            if name in checked
+            if hashes
             and digest.startswith("sha256=")
             and os.path.isfile(path)
             and _sha256(path) != digest[len("sha256=") :]
@@ -472,14 +467,3 @@ def _keeping_shared(
             if os.path.exists(copy) and not os.path.lexists(path):
                 _relink(copy, path)
         shutil.rmtree(aside, ignore_errors=True)
-
-
-def family_problems(
-    env: Env, roots: Collection[str], *, hashes: bool = False
-) -> list[str]:
-    """:func:`record_problems` of what ``roots`` need as installed in ``env``
-    (sha256 of every file too with ``hashes``)."""
-    family = set(installed_environment(env).graph(roots))
-    if not family:
-        return []
-    return record_problems(site_paths(env), family, hashed=family if hashes else ())
