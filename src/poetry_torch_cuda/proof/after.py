@@ -60,12 +60,9 @@ def prove(
     exists: bool = True,
     hashes: bool = False,
 ) -> Proof:
-    """Run the child in ``env`` (nothing to run if it does not ``exist``) and judge
-    its report against ``variant`` and the machine (see :func:`.verdict.judge`).
-
-    Every file the torch family's ``RECORD`` lists must exist (and, with
-    ``hashes``, have its recorded sha256).
-    """
+    """Run the child in ``env`` (if it ``exists``) and judge its report against
+    ``variant`` and the machine (:func:`.verdict.judge`); every file the family's
+    ``RECORD`` lists must exist (with ``hashes``, with its recorded sha256)."""
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
     run = ChildRun({"packages": {}})
     if exists:
