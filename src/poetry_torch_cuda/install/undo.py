@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Collection
     from collections.abc import Iterator
-    from collections.abc import Mapping
     from collections.abc import Sequence
 
     from packaging.utils import NormalizedName
@@ -136,12 +135,20 @@ class Stash:
                 remove_distributions(env, changed, uninstall)
             for stray in _files_under(self.tops) - self.present:
                 _remove(Path(stray))
-            relinked = 0
-            for destination, name in self.files:
-                kept = os.path.join(self.root, name)
-                if _relink(kept, destination):
-                    relinked += 1
-        changes = _changes(now, versions_of(installed_environment(env)))
+            relinked = sum(
+                _relink(os.path.join(self.root, name), path)
+                for path, name in self.files
+            )
+        after = versions_of(installed_environment(env))
+        changes = [
+            f"added {name} {after[name]}"
+            if name not in now
+            else f"removed {name} {now[name]}"
+            if name not in after
+            else f"changed {name} {now[name]} -> {after[name]}"
+            for name in sorted({*now, *after})
+            if now.get(name) != after.get(name)
+        ]
         return changes or ([f"{relinked} files pip had changed"] if relinked else [])
 
     def keep(self, env_path: Path) -> None:
@@ -317,33 +324,15 @@ def undo(
     return wrapped
 
 
-def _changes(
-    before: Mapping[NormalizedName, str], after: Mapping[NormalizedName, str]
-) -> list[str]:
-    """How pip changed each distribution: added, removed or changed, in a few words."""
-    words = []
-    for name in sorted({*before, *after}):
-        old, new = before.get(name), after.get(name)
-        if old != new:
-            words.append(
-                f"added {name} {new}"
-                if old is None
-                else f"removed {name} {old}"
-                if new is None
-                else f"changed {name} {old} -> {new}"
-            )
-    return words
-
-
 def remove_distributions(
     env: Env,
     names: Sequence[str],
     pip_uninstall: Uninstaller,
     *,
     pip_only: bool = False,
-) -> list[str]:
+) -> None:
     """Remove ``names`` from ``env``, in-process where this Poetry ships its
-    uninstaller; return those left to one ``pip_uninstall`` call (all of them
+    uninstaller; what that skips goes to one ``pip_uninstall`` call (all of it
     with ``pip_only``: no stash to finish a half-done removal). Files another
     installed distribution's ``RECORD`` lists stay.
 
@@ -366,7 +355,6 @@ def remove_distributions(
         left = [name for name in left if files_by_name(paths, [name])]
         if left:
             pip_uninstall(left)
-    return left
 
 
 def site_paths(env: Env) -> list[str]:
