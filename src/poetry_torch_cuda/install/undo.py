@@ -235,13 +235,8 @@ def link(source: str | Path, target: str | Path) -> None:
 
 def _relink(kept: str, target: str) -> bool:
     """Make ``target`` the stashed file ``kept`` again; whether it had to change."""
-    try:
-        now = os.lstat(target)
-    except FileNotFoundError:
-        now = None
-    if now is not None:
-        was = os.stat(kept)
-        if (now.st_ino, now.st_dev) == (was.st_ino, was.st_dev):
+    with suppress(FileNotFoundError):  # no file there: linked below
+        if os.path.samestat(os.lstat(target), os.stat(kept)):
             return False
         os.unlink(target)
     try:
