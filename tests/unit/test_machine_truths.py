@@ -51,7 +51,7 @@ def report(
         "arch_list": CU13 if cuda else [],
         "is_available": available,
         "devices": [
-            {"index": i, "name": name, "capability": list(cc)}
+            {"index": i, "name": name, "capability": f"{cc[0]}.{cc[1]}"}
             for i, (name, cc) in enumerate(devices)
         ],
     }

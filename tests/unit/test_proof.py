@@ -145,7 +145,7 @@ def test_a_gpu_the_driver_reports_but_torch_does_not_see_fails() -> None:
 
 def test_a_gpu_outside_the_compiled_arch_list_fails() -> None:
     machine = nvidia("575.51.03", ("NVIDIA GeForce GTX 1080", (6, 1)))
-    device = {"index": 0, "name": "NVIDIA GeForce GTX 1080", "capability": [6, 1]}
+    device = {"index": 0, "name": "NVIDIA GeForce GTX 1080", "capability": "6.1"}
     data = report(
         "2.13.0+cu126",
         cuda="12.6",

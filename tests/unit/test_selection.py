@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 from typing import Any
@@ -19,7 +20,6 @@ from poetry.core.packages.project_package import ProjectPackage
 
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.install import undo
 from poetry_torch_cuda.install.pip import pip_environment
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import with_family
@@ -205,7 +205,7 @@ def test_the_stash_restores_the_exact_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No Poetry env here for its in-process uninstaller: the removal goes to "pip".
-    monkeypatch.setattr(undo, "_poetry_uninstaller", lambda: None)
+    monkeypatch.setitem(sys.modules, "poetry.installation.uninstaller", None)
     site = tmp_path / "site"
     info = site / "demo-1.0.dist-info"
     info.mkdir(parents=True)

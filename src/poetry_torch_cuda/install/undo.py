@@ -1,26 +1,16 @@
 """The one way back: a stash of the torch family's files, put back on any failure.
 
-Before pip runs, every file of the installed torch family is hard-linked into
-a stash in the environment's state folder (``envlock.state_dir``: the venv
-itself, never a system Python's prefix; ``.torch-cuda-stash-<pid>.<random>``):
-no network, and no copy unless that folder is on another filesystem. pip and
-a removal unlink a file before anything replaces it, so the stash keeps the
-old contents and costs disk only for what changed. Whatever fails afterwards
-(pip, an interrupt, the check of what pip installed, the sweep, switch's
-verification) is undone from it: what changed is removed, pip's ``~``
-leftovers go, the stashed files are linked back.
+Before pip runs, every file of the installed family is hard-linked into a stash in
+the environment's state folder (``envlock.state_dir``, never a system Python's
+prefix): pip and a removal unlink a file before replacing it, so the stash keeps the
+old contents and costs disk only for what changed. Whatever fails afterwards (pip,
+an interrupt, the checks, the sweep, switch's verification) is undone from it.
+After a change it stays as the previous build (``.torch-cuda-previous``, one at
+most): switch's rollback and a switch back to that build are then links.
 
-After a change the stash stays as the environment's previous build (one at
-most, ``.torch-cuda-previous``): switch's rollback, and a switch back to that
-build while torch-cuda.lock still names its files, are then a set of links.
-
-Removing distributions (:func:`remove_distributions`) never takes a file
-another one still lists: the real CUDA 12 and 13 wheels ship the same paths
-(``nvidia/cudnn/lib/libcudnn.so.9``), which pip has overwritten with the new
-family's, so such files are linked aside the same way and linked back.
-Removal is in-process where this Poetry ships its uninstaller
-(``poetry.installation.uninstaller``), else one pip run.
-:func:`record_problems` is the check that every installed file is there.
+:func:`remove_distributions` never takes a file another distribution still lists
+(the real CUDA 12 and 13 wheels ship the same paths): those are linked aside and
+back. :func:`family_problems` checks that every installed file is there.
 """
 
 from __future__ import annotations
@@ -31,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import stat
 import tempfile
 from contextlib import contextmanager
 from contextlib import suppress
@@ -55,7 +44,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Collection
     from collections.abc import Iterator
-    from collections.abc import Mapping
     from collections.abc import Sequence
 
     from packaging.utils import NormalizedName
@@ -106,11 +94,7 @@ class Stash:
         try:
             for entries in files_by_name(site_paths(env), names).values():
                 for path, _, _ in entries:
-                    try:
-                        regular = stat.S_ISREG(os.lstat(path).st_mode)
-                    except FileNotFoundError:
-                        regular = False
-                    if not regular:
+                    if not os.path.isfile(path) or os.path.islink(path):
                         continue
                     stash.files.append((path, str(len(stash.files))))
                     link(path, os.path.join(root, stash.files[-1][1]))
@@ -151,12 +135,20 @@ class Stash:
                 remove_distributions(env, changed, uninstall)
             for stray in _files_under(self.tops) - self.present:
                 _remove(Path(stray))
-            relinked = 0
-            for destination, name in self.files:
-                kept = os.path.join(self.root, name)
-                if _relink(kept, destination):
-                    relinked += 1
-        changes = _changes(now, versions_of(installed_environment(env)))
+            relinked = sum(
+                _relink(os.path.join(self.root, name), path)
+                for path, name in self.files
+            )
+        after = versions_of(installed_environment(env))
+        changes = [
+            f"added {name} {after[name]}"
+            if name not in now
+            else f"removed {name} {now[name]}"
+            if name not in after
+            else f"changed {name} {now[name]} -> {after[name]}"
+            for name in sorted({*now, *after})
+            if now.get(name) != after.get(name)
+        ]
         return changes or ([f"{relinked} files pip had changed"] if relinked else [])
 
     def keep(self, env_path: Path) -> None:
@@ -233,12 +225,8 @@ def _installed_from(env_path: Path) -> list[str]:
 
 
 def link(source: str | Path, target: str | Path) -> None:
-    """Hard-link ``source`` as ``target``; a copy where that fails (a system Python's
-    state folder in Poetry's cache, on another disk than its site-packages).
-
-    The one way the plugin gives a file a second name (the stash, the files
-    kept aside during a removal, pip's folder of downloaded files).
-    """
+    """Hard-link ``source`` as ``target``, else copy it (another disk): the one way
+    the plugin gives a file a second name (stashes, pip's folder of links)."""
     try:
         os.link(source, target)
     except OSError:  # another filesystem, or links refused (not the file's owner)
@@ -247,13 +235,8 @@ def link(source: str | Path, target: str | Path) -> None:
 
 def _relink(kept: str, target: str) -> bool:
     """Make ``target`` the stashed file ``kept`` again; whether it had to change."""
-    try:
-        now = os.lstat(target)
-    except FileNotFoundError:
-        now = None
-    if now is not None:
-        was = os.stat(kept)
-        if (now.st_ino, now.st_dev) == (was.st_ino, was.st_dev):
+    with suppress(FileNotFoundError):  # no file there: linked below
+        if os.path.samestat(os.lstat(target), os.stat(kept)):
             return False
         os.unlink(target)
     try:
@@ -336,45 +319,29 @@ def undo(
     return wrapped
 
 
-def _changes(
-    before: Mapping[NormalizedName, str], after: Mapping[NormalizedName, str]
-) -> list[str]:
-    """How pip changed each distribution: added, removed or changed, in a few words."""
-    words = []
-    for name in sorted({*before, *after}):
-        old, new = before.get(name), after.get(name)
-        if old != new:
-            words.append(
-                f"added {name} {new}"
-                if old is None
-                else f"removed {name} {old}"
-                if new is None
-                else f"changed {name} {old} -> {new}"
-            )
-    return words
-
-
 def remove_distributions(
     env: Env,
     names: Sequence[str],
     pip_uninstall: Uninstaller,
     *,
     pip_only: bool = False,
-) -> list[str]:
-    """Remove ``names`` from ``env``; return those left to ``pip_uninstall``.
-
-    Files another installed distribution's ``RECORD`` lists stay. The names
-    Poetry's uninstaller skips (or all, in a Poetry without one) go to one
-    call of ``pip_uninstall``, which gets all with ``pip_only`` (no stash
-    to finish a half-done removal).
+) -> None:
+    """Remove ``names`` from ``env``, in-process where this Poetry ships its
+    uninstaller; what that skips goes to one ``pip_uninstall`` call (all of it
+    with ``pip_only``: no stash to finish a half-done removal). Files another
+    installed distribution's ``RECORD`` lists stay.
 
     Raises:
-        OSError: a file could not be removed (the distribution's
-            ``.dist-info`` is still there, so running it again finishes).
+        OSError: a file could not be removed (running it again finishes).
         TorchCudaError: pip failed on what it was given.
     """
     paths = site_paths(env)
-    remover = None if pip_only else _poetry_uninstaller()
+    remover = None
+    if not pip_only:
+        with suppress(ImportError):  # Poetry before the in-process uninstaller
+            from poetry.installation.uninstaller import uninstall_distribution
+
+            remover = uninstall_distribution
     left: list[str] = []
     with _keeping_shared(paths, names, state_dir(env.path)):
         for name in names:
@@ -383,7 +350,6 @@ def remove_distributions(
         left = [name for name in left if files_by_name(paths, [name])]
         if left:
             pip_uninstall(left)
-    return left
 
 
 def site_paths(env: Env) -> list[str]:
@@ -394,14 +360,11 @@ def site_paths(env: Env) -> list[str]:
 def files_by_name(
     paths: Sequence[str], names: Collection[str] | None = None
 ) -> dict[NormalizedName, list[Entry]]:
-    """The ``RECORD`` entries of the installed distributions (of ``names``), by name:
-    (path, as ``RECORD`` lists it, ``algorithm=digest`` or ``""``).
+    """The ``RECORD`` entries of the installed distributions (of ``names``), by name.
 
-    The first distribution of a name on ``paths`` is the installed one, as for pip.
-    Every entry is read, missing files included (the ``importlib_metadata``
-    backport, which Poetry's dependencies install as the finder, drops those),
-    as strings: the real CUDA family lists ~20,000 files, and pathlib objects
-    for each were most of a switch back's time.
+    The first of a name on ``paths`` is the installed one, as for pip. Missing files
+    are kept (the ``importlib_metadata`` backport drops them); strings, as pathlib
+    objects for the real family's ~20,000 files were most of a switch back's time.
     """
     wanted = None if names is None else {canonicalize_name(n) for n in names}
     found: dict[NormalizedName, list[Entry]] = {}
@@ -419,27 +382,22 @@ def files_by_name(
     return found
 
 
-def record_problems(
-    paths: Sequence[str],
-    names: Collection[str] | None = None,
-    *,
-    hashed: Collection[str] = (),
+def family_problems(
+    env: Env, roots: Collection[str], *, hashes: bool = False
 ) -> list[str]:
-    """What is wrong with each installed distribution's files, one line per distribution.
-
-    A file its ``RECORD`` lists is missing; for the ``hashed`` distributions
-    also one whose sha256 differs from the recorded one.
-    """
+    """What is wrong with the files of what ``roots`` need as installed in ``env``,
+    one line per distribution: a file its ``RECORD`` lists is missing, or (with
+    ``hashes``) its sha256 differs from the recorded one."""
+    family = set(installed_environment(env).graph(roots))
     problems = []
-    checked = {canonicalize_name(name) for name in hashed}
-    for name, all_entries in sorted(files_by_name(paths, names).items()):
+    for name, all_entries in sorted(files_by_name(site_paths(env), family).items()):
         # Bytecode is the interpreter's to rewrite or a slim image's to delete.
         entries = [e for e in all_entries if e[2] and not e[0].endswith(".pyc")]
         missing = [listed for path, listed, _ in entries if not os.path.isfile(path)]
         changed = [
             listed
             for path, listed, digest in entries
-            if name in checked
+            if hashes
             and digest.startswith("sha256=")
             and os.path.isfile(path)
             and _sha256(path) != digest[len("sha256=") :]
@@ -492,22 +450,3 @@ def _keeping_shared(
             if os.path.exists(copy) and not os.path.lexists(path):
                 _relink(copy, path)
         shutil.rmtree(aside, ignore_errors=True)
-
-
-def _poetry_uninstaller() -> Callable[[Env, str], object] | None:
-    try:
-        from poetry.installation.uninstaller import uninstall_distribution
-    except ImportError:  # Poetry before the in-process uninstaller
-        return None
-    return uninstall_distribution
-
-
-def family_problems(
-    env: Env, roots: Collection[str], *, hashes: bool = False
-) -> list[str]:
-    """:func:`record_problems` of what ``roots`` need as installed in ``env``
-    (sha256 of every file too with ``hashes``)."""
-    family = set(installed_environment(env).graph(roots))
-    if not family:
-        return []
-    return record_problems(site_paths(env), family, hashed=family if hashes else ())

@@ -1,19 +1,15 @@
-"""Prove that an environment's build runs, on demand and after every change.
-
-:func:`prove` runs the child and judges its report (``verify`` and the checks
-after a change share it). :func:`prove_change` verifies after every change the plugin makes
-(install hook, switch, sync); nothing happens when nothing changed (the fast
-path stays free) or when verification is turned off. A failure raises a
-:class:`TorchCudaError` with the finding, its cause and fix; ``auto`` first
-moves on (at most twice) from a build that fails for a reason of this machine,
-remembering the failure; ``switch`` passes a snapshot and gets the previous
-build put back from the stash the change kept (``install/undo.py``), else
-through the locked install.
+"""Prove that an environment's build runs, on demand (:func:`prove`, for ``verify``)
+and after every change the plugin makes (:func:`prove_change`): not when nothing
+changed or verification is off. A failure raises a :class:`TorchCudaError` with the
+finding, its cause and fix; ``auto`` first moves on (at most twice) from a build
+that fails for a reason of this machine; ``switch`` gets the previous build put
+back from the change's stash (``install/undo.py``), else through the locked install.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
@@ -35,8 +31,6 @@ from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.proof.run import ChildRun
 from poetry_torch_cuda.proof.run import run_child
-from poetry_torch_cuda.proof.verdict import SYNC_FORCE
-from poetry_torch_cuda.proof.verdict import Check
 from poetry_torch_cuda.proof.verdict import Proof
 from poetry_torch_cuda.proof.verdict import judge
 
@@ -66,32 +60,23 @@ def prove(
     exists: bool = True,
     hashes: bool = False,
 ) -> Proof:
-    """Run the child in ``env`` (nothing to run if it does not ``exist``) and judge
-    its report against ``variant`` and the machine (see :func:`.verdict.judge`).
-
-    Every file the torch family's ``RECORD`` lists must exist (and, with
-    ``hashes``, have its recorded sha256).
-    """
+    """Run the child in ``env`` (if it ``exists``) and judge its report against
+    ``variant`` and the machine (:func:`.verdict.judge`); every file the family's
+    ``RECORD`` lists must exist (with ``hashes``, with its recorded sha256)."""
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
-    machine = machine or probe(env)
     run = ChildRun({"packages": {}})
     if exists:
         run = run_child(str(env.python), list(packages), config.verify_timeout)
-    proof = judge(
+    return judge(
         run,
         variant,
-        machine,
+        machine or probe(env),
         packages,
         required=required,
         auto=config.variant.kind == "auto",
         alternative=alternative,
+        damaged=family_problems(env, packages, hashes=hashes) if exists else (),
     )
-    damage = "a removal or an interrupted install left it incomplete"
-    damaged = tuple(
-        Check("files", "fail", problem, damage, SYNC_FORCE)
-        for problem in (family_problems(env, packages, hashes=hashes) if exists else ())
-    )
-    return dataclasses.replace(proof, checks=(*damaged, *proof.checks))
 
 
 #: How many more of ``auto``'s candidates are tried after the first one failed.
@@ -207,12 +192,9 @@ def _roll_back(ctx: RunContext, snapshot: Mapping[NormalizedName, str]) -> str:
         held = held or "no torch build, as before"
         return f"Put back the previous build: {held} (no download)."
     variant = None
-    for version in snapshot.values():
-        try:
-            variant = parse_variant(label_of(version) or "")
-            break
-        except ValueError:
-            continue
+    for version in snapshot.values():  # the first that names a variant
+        with suppress(ValueError):
+            variant = variant or parse_variant(label_of(version) or "")
     if variant is None:
         return (
             f"The earlier build ({held or 'none'}) cannot be installed "

@@ -1,11 +1,7 @@
-"""The probe run *inside* the project's environment (``<env python> -I child.py``).
-
-Standard library only, never imported by the plugin. It imports each
-configured package, describes torch's build and devices, computes on the CPU
-and every visible GPU (and runs a torchvision operator), and prints
-:data:`MARKER` + the report as JSON last on stdout. Every failure of an import
-or a computation is reported.
-"""
+"""The probe run *inside* the project's environment (``<env python> -I child.py``),
+standard library only: imports each configured package, describes torch's build and
+devices, computes on the CPU and every visible GPU (and runs a torchvision operator);
+every failure is in the report, printed as :data:`MARKER` + JSON last on stdout."""
 
 from __future__ import annotations
 
@@ -77,8 +73,8 @@ def describe_torch(torch: Any) -> dict[str, Any]:
         {
             "index": i,
             "name": attempt(lambda i=i: torch.cuda.get_device_name(i))[0],
-            "capability": attempt(
-                lambda i=i: list(torch.cuda.get_device_capability(i))
+            "capability": attempt(  # as "8.9"
+                lambda i=i: "{}.{}".format(*torch.cuda.get_device_capability(i))
             )[0],
         }
         for i in range(count)

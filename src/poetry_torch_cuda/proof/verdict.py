@@ -1,9 +1,7 @@
-"""Judge the child's report (:mod:`.child`) against the variant and this machine,
-into a :class:`Proof` (``schema`` of its JSON changes if the layout does).
-
-Pure. A failure says what, why and what to do; ``machine`` marks this machine's
-failures (``auto`` moves on from those). No GPU, hidden GPUs, a GPU not reachable
-from a container and a GPU ``auto`` left out are notes; a timeout could not check.
+"""Judge the child's report (:mod:`.child`) against the variant and this machine
+into a :class:`Proof`. Pure. A failure says what, why and what to do; ``machine``
+marks this machine's failures (``auto`` moves on from those). No GPU, hidden or
+unreachable GPUs and a GPU ``auto`` left out are notes; a timeout could not check.
 """
 
 from __future__ import annotations
@@ -131,13 +129,14 @@ class Proof:
 
     def summary(self) -> str:
         """One line: what was proven after a change (or why it could not be)."""
-        checks = self.checks
-        for check in checks:
+        for check in self.checks:
             if check.status == "unchecked":
                 return f"warning: {check.message}; {check.fix}"
-        held = [c.message for c in checks if c.status == "ok"]
+        held = [c.message for c in self.checks if c.status == "ok"]
         computes = [m[12:] for m in held if m.startswith("computes on ")]
-        notes = [c.message for c in checks if c.status == "note" and c.name == "gpu"]
+        notes = [
+            c.message for c in self.checks if c.status == "note" and c.name == "gpu"
+        ]
         what = f"torch {self.torch_version}" if self.torch_version else self.variant
         return (
             f"verified {what}: imports"
@@ -171,13 +170,6 @@ class Proof:
                 "label": label_of(entry.get("version") or ""),
                 "traceback": entry.get("traceback") if debug else None,
             }
-        torch = report.get("torch")
-        if torch:  # a device's capability as "8.9"
-            devices = [
-                {**d, "capability": ".".join(map(str, d["capability"] or ())) or None}
-                for d in torch["devices"]
-            ]
-            torch = {**torch, "devices": devices}
         return {
             "schema": SCHEMA,
             "ok": self.verified,
@@ -187,7 +179,7 @@ class Proof:
             "python": report.get("python"),
             "error": self.run.error,
             "packages": packages,
-            "torch": torch or None,
+            "torch": report.get("torch") or None,
             "compute": report.get("compute") or [],
             "torchvision_op": report.get("torchvision_op"),
             "checks": [dataclasses.asdict(check) for check in self.checks],
@@ -208,14 +200,18 @@ def judge(
     required: Mapping[str, str] | None = None,
     auto: bool = False,
     alternative: Callable[[], str | None] | None = None,
+    damaged: Iterable[str] = (),
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version
     of what ``poetry install`` puts here; ``auto``: the GPUs ``auto``'s rule leaves
-    out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix."""
+    out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix;
+    ``damaged``: what is wrong with the installed files (failures first)."""
     packages = tuple(packages)
+    cause = "a removal or an interrupted install left it incomplete"
+    files = [Check("files", "fail", found, cause, SYNC_FORCE) for found in damaged]
 
     def proof(*checks: Check) -> Proof:
-        return Proof(variant, machine, packages, run, checks)
+        return Proof(variant, machine, packages, run, (*files, *checks))
 
     report = run.report
     if report is None:
@@ -416,7 +412,7 @@ def _computes(
     left_out: tuple[NvidiaGpu, ...],
 ) -> list[Check]:
     """The small computation on each device; a GPU ``auto`` left out may fail it."""
-    skipped = {gpu.compute_capability for gpu in left_out}
+    skipped = {tables.dotted(gpu.compute_capability) for gpu in left_out}
     devices = {f"cuda:{d.get('index')}": d for d in torch.get("devices") or []}
     checks = []
     for result in report.get("compute") or []:
@@ -431,7 +427,7 @@ def _computes(
         elif device == "cpu":
             cause = "the installed torch is broken"
             checks.append(Check(name, "fail", message, cause, SYNC_FORCE))
-        elif tuple(seen.get("capability") or ()) in skipped:
+        elif seen.get("capability") in skipped:
             checks.append(Check(name, "note", f"{where} left out by auto: {error}"))
         else:
             cause = "the GPU is visible but does not run the build's code"
