@@ -12,6 +12,7 @@ import configparser
 import json
 import os
 import sys
+import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -135,7 +136,13 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer
     torch_dir = universe.project_dir("torch", "cpu")
     torch_dir.mkdir(parents=True, exist_ok=True)
     (torch_dir / WHEEL.name).symlink_to(WHEEL)
-    yield from served(universe.root)
+    for server in served(universe.root):
+        # The test index hashes a wheel when a page first lists it; for the real
+        # torch wheel that can outlast the plugin's 4 s page timeout on a loaded
+        # machine. A real index has its hashes ready: hash it before the tests.
+        with urllib.request.urlopen(f"{server.whl_url('cpu')}/torch/") as page:
+            assert WHEEL.name in page.read().decode()
+        yield server
 
 
 def test_verify_runs_the_real_cpu_build_and_sync_repairs_it(
