@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.support.fixtures import ProjectFactory
+    from tests.support.index import IndexServer
 
 CU129 = 'variant = "cu129"'
 DEPS = {"needs-torch": "*", "torchvision": "*"}
@@ -101,3 +102,21 @@ def test_detect_finds_a_target_case_insensitively(
     )
     assert result.returncode == 0, result
     assert "on target lab (driver 580.65.06, sm_90, linux-x86_64)" in result.stdout
+
+
+def test_a_slow_index_gets_the_time_poetry_requests_timeout_gives(
+    project_factory: ProjectFactory, index: IndexServer, tmp_path: Path
+) -> None:
+    """A page slower than the one 4 s attempt fails, and the advice that failure
+    gives works: with POETRY_REQUESTS_TIMEOUT set, the attempt waits that long."""
+    project = project_factory(DEPS, CU129)
+    assert run_inprocess(project, "lock").returncode == 0
+    index.delay_seconds["/whl/cu129/torch/"] = 5
+    args = ("torch-cuda", "variants", "cu129", "--refresh")
+    slow = run_inprocess(project, *args, env_extra=no_gpu(tmp_path))
+    assert "did not answer within 4 s" in slow.stdout, slow
+    given = {**no_gpu(tmp_path), "POETRY_REQUESTS_TIMEOUT": "15"}
+    patient = run_inprocess(project, *args, env_extra=given)
+    assert patient.returncode == 0, patient
+    assert "did not answer" not in patient.stdout + patient.stderr, patient
+    assert "cu129" in patient.stdout and "offered" in patient.stdout, patient

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -390,9 +391,12 @@ class ProjectFiles:
 
 def project_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
     """The index client for checks and choices in a project: its Poetry config and
-    sources, one attempt of :data:`TIMEOUT` per page, never Poetry's retries."""
+    sources, one attempt per page, never Poetry's retries. The attempt waits
+    :data:`TIMEOUT`, or as long as ``POETRY_REQUESTS_TIMEOUT`` says when it is set
+    (the advice a timeout gives)."""
     sources = [(source.name, source.url) for source in poetry.get_sources()]
-    return IndexClient(poetry.config, sources, refresh=refresh, timeout=TIMEOUT)
+    timeout = float(os.environ.get("POETRY_REQUESTS_TIMEOUT") or TIMEOUT)
+    return IndexClient(poetry.config, sources, refresh=refresh, timeout=timeout)
 
 
 class IndexClient:
