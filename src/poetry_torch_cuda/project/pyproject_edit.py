@@ -35,14 +35,8 @@ def with_variant(text: str, variant: str) -> str | None:
     A literal string (``'cu129'``) stays a literal string.
     """
     document = tomlkit.parse(text)
-    tool = document.get("tool")
-    if tool is None:
-        tool = tomlkit.table(is_super_table=True)
-        document["tool"] = tool
-    table = tool.get(TABLE)
-    if table is None:
-        table = tomlkit.table()
-        tool[TABLE] = table
+    tool = document.setdefault("tool", tomlkit.table(is_super_table=True))
+    table = tool.setdefault(TABLE, tomlkit.table())
     if table.get("variant") == variant:
         return None
     old = table.get("variant")
