@@ -163,20 +163,14 @@ class _Run:
     def _cached(self, item: LockedFile, path: Path) -> bool:
         from poetry.utils.helpers import get_file_hash
 
-        if not path.is_file():  # a killed run's parts of it go first
-            tempfiles.sweep(path.parent, f".{path.name}.", _PART)
-            return False
-        if get_file_hash(path) == item.sha256.lower():
+        if path.is_file() and get_file_hash(path) == item.sha256.lower():
             self._received += path.stat().st_size
             return True
-        try:
-            path.unlink()  # damaged in the cache (a disk, a crash): fetch it again
-        except OSError as error:
-            raise self._error(
-                f"{path} in Poetry's artifact cache is not the locked {item.filename} "
-                f"(another sha256) and could not be removed: {error.strerror}. "
-                "Remove it, then run the command again."
-            ) from None
+        # A killed run's parts go first; an entry damaged (a disk, a crash) is
+        # fetched again (one that cannot be removed fails as an unwritable cache).
+        tempfiles.sweep(path.parent, f".{path.name}.", _PART)
+        with suppress(OSError):
+            path.unlink()
         return False
 
     def _url(self, item: LockedFile) -> str:
