@@ -31,23 +31,19 @@ def make(directory: Path, prefix: str, suffix: str) -> tuple[int, Path]:
     return handle, Path(name)
 
 
-def sweep(directory: Path, prefix: str, suffix: str) -> list[Path]:
+def sweep(directory: Path, prefix: str, suffix: str) -> None:
     """Remove ``directory``'s files made by :func:`make` whose process is gone.
 
-    Returns the files removed. Errors (a file another run removed first, no
-    permission) are ignored: a leftover costs disk space, never correctness.
+    Errors (a file another run removed first, no permission) are ignored: a
+    leftover costs disk space, never correctness.
     """
-    removed = []
     with suppress(OSError):
         literal = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
         for path in directory.glob(f"{literal}*{suffix}"):
             owner = path.name[len(prefix) :].split(".", 1)[0]
-            if not owner.isdigit() or alive(int(owner)):
-                continue
-            with suppress(OSError):
-                path.unlink()
-                removed.append(path)
-    return removed
+            if owner.isdigit() and not alive(int(owner)):
+                with suppress(OSError):
+                    path.unlink()
 
 
 def alive(pid: int) -> bool:
