@@ -59,14 +59,13 @@ def download_files(
 ) -> list[Path]:
     """Make every item a verified file in ``cache_dir``; return their paths in order.
 
-    A cached file is used when its sha256 is the lock's (as Poetry checks its
-    cached archives); one that is not is fetched again. ``mirror``: an index
-    to find the files on by name instead of their URLs.
+    A cached file is used when its sha256 is the lock's, as Poetry checks its
+    cached archives. ``mirror``: an index to find the files on by name.
 
     Raises:
-        DownloadError: a file could not be fetched, or its bytes differ from
-            the lock (nothing of it is left in the cache), or a signal stopped
-            the downloads (``exit_code`` 128 + its number).
+        DownloadError: a file could not be fetched or differs from the lock
+            (nothing of it is left in the cache), or a signal stopped the
+            downloads (``exit_code`` 128 + its number).
     """
     from poetry.core.packages.utils.link import Link
     from poetry.utils.cache import ArtifactCache
