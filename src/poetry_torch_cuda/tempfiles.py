@@ -23,32 +23,27 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-def make(directory: Path | None, prefix: str, suffix: str) -> tuple[int, Path]:
-    """``mkstemp`` in ``directory`` (default: the temp directory) with this pid in the name."""
+def make(directory: Path, prefix: str, suffix: str) -> tuple[int, Path]:
+    """``mkstemp`` in ``directory`` with this pid in the name."""
     handle, name = tempfile.mkstemp(
         dir=directory, prefix=f"{prefix}{os.getpid()}.", suffix=suffix
     )
     return handle, Path(name)
 
 
-def sweep(directory: Path | None, prefix: str, suffix: str) -> list[Path]:
+def sweep(directory: Path, prefix: str, suffix: str) -> None:
     """Remove ``directory``'s files made by :func:`make` whose process is gone.
 
-    Returns the files removed. Errors (a file another run removed first, no
-    permission) are ignored: a leftover costs disk space, never correctness.
+    Errors (a file another run removed first, no permission) are ignored: a
+    leftover costs disk space, never correctness.
     """
-    folder = Path(directory) if directory is not None else Path(tempfile.gettempdir())
-    removed = []
     with suppress(OSError):
         literal = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
-        for path in folder.glob(f"{literal}*{suffix}"):
+        for path in directory.glob(f"{literal}*{suffix}"):
             owner = path.name[len(prefix) :].split(".", 1)[0]
-            if not owner.isdigit() or alive(int(owner)):
-                continue
-            with suppress(OSError):
-                path.unlink()
-                removed.append(path)
-    return removed
+            if owner.isdigit() and not alive(int(owner)):
+                with suppress(OSError):
+                    path.unlink()
 
 
 def alive(pid: int) -> bool:

@@ -96,7 +96,8 @@ def test_sweep_removes_only_files_of_dead_processes(tmp_path: Path) -> None:
     os.close(handle)
     unrelated = tmp_path / ".pyproject.toml.notapid.tmp"
     unrelated.write_text("x")
-    assert tempfiles.sweep(tmp_path, ".pyproject.toml.", ".tmp") == [leftover]
+    tempfiles.sweep(tmp_path, ".pyproject.toml.", ".tmp")
+    assert not leftover.exists()
     assert mine.exists()
     assert unrelated.exists()
 

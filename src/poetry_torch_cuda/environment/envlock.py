@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 #: The env lock's file (named apart from torch-cuda.lock's ``LOCK_NAME``).
 ENV_LOCK_NAME = ".poetry-torch-cuda.lock"
-DEFAULT_WAIT_SECONDS = 900.0
 _POLL_SECONDS = 0.1
 
 _held: list[int] = []
@@ -69,7 +68,7 @@ def state_dir(env_path: Path) -> Path:
 def environment_lock(
     env_path: Path,
     on_wait: Callable[[], None] | None = None,
-    wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    wait_seconds: float = 900.0,
 ) -> Iterator[bool]:
     """Hold the environment's lock; call ``on_wait`` once if another run holds it.
 

@@ -57,11 +57,6 @@ class InstalledDistribution:
         except OSError:
             return None
 
-    @property
-    def requires(self) -> frozenset[NormalizedName]:
-        """What it requires when nobody asks for one of its extras."""
-        return frozenset(name for name, _, extra in self.edges if not extra)
-
 
 class InstalledEnvironment:
     """Look up installed distributions in the site-packages directories of an env."""

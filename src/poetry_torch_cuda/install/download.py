@@ -1,11 +1,10 @@
 """The locked files a change needs, fetched into Poetry's artifact cache, sha256-checked as they stream.
 
-Which files is :mod:`.request`'s to decide. As Poetry's executor does: worker threads, Poetry's ``ArtifactCache`` entries,
-one request per file through the one
-:func:`~poetry_torch_cuda.index.client.authenticator`. The bytes are hashed
-as they arrive into a ``.part`` file (named after its process, so the next run
-sweeps those of dead ones), renamed to the cache entry only when size and hash
-match the lock. With a per-run mirror each file is found by name on its pages.
+As Poetry's executor does: worker threads, one request per file through the one
+:func:`~poetry_torch_cuda.index.client.authenticator`, hashed into a ``.part``
+file (named after its process: the next run sweeps those of dead ones), renamed
+to the cache entry only when size and hash match the lock. With a per-run
+mirror each file is found by name on its pages.
 """
 
 from __future__ import annotations
@@ -60,14 +59,13 @@ def download_files(
 ) -> list[Path]:
     """Make every item a verified file in ``cache_dir``; return their paths in order.
 
-    A cached file is used when its sha256 is the lock's (as Poetry checks its
-    cached archives); one that is not is fetched again. ``mirror``: an index
-    to find the files on by name instead of their URLs.
+    A cached file is used when its sha256 is the lock's, as Poetry checks its
+    cached archives. ``mirror``: an index to find the files on by name.
 
     Raises:
-        DownloadError: a file could not be fetched, or its bytes differ from
-            the lock (nothing of it is left in the cache), or a signal stopped
-            the downloads (``exit_code`` 128 + its number).
+        DownloadError: a file could not be fetched or differs from the lock
+            (nothing of it is left in the cache), or a signal stopped the
+            downloads (``exit_code`` 128 + its number).
     """
     from poetry.core.packages.utils.link import Link
     from poetry.utils.cache import ArtifactCache
@@ -164,20 +162,14 @@ class _Run:
     def _cached(self, item: LockedFile, path: Path) -> bool:
         from poetry.utils.helpers import get_file_hash
 
-        if not path.is_file():  # a killed run's parts of it go first
-            tempfiles.sweep(path.parent, f".{path.name}.", _PART)
-            return False
-        if get_file_hash(path) == item.sha256.lower():
+        if path.is_file() and get_file_hash(path) == item.sha256.lower():
             self._received += path.stat().st_size
             return True
-        try:
-            path.unlink()  # damaged in the cache (a disk, a crash): fetch it again
-        except OSError as error:
-            raise self._error(
-                f"{path} in Poetry's artifact cache is not the locked {item.filename} "
-                f"(another sha256) and could not be removed: {error.strerror}. "
-                "Remove it, then run the command again."
-            ) from None
+        # A killed run's parts go first; an entry damaged (a disk, a crash) is
+        # fetched again (one that cannot be removed fails as an unwritable cache).
+        tempfiles.sweep(path.parent, f".{path.name}.", _PART)
+        with suppress(OSError):
+            path.unlink()
         return False
 
     def _url(self, item: LockedFile) -> str:
@@ -226,7 +218,17 @@ class _Run:
                     if item.size not in (None, size)
                     else ""
                 )
-                raise self._mismatch(item, url, f"sha256 {digest} ({size} bytes{said})")
+                raise self._error(
+                    f"refused {item.filename}: expected sha256 {item.sha256} "
+                    f"({getattr(item, 'lock', LOCK_NAME)}), received sha256 {digest} "
+                    f"({size} bytes{said}) from {mask_url(url)}: the index or mirror "
+                    "now serves different bytes for the same file.\nA published file "
+                    "never changes: treat this as a compromised or broken mirror and "
+                    "tell whoever runs it. pyproject.toml, poetry.lock and "
+                    f"{LOCK_NAME} are left as they were.\nThe lock and the file "
+                    "disagree: if torch-cuda.lock was edited (`git diff "
+                    "torch-cuda.lock`), restore it."
+                )
             with self._lock:
                 if self._stop.is_set():
                     raise _Stopped
@@ -258,11 +260,20 @@ class _Run:
         except Exception as error:  # noqa: BLE001 - Poetry's "all attempts failed"
             raise self._unanswered(item, url, error, timeout) from None
         digest = hashlib.sha256()
-        received = count = 0
+        count = 0
         since = time.monotonic()
         with response:
             if response.status_code >= 400:
-                cause, advice = self._refused(url, response.status_code)
+                cause, advice = client.http_failure(response.status_code)
+                if response.status_code in (401, 403) and url.startswith("http:"):
+                    https = self._auth.get_credentials_for_url("https:" + url[5:])
+                    if https.username is not None or https.password is not None:
+                        advice = (
+                            "The URL is plain http on a host whose credentials are "
+                            "for https only, and credentials never go out in the "
+                            "clear: the URL (in the index's page or in "
+                            "torch-cuda.lock) must be https."
+                        )
                 raise self._failure(item, url, cause, advice)
             read = getattr(response.raw, "read1", response.raw.read)
             try:
@@ -271,7 +282,6 @@ class _Run:
                         raise _Stopped
                     stream.write(chunk)
                     digest.update(chunk)
-                    received += len(chunk)
                     count += len(chunk)
                     self._received += len(chunk)
                     if count >= _CHUNK:
@@ -284,22 +294,12 @@ class _Run:
                 if client.cause(error) == client.TIMED_OUT:
                     raise self._unanswered(item, url, error, timeout) from None
                 host = client.host_in_words(url)
-                cause = f"the connection to {host} broke off after {received} bytes"
+                cause = (
+                    f"the connection to {host} broke off after {stream.tell()} bytes"
+                )
                 advice = "Run the command again."
                 raise self._failure(item, url, cause, advice) from None
         return digest.hexdigest()
-
-    def _refused(self, url: str, status: int) -> tuple[str, str]:
-        cause, advice = client.http_failure(status)
-        if status in (401, 403) and url.startswith("http:"):
-            https = self._auth.get_credentials_for_url("https:" + url[5:])
-            if https.username is not None or https.password is not None:
-                advice = (
-                    "The URL is plain http on a host whose credentials are for https "
-                    "only, and credentials never go out in the clear: the URL (in "
-                    "the index's page or in torch-cuda.lock) must be https."
-                )
-        return cause, advice
 
     def _error(self, text: str) -> DownloadError:
         return DownloadError(f"could not install {self._asked}: {text}")
@@ -325,17 +325,6 @@ class _Run:
             f"could not write {item.filename} to Poetry's artifact cache: {path}: "
             f"{error.strerror or error}.\nMake the cache directory (cache-dir) "
             "writable, or free space in it, then run the command again."
-        )
-
-    def _mismatch(self, item: LockedFile, url: str, received: str) -> DownloadError:
-        return self._error(
-            f"refused {item.filename}: expected sha256 {item.sha256} "
-            f"({getattr(item, 'lock', LOCK_NAME)}), received {received} from "
-            f"{mask_url(url)}: the index or mirror now serves different bytes for the "
-            "same file.\nA published file never changes: treat this as a compromised "
-            "or broken mirror and tell whoever runs it. pyproject.toml, poetry.lock and "
-            f"{LOCK_NAME} are left as they were.\nThe lock and the file disagree: if "
-            "torch-cuda.lock was edited (`git diff torch-cuda.lock`), restore it."
         )
 
 

@@ -35,14 +35,8 @@ def with_variant(text: str, variant: str) -> str | None:
     A literal string (``'cu129'``) stays a literal string.
     """
     document = tomlkit.parse(text)
-    tool = document.get("tool")
-    if tool is None:
-        tool = tomlkit.table(is_super_table=True)
-        document["tool"] = tool
-    table = tool.get(TABLE)
-    if table is None:
-        table = tomlkit.table()
-        tool[TABLE] = table
+    tool = document.setdefault("tool", tomlkit.table(is_super_table=True))
+    table = tool.setdefault(TABLE, tomlkit.table())
     if table.get("variant") == variant:
         return None
     old = table.get("variant")
@@ -102,34 +96,23 @@ class PendingWrite:
                     self.discard()
                     return False
                 data = updated.encode("utf-8")
-                if self.target.stat().st_nlink > 1:
-                    self._write_in_place(current, data)
-                    return True
-                _write(os.open(self._temporary, os.O_WRONLY | os.O_TRUNC), data)
+                linked = self.target.stat().st_nlink > 1  # then written in place
+                if not linked:
+                    _write(os.open(self._temporary, os.O_WRONLY | os.O_TRUNC), data)
                 if self.target.read_bytes() != current:
                     continue  # edited meanwhile by someone who takes no lock
-                self._temporary.replace(self.target)
-                self._done = True
+                if linked:
+                    _write(os.open(self.target, os.O_WRONLY | os.O_TRUNC), data)
+                    self.discard()
+                else:
+                    self._temporary.replace(self.target)
+                    self._done = True
                 return True
         self.discard()
         raise TorchCudaError(
             f"{self.target.name} kept changing while the variant was written to it; "
             f'it was not changed. Set variant = "{self.variant}" in it by hand.'
         )
-
-    def _write_in_place(self, current: bytes, data: bytes) -> None:
-        with self.target.open("r+b") as stream:
-            if stream.read() != current:
-                raise TorchCudaError(
-                    f"{self.target.name} changed while the variant was written to "
-                    f'it; set variant = "{self.variant}" in it by hand.'
-                )
-            stream.seek(0)
-            stream.write(data)
-            stream.truncate()
-            stream.flush()
-            os.fsync(stream.fileno())
-        self.discard()
 
     def discard(self) -> None:
         """Forget the new content; the file stays as it was."""
