@@ -55,7 +55,6 @@ class OperationGuard:
         self.ctx = ctx
         self.direct = frozenset(d.name for d in ctx.poetry.package.all_requires)
         self.locked: LockedState | None = None
-        self.reason = f"managed by poetry-torch-cuda ({ctx.config.variant})"
         # Entries with a specifier are the plugin's to install even when the
         # lock lacks them: Poetry's removal of them is skipped like any other.
         self._specified = frozenset(
@@ -114,7 +113,7 @@ class OperationGuard:
                 and name not in self._specified
             ):
                 continue  # the project dropped it: Poetry may remove it
-            operation.skip(self.reason)
+            operation.skip(f"managed by poetry-torch-cuda ({self.ctx.config.variant})")
 
 
 class CommandHooks:
@@ -178,10 +177,7 @@ class CommandHooks:
             event.set_exit_code(error.exit_code or 1)
         except Exception as error:  # noqa: BLE001 - a bug of ours must not read like Poetry crashing
             if event.io.is_debug():
-                trace = traceback.format_exception(
-                    type(error), error, error.__traceback__
-                )
-                write_error(event.io, "".join(trace))
+                write_error(event.io, traceback.format_exc())
             write_error(
                 event.io,
                 f"poetry-torch-cuda failed unexpectedly: {type(error).__name__}: "

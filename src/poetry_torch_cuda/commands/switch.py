@@ -97,13 +97,6 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
             return text
         return f"nothing would change: {text}" if plan.is_empty else f"would {text}"
 
-    def preview(
-        self, ctx: RunContext, variant: Variant, *, force: bool = False, would: bool
-    ) -> str:
-        """A dry run's words: the plan that would make the env hold ``variant``."""
-        plan = plan_for(ctx.config, variant, ctx.locked, ctx.env, force=force)
-        return self.plan_words(ctx, plan, would=would)
-
     def move(
         self, ctx: RunContext, variant: Variant, *, force: bool = False, refresh: bool
     ) -> Plan:
@@ -147,8 +140,8 @@ class SyncCommand(MovingCommand):
         report(resolution, self.io)
         variant, force = resolution.variant, bool(self.option("force"))
         if self.option("dry-run"):
-            words = self.preview(ctx, variant, force=force, would=True)
-            self.line(f"{PREFIX}: {esc(words)}")
+            plan = plan_for(ctx.config, variant, ctx.locked, ctx.env, force=force)
+            self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan, would=True))}")
             return 0
         plan = self.move(ctx, variant, force=force, refresh=True)
         prove_change(ctx, variant, plan)
@@ -203,7 +196,8 @@ class SwitchCommand(MovingCommand):
         if name == "auto" and self.option("pin"):
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
-            words = esc(self.preview(ctx, variant, would=False))
+            plan = plan_for(ctx.config, variant, ctx.locked, ctx.env)
+            words = esc(self.plan_words(ctx, plan))
             self.line(f"{PREFIX}: would switch to <c2>{name}</>{resolved}: {words}")
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             return 0

@@ -135,29 +135,20 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     missing: set[str] = set()
     if locked is not None and managed:
         plan = plan_for(config, variant, locked, env)
-        protected, installed = plan.protected, plan.installed
         targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
         missing = {t.name for t in plan.install}
-        for name in sorted(protected - config.package_names):
-            distribution = installed.get(name)
-            if distribution is not None:
-                report.cuda_wheels[name] = distribution.version
-        report.orphans = list(
-            find_orphans(protected - config.package_names, targets.values(), installed)
-        )
+        wheels = plan.protected - config.package_names
+        held = {name: plan.installed.get(name) for name in wheels}
+        report.cuda_wheels = {n: d.version for n, d in held.items() if d is not None}
+        report.orphans = list(find_orphans(wheels, targets.values(), plan.installed))
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)
-        installed_build = builds.get(name)
+        build = builds.get(name)
+        pin = None if view is None else view.versions.get(name)
+        why = None if build is not None or view is None else view.why_absent(name)
         report.packages.append(
             PackageStatus(
-                name,
-                None if view is None else view.versions.get(name),
-                _wanted(targets.get(name)),
-                installed_build,
-                name not in missing,
-                None
-                if installed_build is not None or view is None
-                else view.why_absent(name),
+                name, pin, _wanted(targets.get(name)), build, name not in missing, why
             )
         )
     torch = next((p for p in report.packages if p.name == "torch"), None)
@@ -182,7 +173,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         elif verdict.usable is False:
             report.warnings.extend(f"{variant} {reason}" for reason in verdict.reasons)
     for package in report.packages:
-        if package.matches or locked is None or not managed:
+        if package.matches:  # always, without a lock or builds for this platform
             continue
         if package.installed is None:
             fix = (
