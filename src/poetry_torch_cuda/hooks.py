@@ -1,9 +1,5 @@
-"""Listeners on Poetry's installer commands: keep Poetry off the torch family, then reconcile.
-
-``plugins`` forwards only installer commands (never ``poetry self``) of projects
-with the table; what only a change needs (the locker, verification) is imported
-when a change happens.
-"""
+"""Listeners on Poetry's installer commands: keep Poetry off the torch family, then
+reconcile; the locker and verification are imported only when a change needs them."""
 
 from __future__ import annotations
 

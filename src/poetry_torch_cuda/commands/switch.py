@@ -44,9 +44,6 @@ from poetry_torch_cuda.tempfiles import kept_bytes
 
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
-
     from cleo.io.inputs.argument import Argument
     from cleo.io.inputs.option import Option
     from cleo.io.io import IO
@@ -68,10 +65,6 @@ MOVES_HELP = (
 
 class MovingCommand(TorchCudaCommand, GroupCommand):
     """A command that moves the environment's torch family to a variant's builds."""
-
-    def reads_only(self, io: IO) -> bool:
-        """A dry run only reads (it never creates the virtualenv)."""
-        return bool(io.input.option("dry-run"))
 
     def prepare(self, config: TorchCudaConfig) -> tuple[RunContext, Resolution]:
         """The one prelude of ``switch`` and ``sync``: a fresh lock, the run
@@ -191,7 +184,7 @@ class SwitchCommand(MovingCommand):
         """Install the variant's builds, then record it in pyproject.toml."""
         name = variant_argument(self.argument("variant")).name
         pyproject = self.poetry.pyproject_path
-        ctx, variant = self._target(name, self.poetry.pyproject.data)
+        ctx, variant = self._target(name)
         resolved = f" (auto: {variant})" if name == "auto" else ""
         if name == "auto" and self.option("pin"):
             name, resolved = variant.name, " (auto's pick on this machine)"
@@ -227,7 +220,7 @@ class SwitchCommand(MovingCommand):
             kept_bytes(kept),
         ):
             if waited:  # another run changed things meanwhile: read them again
-                ctx, variant = self._target(name, read_pyproject(pyproject))
+                ctx, variant = self._target(name)
             snapshot = take_snapshot(ctx)
             plan = self.move(ctx, variant, refresh=False)
             # A build that fails verification is replaced by the previous one.
@@ -256,8 +249,10 @@ class SwitchCommand(MovingCommand):
             )
         return 0
 
-    def _target(self, name: str, data: Mapping[str, Any]) -> tuple[RunContext, Variant]:
-        """The run context with ``name`` as the variant, and what it resolves to."""
+    def _target(self, name: str) -> tuple[RunContext, Variant]:
+        """The run context with ``name`` as the variant (pyproject.toml read
+        afresh), and what it resolves to."""
+        data = read_pyproject(self.poetry.pyproject_path)
         environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
         tool = dict(data.get("tool") or {})
         tool[TABLE] = {
