@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from functools import partial
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
@@ -57,22 +58,18 @@ class OperationGuard:
             canonicalize_name(r.name) for r in ctx.config.packages if r.specifier
         )
 
-    def wrap(
-        self, execute: Callable[[list[Operation]], int]
-    ) -> Callable[[list[Operation]], int]:
-        """Return ``execute`` preceded by the marking of protected operations."""
-
-        def guarded_execute(operations: list[Operation]) -> int:
-            resolved = self.capture(operations)
-            self.mark(operations, resolved)
-            # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
-            # must still be recognised as the torch family's, to be swept.
-            before = self.ctx.installed.graph(self.ctx.config.package_names)
-            graph = merge_graphs(resolved.graph, before)
-            self.locked = LockedState(resolved.versions, graph, direct=self.direct)
-            return execute(operations)
-
-        return guarded_execute
+    def execute(
+        self, execute: Callable[[list[Operation]], int], operations: list[Operation]
+    ) -> int:
+        """Poetry's ``execute`` of ``operations``, after marking the protected ones."""
+        resolved = self.capture(operations)
+        self.mark(operations, resolved)
+        # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
+        # must still be recognised as the torch family's, to be swept.
+        before = self.ctx.installed.graph(self.ctx.config.package_names)
+        graph = merge_graphs(resolved.graph, before)
+        self.locked = LockedState(resolved.versions, graph, direct=self.direct)
+        return execute(operations)
 
     def capture(self, operations: list[Operation]) -> LockedState:
         """What this run resolves: the configured packages' versions, the graph."""
@@ -146,7 +143,7 @@ class CommandHooks:
         if command.name != "lock":
             guard = OperationGuard(ctx)
             executor = command.installer.executor
-            executor.execute = guard.wrap(executor.execute)  # type: ignore[method-assign,assignment]
+            executor.execute = partial(guard.execute, executor.execute)  # type: ignore[method-assign]
         self._runs[id(command)] = (ctx, guard)
 
     def on_terminate(self, event: ConsoleTerminateEvent) -> None:
