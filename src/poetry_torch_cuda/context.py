@@ -1,10 +1,5 @@
-"""One run of a command or a hook: what every step of it reads, built once.
-
-Poetry, the environment, the output and the parsed configuration are given;
-the views built from them (the lock's view for the selected groups and
-extras, the installed environment, the index client) are built the first time
-a step asks and shared by every later step of the same run.
-"""
+"""One run of a command or a hook: what every step of it reads, each view built
+the first time a step asks and shared by every later step of the same run."""
 
 from __future__ import annotations
 

@@ -1,14 +1,11 @@
-"""Listeners on Poetry's installer commands: keep Poetry off the torch family, then reconcile.
-
-``plugins`` forwards only installer commands (never ``poetry self``) of projects
-with the table; what only a change needs (the locker, verification) is imported
-when a change happens.
-"""
+"""Listeners on Poetry's installer commands: keep Poetry off the torch family, then
+reconcile; the locker and verification are imported only when a change needs them."""
 
 from __future__ import annotations
 
 import sys
 import traceback
+from functools import partial
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
@@ -55,29 +52,24 @@ class OperationGuard:
         self.ctx = ctx
         self.direct = frozenset(d.name for d in ctx.poetry.package.all_requires)
         self.locked: LockedState | None = None
-        self.reason = f"managed by poetry-torch-cuda ({ctx.config.variant})"
         # Entries with a specifier are the plugin's to install even when the
         # lock lacks them: Poetry's removal of them is skipped like any other.
         self._specified = frozenset(
             canonicalize_name(r.name) for r in ctx.config.packages if r.specifier
         )
 
-    def wrap(
-        self, execute: Callable[[list[Operation]], int]
-    ) -> Callable[[list[Operation]], int]:
-        """Return ``execute`` preceded by the marking of protected operations."""
-
-        def guarded_execute(operations: list[Operation]) -> int:
-            resolved = self.capture(operations)
-            self.mark(operations, resolved)
-            # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
-            # must still be recognised as the torch family's, to be swept.
-            before = self.ctx.installed.graph(self.ctx.config.package_names)
-            graph = merge_graphs(resolved.graph, before)
-            self.locked = LockedState(resolved.versions, graph, direct=self.direct)
-            return execute(operations)
-
-        return guarded_execute
+    def execute(
+        self, execute: Callable[[list[Operation]], int], operations: list[Operation]
+    ) -> int:
+        """Poetry's ``execute`` of ``operations``, after marking the protected ones."""
+        resolved = self.capture(operations)
+        self.mark(operations, resolved)
+        # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
+        # must still be recognised as the torch family's, to be swept.
+        before = self.ctx.installed.graph(self.ctx.config.package_names)
+        graph = merge_graphs(resolved.graph, before)
+        self.locked = LockedState(resolved.versions, graph, direct=self.direct)
+        return execute(operations)
 
     def capture(self, operations: list[Operation]) -> LockedState:
         """What this run resolves: the configured packages' versions, the graph."""
@@ -114,7 +106,7 @@ class OperationGuard:
                 and name not in self._specified
             ):
                 continue  # the project dropped it: Poetry may remove it
-            operation.skip(self.reason)
+            operation.skip(f"managed by poetry-torch-cuda ({self.ctx.config.variant})")
 
 
 class CommandHooks:
@@ -151,7 +143,7 @@ class CommandHooks:
         if command.name != "lock":
             guard = OperationGuard(ctx)
             executor = command.installer.executor
-            executor.execute = guard.wrap(executor.execute)  # type: ignore[method-assign,assignment]
+            executor.execute = partial(guard.execute, executor.execute)  # type: ignore[method-assign]
         self._runs[id(command)] = (ctx, guard)
 
     def on_terminate(self, event: ConsoleTerminateEvent) -> None:
@@ -178,10 +170,7 @@ class CommandHooks:
             event.set_exit_code(error.exit_code or 1)
         except Exception as error:  # noqa: BLE001 - a bug of ours must not read like Poetry crashing
             if event.io.is_debug():
-                trace = traceback.format_exception(
-                    type(error), error, error.__traceback__
-                )
-                write_error(event.io, "".join(trace))
+                write_error(event.io, traceback.format_exc())
             write_error(
                 event.io,
                 f"poetry-torch-cuda failed unexpectedly: {type(error).__name__}: "

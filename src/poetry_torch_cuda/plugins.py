@@ -17,15 +17,12 @@ from poetry_torch_cuda import COMMANDS
 
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from cleo.commands.command import Command as CleoCommand
     from cleo.events.event import Event
     from poetry.console.application import Application
 
     from poetry_torch_cuda.hooks import CommandHooks
 
-VALIDATE_PRIORITY = 10
 #: ``config.TABLE``, repeated so that projects without it import nothing of ours.
 TABLE = "poetry-torch-cuda"
 
@@ -40,11 +37,11 @@ class TorchCudaPlugin(ApplicationPlugin):
         from cleo.events.console_events import TERMINATE
 
         for name, target in COMMANDS.items():
-            application.command_loader.register_factory(name, _lazy(target))
+            application.command_loader.register_factory(name, partial(_build, target))
         dispatcher = application.event_dispatcher
         assert dispatcher is not None
         # Validation runs before Poetry's own listeners create the virtualenv.
-        dispatcher.add_listener(COMMAND, self._on_validate, priority=VALIDATE_PRIORITY)
+        dispatcher.add_listener(COMMAND, self._on_validate, priority=10)
         dispatcher.add_listener(COMMAND, self._on_command)
         dispatcher.add_listener(TERMINATE, partial(self._forward, "on_terminate"))
 
@@ -98,11 +95,7 @@ def _warn_on_poetry_export(event: Event) -> None:
         )
 
 
-def _lazy(target: str) -> Callable[[], CleoCommand]:
+def _build(target: str) -> CleoCommand:
     module, _, attribute = target.partition(":")
-
-    def factory() -> CleoCommand:
-        command: CleoCommand = getattr(import_module(module), attribute)()
-        return command
-
-    return factory
+    command: CleoCommand = getattr(import_module(module), attribute)()
+    return command

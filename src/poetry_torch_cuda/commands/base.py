@@ -28,8 +28,6 @@ from poetry_torch_cuda.project.selection import selection_from
 
 if TYPE_CHECKING:
     from cleo.io.io import IO
-    from poetry.poetry import Poetry
-    from poetry.utils.env import Env
 
     from poetry_torch_cuda.project.config import TorchCudaConfig
 
@@ -60,21 +58,23 @@ class ReportsErrors(Command):
 class TorchCudaCommand(ReportsErrors, EnvCommand):
     """An ``EnvCommand`` that reads the project's table and reports errors natively."""
 
-    def reads_only(self, io: IO) -> bool:
-        """Whether this run only reads: then it never creates the virtualenv."""
-        return True
-
     def validate_early(self, io: IO) -> None:
         """Before Poetry creates the virtualenv: refuse when disabled, check the
-        input; a reading run takes the existing environment (Poetry creates none).
+        input; a reading run (all but a real ``switch`` or ``sync``) takes the
+        existing environment or a :class:`NotCreatedEnv` (Poetry creates none).
 
         Raises:
             TorchCudaError: the plugin is disabled, or the input is invalid.
         """
         refuse_if_disabled()
         self.check_input(io)
-        if self.reads_only(io):
-            self.set_env(existing_env(self.poetry, io))
+        if io.input.has_option("dry-run") and not io.input.option("dry-run"):
+            return
+        env = EnvManager(self.poetry, io=io).get()
+        if not env.is_venv() and self.poetry.config.get("virtualenvs.create", True):
+            nowhere = self.poetry.pyproject_path.parent / ".venv" / "not-created-yet"
+            env = NotCreatedEnv(Path(env.path), nowhere)
+        self.set_env(env)
 
     def check_input(self, io: IO) -> None:
         """Check what the command reads before anything runs (the table)."""
@@ -115,13 +115,3 @@ class NotCreatedEnv(SystemEnv):
     def site_packages(self) -> SitePackages:
         """No site-packages directory: every lookup finds nothing."""
         return SitePackages(self._nowhere)
-
-
-def existing_env(poetry: Poetry, io: IO) -> Env:
-    """The project's environment if it exists, else a :class:`NotCreatedEnv`
-    (``status``, ``detect``, ``variants`` and dry runs never create one)."""
-    env = EnvManager(poetry, io=io).get()
-    if env.is_venv() or not poetry.config.get("virtualenvs.create", True):
-        return env
-    nowhere = poetry.pyproject_path.parent / ".venv" / "not-created-yet"
-    return NotCreatedEnv(Path(env.path), nowhere)

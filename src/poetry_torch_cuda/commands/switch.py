@@ -44,9 +44,6 @@ from poetry_torch_cuda.tempfiles import kept_bytes
 
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
-
     from cleo.io.inputs.argument import Argument
     from cleo.io.inputs.option import Option
     from cleo.io.io import IO
@@ -68,10 +65,6 @@ MOVES_HELP = (
 
 class MovingCommand(TorchCudaCommand, GroupCommand):
     """A command that moves the environment's torch family to a variant's builds."""
-
-    def reads_only(self, io: IO) -> bool:
-        """A dry run only reads (it never creates the virtualenv)."""
-        return bool(io.input.option("dry-run"))
 
     def prepare(self, config: TorchCudaConfig) -> tuple[RunContext, Resolution]:
         """The one prelude of ``switch`` and ``sync``: a fresh lock, the run
@@ -96,13 +89,6 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         if not would:
             return text
         return f"nothing would change: {text}" if plan.is_empty else f"would {text}"
-
-    def preview(
-        self, ctx: RunContext, variant: Variant, *, force: bool = False, would: bool
-    ) -> str:
-        """A dry run's words: the plan that would make the env hold ``variant``."""
-        plan = plan_for(ctx.config, variant, ctx.locked, ctx.env, force=force)
-        return self.plan_words(ctx, plan, would=would)
 
     def move(
         self, ctx: RunContext, variant: Variant, *, force: bool = False, refresh: bool
@@ -147,8 +133,8 @@ class SyncCommand(MovingCommand):
         report(resolution, self.io)
         variant, force = resolution.variant, bool(self.option("force"))
         if self.option("dry-run"):
-            words = self.preview(ctx, variant, force=force, would=True)
-            self.line(f"{PREFIX}: {esc(words)}")
+            plan = plan_for(ctx.config, variant, ctx.locked, ctx.env, force=force)
+            self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan, would=True))}")
             return 0
         plan = self.move(ctx, variant, force=force, refresh=True)
         prove_change(ctx, variant, plan)
@@ -198,12 +184,13 @@ class SwitchCommand(MovingCommand):
         """Install the variant's builds, then record it in pyproject.toml."""
         name = variant_argument(self.argument("variant")).name
         pyproject = self.poetry.pyproject_path
-        ctx, variant = self._target(name, self.poetry.pyproject.data)
+        ctx, variant = self._target(name)
         resolved = f" (auto: {variant})" if name == "auto" else ""
         if name == "auto" and self.option("pin"):
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
-            words = esc(self.preview(ctx, variant, would=False))
+            plan = plan_for(ctx.config, variant, ctx.locked, ctx.env)
+            words = esc(self.plan_words(ctx, plan))
             self.line(f"{PREFIX}: would switch to <c2>{name}</>{resolved}: {words}")
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             return 0
@@ -233,7 +220,7 @@ class SwitchCommand(MovingCommand):
             kept_bytes(kept),
         ):
             if waited:  # another run changed things meanwhile: read them again
-                ctx, variant = self._target(name, read_pyproject(pyproject))
+                ctx, variant = self._target(name)
             snapshot = take_snapshot(ctx)
             plan = self.move(ctx, variant, refresh=False)
             # A build that fails verification is replaced by the previous one.
@@ -262,8 +249,10 @@ class SwitchCommand(MovingCommand):
             )
         return 0
 
-    def _target(self, name: str, data: Mapping[str, Any]) -> tuple[RunContext, Variant]:
-        """The run context with ``name`` as the variant, and what it resolves to."""
+    def _target(self, name: str) -> tuple[RunContext, Variant]:
+        """The run context with ``name`` as the variant (pyproject.toml read
+        afresh), and what it resolves to."""
+        data = read_pyproject(self.poetry.pyproject_path)
         environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
         tool = dict(data.get("tool") or {})
         tool[TABLE] = {

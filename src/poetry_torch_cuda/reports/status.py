@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.install.build_info import InstalledBuild
-    from poetry_torch_cuda.install.planning import Target
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.resolution import Resolution
     from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -118,50 +117,35 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         view = LockView(poetry, env, judged)
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
         locked, view, warnings = None, None, [str(error)]
+    versions = None if view is None else view.versions
     resolution = resolve(
-        config,
-        poetry,
-        env,
-        None if view is None else view.versions,
-        machine=machine,
-        client=ctx.client,
+        config, poetry, env, versions, machine=machine, client=ctx.client
     )
     variant = resolution.variant
     report = StatusReport(resolution, config.index_url(variant), machine)
     report.warnings = warnings
     builds = read_builds(config.package_names, ctx.installed)
-    managed = variant.has_builds_for(machine.sys_platform)
+    not_built = variant.not_built_for(machine.sys_platform)
     targets = {}
     missing: set[str] = set()
-    if locked is not None and managed:
+    if locked is not None and not_built is None:
         plan = plan_for(config, variant, locked, env)
-        protected, installed = plan.protected, plan.installed
         targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
         missing = {t.name for t in plan.install}
-        for name in sorted(protected - config.package_names):
-            distribution = installed.get(name)
-            if distribution is not None:
-                report.cuda_wheels[name] = distribution.version
-        report.orphans = list(
-            find_orphans(protected - config.package_names, targets.values(), installed)
-        )
+        wheels = plan.protected - config.package_names
+        held = {name: plan.installed.get(name) for name in wheels}
+        report.cuda_wheels = {n: d.version for n, d in held.items() if d is not None}
+        report.orphans = list(find_orphans(wheels, targets.values(), plan.installed))
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)
-        installed_build = builds.get(name)
+        build, target = builds.get(name), targets.get(name)
+        wanted = str(target.version or target.specifier or "") if target else None
+        why = None if build is not None or view is None else view.why_absent(name)
+        pin = (versions or {}).get(name)
         report.packages.append(
-            PackageStatus(
-                name,
-                None if view is None else view.versions.get(name),
-                _wanted(targets.get(name)),
-                installed_build,
-                name not in missing,
-                None
-                if installed_build is not None or view is None
-                else view.why_absent(name),
-            )
+            PackageStatus(name, pin, wanted or None, build, name not in missing, why)
         )
     torch = next((p for p in report.packages if p.name == "torch"), None)
-    not_built = variant.not_built_for(machine.sys_platform)
     if not_built is not None:
         report.notes.append(f"{not_built}: Poetry installs PyPI's default build here")
     elif variant.kind in ("cuda", "rocm"):
@@ -182,7 +166,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         elif verdict.usable is False:
             report.warnings.extend(f"{variant} {reason}" for reason in verdict.reasons)
     for package in report.packages:
-        if package.matches or locked is None or not managed:
+        if package.matches:  # always, without a lock or builds for this platform
             continue
         if package.installed is None:
             fix = (
@@ -238,14 +222,6 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         report.notes += notes
         report.warnings += found
     return report
-
-
-def _wanted(target: Target | None) -> str | None:
-    if target is None:
-        return None
-    if target.version is not None:
-        return str(target.version)
-    return str(target.specifier or "") or None
 
 
 #: Packages download.pytorch.org/whl/<variant> publishes in a build per variant
