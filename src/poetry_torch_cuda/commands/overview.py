@@ -16,26 +16,32 @@ from poetry_torch_cuda import COMMANDS
 
 
 NAMESPACE = "torch-cuda"
+DISTRIBUTION = "poetry-torch-cuda"
+#: Shown when the installed metadata names no documentation address.
+README = "README.md of poetry-torch-cuda (in its repository and source distribution)"
 
 
 def overview() -> list[str]:
     """The listing, in Poetry's styles, with the documentation's address from the
-    installed metadata."""
+    installed metadata (else where the README is)."""
     entries = []
     for name, target in sorted(COMMANDS.items()):
         module, _, attribute = target.partition(":")
         if name.startswith(f"{NAMESPACE} "):
             description = getattr(import_module(module), attribute).description
             entries.append((name[len(NAMESPACE) + 1 :], str(description)))
-    urls = metadata("poetry-torch-cuda").get_all("Project-URL") or []
-    docs = next(url for url in urls if url.startswith("Documentation,"))
+    address = README
+    for entry in metadata(DISTRIBUTION).get_all("Project-URL") or []:
+        label, _, url = str(entry).partition(",")
+        if label.strip().lower() == "documentation":
+            address = url.strip()
     width = max((len(name) for name, _ in entries), default=0)
     lines = ["<b>Commands</> (<c1>poetry torch-cuda COMMAND</>):"]
     lines += [f"  <c1>{name:<{width}}</>  {text}" for name, text in entries]
     lines += [
         "",
         "One command's options: <c1>poetry torch-cuda COMMAND --help</>",
-        f"<b>Documentation:</> {docs.partition(',')[2].strip()}",
+        f"<b>Documentation:</> {address}",
     ]
     return lines
 
