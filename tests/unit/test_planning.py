@@ -9,7 +9,6 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
-from poetry_torch_cuda.install.planning import InstallSettings
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import build_targets
@@ -61,7 +60,7 @@ def test_targets_pin_locked_version_with_variant_label() -> None:
         CU129,
         LINUX,
     )
-    assert [t.pip_requirement for t in targets] == [
+    assert [str(t) for t in targets] == [
         "torch==2.14.1+cu129",
         "torchvision==0.29.1+cu129",
     ]
@@ -69,7 +68,7 @@ def test_targets_pin_locked_version_with_variant_label() -> None:
 
 def test_unlocked_package_with_specifier_becomes_a_range_target() -> None:
     targets = build_targets([Requirement("torchaudio[io]>=2.13")], {}, CU129, LINUX)
-    assert [t.pip_requirement for t in targets] == ["torchaudio[io]>=2.13"]
+    assert [str(t) for t in targets] == ["torchaudio[io]>=2.13"]
 
 
 def test_marker_excludes_package() -> None:
@@ -177,12 +176,18 @@ def test_force_moves_what_is_in_place_to_the_install_list(tmp_path: Path) -> Non
 def test_a_plan_that_only_removes_asks_nothing_before_pip(tmp_path: Path) -> None:
     plan = Plan(CU129, remove=(canonicalize_name("nvidia-cublas-cu12"),))
     config = TorchCudaConfig(CU129)
-    settings = InstallSettings(compile_bytecode=True)
     # neither the environment nor the output is touched: no index, no lock
-    request = prepare_install(plan, config, None, None, settings)  # type: ignore[arg-type]
+    request = prepare_install(
+        plan,
+        config,
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        compile_bytecode=True,
+    )
     assert request.plan == plan
-    assert request.files == () and request.requirements == []
-    assert request.settings.compile_bytecode
+    assert request.files == () and request.asked == ""
+    assert request.compile_bytecode
 
 
 def test_nothing_held_is_said_only_when_nothing_is_here_to_move() -> None:

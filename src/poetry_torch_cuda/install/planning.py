@@ -13,7 +13,6 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
-from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import unneeded
 
 
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
 
     from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet
-    from poetry.config.config import Config
-    from poetry.poetry import Poetry
 
     from poetry_torch_cuda.project.variants import Variant
 
@@ -37,14 +34,6 @@ class Target:
     version: Version | None = None
     specifier: SpecifierSet | None = None
     extras: frozenset[str] = frozenset()
-
-    @property
-    def pip_requirement(self) -> str:
-        """The requirement string pip installs (``torch==2.8.0+cu129``)."""
-        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
-        if self.version is not None:
-            return f"{self.name}{extras}=={self.version}"
-        return f"{self.name}{extras}{self.specifier or ''}"
 
     def is_satisfied_by(self, installed_version: str | None, variant: Variant) -> bool:
         """Whether ``installed_version`` is this target's build of ``variant``."""
@@ -63,7 +52,11 @@ class Target:
         )
 
     def __str__(self) -> str:
-        return self.pip_requirement
+        """The requirement as pip reads it (``torch==2.8.0+cu129``)."""
+        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
+        if self.version is not None:
+            return f"{self.name}{extras}=={self.version}"
+        return f"{self.name}{extras}{self.specifier or ''}"
 
 
 def build_targets(
@@ -120,7 +113,7 @@ class Plan:
     variant: Variant
     install: tuple[Target, ...] = ()
     remove: tuple[NormalizedName, ...] = ()
-    satisfied: tuple[Target, ...] = field(default=())
+    satisfied: tuple[Target, ...] = ()
     #: The torch family as the lock and the environment see it.
     protected: frozenset[NormalizedName] = frozenset()
     #: The configured packages (never swept as unused).
@@ -206,35 +199,3 @@ def find_orphans(
         return []
     graph = installed.graph()
     return unneeded(present, [name for name in graph if name not in present], graph)
-
-
-def poetry_lacks(
-    plan: Plan,
-    graph: Mapping[NormalizedName, Iterable[NormalizedName]],
-    versions: Mapping[NormalizedName, str],
-) -> dict[NormalizedName, str]:
-    """Poetry's packages (outside the family) the targets need in ``graph`` (poetry.lock's)
-    and the env lacks, at poetry.lock's ``versions`` (a hook's holds only the family)."""
-    reached = dependency_closure([t.name for t in plan.install], graph)
-    return {
-        name: versions[name]
-        for name in sorted(reached - plan.protected)
-        if name in versions and plan.installed.get(name) is None
-    }
-
-
-@dataclass(frozen=True)
-class InstallSettings:
-    """How a command carries its changes out; what changes is the plan's."""
-
-    #: The project: its poetry.lock, sources, configuration and torch-cuda.lock.
-    poetry: Poetry | None = None
-    #: Reinstall matching builds too (``sync --force``).
-    force: bool = False
-    #: Write ``.pyc`` files, as ``poetry install --compile`` does.
-    compile_bytecode: bool = False
-
-    @property
-    def poetry_config(self) -> Config | None:
-        """The project's Poetry configuration (credentials, the artifact cache)."""
-        return None if self.poetry is None else self.poetry.config

@@ -15,15 +15,14 @@ from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.install.planning import InstallSettings
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_changes
-from poetry_torch_cuda.install.planning import poetry_lacks
 from poetry_torch_cuda.install.planning import with_family
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import protected_names
 from poetry_torch_cuda.urls import mask_url
 
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
+    from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.install.pip import PipRunner
@@ -72,11 +72,19 @@ def plan_for(
     plan = plan_changes(
         variant, targets, protected, config.package_names, installed, force=force
     )
+    # Poetry's packages the targets need and the env lacks (a hook's graph holds
+    # only the family), at poetry.lock's versions.
+    reached = dependency_closure([t.name for t in plan.install], locked.graph)
+    versions = locked.pins or locked.versions
     return dataclasses.replace(
         plan,
         index_shown=mask_url(config.index_url(variant)),
         own=locked.direct - config.package_names,
-        lacking=poetry_lacks(plan, locked.graph, locked.pins or locked.versions),
+        lacking={
+            name: versions[name]
+            for name in sorted(reached - protected)
+            if name in versions and installed.get(name) is None
+        },
     )
 
 
@@ -158,13 +166,13 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
 
 def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) -> None:
     """The request's files, fetched at once and verified, then pip, locally."""
-    asked = ", ".join(request.requirements)
+    asked = request.asked
     if request.files:
         paths = _fetch(request, io)
         pip.install_files(
             [(path, item.sha256) for path, item in zip(paths, request.files)],
             force_reinstall=request.plan.force,
-            compile_bytecode=request.settings.compile_bytecode,
+            compile_bytecode=request.compile_bytecode,
             asked=asked,
         )
     conflicts = installed_environment(env).unmet(request.plan.configured)
@@ -185,7 +193,7 @@ def _fetch(request: InstallRequest, io: IO) -> list[Path]:
 
     config, variant = request.config, request.plan.variant
     auth = variant_authenticator(
-        config, variant, request.settings.poetry_config, config.download_concurrency
+        config, variant, request.poetry.config, config.download_concurrency
     )
     # The per-run mirror: files found there by name, checked by the lock's hashes.
     mirror = config.index_url(variant) if os.environ.get(ENV_INDEX_URL) else None
@@ -207,7 +215,7 @@ def _fetch(request: InstallRequest, io: IO) -> list[Path]:
             auth,
             concurrency=config.download_concurrency,
             progress=show if terminal else None,
-            asked=", ".join(request.requirements),
+            asked=request.asked,
             mirror=mirror,
         )
     finally:
@@ -280,31 +288,35 @@ def reconcile_environment(
     locked: LockedState,
     env: Env,
     io: IO,
-    settings: InstallSettings | None = None,
+    poetry: Poetry,
     *,
+    force: bool = False,
+    compile_bytecode: bool = False,
     refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
-    A run that waited for another one plans what is left, with ``refresh``'s
-    configuration and variant; returns the plan carried out.
+    ``force`` reinstalls matching builds (``sync --force``), ``compile_bytecode``
+    writes ``.pyc`` files. A run that waited for another one plans what is
+    left, with ``refresh``'s configuration and variant; returns the plan carried out.
     """
-    settings = settings or InstallSettings()
     with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
         if waited and refresh is not None:
             config, variant = refresh() or (config, variant)
-        plan = plan_for(config, variant, locked, env, force=settings.force)
+        plan = plan_for(config, variant, locked, env, force=force)
         if not plan.is_empty:
             from poetry_torch_cuda.install.request import prepare_install
             from poetry_torch_cuda.install.request import refuse_system_python
 
             refuse_system_python(env, io)
-            poetry = settings.poetry if plan.install else None
-            project = None if poetry is None else poetry.pyproject_path.parent
-            if project is not None:
+            project = poetry.pyproject_path.parent
+            if plan.install:
                 _warn_other_owner(env, io, project, variant)
-            apply_plan(prepare_install(plan, config, env, io, settings), env, io)
-            if project is not None:
+            request = prepare_install(
+                plan, config, env, io, poetry, compile_bytecode=compile_bytecode
+            )
+            apply_plan(request, env, io)
+            if plan.install:
                 record = {"project": str(project), "variant": variant.name}
                 with suppress(OSError):
                     owner_record(env.path).write_text(json.dumps(record), "utf-8")
