@@ -40,6 +40,7 @@ def env_of(site: Path) -> InstalledEnvironment:
 
 
 CUBLAS = canonicalize_name("nvidia-cublas-cu12")
+NOTHING = InstalledEnvironment([], LINUX)
 
 
 def torch_needing_cublas(site: Path, marker: str) -> Target:
@@ -59,6 +60,7 @@ def test_targets_pin_locked_version_with_variant_label() -> None:
         },
         CU129,
         LINUX,
+        NOTHING,
     )
     assert [str(t) for t in targets] == [
         "torch==2.14.1+cu129",
@@ -66,8 +68,12 @@ def test_targets_pin_locked_version_with_variant_label() -> None:
     ]
 
 
-def test_unlocked_package_with_specifier_becomes_a_range_target() -> None:
-    targets = build_targets([Requirement("torchaudio[io]>=2.13")], {}, CU129, LINUX)
+def test_unlocked_package_with_specifier_becomes_a_range_target(
+    tmp_path: Path,
+) -> None:
+    write_dist(tmp_path, "torchaudio", "2.13.0+cu126")  # held: it moves with the family
+    wanted = [Requirement("torchaudio[io]>=2.13")]
+    targets = build_targets(wanted, {}, CU129, LINUX, env_of(tmp_path))
     assert [str(t) for t in targets] == ["torchaudio[io]>=2.13"]
 
 
@@ -77,6 +83,7 @@ def test_marker_excludes_package() -> None:
         {canonicalize_name("torch"): "2.14.1"},
         CU129,
         LINUX,
+        NOTHING,
     )
     assert targets == []
 

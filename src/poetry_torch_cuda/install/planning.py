@@ -64,9 +64,14 @@ def build_targets(
     locked_versions: Mapping[NormalizedName, str],
     variant: Variant,
     marker_env: Mapping[str, Any],
+    installed: InstalledEnvironment,
 ) -> list[Target]:
     """The configured packages this environment must hold: the locked version with the
-    variant's label, or (not locked) the configured specifier."""
+    variant's label, or (not locked) the configured specifier.
+
+    A specifier-only target (``"torchaudio>=2.8"``) moves with the family: it
+    is kept when the environment holds it or a locked target comes too.
+    """
     targets: list[Target] = []
     for requirement in packages:
         if requirement.marker is not None and not requirement.marker.evaluate(
@@ -83,27 +88,9 @@ def build_targets(
             )
         elif requirement.specifier:
             targets.append(Target(name, specifier=requirement.specifier, extras=extras))
-    return targets
-
-
-def with_family(
-    targets: Iterable[Target], installed: InstalledEnvironment
-) -> list[Target]:
-    """``targets`` without specifier-only ones that would be installed on their own.
-
-    A package the lock lacks but the configuration names with a specifier
-    (``"torchaudio>=2.8"``) moves with the family: installed when the
-    environment holds it or a locked configured package is installed too.
-    """
-    targets = list(targets)
-    has_locked = any(target.version is not None for target in targets)
-    return [
-        target
-        for target in targets
-        if target.version is not None
-        or has_locked
-        or installed.get(target.name) is not None
-    ]
+    if any(target.version is not None for target in targets):
+        return targets
+    return [target for target in targets if installed.get(target.name) is not None]
 
 
 @dataclass(frozen=True)

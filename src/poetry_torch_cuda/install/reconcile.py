@@ -19,7 +19,6 @@ from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_changes
-from poetry_torch_cuda.install.planning import with_family
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.protection import dependency_closure
@@ -64,9 +63,8 @@ def plan_for(
 ) -> Plan:
     """The plan that makes ``env`` hold ``variant``; offline, it asks no index."""
     installed = installed_environment(env)
-    targets = with_family(
-        build_targets(config.packages, locked.versions, variant, env.marker_env),
-        installed,
+    targets = build_targets(
+        config.packages, locked.versions, variant, env.marker_env, installed
     )
     protected = protected_for(config, locked, installed)
     plan = plan_changes(
