@@ -15,7 +15,6 @@ import signal
 import subprocess
 import tempfile
 from collections import deque
-from contextlib import contextmanager
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,13 +32,10 @@ from poetry_torch_cuda.urls import scrub
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from collections.abc import Iterator
     from collections.abc import Mapping
     from collections.abc import Sequence
 
 _KEPT_LINES = 400
-#: The folder of links the plugin gives pip, named after this process.
-_TEMP = "poetry-torch-cuda-"
 
 #: The user's pip settings that would add files or pins of their own to the
 #: plugin's install are turned off for it (pip reads variables after its
@@ -88,14 +84,25 @@ class PipRunner:
                 begun); the message says why.
         """
         asked = asked or ", ".join(path.name for path, _ in files)
-        with _links(files) as (folder, requirements):
+        # A folder of links (not copies) to the files, named after this process.
+        folder = Path(tempfile.mkdtemp(prefix=f"poetry-torch-cuda-{os.getpid()}."))
+        requirements = folder / "requirements.txt"
+        try:
+            lines = []
+            for path, sha256 in files:
+                name, version, _, _ = parse_wheel_filename(path.name)
+                try:  # a symbolic link, else the stash's hard link or copy
+                    (folder / path.name).symlink_to(path)
+                except OSError:
+                    link(path, folder / path.name)
+                lines.append(f"{name}=={version} --hash=sha256:{sha256}\n")
+            requirements.write_text("".join(lines), encoding="utf-8")
             returncode, lines = self._run(
                 f"installing {asked} from the downloaded files",
                 [
                     *self._pip,
                     "install",
                     "--disable-pip-version-check",
-                    "--no-input",
                     "--no-index",
                     "--find-links",
                     str(folder),
@@ -107,6 +114,8 @@ class PipRunner:
                     str(requirements),
                 ],
             )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         if returncode:
             cause, advice = diagnose(lines)
             raise PipError(
@@ -168,26 +177,6 @@ class PipRunner:
                 "Run the command again to finish."
             )
         return returncode, list(kept)
-
-
-@contextmanager
-def _links(files: Sequence[tuple[Path, str]]) -> Iterator[tuple[Path, Path]]:
-    """A folder holding ``files`` (links, not copies) and pip's requirements for them."""
-    folder = Path(tempfile.mkdtemp(prefix=f"{_TEMP}{os.getpid()}.", suffix=".links"))
-    requirements = folder / "requirements.txt"
-    try:
-        lines = []
-        for path, sha256 in files:
-            name, version, _, _ = parse_wheel_filename(path.name)
-            try:  # a symbolic link, else the stash's hard link or copy
-                (folder / path.name).symlink_to(path)
-            except OSError:
-                link(path, folder / path.name)
-            lines.append(f"{name}=={version} --hash=sha256:{sha256}\n")
-        requirements.write_text("".join(lines), encoding="utf-8")
-        yield folder, requirements
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 _DISK = ("No space left on device", "File too large", "Read-only file system")

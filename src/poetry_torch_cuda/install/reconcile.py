@@ -112,6 +112,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.undo import Stash
     from poetry_torch_cuda.install.undo import finish
+    from poetry_torch_cuda.install.undo import remove_distributions
     from poetry_torch_cuda.install.undo import reusable_previous
     from poetry_torch_cuda.install.undo import undo
 
@@ -122,9 +123,10 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
         echo=lambda line: io.write_line(Formatter.escape(line)),
     )
     done: list[str] = []
-    if not plan.install:
-        _remove_orphans(pip, list(plan.remove), done, env, in_process=False)
-    else:
+    orphans = list(plan.remove)  # only when nothing is installed
+    if orphans:
+        remove_distributions(env, orphans, pip.uninstall, pip_only=True)
+    if plan.install:
         try:  # the one way back from any failure below, interrupts included
             stash = Stash.take(env, plan.protected & set(plan.installed.all()))
         except OSError as error:
@@ -148,8 +150,8 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             done.append(_check_installed(plan, installed))
             targets = (*plan.install, *plan.satisfied)
             orphans = find_orphans(plan.sweepable, targets, installed)
-            # The stash puts back whatever an in-process removal leaves half done.
-            _remove_orphans(pip, orphans, done, env, in_process=True)
+            if orphans:  # the stash puts back what an in-process removal half did
+                remove_distributions(env, orphans, pip.uninstall)
         except BaseException as error:  # interrupts and bugs too: put back, then say so
             request.forget_lock()  # a lock entry made for it stays only if it installed
             forget_views()
@@ -158,25 +160,30 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 raise failure from None
             raise
         finish(stash, env, request)
+    if orphans:
+        wheels = "wheel" if len(orphans) == 1 else "wheels"
+        done.append(
+            f"removed {len(orphans)} unused CUDA {wheels} ({', '.join(orphans)})"
+        )
     if done:
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
 
 
 def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) -> None:
-    """The request's files, fetched at once and verified, then pip, locally."""
-    asked = request.asked
+    """The request's files, fetched at once into Poetry's artifact cache and verified,
+    then pip, locally."""
     if request.files:
         paths = _fetch(request, io)
         pip.install_files(
             [(path, item.sha256) for path, item in zip(paths, request.files)],
             force_reinstall=request.plan.force,
             compile_bytecode=request.compile_bytecode,
-            asked=asked,
+            asked=request.asked,
         )
     conflicts = installed_environment(env).unmet(request.plan.configured)
     if conflicts:
         raise TorchCudaError(
-            f"pip could not install {asked}: {'; '.join(conflicts)}.\n"
+            f"pip could not install {request.asked}: {'; '.join(conflicts)}.\n"
             "This build needs other versions of packages Poetry manages; align "
             "them in pyproject.toml and run `poetry lock`, or choose another "
             "variant with `poetry torch-cuda switch <variant>`."
@@ -184,7 +191,6 @@ def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) ->
 
 
 def _fetch(request: InstallRequest, io: IO) -> list[Path]:
-    """``request``'s files in Poetry's artifact cache, verified; their paths in order."""
     from poetry_torch_cuda.index.client import variant_authenticator
     from poetry_torch_cuda.install.download import download_files
     from poetry_torch_cuda.project.config import ENV_INDEX_URL
@@ -228,24 +234,6 @@ def _fetch(request: InstallRequest, io: IO) -> list[Path]:
 
 def _mb(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
-
-
-def _remove_orphans(
-    pip: PipRunner,
-    orphans: list[NormalizedName],
-    done: list[str],
-    env: Env,
-    *,
-    in_process: bool,
-) -> None:
-    """Remove ``orphans`` (keeping files other distributions list)."""
-    if orphans:
-        from poetry_torch_cuda.install.undo import remove_distributions
-
-        remove_distributions(env, orphans, pip.uninstall, pip_only=not in_process)
-        done.append(
-            f"removed {len(orphans)} unused CUDA wheel{'s' if len(orphans) != 1 else ''} ({', '.join(orphans)})"
-        )
 
 
 def describe_plan(plan: Plan) -> str:
@@ -321,14 +309,10 @@ def reconcile_environment(
         return plan
 
 
-#: Which project's configuration last put a torch build into the environment:
-#: two projects sharing one (a system Python, a Docker image) undo each other.
-OWNER = ".poetry-torch-cuda-owner.json"
-
-
 def owner_record(env_path: Path) -> Path:
-    """Where the environment's :data:`OWNER` record is: its state folder."""
-    return state_dir(env_path) / OWNER
+    """The record of which project's configuration last put a torch build into the
+    environment (two projects sharing one undo each other), in its state folder."""
+    return state_dir(env_path) / ".poetry-torch-cuda-owner.json"
 
 
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
