@@ -89,9 +89,8 @@ def prepare_install(
     Raises:
         TorchCudaError: no build, no lock entry or no file; nothing was changed.
     """
-    request = InstallRequest(plan, config, poetry, compile_bytecode)
     if not plan.install:
-        return request
+        return InstallRequest(plan, config, poetry, compile_bytecode)
     from poetry_torch_cuda.lockfile.service import LockLookup
 
     if any(target.version is None for target in plan.install):
@@ -113,8 +112,8 @@ def prepare_install(
         if getattr(error, "cause", None):  # the index did not answer at all
             state += f" {UNREACHABLE_HINT}"
         raise TorchCudaError(f"{error}\n{state}") from None
-    return dataclasses.replace(
-        request, plan=plan, files=tuple(files), forget_lock=lookup.undo
+    return InstallRequest(
+        plan, config, poetry, compile_bytecode, tuple(files), lookup.undo
     )
 
 
