@@ -13,7 +13,11 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
+from poetry_torch_cuda.environment.installed import installed_environment
+from poetry_torch_cuda.project.protection import dependency_closure
+from poetry_torch_cuda.project.protection import protected_names
 from poetry_torch_cuda.project.protection import unneeded
+from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
@@ -22,7 +26,10 @@ if TYPE_CHECKING:
 
     from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet
+    from poetry.utils.env import Env
 
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.variants import Variant
 
 
@@ -142,34 +149,60 @@ class Plan:
         return self.protected - self.configured
 
 
-def plan_changes(
+def protected_for(
+    config: TorchCudaConfig, locked: LockedState, installed: InstalledEnvironment
+) -> frozenset[NormalizedName]:
+    """The torch family as the lock and the environment see it, less what the project
+    depends on itself (its own ``triton``), which stays Poetry's."""
+    installed_graph = installed.graph(config.package_names)
+    protected = protected_names(config.package_names, [locked.graph, installed_graph])
+    # What the installed build needs but the lock never heard of is pip's, not Poetry's.
+    protected |= frozenset(installed_graph) - frozenset(locked.graph)
+    return protected - (locked.direct - config.package_names)
+
+
+def plan_for(
+    config: TorchCudaConfig,
     variant: Variant,
-    targets: Iterable[Target],
-    protected: frozenset[NormalizedName],
-    configured: frozenset[NormalizedName],
-    installed: InstalledEnvironment,
+    locked: LockedState,
+    env: Env,
     *,
     force: bool = False,
 ) -> Plan:
-    """Compare ``targets`` with what is installed (``force``: install every one);
-    with nothing to install, find orphans."""
-    targets = list(targets)
+    """The plan that makes ``env`` hold ``variant`` (``force``: install every target
+    again); offline, it asks no index. With nothing to install, it finds orphans."""
+    installed = installed_environment(env)
+    configured = config.package_names
+    targets = build_targets(
+        config.packages, locked.versions, variant, env.marker_env, installed
+    )
     install = tuple(
         target
         for target in targets
         if force or not target.is_satisfied_by(installed.version(target.name), variant)
     )
-    satisfied = tuple(target for target in targets if target not in install)
+    protected = protected_for(config, locked, installed)
     orphans = (
         () if install else find_orphans(protected - configured, targets, installed)
     )
+    # Poetry's packages the targets need and the env lacks (a hook's graph holds
+    # only the family), at poetry.lock's versions.
+    reached = dependency_closure([t.name for t in install], locked.graph)
+    versions = locked.pins or locked.versions
     return Plan(
         variant,
         install,
         tuple(orphans),
-        satisfied,
+        tuple(target for target in targets if target not in install),
         protected=protected,
         configured=configured,
+        own=locked.direct - configured,
+        index_shown=mask_url(config.index_url(variant)),
+        lacking={
+            name: versions[name]
+            for name in sorted(reached - protected)
+            if name in versions and installed.get(name) is None
+        },
         force=force,
         installed=installed,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -12,78 +11,28 @@ from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.environment.envlock import state_dir
-from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import Plan
-from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
-from poetry_torch_cuda.install.planning import plan_changes
+from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.project.protection import dependency_closure
-from poetry_torch_cuda.project.protection import protected_names
-from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from cleo.io.io import IO
-    from packaging.utils import NormalizedName
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.request import InstallRequest
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.variants import Variant
-
-
-def protected_for(
-    config: TorchCudaConfig, locked: LockedState, installed: InstalledEnvironment
-) -> frozenset[NormalizedName]:
-    """The torch family as the lock and the environment see it, less what the project
-    depends on itself (its own ``triton``), which stays Poetry's."""
-    installed_graph = installed.graph(config.package_names)
-    protected = protected_names(config.package_names, [locked.graph, installed_graph])
-    # What the installed build needs but the lock never heard of is pip's, not Poetry's.
-    protected |= frozenset(installed_graph) - frozenset(locked.graph)
-    return protected - (locked.direct - config.package_names)
-
-
-def plan_for(
-    config: TorchCudaConfig,
-    variant: Variant,
-    locked: LockedState,
-    env: Env,
-    *,
-    force: bool = False,
-) -> Plan:
-    """The plan that makes ``env`` hold ``variant``; offline, it asks no index."""
-    installed = installed_environment(env)
-    targets = build_targets(
-        config.packages, locked.versions, variant, env.marker_env, installed
-    )
-    protected = protected_for(config, locked, installed)
-    plan = plan_changes(
-        variant, targets, protected, config.package_names, installed, force=force
-    )
-    # Poetry's packages the targets need and the env lacks (a hook's graph holds
-    # only the family), at poetry.lock's versions.
-    reached = dependency_closure([t.name for t in plan.install], locked.graph)
-    versions = locked.pins or locked.versions
-    return dataclasses.replace(
-        plan,
-        index_shown=mask_url(config.index_url(variant)),
-        own=locked.direct - config.package_names,
-        lacking={
-            name: versions[name]
-            for name in sorted(reached - protected)
-            if name in versions and installed.get(name) is None
-        },
-    )
 
 
 def write_plan(
