@@ -16,6 +16,7 @@ from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.reconcile import describe_plan
+from poetry_torch_cuda.install.request import InstallRequest
 from poetry_torch_cuda.install.request import prepare_install
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.locked import LockedState
@@ -190,14 +191,8 @@ def test_a_plan_that_only_removes_asks_nothing_before_pip(tmp_path: Path) -> Non
     plan = Plan(CU129, remove=(canonicalize_name("nvidia-cublas-cu12"),))
     config = TorchCudaConfig(CU129)
     # neither the environment nor the output is touched: no index, no lock
-    request = prepare_install(
-        plan,
-        config,
-        None,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        compile_bytecode=True,
-    )
+    given = InstallRequest(plan, config, None, compile_bytecode=True)  # type: ignore[arg-type]
+    request = prepare_install(given, None, None)  # type: ignore[arg-type]
     assert request.plan == plan
     assert request.files == () and request.asked == ""
     assert request.compile_bytecode

@@ -240,6 +240,7 @@ def reconcile_environment(
             config, variant = refresh() or (config, variant)
         plan = plan_for(config, variant, locked, env, force=force)
         if not plan.is_empty:
+            from poetry_torch_cuda.install.request import InstallRequest
             from poetry_torch_cuda.install.request import prepare_install
             from poetry_torch_cuda.install.request import refuse_system_python
 
@@ -247,10 +248,8 @@ def reconcile_environment(
             project = poetry.pyproject_path.parent
             if plan.install:
                 _warn_other_owner(env, io, project, variant)
-            request = prepare_install(
-                plan, config, env, io, poetry, compile_bytecode=compile_bytecode
-            )
-            apply_plan(request, env, io)
+            request = InstallRequest(plan, config, poetry, compile_bytecode)
+            apply_plan(prepare_install(request, env, io), env, io)
             if plan.install:
                 record = {"project": str(project), "variant": variant.name}
                 with suppress(OSError):

@@ -73,24 +73,17 @@ class InstallRequest:
         return ", ".join(str(target) for target in self.plan.install)
 
 
-def prepare_install(
-    plan: Plan,
-    config: TorchCudaConfig,
-    env: Env,
-    io: IO,
-    poetry: Poetry,
-    *,
-    compile_bytecode: bool = False,
-) -> InstallRequest:
-    """The request that carries ``plan`` out: one build per specifier-only entry,
+def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest:
+    """``request`` with what carries its plan out: one build per specifier-only entry,
     torch-cuda.lock's files for the family (the variant locked first if missing),
     poetry.lock's for the Poetry packages it needs and the environment lacks.
 
     Raises:
         TorchCudaError: no build, no lock entry or no file; nothing was changed.
     """
+    plan, config, poetry = request.plan, request.config, request.poetry
     if not plan.install:
-        return InstallRequest(plan, config, poetry, compile_bytecode)
+        return request
     from poetry_torch_cuda.lockfile.service import LockLookup
 
     if any(target.version is None for target in plan.install):
@@ -112,8 +105,8 @@ def prepare_install(
         if getattr(error, "cause", None):  # the index did not answer at all
             state += f" {UNREACHABLE_HINT}"
         raise TorchCudaError(f"{error}\n{state}") from None
-    return InstallRequest(
-        plan, config, poetry, compile_bytecode, tuple(files), lookup.undo
+    return dataclasses.replace(
+        request, plan=plan, files=tuple(files), forget_lock=lookup.undo
     )
 
 
