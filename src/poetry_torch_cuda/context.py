@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.index.client import project_client
-from poetry_torch_cuda.install.planning import InstallSettings
 from poetry_torch_cuda.install.reconcile import reconcile_environment
 from poetry_torch_cuda.machine.resolution import refresher
 from poetry_torch_cuda.output import PREFIX
@@ -82,11 +81,16 @@ class RunContext:
         With ``refresh``, a run that waited for another one plans again with
         the configuration as it is then; returns the plan carried out.
         """
-        settings = InstallSettings(
-            self.poetry, force=force, compile_bytecode=compile_bytecode
-        )
         locked, env, io = self.locked, self.env, self.io
         again = refresher(self.poetry, env, locked.versions) if refresh else None
         return reconcile_environment(
-            self.config, variant, locked, env, io, settings, refresh=again
+            self.config,
+            variant,
+            locked,
+            env,
+            io,
+            self.poetry,
+            force=force,
+            compile_bytecode=compile_bytecode,
+            refresh=again,
         )

@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.install.reconcile import protected_for
+from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import write_plan
 from poetry_torch_cuda.machine.resolution import jetson_warning
 from poetry_torch_cuda.machine.resolution import report

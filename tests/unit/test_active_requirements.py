@@ -11,7 +11,7 @@ from packaging.version import Version
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import find_orphans
-from poetry_torch_cuda.install.reconcile import protected_for
+from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.locked import LockedState
 from poetry_torch_cuda.project.variants import parse_variant

@@ -29,7 +29,7 @@ LINUX = '; platform_system == "Linux" and platform_machine == "x86_64"'
     ],
 )
 def test_labelled_builds(version: str, build: str, cuda: str | None) -> None:
-    described = describe_build("torch", version)
+    described = describe_build(version)
     assert (described.build, described.cuda) == (build, cuda)
     assert described.label == version.split("+")[1]
 
@@ -50,20 +50,18 @@ def test_cuda_from_requires(requires: list[str], cuda: str | None) -> None:
 
 def test_pypi_builds() -> None:
     cu13 = describe_build(
-        "torch", "2.14.1", ["filelock", f"cuda-toolkit[cudart]==13.0.*{LINUX}"]
+        "2.14.1", ["filelock", f"cuda-toolkit[cudart]==13.0.*{LINUX}"]
     )
     assert (cu13.label, cu13.build, cu13.cuda) == (
         None,
         "PyPI default build, CUDA 13.0",
         "13.0",
     )
-    from_version_py = describe_build(
-        "torch", "2.7.1", [], "cuda: Optional[str] = '12.6'\n"
-    )
+    from_version_py = describe_build("2.7.1", [], "cuda: Optional[str] = '12.6'\n")
     assert from_version_py.cuda == "12.6"
-    cpu = describe_build("torch", "2.7.1", [], "cuda: Optional[str] = None\n")
+    cpu = describe_build("2.7.1", [], "cuda: Optional[str] = None\n")
     assert cpu.build == "PyPI default build, CPU only"
-    assert describe_build("torchvision", "0.29.1").build == "PyPI default build"
+    assert describe_build("0.29.1").build == "PyPI default build"
 
 
 def test_read_builds_reads_installed_metadata(tmp_path: Path) -> None:

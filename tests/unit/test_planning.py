@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
@@ -9,20 +10,23 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
-from poetry_torch_cuda.install.planning import InstallSettings
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
-from poetry_torch_cuda.install.planning import plan_changes
+from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.reconcile import describe_plan
+from poetry_torch_cuda.install.request import InstallRequest
 from poetry_torch_cuda.install.request import prepare_install
 from poetry_torch_cuda.project.config import TorchCudaConfig
+from poetry_torch_cuda.project.locked import LockedState
 from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from poetry_torch_cuda.project.variants import Variant
 
 LINUX = {"sys_platform": "linux", "platform_system": "Linux", "python_version": "3.11"}
 CU129 = parse_variant("cu129")
@@ -41,6 +45,18 @@ def env_of(site: Path) -> InstalledEnvironment:
 
 
 CUBLAS = canonicalize_name("nvidia-cublas-cu12")
+TORCH = TorchCudaConfig(CU129, packages=(Requirement("torch"),))
+LOCKED = LockedState({canonicalize_name("torch"): "2.14.1"}, {})
+
+
+def plan(site: Path, variant: Variant = CU129, *, force: bool = False) -> Plan:
+    """The plan for torch 2.14.1 of ``variant`` in an environment of ``site``."""
+    env = SimpleNamespace(site_packages=SimpleNamespace(candidates=[site]))
+    env.marker_env = LINUX
+    return plan_for(TORCH, variant, LOCKED, env, force=force)  # type: ignore[arg-type]
+
+
+NOTHING = InstalledEnvironment([], LINUX)
 
 
 def torch_needing_cublas(site: Path, marker: str) -> Target:
@@ -60,16 +76,21 @@ def test_targets_pin_locked_version_with_variant_label() -> None:
         },
         CU129,
         LINUX,
+        NOTHING,
     )
-    assert [t.pip_requirement for t in targets] == [
+    assert [str(t) for t in targets] == [
         "torch==2.14.1+cu129",
         "torchvision==0.29.1+cu129",
     ]
 
 
-def test_unlocked_package_with_specifier_becomes_a_range_target() -> None:
-    targets = build_targets([Requirement("torchaudio[io]>=2.13")], {}, CU129, LINUX)
-    assert [t.pip_requirement for t in targets] == ["torchaudio[io]>=2.13"]
+def test_unlocked_package_with_specifier_becomes_a_range_target(
+    tmp_path: Path,
+) -> None:
+    write_dist(tmp_path, "torchaudio", "2.13.0+cu126")  # held: it moves with the family
+    wanted = [Requirement("torchaudio[io]>=2.13")]
+    targets = build_targets(wanted, {}, CU129, LINUX, env_of(tmp_path))
+    assert [str(t) for t in targets] == ["torchaudio[io]>=2.13"]
 
 
 def test_marker_excludes_package() -> None:
@@ -78,6 +99,7 @@ def test_marker_excludes_package() -> None:
         {canonicalize_name("torch"): "2.14.1"},
         CU129,
         LINUX,
+        NOTHING,
     )
     assert targets == []
 
@@ -96,25 +118,16 @@ def test_satisfaction_needs_the_label() -> None:
 
 def test_plan_is_empty_when_installed_matches(tmp_path: Path) -> None:
     target = torch_needing_cublas(tmp_path, "platform_system == 'Linux'")
-    protected = frozenset({canonicalize_name("torch"), CUBLAS})
-    plan = plan_changes(
-        CU129, [target], protected, frozenset({target.name}), env_of(tmp_path)
-    )
-    assert plan.is_empty
-    assert plan.satisfied == (target,)
+    made = plan(tmp_path)
+    assert made.is_empty
+    assert made.satisfied == (target,)
+    assert made.protected == {canonicalize_name("torch"), CUBLAS}
 
 
 def test_plan_installs_when_label_differs(tmp_path: Path) -> None:
     write_dist(tmp_path, "torch", "2.14.1")
     target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
-    plan = plan_changes(
-        CU129,
-        [target],
-        frozenset({target.name}),
-        frozenset({target.name}),
-        env_of(tmp_path),
-    )
-    assert plan.install == (target,)
+    assert plan(tmp_path).install == (target,)
 
 
 def test_orphans_are_cuda_wheels_nothing_needs(tmp_path: Path) -> None:
@@ -146,18 +159,19 @@ def test_requirements_under_false_markers_do_not_count(tmp_path: Path) -> None:
 def test_a_plan_carries_what_it_was_made_from(tmp_path: Path) -> None:
     write_dist(tmp_path, "torch", "2.14.1+cu129", "nvidia-cublas-cu12")
     write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")
-    installed = env_of(tmp_path)
     cu130 = parse_variant("cu130")
     target = Target(canonicalize_name("torch"), Version("2.14.1+cu130"))
     cublas = canonicalize_name("nvidia-cublas-cu12")
-    protected = frozenset({target.name, cublas})
-    plan = plan_changes(cu130, [target], protected, frozenset({target.name}), installed)
-    assert plan.install == (target,)
-    assert plan.protected == protected
-    assert plan.installed is installed
+    made = plan(tmp_path, cu130)
+    assert made.install == (target,)
+    assert made.protected == {target.name, cublas}
+    assert made.installed.version("torch") == "2.14.1+cu129"
     # what the installer may sweep afterwards: the CUDA wheels, never torch itself
-    assert plan.sweepable == {cublas}
-    shown = dataclasses.replace(plan, index_shown="https://***@mirror.test/whl/cu130")
+    assert made.sweepable == {cublas}
+    assert describe_plan(made) == (
+        "install torch==2.14.1+cu130 from https://download.pytorch.org/whl/cu130"
+    )
+    shown = dataclasses.replace(made, index_shown="https://***@mirror.test/whl/cu130")
     assert describe_plan(shown) == (
         "install torch==2.14.1+cu130 from https://***@mirror.test/whl/cu130"
     )
@@ -166,10 +180,9 @@ def test_a_plan_carries_what_it_was_made_from(tmp_path: Path) -> None:
 def test_force_moves_what_is_in_place_to_the_install_list(tmp_path: Path) -> None:
     write_dist(tmp_path, "torch", "2.14.1+cu129")
     target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
-    names = frozenset({target.name})
-    plan = plan_changes(CU129, [target], names, names, env_of(tmp_path))
-    assert plan.is_empty and not plan.force
-    again = plan_changes(CU129, [target], names, names, env_of(tmp_path), force=True)
+    made = plan(tmp_path)
+    assert made.is_empty and not made.force
+    again = plan(tmp_path, force=True)
     assert again.install == (target,) and again.satisfied == ()
     assert again.force
 
@@ -177,12 +190,12 @@ def test_force_moves_what_is_in_place_to_the_install_list(tmp_path: Path) -> Non
 def test_a_plan_that_only_removes_asks_nothing_before_pip(tmp_path: Path) -> None:
     plan = Plan(CU129, remove=(canonicalize_name("nvidia-cublas-cu12"),))
     config = TorchCudaConfig(CU129)
-    settings = InstallSettings(compile_bytecode=True)
     # neither the environment nor the output is touched: no index, no lock
-    request = prepare_install(plan, config, None, None, settings)  # type: ignore[arg-type]
+    given = InstallRequest(plan, config, None, compile_bytecode=True)  # type: ignore[arg-type]
+    request = prepare_install(given, None, None)  # type: ignore[arg-type]
     assert request.plan == plan
-    assert request.files == () and request.requirements == []
-    assert request.settings.compile_bytecode
+    assert request.files == () and request.asked == ""
+    assert request.compile_bytecode
 
 
 def test_nothing_held_is_said_only_when_nothing_is_here_to_move() -> None:

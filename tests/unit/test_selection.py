@@ -22,7 +22,7 @@ from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.pip import pip_environment
 from poetry_torch_cuda.install.planning import Target
-from poetry_torch_cuda.install.planning import with_family
+from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.undo import Stash
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.selection import SELECTION_OPTIONS
@@ -163,9 +163,16 @@ def test_a_specifier_only_target_never_comes_alone() -> None:
 
     torch = Target(n("torch"), Version("2.14.1+cu130"))
     audio = Target(n("torchaudio"), specifier=SpecifierSet(">=2.8"))
-    assert with_family([audio], Installed({})) == []
-    assert with_family([audio], Installed({"torchaudio": "2.14.1+cu129"})) == [audio]
-    assert with_family([torch, audio], Installed({})) == [torch, audio]
+    wanted = [Requirement("torch"), Requirement("torchaudio>=2.8")]
+    cu130 = parse_variant("cu130")
+
+    def targets(locked: dict[str, str], held: dict[str, str]) -> list[Target]:
+        versions = {n(name): version for name, version in locked.items()}
+        return build_targets(wanted, versions, cu130, {}, Installed(held))
+
+    assert targets({}, {}) == []
+    assert targets({}, {"torchaudio": "2.14.1+cu129"}) == [audio]
+    assert targets({"torch": "2.14.1"}, {}) == [torch, audio]
     assert locked.version is None
 
 

@@ -16,9 +16,9 @@ from poetry.console.commands.group_command import GroupCommand
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import owner_record
-from poetry_torch_cuda.install.reconcile import plan_for
 from poetry_torch_cuda.install.reconcile import write_waiting
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import settle

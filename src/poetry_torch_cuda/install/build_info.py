@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion
-from packaging.version import Version
 
 from poetry_torch_cuda.machine.tables import dotted
+from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import parse_variant
 
 
@@ -41,7 +40,6 @@ _CUDA_SUFFIX = re.compile(r"-cu(\d+)$")
 class InstalledBuild:
     """One installed package: its version, label and what build that is."""
 
-    name: str
     version: str
     label: str | None
     build: str
@@ -49,31 +47,25 @@ class InstalledBuild:
 
     def to_json(self) -> dict[str, str | None]:
         """The JSON form ``status --json`` prints."""
-        return {k: v for k, v in asdict(self).items() if k != "name"}
+        return asdict(self)
 
 
 def describe_build(
-    name: str,
-    version: str,
-    requires: Iterable[str] = (),
-    version_py: str | None = None,
+    version: str, requires: Iterable[str] = (), version_py: str | None = None
 ) -> InstalledBuild:
-    """Describe the build of ``name==version`` from its requirements and version.py."""
-    try:
-        label = Version(version).local
-    except InvalidVersion:
-        label = None
+    """Describe the build of ``version`` from its requirements and version.py."""
+    label = label_of(version)
     if label is not None:
-        return InstalledBuild(name, version, label, *_labelled(label))
+        return InstalledBuild(version, label, *_labelled(label))
     cuda = cuda_from_requires(requires)
     match = _VERSION_PY_CUDA.search(version_py or "")
     if cuda is None and match is not None:
         cuda = match.group(1)
     if cuda is not None:
-        return InstalledBuild(name, version, None, f"{PYPI_DEFAULT}, CUDA {cuda}", cuda)
+        return InstalledBuild(version, None, f"{PYPI_DEFAULT}, CUDA {cuda}", cuda)
     if match is not None and match.group(2):
-        return InstalledBuild(name, version, None, f"{PYPI_DEFAULT}, CPU only", None)
-    return InstalledBuild(name, version, None, PYPI_DEFAULT, None)
+        return InstalledBuild(version, None, f"{PYPI_DEFAULT}, CPU only", None)
+    return InstalledBuild(version, None, PYPI_DEFAULT, None)
 
 
 def cuda_from_requires(requires: Iterable[str]) -> str | None:
@@ -110,7 +102,7 @@ def read_builds(
         dist = installed.get(name)
         if dist is not None:
             version_py = dist.read_text(f"{name.replace('-', '_')}/version.py")
-            found[name] = describe_build(name, dist.version, dist.lines, version_py)
+            found[name] = describe_build(dist.version, dist.lines, version_py)
     return found
 
 

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import tempfile
 from collections import deque
-from contextlib import contextmanager
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,13 +32,10 @@ from poetry_torch_cuda.urls import scrub
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from collections.abc import Iterator
     from collections.abc import Mapping
     from collections.abc import Sequence
 
 _KEPT_LINES = 400
-#: The folder of links the plugin gives pip, named after this process.
-_TEMP = "poetry-torch-cuda-"
 
 #: The user's pip settings that would add files or pins of their own to the
 #: plugin's install are turned off for it (pip reads variables after its
@@ -48,11 +44,8 @@ NEUTRALISED: dict[str, str] = {"PIP_FIND_LINKS": "", "PIP_CONSTRAINT": ""}
 
 
 class PipError(TorchCudaError):
-    """pip exited non-zero; the message carries what failed and what to do."""
-
-
-class PipInterrupted(PipError):
-    """pip was stopped by a signal; ``exit_code`` is 128 + the signal number."""
+    """pip failed (a signal stopping it: ``exit_code`` 128 + its number); the message
+    carries what failed and what to do."""
 
 
 def pip_environment(base: Mapping[str, str]) -> dict[str, str]:
@@ -87,17 +80,29 @@ class PipRunner:
         ``asked`` names them in messages (default: the file names).
 
         Raises:
-            PipInterrupted: a signal stopped pip (it rolled back what it had begun).
-            PipError: pip failed; the message says why.
+            PipError: pip failed or a signal stopped it (it rolled back what it had
+                begun); the message says why.
         """
         asked = asked or ", ".join(path.name for path, _ in files)
-        with _links(files) as (folder, requirements):
-            outcome = self._run(
+        # A folder of links (not copies) to the files, named after this process.
+        folder = Path(tempfile.mkdtemp(prefix=f"poetry-torch-cuda-{os.getpid()}."))
+        requirements = folder / "requirements.txt"
+        try:
+            lines = []
+            for path, sha256 in files:
+                name, version, _, _ = parse_wheel_filename(path.name)
+                try:  # a symbolic link, else the stash's hard link or copy
+                    (folder / path.name).symlink_to(path)
+                except OSError:
+                    link(path, folder / path.name)
+                lines.append(f"{name}=={version} --hash=sha256:{sha256}\n")
+            requirements.write_text("".join(lines), encoding="utf-8")
+            returncode, lines = self._run(
+                f"installing {asked} from the downloaded files",
                 [
                     *self._pip,
                     "install",
                     "--disable-pip-version-check",
-                    "--no-input",
                     "--no-index",
                     "--find-links",
                     str(folder),
@@ -107,11 +112,12 @@ class PipRunner:
                     *([] if compile_bytecode else ["--no-compile"]),
                     "--requirement",
                     str(requirements),
-                ]
+                ],
             )
-        doing = f"installing {asked} from the downloaded files"
-        if _raise_for(outcome, doing):
-            cause, advice = diagnose(outcome[1])
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if returncode:
+            cause, advice = diagnose(lines)
             raise PipError(
                 f"pip could not install {asked} from the downloaded files: {cause}\n{advice}"
             )
@@ -119,13 +125,14 @@ class PipRunner:
     def uninstall(self, names: Sequence[str]) -> None:
         """Uninstall ``names``."""
         args = [*self._pip, "uninstall", "--disable-pip-version-check", "--yes", *names]
-        outcome = self._run(args)
-        if _raise_for(outcome, f"removing {', '.join(names)}"):
-            reason = pip_reason(outcome[1])
+        returncode, lines = self._run(f"removing {', '.join(names)}", args)
+        if returncode:
+            reason = pip_reason(lines)
             raise PipError(f"pip could not uninstall {', '.join(names)}: {reason}")
 
-    def _run(self, args: list[str]) -> tuple[int, list[str], int | None]:
-        """Run pip, showing its (scrubbed) output if asked; its exit code, output, signal."""
+    def _run(self, doing: str, args: list[str]) -> tuple[int, list[str]]:
+        """Run pip, showing its (scrubbed) output if asked; its exit code and output.
+        A signal that stopped or killed it while ``doing`` raises :class:`PipError`."""
         kept: deque[str] = deque(maxlen=_KEPT_LINES)
         received: list[int] = []
         escalation = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
@@ -157,46 +164,19 @@ class PipRunner:
                 if self._show_output:
                     self._echo(line)
             returncode = process.wait()
-        return returncode, list(kept), received[0] if received else None
-
-
-@contextmanager
-def _links(files: Sequence[tuple[Path, str]]) -> Iterator[tuple[Path, Path]]:
-    """A folder holding ``files`` (links, not copies) and pip's requirements for them."""
-    folder = Path(tempfile.mkdtemp(prefix=f"{_TEMP}{os.getpid()}.", suffix=".links"))
-    requirements = folder / "requirements.txt"
-    try:
-        lines = []
-        for path, sha256 in files:
-            name, version, _, _ = parse_wheel_filename(path.name)
-            try:  # a symbolic link, else the stash's hard link or copy
-                (folder / path.name).symlink_to(path)
-            except OSError:
-                link(path, folder / path.name)
-            lines.append(f"{name}=={version} --hash=sha256:{sha256}\n")
-        requirements.write_text("".join(lines), encoding="utf-8")
-        yield folder, requirements
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _raise_for(outcome: tuple[int, list[str], int | None], doing: str) -> bool:
-    """Raise :class:`PipInterrupted` or :class:`PipError` if a signal stopped or killed
-    pip; whether it failed otherwise."""
-    returncode, _, signum = outcome
-    if signum is not None:
-        error = PipInterrupted(
-            f"{signals.signal_name(signum)} interrupted pip while {doing}; pip undid what "
-            "it had begun. Run the command again to finish."
-        )
-        error.exit_code = 128 + signum
-        raise error
-    if returncode < 0:
-        raise PipError(
-            f"pip was killed by {signals.signal_name(-returncode)} while {doing}. "
-            "Run the command again to finish."
-        )
-    return returncode != 0
+        if received:
+            error = PipError(
+                f"{signals.signal_name(received[0])} interrupted pip while {doing}; pip "
+                "undid what it had begun. Run the command again to finish."
+            )
+            error.exit_code = 128 + received[0]
+            raise error
+        if returncode < 0:
+            raise PipError(
+                f"pip was killed by {signals.signal_name(-returncode)} while {doing}. "
+                "Run the command again to finish."
+            )
+        return returncode, list(kept)
 
 
 _DISK = ("No space left on device", "File too large", "Read-only file system")

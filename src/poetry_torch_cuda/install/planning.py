@@ -13,8 +13,11 @@ from packaging.version import InvalidVersion
 from packaging.version import Version
 
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
+from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.project.protection import dependency_closure
+from poetry_torch_cuda.project.protection import protected_names
 from poetry_torch_cuda.project.protection import unneeded
+from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
@@ -23,9 +26,10 @@ if TYPE_CHECKING:
 
     from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet
-    from poetry.config.config import Config
-    from poetry.poetry import Poetry
+    from poetry.utils.env import Env
 
+    from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.variants import Variant
 
 
@@ -37,14 +41,6 @@ class Target:
     version: Version | None = None
     specifier: SpecifierSet | None = None
     extras: frozenset[str] = frozenset()
-
-    @property
-    def pip_requirement(self) -> str:
-        """The requirement string pip installs (``torch==2.8.0+cu129``)."""
-        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
-        if self.version is not None:
-            return f"{self.name}{extras}=={self.version}"
-        return f"{self.name}{extras}{self.specifier or ''}"
 
     def is_satisfied_by(self, installed_version: str | None, variant: Variant) -> bool:
         """Whether ``installed_version`` is this target's build of ``variant``."""
@@ -63,7 +59,11 @@ class Target:
         )
 
     def __str__(self) -> str:
-        return self.pip_requirement
+        """The requirement as pip reads it (``torch==2.8.0+cu129``)."""
+        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
+        if self.version is not None:
+            return f"{self.name}{extras}=={self.version}"
+        return f"{self.name}{extras}{self.specifier or ''}"
 
 
 def build_targets(
@@ -71,9 +71,14 @@ def build_targets(
     locked_versions: Mapping[NormalizedName, str],
     variant: Variant,
     marker_env: Mapping[str, Any],
+    installed: InstalledEnvironment,
 ) -> list[Target]:
     """The configured packages this environment must hold: the locked version with the
-    variant's label, or (not locked) the configured specifier."""
+    variant's label, or (not locked) the configured specifier.
+
+    A specifier-only target (``"torchaudio>=2.8"``) moves with the family: it
+    is kept when the environment holds it or a locked target comes too.
+    """
     targets: list[Target] = []
     for requirement in packages:
         if requirement.marker is not None and not requirement.marker.evaluate(
@@ -90,27 +95,9 @@ def build_targets(
             )
         elif requirement.specifier:
             targets.append(Target(name, specifier=requirement.specifier, extras=extras))
-    return targets
-
-
-def with_family(
-    targets: Iterable[Target], installed: InstalledEnvironment
-) -> list[Target]:
-    """``targets`` without specifier-only ones that would be installed on their own.
-
-    A package the lock lacks but the configuration names with a specifier
-    (``"torchaudio>=2.8"``) moves with the family: installed when the
-    environment holds it or a locked configured package is installed too.
-    """
-    targets = list(targets)
-    has_locked = any(target.version is not None for target in targets)
-    return [
-        target
-        for target in targets
-        if target.version is not None
-        or has_locked
-        or installed.get(target.name) is not None
-    ]
+    if any(target.version is not None for target in targets):
+        return targets
+    return [target for target in targets if installed.get(target.name) is not None]
 
 
 @dataclass(frozen=True)
@@ -120,7 +107,7 @@ class Plan:
     variant: Variant
     install: tuple[Target, ...] = ()
     remove: tuple[NormalizedName, ...] = ()
-    satisfied: tuple[Target, ...] = field(default=())
+    satisfied: tuple[Target, ...] = ()
     #: The torch family as the lock and the environment see it.
     protected: frozenset[NormalizedName] = frozenset()
     #: The configured packages (never swept as unused).
@@ -162,34 +149,60 @@ class Plan:
         return self.protected - self.configured
 
 
-def plan_changes(
+def protected_for(
+    config: TorchCudaConfig, locked: LockedState, installed: InstalledEnvironment
+) -> frozenset[NormalizedName]:
+    """The torch family as the lock and the environment see it, less what the project
+    depends on itself (its own ``triton``), which stays Poetry's."""
+    installed_graph = installed.graph(config.package_names)
+    protected = protected_names(config.package_names, [locked.graph, installed_graph])
+    # What the installed build needs but the lock never heard of is pip's, not Poetry's.
+    protected |= frozenset(installed_graph) - frozenset(locked.graph)
+    return protected - (locked.direct - config.package_names)
+
+
+def plan_for(
+    config: TorchCudaConfig,
     variant: Variant,
-    targets: Iterable[Target],
-    protected: frozenset[NormalizedName],
-    configured: frozenset[NormalizedName],
-    installed: InstalledEnvironment,
+    locked: LockedState,
+    env: Env,
     *,
     force: bool = False,
 ) -> Plan:
-    """Compare ``targets`` with what is installed (``force``: install every one);
-    with nothing to install, find orphans."""
-    targets = list(targets)
+    """The plan that makes ``env`` hold ``variant`` (``force``: install every target
+    again); offline, it asks no index. With nothing to install, it finds orphans."""
+    installed = installed_environment(env)
+    configured = config.package_names
+    targets = build_targets(
+        config.packages, locked.versions, variant, env.marker_env, installed
+    )
     install = tuple(
         target
         for target in targets
         if force or not target.is_satisfied_by(installed.version(target.name), variant)
     )
-    satisfied = tuple(target for target in targets if target not in install)
+    protected = protected_for(config, locked, installed)
     orphans = (
         () if install else find_orphans(protected - configured, targets, installed)
     )
+    # Poetry's packages the targets need and the env lacks (a hook's graph holds
+    # only the family), at poetry.lock's versions.
+    reached = dependency_closure([t.name for t in install], locked.graph)
+    versions = locked.pins or locked.versions
     return Plan(
         variant,
         install,
         tuple(orphans),
-        satisfied,
+        tuple(target for target in targets if target not in install),
         protected=protected,
         configured=configured,
+        own=locked.direct - configured,
+        index_shown=mask_url(config.index_url(variant)),
+        lacking={
+            name: versions[name]
+            for name in sorted(reached - protected)
+            if name in versions and installed.get(name) is None
+        },
         force=force,
         installed=installed,
     )
@@ -206,35 +219,3 @@ def find_orphans(
         return []
     graph = installed.graph()
     return unneeded(present, [name for name in graph if name not in present], graph)
-
-
-def poetry_lacks(
-    plan: Plan,
-    graph: Mapping[NormalizedName, Iterable[NormalizedName]],
-    versions: Mapping[NormalizedName, str],
-) -> dict[NormalizedName, str]:
-    """Poetry's packages (outside the family) the targets need in ``graph`` (poetry.lock's)
-    and the env lacks, at poetry.lock's ``versions`` (a hook's holds only the family)."""
-    reached = dependency_closure([t.name for t in plan.install], graph)
-    return {
-        name: versions[name]
-        for name in sorted(reached - plan.protected)
-        if name in versions and plan.installed.get(name) is None
-    }
-
-
-@dataclass(frozen=True)
-class InstallSettings:
-    """How a command carries its changes out; what changes is the plan's."""
-
-    #: The project: its poetry.lock, sources, configuration and torch-cuda.lock.
-    poetry: Poetry | None = None
-    #: Reinstall matching builds too (``sync --force``).
-    force: bool = False
-    #: Write ``.pyc`` files, as ``poetry install --compile`` does.
-    compile_bytecode: bool = False
-
-    @property
-    def poetry_config(self) -> Config | None:
-        """The project's Poetry configuration (credentials, the artifact cache)."""
-        return None if self.poetry is None else self.poetry.config

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -12,72 +11,28 @@ from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.environment.envlock import state_dir
-from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.install.planning import InstallSettings
 from poetry_torch_cuda.install.planning import Plan
-from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import find_orphans
-from poetry_torch_cuda.install.planning import plan_changes
-from poetry_torch_cuda.install.planning import poetry_lacks
-from poetry_torch_cuda.install.planning import with_family
+from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.project.protection import protected_names
-from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from cleo.io.io import IO
-    from packaging.utils import NormalizedName
+    from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.request import InstallRequest
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.variants import Variant
-
-
-def protected_for(
-    config: TorchCudaConfig, locked: LockedState, installed: InstalledEnvironment
-) -> frozenset[NormalizedName]:
-    """The torch family as the lock and the environment see it, less what the project
-    depends on itself (its own ``triton``), which stays Poetry's."""
-    installed_graph = installed.graph(config.package_names)
-    protected = protected_names(config.package_names, [locked.graph, installed_graph])
-    # What the installed build needs but the lock never heard of is pip's, not Poetry's.
-    protected |= frozenset(installed_graph) - frozenset(locked.graph)
-    return protected - (locked.direct - config.package_names)
-
-
-def plan_for(
-    config: TorchCudaConfig,
-    variant: Variant,
-    locked: LockedState,
-    env: Env,
-    *,
-    force: bool = False,
-) -> Plan:
-    """The plan that makes ``env`` hold ``variant``; offline, it asks no index."""
-    installed = installed_environment(env)
-    targets = with_family(
-        build_targets(config.packages, locked.versions, variant, env.marker_env),
-        installed,
-    )
-    protected = protected_for(config, locked, installed)
-    plan = plan_changes(
-        variant, targets, protected, config.package_names, installed, force=force
-    )
-    return dataclasses.replace(
-        plan,
-        index_shown=mask_url(config.index_url(variant)),
-        own=locked.direct - config.package_names,
-        lacking=poetry_lacks(plan, locked.graph, locked.pins or locked.versions),
-    )
 
 
 def write_plan(
@@ -106,6 +61,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.undo import Stash
     from poetry_torch_cuda.install.undo import finish
+    from poetry_torch_cuda.install.undo import remove_distributions
     from poetry_torch_cuda.install.undo import reusable_previous
     from poetry_torch_cuda.install.undo import undo
 
@@ -116,9 +72,10 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
         echo=lambda line: io.write_line(Formatter.escape(line)),
     )
     done: list[str] = []
-    if not plan.install:
-        _remove_orphans(pip, list(plan.remove), done, env, in_process=False)
-    else:
+    orphans = list(plan.remove)  # only when nothing is installed
+    if orphans:
+        remove_distributions(env, orphans, pip.uninstall, pip_only=True)
+    if plan.install:
         try:  # the one way back from any failure below, interrupts included
             stash = Stash.take(env, plan.protected & set(plan.installed.all()))
         except OSError as error:
@@ -142,8 +99,8 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             done.append(_check_installed(plan, installed))
             targets = (*plan.install, *plan.satisfied)
             orphans = find_orphans(plan.sweepable, targets, installed)
-            # The stash puts back whatever an in-process removal leaves half done.
-            _remove_orphans(pip, orphans, done, env, in_process=True)
+            if orphans:  # the stash puts back what an in-process removal half did
+                remove_distributions(env, orphans, pip.uninstall)
         except BaseException as error:  # interrupts and bugs too: put back, then say so
             request.forget_lock()  # a lock entry made for it stays only if it installed
             forget_views()
@@ -152,25 +109,30 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 raise failure from None
             raise
         finish(stash, env, request)
+    if orphans:
+        wheels = "wheel" if len(orphans) == 1 else "wheels"
+        done.append(
+            f"removed {len(orphans)} unused CUDA {wheels} ({', '.join(orphans)})"
+        )
     if done:
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
 
 
 def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) -> None:
-    """The request's files, fetched at once and verified, then pip, locally."""
-    asked = ", ".join(request.requirements)
+    """The request's files, fetched at once into Poetry's artifact cache and verified,
+    then pip, locally."""
     if request.files:
         paths = _fetch(request, io)
         pip.install_files(
             [(path, item.sha256) for path, item in zip(paths, request.files)],
             force_reinstall=request.plan.force,
-            compile_bytecode=request.settings.compile_bytecode,
-            asked=asked,
+            compile_bytecode=request.compile_bytecode,
+            asked=request.asked,
         )
     conflicts = installed_environment(env).unmet(request.plan.configured)
     if conflicts:
         raise TorchCudaError(
-            f"pip could not install {asked}: {'; '.join(conflicts)}.\n"
+            f"pip could not install {request.asked}: {'; '.join(conflicts)}.\n"
             "This build needs other versions of packages Poetry manages; align "
             "them in pyproject.toml and run `poetry lock`, or choose another "
             "variant with `poetry torch-cuda switch <variant>`."
@@ -178,14 +140,13 @@ def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) ->
 
 
 def _fetch(request: InstallRequest, io: IO) -> list[Path]:
-    """``request``'s files in Poetry's artifact cache, verified; their paths in order."""
     from poetry_torch_cuda.index.client import variant_authenticator
     from poetry_torch_cuda.install.download import download_files
     from poetry_torch_cuda.project.config import ENV_INDEX_URL
 
     config, variant = request.config, request.plan.variant
     auth = variant_authenticator(
-        config, variant, request.settings.poetry_config, config.download_concurrency
+        config, variant, request.poetry.config, config.download_concurrency
     )
     # The per-run mirror: files found there by name, checked by the lock's hashes.
     mirror = config.index_url(variant) if os.environ.get(ENV_INDEX_URL) else None
@@ -207,7 +168,7 @@ def _fetch(request: InstallRequest, io: IO) -> list[Path]:
             auth,
             concurrency=config.download_concurrency,
             progress=show if terminal else None,
-            asked=", ".join(request.requirements),
+            asked=request.asked,
             mirror=mirror,
         )
     finally:
@@ -222,24 +183,6 @@ def _fetch(request: InstallRequest, io: IO) -> list[Path]:
 
 def _mb(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
-
-
-def _remove_orphans(
-    pip: PipRunner,
-    orphans: list[NormalizedName],
-    done: list[str],
-    env: Env,
-    *,
-    in_process: bool,
-) -> None:
-    """Remove ``orphans`` (keeping files other distributions list)."""
-    if orphans:
-        from poetry_torch_cuda.install.undo import remove_distributions
-
-        remove_distributions(env, orphans, pip.uninstall, pip_only=not in_process)
-        done.append(
-            f"removed {len(orphans)} unused CUDA wheel{'s' if len(orphans) != 1 else ''} ({', '.join(orphans)})"
-        )
 
 
 def describe_plan(plan: Plan) -> str:
@@ -280,45 +223,44 @@ def reconcile_environment(
     locked: LockedState,
     env: Env,
     io: IO,
-    settings: InstallSettings | None = None,
+    poetry: Poetry,
     *,
+    force: bool = False,
+    compile_bytecode: bool = False,
     refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
-    A run that waited for another one plans what is left, with ``refresh``'s
-    configuration and variant; returns the plan carried out.
+    ``force`` reinstalls matching builds (``sync --force``), ``compile_bytecode``
+    writes ``.pyc`` files. A run that waited for another one plans what is
+    left, with ``refresh``'s configuration and variant; returns the plan carried out.
     """
-    settings = settings or InstallSettings()
     with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
         if waited and refresh is not None:
             config, variant = refresh() or (config, variant)
-        plan = plan_for(config, variant, locked, env, force=settings.force)
+        plan = plan_for(config, variant, locked, env, force=force)
         if not plan.is_empty:
+            from poetry_torch_cuda.install.request import InstallRequest
             from poetry_torch_cuda.install.request import prepare_install
             from poetry_torch_cuda.install.request import refuse_system_python
 
             refuse_system_python(env, io)
-            poetry = settings.poetry if plan.install else None
-            project = None if poetry is None else poetry.pyproject_path.parent
-            if project is not None:
+            project = poetry.pyproject_path.parent
+            if plan.install:
                 _warn_other_owner(env, io, project, variant)
-            apply_plan(prepare_install(plan, config, env, io, settings), env, io)
-            if project is not None:
+            request = InstallRequest(plan, config, poetry, compile_bytecode)
+            apply_plan(prepare_install(request, env, io), env, io)
+            if plan.install:
                 record = {"project": str(project), "variant": variant.name}
                 with suppress(OSError):
                     owner_record(env.path).write_text(json.dumps(record), "utf-8")
         return plan
 
 
-#: Which project's configuration last put a torch build into the environment:
-#: two projects sharing one (a system Python, a Docker image) undo each other.
-OWNER = ".poetry-torch-cuda-owner.json"
-
-
 def owner_record(env_path: Path) -> Path:
-    """Where the environment's :data:`OWNER` record is: its state folder."""
-    return state_dir(env_path) / OWNER
+    """The record of which project's configuration last put a torch build into the
+    environment (two projects sharing one undo each other), in its state folder."""
+    return state_dir(env_path) / ".poetry-torch-cuda-owner.json"
 
 
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:

@@ -1,10 +1,6 @@
 """What exactly pip is called with, decided before pip runs: every install comes through here.
 
-The offline :class:`~poetry_torch_cuda.install.planning.Plan` says what must
-change; :func:`prepare_install` adds what only the index and the locks know:
-which files, torch-cuda.lock's for the torch family and poetry.lock's (its
-sha256, the URL from the package's source) for the Poetry packages the family
-needs and the environment lacks. Nothing is installed that no lock hashes.
+Nothing is installed that no lock hashes.
 """
 
 from __future__ import annotations
@@ -25,7 +21,6 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexClient
 from poetry_torch_cuda.index.client import tag_fits
 from poetry_torch_cuda.index.client import variant_authenticator
-from poetry_torch_cuda.install.planning import InstallSettings
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedFile
 from poetry_torch_cuda.output import PREFIX
@@ -56,49 +51,48 @@ BREAK_SYSTEM = "PIP_BREAK_SYSTEM_PACKAGES"
 class InstallRequest:
     """Everything pip gets for one change: exactly ``files``, each with its lock's sha256.
 
-    ``plan.force`` adds ``--force-reinstall``, ``settings.compile_bytecode``
-    drops ``--no-compile``; afterwards the unused CUDA wheels of
-    ``plan.sweepable`` are removed (``plan.remove`` when nothing is installed).
+    ``plan.force`` adds ``--force-reinstall``, ``compile_bytecode`` drops
+    ``--no-compile``; afterwards the unused CUDA wheels of ``plan.sweepable``
+    are removed (``plan.remove`` when nothing is installed).
     """
 
     plan: Plan
     config: TorchCudaConfig
-    settings: InstallSettings = dataclasses.field(default_factory=InstallSettings)
+    #: The project: its poetry.lock, sources, Poetry's configuration, torch-cuda.lock.
+    poetry: Poetry
+    #: Write ``.pyc`` files, as ``poetry install --compile`` does.
+    compile_bytecode: bool = False
     #: torch-cuda.lock's files for the family, poetry.lock's for Poetry's packages.
     files: tuple[LockedFile, ...] = ()
     #: Puts torch-cuda.lock back when this install locked the variant and failed.
     forget_lock: Callable[[], None] = lambda: None
 
     @property
-    def requirements(self) -> list[str]:
+    def asked(self) -> str:
         """What is asked for, as pip reads it (``torch==2.14.1+cu130``)."""
-        return [target.pip_requirement for target in self.plan.install]
+        return ", ".join(str(target) for target in self.plan.install)
 
 
-def prepare_install(
-    plan: Plan, config: TorchCudaConfig, env: Env, io: IO, settings: InstallSettings
-) -> InstallRequest:
-    """The request that carries ``plan`` out: one build per specifier-only entry,
+def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest:
+    """``request`` with what carries its plan out: one build per specifier-only entry,
     torch-cuda.lock's files for the family (the variant locked first if missing),
     poetry.lock's for the Poetry packages it needs and the environment lacks.
 
     Raises:
         TorchCudaError: no build, no lock entry or no file; nothing was changed.
     """
-    request = InstallRequest(plan, config, settings)
+    plan, config, poetry = request.plan, request.config, request.poetry
     if not plan.install:
         return request
     from poetry_torch_cuda.lockfile.service import LockLookup
 
-    poetry = settings.poetry
-    assert poetry is not None, "an install needs the project (InstallSettings)"
     if any(target.version is None for target in plan.install):
-        auth = variant_authenticator(config, plan.variant, settings.poetry_config)
+        auth = variant_authenticator(config, plan.variant, poetry.config)
         plan = pin_specifiers(
             plan, config, IndexClient(None, auth=auth), env.marker_env
         )
     io.write_line(
-        f"{PREFIX}: installing <c2>{', '.join(t.pip_requirement for t in plan.install)}</>",
+        f"{PREFIX}: installing <c2>{', '.join(map(str, plan.install))}</>",
         verbosity=Verbosity.VERBOSE,
     )
     lookup = LockLookup(poetry, io)

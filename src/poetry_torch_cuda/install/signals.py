@@ -31,22 +31,16 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-class Stopped(KeyboardInterrupt):
-    """A stopping signal arrived; ``signum`` says which."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
 def stop(signum: int) -> NoReturn:
-    """The handler that makes SIGTERM and SIGHUP stop the work as Ctrl-C does."""
-    raise Stopped(signum)
+    """The handler that makes SIGTERM and SIGHUP stop the work as Ctrl-C does: a
+    ``KeyboardInterrupt`` carrying the signal's number."""
+    raise KeyboardInterrupt(signum)
 
 
 def signum_of(interrupt: KeyboardInterrupt) -> int:
     """The signal behind ``interrupt`` (a plain Ctrl-C is SIGINT)."""
-    return getattr(interrupt, "signum", signal.SIGINT)
+    signum = interrupt.args[0] if interrupt.args else None
+    return signum if isinstance(signum, int) else signal.SIGINT
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from poetry_torch_cuda.environment.envlock import dead_stashes
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.install.planning import find_orphans
-from poetry_torch_cuda.install.reconcile import plan_for
+from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
