@@ -182,3 +182,36 @@ def test_torch_cuda_lock_gets_the_mode_poetry_lock_gets(
         os.umask(old)
     mode = stat.S_IMODE((project.path / "torch-cuda.lock").stat().st_mode)
     assert mode == stat.S_IMODE(project.lockfile.stat().st_mode) == 0o644
+
+
+def without_package(text: str, variant: str, name: str) -> str:
+    """``text`` with ``name``'s block removed from ``variant``'s entry (a bad merge)."""
+    entry = text.index(f'[[variant]]\nname = "{variant}"')
+    start = text.index(f'[[variant.package]]\nname = "{name}"', entry)
+    end = text.find("[[variant", start + 1)
+    return text[:start] + (text[end:] if end != -1 else "")
+
+
+def test_export_refuses_an_entry_that_lacks_a_dependency_as_the_check_does(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """An entry that lost a package (a bad merge) fails ``lock --check``; export
+    then writes no list with a hole in it, but names the same cause and fix."""
+    project = Project.create(tmp_path, index, DEPS, TWO)
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    path.write_text(without_package(path.read_text(), "cu129", "nvidia-cudnn-cu12"))
+    lacking = "cu129 lacks nvidia-cudnn-cu12 9.10.2.21"
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 1, check
+    assert lacking in check.stderr, check
+    exported = run_inprocess(project, "torch-cuda", "export", "--variant", "cu129")
+    assert exported.returncode == 1, exported
+    assert "nvidia-cublas-cu12==" not in exported.stdout, exported
+    assert lacking in exported.stderr, exported
+    assert "`poetry torch-cuda lock`" in exported.stderr, exported
+    # An install locks the entry again first, as Poetry locks a stale poetry.lock.
+    installed = project.run("install")
+    assert f"locking cu129 first ({lacking})" in installed.stdout, describe(installed)
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    assert run_inprocess(project, "torch-cuda", "lock", "--check").returncode == 0

@@ -119,7 +119,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
             )
         if reasons:
             raise TorchCudaError(
-                f"{LOCK_NAME} does not match poetry.lock ({reasons[0]}); run "
+                f"{LOCK_NAME} does not match this project ({reasons[0]}); run "
                 "`poetry torch-cuda lock` first."
             )
         selection = selection_from(self)

@@ -488,23 +488,27 @@ def check_lock(poetry: Poetry) -> list[str]:
     for entry in lock.variants:
         if indexes.get(entry.name) != entry.index_url:
             reasons.append(f"{entry.name}'s entry is not the one its metadata names")
-        missing = [
-            f"{root.name} {root.version}"
-            for root in _roots_for(poetry, config, parse_variant(entry.name))
-            if root.version is not None
-            and entry.package(root.name, root.version) is None
-        ] + [
-            f"{d.name} {d.version}"
-            for p in entry.packages
-            for d in p.dependencies
-            if entry.package(d.name, d.version) is None
-        ]
-        if missing:
-            reasons.append(f"{entry.name} lacks {', '.join(sorted(set(missing)))}")
+        reasons += _lacks(poetry, config, entry)
     for name in (names & set(indexes)) - {entry.name for entry in lock.variants}:
         reasons.append(f"{name} has no entry")
     reasons += _mirror_urls(lock, _fetching(poetry), config)
     return list(dict.fromkeys(reasons))
+
+
+def _lacks(poetry: Poetry, config: TorchCudaConfig, entry: VariantLock) -> list[str]:
+    """What ``entry`` lacks of the locked versions and of its own dependencies, in
+    one reason (empty: nothing): a package lost in a merge leaves a hole."""
+    missing = [
+        f"{root.name} {root.version}"
+        for root in _roots_for(poetry, config, parse_variant(entry.name))
+        if root.version is not None and entry.package(root.name, root.version) is None
+    ] + [
+        f"{d.name} {d.version}"
+        for p in entry.packages
+        for d in p.dependencies
+        if entry.package(d.name, d.version) is None
+    ]
+    return [f"{entry.name} lacks {', '.join(sorted(set(missing)))}"] if missing else []
 
 
 def lock_project(
@@ -568,6 +572,7 @@ def lock_project(
         for p in ([previous] if reuse and previous else [])
         for v in p.variants
         if not differences(p.inputs, current, variant=v.name)
+        and not _lacks(poetry, config, v)
     }
     python = poetry.package.python_constraint
     locker = VariantLocker(
@@ -653,7 +658,9 @@ def entry_for(
     found = lock.variant(variant.name)
     current = _current_inputs(poetry, config, [variant.name])
     reasons = differences(lock.inputs, current, variant=variant.name)
-    return found, reasons or ([] if found else [f"{variant} is not locked"])
+    if found is None:
+        return None, reasons or [f"{variant} is not locked"]
+    return found, reasons + _lacks(poetry, config, found)
 
 
 class LockLookup:
