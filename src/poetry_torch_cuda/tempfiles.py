@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from contextlib import suppress
@@ -32,7 +33,7 @@ def make(directory: Path, prefix: str, suffix: str) -> tuple[int, Path]:
 
 
 def sweep(directory: Path, prefix: str, suffix: str) -> None:
-    """Remove ``directory``'s files made by :func:`make` whose process is gone.
+    """Remove ``directory``'s files (and folders) named after a process that is gone.
 
     Errors (a file another run removed first, no permission) are ignored: a
     leftover costs disk space, never correctness.
@@ -43,7 +44,10 @@ def sweep(directory: Path, prefix: str, suffix: str) -> None:
             owner = path.name[len(prefix) :].split(".", 1)[0]
             if owner.isdigit() and not alive(int(owner)):
                 with suppress(OSError):
-                    path.unlink()
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)  # its links, never what they point to
+                    else:
+                        path.unlink()
 
 
 def alive(pid: int) -> bool:

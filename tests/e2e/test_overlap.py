@@ -334,8 +334,19 @@ def test_kill_9_of_switch_leaves_leftovers_the_next_run_removes(
     wait_for(lambda: lock_is_free(cu129_project.venv), 120, "the orphaned pip to exit")
     assert cu129_project.installed()["torch"] == "2.14.1+cu129"
     assert "variant = 'cu129'" in cu129_project.pyproject_text()
-    again = cu129_project.run("torch-cuda", "switch", "cu130")
+    # Killed while pip ran, it would also leave pip's folder of links in the temp
+    # directory, named as install_files names it.
+    temp = cu129_project.path.parent / "temp"
+    links = temp / f"poetry-torch-cuda-{pid}.k1ll3d.links"
+    links.mkdir(parents=True)
+    (links / "requirements.txt").write_text("torch==2.14.1+cu130\n")
+    (links / "torch.whl").symlink_to(cu129_project.path / "pyproject.toml")
+    again = cu129_project.run(
+        "torch-cuda", "switch", "cu130", env_extra={"TMPDIR": str(temp)}
+    )
     assert not list(cu129_project.path.glob(".pyproject.toml.*.tmp")), again.stdout
+    assert not links.exists(), again.stdout
+    assert (cu129_project.path / "pyproject.toml").is_file()  # a link, not its target
     assert cu129_project.installed()["torch"] == "2.14.1+cu130"
 
 

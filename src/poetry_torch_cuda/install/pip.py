@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from packaging.utils import parse_wheel_filename
 
+from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.environment import envlock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 _KEPT_LINES = 400
+#: The start of the name of pip's folder of links (``<it><pid>.<random>.links``).
+_LINKS = "poetry-torch-cuda-"
 
 #: The user's pip settings that would add files or pins of their own to the
 #: plugin's install are turned off for it (pip reads variables after its
@@ -84,8 +87,15 @@ class PipRunner:
                 begun); the message says why.
         """
         asked = asked or ", ".join(path.name for path, _ in files)
-        # A folder of links (not copies) to the files, named after this process.
-        folder = Path(tempfile.mkdtemp(prefix=f"poetry-torch-cuda-{os.getpid()}."))
+        # A folder of links (not copies) to the files, named after this process;
+        # those of runs killed with kill -9 go first.
+        temp = Path(tempfile.gettempdir())
+        tempfiles.sweep(temp, _LINKS, ".links")
+        folder = Path(
+            tempfile.mkdtemp(
+                prefix=f"{_LINKS}{os.getpid()}.", suffix=".links", dir=temp
+            )
+        )
         requirements = folder / "requirements.txt"
         try:
             lines = []
