@@ -389,6 +389,8 @@ def family_problems(
     one line per distribution: a file its ``RECORD`` lists is missing, or (with
     ``hashes``) its sha256 differs from the recorded one."""
     family = set(installed_environment(env).graph(roots))
+    if not family:  # nothing installed: no distribution's metadata to read
+        return []
     problems = []
     for name, all_entries in sorted(files_by_name(site_paths(env), family).items()):
         # Bytecode is the interpreter's to rewrite or a slim image's to delete.
