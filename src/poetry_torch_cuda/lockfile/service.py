@@ -769,8 +769,8 @@ def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -
     """
     if not poetry.locker.is_locked():
         return
-    config = None if pyproject is None else configured(pyproject)
     try:
+        config = None if pyproject is None else configured(pyproject)
         lock_project(poetry, io, config=config, reuse=config is not None)
     except TorchCudaError as error:
         if pyproject is None and (
