@@ -429,15 +429,13 @@ class IndexClient:
         try:
             if timeout is not None:  # as Authenticator.request, without its retries
                 found = self.auth.get_credentials_for_url(url)
-                given = found.username is not None or found.password is not None
+                pair = (found.username or "", found.password or "")
                 certs = self.auth.get_certs_for_url(url)
                 trusted = certs.cert or certs.verify
                 response = self.auth.get_session(url=url).get(
                     url,
                     headers={"Accept": ACCEPT},
-                    auth=(found.username or "", found.password or "")
-                    if given
-                    else None,
+                    auth=pair if self.auth.sends_credentials(url) else None,
                     timeout=timeout,
                     verify=str(trusted) if isinstance(trusted, Path) else trusted,
                     cert=None if certs.client_cert is None else str(certs.client_cert),
