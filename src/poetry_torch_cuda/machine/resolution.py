@@ -444,14 +444,12 @@ def _from_verdict(
 
 def check_project_fleet(
     config: TorchCudaConfig,
-    poetry: Poetry,
     env: Env,
     locked_versions: Mapping[NormalizedName, str],
-    client: IndexClient | None = None,
+    client: IndexClient,
     targets: Iterable[FleetTarget] | None = None,
 ) -> list[TargetCheck]:
     """The declared ``targets`` (default: all) against the lock, on their wheels."""
-    client = client or project_client(poetry)
     wanted = wanted_versions(config.package_names, locked_versions)
     torch = wanted.get(canonicalize_name("torch"))
     return [  # each on its platform's wheels: env's markers moved there
