@@ -16,7 +16,7 @@ from poetry.config.config import Config
 from poetry.core.packages.utils.link import Link
 from poetry.utils.cache import ArtifactCache
 
-from poetry_torch_cuda.index.client import authenticator
+from poetry_torch_cuda.index.client import IndexAuthenticator
 from poetry_torch_cuda.install.download import DownloadError
 from poetry_torch_cuda.install.download import download_files
 from poetry_torch_cuda.lockfile.model import LockedFile
@@ -60,7 +60,7 @@ def served(tmp_path: Path) -> Iterator[tuple[IndexServer, list[LockedFile]]]:
 
 
 def fetch(items: list[LockedFile], cache: Path, **options: object) -> list[Path]:
-    auth = authenticator(Config(), (), pool_size=8)
+    auth = IndexAuthenticator(Config(), pool_size=8)
     return download_files(items, cache, auth, **options)  # type: ignore[arg-type]
 
 

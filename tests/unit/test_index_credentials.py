@@ -6,39 +6,50 @@ from typing import Any
 
 from poetry.config.config import Config
 
-from poetry_torch_cuda.index.client import IndexAccess
-from poetry_torch_cuda.index.client import authenticator
-from poetry_torch_cuda.index.client import index_access
+from poetry_torch_cuda.index.client import IndexAuthenticator
+from poetry_torch_cuda.index.client import variant_authenticator
 from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.urls import scrub
 
 
 def test_credentials_are_split_off_the_url_and_never_shown() -> None:
-    access = IndexAccess.from_url("https://bob:p%40ss%3Aw@mirror.example/whl/cu129")
-    assert access.url == "https://mirror.example/whl/cu129"
-    assert (access.username, access.password) == ("bob", "p@ss:w")
-    assert "p@ss" not in repr(access)
-    assert access.shown == "https://mirror.example/whl/cu129"
+    given = "https://bob:p%40ss%3Aw@mirror.example/whl/cu129"
+    auth = IndexAuthenticator(Config())
+    url = auth.take_off(given)
+    assert url == "https://mirror.example/whl/cu129"
+    assert pair(auth, url) == ("bob", "p@ss:w")
+    assert "p@ss" not in scrub("pip said: p@ss:w")
+    assert mask_url(given) == "https://***@mirror.example/whl/cu129"
 
 
 def test_url_credentials_follow_poetrys_rules() -> None:
     """Credentials written in an index URL go where Poetry sends a source's:
     the same host (any path, as PEP 503 lets an index put files anywhere),
     never plain http, never another host."""
-    known = authenticator(Config(), ())
+    known = IndexAuthenticator(Config())
     assert known.take_off("https://mirror.example/whl/cu130") == (
         "https://mirror.example/whl/cu130"
     )
     bare = known.take_off("https://bob:p%40ss@mirror.example/whl/cu129/")
     assert bare == "https://mirror.example/whl/cu129/"
+    assert pair(known, "https://mirror.example/whl/cu129/torch/") == ("bob", "p@ss")
+    assert pair(known, "https://mirror.example/files/torch.whl") == ("bob", "p@ss")
+    assert pair(known, "http://mirror.example/whl/cu129/torch/") == (None, None)
+    assert pair(known, "https://other.example/whl/cu129/torch/") == (None, None)
+    assert not known.sends_credentials("http://mirror.example/whl/cu129/torch/")
 
-    def pair(url: str) -> tuple[str | None, str | None]:
-        found = known.get_credentials_for_url(url)
-        return found.username, found.password
 
-    assert pair("https://mirror.example/whl/cu129/torch/") == ("bob", "p@ss")
-    assert pair("https://mirror.example/files/torch.whl") == ("bob", "p@ss")
-    assert pair("http://mirror.example/whl/cu129/torch/") == (None, None)
-    assert pair("https://other.example/whl/cu129/torch/") == (None, None)
+def pair(auth: IndexAuthenticator, url: str) -> tuple[str | None, str | None]:
+    found = auth.get_credentials_for_url(url)
+    return found.username, found.password
+
+
+def index_credentials(config: Any, poetry_config: Config) -> tuple[str | None, ...]:
+    """The credentials a request to ``config``'s variant index carries."""
+    auth = variant_authenticator(config, config.variant, poetry_config)
+    url = auth.take_off(config.index_url(config.variant))
+    return pair(auth, f"{url}/torch/")
 
 
 def _config(table: dict[str, Any], sources: list[dict[str, str]]) -> Any:
@@ -60,9 +71,9 @@ def test_source_credentials_come_from_poetrys_config() -> None:
         [{"name": "mirror", "url": "https://mirror.example/whl/{variant}"}],
     )
     poetry_config = _poetry_config({"mirror": {"username": "u", "password": "pw1"}})
-    access = index_access(config, config.variant, poetry_config)
-    assert access.url == "https://mirror.example/whl/cu129"
-    assert (access.username, access.password, access.source) == ("u", "pw1", "mirror")
+    assert config.index_url(config.variant) == "https://mirror.example/whl/cu129"
+    assert config.source == "mirror"
+    assert index_credentials(config, poetry_config) == ("u", "pw1")
 
 
 def test_index_url_borrows_credentials_of_a_source_on_the_same_host() -> None:
@@ -71,8 +82,7 @@ def test_index_url_borrows_credentials_of_a_source_on_the_same_host() -> None:
         [{"name": "corp", "url": "https://corp.example/simple/"}],
     )
     poetry_config = _poetry_config({"corp": {"username": "u", "password": "pw2"}})
-    access = index_access(config, config.variant, poetry_config)
-    assert (access.username, access.password) == ("u", "pw2")
+    assert index_credentials(config, poetry_config) == ("u", "pw2")
 
 
 def test_https_credentials_never_go_to_an_http_url() -> None:
@@ -85,8 +95,7 @@ def test_https_credentials_never_go_to_an_http_url() -> None:
         [{"name": "corp", "url": "https://corp.example/simple/"}],
     )
     poetry_config = _poetry_config({"corp": {"username": "u", "password": "pw3"}})
-    access = index_access(config, config.variant, poetry_config)
-    assert not access.has_credentials
+    assert index_credentials(config, poetry_config) == (None, None)
 
 
 def test_other_hosts_get_no_credentials() -> None:
@@ -94,7 +103,7 @@ def test_other_hosts_get_no_credentials() -> None:
         {"variant": "cpu"}, [{"name": "corp", "url": "https://corp.example/simple/"}]
     )
     poetry_config = _poetry_config({"corp": {"username": "u", "password": "pw4"}})
-    assert not index_access(config, config.variant, poetry_config).has_credentials
+    assert index_credentials(config, poetry_config) == (None, None)
 
 
 # -- pip's environment -------------------------------------------------------

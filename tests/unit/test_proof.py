@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 import pytest
+from poetry.utils.env import MockEnv
 
 from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.index.offers import Offer
@@ -27,6 +28,8 @@ from tests.support.machines import nvidia_machine as nvidia
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from poetry_torch_cuda.project.variants import Variant
 
 NO_GPU = Machine("linux", "x86_64", notes=("nvidia-smi not found on PATH",))
 
@@ -270,14 +273,20 @@ def test_memory_is_keyed_on_driver_and_gpus(tmp_path: Path) -> None:
     assert resolution.failures(tmp_path, newer_driver) == []
     assert not resolution.remember(tmp_path, NO_GPU, parse_variant("cpu"), None, "x")
 
-    def offers(variant: object) -> Offer:
+    asked: list[str] = []
+
+    def offers(variant: Variant) -> Offer:
+        asked.append(variant.name)
         return Offer(True, "on the index")
 
-    remembered = resolution.remembering(offers, tmp_path, gtx)
-    skipped = remembered(parse_variant("cu126"))
-    assert skipped.available is False
+    decision = resolution.choose(gtx, offers, "2.13.0", env=MockEnv(path=tmp_path))
+    offered = {verdict.variant.name: offer for verdict, offer in decision.candidates}
+    skipped = offered["cu126"]
+    assert skipped is not None and skipped.available is False
     assert "failed verification in this environment" in skipped.detail
-    assert remembered(parse_variant("cu118")).available is True
+    assert "cu126" not in asked  # the memory answers, the index is not asked
+    assert decision.variant.name != "cu126"
+    assert offered[decision.variant.name] == Offer(True, "on the index")
     assert resolution.forget(tmp_path) == 1
     assert resolution.failures(tmp_path) == []
 

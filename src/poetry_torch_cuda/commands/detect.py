@@ -89,7 +89,7 @@ class DetectCommand(TorchCudaCommand):
         if self.option("target"):
             target = find_target(config.targets, str(self.option("target")))
             [check] = check_project_fleet(
-                config, self.poetry, self.env, locked or {}, client, [target]
+                config, self.env, locked or {}, client, [target]
             )
             assert check.decision is not None
             decision, machine = check.decision, target_machine(target)

@@ -1,6 +1,6 @@
 """The package index through Poetry's HTTP stack: the one client, its credentials, its wording.
 
-Every request of the plugin takes its credentials from :func:`authenticator`
+Every request of the plugin takes its credentials from :class:`IndexAuthenticator`
 (Poetry's rules, never https credentials over http, plus those written in an
 ``index-url``, never printed). Pages are parsed by Poetry's PEP 691/503 link
 sources and cached; every failed request is worded here. Checks and choices ask
@@ -106,45 +106,14 @@ class IndexUnavailableError(TorchCudaError):
     advice: str = ""
 
 
-@dataclass(frozen=True)
-class IndexAccess:
-    """A variant's index URL (without credentials) and the credentials for it."""
-
-    url: str
-    username: str | None = None
-    password: str | None = None
-    #: The Poetry source the URL comes from (``source = "<name>"``).
-    source: str | None = None
-
-    @classmethod
-    def from_url(cls, url: str) -> IndexAccess:
-        """Split ``user:password@`` off ``url`` (percent-decoded), if it has one."""
-        parts = urlsplit(url)
-        username = None if parts.username is None else unquote(parts.username)
-        password = None if parts.password is None else unquote(parts.password)
-        register_secret(password)
-        return cls(without_credentials(url), username, password)
-
-    @property
-    def has_credentials(self) -> bool:
-        """Whether a user name or a password goes with the URL."""
-        return self.username is not None or self.password is not None
-
-    @property
-    def shown(self) -> str:
-        """The URL as messages show it: never with credentials."""
-        return mask_url(self.url)
-
-    def __repr__(self) -> str:
-        hidden = "***" if self.has_credentials else None
-        return f"IndexAccess(url={self.shown!r}, credentials={hidden!r})"
-
-
 class IndexAuthenticator(Authenticator):
     """Poetry's ``Authenticator`` that also knows credentials written in index URLs."""
 
     def __init__(
-        self, config: Config | None, sources: Iterable[tuple[str, str]], pool_size: int
+        self,
+        config: Config | None,
+        sources: Iterable[tuple[str, str]] = (),
+        pool_size: int = 10,
     ) -> None:
         super().__init__(
             config,
@@ -162,13 +131,19 @@ class IndexAuthenticator(Authenticator):
     def take_off(self, url: str, name: str | None = None) -> str:
         """``url`` without ``user:password@``; requests that Poetry's rules match
         to it (scheme, host, path) get those credentials. ``name``: a source."""
-        access = IndexAccess.from_url(url)
-        if access.has_credentials:
-            name = f"<index-url {access.url}>"
-            self._in_url[name] = HTTPAuthCredential(access.username, access.password)
+        parts, bare = urlsplit(url), without_credentials(url)
+        if parts.username is not None:  # percent-decoded, never shown
+            password = None if parts.password is None else unquote(parts.password)
+            register_secret(password)
+            name = f"<index-url {bare}>"
+            self._in_url[name] = HTTPAuthCredential(unquote(parts.username), password)
         if name is not None and name not in self.configured_repositories:
-            self.add_repository(name, access.url)
-        return access.url
+            self.add_repository(name, bare)
+        return bare
+
+    def sends_credentials(self, url: str) -> bool:
+        """Whether requests to ``url`` carry credentials."""
+        return self.get_credentials_for_url(url) != HTTPAuthCredential()
 
     def _get_repository_config_for_url(
         self, url: str, exact_match: bool = False
@@ -189,39 +164,22 @@ class IndexAuthenticator(Authenticator):
         return super()._get_credentials_for_repository(repository)
 
 
-def authenticator(
-    config: Config | None, sources: Iterable[tuple[str, str]] = (), pool_size: int = 10
-) -> IndexAuthenticator:
-    """The authenticator every request of the plugin goes through."""
-    return IndexAuthenticator(config, sources, pool_size)
-
-
 def variant_authenticator(
     config: TorchCudaConfig,
     variant: Variant,
     poetry_config: Config | None = None,
     pool_size: int = 10,
 ) -> IndexAuthenticator:
-    """:func:`authenticator` for ``variant``'s index: the project's sources, the one
-    ``source`` names at the variant's URL, and credentials written in that URL."""
+    """The authenticator every request for ``variant``'s index goes through: the
+    project's sources, the one ``source`` names at the variant's URL, and
+    credentials written in that URL."""
     url = config.index_url(variant)
     sources = [(n, u) for n, u in config.project_sources if n != config.source]
     if config.source is not None:
         sources.append((config.source, url))
-    found = authenticator(poetry_config, sources, pool_size)
+    found = IndexAuthenticator(poetry_config, sources, pool_size)
     found.take_off(url)
     return found
-
-
-def index_access(
-    config: TorchCudaConfig, variant: Variant, poetry_config: Config | None = None
-) -> IndexAccess:
-    """The index for ``variant`` with the credentials :func:`authenticator` gives it."""
-    auth = variant_authenticator(config, variant, poetry_config)
-    url = auth.take_off(config.index_url(variant))
-    found = auth.get_credentials_for_url(url)
-    register_secret(found.password)
-    return IndexAccess(url, found.username, found.password, config.source)
 
 
 def host_in_words(url: str) -> str:
@@ -242,11 +200,15 @@ def advice(error: BaseException | str) -> str:
 
 
 def http_failure(
-    status: int, project: str | None = None, index: IndexAccess | None = None
+    status: int,
+    project: str | None = None,
+    source: str | None = None,
+    credentials: bool | None = None,
 ) -> tuple[str, str]:
     """``(cause, advice)`` for an HTTP error status (never a page's 404: that is a
-    project the index lacks); ``project`` and ``index``: what was asked, for advice
-    that names the source and its variables."""
+    project the index lacks); ``project``, the index's ``source`` and whether
+    ``credentials`` went with the request (``None``: not known): what was asked,
+    for advice that names the source and its variables."""
     about = f" for {project}" if project else ""
     words = f"the index answered HTTP {status}{about}"
     fix = "Check the index URL, then run the command again."
@@ -256,17 +218,17 @@ def http_failure(
             "Check the credentials Poetry has for the index's source: "
             "`poetry config http-basic.<source> <user> <password>`."
         )
-        if index is not None and index.has_credentials:
-            name = index.source or "<source>"
+        if credentials:
+            name = source or "<source>"
             variable = "POETRY_HTTP_BASIC_" + (
-                re.sub(r"\W", "_", name.upper()) if index.source else "<SOURCE>"
+                re.sub(r"\W", "_", name.upper()) if source else "<SOURCE>"
             )
             fix = (
                 "Check the credentials Poetry has for it: `poetry config "
                 f"http-basic.{name} <user> <password>` or {variable}_USERNAME "
                 f"and {variable}_PASSWORD."
             )
-        elif index is not None:
+        elif credentials is not None:
             fix = (
                 "It wants credentials: declare it as a [[tool.poetry.source]], set "
                 'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
@@ -414,7 +376,7 @@ class IndexClient:
         """``config``: Poetry's (``None``: the user's); ``timeout``: one attempt of that
         many seconds per page, and an unreachable host remembered for a while,
         instead of Poetry's retries."""
-        self.auth = auth or authenticator(config, sources)
+        self.auth = auth or IndexAuthenticator(config, sources)
         self._refresh = refresh
         self._timeout = timeout
         self._memory: dict[tuple[str, str], ProjectFiles] = {}
@@ -467,15 +429,13 @@ class IndexClient:
         try:
             if timeout is not None:  # as Authenticator.request, without its retries
                 found = self.auth.get_credentials_for_url(url)
-                given = found.username is not None or found.password is not None
+                pair = (found.username or "", found.password or "")
                 certs = self.auth.get_certs_for_url(url)
                 trusted = certs.cert or certs.verify
                 response = self.auth.get_session(url=url).get(
                     url,
                     headers={"Accept": ACCEPT},
-                    auth=(found.username or "", found.password or "")
-                    if given
-                    else None,
+                    auth=pair if self.auth.sends_credentials(url) else None,
                     timeout=timeout,
                     verify=str(trusted) if isinstance(trusted, Path) else trusted,
                     cert=None if certs.client_cert is None else str(certs.client_cert),

@@ -106,39 +106,33 @@ def wanted_versions(
     return {name: version for name, version in public.items() if version is not None}
 
 
+@dataclass(frozen=True)
 class OfferFinder:
     """Answers "does this variant have the locked builds?": none asked when installed
     with the variant's label; else torch's page first, the others only if it has it."""
 
-    def __init__(
-        self,
-        client: IndexClient,
-        config: TorchCudaConfig,
-        wanted: Mapping[NormalizedName, str],
-        marker_env: Mapping[str, Any],
-        installed: InstalledEnvironment | None = None,
-    ) -> None:
-        self._client = client
-        self._config = config
-        self._wanted = dict(wanted)
-        self._marker_env = marker_env
-        self._installed = installed
-        self._names = list(self._wanted) or [
-            min(config.package_names, key=lambda n: (n != "torch", n))
-        ]
+    client: IndexClient
+    config: TorchCudaConfig
+    wanted: Mapping[NormalizedName, str]
+    marker_env: Mapping[str, Any]
+    installed: InstalledEnvironment | None = None
+
+    @property
+    def _names(self) -> list[NormalizedName]:
+        """The wanted packages (none locked: the first configured), torch first."""
+        first = min(self.config.package_names, key=lambda n: (n != "torch", n))
+        return list(self.wanted) or [first]
 
     def __call__(self, variant: Variant) -> Offer:
         """Whether ``variant`` has every wanted build (stops at the first missing)."""
-        held = {n: f"{v}+{variant.local_label}" for n, v in self._wanted.items()}
-        have = self._installed
+        held = {n: f"{v}+{variant.local_label}" for n, v in self.wanted.items()}
+        have = self.installed
         if held and all(have and have.version(n) == v for n, v in held.items()):
             built = ", ".join(f"{n} {v}" for n, v in held.items())
             return Offer(True, f"{built} already installed from it")
-        url, packages = self._config.index_url(variant), []
+        url, packages = self.config.index_url(variant), []
         for name in self._names:
-            packages.append(
-                self._package(variant, name, self._client.answer(url, name))
-            )
+            packages.append(self._package(variant, name, self.client.answer(url, name)))
             if packages[-1].has_wanted is not True:
                 break
         return VariantOffer(variant, without_credentials(url), tuple(packages)).offer()
@@ -146,14 +140,14 @@ class OfferFinder:
     def inspect(self, variants: Iterable[Variant]) -> list[VariantOffer]:
         """Every wanted package on every variant, in parallel (the others than the
         first, torch, only where the index has a page for the first)."""
-        urls = {variant: self._config.index_url(variant) for variant in variants}
+        urls = {variant: self.config.index_url(variant) for variant in variants}
         first, rest = self._names[0], self._names[1:]
-        answers = self._client.projects([(url, first) for url in urls.values()])
+        answers = self.client.projects([(url, first) for url in urls.values()])
         listed = [
             v for v, u in urls.items() if getattr(answers[(u, first)], "found", False)
         ]
         answers.update(
-            self._client.projects([(urls[v], name) for v in listed for name in rest])
+            self.client.projects([(urls[v], name) for v in listed for name in rest])
         )
         reports = []
         for variant, url in urls.items():
@@ -170,12 +164,12 @@ class OfferFinder:
         name: NormalizedName,
         answer: ProjectFiles | IndexUnavailableError,
     ) -> PackageOffer:
-        wanted = self._wanted.get(name)
+        wanted = self.wanted.get(name)
         if isinstance(answer, IndexUnavailableError):
             return PackageOffer(name, wanted, None, error=str(answer))
         versions = tuple(
             version.public
-            for version in answer.versions(variant.local_label, self._marker_env)
+            for version in answer.versions(variant.local_label, self.marker_env)
         )
         has = wanted in versions if wanted is not None else bool(versions)
         return PackageOffer(name, wanted, has, versions, page=answer.found)

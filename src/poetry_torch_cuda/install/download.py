@@ -1,7 +1,7 @@
 """The locked files a change needs, fetched into Poetry's artifact cache, sha256-checked as they stream.
 
 As Poetry's executor does: worker threads, one request per file through the one
-:func:`~poetry_torch_cuda.index.client.authenticator`, hashed into a ``.part``
+:class:`~poetry_torch_cuda.index.client.IndexAuthenticator`, hashed into a ``.part``
 file (named after its process: the next run sweeps those of dead ones), renamed
 to the cache entry only when size and hash match the lock. With a per-run
 mirror each file is found by name on its pages.
@@ -265,15 +265,14 @@ class _Run:
         with response:
             if response.status_code >= 400:
                 cause, advice = client.http_failure(response.status_code)
-                if response.status_code in (401, 403) and url.startswith("http:"):
-                    https = self._auth.get_credentials_for_url("https:" + url[5:])
-                    if https.username is not None or https.password is not None:
-                        advice = (
-                            "The URL is plain http on a host whose credentials are "
-                            "for https only, and credentials never go out in the "
-                            "clear: the URL (in the index's page or in "
-                            "torch-cuda.lock) must be https."
-                        )
+                refused = response.status_code in (401, 403) and url[:5] == "http:"
+                if refused and self._auth.sends_credentials("https:" + url[5:]):
+                    advice = (
+                        "The URL is plain http on a host whose credentials are "
+                        "for https only, and credentials never go out in the "
+                        "clear: the URL (in the index's page or in "
+                        "torch-cuda.lock) must be https."
+                    )
                 raise self._failure(item, url, cause, advice)
             read = getattr(response.raw, "read1", response.raw.read)
             try:

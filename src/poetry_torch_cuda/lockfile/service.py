@@ -34,8 +34,8 @@ from packaging.version import InvalidVersion
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.client import http_failure
-from poetry_torch_cuda.index.client import index_access
 from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.index.client import variant_authenticator
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedDependency
 from poetry_torch_cuda.lockfile.model import LockedPackage
@@ -695,10 +695,13 @@ class LockLookup:
             if error.status is None:  # no answer: the install's message names proxies
                 error.cause = error.cause or "no answer"
                 raise
-            access = index_access(_fetching(poetry), variant, poetry.config)
-            cause, advice = http_failure(error.status, "torch", access)
+            fetch = _fetching(poetry)
+            auth = variant_authenticator(fetch, variant, poetry.config)
+            url = auth.take_off(fetch.index_url(variant))
+            given = auth.sends_credentials(url)
+            cause, advice = http_failure(error.status, "torch", fetch.source, given)
             raise LockError(
-                f"could not lock {variant} from {access.shown}: {cause}\n{advice}"
+                f"could not lock {variant} from {mask_url(url)}: {cause}\n{advice}"
             ) from None
         entry = made.variant(variant.name) if made else None
         assert entry is not None  # lock_project raised instead

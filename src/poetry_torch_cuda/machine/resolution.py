@@ -89,14 +89,10 @@ def offer_finder(
     env: Env,
     wanted: Mapping[NormalizedName, str],
     client: IndexClient | None = None,
-    target: FleetTarget | None = None,
 ) -> OfferFinder:
     """What the index offers ``env`` of ``wanted`` per variant (installed builds ask
-    nothing); for a declared ``target``, its platform's wheels (env's markers moved)."""
+    nothing)."""
     client = client or project_client(poetry)
-    if target is not None:
-        markers = target_marker_env(target, dict(env.marker_env))
-        return OfferFinder(client, config, wanted, markers)
     installed = installed_environment(env)
     return OfferFinder(client, config, wanted, env.marker_env, installed)
 
@@ -109,10 +105,22 @@ def choose(
     extra: Iterable[Variant] = (),
     env: Env | None = None,
 ) -> Decision:
-    """:func:`~.detection.decide`, skipping what failed in ``env`` (a target: none)."""
-    if env is not None:
-        offers = remembering(offers, env.path, machine)
-    return decide(machine, offers, torch_version, extra)
+    """:func:`~.detection.decide`, where builds that failed in ``env`` before are
+    offered "no" (a target has no memory)."""
+    failed = {f.variant: f for f in failures(env.path, machine)} if env else {}
+
+    def offer(variant: Variant) -> Offer:
+        failure = failed.get(variant.name)
+        if failure is None:
+            return offers(variant)
+        return Offer(
+            False,
+            f"failed verification in this environment ({failure.when}): "
+            f"{failure.reason} (`poetry torch-cuda detect --forget` tries it again)",
+            remembered=True,
+        )
+
+    return decide(machine, offer, torch_version, extra)
 
 
 def resolve(
@@ -301,28 +309,6 @@ def forget(env_path: Path) -> int:
     return count
 
 
-def remembering(
-    offers: Callable[[Variant], Offer], env_path: Path, machine: Machine
-) -> Callable[[Variant], Offer]:
-    """``offers`` that answers "no" for builds that failed here before."""
-    failed = {failure.variant: failure for failure in failures(env_path, machine)}
-    if not failed:
-        return offers
-
-    def offer(variant: Variant) -> Offer:
-        failure = failed.get(variant.name)
-        if failure is None:
-            return offers(variant)
-        return Offer(
-            False,
-            f"failed verification in this environment ({failure.when}): "
-            f"{failure.reason} (`poetry torch-cuda detect --forget` tries it again)",
-            remembered=True,
-        )
-
-    return offer
-
-
 def _machine_key(machine: Machine) -> str | None:
     """What a failure is kept for: the driver and the GPUs (``None``: no GPU driver)."""
     if machine.nvidia is not None:
@@ -398,7 +384,7 @@ def target_machine(target: FleetTarget) -> Machine:
     )
 
 
-def target_marker_env(target: FleetTarget, base: dict[str, Any]) -> dict[str, Any]:
+def target_marker_env(target: FleetTarget, base: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` (this env's markers) moved to the target's OS and machine."""
     windows = target.sys_platform.startswith("win")
     return {
@@ -458,22 +444,22 @@ def _from_verdict(
 
 def check_project_fleet(
     config: TorchCudaConfig,
-    poetry: Poetry,
     env: Env,
     locked_versions: Mapping[NormalizedName, str],
-    client: IndexClient | None = None,
+    client: IndexClient,
     targets: Iterable[FleetTarget] | None = None,
 ) -> list[TargetCheck]:
     """The declared ``targets`` (default: all) against the lock, on their wheels."""
-    client = client or project_client(poetry)
     wanted = wanted_versions(config.package_names, locked_versions)
     torch = wanted.get(canonicalize_name("torch"))
-    return [
+    return [  # each on its platform's wheels: env's markers moved there
         check_target(
             target,
             config.variant,
             torch,
-            offer_finder(config, poetry, env, wanted, client, target),
+            OfferFinder(
+                client, config, wanted, target_marker_env(target, env.marker_env)
+            ),
         )
         for target in (config.targets if targets is None else targets)
     ]
