@@ -85,14 +85,12 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             ) from None
         try:
             previous = reusable_previous(env, request)
-            try:
-                if previous is not None:  # a switch back: links, no download, no pip
-                    previous.put_back(env, pip.uninstall, within=plan.protected)
-                    done.append("put back the previous build kept in the environment")
-                else:
-                    _install_files(request, env, pip, io)
-            finally:
-                forget_views()
+            if previous is not None:  # a switch back: links, no download, no pip
+                previous.put_back(env, pip.uninstall, within=plan.protected)
+                done.append("put back the previous build kept in the environment")
+            else:
+                _install_files(request, env, pip, io)
+            forget_views()
             installed = installed_environment(env)
             done.append(_check_installed(plan, installed))
             targets = (*plan.install, *plan.satisfied)
