@@ -16,8 +16,13 @@ from packaging.utils import InvalidWheelFilename
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
 from packaging.version import Version
+from poetry.repositories.exceptions import RepositoryError
+from requests import RequestException
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index.client import advice
+from poetry_torch_cuda.index.client import http_failure
+from poetry_torch_cuda.index.client import in_words
 from poetry_torch_cuda.index.client import tag_fits
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedFile
@@ -169,6 +174,19 @@ def poetry_files(
                 if pool.has_repository("pypi")
                 else pool.repositories[0]
             )
+        try:
+            links = repository.find_links_for_package(package)
+        except (RepositoryError, RequestException) as error:
+            response = getattr(error.__context__ or error, "response", None)
+            if response is not None:
+                words, fix = http_failure(response.status_code, package.name)
+            else:
+                url = getattr(repository, "url", repository.name)
+                words, fix = in_words(error, url), advice(error)
+            raise TorchCudaError(
+                f"could not read the files of {package.name} on {repository.name}, "
+                f"{POETRY_LOCK}'s source: {words}.\n{fix}"
+            ) from None
         hashes = {f["file"]: str(f["hash"]) for f in package.files}
         version = package.version.text
         candidates = [
@@ -179,7 +197,7 @@ def poetry_files(
                 link.url_without_fragment,
                 hashes[link.filename].partition(":")[2],
             )
-            for link in repository.find_links_for_package(package)
+            for link in links
             if link.is_wheel and hashes.get(link.filename, "").startswith("sha256:")
         ]
         found.append(_best_file(candidates, package.name, version, env, POETRY_LOCK))
