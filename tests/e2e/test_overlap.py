@@ -367,7 +367,7 @@ def test_sync_into_an_empty_environment_words_a_failing_poetry_source(
     project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
     project.run("lock")
     lock = project.path / "torch-cuda.lock"
-    before = lock.read_bytes() if lock.exists() else None
+    lock.unlink()  # the sync locks cu129 first, for an install that then fails
     # poetry.lock's source fails where filelock's files are listed
     index.fail_paths["/simple/filelock/"] = 503
     index.fail_retry_after = "0"
@@ -376,4 +376,4 @@ def test_sync_into_an_empty_environment_words_a_failing_poetry_source(
     assert "the index failed with HTTP 503 (a server error)" in result.stderr
     assert "No torch build was installed." in result.stderr
     assert "torch" not in project.installed()
-    assert (lock.read_bytes() if lock.exists() else None) == before
+    assert not lock.exists()
