@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cleo.exceptions import CleoError
 from cleo.io.outputs.output import Verbosity
 from packaging.utils import InvalidWheelFilename
 from packaging.utils import parse_wheel_filename
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
-    from poetry.core.packages.utils.link import Link
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
@@ -157,46 +155,61 @@ def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
 def poetry_files(
     poetry: Poetry, env: Env, wanted: Mapping[NormalizedName, str]
 ) -> list[LockedFile]:
-    """Of each ``wanted`` package (name: version), the wheel Poetry's ``Chooser`` picks
-    for this env from its source, with poetry.lock's sha256.
+    """Of each ``wanted`` package (name: version), poetry.lock's wheel for this env: the URL
+    from its source's page (Poetry's repository, as its ``Chooser`` picks it), the sha256
+    poetry.lock's.
 
     Raises:
-        TorchCudaError: the source failed, or has no such wheel.
+        TorchCudaError: poetry.lock or the source has no such wheel.
     """
-    from poetry.installation.chooser import Chooser
-
     from poetry_torch_cuda.project.locked import locked_packages
 
-    chooser = Chooser(poetry.pool, env, poetry.config)
-    found: list[LockedFile] = []
+    pool, found = poetry.pool, []
     for package in locked_packages(poetry, wanted):
-        version = package.version.text
+        if package.source_type and package.source_reference:
+            repository = pool.repository(package.source_reference)
+        else:
+            repository = (
+                pool.repository("pypi")
+                if pool.has_repository("pypi")
+                else pool.repositories[0]
+            )
         try:
-            link: Link | None = chooser.choose_for(package)
+            links = repository.find_links_for_package(package)
         except (RepositoryError, RequestException) as error:
             response = getattr(error.__context__ or error, "response", None)
             if response is not None:
                 words, fix = http_failure(response.status_code, package.name)
             else:
-                url = getattr(getattr(error, "request", None), "url", "") or ""
+                url = getattr(repository, "url", repository.name)
                 words, fix = in_words(error, url), advice(error)
             raise TorchCudaError(
-                f"could not read the files of {package.name} on "
+                f"could not read the files of {package.name} on {repository.name}, "
                 f"{POETRY_LOCK}'s source: {words}.\n{fix}"
             ) from None
-        except (RuntimeError, CleoError):  # no file for this env, or none with the hash
-            link = None
         hashes = {f["file"]: str(f["hash"]) for f in package.files}
-        sha256 = hashes.get(link.filename, "") if link else ""
-        if link is None or not link.is_wheel or not sha256.startswith("sha256:"):
-            raise _no_wheel(POETRY_LOCK, package.name, version, env.marker_env)
-        url, filename = link.url_without_fragment, link.filename
-        found.append(PoetryLockedFile(package.name, version, filename, url, sha256[7:]))
+        version = package.version.text
+        candidates = [
+            PoetryLockedFile(
+                package.name,
+                version,
+                link.filename,
+                link.url_without_fragment,
+                hashes[link.filename].partition(":")[2],
+            )
+            for link in links
+            if link.is_wheel and hashes.get(link.filename, "").startswith("sha256:")
+        ]
+        found.append(_best_file(candidates, package.name, version, env, POETRY_LOCK))
     return found
 
 
 def _best_file(
-    files: Sequence[LockedFile], name: str, version: str, env: Env
+    files: Sequence[LockedFile],
+    name: str,
+    version: str,
+    env: Env,
+    lock: str = LOCK_NAME,
 ) -> LockedFile:
     """Of ``files``, the wheel that fits ``env`` best: markers first (no process), pip's tag
     order only when several fit."""
@@ -217,19 +230,13 @@ def _best_file(
         ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
         fitting.sort(key=lambda f: min(ranks.get(t, len(ranks)) for t in tags(f)))
     if not fitting:
-        raise _no_wheel(LOCK_NAME, name, version, markers)
+        raise TorchCudaError(
+            f"{lock} has no wheel of {name} {version} for this environment (Python "
+            f"{markers.get('python_full_version')}, {markers.get('sys_platform')} "
+            f"{markers.get('platform_machine')}). Add this platform to the project's "
+            f"supported ones and run `poetry {'lock' if lock == POETRY_LOCK else 'torch-cuda lock'}`."
+        )
     return fitting[0]
-
-
-def _no_wheel(
-    lock: str, name: str, version: str, markers: Mapping[str, Any]
-) -> TorchCudaError:
-    return TorchCudaError(
-        f"{lock} has no wheel of {name} {version} for this environment (Python "
-        f"{markers.get('python_full_version')}, {markers.get('sys_platform')} "
-        f"{markers.get('platform_machine')}). Add this platform to the project's "
-        f"supported ones and run `poetry {'lock' if lock == POETRY_LOCK else 'torch-cuda lock'}`."
-    )
 
 
 def pin_specifiers(plan: Plan, lock: VariantLock) -> Plan:
