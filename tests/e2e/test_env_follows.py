@@ -3,6 +3,7 @@ real Poetry, real pip, local indexes; groups and extras selected as Poetry does.
 
 from __future__ import annotations
 
+import shutil
 from typing import TYPE_CHECKING
 
 import pytest
@@ -252,3 +253,23 @@ def test_sync_dry_run_wording(cu129_project: Project) -> None:
     assert result.returncode == 0, result
     assert "would cu129" not in result.stdout
     assert "nothing would change" in result.stdout
+
+
+def test_a_specifier_only_package_installs_the_locked_build_not_the_newest_offered(
+    tmp_path: Path,
+) -> None:
+    from tests.support.catalog import build_universe
+    from tests.support.fixtures import served
+    from tests.support.poetry_project import Project
+
+    universe = build_universe(tmp_path / "universe")
+    with next(served(universe.root)) as index:
+        project = Project.create(tmp_path, index, {"needs-torch": "*"}, SPECIFIED)
+        project.run("lock")
+        project.run("torch-cuda", "lock")
+        # PyTorch publishes a newer torchaudio after torch-cuda.lock was committed,
+        # and the install runs where no page of the index is cached (a fresh clone)
+        universe.add_wheel("cu129", "torchaudio", "2.15.0+cu129", ["torch==2.15.0"])
+        shutil.rmtree(tmp_path / "poetry-home" / "cache")
+        project.run("install")
+        assert project.installed()["torchaudio"] == "2.14.1+cu129"

@@ -359,3 +359,21 @@ def lock_is_free(venv: Path) -> bool:
             return False
         fcntl.flock(stream.fileno(), fcntl.LOCK_UN)
         return True
+
+
+def test_sync_into_an_empty_environment_words_a_failing_poetry_source(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    project.run("lock")
+    lock = project.path / "torch-cuda.lock"
+    lock.unlink()  # the sync locks cu129 first, for an install that then fails
+    # poetry.lock's source fails where filelock's files are listed
+    index.fail_paths["/simple/filelock/"] = 503
+    index.fail_retry_after = "0"
+    result = project.run("torch-cuda", "sync", "--only", "main", check=False)
+    assert result.returncode == 1, describe(result)
+    assert "the index failed with HTTP 503 (a server error)" in result.stderr
+    assert "No torch build was installed." in result.stderr
+    assert "torch" not in project.installed()
+    assert not lock.exists()

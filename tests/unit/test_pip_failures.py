@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from poetry_torch_cuda.install.pip import PipError
+from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.pip import PipRunner
 
 
@@ -24,20 +24,20 @@ FAILS = (
 
 
 def runner(script: str) -> PipRunner:
-    return PipRunner([sys.executable, "-c", script], show_output=False)
+    return PipRunner([sys.executable, "-c", script])
 
 
 def test_a_killed_pip_names_what_it_was_doing(
     tmp_path: Path,
 ) -> None:
     wheel = tmp_path / "torch-2.14.1+cu130-py3-none-any.whl"
-    with pytest.raises(PipError) as caught:
-        runner(KILLED).install_files([(wheel, "0" * 64)], asked="torch==2.14.1+cu130")
+    with pytest.raises(TorchCudaError) as caught:
+        runner(KILLED).install_files([(wheel, "0" * 64)], "torch==2.14.1+cu130")
     assert str(caught.value) == (
         "pip was killed by SIGKILL while installing torch==2.14.1+cu130 from "
         "the downloaded files. Run the command again to finish."
     )
-    with pytest.raises(PipError) as caught:
+    with pytest.raises(TorchCudaError) as caught:
         runner(KILLED).uninstall(["nvidia-cublas-cu12"])
     assert str(caught.value) == (
         "pip was killed by SIGKILL while removing nvidia-cublas-cu12. "
@@ -48,7 +48,7 @@ def test_a_killed_pip_names_what_it_was_doing(
 def test_a_failing_pip_names_the_source_and_the_cause(tmp_path: Path) -> None:
     wheel = tmp_path / "torch-2.14.1+cu130-py3-none-any.whl"
     with pytest.raises(
-        PipError,
+        TorchCudaError,
         match=r"^pip could not install torch==2\.14\.1\+cu130 from the downloaded files: ",
     ):
-        runner(FAILS).install_files([(wheel, "0" * 64)], asked="torch==2.14.1+cu130")
+        runner(FAILS).install_files([(wheel, "0" * 64)], "torch==2.14.1+cu130")

@@ -256,27 +256,19 @@ def test_the_stash_restores_the_exact_files(
     assert os.listdir(tmp_path) == ["site"]
 
 
-class Files:
-    """What an index lists for one project (the client's answer)."""
+def audio_lock() -> Any:
+    """cu130's entry of torch-cuda.lock, holding several torchaudio builds."""
+    from poetry_torch_cuda.lockfile.model import LockedPackage
+    from poetry_torch_cuda.lockfile.model import VariantLock
 
-    def __init__(self, files: list[str]) -> None:
-        from poetry_torch_cuda.index.client import IndexFile
-        from poetry_torch_cuda.index.client import ProjectFiles
-
-        entries = tuple(IndexFile(name, f"https://index.test/{name}") for name in files)
-        self.answer = ProjectFiles("torchaudio", True, entries)
-
-    def project(self, url: str, name: str) -> Any:
-        return self.answer
+    held = [("torch", "2.14.1")] + [
+        ("torchaudio", v) for v in ("2.13.0", "2.14.1", "2.15.0")
+    ]
+    packages = tuple(LockedPackage(n(name), f"{v}+cu130") for name, v in held)
+    return VariantLock("cu130", "https://index.test/whl/cu130", packages)
 
 
-AUDIO_FILES = [
-    f"torchaudio-{version}-py3-none-any.whl"
-    for version in ("2.13.0+cu130", "2.14.1+cu130", "2.15.0+cu130", "2.14.1+cu129")
-]
-
-
-def audio_plan(installed_version: str | None) -> Any:
+def audio_plan(installed_version: str | None, specifier: str = ">=2.8,<2.15") -> Any:
     from packaging.specifiers import SpecifierSet
     from packaging.version import Version
 
@@ -290,36 +282,26 @@ def audio_plan(installed_version: str | None) -> Any:
         parse_variant("cu130"),
         install=(
             Target(n("torch"), Version("2.14.1+cu130")),
-            Target(n("torchaudio"), specifier=SpecifierSet(">=2.8,<2.15")),
+            Target(n("torchaudio"), specifier=SpecifierSet(specifier)),
         ),
         installed=installed,  # type: ignore[arg-type]
     )
-    return pin_specifiers(
-        plan, config("torch", "torchaudio>=2.8"), Files(AUDIO_FILES), {}
-    )  # type: ignore[arg-type]
+    return pin_specifiers(plan, audio_lock())
 
 
-def test_a_specifier_only_package_is_pinned_to_one_build_of_the_variant() -> None:
+def test_a_specifier_only_package_is_pinned_to_one_build_of_the_lock() -> None:
     # the installed public version moves sideways to the new build
     assert str(audio_plan("2.13.0+cu129").install[1]) == "torchaudio==2.13.0+cu130"
-    # else the newest build that satisfies the specifier
+    # else the newest locked build that satisfies the specifier
     assert str(audio_plan(None).install[1]) == "torchaudio==2.14.1+cu130"
     assert str(audio_plan(None).install[0]) == "torch==2.14.1+cu130"
 
 
-def test_no_build_that_satisfies_the_specifier_is_an_error() -> None:
-    from packaging.specifiers import SpecifierSet
-
-    from poetry_torch_cuda.install.planning import Plan
-    from poetry_torch_cuda.install.request import pin_specifiers
-
-    plan = Plan(
-        parse_variant("cu130"),
-        install=(Target(n("torchaudio"), specifier=SpecifierSet(">=3")),),
-        installed=Installed({}),  # type: ignore[arg-type]
-    )
-    with pytest.raises(TorchCudaError, match="no build of torchaudio"):
-        pin_specifiers(plan, config("torchaudio>=3"), Files(AUDIO_FILES), {})  # type: ignore[arg-type]
+def test_no_locked_build_that_satisfies_the_specifier_is_an_error() -> None:
+    with pytest.raises(
+        TorchCudaError, match=r"torch-cuda\.lock has no torchaudio>=3 for"
+    ):
+        audio_plan(None, ">=3")
 
 
 def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:

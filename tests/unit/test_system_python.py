@@ -77,14 +77,14 @@ hint: See PEP 668 for the detailed specification.
 def test_a_failing_pip_keeps_its_whole_error_not_its_tail(tmp_path: Path) -> None:
     import sys
 
-    from poetry_torch_cuda.install.pip import PipError
+    from poetry_torch_cuda.errors import TorchCudaError
     from poetry_torch_cuda.install.pip import PipRunner
 
     script = f"import sys; sys.stdout.write({PEP_668!r}); sys.exit(1)"
-    pip = PipRunner([sys.executable, "-c", script], show_output=False)
+    pip = PipRunner([sys.executable, "-c", script])
     wheel = tmp_path / "torch-2.14.1+cpu-py3-none-any.whl"
-    with pytest.raises(PipError) as failed:
-        pip.install_files([(wheel, "0" * 64)])
+    with pytest.raises(TorchCudaError) as failed:
+        pip.install_files([(wheel, "0" * 64)], "torch==2.14.1+cpu")
     message = str(failed.value)
     assert "error: externally-managed-environment" in message
     assert "This environment is externally managed" in message

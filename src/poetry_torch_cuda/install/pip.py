@@ -40,53 +40,40 @@ _KEPT_LINES = 400
 #: The start of the name of pip's folder of links (``<it><pid>.<random>.links``).
 _LINKS = "poetry-torch-cuda-"
 
-#: The user's pip settings that would add files or pins of their own to the
-#: plugin's install are turned off for it (pip reads variables after its
-#: config files). Every other setting (proxy, cert, cache, ...) is kept.
-NEUTRALISED: dict[str, str] = {"PIP_FIND_LINKS": "", "PIP_CONSTRAINT": ""}
-
-
-class PipError(TorchCudaError):
-    """pip failed (a signal stopping it: ``exit_code`` 128 + its number); the message
-    carries what failed and what to do."""
-
 
 def pip_environment(base: Mapping[str, str]) -> dict[str, str]:
-    """The environment pip runs with: ``base`` without the neutralised settings, no prompts."""
-    return {**base, **NEUTRALISED, "PIP_NO_INPUT": "1"}
+    """The environment pip runs with: ``base``, no prompts, and none of the user's
+    settings that would add files or pins of their own to the plugin's install (pip
+    reads variables after its config files). Every other setting (proxy, cert, ...) is kept.
+    """
+    return {**base, "PIP_FIND_LINKS": "", "PIP_CONSTRAINT": "", "PIP_NO_INPUT": "1"}
 
 
 class PipRunner:
     """Install and uninstall with one environment's pip."""
 
     def __init__(
-        self,
-        pip_command: Sequence[str],
-        *,
-        show_output: bool,
-        echo: Callable[[str], None] = print,
+        self, pip_command: Sequence[str], echo: Callable[[str], None] | None = None
     ) -> None:
+        """``echo`` shows pip's output line by line (none: it is only kept)."""
         self._pip = list(pip_command)
-        self._show_output = show_output
         self._echo = echo
 
     def install_files(
         self,
         files: Sequence[tuple[Path, str]],
+        asked: str,
         *,
         force_reinstall: bool = False,
         compile_bytecode: bool = False,
-        asked: str = "",
     ) -> None:
-        """Install exactly ``files`` (``(path, sha256)``, verified): no index, no deps.
-
-        ``asked`` names them in messages (default: the file names).
+        """Install exactly ``files`` (``(path, sha256)``, verified): no index, no deps;
+        ``asked`` names them in messages.
 
         Raises:
-            PipError: pip failed or a signal stopped it (it rolled back what it had
-                begun); the message says why.
+            TorchCudaError: pip failed or a signal stopped it (it rolled back what it
+                had begun); the message says why.
         """
-        asked = asked or ", ".join(path.name for path, _ in files)
         # A folder of links (not copies) to the files, named after this process;
         # those of runs killed with kill -9 go first.
         temp = Path(tempfile.gettempdir())
@@ -128,7 +115,7 @@ class PipRunner:
             shutil.rmtree(folder, ignore_errors=True)
         if returncode:
             cause, advice = diagnose(lines)
-            raise PipError(
+            raise TorchCudaError(
                 f"pip could not install {asked} from the downloaded files: {cause}\n{advice}"
             )
 
@@ -138,11 +125,13 @@ class PipRunner:
         returncode, lines = self._run(f"removing {', '.join(names)}", args)
         if returncode:
             reason = pip_reason(lines)
-            raise PipError(f"pip could not uninstall {', '.join(names)}: {reason}")
+            raise TorchCudaError(
+                f"pip could not uninstall {', '.join(names)}: {reason}"
+            )
 
     def _run(self, doing: str, args: list[str]) -> tuple[int, list[str]]:
         """Run pip, showing its (scrubbed) output if asked; its exit code and output.
-        A signal that stopped or killed it while ``doing`` raises :class:`PipError`."""
+        A signal that stopped or killed it while ``doing`` raises :class:`TorchCudaError`."""
         kept: deque[str] = deque(maxlen=_KEPT_LINES)
         received: list[int] = []
         escalation = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
@@ -171,18 +160,18 @@ class PipRunner:
             for raw in process.stdout:
                 line = scrub(raw.rstrip("\n"))
                 kept.append(line)
-                if self._show_output:
+                if self._echo is not None:
                     self._echo(line)
             returncode = process.wait()
         if received:
-            error = PipError(
+            error = TorchCudaError(
                 f"{signals.signal_name(received[0])} interrupted pip while {doing}; pip "
                 "undid what it had begun. Run the command again to finish."
             )
             error.exit_code = 128 + received[0]
             raise error
         if returncode < 0:
-            raise PipError(
+            raise TorchCudaError(
                 f"pip was killed by {signals.signal_name(-returncode)} while {doing}. "
                 "Run the command again to finish."
             )

@@ -66,11 +66,9 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     from poetry_torch_cuda.install.undo import undo
 
     plan = request.plan
-    pip = PipRunner(
-        env.get_pip_command(),
-        show_output=io.output.is_decorated() or io.is_verbose(),
-        echo=lambda line: io.write_line(Formatter.escape(line)),
-    )
+    shown = io.output.is_decorated() or io.is_verbose()
+    echo = (lambda line: io.write_line(Formatter.escape(line))) if shown else None
+    pip = PipRunner(env.get_pip_command(), echo)
     done: list[str] = []
     orphans = list(plan.remove)  # only when nothing is installed
     if orphans:
@@ -87,14 +85,12 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             ) from None
         try:
             previous = reusable_previous(env, request)
-            try:
-                if previous is not None:  # a switch back: links, no download, no pip
-                    previous.put_back(env, pip.uninstall, within=plan.protected)
-                    done.append("put back the previous build kept in the environment")
-                else:
-                    _install_files(request, env, pip, io)
-            finally:
-                forget_views()
+            if previous is not None:  # a switch back: links, no download, no pip
+                previous.put_back(env, pip.uninstall, within=plan.protected)
+                done.append("put back the previous build kept in the environment")
+            else:
+                _install_files(request, env, pip, io)
+            forget_views()
             installed = installed_environment(env)
             done.append(_check_installed(plan, installed))
             targets = (*plan.install, *plan.satisfied)
@@ -121,14 +117,13 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
 def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) -> None:
     """The request's files, fetched at once into Poetry's artifact cache and verified,
     then pip, locally."""
-    if request.files:
-        paths = _fetch(request, io)
-        pip.install_files(
-            [(path, item.sha256) for path, item in zip(paths, request.files)],
-            force_reinstall=request.plan.force,
-            compile_bytecode=request.compile_bytecode,
-            asked=request.asked,
-        )
+    paths = _fetch(request, io)
+    pip.install_files(
+        [(path, item.sha256) for path, item in zip(paths, request.files)],
+        request.asked,
+        force_reinstall=request.plan.force,
+        compile_bytecode=request.compile_bytecode,
+    )
     conflicts = installed_environment(env).unmet(request.plan.configured)
     if conflicts:
         raise TorchCudaError(

@@ -16,11 +16,14 @@ from packaging.utils import InvalidWheelFilename
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
 from packaging.version import Version
+from poetry.repositories.exceptions import RepositoryError
+from requests import RequestException
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.client import IndexClient
+from poetry_torch_cuda.index.client import advice
+from poetry_torch_cuda.index.client import http_failure
+from poetry_torch_cuda.index.client import in_words
 from poetry_torch_cuda.index.client import tag_fits
-from poetry_torch_cuda.index.client import variant_authenticator
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedFile
 from poetry_torch_cuda.output import PREFIX
@@ -81,23 +84,20 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
     Raises:
         TorchCudaError: no build, no lock entry or no file; nothing was changed.
     """
-    plan, config, poetry = request.plan, request.config, request.poetry
+    plan, poetry = request.plan, request.poetry
     if not plan.install:
         return request
     from poetry_torch_cuda.lockfile.service import LockLookup
 
-    if any(target.version is None for target in plan.install):
-        auth = variant_authenticator(config, plan.variant, poetry.config)
-        plan = pin_specifiers(
-            plan, config, IndexClient(None, auth=auth), env.marker_env
-        )
-    io.write_line(
-        f"{PREFIX}: installing <c2>{', '.join(map(str, plan.install))}</>",
-        verbosity=Verbosity.VERBOSE,
-    )
     lookup = LockLookup(poetry, io)
     try:  # the variant's entry of torch-cuda.lock, locked first when missing
-        files = locked_files(lookup(plan.variant), plan, env)
+        lock = lookup(plan.variant)
+        plan = pin_specifiers(plan, lock)
+        io.write_line(
+            f"{PREFIX}: installing <c2>{', '.join(map(str, plan.install))}</>",
+            verbosity=Verbosity.VERBOSE,
+        )
+        files = locked_files(lock, plan, env)
         files += poetry_files(poetry, env, plan.lacking)
     except TorchCudaError as error:
         lookup.undo()  # an entry locked for this install stays only if it installed
@@ -174,6 +174,19 @@ def poetry_files(
                 if pool.has_repository("pypi")
                 else pool.repositories[0]
             )
+        try:
+            links = repository.find_links_for_package(package)
+        except (RepositoryError, RequestException) as error:
+            response = getattr(error.__context__ or error, "response", None)
+            if response is not None:
+                words, fix = http_failure(response.status_code, package.name)
+            else:
+                url = getattr(repository, "url", repository.name)
+                words, fix = in_words(error, url), advice(error)
+            raise TorchCudaError(
+                f"could not read the files of {package.name} on {repository.name}, "
+                f"{POETRY_LOCK}'s source: {words}.\n{fix}"
+            ) from None
         hashes = {f["file"]: str(f["hash"]) for f in package.files}
         version = package.version.text
         candidates = [
@@ -184,7 +197,7 @@ def poetry_files(
                 link.url_without_fragment,
                 hashes[link.filename].partition(":")[2],
             )
-            for link in repository.find_links_for_package(package)
+            for link in links
             if link.is_wheel and hashes.get(link.filename, "").startswith("sha256:")
         ]
         found.append(_best_file(candidates, package.name, version, env, POETRY_LOCK))
@@ -226,44 +239,31 @@ def _best_file(
     return fitting[0]
 
 
-def pin_specifiers(
-    plan: Plan,
-    config: TorchCudaConfig,
-    client: IndexClient,
-    marker_env: Mapping[str, Any],
-) -> Plan:
-    """``plan`` with each specifier-only target pinned to one build of the variant:
-    the installed public version where offered, else the newest that satisfies it.
+def pin_specifiers(plan: Plan, lock: VariantLock) -> Plan:
+    """``plan`` with each specifier-only target pinned to a build ``lock`` holds that
+    satisfies it: the installed public version if held there, else the newest.
 
     Raises:
-        TorchCudaError: the variant's index has no build that satisfies it.
+        TorchCudaError: the lock holds no such build.
     """
-    label = plan.variant.local_label
     pinned = []
     for target in plan.install:
-        if target.version is not None:
-            pinned.append(target)
-            continue
-        files = client.project(config.index_url(plan.variant), target.name)
-        offered = files.versions(label, marker_env)
+        spec = target.specifier
         builds = [
-            version
-            for version in offered
-            if target.specifier is None
-            or target.specifier.contains(version, prereleases=True)
+            Version(package.version)
+            for package in lock.packages
+            if package.name == target.name
+            and (spec is None or spec.contains(package.version, prereleases=True))
         ]
-        if not builds:
-            shown = ", ".join(str(v) for v in offered[:6])
+        if target.version is None and not builds:
             raise TorchCudaError(
-                f"the {plan.variant} index has no build of {target.name} that "
-                f"satisfies {target.specifier or 'any version'} "
-                f"({'it has ' + shown if shown else 'it has none'}); nothing was "
-                f"changed. Loosen the specifier in [tool.poetry-torch-cuda] packages "
-                f"or choose another variant."
+                f"{LOCK_NAME} has no {target} for {plan.variant}; run "
+                "`poetry torch-cuda lock` and then the command again."
             )
         held = plan.installed.version(target.name)
         public = None if held is None else Version(held).public
-        chosen = next((v for v in builds if v.public == public), builds[0])
+        same = [version for version in builds if version.public == public]
+        chosen = target.version or max(same or builds)
         pinned.append(dataclasses.replace(target, version=chosen))
     return dataclasses.replace(plan, install=tuple(pinned))
 

@@ -181,7 +181,7 @@ def _roll_back(ctx: RunContext, snapshot: Mapping[NormalizedName, str]) -> str:
         if name in previous.before
     }:
         try:
-            pip = PipRunner(ctx.env.get_pip_command(), show_output=False)
+            pip = PipRunner(ctx.env.get_pip_command())
             previous.put_back(ctx.env, pip.uninstall)
         except (TorchCudaError, OSError) as error:
             return (
