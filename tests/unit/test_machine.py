@@ -8,10 +8,7 @@ from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.machine import probe as machine
 from poetry_torch_cuda.machine.probe import NvidiaGpu
-from poetry_torch_cuda.machine.probe import parse_nvcc_version
 from poetry_torch_cuda.machine.probe import parse_nvidia_smi
-from poetry_torch_cuda.machine.probe import parse_proc_version
-from poetry_torch_cuda.machine.probe import parse_rocm_version
 from poetry_torch_cuda.machine.probe import parse_rocminfo
 from poetry_torch_cuda.machine.probe import probe_nvcc
 from poetry_torch_cuda.machine.probe import probe_nvidia
@@ -20,10 +17,10 @@ from tests.support.gpus import GTX_1080
 from tests.support.gpus import NVIDIA_SMI_FAILED
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import machine_env
-from tests.support.gpus import nvcc_output
 from tests.support.gpus import rocminfo_output
 from tests.support.gpus import smi_line
 from tests.support.poetry_project import stub_calls
+from tests.support.poetry_project import write_stub_executable
 
 
 if TYPE_CHECKING:
@@ -68,19 +65,24 @@ def test_parse_nvidia_smi_odd_lines() -> None:
     )
 
 
-def test_parse_other_tools() -> None:
-    assert parse_proc_version(PROC_575) == "575.51.03"
-    assert (
-        parse_proc_version(
-            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.82.01  Tue Oct 26 2021\n"
-        )
-        == "470.82.01"
+def test_the_probes_read_the_other_tools(tmp_path: Path) -> None:
+    proc = tmp_path / "version"
+    old_proc = (
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.82.01  Tue Oct 26 2021\n"
     )
-    assert parse_proc_version("nothing here") is None
-    assert parse_rocm_version("6.4.1-120\n") == "6.4.1"
-    assert parse_rocm_version("junk") is None
-    assert parse_nvcc_version(nvcc_output("12.4")) == "12.4"
-    assert parse_nvcc_version("bash: nvcc: not found") is None
+    for text, version in ((PROC_575, "575.51.03"), (old_proc, "470.82.01")):
+        proc.write_text(text)
+        driver, _ = probe_nvidia(which=which_in(tmp_path), proc_version=proc)
+        assert driver is not None and driver.version == version
+    proc.write_text("nothing here")
+    driver, notes = probe_nvidia(which=which_in(tmp_path), proc_version=proc)
+    assert driver is None and notes[-1] == f"{proc} names no driver version"
+    gpu = rocminfo_output(("gfx1100", "Radeon RX 7900 XTX"))
+    env = machine_env(tmp_path / "junk", rocminfo=gpu, rocm_version="junk")
+    rocm, _ = probe_rocm(which=which_in(tmp_path / "junk"), environ=env)
+    assert rocm is not None and rocm.version is None
+    write_stub_executable(tmp_path / "junk", "nvcc", "bash: nvcc: not found\n")
+    assert probe_nvcc(which=which_in(tmp_path / "junk"), environ=env) is None
 
 
 def test_parse_rocminfo_lists_gpu_agents_only() -> None:

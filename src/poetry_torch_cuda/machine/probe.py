@@ -204,11 +204,6 @@ def parse_nvidia_smi(text: str) -> tuple[str, tuple[NvidiaGpu, ...]] | None:
     return driver, tuple(gpus)
 
 
-def parse_proc_version(text: str) -> str | None:
-    """The driver version in ``/proc/driver/nvidia/version``, or ``None``."""
-    return _group(r"NVRM version:.*?\s(\d{3,}\.\d+(?:\.\d+)?)\s", text)
-
-
 def parse_rocminfo(text: str) -> tuple[RocmGpu, ...]:
     """The GPU agents (``Device Type: GPU``) in ``rocminfo`` output."""
     gpus: list[RocmGpu] = []
@@ -223,21 +218,6 @@ def parse_rocminfo(text: str) -> tuple[RocmGpu, ...]:
         if values.get("Device Type") == "GPU" and gfx.startswith("gfx"):
             gpus.append(RocmGpu(len(gpus), gfx, values.get("Marketing Name") or gfx))
     return tuple(gpus)
-
-
-def parse_rocm_version(text: str) -> str | None:
-    """``6.4.1`` from a ROCm version file holding ``6.4.1-120``."""
-    return _group(r"^(\d+\.\d+(?:\.\d+)?)", text.strip())
-
-
-def parse_nvcc_version(text: str) -> str | None:
-    """``12.4`` from ``nvcc --version`` output."""
-    return _group(r"release (\d+\.\d+)", text)
-
-
-def _group(pattern: str, text: str) -> str | None:
-    match = re.search(pattern, text)
-    return None if match is None else match.group(1)
 
 
 def probe_nvidia(
@@ -267,17 +247,18 @@ def probe_nvidia(
             notes.append(f"{SMI_FAILED}: {_first_line(err or out, code)}")
     proc_version = proc_version or system_root() / "proc/driver/nvidia/version"
     try:
-        version = parse_proc_version(proc_version.read_text(errors="replace"))
+        text = proc_version.read_text(errors="replace")
     except OSError:
         notes.append(f"{proc_version} does not exist (no NVIDIA kernel driver loaded)")
         return None, notes
+    version = re.search(r"NVRM version:.*?\s(\d{3,}\.\d+(?:\.\d+)?)\s", text)
     if version is None:
         notes.append(f"{proc_version} names no driver version")
         return None, notes
     # /proc/driver is not namespaced: a container without GPU access sees the host's.
     nodes = dev or system_root() / "dev"
     reachable = any(nodes.glob("nvidia*"))
-    return NvidiaDriver(version, str(proc_version), reachable=reachable), notes
+    return NvidiaDriver(version[1], str(proc_version), reachable=reachable), notes
 
 
 def probe_rocm(
@@ -288,8 +269,10 @@ def probe_rocm(
     notes: list[str] = []
     root = Path(environ.get("ROCM_PATH") or "/opt/rocm")
     version = None
-    with contextlib.suppress(OSError):
-        version = parse_rocm_version((root / ".info" / "version").read_text())
+    with contextlib.suppress(OSError):  # "6.4.1-120" holds ROCm 6.4.1
+        text = (root / ".info" / "version").read_text()
+        found = re.match(r"\s*(\d+\.\d+(?:\.\d+)?)", text)
+        version = found[1] if found else None
     rocminfo = which("rocminfo")
     if rocminfo is None and (root / "bin" / "rocminfo").is_file():
         rocminfo = str(root / "bin" / "rocminfo")
@@ -330,7 +313,8 @@ def probe_nvcc(
         code, out, _ = run([nvcc, "--version"])
     except _ProbeError:
         return None
-    return parse_nvcc_version(out) if code == 0 else None
+    release = re.search(r"release (\d+\.\d+)", out)
+    return release[1] if code == 0 and release else None
 
 
 def parse_tegra_release(text: str) -> tuple[int, int] | None:

@@ -377,16 +377,8 @@ def torch_release(torch_version: str | None) -> TorchRelease | None:
 
 def at_least(driver: str, minimum: str | None) -> bool:
     """Whether ``driver`` is ``minimum`` or newer (never for no minimum)."""
-    have, need = driver_key(driver), driver_key(minimum or "")
+    have, need = _release(driver), _release(minimum or "")
     return have is not None and need is not None and have >= need
-
-
-def driver_key(version: str) -> tuple[int, ...] | None:
-    """``(570, 124, 6)`` for ``570.124.06``; ``None`` if it is not a driver version."""
-    try:
-        return tuple(int(part) for part in version.strip().split("."))
-    except ValueError:
-        return None
 
 
 def _cuda_of(variant: str) -> tuple[int, int] | None:
