@@ -240,8 +240,8 @@ def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
     rocm = machine.rocm
     if rocm is None:
         return Verdict(variant, False, ("no ROCm GPU found",))
-    wanted = tables.rocm_version(variant.name)
-    have, version = rocm.major_minor, rocm.version
+    wanted, version = tables.rocm_version(variant.name), rocm.version
+    have = None if version is None else tables.rocm_version(version)[:2]
     notes: tuple[str, ...] = ()
     if not tables.is_known_variant(variant.name):
         notes = (f"{_predates(variant)}; decided by version",)
@@ -366,8 +366,8 @@ def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decisi
         + ", ".join(str(gpu) for gpu in rocm.gpus)
     ]
     names = list(tables.ROCM_VARIANTS)
-    have = rocm.major_minor
-    if have is not None:  # the machine's own rocm<X.Y> first, then the same major
+    if rocm.version is not None:  # the machine's own rocm<X.Y> first, then its major
+        have = tables.rocm_version(rocm.version)
         exact = f"rocm{have[0]}.{have[1]}"
         same = [n for n in names if tables.rocm_version(n)[0] == have[0]]
         names = [exact, *(n for n in same if n != exact)]

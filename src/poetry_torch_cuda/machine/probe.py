@@ -88,14 +88,6 @@ class Rocm:
     version: str | None
     gpus: tuple[RocmGpu, ...] = ()
 
-    @property
-    def major_minor(self) -> tuple[int, int] | None:
-        """``(6, 4)`` for ROCm 6.4.1."""
-        if self.version is None:
-            return None
-        major, minor, *_ = (int(part) for part in self.version.split("."))
-        return major, minor
-
 
 @dataclass(frozen=True)
 class Jetson:
@@ -317,12 +309,6 @@ def probe_nvcc(
     return release[1] if code == 0 and release else None
 
 
-def parse_tegra_release(text: str) -> tuple[int, int] | None:
-    """``(36, 4)`` from ``# R36 (release), REVISION: 4.0, GCID: ...``."""
-    match = re.search(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)", text)
-    return None if match is None else (int(match.group(1)), int(match.group(2)))
-
-
 def probe_jetson(root: Path | None = None) -> Jetson | None:
     """A Jetson board, from ``/etc/nv_tegra_release`` or a ``-tegra`` kernel; else ``None``."""
     root = root or system_root()
@@ -339,7 +325,10 @@ def probe_jetson(root: Path | None = None) -> Jetson | None:
         return None
     model = read("proc/device-tree/model")
     model = model.replace("\x00", "").strip() if model else None
-    return Jetson(parse_tegra_release(release or ""), model or None)
+    # "# R36 (release), REVISION: 4.0, GCID: ..." is L4T R36.4
+    found = re.search(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)", release or "")
+    l4t = None if found is None else (int(found[1]), int(found[2]))
+    return Jetson(l4t, model or None)
 
 
 def system_root() -> Path:

@@ -207,7 +207,7 @@ TORCH_RELEASES: tuple[TorchRelease, ...] = (
 
 
 def rocm_version(variant: str) -> tuple[int, ...]:
-    """``(6, 2, 4)`` for ``rocm6.2.4``."""
+    """``(6, 2, 4)`` for ``rocm6.2.4`` (and for ROCm's own ``6.2.4``)."""
     return tuple(int(part) for part in variant.removeprefix("rocm").split("."))
 
 
