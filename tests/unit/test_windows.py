@@ -29,9 +29,9 @@ def test_nvidia_smi_exe_found_on_path_is_what_runs(tmp_path: Path) -> None:
     smi = r"C:\Windows\System32\nvidia-smi.exe"
     calls: list[Sequence[str]] = []
 
-    def run(args: Sequence[str]) -> tuple[int, str, str]:
+    def run(args: Sequence[str]) -> tuple[str, str | None]:
         calls.append(args)
-        return 0, "576.02, 8.9, NVIDIA GeForce RTX 4090\n", ""
+        return "576.02, 8.9, NVIDIA GeForce RTX 4090\n", None
 
     driver, notes = probe_nvidia(
         run=run,
@@ -48,9 +48,9 @@ def test_nvcc_exe_under_cuda_path_is_found(tmp_path: Path) -> None:
     (cuda_path / "bin" / "nvcc.exe").write_text("")
     calls: list[Sequence[str]] = []
 
-    def run(args: Sequence[str]) -> tuple[int, str, str]:
+    def run(args: Sequence[str]) -> tuple[str, str | None]:
         calls.append(args)
-        return 0, "Cuda compilation tools, release 12.9, V12.9.86\n", ""
+        return "Cuda compilation tools, release 12.9, V12.9.86\n", None
 
     found = probe_nvcc(
         run=run, which=lambda name: None, environ={"CUDA_PATH": str(cuda_path)}

@@ -151,12 +151,8 @@ class Machine:
         }
 
 
-class _ProbeError(Exception):
-    pass
-
-
-def run_tool(args: Sequence[str]) -> tuple[int, str, str]:
-    """``(exit code, stdout, stderr)`` of ``args``, else :class:`_ProbeError`."""
+def run_tool(args: Sequence[str]) -> tuple[str, str | None]:
+    """The output of ``args`` and why it failed (``None``: it exited 0)."""
     try:
         process = subprocess.run(
             list(args),
@@ -167,10 +163,14 @@ def run_tool(args: Sequence[str]) -> tuple[int, str, str]:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise _ProbeError(f"did not answer within {TIMEOUT_SECONDS:g} s") from None
+        return "", f"did not answer within {TIMEOUT_SECONDS:g} s"
     except OSError as error:
-        raise _ProbeError(error.strerror or str(error)) from None
-    return process.returncode, process.stdout, process.stderr
+        return "", error.strerror or str(error)
+    if process.returncode == 0:
+        return process.stdout, None
+    return process.stdout, _first_line(
+        process.stderr or process.stdout, process.returncode
+    )
 
 
 def parse_nvidia_smi(text: str) -> tuple[str, tuple[NvidiaGpu, ...]] | None:
@@ -213,7 +213,7 @@ def parse_rocminfo(text: str) -> tuple[RocmGpu, ...]:
 
 
 def probe_nvidia(
-    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_tool,
+    run: Callable[[Sequence[str]], tuple[str, str | None]] = run_tool,
     which: Callable[[str], str | None] = shutil.which,
     proc_version: Path | None = None,
     dev: Path | None = None,
@@ -224,19 +224,15 @@ def probe_nvidia(
     if smi is None:
         notes.append("nvidia-smi not found on PATH")
     else:
-        try:
-            for fields in SMI_FIELDS:
-                query = [smi, f"--query-gpu={fields}", "--format=csv,noheader"]
-                code, out, err = run(query)
-                if code == 0 or "compute_cap" not in out + err:
-                    break
-        except _ProbeError as error:
-            notes.append(f"{SMI_FAILED}: {error}")
-        else:
-            parsed = parse_nvidia_smi(out) if code == 0 else None
-            if parsed is not None:
-                return NvidiaDriver(parsed[0], "nvidia-smi", parsed[1]), notes
-            notes.append(f"{SMI_FAILED}: {_first_line(err or out, code)}")
+        for fields in SMI_FIELDS:
+            query = [smi, f"--query-gpu={fields}", "--format=csv,noheader"]
+            out, failure = run(query)
+            if failure is None or "compute_cap" not in out + failure:
+                break
+        parsed = parse_nvidia_smi(out) if failure is None else None
+        if parsed is not None:
+            return NvidiaDriver(parsed[0], "nvidia-smi", parsed[1]), notes
+        notes.append(f"{SMI_FAILED}: {failure or _first_line(out, 0)}")
     proc_version = proc_version or system_root() / "proc/driver/nvidia/version"
     try:
         text = proc_version.read_text(errors="replace")
@@ -273,13 +269,9 @@ def probe_rocm(
         if version is not None:
             notes.append(f"ROCm {version} is installed but its GPUs cannot be listed")
         return None, notes
-    try:
-        code, out, err = run_tool([rocminfo])
-    except _ProbeError as error:
-        notes.append(f"rocminfo failed: {error}")
-        return None, notes
-    if code != 0:
-        notes.append(f"rocminfo failed: {_first_line(err or out, code)}")
+    out, failure = run_tool([rocminfo])
+    if failure is not None:
+        notes.append(f"rocminfo failed: {failure}")
         return None, notes
     gpus = parse_rocminfo(out)
     if not gpus:
@@ -291,7 +283,7 @@ def probe_rocm(
 
 
 def probe_nvcc(
-    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_tool,
+    run: Callable[[Sequence[str]], tuple[str, str | None]] = run_tool,
     which: Callable[[str], str | None] = shutil.which,
     environ: Mapping[str, str] = os.environ,
 ) -> str | None:
@@ -301,12 +293,9 @@ def probe_nvcc(
     nvcc = which("nvcc") or next((str(p) for p in found if p.is_file()), None)
     if nvcc is None:
         return None
-    try:
-        code, out, _ = run([nvcc, "--version"])
-    except _ProbeError:
-        return None
+    out, failure = run([nvcc, "--version"])
     release = re.search(r"release (\d+\.\d+)", out)
-    return release[1] if code == 0 and release else None
+    return release[1] if failure is None and release else None
 
 
 def probe_jetson(root: Path | None = None) -> Jetson | None:
