@@ -23,8 +23,6 @@ from poetry_torch_cuda.machine.tables import newest_cuda
 
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from collections.abc import Mapping
     from collections.abc import Sequence
 
 TIMEOUT_SECONDS = 15.0
@@ -212,28 +210,23 @@ def parse_rocminfo(text: str) -> tuple[RocmGpu, ...]:
     return tuple(gpus)
 
 
-def probe_nvidia(
-    run: Callable[[Sequence[str]], tuple[str, str | None]] = run_tool,
-    which: Callable[[str], str | None] = shutil.which,
-    proc_version: Path | None = None,
-    dev: Path | None = None,
-) -> tuple[NvidiaDriver | None, list[str]]:
+def probe_nvidia() -> tuple[NvidiaDriver | None, list[str]]:
     """Ask nvidia-smi (once; twice on pre-R510 drivers), else read /proc; notes say what failed."""
     notes: list[str] = []
-    smi = which("nvidia-smi")
+    smi = shutil.which("nvidia-smi")
     if smi is None:
         notes.append("nvidia-smi not found on PATH")
     else:
         for fields in SMI_FIELDS:
             query = [smi, f"--query-gpu={fields}", "--format=csv,noheader"]
-            out, failure = run(query)
+            out, failure = run_tool(query)
             if failure is None or "compute_cap" not in out + failure:
                 break
         parsed = parse_nvidia_smi(out) if failure is None else None
         if parsed is not None:
             return NvidiaDriver(parsed[0], "nvidia-smi", parsed[1]), notes
         notes.append(f"{SMI_FAILED}: {failure or _first_line(out, 0)}")
-    proc_version = proc_version or system_root() / "proc/driver/nvidia/version"
+    proc_version = system_root() / "proc/driver/nvidia/version"
     try:
         text = proc_version.read_text(errors="replace")
     except OSError:
@@ -244,24 +237,20 @@ def probe_nvidia(
         notes.append(f"{proc_version} names no driver version")
         return None, notes
     # /proc/driver is not namespaced: a container without GPU access sees the host's.
-    nodes = dev or system_root() / "dev"
-    reachable = any(nodes.glob("nvidia*"))
+    reachable = any((system_root() / "dev").glob("nvidia*"))
     return NvidiaDriver(version[1], str(proc_version), reachable=reachable), notes
 
 
-def probe_rocm(
-    which: Callable[[str], str | None] = shutil.which,
-    environ: Mapping[str, str] = os.environ,
-) -> tuple[Rocm | None, list[str]]:
+def probe_rocm() -> tuple[Rocm | None, list[str]]:
     """Read the ROCm version file and list GPU agents with rocminfo."""
     notes: list[str] = []
-    root = Path(environ.get("ROCM_PATH") or "/opt/rocm")
+    root = Path(os.environ.get("ROCM_PATH") or "/opt/rocm")
     version = None
     with contextlib.suppress(OSError):  # "6.4.1-120" holds ROCm 6.4.1
         text = (root / ".info" / "version").read_text()
         found = re.match(r"\s*(\d+\.\d+(?:\.\d+)?)", text)
         version = found[1] if found else None
-    rocminfo = which("rocminfo")
+    rocminfo = shutil.which("rocminfo")
     if rocminfo is None and (root / "bin" / "rocminfo").is_file():
         rocminfo = str(root / "bin" / "rocminfo")
     if rocminfo is None:
@@ -282,18 +271,14 @@ def probe_rocm(
     return Rocm(version, gpus), notes
 
 
-def probe_nvcc(
-    run: Callable[[Sequence[str]], tuple[str, str | None]] = run_tool,
-    which: Callable[[str], str | None] = shutil.which,
-    environ: Mapping[str, str] = os.environ,
-) -> str | None:
+def probe_nvcc() -> str | None:
     """The CUDA version of ``nvcc`` on PATH, in ``$CUDA_HOME/bin`` or ``%CUDA_PATH%``."""
-    homes = [environ.get(variable) for variable in ("CUDA_HOME", "CUDA_PATH")]
+    homes = [os.environ.get(variable) for variable in ("CUDA_HOME", "CUDA_PATH")]
     found = [Path(h, "bin", exe) for h in homes if h for exe in ("nvcc", "nvcc.exe")]
-    nvcc = which("nvcc") or next((str(p) for p in found if p.is_file()), None)
+    nvcc = shutil.which("nvcc") or next((str(p) for p in found if p.is_file()), None)
     if nvcc is None:
         return None
-    out, failure = run([nvcc, "--version"])
+    out, failure = run_tool([nvcc, "--version"])
     release = re.search(r"release (\d+\.\d+)", out)
     return release[1] if failure is None and release else None
 
