@@ -270,10 +270,7 @@ def nearest_known(variant: str) -> str | None:
 
 
 def arch_list_for(
-    variant: str,
-    torch_version: str | None = None,
-    machine: str = "x86_64",
-    sys_platform: str = "linux",
+    variant: str, torch_version: str | None, machine: str, sys_platform: str
 ) -> tuple[Arch, ...] | None:
     """What ``variant``'s wheels are built for here (the newest list without
     ``torch_version``; an unknown variant takes :func:`nearest_known`'s), or ``None``."""
