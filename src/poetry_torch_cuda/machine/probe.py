@@ -6,7 +6,6 @@ shell, and never fails: what could not be learnt becomes a note that says why.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import re
@@ -227,9 +226,8 @@ def probe_nvidia() -> tuple[NvidiaDriver | None, list[str]]:
             return NvidiaDriver(parsed[0], "nvidia-smi", parsed[1]), notes
         notes.append(f"{SMI_FAILED}: {failure or _first_line(out, 0)}")
     proc_version = system_root() / "proc/driver/nvidia/version"
-    try:
-        text = proc_version.read_text(errors="replace")
-    except OSError:
+    text = _read(proc_version)
+    if text is None:
         notes.append(f"{proc_version} does not exist (no NVIDIA kernel driver loaded)")
         return None, notes
     version = re.search(r"NVRM version:.*?\s(\d{3,}\.\d+(?:\.\d+)?)\s", text)
@@ -245,11 +243,9 @@ def probe_rocm() -> tuple[Rocm | None, list[str]]:
     """Read the ROCm version file and list GPU agents with rocminfo."""
     notes: list[str] = []
     root = Path(os.environ.get("ROCM_PATH") or "/opt/rocm")
-    version = None
-    with contextlib.suppress(OSError):  # "6.4.1-120" holds ROCm 6.4.1
-        text = (root / ".info" / "version").read_text()
-        found = re.match(r"\s*(\d+\.\d+(?:\.\d+)?)", text)
-        version = found[1] if found else None
+    # "6.4.1-120" is ROCm 6.4.1
+    found = re.match(r"\s*(\d+\.\d+(?:\.\d+)?)", _read(root / ".info/version") or "")
+    version = found[1] if found else None
     rocminfo = shutil.which("rocminfo")
     if rocminfo is None and (root / "bin" / "rocminfo").is_file():
         rocminfo = str(root / "bin" / "rocminfo")
@@ -286,23 +282,23 @@ def probe_nvcc() -> str | None:
 def probe_jetson(root: Path | None = None) -> Jetson | None:
     """A Jetson board, from ``/etc/nv_tegra_release`` or a ``-tegra`` kernel; else ``None``."""
     root = root or system_root()
-
-    def read(path: str) -> str | None:
-        try:
-            return (root / path).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return None
-
-    release = read("etc/nv_tegra_release")
-    kernel = read("proc/sys/kernel/osrelease") or ""
+    release = _read(root / "etc/nv_tegra_release")
+    kernel = _read(root / "proc/sys/kernel/osrelease") or ""
     if release is None and "tegra" not in kernel:
         return None
-    model = read("proc/device-tree/model")
+    model = _read(root / "proc/device-tree/model")
     model = model.replace("\x00", "").strip() if model else None
     # "# R36 (release), REVISION: 4.0, GCID: ..." is L4T R36.4
     found = re.search(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)", release or "")
     l4t = None if found is None else (int(found[1]), int(found[2]))
     return Jetson(l4t, model or None)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
 
 
 def system_root() -> Path:
