@@ -323,12 +323,9 @@ def probe_machine(*, nvcc: bool = False, machine: str | None = None) -> Machine:
         if nvidia is None and sys.platform.startswith("linux"):
             rocm, rocm_notes = probe_rocm()
             notes += rocm_notes
-        jetson = None
-        if sys.platform.startswith("linux") and arch.lower() in ("aarch64", "arm64"):
-            jetson = probe_jetson()
         found = probe_nvcc() if nvcc else None
         _PROBED[key] = Machine(
-            sys.platform, arch, nvidia, rocm, found, tuple(notes), jetson
+            sys.platform, arch, nvidia, rocm, found, tuple(notes), probe_jetson()
         )
     return _PROBED[key]
 
