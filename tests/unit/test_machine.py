@@ -231,3 +231,17 @@ def test_probe_nvcc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert probe_nvcc() == "13.0"
     monkeypatch.setenv("CUDA_HOME", env["CUDA_HOME"])
     assert probe_nvcc() is None
+
+
+def test_a_failing_rocminfo_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = machine_env(tmp_path, rocm_version="6.4.1")
+    write_stub_executable(
+        tmp_path, "rocminfo", "", 1, stderr="hsa api call failure\nmore\n"
+    )
+    machine_at(monkeypatch, tmp_path, env)
+    assert probe_rocm() == (
+        None,
+        ["rocminfo failed: hsa api call failure (exit code 1)"],
+    )
