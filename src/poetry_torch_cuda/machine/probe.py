@@ -106,7 +106,6 @@ class Machine:
     machine: str
     nvidia: NvidiaDriver | None = None
     rocm: Rocm | None = None
-    nvcc: str | None = None
     notes: tuple[str, ...] = ()
     jetson: Jetson | None = None
 
@@ -141,7 +140,6 @@ class Machine:
                 "version": rocm.version,
                 "gpus": [{"name": gpu.name, "gfx": gpu.gfx} for gpu in rocm.gpus],
             },
-            "nvcc": self.nvcc,
             "jetson": None if self.jetson is None else str(self.jetson),
             "notes": list(self.notes),
             "nvidia_smi_failure": self.smi_failure,
@@ -309,23 +307,22 @@ def system_root() -> Path:
 _PROBED: dict[tuple[object, ...], Machine] = {}
 
 
-def probe_machine(*, nvcc: bool = False, machine: str | None = None) -> Machine:
+def probe_machine(*, machine: str | None = None) -> Machine:
     """Probe this machine (not on macOS): NVIDIA first, ROCm only when no NVIDIA
     driver answers; once per process for the same PATH and roots."""
     arch = machine or platform.machine()
     if sys.platform == "darwin":
         return Machine(sys.platform, arch)
     names = ("PATH", ROOT_VARIABLE, "ROCM_PATH", "CUDA_HOME", "CUDA_PATH")
-    key = (nvcc, arch, *(os.environ.get(name) for name in names))
+    key = (arch, *(os.environ.get(name) for name in names))
     if key not in _PROBED:
         nvidia, notes = probe_nvidia()
         rocm = None
         if nvidia is None and sys.platform.startswith("linux"):
             rocm, rocm_notes = probe_rocm()
             notes += rocm_notes
-        found = probe_nvcc() if nvcc else None
         _PROBED[key] = Machine(
-            sys.platform, arch, nvidia, rocm, found, tuple(notes), probe_jetson()
+            sys.platform, arch, nvidia, rocm, tuple(notes), probe_jetson()
         )
     return _PROBED[key]
 
