@@ -313,7 +313,7 @@ def probe_machine(*, machine: str | None = None) -> Machine:
     arch = machine or platform.machine()
     if sys.platform == "darwin":
         return Machine(sys.platform, arch)
-    names = ("PATH", ROOT_VARIABLE, "ROCM_PATH", "CUDA_HOME", "CUDA_PATH")
+    names = ("PATH", ROOT_VARIABLE, "ROCM_PATH")  # what the probes read
     key = (arch, *(os.environ.get(name) for name in names))
     if key not in _PROBED:
         nvidia, notes = probe_nvidia()
