@@ -120,6 +120,17 @@ def test_detect_picks(
     assert data["machine"]["nvidia_driver"]["version"] == driver
 
 
+def test_detect_states_no_nvcc_it_never_asked(
+    locked_2141: Project, tmp_path: Path
+) -> None:
+    """detect never runs nvcc (status does): its JSON must not say nvcc is absent."""
+    env = gpu(tmp_path, RTX_4090, nvcc="12.4")
+    data = run_json(locked_2141, "torch-cuda", "detect", env=env)
+    assert data["variant"] == "cu129"
+    assert "nvcc" not in data["machine"]
+    assert stub_calls(tmp_path / "machine" / "nvcc") == []
+
+
 def test_detect_explains_a_pascal_gpu_step_by_step(
     locked_2141: Project, tmp_path: Path
 ) -> None:

@@ -136,5 +136,7 @@ def test_driver_table_is_ordered() -> None:
     assert versions == sorted(versions)
 
 
-def archs_of(*args: str, **kwargs: str) -> tuple[Arch, ...] | None:
-    return arch_list_for(*args, **kwargs)
+def archs_of(
+    variant: str, torch: str | None = None, machine: str = "x86_64"
+) -> tuple[Arch, ...] | None:
+    return arch_list_for(variant, torch, machine, "linux")

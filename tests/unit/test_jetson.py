@@ -13,7 +13,6 @@ from poetry_torch_cuda.machine.probe import Jetson
 from poetry_torch_cuda.machine.probe import Machine
 from poetry_torch_cuda.machine.probe import NvidiaDriver
 from poetry_torch_cuda.machine.probe import NvidiaGpu
-from poetry_torch_cuda.machine.probe import parse_tegra_release
 from poetry_torch_cuda.machine.probe import probe_jetson
 from poetry_torch_cuda.project.variants import parse_variant
 
@@ -72,8 +71,11 @@ def test_a_server_is_no_jetson(tmp_path: Path) -> None:
     ("text", "release"),
     [(ORIN_RELEASE, (36, 4)), (THOR_RELEASE, (38, 2)), ("garbage", None)],
 )
-def test_parse_tegra_release(text: str, release: tuple[int, int] | None) -> None:
-    assert parse_tegra_release(text) == release
+def test_the_l4t_release_is_read_from_its_file(
+    tmp_path: Path, text: str, release: tuple[int, int] | None
+) -> None:
+    jetson = probe_jetson(fake_root(tmp_path, text))
+    assert jetson is not None and jetson.l4t == release
 
 
 def everything(variant: Variant) -> Offer:

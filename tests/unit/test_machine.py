@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
-import shutil
 import stat
 from typing import TYPE_CHECKING
 
+import pytest
+
 from poetry_torch_cuda.machine import probe as machine
+from poetry_torch_cuda.machine.probe import ROOT_VARIABLE
 from poetry_torch_cuda.machine.probe import NvidiaGpu
-from poetry_torch_cuda.machine.probe import parse_nvcc_version
 from poetry_torch_cuda.machine.probe import parse_nvidia_smi
-from poetry_torch_cuda.machine.probe import parse_proc_version
-from poetry_torch_cuda.machine.probe import parse_rocm_version
 from poetry_torch_cuda.machine.probe import parse_rocminfo
 from poetry_torch_cuda.machine.probe import probe_nvcc
 from poetry_torch_cuda.machine.probe import probe_nvidia
 from poetry_torch_cuda.machine.probe import probe_rocm
+from tests.support.gpus import BASE_PATH
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import NVIDIA_SMI_FAILED
 from tests.support.gpus import RTX_4090
+from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import machine_env
-from tests.support.gpus import nvcc_output
 from tests.support.gpus import rocminfo_output
 from tests.support.gpus import smi_line
 from tests.support.poetry_project import stub_calls
+from tests.support.poetry_project import write_stub_executable
 
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Mapping
     from pathlib import Path
-
-    import pytest
 
 PROC_575 = (
     "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  575.51.03  "
@@ -39,8 +38,17 @@ PROC_575 = (
 )
 
 
-def which_in(directory: Path) -> Callable[[str], str | None]:
-    return lambda name: shutil.which(name, path=str(directory))
+def machine_at(
+    monkeypatch: pytest.MonkeyPatch, directory: Path, env: Mapping[str, str] = {}
+) -> Path:
+    """The probes see the stubs in ``directory`` (and ``env``), with ``directory`` as
+    the system root; returns where they read /proc's driver version."""
+    settings = {"PATH": f"{directory}:{BASE_PATH}", ROOT_VARIABLE: str(directory)}
+    for name, value in {**settings, **env}.items():
+        monkeypatch.setenv(name, value)
+    proc = directory / "proc" / "driver" / "nvidia" / "version"
+    proc.parent.mkdir(parents=True, exist_ok=True)
+    return proc
 
 
 def test_parse_nvidia_smi_several_gpus() -> None:
@@ -68,19 +76,27 @@ def test_parse_nvidia_smi_odd_lines() -> None:
     )
 
 
-def test_parse_other_tools() -> None:
-    assert parse_proc_version(PROC_575) == "575.51.03"
-    assert (
-        parse_proc_version(
-            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.82.01  Tue Oct 26 2021\n"
-        )
-        == "470.82.01"
+def test_the_probes_read_the_other_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proc = machine_at(monkeypatch, tmp_path)
+    old_proc = (
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.82.01  Tue Oct 26 2021\n"
     )
-    assert parse_proc_version("nothing here") is None
-    assert parse_rocm_version("6.4.1-120\n") == "6.4.1"
-    assert parse_rocm_version("junk") is None
-    assert parse_nvcc_version(nvcc_output("12.4")) == "12.4"
-    assert parse_nvcc_version("bash: nvcc: not found") is None
+    for text, version in ((PROC_575, "575.51.03"), (old_proc, "470.82.01")):
+        proc.write_text(text)
+        driver, _ = probe_nvidia()
+        assert driver is not None and driver.version == version
+    proc.write_text("nothing here")
+    driver, notes = probe_nvidia()
+    assert driver is None and notes[-1] == f"{proc} names no driver version"
+    gpu = rocminfo_output(("gfx1100", "Radeon RX 7900 XTX"))
+    env = machine_env(tmp_path / "junk", rocminfo=gpu, rocm_version="junk")
+    machine_at(monkeypatch, tmp_path / "junk", env)
+    rocm, _ = probe_rocm()
+    assert rocm is not None and rocm.version is None
+    write_stub_executable(tmp_path / "junk", "nvcc", "bash: nvcc: not found\n")
+    assert probe_nvcc() is None
 
 
 def test_parse_rocminfo_lists_gpu_agents_only() -> None:
@@ -95,11 +111,12 @@ def test_parse_rocminfo_lists_gpu_agents_only() -> None:
     assert parse_rocminfo(rocminfo_output()) == ()
 
 
-def test_probe_nvidia_asks_nvidia_smi_once(tmp_path: Path) -> None:
+def test_probe_nvidia_asks_nvidia_smi_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     machine_env(tmp_path, nvidia_smi=smi_line("580.65.06", *RTX_4090))
-    driver, notes = probe_nvidia(
-        which=which_in(tmp_path), proc_version=tmp_path / "absent"
-    )
+    machine_at(monkeypatch, tmp_path)
+    driver, notes = probe_nvidia()
     assert driver is not None
     assert (driver.version, driver.source) == ("580.65.06", "nvidia-smi")
     assert driver.gpus == (NvidiaGpu(0, "NVIDIA GeForce RTX 4090", (8, 9)),)
@@ -110,7 +127,7 @@ def test_probe_nvidia_asks_nvidia_smi_once(tmp_path: Path) -> None:
 
 
 def test_probe_nvidia_asks_old_drivers_again_without_compute_cap(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script = tmp_path / "nvidia-smi"
     script.write_text(
@@ -122,19 +139,22 @@ def test_probe_nvidia_asks_old_drivers_again_without_compute_cap(
         "echo '470.82.01, Tesla K80'\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    driver, _ = probe_nvidia(which=which_in(tmp_path), proc_version=tmp_path / "x")
+    machine_at(monkeypatch, tmp_path)
+    driver, _ = probe_nvidia()
     assert driver is not None
     assert driver.version == "470.82.01"
     assert driver.gpus[0].compute_capability is None
     assert len((tmp_path / "calls").read_text().splitlines()) == 2
 
 
-def test_failing_nvidia_smi_falls_back_to_proc(tmp_path: Path) -> None:
+def test_failing_nvidia_smi_falls_back_to_proc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     machine_env(tmp_path, nvidia_smi="", nvidia_smi_exit=9, nvidia_smi_stderr="")
     (tmp_path / "nvidia-smi.stdout").write_text(NVIDIA_SMI_FAILED)
-    proc = tmp_path / "version"
+    proc = machine_at(monkeypatch, tmp_path)
     proc.write_text(PROC_575)
-    driver, notes = probe_nvidia(which=which_in(tmp_path), proc_version=proc)
+    driver, notes = probe_nvidia()
     assert driver is not None
     assert (driver.version, driver.source, driver.gpus) == ("575.51.03", str(proc), ())
     assert notes == [
@@ -146,14 +166,14 @@ def test_failing_nvidia_smi_falls_back_to_proc(tmp_path: Path) -> None:
     ]
 
 
-def test_no_nvidia_at_all(tmp_path: Path) -> None:
-    driver, notes = probe_nvidia(
-        which=which_in(tmp_path), proc_version=tmp_path / "version"
-    )
+@pytest.mark.skipif(has_real_nvidia_driver(), reason="this machine has nvidia-smi")
+def test_no_nvidia_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proc = machine_at(monkeypatch, tmp_path)
+    driver, notes = probe_nvidia()
     assert driver is None
     assert notes == [
         "nvidia-smi not found on PATH",
-        f"{tmp_path / 'version'} does not exist (no NVIDIA kernel driver loaded)",
+        f"{proc} does not exist (no NVIDIA kernel driver loaded)",
     ]
 
 
@@ -164,32 +184,36 @@ def test_a_hanging_nvidia_smi_times_out(
     script.write_text("#!/bin/sh\nexec sleep 5\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setattr(machine, "TIMEOUT_SECONDS", 0.2)
-    driver, notes = probe_nvidia(which=which_in(tmp_path), proc_version=tmp_path / "x")
+    machine_at(monkeypatch, tmp_path)
+    driver, notes = probe_nvidia()
     assert driver is None
     assert notes[0] == "nvidia-smi failed: did not answer within 0.2 s"
 
 
-def test_probe_rocm(tmp_path: Path) -> None:
+def test_probe_rocm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = machine_env(
         tmp_path,
         rocminfo=rocminfo_output(("gfx1100", "Radeon RX 7900 XTX")),
         rocm_version="6.4.1-120",
     )
-    rocm, notes = probe_rocm(which=which_in(tmp_path), environ=env)
+    machine_at(monkeypatch, tmp_path, env)
+    rocm, notes = probe_rocm()
     assert rocm is not None
     assert rocm.version == "6.4.1"
-    assert rocm.major_minor == (6, 4)
     assert [gpu.gfx for gpu in rocm.gpus] == ["gfx1100"]
     assert notes == []
 
 
-def test_probe_rocm_without_gpus_or_tool(tmp_path: Path) -> None:
+def test_probe_rocm_without_gpus_or_tool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = machine_env(tmp_path, rocminfo=rocminfo_output(), rocm_version="6.4.1")
-    rocm, notes = probe_rocm(which=which_in(tmp_path), environ=env)
+    machine_at(monkeypatch, tmp_path, env)
+    rocm, notes = probe_rocm()
     assert rocm is None
     assert notes == ["rocminfo lists no GPU agent"]
     (tmp_path / "rocminfo").unlink()
-    rocm, notes = probe_rocm(which=which_in(tmp_path), environ=env)
+    rocm, notes = probe_rocm()
     assert rocm is None
     assert notes == [
         "rocminfo not found on PATH",
@@ -197,11 +221,27 @@ def test_probe_rocm_without_gpus_or_tool(tmp_path: Path) -> None:
     ]
 
 
-def test_probe_nvcc(tmp_path: Path) -> None:
+def test_probe_nvcc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = machine_env(tmp_path, nvcc="12.4")
-    assert probe_nvcc(which=which_in(tmp_path), environ=env) == "12.4"
+    machine_at(monkeypatch, tmp_path, env)
+    assert probe_nvcc() == "12.4"
     home = tmp_path / "cuda"
     machine_env(home / "bin", nvcc="13.0")
-    environ = {**env, "CUDA_HOME": str(home)}
-    assert probe_nvcc(which=which_in(tmp_path / "none"), environ=environ) == "13.0"
-    assert probe_nvcc(which=which_in(tmp_path / "none"), environ=env) is None
+    machine_at(monkeypatch, tmp_path / "none", {"CUDA_HOME": str(home)})
+    assert probe_nvcc() == "13.0"
+    monkeypatch.setenv("CUDA_HOME", env["CUDA_HOME"])
+    assert probe_nvcc() is None
+
+
+def test_a_failing_rocminfo_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = machine_env(tmp_path, rocm_version="6.4.1")
+    write_stub_executable(
+        tmp_path, "rocminfo", "", 1, stderr="hsa api call failure\nmore\n"
+    )
+    machine_at(monkeypatch, tmp_path, env)
+    assert probe_rocm() == (
+        None,
+        ["rocminfo failed: hsa api call failure (exit code 1)"],
+    )

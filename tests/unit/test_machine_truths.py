@@ -99,18 +99,17 @@ def test_not_visible_blames_the_driver_only_by_the_rule() -> None:
 
 
 def test_a_driver_known_only_from_proc_without_devices_is_not_reachable(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "version").write_text(PROC)
+    (tmp_path / "proc" / "driver" / "nvidia").mkdir(parents=True)
+    (tmp_path / "proc" / "driver" / "nvidia" / "version").write_text(PROC)
     (tmp_path / "dev").mkdir()
-    driver, _ = probe_nvidia(
-        which=lambda _: None, proc_version=tmp_path / "version", dev=tmp_path / "dev"
-    )
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
+    monkeypatch.setenv(probe.ROOT_VARIABLE, str(tmp_path))
+    driver, _ = probe_nvidia()
     assert driver is not None and not driver.reachable
     (tmp_path / "dev" / "nvidia0").write_text("")
-    driver, _ = probe_nvidia(
-        which=lambda _: None, proc_version=tmp_path / "version", dev=tmp_path / "dev"
-    )
+    driver, _ = probe_nvidia()
     assert driver is not None and driver.reachable
     container = Machine(
         "linux",

@@ -178,5 +178,7 @@ def test_every_row_names_its_source() -> None:
     assert tables.READ_ON == "2026-11-27"
 
 
-def archs_of(*args: str, **kwargs: str) -> tuple[Arch, ...] | None:
-    return arch_list_for(*args, **kwargs)
+def archs_of(
+    variant: str, torch: str, machine: str, platform: str
+) -> tuple[Arch, ...] | None:
+    return arch_list_for(variant, torch, machine, platform)

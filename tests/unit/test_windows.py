@@ -9,9 +9,11 @@ tested with the other driver facts in test_cuda_tables.py.
 
 from __future__ import annotations
 
+import shutil
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.index.client import platform_fits
+from poetry_torch_cuda.machine import probe
 from poetry_torch_cuda.machine.probe import probe_nvcc
 from poetry_torch_cuda.machine.probe import probe_nvidia
 from poetry_torch_cuda.project.variants import parse_variant
@@ -21,40 +23,47 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
+    import pytest
+
 WINDOWS = {"sys_platform": "win32", "platform_machine": "AMD64"}
 LINUX = {"sys_platform": "linux", "platform_machine": "x86_64"}
 
 
-def test_nvidia_smi_exe_found_on_path_is_what_runs(tmp_path: Path) -> None:
+def test_nvidia_smi_exe_found_on_path_is_what_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     smi = r"C:\Windows\System32\nvidia-smi.exe"
     calls: list[Sequence[str]] = []
 
-    def run(args: Sequence[str]) -> tuple[int, str, str]:
+    def run(args: Sequence[str]) -> tuple[str, str | None]:
         calls.append(args)
-        return 0, "576.02, 8.9, NVIDIA GeForce RTX 4090\n", ""
+        return "576.02, 8.9, NVIDIA GeForce RTX 4090\n", None
 
-    driver, notes = probe_nvidia(
-        run=run,
-        which=lambda name: smi if name == "nvidia-smi" else None,
-        proc_version=tmp_path / "no-proc",
-    )
+    monkeypatch.setattr(probe, "run_tool", run)
+    monkeypatch.setattr(shutil, "which", lambda name: smi if "nvidia" in name else None)
+    monkeypatch.setenv(probe.ROOT_VARIABLE, str(tmp_path))
+    driver, notes = probe_nvidia()
     assert driver is not None and driver.version == "576.02", notes
     assert calls[0][0] == smi
 
 
-def test_nvcc_exe_under_cuda_path_is_found(tmp_path: Path) -> None:
+def test_nvcc_exe_under_cuda_path_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cuda_path = tmp_path / "NVIDIA GPU Computing Toolkit" / "CUDA" / "v12.9"
     (cuda_path / "bin").mkdir(parents=True)
     (cuda_path / "bin" / "nvcc.exe").write_text("")
     calls: list[Sequence[str]] = []
 
-    def run(args: Sequence[str]) -> tuple[int, str, str]:
+    def run(args: Sequence[str]) -> tuple[str, str | None]:
         calls.append(args)
-        return 0, "Cuda compilation tools, release 12.9, V12.9.86\n", ""
+        return "Cuda compilation tools, release 12.9, V12.9.86\n", None
 
-    found = probe_nvcc(
-        run=run, which=lambda name: None, environ={"CUDA_PATH": str(cuda_path)}
-    )
+    monkeypatch.setattr(probe, "run_tool", run)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("CUDA_HOME", raising=False)
+    monkeypatch.setenv("CUDA_PATH", str(cuda_path))
+    found = probe_nvcc()
     assert found == "12.9"
     assert calls == [[str(cuda_path / "bin" / "nvcc.exe"), "--version"]]
 

@@ -52,7 +52,7 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
     def work(self) -> int:
         """Gather the report and print it."""
         ctx = self.context()
-        report = build_report(ctx, probe(self.env, nvcc=True))
+        report = build_report(ctx, probe(self.env))
         fleet = fleet_checks(ctx)
         report.warnings += [f"target {c.summary()}" for c in fleet if not c.ok]
         if self.option("json"):
@@ -137,5 +137,5 @@ def _machine_lines(report: StatusReport) -> list[str]:
             "no GPU found"
             + (f" ({esc('; '.join(machine.notes))})" if machine.notes else "")
         )
-    lines.append(f"nvcc {esc(machine.nvcc)}" if machine.nvcc else "nvcc not found")
+    lines.append(f"nvcc {esc(report.nvcc)}" if report.nvcc else "nvcc not found")
     return lines

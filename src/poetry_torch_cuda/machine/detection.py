@@ -240,8 +240,8 @@ def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
     rocm = machine.rocm
     if rocm is None:
         return Verdict(variant, False, ("no ROCm GPU found",))
-    wanted = tables.rocm_version(variant.name)
-    have, version = rocm.major_minor, rocm.version
+    wanted, version = tables.rocm_version(variant.name), rocm.version
+    have = None if version is None else tables.rocm_version(version)[:2]
     notes: tuple[str, ...] = ()
     if not tables.is_known_variant(variant.name):
         notes = (f"{_predates(variant)}; decided by version",)
@@ -274,8 +274,7 @@ def _decide_cuda(
     names += [v for v in extra if v.kind == "cuda" and v not in names]
     names.sort(key=lambda v: v.cuda_version or (0, 0), reverse=True)
     verdicts = [assess(variant, machine, torch_version) for variant in names]
-    candidates: list[tuple[Verdict, Offer | None]] = []
-    chosen = _first_offered(verdicts, offers, steps, candidates)
+    chosen, candidates = _first_offered(verdicts, offers, steps)
     if chosen is not None:
         forcing = {
             g.index: g for v in verdicts[: verdicts.index(chosen)] for g in v.uncovered
@@ -286,7 +285,7 @@ def _decide_cuda(
             forced = (
                 f"{who} forced {chosen.variant}: newer variants are not built for it"
             )
-        return Decision(chosen.variant, tuple(steps), forced, tuple(candidates))
+        return Decision(chosen.variant, tuple(steps), forced, candidates)
     # No variant builds for every GPU: take the one that serves most of them.
     some = len(nvidia.gpus)
     fewer = [v for v in verdicts if v.driver_ok and 0 < len(v.uncovered) < some]
@@ -302,20 +301,19 @@ def _decide_cuda(
             verdict.variant,
             tuple(steps),
             f"{left_out} cannot be served together with the other GPUs",
-            tuple(candidates),
+            candidates,
             verdict.uncovered,
         )
     steps.append("cpu: no CUDA variant fits")
-    return Decision(CPU, tuple(steps), None, tuple(candidates))
+    return Decision(CPU, tuple(steps), None, candidates)
 
 
 def _first_offered(
-    verdicts: Iterable[Verdict],
-    offers: Callable[[Variant], Offer],
-    steps: list[str],
-    candidates: list[tuple[Verdict, Offer | None]],
-) -> Verdict | None:
-    """The first verdict the rule admits and the index has, each step said in ``steps``."""
+    verdicts: Iterable[Verdict], offers: Callable[[Variant], Offer], steps: list[str]
+) -> tuple[Verdict | None, tuple[tuple[Verdict, Offer | None], ...]]:
+    """The first verdict the rule admits and the index has, and every verdict asked
+    with its offer; each step said in ``steps``."""
+    candidates: list[tuple[Verdict, Offer | None]] = []
     for verdict in verdicts:
         variant, rule = verdict.variant, verdict.rule
         if not verdict.usable:
@@ -337,8 +335,8 @@ def _first_offered(
             steps.append(f"{variant}: chosen{by}, {'; '.join(verdict.reasons)}")
             if offer.available is None:
                 steps.append(f"{variant}: {offer.detail}")
-            return verdict
-    return None
+            return verdict, tuple(candidates)
+    return None, tuple(candidates)
 
 
 def driver_step(nvidia: NvidiaDriver, platform: str) -> str:
@@ -366,19 +364,18 @@ def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decisi
         + ", ".join(str(gpu) for gpu in rocm.gpus)
     ]
     names = list(tables.ROCM_VARIANTS)
-    have = rocm.major_minor
-    if have is not None:  # the machine's own rocm<X.Y> first, then the same major
+    if rocm.version is not None:  # the machine's own rocm<X.Y> first, then its major
+        have = tables.rocm_version(rocm.version)
         exact = f"rocm{have[0]}.{have[1]}"
         same = [n for n in names if tables.rocm_version(n)[0] == have[0]]
         names = [exact, *(n for n in same if n != exact)]
     verdicts = [assess(Variant(name, "rocm"), machine) for name in names]
-    candidates: list[tuple[Verdict, Offer | None]] = []
     usable = [verdict for verdict in verdicts if verdict.usable]
-    chosen = _first_offered(usable, offers, steps, candidates)
+    chosen, candidates = _first_offered(usable, offers, steps)
     if chosen is not None:
-        return Decision(chosen.variant, tuple(steps), None, tuple(candidates))
+        return Decision(chosen.variant, tuple(steps), None, candidates)
     steps.append("cpu: no ROCm variant fits")
-    return Decision(CPU, tuple(steps), None, tuple(candidates))
+    return Decision(CPU, tuple(steps), None, candidates)
 
 
 def cpu_fallback_warning(

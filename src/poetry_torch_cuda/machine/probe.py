@@ -6,7 +6,6 @@ shell, and never fails: what could not be learnt becomes a note that says why.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import re
@@ -23,8 +22,6 @@ from poetry_torch_cuda.machine.tables import newest_cuda
 
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from collections.abc import Mapping
     from collections.abc import Sequence
 
 TIMEOUT_SECONDS = 15.0
@@ -88,14 +85,6 @@ class Rocm:
     version: str | None
     gpus: tuple[RocmGpu, ...] = ()
 
-    @property
-    def major_minor(self) -> tuple[int, int] | None:
-        """``(6, 4)`` for ROCm 6.4.1."""
-        if self.version is None:
-            return None
-        major, minor, *_ = (int(part) for part in self.version.split("."))
-        return major, minor
-
 
 @dataclass(frozen=True)
 class Jetson:
@@ -117,7 +106,6 @@ class Machine:
     machine: str
     nvidia: NvidiaDriver | None = None
     rocm: Rocm | None = None
-    nvcc: str | None = None
     notes: tuple[str, ...] = ()
     jetson: Jetson | None = None
 
@@ -152,19 +140,14 @@ class Machine:
                 "version": rocm.version,
                 "gpus": [{"name": gpu.name, "gfx": gpu.gfx} for gpu in rocm.gpus],
             },
-            "nvcc": self.nvcc,
             "jetson": None if self.jetson is None else str(self.jetson),
             "notes": list(self.notes),
             "nvidia_smi_failure": self.smi_failure,
         }
 
 
-class _ProbeError(Exception):
-    pass
-
-
-def run_tool(args: Sequence[str]) -> tuple[int, str, str]:
-    """``(exit code, stdout, stderr)`` of ``args``, else :class:`_ProbeError`."""
+def run_tool(args: Sequence[str]) -> tuple[str, str | None]:
+    """The output of ``args`` and why it failed (``None``: it exited 0)."""
     try:
         process = subprocess.run(
             list(args),
@@ -175,10 +158,14 @@ def run_tool(args: Sequence[str]) -> tuple[int, str, str]:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise _ProbeError(f"did not answer within {TIMEOUT_SECONDS:g} s") from None
+        return "", f"did not answer within {TIMEOUT_SECONDS:g} s"
     except OSError as error:
-        raise _ProbeError(error.strerror or str(error)) from None
-    return process.returncode, process.stdout, process.stderr
+        return "", error.strerror or str(error)
+    if process.returncode == 0:
+        return process.stdout, None
+    return process.stdout, _first_line(
+        process.stderr or process.stdout, process.returncode
+    )
 
 
 def parse_nvidia_smi(text: str) -> tuple[str, tuple[NvidiaGpu, ...]] | None:
@@ -204,11 +191,6 @@ def parse_nvidia_smi(text: str) -> tuple[str, tuple[NvidiaGpu, ...]] | None:
     return driver, tuple(gpus)
 
 
-def parse_proc_version(text: str) -> str | None:
-    """The driver version in ``/proc/driver/nvidia/version``, or ``None``."""
-    return _group(r"NVRM version:.*?\s(\d{3,}\.\d+(?:\.\d+)?)\s", text)
-
-
 def parse_rocminfo(text: str) -> tuple[RocmGpu, ...]:
     """The GPU agents (``Device Type: GPU``) in ``rocminfo`` output."""
     gpus: list[RocmGpu] = []
@@ -225,72 +207,44 @@ def parse_rocminfo(text: str) -> tuple[RocmGpu, ...]:
     return tuple(gpus)
 
 
-def parse_rocm_version(text: str) -> str | None:
-    """``6.4.1`` from a ROCm version file holding ``6.4.1-120``."""
-    return _group(r"^(\d+\.\d+(?:\.\d+)?)", text.strip())
-
-
-def parse_nvcc_version(text: str) -> str | None:
-    """``12.4`` from ``nvcc --version`` output."""
-    return _group(r"release (\d+\.\d+)", text)
-
-
-def _group(pattern: str, text: str) -> str | None:
-    match = re.search(pattern, text)
-    return None if match is None else match.group(1)
-
-
-def probe_nvidia(
-    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_tool,
-    which: Callable[[str], str | None] = shutil.which,
-    proc_version: Path | None = None,
-    dev: Path | None = None,
-) -> tuple[NvidiaDriver | None, list[str]]:
+def probe_nvidia() -> tuple[NvidiaDriver | None, list[str]]:
     """Ask nvidia-smi (once; twice on pre-R510 drivers), else read /proc; notes say what failed."""
     notes: list[str] = []
-    smi = which("nvidia-smi")
+    smi = shutil.which("nvidia-smi")
     if smi is None:
         notes.append("nvidia-smi not found on PATH")
     else:
-        try:
-            for fields in SMI_FIELDS:
-                query = [smi, f"--query-gpu={fields}", "--format=csv,noheader"]
-                code, out, err = run(query)
-                if code == 0 or "compute_cap" not in out + err:
-                    break
-        except _ProbeError as error:
-            notes.append(f"{SMI_FAILED}: {error}")
-        else:
-            parsed = parse_nvidia_smi(out) if code == 0 else None
-            if parsed is not None:
-                return NvidiaDriver(parsed[0], "nvidia-smi", parsed[1]), notes
-            notes.append(f"{SMI_FAILED}: {_first_line(err or out, code)}")
-    proc_version = proc_version or system_root() / "proc/driver/nvidia/version"
-    try:
-        version = parse_proc_version(proc_version.read_text(errors="replace"))
-    except OSError:
+        for fields in SMI_FIELDS:
+            query = [smi, f"--query-gpu={fields}", "--format=csv,noheader"]
+            out, failure = run_tool(query)
+            if failure is None or "compute_cap" not in out + failure:
+                break
+        parsed = parse_nvidia_smi(out) if failure is None else None
+        if parsed is not None:
+            return NvidiaDriver(parsed[0], "nvidia-smi", parsed[1]), notes
+        notes.append(f"{SMI_FAILED}: {failure or _first_line(out, 0)}")
+    proc_version = system_root() / "proc/driver/nvidia/version"
+    text = _read(proc_version)
+    if text is None:
         notes.append(f"{proc_version} does not exist (no NVIDIA kernel driver loaded)")
         return None, notes
+    version = re.search(r"NVRM version:.*?\s(\d{3,}\.\d+(?:\.\d+)?)\s", text)
     if version is None:
         notes.append(f"{proc_version} names no driver version")
         return None, notes
     # /proc/driver is not namespaced: a container without GPU access sees the host's.
-    nodes = dev or system_root() / "dev"
-    reachable = any(nodes.glob("nvidia*"))
-    return NvidiaDriver(version, str(proc_version), reachable=reachable), notes
+    reachable = any((system_root() / "dev").glob("nvidia*"))
+    return NvidiaDriver(version[1], str(proc_version), reachable=reachable), notes
 
 
-def probe_rocm(
-    which: Callable[[str], str | None] = shutil.which,
-    environ: Mapping[str, str] = os.environ,
-) -> tuple[Rocm | None, list[str]]:
+def probe_rocm() -> tuple[Rocm | None, list[str]]:
     """Read the ROCm version file and list GPU agents with rocminfo."""
     notes: list[str] = []
-    root = Path(environ.get("ROCM_PATH") or "/opt/rocm")
-    version = None
-    with contextlib.suppress(OSError):
-        version = parse_rocm_version((root / ".info" / "version").read_text())
-    rocminfo = which("rocminfo")
+    root = Path(os.environ.get("ROCM_PATH") or "/opt/rocm")
+    # "6.4.1-120" is ROCm 6.4.1
+    found = re.match(r"\s*(\d+\.\d+(?:\.\d+)?)", _read(root / ".info/version") or "")
+    version = found[1] if found else None
+    rocminfo = shutil.which("rocminfo")
     if rocminfo is None and (root / "bin" / "rocminfo").is_file():
         rocminfo = str(root / "bin" / "rocminfo")
     if rocminfo is None:
@@ -298,13 +252,9 @@ def probe_rocm(
         if version is not None:
             notes.append(f"ROCm {version} is installed but its GPUs cannot be listed")
         return None, notes
-    try:
-        code, out, err = run_tool([rocminfo])
-    except _ProbeError as error:
-        notes.append(f"rocminfo failed: {error}")
-        return None, notes
-    if code != 0:
-        notes.append(f"rocminfo failed: {_first_line(err or out, code)}")
+    out, failure = run_tool([rocminfo])
+    if failure is not None:
+        notes.append(f"rocminfo failed: {failure}")
         return None, notes
     gpus = parse_rocminfo(out)
     if not gpus:
@@ -315,47 +265,38 @@ def probe_rocm(
     return Rocm(version, gpus), notes
 
 
-def probe_nvcc(
-    run: Callable[[Sequence[str]], tuple[int, str, str]] = run_tool,
-    which: Callable[[str], str | None] = shutil.which,
-    environ: Mapping[str, str] = os.environ,
-) -> str | None:
+def probe_nvcc() -> str | None:
     """The CUDA version of ``nvcc`` on PATH, in ``$CUDA_HOME/bin`` or ``%CUDA_PATH%``."""
-    homes = [environ.get(variable) for variable in ("CUDA_HOME", "CUDA_PATH")]
+    homes = [os.environ.get(variable) for variable in ("CUDA_HOME", "CUDA_PATH")]
     found = [Path(h, "bin", exe) for h in homes if h for exe in ("nvcc", "nvcc.exe")]
-    nvcc = which("nvcc") or next((str(p) for p in found if p.is_file()), None)
+    nvcc = shutil.which("nvcc") or next((str(p) for p in found if p.is_file()), None)
     if nvcc is None:
         return None
-    try:
-        code, out, _ = run([nvcc, "--version"])
-    except _ProbeError:
-        return None
-    return parse_nvcc_version(out) if code == 0 else None
-
-
-def parse_tegra_release(text: str) -> tuple[int, int] | None:
-    """``(36, 4)`` from ``# R36 (release), REVISION: 4.0, GCID: ...``."""
-    match = re.search(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)", text)
-    return None if match is None else (int(match.group(1)), int(match.group(2)))
+    out, failure = run_tool([nvcc, "--version"])
+    release = re.search(r"release (\d+\.\d+)", out)
+    return release[1] if failure is None and release else None
 
 
 def probe_jetson(root: Path | None = None) -> Jetson | None:
     """A Jetson board, from ``/etc/nv_tegra_release`` or a ``-tegra`` kernel; else ``None``."""
     root = root or system_root()
-
-    def read(path: str) -> str | None:
-        try:
-            return (root / path).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return None
-
-    release = read("etc/nv_tegra_release")
-    kernel = read("proc/sys/kernel/osrelease") or ""
+    release = _read(root / "etc/nv_tegra_release")
+    kernel = _read(root / "proc/sys/kernel/osrelease") or ""
     if release is None and "tegra" not in kernel:
         return None
-    model = read("proc/device-tree/model")
+    model = _read(root / "proc/device-tree/model")
     model = model.replace("\x00", "").strip() if model else None
-    return Jetson(parse_tegra_release(release or ""), model or None)
+    # "# R36 (release), REVISION: 4.0, GCID: ..." is L4T R36.4
+    found = re.search(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)", release or "")
+    l4t = None if found is None else (int(found[1]), int(found[2]))
+    return Jetson(l4t, model or None)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
 
 
 def system_root() -> Path:
@@ -366,26 +307,22 @@ def system_root() -> Path:
 _PROBED: dict[tuple[object, ...], Machine] = {}
 
 
-def probe_machine(*, nvcc: bool = False, machine: str | None = None) -> Machine:
+def probe_machine(*, machine: str | None = None) -> Machine:
     """Probe this machine (not on macOS): NVIDIA first, ROCm only when no NVIDIA
     driver answers; once per process for the same PATH and roots."""
     arch = machine or platform.machine()
     if sys.platform == "darwin":
         return Machine(sys.platform, arch)
-    names = ("PATH", ROOT_VARIABLE, "ROCM_PATH", "CUDA_HOME", "CUDA_PATH")
-    key = (nvcc, arch, *(os.environ.get(name) for name in names))
+    names = ("PATH", ROOT_VARIABLE, "ROCM_PATH")  # what the probes read
+    key = (arch, *(os.environ.get(name) for name in names))
     if key not in _PROBED:
         nvidia, notes = probe_nvidia()
         rocm = None
         if nvidia is None and sys.platform.startswith("linux"):
             rocm, rocm_notes = probe_rocm()
             notes += rocm_notes
-        jetson = None
-        if sys.platform.startswith("linux") and arch.lower() in ("aarch64", "arm64"):
-            jetson = probe_jetson()
-        found = probe_nvcc() if nvcc else None
         _PROBED[key] = Machine(
-            sys.platform, arch, nvidia, rocm, found, tuple(notes), jetson
+            sys.platform, arch, nvidia, rocm, tuple(notes), probe_jetson()
         )
     return _PROBED[key]
 

@@ -77,10 +77,10 @@ class Resolution:
     machine: Machine | None = None
 
 
-def probe(env: Env, *, nvcc: bool = False) -> Machine:
-    """This machine as ``env`` sees it (its ``platform_machine``); ``nvcc`` adds nvcc."""
+def probe(env: Env) -> Machine:
+    """This machine as ``env`` sees it (its ``platform_machine``)."""
     machine = str(env.marker_env.get("platform_machine") or "")
-    return probe_machine(nvcc=nvcc, machine=machine)
+    return probe_machine(machine=machine)
 
 
 def offer_finder(

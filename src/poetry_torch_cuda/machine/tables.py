@@ -207,7 +207,7 @@ TORCH_RELEASES: tuple[TorchRelease, ...] = (
 
 
 def rocm_version(variant: str) -> tuple[int, ...]:
-    """``(6, 2, 4)`` for ``rocm6.2.4``."""
+    """``(6, 2, 4)`` for ``rocm6.2.4`` (and for ROCm's own ``6.2.4``)."""
     return tuple(int(part) for part in variant.removeprefix("rocm").split("."))
 
 
@@ -270,10 +270,7 @@ def nearest_known(variant: str) -> str | None:
 
 
 def arch_list_for(
-    variant: str,
-    torch_version: str | None = None,
-    machine: str = "x86_64",
-    sys_platform: str = "linux",
+    variant: str, torch_version: str | None, machine: str, sys_platform: str
 ) -> tuple[Arch, ...] | None:
     """What ``variant``'s wheels are built for here (the newest list without
     ``torch_version``; an unknown variant takes :func:`nearest_known`'s), or ``None``."""
@@ -377,16 +374,8 @@ def torch_release(torch_version: str | None) -> TorchRelease | None:
 
 def at_least(driver: str, minimum: str | None) -> bool:
     """Whether ``driver`` is ``minimum`` or newer (never for no minimum)."""
-    have, need = driver_key(driver), driver_key(minimum or "")
+    have, need = _release(driver), _release(minimum or "")
     return have is not None and need is not None and have >= need
-
-
-def driver_key(version: str) -> tuple[int, ...] | None:
-    """``(570, 124, 6)`` for ``570.124.06``; ``None`` if it is not a driver version."""
-    try:
-        return tuple(int(part) for part in version.strip().split("."))
-    except ValueError:
-        return None
 
 
 def _cuda_of(variant: str) -> tuple[int, int] | None:

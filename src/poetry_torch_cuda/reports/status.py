@@ -19,6 +19,7 @@ from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.probe import probe_nvcc
 from poetry_torch_cuda.machine.resolution import machine_findings
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.project.locked import STALE_LOCK
@@ -73,6 +74,8 @@ class StatusReport:
     orphans: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The CUDA release of the nvcc found (only ``status`` asks for it).
+    nvcc: str | None = None
 
     @property
     def in_line(self) -> bool:
@@ -95,7 +98,7 @@ class StatusReport:
             "packages": [package.to_json() for package in self.packages],
             "cuda_wheels": dict(sorted(self.cuda_wheels.items())),
             "orphans": self.orphans,
-            "machine": self.machine.to_json(),
+            "machine": {**self.machine.to_json(), "nvcc": self.nvcc},
             "warnings": self.warnings,
             "notes": self.notes,
             "ok": self.in_line,
@@ -122,7 +125,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         config, poetry, env, versions, machine=machine, client=ctx.client
     )
     variant = resolution.variant
-    report = StatusReport(resolution, config.index_url(variant), machine)
+    url, nvcc = config.index_url(variant), probe_nvcc()
+    report = StatusReport(resolution, url, machine, nvcc=nvcc)
     report.warnings = warnings
     builds = read_builds(config.package_names, ctx.installed)
     not_built = variant.not_built_for(machine.sys_platform)
@@ -191,7 +195,6 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     decision = resolution.decision
     if decision is not None and decision.forced_by:
         report.notes.append(decision.forced_by)
-    nvcc = machine.nvcc
     cuda = None if torch is None or torch.installed is None else torch.installed.cuda
     if (
         nvcc
