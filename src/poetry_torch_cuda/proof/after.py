@@ -3,13 +3,11 @@ and after every change the plugin makes (:func:`prove_change`): not when nothing
 changed or verification is off. A failure raises a :class:`TorchCudaError` with the
 finding, its cause and fix; ``auto`` first moves on (at most twice) from a build
 that fails for a reason of this machine; ``switch`` gets the previous build put
-back from the change's stash (``install/undo.py``), else through the locked install.
+back from the change's stash (``install/undo.py``), also before ``auto`` moves on.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
@@ -26,9 +24,6 @@ from poetry_torch_cuda.machine.resolution import remember
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.project.locked import LockedState
-from poetry_torch_cuda.project.variants import label_of
-from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.proof.run import ChildRun
 from poetry_torch_cuda.proof.run import run_child
 from poetry_torch_cuda.proof.verdict import Proof
@@ -106,9 +101,12 @@ def prove_change(
     """
     config, env, io = ctx.config, ctx.env, ctx.io
 
-    def give_up(message: str, kept: str, code: int = 1) -> TorchCudaError:
+    def give_up(
+        message: str, kept: str, code: int = 1, put: str = ""
+    ) -> TorchCudaError:
         if snapshot is not None:  # switch: all or nothing
-            kept = f"\n{_roll_back(ctx, snapshot)} pyproject.toml is unchanged."
+            put = put or _roll_back(ctx, snapshot)[1]
+            kept = f"\n{put} pyproject.toml is unchanged."
         error = TorchCudaError(message + kept)
         error.exit_code = code
         return error
@@ -147,12 +145,19 @@ def prove_change(
                     # Never to a build the rule rejects (a pick that leaves a GPU out).
                     if not (chosen.decision and chosen.decision.left_out):
                         following = chosen.variant
+            put = ""
+            if snapshot is not None and following not in (None, failed):
+                # switch: the next build starts from the earlier one, so the
+                # stash keeps that one for a rollback
+                back, put = _roll_back(ctx, snapshot)
+                following = following if back else None
             if following is None or following == failed:
                 raise give_up(
                     proof.failure_message(debug=io.is_debug()),
                     "\nThe new build stays installed; verification is turned off "
                     "with verify = false in [tool.poetry-torch-cuda] or "
                     "POETRY_TORCH_CUDA_VERIFY=0.",
+                    put=put,
                 )
             io.write_error_line(
                 f"{PREFIX}: <warning>auto: {failed} failed verification here: "
@@ -171,41 +176,29 @@ def prove_change(
             drop_previous(env.path)
 
 
-def _roll_back(ctx: RunContext, snapshot: Mapping[NormalizedName, str]) -> str:
-    """Put the snapshot's builds back: from the change's stash, else locked files."""
+def _roll_back(
+    ctx: RunContext, snapshot: Mapping[NormalizedName, str]
+) -> tuple[bool, str]:
+    """Put the snapshot's builds back from the change's stash (kept as the
+    previous build); whether it did, in words."""
     held = ", ".join(f"{name} {version}" for name, version in snapshot.items())
     previous = previous_build(ctx.env.path)
-    if previous is not None and snapshot == {
+    if previous is None or snapshot != {
         name: previous.before[name]
         for name in ctx.config.package_names
         if name in previous.before
     }:
-        try:
-            pip = PipRunner(ctx.env.get_pip_command(), show_output=False)
-            previous.put_back(ctx.env, pip.uninstall)
-        except (TorchCudaError, OSError) as error:
-            return (
-                f"Putting back {held} failed as well ({error}): torch may not "
-                "import; `poetry torch-cuda sync --force` reinstalls it."
-            )
-        drop_previous(ctx.env.path)
-        held = held or "no torch build, as before"
-        return f"Put back the previous build: {held} (no download)."
-    variant = None
-    for version in snapshot.values():  # the first that names a variant
-        with suppress(ValueError):
-            variant = variant or parse_variant(label_of(version) or "")
-    if variant is None:
-        return (
-            f"The earlier build ({held or 'none'}) cannot be installed "
-            "from a variant's lock; the failing one stays installed."
+        return False, (
+            f"The earlier build ({held or 'none'}) was not kept; "
+            "the failing one stays installed."
         )
-    before = dataclasses.replace(
-        ctx, config=dataclasses.replace(ctx.config, variant=variant)
-    )
-    before.locked = LockedState(dict(snapshot), ctx.locked.graph)
     try:
-        before.reconcile(variant)
-    except TorchCudaError as error:
-        return f"Putting back {held} failed as well: {error}"
-    return f"Put back the previous build: {held}."
+        pip = PipRunner(ctx.env.get_pip_command(), show_output=False)
+        previous.put_back(ctx.env, pip.uninstall)
+    except (TorchCudaError, OSError) as error:
+        return False, (
+            f"Putting back {held} failed as well ({error}): torch may not "
+            "import; `poetry torch-cuda sync --force` reinstalls it."
+        )
+    held = held or "no torch build, as before"
+    return True, f"Put back the previous build: {held} (no download)."
