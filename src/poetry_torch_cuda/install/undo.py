@@ -93,7 +93,7 @@ class Stash:
         stash.leftovers = _leftovers(env)
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
-            for entries in files_by_name(site_paths(env), names).values():
+            for entries in files_by_name(env, names).values():
                 for path, _, _ in entries:
                     if not os.path.isfile(path) or os.path.islink(path):
                         continue
@@ -337,7 +337,6 @@ def remove_distributions(
         OSError: a file could not be removed (running it again finishes).
         TorchCudaError: pip failed on what it was given.
     """
-    paths = site_paths(env)
     remover = None
     if not pip_only:
         with suppress(ImportError):  # Poetry before the in-process uninstaller
@@ -345,11 +344,11 @@ def remove_distributions(
 
             remover = uninstall_distribution
     left: list[str] = []
-    with _keeping_shared(paths, names, state_dir(env.path)):
+    with _keeping_shared(env, names):
         for name in names:
             if remover is None or remover(env, name) is None:
                 left.append(name)
-        left = [name for name in left if files_by_name(paths, [name])]
+        left = [name for name in left if files_by_name(env, [name])]
         if left:
             pip_uninstall(left)
 
@@ -360,17 +359,17 @@ def site_paths(env: Env) -> list[str]:
 
 
 def files_by_name(
-    paths: Sequence[str], names: Collection[str] | None = None
+    env: Env, names: Collection[str] | None = None
 ) -> dict[NormalizedName, list[Entry]]:
     """The ``RECORD`` entries of the installed distributions (of ``names``), by name.
 
-    The first of a name on ``paths`` is the installed one, as for pip. Missing files
+    The first of a name on :func:`site_paths` is the installed one, as for pip. Missing files
     are kept (the ``importlib_metadata`` backport drops them); strings, as pathlib
     objects for the real family's ~20,000 files were most of a switch back's time.
     """
     wanted = None if names is None else {canonicalize_name(n) for n in names}
     found: dict[NormalizedName, list[Entry]] = {}
-    for distribution in metadata.distributions(path=list(paths)):
+    for distribution in metadata.distributions(path=site_paths(env)):
         name = canonicalize_name(distribution.metadata["Name"] or "")
         if name in found or (wanted is not None and name not in wanted):
             continue
@@ -394,7 +393,7 @@ def family_problems(
     if not family:  # nothing installed: no distribution's metadata to read
         return []
     problems = []
-    for name, all_entries in sorted(files_by_name(site_paths(env), family).items()):
+    for name, all_entries in sorted(files_by_name(env, family).items()):
         # Bytecode is the interpreter's to rewrite or a slim image's to delete.
         entries = [e for e in all_entries if e[2] and not e[0].endswith(".pyc")]
         missing = [listed for path, listed, _ in entries if not os.path.isfile(path)]
@@ -424,11 +423,9 @@ def _sha256(path: str) -> str:
 
 
 @contextmanager
-def _keeping_shared(
-    paths: Sequence[str], names: Collection[str], state: Path
-) -> Iterator[None]:
+def _keeping_shared(env: Env, names: Collection[str]) -> Iterator[None]:
     """Keep the files of ``names`` that other installed distributions list too."""
-    owners = files_by_name(paths)
+    owners = files_by_name(env)
     leaving = {canonicalize_name(name) for name in names}
     staying = {e[0] for n, files in owners.items() if n not in leaving for e in files}
     shared = sorted(
@@ -443,6 +440,7 @@ def _keeping_shared(
         yield
         return
     # Named as the stashes, in their folder: a killed run's is swept and reported too.
+    state = state_dir(env.path)
     aside = tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.shared-", dir=state)
     kept = [(path, os.path.join(aside, str(n))) for n, path in enumerate(shared)]
     try:
