@@ -168,15 +168,20 @@ class Stash:
 
 
 def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
-    """After a change that held, its stash becomes the previous build
-    (none after ``sync --force``, which trusts torch-cuda.lock alone)."""
+    """After a change that held, its stash becomes the previous build (none
+    after ``sync --force``, which trusts torch-cuda.lock alone, or where it
+    cannot be kept)."""
     files = {item.sha256 for item in request.files}
-    if request.plan.force or not stash.files:
+    kept = False
+    if not request.plan.force and stash.files:
+        with suppress(OSError):  # a full disk, say: the install stands all the same
+            stash.keep(env.path)
+            kept = True
+    if kept:
+        files |= set(_installed_from(env.path))
+    else:
         drop_previous(env.path)
         stash.drop()
-    else:
-        stash.keep(env.path)
-        files |= set(_installed_from(env.path))
     with suppress(OSError):
         record = state_dir(env.path) / INSTALLED
         record.write_text(json.dumps(sorted(files)), encoding="utf-8")
