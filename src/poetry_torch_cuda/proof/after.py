@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Mapping
 
-    from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.context import RunContext
@@ -78,34 +77,26 @@ def prove(
 MAX_MOVES = 2
 
 
-def take_snapshot(ctx: RunContext) -> dict[NormalizedName, str]:
-    """The versions of the configured packages the env holds now (torch first),
-    for switch's rollback."""
-    names = sorted(ctx.config.package_names, key=lambda name: name != "torch")
-    held = {name: ctx.installed.get(name) for name in names}
-    return {name: found.version for name, found in held.items() if found is not None}
-
-
 def prove_change(
     ctx: RunContext,
     variant: Variant,
     plan: Plan,
     *,
-    snapshot: Mapping[NormalizedName, str] | None = None,
+    roll_back: bool = False,
 ) -> Variant:
     """Verify the env after ``plan`` made it hold ``variant``; returns the variant in place.
 
     Raises:
         TorchCudaError: the build (and, for ``auto``, its next candidates)
-            failed; with ``snapshot`` the previous builds are back in place.
+            failed; with ``roll_back`` the previous builds are back in place.
     """
     config, env, io = ctx.config, ctx.env, ctx.io
 
     def give_up(
         message: str, kept: str, code: int = 1, put: str = ""
     ) -> TorchCudaError:
-        if snapshot is not None:  # switch: all or nothing
-            put = put or _roll_back(ctx, snapshot)[1]
+        if roll_back:  # switch: all or nothing
+            put = put or _roll_back(ctx, plan)[1]
             kept = f"\n{put} pyproject.toml is unchanged."
         error = TorchCudaError(message + kept)
         error.exit_code = code
@@ -146,10 +137,10 @@ def prove_change(
                     if not (chosen.decision and chosen.decision.left_out):
                         following = chosen.variant
             put = ""
-            if snapshot is not None and following not in (None, failed):
+            if roll_back and following not in (None, failed):
                 # switch: the next build starts from the earlier one, so the
                 # stash keeps that one for a rollback
-                back, put = _roll_back(ctx, snapshot)
+                back, put = _roll_back(ctx, plan)
                 following = following if back else None
             if following is None or following == failed:
                 raise give_up(
@@ -176,22 +167,15 @@ def prove_change(
             drop_previous(env.path)
 
 
-def _roll_back(
-    ctx: RunContext, snapshot: Mapping[NormalizedName, str]
-) -> tuple[bool, str]:
-    """Put the snapshot's builds back from the change's stash (kept as the
-    previous build); whether it did, in words."""
-    held = ", ".join(f"{name} {version}" for name, version in snapshot.items())
-    previous = previous_build(ctx.env.path)
-    if previous is None or snapshot != {
-        name: previous.before[name]
-        for name in ctx.config.package_names
-        if name in previous.before
-    }:
-        return False, (
-            f"The earlier build ({held or 'none'}) was not kept; "
-            "the failing one stays installed."
-        )
+def _roll_back(ctx: RunContext, plan: Plan) -> tuple[bool, str]:
+    """Put back the builds ``plan`` replaced, from its stash (kept as the previous
+    build: none where it installed nothing); whether it did, in words."""
+    previous = previous_build(ctx.env.path) if plan.install else None
+    if previous is None:
+        return False, "The earlier build was not kept; the failing one stays installed."
+    names = sorted(ctx.config.package_names & previous.before.keys())
+    names.sort(key=lambda name: name != "torch")
+    held = ", ".join(f"{name} {previous.before[name]}" for name in names)
     try:
         pip = PipRunner(ctx.env.get_pip_command(), show_output=False)
         previous.put_back(ctx.env, pip.uninstall)
