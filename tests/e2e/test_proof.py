@@ -29,6 +29,7 @@ from tests.support.gpus import RTX_5090
 from tests.support.gpus import gpu
 from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import no_gpu
+from tests.support.index import IndexServer
 from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.support.catalog import Universe
-    from tests.support.index import IndexServer
 
 pytestmark = [
     pytest.mark.e2e,
@@ -177,6 +177,49 @@ def test_switch_rolls_back_a_build_that_fails_verification(
     installed = project.installed()
     assert installed["torch"] == f"{torch}+cpu"
     assert "nvidia-cublas-cu12" not in installed  # the new build's wheels swept
+
+
+@pytest.mark.parametrize("cpu", ["does-not-import", "download-corrupt"])
+def test_a_switch_whose_every_candidate_fails_leaves_the_earlier_build(
+    tmp_path: Path, cpu: str
+) -> None:
+    """auto moves on from cu126 to cpu, which fails too: verification, or its
+    install; either way the environment holds the build it had before the switch."""
+    universe = build_universe(tmp_path / "universe")
+    _replace_torch(  # a cu126 build that does not see the GPU
+        universe,
+        "cu126",
+        "2.13.0+cu126",
+        fake_torch("2.13.0+cu126", cuda="12.6", archs=["sm_75"], sees=[]),
+    )
+    _replace_torch(universe, "cpu", "2.13.0+cpu", broken_import("2.13.0+cpu"))
+    with IndexServer(universe.root) as index:
+        project = make_project(tmp_path, index, "2.13.0", "cu130", install_with={})
+        pyproject = project.pyproject.read_bytes()
+        env = {**gpu(tmp_path, GTX_1080, driver="575.51.03"), **VERIFY_ON}
+        index.clear_requests()
+        if cpu == "download-corrupt":
+            index.corrupt_paths.add("/whl/cpu/torch/")
+
+        result = project.run("torch-cuda", "switch", "auto", check=False, env_extra=env)
+
+        assert result.returncode == 1, describe(result)
+        assert "auto: cu126 failed verification here" in result.stderr
+        assert "auto: trying cpu" in result.stderr
+        if cpu == "does-not-import":
+            assert "torch 2.13.0+cpu does not import" in result.stderr
+            # The stash kept the earlier build through auto's move: links.
+            assert (
+                "Put back the previous build: torch 2.13.0+cu130 (no download). "
+                "pyproject.toml is unchanged." in result.stderr
+            )
+        else:
+            assert "Nothing changed: the environment still has torch 2.13.0+cu130." in (
+                result.stderr
+            ), describe(result)
+        assert not [r for r in index.requests if r.startswith("/whl/cu130/")]
+    assert project.pyproject.read_bytes() == pyproject
+    assert project.installed()["torch"] == "2.13.0+cu130"
 
 
 def test_switch_to_a_build_that_runs_verifies_it(

@@ -105,6 +105,23 @@ def test_an_import_error_of_a_cuda_library_is_a_machine_reason() -> None:
     assert verdict.machine_reason
 
 
+def test_a_failure_with_a_traceback_says_how_to_see_it() -> None:
+    error = "OSError: libc10.so: cannot open shared object file"
+    data = report("2.13.0+cpu", imports=False, error=error)
+    data["packages"]["torch"]["traceback"] = "Traceback (most recent call last): ..."
+    verdict = judge(ChildRun(data), parse_variant("cpu"), NO_GPU, ["torch"])
+    message = verdict.failure_message()
+    assert message.startswith(f"torch 2.13.0+cpu does not import: {error}\nCause: ")
+    assert message.endswith("\n(-vvv shows the traceback of the check.)")
+    assert verdict.failure_message(debug=True).endswith(
+        "\ntorch:\nTraceback (most recent call last): ..."
+    )
+    passed = judge(
+        ChildRun(report("2.13.0+cpu")), parse_variant("cpu"), NO_GPU, ["torch"]
+    )
+    assert passed.trace_lines(debug=False) == []
+
+
 def test_an_import_error_of_a_cpu_build_is_not_a_machine_reason() -> None:
     error = "OSError: libc10.so: cannot open shared object file"
     data = report("2.13.0+cpu", imports=False, error=error)

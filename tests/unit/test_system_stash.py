@@ -5,6 +5,7 @@ is on another filesystem than site-packages (issue 21 #17)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -17,8 +18,11 @@ import pytest
 from packaging.markers import default_environment
 
 from poetry_torch_cuda.environment.envlock import state_dir
+from poetry_torch_cuda.install.undo import INSTALLED
+from poetry_torch_cuda.install.undo import PREVIOUS
 from poetry_torch_cuda.install.undo import Stash
 from poetry_torch_cuda.install.undo import drop_previous
+from poetry_torch_cuda.install.undo import finish
 from poetry_torch_cuda.install.undo import previous_build
 
 
@@ -131,3 +135,26 @@ def test_a_distribution_pip_left_without_record_is_removed_and_the_old_one_put_b
     assert not (site / "torch" / "_C.so").exists()
     assert (site / "torch" / "__init__.py").read_text() == "build = 'cpu'\n"
     assert (site / "torch-2.14.1+cpu.dist-info" / "RECORD").is_file()
+
+
+def test_a_previous_build_that_cannot_be_kept_leaves_the_install_standing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After pip succeeded, a stash that cannot become the previous build (a full
+    disk for its manifest; here a file where it goes) is dropped: no error for an
+    install that holds, and the record of its locked files is written."""
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    prefix = tmp_path / "usr-local"
+    env = system_python(prefix)
+    stash = Stash.take(env, ["torch"])
+    (state_dir(prefix) / PREVIOUS).write_text("in the way\n")
+    sha = "ab" * 32
+    request = SimpleNamespace(
+        files=(SimpleNamespace(sha256=sha),), plan=SimpleNamespace(force=False)
+    )
+
+    finish(stash, env, request)  # type: ignore[arg-type]
+
+    assert not stash.root.exists()
+    assert previous_build(prefix) is None
+    assert json.loads((state_dir(prefix) / INSTALLED).read_text()) == [sha]

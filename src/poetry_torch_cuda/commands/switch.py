@@ -39,7 +39,6 @@ from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.proof.after import prove_change
-from poetry_torch_cuda.proof.after import take_snapshot
 from poetry_torch_cuda.tempfiles import kept_bytes
 
 
@@ -221,10 +220,9 @@ class SwitchCommand(MovingCommand):
         ):
             if waited:  # another run changed things meanwhile: read them again
                 ctx, variant = self._target(name)
-            snapshot = take_snapshot(ctx)
             plan = self.move(ctx, variant, refresh=False)
             # A build that fails verification is replaced by the previous one.
-            final = prove_change(ctx, variant, plan, snapshot=snapshot)
+            final = prove_change(ctx, variant, plan, roll_back=True)
             if final != variant and name == variant.name:  # --pin: what runs here
                 name = final.name
                 if pending is not None:

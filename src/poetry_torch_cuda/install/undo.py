@@ -34,6 +34,7 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.environment.envlock import STASH
 from poetry_torch_cuda.environment.envlock import state_dir
+from poetry_torch_cuda.environment.installed import forget_views
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
@@ -92,7 +93,7 @@ class Stash:
         stash.leftovers = _leftovers(env)
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
-            for entries in files_by_name(site_paths(env), names).values():
+            for entries in files_by_name(env, names).values():
                 for path, _, _ in entries:
                     if not os.path.isfile(path) or os.path.islink(path):
                         continue
@@ -139,6 +140,7 @@ class Stash:
                 _relink(os.path.join(self.root, name), path)
                 for path, name in self.files
             )
+        forget_views()
         after = versions_of(installed_environment(env))
         changes = [
             f"added {name} {after[name]}"
@@ -166,15 +168,20 @@ class Stash:
 
 
 def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
-    """After a change that held, its stash becomes the previous build
-    (none after ``sync --force``, which trusts torch-cuda.lock alone)."""
+    """After a change that held, its stash becomes the previous build (none
+    after ``sync --force``, which trusts torch-cuda.lock alone, or where it
+    cannot be kept)."""
     files = {item.sha256 for item in request.files}
-    if request.plan.force or not stash.files:
+    kept = False
+    if not request.plan.force and stash.files:
+        with suppress(OSError):  # a full disk, say: the install stands all the same
+            stash.keep(env.path)
+            kept = True
+    if kept:
+        files |= set(_installed_from(env.path))
+    else:
         drop_previous(env.path)
         stash.drop()
-    else:
-        stash.keep(env.path)
-        files |= set(_installed_from(env.path))
     with suppress(OSError):
         record = state_dir(env.path) / INSTALLED
         record.write_text(json.dumps(sorted(files)), encoding="utf-8")
@@ -335,7 +342,6 @@ def remove_distributions(
         OSError: a file could not be removed (running it again finishes).
         TorchCudaError: pip failed on what it was given.
     """
-    paths = site_paths(env)
     remover = None
     if not pip_only:
         with suppress(ImportError):  # Poetry before the in-process uninstaller
@@ -343,11 +349,11 @@ def remove_distributions(
 
             remover = uninstall_distribution
     left: list[str] = []
-    with _keeping_shared(paths, names, state_dir(env.path)):
+    with _keeping_shared(env, names):
         for name in names:
             if remover is None or remover(env, name) is None:
                 left.append(name)
-        left = [name for name in left if files_by_name(paths, [name])]
+        left = [name for name in left if files_by_name(env, [name])]
         if left:
             pip_uninstall(left)
 
@@ -358,17 +364,17 @@ def site_paths(env: Env) -> list[str]:
 
 
 def files_by_name(
-    paths: Sequence[str], names: Collection[str] | None = None
+    env: Env, names: Collection[str] | None = None
 ) -> dict[NormalizedName, list[Entry]]:
     """The ``RECORD`` entries of the installed distributions (of ``names``), by name.
 
-    The first of a name on ``paths`` is the installed one, as for pip. Missing files
+    The first of a name on :func:`site_paths` is the installed one, as for pip. Missing files
     are kept (the ``importlib_metadata`` backport drops them); strings, as pathlib
     objects for the real family's ~20,000 files were most of a switch back's time.
     """
     wanted = None if names is None else {canonicalize_name(n) for n in names}
     found: dict[NormalizedName, list[Entry]] = {}
-    for distribution in metadata.distributions(path=list(paths)):
+    for distribution in metadata.distributions(path=site_paths(env)):
         name = canonicalize_name(distribution.metadata["Name"] or "")
         if name in found or (wanted is not None and name not in wanted):
             continue
@@ -392,7 +398,7 @@ def family_problems(
     if not family:  # nothing installed: no distribution's metadata to read
         return []
     problems = []
-    for name, all_entries in sorted(files_by_name(site_paths(env), family).items()):
+    for name, all_entries in sorted(files_by_name(env, family).items()):
         # Bytecode is the interpreter's to rewrite or a slim image's to delete.
         entries = [e for e in all_entries if e[2] and not e[0].endswith(".pyc")]
         missing = [listed for path, listed, _ in entries if not os.path.isfile(path)]
@@ -422,11 +428,9 @@ def _sha256(path: str) -> str:
 
 
 @contextmanager
-def _keeping_shared(
-    paths: Sequence[str], names: Collection[str], state: Path
-) -> Iterator[None]:
+def _keeping_shared(env: Env, names: Collection[str]) -> Iterator[None]:
     """Keep the files of ``names`` that other installed distributions list too."""
-    owners = files_by_name(paths)
+    owners = files_by_name(env)
     leaving = {canonicalize_name(name) for name in names}
     staying = {e[0] for n, files in owners.items() if n not in leaving for e in files}
     shared = sorted(
@@ -441,6 +445,7 @@ def _keeping_shared(
         yield
         return
     # Named as the stashes, in their folder: a killed run's is swept and reported too.
+    state = state_dir(env.path)
     aside = tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.shared-", dir=state)
     kept = [(path, os.path.join(aside, str(n))) for n, path in enumerate(shared)]
     try:

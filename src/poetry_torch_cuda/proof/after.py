@@ -3,13 +3,11 @@ and after every change the plugin makes (:func:`prove_change`): not when nothing
 changed or verification is off. A failure raises a :class:`TorchCudaError` with the
 finding, its cause and fix; ``auto`` first moves on (at most twice) from a build
 that fails for a reason of this machine; ``switch`` gets the previous build put
-back from the change's stash (``install/undo.py``), else through the locked install.
+back from the change's stash (``install/undo.py``), also before ``auto`` moves on.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
@@ -26,9 +24,6 @@ from poetry_torch_cuda.machine.resolution import remember
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.project.locked import LockedState
-from poetry_torch_cuda.project.variants import label_of
-from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.proof.run import ChildRun
 from poetry_torch_cuda.proof.run import run_child
 from poetry_torch_cuda.proof.verdict import Proof
@@ -39,7 +34,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Mapping
 
-    from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.context import RunContext
@@ -83,32 +77,27 @@ def prove(
 MAX_MOVES = 2
 
 
-def take_snapshot(ctx: RunContext) -> dict[NormalizedName, str]:
-    """The versions of the configured packages the env holds now (torch first),
-    for switch's rollback."""
-    names = sorted(ctx.config.package_names, key=lambda name: name != "torch")
-    held = {name: ctx.installed.get(name) for name in names}
-    return {name: found.version for name, found in held.items() if found is not None}
-
-
 def prove_change(
     ctx: RunContext,
     variant: Variant,
     plan: Plan,
     *,
-    snapshot: Mapping[NormalizedName, str] | None = None,
+    roll_back: bool = False,
 ) -> Variant:
     """Verify the env after ``plan`` made it hold ``variant``; returns the variant in place.
 
     Raises:
         TorchCudaError: the build (and, for ``auto``, its next candidates)
-            failed; with ``snapshot`` the previous builds are back in place.
+            failed; with ``roll_back`` the previous builds are back in place.
     """
     config, env, io = ctx.config, ctx.env, ctx.io
 
-    def give_up(message: str, kept: str, code: int = 1) -> TorchCudaError:
-        if snapshot is not None:  # switch: all or nothing
-            kept = f"\n{_roll_back(ctx, snapshot)} pyproject.toml is unchanged."
+    def give_up(
+        message: str, kept: str, code: int = 1, put: str = ""
+    ) -> TorchCudaError:
+        if roll_back:  # switch: all or nothing
+            put = put or _roll_back(ctx, plan)[1]
+            kept = f"\n{put} pyproject.toml is unchanged."
         error = TorchCudaError(message + kept)
         error.exit_code = code
         return error
@@ -147,12 +136,19 @@ def prove_change(
                     # Never to a build the rule rejects (a pick that leaves a GPU out).
                     if not (chosen.decision and chosen.decision.left_out):
                         following = chosen.variant
+            put = ""
+            if roll_back and following not in (None, failed):
+                # switch: the next build starts from the earlier one, so the
+                # stash keeps that one for a rollback
+                back, put = _roll_back(ctx, plan)
+                following = following if back else None
             if following is None or following == failed:
                 raise give_up(
                     proof.failure_message(debug=io.is_debug()),
                     "\nThe new build stays installed; verification is turned off "
                     "with verify = false in [tool.poetry-torch-cuda] or "
                     "POETRY_TORCH_CUDA_VERIFY=0.",
+                    put=put,
                 )
             io.write_error_line(
                 f"{PREFIX}: <warning>auto: {failed} failed verification here: "
@@ -171,41 +167,22 @@ def prove_change(
             drop_previous(env.path)
 
 
-def _roll_back(ctx: RunContext, snapshot: Mapping[NormalizedName, str]) -> str:
-    """Put the snapshot's builds back: from the change's stash, else locked files."""
-    held = ", ".join(f"{name} {version}" for name, version in snapshot.items())
-    previous = previous_build(ctx.env.path)
-    if previous is not None and snapshot == {
-        name: previous.before[name]
-        for name in ctx.config.package_names
-        if name in previous.before
-    }:
-        try:
-            pip = PipRunner(ctx.env.get_pip_command())
-            previous.put_back(ctx.env, pip.uninstall)
-        except (TorchCudaError, OSError) as error:
-            return (
-                f"Putting back {held} failed as well ({error}): torch may not "
-                "import; `poetry torch-cuda sync --force` reinstalls it."
-            )
-        drop_previous(ctx.env.path)
-        held = held or "no torch build, as before"
-        return f"Put back the previous build: {held} (no download)."
-    variant = None
-    for version in snapshot.values():  # the first that names a variant
-        with suppress(ValueError):
-            variant = variant or parse_variant(label_of(version) or "")
-    if variant is None:
-        return (
-            f"The earlier build ({held or 'none'}) cannot be installed "
-            "from a variant's lock; the failing one stays installed."
-        )
-    before = dataclasses.replace(
-        ctx, config=dataclasses.replace(ctx.config, variant=variant)
-    )
-    before.locked = LockedState(dict(snapshot), ctx.locked.graph)
+def _roll_back(ctx: RunContext, plan: Plan) -> tuple[bool, str]:
+    """Put back the builds ``plan`` replaced, from its stash (kept as the previous
+    build: none where it installed nothing); whether it did, in words."""
+    previous = previous_build(ctx.env.path) if plan.install else None
+    if previous is None:
+        return False, "The earlier build was not kept; the failing one stays installed."
+    names = sorted(ctx.config.package_names & previous.before.keys())
+    names.sort(key=lambda name: name != "torch")
+    held = ", ".join(f"{name} {previous.before[name]}" for name in names)
     try:
-        before.reconcile(variant)
-    except TorchCudaError as error:
-        return f"Putting back {held} failed as well: {error}"
-    return f"Put back the previous build: {held}."
+        pip = PipRunner(ctx.env.get_pip_command())
+        previous.put_back(ctx.env, pip.uninstall)
+    except (TorchCudaError, OSError) as error:
+        return False, (
+            f"Putting back {held} failed as well ({error}): torch may not "
+            "import; `poetry torch-cuda sync --force` reinstalls it."
+        )
+    held = held or "no torch build, as before"
+    return True, f"Put back the previous build: {held} (no download)."

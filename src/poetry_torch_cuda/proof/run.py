@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from poetry_torch_cuda.install.signals import signal_name
+from poetry_torch_cuda.proof.child import MARKER
 
 
 CHILD = Path(__file__).with_name("child.py")
-#: Kept in step with ``child.MARKER`` (the child is never imported here).
-MARKER = "@@poetry-torch-cuda-proof@@"
 
 
 @dataclass(frozen=True)

@@ -151,11 +151,15 @@ class Proof:
             lines.append(check.message)
             lines += [f"Cause: {check.cause}."] if check.cause else []
             lines += [f"Fix: {check.fix}."] if check.fix else []
-        if debug:
-            lines += self.tracebacks()
-        elif self.tracebacks():
-            lines.append("(-vvv shows the traceback of the check.)")
-        return "\n".join(lines)
+        return "\n".join(lines + self.trace_lines(debug=debug))
+
+    def trace_lines(self, *, debug: bool) -> list[str]:
+        """With ``debug`` the child's tracebacks; else, for a failure that has
+        them, the line that says how to see them."""
+        traces = self.tracebacks()
+        if not debug and traces and not self.ok:
+            return ["(-vvv shows the traceback of the check.)"]
+        return traces if debug else []
 
     def to_json(self, *, configured: Variant, debug: bool = False) -> dict[str, Any]:
         """``verify --json``: stable keys, ``null`` for what is unknown."""
