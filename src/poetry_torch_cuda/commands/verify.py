@@ -82,11 +82,9 @@ class VerifyCommand(TorchCudaCommand):
             return 0 if proof.verified else 1
         for line in proof.lines():
             self.line(line)
-        if self.io.is_debug():
-            for trace in proof.tracebacks():
-                self.line_error(esc(trace))
-        elif proof.tracebacks() and not proof.ok:
-            self.line("(-vvv shows the traceback of the check.)")
+        write = self.line_error if self.io.is_debug() else self.line
+        for line in proof.trace_lines(debug=self.io.is_debug()):
+            write(esc(line))
         where = esc(self.env.path) if exists else "(no environment yet)"
         if proof.verified:
             self.line(f"{PREFIX}: <info>{variant}</> build verified in {where}")

@@ -106,17 +106,6 @@ class Proof:
         """The installed torch's version as the child saw it."""
         return self._package("torch").get("version")
 
-    def tracebacks(self) -> list[str]:
-        """The child's tracebacks and stderr (shown with ``-vvv`` only)."""
-        found = [
-            f"{name}:\n{trace.rstrip()}"
-            for name in self.packages
-            if (trace := self._package(name).get("traceback"))
-        ]
-        if self.run.report is None and self.run.stderr.strip():
-            found.append(self.run.stderr.rstrip())
-        return found
-
     def lines(self) -> list[str]:
         """The checks as styled lines, failures first, each with cause and fix."""
         rank = {"fail": 0, "unchecked": 0, "ok": 1, "note": 2}
@@ -154,9 +143,15 @@ class Proof:
         return "\n".join(lines + self.trace_lines(debug=debug))
 
     def trace_lines(self, *, debug: bool) -> list[str]:
-        """With ``debug`` the child's tracebacks; else, for a failure that has
-        them, the line that says how to see them."""
-        traces = self.tracebacks()
+        """With ``debug`` the child's tracebacks and stderr; else, for a failure
+        that has them, the line that says how to see them."""
+        traces = [
+            f"{name}:\n{trace.rstrip()}"
+            for name in self.packages
+            if (trace := self._package(name).get("traceback"))
+        ]
+        if self.run.report is None and self.run.stderr.strip():
+            traces.append(self.run.stderr.rstrip())
         if not debug and traces and not self.ok:
             return ["(-vvv shows the traceback of the check.)"]
         return traces if debug else []
