@@ -112,6 +112,15 @@ def test_broken_file_is_one_clear_error(tmp_path: Path, text: str) -> None:
         read_lock(path)
 
 
+def test_a_file_not_in_utf_8_is_one_clear_error(tmp_path: Path) -> None:
+    """An editor that saved the lock as UTF-16 (PowerShell's ``>``) broke it."""
+    path = tmp_path / "torch-cuda.lock"
+    write_lock(path, sample())
+    path.write_bytes(path.read_text().encode("utf-16"))
+    with pytest.raises(LockFileError, match=r"not UTF-8.*torch-cuda lock"):
+        read_lock(path)
+
+
 def test_closure_follows_markers_and_resolves_urls() -> None:
     variant = sample().variants[0]
     linux = variant.closure([("torch", "2.14.1+cu129")], {"platform_system": "Linux"})

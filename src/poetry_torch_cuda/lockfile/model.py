@@ -162,13 +162,16 @@ def read_lock(path: Path) -> TorchCudaLock | None:
             (a merge conflict anywhere in it included).
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except OSError as error:
         raise LockFileError(f"cannot read {LOCK_NAME}: {error.strerror}") from None
-    try:
-        data = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise LockFileError(
+            f"{LOCK_NAME} is not UTF-8 text (saved in another encoding?); run "
+            "`poetry torch-cuda lock` to write it again."
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise LockFileError(
             f"{LOCK_NAME} is not valid TOML ({error}); a merge conflict? Run "
