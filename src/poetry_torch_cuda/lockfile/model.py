@@ -89,14 +89,17 @@ class VariantLock:
         return max(found, key=lambda p: version_key(p.version), default=None)
 
     def closure(
-        self, roots: Iterable[tuple[str, str | None]], marker_env: Mapping[str, Any]
+        self,
+        roots: Iterable[tuple[str, str | None]],
+        marker_env: Mapping[str, Any] | None,
     ) -> list[LockedPackage]:
-        """``roots`` (name, version) and every dependency whose markers hold in ``marker_env``.
+        """``roots`` (name, version) and every dependency whose markers hold in
+        ``marker_env`` (``None``: every dependency, for any environment).
 
         Raises:
             KeyError: a root or a dependency is not in the lock.
         """
-        environment = {**marker_env, "extra": ""}
+        environment = {**(marker_env or {}), "extra": ""}
         chosen: dict[tuple[str, str], LockedPackage] = {}
         stack: list[tuple[str, str | None]] = list(roots)
         while stack:
@@ -111,7 +114,9 @@ class VariantLock:
             stack += [
                 (d.name, d.version)
                 for d in package.dependencies
-                if not d.markers or Marker(d.markers).evaluate(environment)
+                if marker_env is None
+                or not d.markers
+                or Marker(d.markers).evaluate(environment)
             ]
         return sorted(chosen.values(), key=lambda p: (p.name, version_key(p.version)))
 
@@ -242,17 +247,17 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
 _FILE_LINE = re.compile(r'file = "([^"]+)".*hash = "sha256:([0-9a-f]+)"')
 
 
-def recorded_hashes(path: Path) -> dict[tuple[str, str], set[str]] | None:
+def recorded_hashes(path: Path) -> dict[tuple[str, str], set[str]]:
     """``(variant, file name) -> sha256s`` recorded in ``path``, even a broken one.
 
     Read line by line, so a merge conflict or a damaged part loses only its
-    own lines (both sides of a conflict count). ``None``: no such file.
+    own lines (both sides of a conflict count). Empty: no such file.
     """
+    found: dict[tuple[str, str], set[str]] = {}
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
-        return None
-    found: dict[tuple[str, str], set[str]] = {}
+        return found
     variant, expect_name = "", False
     for line in text.splitlines():
         stripped = line.strip()

@@ -581,7 +581,7 @@ def lock_project(
     path = lock_path(poetry)
     # The hashes locked before, recovered line by line from a damaged file (a
     # merge conflict): a changed one is drift even then.
-    hashes = {} if accept_drift else recorded_hashes(path) or {}
+    hashes = {} if accept_drift else recorded_hashes(path)
     try:
         previous = None if accept_drift else read_lock(path)
     except LockFileError:
