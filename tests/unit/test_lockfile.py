@@ -121,6 +121,26 @@ def test_a_file_not_in_utf_8_is_one_clear_error(tmp_path: Path) -> None:
         read_lock(path)
 
 
+@pytest.mark.parametrize(
+    ("locked", "damaged"),
+    [
+        ('name = "cu129"\nindex-url', 'name = "cu12x"\nindex-url'),
+        ('name = "cu129"\nindex-url', 'name = "auto"\nindex-url'),
+        ('cu129 = "https', 'CU129 = "https'),
+    ],
+)
+def test_a_variant_name_that_is_no_variant_is_one_clear_error(
+    tmp_path: Path, locked: str, damaged: str
+) -> None:
+    """A hand edit or a bad merge: every command, ``lock --check`` included, says
+    how to get a good file instead of failing on the name later."""
+    path = tmp_path / "torch-cuda.lock"
+    write_lock(path, sample())
+    path.write_text(path.read_text().replace(locked, damaged))
+    with pytest.raises(LockFileError, match="torch-cuda lock"):
+        read_lock(path)
+
+
 def test_closure_follows_markers_and_resolves_urls() -> None:
     variant = sample().variants[0]
     linux = variant.closure([("torch", "2.14.1+cu129")], {"platform_system": "Linux"})

@@ -20,6 +20,7 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.project.variants import version_key
 
 
@@ -200,7 +201,7 @@ def read_lock(path: Path) -> TorchCudaLock | None:
             packages=tuple(str(p) for p in metadata["packages"]),
             lock_variants=tuple(str(v) for v in metadata["lock-variants"]),
             indexes=tuple(
-                (str(name), str(url))
+                (_build(name), str(url))
                 for name, url in sorted(metadata["indexes"].items())
             ),
         )
@@ -241,7 +242,14 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
                 tuple(files),
             )
         )
-    return VariantLock(str(entry["name"]), str(entry["index-url"]), tuple(packages))
+    return VariantLock(_build(entry["name"]), str(entry["index-url"]), tuple(packages))
+
+
+def _build(name: Any) -> str:
+    """``name`` if it names a variant's build (``auto`` names none)."""
+    if parse_variant(str(name)).kind == "auto":
+        raise ValueError(name)
+    return str(name)
 
 
 _FILE_LINE = re.compile(r'file = "([^"]+)".*hash = "sha256:([0-9a-f]+)"')
