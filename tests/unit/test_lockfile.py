@@ -127,13 +127,17 @@ def test_a_file_not_in_utf_8_is_one_clear_error(tmp_path: Path) -> None:
         ('name = "cu129"\nindex-url', 'name = "cu12x"\nindex-url'),
         ('name = "cu129"\nindex-url', 'name = "auto"\nindex-url'),
         ('cu129 = "https', 'CU129 = "https'),
+        ('hash = "sha256:a', 'hash = "sha256:z'),
+        ('hash = "sha256:aaaa', 'hash = "sha256:'),
+        ('markers = "platform_system', 'markers = "platform_system ~'),
     ],
 )
-def test_a_variant_name_that_is_no_variant_is_one_clear_error(
+def test_a_damaged_value_is_one_clear_error(
     tmp_path: Path, locked: str, damaged: str
 ) -> None:
-    """A hand edit or a bad merge: every command, ``lock --check`` included, says
-    how to get a good file instead of failing on the name later."""
+    """A hand edit or a bad merge (a variant's name that is no variant, a sha256 that
+    is not one, a marker that does not parse): every command, ``lock --check``
+    included, says how to get a good file instead of failing on the value later."""
     path = tmp_path / "torch-cuda.lock"
     write_lock(path, sample())
     path.write_text(path.read_text().replace(locked, damaged))

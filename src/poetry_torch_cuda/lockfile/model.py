@@ -220,7 +220,7 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
         files = []
         for item in package["files"]:
             algorithm, _, digest = str(item["hash"]).partition(":")
-            if algorithm != "sha256" or not digest:
+            if algorithm != "sha256" or not _SHA256.fullmatch(digest):
                 raise ValueError(item["hash"])
             size = item.get("size")
             files.append(
@@ -235,7 +235,7 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
                     LockedDependency(
                         canonicalize_name(d["name"]),
                         str(d["version"]),
-                        str(d.get("markers", "")),
+                        _marker(d.get("markers", "")),
                     )
                     for d in package["dependencies"]
                 ),
@@ -245,6 +245,13 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
     return VariantLock(_build(entry["name"]), str(entry["index-url"]), tuple(packages))
 
 
+def _marker(value: Any) -> str:
+    """``value`` if it is empty or a marker :meth:`VariantLock.closure` can evaluate."""
+    if value:
+        Marker(str(value))  # InvalidMarker is a ValueError
+    return str(value)
+
+
 def _build(name: Any) -> str:
     """``name`` if it names a variant's build (``auto`` names none)."""
     if parse_variant(str(name)).kind == "auto":
@@ -252,6 +259,7 @@ def _build(name: Any) -> str:
     return str(name)
 
 
+_SHA256 = re.compile("[0-9a-fA-F]{64}")
 _FILE_LINE = re.compile(r'file = "([^"]+)".*hash = "sha256:([0-9a-f]+)"')
 
 
