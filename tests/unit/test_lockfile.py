@@ -145,6 +145,22 @@ def test_a_damaged_value_is_one_clear_error(
         read_lock(path)
 
 
+def test_an_entry_twice_is_one_clear_error(tmp_path: Path) -> None:
+    """A merge that kept both sides' ``[[variant]]`` blocks is valid TOML, and
+    which side an install would take is nobody's decision."""
+    path = tmp_path / "torch-cuda.lock"
+    write_lock(path, sample())
+    text = path.read_text()
+    entry = text[text.index("[[variant]]") :]
+    path.write_text(text + "\n" + entry)
+    with pytest.raises(LockFileError, match="torch-cuda lock"):
+        read_lock(path)
+    package = entry[entry.index("[[variant.package]]") :]
+    path.write_text(text + "\n" + package)
+    with pytest.raises(LockFileError, match="torch-cuda lock"):
+        read_lock(path)
+
+
 def test_closure_follows_markers_and_resolves_urls() -> None:
     variant = sample().variants[0]
     linux = variant.closure([("torch", "2.14.1+cu129")], {"platform_system": "Linux"})

@@ -206,6 +206,8 @@ def read_lock(path: Path) -> TorchCudaLock | None:
             ),
         )
         variants = tuple(_variant(entry) for entry in data.get("variant", []))
+        if len({variant.name for variant in variants}) < len(variants):
+            raise ValueError("a variant twice")  # a merge kept both sides
     except (KeyError, TypeError, ValueError, AttributeError):
         raise LockFileError(
             f"{path.name} is not a torch-cuda.lock this plugin can read; run "
@@ -242,6 +244,8 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
                 tuple(files),
             )
         )
+    if len({(p.name, p.version) for p in packages}) < len(packages):
+        raise ValueError("a package twice")
     return VariantLock(_build(entry["name"]), str(entry["index-url"]), tuple(packages))
 
 
