@@ -230,3 +230,19 @@ def test_lock_check_refuses_an_entry_named_no_variant(
     assert result.returncode == 1, result
     assert "run `poetry torch-cuda lock` to write it again" in result.stderr, result
     assert "ValueError" not in result.stdout + result.stderr, result
+
+
+def test_lock_over_an_unreadable_lock_says_so(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch-cuda.lock cannot be read at all (here a directory): ``lock`` names the
+    file and the two ways on, as for a damaged one."""
+    project = Project.create(tmp_path, index, DEPS, TWO)
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    path.unlink()
+    path.mkdir()
+    result = run_inprocess(project, "torch-cuda", "lock")
+    assert result.returncode == 1, result
+    assert "torch-cuda.lock cannot be read" in result.stderr, result
+    assert "--accept-drift" in result.stderr, result

@@ -271,12 +271,13 @@ def recorded_hashes(path: Path) -> dict[tuple[str, str], set[str]]:
     """``(variant, file name) -> sha256s`` recorded in ``path``, even a broken one.
 
     Read line by line, so a merge conflict or a damaged part loses only its
-    own lines (both sides of a conflict count). Empty: no such file.
+    own lines (both sides of a conflict count). Empty: no such file, or none
+    that can be read (:func:`read_lock` says why).
     """
     found: dict[tuple[str, str], set[str]] = {}
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
+    except OSError:
         return found
     variant, expect_name = "", False
     for line in text.splitlines():
