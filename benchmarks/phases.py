@@ -40,7 +40,7 @@ TIMED: dict[str, tuple[str, ...]] = {
     "poetry_torch_cuda.project.pyproject_edit": ("prepare_variant",),
     "poetry_torch_cuda.install.reconcile": ("plan_for", "apply_plan", "_install_files"),
     "poetry_torch_cuda.install.request": ("pin_specifiers", "prepare_install"),
-    "poetry_torch_cuda.lockfile.service": ("LockLookup.__call__",),
+    "poetry_torch_cuda.lockfile.service": ("locked_entry",),
     "poetry_torch_cuda.install.download": ("download_files",),
     "poetry_torch_cuda.index.client": ("authenticator",),
     "poetry_torch_cuda.install.pip": ("PipRunner.install_files", "PipRunner.uninstall"),

@@ -215,3 +215,34 @@ def test_export_refuses_an_entry_that_lacks_a_dependency_as_the_check_does(
     assert f"locking cu129 first ({lacking})" in installed.stdout, describe(installed)
     assert project.installed()["torch"] == "2.14.1+cu129"
     assert run_inprocess(project, "torch-cuda", "lock", "--check").returncode == 0
+
+
+def test_lock_check_refuses_an_entry_named_no_variant(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A hand edit named an entry ``cu13x``: the check says the file is unreadable
+    and how to get a good one, instead of failing on the name."""
+    project = Project.create(tmp_path, index, DEPS, TWO)
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    path.write_text(path.read_text().replace('name = "cu130"', 'name = "cu13x"'))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert "run `poetry torch-cuda lock` to write it again" in result.stderr, result
+    assert "ValueError" not in result.stdout + result.stderr, result
+
+
+def test_lock_over_an_unreadable_lock_says_so(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch-cuda.lock cannot be read at all (here a directory): ``lock`` names the
+    file and the two ways on, as for a damaged one."""
+    project = Project.create(tmp_path, index, DEPS, TWO)
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    path.unlink()
+    path.mkdir()
+    result = run_inprocess(project, "torch-cuda", "lock")
+    assert result.returncode == 1, result
+    assert "torch-cuda.lock cannot be read" in result.stderr, result
+    assert "--accept-drift" in result.stderr, result

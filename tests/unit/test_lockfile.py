@@ -112,6 +112,55 @@ def test_broken_file_is_one_clear_error(tmp_path: Path, text: str) -> None:
         read_lock(path)
 
 
+def test_a_file_not_in_utf_8_is_one_clear_error(tmp_path: Path) -> None:
+    """An editor that saved the lock as UTF-16 (PowerShell's ``>``) broke it."""
+    path = tmp_path / "torch-cuda.lock"
+    write_lock(path, sample())
+    path.write_bytes(path.read_text().encode("utf-16"))
+    with pytest.raises(LockFileError, match=r"not UTF-8.*torch-cuda lock"):
+        read_lock(path)
+
+
+@pytest.mark.parametrize(
+    ("locked", "damaged"),
+    [
+        ('name = "cu129"\nindex-url', 'name = "cu12x"\nindex-url'),
+        ('name = "cu129"\nindex-url', 'name = "auto"\nindex-url'),
+        ('cu129 = "https', 'CU129 = "https'),
+        ('hash = "sha256:a', 'hash = "sha256:z'),
+        ('hash = "sha256:aaaa', 'hash = "sha256:'),
+        ('markers = "platform_system', 'markers = "platform_system ~'),
+    ],
+)
+def test_a_damaged_value_is_one_clear_error(
+    tmp_path: Path, locked: str, damaged: str
+) -> None:
+    """A hand edit or a bad merge (a variant's name that is no variant, a sha256 that
+    is not one, a marker that does not parse): every command, ``lock --check``
+    included, says how to get a good file instead of failing on the value later."""
+    path = tmp_path / "torch-cuda.lock"
+    write_lock(path, sample())
+    path.write_text(path.read_text().replace(locked, damaged))
+    with pytest.raises(LockFileError, match="torch-cuda lock"):
+        read_lock(path)
+
+
+def test_an_entry_twice_is_one_clear_error(tmp_path: Path) -> None:
+    """A merge that kept both sides' ``[[variant]]`` blocks is valid TOML, and
+    which side an install would take is nobody's decision."""
+    path = tmp_path / "torch-cuda.lock"
+    write_lock(path, sample())
+    text = path.read_text()
+    entry = text[text.index("[[variant]]") :]
+    path.write_text(text + "\n" + entry)
+    with pytest.raises(LockFileError, match="torch-cuda lock"):
+        read_lock(path)
+    package = entry[entry.index("[[variant.package]]") :]
+    path.write_text(text + "\n" + package)
+    with pytest.raises(LockFileError, match="torch-cuda lock"):
+        read_lock(path)
+
+
 def test_closure_follows_markers_and_resolves_urls() -> None:
     variant = sample().variants[0]
     linux = variant.closure([("torch", "2.14.1+cu129")], {"platform_system": "Linux"})

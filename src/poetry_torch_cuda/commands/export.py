@@ -195,26 +195,18 @@ def select(
         if package.name not in family:
             exported.append(_poetry_package(package, str(marker)))
         elif package.name in names:
-            roots[package.name] = str(marker)
-    included: dict[tuple[str, str], ExportedPackage] = {}
-    stack = [(p, roots[p.name]) for p in entry.packages if p.name in roots]
-    while stack:
-        one, wanted = stack.pop()
-        if (one.name, one.version) in included:
-            continue
+            roots[package.name] = marker
+    chosen = [(p.name, p.version) for p in entry.packages if p.name in roots]
+    for one in entry.closure(chosen, None):  # every environment's
         markers = parse_marker(one.markers).without_extras()
-        if wanted:
-            markers = markers.intersect(parse_marker(wanted))
-        included[(one.name, one.version)] = ExportedPackage(
-            one.name,
-            one.version,
-            "" if markers.is_any() else str(markers),
-            entry.index_url,
-            tuple((f.filename, f.url, f.sha256) for f in entry.files(one)),
+        if one.name in roots:
+            markers = markers.intersect(roots[one.name])
+        files = tuple((f.filename, f.url, f.sha256) for f in entry.files(one))
+        shown = "" if markers.is_any() else str(markers)
+        exported.append(
+            ExportedPackage(one.name, one.version, shown, entry.index_url, files)
         )
-        deps = (entry.package(d.name, d.version) for d in one.dependencies)
-        stack += [(found, "") for found in deps if found is not None]
-    return exported + list(included.values())
+    return exported
 
 
 def _poetry_package(package: Package, marker: str) -> ExportedPackage:

@@ -87,26 +87,26 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
     plan, poetry = request.plan, request.poetry
     if not plan.install:
         return request
-    from poetry_torch_cuda.lockfile.service import LockLookup
+    from poetry_torch_cuda.lockfile.service import locked_entry
 
-    lookup = LockLookup(poetry, io)
+    forget = request.forget_lock
     try:  # the variant's entry of torch-cuda.lock, locked first when missing
-        lock = lookup(plan.variant)
-        plan = pin_specifiers(plan, lock)
+        entry, forget = locked_entry(poetry, io, plan.variant)
+        plan = pin_specifiers(plan, entry)
         io.write_line(
             f"{PREFIX}: installing <c2>{', '.join(map(str, plan.install))}</>",
             verbosity=Verbosity.VERBOSE,
         )
-        files = locked_files(lock, plan, env)
+        files = locked_files(entry, plan, env)
         files += poetry_files(poetry, env, plan.lacking)
     except TorchCudaError as error:
-        lookup.undo()  # an entry locked for this install stays only if it installed
+        forget()  # an entry locked for this install stays only if it installed
         state = plan.unchanged
         if getattr(error, "cause", None):  # the index did not answer at all
             state += f" {UNREACHABLE_HINT}"
         raise TorchCudaError(f"{error}\n{state}") from None
     return dataclasses.replace(
-        request, plan=plan, files=tuple(files), forget_lock=lookup.undo
+        request, plan=plan, files=tuple(files), forget_lock=forget
     )
 
 

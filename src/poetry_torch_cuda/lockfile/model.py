@@ -20,6 +20,7 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.project.variants import version_key
 
 
@@ -89,14 +90,17 @@ class VariantLock:
         return max(found, key=lambda p: version_key(p.version), default=None)
 
     def closure(
-        self, roots: Iterable[tuple[str, str | None]], marker_env: Mapping[str, Any]
+        self,
+        roots: Iterable[tuple[str, str | None]],
+        marker_env: Mapping[str, Any] | None,
     ) -> list[LockedPackage]:
-        """``roots`` (name, version) and every dependency whose markers hold in ``marker_env``.
+        """``roots`` (name, version) and every dependency whose markers hold in
+        ``marker_env`` (``None``: every dependency, for any environment).
 
         Raises:
             KeyError: a root or a dependency is not in the lock.
         """
-        environment = {**marker_env, "extra": ""}
+        environment = {**(marker_env or {}), "extra": ""}
         chosen: dict[tuple[str, str], LockedPackage] = {}
         stack: list[tuple[str, str | None]] = list(roots)
         while stack:
@@ -111,7 +115,9 @@ class VariantLock:
             stack += [
                 (d.name, d.version)
                 for d in package.dependencies
-                if not d.markers or Marker(d.markers).evaluate(environment)
+                if marker_env is None
+                or not d.markers
+                or Marker(d.markers).evaluate(environment)
             ]
         return sorted(chosen.values(), key=lambda p: (p.name, version_key(p.version)))
 
@@ -162,13 +168,16 @@ def read_lock(path: Path) -> TorchCudaLock | None:
             (a merge conflict anywhere in it included).
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except OSError as error:
         raise LockFileError(f"cannot read {LOCK_NAME}: {error.strerror}") from None
-    try:
-        data = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise LockFileError(
+            f"{LOCK_NAME} is not UTF-8 text (saved in another encoding?); run "
+            "`poetry torch-cuda lock` to write it again."
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise LockFileError(
             f"{LOCK_NAME} is not valid TOML ({error}); a merge conflict? Run "
@@ -192,11 +201,13 @@ def read_lock(path: Path) -> TorchCudaLock | None:
             packages=tuple(str(p) for p in metadata["packages"]),
             lock_variants=tuple(str(v) for v in metadata["lock-variants"]),
             indexes=tuple(
-                (str(name), str(url))
+                (_build(name), str(url))
                 for name, url in sorted(metadata["indexes"].items())
             ),
         )
         variants = tuple(_variant(entry) for entry in data.get("variant", []))
+        if len({variant.name for variant in variants}) < len(variants):
+            raise ValueError("a variant twice")  # a merge kept both sides
     except (KeyError, TypeError, ValueError, AttributeError):
         raise LockFileError(
             f"{path.name} is not a torch-cuda.lock this plugin can read; run "
@@ -211,7 +222,7 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
         files = []
         for item in package["files"]:
             algorithm, _, digest = str(item["hash"]).partition(":")
-            if algorithm != "sha256" or not digest:
+            if algorithm != "sha256" or not _SHA256.fullmatch(digest):
                 raise ValueError(item["hash"])
             size = item.get("size")
             files.append(
@@ -226,30 +237,48 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
                     LockedDependency(
                         canonicalize_name(d["name"]),
                         str(d["version"]),
-                        str(d.get("markers", "")),
+                        _marker(d.get("markers", "")),
                     )
                     for d in package["dependencies"]
                 ),
                 tuple(files),
             )
         )
-    return VariantLock(str(entry["name"]), str(entry["index-url"]), tuple(packages))
+    if len({(p.name, p.version) for p in packages}) < len(packages):
+        raise ValueError("a package twice")
+    return VariantLock(_build(entry["name"]), str(entry["index-url"]), tuple(packages))
 
 
+def _marker(value: Any) -> str:
+    """``value`` if it is empty or a marker :meth:`VariantLock.closure` can evaluate."""
+    if value:
+        Marker(str(value))  # InvalidMarker is a ValueError
+    return str(value)
+
+
+def _build(name: Any) -> str:
+    """``name`` if it names a variant's build (``auto`` names none)."""
+    if parse_variant(str(name)).kind == "auto":
+        raise ValueError(name)
+    return str(name)
+
+
+_SHA256 = re.compile("[0-9a-fA-F]{64}")
 _FILE_LINE = re.compile(r'file = "([^"]+)".*hash = "sha256:([0-9a-f]+)"')
 
 
-def recorded_hashes(path: Path) -> dict[tuple[str, str], set[str]] | None:
+def recorded_hashes(path: Path) -> dict[tuple[str, str], set[str]]:
     """``(variant, file name) -> sha256s`` recorded in ``path``, even a broken one.
 
     Read line by line, so a merge conflict or a damaged part loses only its
-    own lines (both sides of a conflict count). ``None``: no such file.
+    own lines (both sides of a conflict count). Empty: no such file, or none
+    that can be read (:func:`read_lock` says why).
     """
+    found: dict[tuple[str, str], set[str]] = {}
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return None
-    found: dict[tuple[str, str], set[str]] = {}
+    except OSError:
+        return found
     variant, expect_name = "", False
     for line in text.splitlines():
         stripped = line.strip()

@@ -468,6 +468,24 @@ def _versions(found: Iterable[tuple[Any, tuple[str, ...]]]) -> str:
     return ", ".join(f"{n} {' / '.join(v)}" for n, v in found) or "nothing"
 
 
+def _stale(
+    poetry: Poetry,
+    config: TorchCudaConfig,
+    lock: TorchCudaLock,
+    current: LockInputs,
+    name: str,
+) -> list[str]:
+    """Why ``lock``'s entry for ``name`` does not fit ``current`` (empty: it does),
+    the index its metadata names and a hole a bad merge left included."""
+    reasons = differences(lock.inputs, current, variant=name)
+    entry = lock.variant(name)
+    if entry is None:
+        return reasons or [f"{name} is not locked"]
+    if dict(lock.inputs.indexes).get(name) != entry.index_url:
+        reasons.append(f"{name}'s entry is not the one its metadata names")
+    return reasons + _lacks(poetry, config, entry)
+
+
 def check_lock(poetry: Poetry) -> list[str]:
     """Offline: why an install would not install exactly what torch-cuda.lock says
     (empty: it would). The whole file is read, every entry checked."""
@@ -480,17 +498,13 @@ def check_lock(poetry: Poetry) -> list[str]:
         return [str(error).rstrip(".")]
     if lock is None:
         return [f"{LOCK_NAME} does not exist"]
-    indexes = dict(lock.inputs.indexes)
     names = set(_wanted(config)) - {"auto"}
     if "auto" in _wanted(config):
-        names |= set(indexes)
-    reasons = differences(lock.inputs, _current_inputs(poetry, config, names))
-    for entry in lock.variants:
-        if indexes.get(entry.name) != entry.index_url:
-            reasons.append(f"{entry.name}'s entry is not the one its metadata names")
-        reasons += _lacks(poetry, config, entry)
-    for name in (names & set(indexes)) - {entry.name for entry in lock.variants}:
-        reasons.append(f"{name} has no entry")
+        names |= {name for name, _ in lock.inputs.indexes}
+    current = _current_inputs(poetry, config, names)
+    reasons = differences(lock.inputs, current)
+    for name in sorted(names | {entry.name for entry in lock.variants}):
+        reasons += _stale(poetry, config, lock, current, name)
     reasons += _mirror_urls(lock, _fetching(poetry), config)
     return list(dict.fromkeys(reasons))
 
@@ -565,14 +579,25 @@ def lock_project(
             )
         )
     path = lock_path(poetry)
-    previous, hashes = _previous(path, accept_drift)
+    # The hashes locked before, recovered line by line from a damaged file (a
+    # merge conflict): a changed one is drift even then.
+    hashes = {} if accept_drift else recorded_hashes(path)
+    try:
+        previous = None if accept_drift else read_lock(path)
+    except LockFileError:
+        if not hashes:
+            raise LockError(
+                f"{LOCK_NAME} cannot be read and holds no hash to compare the index "
+                f"with. Restore it (`git checkout -- {LOCK_NAME}`), or re-lock trusting "
+                "the index as it is now: `poetry torch-cuda lock --accept-drift`."
+            ) from None
+        previous = None
     current = _current_inputs(poetry, config, names)
     kept = {  # the entries that still match, when reused
         v.name: v
         for p in ([previous] if reuse and previous else [])
         for v in p.variants
-        if not differences(p.inputs, current, variant=v.name)
-        and not _lacks(poetry, config, v)
+        if not _stale(poetry, config, p, current, v.name)
     }
     python = poetry.package.python_constraint
     locker = VariantLocker(
@@ -622,26 +647,6 @@ def lock_project(
     return lock
 
 
-def _previous(
-    path: Path, accept_drift: bool
-) -> tuple[TorchCudaLock | None, Mapping[tuple[str, str], set[str]]]:
-    """The previous lock (``None``: absent or unreadable) and the hashes it
-    records, recovered line by line from a damaged file (a merge conflict)."""
-    if accept_drift:
-        return None, {}
-    try:
-        return read_lock(path), recorded_hashes(path) or {}
-    except LockFileError:
-        hashes = recorded_hashes(path)
-        if not hashes:
-            raise LockError(
-                f"{LOCK_NAME} cannot be read and holds no hash to compare the index "
-                f"with. Restore it (`git checkout -- {LOCK_NAME}`), or re-lock trusting "
-                "the index as it is now: `poetry torch-cuda lock --accept-drift`."
-            ) from None
-        return None, hashes
-
-
 def entry_for(
     poetry: Poetry, config: TorchCudaConfig, variant: Variant
 ) -> tuple[VariantLock | None, list[str]]:
@@ -655,65 +660,56 @@ def entry_for(
     lock = read_lock(lock_path(poetry))
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]
-    found = lock.variant(variant.name)
     current = _current_inputs(poetry, config, [variant.name])
-    reasons = differences(lock.inputs, current, variant=variant.name)
-    if found is None:
-        return None, reasons or [f"{variant} is not locked"]
-    return found, reasons + _lacks(poetry, config, found)
+    reasons = _stale(poetry, config, lock, current, variant.name)
+    return lock.variant(variant.name), reasons
 
 
-class LockLookup:
-    """``variant -> its entry of torch-cuda.lock`` for an install: a fresh entry
-    costs one read and no request; a missing or stale one is locked now (as
-    Poetry locks a missing poetry.lock), keeping the entries still fresh.
-    :meth:`undo` puts the file back as it was, should the install fail."""
+def locked_entry(
+    poetry: Poetry, io: IO, variant: Variant
+) -> tuple[VariantLock, Callable[[], None]]:
+    """``variant``'s entry of torch-cuda.lock for an install, and what puts the
+    file back as it was should the install fail: a fresh entry costs one read and
+    no request; a missing or stale one is locked now (as Poetry locks a missing
+    poetry.lock), keeping the entries still fresh.
 
-    def __init__(self, poetry: Poetry, io: IO) -> None:
-        self._poetry, self._io, self._path = poetry, io, lock_path(poetry)
-        self._before = self._path.read_bytes() if self._path.is_file() else None
-        self._locked = False
+    Raises:
+        LockError: the variant could not be locked.
+    """
+    config = configured(poetry.pyproject.data)
+    found, reasons = entry_for(poetry, config, variant)
+    if found is not None and not reasons:
+        return found, lambda: None
+    io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
+    path = lock_path(poetry)
+    before = path.read_bytes() if path.is_file() else None
+    try:
+        # An install asks the index afresh: it is about to download from it anyway.
+        made = lock_project(
+            poetry, io, config=config, refresh=True, reuse=True, extra=[variant]
+        )
+    except IndexUnavailableError as error:
+        if error.status is None:  # no answer: the install's message names proxies
+            error.cause = error.cause or "no answer"
+            raise
+        fetch = _fetching(poetry)
+        auth = variant_authenticator(fetch, variant, poetry.config)
+        url = auth.take_off(fetch.index_url(variant))
+        given = auth.sends_credentials(url)
+        cause, advice = http_failure(error.status, "torch", fetch.source, given)
+        raise LockError(
+            f"could not lock {variant} from {mask_url(url)}: {cause}\n{advice}"
+        ) from None
+    entry = made.variant(variant.name) if made else None
+    assert entry is not None  # lock_project raised instead
 
-    def __call__(self, variant: Variant) -> VariantLock:
-        """The locked build of ``variant`` (locked now if missing or stale).
+    def undo() -> None:
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(before)
 
-        Raises:
-            LockError: the variant could not be locked.
-        """
-        poetry = self._poetry
-        found, reasons = entry_for(poetry, configured(poetry.pyproject.data), variant)
-        if found is not None and not reasons:
-            return found
-        self._io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
-        self._locked = True
-        try:
-            # An install asks the index afresh: it is about to download from it anyway.
-            made = lock_project(
-                poetry, self._io, refresh=True, reuse=True, extra=[variant]
-            )
-        except IndexUnavailableError as error:
-            if error.status is None:  # no answer: the install's message names proxies
-                error.cause = error.cause or "no answer"
-                raise
-            fetch = _fetching(poetry)
-            auth = variant_authenticator(fetch, variant, poetry.config)
-            url = auth.take_off(fetch.index_url(variant))
-            given = auth.sends_credentials(url)
-            cause, advice = http_failure(error.status, "torch", fetch.source, given)
-            raise LockError(
-                f"could not lock {variant} from {mask_url(url)}: {cause}\n{advice}"
-            ) from None
-        entry = made.variant(variant.name) if made else None
-        assert entry is not None  # lock_project raised instead
-        return entry
-
-    def undo(self) -> None:
-        """Restore torch-cuda.lock as it was before this install locked anything."""
-        if self._locked and self._before is None:
-            self._path.unlink(missing_ok=True)
-        elif self._locked and self._before is not None:
-            self._path.write_bytes(self._before)
-        self._locked = False
+    return entry, undo
 
 
 def _roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list[Root]:
