@@ -34,19 +34,20 @@ if TYPE_CHECKING:
 
 #: module -> attributes (``Class.method`` allowed) timed in the Poetry process.
 TIMED: dict[str, tuple[str, ...]] = {
-    "poetry_torch_cuda.plugins": ("TorchCudaPlugin._on_terminate",),
+    "poetry_torch_cuda.plugins": ("TorchCudaPlugin._forward",),
     "poetry_torch_cuda.commands.base": ("TorchCudaCommand.handle",),
     "poetry_torch_cuda.commands.switch": ("SwitchCommand._target",),
     "poetry_torch_cuda.project.pyproject_edit": ("prepare_variant",),
-    "poetry_torch_cuda.install.reconcile": ("plan_for", "apply_plan", "_install_files"),
+    "poetry_torch_cuda.install.planning": ("plan_for",),
+    "poetry_torch_cuda.install.reconcile": ("apply_plan", "_install_files"),
     "poetry_torch_cuda.install.request": ("pin_specifiers", "prepare_install"),
     "poetry_torch_cuda.lockfile.service": ("locked_entry",),
     "poetry_torch_cuda.install.download": ("download_files",),
-    "poetry_torch_cuda.index.client": ("authenticator",),
+    "poetry_torch_cuda.index.client": ("variant_authenticator",),
     "poetry_torch_cuda.install.pip": ("PipRunner.install_files", "PipRunner.uninstall"),
     "poetry_torch_cuda.install.undo": ("Stash.take",),
     "poetry_torch_cuda.environment.installed": ("installed_environment",),
-    "poetry_torch_cuda.proof.after": ("take_snapshot", "prove_change"),
+    "poetry_torch_cuda.proof.after": ("prove_change",),
 }
 
 _SITE = """\
