@@ -40,7 +40,7 @@ class RunContext:
     io: IO
     config: TorchCudaConfig
     #: The groups and extras the command's options select (none: what is held).
-    selection: Selection = field(default_factory=Selection.none)
+    selection: Selection = field(default_factory=Selection)
 
     @cached_property
     def locked(self) -> LockedState:

@@ -37,16 +37,12 @@ SELECTION_OPTIONS = ("with", "without", "only", "extras", "all-extras", "all-gro
 
 @dataclass(frozen=True)
 class Selection:
-    """Groups and extras asked for on the command line (``explicit``), or none."""
+    """Groups and extras asked for on the command line (``explicit``); none by
+    default: the command follows what the environment holds."""
 
-    groups: frozenset[str]
-    extras: frozenset[NormalizedName]
-    explicit: bool
-
-    @classmethod
-    def none(cls) -> Selection:
-        """No options given: the command follows what the environment holds."""
-        return cls(frozenset(), frozenset(), explicit=False)
+    groups: frozenset[str] = frozenset()
+    extras: frozenset[NormalizedName] = frozenset()
+    explicit: bool = False
 
     def or_default(self, poetry: Poetry) -> Selection:
         """These options, or what ``poetry install`` without options selects (the
@@ -208,7 +204,7 @@ class LockView:
 
     def nothing_held(self, configured: Iterable[NormalizedName]) -> str:
         """Why ``switch``/``sync`` moved nothing: no configured package is installed."""
-        default = self._selects(Selection.none().or_default(self.poetry).groups, ())
+        default = self._selects(self.poetry.package.dependency_group_names(), ())
         reasons, hint = [], ""
         for name in sorted(configured):
             reason = f"{name}: {self.why_absent(name)}"
