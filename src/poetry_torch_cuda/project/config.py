@@ -22,8 +22,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.errors import describe_value as _describe
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import Variant
-from poetry_torch_cuda.project.variants import not_a_variant
-from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.urls import is_loopback
 from poetry_torch_cuda.urls import mask_url
 
@@ -361,10 +360,7 @@ def _concurrency(value: Any, origin: str) -> int:
 def _variant(value: Any, origin: str) -> Variant:
     if not isinstance(value, str):
         raise _must(origin, "a string", value, f"; allowed: {ALLOWED_VARIANTS}.")
-    try:
-        return parse_variant(value)
-    except ValueError as error:
-        raise ConfigError(f"{origin} = {not_a_variant(value, error)}") from None
+    return variant_argument(value, origin)
 
 
 def _check_index_url(value: Any, origin: str, allow_insecure: bool) -> None:

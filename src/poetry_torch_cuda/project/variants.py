@@ -10,7 +10,7 @@ from typing import Literal
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
-from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.errors import ConfigError
 
 
 _CUDA = re.compile(r"cu(?P<major>1[0-9])(?P<minor>[0-9])")
@@ -80,21 +80,17 @@ def _kind(value: str) -> str | None:
     return "rocm" if _ROCM.fullmatch(value) else None
 
 
-def not_a_variant(value: object, error: ValueError) -> str:
-    """The one wording for a value that is not a variant name."""
-    return f"{value!r} is not a variant: {error}."
-
-
-def variant_argument(value: str) -> Variant:
-    """The variant a command-line argument names.
+def variant_argument(value: str, origin: str = "") -> Variant:
+    """The variant a command-line argument (or the setting ``origin``) names.
 
     Raises:
-        TorchCudaError: ``value`` is not a variant name (the message says which are).
+        ConfigError: ``value`` is not a variant name (the message says which are).
     """
     try:
         return parse_variant(value)
     except ValueError as error:
-        raise TorchCudaError(not_a_variant(value, error)) from None
+        shown = f"{origin} = {value!r}" if origin else repr(value)
+        raise ConfigError(f"{shown} is not a variant: {error}.") from None
 
 
 def public_version(version: str) -> str | None:
