@@ -39,18 +39,14 @@ class Variant:
         match = _CUDA.fullmatch(self.name)
         return None if match is None else (int(match["major"]), int(match["minor"]))
 
-    def has_builds_for(self, sys_platform: str) -> bool:
-        """Whether PyTorch publishes this variant for ``sys_platform``: macOS
-        only gets PyPI's default build, ROCm wheels exist for Linux only."""
-        if sys_platform == "darwin":
-            return False
-        return self.kind != "rocm" or sys_platform.startswith("linux")
-
     def not_built_for(self, sys_platform: str, shown: str | None = None) -> str | None:
         """``PyTorch publishes no cu129 builds for darwin`` when it publishes no
         builds of this variant for ``sys_platform`` (named ``shown`` if given),
-        else ``None``: the one gate, and its wording, for every command and hook."""
-        if self.has_builds_for(sys_platform):
+        else ``None``: the one gate, and its wording, for every command and hook.
+        macOS only gets PyPI's default build, ROCm wheels exist for Linux only."""
+        if sys_platform != "darwin" and (
+            self.kind != "rocm" or sys_platform.startswith("linux")
+        ):
             return None
         return f"PyTorch publishes no {self} builds for {shown or sys_platform}"
 
