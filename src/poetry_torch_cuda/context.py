@@ -14,8 +14,8 @@ from poetry_torch_cuda.install.reconcile import reconcile_environment
 from poetry_torch_cuda.machine.resolution import refresher
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.selection import LockView
 from poetry_torch_cuda.project.selection import Selection
-from poetry_torch_cuda.project.selection import command_locked_state
 
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class RunContext:
     io: IO
     config: TorchCudaConfig
     #: The groups and extras the command's options select (none: what is held).
-    selection: Selection = field(default_factory=Selection.none)
+    selection: Selection = field(default_factory=Selection)
 
     @cached_property
     def locked(self) -> LockedState:
@@ -50,9 +50,8 @@ class RunContext:
         Raises:
             TorchCudaError: the project has no lock file yet.
         """
-        return command_locked_state(
-            self.poetry, self.env, self.config.package_names, self.selection
-        )
+        view = LockView(self.poetry, self.env, self.selection)
+        return view.state(self.config.package_names)
 
     @cached_property
     def installed(self) -> InstalledEnvironment:

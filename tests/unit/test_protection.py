@@ -7,7 +7,6 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.protection import protected_names
-from poetry_torch_cuda.project.protection import unneeded
 
 
 def n(*names: str) -> set[NormalizedName]:
@@ -70,8 +69,7 @@ def test_protected_merges_graphs() -> None:
     assert n("nvidia-cudnn-cu12", "nvidia-cublas-cu12") <= protected
 
 
-def test_unneeded() -> None:
+def test_what_nothing_kept_reaches_is_unneeded() -> None:
     graph = {canonicalize_name("torch"): [canonicalize_name("nvidia-cublas")]}
-    assert unneeded(n("nvidia-cublas", "nvidia-cublas-cu12"), n("torch"), graph) == [
-        "nvidia-cublas-cu12"
-    ]
+    candidates = n("nvidia-cublas", "nvidia-cublas-cu12")
+    assert candidates - dependency_closure(n("torch"), graph) == n("nvidia-cublas-cu12")

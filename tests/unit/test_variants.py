@@ -46,12 +46,12 @@ def test_invalid_variants(name: str) -> None:
 
 
 def test_platform_availability() -> None:
-    assert parse_variant("cu129").has_builds_for("linux")
-    assert parse_variant("cu129").has_builds_for("win32")
-    assert not parse_variant("cu129").has_builds_for("darwin")
-    assert not parse_variant("rocm6.4").has_builds_for("win32")
-    assert parse_variant("rocm6.4").has_builds_for("linux")
-    assert not parse_variant("cpu").has_builds_for("darwin")
+    assert parse_variant("cu129").not_built_for("linux") is None
+    assert parse_variant("cu129").not_built_for("win32") is None
+    assert parse_variant("cu129").not_built_for("darwin") is not None
+    assert parse_variant("rocm6.4").not_built_for("win32") is not None
+    assert parse_variant("rocm6.4").not_built_for("linux") is None
+    assert parse_variant("cpu").not_built_for("darwin") is not None
 
 
 def test_not_built_for_is_the_one_wording_of_the_gate() -> None:

@@ -98,7 +98,7 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
         """A run context for ``config`` (default: the project's), with the
         groups and extras the options select."""
         selection = (
-            selection_from(self) if isinstance(self, GroupCommand) else Selection.none()
+            selection_from(self) if isinstance(self, GroupCommand) else Selection()
         )
         config = config or self.project_config()
         return RunContext(self.poetry, self.env, self.io, config, selection)

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
     from poetry.utils.env import Env
 
-#: (required name, the extras it asks of it, the extra of ours that activates it or "")
-Edge = tuple[NormalizedName, frozenset[str], str]
+#: A requirement whose marker holds here, and the extra of ours that activates it or "".
+Edge = tuple[Requirement, str]
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,6 @@ class InstalledDistribution:
     name: NormalizedName
     version: str
     edges: tuple[Edge, ...] = ()
-    #: The requirement lines whose markers hold here without extras.
-    requirements: tuple[Requirement, ...] = ()
     #: Every ``Requires-Dist`` line, markers and extras included.
     lines: tuple[str, ...] = ()
     source: metadata.Distribution | None = field(default=None, compare=False)
@@ -110,9 +108,11 @@ class InstalledEnvironment:
             if distribution is None or (name in asked and extras <= asked[name]):
                 continue
             asked[name] = asked.get(name, frozenset()) | extras
-            for child, wanted, extra in distribution.edges:
+            for requirement, extra in distribution.edges:
                 if not extra or extra in extras:
+                    child = canonicalize_name(requirement.name)
                     edges.setdefault(name, set()).add(child)
+                    wanted = frozenset(map(canonicalize_name, requirement.extras))
                     stack.append((child, wanted))
             edges.setdefault(name, set())
         return {name: frozenset(required) for name, required in edges.items()}
@@ -123,9 +123,9 @@ class InstalledEnvironment:
         for name in self.graph(roots):
             distribution = self.get(name)
             assert distribution is not None
-            for requirement in distribution.requirements:
+            for requirement, extra in distribution.edges:
                 have = self.get(requirement.name)
-                if have is None or not requirement.specifier:
+                if extra or have is None or not requirement.specifier:
                     continue
                 try:
                     fits = requirement.specifier.contains(
@@ -147,14 +147,11 @@ class InstalledEnvironment:
         if lines is None:  # an .egg-info keeps them in requires.txt
             lines = distribution.requires or []
         edges: list[Edge] = []
-        plain: list[Requirement] = []
         for line in lines:
             try:
                 requirement = Requirement(line)
             except InvalidRequirement:
                 continue
-            name = canonicalize_name(requirement.name)
-            wanted = frozenset(canonicalize_name(e) for e in requirement.extras)
             # An extra the line does not name reads as no extra: evaluating only
             # the named ones spares thousands (fsspec: 103 lines x 28 extras).
             named = re.sub(r"[-_.]+", "-", line).lower()
@@ -163,15 +160,13 @@ class InstalledEnvironment:
                 if marker is None or marker.evaluate(
                     {**self._marker_env, "extra": extra}
                 ):
-                    edges.append((name, wanted, extra))
+                    edges.append((requirement, extra))
                     if not extra:
-                        plain.append(requirement)
                         break
         return InstalledDistribution(
             canonicalize_name(meta["Name"]),
             meta["Version"],
             tuple(edges),
-            tuple(plain),
             tuple(lines),
             distribution,
         )

@@ -16,7 +16,6 @@ from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import protected_names
-from poetry_torch_cuda.project.protection import unneeded
 from poetry_torch_cuda.urls import mask_url
 
 
@@ -218,4 +217,5 @@ def find_orphans(
     if not present or not present - set(installed.graph(t.name for t in targets)):
         return []
     graph = installed.graph()
-    return unneeded(present, [name for name in graph if name not in present], graph)
+    needed = dependency_closure([name for name in graph if name not in present], graph)
+    return sorted(present - needed)

@@ -22,8 +22,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.errors import describe_value as _describe
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import Variant
-from poetry_torch_cuda.project.variants import not_a_variant
-from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.urls import is_loopback
 from poetry_torch_cuda.urls import mask_url
 
@@ -129,33 +128,25 @@ def _target(number: int, entry: Any) -> FleetTarget:
     missing = [key for key in ("name", "driver", "gpus") if key not in entry]
     if missing:
         raise ConfigError(f"{where} needs {missing[0]}; e.g.\n\n{_EXAMPLE}")
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        wanted = (
-            "letters, digits, '.', '_' or '-' (at most 64, the first a letter or digit)"
-        )
-        raise _must(f"{where} name", wanted, name, '; e.g. "training".')
-    driver = entry["driver"]
-    if not isinstance(driver, str) or not _DRIVER.fullmatch(driver.strip()):
-        wanted = 'an NVIDIA driver version as a string, such as "570.124.06"'
-        raise _must(f"{where} driver", wanted, driver)
+    wanted = (
+        "letters, digits, '.', '_' or '-' (at most 64, the first a letter or digit)"
+    )
+    name = _matching(f"{where} name", name, _NAME, wanted, '; e.g. "training".')[0]
+    wanted = 'an NVIDIA driver version as a string, such as "570.124.06"'
+    driver = _matching(f"{where} driver", entry["driver"], _DRIVER, wanted)[0]
     gpus = entry["gpus"]
     if not isinstance(gpus, list) or not gpus:
         wanted = 'a non-empty array of compute capabilities, such as ["9.0"]'
         raise _must(f"{where} gpus", wanted, gpus)
-    capabilities: list[tuple[int, int]] = []
-    for gpu in gpus:
-        match = _CAPABILITY.fullmatch(gpu.strip()) if isinstance(gpu, str) else None
-        if match is None:
-            wanted = (
-                'compute capabilities such as "8.6" '
-                "(nvidia-smi --query-gpu=compute_cap)"
-            )
-            raise _must(f"{where} gpus entries", wanted, gpu)
-        capabilities.append((int(match[1]), int(match[2])))
+    wanted = 'compute capabilities such as "8.6" (nvidia-smi --query-gpu=compute_cap)'
+    found = [
+        _matching(f"{where} gpus entries", gpu, _CAPABILITY, wanted) for gpu in gpus
+    ]
+    capabilities = tuple((int(match[1]), int(match[2])) for match in found)
     platform = entry.get("platform", "linux-x86_64")
     if platform not in PLATFORMS:
         raise _must(f"{where} platform", f"one of {', '.join(PLATFORMS)}", platform)
-    return FleetTarget(name, driver.strip(), tuple(capabilities), platform)
+    return FleetTarget(name, driver, capabilities, platform)
 
 
 @dataclass(frozen=True)
@@ -240,16 +231,23 @@ def load_config(
         example = f'. Write it as:\n\n[tool.{TABLE}]\nvariant = "cu129"'
         raise _must(f"[tool.{TABLE}]", "a table", table, example)
     _refuse_unknown(f"[tool.{TABLE}]", table, list(_KEYS))
-
-    variant_value, variant_origin = _override(table, "variant", environ, ENV_VARIANT)
-    if variant_value is None:
+    sources = _project_sources(tool)
+    source = _source_name(table, sources)
+    origins = {key: f"[tool.{TABLE}] {key}" for key in _KEYS}
+    if source is not None:
+        table = {**table, "index-url": sources[source]}
+        origins["index-url"] = f"[[tool.poetry.source]] {source!r} url"
+    for key, name in (("variant", ENV_VARIANT), ("index-url", ENV_INDEX_URL)):
+        if environ.get(name, "").strip():
+            table = {**table, key: environ[name].strip()}
+            origins[key] = name
+    if "variant" not in table:
         raise ConfigError(
             f'[tool.{TABLE}] needs a variant, e.g. variant = "cu129"; '
             f"allowed: {ALLOWED_VARIANTS}."
         )
-    variant = _variant(variant_value, variant_origin)
     values: dict[str, Any] = {
-        key.replace("-", "_"): parse(table[key], f"[tool.{TABLE}] {key}")
+        key.replace("-", "_"): parse(table[key], origins[key])
         for key, parse in _KEYS.items()
         if parse is not None and key in table
     }
@@ -259,22 +257,13 @@ def load_config(
             f"{ENV_VERIFY}={override!r} is not a switch; use 0 (off) or 1 (on)."
         )
     values["verify"] = _SWITCH.get(override, values.get("verify", True))
-    sources = _project_sources(tool)
-    source = _source_name(table, sources)
-    index_value, index_origin = _override(table, "index-url", environ, ENV_INDEX_URL)
-    if index_origin == ENV_INDEX_URL:
-        source = None  # the override names the index itself
-    elif source is not None:
-        index_value = sources[source]
-        index_origin = f"[[tool.poetry.source]] {source!r} url"
-    if index_value is not None:
+    if "index-url" in table:
         insecure = values.get("allow_insecure_http", False)
-        _check_index_url(index_value, index_origin, insecure)
+        _check_index_url(table["index-url"], origins["index-url"], insecure)
     return TorchCudaConfig(
-        variant,
-        index_value or DEFAULT_INDEX_URL,
-        variant_origin=variant_origin,
-        source=source,
+        index_url_template=table.get("index-url", DEFAULT_INDEX_URL),
+        variant_origin=origins["variant"],
+        source=None if origins["index-url"] == ENV_INDEX_URL else source,
         project_sources=tuple(sources.items()),
         **values,
     )
@@ -322,15 +311,6 @@ def _source_name(table: Mapping[str, Any], sources: Mapping[str, str]) -> str | 
     )
 
 
-def _override(
-    table: Mapping[str, Any], key: str, environ: Mapping[str, str], env_name: str
-) -> tuple[Any, str]:
-    value = environ.get(env_name)
-    if value is not None and value.strip():
-        return value.strip(), env_name
-    return table.get(key), f"[tool.{TABLE}] {key}"
-
-
 def _refuse_unknown(where: str, table: Mapping[Any, Any], keys: Sequence[str]) -> None:
     """The one refusal of a key the table does not know, with the closest known one."""
     unknown = sorted(str(key) for key in set(table) - set(keys))
@@ -341,6 +321,16 @@ def _refuse_unknown(where: str, table: Mapping[Any, Any], keys: Sequence[str]) -
             f"{where} has unknown key {unknown[0]!r}{hint}llowed keys are "
             f"{', '.join(keys)}."
         )
+
+
+def _matching(
+    origin: str, value: Any, pattern: re.Pattern[str], wanted: str, then: str = "."
+) -> re.Match[str]:
+    """``value`` (stripped) matched by ``pattern`` (else the one wording of the error)."""
+    match = pattern.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise _must(origin, wanted, value, then)
+    return match
 
 
 def _must(origin: str, wanted: str, value: Any, then: str = ".") -> ConfigError:
@@ -370,10 +360,7 @@ def _concurrency(value: Any, origin: str) -> int:
 def _variant(value: Any, origin: str) -> Variant:
     if not isinstance(value, str):
         raise _must(origin, "a string", value, f"; allowed: {ALLOWED_VARIANTS}.")
-    try:
-        return parse_variant(value)
-    except ValueError as error:
-        raise ConfigError(f"{origin} = {not_a_variant(value, error)}") from None
+    return variant_argument(value, origin)
 
 
 def _check_index_url(value: Any, origin: str, allow_insecure: bool) -> None:
@@ -448,7 +435,7 @@ def _packages(value: Any, origin: str) -> tuple[Requirement, ...]:
 #: its value is read (``None``: read with the others it depends on); an absent key
 #: takes :class:`TorchCudaConfig`'s default.
 _KEYS: dict[str, Callable[[Any, str], Any] | None] = {
-    "variant": None,
+    "variant": _variant,
     "index-url": None,
     "source": None,
     "packages": _packages,

@@ -69,16 +69,6 @@ def protected_names(
     return configured | frozenset(name for name in closure if is_cuda_bound(name))
 
 
-def unneeded(
-    candidates: Iterable[NormalizedName],
-    keep_roots: Iterable[NormalizedName],
-    graph: Mapping[NormalizedName, Iterable[NormalizedName]],
-) -> list[NormalizedName]:
-    """The ``candidates`` that nothing reachable from ``keep_roots`` requires, sorted."""
-    needed = dependency_closure(keep_roots, graph)
-    return sorted(set(candidates) - needed)
-
-
 def own_cuda_wheels(
     package: ProjectPackage, marker_env: Mapping[str, Any]
 ) -> list[NormalizedName]:

@@ -67,7 +67,7 @@ def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:
 class PendingWrite:
     """The variant edit of one file, ready to be applied by :meth:`commit`.
 
-    Leaving the ``with`` block without committing removes the temporary file.
+    Leaving the ``with`` block removes the temporary file if it is still there.
     """
 
     def __init__(self, target: Path, variant: str, data: bytes) -> None:
@@ -80,10 +80,10 @@ class PendingWrite:
         except BaseException:
             self._temporary.unlink(missing_ok=True)
             raise
-        self._done = False
 
     def commit(self) -> bool:
-        """Apply the edit to the file as it is now; return whether it changed.
+        """Apply the edit to the file as it is now (inside the ``with`` block);
+        return whether it changed.
 
         Raises:
             TorchCudaError: the file kept changing while it was being written.
@@ -93,7 +93,6 @@ class PendingWrite:
                 current = self.target.read_bytes()
                 updated = with_variant(current.decode("utf-8"), self.variant)
                 if updated is None:
-                    self.discard()
                     return False
                 data = updated.encode("utf-8")
                 linked = self.target.stat().st_nlink > 1  # then written in place
@@ -103,12 +102,9 @@ class PendingWrite:
                     continue  # edited meanwhile by someone who takes no lock
                 if linked:
                     _write(os.open(self.target, os.O_WRONLY | os.O_TRUNC), data)
-                    self.discard()
                 else:
                     self._temporary.replace(self.target)
-                    self._done = True
                 return True
-        self.discard()
         raise TorchCudaError(
             f"{self.target.name} kept changing while the variant was written to it; "
             f'it was not changed. Set variant = "{self.variant}" in it by hand.'
@@ -116,9 +112,7 @@ class PendingWrite:
 
     def discard(self) -> None:
         """Forget the new content; the file stays as it was."""
-        if not self._done:
-            self._temporary.unlink(missing_ok=True)
-            self._done = True
+        self._temporary.unlink(missing_ok=True)
 
     def __enter__(self) -> None:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from packaging.utils import NormalizedName
@@ -16,6 +17,7 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.project.locked import LockedState
+from poetry_torch_cuda.project.locked import locked_graph
 from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.locked import resolved_versions
 
@@ -35,16 +37,12 @@ SELECTION_OPTIONS = ("with", "without", "only", "extras", "all-extras", "all-gro
 
 @dataclass(frozen=True)
 class Selection:
-    """Groups and extras asked for on the command line (``explicit``), or none."""
+    """Groups and extras asked for on the command line (``explicit``); none by
+    default: the command follows what the environment holds."""
 
-    groups: frozenset[str]
-    extras: frozenset[NormalizedName]
-    explicit: bool
-
-    @classmethod
-    def none(cls) -> Selection:
-        """No options given: the command follows what the environment holds."""
-        return cls(frozenset(), frozenset(), explicit=False)
+    groups: frozenset[str] = frozenset()
+    extras: frozenset[NormalizedName] = frozenset()
+    explicit: bool = False
 
     def or_default(self, poetry: Poetry) -> Selection:
         """These options, or what ``poetry install`` without options selects (the
@@ -128,49 +126,42 @@ def target_versions(
     return versions
 
 
-def command_locked_state(
-    poetry: Poetry,
-    env: Env,
-    configured: Iterable[NormalizedName],
-    selection: Selection,
-) -> LockedState:
-    """The lock's view for ``switch``/``sync``: held packages plus the selected ones
-    (a :class:`TorchCudaError` without a lock file)."""
-    from poetry_torch_cuda.environment.installed import installed_environment
-
-    base = locked_state(poetry, env)  # checks the lock exists; gives the graph
-    marker_env = env.marker_env
-    everything = resolved_versions(
-        poetry, marker_env, all_groups(poetry), all_extras(poetry)
-    )
-    installed = installed_environment(env)
-    configured = sorted(configured)
-    held = {name: installed.get(name) is not None for name in configured}
-    selected = (
-        resolved_versions(poetry, marker_env, selection.groups, selection.extras)
-        if selection.explicit
-        else None
-    )
-    return LockedState(
-        target_versions(configured, everything, held, selected),
-        base.graph,
-        pins={**everything, **base.versions},
-        direct=base.direct,
-    )
-
-
 class LockView:
-    """The lock as ``status`` shows it: every package and why one is not installed."""
+    """The lock as a command sees it: what ``switch``/``sync``/``status`` work on
+    (:meth:`state`) and why a package is not installed."""
 
     def __init__(self, poetry: Poetry, env: Env, selection: Selection) -> None:
         """The view of ``poetry``'s lock for ``env``."""
-        self.poetry, self.marker_env, self.selection = poetry, env.marker_env, selection
+        self.poetry, self.env, self.selection = poetry, env, selection
         #: What the lock resolves here with every group and extra.
         self.versions = self._selects(all_groups(poetry), all_extras(poetry))
-        #: Every package name in the lock.
-        self.names = frozenset(
-            p.name for p in poetry.locker.locked_repository().packages
+
+    def state(self, configured: Iterable[NormalizedName]) -> LockedState:
+        """Held packages plus the selected ones, at the lock's versions
+        (a :class:`TorchCudaError` without a lock file)."""
+        from poetry_torch_cuda.environment.installed import installed_environment
+
+        base = locked_state(self.poetry, self.env)  # checks the lock exists
+        installed = installed_environment(self.env)
+        configured = sorted(configured)
+        held = {name: installed.get(name) is not None for name in configured}
+        selection = self.selection
+        selected = (
+            self._selects(selection.groups, selection.extras)
+            if selection.explicit
+            else None
         )
+        return LockedState(
+            target_versions(configured, self.versions, held, selected),
+            base.graph,
+            pins={**self.versions, **base.versions},
+            direct=base.direct,
+        )
+
+    @cached_property
+    def names(self) -> frozenset[NormalizedName]:
+        """Every package name in the lock."""
+        return frozenset(locked_graph(self.poetry))
 
     def why_absent(self, name: str) -> str:
         """Why ``name`` is not installed, relative to the options given: ``not in the
@@ -209,11 +200,11 @@ class LockView:
     def _selects(
         self, groups: Iterable[str], extras: Iterable[NormalizedName]
     ) -> dict[NormalizedName, str]:
-        return resolved_versions(self.poetry, self.marker_env, groups, extras)
+        return resolved_versions(self.poetry, self.env.marker_env, groups, extras)
 
     def nothing_held(self, configured: Iterable[NormalizedName]) -> str:
         """Why ``switch``/``sync`` moved nothing: no configured package is installed."""
-        default = self._selects(Selection.none().or_default(self.poetry).groups, ())
+        default = self._selects(self.poetry.package.dependency_group_names(), ())
         reasons, hint = [], ""
         for name in sorted(configured):
             reason = f"{name}: {self.why_absent(name)}"

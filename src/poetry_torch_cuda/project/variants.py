@@ -10,7 +10,7 @@ from typing import Literal
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
-from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.errors import ConfigError
 
 
 _CUDA = re.compile(r"cu(?P<major>1[0-9])(?P<minor>[0-9])")
@@ -39,18 +39,14 @@ class Variant:
         match = _CUDA.fullmatch(self.name)
         return None if match is None else (int(match["major"]), int(match["minor"]))
 
-    def has_builds_for(self, sys_platform: str) -> bool:
-        """Whether PyTorch publishes this variant for ``sys_platform``: macOS
-        only gets PyPI's default build, ROCm wheels exist for Linux only."""
-        if sys_platform == "darwin":
-            return False
-        return self.kind != "rocm" or sys_platform.startswith("linux")
-
     def not_built_for(self, sys_platform: str, shown: str | None = None) -> str | None:
         """``PyTorch publishes no cu129 builds for darwin`` when it publishes no
         builds of this variant for ``sys_platform`` (named ``shown`` if given),
-        else ``None``: the one gate, and its wording, for every command and hook."""
-        if self.has_builds_for(sys_platform):
+        else ``None``: the one gate, and its wording, for every command and hook.
+        macOS only gets PyPI's default build, ROCm wheels exist for Linux only."""
+        if sys_platform != "darwin" and (
+            self.kind != "rocm" or sys_platform.startswith("linux")
+        ):
             return None
         return f"PyTorch publishes no {self} builds for {shown or sys_platform}"
 
@@ -80,21 +76,17 @@ def _kind(value: str) -> str | None:
     return "rocm" if _ROCM.fullmatch(value) else None
 
 
-def not_a_variant(value: object, error: ValueError) -> str:
-    """The one wording for a value that is not a variant name."""
-    return f"{value!r} is not a variant: {error}."
-
-
-def variant_argument(value: str) -> Variant:
-    """The variant a command-line argument names.
+def variant_argument(value: str, origin: str = "") -> Variant:
+    """The variant a command-line argument (or the setting ``origin``) names.
 
     Raises:
-        TorchCudaError: ``value`` is not a variant name (the message says which are).
+        ConfigError: ``value`` is not a variant name (the message says which are).
     """
     try:
         return parse_variant(value)
     except ValueError as error:
-        raise TorchCudaError(not_a_variant(value, error)) from None
+        shown = f"{origin} = {value!r}" if origin else repr(value)
+        raise ConfigError(f"{shown} is not a variant: {error}.") from None
 
 
 def public_version(version: str) -> str | None:

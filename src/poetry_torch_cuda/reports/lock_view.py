@@ -43,7 +43,7 @@ def show_lock_view(ctx: RunContext) -> None:
         wanted = {name: _public(max(locked[name], key=version_key))}
         finder = OfferFinder(ctx.client, config, wanted, ctx.env.marker_env)
         (offer,) = finder.inspect([variant])[0].packages
-        if not variant.has_builds_for(sys.platform):
+        if variant.not_built_for(sys.platform):
             pass  # Poetry installs PyPI's torch here: nothing to miss
         elif offer.error is not None:  # a check only: one line, never a failure
             io.write_error_line(

@@ -26,7 +26,6 @@ from poetry_torch_cuda.project.locked import STALE_LOCK
 from poetry_torch_cuda.project.locked import is_stale
 from poetry_torch_cuda.project.protection import own_cuda_wheels
 from poetry_torch_cuda.project.selection import LockView
-from poetry_torch_cuda.project.selection import command_locked_state
 from poetry_torch_cuda.urls import mask_url
 
 
@@ -116,8 +115,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     judged = ctx.selection.or_default(poetry)
     warnings = [STALE_LOCK] if is_stale(poetry) else []
     try:
-        locked = command_locked_state(poetry, env, config.package_names, judged)
         view = LockView(poetry, env, judged)
+        locked = view.state(config.package_names)
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
         locked, view, warnings = None, None, [str(error)]
     versions = None if view is None else view.versions
