@@ -273,3 +273,44 @@ def test_a_specifier_only_package_installs_the_locked_build_not_the_newest_offer
         shutil.rmtree(tmp_path / "poetry-home" / "cache")
         project.run("install")
         assert project.installed()["torchaudio"] == "2.14.1+cu129"
+
+
+def test_a_specifier_only_package_is_locked_at_a_build_the_locked_torch_accepts(
+    tmp_path: Path,
+) -> None:
+    """As pip with torch pinned: the newest torchaudio that accepts the torch
+    poetry.lock locks, never a newer one that drags a second torch into the lock."""
+    from tests.e2e.test_torch_cuda_lock import read_lock
+    from tests.support.catalog import build_universe
+    from tests.support.fixtures import served
+    from tests.support.poetry_project import Project
+
+    universe = build_universe(tmp_path / "universe")
+    # The variant index already has the next release, which PyPI (and so
+    # poetry.lock, torch 2.14.1) does not.
+    universe.add_wheel("cu129", "torch", "2.15.0+cu129")
+    universe.add_wheel("cu129", "torchaudio", "2.15.0+cu129", ["torch==2.15.0"])
+    with next(served(universe.root)) as index:
+        project = Project.create(tmp_path, index, {"needs-torch": "*"}, SPECIFIED)
+        project.run("lock")
+        (entry,) = read_lock(project)["variant"]
+        locked = sorted(
+            (p["name"], p["version"])
+            for p in entry["package"]
+            if p["name"] in ("torch", "torchaudio")
+        )
+        assert locked == [("torch", "2.14.1+cu129"), ("torchaudio", "2.14.1+cu129")]
+        project.run("install")
+        installed = project.installed()
+        assert installed["torch"] == "2.14.1+cu129"
+        assert installed["torchaudio"] == "2.14.1+cu129"
+        # a range no build of the locked torch's can meet is refused, saying why
+        project.write_pyproject(
+            project.pyproject_text().replace('"torchaudio>=2.8"', '"torchaudio>=2.15"')
+        )
+        refused = project.run("torch-cuda", "lock", check=False)
+        assert refused.returncode == 1, refused
+        assert (
+            "has no build of torchaudio that matches (it offers 2.15.0+cu129, "
+            "2.14.1+cu129, 2.13.0+cu129; none accepts torch 2.14.1+cu129)"
+        ) in refused.stderr, refused

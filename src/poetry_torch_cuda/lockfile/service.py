@@ -216,9 +216,12 @@ class VariantLocker:
         nodes: dict[tuple[NormalizedName, str], _Node] = {}
         seen: dict[NormalizedName, SpecifierSet] = {}
         stack = []
+        pinned = {root.name: root.version for root in roots if root.version}
         for root in roots:
             spec = SpecifierSet(f"=={root.version}") if root.version else root.specifier
-            version, files = self._pick(url, root.name, spec, label)
+            # A root in a range takes a build that accepts the pinned ones, as pip.
+            fit = {} if root.version else pinned
+            version, files = self._pick(url, root.name, spec, label, fit)
             marker = parse_marker(root.markers)
             stack.append((root.name, version, files, root.extras, marker))
         while stack:
@@ -275,22 +278,28 @@ class VariantLocker:
         name: NormalizedName,
         specifier: SpecifierSet,
         label: str | None = None,
+        fit: Mapping[NormalizedName, str] | None = None,
     ) -> tuple[str, list[IndexFile]]:
         """The newest build of ``name`` that ``specifier`` accepts (``label``: with
-        that local label) and its files, every one with a sha256."""
+        that local label; ``fit``: whose requirements accept those versions) and
+        its files, every one with a sha256."""
         builds = self._builds(url, name)
         # packaging takes a pre-release only when no final release matches, as pip.
         versions = [v for v in builds if label is None or v.local == label]
-        best = max(specifier.filter(versions), default=None)
+        matching = sorted(specifier.filter(versions), reverse=True)
+        best = next((v for v in matching if self._fits(builds[v], fit)), None)
         if best is None:
             page = self._client.project(url, name)
             offered = ", ".join(str(v) for v in page.versions()[:8]) or "none"
             where = without_credentials(url.rstrip("/"))
+            accepts = " and ".join(f"{n} {v}" for n, v in (fit or {}).items())
             detail = (
                 f"has no page for {name} (HTTP 404).\nCheck the index URL and the "
                 f"variant: {where}/{name}/ should list its wheels."
                 if not page.found
-                else f"has no build of {name} that matches (it offers {offered}).\n"
+                else f"has no build of {name} that matches (it offers {offered}"
+                + (f"; none accepts {accepts}" if matching else "")
+                + ").\n"
                 "Choose a variant that has it (`poetry torch-cuda switch <variant>`), "
                 "lock a version this variant offers, or check that the build exists "
                 "for this project's Pythons."
@@ -306,6 +315,20 @@ class VariantLocker:
                     "(PEP 503 #sha256= fragments or PEP 691 hashes)."
                 )
         return str(best), builds[best]
+
+    def _fits(
+        self, files: list[IndexFile], fit: Mapping[NormalizedName, str] | None
+    ) -> bool:
+        """Whether the build's requirements accept the ``fit`` versions (a file
+        without a sha256 is not read: the caller refuses it)."""
+        if not fit or not all(entry.sha256 for entry in files):
+            return True
+        return all(
+            canonicalize_name(r.name) not in fit
+            or r.specifier.contains(fit[canonicalize_name(r.name)], prereleases=True)
+            for r in self._requirements(files)
+            if "extra" not in str(r.marker or "")
+        )
 
     def _requirements(self, files: list[IndexFile]) -> list[Requirement]:
         """The union of the ``Requires-Dist`` of ``files``, each metadata read once."""
