@@ -22,7 +22,7 @@ def test_valid_variants(name: str, kind: str, cuda: tuple[int, int] | None) -> N
     variant = parse_variant(name)
     assert variant.kind == kind
     assert variant.cuda_version == cuda
-    assert variant.local_label == name
+    assert variant.name == name
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ class PackageOffer:
         """``torch 2.14.1+cu129`` or ``no torch 2.14.1+cu126 (it has 2.13.0)``."""
         if self.error is not None:
             return self.error
-        label = variant.local_label
+        label = variant.name
         if self.has_wanted and self.wanted is not None:
             return f"{self.name} {self.wanted}+{label}"
         if self.has_wanted:
@@ -125,7 +125,7 @@ class OfferFinder:
 
     def __call__(self, variant: Variant) -> Offer:
         """Whether ``variant`` has every wanted build (stops at the first missing)."""
-        held = {n: f"{v}+{variant.local_label}" for n, v in self.wanted.items()}
+        held = {n: f"{v}+{variant.name}" for n, v in self.wanted.items()}
         have = self.installed
         if held and all(have and have.version(n) == v for n, v in held.items()):
             built = ", ".join(f"{n} {v}" for n, v in held.items())
@@ -168,8 +168,7 @@ class OfferFinder:
         if isinstance(answer, IndexUnavailableError):
             return PackageOffer(name, wanted, None, error=str(answer))
         versions = tuple(
-            version.public
-            for version in answer.versions(variant.local_label, self.marker_env)
+            version.public for version in answer.versions(variant.name, self.marker_env)
         )
         has = wanted in versions if wanted is not None else bool(versions)
         return PackageOffer(name, wanted, has, versions, page=answer.found)

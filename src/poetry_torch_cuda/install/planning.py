@@ -51,7 +51,7 @@ class Target:
             return False
         if self.version is not None:
             return installed == self.version
-        if installed.local != variant.local_label:
+        if installed.local != variant.name:
             return False
         return self.specifier is None or self.specifier.contains(
             installed, prereleases=True
@@ -90,7 +90,7 @@ def build_targets(
         if locked is not None:
             public = Version(locked).public
             targets.append(
-                Target(name, Version(f"{public}+{variant.local_label}"), extras=extras)
+                Target(name, Version(f"{public}+{variant.name}"), extras=extras)
             )
         elif requirement.specifier:
             targets.append(Target(name, specifier=requirement.specifier, extras=extras))

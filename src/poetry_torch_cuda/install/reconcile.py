@@ -206,7 +206,7 @@ def _check_installed(plan: Plan, installed: InstalledEnvironment) -> str:
             raise TorchCudaError(
                 f"pip installed {target.name} {version or '(nothing)'} where "
                 f"{target} was asked for: the index does not label its builds "
-                f"'+{plan.variant.local_label}'. Check index-url."
+                f"'+{plan.variant.name}'. Check index-url."
             )
         versions.append(f"{target.name} {version}")
     return f"installed {', '.join(versions)}"

@@ -171,7 +171,7 @@ class VariantLocker:
         for group in _together(list(roots)):
             specs: dict[NormalizedName, SpecifierSet] = {}
             for _ in range(_MAX_PASSES):  # again with every requirer's range
-                found, seen = self._walk(variant.local_label, url, group, specs)
+                found, seen = self._walk(variant.name, url, group, specs)
                 if seen == specs:
                     break
                 specs = seen
@@ -751,7 +751,7 @@ def _roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> lis
         for package, marker in found:
             public = public_version(package.version.text)
             if public is not None:
-                version = f"{public}+{variant.local_label}"
+                version = f"{public}+{variant.name}"
                 markers = str(wanted.intersect(marker))
                 roots.append(Root(name, version, SpecifierSet(), extras, markers))
     return roots

@@ -25,13 +25,9 @@ ALLOWED_VARIANTS = (
 class Variant:
     """A PyTorch build variant such as ``cu129``, ``cpu`` or ``rocm6.4``."""
 
+    #: Also the local version label of the variant's wheels (``2.8.0+cu129``).
     name: str
     kind: Literal["cuda", "rocm", "cpu", "xpu", "auto"]
-
-    @property
-    def local_label(self) -> str:
-        """The local version label PyTorch gives this variant's wheels (``2.8.0+cu129``)."""
-        return self.name
 
     @property
     def cuda_version(self) -> tuple[int, int] | None:

@@ -285,7 +285,7 @@ def _package(
         return [Check(check, "fail", message, cause, fix, library and gpu)]
     checks = [Check(check, "ok", f"{name} {version} imports")]
     label = label_of(version)
-    if label != variant.local_label:
+    if label != variant.name:
         built = f"the +{label} build" if label else "a build without a label"
         message = f"{name} {version} is {built}, not the {variant} build"
         cause = f"the environment does not hold the configured variant {variant}"
