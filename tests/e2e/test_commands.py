@@ -524,3 +524,28 @@ def test_lock_warns_when_the_variant_lacks_the_locked_torch(
     result = run_inprocess(project, "lock")
     assert result.returncode == 0, result
     assert "torch-cuda" not in result.stderr
+
+
+def test_variants_names_the_pick_auto_makes_even_beside_a_newer_variant(
+    tmp_path: Path,
+) -> None:
+    """A variant newer than the tables (cu133 on the index) is listed when asked
+    for, but auto never installs it, so `variants` must not say auto picks it."""
+    from tests.support.catalog import build_universe
+    from tests.support.fixtures import served
+
+    universe = build_universe(tmp_path / "universe")
+    universe.add_wheel("cu133", "torch", "2.14.1+cu133")
+    env = gpu(tmp_path, RTX_4090, driver="580.65.06")
+    with next(served(universe.root)) as index:
+        project = Project.create(
+            tmp_path, index, {"needs-torch": "*"}, 'variant = "auto"'
+        )
+        project.run("lock")
+        detect = run_json(project, "torch-cuda", "detect", env=env)
+        listed = run_inprocess(
+            project, "torch-cuda", "variants", "cu133", "cu130", env_extra=env
+        )
+    assert listed.returncode == 0, listed
+    assert "cu133  offered" in listed.stdout, listed
+    assert f"auto picks {detect['variant']} on this machine." in listed.stdout, listed

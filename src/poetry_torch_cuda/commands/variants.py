@@ -87,11 +87,6 @@ class VariantsCommand(TorchCudaCommand):
             machine,
             lambda v: by_variant[v].offer() if v in by_variant else finder(v),
             torch,
-            extra=[
-                r.variant
-                for r in reports
-                if not tables.is_known_variant(r.variant.name)
-            ],
             env=self.env,
         )
         rows = [
