@@ -400,9 +400,12 @@ def test_an_index_that_is_down_is_said_once_for_every_row(
         assert shown.returncode == 0, shown
         lines = shown.stdout.splitlines()
         assert "  cu129      unknown  runs here  (configured, auto's pick)" in lines
-        assert [line for line in lines if line.startswith("Index")] == [
-            f"Index (every unknown row): 127.0.0.1:{port} refused the connection"
-        ]
+        said = (
+            f"Index (every unknown row): 127.0.0.1:{port} refused the connection. "
+            "Check the network, any proxy settings, and the index URL (index-url, "
+            "or the url of the source named by source)."
+        )
+        assert [line for line in lines if line.startswith("Index")] == [said]
         assert not [line for line in lines if line.strip().startswith("index:")]
 
 

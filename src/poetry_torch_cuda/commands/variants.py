@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import TYPE_CHECKING
 from typing import ClassVar
 
@@ -163,12 +162,6 @@ class VariantsCommand(TorchCudaCommand):
 
 
 def _error(report: VariantOffer) -> str | None:
-    """The index's failure for this row with its variant as ``{variant}``, if any."""
-    # The first attempt names the page, the remembered one only the host's answer.
-    found = [
-        re.sub(r"^could not read \S+: |(?: \(noted .*\))$", "", p.error)
-        for p in report.packages
-        if p.error
-    ]
-    name = report.variant.name
-    return "; ".join(found).replace(name, "{variant}") if found else None
+    """The index's failure for this row, in words that do not name the variant."""
+    found = [p.cause for p in report.packages if p.cause]
+    return "; ".join(found) if found else None

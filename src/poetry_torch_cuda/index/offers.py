@@ -50,6 +50,8 @@ class PackageOffer:
     versions: tuple[str, ...] = ()
     error: str | None = None
     page: bool = True
+    #: The failure without the page's URL, the same for every variant of one index.
+    cause: str | None = None
 
     def describe(self, variant: Variant) -> str:
         """``torch 2.14.1+cu129`` or ``no torch 2.14.1+cu126 (it has 2.13.0)``."""
@@ -166,7 +168,8 @@ class OfferFinder:
     ) -> PackageOffer:
         wanted = self.wanted.get(name)
         if isinstance(answer, IndexUnavailableError):
-            return PackageOffer(name, wanted, None, error=str(answer))
+            cause = f"{answer.words}. {answer.advice}" if answer.words else str(answer)
+            return PackageOffer(name, wanted, None, error=str(answer), cause=cause)
         versions = tuple(
             version.public for version in answer.versions(variant.name, self.marker_env)
         )
