@@ -44,9 +44,10 @@ from poetry_torch_cuda.reports.lock_view import requirements
             "x86_64",
             "linux",
             (
-                "needs driver >= 580 (CUDA 13.x floor, SASS only); GPUs sm_75..sm_120+PTX "
-                "(the tables predate cu133; the tables were read on 2026-11-27; upgrade "
-                "poetry-torch-cuda for newer facts)"
+                "needs driver >= 580 (CUDA 13.x floor, SASS only); GPUs sm_75..sm_120+PTX; "
+                "the tables predate cu133 (the tables were read on 2026-11-27; upgrade "
+                "poetry-torch-cuda for newer facts); the CUDA 13.x floor 580 applies, "
+                "GPU list taken from cu132"
             ),
         ),
     ],

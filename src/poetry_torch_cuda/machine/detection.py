@@ -142,20 +142,7 @@ def _assess_cuda(
     full = tables.minimum_driver(cuda, platform)
     floor = tables.compat_floor(cuda[0], platform)
     full_ok, floor_ok = tables.at_least(driver, full), tables.at_least(driver, floor)
-    notes: tuple[str, ...] = ()
-    if not tables.is_known_variant(variant.name):
-        nearest = tables.nearest_known(variant.name)
-        floor_text = (
-            f"the CUDA {cuda[0]}.x floor {floor} applies"
-            if floor
-            else "no driver floor known"
-        )
-        assumed = (
-            f"GPU list taken from {nearest}"
-            if nearest
-            else "no GPU list can be inferred"
-        )
-        notes = (f"{_predates(variant)}; {floor_text}, {assumed}",)
+    notes = tuple(filter(None, [predates(variant, platform)]))
     newest = tables.newest_cuda(driver, platform)
     supports = (
         f"supports CUDA {tables.dotted(newest)}"
@@ -232,8 +219,27 @@ def _assess_cuda(
     return Verdict(variant, False, (*notes, why), driver_ok=False)
 
 
-def _predates(variant: Variant) -> str:
-    return f"the tables predate {variant} ({tables.UPDATE_HINT})"
+def predates(variant: Variant, sys_platform: str) -> str | None:
+    """The one note on a variant newer than the tables (``cu133``) and how it is
+    judged instead; ``None`` for a variant the tables know."""
+    if tables.is_known_variant(variant.name):
+        return None
+    how = "decided by version"
+    cuda = variant.cuda_version
+    if cuda is not None:
+        floor = tables.compat_floor(cuda[0], sys_platform)
+        nearest = tables.nearest_known(variant.name)
+        how = (
+            f"the CUDA {cuda[0]}.x floor {floor} applies"
+            if floor
+            else "no driver floor known"
+        )
+        how += (
+            f", GPU list taken from {nearest}"
+            if nearest
+            else ", no GPU list can be inferred"
+        )
+    return f"the tables predate {variant} ({tables.UPDATE_HINT}); {how}"
 
 
 def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
@@ -242,9 +248,7 @@ def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
         return Verdict(variant, False, ("no ROCm GPU found",))
     wanted, version = tables.rocm_version(variant.name), rocm.version
     have = None if version is None else tables.rocm_version(version)[:2]
-    notes: tuple[str, ...] = ()
-    if not tables.is_known_variant(variant.name):
-        notes = (f"{_predates(variant)}; decided by version",)
+    notes = tuple(filter(None, [predates(variant, machine.sys_platform)]))
     if have is None:
         return Verdict(variant, True, (*notes, "ROCm version unknown; not checked"))
     if wanted[:2] == have:

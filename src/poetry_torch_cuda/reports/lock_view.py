@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
 from poetry_torch_cuda.index.offers import OfferFinder
 from poetry_torch_cuda.machine import tables
+from poetry_torch_cuda.machine.detection import predates
 from poetry_torch_cuda.machine.resolution import check_project_fleet
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
@@ -132,7 +133,5 @@ def requirements(
     driver = " or ".join(parts) or "a driver newer than the tables"
     found = tables.arch_list_for(variant.name, torch, machine, sys_platform)
     gpus = "GPUs unknown" if found is None else tables.describe_archs(found)
-    note = ""
-    if not tables.is_known_variant(variant.name):
-        note = f" (the tables predate {variant}; {tables.UPDATE_HINT})"
-    return f"needs {driver}; GPUs {gpus}{note}"
+    note = predates(variant, sys_platform)
+    return f"needs {driver}; GPUs {gpus}" + (f"; {note}" if note else "")

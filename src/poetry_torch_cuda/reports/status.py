@@ -17,8 +17,8 @@ from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.undo import family_problems
-from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.detection import predates
 from poetry_torch_cuda.machine.probe import probe_nvcc
 from poetry_torch_cuda.machine.resolution import machine_findings
 from poetry_torch_cuda.machine.resolution import resolve
@@ -152,12 +152,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     if not_built is not None:
         report.notes.append(f"{not_built}: Poetry installs PyPI's default build here")
     elif variant.kind in ("cuda", "rocm"):
-        if not tables.is_known_variant(variant.name):
-            report.notes.append(
-                f"the tables predate {variant} ({tables.UPDATE_HINT}); it is judged "
-                "by rule: its CUDA major's driver floor and the GPU list of the "
-                "nearest known variant"
-            )
+        if (note := predates(variant, machine.sys_platform)) is not None:
+            report.notes.append(note)
         verdict = assess(variant, machine, torch.locked if torch else None)
         gpu_found = machine.nvidia if variant.kind == "cuda" else machine.rocm
         if gpu_found is None and machine.jetson is None:
