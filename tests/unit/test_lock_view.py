@@ -17,8 +17,8 @@ from poetry_torch_cuda.reports.lock_view import requirements
             "x86_64",
             "linux",
             (
-                "needs driver >= 525.60.13 (CUDA 12.x floor, SASS only) or >= 560.28.03 "
-                "(full CUDA 12.6, for PTX JIT); GPUs sm_50..sm_90"
+                "needs driver >= 525.60.13 (CUDA 12.x minor-version compatibility) "
+                "or >= 560.28.03 (full CUDA 12.6 support); GPUs sm_50..sm_90"
             ),
         ),
         (
@@ -27,8 +27,8 @@ from poetry_torch_cuda.reports.lock_view import requirements
             "aarch64",
             "linux",
             (
-                "needs driver >= 580 (CUDA 13.x floor, SASS only) or >= 595.45.04 "
-                "(full CUDA 13.2, for PTX JIT); GPUs sm_80..sm_120+PTX"
+                "needs driver >= 580 (CUDA 13.x minor-version compatibility) or "
+                ">= 595.45.04 (full CUDA 13.2 support); GPUs sm_80..sm_120+PTX"
             ),
         ),
         (
@@ -36,7 +36,10 @@ from poetry_torch_cuda.reports.lock_view import requirements
             "2.14.1",
             "AMD64",
             "win32",
-            "needs driver >= 580 (CUDA 13.x floor, SASS only); GPUs sm_75..sm_120",
+            (
+                "needs driver >= 580 (CUDA 13.x minor-version compatibility); "
+                "GPUs sm_75..sm_120"
+            ),
         ),
         (
             "cu133",
@@ -44,7 +47,8 @@ from poetry_torch_cuda.reports.lock_view import requirements
             "x86_64",
             "linux",
             (
-                "needs driver >= 580 (CUDA 13.x floor, SASS only); GPUs sm_75..sm_120+PTX; "
+                "needs driver >= 580 (CUDA 13.x minor-version compatibility); "
+                "GPUs sm_75..sm_120+PTX; "
                 "the tables predate cu133 (the tables were read on 2026-11-27; upgrade "
                 "poetry-torch-cuda for newer facts); the CUDA 13.x floor 580 applies, "
                 "GPU list taken from cu132"

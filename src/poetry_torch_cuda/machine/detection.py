@@ -169,16 +169,7 @@ def _assess_cuda(
         if cc is not None and tables.sass_for(archs, cc) is None:
             (uncovered if tables.ptx_for(archs, cc) is None else jit).append(gpu)
     if not floor_ok and not full_ok:
-        full_text = (
-            f">= {full} (full CUDA {dotted} support)"
-            if full
-            else f"a driver with full CUDA {dotted} support (none in the table)"
-        )
-        needs = f"needs {full_text}"
-        if floor is not None:
-            compat = f"CUDA {cuda[0]}.x minor-version compatibility"
-            needs = f"needs driver >= {floor} ({compat}) or {full_text}"
-        why = f"{needs}; driver {driver} {supports}"
+        why = f"needs {driver_needs(cuda, platform)}; driver {driver} {supports}"
         return Verdict(variant, False, (*notes, why), driver_ok=False)
     if uncovered:
         missing = ", ".join(f"{gpu.sm} ({gpu.name})" for gpu in uncovered)
@@ -217,6 +208,23 @@ def _assess_cuda(
     why += f" needs driver >= {full or '?'} (full CUDA {dotted} support)"
     why += f"; driver {driver} {supports}"
     return Verdict(variant, False, (*notes, why), driver_ok=False)
+
+
+def driver_needs(cuda: tuple[int, int], sys_platform: str) -> str:
+    """The driver a CUDA ``cuda`` build needs under each rule, the one wording:
+    ``driver >= 580 (CUDA 13.x minor-version compatibility) or >= 595.45.04 (full
+    CUDA 13.2 support)``."""
+    floor = tables.compat_floor(cuda[0], sys_platform)
+    full = tables.minimum_driver(cuda, sys_platform)
+    dotted = tables.dotted(cuda)
+    rules = []
+    if floor is not None:
+        rules.append(f">= {floor} (CUDA {cuda[0]}.x minor-version compatibility)")
+    if full is not None:
+        rules.append(f">= {full} (full CUDA {dotted} support)")
+    if not rules:
+        return f"a driver with full CUDA {dotted} support (none in the table)"
+    return "driver " + " or ".join(rules)
 
 
 def predates(variant: Variant, sys_platform: str) -> str | None:
