@@ -64,3 +64,11 @@ def test_requirements(
 
 def test_non_cuda_variants_need_nothing_of_the_driver() -> None:
     assert requirements(parse_variant("cpu"), "2.14.1", "x86_64", "linux") == ""
+
+
+def test_a_variant_without_a_gpu_list_says_so_once() -> None:
+    needs = requirements(parse_variant("cu140"), "2.16.0", "x86_64", "linux")
+    assert needs.startswith(
+        "needs a driver with full CUDA 14.0 support (none in the table); "
+        "GPUs unknown; the tables predate cu140"
+    )

@@ -125,7 +125,7 @@ def requirements(
     if cuda is None:
         return ""
     found = tables.arch_list_for(variant.name, torch, machine, sys_platform)
-    gpus = "GPUs unknown" if found is None else tables.describe_archs(found)
+    gpus = "unknown" if found is None else tables.describe_archs(found)
     note = predates(variant, sys_platform)
     needs = f"needs {driver_needs(cuda, sys_platform)}; GPUs {gpus}"
     return needs + (f"; {note}" if note else "")
