@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 #: ``unchecked``: the check could not finish (a timeout); neither proof nor failure.
 Status = Literal["ok", "fail", "note", "unchecked"]
 SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
+#: The cause of a file missing or changed since install (``verify`` and ``status``).
+DAMAGED = "a removal or an interrupted install left it incomplete"
 _LIBRARY_ERROR = re.compile(
     r"cannot open shared object file|DLL load failed|undefined symbol|"
     r"cannot load library|image not found|version `GLIBC",
@@ -206,8 +208,7 @@ def judge(
     out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix;
     ``damaged``: what is wrong with the installed files (failures first)."""
     packages = tuple(packages)
-    cause = "a removal or an interrupted install left it incomplete"
-    files = [Check("files", "fail", found, cause, SYNC_FORCE) for found in damaged]
+    files = [Check("files", "fail", found, DAMAGED, SYNC_FORCE) for found in damaged]
 
     def proof(*checks: Check) -> Proof:
         return Proof(variant, machine, packages, run, (*files, *checks))

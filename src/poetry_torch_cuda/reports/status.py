@@ -26,6 +26,8 @@ from poetry_torch_cuda.project.locked import STALE_LOCK
 from poetry_torch_cuda.project.locked import is_stale
 from poetry_torch_cuda.project.protection import own_cuda_wheels
 from poetry_torch_cuda.project.selection import LockView
+from poetry_torch_cuda.proof.verdict import DAMAGED
+from poetry_torch_cuda.proof.verdict import SYNC_FORCE
 from poetry_torch_cuda.urls import mask_url
 
 
@@ -203,7 +205,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
             f"{cuda.split('.')[0]}.x toolkit (running torch does not need nvcc)"
         )
     report.warnings.extend(
-        f"{problem}: the install is damaged; run `poetry torch-cuda sync --force`"
+        f"{problem}: {DAMAGED}; {SYNC_FORCE}"
         for problem in family_problems(env, config.package_names)
     )
     report.warnings.extend(dead_stashes(env.path))
