@@ -158,10 +158,9 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
             report.notes.append(note)
         verdict = assess(variant, machine, torch.locked if torch else None)
         gpu_found = machine.nvidia if variant.kind == "cuda" else machine.rocm
-        if gpu_found is None and machine.jetson is None:
-            kind = "NVIDIA driver" if variant.kind == "cuda" else "ROCm GPU"
+        if gpu_found is None and machine.jetson is None:  # "no NVIDIA driver found"
             report.notes.append(
-                f"no {kind} found on this machine: {variant}'s torch runs on the "
+                f"{verdict.reasons[0]} on this machine: {variant}'s torch runs on the "
                 "CPU only here"
             )
         elif verdict.usable is False:
