@@ -68,6 +68,7 @@ class StatusReport:
     """The project's variant, its torch packages, the machine, and what is out of line."""
 
     resolution: Resolution
+    #: The variant's index, its credentials masked (the one place that masks it).
     index_url: str
     machine: Machine
     packages: list[PackageStatus] = field(default_factory=list)
@@ -92,7 +93,7 @@ class StatusReport:
                 "configured": resolution.configured.name,
                 "origin": resolution.origin,
                 "resolved": resolution.variant.name,
-                "index_url": mask_url(self.index_url),
+                "index_url": self.index_url,
                 "auto_steps": list(decision.steps) if decision else None,
                 "forced_by": decision.forced_by if decision else None,
             },
@@ -126,7 +127,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         config, poetry, env, versions, machine=machine, client=ctx.client
     )
     variant = resolution.variant
-    url, nvcc = config.index_url(variant), probe_nvcc()
+    url, nvcc = mask_url(config.index_url(variant)), probe_nvcc()
     report = StatusReport(resolution, url, machine, nvcc=nvcc)
     report.warnings = warnings
     builds = read_builds(config.package_names, ctx.installed)
