@@ -150,8 +150,8 @@ def test_lock_shows_the_variant_and_every_target(
         result = project.run("lock", env_extra=env)
         assert (
             "torch-cuda: cu129 has torch 2.14.1; needs driver >= 525.60.13 (CUDA 12.x "
-            "floor, SASS only) or >= 575.51.03 (full CUDA 12.9, for PTX JIT); GPUs "
-            "sm_70..sm_120+PTX"
+            "minor-version compatibility) or >= 575.51.03 (full CUDA 12.9 support); "
+            "GPUs sm_70..sm_120+PTX"
         ) in result.stdout
         assert (
             "torch-cuda: target training (driver 570.124.06, sm_90, linux-x86_64): "

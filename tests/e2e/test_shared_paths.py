@@ -123,6 +123,11 @@ def test_status_and_verify_name_a_distribution_whose_files_are_gone(
 
     assert status.returncode == 1, status
     assert "nvidia-cudnn-cu13: 1 of its files missing" in status.stdout + status.stderr
+    # status words the cause and the fix as verify does
+    assert (
+        "an interrupted install left it incomplete; `poetry torch-cuda sync --force` "
+        "reinstalls the build"
+    ) in status.stdout + status.stderr
     assert verify.returncode == 1, describe(verify)
     output = verify.stdout + verify.stderr
     assert "nvidia-cudnn-cu13: 1 of its files missing" in output, describe(verify)

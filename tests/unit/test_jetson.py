@@ -133,17 +133,25 @@ def test_sbsa_servers_use_the_aarch64_lists(
     assert decision.variant.name == picked
 
 
-def test_installing_a_pytorch_cuda_build_on_an_orin_warns(tmp_path: Path) -> None:
+def test_installing_a_pytorch_cuda_build_on_an_orin_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from poetry_torch_cuda.machine.probe import ROOT_VARIABLE
     from poetry_torch_cuda.machine.resolution import jetson_warning
     from poetry_torch_cuda.project.config import TorchCudaConfig
 
-    root = str(fake_root(tmp_path, ORIN_RELEASE, "NVIDIA Jetson Orin Nano"))
+    root = fake_root(tmp_path, ORIN_RELEASE, "NVIDIA Jetson Orin Nano")
+    monkeypatch.setenv(ROOT_VARIABLE, str(root))
+    orin = Machine("linux", "aarch64", jetson=probe_jetson())
     cu126 = parse_variant("cu126")
-    warning = jetson_warning(TorchCudaConfig(cu126), cu126, "aarch64", root)
-    assert warning is not None
-    assert warning.startswith(
-        "cu126 on NVIDIA Jetson (NVIDIA Jetson Orin Nano, L4T R36.4)"
-    )
+    for probed in (None, orin):  # a fixed variant probes only the Jetson; auto has it
+        warning = jetson_warning(TorchCudaConfig(cu126), cu126, "aarch64", probed)
+        assert warning is not None
+        assert warning.startswith(
+            "cu126 on NVIDIA Jetson (NVIDIA Jetson Orin Nano, L4T R36.4)"
+        )
     jetson_index = TorchCudaConfig(cu126, "https://pypi.jetson-ai-lab.io/jp6/{variant}")
-    assert jetson_warning(jetson_index, cu126, "aarch64", root) is None
-    assert jetson_warning(TorchCudaConfig(cu126), cu126, "x86_64", root) is None
+    assert jetson_warning(jetson_index, cu126, "aarch64", None) is None
+    assert jetson_warning(TorchCudaConfig(cu126), cu126, "x86_64", None) is None
+    thor = Machine("linux", "aarch64", jetson=Jetson((38, 2), "NVIDIA Jetson Thor"))
+    assert jetson_warning(TorchCudaConfig(cu126), cu126, "aarch64", thor) is None

@@ -17,8 +17,8 @@ from poetry_torch_cuda.reports.lock_view import requirements
             "x86_64",
             "linux",
             (
-                "needs driver >= 525.60.13 (CUDA 12.x floor, SASS only) or >= 560.28.03 "
-                "(full CUDA 12.6, for PTX JIT); GPUs sm_50..sm_90"
+                "needs driver >= 525.60.13 (CUDA 12.x minor-version compatibility) "
+                "or >= 560.28.03 (full CUDA 12.6 support); GPUs sm_50..sm_90"
             ),
         ),
         (
@@ -27,8 +27,8 @@ from poetry_torch_cuda.reports.lock_view import requirements
             "aarch64",
             "linux",
             (
-                "needs driver >= 580 (CUDA 13.x floor, SASS only) or >= 595.45.04 "
-                "(full CUDA 13.2, for PTX JIT); GPUs sm_80..sm_120+PTX"
+                "needs driver >= 580 (CUDA 13.x minor-version compatibility) or "
+                ">= 595.45.04 (full CUDA 13.2 support); GPUs sm_80..sm_120+PTX"
             ),
         ),
         (
@@ -36,7 +36,10 @@ from poetry_torch_cuda.reports.lock_view import requirements
             "2.14.1",
             "AMD64",
             "win32",
-            "needs driver >= 580 (CUDA 13.x floor, SASS only); GPUs sm_75..sm_120",
+            (
+                "needs driver >= 580 (CUDA 13.x minor-version compatibility); "
+                "GPUs sm_75..sm_120"
+            ),
         ),
         (
             "cu133",
@@ -44,9 +47,11 @@ from poetry_torch_cuda.reports.lock_view import requirements
             "x86_64",
             "linux",
             (
-                "needs driver >= 580 (CUDA 13.x floor, SASS only); GPUs sm_75..sm_120+PTX "
-                "(the tables predate cu133; the tables were read on 2026-11-27; upgrade "
-                "poetry-torch-cuda for newer facts)"
+                "needs driver >= 580 (CUDA 13.x minor-version compatibility); "
+                "GPUs sm_75..sm_120+PTX; "
+                "the tables predate cu133 (the tables were read on 2026-11-27; upgrade "
+                "poetry-torch-cuda for newer facts); the CUDA 13.x floor 580 applies, "
+                "GPU list taken from cu132"
             ),
         ),
     ],
@@ -59,3 +64,11 @@ def test_requirements(
 
 def test_non_cuda_variants_need_nothing_of_the_driver() -> None:
     assert requirements(parse_variant("cpu"), "2.14.1", "x86_64", "linux") == ""
+
+
+def test_a_variant_without_a_gpu_list_says_so_once() -> None:
+    needs = requirements(parse_variant("cu140"), "2.16.0", "x86_64", "linux")
+    assert needs.startswith(
+        "needs a driver with full CUDA 14.0 support (none in the table); "
+        "GPUs unknown; the tables predate cu140"
+    )

@@ -179,6 +179,12 @@ def test_auto_accepts_the_gpu_its_decision_left_out() -> None:
         ("cpu", "12.8", None, "is a CUDA 12.8 build, not the CPU-only build cpu names"),
         ("rocm6.4", None, None, "is not a ROCm build"),
         ("rocm6.4", None, "6.4.43482-0f2d60242", None),
+        (
+            "rocm6.4",
+            None,
+            "6.3.42131-fa1d09cbd",
+            "is a ROCm (HIP 6.3.42131-fa1d09cbd) build, not the ROCm 6.4 build rocm6.4",
+        ),
         ("cu130", "13.0", None, None),
     ],
 )

@@ -16,7 +16,6 @@ from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.reports.lock_view import fleet_checks
 from poetry_torch_cuda.reports.status import build_report
-from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
@@ -76,7 +75,7 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         self._rows("Variant", [variant])
         if decision is not None and decision.steps and not self.io.is_verbose():
             self._rows("auto", [f"{esc(decision.steps[-1])} (-v: every step)"])
-        self._rows("Index", [esc(mask_url(report.index_url))])
+        self._rows("Index", [esc(report.index_url)])
         where = (
             "not created yet (`poetry install` creates it)"
             if isinstance(self.env, NotCreatedEnv)

@@ -142,20 +142,7 @@ def _assess_cuda(
     full = tables.minimum_driver(cuda, platform)
     floor = tables.compat_floor(cuda[0], platform)
     full_ok, floor_ok = tables.at_least(driver, full), tables.at_least(driver, floor)
-    notes: tuple[str, ...] = ()
-    if not tables.is_known_variant(variant.name):
-        nearest = tables.nearest_known(variant.name)
-        floor_text = (
-            f"the CUDA {cuda[0]}.x floor {floor} applies"
-            if floor
-            else "no driver floor known"
-        )
-        assumed = (
-            f"GPU list taken from {nearest}"
-            if nearest
-            else "no GPU list can be inferred"
-        )
-        notes = (f"{_predates(variant)}; {floor_text}, {assumed}",)
+    notes = tuple(filter(None, [predates(variant, platform)]))
     newest = tables.newest_cuda(driver, platform)
     supports = (
         f"supports CUDA {tables.dotted(newest)}"
@@ -182,16 +169,7 @@ def _assess_cuda(
         if cc is not None and tables.sass_for(archs, cc) is None:
             (uncovered if tables.ptx_for(archs, cc) is None else jit).append(gpu)
     if not floor_ok and not full_ok:
-        full_text = (
-            f">= {full} (full CUDA {dotted} support)"
-            if full
-            else f"a driver with full CUDA {dotted} support (none in the table)"
-        )
-        needs = f"needs {full_text}"
-        if floor is not None:
-            compat = f"CUDA {cuda[0]}.x minor-version compatibility"
-            needs = f"needs driver >= {floor} ({compat}) or {full_text}"
-        why = f"{needs}; driver {driver} {supports}"
+        why = f"needs {driver_needs(cuda, platform)}; driver {driver} {supports}"
         return Verdict(variant, False, (*notes, why), driver_ok=False)
     if uncovered:
         missing = ", ".join(f"{gpu.sm} ({gpu.name})" for gpu in uncovered)
@@ -232,8 +210,44 @@ def _assess_cuda(
     return Verdict(variant, False, (*notes, why), driver_ok=False)
 
 
-def _predates(variant: Variant) -> str:
-    return f"the tables predate {variant} ({tables.UPDATE_HINT})"
+def driver_needs(cuda: tuple[int, int], sys_platform: str) -> str:
+    """The driver a CUDA ``cuda`` build needs under each rule, the one wording:
+    ``driver >= 580 (CUDA 13.x minor-version compatibility) or >= 595.45.04 (full
+    CUDA 13.2 support)``."""
+    floor = tables.compat_floor(cuda[0], sys_platform)
+    full = tables.minimum_driver(cuda, sys_platform)
+    dotted = tables.dotted(cuda)
+    rules = []
+    if floor is not None:
+        rules.append(f">= {floor} (CUDA {cuda[0]}.x minor-version compatibility)")
+    if full is not None:
+        rules.append(f">= {full} (full CUDA {dotted} support)")
+    if not rules:
+        return f"a driver with full CUDA {dotted} support (none in the table)"
+    return "driver " + " or ".join(rules)
+
+
+def predates(variant: Variant, sys_platform: str) -> str | None:
+    """The one note on a variant newer than the tables (``cu133``) and how it is
+    judged instead; ``None`` for a variant the tables know."""
+    if tables.is_known_variant(variant.name):
+        return None
+    how = "decided by version"
+    cuda = variant.cuda_version
+    if cuda is not None:
+        floor = tables.compat_floor(cuda[0], sys_platform)
+        nearest = tables.nearest_known(variant.name)
+        how = (
+            f"the CUDA {cuda[0]}.x floor {floor} applies"
+            if floor
+            else "no driver floor known"
+        )
+        how += (
+            f", GPU list taken from {nearest}"
+            if nearest
+            else ", no GPU list can be inferred"
+        )
+    return f"the tables predate {variant} ({tables.UPDATE_HINT}); {how}"
 
 
 def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
@@ -242,9 +256,7 @@ def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
         return Verdict(variant, False, ("no ROCm GPU found",))
     wanted, version = tables.rocm_version(variant.name), rocm.version
     have = None if version is None else tables.rocm_version(version)[:2]
-    notes: tuple[str, ...] = ()
-    if not tables.is_known_variant(variant.name):
-        notes = (f"{_predates(variant)}; decided by version",)
+    notes = tuple(filter(None, [predates(variant, machine.sys_platform)]))
     if have is None:
         return Verdict(variant, True, (*notes, "ROCm version unknown; not checked"))
     if wanted[:2] == have:

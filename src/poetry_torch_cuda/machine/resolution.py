@@ -239,14 +239,15 @@ def require_builds(variant: Variant, sys_platform: str) -> None:
 
 
 def jetson_warning(
-    config: TorchCudaConfig, variant: Variant, machine: str, root: str | None = None
+    config: TorchCudaConfig, variant: Variant, arch: str, machine: Machine | None
 ) -> str | None:
     """A warning when a CUDA variant from PyTorch's own index is about to land on a
-    Jetson it does not serve (L4T before R38); a custom ``index-url`` is trusted."""
+    Jetson it does not serve (L4T before R38); a custom ``index-url`` is trusted.
+    ``machine``: the run's probe if it made one, else only the Jetson is probed."""
     custom = config.index_url_template != DEFAULT_INDEX_URL
-    if variant.kind != "cuda" or custom or machine.lower() not in ("aarch64", "arm64"):
+    if variant.kind != "cuda" or custom or arch.lower() not in ("aarch64", "arm64"):
         return None
-    jetson = probe_jetson(Path(root) if root else None)
+    jetson = probe_jetson() if machine is None else machine.jetson
     if not old_jetson(jetson):
         return None
     return f"{variant} on {jetson}: {JETSON_NOTE}"

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 #: ``unchecked``: the check could not finish (a timeout); neither proof nor failure.
 Status = Literal["ok", "fail", "note", "unchecked"]
 SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
+#: The cause of a file missing or changed since install (``verify`` and ``status``).
+DAMAGED = "a removal or an interrupted install left it incomplete"
 _LIBRARY_ERROR = re.compile(
     r"cannot open shared object file|DLL load failed|undefined symbol|"
     r"cannot load library|image not found|version `GLIBC",
@@ -206,8 +208,7 @@ def judge(
     out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix;
     ``damaged``: what is wrong with the installed files (failures first)."""
     packages = tuple(packages)
-    cause = "a removal or an interrupted install left it incomplete"
-    files = [Check("files", "fail", found, cause, SYNC_FORCE) for found in damaged]
+    files = [Check("files", "fail", found, DAMAGED, SYNC_FORCE) for found in damaged]
 
     def proof(*checks: Check) -> Proof:
         return Proof(variant, machine, packages, run, (*files, *checks))
@@ -303,19 +304,17 @@ def _build(torch: dict[str, Any], version: str, variant: Variant) -> list[Check]
     detail = f"{build} build" + (f", cuDNN {cudnn}" if cudnn else "")
     detail += f", compiled for {archs}" if archs else ""
     checks = [Check("build", "ok", f"torch {version}: {detail}")]
-    if variant.kind == "cuda":
-        wanted = variant.cuda_version
-        matches = bool(cuda) and _major_minor(str(cuda)) == wanted
-        what = f"a CUDA {cuda} build" if cuda else "not a CUDA build"
-        expected = f"the CUDA {tables.dotted(wanted)} build {variant} names"
-    elif variant.kind == "rocm":
-        wanted = _major_minor(variant.name.removeprefix("rocm"))
-        matches = bool(hip) and _major_minor(str(hip)) == wanted
-        what = f"a ROCm (HIP {hip}) build" if hip else "not a ROCm build"
-        expected = f"the ROCm {tables.dotted(wanted)} build {variant} names"
+    family = {"cuda": "CUDA", "rocm": "ROCm"}.get(variant.kind)
+    if family is not None:
+        wanted = variant.cuda_version or tables.rocm_version(variant.name)
+        release = f"{wanted[0]}.{wanted[1]}"
+        found = cuda if variant.kind == "cuda" else hip
+        matches = f"{found}.".startswith(f"{release}.")  # 13.0, HIP 6.4.43482-0f2d
+        what = f"a {build} build" if found else f"not a {family} build"
+        expected = f"the {family} {release} build {variant} names"
     elif variant.kind == "cpu":
         matches = not (cuda or hip)
-        what = f"a CUDA {cuda} build" if cuda else f"a ROCm (HIP {hip}) build"
+        what = f"a {build} build"
         expected = "the CPU-only build cpu names"
     else:
         return checks
@@ -461,8 +460,3 @@ def parse_archs(names: Iterable[str]) -> tuple[tables.Arch, ...]:
             key = (int(match.group(2)), int(match.group(3)))
             found[key] = found.get(key, False) or match.group(1) == "compute"
     return tuple(tables.Arch(*key, ptx) for key, ptx in sorted(found.items()))
-
-
-def _major_minor(text: str) -> tuple[int, int] | None:
-    match = re.match(r"(\d+)\.(\d+)", text)
-    return None if match is None else (int(match.group(1)), int(match.group(2)))

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
 from poetry_torch_cuda.index.offers import OfferFinder
 from poetry_torch_cuda.machine import tables
+from poetry_torch_cuda.machine.detection import driver_needs
+from poetry_torch_cuda.machine.detection import predates
 from poetry_torch_cuda.machine.resolution import check_project_fleet
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
@@ -118,21 +120,12 @@ def published(torch: str | None) -> str | None:
 def requirements(
     variant: Variant, torch: str | None, machine: str, sys_platform: str
 ) -> str:
-    """``needs driver >= 525.60.13 ..., GPUs sm_70..sm_120+PTX`` for a CUDA variant."""
+    """``needs driver >= 525.60.13 ...; GPUs sm_70..sm_120+PTX`` for a CUDA variant."""
     cuda = variant.cuda_version
     if cuda is None:
         return ""
-    floor = tables.compat_floor(cuda[0], sys_platform)
-    full = tables.minimum_driver(cuda, sys_platform)
-    parts = []
-    if floor is not None:
-        parts.append(f"driver >= {floor} (CUDA {cuda[0]}.x floor, SASS only)")
-    if full is not None:
-        parts.append(f">= {full} (full CUDA {cuda[0]}.{cuda[1]}, for PTX JIT)")
-    driver = " or ".join(parts) or "a driver newer than the tables"
     found = tables.arch_list_for(variant.name, torch, machine, sys_platform)
-    gpus = "GPUs unknown" if found is None else tables.describe_archs(found)
-    note = ""
-    if not tables.is_known_variant(variant.name):
-        note = f" (the tables predate {variant}; {tables.UPDATE_HINT})"
-    return f"needs {driver}; GPUs {gpus}{note}"
+    gpus = "unknown" if found is None else tables.describe_archs(found)
+    note = predates(variant, sys_platform)
+    needs = f"needs {driver_needs(cuda, sys_platform)}; GPUs {gpus}"
+    return needs + (f"; {note}" if note else "")

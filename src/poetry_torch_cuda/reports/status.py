@@ -17,8 +17,8 @@ from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.undo import family_problems
-from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.detection import predates
 from poetry_torch_cuda.machine.probe import probe_nvcc
 from poetry_torch_cuda.machine.resolution import machine_findings
 from poetry_torch_cuda.machine.resolution import resolve
@@ -26,6 +26,8 @@ from poetry_torch_cuda.project.locked import STALE_LOCK
 from poetry_torch_cuda.project.locked import is_stale
 from poetry_torch_cuda.project.protection import own_cuda_wheels
 from poetry_torch_cuda.project.selection import LockView
+from poetry_torch_cuda.proof.verdict import DAMAGED
+from poetry_torch_cuda.proof.verdict import SYNC_FORCE
 from poetry_torch_cuda.urls import mask_url
 
 
@@ -66,6 +68,7 @@ class StatusReport:
     """The project's variant, its torch packages, the machine, and what is out of line."""
 
     resolution: Resolution
+    #: The variant's index, its credentials masked (the one place that masks it).
     index_url: str
     machine: Machine
     packages: list[PackageStatus] = field(default_factory=list)
@@ -90,7 +93,7 @@ class StatusReport:
                 "configured": resolution.configured.name,
                 "origin": resolution.origin,
                 "resolved": resolution.variant.name,
-                "index_url": mask_url(self.index_url),
+                "index_url": self.index_url,
                 "auto_steps": list(decision.steps) if decision else None,
                 "forced_by": decision.forced_by if decision else None,
             },
@@ -124,7 +127,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         config, poetry, env, versions, machine=machine, client=ctx.client
     )
     variant = resolution.variant
-    url, nvcc = config.index_url(variant), probe_nvcc()
+    url, nvcc = mask_url(config.index_url(variant)), probe_nvcc()
     report = StatusReport(resolution, url, machine, nvcc=nvcc)
     report.warnings = warnings
     builds = read_builds(config.package_names, ctx.installed)
@@ -152,18 +155,13 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     if not_built is not None:
         report.notes.append(f"{not_built}: Poetry installs PyPI's default build here")
     elif variant.kind in ("cuda", "rocm"):
-        if not tables.is_known_variant(variant.name):
-            report.notes.append(
-                f"the tables predate {variant} ({tables.UPDATE_HINT}); it is judged "
-                "by rule: its CUDA major's driver floor and the GPU list of the "
-                "nearest known variant"
-            )
+        if (note := predates(variant, machine.sys_platform)) is not None:
+            report.notes.append(note)
         verdict = assess(variant, machine, torch.locked if torch else None)
         gpu_found = machine.nvidia if variant.kind == "cuda" else machine.rocm
-        if gpu_found is None and machine.jetson is None:
-            kind = "NVIDIA driver" if variant.kind == "cuda" else "ROCm GPU"
+        if gpu_found is None and machine.jetson is None:  # "no NVIDIA driver found"
             report.notes.append(
-                f"no {kind} found on this machine: {variant}'s torch runs on the "
+                f"{verdict.reasons[0]} on this machine: {variant}'s torch runs on the "
                 "CPU only here"
             )
         elif verdict.usable is False:
@@ -207,7 +205,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
             f"{cuda.split('.')[0]}.x toolkit (running torch does not need nvcc)"
         )
     report.warnings.extend(
-        f"{problem}: the install is damaged; run `poetry torch-cuda sync --force`"
+        f"{problem}: {DAMAGED}; {SYNC_FORCE}"
         for problem in family_problems(env, config.package_names)
     )
     report.warnings.extend(dead_stashes(env.path))
