@@ -496,7 +496,8 @@ class IndexClient:
         with suppress(OSError, ValueError, KeyError, TypeError):
             data = json.loads(self._cache_path(key).read_text(encoding="utf-8"))
             if (
-                data.get("format") == _CACHE_FORMAT
+                isinstance(data, dict)
+                and data.get("format") == _CACHE_FORMAT
                 and data.get("project") == key[1]
                 and time.time() - float(data["fetched"]) <= CACHE_TTL_SECONDS
             ):
