@@ -57,7 +57,6 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     # Only a run with something to do pays for these imports.
     from cleo.formatters.formatter import Formatter
 
-    from poetry_torch_cuda.environment.installed import forget_views
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.undo import Stash
     from poetry_torch_cuda.install.undo import finish
@@ -90,7 +89,6 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 done.append("put back the previous build kept in the environment")
             else:
                 _install_files(request, env, pip, io)
-            forget_views()
             installed = installed_environment(env)
             done.append(_check_installed(plan, installed))
             targets = (*plan.install, *plan.satisfied)
@@ -99,7 +97,6 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 remove_distributions(env, orphans, pip.uninstall)
         except BaseException as error:  # interrupts and bugs too: put back, then say so
             request.forget_lock()  # a lock entry made for it stays only if it installed
-            forget_views()
             failure = undo(error, stash, plan, env, pip.uninstall)
             if isinstance(error, (TorchCudaError, OSError, KeyboardInterrupt)):
                 raise failure from None

@@ -34,7 +34,6 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.environment.envlock import STASH
 from poetry_torch_cuda.environment.envlock import state_dir
-from poetry_torch_cuda.environment.installed import forget_views
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
@@ -142,7 +141,6 @@ class Stash:
                 _relink(os.path.join(self.root, name), path)
                 for path, name in self.files
             )
-        forget_views()
         after = versions_of(installed_environment(env))
         changes = [
             f"added {name} {after[name]}"
