@@ -1,5 +1,5 @@
 """Temporary files named after the process that owns them, the sweep of dead ones,
-and the one atomic writer.
+the one atomic writer and the one reader of the plugin's JSON state files.
 
 A run killed with ``kill -9`` cannot remove its temporary files. Each such
 file carries its owner's process id in its name (``<prefix><pid>.<random><suffix>``),
@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import Any
 
 
 if TYPE_CHECKING:
@@ -87,6 +88,15 @@ def write_json(path: Path, data: object) -> None:
     """:func:`write_text` of ``data`` as JSON, best effort: a cache, never the truth."""
     with suppress(OSError):
         write_text(path, json.dumps(data))
+
+
+def read_json(path: Path, default: Any) -> Any:
+    """``path`` parsed as JSON, or ``default`` where it is missing, unreadable or
+    damaged; the caller checks the shape it needs."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
 
 
 @contextmanager

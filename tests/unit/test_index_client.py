@@ -87,6 +87,19 @@ def test_the_cache_expires(index: IndexServer, tmp_path: Path) -> None:
     assert torch_requests(index, "cpu") == ["/whl/cpu/torch/"]
 
 
+@pytest.mark.parametrize("damage", ['{"format": ', "[]", '"text"', "{}"])
+def test_a_damaged_cache_file_is_asked_again(
+    index: IndexServer, tmp_path: Path, damage: str
+) -> None:
+    IndexClient(poetry_config(tmp_path)).project(index.whl_url("cpu"), "torch")
+    cache = next((tmp_path / "cache" / "poetry-torch-cuda" / "index").glob("*.json"))
+    cache.write_text(damage)
+    index.clear_requests()
+    files = IndexClient(poetry_config(tmp_path)).project(index.whl_url("cpu"), "torch")
+    assert files.found
+    assert torch_requests(index, "cpu") == ["/whl/cpu/torch/"]
+
+
 def test_errors_are_not_cached_and_hide_credentials(
     index: IndexServer, tmp_path: Path
 ) -> None:

@@ -1,13 +1,12 @@
 """What an environment has installed, read from its distribution metadata.
 
-One view per environment, kept while its site-packages directories are
-unchanged (installing or removing a distribution changes their mtime), so a
-run reads the metadata once. Nothing imports torch or starts a process.
+A view reads each distribution's metadata once, when first asked; a run
+shares its view (``RunContext.installed``) and reads a new one after it
+changed the environment. Nothing imports torch or starts a process.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from dataclasses import field
@@ -172,31 +171,11 @@ class InstalledEnvironment:
         )
 
 
-_views: dict[tuple[str, ...], tuple[tuple[int, ...], InstalledEnvironment]] = {}
-
-
-def forget_views() -> None:
-    """Drop the views: the plugin just changed an environment."""
-    _views.clear()
-
-
 def installed_environment(env: Env) -> InstalledEnvironment:
-    """The installed distributions of Poetry's ``env``: one view until it changes."""
-    paths = tuple(str(path) for path in env.site_packages.candidates)
-    stamps = tuple(_mtime(path) for path in paths)
-    cached = _views.get(paths)
-    if cached is not None and cached[0] == stamps:
-        return cached[1]
-    view = InstalledEnvironment(paths, env.marker_env)
-    _views[paths] = (stamps, view)
-    return view
-
-
-def _mtime(path: str) -> int:
-    try:
-        return os.stat(path).st_mtime_ns  # noqa: PTH116
-    except OSError:
-        return -1
+    """The installed distributions of Poetry's ``env``, read afresh."""
+    return InstalledEnvironment(
+        [str(path) for path in env.site_packages.candidates], env.marker_env
+    )
 
 
 def versions_of(installed: InstalledEnvironment) -> dict[NormalizedName, str]:

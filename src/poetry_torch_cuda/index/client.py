@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import re
 import time
@@ -34,6 +33,7 @@ from poetry.utils.authenticator import Authenticator
 from poetry.utils.password_manager import HTTPAuthCredential
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 from poetry_torch_cuda.urls import mask_url
 from poetry_torch_cuda.urls import register_secret
@@ -272,10 +272,7 @@ def _host(url: str) -> str:
 
 
 def _hosts(cache_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((cache_dir / _UNREACHABLE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    data = read_json(cache_dir / _UNREACHABLE, {})
     return data if isinstance(data, dict) else {}
 
 
@@ -493,10 +490,11 @@ class IndexClient:
         return self.cache_dir / f"{digest}.json"
 
     def _read_cache(self, key: tuple[str, str]) -> ProjectFiles | None:
-        with suppress(OSError, ValueError, KeyError, TypeError):
-            data = json.loads(self._cache_path(key).read_text(encoding="utf-8"))
+        data = read_json(self._cache_path(key), None)
+        with suppress(ValueError, KeyError, TypeError):
             if (
-                data.get("format") == _CACHE_FORMAT
+                isinstance(data, dict)
+                and data.get("format") == _CACHE_FORMAT
                 and data.get("project") == key[1]
                 and time.time() - float(data["fetched"]) <= CACHE_TTL_SECONDS
             ):

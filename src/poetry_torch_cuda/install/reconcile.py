@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +16,8 @@ from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.tempfiles import read_json
+from poetry_torch_cuda.tempfiles import write_json
 
 
 if TYPE_CHECKING:
@@ -57,7 +57,6 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     # Only a run with something to do pays for these imports.
     from cleo.formatters.formatter import Formatter
 
-    from poetry_torch_cuda.environment.installed import forget_views
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.undo import Stash
     from poetry_torch_cuda.install.undo import finish
@@ -90,7 +89,6 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 done.append("put back the previous build kept in the environment")
             else:
                 _install_files(request, env, pip, io)
-            forget_views()
             installed = installed_environment(env)
             done.append(_check_installed(plan, installed))
             targets = (*plan.install, *plan.satisfied)
@@ -99,7 +97,6 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 remove_distributions(env, orphans, pip.uninstall)
         except BaseException as error:  # interrupts and bugs too: put back, then say so
             request.forget_lock()  # a lock entry made for it stays only if it installed
-            forget_views()
             failure = undo(error, stash, plan, env, pip.uninstall)
             if isinstance(error, (TorchCudaError, OSError, KeyboardInterrupt)):
                 raise failure from None
@@ -247,8 +244,7 @@ def reconcile_environment(
             apply_plan(prepare_install(request, env, io), env, io)
             if plan.install:
                 record = {"project": str(project), "variant": variant.name}
-                with suppress(OSError):
-                    owner_record(env.path).write_text(json.dumps(record), "utf-8")
+                write_json(owner_record(env.path), record)
         return plan
 
 
@@ -261,7 +257,7 @@ def owner_record(env_path: Path) -> Path:
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
     """Warn when the variant another project installed here is being replaced."""
     try:
-        data = json.loads(owner_record(env.path).read_text(encoding="utf-8"))
+        data = read_json(owner_record(env.path), None)
         path, installed = str(data["project"]), str(data["variant"])
     except (OSError, ValueError, KeyError, TypeError):
         return

@@ -34,11 +34,12 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.environment.envlock import STASH
 from poetry_torch_cuda.environment.envlock import state_dir
-from poetry_torch_cuda.environment.installed import forget_views
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
+from poetry_torch_cuda.tempfiles import read_json
+from poetry_torch_cuda.tempfiles import write_json
 
 
 if TYPE_CHECKING:
@@ -140,7 +141,6 @@ class Stash:
                 _relink(os.path.join(self.root, name), path)
                 for path, name in self.files
             )
-        forget_views()
         after = versions_of(installed_environment(env))
         changes = [
             f"added {name} {after[name]}"
@@ -182,9 +182,7 @@ def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     else:
         drop_previous(env.path)
         stash.drop()
-    with suppress(OSError):
-        record = state_dir(env.path) / INSTALLED
-        record.write_text(json.dumps(sorted(files)), encoding="utf-8")
+    write_json(state_dir(env.path) / INSTALLED, sorted(files))
 
 
 def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
@@ -211,7 +209,7 @@ def previous_build(env_path: Path) -> Stash | None:
     """The environment's previous build, if one is kept."""
     try:
         root = state_dir(env_path) / PREVIOUS
-        data = json.loads((root / _MANIFEST).read_text(encoding="utf-8"))
+        data = read_json(root / _MANIFEST, None)
         files = [(str(path), str(name)) for path, name in data["files"]]
         return Stash(root, data["before"], data["family"], files, data["locked"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -225,9 +223,8 @@ def drop_previous(env_path: Path) -> None:
 
 def _installed_from(env_path: Path) -> list[str]:
     try:
-        record = state_dir(env_path) / INSTALLED
-        return [str(sha) for sha in json.loads(record.read_text())]
-    except (OSError, ValueError, TypeError):
+        return [str(sha) for sha in read_json(state_dir(env_path) / INSTALLED, [])]
+    except (OSError, TypeError):
         return []
 
 

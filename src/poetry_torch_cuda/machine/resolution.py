@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,6 +45,7 @@ from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 
 
@@ -326,10 +326,7 @@ def _memory_path(env_path: Path) -> Path:
 
 
 def _read(env_path: Path) -> list[Failure]:
-    try:
-        data = json.loads(_memory_path(env_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
+    data = read_json(_memory_path(env_path), None)
     entries = data.get("failures") if isinstance(data, dict) else None
     found = []
     for entry in entries if isinstance(entries, list) else []:
