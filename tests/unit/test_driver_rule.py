@@ -156,19 +156,6 @@ def test_a_new_major_cannot_be_told() -> None:
     assert "the tables predate cu140" in verdict.reasons[0]
 
 
-def test_auto_takes_an_unknown_variant_only_when_the_index_has_it() -> None:
-    cu133 = parse_variant("cu133")
-    h100 = machine("580.65.06", H100)
-    picked = decide(h100, offered("cu133", "cu132"), "2.16.0", extra=[cu133])
-    assert picked.variant.name == "cu133"
-    unsure = decide(h100, lambda v: Offer(None, "unreachable"), "2.16.0", extra=[cu133])
-    assert unsure.variant.name == "cu132"
-    assert any(
-        step.startswith("cu133: skipped, newer than the tables")
-        for step in unsure.steps
-    )
-
-
 def rocm_machine(version: str) -> Machine:
     from poetry_torch_cuda.machine.probe import Rocm
     from poetry_torch_cuda.machine.probe import RocmGpu

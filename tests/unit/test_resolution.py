@@ -12,7 +12,6 @@ from poetry_torch_cuda.machine.probe import NvidiaDriver
 from poetry_torch_cuda.machine.probe import NvidiaGpu
 from poetry_torch_cuda.machine.resolution import choose
 from poetry_torch_cuda.machine.resolution import remember
-from poetry_torch_cuda.project.variants import parse_variant
 
 
 if TYPE_CHECKING:
@@ -43,9 +42,3 @@ def test_an_env_remembers_failed_builds_a_target_does_not(tmp_path: Path) -> Non
     assert skipped is not None and "failed verification" in skipped.detail
     # a declared target (no env) has no memory: the same machine picks as before
     assert choose(RTX, offered, "2.14.1").variant == newest
-
-
-def test_extra_variants_are_candidates(tmp_path: Path) -> None:
-    cu133 = parse_variant("cu133")
-    decision = choose(RTX, offered, "2.14.1", extra=[cu133])
-    assert cu133 in [verdict.variant for verdict, _ in decision.candidates]

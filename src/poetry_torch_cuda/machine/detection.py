@@ -102,10 +102,10 @@ def decide(
     machine: Machine,
     offers: Callable[[Variant], Offer],
     torch_version: str | None = None,
-    extra: Iterable[Variant] = (),
 ) -> Decision:
     """The newest variant the driver runs, built for every GPU and on the index; else
-    the one serving most GPUs; else cpu. ``extra`` (``cu133``) needs the index's yes."""
+    the one serving most GPUs; else cpu. A CUDA variant newer than the tables is
+    never a candidate; the machine's own ROCm version is, when the index has it."""
     if machine.sys_platform == "darwin":
         note = "macOS: PyTorch publishes only PyPI's default build (CPU and MPS)"
         return Decision(CPU, (f"{note}; Poetry installs it as usual",))
@@ -113,7 +113,7 @@ def decide(
         why = "cpu: no PyTorch variant index serves this board"
         return Decision(CPU, (f"{machine.jetson}: {JETSON_NOTE}", why))
     if machine.nvidia is not None:
-        return _decide_cuda(machine, offers, torch_version, tuple(extra))
+        return _decide_cuda(machine, offers, torch_version)
     if machine.rocm is not None:
         return _decide_rocm(machine, offers)
     steps = (*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE)
@@ -271,7 +271,6 @@ def _decide_cuda(
     machine: Machine,
     offers: Callable[[Variant], Offer],
     torch_version: str | None,
-    extra: tuple[Variant, ...] = (),
 ) -> Decision:
     nvidia = machine.nvidia
     assert nvidia is not None
@@ -283,7 +282,6 @@ def _decide_cuda(
     if not nvidia.gpus:
         steps.append("GPU models unknown (nvidia-smi did not list them)")
     names = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]
-    names += [v for v in extra if v.kind == "cuda" and v not in names]
     names.sort(key=lambda v: v.cuda_version or (0, 0), reverse=True)
     verdicts = [assess(variant, machine, torch_version) for variant in names]
     chosen, candidates = _first_offered(verdicts, offers, steps)
@@ -338,7 +336,7 @@ def _first_offered(
             by = f"; it would run here by {rule}" if rule else ""
             steps.append(f"{variant}: skipped, {offer.detail}{by}")
         elif offer.available is None and not tables.is_known_variant(variant.name):
-            steps.append(
+            steps.append(  # the machine's own rocmX.Y, newer than the tables
                 f"{variant}: skipped, newer than the tables and the index "
                 f"could not confirm it has the build ({offer.detail})"
             )

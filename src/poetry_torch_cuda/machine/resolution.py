@@ -102,7 +102,6 @@ def choose(
     offers: Callable[[Variant], Offer],
     torch_version: str | None,
     *,
-    extra: Iterable[Variant] = (),
     env: Env | None = None,
 ) -> Decision:
     """:func:`~.detection.decide`, where builds that failed in ``env`` before are
@@ -120,7 +119,7 @@ def choose(
             remembered=True,
         )
 
-    return decide(machine, offer, torch_version, extra)
+    return decide(machine, offer, torch_version)
 
 
 def resolve(
