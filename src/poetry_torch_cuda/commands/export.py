@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 from cleo.helpers import option
 from poetry.console.commands.group_command import GroupCommand
 from poetry.core.version.helpers import format_python_constraint
-from poetry.utils.password_manager import HTTPAuthCredential
 
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
@@ -128,11 +127,9 @@ class ExportCommand(ReportsErrors, GroupCommand):
         )
         # Indexes that requests get credentials for, by the one rule every request
         # follows (Poetry's, by host): named in a comment, never written.
-        auth = variant_authenticator(config, variant, self.poetry.config)
-
-        def secret(index: str) -> bool:
-            return auth.get_credentials_for_url(f"{index}/") != HTTPAuthCredential()
-
+        secret = variant_authenticator(
+            config, variant, self.poetry.config
+        ).sends_credentials
         if fmt == "pylock.toml":
             client = project_client(self.poetry)
             python = format_python_constraint(self.poetry.package.python_constraint)
