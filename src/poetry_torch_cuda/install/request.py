@@ -20,6 +20,7 @@ from poetry.repositories.exceptions import RepositoryError
 from requests import RequestException
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.client import advice
 from poetry_torch_cuda.index.client import http_failure
 from poetry_torch_cuda.index.client import in_words
@@ -29,6 +30,7 @@ from poetry_torch_cuda.lockfile.model import LockedFile
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project.config import UNREACHABLE_HINT
 from poetry_torch_cuda.project.variants import version_key
+from poetry_torch_cuda.urls import without_credentials
 
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.index.client import IndexAuthenticator
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -63,6 +66,8 @@ class InstallRequest:
     config: TorchCudaConfig
     #: The project: its poetry.lock, sources, Poetry's configuration, torch-cuda.lock.
     poetry: Poetry
+    #: The one authenticator of this install: its lock, its download.
+    auth: IndexAuthenticator
     #: Write ``.pyc`` files, as ``poetry install --compile`` does.
     compile_bytecode: bool = False
     #: torch-cuda.lock's files for the family, poetry.lock's for Poetry's packages.
@@ -102,7 +107,15 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
     except TorchCudaError as error:
         forget()  # an entry locked for this install stays only if it installed
         state = plan.unchanged
-        if getattr(error, "cause", None):  # the index did not answer at all
+        if isinstance(error, IndexUnavailableError) and error.status is not None:
+            config = request.config
+            url = without_credentials(config.index_url(plan.variant))
+            given = request.auth.sends_credentials(url)
+            cause, fix = http_failure(error.status, "torch", config.source, given)
+            error = TorchCudaError(
+                f"could not lock {plan.variant} from {url}: {cause}\n{fix}"
+            )
+        elif isinstance(error, IndexUnavailableError):  # no answer at all
             state += f" {UNREACHABLE_HINT}"
         raise TorchCudaError(f"{error}\n{state}") from None
     return dataclasses.replace(
