@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
+    from poetry.core.packages.package import Package
+    from poetry.core.packages.utils.link import Link
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
@@ -177,29 +179,9 @@ def poetry_files(
     """
     from poetry_torch_cuda.project.locked import locked_packages
 
-    pool, found = poetry.pool, []
+    found = []
     for package in locked_packages(poetry, wanted):
-        if package.source_type and package.source_reference:
-            repository = pool.repository(package.source_reference)
-        else:
-            repository = (
-                pool.repository("pypi")
-                if pool.has_repository("pypi")
-                else pool.repositories[0]
-            )
-        try:
-            links = repository.find_links_for_package(package)
-        except (RepositoryError, RequestException) as error:
-            response = getattr(error.__context__ or error, "response", None)
-            if response is not None:
-                words, fix = http_failure(response.status_code, package.name)
-            else:
-                url = getattr(repository, "url", repository.name)
-                words, fix = in_words(error, url), advice(error)
-            raise TorchCudaError(
-                f"could not read the files of {package.name} on {repository.name}, "
-                f"{POETRY_LOCK}'s source: {words}.\n{fix}"
-            ) from None
+        links = poetry_links(poetry, package)
         hashes = {f["file"]: str(f["hash"]) for f in package.files}
         version = package.version.text
         candidates = [
@@ -215,6 +197,37 @@ def poetry_files(
         ]
         found.append(_best_file(candidates, package.name, version, env, POETRY_LOCK))
     return found
+
+
+def poetry_links(poetry: Poetry, package: Package) -> list[Link]:
+    """The files poetry.lock's source lists for ``package``, read by Poetry's repository
+    as ``poetry install`` reads them.
+
+    Raises:
+        TorchCudaError: the source did not answer, or refused.
+    """
+    pool = poetry.pool
+    if package.source_type and package.source_reference:
+        repository = pool.repository(package.source_reference)
+    else:
+        repository = (
+            pool.repository("pypi")
+            if pool.has_repository("pypi")
+            else pool.repositories[0]
+        )
+    try:
+        return repository.find_links_for_package(package)
+    except (RepositoryError, RequestException) as error:
+        response = getattr(error.__context__ or error, "response", None)
+        if response is not None:
+            words, fix = http_failure(response.status_code, package.name)
+        else:
+            url = getattr(repository, "url", repository.name)
+            words, fix = in_words(error, url), advice(error)
+        raise TorchCudaError(
+            f"could not read the files of {package.name} on {repository.name}, "
+            f"{POETRY_LOCK}'s source: {words}.\n{fix}"
+        ) from None
 
 
 def _best_file(
