@@ -183,6 +183,38 @@ def test_pylock_installs_from_a_legacy_source_with_an_sdist_and_a_caret_python(
     assert installed["tinyutil"] == "1.1.0"
 
 
+def test_pylock_names_the_file_url_its_source_does_not_give(
+    tmp_path: Path, index: IndexServer, legacy_source: str
+) -> None:
+    """pylock.toml reads the file URLs as Poetry does; when the source fails or no
+    longer lists a locked file, the export fails naming it and the offline format."""
+    deps = {"tinyutil": "*", "mysdist": "*"}
+    project = Project.create(tmp_path, index, deps, 'variant = "cu129"\n')
+    with_lines(
+        project,
+        '[[tool.poetry.source]]\nname = "legacy"\n'
+        f"url = {json.dumps(legacy_source)}\n"
+        'priority = "supplemental"\n',
+    )
+    project.run("lock")
+    args = ("torch-cuda", "export", "--variant", "cu129", "-f", "pylock.toml")
+    index.fail_paths["/simple/tinyutil/"] = 500
+    failed = run_inprocess(project, *args)
+    assert failed.returncode == 1, failed
+    assert "pylock.toml needs its files' URLs" in failed.stderr, failed
+    assert "the index failed with HTTP 500" in failed.stderr, failed
+    assert "export requirements.txt, which needs no URL" in failed.stderr, failed
+    assert failed.stdout == "", failed
+    index.fail_paths.clear()
+    page = tmp_path / "legacy" / "simple" / "mysdist" / "index.html"
+    page.write_text("<html><body></body></html>")
+    gone = run_inprocess(project, *args)
+    assert gone.returncode == 1, gone
+    assert "pylock.toml needs the URL of mysdist-1.0.0.tar.gz" in gone.stderr, gone
+    assert "does not list it (any more)" in gone.stderr, gone
+    assert run_inprocess(project, *args[:4]).returncode == 0  # requirements.txt
+
+
 def test_a_path_dependency_is_refused_not_written_as_an_index(
     tmp_path: Path, index: IndexServer
 ) -> None:

@@ -191,7 +191,7 @@ def test_a_plan_that_only_removes_asks_nothing_before_pip(tmp_path: Path) -> Non
     plan = Plan(CU129, remove=(canonicalize_name("nvidia-cublas-cu12"),))
     config = TorchCudaConfig(CU129)
     # neither the environment nor the output is touched: no index, no lock
-    given = InstallRequest(plan, config, None, compile_bytecode=True)  # type: ignore[arg-type]
+    given = InstallRequest(plan, config, None, None, True)  # type: ignore[arg-type]
     request = prepare_install(given, None, None)  # type: ignore[arg-type]
     assert request.plan == plan
     assert request.files == () and request.asked == ""

@@ -3,7 +3,7 @@
 Poetry's packages from poetry.lock, selected as ``poetry install`` selects them
 (the ``extra`` part of a marker decided here, never written), the torch family
 replaced by the variant's build from torch-cuda.lock. pylock.toml reads each
-file's URL from the index's page (cached). No credential is written.
+file's URL from the index's page, as Poetry does. No credential is written.
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ from urllib.parse import urlsplit
 from cleo.helpers import option
 from poetry.console.commands.group_command import GroupCommand
 from poetry.core.version.helpers import format_python_constraint
-from poetry.utils.password_manager import HTTPAuthCredential
 
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.client import IndexUnavailableError
-from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.index.client import variant_authenticator
+from poetry_torch_cuda.install.request import poetry_links
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import configured
 from poetry_torch_cuda.lockfile.service import entry_for
@@ -46,7 +44,6 @@ if TYPE_CHECKING:
     from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
 
-    from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.lockfile.model import VariantLock
 
 FORMATS = ("requirements.txt", "pylock.toml")
@@ -64,6 +61,8 @@ class ExportedPackage:
     #: ``(file name, url or None: to be read from the index page, sha256)``
     files: tuple[tuple[str, str | None, str], ...]
     url: str | None = None
+    #: poetry.lock's package, whose source lists the files without a URL here.
+    locked: Package | None = None
 
 
 class ExportCommand(ReportsErrors, GroupCommand):
@@ -128,16 +127,13 @@ class ExportCommand(ReportsErrors, GroupCommand):
         )
         # Indexes that requests get credentials for, by the one rule every request
         # follows (Poetry's, by host): named in a comment, never written.
-        auth = variant_authenticator(config, variant, self.poetry.config)
-
-        def secret(index: str) -> bool:
-            return auth.get_credentials_for_url(f"{index}/") != HTTPAuthCredential()
-
+        secret = variant_authenticator(
+            config, variant, self.poetry.config
+        ).sends_credentials
         if fmt == "pylock.toml":
-            client = project_client(self.poetry)
             python = format_python_constraint(self.poetry.package.python_constraint)
             text = pylock_toml(
-                variant.name, packages, python, secret, partial(_file_url, client)
+                variant.name, packages, python, secret, partial(_file_urls, self.poetry)
             )
         else:
             text = requirements_txt(variant.name, packages, secret)
@@ -152,24 +148,27 @@ class ExportCommand(ReportsErrors, GroupCommand):
         return 0
 
 
-def _file_url(client: IndexClient, index: str, name: str, filename: str) -> str:
-    """A file's URL as the index's page gives it (cached for 10 minutes)."""
+def _file_urls(poetry: Poetry, package: ExportedPackage) -> dict[str, str]:
+    """The URLs of ``package``'s files, as its source lists them for ``poetry install``."""
+    assert package.locked is not None  # no URL: a file of poetry.lock's
     try:
-        page = client.project(index, name)
-    except IndexUnavailableError as error:
+        links = poetry_links(poetry, package.locked)
+    except TorchCudaError as error:
         raise TorchCudaError(
-            f"pylock.toml needs the URL of {filename}, read from {index}/{name}/, "
-            f"and the index did not answer ({error}). Export while it answers "
-            "(its pages are then cached for 10 minutes), or export "
-            "requirements.txt, which needs no URL."
+            f"pylock.toml needs its files' URLs: {error} Or export requirements.txt, "
+            "which needs no URL."
         ) from None
-    for entry in page.entries:
-        if entry.filename == filename:
-            return without_credentials(entry.url)
-    raise TorchCudaError(
-        f"pylock.toml needs the URL of {filename}, and {index}/{name}/ does not "
-        "list it (any more). Run `poetry lock` to lock what the index has."
-    )
+    urls = {
+        link.filename: without_credentials(link.url_without_fragment) for link in links
+    }
+    for filename, _, _ in package.files:
+        if filename not in urls:
+            raise TorchCudaError(
+                f"pylock.toml needs the URL of {filename}, and {package.index}/"
+                f"{package.name}/ does not list it (any more). Run `poetry lock` to "
+                "lock what the index has."
+            )
+    return urls
 
 
 def select(
@@ -228,7 +227,9 @@ def _poetry_package(package: Package, marker: str) -> ExportedPackage:
             package.name, package.version.text, marker, None, files, str(url)
         )
     index = without_credentials(str(url or PYPI_SIMPLE)).rstrip("/")
-    return ExportedPackage(package.name, package.version.text, marker, index, files)
+    return ExportedPackage(
+        package.name, package.version.text, marker, index, files, locked=package
+    )
 
 
 def requirements_txt(
@@ -260,12 +261,13 @@ def pylock_toml(
     packages: Iterable[ExportedPackage],
     requires_python: str,
     secret: Callable[[str], bool],
-    file_url: Callable[[str, str, str], str],
+    file_urls: Callable[[ExportedPackage], dict[str, str]],
 ) -> str:
-    """A PEP 751 ``pylock.toml``; ``file_url(index, name, file)`` finds a file's URL.
+    """A PEP 751 ``pylock.toml``; ``file_urls(package)`` finds the URLs of the files of
+    a package of poetry.lock's.
 
     Raises:
-        TorchCudaError: a file's URL cannot be had (``file_url`` says why).
+        TorchCudaError: a file's URL cannot be had (``file_urls`` says why).
     """
     import tomlkit
 
@@ -299,10 +301,11 @@ def pylock_toml(
             assert package.index is not None  # no url: from an index
             table["index"] = package.index
             wheels = tomlkit.array().multiline(True)
+            urls = {} if package.locked is None else file_urls(package)
             for filename, url, sha256 in sorted(package.files):
                 item = tomlkit.inline_table()
                 item["name"] = filename
-                item["url"] = url or file_url(package.index, package.name, filename)
+                item["url"] = url or urls[filename]
                 item["hashes"] = {"sha256": sha256}
                 if filename.endswith(".whl"):
                     wheels.append(item)

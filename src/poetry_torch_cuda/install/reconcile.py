@@ -132,14 +132,10 @@ def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) ->
 
 
 def _fetch(request: InstallRequest, io: IO) -> list[Path]:
-    from poetry_torch_cuda.index.client import variant_authenticator
     from poetry_torch_cuda.install.download import download_files
     from poetry_torch_cuda.project.config import ENV_INDEX_URL
 
-    config, variant = request.config, request.plan.variant
-    auth = variant_authenticator(
-        config, variant, request.poetry.config, config.download_concurrency
-    )
+    config, variant, auth = request.config, request.plan.variant, request.auth
     # The per-run mirror: files found there by name, checked by the lock's hashes.
     mirror = config.index_url(variant) if os.environ.get(ENV_INDEX_URL) else None
     last = [0, 0, 0, 0]
@@ -232,6 +228,7 @@ def reconcile_environment(
             config, variant = refresh() or (config, variant)
         plan = plan_for(config, variant, locked, env, force=force)
         if not plan.is_empty:
+            from poetry_torch_cuda.index.client import variant_authenticator
             from poetry_torch_cuda.install.request import InstallRequest
             from poetry_torch_cuda.install.request import prepare_install
             from poetry_torch_cuda.install.request import refuse_system_python
@@ -240,7 +237,10 @@ def reconcile_environment(
             project = poetry.pyproject_path.parent
             if plan.install:
                 _warn_other_owner(env, io, project, variant)
-            request = InstallRequest(plan, config, poetry, compile_bytecode)
+            auth = variant_authenticator(
+                config, variant, poetry.config, config.download_concurrency
+            )
+            request = InstallRequest(plan, config, poetry, auth, compile_bytecode)
             apply_plan(prepare_install(request, env, io), env, io)
             if plan.install:
                 record = {"project": str(project), "variant": variant.name}

@@ -20,6 +20,7 @@ from poetry.repositories.exceptions import RepositoryError
 from requests import RequestException
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.client import advice
 from poetry_torch_cuda.index.client import http_failure
 from poetry_torch_cuda.index.client import in_words
@@ -29,6 +30,7 @@ from poetry_torch_cuda.lockfile.model import LockedFile
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project.config import UNREACHABLE_HINT
 from poetry_torch_cuda.project.variants import version_key
+from poetry_torch_cuda.urls import without_credentials
 
 
 if TYPE_CHECKING:
@@ -39,9 +41,12 @@ if TYPE_CHECKING:
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
+    from poetry.core.packages.package import Package
+    from poetry.core.packages.utils.link import Link
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.index.client import IndexAuthenticator
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -63,6 +68,8 @@ class InstallRequest:
     config: TorchCudaConfig
     #: The project: its poetry.lock, sources, Poetry's configuration, torch-cuda.lock.
     poetry: Poetry
+    #: The one authenticator of this install: its lock, its download.
+    auth: IndexAuthenticator
     #: Write ``.pyc`` files, as ``poetry install --compile`` does.
     compile_bytecode: bool = False
     #: torch-cuda.lock's files for the family, poetry.lock's for Poetry's packages.
@@ -102,7 +109,15 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
     except TorchCudaError as error:
         forget()  # an entry locked for this install stays only if it installed
         state = plan.unchanged
-        if getattr(error, "cause", None):  # the index did not answer at all
+        if isinstance(error, IndexUnavailableError) and error.status is not None:
+            config = request.config
+            url = without_credentials(config.index_url(plan.variant))
+            given = request.auth.sends_credentials(url)
+            cause, fix = http_failure(error.status, "torch", config.source, given)
+            error = TorchCudaError(
+                f"could not lock {plan.variant} from {url}: {cause}\n{fix}"
+            )
+        elif isinstance(error, IndexUnavailableError):  # no answer at all
             state += f" {UNREACHABLE_HINT}"
         raise TorchCudaError(f"{error}\n{state}") from None
     return dataclasses.replace(
@@ -164,29 +179,9 @@ def poetry_files(
     """
     from poetry_torch_cuda.project.locked import locked_packages
 
-    pool, found = poetry.pool, []
+    found = []
     for package in locked_packages(poetry, wanted):
-        if package.source_type and package.source_reference:
-            repository = pool.repository(package.source_reference)
-        else:
-            repository = (
-                pool.repository("pypi")
-                if pool.has_repository("pypi")
-                else pool.repositories[0]
-            )
-        try:
-            links = repository.find_links_for_package(package)
-        except (RepositoryError, RequestException) as error:
-            response = getattr(error.__context__ or error, "response", None)
-            if response is not None:
-                words, fix = http_failure(response.status_code, package.name)
-            else:
-                url = getattr(repository, "url", repository.name)
-                words, fix = in_words(error, url), advice(error)
-            raise TorchCudaError(
-                f"could not read the files of {package.name} on {repository.name}, "
-                f"{POETRY_LOCK}'s source: {words}.\n{fix}"
-            ) from None
+        links = poetry_links(poetry, package)
         hashes = {f["file"]: str(f["hash"]) for f in package.files}
         version = package.version.text
         candidates = [
@@ -202,6 +197,37 @@ def poetry_files(
         ]
         found.append(_best_file(candidates, package.name, version, env, POETRY_LOCK))
     return found
+
+
+def poetry_links(poetry: Poetry, package: Package) -> list[Link]:
+    """The files poetry.lock's source lists for ``package``, read by Poetry's repository
+    as ``poetry install`` reads them.
+
+    Raises:
+        TorchCudaError: the source did not answer, or refused.
+    """
+    pool = poetry.pool
+    if package.source_type and package.source_reference:
+        repository = pool.repository(package.source_reference)
+    else:
+        repository = (
+            pool.repository("pypi")
+            if pool.has_repository("pypi")
+            else pool.repositories[0]
+        )
+    try:
+        return repository.find_links_for_package(package)
+    except (RepositoryError, RequestException) as error:
+        response = getattr(error.__context__ or error, "response", None)
+        if response is not None:
+            words, fix = http_failure(response.status_code, package.name)
+        else:
+            url = getattr(repository, "url", repository.name)
+            words, fix = in_words(error, url), advice(error)
+        raise TorchCudaError(
+            f"could not read the files of {package.name} on {repository.name}, "
+            f"{POETRY_LOCK}'s source: {words}.\n{fix}"
+        ) from None
 
 
 def _best_file(

@@ -33,9 +33,7 @@ from packaging.version import InvalidVersion
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
-from poetry_torch_cuda.index.client import http_failure
 from poetry_torch_cuda.index.client import project_client
-from poetry_torch_cuda.index.client import variant_authenticator
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedDependency
 from poetry_torch_cuda.lockfile.model import LockedPackage
@@ -698,6 +696,7 @@ def locked_entry(
 
     Raises:
         LockError: the variant could not be locked.
+        IndexUnavailableError: the index did not answer usefully.
     """
     config = configured(poetry.pyproject.data)
     found, reasons = entry_for(poetry, config, variant)
@@ -706,23 +705,10 @@ def locked_entry(
     io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
     path = lock_path(poetry)
     before = path.read_bytes() if path.is_file() else None
-    try:
-        # An install asks the index afresh: it is about to download from it anyway.
-        made = lock_project(
-            poetry, io, config=config, refresh=True, reuse=True, extra=[variant]
-        )
-    except IndexUnavailableError as error:
-        if error.status is None:  # no answer: the install's message names proxies
-            error.cause = error.cause or "no answer"
-            raise
-        fetch = _fetching(poetry)
-        auth = variant_authenticator(fetch, variant, poetry.config)
-        url = auth.take_off(fetch.index_url(variant))
-        given = auth.sends_credentials(url)
-        cause, advice = http_failure(error.status, "torch", fetch.source, given)
-        raise LockError(
-            f"could not lock {variant} from {mask_url(url)}: {cause}\n{advice}"
-        ) from None
+    # An install asks the index afresh: it is about to download from it anyway.
+    made = lock_project(
+        poetry, io, config=config, refresh=True, reuse=True, extra=[variant]
+    )
     entry = made.variant(variant.name) if made else None
     assert entry is not None  # lock_project raised instead
 
