@@ -391,6 +391,27 @@ def test_verify_fails_on_a_label_other_than_the_variant(
     assert failing[0]["fix"] == "`poetry torch-cuda sync` installs it"
 
 
+def test_verify_fails_on_a_version_other_than_the_locked_one(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu", install_with=env)
+    cpu = f"{proof_index.url}/whl/cpu"
+    project.pip("install", "--no-deps", "--index-url", cpu, "torch==2.13.0+cpu")
+
+    data = verify_json(project, env, 1)
+
+    assert data["ok"] is False
+    failing = [c for c in data["checks"] if c["status"] == "fail"]
+    assert failing[0]["message"] == (
+        "torch 2.13.0+cpu is installed, but poetry.lock locks torch 2.14.1"
+    )
+    assert failing[0]["fix"] == "`poetry torch-cuda sync` installs it"
+    text = project.run("torch-cuda", "verify", check=False, env_extra=env)
+    assert text.returncode == 1, describe(text)
+    assert "verification failed (1 problem) for cpu" in text.stderr
+
+
 def test_a_no_op_install_never_verifies(
     tmp_path: Path, proof_index: IndexServer
 ) -> None:
