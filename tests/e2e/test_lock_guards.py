@@ -246,3 +246,36 @@ def test_lock_over_an_unreadable_lock_says_so(
     assert result.returncode == 1, result
     assert "torch-cuda.lock cannot be read" in result.stderr, result
     assert "--accept-drift" in result.stderr, result
+
+
+def test_lock_check_refuses_a_file_of_another_build_or_none(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A hand edit gave cu130's torch the cu129 wheel (name, URL and its true
+    sha256), or took its file away: every install would put in another build, or
+    none, so the check fails naming it, and an install locks the entry again."""
+    project = Project.create(tmp_path, index, DEPS, TWO)
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    good = path.read_text()
+    cu129 = good[good.index('{file = "torch-2.14.1+cu129') :].split("\n")[0]
+    cu130 = good[good.index('{file = "torch-2.14.1+cu130') :].split("\n")[0]
+    path.write_text(good.replace(cu130, cu129.replace('url = "', 'url = "../cu129/')))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert (
+        "cu130: torch 2.14.1+cu130 lists torch-2.14.1+cu129-py3-none-any.whl, "
+        "a file of another build" in result.stderr
+    ), result
+
+    path.write_text(good.replace(cu130 + "\n", ""))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert "cu130: torch 2.14.1+cu130 has no file" in result.stderr, result
+
+    installed = project.run("install", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"})
+    assert "locking cu130 first (cu130: torch 2.14.1+cu130 has no file" in (
+        installed.stdout
+    ), describe(installed)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert run_inprocess(project, "torch-cuda", "lock", "--check").returncode == 0
