@@ -279,3 +279,30 @@ def test_lock_check_refuses_a_file_of_another_build_or_none(
     ), describe(installed)
     assert project.installed()["torch"] == "2.14.1+cu130"
     assert run_inprocess(project, "torch-cuda", "lock", "--check").returncode == 0
+
+
+def test_lock_check_refuses_a_file_over_plain_http_to_another_host(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A hand edit moved a file to plain http on another host: the index-url rule
+    (https, or http only to this machine or with allow-insecure-http) holds for
+    the files the lock names too, in the check and in the install."""
+    project = Project.create(tmp_path, index, DEPS, TWO)
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    moved = 'url = "http://example.org/torch/'
+    path.write_text(path.read_text().replace('url = "torch/', moved, 1))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert (
+        "cu129: torch 2.14.1+cu129 is locked at http://example.org/torch/"
+        "torch-2.14.1%2Bcu129-py3-none-any.whl: plain http to a host other than "
+        "this machine" in result.stderr
+    ), result
+
+    installed = project.run("install")
+    assert "locking cu129 first (cu129: torch 2.14.1+cu129 is locked at http://" in (
+        installed.stdout
+    ), describe(installed)
+    assert "example.org" not in (project.path / "torch-cuda.lock").read_text()
+    assert project.installed()["torch"] == "2.14.1+cu129"

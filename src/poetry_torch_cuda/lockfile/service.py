@@ -58,6 +58,7 @@ from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import version_key
 from poetry_torch_cuda.tempfiles import write_text
 from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.urls import plain_http_elsewhere
 from poetry_torch_cuda.urls import without_credentials
 
 
@@ -558,6 +559,12 @@ def _lacks(poetry: Poetry, config: TorchCudaConfig, entry: VariantLock) -> list[
             f"{held} lists {file[0]}, a file of another build"
             for file in package.files
             if _wheel_of(file[0]) != (package.name, version_key(package.version))
+        ]
+        reasons += [
+            f"{held} is locked at {mask_url(file.url)}: plain http to a host other "
+            "than this machine (https, or allow-insecure-http = true)"
+            for file in entry.files(package)
+            if not config.allow_insecure_http and plain_http_elsewhere(file.url)
         ]
     return reasons
 
