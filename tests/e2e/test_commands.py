@@ -315,6 +315,32 @@ def test_status_check_fails_on_every_mismatch(
     assert "Everything is in line." not in result.stdout
 
 
+def test_status_check_fails_on_another_build_of_a_package_the_lock_lacks(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch is configured and installed in cu129's build, but poetry.lock does not
+    lock it: no install moves it, so --check fails, naming the way to manage it."""
+    project = Project.create(
+        tmp_path, index, {"filelock": "*"}, 'variant = "cu130"\npackages = ["torch"]'
+    )
+    project.run("install")
+    cu129 = f"{index.url}/whl/cu129"
+    project.pip("install", "--no-deps", "--index-url", cu129, "torch==2.14.1+cu129")
+    env = no_gpu(tmp_path)
+
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+
+    assert result.returncode == 1, result
+    assert (
+        "Warning: torch 2.14.1+cu129 (CUDA 12.9 build) is installed, but poetry.lock "
+        "does not lock torch, so no install puts cu130's build in: add it to the "
+        "project's dependencies (`poetry add torch`)"
+    ) in result.stdout, result
+    data = run_json(project, "torch-cuda", "status", env=env)
+    assert data["ok"] is False
+    assert [p["matches"] for p in data["packages"]] == [False]
+
+
 @no_real_driver
 def test_status_without_gpu_is_a_note_not_a_failure(
     installed: Project, tmp_path: Path
