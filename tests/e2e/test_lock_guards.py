@@ -306,3 +306,22 @@ def test_lock_check_refuses_a_file_over_plain_http_to_another_host(
     ), describe(installed)
     assert "example.org" not in (project.path / "torch-cuda.lock").read_text()
     assert project.installed()["torch"] == "2.14.1+cu129"
+
+
+def test_lock_check_refuses_a_package_nothing_in_its_entry_needs(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A merge lost the edge from torch to its cuDNN wheel but kept the wheel: no
+    install would put it in, so the check names the package left hanging."""
+    project = Project.create(tmp_path, index, DEPS, TWO)
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    text = path.read_text()
+    edge = text[text.index('    {name = "nvidia-cudnn-cu12"') :].split("\n")[0] + "\n"
+    path.write_text(text.replace(edge, "", 1))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert (
+        "cu129 holds nvidia-cudnn-cu12 9.10.2.21, which nothing in it needs"
+        in result.stderr
+    ), result

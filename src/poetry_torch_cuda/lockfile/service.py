@@ -536,8 +536,9 @@ def check_lock(poetry: Poetry) -> list[str]:
 
 def _lacks(poetry: Poetry, config: TorchCudaConfig, entry: VariantLock) -> list[str]:
     """What ``entry`` lacks of the locked versions and of its own dependencies, in
-    one reason (empty: nothing): a package lost in a merge leaves a hole; and a
-    package without a file, or with a file of another build (a hand edit)."""
+    one reason (empty: nothing): a package lost in a merge leaves a hole; a
+    package no edge reaches any more, one without a file, or with a file of
+    another build (a hand edit)."""
     missing = [
         f"{root.name} {root.version}"
         for root in _roots_for(poetry, config, parse_variant(entry.name))
@@ -551,6 +552,16 @@ def _lacks(poetry: Poetry, config: TorchCudaConfig, entry: VariantLock) -> list[
     reasons = (
         [f"{entry.name} lacks {', '.join(sorted(set(missing)))}"] if missing else []
     )
+    roots = [
+        (p.name, p.version) for p in entry.packages if p.name in config.package_names
+    ]
+    with suppress(KeyError):  # a hole, named above
+        needed = entry.closure(roots, None)
+        reasons += [
+            f"{entry.name} holds {p.name} {p.version}, which nothing in it needs"
+            for p in entry.packages
+            if p not in needed
+        ]
     for package in entry.packages:
         held = f"{entry.name}: {package.name} {package.version}"
         if not package.files:
