@@ -228,6 +228,11 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         f"{problem}: the install is damaged; run `poetry torch-cuda sync --force`"
         for problem in family_problems(env, config.package_names)
     )
+    # The install's own check after pip: installed versions the family rejects.
+    report.warnings.extend(
+        f"{problem}; run `poetry torch-cuda sync --force`"
+        for problem in ctx.installed.unmet(config.package_names)
+    )
     report.warnings.extend(dead_stashes(env.path))
     for name in own_cuda_wheels(poetry.package, env.marker_env):
         if name not in config.package_names and ctx.installed.get(name) is None:
