@@ -241,6 +241,10 @@ def judge(
     for name in packages:
         entry = (report.get("packages") or {}).get(name) or {}
         checks += _package(name, entry, variant, (required or {}).get(name))
+    if not any(c.status in ("ok", "fail") for c in checks):  # only "not installed"
+        message = "no configured package is installed: there is no build to verify"
+        fix = "`poetry install` (or `poetry torch-cuda sync`) installs it"
+        checks.append(Check("probe", "unchecked", message, None, fix))
     torch = report.get("torch")
     if isinstance(torch, dict):
         version = str(torch.get("version"))
