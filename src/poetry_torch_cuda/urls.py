@@ -61,3 +61,9 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def plain_http_elsewhere(url: str) -> bool:
+    """Whether ``url`` is plain http to a host other than this machine."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and not is_loopback(parts.hostname)

@@ -315,6 +315,63 @@ def test_status_check_fails_on_every_mismatch(
     assert "Everything is in line." not in result.stdout
 
 
+def test_status_check_fails_on_another_build_of_a_package_the_lock_lacks(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch is configured and installed in cu129's build, but poetry.lock does not
+    lock it: no install moves it, so --check fails, naming the way to manage it."""
+    project = Project.create(
+        tmp_path, index, {"filelock": "*"}, 'variant = "cu130"\npackages = ["torch"]'
+    )
+    project.run("install")
+    cu129 = f"{index.url}/whl/cu129"
+    project.pip("install", "--no-deps", "--index-url", cu129, "torch==2.14.1+cu129")
+    env = no_gpu(tmp_path)
+
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+
+    assert result.returncode == 1, result
+    assert (
+        "Warning: torch 2.14.1+cu129 (CUDA 12.9 build) is installed, but poetry.lock "
+        "does not lock torch, so no install puts cu130's build in: add it to the "
+        "project's dependencies (`poetry add torch`)"
+    ) in result.stdout, result
+    data = run_json(project, "torch-cuda", "status", env=env)
+    assert data["ok"] is False
+    assert [p["matches"] for p in data["packages"]] == [False]
+
+
+def test_status_check_fails_on_configured_packages_that_do_not_go_together(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torchaudio 2.13.0 (made for torch 2.13.0) beside the locked torch 2.14.1: its
+    range accepts it, so only the install's own check of the installed
+    requirements can tell, and status --check now runs it too."""
+    project = Project.create(
+        tmp_path,
+        index,
+        {"torch": "*"},
+        'variant = "cu130"\npackages = ["torch", "torchaudio>=2.13"]',
+    )
+    project.run("install")
+    cu130 = f"{index.url}/whl/cu130"
+    project.pip(
+        "install", "--no-deps", "--index-url", cu130, "torchaudio==2.13.0+cu130"
+    )
+    env = no_gpu(tmp_path)
+
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+
+    assert result.returncode == 1, result
+    assert (
+        "Warning: torchaudio 2.13.0+cu130 depends on torch==2.13.0, but torch "
+        "2.14.1+cu130 is installed; run `poetry torch-cuda sync --force`"
+    ) in result.stdout, result
+    project.run("torch-cuda", "sync", "--force", env_extra=env)
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result
+
+
 @no_real_driver
 def test_status_without_gpu_is_a_note_not_a_failure(
     installed: Project, tmp_path: Path

@@ -246,3 +246,82 @@ def test_lock_over_an_unreadable_lock_says_so(
     assert result.returncode == 1, result
     assert "torch-cuda.lock cannot be read" in result.stderr, result
     assert "--accept-drift" in result.stderr, result
+
+
+def test_lock_check_refuses_a_file_of_another_build_or_none(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A hand edit gave cu130's torch the cu129 wheel (name, URL and its true
+    sha256), or took its file away: every install would put in another build, or
+    none, so the check fails naming it, and an install locks the entry again."""
+    project = Project.create(tmp_path, index, DEPS, TWO)
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    good = path.read_text()
+    cu129 = good[good.index('{file = "torch-2.14.1+cu129') :].split("\n")[0]
+    cu130 = good[good.index('{file = "torch-2.14.1+cu130') :].split("\n")[0]
+    path.write_text(good.replace(cu130, cu129.replace('url = "', 'url = "../cu129/')))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert (
+        "cu130: torch 2.14.1+cu130 lists torch-2.14.1+cu129-py3-none-any.whl, "
+        "a file of another build" in result.stderr
+    ), result
+
+    path.write_text(good.replace(cu130 + "\n", ""))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert "cu130: torch 2.14.1+cu130 has no file" in result.stderr, result
+
+    installed = project.run("install", env_extra={"POETRY_TORCH_CUDA_VARIANT": "cu130"})
+    assert "locking cu130 first (cu130: torch 2.14.1+cu130 has no file" in (
+        installed.stdout
+    ), describe(installed)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert run_inprocess(project, "torch-cuda", "lock", "--check").returncode == 0
+
+
+def test_lock_check_refuses_a_file_over_plain_http_to_another_host(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A hand edit moved a file to plain http on another host: the index-url rule
+    (https, or http only to this machine or with allow-insecure-http) holds for
+    the files the lock names too, in the check and in the install."""
+    project = Project.create(tmp_path, index, DEPS, TWO)
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    moved = 'url = "http://example.org/torch/'
+    path.write_text(path.read_text().replace('url = "torch/', moved, 1))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert (
+        "cu129: torch 2.14.1+cu129 is locked at http://example.org/torch/"
+        "torch-2.14.1%2Bcu129-py3-none-any.whl: plain http to a host other than "
+        "this machine" in result.stderr
+    ), result
+
+    installed = project.run("install")
+    assert "locking cu129 first (cu129: torch 2.14.1+cu129 is locked at http://" in (
+        installed.stdout
+    ), describe(installed)
+    assert "example.org" not in (project.path / "torch-cuda.lock").read_text()
+    assert project.installed()["torch"] == "2.14.1+cu129"
+
+
+def test_lock_check_refuses_a_package_nothing_in_its_entry_needs(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A merge lost the edge from torch to its cuDNN wheel but kept the wheel: no
+    install would put it in, so the check names the package left hanging."""
+    project = Project.create(tmp_path, index, DEPS, TWO)
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    text = path.read_text()
+    edge = text[text.index('    {name = "nvidia-cudnn-cu12"') :].split("\n")[0] + "\n"
+    path.write_text(text.replace(edge, "", 1))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert (
+        "cu129 holds nvidia-cudnn-cu12 9.10.2.21, which nothing in it needs"
+        in result.stderr
+    ), result

@@ -391,6 +391,50 @@ def test_verify_fails_on_a_label_other_than_the_variant(
     assert failing[0]["fix"] == "`poetry torch-cuda sync` installs it"
 
 
+def test_verify_fails_on_a_version_other_than_the_locked_one(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu", install_with=env)
+    cpu = f"{proof_index.url}/whl/cpu"
+    project.pip("install", "--no-deps", "--index-url", cpu, "torch==2.13.0+cpu")
+
+    data = verify_json(project, env, 1)
+
+    assert data["ok"] is False
+    failing = [c for c in data["checks"] if c["status"] == "fail"]
+    assert failing[0]["message"] == (
+        "torch 2.13.0+cpu is installed, but poetry.lock locks torch 2.14.1"
+    )
+    assert failing[0]["fix"] == "`poetry torch-cuda sync` installs it"
+    text = project.run("torch-cuda", "verify", check=False, env_extra=env)
+    assert text.returncode == 1, describe(text)
+    assert "verification failed (1 problem) for cpu" in text.stderr
+
+
+def test_verify_with_nothing_installed_verifies_nothing(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    """No poetry.lock and no environment yet: there is no build to prove, so
+    verify cannot say one was verified."""
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu")
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+
+    result = run_inprocess(project, "torch-cuda", "verify", env_extra=env)
+
+    assert result.returncode == 1, result
+    assert "verified" not in result.stdout, result
+    assert (
+        "no configured package is installed: there is no build to verify"
+        in result.stdout
+    ), result
+    assert "could not check cpu in (no environment yet)" in result.stderr, result
+    data = json.loads(
+        run_inprocess(project, "torch-cuda", "verify", "--json", env_extra=env).stdout
+    )
+    assert data["ok"] is False
+
+
 def test_a_no_op_install_never_verifies(
     tmp_path: Path, proof_index: IndexServer
 ) -> None:

@@ -8,6 +8,7 @@ fake torch refuses to import without its library, as the real one does.
 
 from __future__ import annotations
 
+import shutil
 from typing import TYPE_CHECKING
 
 import pytest
@@ -132,3 +133,30 @@ def test_status_and_verify_name_a_distribution_whose_files_are_gone(
     output = verify.stdout + verify.stderr
     assert "nvidia-cudnn-cu13: 1 of its files missing" in output, describe(verify)
     assert "nvidia-cudnn-cu13: 1 of its files changed since install" in output
+
+
+def test_status_and_verify_name_a_distribution_whose_record_is_gone(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    """Without its RECORD a distribution's files can be neither checked nor
+    removed: the guards say so instead of finding nothing wrong, and the fix they
+    name repairs it."""
+    project, env = _installed_cu130(tmp_path, shared_index)
+    (project.site_packages() / "nvidia_cudnn_cu13-9.13.0.50.dist-info/RECORD").unlink()
+
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    verify = project.run("torch-cuda", "verify", check=False, env_extra=env)
+
+    said = "nvidia-cudnn-cu13: its RECORD is missing or empty"
+    assert status.returncode == 1, status
+    assert said in status.stdout + status.stderr, status
+    assert verify.returncode == 1, describe(verify)
+    assert said in verify.stdout + verify.stderr, describe(verify)
+    assert "(delete its .dist-info folder first)" in status.stdout + status.stderr
+    sync = project.run("torch-cuda", "sync", "--force", check=False, env_extra=env)
+    assert sync.returncode == 1, describe(sync)  # pip refuses, as said
+    shutil.rmtree(project.site_packages() / "nvidia_cudnn_cu13-9.13.0.50.dist-info")
+    project.run("torch-cuda", "sync", "--force", env_extra=env)
+    assert broken_records(project.site_packages()) == []
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert status.returncode == 0, status

@@ -38,6 +38,7 @@ from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
+from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -389,13 +390,21 @@ def family_problems(
     env: Env, roots: Collection[str], *, hashes: bool = False
 ) -> list[str]:
     """What is wrong with the files of what ``roots`` need as installed in ``env``,
-    one line per distribution: a file its ``RECORD`` lists is missing, or (with
-    ``hashes``) its sha256 differs from the recorded one."""
+    one line per distribution: its ``RECORD`` is missing, a file it lists is
+    missing, or (with ``hashes``) its sha256 differs from the recorded one."""
     family = set(installed_environment(env).graph(roots))
     if not family:  # nothing installed: no distribution's metadata to read
         return []
-    problems = []
+    problems, ours = [], {canonicalize_name(root) for root in roots}
     for name, all_entries in sorted(files_by_name(env, family).items()):
+        # The family pip installed has a RECORD: nothing to check without it, and
+        # nothing a removal could find (a system package may have none: not ours).
+        if not all_entries and (name in ours or is_cuda_bound(name)):
+            problems.append(
+                f"{name}: its RECORD is missing or empty, so nothing can remove it "
+                "(delete its .dist-info folder first)"
+            )
+            continue
         # Bytecode is the interpreter's to rewrite or a slim image's to delete.
         entries = [e for e in all_entries if e[2] and not e[0].endswith(".pyc")]
         missing = [listed for path, listed, _ in entries if not os.path.isfile(path)]

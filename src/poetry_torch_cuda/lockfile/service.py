@@ -53,8 +53,10 @@ from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.project.variants import public_version
+from poetry_torch_cuda.project.variants import version_key
 from poetry_torch_cuda.tempfiles import write_text
 from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.urls import plain_http_elsewhere
 from poetry_torch_cuda.urls import without_credentials
 
 
@@ -532,7 +534,9 @@ def check_lock(poetry: Poetry) -> list[str]:
 
 def _lacks(poetry: Poetry, config: TorchCudaConfig, entry: VariantLock) -> list[str]:
     """What ``entry`` lacks of the locked versions and of its own dependencies, in
-    one reason (empty: nothing): a package lost in a merge leaves a hole."""
+    one reason (empty: nothing): a package lost in a merge leaves a hole; a
+    package no edge reaches any more, one without a file, or with a file of
+    another build (a hand edit)."""
     missing = [
         f"{root.name} {root.version}"
         for root in _roots_for(poetry, config, parse_variant(entry.name))
@@ -543,7 +547,44 @@ def _lacks(poetry: Poetry, config: TorchCudaConfig, entry: VariantLock) -> list[
         for d in p.dependencies
         if entry.package(d.name, d.version) is None
     ]
-    return [f"{entry.name} lacks {', '.join(sorted(set(missing)))}"] if missing else []
+    reasons = (
+        [f"{entry.name} lacks {', '.join(sorted(set(missing)))}"] if missing else []
+    )
+    roots = [
+        (p.name, p.version) for p in entry.packages if p.name in config.package_names
+    ]
+    with suppress(KeyError):  # a hole, named above
+        needed = entry.closure(roots, None)
+        reasons += [
+            f"{entry.name} holds {p.name} {p.version}, which nothing in it needs"
+            for p in entry.packages
+            if p not in needed
+        ]
+    for package in entry.packages:
+        held = f"{entry.name}: {package.name} {package.version}"
+        if not package.files:
+            reasons.append(f"{held} has no file")
+        reasons += [
+            f"{held} lists {file[0]}, a file of another build"
+            for file in package.files
+            if _wheel_of(file[0]) != (package.name, version_key(package.version))
+        ]
+        reasons += [
+            f"{held} is locked at {mask_url(file.url)}: plain http to a host other "
+            "than this machine (https, or allow-insecure-http = true)"
+            for file in entry.files(package)
+            if not config.allow_insecure_http and plain_http_elsewhere(file.url)
+        ]
+    return reasons
+
+
+def _wheel_of(filename: str) -> tuple[str, Any] | None:
+    """The name and version key of the wheel ``filename`` (``None``: no wheel)."""
+    try:
+        name, version, _, _ = parse_wheel_filename(filename)
+    except (InvalidWheelFilename, InvalidVersion):
+        return None
+    return name, version_key(str(version))
 
 
 def lock_project(

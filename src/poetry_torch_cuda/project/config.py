@@ -23,8 +23,8 @@ from poetry_torch_cuda.errors import describe_value as _describe
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import Variant
 from poetry_torch_cuda.project.variants import variant_argument
-from poetry_torch_cuda.urls import is_loopback
 from poetry_torch_cuda.urls import mask_url
+from poetry_torch_cuda.urls import plain_http_elsewhere
 
 
 if TYPE_CHECKING:
@@ -381,7 +381,7 @@ def _check_index_url(value: Any, origin: str, allow_insecure: bool) -> None:
         raise ConfigError(f"{shown} is not a valid URL; {example}") from None
     if parts.scheme not in ("http", "https") or not host:
         raise ConfigError(f"{shown} is not an http(s) URL with a host; {example}")
-    if parts.scheme == "http" and not allow_insecure and not is_loopback(host):
+    if not allow_insecure and plain_http_elsewhere(value.replace("{variant}", "cpu")):
         raise ConfigError(
             f"{shown} uses plain http to {host}, which is not this "
             "machine: packages and credentials would travel unencrypted. Use "

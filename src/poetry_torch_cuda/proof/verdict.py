@@ -18,6 +18,7 @@ from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.variants import label_of
+from poetry_torch_cuda.project.variants import public_version
 
 
 if TYPE_CHECKING:
@@ -241,6 +242,10 @@ def judge(
     for name in packages:
         entry = (report.get("packages") or {}).get(name) or {}
         checks += _package(name, entry, variant, (required or {}).get(name))
+    if not any(c.status in ("ok", "fail") for c in checks):  # only "not installed"
+        message = "no configured package is installed: there is no build to verify"
+        fix = "`poetry install` (or `poetry torch-cuda sync`) installs it"
+        checks.append(Check("probe", "unchecked", message, None, fix))
     torch = report.get("torch")
     if isinstance(torch, dict):
         version = str(torch.get("version"))
@@ -259,7 +264,8 @@ def judge(
 def _package(
     name: str, entry: dict[str, Any], variant: Variant, locked: str | None
 ) -> list[Check]:
-    """Installed (if the lock installs it here), imports, has the variant's label."""
+    """Installed (if the lock installs it here), imports, has the variant's label
+    and the locked version."""
     check, version = f"import {name}", str(entry.get("version"))
     if not entry.get("installed") and locked is None:
         return [Check(check, "note", f"{name} is not installed")]
@@ -292,6 +298,13 @@ def _package(
         cause = f"the environment does not hold the configured variant {variant}"
         fix = "`poetry torch-cuda sync` installs it"
         checks.append(Check(f"label {name}", "fail", message, cause, fix))
+    if locked is not None and public_version(version) != public_version(locked):
+        message = (
+            f"{name} {version} is installed, but poetry.lock locks {name} {locked}"
+        )
+        cause = "the environment does not hold the locked version"
+        fix = "`poetry torch-cuda sync` installs it"
+        checks.append(Check(f"version {name}", "fail", message, cause, fix))
     return checks
 
 

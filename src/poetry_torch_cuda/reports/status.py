@@ -14,6 +14,7 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.environment.envlock import dead_stashes
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.build_info import read_builds
+from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.undo import family_problems
@@ -148,8 +149,18 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         wanted = str(target.version or target.specifier or "") if target else None
         why = None if build is not None or view is None else view.why_absent(name)
         pin = (versions or {}).get(name)
+        fits = name not in missing
+        unlocked = view is not None and name not in view.names
+        if unlocked and target is None and build is not None and not not_built:
+            # Nothing locks it: judged as `"torch"` alone would be, any version
+            # in the variant's build, where the entry applies.
+            marker_env: dict[str, Any] = {**env.marker_env, "extra": ""}
+            marker = requirement.marker
+            applies = marker is None or marker.evaluate(marker_env)
+            unmanaged = Target(name, specifier=requirement.specifier)
+            fits = not applies or unmanaged.is_satisfied_by(build.version, variant)
         report.packages.append(
-            PackageStatus(name, pin, wanted or None, build, name not in missing, why)
+            PackageStatus(name, pin, wanted or None, build, fits, why)
         )
     torch = next((p for p in report.packages if p.name == "torch"), None)
     if not_built is not None:
@@ -177,6 +188,13 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
             )
             report.warnings.append(
                 f"{package.name} {package.wanted} is not installed; {fix}"
+            )
+        elif package.wanted is None:
+            report.warnings.append(
+                f"{package.name} {package.installed.version} "
+                f"({package.installed.build}) is installed, but poetry.lock does not "
+                f"lock {package.name}, so no install puts {variant}'s build in: add it "
+                f"to the project's dependencies (`poetry add {package.name}`)"
             )
         else:
             report.warnings.append(
@@ -207,6 +225,11 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     report.warnings.extend(
         f"{problem}: {DAMAGED}; {SYNC_FORCE}"
         for problem in family_problems(env, config.package_names)
+    )
+    # The install's own check after pip: installed versions the family rejects.
+    report.warnings.extend(
+        f"{problem}; run `poetry torch-cuda sync --force`"
+        for problem in ctx.installed.unmet(config.package_names)
     )
     report.warnings.extend(dead_stashes(env.path))
     for name in own_cuda_wheels(poetry.package, env.marker_env):
