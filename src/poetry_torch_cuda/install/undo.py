@@ -61,6 +61,10 @@ if TYPE_CHECKING:
 #: A ``RECORD`` line: (path, as ``RECORD`` lists it, ``algorithm=digest`` or ``""``).
 Entry = tuple[str, str, str]
 PREVIOUS = ".torch-cuda-previous"
+#: The fix of a damaged build, and the cause of a file missing or changed since
+#: install (:func:`family_problems`, worded so by ``verify`` and ``status``).
+SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
+DAMAGED = "a removal or an interrupted install left it incomplete"
 _MANIFEST = "stash.json"
 #: The sha256 of the locked files the environment's torch family came from.
 INSTALLED = ".torch-cuda-installed.json"

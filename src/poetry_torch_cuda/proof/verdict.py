@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 
+from poetry_torch_cuda.install.undo import DAMAGED
+from poetry_torch_cuda.install.undo import SYNC_FORCE
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.output import esc
@@ -33,9 +35,6 @@ if TYPE_CHECKING:
 
 #: ``unchecked``: the check could not finish (a timeout); neither proof nor failure.
 Status = Literal["ok", "fail", "note", "unchecked"]
-SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
-#: The cause of a file missing or changed since install (``verify`` and ``status``).
-DAMAGED = "a removal or an interrupted install left it incomplete"
 _LIBRARY_ERROR = re.compile(
     r"cannot open shared object file|DLL load failed|undefined symbol|"
     r"cannot load library|image not found|version `GLIBC",

@@ -17,6 +17,8 @@ from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_for
+from poetry_torch_cuda.install.undo import DAMAGED
+from poetry_torch_cuda.install.undo import SYNC_FORCE
 from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.detection import predates
@@ -27,8 +29,6 @@ from poetry_torch_cuda.project.locked import STALE_LOCK
 from poetry_torch_cuda.project.locked import is_stale
 from poetry_torch_cuda.project.protection import own_cuda_wheels
 from poetry_torch_cuda.project.selection import LockView
-from poetry_torch_cuda.proof.verdict import DAMAGED
-from poetry_torch_cuda.proof.verdict import SYNC_FORCE
 from poetry_torch_cuda.urls import mask_url
 
 
