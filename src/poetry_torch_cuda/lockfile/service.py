@@ -321,14 +321,18 @@ class VariantLocker:
     ) -> bool:
         """Whether the build's requirements accept the ``fit`` versions (a file
         without a sha256 is not read: the caller refuses it)."""
+        from poetry.core.version.markers import parse_marker
+
         if not fit or not all(entry.sha256 for entry in files):
             return True
-        return all(
-            canonicalize_name(r.name) not in fit
-            or r.specifier.contains(fit[canonicalize_name(r.name)], prereleases=True)
-            for r in self._requirements(files)
-            if "extra" not in str(r.marker or "")
-        )
+        for r in self._requirements(files):
+            name = canonicalize_name(r.name)
+            # as _walk follows a requirement: only those of no extra count
+            marker = parse_marker(str(r.marker or "")).only("extra")
+            applies = marker.validate({"extra": set()})
+            if name in fit and applies and not r.specifier.contains(fit[name], True):
+                return False
+        return True
 
     def _requirements(self, files: list[IndexFile]) -> list[Requirement]:
         """The union of the ``Requires-Dist`` of ``files``, each metadata read once."""
