@@ -174,7 +174,9 @@ def _assess_cuda(
     if uncovered:
         missing = ", ".join(f"{gpu.sm} ({gpu.name})" for gpu in uncovered)
         why = f"not built for {missing}: builds {built}"
-        return Verdict(variant, False, (*notes, why), tuple(uncovered))
+        # The rest run under the driver only by SASS, or by full support.
+        served = full_ok or not (jit or unknown)
+        return Verdict(variant, False, (*notes, why), tuple(uncovered), served)
     if full_ok:
         reasons = [*notes, f"driver {driver} fully supports CUDA {dotted}"]
         if jit:
