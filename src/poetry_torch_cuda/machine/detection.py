@@ -323,8 +323,7 @@ def _decide_cuda(
 def _first_offered(
     verdicts: Iterable[Verdict], offers: Callable[[Variant], Offer], steps: list[str]
 ) -> tuple[Verdict | None, tuple[tuple[Verdict, Offer | None], ...]]:
-    """The first verdict the rule admits and the index has, and every verdict asked
-    with its offer; each step said in ``steps``."""
+    """The first admitted verdict the index has, every one with its offer; steps said."""
     candidates: list[tuple[Verdict, Offer | None]] = []
     for verdict in verdicts:
         variant, rule = verdict.variant, verdict.rule

@@ -168,8 +168,7 @@ def prove_change(
 
 
 def _roll_back(ctx: RunContext, plan: Plan) -> tuple[bool, str]:
-    """Put back the builds ``plan`` replaced, from its stash (kept as the previous
-    build: none where it installed nothing); whether it did, in words."""
+    """Put back the previous build ``plan`` replaced; whether it did, in words."""
     previous = previous_build(ctx.env.path) if plan.install else None
     if previous is None:
         return False, "The earlier build was not kept; the failing one stays installed."
