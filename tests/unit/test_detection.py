@@ -8,6 +8,7 @@ import pytest
 
 from poetry_torch_cuda.index.offers import Offer
 from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.detection import cpu_fallback_warning
 from poetry_torch_cuda.machine.detection import decide
 from poetry_torch_cuda.machine.probe import Machine
 from poetry_torch_cuda.machine.probe import Rocm
@@ -136,6 +137,21 @@ def test_gpus_no_variant_serves_together_say_who_is_left_out() -> None:
         "the other GPUs"
     )
     assert decision.steps[-1].startswith("no variant builds for every GPU; cu130")
+
+
+def test_no_pick_serves_the_rest_only_by_a_jit_the_driver_lacks() -> None:
+    # cu124 leaves the K40 out and reaches the B200 only by PTX JIT, which needs
+    # full CUDA 12.4 support (550.54.14); a 12.x floor driver cannot JIT it.
+    machine = nvidia("530.30.02", ("Tesla K40", (3, 5)), ("NVIDIA B200", (10, 0)))
+    decision = decide(machine, index_with("cpu", "cu118", "cu121", "cu124"))
+    assert decision.variant.name == "cpu"
+    assert decision.left_out == ()
+    assert decision.steps[-1] == "cpu: no CUDA variant fits"
+    verdict = assess(parse_variant("cu124"), machine, "2.4.1")
+    assert not verdict.usable and not verdict.driver_ok
+    warning = cpu_fallback_warning(decision, machine)
+    assert warning is not None
+    assert "update the NVIDIA driver (>= 550.54.14 runs cu124)" in warning
 
 
 def test_unknown_compute_capability_is_not_held_against_a_variant() -> None:

@@ -174,7 +174,9 @@ def _assess_cuda(
     if uncovered:
         missing = ", ".join(f"{gpu.sm} ({gpu.name})" for gpu in uncovered)
         why = f"not built for {missing}: builds {built}"
-        return Verdict(variant, False, (*notes, why), tuple(uncovered))
+        # The rest run under the driver only by SASS, or by full support.
+        served = full_ok or not (jit or unknown)
+        return Verdict(variant, False, (*notes, why), tuple(uncovered), served)
     if full_ok:
         reasons = [*notes, f"driver {driver} fully supports CUDA {dotted}"]
         if jit:
@@ -321,8 +323,7 @@ def _decide_cuda(
 def _first_offered(
     verdicts: Iterable[Verdict], offers: Callable[[Variant], Offer], steps: list[str]
 ) -> tuple[Verdict | None, tuple[tuple[Verdict, Offer | None], ...]]:
-    """The first verdict the rule admits and the index has, and every verdict asked
-    with its offer; each step said in ``steps``."""
+    """The first admitted verdict the index has, every one with its offer; steps said."""
     candidates: list[tuple[Verdict, Offer | None]] = []
     for verdict in verdicts:
         variant, rule = verdict.variant, verdict.rule

@@ -60,7 +60,6 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.machine.detection import Verdict
     from poetry_torch_cuda.project.config import FleetTarget
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
@@ -403,14 +402,13 @@ def check_target(
     machine = target_machine(target)
     if configured.kind == "auto":
         decision = choose(machine, offers, torch_version)
-        variant = decision.variant
+        variant, why = decision.variant, str(decision.forced_by)
         if variant.kind != "cuda":
             why = f"auto would fall back to {variant}: {decision.steps[-1]}"
-        elif decision.left_out:  # no variant serves every GPU of the target
-            why = str(decision.forced_by)
-        else:
+        elif not decision.left_out:  # a pick that serves every GPU runs there
             verdict = assess(variant, machine, torch_version)
-            return _from_verdict(target, verdict, None, decision)
+            reasons, rule = verdict.reasons, verdict.rule
+            return TargetCheck(target, variant, True, reasons, rule, decision)
         return TargetCheck(target, variant, False, (why,), decision=decision)
     missing = configured.not_built_for(target.sys_platform, target.platform)
     if missing is None and configured.kind != "cuda":
@@ -418,25 +416,13 @@ def check_target(
     if missing is not None:
         return TargetCheck(target, configured, False, (missing,))
     verdict = assess(configured, machine, torch_version)
-    return _from_verdict(
-        target, verdict, offers(configured) if verdict.usable else None
-    )
-
-
-def _from_verdict(
-    target: FleetTarget,
-    verdict: Verdict,
-    offer: Offer | None,
-    decision: Decision | None = None,
-) -> TargetCheck:
     ok, reasons = bool(verdict.usable), verdict.reasons
     if verdict.usable is None:
         reasons = ("cannot tell whether it runs", *reasons)
-    elif ok and offer is not None and offer.available is not True:
+    elif ok and (offer := offers(configured)).available is not True:
         ok = offer.available is None
         reasons = (*reasons, offer.detail) if ok else (offer.detail,)
-    rule = verdict.rule if ok else None
-    return TargetCheck(target, verdict.variant, ok, reasons, rule, decision)
+    return TargetCheck(target, configured, ok, reasons, verdict.rule if ok else None)
 
 
 def check_project_fleet(

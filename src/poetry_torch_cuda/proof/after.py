@@ -48,14 +48,14 @@ def prove(
     config: TorchCudaConfig,
     variant: Variant,
     *,
-    machine: Machine | None = None,
+    machine: Machine,
     required: Mapping[str, str] | None = None,
     alternative: Callable[[], str | None] | None = None,
     exists: bool = True,
     hashes: bool = False,
 ) -> Proof:
     """Run the child in ``env`` (if it ``exists``) and judge its report against
-    ``variant`` and the machine (:func:`.verdict.judge`); every file the family's
+    ``variant`` and ``machine`` (:func:`.verdict.judge`); every file the family's
     ``RECORD`` lists must exist (with ``hashes``, with its recorded sha256)."""
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
     run = ChildRun({"packages": {}})
@@ -64,7 +64,7 @@ def prove(
     return judge(
         run,
         variant,
-        machine or probe(env),
+        machine,
         packages,
         required=required,
         auto=config.variant.kind == "auto",
@@ -168,8 +168,7 @@ def prove_change(
 
 
 def _roll_back(ctx: RunContext, plan: Plan) -> tuple[bool, str]:
-    """Put back the builds ``plan`` replaced, from its stash (kept as the previous
-    build: none where it installed nothing); whether it did, in words."""
+    """Put back the previous build ``plan`` replaced; whether it did, in words."""
     previous = previous_build(ctx.env.path) if plan.install else None
     if previous is None:
         return False, "The earlier build was not kept; the failing one stays installed."

@@ -263,8 +263,7 @@ def judge(
 def _package(
     name: str, entry: dict[str, Any], variant: Variant, locked: str | None
 ) -> list[Check]:
-    """Installed (if the lock installs it here), imports, has the variant's label
-    and the locked version."""
+    """Installed (if locked here), imports, has the variant's label and version."""
     check, version = f"import {name}", str(entry.get("version"))
     if not entry.get("installed") and locked is None:
         return [Check(check, "note", f"{name} is not installed")]
@@ -308,8 +307,7 @@ def _package(
 
 
 def _build(torch: dict[str, Any], version: str, variant: Variant) -> list[Check]:
-    """What the build says it is; a failure when its CUDA/HIP version is not the
-    variant's, whatever its label says."""
+    """What the build says it is; a failure when its CUDA/HIP is not the variant's."""
     cuda, hip, cudnn = torch.get("cuda"), torch.get("hip"), torch.get("cudnn")
     archs = " ".join(str(arch) for arch in torch.get("arch_list") or [])
     build = f"CUDA {cuda}" if cuda else f"ROCm (HIP {hip})" if hip else "CPU-only"
