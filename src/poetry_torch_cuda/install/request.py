@@ -177,10 +177,10 @@ def poetry_files(
     Raises:
         TorchCudaError: poetry.lock or the source has no such wheel.
     """
-    from poetry_torch_cuda.project.locked import locked_packages
-
     found = []
-    for package in locked_packages(poetry, wanted):
+    for package in poetry.locker.locked_repository().packages:
+        if wanted.get(package.name) != package.version.text:
+            continue
         links = poetry_links(poetry, package)
         hashes = {f["file"]: str(f["hash"]) for f in package.files}
         version = package.version.text
