@@ -106,8 +106,10 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
         )
         files = locked_files(entry, plan, env)
         files += poetry_files(poetry, env, plan.lacking)
-    except TorchCudaError as error:
+    except BaseException as error:  # interrupts too
         forget()  # an entry locked for this install stays only if it installed
+        if not isinstance(error, TorchCudaError):
+            raise
         state = plan.unchanged
         if isinstance(error, IndexUnavailableError) and error.status is not None:
             config = request.config
