@@ -145,9 +145,7 @@ def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
     Raises:
         TorchCudaError: the lock lacks a package, or has no file for this env.
     """
-    roots = [
-        (t.name, None if t.version is None else str(t.version)) for t in plan.install
-    ]
+    roots = [(t.name, str(t.version)) for t in plan.install]  # pinned: a version each
     try:
         packages = lock.closure(roots, env.marker_env)
     except KeyError as missing:
