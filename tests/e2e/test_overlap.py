@@ -389,13 +389,14 @@ def test_ctrl_c_while_poetrys_files_are_listed_keeps_no_lock_entry(
     lock = project.path / "torch-cuda.lock"
     lock.unlink()
     index.clear_requests()
-    index.delay_seconds["/simple/filelock/"] = 20
+    index.held_paths.add("/simple/filelock/")  # until the interrupt
     sync = start_poetry(project, "torch-cuda", "sync", "--only", "main")
     try:
         wait_for_request(index, "/simple/filelock/")
         os.killpg(sync.pid, signal.SIGINT)
         stdout, stderr = sync.communicate(timeout=60)
     finally:
+        index.held_paths.clear()
         if sync.poll() is None:
             os.killpg(sync.pid, signal.SIGKILL)
             sync.wait()
