@@ -377,3 +377,30 @@ def test_sync_into_an_empty_environment_words_a_failing_poetry_source(
     assert "No torch build was installed." in result.stderr
     assert "torch" not in project.installed()
     assert not lock.exists()
+
+
+def test_ctrl_c_while_poetrys_files_are_listed_keeps_no_lock_entry(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """The entry the sync locked first stays only if it installed: an interrupt
+    while poetry.lock's source lists filelock's files puts torch-cuda.lock back."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    project.run("lock")
+    lock = project.path / "torch-cuda.lock"
+    lock.unlink()
+    index.clear_requests()
+    index.held_paths.add("/simple/filelock/")  # until the interrupt
+    sync = start_poetry(project, "torch-cuda", "sync", "--only", "main")
+    try:
+        wait_for_request(index, "/simple/filelock/")
+        os.killpg(sync.pid, signal.SIGINT)
+        stdout, stderr = sync.communicate(timeout=60)
+    finally:
+        index.held_paths.clear()
+        if sync.poll() is None:
+            os.killpg(sync.pid, signal.SIGKILL)
+            sync.wait()
+    assert sync.returncode != 0, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    assert "torch" not in project.installed()
+    assert not lock.exists(), stdout + stderr

@@ -9,7 +9,6 @@ file. Nothing is imported: importing torch takes seconds and may need a GPU.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -44,10 +43,6 @@ class InstalledBuild:
     label: str | None
     build: str
     cuda: str | None = None
-
-    def to_json(self) -> dict[str, str | None]:
-        """The JSON form ``status --json`` prints."""
-        return asdict(self)
 
 
 def describe_build(

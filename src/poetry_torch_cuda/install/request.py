@@ -106,8 +106,10 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
         )
         files = locked_files(entry, plan, env)
         files += poetry_files(poetry, env, plan.lacking)
-    except TorchCudaError as error:
+    except BaseException as error:  # interrupts too
         forget()  # an entry locked for this install stays only if it installed
+        if not isinstance(error, TorchCudaError):
+            raise
         state = plan.unchanged
         if isinstance(error, IndexUnavailableError) and error.status is not None:
             config = request.config
@@ -143,9 +145,7 @@ def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
     Raises:
         TorchCudaError: the lock lacks a package, or has no file for this env.
     """
-    roots = [
-        (t.name, None if t.version is None else str(t.version)) for t in plan.install
-    ]
+    roots = [(t.name, str(t.version)) for t in plan.install]  # pinned: a version each
     try:
         packages = lock.closure(roots, env.marker_env)
     except KeyError as missing:
@@ -177,10 +177,10 @@ def poetry_files(
     Raises:
         TorchCudaError: poetry.lock or the source has no such wheel.
     """
-    from poetry_torch_cuda.project.locked import locked_packages
-
     found = []
-    for package in locked_packages(poetry, wanted):
+    for package in poetry.locker.locked_repository().packages:
+        if wanted.get(package.name) != package.version.text:
+            continue
         links = poetry_links(poetry, package)
         hashes = {f["file"]: str(f["hash"]) for f in package.files}
         version = package.version.text

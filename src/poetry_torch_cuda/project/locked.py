@@ -160,14 +160,3 @@ def check_fresh(poetry: Poetry) -> None:
     """
     if is_stale(poetry):
         raise TorchCudaError(STALE_LOCK)
-
-
-def locked_packages(
-    poetry: Poetry, wanted: Mapping[NormalizedName, str]
-) -> list[Package]:
-    """poetry.lock's packages at the ``wanted`` versions, with their files' hashes."""
-    return [
-        package
-        for package in poetry.locker.locked_repository().packages
-        if wanted.get(package.name) == package.version.text
-    ]

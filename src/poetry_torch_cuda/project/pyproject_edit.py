@@ -42,8 +42,7 @@ def with_variant(text: str, variant: str) -> str | None:
     old = table.get("variant")
     literal = isinstance(old, String) and old.type in (StringType.SLL, StringType.MLL)
     table["variant"] = tomlkit.string(variant, literal=literal)
-    updated = tomlkit.dumps(document)
-    return None if updated == text else updated
+    return tomlkit.dumps(document)
 
 
 def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:

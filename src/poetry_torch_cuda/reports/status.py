@@ -4,6 +4,7 @@ its warnings are what ``--check`` fails on."""
 from __future__ import annotations
 
 import difflib
+from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -60,8 +61,7 @@ class PackageStatus:
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
-        installed = None if self.installed is None else self.installed.to_json()
-        return {**vars(self), "installed": installed}
+        return asdict(self)
 
 
 @dataclass
