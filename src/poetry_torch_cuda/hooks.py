@@ -17,6 +17,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import write_plan
 from poetry_torch_cuda.machine.resolution import jetson_warning
+from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
@@ -131,12 +132,9 @@ class CommandHooks:
         if config is None:
             return
         # `auto` is resolved in the after-step, once the lock says which torch.
-        no_builds = config.variant.not_built_for(sys.platform)
+        no_builds = left_to_pypi(config.variant, sys.platform)
         if no_builds is not None:
-            event.io.write_error_line(
-                f"<warning>{PREFIX}: {no_builds}; leaving torch to Poetry "
-                "(PyPI's default build).</>"
-            )
+            event.io.write_error_line(f"<warning>{PREFIX}: {no_builds}.</>")
             return
         ctx = RunContext(command.poetry, command.env, event.io, config)
         guard = None
