@@ -121,7 +121,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     warnings = [STALE_LOCK] if is_stale(poetry) else []
     try:
         view = LockView(poetry, env, judged)
-        locked = view.state(config.package_names)
+        locked = view.state(config.package_names, ctx.installs, ctx.installed)
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
         locked, view, warnings = None, None, [str(error)]
     versions = None if view is None else view.versions
