@@ -27,7 +27,6 @@ from poetry_torch_cuda.machine.resolution import require_builds
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import load_config
@@ -253,10 +252,7 @@ class SwitchCommand(MovingCommand):
         data = read_pyproject(self.poetry.pyproject_path)
         environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
         tool = dict(data.get("tool") or {})
-        tool[TABLE] = {
-            **(tool.get(TABLE) or {"index-url": DEFAULT_INDEX_URL}),
-            "variant": name,
-        }
+        tool[TABLE] = {**(tool.get(TABLE) or {}), "variant": name}
         config = load_config({**data, "tool": tool}, environ)
         assert config is not None
         ctx, resolution = self.prepare(config)
