@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -68,8 +69,7 @@ class OperationGuard:
         # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
         # must still be recognised as the torch family's, to be swept.
         before = self.ctx.installed.graph(self.ctx.config.package_names)
-        graph = merge_graphs(resolved.graph, before)
-        self.locked = LockedState(resolved.versions, graph, direct=self.direct)
+        self.locked = replace(resolved, graph=merge_graphs(resolved.graph, before))
         return execute(operations)
 
     def capture(self, operations: list[Operation]) -> LockedState:
