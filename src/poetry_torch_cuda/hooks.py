@@ -194,13 +194,11 @@ def _check_lock(ctx: RunContext) -> None:
 
 def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     """The after-step: resolve ``auto``, install the variant's builds, prove them."""
-    variant, machine = ctx.config.variant, None
-    if variant.kind == "auto":
-        resolution = resolve(ctx.config, ctx.poetry, ctx.env, ctx.locked.versions)
-        report(resolution, ctx.io)
-        variant, machine = resolution.variant, resolution.machine
+    resolution = resolve(ctx.config, ctx.poetry, ctx.env, ctx.locked.versions)
+    report(resolution, ctx.io)  # says nothing unless auto decided
+    variant = resolution.variant
     arch = str(ctx.env.marker_env.get("platform_machine") or "")
-    jetson = jetson_warning(ctx.config, variant, arch, machine)
+    jetson = jetson_warning(ctx.config, variant, arch, resolution.machine)
     if jetson is not None:
         ctx.warn(jetson)
     if command.installer.is_dry_run():
