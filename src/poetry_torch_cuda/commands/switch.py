@@ -33,7 +33,6 @@ from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.locked import check_fresh
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
-from poetry_torch_cuda.project.selection import LockView
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import variant_argument
@@ -81,8 +80,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
     def plan_words(self, ctx: RunContext, plan: Plan, *, would: bool = False) -> str:
         """What ``plan`` changes, or why nothing moves; ``would`` words a dry run."""
         if holds_nothing(plan, ctx.locked):
-            view = LockView(ctx.poetry, ctx.env, ctx.selection)
-            return view.nothing_held(ctx.config.package_names)
+            return ctx.view.nothing_held(ctx.config.package_names)
         text = describe_plan(plan)
         if not would:
             return text
