@@ -14,6 +14,7 @@ from poetry_torch_cuda.install.reconcile import reconcile_environment
 from poetry_torch_cuda.machine.resolution import refresher
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.selection import LockView
 from poetry_torch_cuda.project.selection import Selection
 
@@ -50,8 +51,22 @@ class RunContext:
         Raises:
             TorchCudaError: the project has no lock file yet.
         """
-        view = LockView(self.poetry, self.env, self.selection)
-        return view.state(self.config.package_names)
+        return self.view.state(self.config.package_names, self.installs, self.installed)
+
+    @cached_property
+    def view(self) -> LockView:
+        """The lock as this run's options see it (``locked``, why nothing moved)."""
+        return LockView(self.poetry, self.env, self.selection)
+
+    @cached_property
+    def installs(self) -> LockedState:
+        """What the lock installs into the env with its default groups (one
+        ``Transaction`` per run, shared by the lock's views and the fleet).
+
+        Raises:
+            TorchCudaError: the project has no lock file yet.
+        """
+        return locked_state(self.poetry, self.env)
 
     @cached_property
     def installed(self) -> InstalledEnvironment:

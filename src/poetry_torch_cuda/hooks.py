@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import write_plan
 from poetry_torch_cuda.machine.resolution import jetson_warning
+from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
@@ -67,8 +69,7 @@ class OperationGuard:
         # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
         # must still be recognised as the torch family's, to be swept.
         before = self.ctx.installed.graph(self.ctx.config.package_names)
-        graph = merge_graphs(resolved.graph, before)
-        self.locked = LockedState(resolved.versions, graph, direct=self.direct)
+        self.locked = replace(resolved, graph=merge_graphs(resolved.graph, before))
         return execute(operations)
 
     def capture(self, operations: list[Operation]) -> LockedState:
@@ -131,12 +132,9 @@ class CommandHooks:
         if config is None:
             return
         # `auto` is resolved in the after-step, once the lock says which torch.
-        no_builds = config.variant.not_built_for(sys.platform)
+        no_builds = left_to_pypi(config.variant, sys.platform)
         if no_builds is not None:
-            event.io.write_error_line(
-                f"<warning>{PREFIX}: {no_builds}; leaving torch to Poetry "
-                "(PyPI's default build).</>"
-            )
+            event.io.write_error_line(f"<warning>{PREFIX}: {no_builds}.</>")
             return
         ctx = RunContext(command.poetry, command.env, event.io, config)
         guard = None
@@ -196,13 +194,11 @@ def _check_lock(ctx: RunContext) -> None:
 
 def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     """The after-step: resolve ``auto``, install the variant's builds, prove them."""
-    variant, machine = ctx.config.variant, None
-    if variant.kind == "auto":
-        resolution = resolve(ctx.config, ctx.poetry, ctx.env, ctx.locked.versions)
-        report(resolution, ctx.io)
-        variant, machine = resolution.variant, resolution.machine
+    resolution = resolve(ctx.config, ctx.poetry, ctx.env, ctx.locked.versions)
+    report(resolution, ctx.io)  # says nothing unless auto decided
+    variant = resolution.variant
     arch = str(ctx.env.marker_env.get("platform_machine") or "")
-    jetson = jetson_warning(ctx.config, variant, arch, machine)
+    jetson = jetson_warning(ctx.config, variant, arch, resolution.machine)
     if jetson is not None:
         ctx.warn(jetson)
     if command.installer.is_dry_run():

@@ -38,3 +38,16 @@ def test_status_and_dry_runs_create_no_virtualenv(
     bad = run_inprocess(project, "torch-cuda", "status")
     assert bad.returncode == 1 and "cu12x" in bad.stderr
     assert not project.venv.exists()
+
+
+def test_switch_in_a_project_without_the_table_plans_the_default_index(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory(DEPS)
+    assert run_inprocess(project, "lock").returncode == 0
+    args = ("torch-cuda", "switch", "cu130", "--dry-run", "--only", "main")
+    result = run_inprocess(project, *args)
+    assert result.returncode == 0, result
+    assert "would switch to cu130" in result.stdout
+    assert "download.pytorch.org/whl/cu130" in result.stdout
+    assert 'would set variant = "cu130" in pyproject.toml' in result.stdout

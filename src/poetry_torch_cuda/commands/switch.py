@@ -27,14 +27,12 @@ from poetry_torch_cuda.machine.resolution import require_builds
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.locked import check_fresh
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
-from poetry_torch_cuda.project.selection import LockView
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import variant_argument
@@ -82,8 +80,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
     def plan_words(self, ctx: RunContext, plan: Plan, *, would: bool = False) -> str:
         """What ``plan`` changes, or why nothing moves; ``would`` words a dry run."""
         if holds_nothing(plan, ctx.locked):
-            view = LockView(ctx.poetry, ctx.env, ctx.selection)
-            return view.nothing_held(ctx.config.package_names)
+            return ctx.view.nothing_held(ctx.config.package_names)
         text = describe_plan(plan)
         if not would:
             return text
@@ -253,10 +250,7 @@ class SwitchCommand(MovingCommand):
         data = read_pyproject(self.poetry.pyproject_path)
         environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
         tool = dict(data.get("tool") or {})
-        tool[TABLE] = {
-            **(tool.get(TABLE) or {"index-url": DEFAULT_INDEX_URL}),
-            "variant": name,
-        }
+        tool[TABLE] = {**(tool.get(TABLE) or {}), "variant": name}
         config = load_config({**data, "tool": tool}, environ)
         assert config is not None
         ctx, resolution = self.prepare(config)

@@ -227,13 +227,21 @@ def report(resolution: Resolution, io: IO) -> None:
         io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
 
 
+def left_to_pypi(variant: Variant, sys_platform: str) -> str | None:
+    """``PyTorch publishes no cu129 builds for darwin; Poetry installs PyPI's
+    default build here`` for a variant with no builds on ``sys_platform``, else
+    ``None``: the one wording for ``status``, the hooks and ``switch``/``sync``."""
+    missing = variant.not_built_for(sys_platform)
+    if missing is None:
+        return None
+    return f"{missing}; Poetry installs PyPI's default build here"
+
+
 def require_builds(variant: Variant, sys_platform: str) -> None:
     """Raise :class:`TorchCudaError` for a variant with no builds on ``sys_platform``."""
-    missing = variant.not_built_for(sys_platform)
+    missing = left_to_pypi(variant, sys_platform)
     if missing is not None:
-        raise TorchCudaError(
-            f"{missing}; `poetry install` installs PyPI's default build here."
-        )
+        raise TorchCudaError(f"{missing}.")
 
 
 def jetson_warning(

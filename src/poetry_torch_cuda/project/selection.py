@@ -18,7 +18,6 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.project.locked import LockedState
 from poetry_torch_cuda.project.locked import locked_graph
-from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.locked import resolved_versions
 
 
@@ -30,6 +29,8 @@ if TYPE_CHECKING:
     from poetry.console.commands.group_command import GroupCommand
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
+
+    from poetry_torch_cuda.environment.installed import InstalledEnvironment
 
 #: The ``poetry install`` options that select groups and extras.
 SELECTION_OPTIONS = ("with", "without", "only", "extras", "all-extras", "all-groups")
@@ -136,13 +137,14 @@ class LockView:
         #: What the lock resolves here with every group and extra.
         self.versions = self._selects(all_groups(poetry), all_extras(poetry))
 
-    def state(self, configured: Iterable[NormalizedName]) -> LockedState:
-        """Held packages plus the selected ones, at the lock's versions
-        (a :class:`TorchCudaError` without a lock file)."""
-        from poetry_torch_cuda.environment.installed import installed_environment
-
-        base = locked_state(self.poetry, self.env)  # checks the lock exists
-        installed = installed_environment(self.env)
+    def state(
+        self,
+        configured: Iterable[NormalizedName],
+        base: LockedState,
+        installed: InstalledEnvironment,
+    ) -> LockedState:
+        """Held packages (in ``installed``) plus the selected ones, at the lock's
+        versions; ``base`` is ``locked_state`` of the same lock and env."""
         configured = sorted(configured)
         held = {name: installed.get(name) is not None for name in configured}
         selection = self.selection

@@ -12,6 +12,8 @@ import platform
 import sys
 from typing import TYPE_CHECKING
 
+from packaging.utils import canonicalize_name
+
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
 from poetry_torch_cuda.index.offers import OfferFinder
 from poetry_torch_cuda.machine import tables
@@ -22,7 +24,6 @@ from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import load_config
-from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.locked import locked_versions
 from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import version_key
@@ -38,7 +39,9 @@ if TYPE_CHECKING:
 def show_lock_view(ctx: RunContext) -> None:
     """Print the missing-build warnings, the variant line and the fleet lines."""
     config, io, variant = ctx.config, ctx.io, ctx.config.variant
-    locked = dict(locked_versions(ctx.poetry, config.package_names))
+    names = config.package_names
+    every = dict(locked_versions(ctx.poetry, {*names, "torch"}))
+    locked = {name: every[name] for name in every if name in names}
     offer = None  # what the variant's index has of the first locked package
     if locked and variant.kind != "auto":
         name = min(locked, key=lambda n: (n != "torch", n))
@@ -63,7 +66,7 @@ def show_lock_view(ctx: RunContext) -> None:
                     f"{esc(have)}. Constrain {name} to one of those, or pick another "
                     "variant (`poetry torch-cuda variants` lists them).</>"
                 )
-    found = next((v for _, v in locked_versions(ctx.poetry, ["torch"])), ())
+    found = every.get(canonicalize_name("torch"))
     if not found:
         return
     torch = _public(max(found, key=version_key))
@@ -94,7 +97,7 @@ def fleet_checks(ctx: RunContext) -> list[TargetCheck]:
     """The declared targets checked against the lock (none without a lock)."""
     if not ctx.config.targets or not ctx.poetry.locker.is_locked():
         return []
-    locked = locked_state(ctx.poetry, ctx.env).versions
+    locked = ctx.installs.versions
     # The targets are other machines: they get pyproject.toml's variant, not this
     # run's POETRY_TORCH_CUDA_VARIANT (a CI runner installing cpu for itself).
     environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}

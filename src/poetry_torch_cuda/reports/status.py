@@ -24,6 +24,7 @@ from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.detection import predates
 from poetry_torch_cuda.machine.probe import probe_nvcc
+from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.machine.resolution import machine_findings
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.project.locked import STALE_LOCK
@@ -120,7 +121,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     warnings = [STALE_LOCK] if is_stale(poetry) else []
     try:
         view = LockView(poetry, env, judged)
-        locked = view.state(config.package_names)
+        locked = view.state(config.package_names, ctx.installs, ctx.installed)
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
         locked, view, warnings = None, None, [str(error)]
     versions = None if view is None else view.versions
@@ -132,7 +133,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     report = StatusReport(resolution, url, machine, nvcc=nvcc)
     report.warnings = warnings
     builds = read_builds(config.package_names, ctx.installed)
-    not_built = variant.not_built_for(machine.sys_platform)
+    not_built = left_to_pypi(variant, machine.sys_platform)
     targets = {}
     missing: set[str] = set()
     if locked is not None and not_built is None:
@@ -164,7 +165,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         )
     torch = next((p for p in report.packages if p.name == "torch"), None)
     if not_built is not None:
-        report.notes.append(f"{not_built}: Poetry installs PyPI's default build here")
+        report.notes.append(not_built)
     elif variant.kind in ("cuda", "rocm"):
         if (note := predates(variant, machine.sys_platform)) is not None:
             report.notes.append(note)
