@@ -798,7 +798,7 @@ def _mirror_urls(
     for entry in lock.variants:
         variant = parse_variant(entry.name)
         mirror = urlsplit(without_credentials(fetching.index_url(variant))).netloc
-        if mirror == urlsplit(config.index_url(variant)).netloc:
+        if mirror == urlsplit(without_credentials(config.index_url(variant))).netloc:
             continue
         found += [
             f"{entry.name}: {file.filename} is locked at the per-run mirror "
