@@ -140,8 +140,6 @@ class LockInputs:
     locked: tuple[tuple[NormalizedName, tuple[str, ...]], ...]
     packages: tuple[str, ...]
     lock_variants: tuple[str, ...]
-    #: ``(variant name, index URL)``
-    indexes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,10 +198,6 @@ def read_lock(path: Path) -> TorchCudaLock | None:
             ),
             packages=tuple(str(p) for p in metadata["packages"]),
             lock_variants=tuple(str(v) for v in metadata["lock-variants"]),
-            indexes=tuple(
-                (_build(name), str(url))
-                for name, url in sorted(metadata["indexes"].items())
-            ),
         )
         variants = tuple(_variant(entry) for entry in data.get("variant", []))
         if len({variant.name for variant in variants}) < len(variants):
@@ -319,7 +313,6 @@ def render(lock: TorchCudaLock) -> str:
         "packages": list(inputs.packages),
         "lock-variants": list(inputs.lock_variants),
         "locked": {name: list(versions) for name, versions in inputs.locked},
-        "indexes": dict(inputs.indexes),
     }
     document["variant"] = [
         {
