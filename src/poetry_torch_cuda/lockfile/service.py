@@ -113,7 +113,6 @@ class _Node:
     markers: Any
     extras: set[str] = field(default_factory=set)
     edges: dict[tuple[NormalizedName, str], Any] = field(default_factory=dict)
-    requirements: list[Requirement] | None = None
 
     def package(self, base: str) -> LockedPackage:
         """The locked package, its URLs relative to ``base`` where they can be."""
@@ -236,16 +235,7 @@ class VariantLocker:
                     continue  # nothing new: the walk ends even around a cycle
                 node.markers = merged
             node.extras |= extras
-            if node.requirements is None:
-                node.requirements = self._requirements(node.files)
-            for requirement in node.requirements:
-                dep = canonicalize_name(requirement.name)
-                if dep not in self._configured and not is_cuda_bound(dep):
-                    continue  # Poetry's, locked in poetry.lock
-                dep_marker = parse_marker(str(requirement.marker or ""))
-                if not dep_marker.only("extra").validate({"extra": node.extras}):
-                    continue
-                dep_marker = dep_marker.without_extras()
+            for dep, requirement, dep_marker in self._followed(node.files, node.extras):
                 seen[dep] = seen.get(dep, SpecifierSet()) & requirement.specifier
                 spec = requirement.specifier & specs.get(dep, SpecifierSet())
                 dep_version, dep_files = self._pick(url, dep, spec)
@@ -320,23 +310,25 @@ class VariantLocker:
     def _fits(
         self, files: list[IndexFile], fit: Mapping[NormalizedName, str] | None
     ) -> bool:
-        """Whether the build's requirements accept the ``fit`` versions (a file
-        without a sha256 is not read: the caller refuses it)."""
-        from poetry.core.version.markers import parse_marker
-
+        """Whether the build's requirements (those of no extra, as :meth:`_walk`
+        follows them) accept the ``fit`` versions (a file without a sha256 is not
+        read: the caller refuses it)."""
         if not fit or not all(entry.sha256 for entry in files):
             return True
-        for r in self._requirements(files):
-            name = canonicalize_name(r.name)
-            # as _walk follows a requirement: only those of no extra count
-            marker = parse_marker(str(r.marker or "")).only("extra")
-            applies = marker.validate({"extra": set()})
-            if name in fit and applies and not r.specifier.contains(fit[name], True):
-                return False
-        return True
+        return all(
+            r.specifier.contains(fit[name], True)
+            for name, r, _ in self._followed(files, set())
+            if name in fit
+        )
 
-    def _requirements(self, files: list[IndexFile]) -> list[Requirement]:
-        """The union of the ``Requires-Dist`` of ``files``, each metadata read once."""
+    def _followed(
+        self, files: list[IndexFile], extras: set[str]
+    ) -> list[tuple[NormalizedName, Requirement, Any]]:
+        """The requirements of ``files`` the lock follows: the torch family's (the
+        rest is Poetry's, locked in poetry.lock) that hold with ``extras`` asked
+        for, each with its name and its marker without extras."""
+        from poetry.core.version.markers import parse_marker
+
         distinct = {(e.metadata_sha256 or e.sha256 or e.filename): e for e in files}
         with ThreadPoolExecutor(max_workers=min(8, len(distinct) or 1)) as pool:
             texts = list(pool.map(self._metadata, distinct.values()))
@@ -346,7 +338,14 @@ class VariantLocker:
                 with suppress(InvalidRequirement):
                     requirement = Requirement(line)
                     found.setdefault(str(requirement), requirement)
-        return [found[key] for key in sorted(found)]
+        followed = []
+        for key in sorted(found):
+            name = canonicalize_name(found[key].name)
+            marker = parse_marker(str(found[key].marker or ""))
+            holds = marker.only("extra").validate({"extra": extras})
+            if holds and (name in self._configured or is_cuda_bound(name)):
+                followed.append((name, found[key], marker.without_extras()))
+        return followed
 
     def _metadata(self, entry: IndexFile) -> str:
         """The file's metadata (PEP 658, else the wheel's), checked by sha256 and
