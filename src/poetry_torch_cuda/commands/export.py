@@ -233,7 +233,7 @@ def _poetry_package(
 
 
 def requirements_txt(
-    variant: str, packages: Iterable[ExportedPackage], secret: Callable[[str], bool]
+    variant: str, packages: list[ExportedPackage], secret: Callable[[str], bool]
 ) -> str:
     """A requirements file for ``pip install --require-hashes -r``."""
     indexes, hosts, comments = _header(packages, secret)
@@ -257,7 +257,7 @@ def requirements_txt(
 
 def pylock_toml(
     variant: str,
-    packages: Iterable[ExportedPackage],
+    packages: list[ExportedPackage],
     requires_python: str,
     secret: Callable[[str], bool],
 ) -> str:
@@ -310,7 +310,7 @@ def pylock_toml(
 
 
 def _header(
-    packages: Iterable[ExportedPackage], secret: Callable[[str], bool]
+    packages: list[ExportedPackage], secret: Callable[[str], bool]
 ) -> tuple[list[str], list[str], list[str]]:
     """The indexes (PyPI first), the hosts of plain-http ones (pip ignores them
     without ``--trusted-host``) and the comments naming those ``secret`` says
