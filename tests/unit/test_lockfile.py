@@ -129,6 +129,7 @@ def test_a_file_not_in_utf_8_is_one_clear_error(tmp_path: Path) -> None:
         ('hash = "sha256:a', 'hash = "sha256:z'),
         ('hash = "sha256:aaaa', 'hash = "sha256:'),
         ('markers = "platform_system', 'markers = "platform_system ~'),
+        ('4"\nmarkers = "platform_system', '4"\nmarkers = "platform_system ~'),
     ],
 )
 def test_a_damaged_value_is_one_clear_error(

@@ -226,7 +226,7 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
             LockedPackage(
                 canonicalize_name(package["name"]),
                 str(package["version"]),
-                str(package.get("markers", "")),
+                _marker(package.get("markers", "")),
                 tuple(
                     LockedDependency(
                         canonicalize_name(d["name"]),
@@ -244,7 +244,7 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
 
 
 def _marker(value: Any) -> str:
-    """``value`` if it is empty or a marker :meth:`VariantLock.closure` can evaluate."""
+    """``value`` if it is empty or a marker (closure and export evaluate them)."""
     if value:
         Marker(str(value))  # InvalidMarker is a ValueError
     return str(value)
