@@ -452,7 +452,7 @@ def differences(
 ) -> list[str]:
     """Why a lock with ``recorded`` inputs does not fit ``current`` (empty: it
     does); ``lock-variants`` only for the ``whole`` file (an install needs one
-    variant, not the whole set). Each entry's index is :func:`_lacks`'s."""
+    variant, not the whole set). Each entry's index is :func:`_stale`'s."""
     reasons = []
     if recorded.content_hash != current.content_hash:
         reasons.append("poetry.lock changed since it was written (content-hash)")
@@ -481,13 +481,66 @@ def _stale(
     current: LockInputs,
     name: str,
 ) -> list[str]:
-    """Why ``lock``'s entry for ``name`` does not fit ``current`` (empty: it does),
-    what is wrong with the entry itself included."""
+    """Why ``lock``'s entry for ``name`` does not fit ``current`` (empty: it
+    does), and what is wrong with the entry itself: another index than the
+    configured one; a hole a package lost in a merge leaves (one reason); a
+    package no edge reaches any more, one without a file, with a file of another
+    build (a hand edit), at plain http elsewhere or at this run's mirror."""
     reasons = differences(lock.inputs, current)
     entry = lock.variant(name)
     if entry is None:
         return [*reasons, f"{name} is not locked"]
-    return reasons + _lacks(poetry, config, entry)
+    variant = parse_variant(name)
+    url = without_credentials(config.index_url(variant))
+    if entry.index_url != url:
+        reasons.append(
+            f"{name}'s index is now {url}, it was locked from {entry.index_url}"
+        )
+    missing = [
+        f"{root.name} {root.version}"
+        for root in _roots_for(poetry, config, variant)
+        if root.version is not None and entry.package(root.name, root.version) is None
+    ] + [
+        f"{d.name} {d.version}"
+        for p in entry.packages
+        for d in p.dependencies
+        if entry.package(d.name, d.version) is None
+    ]
+    if missing:
+        reasons.append(f"{name} lacks {', '.join(sorted(set(missing)))}")
+    roots = [
+        (p.name, p.version) for p in entry.packages if p.name in config.package_names
+    ]
+    with suppress(KeyError):  # a hole, named above
+        needed = entry.closure(roots, None)
+        reasons += [
+            f"{name} holds {p.name} {p.version}, which nothing in it needs"
+            for p in entry.packages
+            if p not in needed
+        ]
+    # Files of this run's mirror (POETRY_TORCH_CUDA_INDEX_URL): written through it.
+    mirror = urlsplit(without_credentials(_fetching(poetry).index_url(variant))).netloc
+    for package in entry.packages:
+        held = f"{name}: {package.name} {package.version}"
+        if not package.files:
+            reasons.append(f"{held} has no file")
+        reasons += [
+            f"{held} lists {file[0]}, a file of another build"
+            for file in package.files
+            if _wheel_of(file[0]) != (package.name, version_key(package.version))
+        ]
+        for file in entry.files(package):
+            if not config.allow_insecure_http and plain_http_elsewhere(file.url):
+                reasons.append(
+                    f"{held} is locked at {mask_url(file.url)}: plain http to a host "
+                    "other than this machine (https, or allow-insecure-http = true)"
+                )
+            if urlsplit(file.url).netloc == mirror != urlsplit(url).netloc:
+                reasons.append(
+                    f"{name}: {file.filename} is locked at the per-run mirror "
+                    f"{mask_url(file.url)}; re-lock without {ENV_INDEX_URL}"
+                )
+    return reasons
 
 
 def check_lock(poetry: Poetry) -> list[str]:
@@ -508,65 +561,6 @@ def check_lock(poetry: Poetry) -> list[str]:
     for name in sorted(names):
         reasons += _stale(poetry, config, lock, current, name)
     return list(dict.fromkeys(reasons))
-
-
-def _lacks(poetry: Poetry, config: TorchCudaConfig, entry: VariantLock) -> list[str]:
-    """What is wrong with ``entry`` itself (empty: nothing): another index than
-    the configured one; a hole a package lost in a merge leaves (one reason); a
-    package no edge reaches any more, one without a file, with a file of another
-    build (a hand edit), at plain http elsewhere or at this run's mirror."""
-    variant = parse_variant(entry.name)
-    url = without_credentials(config.index_url(variant))
-    reasons = []
-    if entry.index_url != url:
-        reasons.append(
-            f"{entry.name}'s index is now {url}, it was locked from {entry.index_url}"
-        )
-    missing = [
-        f"{root.name} {root.version}"
-        for root in _roots_for(poetry, config, variant)
-        if root.version is not None and entry.package(root.name, root.version) is None
-    ] + [
-        f"{d.name} {d.version}"
-        for p in entry.packages
-        for d in p.dependencies
-        if entry.package(d.name, d.version) is None
-    ]
-    if missing:
-        reasons.append(f"{entry.name} lacks {', '.join(sorted(set(missing)))}")
-    roots = [
-        (p.name, p.version) for p in entry.packages if p.name in config.package_names
-    ]
-    with suppress(KeyError):  # a hole, named above
-        needed = entry.closure(roots, None)
-        reasons += [
-            f"{entry.name} holds {p.name} {p.version}, which nothing in it needs"
-            for p in entry.packages
-            if p not in needed
-        ]
-    # Files of this run's mirror (POETRY_TORCH_CUDA_INDEX_URL): written through it.
-    mirror = urlsplit(without_credentials(_fetching(poetry).index_url(variant))).netloc
-    for package in entry.packages:
-        held = f"{entry.name}: {package.name} {package.version}"
-        if not package.files:
-            reasons.append(f"{held} has no file")
-        reasons += [
-            f"{held} lists {file[0]}, a file of another build"
-            for file in package.files
-            if _wheel_of(file[0]) != (package.name, version_key(package.version))
-        ]
-        for file in entry.files(package):
-            if not config.allow_insecure_http and plain_http_elsewhere(file.url):
-                reasons.append(
-                    f"{held} is locked at {mask_url(file.url)}: plain http to a host "
-                    "other than this machine (https, or allow-insecure-http = true)"
-                )
-            if urlsplit(file.url).netloc == mirror != urlsplit(url).netloc:
-                reasons.append(
-                    f"{entry.name}: {file.filename} is locked at the per-run mirror "
-                    f"{mask_url(file.url)}; re-lock without {ENV_INDEX_URL}"
-                )
-    return reasons
 
 
 def _wheel_of(filename: str) -> tuple[str, Any] | None:
