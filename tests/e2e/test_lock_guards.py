@@ -325,3 +325,37 @@ def test_lock_check_refuses_a_package_nothing_in_its_entry_needs(
         "cu129 holds nvidia-cudnn-cu12 9.10.2.21, which nothing in it needs"
         in result.stderr
     ), result
+
+
+def test_lock_check_passes_a_lock_from_an_index_url_with_credentials(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``index-url`` carries ``user:password@`` and no per-run mirror is set: the
+    files on the configured index are not a mirror's, so the check passes."""
+    secret = index.url.replace("http://", "http://robot:s3cret@", 1)
+    table = f'index-url = "{secret}/whl/{{variant}}"\nvariant = "cu129"\n'
+    project = Project.create(tmp_path, index, DEPS, table)
+    assert run_inprocess(project, "lock").returncode == 0
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 0, result
+    assert "matches poetry.lock" in result.stdout, result
+    assert "s3cret" not in result.stdout + result.stderr, result
+
+
+def test_lock_check_fails_when_the_index_moved(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``index-url`` names another index now: each entry records the index it was
+    locked from, and the check names both."""
+    project = Project.create(tmp_path, index, DEPS, TWO)
+    assert run_inprocess(project, "lock").returncode == 0
+    before = f"{index.url}/whl/{{variant}}"
+    moved = f"{index.url}/mirror/{{variant}}"
+    project.write_pyproject(project.pyproject_text().replace(before, moved))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    for name in ("cu129", "cu130"):
+        assert (
+            f"{name}'s index is now {index.url}/mirror/{name}, it was locked from "
+            f"{index.url}/whl/{name}" in result.stderr
+        ), result

@@ -89,3 +89,10 @@ def test_lock_check_fails_a_lock_holding_mirror_urls(
     )
     assert result.returncode == 1, result
     assert "mirror" in result.stdout + result.stderr
+    # An install through the mirror judges the entry by the same rule: it would
+    # lock it again, which a per-run mirror never does; nothing changes.
+    installed = project.run("install", env_extra={MIRROR: mirror.url}, check=False)
+    assert installed.returncode == 1, describe(installed)
+    assert "is locked at the per-run mirror" in installed.stdout, describe(installed)
+    assert "never written through the per-run mirror" in installed.stderr
+    assert path.read_text() == text

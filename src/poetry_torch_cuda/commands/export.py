@@ -9,10 +9,10 @@ file's URL from the index's page, as Poetry does. No credential is written.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import ClassVar
+from typing import Optional
 from urllib.parse import urlsplit
 
 from cleo.helpers import option
@@ -45,8 +45,11 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
 
     from poetry_torch_cuda.lockfile.model import VariantLock
+    from poetry_torch_cuda.project.selection import Selection
 
 FORMATS = ("requirements.txt", "pylock.toml")
+#: ``(file name, url or None: not read from the index page, sha256)``
+Files = tuple[tuple[str, Optional[str], str], ...]
 PYPI_SIMPLE = "https://pypi.org/simple"
 
 
@@ -58,11 +61,8 @@ class ExportedPackage:
     version: str
     markers: str
     index: str | None
-    #: ``(file name, url or None: to be read from the index page, sha256)``
-    files: tuple[tuple[str, str | None, str], ...]
+    files: Files
     url: str | None = None
-    #: poetry.lock's package, whose source lists the files without a URL here.
-    locked: Package | None = None
 
 
 class ExportCommand(ReportsErrors, GroupCommand):
@@ -122,19 +122,16 @@ class ExportCommand(ReportsErrors, GroupCommand):
                 "`poetry torch-cuda lock` first."
             )
         selection = selection_from(self)
-        packages = select(
-            self.poetry, config.package_names, entry, selection.groups, selection.extras
-        )
+        pylock = fmt == "pylock.toml"
+        packages = select(self.poetry, config.package_names, entry, selection, pylock)
         # Indexes that requests get credentials for, by the one rule every request
         # follows (Poetry's, by host): named in a comment, never written.
         secret = variant_authenticator(
             config, variant, self.poetry.config
         ).sends_credentials
-        if fmt == "pylock.toml":
+        if pylock:
             python = format_python_constraint(self.poetry.package.python_constraint)
-            text = pylock_toml(
-                variant.name, packages, python, secret, partial(_file_urls, self.poetry)
-            )
+            text = pylock_toml(variant.name, packages, python, secret)
         else:
             text = requirements_txt(variant.name, packages, secret)
         output = self.option("output")
@@ -148,11 +145,10 @@ class ExportCommand(ReportsErrors, GroupCommand):
         return 0
 
 
-def _file_urls(poetry: Poetry, package: ExportedPackage) -> dict[str, str]:
-    """The URLs of ``package``'s files, as its source lists them for ``poetry install``."""
-    assert package.locked is not None  # no URL: a file of poetry.lock's
+def _with_urls(poetry: Poetry, package: Package, index: str, files: Files) -> Files:
+    """``files`` with their URLs, as ``package``'s source lists them for ``poetry install``."""
     try:
-        links = poetry_links(poetry, package.locked)
+        links = poetry_links(poetry, package)
     except TorchCudaError as error:
         raise TorchCudaError(
             f"pylock.toml needs its files' URLs: {error} Or export requirements.txt, "
@@ -161,38 +157,40 @@ def _file_urls(poetry: Poetry, package: ExportedPackage) -> dict[str, str]:
     urls = {
         link.filename: without_credentials(link.url_without_fragment) for link in links
     }
-    for filename, _, _ in package.files:
+    for filename, _, _ in files:
         if filename not in urls:
             raise TorchCudaError(
-                f"pylock.toml needs the URL of {filename}, and {package.index}/"
+                f"pylock.toml needs the URL of {filename}, and {index}/"
                 f"{package.name}/ does not list it (any more). Run `poetry lock` to "
                 "lock what the index has."
             )
-    return urls
+    return tuple((f, urls[f], sha) for f, _, sha in files)
 
 
 def select(
     poetry: Poetry,
     names: Iterable[NormalizedName],
     entry: VariantLock,
-    groups: Iterable[str],
-    extras: Iterable[str],
+    selection: Selection,
+    urls: bool,
 ) -> list[ExportedPackage]:
-    """Poetry's packages for ``groups`` and ``extras``, the family of the configured
-    ``names`` from ``entry``.
+    """Poetry's packages for the ``selection`` of groups and extras (``urls``: with
+    their files' URLs), the family of the configured ``names`` from ``entry``,
+    sorted.
 
     Raises:
         TorchCudaError: a package cannot be hash-checked (a directory or git
-            dependency).
+            dependency), or (``urls``) a file's URL cannot be had.
     """
     from poetry.core.version.markers import parse_marker
 
     names = frozenset(names)
     family = protected_names(names, [locked.locked_graph(poetry)])
     exported, roots = [], {}
+    groups, extras = selection.groups, selection.extras
     for package, marker in locked.selected_packages(poetry, groups, extras):
         if package.name not in family:
-            exported.append(_poetry_package(package, str(marker)))
+            exported.append(_poetry_package(poetry, package, str(marker), urls))
         elif package.name in names:
             roots[package.name] = marker
     chosen = [(p.name, p.version) for p in entry.packages if p.name in roots]
@@ -205,12 +203,14 @@ def select(
         exported.append(
             ExportedPackage(one.name, one.version, shown, entry.index_url, files)
         )
-    return exported
+    return sorted(exported, key=lambda p: (p.name, p.version))
 
 
-def _poetry_package(package: Package, marker: str) -> ExportedPackage:
+def _poetry_package(
+    poetry: Poetry, package: Package, marker: str, urls: bool
+) -> ExportedPackage:
     kind, url = package.source_type, package.source_url
-    files = tuple(
+    files: Files = tuple(
         (str(f["file"]), None, str(f["hash"]).partition(":")[2])
         for f in package.files
         if str(f.get("hash", "")).startswith("sha256:")
@@ -227,16 +227,15 @@ def _poetry_package(package: Package, marker: str) -> ExportedPackage:
             package.name, package.version.text, marker, None, files, str(url)
         )
     index = without_credentials(str(url or PYPI_SIMPLE)).rstrip("/")
-    return ExportedPackage(
-        package.name, package.version.text, marker, index, files, locked=package
-    )
+    if urls:
+        files = _with_urls(poetry, package, index, files)
+    return ExportedPackage(package.name, package.version.text, marker, index, files)
 
 
 def requirements_txt(
-    variant: str, packages: Iterable[ExportedPackage], secret: Callable[[str], bool]
+    variant: str, packages: list[ExportedPackage], secret: Callable[[str], bool]
 ) -> str:
     """A requirements file for ``pip install --require-hashes -r``."""
-    packages = sorted(packages, key=lambda p: (p.name, p.version))
     indexes, hosts, comments = _header(packages, secret)
     lines = [
         f"# Exported by poetry-torch-cuda from poetry.lock and {LOCK_NAME} for {variant}.",
@@ -258,20 +257,13 @@ def requirements_txt(
 
 def pylock_toml(
     variant: str,
-    packages: Iterable[ExportedPackage],
+    packages: list[ExportedPackage],
     requires_python: str,
     secret: Callable[[str], bool],
-    file_urls: Callable[[ExportedPackage], dict[str, str]],
 ) -> str:
-    """A PEP 751 ``pylock.toml``; ``file_urls(package)`` finds the URLs of the files of
-    a package of poetry.lock's.
-
-    Raises:
-        TorchCudaError: a file's URL cannot be had (``file_urls`` says why).
-    """
+    """A PEP 751 ``pylock.toml`` of ``packages`` with their files' URLs."""
     import tomlkit
 
-    packages = sorted(packages, key=lambda p: (p.name, p.version))
     _, hosts, comments = _header(packages, secret)
     trusted = "".join(f" --trusted-host {h}" for h in hosts)
     document = tomlkit.document()
@@ -301,11 +293,10 @@ def pylock_toml(
             assert package.index is not None  # no url: from an index
             table["index"] = package.index
             wheels = tomlkit.array().multiline(True)
-            urls = {} if package.locked is None else file_urls(package)
             for filename, url, sha256 in sorted(package.files):
                 item = tomlkit.inline_table()
                 item["name"] = filename
-                item["url"] = url or urls[filename]
+                item["url"] = url
                 item["hashes"] = {"sha256": sha256}
                 if filename.endswith(".whl"):
                     wheels.append(item)
@@ -319,7 +310,7 @@ def pylock_toml(
 
 
 def _header(
-    packages: Iterable[ExportedPackage], secret: Callable[[str], bool]
+    packages: list[ExportedPackage], secret: Callable[[str], bool]
 ) -> tuple[list[str], list[str], list[str]]:
     """The indexes (PyPI first), the hosts of plain-http ones (pip ignores them
     without ``--trusted-host``) and the comments naming those ``secret`` says

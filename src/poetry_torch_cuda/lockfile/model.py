@@ -140,8 +140,6 @@ class LockInputs:
     locked: tuple[tuple[NormalizedName, tuple[str, ...]], ...]
     packages: tuple[str, ...]
     lock_variants: tuple[str, ...]
-    #: ``(variant name, index URL)``
-    indexes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,10 +198,6 @@ def read_lock(path: Path) -> TorchCudaLock | None:
             ),
             packages=tuple(str(p) for p in metadata["packages"]),
             lock_variants=tuple(str(v) for v in metadata["lock-variants"]),
-            indexes=tuple(
-                (_build(name), str(url))
-                for name, url in sorted(metadata["indexes"].items())
-            ),
         )
         variants = tuple(_variant(entry) for entry in data.get("variant", []))
         if len({variant.name for variant in variants}) < len(variants):
@@ -232,7 +226,7 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
             LockedPackage(
                 canonicalize_name(package["name"]),
                 str(package["version"]),
-                str(package.get("markers", "")),
+                _marker(package.get("markers", "")),
                 tuple(
                     LockedDependency(
                         canonicalize_name(d["name"]),
@@ -250,7 +244,7 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
 
 
 def _marker(value: Any) -> str:
-    """``value`` if it is empty or a marker :meth:`VariantLock.closure` can evaluate."""
+    """``value`` if it is empty or a marker (closure and export evaluate them)."""
     if value:
         Marker(str(value))  # InvalidMarker is a ValueError
     return str(value)
@@ -319,7 +313,6 @@ def render(lock: TorchCudaLock) -> str:
         "packages": list(inputs.packages),
         "lock-variants": list(inputs.lock_variants),
         "locked": {name: list(versions) for name, versions in inputs.locked},
-        "indexes": dict(inputs.indexes),
     }
     document["variant"] = [
         {

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
+from urllib.parse import urlsplit
 
 from cleo.io.outputs.output import Verbosity
 from packaging.requirements import InvalidRequirement
@@ -112,7 +113,6 @@ class _Node:
     markers: Any
     extras: set[str] = field(default_factory=set)
     edges: dict[tuple[NormalizedName, str], Any] = field(default_factory=dict)
-    requirements: list[Requirement] | None = None
 
     def package(self, base: str) -> LockedPackage:
         """The locked package, its URLs relative to ``base`` where they can be."""
@@ -235,16 +235,7 @@ class VariantLocker:
                     continue  # nothing new: the walk ends even around a cycle
                 node.markers = merged
             node.extras |= extras
-            if node.requirements is None:
-                node.requirements = self._requirements(node.files)
-            for requirement in node.requirements:
-                dep = canonicalize_name(requirement.name)
-                if dep not in self._configured and not is_cuda_bound(dep):
-                    continue  # Poetry's, locked in poetry.lock
-                dep_marker = parse_marker(str(requirement.marker or ""))
-                if not dep_marker.only("extra").validate({"extra": node.extras}):
-                    continue
-                dep_marker = dep_marker.without_extras()
+            for dep, requirement, dep_marker in self._followed(node.files, node.extras):
                 seen[dep] = seen.get(dep, SpecifierSet()) & requirement.specifier
                 spec = requirement.specifier & specs.get(dep, SpecifierSet())
                 dep_version, dep_files = self._pick(url, dep, spec)
@@ -319,23 +310,25 @@ class VariantLocker:
     def _fits(
         self, files: list[IndexFile], fit: Mapping[NormalizedName, str] | None
     ) -> bool:
-        """Whether the build's requirements accept the ``fit`` versions (a file
-        without a sha256 is not read: the caller refuses it)."""
-        from poetry.core.version.markers import parse_marker
-
+        """Whether the build's requirements (those of no extra, as :meth:`_walk`
+        follows them) accept the ``fit`` versions (a file without a sha256 is not
+        read: the caller refuses it)."""
         if not fit or not all(entry.sha256 for entry in files):
             return True
-        for r in self._requirements(files):
-            name = canonicalize_name(r.name)
-            # as _walk follows a requirement: only those of no extra count
-            marker = parse_marker(str(r.marker or "")).only("extra")
-            applies = marker.validate({"extra": set()})
-            if name in fit and applies and not r.specifier.contains(fit[name], True):
-                return False
-        return True
+        return all(
+            r.specifier.contains(fit[name], True)
+            for name, r, _ in self._followed(files, set())
+            if name in fit
+        )
 
-    def _requirements(self, files: list[IndexFile]) -> list[Requirement]:
-        """The union of the ``Requires-Dist`` of ``files``, each metadata read once."""
+    def _followed(
+        self, files: list[IndexFile], extras: set[str]
+    ) -> list[tuple[NormalizedName, Requirement, Any]]:
+        """The requirements of ``files`` the lock follows: the torch family's (the
+        rest is Poetry's, locked in poetry.lock) that hold with ``extras`` asked
+        for, each with its name and its marker without extras."""
+        from poetry.core.version.markers import parse_marker
+
         distinct = {(e.metadata_sha256 or e.sha256 or e.filename): e for e in files}
         with ThreadPoolExecutor(max_workers=min(8, len(distinct) or 1)) as pool:
             texts = list(pool.map(self._metadata, distinct.values()))
@@ -345,7 +338,14 @@ class VariantLocker:
                 with suppress(InvalidRequirement):
                     requirement = Requirement(line)
                     found.setdefault(str(requirement), requirement)
-        return [found[key] for key in sorted(found)]
+        followed = []
+        for key in sorted(found):
+            name = canonicalize_name(found[key].name)
+            marker = parse_marker(str(found[key].marker or ""))
+            holds = marker.only("extra").validate({"extra": extras})
+            if holds and (name in self._configured or is_cuda_bound(name)):
+                followed.append((name, found[key], marker.without_extras()))
+        return followed
 
     def _metadata(self, entry: IndexFile) -> str:
         """The file's metadata (PEP 658, else the wheel's), checked by sha256 and
@@ -437,32 +437,22 @@ def _wanted(config: TorchCudaConfig) -> tuple[str, ...]:
     return tuple(sorted({*config.lock_variants, config.variant.name}))
 
 
-def _current_inputs(
-    poetry: Poetry, config: TorchCudaConfig, variants: Iterable[str] = ()
-) -> LockInputs:
-    """The inputs a lock made now would record; ``variants`` get their index URL."""
+def _current_inputs(poetry: Poetry, config: TorchCudaConfig) -> LockInputs:
+    """The inputs a lock made now would record."""
     return LockInputs(
         content_hash=locked.content_hash(poetry),
         locked=locked.locked_versions(poetry, config.package_names),
         packages=tuple(str(requirement) for requirement in config.packages),
         lock_variants=_wanted(config),
-        indexes=tuple(
-            sorted(
-                (name, without_credentials(config.index_url(parse_variant(name))))
-                for name in set(variants)
-            )
-        ),
     )
 
 
 def differences(
-    recorded: LockInputs, current: LockInputs, *, variant: str | None = None
+    recorded: LockInputs, current: LockInputs, *, whole: bool = False
 ) -> list[str]:
-    """Why a lock with ``recorded`` inputs does not fit ``current`` (empty: it does).
-
-    With ``variant`` only that variant's index is compared, and ``lock-variants``
-    is not (an install needs that variant, not the whole set).
-    """
+    """Why a lock with ``recorded`` inputs does not fit ``current`` (empty: it
+    does); ``lock-variants`` only for the ``whole`` file (an install needs one
+    variant, not the whole set). Each entry's index is :func:`_stale`'s."""
     reasons = []
     if recorded.content_hash != current.content_hash:
         reasons.append("poetry.lock changed since it was written (content-hash)")
@@ -470,25 +460,14 @@ def differences(
         ("poetry.lock locks", _versions(current.locked), _versions(recorded.locked)),
         ("packages is now", list(current.packages), list(recorded.packages)),
     ]
-    if variant is None:
+    if whole:
         now, then = current.lock_variants, recorded.lock_variants
         moved.append(("the variants to lock are now", list(now), list(then)))
-    reasons += [
+    return reasons + [
         f"{what} {now}, {LOCK_NAME} was made for {then}"
         for what, now, then in moved
         if now != then
     ]
-    have = dict(recorded.indexes)
-    for name, url in current.indexes:
-        if variant not in (None, name):
-            continue
-        if name not in have:
-            reasons.append(f"{name} is not locked")
-        elif have[name] != url:
-            reasons.append(
-                f"{name}'s index is now {url}, it was locked from {have[name]}"
-            )
-    return reasons
 
 
 def _versions(found: Iterable[tuple[Any, tuple[str, ...]]]) -> str:
@@ -502,15 +481,66 @@ def _stale(
     current: LockInputs,
     name: str,
 ) -> list[str]:
-    """Why ``lock``'s entry for ``name`` does not fit ``current`` (empty: it does),
-    the index its metadata names and a hole a bad merge left included."""
-    reasons = differences(lock.inputs, current, variant=name)
+    """Why ``lock``'s entry for ``name`` does not fit ``current`` (empty: it
+    does), and what is wrong with the entry itself: another index than the
+    configured one; a hole a package lost in a merge leaves (one reason); a
+    package no edge reaches any more, one without a file, with a file of another
+    build (a hand edit), at plain http elsewhere or at this run's mirror."""
+    reasons = differences(lock.inputs, current)
     entry = lock.variant(name)
     if entry is None:
-        return reasons or [f"{name} is not locked"]
-    if dict(lock.inputs.indexes).get(name) != entry.index_url:
-        reasons.append(f"{name}'s entry is not the one its metadata names")
-    return reasons + _lacks(poetry, config, entry)
+        return [*reasons, f"{name} is not locked"]
+    variant = parse_variant(name)
+    url = without_credentials(config.index_url(variant))
+    if entry.index_url != url:
+        reasons.append(
+            f"{name}'s index is now {url}, it was locked from {entry.index_url}"
+        )
+    missing = [
+        f"{root.name} {root.version}"
+        for root in _roots_for(poetry, config, variant)
+        if root.version is not None and entry.package(root.name, root.version) is None
+    ] + [
+        f"{d.name} {d.version}"
+        for p in entry.packages
+        for d in p.dependencies
+        if entry.package(d.name, d.version) is None
+    ]
+    if missing:
+        reasons.append(f"{name} lacks {', '.join(sorted(set(missing)))}")
+    roots = [
+        (p.name, p.version) for p in entry.packages if p.name in config.package_names
+    ]
+    with suppress(KeyError):  # a hole, named above
+        needed = entry.closure(roots, None)
+        reasons += [
+            f"{name} holds {p.name} {p.version}, which nothing in it needs"
+            for p in entry.packages
+            if p not in needed
+        ]
+    # Files of this run's mirror (POETRY_TORCH_CUDA_INDEX_URL): written through it.
+    mirror = urlsplit(without_credentials(_fetching(poetry).index_url(variant))).netloc
+    for package in entry.packages:
+        held = f"{name}: {package.name} {package.version}"
+        if not package.files:
+            reasons.append(f"{held} has no file")
+        reasons += [
+            f"{held} lists {file[0]}, a file of another build"
+            for file in package.files
+            if _wheel_of(file[0]) != (package.name, version_key(package.version))
+        ]
+        for file in entry.files(package):
+            if not config.allow_insecure_http and plain_http_elsewhere(file.url):
+                reasons.append(
+                    f"{held} is locked at {mask_url(file.url)}: plain http to a host "
+                    "other than this machine (https, or allow-insecure-http = true)"
+                )
+            if urlsplit(file.url).netloc == mirror != urlsplit(url).netloc:
+                reasons.append(
+                    f"{name}: {file.filename} is locked at the per-run mirror "
+                    f"{mask_url(file.url)}; re-lock without {ENV_INDEX_URL}"
+                )
+    return reasons
 
 
 def check_lock(poetry: Poetry) -> list[str]:
@@ -525,61 +555,12 @@ def check_lock(poetry: Poetry) -> list[str]:
         return [str(error).rstrip(".")]
     if lock is None:
         return [f"{LOCK_NAME} does not exist"]
-    names = set(_wanted(config)) - {"auto"}
-    if "auto" in _wanted(config):
-        names |= {name for name, _ in lock.inputs.indexes}
-    current = _current_inputs(poetry, config, names)
-    reasons = differences(lock.inputs, current)
-    for name in sorted(names | {entry.name for entry in lock.variants}):
+    current = _current_inputs(poetry, config)
+    reasons = differences(lock.inputs, current, whole=True)
+    names = set(_wanted(config)) - {"auto"} | {entry.name for entry in lock.variants}
+    for name in sorted(names):
         reasons += _stale(poetry, config, lock, current, name)
-    reasons += _mirror_urls(lock, _fetching(poetry), config)
     return list(dict.fromkeys(reasons))
-
-
-def _lacks(poetry: Poetry, config: TorchCudaConfig, entry: VariantLock) -> list[str]:
-    """What ``entry`` lacks of the locked versions and of its own dependencies, in
-    one reason (empty: nothing): a package lost in a merge leaves a hole; a
-    package no edge reaches any more, one without a file, or with a file of
-    another build (a hand edit)."""
-    missing = [
-        f"{root.name} {root.version}"
-        for root in _roots_for(poetry, config, parse_variant(entry.name))
-        if root.version is not None and entry.package(root.name, root.version) is None
-    ] + [
-        f"{d.name} {d.version}"
-        for p in entry.packages
-        for d in p.dependencies
-        if entry.package(d.name, d.version) is None
-    ]
-    reasons = (
-        [f"{entry.name} lacks {', '.join(sorted(set(missing)))}"] if missing else []
-    )
-    roots = [
-        (p.name, p.version) for p in entry.packages if p.name in config.package_names
-    ]
-    with suppress(KeyError):  # a hole, named above
-        needed = entry.closure(roots, None)
-        reasons += [
-            f"{entry.name} holds {p.name} {p.version}, which nothing in it needs"
-            for p in entry.packages
-            if p not in needed
-        ]
-    for package in entry.packages:
-        held = f"{entry.name}: {package.name} {package.version}"
-        if not package.files:
-            reasons.append(f"{held} has no file")
-        reasons += [
-            f"{held} lists {file[0]}, a file of another build"
-            for file in package.files
-            if _wheel_of(file[0]) != (package.name, version_key(package.version))
-        ]
-        reasons += [
-            f"{held} is locked at {mask_url(file.url)}: plain http to a host other "
-            "than this machine (https, or allow-insecure-http = true)"
-            for file in entry.files(package)
-            if not config.allow_insecure_http and plain_http_elsewhere(file.url)
-        ]
-    return reasons
 
 
 def _wheel_of(filename: str) -> tuple[str, Any] | None:
@@ -658,7 +639,7 @@ def lock_project(
                 "the index as it is now: `poetry torch-cuda lock --accept-drift`."
             ) from None
         previous = None
-    current = _current_inputs(poetry, config, names)
+    current = _current_inputs(poetry, config)
     kept = {  # the entries that still match, when reused
         v.name: v
         for p in ([previous] if reuse and previous else [])
@@ -690,8 +671,7 @@ def lock_project(
                 raise
     if not variants:
         return None
-    inputs = _current_inputs(poetry, config, [v.name for v in variants])
-    lock = TorchCudaLock(inputs, tuple(variants))
+    lock = TorchCudaLock(current, tuple(variants))
     for name in client.skipped():
         io.write_line(
             f"{PREFIX}: skipped {name}: PEP 825 wheel variants are not supported yet",
@@ -726,7 +706,7 @@ def entry_for(
     lock = read_lock(lock_path(poetry))
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]
-    current = _current_inputs(poetry, config, [variant.name])
+    current = _current_inputs(poetry, config)
     reasons = _stale(poetry, config, lock, current, variant.name)
     return lock.variant(variant.name), reasons
 
@@ -786,28 +766,6 @@ def _roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> lis
                 markers = str(wanted.intersect(marker))
                 roots.append(Root(name, version, SpecifierSet(), extras, markers))
     return roots
-
-
-def _mirror_urls(
-    lock: TorchCudaLock, fetching: TorchCudaConfig, config: TorchCudaConfig
-) -> list[str]:
-    """Files the lock takes from this run's mirror (``POETRY_TORCH_CUDA_INDEX_URL``)."""
-    from urllib.parse import urlsplit
-
-    found = []
-    for entry in lock.variants:
-        variant = parse_variant(entry.name)
-        mirror = urlsplit(without_credentials(fetching.index_url(variant))).netloc
-        if mirror == urlsplit(config.index_url(variant)).netloc:
-            continue
-        found += [
-            f"{entry.name}: {file.filename} is locked at the per-run mirror "
-            f"{mask_url(file.url)}; re-lock without POETRY_TORCH_CUDA_INDEX_URL"
-            for package in entry.packages
-            for file in entry.files(package)
-            if urlsplit(file.url).netloc == mirror
-        ]
-    return found
 
 
 def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -> None:
