@@ -160,3 +160,44 @@ def test_status_and_verify_name_a_distribution_whose_record_is_gone(
     assert broken_records(project.site_packages()) == []
     status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert status.returncode == 0, status
+
+
+def test_a_wheel_of_the_other_family_is_named_and_swept(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    """A CUDA 12 wheel that a later pip run put beside the CUDA 13 build, which
+    nothing requires, took the build's shared library: status names it as a wheel
+    of another family and fails --check with the fix, which puts the build's file
+    back and removes it."""
+    project, env = _installed_cu130(tmp_path, shared_index)
+    project.pip(
+        "install",
+        "--no-deps",
+        "--index-url",
+        shared_index.pypi_url,
+        "nvidia-cudnn-cu12",
+    )
+    library = project.site_packages() / SHARED[0]
+    assert library.read_text() == "CUDA 12\n"  # what pip did to the build
+
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+
+    assert status.returncode == 1, status
+    assert "Orphans      nvidia-cudnn-cu12\n" in status.stdout, status
+    said = (
+        "CUDA 12 wheels that nothing needs are installed beside the CUDA 13 build "
+        "(nvidia-cudnn-cu12): the families' wheels share file paths, so they may "
+        "have replaced the build's libraries; `poetry torch-cuda sync` reinstalls "
+        "the build and removes them"
+    )
+    assert said in status.stdout.replace("\n", " "), status
+    sync = project.run("torch-cuda", "sync", env_extra=env)
+    assert "removed 1 unused CUDA wheel (nvidia-cudnn-cu12)" in sync.stdout, sync
+    assert "nvidia-cudnn-cu12" not in project.installed()
+    assert library.read_text() == "CUDA 13\n"
+    assert broken_records(project.site_packages()) == []
+    verify = project.run("torch-cuda", "verify", check=False, env_extra=env)
+    assert verify.returncode == 0, describe(verify)
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert status.returncode == 0, status
+    assert "Orphans      none" in status.stdout, status

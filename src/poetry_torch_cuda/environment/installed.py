@@ -7,7 +7,9 @@ changed the environment. Nothing imports torch or starts a process.
 
 from __future__ import annotations
 
+import os
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
 from importlib import metadata
@@ -78,6 +80,17 @@ class InstalledEnvironment:
         """The installed version of ``name``, or ``None``."""
         found = self.get(name)
         return None if found is None else found.version
+
+    def names(self) -> set[NormalizedName]:
+        """Every installed distribution's name, from the folders' names alone."""
+        found = set()
+        for path in self._paths:
+            with suppress(OSError):
+                for entry in os.scandir(path):
+                    stem, _, kind = entry.name.rpartition(".")
+                    if kind in ("dist-info", "egg-info"):
+                        found.add(canonicalize_name(stem.split("-", 1)[0]))
+        return found
 
     def all(self) -> dict[NormalizedName, InstalledDistribution]:
         """Every installed distribution, by canonical name (first on the path wins)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -15,11 +16,15 @@ from packaging.version import Version
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.project.protection import dependency_closure
+from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.protection import protected_names
+from poetry_torch_cuda.project.variants import label_of
+from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
     from collections.abc import Iterable
     from collections.abc import Mapping
 
@@ -181,9 +186,14 @@ def plan_for(
         if force or not target.is_satisfied_by(installed.version(target.name), variant)
     )
     protected = protected_for(config, locked, installed)
+    own = locked.direct - configured
     orphans = (
-        () if install else find_orphans(protected - configured, targets, installed)
+        () if install else find_orphans(protected - configured, targets, installed, own)
     )
+    if foreign_wheels(orphans, cuda_majors(targets, installed)):
+        # It may have replaced the build's files (the families share paths): only
+        # reinstalling the build puts them back; the sweep after it removes the wheel.
+        install, orphans, force = tuple(targets), (), True
     # Poetry's packages the targets need and the env lacks (a hook's graph holds
     # only the family), at poetry.lock's versions.
     reached = dependency_closure([t.name for t in install], locked.graph)
@@ -195,7 +205,7 @@ def plan_for(
         tuple(target for target in targets if target not in install),
         protected=protected,
         configured=configured,
-        own=locked.direct - configured,
+        own=own,
         index_shown=mask_url(config.index_url(variant)),
         lacking={
             name: versions[name]
@@ -211,11 +221,59 @@ def find_orphans(
     candidates: Iterable[NormalizedName],
     targets: Iterable[Target],
     installed: InstalledEnvironment,
+    own: Iterable[NormalizedName] = (),
 ) -> list[NormalizedName]:
-    """Installed ``candidates`` that no other installed distribution requires."""
-    present = {name for name in candidates if installed.get(name) is not None}
+    """Installed ``candidates`` that no other installed distribution requires, and
+    so the installed CUDA wheels of another family than the build of ``targets``
+    (a ``-cu12`` wheel beside a ``+cu130`` torch), but for the project's ``own``.
+
+    Such a wheel is no dependency of the build, yet a pip run leaves it there
+    (``pip install --no-deps``, an interrupted switch) and it shares file paths
+    with the build's own wheels.
+    """
+    targets = list(targets)
+    majors = cuda_majors(targets, installed)
+    strays = foreign_wheels(installed.names(), majors) if majors else {}
+    present = {
+        name
+        for name in (*candidates, *(name for name in strays if name not in own))
+        if installed.get(name) is not None
+    }
     if not present or not present - set(installed.graph(t.name for t in targets)):
         return []
     graph = installed.graph()
     needed = dependency_closure([name for name in graph if name not in present], graph)
     return sorted(present - needed)
+
+
+#: A CUDA wheel of one family, ``nvidia-cudnn-cu12``: its CUDA major.
+_FAMILY = re.compile(r"-cu(?P<major>[0-9]+)$")
+
+
+def cuda_majors(
+    targets: Iterable[Target], installed: InstalledEnvironment
+) -> frozenset[int]:
+    """The CUDA majors of the installed builds of ``targets`` (13 for ``+cu130``)."""
+    majors = set()
+    for target in targets:
+        try:
+            variant = parse_variant(
+                label_of(installed.version(target.name) or "") or ""
+            )
+        except ValueError:  # no label, or not a variant's
+            continue
+        if variant.cuda_version is not None:
+            majors.add(variant.cuda_version[0])
+    return frozenset(majors)
+
+
+def foreign_wheels(
+    names: Iterable[NormalizedName], majors: Collection[int]
+) -> dict[NormalizedName, int]:
+    """Of ``names``, the CUDA wheels of one family (``-cu12``) whose CUDA major is
+    none of ``majors`` (none without a CUDA build), with that major."""
+    if not majors:  # a build of no CUDA: every family is another one, no risk
+        return {}
+    matches = ((name, _FAMILY.search(name)) for name in sorted(names))
+    found = {name: int(m["major"]) for name, m in matches if m and is_cuda_bound(name)}
+    return {name: major for name, major in found.items() if major not in majors}
