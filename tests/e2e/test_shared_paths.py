@@ -201,3 +201,27 @@ def test_a_wheel_of_the_other_family_is_named_and_swept(
     status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert status.returncode == 0, status
     assert "Orphans      none" in status.stdout, status
+
+
+def test_a_wheel_the_build_requires_and_lacks_fails_status(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    """A killed install can leave torch without a CUDA wheel it requires (pip had
+    not reached it): torch's version is right, so only its requirements tell;
+    status fails --check with the fix, which installs it."""
+    project, env = _installed_cu130(tmp_path, shared_index)
+    project.pip("uninstall", "-y", "nvidia-cudnn-cu13")
+
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+
+    assert status.returncode == 1, status
+    said = (
+        "torch 2.13.0+cu130 requires nvidia-cudnn-cu13, which is not installed; "
+        "run `poetry torch-cuda sync --force`"
+    )
+    assert said in status.stdout.replace("\n", " "), status
+    project.run("torch-cuda", "sync", "--force", env_extra=env)
+    assert "nvidia-cudnn-cu13" in project.installed()
+    assert _import_torch(project) == "2.13.0+cu130"
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert status.returncode == 0, status

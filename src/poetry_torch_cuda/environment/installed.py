@@ -129,14 +129,20 @@ class InstalledEnvironment:
             edges.setdefault(name, set())
         return {name: frozenset(required) for name, required in edges.items()}
 
-    def unmet(self, roots: Iterable[str]) -> list[str]:
-        """``pip check``'s sentences for installed versions that what ``roots`` reach reject."""
+    def unmet(self, roots: Iterable[str], *, missing: bool = False) -> list[str]:
+        """``pip check``'s sentences for installed versions that what ``roots`` reach
+        reject, and with ``missing`` for what they require and is not installed."""
         problems: list[str] = []
         for name in self.graph(roots):
             distribution = self.get(name)
             assert distribution is not None
             for requirement, extra in distribution.edges:
                 have = self.get(requirement.name)
+                if missing and not extra and have is None:  # a killed install, say
+                    problems.append(
+                        f"{distribution.name} {distribution.version} requires "
+                        f"{canonicalize_name(requirement.name)}, which is not installed"
+                    )
                 if extra or have is None or not requirement.specifier:
                     continue
                 try:

@@ -247,10 +247,11 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         f"{problem}: {DAMAGED}; {SYNC_FORCE}"
         for problem in family_problems(env, config.package_names)
     )
-    # The install's own check after pip: installed versions the family rejects.
+    # The install's own check after pip: installed versions the family rejects,
+    # and what it requires and lacks (a killed install).
     report.warnings.extend(
         f"{problem}; run `poetry torch-cuda sync --force`"
-        for problem in ctx.installed.unmet(config.package_names)
+        for problem in ctx.installed.unmet(config.package_names, missing=True)
     )
     report.warnings.extend(dead_stashes(env.path))
     for name in own_cuda_wheels(poetry.package, env.marker_env):
