@@ -193,6 +193,19 @@ def test_a_wheel_of_another_family_makes_the_plan_reinstall_the_build(
     assert made.force and made.remove == ()
 
 
+def test_a_build_without_a_cuda_wheel_it_requires_is_installed_again(
+    tmp_path: Path,
+) -> None:
+    """A killed install left torch without its cuBLAS: Poetry skips the family's
+    wheels, so the plan installs the targets again (pip adds what is missing)."""
+    write_dist(tmp_path, "torch", "2.14.1+cu129", "nvidia-cublas-cu12", "filelock")
+    target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
+    made = plan(tmp_path)
+    assert made.install == (target,) and not made.force
+    write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")
+    assert plan(tmp_path).is_empty  # filelock is Poetry's to install
+
+
 def test_a_plan_carries_what_it_was_made_from(tmp_path: Path) -> None:
     write_dist(tmp_path, "torch", "2.14.1+cu129", "nvidia-cublas-cu12")
     write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")

@@ -190,6 +190,8 @@ def plan_for(
     orphans = (
         () if install else find_orphans(protected - configured, targets, installed, own)
     )
+    if not install and _lacks_a_wheel(targets, installed, own):
+        install = tuple(targets)  # pip adds what is missing, the rest is in place
     if foreign_wheels(orphans, cuda_majors(targets, installed)):
         # It may have replaced the build's files (the families share paths): only
         # reinstalling the build puts them back; the sweep after it removes the wheel.
@@ -244,6 +246,16 @@ def find_orphans(
     graph = installed.graph()
     needed = dependency_closure([name for name in graph if name not in present], graph)
     return sorted(present - needed)
+
+
+def _lacks_a_wheel(
+    targets: Iterable[Target], installed: InstalledEnvironment, own: Collection[str]
+) -> bool:
+    """Whether the installed builds of ``targets`` require a CUDA wheel that is not
+    installed (a killed install), which Poetry skips as the family's."""
+    graph = installed.graph(target.name for target in targets)
+    required = {name for names in graph.values() for name in names} - set(own)
+    return any(is_cuda_bound(n) and installed.get(n) is None for n in required)
 
 
 #: A CUDA wheel of one family, ``nvidia-cudnn-cu12``: its CUDA major.
