@@ -160,8 +160,9 @@ def test_a_wheel_of_another_cuda_family_nothing_needs_is_an_orphan(
     tmp_path: Path,
 ) -> None:
     """Beside a CUDA 13 build, a ``-cu12`` wheel that no graph reaches (a later
-    ``pip install --no-deps``) is an orphan; one something needs, the project's
-    own, or one beside a build of no CUDA is not."""
+    ``pip install --no-deps``) is an orphan; one something needs, one poetry.lock
+    holds (JAX's, whose extra no installed metadata asks for), or one beside a
+    build of no CUDA is not."""
     write_dist(tmp_path, "torch", "2.14.1+cu130", "nvidia-cudnn-cu13")
     write_dist(tmp_path, "nvidia-cudnn-cu13", "9.13.0.50")
     write_dist(tmp_path, "nvidia-cudnn-cu12", "9.10.2.21")
@@ -191,6 +192,13 @@ def test_a_wheel_of_another_family_makes_the_plan_reinstall_the_build(
         Target(canonicalize_name("torch"), Version("2.14.1+cu130")),
     )
     assert made.force and made.remove == ()
+    # One poetry.lock holds is Poetry's (JAX's): the build is left as it is.
+    cublas = canonicalize_name("nvidia-cublas-cu12")
+    locked = LockedState(LOCKED.versions, {cublas: []})
+    env = SimpleNamespace(site_packages=SimpleNamespace(candidates=[tmp_path]))
+    env.marker_env = LINUX
+    cu130 = parse_variant("cu130")
+    assert plan_for(TORCH, cu130, locked, env).is_empty  # type: ignore[arg-type]
 
 
 def test_a_build_without_a_cuda_wheel_it_requires_is_installed_again(

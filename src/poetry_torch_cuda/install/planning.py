@@ -118,6 +118,9 @@ class Plan:
     configured: frozenset[NormalizedName] = frozenset()
     #: What the project depends on itself, outside the configured packages: Poetry's.
     own: frozenset[NormalizedName] = frozenset()
+    #: Every package poetry.lock holds: a CUDA wheel of another family there is
+    #: Poetry's (JAX's ``-cu12`` wheels beside a ``+cu130`` torch), never a stray.
+    poetrys: frozenset[NormalizedName] = frozenset()
     #: The variant's index as ``--dry-run`` shows it (credentials masked).
     index_shown: str = ""
     #: Poetry's packages the family needs and the environment lacks, at
@@ -186,9 +189,11 @@ def plan_for(
         if force or not target.is_satisfied_by(installed.version(target.name), variant)
     )
     protected = protected_for(config, locked, installed)
-    own = locked.direct - configured
+    own, poetrys = locked.direct - configured, frozenset(locked.graph)
     orphans = (
-        () if install else find_orphans(protected - configured, targets, installed, own)
+        ()
+        if install
+        else find_orphans(protected - configured, targets, installed, poetrys)
     )
     if not install and _lacks_a_wheel(targets, installed, own):
         install = tuple(targets)  # pip adds what is missing, the rest is in place
@@ -208,6 +213,7 @@ def plan_for(
         protected=protected,
         configured=configured,
         own=own,
+        poetrys=poetrys,
         index_shown=mask_url(config.index_url(variant)),
         lacking={
             name: versions[name]
@@ -223,11 +229,11 @@ def find_orphans(
     candidates: Iterable[NormalizedName],
     targets: Iterable[Target],
     installed: InstalledEnvironment,
-    own: Iterable[NormalizedName] = (),
+    poetrys: Collection[NormalizedName] = (),
 ) -> list[NormalizedName]:
     """Installed ``candidates`` that no other installed distribution requires, and
     so the installed CUDA wheels of another family than the build of ``targets``
-    (a ``-cu12`` wheel beside a ``+cu130`` torch), but for the project's ``own``.
+    (a ``-cu12`` wheel beside a ``+cu130`` torch) that are not ``poetrys``.
 
     Such a wheel is no dependency of the build, yet a pip run leaves it there
     (``pip install --no-deps``, an interrupted switch) and it shares file paths
@@ -238,7 +244,7 @@ def find_orphans(
     strays = foreign_wheels(installed.names(), majors) if majors else {}
     present = {
         name
-        for name in (*candidates, *(name for name in strays if name not in own))
+        for name in (*candidates, *(name for name in strays if name not in poetrys))
         if installed.get(name) is not None
     }
     if not present or not present - set(installed.graph(t.name for t in targets)):

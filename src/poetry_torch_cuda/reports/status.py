@@ -153,7 +153,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         wheels = plan.protected - config.package_names
         held = {name: plan.installed.get(name) for name in wheels}
         report.cuda_wheels = {n: d.version for n, d in held.items() if d is not None}
-        orphans = find_orphans(wheels, targets.values(), plan.installed, plan.own)
+        orphans = find_orphans(wheels, targets.values(), plan.installed, plan.poetrys)
         majors = cuda_majors(targets.values(), plan.installed)
         foreign = foreign_wheels(orphans, majors)
         report.orphans = list(orphans)
