@@ -18,8 +18,8 @@ from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.protection import protected_names
+from poetry_torch_cuda.project.variants import Variant
 from poetry_torch_cuda.project.variants import label_of
-from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.urls import mask_url
 
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
-    from poetry_torch_cuda.project.variants import Variant
 
 
 @dataclass(frozen=True)
@@ -272,17 +271,9 @@ def cuda_majors(
     targets: Iterable[Target], installed: InstalledEnvironment
 ) -> frozenset[int]:
     """The CUDA majors of the installed builds of ``targets`` (13 for ``+cu130``)."""
-    majors = set()
-    for target in targets:
-        try:
-            variant = parse_variant(
-                label_of(installed.version(target.name) or "") or ""
-            )
-        except ValueError:  # no label, or not a variant's
-            continue
-        if variant.cuda_version is not None:
-            majors.add(variant.cuda_version[0])
-    return frozenset(majors)
+    labels = {label_of(installed.version(t.name) or "") or "" for t in targets}
+    found = (Variant(label, "cuda").cuda_version for label in labels)
+    return frozenset(version[0] for version in found if version is not None)
 
 
 def foreign_wheels(
