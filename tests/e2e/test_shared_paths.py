@@ -160,3 +160,70 @@ def test_status_and_verify_name_a_distribution_whose_record_is_gone(
     assert broken_records(project.site_packages()) == []
     status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert status.returncode == 0, status
+
+
+def test_a_wheel_of_the_other_family_is_named_and_swept(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    """A CUDA 12 wheel that a later pip run put beside the CUDA 13 build, which
+    nothing requires, took the build's shared library: status names it as a wheel
+    of another family and fails --check with the fix, which puts the build's file
+    back and removes it."""
+    project, env = _installed_cu130(tmp_path, shared_index)
+    project.pip(
+        "install",
+        "--no-deps",
+        "--index-url",
+        shared_index.pypi_url,
+        "nvidia-cudnn-cu12",
+    )
+    library = project.site_packages() / SHARED[0]
+    assert library.read_text() == "CUDA 12\n"  # what pip did to the build
+
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+
+    assert status.returncode == 1, status
+    assert "Orphans      nvidia-cudnn-cu12\n" in status.stdout, status
+    said = (
+        "CUDA 12 wheels that nothing needs are installed beside the CUDA 13 build "
+        "(nvidia-cudnn-cu12): the families' wheels share file paths, so they may "
+        "have replaced the build's libraries; `poetry torch-cuda sync` reinstalls "
+        "the build and removes them"
+    )
+    assert said in status.stdout.replace("\n", " "), status
+    sync = project.run("torch-cuda", "sync", env_extra=env)
+    assert "removed 1 unused CUDA wheel (nvidia-cudnn-cu12)" in sync.stdout, sync
+    assert "nvidia-cudnn-cu12" not in project.installed()
+    assert library.read_text() == "CUDA 13\n"
+    assert broken_records(project.site_packages()) == []
+    verify = project.run("torch-cuda", "verify", check=False, env_extra=env)
+    assert verify.returncode == 0, describe(verify)
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert status.returncode == 0, status
+    assert "Orphans      none" in status.stdout, status
+
+
+def test_a_wheel_the_build_requires_and_lacks_fails_status(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    """A killed install can leave torch without a CUDA wheel it requires (pip had
+    not reached it): torch's version is right, so only its requirements tell;
+    status fails --check with the fix, and the next install puts it in."""
+    project, env = _installed_cu130(tmp_path, shared_index)
+    project.pip("uninstall", "-y", "nvidia-cudnn-cu13")
+
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+
+    assert status.returncode == 1, status
+    said = (
+        "torch 2.13.0+cu130 requires nvidia-cudnn-cu13, which is not installed; "
+        "run `poetry torch-cuda sync --force`"
+    )
+    assert said in status.stdout.replace("\n", " "), status
+    # The next install finishes the job, as after any interrupted one.
+    result = project.run("install", env_extra=env)
+    assert "torch-cuda: cu130: installed torch 2.13.0+cu130" in result.stdout, result
+    assert "nvidia-cudnn-cu13" in project.installed()
+    assert _import_torch(project) == "2.13.0+cu130"
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert status.returncode == 0, status

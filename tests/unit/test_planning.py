@@ -156,6 +156,64 @@ def test_requirements_under_false_markers_do_not_count(tmp_path: Path) -> None:
     assert find_orphans({CUBLAS}, [target], env_of(tmp_path)) == ["nvidia-cublas-cu12"]
 
 
+def test_a_wheel_of_another_cuda_family_nothing_needs_is_an_orphan(
+    tmp_path: Path,
+) -> None:
+    """Beside a CUDA 13 build, a ``-cu12`` wheel that no graph reaches (a later
+    ``pip install --no-deps``) is an orphan; one something needs, one poetry.lock
+    holds (JAX's, whose extra no installed metadata asks for), or one beside a
+    build of no CUDA is not."""
+    write_dist(tmp_path, "torch", "2.14.1+cu130", "nvidia-cudnn-cu13")
+    write_dist(tmp_path, "nvidia-cudnn-cu13", "9.13.0.50")
+    write_dist(tmp_path, "nvidia-cudnn-cu12", "9.10.2.21")
+    write_dist(tmp_path, "nvidia-nccl-cu12", "2.27.3")
+    write_dist(tmp_path, "jax-cuda12-plugin", "0.7.0", "nvidia-nccl-cu12")
+    torch = Target(canonicalize_name("torch"), Version("2.14.1+cu130"))
+    installed = env_of(tmp_path)
+    assert find_orphans((), [torch], installed) == ["nvidia-cudnn-cu12"]
+    cudnn12 = canonicalize_name("nvidia-cudnn-cu12")
+    assert find_orphans((), [torch], installed, {cudnn12}) == []
+    cpu = tmp_path / "cpu"
+    write_dist(cpu, "torch", "2.14.1+cpu")
+    write_dist(cpu, "nvidia-cudnn-cu12", "9.10.2.21")
+    cpu_torch = Target(canonicalize_name("torch"), Version("2.14.1+cpu"))
+    assert find_orphans((), [cpu_torch], env_of(cpu)) == []
+
+
+def test_a_wheel_of_another_family_makes_the_plan_reinstall_the_build(
+    tmp_path: Path,
+) -> None:
+    """It may have replaced the build's files: the plan reinstalls the build (the
+    sweep after it removes the wheel), as ``sync --force`` would."""
+    write_dist(tmp_path, "torch", "2.14.1+cu130")
+    write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")
+    made = plan(tmp_path, parse_variant("cu130"))
+    assert made.install == (
+        Target(canonicalize_name("torch"), Version("2.14.1+cu130")),
+    )
+    assert made.force and made.remove == ()
+    # One poetry.lock holds is Poetry's (JAX's): the build is left as it is.
+    cublas = canonicalize_name("nvidia-cublas-cu12")
+    locked = LockedState(LOCKED.versions, {cublas: []})
+    env = SimpleNamespace(site_packages=SimpleNamespace(candidates=[tmp_path]))
+    env.marker_env = LINUX
+    cu130 = parse_variant("cu130")
+    assert plan_for(TORCH, cu130, locked, env).is_empty  # type: ignore[arg-type]
+
+
+def test_a_build_without_a_cuda_wheel_it_requires_is_installed_again(
+    tmp_path: Path,
+) -> None:
+    """A killed install left torch without its cuBLAS: Poetry skips the family's
+    wheels, so the plan installs the targets again (pip adds what is missing)."""
+    write_dist(tmp_path, "torch", "2.14.1+cu129", "nvidia-cublas-cu12", "filelock")
+    target = Target(canonicalize_name("torch"), Version("2.14.1+cu129"))
+    made = plan(tmp_path)
+    assert made.install == (target,) and not made.force
+    write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")
+    assert plan(tmp_path).is_empty  # filelock is Poetry's to install
+
+
 def test_a_plan_carries_what_it_was_made_from(tmp_path: Path) -> None:
     write_dist(tmp_path, "torch", "2.14.1+cu129", "nvidia-cublas-cu12")
     write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")

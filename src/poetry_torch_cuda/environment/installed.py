@@ -7,7 +7,9 @@ changed the environment. Nothing imports torch or starts a process.
 
 from __future__ import annotations
 
+import os
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
 from importlib import metadata
@@ -79,6 +81,17 @@ class InstalledEnvironment:
         found = self.get(name)
         return None if found is None else found.version
 
+    def names(self) -> set[NormalizedName]:
+        """Every installed distribution's name, from the folders' names alone."""
+        found = set()
+        for path in self._paths:
+            with suppress(OSError):
+                for entry in os.scandir(path):
+                    stem, _, kind = entry.name.rpartition(".")
+                    if kind in ("dist-info", "egg-info"):
+                        found.add(canonicalize_name(stem.split("-", 1)[0]))
+        return found
+
     def all(self) -> dict[NormalizedName, InstalledDistribution]:
         """Every installed distribution, by canonical name (first on the path wins)."""
         if self._everything is None:
@@ -116,14 +129,20 @@ class InstalledEnvironment:
             edges.setdefault(name, set())
         return {name: frozenset(required) for name, required in edges.items()}
 
-    def unmet(self, roots: Iterable[str]) -> list[str]:
-        """``pip check``'s sentences for installed versions that what ``roots`` reach reject."""
+    def unmet(self, roots: Iterable[str], *, missing: bool = False) -> list[str]:
+        """``pip check``'s sentences for installed versions that what ``roots`` reach
+        reject, and with ``missing`` for what they require and is not installed."""
         problems: list[str] = []
         for name in self.graph(roots):
             distribution = self.get(name)
             assert distribution is not None
             for requirement, extra in distribution.edges:
                 have = self.get(requirement.name)
+                if missing and not extra and have is None:  # a killed install, say
+                    problems.append(
+                        f"{distribution.name} {distribution.version} requires "
+                        f"{canonicalize_name(requirement.name)}, which is not installed"
+                    )
                 if extra or have is None or not requirement.specifier:
                     continue
                 try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -15,11 +16,15 @@ from packaging.version import Version
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.project.protection import dependency_closure
+from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.protection import protected_names
+from poetry_torch_cuda.project.variants import Variant
+from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
     from collections.abc import Iterable
     from collections.abc import Mapping
 
@@ -29,7 +34,6 @@ if TYPE_CHECKING:
 
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
-    from poetry_torch_cuda.project.variants import Variant
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,9 @@ class Plan:
     configured: frozenset[NormalizedName] = frozenset()
     #: What the project depends on itself, outside the configured packages: Poetry's.
     own: frozenset[NormalizedName] = frozenset()
+    #: Every package poetry.lock holds: a CUDA wheel of another family there is
+    #: Poetry's (JAX's ``-cu12`` wheels beside a ``+cu130`` torch), never a stray.
+    poetrys: frozenset[NormalizedName] = frozenset()
     #: The variant's index as ``--dry-run`` shows it (credentials masked).
     index_shown: str = ""
     #: Poetry's packages the family needs and the environment lacks, at
@@ -181,9 +188,18 @@ def plan_for(
         if force or not target.is_satisfied_by(installed.version(target.name), variant)
     )
     protected = protected_for(config, locked, installed)
+    own, poetrys = locked.direct - configured, frozenset(locked.graph)
     orphans = (
-        () if install else find_orphans(protected - configured, targets, installed)
+        ()
+        if install
+        else find_orphans(protected - configured, targets, installed, poetrys)
     )
+    if not install and _lacks_a_wheel(targets, installed, own):
+        install = tuple(targets)  # pip adds what is missing, the rest is in place
+    if foreign_wheels(orphans, cuda_majors(targets, installed)):
+        # It may have replaced the build's files (the families share paths): only
+        # reinstalling the build puts them back; the sweep after it removes the wheel.
+        install, orphans, force = tuple(targets), (), True
     # Poetry's packages the targets need and the env lacks (a hook's graph holds
     # only the family), at poetry.lock's versions.
     reached = dependency_closure([t.name for t in install], locked.graph)
@@ -195,7 +211,8 @@ def plan_for(
         tuple(target for target in targets if target not in install),
         protected=protected,
         configured=configured,
-        own=locked.direct - configured,
+        own=own,
+        poetrys=poetrys,
         index_shown=mask_url(config.index_url(variant)),
         lacking={
             name: versions[name]
@@ -211,11 +228,61 @@ def find_orphans(
     candidates: Iterable[NormalizedName],
     targets: Iterable[Target],
     installed: InstalledEnvironment,
+    poetrys: Collection[NormalizedName] = (),
 ) -> list[NormalizedName]:
-    """Installed ``candidates`` that no other installed distribution requires."""
-    present = {name for name in candidates if installed.get(name) is not None}
+    """Installed ``candidates`` that no other installed distribution requires, and
+    so the installed CUDA wheels of another family than the build of ``targets``
+    (a ``-cu12`` wheel beside a ``+cu130`` torch) that are not ``poetrys``.
+
+    Such a wheel is no dependency of the build, yet a pip run leaves it there
+    (``pip install --no-deps``, an interrupted switch) and it shares file paths
+    with the build's own wheels.
+    """
+    targets = list(targets)
+    majors = cuda_majors(targets, installed)
+    strays = foreign_wheels(installed.names(), majors) if majors else {}
+    present = {
+        name
+        for name in (*candidates, *(name for name in strays if name not in poetrys))
+        if installed.get(name) is not None
+    }
     if not present or not present - set(installed.graph(t.name for t in targets)):
         return []
     graph = installed.graph()
     needed = dependency_closure([name for name in graph if name not in present], graph)
     return sorted(present - needed)
+
+
+def _lacks_a_wheel(
+    targets: Iterable[Target], installed: InstalledEnvironment, own: Collection[str]
+) -> bool:
+    """Whether the installed builds of ``targets`` require a CUDA wheel that is not
+    installed (a killed install), which Poetry skips as the family's."""
+    graph = installed.graph(target.name for target in targets)
+    required = {name for names in graph.values() for name in names} - set(own)
+    return any(is_cuda_bound(n) and installed.get(n) is None for n in required)
+
+
+#: A CUDA wheel of one family, ``nvidia-cudnn-cu12``: its CUDA major.
+_FAMILY = re.compile(r"-cu(?P<major>[0-9]+)$")
+
+
+def cuda_majors(
+    targets: Iterable[Target], installed: InstalledEnvironment
+) -> frozenset[int]:
+    """The CUDA majors of the installed builds of ``targets`` (13 for ``+cu130``)."""
+    labels = {label_of(installed.version(t.name) or "") or "" for t in targets}
+    found = (Variant(label, "cuda").cuda_version for label in labels)
+    return frozenset(version[0] for version in found if version is not None)
+
+
+def foreign_wheels(
+    names: Iterable[NormalizedName], majors: Collection[int]
+) -> dict[NormalizedName, int]:
+    """Of ``names``, the CUDA wheels of one family (``-cu12``) whose CUDA major is
+    none of ``majors`` (none without a CUDA build), with that major."""
+    if not majors:  # a build of no CUDA: every family is another one, no risk
+        return {}
+    matches = ((name, _FAMILY.search(name)) for name in sorted(names))
+    found = {name: int(m["major"]) for name, m in matches if m and is_cuda_bound(name)}
+    return {name: major for name, major in found.items() if major not in majors}

@@ -92,7 +92,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             installed = installed_environment(env)
             done.append(_check_installed(plan, installed))
             targets = (*plan.install, *plan.satisfied)
-            orphans = find_orphans(plan.sweepable, targets, installed)
+            orphans = find_orphans(plan.sweepable, targets, installed, plan.poetrys)
             if orphans:  # the stash puts back what an in-process removal half did
                 remove_distributions(env, orphans, pip.uninstall)
         except BaseException as error:  # interrupts and bugs too: put back, then say so

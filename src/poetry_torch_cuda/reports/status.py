@@ -16,7 +16,9 @@ from poetry_torch_cuda.environment.envlock import dead_stashes
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.install.planning import Target
+from poetry_torch_cuda.install.planning import cuda_majors
 from poetry_torch_cuda.install.planning import find_orphans
+from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.undo import DAMAGED
 from poetry_torch_cuda.install.undo import SYNC_FORCE
@@ -36,6 +38,8 @@ from poetry_torch_cuda.urls import mask_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from packaging.utils import NormalizedName
 
     from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
@@ -136,14 +140,24 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     not_built = left_to_pypi(variant, machine.sys_platform)
     targets = {}
     missing: set[str] = set()
+    foreign: dict[NormalizedName, int] = {}
+    majors: frozenset[int] = frozenset()
     if locked is not None and not_built is None:
         plan = plan_for(config, variant, locked, env)
         targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
-        missing = {t.name for t in plan.install}
+        installed = plan.installed
+        missing = {  # not the build a foreign wheel makes the plan reinstall
+            t.name
+            for t in plan.install
+            if not t.is_satisfied_by(installed.version(t.name), variant)
+        }
         wheels = plan.protected - config.package_names
         held = {name: plan.installed.get(name) for name in wheels}
         report.cuda_wheels = {n: d.version for n, d in held.items() if d is not None}
-        report.orphans = list(find_orphans(wheels, targets.values(), plan.installed))
+        orphans = find_orphans(wheels, targets.values(), plan.installed, plan.poetrys)
+        majors = cuda_majors(targets.values(), plan.installed)
+        foreign = foreign_wheels(orphans, majors)
+        report.orphans = list(orphans)
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)
         build, target = builds.get(name), targets.get(name)
@@ -203,10 +217,17 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
                 f"({package.installed.build}) is installed, but {variant} wants "
                 f"{package.wanted}; {SYNC_HINT}"
             )
-    if report.orphans:
+    if foreign:
         report.warnings.append(
-            f"CUDA wheels nothing needs are installed ({', '.join(report.orphans)}); "
-            f"{SYNC_HINT}"
+            f"CUDA {_and(foreign.values())} wheels that nothing needs are installed "
+            f"beside the CUDA {_and(majors)} build ({', '.join(foreign)}): the "
+            "families' wheels share file paths, so they may have replaced the "
+            "build's libraries; `poetry torch-cuda sync` reinstalls the build and "
+            "removes them"
+        )
+    if rest := [name for name in report.orphans if name not in foreign]:
+        report.warnings.append(
+            f"CUDA wheels nothing needs are installed ({', '.join(rest)}); {SYNC_HINT}"
         )
     decision = resolution.decision
     if decision is not None and decision.forced_by:
@@ -227,10 +248,11 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         f"{problem}: {DAMAGED}; {SYNC_FORCE}"
         for problem in family_problems(env, config.package_names)
     )
-    # The install's own check after pip: installed versions the family rejects.
+    # The install's own check after pip: installed versions the family rejects,
+    # and what it requires and lacks (a killed install).
     report.warnings.extend(
         f"{problem}; run `poetry torch-cuda sync --force`"
-        for problem in ctx.installed.unmet(config.package_names)
+        for problem in ctx.installed.unmet(config.package_names, missing=True)
     )
     report.warnings.extend(dead_stashes(env.path))
     for name in own_cuda_wheels(poetry.package, env.marker_env):
@@ -255,6 +277,10 @@ _PER_VARIANT = (
     "fbgemm-gpu fbgemm-gpu-genai xformers torch-tensorrt"
 )
 PER_VARIANT = frozenset(canonicalize_name(name) for name in _PER_VARIANT.split())
+
+
+def _and(numbers: Iterable[int]) -> str:
+    return " and ".join(str(n) for n in sorted(set(numbers)))
 
 
 def unknown_entries(config: TorchCudaConfig, lock_names: Iterable[str]) -> list[str]:
