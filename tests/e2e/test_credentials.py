@@ -14,11 +14,13 @@ import signal
 import time
 from importlib.metadata import version
 from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 from packaging.version import Version
 
+from tests.support.inprocess import run_inprocess
 from tests.support.processes import cmdline
 from tests.support.processes import descendants
 from tests.support.processes import environ
@@ -238,3 +240,28 @@ def test_credentials_in_the_index_url_are_masked(
     # refusal names the mirror, masked, before any request
     assert f"(http://127.0.0.1:{mirror.port}/nowhere/{{variant}})" in bad.stderr
     assert_no_secret(bad.stdout + bad.stderr, PASSWORD)
+
+
+def test_an_install_that_locks_first_asks_with_one_authenticator(
+    source_project: Project, mirror: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock step of an install (no torch-cuda.lock yet) and its download take
+    their credentials from the install's one authenticator."""
+    from poetry_torch_cuda.index import client
+
+    made: list[object] = []
+    init = client.IndexAuthenticator.__init__
+
+    def counted(self: client.IndexAuthenticator, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(client.IndexAuthenticator, "__init__", counted)
+    result = run_inprocess(
+        source_project, "install", env_extra={ENV_USER: USER, ENV_PASSWORD: PASSWORD}
+    )
+    assert result.returncode == 0, result.stderr
+    assert "locking cu129 first" in result.stdout, result.stdout
+    assert source_project.installed()["torch"] == "2.14.1+cu129"
+    assert whl_authorizations(mirror) == {basic(USER, PASSWORD)}
+    assert len(made) == 1

@@ -348,14 +348,18 @@ class ProjectFiles:
         return sorted(found, reverse=True)
 
 
-def project_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
+def project_client(
+    poetry: Poetry, *, refresh: bool = False, auth: IndexAuthenticator | None = None
+) -> IndexClient:
     """The index client for checks and choices in a project: its Poetry config and
-    sources, one attempt per page, never Poetry's retries. The attempt waits
-    :data:`TIMEOUT`, or as long as ``POETRY_REQUESTS_TIMEOUT`` says when it is set
-    (the advice a timeout gives)."""
+    sources (``auth``: an install's authenticator instead), one attempt per page,
+    never Poetry's retries. The attempt waits :data:`TIMEOUT`, or as long as
+    ``POETRY_REQUESTS_TIMEOUT`` says when it is set (the advice a timeout gives)."""
     sources = [(source.name, source.url) for source in poetry.get_sources()]
     timeout = float(os.environ.get("POETRY_REQUESTS_TIMEOUT") or TIMEOUT)
-    return IndexClient(poetry.config, sources, refresh=refresh, timeout=timeout)
+    return IndexClient(
+        poetry.config, sources, refresh=refresh, timeout=timeout, auth=auth
+    )
 
 
 class IndexClient:

@@ -98,7 +98,7 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
 
     forget = request.forget_lock
     try:  # the variant's entry of torch-cuda.lock, locked first when missing
-        entry, forget = locked_entry(poetry, io, plan.variant)
+        entry, forget = locked_entry(poetry, io, plan.variant, request.auth)
         plan = pin_specifiers(plan, entry)
         io.write_line(
             f"{PREFIX}: installing <c2>{', '.join(map(str, plan.install))}</>",
