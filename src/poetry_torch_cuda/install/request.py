@@ -129,13 +129,6 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
 POETRY_LOCK = "poetry.lock"
 
 
-@dataclass(frozen=True)
-class PoetryLockedFile(LockedFile):
-    """A file of a Poetry package, checked against poetry.lock's sha256."""
-
-    lock: str = POETRY_LOCK
-
-
 def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
     """Of the closure of ``plan``'s targets in ``lock``, the wheel pip prefers here of each
     package not installed at its locked version (unless forced) nor the project's own.
@@ -185,12 +178,13 @@ def poetry_files(
         hashes = {f["file"]: str(f["hash"]) for f in package.files}
         version = package.version.text
         candidates = [
-            PoetryLockedFile(
+            LockedFile(
                 package.name,
                 version,
                 link.filename,
                 link.url_without_fragment,
                 hashes[link.filename].partition(":")[2],
+                lock=POETRY_LOCK,
             )
             for link in links
             if link.is_wheel and hashes.get(link.filename, "").startswith("sha256:")
