@@ -265,3 +265,35 @@ def test_an_install_that_locks_first_asks_with_one_authenticator(
     assert source_project.installed()["torch"] == "2.14.1+cu129"
     assert whl_authorizations(mirror) == {basic(USER, PASSWORD)}
     assert len(made) == 1
+
+
+def test_credentials_in_the_index_url_leave_the_lock_as_without_them(
+    project_factory: ProjectFactory, mirror: IndexServer
+) -> None:
+    """torch-cuda.lock is the same whichever way the credentials come: its files
+    relative to the index, never a credential."""
+    host = mirror.url.split("://", 1)[1]
+    project = project_factory(DEPS, 'variant = "cu129"\n')
+    project.run(
+        "lock",
+        env_extra={
+            "POETRY_HTTP_BASIC_FAKEPYPI_USERNAME": USER,
+            "POETRY_HTTP_BASIC_FAKEPYPI_PASSWORD": PASSWORD,
+        },
+    )
+    lock = project.path / "torch-cuda.lock"
+    configured = lock.read_text()
+    userinfo = f"{USER}:{quote(PASSWORD, safe='')}"
+    project.write_pyproject(
+        project.pyproject_text().replace(
+            f'"{mirror.url}/whl/{{variant}}"',
+            f'"http://{userinfo}@{host}/whl/{{variant}}"',
+        )
+    )
+    assert userinfo in project.pyproject_text()
+    lock.unlink()
+    project.run("lock")
+    written = lock.read_text()
+    assert_no_secret(written, PASSWORD)
+    assert 'url = "torch/torch-2.14.1%2Bcu129-py3-none-any.whl"' in written, written
+    assert written == configured

@@ -197,7 +197,7 @@ class VariantLocker:
                 + "\nA published file never changes: ask whoever runs the mirror; if the "
                 "change is legitimate, re-lock: `poetry torch-cuda lock --accept-drift`."
             )
-        base = url.rstrip("/") + "/"
+        base = without_credentials(url).rstrip("/") + "/"
         packages = tuple(node.package(base) for node in nodes.values())
         return VariantLock(variant.name, without_credentials(url), packages)
 
