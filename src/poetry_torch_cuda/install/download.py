@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from contextlib import suppress
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import BinaryIO
 
@@ -71,6 +72,9 @@ def download_files(
     from poetry.utils.cache import ArtifactCache
 
     cache = ArtifactCache(cache_dir=cache_dir)
+    # A URL's own ``user:password@`` (a source written with them) goes to the
+    # authenticator, which sends it by its rules: never in what is logged or shown.
+    items = [replace(i, url=authenticator.take_off(i.url)) for i in items]
     paths = [
         cache.get_cache_directory_for_link(Link(f"{i.url}#sha256={i.sha256}"))
         / i.filename
