@@ -106,3 +106,19 @@ def test_https_mirror_with_its_certificate_installs(
     project.run("install")
     assert project.installed()["torch"] == "2.14.1+cu129"
     assert not front.over_http()
+
+
+def test_per_run_mirror_over_http_gets_no_credentials(
+    project: Project, front: TlsFront
+) -> None:
+    """``POETRY_TORCH_CUDA_INDEX_URL`` on plain http at the https source's host:
+    the source's credentials stay home, for its pages and its files."""
+    project.run("lock")
+    result = project.run(
+        "install",
+        check=False,
+        env_extra={"POETRY_TORCH_CUDA_INDEX_URL": f"{front.plain_url}/whl/{{variant}}"},
+    )
+    assert_refused_in_the_clear(result, front)
+    assert "POETRY_TORCH_CUDA_INDEX_URL" in result.stderr
+    assert "torch" not in project.installed()

@@ -38,6 +38,9 @@ def test_url_credentials_follow_poetrys_rules() -> None:
     assert pair(known, "http://mirror.example/whl/cu129/torch/") == (None, None)
     assert pair(known, "https://other.example/whl/cu129/torch/") == (None, None)
     assert not known.sends_credentials("http://mirror.example/whl/cu129/torch/")
+    assert known.withheld("http://mirror.example/whl/cu129/torch/")
+    assert not known.withheld("https://mirror.example/whl/cu129/torch/")
+    assert not known.withheld("http://other.example/whl/cu129/torch/")
 
 
 def pair(auth: IndexAuthenticator, url: str) -> tuple[str | None, str | None]:

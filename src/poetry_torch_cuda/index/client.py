@@ -145,6 +145,15 @@ class IndexAuthenticator(Authenticator):
         """Whether requests to ``url`` carry credentials."""
         return self.get_credentials_for_url(url) != HTTPAuthCredential()
 
+    def withheld(self, url: str) -> bool:
+        """Whether ``url`` is plain http where credentials are for https only, so
+        that requests to it go without them."""
+        return (
+            url[:5].lower() == "http:"
+            and not self.sends_credentials(url)
+            and self.sends_credentials("https:" + url[5:])
+        )
+
     def _get_repository_config_for_url(
         self, url: str, exact_match: bool = False
     ) -> AuthenticatorRepositoryConfig | None:
@@ -204,11 +213,13 @@ def http_failure(
     project: str | None = None,
     source: str | None = None,
     credentials: bool | None = None,
+    withheld: bool = False,
 ) -> tuple[str, str]:
     """``(cause, advice)`` for an HTTP error status (never a page's 404: that is a
     project the index lacks); ``project``, the index's ``source`` and whether
     ``credentials`` went with the request (``None``: not known): what was asked,
-    for advice that names the source and its variables."""
+    for advice that names the source and its variables; ``withheld``: they were
+    kept from a plain-http URL (:meth:`IndexAuthenticator.withheld`)."""
     about = f" for {project}" if project else ""
     words = f"the index answered HTTP {status}{about}"
     fix = "Check the index URL, then run the command again."
@@ -233,6 +244,13 @@ def http_failure(
                 "It wants credentials: declare it as a [[tool.poetry.source]], set "
                 'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
                 "`poetry config http-basic.<name> <user> <password>`."
+            )
+        if withheld:
+            fix = (
+                "The URL is plain http on a host whose credentials are for https "
+                "only, and credentials never go out in the clear: the URL (in the "
+                "index's page, in torch-cuda.lock or in POETRY_TORCH_CUDA_INDEX_URL) "
+                "must be https."
             )
     elif status in (404, 410):
         words = f"the index has no such file (HTTP {status}){about}"
@@ -457,7 +475,8 @@ class IndexClient:
         if response.status_code >= 400 and not (
             page and response.status_code in (404, 410)
         ):
-            raise _unavailable(url, response.status_code)
+            withheld = self.auth.withheld(url)
+            raise _unavailable(url, response.status_code, withheld=withheld)
         return response
 
     def _read(self, key: tuple[str, str]) -> ProjectFiles:
@@ -602,13 +621,17 @@ def _is_variant(filename: str) -> bool:
 
 
 def _unavailable(
-    url: str, failure: BaseException | int, timeout: float | None = None
+    url: str,
+    failure: BaseException | int,
+    timeout: float | None = None,
+    *,
+    withheld: bool = False,
 ) -> IndexUnavailableError:
     """The one wording of an HTTP status or of no answer from ``url``."""
     from poetry.utils import constants
 
     if isinstance(failure, int):
-        words, fix = http_failure(failure)
+        words, fix = http_failure(failure, withheld=withheld)
         error = IndexUnavailableError(f"{mask_url(url)}: {words}; {fix}")
         error.status = failure
     else:

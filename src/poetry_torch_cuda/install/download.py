@@ -268,15 +268,10 @@ class _Run:
         since = time.monotonic()
         with response:
             if response.status_code >= 400:
-                cause, advice = client.http_failure(response.status_code)
-                refused = response.status_code in (401, 403) and url[:5] == "http:"
-                if refused and self._auth.sends_credentials("https:" + url[5:]):
-                    advice = (
-                        "The URL is plain http on a host whose credentials are "
-                        "for https only, and credentials never go out in the "
-                        "clear: the URL (in the index's page or in "
-                        "torch-cuda.lock) must be https."
-                    )
+                withheld = self._auth.withheld(url)
+                cause, advice = client.http_failure(
+                    response.status_code, withheld=withheld
+                )
                 raise self._failure(item, url, cause, advice)
             read = getattr(response.raw, "read1", response.raw.read)
             try:
