@@ -85,6 +85,17 @@ def test_https_page_linking_files_over_http_gets_no_credentials(
     assert pages and all(seen.authorization for seen in pages)
 
 
+def test_https_file_redirected_to_http_gets_no_credentials(
+    project: Project, front: TlsFront
+) -> None:
+    front.redirect_files_over_http = True
+    result = project.run("install", check=False)
+    assert_refused_in_the_clear(result, front)
+    assert "torch" not in project.installed()
+    redirected = [seen for seen in front.records if seen.status == 302]
+    assert redirected and all(seen.authorization for seen in redirected)
+
+
 def test_edited_lock_url_over_http_gets_no_credentials(
     project: Project, front: TlsFront
 ) -> None:

@@ -247,10 +247,11 @@ def http_failure(
             )
         if withheld:
             fix = (
-                "The URL is plain http on a host whose credentials are for https "
-                "only, and credentials never go out in the clear: the URL (in the "
-                "index's page, in torch-cuda.lock or in POETRY_TORCH_CUDA_INDEX_URL) "
-                "must be https."
+                "The request went to plain http (its URL, or where the index "
+                "redirected it) on a host whose credentials are for https only, and "
+                "credentials never go out in the clear: it must stay https (the URL "
+                "in the index's page, in torch-cuda.lock or in "
+                "POETRY_TORCH_CUDA_INDEX_URL, and the index's redirects)."
             )
     elif status in (404, 410):
         words = f"the index has no such file (HTTP {status}){about}"
@@ -475,7 +476,7 @@ class IndexClient:
         if response.status_code >= 400 and not (
             page and response.status_code in (404, 410)
         ):
-            withheld = self.auth.withheld(url)
+            withheld = self.auth.withheld(response.url or url)
             raise _unavailable(url, response.status_code, withheld=withheld)
         return response
 

@@ -268,7 +268,7 @@ class _Run:
         since = time.monotonic()
         with response:
             if response.status_code >= 400:
-                withheld = self._auth.withheld(url)
+                withheld = self._auth.withheld(response.url or url)
                 cause, advice = client.http_failure(
                     response.status_code, withheld=withheld
                 )
