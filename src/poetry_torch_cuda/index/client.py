@@ -138,7 +138,12 @@ class IndexAuthenticator(Authenticator):
             name = f"<index-url {bare}>"
             self._in_url[name] = HTTPAuthCredential(unquote(parts.username), password)
         if name is not None and name not in self.configured_repositories:
-            self.add_repository(name, bare)
+            # A URL with {variant} in its path stands for every variant's: Poetry
+            # ranks sources on a host by the path they share with a request.
+            head, placeholder, _ = bare.partition("{variant}")
+            if placeholder and urlsplit(head).path:
+                head = head.rpartition("/")[0] + "/"
+            self.add_repository(name, head)
         return bare
 
     def sends_credentials(self, url: str) -> bool:
