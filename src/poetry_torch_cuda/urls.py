@@ -32,6 +32,11 @@ def without_credentials(url: str) -> str:
 def _replace_userinfo(url: str, userinfo: str) -> str:
     parts = urlsplit(url)
     if "@" not in parts.netloc:
+        # Written without ``//`` (``alice:pw@host/...``): what comes before the
+        # last ``@`` ahead of the first ``/`` is credentials all the same.
+        head, slash, rest = url.partition("/")
+        if "@" in head:
+            return userinfo + head.rsplit("@", 1)[1] + slash + rest
         return url
     return urlunsplit(parts._replace(netloc=userinfo + parts.netloc.rsplit("@", 1)[1]))
 

@@ -14,11 +14,13 @@ import signal
 import time
 from importlib.metadata import version
 from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 from packaging.version import Version
 
+from tests.support.inprocess import run_inprocess
 from tests.support.processes import cmdline
 from tests.support.processes import descendants
 from tests.support.processes import environ
@@ -238,3 +240,60 @@ def test_credentials_in_the_index_url_are_masked(
     # refusal names the mirror, masked, before any request
     assert f"(http://127.0.0.1:{mirror.port}/nowhere/{{variant}})" in bad.stderr
     assert_no_secret(bad.stdout + bad.stderr, PASSWORD)
+
+
+def test_an_install_that_locks_first_asks_with_one_authenticator(
+    source_project: Project, mirror: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock step of an install (no torch-cuda.lock yet) and its download take
+    their credentials from the install's one authenticator."""
+    from poetry_torch_cuda.index import client
+
+    made: list[object] = []
+    init = client.IndexAuthenticator.__init__
+
+    def counted(self: client.IndexAuthenticator, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(client.IndexAuthenticator, "__init__", counted)
+    result = run_inprocess(
+        source_project, "install", env_extra={ENV_USER: USER, ENV_PASSWORD: PASSWORD}
+    )
+    assert result.returncode == 0, result.stderr
+    assert "locking cu129 first" in result.stdout, result.stdout
+    assert source_project.installed()["torch"] == "2.14.1+cu129"
+    assert whl_authorizations(mirror) == {basic(USER, PASSWORD)}
+    assert len(made) == 1
+
+
+def test_credentials_in_the_index_url_leave_the_lock_as_without_them(
+    project_factory: ProjectFactory, mirror: IndexServer
+) -> None:
+    """torch-cuda.lock is the same whichever way the credentials come: its files
+    relative to the index, never a credential."""
+    host = mirror.url.split("://", 1)[1]
+    project = project_factory(DEPS, 'variant = "cu129"\n')
+    project.run(
+        "lock",
+        env_extra={
+            "POETRY_HTTP_BASIC_FAKEPYPI_USERNAME": USER,
+            "POETRY_HTTP_BASIC_FAKEPYPI_PASSWORD": PASSWORD,
+        },
+    )
+    lock = project.path / "torch-cuda.lock"
+    configured = lock.read_text()
+    userinfo = f"{USER}:{quote(PASSWORD, safe='')}"
+    project.write_pyproject(
+        project.pyproject_text().replace(
+            f'"{mirror.url}/whl/{{variant}}"',
+            f'"http://{userinfo}@{host}/whl/{{variant}}"',
+        )
+    )
+    assert userinfo in project.pyproject_text()
+    lock.unlink()
+    project.run("lock")
+    written = lock.read_text()
+    assert_no_secret(written, PASSWORD)
+    assert 'url = "torch/torch-2.14.1%2Bcu129-py3-none-any.whl"' in written, written
+    assert written == configured

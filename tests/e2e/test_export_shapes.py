@@ -277,3 +277,28 @@ def test_credentials_poetry_takes_from_the_environment_get_the_comment_too(
     # Poetry sends a source's credentials to any URL on its host: the variant's too
     assert f"# {index.whl_url('cu129')} needs credentials" in result.stdout
     assert "s3cret" not in result.stdout + result.stderr
+
+
+def test_credentials_in_a_url_dependency_are_not_written(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """Poetry keeps a url dependency's URL as written, password and all, in
+    poetry.lock; the export writes it without them and says so in a comment."""
+    host = index.url.split("://", 1)[1].rstrip("/")
+    wheel = "tinyutil/tinyutil-1.0.0-py3-none-any.whl"
+    project = Project.create(tmp_path, index, {"torch": "*"}, 'variant = "cu129"\n')
+    project.write_pyproject(
+        project.pyproject_text().replace('"torch",', '"torch",\n    "tinyutil",')
+    )
+    with_lines(
+        project,
+        "[tool.poetry.dependencies]\n"
+        f'tinyutil = {{ url = "http://ci:s3cret@{host}/simple/{wheel}" }}\n',
+    )
+    project.run("lock")
+    assert "s3cret" in (project.path / "poetry.lock").read_text()  # Poetry's doing
+    for fmt in ("requirements.txt", "pylock.toml"):
+        text = export(project, "-f", fmt)
+        assert "s3cret" not in text, text
+        assert f"http://{host}/simple/{wheel}" in text, text
+        assert f"http://{host}/simple/{wheel} needs credentials" in text, text

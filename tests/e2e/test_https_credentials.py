@@ -85,6 +85,17 @@ def test_https_page_linking_files_over_http_gets_no_credentials(
     assert pages and all(seen.authorization for seen in pages)
 
 
+def test_https_file_redirected_to_http_gets_no_credentials(
+    project: Project, front: TlsFront
+) -> None:
+    front.redirect_files_over_http = True
+    result = project.run("install", check=False)
+    assert_refused_in_the_clear(result, front)
+    assert "torch" not in project.installed()
+    redirected = [seen for seen in front.records if seen.status == 302]
+    assert redirected and all(seen.authorization for seen in redirected)
+
+
 def test_edited_lock_url_over_http_gets_no_credentials(
     project: Project, front: TlsFront
 ) -> None:
@@ -106,3 +117,19 @@ def test_https_mirror_with_its_certificate_installs(
     project.run("install")
     assert project.installed()["torch"] == "2.14.1+cu129"
     assert not front.over_http()
+
+
+def test_per_run_mirror_over_http_gets_no_credentials(
+    project: Project, front: TlsFront
+) -> None:
+    """``POETRY_TORCH_CUDA_INDEX_URL`` on plain http at the https source's host:
+    the source's credentials stay home, for its pages and its files."""
+    project.run("lock")
+    result = project.run(
+        "install",
+        check=False,
+        env_extra={"POETRY_TORCH_CUDA_INDEX_URL": f"{front.plain_url}/whl/{{variant}}"},
+    )
+    assert_refused_in_the_clear(result, front)
+    assert "POETRY_TORCH_CUDA_INDEX_URL" in result.stderr
+    assert "torch" not in project.installed()

@@ -46,6 +46,7 @@ def test_sync_into_an_empty_env_checks_poetrys_packages_against_poetry_lock(
         f"filelock-{FILELOCK}-py3-none-any.whl: expected sha256 {expected}" in message
     )
     assert "(poetry.lock), received sha256 " in message
+    assert "`git diff poetry.lock`" in message
     installed = project.installed()
     assert "filelock" not in installed
     assert "torch" not in installed  # all or nothing: the family waits for every file

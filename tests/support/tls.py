@@ -120,6 +120,8 @@ class TlsFront(StartStop):
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(self.ca, key)
         self.links_over_http = False
+        #: Answer https requests for wheels with a redirect to plain http.
+        self.redirect_files_over_http = False
         self.require_auth: tuple[str, str] | None = None
         self.records: list[Seen] = []
         self._lock = threading.Lock()
@@ -166,6 +168,14 @@ class TlsFront(StartStop):
             if (value := handler.headers.get(name)) is not None
         }
         headers["Accept"] = "text/html"  # pages we can rewrite
+        if (
+            self.redirect_files_over_http
+            and scheme == "https"
+            and handler.path.endswith(".whl")
+        ):
+            location = [("Location", f"{self.plain_url}{handler.path}")]
+            self._answer(handler, scheme, 302, location, b"")
+            return
         if self._refused(handler):
             self._answer(handler, scheme, 401, [], b"401 Unauthorized\n")
             return

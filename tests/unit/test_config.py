@@ -161,6 +161,26 @@ def test_credentials_in_a_bad_url_are_masked() -> None:
     assert "***@host" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "alice:s3cret@mirror.example/whl/{variant}",  # the scheme forgotten
+        "alice:s3c@ret@mirror.example/whl/{variant}",
+        "https:alice:s3cret@mirror.example/whl/{variant}",
+    ],
+)
+def test_credentials_in_a_url_without_its_scheme_are_masked(url: str) -> None:
+    for table, environ in (
+        ({"index-url": url}, {}),
+        ({}, {"POETRY_TORCH_CUDA_INDEX_URL": url}),
+    ):
+        with pytest.raises(ConfigError) as raised:
+            load_config(pyproject(variant="cu129", **table), environ)
+        assert "s3c" not in str(raised.value)
+        assert "ret@" not in str(raised.value)
+        assert "***@mirror.example/whl/{variant}" in str(raised.value)
+
+
 @pytest.mark.parametrize("value", [0, -1, 65, "eight", 2.5, True])
 def test_download_concurrency_must_be_a_sensible_whole_number(value: object) -> None:
     pyproject = {"tool": {TABLE: {"variant": "cu129", "download-concurrency": value}}}

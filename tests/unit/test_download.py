@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -212,3 +215,26 @@ def test_an_edited_hash_in_the_lock_says_the_lock_and_the_file_disagree(
         fetch([odd_file(f"{odd}/ranged", sha256="0" * 64)], tmp_path)
     assert "The lock and the file disagree" in str(raised.value)
     assert "git diff torch-cuda.lock" in str(raised.value)
+
+
+def test_a_url_with_its_own_credentials_is_fetched_without_logging_them(
+    served: tuple[IndexServer, list[LockedFile]],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A file of a source written with ``user:password@`` (poetry.lock's, for a
+    sync into an empty environment): its credentials go with the request, never
+    into what Poetry's HTTP stack logs at ``-vvv``."""
+    index, items = served
+    index.require_auth = ("ci", "s3cret-PW")
+    secret = f"http://ci:s3cret-PW@{index.url.split('://', 1)[1]}"
+    given = [
+        dataclasses.replace(i, url=i.url.replace(index.url, secret)) for i in items
+    ]
+    with caplog.at_level(logging.DEBUG):
+        paths = fetch(given, tmp_path / "artifacts")
+    assert [p.name for p in paths] == [i.filename for i in items]
+    basic = "Basic " + base64.b64encode(b"ci:s3cret-PW").decode()
+    assert {r.authorization for r in index.records} == {basic}
+    assert caplog.records, "nothing was logged"
+    assert "s3cret" not in caplog.text

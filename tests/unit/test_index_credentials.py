@@ -38,6 +38,9 @@ def test_url_credentials_follow_poetrys_rules() -> None:
     assert pair(known, "http://mirror.example/whl/cu129/torch/") == (None, None)
     assert pair(known, "https://other.example/whl/cu129/torch/") == (None, None)
     assert not known.sends_credentials("http://mirror.example/whl/cu129/torch/")
+    assert known.withheld("http://mirror.example/whl/cu129/torch/")
+    assert not known.withheld("https://mirror.example/whl/cu129/torch/")
+    assert not known.withheld("http://other.example/whl/cu129/torch/")
 
 
 def pair(auth: IndexAuthenticator, url: str) -> tuple[str | None, str | None]:
@@ -107,3 +110,32 @@ def test_other_hosts_get_no_credentials() -> None:
 
 
 # -- pip's environment -------------------------------------------------------
+
+
+def test_a_source_url_with_the_variant_placeholder_keeps_its_own_credentials() -> None:
+    """Two sources on one host (Artifactory's repositories): the torch source's
+    URL has ``{variant}``, and its pages get its credentials, not those of the
+    source declared before it, whichever client asks (checks, ``lock``, installs)."""
+    sources = [
+        {"name": "pypi-mirror", "url": "https://host.example/api/pypi/pypi/simple"},
+        {
+            "name": "torch-mirror",
+            "url": "https://host.example/api/pypi/pytorch-{variant}/simple",
+        },
+    ]
+    config = _config({"variant": "cu129", "source": "torch-mirror"}, sources)
+    poetry_config = _poetry_config(
+        {
+            "pypi-mirror": {"username": "p", "password": "pw5"},
+            "torch-mirror": {"username": "t", "password": "pw6"},
+        }
+    )
+    checks = IndexAuthenticator(poetry_config, config.project_sources)
+    install = variant_authenticator(config, config.variant, poetry_config)
+    page = "https://host.example/api/pypi/pytorch-cu129/simple/torch/"
+    for auth in (checks, install):
+        assert pair(auth, page) == ("t", "pw6")
+        assert pair(auth, "https://host.example/api/pypi/pypi/simple/x/") == (
+            "p",
+            "pw5",
+        )

@@ -247,7 +247,8 @@ def requirements_txt(
         "",
     ]
     for package in packages:
-        what = f"=={package.version}" if package.url is None else f" @ {package.url}"
+        url = package.url and without_credentials(package.url)
+        what = f"=={package.version}" if url is None else f" @ {url}"
         marker = f" ; {package.markers}" if package.markers else ""
         hashes = sorted({sha for _, _, sha in package.files})
         hashed = "".join(f" \\\n    --hash=sha256:{s}" for s in hashes)
@@ -286,7 +287,8 @@ def pylock_toml(
         if package.url is not None:
             (_, _, sha256), *_ = package.files or (("", None, ""),)
             archive = tomlkit.inline_table()
-            archive["url" if "://" in package.url else "path"] = package.url
+            bare = without_credentials(package.url)
+            archive["url" if "://" in bare else "path"] = bare
             archive["hashes"] = {"sha256": sha256}
             table["archive"] = archive
         else:
@@ -314,7 +316,8 @@ def _header(
 ) -> tuple[list[str], list[str], list[str]]:
     """The indexes (PyPI first), the hosts of plain-http ones (pip ignores them
     without ``--trusted-host``) and the comments naming those ``secret`` says
-    requests get credentials for."""
+    requests get credentials for, and the archives whose URL has them."""
+    packages = list(packages)
     found = {p.index for p in packages if p.index is not None}
     indexes = sorted(found, key=lambda url: (url != PYPI_SIMPLE, url)) or [PYPI_SIMPLE]
     hosts = sorted({urlsplit(u).netloc for u in indexes if u.startswith("http://")})
@@ -323,5 +326,10 @@ def _header(
         "with them in PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, or put them in ~/.netrc."
         for url in indexes
         if secret(url)
+    ] + [
+        f"# {without_credentials(p.url)} needs credentials, which are not written "
+        "here: put them in ~/.netrc."
+        for p in packages
+        if p.url and (without_credentials(p.url) != p.url or secret(p.url))
     ]
     return indexes, hosts, comments

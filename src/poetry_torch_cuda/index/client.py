@@ -138,12 +138,26 @@ class IndexAuthenticator(Authenticator):
             name = f"<index-url {bare}>"
             self._in_url[name] = HTTPAuthCredential(unquote(parts.username), password)
         if name is not None and name not in self.configured_repositories:
-            self.add_repository(name, bare)
+            # A URL with {variant} in its path stands for every variant's: Poetry
+            # ranks sources on a host by the path they share with a request.
+            head, placeholder, _ = bare.partition("{variant}")
+            if placeholder and urlsplit(head).path:
+                head = head.rpartition("/")[0] + "/"
+            self.add_repository(name, head)
         return bare
 
     def sends_credentials(self, url: str) -> bool:
         """Whether requests to ``url`` carry credentials."""
         return self.get_credentials_for_url(url) != HTTPAuthCredential()
+
+    def withheld(self, url: str) -> bool:
+        """Whether ``url`` is plain http where credentials are for https only, so
+        that requests to it go without them."""
+        return (
+            url[:5].lower() == "http:"
+            and not self.sends_credentials(url)
+            and self.sends_credentials("https:" + url[5:])
+        )
 
     def _get_repository_config_for_url(
         self, url: str, exact_match: bool = False
@@ -204,11 +218,13 @@ def http_failure(
     project: str | None = None,
     source: str | None = None,
     credentials: bool | None = None,
+    withheld: bool = False,
 ) -> tuple[str, str]:
     """``(cause, advice)`` for an HTTP error status (never a page's 404: that is a
     project the index lacks); ``project``, the index's ``source`` and whether
     ``credentials`` went with the request (``None``: not known): what was asked,
-    for advice that names the source and its variables."""
+    for advice that names the source and its variables; ``withheld``: they were
+    kept from a plain-http URL (:meth:`IndexAuthenticator.withheld`)."""
     about = f" for {project}" if project else ""
     words = f"the index answered HTTP {status}{about}"
     fix = "Check the index URL, then run the command again."
@@ -233,6 +249,14 @@ def http_failure(
                 "It wants credentials: declare it as a [[tool.poetry.source]], set "
                 'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
                 "`poetry config http-basic.<name> <user> <password>`."
+            )
+        if withheld:
+            fix = (
+                "The request went to plain http (its URL, or where the index "
+                "redirected it) on a host whose credentials are for https only, and "
+                "credentials never go out in the clear: it must stay https (the URL "
+                "in the index's page, in torch-cuda.lock or in "
+                "POETRY_TORCH_CUDA_INDEX_URL, and the index's redirects)."
             )
     elif status in (404, 410):
         words = f"the index has no such file (HTTP {status}){about}"
@@ -348,14 +372,18 @@ class ProjectFiles:
         return sorted(found, reverse=True)
 
 
-def project_client(poetry: Poetry, *, refresh: bool = False) -> IndexClient:
+def project_client(
+    poetry: Poetry, *, refresh: bool = False, auth: IndexAuthenticator | None = None
+) -> IndexClient:
     """The index client for checks and choices in a project: its Poetry config and
-    sources, one attempt per page, never Poetry's retries. The attempt waits
-    :data:`TIMEOUT`, or as long as ``POETRY_REQUESTS_TIMEOUT`` says when it is set
-    (the advice a timeout gives)."""
+    sources (``auth``: an install's authenticator instead), one attempt per page,
+    never Poetry's retries. The attempt waits :data:`TIMEOUT`, or as long as
+    ``POETRY_REQUESTS_TIMEOUT`` says when it is set (the advice a timeout gives)."""
     sources = [(source.name, source.url) for source in poetry.get_sources()]
     timeout = float(os.environ.get("POETRY_REQUESTS_TIMEOUT") or TIMEOUT)
-    return IndexClient(poetry.config, sources, refresh=refresh, timeout=timeout)
+    return IndexClient(
+        poetry.config, sources, refresh=refresh, timeout=timeout, auth=auth
+    )
 
 
 class IndexClient:
@@ -453,7 +481,8 @@ class IndexClient:
         if response.status_code >= 400 and not (
             page and response.status_code in (404, 410)
         ):
-            raise _unavailable(url, response.status_code)
+            withheld = self.auth.withheld(response.url or url)
+            raise _unavailable(url, response.status_code, withheld=withheld)
         return response
 
     def _read(self, key: tuple[str, str]) -> ProjectFiles:
@@ -598,13 +627,17 @@ def _is_variant(filename: str) -> bool:
 
 
 def _unavailable(
-    url: str, failure: BaseException | int, timeout: float | None = None
+    url: str,
+    failure: BaseException | int,
+    timeout: float | None = None,
+    *,
+    withheld: bool = False,
 ) -> IndexUnavailableError:
     """The one wording of an HTTP status or of no answer from ``url``."""
     from poetry.utils import constants
 
     if isinstance(failure, int):
-        words, fix = http_failure(failure)
+        words, fix = http_failure(failure, withheld=withheld)
         error = IndexUnavailableError(f"{mask_url(url)}: {words}; {fix}")
         error.status = failure
     else:

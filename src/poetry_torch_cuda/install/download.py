@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from contextlib import suppress
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import BinaryIO
 
@@ -71,6 +72,9 @@ def download_files(
     from poetry.utils.cache import ArtifactCache
 
     cache = ArtifactCache(cache_dir=cache_dir)
+    # A URL's own ``user:password@`` (a source written with them) goes to the
+    # authenticator, which sends it by its rules: never in what is logged or shown.
+    items = [replace(i, url=authenticator.take_off(i.url)) for i in items]
     paths = [
         cache.get_cache_directory_for_link(Link(f"{i.url}#sha256={i.sha256}"))
         / i.filename
@@ -220,14 +224,14 @@ class _Run:
                 )
                 raise self._error(
                     f"refused {item.filename}: expected sha256 {item.sha256} "
-                    f"({getattr(item, 'lock', LOCK_NAME)}), received sha256 {digest} "
+                    f"({item.lock}), received sha256 {digest} "
                     f"({size} bytes{said}) from {mask_url(url)}: the index or mirror "
                     "now serves different bytes for the same file.\nA published file "
                     "never changes: treat this as a compromised or broken mirror and "
                     "tell whoever runs it. pyproject.toml, poetry.lock and "
                     f"{LOCK_NAME} are left as they were.\nThe lock and the file "
-                    "disagree: if torch-cuda.lock was edited (`git diff "
-                    "torch-cuda.lock`), restore it."
+                    f"disagree: if {item.lock} was edited (`git diff {item.lock}`), "
+                    "restore it."
                 )
             with self._lock:
                 if self._stop.is_set():
@@ -264,15 +268,10 @@ class _Run:
         since = time.monotonic()
         with response:
             if response.status_code >= 400:
-                cause, advice = client.http_failure(response.status_code)
-                refused = response.status_code in (401, 403) and url[:5] == "http:"
-                if refused and self._auth.sends_credentials("https:" + url[5:]):
-                    advice = (
-                        "The URL is plain http on a host whose credentials are "
-                        "for https only, and credentials never go out in the "
-                        "clear: the URL (in the index's page or in "
-                        "torch-cuda.lock) must be https."
-                    )
+                withheld = self._auth.withheld(response.url or url)
+                cause, advice = client.http_failure(
+                    response.status_code, withheld=withheld
+                )
                 raise self._failure(item, url, cause, advice)
             read = getattr(response.raw, "read1", response.raw.read)
             try:

@@ -98,7 +98,7 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
 
     forget = request.forget_lock
     try:  # the variant's entry of torch-cuda.lock, locked first when missing
-        entry, forget = locked_entry(poetry, io, plan.variant)
+        entry, forget = locked_entry(poetry, io, plan.variant, request.auth)
         plan = pin_specifiers(plan, entry)
         io.write_line(
             f"{PREFIX}: installing <c2>{', '.join(map(str, plan.install))}</>",
@@ -114,8 +114,11 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
         if isinstance(error, IndexUnavailableError) and error.status is not None:
             config = request.config
             url = without_credentials(config.index_url(plan.variant))
-            given = request.auth.sends_credentials(url)
-            cause, fix = http_failure(error.status, "torch", config.source, given)
+            auth = request.auth
+            given, withheld = auth.sends_credentials(url), auth.withheld(url)
+            cause, fix = http_failure(
+                error.status, "torch", config.source, given, withheld
+            )
             error = TorchCudaError(
                 f"could not lock {plan.variant} from {url}: {cause}\n{fix}"
             )
@@ -129,13 +132,6 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
 
 #: Where Poetry's own packages are locked.
 POETRY_LOCK = "poetry.lock"
-
-
-@dataclass(frozen=True)
-class PoetryLockedFile(LockedFile):
-    """A file of a Poetry package, checked against poetry.lock's sha256."""
-
-    lock: str = POETRY_LOCK
 
 
 def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
@@ -185,12 +181,13 @@ def poetry_files(
         hashes = {f["file"]: str(f["hash"]) for f in package.files}
         version = package.version.text
         candidates = [
-            PoetryLockedFile(
+            LockedFile(
                 package.name,
                 version,
                 link.filename,
                 link.url_without_fragment,
                 hashes[link.filename].partition(":")[2],
+                lock=POETRY_LOCK,
             )
             for link in links
             if link.is_wheel and hashes.get(link.filename, "").startswith("sha256:")

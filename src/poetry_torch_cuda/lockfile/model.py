@@ -50,6 +50,8 @@ class LockedFile:
     url: str
     sha256: str
     size: int | None = None
+    #: The lock that holds the sha256 (poetry.lock's files, for what the family needs).
+    lock: str = LOCK_NAME
 
 
 @dataclass(frozen=True, order=True)

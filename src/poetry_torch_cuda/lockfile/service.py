@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from packaging.version import Version
     from poetry.poetry import Poetry
 
+    from poetry_torch_cuda.index.client import IndexAuthenticator
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.index.client import IndexFile
     from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -196,7 +197,7 @@ class VariantLocker:
                 + "\nA published file never changes: ask whoever runs the mirror; if the "
                 "change is legitimate, re-lock: `poetry torch-cuda lock --accept-drift`."
             )
-        base = url.rstrip("/") + "/"
+        base = without_credentials(url).rstrip("/") + "/"
         packages = tuple(node.package(base) for node in nodes.values())
         return VariantLock(variant.name, without_credentials(url), packages)
 
@@ -581,10 +582,12 @@ def lock_project(
     reuse: bool = False,
     extra: Iterable[Variant] = (),
     accept_drift: bool = False,
+    auth: IndexAuthenticator | None = None,
 ) -> TorchCudaLock | None:
     """Lock every wanted variant (and ``extra``) and write torch-cuda.lock.
 
-    ``reuse`` keeps the entries that still match without asking the index.
+    ``reuse`` keeps the entries that still match without asking the index;
+    ``auth``: the authenticator of the install that locks.
     Returns ``None`` when there was nothing to lock.
 
     Raises:
@@ -610,7 +613,7 @@ def lock_project(
             f"index, {mask_url(config.index_url_template)}. Unset {ENV_INDEX_URL} "
             "to lock, or make the mirror the index-url in pyproject.toml."
         )
-    client = project_client(poetry, refresh=refresh)
+    client = project_client(poetry, refresh=refresh, auth=auth)
     names = set(_wanted(config)) - {"auto"} | {v.name for v in extra}
     optional: set[str] = set()
     if "auto" in _wanted(config):  # every variant auto may choose that has the builds
@@ -712,12 +715,12 @@ def entry_for(
 
 
 def locked_entry(
-    poetry: Poetry, io: IO, variant: Variant
+    poetry: Poetry, io: IO, variant: Variant, auth: IndexAuthenticator
 ) -> tuple[VariantLock, Callable[[], None]]:
     """``variant``'s entry of torch-cuda.lock for an install, and what puts the
     file back as it was should the install fail: a fresh entry costs one read and
     no request; a missing or stale one is locked now (as Poetry locks a missing
-    poetry.lock), keeping the entries still fresh.
+    poetry.lock) with the install's ``auth``, keeping the entries still fresh.
 
     Raises:
         LockError: the variant could not be locked.
@@ -732,7 +735,7 @@ def locked_entry(
     before = path.read_bytes() if path.is_file() else None
     # An install asks the index afresh: it is about to download from it anyway.
     made = lock_project(
-        poetry, io, config=config, refresh=True, reuse=True, extra=[variant]
+        poetry, io, config=config, refresh=True, reuse=True, extra=[variant], auth=auth
     )
     entry = made.variant(variant.name) if made else None
     assert entry is not None  # lock_project raised instead
