@@ -158,3 +158,27 @@ def test_a_previous_build_that_cannot_be_kept_leaves_the_install_standing(
     assert not stash.root.exists()
     assert previous_build(prefix) is None
     assert json.loads((state_dir(prefix) / INSTALLED).read_text()) == [sha]
+
+
+def test_an_interrupt_while_the_stash_is_taken_leaves_no_stash(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the files are linked (or copied, on another disk: seconds for
+    a CUDA build) drops the half-made stash, as a failed link does."""
+    from poetry_torch_cuda.install import undo
+
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(cache))
+    env = system_python(tmp_path / "usr")
+    linked: list[str] = []
+
+    def interrupted(source: str | Path, target: str | Path) -> None:
+        linked.append(str(target))
+        if len(linked) == 2:  # the user's Ctrl-C, between two files
+            raise KeyboardInterrupt
+        shutil.copyfile(source, target)
+
+    monkeypatch.setattr(undo, "link", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Stash.take(env, ["torch"])
+    assert len(linked) == 2
+    assert [p.name for p in state_dir(env.path).iterdir() if p.is_dir()] == []

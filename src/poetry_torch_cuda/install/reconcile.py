@@ -75,8 +75,10 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     if plan.install:
         try:  # the one way back from any failure below, interrupts included
             stash = Stash.take(env, plan.protected & set(plan.installed.all()))
-        except OSError as error:
-            request.forget_lock()
+        except BaseException as error:  # interrupts too
+            request.forget_lock()  # a lock entry made for it stays only if it installed
+            if not isinstance(error, OSError):
+                raise
             raise TorchCudaError(
                 f"could not keep the installed build's files to undo a failure: "
                 f"{error}.\n{plan.unchanged} Free space where the environment is, "

@@ -90,7 +90,8 @@ class Stash:
         """A stash of the installed ``names`` in ``env``.
 
         Raises:
-            OSError: a file could not be linked nor copied (nothing of it is left).
+            OSError: a file could not be linked nor copied (nothing of it is left,
+                as after an interrupt).
         """
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
@@ -109,7 +110,7 @@ class Stash:
                     top = site and site + path[len(site) :].split(os.sep, 1)[0]
                     if top and top != path and not top.endswith(".dist-info"):
                         stash.tops.add(top)
-        except OSError:
+        except BaseException:  # a failed link, or Ctrl-C between two
             stash.drop()
             raise
         stash.present = _files_under(stash.tops)
