@@ -136,18 +136,50 @@ def resolve(
     machine = machine or probe(env)
     decision = _kept_build(config, env, machine) if _probe_failed(machine) else None
     if decision is None:
-        wanted = wanted_versions(config.package_names, locked_versions or {})
-        offers: Callable[[Variant], Offer]
-        if locked_versions is not None and not wanted:
-            # No configured package in the lock: nothing to install, nothing to ask.
-            offers = lambda _: Offer(None, "not asked")
-        else:
-            offers = offer_finder(config, poetry, env, wanted, client)
-        torch = wanted.get(canonicalize_name("torch"))
+        offers, torch = _offers(config, poetry, env, locked_versions, client)
         decision = choose(machine, offers, torch, env=env)
     return Resolution(
         config.variant, decision.variant, config.variant_origin, decision, machine
     )
+
+
+def next_choice(
+    config: TorchCudaConfig,
+    poetry: Poetry,
+    env: Env,
+    locked_versions: Mapping[NormalizedName, str] | None,
+    machine: Machine,
+    failed: Variant,
+) -> Variant | None:
+    """``auto``'s move after ``failed`` failed verification here (the install's
+    move-on and ``verify``'s fix): :func:`resolve`'s choice with ``failed`` offered
+    "no"; ``None`` when the probe failed (never a guessed build) or only a build
+    the rule rejects (one that leaves a GPU out) is left."""
+    if _probe_failed(machine):
+        return None
+    offers, torch = _offers(config, poetry, env, locked_versions, None)
+
+    def without(variant: Variant) -> Offer:
+        return Offer(False, "just failed") if variant == failed else offers(variant)
+
+    decision = choose(machine, without, torch, env=env)
+    return None if decision.left_out else decision.variant
+
+
+def _offers(
+    config: TorchCudaConfig,
+    poetry: Poetry,
+    env: Env,
+    locked_versions: Mapping[NormalizedName, str] | None,
+    client: IndexClient | None,
+) -> tuple[Callable[[Variant], Offer], str | None]:
+    """What the index offers of the lock's versions, and the locked torch."""
+    wanted = wanted_versions(config.package_names, locked_versions or {})
+    if locked_versions is not None and not wanted:
+        # No configured package in the lock: nothing to install, nothing to ask.
+        return (lambda _: Offer(None, "not asked")), None
+    finder = offer_finder(config, poetry, env, wanted, client)
+    return finder, wanted.get(canonicalize_name("torch"))
 
 
 def _probe_failed(machine: Machine) -> bool:
@@ -184,27 +216,6 @@ def machine_findings(
     if fallback is not None and decision is not None:
         (warnings if decision.forced_by_memory else notes).append(fallback)
     return notes, warnings
-
-
-def next_choice(
-    config: TorchCudaConfig,
-    poetry: Poetry,
-    env: Env,
-    locked_versions: Mapping[NormalizedName, str] | None,
-    machine: Machine,
-    failed: Variant,
-) -> Variant | None:
-    """What ``auto`` would pick here besides ``failed``, from the index's offers and
-    the memory; ``None`` when only a build the rule rejects is left."""
-    wanted = wanted_versions(config.package_names, locked_versions or {})
-    offers = offer_finder(config, poetry, env, wanted)
-
-    def without(variant: Variant) -> Offer:
-        return Offer(False, "just failed") if variant == failed else offers(variant)
-
-    torch = wanted.get(canonicalize_name("torch"))
-    decision = choose(machine, without, torch, env=env)
-    return None if decision.left_out else decision.variant
 
 
 def report(resolution: Resolution, io: IO) -> None:
