@@ -1,6 +1,7 @@
 """``auto`` on a machine it cannot probe (nvidia-smi fails): one decision for the
 install hook, ``verify``'s fix and ``detect``, and it never replaces a build on a
-guess after a failed verification.
+guess — neither after a failed verification nor when the installed build is
+PyPI's default one (no ``+variant`` label).
 
 Real Poetry, pip and venvs against a local index whose torch builds see GPUs as
 real builds do (tests/support/fake_torch.py); the failing nvidia-smi is a stub
@@ -129,3 +130,25 @@ def test_a_failed_verification_does_not_move_on_when_nvidia_smi_fails(
     assert "trying" not in result.stderr, describe(result)
     assert "cannot use the GPU" in result.stderr, describe(result)
     assert project.installed()["torch"] == "2.14.1+cu130"
+
+
+def test_pypis_default_cuda_build_is_not_replaced_by_cpu_when_nvidia_smi_fails(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    project = torch_project(tmp_path, index, "auto")
+    project.run("install", env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"})
+    assert project.installed()["torch"] == "2.14.1"  # PyPI's own: CUDA 13.0
+    env = broken_smi(tmp_path, proc_driver=False)
+
+    detect = run_inprocess(project, "torch-cuda", "detect", "--json", env_extra=env)
+
+    assert detect.returncode == 0, detect
+    data = json.loads(detect.stdout)
+    assert data["variant"] == "cu130", detect
+    assert "keeps" in data["steps"][0], detect
+
+    result = project.run("install", check=False, env_extra=env)
+
+    assert result.returncode == 0, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130", describe(result)
+    assert "keeps" in result.stderr, describe(result)

@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
+from poetry_torch_cuda.environment.installed import unlabelled_cuda
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.index.offers import Offer
@@ -189,16 +190,30 @@ def _probe_failed(machine: Machine) -> bool:
 
 
 def _kept_build(config: TorchCudaConfig, env: Env, machine: Machine) -> Decision | None:
-    """The installed build, kept on a failed probe (``None``: nothing installed)."""
+    """The installed build, kept on a failed probe (``None``: nothing installed, or
+    a label-less build whose CUDA nothing names). PyPI's default build carries no
+    label: it is kept as the variant of its CUDA (13.0: cu130), or cpu."""
     installed = installed_environment(env)
     for name in sorted(config.package_names):
+        dist = installed.get(name)
+        if dist is None:
+            continue
+        label = label_of(dist.version)
+        what, never = "the installed {} build", "a build"
+        if label is None:  # PyPI's: the CUDA it requires, or none (CPU-only)
+            version_py = dist.read_text(f"{name.replace('-', '_')}/version.py")
+            cuda = unlabelled_cuda(dist.lines, version_py)
+            label = "cpu" if cuda == "" else "cu" + (cuda or "").replace(".", "")
+            built = f"CUDA {cuda}" if cuda else "CPU-only"
+            what = f"{built} of PyPI's {name} {dist.version} installed here: {{}}"
+            never = "CUDA"
         try:
-            kept = parse_variant(label_of(installed.version(name) or "") or "")
-        except ValueError:
+            kept = parse_variant(label)
+        except ValueError:  # "12.x": no variant is known to be it
             continue
         step = (
-            f"{machine.smi_failure}; auto keeps the installed {kept} build (it never "
-            "changes a build on a failed probe): fix the driver, then run again"
+            f"{machine.smi_failure}; auto keeps {what.format(kept)} (it never "
+            f"changes {never} on a failed probe): fix the driver, then run again"
         )
         return Decision(kept, (step,), forced_by=step)
     return None
