@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
+from typing import Any
 
 import pytest
 
@@ -152,3 +153,22 @@ def test_pypis_default_cuda_build_is_not_replaced_by_cpu_when_nvidia_smi_fails(
     assert result.returncode == 0, describe(result)
     assert project.installed()["torch"] == "2.14.1+cu130", describe(result)
     assert "keeps" in result.stderr, describe(result)
+
+
+def test_every_command_names_the_same_pick_when_nvidia_smi_fails(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    project = installed_cu130(tmp_path, index)
+    env = broken_smi(tmp_path, proc_driver=False)
+
+    def json_of(command: str) -> dict[str, Any]:
+        result = run_inprocess(project, "torch-cuda", command, "--json", env_extra=env)
+        return dict(json.loads(result.stdout))
+
+    picks = {
+        "detect": json_of("detect")["variant"],
+        "variants": json_of("variants")["auto"],
+        "status": json_of("status")["variant"]["resolved"],
+    }
+
+    assert picks == dict.fromkeys(picks, "cu130")

@@ -130,15 +130,17 @@ def resolve(
     *,
     machine: Machine | None = None,
     client: IndexClient | None = None,
+    offers: Callable[[Variant], Offer] | None = None,
 ) -> Resolution:
-    """Resolve ``config.variant`` for ``env`` and the lock's ``locked_versions``."""
+    """Resolve ``config.variant`` for ``env`` and the lock's ``locked_versions``
+    (``offers``: the index's answers, when the caller has read them already)."""
     if config.variant.kind != "auto":
         return Resolution(config.variant, config.variant, config.variant_origin)
     machine = machine or probe(env)
     decision = _kept_build(config, env, machine) if _probe_failed(machine) else None
     if decision is None:
-        offers, torch = _offers(config, poetry, env, locked_versions, client)
-        decision = choose(machine, offers, torch, env=env)
+        asked, torch = _offers(config, poetry, env, locked_versions, client, offers)
+        decision = choose(machine, asked, torch, env=env)
     return Resolution(
         config.variant, decision.variant, config.variant_origin, decision, machine
     )
@@ -158,7 +160,7 @@ def next_choice(
     the rule rejects (one that leaves a GPU out) is left."""
     if _probe_failed(machine):
         return None
-    offers, torch = _offers(config, poetry, env, locked_versions, None)
+    offers, torch = _offers(config, poetry, env, locked_versions)
 
     def without(variant: Variant) -> Offer:
         return Offer(False, "just failed") if variant == failed else offers(variant)
@@ -172,14 +174,16 @@ def _offers(
     poetry: Poetry,
     env: Env,
     locked_versions: Mapping[NormalizedName, str] | None,
-    client: IndexClient | None,
+    client: IndexClient | None = None,
+    given: Callable[[Variant], Offer] | None = None,
 ) -> tuple[Callable[[Variant], Offer], str | None]:
-    """What the index offers of the lock's versions, and the locked torch."""
+    """What the index offers of the lock's versions (``given``, or asked), and the
+    locked torch."""
     wanted = wanted_versions(config.package_names, locked_versions or {})
     if locked_versions is not None and not wanted:
         # No configured package in the lock: nothing to install, nothing to ask.
         return (lambda _: Offer(None, "not asked")), None
-    finder = offer_finder(config, poetry, env, wanted, client)
+    finder = given or offer_finder(config, poetry, env, wanted, client)
     return finder, wanted.get(canonicalize_name("torch"))
 
 
