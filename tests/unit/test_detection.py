@@ -154,6 +154,24 @@ def test_no_pick_serves_the_rest_only_by_a_jit_the_driver_lacks() -> None:
     assert "update the NVIDIA driver (>= 550.54.14 runs cu124)" in warning
 
 
+def test_the_driver_fix_names_a_build_the_locked_torch_publishes() -> None:
+    # torch 2.14 publishes cu126, cu130, cu132: a driver that runs cu118 (older
+    # than the lowest 2.14 asks, 525.60.13) would leave auto at cpu.
+    machine = nvidia("390.48", GTX_1080)
+    decision = decide(machine, index_with("cpu", "cu126", "cu130"), "2.14.1")
+    assert decision.variant.name == "cpu"
+    warning = cpu_fallback_warning(decision, machine)
+    assert warning is not None
+    assert "update the NVIDIA driver (>= 525.60.13 runs cu126)" in warning
+    # A GPU no published build is built for: no driver helps.
+    kepler = nvidia("390.48", ("NVIDIA GeForce GTX 780", (3, 5)))
+    decision = decide(kepler, EVERYTHING, "2.14.1")
+    warning = cpu_fallback_warning(decision, kepler)
+    assert warning is not None
+    assert "update the NVIDIA driver" not in warning
+    assert "`poetry torch-cuda detect`" in warning
+
+
 def test_unknown_compute_capability_is_not_held_against_a_variant() -> None:
     decision = decide(nvidia("575.51.03", ("Tesla K80", None)), EVERYTHING)
     assert decision.variant.name == "cu129"

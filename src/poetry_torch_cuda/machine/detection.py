@@ -7,6 +7,7 @@ offers from a callable, so every rule here is tested without GPUs or network.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.machine import tables
@@ -69,6 +70,8 @@ class Decision:
     forced_by: str | None = None
     candidates: tuple[tuple[Verdict, Offer | None], ...] = ()
     left_out: tuple[NvidiaGpu, ...] = ()
+    #: The locked torch the candidates were judged for.
+    torch_version: str | None = None
 
     @property
     def forced_by_memory(self) -> bool:
@@ -317,7 +320,7 @@ def _decide_cuda(
             verdict.uncovered,
         )
     steps.append("cpu: no CUDA variant fits")
-    return Decision(CPU, tuple(steps), None, candidates)
+    return Decision(CPU, tuple(steps), None, candidates, torch_version=torch_version)
 
 
 def _first_offered(
@@ -398,10 +401,9 @@ def cpu_fallback_warning(
     if decision.variant != CPU:
         return None
     groups: dict[str, list[str]] = {}
-    oldest = None
     for verdict, offer in decision.candidates:
         if not verdict.driver_ok:
-            group, oldest = "the driver is too old for", verdict.variant
+            group = "the driver is too old for"
         elif verdict.uncovered:
             group = "not built for " + ", ".join(g.sm for g in verdict.uncovered)
         elif offer is not None and offer.remembered:
@@ -412,11 +414,10 @@ def cpu_fallback_warning(
             continue
         groups.setdefault(group, []).append(verdict.variant.name)
     why = "; ".join(f"{group}: {', '.join(v)}" for group, v in groups.items())
-    cuda = oldest.cuda_version if oldest is not None else None
-    minimum = cuda and tables.minimum_driver(cuda, machine.sys_platform)
+    update = _driver_update(decision, machine)
     fix = (
-        f"update the NVIDIA driver (>= {minimum} runs {oldest})"
-        if minimum
+        f"update the NVIDIA driver (>= {update[0]} runs {update[1]})"
+        if update
         else "see `poetry torch-cuda detect`"
     )
     gpus = ", ".join(gpu.name for gpu in machine.nvidia.gpus) or "an NVIDIA GPU"
@@ -425,3 +426,31 @@ def cpu_fallback_warning(
         f"{machine.nvidia.version}): {why or 'no CUDA build fits'}.\n"
         f'To use the GPU, {fix}; to mean the CPU build, set variant = "cpu".'
     )
+
+
+def _driver_update(decision: Decision, machine: Machine) -> tuple[str, Variant] | None:
+    """The lowest driver under which a build the driver alone held back would be
+    ``auto``'s pick here (one the locked torch publishes, serving the GPUs as
+    :func:`decide` asks), and that build; ``None``: no driver would help."""
+    nvidia = machine.nvidia
+    assert nvidia is not None
+    release = tables.torch_release(decision.torch_version)
+    platform, best = machine.sys_platform, None
+    for verdict, _ in decision.candidates:
+        variant, cuda = verdict.variant, verdict.variant.cuda_version
+        if (
+            verdict.driver_ok
+            or cuda is None
+            or (release and variant.name not in release.cuda)
+        ):
+            continue
+        floor = tables.compat_floor(cuda[0], platform)
+        for driver in filter(None, (floor, tables.minimum_driver(cuda, platform))):
+            newer = replace(machine, nvidia=replace(nvidia, version=driver))
+            after = assess(variant, newer, decision.torch_version)
+            serves = after.driver_ok and len(after.uncovered) < len(nvidia.gpus)
+            if after.usable or serves:
+                if best is None or not tables.at_least(driver, best[0]):
+                    best = (driver, variant)
+                break
+    return best
