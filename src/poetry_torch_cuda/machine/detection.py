@@ -70,7 +70,7 @@ class Decision:
     forced_by: str | None = None
     candidates: tuple[tuple[Verdict, Offer | None], ...] = ()
     left_out: tuple[NvidiaGpu, ...] = ()
-    #: The locked torch the candidates were judged for.
+    #: The locked torch an NVIDIA machine's candidates were judged for.
     torch_version: str | None = None
 
     @property
@@ -300,7 +300,9 @@ def _decide_cuda(
             forced = (
                 f"{who} forced {chosen.variant}: newer variants are not built for it"
             )
-        return Decision(chosen.variant, tuple(steps), forced, candidates)
+        return Decision(
+            chosen.variant, tuple(steps), forced, candidates, (), torch_version
+        )
     # No variant builds for every GPU: take the one that serves most of them.
     some = len(nvidia.gpus)
     fewer = [v for v in verdicts if v.driver_ok and 0 < len(v.uncovered) < some]
@@ -318,6 +320,7 @@ def _decide_cuda(
             f"{left_out} cannot be served together with the other GPUs",
             candidates,
             verdict.uncovered,
+            torch_version,
         )
     steps.append("cpu: no CUDA variant fits")
     return Decision(CPU, tuple(steps), None, candidates, torch_version=torch_version)
