@@ -172,6 +172,22 @@ def test_the_driver_fix_names_a_build_the_locked_torch_publishes() -> None:
     assert "`poetry torch-cuda detect`" in warning
 
 
+def test_an_unreachable_index_is_not_assumed_to_have_what_the_release_lacks() -> None:
+    # torch 2.11 publishes cu130, cu128, cu126: with the index unreachable, auto
+    # assumes it has the build, but never one PyTorch's release matrix lacks.
+    unreachable = lambda variant: Offer(None, "could not ask the index")
+    decision = decide(nvidia("600.10", RTX_4090), unreachable, "2.11.0")
+    assert decision.variant.name == "cu130"
+    assert any(
+        step.startswith("cu132: skipped, torch 2.11 does not publish it")
+        for step in decision.steps
+    ), decision.steps
+    # A torch newer than the tables: nothing to go by but the index.
+    assert decide(nvidia("600.10", RTX_4090), unreachable, "9.0.0").variant.name == (
+        "cu132"
+    )
+
+
 def test_unknown_compute_capability_is_not_held_against_a_variant() -> None:
     decision = decide(nvidia("575.51.03", ("Tesla K80", None)), EVERYTHING)
     assert decision.variant.name == "cu129"

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from cleo.io.inputs.argument import Argument
     from cleo.io.inputs.option import Option
 
+    from poetry_torch_cuda.index.offers import Offer
     from poetry_torch_cuda.index.offers import VariantOffer
     from poetry_torch_cuda.project.variants import Variant
 
@@ -81,14 +82,20 @@ class VariantsCommand(TorchCudaCommand):
         finder = offer_finder(config, self.poetry, self.env, wanted, client)
         reports = finder.inspect(self._candidates(config.variant))
         by_variant = {report.variant: report for report in reports}
-        # auto's pick, as installs make it, from the answers already read.
+
+        def offers(variant: Variant) -> Offer:
+            # auto's pick, as installs make it, from the answers already read.
+            report = by_variant.get(variant)
+            held = finder.held(variant)
+            return held or (report.offer() if report else finder(variant))
+
         auto = resolve(
             dataclasses.replace(config, variant=variant_argument("auto")),
             self.poetry,
             self.env,
             locked,
             machine=machine,
-            offers=lambda v: by_variant[v].offer() if v in by_variant else finder(v),
+            offers=offers,
         ).variant
         rows = [
             (report, assess(report.variant, machine, torch))

@@ -108,7 +108,8 @@ def decide(
 ) -> Decision:
     """The newest variant the driver runs, built for every GPU and on the index; else
     the one serving most GPUs; else cpu. A CUDA variant newer than the tables is
-    never a candidate; the machine's own ROCm version is, when the index has it."""
+    never a candidate; the machine's own ROCm version is, when the index has it.
+    An index that cannot say is trusted only for what the torch release publishes."""
     if machine.sys_platform == "darwin":
         note = "macOS: PyTorch publishes only PyPI's default build (CPU and MPS)"
         return Decision(CPU, (f"{note}; Poetry installs it as usual",))
@@ -118,7 +119,7 @@ def decide(
     if machine.nvidia is not None:
         return _decide_cuda(machine, offers, torch_version)
     if machine.rocm is not None:
-        return _decide_rocm(machine, offers)
+        return _decide_rocm(machine, offers, torch_version)
     steps = (*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE)
     return Decision(CPU, (*steps, "cpu: no GPU to build for"))
 
@@ -289,7 +290,7 @@ def _decide_cuda(
     names = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]
     names.sort(key=lambda v: v.cuda_version or (0, 0), reverse=True)
     verdicts = [assess(variant, machine, torch_version) for variant in names]
-    chosen, candidates = _first_offered(verdicts, offers, steps)
+    chosen, candidates = _first_offered(verdicts, offers, steps, torch_version)
     if chosen is not None:
         forcing = {
             g.index: g for v in verdicts[: verdicts.index(chosen)] for g in v.uncovered
@@ -327,9 +328,16 @@ def _decide_cuda(
 
 
 def _first_offered(
-    verdicts: Iterable[Verdict], offers: Callable[[Variant], Offer], steps: list[str]
+    verdicts: Iterable[Verdict],
+    offers: Callable[[Variant], Offer],
+    steps: list[str],
+    torch_version: str | None,
 ) -> tuple[Verdict | None, tuple[tuple[Verdict, Offer | None], ...]]:
-    """The first admitted verdict the index has, every one with its offer; steps said."""
+    """The first admitted verdict the index has (when it cannot say: that the
+    tables know and ``torch_version``'s release publishes), every one with its
+    offer; steps said."""
+    row = tables.torch_release(torch_version)
+    published = (*row.cuda, *row.rocm) if row else ()
     candidates: list[tuple[Verdict, Offer | None]] = []
     for verdict in verdicts:
         variant, rule = verdict.variant, verdict.rule
@@ -346,6 +354,12 @@ def _first_offered(
             steps.append(  # the machine's own rocmX.Y, newer than the tables
                 f"{variant}: skipped, newer than the tables and the index "
                 f"could not confirm it has the build ({offer.detail})"
+            )
+        elif offer.available is None and row and variant.name not in published:
+            steps.append(
+                f"{variant}: skipped, torch {row.release} does not publish it "
+                f"(PyTorch's release matrix) and the index could not say "
+                f"({offer.detail})"
             )
         else:
             by = f" by {rule}" if rule else ""
@@ -373,7 +387,9 @@ def driver_step(nvidia: NvidiaDriver, platform: str) -> str:
     return text
 
 
-def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decision:
+def _decide_rocm(
+    machine: Machine, offers: Callable[[Variant], Offer], torch_version: str | None
+) -> Decision:
     rocm = machine.rocm
     assert rocm is not None
     steps = [
@@ -388,7 +404,7 @@ def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decisi
         names = [exact, *(n for n in same if n != exact)]
     verdicts = [assess(Variant(name, "rocm"), machine) for name in names]
     usable = [verdict for verdict in verdicts if verdict.usable]
-    chosen, candidates = _first_offered(usable, offers, steps)
+    chosen, candidates = _first_offered(usable, offers, steps, torch_version)
     if chosen is not None:
         return Decision(chosen.variant, tuple(steps), None, candidates)
     steps.append("cpu: no ROCm variant fits")
