@@ -138,7 +138,7 @@ class OfferFinder:
         return VariantOffer(variant, without_credentials(url), tuple(packages)).offer()
 
     def held(self, variant: Variant) -> Offer | None:
-        """ "Yes" without asking when the environment holds ``variant``'s builds."""
+        """A yes without asking when the environment holds ``variant``'s builds."""
         held = {n: f"{v}+{variant.name}" for n, v in self.wanted.items()}
         have = self.installed
         if held and all(have and have.version(n) == v for n, v in held.items()):
