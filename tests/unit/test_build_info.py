@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
-from poetry_torch_cuda.install.build_info import cuda_from_requires
+from poetry_torch_cuda.environment.installed import cuda_from_requires
 from poetry_torch_cuda.install.build_info import describe_build
 from poetry_torch_cuda.install.build_info import read_builds
 from tests.support.wheels import build_wheel

@@ -154,6 +154,40 @@ def test_no_pick_serves_the_rest_only_by_a_jit_the_driver_lacks() -> None:
     assert "update the NVIDIA driver (>= 550.54.14 runs cu124)" in warning
 
 
+def test_the_driver_fix_names_a_build_the_locked_torch_publishes() -> None:
+    # torch 2.14 publishes cu126, cu130, cu132: a driver that runs cu118 (older
+    # than the lowest 2.14 asks, 525.60.13) would leave auto at cpu.
+    machine = nvidia("390.48", GTX_1080)
+    decision = decide(machine, index_with("cpu", "cu126", "cu130"), "2.14.1")
+    assert decision.variant.name == "cpu"
+    warning = cpu_fallback_warning(decision, machine)
+    assert warning is not None
+    assert "update the NVIDIA driver (>= 525.60.13 runs cu126)" in warning
+    # A GPU no published build is built for: no driver helps.
+    kepler = nvidia("390.48", ("NVIDIA GeForce GTX 780", (3, 5)))
+    decision = decide(kepler, EVERYTHING, "2.14.1")
+    warning = cpu_fallback_warning(decision, kepler)
+    assert warning is not None
+    assert "update the NVIDIA driver" not in warning
+    assert "`poetry torch-cuda detect`" in warning
+
+
+def test_an_unreachable_index_is_not_assumed_to_have_what_the_release_lacks() -> None:
+    # torch 2.11 publishes cu130, cu128, cu126: with the index unreachable, auto
+    # assumes it has the build, but never one PyTorch's release matrix lacks.
+    unreachable = lambda variant: Offer(None, "could not ask the index")
+    decision = decide(nvidia("600.10", RTX_4090), unreachable, "2.11.0")
+    assert decision.variant.name == "cu130"
+    assert any(
+        step.startswith("cu132: skipped, torch 2.11 does not publish it")
+        for step in decision.steps
+    ), decision.steps
+    # A torch newer than the tables: nothing to go by but the index.
+    assert decide(nvidia("600.10", RTX_4090), unreachable, "9.0.0").variant.name == (
+        "cu132"
+    )
+
+
 def test_unknown_compute_capability_is_not_held_against_a_variant() -> None:
     decision = decide(nvidia("575.51.03", ("Tesla K80", None)), EVERYTHING)
     assert decision.variant.name == "cu129"

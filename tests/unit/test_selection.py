@@ -323,7 +323,7 @@ def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
     assert warning is not None
     assert "RTX 3090 (driver 440.33.01)" in warning
     assert "the driver is too old for: cu132, cu130" in warning
-    assert ">= 520.61.05 runs cu118" in warning
+    assert ">= 450.80.02 runs cu118" in warning  # by minor-version compatibility
     assert 'set variant = "cpu"' in warning
     assert max(len(line) for line in warning.splitlines()) < 200
     # a machine without a GPU, or a CUDA pick, says nothing

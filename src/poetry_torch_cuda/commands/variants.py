@@ -15,9 +15,9 @@ from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.index.offers import wanted_versions
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
-from poetry_torch_cuda.machine.resolution import choose
 from poetry_torch_cuda.machine.resolution import offer_finder
 from poetry_torch_cuda.machine.resolution import probe
+from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.locked import check_fresh
 from poetry_torch_cuda.project.locked import locked_state
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from cleo.io.inputs.argument import Argument
     from cleo.io.inputs.option import Option
 
+    from poetry_torch_cuda.index.offers import Offer
     from poetry_torch_cuda.index.offers import VariantOffer
     from poetry_torch_cuda.project.variants import Variant
 
@@ -81,19 +82,27 @@ class VariantsCommand(TorchCudaCommand):
         finder = offer_finder(config, self.poetry, self.env, wanted, client)
         reports = finder.inspect(self._candidates(config.variant))
         by_variant = {report.variant: report for report in reports}
-        # auto's pick, as installs make it, from the answers already read.
-        decision = choose(
-            machine,
-            lambda v: by_variant[v].offer() if v in by_variant else finder(v),
-            torch,
-            env=self.env,
-        )
+
+        def offers(variant: Variant) -> Offer:
+            # auto's pick, as installs make it, from the answers already read.
+            report = by_variant.get(variant)
+            held = finder.held(variant)
+            return held or (report.offer() if report else finder(variant))
+
+        auto = resolve(
+            dataclasses.replace(config, variant=variant_argument("auto")),
+            self.poetry,
+            self.env,
+            locked,
+            machine=machine,
+            offers=offers,
+        ).variant
         rows = [
             (report, assess(report.variant, machine, torch))
             for report in reports
             if report.listed or self.option("all") or self.argument("variant")
         ]
-        configured, auto = config.variant, decision.variant
+        configured = config.variant
         if self.option("json"):
             variants = [
                 {

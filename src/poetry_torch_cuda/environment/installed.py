@@ -200,3 +200,48 @@ def installed_environment(env: Env) -> InstalledEnvironment:
 def versions_of(installed: InstalledEnvironment) -> dict[NormalizedName, str]:
     """Every installed distribution's version, by name."""
     return {name: dist.version for name, dist in installed.all().items()}
+
+
+_RUNTIMES = ("cuda-toolkit", "nvidia-cuda-runtime", "nvidia-cuda-nvrtc")
+_VERSION_PY_CUDA = re.compile(
+    r"^cuda\s*(?::[^=]*)?=\s*(?:['\"](\d+\.\d+)|(None))", flags=re.MULTILINE
+)
+_SPEC_VERSION = re.compile(r"(\d+)\.(\d+)")
+_CUDA_SUFFIX = re.compile(r"-cu(\d+)$")
+
+
+def unlabelled_cuda(requires: Iterable[str], version_py: str | None) -> str | None:
+    """The CUDA a build without a ``+variant`` label (PyPI's) carries: from the
+    runtime it requires (:func:`cuda_from_requires`), else its version.py's
+    ``cuda = '12.8'``; ``""`` for a CPU-only build (``cuda = None``); ``None``:
+    nothing says."""
+    cuda = cuda_from_requires(requires)
+    match = _VERSION_PY_CUDA.search(version_py or "")
+    if cuda is None and match is not None:
+        cuda = match.group(1) or ""
+    return cuda
+
+
+def cuda_from_requires(requires: Iterable[str]) -> str | None:
+    """The CUDA version a build requires at run time (``13.0`` from ``cuda-toolkit==13.0.*``).
+
+    Markers are ignored on purpose: the pin names the CUDA the build was made
+    with even where it does not apply.
+    """
+    family: str | None = None
+    for line in requires:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        name = canonicalize_name(requirement.name)
+        base = _CUDA_SUFFIX.sub("", name)
+        if base in _RUNTIMES:
+            for specifier in requirement.specifier:
+                match = _SPEC_VERSION.match(specifier.version)
+                if match and specifier.operator in ("==", "~=", ">=", "==="):
+                    return f"{match.group(1)}.{match.group(2)}"
+        suffix = _CUDA_SUFFIX.search(name)
+        if family is None and suffix and name.startswith("nvidia-"):
+            family = f"{suffix.group(1)}.x"
+    return family

@@ -127,17 +127,24 @@ class OfferFinder:
 
     def __call__(self, variant: Variant) -> Offer:
         """Whether ``variant`` has every wanted build (stops at the first missing)."""
-        held = {n: f"{v}+{variant.name}" for n, v in self.wanted.items()}
-        have = self.installed
-        if held and all(have and have.version(n) == v for n, v in held.items()):
-            built = ", ".join(f"{n} {v}" for n, v in held.items())
-            return Offer(True, f"{built} already installed from it")
+        held = self.held(variant)
+        if held is not None:
+            return held
         url, packages = self.config.index_url(variant), []
         for name in self._names:
             packages.append(self._package(variant, name, self.client.answer(url, name)))
             if packages[-1].has_wanted is not True:
                 break
         return VariantOffer(variant, without_credentials(url), tuple(packages)).offer()
+
+    def held(self, variant: Variant) -> Offer | None:
+        """A yes without asking when the environment holds ``variant``'s builds."""
+        held = {n: f"{v}+{variant.name}" for n, v in self.wanted.items()}
+        have = self.installed
+        if held and all(have and have.version(n) == v for n, v in held.items()):
+            built = ", ".join(f"{n} {v}" for n, v in held.items())
+            return Offer(True, f"{built} already installed from it")
+        return None
 
     def inspect(self, variants: Iterable[Variant]) -> list[VariantOffer]:
         """Every wanted package on every variant, in parallel (the others than the

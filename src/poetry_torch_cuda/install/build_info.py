@@ -8,14 +8,12 @@ file. Nothing is imported: importing torch takes seconds and may need a GPU.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from packaging.requirements import InvalidRequirement
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from poetry_torch_cuda.environment.installed import unlabelled_cuda
 from poetry_torch_cuda.machine.tables import dotted
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import parse_variant
@@ -27,12 +25,6 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
 
 PYPI_DEFAULT = "PyPI default build"
-_RUNTIMES = ("cuda-toolkit", "nvidia-cuda-runtime", "nvidia-cuda-nvrtc")
-_VERSION_PY_CUDA = re.compile(
-    r"^cuda\s*(?::[^=]*)?=\s*(?:['\"](\d+\.\d+)|(None))", flags=re.MULTILINE
-)
-_SPEC_VERSION = re.compile(r"(\d+)\.(\d+)")
-_CUDA_SUFFIX = re.compile(r"-cu(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -52,40 +44,12 @@ def describe_build(
     label = label_of(version)
     if label is not None:
         return InstalledBuild(version, label, *_labelled(label))
-    cuda = cuda_from_requires(requires)
-    match = _VERSION_PY_CUDA.search(version_py or "")
-    if cuda is None and match is not None:
-        cuda = match.group(1)
-    if cuda is not None:
+    cuda = unlabelled_cuda(requires, version_py)
+    if cuda:
         return InstalledBuild(version, None, f"{PYPI_DEFAULT}, CUDA {cuda}", cuda)
-    if match is not None and match.group(2):
+    if cuda == "":
         return InstalledBuild(version, None, f"{PYPI_DEFAULT}, CPU only", None)
     return InstalledBuild(version, None, PYPI_DEFAULT, None)
-
-
-def cuda_from_requires(requires: Iterable[str]) -> str | None:
-    """The CUDA version a build requires at run time (``13.0`` from ``cuda-toolkit==13.0.*``).
-
-    Markers are ignored on purpose: the pin names the CUDA the build was made
-    with even where it does not apply.
-    """
-    family: str | None = None
-    for line in requires:
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
-            continue
-        name = canonicalize_name(requirement.name)
-        base = _CUDA_SUFFIX.sub("", name)
-        if base in _RUNTIMES:
-            for specifier in requirement.specifier:
-                match = _SPEC_VERSION.match(specifier.version)
-                if match and specifier.operator in ("==", "~=", ">=", "==="):
-                    return f"{match.group(1)}.{match.group(2)}"
-        suffix = _CUDA_SUFFIX.search(name)
-        if family is None and suffix and name.startswith("nvidia-"):
-            family = f"{suffix.group(1)}.x"
-    return family
 
 
 def read_builds(

@@ -7,6 +7,7 @@ offers from a callable, so every rule here is tested without GPUs or network.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.machine import tables
@@ -69,6 +70,8 @@ class Decision:
     forced_by: str | None = None
     candidates: tuple[tuple[Verdict, Offer | None], ...] = ()
     left_out: tuple[NvidiaGpu, ...] = ()
+    #: The locked torch an NVIDIA machine's candidates were judged for.
+    torch_version: str | None = None
 
     @property
     def forced_by_memory(self) -> bool:
@@ -105,7 +108,8 @@ def decide(
 ) -> Decision:
     """The newest variant the driver runs, built for every GPU and on the index; else
     the one serving most GPUs; else cpu. A CUDA variant newer than the tables is
-    never a candidate; the machine's own ROCm version is, when the index has it."""
+    never a candidate; the machine's own ROCm version is, when the index has it.
+    An index that cannot say is trusted only for what the torch release publishes."""
     if machine.sys_platform == "darwin":
         note = "macOS: PyTorch publishes only PyPI's default build (CPU and MPS)"
         return Decision(CPU, (f"{note}; Poetry installs it as usual",))
@@ -115,7 +119,7 @@ def decide(
     if machine.nvidia is not None:
         return _decide_cuda(machine, offers, torch_version)
     if machine.rocm is not None:
-        return _decide_rocm(machine, offers)
+        return _decide_rocm(machine, offers, torch_version)
     steps = (*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE)
     return Decision(CPU, (*steps, "cpu: no GPU to build for"))
 
@@ -286,7 +290,7 @@ def _decide_cuda(
     names = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]
     names.sort(key=lambda v: v.cuda_version or (0, 0), reverse=True)
     verdicts = [assess(variant, machine, torch_version) for variant in names]
-    chosen, candidates = _first_offered(verdicts, offers, steps)
+    chosen, candidates = _first_offered(verdicts, offers, steps, torch_version)
     if chosen is not None:
         forcing = {
             g.index: g for v in verdicts[: verdicts.index(chosen)] for g in v.uncovered
@@ -297,7 +301,9 @@ def _decide_cuda(
             forced = (
                 f"{who} forced {chosen.variant}: newer variants are not built for it"
             )
-        return Decision(chosen.variant, tuple(steps), forced, candidates)
+        return Decision(
+            chosen.variant, tuple(steps), forced, candidates, (), torch_version
+        )
     # No variant builds for every GPU: take the one that serves most of them.
     some = len(nvidia.gpus)
     fewer = [v for v in verdicts if v.driver_ok and 0 < len(v.uncovered) < some]
@@ -315,15 +321,23 @@ def _decide_cuda(
             f"{left_out} cannot be served together with the other GPUs",
             candidates,
             verdict.uncovered,
+            torch_version,
         )
     steps.append("cpu: no CUDA variant fits")
-    return Decision(CPU, tuple(steps), None, candidates)
+    return Decision(CPU, tuple(steps), None, candidates, torch_version=torch_version)
 
 
 def _first_offered(
-    verdicts: Iterable[Verdict], offers: Callable[[Variant], Offer], steps: list[str]
+    verdicts: Iterable[Verdict],
+    offers: Callable[[Variant], Offer],
+    steps: list[str],
+    torch_version: str | None,
 ) -> tuple[Verdict | None, tuple[tuple[Verdict, Offer | None], ...]]:
-    """The first admitted verdict the index has, every one with its offer; steps said."""
+    """The first admitted verdict the index has (when it cannot say: that the
+    tables know and ``torch_version``'s release publishes), every one with its
+    offer; steps said."""
+    row = tables.torch_release(torch_version)
+    published = (*row.cuda, *row.rocm) if row else ()
     candidates: list[tuple[Verdict, Offer | None]] = []
     for verdict in verdicts:
         variant, rule = verdict.variant, verdict.rule
@@ -340,6 +354,12 @@ def _first_offered(
             steps.append(  # the machine's own rocmX.Y, newer than the tables
                 f"{variant}: skipped, newer than the tables and the index "
                 f"could not confirm it has the build ({offer.detail})"
+            )
+        elif offer.available is None and row and variant.name not in published:
+            steps.append(
+                f"{variant}: skipped, torch {row.release} does not publish it "
+                f"(PyTorch's release matrix) and the index could not say "
+                f"({offer.detail})"
             )
         else:
             by = f" by {rule}" if rule else ""
@@ -367,7 +387,9 @@ def driver_step(nvidia: NvidiaDriver, platform: str) -> str:
     return text
 
 
-def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decision:
+def _decide_rocm(
+    machine: Machine, offers: Callable[[Variant], Offer], torch_version: str | None
+) -> Decision:
     rocm = machine.rocm
     assert rocm is not None
     steps = [
@@ -382,7 +404,7 @@ def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decisi
         names = [exact, *(n for n in same if n != exact)]
     verdicts = [assess(Variant(name, "rocm"), machine) for name in names]
     usable = [verdict for verdict in verdicts if verdict.usable]
-    chosen, candidates = _first_offered(usable, offers, steps)
+    chosen, candidates = _first_offered(usable, offers, steps, torch_version)
     if chosen is not None:
         return Decision(chosen.variant, tuple(steps), None, candidates)
     steps.append("cpu: no ROCm variant fits")
@@ -398,10 +420,9 @@ def cpu_fallback_warning(
     if decision.variant != CPU:
         return None
     groups: dict[str, list[str]] = {}
-    oldest = None
     for verdict, offer in decision.candidates:
         if not verdict.driver_ok:
-            group, oldest = "the driver is too old for", verdict.variant
+            group = "the driver is too old for"
         elif verdict.uncovered:
             group = "not built for " + ", ".join(g.sm for g in verdict.uncovered)
         elif offer is not None and offer.remembered:
@@ -412,11 +433,10 @@ def cpu_fallback_warning(
             continue
         groups.setdefault(group, []).append(verdict.variant.name)
     why = "; ".join(f"{group}: {', '.join(v)}" for group, v in groups.items())
-    cuda = oldest.cuda_version if oldest is not None else None
-    minimum = cuda and tables.minimum_driver(cuda, machine.sys_platform)
+    update = _driver_update(decision, machine)
     fix = (
-        f"update the NVIDIA driver (>= {minimum} runs {oldest})"
-        if minimum
+        f"update the NVIDIA driver (>= {update[0]} runs {update[1]})"
+        if update
         else "see `poetry torch-cuda detect`"
     )
     gpus = ", ".join(gpu.name for gpu in machine.nvidia.gpus) or "an NVIDIA GPU"
@@ -425,3 +445,31 @@ def cpu_fallback_warning(
         f"{machine.nvidia.version}): {why or 'no CUDA build fits'}.\n"
         f'To use the GPU, {fix}; to mean the CPU build, set variant = "cpu".'
     )
+
+
+def _driver_update(decision: Decision, machine: Machine) -> tuple[str, Variant] | None:
+    """The lowest driver under which a build the driver alone held back would be
+    ``auto``'s pick here (one the locked torch publishes, serving the GPUs as
+    :func:`decide` asks), and that build; ``None``: no driver would help."""
+    nvidia = machine.nvidia
+    assert nvidia is not None
+    release = tables.torch_release(decision.torch_version)
+    platform, best = machine.sys_platform, None
+    for verdict, _ in decision.candidates:
+        variant, cuda = verdict.variant, verdict.variant.cuda_version
+        if (
+            verdict.driver_ok
+            or cuda is None
+            or (release and variant.name not in release.cuda)
+        ):
+            continue
+        floor = tables.compat_floor(cuda[0], platform)
+        for driver in filter(None, (floor, tables.minimum_driver(cuda, platform))):
+            newer = replace(machine, nvidia=replace(nvidia, version=driver))
+            after = assess(variant, newer, decision.torch_version)
+            serves = after.driver_ok and len(after.uncovered) < len(nvidia.gpus)
+            if after.usable or serves:
+                if best is None or not tables.at_least(driver, best[0]):
+                    best = (driver, variant)
+                break
+    return best

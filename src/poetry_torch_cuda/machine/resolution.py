@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
+from poetry_torch_cuda.environment.installed import unlabelled_cuda
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.index.offers import Offer
@@ -129,25 +130,61 @@ def resolve(
     *,
     machine: Machine | None = None,
     client: IndexClient | None = None,
+    offers: Callable[[Variant], Offer] | None = None,
 ) -> Resolution:
-    """Resolve ``config.variant`` for ``env`` and the lock's ``locked_versions``."""
+    """Resolve ``config.variant`` for ``env`` and the lock's ``locked_versions``
+    (``offers``: the index's answers, when the caller has read them already)."""
     if config.variant.kind != "auto":
         return Resolution(config.variant, config.variant, config.variant_origin)
     machine = machine or probe(env)
     decision = _kept_build(config, env, machine) if _probe_failed(machine) else None
     if decision is None:
-        wanted = wanted_versions(config.package_names, locked_versions or {})
-        offers: Callable[[Variant], Offer]
-        if locked_versions is not None and not wanted:
-            # No configured package in the lock: nothing to install, nothing to ask.
-            offers = lambda _: Offer(None, "not asked")
-        else:
-            offers = offer_finder(config, poetry, env, wanted, client)
-        torch = wanted.get(canonicalize_name("torch"))
-        decision = choose(machine, offers, torch, env=env)
+        asked, torch = _offers(config, poetry, env, locked_versions, client, offers)
+        decision = choose(machine, asked, torch, env=env)
     return Resolution(
         config.variant, decision.variant, config.variant_origin, decision, machine
     )
+
+
+def next_choice(
+    config: TorchCudaConfig,
+    poetry: Poetry,
+    env: Env,
+    locked_versions: Mapping[NormalizedName, str] | None,
+    machine: Machine,
+    failed: Variant,
+) -> Variant | None:
+    """``auto``'s move after ``failed`` failed verification here (the install's
+    move-on and ``verify``'s fix): :func:`resolve`'s choice with ``failed`` offered
+    "no"; ``None`` when the probe failed (never a guessed build) or only a build
+    the rule rejects (one that leaves a GPU out) is left."""
+    if _probe_failed(machine):
+        return None
+    offers, torch = _offers(config, poetry, env, locked_versions)
+
+    def without(variant: Variant) -> Offer:
+        return Offer(False, "just failed") if variant == failed else offers(variant)
+
+    decision = choose(machine, without, torch, env=env)
+    return None if decision.left_out else decision.variant
+
+
+def _offers(
+    config: TorchCudaConfig,
+    poetry: Poetry,
+    env: Env,
+    locked_versions: Mapping[NormalizedName, str] | None,
+    client: IndexClient | None = None,
+    given: Callable[[Variant], Offer] | None = None,
+) -> tuple[Callable[[Variant], Offer], str | None]:
+    """What the index offers of the lock's versions (``given``, or asked), and the
+    locked torch."""
+    wanted = wanted_versions(config.package_names, locked_versions or {})
+    if locked_versions is not None and not wanted:
+        # No configured package in the lock: nothing to install, nothing to ask.
+        return (lambda _: Offer(None, "not asked")), None
+    finder = given or offer_finder(config, poetry, env, wanted, client)
+    return finder, wanted.get(canonicalize_name("torch"))
 
 
 def _probe_failed(machine: Machine) -> bool:
@@ -157,16 +194,30 @@ def _probe_failed(machine: Machine) -> bool:
 
 
 def _kept_build(config: TorchCudaConfig, env: Env, machine: Machine) -> Decision | None:
-    """The installed build, kept on a failed probe (``None``: nothing installed)."""
+    """The installed build, kept on a failed probe (``None``: nothing installed, or
+    a label-less build whose CUDA nothing names). PyPI's default build carries no
+    label: it is kept as the variant of its CUDA (13.0: cu130), or cpu."""
     installed = installed_environment(env)
     for name in sorted(config.package_names):
+        dist = installed.get(name)
+        if dist is None:
+            continue
+        label = label_of(dist.version)
+        what, never = "the installed {} build", "a build"
+        if label is None:  # PyPI's: the CUDA it requires, or none (CPU-only)
+            version_py = dist.read_text(f"{name.replace('-', '_')}/version.py")
+            cuda = unlabelled_cuda(dist.lines, version_py)
+            label = "cpu" if cuda == "" else "cu" + (cuda or "").replace(".", "")
+            built = f"CUDA {cuda}" if cuda else "CPU-only"
+            what = f"{built} of PyPI's {name} {dist.version} installed here: {{}}"
+            never = "CUDA"
         try:
-            kept = parse_variant(label_of(installed.version(name) or "") or "")
-        except ValueError:
+            kept = parse_variant(label)
+        except ValueError:  # "12.x": no variant is known to be it
             continue
         step = (
-            f"{machine.smi_failure}; auto keeps the installed {kept} build (it never "
-            "changes a build on a failed probe): fix the driver, then run again"
+            f"{machine.smi_failure}; auto keeps {what.format(kept)} (it never "
+            f"changes {never} on a failed probe): fix the driver, then run again"
         )
         return Decision(kept, (step,), forced_by=step)
     return None
@@ -184,27 +235,6 @@ def machine_findings(
     if fallback is not None and decision is not None:
         (warnings if decision.forced_by_memory else notes).append(fallback)
     return notes, warnings
-
-
-def next_choice(
-    config: TorchCudaConfig,
-    poetry: Poetry,
-    env: Env,
-    locked_versions: Mapping[NormalizedName, str] | None,
-    machine: Machine,
-    failed: Variant,
-) -> Variant | None:
-    """What ``auto`` would pick here besides ``failed``, from the index's offers and
-    the memory; ``None`` when only a build the rule rejects is left."""
-    wanted = wanted_versions(config.package_names, locked_versions or {})
-    offers = offer_finder(config, poetry, env, wanted)
-
-    def without(variant: Variant) -> Offer:
-        return Offer(False, "just failed") if variant == failed else offers(variant)
-
-    torch = wanted.get(canonicalize_name("torch"))
-    decision = choose(machine, without, torch, env=env)
-    return None if decision.left_out else decision.variant
 
 
 def report(resolution: Resolution, io: IO) -> None:

@@ -19,9 +19,9 @@ from poetry_torch_cuda.install.pip import PipRunner
 from poetry_torch_cuda.install.undo import drop_previous
 from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.install.undo import previous_build
+from poetry_torch_cuda.machine.resolution import next_choice
 from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import remember
-from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.proof.run import ChildRun
@@ -132,17 +132,16 @@ def prove_change(
                 remember(env.path, machine, failed, proof.torch_version, first.message)
                 if moves < MAX_MOVES:
                     versions = ctx.locked.versions
-                    chosen = resolve(config, ctx.poetry, env, versions, machine=machine)
-                    # Never to a build the rule rejects (a pick that leaves a GPU out).
-                    if not (chosen.decision and chosen.decision.left_out):
-                        following = chosen.variant
+                    following = next_choice(
+                        config, ctx.poetry, env, versions, machine, failed
+                    )
             put = ""
-            if roll_back and following not in (None, failed):
+            if roll_back and following is not None:
                 # switch: the next build starts from the earlier one, so the
                 # stash keeps that one for a rollback
                 back, put = _roll_back(ctx, plan)
                 following = following if back else None
-            if following is None or following == failed:
+            if following is None:
                 raise give_up(
                     proof.failure_message(debug=io.is_debug()),
                     "\nThe new build stays installed; verification is turned off "
