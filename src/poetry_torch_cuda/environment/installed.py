@@ -207,7 +207,8 @@ _VERSION_PY_CUDA = re.compile(
     r"^cuda\s*(?::[^=]*)?=\s*(?:['\"](\d+\.\d+)|(None))", flags=re.MULTILINE
 )
 _SPEC_VERSION = re.compile(r"(\d+)\.(\d+)")
-_CUDA_SUFFIX = re.compile(r"-cu(\d+)$")
+#: The CUDA major a wheel of one family names: ``nvidia-cudnn-cu12`` -> ``12``.
+CUDA_SUFFIX = re.compile(r"-cu(\d+)$")
 
 
 def unlabelled_cuda(requires: Iterable[str], version_py: str | None) -> str | None:
@@ -235,13 +236,13 @@ def cuda_from_requires(requires: Iterable[str]) -> str | None:
         except InvalidRequirement:
             continue
         name = canonicalize_name(requirement.name)
-        base = _CUDA_SUFFIX.sub("", name)
+        base = CUDA_SUFFIX.sub("", name)
         if base in _RUNTIMES:
             for specifier in requirement.specifier:
                 match = _SPEC_VERSION.match(specifier.version)
                 if match and specifier.operator in ("==", "~=", ">=", "==="):
                     return f"{match.group(1)}.{match.group(2)}"
-        suffix = _CUDA_SUFFIX.search(name)
+        suffix = CUDA_SUFFIX.search(name)
         if family is None and suffix and name.startswith("nvidia-"):
             family = f"{suffix.group(1)}.x"
     return family

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -13,6 +12,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
+from poetry_torch_cuda.environment.installed import CUDA_SUFFIX
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.project.protection import dependency_closure
@@ -263,10 +263,6 @@ def _lacks_a_wheel(
     return any(is_cuda_bound(n) and installed.get(n) is None for n in required)
 
 
-#: A CUDA wheel of one family, ``nvidia-cudnn-cu12``: its CUDA major.
-_FAMILY = re.compile(r"-cu(?P<major>[0-9]+)$")
-
-
 def cuda_majors(
     targets: Iterable[Target], installed: InstalledEnvironment
 ) -> frozenset[int]:
@@ -283,6 +279,6 @@ def foreign_wheels(
     none of ``majors`` (none without a CUDA build), with that major."""
     if not majors:  # a build of no CUDA: every family is another one, no risk
         return {}
-    matches = ((name, _FAMILY.search(name)) for name in sorted(names))
-    found = {name: int(m["major"]) for name, m in matches if m and is_cuda_bound(name)}
+    matches = ((name, CUDA_SUFFIX.search(name)) for name in sorted(names))
+    found = {name: int(m[1]) for name, m in matches if m and is_cuda_bound(name)}
     return {name: major for name, major in found.items() if major not in majors}
