@@ -253,6 +253,14 @@ def test_sync_dry_run_wording(cu129_project: Project) -> None:
     assert result.returncode == 0, result
     assert "would cu129" not in result.stdout
     assert "nothing would change" in result.stdout
+    # `poetry install --dry-run` words the same plan the same way
+    hook = run_inprocess(cu129_project, "install", "--dry-run")
+    assert hook.returncode == 0, hook
+    line = (
+        "torch-cuda: nothing would change: cu129 already installed (torch==2.14.1+cu129"
+    )
+    assert line in hook.stdout, hook
+    assert line in result.stdout, result
 
 
 def test_a_specifier_only_package_installs_the_locked_build_not_the_newest_offered(

@@ -81,10 +81,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         """What ``plan`` changes, or why nothing moves; ``would`` words a dry run."""
         if holds_nothing(plan, ctx.locked):
             return ctx.view.nothing_held(ctx.config.package_names)
-        text = describe_plan(plan)
-        if not would:
-            return text
-        return f"nothing would change: {text}" if plan.is_empty else f"would {text}"
+        return describe_plan(plan, would=would)
 
     def move(
         self, ctx: RunContext, variant: Variant, *, force: bool = False, refresh: bool

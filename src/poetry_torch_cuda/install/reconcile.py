@@ -40,8 +40,7 @@ def write_plan(
 ) -> None:
     """``install --dry-run``: what the after-step would install and remove, in one line."""
     plan = plan_for(config, variant, locked, env)
-    text = esc(describe_plan(plan))
-    io.write_line(f"{PREFIX}: {text}" if plan.is_empty else f"{PREFIX}: would {text}")
+    io.write_line(f"{PREFIX}: {esc(describe_plan(plan, would=True))}")
 
 
 def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
@@ -173,8 +172,9 @@ def _mb(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
-def describe_plan(plan: Plan) -> str:
-    """A one-line description of ``plan`` for ``--dry-run`` and verbose output."""
+def describe_plan(plan: Plan, *, would: bool = False) -> str:
+    """A one-line description of ``plan``; ``would`` words it for a dry run
+    (``install``'s, ``sync``'s: the one wording of both)."""
     parts = []
     if plan.install:
         parts.append(
@@ -183,12 +183,11 @@ def describe_plan(plan: Plan) -> str:
         )
     if plan.remove:
         parts.append(f"remove {', '.join(plan.remove)}")
-    if not parts:
-        kept = (
-            ", ".join(str(target) for target in plan.satisfied) or "nothing to install"
-        )
-        return f"{plan.variant} already installed ({kept})"
-    return "; ".join(parts)
+    if parts:
+        return ("would " if would else "") + "; ".join(parts)
+    kept = ", ".join(str(target) for target in plan.satisfied) or "nothing to install"
+    text = f"{plan.variant} already installed ({kept})"
+    return f"nothing would change: {text}" if would else text
 
 
 def _check_installed(plan: Plan, installed: InstalledEnvironment) -> str:
