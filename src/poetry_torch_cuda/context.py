@@ -51,12 +51,12 @@ class RunContext:
         Raises:
             TorchCudaError: the project has no lock file yet.
         """
-        return self.view.state(self.config.package_names, self.installs, self.installed)
+        return self.view.state(self.config.package_names, self.installed)
 
     @cached_property
     def view(self) -> LockView:
         """The lock as this run's options see it (``locked``, why nothing moved)."""
-        return LockView(self.poetry, self.env, self.selection)
+        return LockView(self.poetry, self.env, self.selection, self.installs)
 
     @cached_property
     def installs(self) -> LockedState:

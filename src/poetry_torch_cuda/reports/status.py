@@ -120,8 +120,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     judged = ctx.selection.or_default(poetry)
     warnings = [STALE_LOCK] if is_stale(poetry) else []
     try:
-        view = LockView(poetry, env, judged)
-        locked = view.state(config.package_names, ctx.installs, ctx.installed)
+        view = LockView(poetry, env, judged, ctx.installs)
+        locked = view.state(config.package_names, ctx.installed)
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
         locked, view, warnings = None, None, [str(error)]
     versions = None if view is None else view.versions
