@@ -73,6 +73,11 @@ class RunContext:
         """The environment as this run found it (read again after changing it)."""
         return installed_environment(self.env)
 
+    def changed(self) -> None:
+        """The environment changed (Poetry's executor, the plugin's install): the
+        next step that asks reads :attr:`installed` again."""
+        self.__dict__.pop("installed", None)
+
     @cached_property
     def client(self) -> IndexClient:
         """The index client, with Poetry's configuration and the project's sources."""
@@ -97,14 +102,18 @@ class RunContext:
         """
         locked, env, io = self.locked, self.env, self.io
         again = refresher(self.poetry, env, locked.versions) if refresh else None
-        return reconcile_environment(
+        plan = reconcile_environment(
             self.config,
             variant,
             locked,
             env,
             io,
             self.poetry,
+            self.installed,
             force=force,
             compile_bytecode=compile_bytecode,
             refresh=again,
         )
+        if not plan.is_empty:
+            self.changed()
+        return plan

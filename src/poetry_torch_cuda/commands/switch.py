@@ -126,7 +126,9 @@ class SyncCommand(MovingCommand):
         report(resolution, self.io)
         variant, force = resolution.variant, bool(self.option("force"))
         if self.option("dry-run"):
-            plan = plan_for(ctx.config, variant, ctx.locked, ctx.env, force=force)
+            plan = plan_for(
+                ctx.config, variant, ctx.locked, ctx.env, ctx.installed, force=force
+            )
             self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan, would=True))}")
             return 0
         plan = self.move(ctx, variant, force=force, refresh=True)
@@ -182,7 +184,7 @@ class SwitchCommand(MovingCommand):
         if name == "auto" and self.option("pin"):
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
-            plan = plan_for(ctx.config, variant, ctx.locked, ctx.env)
+            plan = plan_for(ctx.config, variant, ctx.locked, ctx.env, ctx.installed)
             words = esc(self.plan_words(ctx, plan))
             self.line(f"{PREFIX}: would switch to <c2>{name}</>{resolved}: {words}")
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')

@@ -36,10 +36,15 @@ if TYPE_CHECKING:
 
 
 def write_plan(
-    config: TorchCudaConfig, variant: Variant, locked: LockedState, env: Env, io: IO
+    config: TorchCudaConfig,
+    variant: Variant,
+    locked: LockedState,
+    env: Env,
+    installed: InstalledEnvironment,
+    io: IO,
 ) -> None:
     """``install --dry-run``: what the after-step would install and remove, in one line."""
-    plan = plan_for(config, variant, locked, env)
+    plan = plan_for(config, variant, locked, env, installed)
     io.write_line(f"{PREFIX}: {esc(describe_plan(plan, would=True))}")
 
 
@@ -211,6 +216,7 @@ def reconcile_environment(
     env: Env,
     io: IO,
     poetry: Poetry,
+    installed: InstalledEnvironment,
     *,
     force: bool = False,
     compile_bytecode: bool = False,
@@ -218,14 +224,18 @@ def reconcile_environment(
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
-    ``force`` reinstalls matching builds (``sync --force``), ``compile_bytecode``
-    writes ``.pyc`` files. A run that waited for another one plans what is
-    left, with ``refresh``'s configuration and variant; returns the plan carried out.
+    ``installed`` is what the run found in ``env``; ``force`` reinstalls
+    matching builds (``sync --force``), ``compile_bytecode`` writes ``.pyc``
+    files. A run that waited for another one plans what is left, from the
+    environment read again, with ``refresh``'s configuration and variant;
+    returns the plan carried out.
     """
     with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
+        if waited:
+            installed = installed_environment(env)
         if waited and refresh is not None:
             config, variant = refresh() or (config, variant)
-        plan = plan_for(config, variant, locked, env, force=force)
+        plan = plan_for(config, variant, locked, env, installed, force=force)
         if not plan.is_empty:
             from poetry_torch_cuda.index.client import variant_authenticator
             from poetry_torch_cuda.install.request import InstallRequest

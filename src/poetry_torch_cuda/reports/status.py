@@ -137,7 +137,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     targets = {}
     missing: set[str] = set()
     if locked is not None and not_built is None:
-        plan = plan_for(config, variant, locked, env)
+        plan = plan_for(config, variant, locked, env, ctx.installed)
         targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
         missing = {t.name for t in plan.install}
         wheels = plan.protected - config.package_names
