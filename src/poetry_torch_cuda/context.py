@@ -114,6 +114,8 @@ class RunContext:
             compile_bytecode=compile_bytecode,
             refresh=again,
         )
-        if not plan.is_empty:
+        if plan.is_empty:  # what it planned from: read again if it waited
+            self.installed = plan.installed
+        else:
             self.changed()
         return plan
