@@ -51,12 +51,12 @@ class RunContext:
         Raises:
             TorchCudaError: the project has no lock file yet.
         """
-        return self.view.state(self.config.package_names, self.installs, self.installed)
+        return self.view.state(self.config.package_names, self.installed)
 
     @cached_property
     def view(self) -> LockView:
         """The lock as this run's options see it (``locked``, why nothing moved)."""
-        return LockView(self.poetry, self.env, self.selection)
+        return LockView(self.poetry, self.env, self.selection, self.installs)
 
     @cached_property
     def installs(self) -> LockedState:
@@ -72,6 +72,11 @@ class RunContext:
     def installed(self) -> InstalledEnvironment:
         """The environment as this run found it (read again after changing it)."""
         return installed_environment(self.env)
+
+    def changed(self) -> None:
+        """The environment changed (Poetry's executor, the plugin's install): the
+        next step that asks reads :attr:`installed` again."""
+        self.__dict__.pop("installed", None)
 
     @cached_property
     def client(self) -> IndexClient:
@@ -97,14 +102,20 @@ class RunContext:
         """
         locked, env, io = self.locked, self.env, self.io
         again = refresher(self.poetry, env, locked.versions) if refresh else None
-        return reconcile_environment(
+        plan = reconcile_environment(
             self.config,
             variant,
             locked,
             env,
             io,
             self.poetry,
+            self.installed,
             force=force,
             compile_bytecode=compile_bytecode,
             refresh=again,
         )
+        if plan.is_empty:  # what it planned from: read again if it waited
+            self.installed = plan.installed
+        else:
+            self.changed()
+        return plan

@@ -13,7 +13,6 @@ from cleo.io.outputs.output import Verbosity
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.context import RunContext
-from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import write_plan
@@ -70,7 +69,10 @@ class OperationGuard:
         # must still be recognised as the torch family's, to be swept.
         before = self.ctx.installed.graph(self.ctx.config.package_names)
         self.locked = replace(resolved, graph=merge_graphs(resolved.graph, before))
-        return execute(operations)
+        try:
+            return execute(operations)
+        finally:
+            self.ctx.changed()  # Poetry installed and removed: read the env again
 
     def capture(self, operations: list[Operation]) -> LockedState:
         """What this run resolves: the configured packages' versions, the graph."""
@@ -202,7 +204,7 @@ def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     if jetson is not None:
         ctx.warn(jetson)
     if command.installer.is_dry_run():
-        write_plan(ctx.config, variant, ctx.locked, ctx.env, ctx.io)
+        write_plan(ctx.config, variant, ctx.locked, ctx.env, ctx.installed, ctx.io)
         return
     compiles = command.io.input.has_option("compile") and command.option("compile")
     plan = ctx.reconcile(variant, compile_bytecode=bool(compiles), refresh=True)
@@ -211,7 +213,7 @@ def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
             f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
         )
     warnings = unknown_entries(ctx.config, ctx.locked.graph)
-    warnings += left_to_poetry(ctx.config, installed_environment(ctx.env))
+    warnings += left_to_poetry(ctx.config, ctx.installed)
     for warning in warnings:
         ctx.warn(warning)
     if not plan.is_empty:  # a no-op run never verifies (nor imports proof/)

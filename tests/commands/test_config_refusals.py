@@ -36,3 +36,17 @@ def test_bad_config_fails_before_anything_changes(
             assert result.returncode == 1
             assert message in result.stderr
             assert "Traceback" not in result.stderr
+
+
+def test_a_command_that_needs_the_table_refuses_in_one_wording(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory(DEPS)  # no [tool.poetry-torch-cuda] table
+    for args in (("sync", "--dry-run"), ("export",), ("lock", "--check")):
+        result = run_inprocess(project, "torch-cuda", *args)
+        assert result.returncode == 1, (args, result)
+        assert (
+            "This project has no [tool.poetry-torch-cuda] table, so no variant "
+            "is configured. Add one, e.g." in result.stderr
+        ), (args, result)
+        assert 'variant = "auto"' in result.stderr, (args, result)

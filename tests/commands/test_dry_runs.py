@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import shutil
 from typing import TYPE_CHECKING
+from typing import Any
 
 from tests.support.inprocess import run_inprocess
 
 
 if TYPE_CHECKING:
+    import pytest
+
     from tests.support.fixtures import ProjectFactory
 
 DEPS = {"needs-torch": "*", "torchvision": "*"}
@@ -51,3 +54,38 @@ def test_switch_in_a_project_without_the_table_plans_the_default_index(
     assert "would switch to cu130" in result.stdout
     assert "download.pytorch.org/whl/cu130" in result.stdout
     assert 'would set variant = "cu130" in pyproject.toml' in result.stdout
+
+
+def test_why_nothing_moved_resolves_each_selection_of_the_lock_once(
+    project_factory: ProjectFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from poetry_torch_cuda.project import locked
+    from poetry_torch_cuda.project import selection
+
+    project = project_factory({"filelock": "*"}, 'variant = "cu129"')
+    project.write_pyproject(
+        project.pyproject_text() + "\n[tool.poetry.group.gpu]\noptional = true\n"
+        '[tool.poetry.group.gpu.dependencies]\ntorch = "*"\ntorchvision = "*"\n'
+    )
+    assert run_inprocess(project, "lock").returncode == 0
+    asked: list[tuple[frozenset[str], frozenset[str]]] = []
+    resolve = locked.resolved_versions
+
+    def counted(poetry: Any, marker_env: Any, groups: Any, extras: Any = ()) -> Any:
+        asked.append((frozenset(map(str, groups)), frozenset(map(str, extras))))
+        return resolve(poetry, marker_env, groups, extras)
+
+    monkeypatch.setattr(locked, "resolved_versions", counted)
+    monkeypatch.setattr(selection, "resolved_versions", counted)
+    result = run_inprocess(project, "torch-cuda", "sync", "--dry-run")
+    assert result.returncode == 0, result
+    assert (
+        "nothing moved: no configured package is installed (torch: in the lock, "
+        "only in group gpu, not selected (--with gpu); torchaudio: not in the lock; "
+        "torchvision: in the lock, "
+        "only in group gpu, not selected (--with gpu)); to install the others here, "
+        "pass the options that select them" in result.stdout
+    ), result
+    assert sorted(asked) == sorted(set(asked)), (
+        asked
+    )  # poetry.lock's Transaction is slow

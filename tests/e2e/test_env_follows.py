@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from typing import TYPE_CHECKING
+from typing import Any
 
 import pytest
 
@@ -253,6 +254,14 @@ def test_sync_dry_run_wording(cu129_project: Project) -> None:
     assert result.returncode == 0, result
     assert "would cu129" not in result.stdout
     assert "nothing would change" in result.stdout
+    # `poetry install --dry-run` words the same plan the same way
+    hook = run_inprocess(cu129_project, "install", "--dry-run")
+    assert hook.returncode == 0, hook
+    line = (
+        "torch-cuda: nothing would change: cu129 already installed (torch==2.14.1+cu129"
+    )
+    assert line in hook.stdout, hook
+    assert line in result.stdout, result
 
 
 def test_a_specifier_only_package_installs_the_locked_build_not_the_newest_offered(
@@ -314,3 +323,24 @@ def test_a_specifier_only_package_is_locked_at_a_build_the_locked_torch_accepts(
             "has no build of torchaudio that matches (it offers 2.15.0+cu129, "
             "2.14.1+cu129, 2.13.0+cu129; none accepts torch 2.14.1+cu129)"
         ) in refused.stderr, refused
+
+
+def test_a_run_reads_the_environment_once_to_plan(
+    cu129_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from poetry_torch_cuda.environment.installed import InstalledEnvironment
+
+    reads: list[object] = []
+    init = InstalledEnvironment.__init__
+
+    def counted(self: InstalledEnvironment, *args: Any, **kwargs: Any) -> None:
+        reads.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(InstalledEnvironment, "__init__", counted)
+    for args in (("sync", "--dry-run"), ("switch", "cu130", "--dry-run")):
+        reads.clear()
+        result = run_inprocess(cu129_project, "torch-cuda", *args)
+        assert result.returncode == 0, result
+        assert "torch==2.14.1+cu1" in result.stdout, result
+        assert len(reads) == 1, (args, len(reads))

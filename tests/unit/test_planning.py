@@ -51,9 +51,9 @@ LOCKED = LockedState({canonicalize_name("torch"): "2.14.1"}, {})
 
 def plan(site: Path, variant: Variant = CU129, *, force: bool = False) -> Plan:
     """The plan for torch 2.14.1 of ``variant`` in an environment of ``site``."""
-    env = SimpleNamespace(site_packages=SimpleNamespace(candidates=[site]))
-    env.marker_env = LINUX
-    return plan_for(TORCH, variant, LOCKED, env, force=force)  # type: ignore[arg-type]
+    env = SimpleNamespace(marker_env=LINUX)
+    installed = env_of(site)
+    return plan_for(TORCH, variant, LOCKED, env, installed, force=force)  # type: ignore[arg-type]
 
 
 NOTHING = InstalledEnvironment([], LINUX)

@@ -19,9 +19,9 @@ from poetry.utils.env.site_packages import SitePackages
 from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.output import error_lines
-from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.config import refuse_if_disabled
+from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.selection import Selection
 from poetry_torch_cuda.project.selection import selection_from
 
@@ -86,13 +86,7 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
         Raises:
             TorchCudaError: the project has no table.
         """
-        config = load_config(self.poetry.pyproject.data)
-        if config is None:
-            raise TorchCudaError(
-                f"This project has no [tool.{TABLE}] table, so no variant is "
-                f'configured. Add one, e.g.\n\n[tool.{TABLE}]\nvariant = "auto"'
-            )
-        return config
+        return require_config(self.poetry.pyproject.data)
 
     def context(self, config: TorchCudaConfig | None = None) -> RunContext:
         """A run context for ``config`` (default: the project's), with the

@@ -81,10 +81,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         """What ``plan`` changes, or why nothing moves; ``would`` words a dry run."""
         if holds_nothing(plan, ctx.locked):
             return ctx.view.nothing_held(ctx.config.package_names)
-        text = describe_plan(plan)
-        if not would:
-            return text
-        return f"nothing would change: {text}" if plan.is_empty else f"would {text}"
+        return describe_plan(plan, would=would)
 
     def move(
         self, ctx: RunContext, variant: Variant, *, force: bool = False, refresh: bool
@@ -129,7 +126,9 @@ class SyncCommand(MovingCommand):
         report(resolution, self.io)
         variant, force = resolution.variant, bool(self.option("force"))
         if self.option("dry-run"):
-            plan = plan_for(ctx.config, variant, ctx.locked, ctx.env, force=force)
+            plan = plan_for(
+                ctx.config, variant, ctx.locked, ctx.env, ctx.installed, force=force
+            )
             self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan, would=True))}")
             return 0
         plan = self.move(ctx, variant, force=force, refresh=True)
@@ -185,7 +184,7 @@ class SwitchCommand(MovingCommand):
         if name == "auto" and self.option("pin"):
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
-            plan = plan_for(ctx.config, variant, ctx.locked, ctx.env)
+            plan = plan_for(ctx.config, variant, ctx.locked, ctx.env, ctx.installed)
             words = esc(self.plan_words(ctx, plan))
             self.line(f"{PREFIX}: would switch to <c2>{name}</>{resolved}: {words}")
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')

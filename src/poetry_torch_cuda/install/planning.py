@@ -14,7 +14,6 @@ from packaging.version import Version
 
 from poetry_torch_cuda.environment.installed import CUDA_SUFFIX
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
-from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.protection import protected_names
@@ -172,12 +171,13 @@ def plan_for(
     variant: Variant,
     locked: LockedState,
     env: Env,
+    installed: InstalledEnvironment,
     *,
     force: bool = False,
 ) -> Plan:
-    """The plan that makes ``env`` hold ``variant`` (``force``: install every target
+    """The plan that makes ``env``, which holds ``installed`` (the run's
+    ``RunContext.installed``), hold ``variant`` (``force``: install every target
     again); offline, it asks no index. With nothing to install, it finds orphans."""
-    installed = installed_environment(env)
     configured = config.package_names
     targets = build_targets(
         config.packages, locked.versions, variant, env.marker_env, installed

@@ -36,12 +36,16 @@ if TYPE_CHECKING:
 
 
 def write_plan(
-    config: TorchCudaConfig, variant: Variant, locked: LockedState, env: Env, io: IO
+    config: TorchCudaConfig,
+    variant: Variant,
+    locked: LockedState,
+    env: Env,
+    installed: InstalledEnvironment,
+    io: IO,
 ) -> None:
     """``install --dry-run``: what the after-step would install and remove, in one line."""
-    plan = plan_for(config, variant, locked, env)
-    text = esc(describe_plan(plan))
-    io.write_line(f"{PREFIX}: {text}" if plan.is_empty else f"{PREFIX}: would {text}")
+    plan = plan_for(config, variant, locked, env, installed)
+    io.write_line(f"{PREFIX}: {esc(describe_plan(plan, would=True))}")
 
 
 def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
@@ -175,8 +179,9 @@ def _mb(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
-def describe_plan(plan: Plan) -> str:
-    """A one-line description of ``plan`` for ``--dry-run`` and verbose output."""
+def describe_plan(plan: Plan, *, would: bool = False) -> str:
+    """A one-line description of ``plan``; ``would`` words it for a dry run
+    (``install``'s, ``sync``'s: the one wording of both)."""
     parts = []
     if plan.install:
         parts.append(
@@ -185,12 +190,11 @@ def describe_plan(plan: Plan) -> str:
         )
     if plan.remove:
         parts.append(f"remove {', '.join(plan.remove)}")
-    if not parts:
-        kept = (
-            ", ".join(str(target) for target in plan.satisfied) or "nothing to install"
-        )
-        return f"{plan.variant} already installed ({kept})"
-    return "; ".join(parts)
+    if parts:
+        return ("would " if would else "") + "; ".join(parts)
+    kept = ", ".join(str(target) for target in plan.satisfied) or "nothing to install"
+    text = f"{plan.variant} already installed ({kept})"
+    return f"nothing would change: {text}" if would else text
 
 
 def _check_installed(plan: Plan, installed: InstalledEnvironment) -> str:
@@ -214,6 +218,7 @@ def reconcile_environment(
     env: Env,
     io: IO,
     poetry: Poetry,
+    installed: InstalledEnvironment,
     *,
     force: bool = False,
     compile_bytecode: bool = False,
@@ -221,14 +226,18 @@ def reconcile_environment(
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
-    ``force`` reinstalls matching builds (``sync --force``), ``compile_bytecode``
-    writes ``.pyc`` files. A run that waited for another one plans what is
-    left, with ``refresh``'s configuration and variant; returns the plan carried out.
+    ``installed`` is what the run found in ``env``; ``force`` reinstalls
+    matching builds (``sync --force``), ``compile_bytecode`` writes ``.pyc``
+    files. A run that waited for another one plans what is left, from the
+    environment read again, with ``refresh``'s configuration and variant;
+    returns the plan carried out.
     """
     with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
+        if waited:
+            installed = installed_environment(env)
         if waited and refresh is not None:
             config, variant = refresh() or (config, variant)
-        plan = plan_for(config, variant, locked, env, force=force)
+        plan = plan_for(config, variant, locked, env, installed, force=force)
         if not plan.is_empty:
             from poetry_torch_cuda.index.client import variant_authenticator
             from poetry_torch_cuda.install.request import InstallRequest

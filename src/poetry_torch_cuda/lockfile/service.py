@@ -50,7 +50,7 @@ from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project import locked
 from poetry_torch_cuda.project.config import ENV_INDEX_URL
 from poetry_torch_cuda.project.config import ENV_VARIANT
-from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.project.variants import public_version
@@ -422,10 +422,7 @@ def configured(pyproject: Mapping[str, Any], environ: Any = None) -> TorchCudaCo
         environ = {
             k: v for k, v in os.environ.items() if k not in (ENV_VARIANT, ENV_INDEX_URL)
         }
-    config = load_config(pyproject, environ)
-    if config is None:
-        raise TorchCudaError("This project has no [tool.poetry-torch-cuda] table.")
-    return config
+    return require_config(pyproject, environ)
 
 
 def _fetching(poetry: Poetry) -> TorchCudaConfig:

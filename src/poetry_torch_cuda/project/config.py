@@ -269,6 +269,23 @@ def load_config(
     )
 
 
+def require_config(
+    pyproject: Mapping[str, Any], environ: Mapping[str, str] = os.environ
+) -> TorchCudaConfig:
+    """:func:`load_config` for a command that needs the table.
+
+    Raises:
+        TorchCudaError: no table (the one wording), or it is invalid.
+    """
+    config = load_config(pyproject, environ)
+    if config is None:
+        raise TorchCudaError(
+            f"This project has no [tool.{TABLE}] table, so no variant is "
+            f'configured. Add one, e.g.\n\n[tool.{TABLE}]\nvariant = "auto"'
+        )
+    return config
+
+
 def _project_sources(tool: Mapping[str, Any]) -> dict[str, str]:
     """Name -> URL of the ``[[tool.poetry.source]]`` entries with both (Poetry
     validates them)."""

@@ -129,25 +129,31 @@ def target_versions(
 
 class LockView:
     """The lock as a command sees it: what ``switch``/``sync``/``status`` work on
-    (:meth:`state`) and why a package is not installed."""
+    (:meth:`state`) and why a package is not installed. Each selection of
+    groups and extras is resolved once (Poetry's ``Transaction`` is slow on a
+    big lock), the default groups' not at all: ``base`` has them."""
 
-    def __init__(self, poetry: Poetry, env: Env, selection: Selection) -> None:
-        """The view of ``poetry``'s lock for ``env``."""
-        self.poetry, self.env, self.selection = poetry, env, selection
+    def __init__(
+        self, poetry: Poetry, env: Env, selection: Selection, base: LockedState
+    ) -> None:
+        """The view of ``poetry``'s lock for ``env``; ``base`` is ``locked_state``
+        of the same lock and env (the run's ``RunContext.installs``)."""
+        self.poetry, self.env, self.selection, self.base = poetry, env, selection, base
+        default = frozenset(map(str, poetry.package.dependency_group_names()))
+        self._resolved: dict[
+            tuple[frozenset[str], frozenset[NormalizedName]], dict[NormalizedName, str]
+        ] = {(default, frozenset()): dict(base.versions)}
         #: What the lock resolves here with every group and extra.
         self.versions = self._selects(all_groups(poetry), all_extras(poetry))
 
     def state(
-        self,
-        configured: Iterable[NormalizedName],
-        base: LockedState,
-        installed: InstalledEnvironment,
+        self, configured: Iterable[NormalizedName], installed: InstalledEnvironment
     ) -> LockedState:
         """Held packages (in ``installed``) plus the selected ones, at the lock's
-        versions; ``base`` is ``locked_state`` of the same lock and env."""
+        versions."""
         configured = sorted(configured)
         held = {name: installed.get(name) is not None for name in configured}
-        selection = self.selection
+        selection, base = self.selection, self.base
         selected = (
             self._selects(selection.groups, selection.extras)
             if selection.explicit
@@ -161,9 +167,14 @@ class LockView:
         )
 
     @cached_property
-    def names(self) -> frozenset[NormalizedName]:
-        """Every package name in the lock."""
-        return frozenset(locked_graph(self.poetry))
+    def names(self) -> dict[NormalizedName, list[str]]:
+        """Every package name in the lock, with the groups that hold it."""
+        locker = self.poetry.locker
+        groups: dict[NormalizedName, list[str]] = {}
+        if locker.is_locked_groups_and_markers():
+            for package, info in locker.locked_packages().items():
+                groups.setdefault(package.name, sorted(map(str, info.groups)))
+        return {name: groups.get(name, []) for name in locked_graph(self.poetry)}
 
     def why_absent(self, name: str) -> str:
         """Why ``name`` is not installed, relative to the options given: ``not in the
@@ -171,13 +182,11 @@ class LockView:
         poetry, name = self.poetry, canonicalize_name(name)
         selection = self.selection.or_default(poetry)
         groups, extras = selection.groups, selection.extras
-        locker = poetry.locker
         if name not in self.names:
             return "not in the lock"
-        if not locker.is_locked_groups_and_markers():
+        if not poetry.locker.is_locked_groups_and_markers():
             return "in the lock"
-        info = next(i for p, i in locker.locked_packages().items() if p.name == name)
-        in_groups = sorted(str(g) for g in info.groups)
+        in_groups = self.names[name]
         if name in self._selects(groups, extras):
             return f"in the lock (group {', '.join(in_groups)}), not installed here"
         everything = all_groups(poetry)
@@ -200,13 +209,18 @@ class LockView:
         return f"in the lock, behind extra {', '.join(needed)} ({flags})"
 
     def _selects(
-        self, groups: Iterable[str], extras: Iterable[NormalizedName]
+        self, groups: Iterable[str], extras: Iterable[str]
     ) -> dict[NormalizedName, str]:
-        return resolved_versions(self.poetry, self.env.marker_env, groups, extras)
+        key = (frozenset(map(str, groups)), frozenset(map(canonicalize_name, extras)))
+        if key not in self._resolved:
+            self._resolved[key] = resolved_versions(
+                self.poetry, self.env.marker_env, *key
+            )
+        return self._resolved[key]
 
     def nothing_held(self, configured: Iterable[NormalizedName]) -> str:
         """Why ``switch``/``sync`` moved nothing: no configured package is installed."""
-        default = self._selects(self.poetry.package.dependency_group_names(), ())
+        default = self.base.versions
         reasons, hint = [], ""
         for name in sorted(configured):
             reason = f"{name}: {self.why_absent(name)}"

@@ -20,6 +20,7 @@ from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import driver_needs
 from poetry_torch_cuda.machine.detection import predates
 from poetry_torch_cuda.machine.resolution import check_project_fleet
+from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import ENV_VARIANT
@@ -42,15 +43,15 @@ def show_lock_view(ctx: RunContext) -> None:
     names = config.package_names
     every = dict(locked_versions(ctx.poetry, {*names, "torch"}))
     locked = {name: every[name] for name in every if name in names}
+    # Poetry installs PyPI's torch where the variant has no builds: nothing to ask.
+    pypi = None if variant.kind == "auto" else left_to_pypi(variant, sys.platform)
     offer = None  # what the variant's index has of the first locked package
-    if locked and variant.kind != "auto":
+    if locked and variant.kind != "auto" and pypi is None:
         name = min(locked, key=lambda n: (n != "torch", n))
         wanted = {name: _public(max(locked[name], key=version_key))}
         finder = OfferFinder(ctx.client, config, wanted, ctx.env.marker_env)
         (offer,) = finder.inspect([variant])[0].packages
-        if variant.not_built_for(sys.platform):
-            pass  # Poetry installs PyPI's torch here: nothing to miss
-        elif offer.error is not None:  # a check only: one line, never a failure
+        if offer.error is not None:  # a check only: one line, never a failure
             io.write_error_line(
                 f"{PREFIX}: skipped the check that {variant} has the locked "
                 f"torch: {esc(offer.error)}"
@@ -73,6 +74,8 @@ def show_lock_view(ctx: RunContext) -> None:
     if variant.kind == "auto":
         matrix = published(torch) or f"torch {torch} is newer than the tables"
         line = f"auto decides at install time; {matrix}"
+    elif pypi is not None:
+        line = pypi
     else:
         if offer is None or offer.name != "torch":
             has = f"(torch {torch} not checked)"

@@ -124,8 +124,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     judged = ctx.selection.or_default(poetry)
     warnings = [STALE_LOCK] if is_stale(poetry) else []
     try:
-        view = LockView(poetry, env, judged)
-        locked = view.state(config.package_names, ctx.installs, ctx.installed)
+        view = LockView(poetry, env, judged, ctx.installs)
+        locked = view.state(config.package_names, ctx.installed)
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
         locked, view, warnings = None, None, [str(error)]
     versions = None if view is None else view.versions
@@ -143,7 +143,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     foreign: dict[NormalizedName, int] = {}
     majors: frozenset[int] = frozenset()
     if locked is not None and not_built is None:
-        plan = plan_for(config, variant, locked, env)
+        plan = plan_for(config, variant, locked, env, ctx.installed)
         targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
         installed = plan.installed
         missing = {  # not the build a foreign wheel makes the plan reinstall

@@ -1,0 +1,66 @@
+"""What ``poetry lock`` says of the variant asks the index only where it can matter
+(in-process: the point is which requests the lock-time view makes)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+from cleo.io.buffered_io import BufferedIO
+from poetry.factory import Factory
+from poetry.utils.env import SystemEnv
+
+from poetry_torch_cuda.context import RunContext
+from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.reports import lock_view
+from tests.support.inprocess import run_inprocess
+
+
+if TYPE_CHECKING:
+    import pytest
+
+    from tests.support.fixtures import ProjectFactory
+    from tests.support.index import IndexServer
+
+
+def test_no_index_request_for_a_variant_without_builds_here(
+    project_factory: ProjectFactory,
+    index: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = project_factory({"torch": "*"}, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    for key in set(os.environ) - set(project.env):
+        monkeypatch.delenv(key)
+    for key, value in project.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(project.path)
+    poetry = Factory().create_poetry(project.path)
+    config = load_config(poetry.pyproject.data)
+    assert config is not None
+
+    def lock_view_on(platform: str) -> BufferedIO:
+        io = BufferedIO()
+        env = SystemEnv(Path(sys.prefix))
+        monkeypatch.setattr(lock_view, "sys", SimpleNamespace(platform=platform))
+        ctx = RunContext(poetry, env, io, config)
+        ctx.client = project_client(poetry, refresh=True)  # the index, not a cache
+        index.clear_requests()
+        lock_view.show_lock_view(ctx)
+        return io
+
+    linux = lock_view_on("linux")
+    assert "torch-cuda: cu129 has torch 2.14.1" in linux.fetch_output()
+    assert index.requests  # where the variant has builds, its index is asked
+
+    darwin = lock_view_on("darwin")
+    assert darwin.fetch_output() == (
+        "torch-cuda: PyTorch publishes no cu129 builds for darwin; "
+        "Poetry installs PyPI's default build here\n"
+    )
+    assert darwin.fetch_error() == ""
+    assert index.requests == []
