@@ -109,12 +109,11 @@ class RunContext:
             env,
             io,
             self.poetry,
-            self.installed,
             force=force,
             compile_bytecode=compile_bytecode,
             refresh=again,
         )
-        if plan.is_empty:  # what it planned from: read again if it waited
+        if plan.is_empty:  # what it planned from, read under the lock
             self.installed = plan.installed
         else:
             self.changed()

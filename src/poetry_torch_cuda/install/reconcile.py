@@ -218,7 +218,6 @@ def reconcile_environment(
     env: Env,
     io: IO,
     poetry: Poetry,
-    installed: InstalledEnvironment,
     *,
     force: bool = False,
     compile_bytecode: bool = False,
@@ -226,15 +225,14 @@ def reconcile_environment(
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
-    ``installed`` is what the run found in ``env``; ``force`` reinstalls
-    matching builds (``sync --force``), ``compile_bytecode`` writes ``.pyc``
-    files. A run that waited for another one plans what is left, from the
-    environment read again, with ``refresh``'s configuration and variant;
-    returns the plan carried out.
+    ``force`` reinstalls matching builds (``sync --force``), ``compile_bytecode``
+    writes ``.pyc`` files. The plan is made from the environment as it is under
+    the lock (another run may have changed it since this one looked, with or
+    without a wait); a run that waited plans with ``refresh``'s configuration
+    and variant. Returns the plan carried out.
     """
     with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
-        if waited:
-            installed = installed_environment(env)
+        installed = installed_environment(env)
         if waited and refresh is not None:
             config, variant = refresh() or (config, variant)
         plan = plan_for(config, variant, locked, env, installed, force=force)
