@@ -19,9 +19,15 @@ _SECRETS: set[str] = set()
 def mask_url(url: str) -> str:
     """Return ``url`` with any user name and password replaced by ``***``."""
     try:
-        return _replace_userinfo(url, "***@")
+        masked = _replace_userinfo(url, "***@")
     except ValueError:
         return "<invalid URL>"
+    # Shown, written without ``//`` (``alice:pw@host/...``): what comes before the
+    # last ``@`` ahead of the first ``/`` may be credentials all the same.
+    head, slash, rest = masked.partition("/")
+    if "@" in head:
+        return "***@" + head.rsplit("@", 1)[1] + slash + rest
+    return masked
 
 
 def without_credentials(url: str) -> str:
@@ -31,12 +37,7 @@ def without_credentials(url: str) -> str:
 
 def _replace_userinfo(url: str, userinfo: str) -> str:
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        # Written without ``//`` (``alice:pw@host/...``): what comes before the
-        # last ``@`` ahead of the first ``/`` is credentials all the same.
-        head, slash, rest = url.partition("/")
-        if "@" in head:
-            return userinfo + head.rsplit("@", 1)[1] + slash + rest
+    if "@" not in parts.netloc:  # none, or a path such as ``libs@2/x.whl``
         return url
     return urlunsplit(parts._replace(netloc=userinfo + parts.netloc.rsplit("@", 1)[1]))
 

@@ -96,6 +96,18 @@ def test_https_file_redirected_to_http_gets_no_credentials(
     assert redirected and all(seen.authorization for seen in redirected)
 
 
+def test_https_page_redirected_to_http_says_so_at_the_lock_step(
+    project: Project, front: TlsFront
+) -> None:
+    """The install locks the variant first: its advice is judged by where the
+    page request ended (plain http), not by the https URL it started at."""
+    front.redirect_pages_over_http = True
+    result = project.run("install", check=False)
+    assert_refused_in_the_clear(result, front)
+    assert "Check the credentials" not in result.stderr
+    assert "torch" not in project.installed()
+
+
 def test_edited_lock_url_over_http_gets_no_credentials(
     project: Project, front: TlsFront
 ) -> None:

@@ -122,6 +122,8 @@ class TlsFront(StartStop):
         self.links_over_http = False
         #: Answer https requests for wheels with a redirect to plain http.
         self.redirect_files_over_http = False
+        #: Answer https requests for index pages with a redirect to plain http.
+        self.redirect_pages_over_http = False
         self.require_auth: tuple[str, str] | None = None
         self.records: list[Seen] = []
         self._lock = threading.Lock()
@@ -168,10 +170,10 @@ class TlsFront(StartStop):
             if (value := handler.headers.get(name)) is not None
         }
         headers["Accept"] = "text/html"  # pages we can rewrite
-        if (
-            self.redirect_files_over_http
-            and scheme == "https"
-            and handler.path.endswith(".whl")
+        page = handler.path.startswith("/whl/") and handler.path.endswith("/")
+        if scheme == "https" and (
+            (self.redirect_files_over_http and handler.path.endswith(".whl"))
+            or (self.redirect_pages_over_http and page)
         ):
             location = [("Location", f"{self.plain_url}{handler.path}")]
             self._answer(handler, scheme, 302, location, b"")

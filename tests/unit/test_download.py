@@ -238,3 +238,22 @@ def test_a_url_with_its_own_credentials_is_fetched_without_logging_them(
     assert {r.authorization for r in index.records} == {basic}
     assert caplog.records, "nothing was logged"
     assert "s3cret" not in caplog.text
+
+
+def test_a_file_the_mirror_lacks_names_the_lock_that_holds_its_hash(
+    served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
+) -> None:
+    """A file of poetry.lock's (a package the family needs and the environment
+    lacks) that the per-run mirror does not list: the message names poetry.lock."""
+    index, items = served
+    poetrys = dataclasses.replace(
+        items[0],
+        name=canonicalize_name("filelock"),
+        filename="filelock-3.20.0-py3-none-any.whl",
+        lock="poetry.lock",
+    )
+    with pytest.raises(DownloadError) as raised:
+        fetch([poetrys], tmp_path / "artifacts", mirror=index.whl_url("cu129"))
+    message = str(raised.value)
+    assert "does not list filelock-3.20.0-py3-none-any.whl" in message
+    assert f"(sha256 {poetrys.sha256} in poetry.lock)" in message

@@ -40,3 +40,23 @@ def test_pylock_writes_archives_and_the_trusted_host_hint() -> None:
     assert mylib["archive"] == {"url": URL, "hashes": {"sha256": "a" * 64}}
     assert data["requires-python"] == ">=3.9,<4.0"
     assert "pip install --trusted-host mirror.internal:8080 -r pylock.toml" in text
+
+
+def test_a_file_dependency_under_a_folder_with_at_keeps_its_path() -> None:
+    """A relative path is no URL: ``libs@2/`` is a folder, not credentials."""
+    path = "libs@2/mylib-0.1.0-py3-none-any.whl"
+    local = ExportedPackage(
+        "mylib",
+        "0.1.0",
+        "",
+        None,
+        (("mylib-0.1.0-py3-none-any.whl", None, "a" * 64),),
+        path,
+    )
+    text = pylock_toml("cu129", [local, TORCH], ">=3.9,<4.0", lambda url: False)
+    mylib = next(p for p in tomllib.loads(text)["packages"] if p["name"] == "mylib")
+    assert mylib["archive"] == {"path": path, "hashes": {"sha256": "a" * 64}}
+    assert "needs credentials" not in text
+    lines = requirements_txt("cu129", [local, TORCH], lambda url: False)
+    assert f"mylib @ {path} " in lines
+    assert "needs credentials" not in lines

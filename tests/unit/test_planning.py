@@ -214,6 +214,33 @@ def test_a_build_without_a_cuda_wheel_it_requires_is_installed_again(
     assert plan(tmp_path).is_empty  # filelock is Poetry's to install
 
 
+def test_a_build_lacking_a_wheel_beside_an_orphan_sweeps_it_after_the_install(
+    tmp_path: Path,
+) -> None:
+    """The orphan goes after the install, under its stash, as beside any other
+    install: removed ahead of it by pip, a failed install could not put it back
+    and would report the environment unchanged."""
+    write_dist(tmp_path, "torch", "2.14.1+cu129", "nvidia-cudnn-cu12")
+    write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")  # nothing needs it
+    torch, cublas = canonicalize_name("torch"), canonicalize_name("nvidia-cublas-cu12")
+    locked = LockedState(LOCKED.versions, {torch: [cublas]})
+    env = SimpleNamespace(site_packages=SimpleNamespace(candidates=[tmp_path]))
+    env.marker_env = LINUX
+    made = plan_for(TORCH, CU129, locked, env)  # type: ignore[arg-type]
+    assert made.install == (Target(torch, Version("2.14.1+cu129")),)
+    assert made.remove == ()
+    assert cublas in made.sweepable
+    assert describe_plan(made) == (
+        "install torch==2.14.1+cu129 from https://download.pytorch.org/whl/cu129"
+    )
+    # Beside a wheel of another family too, the build is reinstalled whole.
+    other = tmp_path / "cu130"
+    write_dist(other, "torch", "2.14.1+cu130", "nvidia-cudnn-cu13")
+    write_dist(other, "nvidia-cublas-cu12", "12.9.1.4")
+    made = plan(other, parse_variant("cu130"))
+    assert made.force and made.remove == ()
+
+
 def test_a_plan_carries_what_it_was_made_from(tmp_path: Path) -> None:
     write_dist(tmp_path, "torch", "2.14.1+cu129", "nvidia-cublas-cu12")
     write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")

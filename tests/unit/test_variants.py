@@ -64,3 +64,8 @@ def test_not_built_for_is_the_one_wording_of_the_gate() -> None:
         parse_variant("rocm6.4").not_built_for("win32", "windows-x86_64")
         == "PyTorch publishes no rocm6.4 builds for windows-x86_64"
     )
+    # auto names no build: what PyTorch lacks there is every GPU build
+    assert (
+        parse_variant("auto").not_built_for("darwin")
+        == "PyTorch publishes no CUDA or ROCm builds for darwin"
+    )

@@ -317,7 +317,6 @@ def _header(
     """The indexes (PyPI first), the hosts of plain-http ones (pip ignores them
     without ``--trusted-host``) and the comments naming those ``secret`` says
     requests get credentials for, and the archives whose URL has them."""
-    packages = list(packages)
     found = {p.index for p in packages if p.index is not None}
     indexes = sorted(found, key=lambda url: (url != PYPI_SIMPLE, url)) or [PYPI_SIMPLE]
     hosts = sorted({urlsplit(u).netloc for u in indexes if u.startswith("http://")})

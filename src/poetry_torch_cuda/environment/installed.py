@@ -47,12 +47,14 @@ class InstalledDistribution:
     lines: tuple[str, ...] = ()
     source: metadata.Distribution | None = field(default=None, compare=False)
 
-    def read_text(self, path: str) -> str | None:
-        """The installed file ``path`` (relative to site-packages), if readable."""
+    @property
+    def version_py(self) -> str | None:
+        """The package's ``version.py`` (torch's names its CUDA), if readable."""
         if self.source is None:
             return None
+        path = self.source.locate_file(f"{self.name.replace('-', '_')}/version.py")
         try:
-            return Path(str(self.source.locate_file(path))).read_text(encoding="utf-8")
+            return Path(str(path)).read_text(encoding="utf-8")
         except OSError:
             return None
 

@@ -98,9 +98,12 @@ _NO_ANSWER = {
 
 class IndexUnavailableError(TorchCudaError):
     """The index could not be asked: ``status`` the HTTP status it answered, else
-    ``cause`` (:func:`cause`); ``words`` and ``advice`` in this module's wording."""
+    ``cause`` (:func:`cause`); ``words`` and ``advice`` in this module's wording;
+    ``withheld``: the request ended at plain http without the https-only
+    credentials (:meth:`IndexAuthenticator.withheld`)."""
 
     status: int | None = None
+    withheld: bool = False
     cause: str | None = None
     words: str | None = None
     advice: str = ""
@@ -639,7 +642,7 @@ def _unavailable(
     if isinstance(failure, int):
         words, fix = http_failure(failure, withheld=withheld)
         error = IndexUnavailableError(f"{mask_url(url)}: {words}; {fix}")
-        error.status = failure
+        error.status, error.withheld = failure, withheld
     else:
         words = in_words(failure, url, timeout or float(constants.REQUESTS_TIMEOUT))
         error = IndexUnavailableError(f"could not read {mask_url(url)}: {words}")

@@ -60,8 +60,7 @@ def read_builds(
     for name in map(canonicalize_name, names):
         dist = installed.get(name)
         if dist is not None:
-            version_py = dist.read_text(f"{name.replace('-', '_')}/version.py")
-            found[name] = describe_build(dist.version, dist.lines, version_py)
+            found[name] = describe_build(dist.version, dist.lines, dist.version_py)
     return found
 
 

@@ -196,7 +196,7 @@ class _Run:
             found = "lists other bytes for" if entry else "does not list"
             raise self._error(
                 f"the mirror {mask_url(self._mirror)} {found} {item.filename} "
-                f"(sha256 {item.sha256} in torch-cuda.lock). Use a mirror that holds "
+                f"(sha256 {item.sha256} in {item.lock}). Use a mirror that holds "
                 "the locked files, or unset POETRY_TORCH_CUDA_INDEX_URL."
             )
         return entry.url

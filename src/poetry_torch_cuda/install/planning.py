@@ -194,12 +194,13 @@ def plan_for(
         if install
         else find_orphans(protected - configured, targets, installed, poetrys)
     )
-    if not install and _lacks_a_wheel(targets, installed, own):
-        install = tuple(targets)  # pip adds what is missing, the rest is in place
     if foreign_wheels(orphans, cuda_majors(targets, installed)):
         # It may have replaced the build's files (the families share paths): only
         # reinstalling the build puts them back; the sweep after it removes the wheel.
         install, orphans, force = tuple(targets), (), True
+    elif not install and _lacks_a_wheel(targets, installed, own):
+        # pip adds what is missing, the rest is in place; orphans go after it
+        install, orphans = tuple(targets), ()
     # Poetry's packages the targets need and the env lacks (a hook's graph holds
     # only the family), at poetry.lock's versions.
     reached = dependency_closure([t.name for t in install], locked.graph)

@@ -114,10 +114,9 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
         if isinstance(error, IndexUnavailableError) and error.status is not None:
             config = request.config
             url = without_credentials(config.index_url(plan.variant))
-            auth = request.auth
-            given, withheld = auth.sends_credentials(url), auth.withheld(url)
+            given = request.auth.sends_credentials(url)
             cause, fix = http_failure(
-                error.status, "torch", config.source, given, withheld
+                error.status, "torch", config.source, given, error.withheld
             )
             error = TorchCudaError(
                 f"could not lock {plan.variant} from {url}: {cause}\n{fix}"

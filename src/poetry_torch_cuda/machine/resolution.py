@@ -205,8 +205,7 @@ def _kept_build(config: TorchCudaConfig, env: Env, machine: Machine) -> Decision
         label = label_of(dist.version)
         what, never = "the installed {} build", "a build"
         if label is None:  # PyPI's: the CUDA it requires, or none (CPU-only)
-            version_py = dist.read_text(f"{name.replace('-', '_')}/version.py")
-            cuda = unlabelled_cuda(dist.lines, version_py)
+            cuda = unlabelled_cuda(dist.lines, dist.version_py)
             label = "cpu" if cuda == "" else "cu" + (cuda or "").replace(".", "")
             built = f"CUDA {cuda}" if cuda else "CPU-only"
             what = f"{built} of PyPI's {name} {dist.version} installed here: {{}}"

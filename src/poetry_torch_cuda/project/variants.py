@@ -44,7 +44,8 @@ class Variant:
             self.kind != "rocm" or sys_platform.startswith("linux")
         ):
             return None
-        return f"PyTorch publishes no {self} builds for {shown or sys_platform}"
+        what = "CUDA or ROCm" if self.kind == "auto" else self.name
+        return f"PyTorch publishes no {what} builds for {shown or sys_platform}"
 
     def __str__(self) -> str:
         return self.name

@@ -64,10 +64,6 @@ class PackageStatus:
     #: lock, only in group gpu, not selected (--with gpu)``…).
     absent: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """JSON form."""
-        return asdict(self)
-
 
 @dataclass
 class StatusReport:
@@ -103,7 +99,7 @@ class StatusReport:
                 "auto_steps": list(decision.steps) if decision else None,
                 "forced_by": decision.forced_by if decision else None,
             },
-            "packages": [package.to_json() for package in self.packages],
+            "packages": [asdict(package) for package in self.packages],
             "cuda_wheels": dict(sorted(self.cuda_wheels.items())),
             "orphans": self.orphans,
             "machine": {**self.machine.to_json(), "nvcc": self.nvcc},
