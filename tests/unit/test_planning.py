@@ -195,10 +195,10 @@ def test_a_wheel_of_another_family_makes_the_plan_reinstall_the_build(
     # One poetry.lock holds is Poetry's (JAX's): the build is left as it is.
     cublas = canonicalize_name("nvidia-cublas-cu12")
     locked = LockedState(LOCKED.versions, {cublas: []})
-    env = SimpleNamespace(site_packages=SimpleNamespace(candidates=[tmp_path]))
-    env.marker_env = LINUX
+    env = SimpleNamespace(marker_env=LINUX)
     cu130 = parse_variant("cu130")
-    assert plan_for(TORCH, cu130, locked, env).is_empty  # type: ignore[arg-type]
+    made = plan_for(TORCH, cu130, locked, env, env_of(tmp_path))  # type: ignore[arg-type]
+    assert made.is_empty
 
 
 def test_a_build_without_a_cuda_wheel_it_requires_is_installed_again(
@@ -224,9 +224,8 @@ def test_a_build_lacking_a_wheel_beside_an_orphan_sweeps_it_after_the_install(
     write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")  # nothing needs it
     torch, cublas = canonicalize_name("torch"), canonicalize_name("nvidia-cublas-cu12")
     locked = LockedState(LOCKED.versions, {torch: [cublas]})
-    env = SimpleNamespace(site_packages=SimpleNamespace(candidates=[tmp_path]))
-    env.marker_env = LINUX
-    made = plan_for(TORCH, CU129, locked, env)  # type: ignore[arg-type]
+    env = SimpleNamespace(marker_env=LINUX)
+    made = plan_for(TORCH, CU129, locked, env, env_of(tmp_path))  # type: ignore[arg-type]
     assert made.install == (Target(torch, Version("2.14.1+cu129")),)
     assert made.remove == ()
     assert cublas in made.sweepable
