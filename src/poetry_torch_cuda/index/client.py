@@ -165,9 +165,19 @@ class IndexAuthenticator(Authenticator):
     def _get_repository_config_for_url(
         self, url: str, exact_match: bool = False
     ) -> AuthenticatorRepositoryConfig | None:
-        """Poetry's match, but https credentials never go out over plain http
-        (Poetry itself decides so only from 2.1 on)."""
+        """Poetry's match, ranked among the sources on one host as Poetry 2.5 ranks
+        them (whole path segments in common, then the one whose path holds the
+        request, then their order; Poetry 2.0 counts characters, so ``/pypi/p``
+        beat ``/`` for ``/pytorch-cu129/``), and https credentials never go out
+        over plain http (Poetry itself decides so only from 2.1 on)."""
         found = super()._get_repository_config_for_url(url, exact_match)
+        if found is not None and not exact_match:
+            path = [part for part in urlsplit(url).path.split("/") if part]
+            hosted = self.configured_repositories.values()
+            found = max(
+                (r for r in hosted if r.netloc == found.netloc),
+                key=lambda r: _path_rank(r.path, path),
+            )
         if found is not None and found.url.lower().startswith("https://"):
             return found if url.lower().startswith("https://") else None
         return found
@@ -179,6 +189,17 @@ class IndexAuthenticator(Authenticator):
         if found is not None:
             return found
         return super()._get_credentials_for_repository(repository)
+
+
+def _path_rank(own: str, request: list[str]) -> tuple[int, bool]:
+    """How well a source's path matches a request's path segments."""
+    segments = [part for part in own.split("/") if part]
+    shared = 0
+    for mine, theirs in zip(segments, request):
+        if mine != theirs:
+            break
+        shared += 1
+    return shared, shared == len(segments)
 
 
 def variant_authenticator(
