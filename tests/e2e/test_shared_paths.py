@@ -191,6 +191,8 @@ def test_a_wheel_of_the_other_family_is_named_and_swept(
         "the build and removes them"
     )
     assert said in status.stdout.replace("\n", " "), status
+    dry = project.run("torch-cuda", "sync", "--dry-run", env_extra=env)
+    assert "; then remove nvidia-cudnn-cu12, which nothing needs" in dry.stdout, dry
     sync = project.run("torch-cuda", "sync", env_extra=env)
     assert "removed 1 unused CUDA wheel (nvidia-cudnn-cu12)" in sync.stdout, sync
     assert "nvidia-cudnn-cu12" not in project.installed()

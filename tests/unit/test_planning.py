@@ -192,6 +192,11 @@ def test_a_wheel_of_another_family_makes_the_plan_reinstall_the_build(
         Target(canonicalize_name("torch"), Version("2.14.1+cu130")),
     )
     assert made.force and made.remove == ()
+    # The dry run says why the matching build is installed again.
+    assert describe_plan(made, would=True) == (
+        "would install torch==2.14.1+cu130 from https://download.pytorch.org/whl/"
+        "cu130; then remove nvidia-cublas-cu12, which nothing needs"
+    )
     # One poetry.lock holds is Poetry's (JAX's): the build is left as it is.
     cublas = canonicalize_name("nvidia-cublas-cu12")
     locked = LockedState(LOCKED.versions, {cublas: []})
@@ -230,7 +235,8 @@ def test_a_build_lacking_a_wheel_beside_an_orphan_sweeps_it_after_the_install(
     assert made.remove == ()
     assert cublas in made.sweepable
     assert describe_plan(made) == (
-        "install torch==2.14.1+cu129 from https://download.pytorch.org/whl/cu129"
+        "install torch==2.14.1+cu129 from https://download.pytorch.org/whl/cu129; "
+        "then remove nvidia-cublas-cu12, which nothing needs"
     )
     # Beside a wheel of another family too, the build is reinstalled whole.
     other = tmp_path / "cu130"

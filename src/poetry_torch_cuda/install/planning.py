@@ -126,6 +126,8 @@ class Plan:
     lacking: Mapping[NormalizedName, str] = field(default_factory=dict, compare=False)
     #: Reinstall builds that match already (``sync --force``).
     force: bool = False
+    #: The unused wheels the sweep after the install removes, as the plan found them.
+    then_remove: tuple[NormalizedName, ...] = ()
     #: The environment as it was when the plan was made.
     installed: InstalledEnvironment = field(
         default_factory=lambda: InstalledEnvironment((), {}), compare=False, repr=False
@@ -189,6 +191,7 @@ def plan_for(
     )
     protected = protected_for(config, locked, installed)
     own, poetrys = locked.direct - configured, frozenset(locked.graph)
+    then: tuple[NormalizedName, ...] = ()
     orphans = (
         ()
         if install
@@ -197,10 +200,10 @@ def plan_for(
     if foreign_wheels(orphans, cuda_majors(targets, installed)):
         # It may have replaced the build's files (the families share paths): only
         # reinstalling the build puts them back; the sweep after it removes the wheel.
-        install, orphans, force = tuple(targets), (), True
+        install, orphans, force, then = tuple(targets), (), True, tuple(orphans)
     elif not install and _lacks_a_wheel(targets, installed, own):
         # pip adds what is missing, the rest is in place; orphans go after it
-        install, orphans = tuple(targets), ()
+        install, orphans, then = tuple(targets), (), tuple(orphans)
     # Poetry's packages the targets need and the env lacks (a hook's graph holds
     # only the family), at poetry.lock's versions.
     reached = dependency_closure([t.name for t in install], locked.graph)
@@ -221,6 +224,7 @@ def plan_for(
             if name in versions and installed.get(name) is None
         },
         force=force,
+        then_remove=then,
         installed=installed,
     )
 

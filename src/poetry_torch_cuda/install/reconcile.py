@@ -190,6 +190,8 @@ def describe_plan(plan: Plan, *, would: bool = False) -> str:
         )
     if plan.remove:
         parts.append(f"remove {', '.join(plan.remove)}")
+    if plan.then_remove:
+        parts.append(f"then remove {', '.join(plan.then_remove)}, which nothing needs")
     if parts:
         return ("would " if would else "") + "; ".join(parts)
     kept = ", ".join(str(target) for target in plan.satisfied) or "nothing to install"
