@@ -3,20 +3,18 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from cleo.io.buffered_io import BufferedIO
-from poetry.factory import Factory
 from poetry.utils.env import SystemEnv
 
 from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.index.client import project_client
-from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.reports import lock_view
+from tests.support.inprocess import in_project
 from tests.support.inprocess import run_inprocess
 
 
@@ -34,14 +32,7 @@ def test_no_index_request_for_a_variant_without_builds_here(
 ) -> None:
     project = project_factory({"torch": "*"}, 'variant = "cu129"')
     assert run_inprocess(project, "lock").returncode == 0
-    for key in set(os.environ) - set(project.env):
-        monkeypatch.delenv(key)
-    for key, value in project.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.chdir(project.path)
-    poetry = Factory().create_poetry(project.path)
-    config = load_config(poetry.pyproject.data)
-    assert config is not None
+    poetry, config = in_project(project, monkeypatch)
 
     def lock_view_on(platform: str) -> BufferedIO:
         io = BufferedIO()

@@ -3,7 +3,6 @@ real Poetry, real pip, local indexes; groups and extras selected as Poetry does.
 
 from __future__ import annotations
 
-import os
 import shutil
 from typing import TYPE_CHECKING
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 from tests.support.gpus import machine_env
 from tests.support.gpus import smi_line
+from tests.support.inprocess import in_project
 from tests.support.inprocess import run_inprocess
 from tests.support.kept import kept_install
 
@@ -354,21 +354,12 @@ def test_a_run_plans_from_the_environment_as_it_is_under_its_lock(
     """Another run that changed the environment after this one first read it, and
     finished before this one took the environment's lock (no wait), is seen."""
     from cleo.io.buffered_io import BufferedIO
-    from poetry.factory import Factory
     from poetry.utils.env import VirtualEnv
 
     from poetry_torch_cuda.context import RunContext
-    from poetry_torch_cuda.project.config import load_config
 
     project = cu129_project
-    for key in set(os.environ) - set(project.env):
-        monkeypatch.delenv(key)
-    for key, value in project.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.chdir(project.path)
-    poetry = Factory().create_poetry(project.path)
-    config = load_config(poetry.pyproject.data)
-    assert config is not None
+    poetry, config = in_project(project, monkeypatch)
     ctx = RunContext(poetry, VirtualEnv(project.venv), BufferedIO(), config)
     assert ctx.installed.version("torch") == "2.14.1+cu129"  # this run's first read
     project.pip("uninstall", "-y", "torch")  # the other run, done before our lock

@@ -25,9 +25,13 @@ from tests.support.poetry_project import with_overrides
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    import pytest
+    from poetry.poetry import Poetry
+
+    from poetry_torch_cuda.project.config import TorchCudaConfig
     from tests.support.poetry_project import Project
 
-__all__ = ["Result", "run_in", "run_inprocess"]
+__all__ = ["Result", "in_project", "run_in", "run_inprocess"]
 
 _STARTS = ("subprocess.Popen", "os.system", "os.posix_spawn", "os.exec")
 #: While a command runs: the processes it starts (an audit hook cannot be removed,
@@ -85,6 +89,27 @@ def run_in(directory: Path, env: Mapping[str, str], *args: str) -> Result:
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
+
+
+def in_project(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Poetry, TorchCudaConfig]:
+    """``project``'s Poetry and configuration in this process, with exactly its
+    isolated environment and its directory (both put back after the test): for
+    tests that drive the plugin's internals on a real project."""
+    from poetry.factory import Factory
+
+    from poetry_torch_cuda.project.config import load_config
+
+    for key in set(os.environ) - set(project.env):
+        monkeypatch.delenv(key)
+    for key, value in project.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(project.path)
+    poetry = Factory().create_poetry(project.path)
+    config = load_config(poetry.pyproject.data)
+    assert config is not None
+    return poetry, config
 
 
 def _quoted(arg: str) -> str:
