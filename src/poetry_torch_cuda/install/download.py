@@ -262,7 +262,8 @@ class _Run:
                 headers={"Accept-Encoding": "identity"},
             )
         except Exception as error:  # noqa: BLE001 - Poetry's "all attempts failed"
-            raise self._unanswered(item, url, error, timeout) from None
+            answer = client.no_answer(error, url, timeout)
+            raise self._failure(item, url, *answer) from None
         digest = hashlib.sha256()
         count = 0
         since = time.monotonic()
@@ -286,11 +287,12 @@ class _Run:
                         since, count = time.monotonic(), 0
                     elif time.monotonic() - since > timeout:
                         cause = f"{client.host_in_words(url)} sent under 64 KiB in {timeout:g} s"
-                        advice = client.advice(TimeoutError())
+                        _, advice = client.no_answer(TimeoutError(), url)
                         raise self._failure(item, url, cause, advice)
             except (requests.RequestException, HTTPError) as error:
                 if client.cause(error) == client.TIMED_OUT:
-                    raise self._unanswered(item, url, error, timeout) from None
+                    answer = client.no_answer(error, url, timeout)
+                    raise self._failure(item, url, *answer) from None
                 host = client.host_in_words(url)
                 cause = (
                     f"the connection to {host} broke off after {stream.tell()} bytes"
@@ -310,13 +312,6 @@ class _Run:
             f"{advice} Nothing was installed; files already downloaded are not "
             "fetched again."
         )
-
-    def _unanswered(
-        self, item: LockedFile, url: str, error: BaseException, timeout: float
-    ) -> DownloadError:
-        """:meth:`_failure` for a request the index did not answer."""
-        cause = client.in_words(error, url, timeout)
-        return self._failure(item, url, cause, client.advice(error))
 
     def _local(self, item: LockedFile, path: Path, error: OSError) -> DownloadError:
         return self._error(
