@@ -132,6 +132,14 @@ def test_a_leftover_of_a_killed_switch_goes_with_the_next_one(tmp_path: Path) ->
             ),
             "host.example could not be found (DNS lookup failed)",
         ),
+        (
+            requests.exceptions.SSLError("CERTIFICATE_VERIFY_FAILED"),
+            "the TLS handshake with host.example failed (certificate or proxy)",
+        ),
+        (
+            requests.exceptions.ConnectionError("EOF"),
+            "could not connect to host.example",
+        ),
     ],
 )
 def test_network_errors_in_words(error: Exception, words: str) -> None:

@@ -62,37 +62,40 @@ TIMEOUT = 4.0
 #: How long a page read, or a host that could not be reached, is not asked again.
 REMEMBER_SECONDS = 600.0
 _UNREACHABLE = "unreachable.json"
-#: What :func:`cause` says of an attempt that got no answer in time.
-TIMED_OUT = "timed out"
-_DNS = "DNS lookup failed"
-_TLS = "TLS handshake failed: certificate or proxy"
-_DNS_WORDS = re.compile(
-    "name or service not known|name resolution|nodename nor servname|getaddrinfo "
-    "failed|no address associated"
-)
 _CHECK_NETWORK = (
     "Check the network, any proxy settings, and the index URL "
     "(index-url, or the url of the source named by source)."
 )
-#: :func:`cause` -> (the failure in words, what to do about it).
-_NO_ANSWER = {
-    TIMED_OUT: (
+#: A request that got no answer: (what its error chain says, the failure in words,
+#: what to do about it), the first that matches; a timeout first.
+_NO_ANSWER = (
+    (
+        "timed out|timeout",
         "{host} did not answer within {timeout:g} s",
         (
             "The index is slow or unreachable. Run the command again later, or give "
             "it more time with POETRY_REQUESTS_TIMEOUT=<seconds>."
         ),
     ),
-    _DNS: ("{host} could not be found (DNS lookup failed)", _CHECK_NETWORK),
-    "connection refused": ("{host} refused the connection", _CHECK_NETWORK),
-    _TLS: (
+    (
+        (
+            "name or service not known|name resolution|nodename nor servname|"
+            "getaddrinfo failed|no address associated"
+        ),
+        "{host} could not be found (DNS lookup failed)",
+        _CHECK_NETWORK,
+    ),
+    ("refused", "{host} refused the connection", _CHECK_NETWORK),
+    (
+        "ssl|certificate",
         "the TLS handshake with {host} failed (certificate or proxy)",
         (
             "Check the certificates Poetry has for the index "
             "(`poetry config certificates.<source>.cert`)."
         ),
     ),
-}
+    ("", "could not connect to {host}", _CHECK_NETWORK),
+)
 
 
 class IndexUnavailableError(TorchCudaError):
@@ -228,9 +231,23 @@ def no_answer(
 ) -> tuple[str, str]:
     """``(cause, advice)`` when ``url`` gave no answer, as :func:`http_failure` for a
     status: the host in words, never credentials."""
-    default = ("could not connect to {host}", _CHECK_NETWORK)
-    words, fix = _NO_ANSWER.get(cause(error), default)
+    chain = _chain(error)
+    words, fix = next((w, f) for p, w, f in _NO_ANSWER if re.search(p, chain))
     return words.format(host=host_in_words(url), timeout=timeout), fix
+
+
+def timed_out(error: BaseException) -> bool:
+    """Whether ``error``, or what caused it, is a timeout."""
+    return re.search(_NO_ANSWER[0][0], _chain(error)) is not None
+
+
+def _chain(error: BaseException) -> str:
+    seen: list[str] = []
+    current: BaseException | None = error
+    while current is not None and len(seen) < 10:
+        seen.append(f"{type(current).__name__} {current}".lower())
+        current = current.__cause__ or current.__context__
+    return " ".join(seen)
 
 
 def http_failure(
@@ -288,26 +305,6 @@ def http_failure(
         words = f"the index failed with HTTP {status} (a server error)"
         fix = "Run the command again later, or tell whoever runs the index."
     return words, fix
-
-
-def cause(error: BaseException) -> str:
-    """Why no answer came, in a few words without host or credentials:
-    :data:`TIMED_OUT`, ``DNS lookup failed``, ``connection refused``…"""
-    seen: list[str] = []
-    current: BaseException | None = error
-    while current is not None and len(seen) < 10:
-        seen.append(f"{type(current).__name__} {current}".lower())
-        current = current.__cause__ or current.__context__
-    text = " ".join(seen)
-    if "timed out" in text or "timeout" in text:
-        return TIMED_OUT
-    if _DNS_WORDS.search(text):
-        return _DNS
-    if "refused" in text:
-        return "connection refused"
-    if "ssl" in text or "certificate" in text:
-        return _TLS
-    return "no connection"
 
 
 def _host(url: str) -> str:

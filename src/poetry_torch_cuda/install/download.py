@@ -290,7 +290,7 @@ class _Run:
                         _, advice = client.no_answer(TimeoutError(), url)
                         raise self._failure(item, url, cause, advice)
             except (requests.RequestException, HTTPError) as error:
-                if client.cause(error) == client.TIMED_OUT:
+                if client.timed_out(error):
                     answer = client.no_answer(error, url, timeout)
                     raise self._failure(item, url, *answer) from None
                 host = client.host_in_words(url)
