@@ -18,9 +18,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import BinaryIO
 
-from packaging.utils import canonicalize_name
-from packaging.utils import parse_wheel_filename
-
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index import client
@@ -118,7 +115,8 @@ class _Run:
         mirror: str | None,
     ) -> None:
         self._auth, self._asked, self._mirror = auth, asked, mirror
-        self._pages: client.IndexClient | None = None
+        # One client (each page asked once), never its cache: the mirror as it is now.
+        self._pages = client.IndexClient(auth.config, refresh=True, auth=auth)
         # pop() takes the largest first: the last to finish is not a big one.
         self._todo = sorted(unique.items(), key=lambda pair: pair[1].size or 0)
         self.files = len(self._todo)
@@ -180,15 +178,10 @@ class _Run:
         """The URL to fetch: the lock's, or the one the mirror's page lists by name."""
         if self._mirror is None:
             return item.url
-        if self._pages is None:  # one client: each page asked once
-            self._pages = client.IndexClient(
-                self._auth.config, refresh=True, auth=self._auth
-            )
-        project = canonicalize_name(parse_wheel_filename(item.filename)[0])
         try:
-            page = self._pages.project(self._mirror, project)
+            page = self._pages.project(self._mirror, item.name)
         except client.IndexUnavailableError as error:
-            listing = f"{self._mirror.rstrip('/')}/{project}/"
+            listing = f"{self._mirror.rstrip('/')}/{item.name}/"
             cause = error.words or str(error)
             raise self._failure(item, listing, cause, error.advice) from None
         entry = next((e for e in page.entries if e.filename == item.filename), None)
