@@ -187,9 +187,7 @@ class IndexAuthenticator(Authenticator):
         self, repository: AuthenticatorRepositoryConfig
     ) -> HTTPAuthCredential:
         found = self._in_url.get(repository.name)
-        if found is not None:
-            return found
-        return super()._get_credentials_for_repository(repository)
+        return found or super()._get_credentials_for_repository(repository)
 
 
 def _path_rank(own: str, request: list[str]) -> tuple[int, bool]:
