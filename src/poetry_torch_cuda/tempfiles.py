@@ -33,22 +33,30 @@ def make(directory: Path, prefix: str, suffix: str) -> tuple[int, Path]:
     return handle, Path(name)
 
 
-def sweep(directory: Path, prefix: str, suffix: str) -> None:
-    """Remove ``directory``'s files (and folders) named after a process that is gone.
+def dead(directory: Path, prefix: str, suffix: str = "") -> list[Path]:
+    """``directory``'s files (and folders) named after a process that is gone."""
+    literal = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
+    found = []
+    with suppress(OSError):
+        for path in directory.glob(f"{literal}*{suffix}"):
+            owner = path.name[len(prefix) :].split(".", 1)[0]
+            if owner.isdigit() and not alive(int(owner)):
+                found.append(path)
+    return found
+
+
+def sweep(directory: Path, prefix: str, suffix: str = "") -> None:
+    """Remove :func:`dead` files and folders.
 
     Errors (a file another run removed first, no permission) are ignored: a
     leftover costs disk space, never correctness.
     """
-    with suppress(OSError):
-        literal = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
-        for path in directory.glob(f"{literal}*{suffix}"):
-            owner = path.name[len(prefix) :].split(".", 1)[0]
-            if owner.isdigit() and not alive(int(owner)):
-                with suppress(OSError):
-                    if path.is_dir() and not path.is_symlink():
-                        shutil.rmtree(path)  # its links, never what they point to
-                    else:
-                        path.unlink()
+    for path in dead(directory, prefix, suffix):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)  # links, never what they point to
+        else:
+            with suppress(OSError):
+                path.unlink()
 
 
 def alive(pid: int) -> bool:

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
-from poetry_torch_cuda.environment.installed import cuda_from_requires
+from poetry_torch_cuda.environment.installed import unlabelled_cuda
 from poetry_torch_cuda.install.build_info import describe_build
 from poetry_torch_cuda.install.build_info import read_builds
 from tests.support.wheels import build_wheel
@@ -45,7 +45,7 @@ def test_labelled_builds(version: str, build: str, cuda: str | None) -> None:
     ],
 )
 def test_cuda_from_requires(requires: list[str], cuda: str | None) -> None:
-    assert cuda_from_requires(requires) == cuda
+    assert unlabelled_cuda(requires, None) == cuda
 
 
 def test_pypi_builds() -> None:

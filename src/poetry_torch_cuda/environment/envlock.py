@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -22,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.tempfiles import alive
+from poetry_torch_cuda.tempfiles import dead
+from poetry_torch_cuda.tempfiles import sweep
 
 
 if TYPE_CHECKING:
@@ -106,8 +106,7 @@ def environment_lock(
                 time.sleep(_POLL_SECONDS)
         _held.append(fd)
         try:
-            # A killed run's stashes: nothing puts them back.
-            dead_stashes(env_path, remove=True)
+            sweep(path.parent, STASH)  # a killed run's stashes: nothing puts them back
             yield waited
         finally:
             _held.remove(fd)
@@ -120,17 +119,10 @@ def environment_lock(
 STASH = ".torch-cuda-stash-"
 
 
-def dead_stashes(env_path: Path, *, remove: bool = False) -> list[str]:
-    """Stashes of runs that were killed: removed (under the environment's lock),
-    or described for ``status``."""
+def dead_stashes(env_path: Path) -> list[str]:
+    """Stashes of runs that were killed, for ``status`` (the env lock removes them)."""
     found = []
-    for path in state_dir(env_path).glob(f"{STASH}*"):
-        owner = path.name[len(STASH) :].split(".", 1)[0]
-        if owner.isdigit() and alive(int(owner)):
-            continue
-        if remove:
-            shutil.rmtree(path, ignore_errors=True)
-            continue
+    for path in dead(state_dir(env_path), STASH):
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         found.append(
             f"a run that was killed left its stash of the previous build in {path} "

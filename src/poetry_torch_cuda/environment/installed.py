@@ -214,23 +214,12 @@ CUDA_SUFFIX = re.compile(r"-cu(\d+)$")
 
 
 def unlabelled_cuda(requires: Iterable[str], version_py: str | None) -> str | None:
-    """The CUDA a build without a ``+variant`` label (PyPI's) carries: from the
-    runtime it requires (:func:`cuda_from_requires`), else its version.py's
+    """The CUDA a build without a ``+variant`` label (PyPI's) carries: the runtime it
+    requires (``13.0`` from ``cuda-toolkit==13.0.*``; markers are ignored on purpose:
+    the pin names the CUDA the build was made with even where it does not apply),
+    else ``12.x`` from its ``nvidia-*-cu12`` wheels, else its version.py's
     ``cuda = '12.8'``; ``""`` for a CPU-only build (``cuda = None``); ``None``:
     nothing says."""
-    cuda = cuda_from_requires(requires)
-    match = _VERSION_PY_CUDA.search(version_py or "")
-    if cuda is None and match is not None:
-        cuda = match.group(1) or ""
-    return cuda
-
-
-def cuda_from_requires(requires: Iterable[str]) -> str | None:
-    """The CUDA version a build requires at run time (``13.0`` from ``cuda-toolkit==13.0.*``).
-
-    Markers are ignored on purpose: the pin names the CUDA the build was made
-    with even where it does not apply.
-    """
     family: str | None = None
     for line in requires:
         try:
@@ -247,4 +236,7 @@ def cuda_from_requires(requires: Iterable[str]) -> str | None:
         suffix = CUDA_SUFFIX.search(name)
         if family is None and suffix and name.startswith("nvidia-"):
             family = f"{suffix.group(1)}.x"
+    found = _VERSION_PY_CUDA.search(version_py or "")
+    if family is None and found is not None:
+        return found.group(1) or ""
     return family

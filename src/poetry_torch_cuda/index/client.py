@@ -10,13 +10,13 @@ asked again for :data:`REMEMBER_SECONDS`.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import asdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,58 +53,59 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
-CACHE_TTL_SECONDS = 600.0
 _JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 _CACHE_FORMAT = 5
 #: What a page request accepts: PEP 691 JSON first, then HTML.
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.01"
 #: Seconds to connect, and to wait for each answer, on the one attempt.
 TIMEOUT = 4.0
-#: How long a host that could not be reached is not asked again.
+#: How long a page read, or a host that could not be reached, is not asked again.
 REMEMBER_SECONDS = 600.0
 _UNREACHABLE = "unreachable.json"
-#: What :func:`cause` says of an attempt that got no answer in time.
-TIMED_OUT = "timed out"
-_DNS = "DNS lookup failed"
-_TLS = "TLS handshake failed: certificate or proxy"
-_DNS_WORDS = re.compile(
-    "name or service not known|name resolution|nodename nor servname|getaddrinfo "
-    "failed|no address associated"
-)
 _CHECK_NETWORK = (
     "Check the network, any proxy settings, and the index URL "
     "(index-url, or the url of the source named by source)."
 )
-#: :func:`cause` -> (the failure in words, what to do about it).
-_NO_ANSWER = {
-    TIMED_OUT: (
+#: A request that got no answer: (what its error chain says, the failure in words,
+#: what to do about it), the first that matches; a timeout first.
+_NO_ANSWER = (
+    (
+        "timed out|timeout",
         "{host} did not answer within {timeout:g} s",
         (
             "The index is slow or unreachable. Run the command again later, or give "
             "it more time with POETRY_REQUESTS_TIMEOUT=<seconds>."
         ),
     ),
-    _DNS: ("{host} could not be found (DNS lookup failed)", _CHECK_NETWORK),
-    "connection refused": ("{host} refused the connection", _CHECK_NETWORK),
-    _TLS: (
+    (
+        (
+            "name or service not known|name resolution|nodename nor servname|"
+            "getaddrinfo failed|no address associated"
+        ),
+        "{host} could not be found (DNS lookup failed)",
+        _CHECK_NETWORK,
+    ),
+    ("refused", "{host} refused the connection", _CHECK_NETWORK),
+    (
+        "ssl|certificate",
         "the TLS handshake with {host} failed (certificate or proxy)",
         (
             "Check the certificates Poetry has for the index "
             "(`poetry config certificates.<source>.cert`)."
         ),
     ),
-}
+    ("", "could not connect to {host}", _CHECK_NETWORK),
+)
 
 
 class IndexUnavailableError(TorchCudaError):
-    """The index could not be asked: ``status`` the HTTP status it answered, else
-    ``cause`` (:func:`cause`); ``words`` and ``advice`` in this module's wording;
-    ``withheld``: the request ended at plain http without the https-only
-    credentials (:meth:`IndexAuthenticator.withheld`)."""
+    """The index could not be asked: ``status`` the HTTP status it answered (``None``:
+    no answer); ``words`` and ``advice`` in this module's wording; ``withheld``: the
+    request ended at plain http without the https-only credentials
+    (:meth:`IndexAuthenticator.withheld`)."""
 
     status: int | None = None
     withheld: bool = False
-    cause: str | None = None
     words: str | None = None
     advice: str = ""
 
@@ -186,9 +187,7 @@ class IndexAuthenticator(Authenticator):
         self, repository: AuthenticatorRepositoryConfig
     ) -> HTTPAuthCredential:
         found = self._in_url.get(repository.name)
-        if found is not None:
-            return found
-        return super()._get_credentials_for_repository(repository)
+        return found or super()._get_credentials_for_repository(repository)
 
 
 def _path_rank(own: str, request: list[str]) -> tuple[int, bool]:
@@ -225,16 +224,28 @@ def host_in_words(url: str) -> str:
     return urlsplit(mask_url(url)).netloc.rsplit("@", 1)[-1] or mask_url(url)
 
 
-def in_words(error: BaseException, url: str, timeout: float = TIMEOUT) -> str:
-    """What went wrong, in words, with the host but never credentials."""
-    words = _NO_ANSWER.get(cause(error), ("could not connect to {host}",))[0]
-    return words.format(host=host_in_words(url), timeout=timeout)
+def no_answer(
+    error: BaseException, url: str, timeout: float = TIMEOUT
+) -> tuple[str, str]:
+    """``(cause, advice)`` when ``url`` gave no answer, as :func:`http_failure` for a
+    status: the host in words, never credentials."""
+    chain = _chain(error)
+    words, fix = next((w, f) for p, w, f in _NO_ANSWER if re.search(p, chain))
+    return words.format(host=host_in_words(url), timeout=timeout), fix
 
 
-def advice(error: BaseException | str) -> str:
-    """What to do about ``error`` (no answer, or its :func:`cause`), in one sentence."""
-    kind = error if isinstance(error, str) else cause(error)
-    return _NO_ANSWER.get(kind, ("", _CHECK_NETWORK))[1]
+def timed_out(error: BaseException) -> bool:
+    """Whether ``error``, or what caused it, is a timeout."""
+    return re.search(_NO_ANSWER[0][0], _chain(error)) is not None
+
+
+def _chain(error: BaseException) -> str:
+    seen: list[str] = []
+    current: BaseException | None = error
+    while current is not None and len(seen) < 10:
+        seen.append(f"{type(current).__name__} {current}".lower())
+        current = current.__cause__ or current.__context__
+    return " ".join(seen)
 
 
 def http_failure(
@@ -294,52 +305,26 @@ def http_failure(
     return words, fix
 
 
-def cause(error: BaseException) -> str:
-    """Why no answer came, in a few words without host or credentials:
-    :data:`TIMED_OUT`, ``DNS lookup failed``, ``connection refused``…"""
-    seen: list[str] = []
-    current: BaseException | None = error
-    while current is not None and len(seen) < 10:
-        seen.append(f"{type(current).__name__} {current}".lower())
-        current = current.__cause__ or current.__context__
-    text = " ".join(seen)
-    if "timed out" in text or "timeout" in text:
-        return TIMED_OUT
-    if _DNS_WORDS.search(text):
-        return _DNS
-    if "refused" in text:
-        return "connection refused"
-    if "ssl" in text or "certificate" in text:
-        return _TLS
-    return "no connection"
-
-
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
 
 
-def _hosts(cache_dir: Path) -> dict[str, Any]:
-    data = read_json(cache_dir / _UNREACHABLE, {})
-    return data if isinstance(data, dict) else {}
-
-
 def recall(
     cache_dir: Path, url: str, now: float | None = None
 ) -> IndexUnavailableError | None:
-    """Why ``url``'s host was not reachable a short while ago (with ``cause``,
-    ``words`` and ``advice`` as when it happened), or ``None``."""
+    """Why ``url``'s host was not reachable a short while ago (with ``words`` and
+    ``advice`` as when it happened), or ``None``."""
     try:
-        entry = _hosts(cache_dir)[_host(url)]
-        age = (time.time() if now is None else now) - float(entry["at"])
-        words, kind = str(entry["reason"]), str(entry["cause"])
+        words, fix, at = read_json(cache_dir / _UNREACHABLE, {})[_host(url)]
+        age = (time.time() if now is None else now) - float(at)
     except (KeyError, TypeError, ValueError):
         return None
     if not 0 <= age <= REMEMBER_SECONDS:
         return None
     later = f"(noted {age:.0f} s ago; asked again in {REMEMBER_SECONDS - age:.0f} s)"
     error = IndexUnavailableError(f"{words} {later}")
-    error.cause, error.words, error.advice = kind, words, advice(kind)
+    error.words, error.advice = str(words), str(fix)
     return error
 
 
@@ -347,12 +332,12 @@ def remember(
     cache_dir: Path, url: str, error: BaseException | None, timeout: float = TIMEOUT
 ) -> None:
     """Note why ``url``'s host could not be reached just now (``None``: it answered)."""
-    data = _hosts(cache_dir)
-    if error is None and data.pop(_host(url), None) is None:
-        return
+    data = read_json(cache_dir / _UNREACHABLE, {})
+    data = data if isinstance(data, dict) else {}
     if error is not None:
-        reason = in_words(error, url, timeout)
-        data[_host(url)] = {"at": time.time(), "reason": reason, "cause": cause(error)}
+        data[_host(url)] = [*no_answer(error, url, timeout), time.time()]
+    elif data.pop(_host(url), None) is None:
+        return
     write_json(cache_dir / _UNREACHABLE, data)
 
 
@@ -437,10 +422,14 @@ class IndexClient:
         when the index does not answer usefully)."""
         key = (self.auth.take_off(index_url).rstrip("/"), canonicalize_name(project))
         if key not in self._memory:
-            cached = None if self._refresh else self._read_cache(key)
+            digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:32]
+            path = self.cache_dir / f"{digest}.json"
+            cached = None if self._refresh else _cached(key[1], read_json(path, None))
             if cached is None:
                 cached = self._read(key)
-                self._write_cache(key, cached)
+                fetched = {"format": _CACHE_FORMAT, "fetched": time.time()}
+                data = {**fetched, "index": mask_url(key[0]), **asdict(cached)}
+                write_json(path, data)
             self._memory[key] = cached
         return self._memory[key]
 
@@ -510,7 +499,6 @@ class IndexClient:
         return response
 
     def _read(self, key: tuple[str, str]) -> ProjectFiles:
-        """The page for ``key``, parsed by Poetry's link sources."""
         from poetry.repositories.link_sources.html import HTMLPage
         from poetry.repositories.link_sources.json import SimpleJsonPage
 
@@ -538,31 +526,19 @@ class IndexClient:
         """The bytes at ``url`` (a file an index page links), with Poetry's session."""
         return bytes(self._get(self.auth.take_off(url), page=False).content)
 
-    def _cache_path(self, key: tuple[str, str]) -> Path:
-        digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:32]
-        return self.cache_dir / f"{digest}.json"
 
-    def _read_cache(self, key: tuple[str, str]) -> ProjectFiles | None:
-        data = read_json(self._cache_path(key), None)
-        with suppress(ValueError, KeyError, TypeError):
-            if (
-                isinstance(data, dict)
-                and data.get("format") == _CACHE_FORMAT
-                and data.get("project") == key[1]
-                and time.time() - float(data["fetched"]) <= CACHE_TTL_SECONDS
-            ):
-                entries = tuple(IndexFile(**entry) for entry in data["entries"])
-                skipped = tuple(data["skipped"])
-                return ProjectFiles(key[1], bool(data["found"]), entries, skipped)
-        return None
-
-    def _write_cache(self, key: tuple[str, str], result: ProjectFiles) -> None:
-        data = {
-            "format": _CACHE_FORMAT,
-            "index": mask_url(key[0]),
-            "fetched": time.time(),
-        }
-        write_json(self._cache_path(key), {**data, **dataclasses.asdict(result)})
+def _cached(project: str, data: Any) -> ProjectFiles | None:
+    """A page :meth:`IndexClient.project` wrote a while ago (damaged: ``None``)."""
+    with suppress(ValueError, KeyError, TypeError):
+        if (
+            data["format"] == _CACHE_FORMAT
+            and data["project"] == project
+            and time.time() - float(data["fetched"]) <= REMEMBER_SECONDS
+        ):
+            entries = tuple(IndexFile(**entry) for entry in data["entries"])
+            skipped = tuple(data["skipped"])
+            return ProjectFiles(project, bool(data["found"]), entries, skipped)
+    return None
 
 
 def _entries(
@@ -665,8 +641,8 @@ def _unavailable(
         error = IndexUnavailableError(f"{mask_url(url)}: {words}; {fix}")
         error.status, error.withheld = failure, withheld
     else:
-        words = in_words(failure, url, timeout or float(constants.REQUESTS_TIMEOUT))
+        timeout = timeout or float(constants.REQUESTS_TIMEOUT)
+        words, fix = no_answer(failure, url, timeout)
         error = IndexUnavailableError(f"could not read {mask_url(url)}: {words}")
-        error.cause, fix = cause(failure), advice(failure)
     error.words, error.advice = words, fix
     return error

@@ -57,12 +57,11 @@ class PackageOffer:
         """``torch 2.14.1+cu129`` or ``no torch 2.14.1+cu126 (it has 2.13.0)``."""
         if self.error is not None:
             return self.error
-        label = variant.name
-        if self.has_wanted and self.wanted is not None:
-            return f"{self.name} {self.wanted}+{label}"
+        asked = (
+            f"{self.name} {self.wanted}+{variant.name}" if self.wanted else self.name
+        )
         if self.has_wanted:
-            return f"{self.name} {_listed(self.versions)}"
-        asked = f"{self.name} {self.wanted}+{label}" if self.wanted else self.name
+            return asked if self.wanted else f"{self.name} {_listed(self.versions)}"
         if not self.page:
             return f"no {asked} (no {self.name} page at all)"
         if not self.versions:

@@ -18,9 +18,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import BinaryIO
 
-from packaging.utils import canonicalize_name
-from packaging.utils import parse_wheel_filename
-
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index import client
@@ -118,7 +115,8 @@ class _Run:
         mirror: str | None,
     ) -> None:
         self._auth, self._asked, self._mirror = auth, asked, mirror
-        self._pages: client.IndexClient | None = None
+        # One client (each page asked once), never its cache: the mirror as it is now.
+        self._pages = client.IndexClient(auth.config, refresh=True, auth=auth)
         # pop() takes the largest first: the last to finish is not a big one.
         self._todo = sorted(unique.items(), key=lambda pair: pair[1].size or 0)
         self.files = len(self._todo)
@@ -180,15 +178,10 @@ class _Run:
         """The URL to fetch: the lock's, or the one the mirror's page lists by name."""
         if self._mirror is None:
             return item.url
-        if self._pages is None:  # one client: each page asked once
-            self._pages = client.IndexClient(
-                self._auth.config, refresh=True, auth=self._auth
-            )
-        project = canonicalize_name(parse_wheel_filename(item.filename)[0])
         try:
-            page = self._pages.project(self._mirror, project)
+            page = self._pages.project(self._mirror, item.name)
         except client.IndexUnavailableError as error:
-            listing = f"{self._mirror.rstrip('/')}/{project}/"
+            listing = f"{self._mirror.rstrip('/')}/{item.name}/"
             cause = error.words or str(error)
             raise self._failure(item, listing, cause, error.advice) from None
         entry = next((e for e in page.entries if e.filename == item.filename), None)
@@ -262,7 +255,8 @@ class _Run:
                 headers={"Accept-Encoding": "identity"},
             )
         except Exception as error:  # noqa: BLE001 - Poetry's "all attempts failed"
-            raise self._unanswered(item, url, error, timeout) from None
+            answer = client.no_answer(error, url, timeout)
+            raise self._failure(item, url, *answer) from None
         digest = hashlib.sha256()
         count = 0
         since = time.monotonic()
@@ -286,11 +280,12 @@ class _Run:
                         since, count = time.monotonic(), 0
                     elif time.monotonic() - since > timeout:
                         cause = f"{client.host_in_words(url)} sent under 64 KiB in {timeout:g} s"
-                        advice = client.advice(TimeoutError())
+                        _, advice = client.no_answer(TimeoutError(), url)
                         raise self._failure(item, url, cause, advice)
             except (requests.RequestException, HTTPError) as error:
-                if client.cause(error) == client.TIMED_OUT:
-                    raise self._unanswered(item, url, error, timeout) from None
+                if client.timed_out(error):
+                    answer = client.no_answer(error, url, timeout)
+                    raise self._failure(item, url, *answer) from None
                 host = client.host_in_words(url)
                 cause = (
                     f"the connection to {host} broke off after {stream.tell()} bytes"
@@ -310,13 +305,6 @@ class _Run:
             f"{advice} Nothing was installed; files already downloaded are not "
             "fetched again."
         )
-
-    def _unanswered(
-        self, item: LockedFile, url: str, error: BaseException, timeout: float
-    ) -> DownloadError:
-        """:meth:`_failure` for a request the index did not answer."""
-        cause = client.in_words(error, url, timeout)
-        return self._failure(item, url, cause, client.advice(error))
 
     def _local(self, item: LockedFile, path: Path, error: OSError) -> DownloadError:
         return self._error(

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections import deque
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from collections.abc import Sequence
 
-_KEPT_LINES = 400
 #: The start of the name of pip's folder of links (``<it><pid>.<random>.links``).
 _LINKS = "poetry-torch-cuda-"
 
@@ -132,7 +130,7 @@ class PipRunner:
     def _run(self, doing: str, args: list[str]) -> tuple[int, list[str]]:
         """Run pip, showing its (scrubbed) output if asked; its exit code and output.
         A signal that stopped or killed it while ``doing`` raises :class:`TorchCudaError`."""
-        kept: deque[str] = deque(maxlen=_KEPT_LINES)
+        kept: list[str] = []
         received: list[int] = []
         escalation = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
@@ -175,7 +173,7 @@ class PipRunner:
                 f"pip was killed by {signals.signal_name(-returncode)} while {doing}. "
                 "Run the command again to finish."
             )
-        return returncode, list(kept)
+        return returncode, kept
 
 
 _DISK = ("No space left on device", "File too large", "Read-only file system")

@@ -21,9 +21,8 @@ from requests import RequestException
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
-from poetry_torch_cuda.index.client import advice
 from poetry_torch_cuda.index.client import http_failure
-from poetry_torch_cuda.index.client import in_words
+from poetry_torch_cuda.index.client import no_answer
 from poetry_torch_cuda.index.client import tag_fits
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedFile
@@ -219,7 +218,7 @@ def poetry_links(poetry: Poetry, package: Package) -> list[Link]:
             words, fix = http_failure(response.status_code, package.name)
         else:
             url = getattr(repository, "url", repository.name)
-            words, fix = in_words(error, url), advice(error)
+            words, fix = no_answer(error, url)
         raise TorchCudaError(
             f"could not read the files of {package.name} on {repository.name}, "
             f"{POETRY_LOCK}'s source: {words}.\n{fix}"
