@@ -104,7 +104,11 @@ def test_the_metadata_says_where_the_project_lives(dist: Path) -> None:
     urls = {value.split(",", 1)[0] for value in metadata.get_all("Project-URL") or []}
     assert {"Homepage", "Source", "Issues", "Changelog", "Documentation"} <= urls
     classifiers = metadata.get_all("Classifier") or []
-    assert "Framework :: Poetry" in classifiers
+    # PyPI refuses an upload that names a classifier it does not know; its list is
+    # trove-classifiers' (a dependency of Poetry, whose `poetry check` reads it too).
+    known = pytest.importorskip("trove_classifiers").classifiers
+    assert [c for c in classifiers if c not in known] == []
+    assert "Environment :: Plugins" in classifiers
     assert "Programming Language :: Python :: 3.9" in classifiers
     assert "Programming Language :: Python :: 3.13" in classifiers
     assert metadata["Description-Content-Type"] == "text/markdown"
