@@ -18,9 +18,12 @@ import pytest
 import yaml
 
 from tests.e2e.test_readme import bot_locked
+from tests.e2e.test_recipes import yaml_blocks
 from tests.support.fixtures import served
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
+from tests.support.poetry_project import poetry_executable
+from tests.support.processes import captured
 from tests.support.published import build_published_universe
 from tests.support.selfadd import closure
 from tests.support.selfadd import index_root
@@ -120,3 +123,31 @@ def test_the_hooks_are_declared_as_poetrys_own() -> None:
         for name in (*LOCK_FILES, "sub/pyproject.toml"):
             assert re.search(hook["files"], name), (hook["id"], name)
         assert not re.search(hook["files"], "README.md")
+
+
+def test_a_project_in_a_subdirectory_is_checked_with_the_readmes_args(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """pre-commit runs a hook's entry at the repository's root, also for the
+    ``sub/pyproject.toml`` its ``files`` pattern admits: the README's ``args``
+    point Poetry at the project, as for Poetry's own hooks."""
+    hooks = {
+        hook["id"]: hook
+        for hook in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    }
+    (block,) = yaml_blocks("pre-commit-subdirectory")
+    (hook,) = yaml.safe_load(block)
+    entry = hooks[hook["id"]]["entry"].split()
+    (folder,) = [arg for arg in hook["args"] if not arg.startswith("-")]
+    project = Project.create(
+        tmp_path / "repo", index, {"torch": "*"}, 'variant = "cu129"\n', name=folder
+    )
+    project.run("lock")
+    poetry = [str(poetry_executable()), "--no-ansi", *entry[1:]]
+    bare, given = (
+        captured(command, cwd=tmp_path / "repo", env=project.env, timeout=300)
+        for command in (poetry, [*poetry, *hook["args"]])
+    )
+    assert bare.returncode == 1, describe(bare)  # no pyproject.toml at the root
+    assert given.returncode == 0, describe(given)
+    assert "torch-cuda.lock matches poetry.lock" in given.stdout

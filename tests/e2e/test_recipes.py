@@ -9,6 +9,7 @@ commands of the recipes' YAML blocks are read from the README and run here.
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,16 +51,17 @@ def published_index(recipes_server: IndexServer) -> Iterator[IndexServer]:
     yield from reset_around(recipes_server)
 
 
-def yaml_blocks(marker: str) -> list[str]:
-    """The ```` ```yaml ```` blocks right after ``<!-- recipe: MARKER -->`` in README.md."""
+def yaml_blocks(marker: str, fence: str = "```yaml") -> list[str]:
+    """The ```` ```yaml ```` (``fence``) blocks right after ``<!-- recipe: MARKER -->``
+    in README.md."""
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     blocks = []
     for number, line in enumerate(lines):
         if line.strip() != f"<!-- recipe: {marker} -->":
             continue
         start = next(i for i in range(number + 1, len(lines)) if lines[i].strip())
-        assert lines[start].strip() == "```yaml", (
-            f"README line {start + 1}: no yaml block"
+        assert lines[start].strip() == fence, (
+            f"README line {start + 1}: no {fence} block"
         )
         end = next(i for i in range(start + 1, len(lines)) if lines[i].strip() == "```")
         blocks.append("\n".join(lines[start + 1 : end]))
@@ -123,6 +125,20 @@ def test_the_bot_recipe_mends_the_lock(
         result = project.run(*args, env_extra=env, check=False)
         assert result.returncode == 0, describe(result)
     assert project.run("torch-cuda", "lock", "--check").returncode == 0
+
+
+def test_the_bots_keep_updating_a_branch_the_recipe_committed_to() -> None:
+    """A bot stops rebasing its branch once another author pushed to it, unless told
+    that author's commits may go: Dependabot by ``[dependabot skip]`` in the commit
+    message (GitHub's "Managing pull requests for dependency updates"), Renovate by
+    ``gitIgnoredAuthors`` in its configuration, which the README shows."""
+    (renovate,) = [yaml.safe_load(b) for b in yaml_blocks("renovate", "```json")]
+    for block in yaml_blocks("dependency-bots"):
+        (author,) = re.findall(r'user\.email="?([^"\s]+)', block)
+        assert author in renovate["gitIgnoredAuthors"], block
+        if "dependabot/" in block:
+            (message,) = re.findall(r'commit -m "([^"]+)"', block)
+            assert "[dependabot skip]" in message, block
 
 
 def test_the_gpu_less_ci_recipe_runs_its_commands(
