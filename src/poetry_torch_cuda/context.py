@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.reconcile import reconcile_environment
 from poetry_torch_cuda.machine.resolution import refresher
 from poetry_torch_cuda.output import PREFIX
@@ -20,7 +21,10 @@ from poetry_torch_cuda.project.selection import Selection
 
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from cleo.io.io import IO
+    from packaging.utils import NormalizedName
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
@@ -68,6 +72,11 @@ class RunContext:
         """
         return locked_state(self.poetry, self.env)
 
+    @property
+    def lock_versions(self) -> Mapping[NormalizedName, str] | None:
+        """What :attr:`installs` installs, ``None`` without a lock (``auto``: any torch)."""
+        return self.installs.versions if self.poetry.locker.is_locked() else None
+
     @cached_property
     def installed(self) -> InstalledEnvironment:
         """The environment as this run found it (read again after changing it)."""
@@ -86,6 +95,11 @@ class RunContext:
     def warn(self, message: str) -> None:
         """One warning line on stderr."""
         self.io.write_error_line(f"<warning>{PREFIX}: {esc(message)}</>")
+
+    def plan(self, variant: Variant, *, force: bool = False) -> Plan:
+        """What :meth:`reconcile` would do now (a dry run's plan)."""
+        locked, installed = self.locked, self.installed
+        return plan_for(self.config, variant, locked, self.env, installed, force=force)
 
     def reconcile(
         self,

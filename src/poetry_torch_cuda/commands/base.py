@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from cleo.helpers import option
 from cleo.io.outputs.output import Type
 from poetry.console.commands.command import Command
 from poetry.console.commands.env_command import EnvCommand
@@ -50,9 +51,18 @@ class ReportsErrors(Command):
         """The command's work."""
         raise NotImplementedError
 
-    def write_json(self, data: Any) -> None:
-        """Print ``data`` as JSON, unstyled."""
+    def as_json(self, data: Any) -> bool:
+        """With ``--json``, print ``data`` as JSON, unstyled, and say so."""
+        if not self.option("json"):
+            return False
         self.io.output.write_line(json.dumps(data, indent=2), type=Type.RAW)
+        return True
+
+
+#: ``detect``'s and ``variants``' way past the index pages' cache.
+REFRESH = option(
+    "refresh", None, "Ask the index again instead of using its cached pages."
+)
 
 
 class TorchCudaCommand(ReportsErrors, EnvCommand):

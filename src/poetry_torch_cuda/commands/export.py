@@ -98,7 +98,6 @@ class ExportCommand(ReportsErrors, GroupCommand):
     )
 
     def work(self) -> int:
-        """Write the export to stdout or ``--output``."""
         config = configured(self.poetry.pyproject.data)
         fmt = self.option("format")
         if fmt not in FORMATS:

@@ -49,21 +49,18 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
     )
 
     def work(self) -> int:
-        """Gather the report and print it."""
         ctx = self.context()
         report = build_report(ctx, probe(self.env))
         fleet = fleet_checks(ctx)
         report.warnings += [f"target {c.summary()}" for c in fleet if not c.ok]
-        if self.option("json"):
-            created = not isinstance(self.env, NotCreatedEnv)
-            self.write_json(
-                {
-                    **report.to_json(),
-                    "environment": str(self.env.path) if created else None,
-                    "targets": [c.to_json() for c in fleet],
-                }
-            )
-        else:
+        created = not isinstance(self.env, NotCreatedEnv)
+        if not self.as_json(
+            {
+                **report.to_json(),
+                "environment": str(self.env.path) if created else None,
+                "targets": [c.to_json() for c in fleet],
+            }
+        ):
             self._render(report, [c.summary() for c in fleet if c.ok])
         return 1 if self.option("check") and not report.in_line else 0
 
@@ -116,25 +113,20 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
 
 
 def _machine_lines(report: StatusReport) -> list[str]:
-    machine = report.machine
+    machine, nvidia, rocm = report.machine, report.machine.nvidia, report.machine.rocm
     lines = []
-    nvidia = machine.nvidia
     if nvidia is not None:
-        lines.append(esc(driver_step(nvidia, machine.sys_platform)))
-        for gpu in nvidia.gpus:
-            capability = gpu.capability or "unknown"
-            lines.append(
-                f"GPU {gpu.index}: {esc(gpu.name)}, compute capability {capability}"
-            )
-    if machine.rocm is not None:
-        lines.append(f"ROCm {esc(machine.rocm.version or '(version unknown)')}")
+        lines.append(driver_step(nvidia, machine.sys_platform))
         lines += [
-            f"GPU {gpu.index}: {esc(gpu.name)} ({gpu.gfx})" for gpu in machine.rocm.gpus
+            f"GPU {gpu.index}: {gpu.name}, compute capability "
+            f"{gpu.capability or 'unknown'}"
+            for gpu in nvidia.gpus
         ]
-    if nvidia is None and machine.rocm is None:
-        lines.append(
-            "no GPU found"
-            + (f" ({esc('; '.join(machine.notes))})" if machine.notes else "")
-        )
-    lines.append(f"nvcc {esc(report.nvcc)}" if report.nvcc else "nvcc not found")
-    return lines
+    if rocm is not None:
+        lines.append(f"ROCm {rocm.version or '(version unknown)'}")
+        lines += [f"GPU {gpu.index}: {gpu.name} ({gpu.gfx})" for gpu in rocm.gpus]
+    if nvidia is None and rocm is None:
+        notes = f" ({'; '.join(machine.notes)})" if machine.notes else ""
+        lines.append(f"no GPU found{notes}")
+    lines.append(f"nvcc {report.nvcc}" if report.nvcc else "nvcc not found")
+    return [esc(line) for line in lines]
