@@ -90,21 +90,17 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
         """Check what the command reads before anything runs (the table)."""
         load_config(self.poetry.pyproject.data)
 
-    def project_config(self) -> TorchCudaConfig:
-        """The project's validated configuration.
-
-        Raises:
-            TorchCudaError: the project has no table.
-        """
-        return require_config(self.poetry.pyproject.data)
-
     def context(self, config: TorchCudaConfig | None = None) -> RunContext:
         """A run context for ``config`` (default: the project's), with the
-        groups and extras the options select."""
+        groups and extras the options select.
+
+        Raises:
+            TorchCudaError: no ``config`` given and the project has no table.
+        """
         selection = (
             selection_from(self) if isinstance(self, GroupCommand) else Selection()
         )
-        config = config or self.project_config()
+        config = config or require_config(self.poetry.pyproject.data)
         return RunContext(self.poetry, self.env, self.io, config, selection)
 
 

@@ -30,6 +30,7 @@ from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.config import read_pyproject
+from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.selection import selection_options
@@ -120,7 +121,7 @@ class SyncCommand(MovingCommand):
     )
 
     def work(self) -> int:
-        ctx, resolution = self.prepare(self.project_config())
+        ctx, resolution = self.prepare(require_config(self.poetry.pyproject.data))
         report(resolution, self.io)
         variant, force = resolution.variant, bool(self.option("force"))
         if self.option("dry-run"):
