@@ -53,18 +53,20 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         report = build_report(ctx, probe(self.env))
         fleet = fleet_checks(ctx)
         report.warnings += [f"target {c.summary()}" for c in fleet if not c.ok]
-        created = not isinstance(self.env, NotCreatedEnv)
+        where = None if isinstance(self.env, NotCreatedEnv) else str(self.env.path)
         if not self.as_json(
             {
                 **report.to_json(),
-                "environment": str(self.env.path) if created else None,
+                "environment": where,
                 "targets": [c.to_json() for c in fleet],
             }
         ):
-            self._render(report, [c.summary() for c in fleet if c.ok])
+            self._render(report, where, [c.summary() for c in fleet if c.ok])
         return 1 if self.option("check") and not report.in_line else 0
 
-    def _render(self, report: StatusReport, targets: list[str]) -> None:
+    def _render(
+        self, report: StatusReport, where: str | None, targets: list[str]
+    ) -> None:
         resolution, decision = report.resolution, report.resolution.decision
         variant = f"<c2>{resolution.variant}</> (from {esc(resolution.origin)})"
         if resolution.configured.kind == "auto":
@@ -73,11 +75,7 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         if decision is not None and decision.steps and not self.io.is_verbose():
             self._rows("auto", [f"{esc(decision.steps[-1])} (-v: every step)"])
         self._rows("Index", [esc(report.index_url)])
-        where = (
-            "not created yet (`poetry install` creates it)"
-            if isinstance(self.env, NotCreatedEnv)
-            else self.env.path
-        )
+        where = where or "not created yet (`poetry install` creates it)"
         self._rows("Environment", [esc(where)])
         packages = []
         for package in report.packages:
@@ -106,7 +104,6 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
             self.line("<success>Everything is in line.</>")
 
     def _rows(self, title: str, lines: list[str]) -> None:
-        """``lines`` under ``title``, in the report's column."""
         for i, line in enumerate(lines):
             head = f"<info>{title}</>" + " " * (13 - len(title)) if i == 0 else " " * 13
             self.line(f"{head}{line}")
