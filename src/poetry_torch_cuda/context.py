@@ -21,10 +21,7 @@ from poetry_torch_cuda.project.selection import Selection
 
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from cleo.io.io import IO
-    from packaging.utils import NormalizedName
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
@@ -71,11 +68,6 @@ class RunContext:
             TorchCudaError: the project has no lock file yet.
         """
         return locked_state(self.poetry, self.env)
-
-    @property
-    def lock_versions(self) -> Mapping[NormalizedName, str] | None:
-        """What :attr:`installs` installs, ``None`` without a lock (``auto``: any torch)."""
-        return self.installs.versions if self.poetry.locker.is_locked() else None
 
     @cached_property
     def installed(self) -> InstalledEnvironment:

@@ -78,7 +78,7 @@ class DetectCommand(TorchCudaCommand):
             )
         config = dataclasses.replace(configured, variant=auto)
         ctx = self.context(config)
-        locked = ctx.lock_versions
+        locked = ctx.installs.versions if self.poetry.locker.is_locked() else None
         client = project_client(self.poetry, refresh=bool(self.option("refresh")))
         torch = None if locked is None else locked.get(canonicalize_name("torch"))
         data: dict[str, Any] = {}

@@ -48,7 +48,8 @@ class VerifyCommand(TorchCudaCommand):
 
     def work(self) -> int:
         ctx = self.context()
-        config, locked = ctx.config, ctx.lock_versions
+        config = ctx.config
+        locked = ctx.installs.versions if self.poetry.locker.is_locked() else None
         exists = not isinstance(self.env, NotCreatedEnv)
         machine = probe(self.env)
         variant = resolve(
