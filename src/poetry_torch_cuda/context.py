@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.reconcile import reconcile_environment
 from poetry_torch_cuda.machine.resolution import refresher
 from poetry_torch_cuda.output import PREFIX
@@ -86,6 +87,11 @@ class RunContext:
     def warn(self, message: str) -> None:
         """One warning line on stderr."""
         self.io.write_error_line(f"<warning>{PREFIX}: {esc(message)}</>")
+
+    def plan(self, variant: Variant, *, force: bool = False) -> Plan:
+        """What :meth:`reconcile` would do now (a dry run's plan)."""
+        locked, installed = self.locked, self.installed
+        return plan_for(self.config, variant, locked, self.env, installed, force=force)
 
     def reconcile(
         self,

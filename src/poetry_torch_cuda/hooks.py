@@ -15,7 +15,7 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import protected_for
-from poetry_torch_cuda.install.reconcile import write_plan
+from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.machine.resolution import jetson_warning
 from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.machine.resolution import report
@@ -204,7 +204,9 @@ def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     if jetson is not None:
         ctx.warn(jetson)
     if command.installer.is_dry_run():
-        write_plan(ctx.config, variant, ctx.locked, ctx.env, ctx.installed, ctx.io)
+        ctx.io.write_line(
+            f"{PREFIX}: {esc(describe_plan(ctx.plan(variant), would=True))}"
+        )
         return
     compiles = command.io.input.has_option("compile") and command.option("compile")
     plan = ctx.reconcile(variant, compile_bytecode=bool(compiles), refresh=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from cleo.helpers import option
 from cleo.io.outputs.output import Type
 from poetry.console.commands.command import Command
 from poetry.console.commands.env_command import EnvCommand
@@ -50,9 +51,18 @@ class ReportsErrors(Command):
         """The command's work."""
         raise NotImplementedError
 
-    def write_json(self, data: Any) -> None:
-        """Print ``data`` as JSON, unstyled."""
+    def as_json(self, data: Any) -> bool:
+        """With ``--json``, print ``data`` as JSON, unstyled, and say so."""
+        if not self.option("json"):
+            return False
         self.io.output.write_line(json.dumps(data, indent=2), type=Type.RAW)
+        return True
+
+
+#: ``detect``'s and ``variants``' way past the index pages' cache.
+REFRESH = option(
+    "refresh", None, "Ask the index again instead of using its cached pages."
+)
 
 
 class TorchCudaCommand(ReportsErrors, EnvCommand):
@@ -80,21 +90,17 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
         """Check what the command reads before anything runs (the table)."""
         load_config(self.poetry.pyproject.data)
 
-    def project_config(self) -> TorchCudaConfig:
-        """The project's validated configuration.
-
-        Raises:
-            TorchCudaError: the project has no table.
-        """
-        return require_config(self.poetry.pyproject.data)
-
     def context(self, config: TorchCudaConfig | None = None) -> RunContext:
         """A run context for ``config`` (default: the project's), with the
-        groups and extras the options select."""
+        groups and extras the options select.
+
+        Raises:
+            TorchCudaError: no ``config`` given and the project has no table.
+        """
         selection = (
             selection_from(self) if isinstance(self, GroupCommand) else Selection()
         )
-        config = config or self.project_config()
+        config = config or require_config(self.poetry.pyproject.data)
         return RunContext(self.poetry, self.env, self.io, config, selection)
 
 

@@ -10,6 +10,7 @@ from typing import ClassVar
 from cleo.helpers import option
 from packaging.utils import canonicalize_name
 
+from poetry_torch_cuda.commands.base import REFRESH
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.machine.resolution import check_project_fleet
@@ -21,7 +22,6 @@ from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.config import find_target
 from poetry_torch_cuda.project.config import load_config
-from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.variants import Variant
 from poetry_torch_cuda.reports.lock_view import published
 
@@ -43,9 +43,7 @@ class DetectCommand(TorchCudaCommand):
     description = "Show which variant <c2>auto</> picks on this machine, and why."
     options: ClassVar[list[Option]] = [
         option("json", None, "Print the decision as JSON."),
-        option(
-            "refresh", None, "Ask the index again instead of using its cached pages."
-        ),
+        REFRESH,
         option(
             "target",
             None,
@@ -69,7 +67,7 @@ class DetectCommand(TorchCudaCommand):
     )
 
     def work(self) -> int:
-        """Decide as ``auto`` would; the text and ``--json`` print one record."""
+        # One record: ``--json`` prints it, the text is read from it.
         auto = Variant("auto", "auto")
         configured = load_config(self.poetry.pyproject.data) or TorchCudaConfig(auto)
         if self.option("forget"):
@@ -79,9 +77,8 @@ class DetectCommand(TorchCudaCommand):
                 "remembered for this environment"
             )
         config = dataclasses.replace(configured, variant=auto)
-        locked = None
-        if self.poetry.locker.is_locked():
-            locked = locked_state(self.poetry, self.env).versions
+        ctx = self.context(config)
+        locked = ctx.installs.versions if self.poetry.locker.is_locked() else None
         client = project_client(self.poetry, refresh=bool(self.option("refresh")))
         torch = None if locked is None else locked.get(canonicalize_name("torch"))
         data: dict[str, Any] = {}
@@ -123,18 +120,18 @@ class DetectCommand(TorchCudaCommand):
             "remembered": [dataclasses.asdict(f) for f in applies],
             "remembered_elsewhere": [dataclasses.asdict(f) for f in elsewhere],
         }
-        if self.option("json"):
-            self.write_json(data)
+        if self.as_json(data):
             return 0
         about = f" for torch {esc(torch)}" if torch else " (no lock yet: any torch)"
         self.line(f"<info>auto</> picks <c2>{data['variant']}</> {where}{about}")
         for number, step in enumerate(data["steps"], start=1):
             self.line(f"  {number}. {esc(step)}")
-        if data["forced_by"]:
-            self.line(f"<comment>Note:</> {esc(data['forced_by'])}")
-        matrix = published(torch)
-        if matrix is not None and (self.io.is_verbose() or self.option("target")):
-            self.line(f"<comment>Note:</> {esc(matrix)}")
+        notes = [data["forced_by"]]
+        if self.io.is_verbose() or self.option("target"):
+            notes.append(published(torch))
+        for note in notes:
+            if note:
+                self.line(f"<comment>Note:</> {esc(note)}")
         for key, title in REMEMBERED.items():
             if data[key]:
                 self.line(f"{title}:")

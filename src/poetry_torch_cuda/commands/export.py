@@ -98,7 +98,6 @@ class ExportCommand(ReportsErrors, GroupCommand):
     )
 
     def work(self) -> int:
-        """Write the export to stdout or ``--output``."""
         config = configured(self.poetry.pyproject.data)
         fmt = self.option("format")
         if fmt not in FORMATS:
@@ -280,8 +279,7 @@ def pylock_toml(
     entries = tomlkit.aot()
     for package in packages:
         table = tomlkit.table()
-        table["name"] = package.name
-        table["version"] = package.version
+        table.update({"name": package.name, "version": package.version})
         if package.markers:
             table["marker"] = package.markers
         if package.url is not None:

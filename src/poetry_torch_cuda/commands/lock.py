@@ -14,7 +14,6 @@ from poetry_torch_cuda.lockfile.service import FIX
 from poetry_torch_cuda.lockfile.service import check_lock
 from poetry_torch_cuda.lockfile.service import lock_project
 from poetry_torch_cuda.output import PREFIX
-from poetry_torch_cuda.output import esc
 
 
 if TYPE_CHECKING:
@@ -53,18 +52,14 @@ class LockCommand(ReportsErrors):
     )
 
     def work(self) -> int:
-        """Write torch-cuda.lock, or (``--check``) say whether it is current."""
         if self.option("check"):
-            reasons = check_lock(self.poetry)
-            if not reasons:
-                self.line(f"{PREFIX}: {LOCK_NAME} matches poetry.lock")
-                return 0
-            self.line_error(
-                f"<error>{LOCK_NAME} does not match this project: "
-                f"{esc('; '.join(reasons))}.</>"
-            )
-            self.line_error(f"<error>{FIX}</>")
-            return 1
+            if reasons := check_lock(self.poetry):
+                raise TorchCudaError(
+                    f"{LOCK_NAME} does not match this project: {'; '.join(reasons)}."
+                    f"\n{FIX}"
+                )
+            self.line(f"{PREFIX}: {LOCK_NAME} matches poetry.lock")
+            return 0
         lock = lock_project(
             self.poetry, self.io, refresh=True, accept_drift=self.option("accept-drift")
         )

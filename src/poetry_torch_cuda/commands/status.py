@@ -49,25 +49,24 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
     )
 
     def work(self) -> int:
-        """Gather the report and print it."""
         ctx = self.context()
         report = build_report(ctx, probe(self.env))
         fleet = fleet_checks(ctx)
         report.warnings += [f"target {c.summary()}" for c in fleet if not c.ok]
-        if self.option("json"):
-            created = not isinstance(self.env, NotCreatedEnv)
-            self.write_json(
-                {
-                    **report.to_json(),
-                    "environment": str(self.env.path) if created else None,
-                    "targets": [c.to_json() for c in fleet],
-                }
-            )
-        else:
-            self._render(report, [c.summary() for c in fleet if c.ok])
+        where = None if isinstance(self.env, NotCreatedEnv) else str(self.env.path)
+        if not self.as_json(
+            {
+                **report.to_json(),
+                "environment": where,
+                "targets": [c.to_json() for c in fleet],
+            }
+        ):
+            self._render(report, where, [c.summary() for c in fleet if c.ok])
         return 1 if self.option("check") and not report.in_line else 0
 
-    def _render(self, report: StatusReport, targets: list[str]) -> None:
+    def _render(
+        self, report: StatusReport, where: str | None, targets: list[str]
+    ) -> None:
         resolution, decision = report.resolution, report.resolution.decision
         variant = f"<c2>{resolution.variant}</> (from {esc(resolution.origin)})"
         if resolution.configured.kind == "auto":
@@ -76,11 +75,7 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         if decision is not None and decision.steps and not self.io.is_verbose():
             self._rows("auto", [f"{esc(decision.steps[-1])} (-v: every step)"])
         self._rows("Index", [esc(report.index_url)])
-        where = (
-            "not created yet (`poetry install` creates it)"
-            if isinstance(self.env, NotCreatedEnv)
-            else self.env.path
-        )
+        where = where or "not created yet (`poetry install` creates it)"
         self._rows("Environment", [esc(where)])
         packages = []
         for package in report.packages:
@@ -109,32 +104,26 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
             self.line("<success>Everything is in line.</>")
 
     def _rows(self, title: str, lines: list[str]) -> None:
-        """``lines`` under ``title``, in the report's column."""
         for i, line in enumerate(lines):
             head = f"<info>{title}</>" + " " * (13 - len(title)) if i == 0 else " " * 13
             self.line(f"{head}{line}")
 
 
 def _machine_lines(report: StatusReport) -> list[str]:
-    machine = report.machine
+    machine, nvidia, rocm = report.machine, report.machine.nvidia, report.machine.rocm
     lines = []
-    nvidia = machine.nvidia
     if nvidia is not None:
-        lines.append(esc(driver_step(nvidia, machine.sys_platform)))
-        for gpu in nvidia.gpus:
-            capability = gpu.capability or "unknown"
-            lines.append(
-                f"GPU {gpu.index}: {esc(gpu.name)}, compute capability {capability}"
-            )
-    if machine.rocm is not None:
-        lines.append(f"ROCm {esc(machine.rocm.version or '(version unknown)')}")
+        lines.append(driver_step(nvidia, machine.sys_platform))
         lines += [
-            f"GPU {gpu.index}: {esc(gpu.name)} ({gpu.gfx})" for gpu in machine.rocm.gpus
+            f"GPU {gpu.index}: {gpu.name}, compute capability "
+            f"{gpu.capability or 'unknown'}"
+            for gpu in nvidia.gpus
         ]
-    if nvidia is None and machine.rocm is None:
-        lines.append(
-            "no GPU found"
-            + (f" ({esc('; '.join(machine.notes))})" if machine.notes else "")
-        )
-    lines.append(f"nvcc {esc(report.nvcc)}" if report.nvcc else "nvcc not found")
-    return lines
+    if rocm is not None:
+        lines.append(f"ROCm {rocm.version or '(version unknown)'}")
+        lines += [f"GPU {gpu.index}: {gpu.name} ({gpu.gfx})" for gpu in rocm.gpus]
+    if nvidia is None and rocm is None:
+        notes = f" ({'; '.join(machine.notes)})" if machine.notes else ""
+        lines.append(f"no GPU found{notes}")
+    lines.append(f"nvcc {report.nvcc}" if report.nvcc else "nvcc not found")
+    return [esc(line) for line in lines]

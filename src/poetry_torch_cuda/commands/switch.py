@@ -16,7 +16,6 @@ from poetry.console.commands.group_command import GroupCommand
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import owner_record
 from poetry_torch_cuda.install.reconcile import write_waiting
@@ -31,6 +30,7 @@ from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.config import read_pyproject
+from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.selection import selection_options
@@ -121,14 +121,11 @@ class SyncCommand(MovingCommand):
     )
 
     def work(self) -> int:
-        """Resolve, plan, and (unless ``--dry-run``) apply."""
-        ctx, resolution = self.prepare(self.project_config())
+        ctx, resolution = self.prepare(require_config(self.poetry.pyproject.data))
         report(resolution, self.io)
         variant, force = resolution.variant, bool(self.option("force"))
         if self.option("dry-run"):
-            plan = plan_for(
-                ctx.config, variant, ctx.locked, ctx.env, ctx.installed, force=force
-            )
+            plan = ctx.plan(variant, force=force)
             self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan, would=True))}")
             return 0
         plan = self.move(ctx, variant, force=force, refresh=True)
@@ -176,7 +173,6 @@ class SwitchCommand(MovingCommand):
             variant_argument(value)
 
     def work(self) -> int:
-        """Install the variant's builds, then record it in pyproject.toml."""
         name = variant_argument(self.argument("variant")).name
         pyproject = self.poetry.pyproject_path
         ctx, variant = self._target(name)
@@ -184,8 +180,7 @@ class SwitchCommand(MovingCommand):
         if name == "auto" and self.option("pin"):
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
-            plan = plan_for(ctx.config, variant, ctx.locked, ctx.env, ctx.installed)
-            words = esc(self.plan_words(ctx, plan))
+            words = esc(self.plan_words(ctx, ctx.plan(variant)))
             self.line(f"{PREFIX}: would switch to <c2>{name}</>{resolved}: {words}")
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             return 0

@@ -10,6 +10,7 @@ from cleo.helpers import argument
 from cleo.helpers import option
 from packaging.utils import canonicalize_name
 
+from poetry_torch_cuda.commands.base import REFRESH
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.index.offers import wanted_versions
@@ -20,7 +21,6 @@ from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.locked import check_fresh
-from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.urls import mask_url
 
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
 
     from poetry_torch_cuda.index.offers import Offer
-    from poetry_torch_cuda.index.offers import VariantOffer
     from poetry_torch_cuda.project.variants import Variant
 
 #: A row's index cell and style, by whether the index offers the build.
@@ -60,9 +59,7 @@ class VariantsCommand(TorchCudaCommand):
     options: ClassVar[list[Option]] = [
         option("json", None, "Print the list as JSON."),
         option("all", None, "Also list variants whose index has no torch at all."),
-        option(
-            "refresh", None, "Ask the index again instead of using its cached pages."
-        ),
+        REFRESH,
     ]
     help = (
         "Reads each variant's index page (PEP 691 JSON when offered, else PEP 503 "
@@ -71,16 +68,24 @@ class VariantsCommand(TorchCudaCommand):
     )
 
     def work(self) -> int:
-        """Ask the index about every candidate variant and print the table."""
-        config = self.project_config()
+        ctx = self.context()
+        config = ctx.config
         check_fresh(self.poetry)
-        locked = locked_state(self.poetry, self.env).versions
+        locked = ctx.installs.versions
         wanted = wanted_versions(config.package_names, locked)
         torch = wanted.get(canonicalize_name("torch"))
         machine = probe(self.env)
         client = project_client(self.poetry, refresh=bool(self.option("refresh")))
         finder = offer_finder(config, self.poetry, self.env, wanted, client)
-        reports = finder.inspect(self._candidates(config.variant))
+        # The variants asked for, else every known one and the configured one.
+        asked = self.argument("variant")
+        names = asked or ["cpu", *tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "xpu"]
+        candidates = [variant_argument(name) for name in names]
+        if not asked:
+            candidates.append(config.variant)
+        reports = finder.inspect(
+            list(dict.fromkeys(v for v in candidates if v.kind != "auto"))
+        )
         by_variant = {report.variant: report for report in reports}
 
         def offers(variant: Variant) -> Offer:
@@ -100,41 +105,43 @@ class VariantsCommand(TorchCudaCommand):
         rows = [
             (report, assess(report.variant, machine, torch))
             for report in reports
-            if report.listed or self.option("all") or self.argument("variant")
+            if report.listed or self.option("all") or asked
         ]
         configured = config.variant
-        if self.option("json"):
-            variants = [
-                {
-                    "variant": report.variant.name,
-                    "index_url": mask_url(report.index_url),
-                    "offered": report.available,
-                    "packages": [
-                        dataclasses.asdict(package) | {"name": str(package.name)}
-                        for package in report.packages
-                    ],
-                    "usable": verdict.usable,
-                    "rule": verdict.rule,
-                    "reasons": list(verdict.reasons),
-                    "configured": report.variant == configured,
-                }
-                for report, verdict in rows
-            ]
-            self.write_json(
-                {
-                    "packages": wanted,
-                    "index_url": mask_url(config.index_url_template),
-                    "configured": configured.name,
-                    "auto": auto.name,
-                    "variants": variants,
-                }
-            )
+        if self.as_json(
+            {
+                "packages": wanted,
+                "index_url": mask_url(config.index_url_template),
+                "configured": configured.name,
+                "auto": auto.name,
+                "variants": [
+                    {
+                        "variant": report.variant.name,
+                        "index_url": mask_url(report.index_url),
+                        "offered": report.available,
+                        "packages": [
+                            dataclasses.asdict(package) | {"name": str(package.name)}
+                            for package in report.packages
+                        ],
+                        "usable": verdict.usable,
+                        "rule": verdict.rule,
+                        "reasons": list(verdict.reasons),
+                        "configured": report.variant == configured,
+                    }
+                    for report, verdict in rows
+                ],
+            }
+        ):
             return 0
         asked = ", ".join(f"{n} {v}" for n, v in wanted.items()) or "torch (no lock)"
         self.line(f"Variants for <c2>{esc(asked)}</>:")
         width = max((len(r.variant.name) for r, _ in rows), default=4)
         # One failure of the index (unreachable, refused) is said once, not per row.
-        errors = {r.variant: _error(r) for r, _ in rows if r.available is not True}
+        errors = {  # in words that do not name the variant
+            r.variant: "; ".join(p.cause for p in r.packages if p.cause) or None
+            for r, _ in rows
+            if r.available is not True
+        }
         found = list(errors.values())
         shared = [e for e in found if e and found.count(e) > 1]
         for report, verdict in rows:
@@ -159,18 +166,3 @@ class VariantsCommand(TorchCudaCommand):
             )
         self.line(f"<info>auto</> picks <c2>{auto}</> on this machine.")
         return 0
-
-    def _candidates(self, configured: Variant) -> list[Variant]:
-        """The variants asked for, else every known one and the configured one."""
-        asked = self.argument("variant")
-        names = asked or ["cpu", *tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "xpu"]
-        variants = [variant_argument(name) for name in names]
-        if not asked:
-            variants.append(configured)
-        return list(dict.fromkeys(v for v in variants if v.kind != "auto"))
-
-
-def _error(report: VariantOffer) -> str | None:
-    """The index's failure for this row, in words that do not name the variant."""
-    found = [p.cause for p in report.packages if p.cause]
-    return "; ".join(found) if found else None

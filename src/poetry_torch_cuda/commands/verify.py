@@ -14,7 +14,6 @@ from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.proof.after import prove
 
 
@@ -48,13 +47,11 @@ class VerifyCommand(TorchCudaCommand):
     )
 
     def work(self) -> int:
-        """Resolve the variant, prove the environment, print the verdict."""
-        config = self.project_config()
+        ctx = self.context()
+        config = ctx.config
+        locked = ctx.installs.versions if self.poetry.locker.is_locked() else None
         exists = not isinstance(self.env, NotCreatedEnv)
         machine = probe(self.env)
-        locked = None
-        if self.poetry.locker.is_locked():
-            locked = locked_state(self.poetry, self.env).versions
         variant = resolve(
             config, self.poetry, self.env, locked, machine=machine
         ).variant
@@ -75,28 +72,22 @@ class VerifyCommand(TorchCudaCommand):
             exists=exists,
             hashes=True,
         )
-        if self.option("json"):
-            self.write_json(
-                proof.to_json(configured=config.variant, debug=self.io.is_debug())
-            )
+        debug = self.io.is_debug()
+        if self.as_json(proof.to_json(configured=config.variant, debug=debug)):
             return 0 if proof.verified else 1
         for line in proof.lines():
             self.line(line)
-        write = self.line_error if self.io.is_debug() else self.line
-        for line in proof.trace_lines(debug=self.io.is_debug()):
+        write = self.line_error if debug else self.line
+        for line in proof.trace_lines(debug=debug):
             write(esc(line))
         where = esc(self.env.path) if exists else "(no environment yet)"
         if proof.verified:
             self.line(f"{PREFIX}: <info>{variant}</> build verified in {where}")
             return 0
-        if proof.ok:
-            self.line_error(
-                f"{PREFIX}: <warning>could not check</> {variant} in {where}"
-            )
-            return 1
         count = len(proof.failures)
-        self.line_error(
-            f"{PREFIX}: <error>verification failed</> ({count} problem"
-            f"{'s' if count != 1 else ''}) for {variant} in {where}"
-        )
+        problems = f"{count} problem{'s' if count != 1 else ''}"
+        verdict = f"<error>verification failed</> ({problems}) for"
+        if proof.ok:
+            verdict = "<warning>could not check</>"
+        self.line_error(f"{PREFIX}: {verdict} {variant} in {where}")
         return 1

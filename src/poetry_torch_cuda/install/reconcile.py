@@ -35,19 +35,6 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
 
 
-def write_plan(
-    config: TorchCudaConfig,
-    variant: Variant,
-    locked: LockedState,
-    env: Env,
-    installed: InstalledEnvironment,
-    io: IO,
-) -> None:
-    """``install --dry-run``: what the after-step would install and remove, in one line."""
-    plan = plan_for(config, variant, locked, env, installed)
-    io.write_line(f"{PREFIX}: {esc(describe_plan(plan, would=True))}")
-
-
 def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     """Carry ``request`` out, check the builds, sweep unused CUDA wheels; one summary line.
 

@@ -75,7 +75,7 @@ class StatusReport:
     machine: Machine
     packages: list[PackageStatus] = field(default_factory=list)
     cuda_wheels: dict[str, str] = field(default_factory=dict)
-    orphans: list[str] = field(default_factory=list)
+    orphans: list[NormalizedName] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: The CUDA release of the nvcc found (only ``status`` asks for it).
@@ -110,56 +110,53 @@ class StatusReport:
 
 
 def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
-    """Gather the status of ``ctx.env`` for ``ctx.config`` on ``machine``.
+    """Gather the status of ``ctx.env`` for ``ctx.config`` on ``machine``, then
+    judge it (:func:`_judge`).
 
     A configured package is required when the environment holds it, or when
     ``poetry install`` with the options given (without any: its default
     groups) selects it for this environment.
     """
-    config, poetry, env = ctx.config, ctx.poetry, ctx.env
-    judged = ctx.selection.or_default(poetry)
+    config, poetry, env, installed = ctx.config, ctx.poetry, ctx.env, ctx.installed
     warnings = [STALE_LOCK] if is_stale(poetry) else []
     try:
-        view = LockView(poetry, env, judged, ctx.installs)
-        locked = view.state(config.package_names, ctx.installed)
+        view = LockView(poetry, env, ctx.selection.or_default(poetry), ctx.installs)
+        locked = view.state(config.package_names, installed)
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
         locked, view, warnings = None, None, [str(error)]
     versions = None if view is None else view.versions
     resolution = resolve(
         config, poetry, env, versions, machine=machine, client=ctx.client
     )
-    variant = resolution.variant
-    url, nvcc = mask_url(config.index_url(variant)), probe_nvcc()
-    report = StatusReport(resolution, url, machine, nvcc=nvcc)
-    report.warnings = warnings
-    builds = read_builds(config.package_names, ctx.installed)
+    variant, url = resolution.variant, mask_url(config.index_url(resolution.variant))
+    report = StatusReport(
+        resolution, url, machine, warnings=warnings, nvcc=probe_nvcc()
+    )
     not_built = left_to_pypi(variant, machine.sys_platform)
-    targets = {}
+    targets: dict[str, Target] = {}
     missing: set[str] = set()
-    foreign: dict[NormalizedName, int] = {}
     majors: frozenset[int] = frozenset()
     if locked is not None and not_built is None:
-        plan = plan_for(config, variant, locked, env, ctx.installed)
+        plan = plan_for(config, variant, locked, env, installed)
         targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
-        installed = plan.installed
+        held = plan.installed
         missing = {  # not the build a foreign wheel makes the plan reinstall
             t.name
             for t in plan.install
-            if not t.is_satisfied_by(installed.version(t.name), variant)
+            if not t.is_satisfied_by(held.version(t.name), variant)
         }
         wheels = plan.protected - config.package_names
-        held = {name: plan.installed.get(name) for name in wheels}
-        report.cuda_wheels = {n: d.version for n, d in held.items() if d is not None}
-        orphans = find_orphans(wheels, targets.values(), plan.installed, plan.poetrys)
-        majors = cuda_majors(targets.values(), plan.installed)
-        foreign = foreign_wheels(orphans, majors)
-        report.orphans = list(orphans)
+        report.cuda_wheels = {
+            n: d.version for n in wheels if (d := held.get(n)) is not None
+        }
+        report.orphans = find_orphans(wheels, targets.values(), held, plan.poetrys)
+        majors = cuda_majors(targets.values(), held)
+    builds = read_builds(config.package_names, installed)
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)
         build, target = builds.get(name), targets.get(name)
         wanted = str(target.version or target.specifier or "") if target else None
         why = None if build is not None or view is None else view.why_absent(name)
-        pin = (versions or {}).get(name)
         fits = name not in missing
         unlocked = view is not None and name not in view.names
         if unlocked and target is None and build is not None and not not_built:
@@ -170,9 +167,24 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
             applies = marker is None or marker.evaluate(marker_env)
             unmanaged = Target(name, specifier=requirement.specifier)
             fits = not applies or unmanaged.is_satisfied_by(build.version, variant)
+        pin = (versions or {}).get(name)
         report.packages.append(
             PackageStatus(name, pin, wanted or None, build, fits, why)
         )
+    _judge(ctx, report, view, not_built, majors)
+    return report
+
+
+def _judge(
+    ctx: RunContext,
+    report: StatusReport,
+    view: LockView | None,
+    not_built: str | None,
+    majors: frozenset[int],
+) -> None:
+    """Word what ``report`` gathered: its notes, and its warnings (what
+    ``--check`` fails on)."""
+    config, machine, variant = ctx.config, report.machine, report.resolution.variant
     torch = next((p for p in report.packages if p.name == "torch"), None)
     if not_built is not None:
         report.notes.append(not_built)
@@ -189,31 +201,25 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         elif verdict.usable is False:
             report.warnings.extend(f"{variant} {reason}" for reason in verdict.reasons)
     for package in report.packages:
+        name, build = package.name, package.installed
         if package.matches:  # always, without a lock or builds for this platform
             continue
-        if package.installed is None:
-            fix = (
-                f"{SYNC_HINT} with these options"
-                if ctx.selection.explicit
-                else "run `poetry install`"
+        if build is None:
+            fix = "run `poetry install`"
+            if ctx.selection.explicit:
+                fix = f"{SYNC_HINT} with these options"
+            report.warnings.append(f"{name} {package.wanted} is not installed; {fix}")
+            continue
+        but = f"{variant} wants {package.wanted}; {SYNC_HINT}"
+        if package.wanted is None:
+            but = (
+                f"poetry.lock does not lock {name}, so no install puts {variant}'s "
+                f"build in: add it to the project's dependencies (`poetry add {name}`)"
             )
-            report.warnings.append(
-                f"{package.name} {package.wanted} is not installed; {fix}"
-            )
-        elif package.wanted is None:
-            report.warnings.append(
-                f"{package.name} {package.installed.version} "
-                f"({package.installed.build}) is installed, but poetry.lock does not "
-                f"lock {package.name}, so no install puts {variant}'s build in: add it "
-                f"to the project's dependencies (`poetry add {package.name}`)"
-            )
-        else:
-            report.warnings.append(
-                f"{package.name} {package.installed.version} "
-                f"({package.installed.build}) is installed, but {variant} wants "
-                f"{package.wanted}; {SYNC_HINT}"
-            )
-    if foreign:
+        report.warnings.append(
+            f"{name} {build.version} ({build.build}) is installed, but {but}"
+        )
+    if foreign := foreign_wheels(report.orphans, majors):
         report.warnings.append(
             f"CUDA {_and(foreign.values())} wheels that nothing needs are installed "
             f"beside the CUDA {_and(majors)} build ({', '.join(foreign)}): the "
@@ -225,45 +231,41 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         report.warnings.append(
             f"CUDA wheels nothing needs are installed ({', '.join(rest)}); {SYNC_HINT}"
         )
-    decision = resolution.decision
+    decision = report.resolution.decision
     if decision is not None and decision.forced_by:
         report.notes.append(decision.forced_by)
     cuda = None if torch is None or torch.installed is None else torch.installed.cuda
-    if (
-        nvcc
-        and cuda
-        and not cuda.endswith(".x")
-        and nvcc.split(".")[0] != cuda.split(".")[0]
-    ):
+    major = (cuda or "").split(".")[0]
+    nvcc = report.nvcc
+    if nvcc and cuda and not cuda.endswith(".x") and nvcc.split(".")[0] != major:
         report.notes.append(
             f"nvcc {nvcc} and torch's CUDA {cuda} differ in major version: "
             "building CUDA extensions for this torch needs a CUDA "
-            f"{cuda.split('.')[0]}.x toolkit (running torch does not need nvcc)"
+            f"{major}.x toolkit (running torch does not need nvcc)"
         )
-    report.warnings.extend(
-        f"{problem}: {DAMAGED}; {SYNC_FORCE}"
-        for problem in family_problems(env, config.package_names)
-    )
+    env, names, installed = ctx.env, config.package_names, ctx.installed
+    report.warnings += [
+        f"{problem}: {DAMAGED}; {SYNC_FORCE}" for problem in family_problems(env, names)
+    ]
     # The install's own check after pip: installed versions the family rejects,
     # and what it requires and lacks (a killed install).
-    report.warnings.extend(
+    report.warnings += [
         f"{problem}; run `poetry torch-cuda sync --force`"
-        for problem in ctx.installed.unmet(config.package_names, missing=True)
-    )
-    report.warnings.extend(dead_stashes(env.path))
-    for name in own_cuda_wheels(poetry.package, env.marker_env):
-        if name not in config.package_names and ctx.installed.get(name) is None:
-            report.warnings.append(
-                f"{name}, a dependency of the project itself, is not installed; "
-                "run `poetry install`"
-            )
+        for problem in installed.unmet(names, missing=True)
+    ]
+    report.warnings += dead_stashes(env.path)
+    report.warnings += [
+        f"{name}, a dependency of the project itself, is not installed; "
+        "run `poetry install`"
+        for name in own_cuda_wheels(ctx.poetry.package, env.marker_env)
+        if name not in names and installed.get(name) is None
+    ]
     if view is not None:
         report.warnings += unknown_entries(config, view.names)
-        report.warnings += left_to_poetry(config, ctx.installed)
-        notes, found = machine_findings(resolution.decision, machine)
+        report.warnings += left_to_poetry(config, installed)
+        notes, found = machine_findings(report.resolution.decision, machine)
         report.notes += notes
         report.warnings += found
-    return report
 
 
 #: Packages download.pytorch.org/whl/<variant> publishes in a build per variant
