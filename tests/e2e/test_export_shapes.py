@@ -302,3 +302,64 @@ def test_credentials_in_a_url_dependency_are_not_written(
         assert "s3cret" not in text, text
         assert f"http://{host}/simple/{wheel}" in text, text
         assert f"http://{host}/simple/{wheel} needs credentials" in text, text
+
+
+def pip_installs(
+    tmp_path: Path, text: str, fmt: str = "requirements.txt"
+) -> dict[str, str]:
+    """What ``pip install`` of the exported ``text`` puts into a fresh venv."""
+    target = tmp_path / "out" / fmt
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    python = fresh_venv(tmp_path / f"venv-{fmt}")
+    args = ["--require-hashes", "-r"] if fmt == "requirements.txt" else ["-r"]
+    if fmt == "pylock.toml" and pip_version(python) < (26, 1):
+        pytest.skip("this machine's virtualenv seeds a pip older than 26.1")
+    result = captured(
+        [str(python), "-m", "pip", "install", *args, str(target)],
+        env=isolated_env(tmp_path),
+    )
+    assert result.returncode == 0, describe(result)
+    return installed_distributions(python.parent.parent)
+
+
+def test_torch_locked_at_two_versions_exports_each_under_its_own_marker(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """poetry.lock locks torch twice under exclusive markers: each build keeps its
+    own marker (one shared marker made the other ``<empty>``, which pip refuses)."""
+    deps = {
+        "torch": "==2.13.0; sys_platform == 'win32'",
+        "torch ": "==2.14.1; sys_platform != 'win32'",
+    }
+    project = Project.create(tmp_path, index, deps, 'variant = "cu129"\n')
+    project.run("lock")
+    for fmt in ("requirements.txt", "pylock.toml"):
+        installed = pip_installs(tmp_path, export(project, "-f", fmt), fmt)
+        assert installed["torch"] == "2.14.1+cu129", fmt
+        assert installed["nvidia-cublas-cu12"] == "12.9.1.4", fmt
+
+
+def test_the_family_follows_the_selected_markers_of_what_needs_it(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch on Windows in main, everywhere through needs-torch in an optional
+    group: the default export leaves torch out here, and so its CUDA wheels (it
+    wrote them under torch-cuda.lock's marker, of every group); --with gpu brings
+    them all."""
+    deps = {"torch": "==2.14.1; sys_platform == 'win32'", "tinyutil": "*"}
+    project = Project.create(tmp_path, index, deps, 'variant = "cu129"\n')
+    with_lines(
+        project,
+        "[tool.poetry.group.gpu]\noptional = true\n\n"
+        '[tool.poetry.group.gpu.dependencies]\nneeds-torch = "*"\n',
+    )
+    project.run("lock")
+    installed = pip_installs(tmp_path, export(project))
+    assert "tinyutil" in installed
+    assert not {"torch", "nvidia-cublas-cu12", "nvidia-cudnn-cu12", "triton"} & set(
+        installed
+    ), installed
+    everything = pip_installs(tmp_path / "gpu", export(project, "--with", "gpu"))
+    assert everything["torch"] == "2.14.1+cu129"
+    assert everything["nvidia-cublas-cu12"] == "12.9.1.4"

@@ -31,6 +31,7 @@ from poetry_torch_cuda.project import locked
 from poetry_torch_cuda.project.protection import protected_names
 from poetry_torch_cuda.project.selection import selection_from
 from poetry_torch_cuda.project.selection import selection_options
+from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.urls import without_credentials
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
 
+    from poetry_torch_cuda.lockfile.model import LockedPackage
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.selection import Selection
 
@@ -183,6 +185,7 @@ def select(
             dependency), or (``urls``) a file's URL cannot be had.
     """
     from poetry.core.version.markers import parse_marker
+    from poetry.core.version.markers import union
 
     names = frozenset(names)
     family = protected_names(names, [locked.locked_graph(poetry)])
@@ -192,18 +195,24 @@ def select(
         if package.name not in family:
             exported.append(_poetry_package(poetry, package, str(marker), urls))
         elif package.name in names:
-            roots[package.name] = marker
-    chosen = [(p.name, p.version) for p in entry.packages if p.name in roots]
+            roots[(package.name, public_version(package.version.text))] = marker
+    # A root at each selected version, under its marker; what they need, under theirs.
+    needed = union(*roots.values())
+    chosen = [(p.name, p.version) for p in entry.packages if _key(p) in roots]
     for one in entry.closure(chosen, None):  # every environment's
-        markers = parse_marker(one.markers).without_extras()
-        if one.name in roots:
-            markers = markers.intersect(roots[one.name])
+        markers = parse_marker(one.markers).intersect(roots.get(_key(one), needed))
+        if markers.is_empty():
+            continue
         files = tuple((f.filename, f.url, f.sha256) for f in entry.files(one))
         shown = "" if markers.is_any() else str(markers)
         exported.append(
             ExportedPackage(one.name, one.version, shown, entry.index_url, files)
         )
     return sorted(exported, key=lambda p: (p.name, p.version))
+
+
+def _key(package: LockedPackage) -> tuple[NormalizedName, str | None]:
+    return package.name, public_version(package.version)
 
 
 def _poetry_package(
