@@ -340,6 +340,23 @@ def test_torch_locked_at_two_versions_exports_each_under_its_own_marker(
         assert installed["nvidia-cublas-cu12"] == "12.9.1.4", fmt
 
 
+def test_an_unselected_extra_leaves_the_rest_of_a_marker_in_place(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch on Windows, or with extra vision: without -E vision, poetry install
+    installs no torch here; the export kept torch everywhere (the marker lost its
+    ``sys_platform`` part with the undecided extra)."""
+    deps = {"torch": "==2.14.1; sys_platform == 'win32'", "tinyutil": "*"}
+    project = Project.create(tmp_path, index, deps, 'variant = "cu129"\n')
+    with_lines(project, '[project.optional-dependencies]\nvision = ["torchvision"]\n')
+    project.run("lock")
+    installed = pip_installs(tmp_path, export(project))
+    assert "tinyutil" in installed
+    assert "torch" not in installed, installed
+    with_vision = pip_installs(tmp_path / "vision", export(project, "-E", "vision"))
+    assert with_vision["torchvision"] == "0.29.1+cu129"
+
+
 def test_the_family_follows_the_selected_markers_of_what_needs_it(
     tmp_path: Path, index: IndexServer
 ) -> None:
