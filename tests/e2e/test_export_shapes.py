@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -30,8 +32,8 @@ from tests.support.processes import captured
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
+    from tests.support.catalog import Universe
     from tests.support.index import IndexServer
 
 pytestmark = pytest.mark.e2e
@@ -380,3 +382,25 @@ def test_the_family_follows_the_selected_markers_of_what_needs_it(
     everything = pip_installs(tmp_path / "gpu", export(project, "--with", "gpu"))
     assert everything["torch"] == "2.14.1+cu129"
     assert everything["nvidia-cublas-cu12"] == "12.9.1.4"
+
+
+def test_a_file_dependency_is_written_as_a_file_url_pip_installs(
+    tmp_path: Path, index: IndexServer, universe: Universe
+) -> None:
+    project = Project.create(tmp_path, index, {"torch": "*"}, 'variant = "cu129"\n')
+    libs = project.path / "libs@2"
+    libs.mkdir()
+    wheel = shutil.copy(universe.wheel("tinyutil", "1.0.0"), libs)
+    project.write_pyproject(
+        project.pyproject_text().replace('"torch",', '"torch",\n    "tinyutil",')
+    )
+    relative = f"libs@2/{Path(wheel).name}"
+    with_lines(
+        project, f'[tool.poetry.dependencies]\ntinyutil = {{ path = "{relative}" }}\n'
+    )
+    project.run("lock")
+    text = export(project)
+    installed = pip_installs(tmp_path, text)
+    assert installed["tinyutil"] == "1.0.0"
+    assert installed["torch"] == "2.14.1+cu129"
+    assert f"tinyutil @ {Path(wheel).as_uri()} " in text, text

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from cleo.helpers import option
 from poetry.console.commands.group_command import GroupCommand
+from poetry.core.packages.utils.utils import path_to_url
 from poetry.core.version.helpers import format_python_constraint
 
 from poetry_torch_cuda.commands.base import ReportsErrors
@@ -257,6 +258,8 @@ def requirements_txt(
     ]
     for package in packages:
         url = package.url and without_credentials(package.url)
+        if url and "://" not in url:  # a file dependency's path: pip wants a URL
+            url = path_to_url(url)
         what = f"=={package.version}" if url is None else f" @ {url}"
         marker = f" ; {package.markers}" if package.markers else ""
         hashes = sorted({sha for _, _, sha in package.files})
