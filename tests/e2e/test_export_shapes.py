@@ -404,3 +404,20 @@ def test_a_file_dependency_is_written_as_a_file_url_pip_installs(
     assert installed["tinyutil"] == "1.0.0"
     assert installed["torch"] == "2.14.1+cu129"
     assert f"tinyutil @ {Path(wheel).as_uri()} " in text, text
+
+
+def test_a_stale_poetry_lock_is_refused_as_poetry_install_refuses_it(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """pyproject.toml gained a dependency since poetry.lock: poetry install (and
+    poetry export) refuse; the export wrote the old lock without it."""
+    project = Project.create(tmp_path, index, {"torch": "*"}, 'variant = "cu129"\n')
+    project.run("lock")
+    project.write_pyproject(
+        project.pyproject_text().replace('"torch",', '"torch",\n    "tinyutil",')
+    )
+    result = run_inprocess(project, "torch-cuda", "export", "--variant", "cu129")
+    assert result.returncode == 1, result
+    assert "pyproject.toml changed significantly" in result.stderr, result
+    assert "Run `poetry lock`" in result.stderr, result
+    assert result.stdout == "", result

@@ -103,6 +103,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
     def work(self) -> int:
         """Write the export to stdout or ``--output``."""
         config = configured(self.poetry.pyproject.data)
+        locked.check_fresh(self.poetry)  # as poetry install and poetry export do
         fmt = self.option("format")
         if fmt not in FORMATS:
             raise TorchCudaError(
