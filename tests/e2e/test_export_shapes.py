@@ -421,3 +421,18 @@ def test_a_stale_poetry_lock_is_refused_as_poetry_install_refuses_it(
     assert "pyproject.toml changed significantly" in result.stderr, result
     assert "Run `poetry lock`" in result.stderr, result
     assert result.stdout == "", result
+
+
+def test_without_variant_the_export_takes_the_variant_an_install_would(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """POETRY_TORCH_CUDA_VARIANT=cpu makes poetry install install the CPU build; an
+    export without --variant in the same job exported the configured cu129."""
+    table = 'variant = "cu129"\nlock-variants = ["cpu"]\n'
+    project = Project.create(tmp_path, index, {"torch": "*"}, table)
+    project.run("lock")
+    cpu = {"POETRY_TORCH_CUDA_VARIANT": "cpu"}
+    result = project.run("torch-cuda", "export", env_extra=cpu)
+    installed = pip_installs(tmp_path, result.stdout)
+    assert installed["torch"] == "2.14.1+cpu", installed
+    assert "nvidia-cublas-cu12" not in installed

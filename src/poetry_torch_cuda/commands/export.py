@@ -8,6 +8,7 @@ file's URL from the index's page, as Poetry does. No credential is written.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -109,7 +110,9 @@ class ExportCommand(ReportsErrors, GroupCommand):
             raise TorchCudaError(
                 f"--format must be {' or '.join(FORMATS)}, got {fmt!r}."
             )
-        variant = variant_argument(self.option("variant") or config.variant.name)
+        # The variant an install here takes (POETRY_TORCH_CUDA_VARIANT included).
+        here = configured(self.poetry.pyproject.data, os.environ).variant.name
+        variant = variant_argument(self.option("variant") or here)
         if variant.kind == "auto":
             raise TorchCudaError(
                 "--variant must name a build (e.g. cu129): an image is built for one."
