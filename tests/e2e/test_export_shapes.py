@@ -436,3 +436,18 @@ def test_without_variant_the_export_takes_the_variant_an_install_would(
     installed = pip_installs(tmp_path, result.stdout)
     assert installed["torch"] == "2.14.1+cpu", installed
     assert "nvidia-cublas-cu12" not in installed
+
+
+def test_a_cuda_wheel_the_project_depends_on_itself_is_exported(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """nvidia-cuda-runtime, a dependency of the project and of PyPI's torch: poetry
+    install installs it (the project's own stays Poetry's); the export left it out
+    with the rest of the torch family."""
+    deps = {"torch": "*", "nvidia-cuda-runtime": "*"}
+    project = Project.create(tmp_path, index, deps, 'variant = "cu129"\n')
+    project.run("lock")
+    installed = pip_installs(tmp_path, export(project))
+    assert installed["nvidia-cuda-runtime"] == "13.0.96", installed
+    assert installed["torch"] == "2.14.1+cu129"
+    assert "nvidia-cublas" not in installed  # PyPI's torch's, not the project's

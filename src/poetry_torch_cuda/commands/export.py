@@ -193,7 +193,8 @@ def select(
     from poetry.core.version.markers import union
 
     names = frozenset(names)
-    family = protected_names(names, [locked.locked_graph(poetry)])
+    direct = (d.name for d in poetry.package.all_requires)
+    family = protected_names(names, [locked.locked_graph(poetry)], direct)
     exported, roots = [], {}
     groups, extras = selection.groups, selection.extras
     for package, marker in locked.selected_packages(poetry, groups, extras):
