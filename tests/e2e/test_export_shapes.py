@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -30,8 +32,8 @@ from tests.support.processes import captured
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
+    from tests.support.catalog import Universe
     from tests.support.index import IndexServer
 
 pytestmark = pytest.mark.e2e
@@ -302,3 +304,150 @@ def test_credentials_in_a_url_dependency_are_not_written(
         assert "s3cret" not in text, text
         assert f"http://{host}/simple/{wheel}" in text, text
         assert f"http://{host}/simple/{wheel} needs credentials" in text, text
+
+
+def pip_installs(
+    tmp_path: Path, text: str, fmt: str = "requirements.txt"
+) -> dict[str, str]:
+    """What ``pip install`` of the exported ``text`` puts into a fresh venv."""
+    target = tmp_path / "out" / fmt
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    python = fresh_venv(tmp_path / f"venv-{fmt}")
+    args = ["--require-hashes", "-r"] if fmt == "requirements.txt" else ["-r"]
+    if fmt == "pylock.toml" and pip_version(python) < (26, 1):
+        pytest.skip("this machine's virtualenv seeds a pip older than 26.1")
+    result = captured(
+        [str(python), "-m", "pip", "install", *args, str(target)],
+        env=isolated_env(tmp_path),
+    )
+    assert result.returncode == 0, describe(result)
+    return installed_distributions(python.parent.parent)
+
+
+def test_torch_locked_at_two_versions_exports_each_under_its_own_marker(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """poetry.lock locks torch twice under exclusive markers: each build keeps its
+    own marker (one shared marker made the other ``<empty>``, which pip refuses)."""
+    deps = {
+        "torch": "==2.13.0; sys_platform == 'win32'",
+        "torch ": "==2.14.1; sys_platform != 'win32'",
+    }
+    project = Project.create(tmp_path, index, deps, 'variant = "cu129"\n')
+    project.run("lock")
+    for fmt in ("requirements.txt", "pylock.toml"):
+        installed = pip_installs(tmp_path, export(project, "-f", fmt), fmt)
+        assert installed["torch"] == "2.14.1+cu129", fmt
+        assert installed["nvidia-cublas-cu12"] == "12.9.1.4", fmt
+
+
+def test_an_unselected_extra_leaves_the_rest_of_a_marker_in_place(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch on Windows, or with extra vision: without -E vision, poetry install
+    installs no torch here; the export kept torch everywhere (the marker lost its
+    ``sys_platform`` part with the undecided extra)."""
+    deps = {"torch": "==2.14.1; sys_platform == 'win32'", "tinyutil": "*"}
+    project = Project.create(tmp_path, index, deps, 'variant = "cu129"\n')
+    with_lines(project, '[project.optional-dependencies]\nvision = ["torchvision"]\n')
+    project.run("lock")
+    installed = pip_installs(tmp_path, export(project))
+    assert "tinyutil" in installed
+    assert "torch" not in installed, installed
+    with_vision = pip_installs(tmp_path / "vision", export(project, "-E", "vision"))
+    assert with_vision["torchvision"] == "0.29.1+cu129"
+
+
+def test_the_family_follows_the_selected_markers_of_what_needs_it(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch on Windows in main, everywhere through needs-torch in an optional
+    group: the default export leaves torch out here, and so its CUDA wheels (it
+    wrote them under torch-cuda.lock's marker, of every group); --with gpu brings
+    them all."""
+    deps = {"torch": "==2.14.1; sys_platform == 'win32'", "tinyutil": "*"}
+    project = Project.create(tmp_path, index, deps, 'variant = "cu129"\n')
+    with_lines(
+        project,
+        "[tool.poetry.group.gpu]\noptional = true\n\n"
+        '[tool.poetry.group.gpu.dependencies]\nneeds-torch = "*"\n',
+    )
+    project.run("lock")
+    installed = pip_installs(tmp_path, export(project))
+    assert "tinyutil" in installed
+    assert not {"torch", "nvidia-cublas-cu12", "nvidia-cudnn-cu12", "triton"} & set(
+        installed
+    ), installed
+    everything = pip_installs(tmp_path / "gpu", export(project, "--with", "gpu"))
+    assert everything["torch"] == "2.14.1+cu129"
+    assert everything["nvidia-cublas-cu12"] == "12.9.1.4"
+
+
+def test_a_file_dependency_is_written_as_a_file_url_pip_installs(
+    tmp_path: Path, index: IndexServer, universe: Universe
+) -> None:
+    project = Project.create(tmp_path, index, {"torch": "*"}, 'variant = "cu129"\n')
+    libs = project.path / "libs@2"
+    libs.mkdir()
+    wheel = shutil.copy(universe.wheel("tinyutil", "1.0.0"), libs)
+    project.write_pyproject(
+        project.pyproject_text().replace('"torch",', '"torch",\n    "tinyutil",')
+    )
+    relative = f"libs@2/{Path(wheel).name}"
+    with_lines(
+        project, f'[tool.poetry.dependencies]\ntinyutil = {{ path = "{relative}" }}\n'
+    )
+    project.run("lock")
+    text = export(project)
+    installed = pip_installs(tmp_path, text)
+    assert installed["tinyutil"] == "1.0.0"
+    assert installed["torch"] == "2.14.1+cu129"
+    assert f"tinyutil @ {Path(wheel).as_uri()} " in text, text
+
+
+def test_a_stale_poetry_lock_is_refused_as_poetry_install_refuses_it(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """pyproject.toml gained a dependency since poetry.lock: poetry install (and
+    poetry export) refuse; the export wrote the old lock without it."""
+    project = Project.create(tmp_path, index, {"torch": "*"}, 'variant = "cu129"\n')
+    project.run("lock")
+    project.write_pyproject(
+        project.pyproject_text().replace('"torch",', '"torch",\n    "tinyutil",')
+    )
+    result = run_inprocess(project, "torch-cuda", "export", "--variant", "cu129")
+    assert result.returncode == 1, result
+    assert "pyproject.toml changed significantly" in result.stderr, result
+    assert "Run `poetry lock`" in result.stderr, result
+    assert result.stdout == "", result
+
+
+def test_without_variant_the_export_takes_the_variant_an_install_would(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """POETRY_TORCH_CUDA_VARIANT=cpu makes poetry install install the CPU build; an
+    export without --variant in the same job exported the configured cu129."""
+    table = 'variant = "cu129"\nlock-variants = ["cpu"]\n'
+    project = Project.create(tmp_path, index, {"torch": "*"}, table)
+    project.run("lock")
+    cpu = {"POETRY_TORCH_CUDA_VARIANT": "cpu"}
+    result = project.run("torch-cuda", "export", env_extra=cpu)
+    installed = pip_installs(tmp_path, result.stdout)
+    assert installed["torch"] == "2.14.1+cpu", installed
+    assert "nvidia-cublas-cu12" not in installed
+
+
+def test_a_cuda_wheel_the_project_depends_on_itself_is_exported(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """nvidia-cuda-runtime, a dependency of the project and of PyPI's torch: poetry
+    install installs it (the project's own stays Poetry's); the export left it out
+    with the rest of the torch family."""
+    deps = {"torch": "*", "nvidia-cuda-runtime": "*"}
+    project = Project.create(tmp_path, index, deps, 'variant = "cu129"\n')
+    project.run("lock")
+    installed = pip_installs(tmp_path, export(project))
+    assert installed["nvidia-cuda-runtime"] == "13.0.96", installed
+    assert installed["torch"] == "2.14.1+cu129"
+    assert "nvidia-cublas" not in installed  # PyPI's torch's, not the project's

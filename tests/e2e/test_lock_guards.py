@@ -359,3 +359,25 @@ def test_lock_check_fails_when_the_index_moved(
             f"{name}'s index is now {index.url}/mirror/{name}, it was locked from "
             f"{index.url}/whl/{name}" in result.stderr
         ), result
+
+
+def test_lock_check_refuses_a_torch_poetry_lock_no_longer_locks(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A merge kept both sides' torch (2.13.0 and 2.14.1) in cu129's entry while
+    poetry.lock locks 2.14.1 only: the entry holds a build no install takes."""
+    table = 'variant = "cu129"\n'
+    project = Project.create(tmp_path, index, {"torch": "2.13.0"}, table)
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    old = path.read_text()
+    project.write_pyproject(project.pyproject_text().replace("2.13.0", "2.14.1"))
+    assert run_inprocess(project, "lock").returncode == 0
+    start = old.index('[[variant.package]]\nname = "torch"\nversion = "2.13.0+cu129"')
+    block = old[start : old.index("\n\n", start)]
+    path.write_text(path.read_text() + "\n" + block + "\n")
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert (
+        "cu129 holds torch 2.13.0+cu129, which nothing in it needs" in result.stderr
+    ), result

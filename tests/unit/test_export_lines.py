@@ -43,8 +43,9 @@ def test_pylock_writes_archives_and_the_trusted_host_hint() -> None:
 
 
 def test_a_file_dependency_under_a_folder_with_at_keeps_its_path() -> None:
-    """A relative path is no URL: ``libs@2/`` is a folder, not credentials."""
-    path = "libs@2/mylib-0.1.0-py3-none-any.whl"
+    """A path is no URL: ``libs@2/`` is a folder, not credentials; pip takes the
+    file's ``file:`` URL."""
+    path = "/work/libs@2/mylib-0.1.0-py3-none-any.whl"
     local = ExportedPackage(
         "mylib",
         "0.1.0",
@@ -58,5 +59,5 @@ def test_a_file_dependency_under_a_folder_with_at_keeps_its_path() -> None:
     assert mylib["archive"] == {"path": path, "hashes": {"sha256": "a" * 64}}
     assert "needs credentials" not in text
     lines = requirements_txt("cu129", [local, TORCH], lambda url: False)
-    assert f"mylib @ {path} " in lines
+    assert "mylib @ file:///work/libs%402/mylib-0.1.0-py3-none-any.whl " in lines
     assert "needs credentials" not in lines

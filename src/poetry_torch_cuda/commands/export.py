@@ -8,6 +8,7 @@ file's URL from the index's page, as Poetry does. No credential is written.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 from cleo.helpers import option
 from poetry.console.commands.group_command import GroupCommand
+from poetry.core.packages.utils.utils import path_to_url
 from poetry.core.version.helpers import format_python_constraint
 
 from poetry_torch_cuda.commands.base import ReportsErrors
@@ -31,6 +33,7 @@ from poetry_torch_cuda.project import locked
 from poetry_torch_cuda.project.protection import protected_names
 from poetry_torch_cuda.project.selection import selection_from
 from poetry_torch_cuda.project.selection import selection_options
+from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.urls import without_credentials
 
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
 
+    from poetry_torch_cuda.lockfile.model import LockedPackage
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.selection import Selection
 
@@ -99,12 +103,15 @@ class ExportCommand(ReportsErrors, GroupCommand):
 
     def work(self) -> int:
         config = configured(self.poetry.pyproject.data)
+        locked.check_fresh(self.poetry)  # as poetry install and poetry export do
         fmt = self.option("format")
         if fmt not in FORMATS:
             raise TorchCudaError(
                 f"--format must be {' or '.join(FORMATS)}, got {fmt!r}."
             )
-        variant = variant_argument(self.option("variant") or config.variant.name)
+        # The variant an install here takes (POETRY_TORCH_CUDA_VARIANT included).
+        here = configured(self.poetry.pyproject.data, os.environ).variant.name
+        variant = variant_argument(self.option("variant") or here)
         if variant.kind == "auto":
             raise TorchCudaError(
                 "--variant must name a build (e.g. cu129): an image is built for one."
@@ -182,27 +189,35 @@ def select(
             dependency), or (``urls``) a file's URL cannot be had.
     """
     from poetry.core.version.markers import parse_marker
+    from poetry.core.version.markers import union
 
     names = frozenset(names)
-    family = protected_names(names, [locked.locked_graph(poetry)])
+    direct = (d.name for d in poetry.package.all_requires)
+    family = protected_names(names, [locked.locked_graph(poetry)], direct)
     exported, roots = [], {}
     groups, extras = selection.groups, selection.extras
     for package, marker in locked.selected_packages(poetry, groups, extras):
         if package.name not in family:
             exported.append(_poetry_package(poetry, package, str(marker), urls))
         elif package.name in names:
-            roots[package.name] = marker
-    chosen = [(p.name, p.version) for p in entry.packages if p.name in roots]
+            roots[(package.name, public_version(package.version.text))] = marker
+    # A root at each selected version, under its marker; what they need, under theirs.
+    needed = union(*roots.values())
+    chosen = [(p.name, p.version) for p in entry.packages if _key(p) in roots]
     for one in entry.closure(chosen, None):  # every environment's
-        markers = parse_marker(one.markers).without_extras()
-        if one.name in roots:
-            markers = markers.intersect(roots[one.name])
+        markers = parse_marker(one.markers).intersect(roots.get(_key(one), needed))
+        if markers.is_empty():
+            continue
         files = tuple((f.filename, f.url, f.sha256) for f in entry.files(one))
         shown = "" if markers.is_any() else str(markers)
         exported.append(
             ExportedPackage(one.name, one.version, shown, entry.index_url, files)
         )
     return sorted(exported, key=lambda p: (p.name, p.version))
+
+
+def _key(package: LockedPackage) -> tuple[NormalizedName, str | None]:
+    return package.name, public_version(package.version)
 
 
 def _poetry_package(
@@ -247,6 +262,8 @@ def requirements_txt(
     ]
     for package in packages:
         url = package.url and without_credentials(package.url)
+        if url and "://" not in url:  # a file dependency's path: pip wants a URL
+            url = path_to_url(url)
         what = f"=={package.version}" if url is None else f" @ {url}"
         marker = f" ; {package.markers}" if package.markers else ""
         hashes = sorted({sha for _, _, sha in package.files})

@@ -162,10 +162,10 @@ def protected_for(
     """The torch family as the lock and the environment see it, less what the project
     depends on itself (its own ``triton``), which stays Poetry's."""
     installed_graph = installed.graph(config.package_names)
-    protected = protected_names(config.package_names, [locked.graph, installed_graph])
+    graphs = [locked.graph, installed_graph]
     # What the installed build needs but the lock never heard of is pip's, not Poetry's.
-    protected |= frozenset(installed_graph) - frozenset(locked.graph)
-    return protected - (locked.direct - config.package_names)
+    unknown = frozenset(installed_graph) - frozenset(locked.graph) - locked.direct
+    return protected_names(config.package_names, graphs, locked.direct) | unknown
 
 
 def plan_for(

@@ -494,10 +494,11 @@ def _stale(
         reasons.append(
             f"{name}'s index is now {url}, it was locked from {entry.index_url}"
         )
+    roots = [(r.name, r.version) for r in _roots_for(poetry, config, variant)]
     missing = [
-        f"{root.name} {root.version}"
-        for root in _roots_for(poetry, config, variant)
-        if root.version is not None and entry.package(root.name, root.version) is None
+        f"{name} {version}"
+        for name, version in roots
+        if version is not None and entry.package(name, version) is None
     ] + [
         f"{d.name} {d.version}"
         for p in entry.packages
@@ -506,9 +507,6 @@ def _stale(
     ]
     if missing:
         reasons.append(f"{name} lacks {', '.join(sorted(set(missing)))}")
-    roots = [
-        (p.name, p.version) for p in entry.packages if p.name in config.package_names
-    ]
     with suppress(KeyError):  # a hole, named above
         needed = entry.closure(roots, None)
         reasons += [

@@ -56,11 +56,15 @@ def content_hash(poetry: Poetry) -> str:
 def selected_packages(
     poetry: Poetry, groups: Iterable[str] | None = None, extras: Iterable[str] = ()
 ) -> list[tuple[Package, BaseMarker]]:
-    """poetry.lock's packages in ``groups`` (``None``: all) with ``extras``, as
-    ``poetry install`` selects them, each with its marker for those groups,
-    the ``extra`` part left out (it was just decided). A lock older than format
-    2.1 has no groups or markers: every package counts, everywhere."""
+    """poetry.lock's packages in ``groups`` (``None``: all, with every extra) with
+    ``extras``, as ``poetry install`` selects them, each with its marker for those
+    groups, its ``extra`` parts decided (``A or extra == "x"`` is ``A`` without
+    ``x``). A lock older than format 2.1 has no groups or markers: every package
+    counts, everywhere."""
     from poetry.core.version.markers import AnyMarker
+    from poetry.core.version.markers import MarkerUnion
+    from poetry.core.version.markers import dnf
+    from poetry.core.version.markers import union
 
     locker = poetry.locker
     if not locker.is_locked():
@@ -73,7 +77,11 @@ def selected_packages(
     for package, info in locker.locked_packages().items():
         shared = info.groups if wanted is None else info.groups & wanted
         marker = info.get_marker(shared)
-        if shared and (wanted is None or marker.only("extra").validate(active)):
+        if wanted is not None:  # the alternatives whose extras are asked for
+            either = dnf(marker)
+            ors = either.markers if isinstance(either, MarkerUnion) else (either,)
+            marker = union(*(m for m in ors if m.validate(active)))
+        if shared and not marker.is_empty():
             chosen.append((package, marker.without_extras()))
     return chosen
 

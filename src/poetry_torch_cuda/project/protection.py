@@ -57,8 +57,11 @@ def merge_graphs(
 def protected_names(
     configured: Iterable[NormalizedName],
     graphs: Iterable[Mapping[NormalizedName, Iterable[NormalizedName]]],
+    direct: Iterable[NormalizedName] = (),
 ) -> frozenset[NormalizedName]:
-    """The configured packages plus the CUDA-bound wheels in their dependency closure.
+    """The configured packages plus the CUDA-bound wheels in their dependency closure,
+    less the project's own ``direct`` dependencies (its own ``triton``), which stay
+    Poetry's.
 
     ``graphs`` are dependency graphs (the lock's, the environment's); a name
     reachable in any of them counts, so a cu12 wheel the installed torch
@@ -66,7 +69,8 @@ def protected_names(
     """
     configured = frozenset(configured)
     closure = dependency_closure(configured, merge_graphs(*graphs))
-    return configured | frozenset(name for name in closure if is_cuda_bound(name))
+    family = frozenset(name for name in closure if is_cuda_bound(name))
+    return configured | (family - frozenset(direct))
 
 
 def own_cuda_wheels(
