@@ -384,6 +384,32 @@ def test_status_without_gpu_is_a_note_not_a_failure(
     ]
 
 
+def test_a_venv_whose_python_is_gone_fails_the_guards_naming_it(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """The Python the venv was made from was removed (a pyenv or Homebrew
+    upgrade): its links dangle. Every reading command fails with the cause and
+    Poetry's own fix, never Poetry's bare ``No such file or directory: 'python'``;
+    ``poetry install`` then recreates the venv and the guards pass again."""
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    env = no_gpu(tmp_path)
+    project.run("install", env_extra=env)
+    for link in (project.venv / "bin").glob("python*"):
+        link.unlink()
+        link.symlink_to(tmp_path / "removed-python" / "python3")
+    for command in ("status --check", "verify", "detect"):
+        result = run_inprocess(project, "torch-cuda", *command.split(), env_extra=env)
+        assert result.returncode == 1, result
+        assert "No such file or directory" not in result.stderr, result
+        assert (
+            f"The virtualenv {project.venv} is broken: its Python is missing, or "
+            "links to a Python that was removed; `poetry install` recreates it."
+        ) in " ".join(result.stderr.split()), result
+    project.run("install", env_extra=env)
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result
+
+
 def test_variants_for_the_locked_torch(
     installed: Project, index: IndexServer, tmp_path: Path
 ) -> None:
