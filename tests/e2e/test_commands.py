@@ -280,13 +280,21 @@ def test_status_notes_an_nvcc_of_another_cuda_major(
 @pytest.mark.parametrize(
     ("env_kind", "warning"),
     [
-        ("pascal", "cu129 not built for sm_61 (NVIDIA GeForce GTX 1080)"),
+        (
+            "pascal",
+            (
+                "cu129 not built for sm_61 (NVIDIA GeForce GTX 1080): builds "
+                "sm_70..sm_120+PTX; `poetry torch-cuda detect` shows which variant "
+                "runs here"
+            ),
+        ),
         (
             "old-driver",
             (
                 "cu129 needs driver >= 525.60.13 (CUDA 12.x minor-version "
                 "compatibility) or >= 575.51.03 (full CUDA 12.9 support); driver "
-                "520.61.05 supports CUDA 11.8"
+                "520.61.05 supports CUDA 11.8; update the driver, or `poetry "
+                "torch-cuda detect` shows which variant runs here"
             ),
         ),
         (

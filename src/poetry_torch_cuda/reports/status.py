@@ -186,8 +186,10 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
                 f"{verdict.reasons[0]} on this machine: {variant}'s torch runs on the "
                 "CPU only here"
             )
-        elif verdict.usable is False:
-            report.warnings.extend(f"{variant} {reason}" for reason in verdict.reasons)
+        elif verdict.usable is False:  # its notes: predates, above
+            fix = "`poetry torch-cuda detect` shows which variant runs here"
+            fix = fix if verdict.driver_ok else f"update the driver, or {fix}"
+            report.warnings.append(f"{variant} {verdict.reasons[-1]}; {fix}")
     for package in report.packages:
         if package.matches:  # always, without a lock or builds for this platform
             continue
