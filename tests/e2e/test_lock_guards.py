@@ -359,3 +359,21 @@ def test_lock_check_fails_when_the_index_moved(
             f"{name}'s index is now {index.url}/mirror/{name}, it was locked from "
             f"{index.url}/whl/{name}" in result.stderr
         ), result
+
+
+def test_lock_check_names_a_lock_it_cannot_read_once_with_its_own_fix(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A teammate's newer plugin wrote lock-version 2.0: the check says so with the
+    reader's fix, not that the file "does not match this project" followed by a
+    second fix (re-lock and commit: a downgrade of the teammate's file)."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    path.write_text(path.read_text().replace('"1.0"', '"2.0"', 1))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert result.stderr.split() == (
+        "torch-cuda.lock has lock-version 2.0; this poetry-torch-cuda reads 1.0. "
+        "Upgrade the plugin, or run `poetry torch-cuda lock` to write it again."
+    ).split(), result
