@@ -373,7 +373,7 @@ def test_lock_check_names_a_lock_it_cannot_read_once_with_its_own_fix(
     path.write_text(path.read_text().replace('"1.0"', '"2.0"', 1))
     result = run_inprocess(project, "torch-cuda", "lock", "--check")
     assert result.returncode == 1, result
-    assert result.stderr.split() == (
+    assert " ".join(result.stderr.split()) == (
         "torch-cuda.lock has lock-version 2.0; this poetry-torch-cuda reads 1.0. "
         "Upgrade the plugin, or run `poetry torch-cuda lock` to write it again."
-    ).split(), result
+    ), result

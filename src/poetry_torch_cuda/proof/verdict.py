@@ -337,7 +337,7 @@ def _build(torch: dict[str, Any], version: str, variant: Variant) -> list[Check]
             cause = f"its files are not the build its +{variant} label names: another "
             cause += "build was installed over them, or the index serves a mislabelled "
             cause += "wheel"
-            fix += f"; if the check still fails, index-url serves a mislabelled "
+            fix += "; if the check still fails, index-url serves a mislabelled "
             fix += f"{variant} wheel: ask whoever runs the index"
         checks.append(Check("build", "fail", message, cause, fix))
     return checks
