@@ -392,6 +392,26 @@ def test_status_without_gpu_is_a_note_not_a_failure(
     ]
 
 
+def test_a_conflicted_poetry_lock_fails_every_guard_naming_the_lock_file(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A merge left conflict markers in poetry.lock: status said only "Invalid
+    statement (at line …)", naming no file; it says what verify and lock --check
+    say (Poetry's own words for it)."""
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    project.run("lock")
+    text = project.lock_text()
+    cut = text.index('[[package]]\nname = "torch"')
+    project.lockfile.write_text(
+        f"{text[:cut]}<<<<<<< HEAD\n{text[cut:]}=======\n>>>>>>> bot\n"
+    )
+    env = no_gpu(tmp_path)
+    for command in ("status --check", "verify", "lock --check"):
+        result = run_inprocess(project, "torch-cuda", *command.split(), env_extra=env)
+        assert result.returncode == 1, result
+        assert "Unable to read the lock file (" in result.stderr, (command, result)
+
+
 def test_a_venv_whose_python_is_gone_fails_the_guards_naming_it(
     tmp_path: Path, index: IndexServer
 ) -> None:

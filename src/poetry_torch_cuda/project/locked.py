@@ -147,9 +147,14 @@ STALE_LOCK = (
 
 
 def is_stale(poetry: Poetry) -> bool:
-    """Whether poetry.lock exists but no longer matches pyproject.toml (Poetry's check)."""
+    """Whether poetry.lock exists but no longer matches pyproject.toml (Poetry's check).
+
+    Raises:
+        RuntimeError: poetry.lock cannot be read (Poetry's words, which name it;
+            ``is_fresh`` would raise the bare TOML error).
+    """
     locker = poetry.locker
-    return locker.is_locked() and not locker.is_fresh()
+    return locker.is_locked() and bool(locker.lock_data) and not locker.is_fresh()
 
 
 def check_fresh(poetry: Poetry) -> None:
