@@ -377,3 +377,16 @@ def test_lock_check_names_a_lock_it_cannot_read_once_with_its_own_fix(
         "torch-cuda.lock has lock-version 2.0; this poetry-torch-cuda reads 1.0. "
         "Upgrade the plugin, or run `poetry torch-cuda lock` to write it again."
     ), result
+
+
+def test_lock_check_without_poetry_lock_names_poetry_lock_alone(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """No poetry.lock yet: the fix is `poetry lock`, which writes both; not also
+    "run `poetry torch-cuda lock` and commit", which fails for the same cause."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert " ".join(result.stderr.split()) == (
+        "poetry.lock does not exist; run `poetry lock` first."
+    ), result

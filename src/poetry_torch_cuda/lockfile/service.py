@@ -546,11 +546,12 @@ def check_lock(poetry: Poetry) -> list[str]:
     (empty: it would). The whole file is read, every entry checked.
 
     Raises:
-        LockFileError: torch-cuda.lock cannot be read (its message has the fix).
+        TorchCudaError: poetry.lock does not exist, or torch-cuda.lock cannot be
+            read (each message has its own fix).
     """
     config = configured(poetry.pyproject.data)
     if not poetry.locker.is_locked():
-        return [NO_POETRY_LOCK]
+        raise TorchCudaError(f"{NO_POETRY_LOCK}.")
     lock = read_lock(lock_path(poetry))
     if lock is None:
         return [f"{LOCK_NAME} does not exist"]
