@@ -392,6 +392,30 @@ def test_status_without_gpu_is_a_note_not_a_failure(
     ]
 
 
+def test_a_damaged_metadata_fails_the_guards_naming_it(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch's METADATA lost its Version (an install killed while writing it):
+    status and verify crashed ("'NoneType' object has no attribute 'lower'") or
+    reported a torch "None"; they name the damaged file and the way out."""
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    env = no_gpu(tmp_path)
+    project.run("install", env_extra=env)
+    (dist_info,) = project.site_packages().glob("torch-*.dist-info")
+    for damaged in ("garbage\n", "Metadata-Version: 2.1\nName: torch\n"):
+        (dist_info / "METADATA").write_text(damaged)
+        for command in ("status --check", "verify"):
+            result = run_inprocess(
+                project, "torch-cuda", *command.split(), env_extra=env
+            )
+            assert result.returncode == 1, result
+            assert " ".join(result.stderr.split()) == (
+                f"torch's METADATA in {project.site_packages()} names no version: a "
+                "damaged install. Delete torch's .dist-info folder there, then run "
+                "`poetry torch-cuda sync --force`."
+            ), result
+
+
 def test_a_conflicted_poetry_lock_fails_every_guard_naming_the_lock_file(
     tmp_path: Path, index: IndexServer
 ) -> None:
