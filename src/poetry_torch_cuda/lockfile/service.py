@@ -546,8 +546,7 @@ def check_lock(poetry: Poetry) -> list[str]:
     (empty: it would). The whole file is read, every entry checked.
 
     Raises:
-        TorchCudaError: poetry.lock does not exist, or torch-cuda.lock cannot be
-            read (each message has its own fix).
+        TorchCudaError: no poetry.lock, or torch-cuda.lock cannot be read.
     """
     config = configured(poetry.pyproject.data)
     if not poetry.locker.is_locked():

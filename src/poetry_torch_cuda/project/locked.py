@@ -150,8 +150,7 @@ def is_stale(poetry: Poetry) -> bool:
     """Whether poetry.lock exists but no longer matches pyproject.toml (Poetry's check).
 
     Raises:
-        RuntimeError: poetry.lock cannot be read (Poetry's words, which name it;
-            ``is_fresh`` would raise the bare TOML error).
+        RuntimeError: poetry.lock cannot be read (``is_fresh`` names no file).
     """
     locker = poetry.locker
     return locker.is_locked() and bool(locker.lock_data) and not locker.is_fresh()
