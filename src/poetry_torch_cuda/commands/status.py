@@ -53,7 +53,12 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         ctx = self.context()
         report = build_report(ctx, probe(self.env))
         fleet = fleet_checks(ctx)
-        report.warnings += [f"target {c.summary()}" for c in fleet if not c.ok]
+        report.warnings += [
+            f"target {c.summary()}; `poetry torch-cuda detect --target "
+            f"{c.target.name}` shows which variant runs there"
+            for c in fleet
+            if not c.ok
+        ]
         if self.option("json"):
             created = not isinstance(self.env, NotCreatedEnv)
             self.write_json(
