@@ -392,6 +392,30 @@ def test_status_without_gpu_is_a_note_not_a_failure(
     ]
 
 
+def test_status_does_not_call_the_wheels_of_a_removed_torch_unneeded(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch was uninstalled by hand: status said its CUDA wheels were "nothing
+    needs" and to run `sync`, which removed them and installed nothing; the one
+    fix is `poetry install`, which puts torch back and needs them."""
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    env = no_gpu(tmp_path)
+    project.run("install", env_extra=env)
+    project.pip("uninstall", "-y", "torch")
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 1, result
+    assert (
+        "Warning: torch 2.14.1+cu129 is not installed; run `poetry install`"
+        in result.stdout
+    ), result
+    assert "nothing needs" not in result.stdout, result
+    assert "Orphans      none" in result.stdout, result
+    project.run("install", env_extra=env)
+    assert project.installed()["triton"] == "3.6.0"
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result
+
+
 def test_a_damaged_metadata_fails_the_guards_naming_it(
     tmp_path: Path, index: IndexServer
 ) -> None:

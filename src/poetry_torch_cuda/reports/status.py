@@ -151,6 +151,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         held = {name: plan.installed.get(name) for name in wheels}
         report.cuda_wheels = {n: d.version for n, d in held.items() if d is not None}
         orphans = find_orphans(wheels, targets.values(), plan.installed, plan.poetrys)
+        if any(installed.get(t.name) is None for t in plan.install):
+            orphans = []  # what a build not installed needs: `poetry install` tells
         majors = cuda_majors(targets.values(), plan.installed)
         foreign = foreign_wheels(orphans, majors)
         report.orphans = list(orphans)
