@@ -280,13 +280,21 @@ def test_status_notes_an_nvcc_of_another_cuda_major(
 @pytest.mark.parametrize(
     ("env_kind", "warning"),
     [
-        ("pascal", "cu129 not built for sm_61 (NVIDIA GeForce GTX 1080)"),
+        (
+            "pascal",
+            (
+                "cu129 not built for sm_61 (NVIDIA GeForce GTX 1080): builds "
+                "sm_70..sm_120+PTX; `poetry torch-cuda detect` shows which variant "
+                "runs here"
+            ),
+        ),
         (
             "old-driver",
             (
                 "cu129 needs driver >= 525.60.13 (CUDA 12.x minor-version "
                 "compatibility) or >= 575.51.03 (full CUDA 12.9 support); driver "
-                "520.61.05 supports CUDA 11.8"
+                "520.61.05 supports CUDA 11.8; update the driver, or `poetry "
+                "torch-cuda detect` shows which variant runs here"
             ),
         ),
         (
@@ -382,6 +390,100 @@ def test_status_without_gpu_is_a_note_not_a_failure(
     assert data["notes"] == [
         "no NVIDIA driver found on this machine: cu129's torch runs on the CPU only here"
     ]
+
+
+def test_status_does_not_call_the_wheels_of_a_removed_torch_unneeded(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch was uninstalled by hand: status said its CUDA wheels were "nothing
+    needs" and to run `sync`, which removed them and installed nothing; the one
+    fix is `poetry install`, which puts torch back and needs them."""
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    env = no_gpu(tmp_path)
+    project.run("install", env_extra=env)
+    project.pip("uninstall", "-y", "torch")
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 1, result
+    assert (
+        "Warning: torch 2.14.1+cu129 is not installed; run `poetry install`"
+        in result.stdout
+    ), result
+    assert "nothing needs" not in result.stdout, result
+    assert "Orphans      none" in result.stdout, result
+    project.run("install", env_extra=env)
+    assert project.installed()["triton"] == "3.6.0"
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result
+
+
+def test_a_damaged_metadata_fails_the_guards_naming_it(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch's METADATA lost its Version (an install killed while writing it):
+    status and verify crashed ("'NoneType' object has no attribute 'lower'") or
+    reported a torch "None"; they name the damaged file and the way out."""
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    env = no_gpu(tmp_path)
+    project.run("install", env_extra=env)
+    (dist_info,) = project.site_packages().glob("torch-*.dist-info")
+    for damaged in ("garbage\n", "Metadata-Version: 2.1\nName: torch\n"):
+        (dist_info / "METADATA").write_text(damaged)
+        for command in ("status --check", "verify"):
+            result = run_inprocess(
+                project, "torch-cuda", *command.split(), env_extra=env
+            )
+            assert result.returncode == 1, result
+            assert " ".join(result.stderr.split()) == (
+                f"torch's METADATA in {project.site_packages()} names no version: a "
+                "damaged install. Delete torch's .dist-info folder there, then run "
+                "`poetry torch-cuda sync --force`."
+            ), result
+
+
+def test_a_conflicted_poetry_lock_fails_every_guard_naming_the_lock_file(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A merge left conflict markers in poetry.lock: status said only "Invalid
+    statement (at line …)", naming no file; it says what verify and lock --check
+    say (Poetry's own words for it)."""
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    project.run("lock")
+    text = project.lock_text()
+    cut = text.index('[[package]]\nname = "torch"')
+    project.lockfile.write_text(
+        f"{text[:cut]}<<<<<<< HEAD\n{text[cut:]}=======\n>>>>>>> bot\n"
+    )
+    env = no_gpu(tmp_path)
+    for command in ("status --check", "verify", "lock --check"):
+        result = run_inprocess(project, "torch-cuda", *command.split(), env_extra=env)
+        assert result.returncode == 1, result
+        assert "Unable to read the lock file (" in result.stderr, (command, result)
+
+
+def test_a_venv_whose_python_is_gone_fails_the_guards_naming_it(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """The Python the venv was made from was removed (a pyenv or Homebrew
+    upgrade): its links dangle. Every reading command fails with the cause and
+    Poetry's own fix, never Poetry's bare ``No such file or directory: 'python'``;
+    ``poetry install`` then recreates the venv and the guards pass again."""
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    env = no_gpu(tmp_path)
+    project.run("install", env_extra=env)
+    for link in (project.venv / "bin").glob("python*"):
+        link.unlink()
+        link.symlink_to(tmp_path / "removed-python" / "python3")
+    for command in ("status --check", "verify", "detect"):
+        result = run_inprocess(project, "torch-cuda", *command.split(), env_extra=env)
+        assert result.returncode == 1, result
+        assert "No such file or directory" not in result.stderr, result
+        assert (
+            f"The virtualenv {project.venv} is broken: its Python is missing, or "
+            "links to a Python that was removed; `poetry install` recreates it."
+        ) in " ".join(result.stderr.split()), result
+    project.run("install", env_extra=env)
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result
 
 
 def test_variants_for_the_locked_torch(

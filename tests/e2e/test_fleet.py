@@ -116,7 +116,8 @@ def test_status_check_fails_for_a_target_the_variant_cannot_run(
         assert result.returncode == 1
         assert (
             "Warning: target lab (driver 550.54.14, sm_61, linux-x86_64): cu129 cannot "
-            "run there: not built for sm_61 (declared GPU 0): builds sm_70..sm_120+PTX"
+            "run there: not built for sm_61 (declared GPU 0): builds sm_70..sm_120+PTX; "
+            "`poetry torch-cuda detect --target lab` shows which variant runs there"
         ) in result.stdout
         assert "Everything is in line." not in result.stdout
         detect = run_inprocess(

@@ -381,3 +381,34 @@ def test_lock_check_refuses_a_torch_poetry_lock_no_longer_locks(
     assert (
         "cu129 holds torch 2.13.0+cu129, which nothing in it needs" in result.stderr
     ), result
+
+
+def test_lock_check_names_a_lock_it_cannot_read_once_with_its_own_fix(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A teammate's newer plugin wrote lock-version 2.0: the check says so with the
+    reader's fix, not that the file "does not match this project" followed by a
+    second fix (re-lock and commit: a downgrade of the teammate's file)."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    path.write_text(path.read_text().replace('"1.0"', '"2.0"', 1))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert " ".join(result.stderr.split()) == (
+        "torch-cuda.lock has lock-version 2.0; this poetry-torch-cuda reads 1.0. "
+        "Upgrade the plugin, or run `poetry torch-cuda lock` to write it again."
+    ), result
+
+
+def test_lock_check_without_poetry_lock_names_poetry_lock_alone(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """No poetry.lock yet: the fix is `poetry lock`, which writes both; not also
+    "run `poetry torch-cuda lock` and commit", which fails for the same cause."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert " ".join(result.stderr.split()) == (
+        "poetry.lock does not exist; run `poetry lock` first."
+    ), result

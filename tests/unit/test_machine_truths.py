@@ -202,6 +202,29 @@ def test_the_build_is_compared_with_its_variant(
         assert any(wrong in message for message in failures), failures
 
 
+def test_another_cuda_under_the_variants_own_label_is_not_blamed_on_it() -> None:
+    """torch 2.14.1+cu129 that says CUDA 13.0 (a mislabelled wheel on a mirror, or
+    another build installed over it): its label is the variant's, so the cause
+    names the files, and the fix what to do when a reinstall brings it back."""
+    data = report("2.14.1+cu129", cuda="13.0")
+    (failure,) = verdict_of(data, "cu129", Machine("linux", "x86_64")).failures
+    assert failure.message == (
+        "torch 2.14.1+cu129 is a CUDA 13.0 build, not the CUDA 12.9 build cu129 names"
+    )
+    assert failure.cause == (
+        "its files are not the build its +cu129 label names: another build was "
+        "installed over them, or the index serves a mislabelled wheel"
+    )
+    assert failure.fix == (
+        "`poetry torch-cuda sync --force` reinstalls the build; if the check still "
+        "fails, index-url serves a mislabelled cu129 wheel: ask whoever runs the index"
+    )
+    # Under another label the label is the cause, as before.
+    other = report("2.14.1+cu130", cuda="13.0")
+    (_, build) = verdict_of(other, "cu129", Machine("linux", "x86_64")).failures
+    assert build.cause is not None and "its label says otherwise" in build.cause
+
+
 def test_a_package_the_lock_installs_here_must_be_installed() -> None:
     data = report("2.14.1", installed=False)
     assert verdict_of(

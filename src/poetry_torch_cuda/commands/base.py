@@ -74,13 +74,19 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
         existing environment or a :class:`NotCreatedEnv` (Poetry creates none).
 
         Raises:
-            TorchCudaError: the plugin is disabled, or the input is invalid.
+            TorchCudaError: the plugin is disabled, the input is invalid, or the
+                virtualenv's Python is gone.
         """
         refuse_if_disabled()
         self.check_input(io)
         if io.input.has_option("dry-run") and not io.input.option("dry-run"):
             return
         env = EnvManager(self.poetry, io=io).get()
+        if env.is_venv() and not env.is_sane():  # Poetry would fail on its Python
+            raise TorchCudaError(
+                f"The virtualenv {env.path} is broken: its Python is missing, or links "
+                "to a Python that was removed; `poetry install` recreates it."
+            )
         if not env.is_venv() and self.poetry.config.get("virtualenvs.create", True):
             nowhere = self.poetry.pyproject_path.parent / ".venv" / "not-created-yet"
             env = NotCreatedEnv(Path(env.path), nowhere)

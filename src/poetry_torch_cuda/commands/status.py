@@ -52,7 +52,12 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         ctx = self.context()
         report = build_report(ctx, probe(self.env))
         fleet = fleet_checks(ctx)
-        report.warnings += [f"target {c.summary()}" for c in fleet if not c.ok]
+        report.warnings += [
+            f"target {c.summary()}; `poetry torch-cuda detect --target "
+            f"{c.target.name}` shows which variant runs there"
+            for c in fleet
+            if not c.ok
+        ]
         where = None if isinstance(self.env, NotCreatedEnv) else str(self.env.path)
         if not self.as_json(
             {

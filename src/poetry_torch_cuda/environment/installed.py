@@ -24,6 +24,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
+from poetry_torch_cuda.errors import TorchCudaError
+
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -75,7 +77,7 @@ class InstalledEnvironment:
             return self._everything.get(key)
         if key not in self._cache:
             found = next(iter(metadata.distributions(name=key, path=self._paths)), None)
-            self._cache[key] = None if found is None else self._describe(found)
+            self._cache[key] = None if found is None else self._describe(found, key)
         return self._cache[key]
 
     def version(self, name: str) -> str | None:
@@ -101,7 +103,8 @@ class InstalledEnvironment:
             for distribution in metadata.distributions(path=self._paths):
                 raw_name = distribution.metadata["Name"]
                 if raw_name and canonicalize_name(raw_name) not in found:
-                    found[canonicalize_name(raw_name)] = self._describe(distribution)
+                    key = canonicalize_name(raw_name)
+                    found[key] = self._describe(distribution, key)
             self._everything = found
         return dict(self._everything)
 
@@ -160,8 +163,16 @@ class InstalledEnvironment:
                     )
         return problems
 
-    def _describe(self, distribution: metadata.Distribution) -> InstalledDistribution:
+    def _describe(
+        self, distribution: metadata.Distribution, name: NormalizedName
+    ) -> InstalledDistribution:
         meta = distribution.metadata  # each access parses METADATA again
+        if not meta["Version"]:  # a killed install's; its Name may be gone too
+            raise TorchCudaError(
+                f"{name}'s METADATA in {distribution.locate_file('')} names no "
+                f"version: a damaged install. Delete {name}'s .dist-info folder there, "
+                "then run `poetry torch-cuda sync --force`."
+            )
         extras = [canonicalize_name(e) for e in meta.get_all("Provides-Extra") or []]
         lines = meta.get_all("Requires-Dist")
         if lines is None:  # an .egg-info keeps them in requires.txt
@@ -184,7 +195,7 @@ class InstalledEnvironment:
                     if not extra:
                         break
         return InstalledDistribution(
-            canonicalize_name(meta["Name"]),
+            name,
             meta["Version"],
             tuple(edges),
             tuple(lines),

@@ -541,14 +541,15 @@ def _stale(
 
 def check_lock(poetry: Poetry) -> list[str]:
     """Offline: why an install would not install exactly what torch-cuda.lock says
-    (empty: it would). The whole file is read, every entry checked."""
+    (empty: it would). The whole file is read, every entry checked.
+
+    Raises:
+        TorchCudaError: no poetry.lock, or torch-cuda.lock cannot be read.
+    """
     config = configured(poetry.pyproject.data)
     if not poetry.locker.is_locked():
-        return [NO_POETRY_LOCK]
-    try:
-        lock = read_lock(lock_path(poetry))
-    except LockFileError as error:
-        return [str(error).rstrip(".")]
+        raise TorchCudaError(f"{NO_POETRY_LOCK}.")
+    lock = read_lock(lock_path(poetry))
     if lock is None:
         return [f"{LOCK_NAME} does not exist"]
     current = _current_inputs(poetry, config)

@@ -155,9 +155,13 @@ STALE_LOCK = (
 
 
 def is_stale(poetry: Poetry) -> bool:
-    """Whether poetry.lock exists but no longer matches pyproject.toml (Poetry's check)."""
+    """Whether poetry.lock exists but no longer matches pyproject.toml (Poetry's check).
+
+    Raises:
+        RuntimeError: poetry.lock cannot be read (``is_fresh`` names no file).
+    """
     locker = poetry.locker
-    return locker.is_locked() and not locker.is_fresh()
+    return locker.is_locked() and bool(locker.lock_data) and not locker.is_fresh()
 
 
 def check_fresh(poetry: Poetry) -> None:

@@ -332,7 +332,14 @@ def _build(torch: dict[str, Any], version: str, variant: Variant) -> list[Check]
         message = f"torch {version} is {what}, not {expected}"
         cause = "the installed torch is not the variant's build "
         cause += "(its label says otherwise)"
-        checks.append(Check("build", "fail", message, cause, SYNC_FORCE))
+        fix = SYNC_FORCE
+        if label_of(version) == variant.name:  # the label is right, the files not
+            cause = f"its files are not the build its +{variant} label names: another "
+            cause += "build was installed over them, or the index serves a mislabelled "
+            cause += "wheel"
+            fix += "; if the check still fails, index-url serves a mislabelled "
+            fix += f"{variant} wheel: ask whoever runs the index"
+        checks.append(Check("build", "fail", message, cause, fix))
     return checks
 
 

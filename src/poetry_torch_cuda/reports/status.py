@@ -149,7 +149,9 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         report.cuda_wheels = {
             n: d.version for n in wheels if (d := held.get(n)) is not None
         }
-        report.orphans = find_orphans(wheels, targets.values(), held, plan.poetrys)
+        if all(held.get(t.name) is not None for t in plan.install):
+            # what a build not installed needs is `poetry install`'s to tell
+            report.orphans = find_orphans(wheels, targets.values(), held, plan.poetrys)
         majors = cuda_majors(targets.values(), held)
     builds = read_builds(config.package_names, installed)
     for requirement in config.packages:
@@ -198,8 +200,10 @@ def _judge(
                 f"{verdict.reasons[0]} on this machine: {variant}'s torch runs on the "
                 "CPU only here"
             )
-        elif verdict.usable is False:
-            report.warnings.extend(f"{variant} {reason}" for reason in verdict.reasons)
+        elif verdict.usable is False:  # its notes: predates, above
+            fix = "`poetry torch-cuda detect` shows which variant runs here"
+            fix = fix if verdict.driver_ok else f"update the driver, or {fix}"
+            report.warnings.append(f"{variant} {verdict.reasons[-1]}; {fix}")
     for package in report.packages:
         name, build = package.name, package.installed
         if package.matches:  # always, without a lock or builds for this platform
