@@ -217,6 +217,18 @@ def test_export_refuses_an_entry_that_lacks_a_dependency_as_the_check_does(
     assert run_inprocess(project, "torch-cuda", "lock", "--check").returncode == 0
 
 
+def test_lock_check_without_poetry_lock_names_the_one_command_that_helps(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """`poetry torch-cuda lock` fails too without poetry.lock; `poetry lock`
+    writes both files."""
+    project = Project.create(tmp_path, index, DEPS, TWO)
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 1, check
+    assert "poetry.lock does not exist; run `poetry lock` first" in check.stderr
+    assert "`poetry torch-cuda lock`" not in check.stderr, check
+
+
 def test_lock_check_refuses_an_entry_named_no_variant(
     tmp_path: Path, index: IndexServer
 ) -> None:

@@ -545,10 +545,14 @@ def _stale(
 
 def check_lock(poetry: Poetry) -> list[str]:
     """Offline: why an install would not install exactly what torch-cuda.lock says
-    (empty: it would). The whole file is read, every entry checked."""
+    (empty: it would). The whole file is read, every entry checked.
+
+    Raises:
+        TorchCudaError: poetry.lock does not exist (`poetry lock` writes both).
+    """
     config = configured(poetry.pyproject.data)
     if not poetry.locker.is_locked():
-        return [NO_POETRY_LOCK]
+        raise TorchCudaError(f"{NO_POETRY_LOCK}.")
     try:
         lock = read_lock(lock_path(poetry))
     except LockFileError as error:
