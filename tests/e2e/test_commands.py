@@ -672,6 +672,11 @@ def test_lock_warns_when_the_variant_lacks_the_locked_torch(
         "torch-cuda: cu126 has no build of torch 2.14.1 (locked in poetry.lock) at "
         f"{index.whl_url('cu126')}; it has torch 2.13.0." in result.stderr
     )
+    # torch-cuda.lock is not written either; re-locking would fail the same way,
+    # so the warning gives the ways on that work, not "Run `poetry torch-cuda lock`".
+    assert "could not update torch-cuda.lock" in result.stderr, result
+    assert "Choose a variant that has it" in result.stderr, result
+    assert "Run `poetry torch-cuda lock`" not in result.stderr, result
     assert [p for p in index.requests if p.startswith("/whl/")] == ["/whl/cu126/torch/"]
 
     index.clear_requests()
@@ -686,6 +691,15 @@ def test_lock_warns_when_the_variant_lacks_the_locked_torch(
     result = run_inprocess(project, "lock")
     assert result.returncode == 0, result
     assert "torch-cuda" not in result.stderr
+
+
+def test_lock_counts_one_package_in_the_singular(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory({"torch": "*"}, 'variant = "cpu"')
+    result = run_inprocess(project, "lock")
+    assert result.returncode == 0, result
+    assert "wrote torch-cuda.lock (cpu: 1 package, 1 file)" in result.stdout, result
 
 
 def test_variants_names_the_pick_auto_makes_even_beside_a_newer_variant(

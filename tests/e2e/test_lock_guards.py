@@ -201,7 +201,7 @@ def test_export_refuses_an_entry_that_lacks_a_dependency_as_the_check_does(
     assert run_inprocess(project, "lock").returncode == 0
     path = project.path / "torch-cuda.lock"
     path.write_text(without_package(path.read_text(), "cu129", "nvidia-cudnn-cu12"))
-    lacking = "cu129 lacks nvidia-cudnn-cu12 9.10.2.21"
+    lacking = "torch-cuda.lock's cu129 entry lacks nvidia-cudnn-cu12 9.10.2.21"
     check = run_inprocess(project, "torch-cuda", "lock", "--check")
     assert check.returncode == 1, check
     assert lacking in check.stderr, check

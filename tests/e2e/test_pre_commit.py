@@ -125,6 +125,16 @@ def test_the_hooks_are_declared_as_poetrys_own() -> None:
         assert not re.search(hook["files"], "README.md")
 
 
+def test_pre_commit_ci_skips_the_hook_that_asks_the_index() -> None:
+    """pre-commit.ci runs hooks without network access (pre-commit-ci/issues#47):
+    the README's ``ci: skip`` names the re-locking hook, and only it (the check
+    asks no index)."""
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    (block,) = yaml_blocks("pre-commit-ci")
+    skipped = yaml.safe_load(block)["ci"]["skip"]
+    assert skipped == [h["id"] for h in hooks if "--check" not in h["entry"]]
+
+
 def test_a_project_in_a_subdirectory_is_checked_with_the_readmes_args(
     tmp_path: Path, index: IndexServer
 ) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
+from string import Template
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -139,6 +141,27 @@ def test_the_bots_keep_updating_a_branch_the_recipe_committed_to() -> None:
         if "dependabot/" in block:
             (message,) = re.findall(r'commit -m "([^"]+)"', block)
             assert "[dependabot skip]" in message, block
+
+
+def test_the_gitlab_recipe_pushes_to_an_instance_on_another_port() -> None:
+    """GitLab's predefined variables for https://gitlab.example.com:8443 (its
+    "Predefined CI/CD variables"): CI_SERVER_HOST has no port, CI_SERVER_FQDN
+    (GitLab >= 16.10) has it; the push goes there, over https."""
+    instance = {
+        "CI_SERVER_HOST": "gitlab.example.com",
+        "CI_SERVER_PORT": "8443",
+        "CI_SERVER_FQDN": "gitlab.example.com:8443",
+        "CI_SERVER_URL": "https://gitlab.example.com:8443",
+        "CI_PROJECT_PATH": "group/project",
+        "CI_COMMIT_BRANCH": "renovate/torch-2.x",
+        "RELOCK_TOKEN": "token",
+    }
+    (block,) = [b for b in yaml_blocks("dependency-bots") if _ci_of(b) == "gitlab"]
+    (job,) = yaml.safe_load(block).values()
+    (push,) = [line for line in job["script"] if line.startswith("git push")]
+    url = urlsplit(shlex.split(Template(push).substitute(instance))[2])
+    assert (url.scheme, url.hostname, url.port) == ("https", "gitlab.example.com", 8443)
+    assert url.path == "/group/project.git", push
 
 
 def test_the_gpu_less_ci_recipe_runs_its_commands(

@@ -506,7 +506,9 @@ def _stale(
         if entry.package(d.name, d.version) is None
     ]
     if missing:
-        reasons.append(f"{name} lacks {', '.join(sorted(set(missing)))}")
+        reasons.append(
+            f"{LOCK_NAME}'s {name} entry lacks {', '.join(sorted(set(missing)))}"
+        )
     with suppress(KeyError):  # a hole, named above
         needed = entry.closure(roots, None)
         reasons += [
@@ -678,9 +680,10 @@ def lock_project(
         )
     if write_lock(path, lock):
         summary = "; ".join(
-            f"{v.name}: {len(v.packages)} packages, "
-            f"{sum(len(p.files) for p in v.packages)} files"
+            f"{v.name}: {len(v.packages)} package{'s' * (len(v.packages) != 1)}, "
+            f"{files} file{'s' * (files != 1)}"
             for v in lock.variants
+            for files in [sum(len(p.files) for p in v.packages)]
         )
         io.write_line(f"{PREFIX}: wrote {LOCK_NAME} ({summary})")
     else:
@@ -788,6 +791,8 @@ def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -
             or not isinstance(error, (LockError, IndexUnavailableError))
         ):
             raise
+        # A LockError names its own way on; re-locking as it is fails the same way.
+        fix = "" if isinstance(error, LockError) else f" {FIX}"
         io.write_error_line(
-            f"<warning>{PREFIX}: could not update {LOCK_NAME}: {esc(error)} {FIX}</>"
+            f"<warning>{PREFIX}: could not update {LOCK_NAME}: {esc(error)}{fix}</>"
         )
