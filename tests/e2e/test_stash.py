@@ -34,6 +34,7 @@ from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import descendants
 from tests.support.processes import finish
+from tests.support.processes import paused_at
 from tests.support.processes import pip_processes
 from tests.support.processes import running
 from tests.support.processes import wait_for
@@ -113,16 +114,17 @@ def _tilde(project: Project) -> list[str]:
 
 
 def test_ctrl_c_while_pip_unpacks_puts_the_previous_build_back(
-    big_cu129: Project,
+    big_cu129: Project, tmp_path: Path
 ) -> None:
     project = big_cu129
     before = project.installed()
-    with running(project, "torch-cuda", "switch", "cu130") as process:
-        # pip moved the cu129 torch aside (~orch) and writes cu130's now.
-        wait_for(lambda: bool(_tilde(project)), 120, "pip to replace torch")
+    # pip waits as it opens cu130's big file, until the signal.
+    env, paused = paused_at(tmp_path / "pause", "torch/_big.bin")
+    with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
+        wait_for(paused.exists, 120, "pip to unpack cu130's torch")
+        assert "~orch" in _tilde(project)  # pip moved the cu129 torch aside
         os.killpg(process.pid, signal.SIGINT)
         result = finish(process, timeout=120)
-
     assert result.returncode == 130, describe(result)
     assert "put back as it was (torch 2.14.1+cu129" in result.stderr, describe(result)
     assert "Nothing changed" not in result.stderr
