@@ -66,10 +66,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     if plan.install:
         try:  # the one way back from any failure below, interrupts included
             stash = Stash.take(env, plan.protected & set(plan.installed.all()))
-        except BaseException as error:  # interrupts too
-            request.forget_lock()  # a lock entry made for it stays only if it installed
-            if not isinstance(error, OSError):
-                raise
+        except OSError as error:
             raise TorchCudaError(
                 f"could not keep the installed build's files to undo a failure: "
                 f"{error}.\n{plan.unchanged} Free space where the environment is, "
@@ -89,7 +86,6 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             if orphans:  # the stash puts back what an in-process removal half did
                 remove_distributions(env, orphans, pip.uninstall)
         except BaseException as error:  # interrupts and bugs too: put back, then say so
-            request.forget_lock()  # a lock entry made for it stays only if it installed
             failure = undo(error, stash, plan, env, pip.uninstall)
             if isinstance(error, (TorchCudaError, OSError, KeyboardInterrupt)):
                 raise failure from None
@@ -211,6 +207,7 @@ def reconcile_environment(
     force: bool = False,
     compile_bytecode: bool = False,
     refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
+    write_lock: bool = True,
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
@@ -218,7 +215,9 @@ def reconcile_environment(
     writes ``.pyc`` files. The plan is made from the environment as it is under
     the lock (another run may have changed it since this one looked, with or
     without a wait); a run that waited plans with ``refresh``'s configuration
-    and variant. Returns the plan carried out.
+    and variant. An entry of torch-cuda.lock locked for the install is written
+    once it installed (not with ``write_lock=False``: ``switch`` writes the file
+    with pyproject.toml). Returns the plan carried out.
     """
     with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
         installed = installed_environment(env)
@@ -239,7 +238,10 @@ def reconcile_environment(
                 config, variant, poetry.config, config.download_concurrency
             )
             request = InstallRequest(plan, config, poetry, auth, compile_bytecode)
-            apply_plan(prepare_install(request, env, io), env, io)
+            request = prepare_install(request, env, io)
+            apply_plan(request, env, io)
+            if write_lock:
+                request.write_lock()
             if plan.install:
                 record = {"project": str(project), "variant": variant.name}
                 write_json(owner_record(env.path), record)
