@@ -16,6 +16,7 @@ from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.pyproject_edit import sweep
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -220,6 +221,7 @@ def reconcile_environment(
     with pyproject.toml). Returns the plan carried out.
     """
     with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
+        sweep(poetry.pyproject_path)  # a killed switch's new pyproject.toml
         installed = installed_environment(env)
         if waited and refresh is not None:
             config, variant = refresh() or (config, variant)
