@@ -175,8 +175,8 @@ class Stash:
 
 def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     """After a change that held, its stash becomes the previous build (none
-    after ``sync --force``, which trusts torch-cuda.lock alone, or where it
-    cannot be kept)."""
+    where it cannot be kept). A forced reinstall's stash is dropped (it may hold
+    the damage repaired) and the previous build kept before stays."""
     files = {item.sha256 for item in request.files}
     kept = False
     if not request.plan.force and stash.files:
@@ -186,7 +186,8 @@ def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     if kept:
         files |= set(_installed_from(env.path))
     else:
-        drop_previous(env.path)
+        if not request.plan.force:
+            drop_previous(env.path)
         stash.drop()
     write_json(state_dir(env.path) / INSTALLED, sorted(files))
 
