@@ -49,6 +49,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     # Only a run with something to do pays for these imports.
     from cleo.formatters.formatter import Formatter
 
+    from poetry_torch_cuda.install import signals
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.undo import Stash
     from poetry_torch_cuda.install.undo import finish
@@ -73,19 +74,20 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 f"{error}.\n{plan.unchanged} Free space where the environment is, "
                 "then run the command again."
             ) from None
-        try:
-            previous = reusable_previous(env, request)
-            if previous is not None:  # a switch back: links, no download, no pip
-                previous.put_back(env, pip.uninstall, within=plan.protected)
-                done.append("put back the previous build kept in the environment")
-            else:
-                _install_files(request, env, pip, io)
-            installed = installed_environment(env)
-            done.append(_check_installed(plan, installed))
-            targets = (*plan.install, *plan.satisfied)
-            orphans = find_orphans(plan.sweepable, targets, installed, plan.poetrys)
-            if orphans:  # the stash puts back what an in-process removal half did
-                remove_distributions(env, orphans, pip.uninstall)
+        try:  # SIGTERM and SIGHUP too, as Ctrl-C: put back, not killed half done
+            with signals.handling(signals.stop):
+                previous = reusable_previous(env, request)
+                if previous is not None:  # a switch back: links, no download, no pip
+                    previous.put_back(env, pip.uninstall, within=plan.protected)
+                    done.append("put back the previous build kept in the environment")
+                else:
+                    _install_files(request, env, pip, io)
+                installed = installed_environment(env)
+                done.append(_check_installed(plan, installed))
+                targets = (*plan.install, *plan.satisfied)
+                orphans = find_orphans(plan.sweepable, targets, installed, plan.poetrys)
+                if orphans:  # the stash puts back what an in-process removal half did
+                    remove_distributions(env, orphans, pip.uninstall)
         except BaseException as error:  # interrupts and bugs too: put back, then say so
             failure = undo(error, stash, plan, env, pip.uninstall)
             if isinstance(error, (TorchCudaError, OSError, KeyboardInterrupt)):

@@ -303,7 +303,6 @@ def undo(
     uninstall: Uninstaller,
 ) -> TorchCudaError:
     """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
-    interrupted = isinstance(error, KeyboardInterrupt)
     state = plan.unchanged
     try:
         changes = stash.put_back(env, uninstall)
@@ -324,9 +323,13 @@ def undo(
                 "The environment was put back as it was "
                 f"({held or 'no torch build'}; undone: {', '.join(changes)})."
             )
-    cause = "interrupted while installing" if interrupted else str(error)
-    wrapped = TorchCudaError(f"{cause}\n{state}")
-    wrapped.exit_code = getattr(error, "exit_code", None) or (130 if interrupted else 1)
+    signum = signals.signum_of(error) if isinstance(error, KeyboardInterrupt) else 0
+    asked = ", ".join(map(str, plan.install))
+    cause = f"{signals.signal_name(signum)} interrupted the install of {asked}"
+    wrapped = TorchCudaError(f"{cause if signum else error}\n{state}")
+    wrapped.exit_code = getattr(error, "exit_code", None) or (
+        128 + signum if signum else 1
+    )
     return wrapped
 
 

@@ -684,9 +684,7 @@ def lock_project(
     return lock
 
 
-def _write(
-    path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False
-) -> None:
+def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) -> None:
     """Write ``lock`` to ``path`` and say so (``refresh``: also when unchanged)."""
     if write_lock(path, lock):
         summary = "; ".join(
