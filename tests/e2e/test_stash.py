@@ -126,6 +126,12 @@ def test_ctrl_c_while_pip_unpacks_puts_the_previous_build_back(
         os.killpg(process.pid, signal.SIGINT)
         result = finish(process, timeout=120)
     assert result.returncode == 130, describe(result)
+    # pip leaves a Ctrl-C half done (it undoes only its own errors): the stash undoes it.
+    assert result.stderr.splitlines()[0] == (
+        "SIGINT interrupted pip while installing torch==2.14.1+cu130, "
+        "torchvision==0.29.1+cu130 from the downloaded files. Run the command "
+        "again to finish."
+    ), describe(result)
     assert "put back as it was (torch 2.14.1+cu129" in result.stderr, describe(result)
     assert "Nothing changed" not in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
