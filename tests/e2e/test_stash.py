@@ -411,6 +411,8 @@ def test_kill_9_of_a_switch_to_a_variant_not_locked_changes_no_project_file(
     assert project.installed() == before, describe(again)
     assert {k: v for k, v in _project_files(project).items() if k != "owner"} == files
     assert [p.name for p in project.path.glob(".*.tmp")] == []
+    assert _tilde(project) == [], describe(again)
+    assert broken_records(project.site_packages()) == []
 
 
 def _probes(pid: int) -> list[int]:
