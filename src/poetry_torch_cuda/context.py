@@ -100,11 +100,13 @@ class RunContext:
         force: bool = False,
         compile_bytecode: bool = False,
         refresh: bool = False,
+        write_lock: bool = True,
     ) -> Plan:
         """Make the environment hold ``variant`` through the one locked install path.
 
         With ``refresh``, a run that waited for another one plans again with
-        the configuration as it is then; returns the plan carried out.
+        the configuration as it is then; ``write_lock``: see
+        ``reconcile_environment``. Returns the plan carried out.
         """
         locked, env, io = self.locked, self.env, self.io
         again = refresher(self.poetry, env, locked.versions) if refresh else None
@@ -118,6 +120,7 @@ class RunContext:
             force=force,
             compile_bytecode=compile_bytecode,
             refresh=again,
+            write_lock=write_lock,
         )
         if plan.is_empty:  # what it planned from, read under the lock
             self.installed = plan.installed

@@ -25,6 +25,7 @@ from tests.support.kept import kept_install
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import finish
+from tests.support.processes import paused_at
 from tests.support.processes import pip_processes
 from tests.support.processes import running
 from tests.support.processes import start_poetry
@@ -243,6 +244,29 @@ def test_signal_to_poetry_mid_download_rolls_back(
         "nothing was installed",
         "Nothing changed: the environment still has torch 2.14.1+cu129",
         exit_code=128 + signum,
+    )
+    before.assert_unchanged(cu129_project)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_sigterm_while_the_old_cuda_wheels_are_removed_rolls_back(
+    cu129_project: Project, tmp_path: Path, command: str
+) -> None:
+    """pip is done; the CUDA 12 wheels nothing needs any more are being removed."""
+    before = Snapshot.of(cu129_project)
+    args, env = COMMANDS[command]
+    pause, paused = paused_at(
+        tmp_path / "pause", "nvidia_cudnn_cu12/__init__.py", "os.remove"
+    )
+    with running(cu129_project, *args, env_extra={**env, **pause}) as process:
+        wait_for(paused.exists, 120, "the removal of nvidia-cudnn-cu12")
+        os.killpg(process.pid, signal.SIGTERM)
+        result = finish(process)
+    assert_one_clear_failure(
+        result,
+        "SIGTERM interrupted",
+        "The environment was put back as it was (torch 2.14.1+cu129",
+        exit_code=128 + signal.SIGTERM,
     )
     before.assert_unchanged(cu129_project)
 

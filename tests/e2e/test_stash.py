@@ -34,6 +34,7 @@ from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import descendants
 from tests.support.processes import finish
+from tests.support.processes import paused_at
 from tests.support.processes import pip_processes
 from tests.support.processes import running
 from tests.support.processes import wait_for
@@ -113,17 +114,24 @@ def _tilde(project: Project) -> list[str]:
 
 
 def test_ctrl_c_while_pip_unpacks_puts_the_previous_build_back(
-    big_cu129: Project,
+    big_cu129: Project, tmp_path: Path
 ) -> None:
     project = big_cu129
     before = project.installed()
-    with running(project, "torch-cuda", "switch", "cu130") as process:
-        # pip moved the cu129 torch aside (~orch) and writes cu130's now.
-        wait_for(lambda: bool(_tilde(project)), 120, "pip to replace torch")
+    # pip waits as it opens cu130's big file, until the signal.
+    env, paused = paused_at(tmp_path / "pause", "torch/_big.bin")
+    with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
+        wait_for(paused.exists, 120, "pip to unpack cu130's torch")
+        assert "~orch" in _tilde(project)  # pip moved the cu129 torch aside
         os.killpg(process.pid, signal.SIGINT)
         result = finish(process, timeout=120)
-
     assert result.returncode == 130, describe(result)
+    # pip leaves a Ctrl-C half done (it undoes only its own errors): the stash undoes it.
+    assert result.stderr.splitlines()[0] == (
+        "SIGINT interrupted pip while installing torch==2.14.1+cu130, "
+        "torchvision==0.29.1+cu130 from the downloaded files. Run the command "
+        "again to finish."
+    ), describe(result)
     assert "put back as it was (torch 2.14.1+cu129" in result.stderr, describe(result)
     assert "Nothing changed" not in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
@@ -218,16 +226,30 @@ def test_switching_back_puts_the_previous_build_back_without_downloading(
     assert broken_records(project.site_packages()) == []
 
 
-def test_sync_force_drops_the_kept_build(big_cu129: Project) -> None:
+@pytest.mark.parametrize("reinstall", ["sync --force", "a wheel of another family"])
+def test_reinstalling_the_same_build_keeps_the_one_before(
+    big_cu129: Project, big_index: IndexServer, reinstall: str
+) -> None:
     project = big_cu129
+    before = project.installed()
     project.run("torch-cuda", "switch", "cu130")
     assert _stashes(project) == [".torch-cuda-previous"]
 
-    project.run("torch-cuda", "sync", "--force")
+    if reinstall == "sync --force":
+        project.run("torch-cuda", "sync", "--force")
+    else:  # it may have replaced the build's files: a plain install reinstalls it
+        cu129 = f"{big_index.url}/whl/cu129"
+        project.pip("install", "--no-deps", "--index-url", cu129, "nvidia-cudnn-cu12")
+        result = project.run("install")
+        assert "removed 1 unused CUDA wheel (nvidia-cudnn-cu12)" in result.stdout
 
-    assert _stashes(project) == []
+    assert _stashes(project) == [".torch-cuda-previous"]
+    big_index.clear_requests()
     result = project.run("torch-cuda", "switch", "cu129")
-    assert "put back the previous build" not in result.stdout
+    assert "put back the previous build kept in the environment" in result.stdout
+    assert [r for r in big_index.requests if r.endswith(".whl")] == []
+    assert project.installed() == before
+    assert broken_records(project.site_packages()) == []
 
 
 def test_a_kept_build_the_lock_no_longer_names_is_not_used(
@@ -352,6 +374,50 @@ def test_a_signal_during_verification_rolls_the_switch_back(
     assert not list(project.path.glob(".pyproject.toml.*"))
     time.sleep(0.5)
     assert not [pid for pid in children if _running(pid)]
+
+
+@pytest.mark.parametrize("step", ["pip", "verification"])
+def test_kill_9_of_a_switch_to_a_variant_not_locked_changes_no_project_file(
+    tmp_path: Path, proof_index: IndexServer, step: str
+) -> None:
+    """torch-cuda.lock lacks cu130: the switch locks it first, and the whole
+    run is killed while pip unpacks or while the build is verified."""
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    project = _cpu(tmp_path, proof_index, env)
+    files = {k: v for k, v in _project_files(project).items() if k != "owner"}
+    before = project.installed()
+    pause, paused = paused_at(tmp_path / "pause", "torch/__init__.py")
+    if step == "pip":
+        env.update(pause)
+    with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
+        if step == "pip":
+            wait_for(paused.exists, 180, "pip to unpack cu130's torch")
+            wait_for(paused.read_text, 10, "pip's pid")
+            stuck = [int(paused.read_text())]
+        else:
+            wait_for(lambda: bool(_probes(process.pid)), 180, "the verification")
+            stuck = _probes(process.pid)
+        os.killpg(process.pid, signal.SIGKILL)
+        for pid in stuck:  # in sessions of their own
+            os.kill(pid, signal.SIGKILL)
+        finish(process)
+    wait_for(lambda: not any(_running(pid) for pid in stuck), 30, "the children")
+
+    assert {k: v for k, v in _project_files(project).items() if k != "owner"} == files
+
+    env.pop("PYTHONPATH", None)
+    again = project.run("install", env_extra=env)  # the next run completes
+
+    assert project.installed() == before, describe(again)
+    assert {k: v for k, v in _project_files(project).items() if k != "owner"} == files
+    assert [p.name for p in project.path.glob(".*.tmp")] == []
+    assert _tilde(project) == [], describe(again)
+    assert broken_records(project.site_packages()) == []
+
+
+def _probes(pid: int) -> list[int]:
+    """The verification's child processes under ``pid``."""
+    return [child for child in descendants(pid) if "child.py" in _cmdline(child)]
 
 
 def _cmdline(pid: int) -> str:

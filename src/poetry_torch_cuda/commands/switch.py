@@ -84,10 +84,18 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         return describe_plan(plan, would=would)
 
     def move(
-        self, ctx: RunContext, variant: Variant, *, force: bool = False, refresh: bool
+        self,
+        ctx: RunContext,
+        variant: Variant,
+        *,
+        force: bool = False,
+        refresh: bool,
+        write_lock: bool = True,
     ) -> Plan:
         """Make the environment hold ``variant``; one line when nothing changed."""
-        plan = ctx.reconcile(variant, force=force, refresh=refresh)
+        plan = ctx.reconcile(
+            variant, force=force, refresh=refresh, write_lock=write_lock
+        )
         if plan.is_empty:
             self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan))}")
         return plan
@@ -211,7 +219,8 @@ class SwitchCommand(MovingCommand):
         ):
             if waited:  # another run changed things meanwhile: read them again
                 ctx, variant = self._target(name)
-            plan = self.move(ctx, variant, refresh=False)
+            # A variant locked for it is written with pyproject.toml (settle).
+            plan = self.move(ctx, variant, refresh=False, write_lock=pending is None)
             # A build that fails verification is replaced by the previous one.
             final = prove_change(ctx, variant, plan, roll_back=True)
             if final != variant and name == variant.name:  # --pin: what runs here

@@ -3,7 +3,7 @@
 pip installs verified local files as if from an index (``--no-index
 --find-links <folder>``, ``name==version --hash=sha256:…`` lines), so it records
 no direct URL and shows no cache path. It runs in a session of its own; a
-signal sent to Poetry reaches it as ``SIGINT``, on which pip rolls back.
+signal sent to Poetry reaches it as ``SIGINT`` (pip stops; the stash undoes).
 """
 
 from __future__ import annotations
@@ -163,8 +163,8 @@ class PipRunner:
             returncode = process.wait()
         if received:
             error = TorchCudaError(
-                f"{signals.signal_name(received[0])} interrupted pip while {doing}; pip "
-                "undid what it had begun. Run the command again to finish."
+                f"{signals.signal_name(received[0])} interrupted pip while {doing}. "
+                "Run the command again to finish."
             )
             error.exit_code = 128 + received[0]
             raise error

@@ -16,6 +16,7 @@ from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.pyproject_edit import sweep
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -48,6 +49,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     # Only a run with something to do pays for these imports.
     from cleo.formatters.formatter import Formatter
 
+    from poetry_torch_cuda.install import signals
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.undo import Stash
     from poetry_torch_cuda.install.undo import finish
@@ -66,30 +68,27 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     if plan.install:
         try:  # the one way back from any failure below, interrupts included
             stash = Stash.take(env, plan.protected & set(plan.installed.all()))
-        except BaseException as error:  # interrupts too
-            request.forget_lock()  # a lock entry made for it stays only if it installed
-            if not isinstance(error, OSError):
-                raise
+        except OSError as error:
             raise TorchCudaError(
                 f"could not keep the installed build's files to undo a failure: "
                 f"{error}.\n{plan.unchanged} Free space where the environment is, "
                 "then run the command again."
             ) from None
-        try:
-            previous = reusable_previous(env, request)
-            if previous is not None:  # a switch back: links, no download, no pip
-                previous.put_back(env, pip.uninstall, within=plan.protected)
-                done.append("put back the previous build kept in the environment")
-            else:
-                _install_files(request, env, pip, io)
-            installed = installed_environment(env)
-            done.append(_check_installed(plan, installed))
-            targets = (*plan.install, *plan.satisfied)
-            orphans = find_orphans(plan.sweepable, targets, installed, plan.poetrys)
-            if orphans:  # the stash puts back what an in-process removal half did
-                remove_distributions(env, orphans, pip.uninstall)
+        try:  # SIGTERM and SIGHUP too, as Ctrl-C: put back, not killed half done
+            with signals.handling(signals.stop):
+                previous = reusable_previous(env, request)
+                if previous is not None:  # a switch back: links, no download, no pip
+                    previous.put_back(env, pip.uninstall, within=plan.protected)
+                    done.append("put back the previous build kept in the environment")
+                else:
+                    _install_files(request, env, pip, io)
+                installed = installed_environment(env)
+                done.append(_check_installed(plan, installed))
+                targets = (*plan.install, *plan.satisfied)
+                orphans = find_orphans(plan.sweepable, targets, installed, plan.poetrys)
+                if orphans:  # the stash puts back what an in-process removal half did
+                    remove_distributions(env, orphans, pip.uninstall)
         except BaseException as error:  # interrupts and bugs too: put back, then say so
-            request.forget_lock()  # a lock entry made for it stays only if it installed
             failure = undo(error, stash, plan, env, pip.uninstall)
             if isinstance(error, (TorchCudaError, OSError, KeyboardInterrupt)):
                 raise failure from None
@@ -211,6 +210,7 @@ def reconcile_environment(
     force: bool = False,
     compile_bytecode: bool = False,
     refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
+    write_lock: bool = True,
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
@@ -218,9 +218,12 @@ def reconcile_environment(
     writes ``.pyc`` files. The plan is made from the environment as it is under
     the lock (another run may have changed it since this one looked, with or
     without a wait); a run that waited plans with ``refresh``'s configuration
-    and variant. Returns the plan carried out.
+    and variant. An entry of torch-cuda.lock locked for the install is written
+    once it installed (not with ``write_lock=False``: ``switch`` writes the file
+    with pyproject.toml). Returns the plan carried out.
     """
     with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
+        sweep(poetry.pyproject_path)  # a killed switch's new pyproject.toml
         installed = installed_environment(env)
         if waited and refresh is not None:
             config, variant = refresh() or (config, variant)
@@ -239,7 +242,10 @@ def reconcile_environment(
                 config, variant, poetry.config, config.download_concurrency
             )
             request = InstallRequest(plan, config, poetry, auth, compile_bytecode)
-            apply_plan(prepare_install(request, env, io), env, io)
+            request = prepare_install(request, env, io)
+            apply_plan(request, env, io)
+            if write_lock:
+                request.write_lock()
             if plan.install:
                 record = {"project": str(project), "variant": variant.name}
                 write_json(owner_record(env.path), record)

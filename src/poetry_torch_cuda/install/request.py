@@ -73,8 +73,8 @@ class InstallRequest:
     compile_bytecode: bool = False
     #: torch-cuda.lock's files for the family, poetry.lock's for Poetry's packages.
     files: tuple[LockedFile, ...] = ()
-    #: Puts torch-cuda.lock back when this install locked the variant and failed.
-    forget_lock: Callable[[], None] = lambda: None
+    #: Writes the entry this install locked to torch-cuda.lock (none: nothing to write).
+    write_lock: Callable[[], None] = lambda: None
 
     @property
     def asked(self) -> str:
@@ -95,9 +95,8 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
         return request
     from poetry_torch_cuda.lockfile.service import locked_entry
 
-    forget = request.forget_lock
     try:  # the variant's entry of torch-cuda.lock, locked first when missing
-        entry, forget = locked_entry(poetry, io, plan.variant, request.auth)
+        entry, write = locked_entry(poetry, io, plan.variant, request.auth)
         plan = pin_specifiers(plan, entry)
         io.write_line(
             f"{PREFIX}: installing <c2>{', '.join(map(str, plan.install))}</>",
@@ -105,10 +104,7 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
         )
         files = locked_files(entry, plan, env)
         files += poetry_files(poetry, env, plan.lacking)
-    except BaseException as error:  # interrupts too
-        forget()  # an entry locked for this install stays only if it installed
-        if not isinstance(error, TorchCudaError):
-            raise
+    except TorchCudaError as error:
         state = plan.unchanged
         if isinstance(error, IndexUnavailableError) and error.status is not None:
             config = request.config
@@ -123,9 +119,7 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
         elif isinstance(error, IndexUnavailableError):  # no answer at all
             state += f" {UNREACHABLE_HINT}"
         raise TorchCudaError(f"{error}\n{state}") from None
-    return dataclasses.replace(
-        request, plan=plan, files=tuple(files), forget_lock=forget
-    )
+    return dataclasses.replace(request, plan=plan, files=tuple(files), write_lock=write)
 
 
 #: Where Poetry's own packages are locked.

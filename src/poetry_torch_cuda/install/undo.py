@@ -79,9 +79,8 @@ class Stash:
     family: list[str]  # the stashed distributions
     files: list[tuple[str, str]] = field(default_factory=list)  # (path, link in root)
     locked: list[str] = field(default_factory=list)  # sha256 they were installed from
-    # Not kept with a previous build: pip's ``~`` leftovers then, the family's
-    # top-level directories and every file in them.
-    leftovers: set[str] = field(default_factory=set)
+    # Not kept with a previous build: the family's top-level directories and
+    # every file in them.
     tops: set[str] = field(default_factory=set)
     present: set[str] = field(default_factory=set)
 
@@ -93,11 +92,12 @@ class Stash:
             OSError: a file could not be linked nor copied (nothing of it is left,
                 as after an interrupt).
         """
+        for leftover in _leftovers(env):  # a killed run's pip's: pip never removes them
+            _remove(Path(leftover))
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(k): v for k, v in versions_of(installed_environment(env)).items()}
         stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
-        stash.leftovers = _leftovers(env)
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
             for entries in files_by_name(env, names).values():
@@ -121,12 +121,12 @@ class Stash:
     ) -> list[str]:
         """Make ``env`` hold the stashed build again; returns what was undone.
 
-        Removes pip's new ``~`` leftovers, the distributions whose version
+        Removes pip's ``~`` leftovers, the distributions whose version
         changed since (only those of ``within`` and the family, if given) and
         files an interrupted pip wrote, then links every stashed file back.
         """
         with signals.held():
-            for leftover in _leftovers(env) - self.leftovers:
+            for leftover in _leftovers(env):
                 _remove(Path(leftover))
             now = versions_of(installed_environment(env))
             scope = None if within is None else {*within, *self.family}
@@ -175,8 +175,8 @@ class Stash:
 
 def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     """After a change that held, its stash becomes the previous build (none
-    after ``sync --force``, which trusts torch-cuda.lock alone, or where it
-    cannot be kept)."""
+    where it cannot be kept). A forced reinstall's stash is dropped (it may hold
+    the damage repaired) and the previous build kept before stays."""
     files = {item.sha256 for item in request.files}
     kept = False
     if not request.plan.force and stash.files:
@@ -186,7 +186,8 @@ def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     if kept:
         files |= set(_installed_from(env.path))
     else:
-        drop_previous(env.path)
+        if not request.plan.force:
+            drop_previous(env.path)
         stash.drop()
     write_json(state_dir(env.path) / INSTALLED, sorted(files))
 
@@ -302,7 +303,6 @@ def undo(
     uninstall: Uninstaller,
 ) -> TorchCudaError:
     """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
-    interrupted = isinstance(error, KeyboardInterrupt)
     state = plan.unchanged
     try:
         changes = stash.put_back(env, uninstall)
@@ -323,9 +323,13 @@ def undo(
                 "The environment was put back as it was "
                 f"({held or 'no torch build'}; undone: {', '.join(changes)})."
             )
-    cause = "interrupted while installing" if interrupted else str(error)
-    wrapped = TorchCudaError(f"{cause}\n{state}")
-    wrapped.exit_code = getattr(error, "exit_code", None) or (130 if interrupted else 1)
+    signum = signals.signum_of(error) if isinstance(error, KeyboardInterrupt) else 0
+    asked = ", ".join(map(str, plan.install))
+    cause = f"{signals.signal_name(signum)} interrupted the install of {asked}"
+    wrapped = TorchCudaError(f"{cause if signum else error}\n{state}")
+    wrapped.exit_code = getattr(error, "exit_code", None) or (
+        128 + signum if signum else 1
+    )
     return wrapped
 
 

@@ -581,8 +581,9 @@ def lock_project(
     extra: Iterable[Variant] = (),
     accept_drift: bool = False,
     auth: IndexAuthenticator | None = None,
+    write: bool = True,
 ) -> TorchCudaLock | None:
-    """Lock every wanted variant (and ``extra``) and write torch-cuda.lock.
+    """Lock every wanted variant (and ``extra``) and (``write``) write torch-cuda.lock.
 
     ``reuse`` keeps the entries that still match without asking the index;
     ``auth``: the authenticator of the install that locks.
@@ -678,6 +679,13 @@ def lock_project(
             f"{PREFIX}: skipped {name}: PEP 825 wheel variants are not supported yet",
             verbosity=Verbosity.VERBOSE,
         )
+    if write:
+        _write(path, lock, io, refresh=refresh)
+    return lock
+
+
+def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) -> None:
+    """Write ``lock`` to ``path`` and say so (``refresh``: also when unchanged)."""
     if write_lock(path, lock):
         summary = "; ".join(
             f"{v.name}: {len(v.packages)} package{'s' * (len(v.packages) != 1)}, "
@@ -692,7 +700,6 @@ def lock_project(
             f"{PREFIX}: {LOCK_NAME} is up to date",
             verbosity=Verbosity.NORMAL if refresh else Verbosity.VERBOSE,
         )
-    return lock
 
 
 def entry_for(
@@ -716,10 +723,11 @@ def entry_for(
 def locked_entry(
     poetry: Poetry, io: IO, variant: Variant, auth: IndexAuthenticator
 ) -> tuple[VariantLock, Callable[[], None]]:
-    """``variant``'s entry of torch-cuda.lock for an install, and what puts the
-    file back as it was should the install fail: a fresh entry costs one read and
-    no request; a missing or stale one is locked now (as Poetry locks a missing
-    poetry.lock) with the install's ``auth``, keeping the entries still fresh.
+    """``variant``'s entry of torch-cuda.lock for an install, and what writes it
+    to the file once the install holds (a failed or killed one leaves the file as
+    it was): a fresh entry costs one read and no request, nothing to write; a
+    missing or stale one is locked now (as Poetry locks a missing poetry.lock)
+    with the install's ``auth``, keeping the entries still fresh.
 
     Raises:
         LockError: the variant could not be locked.
@@ -730,22 +738,20 @@ def locked_entry(
     if found is not None and not reasons:
         return found, lambda: None
     io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
-    path = lock_path(poetry)
-    before = path.read_bytes() if path.is_file() else None
     # An install asks the index afresh: it is about to download from it anyway.
     made = lock_project(
-        poetry, io, config=config, refresh=True, reuse=True, extra=[variant], auth=auth
+        poetry,
+        io,
+        config=config,
+        refresh=True,
+        reuse=True,
+        extra=[variant],
+        auth=auth,
+        write=False,
     )
     entry = made.variant(variant.name) if made else None
-    assert entry is not None  # lock_project raised instead
-
-    def undo() -> None:
-        if before is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_bytes(before)
-
-    return entry, undo
+    assert made is not None and entry is not None  # lock_project raised instead
+    return entry, lambda: _write(lock_path(poetry), made, io)
 
 
 def _roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list[Root]:

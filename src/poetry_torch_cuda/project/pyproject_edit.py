@@ -55,12 +55,19 @@ def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:
     Raises:
         OSError: the new file could not be written.
     """
-    target = pyproject.resolve()
-    tempfiles.sweep(target.parent, _prefix(target), ".tmp")
+    target = sweep(pyproject)
     updated = with_variant(target.read_bytes().decode("utf-8"), variant)
     if updated is None:
         return None
     return PendingWrite(target, variant, updated.encode("utf-8"))
+
+
+def sweep(pyproject: Path) -> Path:
+    """Remove the new files killed ``switch`` runs left beside ``pyproject``;
+    returns the file it names."""
+    target = pyproject.resolve()
+    tempfiles.sweep(target.parent, _prefix(target), ".tmp")
+    return target
 
 
 class PendingWrite:
