@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
+from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import protected_for
@@ -74,3 +76,25 @@ def test_an_extra_a_requirer_asks_for_is_followed(tmp_path: Path) -> None:
     # the whole environment: nothing asks for cufft, so it is nobody's requirement
     everything = installed.graph()
     assert not any("nvidia-cufft" in needs for needs in everything.values())
+
+
+@pytest.mark.parametrize(
+    "damaged", ["garbage\n", "Metadata-Version: 2.1\nName: torch\n"]
+)
+def test_a_damaged_metadata_is_named_with_the_backport_loaded(
+    tmp_path: Path, damaged: str
+) -> None:
+    """Poetry's process loads the ``importlib_metadata`` backport (keyring needs it
+    before Python 3.12), and its finder then answers too: a missing header raised
+    a bare ``KeyError: 'Version'`` from status and verify instead of the message."""
+    pytest.importorskip("importlib_metadata")  # its finder joins sys.meta_path
+    write_dist(tmp_path, "torch", "2.14.1+cu130")
+    (tmp_path / "torch-2.14.1+cu130.dist-info" / "METADATA").write_text(damaged)
+    installed = InstalledEnvironment([str(tmp_path)], LINUX)
+    with pytest.raises(TorchCudaError, match=r"METADATA in .* names no version"):
+        installed.get("torch")
+    if "Name" in damaged:
+        with pytest.raises(TorchCudaError, match="names no version"):
+            installed.all()
+    else:  # no name: nothing to find it by, as pip sees it
+        assert installed.all() == {}

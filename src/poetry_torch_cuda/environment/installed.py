@@ -101,7 +101,7 @@ class InstalledEnvironment:
         if self._everything is None:
             found: dict[NormalizedName, InstalledDistribution] = {}
             for distribution in metadata.distributions(path=self._paths):
-                raw_name = distribution.metadata["Name"]
+                raw_name = header(distribution.metadata, "Name")
                 if raw_name and canonicalize_name(raw_name) not in found:
                     key = canonicalize_name(raw_name)
                     found[key] = self._describe(distribution, key)
@@ -167,7 +167,8 @@ class InstalledEnvironment:
         self, distribution: metadata.Distribution, name: NormalizedName
     ) -> InstalledDistribution:
         meta = distribution.metadata  # each access parses METADATA again
-        if not meta["Version"]:  # a killed install's; its Name may be gone too
+        version = header(meta, "Version")
+        if not version:  # a killed install's; its Name may be gone too
             raise TorchCudaError(
                 f"{name}'s METADATA in {distribution.locate_file('')} names no "
                 f"version: a damaged install. Delete {name}'s .dist-info folder there, "
@@ -196,11 +197,17 @@ class InstalledEnvironment:
                         break
         return InstalledDistribution(
             name,
-            meta["Version"],
+            version,
             tuple(edges),
             tuple(lines),
             distribution,
         )
+
+
+def header(meta: metadata.PackageMetadata, name: str) -> str | None:
+    """A METADATA header, or None where it is missing (the ``importlib_metadata``
+    backport, which Poetry's process loads before Python 3.12, raises KeyError)."""
+    return next(iter(meta.get_all(name) or ()), None)
 
 
 def installed_environment(env: Env) -> InstalledEnvironment:

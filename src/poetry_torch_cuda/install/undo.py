@@ -34,6 +34,7 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.environment.envlock import STASH
 from poetry_torch_cuda.environment.envlock import state_dir
+from poetry_torch_cuda.environment.installed import header
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
@@ -382,7 +383,7 @@ def files_by_name(
     wanted = None if names is None else {canonicalize_name(n) for n in names}
     found: dict[NormalizedName, list[Entry]] = {}
     for distribution in metadata.distributions(path=site_paths(env)):
-        name = canonicalize_name(distribution.metadata["Name"] or "")
+        name = canonicalize_name(header(distribution.metadata, "Name") or "")
         if name in found or (wanted is not None and name not in wanted):
             continue
         base = str(distribution.locate_file(""))
