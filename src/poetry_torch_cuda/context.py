@@ -43,6 +43,8 @@ class RunContext:
     config: TorchCudaConfig
     #: The groups and extras the command's options select (none: what is held).
     selection: Selection = field(default_factory=Selection)
+    #: Ask the index again instead of using its cached pages (``--refresh``).
+    refresh_index: bool = False
 
     @cached_property
     def locked(self) -> LockedState:
@@ -81,8 +83,8 @@ class RunContext:
 
     @cached_property
     def client(self) -> IndexClient:
-        """The index client, with Poetry's configuration and the project's sources."""
-        return project_client(self.poetry)
+        """The run's one index client: Poetry's configuration, the project's sources."""
+        return project_client(self.poetry, refresh=self.refresh_index)
 
     def warn(self, message: str) -> None:
         """One warning line on stderr."""
@@ -109,7 +111,7 @@ class RunContext:
         ``reconcile_environment``. Returns the plan carried out.
         """
         locked, env, io = self.locked, self.env, self.io
-        again = refresher(self.poetry, env, locked.versions) if refresh else None
+        again = refresher(self.poetry, env, locked.versions, self) if refresh else None
         plan = reconcile_environment(
             self.config,
             variant,

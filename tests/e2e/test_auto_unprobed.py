@@ -20,12 +20,16 @@ from tests.support.fake_torch import fake_torch
 from tests.support.fake_torch import gpus_variable
 from tests.support.fixtures import served_gpu_builds
 from tests.support.fixtures import torch_project
+from tests.support.gpus import ARCHS_CU12
+from tests.support.gpus import ARCHS_CU13
+from tests.support.gpus import DRIVER_580
 from tests.support.gpus import NVIDIA_SMI_FAILED
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import gpu
-from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import machine_env
+from tests.support.gpus import no_real_driver
 from tests.support.inprocess import run_inprocess
+from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import describe
 
 
@@ -36,17 +40,7 @@ if TYPE_CHECKING:
     from tests.support.index import IndexServer
     from tests.support.poetry_project import Project
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
-    ),
-]
-
-VERIFY_ON: dict[str, str | None] = {"POETRY_TORCH_CUDA_VERIFY": None}
-CU13 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_120"]
-CU12 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
-DRIVER = "580.95.05"
+pytestmark = [pytest.mark.e2e, no_real_driver]
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +49,15 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
     own torch 2.14.1 (no label) requires CUDA 13.0's toolkit."""
     builds = {
         "cpu": fake_torch("2.14.1+cpu"),
-        "cu130": fake_torch("2.14.1+cu130", cuda="13.0", archs=CU13),
-        "cu128": fake_torch("2.14.1+cu128", cuda="12.8", archs=CU12),
+        "cu130": fake_torch("2.14.1+cu130", cuda="13.0", archs=ARCHS_CU13),
+        "cu128": fake_torch("2.14.1+cu128", cuda="12.8", archs=ARCHS_CU12),
     }
     yield from served_gpu_builds(tmp_path_factory.mktemp("unprobed"), builds)
 
 
 def broken_smi(tmp_path: Path, *, proc_driver: bool) -> dict[str, str | None]:
     """A machine whose nvidia-smi cannot reach the driver; with ``proc_driver`` the
-    kernel module's /proc file names :data:`DRIVER` and /dev/nvidia0 exists."""
+    kernel module's /proc file names :data:`DRIVER_580` and /dev/nvidia0 exists."""
     env: dict[str, str | None] = {
         **machine_env(
             tmp_path / "broken",
@@ -78,7 +72,7 @@ def broken_smi(tmp_path: Path, *, proc_driver: bool) -> dict[str, str | None]:
         version = root / "proc" / "driver" / "nvidia" / "version"
         version.parent.mkdir(parents=True)
         version.write_text(
-            f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {DRIVER}  Release Build\n"
+            f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {DRIVER_580}  Release Build\n"
         )
         (root / "dev" / "nvidia0").write_text("")
     env["POETRY_TORCH_CUDA_SYSTEM_ROOT"] = str(root)
@@ -95,7 +89,7 @@ def fix_lines(text: str) -> list[str]:
 def installed_cu130(tmp_path: Path, index: IndexServer) -> Project:
     """An ``auto`` project that installed cu130 while nvidia-smi still answered."""
     project = torch_project(tmp_path, index, "auto")
-    good = {**gpu(tmp_path, RTX_4090, driver=DRIVER), **gpus_variable(RTX_4090)}
+    good = {**gpu(tmp_path, RTX_4090, driver=DRIVER_580), **gpus_variable(RTX_4090)}
     project.run("install", env_extra=good)  # verification off: a start only
     assert project.installed()["torch"] == "2.14.1+cu130"
     return project

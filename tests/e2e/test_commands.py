@@ -16,9 +16,9 @@ from tests.support.gpus import RTX_4090
 from tests.support.gpus import RTX_5090
 from tests.support.gpus import T4
 from tests.support.gpus import gpu
-from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import machine_env
 from tests.support.gpus import no_gpu
+from tests.support.gpus import no_real_driver
 from tests.support.gpus import rocminfo_output
 from tests.support.gpus import smi_line
 from tests.support.inprocess import run_inprocess
@@ -36,9 +36,6 @@ pytestmark = pytest.mark.e2e
 
 DEPS = {"needs-torch": "*", "torchvision": "*"}
 CU129 = 'variant = "cu129"'
-no_real_driver = pytest.mark.skipif(
-    has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
-)
 
 
 def run_json(

@@ -141,6 +141,11 @@ def test_extras_are_selected_as_poetry_does(project_factory: ProjectFactory) -> 
     status = run_inprocess(project, "torch-cuda", "status")
     assert status.returncode == 0, status
     assert "behind extra gpu (-E gpu)" in status.stdout
+    asked = run_inprocess(project, "torch-cuda", "status", "--check", "-E", "gpu")
+    assert asked.returncode == 1, asked
+    assert (
+        "torch 2.14.1+cu129 is not installed; run `poetry install` with these options"
+    ) in asked.stdout.replace("\n", " "), asked
     bad = project.run("torch-cuda", "sync", "-E", "nope", check=False)
     assert bad.returncode == 1 and "nope" in bad.stderr
     project.run("torch-cuda", "sync", "-E", "gpu")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.inprocess import run_inprocess
+from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import describe
 
 
@@ -27,8 +28,7 @@ def test_removing_the_last_configured_package_exits_0(
     project.run("install")
     assert project.installed()["torch"] == "2.14.1+cu129"
     # Verification on, as users have it: its path met the config's values.
-    verify_on = {"POETRY_TORCH_CUDA_VERIFY": None}
-    result = project.run("remove", "torch", check=False, env_extra=verify_on)
+    result = project.run("remove", "torch", check=False, env_extra=VERIFY_ON)
     assert result.returncode == 0, describe(result)
     assert "failed unexpectedly" not in result.stderr
     installed = project.installed()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
+from typing import Any
 
 import pytest
 
@@ -19,11 +20,15 @@ from tests.support.fake_torch import fake_torch
 from tests.support.fake_torch import gpus_variable
 from tests.support.fixtures import served_gpu_builds
 from tests.support.fixtures import torch_project
+from tests.support.gpus import B200
+from tests.support.gpus import DRIVER_580
 from tests.support.gpus import RTX_4090
+from tests.support.gpus import V100
 from tests.support.gpus import gpu
 from tests.support.gpus import hanging_nvidia_smi
-from tests.support.gpus import has_real_nvidia_driver
+from tests.support.gpus import no_real_driver
 from tests.support.inprocess import run_inprocess
+from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import stub_calls
 
@@ -34,20 +39,11 @@ if TYPE_CHECKING:
 
     from tests.support.index import IndexServer
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
-    ),
-]
+pytestmark = [pytest.mark.e2e, no_real_driver]
 
-VERIFY_ON: dict[str, str | None] = {"POETRY_TORCH_CUDA_VERIFY": None}
 #: cu130's arch list without sm_100: every CUDA operation on a B200 fails.
 CU130_NO_SM100 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_120", "compute_120"]
 CU128 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
-V100 = ("7.0", "Tesla V100-SXM2-32GB")
-B200 = ("10.0", "NVIDIA B200")
-DRIVER = "580.95.05"
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +64,36 @@ def fix_lines(text: str) -> list[str]:
     ]
 
 
+def test_verify_asks_the_index_through_the_runs_one_client(
+    tmp_path: Path, index: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify resolves auto and, the build failing, asks auto's next choice: both
+    through the run's one index client (one authenticator, one keyring look-up)."""
+    from poetry_torch_cuda.index import client
+
+    project = torch_project(tmp_path, index, "auto")
+    machine = {**gpu(tmp_path, B200, driver=DRIVER_580), **gpus_variable(B200)}
+    project.run("install", env_extra=machine)  # verification off: a start only
+    made: list[object] = []
+    init = client.IndexAuthenticator.__init__
+
+    def counted(self: client.IndexAuthenticator, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(client.IndexAuthenticator, "__init__", counted)
+    result = run_inprocess(project, "torch-cuda", "verify", env_extra=machine)
+
+    assert result.returncode == 1, result
+    assert "`poetry torch-cuda switch cu128`" in result.stdout + result.stderr, result
+    assert len(made) == 1
+
+
 def test_verify_suggests_autos_next_choice_the_index_offers(
     tmp_path: Path, index: IndexServer
 ) -> None:
     project = torch_project(tmp_path, index, "auto")
-    machine = {**gpu(tmp_path, B200, driver=DRIVER), **gpus_variable(B200)}
+    machine = {**gpu(tmp_path, B200, driver=DRIVER_580), **gpus_variable(B200)}
     project.run("install", env_extra=machine)  # verification off: a start only
     assert project.installed()["torch"] == "2.14.1+cu130"
 
@@ -85,7 +106,7 @@ def test_verify_suggests_autos_next_choice_the_index_offers(
         assert not any(wrong in f for f in fixes), describe(result)
 
     # A build remembered as failing here is not suggested either.
-    key = f"NVIDIA driver {DRIVER}; GPU 0 (NVIDIA B200, sm_100)"
+    key = f"NVIDIA driver {DRIVER_580}; GPU 0 (NVIDIA B200, sm_100)"
     entry = {"variant": "cu128", "torch": "2.14.1", "reason": "x", "when": "t"}
     (project.venv / ".poetry-torch-cuda-memory.json").write_text(
         json.dumps({"schema": 1, "failures": [{**entry, "machine": key}]})
@@ -110,7 +131,7 @@ def test_a_failed_switch_or_install_names_no_variant_but_detect(
     tmp_path: Path, index: IndexServer
 ) -> None:
     project = torch_project(tmp_path, index, "cpu")
-    machine = {**gpu(tmp_path, B200, driver=DRIVER), **gpus_variable(B200)}
+    machine = {**gpu(tmp_path, B200, driver=DRIVER_580), **gpus_variable(B200)}
     project.run("install", env_extra=machine)
     env = {**machine, **VERIFY_ON}
 
@@ -139,7 +160,7 @@ def test_a_hanging_nvidia_smi_keeps_the_cuda_build_and_is_asked_once(
     tmp_path: Path, index: IndexServer
 ) -> None:
     project = torch_project(tmp_path, index, "auto")
-    good = {**gpu(tmp_path, RTX_4090, driver=DRIVER), **gpus_variable(RTX_4090)}
+    good = {**gpu(tmp_path, RTX_4090, driver=DRIVER_580), **gpus_variable(RTX_4090)}
     project.run("install", env_extra=good)
     assert project.installed()["torch"] == "2.14.1+cu130"
     hung = tmp_path / "hung"
@@ -166,7 +187,7 @@ def test_auto_moves_on_only_to_what_its_rule_admits(
 ) -> None:
     project = torch_project(tmp_path, index, "auto")
     env = {
-        **gpu(tmp_path, V100, B200, driver=DRIVER),
+        **gpu(tmp_path, V100, B200, driver=DRIVER_580),
         **gpus_variable(V100, B200),
         **VERIFY_ON,
     }

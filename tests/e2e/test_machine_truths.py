@@ -18,13 +18,19 @@ from tests.support.fake_torch import fake_torch
 from tests.support.fake_torch import gpus_variable
 from tests.support.fixtures import served_gpu_builds
 from tests.support.fixtures import torch_project
+from tests.support.gpus import ARCHS_CU12
+from tests.support.gpus import ARCHS_CU13
+from tests.support.gpus import B200
+from tests.support.gpus import DRIVER_580
 from tests.support.gpus import NVIDIA_SMI_FAILED
 from tests.support.gpus import RTX_4090
+from tests.support.gpus import V100
 from tests.support.gpus import gpu
-from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import machine_env
 from tests.support.gpus import no_gpu
+from tests.support.gpus import no_real_driver
 from tests.support.inprocess import run_inprocess
+from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import stub_calls
@@ -36,19 +42,7 @@ if TYPE_CHECKING:
 
     from tests.support.index import IndexServer
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
-    ),
-]
-
-VERIFY_ON: dict[str, str | None] = {"POETRY_TORCH_CUDA_VERIFY": None}
-CU13 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_120"]
-CU12 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
-V100 = ("7.0", "Tesla V100-SXM2-32GB")
-B200 = ("10.0", "NVIDIA B200")
-DRIVER = "580.95.05"
+pytestmark = [pytest.mark.e2e, no_real_driver]
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +51,8 @@ def machine_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexSer
     ones; the "cu128" build is really a CUDA 13.0 build under the wrong label."""
     builds = {
         "cpu": fake_torch("2.14.1+cpu"),
-        "cu130": fake_torch("2.14.1+cu130", cuda="13.0", archs=CU13),
-        "cu128": fake_torch("2.14.1+cu128", cuda="13.0", archs=CU12),
+        "cu130": fake_torch("2.14.1+cu130", cuda="13.0", archs=ARCHS_CU13),
+        "cu128": fake_torch("2.14.1+cu128", cuda="13.0", archs=ARCHS_CU12),
     }
     yield from served_gpu_builds(tmp_path_factory.mktemp("machine-universe"), builds)
 
@@ -67,7 +61,7 @@ def test_hidden_gpus_are_a_note_never_a_move_nor_a_memory(
     tmp_path: Path, machine_index: IndexServer
 ) -> None:
     project = torch_project(tmp_path, machine_index, "auto")
-    machine = {**gpu(tmp_path, RTX_4090, driver=DRIVER), **gpus_variable(RTX_4090)}
+    machine = {**gpu(tmp_path, RTX_4090, driver=DRIVER_580), **gpus_variable(RTX_4090)}
     env = {**machine, **VERIFY_ON, "CUDA_VISIBLE_DEVICES": ""}
 
     result = project.run("install", check=False, env_extra=env)
@@ -89,7 +83,7 @@ def test_hidden_gpus_are_a_note_never_a_move_nor_a_memory(
     assert json.loads(detect.stdout)["remembered"] == []
 
     # Remembered failures that force cpu on this GPU machine fail status --check.
-    key = f"NVIDIA driver {DRIVER}; GPU 0 (NVIDIA GeForce RTX 4090, sm_89)"
+    key = f"NVIDIA driver {DRIVER_580}; GPU 0 (NVIDIA GeForce RTX 4090, sm_89)"
     failures = [
         {"variant": v, "torch": "2.14.1", "reason": "x", "when": "then", "machine": key}
         for v in ("cu132", "cu130", "cu129", "cu128", "cu126")
@@ -110,7 +104,7 @@ def test_mixed_gpus_accept_the_gpu_auto_left_out(
 ) -> None:
     project = torch_project(tmp_path, machine_index, "auto")
     env = {
-        **gpu(tmp_path, V100, B200, driver=DRIVER),
+        **gpu(tmp_path, V100, B200, driver=DRIVER_580),
         **gpus_variable(V100, B200),
         **VERIFY_ON,
     }
@@ -132,7 +126,7 @@ def test_a_container_on_a_gpu_host_installs_and_verifies(
     root = tmp_path / "container"
     (root / "proc" / "driver" / "nvidia").mkdir(parents=True)
     (root / "proc" / "driver" / "nvidia" / "version").write_text(
-        f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {DRIVER}  Release Build\n"
+        f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {DRIVER_580}  Release Build\n"
     )
     (root / "dev").mkdir()
     project = torch_project(tmp_path, machine_index, "auto")
@@ -160,7 +154,7 @@ def test_a_failing_nvidia_smi_keeps_the_build_and_warns(
     tmp_path: Path, machine_index: IndexServer, stdout: str, code: int, stderr: str
 ) -> None:
     project = torch_project(tmp_path, machine_index, "auto")
-    good = {**gpu(tmp_path, RTX_4090, driver=DRIVER), **gpus_variable(RTX_4090)}
+    good = {**gpu(tmp_path, RTX_4090, driver=DRIVER_580), **gpus_variable(RTX_4090)}
     project.run("install", env_extra=good)
     assert project.installed()["torch"] == "2.14.1+cu130"
     broken = {
@@ -225,7 +219,7 @@ def test_a_verification_timeout_keeps_the_build(
         {"torch": "2.14.1"},
         'variant = "cpu"\npackages = ["torch"]\nverify-timeout = 2',
     )
-    env = {**gpu(tmp_path, RTX_4090, driver=DRIVER), **gpus_variable(RTX_4090)}
+    env = {**gpu(tmp_path, RTX_4090, driver=DRIVER_580), **gpus_variable(RTX_4090)}
     project.run("install", env_extra=env)
     slow = {**env, **VERIFY_ON, "FAKE_TORCH_IMPORT_SECONDS": "5"}
 
@@ -262,7 +256,7 @@ def test_detect_sets_memory_of_another_driver_apart(
     project = torch_project(tmp_path, machine_index, "cpu")
     env = no_gpu(tmp_path)
     project.run("install", env_extra=env)
-    machine = gpu(tmp_path, RTX_4090, driver=DRIVER)
+    machine = gpu(tmp_path, RTX_4090, driver=DRIVER_580)
     old = "NVIDIA driver 570.86.10; GPU 0 (NVIDIA GeForce RTX 4090, sm_89)"
     entry = {
         "variant": "cu130",

@@ -27,10 +27,11 @@ from tests.support.gpus import GTX_1080
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import RTX_5090
 from tests.support.gpus import gpu
-from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import no_gpu
+from tests.support.gpus import no_real_driver
 from tests.support.index import IndexServer
 from tests.support.inprocess import run_inprocess
+from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 
@@ -41,14 +42,8 @@ if TYPE_CHECKING:
 
     from tests.support.catalog import Universe
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
-    ),
-]
+pytestmark = [pytest.mark.e2e, no_real_driver]
 
-VERIFY_ON: dict[str, str | None] = {"POETRY_TORCH_CUDA_VERIFY": None}
 ARCHS_129 = ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
 
 

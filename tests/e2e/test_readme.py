@@ -75,6 +75,7 @@ from tests.support.gpus import A100
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import machine_env
 from tests.support.gpus import smi_line
+from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import poetry_executable
 from tests.support.poetry_project import with_overrides
@@ -315,9 +316,7 @@ def ci_project(tmp_path: Path, index: IndexServer) -> Project:
     project.run("lock")
     runner = machine_env(tmp_path / "runner")
     # Verification on, as in a real CI job.
-    project.env = with_overrides(
-        {**project.env, **runner}, {"POETRY_TORCH_CUDA_VERIFY": None}
-    )
+    project.env = with_overrides({**project.env, **runner}, VERIFY_ON)
     return project
 
 

@@ -21,8 +21,9 @@ import pytest
 from tests.support.catalog import WheelSpec
 from tests.support.catalog import build_universe
 from tests.support.fixtures import served
-from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import machine_env
+from tests.support.gpus import no_real_driver
+from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 
@@ -58,7 +59,6 @@ DEPENDENCIES = (
 )
 #: Where this machine keeps wheels besides pip's find-links (file:// indexes).
 LOCAL_WHEEL_DIRS = (Path("/opt/pypi/files"), Path("/opt/pypi-more/files"))
-VERIFY_ON: dict[str, str | None] = {"POETRY_TORCH_CUDA_VERIFY": None}
 
 
 def find_links() -> list[Path]:
@@ -105,9 +105,7 @@ pytestmark = [
         sys.version_info[:2] != (3, 11),
         reason=f"the real torch wheel is for CPython 3.11, not {sys.version.split()[0]}",
     ),
-    pytest.mark.skipif(
-        has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
-    ),
+    no_real_driver,
 ]
 
 

@@ -19,9 +19,10 @@ from tests.support.fake_torch import LIBCUDNN_MISSING
 from tests.support.fake_torch import fake_torch
 from tests.support.fake_torch import replace_module
 from tests.support.fixtures import served
-from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import no_gpu
+from tests.support.gpus import no_real_driver
 from tests.support.inprocess import run_inprocess
+from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.records import broken_records
@@ -33,14 +34,8 @@ if TYPE_CHECKING:
 
     from tests.support.index import IndexServer
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
-    ),
-]
+pytestmark = [pytest.mark.e2e, no_real_driver]
 
-VERIFY_ON: dict[str, str | None] = {"POETRY_TORCH_CUDA_VERIFY": None}
 SHARED = ("nvidia/cudnn/lib/libcudnn.so.9", "nvidia/nccl/lib/libnccl.so.2")
 #: A torch that, like the real one, cannot import without the cuDNN library.
 NEEDS_CUDNN = (
@@ -74,16 +69,17 @@ def _import_torch(project: Project) -> str:
     return result.stdout.strip()
 
 
-def _installed_cu130(
-    tmp_path: Path, shared_index: IndexServer
+def _installed(
+    tmp_path: Path, shared_index: IndexServer, variant: str = "cu130"
 ) -> tuple[Project, dict[str, str | None]]:
-    """A project with the cu130 family installed and verified, and its run env."""
+    """A project with the cu130 family (or ``variant``'s) installed and verified,
+    and its run env."""
     env = {**no_gpu(tmp_path), **VERIFY_ON}
     project = Project.create(
         tmp_path,
         shared_index,
         {"torch": "2.13.0"},
-        'variant = "cu130"\npackages = ["torch"]',
+        f'variant = "{variant}"\npackages = ["torch"]',
     )
     project.run("install", env_extra=env)
     return project, env
@@ -92,7 +88,7 @@ def _installed_cu130(
 def test_a_switch_and_back_keeps_every_shared_file(
     tmp_path: Path, shared_index: IndexServer
 ) -> None:
-    project, env = _installed_cu130(tmp_path, shared_index)
+    project, env = _installed(tmp_path, shared_index)
     assert _import_torch(project) == "2.13.0+cu130"
 
     for variant in ("cu126", "cu130"):
@@ -112,7 +108,7 @@ def test_a_switch_and_back_keeps_every_shared_file(
 def test_status_and_verify_name_a_distribution_whose_files_are_gone(
     tmp_path: Path, shared_index: IndexServer
 ) -> None:
-    project, env = _installed_cu130(tmp_path, shared_index)
+    project, env = _installed(tmp_path, shared_index)
     status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert status.returncode == 0, status
     # torch still imports: only the guards can tell.
@@ -141,7 +137,7 @@ def test_status_and_verify_name_a_distribution_whose_record_is_gone(
     """Without its RECORD a distribution's files can be neither checked nor
     removed: the guards say so instead of finding nothing wrong, and the fix they
     name repairs it."""
-    project, env = _installed_cu130(tmp_path, shared_index)
+    project, env = _installed(tmp_path, shared_index)
     (project.site_packages() / "nvidia_cudnn_cu13-9.13.0.50.dist-info/RECORD").unlink()
 
     status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
@@ -169,7 +165,7 @@ def test_a_wheel_of_the_other_family_is_named_and_swept(
     nothing requires, took the build's shared library: status names it as a wheel
     of another family and fails --check with the fix, which puts the build's file
     back and removes it."""
-    project, env = _installed_cu130(tmp_path, shared_index)
+    project, env = _installed(tmp_path, shared_index)
     project.pip(
         "install",
         "--no-deps",
@@ -210,8 +206,8 @@ def test_a_wheel_the_build_requires_and_lacks_fails_status(
 ) -> None:
     """A killed install can leave torch without a CUDA wheel it requires (pip had
     not reached it): torch's version is right, so only its requirements tell;
-    status fails --check with the fix, and the next install puts it in."""
-    project, env = _installed_cu130(tmp_path, shared_index)
+    status fails --check with the fix: the next `poetry install` puts it in."""
+    project, env = _installed(tmp_path, shared_index)
     project.pip("uninstall", "-y", "nvidia-cudnn-cu13")
 
     status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
@@ -219,7 +215,7 @@ def test_a_wheel_the_build_requires_and_lacks_fails_status(
     assert status.returncode == 1, status
     said = (
         "torch 2.13.0+cu130 requires nvidia-cudnn-cu13, which is not installed; "
-        "run `poetry torch-cuda sync --force`"
+        "run `poetry install`"
     )
     assert said in status.stdout.replace("\n", " "), status
     # The next install finishes the job, as after any interrupted one.
@@ -227,5 +223,35 @@ def test_a_wheel_the_build_requires_and_lacks_fails_status(
     assert "torch-cuda: cu130: installed torch 2.13.0+cu130" in result.stdout, result
     assert "nvidia-cudnn-cu13" in project.installed()
     assert _import_torch(project) == "2.13.0+cu130"
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert status.returncode == 0, status
+
+
+def test_a_wheel_the_configured_build_needs_is_no_orphan_to_status(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    """cu126's torch is installed, cu130 configured, and a CUDA 13 wheel sits beside
+    it: the sync status advises installs cu130's torch, which needs that wheel, so
+    status names no orphan to remove (the plan's answer), only the build to change."""
+    project, env = _installed(tmp_path, shared_index, "cu126")
+    project.pip(
+        "install",
+        "--no-deps",
+        "--index-url",
+        shared_index.pypi_url,
+        "nvidia-cudnn-cu13",
+    )
+    env["POETRY_TORCH_CUDA_VARIANT"] = "cu130"
+
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+
+    assert status.returncode == 1, status
+    assert "but cu130 wants 2.13.0+cu130; run `poetry torch-cuda sync`" in (
+        status.stdout.replace("\n", " ")
+    ), status
+    assert "Orphans      none\n" in status.stdout, status
+    assert "nothing needs" not in status.stdout, status
+    project.run("torch-cuda", "sync", env_extra=env)
+    assert "nvidia-cudnn-cu13" in project.installed()
     status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert status.returncode == 0, status

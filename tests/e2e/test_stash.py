@@ -25,11 +25,12 @@ from tests.support.fake_torch import replace_module
 from tests.support.fixtures import served
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import gpu
-from tests.support.gpus import has_real_nvidia_driver
 from tests.support.gpus import no_gpu
+from tests.support.gpus import no_real_driver
 from tests.support.index import IndexServer
 from tests.support.inprocess import run_inprocess
 from tests.support.kept import installed_once
+from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import descendants
@@ -49,16 +50,10 @@ if TYPE_CHECKING:
     from tests.support.catalog import Universe
     from tests.support.kept import Kept
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
-    ),
-]
+pytestmark = [pytest.mark.e2e, no_real_driver]
 
 DEPS = {"torchvision": "*"}
 CU129 = 'variant = "cu129"\nlock-variants = ["cu129", "cu130"]\n'
-VERIFY_ON: dict[str, str | None] = {"POETRY_TORCH_CUDA_VERIFY": None}
 
 
 def _with_big_torch(universe: Universe) -> None:

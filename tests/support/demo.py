@@ -31,6 +31,7 @@ from tests.support.fake_torch import CORE
 from tests.support.fake_torch import make_demo_builds
 from tests.support.gpus import machine_env
 from tests.support.index import IndexServer
+from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import poetry_executable
 from tests.support.poetry_project import with_overrides
@@ -173,9 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         # This machine as it is, with no GPU: no nvidia-smi, no ROCm, no CUDA
         # toolkit. Verification stays on, as it is for a user.
         machine = machine_env(root / "machine")
-        env = with_overrides(
-            {**project.env, **machine}, {"POETRY_TORCH_CUDA_VERIFY": None}
-        )
+        env = with_overrides({**project.env, **machine}, VERIFY_ON)
         print(f"The demo project: {project.path}\n")
         print(project.pyproject_text())
         run(project, env, "install")

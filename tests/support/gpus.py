@@ -13,20 +13,28 @@ import shutil
 import stat
 from pathlib import Path
 
+import pytest
+
 from tests.support.poetry_project import write_stub_executable
 
 
 __all__ = [
+    "ARCHS_CU12",
+    "ARCHS_CU13",
+    "B200",
+    "DRIVER_580",
     "GTX_1080",
     "NVIDIA_SMI_FAILED",
     "RTX_4090",
     "RTX_5090",
     "T4",
+    "V100",
     "gpu",
     "hanging_nvidia_smi",
     "has_real_nvidia_driver",
     "machine_env",
     "no_gpu",
+    "no_real_driver",
     "nvcc_output",
     "rocminfo_output",
     "smi_line",
@@ -51,6 +59,13 @@ A100 = ("8.0", "NVIDIA A100-SXM4-80GB")
 T4 = ("7.5", "Tesla T4")
 RTX_4090 = ("8.9", "NVIDIA GeForce RTX 4090")
 RTX_5090 = ("12.0", "NVIDIA GeForce RTX 5090")
+V100 = ("7.0", "Tesla V100-SXM2-32GB")
+B200 = ("10.0", "NVIDIA B200")
+#: A driver that runs CUDA 13.0.
+DRIVER_580 = "580.95.05"
+#: The architectures a CUDA 13 build and a CUDA 12 build are compiled for.
+ARCHS_CU13 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_120"]
+ARCHS_CU12 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
 
 
 def nvcc_output(release: str) -> str:
@@ -140,6 +155,12 @@ def has_real_nvidia_driver() -> bool:
         Path("/proc/driver/nvidia/version").exists()
         or shutil.which("nvidia-smi", path=BASE_PATH) is not None
     )
+
+
+#: For a test of stubbed GPUs: this machine's own driver would answer instead.
+no_real_driver = pytest.mark.skipif(
+    has_real_nvidia_driver(), reason="this machine's own NVIDIA driver would answer"
+)
 
 
 def gpu(

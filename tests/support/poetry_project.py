@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "VERIFY_ON",
     "Project",
     "describe",
     "installed_distributions",
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = 300.0
+#: The overrides that turn verification back on (:func:`isolated_env` turns it off).
+VERIFY_ON: dict[str, str | None] = {"POETRY_TORCH_CUDA_VERIFY": None}
 
 
 class RunOptions(TypedDict, total=False):
@@ -107,7 +110,7 @@ def isolated_env(
             "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
             "PYTHONDONTWRITEBYTECODE": "1",
             # The catalog's fake torch wheels are not importable builds; tests of
-            # verification turn it on with {"POETRY_TORCH_CUDA_VERIFY": None}.
+            # verification turn it on with VERIFY_ON.
             "POETRY_TORCH_CUDA_VERIFY": "0",
         }
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,6 +14,7 @@ from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import find_orphans
+from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.locked import LockedState
@@ -98,3 +100,27 @@ def test_a_damaged_metadata_is_named_with_the_backport_loaded(
             installed.all()
     else:  # no name: nothing to find it by, as pip sees it
         assert installed.all() == {}
+
+
+def test_a_missing_wheel_behind_an_asked_extra_is_missing_to_status_and_plan(
+    tmp_path: Path,
+) -> None:
+    """torch asks for ``cuda-toolkit[cublas]`` and nvidia-cublas is gone (a killed
+    install): the plan installs torch again to add it, so status names it too."""
+    write_dist(
+        tmp_path, "torch", "2.14.1+cu130", "Requires-Dist: cuda-toolkit[cublas]==13.0.*"
+    )
+    write_dist(
+        tmp_path,
+        "cuda-toolkit",
+        "13.0.2",
+        "Provides-Extra: cublas",
+        'Requires-Dist: nvidia-cublas==13.0.*; extra == "cublas"',
+    )
+    installed = InstalledEnvironment([str(tmp_path)], LINUX)
+    config = TorchCudaConfig(parse_variant("cu130"), packages=(Requirement("torch"),))
+    locked = LockedState({canonicalize_name("torch"): "2.14.1"}, {})
+    env = SimpleNamespace(marker_env=LINUX)
+    made = plan_for(config, config.variant, locked, env, installed)  # type: ignore[arg-type]
+    assert [str(target) for target in made.install] == ["torch==2.14.1+cu130"]
+    assert installed.missing(["torch"]) == [("cuda-toolkit 13.0.2", "nvidia-cublas")]

@@ -107,7 +107,8 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
             selection_from(self) if isinstance(self, GroupCommand) else Selection()
         )
         config = config or require_config(self.poetry.pyproject.data)
-        return RunContext(self.poetry, self.env, self.io, config, selection)
+        refresh = self.io.input.has_option("refresh") and self.option("refresh")
+        return RunContext(self.poetry, self.env, self.io, config, selection, refresh)
 
 
 class NotCreatedEnv(SystemEnv):

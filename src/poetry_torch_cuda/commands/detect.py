@@ -12,7 +12,6 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.commands.base import REFRESH
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.machine.resolution import check_project_fleet
 from poetry_torch_cuda.machine.resolution import failures
 from poetry_torch_cuda.machine.resolution import forget
@@ -79,21 +78,20 @@ class DetectCommand(TorchCudaCommand):
         config = dataclasses.replace(configured, variant=auto)
         ctx = self.context(config)
         locked = ctx.installs.versions if self.poetry.locker.is_locked() else None
-        client = project_client(self.poetry, refresh=bool(self.option("refresh")))
         torch = None if locked is None else locked.get(canonicalize_name("torch"))
         data: dict[str, Any] = {}
         applies, elsewhere = [], []
         if self.option("target"):
             target = find_target(config.targets, str(self.option("target")))
             [check] = check_project_fleet(
-                config, self.env, locked or {}, client, [target]
+                config, self.env, locked or {}, ctx.client, [target]
             )
             assert check.decision is not None
             decision, machine = check.decision, target_machine(target)
             where = f"on target <c1>{esc(target.describe())}</>"
             data["target"] = target.name
         else:
-            resolution = resolve(config, self.poetry, self.env, locked, client=client)
+            resolution = resolve(config, self.env, locked, ctx)
             assert resolution.decision is not None and resolution.machine is not None
             decision, machine = resolution.decision, resolution.machine
             where = "on this machine"

@@ -12,7 +12,6 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.commands.base import REFRESH
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.index.offers import wanted_versions
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
@@ -75,8 +74,7 @@ class VariantsCommand(TorchCudaCommand):
         wanted = wanted_versions(config.package_names, locked)
         torch = wanted.get(canonicalize_name("torch"))
         machine = probe(self.env)
-        client = project_client(self.poetry, refresh=bool(self.option("refresh")))
-        finder = offer_finder(config, self.poetry, self.env, wanted, client)
+        finder = offer_finder(config, self.env, wanted, ctx.client)
         # The variants asked for, else every known one and the configured one.
         asked = self.argument("variant")
         names = asked or ["cpu", *tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "xpu"]
@@ -96,9 +94,9 @@ class VariantsCommand(TorchCudaCommand):
 
         auto = resolve(
             dataclasses.replace(config, variant=variant_argument("auto")),
-            self.poetry,
             self.env,
             locked,
+            ctx,
             machine=machine,
             offers=offers,
         ).variant

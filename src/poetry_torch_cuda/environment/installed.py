@@ -134,20 +134,25 @@ class InstalledEnvironment:
             edges.setdefault(name, set())
         return {name: frozenset(required) for name, required in edges.items()}
 
-    def unmet(self, roots: Iterable[str], *, missing: bool = False) -> list[str]:
-        """``pip check``'s sentences for installed versions that what ``roots`` reach
-        reject, and with ``missing`` for what they require and is not installed."""
+    def missing(self, roots: Iterable[str]) -> list[tuple[str, NormalizedName]]:
+        """What ``roots`` reach through active requirements and is not installed (a
+        killed install, say): the requirer (``torch 2.14.1``) and the name."""
+        return [
+            (f"{distribution.name} {distribution.version}", name)
+            for requirer, required in self.graph(roots).items()
+            if (distribution := self.get(requirer)) is not None
+            for name in sorted(required)
+            if self.get(name) is None
+        ]
+
+    def unmet(self, roots: Iterable[str]) -> list[str]:
+        """``pip check``'s sentences for installed versions that what ``roots`` reach reject."""
         problems: list[str] = []
         for name in self.graph(roots):
             distribution = self.get(name)
             assert distribution is not None
             for requirement, extra in distribution.edges:
                 have = self.get(requirement.name)
-                if missing and not extra and have is None:  # a killed install, say
-                    problems.append(
-                        f"{distribution.name} {distribution.version} requires "
-                        f"{canonicalize_name(requirement.name)}, which is not installed"
-                    )
                 if extra or have is None or not requirement.specifier:
                     continue
                 try:

@@ -201,7 +201,11 @@ def plan_for(
         # It may have replaced the build's files (the families share paths): only
         # reinstalling the build puts them back; the sweep after it removes the wheel.
         install, orphans, force, then = tuple(targets), (), True, tuple(orphans)
-    elif not install and _lacks_a_wheel(targets, installed, own):
+    elif not install and any(
+        is_cuda_bound(name) and name not in own
+        for _, name in installed.missing(target.name for target in targets)
+    ):
+        # A killed install left a wheel of the family out (Poetry skips them):
         # pip adds what is missing, the rest is in place; orphans go after it
         install, orphans, then = tuple(targets), (), tuple(orphans)
     # Poetry's packages the targets need and the env lacks (a hook's graph holds
@@ -256,16 +260,6 @@ def find_orphans(
     graph = installed.graph()
     needed = dependency_closure([name for name in graph if name not in present], graph)
     return sorted(present - needed)
-
-
-def _lacks_a_wheel(
-    targets: Iterable[Target], installed: InstalledEnvironment, own: Collection[str]
-) -> bool:
-    """Whether the installed builds of ``targets`` require a CUDA wheel that is not
-    installed (a killed install), which Poetry skips as the family's."""
-    graph = installed.graph(target.name for target in targets)
-    required = {name for names in graph.values() for name in names} - set(own)
-    return any(is_cuda_bound(n) and installed.get(n) is None for n in required)
 
 
 def cuda_majors(

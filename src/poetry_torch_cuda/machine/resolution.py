@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 
 from cleo.io.outputs.output import Verbosity
 from packaging.utils import canonicalize_name
@@ -24,7 +25,6 @@ from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.environment.installed import unlabelled_cuda
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.index.offers import Offer
 from poetry_torch_cuda.index.offers import OfferFinder
 from poetry_torch_cuda.index.offers import wanted_versions
@@ -66,6 +66,13 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
 
 
+class Run(Protocol):
+    """A run (``context.RunContext``): its one index client, made when first asked."""
+
+    @property
+    def client(self) -> IndexClient: ...
+
+
 @dataclass(frozen=True)
 class Resolution:
     """The configured variant, the one to install, and for ``auto`` why."""
@@ -85,14 +92,12 @@ def probe(env: Env) -> Machine:
 
 def offer_finder(
     config: TorchCudaConfig,
-    poetry: Poetry,
     env: Env,
     wanted: Mapping[NormalizedName, str],
-    client: IndexClient | None = None,
+    client: IndexClient,
 ) -> OfferFinder:
-    """What the index offers ``env`` of ``wanted`` per variant (installed builds ask
-    nothing)."""
-    client = client or project_client(poetry)
+    """What the index offers ``env`` of ``wanted`` per variant, asked through the
+    run's ``client`` (installed builds ask nothing)."""
     installed = installed_environment(env)
     return OfferFinder(client, config, wanted, env.marker_env, installed)
 
@@ -124,22 +129,21 @@ def choose(
 
 def resolve(
     config: TorchCudaConfig,
-    poetry: Poetry,
     env: Env,
     locked_versions: Mapping[NormalizedName, str] | None,
+    run: Run,
     *,
     machine: Machine | None = None,
-    client: IndexClient | None = None,
     offers: Callable[[Variant], Offer] | None = None,
 ) -> Resolution:
     """Resolve ``config.variant`` for ``env`` and the lock's ``locked_versions``
-    (``offers``: the index's answers, when the caller has read them already)."""
+    through ``run`` (``offers``: the index's answers, when the caller has them)."""
     if config.variant.kind != "auto":
         return Resolution(config.variant, config.variant, config.variant_origin)
     machine = machine or probe(env)
     decision = _kept_build(config, env, machine) if _probe_failed(machine) else None
     if decision is None:
-        asked, torch = _offers(config, poetry, env, locked_versions, client, offers)
+        asked, torch = _offers(config, env, locked_versions, run, offers)
         decision = choose(machine, asked, torch, env=env)
     return Resolution(
         config.variant, decision.variant, config.variant_origin, decision, machine
@@ -148,11 +152,11 @@ def resolve(
 
 def next_choice(
     config: TorchCudaConfig,
-    poetry: Poetry,
     env: Env,
     locked_versions: Mapping[NormalizedName, str] | None,
     machine: Machine,
     failed: Variant,
+    run: Run,
 ) -> Variant | None:
     """``auto``'s move after ``failed`` failed verification here (the install's
     move-on and ``verify``'s fix): :func:`resolve`'s choice with ``failed`` offered
@@ -160,7 +164,7 @@ def next_choice(
     the rule rejects (one that leaves a GPU out) is left."""
     if _probe_failed(machine):
         return None
-    offers, torch = _offers(config, poetry, env, locked_versions)
+    offers, torch = _offers(config, env, locked_versions, run)
 
     def without(variant: Variant) -> Offer:
         return Offer(False, "just failed") if variant == failed else offers(variant)
@@ -171,10 +175,9 @@ def next_choice(
 
 def _offers(
     config: TorchCudaConfig,
-    poetry: Poetry,
     env: Env,
     locked_versions: Mapping[NormalizedName, str] | None,
-    client: IndexClient | None = None,
+    run: Run,
     given: Callable[[Variant], Offer] | None = None,
 ) -> tuple[Callable[[Variant], Offer], str | None]:
     """What the index offers of the lock's versions (``given``, or asked), and the
@@ -183,7 +186,7 @@ def _offers(
     if locked_versions is not None and not wanted:
         # No configured package in the lock: nothing to install, nothing to ask.
         return (lambda _: Offer(None, "not asked")), None
-    finder = given or offer_finder(config, poetry, env, wanted, client)
+    finder = given or offer_finder(config, env, wanted, run.client)
     return finder, wanted.get(canonicalize_name("torch"))
 
 
@@ -289,7 +292,10 @@ def jetson_warning(
 
 
 def refresher(
-    poetry: Poetry, env: Env, locked_versions: Mapping[NormalizedName, str] | None
+    poetry: Poetry,
+    env: Env,
+    locked_versions: Mapping[NormalizedName, str] | None,
+    run: Run,
 ) -> Callable[[], tuple[TorchCudaConfig, Variant] | None]:
     """For a run that waited: config and variant as pyproject.toml says now, another
     run may have changed it (``None`` when the table is gone or the plugin disabled)."""
@@ -298,7 +304,7 @@ def refresher(
         config = load_config(read_pyproject(poetry.pyproject_path))
         if config is None:
             return None
-        return config, resolve(config, poetry, env, locked_versions).variant
+        return config, resolve(config, env, locked_versions, run).variant
 
     return refresh
 

@@ -132,9 +132,7 @@ def prove_change(
                 remember(env.path, machine, failed, proof.torch_version, first.message)
                 if moves < MAX_MOVES:
                     versions = ctx.locked.versions
-                    following = next_choice(
-                        config, ctx.poetry, env, versions, machine, failed
-                    )
+                    following = next_choice(config, env, versions, machine, failed, ctx)
             put = ""
             if roll_back and following is not None:
                 # switch: the next build starts from the earlier one, so the

@@ -17,7 +17,6 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import cuda_majors
-from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.undo import DAMAGED
@@ -125,9 +124,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
         locked, view, warnings = None, None, [str(error)]
     versions = None if view is None else view.versions
-    resolution = resolve(
-        config, poetry, env, versions, machine=machine, client=ctx.client
-    )
+    resolution = resolve(config, env, versions, ctx, machine=machine)
     variant, url = resolution.variant, mask_url(config.index_url(resolution.variant))
     report = StatusReport(
         resolution, url, machine, warnings=warnings, nvcc=probe_nvcc()
@@ -145,13 +142,12 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
             for t in plan.install
             if not t.is_satisfied_by(held.version(t.name), variant)
         }
-        wheels = plan.protected - config.package_names
         report.cuda_wheels = {
-            n: d.version for n in wheels if (d := held.get(n)) is not None
+            n: d.version for n in plan.sweepable if (d := held.get(n)) is not None
         }
-        if all(held.get(t.name) is not None for t in plan.install):
-            # what a build not installed needs is `poetry install`'s to tell
-            report.orphans = find_orphans(wheels, targets.values(), held, plan.poetrys)
+        # What a sync removes: none before a build that changes (one not installed
+        # too: what it needs is `poetry install`'s to tell), the sweep after it.
+        report.orphans = list(plan.remove or plan.then_remove)
         majors = cuda_majors(targets.values(), held)
     builds = read_builds(config.package_names, installed)
     for requirement in config.packages:
@@ -204,15 +200,16 @@ def _judge(
             fix = "`poetry torch-cuda detect` shows which variant runs here"
             fix = fix if verdict.driver_ok else f"update the driver, or {fix}"
             report.warnings.append(f"{variant} {verdict.reasons[-1]}; {fix}")
+    # Poetry adds what is missing, and its run's hook the family's wheels.
+    add = "run `poetry install`"
+    if ctx.selection.explicit:
+        add += " with these options"
     for package in report.packages:
         name, build = package.name, package.installed
         if package.matches:  # always, without a lock or builds for this platform
             continue
         if build is None:
-            fix = "run `poetry install`"
-            if ctx.selection.explicit:
-                fix = f"{SYNC_HINT} with these options"
-            report.warnings.append(f"{name} {package.wanted} is not installed; {fix}")
+            report.warnings.append(f"{name} {package.wanted} is not installed; {add}")
             continue
         but = f"{variant} wants {package.wanted}; {SYNC_HINT}"
         if package.wanted is None:
@@ -251,16 +248,18 @@ def _judge(
     report.warnings += [
         f"{problem}: {DAMAGED}; {SYNC_FORCE}" for problem in family_problems(env, names)
     ]
-    # The install's own check after pip: installed versions the family rejects,
-    # and what it requires and lacks (a killed install).
+    # The install's own check after pip: installed versions the family rejects.
     report.warnings += [
         f"{problem}; run `poetry torch-cuda sync --force`"
-        for problem in installed.unmet(names, missing=True)
+        for problem in installed.unmet(names)
+    ]
+    report.warnings += [
+        f"{requirer} requires {name}, which is not installed; {add}"
+        for requirer, name in installed.missing(names)
     ]
     report.warnings += dead_stashes(env.path)
     report.warnings += [
-        f"{name}, a dependency of the project itself, is not installed; "
-        "run `poetry install`"
+        f"{name}, a dependency of the project itself, is not installed; {add}"
         for name in own_cuda_wheels(ctx.poetry.package, env.marker_env)
         if name not in names and installed.get(name) is None
     ]
