@@ -149,10 +149,11 @@ class LockView:
     def state(
         self, configured: Iterable[NormalizedName], installed: InstalledEnvironment
     ) -> LockedState:
-        """Held packages (in ``installed``, or required by what is: a torch
+        """Held packages (in ``installed``, or required by one that is: a torch
         removed by hand) plus the selected ones, at the lock's versions."""
         configured = sorted(configured)
-        needed = {name for names in installed.graph().values() for name in names}
+        graph = installed.graph(configured)
+        needed = {name for names in graph.values() for name in names}
         held = {n: n in needed or installed.get(n) is not None for n in configured}
         selection, base = self.selection, self.base
         selected = (
