@@ -413,6 +413,30 @@ def test_status_does_not_call_the_wheels_of_a_removed_torch_unneeded(
     assert result.returncode == 0, result
 
 
+def test_sync_puts_back_a_removed_torch_that_the_environment_needs(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch was uninstalled by hand: sync removed its CUDA wheels, installed
+    nothing and said "cu129 already installed"; torchvision and needs-torch
+    require it, so sync (and its dry run) installs the locked build again."""
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    env = no_gpu(tmp_path)
+    project.run("install", env_extra=env)
+    project.pip("uninstall", "-y", "torch")
+    result = run_inprocess(project, "torch-cuda", "sync", "--dry-run", env_extra=env)
+    assert result.returncode == 0, result
+    assert "would install torch==2.14.1+cu129 from" in result.stdout, result
+    assert "already installed" not in result.stdout, result
+    result = run_inprocess(project, "torch-cuda", "sync", env_extra=env)
+    assert result.returncode == 0, result
+    assert "already installed" not in result.stdout, result
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1+cu129", result
+    assert installed["triton"] == "3.6.0", result
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result
+
+
 def test_a_damaged_metadata_fails_the_guards_naming_it(
     tmp_path: Path, index: IndexServer
 ) -> None:

@@ -9,6 +9,7 @@ Real Poetry, real pip, the local index (issue 20 #2, #11, #12, #13; issue 24
 from __future__ import annotations
 
 import os
+import re
 import stat
 from typing import TYPE_CHECKING
 
@@ -411,4 +412,27 @@ def test_lock_check_without_poetry_lock_names_poetry_lock_alone(
     assert result.returncode == 1, result
     assert " ".join(result.stderr.split()) == (
         "poetry.lock does not exist; run `poetry lock` first."
+    ), result
+
+
+def test_no_wheel_for_this_platform_names_what_the_user_can_change(
+    tmp_path: Path, own_index: IndexServer, own_universe: Universe
+) -> None:
+    """The index has torch 2.99.0 only for Windows: the install said to add this
+    platform to "the project's supported ones" and re-lock, a setting that does
+    not exist, and re-locking finds no more wheels; it says what the index lacks."""
+    for index, version in (("pypi", "2.99.0"), ("cu129", "2.99.0+cu129")):
+        own_universe.add_wheel(index, "torch", version, tag="py3-none-win_amd64")
+    project = Project.create(
+        tmp_path, own_index, {"torch": "2.99.0"}, 'variant = "cu129"'
+    )
+    assert run_inprocess(project, "lock").returncode == 0
+    result = run_inprocess(project, "install")
+    assert result.returncode == 1, result
+    said = re.sub(r"\(Python [^)]*\)", "(…)", " ".join(result.stderr.split()))
+    assert said == (
+        "torch-cuda.lock has no wheel of torch 2.99.0+cu129 for this environment (…): "
+        "the index offered none when it was locked, only py3-win_amd64. Use a Python "
+        "those wheels are for (`poetry env use`), or a variant or a version of torch "
+        "with a wheel for this platform. No torch build was installed."
     ), result

@@ -245,11 +245,14 @@ def _best_file(
         ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
         fitting.sort(key=lambda f: min(ranks.get(t, len(ranks)) for t in tags(f)))
     if not fitting:
+        have = sorted({f"{t.interpreter}-{t.platform}" for f in files for t in tags(f)})
         raise TorchCudaError(
             f"{lock} has no wheel of {name} {version} for this environment (Python "
             f"{markers.get('python_full_version')}, {markers.get('sys_platform')} "
-            f"{markers.get('platform_machine')}). Add this platform to the project's "
-            f"supported ones and run `poetry {'lock' if lock == POETRY_LOCK else 'torch-cuda lock'}`."
+            f"{markers.get('platform_machine')}): the index offered none when it was "
+            f"locked, only {', '.join(have) or 'none'}. Use a Python those wheels are "
+            f"for (`poetry env use`), or {'a variant or ' if lock == LOCK_NAME else ''}"
+            f"a version of {name} with a wheel for this platform."
         )
     return fitting[0]
 

@@ -117,7 +117,7 @@ def target_versions(
     selected: Mapping[NormalizedName, str] | None,
 ) -> dict[NormalizedName, str]:
     """What ``switch``/``sync`` move: the configured packages the environment
-    holds (at the lock's version), plus what the options select."""
+    holds or needs (at the lock's version), plus what the options select."""
     versions = {}
     for name in configured:
         if name in everything and is_installed.get(name, False):
@@ -149,10 +149,12 @@ class LockView:
     def state(
         self, configured: Iterable[NormalizedName], installed: InstalledEnvironment
     ) -> LockedState:
-        """Held packages (in ``installed``) plus the selected ones, at the lock's
-        versions."""
+        """Held packages (in ``installed``, or required by one that is: a torch
+        removed by hand) plus the selected ones, at the lock's versions."""
         configured = sorted(configured)
-        held = {name: installed.get(name) is not None for name in configured}
+        graph = installed.graph(configured)
+        needed = {name for names in graph.values() for name in names}
+        held = {n: n in needed or installed.get(n) is not None for n in configured}
         selection, base = self.selection, self.base
         selected = (
             self._selects(selection.groups, selection.extras)
