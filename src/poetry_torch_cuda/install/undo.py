@@ -93,8 +93,6 @@ class Stash:
             OSError: a file could not be linked nor copied (nothing of it is left,
                 as after an interrupt).
         """
-        for leftover in _leftovers(env):  # a killed run's pip's: pip never removes them
-            _remove(Path(leftover))
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(k): v for k, v in versions_of(installed_environment(env)).items()}
@@ -289,6 +287,13 @@ def _drop_unrecorded(env: Env, name: str) -> bool:
                 shutil.rmtree(info, ignore_errors=True)
                 dropped = True
     return dropped
+
+
+def sweep_leftovers(env: Env) -> None:
+    """Remove a killed run's pip's ``~`` leftovers (under the env lock, no pip of
+    ours runs): pip never removes them, and warns about them on every run."""
+    for leftover in _leftovers(env):
+        _remove(Path(leftover))
 
 
 def _leftovers(env: Env) -> set[str]:
