@@ -125,8 +125,7 @@ class Stash:
         files an interrupted pip wrote, then links every stashed file back.
         """
         with signals.held():
-            for leftover in _leftovers(env):
-                _remove(Path(leftover))
+            sweep_leftovers(env)
             now = versions_of(installed_environment(env))
             scope = None if within is None else {*within, *self.family}
             # pip writes RECORD last: a distribution without one is half written,
@@ -290,15 +289,12 @@ def _drop_unrecorded(env: Env, name: str) -> bool:
 
 
 def sweep_leftovers(env: Env) -> None:
-    """Remove a killed run's pip's ``~`` leftovers (under the env lock, no pip of
-    ours runs): pip never removes them, and warns about them on every run."""
-    for leftover in _leftovers(env):
-        _remove(Path(leftover))
-
-
-def _leftovers(env: Env) -> set[str]:
-    """pip's temporary ``~name`` entries in the environment's site-packages."""
-    return {str(path) for site in site_paths(env) for path in Path(site).glob("~*")}
+    """Remove pip's temporary ``~name`` entries in the environment's site-packages
+    (under the env lock, no pip of ours runs): a killed pip never removes them, and
+    pip warns about them on every run."""
+    for site in site_paths(env):
+        for path in Path(site).glob("~*"):
+            _remove(path)
 
 
 def undo(
