@@ -10,6 +10,9 @@ a build whose arch list starts at sm_75 on an sm_61 GPU. GPUs are stub
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -34,6 +37,8 @@ from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
+from tests.support.processes import finish
+from tests.support.processes import running
 
 
 if TYPE_CHECKING:
@@ -462,6 +467,27 @@ def test_switch_auto_pin_records_the_build_that_runs(
     assert 'pyproject.toml now says variant = "cpu"' in result.stdout
     assert 'variant = "cpu"' in project.pyproject_text()
     assert project.installed()["torch"] == "2.14.1+cpu"
+
+
+def test_kill_9_of_switch_auto_moving_on_changes_no_project_file(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    """torch-cuda.lock lacks auto's picks: cu129 fails here, then cu128. The entry
+    of the build auto moved on to was written at once, pyproject.toml still saying
+    cpu: a kill -9 then (cu128 being verified) left the lock with an entry the
+    project never asked for, as a switch's first build no longer does."""
+    env = {**gpu(tmp_path, RTX_4090, driver="575.51.03"), **VERIFY_ON}
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu", install_with=env)
+    lock, pyproject = project.path / "torch-cuda.lock", project.pyproject
+    before = lock.read_bytes(), pyproject.read_bytes()
+    with running(project, "torch-cuda", "switch", "auto", env_extra=env) as process:
+        while process.poll() is None and lock.read_bytes() == before[0]:
+            time.sleep(0.005)
+        os.killpg(process.pid, signal.SIGKILL)
+        result = finish(process)
+    assert "auto: cu129 failed verification here" in result.stderr, describe(result)
+    if pyproject.read_bytes() == before[1]:  # killed before the switch was recorded
+        assert lock.read_bytes() == before[0], describe(result)
 
 
 def test_a_torchvision_built_for_another_torch_fails_its_operator(

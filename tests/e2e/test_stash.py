@@ -145,6 +145,23 @@ def _immutable(path: Path, on: bool) -> bool:
     return done.returncode == 0
 
 
+def test_pips_leftovers_are_removed_by_a_run_with_nothing_to_install(
+    big_cu129: Project,
+) -> None:
+    """kill -9 of a run and its pip after pip installed the build but before it
+    removed the one it replaced: the next run has nothing to install, and pip's
+    ~orch stayed (pip warns about it on every run)."""
+    project = big_cu129
+    leftover = project.site_packages() / "~orch"
+    leftover.mkdir()
+    (leftover / "__init__.py").write_text("")
+
+    result = project.run("install")
+
+    assert _tilde(project) == [], describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu129"
+
+
 def test_a_stash_that_cannot_be_made_stops_before_pip(
     big_cu129: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

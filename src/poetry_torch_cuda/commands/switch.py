@@ -220,9 +220,10 @@ class SwitchCommand(MovingCommand):
             if waited:  # another run changed things meanwhile: read them again
                 ctx, variant = self._target(name)
             # A variant locked for it is written with pyproject.toml (settle).
-            plan = self.move(ctx, variant, refresh=False, write_lock=pending is None)
+            write = pending is None
+            plan = self.move(ctx, variant, refresh=False, write_lock=write)
             # A build that fails verification is replaced by the previous one.
-            final = prove_change(ctx, variant, plan, roll_back=True)
+            final = prove_change(ctx, variant, plan, roll_back=True, write_lock=write)
             if final != variant and name == variant.name:  # --pin: what runs here
                 name = final.name
                 if pending is not None:

@@ -14,6 +14,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_for
+from poetry_torch_cuda.install.undo import sweep_leftovers
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.pyproject_edit import sweep
@@ -224,6 +225,7 @@ def reconcile_environment(
     """
     with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
         sweep(poetry.pyproject_path)  # a killed switch's new pyproject.toml
+        sweep_leftovers(env)
         installed = installed_environment(env)
         if waited and refresh is not None:
             config, variant = refresh() or (config, variant)

@@ -93,8 +93,6 @@ class Stash:
             OSError: a file could not be linked nor copied (nothing of it is left,
                 as after an interrupt).
         """
-        for leftover in _leftovers(env):  # a killed run's pip's: pip never removes them
-            _remove(Path(leftover))
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(k): v for k, v in versions_of(installed_environment(env)).items()}
@@ -127,8 +125,7 @@ class Stash:
         files an interrupted pip wrote, then links every stashed file back.
         """
         with signals.held():
-            for leftover in _leftovers(env):
-                _remove(Path(leftover))
+            sweep_leftovers(env)
             now = versions_of(installed_environment(env))
             scope = None if within is None else {*within, *self.family}
             # pip writes RECORD last: a distribution without one is half written,
@@ -291,9 +288,13 @@ def _drop_unrecorded(env: Env, name: str) -> bool:
     return dropped
 
 
-def _leftovers(env: Env) -> set[str]:
-    """pip's temporary ``~name`` entries in the environment's site-packages."""
-    return {str(path) for site in site_paths(env) for path in Path(site).glob("~*")}
+def sweep_leftovers(env: Env) -> None:
+    """Remove pip's temporary ``~name`` entries in the environment's site-packages
+    (under the env lock, no pip of ours runs): a killed pip never removes them, and
+    pip warns about them on every run."""
+    for site in site_paths(env):
+        for path in Path(site).glob("~*"):
+            _remove(path)
 
 
 def undo(

@@ -83,8 +83,11 @@ def prove_change(
     plan: Plan,
     *,
     roll_back: bool = False,
+    write_lock: bool = True,
 ) -> Variant:
     """Verify the env after ``plan`` made it hold ``variant``; returns the variant in place.
+
+    ``write_lock``: as :meth:`RunContext.reconcile`'s, for ``auto``'s next choice.
 
     Raises:
         TorchCudaError: the build (and, for ``auto``, its next candidates)
@@ -157,7 +160,7 @@ def prove_change(
                 "`poetry torch-cuda detect` shows it)"
             )
             # The one locked, hash-checked install path; it records the owner too.
-            ctx.reconcile(following)
+            ctx.reconcile(following, write_lock=write_lock)
             variant, moves = following, moves + 1
     finally:
         if not config.keep_previous_build:  # kept only for the rollback
