@@ -393,8 +393,9 @@ def test_status_does_not_call_the_wheels_of_a_removed_torch_unneeded(
     tmp_path: Path, index: IndexServer
 ) -> None:
     """torch was uninstalled by hand: status said its CUDA wheels were "nothing
-    needs" and to run `sync`, which removed them and installed nothing; the one
-    fix is `poetry install`, which puts torch back and needs them."""
+    needs" and to run `sync`, which removed them and installed nothing; it says
+    to run `poetry install`, which (as `sync` now does too) puts torch back and
+    needs them."""
     project = Project.create(tmp_path, index, DEPS, CU129)
     env = no_gpu(tmp_path)
     project.run("install", env_extra=env)

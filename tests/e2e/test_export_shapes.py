@@ -451,3 +451,23 @@ def test_a_cuda_wheel_the_project_depends_on_itself_is_exported(
     assert installed["nvidia-cuda-runtime"] == "13.0.96", installed
     assert installed["torch"] == "2.14.1+cu129"
     assert "nvidia-cublas" not in installed  # PyPI's torch's, not the project's
+
+
+def test_output_into_a_new_folder_is_written_and_an_unwritable_one_is_named(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``-o build/requirements.txt`` without build/ said only "[Errno 2] No such
+    file or directory"; it is written there (at once, as torch-cuda.lock: a killed
+    export leaves no half file pip would half-install). A path that cannot be a
+    file fails with one line naming it and the way on, nothing written."""
+    project = Project.create(tmp_path, index, {"torch": "*"}, 'variant = "cu129"\n')
+    project.run("lock")
+    target = tmp_path / "build" / "requirements.txt"
+    result = run_inprocess(project, "torch-cuda", "export", "-o", str(target))
+    assert result.returncode == 0, result
+    assert "torch==2.14.1+cu129" in target.read_text()
+    assert [p.name for p in target.parent.iterdir()] == ["requirements.txt"]
+    result = run_inprocess(project, "torch-cuda", "export", "-o", str(tmp_path))
+    assert result.returncode == 1, result
+    assert f"could not write {tmp_path} (Is a directory)" in result.stderr, result
+    assert "Errno" not in result.stderr, result

@@ -111,6 +111,21 @@ def test_a_leftover_of_a_killed_switch_goes_with_the_next_one(tmp_path: Path) ->
     assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]
 
 
+@pytest.mark.parametrize("text", ["old", "new"])
+def test_a_leftover_of_a_killed_lock_write_goes_with_the_next_write(
+    tmp_path: Path, text: str
+) -> None:
+    """A ``kill -9`` mid-write left ``.torch-cuda.lock.<pid>.*.tmp`` beside the lock,
+    shown by ``git status`` forever; the next write of the file removes it, also
+    when the content is unchanged."""
+    lock = tmp_path / "torch-cuda.lock"
+    lock.write_text("old")
+    (tmp_path / ".torch-cuda.lock.999999999.ab12.tmp").write_text("half")
+    tempfiles.write_text(lock, text)
+    assert [p.name for p in tmp_path.iterdir()] == ["torch-cuda.lock"]
+    assert lock.read_text() == text
+
+
 @pytest.mark.parametrize(
     ("error", "words"),
     [

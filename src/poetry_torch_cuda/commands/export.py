@@ -21,6 +21,7 @@ from poetry.console.commands.group_command import GroupCommand
 from poetry.core.packages.utils.utils import path_to_url
 from poetry.core.version.helpers import format_python_constraint
 
+from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import variant_authenticator
@@ -142,7 +143,13 @@ class ExportCommand(ReportsErrors, GroupCommand):
             text = requirements_txt(variant.name, packages, secret)
         output = self.option("output")
         if output:
-            Path(output).write_text(text, encoding="utf-8")
+            try:
+                tempfiles.write_text(Path(output), text)
+            except OSError as error:
+                raise TorchCudaError(
+                    f"could not write {output} ({error.strerror or error}); nothing "
+                    "was written. Name a file you can write with -o."
+                ) from None
             self.line_error(
                 f"{PREFIX}: wrote {output} ({variant}, {len(packages)} packages)"
             )
