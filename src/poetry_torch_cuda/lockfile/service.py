@@ -78,8 +78,6 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
 
 FIX = f"Run `poetry torch-cuda lock` and commit {LOCK_NAME}."
-#: The one wording for a project without poetry.lock.
-NO_POETRY_LOCK = "poetry.lock does not exist; run `poetry lock` first"
 _MAX_PASSES = 5
 
 
@@ -549,8 +547,7 @@ def check_lock(poetry: Poetry) -> list[str]:
         TorchCudaError: no poetry.lock, or torch-cuda.lock cannot be read.
     """
     config = configured(poetry.pyproject.data)
-    if not poetry.locker.is_locked():
-        raise TorchCudaError(f"{NO_POETRY_LOCK}.")
+    locked.require_lock(poetry)
     lock = read_lock(lock_path(poetry))
     if lock is None:
         return [f"{LOCK_NAME} does not exist"]
@@ -597,8 +594,7 @@ def lock_project(
         IndexUnavailableError: the index did not answer.
     """
     config = config or configured(poetry.pyproject.data)
-    if not poetry.locker.is_locked():
-        raise TorchCudaError(f"{NO_POETRY_LOCK}.")
+    locked.require_lock(poetry)
     from poetry.core.constraints.version import parse_constraint
 
     # The fetching URL differs from the configured one at most by credentials
@@ -710,8 +706,7 @@ def entry_for(
     Raises:
         TorchCudaError: poetry.lock does not exist, or torch-cuda.lock cannot be read.
     """
-    if not poetry.locker.is_locked():
-        raise TorchCudaError(f"{NO_POETRY_LOCK}.")
+    locked.require_lock(poetry)
     lock = read_lock(lock_path(poetry))
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]
