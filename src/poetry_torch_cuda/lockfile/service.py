@@ -302,7 +302,9 @@ class VariantLocker:
                 raise LockError(
                     f"{mask_url(url)} lists no sha256 for {entry.filename}; "
                     "torch-cuda.lock needs the index to give every file's hash "
-                    "(PEP 503 #sha256= fragments or PEP 691 hashes)."
+                    "(PEP 503 #sha256= fragments or PEP 691 hashes). Use an index "
+                    "that lists them (index-url, or the url of the source named by "
+                    "source)."
                 )
         return str(best), builds[best]
 
@@ -360,8 +362,9 @@ class VariantLocker:
         if expected and received != expected:
             raise LockError(
                 f"{entry.filename}{suffix}: the index lists sha256 {expected} but "
-                f"served bytes with sha256 {received}; the index or mirror serves a "
-                "corrupt or altered file."
+                f"served bytes with sha256 {received}. A published file never "
+                "changes: treat this as a compromised or broken mirror and tell "
+                "whoever runs it."
             )
         text = (data if pep658 else _wheel_metadata(data, entry.filename)).decode(
             "utf-8", "replace"
