@@ -715,6 +715,41 @@ def test_lock_warns_when_the_variant_lacks_the_locked_torch(
     assert "torch-cuda" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("fault", "way_on"),
+    [
+        (
+            "bad_hash_paths",  # the wheel's bytes are not those its sha256 names
+            (
+                "A published file never changes: treat this as a compromised or "
+                "broken mirror and tell whoever runs it."
+            ),
+        ),
+        (
+            "hashless_paths",
+            (
+                "Use an index that lists them (index-url, or the url of the source "
+                "named by source)."
+            ),
+        ),
+    ],
+)
+def test_lock_warns_with_the_way_on_when_the_index_lists_no_or_a_wrong_sha256(
+    project_factory: ProjectFactory, index: IndexServer, fault: str, way_on: str
+) -> None:
+    """Re-locking meets the same index again: the warning after `poetry lock`
+    ends with what the user can do instead."""
+    project = project_factory({"torch": "*"}, 'variant = "cu129"')
+    index.serve_metadata = False  # the wheel itself is read, checked by its sha256
+    getattr(index, fault).add("/whl/cu129/torch/")
+    result = run_inprocess(project, "lock")
+    assert result.returncode == 0, result
+    said = " ".join(result.stderr.split())
+    assert "could not update torch-cuda.lock" in said, result
+    assert said.endswith(way_on), said
+    assert not (project.path / "torch-cuda.lock").exists()
+
+
 def test_lock_counts_one_package_in_the_singular(
     project_factory: ProjectFactory,
 ) -> None:

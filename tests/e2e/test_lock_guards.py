@@ -402,17 +402,22 @@ def test_lock_check_names_a_lock_it_cannot_read_once_with_its_own_fix(
     ), result
 
 
-def test_lock_check_without_poetry_lock_names_poetry_lock_alone(
-    tmp_path: Path, index: IndexServer
+@pytest.mark.parametrize(
+    "args",
+    [("lock", "--check"), ("export",), ("sync",), ("switch", "cu126"), ("variants",)],
+)
+def test_a_command_without_poetry_lock_names_poetry_lock_alone(
+    tmp_path: Path, index: IndexServer, args: tuple[str, ...]
 ) -> None:
-    """No poetry.lock yet: the fix is `poetry lock`, which writes both; not also
-    "run `poetry torch-cuda lock` and commit", which fails for the same cause."""
+    """No poetry.lock yet: every command says so in one wording whose fix is
+    `poetry lock`, which writes both; not also "run `poetry torch-cuda lock` and
+    commit", which fails for the same cause."""
     project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
-    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    result = run_inprocess(project, "torch-cuda", *args)
     assert result.returncode == 1, result
-    assert " ".join(result.stderr.split()) == (
-        "poetry.lock does not exist; run `poetry lock` first."
-    ), result
+    said = " ".join(result.stderr.split())  # after "Creating virtualenv …", if any
+    assert said.endswith("poetry.lock does not exist; run `poetry lock` first."), said
+    assert said.count("poetry.lock") == 1, said
 
 
 def test_no_wheel_for_this_platform_names_what_the_user_can_change(

@@ -205,6 +205,8 @@ class IndexServer(StartStop):
         path prefixes: wheels under them are served with their last byte
         changed while the page lists the true sha256 (a transfer corrupted on
         the way, unlike ``tampered_paths``).
+    ``hashless_paths``
+        path prefixes: files under them are listed without a sha256.
 
     Prefixes are matched against the URL-decoded request path.
     """
@@ -225,6 +227,7 @@ class IndexServer(StartStop):
         self.bytes_per_second: float | None = None
         self.immutable_files = False
         self.corrupt_paths: set[str] = set()
+        self.hashless_paths: set[str] = set()
         self._gather: tuple[str, str, int] | None = None
         self._gathered: set[str] = set()
         self._arrived = threading.Condition()
@@ -279,6 +282,7 @@ class IndexServer(StartStop):
         self._gather = None
         self.immutable_files = False
         self.corrupt_paths.clear()
+        self.hashless_paths.clear()
 
     def gather(self, prefix: str, count: int, suffix: str = "") -> None:
         """Hold requests under ``prefix`` (ending in ``suffix``) until ``count`` arrived."""
@@ -515,6 +519,16 @@ class IndexServer(StartStop):
             (name, _wrong_hash(info) if (record.path + name).startswith(bad) else info)
             for name, info in infos
         ]
+        none = tuple(self.hashless_paths)
+        infos = [
+            (
+                name,
+                dataclasses.replace(info, sha256="")
+                if (record.path + name).startswith(none)
+                else info,
+            )
+            for name, info in infos
+        ]
         if content_type == JSON_TYPE:
             body = self._json_page(name, infos)
         else:
@@ -528,7 +542,7 @@ class IndexServer(StartStop):
             entry: dict[str, Any] = {
                 "filename": filename,
                 "url": quote(filename),
-                "hashes": {"sha256": info.sha256},
+                "hashes": {"sha256": info.sha256} if info.sha256 else {},
                 "size": info.size,
                 "yanked": False,
             }
@@ -559,7 +573,8 @@ class IndexServer(StartStop):
             f"<h1>Links for {html.escape(name)}</h1>",
         ]
         for filename, info in infos:
-            attrs = f'href="{quote(filename)}#sha256={info.sha256}"'
+            fragment = f"#sha256={info.sha256}" if info.sha256 else ""
+            attrs = f'href="{quote(filename)}{fragment}"'
             if info.requires_python:
                 attrs += f' data-requires-python="{html.escape(info.requires_python)}"'
             if self.serve_metadata:

@@ -126,6 +126,12 @@ def test_a_file_not_in_utf_8_is_one_clear_error(tmp_path: Path) -> None:
         ('name = "cu129"\nindex-url', 'name = "cu12x"\nindex-url'),
         ('name = "cu129"\nindex-url', 'name = "auto"\nindex-url'),
         ("size = 10", 'size = "ten"'),
+        ("size = 10", "size = -10"),
+        ("size = 10", "size = 10.5"),
+        ("size = 10", "size = true"),
+        ('packages = ["torch", "torchvision"]', 'packages = "torch"'),
+        ('lock-variants = ["cu129"]', 'lock-variants = "cu129"'),
+        ('torch = ["2.14.1"]', 'torch = "2.14.1"'),
         ('hash = "sha256:a', 'hash = "sha256:z'),
         ('hash = "sha256:aaaa', 'hash = "sha256:'),
         ('markers = "platform_system', 'markers = "platform_system ~'),
@@ -136,7 +142,8 @@ def test_a_damaged_value_is_one_clear_error(
     tmp_path: Path, locked: str, damaged: str
 ) -> None:
     """A hand edit or a bad merge (a variant's name that is no variant, a sha256 that
-    is not one, a marker that does not parse): every command, ``lock --check``
+    is not one, a size that is no size, a string for a list, a marker that does not
+    parse): every command, ``lock --check``
     included, says how to get a good file instead of failing on the value later."""
     path = tmp_path / "torch-cuda.lock"
     write_lock(path, sample())
@@ -157,6 +164,13 @@ def test_an_entry_twice_is_one_clear_error(tmp_path: Path) -> None:
         read_lock(path)
     package = entry[entry.index("[[variant.package]]") :]
     path.write_text(text + "\n" + package)
+    with pytest.raises(LockFileError, match="torch-cuda lock"):
+        read_lock(path)
+    # The same file twice in one package's files: which entry pip gets is nobody's decision.
+    line = text[
+        text.index("    {file = ") : text.index("\n", text.index("    {file = ")) + 1
+    ]
+    path.write_text(text.replace(line, line + line))
     with pytest.raises(LockFileError, match="torch-cuda lock"):
         read_lock(path)
 

@@ -195,11 +195,11 @@ def read_lock(path: Path) -> TorchCudaLock | None:
         inputs = LockInputs(
             content_hash=str(metadata["content-hash"]),
             locked=tuple(
-                (canonicalize_name(name), tuple(str(v) for v in versions))
+                (canonicalize_name(name), _strings(versions))
                 for name, versions in sorted(metadata["locked"].items())
             ),
-            packages=tuple(str(p) for p in metadata["packages"]),
-            lock_variants=tuple(str(v) for v in metadata["lock-variants"]),
+            packages=_strings(metadata["packages"]),
+            lock_variants=_strings(metadata["lock-variants"]),
         )
         variants = tuple(_variant(entry) for entry in data.get("variant", []))
         if len({variant.name for variant in variants}) < len(variants):
@@ -221,9 +221,9 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
             if algorithm != "sha256" or not _SHA256.fullmatch(digest):
                 raise ValueError(item["hash"])
             size = item.get("size")
-            files.append(
-                (str(item["file"]), str(item["url"]), digest, size and int(size))
-            )
+            if size is not None and (type(size) is not int or size < 0):
+                raise ValueError(size)
+            files.append((str(item["file"]), str(item["url"]), digest, size))
         packages.append(
             LockedPackage(
                 canonicalize_name(package["name"]),
@@ -240,9 +240,18 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
                 tuple(files),
             )
         )
-    if len({(p.name, p.version) for p in packages}) < len(packages):
-        raise ValueError("a package twice")
+    keys = [(p.name, p.version) for p in packages]
+    names = [f[0] for p in packages for f in p.files]
+    if len(set(keys)) < len(keys) or len(set(names)) < len(names):
+        raise ValueError("a package or a file twice")
     return VariantLock(_build(entry["name"]), str(entry["index-url"]), tuple(packages))
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """The items of the list ``value`` (a string is no list: not its letters)."""
+    if not isinstance(value, list):
+        raise TypeError(value)
+    return tuple(str(item) for item in value)
 
 
 def _marker(value: Any) -> str:

@@ -78,8 +78,6 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
 
 FIX = f"Run `poetry torch-cuda lock` and commit {LOCK_NAME}."
-#: The one wording for a project without poetry.lock.
-NO_POETRY_LOCK = "poetry.lock does not exist; run `poetry lock` first"
 _MAX_PASSES = 5
 
 
@@ -304,7 +302,9 @@ class VariantLocker:
                 raise LockError(
                     f"{mask_url(url)} lists no sha256 for {entry.filename}; "
                     "torch-cuda.lock needs the index to give every file's hash "
-                    "(PEP 503 #sha256= fragments or PEP 691 hashes)."
+                    "(PEP 503 #sha256= fragments or PEP 691 hashes). Use an index "
+                    "that lists them (index-url, or the url of the source named by "
+                    "source)."
                 )
         return str(best), builds[best]
 
@@ -362,8 +362,9 @@ class VariantLocker:
         if expected and received != expected:
             raise LockError(
                 f"{entry.filename}{suffix}: the index lists sha256 {expected} but "
-                f"served bytes with sha256 {received}; the index or mirror serves a "
-                "corrupt or altered file."
+                f"served bytes with sha256 {received}. A published file never "
+                "changes: treat this as a compromised or broken mirror and tell "
+                "whoever runs it."
             )
         text = (data if pep658 else _wheel_metadata(data, entry.filename)).decode(
             "utf-8", "replace"
@@ -549,8 +550,7 @@ def check_lock(poetry: Poetry) -> list[str]:
         TorchCudaError: no poetry.lock, or torch-cuda.lock cannot be read.
     """
     config = configured(poetry.pyproject.data)
-    if not poetry.locker.is_locked():
-        raise TorchCudaError(f"{NO_POETRY_LOCK}.")
+    locked.require_lock(poetry)
     lock = read_lock(lock_path(poetry))
     if lock is None:
         return [f"{LOCK_NAME} does not exist"]
@@ -597,8 +597,7 @@ def lock_project(
         IndexUnavailableError: the index did not answer.
     """
     config = config or configured(poetry.pyproject.data)
-    if not poetry.locker.is_locked():
-        raise TorchCudaError(f"{NO_POETRY_LOCK}.")
+    locked.require_lock(poetry)
     from poetry.core.constraints.version import parse_constraint
 
     # The fetching URL differs from the configured one at most by credentials
@@ -710,8 +709,7 @@ def entry_for(
     Raises:
         TorchCudaError: poetry.lock does not exist, or torch-cuda.lock cannot be read.
     """
-    if not poetry.locker.is_locked():
-        raise TorchCudaError(f"{NO_POETRY_LOCK}.")
+    locked.require_lock(poetry)
     lock = read_lock(lock_path(poetry))
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]

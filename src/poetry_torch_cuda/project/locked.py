@@ -136,11 +136,7 @@ def locked_state(poetry: Poetry, env: Env) -> LockedState:
     Raises:
         TorchCudaError: the project has no lock file yet.
     """
-    if not poetry.locker.is_locked():
-        raise TorchCudaError(
-            "poetry.lock does not exist yet, so the torch version to install is "
-            "unknown. Run `poetry lock` (or `poetry install`) first."
-        )
+    require_lock(poetry)
     groups = poetry.package.dependency_group_names()
     versions = resolved_versions(poetry, env.marker_env, groups)
     direct = frozenset(dependency.name for dependency in poetry.package.all_requires)
@@ -162,6 +158,16 @@ def is_stale(poetry: Poetry) -> bool:
     """
     locker = poetry.locker
     return locker.is_locked() and bool(locker.lock_data) and not locker.is_fresh()
+
+
+def require_lock(poetry: Poetry) -> None:
+    """Refuse to act without poetry.lock (the one wording of it).
+
+    Raises:
+        TorchCudaError: poetry.lock does not exist.
+    """
+    if not poetry.locker.is_locked():
+        raise TorchCudaError("poetry.lock does not exist; run `poetry lock` first.")
 
 
 def check_fresh(poetry: Poetry) -> None:
