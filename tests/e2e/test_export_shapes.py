@@ -471,3 +471,15 @@ def test_output_into_a_new_folder_is_written_and_an_unwritable_one_is_named(
     assert result.returncode == 1, result
     assert f"could not write {tmp_path} (Is a directory)" in result.stderr, result
     assert "Errno" not in result.stderr, result
+
+
+def test_the_written_line_counts_one_package_in_the_singular(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``-o`` says how many packages it wrote: "1 package", not "1 packages"."""
+    project = Project.create(tmp_path, index, {"tinyutil": "*"}, 'variant = "cpu"\n')
+    project.run("lock")
+    target = tmp_path / "requirements.txt"
+    result = run_inprocess(project, "torch-cuda", "export", "-o", str(target))
+    assert result.returncode == 0, result
+    assert f"wrote {target} (cpu, 1 package)\n" in result.stderr, result

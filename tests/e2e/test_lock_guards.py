@@ -441,3 +441,22 @@ def test_no_wheel_for_this_platform_names_what_the_user_can_change(
         "those wheels are for (`poetry env use`), or a variant or a version of torch "
         "with a wheel for this platform. No torch build was installed."
     ), result
+
+
+def test_lock_check_fails_when_an_entry_auto_locked_is_missing(
+    tmp_path: Path, own_index: IndexServer
+) -> None:
+    """``variant = "auto"`` locks every variant whose index has the builds; a
+    merge lost cu128's entry: the file records what auto locked, so the check
+    names the entry, offline."""
+    project = Project.create(tmp_path, own_index, DEPS, 'variant = "auto"\n')
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    text = path.read_text()
+    start = text.index('[[variant]]\nname = "cu128"')
+    path.write_text(text[:start] + text[text.index("[[variant]]", start + 1) :])
+    own_index.clear_requests()
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert "cu128 is not locked" in result.stderr, result
+    assert own_index.requests == []

@@ -150,9 +150,8 @@ class ExportCommand(ReportsErrors, GroupCommand):
                     f"could not write {output} ({error.strerror or error}); nothing "
                     "was written. Name a file you can write with -o."
                 ) from None
-            self.line_error(
-                f"{PREFIX}: wrote {output} ({variant}, {len(packages)} packages)"
-            )
+            count = f"{len(packages)} package{'s' * (len(packages) != 1)}"
+            self.line_error(f"{PREFIX}: wrote {output} ({variant}, {count})")
         else:
             self.io.write(text)
         return 0

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlsplit
@@ -436,6 +437,13 @@ def _wanted(config: TorchCudaConfig) -> tuple[str, ...]:
     return tuple(sorted({*config.lock_variants, config.variant.name}))
 
 
+def _auto_choices() -> set[str]:
+    """The variants ``auto`` may choose."""
+    from poetry_torch_cuda.machine import tables
+
+    return {*tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "cpu"}
+
+
 def _current_inputs(poetry: Poetry, config: TorchCudaConfig) -> LockInputs:
     """The inputs a lock made now would record."""
     return LockInputs(
@@ -461,6 +469,8 @@ def differences(
     ]
     if whole:
         now, then = current.lock_variants, recorded.lock_variants
+        if "auto" in then and "auto" in now:  # what auto locked, recorded beside it
+            then = tuple(v for v in then if v in now or v not in _auto_choices())
         moved.append(("the variants to lock are now", list(now), list(then)))
     return reasons + [
         f"{what} {now}, {LOCK_NAME} was made for {then}"
@@ -556,8 +566,8 @@ def check_lock(poetry: Poetry) -> list[str]:
         return [f"{LOCK_NAME} does not exist"]
     current = _current_inputs(poetry, config)
     reasons = differences(lock.inputs, current, whole=True)
-    names = set(_wanted(config)) - {"auto"} | {entry.name for entry in lock.variants}
-    for name in sorted(names):
+    names = {*_wanted(config), *lock.inputs.lock_variants} - {"auto"}
+    for name in sorted(names | {entry.name for entry in lock.variants}):
         reasons += _stale(poetry, config, lock, current, name)
     return list(dict.fromkeys(reasons))
 
@@ -615,9 +625,7 @@ def lock_project(
     names = set(_wanted(config)) - {"auto"} | {v.name for v in extra}
     optional: set[str] = set()
     if "auto" in _wanted(config):  # every variant auto may choose that has the builds
-        from poetry_torch_cuda.machine import tables
-
-        optional = {*tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "cpu"} - names
+        optional = _auto_choices() - names
         names |= optional
         client.projects(  # the candidates' pages at once, kept by the client
             sorted(
@@ -672,7 +680,11 @@ def lock_project(
                 raise
     if not variants:
         return None
-    lock = TorchCudaLock(current, tuple(variants))
+    # What auto locked is recorded beside it, so lock --check finds a lost entry.
+    auto = "auto" in current.lock_variants
+    chosen = {v.name for v in variants} & (_auto_choices() if auto else set())
+    wanted = tuple(sorted({*current.lock_variants, *chosen}))
+    lock = TorchCudaLock(replace(current, lock_variants=wanted), tuple(variants))
     for name in client.skipped():
         io.write_line(
             f"{PREFIX}: skipped {name}: PEP 825 wheel variants are not supported yet",
