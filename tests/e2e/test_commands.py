@@ -4,6 +4,7 @@ fake GPUs (stub nvidia-smi / rocminfo / nvcc first on PATH)."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from typing import TYPE_CHECKING
 from typing import Any
@@ -458,8 +459,34 @@ def test_a_damaged_metadata_fails_the_guards_naming_it(
             assert " ".join(result.stderr.split()) == (
                 f"torch's METADATA in {project.site_packages()} names no version: a "
                 "damaged install. Delete torch's .dist-info folder there, then run "
-                "`poetry torch-cuda sync --force`."
+                "`poetry install`."
             ), result
+
+
+def test_the_way_out_of_a_damaged_metadata_puts_the_package_back(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """The damaged-METADATA message said "then run `poetry torch-cuda sync
+    --force`" for any package; sync puts back no package of Poetry's that torch does
+    not need (needs-torch). The way it names puts back a package of either side."""
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    env = no_gpu(tmp_path)
+    project.run("install", env_extra=env)
+    before = project.installed()
+    for name in ("needs-torch", "torch"):
+        (dist_info,) = project.site_packages().glob(f"{name.replace('-', '_')}-*")
+        (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\n")
+        result = run_inprocess(project, "torch-cuda", "sync", "--force", env_extra=env)
+        assert result.returncode == 1, result
+        assert " ".join(result.stderr.split()) == (
+            f"{name}'s METADATA in {project.site_packages()} names no version: a "
+            f"damaged install. Delete {name}'s .dist-info folder there, then run "
+            "`poetry install`."
+        ), result
+        shutil.rmtree(dist_info)
+        project.run("install", env_extra=env)
+        assert project.installed() == before
+        project.run("torch-cuda", "status", "--check", env_extra=env)
 
 
 def test_a_conflicted_poetry_lock_fails_every_guard_naming_the_lock_file(

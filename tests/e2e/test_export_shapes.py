@@ -453,6 +453,23 @@ def test_a_cuda_wheel_the_project_depends_on_itself_is_exported(
     assert "nvidia-cublas" not in installed  # PyPI's torch's, not the project's
 
 
+def test_a_cuda_wheel_the_project_and_the_variants_torch_both_need_is_one_line(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """nvidia-cudnn-cu12, a dependency of the project and of the cu129 torch: the
+    export wrote it (and its nvidia-cublas-cu12) twice, from poetry.lock and from
+    torch-cuda.lock (same name, version and hash); once now, as the project's own."""
+    deps = {"torch": "*", "nvidia-cudnn-cu12": "*"}
+    project = Project.create(tmp_path, index, deps, 'variant = "cu129"\n')
+    project.run("lock")
+    text = export(project)
+    assert text.count("nvidia-cudnn-cu12==") == 1, text
+    assert text.count("nvidia-cublas-cu12==") == 1, text  # cudnn's, Poetry's too
+    installed = pip_installs(tmp_path, text)
+    assert installed["nvidia-cudnn-cu12"] == "9.10.2.21", installed
+    assert installed["torch"] == "2.14.1+cu129"
+
+
 def test_output_into_a_new_folder_is_written_and_an_unwritable_one_is_named(
     tmp_path: Path, index: IndexServer
 ) -> None:

@@ -210,9 +210,10 @@ def select(
     # A root at each selected version, under its marker; what they need, under theirs.
     needed = union(*roots.values())
     chosen = [(p.name, p.version) for p in entry.packages if _key(p) in roots]
+    poetrys = {p.name for p in exported}  # the project's own (its cudnn) stay Poetry's
     for one in entry.closure(chosen, None):  # every environment's
         markers = parse_marker(one.markers).intersect(roots.get(_key(one), needed))
-        if markers.is_empty():
+        if markers.is_empty() or one.name in poetrys:
             continue
         files = tuple((f.filename, f.url, f.sha256) for f in entry.files(one))
         shown = "" if markers.is_any() else str(markers)

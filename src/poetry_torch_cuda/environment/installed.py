@@ -177,7 +177,7 @@ class InstalledEnvironment:
             raise TorchCudaError(
                 f"{name}'s METADATA in {distribution.locate_file('')} names no "
                 f"version: a damaged install. Delete {name}'s .dist-info folder there, "
-                "then run `poetry torch-cuda sync --force`."
+                "then run `poetry install`."
             )
         extras = [canonicalize_name(e) for e in meta.get_all("Provides-Extra") or []]
         lines = meta.get_all("Requires-Dist")
