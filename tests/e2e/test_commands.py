@@ -489,6 +489,34 @@ def test_the_way_out_of_a_damaged_metadata_puts_the_package_back(
         project.run("torch-cuda", "status", "--check", env_extra=env)
 
 
+def test_two_dist_info_folders_of_torch_fail_the_guards_naming_both(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A killed pip or a hand copy left a second torch .dist-info beside the
+    installed one: status --check passed when the right one was read first (the
+    filesystem's order), though pip and imports may take the other's; status and
+    verify name both folders."""
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    env = no_gpu(tmp_path)
+    project.run("install", env_extra=env)
+    site = project.site_packages()
+    right = site / "torch-2.14.1+cu129.dist-info"
+    stale = site / "torch-2.13.0.dist-info"
+    shutil.copytree(right, stale)
+    metadata = stale / "METADATA"
+    metadata.write_text(
+        metadata.read_text().replace("Version: 2.14.1+cu129", "Version: 2.13.0")
+    )
+    for command in ("status --check", "verify"):
+        result = run_inprocess(project, "torch-cuda", *command.split(), env_extra=env)
+        assert result.returncode == 1, result
+        assert (
+            f"torch: 2 .dist-info folders in {site} (torch-2.13.0.dist-info, "
+            "torch-2.14.1+cu129.dist-info), so pip and imports may read either "
+            "(delete the stale one first)"
+        ) in " ".join((result.stdout + result.stderr).split()), result
+
+
 def test_a_conflicted_poetry_lock_fails_every_guard_naming_the_lock_file(
     tmp_path: Path, index: IndexServer
 ) -> None:

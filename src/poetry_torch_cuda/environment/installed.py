@@ -85,15 +85,17 @@ class InstalledEnvironment:
         found = self.get(name)
         return None if found is None else found.version
 
-    def names(self) -> set[NormalizedName]:
-        """Every installed distribution's name, from the folders' names alone."""
-        found = set()
+    def names(self) -> dict[NormalizedName, list[str]]:
+        """Every installed distribution's name, from the folders' names alone, and
+        its metadata folders' paths (two in one directory: a killed pip's, a copy's)."""
+        found: dict[NormalizedName, list[str]] = {}
         for path in self._paths:
             with suppress(OSError):
                 for entry in os.scandir(path):
                     stem, _, kind = entry.name.rpartition(".")
                     if kind in ("dist-info", "egg-info"):
-                        found.add(canonicalize_name(stem.split("-", 1)[0]))
+                        name = canonicalize_name(stem.split("-", 1)[0])
+                        found.setdefault(name, []).append(entry.path)
         return found
 
     def all(self) -> dict[NormalizedName, InstalledDistribution]:

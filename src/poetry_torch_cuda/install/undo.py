@@ -401,12 +401,23 @@ def family_problems(
     env: Env, roots: Collection[str], *, hashes: bool = False
 ) -> list[str]:
     """What is wrong with the files of what ``roots`` need as installed in ``env``,
-    one line per distribution: its ``RECORD`` is missing, a file it lists is
-    missing, or (with ``hashes``) its sha256 differs from the recorded one."""
-    family = set(installed_environment(env).graph(roots))
+    one line per distribution: two .dist-info folders of it share a directory, its
+    ``RECORD`` is missing, a file it lists is missing, or (with ``hashes``) its
+    sha256 differs from the recorded one."""
+    installed = installed_environment(env)
+    family = set(installed.graph(roots))
     if not family:  # nothing installed: no distribution's metadata to read
         return []
     problems, ours = [], {canonicalize_name(root) for root in roots}
+    for name, folders in sorted(installed.names().items()):
+        for where in sorted({os.path.dirname(f) for f in folders}):
+            here = [os.path.basename(f) for f in folders if os.path.dirname(f) == where]
+            if name in family and len(here) > 1:  # pip warns, and uses either
+                problems.append(
+                    f"{name}: {len(here)} .dist-info folders in {where} "
+                    f"({', '.join(sorted(here))}), so pip and imports may read either "
+                    "(delete the stale one first)"
+                )
     for name, all_entries in sorted(files_by_name(env, family).items()):
         # The family pip installed has a RECORD: nothing to check without it, and
         # nothing a removal could find (a system package may have none: not ours).
