@@ -390,6 +390,17 @@ def test_status_without_gpu_is_a_note_not_a_failure(
     ]
 
 
+def _torch_uninstalled_by_hand(
+    tmp_path: Path, index: IndexServer
+) -> tuple[Project, dict[str, str]]:
+    """cu129 installed on a machine without a GPU, then ``pip uninstall -y torch``."""
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    env = no_gpu(tmp_path)
+    project.run("install", env_extra=env)
+    project.pip("uninstall", "-y", "torch")
+    return project, env
+
+
 def test_status_does_not_call_the_wheels_of_a_removed_torch_unneeded(
     tmp_path: Path, index: IndexServer
 ) -> None:
@@ -397,10 +408,7 @@ def test_status_does_not_call_the_wheels_of_a_removed_torch_unneeded(
     needs" and to run `sync`, which removed them and installed nothing; it says
     to run `poetry install`, which (as `sync` now does too) puts torch back and
     needs them."""
-    project = Project.create(tmp_path, index, DEPS, CU129)
-    env = no_gpu(tmp_path)
-    project.run("install", env_extra=env)
-    project.pip("uninstall", "-y", "torch")
+    project, env = _torch_uninstalled_by_hand(tmp_path, index)
     result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert result.returncode == 1, result
     assert (
@@ -421,10 +429,7 @@ def test_sync_puts_back_a_removed_torch_that_the_environment_needs(
     """torch was uninstalled by hand: sync removed its CUDA wheels, installed
     nothing and said "cu129 already installed"; torchvision and needs-torch
     require it, so sync (and its dry run) installs the locked build again."""
-    project = Project.create(tmp_path, index, DEPS, CU129)
-    env = no_gpu(tmp_path)
-    project.run("install", env_extra=env)
-    project.pip("uninstall", "-y", "torch")
+    project, env = _torch_uninstalled_by_hand(tmp_path, index)
     result = run_inprocess(project, "torch-cuda", "sync", "--dry-run", env_extra=env)
     assert result.returncode == 0, result
     assert "would install torch==2.14.1+cu129 from" in result.stdout, result

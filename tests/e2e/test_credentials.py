@@ -14,12 +14,12 @@ import signal
 import time
 from importlib.metadata import version
 from typing import TYPE_CHECKING
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 from packaging.version import Version
 
+from tests.support.client import authenticators_made
 from tests.support.inprocess import run_inprocess
 from tests.support.processes import cmdline
 from tests.support.processes import descendants
@@ -247,16 +247,7 @@ def test_an_install_that_locks_first_asks_with_one_authenticator(
 ) -> None:
     """The lock step of an install (no torch-cuda.lock yet) and its download take
     their credentials from the install's one authenticator."""
-    from poetry_torch_cuda.index import client
-
-    made: list[object] = []
-    init = client.IndexAuthenticator.__init__
-
-    def counted(self: client.IndexAuthenticator, *args: Any, **kwargs: Any) -> None:
-        made.append(self)
-        init(self, *args, **kwargs)
-
-    monkeypatch.setattr(client.IndexAuthenticator, "__init__", counted)
+    made = authenticators_made(monkeypatch)
     result = run_inprocess(
         source_project, "install", env_extra={ENV_USER: USER, ENV_PASSWORD: PASSWORD}
     )

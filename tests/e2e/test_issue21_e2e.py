@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
-from typing import Any
 
 import pytest
 
+from tests.support.client import authenticators_made
 from tests.support.fake_torch import fake_torch
 from tests.support.fake_torch import gpus_variable
 from tests.support.fixtures import served_gpu_builds
@@ -69,19 +69,10 @@ def test_verify_asks_the_index_through_the_runs_one_client(
 ) -> None:
     """verify resolves auto and, the build failing, asks auto's next choice: both
     through the run's one index client (one authenticator, one keyring look-up)."""
-    from poetry_torch_cuda.index import client
-
     project = torch_project(tmp_path, index, "auto")
     machine = {**gpu(tmp_path, B200, driver=DRIVER_580), **gpus_variable(B200)}
     project.run("install", env_extra=machine)  # verification off: a start only
-    made: list[object] = []
-    init = client.IndexAuthenticator.__init__
-
-    def counted(self: client.IndexAuthenticator, *args: Any, **kwargs: Any) -> None:
-        made.append(self)
-        init(self, *args, **kwargs)
-
-    monkeypatch.setattr(client.IndexAuthenticator, "__init__", counted)
+    made = authenticators_made(monkeypatch)
     result = run_inprocess(project, "torch-cuda", "verify", env_extra=machine)
 
     assert result.returncode == 1, result
