@@ -410,9 +410,11 @@ def family_problems(
         return []
     problems, ours = [], {canonicalize_name(root) for root in roots}
     for name, folders in sorted(installed.names().items()):
+        if name not in family:
+            continue
         for where in sorted({os.path.dirname(f) for f in folders}):
             here = [os.path.basename(f) for f in folders if os.path.dirname(f) == where]
-            if name in family and len(here) > 1:  # pip warns, and uses either
+            if len(here) > 1:  # pip warns, and uses either
                 problems.append(
                     f"{name}: {len(here)} .dist-info folders in {where} "
                     f"({', '.join(sorted(here))}), so pip and imports may read either "
