@@ -295,7 +295,8 @@ def refuse_system_python(env: Env, io: IO) -> None:
     if env.is_venv():
         return
     marker = Path(env.paths.get("stdlib", "")) / "EXTERNALLY-MANAGED"
-    opted_in = os.environ.get(BREAK_SYSTEM, "").lower() in ("1", "true", "yes", "on")
+    true = ("y", "yes", "t", "true", "on", "1")  # as pip's strtobool reads it
+    opted_in = os.environ.get(BREAK_SYSTEM, "").lower() in true
     if marker.is_file() and not opted_in:
         raise TorchCudaError(
             f"{env.path} is not a virtual environment but a Python its distribution "
