@@ -494,13 +494,16 @@ def test_the_way_out_of_a_damaged_metadata_puts_the_package_back(
         project.run("torch-cuda", "status", "--check", env_extra=env)
 
 
+COPIED = "a hand copy, or an install that kept the other (pip --ignore-installed, say)"
+
+
 def test_two_dist_info_folders_of_torch_fail_the_guards_naming_both(
     tmp_path: Path, index: IndexServer
 ) -> None:
-    """A killed pip or a hand copy left a second torch .dist-info beside the
-    installed one: status --check passed when the right one was read first (the
-    filesystem's order), though pip and imports may take the other's; status and
-    verify name both folders."""
+    """A hand copy left a second torch .dist-info beside the installed one: status
+    --check passed when the right one was read first (the filesystem's order),
+    though pip and imports may take the other's; status and verify name both
+    folders, and its cause: it said "an interrupted install left it incomplete"."""
     project = Project.create(tmp_path, index, DEPS, CU129)
     env = no_gpu(tmp_path)
     project.run("install", env_extra=env)
@@ -520,6 +523,8 @@ def test_two_dist_info_folders_of_torch_fail_the_guards_naming_both(
             "torch-2.14.1+cu129.dist-info), so pip and imports may read either "
             "(delete the stale one first)"
         ) in " ".join((result.stdout + result.stderr).split()), result
+        assert COPIED in " ".join((result.stdout + result.stderr).split()), result
+        assert "incomplete" not in result.stdout + result.stderr, result
 
 
 def test_a_conflicted_poetry_lock_fails_every_guard_naming_the_lock_file(

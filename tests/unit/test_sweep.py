@@ -146,10 +146,10 @@ def test_family_problems_names_missing_and_changed_files_not_bytecode(
 
     site = SimpleNamespace(candidates=[tmp_path])
     env = SimpleNamespace(path=tmp_path, site_packages=site, marker_env={})
-    assert family_problems(env, ["demo"]) == [  # type: ignore[arg-type]
+    assert list(family_problems(env, ["demo"])) == [  # type: ignore[arg-type]
         "demo: 1 of its files missing (demo/gone.h)"
     ]
-    assert family_problems(env, ["demo"], hashes=True) == [  # type: ignore[arg-type]
+    assert list(family_problems(env, ["demo"], hashes=True)) == [  # type: ignore[arg-type]
         "demo: 1 of its files missing (demo/gone.h)",
         "demo: 1 of its files changed since install (demo/lib.so)",
     ]

@@ -69,7 +69,7 @@ def prove(
         required=required,
         auto=config.variant.kind == "auto",
         alternative=alternative,
-        damaged=family_problems(env, packages, hashes=hashes) if exists else (),
+        damaged=family_problems(env, packages, hashes=hashes).items() if exists else (),
     )
 
 

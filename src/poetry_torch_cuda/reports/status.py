@@ -19,7 +19,6 @@ from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import cuda_majors
 from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
-from poetry_torch_cuda.install.undo import DAMAGED
 from poetry_torch_cuda.install.undo import SYNC_FORCE
 from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.machine.detection import assess
@@ -246,7 +245,8 @@ def _judge(
         )
     env, names, installed = ctx.env, config.package_names, ctx.installed
     report.warnings += [
-        f"{problem}: {DAMAGED}; {SYNC_FORCE}" for problem in family_problems(env, names)
+        f"{problem}: {cause}; {SYNC_FORCE}"
+        for problem, cause in family_problems(env, names).items()
     ]
     # The install's own check after pip: installed versions the family rejects.
     report.warnings += [
