@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.tempfiles import dead
-from poetry_torch_cuda.tempfiles import sweep
 
 
 if TYPE_CHECKING:
@@ -106,7 +105,6 @@ def environment_lock(
                 time.sleep(_POLL_SECONDS)
         _held.append(fd)
         try:
-            sweep(path.parent, STASH)  # a killed run's stashes: nothing puts them back
             yield waited
         finally:
             _held.remove(fd)

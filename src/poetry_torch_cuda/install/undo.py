@@ -40,6 +40,7 @@ from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.project.protection import is_cuda_bound
+from poetry_torch_cuda.tempfiles import dead
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -125,7 +126,7 @@ class Stash:
         files an interrupted pip wrote, then links every stashed file back.
         """
         with signals.held():
-            sweep_leftovers(env)
+            sweep_leftovers(env, ours=True)
             now = versions_of(installed_environment(env))
             scope = None if within is None else {*within, *self.family}
             # pip writes RECORD last: a distribution without one is half written,
@@ -288,13 +289,15 @@ def _drop_unrecorded(env: Env, name: str) -> bool:
     return dropped
 
 
-def sweep_leftovers(env: Env) -> None:
-    """Remove pip's temporary ``~name`` entries in the environment's site-packages
-    (under the env lock, no pip of ours runs): a killed pip never removes them, and
-    pip warns about them on every run."""
-    for site in site_paths(env):
-        for path in Path(site).glob("~*"):
-            _remove(path)
+def sweep_leftovers(env: Env, *, ours: bool = False) -> None:
+    """Under the env lock: remove killed runs' stashes (nothing puts them back) and,
+    after such a run or for a put back (``ours``), pip's temporary ``~name`` entries
+    in site-packages: a killed pip leaves them, and pip warns about them on every
+    run. Else a ``~`` entry is another pip's, maybe at work: it stays."""
+    killed = dead(state_dir(env.path), STASH)
+    sites = site_paths(env) if ours or killed else []
+    for path in [*killed, *(p for site in sites for p in Path(site).glob("~*"))]:
+        _remove(path)
 
 
 def undo(
