@@ -217,6 +217,27 @@ def installed(
     return project
 
 
+@no_real_driver
+def test_a_failing_nvidia_smi_beside_rocm_lets_rocm_decide(
+    installed: Project, tmp_path: Path
+) -> None:
+    """An AMD machine with an nvidia-smi that fails (no NVIDIA kernel driver: a
+    package left behind): ROCm answers, so auto decides by it, as detection's rule
+    does with no NVIDIA driver. It kept the installed cu129 build "on a failed
+    probe" and said to fix the driver."""
+    env = machine_env(
+        tmp_path / "machine",
+        nvidia_smi="",
+        nvidia_smi_exit=9,
+        nvidia_smi_stderr=NVIDIA_SMI_FAILED,
+        rocminfo=rocminfo_output(("gfx1100", "Radeon RX 7900 XTX")),
+        rocm_version="6.4.1-120",
+    )
+    data = run_json(installed, "torch-cuda", "detect", env=env)
+    assert data["variant"] == "rocm6.4", data["steps"]
+    assert not [step for step in data["steps"] if "keeps" in step]
+
+
 def test_status_of_a_matching_install(installed: Project, tmp_path: Path) -> None:
     env = gpu(tmp_path, RTX_4090, nvcc="12.4")
     data = run_json(installed, "torch-cuda", "status", "--check", env=env)

@@ -191,9 +191,10 @@ def _offers(
 
 
 def _probe_failed(machine: Machine) -> bool:
-    """nvidia-smi is there but failed, and no container explains it."""
-    nvidia = machine.nvidia
-    return machine.smi_failure is not None and (nvidia is None or nvidia.reachable)
+    """nvidia-smi is there but failed, and neither a container nor an AMD GPU
+    explains it (no NVIDIA driver, ROCm answers: it decides, as ``decide`` says)."""
+    nvidia, rocm = machine.nvidia, machine.rocm
+    return bool(machine.smi_failure) and (nvidia.reachable if nvidia else not rocm)
 
 
 def _kept_build(config: TorchCudaConfig, env: Env, machine: Machine) -> Decision | None:
