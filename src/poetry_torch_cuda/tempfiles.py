@@ -52,11 +52,16 @@ def sweep(directory: Path, prefix: str, suffix: str = "") -> None:
     leftover costs disk space, never correctness.
     """
     for path in dead(directory, prefix, suffix):
+        remove(path)
+
+
+def remove(path: Path) -> None:
+    """Remove the file or folder ``path`` as far as it goes, errors ignored."""
+    with suppress(OSError):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)  # links, never what they point to
         else:
-            with suppress(OSError):
-                path.unlink()
+            path.unlink()
 
 
 def alive(pid: int) -> bool:

@@ -42,6 +42,7 @@ from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.tempfiles import dead
 from poetry_torch_cuda.tempfiles import read_json
+from poetry_torch_cuda.tempfiles import remove
 from poetry_torch_cuda.tempfiles import write_json
 
 
@@ -141,7 +142,7 @@ class Stash:
             if changed:
                 remove_distributions(env, changed, uninstall)
             for stray in _files_under(self.tops) - self.present:
-                _remove(Path(stray))
+                remove(Path(stray))
             relinked = sum(
                 _relink(os.path.join(self.root, name), path)
                 for path, name in self.files
@@ -266,14 +267,6 @@ def _files_under(tops: Collection[str]) -> set[str]:
     }
 
 
-def _remove(path: Path) -> None:
-    with suppress(OSError):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-
-
 def _drop_unrecorded(env: Env, name: str) -> bool:
     """Remove ``name``'s ``.dist-info`` if it has no ``RECORD``; whether it had none."""
     stem = name.replace("-", "_").lower()
@@ -297,7 +290,7 @@ def sweep_leftovers(env: Env, *, ours: bool = False) -> None:
     killed = dead(state_dir(env.path), STASH)
     sites = site_paths(env) if ours or killed else []
     for path in [*killed, *(p for site in sites for p in Path(site).glob("~*"))]:
-        _remove(path)
+        remove(path)
 
 
 def undo(
@@ -411,8 +404,7 @@ def family_problems(
     family = set(installed.graph(roots))
     if not family:  # nothing installed: no distribution's metadata to read
         return {}
-    problems: dict[str, str] = {}
-    ours = {canonicalize_name(root) for root in roots}
+    problems, ours = {}, {canonicalize_name(root) for root in roots}
     for name, folders in sorted(installed.names().items()):
         if name not in family:
             continue
