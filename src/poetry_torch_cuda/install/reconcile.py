@@ -64,8 +64,10 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     pip = PipRunner(env.get_pip_command(), echo)
     done: list[str] = []
     orphans = list(plan.remove)  # only when nothing is installed
-    if orphans:
+    if orphans:  # beside a stash of nothing: a killed pip's ~ folders are swept then
+        nothing = Stash.take(env, ())
         remove_distributions(env, orphans, pip.uninstall, pip_only=True)
+        nothing.drop()
     if plan.install:
         try:  # the one way back from any failure below, interrupts included
             stash = Stash.take(env, plan.protected & set(plan.installed.all()))

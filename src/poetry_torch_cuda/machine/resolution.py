@@ -191,8 +191,7 @@ def _offers(
 
 
 def _probe_failed(machine: Machine) -> bool:
-    """nvidia-smi is there but failed, and neither a container nor an AMD GPU
-    explains it (no NVIDIA driver, ROCm answers: it decides, as ``decide`` says)."""
+    """nvidia-smi failed, and no container nor ROCm (then it decides) explains it."""
     nvidia, rocm = machine.nvidia, machine.rocm
     return bool(machine.smi_failure) and (nvidia.reachable if nvidia else not rocm)
 
