@@ -64,7 +64,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     pip = PipRunner(env.get_pip_command(), echo)
     done: list[str] = []
     orphans = list(plan.remove)  # only when nothing is installed
-    if orphans:  # beside a stash of nothing: a killed pip's ~ folders are swept then
+    if orphans:  # beside an empty stash: if killed, the next run sweeps pip's ~
         nothing = Stash.take(env, ())
         remove_distributions(env, orphans, pip.uninstall, pip_only=True)
         nothing.drop()
