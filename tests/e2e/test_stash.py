@@ -172,6 +172,27 @@ def test_pips_leftovers_are_removed_after_a_killed_run_and_only_then(
     assert project.installed()["torch"] == "2.14.1+cu129"
 
 
+def test_kill_9_while_pip_removes_unused_cuda_wheels_leaves_tilde_the_next_run_removes(
+    big_cu129: Project, tmp_path: Path
+) -> None:
+    """kill -9 of ``poetry remove torchvision`` while the plugin's pip removes the
+    CUDA wheels nothing needs any more (nothing to install: no stash of a build):
+    pip's ~riton must go with the next run, as after a killed install."""
+    project = big_cu129
+    # pip moved triton aside into ~riton and, done, deletes it: killed just then
+    env, paused = paused_at(tmp_path / "pause", "/~riton", "shutil.rmtree")
+    with running(project, "remove", "torchvision", env_extra=env) as process:
+        wait_for(paused.exists, 120, "pip to delete the triton it moved aside")
+        assert "~riton" in _tilde(project)
+        os.killpg(process.pid, signal.SIGKILL)
+        os.kill(int(paused.read_text()), signal.SIGKILL)  # pip: its own session
+        finish(process)
+
+    result = project.run("install")
+
+    assert _tilde(project) == [], describe(result)
+
+
 def test_a_stash_that_cannot_be_made_stops_before_pip(
     big_cu129: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
