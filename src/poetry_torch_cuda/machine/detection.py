@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from packaging.version import Version
+
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.project.variants import Variant
 
@@ -70,8 +72,8 @@ class Decision:
     forced_by: str | None = None
     candidates: tuple[tuple[Verdict, Offer | None], ...] = ()
     left_out: tuple[NvidiaGpu, ...] = ()
-    #: The locked torch an NVIDIA machine's candidates were judged for.
-    torch_version: str | None = None
+    #: cpu on an NVIDIA machine: the lowest driver that would make a build auto's pick.
+    update: tuple[str, Variant] | None = None
 
     @property
     def forced_by_memory(self) -> bool:
@@ -110,6 +112,7 @@ def decide(
     the one serving most GPUs; else cpu. A CUDA variant newer than the tables is
     never a candidate; the machine's own ROCm version is, when the index has it.
     An index that cannot say is trusted only for what the torch release publishes."""
+    offers = _published(offers, torch_version)
     if machine.sys_platform == "darwin":
         note = "macOS: PyTorch publishes only PyPI's default build (CPU and MPS)"
         return Decision(CPU, (f"{note}; Poetry installs it as usual",))
@@ -119,7 +122,7 @@ def decide(
     if machine.nvidia is not None:
         return _decide_cuda(machine, offers, torch_version)
     if machine.rocm is not None:
-        return _decide_rocm(machine, offers, torch_version)
+        return _decide_rocm(machine, offers)
     steps = (*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE)
     return Decision(CPU, (*steps, "cpu: no GPU to build for"))
 
@@ -290,7 +293,7 @@ def _decide_cuda(
     names = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]
     names.sort(key=lambda v: v.cuda_version or (0, 0), reverse=True)
     verdicts = [assess(variant, machine, torch_version) for variant in names]
-    chosen, candidates = _first_offered(verdicts, offers, steps, torch_version)
+    chosen, candidates = _first_offered(verdicts, offers, steps)
     if chosen is not None:
         forcing = {
             g.index: g for v in verdicts[: verdicts.index(chosen)] for g in v.uncovered
@@ -301,9 +304,7 @@ def _decide_cuda(
             forced = (
                 f"{who} forced {chosen.variant}: newer variants are not built for it"
             )
-        return Decision(
-            chosen.variant, tuple(steps), forced, candidates, (), torch_version
-        )
+        return Decision(chosen.variant, tuple(steps), forced, candidates)
     # No variant builds for every GPU: take the one that serves most of them.
     some = len(nvidia.gpus)
     fewer = [v for v in verdicts if v.driver_ok and 0 < len(v.uncovered) < some]
@@ -321,23 +322,39 @@ def _decide_cuda(
             f"{left_out} cannot be served together with the other GPUs",
             candidates,
             verdict.uncovered,
-            torch_version,
         )
     steps.append("cpu: no CUDA variant fits")
-    return Decision(CPU, tuple(steps), None, candidates, torch_version=torch_version)
+    update = _driver_update(candidates, machine, offers, torch_version)
+    return Decision(CPU, tuple(steps), None, candidates, update=update)
+
+
+def _published(
+    offers: Callable[[Variant], Offer], torch_version: str | None
+) -> Callable[[Variant], Offer]:
+    """``offers``, where an index that cannot say is trusted only for a variant the
+    tables know and ``torch_version``'s release publishes."""
+    row = tables.torch_release(torch_version)
+
+    def offer(variant: Variant) -> Offer:
+        answer = offers(variant)
+        if answer.available is not None:
+            return answer
+        if not tables.is_known_variant(variant.name):  # the machine's own rocmX.Y
+            why = "newer than the tables"
+        elif row and variant.name not in row.cuda + row.rocm:
+            why = f"torch {row.release} does not publish it (PyTorch's release matrix)"
+        else:
+            return answer
+        detail = f"{why} and the index could not say ({answer.detail})"
+        return replace(answer, available=False, detail=detail)
+
+    return offer
 
 
 def _first_offered(
-    verdicts: Iterable[Verdict],
-    offers: Callable[[Variant], Offer],
-    steps: list[str],
-    torch_version: str | None,
+    verdicts: Iterable[Verdict], offers: Callable[[Variant], Offer], steps: list[str]
 ) -> tuple[Verdict | None, tuple[tuple[Verdict, Offer | None], ...]]:
-    """The first admitted verdict the index has (when it cannot say: that the
-    tables know and ``torch_version``'s release publishes), every one with its
-    offer; steps said."""
-    row = tables.torch_release(torch_version)
-    published = (*row.cuda, *row.rocm) if row else ()
+    """The first admitted verdict the index has, every one with its offer; steps said."""
     candidates: list[tuple[Verdict, Offer | None]] = []
     for verdict in verdicts:
         variant, rule = verdict.variant, verdict.rule
@@ -350,17 +367,6 @@ def _first_offered(
         if offer.available is False:
             by = f"; it would run here by {rule}" if rule else ""
             steps.append(f"{variant}: skipped, {offer.detail}{by}")
-        elif offer.available is None and not tables.is_known_variant(variant.name):
-            steps.append(  # the machine's own rocmX.Y, newer than the tables
-                f"{variant}: skipped, newer than the tables and the index "
-                f"could not confirm it has the build ({offer.detail})"
-            )
-        elif offer.available is None and row and variant.name not in published:
-            steps.append(
-                f"{variant}: skipped, torch {row.release} does not publish it "
-                f"(PyTorch's release matrix) and the index could not say "
-                f"({offer.detail})"
-            )
         else:
             by = f" by {rule}" if rule else ""
             steps.append(f"{variant}: chosen{by}, {'; '.join(verdict.reasons)}")
@@ -387,9 +393,7 @@ def driver_step(nvidia: NvidiaDriver, platform: str) -> str:
     return text
 
 
-def _decide_rocm(
-    machine: Machine, offers: Callable[[Variant], Offer], torch_version: str | None
-) -> Decision:
+def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decision:
     rocm = machine.rocm
     assert rocm is not None
     steps = [
@@ -404,7 +408,7 @@ def _decide_rocm(
         names = [exact, *(n for n in same if n != exact)]
     verdicts = [assess(Variant(name, "rocm"), machine) for name in names]
     usable = [verdict for verdict in verdicts if verdict.usable]
-    chosen, candidates = _first_offered(usable, offers, steps, torch_version)
+    chosen, candidates = _first_offered(usable, offers, steps)
     if chosen is not None:
         return Decision(chosen.variant, tuple(steps), None, candidates)
     steps.append("cpu: no ROCm variant fits")
@@ -433,7 +437,7 @@ def cpu_fallback_warning(
             continue
         groups.setdefault(group, []).append(verdict.variant.name)
     why = "; ".join(f"{group}: {', '.join(v)}" for group, v in groups.items())
-    update = _driver_update(decision, machine)
+    update = decision.update
     fix = (
         f"update the NVIDIA driver (>= {update[0]} runs {update[1]})"
         if update
@@ -447,29 +451,29 @@ def cpu_fallback_warning(
     )
 
 
-def _driver_update(decision: Decision, machine: Machine) -> tuple[str, Variant] | None:
+def _driver_update(
+    candidates: Iterable[tuple[Verdict, Offer | None]],
+    machine: Machine,
+    offers: Callable[[Variant], Offer],
+    torch_version: str | None,
+) -> tuple[str, Variant] | None:
     """The lowest driver under which a build the driver alone held back would be
-    ``auto``'s pick here (one the locked torch publishes, serving the GPUs as
-    :func:`decide` asks), and that build; ``None``: no driver would help."""
+    ``auto``'s pick here (one ``offers`` has, serving the GPUs as :func:`decide`
+    asks), and that build; ``None``: no driver would help."""
     nvidia = machine.nvidia
     assert nvidia is not None
-    release = tables.torch_release(decision.torch_version)
-    platform, best = machine.sys_platform, None
-    for verdict, _ in decision.candidates:
+    platform, fixes = machine.sys_platform, []
+    for verdict, _ in candidates:
         variant, cuda = verdict.variant, verdict.variant.cuda_version
-        if (
-            verdict.driver_ok
-            or cuda is None
-            or (release and variant.name not in release.cuda)
-        ):
+        if verdict.driver_ok or cuda is None:
             continue
         floor = tables.compat_floor(cuda[0], platform)
         for driver in filter(None, (floor, tables.minimum_driver(cuda, platform))):
             newer = replace(machine, nvidia=replace(nvidia, version=driver))
-            after = assess(variant, newer, decision.torch_version)
+            after = assess(variant, newer, torch_version)
             serves = after.driver_ok and len(after.uncovered) < len(nvidia.gpus)
             if after.usable or serves:
-                if best is None or not tables.at_least(driver, best[0]):
-                    best = (driver, variant)
+                fixes.append((Version(driver), driver, variant))
                 break
-    return best
+    fixes.sort(key=lambda fix: fix[0])  # the lowest driver, the newest build of a tie
+    return next(((d, v) for _, d, v in fixes if offers(v).available is not False), None)
