@@ -128,7 +128,7 @@ class DetectCommand(TorchCudaCommand):
         if self.io.is_verbose() or self.option("target"):
             notes.append(published(torch))
         for note in notes:
-            if note:
+            if note and note not in data["steps"]:
                 self.line(f"<comment>Note:</> {esc(note)}")
         for key, title in REMEMBERED.items():
             if data[key]:

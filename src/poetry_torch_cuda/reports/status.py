@@ -234,7 +234,7 @@ def _judge(
         report.warnings.append(
             f"CUDA wheels nothing needs are installed ({', '.join(rest)}); {SYNC_HINT}"
         )
-    if decision is not None and decision.forced_by:
+    if decision and decision.forced_by and decision.forced_by not in decision.steps:
         report.notes.append(decision.forced_by)
     cuda = None if torch is None or torch.installed is None else torch.installed.cuda
     major = (cuda or "").split(".")[0]
