@@ -298,13 +298,9 @@ def _decide_cuda(
         forcing = {
             g.index: g for v in verdicts[: verdicts.index(chosen)] for g in v.uncovered
         }
-        forced = None
-        if forcing:
-            who = ", ".join(str(forcing[index]) for index in sorted(forcing))
-            forced = (
-                f"{who} forced {chosen.variant}: newer variants are not built for it"
-            )
-        return Decision(chosen.variant, tuple(steps), forced, candidates)
+        who = ", ".join(str(forcing[index]) for index in sorted(forcing))
+        why = f"{who} forced {chosen.variant}: newer variants are not built for it"
+        return Decision(chosen.variant, tuple(steps), why if who else None, candidates)
     # No variant builds for every GPU: take the one that serves most of them.
     some = len(nvidia.gpus)
     fewer = [v for v in verdicts if v.driver_ok and 0 < len(v.uncovered) < some]
@@ -316,12 +312,9 @@ def _decide_cuda(
             f"no variant builds for every GPU; {verdict.variant} serves the most, "
             f"leaving out {left_out}"
         )
+        why = f"{left_out} cannot be served together with the other GPUs"
         return Decision(
-            verdict.variant,
-            tuple(steps),
-            f"{left_out} cannot be served together with the other GPUs",
-            candidates,
-            verdict.uncovered,
+            verdict.variant, tuple(steps), why, candidates, verdict.uncovered
         )
     steps.append("cpu: no CUDA variant fits")
     update = _driver_update(candidates, machine, offers, torch_version)
@@ -437,12 +430,9 @@ def cpu_fallback_warning(
             continue
         groups.setdefault(group, []).append(verdict.variant.name)
     why = "; ".join(f"{group}: {', '.join(v)}" for group, v in groups.items())
-    update = decision.update
-    fix = (
-        f"update the NVIDIA driver (>= {update[0]} runs {update[1]})"
-        if update
-        else "see `poetry torch-cuda detect`"
-    )
+    fix = "see `poetry torch-cuda detect`"
+    if decision.update:
+        fix = "update the NVIDIA driver (>= {} runs {})".format(*decision.update)
     gpus = ", ".join(gpu.name for gpu in machine.nvidia.gpus) or "an NVIDIA GPU"
     return (
         f"auto installs the CPU build next to {gpus} (driver "
@@ -462,7 +452,7 @@ def _driver_update(
     asks), and that build; ``None``: no driver would help."""
     nvidia = machine.nvidia
     assert nvidia is not None
-    platform, fixes = machine.sys_platform, []
+    platform, fixes = machine.sys_platform, []  # (driver, build)
     for verdict, _ in candidates:
         variant, cuda = verdict.variant, verdict.variant.cuda_version
         if verdict.driver_ok or cuda is None:
@@ -473,7 +463,7 @@ def _driver_update(
             after = assess(variant, newer, torch_version)
             serves = after.driver_ok and len(after.uncovered) < len(nvidia.gpus)
             if after.usable or serves:
-                fixes.append((Version(driver), driver, variant))
+                fixes.append((driver, variant))
                 break
-    fixes.sort(key=lambda fix: fix[0])  # the lowest driver, the newest build of a tie
-    return next(((d, v) for _, d, v in fixes if offers(v).available is not False), None)
+    fixes.sort(key=lambda fix: Version(fix[0]))  # lowest driver; a tie: newest build
+    return next((fix for fix in fixes if offers(fix[1]).available is not False), None)

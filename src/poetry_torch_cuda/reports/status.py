@@ -197,7 +197,6 @@ def _judge(
                 f"{verdict.reasons[0]} on this machine: {variant}'s torch runs on the "
                 "CPU only here"
             )
-        # auto's pick leaving out a GPU no build serves with the others: a note, below
         elif verdict.usable is False and not (decision and decision.left_out):
             fix = "`poetry torch-cuda detect` shows which variant runs here"
             fix = fix if verdict.driver_ok else f"update the driver, or {fix}"
