@@ -173,8 +173,10 @@ def test_auto_failing_back_to_cpu_on_an_old_driver_names_the_driver_there() -> N
     check = check_target(old, parse_variant("auto"), "2.14.1", TORCH_214)
     assert (check.variant.name, check.ok) == ("cpu", False)
     assert check.reasons == (
-        "auto would fall back to cpu: no CUDA variant fits; "
-        "a driver >= 525.60.13 there runs cu126",
+        (
+            "auto would fall back to cpu: no CUDA variant fits; "
+            "a driver >= 525.60.13 there runs cu126"
+        ),
     )
 
 

@@ -290,8 +290,7 @@ def _decide_cuda(
     ]
     if not nvidia.gpus:
         steps.append("GPU models unknown (nvidia-smi did not list them)")
-    names = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]
-    names.sort(key=lambda v: v.cuda_version or (0, 0), reverse=True)
+    names = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]  # newest first
     verdicts = [assess(variant, machine, torch_version) for variant in names]
     chosen, candidates = _first_offered(verdicts, offers, steps)
     if chosen is not None:
