@@ -314,8 +314,7 @@ def probe_machine(*, machine: str | None = None) -> Machine:
     arch = machine or platform.machine()
     if sys.platform == "darwin":
         return Machine(sys.platform, arch)
-    names = ("PATH", ROOT_VARIABLE, "ROCM_PATH")  # what the probes read
-    key = (arch, *(os.environ.get(name) for name in names))
+    key = (arch, *map(os.environ.get, ("PATH", ROOT_VARIABLE, "ROCM_PATH")))
     if key not in _PROBED:
         nvidia, notes = probe_nvidia()
         rocm = None
