@@ -270,6 +270,20 @@ def test_rocm(
     assert decide(rocm(version), offered).variant.name == expected
 
 
+def test_auto_settling_for_cpu_next_to_an_amd_gpu_says_so() -> None:
+    # ROCm 6.0: torch 2.4 publishes rocm6.1, newer than this machine's ROCm.
+    machine = rocm("6.0.2")
+    decision = decide(machine, index_with("cpu", "rocm6.1"), "2.4.1")
+    assert decision.variant.name == "cpu"
+    assert "rocm6.1: skipped, does not match ROCm 6.0.2" in decision.steps
+    warning = cpu_fallback_warning(decision, machine)
+    assert warning is not None
+    assert warning.startswith(
+        "auto installs the CPU build next to RX 7900 XTX (ROCm 6.0.2): "
+        "not on the index for this torch: rocm6.0"
+    ), warning
+
+
 def test_assess_explains_each_variant() -> None:
     machine = nvidia("575.51.03", GTX_1080)
 

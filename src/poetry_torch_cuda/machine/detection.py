@@ -399,8 +399,7 @@ def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decisi
         same = [n for n in names if tables.rocm_version(n)[0] == have[0]]
         names = [exact, *(n for n in same if n != exact)]
     verdicts = [assess(Variant(name, "rocm"), machine) for name in names]
-    usable = [verdict for verdict in verdicts if verdict.usable]
-    chosen, candidates = _first_offered(usable, offers, steps)
+    chosen, candidates = _first_offered(verdicts, offers, steps)
     if chosen is not None:
         return Decision(chosen.variant, tuple(steps), None, candidates)
     steps.append("cpu: no ROCm variant fits")
@@ -410,10 +409,9 @@ def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decisi
 def cpu_fallback_warning(
     decision: Decision | None, machine: Machine | None
 ) -> str | None:
-    """Why ``auto`` settles for cpu on this NVIDIA machine and what to do; else ``None``."""
-    if decision is None or machine is None or machine.nvidia is None:
-        return None
-    if decision.variant != CPU:
+    """Why ``auto`` settles for cpu next to a GPU and what to do; else ``None``."""
+    gpu = machine and (machine.nvidia or machine.rocm)
+    if decision is None or machine is None or not gpu or decision.variant != CPU:
         return None
     groups: dict[str, list[str]] = {}
     for verdict, offer in decision.candidates:
@@ -432,10 +430,11 @@ def cpu_fallback_warning(
     fix = "see `poetry torch-cuda detect`"
     if decision.update:
         fix = "update the NVIDIA driver (>= {} runs {})".format(*decision.update)
-    gpus = ", ".join(gpu.name for gpu in machine.nvidia.gpus) or "an NVIDIA GPU"
+    gpus = ", ".join(g.name for g in gpu.gpus) or "an NVIDIA GPU"
+    has = f"driver {gpu.version}" if machine.nvidia else f"ROCm {gpu.version or '?'}"
     return (
-        f"auto installs the CPU build next to {gpus} (driver "
-        f"{machine.nvidia.version}): {why or 'no CUDA build fits'}.\n"
+        f"auto installs the CPU build next to {gpus} ({has}): "
+        f"{why or decision.steps[-1].removeprefix('cpu: ')}.\n"
         f'To use the GPU, {fix}; to mean the CPU build, set variant = "cpu".'
     )
 
