@@ -65,7 +65,8 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
 
     def prepare(self, config: TorchCudaConfig) -> tuple[RunContext, Resolution]:
         """The one prelude of ``switch`` and ``sync``: a fresh lock, the run
-        context for ``config``, and the variant it resolves to here.
+        context for ``config``, and the variant it resolves to here (``auto``'s
+        warnings said).
 
         Raises:
             TorchCudaError: a stale or missing lock, bad options, or a variant
@@ -74,6 +75,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         check_fresh(self.poetry)
         ctx = self.context(config)
         resolution = resolve(config, self.env, ctx.locked.versions, ctx)
+        report(resolution, self.io)
         require_builds(resolution.variant, sys.platform)
         return ctx, resolution
 
@@ -130,7 +132,6 @@ class SyncCommand(MovingCommand):
 
     def work(self) -> int:
         ctx, resolution = self.prepare(require_config(self.poetry.pyproject.data))
-        report(resolution, self.io)
         variant, force = resolution.variant, bool(self.option("force"))
         if self.option("dry-run"):
             plan = ctx.plan(variant, force=force)

@@ -183,6 +183,7 @@ def _judge(
     """Word what ``report`` gathered: its notes, and its warnings (what
     ``--check`` fails on)."""
     config, machine, variant = ctx.config, report.machine, report.resolution.variant
+    decision = report.resolution.decision
     torch = next((p for p in report.packages if p.name == "torch"), None)
     if not_built is not None:
         report.notes.append(not_built)
@@ -196,7 +197,7 @@ def _judge(
                 f"{verdict.reasons[0]} on this machine: {variant}'s torch runs on the "
                 "CPU only here"
             )
-        elif verdict.usable is False:  # its notes: predates, above
+        elif verdict.usable is False and not (decision and decision.left_out):
             fix = "`poetry torch-cuda detect` shows which variant runs here"
             fix = fix if verdict.driver_ok else f"update the driver, or {fix}"
             report.warnings.append(f"{variant} {verdict.reasons[-1]}; {fix}")
@@ -232,8 +233,7 @@ def _judge(
         report.warnings.append(
             f"CUDA wheels nothing needs are installed ({', '.join(rest)}); {SYNC_HINT}"
         )
-    decision = report.resolution.decision
-    if decision is not None and decision.forced_by:
+    if decision and decision.forced_by and decision.forced_by not in decision.steps:
         report.notes.append(decision.forced_by)
     cuda = None if torch is None or torch.installed is None else torch.installed.cuda
     major = (cuda or "").split(".")[0]
