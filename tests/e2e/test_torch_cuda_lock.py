@@ -495,3 +495,52 @@ def test_an_install_that_locked_first_keeps_what_another_run_wrote_meanwhile(
     assert [v["name"] for v in lock["variant"]] == entries
     check = run_inprocess(project, "torch-cuda", "lock", "--check")
     assert check.returncode == 0, check
+
+
+@pytest.mark.parametrize("set_to", ["cu130", "cpu"])
+def test_a_switch_to_a_variant_someone_set_meanwhile_locks_it(
+    own_index: IndexServer, kept_cu129: Kept, set_to: str
+) -> None:
+    """While ``switch cu130`` installs, pyproject.toml is set by hand: to cu130,
+    the switch has nothing left to write there and still writes the entry it
+    locked; to cpu, the switch writes last, as if it ran after the edit. The
+    environment, pyproject.toml and torch-cuda.lock agree on cu130."""
+    project = kept_cu129.fresh()
+    switched = project.pyproject_text().replace('"cu129"', '"cu130"')
+    own_index.held_paths.add(TORCH_CU130)
+    with running(project, "torch-cuda", "switch", "cu130") as process:
+        wait_for_request(own_index, TORCH_CU130)
+        edited = project.pyproject_text().replace('"cu129"', f'"{set_to}"')
+        project.write_pyproject(edited)
+        own_index.held_paths.clear()
+        result = finish(process)
+    assert result.returncode == 0, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert project.pyproject_text() == switched
+    assert [v["name"] for v in read_lock(project)["variant"]] == ["cu130"]
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check
+
+
+def test_a_failed_switch_keeps_what_another_run_wrote_meanwhile(
+    own_index: IndexServer, kept_cu129: Kept
+) -> None:
+    """A switch that fails puts back no torch-cuda.lock over the one a teammate's
+    re-lock wrote while it downloaded."""
+    project = kept_cu129.fresh()
+    own_index.held_paths.add(TORCH_CU130)
+    own_index.corrupt_paths.add(TORCH_CU130)
+    with running(project, "torch-cuda", "switch", "cu130") as process:
+        wait_for_request(own_index, TORCH_CU130)
+        project.write_pyproject(
+            project.pyproject_text() + 'lock-variants = ["cu128"]\n'
+        )
+        other = run_inprocess(project, "torch-cuda", "lock")
+        assert other.returncode == 0, other
+        written = lock_bytes(project)
+        own_index.held_paths.clear()
+        result = finish(process)
+    assert result.returncode == 1, describe(result)
+    assert "expected sha256" in result.stderr, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    assert lock_bytes(project) == written
