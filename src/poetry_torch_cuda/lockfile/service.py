@@ -675,9 +675,11 @@ def lock_project(
             variants.append(
                 locker.lock(variant, fetch.index_url(variant), roots, recorded)
             )
-        except (MissingBuildError, IndexUnavailableError):
+        except (MissingBuildError, IndexUnavailableError) as error:
             if name not in optional:  # auto's candidates: only what the index has
                 raise
+            if isinstance(error, IndexUnavailableError) and previous:  # no answer
+                variants += [v for v in previous.variants if v.name == name]
     if not variants:
         return None
     # What auto locked is recorded beside it, so lock --check finds a lost entry.
