@@ -460,3 +460,22 @@ def test_lock_check_fails_when_an_entry_auto_locked_is_missing(
     assert result.returncode == 1, result
     assert "cu128 is not locked" in result.stderr, result
     assert own_index.requests == []
+
+
+def test_a_relock_while_an_index_auto_locked_fails_keeps_its_entry(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``variant = "auto"``: a re-lock while cu128's index answers 503 dropped
+    cu128's entry and its name from lock-variants, saying nothing, and the check
+    passed; a machine auto gives cu128 then had no reviewed entry. The entry
+    locked before stays."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "auto"\n')
+    assert run_inprocess(project, "lock").returncode == 0
+    before = lock_bytes(project)
+    assert 'name = "cu128"' in before.decode()
+    index.fail_retry_after = "0"
+    index.fail_paths["/whl/cu128/"] = 503
+    result = run_inprocess(project, "torch-cuda", "lock")
+    assert result.returncode == 0, result
+    assert lock_bytes(project) == before
+    assert run_inprocess(project, "torch-cuda", "lock", "--check").returncode == 0

@@ -675,9 +675,11 @@ def lock_project(
             variants.append(
                 locker.lock(variant, fetch.index_url(variant), roots, recorded)
             )
-        except (MissingBuildError, IndexUnavailableError):
+        except (MissingBuildError, IndexUnavailableError) as error:
             if name not in optional:  # auto's candidates: only what the index has
                 raise
+            if isinstance(error, IndexUnavailableError) and previous:  # no answer
+                variants += [v for v in previous.variants if v.name == name]
     if not variants:
         return None
     # What auto locked is recorded beside it, so lock --check finds a lost entry.
@@ -734,8 +736,8 @@ def locked_entry(
     poetry: Poetry, io: IO, variant: Variant, auth: IndexAuthenticator
 ) -> tuple[VariantLock, Callable[[], None]]:
     """``variant``'s entry of torch-cuda.lock for an install, and what writes it
-    to the file once the install holds (a failed or killed one leaves the file as
-    it was): a fresh entry costs one read and no request, nothing to write; a
+    to the file as it is once the install holds (a failed or killed one leaves it
+    as it was): a fresh entry costs one read and no request, nothing to write; a
     missing or stale one is locked now (as Poetry locks a missing poetry.lock)
     with the install's ``auth``, keeping the entries still fresh.
 
@@ -747,6 +749,8 @@ def locked_entry(
     found, reasons = entry_for(poetry, config, variant)
     if found is not None and not reasons:
         return found, lambda: None
+    path = lock_path(poetry)
+    before = read_lock(path)  # another run may rewrite it while this one installs
     io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
     # An install asks the index afresh: it is about to download from it anyway.
     made = lock_project(
@@ -761,7 +765,18 @@ def locked_entry(
     )
     entry = made.variant(variant.name) if made else None
     assert made is not None and entry is not None  # lock_project raised instead
-    return entry, lambda: _write(lock_path(poetry), made, io)
+
+    def write() -> None:
+        # Into a file another run rewrote meanwhile for the same poetry.lock, this
+        # entry alone; one rewritten for another poetry.lock stays as it is.
+        now = read_lock(path)
+        if now is None or now == before:
+            _write(path, made, io)
+        elif not differences(now.inputs, made.inputs):
+            others = tuple(v for v in now.variants if v.name != entry.name)
+            _write(path, TorchCudaLock(now.inputs, (*others, entry)), io)
+
+    return entry, write
 
 
 def _roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list[Root]:

@@ -78,16 +78,9 @@ MAX_MOVES = 2
 
 
 def prove_change(
-    ctx: RunContext,
-    variant: Variant,
-    plan: Plan,
-    *,
-    roll_back: bool = False,
-    write_lock: bool = True,
+    ctx: RunContext, variant: Variant, plan: Plan, *, roll_back: bool = False
 ) -> Variant:
     """Verify the env after ``plan`` made it hold ``variant``; returns the variant in place.
-
-    ``write_lock``: as :meth:`RunContext.reconcile`'s, for ``auto``'s next choice.
 
     Raises:
         TorchCudaError: the build (and, for ``auto``, its next candidates)
@@ -160,7 +153,7 @@ def prove_change(
                 "`poetry torch-cuda detect` shows it)"
             )
             # The one locked, hash-checked install path; it records the owner too.
-            ctx.reconcile(following, write_lock=write_lock)
+            ctx.reconcile(following)
             variant, moves = following, moves + 1
     finally:
         if not config.keep_previous_build:  # kept only for the rollback
