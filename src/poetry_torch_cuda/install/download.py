@@ -268,8 +268,9 @@ class _Run:
                 )
                 raise self._failure(item, url, cause, advice)
             read = getattr(response.raw, "read1", response.raw.read)
+            most = item.size or float("inf")  # more is refused below, not all read
             try:
-                while chunk := read(_CHUNK):
+                while stream.tell() <= most and (chunk := read(_CHUNK)):
                     if self._stop.is_set():
                         raise _Stopped
                     stream.write(chunk)
