@@ -204,3 +204,19 @@ def test_credentials_in_the_url_go_only_to_that_host(
     with pytest.raises(IndexUnavailableError, match="refused access"):
         client.project(other, "torch")
     assert [r.authorization is not None for r in index.records] == [True, True, False]
+
+
+def test_a_page_forbidden_to_a_request_without_credentials_is_missing(
+    index: IndexServer, tmp_path: Path
+) -> None:
+    """download.pytorch.org (S3 behind a CDN) answers 403, not 404, for a variant or
+    project it does not have; pip and Poetry read such a page as missing, not as
+    credentials refused. With credentials sent, 403 is a refusal."""
+    index.fail_paths["/whl/cu130/"] = 403
+    client = IndexClient(poetry_config(tmp_path))
+    assert client.project(index.whl_url("cu130"), "torch") == ProjectFiles("torch", False)
+    config = poetry_config(tmp_path)
+    config.merge({"http-basic": {"pytorch": {"username": "alice", "password": "pw"}}})
+    client = IndexClient(config, [("pytorch", index.whl_url("cu129"))], refresh=True)
+    with pytest.raises(IndexUnavailableError, match=r"refused access \(HTTP 403\)"):
+        client.project(index.whl_url("cu130"), "torch")

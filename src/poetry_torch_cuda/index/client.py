@@ -356,7 +356,7 @@ class IndexFile:
 @dataclass(frozen=True)
 class ProjectFiles:
     """The non-yanked files an index lists for one project, sorted by name (``found``
-    False: 404 or 410); ``skipped``: PEP 825 files."""
+    False: 404, 410, or 403 without credentials); ``skipped``: PEP 825 files."""
 
     project: str
     found: bool
@@ -456,7 +456,7 @@ class IndexClient:
         return sorted({name for page in self._memory.values() for name in page.skipped})
 
     def _get(self, url: str, *, page: bool = True) -> requests.Response:
-        """``url``'s answer (for a page, 404 and 410 too): one short attempt where a
+        """``url``'s answer (for a page, a missing one too): one short attempt where a
         timeout is set (a host that failed a moment ago is not asked again), else
         Poetry's request with its retries. Raises :class:`IndexUnavailableError`."""
         timeout = self._timeout if page else None
@@ -491,8 +491,10 @@ class IndexClient:
             raise _unavailable(url, error, timeout) from None
         if timeout is not None and self._refresh:
             remember(self.cache_dir, url, None)
+        # download.pytorch.org answers 403 for a page it lacks; pip and Poetry agree
+        missing = (404, 410) if self.auth.sends_credentials(url) else (403, 404, 410)
         if response.status_code >= 400 and not (
-            page and response.status_code in (404, 410)
+            page and response.status_code in missing
         ):
             withheld = self.auth.withheld(response.url or url)
             raise _unavailable(url, response.status_code, withheld=withheld)
@@ -505,7 +507,7 @@ class IndexClient:
         index_url, name = key
         url = f"{index_url}/{name}/"
         response = self._get(url)
-        if response.status_code in (404, 410):
+        if response.status_code >= 400:  # what _get lets through: a missing page
             return ProjectFiles(name, False)
         try:
             if response.headers.get("Content-Type", "").split(";")[0] == _JSON_TYPE:

@@ -285,7 +285,7 @@ class VariantLocker:
             where = without_credentials(url.rstrip("/"))
             accepts = " and ".join(f"{n} {v}" for n, v in (fit or {}).items())
             detail = (
-                f"has no page for {name} (HTTP 404).\nCheck the index URL and the "
+                f"has no page for {name}.\nCheck the index URL and the "
                 f"variant: {where}/{name}/ should list its wheels."
                 if not page.found
                 else f"has no build of {name} that matches (it offers {offered}"
