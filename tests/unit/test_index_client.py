@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -220,3 +221,22 @@ def test_a_page_forbidden_to_a_request_without_credentials_is_missing(
     client = IndexClient(config, [("pytorch", index.whl_url("cu129"))], refresh=True)
     with pytest.raises(IndexUnavailableError, match=r"refused access \(HTTP 403\)"):
         client.project(index.whl_url("cu130"), "torch")
+
+
+@pytest.mark.parametrize(
+    "spelled", ["Application/VND.PyPI.Simple.v1+JSON", f"{JSON_TYPE} ; charset=utf-8"]
+)
+def test_a_json_page_is_read_however_its_media_type_is_spelled(
+    index: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelled: str
+) -> None:
+    """A media type is case-insensitive, with room for spaces before its parameters
+    (RFC 9110): read as HTML, a PEP 691 page listed no file at all."""
+    send = index._send
+
+    def respelled(*args: Any, **kwargs: Any) -> None:
+        send(*args[:4], args[4].replace(JSON_TYPE, spelled), **kwargs)
+
+    monkeypatch.setattr(index, "_send", respelled)
+    files = IndexClient(poetry_config(tmp_path)).project(index.whl_url("cu126"), "torch")
+    assert index.records[-1].content_type == spelled
+    assert [str(v) for v in files.versions("cu126", LINUX_311)] == ["2.13.0+cu126"]

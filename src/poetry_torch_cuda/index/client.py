@@ -510,7 +510,8 @@ class IndexClient:
         if response.status_code >= 400:  # what _get lets through: a missing page
             return ProjectFiles(name, False)
         try:
-            if response.headers.get("Content-Type", "").split(";")[0] == _JSON_TYPE:
+            kind = response.headers.get("Content-Type", "").split(";")[0]
+            if kind.strip().lower() == _JSON_TYPE:
                 content = response.json()
                 links = SimpleJsonPage(response.url, content).links
             else:
