@@ -240,3 +240,17 @@ def test_a_json_page_is_read_however_its_media_type_is_spelled(
     files = IndexClient(poetry_config(tmp_path)).project(index.whl_url("cu126"), "torch")
     assert index.records[-1].content_type == spelled
     assert [str(v) for v in files.versions("cu126", LINUX_311)] == ["2.13.0+cu126"]
+
+
+def test_too_many_requests_says_to_come_back_later(
+    index: IndexServer, tmp_path: Path
+) -> None:
+    """HTTP 429: the index limits how often it is asked; its URL is fine."""
+    index.fail_paths["/whl/cu130/"] = 429
+    with pytest.raises(IndexUnavailableError) as raised:
+        IndexClient(poetry_config(tmp_path), timeout=4).project(
+            index.whl_url("cu130"), "torch"
+        )
+    assert "the index failed with HTTP 429 (too many requests)" in str(raised.value)
+    assert "Run the command again later" in str(raised.value)
+    assert "Check the index URL" not in str(raised.value)

@@ -299,8 +299,9 @@ def http_failure(
             "Check the index URL and the variant; if the index moved its files, "
             "run `poetry torch-cuda lock` again."
         )
-    elif status >= 500:
-        words = f"the index failed with HTTP {status} (a server error)"
+    elif status == 429 or status >= 500:
+        cause = "too many requests" if status == 429 else "a server error"
+        words = f"the index failed with HTTP {status} ({cause})"
         fix = "Run the command again later, or tell whoever runs the index."
     return words, fix
 
