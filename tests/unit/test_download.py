@@ -127,7 +127,7 @@ def test_a_missing_file_names_the_file_and_the_cause(
 class _Odd(BaseHTTPRequestHandler):
     """Serves ``BODY`` badly: ``/short`` promises more bytes than it sends,
     ``/drip`` sends a byte every 0.2 s, ``/ranged`` answers any Range with 416,
-    ``/long`` sends it 20 times over."""
+    ``/long`` sends it 20 times over, ``/cut`` half of it, then closes (no length)."""
 
     protocol_version = "HTTP/1.1"
 
@@ -141,6 +141,12 @@ class _Odd(BaseHTTPRequestHandler):
             self.end_headers()
             return
         self.send_response(200)
+        if self.path == "/cut":
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(BODY[: len(BODY) // 2])
+            self.close_connection = True
+            return
         times = {"/short": 2, "/long": 20}.get(self.path, 1)
         self.send_header("Content-Length", str(len(BODY) * times))
         self.end_headers()
@@ -197,6 +203,20 @@ def test_a_short_body_fails_cleanly_and_leaves_nothing(
     with pytest.raises(DownloadError, match="broke off after") as raised:
         fetch([odd_file(f"{odd}/short")], tmp_path)
     assert "Traceback" not in str(raised.value)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_body_cut_short_without_a_length_is_a_broken_connection(
+    odd: str, tmp_path: Path
+) -> None:
+    """A server that sends no Content-Length and closes early: a transfer broken
+    off, not a mirror serving other bytes."""
+    with pytest.raises(DownloadError) as raised:
+        fetch([odd_file(f"{odd}/cut")], tmp_path)
+    message = str(raised.value)
+    assert f"broke off after {len(BODY) // 2} bytes" in message
+    assert "Run the command again" in message
+    assert "compromised" not in message
     assert leftovers(tmp_path) == []
 
 

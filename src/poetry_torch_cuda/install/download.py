@@ -283,6 +283,8 @@ class _Run:
                         cause = f"{client.host_in_words(url)} sent under 64 KiB in {timeout:g} s"
                         _, advice = client.no_answer(TimeoutError(), url)
                         raise self._failure(item, url, cause, advice)
+                if stream.tell() < (item.size or 0):  # closed early, no length said
+                    raise HTTPError
             except (requests.RequestException, HTTPError) as error:
                 if client.timed_out(error):
                     answer = client.no_answer(error, url, timeout)
