@@ -240,7 +240,7 @@ def test_a_body_longer_than_the_lock_says_is_cut_off_and_refused(
     """A mirror sending more than the locked file (or without end) fills no disk:
     the download stops once it has more bytes than torch-cuda.lock's size."""
     seen: list[tuple[int, int, int, int]] = []
-    with pytest.raises(DownloadError, match="refused odd-1.0") as raised:
+    with pytest.raises(DownloadError, match=r"refused odd-1\.0") as raised:
         fetch([odd_file(f"{odd}/long")], tmp_path, progress=lambda *s: seen.append(s))
     assert f"the lock says {len(BODY)}" in str(raised.value)
     received, total, _, _ = seen[-1]

@@ -215,7 +215,9 @@ def test_a_page_forbidden_to_a_request_without_credentials_is_missing(
     credentials refused. With credentials sent, 403 is a refusal."""
     index.fail_paths["/whl/cu130/"] = 403
     client = IndexClient(poetry_config(tmp_path))
-    assert client.project(index.whl_url("cu130"), "torch") == ProjectFiles("torch", False)
+    assert client.project(index.whl_url("cu130"), "torch") == ProjectFiles(
+        "torch", False
+    )
     config = poetry_config(tmp_path)
     config.merge({"http-basic": {"pytorch": {"username": "alice", "password": "pw"}}})
     client = IndexClient(config, [("pytorch", index.whl_url("cu129"))], refresh=True)
@@ -237,7 +239,9 @@ def test_a_json_page_is_read_however_its_media_type_is_spelled(
         send(*args[:4], args[4].replace(JSON_TYPE, spelled), **kwargs)
 
     monkeypatch.setattr(index, "_send", respelled)
-    files = IndexClient(poetry_config(tmp_path)).project(index.whl_url("cu126"), "torch")
+    files = IndexClient(poetry_config(tmp_path)).project(
+        index.whl_url("cu126"), "torch"
+    )
     assert index.records[-1].content_type == spelled
     assert [str(v) for v in files.versions("cu126", LINUX_311)] == ["2.13.0+cu126"]
 
@@ -254,3 +258,23 @@ def test_too_many_requests_says_to_come_back_later(
     assert "the index failed with HTTP 429 (too many requests)" in str(raised.value)
     assert "Run the command again later" in str(raised.value)
     assert "Check the index URL" not in str(raised.value)
+
+
+def test_a_page_broken_off_mid_body_is_not_a_failed_connection(
+    index: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index answered and stopped halfway: not "could not connect", nor the
+    network and proxy advice of a host that cannot be reached."""
+    write = index._write_body
+
+    def halfway(handler: Any, body: bytes) -> None:
+        write(handler, body[:40])
+        handler.close_connection = True
+
+    monkeypatch.setattr(index, "_write_body", halfway)
+    with pytest.raises(IndexUnavailableError) as raised:
+        IndexClient(poetry_config(tmp_path), timeout=4).project(
+            index.whl_url("cu130"), "torch"
+        )
+    assert f"the connection to 127.0.0.1:{index.port} broke off" in str(raised.value)
+    assert raised.value.advice == "Run the command again."

@@ -87,6 +87,11 @@ _NO_ANSWER = (
     ),
     ("refused", "{host} refused the connection", _CHECK_NETWORK),
     (
+        "connection broken",
+        "the connection to {host} broke off",
+        "Run the command again.",
+    ),
+    (
         "ssl|certificate",
         "the TLS handshake with {host} failed (certificate or proxy)",
         (
@@ -232,11 +237,6 @@ def no_answer(
     chain = _chain(error)
     words, fix = next((w, f) for p, w, f in _NO_ANSWER if re.search(p, chain))
     return words.format(host=host_in_words(url), timeout=timeout), fix
-
-
-def timed_out(error: BaseException) -> bool:
-    """Whether ``error``, or what caused it, is a timeout."""
-    return re.search(_NO_ANSWER[0][0], _chain(error)) is not None
 
 
 def _chain(error: BaseException) -> str:

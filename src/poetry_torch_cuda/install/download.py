@@ -284,16 +284,10 @@ class _Run:
                         _, advice = client.no_answer(TimeoutError(), url)
                         raise self._failure(item, url, cause, advice)
                 if stream.tell() < (item.size or 0):  # closed early, no length said
-                    raise HTTPError
+                    raise HTTPError("Connection broken")
             except (requests.RequestException, HTTPError) as error:
-                if client.timed_out(error):
-                    answer = client.no_answer(error, url, timeout)
-                    raise self._failure(item, url, *answer) from None
-                host = client.host_in_words(url)
-                cause = (
-                    f"the connection to {host} broke off after {stream.tell()} bytes"
-                )
-                advice = "Run the command again."
+                cause, advice = client.no_answer(error, url, timeout)
+                cause += f" after {stream.tell()} bytes"
                 raise self._failure(item, url, cause, advice) from None
         return digest.hexdigest()
 
