@@ -370,6 +370,16 @@ class VariantLocker:
         text = (data if pep658 else _wheel_metadata(data, entry.filename)).decode(
             "utf-8", "replace"
         )
+        said = email.message_from_string(text)
+        name, version = parse_wheel_filename(entry.filename)[:2]
+        if canonicalize_name(str(said["Name"])) != name or version_key(
+            str(said["Version"])
+        ) != (1, version):
+            raise LockError(
+                f"{entry.filename}{suffix} describes {said['Name']} {said['Version']}, "
+                "not this file: the index serves another build's metadata for it. "
+                "Tell whoever runs it; torch-cuda.lock is left as it was."
+            )
         with suppress(OSError):  # a cache not written costs a request next time
             write_text(path, text)
         return text
