@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import unquote
+from urllib.parse import urljoin
 from urllib.parse import urlsplit
 
 from packaging.utils import InvalidWheelFilename
@@ -493,10 +494,8 @@ class IndexClient:
         if timeout is not None and self._refresh:
             remember(self.cache_dir, url, None)
         # download.pytorch.org answers 403 for a page it lacks; pip and Poetry agree
-        missing = (404, 410) if self.auth.sends_credentials(url) else (403, 404, 410)
-        if response.status_code >= 400 and not (
-            page and response.status_code in missing
-        ):
+        gone = (404, 410) if self.auth.sends_credentials(url) else (403, 404, 410)
+        if response.status_code >= 400 and not (page and response.status_code in gone):
             withheld = self.auth.withheld(response.url or url)
             raise _unavailable(url, response.status_code, withheld=withheld)
         return response
@@ -511,8 +510,7 @@ class IndexClient:
         if response.status_code >= 400:  # what _get lets through: a missing page
             return ProjectFiles(name, False)
         try:
-            kind = response.headers.get("Content-Type", "").split(";")[0]
-            if kind.strip().lower() == _JSON_TYPE:
+            if _JSON_TYPE in response.headers.get("Content-Type", "").lower():
                 content = response.json()
                 links = SimpleJsonPage(response.url, content).links
             else:
@@ -551,8 +549,6 @@ def _entries(
     """The non-yanked links of a page as :class:`IndexFile`, one per file name, with
     URLs absolute and the sha256 a PEP 691 page (``content``) lists: Poetry before
     2.1 leaves the URLs relative and the hashes out."""
-    from urllib.parse import urljoin
-
     listed: dict[str, str] = {}
     for file in content.get("files") or []:
         digest = (file.get("hashes") or {}).get("sha256")

@@ -209,11 +209,9 @@ class _Run:
             with os.fdopen(handle, "wb") as stream:
                 digest = self._stream(item, url, stream)
             size = part.stat().st_size
-            if digest != item.sha256.lower() or size != (item.size or size):
+            if digest != item.sha256.lower():
                 said = (
-                    f", the lock says {item.size}"
-                    if item.size not in (None, size)
-                    else ""
+                    "" if item.size in (None, size) else f", the lock says {item.size}"
                 )
                 raise self._error(
                     f"refused {item.filename}: expected sha256 {item.sha256} "
@@ -263,10 +261,8 @@ class _Run:
         with response:
             if response.status_code >= 400:
                 withheld = self._auth.withheld(response.url or url)
-                cause, advice = client.http_failure(
-                    response.status_code, withheld=withheld
-                )
-                raise self._failure(item, url, cause, advice)
+                answer = client.http_failure(response.status_code, withheld=withheld)
+                raise self._failure(item, url, *answer)
             read = getattr(response.raw, "read1", response.raw.read)
             most = item.size or float("inf")  # more is refused below, not all read
             try:

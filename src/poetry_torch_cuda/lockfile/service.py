@@ -350,8 +350,8 @@ class VariantLocker:
         return followed
 
     def _metadata(self, entry: IndexFile) -> str:
-        """The file's metadata (PEP 658, else the wheel's), checked by sha256 and
-        cached by the file's sha256."""
+        """The file's metadata (PEP 658, else the wheel's), checked by sha256 and by
+        the name and version it gives, cached by the file's sha256."""
         path = self._client.cache_dir.parent / "metadata" / f"{entry.sha256}.metadata"
         with suppress(OSError):
             return path.read_text(encoding="utf-8")
@@ -371,14 +371,11 @@ class VariantLocker:
             "utf-8", "replace"
         )
         said = email.message_from_string(text)
-        name, version = parse_wheel_filename(entry.filename)[:2]
-        if canonicalize_name(str(said["Name"])) != name or version_key(
-            str(said["Version"])
-        ) != (1, version):
+        named = canonicalize_name(str(said["Name"])), version_key(str(said["Version"]))
+        if named != _wheel_of(entry.filename):
             raise LockError(
                 f"{entry.filename}{suffix} describes {said['Name']} {said['Version']}, "
-                "not this file: the index serves another build's metadata for it. "
-                "Tell whoever runs it; torch-cuda.lock is left as it was."
+                "not this file: a broken mirror; tell whoever runs it."
             )
         with suppress(OSError):  # a cache not written costs a request next time
             write_text(path, text)
