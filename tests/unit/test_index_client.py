@@ -212,7 +212,8 @@ def test_a_page_forbidden_to_a_request_without_credentials_is_missing(
 ) -> None:
     """download.pytorch.org (S3 behind a CDN) answers 403, not 404, for a variant or
     project it does not have; pip and Poetry read such a page as missing, not as
-    credentials refused. With credentials sent, 403 is a refusal."""
+    credentials refused. With credentials sent, or kept from plain http, 403 is a
+    refusal."""
     index.fail_paths["/whl/cu130/"] = 403
     client = IndexClient(poetry_config(tmp_path))
     assert client.project(index.whl_url("cu130"), "torch") == ProjectFiles(
@@ -223,6 +224,12 @@ def test_a_page_forbidden_to_a_request_without_credentials_is_missing(
     client = IndexClient(config, [("pytorch", index.whl_url("cu129"))], refresh=True)
     with pytest.raises(IndexUnavailableError, match=r"refused access \(HTTP 403\)"):
         client.project(index.whl_url("cu130"), "torch")
+    https = index.whl_url("cu129").replace("http:", "https:")
+    client = IndexClient(config, [("pytorch", https)], refresh=True)
+    with pytest.raises(IndexUnavailableError) as raised:
+        client.project(index.whl_url("cu130"), "torch")
+    assert raised.value.withheld
+    assert "refused access (HTTP 403)" in str(raised.value)
 
 
 @pytest.mark.parametrize(

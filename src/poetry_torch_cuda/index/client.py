@@ -30,6 +30,7 @@ from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
 from packaging.version import Version
+from poetry.utils import constants
 from poetry.utils.authenticator import Authenticator
 from poetry.utils.password_manager import HTTPAuthCredential
 
@@ -493,11 +494,13 @@ class IndexClient:
             raise _unavailable(url, error, timeout) from None
         if timeout is not None and self._refresh:
             remember(self.cache_dir, url, None)
-        # download.pytorch.org answers 403 for a page it lacks; pip and Poetry agree
-        gone = (404, 410) if self.auth.sends_credentials(url) else (403, 404, 410)
-        if response.status_code >= 400 and not (page and response.status_code in gone):
+        if response.status_code >= 400:
             withheld = self.auth.withheld(response.url or url)
-            raise _unavailable(url, response.status_code, withheld=withheld)
+            # Missing: 404, 410 and, where no credentials were due, the 403 that
+            # download.pytorch.org answers for a page it lacks (pip and Poetry agree).
+            due = withheld or self.auth.sends_credentials(url)
+            if not page or response.status_code not in (403, 404, 410)[due:]:
+                raise _unavailable(url, response.status_code, withheld=withheld)
         return response
 
     def _read(self, key: tuple[str, str]) -> ProjectFiles:
@@ -634,8 +637,6 @@ def _unavailable(
     withheld: bool = False,
 ) -> IndexUnavailableError:
     """The one wording of an HTTP status or of no answer from ``url``."""
-    from poetry.utils import constants
-
     if isinstance(failure, int):
         words, fix = http_failure(failure, withheld=withheld)
         error = IndexUnavailableError(f"{mask_url(url)}: {words}; {fix}")

@@ -210,9 +210,7 @@ class _Run:
                 digest = self._stream(item, url, stream)
             size = part.stat().st_size
             if digest != item.sha256.lower():
-                said = (
-                    "" if item.size in (None, size) else f", the lock says {item.size}"
-                )
+                said = f", the lock says {item.size}" if item.size else ""
                 raise self._error(
                     f"refused {item.filename}: expected sha256 {item.sha256} "
                     f"({item.lock}), received sha256 {digest} "
