@@ -507,8 +507,8 @@ def _stale(
     if entry is None:
         return [*reasons, f"{name} is not locked"]
     variant = parse_variant(name)
-    url = without_credentials(config.index_url(variant))
-    if entry.index_url != url:
+    url = without_credentials(config.index_url(variant)).rstrip("/")
+    if entry.index_url.rstrip("/") != url:  # a trailing slash names the same index
         reasons.append(
             f"{name}'s index is now {url}, it was locked from {entry.index_url}"
         )
