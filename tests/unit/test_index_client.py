@@ -285,3 +285,20 @@ def test_a_page_broken_off_mid_body_is_not_a_failed_connection(
         )
     assert f"the connection to 127.0.0.1:{index.port} broke off" in str(raised.value)
     assert raised.value.advice == "Run the command again."
+
+
+def test_a_page_redirected_in_a_loop_says_so(
+    index: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mirror (or a proxy's login page) that redirects for ever: not "could not
+    connect"."""
+
+    def again(handler: Any, record: Any, raw_path: str, *_: Any, head: bool) -> None:
+        index._redirect(handler, record, raw_path, head=head)
+
+    monkeypatch.setattr(index, "_route", again)
+    with pytest.raises(IndexUnavailableError) as raised:
+        IndexClient(poetry_config(tmp_path), timeout=4).project(
+            index.whl_url("cu130"), "torch"
+        )
+    assert f"127.0.0.1:{index.port} redirected in a loop" in str(raised.value)

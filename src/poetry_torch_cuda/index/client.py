@@ -88,11 +88,8 @@ _NO_ANSWER = (
         _CHECK_NETWORK,
     ),
     ("refused", "{host} refused the connection", _CHECK_NETWORK),
-    (
-        "connection broken",
-        "the connection to {host} broke off",
-        "Run the command again.",
-    ),
+    ("broken", "the connection to {host} broke off", "Run the command again."),
+    ("redirects", "{host} redirected in a loop", _CHECK_NETWORK),
     (
         "ssl|certificate",
         "the TLS handshake with {host} failed (certificate or proxy)",
