@@ -347,12 +347,15 @@ def test_lock_check_fails_when_the_index_moved(
     tmp_path: Path, index: IndexServer
 ) -> None:
     """``index-url`` names another index now: each entry records the index it was
-    locked from, and the check names both."""
+    locked from, and the check names both. A trailing slash names the same one."""
     project = Project.create(tmp_path, index, DEPS, TWO)
     assert run_inprocess(project, "lock").returncode == 0
     before = f"{index.url}/whl/{{variant}}"
+    project.write_pyproject(project.pyproject_text().replace(before, before + "/"))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 0, result
     moved = f"{index.url}/mirror/{{variant}}"
-    project.write_pyproject(project.pyproject_text().replace(before, moved))
+    project.write_pyproject(project.pyproject_text().replace(before + "/", moved))
     result = run_inprocess(project, "torch-cuda", "lock", "--check")
     assert result.returncode == 1, result
     for name in ("cu129", "cu130"):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import unquote
+from urllib.parse import urljoin
 from urllib.parse import urlsplit
 
 from packaging.utils import InvalidWheelFilename
@@ -29,6 +30,7 @@ from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
 from packaging.version import Version
+from poetry.utils import constants
 from poetry.utils.authenticator import Authenticator
 from poetry.utils.password_manager import HTTPAuthCredential
 
@@ -86,6 +88,8 @@ _NO_ANSWER = (
         _CHECK_NETWORK,
     ),
     ("refused", "{host} refused the connection", _CHECK_NETWORK),
+    ("broken", "the connection to {host} broke off", "Run the command again."),
+    ("redirects", "{host} redirected in a loop", _CHECK_NETWORK),
     (
         "ssl|certificate",
         "the TLS handshake with {host} failed (certificate or proxy)",
@@ -234,11 +238,6 @@ def no_answer(
     return words.format(host=host_in_words(url), timeout=timeout), fix
 
 
-def timed_out(error: BaseException) -> bool:
-    """Whether ``error``, or what caused it, is a timeout."""
-    return re.search(_NO_ANSWER[0][0], _chain(error)) is not None
-
-
 def _chain(error: BaseException) -> str:
     seen: list[str] = []
     current: BaseException | None = error
@@ -299,8 +298,9 @@ def http_failure(
             "Check the index URL and the variant; if the index moved its files, "
             "run `poetry torch-cuda lock` again."
         )
-    elif status >= 500:
-        words = f"the index failed with HTTP {status} (a server error)"
+    elif status == 429 or status >= 500:
+        cause = "too many requests" if status == 429 else "a server error"
+        words = f"the index failed with HTTP {status} ({cause})"
         fix = "Run the command again later, or tell whoever runs the index."
     return words, fix
 
@@ -356,7 +356,7 @@ class IndexFile:
 @dataclass(frozen=True)
 class ProjectFiles:
     """The non-yanked files an index lists for one project, sorted by name (``found``
-    False: 404 or 410); ``skipped``: PEP 825 files."""
+    False: 404, 410, or 403 without credentials); ``skipped``: PEP 825 files."""
 
     project: str
     found: bool
@@ -456,7 +456,7 @@ class IndexClient:
         return sorted({name for page in self._memory.values() for name in page.skipped})
 
     def _get(self, url: str, *, page: bool = True) -> requests.Response:
-        """``url``'s answer (for a page, 404 and 410 too): one short attempt where a
+        """``url``'s answer (for a page, a missing one too): one short attempt where a
         timeout is set (a host that failed a moment ago is not asked again), else
         Poetry's request with its retries. Raises :class:`IndexUnavailableError`."""
         timeout = self._timeout if page else None
@@ -491,11 +491,13 @@ class IndexClient:
             raise _unavailable(url, error, timeout) from None
         if timeout is not None and self._refresh:
             remember(self.cache_dir, url, None)
-        if response.status_code >= 400 and not (
-            page and response.status_code in (404, 410)
-        ):
+        if response.status_code >= 400:
             withheld = self.auth.withheld(response.url or url)
-            raise _unavailable(url, response.status_code, withheld=withheld)
+            # Missing: 404, 410 and, where no credentials were due, the 403 that
+            # download.pytorch.org answers for a page it lacks (pip and Poetry agree).
+            due = withheld or self.auth.sends_credentials(url)
+            if not page or response.status_code not in (403, 404, 410)[due:]:
+                raise _unavailable(url, response.status_code, withheld=withheld)
         return response
 
     def _read(self, key: tuple[str, str]) -> ProjectFiles:
@@ -505,10 +507,10 @@ class IndexClient:
         index_url, name = key
         url = f"{index_url}/{name}/"
         response = self._get(url)
-        if response.status_code in (404, 410):
+        if response.status_code >= 400:  # what _get lets through: a missing page
             return ProjectFiles(name, False)
         try:
-            if response.headers.get("Content-Type", "").split(";")[0] == _JSON_TYPE:
+            if _JSON_TYPE in response.headers.get("Content-Type", "").lower():
                 content = response.json()
                 links = SimpleJsonPage(response.url, content).links
             else:
@@ -547,8 +549,6 @@ def _entries(
     """The non-yanked links of a page as :class:`IndexFile`, one per file name, with
     URLs absolute and the sha256 a PEP 691 page (``content``) lists: Poetry before
     2.1 leaves the URLs relative and the hashes out."""
-    from urllib.parse import urljoin
-
     listed: dict[str, str] = {}
     for file in content.get("files") or []:
         digest = (file.get("hashes") or {}).get("sha256")
@@ -634,8 +634,6 @@ def _unavailable(
     withheld: bool = False,
 ) -> IndexUnavailableError:
     """The one wording of an HTTP status or of no answer from ``url``."""
-    from poetry.utils import constants
-
     if isinstance(failure, int):
         words, fix = http_failure(failure, withheld=withheld)
         error = IndexUnavailableError(f"{mask_url(url)}: {words}; {fix}")

@@ -285,7 +285,7 @@ class VariantLocker:
             where = without_credentials(url.rstrip("/"))
             accepts = " and ".join(f"{n} {v}" for n, v in (fit or {}).items())
             detail = (
-                f"has no page for {name} (HTTP 404).\nCheck the index URL and the "
+                f"has no page for {name}.\nCheck the index URL and the "
                 f"variant: {where}/{name}/ should list its wheels."
                 if not page.found
                 else f"has no build of {name} that matches (it offers {offered}"
@@ -350,8 +350,8 @@ class VariantLocker:
         return followed
 
     def _metadata(self, entry: IndexFile) -> str:
-        """The file's metadata (PEP 658, else the wheel's), checked by sha256 and
-        cached by the file's sha256."""
+        """The file's metadata (PEP 658, else the wheel's), checked by sha256 and by
+        the name and version it gives, cached by the file's sha256."""
         path = self._client.cache_dir.parent / "metadata" / f"{entry.sha256}.metadata"
         with suppress(OSError):
             return path.read_text(encoding="utf-8")
@@ -370,6 +370,13 @@ class VariantLocker:
         text = (data if pep658 else _wheel_metadata(data, entry.filename)).decode(
             "utf-8", "replace"
         )
+        said = email.message_from_string(text)
+        named = canonicalize_name(str(said["Name"])), version_key(str(said["Version"]))
+        if named != _wheel_of(entry.filename):
+            raise LockError(
+                f"{entry.filename}{suffix} describes {said['Name']} {said['Version']}, "
+                "not this file: a broken mirror; tell whoever runs it."
+            )
         with suppress(OSError):  # a cache not written costs a request next time
             write_text(path, text)
         return text
@@ -500,8 +507,8 @@ def _stale(
     if entry is None:
         return [*reasons, f"{name} is not locked"]
     variant = parse_variant(name)
-    url = without_credentials(config.index_url(variant))
-    if entry.index_url != url:
+    url = without_credentials(config.index_url(variant)).rstrip("/")
+    if entry.index_url.rstrip("/") != url:  # a trailing slash names the same index
         reasons.append(
             f"{name}'s index is now {url}, it was locked from {entry.index_url}"
         )
