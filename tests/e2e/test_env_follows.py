@@ -249,8 +249,9 @@ def test_auto_falling_back_to_cpu_on_a_gpu_says_why(
     result = project.run("install", env_extra=env)
     assert project.installed()["torch"] == "2.14.1+cpu"
     assert "RTX 3090 (driver 440.33.01)" in result.stderr
-    # The driver the oldest build torch 2.14 publishes needs (no cu118 since 2.8).
-    assert ">= 525.60.13 runs cu126" in result.stderr
+    # The lowest driver under which auto picks a build the index has (no cu118
+    # since torch 2.8): CUDA 12's compatibility floor, where auto picks cu129.
+    assert ">= 525.60.13 runs cu129" in result.stderr
     status = run_inprocess(project, "torch-cuda", "status", env_extra=env)
     assert status.returncode == 0, status
     assert "supports no CUDA" not in status.stdout
