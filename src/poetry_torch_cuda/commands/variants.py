@@ -74,7 +74,7 @@ class VariantsCommand(TorchCudaCommand):
         wanted = wanted_versions(config.package_names, locked)
         torch = wanted.get(canonicalize_name("torch"))
         machine = probe(self.env)
-        finder = offer_finder(config, self.env, wanted, ctx.client)
+        finder = offer_finder(config, self.env, wanted, ctx)
         # The variants asked for, else every known one and the configured one.
         asked = self.argument("variant")
         names = asked or ["cpu", *tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "xpu"]

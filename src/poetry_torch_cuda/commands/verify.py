@@ -61,8 +61,7 @@ class VerifyCommand(TorchCudaCommand):
         names = config.package_names
         required = {str(n): v for n, v in (locked or {}).items() if n in names}
         proof = prove(
-            self.env,
-            config,
+            ctx,
             variant,
             machine=machine,
             required=required,

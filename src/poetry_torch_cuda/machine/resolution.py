@@ -22,7 +22,6 @@ from cleo.io.outputs.output import Verbosity
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.environment.envlock import state_dir
-from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.environment.installed import unlabelled_cuda
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.offers import Offer
@@ -60,6 +59,7 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.project.config import FleetTarget
     from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -67,10 +67,14 @@ if TYPE_CHECKING:
 
 
 class Run(Protocol):
-    """A run (``context.RunContext``): its one index client, made when first asked."""
+    """A run (``context.RunContext``): its one index client and its view of the
+    environment, each made when first asked."""
 
     @property
     def client(self) -> IndexClient: ...
+    @property
+    def installed(self) -> InstalledEnvironment: ...
+    def changed(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -91,15 +95,11 @@ def probe(env: Env) -> Machine:
 
 
 def offer_finder(
-    config: TorchCudaConfig,
-    env: Env,
-    wanted: Mapping[NormalizedName, str],
-    client: IndexClient,
+    config: TorchCudaConfig, env: Env, wanted: Mapping[NormalizedName, str], run: Run
 ) -> OfferFinder:
     """What the index offers ``env`` of ``wanted`` per variant, asked through the
-    run's ``client`` (installed builds ask nothing)."""
-    installed = installed_environment(env)
-    return OfferFinder(client, config, wanted, env.marker_env, installed)
+    run's client (the run's installed builds ask nothing)."""
+    return OfferFinder(run.client, config, wanted, env.marker_env, run.installed)
 
 
 def choose(
@@ -141,7 +141,7 @@ def resolve(
     if config.variant.kind != "auto":
         return Resolution(config.variant, config.variant, config.variant_origin)
     machine = machine or probe(env)
-    decision = _kept_build(config, env, machine) if _probe_failed(machine) else None
+    decision = _kept_build(config, run, machine) if _probe_failed(machine) else None
     if decision is None:
         asked, torch = _offers(config, env, locked_versions, run, offers)
         decision = choose(machine, asked, torch, env=env)
@@ -186,7 +186,7 @@ def _offers(
     if locked_versions is not None and not wanted:
         # No configured package in the lock: nothing to install, nothing to ask.
         return (lambda _: Offer(None, "not asked")), None
-    finder = given or offer_finder(config, env, wanted, run.client)
+    finder = given or offer_finder(config, env, wanted, run)
     return finder, wanted.get(canonicalize_name("torch"))
 
 
@@ -196,13 +196,12 @@ def _probe_failed(machine: Machine) -> bool:
     return machine.smi_failure is not None and (nvidia is None or nvidia.reachable)
 
 
-def _kept_build(config: TorchCudaConfig, env: Env, machine: Machine) -> Decision | None:
+def _kept_build(config: TorchCudaConfig, run: Run, machine: Machine) -> Decision | None:
     """The installed build, kept on a failed probe (``None``: nothing installed, or
     a label-less build whose CUDA nothing names). PyPI's default build carries no
     label: it is kept as the variant of its CUDA (13.0: cu130), or cpu."""
-    installed = installed_environment(env)
     for name in sorted(config.package_names):
-        dist = installed.get(name)
+        dist = run.installed.get(name)
         if dist is None:
             continue
         label = label_of(dist.version)
@@ -304,6 +303,7 @@ def refresher(
         config = load_config(read_pyproject(poetry.pyproject_path))
         if config is None:
             return None
+        run.changed()  # and the environment too: auto sees it as it is now
         return config, resolve(config, env, locked_versions, run).variant
 
     return refresh

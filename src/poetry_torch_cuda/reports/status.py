@@ -246,7 +246,8 @@ def _judge(
         )
     env, names, installed = ctx.env, config.package_names, ctx.installed
     report.warnings += [
-        f"{problem}: {DAMAGED}; {SYNC_FORCE}" for problem in family_problems(env, names)
+        f"{problem}: {DAMAGED}; {SYNC_FORCE}"
+        for problem in family_problems(env, installed, names)
     ]
     # The install's own check after pip: installed versions the family rejects.
     report.warnings += [
