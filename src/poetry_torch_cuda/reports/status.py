@@ -16,6 +16,7 @@ from poetry_torch_cuda.environment.envlock import dead_stashes
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.install.planning import Target
+from poetry_torch_cuda.install.planning import applies
 from poetry_torch_cuda.install.planning import cuda_majors
 from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
@@ -160,11 +161,10 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         if unlocked and target is None and build is not None and not not_built:
             # Nothing locks it: judged as `"torch"` alone would be, any version
             # in the variant's build, where the entry applies.
-            marker_env: dict[str, Any] = {**env.marker_env, "extra": ""}
-            marker = requirement.marker
-            applies = marker is None or marker.evaluate(marker_env)
             unmanaged = Target(name, specifier=requirement.specifier)
-            fits = not applies or unmanaged.is_satisfied_by(build.version, variant)
+            fits = not applies(requirement, env.marker_env) or (
+                unmanaged.is_satisfied_by(build.version, variant)
+            )
         pin = (versions or {}).get(name)
         report.packages.append(
             PackageStatus(name, pin, wanted or None, build, fits, why)
