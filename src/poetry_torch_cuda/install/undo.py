@@ -36,6 +36,7 @@ from poetry_torch_cuda.environment.envlock import STASH
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import header
 from poetry_torch_cuda.environment.installed import installed_environment
+from poetry_torch_cuda.environment.installed import site_paths
 from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
@@ -368,11 +369,6 @@ def remove_distributions(
         left = [name for name in left if files_by_name(env, [name])]
         if left:
             pip_uninstall(left)
-
-
-def site_paths(env: Env) -> list[str]:
-    """Where ``env``'s distributions are installed, as pip looks for them."""
-    return [str(path) for path in env.site_packages.candidates]
 
 
 def files_by_name(
