@@ -50,9 +50,9 @@ def prove(
     exists: bool = True,
     hashes: bool = False,
 ) -> Proof:
-    """Run the child in the run's env (if it ``exists``) and judge its report against
-    ``variant`` and ``machine`` (:func:`.verdict.judge`); every file the family's
-    ``RECORD`` lists must exist (with ``hashes``, with its recorded sha256)."""
+    """Run the child in the run's env (if it ``exists``) and judge its report
+    against ``variant`` and ``machine`` (:func:`.verdict.judge`); every file the
+    family's ``RECORD`` lists must exist (with ``hashes``, with its recorded sha256)."""
     config, env = ctx.config, ctx.env
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
     run, damaged = ChildRun({"packages": {}}), []
@@ -133,7 +133,7 @@ def prove_change(
                 remember(env.path, machine, failed, proof.torch_version, first.message)
                 if moves < MAX_MOVES:
                     versions = ctx.locked.versions
-                    following = next_choice(config, env, versions, machine, failed, ctx)
+                    following = next_choice(config, versions, machine, failed, ctx)
             put = ""
             if roll_back and following is not None:
                 # switch: the next build starts from the earlier one, so the

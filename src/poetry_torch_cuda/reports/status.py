@@ -125,7 +125,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
         locked, view, warnings = None, None, [str(error)]
     versions = None if view is None else view.versions
-    resolution = resolve(config, env, versions, ctx, machine=machine)
+    resolution = resolve(config, versions, ctx, machine=machine)
     variant, url = resolution.variant, mask_url(config.index_url(resolution.variant))
     report = StatusReport(
         resolution, url, machine, warnings=warnings, nvcc=probe_nvcc()
@@ -245,10 +245,8 @@ def _judge(
             f"{major}.x toolkit (running torch does not need nvcc)"
         )
     env, names, installed = ctx.env, config.package_names, ctx.installed
-    report.warnings += [
-        f"{problem}: {DAMAGED}; {SYNC_FORCE}"
-        for problem in family_problems(env, installed, names)
-    ]
+    damaged = family_problems(env, installed, names)
+    report.warnings += [f"{problem}: {DAMAGED}; {SYNC_FORCE}" for problem in damaged]
     # The install's own check after pip: installed versions the family rejects.
     report.warnings += [
         f"{problem}; run `poetry torch-cuda sync --force`"
