@@ -111,7 +111,7 @@ class RunContext:
         the configuration as it is then. Returns the plan carried out.
         """
         locked, env, io = self.locked, self.env, self.io
-        again = refresher(self.poetry, env, locked.versions, self) if refresh else None
+        again = refresher(locked.versions, self) if refresh else None
         plan = reconcile_environment(
             self.config,
             variant,

@@ -18,6 +18,7 @@ import pytest
 from packaging.markers import default_environment
 
 from poetry_torch_cuda.environment.envlock import state_dir
+from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.install.undo import INSTALLED
 from poetry_torch_cuda.install.undo import PREVIOUS
 from poetry_torch_cuda.install.undo import Stash
@@ -88,7 +89,7 @@ def test_the_stash_stays_out_of_the_prefix_and_puts_torch_back(
     env = system_python(prefix)
     module = env.site_packages.candidates[0] / "torch" / "__init__.py"
 
-    stash = Stash.take(env, ["torch"])
+    stash = Stash.take(env, ["torch"], installed_environment(env))
 
     assert stash is not None
     home = state_dir(prefix)
@@ -116,7 +117,7 @@ def test_a_distribution_pip_left_without_record_is_removed_and_the_old_one_put_b
     monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
     env = system_python(tmp_path / "usr-local")
     site = env.site_packages.candidates[0]
-    stash = Stash.take(env, ["torch"])
+    stash = Stash.take(env, ["torch"], installed_environment(env))
     assert stash is not None
     # pip removed the old build, then was stopped while writing the new one
     shutil.rmtree(site / "torch-2.14.1+cpu.dist-info")
@@ -146,7 +147,7 @@ def test_a_previous_build_that_cannot_be_kept_leaves_the_install_standing(
     monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
     prefix = tmp_path / "usr-local"
     env = system_python(prefix)
-    stash = Stash.take(env, ["torch"])
+    stash = Stash.take(env, ["torch"], installed_environment(env))
     (state_dir(prefix) / PREVIOUS).write_text("in the way\n")
     sha = "ab" * 32
     request = SimpleNamespace(
@@ -179,6 +180,6 @@ def test_an_interrupt_while_the_stash_is_taken_leaves_no_stash(
 
     monkeypatch.setattr(undo, "link", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        Stash.take(env, ["torch"])
+        Stash.take(env, ["torch"], installed_environment(env))
     assert len(linked) == 2
     assert [p.name for p in state_dir(env.path).iterdir() if p.is_dir()] == []

@@ -84,15 +84,13 @@ class DetectCommand(TorchCudaCommand):
         applies, elsewhere = [], []
         if self.option("target"):
             target = find_target(config.targets, str(self.option("target")))
-            [check] = check_project_fleet(
-                config, self.env, locked or {}, ctx.client, [target]
-            )
+            [check] = check_project_fleet(config, locked or {}, ctx, [target])
             assert check.decision is not None
             decision, machine = check.decision, target_machine(target)
             where = f"on target <c1>{esc(target.describe())}</>"
             data["target"] = target.name
         else:
-            resolution = resolve(config, self.env, locked, ctx)
+            resolution = resolve(config, locked, ctx)
             assert resolution.decision is not None and resolution.machine is not None
             decision, machine = resolution.decision, resolution.machine
             where = "on this machine"

@@ -165,8 +165,8 @@ def poetry_files(
     Raises:
         TorchCudaError: poetry.lock or the source has no such wheel.
     """
-    found = []
-    for package in poetry.locker.locked_repository().packages:
+    found = []  # poetry.lock's packages are read only when one is wanted
+    for package in poetry.locker.locked_repository().packages if wanted else ():
         if wanted.get(package.name) != package.version.text:
             continue
         links = poetry_links(poetry, package)

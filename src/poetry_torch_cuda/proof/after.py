@@ -34,18 +34,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Mapping
 
-    from poetry.utils.env import Env
-
     from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.machine.probe import Machine
-    from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
 
 def prove(
-    env: Env,
-    config: TorchCudaConfig,
+    ctx: RunContext,
     variant: Variant,
     *,
     machine: Machine,
@@ -54,13 +50,15 @@ def prove(
     exists: bool = True,
     hashes: bool = False,
 ) -> Proof:
-    """Run the child in ``env`` (if it ``exists``) and judge its report against
-    ``variant`` and ``machine`` (:func:`.verdict.judge`); every file the family's
-    ``RECORD`` lists must exist (with ``hashes``, with its recorded sha256)."""
+    """Run the child in the run's env (if it ``exists``) and judge its report
+    against ``variant`` and ``machine`` (:func:`.verdict.judge`); every file the
+    family's ``RECORD`` lists must exist (with ``hashes``, with its recorded sha256)."""
+    config, env = ctx.config, ctx.env
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
-    run = ChildRun({"packages": {}})
+    run, damaged = ChildRun({"packages": {}}), []
     if exists:
         run = run_child(str(env.python), list(packages), config.verify_timeout)
+        damaged = family_problems(env, ctx.installed, packages, hashes)
     return judge(
         run,
         variant,
@@ -69,7 +67,7 @@ def prove(
         required=required,
         auto=config.variant.kind == "auto",
         alternative=alternative,
-        damaged=family_problems(env, packages, hashes=hashes) if exists else (),
+        damaged=damaged,
     )
 
 
@@ -105,7 +103,7 @@ def prove_change(
         while True:
             try:
                 with signals.handling(signals.stop):
-                    proof = prove(env, config, variant, machine=machine)
+                    proof = prove(ctx, variant, machine=machine)
             except KeyboardInterrupt as stop:
                 signum = signals.signum_of(stop)
                 name = signals.signal_name(signum)
@@ -128,7 +126,7 @@ def prove_change(
                 remember(env.path, machine, failed, proof.torch_version, first.message)
                 if moves < MAX_MOVES:
                     versions = ctx.locked.versions
-                    following = next_choice(config, env, versions, machine, failed, ctx)
+                    following = next_choice(config, versions, machine, failed, ctx)
             put = ""
             if roll_back and following is not None:
                 # switch: the next build starts from the earlier one, so the

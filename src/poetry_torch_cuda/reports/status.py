@@ -16,6 +16,7 @@ from poetry_torch_cuda.environment.envlock import dead_stashes
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.install.planning import Target
+from poetry_torch_cuda.install.planning import applies
 from poetry_torch_cuda.install.planning import cuda_majors
 from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
@@ -124,7 +125,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
         locked, view, warnings = None, None, [str(error)]
     versions = None if view is None else view.versions
-    resolution = resolve(config, env, versions, ctx, machine=machine)
+    resolution = resolve(config, versions, ctx, machine=machine)
     variant, url = resolution.variant, mask_url(config.index_url(resolution.variant))
     report = StatusReport(
         resolution, url, machine, warnings=warnings, nvcc=probe_nvcc()
@@ -160,11 +161,10 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         if unlocked and target is None and build is not None and not not_built:
             # Nothing locks it: judged as `"torch"` alone would be, any version
             # in the variant's build, where the entry applies.
-            marker_env: dict[str, Any] = {**env.marker_env, "extra": ""}
-            marker = requirement.marker
-            applies = marker is None or marker.evaluate(marker_env)
             unmanaged = Target(name, specifier=requirement.specifier)
-            fits = not applies or unmanaged.is_satisfied_by(build.version, variant)
+            fits = not applies(requirement, env.marker_env) or (
+                unmanaged.is_satisfied_by(build.version, variant)
+            )
         pin = (versions or {}).get(name)
         report.packages.append(
             PackageStatus(name, pin, wanted or None, build, fits, why)
@@ -245,9 +245,8 @@ def _judge(
             f"{major}.x toolkit (running torch does not need nvcc)"
         )
     env, names, installed = ctx.env, config.package_names, ctx.installed
-    report.warnings += [
-        f"{problem}: {DAMAGED}; {SYNC_FORCE}" for problem in family_problems(env, names)
-    ]
+    damaged = family_problems(env, installed, names)
+    report.warnings += [f"{problem}: {DAMAGED}; {SYNC_FORCE}" for problem in damaged]
     # The install's own check after pip: installed versions the family rejects.
     report.warnings += [
         f"{problem}; run `poetry torch-cuda sync --force`"
