@@ -640,13 +640,9 @@ def lock_project(
     hashes = {} if accept_drift else recorded_hashes(path)
     try:
         previous = None if accept_drift else read_lock(path)
-    except LockFileError:
-        if not hashes:
-            raise LockError(
-                f"{LOCK_NAME} cannot be read and holds no hash to compare the index "
-                f"with. Restore it (`git checkout -- {LOCK_NAME}`), or re-lock trusting "
-                "the index as it is now: `poetry torch-cuda lock --accept-drift`."
-            ) from None
+    except LockFileError as error:
+        if not hashes:  # nothing to compare the index with: its words say so
+            raise LockError(str(error)) from None
         previous = None
     current = _current_inputs(poetry, config)
     kept = {  # the entries that still match, when reused
