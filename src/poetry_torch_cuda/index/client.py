@@ -248,6 +248,20 @@ def _chain(error: BaseException) -> str:
     return " ".join(seen)
 
 
+def new_bytes(accept: bool = False) -> str:
+    """The one wording of a file served with other bytes than it was published
+    (listed, locked) with; ``accept``: re-locking can take the new ones."""
+    way = (
+        "; if the change is legitimate, re-lock trusting the index as it is now: "
+        "`poetry torch-cuda lock --accept-drift`"
+    )
+    return (
+        "the index or mirror now serves different bytes for the same file.\nA "
+        "published file never changes: treat this as a compromised or broken mirror "
+        f"and tell whoever runs it{way if accept else ''}."
+    )
+
+
 def http_failure(
     status: int,
     project: str | None = None,

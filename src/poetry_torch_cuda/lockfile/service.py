@@ -35,6 +35,7 @@ from packaging.version import InvalidVersion
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.index.client import new_bytes
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedDependency
@@ -190,11 +191,8 @@ class VariantLocker:
         ]
         if changed:
             raise DriftError(
-                f"{variant}: the index or mirror now serves different bytes for files "
-                f"already in torch-cuda.lock; refusing to overwrite it:\n"
+                f"{variant}: refusing to overwrite {LOCK_NAME}: {new_bytes(True)}\n"
                 + "\n".join(f"  {line}" for line in changed)
-                + "\nA published file never changes: ask whoever runs the mirror; if the "
-                "change is legitimate, re-lock: `poetry torch-cuda lock --accept-drift`."
             )
         base = without_credentials(url).rstrip("/") + "/"
         packages = tuple(node.package(base) for node in nodes.values())
@@ -362,10 +360,8 @@ class VariantLocker:
         received = hashlib.sha256(data).hexdigest()
         if expected and received != expected:
             raise LockError(
-                f"{entry.filename}{suffix}: the index lists sha256 {expected} but "
-                f"served bytes with sha256 {received}. A published file never "
-                "changes: treat this as a compromised or broken mirror and tell "
-                "whoever runs it."
+                f"{entry.filename}{suffix}: the index lists sha256 {expected}, "
+                f"received sha256 {received}: {new_bytes()}"
             )
         text = (data if pep658 else _wheel_metadata(data, entry.filename)).decode(
             "utf-8", "replace"
@@ -380,7 +376,11 @@ def _wheel_metadata(wheel: bytes, filename: str) -> bytes:
         for name in zf.namelist():
             if name.count("/") == 1 and name.endswith(".dist-info/METADATA"):
                 return zf.read(name)
-    raise LockError(f"{filename} is not a wheel with a METADATA file.")
+    raise LockError(
+        f"{filename} is not a wheel with a METADATA file: the index serves a broken "
+        "upload, which re-locking meets again. Tell whoever runs it, or lock another "
+        "version, or another variant (`poetry torch-cuda switch <variant>`)."
+    )
 
 
 def _together(roots: list[Root]) -> list[list[Root]]:
