@@ -459,7 +459,7 @@ def differences(
 ) -> list[str]:
     """Why a lock with ``recorded`` inputs does not fit ``current`` (empty: it
     does); ``lock-variants`` only for the ``whole`` file (an install needs one
-    variant, not the whole set). Each entry's index is :func:`_stale`'s."""
+    variant, not the whole set); an entry's own faults are :func:`_stale`'s."""
     reasons = []
     if recorded.content_hash != current.content_hash:
         reasons.append("poetry.lock changed since it was written (content-hash)")
@@ -487,18 +487,17 @@ def _stale(
     poetry: Poetry,
     config: TorchCudaConfig,
     lock: TorchCudaLock,
-    current: LockInputs,
     name: str,
 ) -> list[str]:
-    """Why ``lock``'s entry for ``name`` does not fit ``current`` (empty: it
-    does), and what is wrong with the entry itself: another index than the
+    """What is wrong with ``lock``'s entry for ``name`` itself (empty: nothing;
+    the file's inputs are :func:`differences`'): another index than the
     configured one; a hole a package lost in a merge leaves (one reason); a
     package no edge reaches any more, one without a file, with a file of another
     build (a hand edit), at plain http elsewhere or at this run's mirror."""
-    reasons = differences(lock.inputs, current)
+    reasons: list[str] = []
     entry = lock.variant(name)
     if entry is None:
-        return [*reasons, f"{name} is not locked"]
+        return [f"{name} is not locked"]
     variant = parse_variant(name)
     url = without_credentials(config.index_url(variant))
     if entry.index_url != url:
@@ -568,8 +567,8 @@ def check_lock(poetry: Poetry) -> list[str]:
     reasons = differences(lock.inputs, current, whole=True)
     names = {*_wanted(config), *lock.inputs.lock_variants} - {"auto"}
     for name in sorted(names | {entry.name for entry in lock.variants}):
-        reasons += _stale(poetry, config, lock, current, name)
-    return list(dict.fromkeys(reasons))
+        reasons += _stale(poetry, config, lock, name)
+    return reasons
 
 
 def _wheel_of(filename: str) -> tuple[str, Any] | None:
@@ -648,8 +647,9 @@ def lock_project(
     kept = {  # the entries that still match, when reused
         v.name: v
         for p in ([previous] if reuse and previous else [])
+        if not differences(p.inputs, current)
         for v in p.variants
-        if not _stale(poetry, config, p, current, v.name)
+        if not _stale(poetry, config, p, v.name)
     }
     python = poetry.package.python_constraint
     locker = VariantLocker(
@@ -722,7 +722,8 @@ def entry_for(
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]
     current = _current_inputs(poetry, config)
-    reasons = _stale(poetry, config, lock, current, variant.name)
+    reasons = differences(lock.inputs, current)
+    reasons += _stale(poetry, config, lock, variant.name)
     return lock.variant(variant.name), reasons
 
 
