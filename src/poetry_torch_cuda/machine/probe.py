@@ -222,7 +222,10 @@ def probe_nvidia() -> tuple[NvidiaDriver | None, list[str]]:
         parsed = parse_nvidia_smi(out) if failure is None else None
         if parsed is not None:
             return NvidiaDriver(parsed[0], "nvidia-smi", parsed[1]), notes
-        notes.append(f"{SMI_FAILED}: {failure or _first_line(out, 0)}")
+        notes.append(
+            f"{SMI_FAILED}: {failure or _first_line(out, 0)}; fix the NVIDIA driver "
+            "until `nvidia-smi` answers (after a driver update: reboot)"
+        )
     proc_version = system_root() / "proc/driver/nvidia/version"
     text = _read(proc_version)
     if text is None:
