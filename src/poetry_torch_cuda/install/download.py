@@ -260,11 +260,10 @@ class _Run:
         since = time.monotonic()
         with response:
             if response.status_code >= 400:
-                withheld = self._auth.withheld(response.url or url)
-                cause, advice = client.http_failure(
-                    response.status_code, withheld=withheld
+                answer = client.http_failure(
+                    response.status_code, None, self._auth, url, response.url
                 )
-                raise self._failure(item, url, cause, advice)
+                raise self._failure(item, url, *answer)
             read = getattr(response.raw, "read1", response.raw.read)
             try:
                 while chunk := read(_CHUNK):
