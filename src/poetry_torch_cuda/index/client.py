@@ -458,20 +458,19 @@ class IndexClient:
     def projects(
         self, wanted: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], ProjectFiles | IndexUnavailableError]:
-        """:meth:`answer` for several ``(index_url, project)`` pairs, in parallel."""
+        """:meth:`project` for several ``(index_url, project)`` pairs, in parallel,
+        or the error that says why the index could not be asked."""
         for index_url in {url for url, _ in wanted}:
             self.auth.take_off(index_url)
-        with ThreadPoolExecutor(max_workers=min(8, len(wanted) or 1)) as pool:
-            return dict(zip(wanted, pool.map(lambda pair: self.answer(*pair), wanted)))
 
-    def answer(
-        self, index_url: str, project: str
-    ) -> ProjectFiles | IndexUnavailableError:
-        """:meth:`project`, or the error that says why the index could not be asked."""
-        try:
-            return self.project(index_url, project)
-        except IndexUnavailableError as error:
-            return error
+        def answer(pair: tuple[str, str]) -> ProjectFiles | IndexUnavailableError:
+            try:
+                return self.project(*pair)
+            except IndexUnavailableError as error:
+                return error
+
+        with ThreadPoolExecutor(max_workers=min(8, len(wanted) or 1)) as pool:
+            return dict(zip(wanted, pool.map(answer, wanted)))
 
     def skipped(self) -> list[str]:
         """The PEP 825 variant files the pages asked so far listed (left out)."""
