@@ -80,6 +80,8 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
 
 FIX = f"Run `poetry torch-cuda lock` and commit {LOCK_NAME}."
+#: The one wording of a torch-cuda.lock that does not fit the project ({}: why).
+STALE = f"{LOCK_NAME} does not match this project: {{}}.\n{FIX}"
 _MAX_PASSES = 5
 
 
