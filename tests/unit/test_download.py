@@ -107,7 +107,12 @@ def test_corrupted_transfer_is_refused_and_leaves_nothing(
     assert (
         f"expected sha256 {torch.sha256} (torch-cuda.lock), received sha256" in message
     )
-    assert "the index or mirror now serves different bytes for the same file" in message
+    assert (
+        "the index or mirror now serves different bytes for the same file.\nA "
+        "published file never changes: treat this as a compromised or broken mirror "
+        "and tell whoever runs it; if the change is legitimate, re-lock trusting the "
+        "index as it is now: `poetry torch-cuda lock --accept-drift`."
+    ) in message
     assert torch.filename not in leftovers(cache)
     assert not [name for name in leftovers(cache) if name.endswith(".part")]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import quote
@@ -228,8 +229,8 @@ def test_a_page_forbidden_to_a_request_without_credentials_is_missing(
     client = IndexClient(config, [("pytorch", https)], refresh=True)
     with pytest.raises(IndexUnavailableError) as raised:
         client.project(index.whl_url("cu130"), "torch")
-    assert raised.value.withheld
     assert "refused access (HTTP 403)" in str(raised.value)
+    assert "credentials never go out in the clear" in str(raised.value)
 
 
 @pytest.mark.parametrize(
@@ -302,3 +303,36 @@ def test_a_page_redirected_in_a_loop_says_so(
             index.whl_url("cu130"), "torch"
         )
     assert f"127.0.0.1:{index.port} redirected in a loop" in str(raised.value)
+
+
+def test_a_refusal_is_worded_once_with_the_source_and_its_variables(
+    index: IndexServer, tmp_path: Path
+) -> None:
+    """``poetry torch-cuda lock`` and an install's lock read the same refusal:
+    the client names the source whose credentials went and where they come from,
+    or how to give them when none went."""
+    index.require_auth = ("alice", "s3cret")
+    config = poetry_config(tmp_path)
+    config.merge({"http-basic": {"pytorch": {"username": "alice", "password": "no"}}})
+    client = IndexClient(config, [("pytorch", index.whl_url("cu129"))])
+    with pytest.raises(IndexUnavailableError) as raised:
+        client.project(index.whl_url("cu129"), "torch")
+    assert "the index refused access (HTTP 401)" in str(raised.value)
+    assert "`poetry config http-basic.pytorch <user> <password>`" in str(raised.value)
+    assert "POETRY_HTTP_BASIC_PYTORCH_PASSWORD" in str(raised.value)
+    with pytest.raises(IndexUnavailableError) as raised:
+        IndexClient(poetry_config(tmp_path)).project(index.whl_url("cu129"), "torch")
+    assert "declare it as a [[tool.poetry.source]]" in str(raised.value)
+
+
+def test_no_answer_is_worded_with_its_way_on(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = IndexClient(poetry_config(tmp_path), timeout=2.0)
+    with pytest.raises(IndexUnavailableError) as raised:
+        client.project(f"http://127.0.0.1:{port}/whl/cu129", "torch")
+    assert f"127.0.0.1:{port} refused the connection. Check the network" in str(
+        raised.value
+    )
+    assert "POETRY_TORCH_CUDA_INDEX_URL for one run" in str(raised.value)

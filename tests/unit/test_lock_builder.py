@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,38 @@ def test_metadata_of_another_build_is_refused() -> None:
         raised.value
     )
     assert not list(Path(index.cache.name).rglob("*.metadata"))  # nothing kept
+
+
+def test_a_wheel_that_is_no_wheel_names_a_way_on() -> None:
+    """The index lists the file's true sha256, so re-locking meets it again: the
+    error says whom to tell and what else to lock."""
+    name = "torch-2.14.1+cu130-cp311-cp311-linux_x86_64.whl"
+    broken = b"<html>not a zip</html>"
+    index = FakeIndex({})
+    index.pages["torch"] = [
+        IndexFile(name, f"{URL}/torch/{name}", hashlib.sha256(broken).hexdigest())
+    ]
+    index.metadata[f"{URL}/torch/{name}"] = broken.decode()
+    with pytest.raises(LockError) as raised:
+        lock(index)
+    message = str(raised.value)
+    assert f"{name} is not a wheel with a METADATA file" in message
+    assert "Tell whoever runs it" in message
+    assert "`poetry torch-cuda switch <variant>`" in message
+
+
+def test_a_changed_hash_is_worded_as_the_download_words_it() -> None:
+    """Lock time and install time meet the same fault: one sentence says it."""
+    first = lock(FakeIndex(WHEELS))
+    forged = [
+        replace(p, files=tuple((f[0], f[1], "0" * 64, f[3]) for f in p.files))
+        for p in first.packages
+    ]
+    with pytest.raises(DriftError) as raised:
+        lock(FakeIndex(WHEELS), replace(first, packages=tuple(forged)))
+    assert (
+        "the index or mirror now serves different bytes for the same file.\nA "
+        "published file never changes: treat this as a compromised or broken mirror "
+        "and tell whoever runs it; if the change is legitimate, re-lock trusting the "
+        "index as it is now: `poetry torch-cuda lock --accept-drift`."
+    ) in str(raised.value)

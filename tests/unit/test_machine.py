@@ -161,7 +161,8 @@ def test_failing_nvidia_smi_falls_back_to_proc(
         (
             "nvidia-smi failed: NVIDIA-SMI has failed because it couldn't communicate "
             "with the NVIDIA driver. Make sure that the latest NVIDIA driver is "
-            "installed and running. (exit code 9)"
+            "installed and running. (exit code 9); fix the NVIDIA driver until "
+            "`nvidia-smi` answers (after a driver update: reboot)"
         )
     ]
 
@@ -206,7 +207,7 @@ def test_a_hanging_nvidia_smi_times_out(
     machine_at(monkeypatch, tmp_path)
     driver, notes = probe_nvidia()
     assert driver is None
-    assert notes[0] == "nvidia-smi failed: did not answer within 0.2 s"
+    assert notes[0].startswith("nvidia-smi failed: did not answer within 0.2 s; fix")
 
 
 def test_probe_rocm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

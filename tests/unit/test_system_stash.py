@@ -183,3 +183,33 @@ def test_an_interrupt_while_the_stash_is_taken_leaves_no_stash(
         Stash.take(env, ["torch"], installed_environment(env))
     assert len(linked) == 2
     assert [p.name for p in state_dir(env.path).iterdir() if p.is_dir()] == []
+
+
+def test_a_failed_put_back_is_worded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stash after a failed install and the kept build after a failed
+    verification fail to go back the same way: one sentence, with the fix."""
+    from poetry_torch_cuda.install.undo import undo
+    from poetry_torch_cuda.proof import after
+
+    def broken(*_: Any) -> None:
+        raise OSError("disk gone")
+
+    fix = (
+        "failed too (disk gone): torch may not import; "
+        "`poetry torch-cuda sync --force` reinstalls the build."
+    )
+    plan = SimpleNamespace(unchanged="Nothing changed.", install=())
+    stash = SimpleNamespace(put_back=broken)
+    error = undo(RuntimeError("pip failed"), stash, plan, None, None)  # type: ignore[arg-type]
+    assert f"Putting back the environment {fix}" in str(error)
+    kept = SimpleNamespace(before={"torch": "2.14.1+cu126"}, put_back=broken)
+    monkeypatch.setattr(after, "previous_build", lambda _: kept)
+    env = SimpleNamespace(path=tmp_path, get_pip_command=lambda: ["pip"])
+    ctx = SimpleNamespace(env=env, config=SimpleNamespace(package_names={"torch"}))
+    plan = SimpleNamespace(install=("torch",))
+    assert after._roll_back(ctx, plan) == (  # type: ignore[arg-type]
+        False,
+        f"Putting back torch 2.14.1+cu126 {fix}",
+    )

@@ -214,13 +214,11 @@ class _Run:
                 raise self._error(
                     f"refused {item.filename}: expected sha256 {item.sha256} "
                     f"({item.lock}), received sha256 {digest} "
-                    f"({size} bytes{said}) from {mask_url(url)}: the index or mirror "
-                    "now serves different bytes for the same file.\nA published file "
-                    "never changes: treat this as a compromised or broken mirror and "
-                    "tell whoever runs it. pyproject.toml, poetry.lock and "
-                    f"{LOCK_NAME} are left as they were.\nThe lock and the file "
-                    f"disagree: if {item.lock} was edited (`git diff {item.lock}`), "
-                    "restore it."
+                    f"({size} bytes{said}) from {mask_url(url)}: "
+                    f"{client.new_bytes(item.lock == LOCK_NAME)} pyproject.toml, "
+                    f"poetry.lock and {LOCK_NAME} are left as they were.\nThe lock "
+                    f"and the file disagree: if {item.lock} was edited (`git diff "
+                    f"{item.lock}`), restore it."
                 )
             with self._lock:
                 if self._stop.is_set():
@@ -258,8 +256,9 @@ class _Run:
         since = time.monotonic()
         with response:
             if response.status_code >= 400:
-                withheld = self._auth.withheld(response.url or url)
-                answer = client.http_failure(response.status_code, withheld=withheld)
+                answer = client.http_failure(
+                    response.status_code, None, self._auth, url, response.url
+                )
                 raise self._failure(item, url, *answer)
             read = getattr(response.raw, "read1", response.raw.read)
             most = item.size or float("inf")  # more is refused below, not all read

@@ -68,6 +68,8 @@ PREVIOUS = ".torch-cuda-previous"
 #: The fix of a damaged build, and the cause of a file missing or changed since
 #: install (:func:`family_problems`, worded so by ``verify`` and ``status``).
 SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
+#: A put-back that failed: what and why.
+NOT_BACK = f"Putting back {{}} failed too ({{}}): torch may not import; {SYNC_FORCE}."
 DAMAGED = "a removal or an interrupted install left it incomplete"
 _MANIFEST = "stash.json"
 #: The sha256 of the locked files the environment's torch family came from.
@@ -313,10 +315,7 @@ def undo(
     try:
         changes = stash.put_back(env, uninstall)
     except (TorchCudaError, OSError) as failure:
-        state = (
-            f"Putting the environment back failed too ({failure}): torch "
-            "may not import; `poetry torch-cuda sync --force` reinstalls it."
-        )
+        state = NOT_BACK.format("the environment", failure)
     else:
         stash.drop()
         held = ", ".join(

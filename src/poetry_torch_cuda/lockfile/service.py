@@ -35,6 +35,7 @@ from packaging.version import InvalidVersion
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.index.client import new_bytes
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedDependency
@@ -79,6 +80,8 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
 
 FIX = f"Run `poetry torch-cuda lock` and commit {LOCK_NAME}."
+#: The one wording of a torch-cuda.lock that does not fit the project ({}: why).
+STALE = f"{LOCK_NAME} does not match this project: {{}}.\n{FIX}"
 _MAX_PASSES = 5
 
 
@@ -190,11 +193,8 @@ class VariantLocker:
         ]
         if changed:
             raise DriftError(
-                f"{variant}: the index or mirror now serves different bytes for files "
-                f"already in torch-cuda.lock; refusing to overwrite it:\n"
+                f"{variant}: refusing to overwrite {LOCK_NAME}: {new_bytes(True)}\n"
                 + "\n".join(f"  {line}" for line in changed)
-                + "\nA published file never changes: ask whoever runs the mirror; if the "
-                "change is legitimate, re-lock: `poetry torch-cuda lock --accept-drift`."
             )
         base = without_credentials(url).rstrip("/") + "/"
         packages = tuple(node.package(base) for node in nodes.values())
@@ -362,10 +362,8 @@ class VariantLocker:
         received = hashlib.sha256(data).hexdigest()
         if expected and received != expected:
             raise LockError(
-                f"{entry.filename}{suffix}: the index lists sha256 {expected} but "
-                f"served bytes with sha256 {received}. A published file never "
-                "changes: treat this as a compromised or broken mirror and tell "
-                "whoever runs it."
+                f"{entry.filename}{suffix}: the index lists sha256 {expected}, "
+                f"received sha256 {received}: {new_bytes()}"
             )
         text = (data if pep658 else _wheel_metadata(data, entry.filename)).decode(
             "utf-8", "replace"
@@ -387,7 +385,11 @@ def _wheel_metadata(wheel: bytes, filename: str) -> bytes:
         for name in zf.namelist():
             if name.count("/") == 1 and name.endswith(".dist-info/METADATA"):
                 return zf.read(name)
-    raise LockError(f"{filename} is not a wheel with a METADATA file.")
+    raise LockError(
+        f"{filename} is not a wheel with a METADATA file: the index serves a broken "
+        "upload, which re-locking meets again. Tell whoever runs it, or lock another "
+        "version, or another variant (`poetry torch-cuda switch <variant>`)."
+    )
 
 
 def _together(roots: list[Root]) -> list[list[Root]]:
@@ -466,7 +468,7 @@ def differences(
 ) -> list[str]:
     """Why a lock with ``recorded`` inputs does not fit ``current`` (empty: it
     does); ``lock-variants`` only for the ``whole`` file (an install needs one
-    variant, not the whole set). Each entry's index is :func:`_stale`'s."""
+    variant, not the whole set); an entry's own faults are :func:`_stale`'s."""
     reasons = []
     if recorded.content_hash != current.content_hash:
         reasons.append("poetry.lock changed since it was written (content-hash)")
@@ -494,18 +496,17 @@ def _stale(
     poetry: Poetry,
     config: TorchCudaConfig,
     lock: TorchCudaLock,
-    current: LockInputs,
     name: str,
 ) -> list[str]:
-    """Why ``lock``'s entry for ``name`` does not fit ``current`` (empty: it
-    does), and what is wrong with the entry itself: another index than the
+    """What is wrong with ``lock``'s entry for ``name`` itself (empty: nothing;
+    the file's inputs are :func:`differences`'): another index than the
     configured one; a hole a package lost in a merge leaves (one reason); a
     package no edge reaches any more, one without a file, with a file of another
     build (a hand edit), at plain http elsewhere or at this run's mirror."""
-    reasons = differences(lock.inputs, current)
+    reasons: list[str] = []
     entry = lock.variant(name)
     if entry is None:
-        return [*reasons, f"{name} is not locked"]
+        return [f"{name} is not locked"]
     variant = parse_variant(name)
     url = without_credentials(config.index_url(variant)).rstrip("/")
     if entry.index_url.rstrip("/") != url:  # a trailing slash names the same index
@@ -575,8 +576,8 @@ def check_lock(poetry: Poetry) -> list[str]:
     reasons = differences(lock.inputs, current, whole=True)
     names = {*_wanted(config), *lock.inputs.lock_variants} - {"auto"}
     for name in sorted(names | {entry.name for entry in lock.variants}):
-        reasons += _stale(poetry, config, lock, current, name)
-    return list(dict.fromkeys(reasons))
+        reasons += _stale(poetry, config, lock, name)
+    return reasons
 
 
 def _wheel_of(filename: str) -> tuple[str, Any] | None:
@@ -647,20 +648,17 @@ def lock_project(
     hashes = {} if accept_drift else recorded_hashes(path)
     try:
         previous = None if accept_drift else read_lock(path)
-    except LockFileError:
-        if not hashes:
-            raise LockError(
-                f"{LOCK_NAME} cannot be read and holds no hash to compare the index "
-                f"with. Restore it (`git checkout -- {LOCK_NAME}`), or re-lock trusting "
-                "the index as it is now: `poetry torch-cuda lock --accept-drift`."
-            ) from None
+    except LockFileError as error:
+        if not hashes:  # nothing to compare the index with: its words say so
+            raise LockError(str(error)) from None
         previous = None
     current = _current_inputs(poetry, config)
     kept = {  # the entries that still match, when reused
         v.name: v
         for p in ([previous] if reuse and previous else [])
+        if not differences(p.inputs, current)
         for v in p.variants
-        if not _stale(poetry, config, p, current, v.name)
+        if not _stale(poetry, config, p, v.name)
     }
     python = poetry.package.python_constraint
     locker = VariantLocker(
@@ -735,7 +733,8 @@ def entry_for(
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]
     current = _current_inputs(poetry, config)
-    reasons = _stale(poetry, config, lock, current, variant.name)
+    reasons = differences(lock.inputs, current)
+    reasons += _stale(poetry, config, lock, variant.name)
     return lock.variant(variant.name), reasons
 
 

@@ -223,7 +223,10 @@ def probe_nvidia() -> tuple[NvidiaDriver | None, list[str]]:
         if parsed is not None:  # listed despite a warning (exit code 14: infoROM)
             notes += [f"nvidia-smi warned: {failure}"] if failure else []
             return NvidiaDriver(parsed[0], "nvidia-smi", parsed[1]), notes
-        notes.append(f"{SMI_FAILED}: {failure or _first_line(out, 0)}")
+        notes.append(
+            f"{SMI_FAILED}: {failure or _first_line(out, 0)}; fix the NVIDIA driver "
+            "until `nvidia-smi` answers (after a driver update: reboot)"
+        )
     proc_version = system_root() / "proc/driver/nvidia/version"
     text = _read(proc_version)
     if text is None:

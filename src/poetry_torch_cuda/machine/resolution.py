@@ -216,8 +216,8 @@ def _kept_build(config: TorchCudaConfig, run: Run, machine: Machine) -> Decision
         except ValueError:  # "12.x": no variant is known to be it
             continue
         step = (
-            f"{machine.smi_failure}; auto keeps {what.format(kept)} (it never "
-            f"changes {never} on a failed probe): fix the driver, then run again"
+            f"auto keeps {what.format(kept)} (it never changes {never} on a failed "
+            f"probe): {machine.smi_failure}"
         )
         return Decision(kept, (step,), forced_by=step)
     return None
@@ -230,7 +230,7 @@ def machine_findings(
     notes: list[str] = []
     warnings: list[str] = []
     if machine.smi_failure is not None:
-        warnings.append(f"{machine.smi_failure}: the GPU cannot be checked")
+        warnings.append(f"the GPU cannot be checked: {machine.smi_failure}")
     fallback = cpu_fallback_warning(decision, machine)
     if fallback is not None and decision is not None:
         (warnings if decision.forced_by_memory else notes).append(fallback)
@@ -251,7 +251,7 @@ def report(resolution: Resolution, io: IO) -> None:
     machine = resolution.machine
     warning = cpu_fallback_warning(decision, machine)
     if machine is not None and _probe_failed(machine):
-        smi = f"{machine.smi_failure}: auto decides on what else it knows"
+        smi = f"auto decides on what else it knows: {machine.smi_failure}"
         warning = decision.forced_by or smi
     if warning is not None:
         io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")

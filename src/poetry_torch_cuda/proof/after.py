@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.pip import PipRunner
+from poetry_torch_cuda.install.undo import NOT_BACK
 from poetry_torch_cuda.install.undo import drop_previous
 from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.install.undo import previous_build
@@ -170,9 +171,6 @@ def _roll_back(ctx: RunContext, plan: Plan) -> tuple[bool, str]:
         pip = PipRunner(ctx.env.get_pip_command())
         previous.put_back(ctx.env, pip.uninstall)
     except (TorchCudaError, OSError) as error:
-        return False, (
-            f"Putting back {held} failed as well ({error}): torch may not "
-            "import; `poetry torch-cuda sync --force` reinstalls it."
-        )
+        return False, NOT_BACK.format(held or "the previous build", error)
     held = held or "no torch build, as before"
     return True, f"Put back the previous build: {held} (no download)."
