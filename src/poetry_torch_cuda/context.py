@@ -45,6 +45,8 @@ class RunContext:
     selection: Selection = field(default_factory=Selection)
     #: Ask the index again instead of using its cached pages (``--refresh``).
     refresh_index: bool = False
+    #: Write the entry an install locked once it holds (switch: with pyproject.toml).
+    write_lock: bool = True
 
     @cached_property
     def locked(self) -> LockedState:
@@ -102,16 +104,14 @@ class RunContext:
         force: bool = False,
         compile_bytecode: bool = False,
         refresh: bool = False,
-        write_lock: bool = True,
     ) -> Plan:
         """Make the environment hold ``variant`` through the one locked install path.
 
         With ``refresh``, a run that waited for another one plans again with
-        the configuration as it is then; ``write_lock``: see
-        ``reconcile_environment``. Returns the plan carried out.
+        the configuration as it is then. Returns the plan carried out.
         """
         locked, env, io = self.locked, self.env, self.io
-        again = refresher(self.poetry, env, locked.versions, self) if refresh else None
+        again = refresher(locked.versions, self) if refresh else None
         plan = reconcile_environment(
             self.config,
             variant,
@@ -122,7 +122,7 @@ class RunContext:
             force=force,
             compile_bytecode=compile_bytecode,
             refresh=again,
-            write_lock=write_lock,
+            write_lock=self.write_lock,
         )
         if plan.is_empty:  # what it planned from, read under the lock
             self.installed = plan.installed

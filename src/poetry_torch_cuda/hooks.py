@@ -196,7 +196,7 @@ def _check_lock(ctx: RunContext) -> None:
 
 def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     """The after-step: resolve ``auto``, install the variant's builds, prove them."""
-    resolution = resolve(ctx.config, ctx.env, ctx.locked.versions, ctx)
+    resolution = resolve(ctx.config, ctx.locked.versions, ctx)
     report(resolution, ctx.io)  # says nothing unless auto decided
     variant = resolution.variant
     arch = str(ctx.env.marker_env.get("platform_machine") or "")

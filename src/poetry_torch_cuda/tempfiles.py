@@ -21,7 +21,6 @@ from typing import Any
 
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
     from collections.abc import Iterator
 
 
@@ -115,20 +114,18 @@ def read_json(path: Path, default: Any) -> Any:
 
 
 @contextmanager
-def kept_bytes(paths: Iterable[Path]) -> Iterator[None]:
-    """Put ``paths`` back byte for byte (or absent) when the block raises."""
-    saved = {path: _read(path) for path in paths}
+def kept_bytes(path: Path) -> Iterator[None]:
+    """Put ``path`` back byte for byte (or absent) when the block raises."""
+    saved = _read(path)
     try:
         yield
     except BaseException:
-        for path, data in saved.items():
-            if _read(path) == data:
-                continue
+        if _read(path) != saved:
             with suppress(OSError):
-                if data is None:
+                if saved is None:
                     path.unlink()
                 else:
-                    path.write_bytes(data)
+                    path.write_bytes(saved)
         raise
 
 

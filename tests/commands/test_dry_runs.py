@@ -8,10 +8,16 @@ import shutil
 from typing import TYPE_CHECKING
 from typing import Any
 
+from tests.support.gpus import GTX_1080
+from tests.support.gpus import NVIDIA_SMI_FAILED
+from tests.support.gpus import machine_env
+from tests.support.gpus import smi_line
 from tests.support.inprocess import run_inprocess
 
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pytest
 
     from tests.support.fixtures import ProjectFactory
@@ -89,3 +95,25 @@ def test_why_nothing_moved_resolves_each_selection_of_the_lock_once(
     assert sorted(asked) == sorted(set(asked)), (
         asked
     )  # poetry.lock's Transaction is slow
+
+
+def test_switch_auto_says_why_auto_settles_for_cpu_as_sync_does(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    project = project_factory(DEPS, 'variant = "cpu"')
+    assert run_inprocess(project, "lock").returncode == 0
+    old = machine_env(tmp_path / "old", nvidia_smi=smi_line("418.39", *GTX_1080))
+    failing = machine_env(
+        tmp_path / "failing", nvidia_smi=NVIDIA_SMI_FAILED, nvidia_smi_exit=9
+    )
+    for machine, said in (
+        (old, "auto installs the CPU build next to NVIDIA GeForce GTX 1080"),
+        (failing, "nvidia-smi failed: NVIDIA-SMI has failed"),
+    ):
+        auto = {**machine, "POETRY_TORCH_CUDA_VARIANT": "auto"}
+        for args, env in ((("switch", "auto"), machine), (("sync",), auto)):
+            result = run_inprocess(
+                project, "torch-cuda", *args, "--dry-run", env_extra=env
+            )
+            assert result.returncode == 0, result
+            assert said in result.stderr, (args, result)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.gpus import RTX_4090
+from tests.support.gpus import gpu
 from tests.support.gpus import no_gpu
 from tests.support.inprocess import run_inprocess
 
@@ -102,6 +104,23 @@ def test_detect_finds_a_target_case_insensitively(
     )
     assert result.returncode == 0, result
     assert "on target lab (driver 580.65.06, sm_90, linux-x86_64)" in result.stdout
+
+
+def test_detect_says_an_override_of_auto_outlasts_switch_auto(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    project = project_factory(DEPS, 'variant = "auto"')
+    assert run_inprocess(project, "lock").returncode == 0
+    env = {**gpu(tmp_path, RTX_4090), "POETRY_TORCH_CUDA_VARIANT": "cpu"}
+    result = run_inprocess(project, "torch-cuda", "detect", env_extra=env)
+    assert result.returncode == 0, result
+    assert "auto picks cu129 on this machine" in result.stdout, result
+    # pyproject.toml says auto already: `switch auto` would leave cpu winning.
+    assert "switch auto` would follow the machine" not in result.stdout, result
+    assert (
+        "Note: this project configures cpu (POETRY_TORCH_CUDA_VARIANT); unset it"
+        in result.stdout
+    ), result
 
 
 def test_a_slow_index_gets_the_time_poetry_requests_timeout_gives(

@@ -111,6 +111,9 @@ def test_verify_names_no_guessed_build_when_nvidia_smi_fails(
     assert any("`poetry torch-cuda detect`" in f for f in fixes), result
     detect = run_inprocess(project, "torch-cuda", "detect", "--json", env_extra=env)
     assert json.loads(detect.stdout)["variant"] == "cu130", detect
+    for command in ("detect", "status"):  # said once, not again as a note
+        text = run_inprocess(project, "torch-cuda", command, env_extra=env).stdout
+        assert text.count("auto keeps the installed cu130 build") == 1, text
 
 
 def test_a_failed_verification_does_not_move_on_when_nvidia_smi_fails(

@@ -288,3 +288,22 @@ def test_credentials_in_the_index_url_leave_the_lock_as_without_them(
     assert_no_secret(written, PASSWORD)
     assert 'url = "torch/torch-2.14.1%2Bcu129-py3-none-any.whl"' in written, written
     assert written == configured
+
+
+def test_a_refused_lock_names_the_source_as_an_install_does(
+    source_project: Project,
+) -> None:
+    """`poetry torch-cuda lock` reads the refusal an install reads, in its words."""
+    wrong = "wrong-" + PASSWORD
+    source_project.run("lock")
+    result = run_inprocess(
+        source_project,
+        "torch-cuda",
+        "lock",
+        env_extra={ENV_USER: USER, ENV_PASSWORD: wrong},
+    )
+    assert result.returncode == 1, result
+    assert "the index refused access (HTTP 401)" in result.stderr, result
+    assert "poetry config http-basic.torch-mirror <user> <password>" in result.stderr
+    assert ENV_PASSWORD in result.stderr, result
+    assert_no_secret(result.stdout + result.stderr, wrong, PASSWORD)

@@ -249,8 +249,9 @@ def test_auto_falling_back_to_cpu_on_a_gpu_says_why(
     result = project.run("install", env_extra=env)
     assert project.installed()["torch"] == "2.14.1+cpu"
     assert "RTX 3090 (driver 440.33.01)" in result.stderr
-    # The driver the oldest build torch 2.14 publishes needs (no cu118 since 2.8).
-    assert ">= 525.60.13 runs cu126" in result.stderr
+    # The lowest driver under which auto picks a build the index has (no cu118
+    # since torch 2.8): CUDA 12's compatibility floor, where auto picks cu129.
+    assert ">= 525.60.13 runs cu129" in result.stderr
     status = run_inprocess(project, "torch-cuda", "status", env_extra=env)
     assert status.returncode == 0, status
     assert "supports no CUDA" not in status.stdout
@@ -332,9 +333,11 @@ def test_a_specifier_only_package_is_locked_at_a_build_the_locked_torch_accepts(
         ) in refused.stderr, refused
 
 
-def test_a_run_reads_the_environment_once_to_plan(
-    cu129_project: Project, monkeypatch: pytest.MonkeyPatch
+def test_a_run_reads_the_environment_once(
+    cu129_project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """A dry run's plan and status (auto's offers and the check of the installed
+    files included) read one view of the environment."""
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
 
     reads: list[object] = []
@@ -345,12 +348,18 @@ def test_a_run_reads_the_environment_once_to_plan(
         init(self, *args, **kwargs)
 
     monkeypatch.setattr(InstalledEnvironment, "__init__", counted)
-    for args in (("sync", "--dry-run"), ("switch", "cu130", "--dry-run")):
+    auto = {**machine_env(tmp_path / "machine"), "POETRY_TORCH_CUDA_VARIANT": "auto"}
+    for args, env in (
+        (("sync", "--dry-run"), None),
+        (("switch", "cu130", "--dry-run"), None),
+        (("status",), None),
+        (("status",), auto),
+    ):
         reads.clear()
-        result = run_inprocess(cu129_project, "torch-cuda", *args)
+        result = run_inprocess(cu129_project, "torch-cuda", *args, env_extra=env)
         assert result.returncode == 0, result
-        assert "torch==2.14.1+cu1" in result.stdout, result
-        assert len(reads) == 1, (args, len(reads))
+        assert "torch" in result.stdout and "2.14.1+cu1" in result.stdout, result
+        assert len(reads) == 1, (args, env, len(reads))
 
 
 def test_a_run_plans_from_the_environment_as_it_is_under_its_lock(

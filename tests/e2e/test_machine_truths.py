@@ -118,6 +118,13 @@ def test_mixed_gpus_accept_the_gpu_auto_left_out(
     detect = run_inprocess(project, "torch-cuda", "detect", "--json", env_extra=env)
     assert detect.returncode == 0, detect
     assert json.loads(detect.stdout)["remembered"] == []
+    # status --check agrees with verification: nothing to fix, the GPU is named.
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert status.returncode == 0, status
+    assert (
+        "Note: GPU 0 (Tesla V100-SXM2-32GB, sm_70) cannot be served together with "
+        "the other GPUs" in status.stdout
+    ), status
 
 
 def test_a_container_on_a_gpu_host_installs_and_verifies(

@@ -18,12 +18,16 @@ import pytest
 from tests.support.catalog import build_universe
 from tests.support.fixtures import reset_around
 from tests.support.fixtures import served
+from tests.support.inprocess import run_inprocess
 from tests.support.kept import Kept
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import installed_distributions
 from tests.support.poetry_project import isolated_env
 from tests.support.processes import captured
+from tests.support.processes import finish
+from tests.support.processes import running
+from tests.support.processes import wait_for_request
 
 
 if sys.version_info >= (3, 11):
@@ -44,6 +48,8 @@ pytestmark = pytest.mark.e2e
 
 DEPS = {"needs-torch": "*", "torchvision": "*"}
 TWO = 'variant = "cu129"\nlock-variants = ["cu129", "cu130"]\n'
+#: Held by the index while a test changes the project under a running install.
+TORCH_CU130 = "/whl/cu130/torch/torch-2.14.1+cu130-py3-none-any.whl"
 
 
 @pytest.fixture(scope="module")
@@ -450,3 +456,91 @@ def test_locking_first_with_the_index_down_changes_nothing(
     assert "locking cu130 first" in result.stdout
     assert "torch-2.14.1+cu130-py3-none-any.whl: expected sha256" in result.stderr
     assert snapshot(project) == before
+
+
+@pytest.mark.parametrize(
+    ("meanwhile", "entries"),
+    [
+        # A teammate adds cu128 to the variants to lock and re-locks.
+        ("lock-variants", ["cu128", "cu129", "cu130"]),
+        # `poetry add` rewrites poetry.lock and, after it, torch-cuda.lock.
+        ("add", ["cu129"]),
+    ],
+)
+def test_an_install_that_locked_first_keeps_what_another_run_wrote_meanwhile(
+    own_index: IndexServer, kept_cu129: Kept, meanwhile: str, entries: list[str]
+) -> None:
+    """The entry an install locked first is written once it installed: into the
+    file as it is then, not the whole file as it was before the download."""
+    project = kept_cu129.fresh()
+    own_index.held_paths.add(TORCH_CU130)
+    cu130 = {"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    with running(project, "install", env_extra=cu130) as process:
+        wait_for_request(own_index, TORCH_CU130)
+        if meanwhile == "add":
+            other = run_inprocess(project, "add", "tinyutil", "--lock")
+        else:
+            text = project.pyproject_text() + 'lock-variants = ["cu128"]\n'
+            project.write_pyproject(text)
+            other = run_inprocess(project, "torch-cuda", "lock")
+        assert other.returncode == 0, other
+        written = read_lock(project)
+        own_index.held_paths.clear()
+        result = finish(process)
+    assert result.returncode == 0, describe(result)
+    assert "locking cu130 first" in result.stdout, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    lock = read_lock(project)
+    assert lock["metadata"] == written["metadata"]
+    assert [v["name"] for v in lock["variant"]] == entries
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check
+
+
+@pytest.mark.parametrize("set_to", ["cu130", "cpu"])
+def test_a_switch_to_a_variant_someone_set_meanwhile_locks_it(
+    own_index: IndexServer, kept_cu129: Kept, set_to: str
+) -> None:
+    """While ``switch cu130`` installs, pyproject.toml is set by hand: to cu130,
+    the switch has nothing left to write there and still writes the entry it
+    locked; to cpu, the switch writes last, as if it ran after the edit. The
+    environment, pyproject.toml and torch-cuda.lock agree on cu130."""
+    project = kept_cu129.fresh()
+    switched = project.pyproject_text().replace('"cu129"', '"cu130"')
+    own_index.held_paths.add(TORCH_CU130)
+    with running(project, "torch-cuda", "switch", "cu130") as process:
+        wait_for_request(own_index, TORCH_CU130)
+        edited = project.pyproject_text().replace('"cu129"', f'"{set_to}"')
+        project.write_pyproject(edited)
+        own_index.held_paths.clear()
+        result = finish(process)
+    assert result.returncode == 0, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert project.pyproject_text() == switched
+    assert [v["name"] for v in read_lock(project)["variant"]] == ["cu130"]
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check
+
+
+def test_a_failed_switch_keeps_what_another_run_wrote_meanwhile(
+    own_index: IndexServer, kept_cu129: Kept
+) -> None:
+    """A switch that fails puts back no torch-cuda.lock over the one a teammate's
+    re-lock wrote while it downloaded."""
+    project = kept_cu129.fresh()
+    own_index.held_paths.add(TORCH_CU130)
+    own_index.corrupt_paths.add(TORCH_CU130)
+    with running(project, "torch-cuda", "switch", "cu130") as process:
+        wait_for_request(own_index, TORCH_CU130)
+        project.write_pyproject(
+            project.pyproject_text() + 'lock-variants = ["cu128"]\n'
+        )
+        other = run_inprocess(project, "torch-cuda", "lock")
+        assert other.returncode == 0, other
+        written = lock_bytes(project)
+        own_index.held_paths.clear()
+        result = finish(process)
+    assert result.returncode == 1, describe(result)
+    assert "expected sha256" in result.stderr, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    assert lock_bytes(project) == written

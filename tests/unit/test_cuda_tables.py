@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from poetry_torch_cuda.machine.tables import CUDA_VARIANTS
 from poetry_torch_cuda.machine.tables import DRIVER_ROWS
 from poetry_torch_cuda.machine.tables import Arch
 from poetry_torch_cuda.machine.tables import arch_list_for
@@ -12,6 +13,7 @@ from poetry_torch_cuda.machine.tables import minimum_driver
 from poetry_torch_cuda.machine.tables import newest_cuda
 from poetry_torch_cuda.machine.tables import parse_arch_list
 from poetry_torch_cuda.machine.tables import runs_on
+from poetry_torch_cuda.project.variants import parse_variant
 
 
 @pytest.mark.parametrize(
@@ -134,6 +136,9 @@ def test_unknown_variants_borrow_the_nearest_list_of_their_major() -> None:
 def test_driver_table_is_ordered() -> None:
     versions = [row.cuda for row in DRIVER_ROWS]
     assert versions == sorted(versions)
+    # auto tries the CUDA variants in this order, newest first
+    cudas = [parse_variant(name).cuda_version for name in CUDA_VARIANTS]
+    assert cudas == sorted(cudas, key=lambda cuda: cuda or (0, 0), reverse=True)
 
 
 def archs_of(

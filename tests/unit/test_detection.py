@@ -172,6 +172,38 @@ def test_the_driver_fix_names_a_build_the_locked_torch_publishes() -> None:
     assert "`poetry torch-cuda detect`" in warning
 
 
+@pytest.mark.parametrize(
+    ("driver", "torch"),
+    [
+        ("520.61.05", "2.14.1"),  # a mirror without cu126, which torch 2.14 publishes
+        ("418.39", "2.16.0"),  # a torch newer than the tables: cu118 is not on it
+    ],
+)
+def test_the_driver_fix_names_a_build_the_index_has(driver: str, torch: str) -> None:
+    offers = index_with("cpu", "cu130", "cu132")
+    decision = decide(nvidia(driver, RTX_4090), offers, torch)
+    assert decision.variant.name == "cpu"
+    warning = cpu_fallback_warning(decision, nvidia(driver, RTX_4090))
+    assert warning is not None
+    assert "update the NVIDIA driver (>= 580 runs cu132)" in warning, warning
+    # Following the advice makes it auto's pick.
+    assert decide(nvidia("580", RTX_4090), offers, torch).variant.name == "cu132"
+
+
+def test_an_unreachable_index_leaves_out_no_gpu_for_a_build_the_release_lacks() -> None:
+    # No build serves a GTX 1080, a V100 and an RTX 5090 together. cu129 would
+    # leave out only the GTX 1080, but torch 2.14 publishes no cu129: with the
+    # index unreachable auto takes cu126 (leaving the RTX 5090 out), as it does
+    # when the index answers.
+    machine = nvidia("580.95.05", GTX_1080, ("Tesla V100", (7, 0)), RTX_5090)
+    unreachable = lambda variant: Offer(None, "could not ask the index")
+    decision = decide(machine, unreachable, "2.14.1")
+    assert decision.variant.name == "cu126", decision.steps
+    assert [gpu.name for gpu in decision.left_out] == ["NVIDIA GeForce RTX 5090"]
+    torch_2_14 = index_with("cpu", "cu126", "cu130", "cu132")
+    assert decide(machine, torch_2_14, "2.14.1").variant.name == "cu126"
+
+
 def test_an_unreachable_index_is_not_assumed_to_have_what_the_release_lacks() -> None:
     # torch 2.11 publishes cu130, cu128, cu126: with the index unreachable, auto
     # assumes it has the build, but never one PyTorch's release matrix lacks.
@@ -236,6 +268,20 @@ def test_rocm(
     version: str | None, offered: Callable[[Variant], Offer], expected: str
 ) -> None:
     assert decide(rocm(version), offered).variant.name == expected
+
+
+def test_auto_settling_for_cpu_next_to_an_amd_gpu_says_so() -> None:
+    # ROCm 6.0: torch 2.4 publishes rocm6.1, newer than this machine's ROCm.
+    machine = rocm("6.0.2")
+    decision = decide(machine, index_with("cpu", "rocm6.1"), "2.4.1")
+    assert decision.variant.name == "cpu"
+    assert "rocm6.1: skipped, does not match ROCm 6.0.2" in decision.steps
+    warning = cpu_fallback_warning(decision, machine)
+    assert warning is not None
+    assert warning.startswith(
+        "auto installs the CPU build next to RX 7900 XTX (ROCm 6.0.2): "
+        "not on the index for this torch: rocm6.0"
+    ), warning
 
 
 def test_assess_explains_each_variant() -> None:

@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 import time
+from contextlib import suppress
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING
@@ -112,7 +113,12 @@ def test_corrupted_transfer_is_refused_and_leaves_nothing(
     assert (
         f"expected sha256 {torch.sha256} (torch-cuda.lock), received sha256" in message
     )
-    assert "the index or mirror now serves different bytes for the same file" in message
+    assert (
+        "the index or mirror now serves different bytes for the same file.\nA "
+        "published file never changes: treat this as a compromised or broken mirror "
+        "and tell whoever runs it; if the change is legitimate, re-lock trusting the "
+        "index as it is now: `poetry torch-cuda lock --accept-drift`."
+    ) in message
     assert torch.filename not in leftovers(cache)
     assert not [name for name in leftovers(cache) if name.endswith(".part")]
 
@@ -131,7 +137,8 @@ def test_a_missing_file_names_the_file_and_the_cause(
 
 class _Odd(BaseHTTPRequestHandler):
     """Serves ``BODY`` badly: ``/short`` promises more bytes than it sends,
-    ``/drip`` sends a byte every 0.2 s, ``/ranged`` answers any Range with 416."""
+    ``/drip`` sends a byte every 0.2 s, ``/ranged`` answers any Range with 416,
+    ``/long`` sends it 20 times over, ``/cut`` half of it, then closes (no length)."""
 
     protocol_version = "HTTP/1.1"
 
@@ -145,10 +152,20 @@ class _Odd(BaseHTTPRequestHandler):
             self.end_headers()
             return
         self.send_response(200)
-        self.send_header(
-            "Content-Length", str(len(BODY) * (2 if self.path == "/short" else 1))
-        )
+        if self.path == "/cut":
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(BODY[: len(BODY) // 2])
+            self.close_connection = True
+            return
+        times = {"/short": 2, "/long": 20}.get(self.path, 1)
+        self.send_header("Content-Length", str(len(BODY) * times))
         self.end_headers()
+        if self.path == "/long":
+            with suppress(OSError):  # the client may hang up
+                for _ in range(times):
+                    self.wfile.write(BODY)
+            return
         if self.path == "/drip":
             for byte in BODY[:300]:  # a minute in all
                 self.wfile.write(bytes([byte]))
@@ -200,6 +217,20 @@ def test_a_short_body_fails_cleanly_and_leaves_nothing(
     assert leftovers(tmp_path) == []
 
 
+def test_a_body_cut_short_without_a_length_is_a_broken_connection(
+    odd: str, tmp_path: Path
+) -> None:
+    """A server that sends no Content-Length and closes early: a transfer broken
+    off, not a mirror serving other bytes."""
+    with pytest.raises(DownloadError) as raised:
+        fetch([odd_file(f"{odd}/cut")], tmp_path)
+    message = str(raised.value)
+    assert f"broke off after {len(BODY) // 2} bytes" in message
+    assert "Run the command again" in message
+    assert "compromised" not in message
+    assert leftovers(tmp_path) == []
+
+
 def test_a_dripping_server_times_out(
     odd: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,6 +242,21 @@ def test_a_dripping_server_times_out(
         fetch([odd_file(f"{odd}/drip")], tmp_path)
     # gave up long before the drip's minute was over, with room for a loaded machine
     assert time.monotonic() - began < 30
+    assert leftovers(tmp_path) == []
+
+
+def test_a_body_longer_than_the_lock_says_is_cut_off_and_refused(
+    odd: str, tmp_path: Path
+) -> None:
+    """A mirror sending more than the locked file (or without end) fills no disk:
+    the download stops once it has more bytes than torch-cuda.lock's size."""
+    seen: list[tuple[int, int, int, int]] = []
+    with pytest.raises(DownloadError, match=r"refused odd-1\.0") as raised:
+        fetch([odd_file(f"{odd}/long")], tmp_path, progress=lambda *s: seen.append(s))
+    assert f"the lock says {len(BODY)}" in str(raised.value)
+    received, total, _, _ = seen[-1]
+    assert total == len(BODY)
+    assert received < 2 * len(BODY)  # not the 20 times over the server sent
     assert leftovers(tmp_path) == []
 
 

@@ -168,6 +168,18 @@ def test_auto_failing_back_to_cpu_fails_the_target() -> None:
     assert check.reasons[0].startswith("auto would fall back to cpu")
 
 
+def test_auto_failing_back_to_cpu_on_an_old_driver_names_the_driver_there() -> None:
+    old = FleetTarget("old", "418.39", ((6, 1),))
+    check = check_target(old, parse_variant("auto"), "2.14.1", TORCH_214)
+    assert (check.variant.name, check.ok) == ("cpu", False)
+    assert check.reasons == (
+        (
+            "auto would fall back to cpu: no CUDA variant fits; "
+            "a driver >= 525.60.13 there runs cu126"
+        ),
+    )
+
+
 def test_non_cuda_variants_fail_a_gpu_target() -> None:
     assert not check_target(HOPPER, parse_variant("cpu"), "2.14.1", TORCH_214).ok
     windows = FleetTarget("win", "600.0", ((8, 9),), "windows-x86_64")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -204,3 +206,133 @@ def test_credentials_in_the_url_go_only_to_that_host(
     with pytest.raises(IndexUnavailableError, match="refused access"):
         client.project(other, "torch")
     assert [r.authorization is not None for r in index.records] == [True, True, False]
+
+
+def test_a_page_forbidden_to_a_request_without_credentials_is_missing(
+    index: IndexServer, tmp_path: Path
+) -> None:
+    """download.pytorch.org (S3 behind a CDN) answers 403, not 404, for a variant or
+    project it does not have; pip and Poetry read such a page as missing, not as
+    credentials refused. With credentials sent, or kept from plain http, 403 is a
+    refusal."""
+    index.fail_paths["/whl/cu130/"] = 403
+    client = IndexClient(poetry_config(tmp_path))
+    assert client.project(index.whl_url("cu130"), "torch") == ProjectFiles(
+        "torch", False
+    )
+    config = poetry_config(tmp_path)
+    config.merge({"http-basic": {"pytorch": {"username": "alice", "password": "pw"}}})
+    client = IndexClient(config, [("pytorch", index.whl_url("cu129"))], refresh=True)
+    with pytest.raises(IndexUnavailableError, match=r"refused access \(HTTP 403\)"):
+        client.project(index.whl_url("cu130"), "torch")
+    https = index.whl_url("cu129").replace("http:", "https:")
+    client = IndexClient(config, [("pytorch", https)], refresh=True)
+    with pytest.raises(IndexUnavailableError) as raised:
+        client.project(index.whl_url("cu130"), "torch")
+    assert "refused access (HTTP 403)" in str(raised.value)
+    assert "credentials never go out in the clear" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "spelled", ["Application/VND.PyPI.Simple.v1+JSON", f"{JSON_TYPE} ; charset=utf-8"]
+)
+def test_a_json_page_is_read_however_its_media_type_is_spelled(
+    index: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelled: str
+) -> None:
+    """A media type is case-insensitive, with room for spaces before its parameters
+    (RFC 9110): read as HTML, a PEP 691 page listed no file at all."""
+    send = index._send
+
+    def respelled(*args: Any, **kwargs: Any) -> None:
+        send(*args[:4], args[4].replace(JSON_TYPE, spelled), **kwargs)
+
+    monkeypatch.setattr(index, "_send", respelled)
+    files = IndexClient(poetry_config(tmp_path)).project(
+        index.whl_url("cu126"), "torch"
+    )
+    assert index.records[-1].content_type == spelled
+    assert [str(v) for v in files.versions("cu126", LINUX_311)] == ["2.13.0+cu126"]
+
+
+def test_too_many_requests_says_to_come_back_later(
+    index: IndexServer, tmp_path: Path
+) -> None:
+    """HTTP 429: the index limits how often it is asked; its URL is fine."""
+    index.fail_paths["/whl/cu130/"] = 429
+    with pytest.raises(IndexUnavailableError) as raised:
+        IndexClient(poetry_config(tmp_path), timeout=4).project(
+            index.whl_url("cu130"), "torch"
+        )
+    assert "the index failed with HTTP 429 (too many requests)" in str(raised.value)
+    assert "Run the command again later" in str(raised.value)
+    assert "Check the index URL" not in str(raised.value)
+
+
+def test_a_page_broken_off_mid_body_is_not_a_failed_connection(
+    index: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index answered and stopped halfway: not "could not connect", nor the
+    network and proxy advice of a host that cannot be reached."""
+    write = index._write_body
+
+    def halfway(handler: Any, body: bytes) -> None:
+        write(handler, body[:40])
+        handler.close_connection = True
+
+    monkeypatch.setattr(index, "_write_body", halfway)
+    with pytest.raises(IndexUnavailableError) as raised:
+        IndexClient(poetry_config(tmp_path), timeout=4).project(
+            index.whl_url("cu130"), "torch"
+        )
+    assert f"the connection to 127.0.0.1:{index.port} broke off" in str(raised.value)
+    assert raised.value.advice == "Run the command again."
+
+
+def test_a_page_redirected_in_a_loop_says_so(
+    index: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mirror (or a proxy's login page) that redirects for ever: not "could not
+    connect"."""
+
+    def again(handler: Any, record: Any, raw_path: str, *_: Any, head: bool) -> None:
+        index._redirect(handler, record, raw_path, head=head)
+
+    monkeypatch.setattr(index, "_route", again)
+    with pytest.raises(IndexUnavailableError) as raised:
+        IndexClient(poetry_config(tmp_path), timeout=4).project(
+            index.whl_url("cu130"), "torch"
+        )
+    assert f"127.0.0.1:{index.port} redirected in a loop" in str(raised.value)
+
+
+def test_a_refusal_is_worded_once_with_the_source_and_its_variables(
+    index: IndexServer, tmp_path: Path
+) -> None:
+    """``poetry torch-cuda lock`` and an install's lock read the same refusal:
+    the client names the source whose credentials went and where they come from,
+    or how to give them when none went."""
+    index.require_auth = ("alice", "s3cret")
+    config = poetry_config(tmp_path)
+    config.merge({"http-basic": {"pytorch": {"username": "alice", "password": "no"}}})
+    client = IndexClient(config, [("pytorch", index.whl_url("cu129"))])
+    with pytest.raises(IndexUnavailableError) as raised:
+        client.project(index.whl_url("cu129"), "torch")
+    assert "the index refused access (HTTP 401)" in str(raised.value)
+    assert "`poetry config http-basic.pytorch <user> <password>`" in str(raised.value)
+    assert "POETRY_HTTP_BASIC_PYTORCH_PASSWORD" in str(raised.value)
+    with pytest.raises(IndexUnavailableError) as raised:
+        IndexClient(poetry_config(tmp_path)).project(index.whl_url("cu129"), "torch")
+    assert "declare it as a [[tool.poetry.source]]" in str(raised.value)
+
+
+def test_no_answer_is_worded_with_its_way_on(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = IndexClient(poetry_config(tmp_path), timeout=2.0)
+    with pytest.raises(IndexUnavailableError) as raised:
+        client.project(f"http://127.0.0.1:{port}/whl/cu129", "torch")
+    assert f"127.0.0.1:{port} refused the connection. Check the network" in str(
+        raised.value
+    )
+    assert "POETRY_TORCH_CUDA_INDEX_URL for one run" in str(raised.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from poetry_torch_cuda.index.client import ProjectFiles
 from poetry_torch_cuda.lockfile.model import LockedPackage
 from poetry_torch_cuda.lockfile.model import VariantLock
 from poetry_torch_cuda.lockfile.service import DriftError
+from poetry_torch_cuda.lockfile.service import LockError
 from poetry_torch_cuda.lockfile.service import MissingBuildError
 from poetry_torch_cuda.lockfile.service import Root
 from poetry_torch_cuda.lockfile.service import VariantLocker
@@ -26,16 +28,20 @@ LINUX = 'platform_system == "Linux"'
 class FakeIndex:
     """Pages and metadata of a tiny variant index; each file's bytes are its name."""
 
-    def __init__(self, wheels: dict[str, list[str]]) -> None:
+    def __init__(
+        self, wheels: dict[str, list[str]], described: dict[str, str] | None = None
+    ) -> None:
+        """``described``: a file's metadata names this ``<name> <version>`` instead."""
         self.cache = tempfile.TemporaryDirectory()  # removed with the index
         self.cache_dir = Path(self.cache.name) / "index"  # metadata: beside it
         self.metadata: dict[str, str] = {}
         self.pages: dict[str, list[IndexFile]] = {}
         for filename, requires in wheels.items():
-            name = filename.split("-")[0].replace("_", "-")
-            text = "Metadata-Version: 2.1\n" + "".join(
-                f"Requires-Dist: {r}\n" for r in requires
-            )
+            name, version = filename.split("-")[:2]
+            name = name.replace("_", "-")
+            said = (described or {}).get(filename, f"{name} {version}").split()
+            text = f"Metadata-Version: 2.1\nName: {said[0]}\nVersion: {said[1]}\n"
+            text += "".join(f"Requires-Dist: {r}\n" for r in requires)
             url = f"{URL}/{name}/{filename}"
             self.metadata[url + ".metadata"] = text
             self.pages.setdefault(name, []).append(
@@ -176,3 +182,51 @@ def test_a_negated_extra_holds_when_no_extra_was_asked_for() -> None:
     }
     names = sorted(p.name for p in lock(FakeIndex(wheels)).packages)
     assert names == ["nvidia-a", "torch"]
+
+
+def test_metadata_of_another_build_is_refused() -> None:
+    """A PEP 658 file that describes another build than its wheel (a mirror that
+    mixed them up, its hash listed all the same): as pip, refused, not locked."""
+    wheel = "torch-2.14.1+cu130-cp311-cp311-linux_x86_64.whl"
+    index = FakeIndex(WHEELS, {wheel: "torch 2.13.0+cu130"})
+    with pytest.raises(LockError) as raised:
+        lock(index)
+    assert f"{wheel}.metadata describes torch 2.13.0+cu130, not this file" in str(
+        raised.value
+    )
+    assert not list(Path(index.cache.name).rglob("*.metadata"))  # nothing kept
+
+
+def test_a_wheel_that_is_no_wheel_names_a_way_on() -> None:
+    """The index lists the file's true sha256, so re-locking meets it again: the
+    error says whom to tell and what else to lock."""
+    name = "torch-2.14.1+cu130-cp311-cp311-linux_x86_64.whl"
+    broken = b"<html>not a zip</html>"
+    index = FakeIndex({})
+    index.pages["torch"] = [
+        IndexFile(name, f"{URL}/torch/{name}", hashlib.sha256(broken).hexdigest())
+    ]
+    index.metadata[f"{URL}/torch/{name}"] = broken.decode()
+    with pytest.raises(LockError) as raised:
+        lock(index)
+    message = str(raised.value)
+    assert f"{name} is not a wheel with a METADATA file" in message
+    assert "Tell whoever runs it" in message
+    assert "`poetry torch-cuda switch <variant>`" in message
+
+
+def test_a_changed_hash_is_worded_as_the_download_words_it() -> None:
+    """Lock time and install time meet the same fault: one sentence says it."""
+    first = lock(FakeIndex(WHEELS))
+    forged = [
+        replace(p, files=tuple((f[0], f[1], "0" * 64, f[3]) for f in p.files))
+        for p in first.packages
+    ]
+    with pytest.raises(DriftError) as raised:
+        lock(FakeIndex(WHEELS), replace(first, packages=tuple(forged)))
+    assert (
+        "the index or mirror now serves different bytes for the same file.\nA "
+        "published file never changes: treat this as a compromised or broken mirror "
+        "and tell whoever runs it; if the change is legitimate, re-lock trusting the "
+        "index as it is now: `poetry torch-cuda lock --accept-drift`."
+    ) in str(raised.value)

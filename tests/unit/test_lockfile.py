@@ -111,6 +111,22 @@ def test_broken_file_is_one_clear_error(tmp_path: Path, text: str) -> None:
         read_lock(path)
 
 
+def test_a_damaged_lock_names_the_way_on_that_works_for_it(tmp_path: Path) -> None:
+    """With no sha256 left to read, re-locking refuses (nothing to compare the index
+    with): the reader names the ways that work, not `poetry torch-cuda lock`."""
+    path = tmp_path / "torch-cuda.lock"
+    path.write_text("<<<<<<< HEAD\n")
+    with pytest.raises(LockFileError) as raised:
+        read_lock(path)
+    assert "run `poetry torch-cuda lock` to write it again" not in str(raised.value)
+    assert "`git checkout -- torch-cuda.lock`" in str(raised.value)
+    assert "`poetry torch-cuda lock --accept-drift`" in str(raised.value)
+    write_lock(path, sample())  # a hash to compare: re-locking works
+    path.write_text("<<<<<<< HEAD\n" + path.read_text())
+    with pytest.raises(LockFileError, match="run `poetry torch-cuda lock` to write"):
+        read_lock(path)
+
+
 def test_a_file_not_in_utf_8_is_one_clear_error(tmp_path: Path) -> None:
     """An editor that saved the lock as UTF-16 (PowerShell's ``>``) broke it."""
     path = tmp_path / "torch-cuda.lock"

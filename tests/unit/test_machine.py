@@ -161,9 +161,29 @@ def test_failing_nvidia_smi_falls_back_to_proc(
         (
             "nvidia-smi failed: NVIDIA-SMI has failed because it couldn't communicate "
             "with the NVIDIA driver. Make sure that the latest NVIDIA driver is "
-            "installed and running. (exit code 9)"
+            "installed and running. (exit code 9); fix the NVIDIA driver until "
+            "`nvidia-smi` answers (after a driver update: reboot)"
         )
     ]
+
+
+def test_an_nvidia_smi_that_warns_still_lists_the_gpus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Exit code 14, "infoROM is corrupted", is a warning: the GPUs are listed and
+    # work (nvidia-smi's manual; NVIDIA/gpu-operator issue 285).
+    warning = "WARNING: infoROM is corrupted at gpu 0000:B3:00.0\n"
+    lines = warning + smi_line("580.95.05", *RTX_4090)
+    machine_env(tmp_path, nvidia_smi=lines, nvidia_smi_exit=14)
+    machine_at(monkeypatch, tmp_path)
+    driver, notes = probe_nvidia()
+    assert driver is not None
+    assert (driver.version, driver.source) == ("580.95.05", "nvidia-smi")
+    assert [(gpu.name, gpu.capability) for gpu in driver.gpus] == [
+        ("NVIDIA GeForce RTX 4090", "8.9")
+    ]
+    assert notes == [f"nvidia-smi warned: {warning.strip()} (exit code 14)"]
+    assert not any(note.startswith(machine.SMI_FAILED) for note in notes)
 
 
 @pytest.mark.skipif(has_real_nvidia_driver(), reason="this machine has nvidia-smi")
@@ -187,7 +207,7 @@ def test_a_hanging_nvidia_smi_times_out(
     machine_at(monkeypatch, tmp_path)
     driver, notes = probe_nvidia()
     assert driver is None
-    assert notes[0] == "nvidia-smi failed: did not answer within 0.2 s"
+    assert notes[0].startswith("nvidia-smi failed: did not answer within 0.2 s; fix")
 
 
 def test_probe_rocm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

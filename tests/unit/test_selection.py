@@ -19,6 +19,7 @@ from poetry.core.packages.dependency_group import DependencyGroup
 from poetry.core.packages.project_package import ProjectPackage
 
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
+from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.pip import pip_environment
 from poetry_torch_cuda.install.planning import Target
@@ -226,7 +227,7 @@ def test_the_stash_restores_the_exact_files(
         site_packages=SimpleNamespace(candidates=[site]),
         marker_env={},
     )
-    stash = Stash.take(env, ["demo"])  # type: ignore[arg-type]
+    stash = Stash.take(env, ["demo"], installed_environment(env))  # type: ignore[arg-type]
     assert stash is not None
     # what pip does: unlink the old files, write new ones (and leave a ~ dir)
     for path in (site / "demo.py", info / "METADATA", info / "RECORD"):

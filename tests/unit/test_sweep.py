@@ -126,6 +126,7 @@ def test_family_problems_names_missing_and_changed_files_not_bytecode(
     import hashlib
     from types import SimpleNamespace
 
+    from poetry_torch_cuda.environment.installed import installed_environment
     from poetry_torch_cuda.install.undo import family_problems
 
     def digest(data: bytes) -> str:
@@ -146,10 +147,11 @@ def test_family_problems_names_missing_and_changed_files_not_bytecode(
 
     site = SimpleNamespace(candidates=[tmp_path])
     env = SimpleNamespace(path=tmp_path, site_packages=site, marker_env={})
-    assert list(family_problems(env, ["demo"])) == [  # type: ignore[arg-type]
+    held = installed_environment(env)  # type: ignore[arg-type]
+    assert list(family_problems(env, held, ["demo"])) == [  # type: ignore[arg-type]
         "demo: 1 of its files missing (demo/gone.h)"
     ]
-    assert list(family_problems(env, ["demo"], hashes=True)) == [  # type: ignore[arg-type]
+    assert list(family_problems(env, held, ["demo"], hashes=True)) == [  # type: ignore[arg-type]
         "demo: 1 of its files missing (demo/gone.h)",
         "demo: 1 of its files changed since install (demo/lib.so)",
     ]

@@ -18,6 +18,7 @@ import pytest
 from packaging.markers import default_environment
 
 from poetry_torch_cuda.environment.envlock import state_dir
+from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.install.undo import INSTALLED
 from poetry_torch_cuda.install.undo import PREVIOUS
 from poetry_torch_cuda.install.undo import Stash
@@ -88,7 +89,7 @@ def test_the_stash_stays_out_of_the_prefix_and_puts_torch_back(
     env = system_python(prefix)
     module = env.site_packages.candidates[0] / "torch" / "__init__.py"
 
-    stash = Stash.take(env, ["torch"])
+    stash = Stash.take(env, ["torch"], installed_environment(env))
 
     assert stash is not None
     home = state_dir(prefix)
@@ -116,7 +117,7 @@ def test_a_distribution_pip_left_without_record_is_removed_and_the_old_one_put_b
     monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
     env = system_python(tmp_path / "usr-local")
     site = env.site_packages.candidates[0]
-    stash = Stash.take(env, ["torch"])
+    stash = Stash.take(env, ["torch"], installed_environment(env))
     assert stash is not None
     # pip removed the old build, then was stopped while writing the new one
     shutil.rmtree(site / "torch-2.14.1+cpu.dist-info")
@@ -146,7 +147,7 @@ def test_a_previous_build_that_cannot_be_kept_leaves_the_install_standing(
     monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
     prefix = tmp_path / "usr-local"
     env = system_python(prefix)
-    stash = Stash.take(env, ["torch"])
+    stash = Stash.take(env, ["torch"], installed_environment(env))
     (state_dir(prefix) / PREVIOUS).write_text("in the way\n")
     sha = "ab" * 32
     request = SimpleNamespace(
@@ -179,6 +180,36 @@ def test_an_interrupt_while_the_stash_is_taken_leaves_no_stash(
 
     monkeypatch.setattr(undo, "link", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        Stash.take(env, ["torch"])
+        Stash.take(env, ["torch"], installed_environment(env))
     assert len(linked) == 2
     assert [p.name for p in state_dir(env.path).iterdir() if p.is_dir()] == []
+
+
+def test_a_failed_put_back_is_worded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stash after a failed install and the kept build after a failed
+    verification fail to go back the same way: one sentence, with the fix."""
+    from poetry_torch_cuda.install.undo import undo
+    from poetry_torch_cuda.proof import after
+
+    def broken(*_: Any) -> None:
+        raise OSError("disk gone")
+
+    fix = (
+        "failed too (disk gone): torch may not import; "
+        "`poetry torch-cuda sync --force` reinstalls the build."
+    )
+    plan = SimpleNamespace(unchanged="Nothing changed.", install=())
+    stash = SimpleNamespace(put_back=broken)
+    error = undo(RuntimeError("pip failed"), stash, plan, None, None)  # type: ignore[arg-type]
+    assert f"Putting back the environment {fix}" in str(error)
+    kept = SimpleNamespace(before={"torch": "2.14.1+cu126"}, put_back=broken)
+    monkeypatch.setattr(after, "previous_build", lambda _: kept)
+    env = SimpleNamespace(path=tmp_path, get_pip_command=lambda: ["pip"])
+    ctx = SimpleNamespace(env=env, config=SimpleNamespace(package_names={"torch"}))
+    plan = SimpleNamespace(install=("torch",))
+    assert after._roll_back(ctx, plan) == (  # type: ignore[arg-type]
+        False,
+        f"Putting back torch 2.14.1+cu126 {fix}",
+    )

@@ -18,6 +18,7 @@ from poetry_torch_cuda.machine.resolution import forget
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.machine.resolution import target_machine
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TorchCudaConfig
 from poetry_torch_cuda.project.config import find_target
 from poetry_torch_cuda.project.config import load_config
@@ -83,15 +84,13 @@ class DetectCommand(TorchCudaCommand):
         applies, elsewhere = [], []
         if self.option("target"):
             target = find_target(config.targets, str(self.option("target")))
-            [check] = check_project_fleet(
-                config, self.env, locked or {}, ctx.client, [target]
-            )
+            [check] = check_project_fleet(config, locked or {}, ctx, [target])
             assert check.decision is not None
             decision, machine = check.decision, target_machine(target)
             where = f"on target <c1>{esc(target.describe())}</>"
             data["target"] = target.name
         else:
-            resolution = resolve(config, self.env, locked, ctx)
+            resolution = resolve(config, locked, ctx)
             assert resolution.decision is not None and resolution.machine is not None
             decision, machine = resolution.decision, resolution.machine
             where = "on this machine"
@@ -128,7 +127,7 @@ class DetectCommand(TorchCudaCommand):
         if self.io.is_verbose() or self.option("target"):
             notes.append(published(torch))
         for note in notes:
-            if note:
+            if note and note not in data["steps"]:
                 self.line(f"<comment>Note:</> {esc(note)}")
         for key, title in REMEMBERED.items():
             if data[key]:
@@ -138,11 +137,14 @@ class DetectCommand(TorchCudaCommand):
                     f"  - <c2>{failure['variant']}</> ({esc(failure['when'])}, "
                     f"{esc(failure['machine'])}): {esc(failure['reason'])}"
                 )
-        mine = configured.variant
+        mine, origin = configured.variant, configured.variant_origin
         if not data.get("target") and mine.kind != "auto" and mine != decision.variant:
+            switch = "`poetry torch-cuda switch auto`"
+            how = f"{switch} would follow the machine instead"
+            if origin == ENV_VARIANT:  # it outlasts a switch
+                how = f"unset it to follow pyproject.toml ({switch} makes that auto)"
             self.line(
                 f"<comment>Note:</> this project configures <c2>{mine}</> "
-                f"({esc(configured.variant_origin)}); `poetry torch-cuda switch auto` "
-                "would follow the machine instead"
+                f"({esc(origin)}); {how}"
             )
         return 0

@@ -27,6 +27,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import variant_authenticator
 from poetry_torch_cuda.install.request import poetry_links
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
+from poetry_torch_cuda.lockfile.service import STALE
 from poetry_torch_cuda.lockfile.service import configured
 from poetry_torch_cuda.lockfile.service import entry_for
 from poetry_torch_cuda.output import PREFIX
@@ -124,10 +125,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
                 "`poetry torch-cuda lock` (export reads the locks, not the index)."
             )
         if reasons:
-            raise TorchCudaError(
-                f"{LOCK_NAME} does not match this project ({reasons[0]}); run "
-                "`poetry torch-cuda lock` first."
-            )
+            raise TorchCudaError(STALE.format("; ".join(reasons)))
         selection = selection_from(self)
         pylock = fmt == "pylock.toml"
         packages = select(self.poetry, config.package_names, entry, selection, pylock)

@@ -10,7 +10,7 @@ from cleo.helpers import option
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
-from poetry_torch_cuda.lockfile.service import FIX
+from poetry_torch_cuda.lockfile.service import STALE
 from poetry_torch_cuda.lockfile.service import check_lock
 from poetry_torch_cuda.lockfile.service import lock_project
 from poetry_torch_cuda.output import PREFIX
@@ -54,10 +54,7 @@ class LockCommand(ReportsErrors):
     def work(self) -> int:
         if self.option("check"):
             if reasons := check_lock(self.poetry):
-                raise TorchCudaError(
-                    f"{LOCK_NAME} does not match this project: {'; '.join(reasons)}."
-                    f"\n{FIX}"
-                )
+                raise TorchCudaError(STALE.format("; ".join(reasons)))
             self.line(f"{PREFIX}: {LOCK_NAME} matches poetry.lock")
             return 0
         lock = lock_project(

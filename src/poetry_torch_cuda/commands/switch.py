@@ -19,7 +19,6 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import owner_record
 from poetry_torch_cuda.install.reconcile import write_waiting
-from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import require_builds
@@ -65,7 +64,8 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
 
     def prepare(self, config: TorchCudaConfig) -> tuple[RunContext, Resolution]:
         """The one prelude of ``switch`` and ``sync``: a fresh lock, the run
-        context for ``config``, and the variant it resolves to here.
+        context for ``config``, and the variant it resolves to here (``auto``'s
+        warnings said).
 
         Raises:
             TorchCudaError: a stale or missing lock, bad options, or a variant
@@ -73,7 +73,8 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         """
         check_fresh(self.poetry)
         ctx = self.context(config)
-        resolution = resolve(config, self.env, ctx.locked.versions, ctx)
+        resolution = resolve(config, ctx.locked.versions, ctx)
+        report(resolution, self.io)
         require_builds(resolution.variant, sys.platform)
         return ctx, resolution
 
@@ -84,18 +85,10 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         return describe_plan(plan, would=would)
 
     def move(
-        self,
-        ctx: RunContext,
-        variant: Variant,
-        *,
-        force: bool = False,
-        refresh: bool,
-        write_lock: bool = True,
+        self, ctx: RunContext, variant: Variant, *, force: bool = False, refresh: bool
     ) -> Plan:
         """Make the environment hold ``variant``; one line when nothing changed."""
-        plan = ctx.reconcile(
-            variant, force=force, refresh=refresh, write_lock=write_lock
-        )
+        plan = ctx.reconcile(variant, force=force, refresh=refresh)
         if plan.is_empty:
             self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan))}")
         return plan
@@ -130,7 +123,6 @@ class SyncCommand(MovingCommand):
 
     def work(self) -> int:
         ctx, resolution = self.prepare(require_config(self.poetry.pyproject.data))
-        report(resolution, self.io)
         variant, force = resolution.variant, bool(self.option("force"))
         if self.option("dry-run"):
             plan = ctx.plan(variant, force=force)
@@ -210,20 +202,18 @@ class SwitchCommand(MovingCommand):
 
         # The environment stays locked until pyproject.toml says the new
         # variant, so a run waiting for it plans with the new variant.
-        # A failed switch leaves every project file as it was, byte for byte.
-        kept = (pyproject.parent / LOCK_NAME, owner_record(self.env.path))
+        # A failed switch leaves every project file as it was, byte for byte:
+        # torch-cuda.lock is written last, for what pyproject.toml says (settle).
         with (
             pending or nullcontext(),
             environment_lock(self.env.path, on_wait),
-            kept_bytes(kept),
+            kept_bytes(owner_record(self.env.path)),
         ):
             if waited:  # another run changed things meanwhile: read them again
                 ctx, variant = self._target(name)
-            # A variant locked for it is written with pyproject.toml (settle).
-            write = pending is None
-            plan = self.move(ctx, variant, refresh=False, write_lock=write)
+            plan = self.move(ctx, variant, refresh=False)
             # A build that fails verification is replaced by the previous one.
-            final = prove_change(ctx, variant, plan, roll_back=True, write_lock=write)
+            final = prove_change(ctx, variant, plan, roll_back=True)
             if final != variant and name == variant.name:  # --pin: what runs here
                 name = final.name
                 if pending is not None:
@@ -233,13 +223,13 @@ class SwitchCommand(MovingCommand):
                 resolved = f" (auto: {final})"
             if pending is not None:
                 with pending:
-                    committed = pending.commit()
-                if committed:
-                    self.line(
-                        f"{PREFIX}: pyproject.toml now says "
-                        f'variant = "<c2>{name}</>"{resolved}'
-                    )
-                    settle(self.poetry, self.io, read_pyproject(pyproject))
+                    if pending.commit():
+                        self.line(
+                            f"{PREFIX}: pyproject.toml now says "
+                            f'variant = "<c2>{name}</>"{resolved}'
+                        )
+            if pending is not None or not plan.is_empty:  # also if set meanwhile
+                settle(self.poetry, self.io, read_pyproject(pyproject))
         override = os.environ.get(ENV_VARIANT, "").strip()
         if override and override != name:
             self.line_error(
@@ -258,4 +248,5 @@ class SwitchCommand(MovingCommand):
         config = load_config({**data, "tool": tool}, environ)
         assert config is not None
         ctx, resolution = self.prepare(config)
+        ctx.write_lock = False  # with pyproject.toml, by settle
         return ctx, resolution.variant

@@ -74,7 +74,7 @@ class VariantsCommand(TorchCudaCommand):
         wanted = wanted_versions(config.package_names, locked)
         torch = wanted.get(canonicalize_name("torch"))
         machine = probe(self.env)
-        finder = offer_finder(config, self.env, wanted, ctx.client)
+        finder = offer_finder(config, wanted, ctx)
         # The variants asked for, else every known one and the configured one.
         asked = self.argument("variant")
         names = asked or ["cpu", *tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "xpu"]
@@ -94,7 +94,6 @@ class VariantsCommand(TorchCudaCommand):
 
         auto = resolve(
             dataclasses.replace(config, variant=variant_argument("auto")),
-            self.env,
             locked,
             ctx,
             machine=machine,

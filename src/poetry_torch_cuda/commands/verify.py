@@ -52,17 +52,16 @@ class VerifyCommand(TorchCudaCommand):
         locked = ctx.installs.versions if self.poetry.locker.is_locked() else None
         exists = not isinstance(self.env, NotCreatedEnv)
         machine = probe(self.env)
-        variant = resolve(config, self.env, locked, ctx, machine=machine).variant
+        variant = resolve(config, locked, ctx, machine=machine).variant
 
         def alternative() -> str | None:
-            found = next_choice(config, self.env, locked, machine, variant, ctx)
+            found = next_choice(config, locked, machine, variant, ctx)
             return None if found is None else found.name
 
         names = config.package_names
         required = {str(n): v for n, v in (locked or {}).items() if n in names}
         proof = prove(
-            self.env,
-            config,
+            ctx,
             variant,
             machine=machine,
             required=required,

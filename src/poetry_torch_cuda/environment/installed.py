@@ -217,11 +217,14 @@ def header(meta: metadata.PackageMetadata, name: str) -> str | None:
     return next(iter(meta.get_all(name) or ()), None)
 
 
+def site_paths(env: Env) -> list[str]:
+    """Where ``env``'s distributions are installed, as pip looks for them."""
+    return [str(path) for path in env.site_packages.candidates]
+
+
 def installed_environment(env: Env) -> InstalledEnvironment:
     """The installed distributions of Poetry's ``env``, read afresh."""
-    return InstalledEnvironment(
-        [str(path) for path in env.site_packages.candidates], env.marker_env
-    )
+    return InstalledEnvironment(site_paths(env), env.marker_env)
 
 
 def versions_of(installed: InstalledEnvironment) -> dict[NormalizedName, str]:

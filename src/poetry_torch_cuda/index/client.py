@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import unquote
+from urllib.parse import urljoin
 from urllib.parse import urlsplit
 
 from packaging.utils import InvalidWheelFilename
@@ -29,6 +30,7 @@ from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
 from packaging.version import Version
+from poetry.utils import constants
 from poetry.utils.authenticator import Authenticator
 from poetry.utils.password_manager import HTTPAuthCredential
 
@@ -62,9 +64,15 @@ TIMEOUT = 4.0
 #: How long a page read, or a host that could not be reached, is not asked again.
 REMEMBER_SECONDS = 600.0
 _UNREACHABLE = "unreachable.json"
+#: Where the index cannot be reached from this machine directly, or at all.
+_MIRROR = (
+    "Behind a proxy, set HTTPS_PROXY (and NO_PROXY) as for pip; if the index cannot "
+    "be reached from here, use a mirror: index-url or source in "
+    "[tool.poetry-torch-cuda], or POETRY_TORCH_CUDA_INDEX_URL for one run."
+)
 _CHECK_NETWORK = (
-    "Check the network, any proxy settings, and the index URL "
-    "(index-url, or the url of the source named by source)."
+    "Check the network and the index URL (index-url, or the url of the source "
+    f"named by source). {_MIRROR}"
 )
 #: A request that got no answer: (what its error chain says, the failure in words,
 #: what to do about it), the first that matches; a timeout first.
@@ -74,7 +82,7 @@ _NO_ANSWER = (
         "{host} did not answer within {timeout:g} s",
         (
             "The index is slow or unreachable. Run the command again later, or give "
-            "it more time with POETRY_REQUESTS_TIMEOUT=<seconds>."
+            f"it more time with POETRY_REQUESTS_TIMEOUT=<seconds>. {_MIRROR}"
         ),
     ),
     (
@@ -86,6 +94,8 @@ _NO_ANSWER = (
         _CHECK_NETWORK,
     ),
     ("refused", "{host} refused the connection", _CHECK_NETWORK),
+    ("broken", "the connection to {host} broke off", "Run the command again."),
+    ("redirects", "{host} redirected in a loop", _CHECK_NETWORK),
     (
         "ssl|certificate",
         "the TLS handshake with {host} failed (certificate or proxy)",
@@ -99,13 +109,8 @@ _NO_ANSWER = (
 
 
 class IndexUnavailableError(TorchCudaError):
-    """The index could not be asked: ``status`` the HTTP status it answered (``None``:
-    no answer); ``words`` and ``advice`` in this module's wording; ``withheld``: the
-    request ended at plain http without the https-only credentials
-    (:meth:`IndexAuthenticator.withheld`)."""
+    """The index could not be asked: ``words`` and ``advice`` in this module's wording."""
 
-    status: int | None = None
-    withheld: bool = False
     words: str | None = None
     advice: str = ""
 
@@ -149,6 +154,11 @@ class IndexAuthenticator(Authenticator):
                 head = head.rpartition("/")[0] + "/"
             self.add_repository(name, head)
         return bare
+
+    def source(self, url: str) -> str | None:
+        """The name of the source whose credentials requests to ``url`` carry."""
+        found = self._get_repository_config_for_url(url)
+        return None if found is None or found.name in self._in_url else found.name
 
     def sends_credentials(self, url: str) -> bool:
         """Whether requests to ``url`` carry credentials."""
@@ -234,11 +244,6 @@ def no_answer(
     return words.format(host=host_in_words(url), timeout=timeout), fix
 
 
-def timed_out(error: BaseException) -> bool:
-    """Whether ``error``, or what caused it, is a timeout."""
-    return re.search(_NO_ANSWER[0][0], _chain(error)) is not None
-
-
 def _chain(error: BaseException) -> str:
     seen: list[str] = []
     current: BaseException | None = error
@@ -248,18 +253,32 @@ def _chain(error: BaseException) -> str:
     return " ".join(seen)
 
 
+def new_bytes(accept: bool = False) -> str:
+    """The one wording of a file served with other bytes than it was published
+    (listed, locked) with; ``accept``: re-locking can take the new ones."""
+    way = (
+        "; if the change is legitimate, re-lock trusting the index as it is now: "
+        "`poetry torch-cuda lock --accept-drift`"
+    )
+    return (
+        "the index or mirror now serves different bytes for the same file.\nA "
+        "published file never changes: treat this as a compromised or broken mirror "
+        f"and tell whoever runs it{way if accept else ''}."
+    )
+
+
 def http_failure(
     status: int,
     project: str | None = None,
-    source: str | None = None,
-    credentials: bool | None = None,
-    withheld: bool = False,
+    auth: IndexAuthenticator | None = None,
+    url: str = "",
+    answered: str | None = None,
 ) -> tuple[str, str]:
     """``(cause, advice)`` for an HTTP error status (never a page's 404: that is a
-    project the index lacks); ``project``, the index's ``source`` and whether
-    ``credentials`` went with the request (``None``: not known): what was asked,
-    for advice that names the source and its variables; ``withheld``: they were
-    kept from a plain-http URL (:meth:`IndexAuthenticator.withheld`)."""
+    project the index lacks); ``project``: what was asked; ``auth``: the
+    authenticator the request to ``url`` went through (``answered``: where it
+    ended), for advice that names the source, its variables and whether
+    credentials went (none given: not known)."""
     about = f" for {project}" if project else ""
     words = f"the index answered HTTP {status}{about}"
     fix = "Check the index URL, then run the command again."
@@ -269,6 +288,8 @@ def http_failure(
             "Check the credentials Poetry has for the index's source: "
             "`poetry config http-basic.<source> <user> <password>`."
         )
+        credentials = auth and auth.sends_credentials(url)
+        source = auth and auth.source(url)
         if credentials:
             name = source or "<source>"
             variable = "POETRY_HTTP_BASIC_" + (
@@ -279,13 +300,13 @@ def http_failure(
                 f"http-basic.{name} <user> <password>` or {variable}_USERNAME "
                 f"and {variable}_PASSWORD."
             )
-        elif credentials is not None:
+        elif auth is not None:
             fix = (
                 "It wants credentials: declare it as a [[tool.poetry.source]], set "
                 'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
                 "`poetry config http-basic.<name> <user> <password>`."
             )
-        if withheld:
+        if auth and auth.withheld(answered or url):
             fix = (
                 "The request went to plain http (its URL, or where the index "
                 "redirected it) on a host whose credentials are for https only, and "
@@ -299,8 +320,9 @@ def http_failure(
             "Check the index URL and the variant; if the index moved its files, "
             "run `poetry torch-cuda lock` again."
         )
-    elif status >= 500:
-        words = f"the index failed with HTTP {status} (a server error)"
+    elif status == 429 or status >= 500:
+        cause = "too many requests" if status == 429 else "a server error"
+        words = f"the index failed with HTTP {status} ({cause})"
         fix = "Run the command again later, or tell whoever runs the index."
     return words, fix
 
@@ -323,7 +345,7 @@ def recall(
     if not 0 <= age <= REMEMBER_SECONDS:
         return None
     later = f"(noted {age:.0f} s ago; asked again in {REMEMBER_SECONDS - age:.0f} s)"
-    error = IndexUnavailableError(f"{words} {later}")
+    error = IndexUnavailableError(f"{words} {later}. {fix}")
     error.words, error.advice = str(words), str(fix)
     return error
 
@@ -356,7 +378,7 @@ class IndexFile:
 @dataclass(frozen=True)
 class ProjectFiles:
     """The non-yanked files an index lists for one project, sorted by name (``found``
-    False: 404 or 410); ``skipped``: PEP 825 files."""
+    False: 404, 410, or 403 without credentials); ``skipped``: PEP 825 files."""
 
     project: str
     found: bool
@@ -436,27 +458,26 @@ class IndexClient:
     def projects(
         self, wanted: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], ProjectFiles | IndexUnavailableError]:
-        """:meth:`answer` for several ``(index_url, project)`` pairs, in parallel."""
+        """:meth:`project` for several ``(index_url, project)`` pairs, in parallel,
+        or the error that says why the index could not be asked."""
         for index_url in {url for url, _ in wanted}:
             self.auth.take_off(index_url)
-        with ThreadPoolExecutor(max_workers=min(8, len(wanted) or 1)) as pool:
-            return dict(zip(wanted, pool.map(lambda pair: self.answer(*pair), wanted)))
 
-    def answer(
-        self, index_url: str, project: str
-    ) -> ProjectFiles | IndexUnavailableError:
-        """:meth:`project`, or the error that says why the index could not be asked."""
-        try:
-            return self.project(index_url, project)
-        except IndexUnavailableError as error:
-            return error
+        def answer(pair: tuple[str, str]) -> ProjectFiles | IndexUnavailableError:
+            try:
+                return self.project(*pair)
+            except IndexUnavailableError as error:
+                return error
+
+        with ThreadPoolExecutor(max_workers=min(8, len(wanted) or 1)) as pool:
+            return dict(zip(wanted, pool.map(answer, wanted)))
 
     def skipped(self) -> list[str]:
         """The PEP 825 variant files the pages asked so far listed (left out)."""
         return sorted({name for page in self._memory.values() for name in page.skipped})
 
     def _get(self, url: str, *, page: bool = True) -> requests.Response:
-        """``url``'s answer (for a page, 404 and 410 too): one short attempt where a
+        """``url``'s answer (for a page, a missing one too): one short attempt where a
         timeout is set (a host that failed a moment ago is not asked again), else
         Poetry's request with its retries. Raises :class:`IndexUnavailableError`."""
         timeout = self._timeout if page else None
@@ -491,11 +512,15 @@ class IndexClient:
             raise _unavailable(url, error, timeout) from None
         if timeout is not None and self._refresh:
             remember(self.cache_dir, url, None)
-        if response.status_code >= 400 and not (
-            page and response.status_code in (404, 410)
-        ):
-            withheld = self.auth.withheld(response.url or url)
-            raise _unavailable(url, response.status_code, withheld=withheld)
+        if response.status_code >= 400:
+            answered = response.url or url
+            # Missing: 404, 410 and, where no credentials were due, the 403 that
+            # download.pytorch.org answers for a page it lacks (pip and Poetry agree).
+            due = self.auth.withheld(answered) or self.auth.sends_credentials(url)
+            if not page or response.status_code not in (403, 404, 410)[due:]:
+                raise _unavailable(
+                    url, response.status_code, auth=self.auth, answered=answered
+                )
         return response
 
     def _read(self, key: tuple[str, str]) -> ProjectFiles:
@@ -505,10 +530,10 @@ class IndexClient:
         index_url, name = key
         url = f"{index_url}/{name}/"
         response = self._get(url)
-        if response.status_code in (404, 410):
+        if response.status_code >= 400:  # what _get lets through: a missing page
             return ProjectFiles(name, False)
         try:
-            if response.headers.get("Content-Type", "").split(";")[0] == _JSON_TYPE:
+            if _JSON_TYPE in response.headers.get("Content-Type", "").lower():
                 content = response.json()
                 links = SimpleJsonPage(response.url, content).links
             else:
@@ -547,8 +572,6 @@ def _entries(
     """The non-yanked links of a page as :class:`IndexFile`, one per file name, with
     URLs absolute and the sha256 a PEP 691 page (``content``) lists: Poetry before
     2.1 leaves the URLs relative and the hashes out."""
-    from urllib.parse import urljoin
-
     listed: dict[str, str] = {}
     for file in content.get("files") or []:
         digest = (file.get("hashes") or {}).get("sha256")
@@ -630,19 +653,16 @@ def _unavailable(
     url: str,
     failure: BaseException | int,
     timeout: float | None = None,
-    *,
-    withheld: bool = False,
+    **asked: Any,
 ) -> IndexUnavailableError:
-    """The one wording of an HTTP status or of no answer from ``url``."""
-    from poetry.utils import constants
-
+    """The one wording of an HTTP status (``asked``: :func:`http_failure`'s ``auth``
+    and ``answered``) or of no answer from ``url``: the cause and the way on."""
     if isinstance(failure, int):
-        words, fix = http_failure(failure, withheld=withheld)
+        words, fix = http_failure(failure, url=url, **asked)
         error = IndexUnavailableError(f"{mask_url(url)}: {words}; {fix}")
-        error.status, error.withheld = failure, withheld
     else:
         timeout = timeout or float(constants.REQUESTS_TIMEOUT)
         words, fix = no_answer(failure, url, timeout)
-        error = IndexUnavailableError(f"could not read {mask_url(url)}: {words}")
+        error = IndexUnavailableError(f"could not read {mask_url(url)}: {words}. {fix}")
     error.words, error.advice = words, fix
     return error

@@ -125,16 +125,8 @@ class OfferFinder:
         return list(self.wanted) or [first]
 
     def __call__(self, variant: Variant) -> Offer:
-        """Whether ``variant`` has every wanted build (stops at the first missing)."""
-        held = self.held(variant)
-        if held is not None:
-            return held
-        url, packages = self.config.index_url(variant), []
-        for name in self._names:
-            packages.append(self._package(variant, name, self.client.answer(url, name)))
-            if packages[-1].has_wanted is not True:
-                break
-        return VariantOffer(variant, without_credentials(url), tuple(packages)).offer()
+        """Whether ``variant`` has every wanted build."""
+        return self.held(variant) or self.inspect([variant])[0].offer()
 
     def held(self, variant: Variant) -> Offer | None:
         """A yes without asking when the environment holds ``variant``'s builds."""
@@ -146,23 +138,21 @@ class OfferFinder:
         return None
 
     def inspect(self, variants: Iterable[Variant]) -> list[VariantOffer]:
-        """Every wanted package on every variant, in parallel (the others than the
-        first, torch, only where the index has a page for the first)."""
+        """Every wanted package on every variant, in parallel: the others than the
+        first, torch, only where the index has the first's wanted build."""
         urls = {variant: self.config.index_url(variant) for variant in variants}
         first, rest = self._names[0], self._names[1:]
         answers = self.client.projects([(url, first) for url in urls.values()])
-        listed = [
-            v for v, u in urls.items() if getattr(answers[(u, first)], "found", False)
-        ]
-        answers.update(
-            self.client.projects([(urls[v], name) for v in listed for name in rest])
-        )
+        firsts = {
+            v: self._package(v, first, answers[(u, first)]) for v, u in urls.items()
+        }
+        has = [v for v in urls if firsts[v].has_wanted]
+        answers.update(self.client.projects([(urls[v], n) for v in has for n in rest]))
         reports = []
         for variant, url in urls.items():
-            names = self._names if variant in listed else [first]
-            packages = tuple(
-                self._package(variant, name, answers[(url, name)]) for name in names
-            )
+            names = rest if variant in has else []
+            others = (self._package(variant, n, answers[(url, n)]) for n in names)
+            packages = (firsts[variant], *others)
             reports.append(VariantOffer(variant, without_credentials(url), packages))
         return reports
 

@@ -209,22 +209,16 @@ class _Run:
             with os.fdopen(handle, "wb") as stream:
                 digest = self._stream(item, url, stream)
             size = part.stat().st_size
-            if digest != item.sha256.lower() or size != (item.size or size):
-                said = (
-                    f", the lock says {item.size}"
-                    if item.size not in (None, size)
-                    else ""
-                )
+            if digest != item.sha256.lower():
+                said = f", the lock says {item.size}" if item.size else ""
                 raise self._error(
                     f"refused {item.filename}: expected sha256 {item.sha256} "
                     f"({item.lock}), received sha256 {digest} "
-                    f"({size} bytes{said}) from {mask_url(url)}: the index or mirror "
-                    "now serves different bytes for the same file.\nA published file "
-                    "never changes: treat this as a compromised or broken mirror and "
-                    "tell whoever runs it. pyproject.toml, poetry.lock and "
-                    f"{LOCK_NAME} are left as they were.\nThe lock and the file "
-                    f"disagree: if {item.lock} was edited (`git diff {item.lock}`), "
-                    "restore it."
+                    f"({size} bytes{said}) from {mask_url(url)}: "
+                    f"{client.new_bytes(item.lock == LOCK_NAME)} pyproject.toml, "
+                    f"poetry.lock and {LOCK_NAME} are left as they were.\nThe lock "
+                    f"and the file disagree: if {item.lock} was edited (`git diff "
+                    f"{item.lock}`), restore it."
                 )
             with self._lock:
                 if self._stop.is_set():
@@ -262,14 +256,14 @@ class _Run:
         since = time.monotonic()
         with response:
             if response.status_code >= 400:
-                withheld = self._auth.withheld(response.url or url)
-                cause, advice = client.http_failure(
-                    response.status_code, withheld=withheld
+                answer = client.http_failure(
+                    response.status_code, None, self._auth, url, response.url
                 )
-                raise self._failure(item, url, cause, advice)
+                raise self._failure(item, url, *answer)
             read = getattr(response.raw, "read1", response.raw.read)
+            most = item.size or float("inf")  # more is refused below, not all read
             try:
-                while chunk := read(_CHUNK):
+                while stream.tell() <= most and (chunk := read(_CHUNK)):
                     if self._stop.is_set():
                         raise _Stopped
                     stream.write(chunk)
@@ -282,15 +276,11 @@ class _Run:
                         cause = f"{client.host_in_words(url)} sent under 64 KiB in {timeout:g} s"
                         _, advice = client.no_answer(TimeoutError(), url)
                         raise self._failure(item, url, cause, advice)
+                if stream.tell() < (item.size or 0):  # closed early, no length said
+                    raise HTTPError("Connection broken")
             except (requests.RequestException, HTTPError) as error:
-                if client.timed_out(error):
-                    answer = client.no_answer(error, url, timeout)
-                    raise self._failure(item, url, *answer) from None
-                host = client.host_in_words(url)
-                cause = (
-                    f"the connection to {host} broke off after {stream.tell()} bytes"
-                )
-                advice = "Run the command again."
+                cause, advice = client.no_answer(error, url, timeout)
+                cause += f" after {stream.tell()} bytes"
                 raise self._failure(item, url, cause, advice) from None
         return digest.hexdigest()
 

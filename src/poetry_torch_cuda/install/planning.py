@@ -68,6 +68,11 @@ class Target:
         return f"{self.name}{extras}{self.specifier or ''}"
 
 
+def applies(entry: Requirement, marker_env: Mapping[str, Any]) -> bool:
+    """Whether a ``packages`` entry's marker holds in ``marker_env``."""
+    return entry.marker is None or entry.marker.evaluate({**marker_env, "extra": ""})
+
+
 def build_targets(
     packages: Iterable[Requirement],
     locked_versions: Mapping[NormalizedName, str],
@@ -83,9 +88,7 @@ def build_targets(
     """
     targets: list[Target] = []
     for requirement in packages:
-        if requirement.marker is not None and not requirement.marker.evaluate(
-            {**marker_env, "extra": ""}
-        ):
+        if not applies(requirement, marker_env):
             continue
         name = canonicalize_name(requirement.name)
         extras = frozenset(requirement.extras)

@@ -65,12 +65,12 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     done: list[str] = []
     orphans = list(plan.remove)  # only when nothing is installed
     if orphans:  # beside an empty stash: if killed, the next run sweeps pip's ~
-        nothing = Stash.take(env, ())
+        nothing = Stash.take(env, (), plan.installed)
         remove_distributions(env, orphans, pip.uninstall, pip_only=True)
         nothing.drop()
     if plan.install:
         try:  # the one way back from any failure below, interrupts included
-            stash = Stash.take(env, plan.protected & set(plan.installed.all()))
+            stash = Stash.take(env, plan.protected, plan.installed)
         except OSError as error:
             raise TorchCudaError(
                 f"could not keep the installed build's files to undo a failure: "
@@ -83,9 +83,9 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 if previous is not None:  # a switch back: links, no download, no pip
                     previous.put_back(env, pip.uninstall, within=plan.protected)
                     done.append("put back the previous build kept in the environment")
+                    installed = installed_environment(env)
                 else:
-                    _install_files(request, env, pip, io)
-                installed = installed_environment(env)
+                    installed = _install_files(request, env, pip, io)
                 done.append(_check_installed(plan, installed))
                 targets = (*plan.install, *plan.satisfied)
                 orphans = find_orphans(plan.sweepable, targets, installed, plan.poetrys)
@@ -106,9 +106,11 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
 
 
-def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) -> None:
+def _install_files(
+    request: InstallRequest, env: Env, pip: PipRunner, io: IO
+) -> InstalledEnvironment:
     """The request's files, fetched at once into Poetry's artifact cache and verified,
-    then pip, locally."""
+    then pip, locally; returns the environment pip left."""
     paths = _fetch(request, io)
     pip.install_files(
         [(path, item.sha256) for path, item in zip(paths, request.files)],
@@ -116,14 +118,15 @@ def _install_files(request: InstallRequest, env: Env, pip: PipRunner, io: IO) ->
         force_reinstall=request.plan.force,
         compile_bytecode=request.compile_bytecode,
     )
-    conflicts = installed_environment(env).unmet(request.plan.configured)
-    if conflicts:
+    installed = installed_environment(env)
+    if conflicts := installed.unmet(request.plan.configured):
         raise TorchCudaError(
             f"pip could not install {request.asked}: {'; '.join(conflicts)}.\n"
             "This build needs other versions of packages Poetry manages; align "
             "them in pyproject.toml and run `poetry lock`, or choose another "
             "variant with `poetry torch-cuda switch <variant>`."
         )
+    return installed
 
 
 def _fetch(request: InstallRequest, io: IO) -> list[Path]:

@@ -20,16 +20,13 @@ from poetry.repositories.exceptions import RepositoryError
 from requests import RequestException
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.client import http_failure
 from poetry_torch_cuda.index.client import no_answer
 from poetry_torch_cuda.index.client import tag_fits
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedFile
 from poetry_torch_cuda.output import PREFIX
-from poetry_torch_cuda.project.config import UNREACHABLE_HINT
 from poetry_torch_cuda.project.variants import version_key
-from poetry_torch_cuda.urls import without_credentials
 
 
 if TYPE_CHECKING:
@@ -105,20 +102,7 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
         files = locked_files(entry, plan, env)
         files += poetry_files(poetry, env, plan.lacking)
     except TorchCudaError as error:
-        state = plan.unchanged
-        if isinstance(error, IndexUnavailableError) and error.status is not None:
-            config = request.config
-            url = without_credentials(config.index_url(plan.variant))
-            given = request.auth.sends_credentials(url)
-            cause, fix = http_failure(
-                error.status, "torch", config.source, given, error.withheld
-            )
-            error = TorchCudaError(
-                f"could not lock {plan.variant} from {url}: {cause}\n{fix}"
-            )
-        elif isinstance(error, IndexUnavailableError):  # no answer at all
-            state += f" {UNREACHABLE_HINT}"
-        raise TorchCudaError(f"{error}\n{state}") from None
+        raise TorchCudaError(f"{error}\n{plan.unchanged}") from None
     return dataclasses.replace(request, plan=plan, files=tuple(files), write_lock=write)
 
 
@@ -165,8 +149,8 @@ def poetry_files(
     Raises:
         TorchCudaError: poetry.lock or the source has no such wheel.
     """
-    found = []
-    for package in poetry.locker.locked_repository().packages:
+    found = []  # poetry.lock's packages are read only when one is wanted
+    for package in poetry.locker.locked_repository().packages if wanted else ():
         if wanted.get(package.name) != package.version.text:
             continue
         links = poetry_links(poetry, package)

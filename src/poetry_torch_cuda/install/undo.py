@@ -36,6 +36,7 @@ from poetry_torch_cuda.environment.envlock import STASH
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import header
 from poetry_torch_cuda.environment.installed import installed_environment
+from poetry_torch_cuda.environment.installed import site_paths
 from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
@@ -49,12 +50,14 @@ from poetry_torch_cuda.tempfiles import write_json
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Collection
+    from collections.abc import Iterable
     from collections.abc import Iterator
     from collections.abc import Sequence
 
     from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.request import InstallRequest
 
@@ -66,6 +69,8 @@ Entry = tuple[str, str, str]
 PREVIOUS = ".torch-cuda-previous"
 #: The fix of a damaged build, and the causes :func:`family_problems` gives.
 SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
+#: A put-back that failed: what and why.
+NOT_BACK = f"Putting back {{}} failed too ({{}}): torch may not import; {SYNC_FORCE}."
 DAMAGED = "a removal or an interrupted install left it incomplete"
 COPIED = "a hand copy, or an install that kept the other (pip --ignore-installed, say)"
 _MANIFEST = "stash.json"
@@ -88,8 +93,8 @@ class Stash:
     present: set[str] = field(default_factory=set)
 
     @classmethod
-    def take(cls, env: Env, names: Collection[str]) -> Stash:
-        """A stash of the installed ``names`` in ``env``.
+    def take(cls, env: Env, names: Iterable[str], held: InstalledEnvironment) -> Stash:
+        """A stash of the ``names`` ``env`` holds (``held``: its view now).
 
         Raises:
             OSError: a file could not be linked nor copied (nothing of it is left,
@@ -97,11 +102,12 @@ class Stash:
         """
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
-        before = {str(k): v for k, v in versions_of(installed_environment(env)).items()}
-        stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
+        before = {str(k): v for k, v in versions_of(held).items()}
+        family = sorted(set(names) & before.keys())
+        stash = cls(root, before, family, locked=_installed_from(env.path))
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
-            for entries in files_by_name(env, names).values():
+            for entries in files_by_name(env, family).values():
                 for path, _, _ in entries:
                     if not os.path.isfile(path) or os.path.islink(path):
                         continue
@@ -305,10 +311,7 @@ def undo(
     try:
         changes = stash.put_back(env, uninstall)
     except (TorchCudaError, OSError) as failure:
-        state = (
-            f"Putting the environment back failed too ({failure}): torch "
-            "may not import; `poetry torch-cuda sync --force` reinstalls it."
-        )
+        state = NOT_BACK.format("the environment", failure)
     else:
         stash.drop()
         held = ", ".join(
@@ -363,11 +366,6 @@ def remove_distributions(
             pip_uninstall(left)
 
 
-def site_paths(env: Env) -> list[str]:
-    """Where ``env``'s distributions are installed, as pip looks for them."""
-    return [str(path) for path in env.site_packages.candidates]
-
-
 def files_by_name(
     env: Env, names: Collection[str] | None = None
 ) -> dict[NormalizedName, list[Entry]]:
@@ -394,18 +392,17 @@ def files_by_name(
 
 
 def family_problems(
-    env: Env, roots: Collection[str], *, hashes: bool = False
+    env: Env, held: InstalledEnvironment, roots: Collection[str], hashes: bool = False
 ) -> dict[str, str]:
-    """What is wrong with the files of what ``roots`` need as installed in ``env``,
-    one line per distribution, each with its cause: two .dist-info folders of it
-    share a directory, its ``RECORD`` is missing, a file it lists is missing, or
-    (with ``hashes``) its sha256 differs from the recorded one."""
-    installed = installed_environment(env)
-    family = set(installed.graph(roots))
+    """What is wrong with the files of what ``roots`` need as ``env`` holds them
+    (``held``, its view), one line per distribution, each with its cause: two
+    .dist-info folders of it share a directory, its ``RECORD`` is missing, a file it
+    lists is missing, or (with ``hashes``) its sha256 differs from the recorded one."""
+    family = set(held.graph(roots))
     if not family:  # nothing installed: no distribution's metadata to read
         return {}
     problems, ours = {}, {canonicalize_name(root) for root in roots}
-    for name, folders in sorted(installed.names().items()):
+    for name, folders in sorted(held.names().items()):
         if name not in family:
             continue
         for where in sorted({os.path.dirname(f) for f in folders}):

@@ -172,16 +172,16 @@ def read_lock(path: Path) -> TorchCudaLock | None:
     except FileNotFoundError:
         return None
     except OSError as error:
-        raise LockFileError(f"cannot read {LOCK_NAME}: {error.strerror}") from None
+        raise LockFileError(
+            f"{LOCK_NAME} cannot be read ({error.strerror}); {_again(path)}"
+        ) from None
     except UnicodeDecodeError:
         raise LockFileError(
-            f"{LOCK_NAME} is not UTF-8 text (saved in another encoding?); run "
-            "`poetry torch-cuda lock` to write it again."
+            f"{LOCK_NAME} is not UTF-8 text (saved in another encoding?); {_again(path)}"
         ) from None
     except tomllib.TOMLDecodeError as error:
         raise LockFileError(
-            f"{LOCK_NAME} is not valid TOML ({error}); a merge conflict? Run "
-            "`poetry torch-cuda lock` to write it again."
+            f"{LOCK_NAME} is not valid TOML ({error}; a merge conflict?); {_again(path)}"
         ) from None
     try:
         metadata = data["metadata"]
@@ -189,8 +189,7 @@ def read_lock(path: Path) -> TorchCudaLock | None:
         if version.split(".")[0] != LOCK_VERSION.split(".")[0]:
             raise LockFileError(
                 f"{LOCK_NAME} has lock-version {version}; this poetry-torch-cuda "
-                f"reads {LOCK_VERSION}. Upgrade the plugin, or run "
-                "`poetry torch-cuda lock` to write it again."
+                f"reads {LOCK_VERSION}. Upgrade the plugin, or {_again(path)}"
             )
         inputs = LockInputs(
             content_hash=str(metadata["content-hash"]),
@@ -206,10 +205,20 @@ def read_lock(path: Path) -> TorchCudaLock | None:
             raise ValueError("a variant twice")  # a merge kept both sides
     except (KeyError, TypeError, ValueError, AttributeError):
         raise LockFileError(
-            f"{path.name} is not a torch-cuda.lock this plugin can read; run "
-            "`poetry torch-cuda lock` to write it again."
+            f"{path.name} is not a torch-cuda.lock this plugin can read; {_again(path)}"
         ) from None
     return TorchCudaLock(inputs, variants)
+
+
+def _again(path: Path) -> str:
+    """The way to a good file: re-locking compares the index with the hashes the
+    damaged one still holds; with none left, it refuses without --accept-drift."""
+    if recorded_hashes(path):
+        return "run `poetry torch-cuda lock` to write it again."
+    return (
+        f"restore it (`git checkout -- {LOCK_NAME}`), or write it again trusting "
+        "the index as it is now: `poetry torch-cuda lock --accept-drift`."
+    )
 
 
 def _variant(entry: dict[str, Any]) -> VariantLock:

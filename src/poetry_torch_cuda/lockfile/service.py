@@ -35,6 +35,7 @@ from packaging.version import InvalidVersion
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.index.client import new_bytes
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedDependency
@@ -79,6 +80,8 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
 
 FIX = f"Run `poetry torch-cuda lock` and commit {LOCK_NAME}."
+#: The one wording of a torch-cuda.lock that does not fit the project ({}: why).
+STALE = f"{LOCK_NAME} does not match this project: {{}}.\n{FIX}"
 _MAX_PASSES = 5
 
 
@@ -190,11 +193,8 @@ class VariantLocker:
         ]
         if changed:
             raise DriftError(
-                f"{variant}: the index or mirror now serves different bytes for files "
-                f"already in torch-cuda.lock; refusing to overwrite it:\n"
+                f"{variant}: refusing to overwrite {LOCK_NAME}: {new_bytes(True)}\n"
                 + "\n".join(f"  {line}" for line in changed)
-                + "\nA published file never changes: ask whoever runs the mirror; if the "
-                "change is legitimate, re-lock: `poetry torch-cuda lock --accept-drift`."
             )
         base = without_credentials(url).rstrip("/") + "/"
         packages = tuple(node.package(base) for node in nodes.values())
@@ -285,7 +285,7 @@ class VariantLocker:
             where = without_credentials(url.rstrip("/"))
             accepts = " and ".join(f"{n} {v}" for n, v in (fit or {}).items())
             detail = (
-                f"has no page for {name} (HTTP 404).\nCheck the index URL and the "
+                f"has no page for {name}.\nCheck the index URL and the "
                 f"variant: {where}/{name}/ should list its wheels."
                 if not page.found
                 else f"has no build of {name} that matches (it offers {offered}"
@@ -350,8 +350,8 @@ class VariantLocker:
         return followed
 
     def _metadata(self, entry: IndexFile) -> str:
-        """The file's metadata (PEP 658, else the wheel's), checked by sha256 and
-        cached by the file's sha256."""
+        """The file's metadata (PEP 658, else the wheel's), checked by sha256 and by
+        the name and version it gives, cached by the file's sha256."""
         path = self._client.cache_dir.parent / "metadata" / f"{entry.sha256}.metadata"
         with suppress(OSError):
             return path.read_text(encoding="utf-8")
@@ -362,14 +362,19 @@ class VariantLocker:
         received = hashlib.sha256(data).hexdigest()
         if expected and received != expected:
             raise LockError(
-                f"{entry.filename}{suffix}: the index lists sha256 {expected} but "
-                f"served bytes with sha256 {received}. A published file never "
-                "changes: treat this as a compromised or broken mirror and tell "
-                "whoever runs it."
+                f"{entry.filename}{suffix}: the index lists sha256 {expected}, "
+                f"received sha256 {received}: {new_bytes()}"
             )
         text = (data if pep658 else _wheel_metadata(data, entry.filename)).decode(
             "utf-8", "replace"
         )
+        said = email.message_from_string(text)
+        named = canonicalize_name(str(said["Name"])), version_key(str(said["Version"]))
+        if named != _wheel_of(entry.filename):
+            raise LockError(
+                f"{entry.filename}{suffix} describes {said['Name']} {said['Version']}, "
+                "not this file: a broken mirror; tell whoever runs it."
+            )
         with suppress(OSError):  # a cache not written costs a request next time
             write_text(path, text)
         return text
@@ -380,7 +385,11 @@ def _wheel_metadata(wheel: bytes, filename: str) -> bytes:
         for name in zf.namelist():
             if name.count("/") == 1 and name.endswith(".dist-info/METADATA"):
                 return zf.read(name)
-    raise LockError(f"{filename} is not a wheel with a METADATA file.")
+    raise LockError(
+        f"{filename} is not a wheel with a METADATA file: the index serves a broken "
+        "upload, which re-locking meets again. Tell whoever runs it, or lock another "
+        "version, or another variant (`poetry torch-cuda switch <variant>`)."
+    )
 
 
 def _together(roots: list[Root]) -> list[list[Root]]:
@@ -459,7 +468,7 @@ def differences(
 ) -> list[str]:
     """Why a lock with ``recorded`` inputs does not fit ``current`` (empty: it
     does); ``lock-variants`` only for the ``whole`` file (an install needs one
-    variant, not the whole set). Each entry's index is :func:`_stale`'s."""
+    variant, not the whole set); an entry's own faults are :func:`_stale`'s."""
     reasons = []
     if recorded.content_hash != current.content_hash:
         reasons.append("poetry.lock changed since it was written (content-hash)")
@@ -487,21 +496,20 @@ def _stale(
     poetry: Poetry,
     config: TorchCudaConfig,
     lock: TorchCudaLock,
-    current: LockInputs,
     name: str,
 ) -> list[str]:
-    """Why ``lock``'s entry for ``name`` does not fit ``current`` (empty: it
-    does), and what is wrong with the entry itself: another index than the
+    """What is wrong with ``lock``'s entry for ``name`` itself (empty: nothing;
+    the file's inputs are :func:`differences`'): another index than the
     configured one; a hole a package lost in a merge leaves (one reason); a
     package no edge reaches any more, one without a file, with a file of another
     build (a hand edit), at plain http elsewhere or at this run's mirror."""
-    reasons = differences(lock.inputs, current)
+    reasons: list[str] = []
     entry = lock.variant(name)
     if entry is None:
-        return [*reasons, f"{name} is not locked"]
+        return [f"{name} is not locked"]
     variant = parse_variant(name)
-    url = without_credentials(config.index_url(variant))
-    if entry.index_url != url:
+    url = without_credentials(config.index_url(variant)).rstrip("/")
+    if entry.index_url.rstrip("/") != url:  # a trailing slash names the same index
         reasons.append(
             f"{name}'s index is now {url}, it was locked from {entry.index_url}"
         )
@@ -568,8 +576,8 @@ def check_lock(poetry: Poetry) -> list[str]:
     reasons = differences(lock.inputs, current, whole=True)
     names = {*_wanted(config), *lock.inputs.lock_variants} - {"auto"}
     for name in sorted(names | {entry.name for entry in lock.variants}):
-        reasons += _stale(poetry, config, lock, current, name)
-    return list(dict.fromkeys(reasons))
+        reasons += _stale(poetry, config, lock, name)
+    return reasons
 
 
 def _wheel_of(filename: str) -> tuple[str, Any] | None:
@@ -640,20 +648,17 @@ def lock_project(
     hashes = {} if accept_drift else recorded_hashes(path)
     try:
         previous = None if accept_drift else read_lock(path)
-    except LockFileError:
-        if not hashes:
-            raise LockError(
-                f"{LOCK_NAME} cannot be read and holds no hash to compare the index "
-                f"with. Restore it (`git checkout -- {LOCK_NAME}`), or re-lock trusting "
-                "the index as it is now: `poetry torch-cuda lock --accept-drift`."
-            ) from None
+    except LockFileError as error:
+        if not hashes:  # nothing to compare the index with: its words say so
+            raise LockError(str(error)) from None
         previous = None
     current = _current_inputs(poetry, config)
     kept = {  # the entries that still match, when reused
         v.name: v
         for p in ([previous] if reuse and previous else [])
+        if not differences(p.inputs, current)
         for v in p.variants
-        if not _stale(poetry, config, p, current, v.name)
+        if not _stale(poetry, config, p, v.name)
     }
     python = poetry.package.python_constraint
     locker = VariantLocker(
@@ -675,9 +680,11 @@ def lock_project(
             variants.append(
                 locker.lock(variant, fetch.index_url(variant), roots, recorded)
             )
-        except (MissingBuildError, IndexUnavailableError):
+        except (MissingBuildError, IndexUnavailableError) as error:
             if name not in optional:  # auto's candidates: only what the index has
                 raise
+            if isinstance(error, IndexUnavailableError) and previous:  # no answer
+                variants += [v for v in previous.variants if v.name == name]
     if not variants:
         return None
     # What auto locked is recorded beside it, so lock --check finds a lost entry.
@@ -726,7 +733,8 @@ def entry_for(
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]
     current = _current_inputs(poetry, config)
-    reasons = _stale(poetry, config, lock, current, variant.name)
+    reasons = differences(lock.inputs, current)
+    reasons += _stale(poetry, config, lock, variant.name)
     return lock.variant(variant.name), reasons
 
 
@@ -734,8 +742,8 @@ def locked_entry(
     poetry: Poetry, io: IO, variant: Variant, auth: IndexAuthenticator
 ) -> tuple[VariantLock, Callable[[], None]]:
     """``variant``'s entry of torch-cuda.lock for an install, and what writes it
-    to the file once the install holds (a failed or killed one leaves the file as
-    it was): a fresh entry costs one read and no request, nothing to write; a
+    to the file as it is once the install holds (a failed or killed one leaves it
+    as it was): a fresh entry costs one read and no request, nothing to write; a
     missing or stale one is locked now (as Poetry locks a missing poetry.lock)
     with the install's ``auth``, keeping the entries still fresh.
 
@@ -747,6 +755,8 @@ def locked_entry(
     found, reasons = entry_for(poetry, config, variant)
     if found is not None and not reasons:
         return found, lambda: None
+    path = lock_path(poetry)
+    before = read_lock(path)  # another run may rewrite it while this one installs
     io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
     # An install asks the index afresh: it is about to download from it anyway.
     made = lock_project(
@@ -761,7 +771,18 @@ def locked_entry(
     )
     entry = made.variant(variant.name) if made else None
     assert made is not None and entry is not None  # lock_project raised instead
-    return entry, lambda: _write(lock_path(poetry), made, io)
+
+    def write() -> None:
+        # Into a file another run rewrote meanwhile for the same poetry.lock, this
+        # entry alone; one rewritten for another poetry.lock stays as it is.
+        now = read_lock(path)
+        if now is None or now == before:
+            _write(path, made, io)
+        elif not differences(now.inputs, made.inputs):
+            others = tuple(v for v in now.variants if v.name != entry.name)
+            _write(path, TorchCudaLock(now.inputs, (*others, entry)), io)
+
+    return entry, write
 
 
 def _roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list[Root]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from packaging.version import Version
+
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.project.variants import Variant
 
@@ -70,8 +72,8 @@ class Decision:
     forced_by: str | None = None
     candidates: tuple[tuple[Verdict, Offer | None], ...] = ()
     left_out: tuple[NvidiaGpu, ...] = ()
-    #: The locked torch an NVIDIA machine's candidates were judged for.
-    torch_version: str | None = None
+    #: cpu on an NVIDIA machine: the lowest driver that would make a build auto's pick.
+    update: tuple[str, Variant] | None = None
 
     @property
     def forced_by_memory(self) -> bool:
@@ -110,6 +112,7 @@ def decide(
     the one serving most GPUs; else cpu. A CUDA variant newer than the tables is
     never a candidate; the machine's own ROCm version is, when the index has it.
     An index that cannot say is trusted only for what the torch release publishes."""
+    offers = _published(offers, torch_version)
     if machine.sys_platform == "darwin":
         note = "macOS: PyTorch publishes only PyPI's default build (CPU and MPS)"
         return Decision(CPU, (f"{note}; Poetry installs it as usual",))
@@ -119,7 +122,7 @@ def decide(
     if machine.nvidia is not None:
         return _decide_cuda(machine, offers, torch_version)
     if machine.rocm is not None:
-        return _decide_rocm(machine, offers, torch_version)
+        return _decide_rocm(machine, offers)
     steps = (*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE)
     return Decision(CPU, (*steps, "cpu: no GPU to build for"))
 
@@ -287,23 +290,16 @@ def _decide_cuda(
     ]
     if not nvidia.gpus:
         steps.append("GPU models unknown (nvidia-smi did not list them)")
-    names = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]
-    names.sort(key=lambda v: v.cuda_version or (0, 0), reverse=True)
+    names = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]  # newest first
     verdicts = [assess(variant, machine, torch_version) for variant in names]
-    chosen, candidates = _first_offered(verdicts, offers, steps, torch_version)
+    chosen, candidates = _first_offered(verdicts, offers, steps)
     if chosen is not None:
         forcing = {
             g.index: g for v in verdicts[: verdicts.index(chosen)] for g in v.uncovered
         }
-        forced = None
-        if forcing:
-            who = ", ".join(str(forcing[index]) for index in sorted(forcing))
-            forced = (
-                f"{who} forced {chosen.variant}: newer variants are not built for it"
-            )
-        return Decision(
-            chosen.variant, tuple(steps), forced, candidates, (), torch_version
-        )
+        who = ", ".join(str(forcing[index]) for index in sorted(forcing))
+        why = f"{who} forced {chosen.variant}: newer variants are not built for it"
+        return Decision(chosen.variant, tuple(steps), why if who else None, candidates)
     # No variant builds for every GPU: take the one that serves most of them.
     some = len(nvidia.gpus)
     fewer = [v for v in verdicts if v.driver_ok and 0 < len(v.uncovered) < some]
@@ -315,29 +311,42 @@ def _decide_cuda(
             f"no variant builds for every GPU; {verdict.variant} serves the most, "
             f"leaving out {left_out}"
         )
+        why = f"{left_out} cannot be served together with the other GPUs"
         return Decision(
-            verdict.variant,
-            tuple(steps),
-            f"{left_out} cannot be served together with the other GPUs",
-            candidates,
-            verdict.uncovered,
-            torch_version,
+            verdict.variant, tuple(steps), why, candidates, verdict.uncovered
         )
     steps.append("cpu: no CUDA variant fits")
-    return Decision(CPU, tuple(steps), None, candidates, torch_version=torch_version)
+    update = _driver_update(candidates, machine, offers, torch_version)
+    return Decision(CPU, tuple(steps), None, candidates, update=update)
+
+
+def _published(
+    offers: Callable[[Variant], Offer], torch_version: str | None
+) -> Callable[[Variant], Offer]:
+    """``offers``, where an index that cannot say is trusted only for a variant the
+    tables know and ``torch_version``'s release publishes."""
+    row = tables.torch_release(torch_version)
+
+    def offer(variant: Variant) -> Offer:
+        answer = offers(variant)
+        if answer.available is not None:
+            return answer
+        if not tables.is_known_variant(variant.name):  # the machine's own rocmX.Y
+            why = "newer than the tables"
+        elif row and variant.name not in row.cuda + row.rocm:
+            why = f"torch {row.release} does not publish it (PyTorch's release matrix)"
+        else:
+            return answer
+        detail = f"{why} and the index could not say ({answer.detail})"
+        return replace(answer, available=False, detail=detail)
+
+    return offer
 
 
 def _first_offered(
-    verdicts: Iterable[Verdict],
-    offers: Callable[[Variant], Offer],
-    steps: list[str],
-    torch_version: str | None,
+    verdicts: Iterable[Verdict], offers: Callable[[Variant], Offer], steps: list[str]
 ) -> tuple[Verdict | None, tuple[tuple[Verdict, Offer | None], ...]]:
-    """The first admitted verdict the index has (when it cannot say: that the
-    tables know and ``torch_version``'s release publishes), every one with its
-    offer; steps said."""
-    row = tables.torch_release(torch_version)
-    published = (*row.cuda, *row.rocm) if row else ()
+    """The first admitted verdict the index has, every one with its offer; steps said."""
     candidates: list[tuple[Verdict, Offer | None]] = []
     for verdict in verdicts:
         variant, rule = verdict.variant, verdict.rule
@@ -350,17 +359,6 @@ def _first_offered(
         if offer.available is False:
             by = f"; it would run here by {rule}" if rule else ""
             steps.append(f"{variant}: skipped, {offer.detail}{by}")
-        elif offer.available is None and not tables.is_known_variant(variant.name):
-            steps.append(  # the machine's own rocmX.Y, newer than the tables
-                f"{variant}: skipped, newer than the tables and the index "
-                f"could not confirm it has the build ({offer.detail})"
-            )
-        elif offer.available is None and row and variant.name not in published:
-            steps.append(
-                f"{variant}: skipped, torch {row.release} does not publish it "
-                f"(PyTorch's release matrix) and the index could not say "
-                f"({offer.detail})"
-            )
         else:
             by = f" by {rule}" if rule else ""
             steps.append(f"{variant}: chosen{by}, {'; '.join(verdict.reasons)}")
@@ -387,9 +385,7 @@ def driver_step(nvidia: NvidiaDriver, platform: str) -> str:
     return text
 
 
-def _decide_rocm(
-    machine: Machine, offers: Callable[[Variant], Offer], torch_version: str | None
-) -> Decision:
+def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decision:
     rocm = machine.rocm
     assert rocm is not None
     steps = [
@@ -403,8 +399,7 @@ def _decide_rocm(
         same = [n for n in names if tables.rocm_version(n)[0] == have[0]]
         names = [exact, *(n for n in same if n != exact)]
     verdicts = [assess(Variant(name, "rocm"), machine) for name in names]
-    usable = [verdict for verdict in verdicts if verdict.usable]
-    chosen, candidates = _first_offered(usable, offers, steps, torch_version)
+    chosen, candidates = _first_offered(verdicts, offers, steps)
     if chosen is not None:
         return Decision(chosen.variant, tuple(steps), None, candidates)
     steps.append("cpu: no ROCm variant fits")
@@ -414,10 +409,9 @@ def _decide_rocm(
 def cpu_fallback_warning(
     decision: Decision | None, machine: Machine | None
 ) -> str | None:
-    """Why ``auto`` settles for cpu on this NVIDIA machine and what to do; else ``None``."""
-    if decision is None or machine is None or machine.nvidia is None:
-        return None
-    if decision.variant != CPU:
+    """Why ``auto`` settles for cpu next to a GPU and what to do; else ``None``."""
+    gpu = machine and (machine.nvidia or machine.rocm)
+    if decision is None or machine is None or not gpu or decision.variant != CPU:
         return None
     groups: dict[str, list[str]] = {}
     for verdict, offer in decision.candidates:
@@ -433,43 +427,41 @@ def cpu_fallback_warning(
             continue
         groups.setdefault(group, []).append(verdict.variant.name)
     why = "; ".join(f"{group}: {', '.join(v)}" for group, v in groups.items())
-    update = _driver_update(decision, machine)
-    fix = (
-        f"update the NVIDIA driver (>= {update[0]} runs {update[1]})"
-        if update
-        else "see `poetry torch-cuda detect`"
-    )
-    gpus = ", ".join(gpu.name for gpu in machine.nvidia.gpus) or "an NVIDIA GPU"
+    fix = "see `poetry torch-cuda detect`"
+    if decision.update:
+        fix = "update the NVIDIA driver (>= {} runs {})".format(*decision.update)
+    gpus = ", ".join(g.name for g in gpu.gpus) or "an NVIDIA GPU"
+    has = f"driver {gpu.version}" if machine.nvidia else f"ROCm {gpu.version or '?'}"
     return (
-        f"auto installs the CPU build next to {gpus} (driver "
-        f"{machine.nvidia.version}): {why or 'no CUDA build fits'}.\n"
+        f"auto installs the CPU build next to {gpus} ({has}): "
+        f"{why or decision.steps[-1].removeprefix('cpu: ')}.\n"
         f'To use the GPU, {fix}; to mean the CPU build, set variant = "cpu".'
     )
 
 
-def _driver_update(decision: Decision, machine: Machine) -> tuple[str, Variant] | None:
+def _driver_update(
+    candidates: Iterable[tuple[Verdict, Offer | None]],
+    machine: Machine,
+    offers: Callable[[Variant], Offer],
+    torch_version: str | None,
+) -> tuple[str, Variant] | None:
     """The lowest driver under which a build the driver alone held back would be
-    ``auto``'s pick here (one the locked torch publishes, serving the GPUs as
-    :func:`decide` asks), and that build; ``None``: no driver would help."""
+    ``auto``'s pick here (one ``offers`` has, serving the GPUs as :func:`decide`
+    asks), and that build; ``None``: no driver would help."""
     nvidia = machine.nvidia
     assert nvidia is not None
-    release = tables.torch_release(decision.torch_version)
-    platform, best = machine.sys_platform, None
-    for verdict, _ in decision.candidates:
+    platform, fixes = machine.sys_platform, []  # (driver, build)
+    for verdict, _ in candidates:
         variant, cuda = verdict.variant, verdict.variant.cuda_version
-        if (
-            verdict.driver_ok
-            or cuda is None
-            or (release and variant.name not in release.cuda)
-        ):
+        if verdict.driver_ok or cuda is None:
             continue
         floor = tables.compat_floor(cuda[0], platform)
         for driver in filter(None, (floor, tables.minimum_driver(cuda, platform))):
             newer = replace(machine, nvidia=replace(nvidia, version=driver))
-            after = assess(variant, newer, decision.torch_version)
+            after = assess(variant, newer, torch_version)
             serves = after.driver_ok and len(after.uncovered) < len(nvidia.gpus)
             if after.usable or serves:
-                if best is None or not tables.at_least(driver, best[0]):
-                    best = (driver, variant)
+                fixes.append((driver, variant))
                 break
-    return best
+    fixes.sort(key=lambda fix: Version(fix[0]))  # lowest driver; a tie: newest build
+    return next((fix for fix in fixes if offers(fix[1]).available is not False), None)

@@ -219,10 +219,14 @@ def probe_nvidia() -> tuple[NvidiaDriver | None, list[str]]:
             out, failure = run_tool(query)
             if failure is None or "compute_cap" not in out + failure:
                 break
-        parsed = parse_nvidia_smi(out) if failure is None else None
-        if parsed is not None:
+        parsed = parse_nvidia_smi(out)
+        if parsed is not None:  # listed despite a warning (exit code 14: infoROM)
+            notes += [f"nvidia-smi warned: {failure}"] if failure else []
             return NvidiaDriver(parsed[0], "nvidia-smi", parsed[1]), notes
-        notes.append(f"{SMI_FAILED}: {failure or _first_line(out, 0)}")
+        notes.append(
+            f"{SMI_FAILED}: {failure or _first_line(out, 0)}; fix the NVIDIA driver "
+            "until `nvidia-smi` answers (after a driver update: reboot)"
+        )
     proc_version = system_root() / "proc/driver/nvidia/version"
     text = _read(proc_version)
     if text is None:
@@ -313,8 +317,7 @@ def probe_machine(*, machine: str | None = None) -> Machine:
     arch = machine or platform.machine()
     if sys.platform == "darwin":
         return Machine(sys.platform, arch)
-    names = ("PATH", ROOT_VARIABLE, "ROCM_PATH")  # what the probes read
-    key = (arch, *(os.environ.get(name) for name in names))
+    key = (arch, *map(os.environ.get, ("PATH", ROOT_VARIABLE, "ROCM_PATH")))
     if key not in _PROBED:
         nvidia, notes = probe_nvidia()
         rocm = None

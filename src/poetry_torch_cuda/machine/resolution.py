@@ -22,7 +22,6 @@ from cleo.io.outputs.output import Verbosity
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.environment.envlock import state_dir
-from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.environment.installed import unlabelled_cuda
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.offers import Offer
@@ -60,6 +59,7 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.project.config import FleetTarget
     from poetry_torch_cuda.project.config import TorchCudaConfig
@@ -67,10 +67,16 @@ if TYPE_CHECKING:
 
 
 class Run(Protocol):
-    """A run (``context.RunContext``): its one index client, made when first asked."""
+    """A run (``context.RunContext``): project, env, its one index client and view."""
+
+    poetry: Poetry
+    env: Env
 
     @property
     def client(self) -> IndexClient: ...
+    @property
+    def installed(self) -> InstalledEnvironment: ...
+    def changed(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -91,15 +97,11 @@ def probe(env: Env) -> Machine:
 
 
 def offer_finder(
-    config: TorchCudaConfig,
-    env: Env,
-    wanted: Mapping[NormalizedName, str],
-    client: IndexClient,
+    config: TorchCudaConfig, wanted: Mapping[NormalizedName, str], run: Run
 ) -> OfferFinder:
-    """What the index offers ``env`` of ``wanted`` per variant, asked through the
-    run's ``client`` (installed builds ask nothing)."""
-    installed = installed_environment(env)
-    return OfferFinder(client, config, wanted, env.marker_env, installed)
+    """What the index offers the run's env of ``wanted`` per variant, asked through
+    the run's client (the run's installed builds ask nothing)."""
+    return OfferFinder(run.client, config, wanted, run.env.marker_env, run.installed)
 
 
 def choose(
@@ -129,22 +131,21 @@ def choose(
 
 def resolve(
     config: TorchCudaConfig,
-    env: Env,
     locked_versions: Mapping[NormalizedName, str] | None,
     run: Run,
     *,
     machine: Machine | None = None,
     offers: Callable[[Variant], Offer] | None = None,
 ) -> Resolution:
-    """Resolve ``config.variant`` for ``env`` and the lock's ``locked_versions``
+    """Resolve ``config.variant`` for the run's env and the lock's ``locked_versions``
     through ``run`` (``offers``: the index's answers, when the caller has them)."""
     if config.variant.kind != "auto":
         return Resolution(config.variant, config.variant, config.variant_origin)
-    machine = machine or probe(env)
-    decision = _kept_build(config, env, machine) if _probe_failed(machine) else None
+    machine = machine or probe(run.env)
+    decision = _kept_build(config, run, machine) if _probe_failed(machine) else None
     if decision is None:
-        asked, torch = _offers(config, env, locked_versions, run, offers)
-        decision = choose(machine, asked, torch, env=env)
+        asked, torch = _offers(config, locked_versions, run, offers)
+        decision = choose(machine, asked, torch, env=run.env)
     return Resolution(
         config.variant, decision.variant, config.variant_origin, decision, machine
     )
@@ -152,7 +153,6 @@ def resolve(
 
 def next_choice(
     config: TorchCudaConfig,
-    env: Env,
     locked_versions: Mapping[NormalizedName, str] | None,
     machine: Machine,
     failed: Variant,
@@ -164,18 +164,17 @@ def next_choice(
     the rule rejects (one that leaves a GPU out) is left."""
     if _probe_failed(machine):
         return None
-    offers, torch = _offers(config, env, locked_versions, run)
+    offers, torch = _offers(config, locked_versions, run)
 
     def without(variant: Variant) -> Offer:
         return Offer(False, "just failed") if variant == failed else offers(variant)
 
-    decision = choose(machine, without, torch, env=env)
+    decision = choose(machine, without, torch, env=run.env)
     return None if decision.left_out else decision.variant
 
 
 def _offers(
     config: TorchCudaConfig,
-    env: Env,
     locked_versions: Mapping[NormalizedName, str] | None,
     run: Run,
     given: Callable[[Variant], Offer] | None = None,
@@ -186,7 +185,7 @@ def _offers(
     if locked_versions is not None and not wanted:
         # No configured package in the lock: nothing to install, nothing to ask.
         return (lambda _: Offer(None, "not asked")), None
-    finder = given or offer_finder(config, env, wanted, run.client)
+    finder = given or offer_finder(config, wanted, run)
     return finder, wanted.get(canonicalize_name("torch"))
 
 
@@ -196,13 +195,12 @@ def _probe_failed(machine: Machine) -> bool:
     return bool(machine.smi_failure) and (nvidia.reachable if nvidia else not rocm)
 
 
-def _kept_build(config: TorchCudaConfig, env: Env, machine: Machine) -> Decision | None:
+def _kept_build(config: TorchCudaConfig, run: Run, machine: Machine) -> Decision | None:
     """The installed build, kept on a failed probe (``None``: nothing installed, or
     a label-less build whose CUDA nothing names). PyPI's default build carries no
     label: it is kept as the variant of its CUDA (13.0: cu130), or cpu."""
-    installed = installed_environment(env)
     for name in sorted(config.package_names):
-        dist = installed.get(name)
+        dist = run.installed.get(name)
         if dist is None:
             continue
         label = label_of(dist.version)
@@ -218,8 +216,8 @@ def _kept_build(config: TorchCudaConfig, env: Env, machine: Machine) -> Decision
         except ValueError:  # "12.x": no variant is known to be it
             continue
         step = (
-            f"{machine.smi_failure}; auto keeps {what.format(kept)} (it never "
-            f"changes {never} on a failed probe): fix the driver, then run again"
+            f"auto keeps {what.format(kept)} (it never changes {never} on a failed "
+            f"probe): {machine.smi_failure}"
         )
         return Decision(kept, (step,), forced_by=step)
     return None
@@ -232,7 +230,7 @@ def machine_findings(
     notes: list[str] = []
     warnings: list[str] = []
     if machine.smi_failure is not None:
-        warnings.append(f"{machine.smi_failure}: the GPU cannot be checked")
+        warnings.append(f"the GPU cannot be checked: {machine.smi_failure}")
     fallback = cpu_fallback_warning(decision, machine)
     if fallback is not None and decision is not None:
         (warnings if decision.forced_by_memory else notes).append(fallback)
@@ -253,7 +251,7 @@ def report(resolution: Resolution, io: IO) -> None:
     machine = resolution.machine
     warning = cpu_fallback_warning(decision, machine)
     if machine is not None and _probe_failed(machine):
-        smi = f"{machine.smi_failure}: auto decides on what else it knows"
+        smi = f"auto decides on what else it knows: {machine.smi_failure}"
         warning = decision.forced_by or smi
     if warning is not None:
         io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
@@ -292,19 +290,17 @@ def jetson_warning(
 
 
 def refresher(
-    poetry: Poetry,
-    env: Env,
-    locked_versions: Mapping[NormalizedName, str] | None,
-    run: Run,
+    locked_versions: Mapping[NormalizedName, str] | None, run: Run
 ) -> Callable[[], tuple[TorchCudaConfig, Variant] | None]:
     """For a run that waited: config and variant as pyproject.toml says now, another
     run may have changed it (``None`` when the table is gone or the plugin disabled)."""
 
     def refresh() -> tuple[TorchCudaConfig, Variant] | None:
-        config = load_config(read_pyproject(poetry.pyproject_path))
+        config = load_config(read_pyproject(run.poetry.pyproject_path))
         if config is None:
             return None
-        return config, resolve(config, env, locked_versions, run).variant
+        run.changed()  # and the environment too: auto sees it as it is now
+        return config, resolve(config, locked_versions, run).variant
 
     return refresh
 
@@ -446,8 +442,10 @@ def check_target(
     if configured.kind == "auto":
         decision = choose(machine, offers, torch_version)
         variant, why = decision.variant, str(decision.forced_by)
-        if variant.kind != "cuda":
-            why = f"auto would fall back to {variant}: {decision.steps[-1]}"
+        if variant.kind != "cuda":  # steps[-1]: "cpu: no CUDA variant fits"
+            why = f"auto would fall back to {decision.steps[-1]}"
+            if decision.update:
+                why += "; a driver >= {} there runs {}".format(*decision.update)
         elif not decision.left_out:  # a pick that serves every GPU runs there
             verdict = assess(variant, machine, torch_version)
             reasons, rule = verdict.reasons, verdict.rule
@@ -470,9 +468,8 @@ def check_target(
 
 def check_project_fleet(
     config: TorchCudaConfig,
-    env: Env,
     locked_versions: Mapping[NormalizedName, str],
-    client: IndexClient,
+    run: Run,
     targets: Iterable[FleetTarget] | None = None,
 ) -> list[TargetCheck]:
     """The declared ``targets`` (default: all) against the lock, on their wheels."""
@@ -484,7 +481,10 @@ def check_project_fleet(
             config.variant,
             torch,
             OfferFinder(
-                client, config, wanted, target_marker_env(target, env.marker_env)
+                run.client,
+                config,
+                wanted,
+                target_marker_env(target, run.env.marker_env),
             ),
         )
         for target in (config.targets if targets is None else targets)

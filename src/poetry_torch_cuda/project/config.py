@@ -41,12 +41,6 @@ ENV_VARIANT = "POETRY_TORCH_CUDA_VARIANT"
 ENV_INDEX_URL = "POETRY_TORCH_CUDA_INDEX_URL"
 ENV_DISABLE = "POETRY_TORCH_CUDA_DISABLE"
 ENV_VERIFY = "POETRY_TORCH_CUDA_VERIFY"
-#: The next steps when the variant's index cannot be reached from this machine.
-UNREACHABLE_HINT = (
-    f"If the index cannot be reached from here, use a mirror: index-url or source "
-    f"in [tool.{TABLE}], or {ENV_INDEX_URL} for one run; behind a proxy, set "
-    "HTTPS_PROXY (and NO_PROXY) as for pip."
-)
 
 
 _TARGETS = "[[tool.poetry-torch-cuda.targets]]"

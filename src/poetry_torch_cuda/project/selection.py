@@ -17,7 +17,6 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.project.locked import LockedState
-from poetry_torch_cuda.project.locked import locked_graph
 from poetry_torch_cuda.project.locked import resolved_versions
 
 
@@ -176,7 +175,7 @@ class LockView:
         if locker.is_locked_groups_and_markers():
             for package, info in locker.locked_packages().items():
                 groups.setdefault(package.name, sorted(map(str, info.groups)))
-        return {name: groups.get(name, []) for name in locked_graph(self.poetry)}
+        return {name: groups.get(name, []) for name in self.base.graph}
 
     def why_absent(self, name: str) -> str:
         """Why ``name`` is not installed, relative to the options given: ``not in the

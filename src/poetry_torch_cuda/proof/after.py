@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.pip import PipRunner
+from poetry_torch_cuda.install.undo import NOT_BACK
 from poetry_torch_cuda.install.undo import drop_previous
 from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.install.undo import previous_build
@@ -34,18 +35,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Mapping
 
-    from poetry.utils.env import Env
-
     from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.machine.probe import Machine
-    from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
 
 def prove(
-    env: Env,
-    config: TorchCudaConfig,
+    ctx: RunContext,
     variant: Variant,
     *,
     machine: Machine,
@@ -54,13 +51,15 @@ def prove(
     exists: bool = True,
     hashes: bool = False,
 ) -> Proof:
-    """Run the child in ``env`` (if it ``exists``) and judge its report against
-    ``variant`` and ``machine`` (:func:`.verdict.judge`); every file the family's
-    ``RECORD`` lists must exist (with ``hashes``, with its recorded sha256)."""
+    """Run the child in the run's env (if it ``exists``) and judge its report
+    against ``variant`` and ``machine`` (:func:`.verdict.judge`); every file the
+    family's ``RECORD`` lists must exist (with ``hashes``, with its recorded sha256)."""
+    config, env = ctx.config, ctx.env
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
-    run = ChildRun({"packages": {}})
+    run, damaged = ChildRun({"packages": {}}), {}
     if exists:
         run = run_child(str(env.python), list(packages), config.verify_timeout)
+        damaged = family_problems(env, ctx.installed, packages, hashes)
     return judge(
         run,
         variant,
@@ -69,7 +68,7 @@ def prove(
         required=required,
         auto=config.variant.kind == "auto",
         alternative=alternative,
-        damaged=family_problems(env, packages, hashes=hashes).items() if exists else (),
+        damaged=damaged.items(),
     )
 
 
@@ -78,16 +77,9 @@ MAX_MOVES = 2
 
 
 def prove_change(
-    ctx: RunContext,
-    variant: Variant,
-    plan: Plan,
-    *,
-    roll_back: bool = False,
-    write_lock: bool = True,
+    ctx: RunContext, variant: Variant, plan: Plan, *, roll_back: bool = False
 ) -> Variant:
     """Verify the env after ``plan`` made it hold ``variant``; returns the variant in place.
-
-    ``write_lock``: as :meth:`RunContext.reconcile`'s, for ``auto``'s next choice.
 
     Raises:
         TorchCudaError: the build (and, for ``auto``, its next candidates)
@@ -112,7 +104,7 @@ def prove_change(
         while True:
             try:
                 with signals.handling(signals.stop):
-                    proof = prove(env, config, variant, machine=machine)
+                    proof = prove(ctx, variant, machine=machine)
             except KeyboardInterrupt as stop:
                 signum = signals.signum_of(stop)
                 name = signals.signal_name(signum)
@@ -135,7 +127,7 @@ def prove_change(
                 remember(env.path, machine, failed, proof.torch_version, first.message)
                 if moves < MAX_MOVES:
                     versions = ctx.locked.versions
-                    following = next_choice(config, env, versions, machine, failed, ctx)
+                    following = next_choice(config, versions, machine, failed, ctx)
             put = ""
             if roll_back and following is not None:
                 # switch: the next build starts from the earlier one, so the
@@ -160,7 +152,7 @@ def prove_change(
                 "`poetry torch-cuda detect` shows it)"
             )
             # The one locked, hash-checked install path; it records the owner too.
-            ctx.reconcile(following, write_lock=write_lock)
+            ctx.reconcile(following)
             variant, moves = following, moves + 1
     finally:
         if not config.keep_previous_build:  # kept only for the rollback
@@ -179,9 +171,6 @@ def _roll_back(ctx: RunContext, plan: Plan) -> tuple[bool, str]:
         pip = PipRunner(ctx.env.get_pip_command())
         previous.put_back(ctx.env, pip.uninstall)
     except (TorchCudaError, OSError) as error:
-        return False, (
-            f"Putting back {held} failed as well ({error}): torch may not "
-            "import; `poetry torch-cuda sync --force` reinstalls it."
-        )
+        return False, NOT_BACK.format(held or "the previous build", error)
     held = held or "no torch build, as before"
     return True, f"Put back the previous build: {held} (no download)."

@@ -105,7 +105,7 @@ def fleet_checks(ctx: RunContext) -> list[TargetCheck]:
     # run's POETRY_TORCH_CUDA_VARIANT (a CI runner installing cpu for itself).
     environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
     config = load_config(ctx.poetry.pyproject.data, environ) or ctx.config
-    return check_project_fleet(config, ctx.env, locked, ctx.client)
+    return check_project_fleet(config, locked, ctx)
 
 
 def _public(version: str) -> str:

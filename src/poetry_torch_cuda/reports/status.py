@@ -16,6 +16,7 @@ from poetry_torch_cuda.environment.envlock import dead_stashes
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.install.planning import Target
+from poetry_torch_cuda.install.planning import applies
 from poetry_torch_cuda.install.planning import cuda_majors
 from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
@@ -123,7 +124,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
         locked, view, warnings = None, None, [str(error)]
     versions = None if view is None else view.versions
-    resolution = resolve(config, env, versions, ctx, machine=machine)
+    resolution = resolve(config, versions, ctx, machine=machine)
     variant, url = resolution.variant, mask_url(config.index_url(resolution.variant))
     report = StatusReport(
         resolution, url, machine, warnings=warnings, nvcc=probe_nvcc()
@@ -159,11 +160,10 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         if unlocked and target is None and build is not None and not not_built:
             # Nothing locks it: judged as `"torch"` alone would be, any version
             # in the variant's build, where the entry applies.
-            marker_env: dict[str, Any] = {**env.marker_env, "extra": ""}
-            marker = requirement.marker
-            applies = marker is None or marker.evaluate(marker_env)
             unmanaged = Target(name, specifier=requirement.specifier)
-            fits = not applies or unmanaged.is_satisfied_by(build.version, variant)
+            fits = not applies(requirement, env.marker_env) or (
+                unmanaged.is_satisfied_by(build.version, variant)
+            )
         pin = (versions or {}).get(name)
         report.packages.append(
             PackageStatus(name, pin, wanted or None, build, fits, why)
@@ -182,6 +182,7 @@ def _judge(
     """Word what ``report`` gathered: its notes, and its warnings (what
     ``--check`` fails on)."""
     config, machine, variant = ctx.config, report.machine, report.resolution.variant
+    decision = report.resolution.decision
     torch = next((p for p in report.packages if p.name == "torch"), None)
     if not_built is not None:
         report.notes.append(not_built)
@@ -195,7 +196,7 @@ def _judge(
                 f"{verdict.reasons[0]} on this machine: {variant}'s torch runs on the "
                 "CPU only here"
             )
-        elif verdict.usable is False:  # its notes: predates, above
+        elif verdict.usable is False and not (decision and decision.left_out):
             fix = "`poetry torch-cuda detect` shows which variant runs here"
             fix = fix if verdict.driver_ok else f"update the driver, or {fix}"
             report.warnings.append(f"{variant} {verdict.reasons[-1]}; {fix}")
@@ -231,8 +232,7 @@ def _judge(
         report.warnings.append(
             f"CUDA wheels nothing needs are installed ({', '.join(rest)}); {SYNC_HINT}"
         )
-    decision = report.resolution.decision
-    if decision is not None and decision.forced_by:
+    if decision and decision.forced_by and decision.forced_by not in decision.steps:
         report.notes.append(decision.forced_by)
     cuda = None if torch is None or torch.installed is None else torch.installed.cuda
     major = (cuda or "").split(".")[0]
@@ -244,10 +244,8 @@ def _judge(
             f"{major}.x toolkit (running torch does not need nvcc)"
         )
     env, names, installed = ctx.env, config.package_names, ctx.installed
-    report.warnings += [
-        f"{problem}: {cause}; {SYNC_FORCE}"
-        for problem, cause in family_problems(env, names).items()
-    ]
+    damaged = family_problems(env, installed, names)
+    report.warnings += [f"{p}: {why}; {SYNC_FORCE}" for p, why in damaged.items()]
     # The install's own check after pip: installed versions the family rejects.
     report.warnings += [
         f"{problem}; run `poetry torch-cuda sync --force`"
