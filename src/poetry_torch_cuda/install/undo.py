@@ -6,7 +6,8 @@ prefix): pip and a removal unlink a file before replacing it, so the stash keeps
 old contents and costs disk only for what changed. Whatever fails afterwards (pip,
 an interrupt, the checks, the sweep, switch's verification) is undone from it.
 After a change it stays as the previous build (``.torch-cuda-previous``, one at
-most): switch's rollback and a switch back to that build are then links.
+most): switch's rollback and a switch back to that build are then links. The stash
+of a run killed before its change held is put back by the next run (:func:`recover`).
 
 :func:`remove_distributions` never takes a file another distribution still lists
 (the real CUDA 12 and 13 wheels ship the same paths): those are linked aside and
@@ -41,6 +42,7 @@ from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.project.protection import is_cuda_bound
+from poetry_torch_cuda.tempfiles import dead
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -82,7 +84,7 @@ class Stash:
 
     root: Path
     before: dict[str, str]  # every distribution's version
-    family: list[str]  # the stashed distributions
+    family: list[str]  # the distributions the change may touch
     files: list[tuple[str, str]] = field(default_factory=list)  # (path, link in root)
     locked: list[str] = field(default_factory=list)  # sha256 they were installed from
     # Not kept with a previous build: the family's top-level directories and
@@ -92,7 +94,8 @@ class Stash:
 
     @classmethod
     def take(cls, env: Env, names: Iterable[str], held: InstalledEnvironment) -> Stash:
-        """A stash of the ``names`` ``env`` holds (``held``: its view now).
+        """A stash of the ``names`` ``env`` holds (``held``: its view now); all of
+        ``names`` are what the change may touch.
 
         Raises:
             OSError: a file could not be linked nor copied (nothing of it is left,
@@ -101,11 +104,10 @@ class Stash:
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(k): v for k, v in versions_of(held).items()}
-        family = sorted(set(names) & before.keys())
-        stash = cls(root, before, family, locked=_installed_from(env.path))
+        stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
-            for entries in files_by_name(env, family).values():
+            for entries in files_by_name(env, stash.family).values():
                 for path, _, _ in entries:
                     if not os.path.isfile(path) or os.path.islink(path):
                         continue
@@ -115,10 +117,11 @@ class Stash:
                     top = site and site + path[len(site) :].split(os.sep, 1)[0]
                     if top and top != path and not top.endswith(".dist-info"):
                         stash.tops.add(top)
+            stash.present = _files_under(stash.tops)
+            stash._save("tops", "present")  # last: a stash without it changed nothing
         except BaseException:  # a failed link, or Ctrl-C between two
             stash.drop()
             raise
-        stash.present = _files_under(stash.tops)
         return stash
 
     def put_back(
@@ -165,12 +168,14 @@ class Stash:
 
     def keep(self, env_path: Path) -> None:
         """Make this stash the environment's previous build (replacing the last one)."""
+        self._save()
         drop_previous(env_path)
-        manifest = {
-            k: getattr(self, k) for k in ("before", "family", "files", "locked")
-        }
-        (self.root / _MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
         self.root = self.root.rename(state_dir(env_path) / PREVIOUS)
+
+    def _save(self, *more: str) -> None:
+        keys = ("before", "family", "files", "locked", *more)
+        manifest = json.dumps({k: getattr(self, k) for k in keys}, default=sorted)
+        (self.root / _MANIFEST).write_text(manifest, encoding="utf-8")
 
     def drop(self) -> None:
         """Remove the stash."""
@@ -218,13 +223,32 @@ def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
 
 def previous_build(env_path: Path) -> Stash | None:
     """The environment's previous build, if one is kept."""
+    return _read(state_dir(env_path) / PREVIOUS)
+
+
+def _read(root: Path) -> Stash | None:
     try:
-        root = state_dir(env_path) / PREVIOUS
         data = read_json(root / _MANIFEST, None)
         files = [(str(path), str(name)) for path, name in data["files"]]
-        return Stash(root, data["before"], data["family"], files, data["locked"])
+        tops, present = (set(data.get(k, ())) for k in ("tops", "present"))
+        return Stash(
+            root, data["before"], data["family"], files, data["locked"], tops, present
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def recover(env: Env, uninstall: Uninstaller) -> list[str]:
+    """Under the env lock: put back what runs killed before their change held had
+    changed, from their stashes (those killed before it began changed nothing),
+    then remove them; returns what was undone."""
+    undone: list[str] = []
+    for root in sorted(dead(state_dir(env.path), STASH)):
+        stash = _read(root)
+        if stash is not None:  # its own changes only: Poetry's since are kept
+            undone += stash.put_back(env, uninstall, within=())
+        shutil.rmtree(root, ignore_errors=True)
+    return undone
 
 
 def drop_previous(env_path: Path) -> None:
