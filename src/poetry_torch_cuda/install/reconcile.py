@@ -15,7 +15,6 @@ from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.undo import recover
-from poetry_torch_cuda.install.undo import sweep_leftovers
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.pyproject_edit import sweep
@@ -80,7 +79,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             with signals.handling(signals.stop):
                 previous = reusable_previous(env, request)
                 if previous is not None:  # a switch back: links, no download, no pip
-                    previous.put_back(env, pip.uninstall, within=plan.protected)
+                    previous.put_back(env, pip.uninstall)
                     done.append("put back the previous build kept in the environment")
                     installed = installed_environment(env)
                 else:
@@ -235,7 +234,6 @@ def reconcile_environment(
     """
     with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
         sweep(poetry.pyproject_path)  # a killed switch's new pyproject.toml
-        sweep_leftovers(env)
         undone = recover(env, lambda names: _pip(env).uninstall(names))
         if undone:
             io.write_line(

@@ -44,6 +44,7 @@ from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.tempfiles import dead
 from poetry_torch_cuda.tempfiles import read_json
+from poetry_torch_cuda.tempfiles import sweep
 from poetry_torch_cuda.tempfiles import write_json
 
 
@@ -84,7 +85,7 @@ class Stash:
 
     root: Path
     before: dict[str, str]  # every distribution's version
-    family: list[str]  # the distributions the change may touch
+    family: list[str]  # what the change may touch (Poetry's changes are kept)
     files: list[tuple[str, str]] = field(default_factory=list)  # (path, link in root)
     locked: list[str] = field(default_factory=list)  # sha256 they were installed from
     # Not kept with a previous build: the family's top-level directories and
@@ -124,26 +125,23 @@ class Stash:
             raise
         return stash
 
-    def put_back(
-        self, env: Env, uninstall: Uninstaller, within: Collection[str] | None = None
-    ) -> list[str]:
+    def put_back(self, env: Env, uninstall: Uninstaller) -> list[str]:
         """Make ``env`` hold the stashed build again; returns what was undone.
 
-        Removes pip's ``~`` leftovers, the distributions whose version
-        changed since (only those of ``within`` and the family, if given) and
-        files an interrupted pip wrote, then links every stashed file back.
+        Removes pip's ``~`` leftovers, the distributions of the family whose
+        version changed since and files an interrupted pip wrote, then links
+        every stashed file back.
         """
         with signals.held():
             sweep_leftovers(env)
             now = versions_of(installed_environment(env))
-            scope = None if within is None else {*within, *self.family}
             # pip writes RECORD last: a distribution without one is half written,
             # and no uninstaller can remove it; its files are strays (below).
             changed = [
                 n
                 for n in sorted(now)
                 if self.before.get(n) != now[n]
-                and (scope is None or n in scope)
+                and n in self.family
                 and not _drop_unrecorded(env, n)
             ]
             if changed:
@@ -228,26 +226,21 @@ def previous_build(env_path: Path) -> Stash | None:
 
 def _read(root: Path) -> Stash | None:
     try:
-        data = read_json(root / _MANIFEST, None)
-        files = [(str(path), str(name)) for path, name in data["files"]]
-        tops, present = (set(data.get(k, ())) for k in ("tops", "present"))
-        return Stash(
-            root, data["before"], data["family"], files, data["locked"], tops, present
-        )
-    except (OSError, ValueError, KeyError, TypeError):
+        stash = Stash(root, **read_json(root / _MANIFEST, None))
+    except TypeError:  # none, or not a manifest
         return None
+    stash.tops, stash.present = set(stash.tops), set(stash.present)
+    return stash
 
 
 def recover(env: Env, uninstall: Uninstaller) -> list[str]:
-    """Under the env lock: put back what runs killed before their change held had
-    changed, from their stashes (those killed before it began changed nothing),
-    then remove them; returns what was undone."""
-    undone: list[str] = []
-    for root in sorted(dead(state_dir(env.path), STASH)):
-        stash = _read(root)
-        if stash is not None:  # its own changes only: Poetry's since are kept
-            undone += stash.put_back(env, uninstall, within=())
-        shutil.rmtree(root, ignore_errors=True)
+    """Under the env lock: remove pip's leftovers, put back what runs killed before
+    their change held had changed from their stashes (one without a manifest
+    changed nothing), then remove those; returns what was undone."""
+    sweep_leftovers(env)
+    stashes = [_read(root) for root in sorted(dead(state_dir(env.path), STASH))]
+    undone = [done for s in stashes if s for done in s.put_back(env, uninstall)]
+    sweep(state_dir(env.path), STASH)
     return undone
 
 
