@@ -261,7 +261,7 @@ def test_kill_9_of_a_switch_is_undone_by_the_next_install(
     assert again.returncode == 0, describe(again)
     assert project.installed() == before, describe(again)
     assert broken_records(project.site_packages()) == [], describe(again)
-    undone = "torch-cuda: put back what a killed run had changed: "
+    undone = "torch-cuda: undid a killed run's work: "
     assert (undone in again.stdout) == (moment != "take"), describe(again)
     assert [s for s in _stashes(project) if s != ".torch-cuda-previous"] == []
     status = run_inprocess(project, "torch-cuda", "status", "--check")

@@ -118,7 +118,7 @@ STASH = ".torch-cuda-stash-"
 
 
 def dead_stashes(env_path: Path) -> list[str]:
-    """Stashes of runs that were killed, for ``status`` (the env lock removes them)."""
+    """Stashes of runs that were killed, for ``status`` (``undo.recover`` puts back)."""
     found = []
     for path in dead(state_dir(env_path), STASH):
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

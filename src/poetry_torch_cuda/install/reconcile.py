@@ -234,11 +234,8 @@ def reconcile_environment(
     """
     with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
         sweep(poetry.pyproject_path)  # a killed switch's new pyproject.toml
-        undone = recover(env, lambda names: _pip(env).uninstall(names))
-        if undone:
-            io.write_line(
-                f"{PREFIX}: put back what a killed run had changed: {', '.join(undone)}"
-            )
+        if undone := recover(env, lambda names: _pip(env).uninstall(names)):
+            io.write_line(f"{PREFIX}: undid a killed run's work: {', '.join(undone)}")
         installed = installed_environment(env)
         if waited and refresh is not None:
             config, variant = refresh() or (config, variant)

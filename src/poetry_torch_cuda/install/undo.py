@@ -134,7 +134,8 @@ class Stash:
         """
         with signals.held():
             sweep_leftovers(env)
-            now = versions_of(installed_environment(env))
+            installed = installed_environment(env)
+            now, folders = versions_of(installed), installed.names()
             # pip writes RECORD last: a distribution without one is half written,
             # and no uninstaller can remove it; its files are strays (below).
             changed = [
@@ -142,7 +143,7 @@ class Stash:
                 for n in sorted(now)
                 if self.before.get(n) != now[n]
                 and n in self.family
-                and not _drop_unrecorded(env, n)
+                and not _drop_unrecorded(folders.get(n, []))
             ]
             if changed:
                 remove_distributions(env, changed, uninstall)
@@ -296,19 +297,13 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def _drop_unrecorded(env: Env, name: str) -> bool:
-    """Remove ``name``'s ``.dist-info`` if it has no ``RECORD``; whether it had none."""
-    stem = name.replace("-", "_").lower()
-    dropped = False
-    for site in site_paths(env):
-        for info in Path(site).glob("*.dist-info"):
-            if (
-                info.name.split("-", 1)[0].lower() == stem
-                and not (info / "RECORD").exists()
-            ):
-                shutil.rmtree(info, ignore_errors=True)
-                dropped = True
-    return dropped
+def _drop_unrecorded(folders: list[str]) -> bool:
+    """Remove the ``.dist-info`` of ``folders`` without a ``RECORD``; whether one was."""
+    half = [f for f in folders if f.endswith(".dist-info")]
+    half = [f for f in half if not os.path.exists(os.path.join(f, "RECORD"))]
+    for folder in half:
+        shutil.rmtree(folder, ignore_errors=True)
+    return bool(half)
 
 
 def sweep_leftovers(env: Env) -> None:
