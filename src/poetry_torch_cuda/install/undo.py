@@ -44,6 +44,7 @@ from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.tempfiles import dead
 from poetry_torch_cuda.tempfiles import read_json
+from poetry_torch_cuda.tempfiles import remove
 from poetry_torch_cuda.tempfiles import sweep
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -148,7 +149,7 @@ class Stash:
             if changed:
                 remove_distributions(env, changed, uninstall)
             for stray in _files_under(self.tops) - self.present:
-                _remove(Path(stray))
+                remove(Path(stray))
             relinked = sum(
                 _relink(os.path.join(self.root, name), path)
                 for path, name in self.files
@@ -289,14 +290,6 @@ def _files_under(tops: Collection[str]) -> set[str]:
     }
 
 
-def _remove(path: Path) -> None:
-    with suppress(OSError):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-
-
 def _drop_unrecorded(folders: list[str]) -> bool:
     """Remove the ``.dist-info`` of ``folders`` without a ``RECORD``; whether one was."""
     half = [f for f in folders if f.endswith(".dist-info")]
@@ -312,7 +305,7 @@ def sweep_leftovers(env: Env) -> None:
     pip warns about them on every run."""
     for site in site_paths(env):
         for path in Path(site).glob("~*"):
-            _remove(path)
+            remove(path)
 
 
 def undo(
@@ -480,9 +473,6 @@ def _keeping_shared(env: Env, names: Collection[str]) -> Iterator[None]:
             if e[0] in staying and os.path.isfile(e[0])
         }
     )
-    if not shared:
-        yield
-        return
     # Named as the stashes, in their folder: a killed run's is swept and reported too.
     state = state_dir(env.path)
     aside = tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.shared-", dir=state)
