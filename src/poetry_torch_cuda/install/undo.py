@@ -122,7 +122,7 @@ class Stash:
             stash.present = _files_under(stash.tops)
             stash._save("tops", "present")  # last: a stash without it changed nothing
         except BaseException:  # a failed link, or Ctrl-C between two
-            stash.drop()
+            remove(stash.root)
             raise
         return stash
 
@@ -177,10 +177,6 @@ class Stash:
         manifest = json.dumps({k: getattr(self, k) for k in keys}, default=sorted)
         (self.root / _MANIFEST).write_text(manifest, encoding="utf-8")
 
-    def drop(self) -> None:
-        """Remove the stash."""
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     """After a change that held, its stash becomes the previous build (none
@@ -197,7 +193,7 @@ def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     else:
         if not request.plan.force:
             drop_previous(env.path)
-        stash.drop()
+        remove(stash.root)
     write_json(state_dir(env.path) / INSTALLED, sorted(files))
 
 
@@ -322,7 +318,7 @@ def undo(
     except (TorchCudaError, OSError) as failure:
         state = NOT_BACK.format("the environment", failure)
     else:
-        stash.drop()
+        remove(stash.root)
         held = ", ".join(
             f"{t.name} {stash.before[t.name]}"
             for t in plan.install
