@@ -245,7 +245,7 @@ def test_a_killed_runs_stash_is_put_back_leaving_what_poetry_changed_since(
     env = system_python(tmp_path / "usr-local")
     site = env.site_packages.candidates[0]
     _dist(site, "tinyutil", "1.0.0", "old = True\n")
-    stash = Stash.take(env, ["torch", "nvidia-cublas"])
+    stash = Stash.take(env, ["torch", "nvidia-cublas"], installed_environment(env))
     gone = subprocess.Popen(["true"])  # a process that is gone now
     gone.wait()
     stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.killed"))
