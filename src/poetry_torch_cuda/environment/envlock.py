@@ -124,8 +124,7 @@ def dead_stashes(env_path: Path) -> list[str]:
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         found.append(
             f"a run that was killed left its stash of the previous build in {path} "
-            f"({size / 1e6:.1f} MB); the next install, sync or switch puts back what "
-            "that run changed, then removes it"
+            f"({size / 1e6:.1f} MB); the next install, sync or switch undoes that run"
         )
     return found
 

@@ -4,10 +4,10 @@ Before pip runs, every file of the installed family is hard-linked into a stash 
 the environment's state folder (``envlock.state_dir``, never a system Python's
 prefix): pip and a removal unlink a file before replacing it, so the stash keeps the
 old contents and costs disk only for what changed. Whatever fails afterwards (pip,
-an interrupt, the checks, the sweep, switch's verification) is undone from it.
-After a change it stays as the previous build (``.torch-cuda-previous``, one at
-most): switch's rollback and a switch back to that build are then links. The stash
-of a run killed before its change held is put back by the next run (:func:`recover`).
+an interrupt, the checks, the sweep, switch's verification; kill -9: in the next
+run, :func:`recover`) is undone from it. After a change it stays as the previous
+build (``.torch-cuda-previous``, one at most): switch's rollback and a switch back
+to that build are then links.
 
 :func:`remove_distributions` never takes a file another distribution still lists
 (the real CUDA 12 and 13 wheels ship the same paths): those are linked aside and
@@ -96,8 +96,7 @@ class Stash:
 
     @classmethod
     def take(cls, env: Env, names: Iterable[str], held: InstalledEnvironment) -> Stash:
-        """A stash of the ``names`` ``env`` holds (``held``: its view now); all of
-        ``names`` are what the change may touch.
+        """A stash of what ``env`` holds (``held``) of ``names``, all the change may touch.
 
         Raises:
             OSError: a file could not be linked nor copied (nothing of it is left,
