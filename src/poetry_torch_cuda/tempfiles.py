@@ -51,11 +51,16 @@ def sweep(directory: Path, prefix: str, suffix: str = "") -> None:
     leftover costs disk space, never correctness.
     """
     for path in dead(directory, prefix, suffix):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)  # links, never what they point to
-        else:
-            with suppress(OSError):
-                path.unlink()
+        remove(path)
+
+
+def remove(path: Path) -> None:
+    """Remove a file or a folder (a link, never what it points to), what can be."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with suppress(OSError):
+            path.unlink()
 
 
 def alive(pid: int) -> bool:

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.tempfiles import dead
-from poetry_torch_cuda.tempfiles import sweep
 
 
 if TYPE_CHECKING:
@@ -106,7 +105,6 @@ def environment_lock(
                 time.sleep(_POLL_SECONDS)
         _held.append(fd)
         try:
-            sweep(path.parent, STASH)  # a killed run's stashes: nothing puts them back
             yield waited
         finally:
             _held.remove(fd)
@@ -120,13 +118,13 @@ STASH = ".torch-cuda-stash-"
 
 
 def dead_stashes(env_path: Path) -> list[str]:
-    """Stashes of runs that were killed, for ``status`` (the env lock removes them)."""
+    """Stashes of runs that were killed, for ``status`` (``undo.recover`` puts back)."""
     found = []
     for path in dead(state_dir(env_path), STASH):
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         found.append(
             f"a run that was killed left its stash of the previous build in {path} "
-            f"({size / 1e6:.1f} MB); the next install, sync or switch removes it"
+            f"({size / 1e6:.1f} MB); the next install, sync or switch undoes that run"
         )
     return found
 
