@@ -55,11 +55,11 @@ def sweep(directory: Path, prefix: str, suffix: str = "") -> None:
 
 
 def remove(path: Path) -> None:
-    """Remove the file or folder ``path`` as far as it goes, errors ignored."""
-    with suppress(OSError):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)  # links, never what they point to
-        else:
+    """Remove a file or a folder (a link, never what it points to), what can be."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with suppress(OSError):
             path.unlink()
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from poetry_torch_cuda.environment.envlock import ENV_LOCK_NAME
 from poetry_torch_cuda.environment.envlock import state_dir
+from tests.support.catalog import CUDNN_CU12
 from tests.support.catalog import build_universe
 from tests.support.fake_torch import broken_import
 from tests.support.fake_torch import fake_torch
@@ -245,6 +246,58 @@ def test_kill_9_during_pip_leaves_a_stash_status_reports_and_the_next_run_remove
     assert not [name for name in _stashes(project) if name != ".torch-cuda-previous"]
     status = run_inprocess(project, "torch-cuda", "status")
     assert "left its stash" not in status.stdout + status.stderr
+
+
+#: Where a switch from cu129 to cu130 is killed: (path, audit event) it pauses at.
+KILLED_AT = {
+    # while linking the cu129 build into the stash: nothing changed yet
+    "take": ("torch/__init__.py", "os.link"),
+    # the sweep after pip removed nvidia-cudnn-cu12's files, not yet its .dist-info
+    "sweep": (f"nvidia_cudnn_cu12-{CUDNN_CU12}.dist-info", "shutil.rmtree"),
+    # switching back: the kept cu129 build is being put back, cu130's torch removed
+    # but for its .dist-info
+    "put back": ("torch-2.14.1+cu130.dist-info", "shutil.rmtree"),
+}
+
+
+@pytest.mark.parametrize("moment", KILLED_AT)
+def test_kill_9_of_a_switch_is_undone_by_the_next_install(
+    big_cu129: Project, tmp_path: Path, moment: str
+) -> None:
+    """kill -9 wherever a switch changes the environment: the next install puts
+    the build the killed run found back from its stash, so no wheel is left with
+    its .dist-info and without its files (pip would take it as installed)."""
+    project = big_cu129
+    variant = "cu129"
+    if moment == "put back":
+        project.run("torch-cuda", "switch", "cu130")
+        variant = "cu130"
+    before = project.installed()
+    env, paused = paused_at(tmp_path / "pause", *KILLED_AT[moment])
+    with running(
+        project,
+        "torch-cuda",
+        "switch",
+        "cu129" if moment == "put back" else "cu130",
+        env_extra=env,
+    ) as process:
+        wait_for(paused.exists, 180, f"the switch to reach the {moment}")
+        os.killpg(process.pid, signal.SIGKILL)
+        finish(process)
+    if moment != "take":
+        assert broken_records(project.site_packages()), "nothing was half done"
+
+    again = project.run("install", check=False)
+
+    assert again.returncode == 0, describe(again)
+    assert project.installed() == before, describe(again)
+    assert broken_records(project.site_packages()) == [], describe(again)
+    undone = "torch-cuda: undid a killed run's work: "
+    assert (undone in again.stdout) == (moment != "take"), describe(again)
+    assert [s for s in _stashes(project) if s != ".torch-cuda-previous"] == []
+    status = run_inprocess(project, "torch-cuda", "status", "--check")
+    assert status.returncode == 0, status
+    assert f'variant = "{variant}"' in project.pyproject_text()
 
 
 def test_switching_back_puts_the_previous_build_back_without_downloading(

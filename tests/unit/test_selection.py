@@ -33,6 +33,7 @@ from poetry_torch_cuda.project.selection import target_versions
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.reports.status import left_to_poetry
 from poetry_torch_cuda.reports.status import unknown_entries
+from poetry_torch_cuda.tempfiles import remove
 
 
 if TYPE_CHECKING:
@@ -249,7 +250,7 @@ def test_the_stash_restores_the_exact_files(
         (site / "demo.py").unlink()
 
     changes = stash.put_back(env, uninstall)  # type: ignore[arg-type]
-    stash.drop()
+    remove(stash.root)
     assert changes == ["changed demo 2.0 -> 1.0"]
     assert (site / "demo.py").read_text() == "old = True\n"
     assert "Version: 1.0" in (info / "METADATA").read_text()

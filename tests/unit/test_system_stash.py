@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 from packaging.markers import default_environment
 
+from poetry_torch_cuda.environment.envlock import STASH
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.install.undo import INSTALLED
@@ -25,10 +28,12 @@ from poetry_torch_cuda.install.undo import Stash
 from poetry_torch_cuda.install.undo import drop_previous
 from poetry_torch_cuda.install.undo import finish
 from poetry_torch_cuda.install.undo import previous_build
+from poetry_torch_cuda.install.undo import recover
 
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from collections.abc import Sequence
 
 SHM = Path("/dev/shm")  # a tmpfs: another filesystem than tmp_path's
 
@@ -213,3 +218,63 @@ def test_a_failed_put_back_is_worded_once(
         False,
         f"Putting back torch 2.14.1+cu126 {fix}",
     )
+
+
+def _dist(site: Path, name: str, version: str, module: str) -> None:
+    package = name.replace("-", "_")
+    info = site / f"{package}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    )
+    (site / package).mkdir(exist_ok=True)
+    (site / package / "__init__.py").write_text(module)
+    (info / "RECORD").write_text(
+        f"{package}/__init__.py,,\n{info.name}/METADATA,,\n{info.name}/RECORD,,\n"
+    )
+
+
+def test_a_killed_runs_stash_is_put_back_leaving_what_poetry_changed_since(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 after pip replaced torch; then Poetry updated a package of its own
+    (the next ``poetry install``, before the plugin's step): the next run puts
+    back torch from the killed run's stash and leaves Poetry's update alone."""
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, "poetry.installation.uninstaller", None)
+    env = system_python(tmp_path / "usr-local")
+    site = env.site_packages.candidates[0]
+    _dist(site, "tinyutil", "1.0.0", "old = True\n")
+    stash = Stash.take(env, ["torch", "nvidia-cublas"], installed_environment(env))
+    gone = subprocess.Popen(["true"])  # a process that is gone now
+    gone.wait()
+    stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.killed"))
+    # what the killed run's pip did, then Poetry's update
+    shutil.rmtree(site / "torch-2.14.1+cpu.dist-info")
+    (site / "torch" / "__init__.py").unlink()
+    _dist(site, "torch", "2.14.1+cu130", "build = 'cu130'\n")
+    _dist(site, "nvidia-cublas", "13.0.2.14", "")
+    shutil.rmtree(site / "tinyutil-1.0.0.dist-info")
+    (site / "tinyutil" / "__init__.py").unlink()
+    _dist(site, "tinyutil", "1.1.0", "old = False\n")
+    removed: list[str] = []
+
+    def uninstall(names: Sequence[str]) -> None:
+        for name in names:
+            removed.append(name)
+            package = name.replace("-", "_")
+            shutil.rmtree(next(site.glob(f"{package}-*.dist-info")))
+            shutil.rmtree(site / package)
+
+    undone = recover(env, uninstall)
+
+    assert removed == ["nvidia-cublas", "torch"]
+    assert undone == [
+        "removed nvidia-cublas 13.0.2.14",
+        "changed torch 2.14.1+cu130 -> 2.14.1+cpu",
+    ]
+    assert (site / "torch" / "__init__.py").read_text() == "build = 'cpu'\n"
+    assert (site / "tinyutil" / "__init__.py").read_text() == "old = False\n"
+    assert (site / "tinyutil-1.1.0.dist-info").is_dir()
+    assert [p.name for p in state_dir(env.path).iterdir()] == []
+    assert recover(env, refuse) == []  # nothing left to put back

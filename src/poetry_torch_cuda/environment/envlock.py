@@ -118,13 +118,13 @@ STASH = ".torch-cuda-stash-"
 
 
 def dead_stashes(env_path: Path) -> list[str]:
-    """Killed runs' stashes, for ``status`` (``undo.sweep_leftovers`` removes them)."""
+    """Stashes of runs that were killed, for ``status`` (``undo.recover`` puts back)."""
     found = []
     for path in dead(state_dir(env_path), STASH):
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         found.append(
             f"a run that was killed left its stash of the previous build in {path} "
-            f"({size / 1e6:.1f} MB); the next install, sync or switch removes it"
+            f"({size / 1e6:.1f} MB); the next install, sync or switch undoes that run"
         )
     return found
 

@@ -14,7 +14,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_for
-from poetry_torch_cuda.install.undo import sweep_leftovers
+from poetry_torch_cuda.install.undo import recover
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.pyproject_edit import sweep
@@ -51,7 +51,6 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     from cleo.formatters.formatter import Formatter
 
     from poetry_torch_cuda.install import signals
-    from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.undo import Stash
     from poetry_torch_cuda.install.undo import finish
     from poetry_torch_cuda.install.undo import remove_distributions
@@ -61,16 +60,15 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     plan = request.plan
     shown = io.output.is_decorated() or io.is_verbose()
     echo = (lambda line: io.write_line(Formatter.escape(line))) if shown else None
-    pip = PipRunner(env.get_pip_command(), echo)
+    pip = _pip(env, echo)
     done: list[str] = []
     orphans = list(plan.remove)  # only when nothing is installed
-    if orphans:  # beside an empty stash: if killed, the next run sweeps pip's ~
-        nothing = Stash.take(env, (), plan.installed)
+    if orphans:
         remove_distributions(env, orphans, pip.uninstall, pip_only=True)
-        nothing.drop()
     if plan.install:
         try:  # the one way back from any failure below, interrupts included
-            stash = Stash.take(env, plan.protected, plan.installed)
+            names = {*plan.protected, *(item.name for item in request.files)}
+            stash = Stash.take(env, names, plan.installed)
         except OSError as error:
             raise TorchCudaError(
                 f"could not keep the installed build's files to undo a failure: "
@@ -81,7 +79,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             with signals.handling(signals.stop):
                 previous = reusable_previous(env, request)
                 if previous is not None:  # a switch back: links, no download, no pip
-                    previous.put_back(env, pip.uninstall, within=plan.protected)
+                    previous.put_back(env, pip.uninstall)
                     done.append("put back the previous build kept in the environment")
                     installed = installed_environment(env)
                 else:
@@ -104,6 +102,12 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
         )
     if done:
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
+
+
+def _pip(env: Env, echo: Callable[[str], None] | None = None) -> PipRunner:
+    from poetry_torch_cuda.install.pip import PipRunner
+
+    return PipRunner(env.get_pip_command(), echo)
 
 
 def _install_files(
@@ -230,7 +234,8 @@ def reconcile_environment(
     """
     with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
         sweep(poetry.pyproject_path)  # a killed switch's new pyproject.toml
-        sweep_leftovers(env)
+        if undone := recover(env, lambda names: _pip(env).uninstall(names)):
+            io.write_line(f"{PREFIX}: undid a killed run's work: {', '.join(undone)}")
         installed = installed_environment(env)
         if waited and refresh is not None:
             config, variant = refresh() or (config, variant)

@@ -4,9 +4,10 @@ Before pip runs, every file of the installed family is hard-linked into a stash 
 the environment's state folder (``envlock.state_dir``, never a system Python's
 prefix): pip and a removal unlink a file before replacing it, so the stash keeps the
 old contents and costs disk only for what changed. Whatever fails afterwards (pip,
-an interrupt, the checks, the sweep, switch's verification) is undone from it.
-After a change it stays as the previous build (``.torch-cuda-previous``, one at
-most): switch's rollback and a switch back to that build are then links.
+an interrupt, the checks, the sweep, switch's verification; kill -9: in the next
+run, :func:`recover`) is undone from it. After a change it stays as the previous
+build (``.torch-cuda-previous``, one at most): switch's rollback and a switch back
+to that build are then links.
 
 :func:`remove_distributions` never takes a file another distribution still lists
 (the real CUDA 12 and 13 wheels ship the same paths): those are linked aside and
@@ -44,6 +45,7 @@ from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.tempfiles import dead
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import remove
+from poetry_torch_cuda.tempfiles import sweep
 from poetry_torch_cuda.tempfiles import write_json
 
 
@@ -84,7 +86,7 @@ class Stash:
 
     root: Path
     before: dict[str, str]  # every distribution's version
-    family: list[str]  # the stashed distributions
+    family: list[str]  # what the change may touch (Poetry's changes are kept)
     files: list[tuple[str, str]] = field(default_factory=list)  # (path, link in root)
     locked: list[str] = field(default_factory=list)  # sha256 they were installed from
     # Not kept with a previous build: the family's top-level directories and
@@ -94,7 +96,7 @@ class Stash:
 
     @classmethod
     def take(cls, env: Env, names: Iterable[str], held: InstalledEnvironment) -> Stash:
-        """A stash of the ``names`` ``env`` holds (``held``: its view now).
+        """A stash of what ``env`` holds (``held``) of ``names``, all the change may touch.
 
         Raises:
             OSError: a file could not be linked nor copied (nothing of it is left,
@@ -103,11 +105,10 @@ class Stash:
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(k): v for k, v in versions_of(held).items()}
-        family = sorted(set(names) & before.keys())
-        stash = cls(root, before, family, locked=_installed_from(env.path))
+        stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
-            for entries in files_by_name(env, family).values():
+            for entries in files_by_name(env, stash.family).values():
                 for path, _, _ in entries:
                     if not os.path.isfile(path) or os.path.islink(path):
                         continue
@@ -117,33 +118,32 @@ class Stash:
                     top = site and site + path[len(site) :].split(os.sep, 1)[0]
                     if top and top != path and not top.endswith(".dist-info"):
                         stash.tops.add(top)
+            stash.present = _files_under(stash.tops)
+            stash._save("tops", "present")  # last: a stash without it changed nothing
         except BaseException:  # a failed link, or Ctrl-C between two
-            stash.drop()
+            remove(stash.root)
             raise
-        stash.present = _files_under(stash.tops)
         return stash
 
-    def put_back(
-        self, env: Env, uninstall: Uninstaller, within: Collection[str] | None = None
-    ) -> list[str]:
+    def put_back(self, env: Env, uninstall: Uninstaller) -> list[str]:
         """Make ``env`` hold the stashed build again; returns what was undone.
 
-        Removes pip's ``~`` leftovers, the distributions whose version
-        changed since (only those of ``within`` and the family, if given) and
-        files an interrupted pip wrote, then links every stashed file back.
+        Removes pip's ``~`` leftovers, the distributions of the family whose
+        version changed since and files an interrupted pip wrote, then links
+        every stashed file back.
         """
         with signals.held():
-            sweep_leftovers(env, ours=True)
-            now = versions_of(installed_environment(env))
-            scope = None if within is None else {*within, *self.family}
+            sweep_leftovers(env)
+            installed = installed_environment(env)
+            now, folders = versions_of(installed), installed.names()
             # pip writes RECORD last: a distribution without one is half written,
             # and no uninstaller can remove it; its files are strays (below).
             changed = [
                 n
                 for n in sorted(now)
                 if self.before.get(n) != now[n]
-                and (scope is None or n in scope)
-                and not _drop_unrecorded(env, n)
+                and n in self.family
+                and not _drop_unrecorded(folders.get(n, []))
             ]
             if changed:
                 remove_distributions(env, changed, uninstall)
@@ -167,16 +167,14 @@ class Stash:
 
     def keep(self, env_path: Path) -> None:
         """Make this stash the environment's previous build (replacing the last one)."""
+        self._save()
         drop_previous(env_path)
-        manifest = {
-            k: getattr(self, k) for k in ("before", "family", "files", "locked")
-        }
-        (self.root / _MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
         self.root = self.root.rename(state_dir(env_path) / PREVIOUS)
 
-    def drop(self) -> None:
-        """Remove the stash."""
-        shutil.rmtree(self.root, ignore_errors=True)
+    def _save(self, *more: str) -> None:
+        keys = ("before", "family", "files", "locked", *more)
+        manifest = json.dumps({k: getattr(self, k) for k in keys}, default=sorted)
+        (self.root / _MANIFEST).write_text(manifest, encoding="utf-8")
 
 
 def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
@@ -194,7 +192,7 @@ def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     else:
         if not request.plan.force:
             drop_previous(env.path)
-        stash.drop()
+        remove(stash.root)
     write_json(state_dir(env.path) / INSTALLED, sorted(files))
 
 
@@ -220,13 +218,29 @@ def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
 
 def previous_build(env_path: Path) -> Stash | None:
     """The environment's previous build, if one is kept."""
+    return _read(state_dir(env_path) / PREVIOUS)
+
+
+def _read(root: Path) -> Stash | None:
     try:
-        root = state_dir(env_path) / PREVIOUS
-        data = read_json(root / _MANIFEST, None)
-        files = [(str(path), str(name)) for path, name in data["files"]]
-        return Stash(root, data["before"], data["family"], files, data["locked"])
-    except (OSError, ValueError, KeyError, TypeError):
+        stash = Stash(root, **read_json(root / _MANIFEST, None))
+    except TypeError:  # none, or not a manifest
         return None
+    stash.tops, stash.present = set(stash.tops), set(stash.present)
+    return stash
+
+
+def recover(env: Env, uninstall: Uninstaller) -> list[str]:
+    """Under the env lock, after killed runs: remove pip's leftovers (else a ``~`` is
+    another pip's, maybe at work), put back what they changed from their stashes (one
+    without a manifest changed nothing), then remove those; returns what was undone."""
+    killed = sorted(dead(state_dir(env.path), STASH))
+    if killed:
+        sweep_leftovers(env)
+    stashes = [_read(root) for root in killed]
+    undone = [done for s in stashes if s for done in s.put_back(env, uninstall)]
+    sweep(state_dir(env.path), STASH)
+    return undone
 
 
 def drop_previous(env_path: Path) -> None:
@@ -273,30 +287,22 @@ def _files_under(tops: Collection[str]) -> set[str]:
     }
 
 
-def _drop_unrecorded(env: Env, name: str) -> bool:
-    """Remove ``name``'s ``.dist-info`` if it has no ``RECORD``; whether it had none."""
-    stem = name.replace("-", "_").lower()
-    dropped = False
+def _drop_unrecorded(folders: list[str]) -> bool:
+    """Remove the ``.dist-info`` of ``folders`` without a ``RECORD``; whether one was."""
+    half = [f for f in folders if f.endswith(".dist-info")]
+    half = [f for f in half if not os.path.exists(os.path.join(f, "RECORD"))]
+    for folder in half:
+        shutil.rmtree(folder, ignore_errors=True)
+    return bool(half)
+
+
+def sweep_leftovers(env: Env) -> None:
+    """Remove pip's temporary ``~name`` entries in the environment's site-packages
+    (under the env lock, after a pip of ours): a killed pip never removes them, and
+    pip warns about them on every run."""
     for site in site_paths(env):
-        for info in Path(site).glob("*.dist-info"):
-            if (
-                info.name.split("-", 1)[0].lower() == stem
-                and not (info / "RECORD").exists()
-            ):
-                shutil.rmtree(info, ignore_errors=True)
-                dropped = True
-    return dropped
-
-
-def sweep_leftovers(env: Env, *, ours: bool = False) -> None:
-    """Under the env lock: remove killed runs' stashes (nothing puts them back) and,
-    after such a run or for a put back (``ours``), pip's temporary ``~name`` entries
-    in site-packages: a killed pip leaves them, and pip warns about them on every
-    run. Else a ``~`` entry is another pip's, maybe at work: it stays."""
-    killed = dead(state_dir(env.path), STASH)
-    sites = site_paths(env) if ours or killed else []
-    for path in [*killed, *(p for site in sites for p in Path(site).glob("~*"))]:
-        remove(path)
+        for path in Path(site).glob("~*"):
+            remove(path)
 
 
 def undo(
@@ -313,7 +319,7 @@ def undo(
     except (TorchCudaError, OSError) as failure:
         state = NOT_BACK.format("the environment", failure)
     else:
-        stash.drop()
+        remove(stash.root)
         held = ", ".join(
             f"{t.name} {stash.before[t.name]}"
             for t in plan.install
@@ -464,9 +470,6 @@ def _keeping_shared(env: Env, names: Collection[str]) -> Iterator[None]:
             if e[0] in staying and os.path.isfile(e[0])
         }
     )
-    if not shared:
-        yield
-        return
     # Named as the stashes, in their folder: a killed run's is swept and reported too.
     state = state_dir(env.path)
     aside = tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.shared-", dir=state)
