@@ -217,6 +217,27 @@ def installed(
     return project
 
 
+@no_real_driver
+def test_a_failing_nvidia_smi_beside_rocm_lets_rocm_decide(
+    installed: Project, tmp_path: Path
+) -> None:
+    """An AMD machine with an nvidia-smi that fails (no NVIDIA kernel driver: a
+    package left behind): ROCm answers, so auto decides by it, as detection's rule
+    does with no NVIDIA driver. It kept the installed cu129 build "on a failed
+    probe" and said to fix the driver."""
+    env = machine_env(
+        tmp_path / "machine",
+        nvidia_smi="",
+        nvidia_smi_exit=9,
+        nvidia_smi_stderr=NVIDIA_SMI_FAILED,
+        rocminfo=rocminfo_output(("gfx1100", "Radeon RX 7900 XTX")),
+        rocm_version="6.4.1-120",
+    )
+    data = run_json(installed, "torch-cuda", "detect", env=env)
+    assert data["variant"] == "rocm6.4", data["steps"]
+    assert not [step for step in data["steps"] if "keeps" in step]
+
+
 def test_status_of_a_matching_install(installed: Project, tmp_path: Path) -> None:
     env = gpu(tmp_path, RTX_4090, nvcc="12.4")
     data = run_json(installed, "torch-cuda", "status", "--check", env=env)
@@ -494,13 +515,16 @@ def test_the_way_out_of_a_damaged_metadata_puts_the_package_back(
         project.run("torch-cuda", "status", "--check", env_extra=env)
 
 
+COPIED = "a hand copy, or an install that kept the other (pip --ignore-installed, say)"
+
+
 def test_two_dist_info_folders_of_torch_fail_the_guards_naming_both(
     tmp_path: Path, index: IndexServer
 ) -> None:
-    """A killed pip or a hand copy left a second torch .dist-info beside the
-    installed one: status --check passed when the right one was read first (the
-    filesystem's order), though pip and imports may take the other's; status and
-    verify name both folders."""
+    """A hand copy left a second torch .dist-info beside the installed one: status
+    --check passed when the right one was read first (the filesystem's order),
+    though pip and imports may take the other's; status and verify name both
+    folders, and its cause: it said "an interrupted install left it incomplete"."""
     project = Project.create(tmp_path, index, DEPS, CU129)
     env = no_gpu(tmp_path)
     project.run("install", env_extra=env)
@@ -520,6 +544,8 @@ def test_two_dist_info_folders_of_torch_fail_the_guards_naming_both(
             "torch-2.14.1+cu129.dist-info), so pip and imports may read either "
             "(delete the stale one first)"
         ) in " ".join((result.stdout + result.stderr).split()), result
+        assert COPIED in " ".join((result.stdout + result.stderr).split()), result
+        assert "incomplete" not in result.stdout + result.stderr, result
 
 
 def test_a_conflicted_poetry_lock_fails_every_guard_naming_the_lock_file(

@@ -146,21 +146,52 @@ def _immutable(path: Path, on: bool) -> bool:
     return done.returncode == 0
 
 
-def test_pips_leftovers_are_removed_by_a_run_with_nothing_to_install(
+def test_pips_leftovers_are_removed_after_a_killed_run_and_only_then(
     big_cu129: Project,
 ) -> None:
     """kill -9 of a run and its pip after pip installed the build but before it
     removed the one it replaced: the next run has nothing to install, and pip's
-    ~orch stayed (pip warns about it on every run)."""
+    ~orch stayed (pip warns about it on every run). Without a stash of a killed
+    run, a ~ folder is another pip's, maybe still at work (in a system Python
+    that many tools install into, say): every run removed it."""
     project = big_cu129
     leftover = project.site_packages() / "~orch"
     leftover.mkdir()
     (leftover / "__init__.py").write_text("")
 
+    result = run_inprocess(project, "install")
+    assert result.returncode == 0, result
+    assert _tilde(project) == ["~orch"], result
+
+    killed = state_dir(project.venv) / ".torch-cuda-stash-999999999.abc"
+    killed.mkdir()  # what the killed run left beside pip's ~orch
+    result = run_inprocess(project, "install")
+
+    assert result.returncode == 0, result
+    assert _tilde(project) == [], result
+    assert not killed.exists()
+    assert project.installed()["torch"] == "2.14.1+cu129"
+
+
+def test_kill_9_while_pip_removes_unused_cuda_wheels_leaves_tilde_the_next_run_removes(
+    big_cu129: Project, tmp_path: Path
+) -> None:
+    """kill -9 of ``poetry remove torchvision`` while the plugin's pip removes the
+    CUDA wheels nothing needs any more (nothing to install: no stash of a build):
+    pip's ~riton must go with the next run, as after a killed install."""
+    project = big_cu129
+    # pip moved triton aside into ~riton and, done, deletes it: killed just then
+    env, paused = paused_at(tmp_path / "pause", "/~riton", "shutil.rmtree")
+    with running(project, "remove", "torchvision", env_extra=env) as process:
+        wait_for(paused.exists, 120, "pip to delete the triton it moved aside")
+        assert "~riton" in _tilde(project)
+        os.killpg(process.pid, signal.SIGKILL)
+        os.kill(int(paused.read_text()), signal.SIGKILL)  # pip: its own session
+        finish(process)
+
     result = project.run("install")
 
     assert _tilde(project) == [], describe(result)
-    assert project.installed()["torch"] == "2.14.1+cu129"
 
 
 def test_a_stash_that_cannot_be_made_stops_before_pip(

@@ -191,12 +191,13 @@ class IndexServer(StartStop):
     ``bytes_per_second``
         if set, every response body is sent at most this fast on its connection,
         like a CDN capping each flow (default None: as fast as possible).
-    ``gather(prefix, count, suffix="")``
-        requests under ``prefix`` ending in ``suffix`` wait (up to 10 s, less
-        than Poetry's 15 s timeout, so no retry counts) until ``count`` distinct
-        paths have been asked for: a client that fetches them at once provably
-        overlaps them, one that fetches one after another waits out the 10 s
-        and overlaps fewer, however loaded the machine is.
+    ``gather(prefix, count, suffix="", wait=10.0)``
+        requests under ``prefix`` ending in ``suffix`` wait (up to ``wait``
+        seconds, less than Poetry's timeout, 15 s unless raised, so no retry
+        counts) until ``count`` distinct paths have been asked for: a client
+        that fetches them at once provably overlaps them, one that fetches one
+        after another waits out ``wait`` once and overlaps fewer. A loaded
+        machine may start a client's threads seconds apart: raise both to be safe.
     ``immutable_files``
         send ``Cache-Control: max-age=31536000, immutable`` with wheels and
         metadata files, as PyPI's and PyTorch's CDNs do, so pip's HTTP cache
@@ -228,7 +229,7 @@ class IndexServer(StartStop):
         self.immutable_files = False
         self.corrupt_paths: set[str] = set()
         self.hashless_paths: set[str] = set()
-        self._gather: tuple[str, str, int] | None = None
+        self._gather: tuple[str, str, int, float] | None = None
         self._gathered: set[str] = set()
         self._arrived = threading.Condition()
         self._records: list[RequestRecord] = []
@@ -284,10 +285,13 @@ class IndexServer(StartStop):
         self.corrupt_paths.clear()
         self.hashless_paths.clear()
 
-    def gather(self, prefix: str, count: int, suffix: str = "") -> None:
-        """Hold requests under ``prefix`` (ending in ``suffix``) until ``count`` arrived."""
+    def gather(
+        self, prefix: str, count: int, suffix: str = "", wait: float = 10.0
+    ) -> None:
+        """Hold requests under ``prefix`` (ending in ``suffix``) until ``count``
+        arrived; one that waited ``wait`` seconds lets them all pass."""
         with self._arrived:
-            self._gather, self._gathered = (prefix, suffix, count), set()
+            self._gather, self._gathered = (prefix, suffix, count, wait), set()
 
     # -- addresses ---------------------------------------------------------
 
@@ -366,7 +370,13 @@ class IndexServer(StartStop):
             with self._arrived:
                 self._gathered.add(path)
                 self._arrived.notify_all()
-                self._arrived.wait_for(lambda: len(self._gathered) >= gather[2], 10)
+
+                def over() -> bool:
+                    return len(self._gathered) >= gather[2] or self._gather != gather
+
+                if not self._arrived.wait_for(over, gather[3]):
+                    self._gather = None  # waited out: the rest pass at once
+                    self._arrived.notify_all()
 
         delay = _match_prefix(dict(self.delay_seconds), path)
         if delay:

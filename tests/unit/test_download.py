@@ -18,6 +18,7 @@ import pytest
 from packaging.utils import canonicalize_name
 from poetry.config.config import Config
 from poetry.core.packages.utils.link import Link
+from poetry.utils import constants
 from poetry.utils.cache import ArtifactCache
 
 from poetry_torch_cuda.index.client import IndexAuthenticator
@@ -73,11 +74,16 @@ def leftovers(cache: Path) -> list[str]:
 
 
 def test_files_arrive_verified_in_poetrys_artifact_cache_concurrently(
-    served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
+    served: tuple[IndexServer, list[LockedFile]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     index, items = served
-    # each file waits until all have been asked for: one after another, none would
-    index.gather("/whl/", len(items), suffix=".whl")
+    # each file waits until all have been asked for: one after another, none would.
+    # Up to 60 s: a loaded machine may start the workers seconds apart (it did
+    # over 10 s once); Poetry's timeout (POETRY_REQUESTS_TIMEOUT) is raised above it.
+    monkeypatch.setattr(constants, "REQUESTS_TIMEOUT", 90)
+    index.gather("/whl/", len(items), suffix=".whl", wait=60)
     cache = tmp_path / "artifacts"
     paths = fetch(items, cache, concurrency=4)
     assert index.max_overlap("/whl/") == len(items)

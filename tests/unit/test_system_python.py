@@ -35,10 +35,14 @@ def system_python(tmp_path: Path) -> Any:
     return SystemEnv(tmp_path / "usr")
 
 
+@pytest.mark.parametrize("value", [None, "0", "n", "f", "false", "off"])
 def test_an_externally_managed_python_is_refused_with_pips_opt_in_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str | None
 ) -> None:
-    monkeypatch.delenv("PIP_BREAK_SYSTEM_PACKAGES", raising=False)
+    if value is None:
+        monkeypatch.delenv("PIP_BREAK_SYSTEM_PACKAGES", raising=False)
+    else:  # pip's own false
+        monkeypatch.setenv("PIP_BREAK_SYSTEM_PACKAGES", value)
     io = BufferedIO()
     with pytest.raises(TorchCudaError) as refused:
         refuse_system_python(system_python(tmp_path), io)
@@ -48,10 +52,13 @@ def test_an_externally_managed_python_is_refused_with_pips_opt_in_named(
     assert "PIP_BREAK_SYSTEM_PACKAGES=1" in message
 
 
+@pytest.mark.parametrize("value", ["1", "true", "yes", "on", "y", "t", "TRUE", "Y"])
 def test_the_opt_in_installs_and_says_where_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
-    monkeypatch.setenv("PIP_BREAK_SYSTEM_PACKAGES", "1")
+    """Every spelling pip's own parser takes as true (pip's ``strtobool``: y, yes,
+    t, true, on, 1, any case) opts in; "y" and "t" were refused though pip took them."""
+    monkeypatch.setenv("PIP_BREAK_SYSTEM_PACKAGES", value)
     io = BufferedIO()
     refuse_system_python(system_python(tmp_path), io)
     assert "which is not a virtual environment" in io.fetch_error()

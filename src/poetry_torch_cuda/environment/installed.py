@@ -87,7 +87,7 @@ class InstalledEnvironment:
 
     def names(self) -> dict[NormalizedName, list[str]]:
         """Every installed distribution's name, from the folders' names alone, and
-        its metadata folders' paths (two in one directory: a killed pip's, a copy's)."""
+        its metadata folders' paths (two in one directory: a hand copy's, say)."""
         found: dict[NormalizedName, list[str]] = {}
         for path in self._paths:
             with suppress(OSError):

@@ -69,12 +69,12 @@ if TYPE_CHECKING:
 #: A ``RECORD`` line: (path, as ``RECORD`` lists it, ``algorithm=digest`` or ``""``).
 Entry = tuple[str, str, str]
 PREVIOUS = ".torch-cuda-previous"
-#: The fix of a damaged build, and the cause of a file missing or changed since
-#: install (:func:`family_problems`, worded so by ``verify`` and ``status``).
+#: The fix of a damaged build, and the causes :func:`family_problems` gives.
 SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
 #: A put-back that failed: what and why.
 NOT_BACK = f"Putting back {{}} failed too ({{}}): torch may not import; {SYNC_FORCE}."
 DAMAGED = "a removal or an interrupted install left it incomplete"
+COPIED = "a hand copy, or an install that kept the other (pip --ignore-installed, say)"
 _MANIFEST = "stash.json"
 #: The sha256 of the locked files the environment's torch family came from.
 INSTALLED = ".torch-cuda-installed.json"
@@ -231,11 +231,13 @@ def _read(root: Path) -> Stash | None:
 
 
 def recover(env: Env, uninstall: Uninstaller) -> list[str]:
-    """Under the env lock: remove pip's leftovers, put back what runs killed before
-    their change held had changed from their stashes (one without a manifest
-    changed nothing), then remove those; returns what was undone."""
-    sweep_leftovers(env)
-    stashes = [_read(root) for root in sorted(dead(state_dir(env.path), STASH))]
+    """Under the env lock, after killed runs: remove pip's leftovers (else a ``~`` is
+    another pip's, maybe at work), put back what they changed from their stashes (one
+    without a manifest changed nothing), then remove those; returns what was undone."""
+    killed = sorted(dead(state_dir(env.path), STASH))
+    if killed:
+        sweep_leftovers(env)
+    stashes = [_read(root) for root in killed]
     undone = [done for s in stashes if s for done in s.put_back(env, uninstall)]
     sweep(state_dir(env.path), STASH)
     return undone
@@ -296,7 +298,7 @@ def _drop_unrecorded(folders: list[str]) -> bool:
 
 def sweep_leftovers(env: Env) -> None:
     """Remove pip's temporary ``~name`` entries in the environment's site-packages
-    (under the env lock, no pip of ours runs): a killed pip never removes them, and
+    (under the env lock, after a pip of ours): a killed pip never removes them, and
     pip warns about them on every run."""
     for site in site_paths(env):
         for path in Path(site).glob("~*"):
@@ -397,34 +399,34 @@ def files_by_name(
 
 def family_problems(
     env: Env, held: InstalledEnvironment, roots: Collection[str], hashes: bool = False
-) -> list[str]:
+) -> dict[str, str]:
     """What is wrong with the files of what ``roots`` need as ``env`` holds them
-    (``held``, its view), one line per distribution: two .dist-info folders of it
-    share a directory, its ``RECORD`` is missing, a file it lists is missing, or
-    (with ``hashes``) its sha256 differs from the recorded one."""
+    (``held``, its view), one line per distribution, each with its cause: two
+    .dist-info folders of it share a directory, its ``RECORD`` is missing, a file it
+    lists is missing, or (with ``hashes``) its sha256 differs from the recorded one."""
     family = set(held.graph(roots))
     if not family:  # nothing installed: no distribution's metadata to read
-        return []
-    problems, ours = [], {canonicalize_name(root) for root in roots}
+        return {}
+    problems, ours = {}, {canonicalize_name(root) for root in roots}
     for name, folders in sorted(held.names().items()):
         if name not in family:
             continue
         for where in sorted({os.path.dirname(f) for f in folders}):
             here = [os.path.basename(f) for f in folders if os.path.dirname(f) == where]
             if len(here) > 1:  # pip warns, and uses either
-                problems.append(
+                problems[
                     f"{name}: {len(here)} .dist-info folders in {where} "
                     f"({', '.join(sorted(here))}), so pip and imports may read either "
                     "(delete the stale one first)"
-                )
+                ] = COPIED
     for name, all_entries in sorted(files_by_name(env, family).items()):
         # The family pip installed has a RECORD: nothing to check without it, and
         # nothing a removal could find (a system package may have none: not ours).
         if not all_entries and (name in ours or is_cuda_bound(name)):
-            problems.append(
+            problems[
                 f"{name}: its RECORD is missing or empty, so nothing can remove it "
                 "(delete its .dist-info folder first)"
-            )
+            ] = DAMAGED
             continue
         # Bytecode is the interpreter's to rewrite or a slim image's to delete.
         entries = [e for e in all_entries if e[2] and not e[0].endswith(".pyc")]
@@ -439,10 +441,10 @@ def family_problems(
         ]
         for bad, what in ((missing, "missing"), (changed, "changed since install")):
             if bad:
-                problems.append(
+                problems[
                     f"{name}: {len(bad)} of its files {what} ({bad[0]}"
                     f"{', …' if len(bad) > 1 else ''})"
-                )
+                ] = DAMAGED
     return problems
 
 

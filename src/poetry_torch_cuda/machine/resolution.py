@@ -190,9 +190,9 @@ def _offers(
 
 
 def _probe_failed(machine: Machine) -> bool:
-    """nvidia-smi is there but failed, and no container explains it."""
-    nvidia = machine.nvidia
-    return machine.smi_failure is not None and (nvidia is None or nvidia.reachable)
+    """nvidia-smi failed, and no container nor ROCm (then it decides) explains it."""
+    nvidia, rocm = machine.nvidia, machine.rocm
+    return bool(machine.smi_failure) and (nvidia.reachable if nvidia else not rocm)
 
 
 def _kept_build(config: TorchCudaConfig, run: Run, machine: Machine) -> Decision | None:

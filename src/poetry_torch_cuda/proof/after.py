@@ -56,7 +56,7 @@ def prove(
     family's ``RECORD`` lists must exist (with ``hashes``, with its recorded sha256)."""
     config, env = ctx.config, ctx.env
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
-    run, damaged = ChildRun({"packages": {}}), []
+    run, damaged = ChildRun({"packages": {}}), {}
     if exists:
         run = run_child(str(env.python), list(packages), config.verify_timeout)
         damaged = family_problems(env, ctx.installed, packages, hashes)
@@ -68,7 +68,7 @@ def prove(
         required=required,
         auto=config.variant.kind == "auto",
         alternative=alternative,
-        damaged=damaged,
+        damaged=damaged.items(),
     )
 
 

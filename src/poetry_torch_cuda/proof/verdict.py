@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 
-from poetry_torch_cuda.install.undo import DAMAGED
 from poetry_torch_cuda.install.undo import SYNC_FORCE
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
@@ -201,14 +200,14 @@ def judge(
     required: Mapping[str, str] | None = None,
     auto: bool = False,
     alternative: Callable[[], str | None] | None = None,
-    damaged: Iterable[str] = (),
+    damaged: Iterable[tuple[str, str]] = (),
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version
     of what ``poetry install`` puts here; ``auto``: the GPUs ``auto``'s rule leaves
     out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix;
-    ``damaged``: what is wrong with the installed files (failures first)."""
+    ``damaged``: what is wrong with the installed files, and why (failures first)."""
     packages = tuple(packages)
-    files = [Check("files", "fail", found, DAMAGED, SYNC_FORCE) for found in damaged]
+    files = [Check("files", "fail", found, why, SYNC_FORCE) for found, why in damaged]
 
     def proof(*checks: Check) -> Proof:
         return Proof(variant, machine, packages, run, (*files, *checks))

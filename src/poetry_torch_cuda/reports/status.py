@@ -20,7 +20,6 @@ from poetry_torch_cuda.install.planning import applies
 from poetry_torch_cuda.install.planning import cuda_majors
 from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
-from poetry_torch_cuda.install.undo import DAMAGED
 from poetry_torch_cuda.install.undo import SYNC_FORCE
 from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.machine.detection import assess
@@ -246,7 +245,7 @@ def _judge(
         )
     env, names, installed = ctx.env, config.package_names, ctx.installed
     damaged = family_problems(env, installed, names)
-    report.warnings += [f"{problem}: {DAMAGED}; {SYNC_FORCE}" for problem in damaged]
+    report.warnings += [f"{p}: {why}; {SYNC_FORCE}" for p, why in damaged.items()]
     # The install's own check after pip: installed versions the family rejects.
     report.warnings += [
         f"{problem}; run `poetry torch-cuda sync --force`"
