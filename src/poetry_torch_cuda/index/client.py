@@ -549,8 +549,7 @@ class IndexClient:
         return ProjectFiles(name, True, entries, skipped=skipped)
 
     def download(self, url: str, into: BinaryIO) -> str:
-        """Write the bytes at ``url`` (a file an index page links) to ``into`` as they
-        arrive, with Poetry's session; their sha256."""
+        """Write ``url``'s bytes (a file a page links) to ``into`` as they arrive; their sha256."""
         digest = hashlib.sha256()
         with self._get(self.auth.take_off(url), page=False) as response:
             for chunk in response.iter_content(64 * 1024):

@@ -358,9 +358,8 @@ class VariantLocker:
         pep658 = entry.metadata_sha256 is not None
         suffix = ".metadata" if pep658 else ""
         expected = entry.metadata_sha256 if pep658 else entry.sha256
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # On disk, not in memory: a CUDA wheel is up to a GB, and 8 are read at once.
-        with tempfile.TemporaryFile(dir=path.parent) as file:
+        # On disk (as pip, in TMPDIR), not in memory: a CUDA wheel is up to a GB.
+        with tempfile.TemporaryFile() as file:
             received = self._client.download(entry.url + suffix, file)
             if expected and received != expected:
                 raise LockError(
