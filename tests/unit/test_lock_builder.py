@@ -244,7 +244,7 @@ def test_a_wheel_read_for_its_metadata_is_not_held_in_memory(tmp_path: Path) -> 
     from tests.support.fixtures import served
     from tests.support.wheels import build_wheel
 
-    size = 32 * 1024 * 1024
+    size = 16 * 1024 * 1024
     payload = {"torch/blob.bin": os.urandom(size)}
     build_wheel(
         tmp_path / "whl" / "cu130" / "torch", "torch", "2.14.1+cu130", payload=payload
