@@ -6,6 +6,7 @@ import hashlib
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -58,8 +59,9 @@ class FakeIndex:
         entries = tuple(sorted(self.pages.get(project, []), key=lambda e: e.filename))
         return ProjectFiles(project, project in self.pages, entries)
 
-    def download(self, url: str) -> bytes:
-        return self.metadata[url].encode()
+    def download(self, url: str, into: BinaryIO) -> str:
+        into.write(self.metadata[url].encode())
+        return hashlib.sha256(self.metadata[url].encode()).hexdigest()
 
 
 def lock(index: FakeIndex, previous: VariantLock | None = None) -> VariantLock:
@@ -230,3 +232,43 @@ def test_a_changed_hash_is_worded_as_the_download_words_it() -> None:
         "and tell whoever runs it; if the change is legitimate, re-lock trusting the "
         "index as it is now: `poetry torch-cuda lock --accept-drift`."
     ) in str(raised.value)
+
+
+def test_a_wheel_read_for_its_metadata_is_not_held_in_memory(tmp_path: Path) -> None:
+    """An index without PEP 658 files: each wheel (~900 MB for a CUDA torch, up to
+    8 at once) is read for its METADATA from disk, not from memory."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.fixtures import served
+    from tests.support.wheels import build_wheel
+
+    size = 16 * 1024 * 1024
+    payload = {"torch/blob.bin": os.urandom(size)}
+    build_wheel(
+        tmp_path / "whl" / "cu130" / "torch", "torch", "2.14.1+cu130", payload=payload
+    )
+    child = (
+        "import sys, tracemalloc\n"
+        "from poetry.config.config import Config\n"
+        "from poetry_torch_cuda.index.client import IndexClient\n"
+        "from poetry_torch_cuda.lockfile.service import Root, VariantLocker\n"
+        "from poetry_torch_cuda.project.variants import parse_variant\n"
+        "config = Config()\n"
+        "config.merge({'cache-dir': sys.argv[2], 'keyring': {'enabled': False}})\n"
+        "locker = VariantLocker(IndexClient(config), {'torch'}, lambda v: True)\n"
+        "tracemalloc.start()\n"
+        "locker.lock(parse_variant('cu130'), sys.argv[1], [Root('torch', '2.14.1+cu130')])\n"
+        "print(tracemalloc.get_traced_memory()[1])\n"
+    )
+    for server in served(tmp_path):
+        server.serve_metadata = False
+        ran = subprocess.run(
+            [sys.executable, "-c", child, server.whl_url("cu130"), str(tmp_path / "c")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert ran.returncode == 0, ran.stderr
+    assert int(ran.stdout) < size // 4, f"peak {int(ran.stdout) >> 20} MiB"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import BinaryIO
 from urllib.parse import unquote
 from urllib.parse import urljoin
 from urllib.parse import urlsplit
@@ -504,7 +505,7 @@ class IndexClient:
                 # into the dict it is given, which would then go to every host.
                 headers = {"Accept": ACCEPT} if page else None
                 response = self.auth.request(
-                    "get", url, raise_for_status=False, headers=headers
+                    "get", url, raise_for_status=False, headers=headers, stream=not page
                 )
         except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
             if timeout is not None:
@@ -547,9 +548,14 @@ class IndexClient:
         entries = tuple(e for e in entries if e.filename not in skipped)
         return ProjectFiles(name, True, entries, skipped=skipped)
 
-    def download(self, url: str) -> bytes:
-        """The bytes at ``url`` (a file an index page links), with Poetry's session."""
-        return bytes(self._get(self.auth.take_off(url), page=False).content)
+    def download(self, url: str, into: BinaryIO) -> str:
+        """Write ``url``'s bytes (a file a page links) to ``into`` as they arrive; their sha256."""
+        digest = hashlib.sha256()
+        with self._get(self.auth.take_off(url), page=False) as response:
+            for chunk in response.iter_content(64 * 1024):
+                into.write(chunk)
+                digest.update(chunk)
+        return digest.hexdigest()
 
 
 def _cached(project: str, data: Any) -> ProjectFiles | None:

@@ -10,9 +10,8 @@ overrides (``POETRY_TORCH_CUDA_INDEX_URL``, ``_VARIANT``) never make a lock stal
 from __future__ import annotations
 
 import email
-import hashlib
-import io as bytes_io
 import os
+import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -21,6 +20,7 @@ from dataclasses import field
 from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from cleo.io.outputs.output import Verbosity
@@ -358,16 +358,17 @@ class VariantLocker:
         pep658 = entry.metadata_sha256 is not None
         suffix = ".metadata" if pep658 else ""
         expected = entry.metadata_sha256 if pep658 else entry.sha256
-        data = self._client.download(entry.url + suffix)
-        received = hashlib.sha256(data).hexdigest()
-        if expected and received != expected:
-            raise LockError(
-                f"{entry.filename}{suffix}: the index lists sha256 {expected}, "
-                f"received sha256 {received}: {new_bytes()}"
-            )
-        text = (data if pep658 else _wheel_metadata(data, entry.filename)).decode(
-            "utf-8", "replace"
-        )
+        # On disk (as pip, in TMPDIR), not in memory: a CUDA wheel is up to a GB.
+        with tempfile.TemporaryFile() as file:
+            received = self._client.download(entry.url + suffix, file)
+            if expected and received != expected:
+                raise LockError(
+                    f"{entry.filename}{suffix}: the index lists sha256 {expected}, "
+                    f"received sha256 {received}: {new_bytes()}"
+                )
+            file.seek(0)
+            data = file.read() if pep658 else _wheel_metadata(file, entry.filename)
+        text = data.decode("utf-8", "replace")
         said = email.message_from_string(text)
         named = canonicalize_name(str(said["Name"])), version_key(str(said["Version"]))
         if named != _wheel_of(entry.filename):
@@ -380,8 +381,8 @@ class VariantLocker:
         return text
 
 
-def _wheel_metadata(wheel: bytes, filename: str) -> bytes:
-    with suppress(zipfile.BadZipFile), zipfile.ZipFile(bytes_io.BytesIO(wheel)) as zf:
+def _wheel_metadata(wheel: BinaryIO, filename: str) -> bytes:
+    with suppress(zipfile.BadZipFile), zipfile.ZipFile(wheel) as zf:
         for name in zf.namelist():
             if name.count("/") == 1 and name.endswith(".dist-info/METADATA"):
                 return zf.read(name)
