@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import socket
 from typing import TYPE_CHECKING
 from typing import Any
@@ -336,3 +337,22 @@ def test_no_answer_is_worded_with_its_way_on(tmp_path: Path) -> None:
         raised.value
     )
     assert "POETRY_TORCH_CUDA_INDEX_URL for one run" in str(raised.value)
+
+
+def test_a_file_broken_off_mid_body_is_worded_as_a_page_is(
+    index: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock streams a wheel to disk for its METADATA: a body cut short there is
+    the same broken connection as a page's, not an unexpected failure."""
+    client = IndexClient(poetry_config(tmp_path), timeout=4)
+    [file, *_] = client.project(index.whl_url("cu130"), "torch").entries
+    write = index._write_body
+
+    def halfway(handler: Any, body: bytes) -> None:
+        write(handler, body[:40])
+        handler.close_connection = True
+
+    monkeypatch.setattr(index, "_write_body", halfway)
+    with pytest.raises(IndexUnavailableError) as raised, open(os.devnull, "wb") as sink:
+        client.download(file.url, sink)
+    assert f"the connection to 127.0.0.1:{index.port} broke off" in str(raised.value)

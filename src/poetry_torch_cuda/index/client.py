@@ -550,11 +550,16 @@ class IndexClient:
 
     def download(self, url: str, into: BinaryIO) -> str:
         """Write ``url``'s bytes (a file a page links) to ``into`` as they arrive; their sha256."""
+        import requests
+
         digest = hashlib.sha256()
         with self._get(self.auth.take_off(url), page=False) as response:
-            for chunk in response.iter_content(64 * 1024):
-                into.write(chunk)
-                digest.update(chunk)
+            try:
+                for chunk in response.iter_content(64 * 1024):
+                    into.write(chunk)
+                    digest.update(chunk)
+            except requests.RequestException as error:  # broke off mid-body
+                raise _unavailable(url, error) from None
         return digest.hexdigest()
 
 
