@@ -118,7 +118,8 @@ class ExportCommand(ReportsErrors, GroupCommand):
             raise TorchCudaError(
                 "--variant must name a build (e.g. cu129): an image is built for one."
             )
-        entry, reasons = entry_for(self.poetry, config, variant)
+        lock, reasons = entry_for(self.poetry, config, variant)
+        entry = lock.variant(variant.name) if lock else None
         if entry is None:
             raise TorchCudaError(
                 f"{LOCK_NAME} has no {variant}; add it to lock-variants and run "

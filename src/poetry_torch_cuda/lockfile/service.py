@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.index.client import IndexFile
     from poetry_torch_cuda.project.config import TorchCudaConfig
+    from poetry_torch_cuda.project.locked import Selected
     from poetry_torch_cuda.project.variants import Variant
 
 FIX = f"Run `poetry torch-cuda lock` and commit {LOCK_NAME}."
@@ -454,11 +455,13 @@ def _auto_choices() -> set[str]:
     return {*tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "cpu"}
 
 
-def _current_inputs(poetry: Poetry, config: TorchCudaConfig) -> LockInputs:
-    """The inputs a lock made now would record."""
+def _current_inputs(
+    poetry: Poetry, config: TorchCudaConfig, selected: Selected
+) -> LockInputs:
+    """The inputs a lock made now would record (``selected``: poetry.lock's packages)."""
     return LockInputs(
         content_hash=locked.content_hash(poetry),
-        locked=locked.locked_versions(poetry, config.package_names),
+        locked=locked.locked_versions(selected, config.package_names),
         packages=tuple(str(requirement) for requirement in config.packages),
         lock_variants=_wanted(config),
     )
@@ -498,6 +501,7 @@ def _stale(
     config: TorchCudaConfig,
     lock: TorchCudaLock,
     name: str,
+    selected: Selected,
 ) -> list[str]:
     """What is wrong with ``lock``'s entry for ``name`` itself (empty: nothing;
     the file's inputs are :func:`differences`'): another index than the
@@ -514,7 +518,7 @@ def _stale(
         reasons.append(
             f"{name}'s index is now {url}, it was locked from {entry.index_url}"
         )
-    roots = [(r.name, r.version) for r in _roots_for(poetry, config, variant)]
+    roots = [(r.name, r.version) for r in _roots_for(selected, config, variant)]
     missing = [
         f"{name} {version}"
         for name, version in roots
@@ -558,26 +562,6 @@ def _stale(
                     f"{name}: {file.filename} is locked at the per-run mirror "
                     f"{mask_url(file.url)}; re-lock without {ENV_INDEX_URL}"
                 )
-    return reasons
-
-
-def check_lock(poetry: Poetry) -> list[str]:
-    """Offline: why an install would not install exactly what torch-cuda.lock says
-    (empty: it would). The whole file is read, every entry checked.
-
-    Raises:
-        TorchCudaError: no poetry.lock, or torch-cuda.lock cannot be read.
-    """
-    config = configured(poetry.pyproject.data)
-    locked.require_lock(poetry)
-    lock = read_lock(lock_path(poetry))
-    if lock is None:
-        return [f"{LOCK_NAME} does not exist"]
-    current = _current_inputs(poetry, config)
-    reasons = differences(lock.inputs, current, whole=True)
-    names = {*_wanted(config), *lock.inputs.lock_variants} - {"auto"}
-    for name in sorted(names | {entry.name for entry in lock.variants}):
-        reasons += _stale(poetry, config, lock, name)
     return reasons
 
 
@@ -644,22 +628,24 @@ def lock_project(
             )
         )
     path = lock_path(poetry)
-    # The hashes locked before, recovered line by line from a damaged file (a
-    # merge conflict): a changed one is drift even then.
-    hashes = {} if accept_drift else recorded_hashes(path)
+    hashes: dict[tuple[str, str], set[str]] = {}  # the sha256s locked before
     try:
         previous = None if accept_drift else read_lock(path)
-    except LockFileError as error:
+    except LockFileError as error:  # a damaged one's, line by line (a merge conflict)
+        hashes = recorded_hashes(path)
         if not hashes:  # nothing to compare the index with: its words say so
             raise LockError(str(error)) from None
         previous = None
-    current = _current_inputs(poetry, config)
+    for v in previous.variants if previous else ():
+        hashes |= {(v.name, f[0]): {f[2]} for p in v.packages for f in p.files}
+    selected = locked.selected_packages(poetry)
+    current = _current_inputs(poetry, config, selected)
     kept = {  # the entries that still match, when reused
         v.name: v
         for p in ([previous] if reuse and previous else [])
         if not differences(p.inputs, current)
         for v in p.variants
-        if not _stale(poetry, config, p, v.name)
+        if not _stale(poetry, config, p, v.name, selected)
     }
     python = poetry.package.python_constraint
     locker = VariantLocker(
@@ -673,7 +659,7 @@ def lock_project(
             variants.append(kept[name])
             continue
         variant = parse_variant(name)
-        roots = _roots_for(poetry, config, variant)
+        roots = _roots_for(selected, config, variant)
         if not roots and name in optional:
             continue
         recorded = {f: s for (v, f), s in hashes.items() if v == name}
@@ -722,9 +708,11 @@ def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) ->
 
 
 def entry_for(
-    poetry: Poetry, config: TorchCudaConfig, variant: Variant
-) -> tuple[VariantLock | None, list[str]]:
-    """``variant``'s entry of torch-cuda.lock and why it does not fit (empty: it does).
+    poetry: Poetry, config: TorchCudaConfig, variant: Variant | None = None
+) -> tuple[TorchCudaLock | None, list[str]]:
+    """Offline: torch-cuda.lock (``None``: no file) and why an install of ``variant``
+    would not install exactly what it says (empty: it would); without ``variant``:
+    the whole file, every entry and ``lock-variants`` (``lock --check``).
 
     Raises:
         TorchCudaError: poetry.lock does not exist, or torch-cuda.lock cannot be read.
@@ -733,10 +721,14 @@ def entry_for(
     lock = read_lock(lock_path(poetry))
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]
-    current = _current_inputs(poetry, config)
-    reasons = differences(lock.inputs, current)
-    reasons += _stale(poetry, config, lock, variant.name)
-    return lock.variant(variant.name), reasons
+    selected = locked.selected_packages(poetry)
+    current = _current_inputs(poetry, config, selected)
+    reasons = differences(lock.inputs, current, whole=variant is None)
+    names = {*_wanted(config), *lock.inputs.lock_variants} - {"auto"}
+    names |= {entry.name for entry in lock.variants}
+    for name in [variant.name] if variant else sorted(names):
+        reasons += _stale(poetry, config, lock, name, selected)
+    return lock, reasons
 
 
 def locked_entry(
@@ -753,11 +745,10 @@ def locked_entry(
         IndexUnavailableError: the index did not answer usefully.
     """
     config = configured(poetry.pyproject.data)
-    found, reasons = entry_for(poetry, config, variant)
-    if found is not None and not reasons:
+    before, reasons = entry_for(poetry, config, variant)  # another run may change it
+    if not reasons and before and (found := before.variant(variant.name)):
         return found, lambda: None
     path = lock_path(poetry)
-    before = read_lock(path)  # another run may rewrite it while this one installs
     io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
     # An install asks the index afresh: it is about to download from it anyway.
     made = lock_project(
@@ -786,11 +777,12 @@ def locked_entry(
     return entry, write
 
 
-def _roots_for(poetry: Poetry, config: TorchCudaConfig, variant: Variant) -> list[Root]:
+def _roots_for(
+    selected: Selected, config: TorchCudaConfig, variant: Variant
+) -> list[Root]:
     """The configured packages at each locked version, under its markers (or at its specifier)."""
     from poetry.core.version.markers import parse_marker
 
-    selected = locked.selected_packages(poetry)
     roots = []
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
+    Selected = list[tuple[Package, BaseMarker]]  # poetry.lock's, with markers
+
 
 @dataclass(frozen=True)
 class LockedState:
@@ -55,7 +57,7 @@ def content_hash(poetry: Poetry) -> str:
 
 def selected_packages(
     poetry: Poetry, groups: Iterable[str] | None = None, extras: Iterable[str] = ()
-) -> list[tuple[Package, BaseMarker]]:
+) -> Selected:
     """poetry.lock's packages in ``groups`` (``None``: all, with every extra) with
     ``extras``, as ``poetry install`` selects them, each with its marker for those
     groups, its ``extra`` parts decided (``A or extra == "x"`` is ``A`` without
@@ -87,12 +89,12 @@ def selected_packages(
 
 
 def locked_versions(
-    poetry: Poetry, names: Iterable[str]
+    selected: Selected, names: Iterable[str]
 ) -> tuple[tuple[NormalizedName, tuple[str, ...]], ...]:
-    """Every version poetry.lock locks for each of ``names`` (sorted)."""
+    """Every version ``selected`` locks for each of ``names`` (sorted)."""
     wanted = {canonicalize_name(name) for name in names}
     found: dict[NormalizedName, set[str]] = {}
-    for package, _ in selected_packages(poetry):
+    for package, _ in selected:
         if package.name in wanted:
             found.setdefault(package.name, set()).add(package.version.text)
     return tuple((name, tuple(sorted(found[name]))) for name in sorted(found))

@@ -26,6 +26,7 @@ from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.locked import locked_versions
+from poetry_torch_cuda.project.locked import selected_packages
 from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import version_key
 from poetry_torch_cuda.urls import mask_url
@@ -41,7 +42,7 @@ def show_lock_view(ctx: RunContext) -> None:
     """Print the missing-build warnings, the variant line and the fleet lines."""
     config, io, variant = ctx.config, ctx.io, ctx.config.variant
     names = config.package_names
-    every = dict(locked_versions(ctx.poetry, {*names, "torch"}))
+    every = dict(locked_versions(selected_packages(ctx.poetry), {*names, "torch"}))
     locked = {name: every[name] for name in every if name in names}
     # Poetry installs PyPI's torch where the variant has no builds: nothing to ask.
     pypi = None if variant.kind == "auto" else left_to_pypi(variant, sys.platform)
