@@ -382,3 +382,19 @@ def test_a_run_plans_from_the_environment_as_it_is_under_its_lock(
 
     assert [target.name for target in plan.install] == ["torch"]
     assert project.installed()["torch"] == "2.14.1+cu129"
+
+
+def test_an_entry_whose_marker_excludes_this_environment_is_left_to_poetry(
+    project_factory: ProjectFactory,
+) -> None:
+    """``"torchvision; sys_platform == 'win32'"`` on Linux: Poetry installs it
+    here, as any dependency, instead of nobody."""
+    project = project_factory(
+        DEPS,
+        'variant = "cu129"\n'
+        'packages = ["torch", "torchvision; sys_platform == \'win32\'"]',
+    )
+    project.run("install")
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1+cu129"
+    assert installed.get("torchvision") == "0.29.1", installed

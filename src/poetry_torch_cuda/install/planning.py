@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
-from typing import Any
 
 from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
@@ -68,16 +67,10 @@ class Target:
         return f"{self.name}{extras}{self.specifier or ''}"
 
 
-def applies(entry: Requirement, marker_env: Mapping[str, Any]) -> bool:
-    """Whether a ``packages`` entry's marker holds in ``marker_env``."""
-    return entry.marker is None or entry.marker.evaluate({**marker_env, "extra": ""})
-
-
 def build_targets(
     packages: Iterable[Requirement],
     locked_versions: Mapping[NormalizedName, str],
     variant: Variant,
-    marker_env: Mapping[str, Any],
     installed: InstalledEnvironment,
 ) -> list[Target]:
     """The configured packages this environment must hold: the locked version with the
@@ -88,8 +81,6 @@ def build_targets(
     """
     targets: list[Target] = []
     for requirement in packages:
-        if not applies(requirement, marker_env):
-            continue
         name = canonicalize_name(requirement.name)
         extras = frozenset(requirement.extras)
         locked = locked_versions.get(name)
@@ -184,9 +175,7 @@ def plan_for(
     ``RunContext.installed``), hold ``variant`` (``force``: install every target
     again); offline, it asks no index. With nothing to install, it finds orphans."""
     configured = config.package_names
-    targets = build_targets(
-        config.packages, locked.versions, variant, env.marker_env, installed
-    )
+    targets = build_targets(config.packages, locked.versions, variant, installed)
     install = tuple(
         target
         for target in targets

@@ -16,7 +16,6 @@ from poetry_torch_cuda.environment.envlock import dead_stashes
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.install.planning import Target
-from poetry_torch_cuda.install.planning import applies
 from poetry_torch_cuda.install.planning import cuda_majors
 from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
@@ -159,11 +158,9 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         unlocked = view is not None and name not in view.names
         if unlocked and target is None and build is not None and not not_built:
             # Nothing locks it: judged as `"torch"` alone would be, any version
-            # in the variant's build, where the entry applies.
+            # in the variant's build.
             unmanaged = Target(name, specifier=requirement.specifier)
-            fits = not applies(requirement, env.marker_env) or (
-                unmanaged.is_satisfied_by(build.version, variant)
-            )
+            fits = unmanaged.is_satisfied_by(build.version, variant)
         pin = (versions or {}).get(name)
         report.packages.append(
             PackageStatus(name, pin, wanted or None, build, fits, why)
