@@ -154,18 +154,19 @@ class LockView:
         graph = installed.graph(configured)
         needed = {name for names in graph.values() for name in names}
         held = {n: n in needed or installed.get(n) is not None for n in configured}
-        selection, base = self.selection, self.base
-        selected = (
-            self._selects(selection.groups, selection.extras)
-            if selection.explicit
-            else None
-        )
+        base = self.base
+        selected = self.selected if self.selection.explicit else None
         return LockedState(
             target_versions(configured, self.versions, held, selected),
             base.graph,
             pins={**self.versions, **base.versions},
             direct=base.direct,
         )
+
+    @property
+    def selected(self) -> dict[NormalizedName, str]:
+        """What ``poetry install`` with the options' groups and extras installs here."""
+        return self._selects(self.selection.groups, self.selection.extras)
 
     @cached_property
     def names(self) -> dict[NormalizedName, list[str]]:

@@ -29,7 +29,7 @@ from poetry_torch_cuda.machine.resolution import machine_findings
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.project.locked import STALE_LOCK
 from poetry_torch_cuda.project.locked import is_stale
-from poetry_torch_cuda.project.protection import own_cuda_wheels
+from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.selection import LockView
 from poetry_torch_cuda.urls import mask_url
 
@@ -253,12 +253,12 @@ def _judge(
         for requirer, name in installed.missing(names)
     ]
     report.warnings += dead_stashes(env.path)
-    report.warnings += [
-        f"{name}, a dependency of the project itself, is not installed; {add}"
-        for name in own_cuda_wheels(ctx.poetry.package, env.marker_env)
-        if name not in names and installed.get(name) is None
-    ]
     if view is not None:
+        report.warnings += [
+            f"{name}, a dependency of the project itself, is not installed; {add}"
+            for name in sorted(view.selected.keys() & view.base.direct - names)
+            if is_cuda_bound(name) and installed.get(name) is None
+        ]
         report.warnings += unknown_entries(config, view.names)
         report.warnings += left_to_poetry(config, installed)
         notes, found = machine_findings(report.resolution.decision, machine)
