@@ -148,11 +148,10 @@ class LockView:
     def state(
         self, configured: Iterable[NormalizedName], installed: InstalledEnvironment
     ) -> LockedState:
-        """Held packages (in ``installed``, or required by one that is: a torch
-        removed by hand) plus the selected ones, at the lock's versions."""
+        """Held packages (in ``installed``, or required by any package that is: a
+        torch removed by hand) plus the selected ones, at the lock's versions."""
         configured = sorted(configured)
-        graph = installed.graph(configured)
-        needed = {name for names in graph.values() for name in names}
+        needed = {name for names in installed.graph().values() for name in names}
         held = {n: n in needed or installed.get(n) is not None for n in configured}
         base = self.base
         selected = self.selected if self.selection.explicit else None

@@ -205,8 +205,9 @@ def _judge(
         name, build = package.name, package.installed
         if package.matches:  # always, without a lock or builds for this platform
             continue
-        if build is None:
-            report.warnings.append(f"{name} {package.wanted} is not installed; {add}")
+        if build is None:  # held but not selected: only sync puts it back
+            fix = add if view is None or name in view.selected else SYNC_HINT
+            report.warnings.append(f"{name} {package.wanted} is not installed; {fix}")
             continue
         but = f"{variant} wants {package.wanted}; {SYNC_HINT}"
         if package.wanted is None:
