@@ -108,7 +108,8 @@ class Plan:
     protected: frozenset[NormalizedName] = frozenset()
     #: The configured packages (never swept as unused).
     configured: frozenset[NormalizedName] = frozenset()
-    #: What the project depends on itself, outside the configured packages: Poetry's.
+    #: What the project depends on itself, outside the configured packages, that
+    #: is installed or ``lacking``: Poetry's (else the build's wheel of it comes).
     own: frozenset[NormalizedName] = frozenset()
     #: Every package poetry.lock holds: a CUDA wheel of another family there is
     #: Poetry's (JAX's ``-cu12`` wheels beside a ``+cu130`` torch), never a stray.
@@ -182,7 +183,7 @@ def plan_for(
         if force or not target.is_satisfied_by(installed.version(target.name), variant)
     )
     protected = protected_for(config, locked, installed)
-    own, poetrys = locked.direct - configured, frozenset(locked.graph)
+    poetrys = frozenset(locked.graph)
     then: tuple[NormalizedName, ...] = ()
     orphans = (
         ()
@@ -194,7 +195,7 @@ def plan_for(
         # reinstalling the build puts them back; the sweep after it removes the wheel.
         install, orphans, force, then = tuple(targets), (), True, tuple(orphans)
     elif not install and any(
-        is_cuda_bound(name) and name not in own
+        is_cuda_bound(name)
         for _, name in installed.missing(target.name for target in targets)
     ):
         # A killed install left a wheel of the family out (Poetry skips them):
@@ -204,6 +205,11 @@ def plan_for(
     # only the family), at poetry.lock's versions.
     reached = dependency_closure([t.name for t in install], locked.graph)
     versions = locked.pins or locked.versions
+    lacking = {
+        name: versions[name]
+        for name in sorted(reached - protected)
+        if name in versions and installed.get(name) is None
+    }
     return Plan(
         variant,
         install,
@@ -211,14 +217,12 @@ def plan_for(
         tuple(target for target in targets if target not in install),
         protected=protected,
         configured=configured,
-        own=own,
+        own=frozenset(
+            n for n in locked.direct - configured if installed.get(n) or n in lacking
+        ),
         poetrys=poetrys,
         index_shown=mask_url(config.index_url(variant)),
-        lacking={
-            name: versions[name]
-            for name in sorted(reached - protected)
-            if name in versions and installed.get(name) is None
-        },
+        lacking=lacking,
         force=force,
         then_remove=then,
         installed=installed,
