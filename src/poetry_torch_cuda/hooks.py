@@ -87,10 +87,8 @@ class OperationGuard:
                 continue
             if package.requires:
                 graph[package.name] = [dep.name for dep in package.requires]
-            wanted = (
-                not operation.skipped or operation.skip_reason == "Already installed"
-            )
-            if package.name in configured and wanted:
+            kept = not operation.skipped or operation.skip_reason == "Already installed"
+            if package.name in configured and kept:
                 versions[package.name] = package.version.text
         # The project's own dependencies are Poetry's, but for those this run
         # removes (a group left out): the family keeps what it needs of them.

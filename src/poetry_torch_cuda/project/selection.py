@@ -153,13 +153,12 @@ class LockView:
         configured = sorted(configured)
         needed = {name for names in installed.graph().values() for name in names}
         held = {n: n in needed or installed.get(n) is not None for n in configured}
-        base = self.base
         selected = self.selected if self.selection.explicit else None
         return LockedState(
             target_versions(configured, self.versions, held, selected),
-            base.graph,
-            pins={**self.versions, **base.versions},
-            direct=base.direct,
+            self.base.graph,
+            pins={**self.versions, **self.base.versions},
+            direct=self.base.direct,
         )
 
     @property

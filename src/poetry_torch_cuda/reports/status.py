@@ -157,8 +157,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         fits = name not in missing
         unlocked = view is not None and name not in view.names
         if unlocked and target is None and build is not None and not not_built:
-            # Nothing locks it: judged as `"torch"` alone would be, any version
-            # in the variant's build.
+            # Nothing locks it: any version in the variant's build, as "torch" alone.
             unmanaged = Target(name, specifier=requirement.specifier)
             fits = unmanaged.is_satisfied_by(build.version, variant)
         pin = (versions or {}).get(name)
