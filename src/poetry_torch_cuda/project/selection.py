@@ -148,10 +148,13 @@ class LockView:
     def state(
         self, configured: Iterable[NormalizedName], installed: InstalledEnvironment
     ) -> LockedState:
-        """Held packages (in ``installed``, or required by any package that is: a
-        torch removed by hand) plus the selected ones, at the lock's versions."""
+        """Held packages (in ``installed``, or required by one that is, configured
+        or locked as needing it: a torch removed by hand) plus the selected ones,
+        at the lock's versions."""
         configured = sorted(configured)
-        needed = {name for names in installed.graph().values() for name in names}
+        roots = [n for n, needs in self.base.graph.items() if {*needs} & {*configured}]
+        graph = installed.graph([*configured, *roots])
+        needed = {name for names in graph.values() for name in names}
         held = {n: n in needed or installed.get(n) is not None for n in configured}
         selected = self.selected if self.selection.explicit else None
         return LockedState(
