@@ -48,6 +48,9 @@ class RunContext:
     #: Write the entry an install locked once it holds (switch: with pyproject.toml).
     write_lock: bool = True
 
+    def __post_init__(self) -> None:
+        self.config = self.config.here(self.env)  # the entries that apply here
+
     @cached_property
     def locked(self) -> LockedState:
         """The lock's view: the configured packages held or selected, the graph

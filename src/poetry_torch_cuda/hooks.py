@@ -51,7 +51,6 @@ class OperationGuard:
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self.direct = frozenset(d.name for d in ctx.poetry.package.all_requires)
         self.locked: LockedState | None = None
         # Entries with a specifier are the plugin's to install even when the
         # lock lacks them: Poetry's removal of them is skipped like any other.
@@ -76,22 +75,25 @@ class OperationGuard:
 
     def capture(self, operations: list[Operation]) -> LockedState:
         """What this run resolves: the configured packages' versions, the graph."""
-        configured = self.ctx.config.package_names
+        configured, poetry = self.ctx.config.package_names, self.ctx.poetry
         versions: dict[NormalizedName, str] = {}
+        removed: set[NormalizedName] = set()
         # Packages installed from the lock carry no dependencies; the lock has them.
-        graph = locked_graph(self.ctx.poetry)
+        graph = locked_graph(poetry)
         for operation in operations:
-            if operation.job_type == "uninstall":
-                continue
             package = operation.package
+            if operation.job_type == "uninstall":
+                removed.add(package.name)
+                continue
             if package.requires:
                 graph[package.name] = [dep.name for dep in package.requires]
-            wanted = (
-                not operation.skipped or operation.skip_reason == "Already installed"
-            )
-            if package.name in configured and wanted:
+            kept = not operation.skipped or operation.skip_reason == "Already installed"
+            if package.name in configured and kept:
                 versions[package.name] = package.version.text
-        return LockedState(versions, graph, direct=self.direct)
+        # The project's own dependencies are Poetry's, but for those this run
+        # removes (a group left out): the family keeps what it needs of them.
+        direct = frozenset(d.name for d in poetry.package.all_requires) - removed
+        return LockedState(versions, graph, direct=direct)
 
     def mark(self, operations: list[Operation], resolved: LockedState) -> None:
         """Skip every not-yet-skipped operation on a protected package (the

@@ -465,6 +465,36 @@ def test_sync_puts_back_a_removed_torch_that_the_environment_needs(
     assert result.returncode == 0, result
 
 
+def test_sync_puts_back_a_removed_torch_that_only_another_package_needs(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """The project needs torch through needs-torch alone, in an optional group
+    installed with --with gpu; torch was uninstalled by hand: status called its
+    triton "nothing needs" and sync removed it, installing nothing."""
+    project = Project.create(tmp_path, index, {"filelock": "*"}, CU129)
+    project.write_pyproject(
+        project.pyproject_text() + "\n[tool.poetry.group.gpu]\noptional = true\n"
+        '[tool.poetry.group.gpu.dependencies]\nneeds-torch = "*"\n'
+    )
+    env = no_gpu(tmp_path)
+    project.run("install", "--with", "gpu", env_extra=env)
+    project.pip("uninstall", "-y", "torch")
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 1, result
+    assert (
+        "Warning: torch 2.14.1+cu129 is not installed; run `poetry torch-cuda sync`"
+        in result.stdout
+    ), result
+    assert "nothing needs" not in result.stdout, result
+    result = run_inprocess(project, "torch-cuda", "sync", env_extra=env)
+    assert result.returncode == 0, result
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1+cu129", result
+    assert installed["triton"] == "3.6.0", result
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result
+
+
 def test_a_damaged_metadata_fails_the_guards_naming_it(
     tmp_path: Path, index: IndexServer
 ) -> None:

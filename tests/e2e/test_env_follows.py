@@ -382,3 +382,45 @@ def test_a_run_plans_from_the_environment_as_it_is_under_its_lock(
 
     assert [target.name for target in plan.install] == ["torch"]
     assert project.installed()["torch"] == "2.14.1+cu129"
+
+
+def test_an_entry_whose_marker_excludes_this_environment_is_left_to_poetry(
+    project_factory: ProjectFactory,
+) -> None:
+    """``"torchvision; sys_platform == 'win32'"`` on Linux: Poetry installs it
+    here, as any dependency, instead of nobody."""
+    project = project_factory(
+        DEPS,
+        'variant = "cu129"\n'
+        'packages = ["torch", "torchvision; sys_platform == \'win32\'"]',
+    )
+    project.run("install")
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1+cu129"
+    assert installed.get("torchvision") == "0.29.1", installed
+
+
+def test_the_projects_own_cuda_wheels_are_judged_by_the_options_given(
+    project_factory: ProjectFactory,
+) -> None:
+    """status asks the lock which of the project's own CUDA wheels `poetry install`
+    installs with the options given, as it does for the configured packages."""
+    project = project_factory({"torch": "*"}, 'variant = "cu130"')
+    project.write_pyproject(
+        project.pyproject_text() + "\n[tool.poetry.group.dev.dependencies]\n"
+        'cuda-bindings = "*"\n[tool.poetry.group.gpu]\noptional = true\n'
+        '[tool.poetry.group.gpu.dependencies]\ncuda-pathfinder = "*"\n'
+    )
+    project.run("install", "--without", "dev")
+    assert "cuda-bindings" not in project.installed()
+    told = run_inprocess(project, "torch-cuda", "status", "--check", "--without", "dev")
+    assert told.returncode == 0, told
+    default = run_inprocess(project, "torch-cuda", "status", "--check")
+    assert default.returncode == 1, default
+    assert "cuda-bindings, a dependency of the project itself" in default.stdout
+    gpu = run_inprocess(
+        project, "torch-cuda", "status", "--check", "--only", "main,gpu"
+    )
+    assert gpu.returncode == 1, gpu
+    assert "cuda-pathfinder, a dependency of the project itself" in gpu.stdout
+    assert "cuda-bindings" not in gpu.stdout

@@ -500,3 +500,20 @@ def test_the_written_line_counts_one_package_in_the_singular(
     result = run_inprocess(project, "torch-cuda", "export", "-o", str(target))
     assert result.returncode == 0, result
     assert f"wrote {target} (cpu, 1 package)\n" in result.stderr, result
+
+
+def test_an_entry_whose_marker_excludes_a_platform_exports_poetrys_build_there(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``"torchvision; sys_platform == 'win32'"``: the variant's torchvision on
+    Windows, Poetry's elsewhere, as `poetry install` installs it (it left
+    torchvision out everywhere but Windows)."""
+    entry = 'packages = ["torch", "torchvision; sys_platform == \'win32\'"]'
+    deps = {"needs-torch": "*", "torchvision": "*"}
+    project = Project.create(tmp_path, index, deps, f'variant = "cu129"\n{entry}\n')
+    project.run("lock")
+    text = export(project)
+    assert 'torchvision==0.29.1+cu129 ; sys_platform == "win32"' in text, text
+    installed = pip_installs(tmp_path, text)
+    assert installed["torch"] == "2.14.1+cu129"
+    assert installed.get("torchvision") == "0.29.1", installed

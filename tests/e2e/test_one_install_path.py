@@ -95,3 +95,26 @@ def test_a_cuda_wheel_the_project_depends_on_itself_stays_poetrys(
     )
     project.run("install")
     assert project.installed()["triton"] == TRITON
+
+
+def test_a_cuda_wheel_the_project_depends_on_in_a_group_left_out_comes_with_torch(
+    project_factory: ProjectFactory,
+) -> None:
+    """The project's own nvidia-cudnn-cu12 is in dev; `poetry install --without dev`
+    installs no dev, and the plugin left it to Poetry: torch came without it. Then
+    `poetry sync --without dev` removed it on every run, and the plugin put it back."""
+    project = project_factory({"torch": "*"}, CU129)
+    project.write_pyproject(
+        project.pyproject_text()
+        + '\n[tool.poetry.group.dev.dependencies]\nnvidia-cudnn-cu12 = "*"\n'
+    )
+    project.run("install", "--without", "dev")
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1+cu129"
+    assert installed.get("nvidia-cudnn-cu12") == "9.10.2.21", installed
+    args = ("torch-cuda", "status", "--check", "--without", "dev")
+    status = run_inprocess(project, *args)
+    assert status.returncode == 0, status
+    synced = project.run("sync", "--without", "dev")
+    assert "Removing nvidia-cudnn-cu12" not in synced.stdout, describe(synced)
+    assert project.installed() == installed

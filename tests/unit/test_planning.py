@@ -75,7 +75,6 @@ def test_targets_pin_locked_version_with_variant_label() -> None:
             canonicalize_name("torchvision"): "0.29.1+cu126",
         },
         CU129,
-        LINUX,
         NOTHING,
     )
     assert [str(t) for t in targets] == [
@@ -89,19 +88,19 @@ def test_unlocked_package_with_specifier_becomes_a_range_target(
 ) -> None:
     write_dist(tmp_path, "torchaudio", "2.13.0+cu126")  # held: it moves with the family
     wanted = [Requirement("torchaudio[io]>=2.13")]
-    targets = build_targets(wanted, {}, CU129, LINUX, env_of(tmp_path))
+    targets = build_targets(wanted, {}, CU129, env_of(tmp_path))
     assert [str(t) for t in targets] == ["torchaudio[io]>=2.13"]
 
 
-def test_marker_excludes_package() -> None:
-    targets = build_targets(
-        [Requirement("torch; sys_platform == 'win32'")],
-        {canonicalize_name("torch"): "2.14.1"},
-        CU129,
-        LINUX,
-        NOTHING,
+def test_an_entry_whose_marker_excludes_the_environment_is_not_the_runs() -> None:
+    packages = (
+        Requirement("torch"),
+        Requirement("torchvision; sys_platform == 'win32'"),
     )
-    assert targets == []
+    config = TorchCudaConfig(CU129, packages=packages)
+    here = config.here(SimpleNamespace(marker_env=LINUX))  # type: ignore[arg-type]
+    assert here.package_names == {"torch"}
+    assert TORCH.here(None) is TORCH  # type: ignore[arg-type]  # no marker: no env asked
 
 
 def test_satisfaction_needs_the_label() -> None:

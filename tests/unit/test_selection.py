@@ -170,7 +170,7 @@ def test_a_specifier_only_target_never_comes_alone() -> None:
 
     def targets(locked: dict[str, str], held: dict[str, str]) -> list[Target]:
         versions = {n(name): version for name, version in locked.items()}
-        return build_targets(wanted, versions, cu130, {}, Installed(held))
+        return build_targets(wanted, versions, cu130, Installed(held))
 
     assert targets({}, {}) == []
     assert targets({}, {"torchaudio": "2.14.1+cu129"}) == [audio]

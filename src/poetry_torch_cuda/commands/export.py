@@ -17,6 +17,7 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from cleo.helpers import option
+from packaging.utils import canonicalize_name
 from poetry.console.commands.group_command import GroupCommand
 from poetry.core.packages.utils.utils import path_to_url
 from poetry.core.version.helpers import format_python_constraint
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from cleo.io.inputs.option import Option
+    from packaging.requirements import Requirement
     from packaging.utils import NormalizedName
     from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
@@ -129,7 +131,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
             raise TorchCudaError(STALE.format("; ".join(reasons)))
         selection = selection_from(self)
         pylock = fmt == "pylock.toml"
-        packages = select(self.poetry, config.package_names, entry, selection, pylock)
+        packages = select(self.poetry, config.packages, entry, selection, pylock)
         # Indexes that requests get credentials for, by the one rule every request
         # follows (Poetry's, by host): named in a comment, never written.
         secret = variant_authenticator(
@@ -180,14 +182,14 @@ def _with_urls(poetry: Poetry, package: Package, index: str, files: Files) -> Fi
 
 def select(
     poetry: Poetry,
-    names: Iterable[NormalizedName],
+    packages: Iterable[Requirement],
     entry: VariantLock,
     selection: Selection,
     urls: bool,
 ) -> list[ExportedPackage]:
     """Poetry's packages for the ``selection`` of groups and extras (``urls``: with
-    their files' URLs), the family of the configured ``names`` from ``entry``,
-    sorted.
+    their files' URLs), the family of the configured ``packages`` from ``entry``
+    (Poetry's where an entry's marker excludes it), sorted.
 
     Raises:
         TorchCudaError: a package cannot be hash-checked (a directory or git
@@ -196,20 +198,25 @@ def select(
     from poetry.core.version.markers import parse_marker
     from poetry.core.version.markers import union
 
-    names = frozenset(names)
+    entries = {
+        canonicalize_name(r.name): parse_marker(str(r.marker or "")) for r in packages
+    }
     direct = (d.name for d in poetry.package.all_requires)
-    family = protected_names(names, [locked.locked_graph(poetry)], direct)
+    family = protected_names(entries, [locked.locked_graph(poetry)], direct)
     exported, roots = [], {}
     groups, extras = selection.groups, selection.extras
     for package, marker in locked.selected_packages(poetry, groups, extras):
-        if package.name not in family:
-            exported.append(_poetry_package(poetry, package, str(marker), urls))
-        elif package.name in names:
+        if package.name in entries:
             roots[(package.name, public_version(package.version.text))] = marker
+            marker = marker.intersect(entries[package.name].invert())  # Poetry's there
+        elif package.name in family:
+            continue
+        if not marker.is_empty():
+            exported.append(_poetry_package(poetry, package, str(marker), urls))
     # A root at each selected version, under its marker; what they need, under theirs.
     needed = union(*roots.values())
     chosen = [(p.name, p.version) for p in entry.packages if _key(p) in roots]
-    poetrys = {p.name for p in exported}  # the project's own (its cudnn) stay Poetry's
+    poetrys = {p.name for p in exported} - entries.keys()  # its own cudnn: Poetry's
     for one in entry.closure(chosen, None):  # every environment's
         markers = parse_marker(one.markers).intersect(roots.get(_key(one), needed))
         if markers.is_empty() or one.name in poetrys:

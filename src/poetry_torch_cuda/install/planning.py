@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
-from typing import Any
 
 from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
@@ -68,16 +67,10 @@ class Target:
         return f"{self.name}{extras}{self.specifier or ''}"
 
 
-def applies(entry: Requirement, marker_env: Mapping[str, Any]) -> bool:
-    """Whether a ``packages`` entry's marker holds in ``marker_env``."""
-    return entry.marker is None or entry.marker.evaluate({**marker_env, "extra": ""})
-
-
 def build_targets(
     packages: Iterable[Requirement],
     locked_versions: Mapping[NormalizedName, str],
     variant: Variant,
-    marker_env: Mapping[str, Any],
     installed: InstalledEnvironment,
 ) -> list[Target]:
     """The configured packages this environment must hold: the locked version with the
@@ -88,8 +81,6 @@ def build_targets(
     """
     targets: list[Target] = []
     for requirement in packages:
-        if not applies(requirement, marker_env):
-            continue
         name = canonicalize_name(requirement.name)
         extras = frozenset(requirement.extras)
         locked = locked_versions.get(name)
@@ -117,7 +108,8 @@ class Plan:
     protected: frozenset[NormalizedName] = frozenset()
     #: The configured packages (never swept as unused).
     configured: frozenset[NormalizedName] = frozenset()
-    #: What the project depends on itself, outside the configured packages: Poetry's.
+    #: What the project depends on itself, outside the configured packages, that
+    #: is installed or ``lacking``: Poetry's (else the build's wheel of it comes).
     own: frozenset[NormalizedName] = frozenset()
     #: Every package poetry.lock holds: a CUDA wheel of another family there is
     #: Poetry's (JAX's ``-cu12`` wheels beside a ``+cu130`` torch), never a stray.
@@ -184,16 +176,14 @@ def plan_for(
     ``RunContext.installed``), hold ``variant`` (``force``: install every target
     again); offline, it asks no index. With nothing to install, it finds orphans."""
     configured = config.package_names
-    targets = build_targets(
-        config.packages, locked.versions, variant, env.marker_env, installed
-    )
+    targets = build_targets(config.packages, locked.versions, variant, installed)
     install = tuple(
         target
         for target in targets
         if force or not target.is_satisfied_by(installed.version(target.name), variant)
     )
     protected = protected_for(config, locked, installed)
-    own, poetrys = locked.direct - configured, frozenset(locked.graph)
+    poetrys = frozenset(locked.graph)
     then: tuple[NormalizedName, ...] = ()
     orphans = (
         ()
@@ -205,7 +195,7 @@ def plan_for(
         # reinstalling the build puts them back; the sweep after it removes the wheel.
         install, orphans, force, then = tuple(targets), (), True, tuple(orphans)
     elif not install and any(
-        is_cuda_bound(name) and name not in own
+        is_cuda_bound(name)
         for _, name in installed.missing(target.name for target in targets)
     ):
         # A killed install left a wheel of the family out (Poetry skips them):
@@ -215,6 +205,11 @@ def plan_for(
     # only the family), at poetry.lock's versions.
     reached = dependency_closure([t.name for t in install], locked.graph)
     versions = locked.pins or locked.versions
+    lacking = {
+        name: versions[name]
+        for name in sorted(reached - protected)
+        if name in versions and installed.get(name) is None
+    }
     return Plan(
         variant,
         install,
@@ -222,14 +217,12 @@ def plan_for(
         tuple(target for target in targets if target not in install),
         protected=protected,
         configured=configured,
-        own=own,
+        own=frozenset(
+            n for n in locked.direct - configured if installed.get(n) or n in lacking
+        ),
         poetrys=poetrys,
         index_shown=mask_url(config.index_url(variant)),
-        lacking={
-            name: versions[name]
-            for name in sorted(reached - protected)
-            if name in versions and installed.get(name) is None
-        },
+        lacking=lacking,
         force=force,
         then_remove=then,
         installed=installed,

@@ -300,6 +300,7 @@ def refresher(
         if config is None:
             return None
         run.changed()  # and the environment too: auto sees it as it is now
+        config = config.here(run.env)
         return config, resolve(config, locked_versions, run).variant
 
     return refresh

@@ -8,6 +8,7 @@ import difflib
 import os
 import re
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from collections.abc import Sequence
     from pathlib import Path
+
+    from poetry.utils.env import Env
 
 
 TABLE = "poetry-torch-cuda"
@@ -175,6 +178,17 @@ class TorchCudaConfig:
     def package_names(self) -> frozenset[NormalizedName]:
         """The configured packages' canonical names."""
         return frozenset(canonicalize_name(req.name) for req in self.packages)
+
+    def here(self, env: Env) -> TorchCudaConfig:
+        """The entries whose marker holds in ``env``: an entry that does not apply
+        leaves its package to Poetry there, like any other dependency."""
+        if all(requirement.marker is None for requirement in self.packages):
+            return self  # ``env.marker_env`` may start a process
+        marker_env: dict[str, Any] = {**env.marker_env, "extra": ""}
+        held = [
+            r for r in self.packages if not r.marker or r.marker.evaluate(marker_env)
+        ]
+        return replace(self, packages=tuple(held))
 
     def index_url(self, variant: Variant) -> str:
         """The index that serves ``variant``'s wheels."""

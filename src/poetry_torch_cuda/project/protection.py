@@ -11,9 +11,7 @@ from packaging.utils import canonicalize_name
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Mapping
-    from typing import Any
 
-    from poetry.core.packages.project_package import ProjectPackage
 
 _CUDA_BOUND_NAMES = frozenset(
     {"cuda-toolkit", "cuda-bindings", "cuda-pathfinder", "triton"}
@@ -71,22 +69,3 @@ def protected_names(
     closure = dependency_closure(configured, merge_graphs(*graphs))
     family = frozenset(name for name in closure if is_cuda_bound(name))
     return configured | (family - frozenset(direct))
-
-
-def own_cuda_wheels(
-    package: ProjectPackage, marker_env: Mapping[str, Any]
-) -> list[NormalizedName]:
-    """The CUDA-bound wheels the project itself depends on here (its default groups).
-
-    They are Poetry's to install, never skipped or swept as the family's.
-    """
-    return sorted(
-        {
-            dependency.name
-            for group in package.dependency_group_names()
-            for dependency in package.dependency_group(group).dependencies
-            if is_cuda_bound(dependency.name)
-            and not dependency.is_optional()
-            and dependency.marker.validate(dict(marker_env))
-        }
-    )

@@ -148,24 +148,26 @@ class LockView:
     def state(
         self, configured: Iterable[NormalizedName], installed: InstalledEnvironment
     ) -> LockedState:
-        """Held packages (in ``installed``, or required by one that is: a torch
-        removed by hand) plus the selected ones, at the lock's versions."""
+        """Held packages (in ``installed``, or required by one that is, configured
+        or locked as needing it: a torch removed by hand) plus the selected ones,
+        at the lock's versions."""
         configured = sorted(configured)
-        graph = installed.graph(configured)
+        roots = [n for n, needs in self.base.graph.items() if {*needs} & {*configured}]
+        graph = installed.graph([*configured, *roots])
         needed = {name for names in graph.values() for name in names}
         held = {n: n in needed or installed.get(n) is not None for n in configured}
-        selection, base = self.selection, self.base
-        selected = (
-            self._selects(selection.groups, selection.extras)
-            if selection.explicit
-            else None
-        )
+        selected = self.selected if self.selection.explicit else None
         return LockedState(
             target_versions(configured, self.versions, held, selected),
-            base.graph,
-            pins={**self.versions, **base.versions},
-            direct=base.direct,
+            self.base.graph,
+            pins={**self.versions, **self.base.versions},
+            direct=self.base.direct,
         )
+
+    @property
+    def selected(self) -> dict[NormalizedName, str]:
+        """What ``poetry install`` with the options' groups and extras installs here."""
+        return self._selects(self.selection.groups, self.selection.extras)
 
     @cached_property
     def names(self) -> dict[NormalizedName, list[str]]:

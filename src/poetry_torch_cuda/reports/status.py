@@ -16,7 +16,6 @@ from poetry_torch_cuda.environment.envlock import dead_stashes
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.install.planning import Target
-from poetry_torch_cuda.install.planning import applies
 from poetry_torch_cuda.install.planning import cuda_majors
 from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
@@ -30,7 +29,7 @@ from poetry_torch_cuda.machine.resolution import machine_findings
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.project.locked import STALE_LOCK
 from poetry_torch_cuda.project.locked import is_stale
-from poetry_torch_cuda.project.protection import own_cuda_wheels
+from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.selection import LockView
 from poetry_torch_cuda.urls import mask_url
 
@@ -158,12 +157,9 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         fits = name not in missing
         unlocked = view is not None and name not in view.names
         if unlocked and target is None and build is not None and not not_built:
-            # Nothing locks it: judged as `"torch"` alone would be, any version
-            # in the variant's build, where the entry applies.
+            # Nothing locks it: any version in the variant's build, as "torch" alone.
             unmanaged = Target(name, specifier=requirement.specifier)
-            fits = not applies(requirement, env.marker_env) or (
-                unmanaged.is_satisfied_by(build.version, variant)
-            )
+            fits = unmanaged.is_satisfied_by(build.version, variant)
         pin = (versions or {}).get(name)
         report.packages.append(
             PackageStatus(name, pin, wanted or None, build, fits, why)
@@ -208,8 +204,9 @@ def _judge(
         name, build = package.name, package.installed
         if package.matches:  # always, without a lock or builds for this platform
             continue
-        if build is None:
-            report.warnings.append(f"{name} {package.wanted} is not installed; {add}")
+        if build is None:  # held but not selected: only sync puts it back
+            fix = add if view is None or name in view.selected else SYNC_HINT
+            report.warnings.append(f"{name} {package.wanted} is not installed; {fix}")
             continue
         but = f"{variant} wants {package.wanted}; {SYNC_HINT}"
         if package.wanted is None:
@@ -256,12 +253,12 @@ def _judge(
         for requirer, name in installed.missing(names)
     ]
     report.warnings += dead_stashes(env.path)
-    report.warnings += [
-        f"{name}, a dependency of the project itself, is not installed; {add}"
-        for name in own_cuda_wheels(ctx.poetry.package, env.marker_env)
-        if name not in names and installed.get(name) is None
-    ]
     if view is not None:
+        report.warnings += [
+            f"{name}, a dependency of the project itself, is not installed; {add}"
+            for name in sorted(view.selected.keys() & view.base.direct - names)
+            if is_cuda_bound(name) and installed.get(name) is None
+        ]
         report.warnings += unknown_entries(config, view.names)
         report.warnings += left_to_poetry(config, installed)
         notes, found = machine_findings(report.resolution.decision, machine)
