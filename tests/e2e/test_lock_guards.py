@@ -481,3 +481,22 @@ def test_a_relock_while_an_index_auto_locked_fails_keeps_its_entry(
     assert result.returncode == 0, result
     assert lock_bytes(project) == before
     assert run_inprocess(project, "torch-cuda", "lock", "--check").returncode == 0
+
+
+def test_auto_with_every_index_down_names_the_index_failure(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``variant = "auto"`` while every candidate's index answers 503: the lock
+    said "No configured package is locked in poetry.lock.", a wrong cause; it
+    names the index's failure and its way on."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "auto"\n')
+    assert run_inprocess(project, "lock", env_extra=BOT).returncode == 0
+    index.fail_retry_after = "0"
+    index.fail_paths["/whl/"] = 503
+    result = run_inprocess(project, "torch-cuda", "lock")
+    assert result.returncode == 1, result
+    assert "No configured package is locked" not in result.stderr, result
+    assert (
+        "the index failed with HTTP 503 (a server error). Run the command again later, or tell whoever runs the index."
+    ) in result.stderr, result
+    assert not (project.path / "torch-cuda.lock").exists()

@@ -659,7 +659,7 @@ def _unavailable(
     and ``answered``) or of no answer from ``url``: the cause and the way on."""
     if isinstance(failure, int):
         words, fix = http_failure(failure, url=url, **asked)
-        error = IndexUnavailableError(f"{mask_url(url)}: {words}; {fix}")
+        error = IndexUnavailableError(f"{mask_url(url)}: {words}. {fix}")
     else:
         timeout = timeout or float(constants.REQUESTS_TIMEOUT)
         words, fix = no_answer(failure, url, timeout)

@@ -667,6 +667,7 @@ def lock_project(
         lambda version: python.allows_any(parse_constraint(f"~{version}")),
     )
     variants = []
+    down: IndexUnavailableError | None = None
     for name in sorted(names):
         if name in kept:
             variants.append(kept[name])
@@ -683,9 +684,12 @@ def lock_project(
         except (MissingBuildError, IndexUnavailableError) as error:
             if name not in optional:  # auto's candidates: only what the index has
                 raise
-            if isinstance(error, IndexUnavailableError) and previous:  # no answer
+            down = error if isinstance(error, IndexUnavailableError) else down
+            if down is error and previous:  # no answer: keep its entry
                 variants += [v for v in previous.variants if v.name == name]
     if not variants:
+        if down:  # every candidate's index failed: that, not "nothing locked"
+            raise down
         return None
     # What auto locked is recorded beside it, so lock --check finds a lost entry.
     auto = "auto" in current.lock_variants
