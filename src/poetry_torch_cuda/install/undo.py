@@ -235,8 +235,17 @@ def recover(env: Env, uninstall: Uninstaller) -> list[str]:
     their change held had changed from their stashes (one without a manifest
     changed nothing), then remove those; returns what was undone."""
     sweep_leftovers(env)
-    stashes = [_read(root) for root in sorted(dead(state_dir(env.path), STASH))]
-    undone = [done for s in stashes if s for done in s.put_back(env, uninstall)]
+    undone: list[str] = []
+    for stash in filter(None, map(_read, sorted(dead(state_dir(env.path), STASH)))):
+        try:
+            undone += stash.put_back(env, uninstall)
+        except (TorchCudaError, OSError) as error:  # every next run would fail
+            raise TorchCudaError(
+                f"Putting back the stash of a killed run ({stash.root}) failed "
+                f"({error}): torch may not import. Run the command again once the "
+                "cause is gone (a full disk: free space), or delete that folder: "
+                f"then {SYNC_FORCE}."
+            ) from None
     sweep(state_dir(env.path), STASH)
     return undone
 
