@@ -515,9 +515,9 @@ def _stale(
         )
     roots = [(r.name, r.version) for r in _roots_for(poetry, config, variant)]
     missing = [
-        f"{name} {version}"
+        f"{name} {version or ''}".strip()  # no version: a specifier's, any build
         for name, version in roots
-        if version is not None and entry.package(name, version) is None
+        if entry.package(name, version) is None
     ] + [
         f"{d.name} {d.version}"
         for p in entry.packages
