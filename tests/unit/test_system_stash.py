@@ -302,7 +302,7 @@ def test_a_killed_runs_stash_that_cannot_be_put_back_names_its_folder_and_fix(
         recover(env, refuse)
 
     assert str(failure.value) == (
-        f"Putting back the stash of a killed run ({root}) failed ([Errno 20] Not a "
+        f"Putting back a killed run's stash ({root}) failed ([Errno 20] Not a "
         f"directory: '{site / 'torch' / '__init__.py'}'): torch may not import. Run "
         "the command again once the cause is gone (a full disk: free space), or "
         "delete that folder: then `poetry torch-cuda sync --force` reinstalls the "

@@ -115,8 +115,7 @@ def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
     package not installed at its locked version (unless forced) nor the project's own.
 
     Raises:
-        TorchCudaError: the lock has no file of a package for this env (a package
-            it lacks cannot be: ``locked_entry`` gave an entry none is missing from).
+        TorchCudaError: the lock has no file of a package for this env.
     """
     roots = [(t.name, str(t.version)) for t in plan.install]  # pinned: a version each
     packages = lock.closure(roots, env.marker_env)

@@ -241,10 +241,9 @@ def recover(env: Env, uninstall: Uninstaller) -> list[str]:
             undone += stash.put_back(env, uninstall)
         except (TorchCudaError, OSError) as error:  # every next run would fail
             raise TorchCudaError(
-                f"Putting back the stash of a killed run ({stash.root}) failed "
-                f"({error}): torch may not import. Run the command again once the "
-                "cause is gone (a full disk: free space), or delete that folder: "
-                f"then {SYNC_FORCE}."
+                f"Putting back a killed run's stash ({stash.root}) failed ({error}): "
+                "torch may not import. Run the command again once the cause is gone "
+                f"(a full disk: free space), or delete that folder: then {SYNC_FORCE}."
             ) from None
     sweep(state_dir(env.path), STASH)
     return undone
