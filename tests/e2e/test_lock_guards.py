@@ -481,3 +481,48 @@ def test_a_relock_while_an_index_auto_locked_fails_keeps_its_entry(
     assert result.returncode == 0, result
     assert lock_bytes(project) == before
     assert run_inprocess(project, "torch-cuda", "lock", "--check").returncode == 0
+
+
+def test_auto_with_every_index_down_names_the_index_failure(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``variant = "auto"`` while every candidate's index answers 503: the lock
+    said "No configured package is locked in poetry.lock.", a wrong cause; it
+    names the index's failure and its way on."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "auto"\n')
+    assert run_inprocess(project, "lock", env_extra=BOT).returncode == 0
+    index.fail_retry_after = "0"
+    index.fail_paths["/whl/"] = 503
+    result = run_inprocess(project, "torch-cuda", "lock")
+    assert result.returncode == 1, result
+    assert "No configured package is locked" not in result.stderr, result
+    assert (
+        "the index failed with HTTP 503 (a server error). Run the command again later, or tell whoever runs the index."
+    ) in result.stderr, result
+    assert not (project.path / "torch-cuda.lock").exists()
+
+
+def test_lock_check_fails_when_a_specifier_only_package_left_the_entry(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A merge dropped torchaudio (configured as ``torchaudio>=2.8``, which
+    poetry.lock does not lock) from cu129's entry: the check passed, and the
+    install then refused with "has no torchaudio>=2.8". The check names the hole,
+    so an install locks it first."""
+    project = Project.create(
+        tmp_path,
+        index,
+        {"needs-torch": "*"},
+        'variant = "cu129"\npackages = ["torch", "torchaudio>=2.8"]\n',
+    )
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    text = path.read_text()
+    start = text.index('[[variant.package]]\nname = "torchaudio"')
+    path.write_text(text[:start] + text[text.index("[[variant.package]]", start + 1) :])
+    assert "torchaudio" not in path.read_text().replace("torchaudio>=2.8", "")
+
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+
+    assert result.returncode == 1, result
+    assert "cu129 entry lacks torchaudio." in result.stderr, result

@@ -135,6 +135,23 @@ def test_a_missing_file_names_the_file_and_the_cause(
     assert not [n for n in leftovers(tmp_path / "artifacts") if n.endswith(".part")]
 
 
+def test_a_file_forbidden_without_credentials_due_is_missing_not_refused(
+    served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
+) -> None:
+    """download.pytorch.org (S3 behind a CDN) answers 403 for a file it lacks; with
+    no credentials due, the advice was to check them. It says the file is missing."""
+    index, items = served
+    index.fail_paths["/whl/cu129/nvidia-nccl-cu12/"] = 403
+    with pytest.raises(DownloadError) as raised:
+        fetch(items, tmp_path / "artifacts")
+    assert items[2].filename in str(raised.value)
+    assert (
+        ": the index has no such file (HTTP 403).\nCheck the index URL and the "
+        "variant; if the index moved its files, run `poetry torch-cuda lock` again."
+    ) in str(raised.value), raised.value
+    assert "credentials" not in str(raised.value)
+
+
 class _Odd(BaseHTTPRequestHandler):
     """Serves ``BODY`` badly: ``/short`` promises more bytes than it sends,
     ``/drip`` sends a byte every 0.2 s, ``/ranged`` answers any Range with 416,

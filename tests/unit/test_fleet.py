@@ -52,7 +52,11 @@ def test_targets_parse() -> None:
 @pytest.mark.parametrize(
     ("targets", "message"),
     [
-        ({"name": "x"}, "must be an array of tables, got a table"),
+        ({"name": "x"}, "must be a non-empty array of tables, got a table"),
+        (
+            [],
+            "non-empty array of tables, got an array; leave the key out for none",
+        ),
         (["training"], "entry 1 must be a table, got a string 'training'"),
         ([{"driver": "570.1", "gpus": ["9.0"]}], "entry 1 needs name"),
         ([{**TRAINING, "gpu": ["9.0"]}], "'training' has unknown key 'gpu'"),

@@ -278,3 +278,34 @@ def test_a_killed_runs_stash_is_put_back_leaving_what_poetry_changed_since(
     assert (site / "tinyutil-1.1.0.dist-info").is_dir()
     assert [p.name for p in state_dir(env.path).iterdir()] == []
     assert recover(env, refuse) == []  # nothing left to put back
+
+
+def test_a_killed_runs_stash_that_cannot_be_put_back_names_its_folder_and_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The put-back of a killed run's stash failed (a full disk; here a file
+    where torch's folder goes): every later run said "failed unexpectedly" and
+    nothing named the stash. One error names it, the cause and the ways on."""
+    from poetry_torch_cuda.errors import TorchCudaError
+
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    env = system_python(tmp_path / "usr-local")
+    site = env.site_packages.candidates[0]
+    stash = Stash.take(env, ["torch"], installed_environment(env))
+    gone = subprocess.Popen(["true"])  # a process that is gone now
+    gone.wait()
+    root = stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.killed"))
+    shutil.rmtree(site / "torch")
+    (site / "torch").write_text("in the way\n")
+
+    with pytest.raises(TorchCudaError) as failure:
+        recover(env, refuse)
+
+    assert str(failure.value) == (
+        f"Putting back a killed run's stash ({root}) failed ([Errno 20] Not a "
+        f"directory: '{site / 'torch' / '__init__.py'}'): torch may not import. Run "
+        "the command again once the cause is gone (a full disk: free space), or "
+        "delete that folder: then `poetry torch-cuda sync --force` reinstalls the "
+        "build."
+    )
+    assert root.is_dir()

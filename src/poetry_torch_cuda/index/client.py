@@ -268,6 +268,15 @@ def new_bytes(accept: bool = False) -> str:
     )
 
 
+def missing(
+    status: int, auth: IndexAuthenticator | None, url: str, answered: str | None
+) -> bool:
+    """Whether the index lacks what was asked: 404, 410, and with no credentials due
+    the 403 download.pytorch.org answers for it (pip and Poetry agree)."""
+    due = not auth or auth.withheld(answered or url) or auth.sends_credentials(url)
+    return status in (403, 404, 410)[due:]
+
+
 def http_failure(
     status: int,
     project: str | None = None,
@@ -283,7 +292,13 @@ def http_failure(
     about = f" for {project}" if project else ""
     words = f"the index answered HTTP {status}{about}"
     fix = "Check the index URL, then run the command again."
-    if status in (401, 403):
+    if missing(status, auth, url, answered):
+        words = f"the index has no such file (HTTP {status}){about}"
+        fix = (
+            "Check the index URL and the variant; if the index moved its files, "
+            "run `poetry torch-cuda lock` again."
+        )
+    elif status in (401, 403):
         words = f"the index refused access (HTTP {status})"
         fix = (
             "Check the credentials Poetry has for the index's source: "
@@ -315,12 +330,6 @@ def http_failure(
                 "in the index's page, in torch-cuda.lock or in "
                 "POETRY_TORCH_CUDA_INDEX_URL, and the index's redirects)."
             )
-    elif status in (404, 410):
-        words = f"the index has no such file (HTTP {status}){about}"
-        fix = (
-            "Check the index URL and the variant; if the index moved its files, "
-            "run `poetry torch-cuda lock` again."
-        )
     elif status == 429 or status >= 500:
         cause = "too many requests" if status == 429 else "a server error"
         words = f"the index failed with HTTP {status} ({cause})"
@@ -515,10 +524,7 @@ class IndexClient:
             remember(self.cache_dir, url, None)
         if response.status_code >= 400:
             answered = response.url or url
-            # Missing: 404, 410 and, where no credentials were due, the 403 that
-            # download.pytorch.org answers for a page it lacks (pip and Poetry agree).
-            due = self.auth.withheld(answered) or self.auth.sends_credentials(url)
-            if not page or response.status_code not in (403, 404, 410)[due:]:
+            if not page or not missing(response.status_code, self.auth, url, answered):
                 raise _unavailable(
                     url, response.status_code, auth=self.auth, answered=answered
                 )
@@ -670,7 +676,7 @@ def _unavailable(
     and ``answered``) or of no answer from ``url``: the cause and the way on."""
     if isinstance(failure, int):
         words, fix = http_failure(failure, url=url, **asked)
-        error = IndexUnavailableError(f"{mask_url(url)}: {words}; {fix}")
+        error = IndexUnavailableError(f"{mask_url(url)}: {words}. {fix}")
     else:
         timeout = timeout or float(constants.REQUESTS_TIMEOUT)
         words, fix = no_answer(failure, url, timeout)

@@ -115,16 +115,10 @@ def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
     package not installed at its locked version (unless forced) nor the project's own.
 
     Raises:
-        TorchCudaError: the lock lacks a package, or has no file for this env.
+        TorchCudaError: the lock has no file of a package for this env.
     """
     roots = [(t.name, str(t.version)) for t in plan.install]  # pinned: a version each
-    try:
-        packages = lock.closure(roots, env.marker_env)
-    except KeyError as missing:
-        raise TorchCudaError(
-            f"{LOCK_NAME} has no {missing.args[0]} for {plan.variant}; run "
-            "`poetry torch-cuda lock` and then the command again."
-        ) from None
+    packages = lock.closure(roots, env.marker_env)
     asked = {target.name for target in plan.install}
     return [
         _best_file(lock.files(package), package.name, package.version, env)

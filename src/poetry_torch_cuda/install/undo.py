@@ -237,8 +237,16 @@ def recover(env: Env, uninstall: Uninstaller) -> list[str]:
     killed = sorted(dead(state_dir(env.path), STASH))
     if killed:
         sweep_leftovers(env)
-    stashes = [_read(root) for root in killed]
-    undone = [done for s in stashes if s for done in s.put_back(env, uninstall)]
+    undone: list[str] = []
+    for stash in filter(None, map(_read, killed)):
+        try:
+            undone += stash.put_back(env, uninstall)
+        except (TorchCudaError, OSError) as error:  # every next run would fail
+            raise TorchCudaError(
+                f"Putting back a killed run's stash ({stash.root}) failed ({error}): "
+                "torch may not import. Run the command again once the cause is gone "
+                f"(a full disk: free space), or delete that folder: then {SYNC_FORCE}."
+            ) from None
     sweep(state_dir(env.path), STASH)
     return undone
 

@@ -520,9 +520,9 @@ def _stale(
         )
     roots = [(r.name, r.version) for r in _roots_for(selected, config, variant)]
     missing = [
-        f"{name} {version}"
+        f"{name} {version or ''}".strip()  # no version: a specifier's, any build
         for name, version in roots
-        if version is not None and entry.package(name, version) is None
+        if entry.package(name, version) is None
     ] + [
         f"{d.name} {d.version}"
         for p in entry.packages
@@ -654,6 +654,7 @@ def lock_project(
         lambda version: python.allows_any(parse_constraint(f"~{version}")),
     )
     variants = []
+    down: IndexUnavailableError | None = None
     for name in sorted(names):
         if name in kept:
             variants.append(kept[name])
@@ -670,9 +671,12 @@ def lock_project(
         except (MissingBuildError, IndexUnavailableError) as error:
             if name not in optional:  # auto's candidates: only what the index has
                 raise
-            if isinstance(error, IndexUnavailableError) and previous:  # no answer
+            down = error if isinstance(error, IndexUnavailableError) else down
+            if down is error and previous:  # no answer: keep its entry
                 variants += [v for v in previous.variants if v.name == name]
     if not variants:
+        if down:  # every candidate's index failed: that, not "nothing locked"
+            raise down
         return None
     # What auto locked is recorded beside it, so lock --check finds a lost entry.
     auto = "auto" in current.lock_variants

@@ -102,9 +102,9 @@ def find_target(targets: tuple[FleetTarget, ...], name: str) -> FleetTarget:
 def _targets(value: Any, _: str) -> tuple[FleetTarget, ...]:
     """The ``targets`` array of tables; a :class:`ConfigError` names the entry, the
     key and an example."""
-    if not isinstance(value, list):
-        then = f"; write each machine as:\n\n{_EXAMPLE}"
-        raise _must(_TARGETS, "an array of tables", value, then)
+    if not isinstance(value, list) or not value:  # [] declares no machine: omit it
+        then = f"; leave the key out for none, or write each machine as:\n\n{_EXAMPLE}"
+        raise _must(_TARGETS, "a non-empty array of tables", value, then)
     targets: dict[str, FleetTarget] = {}
     for number, entry in enumerate(value, start=1):
         target = _target(number, entry)
