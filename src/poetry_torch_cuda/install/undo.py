@@ -171,6 +171,11 @@ class Stash:
         drop_previous(env_path)
         self.root = self.root.rename(state_dir(env_path) / PREVIOUS)
 
+    def drop(self) -> None:
+        """Remove the stash, its manifest first: one half removed changed nothing."""
+        remove(self.root / _MANIFEST)
+        remove(self.root)
+
     def _save(self, *more: str) -> None:
         keys = ("before", "family", "files", "locked", *more)
         manifest = json.dumps({k: getattr(self, k) for k in keys}, default=sorted)
@@ -192,7 +197,7 @@ def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     else:
         if not request.plan.force:
             drop_previous(env.path)
-        remove(stash.root)
+        stash.drop()
     write_json(state_dir(env.path) / INSTALLED, sorted(files))
 
 
@@ -327,7 +332,7 @@ def undo(
     except (TorchCudaError, OSError) as failure:
         state = NOT_BACK.format("the environment", failure)
     else:
-        remove(stash.root)
+        stash.drop()
         held = ", ".join(
             f"{t.name} {stash.before[t.name]}"
             for t in plan.install
