@@ -672,8 +672,10 @@ def lock_project(
             if name not in optional:  # auto's candidates: only what the index has
                 raise
             down = error if isinstance(error, IndexUnavailableError) else down
-            if down is error and previous:  # no answer: keep its entry
-                variants += [v for v in previous.variants if v.name == name]
+            if down is error and previous and (entry := previous.variant(name)):
+                if _stale(poetry, config, previous, name, selected):
+                    raise  # no answer, and the entry locked before no longer fits
+                variants.append(entry)  # no answer: keep its entry
     if not variants:
         if down:  # every candidate's index failed: that, not "nothing locked"
             raise down
