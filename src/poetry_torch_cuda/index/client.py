@@ -304,9 +304,8 @@ def http_failure(
             "Check the credentials Poetry has for the index's source: "
             "`poetry config http-basic.<source> <user> <password>`."
         )
-        credentials = auth and auth.sends_credentials(url)
-        source = auth and auth.source(url)
-        if credentials:
+        if auth and auth.sends_credentials(url):
+            source = auth.source(url)
             name = source or "<source>"
             variable = "POETRY_HTTP_BASIC_" + (
                 re.sub(r"\W", "_", name.upper()) if source else "<SOURCE>"

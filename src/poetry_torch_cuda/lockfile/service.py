@@ -617,7 +617,8 @@ def lock_project(
     client = project_client(poetry, refresh=refresh, auth=auth)
     names = set(_wanted(config)) - {"auto"} | {v.name for v in extra}
     optional: set[str] = set()
-    if "auto" in _wanted(config):  # every variant auto may choose that has the builds
+    auto = "auto" in _wanted(config)
+    if auto:  # every variant auto may choose that has the builds
         optional = _auto_choices() - names
         names |= optional
         client.projects(  # the candidates' pages at once, kept by the client
@@ -681,7 +682,6 @@ def lock_project(
             raise down
         return None
     # What auto locked is recorded beside it, so lock --check finds a lost entry.
-    auto = "auto" in current.lock_variants
     chosen = {v.name for v in variants} & (_auto_choices() if auto else set())
     wanted = tuple(sorted({*current.lock_variants, *chosen}))
     lock = TorchCudaLock(replace(current, lock_variants=wanted), tuple(variants))
