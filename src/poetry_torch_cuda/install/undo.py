@@ -171,11 +171,6 @@ class Stash:
         drop_previous(env_path)
         self.root = self.root.rename(state_dir(env_path) / PREVIOUS)
 
-    def drop(self) -> None:
-        """Remove the stash, its manifest first: one half removed changed nothing."""
-        remove(self.root / _MANIFEST)
-        remove(self.root)
-
     def _save(self, *more: str) -> None:
         keys = ("before", "family", "files", "locked", *more)
         manifest = json.dumps({k: getattr(self, k) for k in keys}, default=sorted)
@@ -197,7 +192,7 @@ def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     else:
         if not request.plan.force:
             drop_previous(env.path)
-        stash.drop()
+        remove(stash.root)
     write_json(state_dir(env.path) / INSTALLED, sorted(files))
 
 
@@ -215,7 +210,6 @@ def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
             for target in plan.install
         )
         or not {item.sha256 for item in request.files} <= set(previous.locked)
-        or not all((previous.root / name).is_file() for _, name in previous.files)
     ):
         return None
     return previous
@@ -232,7 +226,8 @@ def _read(root: Path) -> Stash | None:
     except TypeError:  # none, or not a manifest
         return None
     stash.tops, stash.present = set(stash.tops), set(stash.present)
-    return stash
+    whole = all(os.path.isfile(os.path.join(root, name)) for _, name in stash.files)
+    return stash if whole else None  # a file gone: its run was removing it, done
 
 
 def recover(env: Env, uninstall: Uninstaller) -> list[str]:
@@ -332,7 +327,7 @@ def undo(
     except (TorchCudaError, OSError) as failure:
         state = NOT_BACK.format("the environment", failure)
     else:
-        stash.drop()
+        remove(stash.root)
         held = ", ".join(
             f"{t.name} {stash.before[t.name]}"
             for t in plan.install
