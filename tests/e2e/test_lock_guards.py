@@ -537,7 +537,9 @@ def test_a_relock_while_an_index_auto_locked_fails_keeps_no_stale_entry(
     while the index failed. An entry kept from before must still fit."""
     project = Project.create(tmp_path, index, DEPS, 'variant = "auto"\n')
     assert run_inprocess(project, "lock").returncode == 0
-    moved = run_inprocess(project, "add", "--lock", "torchvision==0.28.0", env_extra=BOT)
+    moved = run_inprocess(
+        project, "add", "--lock", "torchvision==0.28.0", env_extra=BOT
+    )
     assert moved.returncode == 0, moved
     before = lock_bytes(project)
     index.fail_retry_after = "0"

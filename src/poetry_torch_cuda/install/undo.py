@@ -165,6 +165,11 @@ class Stash:
         ]
         return changes or ([f"{relinked} files pip had changed"] if relinked else [])
 
+    def held(self, names: Iterable[str]) -> str:
+        """Its versions of ``names`` in words, torch first ("" for none)."""
+        found = sorted(set(names) & self.before.keys(), key=lambda n: (n != "torch", n))
+        return ", ".join(f"{name} {self.before[name]}" for name in found)
+
     def keep(self, env_path: Path) -> None:
         """Make this stash the environment's previous build (replacing the last one)."""
         self._save()
@@ -328,11 +333,7 @@ def undo(
         state = NOT_BACK.format("the environment", failure)
     else:
         remove(stash.root)
-        held = ", ".join(
-            f"{t.name} {stash.before[t.name]}"
-            for t in plan.install
-            if t.name in stash.before
-        )
+        held = stash.held(t.name for t in plan.install)
         if changes:
             state = (
                 "The environment was put back as it was "
