@@ -209,7 +209,8 @@ def test_a_failed_put_back_is_worded_once(
     stash = SimpleNamespace(put_back=broken)
     error = undo(RuntimeError("pip failed"), stash, plan, None, None)  # type: ignore[arg-type]
     assert f"Putting back the environment {fix}" in str(error)
-    kept = SimpleNamespace(before={"torch": "2.14.1+cu126"}, put_back=broken)
+    kept = Stash(tmp_path, {"torch": "2.14.1+cu126"}, ["torch"])
+    monkeypatch.setattr(kept, "put_back", broken)
     monkeypatch.setattr(after, "previous_build", lambda _: kept)
     env = SimpleNamespace(path=tmp_path, get_pip_command=lambda: ["pip"])
     ctx = SimpleNamespace(env=env, config=SimpleNamespace(package_names={"torch"}))
