@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from typing import ClassVar
 
 from cleo.helpers import option
+from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.commands.base import NotCreatedEnv
 from poetry_torch_cuda.commands.base import TorchCudaCommand
@@ -14,6 +15,7 @@ from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.proof.after import prove
 
 
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
 
 
-class VerifyCommand(TorchCudaCommand):
+class VerifyCommand(TorchCudaCommand, GroupCommand):
     """Import, describe and exercise the installed torch family in the project's env."""
 
     name = "torch-cuda verify"
@@ -31,6 +33,7 @@ class VerifyCommand(TorchCudaCommand):
     )
     options: ClassVar[list[Option]] = [
         option("json", None, "Print the result as JSON (stable; see the README)."),
+        *selection_options(),
     ]
     help = (
         "Runs a short check with the environment's Python in a child process "
@@ -40,9 +43,9 @@ class VerifyCommand(TorchCudaCommand):
         "computation on the CPU and on every visible GPU; torchvision.ops.nms "
         "when torchvision is configured. The result is judged against the "
         "configured variant and this machine's driver and GPUs. Exit status 0 "
-        "when everything holds, 1 otherwise (also when a package poetry.lock "
-        "installs here is missing, or the check could not finish); no GPU on "
-        "the machine is a note. Never creates the environment. "
+        "when everything holds, 1 otherwise (also when a package `poetry install` "
+        "with the options given installs here is missing, or the check could not "
+        "finish); no GPU on the machine is a note. Never creates the environment. "
         "<c1>-vvv</> shows the check's traceback."
     )
 
@@ -58,8 +61,8 @@ class VerifyCommand(TorchCudaCommand):
             found = next_choice(config, locked, machine, variant, ctx)
             return None if found is None else found.name
 
-        names = config.package_names
-        required = {str(n): v for n, v in (locked or {}).items() if n in names}
+        wanted = ctx.view.selected if ctx.selection.explicit and locked else locked
+        required = {str(n): v for n, v in (wanted or {}).items()}
         proof = prove(
             ctx,
             variant,

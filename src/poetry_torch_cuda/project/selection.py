@@ -43,6 +43,8 @@ class Selection:
     groups: frozenset[str] = frozenset()
     extras: frozenset[NormalizedName] = frozenset()
     explicit: bool = False
+    #: ``--only`` or ``--without`` given: ``--with`` cannot add a group back.
+    narrowed: bool = False
 
     def or_default(self, poetry: Poetry) -> Selection:
         """These options, or what ``poetry install`` without options selects (the
@@ -84,7 +86,7 @@ def selection_from(command: GroupCommand) -> Selection:
     extras = frozenset(
         canonicalize_name(extra)
         for value in command.option("extras") or []
-        for extra in value.replace(",", " ").split()
+        for extra in value.split()  # as `poetry install` does: "a,b" is one name
     )
     if command.option("all-extras"):
         extras = known
@@ -95,7 +97,8 @@ def selection_from(command: GroupCommand) -> Selection:
             f"Extra(s) not found: {', '.join(unknown)} (the project has: {have})."
         )
     explicit = any(command.option(name) for name in SELECTION_OPTIONS)
-    return Selection(groups, extras, explicit)
+    narrowed = bool(command.option("only") or command.option("without"))
+    return Selection(groups, extras, explicit, narrowed)
 
 
 def all_groups(poetry: Poetry) -> frozenset[str]:
@@ -196,6 +199,8 @@ class LockView:
         if name in self._selects(everything, extras):
             wanted = [g for g in in_groups if g not in groups]
             options = " ".join(f"--with {g}" for g in wanted)
+            if wanted and selection.narrowed:
+                options = f"--only {','.join(sorted({*groups, *wanted}))}"
             return f"in the lock, only in group {', '.join(wanted)}, not selected" + (
                 f" ({options})" if options else ""
             )

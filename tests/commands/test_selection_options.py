@@ -1,0 +1,84 @@
+"""The options that select groups and extras, as a user meets them: on every
+command that judges what `poetry install` installs, with advice that works, and
+parsed as `poetry install` parses them (in-process: logic and wording)."""
+
+from __future__ import annotations
+
+import shutil
+from typing import TYPE_CHECKING
+
+from tests.support.inprocess import run_inprocess
+
+
+if TYPE_CHECKING:
+    from tests.support.fixtures import ProjectFactory
+    from tests.support.poetry_project import Project
+
+VISION_IN_DEV = '\n[tool.poetry.group.dev.dependencies]\ntorchvision = "*"\n'
+
+
+def locked_without_venv(project: Project) -> None:
+    assert run_inprocess(project, "lock").returncode == 0
+    shutil.rmtree(project.venv, ignore_errors=True)  # `poetry lock` may make one
+
+
+def test_verify_takes_the_options_an_image_was_installed_with(
+    project_factory: ProjectFactory,
+) -> None:
+    """An image made with `poetry install --without dev` (torchvision in dev)."""
+    project = project_factory({"torch": "*"}, 'variant = "cu129"')
+    project.write_pyproject(project.pyproject_text() + VISION_IN_DEV)
+    locked_without_venv(project)
+    missing = "torchvision is not installed, though `poetry install` installs"
+    default = run_inprocess(project, "torch-cuda", "verify")
+    assert missing in default.stdout.replace("\n", " "), default
+    told = run_inprocess(project, "torch-cuda", "verify", "--without", "dev")
+    out = told.stdout.replace("\n", " ")
+    assert "torchvision is not installed" in out and missing not in out, told
+    assert "torch is not installed, though `poetry install` installs" in out, told
+    bad = run_inprocess(project, "torch-cuda", "verify", "--with", "nope")
+    assert bad.returncode == 1 and "Group(s) not found: nope" in bad.stderr, bad
+
+
+def test_the_advice_for_a_group_left_out_undoes_the_options_given(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory({"filelock": "*"}, 'variant = "cu129"')
+    project.write_pyproject(project.pyproject_text() + VISION_IN_DEV + 'torch = "*"\n')
+    locked_without_venv(project)
+    for narrowed in (("--without", "dev"), ("--only", "main")):
+        status = run_inprocess(project, "torch-cuda", "status", *narrowed)
+        out = " ".join(status.stdout.split())
+        assert "only in group dev, not selected (--only dev,main)" in out, out
+        assert "--with dev" not in out, out
+    advised = run_inprocess(project, "torch-cuda", "status", "--only", "dev,main")
+    out = " ".join(advised.stdout.split())
+    assert "torch not installed (in the lock (group dev), not installed here)" in out
+    optional = project.pyproject_text() + "[tool.poetry.group.dev]\noptional = true\n"
+    project.write_pyproject(optional)
+    locked_without_venv(project)
+    status = run_inprocess(project, "torch-cuda", "status")
+    out = " ".join(status.stdout.split())
+    assert "only in group dev, not selected (--with dev)" in out, out
+
+
+def test_extras_are_split_as_poetry_install_splits_them(
+    project_factory: ProjectFactory,
+) -> None:
+    project = project_factory({"filelock": "*"}, 'variant = "cu129"')
+    project.write_pyproject(
+        project.pyproject_text().replace(
+            "[tool.poetry]\n",
+            '[project.optional-dependencies]\ngpu = ["torch"]\nvision = '
+            '["torchvision"]\n\n[tool.poetry]\n',
+        )
+    )
+    locked_without_venv(project)
+    poetry = run_inprocess(project, "install", "--dry-run", "-E", "gpu,vision")
+    assert poetry.returncode == 1 and "gpu,vision" in poetry.stderr, poetry
+    comma = run_inprocess(project, "torch-cuda", "status", "-E", "gpu,vision")
+    assert comma.returncode == 1, comma
+    assert "Extra(s) not found: gpu,vision" in comma.stderr, comma
+    spaced = run_inprocess(project, "torch-cuda", "status", "-E", "gpu vision")
+    assert spaced.returncode == 0, spaced
+    assert "behind extra" not in spaced.stdout, spaced
