@@ -548,3 +548,7 @@ def test_a_relock_while_an_index_auto_locked_fails_keeps_no_stale_entry(
     assert result.returncode == 1, result
     assert "the index failed with HTTP 503 (a server error)" in result.stderr, result
     assert lock_bytes(project) == before
+    result = run_inprocess(project, "lock")  # Poetry's: a warning, the file as it was
+    assert result.returncode == 0, result
+    assert "could not update torch-cuda.lock" in result.stderr, result
+    assert lock_bytes(project) == before
