@@ -79,7 +79,7 @@ class OperationGuard:
         versions: dict[NormalizedName, str] = {}
         removed: set[NormalizedName] = set()
         # Packages installed from the lock carry no dependencies; the lock has them.
-        graph = locked_graph(poetry)
+        graph = locked_graph(poetry, configured)
         for operation in operations:
             package = operation.package
             if operation.job_type == "uninstall":
