@@ -11,6 +11,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
@@ -112,9 +113,9 @@ def refuse_unindexed(packages: Iterable[Package], configured: Iterable[str]) -> 
         if p.name in names and p.source_type in ("file", "directory", "url", "git"):
             raise TorchCudaError(
                 f"{p.name} is in [tool.poetry-torch-cuda] packages, but poetry.lock "
-                f"takes it from {p.source_type} {p.source_url}, which the variant "
-                "index's build would replace: remove it from `packages` to keep "
-                "that build, or depend on it from the index."
+                f"takes it from {p.source_type} {mask_url(str(p.source_url))}, "
+                "which the variant index's build would replace: remove it from "
+                "`packages` to keep that build, or depend on it from the index."
             )
 
 
