@@ -116,3 +116,8 @@ def test_a_configured_package_poetry_takes_from_a_file_is_refused_everywhere(
     assert project.installed()["torchvision"] == "0.29.1", kept
     assert project.installed()["torch"] == "2.14.1+cu129", kept
     assert "left to Poetry" not in kept.stderr, kept
+    # The second way on: from the index, it is the variant's build again.
+    project.write_pyproject(text.replace('packages = ["torch"]\n', ""))
+    indexed = run_inprocess(project, "add", "torchvision==0.29.1")
+    assert indexed.returncode == 0, indexed
+    assert project.installed()["torchvision"] == "0.29.1+cu129", indexed

@@ -202,7 +202,7 @@ def select(
         canonicalize_name(r.name): parse_marker(str(r.marker or "")) for r in packages
     }
     direct = (d.name for d in poetry.package.all_requires)
-    family = protected_names(entries, [locked.locked_graph(poetry, entries)], direct)
+    family = protected_names(entries, [locked.locked_graph(poetry)], direct)
     exported, roots = [], {}
     groups, extras = selection.groups, selection.extras
     for package, marker in locked.selected_packages(poetry, groups, extras):

@@ -40,13 +40,10 @@ class LockedState:
     direct: frozenset[NormalizedName] = frozenset()
 
 
-def locked_graph(
-    poetry: Poetry, configured: Iterable[str]
-) -> dict[NormalizedName, list[NormalizedName]]:
+def locked_graph(poetry: Poetry) -> dict[NormalizedName, list[NormalizedName]]:
     """poetry.lock's dependency graph (empty without a lock): name -> required
-    names, markers ignored (a superset is what protection wants); refuse_unindexed."""
+    names, markers ignored (a superset is what protection wants)."""
     packages = poetry.locker.locked_repository().packages
-    refuse_unindexed(packages, configured)
     return {
         package.name: [dep.name for dep in package.requires] for package in packages
     }
@@ -158,10 +155,11 @@ def locked_state(poetry: Poetry, env: Env, configured: Iterable[str]) -> LockedS
         TorchCudaError: no lock file yet, or a ``configured`` package from no index.
     """
     require_lock(poetry)
+    refuse_unindexed(poetry.locker.locked_repository().packages, configured)
     groups = poetry.package.dependency_group_names()
     versions = resolved_versions(poetry, env.marker_env, groups)
     direct = frozenset(dependency.name for dependency in poetry.package.all_requires)
-    return LockedState(versions, locked_graph(poetry, configured), direct=direct)
+    return LockedState(versions, locked_graph(poetry), direct=direct)
 
 
 #: Poetry's own words when ``poetry install`` refuses a stale lock.
