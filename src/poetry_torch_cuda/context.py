@@ -74,7 +74,7 @@ class RunContext:
         Raises:
             TorchCudaError: the project has no lock file yet.
         """
-        return locked_state(self.poetry, self.env)
+        return locked_state(self.poetry, self.env, self.config.package_names)
 
     @cached_property
     def installed(self) -> InstalledEnvironment:

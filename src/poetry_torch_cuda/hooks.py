@@ -26,6 +26,7 @@ from poetry_torch_cuda.output import write_error
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.locked import LockedState
 from poetry_torch_cuda.project.locked import locked_graph
+from poetry_torch_cuda.project.locked import refuse_unindexed
 from poetry_torch_cuda.project.protection import merge_graphs
 from poetry_torch_cuda.reports.status import left_to_poetry
 from poetry_torch_cuda.reports.status import unknown_entries
@@ -89,6 +90,7 @@ class OperationGuard:
                 graph[package.name] = [dep.name for dep in package.requires]
             kept = not operation.skipped or operation.skip_reason == "Already installed"
             if package.name in configured and kept:
+                refuse_unindexed([package], configured)  # as this run resolves it
                 versions[package.name] = package.version.text
         # The project's own dependencies are Poetry's, but for those this run
         # removes (a group left out): the family keeps what it needs of them.

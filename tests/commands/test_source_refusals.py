@@ -11,9 +11,12 @@ import pytest
 
 from tests.support.inprocess import run_inprocess
 from tests.support.untouched import untouched
+from tests.support.wheels import build_wheel
 
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.support.fixtures import ProjectFactory
     from tests.support.index import IndexServer
 
@@ -70,3 +73,51 @@ def test_plain_http_to_another_host_needs_an_explicit_opt_in(
     accepted = run_inprocess(project, "install", "--dry-run")
     assert accepted.returncode == 0, accepted
     assert "plain http" not in accepted.stderr
+
+
+def test_a_configured_package_poetry_takes_from_a_file_is_refused_everywhere(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """A custom torchvision build poetry.lock takes from a file was replaced by the
+    variant index's +cu129 build while status said all was fine: every path refuses,
+    naming the package, its source and the two ways on."""
+    wheel = build_wheel(tmp_path / "own", "torchvision", "0.29.1", ["torch==2.14.1"])
+    deps = {"torch": "*", "torchvision": f" @ {wheel.as_uri()}"}
+    project = project_factory(deps, 'variant = "cu129"\n')
+    off = {"POETRY_TORCH_CUDA_DISABLE": "1"}
+    assert run_inprocess(project, "lock", env_extra=off).returncode == 0
+    said = (
+        "torchvision is in [tool.poetry-torch-cuda] packages, but poetry.lock takes "
+        "it from file "
+    )
+    for args in (
+        ("lock",),
+        ("torch-cuda", "lock"),
+        ("torch-cuda", "export", "--variant", "cu129"),
+        ("torch-cuda", "switch", "cu129", "--dry-run"),
+        ("install",),
+    ):
+        result = run_inprocess(project, *args)
+        assert result.returncode == 1, (args, result)
+        assert said in result.stderr, (args, result)
+        assert wheel.name in result.stderr
+        assert "remove it from `packages` to keep that build" in result.stderr
+        assert "or depend on it from the index" in result.stderr
+    status = run_inprocess(project, "torch-cuda", "status")  # a report: it warns
+    assert f"Warning: {said}" in status.stdout, status
+    assert not (project.path / "torch-cuda.lock").exists()
+    assert "torchvision" not in project.installed()
+    # The first way on: left out of `packages`, that build is Poetry's, unwarned.
+    table = 'variant = "cu129"\n'
+    text = project.pyproject_text().replace(table, f'{table}packages = ["torch"]\n')
+    project.write_pyproject(text)
+    kept = run_inprocess(project, "install")
+    assert kept.returncode == 0, kept
+    assert project.installed()["torchvision"] == "0.29.1", kept
+    assert project.installed()["torch"] == "2.14.1+cu129", kept
+    assert "left to Poetry" not in kept.stderr, kept
+    # The second way on: from the index, it is the variant's build again.
+    project.write_pyproject(text.replace('packages = ["torch"]\n', ""))
+    indexed = run_inprocess(project, "add", "torchvision==0.29.1")
+    assert indexed.returncode == 0, indexed
+    assert project.installed()["torchvision"] == "0.29.1+cu129", indexed

@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 from poetry.console.commands.group_command import GroupCommand
 from poetry.core.packages.dependency import Dependency
 from poetry.core.packages.dependency_group import DependencyGroup
+from poetry.core.packages.package import Package
 from poetry.core.packages.project_package import ProjectPackage
 
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
@@ -26,6 +27,7 @@ from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.undo import Stash
 from poetry_torch_cuda.project.config import TorchCudaConfig
+from poetry_torch_cuda.project.locked import refuse_unindexed
 from poetry_torch_cuda.project.selection import SELECTION_OPTIONS
 from poetry_torch_cuda.project.selection import selection_from
 from poetry_torch_cuda.project.selection import selection_options
@@ -332,3 +334,24 @@ def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
     cpu_only = Machine("linux", "x86_64")
     none = decide(cpu_only, lambda variant: Offer(True, "offered"))
     assert cpu_fallback_warning(none, cpu_only) is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "url"),
+    [
+        ("directory", "/src/vision"),
+        ("git", "https://github.com/me/vision.git"),
+        ("url", "https://me:s3cret@example.org/torchvision-0.29.1-py3-none-any.whl"),
+        ("legacy", None),  # a Poetry source: an index, the plugin's to replace
+    ],
+)
+def test_a_configured_package_from_no_index_is_refused(kind: str, url: str) -> None:
+    package = Package("torchvision", "0.29.1", source_type=kind, source_url=url)
+    if url is None:
+        refuse_unindexed([package], {n("torchvision")})
+        return
+    refuse_unindexed([package], {n("torch")})  # not configured: Poetry's
+    with pytest.raises(TorchCudaError) as error:
+        refuse_unindexed([package], {n("torchvision")})
+    shown = url.replace("me:s3cret", "***")  # never a credential
+    assert f"poetry.lock takes it from {kind} {shown}, which" in str(error.value)

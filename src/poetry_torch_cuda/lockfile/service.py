@@ -723,11 +723,11 @@ def entry_for(
         TorchCudaError: poetry.lock does not exist, or torch-cuda.lock cannot be read.
     """
     locked.require_lock(poetry)
+    selected = locked.selected_packages(poetry)
+    current = _current_inputs(poetry, config, selected)
     lock = read_lock(lock_path(poetry))
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]
-    selected = locked.selected_packages(poetry)
-    current = _current_inputs(poetry, config, selected)
     reasons = differences(lock.inputs, current, whole=variant is None)
     names = {*_wanted(config), *lock.inputs.lock_variants} - {"auto"}
     names |= {entry.name for entry in lock.variants}

@@ -11,6 +11,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.urls import mask_url
 
 
 if TYPE_CHECKING:
@@ -91,13 +92,28 @@ def selected_packages(
 def locked_versions(
     selected: Selected, names: Iterable[str]
 ) -> tuple[tuple[NormalizedName, tuple[str, ...]], ...]:
-    """Every version ``selected`` locks for each of ``names`` (sorted)."""
+    """Every version ``selected`` locks for each of ``names`` (sorted); refuse_unindexed."""
+    refuse_unindexed((package for package, _ in selected), names)
     wanted = {canonicalize_name(name) for name in names}
     found: dict[NormalizedName, set[str]] = {}
     for package, _ in selected:
         if package.name in wanted:
             found.setdefault(package.name, set()).add(package.version.text)
     return tuple((name, tuple(sorted(found[name]))) for name in sorted(found))
+
+
+def refuse_unindexed(packages: Iterable[Package], configured: Iterable[str]) -> None:
+    """Refuse (a :class:`TorchCudaError`) a ``configured`` package poetry.lock takes
+    from a file, a directory, a URL or git: the variant index's would replace it."""
+    names = {canonicalize_name(name) for name in configured}
+    for p in packages:
+        if p.name in names and p.source_type in ("file", "directory", "url", "git"):
+            raise TorchCudaError(
+                f"{p.name} is in [tool.poetry-torch-cuda] packages, but poetry.lock "
+                f"takes it from {p.source_type} {mask_url(str(p.source_url))}, "
+                "which the variant index's build would replace: remove it from "
+                "`packages` to keep that build, or depend on it from the index."
+            )
 
 
 def resolved_versions(
@@ -132,13 +148,14 @@ def resolved_versions(
     }
 
 
-def locked_state(poetry: Poetry, env: Env) -> LockedState:
+def locked_state(poetry: Poetry, env: Env, configured: Iterable[str]) -> LockedState:
     """The versions the lock installs into ``env`` (default groups) and its graph.
 
     Raises:
-        TorchCudaError: the project has no lock file yet.
+        TorchCudaError: no lock file yet, or a ``configured`` package from no index.
     """
     require_lock(poetry)
+    refuse_unindexed(poetry.locker.locked_repository().packages, configured)
     groups = poetry.package.dependency_group_names()
     versions = resolved_versions(poetry, env.marker_env, groups)
     direct = frozenset(dependency.name for dependency in poetry.package.all_requires)

@@ -305,7 +305,8 @@ def left_to_poetry(
     config: TorchCudaConfig, installed: InstalledEnvironment
 ) -> list[str]:
     """A message for each installed per-variant package the configuration leaves
-    out: Poetry installs PyPI's build of it, made for PyPI's torch."""
+    out: Poetry installs PyPI's build of it, made for PyPI's torch (not one from a
+    file, a directory, a URL or git: the project's own build, PEP 610)."""
     configured = config.package_names
     if not any(installed.get(name) is not None for name in configured):
         return []
@@ -313,7 +314,8 @@ def left_to_poetry(
     entries = [f'"{requirement}"' for requirement in config.packages]
     for name in sorted(PER_VARIANT - configured):
         distribution = installed.get(name)
-        if distribution is None:
+        source = distribution and distribution.source
+        if distribution is None or (source and source.read_text("direct_url.json")):
             continue
         fix = ", ".join([*entries, f'"{name}"'])
         messages.append(
