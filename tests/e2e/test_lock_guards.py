@@ -526,3 +526,29 @@ def test_lock_check_fails_when_a_specifier_only_package_left_the_entry(
 
     assert result.returncode == 1, result
     assert "cu129 entry lacks torchaudio." in result.stderr, result
+
+
+def test_a_relock_while_an_index_auto_locked_fails_keeps_no_stale_entry(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``variant = "auto"``: poetry.lock moved torch to 2.13.0 while cu129's index
+    answered 503. The re-lock kept cu129's entry for torch 2.14.1 and exited 0
+    without a word; `lock --check` then failed, and re-locking "fixed" nothing
+    while the index failed. An entry kept from before must still fit."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "auto"\n')
+    assert run_inprocess(project, "lock").returncode == 0
+    moved = run_inprocess(
+        project, "add", "--lock", "torchvision==0.28.0", env_extra=BOT
+    )
+    assert moved.returncode == 0, moved
+    before = lock_bytes(project)
+    index.fail_retry_after = "0"
+    index.fail_paths["/whl/cu129/"] = 503
+    result = run_inprocess(project, "torch-cuda", "lock")
+    assert result.returncode == 1, result
+    assert "the index failed with HTTP 503 (a server error)" in result.stderr, result
+    assert lock_bytes(project) == before
+    result = run_inprocess(project, "lock")  # Poetry's: a warning, the file as it was
+    assert result.returncode == 0, result
+    assert "could not update torch-cuda.lock" in result.stderr, result
+    assert lock_bytes(project) == before

@@ -356,3 +356,23 @@ def test_a_file_broken_off_mid_body_is_worded_as_a_page_is(
     with pytest.raises(IndexUnavailableError) as raised, open(os.devnull, "wb") as sink:
         client.download(file.url, sink)
     assert f"the connection to 127.0.0.1:{index.port} broke off" in str(raised.value)
+
+
+def test_a_page_forbidden_without_credentials_is_asked_again_once_they_are_given(
+    index: IndexServer, tmp_path: Path
+) -> None:
+    """A private mirror answered 403 to a request without credentials: read as a
+    missing page and cached for 10 minutes, so after `poetry config http-basic…`
+    `variants` and `auto` still saw no torch there (auto took another build). A
+    page read with credentials is another question than one read without."""
+    index.fail_paths["/whl/cu130/"] = 403
+    assert (
+        not IndexClient(poetry_config(tmp_path))
+        .project(index.whl_url("cu130"), "torch")
+        .found
+    )
+    index.fail_paths.clear()
+    config = poetry_config(tmp_path)
+    config.merge({"http-basic": {"mirror": {"username": "alice", "password": "pw"}}})
+    client = IndexClient(config, [("mirror", index.whl_url("cu130"))])
+    assert client.project(index.whl_url("cu130"), "torch").found

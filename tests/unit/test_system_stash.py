@@ -209,7 +209,8 @@ def test_a_failed_put_back_is_worded_once(
     stash = SimpleNamespace(put_back=broken)
     error = undo(RuntimeError("pip failed"), stash, plan, None, None)  # type: ignore[arg-type]
     assert f"Putting back the environment {fix}" in str(error)
-    kept = SimpleNamespace(before={"torch": "2.14.1+cu126"}, put_back=broken)
+    kept = Stash(tmp_path, {"torch": "2.14.1+cu126"}, ["torch"])
+    monkeypatch.setattr(kept, "put_back", broken)
     monkeypatch.setattr(after, "previous_build", lambda _: kept)
     env = SimpleNamespace(path=tmp_path, get_pip_command=lambda: ["pip"])
     ctx = SimpleNamespace(env=env, config=SimpleNamespace(package_names={"torch"}))
@@ -309,3 +310,38 @@ def test_a_killed_runs_stash_that_cannot_be_put_back_names_its_folder_and_fix(
         "build."
     )
     assert root.is_dir()
+
+
+def test_an_interrupt_while_a_done_runs_stash_is_removed_leaves_the_install_standing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM or Ctrl-C while a run that succeeded (``sync --force``) removes its
+    stash, after some of its links went: the next run put that stash back,
+    uninstalling the new torch, then failed on the link that was gone, and every
+    run after it so. A stash half removed changed nothing: the install stands."""
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, "poetry.installation.uninstaller", None)
+    env = system_python(tmp_path / "usr-local")
+    site = env.site_packages.candidates[0]
+    stash = Stash.take(env, ["torch"], installed_environment(env))
+    shutil.rmtree(site / "torch-2.14.1+cpu.dist-info")  # pip's install of cu130
+    (site / "torch" / "__init__.py").unlink()
+    _dist(site, "torch", "2.14.1+cu130", "build = 'cu130'\n")
+    request = SimpleNamespace(files=(), plan=SimpleNamespace(force=True))
+
+    def interrupted(path: Path, ignore_errors: bool = False) -> None:
+        links = sorted(p for p in Path(path).iterdir() if p.name != "stash.json")
+        links[0].unlink()
+        raise KeyboardInterrupt  # the signal, between two files
+
+    with monkeypatch.context() as patched:
+        patched.setattr(shutil, "rmtree", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            finish(stash, env, request)  # type: ignore[arg-type]
+    gone = subprocess.Popen(["true"])  # the interrupted run is gone now
+    gone.wait()
+    stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.killed"))
+
+    assert recover(env, refuse) == []
+    assert (site / "torch" / "__init__.py").read_text() == "build = 'cu130'\n"
+    assert [p.name for p in state_dir(env.path).iterdir() if p.is_dir()] == []

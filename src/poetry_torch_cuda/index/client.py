@@ -305,8 +305,7 @@ def http_failure(
             "`poetry config http-basic.<source> <user> <password>`."
         )
         if auth and auth.sends_credentials(url):
-            source = auth.source(url)
-            name = source or "<source>"
+            name = (source := auth.source(url)) or "<source>"
             variable = "POETRY_HTTP_BASIC_" + (
                 re.sub(r"\W", "_", name.upper()) if source else "<SOURCE>"
             )
@@ -453,7 +452,8 @@ class IndexClient:
         when the index does not answer usefully)."""
         key = (self.auth.take_off(index_url).rstrip("/"), canonicalize_name(project))
         if key not in self._memory:
-            digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:32]
+            sent = str(self.auth.sends_credentials(index_url))  # 403: missing, or not
+            digest = hashlib.sha256("\n".join((*key, sent)).encode()).hexdigest()[:32]
             path = self.cache_dir / f"{digest}.json"
             cached = None if self._refresh else _cached(key[1], read_json(path, None))
             if cached is None:

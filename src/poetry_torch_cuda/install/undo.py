@@ -165,6 +165,11 @@ class Stash:
         ]
         return changes or ([f"{relinked} files pip had changed"] if relinked else [])
 
+    def held(self, names: Iterable[str]) -> str:
+        """Its versions of ``names`` in words, torch first ("" for none)."""
+        found = sorted(set(names) & self.before.keys(), key=lambda n: (n != "torch", n))
+        return ", ".join(f"{name} {self.before[name]}" for name in found)
+
     def keep(self, env_path: Path) -> None:
         """Make this stash the environment's previous build (replacing the last one)."""
         self._save()
@@ -210,7 +215,6 @@ def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
             for target in plan.install
         )
         or not {item.sha256 for item in request.files} <= set(previous.locked)
-        or not all((previous.root / name).is_file() for _, name in previous.files)
     ):
         return None
     return previous
@@ -227,7 +231,8 @@ def _read(root: Path) -> Stash | None:
     except TypeError:  # none, or not a manifest
         return None
     stash.tops, stash.present = set(stash.tops), set(stash.present)
-    return stash
+    whole = all(os.path.isfile(os.path.join(root, name)) for _, name in stash.files)
+    return stash if whole else None  # a file gone: its run was removing it, done
 
 
 def recover(env: Env, uninstall: Uninstaller) -> list[str]:
@@ -328,11 +333,7 @@ def undo(
         state = NOT_BACK.format("the environment", failure)
     else:
         remove(stash.root)
-        held = ", ".join(
-            f"{t.name} {stash.before[t.name]}"
-            for t in plan.install
-            if t.name in stash.before
-        )
+        held = stash.held(t.name for t in plan.install)
         if changes:
             state = (
                 "The environment was put back as it was "

@@ -616,10 +616,9 @@ def lock_project(
         )
     client = project_client(poetry, refresh=refresh, auth=auth)
     names = set(_wanted(config)) - {"auto"} | {v.name for v in extra}
-    optional: set[str] = set()
-    auto = "auto" in _wanted(config)
-    if auto:  # every variant auto may choose that has the builds
-        optional = _auto_choices() - names
+    auto = "auto" in _wanted(config)  # every variant it may choose that has the builds
+    optional = _auto_choices() - names if auto else set()
+    if auto:
         names |= optional
         client.projects(  # the candidates' pages at once, kept by the client
             sorted(
@@ -673,8 +672,10 @@ def lock_project(
             if name not in optional:  # auto's candidates: only what the index has
                 raise
             down = error if isinstance(error, IndexUnavailableError) else down
-            if down is error and previous:  # no answer: keep its entry
-                variants += [v for v in previous.variants if v.name == name]
+            if down is error and previous and (entry := previous.variant(name)):
+                if write and _stale(poetry, config, previous, name, selected):
+                    raise  # a lock would hold it stale (an install: lock --check says)
+                variants.append(entry)  # no answer: keep its entry
     if not variants:
         if down:  # every candidate's index failed: that, not "nothing locked"
             raise down

@@ -164,9 +164,7 @@ def _roll_back(ctx: RunContext, plan: Plan) -> tuple[bool, str]:
     previous = previous_build(ctx.env.path) if plan.install else None
     if previous is None:
         return False, "The earlier build was not kept; the failing one stays installed."
-    names = sorted(ctx.config.package_names & previous.before.keys())
-    names.sort(key=lambda name: name != "torch")
-    held = ", ".join(f"{name} {previous.before[name]}" for name in names)
+    held = previous.held(ctx.config.package_names)
     try:
         pip = PipRunner(ctx.env.get_pip_command())
         previous.put_back(ctx.env, pip.uninstall)
