@@ -334,15 +334,14 @@ class IndexServer(StartStop):
             self._records.clear()
 
     def max_overlap(self, prefix: str = "/", suffix: str = "") -> int:
-        """The most requests under ``prefix`` (ending in ``suffix``) answered at one time."""
+        """The most requests under ``prefix`` (ending in ``suffix``) answered at one time;
+        one whose thread has not yet noted its end (the client may have read the
+        whole answer first) is still being answered now."""
         events: list[tuple[float, int]] = []
+        now = time.monotonic()
         for record in self.records:
-            if (
-                record.path.startswith(prefix)
-                and record.path.endswith(suffix)
-                and record.finished
-            ):
-                events += [(record.started, 1), (record.finished, -1)]
+            if record.path.startswith(prefix) and record.path.endswith(suffix):
+                events += [(record.started, 1), (record.finished or now, -1)]
         most = current = 0
         for _, step in sorted(events):
             current += step
