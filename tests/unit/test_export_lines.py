@@ -61,3 +61,21 @@ def test_a_file_dependency_under_a_folder_with_at_keeps_its_path() -> None:
     lines = requirements_txt("cu129", [local, TORCH], lambda url: False)
     assert "mylib @ file:///work/libs%402/mylib-0.1.0-py3-none-any.whl " in lines
     assert "needs credentials" not in lines
+
+
+def test_a_git_dependency_refused_names_its_url_without_the_token() -> None:
+    """A private repository's URL carries a token; the refusal names the URL, never
+    the token (Poetry locks it as written in pyproject.toml)."""
+    import pytest
+    from poetry.core.packages.package import Package
+
+    from poetry_torch_cuda.commands.export import _poetry_package
+    from poetry_torch_cuda.errors import TorchCudaError
+
+    url = "https://ci:ghp_s3cret@github.com/org/mylib.git"
+    package = Package("mylib", "0.1.0", source_type="git", source_url=url)
+    with pytest.raises(TorchCudaError) as raised:
+        _poetry_package(None, package, "", urls=False)  # type: ignore[arg-type]
+    assert "cannot export mylib (git dependency https://" in str(raised.value)
+    assert "github.com/org/mylib.git" in str(raised.value)
+    assert "ghp_s3cret" not in str(raised.value)

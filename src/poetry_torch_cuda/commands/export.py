@@ -38,6 +38,7 @@ from poetry_torch_cuda.project.selection import selection_from
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import variant_argument
+from poetry_torch_cuda.urls import mask_url
 from poetry_torch_cuda.urls import without_credentials
 
 
@@ -245,9 +246,9 @@ def _poetry_package(
     if kind in ("directory", "git"):
         what = "directory" if kind == "directory" else "git checkout"
         raise TorchCudaError(
-            f"cannot export {package.name} ({kind} dependency {url}): pip checks "
-            f"every file's sha256 and a {what} has none. Depend on a built wheel "
-            "or a published version of it, or install it after the export."
+            f"cannot export {package.name} ({kind} dependency {mask_url(str(url))}): "
+            f"pip checks every file's sha256 and a {what} has none. Depend on a built "
+            "wheel or a published version of it, or install it after the export."
         )
     if kind in ("url", "file"):
         return ExportedPackage(
