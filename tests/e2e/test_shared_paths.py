@@ -8,10 +8,14 @@ fake torch refuses to import without its library, as the real one does.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from typing import TYPE_CHECKING
 
 import pytest
+
+from poetry_torch_cuda.environment.envlock import state_dir
 
 from tests.support.catalog import add_payload
 from tests.support.catalog import build_universe
@@ -25,6 +29,10 @@ from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
+from tests.support.processes import finish
+from tests.support.processes import paused_at
+from tests.support.processes import running
+from tests.support.processes import wait_for
 from tests.support.records import broken_records
 
 
@@ -255,3 +263,38 @@ def test_a_wheel_the_configured_build_needs_is_no_orphan_to_status(
     assert "nvidia-cudnn-cu13" in project.installed()
     status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert status.returncode == 0, status
+
+
+def test_a_removal_killed_after_linking_shared_files_aside_puts_them_back(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    """With nothing to install, a sync removes an unused CUDA wheel through pip
+    alone (no stash): killed while pip deletes it, the files it shares with a
+    wheel that stays are only in the aside folder; the next run links them back."""
+    project, env = _installed(tmp_path, shared_index)
+    env.update(POETRY_TORCH_CUDA_VARIANT="cpu", POETRY_TORCH_CUDA_VERIFY="0")
+    project.run("torch-cuda", "sync", env_extra=env)  # cpu's torch; cu13's wheels go
+    for wheel in ("nvidia-cudnn-cu13", "nvidia-cudnn-cu12"):  # cu12's bytes last
+        project.pip(
+            "install", "--no-deps", "--index-url", shared_index.pypi_url, wheel
+        )
+    library = project.site_packages() / SHARED[0]
+    assert library.read_text() == "CUDA 12\n"
+    print(project.installed())
+    dry = project.run("torch-cuda", "sync", "--dry-run", env_extra=env)
+    print(dry.stdout)
+    pause, paused = paused_at(tmp_path / "pause", "libcudnn.so.9", "os.remove")
+    with running(project, "torch-cuda", "sync", env_extra={**env, **pause}) as process:
+        wait_for(paused.exists, 120, "pip to delete the cuDNN wheel's files")
+        os.killpg(process.pid, signal.SIGKILL)
+        os.kill(int(paused.read_text()), signal.SIGKILL)  # pip: its own session
+        finish(process)
+    print(sorted(p.name for p in state_dir(project.venv).iterdir()))
+    assert not library.exists(), "the kill took nothing"
+
+    again = project.run("torch-cuda", "sync", check=False, env_extra=env)
+
+    assert again.returncode == 0, describe(again)
+    assert "nvidia-cudnn-cu13" not in project.installed()
+    assert library.read_text() == "CUDA 12\n", describe(again)
+    assert broken_records(project.site_packages()) == [], describe(again)
