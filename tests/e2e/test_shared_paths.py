@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from poetry_torch_cuda.environment.envlock import state_dir
-
 from tests.support.catalog import add_payload
 from tests.support.catalog import build_universe
 from tests.support.fake_torch import LIBCUDNN_MISSING
@@ -275,26 +273,23 @@ def test_a_removal_killed_after_linking_shared_files_aside_puts_them_back(
     env.update(POETRY_TORCH_CUDA_VARIANT="cpu", POETRY_TORCH_CUDA_VERIFY="0")
     project.run("torch-cuda", "sync", env_extra=env)  # cpu's torch; cu13's wheels go
     for wheel in ("nvidia-cudnn-cu13", "nvidia-cudnn-cu12"):  # cu12's bytes last
-        project.pip(
-            "install", "--no-deps", "--index-url", shared_index.pypi_url, wheel
-        )
+        project.pip("install", "--no-deps", "--index-url", shared_index.pypi_url, wheel)
     library = project.site_packages() / SHARED[0]
     assert library.read_text() == "CUDA 12\n"
-    print(project.installed())
     dry = project.run("torch-cuda", "sync", "--dry-run", env_extra=env)
-    print(dry.stdout)
+    assert dry.stdout == "torch-cuda: would remove nvidia-cudnn-cu13\n", describe(dry)
     pause, paused = paused_at(tmp_path / "pause", "libcudnn.so.9", "os.remove")
     with running(project, "torch-cuda", "sync", env_extra={**env, **pause}) as process:
         wait_for(paused.exists, 120, "pip to delete the cuDNN wheel's files")
         os.killpg(process.pid, signal.SIGKILL)
         os.kill(int(paused.read_text()), signal.SIGKILL)  # pip: its own session
         finish(process)
-    print(sorted(p.name for p in state_dir(project.venv).iterdir()))
     assert not library.exists(), "the kill took nothing"
 
     again = project.run("torch-cuda", "sync", check=False, env_extra=env)
 
     assert again.returncode == 0, describe(again)
+    assert "undid a killed run's work: 2 files pip had changed" in again.stdout, again
     assert "nvidia-cudnn-cu13" not in project.installed()
     assert library.read_text() == "CUDA 12\n", describe(again)
     assert broken_records(project.site_packages()) == [], describe(again)

@@ -479,16 +479,16 @@ def _keeping_shared(env: Env, names: Collection[str]) -> Iterator[None]:
             if e[0] in staying and os.path.isfile(e[0])
         }
     )
-    # Named as the stashes, in their folder: a killed run's is swept and reported too.
-    state = state_dir(env.path)
-    aside = tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.shared-", dir=state)
-    kept = [(path, os.path.join(aside, str(n))) for n, path in enumerate(shared)]
+    prefix = f"{STASH}{os.getpid()}.shared-"  # a stash: a killed run's is put back
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=state_dir(env.path)))
+    aside = Stash(root, {}, [], [(path, str(n)) for n, path in enumerate(shared)])
     try:
-        for path, copy in kept:
-            link(path, copy)
+        for path, name in aside.files:
+            link(path, root / name)
+        aside._save()  # last, as in Stash.take: without it nothing was removed
         yield
     finally:
-        for path, copy in kept:
-            if os.path.exists(copy) and not os.path.lexists(path):
-                _relink(copy, path)
-        shutil.rmtree(aside, ignore_errors=True)
+        for path, name in aside.files:
+            if not os.path.lexists(path):  # else it was never taken
+                _relink(str(root / name), path)
+        remove(root)
