@@ -293,3 +293,36 @@ def test_a_removal_killed_after_linking_shared_files_aside_puts_them_back(
     assert "nvidia-cudnn-cu13" not in project.installed()
     assert library.read_text() == "CUDA 12\n", describe(again)
     assert broken_records(project.site_packages()) == [], describe(again)
+
+
+def test_a_switch_killed_while_it_sweeps_the_old_wheel_is_put_back_whole(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    """Killed as the switch removes the CUDA 12 wheel it replaced, a run leaves its
+    stash (the cu126 build) and the aside folder (the cu130 bytes of the shared
+    paths): the next run undoes the later first, so cu126's files stay."""
+    project, env = _installed(tmp_path, shared_index, "cu126")
+    # Its files are gone, the shared ones only in the aside folder: its .dist-info is last.
+    info = "nvidia_cudnn_cu12-9.10.2.21.dist-info"
+    pause, paused = paused_at(tmp_path / "pause", info, "shutil.rmtree")
+    with running(
+        project, "torch-cuda", "switch", "cu130", env_extra={**env, **pause}
+    ) as process:
+        wait_for(paused.exists, 120, "the switch to remove the CUDA 12 wheel")
+        os.killpg(process.pid, signal.SIGKILL)
+        finish(process)
+    library = project.site_packages() / SHARED[0]
+    assert not library.exists(), "the kill took nothing"
+    # Its stash's random name may sort before the aside folder's or after: pin before.
+    (stash,) = (
+        p for p in project.venv.glob(".torch-cuda-stash-*") if "-" not in p.suffix
+    )
+    stash.rename(stash.with_suffix(".00000000"))
+
+    again = project.run("install", check=False, env_extra=env)
+
+    assert again.returncode == 0, describe(again)
+    assert "undid a killed run's work" in again.stdout, describe(again)
+    assert _import_torch(project) == "2.13.0+cu126"
+    assert library.read_text() == "CUDA 12\n", describe(again)
+    assert broken_records(project.site_packages()) == [], describe(again)
