@@ -237,13 +237,13 @@ def _read(root: Path) -> Stash | None:
 
 def recover(env: Env, uninstall: Uninstaller) -> list[str]:
     """Under the env lock, after killed runs: remove pip's leftovers (else a ``~`` is
-    another pip's, maybe at work), put back what they changed from their stashes (one
-    without a manifest changed nothing), then remove those; returns what was undone."""
+    another pip's, maybe at work), put back from their stashes (a removal's aside, the
+    later, first; none without a manifest) and remove them; returns what was undone."""
     killed = sorted(dead(state_dir(env.path), STASH))
     if killed:
         sweep_leftovers(env)
     undone: list[str] = []
-    for stash in filter(None, map(_read, killed)):
+    for stash in sorted(filter(None, map(_read, killed)), key=lambda s: bool(s.family)):
         try:
             undone += stash.put_back(env, uninstall)
         except (TorchCudaError, OSError) as error:  # every next run would fail
