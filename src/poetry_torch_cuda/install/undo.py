@@ -235,6 +235,19 @@ def _read(root: Path) -> Stash | None:
     return stash if whole else None  # a file gone: its run was removing it, done
 
 
+def dead_stashes(env_path: Path) -> list[str]:
+    """Killed runs' stashes, for ``status``, as :func:`recover` treats them."""
+    found = []
+    for path in dead(state_dir(env_path), STASH):
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        fate = "undoes that run" if _read(path) else "removes it, undoing nothing"
+        found.append(
+            f"a run that was killed left its stash in {path} ({size / 1e6:.1f} MB); "
+            f"the next install, sync or switch {fate}"
+        )
+    return found
+
+
 def recover(env: Env, uninstall: Uninstaller) -> list[str]:
     """Under the env lock, after killed runs: remove pip's leftovers (else a ``~`` is
     another pip's, maybe at work), put back what they changed from their stashes (one
