@@ -198,14 +198,16 @@ def judge(
     packages: Iterable[str],
     *,
     required: Mapping[str, str] | None = None,
+    install: str = "`poetry install`",
     auto: bool = False,
     alternative: Callable[[], str | None] | None = None,
     damaged: Iterable[tuple[str, str]] = (),
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version
-    of what ``poetry install`` puts here; ``auto``: the GPUs ``auto``'s rule leaves
-    out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix;
-    ``damaged``: what is wrong with the installed files, and why (failures first)."""
+    of what ``install`` (``poetry install``, with the options given) puts here;
+    ``auto``: the GPUs ``auto``'s rule leaves out are notes; ``alternative``:
+    ``auto``'s other choice, asked only for a fix; ``damaged``: what is wrong with
+    the installed files, and why (failures first)."""
     packages = tuple(packages)
     files = [Check("files", "fail", found, why, SYNC_FORCE) for found, why in damaged]
 
@@ -239,10 +241,10 @@ def judge(
     checks: list[Check] = []
     for name in packages:
         entry = (report.get("packages") or {}).get(name) or {}
-        checks += _package(name, entry, variant, (required or {}).get(name))
+        checks += _package(name, entry, variant, (required or {}).get(name), install)
     if not any(c.status in ("ok", "fail") for c in checks):  # only "not installed"
         message = "no configured package is installed: there is no build to verify"
-        fix = "`poetry install` (or `poetry torch-cuda sync`) installs it"
+        fix = f"{install} (or `poetry torch-cuda sync`) installs it"
         checks.append(Check("probe", "unchecked", message, None, fix))
     torch = report.get("torch")
     if isinstance(torch, dict):
@@ -260,17 +262,17 @@ def judge(
 
 
 def _package(
-    name: str, entry: dict[str, Any], variant: Variant, locked: str | None
+    name: str, entry: dict[str, Any], variant: Variant, locked: str | None, install: str
 ) -> list[Check]:
     """Installed (if locked here), imports, has the variant's label and version."""
     check, version = f"import {name}", str(entry.get("version"))
     if not entry.get("installed") and locked is None:
         return [Check(check, "note", f"{name} is not installed")]
     if not entry.get("installed"):
-        message = f"{name} is not installed, though `poetry install` installs "
+        message = f"{name} is not installed, though {install} installs "
         message += f"{name} {locked} here"
         cause = "the last install did not finish, or the package was removed"
-        fix = "`poetry install` (or `poetry torch-cuda sync`) installs it"
+        fix = f"{install} (or `poetry torch-cuda sync`) installs it"
         return [Check(check, "fail", message, cause, fix)]
     if not entry.get("imports"):
         error = str(entry.get("error"))

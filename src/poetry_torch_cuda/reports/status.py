@@ -197,9 +197,7 @@ def _judge(
             fix = fix if verdict.driver_ok else f"update the driver, or {fix}"
             report.warnings.append(f"{variant} {verdict.reasons[-1]}; {fix}")
     # Poetry adds what is missing, and its run's hook the family's wheels.
-    add = "run `poetry install`"
-    if ctx.selection.explicit:
-        add += " with these options"
+    add = f"run {ctx.selection.install}"
     for package in report.packages:
         name, build = package.name, package.installed
         if package.matches:  # always, without a lock or builds for this platform
