@@ -41,9 +41,7 @@ if TYPE_CHECKING:
 def show_lock_view(ctx: RunContext) -> None:
     """Print the missing-build warnings, the variant line and the fleet lines."""
     config, io, variant = ctx.config, ctx.io, ctx.config.variant
-    names = config.package_names
-    every = dict(locked_versions(selected_packages(ctx.poetry), {*names, "torch"}))
-    locked = {name: every[name] for name in every if name in names}
+    locked = dict(locked_versions(selected_packages(ctx.poetry), config.package_names))
     # Poetry installs PyPI's torch where the variant has no builds: nothing to ask.
     pypi = None if variant.kind == "auto" else left_to_pypi(variant, sys.platform)
     offer = None  # what the variant's index has of the first locked package
@@ -55,7 +53,7 @@ def show_lock_view(ctx: RunContext) -> None:
         if offer.error is not None:  # a check only: one line, never a failure
             io.write_error_line(
                 f"{PREFIX}: skipped the check that {variant} has the locked "
-                f"torch: {esc(offer.error)}"
+                f"{name}: {esc(offer.error)}"
             )
         else:
             url = mask_url(config.index_url(variant))
@@ -68,7 +66,7 @@ def show_lock_view(ctx: RunContext) -> None:
                     f"{esc(have)}. Constrain {name} to one of those, or pick another "
                     "variant (`poetry torch-cuda variants` lists them).</>"
                 )
-    found = every.get(canonicalize_name("torch"))
+    found = locked.get(canonicalize_name("torch"))  # configured: else Poetry's
     if not found:
         return
     torch = _public(max(found, key=version_key))
@@ -78,9 +76,8 @@ def show_lock_view(ctx: RunContext) -> None:
     elif pypi is not None:
         line = pypi
     else:
-        if offer is None or offer.name != "torch":
-            has = f"(torch {torch} not checked)"
-        elif offer.error is not None:
+        assert offer is not None  # torch, configured and locked, was asked first
+        if offer.error is not None:
             has = f"(index not reachable: torch {torch} not checked)"
         elif torch in offer.versions:
             has = f"has torch {torch}"
