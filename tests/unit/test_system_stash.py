@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from packaging.markers import default_environment
 
-from poetry_torch_cuda.environment.envlock import STASH
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.install.undo import INSTALLED
 from poetry_torch_cuda.install.undo import PREVIOUS
+from poetry_torch_cuda.install.undo import STASH
 from poetry_torch_cuda.install.undo import Stash
 from poetry_torch_cuda.install.undo import dead_stashes
 from poetry_torch_cuda.install.undo import drop_previous

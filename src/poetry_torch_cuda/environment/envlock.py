@@ -112,10 +112,6 @@ def environment_lock(
         os.close(fd)
 
 
-#: The prefix of a run's stash folder: ``<STASH><pid>.<random>``.
-STASH = ".torch-cuda-stash-"
-
-
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 

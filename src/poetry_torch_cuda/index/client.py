@@ -289,8 +289,7 @@ def http_failure(
     project the index lacks); ``project``: what was asked; ``auth``: the
     authenticator the request to ``url`` went through (``answered``: where it
     ended), for advice that names the source, its variables and whether
-    credentials went (none given: not known); ``listed``: a page listed it just now
-    (a lock reading it), not a lock's file."""
+    credentials went (none given: not known); ``listed``: a page lists it (a lock)."""
     about = f" for {project}" if project else ""
     words = f"the index answered HTTP {status}{about}"
     fix = "Check the index URL, then run the command again."
@@ -526,12 +525,11 @@ class IndexClient:
             raise _unavailable(url, error, timeout) from None
         if timeout is not None and self._refresh:
             remember(self.cache_dir, url, None)
-        if response.status_code >= 400:
+        if (status := response.status_code) >= 400:
             answered = response.url or url
-            if not page or not missing(response.status_code, self.auth, url, answered):
-                status, auth = response.status_code, self.auth
+            if not page or not missing(status, self.auth, url, answered):
                 raise _unavailable(
-                    url, status, auth=auth, answered=answered, listed=not page
+                    url, status, auth=self.auth, answered=answered, listed=not page
                 )
         return response
 

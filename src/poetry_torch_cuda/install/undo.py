@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from poetry_torch_cuda.environment.envlock import STASH
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import header
 from poetry_torch_cuda.environment.installed import installed_environment
@@ -69,6 +68,8 @@ if TYPE_CHECKING:
 #: A ``RECORD`` line: (path, as ``RECORD`` lists it, ``algorithm=digest`` or ``""``).
 Entry = tuple[str, str, str]
 PREVIOUS = ".torch-cuda-previous"
+#: The prefix of a run's stash folder: ``<STASH><pid>.<random>``.
+STASH = ".torch-cuda-stash-"
 #: The fix of a damaged build, and the causes :func:`family_problems` gives.
 SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
 #: A put-back that failed: what and why.

@@ -204,10 +204,9 @@ def judge(
     damaged: Iterable[tuple[str, str]] = (),
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version
-    of what ``install`` (``poetry install``, with the options given) puts here;
-    ``auto``: the GPUs ``auto``'s rule leaves out are notes; ``alternative``:
-    ``auto``'s other choice, asked only for a fix; ``damaged``: what is wrong with
-    the installed files, and why (failures first)."""
+    of what ``install`` (words) puts here; ``auto``: the GPUs ``auto``'s rule leaves
+    out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix;
+    ``damaged``: what is wrong with the installed files, and why (failures first)."""
     packages = tuple(packages)
     files = [Check("files", "fail", found, why, SYNC_FORCE) for found, why in damaged]
 
@@ -290,19 +289,18 @@ def _package(
         message = f"{name} {version} does not import: {error}"
         return [Check(check, "fail", message, cause, fix, library and gpu)]
     checks = [Check(check, "ok", f"{name} {version} imports")]
+    fix = "`poetry torch-cuda sync` installs it"  # a build not the variant's or locked
     label = label_of(version)
     if label != variant.name:
         built = f"the +{label} build" if label else "a build without a label"
         message = f"{name} {version} is {built}, not the {variant} build"
         cause = f"the environment does not hold the configured variant {variant}"
-        fix = "`poetry torch-cuda sync` installs it"
         checks.append(Check(f"label {name}", "fail", message, cause, fix))
     if locked is not None and public_version(version) != public_version(locked):
         message = (
             f"{name} {version} is installed, but poetry.lock locks {name} {locked}"
         )
         cause = "the environment does not hold the locked version"
-        fix = "`poetry torch-cuda sync` installs it"
         checks.append(Check(f"version {name}", "fail", message, cause, fix))
     return checks
 

@@ -42,12 +42,13 @@ def show_lock_view(ctx: RunContext) -> None:
     """Print the missing-build warnings, the variant line and the fleet lines."""
     config, io, variant = ctx.config, ctx.io, ctx.config.variant
     locked = dict(locked_versions(selected_packages(ctx.poetry), config.package_names))
+    newest = {n: _public(max(v, key=version_key)) for n, v in locked.items()}
     # Poetry installs PyPI's torch where the variant has no builds: nothing to ask.
     pypi = None if variant.kind == "auto" else left_to_pypi(variant, sys.platform)
     offer = None  # what the variant's index has of the first locked package
     if locked and variant.kind != "auto" and pypi is None:
         name = min(locked, key=lambda n: (n != "torch", n))
-        wanted = {name: _public(max(locked[name], key=version_key))}
+        wanted = {name: newest[name]}
         finder = OfferFinder(ctx.client, config, wanted, ctx.env.marker_env)
         (offer,) = finder.inspect([variant])[0].packages
         if offer.error is not None:  # a check only: one line, never a failure
@@ -66,10 +67,8 @@ def show_lock_view(ctx: RunContext) -> None:
                     f"{esc(have)}. Constrain {name} to one of those, or pick another "
                     "variant (`poetry torch-cuda variants` lists them).</>"
                 )
-    found = locked.get(canonicalize_name("torch"))  # configured: else Poetry's
-    if not found:
+    if not (torch := newest.get(canonicalize_name("torch"))):  # else Poetry's
         return
-    torch = _public(max(found, key=version_key))
     if variant.kind == "auto":
         matrix = published(torch) or f"torch {torch} is newer than the tables"
         line = f"auto decides at install time; {matrix}"
