@@ -186,20 +186,21 @@ class Stash:
 def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     """After a change that held, its stash becomes the previous build (none
     where it cannot be kept). A forced reinstall's stash is dropped (it may hold
-    the damage repaired) and the previous build kept before stays."""
-    files = {item.sha256 for item in request.files}
-    kept = False
-    if not request.plan.force and stash.files:
-        with suppress(OSError):  # a full disk, say: the install stands all the same
-            stash.keep(env.path)
-            kept = True
-    if kept:
-        files |= set(_installed_from(env.path))
-    else:
-        if not request.plan.force:
-            drop_previous(env.path)
-        remove(stash.root)
-    write_json(state_dir(env.path) / INSTALLED, sorted(files))
+    the damage repaired) and the previous build kept before stays. Signals wait:
+    a stash left under its run's name is put back by the next run."""
+    files, kept = {item.sha256 for item in request.files}, False
+    with signals.held():
+        if not request.plan.force and stash.files:
+            with suppress(OSError):  # a full disk, say: the install stands all the same
+                stash.keep(env.path)
+                kept = True
+        if kept:
+            files |= set(_installed_from(env.path))
+        else:
+            if not request.plan.force:
+                drop_previous(env.path)
+            remove(stash.root)
+        write_json(state_dir(env.path) / INSTALLED, sorted(files))
 
 
 def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
