@@ -66,6 +66,7 @@ def prove(
         machine,
         packages,
         required=required,
+        install=ctx.selection.install,
         auto=config.variant.kind == "auto",
         alternative=alternative,
         damaged=damaged.items(),
