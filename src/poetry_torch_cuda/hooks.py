@@ -216,7 +216,7 @@ def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     plan = ctx.reconcile(variant, compile_bytecode=bool(compiles), refresh=True)
     if plan.is_empty:
         ctx.io.write_line(
-            f"{PREFIX}: {variant} already in place", verbosity=Verbosity.VERBOSE
+            f"{PREFIX}: {plan.variant} already in place", verbosity=Verbosity.VERBOSE
         )
     warnings = unknown_entries(ctx.config, ctx.locked.graph)
     warnings += left_to_poetry(ctx.config, ctx.installed)
@@ -225,4 +225,4 @@ def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     if not plan.is_empty:  # a no-op run never verifies (nor imports proof/)
         from poetry_torch_cuda.proof.after import prove_change
 
-        prove_change(ctx, variant, plan)
+        prove_change(ctx, plan)

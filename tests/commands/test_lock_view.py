@@ -16,6 +16,7 @@ from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.reports import lock_view
 from tests.support.inprocess import in_project
 from tests.support.inprocess import run_inprocess
+from tests.support.wheels import build_wheel
 
 
 if TYPE_CHECKING:
@@ -55,3 +56,28 @@ def test_no_index_request_for_a_variant_without_builds_here(
     )
     assert darwin.fetch_error() == ""
     assert index.requests == []
+
+
+def test_torch_left_to_poetry_is_neither_checked_nor_refused(
+    project_factory: ProjectFactory,
+    index: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """With torch not in `packages` (Poetry installs it, here from a file), the
+    view still asked about torch: its index's build, and a refusal that said
+    "torch is in [tool.poetry-torch-cuda] packages"."""
+    wheel = build_wheel(tmp_path / "own", "torch", "2.14.1", [])
+    deps = {"torch": f" @ {wheel.as_uri()}", "torchvision": "*"}
+    project = project_factory(deps, 'variant = "cu129"\npackages = ["torchvision"]')
+    off = {"POETRY_TORCH_CUDA_DISABLE": "1"}
+    assert run_inprocess(project, "lock", env_extra=off).returncode == 0
+    poetry, config = in_project(project, monkeypatch)
+    io = BufferedIO()
+    ctx = RunContext(poetry, SystemEnv(Path(sys.prefix)), io, config)
+    ctx.client = project_client(poetry, refresh=True)
+
+    lock_view.show_lock_view(ctx)
+
+    said = io.fetch_output() + io.fetch_error()
+    assert "torch " not in said.replace("the locked torch", ""), said

@@ -9,6 +9,7 @@ a build whose arch list starts at sm_75 on an sm_61 GPU. GPUs are stub
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from poetry_torch_cuda.install import reconcile
 from tests.support.catalog import build_universe
 from tests.support.fake_torch import LIBCUDNN_MISSING
 from tests.support.fake_torch import NMS_MISSING
@@ -234,6 +236,30 @@ def test_switch_to_a_build_that_runs_verifies_it(
         result.stdout
     )
     assert 'variant = "cu130"' in project.pyproject_text()
+
+
+def test_a_sync_that_waited_verifies_the_variant_it_installed(
+    tmp_path: Path, proof_index: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyproject.toml says cu130 once another run lets go of the environment: the
+    sync plans and installs cu130, then verified cpu, failing on the build it was
+    right to install."""
+    env = {**gpu(tmp_path, RTX_4090, driver="580.95.05"), **VERIFY_ON}
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu", install_with=env)
+    held = (project.venv / ".poetry-torch-cuda.lock").open("a")
+    fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+
+    def other_run_ends(*_: object) -> None:
+        text = project.pyproject_text().replace('"cpu"', '"cu130"')
+        project.write_pyproject(text)
+        held.close()
+
+    monkeypatch.setattr(reconcile, "write_waiting", other_run_ends)
+    result = run_inprocess(project, "torch-cuda", "sync", env_extra=env)
+
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert "verified torch 2.14.1+cu130: imports" in result.stdout
 
 
 # -- the install hook and sync: report, do not roll back -------------------------

@@ -10,6 +10,8 @@ import socket
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import quote
+from urllib.parse import unquote
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -376,3 +378,23 @@ def test_a_page_forbidden_without_credentials_is_asked_again_once_they_are_given
     config.merge({"http-basic": {"mirror": {"username": "alice", "password": "pw"}}})
     client = IndexClient(config, [("mirror", index.whl_url("cu130"))])
     assert client.project(index.whl_url("cu130"), "torch").found
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_a_listed_file_the_index_does_not_serve_says_what_works_at_lock_time(
+    index: IndexServer, tmp_path: Path, status: int
+) -> None:
+    """The lock reads a wheel its page lists; a 403/404 for it advised "run
+    `poetry torch-cuda lock` again", which meets the same failure."""
+    client = IndexClient(poetry_config(tmp_path), timeout=4)
+    [file, *_] = client.project(index.whl_url("cu130"), "torch").entries
+    index.fail_paths[unquote(urlsplit(file.url).path)] = status
+    with pytest.raises(IndexUnavailableError) as raised, open(os.devnull, "wb") as sink:
+        client.download(file.url, sink)
+    said = str(raised.value)
+    assert f"the index has no such file (HTTP {status})" in said, said
+    assert "lock` again" not in said, said
+    assert said.endswith(
+        "The index lists it but does not serve it: tell whoever runs the index, "
+        "or choose another version or variant."
+    ), said

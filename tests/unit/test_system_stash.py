@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,12 +20,14 @@ from typing import Any
 import pytest
 from packaging.markers import default_environment
 
-from poetry_torch_cuda.environment.envlock import STASH
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
+from poetry_torch_cuda.install import undo
 from poetry_torch_cuda.install.undo import INSTALLED
 from poetry_torch_cuda.install.undo import PREVIOUS
+from poetry_torch_cuda.install.undo import STASH
 from poetry_torch_cuda.install.undo import Stash
+from poetry_torch_cuda.install.undo import dead_stashes
 from poetry_torch_cuda.install.undo import drop_previous
 from poetry_torch_cuda.install.undo import finish
 from poetry_torch_cuda.install.undo import previous_build
@@ -345,3 +348,68 @@ def test_an_interrupt_while_a_done_runs_stash_is_removed_leaves_the_install_stan
     assert recover(env, refuse) == []
     assert (site / "torch" / "__init__.py").read_text() == "build = 'cu130'\n"
     assert [p.name for p in state_dir(env.path).iterdir() if p.is_dir()] == []
+
+
+def test_status_words_each_killed_runs_stash_as_the_next_run_treats_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """status said of every killed run's stash that the next run undoes that run;
+    one killed while it was taken (no manifest) or removed (a file gone) is only
+    removed: nothing is put back."""
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    env = system_python(tmp_path / "usr-local")
+    gone = subprocess.Popen(["true"])  # a process that is gone now
+    gone.wait()
+    roots = []
+    for how in ("whole", "taken", "removed"):
+        stash = Stash.take(env, ["torch"], installed_environment(env))
+        roots.append(
+            stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.{how}"))
+        )
+    (roots[1] / "stash.json").unlink()
+    (roots[2] / "0").unlink()
+
+    said = {
+        root: [w for w in dead_stashes(env.path) if f" {root} " in w] for root in roots
+    }
+    assert said[roots[0]][0].endswith(
+        "the next install, sync or switch undoes that run"
+    )
+    for root in roots[1:]:
+        assert said[root][0].endswith("removes it, undoing nothing"), said[root]
+
+
+def test_an_interrupt_while_a_done_runs_stash_is_kept_leaves_the_install_standing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after a successful install, while its stash becomes the previous
+    build (the last one dropped, the rename not yet done): the next run took it
+    for a killed run's stash and put the old build back, to reinstall the new
+    one. The signal waits for both steps; the install stands, kept as previous."""
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, "poetry.installation.uninstaller", None)
+    env = system_python(tmp_path / "usr-local")
+    site = env.site_packages.candidates[0]
+    stash = Stash.take(env, ["torch"], installed_environment(env))
+    shutil.rmtree(site / "torch-2.14.1+cpu.dist-info")  # pip's install of cu130
+    (site / "torch" / "__init__.py").unlink()
+    _dist(site, "torch", "2.14.1+cu130", "build = 'cu130'\n")
+    request = SimpleNamespace(files=(), plan=SimpleNamespace(force=False))
+
+    def interrupted(env_path: Path) -> None:
+        drop_previous(env_path)
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C, before the rename
+
+    with monkeypatch.context() as patched:
+        patched.setattr(undo, "drop_previous", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            finish(stash, env, request)  # type: ignore[arg-type]
+    for left in state_dir(env.path).glob(f"{STASH}*"):  # the interrupted run is gone
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        left.rename(left.with_name(f"{STASH}{gone.pid}.killed"))
+
+    assert recover(env, refuse) == []
+    assert (site / "torch" / "__init__.py").read_text() == "build = 'cu130'\n"
+    previous = previous_build(env.path)
+    assert previous is not None and previous.before["torch"] == "2.14.1+cpu"

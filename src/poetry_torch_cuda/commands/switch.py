@@ -129,7 +129,7 @@ class SyncCommand(MovingCommand):
             self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan, would=True))}")
             return 0
         plan = self.move(ctx, variant, force=force, refresh=True)
-        prove_change(ctx, variant, plan)
+        prove_change(ctx, plan)
         return 0
 
 
@@ -213,7 +213,7 @@ class SwitchCommand(MovingCommand):
                 ctx, variant = self._target(name)
             plan = self.move(ctx, variant, refresh=False)
             # A build that fails verification is replaced by the previous one.
-            final = prove_change(ctx, variant, plan, roll_back=True)
+            final = prove_change(ctx, plan, roll_back=True)
             if final != variant and name == variant.name:  # --pin: what runs here
                 name = final.name
                 if pending is not None:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.tempfiles import dead
 
 
 if TYPE_CHECKING:
@@ -111,22 +110,6 @@ def environment_lock(
             _unlock(fd)
     finally:
         os.close(fd)
-
-
-#: The prefix of a run's stash folder: ``<STASH><pid>.<random>``.
-STASH = ".torch-cuda-stash-"
-
-
-def dead_stashes(env_path: Path) -> list[str]:
-    """Stashes of runs that were killed, for ``status`` (``undo.recover`` puts back)."""
-    found = []
-    for path in dead(state_dir(env_path), STASH):
-        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-        found.append(
-            f"a run that was killed left its stash of the previous build in {path} "
-            f"({size / 1e6:.1f} MB); the next install, sync or switch undoes that run"
-        )
-    return found
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only

@@ -283,19 +283,23 @@ def http_failure(
     auth: IndexAuthenticator | None = None,
     url: str = "",
     answered: str | None = None,
+    listed: bool = False,
 ) -> tuple[str, str]:
     """``(cause, advice)`` for an HTTP error status (never a page's 404: that is a
     project the index lacks); ``project``: what was asked; ``auth``: the
     authenticator the request to ``url`` went through (``answered``: where it
     ended), for advice that names the source, its variables and whether
-    credentials went (none given: not known)."""
+    credentials went (none given: not known); ``listed``: a page lists it (a lock)."""
     about = f" for {project}" if project else ""
     words = f"the index answered HTTP {status}{about}"
     fix = "Check the index URL, then run the command again."
     if missing(status, auth, url, answered):
         words = f"the index has no such file (HTTP {status}){about}"
         fix = (
-            "Check the index URL and the variant; if the index moved its files, "
+            "The index lists it but does not serve it: tell whoever runs the index, "
+            "or choose another version or variant."
+            if listed
+            else "Check the index URL and the variant; if the index moved its files, "
             "run `poetry torch-cuda lock` again."
         )
     elif status in (401, 403):
@@ -521,11 +525,11 @@ class IndexClient:
             raise _unavailable(url, error, timeout) from None
         if timeout is not None and self._refresh:
             remember(self.cache_dir, url, None)
-        if response.status_code >= 400:
+        if (status := response.status_code) >= 400:
             answered = response.url or url
-            if not page or not missing(response.status_code, self.auth, url, answered):
+            if not page or not missing(status, self.auth, url, answered):
                 raise _unavailable(
-                    url, response.status_code, auth=self.auth, answered=answered
+                    url, status, auth=self.auth, answered=answered, listed=not page
                 )
         return response
 

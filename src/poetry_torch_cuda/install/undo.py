@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from poetry_torch_cuda.environment.envlock import STASH
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import header
 from poetry_torch_cuda.environment.installed import installed_environment
@@ -69,6 +68,8 @@ if TYPE_CHECKING:
 #: A ``RECORD`` line: (path, as ``RECORD`` lists it, ``algorithm=digest`` or ``""``).
 Entry = tuple[str, str, str]
 PREVIOUS = ".torch-cuda-previous"
+#: The prefix of a run's stash folder: ``<STASH><pid>.<random>``.
+STASH = ".torch-cuda-stash-"
 #: The fix of a damaged build, and the causes :func:`family_problems` gives.
 SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
 #: A put-back that failed: what and why.
@@ -185,20 +186,21 @@ class Stash:
 def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     """After a change that held, its stash becomes the previous build (none
     where it cannot be kept). A forced reinstall's stash is dropped (it may hold
-    the damage repaired) and the previous build kept before stays."""
-    files = {item.sha256 for item in request.files}
-    kept = False
-    if not request.plan.force and stash.files:
-        with suppress(OSError):  # a full disk, say: the install stands all the same
-            stash.keep(env.path)
-            kept = True
-    if kept:
-        files |= set(_installed_from(env.path))
-    else:
-        if not request.plan.force:
-            drop_previous(env.path)
-        remove(stash.root)
-    write_json(state_dir(env.path) / INSTALLED, sorted(files))
+    the damage repaired) and the previous build kept before stays. Signals wait:
+    a stash left under its run's name is put back by the next run."""
+    files, kept = {item.sha256 for item in request.files}, False
+    with signals.held():
+        if not request.plan.force and stash.files:
+            with suppress(OSError):  # a full disk, say: the install stands all the same
+                stash.keep(env.path)
+                kept = True
+        if kept:
+            files |= set(_installed_from(env.path))
+        else:
+            if not request.plan.force:
+                drop_previous(env.path)
+            remove(stash.root)
+        write_json(state_dir(env.path) / INSTALLED, sorted(files))
 
 
 def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
@@ -233,6 +235,19 @@ def _read(root: Path) -> Stash | None:
     stash.tops, stash.present = set(stash.tops), set(stash.present)
     whole = all(os.path.isfile(os.path.join(root, name)) for _, name in stash.files)
     return stash if whole else None  # a file gone: its run was removing it, done
+
+
+def dead_stashes(env_path: Path) -> list[str]:
+    """Killed runs' stashes, for ``status``, as :func:`recover` treats them."""
+    found = []
+    for path in dead(state_dir(env_path), STASH):
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        fate = "undoes that run" if _read(path) else "removes it, undoing nothing"
+        found.append(
+            f"a run that was killed left its stash in {path} ({size / 1e6:.1f} MB); "
+            f"the next install, sync or switch {fate}"
+        )
+    return found
 
 
 def recover(env: Env, uninstall: Uninstaller) -> list[str]:

@@ -71,6 +71,7 @@ class Run(Protocol):
 
     poetry: Poetry
     env: Env
+    config: TorchCudaConfig
 
     @property
     def client(self) -> IndexClient: ...
@@ -300,8 +301,8 @@ def refresher(
         if config is None:
             return None
         run.changed()  # and the environment too: auto sees it as it is now
-        config = config.here(run.env)
-        return config, resolve(config, locked_versions, run).variant
+        run.config = config.here(run.env)  # what the run verifies and warns with
+        return run.config, resolve(run.config, locked_versions, run).variant
 
     return refresh
 

@@ -46,6 +46,11 @@ class Selection:
     #: ``--only`` or ``--without`` given: ``--with`` cannot add a group back.
     narrowed: bool = False
 
+    @property
+    def install(self) -> str:
+        """``poetry install`` as advice names it: with these options, if any."""
+        return "`poetry install`" + " with these options" * self.explicit
+
     def or_default(self, poetry: Poetry) -> Selection:
         """These options, or what ``poetry install`` without options selects (the
         non-optional groups) when none were given."""

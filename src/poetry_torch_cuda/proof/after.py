@@ -66,6 +66,7 @@ def prove(
         machine,
         packages,
         required=required,
+        install=ctx.selection.install,
         auto=config.variant.kind == "auto",
         alternative=alternative,
         damaged=damaged.items(),
@@ -76,16 +77,14 @@ def prove(
 MAX_MOVES = 2
 
 
-def prove_change(
-    ctx: RunContext, variant: Variant, plan: Plan, *, roll_back: bool = False
-) -> Variant:
-    """Verify the env after ``plan`` made it hold ``variant``; returns the variant in place.
+def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Variant:
+    """Verify the env after ``plan`` made it hold its variant; returns the variant in place.
 
     Raises:
         TorchCudaError: the build (and, for ``auto``, its next candidates)
             failed; with ``roll_back`` the previous builds are back in place.
     """
-    config, env, io = ctx.config, ctx.env, ctx.io
+    config, env, io, variant = ctx.config, ctx.env, ctx.io, plan.variant
 
     def give_up(
         message: str, kept: str, code: int = 1, put: str = ""

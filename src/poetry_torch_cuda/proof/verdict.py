@@ -198,12 +198,13 @@ def judge(
     packages: Iterable[str],
     *,
     required: Mapping[str, str] | None = None,
+    install: str = "`poetry install`",
     auto: bool = False,
     alternative: Callable[[], str | None] | None = None,
     damaged: Iterable[tuple[str, str]] = (),
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version
-    of what ``poetry install`` puts here; ``auto``: the GPUs ``auto``'s rule leaves
+    of what ``install`` (words) puts here; ``auto``: the GPUs ``auto``'s rule leaves
     out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix;
     ``damaged``: what is wrong with the installed files, and why (failures first)."""
     packages = tuple(packages)
@@ -239,10 +240,10 @@ def judge(
     checks: list[Check] = []
     for name in packages:
         entry = (report.get("packages") or {}).get(name) or {}
-        checks += _package(name, entry, variant, (required or {}).get(name))
+        checks += _package(name, entry, variant, (required or {}).get(name), install)
     if not any(c.status in ("ok", "fail") for c in checks):  # only "not installed"
         message = "no configured package is installed: there is no build to verify"
-        fix = "`poetry install` (or `poetry torch-cuda sync`) installs it"
+        fix = f"{install} (or `poetry torch-cuda sync`) installs it"
         checks.append(Check("probe", "unchecked", message, None, fix))
     torch = report.get("torch")
     if isinstance(torch, dict):
@@ -260,17 +261,17 @@ def judge(
 
 
 def _package(
-    name: str, entry: dict[str, Any], variant: Variant, locked: str | None
+    name: str, entry: dict[str, Any], variant: Variant, locked: str | None, install: str
 ) -> list[Check]:
     """Installed (if locked here), imports, has the variant's label and version."""
     check, version = f"import {name}", str(entry.get("version"))
     if not entry.get("installed") and locked is None:
         return [Check(check, "note", f"{name} is not installed")]
     if not entry.get("installed"):
-        message = f"{name} is not installed, though `poetry install` installs "
+        message = f"{name} is not installed, though {install} installs "
         message += f"{name} {locked} here"
         cause = "the last install did not finish, or the package was removed"
-        fix = "`poetry install` (or `poetry torch-cuda sync`) installs it"
+        fix = f"{install} (or `poetry torch-cuda sync`) installs it"
         return [Check(check, "fail", message, cause, fix)]
     if not entry.get("imports"):
         error = str(entry.get("error"))
@@ -288,19 +289,18 @@ def _package(
         message = f"{name} {version} does not import: {error}"
         return [Check(check, "fail", message, cause, fix, library and gpu)]
     checks = [Check(check, "ok", f"{name} {version} imports")]
+    fix = "`poetry torch-cuda sync` installs it"  # a build not the variant's or locked
     label = label_of(version)
     if label != variant.name:
         built = f"the +{label} build" if label else "a build without a label"
         message = f"{name} {version} is {built}, not the {variant} build"
         cause = f"the environment does not hold the configured variant {variant}"
-        fix = "`poetry torch-cuda sync` installs it"
         checks.append(Check(f"label {name}", "fail", message, cause, fix))
     if locked is not None and public_version(version) != public_version(locked):
         message = (
             f"{name} {version} is installed, but poetry.lock locks {name} {locked}"
         )
         cause = "the environment does not hold the locked version"
-        fix = "`poetry torch-cuda sync` installs it"
         checks.append(Check(f"version {name}", "fail", message, cause, fix))
     return checks
 

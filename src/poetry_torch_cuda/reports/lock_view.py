@@ -41,21 +41,20 @@ if TYPE_CHECKING:
 def show_lock_view(ctx: RunContext) -> None:
     """Print the missing-build warnings, the variant line and the fleet lines."""
     config, io, variant = ctx.config, ctx.io, ctx.config.variant
-    names = config.package_names
-    every = dict(locked_versions(selected_packages(ctx.poetry), {*names, "torch"}))
-    locked = {name: every[name] for name in every if name in names}
+    locked = dict(locked_versions(selected_packages(ctx.poetry), config.package_names))
+    newest = {n: _public(max(v, key=version_key)) for n, v in locked.items()}
     # Poetry installs PyPI's torch where the variant has no builds: nothing to ask.
     pypi = None if variant.kind == "auto" else left_to_pypi(variant, sys.platform)
     offer = None  # what the variant's index has of the first locked package
     if locked and variant.kind != "auto" and pypi is None:
         name = min(locked, key=lambda n: (n != "torch", n))
-        wanted = {name: _public(max(locked[name], key=version_key))}
+        wanted = {name: newest[name]}
         finder = OfferFinder(ctx.client, config, wanted, ctx.env.marker_env)
         (offer,) = finder.inspect([variant])[0].packages
         if offer.error is not None:  # a check only: one line, never a failure
             io.write_error_line(
                 f"{PREFIX}: skipped the check that {variant} has the locked "
-                f"torch: {esc(offer.error)}"
+                f"{name}: {esc(offer.error)}"
             )
         else:
             url = mask_url(config.index_url(variant))
@@ -68,19 +67,16 @@ def show_lock_view(ctx: RunContext) -> None:
                     f"{esc(have)}. Constrain {name} to one of those, or pick another "
                     "variant (`poetry torch-cuda variants` lists them).</>"
                 )
-    found = every.get(canonicalize_name("torch"))
-    if not found:
+    if not (torch := newest.get(canonicalize_name("torch"))):  # else Poetry's
         return
-    torch = _public(max(found, key=version_key))
     if variant.kind == "auto":
         matrix = published(torch) or f"torch {torch} is newer than the tables"
         line = f"auto decides at install time; {matrix}"
     elif pypi is not None:
         line = pypi
     else:
-        if offer is None or offer.name != "torch":
-            has = f"(torch {torch} not checked)"
-        elif offer.error is not None:
+        assert offer is not None  # torch, configured and locked, was asked first
+        if offer.error is not None:
             has = f"(index not reachable: torch {torch} not checked)"
         elif torch in offer.versions:
             has = f"has torch {torch}"

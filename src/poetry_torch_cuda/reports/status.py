@@ -12,7 +12,6 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from poetry_torch_cuda.environment.envlock import dead_stashes
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.install.planning import Target
@@ -20,6 +19,7 @@ from poetry_torch_cuda.install.planning import cuda_majors
 from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.undo import SYNC_FORCE
+from poetry_torch_cuda.install.undo import dead_stashes
 from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.detection import predates
@@ -197,9 +197,7 @@ def _judge(
             fix = fix if verdict.driver_ok else f"update the driver, or {fix}"
             report.warnings.append(f"{variant} {verdict.reasons[-1]}; {fix}")
     # Poetry adds what is missing, and its run's hook the family's wheels.
-    add = "run `poetry install`"
-    if ctx.selection.explicit:
-        add += " with these options"
+    add = f"run {ctx.selection.install}"
     for package in report.packages:
         name, build = package.name, package.installed
         if package.matches:  # always, without a lock or builds for this platform
