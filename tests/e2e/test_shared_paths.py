@@ -8,7 +8,9 @@ fake torch refuses to import without its library, as the real one does.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from typing import TYPE_CHECKING
 
 import pytest
@@ -25,6 +27,10 @@ from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
+from tests.support.processes import finish
+from tests.support.processes import paused_at
+from tests.support.processes import running
+from tests.support.processes import wait_for
 from tests.support.records import broken_records
 
 
@@ -255,3 +261,68 @@ def test_a_wheel_the_configured_build_needs_is_no_orphan_to_status(
     assert "nvidia-cudnn-cu13" in project.installed()
     status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert status.returncode == 0, status
+
+
+def test_a_removal_killed_after_linking_shared_files_aside_puts_them_back(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    """With nothing to install, a sync removes an unused CUDA wheel through pip
+    alone (no stash): killed while pip deletes it, the files it shares with a
+    wheel that stays are only in the aside folder; the next run links them back."""
+    project, env = _installed(tmp_path, shared_index)
+    env.update(POETRY_TORCH_CUDA_VARIANT="cpu", POETRY_TORCH_CUDA_VERIFY="0")
+    project.run("torch-cuda", "sync", env_extra=env)  # cpu's torch; cu13's wheels go
+    for wheel in ("nvidia-cudnn-cu13", "nvidia-cudnn-cu12"):  # cu12's bytes last
+        project.pip("install", "--no-deps", "--index-url", shared_index.pypi_url, wheel)
+    library = project.site_packages() / SHARED[0]
+    assert library.read_text() == "CUDA 12\n"
+    dry = project.run("torch-cuda", "sync", "--dry-run", env_extra=env)
+    assert dry.stdout == "torch-cuda: would remove nvidia-cudnn-cu13\n", describe(dry)
+    pause, paused = paused_at(tmp_path / "pause", "libcudnn.so.9", "os.remove")
+    with running(project, "torch-cuda", "sync", env_extra={**env, **pause}) as process:
+        wait_for(paused.exists, 120, "pip to delete the cuDNN wheel's files")
+        os.killpg(process.pid, signal.SIGKILL)
+        os.kill(int(paused.read_text()), signal.SIGKILL)  # pip: its own session
+        finish(process)
+    assert not library.exists(), "the kill took nothing"
+
+    again = project.run("torch-cuda", "sync", check=False, env_extra=env)
+
+    assert again.returncode == 0, describe(again)
+    assert "undid a killed run's work: 2 files pip had changed" in again.stdout, again
+    assert "nvidia-cudnn-cu13" not in project.installed()
+    assert library.read_text() == "CUDA 12\n", describe(again)
+    assert broken_records(project.site_packages()) == [], describe(again)
+
+
+def test_a_switch_killed_while_it_sweeps_the_old_wheel_is_put_back_whole(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    """Killed as the switch removes the CUDA 12 wheel it replaced, a run leaves its
+    stash (the cu126 build) and the aside folder (the cu130 bytes of the shared
+    paths): the next run undoes the later first, so cu126's files stay."""
+    project, env = _installed(tmp_path, shared_index, "cu126")
+    # Its files are gone, the shared ones only in the aside folder: its .dist-info is last.
+    info = "nvidia_cudnn_cu12-9.10.2.21.dist-info"
+    pause, paused = paused_at(tmp_path / "pause", info, "shutil.rmtree")
+    with running(
+        project, "torch-cuda", "switch", "cu130", env_extra={**env, **pause}
+    ) as process:
+        wait_for(paused.exists, 120, "the switch to remove the CUDA 12 wheel")
+        os.killpg(process.pid, signal.SIGKILL)
+        finish(process)
+    library = project.site_packages() / SHARED[0]
+    assert not library.exists(), "the kill took nothing"
+    # Its stash's random name may sort before the aside folder's or after: pin before.
+    (stash,) = (
+        p for p in project.venv.glob(".torch-cuda-stash-*") if "-" not in p.suffix
+    )
+    stash.rename(stash.with_suffix(".00000000"))
+
+    again = project.run("install", check=False, env_extra=env)
+
+    assert again.returncode == 0, describe(again)
+    assert "undid a killed run's work" in again.stdout, describe(again)
+    assert _import_torch(project) == "2.13.0+cu126"
+    assert library.read_text() == "CUDA 12\n", describe(again)
+    assert broken_records(project.site_packages()) == [], describe(again)

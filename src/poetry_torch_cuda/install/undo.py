@@ -252,13 +252,13 @@ def dead_stashes(env_path: Path) -> list[str]:
 
 def recover(env: Env, uninstall: Uninstaller) -> list[str]:
     """Under the env lock, after killed runs: remove pip's leftovers (else a ``~`` is
-    another pip's, maybe at work), put back what they changed from their stashes (one
-    without a manifest changed nothing), then remove those; returns what was undone."""
+    another pip's, maybe at work), put back from their stashes (a removal's aside, the
+    later, first; none without a manifest) and remove them; returns what was undone."""
     killed = sorted(dead(state_dir(env.path), STASH))
     if killed:
         sweep_leftovers(env)
     undone: list[str] = []
-    for stash in filter(None, map(_read, killed)):
+    for stash in sorted(filter(None, map(_read, killed)), key=lambda s: bool(s.family)):
         try:
             undone += stash.put_back(env, uninstall)
         except (TorchCudaError, OSError) as error:  # every next run would fail
@@ -494,16 +494,16 @@ def _keeping_shared(env: Env, names: Collection[str]) -> Iterator[None]:
             if e[0] in staying and os.path.isfile(e[0])
         }
     )
-    # Named as the stashes, in their folder: a killed run's is swept and reported too.
-    state = state_dir(env.path)
-    aside = tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.shared-", dir=state)
-    kept = [(path, os.path.join(aside, str(n))) for n, path in enumerate(shared)]
+    prefix = f"{STASH}{os.getpid()}.shared-"  # a stash: a killed run's is put back
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=state_dir(env.path)))
+    aside = Stash(root, {}, [], [(path, str(n)) for n, path in enumerate(shared)])
     try:
-        for path, copy in kept:
-            link(path, copy)
+        for path, name in aside.files:
+            link(path, root / name)
+        aside._save()  # last, as in Stash.take: without it nothing was removed
         yield
     finally:
-        for path, copy in kept:
-            if os.path.exists(copy) and not os.path.lexists(path):
-                _relink(copy, path)
-        shutil.rmtree(aside, ignore_errors=True)
+        for path, name in aside.files:
+            if not os.path.lexists(path):  # else it was never taken
+                _relink(str(root / name), path)
+        remove(root)
