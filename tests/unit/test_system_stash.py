@@ -238,6 +238,21 @@ def _dist(site: Path, name: str, version: str, module: str) -> None:
     )
 
 
+def _cu130_installed_over_a_stash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, Path, Stash]:
+    """A system Python whose cpu torch was stashed, then replaced by cu130 as pip does."""
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, "poetry.installation.uninstaller", None)
+    env = system_python(tmp_path / "usr-local")
+    site = env.site_packages.candidates[0]
+    stash = Stash.take(env, ["torch"], installed_environment(env))
+    shutil.rmtree(site / "torch-2.14.1+cpu.dist-info")  # pip's install of cu130
+    (site / "torch" / "__init__.py").unlink()
+    _dist(site, "torch", "2.14.1+cu130", "build = 'cu130'\n")
+    return env, site, stash
+
+
 def test_a_killed_runs_stash_is_put_back_leaving_what_poetry_changed_since(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -322,14 +337,7 @@ def test_an_interrupt_while_a_done_runs_stash_is_removed_leaves_the_install_stan
     stash, after some of its links went: the next run put that stash back,
     uninstalling the new torch, then failed on the link that was gone, and every
     run after it so. A stash half removed changed nothing: the install stands."""
-    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setitem(sys.modules, "poetry.installation.uninstaller", None)
-    env = system_python(tmp_path / "usr-local")
-    site = env.site_packages.candidates[0]
-    stash = Stash.take(env, ["torch"], installed_environment(env))
-    shutil.rmtree(site / "torch-2.14.1+cpu.dist-info")  # pip's install of cu130
-    (site / "torch" / "__init__.py").unlink()
-    _dist(site, "torch", "2.14.1+cu130", "build = 'cu130'\n")
+    env, site, stash = _cu130_installed_over_a_stash(tmp_path, monkeypatch)
     request = SimpleNamespace(files=(), plan=SimpleNamespace(force=True))
 
     def interrupted(path: Path, ignore_errors: bool = False) -> None:
@@ -386,14 +394,7 @@ def test_an_interrupt_while_a_done_runs_stash_is_kept_leaves_the_install_standin
     build (the last one dropped, the rename not yet done): the next run took it
     for a killed run's stash and put the old build back, to reinstall the new
     one. The signal waits for both steps; the install stands, kept as previous."""
-    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setitem(sys.modules, "poetry.installation.uninstaller", None)
-    env = system_python(tmp_path / "usr-local")
-    site = env.site_packages.candidates[0]
-    stash = Stash.take(env, ["torch"], installed_environment(env))
-    shutil.rmtree(site / "torch-2.14.1+cpu.dist-info")  # pip's install of cu130
-    (site / "torch" / "__init__.py").unlink()
-    _dist(site, "torch", "2.14.1+cu130", "build = 'cu130'\n")
+    env, site, stash = _cu130_installed_over_a_stash(tmp_path, monkeypatch)
     request = SimpleNamespace(files=(), plan=SimpleNamespace(force=False))
 
     def interrupted(env_path: Path) -> None:
