@@ -455,14 +455,7 @@ def test_sync_puts_back_a_removed_torch_that_the_environment_needs(
     assert result.returncode == 0, result
     assert "would install torch==2.14.1+cu129 from" in result.stdout, result
     assert "already installed" not in result.stdout, result
-    result = run_inprocess(project, "torch-cuda", "sync", env_extra=env)
-    assert result.returncode == 0, result
-    assert "already installed" not in result.stdout, result
-    installed = project.installed()
-    assert installed["torch"] == "2.14.1+cu129", result
-    assert installed["triton"] == "3.6.0", result
-    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
-    assert result.returncode == 0, result
+    _sync_puts_the_locked_torch_back(project, env)
 
 
 def test_sync_puts_back_a_removed_torch_that_only_another_package_needs(
@@ -486,8 +479,15 @@ def test_sync_puts_back_a_removed_torch_that_only_another_package_needs(
         in result.stdout
     ), result
     assert "nothing needs" not in result.stdout, result
+    _sync_puts_the_locked_torch_back(project, env)
+
+
+def _sync_puts_the_locked_torch_back(project: Project, env: dict[str, str]) -> None:
+    """`sync` installs the locked torch and its triton again, and `status --check`
+    passes after it."""
     result = run_inprocess(project, "torch-cuda", "sync", env_extra=env)
     assert result.returncode == 0, result
+    assert "already installed" not in result.stdout, result
     installed = project.installed()
     assert installed["torch"] == "2.14.1+cu129", result
     assert installed["triton"] == "3.6.0", result
