@@ -440,17 +440,10 @@ def check_project_fleet(
     """The declared ``targets`` (default: all) against the lock, on their wheels."""
     wanted = wanted_versions(config.package_names, locked_versions)
     torch = wanted.get(canonicalize_name("torch"))
-    return [  # each on its platform's wheels: env's markers moved there
-        check_target(
-            target,
-            config.variant,
-            torch,
-            OfferFinder(
-                run.client,
-                config,
-                wanted,
-                target_marker_env(target, run.env.marker_env),
-            ),
-        )
-        for target in (config.targets if targets is None else targets)
-    ]
+    checks = []
+    for target in config.targets if targets is None else targets:
+        # each on its platform's wheels: the env's markers moved there
+        markers = target_marker_env(target, run.env.marker_env)
+        offers = OfferFinder(run.client, config, wanted, markers)
+        checks.append(check_target(target, config.variant, torch, offers))
+    return checks
