@@ -87,8 +87,7 @@ class Resolution:
 
 def probe(env: Env) -> Machine:
     """This machine as ``env`` sees it (its ``platform_machine``)."""
-    machine = str(env.marker_env.get("platform_machine") or "")
-    return probe_machine(machine=machine)
+    return probe_machine(machine=env.marker_env.get("platform_machine"))
 
 
 def offer_finder(
