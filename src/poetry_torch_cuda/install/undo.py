@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
+    from poetry_torch_cuda.environment.installed import InstalledDistribution
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.request import InstallRequest
@@ -109,11 +110,11 @@ class Stash:
         stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
-            for entries in files_by_name(env, stash.family).values():
+            for name, entries in files_by_name(env, stash.family).items():
                 for path, _, _ in entries:
                     if not os.path.isfile(path) or os.path.islink(path):
                         continue
-                    stash.files.append((path, str(len(stash.files))))
+                    stash.files.append((path, f"{name}.{len(stash.files)}"))
                     link(path, os.path.join(root, stash.files[-1][1]))
                     site = next((s for s in sites if path.startswith(s)), None)
                     top = site and site + path[len(site) :].split(os.sep, 1)[0]
@@ -131,7 +132,8 @@ class Stash:
 
         Removes pip's ``~`` leftovers, the distributions of the family whose
         version changed since and files an interrupted pip wrote, then links
-        every stashed file back.
+        every stashed file back. What Poetry's installer put in since (its
+        ``INSTALLER``; the plugin installs with pip) is a later change: kept.
         """
         with signals.held():
             sweep_leftovers(env)
@@ -146,13 +148,18 @@ class Stash:
                 and n in self.family
                 and not _drop_unrecorded(folders.get(n, []))
             ]
-            if changed:
-                remove_distributions(env, changed, uninstall)
-            for stray in _files_under(self.tops) - self.present:
+            poetrys = [n for n in changed if _by_poetry(installed.get(n))]
+            if changed != poetrys:
+                remove_distributions(
+                    env, [n for n in changed if n not in poetrys], uninstall
+                )
+            theirs = {e[0] for d in files_by_name(env, poetrys).values() for e in d}
+            for stray in _files_under(self.tops) - self.present - theirs:
                 remove(Path(stray))
             relinked = sum(
                 _relink(os.path.join(self.root, name), path)
                 for path, name in self.files
+                if name.rpartition(".")[0] not in poetrys
             )
         after = versions_of(installed_environment(env))
         changes = [
@@ -164,7 +171,10 @@ class Stash:
             for name in sorted({*now, *after})
             if now.get(name) != after.get(name)
         ]
-        return changes or ([f"{relinked} files pip had changed"] if relinked else [])
+        if relinked and not changes:
+            changes = [f"put back {relinked} file" + "s" * (relinked > 1)]
+        kept = ", ".join(f"{n} {now[n]}" for n in poetrys)
+        return changes + ([f"kept {kept} (installed by Poetry since)"] if kept else [])
 
     def held(self, names: Iterable[str]) -> str:
         """Its versions of ``names`` in words, torch first ("" for none)."""
@@ -293,9 +303,14 @@ def link(source: str | Path, target: str | Path) -> None:
 
 
 def _relink(kept: str, target: str) -> bool:
-    """Make ``target`` the stashed file ``kept`` again; whether it had to change."""
+    """Make ``target`` the stashed file ``kept`` again; whether it had to change
+    (a copy, made on another disk, is the same file with its size and mtime)."""
     with suppress(FileNotFoundError):  # no file there: linked below
-        if os.path.samestat(os.lstat(target), os.stat(kept)):
+        now, was = os.lstat(target), os.stat(kept)
+        if os.path.samestat(now, was) or (now.st_size, now.st_mtime_ns) == (
+            was.st_size,
+            was.st_mtime_ns,
+        ):
             return False
         os.unlink(target)
     try:
@@ -313,6 +328,11 @@ def _files_under(tops: Collection[str]) -> set[str]:
         for d, _, names in os.walk(top)
         for n in names
     }
+
+
+def _by_poetry(distribution: InstalledDistribution | None) -> bool:
+    source = distribution and distribution.source
+    return bool(source and (source.read_text("INSTALLER") or "").startswith("Poetry"))
 
 
 def _drop_unrecorded(folders: list[str]) -> bool:
