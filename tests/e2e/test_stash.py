@@ -61,20 +61,26 @@ OLDER_FILELOCK = "3.19.0"
 
 
 def _with_big_torch(universe: Universe) -> None:
-    """cu130's torch unpacks 300 MB (a few hundred kB to download)."""
-    spec = next(
-        wheel.spec
-        for wheel in universe.wheels
-        if wheel.index == "cu130" and wheel.spec.version == "2.14.1+cu130"
-        if wheel.spec.project == "torch"
-    )
-    build_wheel(
-        universe.project_dir("torch", "cu130"),
-        "torch",
-        spec.version,
-        spec.requires,
-        payload={"torch/_big.bin": bytes(300_000_000)},
-    )
+    """cu130's torch unpacks 300 MB (a few hundred kB to download); both builds
+    have a console script, ``torchrun``, each its own."""
+    for variant in ("cu129", "cu130"):
+        spec = next(
+            wheel.spec
+            for wheel in universe.wheels
+            if wheel.index == variant and wheel.spec.version == f"2.14.1+{variant}"
+            if wheel.spec.project == "torch"
+        )
+        script = f"[console_scripts]\ntorchrun = torch:{variant}\n".encode()
+        payload = {f"torch-{spec.version}.dist-info/entry_points.txt": script}
+        if variant == "cu130":
+            payload["torch/_big.bin"] = bytes(300_000_000)
+        build_wheel(
+            universe.project_dir("torch", variant),
+            "torch",
+            spec.version,
+            spec.requires,
+            payload=payload,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -288,14 +294,18 @@ def test_kill_9_of_a_switch_is_undone_by_the_next_install(
         wait_for(paused.exists, 180, f"the switch to reach the {moment}")
         os.killpg(process.pid, signal.SIGKILL)
         finish(process)
+    torchrun = project.venv / "bin" / "torchrun"  # the console script, pip's
     if moment != "take":
         assert broken_records(project.site_packages()), "nothing was half done"
+        left = torchrun.read_text() if torchrun.exists() else ""
+        assert f"import {variant}\n" not in left, left
 
     again = project.run("install", check=False)
 
     assert again.returncode == 0, describe(again)
     assert project.installed() == before, describe(again)
     assert broken_records(project.site_packages()) == [], describe(again)
+    assert f"from torch import {variant}\n" in torchrun.read_text(), describe(again)
     undone = "torch-cuda: undid a killed run's work: "
     assert (undone in again.stdout) == (moment != "take"), describe(again)
     assert [s for s in _stashes(project) if s != ".torch-cuda-previous"] == []

@@ -354,6 +354,46 @@ def test_a_killed_runs_stash_leaves_what_poetry_installed_of_its_family_since(
     ]
 
 
+def test_a_killed_runs_stash_puts_console_scripts_back_whatever_the_record_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stash follows RECORD, whose order is the wheel's: here the .dist-info
+    first, and a console script outside site-packages (``../../../bin``). pip
+    replaced both; recovery puts the script and the metadata back."""
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, "poetry.installation.uninstaller", None)
+    env = system_python(tmp_path / "usr-local")
+    site = env.site_packages.candidates[0]
+    script = env.path / "bin" / "torchrun"
+    script.parent.mkdir()
+    script.write_text("#!python\n# cpu\n")
+    info = site / "torch-2.14.1+cpu.dist-info"
+    (info / "RECORD").write_text(
+        f"{info.name}/RECORD,,\n{info.name}/METADATA,,\n"
+        "../../../bin/torchrun,,\ntorch/__init__.py,,\n"
+    )
+    stash = Stash.take(env, ["torch"], installed_environment(env))
+    gone = subprocess.Popen(["true"])  # a process that is gone now
+    gone.wait()
+    stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.killed"))
+    shutil.rmtree(info)  # what the killed run's pip did
+    shutil.rmtree(site / "torch")
+    script.unlink()
+    _dist(site, "torch", "2.14.1+cu130", "build = 'cu130'\n")
+    script.write_text("#!python\n# cu130\n")
+
+    def uninstall(names: Sequence[str]) -> None:
+        assert list(names) == ["torch"]
+        shutil.rmtree(site / "torch-2.14.1+cu130.dist-info")
+        shutil.rmtree(site / "torch")
+        script.unlink()
+
+    assert recover(env, uninstall) == ["changed torch 2.14.1+cu130 -> 2.14.1+cpu"]
+    assert script.read_text() == "#!python\n# cpu\n"
+    assert (site / "torch" / "__init__.py").read_text() == "build = 'cpu'\n"
+    assert (info / "METADATA").is_file() and (info / "RECORD").is_file()
+
+
 def test_a_killed_runs_stash_that_cannot_be_put_back_names_its_folder_and_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
