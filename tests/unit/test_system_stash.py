@@ -328,6 +328,9 @@ def test_a_killed_runs_stash_leaves_what_poetry_installed_of_its_family_since(
     shutil.rmtree(site / "triton-3.5.0.dist-info")
     (site / "triton" / "__init__.py").unlink()
     _dist(site, "triton", "3.6.0", "old = False\n", installer="Poetry 2.5.1")
+    (site / "triton" / "new.py").write_text("")  # a file the stashed triton lacks
+    with (site / "triton-3.6.0.dist-info" / "RECORD").open("a") as record:
+        record.write("triton/new.py,,\n")
     _dist(site, "filelock", "3.19.0", "", installer="Poetry 2.5.1")
     removed: list[str] = []
 
@@ -343,10 +346,12 @@ def test_a_killed_runs_stash_leaves_what_poetry_installed_of_its_family_since(
     assert removed == ["torch"]
     assert undone == [
         "changed torch 2.14.1+cu130 -> 2.14.1+cpu",
-        "kept filelock 3.19.0, triton 3.6.0 (installed by Poetry since)",
+        "kept filelock 3.19.0 (installed by Poetry since)",
+        "kept triton 3.6.0 (installed by Poetry since)",
     ]
     assert (site / "torch" / "__init__.py").read_text() == "build = 'cpu'\n"
     assert (site / "triton" / "__init__.py").read_text() == "old = False\n"
+    assert (site / "triton" / "new.py").is_file()
     assert sorted(p.name for p in site.glob("*.dist-info")) == [
         "filelock-3.19.0.dist-info",
         "torch-2.14.1+cpu.dist-info",

@@ -132,8 +132,7 @@ class Stash:
 
         Removes pip's ``~`` leftovers, the distributions of the family whose
         version changed since and files an interrupted pip wrote, then links
-        every stashed file back. What Poetry's installer put in since (its
-        ``INSTALLER``; the plugin installs with pip) is a later change: kept.
+        every stashed file back. What Poetry's installer put in since is kept.
         """
         with signals.held():
             sweep_leftovers(env)
@@ -149,10 +148,8 @@ class Stash:
                 and not _drop_unrecorded(folders.get(n, []))
             ]
             poetrys = [n for n in changed if _by_poetry(installed.get(n))]
-            if changed != poetrys:
-                remove_distributions(
-                    env, [n for n in changed if n not in poetrys], uninstall
-                )
+            if changed := [n for n in changed if n not in poetrys]:
+                remove_distributions(env, changed, uninstall)
             theirs = {e[0] for d in files_by_name(env, poetrys).values() for e in d}
             for stray in _files_under(self.tops) - self.present - theirs:
                 remove(Path(stray))
@@ -171,10 +168,9 @@ class Stash:
             for name in sorted({*now, *after})
             if now.get(name) != after.get(name)
         ]
-        if relinked and not changes:
-            changes = [f"put back {relinked} file" + "s" * (relinked > 1)]
-        kept = ", ".join(f"{n} {now[n]}" for n in poetrys)
-        return changes + ([f"kept {kept} (installed by Poetry since)"] if kept else [])
+        files = [f"put back {relinked} file" + "s" * (relinked > 1)] if relinked else []
+        kept = [f"kept {n} {now[n]} (installed by Poetry since)" for n in poetrys]
+        return (changes or files) + kept
 
     def held(self, names: Iterable[str]) -> str:
         """Its versions of ``names`` in words, torch first ("" for none)."""
@@ -287,10 +283,8 @@ def drop_previous(env_path: Path) -> None:
 
 
 def _installed_from(env_path: Path) -> list[str]:
-    try:
-        return [str(sha) for sha in read_json(state_dir(env_path) / INSTALLED, [])]
-    except (OSError, TypeError):
-        return []
+    found = read_json(state_dir(env_path) / INSTALLED, [])  # it never raises
+    return [str(sha) for sha in found] if isinstance(found, list) else []
 
 
 def link(source: str | Path, target: str | Path) -> None:
@@ -303,21 +297,15 @@ def link(source: str | Path, target: str | Path) -> None:
 
 
 def _relink(kept: str, target: str) -> bool:
-    """Make ``target`` the stashed file ``kept`` again; whether it had to change
-    (a copy, made on another disk, is the same file with its size and mtime)."""
+    """Make ``target`` the stashed file ``kept`` again; whether it had to change (a
+    link, or a copy on another disk, has the stashed file's size and mtime)."""
     with suppress(FileNotFoundError):  # no file there: linked below
         now, was = os.lstat(target), os.stat(kept)
-        if os.path.samestat(now, was) or (now.st_size, now.st_mtime_ns) == (
-            was.st_size,
-            was.st_mtime_ns,
-        ):
+        if (now.st_size, now.st_mtime_ns) == (was.st_size, was.st_mtime_ns):
             return False
         os.unlink(target)
-    try:
-        link(kept, target)
-    except FileNotFoundError:  # the removal took its directory too
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        link(kept, target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)  # a removal may have taken it
+    link(kept, target)
     return True
 
 
