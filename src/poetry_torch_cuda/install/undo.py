@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
-    from poetry_torch_cuda.environment.installed import InstalledDistribution
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.request import InstallRequest
@@ -147,7 +146,13 @@ class Stash:
                 and n in self.family
                 and not _drop_unrecorded(folders.get(n, []))
             ]
-            poetrys = [n for n in changed if _by_poetry(installed.get(n))]
+            poetrys = [
+                n
+                for n in changed
+                if (got := installed.get(n))
+                and got.source
+                and (got.source.read_text("INSTALLER") or "").startswith("Poetry")
+            ]
             if changed := [n for n in changed if n not in poetrys]:
                 remove_distributions(env, changed, uninstall)
             theirs = {e[0] for d in files_by_name(env, poetrys).values() for e in d}
@@ -318,11 +323,6 @@ def _files_under(tops: Collection[str]) -> set[str]:
     }
 
 
-def _by_poetry(distribution: InstalledDistribution | None) -> bool:
-    source = distribution and distribution.source
-    return bool(source and (source.read_text("INSTALLER") or "").startswith("Poetry"))
-
-
 def _drop_unrecorded(folders: list[str]) -> bool:
     """Remove the ``.dist-info`` of ``folders`` without a ``RECORD``; whether one was."""
     half = [f for f in folders if f.endswith(".dist-info")]
@@ -394,11 +394,8 @@ def remove_distributions(
             from poetry.installation.uninstaller import uninstall_distribution
 
             remover = uninstall_distribution
-    left: list[str] = []
     with _keeping_shared(env, names):
-        for name in names:
-            if remover is None or remover(env, name) is None:
-                left.append(name)
+        left = [n for n in names if remover is None or remover(env, n) is None]
         left = [name for name in left if files_by_name(env, [name])]
         if left:
             pip_uninstall(left)
@@ -494,14 +491,8 @@ def _keeping_shared(env: Env, names: Collection[str]) -> Iterator[None]:
     owners = files_by_name(env)
     leaving = {canonicalize_name(name) for name in names}
     staying = {e[0] for n, files in owners.items() if n not in leaving for e in files}
-    shared = sorted(
-        {
-            e[0]
-            for n in leaving
-            for e in owners.get(n, ())
-            if e[0] in staying and os.path.isfile(e[0])
-        }
-    )
+    leaving_files = {e[0] for n in leaving for e in owners.get(n, ())}
+    shared = sorted(p for p in leaving_files & staying if os.path.isfile(p))
     prefix = f"{STASH}{os.getpid()}.shared-"  # a stash: a killed run's is put back
     root = Path(tempfile.mkdtemp(prefix=prefix, dir=state_dir(env.path)))
     aside = Stash(root, {}, [], [(path, str(n)) for n, path in enumerate(shared)])
