@@ -27,7 +27,6 @@ from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
-from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
@@ -245,8 +244,7 @@ class SwitchCommand(MovingCommand):
         environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
         tool = dict(data.get("tool") or {})
         tool[TABLE] = {**(tool.get(TABLE) or {}), "variant": name}
-        config = load_config({**data, "tool": tool}, environ)
-        assert config is not None
+        config = require_config({**data, "tool": tool}, environ)
         ctx, resolution = self.prepare(config)
         ctx.write_lock = False  # with pyproject.toml, by settle
         return ctx, resolution.variant

@@ -106,12 +106,6 @@ def selection_from(command: GroupCommand) -> Selection:
     return Selection(groups, extras, explicit, narrowed)
 
 
-def all_groups(poetry: Poetry) -> frozenset[str]:
-    """Every dependency group of the project, optional ones included."""
-    names = poetry.package.dependency_group_names(include_optional=True)
-    return frozenset(str(name) for name in names)
-
-
 def all_extras(poetry: Poetry) -> frozenset[NormalizedName]:
     """Every extra of the project."""
     return frozenset(canonicalize_name(extra) for extra in poetry.package.extras)
@@ -150,8 +144,9 @@ class LockView:
         self._resolved: dict[
             tuple[frozenset[str], frozenset[NormalizedName]], dict[NormalizedName, str]
         ] = {(default, frozenset()): dict(base.versions)}
+        everything = poetry.package.dependency_group_names(include_optional=True)
         #: What the lock resolves here with every group and extra.
-        self.versions = self._selects(all_groups(poetry), all_extras(poetry))
+        self.versions = self._selects(everything, all_extras(poetry))
 
     def state(
         self, configured: Iterable[NormalizedName], installed: InstalledEnvironment
@@ -200,7 +195,7 @@ class LockView:
         in_groups = self.names[name]
         if name in self._selects(groups, extras):
             return f"in the lock (group {', '.join(in_groups)}), not installed here"
-        everything = all_groups(poetry)
+        everything = poetry.package.dependency_group_names(include_optional=True)
         if name in self._selects(everything, extras):
             wanted = [g for g in in_groups if g not in groups]
             options = " ".join(f"--with {g}" for g in wanted)
