@@ -121,6 +121,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         view = LockView(poetry, env, ctx.selection.or_default(poetry), ctx.installs)
         locked = view.state(config.package_names, installed)
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
+        if poetry.locker.is_locked():  # a configured package refused: as everywhere
+            raise
         locked, view, warnings = None, None, [str(error)]
     versions = None if view is None else view.versions
     resolution = resolve(config, versions, ctx, machine=machine)
