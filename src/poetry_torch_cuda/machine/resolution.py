@@ -238,24 +238,27 @@ def machine_findings(
     return notes, warnings
 
 
-def report(resolution: Resolution, io: IO) -> None:
-    """At ``-v``: what the variant resolved to and each step of ``auto``'s decision;
-    a warning when ``auto`` settles for cpu next to a GPU or keeps a build."""
-    decision = resolution.decision
-    if decision is None:
-        return
-    io.write_line(
-        f"{PREFIX}: auto -> {resolution.variant}", verbosity=Verbosity.VERBOSE
-    )
-    for step in decision.steps:
-        io.write_line(f"  - {esc(step)}", verbosity=Verbosity.VERBOSE)
-    machine = resolution.machine
-    warning = cpu_fallback_warning(decision, machine)
-    if machine is not None and _probe_failed(machine):
-        smi = f"auto decides on what else it knows: {machine.smi_failure}"
-        warning = decision.forced_by or smi
-    if warning is not None:
-        io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
+def report(resolution: Resolution, run: Run, io: IO) -> None:
+    """What every install (the hook, ``switch``, ``sync``) says of its variant: at
+    ``-v`` what it resolved to and each step of ``auto``'s decision; a warning
+    when ``auto`` settles for cpu next to a GPU or keeps a build, or when the
+    variant is about to land on a Jetson it does not run on (:func:`jetson_warning`)."""
+    decision, machine, warning = resolution.decision, resolution.machine, None
+    if decision is not None:
+        io.write_line(
+            f"{PREFIX}: auto -> {resolution.variant}", verbosity=Verbosity.VERBOSE
+        )
+        for step in decision.steps:
+            io.write_line(f"  - {esc(step)}", verbosity=Verbosity.VERBOSE)
+        warning = cpu_fallback_warning(decision, machine)
+        if machine is not None and _probe_failed(machine):
+            smi = f"auto decides on what else it knows: {machine.smi_failure}"
+            warning = decision.forced_by or smi
+    arch = str(run.env.marker_env.get("platform_machine") or "")
+    jetson = jetson_warning(run.config, resolution.variant, arch, machine)
+    for line in (warning, jetson):
+        if line is not None:
+            io.write_error_line(f"<warning>{PREFIX}: {esc(line)}</>")
 
 
 def left_to_pypi(variant: Variant, sys_platform: str) -> str | None:
