@@ -200,7 +200,7 @@ def _check_lock(ctx: RunContext) -> None:
 def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     """The after-step: resolve ``auto``, install the variant's builds, prove them."""
     resolution = resolve(ctx.config, ctx.locked.versions, ctx)
-    report(resolution, ctx, ctx.io)
+    report(resolution, ctx.config, ctx.env, ctx.io)
     variant = resolution.variant
     if command.installer.is_dry_run():
         ctx.io.write_line(

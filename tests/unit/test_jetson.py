@@ -153,7 +153,7 @@ def test_installing_a_pytorch_cuda_build_on_an_orin_warns(
         env = SimpleNamespace(marker_env={"platform_machine": arch})
         io = BufferedIO()
         resolution = Resolution(cu126, cu126, "pyproject.toml", machine=machine)
-        report(resolution, SimpleNamespace(config=config, env=env), io)  # type: ignore[arg-type]
+        report(resolution, config, env, io)  # type: ignore[arg-type]
         return io.fetch_error()
 
     orin = Machine("linux", "aarch64", jetson=probe_jetson())
