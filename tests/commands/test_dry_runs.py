@@ -153,5 +153,7 @@ def test_every_move_warns_a_jetson_that_pytorchs_cuda_builds_do_not_run_there(
         assert "cu12" in result.stderr and "on NVIDIA Jetson" in result.stderr, args
         assert "do not run on Jetson L4T before R38" in result.stderr, args
     project.write_pyproject(local)
-    trusted = run_inprocess(project, "torch-cuda", "sync", "--dry-run", env_extra=jetson)
+    trusted = run_inprocess(
+        project, "torch-cuda", "sync", "--dry-run", env_extra=jetson
+    )
     assert "Jetson" not in trusted.stderr, trusted
