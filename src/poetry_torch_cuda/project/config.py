@@ -141,7 +141,7 @@ def _target(number: int, entry: Any) -> FleetTarget:
     ]
     capabilities = tuple((int(match[1]), int(match[2])) for match in found)
     platform = entry.get("platform", "linux-x86_64")
-    if platform not in PLATFORMS:
+    if not isinstance(platform, str) or platform not in PLATFORMS:
         raise _must(f"{where} platform", f"one of {', '.join(PLATFORMS)}", platform)
     return FleetTarget(name, driver, capabilities, platform)
 
