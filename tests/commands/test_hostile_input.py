@@ -79,6 +79,7 @@ def test_bad_value_is_refused_before_anything_runs(
             "http://mirror.example/whl/{variant}",
             "uses plain http to mirror.example",
         ),
+        ("POETRY_TORCH_CUDA_DISABLE", "y", "is not a switch: use 1 or 0"),
     ],
 )
 def test_bad_override_is_refused(
