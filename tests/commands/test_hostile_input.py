@@ -104,3 +104,36 @@ def test_hostile_switch_argument_changes_nothing(
             assert result.returncode == 1
             assert "is not a variant" in result.stderr
     assert not (project.path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            f'{TABLE}\nvariant = "cu129"\npackages = "torch"\n',
+            f"{TABLE} packages must be a non-empty list of requirement strings",
+        ),
+        (f'{TABLE}\nvariant = "cu129"\nverfy = false\n', "did you mean 'verify'?"),
+        ('[tool]\npoetry-torch-cuda = "cu129"\n', f"{TABLE} must be a table"),
+        ('[[tool.poetry-torch-cuda]]\nvariant = "cu129"\n', f"{TABLE} must be a table"),
+    ],
+)
+def test_switch_refuses_a_bad_table_before_poetry_makes_a_virtualenv(
+    project_factory: ProjectFactory, table: str, message: str
+) -> None:
+    project = project_factory(DEPS)
+    project.write_pyproject(project.pyproject_text() + "\n" + table)
+    with untouched(project):
+        result = run_inprocess(project, "torch-cuda", "switch", "cu130")
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Creating virtualenv" not in result.stderr + result.stdout
+
+
+def test_switch_mends_a_bad_variant(project_factory: ProjectFactory) -> None:
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    project.write_pyproject(project.pyproject_text().replace("cu129", "cu12x"))
+    result = run_inprocess(project, "torch-cuda", "switch", "cu130", "--dry-run")
+    assert result.returncode == 0, result
+    assert 'would set variant = "cu130" in pyproject.toml' in result.stdout

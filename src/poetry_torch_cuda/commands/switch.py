@@ -160,17 +160,15 @@ class SwitchCommand(MovingCommand):
     )
 
     def check_input(self, io: IO) -> None:
-        """Refuse a bad variant before Poetry creates the virtualenv.
-
-        The project's table is not checked here: switch is how a bad
-        ``variant`` gets mended.
+        """Refuse a bad variant, or a bad table (its ``variant`` aside: switch is
+        how a bad one gets mended), before Poetry creates the virtualenv.
 
         Raises:
-            TorchCudaError: the argument is not a variant.
+            TorchCudaError: the argument is not a variant, or the table is invalid.
         """
         value = io.input.argument("variant")
         if value is not None:  # cleo names a missing argument itself
-            variant_argument(value)
+            self._config(variant_argument(value).name)
 
     def work(self) -> int:
         name = variant_argument(self.argument("variant")).name
@@ -238,15 +236,19 @@ class SwitchCommand(MovingCommand):
             )
         return 0
 
-    def _target(self, name: str) -> tuple[RunContext, Variant]:
-        """The run context with ``name`` as the variant (pyproject.toml read
-        afresh), and what it resolves to."""
+    def _config(self, name: str) -> TorchCudaConfig:
+        """The configuration with ``name`` as the variant (pyproject.toml read afresh)."""
         data = read_pyproject(self.poetry.pyproject_path)
         environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
         tool = dict(data.get("tool") or {})
-        tool[TABLE] = {**(tool.get(TABLE) or {}), "variant": name}
+        table = tool.get(TABLE, {})  # not a table: load_config says so
+        tool[TABLE] = {**table, "variant": name} if isinstance(table, dict) else table
         config = load_config({**data, "tool": tool}, environ)
         assert config is not None
-        ctx, resolution = self.prepare(config)
+        return config
+
+    def _target(self, name: str) -> tuple[RunContext, Variant]:
+        """The run context for :meth:`_config`, and what its variant resolves to."""
+        ctx, resolution = self.prepare(self._config(name))
         ctx.write_lock = False  # with pyproject.toml, by settle
         return ctx, resolution.variant
