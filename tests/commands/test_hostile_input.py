@@ -5,19 +5,25 @@ every process the command starts."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.inprocess import run_inprocess
+from tests.support.kept import kept_install
 from tests.support.untouched import untouched
 
 
 if TYPE_CHECKING:
     from tests.support.fixtures import ProjectFactory
+    from tests.support.index import IndexServer
+    from tests.support.kept import Kept
 
 DEPS = {"needs-torch": "*"}
 TABLE = "[tool.poetry-torch-cuda]"
+kept_cu129 = kept_install(DEPS, 'variant = "cu129"')
 
 
 @pytest.mark.parametrize(
@@ -137,3 +143,30 @@ def test_switch_mends_a_bad_variant(project_factory: ProjectFactory) -> None:
     result = run_inprocess(project, "torch-cuda", "switch", "cu130", "--dry-run")
     assert result.returncode == 0, result
     assert 'would set variant = "cu130" in pyproject.toml' in result.stdout
+
+
+@pytest.mark.parametrize("protection", [("chmod", "444"), ("chattr", "+i")])
+def test_switch_leaves_a_read_only_pyproject_and_the_environment_alone(
+    kept_cu129: Kept, index: IndexServer, protection: tuple[str, str]
+) -> None:
+    project = kept_cu129.fresh()
+    files = [project.pyproject, project.lockfile, project.path / "torch-cuda.lock"]
+    before = [path.read_bytes() for path in files]
+    if protection[0] == "chmod" and os.geteuid() == 0:
+        pytest.skip("root may write anywhere")
+    if subprocess.run([*protection, str(project.pyproject)], check=False).returncode:
+        pytest.skip(f"{' '.join(protection)} is not allowed here")
+    try:
+        same = run_inprocess(project, "torch-cuda", "switch", "cu129")
+        result = run_inprocess(project, "torch-cuda", "switch", "cu130")
+    finally:
+        undo = ("chattr", "-i") if protection[0] == "chattr" else ("chmod", "644")
+        subprocess.run([*undo, str(project.pyproject)], check=True)
+    assert same.returncode == 0, same  # nothing to write
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "could not write pyproject.toml (it is read-only); nothing was changed. "
+        "Free space or fix permissions, then run the command again."
+    )
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    assert [path.read_bytes() for path in files] == before

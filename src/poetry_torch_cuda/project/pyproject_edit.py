@@ -53,12 +53,14 @@ def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:
     again from the file's content at :meth:`PendingWrite.commit`.
 
     Raises:
-        OSError: the new file could not be written.
+        OSError: the new file could not be written, or the file is read-only.
     """
     target = sweep(pyproject)
     updated = with_variant(target.read_bytes().decode("utf-8"), variant)
     if updated is None:
         return None
+    if not os.access(target, os.W_OK):  # the rename over it would ignore that
+        raise PermissionError("it is read-only")
     return PendingWrite(target, variant, updated.encode("utf-8"))
 
 
