@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.pyproject_edit import with_variant
 
@@ -42,6 +44,20 @@ def test_crlf_preserved() -> None:
     assert edited is not None
     assert 'variant = "cpu"' in edited
     assert edited.count("\r\n") == ORIGINAL.count("\n")
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        '[project]\nname = "x"\n',  # the table is added
+        '[tool.poetry-torch-cuda]\npackages = ["torch"]\n\n[tool.x]\na = 1\n',  # the key
+    ],
+)
+def test_a_crlf_file_gets_crlf_lines(original: str) -> None:
+    edited = with_variant(original.replace("\n", "\r\n"), "cpu")
+    assert edited is not None
+    assert 'variant = "cpu"\r\n' in edited
+    assert edited.count("\n") == edited.count("\r\n")
 
 
 def test_table_created_when_missing() -> None:

@@ -32,7 +32,7 @@ _ATTEMPTS = 5
 def with_variant(text: str, variant: str) -> str | None:
     """``text`` (a pyproject.toml) with ``variant`` set; ``None`` if it already says so.
 
-    A literal string (``'cu129'``) stays a literal string.
+    A literal string (``'cu129'``) stays a literal string, CRLF line endings stay CRLF.
     """
     document = tomlkit.parse(text)
     tool = document.setdefault("tool", tomlkit.table(is_super_table=True))
@@ -42,7 +42,10 @@ def with_variant(text: str, variant: str) -> str | None:
     old = table.get("variant")
     literal = isinstance(old, String) and old.type in (StringType.SLL, StringType.MLL)
     table["variant"] = tomlkit.string(variant, literal=literal)
-    return tomlkit.dumps(document)
+    updated = tomlkit.dumps(document)
+    if text.count("\n") == text.count("\r\n") > 0:  # so are the lines tomlkit adds
+        updated = updated.replace("\r\n", "\n").replace("\n", "\r\n")
+    return updated
 
 
 def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:
