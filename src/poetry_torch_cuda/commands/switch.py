@@ -213,9 +213,7 @@ class SwitchCommand(MovingCommand):
             # A build that fails verification is replaced by the previous one.
             final = prove_change(ctx, plan, roll_back=True)
             if final != variant and name == variant.name:  # --pin: what runs here
-                name = final.name
-                if pending is not None:
-                    pending.discard()
+                name = final.name  # (the first pending write goes at the end)
                 pending = prepare_variant(pyproject, name)
             elif final != variant:
                 resolved = f" (auto: {final})"

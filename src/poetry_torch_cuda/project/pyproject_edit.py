@@ -121,15 +121,11 @@ class PendingWrite:
             f'it was not changed. Set variant = "{self.variant}" in it by hand.'
         )
 
-    def discard(self) -> None:
-        """Forget the new content; the file stays as it was."""
-        self._temporary.unlink(missing_ok=True)
-
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, *exc_info: object) -> None:
-        self.discard()
+        self._temporary.unlink(missing_ok=True)  # the file stays as it was
 
 
 def _prefix(target: Path) -> str:
