@@ -97,12 +97,18 @@ class PendingWrite:
         return whether it changed.
 
         Raises:
-            TorchCudaError: the file kept changing while it was being written.
+            TorchCudaError: the file kept changing while it was being written,
+                or is no longer TOML.
         """
+        why = "kept changing while the variant was written to it"
         with _locked(self.target):
             for _ in range(_ATTEMPTS):
                 current = self.target.read_bytes()
-                updated = with_variant(current.decode("utf-8"), self.variant)
+                try:
+                    updated = with_variant(current.decode("utf-8"), self.variant)
+                except ValueError as error:  # tomlkit's ParseError, a bad byte
+                    why = f"is not valid TOML ({error})"
+                    break
                 if updated is None:
                     return False
                 data = updated.encode("utf-8")
@@ -117,8 +123,8 @@ class PendingWrite:
                     self._temporary.replace(self.target)
                 return True
         raise TorchCudaError(
-            f"{self.target.name} kept changing while the variant was written to it; "
-            f'it was not changed. Set variant = "{self.variant}" in it by hand.'
+            f"{self.target.name} {why}; it was not changed. "
+            f'Set variant = "{self.variant}" in it by hand.'
         )
 
     def __enter__(self) -> None:
