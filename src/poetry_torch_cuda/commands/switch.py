@@ -27,7 +27,6 @@ from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
-from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
@@ -160,8 +159,8 @@ class SwitchCommand(MovingCommand):
     )
 
     def check_input(self, io: IO) -> None:
-        """Refuse a bad variant, or a bad table (its ``variant`` aside: switch is
-        how a bad one gets mended), before Poetry creates the virtualenv.
+        """Refuse a bad variant, or a bad table (but its ``variant``: switch mends
+        that), before Poetry creates the virtualenv.
 
         Raises:
             TorchCudaError: the argument is not a variant, or the table is invalid.
@@ -239,11 +238,9 @@ class SwitchCommand(MovingCommand):
         data = read_pyproject(self.poetry.pyproject_path)
         environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
         tool = dict(data.get("tool") or {})
-        table = tool.get(TABLE, {})  # not a table: load_config says so
+        table = tool.get(TABLE, {})  # not a table: require_config says so
         tool[TABLE] = {**table, "variant": name} if isinstance(table, dict) else table
-        config = load_config({**data, "tool": tool}, environ)
-        assert config is not None
-        return config
+        return require_config({**data, "tool": tool}, environ)
 
     def _target(self, name: str) -> tuple[RunContext, Variant]:
         """The run context for :meth:`_config`, and what its variant resolves to."""

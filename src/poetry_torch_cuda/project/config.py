@@ -203,10 +203,8 @@ def _switch(environ: Mapping[str, str], name: str) -> bool | None:
     """The on/off variable ``name`` (``None``: unset); anything else is refused."""
     value = environ.get(name, "").strip()
     if value and value.lower() not in _SWITCH:
-        raise ConfigError(
-            f"{name} = {value!r} is not a switch: use 1 or 0 "
-            "(or true/false, yes/no, on/off)."
-        )
+        why = "is not a switch: use 1 or 0 (or true/false, yes/no, on/off)"
+        raise ConfigError(f"{name} = {value!r} {why}.")
     return _SWITCH.get(value.lower())
 
 

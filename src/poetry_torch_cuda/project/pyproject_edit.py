@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import stat
 from contextlib import contextmanager
-from contextlib import suppress
 from typing import TYPE_CHECKING
 
 import tomlkit
@@ -37,9 +36,8 @@ def with_variant(text: str, variant: str) -> str | None:
     document = tomlkit.parse(text)
     tool = document.setdefault("tool", tomlkit.table(is_super_table=True))
     table = tool.setdefault(TABLE, tomlkit.table())
-    if table.get("variant") == variant:
+    if (old := table.get("variant")) == variant:
         return None
-    old = table.get("variant")
     literal = isinstance(old, String) and old.type in (StringType.SLL, StringType.MLL)
     table["variant"] = tomlkit.string(variant, literal=literal)
     updated = tomlkit.dumps(document)
@@ -154,14 +152,9 @@ def _locked(target: Path) -> Iterator[None]:
     import fcntl
 
     while True:
-        with target.open("rb") as stream:
+        with target.open("rb") as stream:  # closing it releases the lock
             fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
-            try:
-                # The holder before us may have renamed a new file into place.
-                if os.fstat(stream.fileno()).st_ino != target.stat().st_ino:
-                    continue
+            # The holder before us may have renamed a new file into place.
+            if os.fstat(stream.fileno()).st_ino == target.stat().st_ino:
                 yield
                 return
-            finally:
-                with suppress(OSError):
-                    fcntl.flock(stream.fileno(), fcntl.LOCK_UN)
