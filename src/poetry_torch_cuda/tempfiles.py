@@ -82,11 +82,9 @@ def write_text(path: Path, text: str) -> bool:
     the file changed. Removes the temporary files of killed writers of it first."""
     path = path.resolve()
     sweep(path.parent, f".{path.name}.", ".tmp")
-    try:
+    with suppress(OSError):  # no file yet, or not one to read: write it
         if path.read_text(encoding="utf-8") == text:
             return False
-    except OSError:
-        pass
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
