@@ -426,7 +426,7 @@ def _lock_variants(value: Any, origin: str) -> tuple[str, ...]:
     """``lock-variants``: a non-empty list of distinct variant names (``auto`` too)."""
     names: list[str] = []
     for item in _items(origin, value, "variants", '["cu129", "cu130"]'):
-        variant = _variant(item, origin)
+        variant = _variant(item, f"{origin} entry")
         if variant.name in names:
             raise ConfigError(f"{origin} names {variant.name!r} twice.")
         names.append(variant.name)
