@@ -73,7 +73,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         check_fresh(self.poetry)
         ctx = self.context(config)
         resolution = resolve(config, ctx.locked.versions, ctx)
-        report(resolution, self.io)
+        report(resolution, ctx.config, ctx.env, self.io)
         require_builds(resolution.variant, sys.platform)
         return ctx, resolution
 

@@ -173,6 +173,8 @@ class TorchCudaConfig:
     download_concurrency: int = 16
     #: Keep the replaced build's files in the environment for a switch back.
     keep_previous_build: bool = True
+    #: The ``packages`` entries whose marker excludes this environment (``here``).
+    elsewhere: tuple[Requirement, ...] = ()
 
     @property
     def package_names(self) -> frozenset[NormalizedName]:
@@ -188,7 +190,8 @@ class TorchCudaConfig:
         held = [
             r for r in self.packages if not r.marker or r.marker.evaluate(marker_env)
         ]
-        return replace(self, packages=tuple(held))
+        gone = tuple(r for r in self.packages if r not in held)
+        return replace(self, packages=tuple(held), elsewhere=gone)
 
     def index_url(self, variant: Variant) -> str:
         """The index that serves ``variant``'s wheels."""
