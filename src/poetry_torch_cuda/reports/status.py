@@ -121,6 +121,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         view = LockView(poetry, env, ctx.selection.or_default(poetry), ctx.installs)
         locked = view.state(config.package_names, installed)
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
+        if poetry.locker.is_locked():  # a configured package refused: as everywhere
+            raise
         locked, view, warnings = None, None, [str(error)]
     versions = None if view is None else view.versions
     resolution = resolve(config, versions, ctx, machine=machine)
@@ -306,14 +308,16 @@ def left_to_poetry(
     config: TorchCudaConfig, installed: InstalledEnvironment
 ) -> list[str]:
     """A message for each installed per-variant package the configuration leaves
-    out: Poetry installs PyPI's build of it, made for PyPI's torch (not one from a
-    file, a directory, a URL or git: the project's own build, PEP 610)."""
+    out (an entry whose marker excludes the environment chose Poetry's): Poetry
+    installs PyPI's build of it, made for PyPI's torch (not one from a file, a
+    directory, a URL or git: the project's own build, PEP 610)."""
     configured = config.package_names
     if not any(installed.get(name) is not None for name in configured):
         return []
     messages = []
-    entries = [f'"{requirement}"' for requirement in config.packages]
-    for name in sorted(PER_VARIANT - configured):
+    every = (*config.packages, *config.elsewhere)
+    entries = [f'"{requirement}"' for requirement in every]
+    for name in sorted(PER_VARIANT - {canonicalize_name(r.name) for r in every}):
         distribution = installed.get(name)
         source = distribution and distribution.source
         if distribution is None or (source and source.read_text("direct_url.json")):
