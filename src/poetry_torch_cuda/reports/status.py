@@ -190,10 +190,11 @@ def _judge(
         verdict = assess(variant, machine, torch.locked if torch else None)
         gpu_found = machine.nvidia if variant.kind == "cuda" else machine.rocm
         if gpu_found is None and machine.jetson is None:  # "no NVIDIA driver found"
-            report.notes.append(
-                f"{verdict.reasons[0]} on this machine: {variant}'s torch runs on the "
-                "CPU only here"
-            )
+            if not machine.smi_failure:  # a failing nvidia-smi is warned of below
+                report.notes.append(
+                    f"{verdict.reasons[0]} on this machine: {variant}'s torch runs on the "
+                    "CPU only here"
+                )
         elif verdict.usable is False and not (decision and decision.left_out):
             fix = "`poetry torch-cuda detect` shows which variant runs here"
             fix = fix if verdict.driver_ok else f"update the driver, or {fix}"
@@ -253,6 +254,8 @@ def _judge(
         for requirer, name in installed.missing(names)
     ]
     report.warnings += dead_stashes(env.path)
+    if machine.smi_failure and (variant.kind == "cuda" or decision is not None):
+        report.warnings.append(f"the GPU cannot be checked: {machine.smi_failure}")
     if view is not None:
         report.warnings += [
             f"{name}, a dependency of the project itself, is not installed; {add}"
@@ -261,8 +264,6 @@ def _judge(
         ]
         report.warnings += unknown_entries(config, view.names)
         report.warnings += left_to_poetry(config, installed)
-        if machine.smi_failure is not None:
-            report.warnings.append(f"the GPU cannot be checked: {machine.smi_failure}")
         # auto's cpu next to a GPU: a warning when only its memory forced it
         if (fallback := cpu_fallback_warning(decision, machine)) and decision:
             found = report.warnings if decision.forced_by_memory else report.notes
