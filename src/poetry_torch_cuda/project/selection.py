@@ -7,7 +7,6 @@ and group logic).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -70,6 +69,7 @@ def selection_options() -> list[Option]:
 def selection_from(command: GroupCommand) -> Selection:
     """The groups and extras ``command``'s options select, as ``poetry install``
     does (a :class:`TorchCudaError` for contradictory options or unknown extras)."""
+    from cleo.formatters.formatter import Formatter
     from poetry.console.exceptions import GroupNotFoundError
 
     if command.option("extras") and command.option("all-extras"):
@@ -86,7 +86,7 @@ def selection_from(command: GroupCommand) -> Selection:
     try:
         groups = frozenset(str(group) for group in command.activated_groups)
     except GroupNotFoundError as error:
-        raise TorchCudaError(re.sub(r"</?[a-z;=_,-]*>", "", str(error))) from None
+        raise TorchCudaError(Formatter().remove_format(str(error))) from None
     known = all_extras(command.poetry)
     extras = frozenset(
         canonicalize_name(extra)
