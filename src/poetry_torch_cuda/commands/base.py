@@ -78,6 +78,7 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
                 virtualenv's Python is gone.
         """
         refuse_if_disabled()
+        io.input.validate()  # cleo's usage error (a missing argument) comes first
         self.check_input(io)
         if io.input.has_option("dry-run") and not io.input.option("dry-run"):
             return
