@@ -6,7 +6,6 @@ so this module imports nothing of ours until a command or listener needs it.
 
 from __future__ import annotations
 
-import os
 from functools import partial
 from importlib import import_module
 from typing import TYPE_CHECKING
@@ -85,7 +84,7 @@ def _has_table(command: Any) -> bool:
         return False
     from poetry_torch_cuda.project import config  # a project with the table only
 
-    return not config.switch(os.environ, config.ENV_DISABLE)
+    return not config.switch(config.ENV_DISABLE)
 
 
 def _warn_on_poetry_export(event: Event) -> None:
