@@ -134,7 +134,7 @@ class CommandHooks:
     def on_command(self, event: ConsoleCommandEvent) -> None:
         """Before an installer command runs: guard its executor."""
         command: InstallerCommand = event.command  # type: ignore[assignment]
-        config = require_config(command.poetry.pyproject.data)  # _forward checked: the table is there
+        config = require_config(command.poetry.pyproject.data)  # _forward: it has one
         # `auto` is resolved in the after-step, once the lock says which torch.
         no_builds = left_to_pypi(config.variant, sys.platform)
         if no_builds is not None:
