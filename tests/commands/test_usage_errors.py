@@ -22,8 +22,10 @@ DEPS = {"needs-torch": "*", "torchvision": "*"}
         ((), 'Not enough arguments (missing: "variant")'),
         (
             ("cu130", "cu126"),
-            'Too many arguments to "torch-cuda switch" command, expected arguments '
-            '"variant"',
+            (
+                'Too many arguments to "torch-cuda switch" command, expected '
+                'arguments "variant"'
+            ),
         ),
         (("cu130", "--bogus"), 'The option "--bogus" does not exist'),
     ],
