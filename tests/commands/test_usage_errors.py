@@ -44,3 +44,15 @@ def test_a_switch_poetry_cannot_parse_is_a_usage_error(
     # README: "A bad variant argument, or none, is refused before Poetry creates
     # a virtualenv."
     assert not project.venv.exists()
+
+
+def test_export_of_auto_needs_a_variant(project_factory: ProjectFactory) -> None:
+    """README: without --variant, export takes the variant an install takes; with
+    auto that would be the builder's pick, so it asks for the image's build."""
+    project = project_factory(DEPS, 'variant = "auto"')
+    result = run_inprocess(project, "torch-cuda", "export")
+    assert result.returncode == 1, result
+    assert result.stderr.strip() == (
+        "--variant must name a build (e.g. cu129): an image is built for one."
+    )
+    assert result.stdout == ""
