@@ -286,3 +286,22 @@ def test_remembered_failures_that_force_cpu_are_said_briefly() -> None:
     assert warning is not None
     assert "remembered as failing here" in warning
     assert len(warning) < 600 and max(len(line) for line in warning.splitlines()) < 300
+
+
+@pytest.mark.parametrize(
+    "masks",
+    [
+        {"CUDA_VISIBLE_DEVICES": "0"},  # a SLURM job's GPU: it hides nothing
+        {"CUDA_VISIBLE_DEVICES": "GPU-8c2f1a3e-0b7d-4e5f-9a6b-1c2d3e4f5a6b"},
+        {"HIP_VISIBLE_DEVICES": ""},  # ROCm's: no CUDA build reads it
+    ],
+)
+def test_a_mask_that_leaves_the_gpu_visible_hides_no_failure(
+    masks: dict[str, str],
+) -> None:
+    old = nvidia("535.104.05", RTX)  # too old for cu130: torch sees no GPU
+    verdict = verdict_of(report("2.14.1+cu130", cuda="13.0", masks=masks), "cu130", old)
+    (failure,) = verdict.failures
+    assert failure.cause == "the NVIDIA driver is too old for this build"
+    assert verdict.machine_reason
+    assert not any("hidden by" in c.message for c in verdict.checks)

@@ -20,6 +20,7 @@ from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import public_version
+from poetry_torch_cuda.proof.child import MASKS
 
 
 if TYPE_CHECKING:
@@ -253,8 +254,7 @@ def judge(
             left_out = assess(variant, machine, version).uncovered
         checks += _build(torch, version, variant)
         masks = report.get("masks") or {}
-        hidden = ", ".join(f"{name}={value!r}" for name, value in masks.items())
-        checks += _gpus(torch, version, variant, machine, hidden, left_out, switch)
+        checks += _gpus(torch, version, variant, machine, masks, left_out, switch)
         checks += _computes(report, torch, version, left_out)
         checks += _operator(report.get("torchvision_op"))
     return proof(*checks)
@@ -347,14 +347,24 @@ def _gpus(
     version: str,
     variant: Variant,
     machine: Machine,
-    hidden: str,
+    masks: Mapping[str, object],
     left_out: tuple[NvidiaGpu, ...],
     switch: Callable[[str], str],
 ) -> list[Check]:
-    """The GPUs the machine reports against those the build sees and is built for."""
+    """The GPUs the machine reports against those the build sees and is built for;
+    a mask the build reads hides them all when its first entry is none of them."""
     cuda, hip = torch.get("cuda"), torch.get("hip")
     available = torch.get("is_available")
     nvidia, rocm = machine.nvidia, tuple(machine.rocm.gpus if machine.rocm else ())
+    count = len(rocm if hip else nvidia.gpus if nvidia else ())
+    firsts = {n: str(v).split(",")[0].strip() for n, v in masks.items()}
+    hidden = ", ".join(  # CUDA and HIP stop at the first entry that is no GPU
+        f"{name}={masks[name]!r}"
+        for name, first in firsts.items()
+        if (hip or name == MASKS[0])
+        and not first.startswith(("GPU-", "MIG-"))
+        and not (first.isdigit() and (int(first) < count or not count))
+    )
     cannot = f"torch {version} cannot use the GPU"
     skipped = "the GPU checks were skipped"
     if ((cuda and nvidia) or (hip and rocm)) and not available and hidden:
