@@ -308,6 +308,21 @@ def test_memory_is_keyed_on_driver_and_gpus(tmp_path: Path) -> None:
     assert resolution.failures(tmp_path) == []
 
 
+def test_a_failure_of_another_torch_is_not_remembered_for_the_new_one(
+    tmp_path: Path,
+) -> None:
+    # cu126 failed with torch 2.13.0; the lock moved to 2.14.1: a build never tried
+    gtx = nvidia("575.51.03", ("NVIDIA GeForce GTX 1080", (6, 1)))
+    resolution.remember(tmp_path, gtx, parse_variant("cu126"), "2.13.0+cu126", "x")
+    env = MockEnv(path=tmp_path)
+    offered = Offer(True, "on the index")
+    decision = resolution.choose(gtx, lambda _: offered, "2.14.1", env=env)
+    assert decision.variant.name == "cu126"
+    assert resolution.failures(tmp_path, gtx, "2.14.1") == []
+    again = resolution.choose(gtx, lambda _: offered, "2.13.0", env=env)
+    assert again.variant.name != "cu126"
+
+
 # -- configuration -----------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -105,9 +106,10 @@ def choose(
     *,
     env: Env | None = None,
 ) -> Decision:
-    """:func:`~.detection.decide`, where builds that failed in ``env`` before are
-    offered "no" (a target has no memory)."""
-    failed = {f.variant: f for f in failures(env.path, machine)} if env else {}
+    """:func:`~.detection.decide`, where builds of ``torch_version`` that failed in
+    ``env`` before are offered "no" (a target has no memory)."""
+    memory = failures(env.path, machine, torch_version) if env else []
+    failed = {f.variant: f for f in memory}
 
     def offer(variant: Variant) -> Offer:
         failure = failed.get(variant.name)
@@ -270,12 +272,17 @@ class Failure:
     machine: str
 
 
-def failures(env_path: Path, machine: Machine | None = None) -> list[Failure]:
-    """The remembered failures, all of them or those for ``machine`` only."""
+def failures(
+    env_path: Path, machine: Machine | None = None, torch: str | None = None
+) -> list[Failure]:
+    """The remembered failures, all of them or those for ``machine`` (and of a
+    build of ``torch``: another torch's build is another build) only."""
     key = None if machine is None else _machine_key(machine)
     if machine is not None and key is None:
         return []
-    return [f for f in _read(env_path) if key is None or f.machine == key]
+    found = [f for f in _read(env_path) if key is None or f.machine == key]
+    same = public_version(torch or "")
+    return [f for f in found if not torch or public_version(f.torch or torch) == same]
 
 
 def remember(
