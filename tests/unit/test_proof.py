@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import venv
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -275,6 +276,30 @@ def test_a_crashing_probe_says_how_it_died(tmp_path: Path) -> None:
     assert run.error == (
         "the check process exited with code 3: Fatal Python error: boom"
     )
+
+
+def test_a_torch_whose_import_crashes_the_python_shows_where_with_vvv(
+    tmp_path: Path,
+) -> None:
+    # A segfault in the import (a driver/library mismatch): the fix says that
+    # -vvv shows the check's own output, so that output must say where it died.
+    venv.create(tmp_path, with_pip=False)
+    (site,) = tmp_path.glob("lib/python*/site-packages")
+    (site / "torch").mkdir()
+    (site / "torch" / "__init__.py").write_text("import ctypes\nctypes.string_at(0)\n")
+    (site / "torch-2.14.1+cu130.dist-info").mkdir()
+    metadata = "Metadata-Version: 2.1\nName: torch\nVersion: 2.14.1+cu130\n"
+    (site / "torch-2.14.1+cu130.dist-info" / "METADATA").write_text(metadata)
+    run = run_child(str(tmp_path / "bin" / "python"), ["torch"], 60)
+    assert run.error == (
+        "the check process was killed by SIGSEGV (the Python or a library crashed)"
+    )
+    proof = judge(run, parse_variant("cu130"), NO_GPU, ["torch"])
+    assert proof.trace_lines(debug=False) == [
+        "(-vvv shows the traceback of the check.)"
+    ]
+    (shown,) = proof.trace_lines(debug=True)
+    assert 'torch/__init__.py", line 2' in shown
 
 
 # -- auto's memory -----------------------------------------------------------------

@@ -130,9 +130,8 @@ def probe(packages: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    """``argv[1]`` is ``{"packages": [...]}``; the report goes to stdout."""
-    request = json.loads(argv[1])
-    report = probe([str(name) for name in request["packages"]])
+    """``argv[1]`` is the JSON list of packages; the report goes to stdout."""
+    report = probe([str(name) for name in json.loads(argv[1])])
     sys.stdout.flush()
     sys.stdout.write("\n" + MARKER + json.dumps(report) + "\n")
     sys.stdout.flush()

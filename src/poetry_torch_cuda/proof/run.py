@@ -30,8 +30,9 @@ class ChildRun:
 
 
 def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
-    """Run ``python -I child.py '{"packages": [...]}'``; give up after ``timeout`` s."""
-    command = [python, "-I", str(CHILD), json.dumps({"packages": packages})]
+    """Run ``python -I child.py '["torch", ...]'``; give up after ``timeout`` s.
+    A crash (a segfault in a library) writes where it happened to stderr."""
+    command = [python, "-I", "-X", "faulthandler", str(CHILD), json.dumps(packages)]
     try:
         process = subprocess.Popen(
             command,
