@@ -337,6 +337,7 @@ def test_a_failure_of_another_torch_is_not_remembered_for_the_new_one(
     tmp_path: Path,
 ) -> None:
     # cu126 failed with torch 2.13.0; the lock moved to 2.14.1: a build never tried
+    (tmp_path / "pyvenv.cfg").write_text("")  # a virtualenv: its memory is inside
     gtx = nvidia("575.51.03", ("NVIDIA GeForce GTX 1080", (6, 1)))
     resolution.remember(tmp_path, gtx, parse_variant("cu126"), "2.13.0+cu126", "x")
     env = MockEnv(path=tmp_path)
@@ -346,6 +347,32 @@ def test_a_failure_of_another_torch_is_not_remembered_for_the_new_one(
     assert resolution.failures(tmp_path, gtx, "2.14.1") == []
     again = resolution.choose(gtx, lambda _: offered, "2.13.0", env=env)
     assert again.variant.name != "cu126"
+
+
+def test_a_damaged_memory_is_no_memory(tmp_path: Path) -> None:
+    (tmp_path / "pyvenv.cfg").write_text("")  # a virtualenv: its memory is inside
+    gtx = nvidia("575.51.03", ("NVIDIA GeForce GTX 1080", (6, 1)))
+    key = "NVIDIA driver 575.51.03; GPU 0 (NVIDIA GeForce GTX 1080, sm_61)"
+    entry = {"variant": "cu126", "torch": None, "reason": "x", "when": "t"}
+    damaged = [{**entry, "variant": ["cu126"]}, {**entry, "torch": 2}, "cu126", None]
+    memory = tmp_path / ".poetry-torch-cuda-memory.json"
+    memory.write_text(
+        json.dumps(
+            {
+                "failures": [
+                    {**e, "machine": key} if isinstance(e, dict) else e for e in damaged
+                ]
+            }
+        )
+    )
+    offered = Offer(True, "on the index")
+    decision = resolution.choose(
+        gtx, lambda _: offered, "2.14.1", env=MockEnv(path=tmp_path)
+    )
+    assert decision.variant.name == "cu126"
+    assert resolution.failures(tmp_path) == []
+    assert resolution.remember(tmp_path, gtx, parse_variant("cu126"), None, "y")
+    assert [f.reason for f in resolution.failures(tmp_path, gtx, "2.14.1")] == ["y"]
 
 
 # -- configuration -----------------------------------------------------------------

@@ -328,9 +328,10 @@ def _read(env_path: Path) -> list[Failure]:
     entries = data.get("failures") if isinstance(data, dict) else None
     found = []
     for entry in entries if isinstance(entries, list) else []:
-        with contextlib.suppress(KeyError, TypeError):
-            fields = dataclasses.fields(Failure)
-            found.append(Failure(**{f.name: entry[f.name] for f in fields}))
+        with contextlib.suppress(KeyError, TypeError):  # a damaged entry is none
+            values = {f.name: entry[f.name] for f in dataclasses.fields(Failure)}
+            if all(isinstance(value, (str, type(None))) for value in values.values()):
+                found.append(Failure(**values))
     return found
 
 
