@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import venv
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -28,8 +30,6 @@ from tests.support.machines import nvidia_machine as nvidia
 
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from poetry_torch_cuda.project.variants import Variant
 
 NO_GPU = Machine("linux", "x86_64", notes=("nvidia-smi not found on PATH",))
@@ -240,6 +240,23 @@ def test_parse_archs() -> None:
         Arch(9, 0),
         Arch(12, 0, ptx=True),
     )
+
+
+def test_the_readme_documents_every_key_of_verify_json() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("`--json` prints one object whose layout is stable")[1]
+    table = table.split("\n\n")[1]  # the table after that sentence
+    documented = set(re.findall(r"^\| `(\w+)`(?:, `(\w+)`)? \|", table, re.MULTILINE))
+    documented = {key for pair in documented for key in pair if key}
+    proof = judge(ChildRun(None, "x"), parse_variant("cpu"), NO_GPU, ["torch"])
+    keys = proof.to_json(configured=parse_variant("cpu"))
+    assert documented == set(keys)
+    unchecked = judge(
+        ChildRun(None, "x", timed_out=True), parse_variant("cpu"), NO_GPU, []
+    ).to_json(configured=parse_variant("cpu"))
+    assert (unchecked["ok"], unchecked["checked"]) == (False, False)
+    ok_row = next(line for line in table.splitlines() if line.startswith("| `ok`"))
+    assert "`checked`" in ok_row  # a check that could not finish is no failure
 
 
 # -- the child and its output ---------------------------------------------------------
