@@ -327,17 +327,13 @@ def _build(torch: dict[str, Any], version: str, variant: Variant) -> list[Check]
         expected = "the CPU-only build cpu names"
     else:
         return checks
-    if not matches:
+    if not matches and label_of(version) == variant.name:  # else the label fails
         message = f"torch {version} is {what}, not {expected}"
-        cause = "the installed torch is not the variant's build "
-        cause += "(its label says otherwise)"
-        fix = SYNC_FORCE
-        if label_of(version) == variant.name:  # the label is right, the files not
-            cause = f"its files are not the build its +{variant} label names: another "
-            cause += "build was installed over them, or the index serves a mislabelled "
-            cause += "wheel"
-            fix += "; if the check still fails, index-url serves a mislabelled "
-            fix += f"{variant} wheel: ask whoever runs the index"
+        cause = f"its files are not the build its +{variant} label names: another "
+        cause += "build was installed over them, or the index serves a mislabelled "
+        cause += "wheel"
+        fix = f"{SYNC_FORCE}; if the check still fails, index-url serves a mislabelled "
+        fix += f"{variant} wheel: ask whoever runs the index"
         checks.append(Check("build", "fail", message, cause, fix))
     return checks
 
