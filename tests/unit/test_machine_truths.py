@@ -23,6 +23,7 @@ from tests.support.machines import nvidia_machine as nvidia
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from poetry_torch_cuda.project.variants import Variant
     from poetry_torch_cuda.proof.verdict import Proof
 
 RTX = ("NVIDIA GeForce RTX 4090", (8, 9))
@@ -262,9 +263,9 @@ def test_a_fix_names_only_what_autos_decision_offers() -> None:
     data = report("2.14.1+cu132", cuda="13.2")
     asked = []
 
-    def alternative() -> str | None:
+    def alternative() -> Variant | None:
         asked.append(1)
-        return "cu126"
+        return parse_variant("cu126")
 
     (failure,) = verdict_of(data, "cu132", machine, alternative=alternative).failures
     assert (

@@ -57,10 +57,6 @@ class VerifyCommand(TorchCudaCommand, GroupCommand):
         machine = probe(self.env)
         variant = resolve(config, locked, ctx, machine=machine).variant
 
-        def alternative() -> str | None:
-            found = next_choice(config, locked, machine, variant, ctx)
-            return None if found is None else found.name
-
         wanted = ctx.view.selected if ctx.selection.explicit and locked else locked
         required = {str(n): v for n, v in (wanted or {}).items()}
         proof = prove(
@@ -68,7 +64,7 @@ class VerifyCommand(TorchCudaCommand, GroupCommand):
             variant,
             machine=machine,
             required=required,
-            alternative=alternative,
+            alternative=lambda: next_choice(config, locked, machine, variant, ctx),
             exists=exists,
             hashes=True,
         )

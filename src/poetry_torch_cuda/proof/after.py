@@ -47,7 +47,7 @@ def prove(
     *,
     machine: Machine,
     required: Mapping[str, str] | None = None,
-    alternative: Callable[[], str | None] | None = None,
+    alternative: Callable[[], Variant | None] | None = None,
     exists: bool = True,
     hashes: bool = False,
 ) -> Proof:

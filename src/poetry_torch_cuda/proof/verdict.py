@@ -201,7 +201,7 @@ def judge(
     required: Mapping[str, str] | None = None,
     install: str = "`poetry install`",
     auto: bool = False,
-    alternative: Callable[[], str | None] | None = None,
+    alternative: Callable[[], Variant | None] | None = None,
     damaged: Iterable[tuple[str, str]] = (),
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version
@@ -231,7 +231,7 @@ def judge(
     def switch(what: str) -> str:  # the fix names auto's next choice, asked once
         if (name := answer()) is None:
             return "`poetry torch-cuda detect` shows which build runs here"
-        if name == "cpu":  # no GPU build is left: not "a build for it"
+        if name.kind == "cpu":  # no GPU build is left: not "a build for it"
             return (
                 "`poetry torch-cuda switch cpu` installs the CPU-only build (auto "
                 "finds no other GPU build here; `poetry torch-cuda detect` says why)"
@@ -352,14 +352,14 @@ def _gpus(
     cuda, hip = torch.get("cuda"), torch.get("hip")
     available = torch.get("is_available")
     nvidia, rocm = machine.nvidia, tuple(machine.rocm.gpus if machine.rocm else ())
-    count = len(rocm if hip else nvidia.gpus if nvidia else ())
-    firsts = {n: str(v).split(",")[0].strip() for n, v in masks.items()}
+    count = len(rocm if hip else nvidia.gpus if nvidia else ()) or 1 << 16
+    first = {n: str(v).split(",")[0].strip() for n, v in masks.items()}
     hidden = ", ".join(  # CUDA and HIP stop at the first entry that is no GPU
-        f"{name}={masks[name]!r}"
-        for name, first in firsts.items()
-        if (hip or name == MASKS[0])
-        and not first.startswith(("GPU-", "MIG-"))
-        and not (first.isdigit() and (int(first) < count or not count))
+        f"{n}={masks[n]!r}"
+        for n, gpu in first.items()
+        if (hip or n == MASKS[0])
+        and not gpu.startswith(("GPU-", "MIG-"))
+        and not (gpu.isdigit() and int(gpu) < count)
     )
     cannot = f"torch {version} cannot use the GPU"
     skipped = "the GPU checks were skipped"
