@@ -259,6 +259,16 @@ def test_the_readme_documents_every_key_of_verify_json() -> None:
     assert "`checked`" in ok_row  # a check that could not finish is no failure
 
 
+def test_verify_json_does_not_call_a_package_missing_when_the_check_crashed() -> None:
+    crashed = ChildRun(None, "the check process was killed by SIGSEGV")
+    proof = judge(crashed, parse_variant("cpu"), NO_GPU, ["torch"])
+    data = proof.to_json(configured=parse_variant("cpu"))
+    assert data["packages"]["torch"]["installed"] is None  # unknown, not "missing"
+    nothing = judge(ChildRun({"packages": {}}), parse_variant("cpu"), NO_GPU, ["torch"])
+    empty = nothing.to_json(configured=parse_variant("cpu"))
+    assert empty["packages"]["torch"]["installed"] is False  # no environment yet
+
+
 # -- the child and its output ---------------------------------------------------------
 
 

@@ -167,7 +167,7 @@ class Proof:
             packages[name] = {
                 **dict.fromkeys(("version", "imports", "error")),
                 **entry,
-                "installed": bool(entry.get("installed")),
+                "installed": bool(entry.get("installed")) if report else None,
                 "label": label_of(entry.get("version") or ""),
                 "traceback": entry.get("traceback") if debug else None,
             }
