@@ -1,9 +1,9 @@
 """Prove that an environment's build runs, on demand (:func:`prove`, for ``verify``)
 and after every install the plugin makes (:func:`prove_change`): not when nothing
-was installed or verification is off. A failure raises a :class:`TorchCudaError` with the
-finding, its cause and fix; ``auto`` first moves on (at most twice) from a build
-that fails for a reason of this machine; ``switch`` gets the previous build put
-back from the change's stash (``install/undo.py``), also before ``auto`` moves on.
+was installed or verification is off. A failure raises a :class:`TorchCudaError`
+with the finding, its cause and fix; ``auto`` first moves on (at most twice) from
+a build that fails for a reason of this machine; ``switch`` gets the previous build
+put back from the change's stash (``install/undo.py``), also before ``auto`` moves on.
 """
 
 from __future__ import annotations
@@ -160,8 +160,7 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
 
 def _roll_back(ctx: RunContext, plan: Plan) -> tuple[bool, str]:
     """Put back the previous build ``plan`` replaced; whether it did, in words."""
-    previous = previous_build(ctx.env.path) if plan.install else None
-    if previous is None:
+    if (previous := previous_build(ctx.env.path)) is None:
         return False, "The earlier build was not kept; the failing one stays installed."
     held = previous.held(ctx.config.package_names)
     try:

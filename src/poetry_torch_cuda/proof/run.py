@@ -30,8 +30,8 @@ class ChildRun:
 
 
 def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
-    """Run ``python -I child.py '["torch", ...]'``; give up after ``timeout`` s.
-    A crash (a segfault in a library) writes where it happened to stderr."""
+    """Run ``python -I child.py '["torch", ...]'`` (a crash says where on stderr);
+    give up after ``timeout`` s."""
     command = [python, "-I", "-X", "faulthandler", str(CHILD), json.dumps(packages)]
     try:
         process = subprocess.Popen(
@@ -58,8 +58,7 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
             raise
         stopped = f"the check did not finish within {timeout:g} s (stopped it)"
         return ChildRun(None, stopped, err, timed_out=True)
-    report = parse_output(out)
-    if report is not None:
+    if (report := parse_output(out)) is not None:
         return ChildRun(report, None, err)
     if process.returncode < 0:
         name = signal_name(-process.returncode)

@@ -347,8 +347,7 @@ def _gpus(
     left_out: tuple[NvidiaGpu, ...],
     switch: Callable[[str], str],
 ) -> list[Check]:
-    """The GPUs the machine reports against those the build sees and is built for;
-    a mask the build reads hides them all when its first entry is none of them."""
+    """The GPUs the machine reports against those the build sees and is built for."""
     cuda, hip = torch.get("cuda"), torch.get("hip")
     available = torch.get("is_available")
     nvidia, rocm = machine.nvidia, tuple(machine.rocm.gpus if machine.rocm else ())
