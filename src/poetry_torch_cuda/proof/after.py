@@ -113,10 +113,9 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
                     "`poetry torch-cuda verify` checks it.",
                     128 + signum,
                 ) from None
-            for check in proof.checks:
-                if check.status == "note":
-                    note = f"{PREFIX}: note: {esc(check.message)}"
-                    io.write_line(note, verbosity=Verbosity.VERBOSE)
+            for note in [c.message for c in proof.checks if c.status == "note"]:
+                note = f"{PREFIX}: note: {esc(note)}"
+                io.write_line(note, verbosity=Verbosity.VERBOSE)
             if proof.ok:
                 io.write_line(f"{PREFIX}: {esc(proof.summary())}")
                 return variant

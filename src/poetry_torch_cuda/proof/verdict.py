@@ -249,9 +249,7 @@ def judge(
     torch = report.get("torch")
     if isinstance(torch, dict):
         version = str(torch.get("version"))
-        left_out: tuple[NvidiaGpu, ...] = ()
-        if auto and variant.kind == "cuda":
-            left_out = assess(variant, machine, version).uncovered
+        left_out = assess(variant, machine, version).uncovered if auto else ()
         checks += _build(torch, version, variant)
         masks = report.get("masks") or {}
         checks += _gpus(torch, version, variant, machine, masks, left_out, switch)
