@@ -275,8 +275,7 @@ class Failure:
 def failures(
     env_path: Path, machine: Machine | None = None, torch: str | None = None
 ) -> list[Failure]:
-    """The remembered failures, all of them or those for ``machine`` (and of a
-    build of ``torch``: another torch's build is another build) only."""
+    """The remembered failures: all, or ``machine``'s of a build of ``torch``."""
     key = None if machine is None else _machine_key(machine)
     if machine is not None and key is None:
         return []

@@ -132,7 +132,6 @@ def probe(packages: list[str]) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     """``argv[1]`` is the JSON list of packages; the report goes to stdout."""
     report = probe([str(name) for name in json.loads(argv[1])])
-    sys.stdout.flush()
     sys.stdout.write("\n" + MARKER + json.dumps(report) + "\n")
     sys.stdout.flush()
     return 0

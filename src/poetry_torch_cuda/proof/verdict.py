@@ -295,9 +295,8 @@ def _package(
         cause = f"the environment does not hold the configured variant {variant}"
         checks.append(Check(f"label {name}", "fail", message, cause, fix))
     if locked is not None and public_version(version) != public_version(locked):
-        message = (
-            f"{name} {version} is installed, but poetry.lock locks {name} {locked}"
-        )
+        message = f"{name} {version} is installed, but poetry.lock locks "
+        message += f"{name} {locked}"
         cause = "the environment does not hold the locked version"
         checks.append(Check(f"version {name}", "fail", message, cause, fix))
     return checks
@@ -350,13 +349,12 @@ def _gpus(
     available = torch.get("is_available")
     nvidia, rocm = machine.nvidia, tuple(machine.rocm.gpus if machine.rocm else ())
     count = len(rocm if hip else nvidia.gpus if nvidia else ()) or 1 << 16
-    first = {n: str(v).split(",")[0].strip() for n, v in masks.items()}
     hidden = ", ".join(  # CUDA and HIP stop at the first entry that is no GPU
-        f"{n}={masks[n]!r}"
-        for n, gpu in first.items()
+        f"{n}={v!r}"
+        for n, v in masks.items()
         if (hip or n == MASKS[0])
-        and not gpu.startswith(("GPU-", "MIG-"))
-        and not (gpu.isdigit() and int(gpu) < count)
+        and not (one := str(v).split(",")[0].strip()).startswith(("GPU-", "MIG-"))
+        and not (one.isdigit() and int(one) < count)
     )
     cannot = f"torch {version} cannot use the GPU"
     skipped = "the GPU checks were skipped"
