@@ -308,3 +308,22 @@ def test_a_mask_that_leaves_the_gpu_visible_hides_no_failure(
     assert failure.cause == "the NVIDIA driver is too old for this build"
     assert verdict.machine_reason
     assert not any("hidden by" in c.message for c in verdict.checks)
+
+
+@pytest.mark.parametrize(
+    ("variant", "platform"),
+    [("cpu", "darwin"), ("cu130", "darwin"), ("rocm6.4", "win32")],
+)
+def test_pypis_build_where_the_variant_has_none_passes(
+    variant: str, platform: str
+) -> None:
+    """The plugin steps aside there (Poetry installs PyPI's build): `sync`, the
+    fix a label failure names, refuses, and `status` finds nothing wrong."""
+    data = report("2.14.1", cuda=None)  # PyPI's CPU build for macOS and Windows
+    machine = Machine(platform, "arm64" if platform == "darwin" else "AMD64")
+    verdict = verdict_of(data, variant, machine, required={"torch": "2.14.1"})
+    assert verdict.ok, [c.message for c in verdict.failures]
+    assert (
+        f"PyTorch publishes no {variant} builds for {platform}; Poetry installs "
+        in (" ".join(c.message for c in verdict.checks if c.status == "note"))
+    )

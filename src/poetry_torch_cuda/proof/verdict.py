@@ -17,6 +17,7 @@ from typing import Literal
 from poetry_torch_cuda.install.undo import SYNC_FORCE
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import public_version
@@ -242,6 +243,9 @@ def judge(
     for name in packages:
         entry = (report.get("packages") or {}).get(name) or {}
         checks += _package(name, entry, variant, (required or {}).get(name), install)
+    if pypi := left_to_pypi(variant, machine.sys_platform):  # no label to check
+        checks = [check for check in checks if not check.name.startswith("label ")]
+        checks.append(Check("label", "note", pypi))
     if not any(c.status in ("ok", "fail") for c in checks):  # only "not installed"
         message = "no configured package is installed: there is no build to verify"
         fix = f"{install} (or `poetry torch-cuda sync`) installs it"
