@@ -302,8 +302,7 @@ def remember(
 def forget(env_path: Path) -> int:
     """Clear the memory; returns how many failures it held."""
     count = len(_read(env_path))
-    with contextlib.suppress(FileNotFoundError):
-        _memory_path(env_path).unlink()
+    _memory_path(env_path).unlink(missing_ok=True)
     return count
 
 

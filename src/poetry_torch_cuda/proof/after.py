@@ -86,13 +86,11 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
     """
     config, env, io, variant = ctx.config, ctx.env, ctx.io, plan.variant
 
-    def give_up(
-        message: str, kept: str, code: int = 1, put: str = ""
-    ) -> TorchCudaError:
+    def give_up(text: str, kept: str, code: int = 1, put: str = "") -> TorchCudaError:
         if roll_back:  # switch: all or nothing
             put = put or _roll_back(ctx, plan)[1]
             kept = f"\n{put} pyproject.toml is unchanged."
-        error = TorchCudaError(message + kept)
+        error = TorchCudaError(text + kept)
         error.exit_code = code
         return error
 
@@ -163,8 +161,7 @@ def _roll_back(ctx: RunContext, plan: Plan) -> tuple[bool, str]:
         return False, "The earlier build was not kept; the failing one stays installed."
     held = previous.held(ctx.config.package_names)
     try:
-        pip = PipRunner(ctx.env.get_pip_command())
-        previous.put_back(ctx.env, pip.uninstall)
+        previous.put_back(ctx.env, PipRunner(ctx.env.get_pip_command()).uninstall)
     except (TorchCudaError, OSError) as error:
         return False, NOT_BACK.format(held or "the previous build", error)
     held = held or "no torch build, as before"
