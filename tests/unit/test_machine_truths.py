@@ -327,3 +327,28 @@ def test_pypis_build_where_the_variant_has_none_passes(
         f"PyTorch publishes no {variant} builds for {platform}; Poetry installs "
         in (" ".join(c.message for c in verdict.checks if c.status == "note"))
     )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "RuntimeError: CUDA error: CUDA-capable device(s) is/are busy or unavailable",
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB",
+        "RuntimeError: CUDA error: out of memory",
+    ],
+)
+def test_a_gpu_another_process_holds_is_no_failure_of_the_build(error: str) -> None:
+    """A shared machine: the GPU in exclusive mode or full. The build may be fine:
+    auto must not move on (nor remember it), verify cannot say."""
+    compute = [
+        {"device": "cpu", "ok": True, "error": None},
+        {"device": "cuda:0", "ok": False, "error": error},
+    ]
+    data = report(
+        "2.14.1+cu130", cuda="13.0", available=True, devices=(RTX,), compute=compute
+    )
+    verdict = verdict_of(data, "cu130", nvidia("580.95.05", RTX))
+    assert verdict.failures == () and not verdict.verified
+    (busy,) = [c for c in verdict.checks if c.status == "unchecked"]
+    assert error in busy.message and "another process" in (busy.cause or "")
+    assert verdict.summary().startswith("warning: torch 2.14.1+cu130 cannot compute on")

@@ -1,8 +1,8 @@
 """Judge the child's report (:mod:`.child`) against the variant and this machine
 into a :class:`Proof`. Pure. A failure says what, why and what to do; ``machine``
 marks this machine's failures (``auto`` moves on from those). No GPU, hidden or
-unreachable GPUs and a GPU ``auto`` left out are notes; a timeout could not check.
-"""
+unreachable GPUs and a GPU ``auto`` left out are notes; a timeout or busy GPU is
+"could not check"."""
 
 from __future__ import annotations
 
@@ -34,13 +34,14 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
     from poetry_torch_cuda.proof.run import ChildRun
 
-#: ``unchecked``: the check could not finish (a timeout); neither proof nor failure.
+#: ``unchecked``: could not check (a timeout, a busy GPU); neither proof nor failure.
 Status = Literal["ok", "fail", "note", "unchecked"]
 _LIBRARY_ERROR = re.compile(
     r"cannot open shared object file|DLL load failed|undefined symbol|"
     r"cannot load library|image not found|version `GLIBC",
     re.IGNORECASE,
 )
+_BUSY = re.compile(r"busy or unavailable|out of memory", re.IGNORECASE)
 _ARCH = re.compile(r"(sm|compute)_(\d+?)(\d)a?$")
 
 
@@ -448,6 +449,10 @@ def _computes(
             checks.append(Check(name, "fail", message, cause, SYNC_FORCE))
         elif seen.get("capability") in skipped:
             checks.append(Check(name, "note", f"{where} left out by auto: {error}"))
+        elif _BUSY.search(error):  # the build may be fine: neither proof nor failure
+            cause = "another process holds the GPU (exclusive mode) or its memory"
+            fix = "run `poetry torch-cuda verify` once the GPU is free"
+            checks.append(Check(name, "unchecked", message, cause, fix))
         else:
             cause = "the GPU is visible but does not run the build's code"
             if "no kernel image" in error:
