@@ -276,10 +276,8 @@ def failures(
     env_path: Path, machine: Machine | None = None, torch: str | None = None
 ) -> list[Failure]:
     """The remembered failures: all, or ``machine``'s of a build of ``torch``."""
-    key = None if machine is None else _machine_key(machine)
-    if machine is not None and key is None:
-        return []
-    found = [f for f in _read(env_path) if key is None or f.machine == key]
+    key = None if machine is None else _machine_key(machine)  # None: no driver
+    found = [f for f in _read(env_path) if machine is None or f.machine == key]
     same = public_version(torch or "")
     return [f for f in found if not torch or public_version(f.torch or torch) == same]
 
