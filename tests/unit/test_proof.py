@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 import venv
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -293,6 +294,18 @@ def test_the_probe_times_out(tmp_path: Path) -> None:
     run = run_child(str(python), ["torch"], 0.5)
     assert run.report is None
     assert run.error == "the check did not finish within 0.5 s (stopped it)"
+
+
+def test_the_probe_gives_up_on_a_process_the_kill_does_not_end(tmp_path: Path) -> None:
+    # A CUDA initialisation stuck in the driver cannot die at once; here a process
+    # outside the group holds the pipes. verify-timeout still bounds the wait.
+    python = tmp_path / "stuck"
+    python.write_text("#!/bin/sh\nsetsid sleep 20 &\nsleep 20\n")
+    python.chmod(0o755)
+    begun = time.monotonic()
+    run = run_child(str(python), ["torch"], 0.5)
+    assert time.monotonic() - begun < 15
+    assert run.timed_out and run.report is None
 
 
 def test_a_crashing_probe_says_how_it_died(tmp_path: Path) -> None:

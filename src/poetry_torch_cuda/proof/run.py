@@ -53,7 +53,9 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
                 os.killpg(process.pid, signal.SIGKILL)
             else:  # Windows: no process groups
                 process.kill()
-        out, err = process.communicate()
+        err = ""
+        with contextlib.suppress(subprocess.TimeoutExpired):  # stuck in a driver
+            err = process.communicate(timeout=3)[1]
         if not isinstance(error, subprocess.TimeoutExpired):
             raise
         stopped = f"the check did not finish within {timeout:g} s (stopped it)"
