@@ -119,7 +119,6 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
                 return variant
             failed, first, following = variant, proof.failures[0], None
             if config.variant.kind == "auto" and proof.machine_reason:
-                # Remembered: auto's next choice is another build.
                 remember(env.path, machine, failed, proof.torch_version, first.message)
                 if moves < MAX_MOVES:
                     versions = ctx.locked.versions

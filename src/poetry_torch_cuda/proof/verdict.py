@@ -122,9 +122,8 @@ class Proof:
 
     def summary(self) -> str:
         """One line: what was proven after a change (or why it could not be)."""
-        for check in self.checks:
-            if check.status == "unchecked":
-                return f"warning: {check.message}; {check.fix}"
+        if unchecked := [c for c in self.checks if c.status == "unchecked"]:
+            return f"warning: {unchecked[0].message}; {unchecked[0].fix}"
         held = [c.message for c in self.checks if c.status == "ok"]
         computes = [m[12:] for m in held if m.startswith("computes on ")]
         notes = [
