@@ -326,3 +326,36 @@ def test_a_file_the_mirror_lacks_names_the_lock_that_holds_its_hash(
     message = str(raised.value)
     assert "does not list filelock-3.20.0-py3-none-any.whl" in message
     assert f"(sha256 {poetrys.sha256} in poetry.lock)" in message
+
+
+def test_a_retry_after_given_as_a_date_is_waited_for_and_the_status_named(
+    served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
+) -> None:
+    """RFC 9110 lets 429/503 say ``Retry-After`` as an HTTP date: Poetry's retry
+    read only seconds and raised, and the download said "could not connect"."""
+    index, items = served
+    index.fail_paths["/whl/cu129/torch/"] = 503
+    index.fail_retry_after = "Thu, 01 Jan 1970 00:00:00 GMT"  # passed: no wait
+    with pytest.raises(DownloadError) as raised:
+        fetch(items[-1:], tmp_path / "artifacts")
+    message = str(raised.value)
+    assert "the index failed with HTTP 503 (a server error)" in message, message
+    assert "could not connect" not in message
+    torch = f"/whl/cu129/torch/{items[-1].filename}"
+    assert index.requests.count(torch) == 6  # Poetry's attempts, as for seconds
+
+
+def test_netrc_credentials_never_go_over_plain_http(
+    served: tuple[IndexServer, list[LockedFile]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """requests adds ~/.netrc's login for the host whatever the scheme: a mirror
+    on plain http got them in the clear, where Poetry's rules give none."""
+    index, items = served
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    fetch(items[-1:], tmp_path / "artifacts")
+    assert [r.authorization for r in index.records] == [None]

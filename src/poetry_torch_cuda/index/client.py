@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import asdict
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -173,6 +174,31 @@ class IndexAuthenticator(Authenticator):
             and not self.sends_credentials(url)
             and self.sends_credentials("https:" + url[5:])
         )
+
+    def create_session(self) -> requests.Session:
+        """Poetry's session, whose requests to plain http carry only the credentials
+        Poetry's rules give (requests adds ~/.netrc's for a host, any scheme)."""
+        session = super().create_session()
+        send = session.send
+
+        def checked(request: Any, **kwargs: Any) -> requests.Response:
+            url = str(request.url)
+            if url[:5].lower() == "http:" and not self.sends_credentials(url):
+                request.headers.pop("Authorization", None)
+            return send(request, **kwargs)
+
+        session.send = checked  # type: ignore[method-assign]  # redirects too
+        return session
+
+    def _get_backoff(self, response: requests.Response | None, attempt: int) -> float:
+        """Poetry's wait before a retry, also for a ``Retry-After`` that is an HTTP
+        date (RFC 9110), on which Poetry's raised."""
+        with suppress(ValueError):
+            return super()._get_backoff(response, attempt)
+        with suppress(TypeError, ValueError):  # not a date either
+            date = parsedate_to_datetime(response.headers["Retry-After"])  # type: ignore[union-attr]
+            return max(0.0, date.timestamp() - time.time())
+        return 0.5 * attempt
 
     def _get_repository_config_for_url(
         self, url: str, exact_match: bool = False
@@ -520,7 +546,11 @@ class IndexClient:
                     "get", url, raise_for_status=False, headers=headers, stream=not page
                 )
         except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
-            if timeout is not None:
+            import requests.exceptions as failed
+
+            # Remembered: no answer; not one broken off, a loop, TLS failing.
+            silent = isinstance(error, (failed.ConnectionError, failed.Timeout))
+            if silent and timeout and not isinstance(error, failed.SSLError):
                 remember(self.cache_dir, url, error, timeout)
             raise _unavailable(url, error, timeout) from None
         if timeout is not None and self._refresh:
