@@ -20,9 +20,9 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import IO
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import BinaryIO
 from urllib.parse import unquote
 from urllib.parse import urljoin
 from urllib.parse import urlsplit
@@ -256,6 +256,18 @@ def variant_authenticator(
     return found
 
 
+def artifact(cache_dir: Path, url: str, sha256: str, filename: str) -> Path:
+    """Where Poetry's artifact cache in ``cache_dir`` keeps ``url``'s file of ``sha256``:
+    what an install fetches into, and where a lock leaves a wheel it read."""
+    from poetry.core.packages.utils.link import Link
+    from poetry.utils.cache import ArtifactCache
+
+    link = Link(f"{url}#sha256={sha256}")
+    return (
+        ArtifactCache(cache_dir=cache_dir).get_cache_directory_for_link(link) / filename
+    )
+
+
 def host_in_words(url: str) -> str:
     """``url``'s host (and port) as a message names it: never credentials."""
     return urlsplit(mask_url(url)).netloc.rsplit("@", 1)[-1] or mask_url(url)
@@ -431,11 +443,8 @@ class ProjectFiles:
         found: set[Version] = set()
         for entry in self.entries:
             with suppress(InvalidWheelFilename, InvalidVersion):  # sdists, other files
-                _, version, _, tags = parse_wheel_filename(entry.filename)
-                fits = marker_env is None or any(
-                    tag_fits(tag.interpreter, tag.abi, tag.platform, marker_env)
-                    for tag in tags
-                )
+                version = parse_wheel_filename(entry.filename)[1]
+                fits = marker_env is None or wheel_fits(entry.filename, marker_env)
                 if fits and label in (None, version.local):
                     found.add(version)
         return sorted(found, reverse=True)
@@ -587,7 +596,7 @@ class IndexClient:
         entries = tuple(e for e in entries if e.filename not in skipped)
         return ProjectFiles(name, True, entries, skipped=skipped)
 
-    def download(self, url: str, into: BinaryIO) -> str:
+    def download(self, url: str, into: IO[bytes]) -> str:
         """Write ``url``'s bytes (a file a page links) to ``into`` as they arrive; their sha256."""
         import requests
 
@@ -642,6 +651,14 @@ def _entries(
             metadata_sha256=metadata,
         )
     return tuple(found[name] for name in sorted(found))
+
+
+def wheel_fits(filename: str, marker_env: Mapping[str, Any]) -> bool:
+    """Whether the wheel ``filename`` (not a wheel: no) fits the PEP 508 ``marker_env``."""
+    with suppress(InvalidWheelFilename, InvalidVersion):
+        tags = parse_wheel_filename(filename)[3]
+        return any(tag_fits(t.interpreter, t.abi, t.platform, marker_env) for t in tags)
+    return False
 
 
 def tag_fits(

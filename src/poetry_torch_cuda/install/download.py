@@ -65,18 +65,10 @@ def download_files(
             (nothing of it is left in the cache), or a signal stopped the
             downloads (``exit_code`` 128 + its number).
     """
-    from poetry.core.packages.utils.link import Link
-    from poetry.utils.cache import ArtifactCache
-
-    cache = ArtifactCache(cache_dir=cache_dir)
     # A URL's own ``user:password@`` (a source written with them) goes to the
     # authenticator, which sends it by its rules: never in what is logged or shown.
     items = [replace(i, url=authenticator.take_off(i.url)) for i in items]
-    paths = [
-        cache.get_cache_directory_for_link(Link(f"{i.url}#sha256={i.sha256}"))
-        / i.filename
-        for i in items
-    ]
+    paths = [client.artifact(cache_dir, i.url, i.sha256, i.filename) for i in items]
     run = _Run(authenticator, dict(zip(paths, items)), asked, mirror)
     with signals.handling(signals.stop):
         try:

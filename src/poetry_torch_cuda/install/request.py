@@ -22,7 +22,7 @@ from requests import RequestException
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import http_failure
 from poetry_torch_cuda.index.client import no_answer
-from poetry_torch_cuda.index.client import tag_fits
+from poetry_torch_cuda.index.client import wheel_fits
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedFile
 from poetry_torch_cuda.output import PREFIX
@@ -93,7 +93,9 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
     from poetry_torch_cuda.lockfile.service import locked_entry
 
     try:  # the variant's entry of torch-cuda.lock, locked first when missing
-        entry, write = locked_entry(poetry, io, plan.variant, request.auth)
+        entry, write = locked_entry(
+            poetry, io, plan.variant, request.auth, env.marker_env
+        )
         plan = pin_specifiers(plan, entry)
         io.write_line(
             f"{PREFIX}: installing <c2>{', '.join(map(str, plan.install))}</>",
@@ -210,11 +212,7 @@ def _best_file(
         except (InvalidWheelFilename, InvalidVersion):
             return frozenset()
 
-    fitting = [
-        file
-        for file in files
-        if any(tag_fits(t.interpreter, t.abi, t.platform, markers) for t in tags(file))
-    ]
+    fitting = [file for file in files if wheel_fits(file.filename, markers)]
     if len(fitting) > 1:
         ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
         fitting.sort(key=lambda f: min(ranks.get(t, len(ranks)) for t in tags(f)))

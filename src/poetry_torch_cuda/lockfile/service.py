@@ -12,15 +12,16 @@ from __future__ import annotations
 import email
 import os
 import tempfile
+import typing
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from cleo.io.outputs.output import Verbosity
@@ -35,8 +36,10 @@ from packaging.version import InvalidVersion
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.index.client import artifact
 from poetry_torch_cuda.index.client import new_bytes
 from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.index.client import wheel_fits
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedDependency
 from poetry_torch_cuda.lockfile.model import LockedPackage
@@ -67,7 +70,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Mapping
-    from pathlib import Path
 
     from cleo.io.io import IO
     from packaging.version import Version
@@ -149,10 +151,14 @@ class VariantLocker:
         client: IndexClient,
         configured: Iterable[NormalizedName],
         python_allows: Callable[[str], bool],
+        keep: Mapping[str, Any] | None = None,
     ) -> None:
+        """``keep``: the markers of the environment an install locks for; a wheel
+        read for its METADATA that fits it stays where the install finds it."""
         self._client = client
         self._configured = frozenset(configured)
         self._python_allows = python_allows
+        self._keep = keep
 
     def lock(
         self,
@@ -359,8 +365,19 @@ class VariantLocker:
         pep658 = entry.metadata_sha256 is not None
         suffix = ".metadata" if pep658 else ""
         expected = entry.metadata_sha256 if pep658 else entry.sha256
-        # On disk (as pip, in TMPDIR), not in memory: a CUDA wheel is up to a GB.
-        with tempfile.TemporaryFile() as file:
+        # On disk, not in memory (a CUDA wheel is up to a GB); a wheel the install
+        # needs in Poetry's artifact cache (else, or where that fails, in TMPDIR).
+        folder = None
+        markers = None if pep658 else self._keep
+        if markers is not None and wheel_fits(entry.filename, markers):
+            cache = Path(self._client.auth.config.artifacts_cache_directory)
+            with suppress(OSError):
+                found = artifact(cache, entry.url, str(expected), entry.filename).parent
+                found.mkdir(parents=True, exist_ok=True)
+                folder = found
+        with tempfile.NamedTemporaryFile(
+            dir=folder, prefix=f".{entry.filename}.{os.getpid()}.", suffix=".part"
+        ) as file:
             received = self._client.download(entry.url + suffix, file)
             if expected and received != expected:
                 raise LockError(
@@ -369,6 +386,9 @@ class VariantLocker:
                 )
             file.seek(0)
             data = file.read() if pep658 else _wheel_metadata(file, entry.filename)
+            if folder:
+                with suppress(OSError):  # there already
+                    os.link(file.name, folder / entry.filename)
         text = data.decode("utf-8", "replace")
         said = email.message_from_string(text)
         named = canonicalize_name(str(said["Name"])), version_key(str(said["Version"]))
@@ -382,7 +402,7 @@ class VariantLocker:
         return text
 
 
-def _wheel_metadata(wheel: BinaryIO, filename: str) -> bytes:
+def _wheel_metadata(wheel: typing.IO[bytes], filename: str) -> bytes:
     with suppress(zipfile.BadZipFile), zipfile.ZipFile(wheel) as zf:
         for name in zf.namelist():
             if name.count("/") == 1 and name.endswith(".dist-info/METADATA"):
@@ -585,11 +605,12 @@ def lock_project(
     accept_drift: bool = False,
     auth: IndexAuthenticator | None = None,
     write: bool = True,
+    keep: Mapping[str, Any] | None = None,
 ) -> TorchCudaLock | None:
     """Lock every wanted variant (and ``extra``) and (``write``) write torch-cuda.lock.
 
     ``reuse`` keeps the entries that still match without asking the index;
-    ``auth``: the authenticator of the install that locks.
+    ``auth``, ``keep``: the authenticator and markers of the install that locks.
     Returns ``None`` when there was nothing to lock.
 
     Raises:
@@ -652,6 +673,7 @@ def lock_project(
         client,
         config.package_names,
         lambda version: python.allows_any(parse_constraint(f"~{version}")),
+        keep,
     )
     variants = []
     down: IndexUnavailableError | None = None
@@ -737,13 +759,18 @@ def entry_for(
 
 
 def locked_entry(
-    poetry: Poetry, io: IO, variant: Variant, auth: IndexAuthenticator
+    poetry: Poetry,
+    io: IO,
+    variant: Variant,
+    auth: IndexAuthenticator,
+    markers: Mapping[str, Any],
 ) -> tuple[VariantLock, Callable[[], None]]:
     """``variant``'s entry of torch-cuda.lock for an install, and what writes it
     to the file as it is once the install holds (a failed or killed one leaves it
     as it was): a fresh entry costs one read and no request, nothing to write; a
     missing or stale one is locked now (as Poetry locks a missing poetry.lock)
-    with the install's ``auth``, keeping the entries still fresh.
+    with the install's ``auth`` for its environment's ``markers``, keeping the
+    entries still fresh.
 
     Raises:
         LockError: the variant could not be locked.
@@ -765,6 +792,7 @@ def locked_entry(
         extra=[variant],
         auth=auth,
         write=False,
+        keep=markers,
     )
     entry = made.variant(variant.name) if made else None
     assert made is not None and entry is not None  # lock_project raised instead
