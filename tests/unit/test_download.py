@@ -359,3 +359,27 @@ def test_netrc_credentials_never_go_over_plain_http(
     monkeypatch.setenv("NETRC", str(netrc))
     fetch(items[-1:], tmp_path / "artifacts")
     assert [r.authorization for r in index.records] == [None]
+
+
+def test_the_lock_reads_a_file_as_guarded_as_an_install_does(
+    odd: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock reads whole wheels (no PEP 658) through the install's download: a
+    dripping mirror times out, and one sending more than the page's size is cut
+    off, where the lock read on for a minute, or for ever into TMPDIR."""
+    from poetry.utils import constants
+
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.index.client import IndexUnavailableError
+    from tests.support.client import poetry_config
+
+    monkeypatch.setattr(constants, "REQUESTS_TIMEOUT", 1)
+    client = IndexClient(poetry_config(tmp_path))
+    began = time.monotonic()
+    stalled = pytest.raises(IndexUnavailableError, match=r"sent under 64 KiB in 1 s")
+    with stalled, open(os.devnull, "wb") as sink:
+        client.download(f"{odd}/drip", sink)
+    assert time.monotonic() - began < 30
+    with open(tmp_path / "long", "wb") as kept:
+        assert client.download(f"{odd}/long", kept, len(BODY)) != odd_file(odd).sha256
+    assert (tmp_path / "long").stat().st_size < 2 * len(BODY)

@@ -60,7 +60,7 @@ class FakeIndex:
         entries = tuple(sorted(self.pages.get(project, []), key=lambda e: e.filename))
         return ProjectFiles(project, project in self.pages, entries)
 
-    def download(self, url: str, into: BinaryIO) -> str:
+    def download(self, url: str, into: BinaryIO, size: int | None = None) -> str:
         into.write(self.metadata[url].encode())
         return hashlib.sha256(self.metadata[url].encode()).hexdigest()
 

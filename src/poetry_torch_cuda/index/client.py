@@ -27,6 +27,7 @@ from urllib.parse import unquote
 from urllib.parse import urljoin
 from urllib.parse import urlsplit
 
+import requests
 from packaging.utils import InvalidWheelFilename
 from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
@@ -35,6 +36,8 @@ from packaging.version import Version
 from poetry.utils import constants
 from poetry.utils.authenticator import Authenticator
 from poetry.utils.password_manager import HTTPAuthCredential
+from requests.exceptions import SSLError
+from urllib3.exceptions import HTTPError
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.tempfiles import read_json
@@ -45,11 +48,11 @@ from poetry_torch_cuda.urls import without_credentials
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Mapping
     from collections.abc import Sequence
 
-    import requests
     from poetry.config.config import Config
     from poetry.poetry import Poetry
     from poetry.utils.authenticator import AuthenticatorRepositoryConfig
@@ -76,17 +79,15 @@ _CHECK_NETWORK = (
     "Check the network and the index URL (index-url, or the url of the source "
     f"named by source). {_MIRROR}"
 )
+_SLOW = (
+    "The index is slow or unreachable. Run the command again later, or give "
+    f"it more time with POETRY_REQUESTS_TIMEOUT=<seconds>. {_MIRROR}"
+)
 #: A request that got no answer: (what its error chain says, the failure in words,
 #: what to do about it), the first that matches; a timeout first.
 _NO_ANSWER = (
-    (
-        "timed out|timeout",
-        "{host} did not answer within {timeout:g} s",
-        (
-            "The index is slow or unreachable. Run the command again later, or give "
-            f"it more time with POETRY_REQUESTS_TIMEOUT=<seconds>. {_MIRROR}"
-        ),
-    ),
+    ("under 64 kib", "{host} sent under 64 KiB in {timeout:g} s", _SLOW),
+    ("timed out|timeout", "{host} did not answer within {timeout:g} s", _SLOW),
     (
         (
             "name or service not known|name resolution|nodename nor servname|"
@@ -268,28 +269,19 @@ def artifact(cache_dir: Path, url: str, sha256: str, filename: str) -> Path:
     )
 
 
-def host_in_words(url: str) -> str:
-    """``url``'s host (and port) as a message names it: never credentials."""
-    return urlsplit(mask_url(url)).netloc.rsplit("@", 1)[-1] or mask_url(url)
-
-
 def no_answer(
     error: BaseException, url: str, timeout: float = TIMEOUT
 ) -> tuple[str, str]:
     """``(cause, advice)`` when ``url`` gave no answer, as :func:`http_failure` for a
-    status: the host in words, never credentials."""
-    chain = _chain(error)
-    words, fix = next((w, f) for p, w, f in _NO_ANSWER if re.search(p, chain))
-    return words.format(host=host_in_words(url), timeout=timeout), fix
-
-
-def _chain(error: BaseException) -> str:
+    status, from what its error chain says: the host in words, never credentials."""
     seen: list[str] = []
     current: BaseException | None = error
     while current is not None and len(seen) < 10:
         seen.append(f"{type(current).__name__} {current}".lower())
         current = current.__cause__ or current.__context__
-    return " ".join(seen)
+    words, fix = next((w, f) for p, w, f in _NO_ANSWER if re.search(p, " ".join(seen)))
+    host = urlsplit(mask_url(url)).netloc.rsplit("@", 1)[-1] or mask_url(url)
+    return words.format(host=host, timeout=timeout), fix
 
 
 def new_bytes(accept: bool = False) -> str:
@@ -524,10 +516,13 @@ class IndexClient:
         """The PEP 825 variant files the pages asked so far listed (left out)."""
         return sorted({name for page in self._memory.values() for name in page.skipped})
 
-    def _get(self, url: str, *, page: bool = True) -> requests.Response:
+    def _get(
+        self, url: str, *, page: bool = True, listed: bool = False
+    ) -> requests.Response:
         """``url``'s answer (for a page, a missing one too): one short attempt where a
         timeout is set (a host that failed a moment ago is not asked again), else
-        Poetry's request with its retries. Raises :class:`IndexUnavailableError`."""
+        Poetry's request with its retries; a file's streamed, as sent (``listed``: a
+        page lists it). Raises :class:`IndexUnavailableError`."""
         timeout = self._timeout if page else None
         if timeout is not None and not self._refresh:
             remembered = recall(self.cache_dir, url)
@@ -550,16 +545,21 @@ class IndexClient:
             else:
                 # A new dict each time: Poetry 2.0 writes the Authorization header
                 # into the dict it is given, which would then go to every host.
-                headers = {"Accept": ACCEPT} if page else None
+                headers = (
+                    {"Accept": ACCEPT} if page else {"Accept-Encoding": "identity"}
+                )
                 response = self.auth.request(
-                    "get", url, raise_for_status=False, headers=headers, stream=not page
+                    "get",
+                    url,
+                    raise_for_status=False,
+                    headers=headers,
+                    stream=not page,
+                    timeout=float(constants.REQUESTS_TIMEOUT),
                 )
         except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
-            import requests.exceptions as failed
-
             # Remembered: no answer; not one broken off, a loop, TLS failing.
-            silent = isinstance(error, (failed.ConnectionError, failed.Timeout))
-            if silent and timeout and not isinstance(error, failed.SSLError):
+            silent = isinstance(error, (requests.ConnectionError, requests.Timeout))
+            if silent and timeout and not isinstance(error, SSLError):
                 remember(self.cache_dir, url, error, timeout)
             raise _unavailable(url, error, timeout) from None
         if timeout is not None and self._refresh:
@@ -568,7 +568,7 @@ class IndexClient:
             answered = response.url or url
             if not page or not missing(status, self.auth, url, answered):
                 raise _unavailable(
-                    url, status, auth=self.auth, answered=answered, listed=not page
+                    url, status, auth=self.auth, answered=answered, listed=listed
                 )
         return response
 
@@ -596,18 +596,39 @@ class IndexClient:
         entries = tuple(e for e in entries if e.filename not in skipped)
         return ProjectFiles(name, True, entries, skipped=skipped)
 
-    def download(self, url: str, into: IO[bytes]) -> str:
-        """Write ``url``'s bytes (a file a page links) to ``into`` as they arrive; their sha256."""
-        import requests
-
-        digest = hashlib.sha256()
-        with self._get(self.auth.take_off(url), page=False) as response:
+    def download(
+        self,
+        url: str,
+        into: IO[bytes],
+        size: int | None = None,
+        *,
+        listed: bool = True,
+        tick: Callable[[int], None] | None = None,
+    ) -> str:
+        """Write ``url``'s bytes (a file a page lists, ``listed``, or a lock) to ``into``
+        as they arrive, telling ``tick`` each chunk's length; their sha256. Stops past
+        ``size`` bytes (the sha256 then says other bytes) or when under 64 KiB came
+        in the timeout (a dripping mirror). Raises :class:`IndexUnavailableError`."""
+        timeout, chunk = float(constants.REQUESTS_TIMEOUT), 64 * 1024
+        digest, count, since = hashlib.sha256(), 0, time.monotonic()
+        with self._get(self.auth.take_off(url), page=False, listed=listed) as response:
+            read = getattr(response.raw, "read1", response.raw.read)
             try:
-                for chunk in response.iter_content(64 * 1024):
-                    into.write(chunk)
-                    digest.update(chunk)
-            except requests.RequestException as error:  # broke off mid-body
-                raise _unavailable(url, error) from None
+                while into.tell() <= (size or float("inf")) and (data := read(chunk)):
+                    into.write(data)
+                    digest.update(data)
+                    count += len(data)
+                    if tick is not None:
+                        tick(len(data))
+                    if count >= chunk:
+                        since, count = time.monotonic(), 0
+                    elif time.monotonic() - since > timeout:
+                        raise TimeoutError("under 64 KiB")
+                if into.tell() < (size or 0):  # closed early, no length said
+                    raise HTTPError("Connection broken")
+            except (requests.RequestException, HTTPError, TimeoutError) as error:
+                after = f" after {into.tell()} bytes"
+                raise _unavailable(url, error, timeout, after) from None
         return digest.hexdigest()
 
 
@@ -720,16 +741,19 @@ def _unavailable(
     url: str,
     failure: BaseException | int,
     timeout: float | None = None,
+    after: str = "",
     **asked: Any,
 ) -> IndexUnavailableError:
-    """The one wording of an HTTP status (``asked``: :func:`http_failure`'s ``auth``
-    and ``answered``) or of no answer from ``url``: the cause and the way on."""
+    """The one wording of an HTTP status (``asked``: :func:`http_failure`'s ``auth``,
+    ``answered`` and ``listed``) or of no answer from ``url`` (``after``: how much
+    of a body came): the cause and the way on."""
     if isinstance(failure, int):
         words, fix = http_failure(failure, url=url, **asked)
         error = IndexUnavailableError(f"{mask_url(url)}: {words}. {fix}")
     else:
         timeout = timeout or float(constants.REQUESTS_TIMEOUT)
         words, fix = no_answer(failure, url, timeout)
+        words += after
         error = IndexUnavailableError(f"could not read {mask_url(url)}: {words}. {fix}")
     error.words, error.advice = words, fix
     return error

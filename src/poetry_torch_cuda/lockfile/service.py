@@ -378,7 +378,8 @@ class VariantLocker:
         with tempfile.NamedTemporaryFile(
             dir=folder, prefix=f".{entry.filename}.{os.getpid()}.", suffix=".part"
         ) as file:
-            received = self._client.download(entry.url + suffix, file)
+            size = None if pep658 else entry.size
+            received = self._client.download(entry.url + suffix, file, size)
             if expected and received != expected:
                 raise LockError(
                     f"{entry.filename}{suffix}: the index lists sha256 {expected}, "
