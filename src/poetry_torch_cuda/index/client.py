@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import asdict
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+from email.utils import mktime_tz
+from email.utils import parsedate_tz
 from pathlib import Path
 from typing import IO
 from typing import TYPE_CHECKING
@@ -196,10 +197,8 @@ class IndexAuthenticator(Authenticator):
         date (RFC 9110), on which Poetry's raised."""
         with suppress(ValueError):
             return super()._get_backoff(response, attempt)
-        with suppress(TypeError, ValueError):  # not a date either
-            date = parsedate_to_datetime(response.headers["Retry-After"])  # type: ignore[union-attr]
-            return max(0.0, date.timestamp() - time.time())
-        return 0.5 * attempt
+        date = parsedate_tz(response.headers["Retry-After"])  # type: ignore[union-attr]
+        return max(0.0, mktime_tz(date) - time.time()) if date else 0.5 * attempt
 
     def _get_repository_config_for_url(
         self, url: str, exact_match: bool = False

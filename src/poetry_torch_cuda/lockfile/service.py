@@ -368,11 +368,10 @@ class VariantLocker:
         # On disk, not in memory (a CUDA wheel is up to a GB); a wheel the install
         # needs in Poetry's artifact cache (else, or where that fails, in TMPDIR).
         folder = None
-        markers = None if pep658 else self._keep
-        if markers is not None and wheel_fits(entry.filename, markers):
+        if not pep658 and self._keep and wheel_fits(entry.filename, self._keep):
             cache = Path(self._client.auth.config.artifacts_cache_directory)
+            found = artifact(cache, entry.url, str(expected), entry.filename).parent
             with suppress(OSError):
-                found = artifact(cache, entry.url, str(expected), entry.filename).parent
                 found.mkdir(parents=True, exist_ok=True)
                 folder = found
         with tempfile.NamedTemporaryFile(
