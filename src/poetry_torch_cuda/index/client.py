@@ -100,6 +100,11 @@ _NO_ANSWER = (
     ("refused", "{host} refused the connection", _CHECK_NETWORK),
     ("broken", "the connection to {host} broke off", "Run the command again."),
     ("redirects", "{host} redirected in a loop", _CHECK_NETWORK),
+    (  # Poetry's retry reads Retry-After as seconds only (ours: IndexAuthenticator)
+        "convert string to float",
+        "{host} failed and asked to be asked again later (a Retry-After date)",
+        "Run the command again later, or tell whoever runs the index.",
+    ),
     (
         "ssl|certificate",
         "the TLS handshake with {host} failed (certificate or proxy)",

@@ -182,7 +182,7 @@ def poetry_links(poetry: Poetry, package: Package) -> list[Link]:
     repository = pool.repository(name)
     try:
         return repository.find_links_for_package(package)
-    except (RepositoryError, RequestException) as error:
+    except (RepositoryError, RequestException, ValueError) as error:
         response = getattr(error.__context__ or error, "response", None)
         if response is not None:
             words, fix = http_failure(response.status_code, package.name)
