@@ -65,7 +65,7 @@ def served(tmp_path: Path) -> Iterator[tuple[IndexServer, list[LockedFile]]]:
 
 
 def fetch(items: list[LockedFile], cache: Path, **options: object) -> list[Path]:
-    auth = IndexAuthenticator(Config(), pool_size=8)
+    auth = IndexAuthenticator(Config())
     return download_files(items, cache, auth, **options)  # type: ignore[arg-type]
 
 

@@ -128,17 +128,9 @@ class IndexAuthenticator(Authenticator):
     """Poetry's ``Authenticator`` that also knows credentials written in index URLs."""
 
     def __init__(
-        self,
-        config: Config | None,
-        sources: Iterable[tuple[str, str]] = (),
-        pool_size: int = 10,
+        self, config: Config | None, sources: Iterable[tuple[str, str]] = ()
     ) -> None:
-        super().__init__(
-            config,
-            cache_id="poetry-torch-cuda",
-            disable_cache=True,
-            pool_size=pool_size,
-        )
+        super().__init__(config, cache_id="poetry-torch-cuda", disable_cache=True)
         #: Poetry's configuration the requests follow.
         self.config = self._config
         self._in_url: dict[str, HTTPAuthCredential] = {}
@@ -244,10 +236,7 @@ def _path_rank(own: str, request: list[str]) -> tuple[int, bool]:
 
 
 def variant_authenticator(
-    config: TorchCudaConfig,
-    variant: Variant,
-    poetry_config: Config | None = None,
-    pool_size: int = 10,
+    config: TorchCudaConfig, variant: Variant, poetry_config: Config | None = None
 ) -> IndexAuthenticator:
     """The authenticator every request for ``variant``'s index goes through: the
     project's sources, the one ``source`` names at the variant's URL, and
@@ -256,7 +245,7 @@ def variant_authenticator(
     sources = [(n, u) for n, u in config.project_sources if n != config.source]
     if config.source is not None:
         sources.append((config.source, url))
-    found = IndexAuthenticator(poetry_config, sources, pool_size)
+    found = IndexAuthenticator(poetry_config, sources)
     found.take_off(url)
     return found
 

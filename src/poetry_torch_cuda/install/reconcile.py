@@ -250,9 +250,7 @@ def reconcile_environment(
             project = poetry.pyproject_path.parent
             if plan.install:
                 _warn_other_owner(env, io, project, variant)
-            auth = variant_authenticator(
-                config, variant, poetry.config, config.download_concurrency
-            )
+            auth = variant_authenticator(config, variant, poetry.config)
             request = InstallRequest(plan, config, poetry, auth, compile_bytecode)
             request = prepare_install(request, env, io)
             apply_plan(request, env, io)
