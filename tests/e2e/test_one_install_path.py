@@ -135,8 +135,7 @@ def test_a_source_asking_to_retry_at_a_date_is_worded_not_crashed_on(
     said = " ".join(result.stderr.split())
     assert (
         f"could not read the files of filelock on fakepypi, poetry.lock's source: "
-        f"127.0.0.1:{index.port} failed and asked to be asked again later (a "
-        "Retry-After date)"
+        f"127.0.0.1:{index.port} failed and said when to retry (Retry-After)"
     ) in said, said
     assert "Run the command again later" in said, said
     assert "could not convert" not in said

@@ -80,6 +80,7 @@ _CHECK_NETWORK = (
     "Check the network and the index URL (index-url, or the url of the source "
     f"named by source). {_MIRROR}"
 )
+_LATER = "Run the command again later, or tell whoever runs the index."
 _SLOW = (
     "The index is slow or unreachable. Run the command again later, or give "
     f"it more time with POETRY_REQUESTS_TIMEOUT=<seconds>. {_MIRROR}"
@@ -100,11 +101,8 @@ _NO_ANSWER = (
     ("refused", "{host} refused the connection", _CHECK_NETWORK),
     ("broken", "the connection to {host} broke off", "Run the command again."),
     ("redirects", "{host} redirected in a loop", _CHECK_NETWORK),
-    (  # Poetry's retry reads Retry-After as seconds only (ours: IndexAuthenticator)
-        "convert string to float",
-        "{host} failed and asked to be asked again later (a Retry-After date)",
-        "Run the command again later, or tell whoever runs the index.",
-    ),
+    # Poetry's retry reads a Retry-After of seconds only (ours: IndexAuthenticator).
+    ("string to float", "{host} failed and said when to retry (Retry-After)", _LATER),
     (
         "ssl|certificate",
         "the TLS handshake with {host} failed (certificate or proxy)",
@@ -358,7 +356,7 @@ def http_failure(
     elif status == 429 or status >= 500:
         cause = "too many requests" if status == 429 else "a server error"
         words = f"the index failed with HTTP {status} ({cause})"
-        fix = "Run the command again later, or tell whoever runs the index."
+        fix = _LATER
     return words, fix
 
 
