@@ -18,8 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import asdict
 from dataclasses import dataclass
-from email.utils import mktime_tz
-from email.utils import parsedate_tz
 from pathlib import Path
 from typing import IO
 from typing import TYPE_CHECKING
@@ -101,7 +99,7 @@ _NO_ANSWER = (
     ("refused", "{host} refused the connection", _CHECK_NETWORK),
     ("broken", "the connection to {host} broke off", "Run the command again."),
     ("redirects", "{host} redirected in a loop", _CHECK_NETWORK),
-    # Poetry's retry reads a Retry-After of seconds only (ours: IndexAuthenticator).
+    # Poetry's retry raises on a Retry-After that is no number of seconds (a date).
     ("string to float", "{host} failed and said when to retry (Retry-After)", _LATER),
     (
         "ssl|certificate",
@@ -186,14 +184,6 @@ class IndexAuthenticator(Authenticator):
 
         session.send = checked  # type: ignore[method-assign]  # redirects too
         return session
-
-    def _get_backoff(self, response: requests.Response | None, attempt: int) -> float:
-        """Poetry's wait before a retry, also for a ``Retry-After`` that is an HTTP
-        date (RFC 9110), on which Poetry's raised."""
-        with suppress(ValueError):
-            return super()._get_backoff(response, attempt)
-        date = parsedate_tz(response.headers["Retry-After"])  # type: ignore[union-attr]
-        return max(0.0, mktime_tz(date) - time.time()) if date else 0.5 * attempt
 
     def _get_repository_config_for_url(
         self, url: str, exact_match: bool = False
