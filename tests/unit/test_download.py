@@ -65,8 +65,11 @@ def served(tmp_path: Path) -> Iterator[tuple[IndexServer, list[LockedFile]]]:
 
 
 def fetch(items: list[LockedFile], cache: Path, **options: object) -> list[Path]:
-    auth = IndexAuthenticator(Config())
-    return download_files(items, cache, auth, **options)  # type: ignore[arg-type]
+    """``items`` downloaded into the artifact cache of Poetry's ``cache``."""
+    config = Config()
+    config.merge({"cache-dir": str(cache), "keyring": {"enabled": False}})
+    auth = IndexAuthenticator(config)
+    return download_files(items, auth, **options)  # type: ignore[arg-type]
 
 
 def leftovers(cache: Path) -> list[str]:
@@ -90,9 +93,9 @@ def test_files_arrive_verified_in_poetrys_artifact_cache_concurrently(
     for item, path in zip(items, paths):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == item.sha256
         link = Link(f"{item.url}#sha256={item.sha256}")
-        found = ArtifactCache(cache_dir=cache).get_cached_archive_for_link(
-            link, strict=True
-        )
+        found = ArtifactCache(
+            cache_dir=cache / "artifacts"
+        ).get_cached_archive_for_link(link, strict=True)
         assert found == path
     index.clear_requests()
     assert fetch(items, cache) == paths

@@ -238,16 +238,14 @@ def variant_authenticator(
     return found
 
 
-def artifact(cache_dir: Path, url: str, sha256: str, filename: str) -> Path:
-    """Where Poetry's artifact cache in ``cache_dir`` keeps ``url``'s file of ``sha256``:
-    what an install fetches into, and where a lock leaves a wheel it read."""
+def artifact(config: Config, url: str, sha256: str, filename: str) -> Path:
+    """Where Poetry's artifact cache keeps ``url``'s file of ``sha256``: what an
+    install fetches into, and where a lock leaves a wheel it read."""
     from poetry.core.packages.utils.link import Link
     from poetry.utils.cache import ArtifactCache
 
-    link = Link(f"{url}#sha256={sha256}")
-    return (
-        ArtifactCache(cache_dir=cache_dir).get_cache_directory_for_link(link) / filename
-    )
+    cache = ArtifactCache(cache_dir=Path(config.artifacts_cache_directory))
+    return cache.get_cache_directory_for_link(Link(f"{url}#sha256={sha256}")) / filename
 
 
 def no_answer(

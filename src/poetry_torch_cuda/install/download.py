@@ -43,7 +43,6 @@ class DownloadError(TorchCudaError):
 
 def download_files(
     items: Sequence[LockedFile],
-    cache_dir: Path,
     authenticator: IndexAuthenticator,
     *,
     concurrency: int = 16,
@@ -51,7 +50,8 @@ def download_files(
     asked: str = "the variant",
     mirror: str | None = None,
 ) -> list[Path]:
-    """Make every item a verified file in ``cache_dir``; return their paths in order.
+    """Make every item a verified file in Poetry's artifact cache (``authenticator``'s
+    config); return their paths in order.
 
     A cached file is used when its sha256 is the lock's, as Poetry checks its
     cached archives. ``mirror``: an index to find the files on by name.
@@ -64,7 +64,8 @@ def download_files(
     # A URL's own ``user:password@`` (a source written with them) goes to the
     # authenticator, which sends it by its rules: never in what is logged or shown.
     items = [replace(i, url=authenticator.take_off(i.url)) for i in items]
-    paths = [client.artifact(cache_dir, i.url, i.sha256, i.filename) for i in items]
+    config = authenticator.config
+    paths = [client.artifact(config, i.url, i.sha256, i.filename) for i in items]
     run = _Run(authenticator, dict(zip(paths, items)), asked, mirror)
     with signals.handling(signals.stop):
         try:

@@ -19,7 +19,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,6 +69,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Mapping
+    from pathlib import Path
 
     from cleo.io.io import IO
     from packaging.version import Version
@@ -369,8 +369,8 @@ class VariantLocker:
         # needs in Poetry's artifact cache (else, or where that fails, in TMPDIR).
         folder = None
         if not pep658 and self._keep and wheel_fits(entry.filename, self._keep):
-            cache = Path(self._client.auth.config.artifacts_cache_directory)
-            found = artifact(cache, entry.url, str(expected), entry.filename).parent
+            config = self._client.auth.config
+            found = artifact(config, entry.url, str(expected), entry.filename).parent
             with suppress(OSError):
                 found.mkdir(parents=True, exist_ok=True)
                 folder = found
