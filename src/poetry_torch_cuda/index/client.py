@@ -723,9 +723,8 @@ def _unavailable(
     after: str = "",
     **asked: Any,
 ) -> IndexUnavailableError:
-    """The one wording of an HTTP status (``asked``: :func:`http_failure`'s ``auth``,
-    ``answered`` and ``listed``) or of no answer from ``url`` (``after``: how much
-    of a body came): the cause and the way on."""
+    """The one wording of an HTTP status (``asked``: :func:`http_failure`'s) or of
+    no answer from ``url`` (``after``: how far its body came): cause and way on."""
     if isinstance(failure, int):
         words, fix = http_failure(failure, url=url, **asked)
         error = IndexUnavailableError(f"{mask_url(url)}: {words}. {fix}")

@@ -144,7 +144,8 @@ class _Node:
 
 
 class VariantLocker:
-    """Locks variants from their indexes with one client (and its cache)."""
+    """Locks variants from their indexes with one client (and its cache); ``keep``:
+    an installing environment's markers, whose wheels read for METADATA it keeps."""
 
     def __init__(
         self,
@@ -153,8 +154,6 @@ class VariantLocker:
         python_allows: Callable[[str], bool],
         keep: Mapping[str, Any] | None = None,
     ) -> None:
-        """``keep``: the markers of the environment an install locks for; a wheel
-        read for its METADATA that fits it stays where the install finds it."""
         self._client = client
         self._configured = frozenset(configured)
         self._python_allows = python_allows
@@ -769,8 +768,7 @@ def locked_entry(
     to the file as it is once the install holds (a failed or killed one leaves it
     as it was): a fresh entry costs one read and no request, nothing to write; a
     missing or stale one is locked now (as Poetry locks a missing poetry.lock)
-    with the install's ``auth`` for its environment's ``markers``, keeping the
-    entries still fresh.
+    with the install's ``auth`` and its environment's ``markers``, keeping fresh entries.
 
     Raises:
         LockError: the variant could not be locked.
