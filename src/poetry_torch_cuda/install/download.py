@@ -1,10 +1,9 @@
 """The locked files a change needs, fetched into Poetry's artifact cache, sha256-checked as they stream.
 
-As Poetry's executor does: worker threads, one request per file through the one
-:class:`~poetry_torch_cuda.index.client.IndexAuthenticator`, hashed into a ``.part``
-file (named after its process: the next run sweeps those of dead ones), renamed
-to the cache entry only when size and hash match the lock. With a per-run
-mirror each file is found by name on its pages.
+As Poetry's executor does: worker threads, each file streamed by the index client's
+one download into a ``.part`` file (named after its process: the next run sweeps
+those of dead ones), renamed to the cache entry only when size and hash match the
+lock. With a per-run mirror each file is found by name on its pages.
 """
 
 from __future__ import annotations
