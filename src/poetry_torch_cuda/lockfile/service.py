@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import email
 import os
-import tempfile
-import typing
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -21,6 +19,7 @@ from dataclasses import field
 from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from cleo.io.outputs.output import Verbosity
@@ -59,6 +58,7 @@ from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import version_key
+from poetry_torch_cuda.tempfiles import make
 from poetry_torch_cuda.tempfiles import write_text
 from poetry_torch_cuda.urls import mask_url
 from poetry_torch_cuda.urls import plain_http_elsewhere
@@ -366,28 +366,30 @@ class VariantLocker:
         expected = entry.metadata_sha256 if pep658 else entry.sha256
         # On disk, not in memory (a CUDA wheel is up to a GB); a wheel the install
         # needs in Poetry's artifact cache (else, or where that fails, in TMPDIR).
-        folder = None
+        keep = None
         if not pep658 and self._keep and wheel_fits(entry.filename, self._keep):
             config = self._client.auth.config
-            found = artifact(config, entry.url, str(expected), entry.filename).parent
+            found = artifact(config, entry.url, str(expected), entry.filename)
             with suppress(OSError):
-                found.mkdir(parents=True, exist_ok=True)
-                folder = found
-        with tempfile.NamedTemporaryFile(
-            dir=folder, prefix=f".{entry.filename}.{os.getpid()}.", suffix=".part"
-        ) as file:
-            size = None if pep658 else entry.size
-            received = self._client.download(entry.url + suffix, file, size)
-            if expected and received != expected:
-                raise LockError(
-                    f"{entry.filename}{suffix}: the index lists sha256 {expected}, "
-                    f"received sha256 {received}: {new_bytes()}"
-                )
-            file.seek(0)
-            data = file.read() if pep658 else _wheel_metadata(file, entry.filename)
-            if folder:
-                with suppress(OSError):  # there already
-                    os.link(file.name, folder / entry.filename)
+                found.parent.mkdir(parents=True, exist_ok=True)
+                keep = found
+        handle, part = make(keep and keep.parent, f".{entry.filename}.", ".part")
+        try:
+            with os.fdopen(handle, "w+b") as file:
+                size = None if pep658 else entry.size
+                received = self._client.download(entry.url + suffix, file, size)
+                if expected and received != expected:
+                    raise LockError(
+                        f"{entry.filename}{suffix}: the index lists sha256 {expected}, "
+                        f"received sha256 {received}: {new_bytes()}"
+                    )
+                file.seek(0)
+                data = file.read() if pep658 else _wheel_metadata(file, entry.filename)
+            if keep:
+                part.replace(keep)
+        finally:
+            with suppress(OSError):
+                part.unlink()
         text = data.decode("utf-8", "replace")
         said = email.message_from_string(text)
         named = canonicalize_name(str(said["Name"])), version_key(str(said["Version"]))
@@ -401,7 +403,7 @@ class VariantLocker:
         return text
 
 
-def _wheel_metadata(wheel: typing.IO[bytes], filename: str) -> bytes:
+def _wheel_metadata(wheel: BinaryIO, filename: str) -> bytes:
     with suppress(zipfile.BadZipFile), zipfile.ZipFile(wheel) as zf:
         for name in zf.namelist():
             if name.count("/") == 1 and name.endswith(".dist-info/METADATA"):
