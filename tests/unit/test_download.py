@@ -18,6 +18,7 @@ import pytest
 from packaging.utils import canonicalize_name
 from poetry.config.config import Config
 from poetry.core.packages.utils.link import Link
+from poetry.utils import authenticator
 from poetry.utils import constants
 from poetry.utils.cache import ArtifactCache
 
@@ -86,6 +87,7 @@ def test_files_arrive_verified_in_poetrys_artifact_cache_concurrently(
     # Up to 60 s: a loaded machine may start the workers seconds apart (it did
     # over 10 s once); Poetry's timeout (POETRY_REQUESTS_TIMEOUT) is raised above it.
     monkeypatch.setattr(constants, "REQUESTS_TIMEOUT", 90)
+    monkeypatch.setattr(authenticator, "REQUESTS_TIMEOUT", 90)  # bound at import
     index.gather("/whl/", len(items), suffix=".whl", wait=60)
     cache = tmp_path / "artifacts"
     paths = fetch(items, cache, concurrency=4)

@@ -528,12 +528,7 @@ class IndexClient:
                     {"Accept": ACCEPT} if page else {"Accept-Encoding": "identity"}
                 )
                 response = self.auth.request(
-                    "get",
-                    url,
-                    raise_for_status=False,
-                    headers=headers,
-                    stream=not page,
-                    timeout=float(constants.REQUESTS_TIMEOUT),
+                    "get", url, raise_for_status=False, headers=headers, stream=not page
                 )
         except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
             # Remembered: no answer; not one broken off, a loop, TLS failing.
