@@ -524,11 +524,9 @@ class IndexClient:
             else:
                 # A new dict each time: Poetry 2.0 writes the Authorization header
                 # into the dict it is given, which would then go to every host.
-                headers = (
-                    {"Accept": ACCEPT} if page else {"Accept-Encoding": "identity"}
-                )
+                sent = {"Accept": ACCEPT} if page else {"Accept-Encoding": "identity"}
                 response = self.auth.request(
-                    "get", url, raise_for_status=False, headers=headers, stream=not page
+                    "get", url, raise_for_status=False, headers=sent, stream=not page
                 )
         except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
             # Remembered: no answer; not one broken off, a loop, TLS failing.
