@@ -533,13 +533,13 @@ class IndexClient:
             silent = isinstance(error, (requests.ConnectionError, requests.Timeout))
             if silent and timeout and not isinstance(error, SSLError):
                 remember(self.cache_dir, url, error, timeout)
-            raise _unavailable(url, error, timeout) from None
+            raise unavailable(url, error, timeout) from None
         if timeout is not None and self._refresh:
             remember(self.cache_dir, url, None)
         if (status := response.status_code) >= 400:
             answered = response.url or url
             if not page or not missing(status, self.auth, url, answered):
-                raise _unavailable(
+                raise unavailable(
                     url, status, auth=self.auth, answered=answered, listed=listed
                 )
         return response
@@ -600,7 +600,7 @@ class IndexClient:
                     raise HTTPError("Connection broken")
             except (requests.RequestException, HTTPError, TimeoutError) as error:
                 after = f" after {into.tell()} bytes"
-                raise _unavailable(url, error, timeout, after) from None
+                raise unavailable(url, error, timeout, after) from None
         return digest.hexdigest()
 
 
@@ -709,7 +709,7 @@ def _is_variant(filename: str) -> bool:
     )
 
 
-def _unavailable(
+def unavailable(
     url: str,
     failure: BaseException | int,
     timeout: float | None = None,

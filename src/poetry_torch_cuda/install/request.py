@@ -20,8 +20,7 @@ from poetry.repositories.exceptions import RepositoryError
 from requests import RequestException
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.client import http_failure
-from poetry_torch_cuda.index.client import no_answer
+from poetry_torch_cuda.index.client import unavailable
 from poetry_torch_cuda.index.client import wheel_fits
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedFile
@@ -184,14 +183,12 @@ def poetry_links(poetry: Poetry, package: Package) -> list[Link]:
         return repository.find_links_for_package(package)
     except (RepositoryError, RequestException, ValueError) as error:
         response = getattr(error.__context__ or error, "response", None)
-        if response is not None:
-            words, fix = http_failure(response.status_code, package.name)
-        else:
-            url = getattr(repository, "url", repository.name)
-            words, fix = no_answer(error, url)
+        failure = error if response is None else response.status_code
+        url = getattr(repository, "url", repository.name)
+        found = unavailable(url, failure, project=package.name)
         raise TorchCudaError(
             f"could not read the files of {package.name} on {repository.name}, "
-            f"{POETRY_LOCK}'s source: {words}.\n{fix}"
+            f"{POETRY_LOCK}'s source: {found.words}.\n{found.advice}"
         ) from None
 
 
