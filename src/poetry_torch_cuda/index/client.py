@@ -353,14 +353,12 @@ def _host(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
 
 
-def recall(
-    cache_dir: Path, url: str, now: float | None = None
-) -> IndexUnavailableError | None:
+def recall(cache_dir: Path, url: str) -> IndexUnavailableError | None:
     """Why ``url``'s host was not reachable a short while ago (with ``words`` and
     ``advice`` as when it happened), or ``None``."""
     try:
         words, fix, at = read_json(cache_dir / _UNREACHABLE, {})[_host(url)]
-        age = (time.time() if now is None else now) - float(at)
+        age = time.time() - float(at)
     except (KeyError, TypeError, ValueError):
         return None
     if not 0 <= age <= REMEMBER_SECONDS:
