@@ -32,8 +32,10 @@ from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
 from packaging.version import Version
+from poetry.core.packages.utils.link import Link
 from poetry.utils import constants
 from poetry.utils.authenticator import Authenticator
+from poetry.utils.cache import ArtifactCache
 from poetry.utils.password_manager import HTTPAuthCredential
 from requests.exceptions import SSLError
 from urllib3.exceptions import HTTPError
@@ -241,9 +243,6 @@ def variant_authenticator(
 def artifact(config: Config, url: str, sha256: str, filename: str) -> Path:
     """Where Poetry's artifact cache keeps ``url``'s file of ``sha256``: what an
     install fetches into, and where a lock leaves a wheel it read."""
-    from poetry.core.packages.utils.link import Link
-    from poetry.utils.cache import ArtifactCache
-
     cache = ArtifactCache(cache_dir=Path(config.artifacts_cache_directory))
     return cache.get_cache_directory_for_link(Link(f"{url}#sha256={sha256}")) / filename
 
@@ -496,10 +495,9 @@ class IndexClient:
     def _get(
         self, url: str, *, page: bool = True, listed: bool = False
     ) -> requests.Response:
-        """``url``'s answer (for a page, a missing one too): one short attempt where a
+        """``url``'s answer (a page's, a missing one too): one short attempt where a
         timeout is set (a host that failed a moment ago is not asked again), else
-        Poetry's request with its retries; a file's streamed, as sent (``listed``: a
-        page lists it). Raises :class:`IndexUnavailableError`."""
+        Poetry's request with its retries; a file's as sent (``listed``: by a page)."""
         timeout = self._timeout if page else None
         if timeout is not None and not self._refresh:
             remembered = recall(self.cache_dir, url)
@@ -571,14 +569,12 @@ class IndexClient:
         url: str,
         into: IO[bytes],
         size: int | None = None,
-        *,
         listed: bool = True,
         tick: Callable[[int], None] | None = None,
     ) -> str:
-        """Write ``url``'s bytes (a file a page lists, ``listed``, or a lock) to ``into``
-        as they arrive, telling ``tick`` each chunk's length; their sha256. Stops past
-        ``size`` bytes (the sha256 then says other bytes) or when under 64 KiB came
-        in the timeout (a dripping mirror). Raises :class:`IndexUnavailableError`."""
+        """Write ``url``'s bytes (a file a page, ``listed``, or a lock lists) to ``into``
+        as they come, telling ``tick`` each chunk's length; their sha256. Stops past
+        ``size`` bytes or when under 64 KiB came in the timeout (a dripping mirror)."""
         timeout, chunk = float(constants.REQUESTS_TIMEOUT), 64 * 1024
         digest, count, since = hashlib.sha256(), 0, time.monotonic()
         with self._get(self.auth.take_off(url), page=False, listed=listed) as response:
