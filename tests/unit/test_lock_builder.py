@@ -306,3 +306,12 @@ def test_a_wheel_read_for_an_install_stays_where_the_install_finds_it(
             root = Root("torch", "2.14.1+cu130")  # type: ignore[arg-type]
             locker.lock(parse_variant("cu130"), server.whl_url("cu130"), [root])
             assert [p.name for p in artifacts.rglob("*") if p.is_file()] == kept
+        # Listed without a sha256, a wheel has no place the install would look in.
+        server.hashless_paths.add("/whl/cu130/")
+        shutil.rmtree(tmp_path / "c", ignore_errors=True)
+        locker = VariantLocker(
+            IndexClient(config), {"torch"}, lambda v: True, LINUX_311
+        )
+        with pytest.raises(LockError, match="lists no sha256"):  # refused, and
+            locker.lock(parse_variant("cu130"), server.whl_url("cu130"), [root])
+        assert [p for p in artifacts.rglob("*") if p.is_file()] == []
