@@ -10,6 +10,7 @@ from tests.support.audit import Audit
 from tests.support.audit import whl_requests
 from tests.support.inprocess import run_inprocess
 from tests.support.kept import kept_install
+from tests.support.poetry_project import VERIFY_ON
 
 
 if TYPE_CHECKING:
@@ -237,7 +238,12 @@ def test_disable_variable_leaves_everything_to_poetry(
 def test_removing_torch_from_the_project_sweeps_its_cuda_wheels(
     cu129_project: Project,
 ) -> None:
-    cu129_project.run("remove", "needs-torch", "torchvision")
+    result = cu129_project.run(
+        "remove", "needs-torch", "torchvision", env_extra=VERIFY_ON
+    )
+    # No build is left to verify, nor one for `poetry install` to put back.
+    assert "verify" not in result.stdout + result.stderr, result
+    assert "`poetry install`" not in result.stdout + result.stderr, result
     installed = cu129_project.installed()
     for name in (
         "torch",
@@ -248,3 +254,4 @@ def test_removing_torch_from_the_project_sweeps_its_cuda_wheels(
     ):
         assert name not in installed
     assert 'name = "torch"' not in cu129_project.lock_text()
+

@@ -1,6 +1,6 @@
 """Prove that an environment's build runs, on demand (:func:`prove`, for ``verify``)
-and after every change the plugin makes (:func:`prove_change`): not when nothing
-changed or verification is off. A failure raises a :class:`TorchCudaError` with the
+and after every change the plugin makes (:func:`prove_change`): not when it
+installed no build or verification is off. A failure raises a :class:`TorchCudaError` with the
 finding, its cause and fix; ``auto`` first moves on (at most twice) from a build
 that fails for a reason of this machine; ``switch`` gets the previous build put
 back from the change's stash (``install/undo.py``), also before ``auto`` moves on.
@@ -97,7 +97,7 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
         return error
 
     try:
-        if plan.is_empty or not config.verify:
+        if not plan.install or not config.verify:  # a sweep installs no build
             return variant
         machine, moves = probe(env), 0
         while True:
