@@ -94,6 +94,12 @@ class OperationGuard:
             if package.name in configured and kept:
                 refuse_unindexed([package], configured)  # as this run resolves it
                 versions[package.name] = package.version.text
+        # Installed ones this run leaves alone (a group or extra not selected)
+        # move with the family, at the lock's versions, as `sync` moves them.
+        named = {operation.package.name for operation in operations}
+        if any(self.ctx.installed.get(name) for name in configured - named):
+            held = self.ctx.locked.versions.items()
+            versions = {**{n: v for n, v in held if n not in named}, **versions}
         # The project's own dependencies are Poetry's, but for those this run
         # removes (a group left out): the family keeps what it needs of them.
         direct = frozenset(d.name for d in poetry.package.all_requires) - removed
