@@ -16,6 +16,7 @@ from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import describe_plan
+from poetry_torch_cuda.machine.resolution import Resolution
 from poetry_torch_cuda.machine.resolution import jetson_warning
 from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.machine.resolution import report
@@ -210,7 +211,11 @@ def _check_lock(ctx: RunContext) -> None:
 
 def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     """The after-step: resolve ``auto``, install the variant's builds, prove them."""
-    resolution = resolve(ctx.config, ctx.locked.versions, ctx)
+    config, versions = ctx.config, ctx.locked.versions
+    if versions or any(ctx.installed.get(name) for name in config.package_names):
+        resolution = resolve(config, versions, ctx)
+    else:  # no torch in this run nor here: nothing for auto to decide (no probe)
+        resolution = Resolution(config.variant, config.variant, config.variant_origin)
     report(resolution, ctx.io)  # says nothing unless auto decided
     variant = resolution.variant
     arch = str(ctx.env.marker_env.get("platform_machine") or "")
