@@ -12,9 +12,11 @@ from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.reconcile import reconcile_environment
-from poetry_torch_cuda.machine.resolution import refresher
+from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.selection import LockView
 from poetry_torch_cuda.project.selection import Selection
@@ -114,7 +116,6 @@ class RunContext:
         the configuration as it is then. Returns the plan carried out.
         """
         locked, env, io = self.locked, self.env, self.io
-        again = refresher(locked.versions, self) if refresh else None
         plan = reconcile_environment(
             self.config,
             variant,
@@ -124,7 +125,7 @@ class RunContext:
             self.poetry,
             force=force,
             compile_bytecode=compile_bytecode,
-            refresh=again,
+            refresh=self._refreshed if refresh else None,
             write_lock=self.write_lock,
         )
         if plan.is_empty:  # what it planned from, read under the lock
@@ -132,3 +133,14 @@ class RunContext:
         else:
             self.changed()
         return plan
+
+    def _refreshed(self) -> tuple[TorchCudaConfig, Variant] | None:
+        """For a run that waited: the configuration and variant as pyproject.toml
+        says now, another run may have changed it (``None`` when the table is gone
+        or the plugin disabled); the run verifies and warns with it from then on."""
+        config = load_config(read_pyproject(self.poetry.pyproject_path))
+        if config is None:
+            return None
+        self.changed()  # and the environment too: auto sees it as it is now
+        self.config = config.here(self.env)
+        return self.config, resolve(self.config, self.locked.versions, self).variant

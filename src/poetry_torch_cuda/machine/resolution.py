@@ -41,8 +41,6 @@ from poetry_torch_cuda.machine.probe import probe_machine
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
-from poetry_torch_cuda.project.config import load_config
-from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.tempfiles import read_json
@@ -56,7 +54,6 @@ if TYPE_CHECKING:
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
-    from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
@@ -67,17 +64,14 @@ if TYPE_CHECKING:
 
 
 class Run(Protocol):
-    """A run (``context.RunContext``): project, env, its one index client and view."""
+    """A run (``context.RunContext``): its env, its one index client and view."""
 
-    poetry: Poetry
     env: Env
-    config: TorchCudaConfig
 
     @property
     def client(self) -> IndexClient: ...
     @property
     def installed(self) -> InstalledEnvironment: ...
-    def changed(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -93,8 +87,7 @@ class Resolution:
 
 def probe(env: Env) -> Machine:
     """This machine as ``env`` sees it (its ``platform_machine``)."""
-    machine = str(env.marker_env.get("platform_machine") or "")
-    return probe_machine(machine=machine)
+    return probe_machine(machine=env.marker_env.get("platform_machine"))
 
 
 def offer_finder(
@@ -224,20 +217,6 @@ def _kept_build(config: TorchCudaConfig, run: Run, machine: Machine) -> Decision
     return None
 
 
-def machine_findings(
-    decision: Decision | None, machine: Machine
-) -> tuple[list[str], list[str]]:
-    """``status``'s notes and warnings (a failing nvidia-smi, cpu by memory)."""
-    notes: list[str] = []
-    warnings: list[str] = []
-    if machine.smi_failure is not None:
-        warnings.append(f"the GPU cannot be checked: {machine.smi_failure}")
-    fallback = cpu_fallback_warning(decision, machine)
-    if fallback is not None and decision is not None:
-        (warnings if decision.forced_by_memory else notes).append(fallback)
-    return notes, warnings
-
-
 def report(resolution: Resolution, io: IO) -> None:
     """At ``-v``: what the variant resolved to and each step of ``auto``'s decision;
     a warning when ``auto`` settles for cpu next to a GPU or keeps a build."""
@@ -288,23 +267,6 @@ def jetson_warning(
     if not old_jetson(jetson):
         return None
     return f"{variant} on {jetson}: {JETSON_NOTE}"
-
-
-def refresher(
-    locked_versions: Mapping[NormalizedName, str] | None, run: Run
-) -> Callable[[], tuple[TorchCudaConfig, Variant] | None]:
-    """For a run that waited: config and variant as pyproject.toml says now, another
-    run may have changed it (``None`` when the table is gone or the plugin disabled)."""
-
-    def refresh() -> tuple[TorchCudaConfig, Variant] | None:
-        config = load_config(read_pyproject(run.poetry.pyproject_path))
-        if config is None:
-            return None
-        run.changed()  # and the environment too: auto sees it as it is now
-        run.config = config.here(run.env)  # what the run verifies and warns with
-        return run.config, resolve(run.config, locked_versions, run).variant
-
-    return refresh
 
 
 @dataclass(frozen=True)
@@ -477,17 +439,10 @@ def check_project_fleet(
     """The declared ``targets`` (default: all) against the lock, on their wheels."""
     wanted = wanted_versions(config.package_names, locked_versions)
     torch = wanted.get(canonicalize_name("torch"))
-    return [  # each on its platform's wheels: env's markers moved there
-        check_target(
-            target,
-            config.variant,
-            torch,
-            OfferFinder(
-                run.client,
-                config,
-                wanted,
-                target_marker_env(target, run.env.marker_env),
-            ),
-        )
-        for target in (config.targets if targets is None else targets)
-    ]
+    checks = []
+    for target in config.targets if targets is None else targets:
+        # each on its platform's wheels: the env's markers moved there
+        markers = target_marker_env(target, run.env.marker_env)
+        offers = OfferFinder(run.client, config, wanted, markers)
+        checks.append(check_target(target, config.variant, torch, offers))
+    return checks
