@@ -10,10 +10,10 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
-from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.machine.resolution import Resolution
@@ -54,11 +54,6 @@ class OperationGuard:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.locked: LockedState | None = None
-        # Entries with a specifier are the plugin's to install even when the
-        # lock lacks them: Poetry's removal of them is skipped like any other.
-        self._specified = frozenset(
-            canonicalize_name(r.name) for r in ctx.config.packages if r.specifier
-        )
 
     def execute(
         self, execute: Callable[[list[Operation]], int], operations: list[Operation]
@@ -108,19 +103,19 @@ class OperationGuard:
 
     def mark(self, operations: list[Operation], resolved: LockedState) -> None:
         """Skip every not-yet-skipped operation on a protected package (the
-        environment as Poetry found it)."""
-        configured = self.ctx.config.package_names
-        protected = protected_for(self.ctx.config, resolved, self.ctx.installed)
+        environment as Poetry found it), but the removal of a configured one
+        the plugin installs nothing of (the project dropped it)."""
+        config, installed = self.ctx.config, self.ctx.installed
+        protected = protected_for(config, resolved, installed)
+        targets = build_targets(
+            config.packages, resolved.versions, config.variant, installed
+        )
+        dropped = config.package_names - {target.name for target in targets}
         for operation in operations:
             name = operation.package.name
             if operation.skipped or name not in protected:
                 continue
-            if (
-                operation.job_type == "uninstall"
-                and name in configured
-                and name not in resolved.versions
-                and name not in self._specified
-            ):
+            if operation.job_type == "uninstall" and name in dropped:
                 continue  # the project dropped it: Poetry may remove it
             operation.skip(f"managed by poetry-torch-cuda ({self.ctx.config.variant})")
 
@@ -146,12 +141,11 @@ class CommandHooks:
         config = load_config(command.poetry.pyproject.data)
         if config is None:
             return
-        # `auto` is resolved in the after-step, once the lock says which torch.
-        no_builds = left_to_pypi(config.variant, sys.platform)
-        if no_builds is not None:
-            event.io.write_error_line(f"<warning>{PREFIX}: {no_builds}.</>")
-            return
         ctx = RunContext(command.poetry, command.env, event.io, config)
+        # `auto` is resolved in the after-step, once the lock says which torch.
+        if (no_builds := left_to_pypi(config.variant, sys.platform)) is not None:
+            ctx.warn(f"{no_builds}.")
+            return
         guard = None
         if command.name != "lock":
             guard = OperationGuard(ctx)
