@@ -16,7 +16,6 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import describe_plan
-from poetry_torch_cuda.machine.resolution import Resolution
 from poetry_torch_cuda.machine.resolution import jetson_warning
 from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.machine.resolution import report
@@ -74,13 +73,11 @@ class OperationGuard:
         """What this run resolves: the configured packages' versions, the graph."""
         configured, poetry = self.ctx.config.package_names, self.ctx.poetry
         versions: dict[NormalizedName, str] = {}
-        removed: set[NormalizedName] = set()
         # Packages installed from the lock carry no dependencies; the lock has them.
         graph = locked_graph(poetry)
         for operation in operations:
             package = operation.package
             if operation.job_type == "uninstall":
-                removed.add(package.name)
                 continue
             if package.requires:
                 graph[package.name] = [dep.name for dep in package.requires]
@@ -88,14 +85,14 @@ class OperationGuard:
             if package.name in configured and kept:
                 refuse_unindexed([package], configured)  # as this run resolves it
                 versions[package.name] = package.version.text
-        # Installed ones this run leaves alone (a group or extra not selected)
-        # move with the family, at the lock's versions, as `sync` moves them.
+        # Installed ones this run leaves alone (a group left out) move too, as in sync.
         named = {operation.package.name for operation in operations}
         if any(self.ctx.installed.get(name) for name in configured - named):
             held = self.ctx.locked.versions.items()
             versions = {**{n: v for n, v in held if n not in named}, **versions}
         # The project's own dependencies are Poetry's, but for those this run
         # removes (a group left out): the family keeps what it needs of them.
+        removed = {o.package.name for o in operations if o.job_type == "uninstall"}
         direct = frozenset(d.name for d in poetry.package.all_requires) - removed
         return LockedState(versions, graph, direct=direct)
 
@@ -115,7 +112,7 @@ class OperationGuard:
                 continue
             if operation.job_type == "uninstall" and name in dropped:
                 continue  # the project dropped it: Poetry may remove it
-            operation.skip(f"managed by poetry-torch-cuda ({self.ctx.config.variant})")
+            operation.skip(f"managed by poetry-torch-cuda ({config.variant})")
 
 
 class CommandHooks:
@@ -186,8 +183,7 @@ class CommandHooks:
 
 
 def _check_lock(ctx: RunContext) -> None:
-    """After ``lock``/``update``: what the lock means for the variant (a check
-    only: it never fails the lock)."""
+    """After ``lock``/``update``: what the lock means for the variant (a check only)."""
     from poetry_torch_cuda.reports.lock_view import show_lock_view
 
     try:
@@ -202,15 +198,13 @@ def _check_lock(ctx: RunContext) -> None:
 def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     """The after-step: resolve ``auto``, install the variant's builds, prove them."""
     config, versions = ctx.config, ctx.locked.versions
+    variant, machine = config.variant, None  # auto decides for torch in the run or here
     if versions or any(ctx.installed.get(name) for name in config.package_names):
         resolution = resolve(config, versions, ctx)
-    else:  # no torch in this run nor here: nothing for auto to decide (no probe)
-        resolution = Resolution(config.variant, config.variant, config.variant_origin)
-    report(resolution, ctx.io)  # says nothing unless auto decided
-    variant = resolution.variant
+        report(resolution, ctx.io)  # says nothing unless auto decided
+        variant, machine = resolution.variant, resolution.machine
     arch = str(ctx.env.marker_env.get("platform_machine") or "")
-    jetson = jetson_warning(ctx.config, variant, arch, resolution.machine)
-    if jetson is not None:
+    if jetson := jetson_warning(config, variant, arch, machine):
         ctx.warn(jetson)
     if command.installer.is_dry_run():
         ctx.io.write_line(

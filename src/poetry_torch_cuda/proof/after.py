@@ -1,6 +1,6 @@
 """Prove that an environment's build runs, on demand (:func:`prove`, for ``verify``)
-and after every change the plugin makes (:func:`prove_change`): not when it
-installed no build or verification is off. A failure raises a :class:`TorchCudaError` with the
+and after every change the plugin makes (:func:`prove_change`): not when no build
+changed or verification is off. A failure raises a :class:`TorchCudaError` with the
 finding, its cause and fix; ``auto`` first moves on (at most twice) from a build
 that fails for a reason of this machine; ``switch`` gets the previous build put
 back from the change's stash (``install/undo.py``), also before ``auto`` moves on.
