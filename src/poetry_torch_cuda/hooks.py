@@ -87,9 +87,10 @@ class OperationGuard:
                 versions[package.name] = package.version.text
         # Installed ones this run leaves alone (a group left out) move too, as in sync.
         named = {operation.package.name for operation in operations}
-        if any(self.ctx.installed.get(name) for name in configured - named):
-            held = self.ctx.locked.versions.items()
-            versions = {**{n: v for n, v in held if n not in named}, **versions}
+        alone = [name for name in configured - named if self.ctx.installed.get(name)]
+        if alone and poetry.locker.is_locked():  # a dry run writes no lock
+            held = self.ctx.locked.versions
+            versions.update({name: held[name] for name in alone if name in held})
         # The project's own dependencies are Poetry's, but for those this run
         # removes (a group left out): the family keeps what it needs of them.
         removed = {o.package.name for o in operations if o.job_type == "uninstall"}
@@ -217,9 +218,8 @@ def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
         ctx.io.write_line(
             f"{PREFIX}: {plan.variant} already in place", verbosity=Verbosity.VERBOSE
         )
-    warnings = unknown_entries(ctx.config, ctx.locked.graph)
-    warnings += left_to_poetry(ctx.config, ctx.installed)
-    for warning in warnings:
+    warnings = unknown_entries(config, ctx.locked.graph)
+    for warning in warnings + left_to_poetry(config, ctx.installed):
         ctx.warn(warning)
     if not plan.is_empty:  # a no-op run never verifies (nor imports proof/)
         from poetry_torch_cuda.proof.after import prove_change

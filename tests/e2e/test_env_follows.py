@@ -436,8 +436,15 @@ def test_an_install_leaving_a_group_out_moves_its_installed_packages_too(
         project.pyproject_text().replace('    "torchvision",\n', "")
         + '\n[tool.poetry.group.dev.dependencies]\ntorchvision = "*"\n'
     )
-    project.run("lock")
     cu130 = {"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    # Without poetry.lock a dry run resolves afresh: no lock to hold torchvision at.
+    project.lockfile.unlink()
+    dry = run_inprocess(
+        project, "install", "--without", "dev", "--dry-run", env_extra=cu130
+    )
+    assert dry.returncode == 0, dry
+    assert "would install torch==2.14.1+cu130 from" in dry.stdout, dry
+    project.run("lock")
     result = project.run("install", "--without", "dev", env_extra=cu130)
     installed = project.installed()
     assert installed["torch"] == "2.14.1+cu130", result.stdout
