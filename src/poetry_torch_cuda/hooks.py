@@ -218,8 +218,8 @@ def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
         ctx.io.write_line(
             f"{PREFIX}: {plan.variant} already in place", verbosity=Verbosity.VERBOSE
         )
-    warnings = unknown_entries(config, ctx.locked.graph)
-    for warning in warnings + left_to_poetry(config, ctx.installed):
+    warnings = unknown_entries(ctx.config, ctx.locked.graph)  # as a wait left it
+    for warning in warnings + left_to_poetry(ctx.config, ctx.installed):
         ctx.warn(warning)
     if not plan.is_empty:  # a no-op run never verifies (nor imports proof/)
         from poetry_torch_cuda.proof.after import prove_change
