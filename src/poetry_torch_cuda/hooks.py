@@ -16,7 +16,6 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import describe_plan
-from poetry_torch_cuda.machine.resolution import Resolution
 from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import resolve
@@ -104,9 +103,8 @@ class OperationGuard:
         the plugin installs nothing of (the project dropped it)."""
         config, installed = self.ctx.config, self.ctx.installed
         protected = protected_for(config, resolved, installed)
-        targets = build_targets(
-            config.packages, resolved.versions, config.variant, installed
-        )
+        versions = resolved.versions
+        targets = build_targets(config.packages, versions, config.variant, installed)
         dropped = config.package_names - {target.name for target in targets}
         for operation in operations:
             name = operation.package.name
@@ -198,11 +196,11 @@ def _check_lock(ctx: RunContext) -> None:
 def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     """The after-step: resolve ``auto``, install the variant's builds, prove them."""
     config, versions = ctx.config, ctx.locked.versions
-    resolution = Resolution(config.variant, config.variant, config.variant_origin)
+    variant = config.variant  # auto decides for a torch in this run or installed
     if versions or any(ctx.installed.get(name) for name in config.package_names):
-        resolution = resolve(config, versions, ctx)  # else auto has nothing to decide
-    report(resolution, config, ctx.env, ctx.io)
-    variant = resolution.variant
+        resolution = resolve(config, versions, ctx)
+        report(resolution, config, ctx.env, ctx.io)
+        variant = resolution.variant
     if command.installer.is_dry_run():
         ctx.io.write_line(
             f"{PREFIX}: {esc(describe_plan(ctx.plan(variant), would=True))}"
