@@ -10,10 +10,10 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
-from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.machine.resolution import left_to_pypi
@@ -53,11 +53,6 @@ class OperationGuard:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.locked: LockedState | None = None
-        # Entries with a specifier are the plugin's to install even when the
-        # lock lacks them: Poetry's removal of them is skipped like any other.
-        self._specified = frozenset(
-            canonicalize_name(r.name) for r in ctx.config.packages if r.specifier
-        )
 
     def execute(
         self, execute: Callable[[list[Operation]], int], operations: list[Operation]
@@ -78,13 +73,11 @@ class OperationGuard:
         """What this run resolves: the configured packages' versions, the graph."""
         configured, poetry = self.ctx.config.package_names, self.ctx.poetry
         versions: dict[NormalizedName, str] = {}
-        removed: set[NormalizedName] = set()
         # Packages installed from the lock carry no dependencies; the lock has them.
         graph = locked_graph(poetry)
         for operation in operations:
             package = operation.package
             if operation.job_type == "uninstall":
-                removed.add(package.name)
                 continue
             if package.requires:
                 graph[package.name] = [dep.name for dep in package.requires]
@@ -92,28 +85,34 @@ class OperationGuard:
             if package.name in configured and kept:
                 refuse_unindexed([package], configured)  # as this run resolves it
                 versions[package.name] = package.version.text
+        # Installed ones this run leaves alone (a group left out) move too, as in sync.
+        named = {operation.package.name for operation in operations}
+        alone = [name for name in configured - named if self.ctx.installed.get(name)]
+        if alone and poetry.locker.is_locked():  # a dry run writes no lock
+            held = self.ctx.locked.versions
+            versions.update({name: held[name] for name in alone if name in held})
         # The project's own dependencies are Poetry's, but for those this run
         # removes (a group left out): the family keeps what it needs of them.
+        removed = {o.package.name for o in operations if o.job_type == "uninstall"}
         direct = frozenset(d.name for d in poetry.package.all_requires) - removed
         return LockedState(versions, graph, direct=direct)
 
     def mark(self, operations: list[Operation], resolved: LockedState) -> None:
         """Skip every not-yet-skipped operation on a protected package (the
-        environment as Poetry found it)."""
-        configured = self.ctx.config.package_names
-        protected = protected_for(self.ctx.config, resolved, self.ctx.installed)
+        environment as Poetry found it), but the removal of a configured one
+        the plugin installs nothing of (the project dropped it)."""
+        config, installed = self.ctx.config, self.ctx.installed
+        protected = protected_for(config, resolved, installed)
+        versions = resolved.versions
+        targets = build_targets(config.packages, versions, config.variant, installed)
+        dropped = config.package_names - {target.name for target in targets}
         for operation in operations:
             name = operation.package.name
             if operation.skipped or name not in protected:
                 continue
-            if (
-                operation.job_type == "uninstall"
-                and name in configured
-                and name not in resolved.versions
-                and name not in self._specified
-            ):
+            if operation.job_type == "uninstall" and name in dropped:
                 continue  # the project dropped it: Poetry may remove it
-            operation.skip(f"managed by poetry-torch-cuda ({self.ctx.config.variant})")
+            operation.skip(f"managed by poetry-torch-cuda ({config.variant})")
 
 
 class CommandHooks:
@@ -135,12 +134,11 @@ class CommandHooks:
         """Before an installer command runs: guard its executor."""
         command: InstallerCommand = event.command  # type: ignore[assignment]
         config = require_config(command.poetry.pyproject.data)  # _forward: it has one
-        # `auto` is resolved in the after-step, once the lock says which torch.
-        no_builds = left_to_pypi(config.variant, sys.platform)
-        if no_builds is not None:
-            event.io.write_error_line(f"<warning>{PREFIX}: {no_builds}.</>")
-            return
         ctx = RunContext(command.poetry, command.env, event.io, config)
+        # `auto` is resolved in the after-step, once the lock says which torch.
+        if (no_builds := left_to_pypi(config.variant, sys.platform)) is not None:
+            ctx.warn(f"{no_builds}.")
+            return
         guard = None
         if command.name != "lock":
             guard = OperationGuard(ctx)
@@ -183,8 +181,7 @@ class CommandHooks:
 
 
 def _check_lock(ctx: RunContext) -> None:
-    """After ``lock``/``update``: what the lock means for the variant (a check
-    only: it never fails the lock)."""
+    """After ``lock``/``update``: what the lock means for the variant (a check only)."""
     from poetry_torch_cuda.reports.lock_view import show_lock_view
 
     try:
@@ -198,9 +195,12 @@ def _check_lock(ctx: RunContext) -> None:
 
 def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     """The after-step: resolve ``auto``, install the variant's builds, prove them."""
-    resolution = resolve(ctx.config, ctx.locked.versions, ctx)
-    report(resolution, ctx.config, ctx.env, ctx.io)
-    variant = resolution.variant
+    config, versions = ctx.config, ctx.locked.versions
+    variant = config.variant  # auto decides for a torch in this run or installed
+    if versions or any(ctx.installed.get(name) for name in config.package_names):
+        resolution = resolve(config, versions, ctx)
+        report(resolution, config, ctx.env, ctx.io)
+        variant = resolution.variant
     if command.installer.is_dry_run():
         ctx.io.write_line(
             f"{PREFIX}: {esc(describe_plan(ctx.plan(variant), would=True))}"
@@ -212,9 +212,8 @@ def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
         ctx.io.write_line(
             f"{PREFIX}: {plan.variant} already in place", verbosity=Verbosity.VERBOSE
         )
-    warnings = unknown_entries(ctx.config, ctx.locked.graph)
-    warnings += left_to_poetry(ctx.config, ctx.installed)
-    for warning in warnings:
+    warnings = unknown_entries(ctx.config, ctx.locked.graph)  # as a wait left it
+    for warning in warnings + left_to_poetry(ctx.config, ctx.installed):
         ctx.warn(warning)
     if plan.install:  # a run that installs nothing never verifies (nor imports proof/)
         from poetry_torch_cuda.proof.after import prove_change

@@ -429,3 +429,30 @@ def test_the_projects_own_cuda_wheels_are_judged_by_the_options_given(
     assert gpu.returncode == 1, gpu
     assert "cuda-pathfinder, a dependency of the project itself" in gpu.stdout
     assert "cuda-bindings" not in gpu.stdout
+
+
+def test_an_install_leaving_a_group_out_moves_its_installed_packages_too(
+    cu129_project: Project,
+) -> None:
+    """torchvision, in a group `--without` leaves alone, moves with torch: a
+    cu129 torchvision beside a cu130 torch is a family that does not run."""
+    project = cu129_project
+    project.write_pyproject(
+        project.pyproject_text().replace('    "torchvision",\n', "")
+        + '\n[tool.poetry.group.dev.dependencies]\ntorchvision = "*"\n'
+    )
+    cu130 = {"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    # Without poetry.lock a dry run resolves afresh: no lock to hold torchvision at.
+    project.lockfile.unlink()
+    dry = run_inprocess(
+        project, "install", "--without", "dev", "--dry-run", env_extra=cu130
+    )
+    assert dry.returncode == 0, dry
+    assert "would install torch==2.14.1+cu130 from" in dry.stdout, dry
+    project.run("lock")
+    result = project.run("install", "--without", "dev", env_extra=cu130)
+    installed = project.installed()
+    assert installed["torch"] == "2.14.1+cu130", result.stdout
+    assert installed["torchvision"] == "0.29.1+cu130", result.stdout
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=cu130)
+    assert status.returncode == 0, status

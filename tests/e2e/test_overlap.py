@@ -27,6 +27,7 @@ from tests.support.inprocess import run_inprocess
 from tests.support.kept import kept_install
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
+from tests.support.poetry_project import stub_calls
 from tests.support.processes import start_poetry
 from tests.support.processes import wait_for
 from tests.support.processes import wait_for_request
@@ -236,8 +237,15 @@ def test_auto_asks_no_index_when_nothing_is_to_decide(
         )
         no_torch.run("lock", env_extra=gpu)
         locked = silent.connections
+        smi = tmp_path / "gpu" / "nvidia-smi"
+        smi.with_name("nvidia-smi.calls").unlink(missing_ok=True)
         no_torch.run("install", env_extra=gpu)
         assert silent.connections == locked
+        # nor any machine to probe, nor a variant to name
+        assert stub_calls(smi) == []
+        dry = run_inprocess(no_torch, "install", "--dry-run", env_extra=gpu)
+        assert "nothing would change: no configured package to install" in dry.stdout
+        assert stub_calls(smi) == [], dry
 
 
 def test_pip_compiles_bytecode_only_when_poetry_does(

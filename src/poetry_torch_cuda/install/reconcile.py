@@ -189,8 +189,9 @@ def describe_plan(plan: Plan, *, would: bool = False) -> str:
         parts.append(f"then remove {', '.join(plan.then_remove)}, which nothing needs")
     if parts:
         return ("would " if would else "") + "; ".join(parts)
-    kept = ", ".join(str(target) for target in plan.satisfied) or "nothing to install"
-    text = f"{plan.variant} already installed ({kept})"
+    text = "no configured package to install"
+    if kept := ", ".join(str(target) for target in plan.satisfied):
+        text = f"{plan.variant} already installed ({kept})"
     return f"nothing would change: {text}" if would else text
 
 
