@@ -60,6 +60,8 @@ class OperationGuard:
         """Poetry's ``execute`` of ``operations``, after marking the protected ones."""
         resolved = self.capture(operations)
         self.mark(operations, resolved)
+        uninstalls = [o for o in operations if o.job_type == "uninstall"]
+        self.removed = [o.package.name for o in uninstalls if not o.skipped]  # Poetry's
         # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
         # must still be recognised as the torch family's, to be swept.
         before = self.ctx.installed.graph(self.ctx.config.package_names)
@@ -164,6 +166,8 @@ class CommandHooks:
                     _check_lock(ctx)
             if guard is not None and guard.locked is not None:
                 ctx.locked = guard.locked  # what this Poetry run resolved
+                if command.installer.is_dry_run():  # as if Poetry had removed
+                    ctx.installed = ctx.installed.without(guard.removed)
                 _after_run(ctx, command)
         except TorchCudaError as error:
             write_error(event.io, str(error))

@@ -250,3 +250,15 @@ def test_removing_torch_from_the_project_sweeps_its_cuda_wheels(
     ):
         assert name not in installed
     assert 'name = "torch"' not in cu129_project.lock_text()
+
+
+def test_a_dry_run_says_what_the_run_sweeps_after_poetrys_removals(
+    cu129_project: Project,
+) -> None:
+    args = ("remove", "needs-torch", "torchvision")
+    dry = run_inprocess(cu129_project, *args, "--dry-run")
+    assert dry.returncode == 0, dry
+    swept = "nvidia-cublas-cu12, nvidia-cudnn-cu12, triton"
+    assert f"torch-cuda: would remove {swept}" in dry.stdout, dry.stdout
+    result = cu129_project.run(*args)
+    assert f"removed 3 unused CUDA wheels ({swept})" in result.stdout

@@ -109,6 +109,12 @@ class InstalledEnvironment:
             self._everything = found
         return dict(self._everything)
 
+    def without(self, names: Iterable[str]) -> InstalledEnvironment:
+        """This view less ``names`` (the env a dry run's Poetry would leave)."""
+        view, gone = InstalledEnvironment(self._paths, self._marker_env), {*names}
+        view._everything = {n: d for n, d in self.all().items() if n not in gone}
+        return view
+
     def graph(
         self, roots: Iterable[str] | None = None
     ) -> dict[NormalizedName, frozenset[NormalizedName]]:
