@@ -99,12 +99,15 @@ class VariantsCommand(TorchCudaCommand):
             machine=machine,
             offers=offers,
         ).variant
+        configured = config.variant  # listed, as the variants asked for are
         rows = [
             (report, assess(report.variant, machine, torch))
             for report in reports
-            if report.listed or self.option("all") or asked
+            if report.listed
+            or self.option("all")
+            or asked
+            or report.variant == configured
         ]
-        configured = config.variant
         if self.as_json(
             {
                 "packages": wanted,
