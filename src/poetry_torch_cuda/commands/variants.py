@@ -100,13 +100,10 @@ class VariantsCommand(TorchCudaCommand):
             offers=offers,
         ).variant
         configured = config.variant  # listed, as the variants asked for are
+        shown = [r for r in reports if r.listed or r.variant == configured]
         rows = [
             (report, assess(report.variant, machine, torch))
-            for report in reports
-            if report.listed
-            or self.option("all")
-            or asked
-            or report.variant == configured
+            for report in (reports if asked or self.option("all") else shown)
         ]
         if self.as_json(
             {
