@@ -61,3 +61,23 @@ def test_detect_says_nothing_is_configured_without_the_table(
     data = report(project, tmp_path, "detect")
     assert data["variant"] == "cu129"
     assert data["configured"] is None
+
+
+def test_detect_and_variants_read_torch_locked_behind_an_extra(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """torch only in an extra (`poetry install -E gpu`): detect said "no lock yet:
+    any torch" (`"torch": null`) and variants listed nothing for it
+    (`"packages": {}`), though poetry.lock locks it."""
+    project = project_factory({"filelock": "*"}, 'variant = "auto"')
+    gpu_extra = '[project.optional-dependencies]\ngpu = ["torch==2.13.0"]\n\n'
+    text = project.pyproject_text().replace(
+        "[tool.poetry]\n", gpu_extra + "[tool.poetry]\n"
+    )
+    project.write_pyproject(text)
+    locked = run_inprocess(
+        project, "lock", env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"}
+    )
+    assert locked.returncode == 0, locked
+    assert report(project, tmp_path, "detect")["torch"] == "2.13.0"
+    assert report(project, tmp_path, "variants")["packages"] == {"torch": "2.13.0"}

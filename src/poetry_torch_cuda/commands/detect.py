@@ -79,7 +79,7 @@ class DetectCommand(TorchCudaCommand):
             )
         config = dataclasses.replace(configured, variant=auto)
         ctx = self.context(config)
-        locked = ctx.installs.versions if self.poetry.locker.is_locked() else None
+        locked = ctx.view.versions if self.poetry.locker.is_locked() else None
         torch = None if locked is None else locked.get(canonicalize_name("torch"))
         data: dict[str, Any] = {}
         applies, elsewhere = [], []

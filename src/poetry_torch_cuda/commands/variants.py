@@ -70,7 +70,7 @@ class VariantsCommand(TorchCudaCommand):
         ctx = self.context()
         config = ctx.config
         check_fresh(self.poetry)
-        locked = ctx.installs.versions
+        locked = ctx.view.versions  # every group and extra: the locked torch
         wanted = wanted_versions(config.package_names, locked)
         torch = wanted.get(canonicalize_name("torch"))
         machine = probe(self.env)
