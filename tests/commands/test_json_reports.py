@@ -1,5 +1,5 @@
 """What scripts and bots read: ``detect --json`` and ``variants --json`` say what
-the project configures, in-process (the point is the report, not the install)."""
+the project configures and locks, in-process (the point is the report)."""
 
 from __future__ import annotations
 
