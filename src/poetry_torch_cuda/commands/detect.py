@@ -69,7 +69,8 @@ class DetectCommand(TorchCudaCommand):
     def work(self) -> int:
         # One record: ``--json`` prints it, the text is read from it.
         auto = Variant("auto", "auto")
-        configured = load_config(self.poetry.pyproject.data) or TorchCudaConfig(auto)
+        found = load_config(self.poetry.pyproject.data)  # None: no table, no installs
+        configured = found or TorchCudaConfig(auto)
         if self.option("forget"):
             count = forget(self.env.path)
             self.line_error(
@@ -78,7 +79,7 @@ class DetectCommand(TorchCudaCommand):
             )
         config = dataclasses.replace(configured, variant=auto)
         ctx = self.context(config)
-        locked = ctx.installs.versions if self.poetry.locker.is_locked() else None
+        locked = ctx.view.versions if self.poetry.locker.is_locked() else None
         torch = None if locked is None else locked.get(canonicalize_name("torch"))
         data: dict[str, Any] = {}
         applies, elsewhere = [], []
@@ -98,7 +99,7 @@ class DetectCommand(TorchCudaCommand):
             elsewhere = [f for f in failures(self.env.path) if f not in applies]
         data |= {
             "variant": decision.variant.name,
-            "configured": configured.variant.name,
+            "configured": found and found.variant.name,
             "torch": torch,
             "steps": list(decision.steps),
             "forced_by": decision.forced_by,

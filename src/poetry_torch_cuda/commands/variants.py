@@ -70,7 +70,7 @@ class VariantsCommand(TorchCudaCommand):
         ctx = self.context()
         config = ctx.config
         check_fresh(self.poetry)
-        locked = ctx.installs.versions
+        locked = ctx.view.versions  # every group and extra: the locked torch
         wanted = wanted_versions(config.package_names, locked)
         torch = wanted.get(canonicalize_name("torch"))
         machine = probe(self.env)
@@ -99,12 +99,12 @@ class VariantsCommand(TorchCudaCommand):
             machine=machine,
             offers=offers,
         ).variant
+        configured = config.variant  # listed, as the variants asked for are
+        shown = [r for r in reports if r.listed or r.variant == configured]
         rows = [
             (report, assess(report.variant, machine, torch))
-            for report in reports
-            if report.listed or self.option("all") or asked
+            for report in (reports if asked or self.option("all") else shown)
         ]
-        configured = config.variant
         if self.as_json(
             {
                 "packages": wanted,

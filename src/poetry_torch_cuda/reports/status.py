@@ -86,8 +86,7 @@ class StatusReport:
 
     def to_json(self) -> dict[str, Any]:
         """JSON form, the one ``status --json`` prints."""
-        resolution = self.resolution
-        decision = resolution.decision
+        resolution, decision = self.resolution, self.resolution.decision
         return {
             "variant": {
                 "configured": resolution.configured.name,

@@ -1,0 +1,83 @@
+"""What scripts and bots read: ``detect --json`` and ``variants --json`` say what
+the project configures and locks, in-process (the point is the report)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+from typing import Any
+
+from tests.support.gpus import RTX_4090
+from tests.support.gpus import gpu
+from tests.support.inprocess import run_inprocess
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.fixtures import ProjectFactory
+    from tests.support.poetry_project import Project
+
+DEPS = {"needs-torch": "*", "torchvision": "*"}
+
+
+def report(project: Project, tmp_path: Path, *args: str) -> dict[str, Any]:
+    """``poetry torch-cuda *args --json`` on an RTX 4090: exit 0, JSON alone on stdout."""
+    env = gpu(tmp_path, RTX_4090)
+    result = run_inprocess(project, "torch-cuda", *args, "--json", env_extra=env)
+    assert result.returncode == 0, result
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def test_variants_lists_the_configured_variant_whose_index_has_no_torch(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """cu132's index has no torch at all: its row was hidden, so the JSON had no
+    row for the variant the project configures (the text did not mark it either)."""
+    project = project_factory(DEPS, 'variant = "cu132"')
+    locked = run_inprocess(
+        project, "lock", env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"}
+    )
+    assert locked.returncode == 0, locked
+    data = report(project, tmp_path, "variants")
+    assert data["configured"] == "cu132"
+    [row] = [row for row in data["variants"] if row["configured"]]
+    assert (row["variant"], row["offered"]) == ("cu132", False)
+    assert row["packages"][0]["versions"] == []
+    assert "cu118" not in [row["variant"] for row in data["variants"]]
+    shown = run_inprocess(
+        project, "torch-cuda", "variants", env_extra=gpu(tmp_path, RTX_4090)
+    )
+    assert "  cu132    missing  does not run here  (configured)" in shown.stdout
+
+
+def test_detect_says_nothing_is_configured_without_the_table(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """Without [tool.poetry-torch-cuda] no install changes torch; detect --json said
+    ``"configured": "auto"``."""
+    project = project_factory(DEPS)
+    data = report(project, tmp_path, "detect")
+    assert data["variant"] == "cu129"
+    assert data["configured"] is None
+
+
+def test_detect_and_variants_read_torch_locked_behind_an_extra(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """torch only in an extra (`poetry install -E gpu`): detect said "no lock yet:
+    any torch" (`"torch": null`) and variants listed nothing for it
+    (`"packages": {}`), though poetry.lock locks it."""
+    project = project_factory({"filelock": "*"}, 'variant = "auto"')
+    gpu_extra = '[project.optional-dependencies]\ngpu = ["torch==2.13.0"]\n\n'
+    text = project.pyproject_text().replace(
+        "[tool.poetry]\n", gpu_extra + "[tool.poetry]\n"
+    )
+    project.write_pyproject(text)
+    locked = run_inprocess(
+        project, "lock", env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"}
+    )
+    assert locked.returncode == 0, locked
+    assert report(project, tmp_path, "detect")["torch"] == "2.13.0"
+    assert report(project, tmp_path, "variants")["packages"] == {"torch": "2.13.0"}
