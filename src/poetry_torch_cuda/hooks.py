@@ -16,6 +16,8 @@ from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import describe_plan
+from poetry_torch_cuda.lockfile.model import check_readable
+from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.machine.resolution import jetson_warning
 from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.machine.resolution import report
@@ -124,12 +126,16 @@ class CommandHooks:
         self._runs: dict[int, tuple[RunContext, OperationGuard | None]] = {}
 
     def on_validate(self, event: ConsoleCommandEvent) -> None:
-        """Before Poetry touches anything (even the virtualenv): read and check the config.
+        """Before Poetry touches anything (even the virtualenv): read and check the
+        config, and that a torch-cuda.lock there can be read.
 
         Raises:
             ConfigError: the configuration is invalid; Poetry prints it and exits 1.
+            LockFileError: torch-cuda.lock cannot be read.
         """
-        load_config(event.command.poetry.pyproject.data)  # type: ignore[attr-defined]
+        poetry = event.command.poetry  # type: ignore[attr-defined]
+        if load_config(poetry.pyproject.data) is not None:
+            check_readable(lock_path(poetry))
 
     def on_command(self, event: ConsoleCommandEvent) -> None:
         """Before an installer command runs: guard its executor."""

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    from poetry.poetry import Poetry
+
 #: The name of the file, beside poetry.lock.
 LOCK_NAME = "torch-cuda.lock"
 #: The format of the file; a reader refuses a newer major version.
@@ -167,14 +169,11 @@ def read_lock(path: Path) -> TorchCudaLock | None:
         LockFileError: the file is not a torch-cuda.lock this version can read
             (a merge conflict anywhere in it included).
     """
+    check_readable(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except OSError as error:
-        raise LockFileError(
-            f"{LOCK_NAME} cannot be read ({error.strerror}); {_again(path)}"
-        ) from None
     except UnicodeDecodeError:
         raise LockFileError(
             f"{LOCK_NAME} is not UTF-8 text (saved in another encoding?); {_again(path)}"
@@ -208,6 +207,29 @@ def read_lock(path: Path) -> TorchCudaLock | None:
             f"{path.name} is not a torch-cuda.lock this plugin can read; {_again(path)}"
         ) from None
     return TorchCudaLock(inputs, variants)
+
+
+def lock_path(poetry: Poetry) -> Path:
+    """torch-cuda.lock, beside poetry.lock."""
+    return poetry.locker.lock.parent / LOCK_NAME
+
+
+def check_readable(path: Path) -> None:
+    """Fail where a torch-cuda.lock is there but cannot be read (before anything changes).
+
+    Raises:
+        LockFileError: its permissions, or a folder in its place.
+    """
+    try:
+        path.open("rb").close()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise LockFileError(
+            f"{LOCK_NAME} cannot be read ({error.strerror}): {path}. Make it a file "
+            "you can read (its permissions, or remove what is in its place and run "
+            "`poetry torch-cuda lock`), then run the command again."
+        ) from None
 
 
 def _again(path: Path) -> str:

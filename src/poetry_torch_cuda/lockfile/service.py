@@ -44,6 +44,7 @@ from poetry_torch_cuda.lockfile.model import LockFileError
 from poetry_torch_cuda.lockfile.model import LockInputs
 from poetry_torch_cuda.lockfile.model import TorchCudaLock
 from poetry_torch_cuda.lockfile.model import VariantLock
+from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.lockfile.model import read_lock
 from poetry_torch_cuda.lockfile.model import recorded_hashes
 from poetry_torch_cuda.lockfile.model import write_lock
@@ -421,11 +422,6 @@ def _together(roots: list[Root]) -> list[list[Root]]:
 
 
 # -- the project's lock ----------------------------------------------------------
-
-
-def lock_path(poetry: Poetry) -> Path:
-    """torch-cuda.lock, beside poetry.lock."""
-    return poetry.locker.lock.parent / LOCK_NAME
 
 
 def configured(pyproject: Mapping[str, Any], environ: Any = None) -> TorchCudaConfig:
