@@ -577,3 +577,39 @@ def test_an_install_over_an_unreadable_lock_fails_before_poetry_installs(
         "you can read (its permissions, or remove what is in its place and run "
         "`poetry torch-cuda lock`), then run the command again."
     ), result
+
+
+def test_a_first_auto_lock_while_a_candidates_index_fails_names_it(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``variant = "auto"``, no torch-cuda.lock yet, cu128's index answers 503: the
+    lock left cu128 out without a word and `lock --check` passed, though `auto`
+    takes cu128 where it runs best (it assumes an index it cannot ask has the
+    build). It fails naming the index's failure, and writes nothing."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "auto"\n')
+    assert run_inprocess(project, "lock", env_extra=BOT).returncode == 0
+    index.fail_retry_after = "0"
+    index.fail_paths["/whl/cu128/"] = 503
+    result = run_inprocess(project, "torch-cuda", "lock")
+    assert result.returncode == 1, result
+    assert "the index failed with HTTP 503 (a server error)" in result.stderr, result
+    assert "/whl/cu128/" in result.stderr, result
+    assert not (project.path / "torch-cuda.lock").exists()
+
+
+def test_an_auto_install_locking_first_while_a_candidates_index_fails_leaves_it_named(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """The same during an install that locks first: the install goes on (cu128
+    is not what it installs), and the file it writes records cu128 among the
+    variants to lock, so `lock --check` names the entry left to lock."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "auto"\n')
+    assert run_inprocess(project, "lock", env_extra=BOT).returncode == 0
+    index.fail_retry_after = "0"
+    index.fail_paths["/whl/cu128/"] = 503
+    result = run_inprocess(project, "install")
+    assert result.returncode == 0, result
+    assert "cu128" not in project.installed()["torch"], result
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 1, check
+    assert "cu128 is not locked" in check.stderr, check

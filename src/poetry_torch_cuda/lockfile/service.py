@@ -651,6 +651,7 @@ def lock_project(
     )
     variants = []
     down: IndexUnavailableError | None = None
+    unanswered = set()  # an install's, recorded: lock --check says
     for name in sorted(names):
         if name in kept:
             variants.append(kept[name])
@@ -667,18 +668,24 @@ def lock_project(
         except (MissingBuildError, IndexUnavailableError) as error:
             if name not in optional:  # auto's candidates: only what the index has
                 raise
-            down = error if isinstance(error, IndexUnavailableError) else down
-            if down is error and previous and (entry := previous.variant(name)):
+            if isinstance(error, MissingBuildError):
+                continue  # the index answered: it has no build
+            down = error  # auto assumes an index it cannot ask has the build
+            if previous and (entry := previous.variant(name)):
                 if write and _stale(poetry, config, previous, name, selected):
                     raise  # a lock would hold it stale (an install: lock --check says)
                 variants.append(entry)  # no answer: keep its entry
+            elif write:
+                raise  # a lock would lack it
+            else:
+                unanswered.add(name)
     if not variants:
         if down:  # every candidate's index failed: that, not "nothing locked"
             raise down
         return None
     # What auto locked is recorded beside it, so lock --check finds a lost entry.
     chosen = {v.name for v in variants} & (_auto_choices() if auto else set())
-    wanted = tuple(sorted({*current.lock_variants, *chosen}))
+    wanted = tuple(sorted({*current.lock_variants, *chosen, *unanswered}))
     lock = TorchCudaLock(replace(current, lock_variants=wanted), tuple(variants))
     for name in client.skipped():
         io.write_line(
