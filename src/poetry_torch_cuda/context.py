@@ -12,9 +12,10 @@ from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.reconcile import reconcile_environment
-from poetry_torch_cuda.machine.resolution import refresher
+from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
+from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.selection import LockView
 from poetry_torch_cuda.project.selection import Selection
@@ -100,6 +101,24 @@ class RunContext:
         locked, installed = self.locked, self.installed
         return plan_for(self.config, variant, locked, self.env, installed, force=force)
 
+    def after_wait(self) -> tuple[TorchCudaConfig, Variant, LockedState, Poetry] | None:
+        """For a run that waited for another one: pyproject.toml, poetry.lock and the
+        env as that run left them, read again; the configuration, variant, lock view
+        and project to plan with (``None``: the table is gone or the plugin disabled)."""
+        from poetry.factory import Factory
+
+        poetry = Factory().create_poetry(self.poetry.pyproject_path.parent)
+        config = load_config(poetry.pyproject.data)
+        if config is None:
+            return None
+        if poetry.locker.lock_data != self.poetry.locker.lock_data:  # re-locked
+            for view in ("locked", "view", "installs"):
+                self.__dict__.pop(view, None)
+        self.poetry, self.config = poetry, config.here(self.env)
+        self.changed()  # and the environment: auto sees it as it is now
+        variant = resolve(self.config, self.locked.versions, self).variant
+        return self.config, variant, self.locked, poetry
+
     def reconcile(
         self,
         variant: Variant,
@@ -111,20 +130,18 @@ class RunContext:
         """Make the environment hold ``variant`` through the one locked install path.
 
         With ``refresh``, a run that waited for another one plans again with
-        the configuration as it is then. Returns the plan carried out.
+        the project as it is then (:meth:`after_wait`). Returns the plan carried out.
         """
-        locked, env, io = self.locked, self.env, self.io
-        again = refresher(locked.versions, self) if refresh else None
         plan = reconcile_environment(
             self.config,
             variant,
-            locked,
-            env,
-            io,
+            self.locked,
+            self.env,
+            self.io,
             self.poetry,
             force=force,
             compile_bytecode=compile_bytecode,
-            refresh=again,
+            refresh=self.after_wait if refresh else None,
             write_lock=self.write_lock,
         )
         if plan.is_empty:  # what it planned from, read under the lock

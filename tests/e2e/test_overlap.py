@@ -404,3 +404,33 @@ def test_ctrl_c_while_poetrys_files_are_listed_keeps_no_lock_entry(
     assert "Traceback" not in stdout + stderr
     assert "torch" not in project.installed()
     assert not lock.exists(), stdout + stderr
+
+
+def test_sync_waiting_for_a_switch_installs_what_poetry_lock_says_then(
+    cu129_project: Project, index: IndexServer
+) -> None:
+    """``sync`` waits for a switch while a teammate's ``poetry add`` moves
+    poetry.lock to torch 2.13.0: it planned from the lock as it read it before
+    the wait and left torch 2.14.1 ("already installed"). A run that waited reads
+    the lock again."""
+    index.held_paths.add(CU130_WHEEL)
+    switch = start_poetry(cu129_project, "torch-cuda", "switch", "cu130")
+    wait_for_request(index, CU130_WHEEL)
+    sync = start_poetry(cu129_project, "torch-cuda", "sync")
+    assert sync.stderr is not None
+    while "waiting for another run to finish" not in sync.stderr.readline():
+        assert sync.poll() is None, sync.communicate()
+    moved = run_inprocess(
+        cu129_project,
+        "add",
+        "--lock",
+        "torchvision==0.28.0",
+        env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"},
+    )
+    assert moved.returncode == 0, moved
+    index.held_paths.clear()
+    finish(switch)
+    finish(sync)
+    installed = cu129_project.installed()
+    assert installed["torch"] == "2.13.0+cu130"
+    assert installed["torchvision"] == "0.28.0+cu130"

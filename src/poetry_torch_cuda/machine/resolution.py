@@ -41,8 +41,6 @@ from poetry_torch_cuda.machine.probe import probe_machine
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
-from poetry_torch_cuda.project.config import load_config
-from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.tempfiles import read_json
@@ -288,23 +286,6 @@ def jetson_warning(
     if not old_jetson(jetson):
         return None
     return f"{variant} on {jetson}: {JETSON_NOTE}"
-
-
-def refresher(
-    locked_versions: Mapping[NormalizedName, str] | None, run: Run
-) -> Callable[[], tuple[TorchCudaConfig, Variant] | None]:
-    """For a run that waited: config and variant as pyproject.toml says now, another
-    run may have changed it (``None`` when the table is gone or the plugin disabled)."""
-
-    def refresh() -> tuple[TorchCudaConfig, Variant] | None:
-        config = load_config(read_pyproject(run.poetry.pyproject_path))
-        if config is None:
-            return None
-        run.changed()  # and the environment too: auto sees it as it is now
-        run.config = config.here(run.env)  # what the run verifies and warns with
-        return run.config, resolve(run.config, locked_versions, run).variant
-
-    return refresh
 
 
 @dataclass(frozen=True)
