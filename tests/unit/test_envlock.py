@@ -88,7 +88,7 @@ def test_a_lock_that_cannot_be_made_is_one_clear_error(
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
     message = str(refused.value)
-    assert message.startswith(f"cannot create the environment's lock {folder}")
+    assert message.startswith(f"cannot create the lock {folder}")
     assert "nothing was changed" in message and "permissions" in message
 
 

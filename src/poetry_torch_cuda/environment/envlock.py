@@ -6,7 +6,8 @@ finished and finds nothing left to do. The lock is an advisory ``flock`` (a
 ``msvcrt`` byte lock on Windows): the OS releases it when its holders exit,
 so a killed run never leaves a stale lock behind. pip inherits the lock's
 file descriptor, which keeps the environment locked while a pip started by a
-run that was killed still finishes.
+run that was killed still finishes. Named after torch-cuda.lock's path, the
+same lock makes every write of that file take turns.
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ if TYPE_CHECKING:
 ENV_LOCK_NAME = ".poetry-torch-cuda.lock"
 _POLL_SECONDS = 0.1
 
-_held: list[int] = []
+_held: dict[Path, int] = {}
 
 
 def held_fds() -> tuple[int, ...]:
     """File descriptors of the locks this process holds (for pip to inherit)."""
-    return tuple(_held) if os.name == "posix" else ()
+    return tuple(_held.values()) if os.name == "posix" else ()
 
 
 def state_dir(env_path: Path) -> Path:
@@ -68,7 +69,8 @@ def environment_lock(
     on_wait: Callable[[], None] | None = None,
     wait_seconds: float = 900.0,
 ) -> Iterator[bool]:
-    """Hold the environment's lock; call ``on_wait`` once if another run holds it.
+    """Hold the lock of the environment at ``env_path`` (of torch-cuda.lock: its
+    path); call ``on_wait`` once if another run holds it.
 
     Yields whether it waited. Re-entrant within one process (a command that
     runs another one).
@@ -77,15 +79,15 @@ def environment_lock(
         TorchCudaError: the lock stayed taken for ``wait_seconds``, or its
             file cannot be made.
     """
-    if _held:
+    path = state_dir(env_path) / ENV_LOCK_NAME
+    if path in _held:
         yield False
         return
-    path = state_dir(env_path) / ENV_LOCK_NAME
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
         raise TorchCudaError(
-            f"cannot create the environment's lock {path} "
+            f"cannot create the lock {path} "
             f"({error.strerror or error}); nothing was changed. Fix the folder's "
             "permissions, then run the command again."
         ) from None
@@ -102,11 +104,11 @@ def environment_lock(
                         f"{wait_seconds:.0f} s. Wait for it to finish, or stop it."
                     )
                 time.sleep(_POLL_SECONDS)
-        _held.append(fd)
+        _held[path] = fd
         try:
             yield waited
         finally:
-            _held.remove(fd)
+            del _held[path]
             _unlock(fd)
     finally:
         os.close(fd)

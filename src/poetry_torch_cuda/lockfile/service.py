@@ -33,6 +33,7 @@ from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
 
+from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.client import new_bytes
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Mapping
+    from contextlib import AbstractContextManager
     from pathlib import Path
 
     from cleo.io.io import IO
@@ -697,9 +699,20 @@ def lock_project(
     return lock
 
 
+def _serialised(path: Path, io: IO) -> AbstractContextManager[bool]:
+    """torch-cuda.lock's one lock (in Poetry's cache, by the file's path), held by
+    every write of it: ``lock``, ``settle``, an install's entry with its read."""
+    waiting = (
+        f"{PREFIX}: <comment>waiting for another run to finish with {LOCK_NAME}</>"
+    )
+    return environment_lock(path, lambda: io.write_error_line(waiting))
+
+
 def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) -> None:
     """Write ``lock`` to ``path`` and say so (``refresh``: also when unchanged)."""
-    if write_lock(path, lock):
+    with _serialised(path, io):
+        changed = write_lock(path, lock)
+    if changed:
         summary = "; ".join(
             f"{v.name}: {len(v.packages)} package{'s' * (len(v.packages) != 1)}, "
             f"{files} file{'s' * (files != 1)}"
@@ -775,12 +788,13 @@ def locked_entry(
     def write() -> None:
         # Into a file another run rewrote meanwhile for the same poetry.lock, this
         # entry alone; one rewritten for another poetry.lock stays as it is.
-        now = read_lock(path)
-        if now is None or now == before:
-            _write(path, made, io)
-        elif not differences(now.inputs, made.inputs):
-            others = tuple(v for v in now.variants if v.name != entry.name)
-            _write(path, TorchCudaLock(now.inputs, (*others, entry)), io)
+        with _serialised(path, io):  # no other write between the read and this one
+            now = read_lock(path)
+            if now is None or now == before:
+                _write(path, made, io)
+            elif not differences(now.inputs, made.inputs):
+                others = tuple(v for v in now.variants if v.name != entry.name)
+                _write(path, TorchCudaLock(now.inputs, (*others, entry)), io)
 
     return entry, write
 
