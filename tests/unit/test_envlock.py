@@ -9,6 +9,7 @@ import textwrap
 from typing import TYPE_CHECKING
 
 import pytest
+from cleo.io.buffered_io import BufferedIO
 
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
@@ -41,16 +42,16 @@ def test_lock_waits_for_another_process_then_gives_up(tmp_path: Path) -> None:
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "locked"
-        waited: list[bool] = []
-        taken = environment_lock(
-            tmp_path, on_wait=lambda: waited.append(True), wait_seconds=0.3
-        )
+        io = BufferedIO()
+        taken = environment_lock(tmp_path, io, wait_seconds=0.3)
         with (
             pytest.raises(TorchCudaError, match="another poetry-torch-cuda run"),
             taken,
         ):
             pytest.fail("the lock was taken twice")
-        assert waited == [True]
+        assert io.fetch_error() == (
+            f"torch-cuda: waiting for another run to finish with {tmp_path}\n"
+        )
     finally:
         holder.kill()
         holder.wait()

@@ -18,7 +18,6 @@ from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import owner_record
-from poetry_torch_cuda.install.reconcile import write_waiting
 from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import require_builds
@@ -194,19 +193,13 @@ class SwitchCommand(MovingCommand):
                 "nothing was changed. Free space or fix permissions, then run "
                 "the command again."
             ) from None
-        waited: list[bool] = []
-
-        def on_wait() -> None:
-            waited.append(True)
-            write_waiting(self.io, self.env)
-
         # The environment stays locked until pyproject.toml says the new
         # variant, so a run waiting for it plans with the new variant.
         # A failed switch leaves every project file as it was, byte for byte:
         # torch-cuda.lock is written last, for what pyproject.toml says (settle).
         with (
             pending or nullcontext(),
-            environment_lock(self.env.path, on_wait),
+            environment_lock(self.env.path, self.io) as waited,
             kept_bytes(owner_record(self.env.path)),
         ):
             if waited:  # another run changed things meanwhile: read them again

@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.output import PREFIX
 
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from collections.abc import Iterator
+
+    from cleo.io.io import IO
 
 #: The env lock's file (named apart from torch-cuda.lock's ``LOCK_NAME``).
 ENV_LOCK_NAME = ".poetry-torch-cuda.lock"
@@ -65,12 +67,10 @@ def state_dir(env_path: Path) -> Path:
 
 @contextmanager
 def environment_lock(
-    env_path: Path,
-    on_wait: Callable[[], None] | None = None,
-    wait_seconds: float = 900.0,
+    env_path: Path, io: IO | None = None, wait_seconds: float = 900.0
 ) -> Iterator[bool]:
     """Hold the lock of the environment at ``env_path`` (of torch-cuda.lock: its
-    path); call ``on_wait`` once if another run holds it.
+    path); say on ``io`` why the command pauses if another run holds it.
 
     Yields whether it waited. Re-entrant within one process (a command that
     runs another one).
@@ -94,8 +94,11 @@ def environment_lock(
     try:
         waited = not _try_lock(fd)
         if waited:
-            if on_wait is not None:
-                on_wait()
+            if io is not None:
+                io.write_error_line(
+                    f"{PREFIX}: <comment>waiting for another run to finish with "
+                    f"{env_path}</>"
+                )
             deadline = time.monotonic() + wait_seconds
             while not _try_lock(fd):
                 if time.monotonic() > deadline:

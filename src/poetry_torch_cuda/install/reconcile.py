@@ -233,7 +233,7 @@ def reconcile_environment(
     install is written once it installed (not with ``write_lock=False``:
     ``switch`` writes the file with pyproject.toml). Returns the plan carried out.
     """
-    with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
+    with environment_lock(env.path, io) as waited:
         sweep(poetry.pyproject_path)  # a killed switch's new pyproject.toml
         if undone := recover(env, lambda names: _pip(env).uninstall(names)):
             io.write_line(f"{PREFIX}: undid a killed run's work: {', '.join(undone)}")
@@ -286,10 +286,3 @@ def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None
             "variants undo each other on every install: give each its own environment, "
             "or the same variant.</>"
         )
-
-
-def write_waiting(io: IO, env: Env) -> None:
-    """Say why the command pauses: another run holds the environment's lock."""
-    io.write_error_line(
-        f"{PREFIX}: <comment>waiting for another run to finish with {env.path}</>"
-    )

@@ -69,7 +69,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Mapping
-    from contextlib import AbstractContextManager
     from pathlib import Path
 
     from cleo.io.io import IO
@@ -699,18 +698,10 @@ def lock_project(
     return lock
 
 
-def _serialised(path: Path, io: IO) -> AbstractContextManager[bool]:
-    """torch-cuda.lock's one lock (in Poetry's cache, by the file's path), held by
-    every write of it: ``lock``, ``settle``, an install's entry with its read."""
-    waiting = (
-        f"{PREFIX}: <comment>waiting for another run to finish with {LOCK_NAME}</>"
-    )
-    return environment_lock(path, lambda: io.write_error_line(waiting))
-
-
 def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) -> None:
-    """Write ``lock`` to ``path`` and say so (``refresh``: also when unchanged)."""
-    with _serialised(path, io):
+    """Write ``lock`` to ``path`` under the file's one lock (every write of it holds
+    the lock named after its path) and say so (``refresh``: also when unchanged)."""
+    with environment_lock(path, io):
         changed = write_lock(path, lock)
     if changed:
         summary = "; ".join(
@@ -788,7 +779,7 @@ def locked_entry(
     def write() -> None:
         # Into a file another run rewrote meanwhile for the same poetry.lock, this
         # entry alone; one rewritten for another poetry.lock stays as it is.
-        with _serialised(path, io):  # no other write between the read and this one
+        with environment_lock(path, io):  # no other write between read and write
             now = read_lock(path)
             if now is None or now == before:
                 _write(path, made, io)
