@@ -406,20 +406,24 @@ def test_ctrl_c_while_poetrys_files_are_listed_keeps_no_lock_entry(
     assert not lock.exists(), stdout + stderr
 
 
-def test_sync_waiting_for_a_switch_installs_what_poetry_lock_says_then(
-    cu129_project: Project, index: IndexServer
+@pytest.mark.parametrize(
+    ("waiting", "variant"),
+    [(("sync",), "cu130"), (("switch", "cpu"), "cpu")],
+)
+def test_a_run_waiting_for_a_switch_installs_what_poetry_lock_says_then(
+    cu129_project: Project, index: IndexServer, waiting: tuple[str, ...], variant: str
 ) -> None:
-    """``sync`` waits for a switch while a teammate's ``poetry add`` moves
-    poetry.lock to torch 2.13.0: it planned from the lock as it read it before
-    the wait and left torch 2.14.1 ("already installed"). A run that waited reads
-    the lock again."""
+    """``sync`` (or another ``switch``) waits for a switch while a teammate's
+    ``poetry add`` moves poetry.lock to torch 2.13.0: it planned from the lock as
+    it read it before the wait and left torch 2.14.1 ("already installed"). A run
+    that waited reads the lock again, and torch-cuda.lock follows it."""
     index.held_paths.add(CU130_WHEEL)
     switch = start_poetry(cu129_project, "torch-cuda", "switch", "cu130")
     wait_for_request(index, CU130_WHEEL)
-    sync = start_poetry(cu129_project, "torch-cuda", "sync")
-    assert sync.stderr is not None
-    while "waiting for another run to finish" not in sync.stderr.readline():
-        assert sync.poll() is None, sync.communicate()
+    other = start_poetry(cu129_project, "torch-cuda", *waiting)
+    assert other.stderr is not None
+    while "waiting for another run to finish" not in other.stderr.readline():
+        assert other.poll() is None, other.communicate()
     moved = run_inprocess(
         cu129_project,
         "add",
@@ -430,7 +434,9 @@ def test_sync_waiting_for_a_switch_installs_what_poetry_lock_says_then(
     assert moved.returncode == 0, moved
     index.held_paths.clear()
     finish(switch)
-    finish(sync)
+    finish(other)
     installed = cu129_project.installed()
-    assert installed["torch"] == "2.13.0+cu130"
-    assert installed["torchvision"] == "0.28.0+cu130"
+    assert installed["torch"] == f"2.13.0+{variant}"
+    assert installed["torchvision"] == f"0.28.0+{variant}"
+    check = run_inprocess(cu129_project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check

@@ -203,6 +203,7 @@ class SwitchCommand(MovingCommand):
             kept_bytes(owner_record(self.env.path)),
         ):
             if waited:  # another run changed things meanwhile: read them again
+                self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
             plan = self.move(ctx, variant, refresh=False)
             # A build that fails verification is replaced by the previous one.
