@@ -174,14 +174,10 @@ def poetry_links(poetry: Poetry, package: Package) -> list[Link]:
         TorchCudaError: the source did not answer, or refused.
     """
     pool = poetry.pool
-    if package.source_type and package.source_reference:
-        repository = pool.repository(package.source_reference)
-    else:
-        repository = (
-            pool.repository("pypi")
-            if pool.has_repository("pypi")
-            else pool.repositories[0]
-        )
+    name = package.source_reference if package.source_type else None
+    if not name:  # as Poetry's Chooser: PyPI when the pool has it, else the first
+        name = "pypi" if pool.has_repository("pypi") else pool.repositories[0].name
+    repository = pool.repository(name)
     try:
         return repository.find_links_for_package(package)
     except (RepositoryError, RequestException) as error:

@@ -197,18 +197,11 @@ def _assess_cuda(
         ]
         return Verdict(variant, True, tuple(reasons), rule=FULL_RULE)
     if not jit and not unknown and nvidia.gpus:
-        compat_reasons = (
-            *notes,
-            (
-                f"driver {driver} >= {floor}, the CUDA {cuda[0]}.x "
-                "minor-version-compatibility floor"
-            ),
-            (
-                f"SASS in {built} covers every GPU, so nothing is JIT-compiled "
-                f"(features that need a CUDA {dotted} driver are unavailable)"
-            ),
-        )
-        return Verdict(variant, True, compat_reasons, rule=COMPAT_RULE)
+        at_floor = f"driver {driver} >= {floor}, the CUDA {cuda[0]}.x "
+        at_floor += "minor-version-compatibility floor"
+        sass = f"SASS in {built} covers every GPU, so nothing is JIT-compiled "
+        sass += f"(features that need a CUDA {dotted} driver are unavailable)"
+        return Verdict(variant, True, (*notes, at_floor, sass), rule=COMPAT_RULE)
     if jit:
         who = ", ".join(f"{gpu.sm} ({gpu.name})" for gpu in jit)
         why = f"{who} has only PTX in {built}; JIT-compiling it"

@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
-    from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
@@ -65,17 +64,14 @@ if TYPE_CHECKING:
 
 
 class Run(Protocol):
-    """A run (``context.RunContext``): project, env, its one index client and view."""
+    """A run (``context.RunContext``): its env, its one index client and view."""
 
-    poetry: Poetry
     env: Env
-    config: TorchCudaConfig
 
     @property
     def client(self) -> IndexClient: ...
     @property
     def installed(self) -> InstalledEnvironment: ...
-    def changed(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -91,8 +87,7 @@ class Resolution:
 
 def probe(env: Env) -> Machine:
     """This machine as ``env`` sees it (its ``platform_machine``)."""
-    machine = str(env.marker_env.get("platform_machine") or "")
-    return probe_machine(machine=machine)
+    return probe_machine(machine=env.marker_env.get("platform_machine"))
 
 
 def offer_finder(
@@ -220,20 +215,6 @@ def _kept_build(config: TorchCudaConfig, run: Run, machine: Machine) -> Decision
         )
         return Decision(kept, (step,), forced_by=step)
     return None
-
-
-def machine_findings(
-    decision: Decision | None, machine: Machine
-) -> tuple[list[str], list[str]]:
-    """``status``'s notes and warnings (a failing nvidia-smi, cpu by memory)."""
-    notes: list[str] = []
-    warnings: list[str] = []
-    if machine.smi_failure is not None:
-        warnings.append(f"the GPU cannot be checked: {machine.smi_failure}")
-    fallback = cpu_fallback_warning(decision, machine)
-    if fallback is not None and decision is not None:
-        (warnings if decision.forced_by_memory else notes).append(fallback)
-    return notes, warnings
 
 
 def report(resolution: Resolution, io: IO) -> None:
@@ -458,17 +439,10 @@ def check_project_fleet(
     """The declared ``targets`` (default: all) against the lock, on their wheels."""
     wanted = wanted_versions(config.package_names, locked_versions)
     torch = wanted.get(canonicalize_name("torch"))
-    return [  # each on its platform's wheels: env's markers moved there
-        check_target(
-            target,
-            config.variant,
-            torch,
-            OfferFinder(
-                run.client,
-                config,
-                wanted,
-                target_marker_env(target, run.env.marker_env),
-            ),
-        )
-        for target in (config.targets if targets is None else targets)
-    ]
+    checks = []
+    for target in config.targets if targets is None else targets:
+        # each on its platform's wheels: the env's markers moved there
+        markers = target_marker_env(target, run.env.marker_env)
+        offers = OfferFinder(run.client, config, wanted, markers)
+        checks.append(check_target(target, config.variant, torch, offers))
+    return checks

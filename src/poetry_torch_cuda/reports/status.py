@@ -22,10 +22,10 @@ from poetry_torch_cuda.install.undo import SYNC_FORCE
 from poetry_torch_cuda.install.undo import dead_stashes
 from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.detection import cpu_fallback_warning
 from poetry_torch_cuda.machine.detection import predates
 from poetry_torch_cuda.machine.probe import probe_nvcc
 from poetry_torch_cuda.machine.resolution import left_to_pypi
-from poetry_torch_cuda.machine.resolution import machine_findings
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.project.locked import STALE_LOCK
 from poetry_torch_cuda.project.locked import is_stale
@@ -259,9 +259,12 @@ def _judge(
         ]
         report.warnings += unknown_entries(config, view.names)
         report.warnings += left_to_poetry(config, installed)
-        notes, found = machine_findings(report.resolution.decision, machine)
-        report.notes += notes
-        report.warnings += found
+        if machine.smi_failure is not None:
+            report.warnings.append(f"the GPU cannot be checked: {machine.smi_failure}")
+        # auto's cpu next to a GPU: a warning when only its memory forced it
+        if (fallback := cpu_fallback_warning(decision, machine)) and decision:
+            found = report.warnings if decision.forced_by_memory else report.notes
+            found.append(fallback)
 
 
 #: Packages download.pytorch.org/whl/<variant> publishes in a build per variant
