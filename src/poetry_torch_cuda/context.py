@@ -102,9 +102,8 @@ class RunContext:
         return plan_for(self.config, variant, locked, self.env, installed, force=force)
 
     def after_wait(self) -> tuple[TorchCudaConfig, Variant, LockedState, Poetry] | None:
-        """For a run that waited for another one: pyproject.toml, poetry.lock and the
-        env as that run left them, read again; the configuration, variant, lock view
-        and project to plan with (``None``: the table is gone or the plugin disabled)."""
+        """After a wait for another run: the project and env as it left them, read again,
+        to plan with (``None``: the table is gone or the plugin disabled)."""
         from poetry.factory import Factory
 
         poetry = Factory().create_poetry(self.poetry.pyproject_path.parent)

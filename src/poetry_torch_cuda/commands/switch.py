@@ -83,11 +83,9 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
             return ctx.view.nothing_held(ctx.config.package_names)
         return describe_plan(plan, would=would)
 
-    def move(
-        self, ctx: RunContext, variant: Variant, *, force: bool = False, refresh: bool
-    ) -> Plan:
+    def move(self, ctx: RunContext, variant: Variant, *, force: bool = False) -> Plan:
         """Make the environment hold ``variant``; one line when nothing changed."""
-        plan = ctx.reconcile(variant, force=force, refresh=refresh)
+        plan = ctx.reconcile(variant, force=force, refresh=True)
         if plan.is_empty:
             self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan))}")
         return plan
@@ -127,7 +125,7 @@ class SyncCommand(MovingCommand):
             plan = ctx.plan(variant, force=force)
             self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan, would=True))}")
             return 0
-        plan = self.move(ctx, variant, force=force, refresh=True)
+        plan = self.move(ctx, variant, force=force)
         prove_change(ctx, plan)
         return 0
 
@@ -205,7 +203,7 @@ class SwitchCommand(MovingCommand):
             if waited:  # another run changed things meanwhile: read them again
                 self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
-            plan = self.move(ctx, variant, refresh=False)
+            plan = self.move(ctx, variant)  # in its own lock: no wait
             # A build that fails verification is replaced by the previous one.
             final = prove_change(ctx, plan, roll_back=True)
             if final != variant and name == variant.name:  # --pin: what runs here

@@ -6,8 +6,7 @@ finished and finds nothing left to do. The lock is an advisory ``flock`` (a
 ``msvcrt`` byte lock on Windows): the OS releases it when its holders exit,
 so a killed run never leaves a stale lock behind. pip inherits the lock's
 file descriptor, which keeps the environment locked while a pip started by a
-run that was killed still finishes. Named after torch-cuda.lock's path, the
-same lock makes every write of that file take turns.
+run that was killed still finishes.
 """
 
 from __future__ import annotations

@@ -215,11 +215,8 @@ def lock_path(poetry: Poetry) -> Path:
 
 
 def check_readable(path: Path) -> None:
-    """Fail where a torch-cuda.lock is there but cannot be read (before anything changes).
-
-    Raises:
-        LockFileError: its permissions, or a folder in its place.
-    """
+    """Refuse, before anything changes, a torch-cuda.lock that is there but cannot be
+    read (its permissions, a folder in its place): a :class:`LockFileError`."""
     try:
         path.open("rb").close()
     except FileNotFoundError:

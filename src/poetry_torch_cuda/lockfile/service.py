@@ -699,8 +699,8 @@ def lock_project(
 
 
 def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) -> None:
-    """Write ``lock`` to ``path`` under the file's one lock (every write of it holds
-    the lock named after its path) and say so (``refresh``: also when unchanged)."""
+    """Write ``lock`` to ``path`` under its one lock (every write of the file takes
+    it), and say so (``refresh``: also when unchanged)."""
     with environment_lock(path, io):
         changed = write_lock(path, lock)
     if changed:
