@@ -82,10 +82,11 @@ class RunContext:
         """The environment as this run found it (read again after changing it)."""
         return installed_environment(self.env)
 
-    def changed(self) -> None:
+    def changed(self, *views: str) -> None:
         """The environment changed (Poetry's executor, the plugin's install): the
-        next step that asks reads :attr:`installed` again."""
-        self.__dict__.pop("installed", None)
+        next step that asks reads :attr:`installed` (and ``views``) again."""
+        for view in ("installed", *views):
+            self.__dict__.pop(view, None)
 
     @cached_property
     def client(self) -> IndexClient:
@@ -102,19 +103,16 @@ class RunContext:
         return plan_for(self.config, variant, locked, self.env, installed, force=force)
 
     def after_wait(self) -> tuple[TorchCudaConfig, Variant, LockedState, Poetry] | None:
-        """After a wait for another run: the project and env as it left them, read again,
-        to plan with (``None``: the table is gone or the plugin disabled)."""
+        """After a wait: the project read again (``None``: no table, or disabled)."""
         from poetry.factory import Factory
 
         poetry = Factory().create_poetry(self.poetry.pyproject_path.parent)
         config = load_config(poetry.pyproject.data)
         if config is None:
             return None
-        if poetry.locker.lock_data != self.poetry.locker.lock_data:  # re-locked
-            for view in ("locked", "view", "installs"):
-                self.__dict__.pop(view, None)
+        relocked = poetry.locker.lock_data != self.poetry.locker.lock_data
         self.poetry, self.config = poetry, config.here(self.env)
-        self.changed()  # and the environment: auto sees it as it is now
+        self.changed(*(("locked", "view", "installs") if relocked else ()))
         variant = resolve(self.config, self.locked.versions, self).variant
         return self.config, variant, self.locked, poetry
 

@@ -16,7 +16,6 @@ from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import describe_plan
-from poetry_torch_cuda.lockfile.model import check_readable
 from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.machine.resolution import jetson_warning
 from poetry_torch_cuda.machine.resolution import left_to_pypi
@@ -126,16 +125,15 @@ class CommandHooks:
         self._runs: dict[int, tuple[RunContext, OperationGuard | None]] = {}
 
     def on_validate(self, event: ConsoleCommandEvent) -> None:
-        """Before Poetry touches anything (even the virtualenv): read and check the
-        config, and that a torch-cuda.lock there can be read.
+        """Before Poetry touches anything (even the virtualenv): read and check the config.
 
         Raises:
             ConfigError: the configuration is invalid; Poetry prints it and exits 1.
-            LockFileError: torch-cuda.lock cannot be read.
+            LockFileError: torch-cuda.lock is there but cannot be read.
         """
         poetry = event.command.poetry  # type: ignore[attr-defined]
         if load_config(poetry.pyproject.data) is not None:
-            check_readable(lock_path(poetry))
+            lock_path(poetry)  # one that cannot be read: before anything changes
 
     def on_command(self, event: ConsoleCommandEvent) -> None:
         """Before an installer command runs: guard its executor."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from cleo.io.buffered_io import BufferedIO
+from cleo.io.null_io import NullIO
 
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
@@ -56,7 +57,7 @@ def test_lock_waits_for_another_process_then_gives_up(tmp_path: Path) -> None:
         holder.kill()
         holder.wait()
     # Free again once the holder is gone, and re-entrant within one process.
-    with environment_lock(tmp_path), environment_lock(tmp_path):
+    with environment_lock(tmp_path, io), environment_lock(tmp_path, io):
         pass
 
 
@@ -65,7 +66,7 @@ def test_lock_falls_back_to_the_temp_dir_for_a_read_only_env(tmp_path: Path) -> 
     (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\n")
     tmp_path.chmod(0o555)
     try:
-        with environment_lock(tmp_path):
+        with environment_lock(tmp_path, NullIO()):
             assert not (tmp_path / ".poetry-torch-cuda.lock").exists()
     finally:
         tmp_path.chmod(0o755)
@@ -84,7 +85,10 @@ def test_a_lock_that_cannot_be_made_is_one_clear_error(
     if subprocess.run(["chattr", "+i", str(folder)], check=False).returncode:
         pytest.skip("chattr +i is not allowed here")
     try:
-        with pytest.raises(TorchCudaError) as refused, environment_lock(system):
+        with (
+            pytest.raises(TorchCudaError) as refused,
+            environment_lock(system, NullIO()),
+        ):
             pass
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
@@ -106,7 +110,7 @@ def test_state_files_stay_out_of_a_python_that_is_no_virtualenv(
     monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
     folder = state_dir(system)
     assert folder.is_dir() and tmp_path / "cache" in folder.parents
-    with environment_lock(system):
+    with environment_lock(system, NullIO()):
         assert list(system.iterdir()) == []
     (system / "pyvenv.cfg").write_text("home = /usr/bin\n")
     assert state_dir(system) == system

@@ -27,7 +27,6 @@ from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import load_config
-from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
@@ -221,7 +220,8 @@ class SwitchCommand(MovingCommand):
                             f'variant = "<c2>{name}</>"{resolved}'
                         )
             if pending is not None or not plan.is_empty:  # also if set meanwhile
-                settle(self.poetry, self.io, read_pyproject(pyproject))
+                self.get_application().reset_poetry()  # the pyproject.toml it wrote
+                settle(self.poetry, self.io, switched=True)
         override = os.environ.get(ENV_VARIANT, "").strip()
         if override and override != name:
             self.line_error(
@@ -231,9 +231,8 @@ class SwitchCommand(MovingCommand):
         return 0
 
     def _target(self, name: str) -> tuple[RunContext, Variant]:
-        """The run context with ``name`` as the variant (pyproject.toml read
-        afresh), and what it resolves to."""
-        data = read_pyproject(self.poetry.pyproject_path)
+        """The run context with ``name`` as the variant, and what it resolves to."""
+        data = self.poetry.pyproject.data
         environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
         tool = dict(data.get("tool") or {})
         tool[TABLE] = {**(tool.get(TABLE) or {}), "variant": name}

@@ -66,7 +66,7 @@ def state_dir(env_path: Path) -> Path:
 
 @contextmanager
 def environment_lock(
-    env_path: Path, io: IO | None = None, wait_seconds: float = 900.0
+    env_path: Path, io: IO, wait_seconds: float = 900.0
 ) -> Iterator[bool]:
     """Hold the lock of the environment at ``env_path`` (of torch-cuda.lock: its
     path); say on ``io`` why the command pauses if another run holds it.
@@ -93,11 +93,9 @@ def environment_lock(
     try:
         waited = not _try_lock(fd)
         if waited:
-            if io is not None:
-                io.write_error_line(
-                    f"{PREFIX}: <comment>waiting for another run to finish with "
-                    f"{env_path}</>"
-                )
+            io.write_error_line(
+                f"{PREFIX}: <comment>waiting for another run to finish with {env_path}</>"
+            )
             deadline = time.monotonic() + wait_seconds
             while not _try_lock(fd):
                 if time.monotonic() > deadline:

@@ -169,7 +169,6 @@ def read_lock(path: Path) -> TorchCudaLock | None:
         LockFileError: the file is not a torch-cuda.lock this version can read
             (a merge conflict anywhere in it included).
     """
-    check_readable(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -210,13 +209,9 @@ def read_lock(path: Path) -> TorchCudaLock | None:
 
 
 def lock_path(poetry: Poetry) -> Path:
-    """torch-cuda.lock, beside poetry.lock."""
-    return poetry.locker.lock.parent / LOCK_NAME
-
-
-def check_readable(path: Path) -> None:
-    """Refuse, before anything changes, a torch-cuda.lock that is there but cannot be
-    read (its permissions, a folder in its place): a :class:`LockFileError`."""
+    """torch-cuda.lock, beside poetry.lock; one there that cannot be read (its
+    permissions, a folder in its place) is refused: a :class:`LockFileError`."""
+    path = poetry.locker.lock.parent / LOCK_NAME
     try:
         path.open("rb").close()
     except FileNotFoundError:
@@ -227,6 +222,7 @@ def check_readable(path: Path) -> None:
             "you can read (its permissions, or remove what is in its place and run "
             "`poetry torch-cuda lock`), then run the command again."
         ) from None
+    return path
 
 
 def _again(path: Path) -> str:

@@ -651,8 +651,7 @@ def lock_project(
         lambda version: python.allows_any(parse_constraint(f"~{version}")),
     )
     variants = []
-    down: IndexUnavailableError | None = None
-    unanswered = set()  # an install's, recorded: lock --check says
+    down: dict[str, IndexUnavailableError] = {}  # no entry, no answer
     for name in sorted(names):
         if name in kept:
             variants.append(kept[name])
@@ -671,22 +670,19 @@ def lock_project(
                 raise
             if isinstance(error, MissingBuildError):
                 continue  # the index answered: it has no build
-            down = error  # auto assumes an index it cannot ask has the build
             if previous and (entry := previous.variant(name)):
                 if write and _stale(poetry, config, previous, name, selected):
                     raise  # a lock would hold it stale (an install: lock --check says)
                 variants.append(entry)  # no answer: keep its entry
-            elif write:
-                raise  # a lock would lack it
-            else:
-                unanswered.add(name)
+            else:  # auto takes an index it cannot ask as having the build
+                down[name] = error
+    if down and (write or not variants):  # an install: lock --check names them
+        raise next(iter(down.values()))
     if not variants:
-        if down:  # every candidate's index failed: that, not "nothing locked"
-            raise down
         return None
     # What auto locked is recorded beside it, so lock --check finds a lost entry.
     chosen = {v.name for v in variants} & (_auto_choices() if auto else set())
-    wanted = tuple(sorted({*current.lock_variants, *chosen, *unanswered}))
+    wanted = tuple(sorted({*current.lock_variants, *chosen, *down}))
     lock = TorchCudaLock(replace(current, lock_variants=wanted), tuple(variants))
     for name in client.skipped():
         io.write_line(
@@ -694,16 +690,14 @@ def lock_project(
             verbosity=Verbosity.VERBOSE,
         )
     if write:
-        _write(path, lock, io, refresh=refresh)
+        with environment_lock(path, io):
+            _write(path, lock, io, refresh=refresh)
     return lock
 
 
 def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) -> None:
-    """Write ``lock`` to ``path`` under its one lock (every write of the file takes
-    it), and say so (``refresh``: also when unchanged)."""
-    with environment_lock(path, io):
-        changed = write_lock(path, lock)
-    if changed:
+    """Write ``lock`` (the caller holds its lock) and say so (``refresh``: even unchanged)."""
+    if write_lock(path, lock):
         summary = "; ".join(
             f"{v.name}: {len(v.packages)} package{'s' * (len(v.packages) != 1)}, "
             f"{files} file{'s' * (files != 1)}"
@@ -779,7 +773,7 @@ def locked_entry(
     def write() -> None:
         # Into a file another run rewrote meanwhile for the same poetry.lock, this
         # entry alone; one rewritten for another poetry.lock stays as it is.
-        with environment_lock(path, io):  # no other write between read and write
+        with environment_lock(path, io):  # no other write between the read and this
             now = read_lock(path)
             if now is None or now == before:
                 _write(path, made, io)
@@ -813,12 +807,11 @@ def _roots_for(
     return roots
 
 
-def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -> None:
-    """Make torch-cuda.lock what ``poetry torch-cuda lock`` would write: after
-    Poetry rewrote poetry.lock, or (``pyproject``) after ``switch`` recorded a
-    variant, keeping the entries still fresh. A failure to lock is a warning
-    (``lock --check`` names what is left to do), except a changed hash of a
-    locked file after ``poetry lock``.
+def settle(poetry: Poetry, io: IO, *, switched: bool = False) -> None:
+    """Make torch-cuda.lock what ``poetry torch-cuda lock`` would write after Poetry
+    rewrote poetry.lock or ``switch`` recorded a variant (``switched``), keeping the
+    entries still fresh. A failure to lock is a warning (``lock --check`` names what
+    is left to do), except a changed hash of a locked file after ``poetry lock``.
 
     Raises:
         DriftError: a locked file now has another sha256 on the index.
@@ -826,10 +819,9 @@ def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -
     if not poetry.locker.is_locked():
         return
     try:
-        config = None if pyproject is None else configured(pyproject)
-        lock_project(poetry, io, config=config, reuse=config is not None)
+        lock_project(poetry, io, reuse=switched)
     except TorchCudaError as error:
-        if pyproject is None and (
+        if not switched and (
             isinstance(error, DriftError)
             or not isinstance(error, (LockError, IndexUnavailableError))
         ):
