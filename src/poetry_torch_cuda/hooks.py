@@ -17,7 +17,6 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.lockfile.model import lock_path
-from poetry_torch_cuda.machine.resolution import jetson_warning
 from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import resolve
@@ -205,12 +204,8 @@ def _check_lock(ctx: RunContext) -> None:
 def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     """The after-step: resolve ``auto``, install the variant's builds, prove them."""
     resolution = resolve(ctx.config, ctx.locked.versions, ctx)
-    report(resolution, ctx.io)  # says nothing unless auto decided
+    report(resolution, ctx.config, ctx.env, ctx.io)
     variant = resolution.variant
-    arch = str(ctx.env.marker_env.get("platform_machine") or "")
-    jetson = jetson_warning(ctx.config, variant, arch, resolution.machine)
-    if jetson is not None:
-        ctx.warn(jetson)
     if command.installer.is_dry_run():
         ctx.io.write_line(
             f"{PREFIX}: {esc(describe_plan(ctx.plan(variant), would=True))}"

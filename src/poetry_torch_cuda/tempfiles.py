@@ -77,15 +77,14 @@ def alive(pid: int) -> bool:
 
 
 def write_text(path: Path, text: str) -> bool:
-    """Replace ``path`` with ``text`` at once, a new file with the mode any new file
-    gets here (the umask, as poetry.lock); return whether the file changed.
-    Removes the temporary files of killed writers of ``path`` first."""
+    """Replace ``path`` (the file a symlink names) with ``text`` at once, a new file
+    with the mode any new file gets here (the umask, as poetry.lock); return whether
+    the file changed. Removes the temporary files of killed writers of it first."""
+    path = path.resolve()
     sweep(path.parent, f".{path.name}.", ".tmp")
-    try:
+    with suppress(OSError):  # no file yet, or not one to read: write it
         if path.read_text(encoding="utf-8") == text:
             return False
-    except OSError:
-        pass
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:

@@ -5,19 +5,25 @@ every process the command starts."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.inprocess import run_inprocess
+from tests.support.kept import kept_install
 from tests.support.untouched import untouched
 
 
 if TYPE_CHECKING:
     from tests.support.fixtures import ProjectFactory
+    from tests.support.index import IndexServer
+    from tests.support.kept import Kept
 
 DEPS = {"needs-torch": "*"}
 TABLE = "[tool.poetry-torch-cuda]"
+kept_cu129 = kept_install(DEPS, 'variant = "cu129"')
 
 
 @pytest.mark.parametrize(
@@ -79,6 +85,7 @@ def test_bad_value_is_refused_before_anything_runs(
             "http://mirror.example/whl/{variant}",
             "uses plain http to mirror.example",
         ),
+        ("POETRY_TORCH_CUDA_DISABLE", "y", "is not a switch: use 1 or 0"),
     ],
 )
 def test_bad_override_is_refused(
@@ -103,3 +110,63 @@ def test_hostile_switch_argument_changes_nothing(
             assert result.returncode == 1
             assert "is not a variant" in result.stderr
     assert not (project.path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            f'{TABLE}\nvariant = "cu129"\npackages = "torch"\n',
+            f"{TABLE} packages must be a non-empty list of requirement strings",
+        ),
+        (f'{TABLE}\nvariant = "cu129"\nverfy = false\n', "did you mean 'verify'?"),
+        ('[tool]\npoetry-torch-cuda = "cu129"\n', f"{TABLE} must be a table"),
+        ('[[tool.poetry-torch-cuda]]\nvariant = "cu129"\n', f"{TABLE} must be a table"),
+    ],
+)
+def test_switch_refuses_a_bad_table_before_poetry_makes_a_virtualenv(
+    project_factory: ProjectFactory, table: str, message: str
+) -> None:
+    project = project_factory(DEPS)
+    project.write_pyproject(project.pyproject_text() + "\n" + table)
+    with untouched(project):
+        result = run_inprocess(project, "torch-cuda", "switch", "cu130")
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Creating virtualenv" not in result.stderr + result.stdout
+
+
+def test_switch_mends_a_bad_variant(project_factory: ProjectFactory) -> None:
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    project.write_pyproject(project.pyproject_text().replace("cu129", "cu12x"))
+    result = run_inprocess(project, "torch-cuda", "switch", "cu130", "--dry-run")
+    assert result.returncode == 0, result
+    assert 'would set variant = "cu130" in pyproject.toml' in result.stdout
+
+
+@pytest.mark.parametrize("protection", [("chmod", "444"), ("chattr", "+i")])
+def test_switch_leaves_a_read_only_pyproject_and_the_environment_alone(
+    kept_cu129: Kept, index: IndexServer, protection: tuple[str, str]
+) -> None:
+    project = kept_cu129.fresh()
+    files = [project.pyproject, project.lockfile, project.path / "torch-cuda.lock"]
+    before = [path.read_bytes() for path in files]
+    if protection[0] == "chmod" and os.geteuid() == 0:
+        pytest.skip("root may write anywhere")
+    if subprocess.run([*protection, str(project.pyproject)], check=False).returncode:
+        pytest.skip(f"{' '.join(protection)} is not allowed here")
+    try:
+        same = run_inprocess(project, "torch-cuda", "switch", "cu129")
+        result = run_inprocess(project, "torch-cuda", "switch", "cu130")
+    finally:
+        undo = ("chattr", "-i") if protection[0] == "chattr" else ("chmod", "644")
+        subprocess.run([*undo, str(project.pyproject)], check=True)
+    assert same.returncode == 0, same  # nothing to write
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "could not write pyproject.toml (it is read-only); nothing was changed. "
+        "Free space or fix permissions, then run the command again."
+    )
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    assert [path.read_bytes() for path in files] == before

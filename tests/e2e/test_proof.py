@@ -497,6 +497,7 @@ def test_switch_auto_pin_records_the_build_that_runs(
     assert "auto: cu128 failed verification here" in result.stderr
     assert 'pyproject.toml now says variant = "cpu"' in result.stdout
     assert 'variant = "cpu"' in project.pyproject_text()
+    assert list(project.path.glob(".pyproject.toml.*")) == []  # both edits' files
     assert project.installed()["torch"] == "2.14.1+cpu"
 
 

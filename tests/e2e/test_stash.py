@@ -19,6 +19,8 @@ import pytest
 from poetry_torch_cuda.environment.envlock import ENV_LOCK_NAME
 from poetry_torch_cuda.environment.envlock import state_dir
 from tests.support.catalog import CUDNN_CU12
+from tests.support.catalog import FILELOCK
+from tests.support.catalog import PYPI
 from tests.support.catalog import build_universe
 from tests.support.fake_torch import broken_import
 from tests.support.fake_torch import fake_torch
@@ -55,29 +57,37 @@ pytestmark = [pytest.mark.e2e, no_real_driver]
 
 DEPS = {"torchvision": "*"}
 CU129 = 'variant = "cu129"\nlock-variants = ["cu129", "cu130"]\n'
+OLDER_FILELOCK = "3.19.0"
 
 
 def _with_big_torch(universe: Universe) -> None:
-    """cu130's torch unpacks 300 MB (a few hundred kB to download)."""
-    spec = next(
-        wheel.spec
-        for wheel in universe.wheels
-        if wheel.index == "cu130" and wheel.spec.version == "2.14.1+cu130"
-        if wheel.spec.project == "torch"
-    )
-    build_wheel(
-        universe.project_dir("torch", "cu130"),
-        "torch",
-        spec.version,
-        spec.requires,
-        payload={"torch/_big.bin": bytes(300_000_000)},
-    )
+    """cu130's torch unpacks 300 MB (a few hundred kB to download); both builds
+    have a console script, ``torchrun``, each its own."""
+    for variant in ("cu129", "cu130"):
+        spec = next(
+            wheel.spec
+            for wheel in universe.wheels
+            if wheel.index == variant and wheel.spec.version == f"2.14.1+{variant}"
+            if wheel.spec.project == "torch"
+        )
+        script = f"[console_scripts]\ntorchrun = torch:{variant}\n".encode()
+        payload = {f"torch-{spec.version}.dist-info/entry_points.txt": script}
+        if variant == "cu130":
+            payload["torch/_big.bin"] = bytes(300_000_000)
+        build_wheel(
+            universe.project_dir("torch", variant),
+            "torch",
+            spec.version,
+            spec.requires,
+            payload=payload,
+        )
 
 
 @pytest.fixture(scope="module")
 def big_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
     universe = build_universe(tmp_path_factory.mktemp("stash-universe"))
     _with_big_torch(universe)
+    universe.add_wheel(PYPI, "filelock", OLDER_FILELOCK)  # for `poetry add` to change
     yield from served(universe.root)
 
 
@@ -284,20 +294,55 @@ def test_kill_9_of_a_switch_is_undone_by_the_next_install(
         wait_for(paused.exists, 180, f"the switch to reach the {moment}")
         os.killpg(process.pid, signal.SIGKILL)
         finish(process)
+    torchrun = project.venv / "bin" / "torchrun"  # the console script, pip's
     if moment != "take":
         assert broken_records(project.site_packages()), "nothing was half done"
+        left = torchrun.read_text() if torchrun.exists() else ""
+        assert f"import {variant}\n" not in left, left
 
     again = project.run("install", check=False)
 
     assert again.returncode == 0, describe(again)
     assert project.installed() == before, describe(again)
     assert broken_records(project.site_packages()) == [], describe(again)
+    assert f"from torch import {variant}\n" in torchrun.read_text(), describe(again)
     undone = "torch-cuda: undid a killed run's work: "
     assert (undone in again.stdout) == (moment != "take"), describe(again)
     assert [s for s in _stashes(project) if s != ".torch-cuda-previous"] == []
     status = run_inprocess(project, "torch-cuda", "status", "--check")
     assert status.returncode == 0, status
     assert f'variant = "{variant}"' in project.pyproject_text()
+
+
+def test_recovery_from_a_killed_run_keeps_what_poetry_installed_since(
+    big_cu129: Project, tmp_path: Path
+) -> None:
+    """kill -9 of a switch whose pip added filelock (the environment lacked it) and
+    replaced torch; then ``poetry add filelock==3.19.0``, whose installer replaced
+    that filelock before the plugin's step: recovery took Poetry's filelock for the
+    killed run's and removed it. It puts back torch and keeps Poetry's filelock."""
+    project = big_cu129
+    project.pip("uninstall", "--yes", "filelock")
+    env, paused = paused_at(tmp_path / "pause", *KILLED_AT["sweep"])
+    with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
+        wait_for(paused.exists, 180, "the switch to sweep the CUDA 12 wheels")
+        os.killpg(process.pid, signal.SIGKILL)
+        finish(process)
+    assert project.installed()["filelock"] == FILELOCK  # the killed run's pip's
+
+    result = project.run("add", f"filelock=={OLDER_FILELOCK}", check=False)
+
+    assert result.returncode == 0, describe(result)
+    installed = project.installed()
+    assert installed["filelock"] == OLDER_FILELOCK, describe(result)
+    assert installed["torch"] == "2.14.1+cu129", describe(result)
+    (line,) = (x for x in result.stdout.splitlines() if "killed run" in x)
+    assert line.startswith("torch-cuda: undid a killed run's work: "), line
+    assert "changed torch 2.14.1+cu130 -> 2.14.1+cu129, " in line, line
+    assert line.endswith(
+        f", kept filelock {OLDER_FILELOCK} (installed by Poetry since)"
+    )
+    assert broken_records(project.site_packages()) == [], describe(result)
 
 
 def test_switching_back_puts_the_previous_build_back_without_downloading(

@@ -70,6 +70,18 @@ def test_disable_switch(value: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "name", ["POETRY_TORCH_CUDA_DISABLE", "POETRY_TORCH_CUDA_VERIFY"]
+)
+def test_a_switch_set_to_no_switch_is_refused_not_ignored(name: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(pyproject(variant="cu129"), {name: " Disabled "})
+    assert str(raised.value) == (
+        f"{name} = 'Disabled' is not a switch: use 1 or 0 "
+        "(or true/false, yes/no, on/off)."
+    )
+
+
 def test_disable_off_values_keep_plugin_on() -> None:
     assert (
         load_config(pyproject(variant="cu129"), {"POETRY_TORCH_CUDA_DISABLE": "0"})

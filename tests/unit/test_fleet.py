@@ -66,6 +66,7 @@ def test_targets_parse() -> None:
         ([{**TRAINING, "gpus": ["sm_90"]}], 'compute capabilities such as "8.6"'),
         ([{**TRAINING, "gpus": [9.0]}], "got a float 9.0"),
         ([{**TRAINING, "platform": "macos"}], "platform must be one of linux-x86_64"),
+        ([{**TRAINING, "platform": ["linux-x86_64"]}], "platform must be one of"),
         ([{**TRAINING, "name": "a b"}], "name must be letters, digits"),
         ([TRAINING, {**LAB, "name": "Training"}], "names 'Training' twice"),
     ],

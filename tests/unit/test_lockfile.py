@@ -255,9 +255,10 @@ def test_lock_variants_key() -> None:
     [
         ("cu129", "must be a non-empty list of variants"),
         ([], "must be a non-empty list of variants"),
-        (["cu12x"], "'cu12x' is not a variant"),
+        (["cu12x"], "lock-variants entry = 'cu12x' is not a variant"),
         (["cu129", "cu129"], "names 'cu129' twice"),
-        ([129], "must be a string"),
+        ([129], "lock-variants entry must be a string, got an integer 129"),
+        ([["cu129"]], "lock-variants entry must be a string, got an array"),
     ],
 )
 def test_lock_variants_rejects_bad_values(value: object, message: str) -> None:

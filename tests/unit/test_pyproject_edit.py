@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
+from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.pyproject_edit import with_variant
 
@@ -44,6 +47,20 @@ def test_crlf_preserved() -> None:
     assert edited.count("\r\n") == ORIGINAL.count("\n")
 
 
+@pytest.mark.parametrize(
+    "original",
+    [
+        '[project]\nname = "x"\n',  # the table is added
+        '[tool.poetry-torch-cuda]\npackages = ["torch"]\n\n[tool.x]\na = 1\n',  # the key
+    ],
+)
+def test_a_crlf_file_gets_crlf_lines(original: str) -> None:
+    edited = with_variant(original.replace("\n", "\r\n"), "cpu")
+    assert edited is not None
+    assert 'variant = "cpu"\r\n' in edited
+    assert edited.count("\n") == edited.count("\r\n")
+
+
 def test_table_created_when_missing() -> None:
     edited = with_variant('[project]\nname = "x"\n', "cpu")
     assert (
@@ -70,3 +87,21 @@ def test_pending_write_changes_nothing_until_committed(tmp_path: Path) -> None:
     assert pyproject.stat().st_mode & 0o777 == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]
     assert prepare_variant(pyproject, "cu130") is None
+
+
+def test_a_file_broken_meanwhile_is_left_alone_with_the_way_on(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.poetry-torch-cuda]\nvariant = "cu129"\n')
+    pending = prepare_variant(pyproject, "cu130")
+    assert pending is not None
+    broken = b'[tool.poetry-torch-cuda]\nvariant = "cu129\n'  # an editor's save
+    pyproject.write_bytes(broken)
+    with pending, pytest.raises(TorchCudaError) as raised:
+        pending.commit()
+    message = str(raised.value)
+    assert message.startswith("pyproject.toml is not valid TOML (")
+    assert message.endswith(
+        '); it was not changed. Set variant = "cu130" in it by hand.'
+    )
+    assert pyproject.read_bytes() == broken
+    assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]

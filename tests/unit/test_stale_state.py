@@ -126,6 +126,22 @@ def test_a_leftover_of_a_killed_lock_write_goes_with_the_next_write(
     assert lock.read_text() == text
 
 
+def test_a_symlinked_lock_stays_a_link_and_its_file_gets_the_text(
+    tmp_path: Path,
+) -> None:
+    """A torch-cuda.lock shared through a symlink (a monorepo's projects) was
+    replaced by a file of its own, the shared one left as it was."""
+    shared = tmp_path / "shared" / "torch-cuda.lock"
+    shared.parent.mkdir()
+    shared.write_text("old")
+    lock = tmp_path / "torch-cuda.lock"
+    lock.symlink_to(shared)
+    assert tempfiles.write_text(lock, "new")
+    assert lock.is_symlink()
+    assert shared.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared", "torch-cuda.lock"]
+
+
 @pytest.mark.parametrize(
     ("error", "words"),
     [

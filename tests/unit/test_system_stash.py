@@ -105,7 +105,8 @@ def test_the_stash_stays_out_of_the_prefix_and_puts_torch_back(
     assert [p.name for p in prefix.iterdir()] == ["lib"]
     module.unlink()  # as pip replaces a file: unlink, then write
     module.write_text("build = 'cu130'\n")
-    stash.put_back(env, refuse)
+    # Not "pip had changed": Poetry's uninstaller, a removal's, may have.
+    assert stash.put_back(env, refuse) == ["put back 1 file"]
     assert module.read_text() == "build = 'cpu'\n"
 
     stash.keep(prefix)  # the previous build, for a switch's rollback
@@ -224,13 +225,16 @@ def test_a_failed_put_back_is_worded_once(
     )
 
 
-def _dist(site: Path, name: str, version: str, module: str) -> None:
+def _dist(
+    site: Path, name: str, version: str, module: str, installer: str = "pip"
+) -> None:
     package = name.replace("-", "_")
     info = site / f"{package}-{version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(
         f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
     )
+    (info / "INSTALLER").write_text(f"{installer}\n")
     (site / package).mkdir(exist_ok=True)
     (site / package / "__init__.py").write_text(module)
     (info / "RECORD").write_text(
@@ -297,6 +301,102 @@ def test_a_killed_runs_stash_is_put_back_leaving_what_poetry_changed_since(
     assert (site / "tinyutil-1.1.0.dist-info").is_dir()
     assert [p.name for p in state_dir(env.path).iterdir()] == []
     assert recover(env, refuse) == []  # nothing left to put back
+
+
+def test_a_killed_runs_stash_leaves_what_poetry_installed_of_its_family_since(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 after pip replaced torch; then Poetry's installer changed two
+    distributions the killed run's stash names (triton, made the project's own
+    since, and filelock, which the killed run was to add): recovery removed
+    Poetry's filelock and put the stashed triton 3.5.0 back beside Poetry's
+    3.6.0. It puts back torch only, keeps Poetry's two, and says so."""
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, "poetry.installation.uninstaller", None)
+    env = system_python(tmp_path / "usr-local")
+    site = env.site_packages.candidates[0]
+    _dist(site, "triton", "3.5.0", "old = True\n")
+    family = ["filelock", "torch", "triton"]
+    stash = Stash.take(env, family, installed_environment(env))
+    gone = subprocess.Popen(["true"])  # a process that is gone now
+    gone.wait()
+    stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.killed"))
+    # what the killed run's pip did, then Poetry's installer
+    shutil.rmtree(site / "torch-2.14.1+cpu.dist-info")
+    (site / "torch" / "__init__.py").unlink()
+    _dist(site, "torch", "2.14.1+cu130", "build = 'cu130'\n")
+    shutil.rmtree(site / "triton-3.5.0.dist-info")
+    (site / "triton" / "__init__.py").unlink()
+    _dist(site, "triton", "3.6.0", "old = False\n", installer="Poetry 2.5.1")
+    (site / "triton" / "new.py").write_text("")  # a file the stashed triton lacks
+    with (site / "triton-3.6.0.dist-info" / "RECORD").open("a") as record:
+        record.write("triton/new.py,,\n")
+    _dist(site, "filelock", "3.19.0", "", installer="Poetry 2.5.1")
+    removed: list[str] = []
+
+    def uninstall(names: Sequence[str]) -> None:
+        for name in names:
+            removed.append(name)
+            package = name.replace("-", "_")
+            shutil.rmtree(next(site.glob(f"{package}-*.dist-info")))
+            shutil.rmtree(site / package)
+
+    undone = recover(env, uninstall)
+
+    assert removed == ["torch"]
+    assert undone == [
+        "changed torch 2.14.1+cu130 -> 2.14.1+cpu",
+        "kept filelock 3.19.0 (installed by Poetry since)",
+        "kept triton 3.6.0 (installed by Poetry since)",
+    ]
+    assert (site / "torch" / "__init__.py").read_text() == "build = 'cpu'\n"
+    assert (site / "triton" / "__init__.py").read_text() == "old = False\n"
+    assert (site / "triton" / "new.py").is_file()
+    assert sorted(p.name for p in site.glob("*.dist-info")) == [
+        "filelock-3.19.0.dist-info",
+        "torch-2.14.1+cpu.dist-info",
+        "triton-3.6.0.dist-info",
+    ]
+
+
+def test_a_killed_runs_stash_puts_console_scripts_back_whatever_the_record_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stash follows RECORD, whose order is the wheel's: here the .dist-info
+    first, and a console script outside site-packages (``../../../bin``). pip
+    replaced both; recovery puts the script and the metadata back."""
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, "poetry.installation.uninstaller", None)
+    env = system_python(tmp_path / "usr-local")
+    site = env.site_packages.candidates[0]
+    script = env.path / "bin" / "torchrun"
+    script.parent.mkdir()
+    script.write_text("#!python\n# cpu\n")
+    info = site / "torch-2.14.1+cpu.dist-info"
+    (info / "RECORD").write_text(
+        f"{info.name}/RECORD,,\n{info.name}/METADATA,,\n"
+        "../../../bin/torchrun,,\ntorch/__init__.py,,\n"
+    )
+    stash = Stash.take(env, ["torch"], installed_environment(env))
+    gone = subprocess.Popen(["true"])  # a process that is gone now
+    gone.wait()
+    stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.killed"))
+    shutil.rmtree(info)  # what the killed run's pip did
+    shutil.rmtree(site / "torch")
+    script.unlink()
+    _dist(site, "torch", "2.14.1+cu130", "build = 'cu130'\n")
+    script.write_text("#!python\n# cu130\n")
+
+    def uninstall(names: Sequence[str]) -> None:
+        assert list(names) == ["torch"]
+        shutil.rmtree(site / "torch-2.14.1+cu130.dist-info")
+        shutil.rmtree(site / "torch")
+        script.unlink()
+
+    assert recover(env, uninstall) == ["changed torch 2.14.1+cu130 -> 2.14.1+cpu"]
+    assert script.read_text() == "#!python\n# cpu\n"
+    assert (site / "torch" / "__init__.py").read_text() == "build = 'cpu'\n"
+    assert (info / "METADATA").is_file() and (info / "RECORD").is_file()
 
 
 def test_a_killed_runs_stash_that_cannot_be_put_back_names_its_folder_and_fix(
@@ -375,7 +475,7 @@ def test_status_words_each_killed_runs_stash_as_the_next_run_treats_it(
             stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.{how}"))
         )
     (roots[1] / "stash.json").unlink()
-    (roots[2] / "0").unlink()
+    (roots[2] / "torch.0").unlink()
 
     said = {
         root: [w for w in dead_stashes(env.path) if f" {root} " in w] for root in roots

@@ -26,7 +26,6 @@ from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
-from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
@@ -72,7 +71,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         check_fresh(self.poetry)
         ctx = self.context(config)
         resolution = resolve(config, ctx.locked.versions, ctx)
-        report(resolution, self.io)
+        report(resolution, ctx.config, ctx.env, self.io)
         require_builds(resolution.variant, sys.platform)
         return ctx, resolution
 
@@ -156,17 +155,15 @@ class SwitchCommand(MovingCommand):
     )
 
     def check_input(self, io: IO) -> None:
-        """Refuse a bad variant before Poetry creates the virtualenv.
-
-        The project's table is not checked here: switch is how a bad
-        ``variant`` gets mended.
+        """Refuse a bad variant, or a bad table (but its ``variant``: switch mends
+        that), before Poetry creates the virtualenv.
 
         Raises:
-            TorchCudaError: the argument is not a variant.
+            TorchCudaError: the argument is not a variant, or the table is invalid.
         """
         value = io.input.argument("variant")
         if value is not None:  # cleo names a missing argument itself
-            variant_argument(value)
+            self._config(variant_argument(value).name)
 
     def work(self) -> int:
         name = variant_argument(self.argument("variant")).name
@@ -206,9 +203,7 @@ class SwitchCommand(MovingCommand):
             # A build that fails verification is replaced by the previous one.
             final = prove_change(ctx, plan, roll_back=True)
             if final != variant and name == variant.name:  # --pin: what runs here
-                name = final.name
-                if pending is not None:
-                    pending.discard()
+                name = final.name  # (the first pending write goes at the end)
                 pending = prepare_variant(pyproject, name)
             elif final != variant:
                 resolved = f" (auto: {final})"
@@ -230,14 +225,17 @@ class SwitchCommand(MovingCommand):
             )
         return 0
 
-    def _target(self, name: str) -> tuple[RunContext, Variant]:
-        """The run context with ``name`` as the variant, and what it resolves to."""
+    def _config(self, name: str) -> TorchCudaConfig:
+        """The configuration with ``name`` as the variant (Poetry's pyproject.toml)."""
         data = self.poetry.pyproject.data
         environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
         tool = dict(data.get("tool") or {})
-        tool[TABLE] = {**(tool.get(TABLE) or {}), "variant": name}
-        config = load_config({**data, "tool": tool}, environ)
-        assert config is not None
-        ctx, resolution = self.prepare(config)
+        table = tool.get(TABLE, {})  # not a table: require_config says so
+        tool[TABLE] = {**table, "variant": name} if isinstance(table, dict) else table
+        return require_config({**data, "tool": tool}, environ)
+
+    def _target(self, name: str) -> tuple[RunContext, Variant]:
+        """The run context for :meth:`_config`, and what its variant resolves to."""
+        ctx, resolution = self.prepare(self._config(name))
         ctx.write_lock = False  # with pyproject.toml, by settle
         return ctx, resolution.variant

@@ -109,11 +109,11 @@ class Stash:
         stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
-            for entries in files_by_name(env, stash.family).values():
+            for name, entries in files_by_name(env, stash.family).items():
                 for path, _, _ in entries:
                     if not os.path.isfile(path) or os.path.islink(path):
                         continue
-                    stash.files.append((path, str(len(stash.files))))
+                    stash.files.append((path, f"{name}.{len(stash.files)}"))
                     link(path, os.path.join(root, stash.files[-1][1]))
                     site = next((s for s in sites if path.startswith(s)), None)
                     top = site and site + path[len(site) :].split(os.sep, 1)[0]
@@ -131,7 +131,7 @@ class Stash:
 
         Removes pip's ``~`` leftovers, the distributions of the family whose
         version changed since and files an interrupted pip wrote, then links
-        every stashed file back.
+        every stashed file back. What Poetry's installer put in since is kept.
         """
         with signals.held():
             sweep_leftovers(env)
@@ -146,13 +146,22 @@ class Stash:
                 and n in self.family
                 and not _drop_unrecorded(folders.get(n, []))
             ]
-            if changed:
+            poetrys = [
+                n
+                for n in changed
+                if (got := installed.get(n))
+                and got.source
+                and (got.source.read_text("INSTALLER") or "").startswith("Poetry")
+            ]
+            if changed := [n for n in changed if n not in poetrys]:
                 remove_distributions(env, changed, uninstall)
-            for stray in _files_under(self.tops) - self.present:
+            theirs = {e[0] for d in files_by_name(env, poetrys).values() for e in d}
+            for stray in _files_under(self.tops) - self.present - theirs:
                 remove(Path(stray))
             relinked = sum(
                 _relink(os.path.join(self.root, name), path)
                 for path, name in self.files
+                if name.rpartition(".")[0] not in poetrys
             )
         after = versions_of(installed_environment(env))
         changes = [
@@ -164,7 +173,9 @@ class Stash:
             for name in sorted({*now, *after})
             if now.get(name) != after.get(name)
         ]
-        return changes or ([f"{relinked} files pip had changed"] if relinked else [])
+        files = [f"put back {relinked} file" + "s" * (relinked > 1)] if relinked else []
+        kept = [f"kept {n} {now[n]} (installed by Poetry since)" for n in poetrys]
+        return (changes or files) + kept
 
     def held(self, names: Iterable[str]) -> str:
         """Its versions of ``names`` in words, torch first ("" for none)."""
@@ -277,10 +288,8 @@ def drop_previous(env_path: Path) -> None:
 
 
 def _installed_from(env_path: Path) -> list[str]:
-    try:
-        return [str(sha) for sha in read_json(state_dir(env_path) / INSTALLED, [])]
-    except (OSError, TypeError):
-        return []
+    found = read_json(state_dir(env_path) / INSTALLED, [])  # it never raises
+    return [str(sha) for sha in found] if isinstance(found, list) else []
 
 
 def link(source: str | Path, target: str | Path) -> None:
@@ -293,16 +302,15 @@ def link(source: str | Path, target: str | Path) -> None:
 
 
 def _relink(kept: str, target: str) -> bool:
-    """Make ``target`` the stashed file ``kept`` again; whether it had to change."""
+    """Make ``target`` the stashed file ``kept`` again; whether it had to change (a
+    link, or a copy on another disk, has the stashed file's size and mtime)."""
     with suppress(FileNotFoundError):  # no file there: linked below
-        if os.path.samestat(os.lstat(target), os.stat(kept)):
+        now, was = os.lstat(target), os.stat(kept)
+        if (now.st_size, now.st_mtime_ns) == (was.st_size, was.st_mtime_ns):
             return False
         os.unlink(target)
-    try:
-        link(kept, target)
-    except FileNotFoundError:  # the removal took its directory too
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        link(kept, target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)  # a removal may have taken it
+    link(kept, target)
     return True
 
 
@@ -386,11 +394,8 @@ def remove_distributions(
             from poetry.installation.uninstaller import uninstall_distribution
 
             remover = uninstall_distribution
-    left: list[str] = []
     with _keeping_shared(env, names):
-        for name in names:
-            if remover is None or remover(env, name) is None:
-                left.append(name)
+        left = [n for n in names if remover is None or remover(env, n) is None]
         left = [name for name in left if files_by_name(env, [name])]
         if left:
             pip_uninstall(left)
@@ -486,14 +491,8 @@ def _keeping_shared(env: Env, names: Collection[str]) -> Iterator[None]:
     owners = files_by_name(env)
     leaving = {canonicalize_name(name) for name in names}
     staying = {e[0] for n, files in owners.items() if n not in leaving for e in files}
-    shared = sorted(
-        {
-            e[0]
-            for n in leaving
-            for e in owners.get(n, ())
-            if e[0] in staying and os.path.isfile(e[0])
-        }
-    )
+    leaving_files = {e[0] for n in leaving for e in owners.get(n, ())}
+    shared = sorted(p for p in leaving_files & staying if os.path.isfile(p))
     prefix = f"{STASH}{os.getpid()}.shared-"  # a stash: a killed run's is put back
     root = Path(tempfile.mkdtemp(prefix=prefix, dir=state_dir(env.path)))
     aside = Stash(root, {}, [], [(path, str(n)) for n, path in enumerate(shared)])

@@ -217,23 +217,28 @@ def _kept_build(config: TorchCudaConfig, run: Run, machine: Machine) -> Decision
     return None
 
 
-def report(resolution: Resolution, io: IO) -> None:
-    """At ``-v``: what the variant resolved to and each step of ``auto``'s decision;
-    a warning when ``auto`` settles for cpu next to a GPU or keeps a build."""
-    decision = resolution.decision
-    if decision is None:
-        return
-    io.write_line(
-        f"{PREFIX}: auto -> {resolution.variant}", verbosity=Verbosity.VERBOSE
-    )
-    for step in decision.steps:
-        io.write_line(f"  - {esc(step)}", verbosity=Verbosity.VERBOSE)
-    machine = resolution.machine
-    warning = cpu_fallback_warning(decision, machine)
-    if machine is not None and _probe_failed(machine):
-        smi = f"auto decides on what else it knows: {machine.smi_failure}"
-        warning = decision.forced_by or smi
-    if warning is not None:
+def report(resolution: Resolution, config: TorchCudaConfig, env: Env, io: IO) -> None:
+    """What every install (the hook, ``switch``, ``sync``) says of its variant: at
+    ``-v`` each step of ``auto``'s decision; a warning when ``auto`` settles for
+    cpu next to a GPU or keeps a build, or when a CUDA variant from PyTorch's own
+    index (a custom ``index-url`` is trusted) lands on a Jetson before L4T R38."""
+    decision, machine = resolution.decision, resolution.machine
+    variant, warnings = resolution.variant, []
+    if decision is not None:
+        io.write_line(f"{PREFIX}: auto -> {variant}", verbosity=Verbosity.VERBOSE)
+        for step in decision.steps:
+            io.write_line(f"  - {esc(step)}", verbosity=Verbosity.VERBOSE)
+        warnings.append(cpu_fallback_warning(decision, machine))
+        if machine is not None and _probe_failed(machine):
+            smi = f"auto decides on what else it knows: {machine.smi_failure}"
+            warnings[-1] = decision.forced_by or smi
+    arch = str(env.marker_env.get("platform_machine") or "").lower()
+    pytorchs = config.index_url_template == DEFAULT_INDEX_URL
+    if variant.kind == "cuda" and pytorchs and arch in ("aarch64", "arm64"):
+        jetson = probe_jetson() if machine is None else machine.jetson  # auto probed
+        if old_jetson(jetson):
+            warnings.append(f"{variant} on {jetson}: {JETSON_NOTE}")
+    for warning in filter(None, warnings):
         io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
 
 
@@ -252,21 +257,6 @@ def require_builds(variant: Variant, sys_platform: str) -> None:
     missing = left_to_pypi(variant, sys_platform)
     if missing is not None:
         raise TorchCudaError(f"{missing}.")
-
-
-def jetson_warning(
-    config: TorchCudaConfig, variant: Variant, arch: str, machine: Machine | None
-) -> str | None:
-    """A warning when a CUDA variant from PyTorch's own index is about to land on a
-    Jetson it does not serve (L4T before R38); a custom ``index-url`` is trusted.
-    ``machine``: the run's probe if it made one, else only the Jetson is probed."""
-    custom = config.index_url_template != DEFAULT_INDEX_URL
-    if variant.kind != "cuda" or custom or arch.lower() not in ("aarch64", "arm64"):
-        return None
-    jetson = probe_jetson() if machine is None else machine.jetson
-    if not old_jetson(jetson):
-        return None
-    return f"{variant} on {jetson}: {JETSON_NOTE}"
 
 
 @dataclass(frozen=True)

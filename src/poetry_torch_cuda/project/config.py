@@ -140,7 +140,7 @@ def _target(number: int, entry: Any) -> FleetTarget:
     ]
     capabilities = tuple((int(match[1]), int(match[2])) for match in found)
     platform = entry.get("platform", "linux-x86_64")
-    if platform not in PLATFORMS:
+    if not isinstance(platform, str) or platform not in PLATFORMS:
         raise _must(f"{where} platform", f"one of {', '.join(PLATFORMS)}", platform)
     return FleetTarget(name, driver, capabilities, platform)
 
@@ -172,6 +172,8 @@ class TorchCudaConfig:
     download_concurrency: int = 16
     #: Keep the replaced build's files in the environment for a switch back.
     keep_previous_build: bool = True
+    #: The ``packages`` entries whose marker excludes this environment (``here``).
+    elsewhere: tuple[Requirement, ...] = ()
 
     @property
     def package_names(self) -> frozenset[NormalizedName]:
@@ -187,7 +189,8 @@ class TorchCudaConfig:
         held = [
             r for r in self.packages if not r.marker or r.marker.evaluate(marker_env)
         ]
-        return replace(self, packages=tuple(held))
+        gone = tuple(r for r in self.packages if r not in held)
+        return replace(self, packages=tuple(held), elsewhere=gone)
 
     def index_url(self, variant: Variant) -> str:
         """The index that serves ``variant``'s wheels."""
@@ -198,14 +201,19 @@ _SWITCH = dict.fromkeys(("0", "false", "no", "off"), False)
 _SWITCH.update(dict.fromkeys(("1", "true", "yes", "on"), True))
 
 
-def _disabled(environ: Mapping[str, str]) -> bool:
-    return _SWITCH.get(environ.get(ENV_DISABLE, "").strip().lower(), False)
+def _switch(environ: Mapping[str, str], name: str) -> bool | None:
+    """The on/off variable ``name`` (``None``: unset); anything else is refused."""
+    value = environ.get(name, "").strip()
+    if value and value.lower() not in _SWITCH:
+        why = "is not a switch: use 1 or 0 (or true/false, yes/no, on/off)"
+        raise ConfigError(f"{name} = {value!r} {why}.")
+    return _SWITCH.get(value.lower())
 
 
 def refuse_if_disabled(environ: Mapping[str, str] = os.environ) -> None:
     """The one answer (a :class:`TorchCudaError`) of every ``torch-cuda`` command
     while ``POETRY_TORCH_CUDA_DISABLE`` is set."""
-    if _disabled(environ):
+    if _switch(environ, ENV_DISABLE):
         raise TorchCudaError(
             f"poetry-torch-cuda is disabled by {ENV_DISABLE}={environ[ENV_DISABLE]}; "
             "unset it to use `poetry torch-cuda`."
@@ -222,7 +230,7 @@ def load_config(
         ConfigError: a key, a value or an override is invalid.
     """
     tool = pyproject.get("tool")
-    if _disabled(environ) or not isinstance(tool, dict) or TABLE not in tool:
+    if _switch(environ, ENV_DISABLE) or not isinstance(tool, dict) or TABLE not in tool:
         return None
     unwrap = getattr(tool, "unwrap", None)  # tomlkit's items to plain values
     tool = unwrap() if callable(unwrap) else tool
@@ -251,12 +259,8 @@ def load_config(
         for key, parse in _KEYS.items()
         if parse is not None and key in table
     }
-    override = environ.get(ENV_VERIFY, "").strip().lower()
-    if override and override not in _SWITCH:
-        raise ConfigError(
-            f"{ENV_VERIFY}={override!r} is not a switch; use 0 (off) or 1 (on)."
-        )
-    values["verify"] = _SWITCH.get(override, values.get("verify", True))
+    override = _switch(environ, ENV_VERIFY)
+    values["verify"] = values.get("verify", True) if override is None else override
     if "index-url" in table:
         insecure = values.get("allow_insecure_http", False)
         _check_index_url(table["index-url"], origins["index-url"], insecure)
@@ -417,7 +421,7 @@ def _lock_variants(value: Any, origin: str) -> tuple[str, ...]:
     """``lock-variants``: a non-empty list of distinct variant names (``auto`` too)."""
     names: list[str] = []
     for item in _items(origin, value, "variants", '["cu129", "cu130"]'):
-        variant = _variant(item, origin)
+        variant = _variant(item, f"{origin} entry")
         if variant.name in names:
             raise ConfigError(f"{origin} names {variant.name!r} twice.")
         names.append(variant.name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import stat
 from contextlib import contextmanager
-from contextlib import suppress
 from typing import TYPE_CHECKING
 
 import tomlkit
@@ -32,17 +31,19 @@ _ATTEMPTS = 5
 def with_variant(text: str, variant: str) -> str | None:
     """``text`` (a pyproject.toml) with ``variant`` set; ``None`` if it already says so.
 
-    A literal string (``'cu129'``) stays a literal string.
+    A literal string (``'cu129'``) stays a literal string, CRLF line endings stay CRLF.
     """
     document = tomlkit.parse(text)
     tool = document.setdefault("tool", tomlkit.table(is_super_table=True))
     table = tool.setdefault(TABLE, tomlkit.table())
-    if table.get("variant") == variant:
+    if (old := table.get("variant")) == variant:
         return None
-    old = table.get("variant")
     literal = isinstance(old, String) and old.type in (StringType.SLL, StringType.MLL)
     table["variant"] = tomlkit.string(variant, literal=literal)
-    return tomlkit.dumps(document)
+    updated = tomlkit.dumps(document)
+    if text.count("\n") == text.count("\r\n") > 0:  # so are the lines tomlkit adds
+        updated = updated.replace("\r\n", "\n").replace("\n", "\r\n")
+    return updated
 
 
 def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:
@@ -53,12 +54,14 @@ def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:
     again from the file's content at :meth:`PendingWrite.commit`.
 
     Raises:
-        OSError: the new file could not be written.
+        OSError: the new file could not be written, or the file is read-only.
     """
     target = sweep(pyproject)
     updated = with_variant(target.read_bytes().decode("utf-8"), variant)
     if updated is None:
         return None
+    if not os.access(target, os.W_OK):  # the rename over it would ignore that
+        raise PermissionError("it is read-only")
     return PendingWrite(target, variant, updated.encode("utf-8"))
 
 
@@ -92,12 +95,18 @@ class PendingWrite:
         return whether it changed.
 
         Raises:
-            TorchCudaError: the file kept changing while it was being written.
+            TorchCudaError: the file kept changing while it was being written,
+                or is no longer TOML.
         """
+        why = "kept changing while the variant was written to it"
         with _locked(self.target):
             for _ in range(_ATTEMPTS):
                 current = self.target.read_bytes()
-                updated = with_variant(current.decode("utf-8"), self.variant)
+                try:
+                    updated = with_variant(current.decode("utf-8"), self.variant)
+                except ValueError as error:  # tomlkit's ParseError, a bad byte
+                    why = f"is not valid TOML ({error})"
+                    break
                 if updated is None:
                     return False
                 data = updated.encode("utf-8")
@@ -112,19 +121,15 @@ class PendingWrite:
                     self._temporary.replace(self.target)
                 return True
         raise TorchCudaError(
-            f"{self.target.name} kept changing while the variant was written to it; "
-            f'it was not changed. Set variant = "{self.variant}" in it by hand.'
+            f"{self.target.name} {why}; it was not changed. "
+            f'Set variant = "{self.variant}" in it by hand.'
         )
-
-    def discard(self) -> None:
-        """Forget the new content; the file stays as it was."""
-        self._temporary.unlink(missing_ok=True)
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, *exc_info: object) -> None:
-        self.discard()
+        self._temporary.unlink(missing_ok=True)  # the file stays as it was
 
 
 def _prefix(target: Path) -> str:
@@ -147,14 +152,9 @@ def _locked(target: Path) -> Iterator[None]:
     import fcntl
 
     while True:
-        with target.open("rb") as stream:
+        with target.open("rb") as stream:  # closing it releases the lock
             fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
-            try:
-                # The holder before us may have renamed a new file into place.
-                if os.fstat(stream.fileno()).st_ino != target.stat().st_ino:
-                    continue
+            # The holder before us may have renamed a new file into place.
+            if os.fstat(stream.fileno()).st_ino == target.stat().st_ino:
                 yield
                 return
-            finally:
-                with suppress(OSError):
-                    fcntl.flock(stream.fileno(), fcntl.LOCK_UN)
