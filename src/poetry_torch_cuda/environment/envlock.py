@@ -68,8 +68,7 @@ def state_dir(env_path: Path) -> Path:
 def environment_lock(
     env_path: Path, io: IO, wait_seconds: float = 900.0
 ) -> Iterator[bool]:
-    """Hold the lock of the environment at ``env_path`` (of torch-cuda.lock: its
-    path); say on ``io`` why the command pauses if another run holds it.
+    """Hold the lock of ``env_path`` (an env, torch-cuda.lock); tell ``io`` of a wait.
 
     Yields whether it waited. Re-entrant within one process (a command that
     runs another one).

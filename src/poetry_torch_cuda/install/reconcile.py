@@ -227,11 +227,10 @@ def reconcile_environment(
 
     ``force`` reinstalls matching builds (``sync --force``), ``compile_bytecode``
     writes ``.pyc`` files. The plan is made from the environment as it is under
-    the lock (another run may have changed it since this one looked, with or
-    without a wait); a run that waited plans with ``refresh``'s configuration,
-    variant, lock view and project. An entry of torch-cuda.lock locked for the
-    install is written once it installed (not with ``write_lock=False``:
-    ``switch`` writes the file with pyproject.toml). Returns the plan carried out.
+    the lock (another run may have changed it since this one looked), after a
+    wait from what ``refresh`` read again. An entry of torch-cuda.lock locked for
+    the install is written once it installed (not with ``write_lock=False``:
+    ``switch`` writes it with pyproject.toml). Returns the plan carried out.
     """
     with environment_lock(env.path, io) as waited:
         sweep(poetry.pyproject_path)  # a killed switch's new pyproject.toml
