@@ -16,7 +16,6 @@ from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import describe_plan
-from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import resolve
@@ -62,9 +61,14 @@ class OperationGuard:
     def execute(
         self, execute: Callable[[list[Operation]], int], operations: list[Operation]
     ) -> int:
-        """Poetry's ``execute`` of ``operations``, after marking the protected ones."""
+        """Poetry's ``execute`` of ``operations``, after marking the protected ones
+        and refusing, before any change, a torch-cuda.lock that cannot be read."""
         resolved = self.capture(operations)
         self.mark(operations, resolved)
+        if not all(operation.skipped for operation in operations):
+            from poetry_torch_cuda.lockfile.model import lock_path
+
+            lock_path(self.ctx.poetry)
         # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
         # must still be recognised as the torch family's, to be swept.
         before = self.ctx.installed.graph(self.ctx.config.package_names)
@@ -128,11 +132,8 @@ class CommandHooks:
 
         Raises:
             ConfigError: the configuration is invalid; Poetry prints it and exits 1.
-            LockFileError: torch-cuda.lock is there but cannot be read.
         """
-        poetry = event.command.poetry  # type: ignore[attr-defined]
-        if load_config(poetry.pyproject.data) is not None:
-            lock_path(poetry)  # one that cannot be read: before anything changes
+        load_config(event.command.poetry.pyproject.data)  # type: ignore[attr-defined]
 
     def on_command(self, event: ConsoleCommandEvent) -> None:
         """Before an installer command runs: guard its executor."""
