@@ -23,6 +23,7 @@ from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.output import write_error
 from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import LockedState
 from poetry_torch_cuda.project.locked import locked_graph
 from poetry_torch_cuda.project.locked import refuse_unindexed
@@ -138,9 +139,7 @@ class CommandHooks:
     def on_command(self, event: ConsoleCommandEvent) -> None:
         """Before an installer command runs: guard its executor."""
         command: InstallerCommand = event.command  # type: ignore[assignment]
-        config = load_config(command.poetry.pyproject.data)
-        if config is None:
-            return
+        config = require_config(command.poetry.pyproject.data)  # _forward: it has one
         # `auto` is resolved in the after-step, once the lock says which torch.
         no_builds = left_to_pypi(config.variant, sys.platform)
         if no_builds is not None:

@@ -73,14 +73,18 @@ class TorchCudaPlugin(ApplicationPlugin):
 
 
 def _has_table(command: Any) -> bool:
-    """Whether the project configures us; without the table we do nothing."""
+    """Whether the project configures us and the plugin is on; else we do nothing."""
     if (getattr(command, "name", None) or "").startswith("self "):
         return False
     try:
         tool = command.poetry.pyproject.data.get("tool")
     except Exception:  # noqa: BLE001 - outside a project: nothing to do
         return False
-    return isinstance(tool, dict) and TABLE in tool
+    if not isinstance(tool, dict) or TABLE not in tool:
+        return False
+    from poetry_torch_cuda.project import config  # a project with the table only
+
+    return not config.switch(config.ENV_DISABLE)
 
 
 def _warn_on_poetry_export(event: Event) -> None:

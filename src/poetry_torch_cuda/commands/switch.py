@@ -161,9 +161,7 @@ class SwitchCommand(MovingCommand):
         Raises:
             TorchCudaError: the argument is not a variant, or the table is invalid.
         """
-        value = io.input.argument("variant")
-        if value is not None:  # cleo names a missing argument itself
-            self._config(variant_argument(value).name)
+        self._config(variant_argument(io.input.argument("variant")).name)
 
     def work(self) -> int:
         name = variant_argument(self.argument("variant")).name

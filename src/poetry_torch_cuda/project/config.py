@@ -201,7 +201,7 @@ _SWITCH = dict.fromkeys(("0", "false", "no", "off"), False)
 _SWITCH.update(dict.fromkeys(("1", "true", "yes", "on"), True))
 
 
-def _switch(environ: Mapping[str, str], name: str) -> bool | None:
+def switch(name: str, environ: Mapping[str, str] = os.environ) -> bool | None:
     """The on/off variable ``name`` (``None``: unset); anything else is refused."""
     value = environ.get(name, "").strip()
     if value and value.lower() not in _SWITCH:
@@ -213,7 +213,7 @@ def _switch(environ: Mapping[str, str], name: str) -> bool | None:
 def refuse_if_disabled(environ: Mapping[str, str] = os.environ) -> None:
     """The one answer (a :class:`TorchCudaError`) of every ``torch-cuda`` command
     while ``POETRY_TORCH_CUDA_DISABLE`` is set."""
-    if _switch(environ, ENV_DISABLE):
+    if switch(ENV_DISABLE, environ):
         raise TorchCudaError(
             f"poetry-torch-cuda is disabled by {ENV_DISABLE}={environ[ENV_DISABLE]}; "
             "unset it to use `poetry torch-cuda`."
@@ -230,7 +230,7 @@ def load_config(
         ConfigError: a key, a value or an override is invalid.
     """
     tool = pyproject.get("tool")
-    if _switch(environ, ENV_DISABLE) or not isinstance(tool, dict) or TABLE not in tool:
+    if switch(ENV_DISABLE, environ) or not isinstance(tool, dict) or TABLE not in tool:
         return None
     unwrap = getattr(tool, "unwrap", None)  # tomlkit's items to plain values
     tool = unwrap() if callable(unwrap) else tool
@@ -259,7 +259,7 @@ def load_config(
         for key, parse in _KEYS.items()
         if parse is not None and key in table
     }
-    override = _switch(environ, ENV_VERIFY)
+    override = switch(ENV_VERIFY, environ)
     values["verify"] = values.get("verify", True) if override is None else override
     if "index-url" in table:
         insecure = values.get("allow_insecure_http", False)
