@@ -560,6 +560,7 @@ def test_a_lock_written_while_an_install_writes_its_entry_is_kept(
     project = kept_cu129.fresh()
     read = service.read_lock
     other: list[subprocess.Popen[str]] = []
+    said: list[str] = []
 
     def read_then_race(path: Path) -> object:
         found = read(path)
@@ -570,6 +571,7 @@ def test_a_lock_written_while_an_install_writes_its_entry_is_kept(
             assert other[0].stderr is not None
             for line in other[0].stderr:  # until it waits or ends
                 if "waiting for another run" in line:
+                    said.append(line)
                     break
         return found
 
@@ -579,6 +581,9 @@ def test_a_lock_written_while_an_install_writes_its_entry_is_kept(
     assert result.returncode == 0, result
     assert "locking cu130 first" in result.stdout, result
     assert finish(other[0]).returncode == 0
+    assert said == [
+        f"torch-cuda: waiting for another run to finish with {project.path}/torch-cuda.lock\n"
+    ]
     assert project.installed()["torch"] == "2.14.1+cu130"
     assert [v["name"] for v in read_lock(project)["variant"]] == ["cu128", "cu129"]
     check = run_inprocess(project, "torch-cuda", "lock", "--check")
