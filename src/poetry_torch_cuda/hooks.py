@@ -221,7 +221,7 @@ def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     warnings += left_to_poetry(ctx.config, ctx.installed)
     for warning in warnings:
         ctx.warn(warning)
-    if not plan.is_empty:  # a no-op run never verifies (nor imports proof/)
+    if plan.install:  # a run that installs nothing never verifies (nor imports proof/)
         from poetry_torch_cuda.proof.after import prove_change
 
         prove_change(ctx, plan)

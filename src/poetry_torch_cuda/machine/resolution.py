@@ -43,6 +43,7 @@ from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -105,9 +106,10 @@ def choose(
     *,
     env: Env | None = None,
 ) -> Decision:
-    """:func:`~.detection.decide`, where builds that failed in ``env`` before are
-    offered "no" (a target has no memory)."""
-    failed = {f.variant: f for f in failures(env.path, machine)} if env else {}
+    """:func:`~.detection.decide`, where builds of ``torch_version`` that failed in
+    ``env`` before are offered "no" (a target has no memory)."""
+    memory = failures(env.path, machine, torch_version) if env else []
+    failed = {f.variant: f for f in memory}
 
     def offer(variant: Variant) -> Offer:
         failure = failed.get(variant.name)
@@ -270,12 +272,14 @@ class Failure:
     machine: str
 
 
-def failures(env_path: Path, machine: Machine | None = None) -> list[Failure]:
-    """The remembered failures, all of them or those for ``machine`` only."""
-    key = None if machine is None else _machine_key(machine)
-    if machine is not None and key is None:
-        return []
-    return [f for f in _read(env_path) if key is None or f.machine == key]
+def failures(
+    env_path: Path, machine: Machine | None = None, torch: str | None = None
+) -> list[Failure]:
+    """The remembered failures: all, or ``machine``'s of a build of ``torch``."""
+    key = None if machine is None else _machine_key(machine)  # None: no driver
+    found = [f for f in _read(env_path) if machine is None or f.machine == key]
+    same = public_version(torch or "")
+    return [f for f in found if not torch or public_version(f.torch or torch) == same]
 
 
 def remember(
@@ -296,8 +300,7 @@ def remember(
 def forget(env_path: Path) -> int:
     """Clear the memory; returns how many failures it held."""
     count = len(_read(env_path))
-    with contextlib.suppress(FileNotFoundError):
-        _memory_path(env_path).unlink()
+    _memory_path(env_path).unlink(missing_ok=True)
     return count
 
 
@@ -321,9 +324,10 @@ def _read(env_path: Path) -> list[Failure]:
     entries = data.get("failures") if isinstance(data, dict) else None
     found = []
     for entry in entries if isinstance(entries, list) else []:
-        with contextlib.suppress(KeyError, TypeError):
-            fields = dataclasses.fields(Failure)
-            found.append(Failure(**{f.name: entry[f.name] for f in fields}))
+        with contextlib.suppress(KeyError, TypeError):  # a damaged entry is none
+            values = {f.name: entry[f.name] for f in dataclasses.fields(Failure)}
+            if all(isinstance(value, (str, type(None))) for value in values.values()):
+                found.append(Failure(**values))
     return found
 
 
