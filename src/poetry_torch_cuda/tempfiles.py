@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-def make(directory: Path, prefix: str, suffix: str) -> tuple[int, Path]:
-    """``mkstemp`` in ``directory`` with this pid in the name."""
+def make(directory: Path | None, prefix: str, suffix: str) -> tuple[int, Path]:
+    """``mkstemp`` in ``directory`` (``None``: TMPDIR) with this pid in the name."""
     handle, name = tempfile.mkstemp(
         dir=directory, prefix=f"{prefix}{os.getpid()}.", suffix=suffix
     )
