@@ -16,7 +16,6 @@ from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import load_config
-from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.selection import LockView
 from poetry_torch_cuda.project.selection import Selection
@@ -83,10 +82,11 @@ class RunContext:
         """The environment as this run found it (read again after changing it)."""
         return installed_environment(self.env)
 
-    def changed(self) -> None:
+    def changed(self, *views: str) -> None:
         """The environment changed (Poetry's executor, the plugin's install): the
-        next step that asks reads :attr:`installed` again."""
-        self.__dict__.pop("installed", None)
+        next step that asks reads :attr:`installed` (and ``views``) again."""
+        for view in ("installed", *views):
+            self.__dict__.pop(view, None)
 
     @cached_property
     def client(self) -> IndexClient:
@@ -102,6 +102,20 @@ class RunContext:
         locked, installed = self.locked, self.installed
         return plan_for(self.config, variant, locked, self.env, installed, force=force)
 
+    def after_wait(self) -> tuple[TorchCudaConfig, Variant, LockedState, Poetry] | None:
+        """After a wait: the project read again (``None``: no table, or disabled)."""
+        from poetry.factory import Factory
+
+        poetry = Factory().create_poetry(self.poetry.pyproject_path.parent)
+        config = load_config(poetry.pyproject.data)
+        if config is None:
+            return None
+        relocked = poetry.locker.lock_data != self.poetry.locker.lock_data
+        self.poetry, self.config = poetry, config.here(self.env)
+        self.changed(*(("locked", "view", "installs") if relocked else ()))
+        variant = resolve(self.config, self.locked.versions, self).variant
+        return self.config, variant, self.locked, poetry
+
     def reconcile(
         self,
         variant: Variant,
@@ -113,19 +127,18 @@ class RunContext:
         """Make the environment hold ``variant`` through the one locked install path.
 
         With ``refresh``, a run that waited for another one plans again with
-        the configuration as it is then. Returns the plan carried out.
+        the project as it is then (:meth:`after_wait`). Returns the plan carried out.
         """
-        locked, env, io = self.locked, self.env, self.io
         plan = reconcile_environment(
             self.config,
             variant,
-            locked,
-            env,
-            io,
+            self.locked,
+            self.env,
+            self.io,
             self.poetry,
             force=force,
             compile_bytecode=compile_bytecode,
-            refresh=self._refreshed if refresh else None,
+            refresh=self.after_wait if refresh else None,
             write_lock=self.write_lock,
         )
         if plan.is_empty:  # what it planned from, read under the lock
@@ -133,14 +146,3 @@ class RunContext:
         else:
             self.changed()
         return plan
-
-    def _refreshed(self) -> tuple[TorchCudaConfig, Variant] | None:
-        """For a run that waited: the configuration and variant as pyproject.toml
-        says now, another run may have changed it (``None`` when the table is gone
-        or the plugin disabled); the run verifies and warns with it from then on."""
-        config = load_config(read_pyproject(self.poetry.pyproject_path))
-        if config is None:
-            return None
-        self.changed()  # and the environment too: auto sees it as it is now
-        self.config = config.here(self.env)
-        return self.config, resolve(self.config, self.locked.versions, self).variant

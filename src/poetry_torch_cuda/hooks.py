@@ -57,11 +57,16 @@ class OperationGuard:
     def execute(
         self, execute: Callable[[list[Operation]], int], operations: list[Operation]
     ) -> int:
-        """Poetry's ``execute`` of ``operations``, after marking the protected ones."""
+        """Poetry's ``execute`` of ``operations``, after marking the protected ones
+        and refusing, before any change, a torch-cuda.lock that cannot be read."""
         resolved = self.capture(operations)
         self.mark(operations, resolved)
         uninstalls = [o for o in operations if o.job_type == "uninstall"]
         self.removed = [o.package.name for o in uninstalls if not o.skipped]  # Poetry's
+        if not all(operation.skipped for operation in operations):
+            from poetry_torch_cuda.lockfile.model import lock_path
+
+            lock_path(self.ctx.poetry)
         # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
         # must still be recognised as the torch family's, to be swept.
         before = self.ctx.installed.graph(self.ctx.config.package_names)

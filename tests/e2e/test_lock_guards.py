@@ -236,7 +236,7 @@ def test_lock_over_an_unreadable_lock_says_so(
     tmp_path: Path, index: IndexServer
 ) -> None:
     """torch-cuda.lock cannot be read at all (here a directory): ``lock`` names the
-    file and the two ways on, as for a damaged one."""
+    file and the way on (not --accept-drift, which cannot write over a folder)."""
     project = Project.create(tmp_path, index, DEPS, TWO)
     assert run_inprocess(project, "lock").returncode == 0
     path = project.path / "torch-cuda.lock"
@@ -244,8 +244,9 @@ def test_lock_over_an_unreadable_lock_says_so(
     path.mkdir()
     result = run_inprocess(project, "torch-cuda", "lock")
     assert result.returncode == 1, result
-    assert "torch-cuda.lock cannot be read" in result.stderr, result
-    assert "--accept-drift" in result.stderr, result
+    assert f"torch-cuda.lock cannot be read (Is a directory): {path}." in (
+        " ".join(result.stderr.split())
+    ), result
 
 
 def test_lock_check_refuses_a_file_of_another_build_or_none(
@@ -552,3 +553,63 @@ def test_a_relock_while_an_index_auto_locked_fails_keeps_no_stale_entry(
     assert result.returncode == 0, result
     assert "could not update torch-cuda.lock" in result.stderr, result
     assert lock_bytes(project) == before
+
+
+def test_an_install_over_an_unreadable_lock_fails_before_poetry_installs(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A folder where torch-cuda.lock should be (the same for a file without read
+    permission, which root reads all the same): Poetry installed needs-torch's
+    dependencies, then the plugin failed on the file, with a fix (restore it, or
+    --accept-drift) that cannot work on a folder. It fails before Poetry installs
+    anything, naming the file and what to do with it."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    assert run_inprocess(project, "lock").returncode == 0
+    before = project.installed()
+    path = project.path / "torch-cuda.lock"
+    path.unlink()
+    path.mkdir()
+    result = run_inprocess(project, "install")
+    assert result.returncode == 1, result
+    assert project.installed() == before, result
+    assert " ".join(result.stderr.split()) == (
+        f"torch-cuda.lock cannot be read (Is a directory): {path}. Make it a file "
+        "you can read (its permissions, or remove what is in its place and run "
+        "`poetry torch-cuda lock`), then run the command again."
+    ), result
+
+
+def test_a_first_auto_lock_while_a_candidates_index_fails_names_it(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``variant = "auto"``, no torch-cuda.lock yet, cu128's index answers 503: the
+    lock left cu128 out without a word and `lock --check` passed, though `auto`
+    takes cu128 where it runs best (it assumes an index it cannot ask has the
+    build). It fails naming the index's failure, and writes nothing."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "auto"\n')
+    assert run_inprocess(project, "lock", env_extra=BOT).returncode == 0
+    index.fail_retry_after = "0"
+    index.fail_paths["/whl/cu128/"] = 503
+    result = run_inprocess(project, "torch-cuda", "lock")
+    assert result.returncode == 1, result
+    assert "the index failed with HTTP 503 (a server error)" in result.stderr, result
+    assert "/whl/cu128/" in result.stderr, result
+    assert not (project.path / "torch-cuda.lock").exists()
+
+
+def test_an_auto_install_locking_first_while_a_candidates_index_fails_leaves_it_named(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """The same during an install that locks first: the install goes on (cu128
+    is not what it installs), and the file it writes records cu128 among the
+    variants to lock, so `lock --check` names the entry left to lock."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "auto"\n')
+    assert run_inprocess(project, "lock", env_extra=BOT).returncode == 0
+    index.fail_retry_after = "0"
+    index.fail_paths["/whl/cu128/"] = 503
+    result = run_inprocess(project, "install")
+    assert result.returncode == 0, result
+    assert "cu128" not in project.installed()["torch"], result
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 1, check
+    assert "cu128 is not locked" in check.stderr, check

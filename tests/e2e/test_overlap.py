@@ -412,3 +412,39 @@ def test_ctrl_c_while_poetrys_files_are_listed_keeps_no_lock_entry(
     assert "Traceback" not in stdout + stderr
     assert "torch" not in project.installed()
     assert not lock.exists(), stdout + stderr
+
+
+@pytest.mark.parametrize(
+    ("waiting", "variant"),
+    [(("sync",), "cu130"), (("switch", "cpu"), "cpu")],
+)
+def test_a_run_waiting_for_a_switch_installs_what_poetry_lock_says_then(
+    cu129_project: Project, index: IndexServer, waiting: tuple[str, ...], variant: str
+) -> None:
+    """``sync`` (or another ``switch``) waits for a switch while a teammate's
+    ``poetry add`` moves poetry.lock to torch 2.13.0: it planned from the lock as
+    it read it before the wait and left torch 2.14.1 ("already installed"). A run
+    that waited reads the lock again, and torch-cuda.lock follows it."""
+    index.held_paths.add(CU130_WHEEL)
+    switch = start_poetry(cu129_project, "torch-cuda", "switch", "cu130")
+    wait_for_request(index, CU130_WHEEL)
+    other = start_poetry(cu129_project, "torch-cuda", *waiting)
+    assert other.stderr is not None
+    while "waiting for another run to finish" not in other.stderr.readline():
+        assert other.poll() is None, other.communicate()
+    moved = run_inprocess(
+        cu129_project,
+        "add",
+        "--lock",
+        "torchvision==0.28.0",
+        env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"},
+    )
+    assert moved.returncode == 0, moved
+    index.held_paths.clear()
+    finish(switch)
+    finish(other)
+    installed = cu129_project.installed()
+    assert installed["torch"] == f"2.13.0+{variant}"
+    assert installed["torchvision"] == f"0.28.0+{variant}"
+    check = run_inprocess(cu129_project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check

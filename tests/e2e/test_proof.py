@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from poetry_torch_cuda.install import reconcile
+from poetry_torch_cuda.environment import envlock
 from tests.support.catalog import build_universe
 from tests.support.fake_torch import LIBCUDNN_MISSING
 from tests.support.fake_torch import NMS_MISSING
@@ -270,12 +270,17 @@ def test_a_sync_that_waited_verifies_the_variant_it_installed(
     held = (project.venv / ".poetry-torch-cuda.lock").open("a")
     fcntl.flock(held.fileno(), fcntl.LOCK_EX)
 
-    def other_run_ends(*_: object) -> None:
+    taken = envlock._try_lock
+
+    def other_run_ends(fd: int) -> bool:  # on the first try: it waits
+        if held.closed:
+            return taken(fd)
         text = project.pyproject_text().replace('"cpu"', '"cu130"')
         project.write_pyproject(text)
         held.close()
+        return False
 
-    monkeypatch.setattr(reconcile, "write_waiting", other_run_ends)
+    monkeypatch.setattr(envlock, "_try_lock", other_run_ends)
     result = run_inprocess(project, "torch-cuda", "sync", env_extra=env)
 
     assert result.returncode == 0, (result.stdout, result.stderr)

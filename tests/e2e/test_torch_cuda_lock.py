@@ -27,6 +27,7 @@ from tests.support.poetry_project import isolated_env
 from tests.support.processes import captured
 from tests.support.processes import finish
 from tests.support.processes import running
+from tests.support.processes import start_poetry
 from tests.support.processes import wait_for_request
 
 
@@ -544,3 +545,46 @@ def test_a_failed_switch_keeps_what_another_run_wrote_meanwhile(
     assert "expected sha256" in result.stderr, describe(result)
     assert project.installed()["torch"] == "2.14.1+cu129"
     assert lock_bytes(project) == written
+
+
+def test_a_lock_written_while_an_install_writes_its_entry_is_kept(
+    own_index: IndexServer, kept_cu129: Kept, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``poetry torch-cuda lock`` (a teammate added cu128 to lock-variants) writes
+    torch-cuda.lock between an install's read of the file and its write of the
+    entry it locked first: the install wrote the file it had read plus its entry,
+    and cu128 was lost (`lock --check` failed). Every writer of the file holds
+    one lock, so the ``lock`` waits, then writes."""
+    from poetry_torch_cuda.lockfile import service
+
+    project = kept_cu129.fresh()
+    read = service.read_lock
+    other: list[subprocess.Popen[str]] = []
+    said: list[str] = []
+
+    def read_then_race(path: Path) -> object:
+        found = read(path)
+        if sys._getframe(1).f_code.co_name == "write" and not other:
+            text = project.pyproject_text() + 'lock-variants = ["cu128"]\n'
+            project.write_pyproject(text)
+            other.append(start_poetry(project, "torch-cuda", "lock"))
+            assert other[0].stderr is not None
+            for line in other[0].stderr:  # until it waits or ends
+                if "waiting for another run" in line:
+                    said.append(line)
+                    break
+        return found
+
+    monkeypatch.setattr(service, "read_lock", read_then_race)
+    cu130 = {"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    result = run_inprocess(project, "install", env_extra=cu130)
+    assert result.returncode == 0, result
+    assert "locking cu130 first" in result.stdout, result
+    assert finish(other[0]).returncode == 0
+    assert said == [
+        f"torch-cuda: waiting for another run to finish with {project.path}/torch-cuda.lock\n"
+    ]
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert [v["name"] for v in read_lock(project)["variant"]] == ["cu128", "cu129"]
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check

@@ -18,7 +18,6 @@ from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import owner_record
-from poetry_torch_cuda.install.reconcile import write_waiting
 from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import require_builds
@@ -27,7 +26,6 @@ from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
-from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
@@ -83,11 +81,9 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
             return ctx.view.nothing_held(ctx.config.package_names)
         return describe_plan(plan, would=would)
 
-    def move(
-        self, ctx: RunContext, variant: Variant, *, force: bool = False, refresh: bool
-    ) -> Plan:
+    def move(self, ctx: RunContext, variant: Variant, *, force: bool = False) -> Plan:
         """Make the environment hold ``variant``; one line when nothing changed."""
-        plan = ctx.reconcile(variant, force=force, refresh=refresh)
+        plan = ctx.reconcile(variant, force=force, refresh=True)
         if plan.is_empty:
             self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan))}")
         return plan
@@ -127,7 +123,7 @@ class SyncCommand(MovingCommand):
             plan = ctx.plan(variant, force=force)
             self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan, would=True))}")
             return 0
-        plan = self.move(ctx, variant, force=force, refresh=True)
+        plan = self.move(ctx, variant, force=force)
         prove_change(ctx, plan)
         return 0
 
@@ -189,24 +185,19 @@ class SwitchCommand(MovingCommand):
                 "nothing was changed. Free space or fix permissions, then run "
                 "the command again."
             ) from None
-        waited: list[bool] = []
-
-        def on_wait() -> None:
-            waited.append(True)
-            write_waiting(self.io, self.env)
-
         # The environment stays locked until pyproject.toml says the new
         # variant, so a run waiting for it plans with the new variant.
         # A failed switch leaves every project file as it was, byte for byte:
         # torch-cuda.lock is written last, for what pyproject.toml says (settle).
         with (
             pending or nullcontext(),
-            environment_lock(self.env.path, on_wait),
+            environment_lock(self.env.path, self.io) as waited,
             kept_bytes(owner_record(self.env.path)),
         ):
             if waited:  # another run changed things meanwhile: read them again
+                self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
-            plan = self.move(ctx, variant, refresh=False)
+            plan = self.move(ctx, variant)  # in its own lock: no wait
             # A build that fails verification is replaced by the previous one.
             final = prove_change(ctx, plan, roll_back=True)
             if final != variant and name == variant.name:  # --pin: what runs here
@@ -222,7 +213,8 @@ class SwitchCommand(MovingCommand):
                             f'variant = "<c2>{name}</>"{resolved}'
                         )
             if pending is not None or not plan.is_empty:  # also if set meanwhile
-                settle(self.poetry, self.io, read_pyproject(pyproject))
+                self.get_application().reset_poetry()  # the pyproject.toml it wrote
+                settle(self.poetry, self.io, switched=True)
         override = os.environ.get(ENV_VARIANT, "").strip()
         if override and override != name:
             self.line_error(
@@ -232,8 +224,8 @@ class SwitchCommand(MovingCommand):
         return 0
 
     def _config(self, name: str) -> TorchCudaConfig:
-        """The configuration with ``name`` as the variant (pyproject.toml read afresh)."""
-        data = read_pyproject(self.poetry.pyproject_path)
+        """The configuration with ``name`` as the variant (Poetry's pyproject.toml)."""
+        data = self.poetry.pyproject.data
         environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
         tool = dict(data.get("tool") or {})
         table = tool.get(TABLE, {})  # not a table: require_config says so

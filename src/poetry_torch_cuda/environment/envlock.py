@@ -21,22 +21,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.output import PREFIX
 
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from collections.abc import Iterator
+
+    from cleo.io.io import IO
 
 #: The env lock's file (named apart from torch-cuda.lock's ``LOCK_NAME``).
 ENV_LOCK_NAME = ".poetry-torch-cuda.lock"
 _POLL_SECONDS = 0.1
 
-_held: list[int] = []
+_held: dict[Path, int] = {}
 
 
 def held_fds() -> tuple[int, ...]:
     """File descriptors of the locks this process holds (for pip to inherit)."""
-    return tuple(_held) if os.name == "posix" else ()
+    return tuple(_held.values()) if os.name == "posix" else ()
 
 
 def state_dir(env_path: Path) -> Path:
@@ -64,11 +66,9 @@ def state_dir(env_path: Path) -> Path:
 
 @contextmanager
 def environment_lock(
-    env_path: Path,
-    on_wait: Callable[[], None] | None = None,
-    wait_seconds: float = 900.0,
+    env_path: Path, io: IO, wait_seconds: float = 900.0
 ) -> Iterator[bool]:
-    """Hold the environment's lock; call ``on_wait`` once if another run holds it.
+    """Hold the lock of ``env_path`` (an env, torch-cuda.lock); tell ``io`` of a wait.
 
     Yields whether it waited. Re-entrant within one process (a command that
     runs another one).
@@ -77,23 +77,24 @@ def environment_lock(
         TorchCudaError: the lock stayed taken for ``wait_seconds``, or its
             file cannot be made.
     """
-    if _held:
+    path = state_dir(env_path) / ENV_LOCK_NAME
+    if path in _held:
         yield False
         return
-    path = state_dir(env_path) / ENV_LOCK_NAME
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
         raise TorchCudaError(
-            f"cannot create the environment's lock {path} "
+            f"cannot create the lock {path} "
             f"({error.strerror or error}); nothing was changed. Fix the folder's "
             "permissions, then run the command again."
         ) from None
     try:
         waited = not _try_lock(fd)
         if waited:
-            if on_wait is not None:
-                on_wait()
+            io.write_error_line(
+                f"{PREFIX}: <comment>waiting for another run to finish with {env_path}</>"
+            )
             deadline = time.monotonic() + wait_seconds
             while not _try_lock(fd):
                 if time.monotonic() > deadline:
@@ -102,11 +103,11 @@ def environment_lock(
                         f"{wait_seconds:.0f} s. Wait for it to finish, or stop it."
                     )
                 time.sleep(_POLL_SECONDS)
-        _held.append(fd)
+        _held[path] = fd
         try:
             yield waited
         finally:
-            _held.remove(fd)
+            del _held[path]
             _unlock(fd)
     finally:
         os.close(fd)

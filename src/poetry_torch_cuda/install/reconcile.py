@@ -219,26 +219,26 @@ def reconcile_environment(
     *,
     force: bool = False,
     compile_bytecode: bool = False,
-    refresh: Callable[[], tuple[TorchCudaConfig, Variant] | None] | None = None,
+    refresh: Callable[[], tuple[TorchCudaConfig, Variant, LockedState, Poetry] | None]
+    | None = None,
     write_lock: bool = True,
 ) -> Plan:
     """Under the environment's lock: plan and, unless nothing is to change, apply.
 
     ``force`` reinstalls matching builds (``sync --force``), ``compile_bytecode``
     writes ``.pyc`` files. The plan is made from the environment as it is under
-    the lock (another run may have changed it since this one looked, with or
-    without a wait); a run that waited plans with ``refresh``'s configuration
-    and variant. An entry of torch-cuda.lock locked for the install is written
-    once it installed (not with ``write_lock=False``: ``switch`` writes the file
-    with pyproject.toml). Returns the plan carried out.
+    the lock (another run may have changed it since this one looked), after a
+    wait from what ``refresh`` read again. An entry of torch-cuda.lock locked for
+    the install is written once it installed (not with ``write_lock=False``:
+    ``switch`` writes it with pyproject.toml). Returns the plan carried out.
     """
-    with environment_lock(env.path, lambda: write_waiting(io, env)) as waited:
+    with environment_lock(env.path, io) as waited:
         sweep(poetry.pyproject_path)  # a killed switch's new pyproject.toml
         if undone := recover(env, lambda names: _pip(env).uninstall(names)):
             io.write_line(f"{PREFIX}: undid a killed run's work: {', '.join(undone)}")
         installed = installed_environment(env)
-        if waited and refresh is not None:
-            config, variant = refresh() or (config, variant)
+        if waited and refresh is not None and (now := refresh()) is not None:
+            config, variant, locked, poetry = now
         plan = plan_for(config, variant, locked, env, installed, force=force)
         if not plan.is_empty:
             from poetry_torch_cuda.index.client import variant_authenticator
@@ -283,10 +283,3 @@ def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None
             "variants undo each other on every install: give each its own environment, "
             "or the same variant.</>"
         )
-
-
-def write_waiting(io: IO, env: Env) -> None:
-    """Say why the command pauses: another run holds the environment's lock."""
-    io.write_error_line(
-        f"{PREFIX}: <comment>waiting for another run to finish with {env.path}</>"
-    )

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    from poetry.poetry import Poetry
+
 #: The name of the file, beside poetry.lock.
 LOCK_NAME = "torch-cuda.lock"
 #: The format of the file; a reader refuses a newer major version.
@@ -171,10 +173,6 @@ def read_lock(path: Path) -> TorchCudaLock | None:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except OSError as error:
-        raise LockFileError(
-            f"{LOCK_NAME} cannot be read ({error.strerror}); {_again(path)}"
-        ) from None
     except UnicodeDecodeError:
         raise LockFileError(
             f"{LOCK_NAME} is not UTF-8 text (saved in another encoding?); {_again(path)}"
@@ -208,6 +206,23 @@ def read_lock(path: Path) -> TorchCudaLock | None:
             f"{path.name} is not a torch-cuda.lock this plugin can read; {_again(path)}"
         ) from None
     return TorchCudaLock(inputs, variants)
+
+
+def lock_path(poetry: Poetry) -> Path:
+    """torch-cuda.lock, beside poetry.lock; one there that cannot be read (its
+    permissions, a folder in its place) is refused: a :class:`LockFileError`."""
+    path = poetry.locker.lock.parent / LOCK_NAME
+    try:
+        path.open("rb").close()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise LockFileError(
+            f"{LOCK_NAME} cannot be read ({error.strerror}): {path}. Make it a file "
+            "you can read (its permissions, or remove what is in its place and run "
+            "`poetry torch-cuda lock`), then run the command again."
+        ) from None
+    return path
 
 
 def _again(path: Path) -> str:

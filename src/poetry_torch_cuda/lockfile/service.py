@@ -32,6 +32,7 @@ from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
 
+from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
 from poetry_torch_cuda.index.client import artifact
@@ -45,6 +46,7 @@ from poetry_torch_cuda.lockfile.model import LockFileError
 from poetry_torch_cuda.lockfile.model import LockInputs
 from poetry_torch_cuda.lockfile.model import TorchCudaLock
 from poetry_torch_cuda.lockfile.model import VariantLock
+from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.lockfile.model import read_lock
 from poetry_torch_cuda.lockfile.model import recorded_hashes
 from poetry_torch_cuda.lockfile.model import write_lock
@@ -444,11 +446,6 @@ def _together(roots: list[Root]) -> list[list[Root]]:
 # -- the project's lock ----------------------------------------------------------
 
 
-def lock_path(poetry: Poetry) -> Path:
-    """torch-cuda.lock, beside poetry.lock."""
-    return poetry.locker.lock.parent / LOCK_NAME
-
-
 def configured(pyproject: Mapping[str, Any], environ: Any = None) -> TorchCudaConfig:
     """The configuration without the per-run environment overrides (``environ``
     given: with them)."""
@@ -677,7 +674,7 @@ def lock_project(
         keep,
     )
     variants = []
-    down: IndexUnavailableError | None = None
+    down: dict[str, IndexUnavailableError] = {}  # no entry, no answer
     for name in sorted(names):
         if name in kept:
             variants.append(kept[name])
@@ -694,18 +691,21 @@ def lock_project(
         except (MissingBuildError, IndexUnavailableError) as error:
             if name not in optional:  # auto's candidates: only what the index has
                 raise
-            down = error if isinstance(error, IndexUnavailableError) else down
-            if down is error and previous and (entry := previous.variant(name)):
+            if isinstance(error, MissingBuildError):
+                continue  # the index answered: it has no build
+            if previous and (entry := previous.variant(name)):
                 if write and _stale(poetry, config, previous, name, selected):
                     raise  # a lock would hold it stale (an install: lock --check says)
                 variants.append(entry)  # no answer: keep its entry
+            else:  # auto takes an index it cannot ask as having the build
+                down[name] = error
+    if down and (write or not variants):  # an install: lock --check names them
+        raise next(iter(down.values()))
     if not variants:
-        if down:  # every candidate's index failed: that, not "nothing locked"
-            raise down
         return None
     # What auto locked is recorded beside it, so lock --check finds a lost entry.
     chosen = {v.name for v in variants} & (_auto_choices() if auto else set())
-    wanted = tuple(sorted({*current.lock_variants, *chosen}))
+    wanted = tuple(sorted({*current.lock_variants, *chosen, *down}))
     lock = TorchCudaLock(replace(current, lock_variants=wanted), tuple(variants))
     for name in client.skipped():
         io.write_line(
@@ -713,12 +713,13 @@ def lock_project(
             verbosity=Verbosity.VERBOSE,
         )
     if write:
-        _write(path, lock, io, refresh=refresh)
+        with environment_lock(path, io):
+            _write(path, lock, io, refresh=refresh)
     return lock
 
 
 def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) -> None:
-    """Write ``lock`` to ``path`` and say so (``refresh``: also when unchanged)."""
+    """Write ``lock`` (the caller holds its lock) and say so (``refresh``: even unchanged)."""
     if write_lock(path, lock):
         summary = "; ".join(
             f"{v.name}: {len(v.packages)} package{'s' * (len(v.packages) != 1)}, "
@@ -800,12 +801,13 @@ def locked_entry(
     def write() -> None:
         # Into a file another run rewrote meanwhile for the same poetry.lock, this
         # entry alone; one rewritten for another poetry.lock stays as it is.
-        now = read_lock(path)
-        if now is None or now == before:
-            _write(path, made, io)
-        elif not differences(now.inputs, made.inputs):
-            others = tuple(v for v in now.variants if v.name != entry.name)
-            _write(path, TorchCudaLock(now.inputs, (*others, entry)), io)
+        with environment_lock(path, io):  # no other write between the read and this
+            now = read_lock(path)
+            if now is None or now == before:
+                _write(path, made, io)
+            elif not differences(now.inputs, made.inputs):
+                others = tuple(v for v in now.variants if v.name != entry.name)
+                _write(path, TorchCudaLock(now.inputs, (*others, entry)), io)
 
     return entry, write
 
@@ -833,12 +835,11 @@ def _roots_for(
     return roots
 
 
-def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -> None:
-    """Make torch-cuda.lock what ``poetry torch-cuda lock`` would write: after
-    Poetry rewrote poetry.lock, or (``pyproject``) after ``switch`` recorded a
-    variant, keeping the entries still fresh. A failure to lock is a warning
-    (``lock --check`` names what is left to do), except a changed hash of a
-    locked file after ``poetry lock``.
+def settle(poetry: Poetry, io: IO, *, switched: bool = False) -> None:
+    """Make torch-cuda.lock what ``poetry torch-cuda lock`` would write after Poetry
+    rewrote poetry.lock or ``switch`` recorded a variant (``switched``), keeping the
+    entries still fresh. A failure to lock is a warning (``lock --check`` names what
+    is left to do), except a changed hash of a locked file after ``poetry lock``.
 
     Raises:
         DriftError: a locked file now has another sha256 on the index.
@@ -846,10 +847,9 @@ def settle(poetry: Poetry, io: IO, pyproject: Mapping[str, Any] | None = None) -
     if not poetry.locker.is_locked():
         return
     try:
-        config = None if pyproject is None else configured(pyproject)
-        lock_project(poetry, io, config=config, reuse=config is not None)
+        lock_project(poetry, io, reuse=switched)
     except TorchCudaError as error:
-        if pyproject is None and (
+        if not switched and (
             isinstance(error, DriftError)
             or not isinstance(error, (LockError, IndexUnavailableError))
         ):

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Mapping
     from collections.abc import Sequence
-    from pathlib import Path
 
     from poetry.utils.env import Env
 
@@ -219,13 +218,6 @@ def refuse_if_disabled(environ: Mapping[str, str] = os.environ) -> None:
             f"poetry-torch-cuda is disabled by {ENV_DISABLE}={environ[ENV_DISABLE]}; "
             "unset it to use `poetry torch-cuda`."
         )
-
-
-def read_pyproject(path: Path) -> dict[str, Any]:
-    """pyproject.toml at ``path``, parsed afresh."""
-    from poetry.core.pyproject.toml import PyProjectTOML
-
-    return dict(PyProjectTOML(path).data)
 
 
 def load_config(
