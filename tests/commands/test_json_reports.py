@@ -81,3 +81,28 @@ def test_detect_and_variants_read_torch_locked_behind_an_extra(
     assert locked.returncode == 0, locked
     assert report(project, tmp_path, "detect")["torch"] == "2.13.0"
     assert report(project, tmp_path, "variants")["packages"] == {"torch": "2.13.0"}
+
+
+def test_status_checks_targets_on_torch_locked_behind_an_extra(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """torch 2.13.0 only behind an extra; cu128's index has torch 2.14.1 only. The
+    target was checked for any torch and passed, though cu128 cannot install the
+    locked one there."""
+    target = (
+        '[[tool.poetry-torch-cuda.targets]]\nname = "lab"\ndriver = "600.10"\n'
+        'gpus = ["9.0"]'
+    )
+    project = project_factory({"filelock": "*"}, f'variant = "cu128"\n{target}')
+    gpu_extra = '[project.optional-dependencies]\ngpu = ["torch==2.13.0"]\n\n'
+    text = project.pyproject_text().replace(
+        "[tool.poetry]\n", gpu_extra + "[tool.poetry]\n"
+    )
+    project.write_pyproject(text)
+    locked = run_inprocess(
+        project, "lock", env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"}
+    )
+    assert locked.returncode == 0, locked
+    (lab,) = report(project, tmp_path, "status")["targets"]
+    assert lab["ok"] is False, lab
+    assert "has no torch 2.13.0+cu128" in lab["reasons"][0], lab

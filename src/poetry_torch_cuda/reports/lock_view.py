@@ -97,7 +97,7 @@ def fleet_checks(ctx: RunContext) -> list[TargetCheck]:
     """The declared targets checked against the lock (none without a lock)."""
     if not ctx.config.targets or not ctx.poetry.locker.is_locked():
         return []
-    locked = ctx.installs.versions
+    locked = ctx.view.versions  # every group and extra: the locked torch
     # The targets are other machines: they get pyproject.toml's variant, not this
     # run's POETRY_TORCH_CUDA_VARIANT (a CI runner installing cpu for itself).
     environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
