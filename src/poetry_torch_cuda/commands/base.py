@@ -119,6 +119,11 @@ class NotCreatedEnv(SystemEnv):
         self._nowhere = nowhere
 
     @property
+    def path(self) -> Path:
+        """Where no state is kept: not the system Python's (its memory, stashes)."""
+        return self._nowhere
+
+    @property
     def site_packages(self) -> SitePackages:
         """No site-packages directory: every lookup finds nothing."""
         return SitePackages(self._nowhere)

@@ -11,6 +11,7 @@ from cleo.helpers import option
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.commands.base import REFRESH
+from poetry_torch_cuda.commands.base import NotCreatedEnv
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.machine.resolution import check_project_fleet
 from poetry_torch_cuda.machine.resolution import failures
@@ -71,7 +72,11 @@ class DetectCommand(TorchCudaCommand):
         auto = Variant("auto", "auto")
         found = load_config(self.poetry.pyproject.data)  # None: no table, no installs
         configured = found or TorchCudaConfig(auto)
-        if self.option("forget"):
+        if self.option("forget") and isinstance(self.env, NotCreatedEnv):
+            self.line_error(
+                "No virtualenv yet: no failed build is remembered to forget"
+            )
+        elif self.option("forget"):
             count = forget(self.env.path)
             self.line_error(
                 f"Forgot {count} failed build{'s' if count != 1 else ''} "
