@@ -376,7 +376,9 @@ def _gpus(
         return [Check("gpu", "fail", message, cause, fix, True)]
     if nvidia is None and not rocm and variant.kind in ("cuda", "rocm"):
         why = "; ".join(machine.notes) or "no driver found"
-        return [Check("gpu", "note", f"no GPU on this machine ({why}): {skipped}")]
+        none = "no GPU on this machine"  # nvidia-smi failing: a broken driver, or none
+        none = "the GPU cannot be checked" if machine.smi_failure else none
+        return [Check("gpu", "note", f"{none} ({why}): {skipped}")]
     if not cuda or nvidia is None:
         return []
     if not available and not nvidia.reachable:
