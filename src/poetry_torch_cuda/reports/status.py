@@ -248,10 +248,14 @@ def _judge(
         f"{problem}; run `poetry torch-cuda sync --force`"
         for problem in installed.unmet(names)
     ]
-    report.warnings += [
-        f"{requirer} requires {name}, which is not installed; {add}"
-        for requirer, name in installed.missing(names)
-    ]
+    for requirer, name in installed.missing(names):
+        fix = f"; {add}"  # an install adds what poetry.lock locks, nothing else
+        if view is not None and name not in view.names:
+            owner = requirer.split()[0]
+            fix = f", and poetry.lock does not lock it: `poetry add {owner}` locks it"
+        report.warnings.append(
+            f"{requirer} requires {name}, which is not installed{fix}"
+        )
     report.warnings += dead_stashes(env.path)
     if machine.smi_failure and (variant.kind == "cuda" or decision is not None):
         report.warnings.append(f"the GPU cannot be checked: {machine.smi_failure}")
