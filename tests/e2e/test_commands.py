@@ -402,7 +402,8 @@ def test_status_check_fails_on_configured_packages_that_do_not_go_together(
     assert result.returncode == 1, result
     assert (
         "Warning: torchaudio 2.13.0+cu130 depends on torch==2.13.0, but torch "
-        "2.14.1+cu130 is installed; run `poetry torch-cuda sync --force`"
+        "2.14.1+cu130 is installed; `poetry torch-cuda sync --force` reinstalls "
+        "the build"
     ) in result.stdout, result
     project.run("torch-cuda", "sync", "--force", env_extra=env)
     result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)

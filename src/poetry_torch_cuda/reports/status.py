@@ -244,10 +244,7 @@ def _judge(
     damaged = family_problems(env, installed, names)
     report.warnings += [f"{p}: {why}; {SYNC_FORCE}" for p, why in damaged.items()]
     # The install's own check after pip: installed versions the family rejects.
-    report.warnings += [
-        f"{problem}; run `poetry torch-cuda sync --force`"
-        for problem in installed.unmet(names)
-    ]
+    report.warnings += [f"{p}; {SYNC_FORCE}" for p in installed.unmet(names)]
     for requirer, name in installed.missing(names):
         fix = f"; {add}"  # an install adds what poetry.lock locks, nothing else
         if view is not None and name not in view.names:
