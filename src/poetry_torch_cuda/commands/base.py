@@ -119,8 +119,7 @@ class NotCreatedEnv(SystemEnv):
         self._nowhere = nowhere
 
     @property
-    def path(self) -> Path:
-        """Where no state is kept: not the system Python's (its memory, stashes)."""
+    def path(self) -> Path:  # no state: not the system Python's memory, stashes
         return self._nowhere
 
     @property

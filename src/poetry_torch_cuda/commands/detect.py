@@ -72,15 +72,13 @@ class DetectCommand(TorchCudaCommand):
         auto = Variant("auto", "auto")
         found = load_config(self.poetry.pyproject.data)  # None: no table, no installs
         configured = found or TorchCudaConfig(auto)
-        if self.option("forget") and isinstance(self.env, NotCreatedEnv):
+        if self.option("forget"):
+            count = forget(self.env.path)  # nothing is kept before the virtualenv
+            s = "s" if count != 1 else ""
             self.line_error(
                 "No virtualenv yet: no failed build is remembered to forget"
-            )
-        elif self.option("forget"):
-            count = forget(self.env.path)
-            self.line_error(
-                f"Forgot {count} failed build{'s' if count != 1 else ''} "
-                "remembered for this environment"
+                if isinstance(self.env, NotCreatedEnv)
+                else f"Forgot {count} failed build{s} remembered for this environment"
             )
         config = dataclasses.replace(configured, variant=auto)
         ctx = self.context(config)

@@ -97,12 +97,12 @@ def fleet_checks(ctx: RunContext) -> list[TargetCheck]:
     """The declared targets checked against the lock (none without a lock)."""
     if not ctx.config.targets or not ctx.poetry.locker.is_locked():
         return []
-    locked = ctx.view.versions  # every group and extra: the locked torch
     # The targets are other machines: they get pyproject.toml's variant, not this
-    # run's POETRY_TORCH_CUDA_VARIANT (a CI runner installing cpu for itself).
+    # run's POETRY_TORCH_CUDA_VARIANT (a CI runner installing cpu for itself), and
+    # the torch locked with every group and extra.
     environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
     config = load_config(ctx.poetry.pyproject.data, environ) or ctx.config
-    return check_project_fleet(config, locked, ctx)
+    return check_project_fleet(config, ctx.view.versions, ctx)
 
 
 def _public(version: str) -> str:

@@ -248,8 +248,7 @@ def _judge(
     for requirer, name in installed.missing(names):
         fix = f"; {add}"  # an install adds what poetry.lock locks, nothing else
         if view is not None and name not in view.names:
-            owner = requirer.split()[0]
-            fix = f", and poetry.lock does not lock it: `poetry add {owner}` locks it"
+            fix = f", nor locked: `poetry add {requirer.split()[0]}` locks it"
         report.warnings.append(
             f"{requirer} requires {name}, which is not installed{fix}"
         )
