@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 
     from poetry_torch_cuda.hooks import CommandHooks
 
-#: ``config.TABLE``, repeated so that projects without it import nothing of ours.
-TABLE = "poetry-torch-cuda"
-
 
 class TorchCudaPlugin(ApplicationPlugin):
     """Keeps Poetry off the torch family and installs the configured PyTorch variant."""
@@ -73,14 +70,15 @@ class TorchCudaPlugin(ApplicationPlugin):
 
 
 def _has_table(command: Any) -> bool:
-    """Whether the project configures us; without the table we do nothing."""
+    """Whether the project configures us, or may mean to (a table named like ours:
+    ``load_config`` refuses a misspelling); without the table we do nothing."""
     if (getattr(command, "name", None) or "").startswith("self "):
         return False
     try:
         tool = command.poetry.pyproject.data.get("tool")
     except Exception:  # noqa: BLE001 - outside a project: nothing to do
         return False
-    return isinstance(tool, dict) and TABLE in tool
+    return isinstance(tool, dict) and any("torch" in str(key) for key in tool)
 
 
 def _warn_on_poetry_export(event: Event) -> None:

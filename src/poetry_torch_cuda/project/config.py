@@ -232,10 +232,19 @@ def load_config(
     tomlkit), or ``None`` without a ``[tool.poetry-torch-cuda]`` table or if disabled.
 
     Raises:
-        ConfigError: a key, a value or an override is invalid.
+        ConfigError: a key, a value or an override is invalid, or the table's
+            name is misspelled.
     """
     tool = pyproject.get("tool")
-    if _switch(environ, ENV_DISABLE) or not isinstance(tool, dict) or TABLE not in tool:
+    if _switch(environ, ENV_DISABLE) or not isinstance(tool, dict):
+        return None
+    for key in tool:  # a misspelled table would leave the plugin off unsaid
+        if key != TABLE and str(key).replace("_", "-").endswith("torch-cuda"):
+            raise ConfigError(
+                f"[tool.{key}] looks like a misspelling of [tool.{TABLE}], the "
+                "table poetry-torch-cuda reads; rename it."
+            )
+    if TABLE not in tool:
         return None
     unwrap = getattr(tool, "unwrap", None)  # tomlkit's items to plain values
     tool = unwrap() if callable(unwrap) else tool
