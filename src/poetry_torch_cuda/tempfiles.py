@@ -9,6 +9,7 @@ process's files alone.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -76,15 +77,24 @@ def alive(pid: int) -> bool:
     return True
 
 
+def refuse_read_only(path: Path) -> None:
+    """The one rule for a file replaced by a rename, which ignores its mode: one
+    this user may not write, or that no one may (chmod 444, refused to root too)."""
+    if path.exists() and not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222):
+        raise PermissionError(errno.EACCES, "it is read-only", str(path))
+
+
 def write_text(path: Path, text: str) -> bool:
     """Replace ``path`` (the file a symlink names) with ``text`` at once, a new file
     with the mode any new file gets here (the umask, as poetry.lock); return whether
-    the file changed. Removes the temporary files of killed writers of it first."""
+    the file changed (a read-only one: :func:`refuse_read_only`). Removes the
+    temporary files of killed writers of it first."""
     path = path.resolve()
     sweep(path.parent, f".{path.name}.", ".tmp")
     with suppress(OSError):  # no file yet, or not one to read: write it
         if path.read_text(encoding="utf-8") == text:
             return False
+    refuse_read_only(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:

@@ -19,6 +19,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import owner_record
 from poetry_torch_cuda.install.reconcile import write_waiting
+from poetry_torch_cuda.lockfile.service import lock_path
 from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import require_builds
@@ -30,12 +31,14 @@ from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import read_pyproject
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
+from poetry_torch_cuda.project.pyproject_edit import PendingWrite
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.proof.after import prove_change
 from poetry_torch_cuda.tempfiles import kept_bytes
+from poetry_torch_cuda.tempfiles import refuse_read_only
 
 
 if TYPE_CHECKING:
@@ -174,7 +177,8 @@ class SwitchCommand(MovingCommand):
         pyproject = self.poetry.pyproject_path
         ctx, variant = self._target(name)
         resolved = f" (auto: {variant})" if name == "auto" else ""
-        if name == "auto" and self.option("pin"):
+        pinned = name == "auto" and self.option("pin")  # writes whatever runs here
+        if pinned:
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
             words = esc(self.plan_words(ctx, ctx.plan(variant)))
@@ -182,12 +186,17 @@ class SwitchCommand(MovingCommand):
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             return 0
         # All or nothing: the new pyproject.toml is written (beside the old one)
-        # before pip runs and takes the old one's place only once pip succeeded.
+        # before pip runs and takes the old one's place only once pip succeeded;
+        # it and torch-cuda.lock must be writable (the renames ignore their modes).
+        lock = lock_path(self.poetry)
         try:
             pending = prepare_variant(pyproject, name)
+            for path in (pyproject, lock) if pending or pinned else ():
+                refuse_read_only(path)
         except OSError as error:
+            shown = lock.name if error.filename == str(lock) else pyproject.name
             raise TorchCudaError(
-                f"could not write {pyproject.name} ({error.strerror or error}); "
+                f"could not write {shown} ({error.strerror or error}); "
                 "nothing was changed. Free space or fix permissions, then run "
                 "the command again."
             ) from None
@@ -212,8 +221,8 @@ class SwitchCommand(MovingCommand):
             # A build that fails verification is replaced by the previous one.
             final = prove_change(ctx, plan, roll_back=True)
             if final != variant and name == variant.name:  # --pin: what runs here
-                name = final.name  # (the first pending write goes at the end)
-                pending = prepare_variant(pyproject, name)
+                name = final.name  # (the first pending write goes at the end;
+                pending = PendingWrite(pyproject.resolve(), name, b"")  # edited then)
             elif final != variant:
                 resolved = f" (auto: {final})"
             if pending is not None:
