@@ -193,3 +193,10 @@ def test_a_read_only_torch_cuda_lock_is_refused_in_words(
         "Make it writable, then run `poetry torch-cuda lock` again."
     )
     assert lock.read_bytes() == before
+    relocked = run_inprocess(project, "lock")  # a failure to lock is a warning there
+    assert relocked.returncode == 0, relocked
+    assert (
+        "could not update torch-cuda.lock: could not write torch-cuda.lock (it is "
+        in (relocked.stderr)
+    )
+    assert lock.read_bytes() == before
