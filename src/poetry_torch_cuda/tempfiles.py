@@ -25,11 +25,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-def make(directory: Path, prefix: str, suffix: str) -> tuple[int, Path]:
-    """``mkstemp`` in ``directory`` with this pid in the name."""
-    handle, name = tempfile.mkstemp(
-        dir=directory, prefix=f"{prefix}{os.getpid()}.", suffix=suffix
-    )
+def make(path: Path, suffix: str) -> tuple[int, Path]:
+    """``mkstemp`` beside ``path``: ``.<name>.<pid>.<random><suffix>``."""
+    prefix = f".{path.name}.{os.getpid()}."
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     return handle, Path(name)
 
 
@@ -84,13 +83,20 @@ def refuse_read_only(path: Path) -> None:
         raise PermissionError(errno.EACCES, "it is read-only", str(path))
 
 
+def beside(path: Path, suffix: str = ".tmp") -> Path:
+    """``path`` resolved (the file a symlink names), the files :func:`make` made
+    beside it for writers now dead removed."""
+    path = path.resolve()
+    sweep(path.parent, f".{path.name}.", suffix)
+    return path
+
+
 def write_text(path: Path, text: str) -> bool:
     """Replace ``path`` (the file a symlink names) with ``text`` at once, a new file
     with the mode any new file gets here (the umask, as poetry.lock); return whether
     the file changed (a read-only one: :func:`refuse_read_only`). Removes the
     temporary files of killed writers of it first."""
-    path = path.resolve()
-    sweep(path.parent, f".{path.name}.", ".tmp")
+    path = beside(path)
     with suppress(OSError):  # no file yet, or not one to read: write it
         if path.read_text(encoding="utf-8") == text:
             return False
@@ -125,21 +131,15 @@ def read_json(path: Path, default: Any) -> Any:
 @contextmanager
 def kept_bytes(path: Path) -> Iterator[None]:
     """Put ``path`` back byte for byte (or absent) when the block raises."""
-    saved = _read(path)
+    saved: bytes | None = None
+    with suppress(OSError):
+        saved = path.read_bytes()
     try:
         yield
     except BaseException:
-        if _read(path) != saved:
-            with suppress(OSError):
-                if saved is None:
-                    path.unlink()
-                else:
-                    path.write_bytes(saved)
+        with suppress(OSError):
+            if saved is None:
+                path.unlink()
+            else:
+                path.write_bytes(saved)
         raise
-
-
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None

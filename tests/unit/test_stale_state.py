@@ -92,7 +92,7 @@ def test_sweep_removes_only_files_of_dead_processes(tmp_path: Path) -> None:
     dead_pid = int(dead.stdout)
     leftover = tmp_path / f".pyproject.toml.{dead_pid}.abc.tmp"
     leftover.write_text("x")
-    handle, mine = tempfiles.make(tmp_path, ".pyproject.toml.", ".tmp")
+    handle, mine = tempfiles.make(tmp_path / "pyproject.toml", ".tmp")
     os.close(handle)
     unrelated = tmp_path / ".pyproject.toml.notapid.tmp"
     unrelated.write_text("x")

@@ -169,7 +169,7 @@ class _Run:
             return True
         # A killed run's parts go first; an entry damaged (a disk, a crash) is
         # fetched again (one that cannot be removed fails as an unwritable cache).
-        tempfiles.sweep(path.parent, f".{path.name}.", _PART)
+        tempfiles.beside(path, _PART)
         with suppress(OSError):
             path.unlink()
         return False
@@ -201,7 +201,7 @@ class _Run:
                 raise _Stopped
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                handle, part = tempfiles.make(path.parent, f".{path.name}.", _PART)
+                handle, part = tempfiles.make(path, _PART)
             except OSError as error:
                 raise self._local(item, path.parent, error) from None
             self._parts.add(part)

@@ -58,19 +58,11 @@ def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:
     Raises:
         OSError: the new file could not be written.
     """
-    target = sweep(pyproject)
+    target = tempfiles.beside(pyproject)
     updated = with_variant(target.read_bytes().decode("utf-8"), variant)
     if updated is None:
         return None
     return PendingWrite(target, variant, updated.encode("utf-8"))
-
-
-def sweep(pyproject: Path) -> Path:
-    """Remove the new files killed ``switch`` runs left beside ``pyproject``;
-    returns the file it names."""
-    target = pyproject.resolve()
-    tempfiles.sweep(target.parent, _prefix(target), ".tmp")
-    return target
 
 
 class PendingWrite:
@@ -82,7 +74,7 @@ class PendingWrite:
     def __init__(self, target: Path, variant: str, data: bytes) -> None:
         self.target = target
         self.variant = variant
-        handle, self._temporary = tempfiles.make(target.parent, _prefix(target), ".tmp")
+        handle, self._temporary = tempfiles.make(target, ".tmp")
         try:
             _write(handle, data)
         except BaseException:
@@ -131,10 +123,6 @@ class PendingWrite:
 
     def __exit__(self, *exc_info: object) -> None:
         self._temporary.unlink(missing_ok=True)  # the file stays as it was
-
-
-def _prefix(target: Path) -> str:
-    return f".{target.name}."
 
 
 def _write(handle: int, data: bytes) -> None:
