@@ -120,7 +120,10 @@ def test_hostile_switch_argument_changes_nothing(
         ),
         (f'{TABLE}\nvariant = "cu129"\nverfy = false\n', "did you mean 'verify'?"),
         ('[tool]\npoetry-torch-cuda = "cu129"\n', f"{TABLE} must be a table"),
-        ('[[tool.poetry-torch-cuda]]\nvariant = "cu129"\n', f"{TABLE} must be a table"),
+        (  # the example printed as the message says, its blank line kept
+            '[[tool.poetry-torch-cuda]]\nvariant = "cu129"\n',
+            f"{TABLE} must be a table, got an array. Write it as:\n\n{TABLE}\nvariant",
+        ),
     ],
 )
 def test_switch_refuses_a_bad_table_before_poetry_makes_a_virtualenv(
