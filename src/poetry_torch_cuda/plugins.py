@@ -70,15 +70,16 @@ class TorchCudaPlugin(ApplicationPlugin):
 
 
 def _has_table(command: Any) -> bool:
-    """Whether the project configures us, or may mean to (a table named like ours:
-    ``load_config`` refuses a misspelling); without the table we do nothing."""
+    """Whether the project configures us, or means to (a misspelled table, which
+    ``load_config`` names by the same test); without the table we do nothing."""
     if (getattr(command, "name", None) or "").startswith("self "):
         return False
     try:
         tool = command.poetry.pyproject.data.get("tool")
     except Exception:  # noqa: BLE001 - outside a project: nothing to do
         return False
-    return isinstance(tool, dict) and any("torch" in str(key) for key in tool)
+    ours = (str(key).replace("_", "-").endswith("torch-cuda") for key in tool or ())
+    return isinstance(tool, dict) and any(ours)
 
 
 def _warn_on_poetry_export(event: Event) -> None:

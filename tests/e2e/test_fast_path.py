@@ -56,4 +56,5 @@ def test_the_plugin_hands_on_the_table_and_a_misspelling_of_it() -> None:
 
     for key in (config.TABLE, "poetry_torch_cuda", "torch-cuda"):
         assert plugins._has_table(command(key)), key
-    assert not plugins._has_table(command("black"))
+    for other in ("black", "torchx"):  # nothing of ours imported for them
+        assert not plugins._has_table(command(other)), other
