@@ -220,9 +220,9 @@ class SwitchCommand(MovingCommand):
             plan = self.move(ctx, variant, refresh=False)
             # A build that fails verification is replaced by the previous one.
             final = prove_change(ctx, plan, roll_back=True)
-            if final != variant and name == variant.name:  # --pin: what runs here
-                name = final.name  # (the first pending write goes at the end;
-                pending = PendingWrite(pyproject.resolve(), name, b"")  # edited then)
+            if final != variant and pinned:  # what runs here, edited in at commit
+                name = final.name  # (the first pending write goes at the end)
+                pending = PendingWrite(pyproject.resolve(), name, b"")
             elif final != variant:
                 resolved = f" (auto: {final})"
             if pending is not None:

@@ -232,8 +232,7 @@ def load_config(
     tomlkit), or ``None`` without a ``[tool.poetry-torch-cuda]`` table or if disabled.
 
     Raises:
-        ConfigError: a key, a value or an override is invalid, or the table's
-            name is misspelled.
+        ConfigError: a key, a value, an override or the table's name is invalid.
     """
     tool = pyproject.get("tool")
     if _switch(environ, ENV_DISABLE) or not isinstance(tool, dict):
