@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 
-__version__ = "0.1.0"
-
 #: Every command, by name: the module and class that cleo builds lazily.
 COMMANDS = {
     "torch-cuda": "poetry_torch_cuda.commands.overview:OverviewCommand",

@@ -16,7 +16,6 @@ from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import describe_plan
-from poetry_torch_cuda.machine.resolution import jetson_warning
 from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import resolve
@@ -24,6 +23,7 @@ from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.output import write_error
 from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import LockedState
 from poetry_torch_cuda.project.locked import locked_graph
 from poetry_torch_cuda.project.locked import refuse_unindexed
@@ -134,9 +134,7 @@ class CommandHooks:
     def on_command(self, event: ConsoleCommandEvent) -> None:
         """Before an installer command runs: guard its executor."""
         command: InstallerCommand = event.command  # type: ignore[assignment]
-        config = load_config(command.poetry.pyproject.data)
-        if config is None:
-            return
+        config = require_config(command.poetry.pyproject.data)  # _forward: it has one
         # `auto` is resolved in the after-step, once the lock says which torch.
         no_builds = left_to_pypi(config.variant, sys.platform)
         if no_builds is not None:
@@ -201,12 +199,8 @@ def _check_lock(ctx: RunContext) -> None:
 def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     """The after-step: resolve ``auto``, install the variant's builds, prove them."""
     resolution = resolve(ctx.config, ctx.locked.versions, ctx)
-    report(resolution, ctx.io)  # says nothing unless auto decided
+    report(resolution, ctx.config, ctx.env, ctx.io)
     variant = resolution.variant
-    arch = str(ctx.env.marker_env.get("platform_machine") or "")
-    jetson = jetson_warning(ctx.config, variant, arch, resolution.machine)
-    if jetson is not None:
-        ctx.warn(jetson)
     if command.installer.is_dry_run():
         ctx.io.write_line(
             f"{PREFIX}: {esc(describe_plan(ctx.plan(variant), would=True))}"
@@ -222,7 +216,7 @@ def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     warnings += left_to_poetry(ctx.config, ctx.installed)
     for warning in warnings:
         ctx.warn(warning)
-    if not plan.is_empty:  # a no-op run never verifies (nor imports proof/)
+    if plan.install:  # a run that installs nothing never verifies (nor imports proof/)
         from poetry_torch_cuda.proof.after import prove_change
 
         prove_change(ctx, plan)

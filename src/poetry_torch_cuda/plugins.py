@@ -70,8 +70,8 @@ class TorchCudaPlugin(ApplicationPlugin):
 
 
 def _has_table(command: Any) -> bool:
-    """Whether the project configures us, or means to (a misspelled table, which
-    ``load_config`` names by the same test); without the table we do nothing."""
+    """Whether the project configures us (or means to: a misspelled table, which
+    ``load_config`` names by the same test) and the plugin is on; else we do nothing."""
     if (getattr(command, "name", None) or "").startswith("self "):
         return False
     try:
@@ -79,7 +79,11 @@ def _has_table(command: Any) -> bool:
     except Exception:  # noqa: BLE001 - outside a project: nothing to do
         return False
     ours = (str(key).replace("_", "-").endswith("torch-cuda") for key in tool or ())
-    return isinstance(tool, dict) and any(ours)
+    if not isinstance(tool, dict) or not any(ours):  # the table, or a misspelling
+        return False
+    from poetry_torch_cuda.project import config  # a project with the table only
+
+    return not config.switch(config.ENV_DISABLE)
 
 
 def _warn_on_poetry_export(event: Event) -> None:

@@ -4,6 +4,7 @@ subprocess; moved from tests/e2e/test_env_follows.py)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from typing import TYPE_CHECKING
 from typing import Any
@@ -117,3 +118,42 @@ def test_switch_auto_says_why_auto_settles_for_cpu_as_sync_does(
             )
             assert result.returncode == 0, result
             assert said in result.stderr, (args, result)
+
+
+def test_every_move_warns_a_jetson_that_pytorchs_cuda_builds_do_not_run_there(
+    project_factory: ProjectFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Jetson Orin (aarch64, L4T R36) with cu129 from download.pytorch.org: the
+    install hook warned that those builds do not run there, `switch` and `sync`
+    installed them without a word."""
+    from poetry.utils.env.base_env import Env
+
+    from poetry_torch_cuda.machine.probe import ROOT_VARIABLE
+
+    root = tmp_path / "orin"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "nv_tegra_release").write_text("# R36 (release), REVISION: 4.0\n")
+    arm = property(lambda env: {**env.get_marker_env(), "platform_machine": "aarch64"})
+    monkeypatch.setattr(Env, "marker_env", arm)
+    project = project_factory({"torch": "*"}, 'variant = "cu129"')
+    off = {"POETRY_TORCH_CUDA_DISABLE": "1"}
+    assert run_inprocess(project, "lock", env_extra=off).returncode == 0
+    local = project.pyproject_text()
+    project.write_pyproject(  # PyTorch's own index: a custom one is trusted
+        re.sub(r'index-url = "[^"]*"\n', "", local)
+    )
+    jetson = {ROOT_VARIABLE: str(root)}
+    for args in (
+        ("install", "--dry-run"),
+        ("torch-cuda", "sync", "--dry-run"),
+        ("torch-cuda", "switch", "cu128", "--dry-run"),
+    ):
+        result = run_inprocess(project, *args, env_extra=jetson)
+        assert result.returncode == 0, (args, result)
+        assert "cu12" in result.stderr and "on NVIDIA Jetson" in result.stderr, args
+        assert "do not run on Jetson L4T before R38" in result.stderr, args
+    project.write_pyproject(local)
+    trusted = run_inprocess(
+        project, "torch-cuda", "sync", "--dry-run", env_extra=jetson
+    )
+    assert "Jetson" not in trusted.stderr, trusted

@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import gpu
+from tests.support.gpus import machine_env
 from tests.support.gpus import no_gpu
 from tests.support.inprocess import run_inprocess
 
@@ -139,3 +140,24 @@ def test_a_slow_index_gets_the_time_poetry_requests_timeout_gives(
     assert patient.returncode == 0, patient
     assert "did not answer" not in patient.stdout + patient.stderr, patient
     assert "cu129" in patient.stdout and "offered" in patient.stdout, patient
+
+
+def test_status_without_a_lock_says_the_gpu_cannot_be_checked(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """A failing nvidia-smi is the machine's state, not the lock's: status says so
+    before ``poetry lock`` too."""
+    project = project_factory(DEPS, CU129)
+    broken = machine_env(
+        tmp_path / "machine",
+        nvidia_smi="",
+        nvidia_smi_exit=9,
+        nvidia_smi_stderr="NVIDIA-SMI has failed because it couldn't communicate "
+        "with the NVIDIA driver.",
+    )
+    result = run_inprocess(project, "torch-cuda", "status", env_extra=broken)
+    assert result.returncode == 0, result
+    assert "the GPU cannot be checked: " in result.stdout + result.stderr, result
+    assert "poetry.lock does not exist" in result.stdout + result.stderr, result
+    # nvidia-smi is there and failed: the driver is to mend, not absent
+    assert "no NVIDIA driver found" not in result.stdout, result

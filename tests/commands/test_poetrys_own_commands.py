@@ -10,7 +10,11 @@ import re
 from typing import TYPE_CHECKING
 
 import pytest
+from cleo.testers.application_tester import ApplicationTester
+from poetry.console.application import Application
+from poetry.console.commands.command import Command
 
+from tests.support.inprocess import in_project
 from tests.support.inprocess import run_in
 from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import isolated_env
@@ -66,3 +70,32 @@ def test_invalid_toml_gets_poetrys_own_message(
         )
     assert project.pyproject_text() == broken
     assert not project.lockfile.exists()
+
+
+class StandInExport(Command):
+    """What poetry-plugin-export registers (not installed here): ``poetry export``."""
+
+    name = "export"
+
+    def handle(self) -> int:
+        return 0
+
+
+@pytest.mark.parametrize(("disable", "warned"), [("0", True), ("1", False)])
+def test_poetry_export_is_warned_about_unless_the_plugin_is_disabled(
+    project_factory: ProjectFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    disable: str,
+    warned: bool,
+) -> None:
+    """README: with POETRY_TORCH_CUDA_DISABLE=1 Poetry behaves as if the plugin
+    were not installed, so `poetry export` gets no word from it."""
+    project = project_factory(DEPS, 'variant = "cu129"\n')
+    in_project(project, monkeypatch)
+    monkeypatch.setenv("POETRY_TORCH_CUDA_DISABLE", disable)
+    application = Application()
+    application.add(StandInExport())
+    tester = ApplicationTester(application)
+    assert tester.execute("export", decorated=False) == 0
+    printed = tester.io.fetch_error()
+    assert ("`poetry export` pins PyPI's build of torch" in printed) is warned, printed

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
 from tests.support.inprocess import run_inprocess
 
 
@@ -14,14 +16,43 @@ if TYPE_CHECKING:
 DEPS = {"needs-torch": "*", "torchvision": "*"}
 
 
-def test_switch_without_a_variant_is_a_usage_error(
-    project_factory: ProjectFactory,
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((), 'Not enough arguments (missing: "variant")'),
+        (
+            ("cu130", "cu126"),
+            (
+                'Too many arguments to "torch-cuda switch" command, expected '
+                'arguments "variant"'
+            ),
+        ),
+        (("cu130", "--bogus"), 'The option "--bogus" does not exist'),
+    ],
+    ids=["no variant", "two variants", "unknown option"],
+)
+def test_a_switch_poetry_cannot_parse_is_a_usage_error(
+    project_factory: ProjectFactory, args: tuple[str, ...], error: str
 ) -> None:
     project = project_factory(DEPS, "variant = 'cu129'  # the cluster's\n")
     pyproject = project.pyproject.read_bytes()
-    result = run_inprocess(project, "torch-cuda", "switch")
+    assert not project.venv.exists()
+    result = run_inprocess(project, "torch-cuda", "switch", *args)
     assert result.returncode != 0
-    assert 'Not enough arguments (missing: "variant")' in result.stderr, result
-    assert "TypeError" not in result.stderr + result.stdout
-    assert "NoneType" not in result.stderr + result.stdout
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [error]
     assert project.pyproject.read_bytes() == pyproject
+    # README: "A bad variant argument, or none, is refused before Poetry creates
+    # a virtualenv."
+    assert not project.venv.exists()
+
+
+def test_export_of_auto_needs_a_variant(project_factory: ProjectFactory) -> None:
+    """README: without --variant, export takes the variant an install takes; with
+    auto that would be the builder's pick, so it asks for the image's build."""
+    project = project_factory(DEPS, 'variant = "auto"')
+    result = run_inprocess(project, "torch-cuda", "export")
+    assert result.returncode == 1, result
+    assert result.stderr.strip() == (
+        "--variant must name a build (e.g. cu129): an image is built for one."
+    )
+    assert result.stdout == ""

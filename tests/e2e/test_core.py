@@ -182,6 +182,7 @@ def test_switch_failure_changes_nothing(cu129_project: Project) -> None:
 
 def test_switch_dry_run(cu129_project: Project, index: IndexServer) -> None:
     pyproject = cu129_project.pyproject.read_bytes()
+    torch_lock = (cu129_project.path / "torch-cuda.lock").read_bytes()
     index.clear_requests()
     result = run_inprocess(cu129_project, "torch-cuda", "switch", "cu130", "--dry-run")
     assert result.returncode == 0, result
@@ -190,6 +191,7 @@ def test_switch_dry_run(cu129_project: Project, index: IndexServer) -> None:
         "nvidia-cublas-cu12" not in result.stdout
     )  # orphans are known only after the install
     assert cu129_project.pyproject.read_bytes() == pyproject
+    assert (cu129_project.path / "torch-cuda.lock").read_bytes() == torch_lock
     assert cu129_project.installed()["torch"] == "2.14.1+cu129"
     assert whl_requests(index) == []
 

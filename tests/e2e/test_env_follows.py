@@ -14,6 +14,7 @@ from tests.support.gpus import smi_line
 from tests.support.inprocess import in_project
 from tests.support.inprocess import run_inprocess
 from tests.support.kept import kept_install
+from tests.support.poetry_project import describe
 
 
 if TYPE_CHECKING:
@@ -388,16 +389,20 @@ def test_an_entry_whose_marker_excludes_this_environment_is_left_to_poetry(
     project_factory: ProjectFactory,
 ) -> None:
     """``"torchvision; sys_platform == 'win32'"`` on Linux: Poetry installs it
-    here, as any dependency, instead of nobody."""
+    here, as any dependency, instead of nobody; chosen so, it is not "left to
+    Poetry" (the install and `status --check` said to add it to `packages`)."""
     project = project_factory(
         DEPS,
         'variant = "cu129"\n'
         'packages = ["torch", "torchvision; sys_platform == \'win32\'"]',
     )
-    project.run("install")
+    result = project.run("install")
     installed = project.installed()
     assert installed["torch"] == "2.14.1+cu129"
     assert installed.get("torchvision") == "0.29.1", installed
+    assert "left to Poetry" not in result.stderr, describe(result)
+    status = run_inprocess(project, "torch-cuda", "status", "--check")
+    assert status.returncode == 0, status
 
 
 def test_the_projects_own_cuda_wheels_are_judged_by_the_options_given(

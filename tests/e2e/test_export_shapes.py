@@ -525,3 +525,24 @@ def test_an_entry_whose_marker_excludes_a_platform_exports_poetrys_build_there(
     installed = pip_installs(tmp_path, text)
     assert installed["torch"] == "2.14.1+cu129"
     assert installed.get("torchvision") == "0.29.1", installed
+
+
+def test_where_the_torch_entry_excludes_a_platform_poetrys_torch_gets_its_wheels(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``"torch; sys_platform == 'win32'"`` (PyPI's Linux torch is a CUDA build
+    already): the variant's torch on Windows, Poetry's here, and Poetry's torch
+    needs its CUDA wheels from poetry.lock, which the export left out with the
+    family: pip refused the file (unpinned nvidia-*) or left torch without them."""
+    entry = "packages = [\"torch; sys_platform == 'win32'\"]"
+    project = Project.create(
+        tmp_path, index, {"torch": "*"}, f'variant = "cu129"\n{entry}\n'
+    )
+    project.run("lock")
+    text = export(project)
+    assert 'torch==2.14.1+cu129 ; sys_platform == "win32"' in text, text
+    installed = pip_installs(tmp_path, text)
+    assert installed["torch"] == "2.14.1", installed
+    assert installed["nvidia-cublas"] == "13.0.2.14", installed
+    assert installed["nvidia-cudnn-cu13"] == "9.13.0.50", installed
+    assert "nvidia-cublas-cu12" not in installed, installed

@@ -182,6 +182,27 @@ def test_switch_rolls_back_a_build_that_fails_verification(
     assert "nvidia-cublas-cu12" not in installed  # the new build's wheels swept
 
 
+def test_a_switch_into_an_environment_without_torch_rolls_back_to_none(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    """No build before the switch: all or nothing leaves none (not the failing one)."""
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu")
+    project.run("lock")
+    pyproject = project.pyproject.read_bytes()
+
+    # --only main: the switch installs what `poetry install --only main` would
+    result = project.run(
+        "torch-cuda", "switch", "cu128", "--only", "main", check=False, env_extra=env
+    )
+
+    assert result.returncode == 1, describe(result)
+    assert LIBCUDNN_MISSING in result.stderr
+    assert "Put back the previous build: no torch build, as before" in result.stderr
+    assert project.pyproject.read_bytes() == pyproject
+    assert "torch" not in project.installed()
+
+
 @pytest.mark.parametrize("cpu", ["does-not-import", "download-corrupt"])
 def test_a_switch_whose_every_candidate_fails_leaves_the_earlier_build(
     tmp_path: Path, cpu: str

@@ -16,6 +16,7 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
+import tomlkit
 
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import isolated_env
@@ -148,3 +149,16 @@ def test_twine_check_passes(dist: Path) -> None:
     )
     assert result.returncode == 0, describe(result)
     assert result.stdout.count("PASSED") == 2, result.stdout
+
+
+def test_a_release_sets_the_version_in_one_place() -> None:
+    """The README's release steps set pyproject.toml's version: no copy of it in the
+    package may stay behind (``__version__ = "0.1.0"`` in a 0.2.0 release)."""
+    settings = tomlkit.parse((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    version = settings["project"]["version"]
+    copies = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "src").rglob("*.py")
+        if f'"{version}"' in path.read_text(encoding="utf-8")
+    ]
+    assert copies == []

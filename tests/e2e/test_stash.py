@@ -145,7 +145,8 @@ def test_ctrl_c_while_pip_unpacks_puts_the_previous_build_back(
     assert _tilde(project) == []
     assert broken_records(project.site_packages()) == []
     assert not (project.site_packages() / "torch" / "_big.bin").exists()
-    assert _stashes(project) == []
+    # the interrupted run's stash is gone (the first install's, of no build, stays)
+    assert [s for s in _stashes(project) if s != ".torch-cuda-previous"] == []
     assert 'variant = "cu129"' in project.pyproject_text()
 
 

@@ -71,12 +71,15 @@ def run_in(directory: Path, env: Mapping[str, str], *args: str) -> Result:
 
     ``os.environ`` and the working directory are put back afterwards.
     """
+    from poetry.config.config import Config
     from poetry.console.application import Application
 
     saved_env, saved_cwd = dict(os.environ), Path.cwd()
     os.environ.clear()
     os.environ.update(env)
     os.chdir(directory)
+    # As a new process: Poetry merges a project's sources into its one Config.
+    Config.create(reload=True)
     started: list[str] = []
     _recording.append(started)
     try:
@@ -97,6 +100,7 @@ def in_project(
     """``project``'s Poetry and configuration in this process, with exactly its
     isolated environment and its directory (both put back after the test): for
     tests that drive the plugin's internals on a real project."""
+    from poetry.config.config import Config
     from poetry.factory import Factory
 
     from poetry_torch_cuda.project.config import load_config
@@ -106,6 +110,7 @@ def in_project(
     for key, value in project.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(project.path)
+    Config.create(reload=True)  # as run_in: not an earlier project's sources
     poetry = Factory().create_poetry(project.path)
     config = load_config(poetry.pyproject.data)
     assert config is not None

@@ -136,22 +136,32 @@ def test_sbsa_servers_use_the_aarch64_lists(
 def test_installing_a_pytorch_cuda_build_on_an_orin_warns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from types import SimpleNamespace
+
+    from cleo.io.buffered_io import BufferedIO
+
     from poetry_torch_cuda.machine.probe import ROOT_VARIABLE
-    from poetry_torch_cuda.machine.resolution import jetson_warning
+    from poetry_torch_cuda.machine.resolution import Resolution
+    from poetry_torch_cuda.machine.resolution import report
     from poetry_torch_cuda.project.config import TorchCudaConfig
 
     root = fake_root(tmp_path, ORIN_RELEASE, "NVIDIA Jetson Orin Nano")
     monkeypatch.setenv(ROOT_VARIABLE, str(root))
-    orin = Machine("linux", "aarch64", jetson=probe_jetson())
     cu126 = parse_variant("cu126")
+
+    def said(config: TorchCudaConfig, arch: str, machine: Machine | None) -> str:
+        env = SimpleNamespace(marker_env={"platform_machine": arch})
+        io = BufferedIO()
+        resolution = Resolution(cu126, cu126, "pyproject.toml", machine=machine)
+        report(resolution, config, env, io)  # type: ignore[arg-type]
+        return io.fetch_error()
+
+    orin = Machine("linux", "aarch64", jetson=probe_jetson())
     for probed in (None, orin):  # a fixed variant probes only the Jetson; auto has it
-        warning = jetson_warning(TorchCudaConfig(cu126), cu126, "aarch64", probed)
-        assert warning is not None
-        assert warning.startswith(
-            "cu126 on NVIDIA Jetson (NVIDIA Jetson Orin Nano, L4T R36.4)"
-        )
+        warning = said(TorchCudaConfig(cu126), "aarch64", probed)
+        assert "cu126 on NVIDIA Jetson (NVIDIA Jetson Orin Nano, L4T R36.4)" in warning
     jetson_index = TorchCudaConfig(cu126, "https://pypi.jetson-ai-lab.io/jp6/{variant}")
-    assert jetson_warning(jetson_index, cu126, "aarch64", None) is None
-    assert jetson_warning(TorchCudaConfig(cu126), cu126, "x86_64", None) is None
+    assert said(jetson_index, "aarch64", None) == ""
+    assert said(TorchCudaConfig(cu126), "x86_64", None) == ""
     thor = Machine("linux", "aarch64", jetson=Jetson((38, 2), "NVIDIA Jetson Thor"))
-    assert jetson_warning(TorchCudaConfig(cu126), cu126, "aarch64", thor) is None
+    assert said(TorchCudaConfig(cu126), "aarch64", thor) == ""

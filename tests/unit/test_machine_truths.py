@@ -23,6 +23,7 @@ from tests.support.machines import nvidia_machine as nvidia
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from poetry_torch_cuda.project.variants import Variant
     from poetry_torch_cuda.proof.verdict import Proof
 
 RTX = ("NVIDIA GeForce RTX 4090", (8, 9))
@@ -219,10 +220,12 @@ def test_another_cuda_under_the_variants_own_label_is_not_blamed_on_it() -> None
         "`poetry torch-cuda sync --force` reinstalls the build; if the check still "
         "fails, index-url serves a mislabelled cu129 wheel: ask whoever runs the index"
     )
-    # Under another label the label is the cause, as before.
-    other = report("2.14.1+cu130", cuda="13.0")
-    (_, build) = verdict_of(other, "cu129", Machine("linux", "x86_64")).failures
-    assert build.cause is not None and "its label says otherwise" in build.cause
+    # Under another label, the label's failure says it once, with its fix.
+    for version, cuda in (("2.14.1+cu130", "13.0"), ("2.14.1", "13.0")):
+        other = report(version, cuda=cuda)
+        (label,) = verdict_of(other, "cpu", Machine("linux", "x86_64")).failures
+        assert label.message.endswith(", not the cpu build")
+        assert label.fix == "`poetry torch-cuda sync` installs it"
 
 
 def test_a_package_the_lock_installs_here_must_be_installed() -> None:
@@ -260,9 +263,9 @@ def test_a_fix_names_only_what_autos_decision_offers() -> None:
     data = report("2.14.1+cu132", cuda="13.2")
     asked = []
 
-    def alternative() -> str | None:
+    def alternative() -> Variant | None:
         asked.append(1)
-        return "cu126"
+        return parse_variant("cu126")
 
     (failure,) = verdict_of(data, "cu132", machine, alternative=alternative).failures
     assert (
@@ -286,3 +289,66 @@ def test_remembered_failures_that_force_cpu_are_said_briefly() -> None:
     assert warning is not None
     assert "remembered as failing here" in warning
     assert len(warning) < 600 and max(len(line) for line in warning.splitlines()) < 300
+
+
+@pytest.mark.parametrize(
+    "masks",
+    [
+        {"CUDA_VISIBLE_DEVICES": "0"},  # a SLURM job's GPU: it hides nothing
+        {"CUDA_VISIBLE_DEVICES": "GPU-8c2f1a3e-0b7d-4e5f-9a6b-1c2d3e4f5a6b"},
+        {"HIP_VISIBLE_DEVICES": ""},  # ROCm's: no CUDA build reads it
+    ],
+)
+def test_a_mask_that_leaves_the_gpu_visible_hides_no_failure(
+    masks: dict[str, str],
+) -> None:
+    old = nvidia("535.104.05", RTX)  # too old for cu130: torch sees no GPU
+    verdict = verdict_of(report("2.14.1+cu130", cuda="13.0", masks=masks), "cu130", old)
+    (failure,) = verdict.failures
+    assert failure.cause == "the NVIDIA driver is too old for this build"
+    assert verdict.machine_reason
+    assert not any("hidden by" in c.message for c in verdict.checks)
+
+
+@pytest.mark.parametrize(
+    ("variant", "platform"),
+    [("cpu", "darwin"), ("cu130", "darwin"), ("rocm6.4", "win32")],
+)
+def test_pypis_build_where_the_variant_has_none_passes(
+    variant: str, platform: str
+) -> None:
+    """The plugin steps aside there (Poetry installs PyPI's build): `sync`, the
+    fix a label failure names, refuses, and `status` finds nothing wrong."""
+    data = report("2.14.1", cuda=None)  # PyPI's CPU build for macOS and Windows
+    machine = Machine(platform, "arm64" if platform == "darwin" else "AMD64")
+    verdict = verdict_of(data, variant, machine, required={"torch": "2.14.1"})
+    assert verdict.ok, [c.message for c in verdict.failures]
+    assert (
+        f"PyTorch publishes no {variant} builds for {platform}; Poetry installs "
+        in (" ".join(c.message for c in verdict.checks if c.status == "note"))
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "RuntimeError: CUDA error: CUDA-capable device(s) is/are busy or unavailable",
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB",
+        "RuntimeError: CUDA error: out of memory",
+    ],
+)
+def test_a_gpu_another_process_holds_is_no_failure_of_the_build(error: str) -> None:
+    """A shared machine: the GPU in exclusive mode or full. The build may be fine:
+    auto must not move on (nor remember it), verify cannot say."""
+    compute = [
+        {"device": "cpu", "ok": True, "error": None},
+        {"device": "cuda:0", "ok": False, "error": error},
+    ]
+    data = report(
+        "2.14.1+cu130", cuda="13.0", available=True, devices=(RTX,), compute=compute
+    )
+    verdict = verdict_of(data, "cu130", nvidia("580.95.05", RTX))
+    assert verdict.failures == () and not verdict.verified
+    (busy,) = [c for c in verdict.checks if c.status == "unchecked"]
+    assert error in busy.message and "another process" in (busy.cause or "")
+    assert verdict.summary().startswith("warning: torch 2.14.1+cu130 cannot compute on")

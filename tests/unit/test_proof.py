@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+import time
+import venv
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -27,8 +31,6 @@ from tests.support.machines import nvidia_machine as nvidia
 
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from poetry_torch_cuda.project.variants import Variant
 
 NO_GPU = Machine("linux", "x86_64", notes=("nvidia-smi not found on PATH",))
@@ -241,6 +243,33 @@ def test_parse_archs() -> None:
     )
 
 
+def test_the_readme_documents_every_key_of_verify_json() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("`--json` prints one object whose layout is stable")[1]
+    table = table.split("\n\n")[1]  # the table after that sentence
+    documented = set(re.findall(r"^\| `(\w+)`(?:, `(\w+)`)? \|", table, re.MULTILINE))
+    documented = {key for pair in documented for key in pair if key}
+    proof = judge(ChildRun(None, "x"), parse_variant("cpu"), NO_GPU, ["torch"])
+    keys = proof.to_json(configured=parse_variant("cpu"))
+    assert documented == set(keys)
+    unchecked = judge(
+        ChildRun(None, "x", timed_out=True), parse_variant("cpu"), NO_GPU, []
+    ).to_json(configured=parse_variant("cpu"))
+    assert (unchecked["ok"], unchecked["checked"]) == (False, False)
+    ok_row = next(line for line in table.splitlines() if line.startswith("| `ok`"))
+    assert "`checked`" in ok_row  # a check that could not finish is no failure
+
+
+def test_verify_json_does_not_call_a_package_missing_when_the_check_crashed() -> None:
+    crashed = ChildRun(None, "the check process was killed by SIGSEGV")
+    proof = judge(crashed, parse_variant("cpu"), NO_GPU, ["torch"])
+    data = proof.to_json(configured=parse_variant("cpu"))
+    assert data["packages"]["torch"]["installed"] is None  # unknown, not "missing"
+    nothing = judge(ChildRun({"packages": {}}), parse_variant("cpu"), NO_GPU, ["torch"])
+    empty = nothing.to_json(configured=parse_variant("cpu"))
+    assert empty["packages"]["torch"]["installed"] is False  # no environment yet
+
+
 # -- the child and its output ---------------------------------------------------------
 
 
@@ -267,6 +296,18 @@ def test_the_probe_times_out(tmp_path: Path) -> None:
     assert run.error == "the check did not finish within 0.5 s (stopped it)"
 
 
+def test_the_probe_gives_up_on_a_process_the_kill_does_not_end(tmp_path: Path) -> None:
+    # A CUDA initialisation stuck in the driver cannot die at once; here a process
+    # outside the group holds the pipes. verify-timeout still bounds the wait.
+    python = tmp_path / "stuck"
+    python.write_text("#!/bin/sh\nsetsid sleep 20 &\nsleep 20\n")
+    python.chmod(0o755)
+    begun = time.monotonic()
+    run = run_child(str(python), ["torch"], 0.5)
+    assert time.monotonic() - begun < 15
+    assert run.timed_out and run.report is None
+
+
 def test_a_crashing_probe_says_how_it_died(tmp_path: Path) -> None:
     python = tmp_path / "crashes"
     python.write_text("#!/bin/sh\necho 'Fatal Python error: boom' >&2\nexit 3\n")
@@ -275,6 +316,30 @@ def test_a_crashing_probe_says_how_it_died(tmp_path: Path) -> None:
     assert run.error == (
         "the check process exited with code 3: Fatal Python error: boom"
     )
+
+
+def test_a_torch_whose_import_crashes_the_python_shows_where_with_vvv(
+    tmp_path: Path,
+) -> None:
+    # A segfault in the import (a driver/library mismatch): the fix says that
+    # -vvv shows the check's own output, so that output must say where it died.
+    venv.create(tmp_path, with_pip=False)
+    (site,) = tmp_path.glob("lib/python*/site-packages")
+    (site / "torch").mkdir()
+    (site / "torch" / "__init__.py").write_text("import ctypes\nctypes.string_at(0)\n")
+    (site / "torch-2.14.1+cu130.dist-info").mkdir()
+    metadata = "Metadata-Version: 2.1\nName: torch\nVersion: 2.14.1+cu130\n"
+    (site / "torch-2.14.1+cu130.dist-info" / "METADATA").write_text(metadata)
+    run = run_child(str(tmp_path / "bin" / "python"), ["torch"], 60)
+    assert run.error == (
+        "the check process was killed by SIGSEGV (the Python or a library crashed)"
+    )
+    proof = judge(run, parse_variant("cu130"), NO_GPU, ["torch"])
+    assert proof.trace_lines(debug=False) == [
+        "(-vvv shows the traceback of the check.)"
+    ]
+    (shown,) = proof.trace_lines(debug=True)
+    assert 'torch/__init__.py", line 2' in shown
 
 
 # -- auto's memory -----------------------------------------------------------------
@@ -306,6 +371,48 @@ def test_memory_is_keyed_on_driver_and_gpus(tmp_path: Path) -> None:
     assert offered[decision.variant.name] == Offer(True, "on the index")
     assert resolution.forget(tmp_path) == 1
     assert resolution.failures(tmp_path) == []
+
+
+def test_a_failure_of_another_torch_is_not_remembered_for_the_new_one(
+    tmp_path: Path,
+) -> None:
+    # cu126 failed with torch 2.13.0; the lock moved to 2.14.1: a build never tried
+    (tmp_path / "pyvenv.cfg").write_text("")  # a virtualenv: its memory is inside
+    gtx = nvidia("575.51.03", ("NVIDIA GeForce GTX 1080", (6, 1)))
+    resolution.remember(tmp_path, gtx, parse_variant("cu126"), "2.13.0+cu126", "x")
+    env = MockEnv(path=tmp_path)
+    offered = Offer(True, "on the index")
+    decision = resolution.choose(gtx, lambda _: offered, "2.14.1", env=env)
+    assert decision.variant.name == "cu126"
+    assert resolution.failures(tmp_path, gtx, "2.14.1") == []
+    again = resolution.choose(gtx, lambda _: offered, "2.13.0", env=env)
+    assert again.variant.name != "cu126"
+
+
+def test_a_damaged_memory_is_no_memory(tmp_path: Path) -> None:
+    (tmp_path / "pyvenv.cfg").write_text("")  # a virtualenv: its memory is inside
+    gtx = nvidia("575.51.03", ("NVIDIA GeForce GTX 1080", (6, 1)))
+    key = "NVIDIA driver 575.51.03; GPU 0 (NVIDIA GeForce GTX 1080, sm_61)"
+    entry = {"variant": "cu126", "torch": None, "reason": "x", "when": "t"}
+    damaged = [{**entry, "variant": ["cu126"]}, {**entry, "torch": 2}, "cu126", None]
+    memory = tmp_path / ".poetry-torch-cuda-memory.json"
+    memory.write_text(
+        json.dumps(
+            {
+                "failures": [
+                    {**e, "machine": key} if isinstance(e, dict) else e for e in damaged
+                ]
+            }
+        )
+    )
+    offered = Offer(True, "on the index")
+    decision = resolution.choose(
+        gtx, lambda _: offered, "2.14.1", env=MockEnv(path=tmp_path)
+    )
+    assert decision.variant.name == "cu126"
+    assert resolution.failures(tmp_path) == []
+    assert resolution.remember(tmp_path, gtx, parse_variant("cu126"), None, "y")
+    assert [f.reason for f in resolution.failures(tmp_path, gtx, "2.14.1")] == ["y"]
 
 
 # -- configuration -----------------------------------------------------------------

@@ -60,9 +60,7 @@ class ReportsErrors(Command):
 
 
 #: ``detect``'s and ``variants``' way past the index pages' cache.
-REFRESH = option(
-    "refresh", None, "Ask the index again instead of using its cached pages."
-)
+REFRESH = option("refresh", None, "Ask the index afresh, not its cached pages.")
 
 
 class TorchCudaCommand(ReportsErrors, EnvCommand):
@@ -78,6 +76,8 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
                 virtualenv's Python is gone.
         """
         refuse_if_disabled()
+        io.input.bind(self.definition)  # cleo's usage errors come first
+        io.input.validate()
         self.check_input(io)
         if io.input.has_option("dry-run") and not io.input.option("dry-run"):
             return

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 #: The two lists of remembered failures, as ``detect`` titles them.
 REMEMBERED = {
     "remembered": "Remembered for this environment (failed verification here)",
-    "remembered_elsewhere": "Remembered for another driver or GPU set (not applied here)",
+    "remembered_elsewhere": "Remembered for another driver, GPU set or torch (not applied here)",
 }
 
 
@@ -94,7 +94,7 @@ class DetectCommand(TorchCudaCommand):
             assert resolution.decision is not None and resolution.machine is not None
             decision, machine = resolution.decision, resolution.machine
             where = "on this machine"
-            applies = failures(self.env.path, machine)
+            applies = failures(self.env.path, machine, torch)
             elsewhere = [f for f in failures(self.env.path) if f not in applies]
         data |= {
             "variant": decision.variant.name,

@@ -33,6 +33,7 @@ from poetry_torch_cuda.lockfile.service import configured
 from poetry_torch_cuda.lockfile.service import entry_for
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project import locked
+from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import protected_names
 from poetry_torch_cuda.project.selection import selection_from
 from poetry_torch_cuda.project.selection import selection_options
@@ -203,21 +204,25 @@ def select(
         canonicalize_name(r.name): parse_marker(str(r.marker or "")) for r in packages
     }
     direct = (d.name for d in poetry.package.all_requires)
-    family = protected_names(entries, [locked.locked_graph(poetry)], direct)
+    graph = locked.locked_graph(poetry)
+    family = protected_names(entries, [graph], direct)
+    outside = {name: needs for name, needs in graph.items() if name not in entries}
+    reach = {name: dependency_closure(graph.get(name, ()), outside) for name in entries}
     exported, roots = [], {}
     groups, extras = selection.groups, selection.extras
     for package, marker in locked.selected_packages(poetry, groups, extras):
         if package.name in entries:
             roots[(package.name, public_version(package.version.text))] = marker
             marker = marker.intersect(entries[package.name].invert())  # Poetry's there
-        elif package.name in family:
-            continue
+        elif package.name in family:  # Poetry's where what needs it is Poetry's
+            needs = [m.invert() for n, m in entries.items() if package.name in reach[n]]
+            marker = marker.intersect(union(*needs))
         if not marker.is_empty():
             exported.append(_poetry_package(poetry, package, str(marker), urls))
     # A root at each selected version, under its marker; what they need, under theirs.
     needed = union(*roots.values())
     chosen = [(p.name, p.version) for p in entry.packages if _key(p) in roots]
-    poetrys = {p.name for p in exported} - entries.keys()  # its own cudnn: Poetry's
+    poetrys = {p.name for p in exported} - family  # its own cudnn: Poetry's
     for one in entry.closure(chosen, None):  # every environment's
         markers = parse_marker(one.markers).intersect(roots.get(_key(one), needed))
         if markers.is_empty() or one.name in poetrys:

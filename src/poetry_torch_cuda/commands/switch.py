@@ -76,7 +76,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         check_fresh(self.poetry)
         ctx = self.context(config)
         resolution = resolve(config, ctx.locked.versions, ctx)
-        report(resolution, self.io)
+        report(resolution, ctx.config, ctx.env, self.io)
         require_builds(resolution.variant, sys.platform)
         return ctx, resolution
 
@@ -168,9 +168,7 @@ class SwitchCommand(MovingCommand):
         Raises:
             TorchCudaError: the argument is not a variant, or the table is invalid.
         """
-        value = io.input.argument("variant")
-        if value is not None:  # cleo names a missing argument itself
-            self._config(variant_argument(value).name)
+        self._config(variant_argument(io.input.argument("variant")).name)
 
     def work(self) -> int:
         name = variant_argument(self.argument("variant")).name

@@ -51,15 +51,10 @@ class VerifyCommand(TorchCudaCommand, GroupCommand):
 
     def work(self) -> int:
         ctx = self.context()
-        config = ctx.config
         locked = ctx.installs.versions if self.poetry.locker.is_locked() else None
         exists = not isinstance(self.env, NotCreatedEnv)
         machine = probe(self.env)
-        variant = resolve(config, locked, ctx, machine=machine).variant
-
-        def alternative() -> str | None:
-            found = next_choice(config, locked, machine, variant, ctx)
-            return None if found is None else found.name
+        variant = resolve(ctx.config, locked, ctx, machine=machine).variant
 
         wanted = ctx.view.selected if ctx.selection.explicit and locked else locked
         required = {str(n): v for n, v in (wanted or {}).items()}
@@ -68,15 +63,14 @@ class VerifyCommand(TorchCudaCommand, GroupCommand):
             variant,
             machine=machine,
             required=required,
-            alternative=alternative,
+            alternative=lambda: next_choice(ctx.config, locked, machine, variant, ctx),
             exists=exists,
             hashes=True,
         )
         debug = self.io.is_debug()
-        if self.as_json(proof.to_json(configured=config.variant, debug=debug)):
+        if self.as_json(proof.to_json(configured=ctx.config.variant, debug=debug)):
             return 0 if proof.verified else 1
-        for line in proof.lines():
-            self.line(line)
+        self.line("\n".join(proof.lines()))
         write = self.line_error if debug else self.line
         for line in proof.trace_lines(debug=debug):
             write(esc(line))

@@ -103,9 +103,8 @@ class InstalledEnvironment:
         if self._everything is None:
             found: dict[NormalizedName, InstalledDistribution] = {}
             for distribution in metadata.distributions(path=self._paths):
-                raw_name = header(distribution.metadata, "Name")
-                if raw_name and canonicalize_name(raw_name) not in found:
-                    key = canonicalize_name(raw_name)
+                key = canonicalize_name(header(distribution.metadata, "Name") or "")
+                if key and key not in found:
                     found[key] = self._describe(distribution, key)
             self._everything = found
         return dict(self._everything)

@@ -118,12 +118,6 @@ class OfferFinder:
     marker_env: Mapping[str, Any]
     installed: InstalledEnvironment | None = None
 
-    @property
-    def _names(self) -> list[NormalizedName]:
-        """The wanted packages (none locked: the first configured), torch first."""
-        first = min(self.config.package_names, key=lambda n: (n != "torch", n))
-        return list(self.wanted) or [first]
-
     def __call__(self, variant: Variant) -> Offer:
         """Whether ``variant`` has every wanted build."""
         return self.held(variant) or self.inspect([variant])[0].offer()
@@ -141,7 +135,10 @@ class OfferFinder:
         """Every wanted package on every variant, in parallel: the others than the
         first, torch, only where the index has the first's wanted build."""
         urls = {variant: self.config.index_url(variant) for variant in variants}
-        first, rest = self._names[0], self._names[1:]
+        # The wanted packages (none locked: the first configured), torch first.
+        first, *rest = list(self.wanted) or [
+            min(self.config.package_names, key=lambda n: (n != "torch", n))
+        ]
         answers = self.client.projects([(url, first) for url in urls.values()])
         firsts = {
             v: self._package(v, first, answers[(u, first)]) for v, u in urls.items()

@@ -122,9 +122,8 @@ class PipRunner:
         args = [*self._pip, "uninstall", "--disable-pip-version-check", "--yes", *names]
         returncode, lines = self._run(f"removing {', '.join(names)}", args)
         if returncode:
-            reason = pip_reason(lines)
             raise TorchCudaError(
-                f"pip could not uninstall {', '.join(names)}: {reason}"
+                f"pip could not uninstall {', '.join(names)}: {pip_reason(lines)}"
             )
 
     def _run(self, doing: str, args: list[str]) -> tuple[int, list[str]]:

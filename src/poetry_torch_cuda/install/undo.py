@@ -195,13 +195,13 @@ class Stash:
 
 
 def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
-    """After a change that held, its stash becomes the previous build (none
-    where it cannot be kept). A forced reinstall's stash is dropped (it may hold
-    the damage repaired) and the previous build kept before stays. Signals wait:
-    a stash left under its run's name is put back by the next run."""
+    """After a change that held, its stash becomes the previous build (one of no
+    files too: a rollback to it removes the build). A forced reinstall's stash is
+    dropped (it may hold the damage repaired) and the previous build kept before
+    stays. Signals wait: a stash left under its run's name is put back next run."""
     files, kept = {item.sha256 for item in request.files}, False
     with signals.held():
-        if not request.plan.force and stash.files:
+        if not request.plan.force:
             with suppress(OSError):  # a full disk, say: the install stands all the same
                 stash.keep(env.path)
                 kept = True

@@ -43,6 +43,7 @@ from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import parse_variant
+from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -105,9 +106,10 @@ def choose(
     *,
     env: Env | None = None,
 ) -> Decision:
-    """:func:`~.detection.decide`, where builds that failed in ``env`` before are
-    offered "no" (a target has no memory)."""
-    failed = {f.variant: f for f in failures(env.path, machine)} if env else {}
+    """:func:`~.detection.decide`, where builds of ``torch_version`` that failed in
+    ``env`` before are offered "no" (a target has no memory)."""
+    memory = failures(env.path, machine, torch_version) if env else []
+    failed = {f.variant: f for f in memory}
 
     def offer(variant: Variant) -> Offer:
         failure = failed.get(variant.name)
@@ -217,23 +219,28 @@ def _kept_build(config: TorchCudaConfig, run: Run, machine: Machine) -> Decision
     return None
 
 
-def report(resolution: Resolution, io: IO) -> None:
-    """At ``-v``: what the variant resolved to and each step of ``auto``'s decision;
-    a warning when ``auto`` settles for cpu next to a GPU or keeps a build."""
-    decision = resolution.decision
-    if decision is None:
-        return
-    io.write_line(
-        f"{PREFIX}: auto -> {resolution.variant}", verbosity=Verbosity.VERBOSE
-    )
-    for step in decision.steps:
-        io.write_line(f"  - {esc(step)}", verbosity=Verbosity.VERBOSE)
-    machine = resolution.machine
-    warning = cpu_fallback_warning(decision, machine)
-    if machine is not None and _probe_failed(machine):
-        smi = f"auto decides on what else it knows: {machine.smi_failure}"
-        warning = decision.forced_by or smi
-    if warning is not None:
+def report(resolution: Resolution, config: TorchCudaConfig, env: Env, io: IO) -> None:
+    """What every install (the hook, ``switch``, ``sync``) says of its variant: at
+    ``-v`` each step of ``auto``'s decision; a warning when ``auto`` settles for
+    cpu next to a GPU or keeps a build, or when a CUDA variant from PyTorch's own
+    index (a custom ``index-url`` is trusted) lands on a Jetson before L4T R38."""
+    decision, machine = resolution.decision, resolution.machine
+    variant, warnings = resolution.variant, []
+    if decision is not None:
+        io.write_line(f"{PREFIX}: auto -> {variant}", verbosity=Verbosity.VERBOSE)
+        for step in decision.steps:
+            io.write_line(f"  - {esc(step)}", verbosity=Verbosity.VERBOSE)
+        warnings.append(cpu_fallback_warning(decision, machine))
+        if machine is not None and _probe_failed(machine):
+            smi = f"auto decides on what else it knows: {machine.smi_failure}"
+            warnings[-1] = decision.forced_by or smi
+    arch = str(env.marker_env.get("platform_machine") or "").lower()
+    pytorchs = config.index_url_template == DEFAULT_INDEX_URL
+    if variant.kind == "cuda" and pytorchs and arch in ("aarch64", "arm64"):
+        jetson = probe_jetson() if machine is None else machine.jetson  # auto probed
+        if old_jetson(jetson):
+            warnings.append(f"{variant} on {jetson}: {JETSON_NOTE}")
+    for warning in filter(None, warnings):
         io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
 
 
@@ -254,21 +261,6 @@ def require_builds(variant: Variant, sys_platform: str) -> None:
         raise TorchCudaError(f"{missing}.")
 
 
-def jetson_warning(
-    config: TorchCudaConfig, variant: Variant, arch: str, machine: Machine | None
-) -> str | None:
-    """A warning when a CUDA variant from PyTorch's own index is about to land on a
-    Jetson it does not serve (L4T before R38); a custom ``index-url`` is trusted.
-    ``machine``: the run's probe if it made one, else only the Jetson is probed."""
-    custom = config.index_url_template != DEFAULT_INDEX_URL
-    if variant.kind != "cuda" or custom or arch.lower() not in ("aarch64", "arm64"):
-        return None
-    jetson = probe_jetson() if machine is None else machine.jetson
-    if not old_jetson(jetson):
-        return None
-    return f"{variant} on {jetson}: {JETSON_NOTE}"
-
-
 @dataclass(frozen=True)
 class Failure:
     """One remembered failure: which build, when, and the verification's finding."""
@@ -280,12 +272,14 @@ class Failure:
     machine: str
 
 
-def failures(env_path: Path, machine: Machine | None = None) -> list[Failure]:
-    """The remembered failures, all of them or those for ``machine`` only."""
-    key = None if machine is None else _machine_key(machine)
-    if machine is not None and key is None:
-        return []
-    return [f for f in _read(env_path) if key is None or f.machine == key]
+def failures(
+    env_path: Path, machine: Machine | None = None, torch: str | None = None
+) -> list[Failure]:
+    """The remembered failures: all, or ``machine``'s of a build of ``torch``."""
+    key = None if machine is None else _machine_key(machine)  # None: no driver
+    found = [f for f in _read(env_path) if machine is None or f.machine == key]
+    same = public_version(torch or "")
+    return [f for f in found if not torch or public_version(f.torch or torch) == same]
 
 
 def remember(
@@ -306,8 +300,7 @@ def remember(
 def forget(env_path: Path) -> int:
     """Clear the memory; returns how many failures it held."""
     count = len(_read(env_path))
-    with contextlib.suppress(FileNotFoundError):
-        _memory_path(env_path).unlink()
+    _memory_path(env_path).unlink(missing_ok=True)
     return count
 
 
@@ -331,9 +324,10 @@ def _read(env_path: Path) -> list[Failure]:
     entries = data.get("failures") if isinstance(data, dict) else None
     found = []
     for entry in entries if isinstance(entries, list) else []:
-        with contextlib.suppress(KeyError, TypeError):
-            fields = dataclasses.fields(Failure)
-            found.append(Failure(**{f.name: entry[f.name] for f in fields}))
+        with contextlib.suppress(KeyError, TypeError):  # a damaged entry is none
+            values = {f.name: entry[f.name] for f in dataclasses.fields(Failure)}
+            if all(isinstance(value, (str, type(None))) for value in values.values()):
+                found.append(Failure(**values))
     return found
 
 

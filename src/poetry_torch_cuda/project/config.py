@@ -173,6 +173,8 @@ class TorchCudaConfig:
     download_concurrency: int = 16
     #: Keep the replaced build's files in the environment for a switch back.
     keep_previous_build: bool = True
+    #: The ``packages`` entries whose marker excludes this environment (``here``).
+    elsewhere: tuple[Requirement, ...] = ()
 
     @property
     def package_names(self) -> frozenset[NormalizedName]:
@@ -188,7 +190,8 @@ class TorchCudaConfig:
         held = [
             r for r in self.packages if not r.marker or r.marker.evaluate(marker_env)
         ]
-        return replace(self, packages=tuple(held))
+        gone = tuple(r for r in self.packages if r not in held)
+        return replace(self, packages=tuple(held), elsewhere=gone)
 
     def index_url(self, variant: Variant) -> str:
         """The index that serves ``variant``'s wheels."""
@@ -199,7 +202,7 @@ _SWITCH = dict.fromkeys(("0", "false", "no", "off"), False)
 _SWITCH.update(dict.fromkeys(("1", "true", "yes", "on"), True))
 
 
-def _switch(environ: Mapping[str, str], name: str) -> bool | None:
+def switch(name: str, environ: Mapping[str, str] = os.environ) -> bool | None:
     """The on/off variable ``name`` (``None``: unset); anything else is refused."""
     value = environ.get(name, "").strip()
     if value and value.lower() not in _SWITCH:
@@ -211,7 +214,7 @@ def _switch(environ: Mapping[str, str], name: str) -> bool | None:
 def refuse_if_disabled(environ: Mapping[str, str] = os.environ) -> None:
     """The one answer (a :class:`TorchCudaError`) of every ``torch-cuda`` command
     while ``POETRY_TORCH_CUDA_DISABLE`` is set."""
-    if _switch(environ, ENV_DISABLE):
+    if switch(ENV_DISABLE, environ):
         raise TorchCudaError(
             f"poetry-torch-cuda is disabled by {ENV_DISABLE}={environ[ENV_DISABLE]}; "
             "unset it to use `poetry torch-cuda`."
@@ -235,7 +238,7 @@ def load_config(
         ConfigError: a key, a value, an override or the table's name is invalid.
     """
     tool = pyproject.get("tool")
-    if _switch(environ, ENV_DISABLE) or not isinstance(tool, dict):
+    if switch(ENV_DISABLE, environ) or not isinstance(tool, dict):
         return None
     for key in tool:  # a misspelled table would leave the plugin off unsaid
         if key != TABLE and str(key).replace("_", "-").endswith("torch-cuda"):
@@ -272,7 +275,7 @@ def load_config(
         for key, parse in _KEYS.items()
         if parse is not None and key in table
     }
-    override = _switch(environ, ENV_VERIFY)
+    override = switch(ENV_VERIFY, environ)
     values["verify"] = values.get("verify", True) if override is None else override
     if "index-url" in table:
         insecure = values.get("allow_insecure_http", False)

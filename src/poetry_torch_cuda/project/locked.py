@@ -50,9 +50,7 @@ def locked_graph(poetry: Poetry) -> dict[NormalizedName, list[NormalizedName]]:
 
 
 def content_hash(poetry: Poetry) -> str:
-    """poetry.lock's ``content-hash`` ("" without a lock)."""
-    if not poetry.locker.is_locked():
-        return ""
+    """poetry.lock's ``content-hash`` (its callers require the lock first)."""
     return str(poetry.locker.lock_data.get("metadata", {}).get("content-hash", ""))
 
 
@@ -70,9 +68,7 @@ def selected_packages(
     from poetry.core.version.markers import union
 
     locker = poetry.locker
-    if not locker.is_locked():
-        return []
-    if not locker.is_locked_groups_and_markers():
+    if not locker.is_locked_groups_and_markers():  # no lock: no packages
         return [(p, AnyMarker()) for p in locker.locked_repository().packages]
     wanted = None if groups is None else {canonicalize_name(g) for g in groups}
     active = {"extra": {canonicalize_name(e) for e in extras}}

@@ -7,7 +7,6 @@ and group logic).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -70,6 +69,7 @@ def selection_options() -> list[Option]:
 def selection_from(command: GroupCommand) -> Selection:
     """The groups and extras ``command``'s options select, as ``poetry install``
     does (a :class:`TorchCudaError` for contradictory options or unknown extras)."""
+    from cleo.formatters.formatter import Formatter
     from poetry.console.exceptions import GroupNotFoundError
 
     if command.option("extras") and command.option("all-extras"):
@@ -86,7 +86,7 @@ def selection_from(command: GroupCommand) -> Selection:
     try:
         groups = frozenset(str(group) for group in command.activated_groups)
     except GroupNotFoundError as error:
-        raise TorchCudaError(re.sub(r"</?[a-z;=_,-]*>", "", str(error))) from None
+        raise TorchCudaError(Formatter().remove_format(str(error))) from None
     known = all_extras(command.poetry)
     extras = frozenset(
         canonicalize_name(extra)
@@ -104,12 +104,6 @@ def selection_from(command: GroupCommand) -> Selection:
     explicit = any(command.option(name) for name in SELECTION_OPTIONS)
     narrowed = bool(command.option("only") or command.option("without"))
     return Selection(groups, extras, explicit, narrowed)
-
-
-def all_groups(poetry: Poetry) -> frozenset[str]:
-    """Every dependency group of the project, optional ones included."""
-    names = poetry.package.dependency_group_names(include_optional=True)
-    return frozenset(str(name) for name in names)
 
 
 def all_extras(poetry: Poetry) -> frozenset[NormalizedName]:
@@ -150,8 +144,9 @@ class LockView:
         self._resolved: dict[
             tuple[frozenset[str], frozenset[NormalizedName]], dict[NormalizedName, str]
         ] = {(default, frozenset()): dict(base.versions)}
+        everything = poetry.package.dependency_group_names(include_optional=True)
         #: What the lock resolves here with every group and extra.
-        self.versions = self._selects(all_groups(poetry), all_extras(poetry))
+        self.versions = self._selects(everything, all_extras(poetry))
 
     def state(
         self, configured: Iterable[NormalizedName], installed: InstalledEnvironment
@@ -200,7 +195,7 @@ class LockView:
         in_groups = self.names[name]
         if name in self._selects(groups, extras):
             return f"in the lock (group {', '.join(in_groups)}), not installed here"
-        everything = all_groups(poetry)
+        everything = poetry.package.dependency_group_names(include_optional=True)
         if name in self._selects(everything, extras):
             wanted = [g for g in in_groups if g not in groups]
             options = " ".join(f"--with {g}" for g in wanted)

@@ -1,9 +1,9 @@
 """Prove that an environment's build runs, on demand (:func:`prove`, for ``verify``)
-and after every change the plugin makes (:func:`prove_change`): not when nothing
-changed or verification is off. A failure raises a :class:`TorchCudaError` with the
-finding, its cause and fix; ``auto`` first moves on (at most twice) from a build
-that fails for a reason of this machine; ``switch`` gets the previous build put
-back from the change's stash (``install/undo.py``), also before ``auto`` moves on.
+and after every install the plugin makes (:func:`prove_change`): not when nothing
+was installed or verification is off. A failure raises a :class:`TorchCudaError`
+with the finding, its cause and fix; ``auto`` first moves on (at most twice) from
+a build that fails for a reason of this machine; ``switch`` gets the previous build
+put back from the change's stash (``install/undo.py``), also before ``auto`` moves on.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def prove(
     *,
     machine: Machine,
     required: Mapping[str, str] | None = None,
-    alternative: Callable[[], str | None] | None = None,
+    alternative: Callable[[], Variant | None] | None = None,
     exists: bool = True,
     hashes: bool = False,
 ) -> Proof:
@@ -86,18 +86,16 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
     """
     config, env, io, variant = ctx.config, ctx.env, ctx.io, plan.variant
 
-    def give_up(
-        message: str, kept: str, code: int = 1, put: str = ""
-    ) -> TorchCudaError:
+    def give_up(text: str, kept: str, code: int = 1, put: str = "") -> TorchCudaError:
         if roll_back:  # switch: all or nothing
             put = put or _roll_back(ctx, plan)[1]
             kept = f"\n{put} pyproject.toml is unchanged."
-        error = TorchCudaError(message + kept)
+        error = TorchCudaError(text + kept)
         error.exit_code = code
         return error
 
     try:
-        if plan.is_empty or not config.verify:
+        if not plan.install or not config.verify:  # a removal leaves no new build
             return variant
         machine, moves = probe(env), 0
         while True:
@@ -113,16 +111,14 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
                     "`poetry torch-cuda verify` checks it.",
                     128 + signum,
                 ) from None
-            for check in proof.checks:
-                if check.status == "note":
-                    note = f"{PREFIX}: note: {esc(check.message)}"
-                    io.write_line(note, verbosity=Verbosity.VERBOSE)
+            for note in [c.message for c in proof.checks if c.status == "note"]:
+                note = f"{PREFIX}: note: {esc(note)}"
+                io.write_line(note, verbosity=Verbosity.VERBOSE)
             if proof.ok:
                 io.write_line(f"{PREFIX}: {esc(proof.summary())}")
                 return variant
             failed, first, following = variant, proof.failures[0], None
             if config.variant.kind == "auto" and proof.machine_reason:
-                # Remembered: auto's next choice is another build.
                 remember(env.path, machine, failed, proof.torch_version, first.message)
                 if moves < MAX_MOVES:
                     versions = ctx.locked.versions
@@ -160,13 +156,11 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
 
 def _roll_back(ctx: RunContext, plan: Plan) -> tuple[bool, str]:
     """Put back the previous build ``plan`` replaced; whether it did, in words."""
-    previous = previous_build(ctx.env.path) if plan.install else None
-    if previous is None:
+    if (previous := previous_build(ctx.env.path)) is None:
         return False, "The earlier build was not kept; the failing one stays installed."
     held = previous.held(ctx.config.package_names)
     try:
-        pip = PipRunner(ctx.env.get_pip_command())
-        previous.put_back(ctx.env, pip.uninstall)
+        previous.put_back(ctx.env, PipRunner(ctx.env.get_pip_command()).uninstall)
     except (TorchCudaError, OSError) as error:
         return False, NOT_BACK.format(held or "the previous build", error)
     held = held or "no torch build, as before"

@@ -129,15 +129,12 @@ def probe(packages: list[str]) -> dict[str, Any]:
     return report
 
 
-def main(argv: list[str]) -> int:
-    """``argv[1]`` is ``{"packages": [...]}``; the report goes to stdout."""
-    request = json.loads(argv[1])
-    report = probe([str(name) for name in request["packages"]])
-    sys.stdout.flush()
+def main(argv: list[str]) -> None:
+    """``argv[1]`` is the JSON list of packages; the report goes to stdout."""
+    report = probe([str(name) for name in json.loads(argv[1])])
     sys.stdout.write("\n" + MARKER + json.dumps(report) + "\n")
-    sys.stdout.flush()
-    return 0
+    sys.stdout.flush()  # before a library's crash at exit can lose it
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    main(sys.argv)

@@ -30,8 +30,9 @@ class ChildRun:
 
 
 def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
-    """Run ``python -I child.py '{"packages": [...]}'``; give up after ``timeout`` s."""
-    command = [python, "-I", str(CHILD), json.dumps({"packages": packages})]
+    """Run ``python -I child.py '["torch", ...]'`` (a crash says where on stderr);
+    give up after ``timeout`` s."""
+    command = [python, "-I", "-X", "faulthandler", str(CHILD), json.dumps(packages)]
     try:
         process = subprocess.Popen(
             command,
@@ -52,13 +53,14 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
                 os.killpg(process.pid, signal.SIGKILL)
             else:  # Windows: no process groups
                 process.kill()
-        out, err = process.communicate()
+        err = ""
+        with contextlib.suppress(subprocess.TimeoutExpired):  # stuck in a driver
+            err = process.communicate(timeout=3)[1]
         if not isinstance(error, subprocess.TimeoutExpired):
             raise
         stopped = f"the check did not finish within {timeout:g} s (stopped it)"
         return ChildRun(None, stopped, err, timed_out=True)
-    report = parse_output(out)
-    if report is not None:
+    if (report := parse_output(out)) is not None:
         return ChildRun(report, None, err)
     if process.returncode < 0:
         name = signal_name(-process.returncode)

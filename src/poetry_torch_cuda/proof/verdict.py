@@ -1,8 +1,8 @@
 """Judge the child's report (:mod:`.child`) against the variant and this machine
 into a :class:`Proof`. Pure. A failure says what, why and what to do; ``machine``
 marks this machine's failures (``auto`` moves on from those). No GPU, hidden or
-unreachable GPUs and a GPU ``auto`` left out are notes; a timeout could not check.
-"""
+unreachable GPUs and a GPU ``auto`` left out are notes; a timeout or busy GPU is
+"could not check"."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from typing import Literal
 from poetry_torch_cuda.install.undo import SYNC_FORCE
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import public_version
+from poetry_torch_cuda.proof.child import MASKS
 
 
 if TYPE_CHECKING:
@@ -32,13 +34,14 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
     from poetry_torch_cuda.proof.run import ChildRun
 
-#: ``unchecked``: the check could not finish (a timeout); neither proof nor failure.
+#: ``unchecked``: could not check (a timeout, a busy GPU); neither proof nor failure.
 Status = Literal["ok", "fail", "note", "unchecked"]
 _LIBRARY_ERROR = re.compile(
     r"cannot open shared object file|DLL load failed|undefined symbol|"
     r"cannot load library|image not found|version `GLIBC",
     re.IGNORECASE,
 )
+_BUSY = re.compile(r"busy or unavailable|out of memory", re.IGNORECASE)
 _ARCH = re.compile(r"(sm|compute)_(\d+?)(\d)a?$")
 
 
@@ -119,9 +122,8 @@ class Proof:
 
     def summary(self) -> str:
         """One line: what was proven after a change (or why it could not be)."""
-        for check in self.checks:
-            if check.status == "unchecked":
-                return f"warning: {check.message}; {check.fix}"
+        if unchecked := [c for c in self.checks if c.status == "unchecked"]:
+            return f"warning: {unchecked[0].message}; {unchecked[0].fix}"
         held = [c.message for c in self.checks if c.status == "ok"]
         computes = [m[12:] for m in held if m.startswith("computes on ")]
         notes = [
@@ -166,7 +168,7 @@ class Proof:
             packages[name] = {
                 **dict.fromkeys(("version", "imports", "error")),
                 **entry,
-                "installed": bool(entry.get("installed")),
+                "installed": bool(entry.get("installed")) if report else None,
                 "label": label_of(entry.get("version") or ""),
                 "traceback": entry.get("traceback") if debug else None,
             }
@@ -200,7 +202,7 @@ def judge(
     required: Mapping[str, str] | None = None,
     install: str = "`poetry install`",
     auto: bool = False,
-    alternative: Callable[[], str | None] | None = None,
+    alternative: Callable[[], Variant | None] | None = None,
     damaged: Iterable[tuple[str, str]] = (),
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version
@@ -230,7 +232,7 @@ def judge(
     def switch(what: str) -> str:  # the fix names auto's next choice, asked once
         if (name := answer()) is None:
             return "`poetry torch-cuda detect` shows which build runs here"
-        if name == "cpu":  # no GPU build is left: not "a build for it"
+        if name.kind == "cpu":  # no GPU build is left: not "a build for it"
             return (
                 "`poetry torch-cuda switch cpu` installs the CPU-only build (auto "
                 "finds no other GPU build here; `poetry torch-cuda detect` says why)"
@@ -241,6 +243,9 @@ def judge(
     for name in packages:
         entry = (report.get("packages") or {}).get(name) or {}
         checks += _package(name, entry, variant, (required or {}).get(name), install)
+    if pypi := left_to_pypi(variant, machine.sys_platform):  # no label to check
+        checks = [check for check in checks if not check.name.startswith("label ")]
+        checks.append(Check("label", "note", pypi))
     if not any(c.status in ("ok", "fail") for c in checks):  # only "not installed"
         message = "no configured package is installed: there is no build to verify"
         fix = f"{install} (or `poetry torch-cuda sync`) installs it"
@@ -248,13 +253,10 @@ def judge(
     torch = report.get("torch")
     if isinstance(torch, dict):
         version = str(torch.get("version"))
-        left_out: tuple[NvidiaGpu, ...] = ()
-        if auto and variant.kind == "cuda":
-            left_out = assess(variant, machine, version).uncovered
+        left_out = assess(variant, machine, version).uncovered if auto else ()
         checks += _build(torch, version, variant)
         masks = report.get("masks") or {}
-        hidden = ", ".join(f"{name}={value!r}" for name, value in masks.items())
-        checks += _gpus(torch, version, variant, machine, hidden, left_out, switch)
+        checks += _gpus(torch, version, variant, machine, masks, left_out, switch)
         checks += _computes(report, torch, version, left_out)
         checks += _operator(report.get("torchvision_op"))
     return proof(*checks)
@@ -297,9 +299,8 @@ def _package(
         cause = f"the environment does not hold the configured variant {variant}"
         checks.append(Check(f"label {name}", "fail", message, cause, fix))
     if locked is not None and public_version(version) != public_version(locked):
-        message = (
-            f"{name} {version} is installed, but poetry.lock locks {name} {locked}"
-        )
+        message = f"{name} {version} is installed, but poetry.lock locks "
+        message += f"{name} {locked}"
         cause = "the environment does not hold the locked version"
         checks.append(Check(f"version {name}", "fail", message, cause, fix))
     return checks
@@ -327,17 +328,13 @@ def _build(torch: dict[str, Any], version: str, variant: Variant) -> list[Check]
         expected = "the CPU-only build cpu names"
     else:
         return checks
-    if not matches:
+    if not matches and label_of(version) == variant.name:  # else the label fails
         message = f"torch {version} is {what}, not {expected}"
-        cause = "the installed torch is not the variant's build "
-        cause += "(its label says otherwise)"
-        fix = SYNC_FORCE
-        if label_of(version) == variant.name:  # the label is right, the files not
-            cause = f"its files are not the build its +{variant} label names: another "
-            cause += "build was installed over them, or the index serves a mislabelled "
-            cause += "wheel"
-            fix += "; if the check still fails, index-url serves a mislabelled "
-            fix += f"{variant} wheel: ask whoever runs the index"
+        cause = f"its files are not the build its +{variant} label names: another "
+        cause += "build was installed over them, or the index serves a mislabelled "
+        cause += "wheel"
+        fix = f"{SYNC_FORCE}; if the check still fails, index-url serves a mislabelled "
+        fix += f"{variant} wheel: ask whoever runs the index"
         checks.append(Check("build", "fail", message, cause, fix))
     return checks
 
@@ -347,7 +344,7 @@ def _gpus(
     version: str,
     variant: Variant,
     machine: Machine,
-    hidden: str,
+    masks: Mapping[str, object],
     left_out: tuple[NvidiaGpu, ...],
     switch: Callable[[str], str],
 ) -> list[Check]:
@@ -355,6 +352,14 @@ def _gpus(
     cuda, hip = torch.get("cuda"), torch.get("hip")
     available = torch.get("is_available")
     nvidia, rocm = machine.nvidia, tuple(machine.rocm.gpus if machine.rocm else ())
+    count = len(rocm if hip else nvidia.gpus if nvidia else ()) or 1 << 16
+    hidden = ", ".join(  # CUDA and HIP stop at the first entry that is no GPU
+        f"{n}={v!r}"
+        for n, v in masks.items()
+        if (hip or n == MASKS[0])
+        and not (one := str(v).split(",")[0].strip()).startswith(("GPU-", "MIG-"))
+        and not (one.isdigit() and int(one) < count)
+    )
     cannot = f"torch {version} cannot use the GPU"
     skipped = "the GPU checks were skipped"
     if ((cuda and nvidia) or (hip and rocm)) and not available and hidden:
@@ -443,6 +448,10 @@ def _computes(
             checks.append(Check(name, "fail", message, cause, SYNC_FORCE))
         elif seen.get("capability") in skipped:
             checks.append(Check(name, "note", f"{where} left out by auto: {error}"))
+        elif _BUSY.search(error):  # the build may be fine: neither proof nor failure
+            cause = "another process holds the GPU (exclusive mode) or its memory"
+            fix = "run `poetry torch-cuda verify` once the GPU is free"
+            checks.append(Check(name, "unchecked", message, cause, fix))
         else:
             cause = "the GPU is visible but does not run the build's code"
             if "no kernel image" in error:

@@ -121,6 +121,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         view = LockView(poetry, env, ctx.selection.or_default(poetry), ctx.installs)
         locked = view.state(config.package_names, installed)
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
+        if poetry.locker.is_locked():  # a configured package refused: as everywhere
+            raise
         locked, view, warnings = None, None, [str(error)]
     versions = None if view is None else view.versions
     resolution = resolve(config, versions, ctx, machine=machine)
@@ -188,10 +190,11 @@ def _judge(
         verdict = assess(variant, machine, torch.locked if torch else None)
         gpu_found = machine.nvidia if variant.kind == "cuda" else machine.rocm
         if gpu_found is None and machine.jetson is None:  # "no NVIDIA driver found"
-            report.notes.append(
-                f"{verdict.reasons[0]} on this machine: {variant}'s torch runs on the "
-                "CPU only here"
-            )
+            if not machine.smi_failure:  # a failing nvidia-smi is warned of below
+                report.notes.append(
+                    f"{verdict.reasons[0]} on this machine: {variant}'s torch runs on the "
+                    "CPU only here"
+                )
         elif verdict.usable is False and not (decision and decision.left_out):
             fix = "`poetry torch-cuda detect` shows which variant runs here"
             fix = fix if verdict.driver_ok else f"update the driver, or {fix}"
@@ -251,6 +254,8 @@ def _judge(
         for requirer, name in installed.missing(names)
     ]
     report.warnings += dead_stashes(env.path)
+    if machine.smi_failure and (variant.kind == "cuda" or decision is not None):
+        report.warnings.append(f"the GPU cannot be checked: {machine.smi_failure}")
     if view is not None:
         report.warnings += [
             f"{name}, a dependency of the project itself, is not installed; {add}"
@@ -259,8 +264,6 @@ def _judge(
         ]
         report.warnings += unknown_entries(config, view.names)
         report.warnings += left_to_poetry(config, installed)
-        if machine.smi_failure is not None:
-            report.warnings.append(f"the GPU cannot be checked: {machine.smi_failure}")
         # auto's cpu next to a GPU: a warning when only its memory forced it
         if (fallback := cpu_fallback_warning(decision, machine)) and decision:
             found = report.warnings if decision.forced_by_memory else report.notes
@@ -306,14 +309,16 @@ def left_to_poetry(
     config: TorchCudaConfig, installed: InstalledEnvironment
 ) -> list[str]:
     """A message for each installed per-variant package the configuration leaves
-    out: Poetry installs PyPI's build of it, made for PyPI's torch (not one from a
-    file, a directory, a URL or git: the project's own build, PEP 610)."""
+    out (an entry whose marker excludes the environment chose Poetry's): Poetry
+    installs PyPI's build of it, made for PyPI's torch (not one from a file, a
+    directory, a URL or git: the project's own build, PEP 610)."""
     configured = config.package_names
     if not any(installed.get(name) is not None for name in configured):
         return []
     messages = []
-    entries = [f'"{requirement}"' for requirement in config.packages]
-    for name in sorted(PER_VARIANT - configured):
+    every = (*config.packages, *config.elsewhere)
+    entries = [f'"{requirement}"' for requirement in every]
+    for name in sorted(PER_VARIANT - {canonicalize_name(r.name) for r in every}):
         distribution = installed.get(name)
         source = distribution and distribution.source
         if distribution is None or (source and source.read_text("direct_url.json")):
