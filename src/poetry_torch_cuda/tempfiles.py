@@ -25,10 +25,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-def make(path: Path, suffix: str) -> tuple[int, Path]:
-    """``mkstemp`` beside ``path``: ``.<name>.<pid>.<random><suffix>``."""
-    prefix = f".{path.name}.{os.getpid()}."
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
+def make(directory: Path | None, prefix: str, suffix: str) -> tuple[int, Path]:
+    """``mkstemp`` in ``directory`` (``None``: TMPDIR) with this pid in the name."""
+    handle, name = tempfile.mkstemp(
+        dir=directory, prefix=f"{prefix}{os.getpid()}.", suffix=suffix
+    )
     return handle, Path(name)
 
 

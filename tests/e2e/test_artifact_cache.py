@@ -97,3 +97,17 @@ def test_a_damaged_file_in_the_cache_is_fetched_again(
     assert project.installed()["torch"] == "2.14.1+cu129"
     assert TORCH in index.requests  # fetched again, not blamed on the index
     assert "(1)))" not in result.stdout + result.stderr
+
+
+def test_an_install_that_locks_first_downloads_each_wheel_once(
+    project: Project, index: IndexServer
+) -> None:
+    """Without PEP 658 metadata the lock reads each wheel for its METADATA; the
+    install that locked first then installs that same file, not a second copy."""
+    (project.path / "torch-cuda.lock").unlink()  # a clone, a fresh cache
+    shutil.rmtree(Path(project.env["POETRY_CACHE_DIR"]) / "poetry-torch-cuda")
+    index.serve_metadata = False
+    index.clear_requests()
+    result = project.run("install")
+    assert project.installed()["torch"] == "2.14.1+cu129", describe(result)
+    assert index.requests.count(TORCH) == 1, index.requests

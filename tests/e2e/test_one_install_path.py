@@ -118,3 +118,24 @@ def test_a_cuda_wheel_the_project_depends_on_in_a_group_left_out_comes_with_torc
     synced = project.run("sync", "--without", "dev")
     assert "Removing nvidia-cudnn-cu12" not in synced.stdout, describe(synced)
     assert project.installed() == installed
+
+
+def test_a_source_asking_to_retry_at_a_date_is_worded_not_crashed_on(
+    project_factory: ProjectFactory, index: IndexServer
+) -> None:
+    """Poetry's own retry reads ``Retry-After`` as seconds only: a 503 that gives an
+    HTTP date (RFC 9110) for poetry.lock's source raised from float() and the sync
+    said only "could not convert string to float: …"."""
+    project = project_factory({"torch": "*"}, CU129)
+    project.run("lock")
+    index.fail_paths["/simple/filelock/"] = 503
+    index.fail_retry_after = "Thu, 01 Jan 1970 00:00:00 GMT"
+    result = project.run("torch-cuda", "sync", "--only", "main", check=False)
+    assert result.returncode == 1, describe(result)
+    said = " ".join(result.stderr.split())
+    assert (
+        f"could not read the files of filelock on fakepypi, poetry.lock's source: "
+        f"127.0.0.1:{index.port} failed and said when to retry (Retry-After)"
+    ) in said, said
+    assert "Run the command again later" in said, said
+    assert "could not convert" not in said

@@ -18,6 +18,7 @@ import pytest
 from packaging.utils import canonicalize_name
 from poetry.config.config import Config
 from poetry.core.packages.utils.link import Link
+from poetry.utils import authenticator
 from poetry.utils import constants
 from poetry.utils.cache import ArtifactCache
 
@@ -65,8 +66,11 @@ def served(tmp_path: Path) -> Iterator[tuple[IndexServer, list[LockedFile]]]:
 
 
 def fetch(items: list[LockedFile], cache: Path, **options: object) -> list[Path]:
-    auth = IndexAuthenticator(Config(), pool_size=8)
-    return download_files(items, cache, auth, **options)  # type: ignore[arg-type]
+    """``items`` downloaded into the artifact cache of Poetry's ``cache``."""
+    config = Config()
+    config.merge({"cache-dir": str(cache), "keyring": {"enabled": False}})
+    auth = IndexAuthenticator(config)
+    return download_files(items, auth, **options)  # type: ignore[arg-type]
 
 
 def leftovers(cache: Path) -> list[str]:
@@ -83,6 +87,7 @@ def test_files_arrive_verified_in_poetrys_artifact_cache_concurrently(
     # Up to 60 s: a loaded machine may start the workers seconds apart (it did
     # over 10 s once); Poetry's timeout (POETRY_REQUESTS_TIMEOUT) is raised above it.
     monkeypatch.setattr(constants, "REQUESTS_TIMEOUT", 90)
+    monkeypatch.setattr(authenticator, "REQUESTS_TIMEOUT", 90)  # bound at import
     index.gather("/whl/", len(items), suffix=".whl", wait=60)
     cache = tmp_path / "artifacts"
     paths = fetch(items, cache, concurrency=4)
@@ -90,9 +95,9 @@ def test_files_arrive_verified_in_poetrys_artifact_cache_concurrently(
     for item, path in zip(items, paths):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == item.sha256
         link = Link(f"{item.url}#sha256={item.sha256}")
-        found = ArtifactCache(cache_dir=cache).get_cached_archive_for_link(
-            link, strict=True
-        )
+        found = ArtifactCache(
+            cache_dir=cache / "artifacts"
+        ).get_cached_archive_for_link(link, strict=True)
         assert found == path
     index.clear_requests()
     assert fetch(items, cache) == paths
@@ -326,3 +331,61 @@ def test_a_file_the_mirror_lacks_names_the_lock_that_holds_its_hash(
     message = str(raised.value)
     assert "does not list filelock-3.20.0-py3-none-any.whl" in message
     assert f"(sha256 {poetrys.sha256} in poetry.lock)" in message
+
+
+def test_a_retry_after_given_as_a_date_says_so_not_could_not_connect(
+    served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
+) -> None:
+    """RFC 9110 lets 429/503 say ``Retry-After`` as an HTTP date: Poetry's retry
+    reads only seconds and raises, and the download said "could not connect"."""
+    index, items = served
+    index.fail_paths["/whl/cu129/torch/"] = 503
+    index.fail_retry_after = "Thu, 01 Jan 1970 00:00:00 GMT"
+    with pytest.raises(DownloadError) as raised:
+        fetch(items[-1:], tmp_path / "artifacts")
+    message = " ".join(str(raised.value).split())
+    assert (
+        f"127.0.0.1:{index.port} failed and said when to retry (Retry-After). Run the "
+        "command again later, or tell whoever runs the index."
+    ) in message, message
+    assert "could not connect" not in message
+
+
+def test_netrc_credentials_never_go_over_plain_http(
+    served: tuple[IndexServer, list[LockedFile]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """requests adds ~/.netrc's login for the host whatever the scheme: a mirror
+    on plain http got them in the clear, where Poetry's rules give none."""
+    index, items = served
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    fetch(items[-1:], tmp_path / "artifacts")
+    assert [r.authorization for r in index.records] == [None]
+
+
+def test_the_lock_reads_a_file_as_guarded_as_an_install_does(
+    odd: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock reads whole wheels (no PEP 658) through the install's download: a
+    dripping mirror times out, and one sending more than the page's size is cut
+    off, where the lock read on for a minute, or for ever into TMPDIR."""
+    from poetry.utils import constants
+
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.index.client import IndexUnavailableError
+    from tests.support.client import poetry_config
+
+    monkeypatch.setattr(constants, "REQUESTS_TIMEOUT", 1)
+    client = IndexClient(poetry_config(tmp_path))
+    began = time.monotonic()
+    stalled = pytest.raises(IndexUnavailableError, match=r"sent under 64 KiB in 1 s")
+    with stalled, open(os.devnull, "wb") as sink:
+        client.download(f"{odd}/drip", sink)
+    assert time.monotonic() - began < 30
+    with open(tmp_path / "long", "wb") as kept:
+        assert client.download(f"{odd}/long", kept, len(BODY)) != odd_file(odd).sha256
+    assert (tmp_path / "long").stat().st_size < 2 * len(BODY)

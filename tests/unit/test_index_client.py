@@ -22,6 +22,7 @@ from poetry_torch_cuda.index.client import tag_fits
 from tests.support.client import LINUX_311
 from tests.support.client import poetry_config
 from tests.support.index import JSON_TYPE
+from tests.support.tls import TlsFront
 
 
 if TYPE_CHECKING:
@@ -398,3 +399,72 @@ def test_a_listed_file_the_index_does_not_serve_says_what_works_at_lock_time(
         "The index lists it but does not serve it: tell whoever runs the index, "
         "or choose another version or variant."
     ), said
+
+
+def test_netrc_credentials_never_go_to_a_plain_http_page(
+    index: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    for timeout in (4.0, None):  # a check's one attempt, Poetry's request
+        client = IndexClient(poetry_config(tmp_path), refresh=True, timeout=timeout)
+        assert client.project(index.whl_url("cu129"), "torch").found
+    with open(os.devnull, "wb") as sink:  # redirected to /whl/cu129/torch/
+        client.download(index.whl_url("cu129") + "/torch", sink)
+    assert [r.status for r in index.records] == [200, 200, 301, 200]
+    assert {r.authorization for r in index.records} == {None}
+
+
+@pytest.mark.parametrize("fault", ["broken off", "redirect loop", "TLS"])
+def test_an_index_that_answered_badly_is_asked_again_by_the_next_run(
+    index: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """Only a host that did not answer is not asked again for a while: a page
+    broken off, redirected in a loop or refused by TLS (a certificate not trusted
+    yet) is asked afresh by the next command."""
+    url = index.whl_url("cu130")
+    if fault == "broken off":
+        write = index._write_body
+
+        def halfway(handler: Any, body: bytes) -> None:
+            write(handler, body[:40])
+            handler.close_connection = True
+
+        monkeypatch.setattr(index, "_write_body", halfway)
+    elif fault == "redirect loop":
+
+        def again(
+            handler: Any, record: Any, raw_path: str, *_: Any, head: bool
+        ) -> None:
+            index._redirect(handler, record, raw_path, head=head)
+
+        monkeypatch.setattr(index, "_route", again)
+    else:
+        front = TlsFront(index, tmp_path).start()
+        url = f"{front.url}/whl/cu130"
+    with pytest.raises(IndexUnavailableError):
+        IndexClient(poetry_config(tmp_path), timeout=4).project(url, "torch")
+    monkeypatch.undo()
+    if fault == "TLS":
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(front.ca))
+    index.clear_requests()
+    files = IndexClient(poetry_config(tmp_path), timeout=4).project(url, "torch")
+    assert files.found
+    assert torch_requests(index, "cu130") == ["/whl/cu130/torch/"]
+    if fault == "TLS":
+        front.stop()
+
+
+def test_a_host_that_did_not_answer_is_not_asked_again_for_a_while(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/whl/cu129"
+    with pytest.raises(IndexUnavailableError):
+        IndexClient(poetry_config(tmp_path), timeout=2.0).project(url, "torch")
+    with pytest.raises(IndexUnavailableError, match=r"refused the connection \(noted"):
+        IndexClient(poetry_config(tmp_path), timeout=2.0).project(url, "torchvision")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -59,7 +60,7 @@ class FakeIndex:
         entries = tuple(sorted(self.pages.get(project, []), key=lambda e: e.filename))
         return ProjectFiles(project, project in self.pages, entries)
 
-    def download(self, url: str, into: BinaryIO) -> str:
+    def download(self, url: str, into: BinaryIO, size: int | None = None) -> str:
         into.write(self.metadata[url].encode())
         return hashlib.sha256(self.metadata[url].encode()).hexdigest()
 
@@ -272,3 +273,36 @@ def test_a_wheel_read_for_its_metadata_is_not_held_in_memory(tmp_path: Path) -> 
         )
     assert ran.returncode == 0, ran.stderr
     assert int(ran.stdout) < size // 4, f"peak {int(ran.stdout) >> 20} MiB"
+
+
+def test_a_wheel_read_for_an_install_stays_where_the_install_finds_it(
+    tmp_path: Path,
+) -> None:
+    """Without PEP 658 the lock reads whole wheels: the one an install that locks
+    first needs stays in Poetry's artifact cache, where its download finds it
+    (tests/e2e/test_artifact_cache.py); another platform's wheel, and every wheel
+    a plain lock reads, do not."""
+    from poetry.config.config import Config
+
+    from poetry_torch_cuda.index.client import IndexClient
+    from tests.support.client import LINUX_311
+    from tests.support.fixtures import served
+    from tests.support.wheels import build_wheel
+
+    wheels = [
+        build_wheel(
+            tmp_path / "whl" / "cu130" / "torch", "torch", "2.14.1+cu130", tag=tag
+        )
+        for tag in ("py3-none-manylinux_2_28_x86_64", "py3-none-win_amd64")
+    ]
+    config = Config()
+    config.merge({"cache-dir": str(tmp_path / "c"), "keyring": {"enabled": False}})
+    artifacts = Path(config.artifacts_cache_directory)
+    for server in served(tmp_path):
+        server.serve_metadata = False
+        for keep, kept in ((None, []), (LINUX_311, [wheels[0].name])):
+            shutil.rmtree(tmp_path / "c", ignore_errors=True)  # metadata: read again
+            locker = VariantLocker(IndexClient(config), {"torch"}, lambda v: True, keep)
+            root = Root("torch", "2.14.1+cu130")  # type: ignore[arg-type]
+            locker.lock(parse_variant("cu130"), server.whl_url("cu130"), [root])
+            assert [p.name for p in artifacts.rglob("*") if p.is_file()] == kept

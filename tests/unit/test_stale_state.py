@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -92,7 +93,7 @@ def test_sweep_removes_only_files_of_dead_processes(tmp_path: Path) -> None:
     dead_pid = int(dead.stdout)
     leftover = tmp_path / f".pyproject.toml.{dead_pid}.abc.tmp"
     leftover.write_text("x")
-    handle, mine = tempfiles.make(tmp_path / "pyproject.toml", ".tmp")
+    handle, mine = tempfiles.make(tmp_path, ".pyproject.toml.", ".tmp")
     os.close(handle)
     unrelated = tmp_path / ".pyproject.toml.notapid.tmp"
     unrelated.write_text("x")
@@ -191,8 +192,11 @@ def test_an_unreachable_host_is_remembered_for_a_while(tmp_path: Path) -> None:
     assert recalled.words == "host.example did not answer within 4 s"
     assert "POETRY_REQUESTS_TIMEOUT=<seconds>" in recalled.advice
     assert client.recall(tmp_path, "https://other.example/whl/cu129/torch/") is None
-    later = client.recall(tmp_path, url, now=10**10)
-    assert later is None
+    memory = tmp_path / "unreachable.json"  # 10 minutes later
+    noted = json.loads(memory.read_text())
+    noted["https://host.example:"][2] -= 601
+    memory.write_text(json.dumps(noted))
+    assert client.recall(tmp_path, url) is None
     client.remember(tmp_path, url, None)
     assert client.recall(tmp_path, url) is None
 

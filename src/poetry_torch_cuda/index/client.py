@@ -19,21 +19,26 @@ from contextlib import suppress
 from dataclasses import asdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import BinaryIO
 from urllib.parse import unquote
 from urllib.parse import urljoin
 from urllib.parse import urlsplit
 
+import requests
 from packaging.utils import InvalidWheelFilename
 from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
 from packaging.version import Version
+from poetry.core.packages.utils.link import Link
 from poetry.utils import constants
 from poetry.utils.authenticator import Authenticator
+from poetry.utils.cache import ArtifactCache
 from poetry.utils.password_manager import HTTPAuthCredential
+from requests.exceptions import SSLError
+from urllib3.exceptions import HTTPError
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.tempfiles import read_json
@@ -44,11 +49,11 @@ from poetry_torch_cuda.urls import without_credentials
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Mapping
     from collections.abc import Sequence
 
-    import requests
     from poetry.config.config import Config
     from poetry.poetry import Poetry
     from poetry.utils.authenticator import AuthenticatorRepositoryConfig
@@ -75,17 +80,16 @@ _CHECK_NETWORK = (
     "Check the network and the index URL (index-url, or the url of the source "
     f"named by source). {_MIRROR}"
 )
+_LATER = "Run the command again later, or tell whoever runs the index."
+_SLOW = (
+    "The index is slow or unreachable. Run the command again later, or give "
+    f"it more time with POETRY_REQUESTS_TIMEOUT=<seconds>. {_MIRROR}"
+)
 #: A request that got no answer: (what its error chain says, the failure in words,
 #: what to do about it), the first that matches; a timeout first.
 _NO_ANSWER = (
-    (
-        "timed out|timeout",
-        "{host} did not answer within {timeout:g} s",
-        (
-            "The index is slow or unreachable. Run the command again later, or give "
-            f"it more time with POETRY_REQUESTS_TIMEOUT=<seconds>. {_MIRROR}"
-        ),
-    ),
+    ("under 64 kib", "{host} sent under 64 KiB in {timeout:g} s", _SLOW),
+    ("timed out|timeout", "{host} did not answer within {timeout:g} s", _SLOW),
     (
         (
             "name or service not known|name resolution|nodename nor servname|"
@@ -97,6 +101,8 @@ _NO_ANSWER = (
     ("refused", "{host} refused the connection", _CHECK_NETWORK),
     ("broken", "the connection to {host} broke off", "Run the command again."),
     ("redirects", "{host} redirected in a loop", _CHECK_NETWORK),
+    # Poetry's retry raises on a Retry-After that is no number of seconds (a date).
+    ("string to float", "{host} failed and said when to retry (Retry-After)", _LATER),
     (
         "ssl|certificate",
         "the TLS handshake with {host} failed (certificate or proxy)",
@@ -120,17 +126,9 @@ class IndexAuthenticator(Authenticator):
     """Poetry's ``Authenticator`` that also knows credentials written in index URLs."""
 
     def __init__(
-        self,
-        config: Config | None,
-        sources: Iterable[tuple[str, str]] = (),
-        pool_size: int = 10,
+        self, config: Config | None, sources: Iterable[tuple[str, str]] = ()
     ) -> None:
-        super().__init__(
-            config,
-            cache_id="poetry-torch-cuda",
-            disable_cache=True,
-            pool_size=pool_size,
-        )
+        super().__init__(config, cache_id="poetry-torch-cuda", disable_cache=True)
         #: Poetry's configuration the requests follow.
         self.config = self._config
         self._in_url: dict[str, HTTPAuthCredential] = {}
@@ -174,6 +172,21 @@ class IndexAuthenticator(Authenticator):
             and self.sends_credentials("https:" + url[5:])
         )
 
+    def create_session(self) -> requests.Session:
+        """Poetry's session, whose requests to plain http carry only the credentials
+        Poetry's rules give (requests adds ~/.netrc's for a host, any scheme)."""
+        session = super().create_session()
+        send = session.send
+
+        def checked(request: Any, **kwargs: Any) -> requests.Response:
+            url = str(request.url)
+            if url[:5].lower() == "http:" and not self.sends_credentials(url):
+                request.headers.pop("Authorization", None)
+            return send(request, **kwargs)
+
+        session.send = checked  # type: ignore[method-assign]  # redirects too
+        return session
+
     def _get_repository_config_for_url(
         self, url: str, exact_match: bool = False
     ) -> AuthenticatorRepositoryConfig | None:
@@ -213,10 +226,7 @@ def _path_rank(own: str, request: list[str]) -> tuple[int, bool]:
 
 
 def variant_authenticator(
-    config: TorchCudaConfig,
-    variant: Variant,
-    poetry_config: Config | None = None,
-    pool_size: int = 10,
+    config: TorchCudaConfig, variant: Variant, poetry_config: Config | None = None
 ) -> IndexAuthenticator:
     """The authenticator every request for ``variant``'s index goes through: the
     project's sources, the one ``source`` names at the variant's URL, and
@@ -225,33 +235,31 @@ def variant_authenticator(
     sources = [(n, u) for n, u in config.project_sources if n != config.source]
     if config.source is not None:
         sources.append((config.source, url))
-    found = IndexAuthenticator(poetry_config, sources, pool_size)
+    found = IndexAuthenticator(poetry_config, sources)
     found.take_off(url)
     return found
 
 
-def host_in_words(url: str) -> str:
-    """``url``'s host (and port) as a message names it: never credentials."""
-    return urlsplit(mask_url(url)).netloc.rsplit("@", 1)[-1] or mask_url(url)
+def artifact(config: Config, url: str, sha256: str, filename: str) -> Path:
+    """Where Poetry's artifact cache keeps ``url``'s file of ``sha256``: what an
+    install fetches into, and where a lock leaves a wheel it read."""
+    cache = ArtifactCache(cache_dir=Path(config.artifacts_cache_directory))
+    return cache.get_cache_directory_for_link(Link(f"{url}#sha256={sha256}")) / filename
 
 
 def no_answer(
     error: BaseException, url: str, timeout: float = TIMEOUT
 ) -> tuple[str, str]:
     """``(cause, advice)`` when ``url`` gave no answer, as :func:`http_failure` for a
-    status: the host in words, never credentials."""
-    chain = _chain(error)
-    words, fix = next((w, f) for p, w, f in _NO_ANSWER if re.search(p, chain))
-    return words.format(host=host_in_words(url), timeout=timeout), fix
-
-
-def _chain(error: BaseException) -> str:
+    status, from what its error chain says: the host in words, never credentials."""
     seen: list[str] = []
     current: BaseException | None = error
     while current is not None and len(seen) < 10:
         seen.append(f"{type(current).__name__} {current}".lower())
         current = current.__cause__ or current.__context__
-    return " ".join(seen)
+    words, fix = next((w, f) for p, w, f in _NO_ANSWER if re.search(p, " ".join(seen)))
+    host = urlsplit(mask_url(url)).netloc.rsplit("@", 1)[-1] or mask_url(url)
+    return words.format(host=host, timeout=timeout), fix
 
 
 def new_bytes(accept: bool = False) -> str:
@@ -335,7 +343,7 @@ def http_failure(
     elif status == 429 or status >= 500:
         cause = "too many requests" if status == 429 else "a server error"
         words = f"the index failed with HTTP {status} ({cause})"
-        fix = "Run the command again later, or tell whoever runs the index."
+        fix = _LATER
     return words, fix
 
 
@@ -344,14 +352,12 @@ def _host(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
 
 
-def recall(
-    cache_dir: Path, url: str, now: float | None = None
-) -> IndexUnavailableError | None:
+def recall(cache_dir: Path, url: str) -> IndexUnavailableError | None:
     """Why ``url``'s host was not reachable a short while ago (with ``words`` and
     ``advice`` as when it happened), or ``None``."""
     try:
         words, fix, at = read_json(cache_dir / _UNREACHABLE, {})[_host(url)]
-        age = (time.time() if now is None else now) - float(at)
+        age = time.time() - float(at)
     except (KeyError, TypeError, ValueError):
         return None
     if not 0 <= age <= REMEMBER_SECONDS:
@@ -405,11 +411,8 @@ class ProjectFiles:
         found: set[Version] = set()
         for entry in self.entries:
             with suppress(InvalidWheelFilename, InvalidVersion):  # sdists, other files
-                _, version, _, tags = parse_wheel_filename(entry.filename)
-                fits = marker_env is None or any(
-                    tag_fits(tag.interpreter, tag.abi, tag.platform, marker_env)
-                    for tag in tags
-                )
+                version = parse_wheel_filename(entry.filename)[1]
+                fits = marker_env is None or wheel_fits(entry.filename, marker_env)
                 if fits and label in (None, version.local):
                     found.add(version)
         return sorted(found, reverse=True)
@@ -489,10 +492,12 @@ class IndexClient:
         """The PEP 825 variant files the pages asked so far listed (left out)."""
         return sorted({name for page in self._memory.values() for name in page.skipped})
 
-    def _get(self, url: str, *, page: bool = True) -> requests.Response:
-        """``url``'s answer (for a page, a missing one too): one short attempt where a
+    def _get(
+        self, url: str, *, page: bool = True, listed: bool = False
+    ) -> requests.Response:
+        """``url``'s answer (a page's, a missing one too): one short attempt where a
         timeout is set (a host that failed a moment ago is not asked again), else
-        Poetry's request with its retries. Raises :class:`IndexUnavailableError`."""
+        Poetry's request with its retries; a file's as sent (``listed``: by a page)."""
         timeout = self._timeout if page else None
         if timeout is not None and not self._refresh:
             remembered = recall(self.cache_dir, url)
@@ -515,21 +520,23 @@ class IndexClient:
             else:
                 # A new dict each time: Poetry 2.0 writes the Authorization header
                 # into the dict it is given, which would then go to every host.
-                headers = {"Accept": ACCEPT} if page else None
+                sent = {"Accept": ACCEPT} if page else {"Accept-Encoding": "identity"}
                 response = self.auth.request(
-                    "get", url, raise_for_status=False, headers=headers, stream=not page
+                    "get", url, raise_for_status=False, headers=sent, stream=not page
                 )
         except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
-            if timeout is not None:
+            # Remembered: no answer; not one broken off, a loop, TLS failing.
+            silent = isinstance(error, (requests.ConnectionError, requests.Timeout))
+            if silent and timeout and not isinstance(error, SSLError):
                 remember(self.cache_dir, url, error, timeout)
-            raise _unavailable(url, error, timeout) from None
+            raise unavailable(url, error, timeout) from None
         if timeout is not None and self._refresh:
             remember(self.cache_dir, url, None)
         if (status := response.status_code) >= 400:
             answered = response.url or url
             if not page or not missing(status, self.auth, url, answered):
-                raise _unavailable(
-                    url, status, auth=self.auth, answered=answered, listed=not page
+                raise unavailable(
+                    url, status, auth=self.auth, answered=answered, listed=listed
                 )
         return response
 
@@ -557,18 +564,37 @@ class IndexClient:
         entries = tuple(e for e in entries if e.filename not in skipped)
         return ProjectFiles(name, True, entries, skipped=skipped)
 
-    def download(self, url: str, into: BinaryIO) -> str:
-        """Write ``url``'s bytes (a file a page links) to ``into`` as they arrive; their sha256."""
-        import requests
-
-        digest = hashlib.sha256()
-        with self._get(self.auth.take_off(url), page=False) as response:
+    def download(
+        self,
+        url: str,
+        into: IO[bytes],
+        size: int | None = None,
+        listed: bool = True,
+        tick: Callable[[int], None] | None = None,
+    ) -> str:
+        """Write ``url``'s bytes (a file a page, ``listed``, or a lock lists) to ``into``
+        as they come, telling ``tick`` each chunk's length; their sha256. Stops past
+        ``size`` bytes or when under 64 KiB came in the timeout (a dripping mirror)."""
+        timeout, chunk = float(constants.REQUESTS_TIMEOUT), 64 * 1024
+        digest, count, since = hashlib.sha256(), 0, time.monotonic()
+        with self._get(self.auth.take_off(url), page=False, listed=listed) as response:
+            read = getattr(response.raw, "read1", response.raw.read)
             try:
-                for chunk in response.iter_content(64 * 1024):
-                    into.write(chunk)
-                    digest.update(chunk)
-            except requests.RequestException as error:  # broke off mid-body
-                raise _unavailable(url, error) from None
+                while into.tell() <= (size or float("inf")) and (data := read(chunk)):
+                    into.write(data)
+                    digest.update(data)
+                    count += len(data)
+                    if tick is not None:
+                        tick(len(data))
+                    if count >= chunk:
+                        since, count = time.monotonic(), 0
+                    elif time.monotonic() - since > timeout:
+                        raise TimeoutError("under 64 KiB")
+                if into.tell() < (size or 0):  # closed early, no length said
+                    raise HTTPError("Connection broken")
+            except (requests.RequestException, HTTPError, TimeoutError) as error:
+                after = f" after {into.tell()} bytes"
+                raise unavailable(url, error, timeout, after) from None
         return digest.hexdigest()
 
 
@@ -612,6 +638,14 @@ def _entries(
             metadata_sha256=metadata,
         )
     return tuple(found[name] for name in sorted(found))
+
+
+def wheel_fits(filename: str, marker_env: Mapping[str, Any]) -> bool:
+    """Whether the wheel ``filename`` (not a wheel: no) fits the PEP 508 ``marker_env``."""
+    with suppress(InvalidWheelFilename, InvalidVersion):
+        tags = parse_wheel_filename(filename)[3]
+        return any(tag_fits(t.interpreter, t.abi, t.platform, marker_env) for t in tags)
+    return False
 
 
 def tag_fits(
@@ -669,20 +703,22 @@ def _is_variant(filename: str) -> bool:
     )
 
 
-def _unavailable(
+def unavailable(
     url: str,
     failure: BaseException | int,
     timeout: float | None = None,
+    after: str = "",
     **asked: Any,
 ) -> IndexUnavailableError:
-    """The one wording of an HTTP status (``asked``: :func:`http_failure`'s ``auth``
-    and ``answered``) or of no answer from ``url``: the cause and the way on."""
+    """The one wording of an HTTP status (``asked``: :func:`http_failure`'s) or of
+    no answer from ``url`` (``after``: how far its body came): cause and way on."""
     if isinstance(failure, int):
         words, fix = http_failure(failure, url=url, **asked)
         error = IndexUnavailableError(f"{mask_url(url)}: {words}. {fix}")
     else:
         timeout = timeout or float(constants.REQUESTS_TIMEOUT)
         words, fix = no_answer(failure, url, timeout)
+        words += after
         error = IndexUnavailableError(f"could not read {mask_url(url)}: {words}. {fix}")
     error.words, error.advice = words, fix
     return error

@@ -1,22 +1,18 @@
 """The locked files a change needs, fetched into Poetry's artifact cache, sha256-checked as they stream.
 
-As Poetry's executor does: worker threads, one request per file through the one
-:class:`~poetry_torch_cuda.index.client.IndexAuthenticator`, hashed into a ``.part``
-file (named after its process: the next run sweeps those of dead ones), renamed
-to the cache entry only when size and hash match the lock. With a per-run
-mirror each file is found by name on its pages.
+As Poetry's executor does: worker threads, each file streamed by the index client's
+one download into a ``.part`` file (named after its process: the next run sweeps
+those of dead ones), renamed to the cache entry only when size and hash match the
+lock. With a per-run mirror each file is found by name on its pages.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
-import time
 from contextlib import suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING
-from typing import BinaryIO
 
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
@@ -37,7 +33,6 @@ if TYPE_CHECKING:
     #: Bytes done, bytes in all (known sizes), files done, files.
     Progress = Callable[[int, int, int, int], None]
 
-_CHUNK = 64 * 1024
 _PART = ".part"
 
 
@@ -47,7 +42,6 @@ class DownloadError(TorchCudaError):
 
 def download_files(
     items: Sequence[LockedFile],
-    cache_dir: Path,
     authenticator: IndexAuthenticator,
     *,
     concurrency: int = 16,
@@ -55,7 +49,8 @@ def download_files(
     asked: str = "the variant",
     mirror: str | None = None,
 ) -> list[Path]:
-    """Make every item a verified file in ``cache_dir``; return their paths in order.
+    """Make every item a verified file in Poetry's artifact cache (``authenticator``'s
+    config); return their paths in order.
 
     A cached file is used when its sha256 is the lock's, as Poetry checks its
     cached archives. ``mirror``: an index to find the files on by name.
@@ -65,18 +60,11 @@ def download_files(
             (nothing of it is left in the cache), or a signal stopped the
             downloads (``exit_code`` 128 + its number).
     """
-    from poetry.core.packages.utils.link import Link
-    from poetry.utils.cache import ArtifactCache
-
-    cache = ArtifactCache(cache_dir=cache_dir)
     # A URL's own ``user:password@`` (a source written with them) goes to the
     # authenticator, which sends it by its rules: never in what is logged or shown.
     items = [replace(i, url=authenticator.take_off(i.url)) for i in items]
-    paths = [
-        cache.get_cache_directory_for_link(Link(f"{i.url}#sha256={i.sha256}"))
-        / i.filename
-        for i in items
-    ]
+    config = authenticator.config
+    paths = [client.artifact(config, i.url, i.sha256, i.filename) for i in items]
     run = _Run(authenticator, dict(zip(paths, items)), asked, mirror)
     with signals.handling(signals.stop):
         try:
@@ -114,8 +102,8 @@ class _Run:
         asked: str,
         mirror: str | None,
     ) -> None:
-        self._auth, self._asked, self._mirror = auth, asked, mirror
-        # One client (each page asked once), never its cache: the mirror as it is now.
+        self._asked, self._mirror = asked, mirror
+        # One client for every file and page (each asked once), never its cache.
         self._pages = client.IndexClient(auth.config, refresh=True, auth=auth)
         # pop() takes the largest first: the last to finish is not a big one.
         self._todo = sorted(unique.items(), key=lambda pair: pair[1].size or 0)
@@ -182,8 +170,7 @@ class _Run:
             page = self._pages.project(self._mirror, item.name)
         except client.IndexUnavailableError as error:
             listing = f"{self._mirror.rstrip('/')}/{item.name}/"
-            cause = error.words or str(error)
-            raise self._failure(item, listing, cause, error.advice) from None
+            raise self._failure(item, listing, error) from None
         entry = next((e for e in page.entries if e.filename == item.filename), None)
         if entry is None or (entry.sha256 or item.sha256) != item.sha256:
             found = "lists other bytes for" if entry else "does not list"
@@ -201,13 +188,15 @@ class _Run:
                 raise _Stopped
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                handle, part = tempfiles.make(path, _PART)
+                handle, part = tempfiles.make(path.parent, f".{path.name}.", _PART)
             except OSError as error:
                 raise self._local(item, path.parent, error) from None
             self._parts.add(part)
         try:
             with os.fdopen(handle, "wb") as stream:
-                digest = self._stream(item, url, stream)
+                digest = self._pages.download(
+                    url, stream, item.size, listed=False, tick=self._tick
+                )
             size = part.stat().st_size
             if digest != item.sha256.lower():
                 said = f", the lock says {item.size}" if item.size else ""
@@ -226,74 +215,29 @@ class _Run:
                 part.replace(path)
         except OSError as error:
             raise self._local(item, part, error) from None
+        except client.IndexUnavailableError as error:
+            raise self._failure(item, url, error) from None
         finally:
             with self._lock:
                 self._parts.discard(part)
             with suppress(OSError):
                 part.unlink()
 
-    def _stream(self, item: LockedFile, url: str, stream: BinaryIO) -> str:
-        """Write the body of ``url`` to ``stream``; its sha256."""
-        import requests
-        from poetry.utils import constants
-        from urllib3.exceptions import HTTPError
-
-        timeout = float(constants.REQUESTS_TIMEOUT)
-        try:
-            response = self._auth.request(
-                "get",
-                url,
-                raise_for_status=False,
-                stream=True,
-                timeout=timeout,
-                headers={"Accept-Encoding": "identity"},
-            )
-        except Exception as error:  # noqa: BLE001 - Poetry's "all attempts failed"
-            answer = client.no_answer(error, url, timeout)
-            raise self._failure(item, url, *answer) from None
-        digest = hashlib.sha256()
-        count = 0
-        since = time.monotonic()
-        with response:
-            if response.status_code >= 400:
-                answer = client.http_failure(
-                    response.status_code, None, self._auth, url, response.url
-                )
-                raise self._failure(item, url, *answer)
-            read = getattr(response.raw, "read1", response.raw.read)
-            most = item.size or float("inf")  # more is refused below, not all read
-            try:
-                while stream.tell() <= most and (chunk := read(_CHUNK)):
-                    if self._stop.is_set():
-                        raise _Stopped
-                    stream.write(chunk)
-                    digest.update(chunk)
-                    count += len(chunk)
-                    self._received += len(chunk)
-                    if count >= _CHUNK:
-                        since, count = time.monotonic(), 0
-                    elif time.monotonic() - since > timeout:
-                        cause = f"{client.host_in_words(url)} sent under 64 KiB in {timeout:g} s"
-                        _, advice = client.no_answer(TimeoutError(), url)
-                        raise self._failure(item, url, cause, advice)
-                if stream.tell() < (item.size or 0):  # closed early, no length said
-                    raise HTTPError("Connection broken")
-            except (requests.RequestException, HTTPError) as error:
-                cause, advice = client.no_answer(error, url, timeout)
-                cause += f" after {stream.tell()} bytes"
-                raise self._failure(item, url, cause, advice) from None
-        return digest.hexdigest()
+    def _tick(self, size: int) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+        self._received += size
 
     def _error(self, text: str) -> DownloadError:
         return DownloadError(f"could not install {self._asked}: {text}")
 
     def _failure(
-        self, item: LockedFile, url: str, cause: str, advice: str
+        self, item: LockedFile, url: str, error: client.IndexUnavailableError
     ) -> DownloadError:
         return self._error(
-            f"could not download {item.filename} from {mask_url(url)}: {cause}.\n"
-            f"{advice} Nothing was installed; files already downloaded are not "
-            "fetched again."
+            f"could not download {item.filename} from {mask_url(url)}: "
+            f"{error.words or error}.\n{error.advice} Nothing was installed; files "
+            "already downloaded are not fetched again."
         )
 
     def _local(self, item: LockedFile, path: Path, error: OSError) -> DownloadError:

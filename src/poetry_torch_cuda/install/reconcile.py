@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.environment.envlock import environment_lock
@@ -24,6 +23,7 @@ from poetry_torch_cuda.tempfiles import write_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from cleo.io.io import IO
     from poetry.poetry import Poetry
@@ -154,7 +154,6 @@ def _fetch(request: InstallRequest, io: IO) -> list[Path]:
     try:
         return download_files(
             request.files,
-            Path(auth.config.artifacts_cache_directory),
             auth,
             concurrency=config.download_concurrency,
             progress=show if terminal else None,
@@ -250,9 +249,7 @@ def reconcile_environment(
             project = poetry.pyproject_path.parent
             if plan.install:
                 _warn_other_owner(env, io, project, variant)
-            auth = variant_authenticator(
-                config, variant, poetry.config, config.download_concurrency
-            )
+            auth = variant_authenticator(config, variant, poetry.config)
             request = InstallRequest(plan, config, poetry, auth, compile_bytecode)
             request = prepare_install(request, env, io)
             apply_plan(request, env, io)

@@ -20,9 +20,8 @@ from poetry.repositories.exceptions import RepositoryError
 from requests import RequestException
 
 from poetry_torch_cuda.errors import TorchCudaError
-from poetry_torch_cuda.index.client import http_failure
-from poetry_torch_cuda.index.client import no_answer
-from poetry_torch_cuda.index.client import tag_fits
+from poetry_torch_cuda.index.client import unavailable
+from poetry_torch_cuda.index.client import wheel_fits
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedFile
 from poetry_torch_cuda.output import PREFIX
@@ -93,7 +92,9 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
     from poetry_torch_cuda.lockfile.service import locked_entry
 
     try:  # the variant's entry of torch-cuda.lock, locked first when missing
-        entry, write = locked_entry(poetry, io, plan.variant, request.auth)
+        entry, write = locked_entry(
+            poetry, io, plan.variant, request.auth, env.marker_env
+        )
         plan = pin_specifiers(plan, entry)
         io.write_line(
             f"{PREFIX}: installing <c2>{', '.join(map(str, plan.install))}</>",
@@ -180,16 +181,14 @@ def poetry_links(poetry: Poetry, package: Package) -> list[Link]:
     repository = pool.repository(name)
     try:
         return repository.find_links_for_package(package)
-    except (RepositoryError, RequestException) as error:
+    except (RepositoryError, RequestException, ValueError) as error:
         response = getattr(error.__context__ or error, "response", None)
-        if response is not None:
-            words, fix = http_failure(response.status_code, package.name)
-        else:
-            url = getattr(repository, "url", repository.name)
-            words, fix = no_answer(error, url)
+        failure = error if response is None else response.status_code
+        url = getattr(repository, "url", repository.name)
+        found = unavailable(url, failure, project=package.name)
         raise TorchCudaError(
             f"could not read the files of {package.name} on {repository.name}, "
-            f"{POETRY_LOCK}'s source: {words}.\n{fix}"
+            f"{POETRY_LOCK}'s source: {found.words}.\n{found.advice}"
         ) from None
 
 
@@ -210,11 +209,7 @@ def _best_file(
         except (InvalidWheelFilename, InvalidVersion):
             return frozenset()
 
-    fitting = [
-        file
-        for file in files
-        if any(tag_fits(t.interpreter, t.abi, t.platform, markers) for t in tags(file))
-    ]
+    fitting = [file for file in files if wheel_fits(file.filename, markers)]
     if len(fitting) > 1:
         ranks = {tag: rank for rank, tag in enumerate(env.supported_tags)}
         fitting.sort(key=lambda f: min(ranks.get(t, len(ranks)) for t in tags(f)))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email
 import os
-import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -35,8 +34,10 @@ from packaging.version import InvalidVersion
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.index.client import IndexUnavailableError
+from poetry_torch_cuda.index.client import artifact
 from poetry_torch_cuda.index.client import new_bytes
 from poetry_torch_cuda.index.client import project_client
+from poetry_torch_cuda.index.client import wheel_fits
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedDependency
 from poetry_torch_cuda.lockfile.model import LockedPackage
@@ -57,6 +58,7 @@ from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import version_key
+from poetry_torch_cuda.tempfiles import make
 from poetry_torch_cuda.tempfiles import write_text
 from poetry_torch_cuda.urls import mask_url
 from poetry_torch_cuda.urls import plain_http_elsewhere
@@ -142,17 +144,20 @@ class _Node:
 
 
 class VariantLocker:
-    """Locks variants from their indexes with one client (and its cache)."""
+    """Locks variants from their indexes with one client (and its cache); ``keep``:
+    an installing environment's markers, whose wheels read for METADATA it keeps."""
 
     def __init__(
         self,
         client: IndexClient,
         configured: Iterable[NormalizedName],
         python_allows: Callable[[str], bool],
+        keep: Mapping[str, Any] | None = None,
     ) -> None:
         self._client = client
         self._configured = frozenset(configured)
         self._python_allows = python_allows
+        self._keep = keep
 
     def lock(
         self,
@@ -359,16 +364,32 @@ class VariantLocker:
         pep658 = entry.metadata_sha256 is not None
         suffix = ".metadata" if pep658 else ""
         expected = entry.metadata_sha256 if pep658 else entry.sha256
-        # On disk (as pip, in TMPDIR), not in memory: a CUDA wheel is up to a GB.
-        with tempfile.TemporaryFile() as file:
-            received = self._client.download(entry.url + suffix, file)
-            if expected and received != expected:
-                raise LockError(
-                    f"{entry.filename}{suffix}: the index lists sha256 {expected}, "
-                    f"received sha256 {received}: {new_bytes()}"
-                )
-            file.seek(0)
-            data = file.read() if pep658 else _wheel_metadata(file, entry.filename)
+        # On disk, not in memory (a CUDA wheel is up to a GB); a wheel the install
+        # needs in Poetry's artifact cache (else, or where that fails, in TMPDIR).
+        keep = None
+        if not pep658 and self._keep and wheel_fits(entry.filename, self._keep):
+            config = self._client.auth.config
+            found = artifact(config, entry.url, str(expected), entry.filename)
+            with suppress(OSError):
+                found.parent.mkdir(parents=True, exist_ok=True)
+                keep = found
+        handle, part = make(keep and keep.parent, f".{entry.filename}.", ".part")
+        try:
+            with os.fdopen(handle, "w+b") as file:
+                size = None if pep658 else entry.size
+                received = self._client.download(entry.url + suffix, file, size)
+                if expected and received != expected:
+                    raise LockError(
+                        f"{entry.filename}{suffix}: the index lists sha256 {expected}, "
+                        f"received sha256 {received}: {new_bytes()}"
+                    )
+                file.seek(0)
+                data = file.read() if pep658 else _wheel_metadata(file, entry.filename)
+            if keep:
+                part.replace(keep)
+        finally:
+            with suppress(OSError):
+                part.unlink()
         text = data.decode("utf-8", "replace")
         said = email.message_from_string(text)
         named = canonicalize_name(str(said["Name"])), version_key(str(said["Version"]))
@@ -585,11 +606,12 @@ def lock_project(
     accept_drift: bool = False,
     auth: IndexAuthenticator | None = None,
     write: bool = True,
+    keep: Mapping[str, Any] | None = None,
 ) -> TorchCudaLock | None:
     """Lock every wanted variant (and ``extra``) and (``write``) write torch-cuda.lock.
 
     ``reuse`` keeps the entries that still match without asking the index;
-    ``auth``: the authenticator of the install that locks.
+    ``auth``, ``keep``: the authenticator and markers of the install that locks.
     Returns ``None`` when there was nothing to lock.
 
     Raises:
@@ -652,6 +674,7 @@ def lock_project(
         client,
         config.package_names,
         lambda version: python.allows_any(parse_constraint(f"~{version}")),
+        keep,
     )
     variants = []
     down: IndexUnavailableError | None = None
@@ -745,13 +768,17 @@ def entry_for(
 
 
 def locked_entry(
-    poetry: Poetry, io: IO, variant: Variant, auth: IndexAuthenticator
+    poetry: Poetry,
+    io: IO,
+    variant: Variant,
+    auth: IndexAuthenticator,
+    markers: Mapping[str, Any],
 ) -> tuple[VariantLock, Callable[[], None]]:
     """``variant``'s entry of torch-cuda.lock for an install, and what writes it
     to the file as it is once the install holds (a failed or killed one leaves it
     as it was): a fresh entry costs one read and no request, nothing to write; a
     missing or stale one is locked now (as Poetry locks a missing poetry.lock)
-    with the install's ``auth``, keeping the entries still fresh.
+    with the install's ``auth`` and its environment's ``markers``, keeping fresh entries.
 
     Raises:
         LockError: the variant could not be locked.
@@ -773,6 +800,7 @@ def locked_entry(
         extra=[variant],
         auth=auth,
         write=False,
+        keep=markers,
     )
     entry = made.variant(variant.name) if made else None
     assert made is not None and entry is not None  # lock_project raised instead

@@ -74,7 +74,9 @@ class PendingWrite:
     def __init__(self, target: Path, variant: str, data: bytes) -> None:
         self.target = target
         self.variant = variant
-        handle, self._temporary = tempfiles.make(target, ".tmp")
+        handle, self._temporary = tempfiles.make(
+            target.parent, f".{target.name}.", ".tmp"
+        )
         try:
             _write(handle, data)
         except BaseException:
