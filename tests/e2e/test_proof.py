@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import signal
+import subprocess
 import time
 from typing import TYPE_CHECKING
 from typing import Any
@@ -520,6 +521,37 @@ def test_switch_auto_pin_records_the_build_that_runs(
     assert 'variant = "cpu"' in project.pyproject_text()
     assert list(project.path.glob(".pyproject.toml.*")) == []  # both edits' files
     assert project.installed()["torch"] == "2.14.1+cpu"
+
+
+def test_switch_auto_pin_refuses_a_read_only_pyproject_before_installing(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    """pyproject.toml says auto's first pick here (cu129) and is read-only: the
+    pin had nothing to write for it, so nothing was checked; cu129 then failed
+    verification, auto moved on to cpu and the switch ended with a bare
+    "it is read-only", the environment on cpu and the file on cu129. --pin may
+    write whatever runs: a read-only file is refused before anything changes."""
+    project = make_project(tmp_path, proof_index, "2.14.1", "cu130")
+    project.run("install")  # verification off: the starting point only
+    project.write_pyproject(project.pyproject_text().replace('"cu130"', '"cu129"'))
+    files = [project.pyproject, project.path / "torch-cuda.lock"]
+    before = [path.read_bytes() for path in files]
+    env = {**gpu(tmp_path, RTX_5090, driver="570.86.10"), **VERIFY_ON}
+    if subprocess.run(["chattr", "+i", str(project.pyproject)], check=False).returncode:
+        pytest.skip("chattr +i is not allowed here")
+    try:
+        result = project.run(
+            "torch-cuda", "switch", "auto", "--pin", check=False, env_extra=env
+        )
+    finally:
+        subprocess.run(["chattr", "-i", str(project.pyproject)], check=True)
+    assert result.returncode == 1, describe(result)
+    assert result.stderr.strip() == (
+        "could not write pyproject.toml (it is read-only); nothing was changed. "
+        "Free space or fix permissions, then run the command again."
+    ), describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert [path.read_bytes() for path in files] == before
 
 
 def test_kill_9_of_switch_auto_moving_on_changes_no_project_file(
