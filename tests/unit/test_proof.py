@@ -346,6 +346,7 @@ def test_a_torch_whose_import_crashes_the_python_shows_where_with_vvv(
 
 
 def test_memory_is_keyed_on_driver_and_gpus(tmp_path: Path) -> None:
+    (tmp_path / "pyvenv.cfg").write_text("")  # a virtualenv: its memory is inside
     gtx = nvidia("575.51.03", ("NVIDIA GeForce GTX 1080", (6, 1)))
     assert resolution.remember(
         tmp_path, gtx, parse_variant("cu126"), "2.13.0+cu126", "x"
