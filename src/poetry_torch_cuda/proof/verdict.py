@@ -374,9 +374,12 @@ def _gpus(
         fix += "the variant matches the installed ROCm; `poetry torch-cuda detect` "
         fix += "shows which one does"
         return [Check("gpu", "fail", message, cause, fix, True)]
-    if nvidia is None and not rocm and variant.kind in ("cuda", "rocm"):
+    if variant.kind in ("cuda", "rocm") and not (rocm if hip else nvidia):
         why = "; ".join(machine.notes) or "no driver found"
-        return [Check("gpu", "note", f"no GPU on this machine ({why}): {skipped}")]
+        note = f"no GPU on this machine ({why})"
+        if others := ", ".join(map(str, rocm or (nvidia.gpus if nvidia else ()))):
+            note = f"the {variant} build uses none of this machine's GPUs ({others})"
+        return [Check("gpu", "note", f"{note}: {skipped}")]
     if not cuda or nvidia is None:
         return []
     if not available and not nvidia.reachable:
