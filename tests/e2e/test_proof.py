@@ -425,6 +425,30 @@ def test_verify_reports_the_build_and_its_gpus(
     assert "cu130 build verified" in text.stdout
 
 
+def test_verify_s_fix_for_auto_s_failing_build_keeps_auto(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    """auto chose cu129 with verification off; it does not see the GPU. The fix
+    verify prints installs auto's next choice, and pyproject.toml still says auto."""
+    env = gpu(tmp_path, RTX_5090, driver="570.86.10")
+    project = make_project(tmp_path, proof_index, "2.14.1", "auto", install_with=env)
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    data = json.loads(
+        run_inprocess(project, "torch-cuda", "verify", "--json", env_extra=env).stdout
+    )
+    (failing,) = [c for c in data["checks"] if c["status"] == "fail"]
+    assert "torch.cuda.is_available() is False" in failing["message"]
+    assert "cu128" in failing["fix"]
+
+    quoted = failing["fix"].split("`")[1::2]  # the fix's command, as a user runs it
+    command = next(part for part in quoted if part.startswith("poetry ")).split()
+    followed = run_inprocess(project, *command[1:], env_extra=env)
+
+    assert followed.returncode == 0, followed
+    assert project.installed()["torch"] == "2.14.1+cu128"
+    assert 'variant = "auto"' in project.pyproject_text()
+
+
 def test_verify_fails_on_a_label_other_than_the_variant(
     tmp_path: Path, proof_index: IndexServer
 ) -> None:

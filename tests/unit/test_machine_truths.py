@@ -275,6 +275,15 @@ def test_a_fix_names_only_what_autos_decision_offers() -> None:
     (plain,) = verdict_of(data, "cu132", machine).failures
     assert "switch" not in (plain.fix or "")
     assert asked == [1]
+    # auto remembers the failure (prove), so sync installs its next choice and
+    # pyproject.toml keeps auto: switch would pin cu126
+    (auto,) = verdict_of(
+        data, "cu132", machine, auto=True, alternative=alternative
+    ).failures
+    assert auto.fix == (
+        "update the driver, or `poetry torch-cuda sync` installs a build it runs, "
+        "cu126, auto's next choice here"
+    )
 
 
 def test_remembered_failures_that_force_cpu_are_said_briefly() -> None:

@@ -232,12 +232,14 @@ def judge(
     def switch(what: str) -> str:  # the fix names auto's next choice, asked once
         if (name := answer()) is None:
             return "`poetry torch-cuda detect` shows which build runs here"
+        # auto: the failure is remembered, so sync installs auto's next choice
+        how = f"`poetry torch-cuda {'sync' if auto else f'switch {name}'}` installs"
         if name.kind == "cpu":  # no GPU build is left: not "a build for it"
             return (
-                "`poetry torch-cuda switch cpu` installs the CPU-only build (auto "
-                "finds no other GPU build here; `poetry torch-cuda detect` says why)"
+                f"{how} the CPU-only build (auto finds no other GPU build here; "
+                "`poetry torch-cuda detect` says why)"
             )
-        return f"`poetry torch-cuda switch {name}` installs {what}"
+        return f"{how} {what}" + (f", {name}, auto's next choice here" if auto else "")
 
     checks: list[Check] = []
     for name in packages:
