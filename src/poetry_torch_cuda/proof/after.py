@@ -60,7 +60,6 @@ def prove(
     if exists:
         run = run_child(str(env.python), list(packages), config.verify_timeout)
         damaged = family_problems(env, ctx.installed, packages, hashes)
-    auto = config.variant.kind == "auto"
     proof = judge(
         run,
         variant,
@@ -68,7 +67,7 @@ def prove(
         packages,
         required=required,
         install=ctx.selection.install,
-        auto=auto,
+        auto=(auto := config.variant.kind == "auto"),
         alternative=alternative,
         damaged=damaged.items(),
     )

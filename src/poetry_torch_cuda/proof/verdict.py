@@ -205,10 +205,11 @@ def judge(
     alternative: Callable[[], Variant | None] | None = None,
     damaged: Iterable[tuple[str, str]] = (),
 ) -> Proof:
-    """The proof the child's ``run`` gives. ``required``: name -> locked version
-    of what ``install`` (words) puts here; ``auto``: the GPUs ``auto``'s rule leaves
-    out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix;
-    ``damaged``: what is wrong with the installed files, and why (failures first)."""
+    """The proof the child's ``run`` gives. ``required``: name -> locked version of
+    what ``install`` (words) puts here (``None``: unknown); ``auto``: the GPUs
+    ``auto``'s rule leaves out are notes; ``alternative``: ``auto``'s other choice,
+    asked only for a fix; ``damaged``: what is wrong with the installed files, and
+    why (failures first)."""
     packages = tuple(packages)
     files = [Check("files", "fail", found, why, SYNC_FORCE) for found, why in damaged]
 
@@ -244,7 +245,7 @@ def judge(
     checks: list[Check] = []
     for name in packages:
         entry = (report.get("packages") or {}).get(name) or {}
-        checks += _package(name, entry, variant, (required or {}).get(name), install)
+        checks += _package(name, entry, variant, required, install)
     if pypi := left_to_pypi(variant, machine.sys_platform):  # no label to check
         checks = [check for check in checks if not check.name.startswith("label ")]
         checks.append(Check("label", "note", pypi))
@@ -265,10 +266,15 @@ def judge(
 
 
 def _package(
-    name: str, entry: dict[str, Any], variant: Variant, locked: str | None, install: str
+    name: str,
+    entry: dict[str, Any],
+    variant: Variant,
+    required: Mapping[str, str] | None,
+    install: str,
 ) -> list[Check]:
     """Installed (if locked here), imports, has the variant's label and version."""
     check, version = f"import {name}", str(entry.get("version"))
+    locked = (required or {}).get(name)
     if not entry.get("installed") and locked is None:
         return [Check(check, "note", f"{name} is not installed")]
     if not entry.get("installed"):
@@ -294,11 +300,13 @@ def _package(
         return [Check(check, "fail", message, cause, fix, library and gpu)]
     checks = [Check(check, "ok", f"{name} {version} imports")]
     fix = "`poetry torch-cuda sync` installs it"  # a build not the variant's or locked
-    label = label_of(version)
-    if label != variant.name:
+    cause = f"the environment does not hold the configured variant {variant}"
+    if required is not None and locked is None:  # neither sync nor an install moves it
+        cause = f"poetry.lock does not lock {name}: no install replaces it"
+        fix = f"`poetry add {name}` locks it; the install puts in its {variant} build"
+    if (label := label_of(version)) != variant.name:
         built = f"the +{label} build" if label else "a build without a label"
         message = f"{name} {version} is {built}, not the {variant} build"
-        cause = f"the environment does not hold the configured variant {variant}"
         checks.append(Check(f"label {name}", "fail", message, cause, fix))
     if locked is not None and public_version(version) != public_version(locked):
         message = f"{name} {version} is installed, but poetry.lock locks "
