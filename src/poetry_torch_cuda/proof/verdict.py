@@ -126,9 +126,7 @@ class Proof:
             return f"warning: {unchecked[0].message}; {unchecked[0].fix}"
         held = [c.message for c in self.checks if c.status == "ok"]
         computes = [m[12:] for m in held if m.startswith("computes on ")]
-        notes = [
-            c.message for c in self.checks if c.status == "note" and c.name == "gpu"
-        ]
+        notes = [c.message for c in self.checks if c.name == "gpu"]  # ok: notes only
         what = f"torch {self.torch_version}" if self.torch_version else self.variant
         return (
             f"verified {what}: imports"
@@ -233,7 +231,6 @@ def judge(
     def switch(what: str) -> str:  # the fix names auto's next choice, asked once
         if (name := answer()) is None:
             return "`poetry torch-cuda detect` shows which build runs here"
-        # auto: the failure is remembered, so sync installs auto's next choice
         how = f"`poetry torch-cuda {'sync' if auto else f'switch {name}'}` installs"
         if name.kind == "cpu":  # no GPU build is left: not "a build for it"
             return (
