@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 
     from poetry_torch_cuda.hooks import CommandHooks
 
-#: ``config.TABLE``, repeated so that projects without it import nothing of ours.
-TABLE = "poetry-torch-cuda"
+
+#: The table's name and its misspellings, as ``config.load_config`` reads them (a
+#: copy: projects without the table import nothing of ours; a test compares them).
+_OURS = ("poetry-torch-cuda", "torch-cuda")
 
 
 class TorchCudaPlugin(ApplicationPlugin):
@@ -73,14 +75,16 @@ class TorchCudaPlugin(ApplicationPlugin):
 
 
 def _has_table(command: Any) -> bool:
-    """Whether the project configures us and the plugin is on; else we do nothing."""
+    """Whether the project configures us (or means to: a misspelled table, which
+    ``load_config`` names by the same test) and the plugin is on; else we do nothing."""
     if (getattr(command, "name", None) or "").startswith("self "):
         return False
     try:
         tool = command.poetry.pyproject.data.get("tool")
     except Exception:  # noqa: BLE001 - outside a project: nothing to do
         return False
-    if not isinstance(tool, dict) or TABLE not in tool:
+    ours = (str(key).lower().replace("_", "-") in _OURS for key in tool or ())
+    if not isinstance(tool, dict) or not any(ours):  # the table, or a misspelling
         return False
     from poetry_torch_cuda.project import config  # a project with the table only
 

@@ -9,6 +9,7 @@ process's files alone.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -76,15 +77,31 @@ def alive(pid: int) -> bool:
     return True
 
 
+def refuse_read_only(path: Path) -> None:
+    """The one rule for a file replaced by a rename, which ignores its mode: one
+    this user may not write, or that no one may (chmod 444, refused to root too)."""
+    if path.exists() and not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222):
+        raise PermissionError(errno.EACCES, "it is read-only", str(path))
+
+
+def beside(path: Path, suffix: str = ".tmp") -> Path:
+    """``path`` resolved (the file a symlink names), the files :func:`make` made
+    beside it for writers now dead removed."""
+    path = path.resolve()
+    sweep(path.parent, f".{path.name}.", suffix)
+    return path
+
+
 def write_text(path: Path, text: str) -> bool:
     """Replace ``path`` (the file a symlink names) with ``text`` at once, a new file
     with the mode any new file gets here (the umask, as poetry.lock); return whether
-    the file changed. Removes the temporary files of killed writers of it first."""
-    path = path.resolve()
-    sweep(path.parent, f".{path.name}.", ".tmp")
+    the file changed (a read-only one: :func:`refuse_read_only`). Removes the
+    temporary files of killed writers of it first."""
+    path = beside(path)
     with suppress(OSError):  # no file yet, or not one to read: write it
         if path.read_text(encoding="utf-8") == text:
             return False
+    refuse_read_only(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
@@ -115,21 +132,15 @@ def read_json(path: Path, default: Any) -> Any:
 @contextmanager
 def kept_bytes(path: Path) -> Iterator[None]:
     """Put ``path`` back byte for byte (or absent) when the block raises."""
-    saved = _read(path)
+    saved: bytes | None = None
+    with suppress(OSError):
+        saved = path.read_bytes()
     try:
         yield
     except BaseException:
-        if _read(path) != saved:
-            with suppress(OSError):
-                if saved is None:
-                    path.unlink()
-                else:
-                    path.write_bytes(saved)
+        with suppress(OSError):
+            if saved is None:
+                path.unlink()
+            else:
+                path.write_bytes(saved)
         raise
-
-
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None

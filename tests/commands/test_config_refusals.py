@@ -50,3 +50,26 @@ def test_a_command_that_needs_the_table_refuses_in_one_wording(
             "is configured. Add one, e.g." in result.stderr
         ), (args, result)
         assert 'variant = "auto"' in result.stderr, (args, result)
+
+
+@pytest.mark.parametrize(
+    "misspelled", ["poetry_torch_cuda", "torch-cuda", "poetry-torch_cuda"]
+)
+def test_a_misspelled_table_is_named_not_ignored(
+    project_factory: ProjectFactory, misspelled: str
+) -> None:
+    """The plugin did nothing (Poetry installed PyPI's torch) for a table whose
+    name was misspelled; every command names the table it reads."""
+    project = project_factory(DEPS)
+    project.write_pyproject(
+        project.pyproject_text() + f'\n[tool.{misspelled}]\nvariant = "cu129"\n'
+    )
+    with untouched(project):
+        for args in (("install",), ("torch-cuda", "status")):
+            result = run_inprocess(project, *args)
+            assert result.returncode == 1, (args, result)
+            assert result.stderr.strip() == (
+                f"[tool.{misspelled}] looks like a misspelling of "
+                "[tool.poetry-torch-cuda], the table poetry-torch-cuda reads; "
+                "rename it."
+            ), (args, result)

@@ -5,7 +5,6 @@ every process the command starts."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from typing import TYPE_CHECKING
 
@@ -121,7 +120,10 @@ def test_hostile_switch_argument_changes_nothing(
         ),
         (f'{TABLE}\nvariant = "cu129"\nverfy = false\n', "did you mean 'verify'?"),
         ('[tool]\npoetry-torch-cuda = "cu129"\n', f"{TABLE} must be a table"),
-        ('[[tool.poetry-torch-cuda]]\nvariant = "cu129"\n', f"{TABLE} must be a table"),
+        (  # the example printed as the message says, its blank line kept
+            '[[tool.poetry-torch-cuda]]\nvariant = "cu129"\n',
+            f"{TABLE} must be a table, got an array. Write it as:\n\n{TABLE}\nvariant",
+        ),
     ],
 )
 def test_switch_refuses_a_bad_table_before_poetry_makes_a_virtualenv(
@@ -146,27 +148,58 @@ def test_switch_mends_a_bad_variant(project_factory: ProjectFactory) -> None:
 
 
 @pytest.mark.parametrize("protection", [("chmod", "444"), ("chattr", "+i")])
-def test_switch_leaves_a_read_only_pyproject_and_the_environment_alone(
-    kept_cu129: Kept, index: IndexServer, protection: tuple[str, str]
+@pytest.mark.parametrize("name", ["pyproject.toml", "torch-cuda.lock"])
+def test_switch_leaves_a_read_only_project_file_and_the_environment_alone(
+    kept_cu129: Kept, index: IndexServer, protection: tuple[str, str], name: str
 ) -> None:
+    """A read-only torch-cuda.lock (chattr +i stops root too) failed the switch
+    after pip had run, with a bare "[Errno 1] Operation not permitted": the
+    environment on cu130, torch-cuda.lock on cu129. Refused before, as for
+    pyproject.toml; a switch with nothing to write runs."""
     project = kept_cu129.fresh()
     files = [project.pyproject, project.lockfile, project.path / "torch-cuda.lock"]
     before = [path.read_bytes() for path in files]
-    if protection[0] == "chmod" and os.geteuid() == 0:
-        pytest.skip("root may write anywhere")
-    if subprocess.run([*protection, str(project.pyproject)], check=False).returncode:
+    if subprocess.run([*protection, str(project.path / name)], check=False).returncode:
         pytest.skip(f"{' '.join(protection)} is not allowed here")
     try:
         same = run_inprocess(project, "torch-cuda", "switch", "cu129")
         result = run_inprocess(project, "torch-cuda", "switch", "cu130")
     finally:
         undo = ("chattr", "-i") if protection[0] == "chattr" else ("chmod", "644")
-        subprocess.run([*undo, str(project.pyproject)], check=True)
+        subprocess.run([*undo, str(project.path / name)], check=True)
     assert same.returncode == 0, same  # nothing to write
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "could not write pyproject.toml (it is read-only); nothing was changed. "
+        f"could not write {name} (it is read-only); nothing was changed. "
         "Free space or fix permissions, then run the command again."
     )
     assert project.installed()["torch"] == "2.14.1+cu129"
     assert [path.read_bytes() for path in files] == before
+
+
+def test_a_read_only_torch_cuda_lock_is_refused_in_words(
+    kept_cu129: Kept, index: IndexServer
+) -> None:
+    """A chmod 444 torch-cuda.lock was replaced by the rename; now refused, and
+    `poetry torch-cuda lock` says so instead of a bare PermissionError."""
+    project = kept_cu129.fresh()
+    lock = project.path / "torch-cuda.lock"
+    project.write_pyproject(
+        project.pyproject_text() + 'lock-variants = ["cu129", "cu130"]\n'
+    )
+    before = lock.read_bytes()
+    lock.chmod(0o444)
+    result = run_inprocess(project, "torch-cuda", "lock")
+    assert result.returncode == 1, result
+    assert result.stderr.strip() == (
+        "could not write torch-cuda.lock (it is read-only); it was not changed. "
+        "Make it writable, then run `poetry torch-cuda lock` again."
+    )
+    assert lock.read_bytes() == before
+    relocked = run_inprocess(project, "lock")  # a failure to lock is a warning there
+    assert relocked.returncode == 0, relocked
+    assert (
+        "could not update torch-cuda.lock: could not write torch-cuda.lock (it is "
+        in (relocked.stderr)
+    )
+    assert lock.read_bytes() == before

@@ -488,6 +488,14 @@ def test_output_into_a_new_folder_is_written_and_an_unwritable_one_is_named(
     assert result.returncode == 1, result
     assert f"could not write {tmp_path} (Is a directory)" in result.stderr, result
     assert "Errno" not in result.stderr, result
+    target.write_text("kept")  # a read-only file: refused, not renamed over
+    target.chmod(0o444)
+    result = run_inprocess(project, "torch-cuda", "export", "-o", str(target))
+    assert result.returncode == 1, result
+    assert f"could not write {target} (it is read-only); nothing was written." in (
+        result.stderr
+    )
+    assert target.read_text() == "kept"
 
 
 def test_the_written_line_counts_one_package_in_the_singular(

@@ -42,8 +42,20 @@ def test_version_imports_only_the_entry_point(project_factory: ProjectFactory) -
     assert events == []
 
 
-def test_plugin_and_config_agree_on_the_table_name() -> None:
+def test_the_plugin_hands_on_the_table_and_a_misspelling_of_it() -> None:
+    """load_config names a misspelled table: the plugin must not stop before."""
+    from types import SimpleNamespace
+
     from poetry_torch_cuda import plugins
     from poetry_torch_cuda.project import config
 
-    assert plugins.TABLE == config.TABLE
+    def command(key: str) -> SimpleNamespace:
+        data = {"tool": {"poetry": {}, key: {}}}
+        pyproject = SimpleNamespace(pyproject=SimpleNamespace(data=data))
+        return SimpleNamespace(name="install", poetry=pyproject)
+
+    for key in (config.TABLE, "poetry_torch_cuda", "torch-cuda", "Poetry-Torch-CUDA"):
+        assert plugins._has_table(command(key)), key
+    for other in ("black", "torchx", "pytorch-cuda"):  # nothing of ours for them
+        assert not plugins._has_table(command(other)), other
+        assert config.load_config({"tool": {other: {}}}, {}) is None, other

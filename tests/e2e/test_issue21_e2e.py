@@ -76,7 +76,7 @@ def test_verify_asks_the_index_through_the_runs_one_client(
     result = run_inprocess(project, "torch-cuda", "verify", env_extra=machine)
 
     assert result.returncode == 1, result
-    assert "`poetry torch-cuda switch cu128`" in result.stdout + result.stderr, result
+    assert "`poetry torch-cuda sync` installs a build for it, cu128" in result.stdout
     assert len(made) == 1
 
 
@@ -92,8 +92,10 @@ def test_verify_suggests_autos_next_choice_the_index_offers(
 
     assert result.returncode == 1, describe(result)
     fixes = fix_lines(result.stdout + result.stderr)
-    assert any("`poetry torch-cuda switch cu128`" in f for f in fixes), describe(result)
-    for wrong in ("switch cu129", "switch cu130"):  # the index lacks it; it failed
+    assert any(
+        "`poetry torch-cuda sync` installs a build for it, cu128" in f for f in fixes
+    )
+    for wrong in ("cu129, auto's", "cu130, auto's"):  # the index lacks it; it failed
         assert not any(wrong in f for f in fixes), describe(result)
 
     # A build remembered as failing here is not suggested either.
@@ -107,12 +109,12 @@ def test_verify_suggests_autos_next_choice_the_index_offers(
     assert remembered.returncode == 1, describe(remembered)
     fixes = fix_lines(remembered.stdout + remembered.stderr)
     assert fixes, describe(remembered)
-    for wrong in ("switch cu128", "switch cu129", "switch cu130"):
+    for wrong in ("cu128, auto's", "cu129, auto's", "cu130, auto's"):
         assert not any(wrong in f for f in fixes), describe(remembered)
     # Only cpu is left: said as such, never as "a build for" the B200.
     assert not any("installs a build for it" in f for f in fixes), describe(remembered)
     assert any(
-        "`poetry torch-cuda switch cpu` installs the CPU-only build" in f
+        "`poetry torch-cuda sync` installs the CPU-only build" in f
         and "`poetry torch-cuda detect` says why" in f
         for f in fixes
     ), describe(remembered)

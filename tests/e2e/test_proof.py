@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import signal
+import subprocess
 import time
 from typing import TYPE_CHECKING
 from typing import Any
@@ -430,6 +431,61 @@ def test_verify_reports_the_build_and_its_gpus(
     assert "cu130 build verified" in text.stdout
 
 
+def test_verify_s_fix_for_auto_s_failing_build_keeps_auto(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    """auto chose cu129 with verification off; it does not see the GPU. The fix
+    verify prints installs auto's next choice, and pyproject.toml still says auto."""
+    env = gpu(tmp_path, RTX_5090, driver="570.86.10")
+    project = make_project(tmp_path, proof_index, "2.14.1", "auto", install_with=env)
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    data = json.loads(
+        run_inprocess(project, "torch-cuda", "verify", "--json", env_extra=env).stdout
+    )
+    (failing,) = [c for c in data["checks"] if c["status"] == "fail"]
+    assert "torch.cuda.is_available() is False" in failing["message"]
+    assert "cu128" in failing["fix"]
+
+    quoted = failing["fix"].split("`")[1::2]  # the fix's command, as a user runs it
+    command = next(part for part in quoted if part.startswith("poetry ")).split()
+    followed = run_inprocess(project, *command[1:], env_extra=env)
+
+    assert followed.returncode == 0, followed
+    assert project.installed()["torch"] == "2.14.1+cu128"
+    assert 'variant = "auto"' in project.pyproject_text()
+
+
+def test_verify_s_fix_for_a_configured_package_poetry_lock_lacks_works(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    """torchvision is configured but no dependency; a +cu130 one pip installed by
+    hand fails on its label. sync leaves what poetry.lock does not lock: the fix
+    must do what the user follows it for."""
+    project = Project.create(
+        tmp_path,
+        proof_index,
+        {"torch": "2.14.1"},
+        'variant = "cpu"\npackages = ["torch", "torchvision"]',
+    )
+    env = no_gpu(tmp_path)
+    project.run("install", env_extra=env)
+    cu130 = f"{proof_index.url}/whl/cu130"
+    project.pip(
+        "install", "--no-deps", "--index-url", cu130, "torchvision==0.29.1+cu130"
+    )
+    data = verify_json(project, env, 1)
+    (label,) = [c for c in data["checks"] if c["name"] == "label torchvision"]
+    assert label["status"] == "fail"
+
+    quoted = label["fix"].split("`")[1::2]  # the fix's command, as a user runs it
+    command = next(part for part in quoted if part.startswith("poetry ")).split()
+    followed = run_inprocess(project, *command[1:], env_extra=env)
+
+    assert followed.returncode == 0, followed
+    assert project.installed()["torchvision"] == "0.29.1+cpu"
+    assert verify_json(project, env, 0)["ok"] is True
+
+
 def test_verify_fails_on_a_label_other_than_the_variant(
     tmp_path: Path, proof_index: IndexServer
 ) -> None:
@@ -520,6 +576,37 @@ def test_switch_auto_pin_records_the_build_that_runs(
     assert 'variant = "cpu"' in project.pyproject_text()
     assert list(project.path.glob(".pyproject.toml.*")) == []  # both edits' files
     assert project.installed()["torch"] == "2.14.1+cpu"
+
+
+def test_switch_auto_pin_refuses_a_read_only_pyproject_before_installing(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    """pyproject.toml says auto's first pick here (cu129) and is read-only: the
+    pin had nothing to write for it, so nothing was checked; cu129 then failed
+    verification, auto moved on to cpu and the switch ended with a bare
+    "it is read-only", the environment on cpu and the file on cu129. --pin may
+    write whatever runs: a read-only file is refused before anything changes."""
+    project = make_project(tmp_path, proof_index, "2.14.1", "cu130")
+    project.run("install")  # verification off: the starting point only
+    project.write_pyproject(project.pyproject_text().replace('"cu130"', '"cu129"'))
+    files = [project.pyproject, project.path / "torch-cuda.lock"]
+    before = [path.read_bytes() for path in files]
+    env = {**gpu(tmp_path, RTX_5090, driver="570.86.10"), **VERIFY_ON}
+    if subprocess.run(["chattr", "+i", str(project.pyproject)], check=False).returncode:
+        pytest.skip("chattr +i is not allowed here")
+    try:
+        result = project.run(
+            "torch-cuda", "switch", "auto", "--pin", check=False, env_extra=env
+        )
+    finally:
+        subprocess.run(["chattr", "-i", str(project.pyproject)], check=True)
+    assert result.returncode == 1, describe(result)
+    assert result.stderr.strip() == (
+        "could not write pyproject.toml (it is read-only); nothing was changed. "
+        "Free space or fix permissions, then run the command again."
+    ), describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert [path.read_bytes() for path in files] == before
 
 
 def test_kill_9_of_switch_auto_moving_on_changes_no_project_file(

@@ -523,6 +523,42 @@ def test_a_switch_to_a_variant_someone_set_meanwhile_locks_it(
     assert check.returncode == 0, check
 
 
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        ("deleted", "could not be written (No such file or directory)"),
+        ("array", "could not be written ([tool.poetry-torch-cuda] is not a table)"),
+    ],
+)
+def test_a_switch_whose_pyproject_goes_away_meanwhile_says_what_to_do(
+    own_index: IndexServer, kept_cu129: Kept, edit: str, why: str
+) -> None:
+    """pyproject.toml deleted, or its table made an array of tables, while
+    ``switch cu130`` installs: the switch ended with a bare error after pip had
+    run. It says the file was not changed and what to set in it; the
+    environment holds what the message implies, and torch-cuda.lock is as it was."""
+    project = kept_cu129.fresh()
+    lock = lock_bytes(project)
+    own_index.held_paths.add(TORCH_CU130)
+    with running(project, "torch-cuda", "switch", "cu130") as process:
+        wait_for_request(own_index, TORCH_CU130)
+        if edit == "deleted":
+            project.pyproject.unlink()
+        else:
+            text = project.pyproject_text()
+            header = "[tool.poetry-torch-cuda]"
+            project.write_pyproject(text.replace(header, f"[{header}]"))
+        own_index.held_paths.clear()
+        result = finish(process)
+    assert result.returncode == 1, describe(result)
+    assert result.stderr.strip().endswith(
+        f"pyproject.toml {why}; it was not changed. "
+        'Set variant = "cu130" in it by hand.'
+    ), describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert lock_bytes(project) == lock
+
+
 def test_a_failed_switch_keeps_what_another_run_wrote_meanwhile(
     own_index: IndexServer, kept_cu129: Kept
 ) -> None:

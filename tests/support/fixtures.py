@@ -35,6 +35,7 @@ __all__ = [
     "ProjectFactory",
     "index",
     "index_server",
+    "no_state_in_the_real_poetry_cache",
     "project_factory",
     "reset_around",
     "seed_packages_compiled",
@@ -90,6 +91,25 @@ class ProjectFactory(Protocol):
         *,
         name: str = "e2e-project",
     ) -> Project: ...
+
+
+@pytest.fixture(autouse=True)
+def no_state_in_the_real_poetry_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """For an env that is no virtualenv the plugin keeps its state in Poetry's
+    cache (``envlock.state_dir``); a test's default Poetry cache is a folder of
+    its own, never this machine's, and a test that leaves state there fails: it
+    made an env of a folder without ``pyvenv.cfg`` by mistake, or must say its
+    cache (``POETRY_CACHE_DIR``, or ``cache-dir`` in the config it makes)."""
+    from poetry.config import config
+
+    cache = tmp_path_factory.mktemp("poetry-cache")
+    monkeypatch.setitem(config.Config.default_config, "cache-dir", str(cache))
+    monkeypatch.setattr(config, "_default_config", None)  # Config.create() anew
+    yield
+    kept = sorted(str(path) for path in cache.glob("torch-cuda/*"))
+    assert not kept, f"state kept outside the test's env: {kept}"
 
 
 @pytest.fixture(scope="session", autouse=True)

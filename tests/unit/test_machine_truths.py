@@ -226,6 +226,14 @@ def test_another_cuda_under_the_variants_own_label_is_not_blamed_on_it() -> None
         (label,) = verdict_of(other, "cpu", Machine("linux", "x86_64")).failures
         assert label.message.endswith(", not the cpu build")
         assert label.fix == "`poetry torch-cuda sync` installs it"
+    # poetry.lock does not lock it: sync leaves it, `poetry add` locks it
+    unlocked = verdict_of(other, "cpu", Machine("linux", "x86_64"), required={})
+    assert unlocked.failures[0].cause == (
+        "poetry.lock does not lock torch: no install replaces it"
+    )
+    assert unlocked.failures[0].fix == (
+        "`poetry add torch` locks it; the install puts in its cpu build"
+    )
 
 
 def test_a_package_the_lock_installs_here_must_be_installed() -> None:
@@ -275,6 +283,15 @@ def test_a_fix_names_only_what_autos_decision_offers() -> None:
     (plain,) = verdict_of(data, "cu132", machine).failures
     assert "switch" not in (plain.fix or "")
     assert asked == [1]
+    # auto remembers the failure (prove), so sync installs its next choice and
+    # pyproject.toml keeps auto: switch would pin cu126
+    (auto,) = verdict_of(
+        data, "cu132", machine, auto=True, alternative=alternative
+    ).failures
+    assert auto.fix == (
+        "update the driver, or `poetry torch-cuda sync` installs a build it runs, "
+        "cu126, auto's next choice here"
+    )
 
 
 def test_remembered_failures_that_force_cpu_are_said_briefly() -> None:

@@ -18,6 +18,8 @@ from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.index.offers import Offer
 from poetry_torch_cuda.machine import resolution
 from poetry_torch_cuda.machine.probe import Machine
+from poetry_torch_cuda.machine.probe import Rocm
+from poetry_torch_cuda.machine.probe import RocmGpu
 from poetry_torch_cuda.machine.tables import Arch
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.variants import parse_variant
@@ -108,6 +110,39 @@ def test_a_failing_nvidia_smi_is_not_called_no_gpu() -> None:
     notes = [c.message for c in verdict.checks if c.status == "note"]
     why = f"({smi}; no /proc/driver/nvidia)"
     assert notes == [f"the GPU cannot be checked {why}: the GPU checks were skipped"]
+
+
+@pytest.mark.parametrize(
+    ("variant", "version", "build", "machine", "has"),
+    [
+        ("cu130", "2.14.1+cu130", {"cuda": "13.0"}, "amd", "GPU 0 (AMD Radeon"),
+        ("rocm6.4", "2.14.1+rocm6.4", {"hip": "6.4.43482"}, "nvidia", "GPU 0 (NVIDIA"),
+    ],
+    ids=["cuda-on-amd", "rocm-on-nvidia"],
+)
+def test_a_build_for_the_other_vendors_gpus_verifies_with_a_note(
+    variant: str, version: str, build: dict[str, str], machine: str, has: str
+) -> None:
+    data = report(version, **({"cuda": build["cuda"]} if "cuda" in build else {}))
+    data["torch"]["hip"] = build.get("hip")
+    amd = Machine(
+        "linux",
+        "x86_64",
+        rocm=Rocm("6.4.1", (RocmGpu(0, "gfx1100", "AMD Radeon RX 7900 XTX"),)),
+        notes=("nvidia-smi not found on PATH",),
+    )
+    gtx = nvidia("575.51.03", ("NVIDIA GeForce GTX 1080", (6, 1)))
+    verdict = judge(
+        ChildRun(data),
+        parse_variant(variant),
+        amd if machine == "amd" else gtx,
+        ["torch"],
+    )
+    assert verdict.ok
+    (note,) = [c.message for c in verdict.checks if c.status == "note"]
+    assert has in note
+    assert f"the {variant} build uses none of this machine's GPUs" in note
+    assert f"(note: {note})" in verdict.summary()
 
 
 def test_an_import_error_of_a_cuda_library_is_a_machine_reason() -> None:
@@ -359,6 +394,7 @@ def test_a_torch_whose_import_crashes_the_python_shows_where_with_vvv(
 
 
 def test_memory_is_keyed_on_driver_and_gpus(tmp_path: Path) -> None:
+    (tmp_path / "pyvenv.cfg").write_text("")  # a virtualenv: its memory is inside
     gtx = nvidia("575.51.03", ("NVIDIA GeForce GTX 1080", (6, 1)))
     assert resolution.remember(
         tmp_path, gtx, parse_variant("cu126"), "2.13.0+cu126", "x"

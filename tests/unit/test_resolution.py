@@ -36,6 +36,7 @@ def offered(variant: Variant) -> Offer:
 
 
 def test_an_env_remembers_failed_builds_a_target_does_not(tmp_path: Path) -> None:
+    (tmp_path / "pyvenv.cfg").write_text("")  # a virtualenv: its memory is inside
     newest = choose(RTX, offered, "2.14.1").variant
     assert newest.kind == "cuda"
     assert remember(tmp_path, RTX, newest, f"2.14.1+{newest}", "no kernel")

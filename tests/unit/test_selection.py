@@ -217,6 +217,7 @@ def test_the_stash_restores_the_exact_files(
 ) -> None:
     # No Poetry env here for its in-process uninstaller: the removal goes to "pip".
     monkeypatch.setitem(sys.modules, "poetry.installation.uninstaller", None)
+    (tmp_path / "pyvenv.cfg").write_text("")  # a virtualenv: its stash is inside
     site = tmp_path / "site"
     info = site / "demo-1.0.dist-info"
     info.mkdir(parents=True)
@@ -257,7 +258,7 @@ def test_the_stash_restores_the_exact_files(
     assert (site / "demo.py").read_text() == "old = True\n"
     assert "Version: 1.0" in (info / "METADATA").read_text()
     assert sorted(os.listdir(site)) == ["demo-1.0.dist-info", "demo.py"]
-    assert os.listdir(tmp_path) == ["site"]
+    assert sorted(os.listdir(tmp_path)) == ["pyvenv.cfg", "site"]  # no stash left
 
 
 def audio_lock() -> Any:

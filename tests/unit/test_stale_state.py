@@ -199,3 +199,19 @@ def test_an_unreachable_host_is_remembered_for_a_while(tmp_path: Path) -> None:
     assert client.recall(tmp_path, url) is None
     client.remember(tmp_path, url, None)
     assert client.recall(tmp_path, url) is None
+
+
+def test_a_read_only_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    """A chmod 444 torch-cuda.lock (or ``export -o`` file) was replaced by the
+    rename, which ignores the file's mode; it is refused as a read-only
+    pyproject.toml is, root or not (an unchanged one is not written at all)."""
+    lock = tmp_path / "torch-cuda.lock"
+    lock.write_text("old")
+    lock.chmod(0o444)
+    assert not tempfiles.write_text(lock, "old")
+    with pytest.raises(PermissionError) as raised:
+        tempfiles.write_text(lock, "new")
+    assert raised.value.strerror == "it is read-only"
+    assert lock.read_text() == "old"
+    assert lock.stat().st_mode & 0o777 == 0o444
+    assert [p.name for p in tmp_path.iterdir()] == ["torch-cuda.lock"]

@@ -35,6 +35,7 @@ from poetry_torch_cuda.install.undo import recover
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Iterator
     from collections.abc import Sequence
 
@@ -242,6 +243,26 @@ def _dist(
     )
 
 
+def _killed(root: Path, how: str = "killed") -> Path:
+    """The stash ``root`` as a run that is gone now left it."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    return root.rename(root.with_name(f"{STASH}{gone.pid}.{how}"))
+
+
+def _uninstaller(site: Path, removed: list[str]) -> Callable[[Sequence[str]], None]:
+    """An uninstall that notes each name and removes its files, as pip does."""
+
+    def uninstall(names: Sequence[str]) -> None:
+        for name in names:
+            removed.append(name)
+            package = name.replace("-", "_")
+            shutil.rmtree(next(site.glob(f"{package}-*.dist-info")))
+            shutil.rmtree(site / package)
+
+    return uninstall
+
+
 def _cu130_installed_over_a_stash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Any, Path, Stash]:
@@ -269,9 +290,7 @@ def test_a_killed_runs_stash_is_put_back_leaving_what_poetry_changed_since(
     site = env.site_packages.candidates[0]
     _dist(site, "tinyutil", "1.0.0", "old = True\n")
     stash = Stash.take(env, ["torch", "nvidia-cublas"], installed_environment(env))
-    gone = subprocess.Popen(["true"])  # a process that is gone now
-    gone.wait()
-    stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.killed"))
+    _killed(stash.root)  # its run is gone now
     # what the killed run's pip did, then Poetry's update
     shutil.rmtree(site / "torch-2.14.1+cpu.dist-info")
     (site / "torch" / "__init__.py").unlink()
@@ -281,15 +300,7 @@ def test_a_killed_runs_stash_is_put_back_leaving_what_poetry_changed_since(
     (site / "tinyutil" / "__init__.py").unlink()
     _dist(site, "tinyutil", "1.1.0", "old = False\n")
     removed: list[str] = []
-
-    def uninstall(names: Sequence[str]) -> None:
-        for name in names:
-            removed.append(name)
-            package = name.replace("-", "_")
-            shutil.rmtree(next(site.glob(f"{package}-*.dist-info")))
-            shutil.rmtree(site / package)
-
-    undone = recover(env, uninstall)
+    undone = recover(env, _uninstaller(site, removed))
 
     assert removed == ["nvidia-cublas", "torch"]
     assert undone == [
@@ -318,9 +329,7 @@ def test_a_killed_runs_stash_leaves_what_poetry_installed_of_its_family_since(
     _dist(site, "triton", "3.5.0", "old = True\n")
     family = ["filelock", "torch", "triton"]
     stash = Stash.take(env, family, installed_environment(env))
-    gone = subprocess.Popen(["true"])  # a process that is gone now
-    gone.wait()
-    stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.killed"))
+    _killed(stash.root)  # its run is gone now
     # what the killed run's pip did, then Poetry's installer
     shutil.rmtree(site / "torch-2.14.1+cpu.dist-info")
     (site / "torch" / "__init__.py").unlink()
@@ -333,15 +342,7 @@ def test_a_killed_runs_stash_leaves_what_poetry_installed_of_its_family_since(
         record.write("triton/new.py,,\n")
     _dist(site, "filelock", "3.19.0", "", installer="Poetry 2.5.1")
     removed: list[str] = []
-
-    def uninstall(names: Sequence[str]) -> None:
-        for name in names:
-            removed.append(name)
-            package = name.replace("-", "_")
-            shutil.rmtree(next(site.glob(f"{package}-*.dist-info")))
-            shutil.rmtree(site / package)
-
-    undone = recover(env, uninstall)
+    undone = recover(env, _uninstaller(site, removed))
 
     assert removed == ["torch"]
     assert undone == [
@@ -378,9 +379,7 @@ def test_a_killed_runs_stash_puts_console_scripts_back_whatever_the_record_order
         "../../../bin/torchrun,,\ntorch/__init__.py,,\n"
     )
     stash = Stash.take(env, ["torch"], installed_environment(env))
-    gone = subprocess.Popen(["true"])  # a process that is gone now
-    gone.wait()
-    stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.killed"))
+    _killed(stash.root)  # its run is gone now
     shutil.rmtree(info)  # what the killed run's pip did
     shutil.rmtree(site / "torch")
     script.unlink()
@@ -411,9 +410,7 @@ def test_a_killed_runs_stash_that_cannot_be_put_back_names_its_folder_and_fix(
     env = system_python(tmp_path / "usr-local")
     site = env.site_packages.candidates[0]
     stash = Stash.take(env, ["torch"], installed_environment(env))
-    gone = subprocess.Popen(["true"])  # a process that is gone now
-    gone.wait()
-    root = stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.killed"))
+    root = _killed(stash.root)  # its run is gone now
     shutil.rmtree(site / "torch")
     (site / "torch").write_text("in the way\n")
 
@@ -449,9 +446,7 @@ def test_an_interrupt_while_a_done_runs_stash_is_removed_leaves_the_install_stan
         patched.setattr(shutil, "rmtree", interrupted)
         with pytest.raises(KeyboardInterrupt):
             finish(stash, env, request)  # type: ignore[arg-type]
-    gone = subprocess.Popen(["true"])  # the interrupted run is gone now
-    gone.wait()
-    stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.killed"))
+    _killed(stash.root)  # its run is gone now
 
     assert recover(env, refuse) == []
     assert (site / "torch" / "__init__.py").read_text() == "build = 'cu130'\n"
@@ -466,14 +461,10 @@ def test_status_words_each_killed_runs_stash_as_the_next_run_treats_it(
     removed: nothing is put back."""
     monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
     env = system_python(tmp_path / "usr-local")
-    gone = subprocess.Popen(["true"])  # a process that is gone now
-    gone.wait()
     roots = []
     for how in ("whole", "taken", "removed"):
         stash = Stash.take(env, ["torch"], installed_environment(env))
-        roots.append(
-            stash.root.rename(stash.root.with_name(f"{STASH}{gone.pid}.{how}"))
-        )
+        roots.append(_killed(stash.root, how))
     (roots[1] / "stash.json").unlink()
     (roots[2] / "torch.0").unlink()
 
@@ -506,9 +497,7 @@ def test_an_interrupt_while_a_done_runs_stash_is_kept_leaves_the_install_standin
         with pytest.raises(KeyboardInterrupt):
             finish(stash, env, request)  # type: ignore[arg-type]
     for left in state_dir(env.path).glob(f"{STASH}*"):  # the interrupted run is gone
-        gone = subprocess.Popen(["true"])
-        gone.wait()
-        left.rename(left.with_name(f"{STASH}{gone.pid}.killed"))
+        _killed(left)
 
     assert recover(env, refuse) == []
     assert (site / "torch" / "__init__.py").read_text() == "build = 'cu130'\n"

@@ -18,6 +18,7 @@ from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import owner_record
+from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import require_builds
@@ -28,12 +29,14 @@ from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
+from poetry_torch_cuda.project.pyproject_edit import PendingWrite
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.proof.after import prove_change
 from poetry_torch_cuda.tempfiles import kept_bytes
+from poetry_torch_cuda.tempfiles import refuse_read_only
 
 
 if TYPE_CHECKING:
@@ -168,7 +171,8 @@ class SwitchCommand(MovingCommand):
         pyproject = self.poetry.pyproject_path
         ctx, variant = self._target(name)
         resolved = f" (auto: {variant})" if name == "auto" else ""
-        if name == "auto" and self.option("pin"):
+        pinned = name == "auto" and self.option("pin")  # writes whatever runs here
+        if pinned:
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
             words = esc(self.plan_words(ctx, ctx.plan(variant)))
@@ -176,12 +180,17 @@ class SwitchCommand(MovingCommand):
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             return 0
         # All or nothing: the new pyproject.toml is written (beside the old one)
-        # before pip runs and takes the old one's place only once pip succeeded.
+        # before pip runs and takes the old one's place only once pip succeeded;
+        # it and torch-cuda.lock must be writable (the renames ignore their modes).
+        lock = lock_path(self.poetry)
         try:
             pending = prepare_variant(pyproject, name)
+            for path in (pyproject, lock) if pending or pinned else ():
+                refuse_read_only(path)
         except OSError as error:
+            shown = lock.name if error.filename == str(lock) else pyproject.name
             raise TorchCudaError(
-                f"could not write {pyproject.name} ({error.strerror or error}); "
+                f"could not write {shown} ({error.strerror or error}); "
                 "nothing was changed. Free space or fix permissions, then run "
                 "the command again."
             ) from None
@@ -200,9 +209,9 @@ class SwitchCommand(MovingCommand):
             plan = self.move(ctx, variant)  # in its own lock: no wait
             # A build that fails verification is replaced by the previous one.
             final = prove_change(ctx, plan, roll_back=True)
-            if final != variant and name == variant.name:  # --pin: what runs here
+            if final != variant and pinned:  # what runs here, edited in at commit
                 name = final.name  # (the first pending write goes at the end)
-                pending = prepare_variant(pyproject, name)
+                pending = PendingWrite(pyproject.resolve(), name, b"")
             elif final != variant:
                 resolved = f" (auto: {final})"
             if pending is not None:

@@ -57,7 +57,7 @@ class VerifyCommand(TorchCudaCommand, GroupCommand):
         variant = resolve(ctx.config, locked, ctx, machine=machine).variant
 
         wanted = ctx.view.selected if ctx.selection.explicit and locked else locked
-        required = {str(n): v for n, v in (wanted or {}).items()}
+        required = None if wanted is None else {str(n): v for n, v in wanted.items()}
         proof = prove(
             ctx,
             variant,

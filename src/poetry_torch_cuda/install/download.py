@@ -157,7 +157,7 @@ class _Run:
             return True
         # A killed run's parts go first; an entry damaged (a disk, a crash) is
         # fetched again (one that cannot be removed fails as an unwritable cache).
-        tempfiles.sweep(path.parent, f".{path.name}.", _PART)
+        tempfiles.beside(path, _PART)
         with suppress(OSError):
             path.unlink()
         return False

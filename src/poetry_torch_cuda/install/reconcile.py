@@ -16,7 +16,7 @@ from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.undo import recover
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.project.pyproject_edit import sweep
+from poetry_torch_cuda.tempfiles import beside
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -233,7 +233,7 @@ def reconcile_environment(
     ``switch`` writes it with pyproject.toml). Returns the plan carried out.
     """
     with environment_lock(env.path, io) as waited:
-        sweep(poetry.pyproject_path)  # a killed switch's new pyproject.toml
+        beside(poetry.pyproject_path)  # sweeps a killed switch's new pyproject.toml
         if undone := recover(env, lambda names: _pip(env).uninstall(names)):
             io.write_line(f"{PREFIX}: undid a killed run's work: {', '.join(undone)}")
         installed = installed_environment(env)

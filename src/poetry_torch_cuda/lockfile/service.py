@@ -719,8 +719,16 @@ def lock_project(
 
 
 def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) -> None:
-    """Write ``lock`` (the caller holds its lock) and say so (``refresh``: even unchanged)."""
-    if write_lock(path, lock):
+    """Write ``lock`` (the caller holds its lock) and say so (``refresh``: even
+    unchanged); a file it cannot write (read-only, say) is a :class:`LockError`."""
+    try:
+        changed = write_lock(path, lock)
+    except OSError as error:
+        raise LockError(
+            f"could not write {LOCK_NAME} ({error.strerror or error}); it was not "
+            "changed. Make it writable, then run `poetry torch-cuda lock` again."
+        ) from None
+    if changed:
         summary = "; ".join(
             f"{v.name}: {len(v.packages)} package{'s' * (len(v.packages) != 1)}, "
             f"{files} file{'s' * (files != 1)}"

@@ -227,10 +227,18 @@ def load_config(
     tomlkit), or ``None`` without a ``[tool.poetry-torch-cuda]`` table or if disabled.
 
     Raises:
-        ConfigError: a key, a value or an override is invalid.
+        ConfigError: a key, a value, an override or the table's name is invalid.
     """
     tool = pyproject.get("tool")
-    if switch(ENV_DISABLE, environ) or not isinstance(tool, dict) or TABLE not in tool:
+    if switch(ENV_DISABLE, environ) or not isinstance(tool, dict):
+        return None
+    for key in tool:  # a misspelled table would leave the plugin off unsaid
+        if key != TABLE and str(key).lower().replace("_", "-") in (TABLE, "torch-cuda"):
+            raise ConfigError(
+                f"[tool.{key}] looks like a misspelling of [tool.{TABLE}], the "
+                "table poetry-torch-cuda reads; rename it."
+            )
+    if TABLE not in tool:
         return None
     unwrap = getattr(tool, "unwrap", None)  # tomlkit's items to plain values
     tool = unwrap() if callable(unwrap) else tool

@@ -36,6 +36,8 @@ def with_variant(text: str, variant: str) -> str | None:
     document = tomlkit.parse(text)
     tool = document.setdefault("tool", tomlkit.table(is_super_table=True))
     table = tool.setdefault(TABLE, tomlkit.table())
+    if not isinstance(table, dict):  # edited meanwhile: the refusal is commit's
+        raise TypeError(f"[tool.{TABLE}] is not a table")
     if (old := table.get("variant")) == variant:
         return None
     literal = isinstance(old, String) and old.type in (StringType.SLL, StringType.MLL)
@@ -54,23 +56,13 @@ def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:
     again from the file's content at :meth:`PendingWrite.commit`.
 
     Raises:
-        OSError: the new file could not be written, or the file is read-only.
+        OSError: the new file could not be written.
     """
-    target = sweep(pyproject)
+    target = tempfiles.beside(pyproject)
     updated = with_variant(target.read_bytes().decode("utf-8"), variant)
     if updated is None:
         return None
-    if not os.access(target, os.W_OK):  # the rename over it would ignore that
-        raise PermissionError("it is read-only")
     return PendingWrite(target, variant, updated.encode("utf-8"))
-
-
-def sweep(pyproject: Path) -> Path:
-    """Remove the new files killed ``switch`` runs left beside ``pyproject``;
-    returns the file it names."""
-    target = pyproject.resolve()
-    tempfiles.sweep(target.parent, _prefix(target), ".tmp")
-    return target
 
 
 class PendingWrite:
@@ -82,10 +74,11 @@ class PendingWrite:
     def __init__(self, target: Path, variant: str, data: bytes) -> None:
         self.target = target
         self.variant = variant
-        handle, self._temporary = tempfiles.make(target.parent, _prefix(target), ".tmp")
+        handle, self._temporary = tempfiles.make(
+            target.parent, f".{target.name}.", ".tmp"
+        )
         try:
             _write(handle, data)
-            self._temporary.chmod(stat.S_IMODE(self.target.stat().st_mode))
         except BaseException:
             self._temporary.unlink(missing_ok=True)
             raise
@@ -96,30 +89,32 @@ class PendingWrite:
 
         Raises:
             TorchCudaError: the file kept changing while it was being written,
-                or is no longer TOML.
+                is no longer TOML, or could not be written (gone, read-only, no table).
         """
         why = "kept changing while the variant was written to it"
-        with _locked(self.target):
-            for _ in range(_ATTEMPTS):
-                current = self.target.read_bytes()
-                try:
+        try:
+            with _locked(self.target):
+                for _ in range(_ATTEMPTS):
+                    current = self.target.read_bytes()
                     updated = with_variant(current.decode("utf-8"), self.variant)
-                except ValueError as error:  # tomlkit's ParseError, a bad byte
-                    why = f"is not valid TOML ({error})"
-                    break
-                if updated is None:
-                    return False
-                data = updated.encode("utf-8")
-                linked = self.target.stat().st_nlink > 1  # then written in place
-                if not linked:
-                    _write(os.open(self._temporary, os.O_WRONLY | os.O_TRUNC), data)
-                if self.target.read_bytes() != current:
-                    continue  # edited meanwhile by someone who takes no lock
-                if linked:
-                    _write(os.open(self.target, os.O_WRONLY | os.O_TRUNC), data)
-                else:
-                    self._temporary.replace(self.target)
-                return True
+                    if updated is None:
+                        return False
+                    data = updated.encode("utf-8")
+                    linked = self.target.stat().st_nlink > 1  # then written in place
+                    if not linked:
+                        _write(os.open(self._temporary, os.O_WRONLY | os.O_TRUNC), data)
+                        self._temporary.chmod(stat.S_IMODE(self.target.stat().st_mode))
+                    if self.target.read_bytes() != current:
+                        continue  # edited meanwhile by someone who takes no lock
+                    if linked:
+                        _write(os.open(self.target, os.O_WRONLY | os.O_TRUNC), data)
+                    else:
+                        self._temporary.replace(self.target)
+                    return True
+        except ValueError as error:  # tomlkit's ParseError, a bad byte
+            why = f"is not valid TOML ({error})"
+        except (OSError, TypeError) as error:
+            why = f"could not be written ({getattr(error, 'strerror', None) or error})"
         raise TorchCudaError(
             f"{self.target.name} {why}; it was not changed. "
             f'Set variant = "{self.variant}" in it by hand.'
@@ -130,10 +125,6 @@ class PendingWrite:
 
     def __exit__(self, *exc_info: object) -> None:
         self._temporary.unlink(missing_ok=True)  # the file stays as it was
-
-
-def _prefix(target: Path) -> str:
-    return f".{target.name}."
 
 
 def _write(handle: int, data: bytes) -> None:

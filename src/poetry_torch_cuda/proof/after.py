@@ -60,17 +60,22 @@ def prove(
     if exists:
         run = run_child(str(env.python), list(packages), config.verify_timeout)
         damaged = family_problems(env, ctx.installed, packages, hashes)
-    return judge(
+    proof = judge(
         run,
         variant,
         machine,
         packages,
         required=required,
         install=ctx.selection.install,
-        auto=config.variant.kind == "auto",
+        auto=(auto := config.variant.kind == "auto"),
         alternative=alternative,
         damaged=damaged.items(),
     )
+    if auto and proof.machine_reason:  # auto's next choice skips it (verify's fix too)
+        remember(
+            env.path, machine, variant, proof.torch_version, proof.failures[0].message
+        )
+    return proof
 
 
 #: How many more of ``auto``'s candidates are tried after the first one failed.
@@ -118,11 +123,10 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
                 io.write_line(f"{PREFIX}: {esc(proof.summary())}")
                 return variant
             failed, first, following = variant, proof.failures[0], None
-            if config.variant.kind == "auto" and proof.machine_reason:
-                remember(env.path, machine, failed, proof.torch_version, first.message)
-                if moves < MAX_MOVES:
-                    versions = ctx.locked.versions
-                    following = next_choice(config, versions, machine, failed, ctx)
+            auto = config.variant.kind == "auto"  # prove() remembered the failure
+            if auto and proof.machine_reason and moves < MAX_MOVES:
+                versions = ctx.locked.versions
+                following = next_choice(config, versions, machine, failed, ctx)
             put = ""
             if roll_back and following is not None:
                 # switch: the next build starts from the earlier one, so the

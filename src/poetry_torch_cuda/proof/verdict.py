@@ -126,9 +126,7 @@ class Proof:
             return f"warning: {unchecked[0].message}; {unchecked[0].fix}"
         held = [c.message for c in self.checks if c.status == "ok"]
         computes = [m[12:] for m in held if m.startswith("computes on ")]
-        notes = [
-            c.message for c in self.checks if c.status == "note" and c.name == "gpu"
-        ]
+        notes = [c.message for c in self.checks if c.name == "gpu"]  # ok: notes only
         what = f"torch {self.torch_version}" if self.torch_version else self.variant
         return (
             f"verified {what}: imports"
@@ -205,10 +203,11 @@ def judge(
     alternative: Callable[[], Variant | None] | None = None,
     damaged: Iterable[tuple[str, str]] = (),
 ) -> Proof:
-    """The proof the child's ``run`` gives. ``required``: name -> locked version
-    of what ``install`` (words) puts here; ``auto``: the GPUs ``auto``'s rule leaves
-    out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix;
-    ``damaged``: what is wrong with the installed files, and why (failures first)."""
+    """The proof the child's ``run`` gives. ``required``: name -> locked version of
+    what ``install`` (words) puts here (``None``: unknown); ``auto``: the GPUs
+    ``auto``'s rule leaves out are notes; ``alternative``: ``auto``'s other choice,
+    asked only for a fix; ``damaged``: what is wrong with the installed files, and
+    why (failures first)."""
     packages = tuple(packages)
     files = [Check("files", "fail", found, why, SYNC_FORCE) for found, why in damaged]
 
@@ -232,17 +231,18 @@ def judge(
     def switch(what: str) -> str:  # the fix names auto's next choice, asked once
         if (name := answer()) is None:
             return "`poetry torch-cuda detect` shows which build runs here"
+        how = f"`poetry torch-cuda {'sync' if auto else f'switch {name}'}` installs"
         if name.kind == "cpu":  # no GPU build is left: not "a build for it"
             return (
-                "`poetry torch-cuda switch cpu` installs the CPU-only build (auto "
-                "finds no other GPU build here; `poetry torch-cuda detect` says why)"
+                f"{how} the CPU-only build (auto finds no other GPU build here; "
+                "`poetry torch-cuda detect` says why)"
             )
-        return f"`poetry torch-cuda switch {name}` installs {what}"
+        return f"{how} {what}" + (f", {name}, auto's next choice here" if auto else "")
 
     checks: list[Check] = []
     for name in packages:
         entry = (report.get("packages") or {}).get(name) or {}
-        checks += _package(name, entry, variant, (required or {}).get(name), install)
+        checks += _package(name, entry, variant, required, install)
     if pypi := left_to_pypi(variant, machine.sys_platform):  # no label to check
         checks = [check for check in checks if not check.name.startswith("label ")]
         checks.append(Check("label", "note", pypi))
@@ -263,10 +263,15 @@ def judge(
 
 
 def _package(
-    name: str, entry: dict[str, Any], variant: Variant, locked: str | None, install: str
+    name: str,
+    entry: dict[str, Any],
+    variant: Variant,
+    required: Mapping[str, str] | None,
+    install: str,
 ) -> list[Check]:
     """Installed (if locked here), imports, has the variant's label and version."""
     check, version = f"import {name}", str(entry.get("version"))
+    locked = (required or {}).get(name)
     if not entry.get("installed") and locked is None:
         return [Check(check, "note", f"{name} is not installed")]
     if not entry.get("installed"):
@@ -292,11 +297,13 @@ def _package(
         return [Check(check, "fail", message, cause, fix, library and gpu)]
     checks = [Check(check, "ok", f"{name} {version} imports")]
     fix = "`poetry torch-cuda sync` installs it"  # a build not the variant's or locked
-    label = label_of(version)
-    if label != variant.name:
+    cause = f"the environment does not hold the configured variant {variant}"
+    if required is not None and locked is None:  # neither sync nor an install moves it
+        cause = f"poetry.lock does not lock {name}: no install replaces it"
+        fix = f"`poetry add {name}` locks it; the install puts in its {variant} build"
+    if (label := label_of(version)) != variant.name:
         built = f"the +{label} build" if label else "a build without a label"
         message = f"{name} {version} is {built}, not the {variant} build"
-        cause = f"the environment does not hold the configured variant {variant}"
         checks.append(Check(f"label {name}", "fail", message, cause, fix))
     if locked is not None and public_version(version) != public_version(locked):
         message = f"{name} {version} is installed, but poetry.lock locks "
@@ -374,11 +381,14 @@ def _gpus(
         fix += "the variant matches the installed ROCm; `poetry torch-cuda detect` "
         fix += "shows which one does"
         return [Check("gpu", "fail", message, cause, fix, True)]
-    if nvidia is None and not rocm and variant.kind in ("cuda", "rocm"):
+    if variant.kind in ("cuda", "rocm") and not (rocm if hip else nvidia):
         why = "; ".join(machine.notes) or "no driver found"
-        none = "no GPU on this machine"  # nvidia-smi failing: a broken driver, or none
-        none = "the GPU cannot be checked" if machine.smi_failure else none
-        return [Check("gpu", "note", f"{none} ({why}): {skipped}")]
+        note = f"no GPU on this machine ({why})"
+        if machine.smi_failure:  # a broken driver, or no GPU: nothing tells them apart
+            note = f"the GPU cannot be checked ({why})"
+        if others := ", ".join(map(str, rocm or (nvidia.gpus if nvidia else ()))):
+            note = f"the {variant} build uses none of this machine's GPUs ({others})"
+        return [Check("gpu", "note", f"{note}: {skipped}")]
     if not cuda or nvidia is None:
         return []
     if not available and not nvidia.reachable:
