@@ -4,16 +4,23 @@ the project configures and locks, in-process (the point is the report)."""
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from poetry_torch_cuda.machine.resolution import failures
+from poetry_torch_cuda.machine.resolution import remember
+from poetry_torch_cuda.project.variants import parse_variant
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import gpu
 from tests.support.inprocess import run_inprocess
+from tests.support.machines import nvidia_machine
 
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    import pytest
 
     from tests.support.fixtures import ProjectFactory
     from tests.support.poetry_project import Project
@@ -81,3 +88,52 @@ def test_detect_and_variants_read_torch_locked_behind_an_extra(
     assert locked.returncode == 0, locked
     assert report(project, tmp_path, "detect")["torch"] == "2.13.0"
     assert report(project, tmp_path, "variants")["packages"] == {"torch": "2.13.0"}
+
+
+def test_status_checks_targets_on_torch_locked_behind_an_extra(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """torch 2.13.0 only behind an extra; cu128's index has torch 2.14.1 only. The
+    target was checked for any torch and passed, though cu128 cannot install the
+    locked one there."""
+    target = (
+        '[[tool.poetry-torch-cuda.targets]]\nname = "lab"\ndriver = "600.10"\n'
+        'gpus = ["9.0"]'
+    )
+    project = project_factory({"filelock": "*"}, f'variant = "cu128"\n{target}')
+    gpu_extra = '[project.optional-dependencies]\ngpu = ["torch==2.13.0"]\n\n'
+    text = project.pyproject_text().replace(
+        "[tool.poetry]\n", gpu_extra + "[tool.poetry]\n"
+    )
+    project.write_pyproject(text)
+    locked = run_inprocess(
+        project, "lock", env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"}
+    )
+    assert locked.returncode == 0, locked
+    (lab,) = report(project, tmp_path, "status")["targets"]
+    assert lab["ok"] is False, lab
+    assert "has no torch 2.13.0+cu128" in lab["reasons"][0], lab
+
+
+def test_detect_without_a_venv_reads_and_forgets_no_memory(
+    project_factory: ProjectFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No virtualenv yet: detect read, and --forget deleted, the failures remembered
+    for Poetry's own Python (a project with ``virtualenvs.create = false`` keeps
+    them there), as if they were this project's."""
+    project = project_factory(DEPS, 'variant = "auto"')
+    assert run_inprocess(project, "lock").returncode == 0
+    shutil.rmtree(project.venv)  # `poetry lock` makes one
+    monkeypatch.setenv("POETRY_CACHE_DIR", project.env["POETRY_CACHE_DIR"])
+    system = Path(sys.base_prefix)  # the env Poetry reports without a venv
+    machine = nvidia_machine("575.51.03", (RTX_4090[1], (8, 9)))
+    assert remember(system, machine, parse_variant("cu129"), "2.14.1", "no kernel")
+    data = report(project, tmp_path, "detect")
+    assert (data["remembered"], data["remembered_elsewhere"]) == ([], []), data
+    assert data["variant"] == "cu129", data
+    env = gpu(tmp_path, RTX_4090)
+    forgot = run_inprocess(project, "torch-cuda", "detect", "--forget", env_extra=env)
+    assert forgot.returncode == 0, forgot
+    assert "No virtualenv yet: no failed build is remembered" in forgot.stderr, forgot
+    assert len(failures(system)) == 1
+    assert not project.venv.exists()

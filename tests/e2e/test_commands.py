@@ -346,7 +346,8 @@ def test_status_check_fails_on_another_build_of_a_package_the_lock_lacks(
     tmp_path: Path, index: IndexServer
 ) -> None:
     """torch is configured and installed in cu129's build, but poetry.lock does not
-    lock it: no install moves it, so --check fails, naming the way to manage it."""
+    lock it: no install moves it, so --check fails, naming the way to manage it,
+    which works; its missing requirements said `poetry install`, which adds none."""
     project = Project.create(
         tmp_path, index, {"filelock": "*"}, 'variant = "cu130"\npackages = ["torch"]'
     )
@@ -363,9 +364,18 @@ def test_status_check_fails_on_another_build_of_a_package_the_lock_lacks(
         "does not lock torch, so no install puts cu130's build in: add it to the "
         "project's dependencies (`poetry add torch`)"
     ) in result.stdout, result
+    # `poetry install` installs nothing the lock lacks: not the build's requirements
+    assert (
+        "Warning: torch 2.14.1+cu129 requires triton, which is not installed, nor "
+        "locked: `poetry add torch` locks it"
+    ) in result.stdout, result
+    assert "run `poetry install`" not in result.stdout, result
     data = run_json(project, "torch-cuda", "status", env=env)
     assert data["ok"] is False
     assert [p["matches"] for p in data["packages"]] == [False]
+    project.run("add", "torch", env_extra=env)  # the advice, followed
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result
 
 
 def test_status_check_fails_on_configured_packages_that_do_not_go_together(
@@ -392,7 +402,8 @@ def test_status_check_fails_on_configured_packages_that_do_not_go_together(
     assert result.returncode == 1, result
     assert (
         "Warning: torchaudio 2.13.0+cu130 depends on torch==2.13.0, but torch "
-        "2.14.1+cu130 is installed; run `poetry torch-cuda sync --force`"
+        "2.14.1+cu130 is installed; `poetry torch-cuda sync --force` reinstalls "
+        "the build"
     ) in result.stdout, result
     project.run("torch-cuda", "sync", "--force", env_extra=env)
     result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)

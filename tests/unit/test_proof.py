@@ -99,6 +99,19 @@ def test_a_cuda_build_without_gpu_is_a_note_not_a_failure() -> None:
     ]
 
 
+def test_a_failing_nvidia_smi_is_not_called_no_gpu() -> None:
+    """nvidia-smi is there and fails, /proc has no driver: a broken driver, or a VM
+    without a GPU; the note said "no GPU on this machine" (status: cannot be checked)."""
+    smi = "nvidia-smi failed: exit status 9; fix the NVIDIA driver"
+    broken = Machine("linux", "x86_64", notes=(smi, "no /proc/driver/nvidia"))
+    data = report("2.14.1+cu129", cuda="12.9", archs=["sm_90"])
+    verdict = judge(ChildRun(data), parse_variant("cu129"), broken, ["torch"])
+    assert verdict.ok
+    notes = [c.message for c in verdict.checks if c.status == "note"]
+    why = f"({smi}; no /proc/driver/nvidia)"
+    assert notes == [f"the GPU cannot be checked {why}: the GPU checks were skipped"]
+
+
 @pytest.mark.parametrize(
     ("variant", "version", "build", "machine", "has"),
     [

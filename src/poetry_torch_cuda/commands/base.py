@@ -119,6 +119,10 @@ class NotCreatedEnv(SystemEnv):
         self._nowhere = nowhere
 
     @property
+    def path(self) -> Path:  # no state: not the system Python's memory, stashes
+        return self._nowhere
+
+    @property
     def site_packages(self) -> SitePackages:
         """No site-packages directory: every lookup finds nothing."""
         return SitePackages(self._nowhere)

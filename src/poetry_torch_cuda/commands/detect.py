@@ -11,6 +11,7 @@ from cleo.helpers import option
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.commands.base import REFRESH
+from poetry_torch_cuda.commands.base import NotCreatedEnv
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.machine.resolution import check_project_fleet
 from poetry_torch_cuda.machine.resolution import failures
@@ -72,10 +73,12 @@ class DetectCommand(TorchCudaCommand):
         found = load_config(self.poetry.pyproject.data)  # None: no table, no installs
         configured = found or TorchCudaConfig(auto)
         if self.option("forget"):
-            count = forget(self.env.path)
+            count = forget(self.env.path)  # nothing is kept before the virtualenv
+            s = "s" if count != 1 else ""
             self.line_error(
-                f"Forgot {count} failed build{'s' if count != 1 else ''} "
-                "remembered for this environment"
+                "No virtualenv yet: no failed build is remembered to forget"
+                if isinstance(self.env, NotCreatedEnv)
+                else f"Forgot {count} failed build{s} remembered for this environment"
             )
         config = dataclasses.replace(configured, variant=auto)
         ctx = self.context(config)

@@ -59,13 +59,8 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
             if not c.ok
         ]
         where = None if isinstance(self.env, NotCreatedEnv) else str(self.env.path)
-        if not self.as_json(
-            {
-                **report.to_json(),
-                "environment": where,
-                "targets": [c.to_json() for c in fleet],
-            }
-        ):
+        data = {**report.to_json(), "environment": where}
+        if not self.as_json({**data, "targets": [c.to_json() for c in fleet]}):
             self._render(report, where, [c.summary() for c in fleet if c.ok])
         return 1 if self.option("check") and not report.in_line else 0
 

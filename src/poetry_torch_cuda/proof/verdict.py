@@ -384,6 +384,8 @@ def _gpus(
     if variant.kind in ("cuda", "rocm") and not (rocm if hip else nvidia):
         why = "; ".join(machine.notes) or "no driver found"
         note = f"no GPU on this machine ({why})"
+        if machine.smi_failure:  # a broken driver, or no GPU: nothing tells them apart
+            note = f"the GPU cannot be checked ({why})"
         if others := ", ".join(map(str, rocm or (nvidia.gpus if nvidia else ()))):
             note = f"the {variant} build uses none of this machine's GPUs ({others})"
         return [Check("gpu", "note", f"{note}: {skipped}")]

@@ -87,22 +87,18 @@ def show_lock_view(ctx: RunContext) -> None:
     io.write_line(f"{PREFIX}: {esc(line)}")
     for check in fleet_checks(ctx):
         line = f"{PREFIX}: target {esc(check.summary())}"
-        if check.ok:
-            io.write_line(line)
-        else:
-            io.write_error_line(f"<warning>{line}</>")
+        io.write_line(line) if check.ok else io.write_error_line(f"<warning>{line}</>")
 
 
 def fleet_checks(ctx: RunContext) -> list[TargetCheck]:
     """The declared targets checked against the lock (none without a lock)."""
     if not ctx.config.targets or not ctx.poetry.locker.is_locked():
         return []
-    locked = ctx.installs.versions
-    # The targets are other machines: they get pyproject.toml's variant, not this
-    # run's POETRY_TORCH_CUDA_VARIANT (a CI runner installing cpu for itself).
+    # Other machines: pyproject.toml's variant, not this run's POETRY_TORCH_CUDA_VARIANT
+    # (a CI runner installing cpu for itself), and torch locked in any group or extra.
     environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
     config = load_config(ctx.poetry.pyproject.data, environ) or ctx.config
-    return check_project_fleet(config, locked, ctx)
+    return check_project_fleet(config, ctx.view.versions, ctx)
 
 
 def _public(version: str) -> str:

@@ -244,14 +244,14 @@ def _judge(
     damaged = family_problems(env, installed, names)
     report.warnings += [f"{p}: {why}; {SYNC_FORCE}" for p, why in damaged.items()]
     # The install's own check after pip: installed versions the family rejects.
-    report.warnings += [
-        f"{problem}; run `poetry torch-cuda sync --force`"
-        for problem in installed.unmet(names)
-    ]
-    report.warnings += [
-        f"{requirer} requires {name}, which is not installed; {add}"
-        for requirer, name in installed.missing(names)
-    ]
+    report.warnings += [f"{p}; {SYNC_FORCE}" for p in installed.unmet(names)]
+    for requirer, name in installed.missing(names):
+        fix = f"; {add}"  # an install adds what poetry.lock locks, nothing else
+        if view is not None and name not in view.names:
+            fix = f", nor locked: `poetry add {requirer.split()[0]}` locks it"
+        report.warnings.append(
+            f"{requirer} requires {name}, which is not installed{fix}"
+        )
     report.warnings += dead_stashes(env.path)
     if machine.smi_failure and (variant.kind == "cuda" or decision is not None):
         report.warnings.append(f"the GPU cannot be checked: {machine.smi_failure}")
