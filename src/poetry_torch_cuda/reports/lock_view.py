@@ -87,7 +87,10 @@ def show_lock_view(ctx: RunContext) -> None:
     io.write_line(f"{PREFIX}: {esc(line)}")
     for check in fleet_checks(ctx):
         line = f"{PREFIX}: target {esc(check.summary())}"
-        io.write_line(line) if check.ok else io.write_error_line(f"<warning>{line}</>")
+        if check.ok:
+            io.write_line(line)
+        else:
+            io.write_error_line(f"<warning>{line}</>")
 
 
 def fleet_checks(ctx: RunContext) -> list[TargetCheck]:
