@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from poetry.console.commands.installer_command import InstallerCommand
     from poetry.installation.operations.operation import Operation
 
-#: The commands that rewrite poetry.lock, after which torch-cuda.lock follows.
+#: The commands that rewrite poetry.lock, after which torch-cuda.lock follows (as
+#: after an install that wrote a missing poetry.lock).
 RELOCKS = ("lock", "add", "remove", "update")
 
 
@@ -127,7 +128,7 @@ class CommandHooks:
     by another command: each run keeps its own state)."""
 
     def __init__(self) -> None:
-        self._runs: dict[int, tuple[RunContext, OperationGuard | None]] = {}
+        self._runs: dict[int, tuple[RunContext, OperationGuard | None, bool]] = {}
 
     def on_validate(self, event: ConsoleCommandEvent) -> None:
         """Before Poetry touches anything (even the virtualenv): read and check the config.
@@ -151,7 +152,8 @@ class CommandHooks:
             guard = OperationGuard(ctx)
             executor = command.installer.executor
             executor.execute = partial(guard.execute, executor.execute)  # type: ignore[method-assign]
-        self._runs[id(command)] = (ctx, guard)
+        relocks = command.name in RELOCKS or not command.poetry.locker.is_locked()
+        self._runs[id(command)] = (ctx, guard, relocks)
 
     def on_terminate(self, event: ConsoleTerminateEvent) -> None:
         """After a successful installer command: torch-cuda.lock follows a new
@@ -160,10 +162,10 @@ class CommandHooks:
         run = self._runs.pop(id(command), None)
         if run is None or event.exit_code != 0:
             return
-        ctx, guard = run
+        ctx, guard, relocks = run
         try:
             if not command.installer.is_dry_run():
-                if command.name in RELOCKS:
+                if relocks:
                     from poetry_torch_cuda.lockfile.service import settle
 
                     settle(ctx.poetry, ctx.io)

@@ -247,10 +247,11 @@ def test_an_install_that_locks_first_asks_with_one_authenticator(
 ) -> None:
     """The lock step of an install (no torch-cuda.lock yet) and its download take
     their credentials from the install's one authenticator."""
+    credentials = {ENV_USER: USER, ENV_PASSWORD: PASSWORD}
+    bot = {**credentials, "POETRY_TORCH_CUDA_DISABLE": "1"}  # poetry.lock alone
+    assert run_inprocess(source_project, "lock", env_extra=bot).returncode == 0
     made = authenticators_made(monkeypatch)
-    result = run_inprocess(
-        source_project, "install", env_extra={ENV_USER: USER, ENV_PASSWORD: PASSWORD}
-    )
+    result = run_inprocess(source_project, "install", env_extra=credentials)
     assert result.returncode == 0, result.stderr
     assert "locking cu129 first" in result.stdout, result.stdout
     assert source_project.installed()["torch"] == "2.14.1+cu129"

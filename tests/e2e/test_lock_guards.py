@@ -613,3 +613,23 @@ def test_an_auto_install_locking_first_while_a_candidates_index_fails_leaves_it_
     check = run_inprocess(project, "torch-cuda", "lock", "--check")
     assert check.returncode == 1, check
     assert "cu128 is not locked" in check.stderr, check
+
+
+@pytest.mark.parametrize("variant", ["cu129", "auto"])
+def test_removing_torch_leaves_a_lock_the_check_passes(
+    tmp_path: Path, index: IndexServer, variant: str
+) -> None:
+    """``poetry remove`` of what brought torch, the table kept: with ``auto``,
+    torch-cuda.lock was left stale without a word and ``poetry torch-cuda lock``
+    failed ("No configured package is locked in poetry.lock."), so the check
+    stayed red; a fixed variant wrote an entry of 0 packages. Both do that."""
+    project = Project.create(tmp_path, index, DEPS, f'variant = "{variant}"\n')
+    assert run_inprocess(project, "lock").returncode == 0
+    removed = run_inprocess(project, "remove", "--lock", "needs-torch", "torchvision")
+    assert removed.returncode == 0, removed
+    assert "wrote torch-cuda.lock" in removed.stdout, removed
+    assert 'name = "torch"' not in lock_bytes(project).decode()
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check
+    relock = run_inprocess(project, "torch-cuda", "lock")
+    assert relock.returncode == 0, relock

@@ -624,3 +624,21 @@ def test_a_lock_written_while_an_install_writes_its_entry_is_kept(
     assert [v["name"] for v in read_lock(project)["variant"]] == ["cu128", "cu129"]
     check = run_inprocess(project, "torch-cuda", "lock", "--check")
     assert check.returncode == 0, check
+
+
+def test_an_install_that_writes_poetry_lock_writes_torch_cuda_lock(
+    own_index: IndexServer, kept_cu129: Kept
+) -> None:
+    """``poetry install`` without poetry.lock (Poetry locks, then installs) in an
+    environment that already holds the build wrote no torch-cuda.lock, and
+    ``lock --check`` failed right after the install; it follows poetry.lock as
+    after ``poetry lock``."""
+    project = kept_cu129.fresh()
+    project.lockfile.unlink()
+    (project.path / "torch-cuda.lock").unlink()
+    result = run_inprocess(project, "install")
+    assert result.returncode == 0, result
+    assert "wrote torch-cuda.lock (cu129: " in result.stdout, result
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check

@@ -680,9 +680,7 @@ def lock_project(
             variants.append(kept[name])
             continue
         variant = parse_variant(name)
-        roots = _roots_for(selected, config, variant)
-        if not roots and name in optional:
-            continue
+        roots = _roots_for(selected, config, variant)  # none: an entry of 0 packages
         recorded = {f: s for (v, f), s in hashes.items() if v == name}
         try:
             variants.append(
