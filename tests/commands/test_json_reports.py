@@ -70,22 +70,27 @@ def test_detect_says_nothing_is_configured_without_the_table(
     assert data["configured"] is None
 
 
+def _torch_behind_an_extra(factory: ProjectFactory, table: str) -> Project:
+    """A locked project whose torch 2.13.0 is only behind extra ``gpu``."""
+    project = factory({"filelock": "*"}, table)
+    gpu_extra = '[project.optional-dependencies]\ngpu = ["torch==2.13.0"]\n\n'
+    text = project.pyproject_text().replace(
+        "[tool.poetry]\n", gpu_extra + "[tool.poetry]\n"
+    )
+    project.write_pyproject(text)
+    off = {"POETRY_TORCH_CUDA_DISABLE": "1"}  # Poetry's lock alone
+    locked = run_inprocess(project, "lock", env_extra=off)
+    assert locked.returncode == 0, locked
+    return project
+
+
 def test_detect_and_variants_read_torch_locked_behind_an_extra(
     project_factory: ProjectFactory, tmp_path: Path
 ) -> None:
     """torch only in an extra (`poetry install -E gpu`): detect said "no lock yet:
     any torch" (`"torch": null`) and variants listed nothing for it
     (`"packages": {}`), though poetry.lock locks it."""
-    project = project_factory({"filelock": "*"}, 'variant = "auto"')
-    gpu_extra = '[project.optional-dependencies]\ngpu = ["torch==2.13.0"]\n\n'
-    text = project.pyproject_text().replace(
-        "[tool.poetry]\n", gpu_extra + "[tool.poetry]\n"
-    )
-    project.write_pyproject(text)
-    locked = run_inprocess(
-        project, "lock", env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"}
-    )
-    assert locked.returncode == 0, locked
+    project = _torch_behind_an_extra(project_factory, 'variant = "auto"')
     assert report(project, tmp_path, "detect")["torch"] == "2.13.0"
     assert report(project, tmp_path, "variants")["packages"] == {"torch": "2.13.0"}
 
@@ -100,16 +105,7 @@ def test_status_checks_targets_on_torch_locked_behind_an_extra(
         '[[tool.poetry-torch-cuda.targets]]\nname = "lab"\ndriver = "600.10"\n'
         'gpus = ["9.0"]'
     )
-    project = project_factory({"filelock": "*"}, f'variant = "cu128"\n{target}')
-    gpu_extra = '[project.optional-dependencies]\ngpu = ["torch==2.13.0"]\n\n'
-    text = project.pyproject_text().replace(
-        "[tool.poetry]\n", gpu_extra + "[tool.poetry]\n"
-    )
-    project.write_pyproject(text)
-    locked = run_inprocess(
-        project, "lock", env_extra={"POETRY_TORCH_CUDA_DISABLE": "1"}
-    )
-    assert locked.returncode == 0, locked
+    project = _torch_behind_an_extra(project_factory, f'variant = "cu128"\n{target}')
     (lab,) = report(project, tmp_path, "status")["targets"]
     assert lab["ok"] is False, lab
     assert "has no torch 2.13.0+cu128" in lab["reasons"][0], lab
