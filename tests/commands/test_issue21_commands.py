@@ -161,3 +161,18 @@ def test_status_without_a_lock_says_the_gpu_cannot_be_checked(
     assert "poetry.lock does not exist" in result.stdout + result.stderr, result
     # nvidia-smi is there and failed: the driver is to mend, not absent
     assert "no NVIDIA driver found" not in result.stdout, result
+
+
+def test_an_auto_lock_no_candidate_can_serve_names_the_missing_build(
+    project_factory: ProjectFactory, index: IndexServer, tmp_path: Path
+) -> None:
+    """Every candidate's index answered without torch: `lock` said "No configured
+    package is locked in poetry.lock." though poetry.lock locks torch."""
+    project = project_factory(DEPS, 'variant = "auto"')
+    off = {"POETRY_TORCH_CUDA_DISABLE": "1"}  # Poetry's lock alone
+    assert run_inprocess(project, "lock", env_extra=off).returncode == 0
+    index.fail_paths["/whl/"] = 404  # every variant's index: no page for torch
+    result = run_inprocess(project, "torch-cuda", "lock", env_extra=no_gpu(tmp_path))
+    assert result.returncode == 1, result
+    assert "No configured package is locked" not in result.stderr, result
+    assert "cannot lock torch" in result.stderr, result

@@ -675,6 +675,7 @@ def lock_project(
     )
     variants = []
     down: dict[str, IndexUnavailableError] = {}  # no entry, no answer
+    missing: list[MissingBuildError] = []  # answered without the build
     for name in sorted(names):
         if name in kept:
             variants.append(kept[name])
@@ -690,7 +691,8 @@ def lock_project(
             if name not in optional:  # auto's candidates: only what the index has
                 raise
             if isinstance(error, MissingBuildError):
-                continue  # the index answered: it has no build
+                missing.append(error)  # the index answered: it has no build
+                continue
             if previous and (entry := previous.variant(name)):
                 if write and _stale(poetry, config, previous, name, selected):
                     raise  # a lock would hold it stale (an install: lock --check says)
@@ -699,6 +701,8 @@ def lock_project(
                 down[name] = error
     if down and (write or not variants):  # an install: lock --check names them
         raise next(iter(down.values()))
+    if not variants and missing:  # no candidate has it: the first one's words
+        raise missing[0]
     if not variants:
         return None
     # What auto locked is recorded beside it, so lock --check finds a lost entry.
