@@ -168,7 +168,9 @@ class CommandHooks:
                 if relocks:
                     from poetry_torch_cuda.lockfile.service import settle
 
-                    settle(ctx.poetry, ctx.io)
+                    # An install keeps the wheels the lock read for itself.
+                    keep = None if command.name == "lock" else ctx.env.marker_env
+                    settle(ctx.poetry, ctx.io, keep=keep)
                 if command.name in ("lock", "update"):
                     _check_lock(ctx)
             if guard is not None and guard.locked is not None:
