@@ -168,9 +168,8 @@ class CommandHooks:
                 if relocks:
                     from poetry_torch_cuda.lockfile.service import settle
 
-                    # An install keeps the wheels the lock read for itself.
                     keep = None if command.name == "lock" else ctx.env.marker_env
-                    settle(ctx.poetry, ctx.io, keep=keep)
+                    settle(ctx.poetry, ctx.io, keep=keep)  # an install's wheels stay
                 if command.name in ("lock", "update"):
                     _check_lock(ctx)
             if guard is not None and guard.locked is not None:

@@ -364,6 +364,29 @@ def test_an_index_asking_for_a_long_wait_fails_at_once_with_it(
     ), message
 
 
+def test_short_waits_are_waited_for_until_they_reach_the_cap(
+    served: tuple[IndexServer, list[LockedFile]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Retry-After within the cap is waited for, attempt after attempt, as Poetry
+    does; the attempt whose pauses would pass it ends with the index's answer."""
+    from poetry_torch_cuda.index import client
+
+    monkeypatch.setattr(client, "WAIT", 3.0)
+    index, items = served
+    index.fail_paths["/whl/cu129/torch/"] = 503
+    index.fail_retry_after = "1"
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as raised:
+        fetch(items[-1:], tmp_path / "artifacts")
+    assert time.monotonic() - started >= 3
+    assert index.requests == [TORCH] * 4  # 1 s, 2 s, 3 s in all; 4 s would pass 3
+    assert "HTTP 503 (a server error), asking to wait 1 s (Retry-After)" in " ".join(
+        str(raised.value).split()
+    )
+
+
 def test_a_mirrors_page_is_asked_once_as_every_page_is(
     served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
 ) -> None:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import asdict
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+from email.utils import mktime_tz
+from email.utils import parsedate_tz
 from pathlib import Path
 from typing import IO
 from typing import TYPE_CHECKING
@@ -71,8 +71,7 @@ ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.01"
 TIMEOUT = 4.0
 #: How long a page read, or a host that could not be reached, is not asked again.
 REMEMBER_SECONDS = 600.0
-#: The most seconds one request waits in all for an index that asked to be asked
-#: again (429, 5xx): a longer Retry-After is said at once, not slept five times.
+#: Seconds one request waits in all as Retry-After asks (429, 5xx); longer: said.
 WAIT = 60.0
 _UNREACHABLE = "unreachable.json"
 #: Where the index cannot be reached from this machine directly, or at all.
@@ -136,7 +135,6 @@ class IndexAuthenticator(Authenticator):
         super().__init__(config, cache_id="poetry-torch-cuda", disable_cache=True)
         #: Poetry's configuration the requests follow.
         self.config = self._config
-        self._waited = threading.local()  # seconds, by the request of each thread
         self._in_url: dict[str, HTTPAuthCredential] = {}
         for name, url in sources:
             if url:
@@ -194,15 +192,13 @@ class IndexAuthenticator(Authenticator):
         return session
 
     def _get_backoff(self, response: requests.Response | None, attempt: int) -> float:
-        """Poetry's pause before its next attempt, with a Retry-After date too; one
-        that would bring the request's pauses past :data:`WAIT` is not taken: the
-        answer is final (``HTTPError``), worded with the wait it asks for."""
+        """Poetry's pause before its next attempt, a Retry-After date too; one that
+        would take the request past :data:`WAIT` (``attempt`` pauses as long as it)
+        makes the answer final (HTTPError), its wait said instead of slept."""
         said = retry_after(response)
         delay = 0.5 * attempt if said is None else said
-        waited = delay + (self._waited.seconds if attempt > 1 else 0.0)
-        if waited > WAIT and response is not None:
+        if response is not None and attempt * delay > WAIT:
             raise requests.HTTPError(response=response)
-        self._waited.seconds = waited
         return delay
 
     def _get_repository_config_for_url(
@@ -259,14 +255,12 @@ def variant_authenticator(
 
 
 def retry_after(response: requests.Response | None) -> float | None:
-    """The seconds ``response``'s Retry-After asks to wait (RFC 9110: a number of
-    seconds or a date), or ``None``."""
-    said = "" if response is None else response.headers.get("Retry-After", "")
-    with suppress(ValueError):
-        return max(0.0, float(said))
-    with suppress(TypeError, ValueError):  # Python 3.9 raises TypeError
-        return max(0.0, parsedate_to_datetime(said).timestamp() - time.time())
-    return None
+    """Seconds ``response``'s Retry-After asks to wait (RFC 9110: seconds or a date)."""
+    said = "" if response is None else response.headers.get("Retry-After", "").strip()
+    if said.isdigit():
+        return float(said)
+    date = parsedate_tz(said)
+    return None if date is None else max(0.0, mktime_tz(date) - time.time())
 
 
 def artifact(config: Config, url: str, sha256: str, filename: str) -> Path:

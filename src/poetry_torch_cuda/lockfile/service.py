@@ -854,9 +854,9 @@ def settle(
 ) -> None:
     """Make torch-cuda.lock what ``poetry torch-cuda lock`` would write after Poetry
     rewrote poetry.lock or ``switch`` recorded a variant (``switched``), keeping the
-    entries still fresh (``keep``: the markers of an environment about to install,
-    as :func:`lock_project`'s). A failure to lock is a warning (``lock --check`` names what
-    is left to do), except a changed hash of a locked file after ``poetry lock``.
+    entries still fresh (``keep``: an installing environment's markers, as for
+    :func:`lock_project`). A failure to lock is a warning (``lock --check`` names
+    what is left to do), except a changed hash of a locked file after ``poetry lock``.
 
     Raises:
         DriftError: a locked file now has another sha256 on the index.
