@@ -192,9 +192,8 @@ class IndexAuthenticator(Authenticator):
         return session
 
     def _get_backoff(self, response: requests.Response | None, attempt: int) -> float:
-        """Poetry's pause before its next attempt, a Retry-After date too; one that
-        would take the request past :data:`WAIT` (``attempt`` pauses as long as it)
-        makes the answer final (HTTPError), its wait said instead of slept."""
+        """Poetry's pause before its next attempt (a Retry-After date too); ``attempt``
+        pauses this long past :data:`WAIT` make the answer final (HTTPError)."""
         said = retry_after(response)
         delay = 0.5 * attempt if said is None else said
         if response is not None and attempt * delay > WAIT:
@@ -465,10 +464,9 @@ class IndexClient:
         refresh: bool = False,
         auth: IndexAuthenticator | None = None,
     ) -> None:
-        """``config``: Poetry's (``None``: the user's). Every page is asked once,
-        never with Poetry's retries, waiting :data:`TIMEOUT` or as long as
-        ``POETRY_REQUESTS_TIMEOUT`` says (the advice a timeout gives), and a host
-        that did not answer is remembered for a while."""
+        """``config``: Poetry's (``None``: the user's). A page is asked once, never
+        with Poetry's retries, for :data:`TIMEOUT` or ``POETRY_REQUESTS_TIMEOUT``
+        seconds (the advice a timeout gives); a host that did not answer is noted."""
         self.auth = auth or IndexAuthenticator(config, sources)
         self._refresh = refresh
         self._timeout = float(os.environ.get("POETRY_REQUESTS_TIMEOUT") or TIMEOUT)
