@@ -845,11 +845,18 @@ def _roots_for(
     return roots
 
 
-def settle(poetry: Poetry, io: IO, *, switched: bool = False) -> None:
+def settle(
+    poetry: Poetry,
+    io: IO,
+    *,
+    switched: bool = False,
+    keep: Mapping[str, Any] | None = None,
+) -> None:
     """Make torch-cuda.lock what ``poetry torch-cuda lock`` would write after Poetry
     rewrote poetry.lock or ``switch`` recorded a variant (``switched``), keeping the
-    entries still fresh. A failure to lock is a warning (``lock --check`` names what
-    is left to do), except a changed hash of a locked file after ``poetry lock``.
+    entries still fresh (``keep``: an installing environment's markers, as for
+    :func:`lock_project`). A failure to lock is a warning (``lock --check`` names
+    what is left to do), except a changed hash of a locked file after ``poetry lock``.
 
     Raises:
         DriftError: a locked file now has another sha256 on the index.
@@ -857,7 +864,7 @@ def settle(poetry: Poetry, io: IO, *, switched: bool = False) -> None:
     if not poetry.locker.is_locked():
         return
     try:
-        lock_project(poetry, io, reuse=switched)
+        lock_project(poetry, io, reuse=switched, keep=keep)
     except TorchCudaError as error:
         if not switched and (
             isinstance(error, DriftError)
