@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Mapping
 
+    from cleo.io.io import IO
     from packaging.utils import NormalizedName
     from poetry.core.packages.package import Package
     from poetry.core.version.markers import BaseMarker
@@ -47,6 +48,15 @@ def locked_graph(poetry: Poetry) -> dict[NormalizedName, list[NormalizedName]]:
     return {
         package.name: [dep.name for dep in package.requires] for package in packages
     }
+
+
+def reread(poetry: Poetry, io: IO) -> Poetry:
+    """The project as it is now (another run may have changed it), read as
+    ``poetry`` was: the same options (``--no-cache``) and output."""
+    from poetry.factory import Factory
+
+    path, cache = poetry.pyproject_path.parent, poetry.disable_cache
+    return Factory().create_poetry(path, io=io, disable_cache=cache)
 
 
 def content_hash(poetry: Poetry) -> str:
