@@ -648,12 +648,21 @@ def test_removing_torch_leaves_a_lock_the_check_passes(
     """``poetry remove`` of what brought torch, the table kept: with ``auto``,
     torch-cuda.lock was left stale without a word and ``poetry torch-cuda lock``
     failed ("No configured package is locked in poetry.lock."), so the check
-    stayed red; a fixed variant wrote an entry of 0 packages. Both do that."""
+    stayed red; a fixed variant wrote an entry of 0 packages. Both do that, but
+    auto, which wrote one such entry for each of its 18 candidates: it writes none,
+    and says why in one line."""
     project = Project.create(tmp_path, index, DEPS, f'variant = "{variant}"\n')
     assert run_inprocess(project, "lock").returncode == 0
     removed = run_inprocess(project, "remove", "--lock", "needs-torch", "torchvision")
     assert removed.returncode == 0, removed
-    assert "wrote torch-cuda.lock" in removed.stdout, removed
+    said = "torch-cuda: wrote torch-cuda.lock (cu129: 0 packages, 0 files)\n"
+    if variant == "auto":
+        said = (
+            "torch-cuda: wrote torch-cuda.lock (no variant: poetry.lock locks no "
+            "configured package)\n"
+        )
+        assert "[[variant]]" not in lock_bytes(project).decode()
+    assert removed.stdout.endswith(said), removed
     assert 'name = "torch"' not in lock_bytes(project).decode()
     check = run_inprocess(project, "torch-cuda", "lock", "--check")
     assert check.returncode == 0, check

@@ -605,12 +605,11 @@ def lock_project(
     auth: IndexAuthenticator | None = None,
     write: bool = True,
     keep: Mapping[str, Any] | None = None,
-) -> TorchCudaLock | None:
+) -> TorchCudaLock:
     """Lock every wanted variant (and ``extra``) and (``write``) write torch-cuda.lock.
 
     ``reuse`` keeps the entries that still match without asking the index;
     ``auth``, ``keep``: the authenticator and markers of the install that locks.
-    Returns ``None`` when there was nothing to lock.
 
     Raises:
         TorchCudaError: poetry.lock does not exist.
@@ -686,7 +685,9 @@ def lock_project(
                 variants.append(kept[name])
                 continue
             variant = parse_variant(name)
-            roots = _roots_for(selected, config, variant)  # none: 0 packages
+            roots = _roots_for(selected, config, variant)
+            if not roots and name in optional:  # auto: no entry (else 0 packages)
+                continue
             recorded = {f: s for (v, f), s in hashes.items() if v == name}
             try:
                 variants.append(
@@ -708,8 +709,6 @@ def lock_project(
             raise next(iter(down.values()))
         if not variants and missing:  # no candidate has it: the first one's words
             raise missing[0]
-        if not variants:
-            return None
         # What auto locked is recorded beside it, so lock --check finds a lost entry.
         chosen = {v.name for v in variants} & (_auto_choices() if auto else set())
         wanted = tuple(sorted({*current.lock_variants, *chosen, *down}))
@@ -741,6 +740,7 @@ def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) ->
             for v in lock.variants
             for files in [sum(len(p.files) for p in v.packages)]
         )
+        summary = summary or "no variant: poetry.lock locks no configured package"
         io.write_line(f"{PREFIX}: wrote {LOCK_NAME} ({summary})")
     else:
         # Asked for explicitly (refresh): say so; after `poetry lock`: only at -v.
@@ -809,8 +809,8 @@ def locked_entry(
         write=False,
         keep=markers,
     )
-    entry = made.variant(variant.name) if made else None
-    assert made is not None and entry is not None  # lock_project raised instead
+    entry = made.variant(variant.name)
+    assert entry is not None  # lock_project raised instead
 
     def write() -> None:
         # Into a file another run rewrote meanwhile for the same poetry.lock, this
