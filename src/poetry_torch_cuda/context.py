@@ -105,7 +105,7 @@ class RunContext:
 
     def after_wait(self) -> tuple[TorchCudaConfig, Variant, LockedState, Poetry] | None:
         """After a wait: the project read again (``None``: no table, or disabled)."""
-        poetry = reread(self.poetry, self.io)
+        poetry = reread(self.poetry)
         config = load_config(poetry.pyproject.data)
         if config is None:
             return None

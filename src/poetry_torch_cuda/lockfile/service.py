@@ -597,7 +597,6 @@ def lock_project(
     poetry: Poetry,
     io: IO,
     *,
-    config: TorchCudaConfig | None = None,
     refresh: bool = False,
     reuse: bool = False,
     extra: Iterable[Variant] = (),
@@ -621,8 +620,8 @@ def lock_project(
     path = lock_path(poetry)  # one lock from the read to the write, for every writer
     with environment_lock(path, io) if write else nullcontext(False) as waited:
         if waited:  # another run wrote meanwhile: lock the project as it is now
-            poetry, config = locked.reread(poetry, io), None
-        config = config or configured(poetry.pyproject.data)
+            poetry = locked.reread(poetry)
+        config = configured(poetry.pyproject.data)
         locked.require_lock(poetry)
         from poetry.core.constraints.version import parse_constraint
 
@@ -639,8 +638,7 @@ def lock_project(
             )
         client = project_client(poetry, refresh=refresh, auth=auth)
         names = set(_wanted(config)) - {"auto"} | {v.name for v in extra}
-        # auto: every variant it may choose that has the builds
-        auto = "auto" in _wanted(config)
+        auto = "auto" in _wanted(config)  # its choices that have the builds
         optional = _auto_choices() - names if auto else set()
         if auto:
             names |= optional
@@ -801,7 +799,6 @@ def locked_entry(
     made = lock_project(
         poetry,
         io,
-        config=config,
         refresh=True,
         reuse=True,
         extra=[variant],

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Mapping
 
-    from cleo.io.io import IO
     from packaging.utils import NormalizedName
     from poetry.core.packages.package import Package
     from poetry.core.version.markers import BaseMarker
@@ -50,13 +49,12 @@ def locked_graph(poetry: Poetry) -> dict[NormalizedName, list[NormalizedName]]:
     }
 
 
-def reread(poetry: Poetry, io: IO) -> Poetry:
-    """The project as it is now (another run may have changed it), read as
-    ``poetry`` was: the same options (``--no-cache``) and output."""
+def reread(poetry: Poetry) -> Poetry:
+    """The project as it is now, read with ``poetry``'s options (``--no-cache``)."""
     from poetry.factory import Factory
 
-    path, cache = poetry.pyproject_path.parent, poetry.disable_cache
-    return Factory().create_poetry(path, io=io, disable_cache=cache)
+    path = poetry.pyproject_path.parent
+    return Factory().create_poetry(path, disable_cache=poetry.disable_cache)
 
 
 def content_hash(poetry: Poetry) -> str:
