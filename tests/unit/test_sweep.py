@@ -119,7 +119,7 @@ def test_without_poetrys_uninstaller_pip_removes_them(env: VirtualEnv) -> None:
     assert installed(env) == {KEPT}
 
 
-def test_family_problems_names_missing_and_changed_files_not_bytecode(
+def test_family_problems_names_missing_and_changed_files_with_causes_not_bytecode(
     tmp_path: Path,
 ) -> None:
     import base64
@@ -148,10 +148,21 @@ def test_family_problems_names_missing_and_changed_files_not_bytecode(
     site = SimpleNamespace(candidates=[tmp_path])
     env = SimpleNamespace(path=tmp_path, site_packages=site, marker_env={})
     held = installed_environment(env)  # type: ignore[arg-type]
-    assert list(family_problems(env, held, ["demo"])) == [  # type: ignore[arg-type]
-        "demo: 1 of its files missing (demo/gone.h)"
-    ]
-    assert list(family_problems(env, held, ["demo"], hashes=True)) == [  # type: ignore[arg-type]
+    missing = (
         "demo: 1 of its files missing (demo/gone.h)",
+        "a removal or an interrupted install left it incomplete",
+        "`poetry torch-cuda sync --force` reinstalls the build",
+    )
+    changed = (
         "demo: 1 of its files changed since install (demo/lib.so)",
-    ]
+        (
+            "something wrote over it after the install (an edit, another installer, "
+            "a disk)"
+        ),
+        "`poetry torch-cuda sync --force` reinstalls the build",
+    )
+    # Without hashes (status) a size other than RECORD's tells a truncated file.
+    assert family_problems(env, held, ["demo"]) == [missing, changed]  # type: ignore[arg-type]
+    (tmp_path / "demo" / "lib.so").write_bytes(b"LIBRARY")  # same size: hashes tell
+    assert family_problems(env, held, ["demo"]) == [missing]  # type: ignore[arg-type]
+    assert family_problems(env, held, ["demo"], hashes=True) == [missing, changed]  # type: ignore[arg-type]
