@@ -472,18 +472,15 @@ def family_problems(
             if os.path.isfile(path)
             and (
                 (size.isdigit() and os.path.getsize(path) != int(size))
-                or (hashes and digest[7:] != _sha256(path) and digest[:7] == "sha256=")
+                or (hashes and digest[:7] == "sha256=" and digest[7:] != _sha256(path))
             )
         ]
-        for bad, what, why in (
-            (missing, "missing", DAMAGED),
-            (changed, "changed since install", OVER),
-        ):
+        for bad, what in ((missing, "missing"), (changed, "changed since install")):
             if bad:
                 problems[
                     f"{name}: {len(bad)} of its files {what} ({bad[0]}"
                     f"{', …' if len(bad) > 1 else ''})"
-                ] = why
+                ] = DAMAGED if bad is missing else OVER
     found = [(problem, why, SYNC_FORCE) for problem, why in problems.items()]
     for requirer, name in held.missing(roots):
         problem, fix = f"{requirer} requires {name}, which is not installed", install
