@@ -166,3 +166,48 @@ def test_family_problems_names_missing_and_changed_files_with_causes_not_bytecod
     (tmp_path / "demo" / "lib.so").write_bytes(b"LIBRARY")  # same size: hashes tell
     assert family_problems(env, held, ["demo"]) == [missing]  # type: ignore[arg-type]
     assert family_problems(env, held, ["demo"], hashes=True) == [missing, changed]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("locked", "problem", "fix"),
+    [
+        # poetry.lock locks torch, not the wheel of this build: the install puts
+        # the locked build in, and what it needs; `poetry add torch` did nothing
+        (
+            ["torch"],
+            "torch 2.14.1+cu129 requires nvidia-cublas-cu12, which is not installed",
+            "run `poetry install`",
+        ),
+        # nothing locks torch: no install adds what it needs
+        (
+            [],
+            (
+                "torch 2.14.1+cu129 requires nvidia-cublas-cu12, which is not installed, "
+                "nor locked"
+            ),
+            "`poetry add torch` locks it",
+        ),
+    ],
+)
+def test_a_requirement_not_installed_is_fixed_by_the_install_of_the_locked_build(
+    tmp_path: Path, locked: list[str], problem: str, fix: str
+) -> None:
+    from types import SimpleNamespace
+
+    from poetry_torch_cuda.environment.installed import installed_environment
+    from poetry_torch_cuda.install.undo import family_problems
+
+    info = tmp_path / "torch-2.14.1+cu129.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: torch\nVersion: 2.14.1+cu129\n"
+        "Requires-Dist: nvidia-cublas-cu12==12.9.1.4\n"
+    )
+    (info / "RECORD").write_text("torch-2.14.1+cu129.dist-info/METADATA,,\n")
+    site = SimpleNamespace(candidates=[tmp_path])
+    env = SimpleNamespace(path=tmp_path, site_packages=site, marker_env={})
+    held = installed_environment(env)  # type: ignore[arg-type]
+
+    found = family_problems(env, held, ["torch"], False, locked, "run `poetry install`")  # type: ignore[arg-type]
+
+    assert found == [(problem, None, fix)]

@@ -484,9 +484,10 @@ def family_problems(
     found = [(problem, why, SYNC_FORCE) for problem, why in problems.items()]
     for requirer, name in held.missing(roots):
         problem, fix = f"{requirer} requires {name}, which is not installed", install
-        if locked is not None and name not in locked:  # an install adds nothing else
+        who = requirer.split()[0]  # locked: the install puts its locked build in
+        if locked is not None and name not in locked and who not in locked:
             problem += ", nor locked"
-            fix = f"`poetry add {requirer.split()[0]}` locks it"
+            fix = f"`poetry add {who}` locks it"
         found.append((problem, None, fix))
     return found
 
