@@ -201,15 +201,15 @@ def judge(
     install: str = "`poetry install`",
     auto: bool = False,
     alternative: Callable[[], Variant | None] | None = None,
-    damaged: Iterable[tuple[str, str]] = (),
+    damaged: Iterable[tuple[str, str | None, str]] = (),
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version of
     what ``install`` (words) puts here (``None``: unknown); ``auto``: the GPUs
     ``auto``'s rule leaves out are notes; ``alternative``: ``auto``'s other choice,
-    asked only for a fix; ``damaged``: what is wrong with the installed files, and
-    why (failures first)."""
+    asked only for a fix; ``damaged``: what is wrong with the installed files or
+    requirements, its cause and fix (failures first)."""
     packages = tuple(packages)
-    files = [Check("files", "fail", found, why, SYNC_FORCE) for found, why in damaged]
+    files = [Check("files", "fail", *problem) for problem in damaged]
 
     def proof(*checks: Check) -> Proof:
         return Proof(variant, machine, packages, run, (*files, *checks))
