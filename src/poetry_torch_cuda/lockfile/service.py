@@ -54,7 +54,6 @@ from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project import locked
 from poetry_torch_cuda.project.config import ENV_INDEX_URL
-from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.variants import parse_variant
@@ -446,21 +445,6 @@ def _together(roots: list[Root]) -> list[list[Root]]:
 # -- the project's lock ----------------------------------------------------------
 
 
-def configured(pyproject: Mapping[str, Any], environ: Any = None) -> TorchCudaConfig:
-    """The configuration without the per-run environment overrides (``environ``
-    given: with them)."""
-    if environ is None:
-        environ = {
-            k: v for k, v in os.environ.items() if k not in (ENV_VARIANT, ENV_INDEX_URL)
-        }
-    return require_config(pyproject, environ)
-
-
-def _fetching(poetry: Poetry) -> TorchCudaConfig:
-    """The configuration with this run's overrides: where files are fetched from."""
-    return configured(poetry.pyproject.data, os.environ)
-
-
 def _wanted(config: TorchCudaConfig) -> tuple[str, ...]:
     """``lock-variants`` and the configured variant (``auto`` stands for its choices)."""
     return tuple(sorted({*config.lock_variants, config.variant.name}))
@@ -559,7 +543,8 @@ def _stale(
             if p not in needed
         ]
     # Files of this run's mirror (POETRY_TORCH_CUDA_INDEX_URL): written through it.
-    mirror = urlsplit(without_credentials(_fetching(poetry).index_url(variant))).netloc
+    fetching = require_config(poetry.pyproject.data).index_url(variant)
+    mirror = urlsplit(without_credentials(fetching)).netloc
     for package in entry.packages:
         held = f"{name}: {package.name} {package.version}"
         if not package.files:
@@ -618,13 +603,13 @@ def lock_project(
         LockError: a variant could not be locked.
         IndexUnavailableError: the index did not answer.
     """
-    config = config or configured(poetry.pyproject.data)
+    config = config or require_config(poetry.pyproject.data, overrides=())
     locked.require_lock(poetry)
     from poetry.core.constraints.version import parse_constraint
 
     # The fetching URL differs from the configured one at most by credentials
     # (POETRY_TORCH_CUDA_INDEX_URL may carry them); the lock records neither.
-    fetch = _fetching(poetry)
+    fetch = require_config(poetry.pyproject.data)
     template = without_credentials(fetch.index_url_template)
     if template != without_credentials(config.index_url_template):
         raise LockError(
@@ -787,7 +772,7 @@ def locked_entry(
         LockError: the variant could not be locked.
         IndexUnavailableError: the index did not answer usefully.
     """
-    config = configured(poetry.pyproject.data)
+    config = require_config(poetry.pyproject.data, overrides=())
     before, reasons = entry_for(poetry, config, variant)  # another run may change it
     if not reasons and before and (found := before.variant(variant.name)):
         return found, lambda: None
