@@ -98,7 +98,9 @@ def test_lock_check_fails_a_lock_holding_mirror_urls(
     assert path.read_text() == text
 
 
-def test_a_blank_mirror_variable_is_no_mirror(project: Project, index: IndexServer) -> None:
+def test_a_blank_mirror_variable_is_no_mirror(
+    project: Project, index: IndexServer
+) -> None:
     """The configuration ignores a blank ``POETRY_TORCH_CUDA_INDEX_URL``; the install
     took it for a mirror and looked the locked files up on the index's pages, which
     here list another sha256: it failed, telling the user to unset the variable."""
