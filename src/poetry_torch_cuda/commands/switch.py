@@ -29,7 +29,6 @@ from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import per_run
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
-from poetry_torch_cuda.project.pyproject_edit import PendingWrite
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
@@ -211,7 +210,7 @@ class SwitchCommand(MovingCommand):
             final = prove_change(ctx, plan, roll_back=True)
             if final != variant and pinned:  # what runs here, edited in at commit
                 name = final.name  # (the first pending write goes at the end)
-                pending = PendingWrite(pyproject.resolve(), name, b"")
+                pending = prepare_variant(pyproject, name)  # None: it says so
             elif final != variant:
                 resolved = f" (auto: {final})"
             if pending is not None:
