@@ -72,7 +72,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         """
         check_fresh(self.poetry)
         ctx = self.context(config)
-        resolution = resolve(config, ctx.locked.versions, ctx)
+        resolution = resolve(config, ctx.view.versions, ctx)  # torch in any group
         report(resolution, ctx.config, ctx.env, self.io)
         require_builds(resolution.variant, sys.platform)
         return ctx, resolution

@@ -70,6 +70,7 @@ def prove(
         auto=(auto := config.variant.kind == "auto"),
         alternative=alternative,
         damaged=damaged.items(),
+        absent=None if required is None else ctx.view.why_absent,
     )
     if auto and proof.machine_reason:  # auto's next choice skips it (verify's fix too)
         remember(
