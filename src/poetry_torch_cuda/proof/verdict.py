@@ -205,11 +205,10 @@ def judge(
     absent: Callable[[str], str] | None = None,
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version of
-    what ``install`` (words) puts here (``None``: unknown), ``absent``: why it does
-    not put a package here (the lock's view); ``auto``: the GPUs
-    ``auto``'s rule leaves out are notes; ``alternative``: ``auto``'s other choice,
-    asked only for a fix; ``damaged``: what is wrong with the installed files, and
-    why (failures first)."""
+    what ``install`` (words) puts here (``None``: unknown; ``absent`` says why not);
+    ``auto``: the GPUs ``auto``'s rule leaves out are notes; ``alternative``:
+    ``auto``'s other choice, asked only for a fix; ``damaged``: what is wrong with
+    the installed files, and why (failures first)."""
     packages = tuple(packages)
     files = [Check("files", "fail", found, why, SYNC_FORCE) for found, why in damaged]
 
@@ -251,8 +250,8 @@ def judge(
     if not any(c.status in ("ok", "fail") for c in checks):  # only "not installed"
         message = "no configured package is installed: there is no build to verify"
         fix = f"{install} (or `poetry torch-cuda sync`) installs it"
-        fix = fix if required is None else None  # installs none: the notes say why
-        checks.append(Check("probe", "unchecked", message, None, fix))
+        advice = fix if required is None else None  # installs none: the notes say why
+        checks.append(Check("probe", "unchecked", message, None, advice))
     torch = report.get("torch")
     if isinstance(torch, dict):
         version = str(torch.get("version"))
