@@ -14,7 +14,6 @@ from poetry_torch_cuda.lockfile.service import STALE
 from poetry_torch_cuda.lockfile.service import entry_for
 from poetry_torch_cuda.lockfile.service import lock_project
 from poetry_torch_cuda.output import PREFIX
-from poetry_torch_cuda.project.config import require_config
 
 
 if TYPE_CHECKING:
@@ -54,9 +53,7 @@ class LockCommand(ReportsErrors):
 
     def work(self) -> int:
         if self.option("check"):
-            _, reasons = entry_for(
-                self.poetry, require_config(self.poetry.pyproject.data, overrides=())
-            )
+            _, reasons = entry_for(self.poetry)
             if reasons:
                 raise TorchCudaError(STALE.format("; ".join(reasons)))
             self.line(f"{PREFIX}: {LOCK_NAME} matches poetry.lock")

@@ -581,7 +581,6 @@ def lock_project(
     poetry: Poetry,
     io: IO,
     *,
-    config: TorchCudaConfig | None = None,
     refresh: bool = False,
     reuse: bool = False,
     extra: Iterable[Variant] = (),
@@ -603,7 +602,7 @@ def lock_project(
         LockError: a variant could not be locked.
         IndexUnavailableError: the index did not answer.
     """
-    config = config or require_config(poetry.pyproject.data, overrides=())
+    config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
     locked.require_lock(poetry)
     from poetry.core.constraints.version import parse_constraint
 
@@ -732,7 +731,7 @@ def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) ->
 
 
 def entry_for(
-    poetry: Poetry, config: TorchCudaConfig, variant: Variant | None = None
+    poetry: Poetry, variant: Variant | None = None
 ) -> tuple[TorchCudaLock | None, list[str]]:
     """Offline: torch-cuda.lock (``None``: no file) and why an install of ``variant``
     would not install exactly what it says (empty: it would); without ``variant``:
@@ -741,6 +740,7 @@ def entry_for(
     Raises:
         TorchCudaError: poetry.lock does not exist, or torch-cuda.lock cannot be read.
     """
+    config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
     locked.require_lock(poetry)
     selected = locked.selected_packages(poetry)
     current = _current_inputs(poetry, config, selected)
@@ -772,8 +772,7 @@ def locked_entry(
         LockError: the variant could not be locked.
         IndexUnavailableError: the index did not answer usefully.
     """
-    config = require_config(poetry.pyproject.data, overrides=())
-    before, reasons = entry_for(poetry, config, variant)  # another run may change it
+    before, reasons = entry_for(poetry, variant)  # another run may change it
     if not reasons and before and (found := before.variant(variant.name)):
         return found, lambda: None
     path = lock_path(poetry)
@@ -782,7 +781,6 @@ def locked_entry(
     made = lock_project(
         poetry,
         io,
-        config=config,
         refresh=True,
         reuse=True,
         extra=[variant],

@@ -296,16 +296,14 @@ def per_run(key: str, environ: Mapping[str, str] = os.environ) -> str:
 
 
 def require_config(
-    pyproject: Mapping[str, Any],
-    environ: Mapping[str, str] = os.environ,
-    overrides: Collection[str] = tuple(OVERRIDES),
+    pyproject: Mapping[str, Any], overrides: Collection[str] = tuple(OVERRIDES)
 ) -> TorchCudaConfig:
     """:func:`load_config` for a command that needs the table.
 
     Raises:
         TorchCudaError: no table (the one wording), or it is invalid.
     """
-    config = load_config(pyproject, environ, overrides)
+    config = load_config(pyproject, overrides=overrides)
     if config is None:
         raise TorchCudaError(
             f"This project has no [tool.{TABLE}] table, so no variant is "
