@@ -55,7 +55,6 @@ from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project import locked
 from poetry_torch_cuda.project.config import ENV_INDEX_URL
-from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.variants import parse_variant
@@ -447,21 +446,6 @@ def _together(roots: list[Root]) -> list[list[Root]]:
 # -- the project's lock ----------------------------------------------------------
 
 
-def configured(pyproject: Mapping[str, Any], environ: Any = None) -> TorchCudaConfig:
-    """The configuration without the per-run environment overrides (``environ``
-    given: with them)."""
-    if environ is None:
-        environ = {
-            k: v for k, v in os.environ.items() if k not in (ENV_VARIANT, ENV_INDEX_URL)
-        }
-    return require_config(pyproject, environ)
-
-
-def _fetching(poetry: Poetry) -> TorchCudaConfig:
-    """The configuration with this run's overrides: where files are fetched from."""
-    return configured(poetry.pyproject.data, os.environ)
-
-
 def _wanted(config: TorchCudaConfig) -> tuple[str, ...]:
     """``lock-variants`` and the configured variant (``auto`` stands for its choices)."""
     return tuple(sorted({*config.lock_variants, config.variant.name}))
@@ -560,7 +544,8 @@ def _stale(
             if p not in needed
         ]
     # Files of this run's mirror (POETRY_TORCH_CUDA_INDEX_URL): written through it.
-    mirror = urlsplit(without_credentials(_fetching(poetry).index_url(variant))).netloc
+    fetching = require_config(poetry.pyproject.data).index_url(variant)
+    mirror = urlsplit(without_credentials(fetching)).netloc
     for package in entry.packages:
         held = f"{name}: {package.name} {package.version}"
         if not package.files:
@@ -621,13 +606,13 @@ def lock_project(
     with environment_lock(path, io) if write else nullcontext(False) as waited:
         if waited:  # another run wrote meanwhile: lock the project as it is now
             poetry = locked.reread(poetry)
-        config = configured(poetry.pyproject.data)
+        config = require_config(poetry.pyproject.data, overrides=())  # recorded
         locked.require_lock(poetry)
         from poetry.core.constraints.version import parse_constraint
 
         # The fetching URL differs from the configured one at most by credentials
         # (POETRY_TORCH_CUDA_INDEX_URL may carry them); the lock records neither.
-        fetch = _fetching(poetry)
+        fetch = require_config(poetry.pyproject.data)
         template = without_credentials(fetch.index_url_template)
         if template != without_credentials(config.index_url_template):
             raise LockError(
@@ -749,7 +734,7 @@ def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) ->
 
 
 def entry_for(
-    poetry: Poetry, config: TorchCudaConfig, variant: Variant | None = None
+    poetry: Poetry, variant: Variant | None = None
 ) -> tuple[TorchCudaLock | None, list[str]]:
     """Offline: torch-cuda.lock (``None``: no file) and why an install of ``variant``
     would not install exactly what it says (empty: it would); without ``variant``:
@@ -758,6 +743,7 @@ def entry_for(
     Raises:
         TorchCudaError: poetry.lock does not exist, or torch-cuda.lock cannot be read.
     """
+    config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
     locked.require_lock(poetry)
     selected = locked.selected_packages(poetry)
     current = _current_inputs(poetry, config, selected)
@@ -789,8 +775,7 @@ def locked_entry(
         LockError: the variant could not be locked.
         IndexUnavailableError: the index did not answer usefully.
     """
-    config = configured(poetry.pyproject.data)
-    before, reasons = entry_for(poetry, config, variant)  # another run may change it
+    before, reasons = entry_for(poetry, variant)  # another run may change it
     if not reasons and before and (found := before.variant(variant.name)):
         return found, lambda: None
     path = lock_path(poetry)

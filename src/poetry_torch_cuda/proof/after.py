@@ -59,7 +59,7 @@ def prove(
     run, damaged = ChildRun({"packages": {}}), []
     if exists:
         run = run_child(str(env.python), list(packages), config.verify_timeout)
-        locks = ctx.installs.graph if ctx.poetry.locker.is_locked() else None
+        locks = ctx.view.names if ctx.poetry.locker.is_locked() else None
         install = f"run {ctx.selection.install}"  # as status words it
         damaged = family_problems(env, ctx.installed, packages, hashes, locks, install)
     proof = judge(
@@ -72,6 +72,7 @@ def prove(
         auto=(auto := config.variant.kind == "auto"),
         alternative=alternative,
         damaged=damaged,
+        absent=None if required is None else ctx.view.why_absent,
     )
     if auto and proof.machine_reason:  # auto's next choice skips it (verify's fix too)
         remember(
