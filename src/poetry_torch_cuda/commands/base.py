@@ -10,6 +10,7 @@ from typing import Any
 
 from cleo.helpers import option
 from cleo.io.outputs.output import Type
+from cleo.io.outputs.output import Verbosity
 from poetry.console.commands.command import Command
 from poetry.console.commands.env_command import EnvCommand
 from poetry.console.commands.group_command import GroupCommand
@@ -29,6 +30,7 @@ from poetry_torch_cuda.project.selection import selection_from
 
 if TYPE_CHECKING:
     from cleo.io.io import IO
+    from cleo.io.outputs.output import Output
 
     from poetry_torch_cuda.project.config import TorchCudaConfig
 
@@ -51,11 +53,16 @@ class ReportsErrors(Command):
         """The command's work."""
         raise NotImplementedError
 
+    #: With ``--json``: stdout, the document's alone (``validate_early``).
+    document: Output | None = None
+
     def as_json(self, data: Any) -> bool:
-        """With ``--json``, print ``data`` as JSON, unstyled, and say so."""
+        """With ``--json``, print ``data`` as JSON, unstyled (also with ``-q``: it
+        silences words, not the document a script asked for), and say so."""
         if not self.option("json"):
             return False
-        self.io.output.write_line(json.dumps(data, indent=2), type=Type.RAW)
+        out = self.document or self.io.output
+        out.write_line(json.dumps(data, indent=2), Verbosity.QUIET, Type.RAW)
         return True
 
 
@@ -78,6 +85,10 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
         refuse_if_disabled()
         io.input.bind(self.definition)  # cleo's usage errors come first
         io.input.validate()
+        if io.input.has_option("json") and io.input.option("json"):
+            # Every other line, Poetry's -vvv ones too, goes to stderr (cleo's
+            # IO has no setter; Poetry and its log handler write through this one).
+            self.document, io._output = io.output, io.error_output
         self.check_input(io)
         if io.input.has_option("dry-run") and not io.input.option("dry-run"):
             return
