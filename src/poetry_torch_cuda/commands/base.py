@@ -53,17 +53,15 @@ class ReportsErrors(Command):
         """The command's work."""
         raise NotImplementedError
 
-    #: With ``--json``: stdout, the document's alone (``validate_early``).
-    document: Output | None = None
+    document: Output | None = None  # with --json: stdout (validate_early)
 
     def as_json(self, data: Any) -> bool:
-        """With ``--json``, print ``data`` as JSON, unstyled (also with ``-q``: it
+        """With ``--json``, print ``data`` as JSON, unstyled, also with ``-q`` (it
         silences words, not the document a script asked for), and say so."""
-        if not self.option("json"):
-            return False
-        out = self.document or self.io.output
-        out.write_line(json.dumps(data, indent=2), Verbosity.QUIET, Type.RAW)
-        return True
+        if self.option("json"):
+            out = self.document or self.io.output
+            out.write_line(json.dumps(data, indent=2), Verbosity.QUIET, Type.RAW)
+        return bool(self.option("json"))
 
 
 #: ``detect``'s and ``variants``' way past the index pages' cache.
@@ -86,8 +84,7 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
         io.input.bind(self.definition)  # cleo's usage errors come first
         io.input.validate()
         if io.input.has_option("json") and io.input.option("json"):
-            # Every other line, Poetry's -vvv ones too, goes to stderr (cleo's
-            # IO has no setter; Poetry and its log handler write through this one).
+            # Every other line (Poetry's -vvv too) to stderr; cleo's IO has no setter.
             self.document, io._output = io.output, io.error_output
         self.check_input(io)
         if io.input.has_option("dry-run") and not io.input.option("dry-run"):

@@ -17,7 +17,6 @@ from poetry_torch_cuda.urls import mask_url
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Mapping
-    from collections.abc import Sequence
 
     from packaging.requirements import Requirement
     from packaging.utils import NormalizedName
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     Selected = list[tuple[Package, BaseMarker]]  # poetry.lock's, with markers
+    Entries = tuple[Requirement, ...]  # the table's ``packages``
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def selected_packages(
 
 
 def locked_versions(
-    selected: Selected, configured: Sequence[Requirement]
+    selected: Selected, configured: Entries
 ) -> tuple[tuple[NormalizedName, tuple[str, ...]], ...]:
     """Every version ``selected`` locks for each ``configured`` package (sorted);
     refuse_unindexed."""
@@ -109,27 +109,25 @@ def locked_versions(
     return tuple((name, tuple(sorted(found[name]))) for name in sorted(found))
 
 
-def refuse_unindexed(
-    packages: Iterable[Package], configured: Sequence[Requirement]
-) -> None:
+def refuse_unindexed(packages: Iterable[Package], configured: Entries) -> None:
     """Refuse (a :class:`TorchCudaError`) a ``configured`` package poetry.lock takes
     from a file, a directory, a URL or git: the variant index's would replace it;
     or at a version its entry (one for every environment) excludes: the lock wins."""
     for p in packages:
         for entry in (e for e in configured if canonicalize_name(e.name) == p.name):
+            said = f"{entry} is in [tool.poetry-torch-cuda] packages, but poetry.lock"
             if p.source_type in ("file", "directory", "url", "git"):
                 raise TorchCudaError(
-                    f"{p.name} is in [tool.poetry-torch-cuda] packages, but poetry.lock "
-                    f"takes it from {p.source_type} {mask_url(str(p.source_url))}, "
-                    "which the variant index's build would replace: remove it from "
-                    "`packages` to keep that build, or depend on it from the index."
+                    f"{said} takes it from {p.source_type} "
+                    f"{mask_url(str(p.source_url))}, which the variant index's build "
+                    "would replace: remove it from `packages` to keep that build, or "
+                    "depend on it from the index."
                 )
             if not entry.marker and not entry.specifier.contains(p.version.text, True):
                 raise TorchCudaError(
-                    f"{entry} is in [tool.poetry-torch-cuda] packages, but poetry.lock "
-                    f"locks {p.name} {p.version.text}, and installs follow the lock: require "
-                    f"{entry} in the project's dependencies and run `poetry lock`, or "
-                    "remove the version from the entry."
+                    f"{said} locks {p.name} {p.version.text}, and installs follow the "
+                    f"lock: require {entry} in the project's dependencies and run "
+                    "`poetry lock`, or remove the version from the entry."
                 )
 
 
@@ -165,9 +163,7 @@ def resolved_versions(
     }
 
 
-def locked_state(
-    poetry: Poetry, env: Env, configured: Sequence[Requirement]
-) -> LockedState:
+def locked_state(poetry: Poetry, env: Env, configured: Entries) -> LockedState:
     """The versions the lock installs into ``env`` (default groups) and its graph.
 
     Raises:
