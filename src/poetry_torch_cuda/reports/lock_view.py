@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 def show_lock_view(ctx: RunContext) -> None:
     """Print the missing-build warnings, the variant line and the fleet lines."""
     config, io, variant = ctx.config, ctx.io, ctx.config.variant
-    locked = dict(locked_versions(selected_packages(ctx.poetry), config.package_names))
+    locked = dict(locked_versions(selected_packages(ctx.poetry), config.packages))
     newest = {n: _public(max(v, key=version_key)) for n, v in locked.items()}
     # Poetry installs PyPI's torch where the variant has no builds: nothing to ask.
     pypi = None if variant.kind == "auto" else left_to_pypi(variant, sys.platform)
