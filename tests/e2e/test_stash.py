@@ -184,6 +184,30 @@ def test_pips_leftovers_are_removed_after_a_killed_run_and_only_then(
     assert project.installed()["torch"] == "2.14.1+cu129"
 
 
+def test_a_killed_pips_tilde_metadata_is_no_installed_package(
+    big_cu129: Project, tmp_path: Path
+) -> None:
+    """kill -9 of the user's ``pip uninstall torch`` once it moved torch aside:
+    ``~orch-2.14.1+cu129.dist-info`` stays (pip ignores it: "Ignoring invalid
+    distribution ~orch"). ``install --dry-run`` read it as torch and said nothing
+    would change; torch is not installed, and the install installs it."""
+    project = big_cu129
+    env, paused = paused_at(
+        tmp_path / "pause", "/~orch-2.14.1+cu129.dist-info", "shutil.rmtree"
+    )
+    pip = [str(project.python), "-m", "pip", "uninstall", "--yes", "torch"]
+    with subprocess.Popen(pip, env={**project.env, **env}) as uninstall:
+        wait_for(paused.exists, 120, "pip to delete the torch it moved aside")
+        uninstall.kill()
+    assert "~orch-2.14.1+cu129.dist-info" in _tilde(project)
+
+    result = run_inprocess(project, "install", "--dry-run")
+
+    assert result.returncode == 0, result
+    assert "would install torch==2.14.1+cu129 from " in result.stdout, result
+    assert "nothing would change" not in result.stdout, result
+
+
 def test_kill_9_while_pip_removes_unused_cuda_wheels_leaves_tilde_the_next_run_removes(
     big_cu129: Project, tmp_path: Path
 ) -> None:

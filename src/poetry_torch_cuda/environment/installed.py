@@ -76,7 +76,7 @@ class InstalledEnvironment:
         if self._everything is not None:
             return self._everything.get(key)
         if key not in self._cache:
-            found = next(iter(metadata.distributions(name=key, path=self._paths)), None)
+            found = located(self._paths, key)
             self._cache[key] = None if found is None else self._describe(found, key)
         return self._cache[key]
 
@@ -86,14 +86,15 @@ class InstalledEnvironment:
         return None if found is None else found.version
 
     def names(self) -> dict[NormalizedName, list[str]]:
-        """Every installed distribution's name, from the folders' names alone, and
-        its metadata folders' paths (two in one directory: a hand copy's, say)."""
+        """Every installed distribution's name, from the folders' names alone, as
+        pip reads them (a killed pip's ``~orch-2.14.1.dist-info`` is none), and its
+        metadata folders' paths (two in one directory: a hand copy's, say)."""
         found: dict[NormalizedName, list[str]] = {}
         for path in self._paths:
             with suppress(OSError):
                 for entry in os.scandir(path):
                     stem, _, kind = entry.name.rpartition(".")
-                    if kind in ("dist-info", "egg-info"):
+                    if kind in ("dist-info", "egg-info") and stem[:1] != "~":
                         name = canonicalize_name(stem.split("-", 1)[0])
                         found.setdefault(name, []).append(entry.path)
         return found
@@ -101,12 +102,7 @@ class InstalledEnvironment:
     def all(self) -> dict[NormalizedName, InstalledDistribution]:
         """Every installed distribution, by canonical name (first on the path wins)."""
         if self._everything is None:
-            found: dict[NormalizedName, InstalledDistribution] = {}
-            for distribution in metadata.distributions(path=self._paths):
-                key = canonicalize_name(header(distribution.metadata, "Name") or "")
-                if key and key not in found:
-                    found[key] = self._describe(distribution, key)
-            self._everything = found
+            self._everything = {n: d for n in self.names() if (d := self.get(n))}
         return dict(self._everything)
 
     def without(self, names: Iterable[str]) -> InstalledEnvironment:
@@ -214,6 +210,11 @@ class InstalledEnvironment:
             tuple(lines),
             distribution,
         )
+
+
+def located(paths: Sequence[str], name: str) -> metadata.Distribution | None:
+    """The metadata of ``name`` first on ``paths``, by its folder's name (as pip finds it)."""
+    return next(iter(metadata.distributions(name=name, path=list(paths))), None)
 
 
 def header(meta: metadata.PackageMetadata, name: str) -> str | None:

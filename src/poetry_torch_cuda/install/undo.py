@@ -27,15 +27,14 @@ from contextlib import contextmanager
 from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.environment.envlock import state_dir
-from poetry_torch_cuda.environment.installed import header
 from poetry_torch_cuda.environment.installed import installed_environment
+from poetry_torch_cuda.environment.installed import located
 from poetry_torch_cuda.environment.installed import site_paths
 from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
@@ -411,11 +410,11 @@ def files_by_name(
     are kept (the ``importlib_metadata`` backport drops them); strings, as pathlib
     objects for the real family's ~20,000 files were most of a switch back's time.
     """
-    wanted = None if names is None else {canonicalize_name(n) for n in names}
+    every = installed_environment(env).names() if names is None else names
     found: dict[NormalizedName, list[Entry]] = {}
-    for distribution in metadata.distributions(path=site_paths(env)):
-        name = canonicalize_name(header(distribution.metadata, "Name") or "")
-        if name in found or (wanted is not None and name not in wanted):
+    for name in map(canonicalize_name, every):
+        distribution = located(site_paths(env), name)
+        if distribution is None:
             continue
         base = str(distribution.locate_file(""))
         rows = csv.reader((distribution.read_text("RECORD") or "").splitlines())
