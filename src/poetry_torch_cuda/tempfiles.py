@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 
 def make(directory: Path | None, prefix: str, suffix: str) -> tuple[int, Path]:
-    """``mkstemp`` in ``directory`` (``None``: TMPDIR) with this pid in the name."""
+    """``mkstemp`` in ``directory`` (``None``: TMPDIR) with this pid in the name,
+    once the files named so of killed processes are gone (:func:`sweep`)."""
+    sweep(Path(directory or tempfile.gettempdir()), prefix, suffix)
     handle, name = tempfile.mkstemp(
         dir=directory, prefix=f"{prefix}{os.getpid()}.", suffix=suffix
     )

@@ -155,9 +155,7 @@ class _Run:
         if path.is_file() and get_file_hash(path) == item.sha256.lower():
             self._received += path.stat().st_size
             return True
-        # A killed run's parts go first; an entry damaged (a disk, a crash) is
-        # fetched again (one that cannot be removed fails as an unwritable cache).
-        tempfiles.beside(path, _PART)
+        # A damaged entry is fetched again (one that cannot go: an unwritable cache).
         with suppress(OSError):
             path.unlink()
         return False
