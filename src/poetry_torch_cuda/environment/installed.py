@@ -86,9 +86,8 @@ class InstalledEnvironment:
         return None if found is None else found.version
 
     def names(self) -> dict[NormalizedName, list[str]]:
-        """Every installed distribution's name, from the folders' names alone, as
-        pip reads them (a killed pip's ``~orch-2.14.1.dist-info`` is none), and its
-        metadata folders' paths (two in one directory: a hand copy's, say)."""
+        """Every installed distribution's name, from its folders' names as pip reads them
+        (pip's ``~orch-….dist-info`` is none), and those folders (two: a hand copy's)."""
         found: dict[NormalizedName, list[str]] = {}
         for path in self._paths:
             with suppress(OSError):
@@ -231,11 +230,6 @@ def site_paths(env: Env) -> list[str]:
 def installed_environment(env: Env) -> InstalledEnvironment:
     """The installed distributions of Poetry's ``env``, read afresh."""
     return InstalledEnvironment(site_paths(env), env.marker_env)
-
-
-def versions_of(installed: InstalledEnvironment) -> dict[NormalizedName, str]:
-    """Every installed distribution's version, by name."""
-    return {name: dist.version for name, dist in installed.all().items()}
 
 
 _RUNTIMES = ("cuda-toolkit", "nvidia-cuda-runtime", "nvidia-cuda-nvrtc")
