@@ -95,8 +95,11 @@ def test_a_damaged_metadata_is_named_with_the_backport_loaded(
     installed = InstalledEnvironment([str(tmp_path)], LINUX)
     with pytest.raises(TorchCudaError, match=r"METADATA in .* names no version"):
         installed.get("torch")
-    with pytest.raises(TorchCudaError, match="names no version"):
-        installed.all()  # named by its folder, as pip and get() find it
+    if "Name" in damaged:
+        with pytest.raises(TorchCudaError, match="names no version"):
+            installed.all()
+    else:  # no name: nothing to find it by, as pip sees it
+        assert installed.all() == {}
 
 
 def test_a_missing_wheel_behind_an_asked_extra_is_missing_to_status_and_plan(

@@ -99,9 +99,14 @@ class InstalledEnvironment:
         return found
 
     def all(self) -> dict[NormalizedName, InstalledDistribution]:
-        """Every installed distribution, by canonical name (first on the path wins)."""
+        """Every installed distribution, by canonical name (first on the path wins); a
+        folder whose METADATA names none yet (a wheel pip is unpacking) is none."""
         if self._everything is None:
-            self._everything = {n: d for n in self.names() if (d := self.get(n))}
+            self._everything = {
+                n: self._describe(d, n)
+                for n in self.names()
+                if (d := located(self._paths, n)) and header(d.metadata, "Name")
+            }
         return dict(self._everything)
 
     def without(self, names: Iterable[str]) -> InstalledEnvironment:
