@@ -460,7 +460,8 @@ def test_verify_s_fix_for_a_configured_package_poetry_lock_lacks_works(
 ) -> None:
     """torchvision is configured but no dependency; a +cu130 one pip installed by
     hand fails on its label. sync leaves what poetry.lock does not lock: the fix
-    must do what the user follows it for."""
+    must do what the user follows it for, and the check after a change (here
+    sync --force's) must give the same fix, not sync."""
     project = Project.create(
         tmp_path,
         proof_index,
@@ -473,6 +474,15 @@ def test_verify_s_fix_for_a_configured_package_poetry_lock_lacks_works(
     project.pip(
         "install", "--no-deps", "--index-url", cu130, "torchvision==0.29.1+cu130"
     )
+    forced = run_inprocess(
+        project, "torch-cuda", "sync", "--force", env_extra={**env, **VERIFY_ON}
+    )
+    assert forced.returncode == 1, forced
+    assert "torchvision 0.29.1+cu130 is the +cu130 build, not the cpu build" in (
+        forced.stderr
+    ), forced
+    assert "Fix: `poetry add torchvision` locks it" in forced.stderr, forced
+    assert "`poetry torch-cuda sync` installs it" not in forced.stderr, forced
     data = verify_json(project, env, 1)
     (label,) = [c for c in data["checks"] if c["name"] == "label torchvision"]
     assert label["status"] == "fail"

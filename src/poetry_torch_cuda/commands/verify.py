@@ -56,8 +56,7 @@ class VerifyCommand(TorchCudaCommand, GroupCommand):
         machine = probe(self.env)
         variant = resolve(ctx.config, locked, ctx, machine=machine).variant
 
-        wanted = ctx.view.selected if ctx.selection.explicit and locked else locked
-        required = None if wanted is None else {str(n): v for n, v in wanted.items()}
+        required = ctx.view.selected if ctx.selection.explicit and locked else locked
         proof = prove(
             ctx,
             variant,

@@ -13,6 +13,7 @@ from packaging.version import Version
 
 from poetry_torch_cuda.environment.installed import CUDA_SUFFIX
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
+from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.protection import protected_names
@@ -144,6 +145,21 @@ class Plan:
         if not held:  # Poetry may have installed the rest: say what is missing
             return "No torch build was installed."
         return f"Nothing changed: the environment still has {', '.join(held)}."
+
+    @property
+    def unmoved(self) -> dict[str, str]:
+        """What no install moves, worded for ``status`` and every install: each
+        configured package held in another build than the variant's, with no
+        version locked here."""
+        moved = {target.name for target in (*self.install, *self.satisfied)}
+        builds = read_builds(sorted(self.configured - moved), self.installed)
+        return {
+            name: f"{name} {build.version} ({build.build}) is installed, but "
+            f"poetry.lock does not lock {name}, so no install puts {self.variant}'s "
+            f"build in: add it to the project's dependencies (`poetry add {name}`)"
+            for name, build in builds.items()
+            if build.label != self.variant.name
+        }
 
     @property
     def sweepable(self) -> frozenset[NormalizedName]:

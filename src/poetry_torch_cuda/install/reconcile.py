@@ -259,6 +259,8 @@ def reconcile_environment(
             if plan.install:
                 record = {"project": str(project), "variant": variant.name}
                 write_json(owner_record(env.path), record)
+        for unmoved in plan.unmoved.values():  # status's warning, at every install
+            io.write_error_line(f"<warning>{PREFIX}: {esc(unmoved)}</>")
         return plan
 
 

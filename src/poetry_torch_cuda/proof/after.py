@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Mapping
 
+    from packaging.utils import NormalizedName
+
     from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.machine.probe import Machine
@@ -46,7 +48,7 @@ def prove(
     variant: Variant,
     *,
     machine: Machine,
-    required: Mapping[str, str] | None = None,
+    required: Mapping[NormalizedName, str] | None = None,
     alternative: Callable[[], Variant | None] | None = None,
     exists: bool = True,
     hashes: bool = False,
@@ -106,7 +108,8 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
         while True:
             try:
                 with signals.handling(signals.stop):
-                    proof = prove(ctx, variant, machine=machine)
+                    required = ctx.locked.versions  # what no install moves: add it
+                    proof = prove(ctx, variant, machine=machine, required=required)
             except KeyboardInterrupt as stop:
                 signum = signals.signum_of(stop)
                 name = signals.signal_name(signum)

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Mapping
 
+    from packaging.utils import NormalizedName
+
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.probe import NvidiaGpu
     from poetry_torch_cuda.project.variants import Variant
@@ -195,9 +197,9 @@ def judge(
     run: ChildRun,
     variant: Variant,
     machine: Machine,
-    packages: Iterable[str],
+    packages: Iterable[NormalizedName],
     *,
-    required: Mapping[str, str] | None = None,
+    required: Mapping[NormalizedName, str] | None = None,
     install: str = "`poetry install`",
     auto: bool = False,
     alternative: Callable[[], Variant | None] | None = None,
@@ -263,10 +265,10 @@ def judge(
 
 
 def _package(
-    name: str,
+    name: NormalizedName,
     entry: dict[str, Any],
     variant: Variant,
-    required: Mapping[str, str] | None,
+    required: Mapping[NormalizedName, str] | None,
     install: str,
 ) -> list[Check]:
     """Installed (if locked here), imports, has the variant's label and version."""

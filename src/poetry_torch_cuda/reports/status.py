@@ -149,21 +149,17 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         # too: what it needs is `poetry install`'s to tell), the sweep after it.
         report.orphans = list(plan.remove or plan.then_remove)
         majors = cuda_majors(targets.values(), held)
+        report.warnings += plan.unmoved.values()
+        missing |= plan.unmoved.keys()
     builds = read_builds(config.package_names, installed)
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)
         build, target = builds.get(name), targets.get(name)
         wanted = str(target.version or target.specifier or "") if target else None
         why = None if build is not None or view is None else view.why_absent(name)
-        fits = name not in missing
-        unlocked = view is not None and name not in view.names
-        if unlocked and target is None and build is not None and not not_built:
-            # Nothing locks it: any version in the variant's build, as "torch" alone.
-            unmanaged = Target(name, specifier=requirement.specifier)
-            fits = unmanaged.is_satisfied_by(build.version, variant)
         pin = (versions or {}).get(name)
         report.packages.append(
-            PackageStatus(name, pin, wanted or None, build, fits, why)
+            PackageStatus(name, pin, wanted or None, build, name not in missing, why)
         )
     _judge(ctx, report, view, not_built, majors)
     return report
@@ -208,15 +204,11 @@ def _judge(
             fix = add if view is None or name in view.selected else SYNC_HINT
             report.warnings.append(f"{name} {package.wanted} is not installed; {fix}")
             continue
-        but = f"{variant} wants {package.wanted}; {SYNC_HINT}"
-        if package.wanted is None:
-            but = (
-                f"poetry.lock does not lock {name}, so no install puts {variant}'s "
-                f"build in: add it to the project's dependencies (`poetry add {name}`)"
+        if package.wanted is not None:  # else no install moves it: said already
+            report.warnings.append(
+                f"{name} {build.version} ({build.build}) is installed, but "
+                f"{variant} wants {package.wanted}; {SYNC_HINT}"
             )
-        report.warnings.append(
-            f"{name} {build.version} ({build.build}) is installed, but {but}"
-        )
     if foreign := foreign_wheels(report.orphans, majors):
         report.warnings.append(
             f"CUDA {_and(foreign.values())} wheels that nothing needs are installed "
