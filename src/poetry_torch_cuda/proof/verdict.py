@@ -250,7 +250,7 @@ def judge(
         checks.append(Check("label", "note", pypi))
     if not any(c.status in ("ok", "fail") for c in checks):  # only "not installed"
         message = "no configured package is installed: there is no build to verify"
-        fix = f"{install} (or `poetry torch-cuda sync`) installs it"
+        fix = f"{install} installs it"
         checks.append(Check("probe", "unchecked", message, None, fix))
     torch = report.get("torch")
     if isinstance(torch, dict):
@@ -280,8 +280,7 @@ def _package(
         message = f"{name} is not installed, though {install} installs "
         message += f"{name} {locked} here"
         cause = "the last install did not finish, or the package was removed"
-        fix = f"{install} (or `poetry torch-cuda sync`) installs it"
-        return [Check(check, "fail", message, cause, fix)]
+        return [Check(check, "fail", message, cause, f"{install} installs it")]
     if not entry.get("imports"):
         error = str(entry.get("error"))
         library = bool(_LIBRARY_ERROR.search(error))
