@@ -292,13 +292,16 @@ def test_nothing_held_is_said_only_when_nothing_is_here_to_move(
 ) -> None:
     from poetry_torch_cuda.commands.switch import holds_nothing
 
-    audio = Target(canonicalize_name("torchaudio"), Version("2.14.1+cu129"))
     assert holds_nothing(Plan(CU129))
-    # a specifier-only package in place is held (sync said "nothing moved")
-    assert not holds_nothing(Plan(CU129, satisfied=(audio,)))
     # unused CUDA wheels to remove (switch --dry-run said "nothing moved")
     cublas = canonicalize_name("nvidia-cublas-cu12")
     assert not holds_nothing(Plan(CU129, remove=(cublas,)))
+    # a specifier-only package in place is held (sync said "nothing moved")
+    write_dist(tmp_path, "torchaudio", "2.14.1+cu129")
+    audio = Target(canonicalize_name("torchaudio"), Version("2.14.1+cu129"))
+    configured, here = frozenset({audio.name}), env_of(tmp_path)
+    in_place = Plan(CU129, satisfied=(audio,), configured=configured, installed=here)
+    assert not holds_nothing(in_place)
     # a configured package poetry.lock lacks is installed: it is here, unmoved
     write_dist(tmp_path, "torch", "2.14.1+cu128")
     torch = frozenset({canonicalize_name("torch")})

@@ -93,9 +93,8 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
 
 def holds_nothing(plan: Plan) -> bool:
     """Whether nothing moves because no configured package is here to move:
-    nothing to install, remove or keep, and none installed."""
-    held = any(plan.installed.get(name) for name in plan.configured)
-    return plan.is_empty and not plan.satisfied and not held
+    nothing to install or remove, and none installed (none kept, then)."""
+    return plan.is_empty and not any(map(plan.installed.get, plan.configured))
 
 
 class SyncCommand(MovingCommand):

@@ -148,9 +148,8 @@ class Plan:
 
     @property
     def unmoved(self) -> dict[str, str]:
-        """What no install moves, worded for ``status`` and every install: each
-        configured package held in another build than the variant's, with no
-        version locked here."""
+        """What no install moves, worded for status and every install: each
+        configured package in another build than the variant's, locked nowhere here."""
         moved = {target.name for target in (*self.install, *self.satisfied)}
         builds = read_builds(sorted(self.configured - moved), self.installed)
         return {
@@ -260,8 +259,7 @@ def find_orphans(
     with the build's own wheels.
     """
     targets = list(targets)
-    majors = cuda_majors(targets, installed)
-    strays = foreign_wheels(installed.names(), majors) if majors else {}
+    strays = foreign_wheels(installed.names(), cuda_majors(targets, installed))
     present = {
         name
         for name in (*candidates, *(name for name in strays if name not in poetrys))

@@ -104,11 +104,10 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
     try:
         if not plan.install or not config.verify:  # a removal leaves no new build
             return variant
-        machine, moves = probe(env), 0
+        machine, moves, required = probe(env), 0, ctx.locked.versions
         while True:
             try:
                 with signals.handling(signals.stop):
-                    required = ctx.locked.versions  # what no install moves: add it
                     proof = prove(ctx, variant, machine=machine, required=required)
             except KeyboardInterrupt as stop:
                 signum = signals.signum_of(stop)

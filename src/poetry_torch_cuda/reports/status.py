@@ -149,8 +149,9 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         # too: what it needs is `poetry install`'s to tell), the sweep after it.
         report.orphans = list(plan.remove or plan.then_remove)
         majors = cuda_majors(targets.values(), held)
-        report.warnings += plan.unmoved.values()
-        missing |= plan.unmoved.keys()
+        unmoved = plan.unmoved  # what no install moves
+        report.warnings += unmoved.values()
+        missing |= unmoved.keys()
     builds = read_builds(config.package_names, installed)
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)
@@ -203,8 +204,7 @@ def _judge(
         if build is None:  # held but not selected: only sync puts it back
             fix = add if view is None or name in view.selected else SYNC_HINT
             report.warnings.append(f"{name} {package.wanted} is not installed; {fix}")
-            continue
-        if package.wanted is not None:  # else no install moves it: said already
+        elif package.wanted is not None:  # else no install moves it: said already
             report.warnings.append(
                 f"{name} {build.version} ({build.build}) is installed, but "
                 f"{variant} wants {package.wanted}; {SYNC_HINT}"
