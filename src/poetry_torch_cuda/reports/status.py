@@ -131,17 +131,12 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     )
     not_built = left_to_pypi(variant, machine.sys_platform)
     targets: dict[str, Target] = {}
-    missing: set[str] = set()
+    unmoved: dict[str, str] = {}
     majors: frozenset[int] = frozenset()
     if locked is not None and not_built is None:
         plan = plan_for(config, variant, locked, env, installed)
         targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
         held = plan.installed
-        missing = {  # not the build a foreign wheel makes the plan reinstall
-            t.name
-            for t in plan.install
-            if not t.is_satisfied_by(held.version(t.name), variant)
-        }
         report.cuda_wheels = {
             n: d.version for n in plan.sweepable if (d := held.get(n)) is not None
         }
@@ -151,16 +146,18 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         majors = cuda_majors(targets.values(), held)
         unmoved = plan.unmoved  # what no install moves
         report.warnings += unmoved.values()
-        missing |= unmoved.keys()
     builds = read_builds(config.package_names, installed)
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)
         build, target = builds.get(name), targets.get(name)
         wanted = str(target.version or target.specifier or "") if target else None
         why = None if build is not None or view is None else view.why_absent(name)
+        fits = name not in unmoved  # without a target: unless no install moves it
+        if target is not None:  # a build a foreign wheel makes the plan reinstall fits
+            fits = target.is_satisfied_by(installed.version(name), variant)
         pin = (versions or {}).get(name)
         report.packages.append(
-            PackageStatus(name, pin, wanted or None, build, name not in missing, why)
+            PackageStatus(name, pin, wanted or None, build, fits, why)
         )
     _judge(ctx, report, view, not_built, majors)
     return report
