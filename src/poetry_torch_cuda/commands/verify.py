@@ -56,7 +56,8 @@ class VerifyCommand(TorchCudaCommand, GroupCommand):
         machine = probe(self.env)
         variant = resolve(ctx.config, locked, ctx, machine=machine).variant
 
-        required = ctx.view.selected if ctx.selection.explicit and locked else locked
+        wanted = ctx.view.selected if ctx.selection.explicit and locked else locked
+        required = None if wanted is None else {str(n): v for n, v in wanted.items()}
         proof = prove(
             ctx,
             variant,

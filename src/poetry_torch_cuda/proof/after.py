@@ -35,8 +35,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Mapping
 
-    from packaging.utils import NormalizedName
-
     from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.machine.probe import Machine
@@ -48,7 +46,7 @@ def prove(
     variant: Variant,
     *,
     machine: Machine,
-    required: Mapping[NormalizedName, str] | None = None,
+    required: Mapping[str, str] | None = None,
     alternative: Callable[[], Variant | None] | None = None,
     exists: bool = True,
     hashes: bool = False,
@@ -58,16 +56,19 @@ def prove(
     family's ``RECORD`` lists must exist (with ``hashes``, with its recorded sha256)."""
     config, env = ctx.config, ctx.env
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
-    run, damaged = ChildRun({"packages": {}}), {}
+    run, damaged, unmoved = ChildRun({"packages": {}}), {}, {}
     if exists:
         run = run_child(str(env.python), list(packages), config.verify_timeout)
         damaged = family_problems(env, ctx.installed, packages, hashes)
+        if ctx.poetry.locker.is_locked():  # what no install moves: the plan's rule
+            unmoved = ctx.plan(variant).unmoved
     proof = judge(
         run,
         variant,
         machine,
         packages,
         required=required,
+        unmoved=unmoved,
         install=ctx.selection.install,
         auto=(auto := config.variant.kind == "auto"),
         alternative=alternative,
@@ -104,11 +105,11 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
     try:
         if not plan.install or not config.verify:  # a removal leaves no new build
             return variant
-        machine, moves, required = probe(env), 0, ctx.locked.versions
+        machine, moves = probe(env), 0
         while True:
             try:
                 with signals.handling(signals.stop):
-                    proof = prove(ctx, variant, machine=machine, required=required)
+                    proof = prove(ctx, variant, machine=machine)
             except KeyboardInterrupt as stop:
                 signum = signals.signum_of(stop)
                 name = signals.signal_name(signum)

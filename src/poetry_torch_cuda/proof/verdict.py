@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Mapping
 
-    from packaging.utils import NormalizedName
-
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.probe import NvidiaGpu
     from poetry_torch_cuda.project.variants import Variant
@@ -197,19 +195,20 @@ def judge(
     run: ChildRun,
     variant: Variant,
     machine: Machine,
-    packages: Iterable[NormalizedName],
+    packages: Iterable[str],
     *,
-    required: Mapping[NormalizedName, str] | None = None,
+    required: Mapping[str, str] | None = None,
+    unmoved: Iterable[str] = (),
     install: str = "`poetry install`",
     auto: bool = False,
     alternative: Callable[[], Variant | None] | None = None,
     damaged: Iterable[tuple[str, str]] = (),
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version of
-    what ``install`` (words) puts here (``None``: unknown); ``auto``: the GPUs
-    ``auto``'s rule leaves out are notes; ``alternative``: ``auto``'s other choice,
-    asked only for a fix; ``damaged``: what is wrong with the installed files, and
-    why (failures first)."""
+    what ``install`` (words) puts here (``None``: unknown); ``unmoved``: what no
+    install moves; ``auto``: the GPUs ``auto``'s rule leaves out are notes;
+    ``alternative``: ``auto``'s other choice, asked only for a fix; ``damaged``:
+    what is wrong with the installed files, and why (failures first)."""
     packages = tuple(packages)
     files = [Check("files", "fail", found, why, SYNC_FORCE) for found, why in damaged]
 
@@ -244,7 +243,7 @@ def judge(
     checks: list[Check] = []
     for name in packages:
         entry = (report.get("packages") or {}).get(name) or {}
-        checks += _package(name, entry, variant, required, install)
+        checks += _package(name, entry, variant, required, install, name in unmoved)
     if pypi := left_to_pypi(variant, machine.sys_platform):  # no label to check
         checks = [check for check in checks if not check.name.startswith("label ")]
         checks.append(Check("label", "note", pypi))
@@ -265,11 +264,12 @@ def judge(
 
 
 def _package(
-    name: NormalizedName,
+    name: str,
     entry: dict[str, Any],
     variant: Variant,
-    required: Mapping[NormalizedName, str] | None,
+    required: Mapping[str, str] | None,
     install: str,
+    unmoved: bool,
 ) -> list[Check]:
     """Installed (if locked here), imports, has the variant's label and version."""
     check, version = f"import {name}", str(entry.get("version"))
@@ -299,7 +299,7 @@ def _package(
     checks = [Check(check, "ok", f"{name} {version} imports")]
     fix = "`poetry torch-cuda sync` installs it"  # a build not the variant's or locked
     cause = f"the environment does not hold the configured variant {variant}"
-    if required is not None and locked is None:  # neither sync nor an install moves it
+    if unmoved:  # neither sync nor an install moves it (Plan.unmoved)
         cause = f"poetry.lock does not lock {name}: no install replaces it"
         fix = f"`poetry add {name}` locks it; the install puts in its {variant} build"
     if (label := label_of(version)) != variant.name:
