@@ -14,7 +14,6 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.build_info import read_builds
-from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import cuda_majors
 from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
@@ -130,20 +129,19 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         resolution, url, machine, warnings=warnings, nvcc=probe_nvcc()
     )
     not_built = left_to_pypi(variant, machine.sys_platform)
-    targets: dict[str, Target] = {}
+    targets = {}
     unmoved: dict[str, str] = {}
     majors: frozenset[int] = frozenset()
     if locked is not None and not_built is None:
         plan = plan_for(config, variant, locked, env, installed)
         targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
-        held = plan.installed
         report.cuda_wheels = {
-            n: d.version for n in plan.sweepable if (d := held.get(n)) is not None
+            n: d.version for n in plan.sweepable if (d := installed.get(n)) is not None
         }
         # What a sync removes: none before a build that changes (one not installed
         # too: what it needs is `poetry install`'s to tell), the sweep after it.
         report.orphans = list(plan.remove or plan.then_remove)
-        majors = cuda_majors(targets.values(), held)
+        majors = cuda_majors(targets.values(), installed)
         unmoved = plan.unmoved  # what no install moves
         report.warnings += unmoved.values()
     builds = read_builds(config.package_names, installed)
