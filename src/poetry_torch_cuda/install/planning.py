@@ -246,7 +246,7 @@ def plan_for(
 
 def find_orphans(
     candidates: Iterable[NormalizedName],
-    targets: Iterable[Target],
+    targets: Collection[Target],
     installed: InstalledEnvironment,
     poetrys: Collection[NormalizedName] = (),
 ) -> list[NormalizedName]:
@@ -258,7 +258,6 @@ def find_orphans(
     (``pip install --no-deps``, an interrupted switch) and it shares file paths
     with the build's own wheels.
     """
-    targets = list(targets)
     strays = foreign_wheels(installed.names(), cuda_majors(targets, installed))
     present = {
         name

@@ -145,8 +145,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         unmoved = plan.unmoved  # what no install moves
         report.warnings += unmoved.values()
     builds = read_builds(config.package_names, installed)
-    for requirement in config.packages:
-        name = canonicalize_name(requirement.name)
+    for name in (canonicalize_name(entry.name) for entry in config.packages):
         build, target = builds.get(name), targets.get(name)
         wanted = str(target.version or target.specifier or "") if target else None
         why = None if build is not None or view is None else view.why_absent(name)
