@@ -48,8 +48,6 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
         TorchCudaError: pip failed, or installed something other than asked.
     """
     # Only a run with something to do pays for these imports.
-    from cleo.formatters.formatter import Formatter
-
     from poetry_torch_cuda.install import signals
     from poetry_torch_cuda.install.undo import Stash
     from poetry_torch_cuda.install.undo import finish
@@ -59,7 +57,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
 
     plan = request.plan
     shown = io.output.is_decorated() or io.is_verbose()
-    echo = (lambda line: io.write_line(Formatter.escape(line))) if shown else None
+    echo = (lambda line: io.write_line(esc(line))) if shown else None
     pip = _pip(env, echo)
     done: list[str] = []
     orphans = list(plan.remove)  # only when nothing is installed
