@@ -148,8 +148,7 @@ class Plan:
 
     @property
     def unmoved(self) -> dict[str, str]:
-        """What no install moves, worded for status and every install: each
-        configured package in another build than the variant's, locked nowhere here."""
+        """Installed configured builds no install moves (nothing locks them), worded."""
         moved = {target.name for target in (*self.install, *self.satisfied)}
         builds = read_builds(sorted(self.configured - moved), self.installed)
         return {

@@ -56,12 +56,11 @@ def prove(
     family's ``RECORD`` lists must exist (with ``hashes``, with its recorded sha256)."""
     config, env = ctx.config, ctx.env
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
-    run, damaged, unmoved = ChildRun({"packages": {}}), {}, {}
+    run, damaged = ChildRun({"packages": {}}), {}
+    unmoved = ctx.plan(variant).unmoved if ctx.poetry.locker.is_locked() else {}
     if exists:
         run = run_child(str(env.python), list(packages), config.verify_timeout)
         damaged = family_problems(env, ctx.installed, packages, hashes)
-        if ctx.poetry.locker.is_locked():  # what no install moves: the plan's rule
-            unmoved = ctx.plan(variant).unmoved
     proof = judge(
         run,
         variant,
