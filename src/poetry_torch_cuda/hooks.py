@@ -91,7 +91,7 @@ class OperationGuard:
                 graph[package.name] = [dep.name for dep in package.requires]
             kept = not operation.skipped or operation.skip_reason == "Already installed"
             if package.name in configured and kept:
-                refuse_unindexed([package], configured)  # as this run resolves it
+                refuse_unindexed([package], self.ctx.config.packages)  # as resolved
                 versions[package.name] = package.version.text
         # Installed ones this run leaves alone (a group left out) move too, as in sync.
         named = {operation.package.name for operation in operations}
@@ -148,11 +148,14 @@ class CommandHooks:
             ctx.warn(f"{no_builds}.")
             return
         guard = None
+        if relocks := command.name in RELOCKS or not command.poetry.locker.is_locked():
+            from poetry_torch_cuda.lockfile.model import lock_path
+
+            lock_path(command.poetry)  # refused before Poetry writes poetry.lock
         if command.name != "lock":
             guard = OperationGuard(ctx)
             executor = command.installer.executor
             executor.execute = partial(guard.execute, executor.execute)  # type: ignore[method-assign]
-        relocks = command.name in RELOCKS or not command.poetry.locker.is_locked()
         self._runs[id(command)] = (ctx, guard, relocks)
 
     def on_terminate(self, event: ConsoleTerminateEvent) -> None:
@@ -168,7 +171,8 @@ class CommandHooks:
                 if relocks:
                     from poetry_torch_cuda.lockfile.service import settle
 
-                    settle(ctx.poetry, ctx.io)
+                    keep = None if command.name == "lock" else ctx.env.marker_env
+                    settle(ctx.poetry, ctx.io, keep=keep)  # an install's wheels stay
                 if command.name in ("lock", "update"):
                     _check_lock(ctx)
             if guard is not None and guard.locked is not None:
