@@ -207,10 +207,9 @@ def judge(
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version of
     what ``install`` (words) puts here (``None``: unknown; ``absent`` says why not);
-    ``unmoved``: what no install moves; ``auto``: the GPUs ``auto``'s rule leaves
-    out are notes; ``alternative``: ``auto``'s other choice, asked only for a fix;
-    ``damaged``: what is wrong with the installed files or requirements, its cause
-    and fix (failures first)."""
+    ``unmoved``: what no install moves; ``auto``: GPUs its rule leaves out are notes;
+    ``alternative``: ``auto``'s other choice, asked only for a fix; ``damaged``: what
+    is wrong with the installed files or requirements, cause, fix (failures first)."""
     packages = tuple(packages)
     files = [Check("files", "fail", *problem) for problem in damaged]
 
