@@ -347,7 +347,8 @@ def test_status_check_fails_on_another_build_of_a_package_the_lock_lacks(
 ) -> None:
     """torch is configured and installed in cu129's build, but poetry.lock does not
     lock it: no install moves it, so --check fails, naming the way to manage it,
-    which works; its missing requirements said `poetry install`, which adds none."""
+    which works; its missing requirements said `poetry install`, which adds none.
+    sync said "no configured package is installed"; it and an install say it too."""
     project = Project.create(
         tmp_path, index, {"filelock": "*"}, 'variant = "cu130"\npackages = ["torch"]'
     )
@@ -358,12 +359,13 @@ def test_status_check_fails_on_another_build_of_a_package_the_lock_lacks(
 
     result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
 
-    assert result.returncode == 1, result
-    assert (
-        "Warning: torch 2.14.1+cu129 (CUDA 12.9 build) is installed, but poetry.lock "
+    said = (
+        "torch 2.14.1+cu129 (CUDA 12.9 build) is installed, but poetry.lock "
         "does not lock torch, so no install puts cu130's build in: add it to the "
         "project's dependencies (`poetry add torch`)"
-    ) in result.stdout, result
+    )
+    assert result.returncode == 1, result
+    assert f"Warning: {said}" in result.stdout, result
     # `poetry install` installs nothing the lock lacks: not the build's requirements
     assert (
         "Warning: torch 2.14.1+cu129 requires triton, which is not installed, nor "
@@ -373,6 +375,12 @@ def test_status_check_fails_on_another_build_of_a_package_the_lock_lacks(
     data = run_json(project, "torch-cuda", "status", env=env)
     assert data["ok"] is False
     assert [p["matches"] for p in data["packages"]] == [False]
+    # sync and an install say the same, not that no configured package is installed
+    for command in (("torch-cuda", "sync"), ("install",)):
+        result = run_inprocess(project, *command, env_extra=env)
+        assert result.returncode == 0, result
+        assert f"torch-cuda: {said}" in result.stderr, result
+        assert "no configured package is installed" not in result.stdout, result
     project.run("add", "torch", env_extra=env)  # the advice, followed
     result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert result.returncode == 0, result

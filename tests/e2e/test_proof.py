@@ -461,19 +461,38 @@ def test_verify_s_fix_for_a_configured_package_poetry_lock_lacks_works(
 ) -> None:
     """torchvision is configured but no dependency; a +cu130 one pip installed by
     hand fails on its label. sync leaves what poetry.lock does not lock: the fix
-    must do what the user follows it for."""
+    must do what the user follows it for, and the check after a change (here
+    sync --force's) must give the same fix, not sync. A specifier-only entry
+    (torchaudio>=2.8) moves with the family: its fix is sync, not `poetry add`."""
     project = Project.create(
         tmp_path,
         proof_index,
         {"torch": "2.14.1"},
-        'variant = "cpu"\npackages = ["torch", "torchvision"]',
+        'variant = "cpu"\npackages = ["torch", "torchvision", "torchaudio>=2.8"]',
     )
     env = no_gpu(tmp_path)
     project.run("install", env_extra=env)
     cu130 = f"{proof_index.url}/whl/cu130"
     project.pip(
-        "install", "--no-deps", "--index-url", cu130, "torchvision==0.29.1+cu130"
+        "install",
+        "--no-deps",
+        "--index-url",
+        cu130,
+        "torchvision==0.29.1+cu130",
+        "torchaudio==2.14.1+cu130",
     )
+    data = verify_json(project, env, 1)
+    (audio,) = [c for c in data["checks"] if c["name"] == "label torchaudio"]
+    assert audio["fix"] == "`poetry torch-cuda sync` installs it", audio
+    forced = run_inprocess(
+        project, "torch-cuda", "sync", "--force", env_extra={**env, **VERIFY_ON}
+    )
+    assert forced.returncode == 1, forced
+    assert "torchvision 0.29.1+cu130 is the +cu130 build, not the cpu build" in (
+        forced.stderr
+    ), forced
+    assert "Fix: `poetry add torchvision` locks it" in forced.stderr, forced
+    assert "`poetry torch-cuda sync` installs it" not in forced.stderr, forced
     data = verify_json(project, env, 1)
     (label,) = [c for c in data["checks"] if c["name"] == "label torchvision"]
     assert label["status"] == "fail"

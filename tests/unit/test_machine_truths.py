@@ -226,8 +226,8 @@ def test_another_cuda_under_the_variants_own_label_is_not_blamed_on_it() -> None
         (label,) = verdict_of(other, "cpu", Machine("linux", "x86_64")).failures
         assert label.message.endswith(", not the cpu build")
         assert label.fix == "`poetry torch-cuda sync` installs it"
-    # poetry.lock does not lock it: sync leaves it, `poetry add` locks it
-    unlocked = verdict_of(other, "cpu", Machine("linux", "x86_64"), required={})
+    # no install moves it (poetry.lock does not lock it): `poetry add` locks it
+    unlocked = verdict_of(other, "cpu", Machine("linux", "x86_64"), unmoved={"torch"})
     assert unlocked.failures[0].cause == (
         "poetry.lock does not lock torch: no install replaces it"
     )

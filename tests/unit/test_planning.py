@@ -287,17 +287,27 @@ def test_a_plan_that_only_removes_asks_nothing_before_pip(tmp_path: Path) -> Non
     assert request.compile_bytecode
 
 
-def test_nothing_held_is_said_only_when_nothing_is_here_to_move() -> None:
+def test_nothing_held_is_said_only_when_nothing_is_here_to_move(
+    tmp_path: Path,
+) -> None:
     from poetry_torch_cuda.commands.switch import holds_nothing
-    from poetry_torch_cuda.project.locked import LockedState
 
-    unlocked = LockedState({}, {})
-    audio = Target(canonicalize_name("torchaudio"), Version("2.14.1+cu129"))
-    assert holds_nothing(Plan(CU129), unlocked)
-    # a specifier-only package in place is held (sync said "nothing moved")
-    assert not holds_nothing(Plan(CU129, satisfied=(audio,)), unlocked)
+    assert holds_nothing(Plan(CU129))
     # unused CUDA wheels to remove (switch --dry-run said "nothing moved")
     cublas = canonicalize_name("nvidia-cublas-cu12")
-    assert not holds_nothing(Plan(CU129, remove=(cublas,)), unlocked)
-    locked = LockedState({canonicalize_name("torch"): "2.14.1"}, {})
-    assert not holds_nothing(Plan(CU129), locked)
+    assert not holds_nothing(Plan(CU129, remove=(cublas,)))
+    # a specifier-only package in place is held (sync said "nothing moved")
+    write_dist(tmp_path, "torchaudio", "2.14.1+cu129")
+    audio = Target(canonicalize_name("torchaudio"), Version("2.14.1+cu129"))
+    configured, here = frozenset({audio.name}), env_of(tmp_path)
+    in_place = Plan(CU129, satisfied=(audio,), configured=configured, installed=here)
+    assert not holds_nothing(in_place)
+    # a configured package poetry.lock lacks is installed: it is here, unmoved
+    write_dist(tmp_path, "torch", "2.14.1+cu128")
+    torch = frozenset({canonicalize_name("torch")})
+    held = Plan(CU129, configured=torch, installed=env_of(tmp_path))
+    assert not holds_nothing(held)
+    assert held.unmoved["torch"].startswith(
+        "torch 2.14.1+cu128 (CUDA 12.8 build) is installed, but poetry.lock does "
+        "not lock torch"
+    )

@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.machine.resolution import Resolution
     from poetry_torch_cuda.project.config import TorchCudaConfig
-    from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.variants import Variant
 
 DRY_RUN = option("dry-run", None, "Print what would change and change nothing.")
@@ -79,7 +78,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
 
     def plan_words(self, ctx: RunContext, plan: Plan, *, would: bool = False) -> str:
         """What ``plan`` changes, or why nothing moves; ``would`` words a dry run."""
-        if holds_nothing(plan, ctx.locked):
+        if holds_nothing(plan):
             return ctx.view.nothing_held(ctx.config.package_names)
         return describe_plan(plan, would=would)
 
@@ -91,10 +90,10 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         return plan
 
 
-def holds_nothing(plan: Plan, locked: LockedState) -> bool:
+def holds_nothing(plan: Plan) -> bool:
     """Whether nothing moves because no configured package is here to move:
-    nothing to install, remove or keep, and nothing the lock resolves here."""
-    return plan.is_empty and not plan.satisfied and not locked.versions
+    nothing to install or remove, and none installed (none kept, then)."""
+    return plan.is_empty and not any(map(plan.installed.get, plan.configured))
 
 
 class SyncCommand(MovingCommand):

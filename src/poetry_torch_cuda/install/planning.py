@@ -13,6 +13,7 @@ from packaging.version import Version
 
 from poetry_torch_cuda.environment.installed import CUDA_SUFFIX
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
+from poetry_torch_cuda.install.build_info import read_builds
 from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.protection import protected_names
@@ -146,6 +147,19 @@ class Plan:
         return f"Nothing changed: the environment still has {', '.join(held)}."
 
     @property
+    def unmoved(self) -> dict[str, str]:
+        """Installed configured builds no install moves (nothing locks them), worded."""
+        moved = {target.name for target in (*self.install, *self.satisfied)}
+        builds = read_builds(sorted(self.configured - moved), self.installed)
+        return {
+            name: f"{name} {build.version} ({build.build}) is installed, but "
+            f"poetry.lock does not lock {name}, so no install puts {self.variant}'s "
+            f"build in: add it to the project's dependencies (`poetry add {name}`)"
+            for name, build in builds.items()
+            if build.label != self.variant.name
+        }
+
+    @property
     def sweepable(self) -> frozenset[NormalizedName]:
         """The CUDA wheels removed after an install once nothing needs them."""
         return self.protected - self.configured
@@ -231,7 +245,7 @@ def plan_for(
 
 def find_orphans(
     candidates: Iterable[NormalizedName],
-    targets: Iterable[Target],
+    targets: Collection[Target],
     installed: InstalledEnvironment,
     poetrys: Collection[NormalizedName] = (),
 ) -> list[NormalizedName]:
@@ -243,9 +257,7 @@ def find_orphans(
     (``pip install --no-deps``, an interrupted switch) and it shares file paths
     with the build's own wheels.
     """
-    targets = list(targets)
-    majors = cuda_majors(targets, installed)
-    strays = foreign_wheels(installed.names(), majors) if majors else {}
+    strays = foreign_wheels(installed.names(), cuda_majors(targets, installed))
     present = {
         name
         for name in (*candidates, *(name for name in strays if name not in poetrys))

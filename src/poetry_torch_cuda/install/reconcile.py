@@ -47,8 +47,6 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
         TorchCudaError: pip failed, or installed something other than asked.
     """
     # Only a run with something to do pays for these imports.
-    from cleo.formatters.formatter import Formatter
-
     from poetry_torch_cuda.install import signals
     from poetry_torch_cuda.install.undo import Stash
     from poetry_torch_cuda.install.undo import finish
@@ -58,7 +56,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
 
     plan = request.plan
     shown = io.output.is_decorated() or io.is_verbose()
-    echo = (lambda line: io.write_line(Formatter.escape(line))) if shown else None
+    echo = (lambda line: io.write_line(esc(line))) if shown else None
     pip = _pip(env, echo)
     done: list[str] = []
     orphans = list(plan.remove)  # only when nothing is installed
@@ -258,6 +256,8 @@ def reconcile_environment(
             if plan.install:
                 record = {"project": str(project), "variant": variant.name}
                 write_json(owner_record(env.path), record)
+        for unmoved in plan.unmoved.values():  # status's warning, at every install
+            io.write_error_line(f"<warning>{PREFIX}: {esc(unmoved)}</>")
         return plan
 
 

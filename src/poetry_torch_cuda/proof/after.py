@@ -57,6 +57,7 @@ def prove(
     config, env = ctx.config, ctx.env
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
     run, damaged = ChildRun({"packages": {}}), []
+    unmoved = ctx.plan(variant).unmoved if ctx.poetry.locker.is_locked() else {}
     if exists:
         run = run_child(str(env.python), list(packages), config.verify_timeout)
         locks = ctx.view.names if ctx.poetry.locker.is_locked() else None
@@ -68,6 +69,7 @@ def prove(
         machine,
         packages,
         required=required,
+        unmoved=unmoved,
         install=ctx.selection.install,
         auto=(auto := config.variant.kind == "auto"),
         alternative=alternative,

@@ -198,6 +198,7 @@ def judge(
     packages: Iterable[str],
     *,
     required: Mapping[str, str] | None = None,
+    unmoved: Iterable[str] = (),
     install: str = "`poetry install`",
     auto: bool = False,
     alternative: Callable[[], Variant | None] | None = None,
@@ -206,9 +207,9 @@ def judge(
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version of
     what ``install`` (words) puts here (``None``: unknown; ``absent`` says why not);
-    ``auto``: the GPUs ``auto``'s rule leaves out are notes; ``alternative``:
-    ``auto``'s other choice, asked only for a fix; ``damaged``: what is wrong with
-    the installed files or requirements, its cause and fix (failures first)."""
+    ``unmoved``: what no install moves; ``auto``: GPUs its rule leaves out are notes;
+    ``alternative``: ``auto``'s other choice, asked only for a fix; ``damaged``: what
+    is wrong with the installed files or requirements, cause, fix (failures first)."""
     packages = tuple(packages)
     files = [Check("files", "fail", *problem) for problem in damaged]
 
@@ -243,13 +244,13 @@ def judge(
     checks: list[Check] = []
     for name in packages:
         entry = (report.get("packages") or {}).get(name) or {}
-        checks += _package(name, entry, variant, required, install, absent)
+        checks += _package(name, entry, variant, required, install, absent, unmoved)
     if pypi := left_to_pypi(variant, machine.sys_platform):  # no label to check
         checks = [check for check in checks if not check.name.startswith("label ")]
         checks.append(Check("label", "note", pypi))
     if not any(c.status in ("ok", "fail") for c in checks):  # only "not installed"
         message = "no configured package is installed: there is no build to verify"
-        fix = f"{install} (or `poetry torch-cuda sync`) installs it"
+        fix = f"{install} installs it"
         advice = fix if required is None else None  # installs none: the notes say why
         checks.append(Check("probe", "unchecked", message, None, advice))
     torch = report.get("torch")
@@ -271,6 +272,7 @@ def _package(
     required: Mapping[str, str] | None,
     install: str,
     absent: Callable[[str], str] | None,
+    unmoved: Iterable[str],
 ) -> list[Check]:
     """Installed (if locked here), imports, has the variant's label and version."""
     check, version = f"import {name}", str(entry.get("version"))
@@ -282,8 +284,7 @@ def _package(
         message = f"{name} is not installed, though {install} installs "
         message += f"{name} {locked} here"
         cause = "the last install did not finish, or the package was removed"
-        fix = f"{install} (or `poetry torch-cuda sync`) installs it"
-        return [Check(check, "fail", message, cause, fix)]
+        return [Check(check, "fail", message, cause, f"{install} installs it")]
     if not entry.get("imports"):
         error = str(entry.get("error"))
         library = bool(_LIBRARY_ERROR.search(error))
@@ -302,7 +303,7 @@ def _package(
     checks = [Check(check, "ok", f"{name} {version} imports")]
     fix = "`poetry torch-cuda sync` installs it"  # a build not the variant's or locked
     cause = f"the environment does not hold the configured variant {variant}"
-    if required is not None and locked is None:  # neither sync nor an install moves it
+    if name in unmoved:  # neither sync nor an install moves it (Plan.unmoved)
         cause = f"poetry.lock does not lock {name}: no install replaces it"
         fix = f"`poetry add {name}` locks it; the install puts in its {variant} build"
     if (label := label_of(version)) != variant.name:

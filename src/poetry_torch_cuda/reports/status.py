@@ -14,7 +14,6 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.build_info import read_builds
-from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import cuda_majors
 from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
@@ -129,37 +128,29 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         resolution, url, machine, warnings=warnings, nvcc=probe_nvcc()
     )
     not_built = left_to_pypi(variant, machine.sys_platform)
-    targets: dict[str, Target] = {}
-    missing: set[str] = set()
+    targets = {}
+    unmoved: dict[str, str] = {}
     majors: frozenset[int] = frozenset()
     if locked is not None and not_built is None:
         plan = plan_for(config, variant, locked, env, installed)
         targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
-        held = plan.installed
-        missing = {  # not the build a foreign wheel makes the plan reinstall
-            t.name
-            for t in plan.install
-            if not t.is_satisfied_by(held.version(t.name), variant)
-        }
         report.cuda_wheels = {
-            n: d.version for n in plan.sweepable if (d := held.get(n)) is not None
+            n: d.version for n in plan.sweepable if (d := installed.get(n)) is not None
         }
         # What a sync removes: none before a build that changes (one not installed
         # too: what it needs is `poetry install`'s to tell), the sweep after it.
         report.orphans = list(plan.remove or plan.then_remove)
-        majors = cuda_majors(targets.values(), held)
+        majors = cuda_majors(targets.values(), installed)
+        unmoved = plan.unmoved  # what no install moves
+        report.warnings += unmoved.values()
     builds = read_builds(config.package_names, installed)
-    for requirement in config.packages:
-        name = canonicalize_name(requirement.name)
+    for name in (canonicalize_name(entry.name) for entry in config.packages):
         build, target = builds.get(name), targets.get(name)
         wanted = str(target.version or target.specifier or "") if target else None
         why = None if build is not None or view is None else view.why_absent(name)
-        fits = name not in missing
-        unlocked = view is not None and name not in view.names
-        if unlocked and target is None and build is not None and not not_built:
-            # Nothing locks it: any version in the variant's build, as "torch" alone.
-            unmanaged = Target(name, specifier=requirement.specifier)
-            fits = unmanaged.is_satisfied_by(build.version, variant)
+        fits = name not in unmoved  # without a target: unless no install moves it
+        if target is not None:  # a build a foreign wheel makes the plan reinstall fits
+            fits = target.is_satisfied_by(installed.version(name), variant)
         pin = (versions or {}).get(name)
         report.packages.append(
             PackageStatus(name, pin, wanted or None, build, fits, why)
@@ -206,16 +197,11 @@ def _judge(
         if build is None:  # held but not selected: only sync puts it back
             fix = add if view is None or name in view.selected else SYNC_HINT
             report.warnings.append(f"{name} {package.wanted} is not installed; {fix}")
-            continue
-        but = f"{variant} wants {package.wanted}; {SYNC_HINT}"
-        if package.wanted is None:
-            but = (
-                f"poetry.lock does not lock {name}, so no install puts {variant}'s "
-                f"build in: add it to the project's dependencies (`poetry add {name}`)"
+        elif package.wanted is not None:  # else no install moves it: said already
+            report.warnings.append(
+                f"{name} {build.version} ({build.build}) is installed, but "
+                f"{variant} wants {package.wanted}; {SYNC_HINT}"
             )
-        report.warnings.append(
-            f"{name} {build.version} ({build.build}) is installed, but {but}"
-        )
     if foreign := foreign_wheels(report.orphans, majors):
         report.warnings.append(
             f"CUDA {_and(foreign.values())} wheels that nothing needs are installed "
