@@ -144,11 +144,10 @@ class CommandHooks:
         config = require_config(command.poetry.pyproject.data)  # _forward: it has one
         ctx = RunContext(command.poetry, command.env, event.io, config)
         # `auto` is resolved in the after-step, once the lock says which torch.
-        if (no_builds := left_to_pypi(config.variant, sys.platform)) is not None:
-            ctx.warn(f"{no_builds}.")
-            return
         guard = None
-        if command.name != "lock":
+        if (no_builds := left_to_pypi(config.variant, sys.platform)) is not None:
+            ctx.warn(f"{no_builds}.")  # torch-cuda.lock follows poetry.lock still
+        elif command.name != "lock":
             guard = OperationGuard(ctx)
             executor = command.installer.executor
             executor.execute = partial(guard.execute, executor.execute)  # type: ignore[method-assign]

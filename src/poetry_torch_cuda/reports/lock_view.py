@@ -43,10 +43,11 @@ def show_lock_view(ctx: RunContext) -> None:
     config, io, variant = ctx.config, ctx.io, ctx.config.variant
     locked = dict(locked_versions(selected_packages(ctx.poetry), config.package_names))
     newest = {n: _public(max(v, key=version_key)) for n, v in locked.items()}
-    # Poetry installs PyPI's torch where the variant has no builds: nothing to ask.
-    pypi = None if variant.kind == "auto" else left_to_pypi(variant, sys.platform)
+    # Poetry installs PyPI's torch where the variant has no builds: the hooks said so.
+    if variant.kind != "auto" and left_to_pypi(variant, sys.platform) is not None:
+        return
     offer = None  # what the variant's index has of the first locked package
-    if locked and variant.kind != "auto" and pypi is None:
+    if locked and variant.kind != "auto":
         name = min(locked, key=lambda n: (n != "torch", n))
         wanted = {name: newest[name]}
         finder = OfferFinder(ctx.client, config, wanted, ctx.env.marker_env)
@@ -72,8 +73,6 @@ def show_lock_view(ctx: RunContext) -> None:
     if variant.kind == "auto":
         matrix = published(torch) or f"torch {torch} is newer than the tables"
         line = f"auto decides at install time; {matrix}"
-    elif pypi is not None:
-        line = pypi
     else:
         assert offer is not None  # torch, configured and locked, was asked first
         if offer.error is not None:
