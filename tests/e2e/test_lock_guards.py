@@ -633,3 +633,26 @@ def test_removing_torch_leaves_a_lock_the_check_passes(
     assert check.returncode == 0, check
     relock = run_inprocess(project, "torch-cuda", "lock")
     assert relock.returncode == 0, relock
+
+
+def test_an_install_locking_first_goes_on_past_another_variant_to_lock(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """lock-variants names cu126, whose index lacks the locked torch 2.14.1: an
+    install of cu129 that locked first failed on cu126's missing build, with the
+    advice to switch to a variant that has it, which cu129 is. The install locks
+    and installs its own variant; `lock --check` names the one left, and the
+    lock's failure names lock-variants, where the fix is."""
+    torch_cuda = 'variant = "cu129"\nlock-variants = ["cu126"]\n'
+    project = Project.create(tmp_path, index, DEPS, torch_cuda)
+    assert run_inprocess(project, "lock", env_extra=BOT).returncode == 0
+    result = run_inprocess(project, "install")
+    assert result.returncode == 0, result
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 1, check
+    assert "cu126 is not locked" in check.stderr, check
+    relock = run_inprocess(project, "torch-cuda", "lock")
+    assert relock.returncode == 1, relock
+    assert "cannot lock torch==2.14.1+cu126" in relock.stderr, relock
+    assert "or in lock-variants)" in relock.stderr, relock

@@ -299,9 +299,9 @@ class VariantLocker:
                 else f"has no build of {name} that matches (it offers {offered}"
                 + (f"; none accepts {accepts}" if matching else "")
                 + ").\n"
-                "Choose a variant that has it (`poetry torch-cuda switch <variant>`), "
-                "lock a version this variant offers, or check that the build exists "
-                "for this project's Pythons."
+                "Choose a variant that has it (`poetry torch-cuda switch <variant>`, "
+                "or in lock-variants), lock a version this variant offers, or check "
+                "that the build exists for this project's Pythons."
             )
             raise MissingBuildError(
                 f"cannot lock {name}{specifier} from {where}: the index {detail}"
@@ -689,7 +689,9 @@ def lock_project(
             )
         except (MissingBuildError, IndexUnavailableError) as error:
             if name not in optional:  # auto's candidates: only what the index has
-                raise
+                if write or name in {v.name for v in extra}:
+                    raise
+                continue  # an install locks what it installs; lock --check names it
             if isinstance(error, MissingBuildError):
                 missing.append(error)  # the index answered: it has no build
                 continue
