@@ -246,7 +246,8 @@ class VariantLocker:
             for dep, requirement, dep_marker in self._followed(node.files, node.extras):
                 seen[dep] = seen.get(dep, SpecifierSet()) & requirement.specifier
                 spec = requirement.specifier & specs.get(dep, SpecifierSet())
-                dep_version, dep_files = self._pick(url, dep, spec)
+                own = label if dep in self._configured else None  # as a root's
+                dep_version, dep_files = self._pick(url, dep, spec, own)
                 node.edges[(dep, dep_version)] = dep_marker
                 dep_extras = frozenset(requirement.extras)
                 dep_marker = node.markers.intersect(dep_marker)
