@@ -857,8 +857,6 @@ def settle(poetry: Poetry, io: IO, *, switched: bool = False) -> None:
     Raises:
         DriftError: a locked file now has another sha256 on the index.
     """
-    if not poetry.locker.is_locked():
-        return
     try:
         lock_project(poetry, io, reuse=switched)
     except TorchCudaError as error:
