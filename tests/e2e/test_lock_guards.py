@@ -656,3 +656,20 @@ def test_an_install_locking_first_goes_on_past_another_variant_to_lock(
     assert relock.returncode == 1, relock
     assert "cannot lock torch==2.14.1+cu126" in relock.stderr, relock
     assert "or in lock-variants)" in relock.stderr, relock
+
+
+def test_lock_check_passes_packages_listed_in_another_order(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``packages`` reordered (a formatter, a merge): the lock holds the same
+    builds and an install installs them, but `lock --check` failed ("packages is
+    now ['torchvision', 'torch'], torch-cuda.lock was made for [...]")."""
+    listed = 'variant = "cu129"\npackages = ["torch", "torchvision"]\n'
+    project = Project.create(tmp_path, index, DEPS, listed)
+    assert run_inprocess(project, "lock").returncode == 0
+    text = project.pyproject_text()
+    project.write_pyproject(
+        text.replace('"torch", "torchvision"', '"torchvision", "torch"')
+    )
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check

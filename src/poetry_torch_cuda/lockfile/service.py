@@ -497,7 +497,7 @@ def differences(
         reasons.append("poetry.lock changed since it was written (content-hash)")
     moved = [
         ("poetry.lock locks", _versions(current.locked), _versions(recorded.locked)),
-        ("packages is now", list(current.packages), list(recorded.packages)),
+        ("packages is now", sorted(current.packages), sorted(recorded.packages)),
     ]
     if whole:
         now, then = current.lock_variants, recorded.lock_variants
