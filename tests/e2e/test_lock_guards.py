@@ -673,3 +673,22 @@ def test_lock_check_passes_packages_listed_in_another_order(
     )
     check = run_inprocess(project, "torch-cuda", "lock", "--check")
     assert check.returncode == 0, check
+
+
+def test_lock_check_fails_on_a_poetry_lock_pyproject_toml_left_behind(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """pyproject.toml changed and poetry.lock was not re-locked: `poetry install`
+    and `export` refuse it in Poetry's words, but `lock --check` (the CI guard and
+    the pre-commit hook on pyproject.toml) said "torch-cuda.lock matches
+    poetry.lock" and passed."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    assert run_inprocess(project, "lock").returncode == 0
+    text = project.pyproject_text()
+    project.write_pyproject(text.replace('"torchvision"', '"torchvision==0.28.0"'))
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 1, check
+    assert " ".join(check.stderr.split()) == (
+        "pyproject.toml changed significantly since poetry.lock was last generated. "
+        "Run `poetry lock` to fix the lock file."
+    ), check

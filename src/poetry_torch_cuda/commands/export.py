@@ -109,7 +109,6 @@ class ExportCommand(ReportsErrors, GroupCommand):
 
     def work(self) -> int:
         config = configured(self.poetry.pyproject.data)
-        locked.check_fresh(self.poetry)  # as poetry install and poetry export do
         fmt = self.option("format")
         if fmt not in FORMATS:
             raise TorchCudaError(

@@ -757,9 +757,11 @@ def entry_for(
     the whole file, every entry and ``lock-variants`` (``lock --check``).
 
     Raises:
-        TorchCudaError: poetry.lock does not exist, or torch-cuda.lock cannot be read.
+        TorchCudaError: poetry.lock does not exist or is stale (Poetry installs
+            nothing then), or torch-cuda.lock cannot be read.
     """
     locked.require_lock(poetry)
+    locked.check_fresh(poetry)
     selected = locked.selected_packages(poetry)
     current = _current_inputs(poetry, config, selected)
     lock = read_lock(lock_path(poetry))
