@@ -838,7 +838,7 @@ def _roots_for(
         name = canonicalize_name(requirement.name)
         wanted = parse_marker(str(requirement.marker or ""))
         extras = frozenset(requirement.extras)
-        found = [(p, m) for p, m in selected if p.name == name]
+        found = [(p, m) for p, m in built_for(selected, variant) if p.name == name]
         if not found and requirement.specifier:
             roots.append(Root(name, None, requirement.specifier, extras, str(wanted)))
         for package, marker in found:
@@ -848,6 +848,16 @@ def _roots_for(
                 markers = str(wanted.intersect(marker))
                 roots.append(Root(name, version, SpecifierSet(), extras, markers))
     return roots
+
+
+def built_for(selected: Selected, variant: Variant) -> Selected:
+    """``selected`` but what poetry.lock locks only where ``variant`` has no builds
+    (a torch pinned for macOS): Poetry installs PyPI's build there."""
+    from poetry.core.version.markers import parse_marker
+
+    platforms = [p for p in ("linux", "win32") if not variant.not_built_for(p)]
+    built = parse_marker(" or ".join(f'sys_platform == "{p}"' for p in platforms))
+    return [(p, m) for p, m in selected if not built.intersect(m).is_empty()]
 
 
 def settle(poetry: Poetry, io: IO, *, switched: bool = False) -> None:

@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
 from poetry_torch_cuda.index.offers import OfferFinder
+from poetry_torch_cuda.lockfile.service import built_for
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import driver_needs
 from poetry_torch_cuda.machine.detection import predates
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
 def show_lock_view(ctx: RunContext) -> None:
     """Print the missing-build warnings, the variant line and the fleet lines."""
     config, io, variant = ctx.config, ctx.io, ctx.config.variant
-    locked = dict(locked_versions(selected_packages(ctx.poetry), config.package_names))
+    selected = built_for(selected_packages(ctx.poetry), variant)  # not macOS' pins
+    locked = dict(locked_versions(selected, config.package_names))
     newest = {n: _public(max(v, key=version_key)) for n, v in locked.items()}
     # Poetry installs PyPI's torch where the variant has no builds: the hooks said so.
     if variant.kind != "auto" and left_to_pypi(variant, sys.platform) is not None:
