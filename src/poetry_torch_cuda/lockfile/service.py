@@ -605,12 +605,11 @@ def lock_project(
     auth: IndexAuthenticator | None = None,
     write: bool = True,
     keep: Mapping[str, Any] | None = None,
-) -> TorchCudaLock | None:
+) -> TorchCudaLock:
     """Lock every wanted variant (and ``extra``) and (``write``) write torch-cuda.lock.
 
     ``reuse`` keeps the entries that still match without asking the index;
     ``auth``, ``keep``: the authenticator and markers of the install that locks.
-    Returns ``None`` when there was nothing to lock.
 
     Raises:
         TorchCudaError: poetry.lock does not exist.
@@ -648,16 +647,14 @@ def lock_project(
             )
         )
     path = lock_path(poetry)
-    hashes: dict[tuple[str, str], set[str]] = {}  # the sha256s locked before
+    # The sha256s locked before, line by line: a damaged file's too (a merge conflict).
+    hashes = {} if accept_drift else recorded_hashes(path)
     try:
         previous = None if accept_drift else read_lock(path)
-    except LockFileError as error:  # a damaged one's, line by line (a merge conflict)
-        hashes = recorded_hashes(path)
+    except LockFileError as error:
         if not hashes:  # nothing to compare the index with: its words say so
             raise LockError(str(error)) from None
         previous = None
-    for v in previous.variants if previous else ():
-        hashes |= {(v.name, f[0]): {f[2]} for p in v.packages for f in p.files}
     selected = locked.selected_packages(poetry)
     current = _current_inputs(poetry, config, selected)
     kept = {  # the entries that still match, when reused
@@ -704,10 +701,8 @@ def lock_project(
                 down[name] = error
     if down and (write or not variants):  # an install: lock --check names them
         raise next(iter(down.values()))
-    if not variants and missing:  # no candidate has it: the first one's words
+    if not variants:  # no candidate of auto's has it: the first one's words
         raise missing[0]
-    if not variants:
-        return None
     # What auto locked is recorded beside it, so lock --check finds a lost entry.
     chosen = {v.name for v in variants} & (_auto_choices() if auto else set())
     wanted = tuple(sorted({*current.lock_variants, *chosen, *down}))
@@ -757,8 +752,7 @@ def entry_for(
     the whole file, every entry and ``lock-variants`` (``lock --check``).
 
     Raises:
-        TorchCudaError: poetry.lock does not exist or is stale (Poetry installs
-            nothing then), or torch-cuda.lock cannot be read.
+        TorchCudaError: poetry.lock is missing or stale, or torch-cuda.lock unreadable.
     """
     locked.require_lock(poetry)
     locked.check_fresh(poetry)
@@ -810,8 +804,8 @@ def locked_entry(
         write=False,
         keep=markers,
     )
-    entry = made.variant(variant.name) if made else None
-    assert made is not None and entry is not None  # lock_project raised instead
+    entry = made.variant(variant.name)
+    assert entry is not None  # lock_project raised instead
 
     def write() -> None:
         # Into a file another run rewrote meanwhile for the same poetry.lock, this
