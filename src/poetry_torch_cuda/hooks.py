@@ -167,7 +167,8 @@ class CommandHooks:
                 if relocks:
                     from poetry_torch_cuda.lockfile.service import settle
 
-                    settle(ctx.poetry, ctx.io)
+                    keep = None if command.name == "lock" else ctx.env.marker_env
+                    settle(ctx.poetry, ctx.io, keep=keep)  # an install's wheels stay
                 if command.name in ("lock", "update"):
                     _check_lock(ctx)
             if guard is not None and guard.locked is not None:

@@ -111,3 +111,19 @@ def test_an_install_that_locks_first_downloads_each_wheel_once(
     result = project.run("install")
     assert project.installed()["torch"] == "2.14.1+cu129", describe(result)
     assert index.requests.count(TORCH) == 1, index.requests
+
+
+def test_a_first_install_without_poetry_lock_downloads_each_wheel_once(
+    project: Project, index: IndexServer
+) -> None:
+    """A first ``poetry install`` without poetry.lock (Poetry locks, then the plugin
+    locks torch-cuda.lock and installs) read each wheel for its METADATA into TMPDIR
+    and downloaded it again to install it: the lock keeps what the install needs."""
+    project.lockfile.unlink()
+    (project.path / "torch-cuda.lock").unlink()
+    shutil.rmtree(Path(project.env["POETRY_CACHE_DIR"]) / "poetry-torch-cuda")
+    index.serve_metadata = False
+    index.clear_requests()
+    result = project.run("install")
+    assert project.installed()["torch"] == "2.14.1+cu129", describe(result)
+    assert index.requests.count(TORCH) == 1, index.requests

@@ -7,9 +7,11 @@ import dataclasses
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from contextlib import suppress
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 NAMES = ("nvidia-cublas-cu12", "nvidia-cudnn-cu12", "nvidia-nccl-cu12", "torch")
+TORCH = "/whl/cu129/torch/torch-1.0+cu129-py3-none-any.whl"
 
 
 @pytest.fixture
@@ -333,22 +336,69 @@ def test_a_file_the_mirror_lacks_names_the_lock_that_holds_its_hash(
     assert f"(sha256 {poetrys.sha256} in poetry.lock)" in message
 
 
-def test_a_retry_after_given_as_a_date_says_so_not_could_not_connect(
-    served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
+@pytest.mark.parametrize("later", [600, 3600])
+def test_an_index_asking_for_a_long_wait_fails_at_once_with_it(
+    served: tuple[IndexServer, list[LockedFile]], tmp_path: Path, later: int
 ) -> None:
-    """RFC 9110 lets 429/503 say ``Retry-After`` as an HTTP date: Poetry's retry
-    reads only seconds and raises, and the download said "could not connect"."""
+    """429 with ``Retry-After: 600`` (or an HTTP date an hour ahead, RFC 9110):
+    Poetry's retry slept the header five times (50 minutes; a date raised and was
+    worded as a failed connection). A wait past a minute is not waited out: one
+    request, and the index, its status and the wait it asks for are said."""
     index, items = served
-    index.fail_paths["/whl/cu129/torch/"] = 503
-    index.fail_retry_after = "Thu, 01 Jan 1970 00:00:00 GMT"
+    index.fail_paths["/whl/cu129/torch/"] = 429
+    index.fail_retry_after = (
+        "600" if later == 600 else formatdate(time.time() + later, usegmt=True)
+    )
+    started = time.monotonic()
     with pytest.raises(DownloadError) as raised:
         fetch(items[-1:], tmp_path / "artifacts")
+    assert time.monotonic() - started < 30
+    assert [p for p in index.requests if p.startswith("/whl/")] == [TORCH]
     message = " ".join(str(raised.value).split())
-    assert (
-        f"127.0.0.1:{index.port} failed and said when to retry (Retry-After). Run the "
-        "command again later, or tell whoever runs the index."
-    ) in message, message
-    assert "could not connect" not in message
+    wait = "600" if later == 600 else r"3[56]\d\d"  # the date's seconds, rounded
+    assert re.search(
+        rf"from {re.escape(items[-1].url)}: the index failed with HTTP 429 \(too many "
+        rf"requests\), asking to wait {wait} s \(Retry-After\)\. Run "
+        "the command again later, or tell whoever runs the index.",
+        message,
+    ), message
+
+
+def test_short_waits_are_waited_for_until_they_reach_the_cap(
+    served: tuple[IndexServer, list[LockedFile]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Retry-After within the cap is waited for, attempt after attempt, as Poetry
+    does; the attempt whose pauses would pass it ends with the index's answer."""
+    from poetry_torch_cuda.index import client
+
+    monkeypatch.setattr(client, "WAIT", 3.0)
+    index, items = served
+    index.fail_paths["/whl/cu129/torch/"] = 503
+    index.fail_retry_after = "1"
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as raised:
+        fetch(items[-1:], tmp_path / "artifacts")
+    assert time.monotonic() - started >= 3
+    assert index.requests == [TORCH] * 4  # 1 s, 2 s, 3 s in all; 4 s would pass 3
+    assert "HTTP 503 (a server error), asking to wait 1 s (Retry-After)" in " ".join(
+        str(raised.value).split()
+    )
+
+
+def test_a_mirrors_page_is_asked_once_as_every_page_is(
+    served: tuple[IndexServer, list[LockedFile]], tmp_path: Path
+) -> None:
+    """A per-run mirror's page (POETRY_TORCH_CUDA_INDEX_URL) answering 503 was
+    asked six times with Poetry's retries, where every other page is asked once."""
+    index, items = served
+    index.fail_paths["/whl/cu129/torch/"] = 503
+    index.fail_retry_after = "0"
+    with pytest.raises(DownloadError) as raised:
+        fetch(items[-1:], tmp_path / "artifacts", mirror=index.whl_url("cu129"))
+    assert index.requests == ["/whl/cu129/torch/"]
+    assert "the index failed with HTTP 503 (a server error)" in str(raised.value)
 
 
 def test_netrc_credentials_never_go_over_plain_http(

@@ -3,9 +3,9 @@
 Every request of the plugin takes its credentials from :class:`IndexAuthenticator`
 (Poetry's rules, never https credentials over http, plus those written in an
 ``index-url``, never printed). Pages are parsed by Poetry's PEP 691/503 link
-sources and cached; every failed request is worded here. Checks and choices ask
-a page once with :data:`TIMEOUT`, and a host that could not be reached is not
-asked again for :data:`REMEMBER_SECONDS`.
+sources and cached; every failed request is worded here. Every page is asked
+once with :data:`TIMEOUT`, and a host that could not be reached is not asked
+again for :data:`REMEMBER_SECONDS`; a file waits for a Retry-After up to :data:`WAIT`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import asdict
 from dataclasses import dataclass
+from email.utils import mktime_tz
+from email.utils import parsedate_tz
 from pathlib import Path
 from typing import IO
 from typing import TYPE_CHECKING
@@ -69,6 +71,8 @@ ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.01"
 TIMEOUT = 4.0
 #: How long a page read, or a host that could not be reached, is not asked again.
 REMEMBER_SECONDS = 600.0
+#: Seconds one request waits in all as Retry-After asks (429, 5xx); longer: said.
+WAIT = 60.0
 _UNREACHABLE = "unreachable.json"
 #: Where the index cannot be reached from this machine directly, or at all.
 _MIRROR = (
@@ -101,7 +105,7 @@ _NO_ANSWER = (
     ("refused", "{host} refused the connection", _CHECK_NETWORK),
     ("broken", "the connection to {host} broke off", "Run the command again."),
     ("redirects", "{host} redirected in a loop", _CHECK_NETWORK),
-    # Poetry's retry raises on a Retry-After that is no number of seconds (a date).
+    # Poetry's own retry (poetry.lock's source) raises on a Retry-After date.
     ("string to float", "{host} failed and said when to retry (Retry-After)", _LATER),
     (
         "ssl|certificate",
@@ -187,6 +191,15 @@ class IndexAuthenticator(Authenticator):
         session.send = checked  # type: ignore[method-assign]  # redirects too
         return session
 
+    def _get_backoff(self, response: requests.Response | None, attempt: int) -> float:
+        """Poetry's pause before its next attempt (a Retry-After date too); ``attempt``
+        pauses this long past :data:`WAIT` make the answer final (HTTPError)."""
+        said = retry_after(response)
+        delay = 0.5 * attempt if said is None else said
+        if response is not None and attempt * delay > WAIT:
+            raise requests.HTTPError(response=response)
+        return delay
+
     def _get_repository_config_for_url(
         self, url: str, exact_match: bool = False
     ) -> AuthenticatorRepositoryConfig | None:
@@ -238,6 +251,15 @@ def variant_authenticator(
     found = IndexAuthenticator(poetry_config, sources)
     found.take_off(url)
     return found
+
+
+def retry_after(response: requests.Response | None) -> float | None:
+    """Seconds ``response``'s Retry-After asks to wait (RFC 9110: seconds or a date)."""
+    said = "" if response is None else response.headers.get("Retry-After", "").strip()
+    if said.isdigit():
+        return float(said)
+    date = parsedate_tz(said)
+    return None if date is None else max(0.0, mktime_tz(date) - time.time())
 
 
 def artifact(config: Config, url: str, sha256: str, filename: str) -> Path:
@@ -292,12 +314,14 @@ def http_failure(
     url: str = "",
     answered: str | None = None,
     listed: bool = False,
+    wait: float | None = None,
 ) -> tuple[str, str]:
     """``(cause, advice)`` for an HTTP error status (never a page's 404: that is a
     project the index lacks); ``project``: what was asked; ``auth``: the
     authenticator the request to ``url`` went through (``answered``: where it
     ended), for advice that names the source, its variables and whether
-    credentials went (none given: not known); ``listed``: a page lists it (a lock)."""
+    credentials went (none given: not known); ``listed``: a page lists it (a lock);
+    ``wait``: the seconds a 429/5xx asked to wait (Retry-After)."""
     about = f" for {project}" if project else ""
     words = f"the index answered HTTP {status}{about}"
     fix = "Check the index URL, then run the command again."
@@ -343,6 +367,8 @@ def http_failure(
     elif status == 429 or status >= 500:
         cause = "too many requests" if status == 429 else "a server error"
         words = f"the index failed with HTTP {status} ({cause})"
+        if wait:
+            words += f", asking to wait {wait:.0f} s (Retry-After)"
         fix = _LATER
     return words, fix
 
@@ -422,14 +448,9 @@ def project_client(
     poetry: Poetry, *, refresh: bool = False, auth: IndexAuthenticator | None = None
 ) -> IndexClient:
     """The index client for checks and choices in a project: its Poetry config and
-    sources (``auth``: an install's authenticator instead), one attempt per page,
-    never Poetry's retries. The attempt waits :data:`TIMEOUT`, or as long as
-    ``POETRY_REQUESTS_TIMEOUT`` says when it is set (the advice a timeout gives)."""
+    sources (``auth``: an install's authenticator instead)."""
     sources = [(source.name, source.url) for source in poetry.get_sources()]
-    timeout = float(os.environ.get("POETRY_REQUESTS_TIMEOUT") or TIMEOUT)
-    return IndexClient(
-        poetry.config, sources, refresh=refresh, timeout=timeout, auth=auth
-    )
+    return IndexClient(poetry.config, sources, refresh=refresh, auth=auth)
 
 
 class IndexClient:
@@ -441,15 +462,14 @@ class IndexClient:
         sources: Iterable[tuple[str, str]] = (),
         *,
         refresh: bool = False,
-        timeout: float | None = None,
         auth: IndexAuthenticator | None = None,
     ) -> None:
-        """``config``: Poetry's (``None``: the user's); ``timeout``: one attempt of that
-        many seconds per page, and an unreachable host remembered for a while,
-        instead of Poetry's retries."""
+        """``config``: Poetry's (``None``: the user's). A page is asked once, never
+        with Poetry's retries, for :data:`TIMEOUT` or ``POETRY_REQUESTS_TIMEOUT``
+        seconds (the advice a timeout gives); a host that did not answer is noted."""
         self.auth = auth or IndexAuthenticator(config, sources)
         self._refresh = refresh
-        self._timeout = timeout
+        self._timeout = float(os.environ.get("POETRY_REQUESTS_TIMEOUT") or TIMEOUT)
         self._memory: dict[tuple[str, str], ProjectFiles] = {}
         cache = Path(str(self.auth.config.get("cache-dir"))).expanduser()
         self.cache_dir = cache / "poetry-torch-cuda" / "index"
@@ -495,16 +515,16 @@ class IndexClient:
     def _get(
         self, url: str, *, page: bool = True, listed: bool = False
     ) -> requests.Response:
-        """``url``'s answer (a page's, a missing one too): one short attempt where a
-        timeout is set (a host that failed a moment ago is not asked again), else
-        Poetry's request with its retries; a file's as sent (``listed``: by a page)."""
+        """``url``'s answer (a page's, a missing one too): a page's in one short
+        attempt (a host that failed a moment ago is not asked again), a file's by
+        Poetry's request with its retries, as sent (``listed``: by a page)."""
         timeout = self._timeout if page else None
-        if timeout is not None and not self._refresh:
+        if page and not self._refresh:
             remembered = recall(self.cache_dir, url)
             if remembered is not None:
                 raise remembered
         try:
-            if timeout is not None:  # as Authenticator.request, without its retries
+            if page:  # as Authenticator.request, without its retries
                 found = self.auth.get_credentials_for_url(url)
                 pair = (found.username or "", found.password or "")
                 certs = self.auth.get_certs_for_url(url)
@@ -520,23 +540,26 @@ class IndexClient:
             else:
                 # A new dict each time: Poetry 2.0 writes the Authorization header
                 # into the dict it is given, which would then go to every host.
-                sent = {"Accept": ACCEPT} if page else {"Accept-Encoding": "identity"}
+                sent = {"Accept-Encoding": "identity"}
                 response = self.auth.request(
-                    "get", url, raise_for_status=False, headers=sent, stream=not page
+                    "get", url, raise_for_status=False, headers=sent, stream=True
                 )
+        except requests.HTTPError as later:  # asked to wait past WAIT: final now
+            assert later.response is not None  # _get_backoff's, with its answer
+            response = later.response
         except Exception as error:  # noqa: BLE001 - requests', Poetry's "all attempts"
             # Remembered: no answer; not one broken off, a loop, TLS failing.
             silent = isinstance(error, (requests.ConnectionError, requests.Timeout))
             if silent and timeout and not isinstance(error, SSLError):
                 remember(self.cache_dir, url, error, timeout)
             raise unavailable(url, error, timeout) from None
-        if timeout is not None and self._refresh:
+        if page and self._refresh:
             remember(self.cache_dir, url, None)
         if (status := response.status_code) >= 400:
             answered = response.url or url
             if not page or not missing(status, self.auth, url, answered):
                 raise unavailable(
-                    url, status, auth=self.auth, answered=answered, listed=listed
+                    url, response, auth=self.auth, answered=answered, listed=listed
                 )
         return response
 
@@ -705,15 +728,16 @@ def _is_variant(filename: str) -> bool:
 
 def unavailable(
     url: str,
-    failure: BaseException | int,
+    failure: BaseException | requests.Response,
     timeout: float | None = None,
     after: str = "",
     **asked: Any,
 ) -> IndexUnavailableError:
-    """The one wording of an HTTP status (``asked``: :func:`http_failure`'s) or of
-    no answer from ``url`` (``after``: how far its body came): cause and way on."""
-    if isinstance(failure, int):
-        words, fix = http_failure(failure, url=url, **asked)
+    """The one wording of an HTTP error answer (``asked``: :func:`http_failure`'s) or
+    of no answer from ``url`` (``after``: how far its body came): cause and way on."""
+    if isinstance(failure, requests.Response):
+        wait = retry_after(failure)
+        words, fix = http_failure(failure.status_code, url=url, wait=wait, **asked)
         error = IndexUnavailableError(f"{mask_url(url)}: {words}. {fix}")
     else:
         timeout = timeout or float(constants.REQUESTS_TIMEOUT)

@@ -183,7 +183,7 @@ def poetry_links(poetry: Poetry, package: Package) -> list[Link]:
         return repository.find_links_for_package(package)
     except (RepositoryError, RequestException, ValueError) as error:
         response = getattr(error.__context__ or error, "response", None)
-        failure = error if response is None else response.status_code
+        failure = error if response is None else response
         url = getattr(repository, "url", repository.name)
         found = unavailable(url, failure, project=package.name)
         raise TorchCudaError(

@@ -854,17 +854,24 @@ def built_for(selected: Selected, variant: Variant) -> Selected:
     return [(p, m) for p, m in selected if not built.intersect(m).is_empty()]
 
 
-def settle(poetry: Poetry, io: IO, *, switched: bool = False) -> None:
+def settle(
+    poetry: Poetry,
+    io: IO,
+    *,
+    switched: bool = False,
+    keep: Mapping[str, Any] | None = None,
+) -> None:
     """Make torch-cuda.lock what ``poetry torch-cuda lock`` would write after Poetry
     rewrote poetry.lock or ``switch`` recorded a variant (``switched``), keeping the
-    entries still fresh. A failure to lock is a warning (``lock --check`` names what
-    is left to do), except a changed hash of a locked file after ``poetry lock``.
+    entries still fresh (``keep``: an installing environment's markers, as for
+    :func:`lock_project`). A failure to lock is a warning (``lock --check`` names
+    what is left to do), except a changed hash of a locked file after ``poetry lock``.
 
     Raises:
         DriftError: a locked file now has another sha256 on the index.
     """
     try:
-        lock_project(poetry, io, reuse=switched)
+        lock_project(poetry, io, reuse=switched, keep=keep)
     except TorchCudaError as error:
         if not switched and (
             isinstance(error, DriftError)
