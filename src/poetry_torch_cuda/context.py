@@ -17,6 +17,7 @@ from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.locked import locked_state
+from poetry_torch_cuda.project.locked import reread
 from poetry_torch_cuda.project.selection import LockView
 from poetry_torch_cuda.project.selection import Selection
 
@@ -104,9 +105,7 @@ class RunContext:
 
     def after_wait(self) -> tuple[TorchCudaConfig, Variant, LockedState, Poetry] | None:
         """After a wait: the project read again (``None``: no table, or disabled)."""
-        from poetry.factory import Factory
-
-        poetry = Factory().create_poetry(self.poetry.pyproject_path.parent)
+        poetry = reread(self.poetry)
         config = load_config(poetry.pyproject.data)
         if config is None:
             return None

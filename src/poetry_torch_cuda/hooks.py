@@ -145,13 +145,16 @@ class CommandHooks:
         ctx = RunContext(command.poetry, command.env, event.io, config)
         # `auto` is resolved in the after-step, once the lock says which torch.
         guard = None
+        if relocks := command.name in RELOCKS or not command.poetry.locker.is_locked():
+            from poetry_torch_cuda.lockfile.model import lock_path
+
+            lock_path(command.poetry)  # refused before Poetry writes poetry.lock
         if (no_builds := left_to_pypi(config.variant, sys.platform)) is not None:
             ctx.warn(f"{no_builds}.")  # torch-cuda.lock follows poetry.lock still
         elif command.name != "lock":
             guard = OperationGuard(ctx)
             executor = command.installer.executor
             executor.execute = partial(guard.execute, executor.execute)  # type: ignore[method-assign]
-        relocks = command.name in RELOCKS or not command.poetry.locker.is_locked()
         self._runs[id(command)] = (ctx, guard, relocks)
 
     def on_terminate(self, event: ConsoleTerminateEvent) -> None:

@@ -7,10 +7,14 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING
 
+from tests.support.gpus import RTX_4090
+from tests.support.gpus import gpu
 from tests.support.inprocess import run_inprocess
 
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.support.fixtures import ProjectFactory
     from tests.support.poetry_project import Project
 
@@ -42,6 +46,38 @@ def test_verify_takes_the_options_an_image_was_installed_with(
     assert "`poetry install` (or" not in out, told
     bad = run_inprocess(project, "torch-cuda", "verify", "--with", "nope")
     assert bad.returncode == 1 and "Group(s) not found: nope" in bad.stderr, bad
+
+
+def test_auto_picks_for_torch_in_an_optional_group_as_status_does(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """torch only in an optional group: ``verify`` and ``switch`` resolved auto from
+    the default groups, without the locked torch, and named cu132, which the
+    index has no torch 2.14.1 for, where ``status``, ``detect`` and ``variants``
+    (and an install ``--with gpu``) pick cu130; ``verify`` then told to run
+    `poetry install`, which installs no torch here."""
+    project = project_factory({"filelock": "*"}, 'variant = "auto"')
+    gpu_group = "[tool.poetry.group.gpu]\noptional = true\n"
+    torch_in_it = '[tool.poetry.group.gpu.dependencies]\ntorch = "*"\n'
+    project.write_pyproject(f"{project.pyproject_text()}\n{gpu_group}\n{torch_in_it}")
+    locked_without_venv(project)
+    env = gpu(tmp_path, RTX_4090, driver="580.65.06")
+    status = run_inprocess(project, "torch-cuda", "status", env_extra=env)
+    assert "auto -> cu130" in status.stdout, status
+    for options in ((), ("--with", "gpu")):
+        verify = run_inprocess(project, "torch-cuda", "verify", *options, env_extra=env)
+        assert " cu130 in (no environment yet)" in verify.stdout + verify.stderr, verify
+        switch = ("torch-cuda", "switch", "auto", "--dry-run", *options)
+        dry = run_inprocess(project, *switch, env_extra=env)
+        assert "would switch to auto (auto: cu130)" in dry.stdout, dry
+    assert "cu132" not in verify.stdout + verify.stderr + dry.stdout
+    # Without the option nothing is to be installed: no `poetry install` fixes that.
+    verify = run_inprocess(project, "torch-cuda", "verify", env_extra=env)
+    said = " ".join(verify.stdout.split())
+    assert (
+        "torch is not installed (in the lock, only in group gpu, not selected" in said
+    )
+    assert "`poetry install` (or" not in said, verify
 
 
 def test_the_advice_for_a_group_left_out_undoes_the_options_given(

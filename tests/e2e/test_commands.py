@@ -367,7 +367,7 @@ def test_status_check_fails_on_another_build_of_a_package_the_lock_lacks(
     # `poetry install` installs nothing the lock lacks: not the build's requirements
     assert (
         "Warning: torch 2.14.1+cu129 requires triton, which is not installed, nor "
-        "locked: `poetry add torch` locks it"
+        "locked; `poetry add torch` locks it"
     ) in result.stdout, result
     assert "run `poetry install`" not in result.stdout, result
     data = run_json(project, "torch-cuda", "status", env=env)

@@ -385,6 +385,26 @@ def test_a_run_plans_from_the_environment_as_it_is_under_its_lock(
     assert project.installed()["torch"] == "2.14.1+cu129"
 
 
+def test_a_run_that_waited_reads_the_project_again_with_its_options(
+    cu129_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``poetry install --no-cache`` that waited for another run read the project
+    again with Poetry's cache on, for poetry.lock's sources too."""
+    from cleo.io.buffered_io import BufferedIO
+    from poetry.factory import Factory
+    from poetry.utils.env import VirtualEnv
+
+    from poetry_torch_cuda.context import RunContext
+
+    _, config = in_project(cu129_project, monkeypatch)
+    poetry = Factory().create_poetry(cu129_project.path, disable_cache=True)
+    ctx = RunContext(poetry, VirtualEnv(cu129_project.venv), BufferedIO(), config)
+
+    assert ctx.after_wait() is not None
+    assert ctx.poetry is not poetry
+    assert ctx.poetry.disable_cache
+
+
 def test_an_entry_whose_marker_excludes_this_environment_is_left_to_poetry(
     project_factory: ProjectFactory,
 ) -> None:

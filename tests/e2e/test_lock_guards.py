@@ -25,6 +25,7 @@ from tests.support.fixtures import served
 from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
+from tests.support.untouched import untouched
 
 
 if TYPE_CHECKING:
@@ -246,6 +247,31 @@ def test_lock_over_an_unreadable_lock_says_so(
     assert result.returncode == 1, result
     assert f"torch-cuda.lock cannot be read (Is a directory): {path}." in (
         " ".join(result.stderr.split())
+    ), result
+
+
+@pytest.mark.parametrize("args", [("lock",), ("remove", "--lock", "torchvision")])
+def test_a_relock_over_an_unreadable_lock_fails_before_poetry_lock_changes(
+    tmp_path: Path, index: IndexServer, args: tuple[str, ...]
+) -> None:
+    """A folder where torch-cuda.lock should be: ``poetry lock`` (or ``remove
+    --lock``) wrote poetry.lock (and pyproject.toml), then failed on the file. It
+    is refused before Poetry writes anything, in the one message with the fix."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    assert run_inprocess(project, "lock").returncode == 0
+    path = project.path / "torch-cuda.lock"
+    path.unlink()
+    path.mkdir()
+    project.write_pyproject(
+        project.pyproject_text().replace('"torchvision"', '"torchvision>=0.1"')
+    )
+    with untouched(project):
+        result = run_inprocess(project, *args)
+    assert result.returncode == 1, result
+    assert " ".join(result.stderr.split()) == (
+        f"torch-cuda.lock cannot be read (Is a directory): {path}. Make it a file "
+        "you can read (its permissions, or remove what is in its place and run "
+        "`poetry torch-cuda lock`), then run the command again."
     ), result
 
 
@@ -622,12 +648,21 @@ def test_removing_torch_leaves_a_lock_the_check_passes(
     """``poetry remove`` of what brought torch, the table kept: with ``auto``,
     torch-cuda.lock was left stale without a word and ``poetry torch-cuda lock``
     failed ("No configured package is locked in poetry.lock."), so the check
-    stayed red; a fixed variant wrote an entry of 0 packages. Both do that."""
+    stayed red; a fixed variant wrote an entry of 0 packages. Both do that, but
+    auto, which wrote one such entry for each of its 18 candidates: it writes none,
+    and says why in one line."""
     project = Project.create(tmp_path, index, DEPS, f'variant = "{variant}"\n')
     assert run_inprocess(project, "lock").returncode == 0
     removed = run_inprocess(project, "remove", "--lock", "needs-torch", "torchvision")
     assert removed.returncode == 0, removed
-    assert "wrote torch-cuda.lock" in removed.stdout, removed
+    said = "torch-cuda: wrote torch-cuda.lock (cu129: 0 packages, 0 files)\n"
+    if variant == "auto":
+        said = (
+            "torch-cuda: wrote torch-cuda.lock (no variant: poetry.lock locks no "
+            "configured package)\n"
+        )
+        assert "[[variant]]" not in lock_bytes(project).decode()
+    assert removed.stdout.endswith(said), removed
     assert 'name = "torch"' not in lock_bytes(project).decode()
     check = run_inprocess(project, "torch-cuda", "lock", "--check")
     assert check.returncode == 0, check

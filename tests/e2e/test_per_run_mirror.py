@@ -96,3 +96,15 @@ def test_lock_check_fails_a_lock_holding_mirror_urls(
     assert "is locked at the per-run mirror" in installed.stdout, describe(installed)
     assert "never written through the per-run mirror" in installed.stderr
     assert path.read_text() == text
+
+
+def test_a_blank_mirror_variable_is_no_mirror(
+    project: Project, index: IndexServer
+) -> None:
+    """The configuration ignores a blank ``POETRY_TORCH_CUDA_INDEX_URL``; the install
+    took it for a mirror and looked the locked files up on the index's pages, which
+    here list another sha256: it failed, telling the user to unset the variable."""
+    index.bad_hash_paths.add("/whl/cu129/torch/")
+    result = project.run("install", env_extra={MIRROR: "  "}, check=False)
+    assert result.returncode == 0, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu129"

@@ -8,6 +8,7 @@ fake torch refuses to import without its library, as the real one does.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -126,6 +127,9 @@ def test_status_and_verify_name_a_distribution_whose_files_are_gone(
 
     assert status.returncode == 1, status
     assert "nvidia-cudnn-cu13: 1 of its files missing" in status.stdout + status.stderr
+    # a size other than RECORD's is a stat away: status names the changed file too
+    changed = "nvidia-cudnn-cu13: 1 of its files changed since install"
+    assert changed in status.stdout + status.stderr, status
     # status words the cause and the fix as verify does
     assert (
         "an interrupted install left it incomplete; `poetry torch-cuda sync --force` "
@@ -134,7 +138,7 @@ def test_status_and_verify_name_a_distribution_whose_files_are_gone(
     assert verify.returncode == 1, describe(verify)
     output = verify.stdout + verify.stderr
     assert "nvidia-cudnn-cu13: 1 of its files missing" in output, describe(verify)
-    assert "nvidia-cudnn-cu13: 1 of its files changed since install" in output
+    assert changed in output, describe(verify)
 
 
 def test_status_and_verify_name_a_distribution_whose_record_is_gone(
@@ -231,6 +235,49 @@ def test_a_wheel_the_build_requires_and_lacks_fails_status(
     assert _import_torch(project) == "2.13.0+cu130"
     status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert status.returncode == 0, status
+
+
+def test_verify_fails_as_status_on_a_wheel_the_build_lacks_or_rejects(
+    tmp_path: Path, shared_index: IndexServer
+) -> None:
+    """torch imports without triton and with another cuBLAS (a hand `pip install`),
+    so only the build's requirements tell: verify fails with status's words."""
+    project, env = _installed(tmp_path, shared_index)
+    project.pip("uninstall", "-y", "triton")
+    simple = f"{shared_index.url}/simple/"
+    project.pip(
+        "install", "--no-deps", "--index-url", simple, "nvidia-cublas==13.1.0.3"
+    )
+    said = [
+        (
+            "torch 2.13.0+cu130 depends on nvidia-cublas==13.0.2.14; platform_system == "
+            '"Linux" and platform_machine == "x86_64", but nvidia-cublas 13.1.0.3 is '
+            "installed"
+        ),
+        "torch 2.13.0+cu130 requires triton, which is not installed",
+    ]
+    fixes = [
+        "`poetry torch-cuda sync --force` reinstalls the build",
+        "run `poetry install`",
+    ]
+
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    verify = project.run("torch-cuda", "verify", check=False, env_extra=env)
+    data = project.run("torch-cuda", "verify", "--json", check=False, env_extra=env)
+
+    assert status.returncode == 1, status
+    for problem, fix in zip(said, fixes):
+        assert f"Warning: {problem}; {fix}" in status.stdout.replace("\n", " "), status
+    assert verify.returncode == 1, describe(verify)
+    for problem, fix in zip(said, fixes):
+        assert f"FAIL {problem}\n       fix:   {fix}\n" in verify.stdout, describe(
+            verify
+        )
+    assert data.returncode == 1, describe(data)
+    checks = json.loads(data.stdout)["checks"]
+    assert [(c["message"], c["fix"]) for c in checks if c["status"] == "fail"] == list(
+        zip(said, fixes)
+    )
 
 
 def test_a_wheel_the_configured_build_needs_is_no_orphan_to_status(

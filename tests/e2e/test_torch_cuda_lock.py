@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sys
+import threading
 import zipfile
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from tests.support.processes import captured
 from tests.support.processes import finish
 from tests.support.processes import running
 from tests.support.processes import start_poetry
+from tests.support.processes import wait_for
 from tests.support.processes import wait_for_request
 
 
@@ -640,5 +642,47 @@ def test_an_install_that_writes_poetry_lock_writes_torch_cuda_lock(
     assert result.returncode == 0, result
     assert "wrote torch-cuda.lock (cu129: " in result.stdout, result
     assert project.installed()["torch"] == "2.14.1+cu129"
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check
+
+
+@pytest.mark.parametrize("then", [("torch-cuda", "lock"), ("lock",)])
+def test_two_locks_at_once_leave_the_lock_of_the_project_as_it_is_last(
+    own_index: IndexServer, kept_cu129: Kept, then: tuple[str, ...]
+) -> None:
+    """``poetry torch-cuda lock``, then another lock (``poetry lock``, which read
+    pyproject.toml first) at once, the project edited meanwhile: each read and
+    resolved outside the file's lock, so the one started before the edit could
+    write last, and torch-cuda.lock missed the edit (`lock --check` failed).
+    Reading, resolving and writing hold one lock; a run that waited for it locks
+    the project as it is then."""
+    project = kept_cu129.fresh()
+    page = "/whl/cu129/torch/"
+    own_index.clear_requests()
+    own_index.held_paths.add(page)
+    with running(project, "torch-cuda", "lock") as first:
+        wait_for_request(own_index, page)
+        with running(project, *then) as second:
+            assert second.stderr is not None
+            said: list[str] = []
+            reader = threading.Thread(
+                target=lambda: said.extend(iter(second.stderr.readline, ""))
+            )
+            reader.start()
+            wait_for(
+                lambda: (
+                    any("waiting for another run" in line for line in said)
+                    or own_index.requests.count(page) > 1
+                ),
+                60,
+                "the second lock to wait or to ask the index",
+            )
+            text = project.pyproject_text() + 'lock-variants = ["cu128"]\n'
+            project.write_pyproject(text)
+            own_index.held_paths.clear()
+            assert finish(first).returncode == 0
+            assert second.wait(timeout=60) == 0, said
+            reader.join()
+    assert [v["name"] for v in read_lock(project)["variant"]] == ["cu128", "cu129"]
     check = run_inprocess(project, "torch-cuda", "lock", "--check")
     assert check.returncode == 0, check

@@ -119,7 +119,7 @@ def test_without_poetrys_uninstaller_pip_removes_them(env: VirtualEnv) -> None:
     assert installed(env) == {KEPT}
 
 
-def test_family_problems_names_missing_and_changed_files_not_bytecode(
+def test_family_problems_names_missing_and_changed_files_with_causes_not_bytecode(
     tmp_path: Path,
 ) -> None:
     import base64
@@ -148,10 +148,66 @@ def test_family_problems_names_missing_and_changed_files_not_bytecode(
     site = SimpleNamespace(candidates=[tmp_path])
     env = SimpleNamespace(path=tmp_path, site_packages=site, marker_env={})
     held = installed_environment(env)  # type: ignore[arg-type]
-    assert list(family_problems(env, held, ["demo"])) == [  # type: ignore[arg-type]
-        "demo: 1 of its files missing (demo/gone.h)"
-    ]
-    assert list(family_problems(env, held, ["demo"], hashes=True)) == [  # type: ignore[arg-type]
+    missing = (
         "demo: 1 of its files missing (demo/gone.h)",
+        "a removal or an interrupted install left it incomplete",
+        "`poetry torch-cuda sync --force` reinstalls the build",
+    )
+    changed = (
         "demo: 1 of its files changed since install (demo/lib.so)",
-    ]
+        (
+            "something wrote over it after the install (an edit, another installer, "
+            "a disk)"
+        ),
+        "`poetry torch-cuda sync --force` reinstalls the build",
+    )
+    # Without hashes (status) a size other than RECORD's tells a truncated file.
+    assert family_problems(env, held, ["demo"]) == [missing, changed]  # type: ignore[arg-type]
+    (tmp_path / "demo" / "lib.so").write_bytes(b"LIBRARY")  # same size: hashes tell
+    assert family_problems(env, held, ["demo"]) == [missing]  # type: ignore[arg-type]
+    assert family_problems(env, held, ["demo"], hashes=True) == [missing, changed]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("locked", "problem", "fix"),
+    [
+        # poetry.lock locks torch, not the wheel of this build: the install puts
+        # the locked build in, and what it needs; `poetry add torch` did nothing
+        (
+            ["torch"],
+            "torch 2.14.1+cu129 requires nvidia-cublas-cu12, which is not installed",
+            "run `poetry install`",
+        ),
+        # nothing locks torch: no install adds what it needs
+        (
+            [],
+            (
+                "torch 2.14.1+cu129 requires nvidia-cublas-cu12, which is not installed, "
+                "nor locked"
+            ),
+            "`poetry add torch` locks it",
+        ),
+    ],
+)
+def test_a_requirement_not_installed_is_fixed_by_the_install_of_the_locked_build(
+    tmp_path: Path, locked: list[str], problem: str, fix: str
+) -> None:
+    from types import SimpleNamespace
+
+    from poetry_torch_cuda.environment.installed import installed_environment
+    from poetry_torch_cuda.install.undo import family_problems
+
+    info = tmp_path / "torch-2.14.1+cu129.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: torch\nVersion: 2.14.1+cu129\n"
+        "Requires-Dist: nvidia-cublas-cu12==12.9.1.4\n"
+    )
+    (info / "RECORD").write_text("torch-2.14.1+cu129.dist-info/METADATA,,\n")
+    site = SimpleNamespace(candidates=[tmp_path])
+    env = SimpleNamespace(path=tmp_path, site_packages=site, marker_env={})
+    held = installed_environment(env)  # type: ignore[arg-type]
+
+    found = family_problems(env, held, ["torch"], False, locked, "run `poetry install`")  # type: ignore[arg-type]
+
+    assert found == [(problem, None, fix)]

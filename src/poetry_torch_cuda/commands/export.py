@@ -8,7 +8,6 @@ file's URL from the index's page, as Poetry does. No credential is written.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,10 +28,10 @@ from poetry_torch_cuda.index.client import variant_authenticator
 from poetry_torch_cuda.install.request import poetry_links
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import STALE
-from poetry_torch_cuda.lockfile.service import configured
 from poetry_torch_cuda.lockfile.service import entry_for
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project import locked
+from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import protected_names
 from poetry_torch_cuda.project.selection import selection_from
@@ -108,20 +107,20 @@ class ExportCommand(ReportsErrors, GroupCommand):
     )
 
     def work(self) -> int:
-        config = configured(self.poetry.pyproject.data)
+        config = require_config(self.poetry.pyproject.data, overrides=())
         fmt = self.option("format")
         if fmt not in FORMATS:
             raise TorchCudaError(
                 f"--format must be {' or '.join(FORMATS)}, got {fmt!r}."
             )
         # The variant an install here takes (POETRY_TORCH_CUDA_VARIANT included).
-        here = configured(self.poetry.pyproject.data, os.environ).variant.name
+        here = require_config(self.poetry.pyproject.data).variant.name
         variant = variant_argument(self.option("variant") or here)
         if variant.kind == "auto":
             raise TorchCudaError(
                 "--variant must name a build (e.g. cu129): an image is built for one."
             )
-        lock, reasons = entry_for(self.poetry, config, variant)
+        lock, reasons = entry_for(self.poetry, variant)
         entry = lock.variant(variant.name) if lock else None
         if entry is None:
             raise TorchCudaError(

@@ -11,7 +11,6 @@ from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import STALE
-from poetry_torch_cuda.lockfile.service import configured
 from poetry_torch_cuda.lockfile.service import entry_for
 from poetry_torch_cuda.lockfile.service import lock_project
 from poetry_torch_cuda.output import PREFIX
@@ -54,7 +53,7 @@ class LockCommand(ReportsErrors):
 
     def work(self) -> int:
         if self.option("check"):
-            _, reasons = entry_for(self.poetry, configured(self.poetry.pyproject.data))
+            _, reasons = entry_for(self.poetry)
             if reasons:
                 raise TorchCudaError(STALE.format("; ".join(reasons)))
             self.line(f"{PREFIX}: {LOCK_NAME} matches poetry.lock")

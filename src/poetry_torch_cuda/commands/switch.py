@@ -3,7 +3,6 @@ family to a variant's builds (``switch`` then records the variant)."""
 
 from __future__ import annotations
 
-import os
 import sys
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
@@ -27,9 +26,9 @@ from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import TABLE
+from poetry_torch_cuda.project.config import per_run
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
-from poetry_torch_cuda.project.pyproject_edit import PendingWrite
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
@@ -73,7 +72,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         """
         check_fresh(self.poetry)
         ctx = self.context(config)
-        resolution = resolve(config, ctx.locked.versions, ctx)
+        resolution = resolve(config, ctx.view.versions, ctx)  # torch in any group
         report(resolution, ctx.config, ctx.env, self.io)
         require_builds(resolution.variant, sys.platform)
         return ctx, resolution
@@ -211,7 +210,7 @@ class SwitchCommand(MovingCommand):
             final = prove_change(ctx, plan, roll_back=True)
             if final != variant and pinned:  # what runs here, edited in at commit
                 name = final.name  # (the first pending write goes at the end)
-                pending = PendingWrite(pyproject.resolve(), name, b"")
+                pending = prepare_variant(pyproject, name)  # None: it says so
             elif final != variant:
                 resolved = f" (auto: {final})"
             if pending is not None:
@@ -224,7 +223,7 @@ class SwitchCommand(MovingCommand):
             if pending is not None or not plan.is_empty:  # also if set meanwhile
                 self.get_application().reset_poetry()  # the pyproject.toml it wrote
                 settle(self.poetry, self.io, switched=True)
-        override = os.environ.get(ENV_VARIANT, "").strip()
+        override = per_run("variant")
         if override and override != name:
             self.line_error(
                 f"<warning>{PREFIX}: {ENV_VARIANT}={override} is set and overrides "
@@ -235,11 +234,10 @@ class SwitchCommand(MovingCommand):
     def _config(self, name: str) -> TorchCudaConfig:
         """The configuration with ``name`` as the variant (Poetry's pyproject.toml)."""
         data = self.poetry.pyproject.data
-        environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
         tool = dict(data.get("tool") or {})
         table = tool.get(TABLE, {})  # not a table: require_config says so
         tool[TABLE] = {**table, "variant": name} if isinstance(table, dict) else table
-        return require_config({**data, "tool": tool}, environ)
+        return require_config({**data, "tool": tool}, overrides=("index-url",))
 
     def _target(self, name: str) -> tuple[RunContext, Variant]:
         """The run context for :meth:`_config`, and what its variant resolves to."""

@@ -51,12 +51,13 @@ class VerifyCommand(TorchCudaCommand, GroupCommand):
 
     def work(self) -> int:
         ctx = self.context()
-        locked = ctx.installs.versions if self.poetry.locker.is_locked() else None
+        # auto picks for the lock's torch in any group or extra, as status does.
+        locked = ctx.view.versions if self.poetry.locker.is_locked() else None
         exists = not isinstance(self.env, NotCreatedEnv)
         machine = probe(self.env)
         variant = resolve(ctx.config, locked, ctx, machine=machine).variant
 
-        wanted = ctx.view.selected if ctx.selection.explicit and locked else locked
+        wanted = None if locked is None else ctx.view.selected  # `poetry install`'s
         required = None if wanted is None else {str(n): v for n, v in wanted.items()}
         proof = prove(
             ctx,

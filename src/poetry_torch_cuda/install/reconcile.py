@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING
 
@@ -139,7 +138,7 @@ def _fetch(request: InstallRequest, io: IO) -> list[Path]:
 
     config, variant, auth = request.config, request.plan.variant, request.auth
     # The per-run mirror: files found there by name, checked by the lock's hashes.
-    mirror = config.index_url(variant) if os.environ.get(ENV_INDEX_URL) else None
+    mirror = config.index_url(variant) if config.index_origin == ENV_INDEX_URL else None
     last = [0, 0, 0, 0]
 
     def show(*state: int) -> None:

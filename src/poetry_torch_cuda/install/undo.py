@@ -65,8 +65,8 @@ if TYPE_CHECKING:
     #: What does the removal pip cannot be spared (``PipRunner.uninstall``).
     Uninstaller = Callable[[Sequence[str]], None]
 
-#: A ``RECORD`` line: (path, as ``RECORD`` lists it, ``algorithm=digest`` or ``""``).
-Entry = tuple[str, str, str]
+#: A ``RECORD`` line: (path, as ``RECORD`` lists it, ``algorithm=digest``, size; ``""``: none).
+Entry = tuple[str, str, str, str]
 PREVIOUS = ".torch-cuda-previous"
 #: The prefix of a run's stash folder: ``<STASH><pid>.<random>``.
 STASH = ".torch-cuda-stash-"
@@ -75,6 +75,7 @@ SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
 #: A put-back that failed: what and why.
 NOT_BACK = f"Putting back {{}} failed too ({{}}): torch may not import; {SYNC_FORCE}."
 DAMAGED = "a removal or an interrupted install left it incomplete"
+OVER = "something wrote over it after the install (an edit, another installer, a disk)"
 COPIED = "a hand copy, or an install that kept the other (pip --ignore-installed, say)"
 _MANIFEST = "stash.json"
 #: The sha256 of the locked files the environment's torch family came from.
@@ -110,7 +111,7 @@ class Stash:
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
             for name, entries in files_by_name(env, stash.family).items():
-                for path, _, _ in entries:
+                for path, *_ in entries:
                     if not os.path.isfile(path) or os.path.islink(path):
                         continue
                     stash.files.append((path, f"{name}.{len(stash.files)}"))
@@ -419,24 +420,29 @@ def files_by_name(
         base = str(distribution.locate_file(""))
         rows = csv.reader((distribution.read_text("RECORD") or "").splitlines())
         found[name] = [
-            (os.path.normpath(os.path.join(base, row[0])), row[0], "".join(row[1:2]))
-            for row in rows
-            if row
+            (os.path.normpath(os.path.join(base, row[0])), row[0], row[1], row[2])
+            for row in ([*row, "", ""] for row in rows if row)
         ]
     return found
 
 
 def family_problems(
-    env: Env, held: InstalledEnvironment, roots: Collection[str], hashes: bool = False
-) -> dict[str, str]:
-    """What is wrong with the files of what ``roots`` need as ``env`` holds them
-    (``held``, its view), one line per distribution, each with its cause: two
-    .dist-info folders of it share a directory, its ``RECORD`` is missing, a file it
-    lists is missing, or (with ``hashes``) its sha256 differs from the recorded one."""
+    env: Env,
+    held: InstalledEnvironment,
+    roots: Collection[str],
+    hashes: bool = False,
+    locked: Collection[str] | None = None,
+    install: str = "",
+) -> list[tuple[str, str | None, str]]:
+    """What is wrong with what ``roots`` need as ``env`` holds it (``held``), with cause
+    and fix: two .dist-info folders of one in a directory, its ``RECORD`` or a file it
+    lists missing, (with ``hashes``) a file's sha256 not the recorded one; a version a
+    requirement rejects, a requirement missing (``install`` adds those ``locked``)."""
     family = set(held.graph(roots))
     if not family:  # nothing installed: no distribution's metadata to read
-        return {}
-    problems, ours = {}, {canonicalize_name(root) for root in roots}
+        return []
+    problems: dict[str, str | None] = dict.fromkeys(held.unmet(roots))  # say why
+    ours = {canonicalize_name(root) for root in roots}
     for name, folders in sorted(held.names().items()):
         if name not in family:
             continue
@@ -459,22 +465,31 @@ def family_problems(
             continue
         # Bytecode is the interpreter's to rewrite or a slim image's to delete.
         entries = [e for e in all_entries if e[2] and not e[0].endswith(".pyc")]
-        missing = [listed for path, listed, _ in entries if not os.path.isfile(path)]
-        changed = [
+        missing = [e[1] for e in entries if not os.path.isfile(e[0])]
+        changed = [  # a size is a stat (status), a sha256 reads the file (verify)
             listed
-            for path, listed, digest in entries
-            if hashes
-            and digest.startswith("sha256=")
-            and os.path.isfile(path)
-            and _sha256(path) != digest[len("sha256=") :]
+            for path, listed, digest, size in entries
+            if os.path.isfile(path)
+            and (
+                (size.isdigit() and os.path.getsize(path) != int(size))
+                or (hashes and digest[:7] == "sha256=" and digest[7:] != _sha256(path))
+            )
         ]
         for bad, what in ((missing, "missing"), (changed, "changed since install")):
             if bad:
                 problems[
                     f"{name}: {len(bad)} of its files {what} ({bad[0]}"
                     f"{', …' if len(bad) > 1 else ''})"
-                ] = DAMAGED
-    return problems
+                ] = DAMAGED if bad is missing else OVER
+    found = [(problem, why, SYNC_FORCE) for problem, why in problems.items()]
+    for requirer, name in held.missing(roots):
+        problem, fix = f"{requirer} requires {name}, which is not installed", install
+        who = requirer.split()[0]  # locked: the install puts its locked build in
+        if locked is not None and name not in locked and who not in locked:
+            problem += ", nor locked"
+            fix = f"`poetry add {who}` locks it"
+        found.append((problem, None, fix))
+    return found
 
 
 def _sha256(path: str) -> str:

@@ -13,6 +13,7 @@ import email
 import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
@@ -54,7 +55,6 @@ from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project import locked
 from poetry_torch_cuda.project.config import ENV_INDEX_URL
-from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.variants import parse_variant
@@ -447,21 +447,6 @@ def _together(roots: list[Root]) -> list[list[Root]]:
 # -- the project's lock ----------------------------------------------------------
 
 
-def configured(pyproject: Mapping[str, Any], environ: Any = None) -> TorchCudaConfig:
-    """The configuration without the per-run environment overrides (``environ``
-    given: with them)."""
-    if environ is None:
-        environ = {
-            k: v for k, v in os.environ.items() if k not in (ENV_VARIANT, ENV_INDEX_URL)
-        }
-    return require_config(pyproject, environ)
-
-
-def _fetching(poetry: Poetry) -> TorchCudaConfig:
-    """The configuration with this run's overrides: where files are fetched from."""
-    return configured(poetry.pyproject.data, os.environ)
-
-
 def _wanted(config: TorchCudaConfig) -> tuple[str, ...]:
     """``lock-variants`` and the configured variant (``auto`` stands for its choices)."""
     return tuple(sorted({*config.lock_variants, config.variant.name}))
@@ -560,7 +545,8 @@ def _stale(
             if p not in needed
         ]
     # Files of this run's mirror (POETRY_TORCH_CUDA_INDEX_URL): written through it.
-    mirror = urlsplit(without_credentials(_fetching(poetry).index_url(variant))).netloc
+    fetching = require_config(poetry.pyproject.data).index_url(variant)
+    mirror = urlsplit(without_credentials(fetching)).netloc
     for package in entry.packages:
         held = f"{name}: {package.name} {package.version}"
         if not package.files:
@@ -597,7 +583,6 @@ def lock_project(
     poetry: Poetry,
     io: IO,
     *,
-    config: TorchCudaConfig | None = None,
     refresh: bool = False,
     reuse: bool = False,
     extra: Iterable[Variant] = (),
@@ -618,104 +603,108 @@ def lock_project(
         LockError: a variant could not be locked.
         IndexUnavailableError: the index did not answer.
     """
-    config = config or configured(poetry.pyproject.data)
-    locked.require_lock(poetry)
-    from poetry.core.constraints.version import parse_constraint
+    path = lock_path(poetry)  # one lock from the read to the write, for every writer
+    with environment_lock(path, io) if write else nullcontext(False) as waited:
+        if waited:  # another run wrote meanwhile: lock the project as it is now
+            poetry = locked.reread(poetry)
+        config = require_config(poetry.pyproject.data, overrides=())  # recorded
+        locked.require_lock(poetry)
+        from poetry.core.constraints.version import parse_constraint
 
-    # The fetching URL differs from the configured one at most by credentials
-    # (POETRY_TORCH_CUDA_INDEX_URL may carry them); the lock records neither.
-    fetch = _fetching(poetry)
-    template = without_credentials(fetch.index_url_template)
-    if template != without_credentials(config.index_url_template):
-        raise LockError(
-            f"{LOCK_NAME} is never written through the per-run mirror "
-            f"{ENV_INDEX_URL} ({mask_url(template)}): it records the configured "
-            f"index, {mask_url(config.index_url_template)}. Unset {ENV_INDEX_URL} "
-            "to lock, or make the mirror the index-url in pyproject.toml."
-        )
-    client = project_client(poetry, refresh=refresh, auth=auth)
-    names = set(_wanted(config)) - {"auto"} | {v.name for v in extra}
-    auto = "auto" in _wanted(config)  # every variant it may choose that has the builds
-    optional = _auto_choices() - names if auto else set()
-    if auto:
-        names |= optional
-        client.projects(  # the candidates' pages at once, kept by the client
-            sorted(
-                (fetch.index_url(parse_variant(n)), package)
-                for n in optional
-                for package in config.package_names
+        # The fetching URL differs from the configured one at most by credentials
+        # (POETRY_TORCH_CUDA_INDEX_URL may carry them); the lock records neither.
+        fetch = require_config(poetry.pyproject.data)
+        template = without_credentials(fetch.index_url_template)
+        if template != without_credentials(config.index_url_template):
+            raise LockError(
+                f"{LOCK_NAME} is never written through the per-run mirror "
+                f"{ENV_INDEX_URL} ({mask_url(template)}): it records the configured "
+                f"index, {mask_url(config.index_url_template)}. Unset {ENV_INDEX_URL} "
+                "to lock, or make the mirror the index-url in pyproject.toml."
             )
-        )
-    path = lock_path(poetry)
-    # The sha256s locked before, line by line: a damaged file's too (a merge conflict).
-    hashes = {} if accept_drift else recorded_hashes(path)
-    try:
-        previous = None if accept_drift else read_lock(path)
-    except LockFileError as error:
-        if not hashes:  # nothing to compare the index with: its words say so
-            raise LockError(str(error)) from None
-        previous = None
-    selected = locked.selected_packages(poetry)
-    current = _current_inputs(poetry, config, selected)
-    kept = {  # the entries that still match, when reused
-        v.name: v
-        for p in ([previous] if reuse and previous else [])
-        if not differences(p.inputs, current)
-        for v in p.variants
-        if not _stale(poetry, config, p, v.name, selected)
-    }
-    python = poetry.package.python_constraint
-    locker = VariantLocker(
-        client,
-        config.package_names,
-        lambda version: python.allows_any(parse_constraint(f"~{version}")),
-        keep,
-    )
-    variants = []
-    down: dict[str, IndexUnavailableError] = {}  # no entry, no answer
-    missing: list[MissingBuildError] = []  # answered without the build
-    for name in sorted(names):
-        if name in kept:
-            variants.append(kept[name])
-            continue
-        variant = parse_variant(name)
-        roots = _roots_for(selected, config, variant)  # none: an entry of 0 packages
-        recorded = {f: s for (v, f), s in hashes.items() if v == name}
+        client = project_client(poetry, refresh=refresh, auth=auth)
+        names = set(_wanted(config)) - {"auto"} | {v.name for v in extra}
+        auto = "auto" in _wanted(config)  # its choices that have the builds
+        optional = _auto_choices() - names if auto else set()
+        if auto:
+            names |= optional
+            client.projects(  # the candidates' pages at once, kept by the client
+                sorted(
+                    (fetch.index_url(parse_variant(n)), package)
+                    for n in optional
+                    for package in config.package_names
+                )
+            )
+        # The sha256s locked before, line by line: a damaged file's too (a conflict).
+        hashes = {} if accept_drift else recorded_hashes(path)
         try:
-            variants.append(
-                locker.lock(variant, fetch.index_url(variant), roots, recorded)
-            )
-        except (MissingBuildError, IndexUnavailableError) as error:
-            if name not in optional:  # auto's candidates: only what the index has
-                if write or name in {v.name for v in extra}:
-                    raise
-                continue  # an install locks what it installs; lock --check names it
-            if isinstance(error, MissingBuildError):
-                missing.append(error)  # the index answered: it has no build
-                continue
-            if previous and (entry := previous.variant(name)):
-                if write and _stale(poetry, config, previous, name, selected):
-                    raise  # a lock would hold it stale (an install: lock --check says)
-                variants.append(entry)  # no answer: keep its entry
-            else:  # auto takes an index it cannot ask as having the build
-                down[name] = error
-    if down and (write or not variants):  # an install: lock --check names them
-        raise next(iter(down.values()))
-    if not variants:  # no candidate of auto's has it: the first one's words
-        raise missing[0]
-    # What auto locked is recorded beside it, so lock --check finds a lost entry.
-    chosen = {v.name for v in variants} & (_auto_choices() if auto else set())
-    wanted = tuple(sorted({*current.lock_variants, *chosen, *down}))
-    lock = TorchCudaLock(replace(current, lock_variants=wanted), tuple(variants))
-    for name in client.skipped():
-        io.write_line(
-            f"{PREFIX}: skipped {name}: PEP 825 wheel variants are not supported yet",
-            verbosity=Verbosity.VERBOSE,
+            previous = None if accept_drift else read_lock(path)
+        except LockFileError as error:
+            if not hashes:  # nothing to compare the index with: its words say so
+                raise LockError(str(error)) from None
+            previous = None
+        selected = locked.selected_packages(poetry)
+        current = _current_inputs(poetry, config, selected)
+        kept = {  # the entries that still match, when reused
+            v.name: v
+            for p in ([previous] if reuse and previous else [])
+            if not differences(p.inputs, current)
+            for v in p.variants
+            if not _stale(poetry, config, p, v.name, selected)
+        }
+        python = poetry.package.python_constraint
+        locker = VariantLocker(
+            client,
+            config.package_names,
+            lambda version: python.allows_any(parse_constraint(f"~{version}")),
+            keep,
         )
-    if write:
-        with environment_lock(path, io):
+        variants = []
+        down: dict[str, IndexUnavailableError] = {}  # no entry, no answer
+        missing: list[MissingBuildError] = []  # answered without the build
+        for name in sorted(names):
+            if name in kept:
+                variants.append(kept[name])
+                continue
+            variant = parse_variant(name)
+            roots = _roots_for(selected, config, variant)
+            if not roots and name in optional:  # auto: no entry (else 0 packages)
+                continue
+            recorded = {f: s for (v, f), s in hashes.items() if v == name}
+            try:
+                variants.append(
+                    locker.lock(variant, fetch.index_url(variant), roots, recorded)
+                )
+            except (MissingBuildError, IndexUnavailableError) as error:
+                if name not in optional:  # auto's candidates: only what the index has
+                    if write or name in {v.name for v in extra}:
+                        raise
+                    continue  # an install locks what it installs; lock --check says
+                if isinstance(error, MissingBuildError):
+                    missing.append(error)  # the index answered: it has no build
+                    continue
+                if previous and (entry := previous.variant(name)):
+                    if write and _stale(poetry, config, previous, name, selected):
+                        raise  # a lock would hold it stale (an install: lock --check says)
+                    variants.append(entry)  # no answer: keep its entry
+                else:  # auto takes an index it cannot ask as having the build
+                    down[name] = error
+        if down and (write or not variants):  # an install: lock --check names them
+            raise next(iter(down.values()))
+        if not variants and missing:  # no candidate has it: the first one's words
+            raise missing[0]
+        # What auto locked is recorded beside it, so lock --check finds a lost entry.
+        chosen = {v.name for v in variants} & (_auto_choices() if auto else set())
+        wanted = tuple(sorted({*current.lock_variants, *chosen, *down}))
+        lock = TorchCudaLock(replace(current, lock_variants=wanted), tuple(variants))
+        for name in client.skipped():
+            io.write_line(
+                f"{PREFIX}: skipped {name}: PEP 825 wheel variants are not supported yet",
+                verbosity=Verbosity.VERBOSE,
+            )
+        if write:
             _write(path, lock, io, refresh=refresh)
-    return lock
+        return lock
 
 
 def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) -> None:
@@ -735,6 +724,7 @@ def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) ->
             for v in lock.variants
             for files in [sum(len(p.files) for p in v.packages)]
         )
+        summary = summary or "no variant: poetry.lock locks no configured package"
         io.write_line(f"{PREFIX}: wrote {LOCK_NAME} ({summary})")
     else:
         # Asked for explicitly (refresh): say so; after `poetry lock`: only at -v.
@@ -745,7 +735,7 @@ def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) ->
 
 
 def entry_for(
-    poetry: Poetry, config: TorchCudaConfig, variant: Variant | None = None
+    poetry: Poetry, variant: Variant | None = None
 ) -> tuple[TorchCudaLock | None, list[str]]:
     """Offline: torch-cuda.lock (``None``: no file) and why an install of ``variant``
     would not install exactly what it says (empty: it would); without ``variant``:
@@ -754,6 +744,7 @@ def entry_for(
     Raises:
         TorchCudaError: poetry.lock is missing or stale, or torch-cuda.lock unreadable.
     """
+    config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
     locked.require_lock(poetry)
     locked.check_fresh(poetry)
     selected = locked.selected_packages(poetry)
@@ -786,8 +777,7 @@ def locked_entry(
         LockError: the variant could not be locked.
         IndexUnavailableError: the index did not answer usefully.
     """
-    config = configured(poetry.pyproject.data)
-    before, reasons = entry_for(poetry, config, variant)  # another run may change it
+    before, reasons = entry_for(poetry, variant)  # another run may change it
     if not reasons and before and (found := before.variant(variant.name)):
         return found, lambda: None
     path = lock_path(poetry)
@@ -796,7 +786,6 @@ def locked_entry(
     made = lock_project(
         poetry,
         io,
-        config=config,
         refresh=True,
         reuse=True,
         extra=[variant],

@@ -30,6 +30,7 @@ from poetry_torch_cuda.urls import plain_http_elsewhere
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Collection
     from collections.abc import Mapping
     from collections.abc import Sequence
 
@@ -43,6 +44,8 @@ ENV_VARIANT = "POETRY_TORCH_CUDA_VARIANT"
 ENV_INDEX_URL = "POETRY_TORCH_CUDA_INDEX_URL"
 ENV_DISABLE = "POETRY_TORCH_CUDA_DISABLE"
 ENV_VERIFY = "POETRY_TORCH_CUDA_VERIFY"
+#: The settings a variable overrides for one run: pyproject.toml records the others.
+OVERRIDES = {"variant": ENV_VARIANT, "index-url": ENV_INDEX_URL}
 
 
 _TARGETS = "[[tool.poetry-torch-cuda.targets]]"
@@ -155,6 +158,8 @@ class TorchCudaConfig:
         map(Requirement, ("torch", "torchvision", "torchaudio"))
     )
     variant_origin: str = "pyproject.toml"
+    #: Where the index came from (``POETRY_TORCH_CUDA_INDEX_URL``: a per-run mirror).
+    index_origin: str = ""
     #: The ``[[tool.poetry.source]]`` whose URL is the index, when ``source`` is set.
     source: str | None = None
     allow_insecure_http: bool = False
@@ -221,10 +226,13 @@ def refuse_if_disabled(environ: Mapping[str, str] = os.environ) -> None:
 
 
 def load_config(
-    pyproject: Mapping[str, Any], environ: Mapping[str, str] = os.environ
+    pyproject: Mapping[str, Any],
+    environ: Mapping[str, str] = os.environ,
+    overrides: Collection[str] = tuple(OVERRIDES),
 ) -> TorchCudaConfig | None:
     """The configuration (plain values) from the parsed pyproject.toml (plain or
-    tomlkit), or ``None`` without a ``[tool.poetry-torch-cuda]`` table or if disabled.
+    tomlkit), or ``None`` without a ``[tool.poetry-torch-cuda]`` table or if disabled;
+    ``overrides``: the keys this run's variables may set (none: what is recorded).
 
     Raises:
         ConfigError: a key, a value, an override or the table's name is invalid.
@@ -253,10 +261,10 @@ def load_config(
     if source is not None:
         table = {**table, "index-url": sources[source]}
         origins["index-url"] = f"[[tool.poetry.source]] {source!r} url"
-    for key, name in (("variant", ENV_VARIANT), ("index-url", ENV_INDEX_URL)):
-        if environ.get(name, "").strip():
-            table = {**table, key: environ[name].strip()}
-            origins[key] = name
+    for key in overrides:
+        if value := per_run(key, environ):
+            table = {**table, key: value}
+            origins[key] = OVERRIDES[key]
     if "variant" not in table:
         raise ConfigError(
             f'[tool.{TABLE}] needs a variant, e.g. variant = "cu129"; '
@@ -275,21 +283,27 @@ def load_config(
     return TorchCudaConfig(
         index_url_template=table.get("index-url", DEFAULT_INDEX_URL),
         variant_origin=origins["variant"],
+        index_origin=origins["index-url"],
         source=None if origins["index-url"] == ENV_INDEX_URL else source,
         project_sources=tuple(sources.items()),
         **values,
     )
 
 
+def per_run(key: str, environ: Mapping[str, str] = os.environ) -> str:
+    """The value this run's variable sets for ``key`` (blank: none, ``""``)."""
+    return environ.get(OVERRIDES[key], "").strip()
+
+
 def require_config(
-    pyproject: Mapping[str, Any], environ: Mapping[str, str] = os.environ
+    pyproject: Mapping[str, Any], overrides: Collection[str] = tuple(OVERRIDES)
 ) -> TorchCudaConfig:
     """:func:`load_config` for a command that needs the table.
 
     Raises:
         TorchCudaError: no table (the one wording), or it is invalid.
     """
-    config = load_config(pyproject, environ)
+    config = load_config(pyproject, overrides=overrides)
     if config is None:
         raise TorchCudaError(
             f"This project has no [tool.{TABLE}] table, so no variant is "

@@ -49,6 +49,14 @@ def locked_graph(poetry: Poetry) -> dict[NormalizedName, list[NormalizedName]]:
     }
 
 
+def reread(poetry: Poetry) -> Poetry:
+    """The project as it is now, read with ``poetry``'s options (``--no-cache``)."""
+    from poetry.factory import Factory
+
+    path = poetry.pyproject_path.parent
+    return Factory().create_poetry(path, disable_cache=poetry.disable_cache)
+
+
 def content_hash(poetry: Poetry) -> str:
     """poetry.lock's ``content-hash`` (its callers require the lock first)."""
     return str(poetry.locker.lock_data.get("metadata", {}).get("content-hash", ""))

@@ -53,13 +53,15 @@ def prove(
 ) -> Proof:
     """Run the child in the run's env (if it ``exists``) and judge its report
     against ``variant`` and ``machine`` (:func:`.verdict.judge`); every file the
-    family's ``RECORD`` lists must exist (with ``hashes``, with its recorded sha256)."""
+    family's ``RECORD`` lists must exist (with ``hashes``, of its size and sha256)."""
     config, env = ctx.config, ctx.env
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
-    run, damaged = ChildRun({"packages": {}}), {}
+    run, damaged = ChildRun({"packages": {}}), []
     if exists:
         run = run_child(str(env.python), list(packages), config.verify_timeout)
-        damaged = family_problems(env, ctx.installed, packages, hashes)
+        locks = ctx.view.names if ctx.poetry.locker.is_locked() else None
+        install = f"run {ctx.selection.install}"  # as status words it
+        damaged = family_problems(env, ctx.installed, packages, hashes, locks, install)
     proof = judge(
         run,
         variant,
@@ -69,7 +71,8 @@ def prove(
         install=ctx.selection.install,
         auto=(auto := config.variant.kind == "auto"),
         alternative=alternative,
-        damaged=damaged.items(),
+        damaged=damaged,
+        absent=None if required is None else ctx.view.why_absent,
     )
     if auto and proof.machine_reason:  # auto's next choice skips it (verify's fix too)
         remember(

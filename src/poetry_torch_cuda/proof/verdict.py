@@ -201,15 +201,16 @@ def judge(
     install: str = "`poetry install`",
     auto: bool = False,
     alternative: Callable[[], Variant | None] | None = None,
-    damaged: Iterable[tuple[str, str]] = (),
+    damaged: Iterable[tuple[str, str | None, str]] = (),
+    absent: Callable[[str], str] | None = None,
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version of
-    what ``install`` (words) puts here (``None``: unknown); ``auto``: the GPUs
-    ``auto``'s rule leaves out are notes; ``alternative``: ``auto``'s other choice,
-    asked only for a fix; ``damaged``: what is wrong with the installed files, and
-    why (failures first)."""
+    what ``install`` (words) puts here (``None``: unknown; ``absent`` says why not);
+    ``auto``: the GPUs ``auto``'s rule leaves out are notes; ``alternative``:
+    ``auto``'s other choice, asked only for a fix; ``damaged``: what is wrong with
+    the installed files or requirements, its cause and fix (failures first)."""
     packages = tuple(packages)
-    files = [Check("files", "fail", found, why, SYNC_FORCE) for found, why in damaged]
+    files = [Check("files", "fail", *problem) for problem in damaged]
 
     def proof(*checks: Check) -> Proof:
         return Proof(variant, machine, packages, run, (*files, *checks))
@@ -242,14 +243,15 @@ def judge(
     checks: list[Check] = []
     for name in packages:
         entry = (report.get("packages") or {}).get(name) or {}
-        checks += _package(name, entry, variant, required, install)
+        checks += _package(name, entry, variant, required, install, absent)
     if pypi := left_to_pypi(variant, machine.sys_platform):  # no label to check
         checks = [check for check in checks if not check.name.startswith("label ")]
         checks.append(Check("label", "note", pypi))
     if not any(c.status in ("ok", "fail") for c in checks):  # only "not installed"
         message = "no configured package is installed: there is no build to verify"
         fix = f"{install} (or `poetry torch-cuda sync`) installs it"
-        checks.append(Check("probe", "unchecked", message, None, fix))
+        advice = fix if required is None else None  # installs none: the notes say why
+        checks.append(Check("probe", "unchecked", message, None, advice))
     torch = report.get("torch")
     if isinstance(torch, dict):
         version = str(torch.get("version"))
@@ -268,12 +270,14 @@ def _package(
     variant: Variant,
     required: Mapping[str, str] | None,
     install: str,
+    absent: Callable[[str], str] | None,
 ) -> list[Check]:
     """Installed (if locked here), imports, has the variant's label and version."""
     check, version = f"import {name}", str(entry.get("version"))
     locked = (required or {}).get(name)
     if not entry.get("installed") and locked is None:
-        return [Check(check, "note", f"{name} is not installed")]
+        why = f" ({absent(name)})" if absent else ""
+        return [Check(check, "note", f"{name} is not installed{why}")]
     if not entry.get("installed"):
         message = f"{name} is not installed, though {install} installs "
         message += f"{name} {locked} here"

@@ -7,7 +7,6 @@ whether each ``[[tool.poetry-torch-cuda.targets]]`` machine runs it.
 
 from __future__ import annotations
 
-import os
 import platform
 import sys
 from typing import TYPE_CHECKING
@@ -24,8 +23,7 @@ from poetry_torch_cuda.machine.resolution import check_project_fleet
 from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.project.config import ENV_VARIANT
-from poetry_torch_cuda.project.config import load_config
+from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import locked_versions
 from poetry_torch_cuda.project.locked import selected_packages
 from poetry_torch_cuda.project.variants import public_version
@@ -100,8 +98,7 @@ def fleet_checks(ctx: RunContext) -> list[TargetCheck]:
         return []
     # Other machines: pyproject.toml's variant, not this run's POETRY_TORCH_CUDA_VARIANT
     # (a CI runner installing cpu for itself), and torch locked in any group or extra.
-    environ = {key: val for key, val in os.environ.items() if key != ENV_VARIANT}
-    config = load_config(ctx.poetry.pyproject.data, environ) or ctx.config
+    config = require_config(ctx.poetry.pyproject.data, overrides=("index-url",))
     return check_project_fleet(config, ctx.view.versions, ctx)
 
 

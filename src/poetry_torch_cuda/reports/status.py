@@ -18,7 +18,6 @@ from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import cuda_majors
 from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
-from poetry_torch_cuda.install.undo import SYNC_FORCE
 from poetry_torch_cuda.install.undo import dead_stashes
 from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.machine.detection import assess
@@ -241,17 +240,9 @@ def _judge(
             f"{major}.x toolkit (running torch does not need nvcc)"
         )
     env, names, installed = ctx.env, config.package_names, ctx.installed
-    damaged = family_problems(env, installed, names)
-    report.warnings += [f"{p}: {why}; {SYNC_FORCE}" for p, why in damaged.items()]
-    # The install's own check after pip: installed versions the family rejects.
-    report.warnings += [f"{p}; {SYNC_FORCE}" for p in installed.unmet(names)]
-    for requirer, name in installed.missing(names):
-        fix = f"; {add}"  # an install adds what poetry.lock locks, nothing else
-        if view is not None and name not in view.names:
-            fix = f", nor locked: `poetry add {requirer.split()[0]}` locks it"
-        report.warnings.append(
-            f"{requirer} requires {name}, which is not installed{fix}"
-        )
+    locks = None if view is None else view.names
+    damaged = family_problems(env, installed, names, False, locks, add)
+    report.warnings += [f"{p}{f': {why}' if why else ''}; {f}" for p, why, f in damaged]
     report.warnings += dead_stashes(env.path)
     if machine.smi_failure and (variant.kind == "cuda" or decision is not None):
         report.warnings.append(f"the GPU cannot be checked: {machine.smi_failure}")
