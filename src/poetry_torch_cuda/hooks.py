@@ -58,16 +58,11 @@ class OperationGuard:
     def execute(
         self, execute: Callable[[list[Operation]], int], operations: list[Operation]
     ) -> int:
-        """Poetry's ``execute`` of ``operations``, after marking the protected ones
-        and refusing, before any change, a torch-cuda.lock that cannot be read."""
+        """Poetry's ``execute`` of ``operations``, after marking the protected ones."""
         resolved = self.capture(operations)
         self.mark(operations, resolved)
         uninstalls = [o for o in operations if o.job_type == "uninstall"]
         self.removed = [o.package.name for o in uninstalls if not o.skipped]  # Poetry's
-        if not all(operation.skipped for operation in operations):
-            from poetry_torch_cuda.lockfile.model import lock_path
-
-            lock_path(self.ctx.poetry)
         # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
         # must still be recognised as the torch family's, to be swept.
         before = self.ctx.installed.graph(self.ctx.config.package_names)
@@ -145,10 +140,10 @@ class CommandHooks:
         ctx = RunContext(command.poetry, command.env, event.io, config)
         # `auto` is resolved in the after-step, once the lock says which torch.
         guard = None
-        if relocks := command.name in RELOCKS or not command.poetry.locker.is_locked():
-            from poetry_torch_cuda.lockfile.model import lock_path
+        from poetry_torch_cuda.lockfile.model import lock_path
 
-            lock_path(command.poetry)  # refused before Poetry writes poetry.lock
+        lock_path(command.poetry)  # an unreadable one: before Poetry changes anything
+        relocks = command.name in RELOCKS or not command.poetry.locker.is_locked()
         if (no_builds := left_to_pypi(config.variant, sys.platform)) is not None:
             ctx.warn(f"{no_builds}.")  # torch-cuda.lock follows poetry.lock still
         elif command.name != "lock":
