@@ -76,7 +76,7 @@ class RunContext:
         Raises:
             TorchCudaError: the project has no lock file yet.
         """
-        return locked_state(self.poetry, self.env, self.config.package_names)
+        return locked_state(self.poetry, self.env, self.config.packages)
 
     @cached_property
     def installed(self) -> InstalledEnvironment:

@@ -86,7 +86,7 @@ class OperationGuard:
                 graph[package.name] = [dep.name for dep in package.requires]
             kept = not operation.skipped or operation.skip_reason == "Already installed"
             if package.name in configured and kept:
-                refuse_unindexed([package], configured)  # as this run resolves it
+                refuse_unindexed([package], self.ctx.config.packages)  # as resolved
                 versions[package.name] = package.version.text
         # Installed ones this run leaves alone (a group left out) move too, as in sync.
         named = {operation.package.name for operation in operations}

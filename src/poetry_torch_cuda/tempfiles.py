@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 
 def make(directory: Path | None, prefix: str, suffix: str) -> tuple[int, Path]:
-    """``mkstemp`` in ``directory`` (``None``: TMPDIR) with this pid in the name."""
+    """``mkstemp`` in ``directory`` (``None``: TMPDIR), this pid in the name; dead namesakes go first."""
+    sweep(Path(directory or tempfile.gettempdir()), prefix, suffix)
     handle, name = tempfile.mkstemp(
         dir=directory, prefix=f"{prefix}{os.getpid()}.", suffix=suffix
     )

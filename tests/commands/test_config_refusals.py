@@ -73,3 +73,24 @@ def test_a_misspelled_table_is_named_not_ignored(
                 "[tool.poetry-torch-cuda], the table poetry-torch-cuda reads; "
                 "rename it."
             ), (args, result)
+
+
+def test_a_packages_version_poetry_lock_does_not_have_is_refused(
+    project_factory: ProjectFactory,
+) -> None:
+    """``packages = ["torch==2.13.0"]`` while poetry.lock locks torch 2.14.1: every
+    install put in 2.14.1 (in the variant's build) without a word. Each command
+    refuses, naming the entry, the locked version and the fix."""
+    table = 'variant = "cu129"\npackages = ["torch==2.13.0", "torchvision"]'
+    project = project_factory(DEPS, table)
+    off = {"POETRY_TORCH_CUDA_DISABLE": "1"}  # Poetry's lock alone
+    assert run_inprocess(project, "lock", env_extra=off).returncode == 0
+    message = (
+        "torch==2.13.0 is in [tool.poetry-torch-cuda] packages, but poetry.lock "
+        "locks torch 2.14.1"
+    )
+    for args in (("install",), ("torch-cuda", "lock"), ("torch-cuda", "status")):
+        result = run_inprocess(project, *args)
+        assert result.returncode == 1, (args, result)
+        assert message in result.stderr, (args, result)
+    assert not (project.path / "torch-cuda.lock").exists()

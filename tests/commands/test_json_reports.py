@@ -133,3 +133,22 @@ def test_detect_without_a_venv_reads_and_forgets_no_memory(
     assert "No virtualenv yet: no failed build is remembered" in forgot.stderr, forgot
     assert len(failures(system)) == 1
     assert not project.venv.exists()
+
+
+def test_json_is_stdout_alone_at_every_verbosity(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """``--json -vvv``: Poetry's debug lines ("Adding repository …") came first on
+    stdout, and the JSON did not parse; ``--json -q`` printed nothing. stdout is
+    the document at every verbosity (-q silences words, not the asked-for
+    document), the diagnostics go to stderr."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    env = gpu(tmp_path, RTX_4090)
+    for command in ("status", "detect", "variants", "verify"):
+        for verbosity in ("-vvv", "-q"):
+            args = ("torch-cuda", command, "--json", verbosity)
+            result = run_inprocess(project, *args, env_extra=env)
+            assert isinstance(json.loads(result.stdout), dict), (args, result)
+            debug = "Adding repository fakepypi" in result.stderr
+            assert debug == (verbosity == "-vvv"), (args, result)

@@ -127,3 +127,29 @@ def test_a_first_install_without_poetry_lock_downloads_each_wheel_once(
     result = project.run("install")
     assert project.installed()["torch"] == "2.14.1+cu129", describe(result)
     assert index.requests.count(TORCH) == 1, index.requests
+
+
+def test_parts_of_a_killed_lock_go_with_the_next_lock(
+    project: Project, index: IndexServer, tmp_path: Path
+) -> None:
+    """Without PEP 658 metadata ``torch-cuda lock`` streams each wheel into a
+    ``.part`` file in TMPDIR; one killed mid-download left it there for ever (a
+    GB per wheel of the real family), and no run removed it."""
+    (project.path / "torch-cuda.lock").unlink()
+    shutil.rmtree(Path(project.env["POETRY_CACHE_DIR"]) / "poetry-torch-cuda")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    index.serve_metadata = False
+    index.held_paths.add(TORCH)
+    with running(
+        project, "torch-cuda", "lock", env_extra={"TMPDIR": str(temp)}
+    ) as process:
+        wait_for(lambda: bool(list(temp.glob("*.part"))), 120, "a .part file")
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=60)
+    index.held_paths.clear()
+
+    result = project.run("torch-cuda", "lock", env_extra={"TMPDIR": str(temp)})
+
+    assert (project.path / "torch-cuda.lock").is_file(), describe(result)
+    assert list(temp.glob("*.part")) == [], describe(result)

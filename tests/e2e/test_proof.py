@@ -9,6 +9,7 @@ a build whose arch list starts at sm_75 on an sm_61 GPU. GPUs are stub
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -576,6 +577,43 @@ def test_switch_auto_pin_records_the_build_that_runs(
     assert 'variant = "cpu"' in project.pyproject_text()
     assert list(project.path.glob(".pyproject.toml.*")) == []  # both edits' files
     assert project.installed()["torch"] == "2.14.1+cpu"
+
+
+def test_switch_auto_pin_on_a_full_disk_after_installing_says_what_to_set(
+    tmp_path: Path, proof_index: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up while auto moves on (cu129 and cu128 fail here, cpu
+    runs): the pin's second edit, for cpu, ended in a bare "[Errno 28] No space
+    left on device", and the owner record was put back to cu130 though the
+    environment held cpu. One message names the file, the cause and the fix, and
+    the project's files and the owner record say what the environment holds."""
+    project = make_project(tmp_path, proof_index, "2.14.1", "cu130")
+    project.run("install")  # verification off: the starting point only
+    files = [project.pyproject, project.path / "torch-cuda.lock"]
+    before = [path.read_bytes() for path in files]
+    env = {**gpu(tmp_path, RTX_5090, driver="570.86.10"), **VERIFY_ON}
+    fsync, synced = os.fsync, []
+
+    def full_after_the_first(handle: int) -> None:  # the edit checked before pip
+        if synced:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        synced.append(handle)
+        fsync(handle)
+
+    monkeypatch.setattr(os, "fsync", full_after_the_first)
+    switch = ("torch-cuda", "switch", "auto", "--pin")
+    result = run_inprocess(project, *switch, env_extra=env)
+    monkeypatch.undo()
+    assert result.returncode == 1, result
+    assert result.stderr.strip().endswith(
+        "pyproject.toml could not be written (No space left on device); it was not "
+        'changed. Set variant = "cpu" in it by hand.'
+    ), result
+    assert project.installed()["torch"] == "2.14.1+cpu"
+    assert [path.read_bytes() for path in files] == before
+    assert list(project.path.glob(".pyproject.toml.*")) == []
+    owner = json.loads((project.venv / ".poetry-torch-cuda-owner.json").read_text())
+    assert owner["variant"] == "cpu", owner
 
 
 def test_switch_auto_pin_refuses_a_read_only_pyproject_before_installing(

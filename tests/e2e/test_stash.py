@@ -62,7 +62,7 @@ OLDER_FILELOCK = "3.19.0"
 
 def _with_big_torch(universe: Universe) -> None:
     """cu130's torch unpacks 300 MB (a few hundred kB to download); both builds
-    have a console script, ``torchrun``, each its own."""
+    have a console script, ``torchrun``, each its own; cu130's also ``torchfr``."""
     for variant in ("cu129", "cu130"):
         spec = next(
             wheel.spec
@@ -71,6 +71,7 @@ def _with_big_torch(universe: Universe) -> None:
             if wheel.spec.project == "torch"
         )
         script = f"[console_scripts]\ntorchrun = torch:{variant}\n".encode()
+        script += b"torchfr = torch:fr\n" * (variant == "cu130")
         payload = {f"torch-{spec.version}.dist-info/entry_points.txt": script}
         if variant == "cu130":
             payload["torch/_big.bin"] = bytes(300_000_000)
@@ -182,6 +183,30 @@ def test_pips_leftovers_are_removed_after_a_killed_run_and_only_then(
     assert _tilde(project) == [], result
     assert not killed.exists()
     assert project.installed()["torch"] == "2.14.1+cu129"
+
+
+def test_a_killed_pips_tilde_metadata_is_no_installed_package(
+    big_cu129: Project, tmp_path: Path
+) -> None:
+    """kill -9 of the user's ``pip uninstall torch`` once it moved torch aside:
+    ``~orch-2.14.1+cu129.dist-info`` stays (pip ignores it: "Ignoring invalid
+    distribution ~orch"). ``install --dry-run`` read it as torch and said nothing
+    would change; torch is not installed, and the install installs it."""
+    project = big_cu129
+    env, paused = paused_at(
+        tmp_path / "pause", "/~orch-2.14.1+cu129.dist-info", "shutil.rmtree"
+    )
+    pip = [str(project.python), "-m", "pip", "uninstall", "--yes", "torch"]
+    with subprocess.Popen(pip, env={**project.env, **env}) as uninstall:
+        wait_for(paused.exists, 120, "pip to delete the torch it moved aside")
+        uninstall.kill()
+    assert "~orch-2.14.1+cu129.dist-info" in _tilde(project)
+
+    result = run_inprocess(project, "install", "--dry-run")
+
+    assert result.returncode == 0, result
+    assert "would install torch==2.14.1+cu129 from " in result.stdout, result
+    assert "nothing would change" not in result.stdout, result
 
 
 def test_kill_9_while_pip_removes_unused_cuda_wheels_leaves_tilde_the_next_run_removes(
@@ -313,6 +338,30 @@ def test_kill_9_of_a_switch_is_undone_by_the_next_install(
     status = run_inprocess(project, "torch-cuda", "status", "--check")
     assert status.returncode == 0, status
     assert f'variant = "{variant}"' in project.pyproject_text()
+
+
+def test_kill_9_after_pip_wrote_a_new_console_script_leaves_no_script(
+    big_cu129: Project, tmp_path: Path
+) -> None:
+    """kill -9 of a switch to cu130 once pip wrote cu130's torch and its console
+    scripts, not yet its RECORD: the next install put cu129 back but left cu130's
+    ``bin/torchfr`` (cu129 has none), whose ``torch.fr`` is not there."""
+    project = big_cu129
+    requested = "torch-2.14.1+cu130.dist-info/REQUESTED"  # pip's last file but RECORD
+    env, paused = paused_at(tmp_path / "pause", requested)
+    with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
+        wait_for(paused.exists, 180, "pip to write cu130's torch")
+        os.killpg(process.pid, signal.SIGKILL)
+        os.kill(int(paused.read_text()), signal.SIGKILL)  # pip: its own session
+        finish(process)
+    script = project.venv / "bin" / "torchfr"
+    assert script.is_file()
+
+    result = project.run("install")
+
+    assert "torch-cuda: undid a killed run's work: " in result.stdout, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    assert not script.exists(), describe(result)
 
 
 def test_recovery_from_a_killed_run_keeps_what_poetry_installed_since(

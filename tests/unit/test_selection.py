@@ -349,10 +349,10 @@ def test_auto_falling_back_to_cpu_next_to_a_gpu_names_the_drivers() -> None:
 def test_a_configured_package_from_no_index_is_refused(kind: str, url: str) -> None:
     package = Package("torchvision", "0.29.1", source_type=kind, source_url=url)
     if url is None:
-        refuse_unindexed([package], {n("torchvision")})
+        refuse_unindexed([package], (Requirement("torchvision"),))
         return
-    refuse_unindexed([package], {n("torch")})  # not configured: Poetry's
+    refuse_unindexed([package], (Requirement("torch"),))  # not configured: Poetry's
     with pytest.raises(TorchCudaError) as error:
-        refuse_unindexed([package], {n("torchvision")})
+        refuse_unindexed([package], (Requirement("torchvision"),))
     shown = url.replace("me:s3cret", "***")  # never a credential
     assert f"poetry.lock takes it from {kind} {shown}, which" in str(error.value)

@@ -10,6 +10,7 @@ from typing import Any
 
 from cleo.helpers import option
 from cleo.io.outputs.output import Type
+from cleo.io.outputs.output import Verbosity
 from poetry.console.commands.command import Command
 from poetry.console.commands.env_command import EnvCommand
 from poetry.console.commands.group_command import GroupCommand
@@ -29,6 +30,7 @@ from poetry_torch_cuda.project.selection import selection_from
 
 if TYPE_CHECKING:
     from cleo.io.io import IO
+    from cleo.io.outputs.output import Output
 
     from poetry_torch_cuda.project.config import TorchCudaConfig
 
@@ -51,12 +53,15 @@ class ReportsErrors(Command):
         """The command's work."""
         raise NotImplementedError
 
+    document: Output | None = None  # with --json: stdout (validate_early)
+
     def as_json(self, data: Any) -> bool:
-        """With ``--json``, print ``data`` as JSON, unstyled, and say so."""
-        if not self.option("json"):
-            return False
-        self.io.output.write_line(json.dumps(data, indent=2), type=Type.RAW)
-        return True
+        """With ``--json``, print ``data`` as JSON, unstyled, also with ``-q`` (it
+        silences words, not the document a script asked for), and say so."""
+        if self.option("json"):
+            out = self.document or self.io.output
+            out.write_line(json.dumps(data, indent=2), Verbosity.QUIET, Type.RAW)
+        return bool(self.option("json"))
 
 
 #: ``detect``'s and ``variants``' way past the index pages' cache.
@@ -78,6 +83,9 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
         refuse_if_disabled()
         io.input.bind(self.definition)  # cleo's usage errors come first
         io.input.validate()
+        if io.input.has_option("json") and io.input.option("json"):
+            # Every other line (Poetry's -vvv too) to stderr; cleo's IO has no setter.
+            self.document, io._output = io.output, io.error_output
         self.check_input(io)
         if io.input.has_option("dry-run") and not io.input.option("dry-run"):
             return

@@ -183,8 +183,8 @@ class SwitchCommand(MovingCommand):
         # it and torch-cuda.lock must be writable (the renames ignore their modes).
         lock = lock_path(self.poetry)
         try:
-            pending = prepare_variant(pyproject, name)
-            for path in (pyproject, lock) if pending or pinned else ():
+            pending = prepare_variant(pyproject, name, always=pinned)  # auto moves on
+            for path in (pyproject, lock) if pending else ():
                 refuse_read_only(path)
         except OSError as error:
             shown = lock.name if error.filename == str(lock) else pyproject.name
@@ -200,26 +200,24 @@ class SwitchCommand(MovingCommand):
         with (
             pending or nullcontext(),
             environment_lock(self.env.path, self.io) as waited,
-            kept_bytes(owner_record(self.env.path)),
         ):
             if waited:  # another run changed things meanwhile: read them again
                 self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
-            plan = self.move(ctx, variant)  # in its own lock: no wait
-            # A build that fails verification is replaced by the previous one.
-            final = prove_change(ctx, plan, roll_back=True)
-            if final != variant and pinned:  # what runs here, edited in at commit
-                name = final.name  # (the first pending write goes at the end)
-                pending = prepare_variant(pyproject, name)  # None: it says so
+            # The owner record goes back with the build, not after it installed.
+            with kept_bytes(owner_record(self.env.path)):
+                plan = self.move(ctx, variant)  # in its own lock: no wait
+                # A build that fails verification is replaced by the previous one.
+                final = prove_change(ctx, plan, roll_back=True)
+            if final != variant and pending and pinned:  # what runs here
+                name = pending.variant = final.name
             elif final != variant:
                 resolved = f" (auto: {final})"
-            if pending is not None:
-                with pending:
-                    if pending.commit():
-                        self.line(
-                            f"{PREFIX}: pyproject.toml now says "
-                            f'variant = "<c2>{name}</>"{resolved}'
-                        )
+            if pending is not None and pending.commit():
+                self.line(
+                    f"{PREFIX}: pyproject.toml now says "
+                    f'variant = "<c2>{name}</>"{resolved}'
+                )
             if pending is not None or not plan.is_empty:  # also if set meanwhile
                 self.get_application().reset_poetry()  # the pyproject.toml it wrote
                 settle(self.poetry, self.io, switched=True)

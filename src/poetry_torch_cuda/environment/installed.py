@@ -76,7 +76,7 @@ class InstalledEnvironment:
         if self._everything is not None:
             return self._everything.get(key)
         if key not in self._cache:
-            found = next(iter(metadata.distributions(name=key, path=self._paths)), None)
+            found = located(self._paths, key)
             self._cache[key] = None if found is None else self._describe(found, key)
         return self._cache[key]
 
@@ -86,27 +86,27 @@ class InstalledEnvironment:
         return None if found is None else found.version
 
     def names(self) -> dict[NormalizedName, list[str]]:
-        """Every installed distribution's name, from the folders' names alone, and
-        its metadata folders' paths (two in one directory: a hand copy's, say)."""
+        """Every installed distribution's name, from its folders' names as pip reads them
+        (pip's ``~orch-….dist-info`` is none), and those folders (two: a hand copy's)."""
         found: dict[NormalizedName, list[str]] = {}
         for path in self._paths:
             with suppress(OSError):
                 for entry in os.scandir(path):
                     stem, _, kind = entry.name.rpartition(".")
-                    if kind in ("dist-info", "egg-info"):
+                    if kind in ("dist-info", "egg-info") and stem[:1] != "~":
                         name = canonicalize_name(stem.split("-", 1)[0])
                         found.setdefault(name, []).append(entry.path)
         return found
 
     def all(self) -> dict[NormalizedName, InstalledDistribution]:
-        """Every installed distribution, by canonical name (first on the path wins)."""
+        """Every installed distribution, by canonical name (first on the path wins); a
+        folder whose METADATA names none yet (a wheel pip is unpacking) is none."""
         if self._everything is None:
-            found: dict[NormalizedName, InstalledDistribution] = {}
-            for distribution in metadata.distributions(path=self._paths):
-                key = canonicalize_name(header(distribution.metadata, "Name") or "")
-                if key and key not in found:
-                    found[key] = self._describe(distribution, key)
-            self._everything = found
+            self._everything = {
+                n: self._describe(d, n)
+                for n in self.names()
+                if (d := located(self._paths, n)) and header(d.metadata, "Name")
+            }
         return dict(self._everything)
 
     def without(self, names: Iterable[str]) -> InstalledEnvironment:
@@ -216,6 +216,11 @@ class InstalledEnvironment:
         )
 
 
+def located(paths: Sequence[str], name: str) -> metadata.Distribution | None:
+    """The metadata of ``name`` first on ``paths``, by its folder's name (as pip finds it)."""
+    return next(iter(metadata.distributions(name=name, path=list(paths))), None)
+
+
 def header(meta: metadata.PackageMetadata, name: str) -> str | None:
     """A METADATA header, or None where it is missing (the ``importlib_metadata``
     backport, which Poetry's process loads before Python 3.12, raises KeyError)."""
@@ -230,11 +235,6 @@ def site_paths(env: Env) -> list[str]:
 def installed_environment(env: Env) -> InstalledEnvironment:
     """The installed distributions of Poetry's ``env``, read afresh."""
     return InstalledEnvironment(site_paths(env), env.marker_env)
-
-
-def versions_of(installed: InstalledEnvironment) -> dict[NormalizedName, str]:
-    """Every installed distribution's version, by name."""
-    return {name: dist.version for name, dist in installed.all().items()}
 
 
 _RUNTIMES = ("cuda-toolkit", "nvidia-cuda-runtime", "nvidia-cuda-nvrtc")

@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     #: Bytes done, bytes in all (known sizes), files done, files.
     Progress = Callable[[int, int, int, int], None]
 
-_PART = ".part"
-
 
 class DownloadError(TorchCudaError):
     """A file could not be fetched or was not what the lock says."""
@@ -155,9 +153,7 @@ class _Run:
         if path.is_file() and get_file_hash(path) == item.sha256.lower():
             self._received += path.stat().st_size
             return True
-        # A killed run's parts go first; an entry damaged (a disk, a crash) is
-        # fetched again (one that cannot be removed fails as an unwritable cache).
-        tempfiles.beside(path, _PART)
+        # A damaged entry is fetched again (one that cannot go: an unwritable cache).
         with suppress(OSError):
             path.unlink()
         return False
@@ -188,7 +184,7 @@ class _Run:
                 raise _Stopped
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                handle, part = tempfiles.make(path.parent, f".{path.name}.", _PART)
+                handle, part = tempfiles.make(path.parent, f".{path.name}.", ".part")
             except OSError as error:
                 raise self._local(item, path.parent, error) from None
             self._parts.add(part)

@@ -27,17 +27,15 @@ from contextlib import contextmanager
 from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.environment.envlock import state_dir
-from poetry_torch_cuda.environment.installed import header
 from poetry_torch_cuda.environment.installed import installed_environment
+from poetry_torch_cuda.environment.installed import located
 from poetry_torch_cuda.environment.installed import site_paths
-from poetry_torch_cuda.environment.installed import versions_of
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.project.protection import is_cuda_bound
@@ -106,7 +104,7 @@ class Stash:
         """
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
-        before = {str(k): v for k, v in versions_of(held).items()}
+        before = {str(n): d.version for n, d in held.all().items()}
         stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
@@ -137,7 +135,8 @@ class Stash:
         with signals.held():
             sweep_leftovers(env)
             installed = installed_environment(env)
-            now, folders = versions_of(installed), installed.names()
+            now = {n: d.version for n, d in installed.all().items()}
+            folders = installed.names()
             # pip writes RECORD last: a distribution without one is half written,
             # and no uninstaller can remove it; its files are strays (below).
             changed = [
@@ -147,15 +146,20 @@ class Stash:
                 and n in self.family
                 and not _drop_unrecorded(folders.get(n, []))
             ]
+            got = {n: d.source for n in changed if (d := installed.get(n)) and d.source}
             poetrys = [
                 n
-                for n in changed
-                if (got := installed.get(n))
-                and got.source
-                and (got.source.read_text("INSTALLER") or "").startswith("Poetry")
+                for n in got
+                if (got[n].read_text("INSTALLER") or "").startswith("Poetry")
             ]
             if changed := [n for n in changed if n not in poetrys]:
+                # pip writes a wheel's scripts before its RECORD, so a killed pip's
+                # are named only in entry_points.txt (as pip's uninstall reads them)
+                points = [p for n in changed if n in got for p in got[n].entry_points]
                 remove_distributions(env, changed, uninstall)
+                for point in points:
+                    if point.group in ("console_scripts", "gui_scripts"):
+                        remove(env.script_dirs[0] / point.name)
             theirs = {e[0] for d in files_by_name(env, poetrys).values() for e in d}
             for stray in _files_under(self.tops) - self.present - theirs:
                 remove(Path(stray))
@@ -164,7 +168,7 @@ class Stash:
                 for path, name in self.files
                 if name.rpartition(".")[0] not in poetrys
             )
-        after = versions_of(installed_environment(env))
+        after = {n: d.version for n, d in installed_environment(env).all().items()}
         changes = [
             f"added {name} {after[name]}"
             if name not in now
@@ -411,11 +415,10 @@ def files_by_name(
     are kept (the ``importlib_metadata`` backport drops them); strings, as pathlib
     objects for the real family's ~20,000 files were most of a switch back's time.
     """
-    wanted = None if names is None else {canonicalize_name(n) for n in names}
+    every = installed_environment(env).names() if names is None else names
     found: dict[NormalizedName, list[Entry]] = {}
-    for distribution in metadata.distributions(path=site_paths(env)):
-        name = canonicalize_name(header(distribution.metadata, "Name") or "")
-        if name in found or (wanted is not None and name not in wanted):
+    for name in map(canonicalize_name, every):
+        if not (distribution := located(site_paths(env), name)):
             continue
         base = str(distribution.locate_file(""))
         rows = csv.reader((distribution.read_text("RECORD") or "").splitlines())

@@ -465,7 +465,7 @@ def _current_inputs(
     """The inputs a lock made now would record (``selected``: poetry.lock's packages)."""
     return LockInputs(
         content_hash=locked.content_hash(poetry),
-        locked=locked.locked_versions(selected, config.package_names),
+        locked=locked.locked_versions(selected, config.packages),
         packages=tuple(str(requirement) for requirement in config.packages),
         lock_variants=_wanted(config),
     )

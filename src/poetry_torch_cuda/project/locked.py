@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Mapping
 
+    from packaging.requirements import Requirement
     from packaging.utils import NormalizedName
     from poetry.core.packages.package import Package
     from poetry.core.version.markers import BaseMarker
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     Selected = list[tuple[Package, BaseMarker]]  # poetry.lock's, with markers
+    Entries = tuple[Requirement, ...]  # the table's ``packages``
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,12 @@ def selected_packages(
 
 
 def locked_versions(
-    selected: Selected, names: Iterable[str]
+    selected: Selected, configured: Entries
 ) -> tuple[tuple[NormalizedName, tuple[str, ...]], ...]:
-    """Every version ``selected`` locks for each of ``names`` (sorted); refuse_unindexed."""
-    refuse_unindexed((package for package, _ in selected), names)
-    wanted = {canonicalize_name(name) for name in names}
+    """Every version ``selected`` locks for each ``configured`` package (sorted);
+    refuse_unindexed."""
+    refuse_unindexed((package for package, _ in selected), configured)
+    wanted = {canonicalize_name(entry.name) for entry in configured}
     found: dict[NormalizedName, set[str]] = {}
     for package, _ in selected:
         if package.name in wanted:
@@ -106,18 +109,26 @@ def locked_versions(
     return tuple((name, tuple(sorted(found[name]))) for name in sorted(found))
 
 
-def refuse_unindexed(packages: Iterable[Package], configured: Iterable[str]) -> None:
+def refuse_unindexed(packages: Iterable[Package], configured: Entries) -> None:
     """Refuse (a :class:`TorchCudaError`) a ``configured`` package poetry.lock takes
-    from a file, a directory, a URL or git: the variant index's would replace it."""
-    names = {canonicalize_name(name) for name in configured}
+    from a file, a directory, a URL or git: the variant index's would replace it;
+    or at a version its entry (one for every environment) excludes: the lock wins."""
     for p in packages:
-        if p.name in names and p.source_type in ("file", "directory", "url", "git"):
-            raise TorchCudaError(
-                f"{p.name} is in [tool.poetry-torch-cuda] packages, but poetry.lock "
-                f"takes it from {p.source_type} {mask_url(str(p.source_url))}, "
-                "which the variant index's build would replace: remove it from "
-                "`packages` to keep that build, or depend on it from the index."
-            )
+        for entry in (e for e in configured if canonicalize_name(e.name) == p.name):
+            said = f"{entry} is in [tool.poetry-torch-cuda] packages, but poetry.lock"
+            if p.source_type in ("file", "directory", "url", "git"):
+                raise TorchCudaError(
+                    f"{said} takes it from {p.source_type} "
+                    f"{mask_url(str(p.source_url))}, which the variant index's build "
+                    "would replace: remove it from `packages` to keep that build, or "
+                    "depend on it from the index."
+                )
+            if not entry.marker and not entry.specifier.contains(p.version.text, True):
+                raise TorchCudaError(
+                    f"{said} locks {p.name} {p.version.text}, and installs follow the "
+                    f"lock: require {entry} in the project's dependencies and run "
+                    "`poetry lock`, or remove the version from the entry."
+                )
 
 
 def resolved_versions(
@@ -152,7 +163,7 @@ def resolved_versions(
     }
 
 
-def locked_state(poetry: Poetry, env: Env, configured: Iterable[str]) -> LockedState:
+def locked_state(poetry: Poetry, env: Env, configured: Entries) -> LockedState:
     """The versions the lock installs into ``env`` (default groups) and its graph.
 
     Raises:

@@ -48,8 +48,11 @@ def with_variant(text: str, variant: str) -> str | None:
     return updated
 
 
-def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:
-    """Check that the new pyproject.toml can be written; ``None`` if nothing changes.
+def prepare_variant(
+    pyproject: Path, variant: str, always: bool = False
+) -> PendingWrite | None:
+    """Check that the new pyproject.toml can be written; ``None`` if nothing changes
+    (``always``: an edit still, for a variant that may change before the commit).
 
     The edited file is written beside the old one now, so a full disk or a
     read-only directory shows up before anything is installed; it is edited
@@ -59,10 +62,13 @@ def prepare_variant(pyproject: Path, variant: str) -> PendingWrite | None:
         OSError: the new file could not be written.
     """
     target = tempfiles.beside(pyproject)
-    updated = with_variant(target.read_bytes().decode("utf-8"), variant)
-    if updated is None:
+    current = target.read_bytes()
+    updated = with_variant(current.decode("utf-8"), variant)
+    if updated is None and not always:
         return None
-    return PendingWrite(target, variant, updated.encode("utf-8"))
+    return PendingWrite(
+        target, variant, current if updated is None else updated.encode()
+    )
 
 
 class PendingWrite:

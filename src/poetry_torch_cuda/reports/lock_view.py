@@ -41,7 +41,7 @@ def show_lock_view(ctx: RunContext) -> None:
     """Print the missing-build warnings, the variant line and the fleet lines."""
     config, io, variant = ctx.config, ctx.io, ctx.config.variant
     selected = built_for(selected_packages(ctx.poetry), variant)  # not macOS' pins
-    locked = dict(locked_versions(selected, config.package_names))
+    locked = dict(locked_versions(selected, config.packages))
     newest = {n: _public(max(v, key=version_key)) for n, v in locked.items()}
     # Poetry installs PyPI's torch where the variant has no builds: the hooks said so.
     if variant.kind != "auto" and left_to_pypi(variant, sys.platform) is not None:
