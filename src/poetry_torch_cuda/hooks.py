@@ -67,7 +67,7 @@ class OperationGuard:
         if not all(operation.skipped for operation in operations):
             from poetry_torch_cuda.lockfile.model import lock_path
 
-            lock_path(self.ctx.poetry)
+            lock_path(self.ctx.poetry)  # a no-op run imports no lock code
         # Keep the pre-run edges: once Poetry removed torch, its cu12 wheels
         # must still be recognised as the torch family's, to be swept.
         before = self.ctx.installed.graph(self.ctx.config.package_names)
@@ -144,15 +144,14 @@ class CommandHooks:
         config = require_config(command.poetry.pyproject.data)  # _forward: it has one
         ctx = RunContext(command.poetry, command.env, event.io, config)
         # `auto` is resolved in the after-step, once the lock says which torch.
-        if (no_builds := left_to_pypi(config.variant, sys.platform)) is not None:
-            ctx.warn(f"{no_builds}.")
-            return
         guard = None
         if relocks := command.name in RELOCKS or not command.poetry.locker.is_locked():
             from poetry_torch_cuda.lockfile.model import lock_path
 
             lock_path(command.poetry)  # refused before Poetry writes poetry.lock
-        if command.name != "lock":
+        if (no_builds := left_to_pypi(config.variant, sys.platform)) is not None:
+            ctx.warn(f"{no_builds}.")  # torch-cuda.lock follows poetry.lock still
+        elif command.name != "lock":
             guard = OperationGuard(ctx)
             executor = command.installer.executor
             executor.execute = partial(guard.execute, executor.execute)  # type: ignore[method-assign]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from cleo.io.buffered_io import BufferedIO
 from poetry.utils.env import SystemEnv
 
+from poetry_torch_cuda import hooks
 from poetry_torch_cuda.context import RunContext
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.reports import lock_view
@@ -49,11 +50,8 @@ def test_no_index_request_for_a_variant_without_builds_here(
     assert "torch-cuda: cu129 has torch 2.14.1" in linux.fetch_output()
     assert index.requests  # where the variant has builds, its index is asked
 
-    darwin = lock_view_on("darwin")
-    assert darwin.fetch_output() == (
-        "torch-cuda: PyTorch publishes no cu129 builds for darwin; "
-        "Poetry installs PyPI's default build here\n"
-    )
+    darwin = lock_view_on("darwin")  # the hooks' warning says it, once
+    assert darwin.fetch_output() == ""
     assert darwin.fetch_error() == ""
     assert index.requests == []
 
@@ -81,3 +79,30 @@ def test_torch_left_to_poetry_is_neither_checked_nor_refused(
 
     said = io.fetch_output() + io.fetch_error()
     assert "torch " not in said.replace("the locked torch", ""), said
+
+
+def test_poetry_lock_and_add_keep_torch_cuda_lock_where_the_variant_has_no_builds(
+    project_factory: ProjectFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On macOS, where Poetry installs PyPI's torch, the hooks stepped aside from
+    `poetry lock` and `poetry add` as well: torch-cuda.lock, which the Linux
+    machines install from, was not written or followed poetry.lock, and CI's
+    `lock --check` failed after every dependency a Mac user added."""
+    project = project_factory({"torch": "*"}, 'variant = "cu129"')
+    mac = SimpleNamespace(platform="darwin")
+    monkeypatch.setattr(hooks, "sys", mac)
+    monkeypatch.setattr(lock_view, "sys", mac)
+    warning = (
+        "torch-cuda: PyTorch publishes no cu129 builds for darwin; Poetry installs "
+        "PyPI's default build here."
+    )
+
+    for args in (["lock"], ["add", "--lock", "tinyutil"]):
+        result = run_inprocess(project, *args)
+        assert result.returncode == 0, result
+        assert "wrote torch-cuda.lock (cu129: " in result.stdout, result
+        said = result.stdout + result.stderr
+        assert said.count("PyTorch publishes no cu129 builds") == 1, result
+        assert warning in " ".join(result.stderr.split()), result
+        check = run_inprocess(project, "torch-cuda", "lock", "--check")
+        assert check.returncode == 0, check

@@ -668,3 +668,62 @@ def test_removing_torch_leaves_a_lock_the_check_passes(
     assert check.returncode == 0, check
     relock = run_inprocess(project, "torch-cuda", "lock")
     assert relock.returncode == 0, relock
+
+
+def test_an_install_locking_first_goes_on_past_another_variant_to_lock(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """lock-variants names cu126, whose index lacks the locked torch 2.14.1: an
+    install of cu129 that locked first failed on cu126's missing build, with the
+    advice to switch to a variant that has it, which cu129 is. The install locks
+    and installs its own variant; `lock --check` names the one left, and the
+    lock's failure names lock-variants, where the fix is."""
+    torch_cuda = 'variant = "cu129"\nlock-variants = ["cu126"]\n'
+    project = Project.create(tmp_path, index, DEPS, torch_cuda)
+    assert run_inprocess(project, "lock", env_extra=BOT).returncode == 0
+    result = run_inprocess(project, "install")
+    assert result.returncode == 0, result
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 1, check
+    assert "cu126 is not locked" in check.stderr, check
+    relock = run_inprocess(project, "torch-cuda", "lock")
+    assert relock.returncode == 1, relock
+    assert "cannot lock torch==2.14.1+cu126" in relock.stderr, relock
+    assert "or in lock-variants)" in relock.stderr, relock
+
+
+def test_lock_check_passes_packages_listed_in_another_order(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """``packages`` reordered (a formatter, a merge): the lock holds the same
+    builds and an install installs them, but `lock --check` failed ("packages is
+    now ['torchvision', 'torch'], torch-cuda.lock was made for [...]")."""
+    listed = 'variant = "cu129"\npackages = ["torch", "torchvision"]\n'
+    project = Project.create(tmp_path, index, DEPS, listed)
+    assert run_inprocess(project, "lock").returncode == 0
+    text = project.pyproject_text()
+    project.write_pyproject(
+        text.replace('"torch", "torchvision"', '"torchvision", "torch"')
+    )
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check
+
+
+def test_lock_check_fails_on_a_poetry_lock_pyproject_toml_left_behind(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """pyproject.toml changed and poetry.lock was not re-locked: `poetry install`
+    and `export` refuse it in Poetry's words, but `lock --check` (the CI guard and
+    the pre-commit hook on pyproject.toml) said "torch-cuda.lock matches
+    poetry.lock" and passed."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    assert run_inprocess(project, "lock").returncode == 0
+    text = project.pyproject_text()
+    project.write_pyproject(text.replace('"torchvision"', '"torchvision==0.28.0"'))
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 1, check
+    assert " ".join(check.stderr.split()) == (
+        "pyproject.toml changed significantly since poetry.lock was last generated. "
+        "Run `poetry lock` to fix the lock file."
+    ), check

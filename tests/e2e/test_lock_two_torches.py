@@ -80,3 +80,31 @@ def test_each_torch_version_is_locked_with_its_own_pins(
     installed = project.installed()
     assert installed["torch"] == "2.14.1+cu129"
     assert installed["nvidia-cudnn-cu12"] == "9.10.2.21"
+
+
+def test_a_torch_pinned_for_macos_alone_is_left_to_pypi(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """An older torch pinned for macOS alone (Intel Macs stop at an old release),
+    the variant's index without it: the plugin installs no variant build on
+    macOS, yet locking wanted torch 2.13.0+cu128 too, so `poetry lock` wrote no
+    torch-cuda.lock and every Linux install failed ("cannot lock
+    torch==2.13.0+cu128"), and `poetry lock` advised to constrain torch. The
+    macOS pin is not the variant's to lock or check."""
+    deps = {
+        "torch==2.13.0; sys_platform == 'darwin'": "",
+        "torch==2.14.1; sys_platform == 'linux'": "",
+    }
+    project = Project.create(tmp_path, index, deps, 'variant = "cu128"\n')
+    result = run_inprocess(project, "lock")
+    assert result.returncode == 0, result
+    assert "cannot lock" not in result.stderr, result
+    assert "has no build of torch 2.13.0" not in result.stderr, result
+    (entry,) = read_lock(project)["variant"]
+    assert [p["version"] for p in entry["package"] if p["name"] == "torch"] == [
+        "2.14.1+cu128"
+    ]
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check
+    assert run_inprocess(project, "install").returncode == 0
+    assert project.installed()["torch"] == "2.14.1+cu128"

@@ -173,6 +173,29 @@ def test_two_locked_torch_versions_each_get_their_own_pins() -> None:
     ]
 
 
+def test_an_index_of_every_variant_locks_the_variants_build_as_a_dependency() -> None:
+    """One index for every variant (a source or index-url without {variant}, as
+    download.pytorch.org/whl itself): torchvision's ``torch==2.14.1`` took the
+    newest build of any label (+rocm6.4), so cu130's entry held two torch builds,
+    `lock --check` passed and pip refused the install (ResolutionImpossible)."""
+    wheels = {
+        "torch-2.14.1+cu130-py3-none-any.whl": [f"nvidia-a==1.0; {LINUX}"],
+        "torch-2.14.1+rocm6.4-py3-none-any.whl": [f"pytorch-triton-rocm; {LINUX}"],
+        "torchvision-0.29.1+cu130-py3-none-any.whl": ["torch==2.14.1"],
+        "nvidia_a-1.0-py3-none-any.whl": [],
+        "pytorch_triton_rocm-3.4.0-py3-none-any.whl": [],
+    }
+    configured = {"torch", "torchvision"}
+    locker = VariantLocker(FakeIndex(wheels), configured, lambda v: True)  # type: ignore[arg-type]
+    roots = [Root("torch", "2.14.1+cu130"), Root("torchvision", "0.29.1+cu130")]  # type: ignore[arg-type]
+    locked = locker.lock(parse_variant("cu130"), URL, roots)
+    assert sorted((p.name, p.version) for p in locked.packages) == [
+        ("nvidia-a", "1.0"),
+        ("torch", "2.14.1+cu130"),
+        ("torchvision", "0.29.1+cu130"),
+    ]
+
+
 def test_a_negated_extra_holds_when_no_extra_was_asked_for() -> None:
     """As pip: ``extra != "x"`` holds for a package installed without extras."""
     wheels = {

@@ -108,7 +108,6 @@ class ExportCommand(ReportsErrors, GroupCommand):
 
     def work(self) -> int:
         config = require_config(self.poetry.pyproject.data, overrides=())
-        locked.check_fresh(self.poetry)  # as poetry install and poetry export do
         fmt = self.option("format")
         if fmt not in FORMATS:
             raise TorchCudaError(

@@ -268,7 +268,10 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
     names = [f[0] for p in packages for f in p.files]
     if len(set(keys)) < len(keys) or len(set(names)) < len(names):
         raise ValueError("a package or a file twice")
-    return VariantLock(_build(entry["name"]), str(entry["index-url"]), tuple(packages))
+    name = str(entry["name"])
+    if parse_variant(name).kind == "auto":  # auto names no build
+        raise ValueError(name)
+    return VariantLock(name, str(entry["index-url"]), tuple(packages))
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -283,13 +286,6 @@ def _marker(value: Any) -> str:
     if value:
         Marker(str(value))  # InvalidMarker is a ValueError
     return str(value)
-
-
-def _build(name: Any) -> str:
-    """``name`` if it names a variant's build (``auto`` names none)."""
-    if parse_variant(str(name)).kind == "auto":
-        raise ValueError(name)
-    return str(name)
 
 
 _SHA256 = re.compile("[0-9a-fA-F]{64}")

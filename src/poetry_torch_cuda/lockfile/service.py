@@ -246,7 +246,8 @@ class VariantLocker:
             for dep, requirement, dep_marker in self._followed(node.files, node.extras):
                 seen[dep] = seen.get(dep, SpecifierSet()) & requirement.specifier
                 spec = requirement.specifier & specs.get(dep, SpecifierSet())
-                dep_version, dep_files = self._pick(url, dep, spec)
+                own = label if dep in self._configured else None  # as a root's
+                dep_version, dep_files = self._pick(url, dep, spec, own)
                 node.edges[(dep, dep_version)] = dep_marker
                 dep_extras = frozenset(requirement.extras)
                 dep_marker = node.markers.intersect(dep_marker)
@@ -299,9 +300,9 @@ class VariantLocker:
                 else f"has no build of {name} that matches (it offers {offered}"
                 + (f"; none accepts {accepts}" if matching else "")
                 + ").\n"
-                "Choose a variant that has it (`poetry torch-cuda switch <variant>`), "
-                "lock a version this variant offers, or check that the build exists "
-                "for this project's Pythons."
+                "Choose a variant that has it (`poetry torch-cuda switch <variant>`, "
+                "or in lock-variants), lock a version this variant offers, or check "
+                "that the build exists for this project's Pythons."
             )
             raise MissingBuildError(
                 f"cannot lock {name}{specifier} from {where}: the index {detail}"
@@ -481,7 +482,7 @@ def differences(
         reasons.append("poetry.lock changed since it was written (content-hash)")
     moved = [
         ("poetry.lock locks", _versions(current.locked), _versions(recorded.locked)),
-        ("packages is now", list(current.packages), list(recorded.packages)),
+        ("packages is now", sorted(current.packages), sorted(recorded.packages)),
     ]
     if whole:
         now, then = current.lock_variants, recorded.lock_variants
@@ -634,16 +635,14 @@ def lock_project(
                     for package in config.package_names
                 )
             )
-        hashes: dict[tuple[str, str], set[str]] = {}  # the sha256s locked before
+        # The sha256s locked before, line by line: a damaged file's too (a conflict).
+        hashes = {} if accept_drift else recorded_hashes(path)
         try:
             previous = None if accept_drift else read_lock(path)
-        except LockFileError as error:  # a damaged one's, line by line
-            hashes = recorded_hashes(path)
+        except LockFileError as error:
             if not hashes:  # nothing to compare the index with: its words say so
                 raise LockError(str(error)) from None
             previous = None
-        for v in previous.variants if previous else ():
-            hashes |= {(v.name, f[0]): {f[2]} for p in v.packages for f in p.files}
         selected = locked.selected_packages(poetry)
         current = _current_inputs(poetry, config, selected)
         kept = {  # the entries that still match, when reused
@@ -678,7 +677,9 @@ def lock_project(
                 )
             except (MissingBuildError, IndexUnavailableError) as error:
                 if name not in optional:  # auto's candidates: only what the index has
-                    raise
+                    if write or name in {v.name for v in extra}:
+                        raise
+                    continue  # an install locks what it installs; lock --check says
                 if isinstance(error, MissingBuildError):
                     missing.append(error)  # the index answered: it has no build
                     continue
@@ -741,10 +742,11 @@ def entry_for(
     the whole file, every entry and ``lock-variants`` (``lock --check``).
 
     Raises:
-        TorchCudaError: poetry.lock does not exist, or torch-cuda.lock cannot be read.
+        TorchCudaError: poetry.lock is missing or stale, or torch-cuda.lock unreadable.
     """
     config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
     locked.require_lock(poetry)
+    locked.check_fresh(poetry)
     selected = locked.selected_packages(poetry)
     current = _current_inputs(poetry, config, selected)
     lock = read_lock(lock_path(poetry))
@@ -819,7 +821,7 @@ def _roots_for(
         name = canonicalize_name(requirement.name)
         wanted = parse_marker(str(requirement.marker or ""))
         extras = frozenset(requirement.extras)
-        found = [(p, m) for p, m in selected if p.name == name]
+        found = [(p, m) for p, m in built_for(selected, variant) if p.name == name]
         if not found and requirement.specifier:
             roots.append(Root(name, None, requirement.specifier, extras, str(wanted)))
         for package, marker in found:
@@ -829,6 +831,16 @@ def _roots_for(
                 markers = str(wanted.intersect(marker))
                 roots.append(Root(name, version, SpecifierSet(), extras, markers))
     return roots
+
+
+def built_for(selected: Selected, variant: Variant) -> Selected:
+    """``selected`` but what poetry.lock locks only where ``variant`` has no builds
+    (a torch pinned for macOS): Poetry installs PyPI's build there."""
+    from poetry.core.version.markers import parse_marker
+
+    platforms = [p for p in ("linux", "win32") if not variant.not_built_for(p)]
+    built = parse_marker(" or ".join(f'sys_platform == "{p}"' for p in platforms))
+    return [(p, m) for p, m in selected if not built.intersect(m).is_empty()]
 
 
 def settle(
@@ -847,8 +859,6 @@ def settle(
     Raises:
         DriftError: a locked file now has another sha256 on the index.
     """
-    if not poetry.locker.is_locked():
-        return
     try:
         lock_project(poetry, io, reuse=switched, keep=keep)
     except TorchCudaError as error:

@@ -15,6 +15,7 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
 from poetry_torch_cuda.index.offers import OfferFinder
+from poetry_torch_cuda.lockfile.service import built_for
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import driver_needs
 from poetry_torch_cuda.machine.detection import predates
@@ -39,12 +40,14 @@ if TYPE_CHECKING:
 def show_lock_view(ctx: RunContext) -> None:
     """Print the missing-build warnings, the variant line and the fleet lines."""
     config, io, variant = ctx.config, ctx.io, ctx.config.variant
-    locked = dict(locked_versions(selected_packages(ctx.poetry), config.packages))
+    selected = built_for(selected_packages(ctx.poetry), variant)  # not macOS' pins
+    locked = dict(locked_versions(selected, config.packages))
     newest = {n: _public(max(v, key=version_key)) for n, v in locked.items()}
-    # Poetry installs PyPI's torch where the variant has no builds: nothing to ask.
-    pypi = None if variant.kind == "auto" else left_to_pypi(variant, sys.platform)
+    # Poetry installs PyPI's torch where the variant has no builds: the hooks said so.
+    if variant.kind != "auto" and left_to_pypi(variant, sys.platform) is not None:
+        return
     offer = None  # what the variant's index has of the first locked package
-    if locked and variant.kind != "auto" and pypi is None:
+    if locked and variant.kind != "auto":
         name = min(locked, key=lambda n: (n != "torch", n))
         wanted = {name: newest[name]}
         finder = OfferFinder(ctx.client, config, wanted, ctx.env.marker_env)
@@ -70,8 +73,6 @@ def show_lock_view(ctx: RunContext) -> None:
     if variant.kind == "auto":
         matrix = published(torch) or f"torch {torch} is newer than the tables"
         line = f"auto decides at install time; {matrix}"
-    elif pypi is not None:
-        line = pypi
     else:
         assert offer is not None  # torch, configured and locked, was asked first
         if offer.error is not None:
