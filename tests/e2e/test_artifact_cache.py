@@ -153,3 +153,11 @@ def test_parts_of_a_killed_lock_go_with_the_next_lock(
 
     assert (project.path / "torch-cuda.lock").is_file(), describe(result)
     assert list(temp.glob("*.part")) == [], describe(result)
+
+
+def test_a_relative_cache_dir_installs(project: Project) -> None:
+    """``POETRY_CACHE_DIR=cache`` (relative to where Poetry runs): pip got links to
+    the locked files relative to its own folder and found none of them."""
+    result = project.run("install", env_extra={"POETRY_CACHE_DIR": "cache"})
+    assert project.installed()["torch"] == "2.14.1+cu129", describe(result)
+    assert list((project.path / "cache" / "artifacts").rglob(TORCH_FILE))

@@ -264,8 +264,9 @@ def retry_after(response: requests.Response | None) -> float | None:
 
 def artifact(config: Config, url: str, sha256: str, filename: str) -> Path:
     """Where Poetry's artifact cache keeps ``url``'s file of ``sha256``: what an
-    install fetches into, and where a lock leaves a wheel it read."""
-    cache = ArtifactCache(cache_dir=Path(config.artifacts_cache_directory))
+    install fetches into, and where a lock leaves a wheel it read (absolute: pip
+    gets links to it from another folder, whatever ``cache-dir`` says)."""
+    cache = ArtifactCache(cache_dir=Path(config.artifacts_cache_directory).absolute())
     return cache.get_cache_directory_for_link(Link(f"{url}#sha256={sha256}")) / filename
 
 
