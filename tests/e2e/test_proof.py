@@ -431,6 +431,22 @@ def test_verify_reports_the_build_and_its_gpus(
     assert "computes on GPU 0 (NVIDIA GeForce RTX 4090)" in text.stdout
     assert "cu130 build verified" in text.stdout
 
+    # torch-cuda.lock gone or garbage: the next install would lock or fail, and
+    # verify (which passed) says so in lock --check's words.
+    lock = project.path / "torch-cuda.lock"
+    kept = lock.read_text()
+    for broken in (None, f"{kept}a merge left this\n"):
+        lock.unlink() if broken is None else lock.write_text(broken)
+        check = run_inprocess(project, "torch-cuda", "lock", "--check")
+        assert check.returncode == 1, check
+        shown = run_inprocess(project, "torch-cuda", "verify", "--json", env_extra=env)
+        assert shown.returncode == 1, shown
+        (failed,) = [
+            c for c in json.loads(shown.stdout)["checks"] if c["status"] == "fail"
+        ]
+        assert f"{failed['message']}\n" == check.stderr, shown
+    lock.write_text(kept)
+
 
 def test_verify_s_fix_for_auto_s_failing_build_keeps_auto(
     tmp_path: Path, proof_index: IndexServer

@@ -760,6 +760,20 @@ def entry_for(
     return lock, reasons
 
 
+def lock_problem(poetry: Poetry, variant: Variant | None = None) -> str | None:
+    """What ``lock --check`` says is wrong with torch-cuda.lock (``None``: nothing),
+    offline; with ``variant``, only what an install of it takes (:func:`entry_for`).
+
+    Raises:
+        TorchCudaError: poetry.lock does not exist.
+    """
+    try:
+        _, reasons = entry_for(poetry, variant)
+    except LockFileError as error:
+        return str(error)
+    return STALE.format("; ".join(reasons)) if reasons else None
+
+
 def locked_entry(
     poetry: Poetry,
     io: IO,
