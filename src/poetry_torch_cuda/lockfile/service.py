@@ -761,12 +761,8 @@ def entry_for(
 
 
 def lock_problem(poetry: Poetry, variant: Variant | None = None) -> str | None:
-    """What ``lock --check`` says is wrong with torch-cuda.lock (``None``: nothing),
-    offline; with ``variant``, only what an install of it takes (:func:`entry_for`).
-
-    Raises:
-        TorchCudaError: poetry.lock does not exist.
-    """
+    """``lock --check``'s words for what is wrong with torch-cuda.lock (``None``:
+    nothing); with ``variant``, what an install of it takes (:func:`entry_for`)."""
     try:
         _, reasons = entry_for(poetry, variant)
     except LockFileError as error:
