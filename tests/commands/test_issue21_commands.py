@@ -176,3 +176,23 @@ def test_an_auto_lock_no_candidate_can_serve_names_the_missing_build(
     assert result.returncode == 1, result
     assert "No configured package is locked" not in result.stderr, result
     assert "cannot lock torch" in result.stderr, result
+
+
+def test_status_check_needs_no_torch_cuda_lock_where_an_install_takes_nothing_from_it(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """poetry.lock locks no configured package: an install takes nothing from
+    torch-cuda.lock (nor locks it), so its absence fails lock --check (the commit's
+    guard) but not status --check, which speaks for this environment's install."""
+    project = project_factory(
+        {"filelock": "*"}, 'variant = "cu130"\npackages = ["torch"]'
+    )
+    assert run_inprocess(project, "lock").returncode == 0
+    (project.path / "torch-cuda.lock").unlink()
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 1, check
+    status = run_inprocess(
+        project, "torch-cuda", "status", "--check", env_extra=no_gpu(tmp_path)
+    )
+    assert status.returncode == 0, status
+    assert "torch-cuda.lock" not in status.stdout, status

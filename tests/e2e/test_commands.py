@@ -342,6 +342,94 @@ def test_status_check_fails_on_every_mismatch(
     assert "Everything is in line." not in result.stdout
 
 
+def _without_triton(text: str) -> str:
+    start = text.index('[[variant.package]]\nname = "triton"')
+    end = text.find("[[variant", start + 1)
+    return text[:start] + (text[end:] if end != -1 else "")
+
+
+@pytest.mark.parametrize(
+    ("broken", "reason"),
+    [
+        ("deleted", "torch-cuda.lock does not exist"),
+        ("garbage", "torch-cuda.lock is not valid TOML"),
+        ("entry lost", "torch-cuda.lock's cu129 entry lacks triton 3.6.0"),
+        ("renamed", "cu129 is not locked"),
+        ("stale", "poetry.lock changed since it was written (content-hash)"),
+    ],
+)
+def test_status_check_fails_where_lock_check_does_for_the_variant_installed(
+    installed: Project, tmp_path: Path, broken: str, reason: str
+) -> None:
+    """An env in line passed status --check (and verify: test_proof.py) whatever
+    torch-cuda.lock said (gone, garbage, an entry lost or renamed, poetry.lock
+    changed since): the next install failed or locked against the network. It
+    fails now with the words lock --check prints, offline, for what an install of
+    cu129 takes."""
+    env = gpu(tmp_path, RTX_4090)
+    lock = installed.path / "torch-cuda.lock"
+    saved = {p: p.read_bytes() for p in (lock, installed.pyproject, installed.lockfile)}
+    text = lock.read_text()
+    try:
+        if broken == "deleted":
+            lock.unlink()
+        elif broken == "garbage":
+            lock.write_text(text + "a merge left this\n")
+        elif broken == "entry lost":
+            lock.write_text(_without_triton(text))
+        elif broken == "renamed":
+            lock.write_text(text.replace('name = "cu129"', 'name = "cu130"'))
+        else:  # a bot's `poetry add --lock` with the plugin off
+            off = {"POETRY_TORCH_CUDA_DISABLE": "1"}
+            added = run_inprocess(installed, "add", "tinyutil", "--lock", env_extra=off)
+            assert added.returncode == 0, added
+        check = run_inprocess(installed, "torch-cuda", "lock", "--check")
+        assert check.returncode == 1, check
+        assert reason in check.stderr, check
+        words = check.stderr.split("\n", 1)[0]
+        if broken == "renamed":  # lock --check also judges the entry now named cu130
+            words = f"torch-cuda.lock does not match this project: {reason}."
+        status = run_inprocess(
+            installed, "torch-cuda", "status", "--check", env_extra=env
+        )
+        assert status.returncode == 1, status
+        assert f"Warning: {words}" in status.stdout, status
+        assert "Everything is in line." not in status.stdout, status
+    finally:
+        for path, data in saved.items():
+            path.write_bytes(data)
+    assert (
+        run_inprocess(
+            installed, "torch-cuda", "status", "--check", env_extra=env
+        ).returncode
+        == 0
+    )
+
+
+def test_a_stale_entry_of_a_variant_this_env_does_not_use_is_a_note(
+    installed: Project, tmp_path: Path
+) -> None:
+    """lock-variants names cu130, which torch-cuda.lock lacks: lock --check fails
+    (a commit's guard), status --check of this cu129 env says so and passes."""
+    env = gpu(tmp_path, RTX_4090)
+    text = installed.pyproject_text()
+    installed.write_pyproject(
+        text.replace(CU129, f'{CU129}\nlock-variants = ["cu130"]')
+    )
+    try:
+        check = run_inprocess(installed, "torch-cuda", "lock", "--check")
+        assert check.returncode == 1, check
+        status = run_inprocess(
+            installed, "torch-cuda", "status", "--check", env_extra=env
+        )
+    finally:
+        installed.write_pyproject(text)
+    assert status.returncode == 0, status
+    words = check.stderr.split("\n", 1)[0]
+    assert "cu130 is not locked" in words, check
+    assert f"Note: {words}" in status.stdout, status
+
+
 def test_status_check_fails_on_another_build_of_a_package_the_lock_lacks(
     tmp_path: Path, index: IndexServer
 ) -> None:

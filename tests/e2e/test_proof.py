@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from poetry_torch_cuda.environment import envlock
+from poetry_torch_cuda.lockfile.service import FIX
 from tests.support.catalog import build_universe
 from tests.support.fake_torch import LIBCUDNN_MISSING
 from tests.support.fake_torch import NMS_MISSING
@@ -431,6 +432,22 @@ def test_verify_reports_the_build_and_its_gpus(
     assert "computes on GPU 0 (NVIDIA GeForce RTX 4090)" in text.stdout
     assert "cu130 build verified" in text.stdout
 
+    # torch-cuda.lock gone or garbage: the next install would lock or fail, and
+    # verify (which passed) says so in lock --check's words.
+    lock = project.path / "torch-cuda.lock"
+    kept = lock.read_text()
+    for broken in (None, f"{kept}a merge left this\n"):
+        lock.unlink() if broken is None else lock.write_text(broken)
+        check = run_inprocess(project, "torch-cuda", "lock", "--check")
+        assert check.returncode == 1, check
+        shown = run_inprocess(project, "torch-cuda", "verify", "--json", env_extra=env)
+        assert shown.returncode == 1, shown
+        (failed,) = [
+            c for c in json.loads(shown.stdout)["checks"] if c["status"] == "fail"
+        ]
+        assert f"{failed['message']}\n" == check.stderr, shown
+    lock.write_text(kept)
+
 
 def test_verify_s_fix_for_auto_s_failing_build_keeps_auto(
     tmp_path: Path, proof_index: IndexServer
@@ -513,10 +530,12 @@ def test_verify_fails_on_a_label_other_than_the_variant(
     project = make_project(tmp_path, proof_index, "2.14.1", "cpu", install_with=env)
     data = verify_json(project, {**env, "POETRY_TORCH_CUDA_VARIANT": "cu130"}, 1)
     failing = [c for c in data["checks"] if c["status"] == "fail"]
-    assert failing[0]["message"] == (
+    # the files: torch-cuda.lock has no cu130, which the next install locks first
+    assert failing[0]["message"].endswith("cu130 is not locked.\n" + FIX)
+    assert failing[1]["message"] == (
         "torch 2.14.1+cpu is the +cpu build, not the cu130 build"
     )
-    assert failing[0]["fix"] == "`poetry torch-cuda sync` installs it"
+    assert failing[1]["fix"] == "`poetry torch-cuda sync` installs it"
 
 
 def test_verify_fails_on_a_version_other_than_the_locked_one(

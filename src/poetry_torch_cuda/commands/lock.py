@@ -10,8 +10,7 @@ from cleo.helpers import option
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
-from poetry_torch_cuda.lockfile.service import STALE
-from poetry_torch_cuda.lockfile.service import entry_for
+from poetry_torch_cuda.lockfile.service import lock_problem
 from poetry_torch_cuda.lockfile.service import lock_project
 from poetry_torch_cuda.output import PREFIX
 
@@ -53,9 +52,8 @@ class LockCommand(ReportsErrors):
 
     def work(self) -> int:
         if self.option("check"):
-            _, reasons = entry_for(self.poetry)
-            if reasons:
-                raise TorchCudaError(STALE.format("; ".join(reasons)))
+            if (problem := lock_problem(self.poetry)) is not None:
+                raise TorchCudaError(problem)
             self.line(f"{PREFIX}: {LOCK_NAME} matches poetry.lock")
             return 0
         lock_project(

@@ -45,7 +45,8 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         "wheels are left, a packages entry names nothing in the lock, or a package "
         "PyTorch builds per variant is installed but left to Poetry, or a configured "
         "package `poetry install` selects here (with the groups and extras options "
-        "given, else its default groups) is missing."
+        "given, else its default groups) is missing, or torch-cuda.lock does not hold "
+        "what an install of the variant takes (lock --check's words)."
     )
 
     def work(self) -> int:

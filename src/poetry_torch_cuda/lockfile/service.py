@@ -760,6 +760,16 @@ def entry_for(
     return lock, reasons
 
 
+def lock_problem(poetry: Poetry, variant: Variant | None = None) -> str | None:
+    """``lock --check``'s words for what is wrong with torch-cuda.lock (``None``:
+    nothing); with ``variant``, what an install of it takes (:func:`entry_for`)."""
+    try:
+        _, reasons = entry_for(poetry, variant)
+    except LockFileError as error:
+        return str(error)
+    return STALE.format("; ".join(reasons)) if reasons else None
+
+
 def locked_entry(
     poetry: Poetry,
     io: IO,

@@ -20,6 +20,7 @@ from poetry_torch_cuda.install.undo import NOT_BACK
 from poetry_torch_cuda.install.undo import drop_previous
 from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.install.undo import previous_build
+from poetry_torch_cuda.lockfile.service import lock_problem
 from poetry_torch_cuda.machine.resolution import next_choice
 from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import remember
@@ -53,7 +54,8 @@ def prove(
 ) -> Proof:
     """Run the child in the run's env (if it ``exists``) and judge its report
     against ``variant`` and ``machine`` (:func:`.verdict.judge`); every file the
-    family's ``RECORD`` lists must exist (with ``hashes``, of its size and sha256)."""
+    family's ``RECORD`` lists must exist (with ``hashes``, of its size and sha256,
+    and torch-cuda.lock hold what an install of ``required`` takes)."""
     config, env = ctx.config, ctx.env
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
     run, damaged = ChildRun({"packages": {}}), []
@@ -63,6 +65,8 @@ def prove(
         locks = ctx.view.names if ctx.poetry.locker.is_locked() else None
         install = f"run {ctx.selection.install}"  # as status words it
         damaged = family_problems(env, ctx.installed, packages, hashes, locks, install)
+    if hashes and required and (stale := lock_problem(ctx.poetry, variant)):
+        damaged.append((stale, None, ""))  # verify: the next install's, as status
     proof = judge(
         run,
         variant,
