@@ -338,3 +338,32 @@ def test_a_wheel_read_for_an_install_stays_where_the_install_finds_it(
         with pytest.raises(LockError, match="lists no sha256"):  # refused, and
             locker.lock(parse_variant("cu130"), server.whl_url("cu130"), [root])
         assert [p for p in artifacts.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("json", [True, False], ids=["json", "html"])
+@pytest.mark.parametrize("pep658", [True, False], ids=["pep658", "wheel"])
+def test_an_index_listing_uppercase_sha256_locks_them_lowercase(
+    tmp_path: Path, json: bool, pep658: bool
+) -> None:
+    """PEP 503 allows any case of the hex digest (some mirrors list it uppercase):
+    the same bytes, locked, written lowercase as pip and the download compare it."""
+    from poetry.config.config import Config
+
+    from poetry_torch_cuda.index.client import IndexClient
+    from tests.support.fixtures import served
+    from tests.support.wheels import build_wheel
+
+    wheel = build_wheel(tmp_path / "whl" / "cu130" / "torch", "torch", "2.14.1+cu130")
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    config = Config()
+    config.merge({"cache-dir": str(tmp_path / "c"), "keyring": {"enabled": False}})
+    for server in served(tmp_path):
+        server.serve_json, server.serve_metadata = json, pep658
+        server.upper_hashes = True
+        locker = VariantLocker(IndexClient(config), {"torch"}, lambda v: True)
+        root = Root("torch", "2.14.1+cu130")  # type: ignore[arg-type]
+        result = locker.lock(
+            parse_variant("cu130"), server.whl_url("cu130"), [root], {wheel.name: {sha}}
+        )
+    (torch,) = result.packages
+    assert [f[2] for f in torch.files] == [sha]

@@ -636,6 +636,9 @@ def _cached(project: str, data: Any) -> ProjectFiles | None:
     return None
 
 
+_SHA256 = re.compile(r"sha256=([0-9a-f]{64})\b", re.IGNORECASE)
+
+
 def _entries(
     links: Iterable[Any], page_url: str, content: Mapping[str, Any]
 ) -> tuple[IndexFile, ...]:
@@ -651,15 +654,19 @@ def _entries(
     for link in links:
         if link.yanked or link.filename in found:
             continue
+        # Any case (PEP 503): Poetry reads an HTML page's lowercase ones alone.
         metadata: str | None = None
         if link.has_metadata:
-            metadata = dict(link.metadata_hashes or {}).get("sha256", "")
+            sha = _SHA256.search(str(link._metadata))
+            metadata = sha[1] if sha else dict(link.metadata_hashes).get("sha256", "")
+        sha = _SHA256.search(link.url)
+        sha256 = listed.get(link.filename) or (sha[1] if sha else None)
         found[link.filename] = IndexFile(
             filename=link.filename,
             url=urljoin(page_url, link.url_without_fragment),
-            sha256=dict(link.hashes or {}).get("sha256") or listed.get(link.filename),
+            sha256=sha256 and sha256.lower(),
             size=getattr(link, "size", None),
-            metadata_sha256=metadata,
+            metadata_sha256=metadata and metadata.lower(),
         )
     return tuple(found[name] for name in sorted(found))
 
