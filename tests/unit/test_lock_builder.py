@@ -367,3 +367,32 @@ def test_an_index_listing_uppercase_sha256_locks_them_lowercase(
         )
     (torch,) = result.packages
     assert [f[2] for f in torch.files] == [sha]
+
+
+@pytest.mark.parametrize(
+    ("variant", "marker", "left_to_pypi"),
+    [
+        ("cu128", 'sys_platform == "darwin"', True),
+        ("cu128", 'platform_system == "Darwin"', True),
+        ("cu128", 'platform_system == "Darwin" and platform_machine == "x86_64"', True),
+        ("cu128", 'platform_system != "Darwin"', False),
+        ("cu128", 'platform_system == "Windows"', False),
+        ("rocm6.4", 'platform_system == "Windows"', True),
+        ("rocm6.4", 'sys_platform == "win32"', True),
+        ("rocm6.4", 'os_name == "nt"', True),
+        ("rocm6.4", 'platform_system == "Linux"', False),
+    ],
+)
+def test_a_pin_for_where_the_variant_has_no_builds_is_left_to_pypi(
+    variant: str, marker: str, left_to_pypi: bool
+) -> None:
+    """However the marker names the platform: `platform_system == "Darwin"` is
+    the same Intel Mac pin as `sys_platform == "darwin"`."""
+    from poetry.core.packages.package import Package
+    from poetry.core.version.markers import parse_marker
+
+    from poetry_torch_cuda.lockfile.service import built_for
+
+    selected = [(Package("torch", "2.13.0"), parse_marker(marker))]
+    kept = built_for(selected, parse_variant(variant))  # type: ignore[arg-type]
+    assert kept == ([] if left_to_pypi else selected)
