@@ -360,13 +360,18 @@ def test_an_index_listing_uppercase_sha256_locks_them_lowercase(
     for server in served(tmp_path):
         server.serve_json, server.serve_metadata = json, pep658
         server.upper_hashes = True
-        locker = VariantLocker(IndexClient(config), {"torch"}, lambda v: True)
+        client = IndexClient(config)
+        locker = VariantLocker(client, {"torch"}, lambda v: True)
         root = Root("torch", "2.14.1+cu130")  # type: ignore[arg-type]
         result = locker.lock(
             parse_variant("cu130"), server.whl_url("cu130"), [root], {wheel.name: {sha}}
         )
+        (entry,) = client.project(server.whl_url("cu130"), "torch").entries
     (torch,) = result.packages
     assert [f[2] for f in torch.files] == [sha]
+    if pep658:  # its hash is read too (and the metadata was checked against it)
+        assert entry.metadata_sha256
+        assert entry.metadata_sha256 == entry.metadata_sha256.lower()
 
 
 @pytest.mark.parametrize(
