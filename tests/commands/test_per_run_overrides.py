@@ -40,3 +40,25 @@ def test_an_override_that_overrides_nothing_changes_nothing(
         if blank:  # no override (set as recorded: status names where it came from)
             assert "POETRY_TORCH_CUDA" not in result.stdout + result.stderr, result
     assert (project.path / "torch-cuda.lock").read_bytes() == lock
+
+
+def test_a_packages_entry_spelled_another_way_changes_nothing(
+    project_factory: ProjectFactory,
+) -> None:
+    """`Torch` and `torch`, `torch_audio` and `torch-audio` are one project (PEP 503):
+    respelling an entry neither fails `lock --check` nor makes an install re-lock."""
+    table = 'variant = "cu129"\npackages = ["torch>=2", "torch_vision"]'
+    project = project_factory({"torch": "*"}, table)
+    assert run_inprocess(project, "lock").returncode == 0
+    lock = (project.path / "torch-cuda.lock").read_bytes()
+    text = project.pyproject_text()
+    project.write_pyproject(
+        text.replace('"torch>=2", "torch_vision"', '"Torch >= 2", "Torch.Vision"')
+    )
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check
+    assert "torch-cuda.lock matches poetry.lock" in check.stdout, check
+    export = run_inprocess(project, "torch-cuda", "export")  # as an install reads it
+    assert export.returncode == 0, export
+    assert "torch==2.14.1+cu129" in export.stdout, export
+    assert (project.path / "torch-cuda.lock").read_bytes() == lock

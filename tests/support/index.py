@@ -208,6 +208,9 @@ class IndexServer(StartStop):
         the way, unlike ``tampered_paths``).
     ``hashless_paths``
         path prefixes: files under them are listed without a sha256.
+    ``upper_hashes``
+        list every sha256 (files and metadata) in uppercase, as PEP 503 allows
+        and some mirrors do (default False).
 
     Prefixes are matched against the URL-decoded request path.
     """
@@ -229,6 +232,7 @@ class IndexServer(StartStop):
         self.immutable_files = False
         self.corrupt_paths: set[str] = set()
         self.hashless_paths: set[str] = set()
+        self.upper_hashes = False
         self._gather: tuple[str, str, int, float] | None = None
         self._gathered: set[str] = set()
         self._arrived = threading.Condition()
@@ -284,6 +288,7 @@ class IndexServer(StartStop):
         self.immutable_files = False
         self.corrupt_paths.clear()
         self.hashless_paths.clear()
+        self.upper_hashes = False
 
     def gather(
         self, prefix: str, count: int, suffix: str = "", wait: float = 10.0
@@ -538,6 +543,18 @@ class IndexServer(StartStop):
             )
             for name, info in infos
         ]
+        if self.upper_hashes:
+            infos = [
+                (
+                    n,
+                    dataclasses.replace(
+                        i,
+                        sha256=i.sha256.upper(),
+                        metadata_sha256=i.metadata_sha256.upper(),
+                    ),
+                )
+                for n, i in infos
+            ]
         if content_type == JSON_TYPE:
             body = self._json_page(name, infos)
         else:

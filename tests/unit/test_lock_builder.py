@@ -338,3 +338,66 @@ def test_a_wheel_read_for_an_install_stays_where_the_install_finds_it(
         with pytest.raises(LockError, match="lists no sha256"):  # refused, and
             locker.lock(parse_variant("cu130"), server.whl_url("cu130"), [root])
         assert [p for p in artifacts.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("json", [True, False], ids=["json", "html"])
+@pytest.mark.parametrize("pep658", [True, False], ids=["pep658", "wheel"])
+def test_an_index_listing_uppercase_sha256_locks_them_lowercase(
+    tmp_path: Path, json: bool, pep658: bool
+) -> None:
+    """PEP 503 allows any case of the hex digest (some mirrors list it uppercase):
+    the same bytes, locked, written lowercase as pip and the download compare it."""
+    from poetry.config.config import Config
+
+    from poetry_torch_cuda.index.client import IndexClient
+    from tests.support.fixtures import served
+    from tests.support.wheels import build_wheel
+
+    wheel = build_wheel(tmp_path / "whl" / "cu130" / "torch", "torch", "2.14.1+cu130")
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    config = Config()
+    config.merge({"cache-dir": str(tmp_path / "c"), "keyring": {"enabled": False}})
+    for server in served(tmp_path):
+        server.serve_json, server.serve_metadata = json, pep658
+        server.upper_hashes = True
+        client = IndexClient(config)
+        locker = VariantLocker(client, {"torch"}, lambda v: True)
+        root = Root("torch", "2.14.1+cu130")  # type: ignore[arg-type]
+        result = locker.lock(
+            parse_variant("cu130"), server.whl_url("cu130"), [root], {wheel.name: {sha}}
+        )
+        (entry,) = client.project(server.whl_url("cu130"), "torch").entries
+    (torch,) = result.packages
+    assert [f[2] for f in torch.files] == [sha]
+    if pep658:  # its hash is read too (and the metadata was checked against it)
+        assert entry.metadata_sha256
+        assert entry.metadata_sha256 == entry.metadata_sha256.lower()
+
+
+@pytest.mark.parametrize(
+    ("variant", "marker", "left_to_pypi"),
+    [
+        ("cu128", 'sys_platform == "darwin"', True),
+        ("cu128", 'platform_system == "Darwin"', True),
+        ("cu128", 'platform_system == "Darwin" and platform_machine == "x86_64"', True),
+        ("cu128", 'platform_system != "Darwin"', False),
+        ("cu128", 'platform_system == "Windows"', False),
+        ("rocm6.4", 'platform_system == "Windows"', True),
+        ("rocm6.4", 'sys_platform == "win32"', True),
+        ("rocm6.4", 'os_name == "nt"', True),
+        ("rocm6.4", 'platform_system == "Linux"', False),
+    ],
+)
+def test_a_pin_for_where_the_variant_has_no_builds_is_left_to_pypi(
+    variant: str, marker: str, left_to_pypi: bool
+) -> None:
+    """However the marker names the platform: `platform_system == "Darwin"` is
+    the same Intel Mac pin as `sys_platform == "darwin"`."""
+    from poetry.core.packages.package import Package
+    from poetry.core.version.markers import parse_marker
+
+    from poetry_torch_cuda.lockfile.service import built_for
+
+    selected = [(Package("torch", "2.13.0"), parse_marker(marker))]
+    kept = built_for(selected, parse_variant(variant))  # type: ignore[arg-type]
+    assert kept == ([] if left_to_pypi else selected)

@@ -291,3 +291,16 @@ def test_poetry_export_warns_once_in_a_project_with_the_table() -> None:
     for quiet in (event("export", {"tool": {}}), event("install", table())):
         _warn_on_poetry_export(quiet)  # type: ignore[arg-type]
         assert quiet.io.fetch_error() == ""
+
+
+def test_a_sha256_written_in_uppercase_reads_lowercase(tmp_path: Path) -> None:
+    """A hash in any case (a hand edit, another tool) is the same hash: the reader
+    and the drift sentinel give it lowercase, as the index client and pip do."""
+    path = tmp_path / "torch-cuda.lock"
+    write_lock(path, sample())
+    path.write_text(path.read_text().replace(B, B.upper()))
+    lock = read_lock(path)
+    assert lock is not None
+    assert {f[2] for p in lock.variants[0].packages for f in p.files} == {A, B}
+    name = "torch-2.14.1+cu129-cp30-cp30-linux_x86_64.whl"
+    assert recorded_hashes(path)[("cu129", name)] == {B}

@@ -641,23 +641,23 @@ def _entries(
 ) -> tuple[IndexFile, ...]:
     """The non-yanked links of a page as :class:`IndexFile`, one per file name, with
     URLs absolute and the sha256 a PEP 691 page (``content``) lists: Poetry before
-    2.1 leaves the URLs relative and the hashes out."""
-    listed: dict[str, str] = {}
-    for file in content.get("files") or []:
-        digest = (file.get("hashes") or {}).get("sha256")
-        if isinstance(digest, str) and isinstance(file.get("filename"), str):
-            listed[file["filename"]] = digest
+    2.1 leaves the URLs relative and the hashes out. Hashes in any case (PEP 503;
+    Poetry reads an HTML page's lowercase ones alone), kept lowercase."""
+    listed = {f.get("filename"): f.get("hashes") for f in content.get("files") or []}
     found: dict[str, IndexFile] = {}
+    digest = r"(?i)sha256\W{1,4}([0-9a-f]{64})\b"  # in {"sha256": …} and sha256=…
     for link in links:
         if link.yanked or link.filename in found:
             continue
         metadata: str | None = None
         if link.has_metadata:
-            metadata = dict(link.metadata_hashes or {}).get("sha256", "")
+            sha = re.search(digest, str(link._metadata))
+            metadata = sha[1].lower() if sha else ""
+        sha = re.search(digest, f"{listed.get(link.filename)} {link.url}")
         found[link.filename] = IndexFile(
             filename=link.filename,
             url=urljoin(page_url, link.url_without_fragment),
-            sha256=dict(link.hashes or {}).get("sha256") or listed.get(link.filename),
+            sha256=sha[1].lower() if sha else None,
             size=getattr(link, "size", None),
             metadata_sha256=metadata,
         )

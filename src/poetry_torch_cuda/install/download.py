@@ -150,7 +150,7 @@ class _Run:
     def _cached(self, item: LockedFile, path: Path) -> bool:
         from poetry.utils.helpers import get_file_hash
 
-        if path.is_file() and get_file_hash(path) == item.sha256.lower():
+        if path.is_file() and get_file_hash(path) == item.sha256:
             self._received += path.stat().st_size
             return True
         # A damaged entry is fetched again (one that cannot go: an unwritable cache).
@@ -194,7 +194,7 @@ class _Run:
                     url, stream, item.size, listed=False, tick=self._tick
                 )
             size = part.stat().st_size
-            if digest != item.sha256.lower():
+            if digest != item.sha256:
                 said = f", the lock says {item.size}" if item.size else ""
                 raise self._error(
                     f"refused {item.filename}: expected sha256 {item.sha256} "

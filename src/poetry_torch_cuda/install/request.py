@@ -157,7 +157,7 @@ def poetry_files(
                 version,
                 link.filename,
                 link.url_without_fragment,
-                hashes[link.filename].partition(":")[2],
+                hashes[link.filename].partition(":")[2].lower(),
                 lock=POETRY_LOCK,
             )
             for link in links

@@ -247,7 +247,7 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
             size = item.get("size")
             if size is not None and (type(size) is not int or size < 0):
                 raise ValueError(size)
-            files.append((str(item["file"]), str(item["url"]), digest, size))
+            files.append((str(item["file"]), str(item["url"]), digest.lower(), size))
         packages.append(
             LockedPackage(
                 canonicalize_name(package["name"]),
@@ -289,7 +289,7 @@ def _marker(value: Any) -> str:
 
 
 _SHA256 = re.compile("[0-9a-fA-F]{64}")
-_FILE_LINE = re.compile(r'file = "([^"]+)".*hash = "sha256:([0-9a-f]+)"')
+_FILE_LINE = re.compile(r'file = "([^"]+)".*hash = "sha256:([0-9a-fA-F]+)"')
 
 
 def recorded_hashes(path: Path) -> dict[tuple[str, str], set[str]]:
@@ -312,7 +312,7 @@ def recorded_hashes(path: Path) -> dict[tuple[str, str], set[str]]:
         elif expect_name and stripped.startswith("name ="):
             variant, expect_name = stripped.partition("=")[2].strip().strip('"'), False
         elif match := _FILE_LINE.search(line):
-            found.setdefault((variant, match[1]), set()).add(match[2])
+            found.setdefault((variant, match[1]), set()).add(match[2].lower())
     return found
 
 

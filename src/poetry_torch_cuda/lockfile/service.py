@@ -845,12 +845,11 @@ def _roots_for(
 
 def built_for(selected: Selected, variant: Variant) -> Selected:
     """``selected`` but what poetry.lock locks only where ``variant`` has no builds
-    (a torch pinned for macOS): Poetry installs PyPI's build there."""
-    from poetry.core.version.markers import parse_marker
-
-    platforms = [p for p in ("linux", "win32") if not variant.not_built_for(p)]
-    built = parse_marker(" or ".join(f'sys_platform == "{p}"' for p in platforms))
-    return [(p, m) for p, m in selected if not built.intersect(m).is_empty()]
+    (a torch pinned for macOS, however named): Poetry installs PyPI's build there."""
+    names = ("sys_platform", "platform_system", "os_name")
+    envs = (("linux", "Linux", "posix"), ("win32", "Windows", "nt"))
+    built = [dict(zip(names, e)) for e in envs if not variant.not_built_for(e[0])]
+    return [(p, m) for p, m in selected if any(map(m.validate, built))]
 
 
 def settle(

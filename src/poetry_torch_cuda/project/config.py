@@ -470,7 +470,8 @@ def _packages(value: Any, origin: str) -> tuple[Requirement, ...]:
             )
         if canonicalize_name(requirement.name) in requirements:
             raise ConfigError(f"{origin} names {requirement.name!r} twice.")
-        requirements[canonicalize_name(requirement.name)] = requirement
+        requirement.name = canonicalize_name(requirement.name)  # Torch is torch
+        requirements[requirement.name] = requirement
     return tuple(requirements.values())
 
 
