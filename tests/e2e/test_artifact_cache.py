@@ -99,27 +99,16 @@ def test_a_damaged_file_in_the_cache_is_fetched_again(
     assert "(1)))" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("clone", ["fresh cache", "no poetry.lock either"])
 def test_an_install_that_locks_first_downloads_each_wheel_once(
-    project: Project, index: IndexServer
+    project: Project, index: IndexServer, clone: str
 ) -> None:
     """Without PEP 658 metadata the lock reads each wheel for its METADATA; the
-    install that locked first then installs that same file, not a second copy."""
-    (project.path / "torch-cuda.lock").unlink()  # a clone, a fresh cache
-    shutil.rmtree(Path(project.env["POETRY_CACHE_DIR"]) / "poetry-torch-cuda")
-    index.serve_metadata = False
-    index.clear_requests()
-    result = project.run("install")
-    assert project.installed()["torch"] == "2.14.1+cu129", describe(result)
-    assert index.requests.count(TORCH) == 1, index.requests
-
-
-def test_a_first_install_without_poetry_lock_downloads_each_wheel_once(
-    project: Project, index: IndexServer
-) -> None:
-    """A first ``poetry install`` without poetry.lock (Poetry locks, then the plugin
-    locks torch-cuda.lock and installs) read each wheel for its METADATA into TMPDIR
-    and downloaded it again to install it: the lock keeps what the install needs."""
-    project.lockfile.unlink()
+    install that locked first then installs that same file, not a second copy. Also
+    a first ``poetry install`` without poetry.lock (Poetry locks, then the plugin
+    locks torch-cuda.lock and installs): it downloaded each wheel again."""
+    if clone == "no poetry.lock either":
+        project.lockfile.unlink()
     (project.path / "torch-cuda.lock").unlink()
     shutil.rmtree(Path(project.env["POETRY_CACHE_DIR"]) / "poetry-torch-cuda")
     index.serve_metadata = False
