@@ -16,6 +16,7 @@ from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.reconcile import describe_plan
+from poetry_torch_cuda.install.reconcile import warn_unmoved
 from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.machine.resolution import report
@@ -121,6 +122,7 @@ class SyncCommand(MovingCommand):
         if self.option("dry-run"):
             plan = ctx.plan(variant, force=force)
             self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan, would=True))}")
+            warn_unmoved(plan, self.io)
             return 0
         plan = self.move(ctx, variant, force=force)
         prove_change(ctx, plan)
@@ -171,9 +173,10 @@ class SwitchCommand(MovingCommand):
         if pinned:
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
-            words = esc(self.plan_words(ctx, ctx.plan(variant)))
+            words = esc(self.plan_words(ctx, plan := ctx.plan(variant)))
             self.line(f"{PREFIX}: would switch to <c2>{name}</>{resolved}: {words}")
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
+            warn_unmoved(plan, self.io)
             return 0
         # All or nothing: the new pyproject.toml is written (beside the old one)
         # before pip runs and takes the old one's place only once pip succeeded;

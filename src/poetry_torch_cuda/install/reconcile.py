@@ -257,9 +257,14 @@ def reconcile_environment(
             if plan.install:
                 record = {"project": str(project), "variant": variant.name}
                 write_json(state_dir(env.path) / OWNER, record)
-        for unmoved in plan.unmoved.values():  # status's warning, at every install
-            io.write_error_line(f"<warning>{PREFIX}: {esc(unmoved)}</>")
+        warn_unmoved(plan, io)
         return plan
+
+
+def warn_unmoved(plan: Plan, io: IO) -> None:
+    """Status's warning of what no install moves, at every install and dry run."""
+    for unmoved in plan.unmoved.values():
+        io.write_error_line(f"<warning>{PREFIX}: {esc(unmoved)}</>")
 
 
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
