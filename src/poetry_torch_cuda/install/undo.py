@@ -174,9 +174,12 @@ class Stash:
                 for path, name in self.files
                 if name.rpartition(".")[0] not in poetrys
             )
-            if self.family:  # not a removal's aside, which holds no build
-                write_json(state_dir(env.path) / INSTALLED, self.locked)
-                write_json(state_dir(env.path) / OWNER, self.owner)
+            records = ((INSTALLED, self.locked), (OWNER, self.owner))
+            for name, record in records if self.family else ():  # an aside: no build
+                if record:
+                    write_json(state_dir(env.path) / name, record)
+                else:  # none then
+                    remove(state_dir(env.path) / name)
         after = {n: d.version for n, d in installed_environment(env).all().items()}
         changes = [
             f"added {name} {after[name]}"
