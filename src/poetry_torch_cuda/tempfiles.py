@@ -14,15 +14,9 @@ import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
 from typing import Any
-
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 
 def make(directory: Path | None, prefix: str, suffix: str) -> tuple[int, Path]:
@@ -128,20 +122,3 @@ def read_json(path: Path, default: Any) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return default
-
-
-@contextmanager
-def kept_bytes(path: Path) -> Iterator[None]:
-    """Put ``path`` back byte for byte (or absent) when the block raises."""
-    saved: bytes | None = None
-    with suppress(OSError):
-        saved = path.read_bytes()
-    try:
-        yield
-    except BaseException:
-        with suppress(OSError):
-            if saved is None:
-                path.unlink()
-            else:
-                path.write_bytes(saved)
-        raise

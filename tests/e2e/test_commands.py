@@ -463,11 +463,18 @@ def test_status_check_fails_on_another_build_of_a_package_the_lock_lacks(
     data = run_json(project, "torch-cuda", "status", env=env)
     assert data["ok"] is False
     assert [p["matches"] for p in data["packages"]] == [False]
-    # sync and an install say the same, not that no configured package is installed
-    for command in (("torch-cuda", "sync"), ("install",)):
+    # sync and an install say the same, not that no configured package is
+    # installed; so do their dry runs (they said nothing of it)
+    for command in (
+        ("torch-cuda", "sync", "--dry-run"),
+        ("torch-cuda", "switch", "cu130", "--dry-run"),
+        ("install", "--dry-run"),
+        ("torch-cuda", "sync"),
+        ("install",),
+    ):
         result = run_inprocess(project, *command, env_extra=env)
         assert result.returncode == 0, result
-        assert f"torch-cuda: {said}" in result.stderr, result
+        assert f"torch-cuda: {said}" in result.stderr, (command, result)
         assert "no configured package is installed" not in result.stdout, result
     project.run("add", "torch", env_extra=env)  # the advice, followed
     result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)

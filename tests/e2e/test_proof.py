@@ -168,6 +168,7 @@ def test_switch_rolls_back_a_build_that_fails_verification(
     project = make_project(tmp_path, proof_index, torch, "cpu", install_with=env)
     assert project.installed()["torch"] == f"{torch}+cpu"
     pyproject = project.pyproject.read_bytes()
+    records = _records(project)
 
     result = project.run("torch-cuda", "switch", target, check=False, env_extra=env)
 
@@ -182,6 +183,44 @@ def test_switch_rolls_back_a_build_that_fails_verification(
     installed = project.installed()
     assert installed["torch"] == f"{torch}+cpu"
     assert "nvidia-cublas-cu12" not in installed  # the new build's wheels swept
+    # The records go back with the build: the install record listed the new
+    # build's locked files, which the next change's stash kept as the old one's.
+    assert _records(project) == records
+
+
+def _records(project: Project) -> list[Any]:
+    """The owner record and the install record (the locked files installed)."""
+    names = (".poetry-torch-cuda-owner.json", ".torch-cuda-installed.json")
+    return [json.loads((project.venv / name).read_text()) for name in names]
+
+
+def test_a_rollback_that_fails_leaves_the_records_of_the_build_in_place(
+    tmp_path: Path, proof_index: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The put-back of the previous build fails (a file cannot be removed): the
+    failing cu128 build stays, but the owner record was put back to cpu."""
+    from poetry_torch_cuda.install import undo
+    from poetry_torch_cuda.proof import after
+
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu", install_with=env)
+    prove, proving = after.prove, []
+
+    def busy(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+
+    def prove_then_busy(*args: Any, **kwargs: Any) -> Any:
+        proving.append(monkeypatch.setattr(undo, "remove_distributions", busy))
+        return prove(*args, **kwargs)
+
+    monkeypatch.setattr(after, "prove", prove_then_busy)
+    result = run_inprocess(project, "torch-cuda", "switch", "cu128", env_extra=env)
+    monkeypatch.undo()
+
+    assert result.returncode == 1, result
+    assert proving and "Putting back torch 2.14.1+cpu failed too" in result.stderr
+    assert project.installed()["torch"] == "2.14.1+cu128"
+    assert _records(project)[0]["variant"] == "cu128"
 
 
 def test_a_switch_into_an_environment_without_torch_rolls_back_to_none(

@@ -16,7 +16,7 @@ from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.reconcile import describe_plan
-from poetry_torch_cuda.install.reconcile import owner_record
+from poetry_torch_cuda.install.reconcile import warn_unmoved
 from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.machine.resolution import report
@@ -34,7 +34,6 @@ from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.proof.after import prove_change
-from poetry_torch_cuda.tempfiles import kept_bytes
 from poetry_torch_cuda.tempfiles import refuse_read_only
 
 
@@ -123,6 +122,7 @@ class SyncCommand(MovingCommand):
         if self.option("dry-run"):
             plan = ctx.plan(variant, force=force)
             self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan, would=True))}")
+            warn_unmoved(plan, self.io)
             return 0
         plan = self.move(ctx, variant, force=force)
         prove_change(ctx, plan)
@@ -173,9 +173,10 @@ class SwitchCommand(MovingCommand):
         if pinned:
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
-            words = esc(self.plan_words(ctx, ctx.plan(variant)))
+            words = esc(self.plan_words(ctx, plan := ctx.plan(variant)))
             self.line(f"{PREFIX}: would switch to <c2>{name}</>{resolved}: {words}")
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
+            warn_unmoved(plan, self.io)
             return 0
         # All or nothing: the new pyproject.toml is written (beside the old one)
         # before pip runs and takes the old one's place only once pip succeeded;
@@ -203,11 +204,10 @@ class SwitchCommand(MovingCommand):
             if waited:  # another run changed things meanwhile: read them again
                 self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
-            # The owner record goes back with the build, not after it installed.
-            with kept_bytes(owner_record(self.env.path)):
-                plan = self.move(ctx, variant)  # in its own lock: no wait
-                # A build that fails verification is replaced by the previous one.
-                final = prove_change(ctx, plan, roll_back=True)
+            plan = self.move(ctx, variant)  # in its own lock: no wait
+            # A build that fails verification is replaced by the previous one
+            # (its records too: the stash's).
+            final = prove_change(ctx, plan, roll_back=True)
             if final != variant and pending and pinned:  # what runs here
                 name = pending.variant = final.name
             elif final != variant:

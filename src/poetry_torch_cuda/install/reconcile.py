@@ -12,6 +12,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import find_orphans
 from poetry_torch_cuda.install.planning import plan_for
+from poetry_torch_cuda.install.undo import OWNER
 from poetry_torch_cuda.install.undo import recover
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
@@ -255,22 +256,21 @@ def reconcile_environment(
                 request.write_lock()
             if plan.install:
                 record = {"project": str(project), "variant": variant.name}
-                write_json(owner_record(env.path), record)
-        for unmoved in plan.unmoved.values():  # status's warning, at every install
-            io.write_error_line(f"<warning>{PREFIX}: {esc(unmoved)}</>")
+                write_json(state_dir(env.path) / OWNER, record)
+        warn_unmoved(plan, io)
         return plan
 
 
-def owner_record(env_path: Path) -> Path:
-    """The record of which project's configuration last put a torch build into the
-    environment (two projects sharing one undo each other), in its state folder."""
-    return state_dir(env_path) / ".poetry-torch-cuda-owner.json"
+def warn_unmoved(plan: Plan, io: IO) -> None:
+    """Status's warning of what no install moves, at every install and dry run."""
+    for unmoved in plan.unmoved.values():
+        io.write_error_line(f"<warning>{PREFIX}: {esc(unmoved)}</>")
 
 
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
     """Warn when the variant another project installed here is being replaced."""
     try:
-        data = read_json(owner_record(env.path), None)
+        data = read_json(state_dir(env.path) / OWNER, None)
         path, installed = str(data["project"]), str(data["variant"])
     except (OSError, ValueError, KeyError, TypeError):
         return

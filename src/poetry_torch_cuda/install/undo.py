@@ -78,17 +78,22 @@ COPIED = "a hand copy, or an install that kept the other (pip --ignore-installed
 _MANIFEST = "stash.json"
 #: The sha256 of the locked files the environment's torch family came from.
 INSTALLED = ".torch-cuda-installed.json"
+#: Which project's configuration last put a torch build into the environment (two
+#: projects sharing one undo each other): ``{"project": path, "variant": name}``.
+OWNER = ".poetry-torch-cuda-owner.json"
 
 
 @dataclass
 class Stash:
-    """Hard links to the torch family's files, and what the environment held then."""
+    """Hard links to the torch family's files, and what the environment held then:
+    the records of that build (:data:`INSTALLED`, :data:`OWNER`) go back with them."""
 
     root: Path
     before: dict[str, str]  # every distribution's version
     family: list[str]  # what the change may touch (Poetry's changes are kept)
     files: list[tuple[str, str]] = field(default_factory=list)  # (path, link in root)
     locked: list[str] = field(default_factory=list)  # sha256 they were installed from
+    owner: object = None  # the owner record
     # Not kept with a previous build: the family's top-level directories and
     # every file in them.
     tops: set[str] = field(default_factory=set)
@@ -105,7 +110,8 @@ class Stash:
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(n): d.version for n, d in held.all().items()}
-        stash = cls(root, before, sorted(names), locked=_installed_from(env.path))
+        locked, owner = _installed_from(env.path), read_json(home / OWNER, None)
+        stash = cls(root, before, sorted(names), locked=locked, owner=owner)
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
             for name, entries in files_by_name(env, stash.family).items():
@@ -168,6 +174,12 @@ class Stash:
                 for path, name in self.files
                 if name.rpartition(".")[0] not in poetrys
             )
+            records = ((INSTALLED, self.locked), (OWNER, self.owner))
+            for name, record in records if self.family else ():  # an aside: no build
+                if record:
+                    write_json(state_dir(env.path) / name, record)
+                else:  # none then
+                    remove(state_dir(env.path) / name)
         after = {n: d.version for n, d in installed_environment(env).all().items()}
         changes = [
             f"added {name} {after[name]}"
@@ -194,7 +206,7 @@ class Stash:
         self.root = self.root.rename(state_dir(env_path) / PREVIOUS)
 
     def _save(self, *more: str) -> None:
-        keys = ("before", "family", "files", "locked", *more)
+        keys = ("before", "family", "files", "locked", "owner", *more)
         manifest = json.dumps({k: getattr(self, k) for k in keys}, default=sorted)
         (self.root / _MANIFEST).write_text(manifest, encoding="utf-8")
 
