@@ -163,6 +163,23 @@ def test_stub_executable(tmp_path: Path) -> None:
     assert stub_calls(stub) == ["--query-gpu=driver_version --format=csv"]
 
 
+def test_installed_distributions_skips_a_killed_pips_tilde_folder(
+    tmp_path: Path,
+) -> None:
+    """pip moves a distribution aside to ``~orch-….dist-info`` and ignores it
+    ("Ignoring invalid distribution ~orch"), as the plugin does: so does the helper."""
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    for folder, name, version in (
+        ("~orch-2.14.1+cu129", "torch", "2.14.1+cu129"),
+        ("six-1.0", "six", "1.0"),
+    ):
+        (site / f"{folder}.dist-info").mkdir(parents=True)
+        (site / f"{folder}.dist-info" / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        )
+    assert installed_distributions(tmp_path) == {"six": "1.0"}
+
+
 # -- (a) every wheel installs with pip from the served indexes -------------------
 
 

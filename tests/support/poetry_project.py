@@ -295,13 +295,13 @@ def installed_distributions(venv: Path) -> dict[str, str]:
     """Canonical name -> version of every distribution installed in ``venv``.
 
     Read from ``*.dist-info/METADATA`` under ``lib*/python*/site-packages``
-    directly, so it works with or without pip in the venv. Empty if ``venv``
-    does not exist.
+    directly, so it works with or without pip in the venv; like pip, not a killed
+    pip's ``~orch-….dist-info``. Empty if ``venv`` does not exist.
     """
     parser = email.parser.Parser()
     result: dict[str, str] = {}
     for site in sorted(venv.glob("lib*/python*/site-packages")):
-        for metadata in site.glob("*.dist-info/METADATA"):
+        for metadata in site.glob("[!~]*.dist-info/METADATA"):
             headers = parser.parsestr(metadata.read_text("utf-8"), headersonly=True)
             if headers["Name"] and headers["Version"]:
                 result[canonical_name(headers["Name"])] = headers["Version"]

@@ -243,6 +243,32 @@ def test_a_gpu_outside_the_compiled_arch_list_fails() -> None:
     assert verdict.machine_reason
 
 
+def test_a_torch_that_fails_on_the_cpu_and_the_gpu_alike_is_a_broken_build() -> None:
+    """The same error on the CPU and the GPU is the build's, not the GPU's: said once,
+    with the fix for a broken build, and no GPU to blame."""
+    machine = nvidia("575.51.03", ("NVIDIA GeForce RTX 4090", (8, 9)))
+    device = {"index": 0, "name": "NVIDIA GeForce RTX 4090", "capability": "8.9"}
+    error = "RuntimeError: Could not run 'aten::empty.memory_format'"
+    data = report(
+        "2.14.1+cu129",
+        cuda="12.9",
+        available=True,
+        archs=["sm_89"],
+        devices=[device],
+        compute=[
+            {"device": "cpu", "ok": False, "error": error},
+            {"device": "cuda:0", "ok": False, "error": error},
+        ],
+    )
+    verdict = judge(ChildRun(data), parse_variant("cu129"), machine, ["torch"])
+    assert verdict.failure_message() == (
+        f"torch 2.14.1+cu129 cannot compute on the CPU: {error}\n"
+        "Cause: the installed torch is broken.\n"
+        "Fix: `poetry torch-cuda sync --force` reinstalls the build."
+    )
+    assert not verdict.machine_reason
+
+
 def test_ptx_covers_newer_gpus() -> None:
     machine = nvidia("580.95.05", ("NVIDIA B300", (10, 3)), ("RTX 5090", (12, 0)))
     data = report(

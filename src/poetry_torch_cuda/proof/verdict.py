@@ -378,8 +378,7 @@ def _gpus(
         note = f"GPUs hidden by {hidden}: torch sees none, {skipped}"
         return [Check("gpu", "note", note)]
     if hip and rocm and not available and not (cuda and nvidia):
-        listed = ", ".join(str(gpu) for gpu in rocm)
-        message = f"{cannot}: rocminfo lists {listed} "
+        message = f"{cannot}: rocminfo lists {', '.join(map(str, rocm))} "
         message += "but torch.cuda.is_available() is False"
         cause = "the ROCm build does not reach the GPU (ROCm version or permissions)"
         fix = "check that your user may use the GPU (groups video and render) and that "
@@ -450,7 +449,7 @@ def _computes(
     """The small computation on each device; a GPU ``auto`` left out may fail it."""
     skipped = {tables.dotted(gpu.compute_capability) for gpu in left_out}
     devices = {f"cuda:{d.get('index')}": d for d in torch.get("devices") or []}
-    checks = []
+    checks, broken = [], None  # broken: the CPU's error, which a GPU's repeats
     for result in report.get("compute") or []:
         device, error = str(result.get("device")), str(result.get("error"))
         seen = devices.get(device, {})
@@ -460,8 +459,10 @@ def _computes(
         message = f"torch {version} cannot compute on {where}: {error}"
         if result.get("ok"):
             checks.append(Check(name, "ok", f"computes on {where}"))
+        elif error == broken:  # the build's failure, not the GPU's: said once
+            continue
         elif device == "cpu":
-            cause = "the installed torch is broken"
+            broken, cause = error, "the installed torch is broken"
             checks.append(Check(name, "fail", message, cause, SYNC_FORCE))
         elif seen.get("capability") in skipped:
             checks.append(Check(name, "note", f"{where} left out by auto: {error}"))
@@ -489,8 +490,7 @@ def _operator(operator: object) -> list[Check]:
     if "does not exist" in error or "undefined symbol" in error:
         cause = "torchvision was built for another torch (or another variant)"
     fix = SYNC_FORCE + " (torch and torchvision from the same variant)"
-    message = f"{name} fails: {error}"
-    return [Check("torchvision operator", "fail", message, cause, fix)]
+    return [Check("torchvision operator", "fail", f"{name} fails: {error}", cause, fix)]
 
 
 def parse_archs(names: Iterable[str]) -> tuple[tables.Arch, ...]:
