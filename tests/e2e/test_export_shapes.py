@@ -546,3 +546,23 @@ def test_where_the_torch_entry_excludes_a_platform_poetrys_torch_gets_its_wheels
     assert installed["nvidia-cublas"] == "13.0.2.14", installed
     assert installed["nvidia-cudnn-cu13"] == "9.13.0.50", installed
     assert "nvidia-cublas-cu12" not in installed, installed
+
+
+def test_a_torch_pinned_for_macos_alone_is_exported_as_pypis_there(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch 2.13.0 for darwin beside 2.14.1 elsewhere: the lock leaves the Mac's
+    torch to PyPI (the variant has no builds there), so the export writes PyPI's
+    with its marker and poetry.lock's hashes; it wrote no torch for darwin at all."""
+    deps = {
+        "torch": "==2.13.0; sys_platform == 'darwin'",
+        "torch ": "==2.14.1; sys_platform != 'darwin'",
+    }
+    project = Project.create(tmp_path, index, deps, 'variant = "cu129"\n')
+    project.run("lock")
+    result = run_inprocess(project, "torch-cuda", "export", "--variant", "cu129")
+    assert result.returncode == 0, result
+    mac = 'torch==2.13.0 ; sys_platform == "darwin" \\\n    --hash=sha256:'
+    assert mac in result.stdout, result.stdout
+    assert 'torch==2.14.1+cu129 ; sys_platform != "darwin"' in result.stdout
+    assert pip_installs(tmp_path, result.stdout)["torch"] == "2.14.1+cu129"

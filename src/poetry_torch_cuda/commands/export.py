@@ -28,6 +28,7 @@ from poetry_torch_cuda.index.client import variant_authenticator
 from poetry_torch_cuda.install.request import poetry_links
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import STALE
+from poetry_torch_cuda.lockfile.service import built_for
 from poetry_torch_cuda.lockfile.service import entry_for
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project import locked
@@ -48,11 +49,9 @@ if TYPE_CHECKING:
 
     from cleo.io.inputs.option import Option
     from packaging.requirements import Requirement
-    from packaging.utils import NormalizedName
     from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
 
-    from poetry_torch_cuda.lockfile.model import LockedPackage
     from poetry_torch_cuda.lockfile.model import VariantLock
     from poetry_torch_cuda.project.selection import Selection
 
@@ -189,7 +188,7 @@ def select(
 ) -> list[ExportedPackage]:
     """Poetry's packages for the ``selection`` of groups and extras (``urls``: with
     their files' URLs), the family of the configured ``packages`` from ``entry``
-    (Poetry's where an entry's marker excludes it), sorted.
+    (Poetry's where an entry's marker or the variant's platforms exclude it), sorted.
 
     Raises:
         TorchCudaError: a package cannot be hash-checked (a directory or git
@@ -207,11 +206,13 @@ def select(
     outside = {name: needs for name, needs in graph.items() if name not in entries}
     reach = {name: dependency_closure(graph.get(name, ()), outside) for name in entries}
     exported, roots = [], {}
-    groups, extras = selection.groups, selection.extras
-    for package, marker in locked.selected_packages(poetry, groups, extras):
+    selected = locked.selected_packages(poetry, selection.groups, selection.extras)
+    built = built_for(selected, variant_argument(entry.name))  # a Mac's pin: PyPI's
+    for package, marker in selected:
         if package.name in entries:
-            roots[(package.name, public_version(package.version.text))] = marker
-            marker = marker.intersect(entries[package.name].invert())  # Poetry's there
+            if (package, marker) in built:
+                roots[(package.name, public_version(package.version.text))] = marker
+                marker = marker.intersect(entries[package.name].invert())
         elif package.name in family:  # Poetry's where what needs it is Poetry's
             needs = [m.invert() for n, m in entries.items() if package.name in reach[n]]
             marker = marker.intersect(union(*needs))
@@ -219,10 +220,11 @@ def select(
             exported.append(_poetry_package(poetry, package, str(marker), urls))
     # A root at each selected version, under its marker; what they need, under theirs.
     needed = union(*roots.values())
-    chosen = [(p.name, p.version) for p in entry.packages if _key(p) in roots]
+    keys = {p: (p.name, public_version(p.version)) for p in entry.packages}
+    chosen = [(p.name, p.version) for p, key in keys.items() if key in roots]
     poetrys = {p.name for p in exported} - family  # its own cudnn: Poetry's
     for one in entry.closure(chosen, None):  # every environment's
-        markers = parse_marker(one.markers).intersect(roots.get(_key(one), needed))
+        markers = parse_marker(one.markers).intersect(roots.get(keys[one], needed))
         if markers.is_empty() or one.name in poetrys:
             continue
         files = tuple((f.filename, f.url, f.sha256) for f in entry.files(one))
@@ -231,10 +233,6 @@ def select(
             ExportedPackage(one.name, one.version, shown, entry.index_url, files)
         )
     return sorted(exported, key=lambda p: (p.name, p.version))
-
-
-def _key(package: LockedPackage) -> tuple[NormalizedName, str | None]:
-    return package.name, public_version(package.version)
 
 
 def _poetry_package(
