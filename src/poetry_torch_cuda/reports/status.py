@@ -19,7 +19,6 @@ from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.undo import dead_stashes
 from poetry_torch_cuda.install.undo import family_problems
-from poetry_torch_cuda.lockfile.service import lock_problem
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.detection import cpu_fallback_warning
 from poetry_torch_cuda.machine.detection import predates
@@ -145,6 +144,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         unmoved = plan.unmoved  # what no install moves
         report.warnings += unmoved.values()
         # torch-cuda.lock: what the next install takes, else another variant's (a note)
+        from poetry_torch_cuda.lockfile.service import lock_problem  # not at a no-op
+
         if targets and (stale := lock_problem(poetry, variant)):
             report.warnings.append(stale)
         elif targets and (stale := lock_problem(poetry)):
