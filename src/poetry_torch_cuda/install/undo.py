@@ -110,8 +110,8 @@ class Stash:
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(n): d.version for n, d in held.all().items()}
-        locked, owner = _installed_from(env.path), read_json(home / OWNER, None)
-        stash = cls(root, before, sorted(names), locked=locked, owner=owner)
+        locked, owner = read_json(home / INSTALLED, None), read_json(home / OWNER, None)
+        stash = cls(root, before, sorted(names), locked=_named(locked), owner=owner)
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
             for name, entries in files_by_name(env, stash.family).items():
@@ -216,36 +216,33 @@ def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     files too: a rollback to it removes the build). A forced reinstall's stash is
     dropped (it may hold the damage repaired) and the previous build kept before
     stays. Signals wait: a stash left under its run's name is put back next run."""
-    kept = False
     with signals.held():
-        if not request.plan.force:
-            with suppress(OSError):  # a full disk, say: the install stands all the same
-                stash.keep(env.path)
-                kept = True
-        if not kept:
-            if not request.plan.force:
-                drop_previous(env.path)
-            remove(stash.root)
-        files, held = _installed_from(env.path), installed_environment(env).all()
+        files = _named(read_json(state_dir(env.path) / INSTALLED, None))
         files.update((f.name, f.sha256) for f in request.files)  # and what stayed
-        record = {n: files[n] for n in sorted(files.keys() & held.keys())}
-        write_json(state_dir(env.path) / INSTALLED, record)
+        held = sorted(files.keys() & installed_environment(env).all().keys())
+        write_json(state_dir(env.path) / INSTALLED, {n: files[n] for n in held})
+        try:
+            if not request.plan.force:
+                stash.keep(env.path)
+                return
+        except OSError:  # a full disk, say: the install stands all the same
+            drop_previous(env.path)
+        remove(stash.root)
 
 
 def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
     """The previous build, if it is exactly what ``request`` installs: the
     plan's versions (labels included), from the locked files the request names."""
-    plan = request.plan
-    if plan.force or not request.config.keep_previous_build:
-        return None
-    previous = previous_build(env.path)
+    plan, previous = request.plan, previous_build(env.path)
     if (
-        previous is None
+        plan.force
+        or not request.config.keep_previous_build
+        or previous is None
         or not all(
             target.is_satisfied_by(previous.before.get(target.name), plan.variant)
             for target in plan.install
         )
-        or any(previous.locked.get(f.name) != f.sha256 for f in request.files)
+        or any(_named(previous.locked).get(f.name) != f.sha256 for f in request.files)
     ):
         return None
     return previous
@@ -262,7 +259,6 @@ def _read(root: Path) -> Stash | None:
     except TypeError:  # none, or not a manifest
         return None
     stash.tops, stash.present = set(stash.tops), set(stash.present)
-    stash.locked = _by_name(stash.locked)
     whole = all(os.path.isfile(os.path.join(root, name)) for _, name in stash.files)
     return stash if whole else None  # a file gone: its run was removing it, done
 
@@ -306,11 +302,7 @@ def drop_previous(env_path: Path) -> None:
     shutil.rmtree(state_dir(env_path) / PREVIOUS, ignore_errors=True)
 
 
-def _installed_from(env_path: Path) -> dict[str, str]:
-    return _by_name(read_json(state_dir(env_path) / INSTALLED, {}))  # it never raises
-
-
-def _by_name(found: object) -> dict[str, str]:  # a list: an older plugin's, no names
+def _named(found: object) -> dict[str, str]:  # a list: an older plugin's, no names
     return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
