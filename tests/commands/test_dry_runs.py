@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import NVIDIA_SMI_FAILED
 from tests.support.gpus import machine_env
-from tests.support.gpus import no_gpu
 from tests.support.gpus import smi_line
 from tests.support.inprocess import run_inprocess
 
@@ -160,36 +157,3 @@ def test_every_move_warns_a_jetson_that_pytorchs_cuda_builds_do_not_run_there(
         project, "torch-cuda", "sync", "--dry-run", env_extra=jetson
     )
     assert "Jetson" not in trusted.stderr, trusted
-
-
-def test_a_build_locked_only_for_other_platforms_is_not_called_unlocked(
-    project_factory: ProjectFactory, tmp_path: Path
-) -> None:
-    """poetry.lock locks torchvision, for Windows only: the warning for the
-    installed build no install moves says so, and which change moves it; so
-    does status --check, in the same words."""
-    deps = {"torch": "*", "torchvision": "; sys_platform == 'win32'"}
-    project = project_factory(deps, 'variant = "cu130"')
-    assert run_inprocess(project, "lock").returncode == 0
-    assert 'name = "torchvision"' in project.lockfile.read_text()
-    subprocess.run([sys.executable, "-m", "venv", project.venv], check=True)
-    info = project.site_packages() / "torchvision-0.29.1+cu129.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Name: torchvision\nVersion: 0.29.1+cu129\n")
-    (project.site_packages() / "torchvision.py").write_text("")
-
-    result = run_inprocess(project, "torch-cuda", "sync", "--dry-run")
-
-    assert result.returncode == 0, result
-    said = " ".join(result.stderr.split())
-    assert "poetry.lock does not lock" not in said, result
-    assert (
-        "torchvision 0.29.1+cu129 (CUDA 12.9 build) is installed, but poetry.lock "
-        "locks torchvision only for other environments (by its markers), so no "
-        "install puts cu130's build in: widen them, then `poetry lock`"
-    ) in said, result
-    status = run_inprocess(
-        project, "torch-cuda", "status", "--check", env_extra=no_gpu(tmp_path)
-    )
-    assert "does not lock" not in status.stdout, status
-    assert "locks torchvision only for other environments" in status.stdout, status

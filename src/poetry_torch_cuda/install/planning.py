@@ -148,18 +148,13 @@ class Plan:
 
     @property
     def unmoved(self) -> dict[str, str]:
-        """Installed configured builds no install moves (none locked here), worded."""
+        """Installed configured builds no install moves (nothing locks them), worded."""
         moved = {target.name for target in (*self.install, *self.satisfied)}
         builds = read_builds(sorted(self.configured - moved), self.installed)
         return {
-            name: f"{name} {build.version} ({build.build}) is installed, but poetry.lock "
-            + (
-                f"locks {name} only for other environments (by its markers), so no "
-                f"install puts {self.variant}'s build in: widen them, then `poetry lock`"
-                if name in self.poetrys  # every package poetry.lock holds
-                else f"does not lock {name}, so no install puts {self.variant}'s build "
-                f"in: add it to the project's dependencies (`poetry add {name}`)"
-            )
+            name: f"{name} {build.version} ({build.build}) is installed, but "
+            f"poetry.lock does not lock {name}, so no install puts {self.variant}'s "
+            f"build in: add it to the project's dependencies (`poetry add {name}`)"
             for name, build in builds.items()
             if build.label != self.variant.name
         }
