@@ -8,6 +8,7 @@ large file so that a signal can land while pip writes it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 
 from poetry_torch_cuda.environment.envlock import ENV_LOCK_NAME
 from poetry_torch_cuda.environment.envlock import state_dir
+from poetry_torch_cuda.install.undo import INSTALLED
 from tests.support.catalog import CUDNN_CU12
 from tests.support.catalog import FILELOCK
 from tests.support.catalog import PYPI
@@ -399,9 +401,13 @@ def test_switching_back_puts_the_previous_build_back_without_downloading(
     big_cu129: Project, big_index: IndexServer
 ) -> None:
     project = big_cu129
-    before = project.installed()
+    before, record = project.installed(), state_dir(project.venv) / INSTALLED
+    cu129 = json.loads(record.read_text())
     project.run("torch-cuda", "switch", "cu130")
     assert project.installed()["torch"] == "2.14.1+cu130"
+    cu130 = json.loads(record.read_text())  # the build held, not the one before too
+    assert cu129["torch"] not in cu130.values()
+    assert cu130["torch"] in (project.path / "torch-cuda.lock").read_text()
     big_index.clear_requests()
 
     result = project.run("torch-cuda", "switch", "cu129")
@@ -410,11 +416,13 @@ def test_switching_back_puts_the_previous_build_back_without_downloading(
     assert [r for r in big_index.requests if r.endswith(".whl")] == []
     assert project.installed() == before
     assert broken_records(project.site_packages()) == []
+    assert json.loads(record.read_text()) == cu129
     # ...and the cu130 build is the one kept now: switching again is links too.
     result = project.run("torch-cuda", "switch", "cu130")
     assert "put back the previous build kept in the environment" in result.stdout
     assert project.installed()["torch"] == "2.14.1+cu130"
     assert broken_records(project.site_packages()) == []
+    assert json.loads(record.read_text()) == cu130
 
 
 @pytest.mark.parametrize("reinstall", ["sync --force", "a wheel of another family"])

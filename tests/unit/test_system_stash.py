@@ -161,14 +161,15 @@ def test_a_previous_build_that_cannot_be_kept_leaves_the_install_standing(
     (state_dir(prefix) / PREVIOUS).write_text("in the way\n")
     sha = "ab" * 32
     request = SimpleNamespace(
-        files=(SimpleNamespace(sha256=sha),), plan=SimpleNamespace(force=False)
+        files=(SimpleNamespace(name="torch", sha256=sha),),
+        plan=SimpleNamespace(force=False),
     )
 
     finish(stash, env, request)  # type: ignore[arg-type]
 
     assert not stash.root.exists()
     assert previous_build(prefix) is None
-    assert json.loads((state_dir(prefix) / INSTALLED).read_text()) == [sha]
+    assert json.loads((state_dir(prefix) / INSTALLED).read_text()) == {"torch": sha}
 
 
 def test_an_interrupt_while_the_stash_is_taken_leaves_no_stash(

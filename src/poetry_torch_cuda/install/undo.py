@@ -76,7 +76,7 @@ DAMAGED = "a removal or an interrupted install left it incomplete"
 OVER = "something wrote over it after the install (an edit, another installer, a disk)"
 COPIED = "a hand copy, or an install that kept the other (pip --ignore-installed, say)"
 _MANIFEST = "stash.json"
-#: The sha256 of the locked files the environment's torch family came from.
+#: The build the environment holds: the sha256 of the locked file each came from, by name.
 INSTALLED = ".torch-cuda-installed.json"
 #: Which project's configuration last put a torch build into the environment (two
 #: projects sharing one undo each other): ``{"project": path, "variant": name}``.
@@ -92,7 +92,7 @@ class Stash:
     before: dict[str, str]  # every distribution's version
     family: list[str]  # what the change may touch (Poetry's changes are kept)
     files: list[tuple[str, str]] = field(default_factory=list)  # (path, link in root)
-    locked: list[str] = field(default_factory=list)  # sha256 they were installed from
+    locked: dict[str, str] = field(default_factory=dict)  # name: sha256 installed from
     owner: object = None  # the owner record
     # Not kept with a previous build: the family's top-level directories and
     # every file in them.
@@ -110,8 +110,8 @@ class Stash:
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(n): d.version for n, d in held.all().items()}
-        locked, owner = _installed_from(env.path), read_json(home / OWNER, None)
-        stash = cls(root, before, sorted(names), locked=locked, owner=owner)
+        locked, owner = read_json(home / INSTALLED, None), read_json(home / OWNER, None)
+        stash = cls(root, before, sorted(names), locked=_named(locked), owner=owner)
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
             for name, entries in files_by_name(env, stash.family).items():
@@ -216,35 +216,33 @@ def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     files too: a rollback to it removes the build). A forced reinstall's stash is
     dropped (it may hold the damage repaired) and the previous build kept before
     stays. Signals wait: a stash left under its run's name is put back next run."""
-    files, kept = {item.sha256 for item in request.files}, False
     with signals.held():
-        if not request.plan.force:
-            with suppress(OSError):  # a full disk, say: the install stands all the same
-                stash.keep(env.path)
-                kept = True
-        if kept:
-            files |= set(_installed_from(env.path))
-        else:
+        files = _named(read_json(state_dir(env.path) / INSTALLED, None))
+        files.update((f.name, f.sha256) for f in request.files)  # and what stayed
+        held = sorted(files.keys() & installed_environment(env).all().keys())
+        write_json(state_dir(env.path) / INSTALLED, {n: files[n] for n in held})
+        try:
             if not request.plan.force:
-                drop_previous(env.path)
-            remove(stash.root)
-        write_json(state_dir(env.path) / INSTALLED, sorted(files))
+                stash.keep(env.path)
+                return
+        except OSError:  # a full disk, say: the install stands all the same
+            drop_previous(env.path)
+        remove(stash.root)
 
 
 def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
     """The previous build, if it is exactly what ``request`` installs: the
     plan's versions (labels included), from the locked files the request names."""
-    plan = request.plan
-    if plan.force or not request.config.keep_previous_build:
-        return None
-    previous = previous_build(env.path)
+    plan, previous = request.plan, previous_build(env.path)
     if (
-        previous is None
+        plan.force
+        or not request.config.keep_previous_build
+        or previous is None
         or not all(
             target.is_satisfied_by(previous.before.get(target.name), plan.variant)
             for target in plan.install
         )
-        or not {item.sha256 for item in request.files} <= set(previous.locked)
+        or any(_named(previous.locked).get(f.name) != f.sha256 for f in request.files)
     ):
         return None
     return previous
@@ -304,9 +302,8 @@ def drop_previous(env_path: Path) -> None:
     shutil.rmtree(state_dir(env_path) / PREVIOUS, ignore_errors=True)
 
 
-def _installed_from(env_path: Path) -> list[str]:
-    found = read_json(state_dir(env_path) / INSTALLED, [])  # it never raises
-    return [str(sha) for sha in found] if isinstance(found, list) else []
+def _named(found: object) -> dict[str, str]:  # a list: an older plugin's, no names
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def link(source: str | Path, target: str | Path) -> None:
