@@ -220,7 +220,7 @@ def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     with signals.held():
         files = _named(read_json(state_dir(env.path) / INSTALLED, None))
         files.update((f.name, f.sha256) for f in request.files)  # and what stayed
-        held = sorted(files.keys() & installed_environment(env).all().keys())
+        held = sorted(files.keys() & installed_environment(env).names().keys())
         write_json(state_dir(env.path) / INSTALLED, {n: files[n] for n in held})
         try:
             if not request.plan.force:
