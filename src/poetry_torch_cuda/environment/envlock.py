@@ -64,8 +64,8 @@ def environment_lock(
 ) -> Iterator[bool]:
     """Hold the lock of ``env_path`` (an env, torch-cuda.lock); tell ``io`` of a wait.
 
-    Yields whether it waited. Re-entrant in one process (a command that runs another).
-    TorchCudaError: the lock stayed taken for ``wait_seconds``, or its file cannot be made.
+    Yields whether it waited; re-entrant in one process (a command that runs another).
+    Raises TorchCudaError if it stays taken ``wait_seconds`` or cannot be made.
     """
     path = state_dir(env_path) / ENV_LOCK_NAME
     if path in _held:

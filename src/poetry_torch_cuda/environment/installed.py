@@ -79,8 +79,7 @@ class InstalledEnvironment:
 
     def version(self, name: str) -> str | None:
         """The installed version of ``name``, or ``None``."""
-        found = self.get(name)
-        return None if found is None else found.version
+        return None if (found := self.get(name)) is None else found.version
 
     def names(self) -> dict[NormalizedName, list[str]]:
         """Every installed distribution's name, from its folders' names as pip reads them
@@ -141,9 +140,8 @@ class InstalledEnvironment:
         """What ``roots`` reach through active requirements and is not installed (a
         killed install, say): the requirer (``torch 2.14.1``) and the name."""
         return [
-            (f"{distribution.name} {distribution.version}", name)
+            (f"{requirer} {self.version(requirer)}", name)
             for requirer, required in self.graph(roots).items()
-            if (distribution := self.get(requirer)) is not None
             for name in sorted(required)
             if self.get(name) is None
         ]

@@ -41,10 +41,8 @@ def signum_of(interrupt: KeyboardInterrupt) -> int:
 @contextmanager
 def handling(handler: Callable[[int], None]) -> Iterator[None]:
     """``handler(signum)`` runs on each stopping signal during the block."""
-    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, lambda n, _: handler(n)) for s in STOPPING}
+    here = os.name == "posix" and threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, lambda n, _: handler(n)) for s in STOPPING if here}
     try:
         yield
     finally:

@@ -196,12 +196,11 @@ def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     hold the damage repaired). Signals wait: a stash left under its run's name is put
     back next run."""
     with signals.held():
-        files = _named(tempfiles.read_json(state_dir(env.path) / INSTALLED, None))
+        record = state_dir(env.path) / INSTALLED
+        files = _named(tempfiles.read_json(record, None))
         files.update((f.name, f.sha256) for f in request.files)  # and what stayed
         held = sorted(files.keys() & installed_environment(env).names().keys())
-        tempfiles.write_json(
-            state_dir(env.path) / INSTALLED, {n: files[n] for n in held}
-        )
+        tempfiles.write_json(record, {n: files[n] for n in held})
         try:
             if not request.plan.force:
                 stash.keep(env.path)
