@@ -21,9 +21,7 @@ from typing import Any
 def make(directory: Path | None, prefix: str, suffix: str) -> tuple[int, Path]:
     """``mkstemp`` in ``directory`` (``None``: TMPDIR), this pid in the name; dead namesakes go first."""
     sweep(Path(directory or tempfile.gettempdir()), prefix, suffix)
-    handle, name = tempfile.mkstemp(
-        dir=directory, prefix=f"{prefix}{os.getpid()}.", suffix=suffix
-    )
+    handle, name = tempfile.mkstemp(suffix, f"{prefix}{os.getpid()}.", directory)
     return handle, Path(name)
 
 

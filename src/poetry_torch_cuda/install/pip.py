@@ -42,8 +42,7 @@ _LINKS = "poetry-torch-cuda-"
 def pip_environment(base: Mapping[str, str]) -> dict[str, str]:
     """The environment pip runs with: ``base``, no prompts, and none of the user's
     settings that would add files or pins of their own to the plugin's install (pip
-    reads variables after its config files). Every other setting (proxy, cert, ...) is kept.
-    """
+    reads variables after its config files); every other one (proxy, cert...) is kept."""
     return {**base, "PIP_FIND_LINKS": "", "PIP_CONSTRAINT": "", "PIP_NO_INPUT": "1"}
 
 
@@ -107,14 +106,12 @@ class PipRunner:
             )
 
     def _run(self, doing: str, args: list[str]) -> tuple[int, list[str]]:
-        """Run pip, echoing its scrubbed output if asked; its exit code and output.
-        A signal that stopped or killed it while ``doing`` raises TorchCudaError."""
+        """Run pip, echoing its scrubbed output if asked; its exit code and output."""
         kept: list[str] = []
         received: list[int] = []
         escalation = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
-        def forward(signum: int) -> None:
-            """Pass a signal on to pip as SIGINT (then SIGTERM, SIGKILL)."""
+        def forward(signum: int) -> None:  # to pip as SIGINT, then SIGTERM, SIGKILL
             received.append(signum)
             with suppress(ProcessLookupError):
                 os.kill(process.pid, escalation[min(len(received), 3) - 1])

@@ -6,7 +6,8 @@ contents at the cost of what changed only. Any failure afterwards (kill -9: the 
 run's :func:`recover`) is undone from it; after a change it stays as the previous
 build (one at most), so switch's rollback and a switch back to it are links.
 :func:`remove_distributions` links aside and back the files another distribution
-still lists (the real CUDA 12 and 13 wheels ship the same paths).
+still lists (the real CUDA 12 and 13 wheels ship the same paths);
+:func:`family_problems` checks that every installed file is there.
 """
 
 from __future__ import annotations
@@ -192,9 +193,9 @@ class Stash:
 
 def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     """After a change that held, its stash becomes the previous build (one of no
-    files too: a rollback to it removes the build), but a forced reinstall's (it may
-    hold the damage repaired). Signals wait: a stash left under its run's name is put
-    back next run."""
+    files too: a rollback to it removes the build); a forced reinstall's is dropped (it
+    may hold the damage repaired) and the one kept before stays. Signals wait: a stash
+    left under its run's name is put back next run."""
     with signals.held():
         record = state_dir(env.path) / INSTALLED
         files = _named(tempfiles.read_json(record, None))
