@@ -153,20 +153,15 @@ class InstalledEnvironment:
             distribution = self.get(name)
             assert distribution is not None
             for requirement, extra in distribution.edges:
-                have = self.get(requirement.name)
-                if extra or have is None or not requirement.specifier:
+                have, specifier = self.get(requirement.name), requirement.specifier
+                if extra or have is None or not specifier:
                     continue
-                try:
-                    fits = requirement.specifier.contains(
-                        Version(have.version), prereleases=True
-                    )
-                except InvalidVersion:
-                    continue
-                if not fits:
-                    problems.append(
-                        f"{distribution.name} {distribution.version} depends on "
-                        f"{requirement}, but {have.name} {have.version} is installed"
-                    )
+                with suppress(InvalidVersion):  # no version to judge
+                    if not specifier.contains(Version(have.version), prereleases=True):
+                        problems.append(
+                            f"{distribution.name} {distribution.version} depends on "
+                            f"{requirement}, but {have.name} {have.version} is installed"
+                        )
         return problems
 
     def _describe(
