@@ -1,10 +1,9 @@
 """Temporary files named after the process that owns them, the sweep of dead ones,
 the one atomic writer and the one reader of the plugin's JSON state files.
 
-A run killed with ``kill -9`` cannot remove its temporary files. Each such
-file carries its owner's process id in its name (``<prefix><pid>.<random><suffix>``),
-so the next run removes those whose owner is gone and leaves a running
-process's files alone.
+A run killed with ``kill -9`` cannot remove its temporary files: each carries its
+owner's pid in its name (``<prefix><pid>.<random><suffix>``), so the next run removes
+those whose owner is gone and leaves a running process's files alone.
 """
 
 from __future__ import annotations
@@ -22,9 +21,7 @@ from typing import Any
 def make(directory: Path | None, prefix: str, suffix: str) -> tuple[int, Path]:
     """``mkstemp`` in ``directory`` (``None``: TMPDIR), this pid in the name; dead namesakes go first."""
     sweep(Path(directory or tempfile.gettempdir()), prefix, suffix)
-    handle, name = tempfile.mkstemp(
-        dir=directory, prefix=f"{prefix}{os.getpid()}.", suffix=suffix
-    )
+    handle, name = tempfile.mkstemp(suffix, f"{prefix}{os.getpid()}.", directory)
     return handle, Path(name)
 
 
@@ -41,11 +38,8 @@ def dead(directory: Path, prefix: str, suffix: str = "") -> list[Path]:
 
 
 def sweep(directory: Path, prefix: str, suffix: str = "") -> None:
-    """Remove :func:`dead` files and folders.
-
-    Errors (a file another run removed first, no permission) are ignored: a
-    leftover costs disk space, never correctness.
-    """
+    """Remove :func:`dead` files and folders; errors are ignored (a leftover costs
+    disk space, never correctness)."""
     for path in dead(directory, prefix, suffix):
         remove(path)
 
@@ -65,10 +59,8 @@ def alive(pid: int) -> bool:
         return True  # on Windows, signal 0 is CTRL_C_EVENT: never probe there
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # it exists, owned by someone else
+    except OSError as error:  # else it exists, owned by someone else
+        return not isinstance(error, ProcessLookupError)
     return True
 
 
@@ -80,8 +72,7 @@ def refuse_read_only(path: Path) -> None:
 
 
 def beside(path: Path, suffix: str = ".tmp") -> Path:
-    """``path`` resolved (the file a symlink names), the files :func:`make` made
-    beside it for writers now dead removed."""
+    """``path`` resolved (the file a symlink names), dead writers' files beside it gone."""
     path = path.resolve()
     sweep(path.parent, f".{path.name}.", suffix)
     return path
@@ -90,8 +81,7 @@ def beside(path: Path, suffix: str = ".tmp") -> Path:
 def write_text(path: Path, text: str) -> bool:
     """Replace ``path`` (the file a symlink names) with ``text`` at once, a new file
     with the mode any new file gets here (the umask, as poetry.lock); return whether
-    the file changed (a read-only one: :func:`refuse_read_only`). Removes the
-    temporary files of killed writers of it first."""
+    the file changed (a read-only one: :func:`refuse_read_only`)."""
     path = beside(path)
     with suppress(OSError):  # no file yet, or not one to read: write it
         if path.read_text(encoding="utf-8") == text:

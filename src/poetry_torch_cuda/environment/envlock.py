@@ -1,12 +1,10 @@
 """One plugin step at a time per environment: an OS file lock inside the venv.
 
-Two ``poetry install`` runs on one environment each plan and apply the
-variant under this lock, so the second one plans again after the first one
-finished and finds nothing left to do. The lock is an advisory ``flock`` (a
-``msvcrt`` byte lock on Windows): the OS releases it when its holders exit,
-so a killed run never leaves a stale lock behind. pip inherits the lock's
-file descriptor, which keeps the environment locked while a pip started by a
-run that was killed still finishes.
+Two ``poetry install`` runs on one environment each plan and apply the variant under
+this lock, so the second plans again once the first finished. The lock is an advisory
+``flock`` (a ``msvcrt`` byte lock on Windows): the OS releases it when its holders
+exit, so a killed run leaves no stale lock. pip inherits its file descriptor, which
+keeps the environment locked while a pip started by a killed run still finishes.
 """
 
 from __future__ import annotations
@@ -42,14 +40,10 @@ def held_fds() -> tuple[int, ...]:
 
 
 def state_dir(env_path: Path) -> Path:
-    """Where the plugin keeps its files for the environment at ``env_path``.
-
-    The env lock, the owner record, the memory of failed builds and the
-    rollback stash live inside a writable virtual environment (it has a
-    ``pyvenv.cfg``); never in the prefix of any other Python (a system one,
-    ``virtualenvs.create = false``): there, in Poetry's cache, in a folder
-    named after the environment's path.
-    """
+    """Where the plugin keeps its files (the env lock, the owner record, the memory
+    of failed builds, the stash) for the environment at ``env_path``: inside it if it
+    is a writable venv (``pyvenv.cfg``); never in another Python's prefix (a system
+    one), but in Poetry's cache, in a folder named after the environment's path."""
     if (env_path / "pyvenv.cfg").is_file() and os.access(env_path, os.W_OK):
         return env_path
     from poetry.config.config import Config
@@ -70,12 +64,8 @@ def environment_lock(
 ) -> Iterator[bool]:
     """Hold the lock of ``env_path`` (an env, torch-cuda.lock); tell ``io`` of a wait.
 
-    Yields whether it waited. Re-entrant within one process (a command that
-    runs another one).
-
-    Raises:
-        TorchCudaError: the lock stayed taken for ``wait_seconds``, or its
-            file cannot be made.
+    Yields whether it waited; re-entrant in one process (a command that runs another).
+    Raises TorchCudaError if it stays taken ``wait_seconds`` or cannot be made.
     """
     path = state_dir(env_path) / ENV_LOCK_NAME
     if path in _held:

@@ -1,8 +1,7 @@
 """What an environment has installed, read from its distribution metadata.
 
-A view reads each distribution's metadata once, when first asked; a run
-shares its view (``RunContext.installed``) and reads a new one after it
-changed the environment. Nothing imports torch or starts a process.
+A view reads each distribution's metadata once, when first asked; a run shares its
+view (``RunContext.installed``) and reads a new one after it changed the environment.
 """
 
 from __future__ import annotations
@@ -52,13 +51,11 @@ class InstalledDistribution:
     @property
     def version_py(self) -> str | None:
         """The package's ``version.py`` (torch's names its CUDA), if readable."""
-        if self.source is None:
-            return None
-        path = self.source.locate_file(f"{self.name.replace('-', '_')}/version.py")
-        try:
-            return Path(str(path)).read_text(encoding="utf-8")
-        except OSError:
-            return None
+        if self.source is not None:
+            path = self.source.locate_file(f"{self.name.replace('-', '_')}/version.py")
+            with suppress(OSError):
+                return Path(str(path)).read_text(encoding="utf-8")
+        return None
 
 
 class InstalledEnvironment:
@@ -82,12 +79,11 @@ class InstalledEnvironment:
 
     def version(self, name: str) -> str | None:
         """The installed version of ``name``, or ``None``."""
-        found = self.get(name)
-        return None if found is None else found.version
+        return None if (found := self.get(name)) is None else found.version
 
     def names(self) -> dict[NormalizedName, list[str]]:
         """Every installed distribution's name, from its folders' names as pip reads them
-        (pip's ``~orch-….dist-info`` is none), and those folders (two: a hand copy's)."""
+        (not pip's ``~orch-….dist-info``), and those folders (two: a hand copy's)."""
         found: dict[NormalizedName, list[str]] = {}
         for path in self._paths:
             with suppress(OSError):
@@ -132,22 +128,20 @@ class InstalledEnvironment:
             if distribution is None or (name in asked and extras <= asked[name]):
                 continue
             asked[name] = asked.get(name, frozenset()) | extras
+            required = edges.setdefault(name, set())
             for requirement, extra in distribution.edges:
                 if not extra or extra in extras:
-                    child = canonicalize_name(requirement.name)
-                    edges.setdefault(name, set()).add(child)
+                    required.add(child := canonicalize_name(requirement.name))
                     wanted = frozenset(map(canonicalize_name, requirement.extras))
                     stack.append((child, wanted))
-            edges.setdefault(name, set())
         return {name: frozenset(required) for name, required in edges.items()}
 
     def missing(self, roots: Iterable[str]) -> list[tuple[str, NormalizedName]]:
         """What ``roots`` reach through active requirements and is not installed (a
         killed install, say): the requirer (``torch 2.14.1``) and the name."""
         return [
-            (f"{distribution.name} {distribution.version}", name)
+            (f"{requirer} {self.version(requirer)}", name)
             for requirer, required in self.graph(roots).items()
-            if (distribution := self.get(requirer)) is not None
             for name in sorted(required)
             if self.get(name) is None
         ]
@@ -159,20 +153,15 @@ class InstalledEnvironment:
             distribution = self.get(name)
             assert distribution is not None
             for requirement, extra in distribution.edges:
-                have = self.get(requirement.name)
-                if extra or have is None or not requirement.specifier:
+                have, specifier = self.get(requirement.name), requirement.specifier
+                if extra or have is None or not specifier:
                     continue
-                try:
-                    fits = requirement.specifier.contains(
-                        Version(have.version), prereleases=True
-                    )
-                except InvalidVersion:
-                    continue
-                if not fits:
-                    problems.append(
-                        f"{distribution.name} {distribution.version} depends on "
-                        f"{requirement}, but {have.name} {have.version} is installed"
-                    )
+                with suppress(InvalidVersion):  # no version to judge
+                    if not specifier.contains(Version(have.version), prereleases=True):
+                        problems.append(
+                            f"{distribution.name} {distribution.version} depends on "
+                            f"{requirement}, but {have.name} {have.version} is installed"
+                        )
         return problems
 
     def _describe(
@@ -191,6 +180,7 @@ class InstalledEnvironment:
         if lines is None:  # an .egg-info keeps them in requires.txt
             lines = distribution.requires or []
         edges: list[Edge] = []
+        here = self._marker_env
         for line in lines:
             try:
                 requirement = Requirement(line)
@@ -199,20 +189,14 @@ class InstalledEnvironment:
             # An extra the line does not name reads as no extra: evaluating only
             # the named ones spares thousands (fsspec: 103 lines x 28 extras).
             named = re.sub(r"[-_.]+", "-", line).lower()
+            marker = requirement.marker
             for extra in ("", *(e for e in extras if e in named)):
-                marker = requirement.marker
-                if marker is None or marker.evaluate(
-                    {**self._marker_env, "extra": extra}
-                ):
+                if marker is None or marker.evaluate({**here, "extra": extra}):
                     edges.append((requirement, extra))
                     if not extra:
                         break
         return InstalledDistribution(
-            name,
-            version,
-            tuple(edges),
-            tuple(lines),
-            distribution,
+            name, version, tuple(edges), tuple(lines), distribution
         )
 
 
@@ -248,11 +232,10 @@ CUDA_SUFFIX = re.compile(r"-cu(\d+)$")
 
 def unlabelled_cuda(requires: Iterable[str], version_py: str | None) -> str | None:
     """The CUDA a build without a ``+variant`` label (PyPI's) carries: the runtime it
-    requires (``13.0`` from ``cuda-toolkit==13.0.*``; markers are ignored on purpose:
-    the pin names the CUDA the build was made with even where it does not apply),
-    else ``12.x`` from its ``nvidia-*-cu12`` wheels, else its version.py's
-    ``cuda = '12.8'``; ``""`` for a CPU-only build (``cuda = None``); ``None``:
-    nothing says."""
+    requires (``13.0`` from ``cuda-toolkit==13.0.*``, markers ignored: the pin names the
+    CUDA it was built with even where it does not apply), else ``12.x`` from its
+    ``nvidia-*-cu12`` wheels, else its version.py's ``cuda = '12.8'``; ``""``: CPU-only
+    (``cuda = None``); ``None``: nothing says."""
     family: str | None = None
     for line in requires:
         try:

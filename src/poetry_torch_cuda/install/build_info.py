@@ -1,9 +1,8 @@
 """Which build of torch (or torchvision…) is installed, from its metadata alone.
 
-The local version label says it for PyTorch's own indexes (``+cu129``). PyPI's
-builds carry no label; their CUDA version is read from the CUDA runtime they
-require, or from the ``cuda = '12.8'`` line of the package's ``version.py``
-file. Nothing is imported: importing torch takes seconds and may need a GPU.
+The local version label says it for PyTorch's indexes (``+cu129``); PyPI's builds
+carry none, so their CUDA is read from what they require, or their ``version.py``.
+Nothing is imported: importing torch takes seconds and may need a GPU.
 """
 
 from __future__ import annotations
@@ -45,23 +44,19 @@ def describe_build(
     if label is not None:
         return InstalledBuild(version, label, *_labelled(label))
     cuda = unlabelled_cuda(requires, version_py)
-    if cuda:
-        return InstalledBuild(version, None, f"{PYPI_DEFAULT}, CUDA {cuda}", cuda)
-    if cuda == "":
-        return InstalledBuild(version, None, f"{PYPI_DEFAULT}, CPU only", None)
-    return InstalledBuild(version, None, PYPI_DEFAULT, None)
+    kind = f", CUDA {cuda}" if cuda else ", CPU only" if cuda == "" else ""
+    return InstalledBuild(version, None, PYPI_DEFAULT + kind, cuda or None)
 
 
 def read_builds(
     names: Iterable[str], installed: InstalledEnvironment
 ) -> dict[str, InstalledBuild]:
     """The installed builds of ``names``, from the environment's installed view."""
-    found: dict[str, InstalledBuild] = {}
-    for name in map(canonicalize_name, names):
-        dist = installed.get(name)
-        if dist is not None:
-            found[name] = describe_build(dist.version, dist.lines, dist.version_py)
-    return found
+    return {
+        name: describe_build(dist.version, dist.lines, dist.version_py)
+        for name in map(canonicalize_name, names)
+        if (dist := installed.get(name)) is not None
+    }
 
 
 def _labelled(label: str) -> tuple[str, str | None]:

@@ -42,18 +42,16 @@ _LINKS = "poetry-torch-cuda-"
 def pip_environment(base: Mapping[str, str]) -> dict[str, str]:
     """The environment pip runs with: ``base``, no prompts, and none of the user's
     settings that would add files or pins of their own to the plugin's install (pip
-    reads variables after its config files). Every other setting (proxy, cert, ...) is kept.
-    """
+    reads variables after its config files); every other one (proxy, cert...) is kept."""
     return {**base, "PIP_FIND_LINKS": "", "PIP_CONSTRAINT": "", "PIP_NO_INPUT": "1"}
 
 
 class PipRunner:
-    """Install and uninstall with one environment's pip."""
+    """Install and uninstall with one environment's pip; ``echo`` shows its output."""
 
     def __init__(
         self, pip_command: Sequence[str], echo: Callable[[str], None] | None = None
     ) -> None:
-        """``echo`` shows pip's output line by line (none: it is only kept)."""
         self._pip = list(pip_command)
         self._echo = echo
 
@@ -66,21 +64,12 @@ class PipRunner:
         compile_bytecode: bool = False,
     ) -> None:
         """Install exactly ``files`` (``(path, sha256)``, verified): no index, no deps;
-        ``asked`` names them in messages.
-
-        Raises:
-            TorchCudaError: pip failed or a signal stopped it (it rolled back what it
-                had begun); the message says why.
-        """
+        ``asked`` names them in messages. TorchCudaError says why pip failed or what
+        signal stopped it (it rolled back what it had begun)."""
         # A folder of links (not copies) to the files, named after this process;
         # those of runs killed with kill -9 go first.
-        temp = Path(tempfile.gettempdir())
-        tempfiles.sweep(temp, _LINKS, ".links")
-        folder = Path(
-            tempfile.mkdtemp(
-                prefix=f"{_LINKS}{os.getpid()}.", suffix=".links", dir=temp
-            )
-        )
+        tempfiles.sweep(Path(tempfile.gettempdir()), _LINKS, ".links")
+        folder = Path(tempfile.mkdtemp(".links", f"{_LINKS}{os.getpid()}."))
         requirements = folder / "requirements.txt"
         try:
             lines = []
@@ -92,23 +81,13 @@ class PipRunner:
                     link(path, folder / path.name)
                 lines.append(f"{name}=={version} --hash=sha256:{sha256}\n")
             requirements.write_text("".join(lines), encoding="utf-8")
-            returncode, lines = self._run(
-                f"installing {asked} from the downloaded files",
-                [
-                    *self._pip,
-                    "install",
-                    "--disable-pip-version-check",
-                    "--no-index",
-                    "--find-links",
-                    str(folder),
-                    "--no-deps",
-                    "--require-hashes",
-                    *(["--force-reinstall"] if force_reinstall else []),
-                    *([] if compile_bytecode else ["--no-compile"]),
-                    "--requirement",
-                    str(requirements),
-                ],
-            )
+            args = [*self._pip, "install", "--disable-pip-version-check", "--no-index"]
+            args += ["--find-links", str(folder), "--no-deps", "--require-hashes"]
+            args += ["--force-reinstall"] if force_reinstall else []
+            args += [] if compile_bytecode else ["--no-compile"]
+            args += ["--requirement", str(requirements)]
+            doing = f"installing {asked} from the downloaded files"
+            returncode, lines = self._run(doing, args)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         if returncode:
@@ -127,14 +106,12 @@ class PipRunner:
             )
 
     def _run(self, doing: str, args: list[str]) -> tuple[int, list[str]]:
-        """Run pip, showing its (scrubbed) output if asked; its exit code and output.
-        A signal that stopped or killed it while ``doing`` raises :class:`TorchCudaError`."""
+        """Run pip, echoing its scrubbed output if asked; its exit code and output."""
         kept: list[str] = []
         received: list[int] = []
         escalation = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
-        def forward(signum: int) -> None:
-            """Pass a signal on to pip as SIGINT (then SIGTERM, SIGKILL)."""
+        def forward(signum: int) -> None:  # to pip as SIGINT, then SIGTERM, SIGKILL
             received.append(signum)
             with suppress(ProcessLookupError):
                 os.kill(process.pid, escalation[min(len(received), 3) - 1])
@@ -160,18 +137,14 @@ class PipRunner:
                 if self._echo is not None:
                     self._echo(line)
             returncode = process.wait()
-        if received:
+        if received or returncode < 0:
+            name = signals.signal_name(received[0] if received else -returncode)
+            how = f"{name} interrupted pip" if received else f"pip was killed by {name}"
             error = TorchCudaError(
-                f"{signals.signal_name(received[0])} interrupted pip while {doing}. "
-                "Run the command again to finish."
+                f"{how} while {doing}. Run the command again to finish."
             )
-            error.exit_code = 128 + received[0]
+            error.exit_code = 128 + received[0] if received else None
             raise error
-        if returncode < 0:
-            raise TorchCudaError(
-                f"pip was killed by {signals.signal_name(-returncode)} while {doing}. "
-                "Run the command again to finish."
-            )
         return returncode, kept
 
 

@@ -1,9 +1,5 @@
-"""Signals during the plugin's own work: their names, and handlers only while it runs.
-
-Handlers are set in the main thread on POSIX for the duration of one block
-and the previous ones put back after it: the plugin never changes how
-Poetry's process handles signals outside its own work.
-"""
+"""Signals during the plugin's own work: their names, and handlers only while it runs
+(in the main thread on POSIX, the previous ones put back after the block)."""
 
 from __future__ import annotations
 
@@ -32,8 +28,7 @@ def signal_name(signum: int) -> str:
 
 
 def stop(signum: int) -> NoReturn:
-    """The handler that makes SIGTERM and SIGHUP stop the work as Ctrl-C does: a
-    ``KeyboardInterrupt`` carrying the signal's number."""
+    """The handler that makes SIGTERM and SIGHUP stop the work as Ctrl-C does."""
     raise KeyboardInterrupt(signum)
 
 
@@ -46,10 +41,8 @@ def signum_of(interrupt: KeyboardInterrupt) -> int:
 @contextmanager
 def handling(handler: Callable[[int], None]) -> Iterator[None]:
     """``handler(signum)`` runs on each stopping signal during the block."""
-    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, lambda n, _: handler(n)) for s in STOPPING}
+    here = os.name == "posix" and threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, lambda n, _: handler(n)) for s in STOPPING if here}
     try:
         yield
     finally:
@@ -61,9 +54,8 @@ def handling(handler: Callable[[int], None]) -> Iterator[None]:
 def held() -> Iterator[None]:
     """The stopping signals wait until the block is done (it must not be cut short).
 
-    Recorded by a handler and raised again after the block, not masked: a mask
-    holds back only this thread's signals, while ``kill`` may be taken by any
-    thread of the process and its Python handler still runs here at once.
+    Recorded and raised again after the block, not masked: a mask holds back only this
+    thread's signals, while any thread may take a ``kill``, whose handler runs here.
     """
     received: list[int] = []
     with handling(received.append):

@@ -1,17 +1,13 @@
 """The one way back: a stash of the torch family's files, put back on any failure.
 
-Before pip runs, every file of the installed family is hard-linked into a stash in
-the environment's state folder (``envlock.state_dir``, never a system Python's
-prefix): pip and a removal unlink a file before replacing it, so the stash keeps the
-old contents and costs disk only for what changed. Whatever fails afterwards (pip,
-an interrupt, the checks, the sweep, switch's verification; kill -9: in the next
-run, :func:`recover`) is undone from it. After a change it stays as the previous
-build (``.torch-cuda-previous``, one at most): switch's rollback and a switch back
-to that build are then links.
-
-:func:`remove_distributions` never takes a file another distribution still lists
-(the real CUDA 12 and 13 wheels ship the same paths): those are linked aside and
-back. :func:`family_problems` checks that every installed file is there.
+Before pip runs, the family's files are hard-linked into a stash in ``state_dir``:
+pip and a removal unlink a file before replacing it, so the stash keeps the old
+contents at the cost of what changed only. Any failure afterwards (kill -9: the next
+run's :func:`recover`) is undone from it; after a change it stays as the previous
+build (one at most), so switch's rollback and a switch back to it are links.
+:func:`remove_distributions` links aside and back the files another distribution
+still lists (the real CUDA 12 and 13 wheels ship the same paths);
+:func:`family_problems` checks that every installed file is there.
 """
 
 from __future__ import annotations
@@ -24,7 +20,6 @@ import os
 import shutil
 import stat
 import tempfile
-from contextlib import contextmanager
 from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
@@ -33,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
+from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.environment.installed import located
@@ -40,18 +36,13 @@ from poetry_torch_cuda.environment.installed import site_paths
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.project.protection import is_cuda_bound
-from poetry_torch_cuda.tempfiles import dead
-from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import remove
-from poetry_torch_cuda.tempfiles import sweep
-from poetry_torch_cuda.tempfiles import write_json
 
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Collection
     from collections.abc import Iterable
-    from collections.abc import Iterator
     from collections.abc import Sequence
 
     from packaging.utils import NormalizedName
@@ -61,7 +52,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.request import InstallRequest
 
-    #: What does the removal pip cannot be spared (``PipRunner.uninstall``).
+    #: The removal pip cannot be spared (``PipRunner.uninstall``).
     Uninstaller = Callable[[Sequence[str]], None]
 
 #: A ``RECORD`` line: (path, as ``RECORD`` lists it, ``algorithm=digest``, size; ``""``: none).
@@ -86,8 +77,7 @@ OWNER = ".poetry-torch-cuda-owner.json"
 
 @dataclass
 class Stash:
-    """Hard links to the torch family's files, and what the environment held then:
-    the records of that build (:data:`INSTALLED`, :data:`OWNER`) go back with them."""
+    """Hard links to the family's files, and the environment's records of that build."""
 
     root: Path
     before: dict[str, str]  # every distribution's version
@@ -95,24 +85,20 @@ class Stash:
     files: list[tuple[str, str]] = field(default_factory=list)  # (path, link in root)
     locked: dict[str, str] = field(default_factory=dict)  # name: sha256 installed from
     owner: object = None  # the owner record
-    # Not kept with a previous build: the family's top-level directories and
-    # every file in them.
+    # Not kept with a previous build: the family's top-level folders, their files.
     tops: set[str] = field(default_factory=set)
     present: set[str] = field(default_factory=set)
 
     @classmethod
     def take(cls, env: Env, names: Iterable[str], held: InstalledEnvironment) -> Stash:
-        """A stash of what ``env`` holds (``held``) of ``names``, all the change may touch.
-
-        Raises:
-            OSError: a file could not be linked nor copied (nothing of it is left,
-                as after an interrupt).
-        """
+        """A stash of what ``env`` holds (``held``) of ``names``, all the change may
+        touch; OSError where a file could not be linked nor copied (none is left)."""
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(n): d.version for n, d in held.all().items()}
-        locked, owner = read_json(home / INSTALLED, None), read_json(home / OWNER, None)
-        stash = cls(root, before, sorted(names), locked=_named(locked), owner=owner)
+        locked = _named(tempfiles.read_json(home / INSTALLED, None))
+        owner = tempfiles.read_json(home / OWNER, None)
+        stash = cls(root, before, sorted(names), locked=locked, owner=owner)
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
             for name, entries in files_by_name(env, stash.family).items():
@@ -133,12 +119,8 @@ class Stash:
         return stash
 
     def put_back(self, env: Env, uninstall: Uninstaller) -> list[str]:
-        """Make ``env`` hold the stashed build again; returns what was undone.
-
-        Removes pip's ``~`` leftovers, the distributions of the family whose
-        version changed since and files an interrupted pip wrote, then links
-        every stashed file back. What Poetry's installer put in since is kept.
-        """
+        """Make ``env`` hold the stashed build again (what Poetry installed since stays);
+        returns what was undone."""
         with signals.held():
             sweep_leftovers(env)
             installed = installed_environment(env)
@@ -154,11 +136,8 @@ class Stash:
                 and not _drop_unrecorded(folders.get(n, []))
             ]
             got = {n: d.source for n in changed if (d := installed.get(n)) and d.source}
-            poetrys = [
-                n
-                for n in got
-                if (got[n].read_text("INSTALLER") or "").startswith("Poetry")
-            ]
+            by = {n: source.read_text("INSTALLER") or "" for n, source in got.items()}
+            poetrys = [n for n in got if by[n].startswith("Poetry")]
             if changed := [n for n in changed if n not in poetrys]:
                 # pip writes a wheel's scripts before its RECORD, so a killed pip's
                 # are named only in entry_points.txt (as pip's uninstall reads them)
@@ -178,7 +157,7 @@ class Stash:
             records = ((INSTALLED, self.locked), (OWNER, self.owner))
             for name, record in records if self.family else ():  # an aside: no build
                 if record:
-                    write_json(state_dir(env.path) / name, record)
+                    tempfiles.write_json(state_dir(env.path) / name, record)
                 else:  # none then
                     remove(state_dir(env.path) / name)
         after = {n: d.version for n, d in installed_environment(env).all().items()}
@@ -214,14 +193,15 @@ class Stash:
 
 def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     """After a change that held, its stash becomes the previous build (one of no
-    files too: a rollback to it removes the build). A forced reinstall's stash is
-    dropped (it may hold the damage repaired) and the previous build kept before
-    stays. Signals wait: a stash left under its run's name is put back next run."""
+    files too: a rollback to it removes the build); a forced reinstall's is dropped (it
+    may hold the damage repaired) and the one kept before stays. Signals wait: a stash
+    left under its run's name is put back next run."""
     with signals.held():
-        files = _named(read_json(state_dir(env.path) / INSTALLED, None))
+        record = state_dir(env.path) / INSTALLED
+        files = _named(tempfiles.read_json(record, None))
         files.update((f.name, f.sha256) for f in request.files)  # and what stayed
         held = sorted(files.keys() & installed_environment(env).names().keys())
-        write_json(state_dir(env.path) / INSTALLED, {n: files[n] for n in held})
+        tempfiles.write_json(record, {n: files[n] for n in held})
         try:
             if not request.plan.force:
                 stash.keep(env.path)
@@ -232,21 +212,18 @@ def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
 
 
 def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
-    """The previous build, if it is exactly what ``request`` installs: the
-    plan's versions (labels included), from the locked files the request names."""
+    """The previous build, if it is exactly what ``request`` installs: the plan's
+    versions (labels included), from the locked files the request names."""
     plan, previous = request.plan, previous_build(env.path)
-    if (
-        plan.force
-        or not request.config.keep_previous_build
-        or previous is None
-        or not all(
-            target.is_satisfied_by(previous.before.get(target.name), plan.variant)
-            for target in plan.install
-        )
-        or any(_named(previous.locked).get(f.name) != f.sha256 for f in request.files)
-    ):
+    if plan.force or not request.config.keep_previous_build or previous is None:
         return None
-    return previous
+    fits = all(
+        t.is_satisfied_by(previous.before.get(t.name), plan.variant)
+        for t in plan.install
+    )
+    locked = _named(previous.locked)
+    same = all(locked.get(f.name) == f.sha256 for f in request.files)
+    return previous if fits and same else None
 
 
 def previous_build(env_path: Path) -> Stash | None:
@@ -256,7 +233,7 @@ def previous_build(env_path: Path) -> Stash | None:
 
 def _read(root: Path) -> Stash | None:
     try:
-        stash = Stash(root, **read_json(root / _MANIFEST, None))
+        stash = Stash(root, **tempfiles.read_json(root / _MANIFEST, None))
     except TypeError:  # none, or not a manifest
         return None
     stash.tops, stash.present = set(stash.tops), set(stash.present)
@@ -267,7 +244,7 @@ def _read(root: Path) -> Stash | None:
 def dead_stashes(env_path: Path) -> list[str]:
     """Killed runs' stashes, for ``status``, as :func:`recover` treats them."""
     found = []
-    for path in dead(state_dir(env_path), STASH):
+    for path in tempfiles.dead(state_dir(env_path), STASH):
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         fate = "undoes that run" if _read(path) else "removes it, undoing nothing"
         found.append(
@@ -278,10 +255,10 @@ def dead_stashes(env_path: Path) -> list[str]:
 
 
 def recover(env: Env, uninstall: Uninstaller) -> list[str]:
-    """Under the env lock, after killed runs: remove pip's leftovers (else a ``~`` is
-    another pip's, maybe at work), put back from their stashes (a removal's aside, the
-    later, first; none without a manifest) and remove them; returns what was undone."""
-    killed = sorted(dead(state_dir(env.path), STASH))
+    """Under the env lock: put back killed runs' stashes (a removal's aside, the later,
+    first) and remove them; returns what was undone. Pip's ``~`` leftovers go only
+    then: else one is another pip's, maybe at work."""
+    killed = sorted(tempfiles.dead(state_dir(env.path), STASH))
     if killed:
         sweep_leftovers(env)
     undone: list[str] = []
@@ -294,7 +271,7 @@ def recover(env: Env, uninstall: Uninstaller) -> list[str]:
                 "torch may not import. Run the command again once the cause is gone "
                 f"(a full disk: free space), or delete that folder: then {SYNC_FORCE}."
             ) from None
-    sweep(state_dir(env.path), STASH)
+    tempfiles.sweep(state_dir(env.path), STASH)
     return undone
 
 
@@ -330,12 +307,7 @@ def _relink(kept: str, target: str) -> bool:
 
 
 def _files_under(tops: Collection[str]) -> set[str]:
-    return {
-        os.path.join(d, n)
-        for top in tops
-        for d, _, names in os.walk(top)
-        for n in names
-    }
+    return {os.path.join(d, n) for top in tops for d, _, ns in os.walk(top) for n in ns}
 
 
 def _drop_unrecorded(folders: list[str]) -> bool:
@@ -348,42 +320,31 @@ def _drop_unrecorded(folders: list[str]) -> bool:
 
 
 def sweep_leftovers(env: Env) -> None:
-    """Remove pip's temporary ``~name`` entries in the environment's site-packages
-    (under the env lock, after a pip of ours): a killed pip never removes them, and
-    pip warns about them on every run."""
+    """Remove pip's ``~name`` entries in site-packages, which a killed pip leaves (and
+    pip warns about on every run)."""
     for site in site_paths(env):
         for path in Path(site).glob("~*"):
             remove(path)
 
 
 def undo(
-    error: BaseException,
-    stash: Stash,
-    plan: Plan,
-    env: Env,
-    uninstall: Uninstaller,
+    error: BaseException, stash: Stash, plan: Plan, env: Env, uninstall: Uninstaller
 ) -> TorchCudaError:
     """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
     state = plan.unchanged
     try:
-        changes = stash.put_back(env, uninstall)
+        if changes := stash.put_back(env, uninstall):
+            held = stash.held(t.name for t in plan.install) or "no torch build"
+            done = ", ".join(changes)
+            state = f"The environment was put back as it was ({held}; undone: {done})."
+        remove(stash.root)
     except (TorchCudaError, OSError) as failure:
         state = NOT_BACK.format("the environment", failure)
-    else:
-        remove(stash.root)
-        held = stash.held(t.name for t in plan.install)
-        if changes:
-            state = (
-                "The environment was put back as it was "
-                f"({held or 'no torch build'}; undone: {', '.join(changes)})."
-            )
     signum = signals.signum_of(error) if isinstance(error, KeyboardInterrupt) else 0
     asked = ", ".join(map(str, plan.install))
     cause = f"{signals.signal_name(signum)} interrupted the install of {asked}"
     wrapped = TorchCudaError(f"{cause if signum else error}\n{state}")
-    wrapped.exit_code = getattr(error, "exit_code", None) or (
-        128 + signum if signum else 1
-    )
+    wrapped.exit_code = 128 + signum if signum else getattr(error, "exit_code", 0) or 1
     return wrapped
 
 
@@ -394,37 +355,46 @@ def remove_distributions(
     *,
     pip_only: bool = False,
 ) -> None:
-    """Remove ``names`` from ``env``, in-process where this Poetry ships its
-    uninstaller; what that skips goes to one ``pip_uninstall`` call (all of it
-    with ``pip_only``: no stash to finish a half-done removal). Files another
-    installed distribution's ``RECORD`` lists stay.
-
-    Raises:
-        OSError: a file could not be removed (running it again finishes).
-        TorchCudaError: pip failed on what it was given.
-    """
+    """Remove ``names`` from ``env``, in-process where this Poetry ships its uninstaller;
+    what that skips goes to one ``pip_uninstall`` call (all with ``pip_only``: no stash
+    to finish a half-done removal). Files another distribution's ``RECORD`` lists stay.
+    Raises OSError (a file not removed: running it again finishes) or TorchCudaError."""
     remover = None
     if not pip_only:
         with suppress(ImportError):  # Poetry before the in-process uninstaller
             from poetry.installation.uninstaller import uninstall_distribution
 
             remover = uninstall_distribution
-    with _keeping_shared(env, names):
+    # The files another distribution lists too are linked aside, in a stash (a killed
+    # run's is put back), and back.
+    owners = files_by_name(env)
+    leaving = {canonicalize_name(name) for name in names}
+    staying = {e[0] for n, files in owners.items() if n not in leaving for e in files}
+    leaving_files = {e[0] for n in leaving for e in owners.get(n, ())}
+    shared = sorted(p for p in leaving_files & staying if os.path.isfile(p))
+    prefix = f"{STASH}{os.getpid()}.shared-"
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=state_dir(env.path)))
+    aside = Stash(root, {}, [], [(path, str(n)) for n, path in enumerate(shared)])
+    try:
+        for path, name in aside.files:
+            link(path, root / name)
+        aside._save()  # last, as in Stash.take: without it nothing was removed
         left = [n for n in names if remover is None or remover(env, n) is None]
-        left = [name for name in left if files_by_name(env, [name])]
-        if left:
+        if left := [name for name in left if files_by_name(env, [name])]:
             pip_uninstall(left)
+    finally:
+        for path, name in aside.files:
+            if not os.path.lexists(path):  # else it was never taken
+                _relink(str(root / name), path)
+        remove(root)
 
 
 def files_by_name(
     env: Env, names: Collection[str] | None = None
 ) -> dict[NormalizedName, list[Entry]]:
-    """The ``RECORD`` entries of the installed distributions (of ``names``), by name.
-
-    The first of a name on :func:`site_paths` is the installed one, as for pip. Missing files
-    are kept (the ``importlib_metadata`` backport drops them); strings, as pathlib
-    objects for the real family's ~20,000 files were most of a switch back's time.
-    """
+    """The ``RECORD`` entries of the installed distributions (of ``names``), by name,
+    missing files too (the ``importlib_metadata`` backport drops them); strings, as
+    pathlib objects for the family's ~20,000 files were most of a switch back's time."""
     every = installed_environment(env).names() if names is None else names
     found: dict[NormalizedName, list[Entry]] = {}
     for name in map(canonicalize_name, every):
@@ -513,26 +483,3 @@ def _sha256(path: str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
-
-
-@contextmanager
-def _keeping_shared(env: Env, names: Collection[str]) -> Iterator[None]:
-    """Keep the files of ``names`` that other installed distributions list too."""
-    owners = files_by_name(env)
-    leaving = {canonicalize_name(name) for name in names}
-    staying = {e[0] for n, files in owners.items() if n not in leaving for e in files}
-    leaving_files = {e[0] for n in leaving for e in owners.get(n, ())}
-    shared = sorted(p for p in leaving_files & staying if os.path.isfile(p))
-    prefix = f"{STASH}{os.getpid()}.shared-"  # a stash: a killed run's is put back
-    root = Path(tempfile.mkdtemp(prefix=prefix, dir=state_dir(env.path)))
-    aside = Stash(root, {}, [], [(path, str(n)) for n, path in enumerate(shared)])
-    try:
-        for path, name in aside.files:
-            link(path, root / name)
-        aside._save()  # last, as in Stash.take: without it nothing was removed
-        yield
-    finally:
-        for path, name in aside.files:
-            if not os.path.lexists(path):  # else it was never taken
-                _relink(str(root / name), path)
-        remove(root)
