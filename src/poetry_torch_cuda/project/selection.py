@@ -1,9 +1,6 @@
-"""Which locked packages a command works on, and why one is not installed.
-
+"""Which locked packages a command works on, and why one is not installed:
 ``switch``, ``sync`` and ``status`` follow what the environment holds, plus what
-``poetry install``'s own group and extra options select (Poetry's definitions
-and group logic).
-"""
+``poetry install``'s own group and extra options select (Poetry's definitions)."""
 
 from __future__ import annotations
 
@@ -29,6 +26,8 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
+
+    Key = tuple[frozenset[str], frozenset[NormalizedName]]  # groups, extras
 
 #: The ``poetry install`` options that select groups and extras.
 SELECTION_OPTIONS = ("with", "without", "only", "extras", "all-extras", "all-groups")
@@ -137,13 +136,12 @@ class LockView:
     def __init__(
         self, poetry: Poetry, env: Env, selection: Selection, base: LockedState
     ) -> None:
-        """The view of ``poetry``'s lock for ``env``; ``base`` is ``locked_state``
-        of the same lock and env (the run's ``RunContext.installs``)."""
+        """``base``: ``locked_state`` of the same lock and env (``RunContext.installs``)."""
         self.poetry, self.env, self.selection, self.base = poetry, env, selection, base
         default = frozenset(map(str, poetry.package.dependency_group_names()))
-        self._resolved: dict[
-            tuple[frozenset[str], frozenset[NormalizedName]], dict[NormalizedName, str]
-        ] = {(default, frozenset()): dict(base.versions)}
+        self._resolved: dict[Key, dict[NormalizedName, str]] = {
+            (default, frozenset()): dict(base.versions)
+        }
         everything = poetry.package.dependency_group_names(include_optional=True)
         #: What the lock resolves here with every group and extra.
         self.versions = self._selects(everything, all_extras(poetry))
@@ -221,18 +219,16 @@ class LockView:
     ) -> dict[NormalizedName, str]:
         key = (frozenset(map(str, groups)), frozenset(map(canonicalize_name, extras)))
         if key not in self._resolved:
-            self._resolved[key] = resolved_versions(
-                self.poetry, self.env.marker_env, *key
-            )
+            marker_env = self.env.marker_env
+            self._resolved[key] = resolved_versions(self.poetry, marker_env, *key)
         return self._resolved[key]
 
     def nothing_held(self, configured: Iterable[NormalizedName]) -> str:
         """Why ``switch``/``sync`` moved nothing: no configured package is installed."""
-        default = self.base.versions
         reasons, hint = [], ""
         for name in sorted(configured):
             reason = f"{name}: {self.why_absent(name)}"
-            if not self.selection.explicit and name in default:
+            if not self.selection.explicit and name in self.base.versions:
                 reason += " (`poetry install` installs it)"
             elif not self.selection.explicit and name in self.versions:
                 hint = (
