@@ -18,7 +18,6 @@ from poetry_torch_cuda.project.locked import resolved_versions
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from collections.abc import Mapping
 
     from cleo.io.inputs.option import Option
     from poetry.console.commands.group_command import GroupCommand
@@ -87,15 +86,16 @@ def selection_from(command: GroupCommand) -> Selection:
     except GroupNotFoundError as error:
         raise TorchCudaError(Formatter().remove_format(str(error))) from None
     known = all_extras(command.poetry)
-    extras = frozenset(
-        canonicalize_name(extra)
-        for value in command.option("extras") or []
-        for extra in value.split()  # as `poetry install` does: "a,b" is one name
+    extras = (
+        known
+        if command.option("all-extras")
+        else frozenset(
+            canonicalize_name(extra)
+            for value in command.option("extras") or []
+            for extra in value.split()  # as `poetry install` does: "a,b" is one name
+        )
     )
-    if command.option("all-extras"):
-        extras = known
-    unknown = sorted(extras - known)
-    if unknown:
+    if unknown := sorted(extras - known):
         have = ", ".join(sorted(command.poetry.package.extras)) or "none"
         raise TorchCudaError(
             f"Extra(s) not found: {', '.join(unknown)} (the project has: {have})."
@@ -108,23 +108,6 @@ def selection_from(command: GroupCommand) -> Selection:
 def all_extras(poetry: Poetry) -> frozenset[NormalizedName]:
     """Every extra of the project."""
     return frozenset(canonicalize_name(extra) for extra in poetry.package.extras)
-
-
-def target_versions(
-    configured: Iterable[NormalizedName],
-    everything: Mapping[NormalizedName, str],
-    is_installed: Mapping[NormalizedName, bool],
-    selected: Mapping[NormalizedName, str] | None,
-) -> dict[NormalizedName, str]:
-    """What ``switch``/``sync`` move: the configured packages the environment
-    holds or needs (at the lock's version), plus what the options select."""
-    versions = {}
-    for name in configured:
-        if name in everything and is_installed.get(name, False):
-            versions[name] = everything[name]
-        if selected is not None and name in selected:
-            versions[name] = selected[name]
-    return versions
 
 
 class LockView:
@@ -149,17 +132,22 @@ class LockView:
     def state(
         self, configured: Iterable[NormalizedName], installed: InstalledEnvironment
     ) -> LockedState:
-        """Held packages (in ``installed``, or required by one that is, configured
-        or locked as needing it: a torch removed by hand) plus the selected ones,
-        at the lock's versions."""
+        """What ``switch``/``sync`` move: the held packages (in ``installed``, or
+        required by one that is, configured or locked as needing it: a torch removed
+        by hand) at the lock's versions, plus what the options select."""
         configured = sorted(configured)
         roots = [n for n, needs in self.base.graph.items() if {*needs} & {*configured}]
         graph = installed.graph([*configured, *roots])
         needed = {name for names in graph.values() for name in names}
-        held = {n: n in needed or installed.get(n) is not None for n in configured}
-        selected = self.selected if self.selection.explicit else None
+        held = {n for n in configured if n in needed or installed.get(n) is not None}
+        selected = self.selected if self.selection.explicit else {}
+        versions = {
+            n: selected[n] if n in selected else self.versions[n]
+            for n in configured
+            if n in selected or (n in held and n in self.versions)
+        }
         return LockedState(
-            target_versions(configured, self.versions, held, selected),
+            versions,
             self.base.graph,
             pins={**self.versions, **self.base.versions},
             direct=self.base.direct,
