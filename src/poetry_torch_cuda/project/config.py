@@ -187,10 +187,8 @@ class TorchCudaConfig:
         leaves its package to Poetry there, like any other dependency."""
         if all(requirement.marker is None for requirement in self.packages):
             return self  # ``env.marker_env`` may start a process
-        marker_env: dict[str, Any] = {**env.marker_env, "extra": ""}
-        held = [
-            r for r in self.packages if not r.marker or r.marker.evaluate(marker_env)
-        ]
+        markers: dict[str, Any] = {**env.marker_env, "extra": ""}
+        held = [r for r in self.packages if not r.marker or r.marker.evaluate(markers)]
         gone = tuple(r for r in self.packages if r not in held)
         return replace(self, packages=tuple(held), elsewhere=gone)
 

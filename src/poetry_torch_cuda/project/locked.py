@@ -46,18 +46,15 @@ def locked_graph(poetry: Poetry) -> dict[NormalizedName, list[NormalizedName]]:
     """poetry.lock's dependency graph (empty without a lock): name -> required
     names, markers ignored (a superset is what protection wants)."""
     packages = poetry.locker.locked_repository().packages
-    return {
-        package.name: [dep.name for dep in package.requires] for package in packages
-    }
+    return {p.name: [dep.name for dep in p.requires] for p in packages}
 
 
 def reread(poetry: Poetry) -> Poetry:
     """The project as it is now, read with ``poetry``'s options (``--no-cache``)."""
     from poetry.factory import Factory
 
-    return Factory().create_poetry(
-        poetry.pyproject_path.parent, disable_cache=poetry.disable_cache
-    )
+    path = poetry.pyproject_path.parent
+    return Factory().create_poetry(path, disable_cache=poetry.disable_cache)
 
 
 def content_hash(poetry: Poetry) -> str:
