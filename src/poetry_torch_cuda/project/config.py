@@ -88,7 +88,7 @@ class FleetTarget:
 
 
 def find_target(targets: tuple[FleetTarget, ...], name: str) -> FleetTarget:
-    """The target called ``name`` (any case), else a :class:`TorchCudaError` listing all."""
+    """The target called ``name`` (any case), else a :class:`TorchCudaError`."""
     for target in targets:
         if target.name.lower() == name.strip().lower():
             return target
@@ -133,12 +133,10 @@ def _target(number: int, entry: Any) -> FleetTarget:
         wanted = 'a non-empty array of compute capabilities, such as ["9.0"]'
         raise _must(f"{where} gpus", wanted, gpus)
     wanted = 'compute capabilities such as "8.6" (nvidia-smi --query-gpu=compute_cap)'
-    capabilities = tuple(
-        (int(match[1]), int(match[2]))
-        for match in [
-            _matching(f"{where} gpus entries", g, _CAPABILITY, wanted) for g in gpus
-        ]
-    )
+    found = [
+        _matching(f"{where} gpus entries", gpu, _CAPABILITY, wanted) for gpu in gpus
+    ]
+    capabilities = tuple((int(match[1]), int(match[2])) for match in found)
     platform = entry.get("platform", "linux-x86_64")
     if not isinstance(platform, str) or platform not in PLATFORMS:
         raise _must(f"{where} platform", f"one of {', '.join(PLATFORMS)}", platform)
@@ -211,7 +209,7 @@ def switch(name: str, environ: Mapping[str, str] = os.environ) -> bool | None:
 
 
 def refuse_if_disabled(environ: Mapping[str, str] = os.environ) -> None:
-    """Every ``torch-cuda`` command's one refusal while ``POETRY_TORCH_CUDA_DISABLE`` is set."""
+    """Every ``torch-cuda`` command's one refusal while it is disabled by a variable."""
     if switch(ENV_DISABLE, environ):
         raise TorchCudaError(
             f"poetry-torch-cuda is disabled by {ENV_DISABLE}={environ[ENV_DISABLE]}; "

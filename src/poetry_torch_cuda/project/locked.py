@@ -161,8 +161,8 @@ def resolved_versions(
 
 
 def locked_state(poetry: Poetry, env: Env, configured: Entries) -> LockedState:
-    """The versions the lock installs into ``env`` (default groups) and its graph
-    (a :class:`TorchCudaError`: no lock yet, or a ``configured`` package from no index)."""
+    """The versions the lock installs into ``env`` (default groups) and its graph; a
+    :class:`TorchCudaError`: no lock yet, or a ``configured`` package from no index."""
     require_lock(poetry)
     refuse_unindexed(poetry.locker.locked_repository().packages, configured)
     groups = poetry.package.dependency_group_names()
@@ -186,7 +186,7 @@ def is_stale(poetry: Poetry) -> bool:
 
 
 def require_lock(poetry: Poetry) -> None:
-    """Refuse (a :class:`TorchCudaError`) to act without poetry.lock: the one wording."""
+    """Refuse to act without poetry.lock (a :class:`TorchCudaError`, one wording)."""
     if not poetry.locker.is_locked():
         raise TorchCudaError("poetry.lock does not exist; run `poetry lock` first.")
 

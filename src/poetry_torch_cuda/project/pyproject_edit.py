@@ -51,8 +51,8 @@ def with_variant(text: str, variant: str) -> str | None:
 def prepare_variant(
     pyproject: Path, variant: str, always: bool = False
 ) -> PendingWrite | None:
-    """The edit, its file written beside the old one now (an ``OSError``: a full disk
-    or a read-only directory shows before anything is installed; :meth:`~PendingWrite.commit`
+    """The edit, its file written beside the old one now (an ``OSError``: a full
+    disk or a read-only directory shows before anything is installed; ``commit``
     edits the file as it is then); ``None`` if nothing changes (``always``: an edit
     still, for a variant that may change before the commit)."""
     target = tempfiles.beside(pyproject)

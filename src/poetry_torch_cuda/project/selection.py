@@ -119,7 +119,7 @@ class LockView:
     def __init__(
         self, poetry: Poetry, env: Env, selection: Selection, base: LockedState
     ) -> None:
-        """``base``: ``locked_state`` of the same lock and env (``RunContext.installs``)."""
+        """``base``: ``locked_state`` of this lock and env (the run's ``installs``)."""
         self.poetry, self.env, self.selection, self.base = poetry, env, selection, base
         default = frozenset(map(str, poetry.package.dependency_group_names()))
         self._resolved: dict[Key, dict[NormalizedName, str]] = {

@@ -52,7 +52,7 @@ class Variant:
 
 
 def parse_variant(value: str) -> Variant:
-    """The :class:`Variant` named by ``value``; a ``ValueError`` lists the allowed forms."""
+    """The :class:`Variant` ``value`` names; a ``ValueError`` lists the allowed ones."""
     kind = _kind(value)
     if kind is not None:
         return Variant(value, kind)  # type: ignore[arg-type]
@@ -70,7 +70,7 @@ def _kind(value: str) -> str | None:
 
 
 def variant_argument(value: str, origin: str = "") -> Variant:
-    """The variant an argument (or the setting ``origin``) names, else a :class:`ConfigError`."""
+    """The variant an argument (or the setting ``origin``) names; else a ConfigError."""
     try:
         return parse_variant(value)
     except ValueError as error:
