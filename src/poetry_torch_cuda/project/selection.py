@@ -86,15 +86,13 @@ def selection_from(command: GroupCommand) -> Selection:
     except GroupNotFoundError as error:
         raise TorchCudaError(Formatter().remove_format(str(error))) from None
     known = all_extras(command.poetry)
-    extras = (
-        known
-        if command.option("all-extras")
-        else frozenset(
-            canonicalize_name(extra)
-            for value in command.option("extras") or []
-            for extra in value.split()  # as `poetry install` does: "a,b" is one name
-        )
+    extras = frozenset(
+        canonicalize_name(extra)
+        for value in command.option("extras") or []
+        for extra in value.split()  # as `poetry install` does: "a,b" is one name
     )
+    if command.option("all-extras"):
+        extras = known
     if unknown := sorted(extras - known):
         have = ", ".join(sorted(command.poetry.package.extras)) or "none"
         raise TorchCudaError(
