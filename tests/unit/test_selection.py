@@ -27,11 +27,13 @@ from poetry_torch_cuda.install.planning import Target
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.undo import Stash
 from poetry_torch_cuda.project.config import TorchCudaConfig
+from poetry_torch_cuda.project.locked import LockedState
 from poetry_torch_cuda.project.locked import refuse_unindexed
 from poetry_torch_cuda.project.selection import SELECTION_OPTIONS
+from poetry_torch_cuda.project.selection import LockView
+from poetry_torch_cuda.project.selection import Selection
 from poetry_torch_cuda.project.selection import selection_from
 from poetry_torch_cuda.project.selection import selection_options
-from poetry_torch_cuda.project.selection import target_versions
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.reports.status import left_to_poetry
 from poetry_torch_cuda.reports.status import unknown_entries
@@ -130,12 +132,20 @@ def test_unknown_group_and_contradictions_are_errors() -> None:
 def test_targets_are_what_is_held_plus_what_is_selected() -> None:
     configured = [n("torch"), n("torchvision"), n("torchaudio")]
     everything = {n("torch"): "2.14.1", n("torchvision"): "0.29.1", n("filelock"): "3"}
-    held = {n("torch"): True}
-    assert target_versions(configured, everything, held, None) == {n("torch"): "2.14.1"}
+
+    def targets(held: dict[str, str], selected: Any) -> dict[str, str]:
+        view = LockView.__new__(LockView)  # the lock's answers, without a Poetry
+        view.versions, view.base = everything, LockedState({}, {})
+        view.selection = Selection(explicit=selected is not None)
+        view._resolved = {(frozenset(), frozenset()): selected}
+        return dict(view.state(configured, Installed(held)).versions)
+
+    torch = {"torch": "2.14.1+cu129"}
+    assert targets(torch, None) == {n("torch"): "2.14.1"}
     # nothing held, nothing asked: nothing to install
-    assert target_versions(configured, everything, {}, None) == {}
+    assert targets({}, None) == {}
     selected = {n("torchvision"): "0.29.1", n("filelock"): "3"}
-    assert target_versions(configured, everything, held, selected) == {
+    assert targets(torch, selected) == {
         n("torch"): "2.14.1",
         n("torchvision"): "0.29.1",
     }

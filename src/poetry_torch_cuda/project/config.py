@@ -1,6 +1,5 @@
-"""Read and validate the ``[tool.poetry-torch-cuda]`` table and its environment overrides,
-with ``[[tool.poetry-torch-cuda.targets]]``: the machines (driver, GPUs, platform) a
-project must run on, checked by :func:`poetry_torch_cuda.machine.resolution.check_project_fleet`."""
+"""The ``[tool.poetry-torch-cuda]`` table, its environment overrides and its targets:
+the machines a project must run on (``machine.resolution.check_project_fleet``)."""
 
 from __future__ import annotations
 
@@ -47,7 +46,6 @@ ENV_VERIFY = "POETRY_TORCH_CUDA_VERIFY"
 #: The settings a variable overrides for one run: pyproject.toml records the others.
 OVERRIDES = {"variant": ENV_VARIANT, "index-url": ENV_INDEX_URL}
 
-
 _TARGETS = "[[tool.poetry-torch-cuda.targets]]"
 #: ``platform`` value -> (``sys.platform``, ``platform.machine()``).
 PLATFORMS: dict[str, tuple[str, str]] = {
@@ -90,8 +88,7 @@ class FleetTarget:
 
 
 def find_target(targets: tuple[FleetTarget, ...], name: str) -> FleetTarget:
-    """The target called ``name`` (unique regardless of case), else a
-    :class:`TorchCudaError` that lists them."""
+    """The target called ``name`` (any case), else a :class:`TorchCudaError`."""
     for target in targets:
         if target.name.lower() == name.strip().lower():
             return target
@@ -102,8 +99,6 @@ def find_target(targets: tuple[FleetTarget, ...], name: str) -> FleetTarget:
 
 
 def _targets(value: Any, _: str) -> tuple[FleetTarget, ...]:
-    """The ``targets`` array of tables; a :class:`ConfigError` names the entry, the
-    key and an example."""
     if not isinstance(value, list) or not value:  # [] declares no machine: omit it
         then = f"; leave the key out for none, or write each machine as:\n\n{_EXAMPLE}"
         raise _must(_TARGETS, "a non-empty array of tables", value, then)
@@ -190,10 +185,8 @@ class TorchCudaConfig:
         leaves its package to Poetry there, like any other dependency."""
         if all(requirement.marker is None for requirement in self.packages):
             return self  # ``env.marker_env`` may start a process
-        marker_env: dict[str, Any] = {**env.marker_env, "extra": ""}
-        held = [
-            r for r in self.packages if not r.marker or r.marker.evaluate(marker_env)
-        ]
+        markers: dict[str, Any] = {**env.marker_env, "extra": ""}
+        held = [r for r in self.packages if not r.marker or r.marker.evaluate(markers)]
         gone = tuple(r for r in self.packages if r not in held)
         return replace(self, packages=tuple(held), elsewhere=gone)
 
@@ -216,8 +209,7 @@ def switch(name: str, environ: Mapping[str, str] = os.environ) -> bool | None:
 
 
 def refuse_if_disabled(environ: Mapping[str, str] = os.environ) -> None:
-    """The one answer (a :class:`TorchCudaError`) of every ``torch-cuda`` command
-    while ``POETRY_TORCH_CUDA_DISABLE`` is set."""
+    """Every ``torch-cuda`` command's one refusal while it is disabled by a variable."""
     if switch(ENV_DISABLE, environ):
         raise TorchCudaError(
             f"poetry-torch-cuda is disabled by {ENV_DISABLE}={environ[ENV_DISABLE]}; "
@@ -230,13 +222,9 @@ def load_config(
     environ: Mapping[str, str] = os.environ,
     overrides: Collection[str] = tuple(OVERRIDES),
 ) -> TorchCudaConfig | None:
-    """The configuration (plain values) from the parsed pyproject.toml (plain or
-    tomlkit), or ``None`` without a ``[tool.poetry-torch-cuda]`` table or if disabled;
-    ``overrides``: the keys this run's variables may set (none: what is recorded).
-
-    Raises:
-        ConfigError: a key, a value, an override or the table's name is invalid.
-    """
+    """The configuration from the parsed pyproject.toml (plain or tomlkit); ``None``
+    without the table or if disabled; a :class:`ConfigError` for anything invalid.
+    ``overrides``: the keys this run's variables may set (none: what is recorded)."""
     tool = pyproject.get("tool")
     if switch(ENV_DISABLE, environ) or not isinstance(tool, dict):
         return None
@@ -298,11 +286,8 @@ def per_run(key: str, environ: Mapping[str, str] = os.environ) -> str:
 def require_config(
     pyproject: Mapping[str, Any], overrides: Collection[str] = tuple(OVERRIDES)
 ) -> TorchCudaConfig:
-    """:func:`load_config` for a command that needs the table.
-
-    Raises:
-        TorchCudaError: no table (the one wording), or it is invalid.
-    """
+    """:func:`load_config` for a command that needs the table (the one refusal
+    without it, a :class:`TorchCudaError`)."""
     config = load_config(pyproject, overrides=overrides)
     if config is None:
         raise TorchCudaError(
@@ -313,8 +298,7 @@ def require_config(
 
 
 def _project_sources(tool: Mapping[str, Any]) -> dict[str, str]:
-    """Name -> URL of the ``[[tool.poetry.source]]`` entries with both (Poetry
-    validates them)."""
+    """Name -> URL of the ``[[tool.poetry.source]]`` entries with both."""
     poetry = tool.get("poetry")
     entries = poetry.get("source") if isinstance(poetry, dict) else None
     sources: dict[str, str] = {}
@@ -330,8 +314,7 @@ def _source_name(table: Mapping[str, Any], sources: Mapping[str, str]) -> str | 
     """The declared name of the source ``source`` refers to, or ``None``."""
     if "source" not in table:
         return None
-    value = table["source"]
-    origin = f"[tool.{TABLE}] source"
+    value, origin = table["source"], f"[tool.{TABLE}] source"
     if "index-url" in table:
         raise ConfigError(
             f"[tool.{TABLE}] sets both index-url and source; keep one: source "
@@ -355,7 +338,6 @@ def _source_name(table: Mapping[str, Any], sources: Mapping[str, str]) -> str | 
 
 
 def _refuse_unknown(where: str, table: Mapping[Any, Any], keys: Sequence[str]) -> None:
-    """The one refusal of a key the table does not know, with the closest known one."""
     unknown = sorted(str(key) for key in set(table) - set(keys))
     if unknown:
         close = difflib.get_close_matches(unknown[0], keys, n=1, cutoff=0.6)
@@ -369,7 +351,6 @@ def _refuse_unknown(where: str, table: Mapping[Any, Any], keys: Sequence[str]) -
 def _matching(
     origin: str, value: Any, pattern: re.Pattern[str], wanted: str, then: str = "."
 ) -> re.Match[str]:
-    """``value`` (stripped) matched by ``pattern`` (else the one wording of the error)."""
     match = pattern.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None:
         raise _must(origin, wanted, value, then)
@@ -433,14 +414,12 @@ def _check_index_url(value: Any, origin: str, allow_insecure: bool) -> None:
 
 
 def _items(origin: str, value: Any, what: str, example: str) -> list[Any]:
-    """``value``, a non-empty list of ``what`` (else the one wording of the error)."""
     if not isinstance(value, list) or not value:
         raise _must(origin, f"a non-empty list of {what}", value, f"; e.g. {example}.")
     return value
 
 
 def _lock_variants(value: Any, origin: str) -> tuple[str, ...]:
-    """``lock-variants``: a non-empty list of distinct variant names (``auto`` too)."""
     names: list[str] = []
     for item in _items(origin, value, "variants", '["cu129", "cu130"]'):
         variant = _variant(item, f"{origin} entry")
@@ -451,8 +430,8 @@ def _lock_variants(value: Any, origin: str) -> tuple[str, ...]:
 
 
 def _packages(value: Any, origin: str) -> tuple[Requirement, ...]:
-    example = '["torch", "torchvision>=0.20"]'
     requirements: dict[str, Requirement] = {}
+    example = '["torch", "torchvision>=0.20"]'
     for item in _items(origin, value, "requirement strings", example):
         if not isinstance(item, str):
             raise _must(f"{origin} entries", "PEP 508 strings", item)

@@ -46,9 +46,7 @@ def locked_graph(poetry: Poetry) -> dict[NormalizedName, list[NormalizedName]]:
     """poetry.lock's dependency graph (empty without a lock): name -> required
     names, markers ignored (a superset is what protection wants)."""
     packages = poetry.locker.locked_repository().packages
-    return {
-        package.name: [dep.name for dep in package.requires] for package in packages
-    }
+    return {p.name: [dep.name for dep in p.requires] for p in packages}
 
 
 def reread(poetry: Poetry) -> Poetry:
@@ -98,8 +96,7 @@ def selected_packages(
 def locked_versions(
     selected: Selected, configured: Entries
 ) -> tuple[tuple[NormalizedName, tuple[str, ...]], ...]:
-    """Every version ``selected`` locks for each ``configured`` package (sorted);
-    refuse_unindexed."""
+    """Every version ``selected`` locks for each ``configured`` package (sorted)."""
     refuse_unindexed((package for package, _ in selected), configured)
     wanted = {canonicalize_name(entry.name) for entry in configured}
     found: dict[NormalizedName, set[str]] = {}
@@ -164,11 +161,8 @@ def resolved_versions(
 
 
 def locked_state(poetry: Poetry, env: Env, configured: Entries) -> LockedState:
-    """The versions the lock installs into ``env`` (default groups) and its graph.
-
-    Raises:
-        TorchCudaError: no lock file yet, or a ``configured`` package from no index.
-    """
+    """The versions the lock installs into ``env`` (default groups) and its graph; a
+    :class:`TorchCudaError`: no lock yet, or a ``configured`` package from no index."""
     require_lock(poetry)
     refuse_unindexed(poetry.locker.locked_repository().packages, configured)
     groups = poetry.package.dependency_group_names()
@@ -185,30 +179,19 @@ STALE_LOCK = (
 
 
 def is_stale(poetry: Poetry) -> bool:
-    """Whether poetry.lock exists but no longer matches pyproject.toml (Poetry's check).
-
-    Raises:
-        RuntimeError: poetry.lock cannot be read (``is_fresh`` names no file).
-    """
+    """Whether poetry.lock exists but no longer matches pyproject.toml (Poetry's
+    check; a ``RuntimeError`` if poetry.lock cannot be read)."""
     locker = poetry.locker
     return locker.is_locked() and bool(locker.lock_data) and not locker.is_fresh()
 
 
 def require_lock(poetry: Poetry) -> None:
-    """Refuse to act without poetry.lock (the one wording of it).
-
-    Raises:
-        TorchCudaError: poetry.lock does not exist.
-    """
+    """Refuse to act without poetry.lock (a :class:`TorchCudaError`, one wording)."""
     if not poetry.locker.is_locked():
         raise TorchCudaError("poetry.lock does not exist; run `poetry lock` first.")
 
 
 def check_fresh(poetry: Poetry) -> None:
-    """Refuse to act on a stale lock, as ``poetry install`` does.
-
-    Raises:
-        TorchCudaError: pyproject.toml changed since poetry.lock was generated.
-    """
+    """Refuse (a :class:`TorchCudaError`) a stale lock, as ``poetry install`` does."""
     if is_stale(poetry):
         raise TorchCudaError(STALE_LOCK)

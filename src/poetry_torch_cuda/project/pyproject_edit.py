@@ -51,16 +51,10 @@ def with_variant(text: str, variant: str) -> str | None:
 def prepare_variant(
     pyproject: Path, variant: str, always: bool = False
 ) -> PendingWrite | None:
-    """Check that the new pyproject.toml can be written; ``None`` if nothing changes
-    (``always``: an edit still, for a variant that may change before the commit).
-
-    The edited file is written beside the old one now, so a full disk or a
-    read-only directory shows up before anything is installed; it is edited
-    again from the file's content at :meth:`PendingWrite.commit`.
-
-    Raises:
-        OSError: the new file could not be written.
-    """
+    """The edit, its file written beside the old one now (an ``OSError``: a full
+    disk or a read-only directory shows before anything is installed; ``commit``
+    edits the file as it is then); ``None`` if nothing changes (``always``: an edit
+    still, for a variant that may change before the commit)."""
     target = tempfiles.beside(pyproject)
     current = target.read_bytes()
     updated = with_variant(current.decode("utf-8"), variant)
@@ -72,14 +66,10 @@ def prepare_variant(
 
 
 class PendingWrite:
-    """The variant edit of one file, ready to be applied by :meth:`commit`.
-
-    Leaving the ``with`` block removes the temporary file if it is still there.
-    """
+    """The variant edit of one file, for :meth:`commit` inside its ``with`` block."""
 
     def __init__(self, target: Path, variant: str, data: bytes) -> None:
-        self.target = target
-        self.variant = variant
+        self.target, self.variant = target, variant
         handle, self._temporary = tempfiles.make(
             target.parent, f".{target.name}.", ".tmp"
         )
@@ -90,13 +80,9 @@ class PendingWrite:
             raise
 
     def commit(self) -> bool:
-        """Apply the edit to the file as it is now (inside the ``with`` block);
-        return whether it changed.
-
-        Raises:
-            TorchCudaError: the file kept changing while it was being written,
-                is no longer TOML, or could not be written (gone, read-only, no table).
-        """
+        """Apply the edit to the file as it is now; return whether it changed (a
+        :class:`TorchCudaError`: it kept changing, is no longer TOML, or could not be
+        written: gone, read-only, no table)."""
         why = "kept changing while the variant was written to it"
         try:
             with _locked(self.target):

@@ -1,9 +1,6 @@
-"""Which locked packages a command works on, and why one is not installed.
-
+"""Which locked packages a command works on, and why one is not installed:
 ``switch``, ``sync`` and ``status`` follow what the environment holds, plus what
-``poetry install``'s own group and extra options select (Poetry's definitions
-and group logic).
-"""
+``poetry install``'s own group and extra options select (Poetry's definitions)."""
 
 from __future__ import annotations
 
@@ -21,7 +18,6 @@ from poetry_torch_cuda.project.locked import resolved_versions
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from collections.abc import Mapping
 
     from cleo.io.inputs.option import Option
     from poetry.console.commands.group_command import GroupCommand
@@ -29,6 +25,8 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
+
+    Key = tuple[frozenset[str], frozenset[NormalizedName]]  # groups, extras
 
 #: The ``poetry install`` options that select groups and extras.
 SELECTION_OPTIONS = ("with", "without", "only", "extras", "all-extras", "all-groups")
@@ -95,8 +93,7 @@ def selection_from(command: GroupCommand) -> Selection:
     )
     if command.option("all-extras"):
         extras = known
-    unknown = sorted(extras - known)
-    if unknown:
+    if unknown := sorted(extras - known):
         have = ", ".join(sorted(command.poetry.package.extras)) or "none"
         raise TorchCudaError(
             f"Extra(s) not found: {', '.join(unknown)} (the project has: {have})."
@@ -111,23 +108,6 @@ def all_extras(poetry: Poetry) -> frozenset[NormalizedName]:
     return frozenset(canonicalize_name(extra) for extra in poetry.package.extras)
 
 
-def target_versions(
-    configured: Iterable[NormalizedName],
-    everything: Mapping[NormalizedName, str],
-    is_installed: Mapping[NormalizedName, bool],
-    selected: Mapping[NormalizedName, str] | None,
-) -> dict[NormalizedName, str]:
-    """What ``switch``/``sync`` move: the configured packages the environment
-    holds or needs (at the lock's version), plus what the options select."""
-    versions = {}
-    for name in configured:
-        if name in everything and is_installed.get(name, False):
-            versions[name] = everything[name]
-        if selected is not None and name in selected:
-            versions[name] = selected[name]
-    return versions
-
-
 class LockView:
     """The lock as a command sees it: what ``switch``/``sync``/``status`` work on
     (:meth:`state`) and why a package is not installed. Each selection of
@@ -137,13 +117,12 @@ class LockView:
     def __init__(
         self, poetry: Poetry, env: Env, selection: Selection, base: LockedState
     ) -> None:
-        """The view of ``poetry``'s lock for ``env``; ``base`` is ``locked_state``
-        of the same lock and env (the run's ``RunContext.installs``)."""
+        """``base``: ``locked_state`` of this lock and env (the run's ``installs``)."""
         self.poetry, self.env, self.selection, self.base = poetry, env, selection, base
         default = frozenset(map(str, poetry.package.dependency_group_names()))
-        self._resolved: dict[
-            tuple[frozenset[str], frozenset[NormalizedName]], dict[NormalizedName, str]
-        ] = {(default, frozenset()): dict(base.versions)}
+        self._resolved: dict[Key, dict[NormalizedName, str]] = {
+            (default, frozenset()): dict(base.versions)
+        }
         everything = poetry.package.dependency_group_names(include_optional=True)
         #: What the lock resolves here with every group and extra.
         self.versions = self._selects(everything, all_extras(poetry))
@@ -151,17 +130,22 @@ class LockView:
     def state(
         self, configured: Iterable[NormalizedName], installed: InstalledEnvironment
     ) -> LockedState:
-        """Held packages (in ``installed``, or required by one that is, configured
-        or locked as needing it: a torch removed by hand) plus the selected ones,
-        at the lock's versions."""
+        """What ``switch``/``sync`` move: the held packages (in ``installed``, or
+        required by one that is, configured or locked as needing it: a torch removed
+        by hand) at the lock's versions, plus what the options select."""
         configured = sorted(configured)
         roots = [n for n, needs in self.base.graph.items() if {*needs} & {*configured}]
         graph = installed.graph([*configured, *roots])
         needed = {name for names in graph.values() for name in names}
-        held = {n: n in needed or installed.get(n) is not None for n in configured}
-        selected = self.selected if self.selection.explicit else None
+        held = {n for n in configured if n in needed or installed.get(n) is not None}
+        selected = self.selected if self.selection.explicit else {}
+        versions = {
+            n: selected[n] if n in selected else self.versions[n]
+            for n in configured
+            if n in selected or (n in held and n in self.versions)
+        }
         return LockedState(
-            target_versions(configured, self.versions, held, selected),
+            versions,
             self.base.graph,
             pins={**self.versions, **self.base.versions},
             direct=self.base.direct,
@@ -221,18 +205,16 @@ class LockView:
     ) -> dict[NormalizedName, str]:
         key = (frozenset(map(str, groups)), frozenset(map(canonicalize_name, extras)))
         if key not in self._resolved:
-            self._resolved[key] = resolved_versions(
-                self.poetry, self.env.marker_env, *key
-            )
+            marker_env = self.env.marker_env
+            self._resolved[key] = resolved_versions(self.poetry, marker_env, *key)
         return self._resolved[key]
 
     def nothing_held(self, configured: Iterable[NormalizedName]) -> str:
         """Why ``switch``/``sync`` moved nothing: no configured package is installed."""
-        default = self.base.versions
         reasons, hint = [], ""
         for name in sorted(configured):
             reason = f"{name}: {self.why_absent(name)}"
-            if not self.selection.explicit and name in default:
+            if not self.selection.explicit and name in self.base.versions:
                 reason += " (`poetry install` installs it)"
             elif not self.selection.explicit and name in self.versions:
                 hint = (

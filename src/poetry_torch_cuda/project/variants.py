@@ -52,11 +52,7 @@ class Variant:
 
 
 def parse_variant(value: str) -> Variant:
-    """Return the :class:`Variant` named by ``value``.
-
-    Raises:
-        ValueError: ``value`` is not a variant name; the message lists the allowed forms.
-    """
+    """The :class:`Variant` ``value`` names; a ``ValueError`` lists the allowed ones."""
     kind = _kind(value)
     if kind is not None:
         return Variant(value, kind)  # type: ignore[arg-type]
@@ -74,11 +70,7 @@ def _kind(value: str) -> str | None:
 
 
 def variant_argument(value: str, origin: str = "") -> Variant:
-    """The variant a command-line argument (or the setting ``origin``) names.
-
-    Raises:
-        ConfigError: ``value`` is not a variant name (the message says which are).
-    """
+    """The variant an argument (or the setting ``origin``) names; else a ConfigError."""
     try:
         return parse_variant(value)
     except ValueError as error:
