@@ -151,22 +151,17 @@ def _assess_cuda(
     full_ok, floor_ok = tables.at_least(driver, full), tables.at_least(driver, floor)
     notes = tuple(filter(None, [predates(variant, platform)]))
     newest = tables.newest_cuda(driver, platform)
-    supports = (
-        f"supports CUDA {tables.dotted(newest)}"
-        if newest
-        else "is older than every CUDA"
-    )
+    supports = "is older than every CUDA"
+    if newest:
+        supports = f"supports CUDA {tables.dotted(newest)}"
     archs = tables.arch_list_for(variant.name, torch_version, machine.machine, platform)
+    if archs is None and full_ok:
+        why = f"driver {driver} fully supports CUDA {dotted}; "
+        why += "no architecture list known, GPUs not checked"
+        return Verdict(variant, True, (*notes, why), rule=FULL_RULE)
     if archs is None:
-        if full_ok:
-            why = (
-                f"driver {driver} fully supports CUDA {dotted}; "
-                "no architecture list known, GPUs not checked"
-            )
-            return Verdict(variant, True, (*notes, why), rule=FULL_RULE)
-        return Verdict(
-            variant, None, (*notes, f"cannot tell whether driver {driver} runs it")
-        )
+        why = f"cannot tell whether driver {driver} runs it"
+        return Verdict(variant, None, (*notes, why))
     built = tables.describe_archs(archs)
     unknown = [gpu for gpu in nvidia.gpus if gpu.compute_capability is None]
     jit: list[NvidiaGpu] = []
@@ -187,9 +182,8 @@ def _assess_cuda(
     if full_ok:
         reasons = [*notes, f"driver {driver} fully supports CUDA {dotted}"]
         if jit:
-            reasons.append(
-                f"builds {built}; {', '.join(gpu.sm for gpu in jit)} runs through PTX JIT"
-            )
+            jitted = ", ".join(gpu.sm for gpu in jit)
+            reasons.append(f"builds {built}; {jitted} runs through PTX JIT")
         elif nvidia.gpus and not unknown:
             reasons.append(f"builds {built}, which covers every GPU")
         reasons += [
@@ -234,21 +228,19 @@ def predates(variant: Variant, sys_platform: str) -> str | None:
     judged instead; ``None`` for a variant the tables know."""
     if tables.is_known_variant(variant.name):
         return None
-    how = "decided by version"
-    cuda = variant.cuda_version
+    how, cuda = "decided by version", variant.cuda_version
     if cuda is not None:
         floor = tables.compat_floor(cuda[0], sys_platform)
         nearest = tables.nearest_known(variant.name)
-        how = (
-            f"the CUDA {cuda[0]}.x floor {floor} applies"
-            if floor
-            else "no driver floor known"
-        )
-        how += (
-            f", GPU list taken from {nearest}"
+        how = f"the CUDA {cuda[0]}.x floor {floor} applies"
+        if not floor:
+            how = "no driver floor known"
+        gpus = (
+            f"GPU list taken from {nearest}"
             if nearest
-            else ", no GPU list can be inferred"
+            else "no GPU list can be inferred"
         )
+        how += f", {gpus}"
     return f"the tables predate {variant} ({tables.UPDATE_HINT}); {how}"
 
 
@@ -363,28 +355,22 @@ def _first_offered(
 
 def driver_step(nvidia: NvidiaDriver, platform: str) -> str:
     """The driver and the newest CUDA it runs, in words (``detect`` and ``status``)."""
-    newest = tables.newest_cuda(nvidia.version, platform)
-    text = f"NVIDIA driver {nvidia.version} (from {nvidia.source}) " + (
-        f"fully supports CUDA {tables.dotted(newest)} and older"
-        if newest
-        else "is older than every CUDA in the table"
-    )
-    major = tables.compat_major(nvidia.version, platform)
-    if major is not None:
-        text += (
-            f"; runs any CUDA {major}.x build whose SASS covers the GPUs "
-            "(minor-version compatibility)"
-        )
+    text = f"NVIDIA driver {nvidia.version} (from {nvidia.source}) "
+    if newest := tables.newest_cuda(nvidia.version, platform):
+        text += f"fully supports CUDA {tables.dotted(newest)} and older"
+    else:
+        text += "is older than every CUDA in the table"
+    if (major := tables.compat_major(nvidia.version, platform)) is not None:
+        text += f"; runs any CUDA {major}.x build whose SASS covers the GPUs "
+        text += "(minor-version compatibility)"
     return text
 
 
 def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decision:
     rocm = machine.rocm
     assert rocm is not None
-    steps = [
-        f"ROCm {rocm.version or '(version unknown)'}; "
-        + ", ".join(str(gpu) for gpu in rocm.gpus)
-    ]
+    gpus = ", ".join(str(gpu) for gpu in rocm.gpus)
+    steps = [f"ROCm {rocm.version or '(version unknown)'}; {gpus}"]
     names = list(tables.ROCM_VARIANTS)
     if rocm.version is not None:  # the machine's own rocm<X.Y> first, then its major
         have = tables.rocm_version(rocm.version)
