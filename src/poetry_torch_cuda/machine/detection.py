@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.machine.probe import NvidiaDriver
     from poetry_torch_cuda.machine.probe import NvidiaGpu
 
+    Offers = Callable[[Variant], Offer]
+
 CPU = Variant("cpu", "cpu")
 #: The rule that admits a build on a driver below its CUDA version's own.
 COMPAT_RULE = "minor-version compatibility"
@@ -104,9 +106,7 @@ def assess(
 
 
 def decide(
-    machine: Machine,
-    offers: Callable[[Variant], Offer],
-    torch_version: str | None = None,
+    machine: Machine, offers: Offers, torch_version: str | None = None
 ) -> Decision:
     """The newest variant the driver runs, built for every GPU and on the index; else
     the one serving most GPUs; else cpu. A CUDA variant newer than the tables is
@@ -134,9 +134,7 @@ def old_jetson(jetson: Jetson | None) -> bool:
     return jetson.l4t is None or jetson.l4t[0] < JETSON_SBSA_L4T
 
 
-def _assess_cuda(
-    variant: Variant, machine: Machine, torch_version: str | None
-) -> Verdict:
+def _assess_cuda(variant: Variant, machine: Machine, torch: str | None) -> Verdict:
     """The driver rule ([NV-COMPAT] in :mod:`.tables`): a build runs when the driver
     is at its CUDA major's floor and SASS covers every GPU, or the driver fully
     supports its CUDA and SASS or PTX covers every GPU."""
@@ -154,7 +152,7 @@ def _assess_cuda(
     supports = "is older than every CUDA"
     if newest:
         supports = f"supports CUDA {tables.dotted(newest)}"
-    archs = tables.arch_list_for(variant.name, torch_version, machine.machine, platform)
+    archs = tables.arch_list_for(variant.name, torch, machine.machine, platform)
     if archs is None and full_ok:
         why = f"driver {driver} fully supports CUDA {dotted}; "
         why += "no architecture list known, GPUs not checked"
@@ -261,11 +259,7 @@ def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
     return Verdict(variant, False, (*notes, f"does not match ROCm {version}"))
 
 
-def _decide_cuda(
-    machine: Machine,
-    offers: Callable[[Variant], Offer],
-    torch_version: str | None,
-) -> Decision:
+def _decide_cuda(machine: Machine, offers: Offers, torch: str | None) -> Decision:
     nvidia = machine.nvidia
     assert nvidia is not None
     steps = [driver_step(nvidia, machine.sys_platform)]
@@ -276,7 +270,7 @@ def _decide_cuda(
     if not nvidia.gpus:
         steps.append("GPU models unknown (nvidia-smi did not list them)")
     names = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]  # newest first
-    verdicts = [assess(variant, machine, torch_version) for variant in names]
+    verdicts = [assess(variant, machine, torch) for variant in names]
     chosen, candidates = _first_offered(verdicts, offers, steps)
     if chosen is not None:
         forcing = {
@@ -301,13 +295,11 @@ def _decide_cuda(
             verdict.variant, tuple(steps), why, candidates, verdict.uncovered
         )
     steps.append("cpu: no CUDA variant fits")
-    update = _driver_update(candidates, machine, offers, torch_version)
+    update = _driver_update(candidates, machine, offers, torch)
     return Decision(CPU, tuple(steps), None, candidates, update=update)
 
 
-def _published(
-    offers: Callable[[Variant], Offer], torch_version: str | None
-) -> Callable[[Variant], Offer]:
+def _published(offers: Offers, torch_version: str | None) -> Offers:
     """``offers``, where an index that cannot say is trusted only for a variant the
     tables know and ``torch_version``'s release publishes."""
     row = tables.torch_release(torch_version)
@@ -329,7 +321,7 @@ def _published(
 
 
 def _first_offered(
-    verdicts: Iterable[Verdict], offers: Callable[[Variant], Offer], steps: list[str]
+    verdicts: Iterable[Verdict], offers: Offers, steps: list[str]
 ) -> tuple[Verdict | None, tuple[tuple[Verdict, Offer | None], ...]]:
     """The first admitted verdict the index has, every one with its offer; steps said."""
     candidates: list[tuple[Verdict, Offer | None]] = []
@@ -366,7 +358,7 @@ def driver_step(nvidia: NvidiaDriver, platform: str) -> str:
     return text
 
 
-def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decision:
+def _decide_rocm(machine: Machine, offers: Offers) -> Decision:
     rocm = machine.rocm
     assert rocm is not None
     gpus = ", ".join(str(gpu) for gpu in rocm.gpus)
@@ -421,7 +413,7 @@ def cpu_fallback_warning(
 def _driver_update(
     candidates: Iterable[tuple[Verdict, Offer | None]],
     machine: Machine,
-    offers: Callable[[Variant], Offer],
+    offers: Offers,
     torch_version: str | None,
 ) -> tuple[str, Variant] | None:
     """The lowest driver under which a build the driver alone held back would be

@@ -107,15 +107,11 @@ def choose(
     failed = {f.variant: f for f in memory}
 
     def offer(variant: Variant) -> Offer:
-        failure = failed.get(variant.name)
-        if failure is None:
+        if (failure := failed.get(variant.name)) is None:
             return offers(variant)
-        return Offer(
-            False,
-            f"failed verification in this environment ({failure.when}): "
-            f"{failure.reason} (`poetry torch-cuda detect --forget` tries it again)",
-            remembered=True,
-        )
+        why = f"failed verification in this environment ({failure.when}): "
+        why += f"{failure.reason} (`poetry torch-cuda detect --forget` tries it again)"
+        return Offer(False, why, remembered=True)
 
     return decide(machine, offer, torch)
 
@@ -202,10 +198,8 @@ def _kept_build(config: TorchCudaConfig, run: Run, machine: Machine) -> Decision
             kept = parse_variant(label)
         except ValueError:  # "12.x": no variant is known to be it
             continue
-        step = (
-            f"auto keeps {what.format(kept)} (it never changes {never} on a failed "
-            f"probe): {machine.smi_failure}"
-        )
+        step = f"auto keeps {what.format(kept)} (it never changes {never} on a failed "
+        step += f"probe): {machine.smi_failure}"
         return Decision(kept, (step,), forced_by=step)
     return None
 
