@@ -416,9 +416,8 @@ def _driver_update(
     offers: Offers,
     torch_version: str | None,
 ) -> tuple[str, Variant] | None:
-    """The lowest driver under which a build the driver alone held back would be
-    ``auto``'s pick here (one ``offers`` has, serving the GPUs as :func:`decide`
-    asks), and that build; ``None``: no driver would help."""
+    """The lowest driver that would make a build the driver alone held back
+    ``auto``'s pick here, and that build; ``None``: no driver would help."""
     nvidia = machine.nvidia
     assert nvidia is not None
     platform, fixes = machine.sys_platform, []  # (driver, build)

@@ -180,8 +180,7 @@ def _probe_failed(machine: Machine) -> bool:
 
 
 def _kept_build(config: TorchCudaConfig, run: Run, machine: Machine) -> Decision | None:
-    """The installed build, kept on a failed probe; PyPI's label-less build is kept
-    as the variant of its CUDA (13.0: cu130), or cpu, when something names it."""
+    """The installed build, kept on a failed probe (PyPI's: its CUDA's variant)."""
     for name in sorted(config.package_names):
         dist = run.installed.get(name)
         if dist is None:

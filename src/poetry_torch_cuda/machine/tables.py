@@ -253,13 +253,13 @@ def is_known_variant(variant: str) -> bool:
 def nearest_known(variant: str) -> str | None:
     """The known CUDA variant of the same major closest to ``variant`` (``cu133`` ->
     cu132); ties go to the older one, whose list is the smaller promise."""
-    cuda = _cuda_of(variant)
+    cuda = parse_variant(variant).cuda_version
     if cuda is None:
         return None
     same_major = [
         (abs(known[1] - cuda[1]), known[1], name)
         for name in ARCH_LISTS
-        if (known := _cuda_of(name)) is not None and known[0] == cuda[0]
+        if (known := parse_variant(name).cuda_version) and known[0] == cuda[0]
     ]
     return min(same_major)[2] if same_major else None
 
@@ -364,13 +364,6 @@ def at_least(driver: str, minimum: str | None) -> bool:
     """Whether ``driver`` is ``minimum`` or newer (never for no minimum)."""
     have, need = _release(driver), _release(minimum or "")
     return have is not None and need is not None and have >= need
-
-
-def _cuda_of(variant: str) -> tuple[int, int] | None:
-    try:
-        return parse_variant(variant).cuda_version
-    except ValueError:
-        return None
 
 
 def _release(version: str) -> tuple[int, ...] | None:
