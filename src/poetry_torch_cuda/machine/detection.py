@@ -233,12 +233,10 @@ def predates(variant: Variant, sys_platform: str) -> str | None:
         how = f"the CUDA {cuda[0]}.x floor {floor} applies"
         if not floor:
             how = "no driver floor known"
-        gpus = (
-            f"GPU list taken from {nearest}"
-            if nearest
-            else "no GPU list can be inferred"
-        )
-        how += f", {gpus}"
+        if nearest:
+            how += f", GPU list taken from {nearest}"
+        else:
+            how += ", no GPU list can be inferred"
     return f"the tables predate {variant} ({tables.UPDATE_HINT}); {how}"
 
 
@@ -273,9 +271,8 @@ def _decide_cuda(machine: Machine, offers: Offers, torch: str | None) -> Decisio
     verdicts = [assess(variant, machine, torch) for variant in names]
     chosen, candidates = _first_offered(verdicts, offers, steps)
     if chosen is not None:
-        forcing = {
-            g.index: g for v in verdicts[: verdicts.index(chosen)] for g in v.uncovered
-        }
+        newer = verdicts[: verdicts.index(chosen)]
+        forcing = {gpu.index: gpu for verdict in newer for gpu in verdict.uncovered}
         who = ", ".join(str(forcing[index]) for index in sorted(forcing))
         why = f"{who} forced {chosen.variant}: newer variants are not built for it"
         return Decision(chosen.variant, tuple(steps), why if who else None, candidates)
@@ -286,10 +283,8 @@ def _decide_cuda(machine: Machine, offers: Offers, torch: str | None) -> Decisio
         if offers(verdict.variant).available is False:
             continue
         left_out = ", ".join(str(gpu) for gpu in verdict.uncovered)
-        steps.append(
-            f"no variant builds for every GPU; {verdict.variant} serves the most, "
-            f"leaving out {left_out}"
-        )
+        most = f"{verdict.variant} serves the most, leaving out {left_out}"
+        steps.append(f"no variant builds for every GPU; {most}")
         why = f"{left_out} cannot be served together with the other GPUs"
         return Decision(
             verdict.variant, tuple(steps), why, candidates, verdict.uncovered
@@ -403,11 +398,9 @@ def cpu_fallback_warning(
         fix = "update the NVIDIA driver (>= {} runs {})".format(*decision.update)
     gpus = ", ".join(g.name for g in gpu.gpus) or "an NVIDIA GPU"
     has = f"driver {gpu.version}" if machine.nvidia else f"ROCm {gpu.version or '?'}"
-    return (
-        f"auto installs the CPU build next to {gpus} ({has}): "
-        f"{why or decision.steps[-1].removeprefix('cpu: ')}.\n"
-        f'To use the GPU, {fix}; to mean the CPU build, set variant = "cpu".'
-    )
+    why = why or decision.steps[-1].removeprefix("cpu: ")
+    head = f"auto installs the CPU build next to {gpus} ({has}): {why}."
+    return f'{head}\nTo use the GPU, {fix}; to mean the CPU build, set variant = "cpu".'
 
 
 def _driver_update(

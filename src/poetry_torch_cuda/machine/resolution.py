@@ -231,11 +231,9 @@ def left_to_pypi(variant: Variant, sys_platform: str) -> str | None:
     """``PyTorch publishes no cu129 builds for darwin; Poetry installs PyPI's default
     build here``, or ``None``: the one wording for ``status``, hooks, switch, sync."""
     missing = variant.not_built_for(sys_platform)
-    return (
-        None
-        if missing is None
-        else f"{missing}; Poetry installs PyPI's default build here"
-    )
+    if missing is None:
+        return None
+    return f"{missing}; Poetry installs PyPI's default build here"
 
 
 def require_builds(variant: Variant, sys_platform: str) -> None:

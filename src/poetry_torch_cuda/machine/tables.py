@@ -293,9 +293,8 @@ def arch_list_for(
 def sass_for(archs: tuple[Arch, ...], capability: tuple[int, int]) -> Arch | None:
     """The entry whose SASS runs on ``capability`` (same major, minor <=), or ``None``."""
     major, minor = capability
-    return max(
-        (a for a in archs if a.major == major and a.minor <= minor), default=None
-    )
+    fits = (a for a in archs if a.major == major and a.minor <= minor)
+    return max(fits, default=None)
 
 
 def ptx_for(archs: tuple[Arch, ...], capability: tuple[int, int]) -> Arch | None:
