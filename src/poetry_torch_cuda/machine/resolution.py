@@ -99,11 +99,15 @@ def offer_finder(config: TorchCudaConfig, wanted: Locked, run: Run) -> OfferFind
 
 
 def choose(
-    machine: Machine, offers: Offers, torch: str | None, *, env: Env | None = None
+    machine: Machine,
+    offers: Offers,
+    torch_version: str | None,
+    *,
+    env: Env | None = None,
 ) -> Decision:
-    """:func:`~.detection.decide`, where builds of ``torch`` that failed in ``env``
-    before are offered "no" (a target has no memory)."""
-    memory = failures(env.path, machine, torch) if env else []
+    """:func:`~.detection.decide`, where builds of ``torch_version`` that failed in
+    ``env`` before are offered "no" (a target has no memory)."""
+    memory = failures(env.path, machine, torch_version) if env else []
     failed = {f.variant: f for f in memory}
 
     def offer(variant: Variant) -> Offer:
@@ -113,7 +117,7 @@ def choose(
         why += f"{failure.reason} (`poetry torch-cuda detect --forget` tries it again)"
         return Offer(False, why, remembered=True)
 
-    return decide(machine, offer, torch)
+    return decide(machine, offer, torch_version)
 
 
 def resolve(
@@ -366,19 +370,19 @@ def target_marker_env(target: FleetTarget, base: Mapping[str, Any]) -> dict[str,
 
 
 def check_target(
-    target: FleetTarget, configured: Variant, torch: str | None, offers: Offers
+    target: FleetTarget, configured: Variant, torch_version: str | None, offers: Offers
 ) -> TargetCheck:
     """Whether ``configured`` (or ``auto``'s pick) runs the locked torch on ``target``."""
     machine = target_machine(target)
     if configured.kind == "auto":
-        decision = choose(machine, offers, torch)
+        decision = choose(machine, offers, torch_version)
         variant, why = decision.variant, str(decision.forced_by)
         if variant.kind != "cuda":  # steps[-1]: "cpu: no CUDA variant fits"
             why = f"auto would fall back to {decision.steps[-1]}"
             if decision.update:
                 why += "; a driver >= {} there runs {}".format(*decision.update)
         elif not decision.left_out:  # a pick that serves every GPU runs there
-            verdict = assess(variant, machine, torch)
+            verdict = assess(variant, machine, torch_version)
             reasons, rule = verdict.reasons, verdict.rule
             return TargetCheck(target, variant, True, reasons, rule, decision)
         return TargetCheck(target, variant, False, (why,), decision=decision)
@@ -387,7 +391,7 @@ def check_target(
         missing = f"{configured} builds do not use the target's NVIDIA GPUs"
     if missing is not None:
         return TargetCheck(target, configured, False, (missing,))
-    verdict = assess(configured, machine, torch)
+    verdict = assess(configured, machine, torch_version)
     ok, reasons = bool(verdict.usable), verdict.reasons
     if verdict.usable is None:
         reasons = ("cannot tell whether it runs", *reasons)
