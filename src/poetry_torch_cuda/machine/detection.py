@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.machine.probe import NvidiaDriver
     from poetry_torch_cuda.machine.probe import NvidiaGpu
 
+    Offers = Callable[[Variant], Offer]
+
 CPU = Variant("cpu", "cpu")
 #: The rule that admits a build on a driver below its CUDA version's own.
 COMPAT_RULE = "minor-version compatibility"
@@ -104,9 +106,7 @@ def assess(
 
 
 def decide(
-    machine: Machine,
-    offers: Callable[[Variant], Offer],
-    torch_version: str | None = None,
+    machine: Machine, offers: Offers, torch_version: str | None = None
 ) -> Decision:
     """The newest variant the driver runs, built for every GPU and on the index; else
     the one serving most GPUs; else cpu. A CUDA variant newer than the tables is
@@ -134,9 +134,7 @@ def old_jetson(jetson: Jetson | None) -> bool:
     return jetson.l4t is None or jetson.l4t[0] < JETSON_SBSA_L4T
 
 
-def _assess_cuda(
-    variant: Variant, machine: Machine, torch_version: str | None
-) -> Verdict:
+def _assess_cuda(variant: Variant, machine: Machine, torch: str | None) -> Verdict:
     """The driver rule ([NV-COMPAT] in :mod:`.tables`): a build runs when the driver
     is at its CUDA major's floor and SASS covers every GPU, or the driver fully
     supports its CUDA and SASS or PTX covers every GPU."""
@@ -151,22 +149,17 @@ def _assess_cuda(
     full_ok, floor_ok = tables.at_least(driver, full), tables.at_least(driver, floor)
     notes = tuple(filter(None, [predates(variant, platform)]))
     newest = tables.newest_cuda(driver, platform)
-    supports = (
-        f"supports CUDA {tables.dotted(newest)}"
-        if newest
-        else "is older than every CUDA"
-    )
-    archs = tables.arch_list_for(variant.name, torch_version, machine.machine, platform)
+    supports = "is older than every CUDA"
+    if newest:
+        supports = f"supports CUDA {tables.dotted(newest)}"
+    archs = tables.arch_list_for(variant.name, torch, machine.machine, platform)
+    if archs is None and full_ok:
+        why = f"driver {driver} fully supports CUDA {dotted}; "
+        why += "no architecture list known, GPUs not checked"
+        return Verdict(variant, True, (*notes, why), rule=FULL_RULE)
     if archs is None:
-        if full_ok:
-            why = (
-                f"driver {driver} fully supports CUDA {dotted}; "
-                "no architecture list known, GPUs not checked"
-            )
-            return Verdict(variant, True, (*notes, why), rule=FULL_RULE)
-        return Verdict(
-            variant, None, (*notes, f"cannot tell whether driver {driver} runs it")
-        )
+        why = f"cannot tell whether driver {driver} runs it"
+        return Verdict(variant, None, (*notes, why))
     built = tables.describe_archs(archs)
     unknown = [gpu for gpu in nvidia.gpus if gpu.compute_capability is None]
     jit: list[NvidiaGpu] = []
@@ -187,9 +180,8 @@ def _assess_cuda(
     if full_ok:
         reasons = [*notes, f"driver {driver} fully supports CUDA {dotted}"]
         if jit:
-            reasons.append(
-                f"builds {built}; {', '.join(gpu.sm for gpu in jit)} runs through PTX JIT"
-            )
+            jitted = ", ".join(gpu.sm for gpu in jit)
+            reasons.append(f"builds {built}; {jitted} runs through PTX JIT")
         elif nvidia.gpus and not unknown:
             reasons.append(f"builds {built}, which covers every GPU")
         reasons += [
@@ -234,21 +226,17 @@ def predates(variant: Variant, sys_platform: str) -> str | None:
     judged instead; ``None`` for a variant the tables know."""
     if tables.is_known_variant(variant.name):
         return None
-    how = "decided by version"
-    cuda = variant.cuda_version
+    how, cuda = "decided by version", variant.cuda_version
     if cuda is not None:
         floor = tables.compat_floor(cuda[0], sys_platform)
         nearest = tables.nearest_known(variant.name)
-        how = (
-            f"the CUDA {cuda[0]}.x floor {floor} applies"
-            if floor
-            else "no driver floor known"
-        )
-        how += (
-            f", GPU list taken from {nearest}"
-            if nearest
-            else ", no GPU list can be inferred"
-        )
+        how = f"the CUDA {cuda[0]}.x floor {floor} applies"
+        if not floor:
+            how = "no driver floor known"
+        if nearest:
+            how += f", GPU list taken from {nearest}"
+        else:
+            how += ", no GPU list can be inferred"
     return f"the tables predate {variant} ({tables.UPDATE_HINT}); {how}"
 
 
@@ -269,11 +257,7 @@ def _assess_rocm(variant: Variant, machine: Machine) -> Verdict:
     return Verdict(variant, False, (*notes, f"does not match ROCm {version}"))
 
 
-def _decide_cuda(
-    machine: Machine,
-    offers: Callable[[Variant], Offer],
-    torch_version: str | None,
-) -> Decision:
+def _decide_cuda(machine: Machine, offers: Offers, torch: str | None) -> Decision:
     nvidia = machine.nvidia
     assert nvidia is not None
     steps = [driver_step(nvidia, machine.sys_platform)]
@@ -284,12 +268,11 @@ def _decide_cuda(
     if not nvidia.gpus:
         steps.append("GPU models unknown (nvidia-smi did not list them)")
     names = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]  # newest first
-    verdicts = [assess(variant, machine, torch_version) for variant in names]
+    verdicts = [assess(variant, machine, torch) for variant in names]
     chosen, candidates = _first_offered(verdicts, offers, steps)
     if chosen is not None:
-        forcing = {
-            g.index: g for v in verdicts[: verdicts.index(chosen)] for g in v.uncovered
-        }
+        newer = verdicts[: verdicts.index(chosen)]
+        forcing = {gpu.index: gpu for verdict in newer for gpu in verdict.uncovered}
         who = ", ".join(str(forcing[index]) for index in sorted(forcing))
         why = f"{who} forced {chosen.variant}: newer variants are not built for it"
         return Decision(chosen.variant, tuple(steps), why if who else None, candidates)
@@ -300,22 +283,18 @@ def _decide_cuda(
         if offers(verdict.variant).available is False:
             continue
         left_out = ", ".join(str(gpu) for gpu in verdict.uncovered)
-        steps.append(
-            f"no variant builds for every GPU; {verdict.variant} serves the most, "
-            f"leaving out {left_out}"
-        )
+        most = f"{verdict.variant} serves the most, leaving out {left_out}"
+        steps.append(f"no variant builds for every GPU; {most}")
         why = f"{left_out} cannot be served together with the other GPUs"
         return Decision(
             verdict.variant, tuple(steps), why, candidates, verdict.uncovered
         )
     steps.append("cpu: no CUDA variant fits")
-    update = _driver_update(candidates, machine, offers, torch_version)
+    update = _driver_update(candidates, machine, offers, torch)
     return Decision(CPU, tuple(steps), None, candidates, update=update)
 
 
-def _published(
-    offers: Callable[[Variant], Offer], torch_version: str | None
-) -> Callable[[Variant], Offer]:
+def _published(offers: Offers, torch_version: str | None) -> Offers:
     """``offers``, where an index that cannot say is trusted only for a variant the
     tables know and ``torch_version``'s release publishes."""
     row = tables.torch_release(torch_version)
@@ -337,7 +316,7 @@ def _published(
 
 
 def _first_offered(
-    verdicts: Iterable[Verdict], offers: Callable[[Variant], Offer], steps: list[str]
+    verdicts: Iterable[Verdict], offers: Offers, steps: list[str]
 ) -> tuple[Verdict | None, tuple[tuple[Verdict, Offer | None], ...]]:
     """The first admitted verdict the index has, every one with its offer; steps said."""
     candidates: list[tuple[Verdict, Offer | None]] = []
@@ -363,28 +342,22 @@ def _first_offered(
 
 def driver_step(nvidia: NvidiaDriver, platform: str) -> str:
     """The driver and the newest CUDA it runs, in words (``detect`` and ``status``)."""
-    newest = tables.newest_cuda(nvidia.version, platform)
-    text = f"NVIDIA driver {nvidia.version} (from {nvidia.source}) " + (
-        f"fully supports CUDA {tables.dotted(newest)} and older"
-        if newest
-        else "is older than every CUDA in the table"
-    )
-    major = tables.compat_major(nvidia.version, platform)
-    if major is not None:
-        text += (
-            f"; runs any CUDA {major}.x build whose SASS covers the GPUs "
-            "(minor-version compatibility)"
-        )
+    text = f"NVIDIA driver {nvidia.version} (from {nvidia.source}) "
+    if newest := tables.newest_cuda(nvidia.version, platform):
+        text += f"fully supports CUDA {tables.dotted(newest)} and older"
+    else:
+        text += "is older than every CUDA in the table"
+    if (major := tables.compat_major(nvidia.version, platform)) is not None:
+        text += f"; runs any CUDA {major}.x build whose SASS covers the GPUs "
+        text += "(minor-version compatibility)"
     return text
 
 
-def _decide_rocm(machine: Machine, offers: Callable[[Variant], Offer]) -> Decision:
+def _decide_rocm(machine: Machine, offers: Offers) -> Decision:
     rocm = machine.rocm
     assert rocm is not None
-    steps = [
-        f"ROCm {rocm.version or '(version unknown)'}; "
-        + ", ".join(str(gpu) for gpu in rocm.gpus)
-    ]
+    gpus = ", ".join(str(gpu) for gpu in rocm.gpus)
+    steps = [f"ROCm {rocm.version or '(version unknown)'}; {gpus}"]
     names = list(tables.ROCM_VARIANTS)
     if rocm.version is not None:  # the machine's own rocm<X.Y> first, then its major
         have = tables.rocm_version(rocm.version)
@@ -425,22 +398,19 @@ def cpu_fallback_warning(
         fix = "update the NVIDIA driver (>= {} runs {})".format(*decision.update)
     gpus = ", ".join(g.name for g in gpu.gpus) or "an NVIDIA GPU"
     has = f"driver {gpu.version}" if machine.nvidia else f"ROCm {gpu.version or '?'}"
-    return (
-        f"auto installs the CPU build next to {gpus} ({has}): "
-        f"{why or decision.steps[-1].removeprefix('cpu: ')}.\n"
-        f'To use the GPU, {fix}; to mean the CPU build, set variant = "cpu".'
-    )
+    why = why or decision.steps[-1].removeprefix("cpu: ")
+    head = f"auto installs the CPU build next to {gpus} ({has}): {why}."
+    return f'{head}\nTo use the GPU, {fix}; to mean the CPU build, set variant = "cpu".'
 
 
 def _driver_update(
     candidates: Iterable[tuple[Verdict, Offer | None]],
     machine: Machine,
-    offers: Callable[[Variant], Offer],
+    offers: Offers,
     torch_version: str | None,
 ) -> tuple[str, Variant] | None:
-    """The lowest driver under which a build the driver alone held back would be
-    ``auto``'s pick here (one ``offers`` has, serving the GPUs as :func:`decide`
-    asks), and that build; ``None``: no driver would help."""
+    """The lowest driver that would make a build the driver alone held back
+    ``auto``'s pick here, and that build; ``None``: no driver would help."""
     nvidia = machine.nvidia
     assert nvidia is not None
     platform, fixes = machine.sys_platform, []  # (driver, build)

@@ -57,8 +57,8 @@ class NvidiaGpu:
 
 @dataclass(frozen=True)
 class NvidiaDriver:
-    """The NVIDIA driver and its GPUs (none listed when read from /proc);
-    ``reachable`` is False when only /proc knows it and no /dev/nvidia* exists."""
+    """The NVIDIA driver and its GPUs (none when read from /proc); ``reachable``:
+    False when only /proc knows it and no /dev/nvidia* exists."""
 
     version: str
     source: str
@@ -116,8 +116,7 @@ class Machine:
 
     def to_json(self) -> dict[str, Any]:
         """What the probes found, as JSON (``status --json``, ``detect --json``)."""
-        nvidia, rocm = self.nvidia, self.rocm
-        driver = None
+        nvidia, rocm, driver = self.nvidia, self.rocm, None
         if nvidia is not None:
             newest = newest_cuda(nvidia.version, self.sys_platform)
             driver = {
@@ -161,11 +160,8 @@ def run_tool(args: Sequence[str]) -> tuple[str, str | None]:
         return "", f"did not answer within {TIMEOUT_SECONDS:g} s"
     except OSError as error:
         return "", error.strerror or str(error)
-    if process.returncode == 0:
-        return process.stdout, None
-    return process.stdout, _first_line(
-        process.stderr or process.stdout, process.returncode
-    )
+    out, code = process.stdout, process.returncode
+    return out, None if code == 0 else _first_line(process.stderr or out, code)
 
 
 def parse_nvidia_smi(text: str) -> tuple[str, tuple[NvidiaGpu, ...]] | None:
@@ -228,8 +224,7 @@ def probe_nvidia() -> tuple[NvidiaDriver | None, list[str]]:
             "until `nvidia-smi` answers (after a driver update: reboot)"
         )
     proc_version = system_root() / "proc/driver/nvidia/version"
-    text = _read(proc_version)
-    if text is None:
+    if (text := _read(proc_version)) is None:
         notes.append(f"{proc_version} does not exist (no NVIDIA kernel driver loaded)")
         return None, notes
     version = re.search(r"NVRM version:.*?\s(\d{3,}\.\d+(?:\.\d+)?)\s", text)
@@ -248,9 +243,8 @@ def probe_rocm() -> tuple[Rocm | None, list[str]]:
     # "6.4.1-120" is ROCm 6.4.1
     found = re.match(r"\s*(\d+\.\d+(?:\.\d+)?)", _read(root / ".info/version") or "")
     version = found[1] if found else None
-    rocminfo = shutil.which("rocminfo")
-    if rocminfo is None and (root / "bin" / "rocminfo").is_file():
-        rocminfo = str(root / "bin" / "rocminfo")
+    bundled = root / "bin" / "rocminfo"
+    rocminfo = shutil.which("rocminfo") or (str(bundled) if bundled.is_file() else None)
     if rocminfo is None:
         notes.append("rocminfo not found on PATH")
         if version is not None:
@@ -260,8 +254,7 @@ def probe_rocm() -> tuple[Rocm | None, list[str]]:
     if failure is not None:
         notes.append(f"rocminfo failed: {failure}")
         return None, notes
-    gpus = parse_rocminfo(out)
-    if not gpus:
+    if not (gpus := parse_rocminfo(out)):
         notes.append("rocminfo lists no GPU agent")
         return None, notes
     if version is None:
@@ -288,8 +281,7 @@ def probe_jetson(root: Path | None = None) -> Jetson | None:
     kernel = _read(root / "proc/sys/kernel/osrelease") or ""
     if release is None and "tegra" not in kernel:
         return None
-    model = _read(root / "proc/device-tree/model")
-    model = model.replace("\x00", "").strip() if model else None
+    model = (_read(root / "proc/device-tree/model") or "").replace("\x00", "").strip()
     # "# R36 (release), REVISION: 4.0, GCID: ..." is L4T R36.4
     found = re.search(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)", release or "")
     l4t = None if found is None else (int(found[1]), int(found[2]))
@@ -331,7 +323,5 @@ def probe_machine(*, machine: str | None = None) -> Machine:
 
 
 def _first_line(text: str, code: int) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return f"{line.strip()} (exit code {code})"
-    return f"exit code {code}"
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{line} (exit code {code})" if line else f"exit code {code}"

@@ -1,10 +1,9 @@
 """Where ``auto`` decides, for the listeners and every command.
 
-:func:`probe` finds the machine, :func:`offer_finder` asks the index and
-:func:`choose` decides by :mod:`.detection`'s rule, skipping builds that failed
-verification here (the memory: :func:`remember`, per environment, keyed on the
-driver and GPUs); :func:`resolve` ties them for an environment.
-:func:`check_project_fleet` applies the same rule to the declared targets.
+:func:`probe` finds the machine, :func:`offer_finder` asks the index, :func:`choose`
+decides by :mod:`.detection`'s rule minus the builds that failed verification here
+(:func:`remember`), :func:`resolve` ties them for an environment, and
+:func:`check_project_fleet` applies the rule to the declared targets.
 """
 
 from __future__ import annotations
@@ -63,6 +62,9 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
+    Offers = Callable[[Variant], Offer]
+    Locked = Mapping[NormalizedName, str]
+
 
 class Run(Protocol):
     """A run (``context.RunContext``): its env, its one index client and view."""
@@ -91,17 +93,14 @@ def probe(env: Env) -> Machine:
     return probe_machine(machine=env.marker_env.get("platform_machine"))
 
 
-def offer_finder(
-    config: TorchCudaConfig, wanted: Mapping[NormalizedName, str], run: Run
-) -> OfferFinder:
-    """What the index offers the run's env of ``wanted`` per variant, asked through
-    the run's client (the run's installed builds ask nothing)."""
+def offer_finder(config: TorchCudaConfig, wanted: Locked, run: Run) -> OfferFinder:
+    """What the index offers the run's env of ``wanted``, through the run's client."""
     return OfferFinder(run.client, config, wanted, run.env.marker_env, run.installed)
 
 
 def choose(
     machine: Machine,
-    offers: Callable[[Variant], Offer],
+    offers: Offers,
     torch_version: str | None,
     *,
     env: Env | None = None,
@@ -112,29 +111,25 @@ def choose(
     failed = {f.variant: f for f in memory}
 
     def offer(variant: Variant) -> Offer:
-        failure = failed.get(variant.name)
-        if failure is None:
+        if (failure := failed.get(variant.name)) is None:
             return offers(variant)
-        return Offer(
-            False,
-            f"failed verification in this environment ({failure.when}): "
-            f"{failure.reason} (`poetry torch-cuda detect --forget` tries it again)",
-            remembered=True,
-        )
+        why = f"failed verification in this environment ({failure.when}): "
+        why += f"{failure.reason} (`poetry torch-cuda detect --forget` tries it again)"
+        return Offer(False, why, remembered=True)
 
     return decide(machine, offer, torch_version)
 
 
 def resolve(
     config: TorchCudaConfig,
-    locked_versions: Mapping[NormalizedName, str] | None,
+    locked_versions: Locked | None,
     run: Run,
     *,
     machine: Machine | None = None,
-    offers: Callable[[Variant], Offer] | None = None,
+    offers: Offers | None = None,
 ) -> Resolution:
-    """Resolve ``config.variant`` for the run's env and the lock's ``locked_versions``
-    through ``run`` (``offers``: the index's answers, when the caller has them)."""
+    """``config.variant`` for the run's env and the lock's versions (``offers``: the
+    index's answers, when the caller has them)."""
     if config.variant.kind != "auto":
         return Resolution(config.variant, config.variant, config.variant_origin)
     machine = machine or probe(run.env)
@@ -149,15 +144,14 @@ def resolve(
 
 def next_choice(
     config: TorchCudaConfig,
-    locked_versions: Mapping[NormalizedName, str] | None,
+    locked_versions: Locked | None,
     machine: Machine,
     failed: Variant,
     run: Run,
 ) -> Variant | None:
-    """``auto``'s move after ``failed`` failed verification here (the install's
-    move-on and ``verify``'s fix): :func:`resolve`'s choice with ``failed`` offered
-    "no"; ``None`` when the probe failed (never a guessed build) or only a build
-    the rule rejects (one that leaves a GPU out) is left."""
+    """``auto``'s move after ``failed`` failed verification here: :func:`resolve`'s
+    choice without ``failed``; ``None`` when the probe failed (never a guessed build)
+    or only a build that leaves a GPU out is left."""
     if _probe_failed(machine):
         return None
     offers, torch = _offers(config, locked_versions, run)
@@ -171,12 +165,10 @@ def next_choice(
 
 def _offers(
     config: TorchCudaConfig,
-    locked_versions: Mapping[NormalizedName, str] | None,
+    locked_versions: Locked | None,
     run: Run,
-    given: Callable[[Variant], Offer] | None = None,
-) -> tuple[Callable[[Variant], Offer], str | None]:
-    """What the index offers of the lock's versions (``given``, or asked), and the
-    locked torch."""
+    given: Offers | None = None,
+) -> tuple[Offers, str | None]:
     wanted = wanted_versions(config.package_names, locked_versions or {})
     if locked_versions is not None and not wanted:
         # No configured package in the lock: nothing to install, nothing to ask.
@@ -192,9 +184,7 @@ def _probe_failed(machine: Machine) -> bool:
 
 
 def _kept_build(config: TorchCudaConfig, run: Run, machine: Machine) -> Decision | None:
-    """The installed build, kept on a failed probe (``None``: nothing installed, or
-    a label-less build whose CUDA nothing names). PyPI's default build carries no
-    label: it is kept as the variant of its CUDA (13.0: cu130), or cpu."""
+    """The installed build, kept on a failed probe (PyPI's: its CUDA's variant)."""
     for name in sorted(config.package_names):
         dist = run.installed.get(name)
         if dist is None:
@@ -211,19 +201,16 @@ def _kept_build(config: TorchCudaConfig, run: Run, machine: Machine) -> Decision
             kept = parse_variant(label)
         except ValueError:  # "12.x": no variant is known to be it
             continue
-        step = (
-            f"auto keeps {what.format(kept)} (it never changes {never} on a failed "
-            f"probe): {machine.smi_failure}"
-        )
+        step = f"auto keeps {what.format(kept)} (it never changes {never} on a failed "
+        step += f"probe): {machine.smi_failure}"
         return Decision(kept, (step,), forced_by=step)
     return None
 
 
 def report(resolution: Resolution, config: TorchCudaConfig, env: Env, io: IO) -> None:
-    """What every install (the hook, ``switch``, ``sync``) says of its variant: at
-    ``-v`` each step of ``auto``'s decision; a warning when ``auto`` settles for
-    cpu next to a GPU or keeps a build, or when a CUDA variant from PyTorch's own
-    index (a custom ``index-url`` is trusted) lands on a Jetson before L4T R38."""
+    """What every install says of its variant: ``auto``'s steps at ``-v``; a warning
+    when ``auto`` settles for cpu next to a GPU or keeps a build, or when a CUDA build
+    from PyTorch's index (a custom one is trusted) lands on a Jetson before L4T R38."""
     decision, machine = resolution.decision, resolution.machine
     variant, warnings = resolution.variant, []
     if decision is not None:
@@ -245,9 +232,8 @@ def report(resolution: Resolution, config: TorchCudaConfig, env: Env, io: IO) ->
 
 
 def left_to_pypi(variant: Variant, sys_platform: str) -> str | None:
-    """``PyTorch publishes no cu129 builds for darwin; Poetry installs PyPI's
-    default build here`` for a variant with no builds on ``sys_platform``, else
-    ``None``: the one wording for ``status``, the hooks and ``switch``/``sync``."""
+    """``PyTorch publishes no cu129 builds for darwin; Poetry installs PyPI's default
+    build here``, or ``None``: the one wording for ``status``, hooks, switch, sync."""
     missing = variant.not_built_for(sys_platform)
     if missing is None:
         return None
@@ -344,7 +330,7 @@ class TargetCheck:
     decision: Decision | None = None
 
     def summary(self) -> str:
-        """``training: cu130 runs (minor-version compatibility)`` or why not."""
+        """``training: cu130 runs there (minor-version compatibility)`` or why not."""
         where = f"{self.target.describe()}: {self.variant}"
         if self.ok:
             return f"{where} runs there" + (f" ({self.rule})" if self.rule else "")
@@ -366,15 +352,9 @@ class TargetCheck:
 
 def target_machine(target: FleetTarget) -> Machine:
     """The :class:`Machine` a target describes, as if probed there."""
-    gpus = tuple(
-        NvidiaGpu(index, f"declared GPU {index}", capability)
-        for index, capability in enumerate(target.gpus)
-    )
-    return Machine(
-        target.sys_platform,
-        target.machine,
-        NvidiaDriver(target.driver, f"target {target.name}", gpus),
-    )
+    gpus = [NvidiaGpu(i, f"declared GPU {i}", cc) for i, cc in enumerate(target.gpus)]
+    driver = NvidiaDriver(target.driver, f"target {target.name}", tuple(gpus))
+    return Machine(target.sys_platform, target.machine, driver)
 
 
 def target_marker_env(target: FleetTarget, base: Mapping[str, Any]) -> dict[str, Any]:
@@ -390,10 +370,7 @@ def target_marker_env(target: FleetTarget, base: Mapping[str, Any]) -> dict[str,
 
 
 def check_target(
-    target: FleetTarget,
-    configured: Variant,
-    torch_version: str | None,
-    offers: Callable[[Variant], Offer],
+    target: FleetTarget, configured: Variant, torch_version: str | None, offers: Offers
 ) -> TargetCheck:
     """Whether ``configured`` (or ``auto``'s pick) runs the locked torch on ``target``."""
     machine = target_machine(target)
@@ -426,7 +403,7 @@ def check_target(
 
 def check_project_fleet(
     config: TorchCudaConfig,
-    locked_versions: Mapping[NormalizedName, str],
+    locked_versions: Locked,
     run: Run,
     targets: Iterable[FleetTarget] | None = None,
 ) -> list[TargetCheck]:

@@ -213,13 +213,8 @@ def rocm_version(variant: str) -> tuple[int, ...]:
 
 #: ROCm variants asked about, newest first: :data:`TORCH_RELEASES`' plus rocm7.0
 #: (torch 2.9 nightlies; uv's list). ``auto`` also tries the machine's ``rocm<X.Y>``.
-ROCM_VARIANTS: tuple[str, ...] = tuple(
-    sorted(
-        {name for row in TORCH_RELEASES for name in row.rocm} | {"rocm7.0"},
-        key=rocm_version,
-        reverse=True,
-    )
-)
+_ROCMS = {name for row in TORCH_RELEASES for name in row.rocm} | {"rocm7.0"}
+ROCM_VARIANTS: tuple[str, ...] = tuple(sorted(_ROCMS, key=rocm_version, reverse=True))
 
 
 @dataclass(frozen=True, order=True)
@@ -258,13 +253,13 @@ def is_known_variant(variant: str) -> bool:
 def nearest_known(variant: str) -> str | None:
     """The known CUDA variant of the same major closest to ``variant`` (``cu133`` ->
     cu132); ties go to the older one, whose list is the smaller promise."""
-    cuda = _cuda_of(variant)
+    cuda = parse_variant(variant).cuda_version
     if cuda is None:
         return None
     same_major = [
         (abs(known[1] - cuda[1]), known[1], name)
         for name in ARCH_LISTS
-        if (known := _cuda_of(name)) is not None and known[0] == cuda[0]
+        if (known := parse_variant(name).cuda_version) and known[0] == cuda[0]
     ]
     return min(same_major)[2] if same_major else None
 
@@ -298,18 +293,14 @@ def arch_list_for(
 def sass_for(archs: tuple[Arch, ...], capability: tuple[int, int]) -> Arch | None:
     """The entry whose SASS runs on ``capability`` (same major, minor <=), or ``None``."""
     major, minor = capability
-    for arch in sorted(archs, reverse=True):
-        if arch.major == major and arch.minor <= minor:
-            return arch
-    return None
+    fits = (a for a in archs if a.major == major and a.minor <= minor)
+    return max(fits, default=None)
 
 
 def ptx_for(archs: tuple[Arch, ...], capability: tuple[int, int]) -> Arch | None:
     """The ``+PTX`` entry the driver can JIT-compile for ``capability``, or ``None``."""
-    for arch in sorted(archs, reverse=True):
-        if arch.ptx and (arch.major, arch.minor) <= capability:
-            return arch
-    return None
+    jit = (a for a in archs if a.ptx and (a.major, a.minor) <= capability)
+    return max(jit, default=None)
 
 
 def runs_on(archs: tuple[Arch, ...], capability: tuple[int, int]) -> Arch | None:
@@ -321,10 +312,8 @@ def describe_archs(archs: tuple[Arch, ...]) -> str:
     """``sm_70..sm_120+PTX`` for a list, for messages."""
     if not archs:
         return "no GPU architecture"
-    ordered = sorted(archs)
-    if len(ordered) == 1:
-        return str(ordered[0])
-    return f"{ordered[0]}..{ordered[-1]}"
+    low, high = min(archs), max(archs)
+    return str(low) if low == high else f"{low}..{high}"
 
 
 def _driver_table(sys_platform: str) -> list[tuple[tuple[int, int], str]]:
@@ -365,9 +354,7 @@ def compat_major(driver_version: str, sys_platform: str) -> int | None:
 
 def torch_release(torch_version: str | None) -> TorchRelease | None:
     """The :data:`TORCH_RELEASES` row of ``2.14.1`` (by major.minor), or ``None``."""
-    release = _release(torch_version or "")
-    if release is None:
-        return None
+    release = _release(torch_version or "") or ()
     key = ".".join(str(part) for part in release[:2])
     return next((row for row in TORCH_RELEASES if row.release == key), None)
 
@@ -376,13 +363,6 @@ def at_least(driver: str, minimum: str | None) -> bool:
     """Whether ``driver`` is ``minimum`` or newer (never for no minimum)."""
     have, need = _release(driver), _release(minimum or "")
     return have is not None and need is not None and have >= need
-
-
-def _cuda_of(variant: str) -> tuple[int, int] | None:
-    try:
-        return parse_variant(variant).cuda_version
-    except ValueError:
-        return None
 
 
 def _release(version: str) -> tuple[int, ...] | None:
