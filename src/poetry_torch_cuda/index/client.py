@@ -658,16 +658,12 @@ def tag_fits(
     implementation = {"cpython": "cp", "pypy": "pp"}.get(
         str(marker_env.get("implementation_name", "cpython")), "cp"
     )
-    if interpreter in ("py3", f"py{major}", f"py{major}{minor}"):
-        return platform_fits(platform, marker_env)
     version = interpreter[2:] if interpreter[:2] == implementation else ""
     abi3 = abi == "abi3" and version.startswith(major) and version[1:].isdigit()
-    fits = version == f"{major}{minor}" or (abi3 and int(version[1:]) <= int(minor))
-    return fits and platform_fits(platform, marker_env)
-
-
-def platform_fits(platform: str, marker_env: Mapping[str, Any]) -> bool:
-    """Whether a wheel platform tag fits the environment's OS and machine."""
+    if interpreter not in ("py3", f"py{major}", f"py{major}{minor}") and not (
+        version == f"{major}{minor}" or (abi3 and int(version[1:]) <= int(minor))
+    ):
+        return False
     if platform == "any":
         return True
     system = str(marker_env.get("sys_platform", ""))
