@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from contextlib import suppress
 from urllib.parse import quote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
@@ -58,15 +59,12 @@ def scrub(text: str) -> str:
 
 def is_loopback(host: str | None) -> bool:
     """Whether ``host`` (a URL's host name) can only be this machine."""
-    if not host:
-        return False
-    host = host.strip("[]").lower().rstrip(".")
+    host = (host or "").strip("[]").lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return True
-    try:
+    with suppress(ValueError):
         return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return False
 
 
 def plain_http_elsewhere(url: str) -> bool:

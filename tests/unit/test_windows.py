@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING
 
-from poetry_torch_cuda.index.client import platform_fits
+from poetry_torch_cuda.index.client import tag_fits
 from poetry_torch_cuda.machine import probe
 from poetry_torch_cuda.machine.probe import probe_nvcc
 from poetry_torch_cuda.machine.probe import probe_nvidia
@@ -69,10 +69,10 @@ def test_nvcc_exe_under_cuda_path_is_found(
 
 
 def test_windows_wheels_fit_windows_only() -> None:
-    assert platform_fits("win_amd64", WINDOWS)
-    assert not platform_fits("manylinux_2_28_x86_64", WINDOWS)
-    assert not platform_fits("win_amd64", LINUX)
-    assert platform_fits("any", WINDOWS)
+    assert tag_fits("py3", "none", "win_amd64", WINDOWS)
+    assert not tag_fits("py3", "none", "manylinux_2_28_x86_64", WINDOWS)
+    assert not tag_fits("py3", "none", "win_amd64", LINUX)
+    assert tag_fits("py3", "none", "any", WINDOWS)
 
 
 def test_rocm_has_no_windows_builds_cuda_and_cpu_do() -> None:

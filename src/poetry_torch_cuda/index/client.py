@@ -1,11 +1,9 @@
 """The package index through Poetry's HTTP stack: the one client, its credentials, its wording.
 
-Every request of the plugin takes its credentials from :class:`IndexAuthenticator`
-(Poetry's rules, never https credentials over http, plus those written in an
-``index-url``, never printed). Pages are parsed by Poetry's PEP 691/503 link
-sources and cached; every failed request is worded here. Every page is asked
-once with :data:`TIMEOUT`, and a host that could not be reached is not asked
-again for :data:`REMEMBER_SECONDS`; a file waits for a Retry-After up to :data:`WAIT`.
+Credentials come from :class:`IndexAuthenticator` (Poetry's rules, never https ones
+over http, plus those written in an ``index-url``, never printed). A page is asked once
+with :data:`TIMEOUT`, a host that could not be reached not again for
+:data:`REMEMBER_SECONDS`; a file waits for a Retry-After up to :data:`WAIT`.
 """
 
 from __future__ import annotations
@@ -66,7 +64,7 @@ if TYPE_CHECKING:
 _JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 _CACHE_FORMAT = 5
 #: What a page request accepts: PEP 691 JSON first, then HTML.
-ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.01"
+ACCEPT = f"{_JSON_TYPE}, text/html;q=0.1, */*;q=0.01"
 #: Seconds to connect, and to wait for each answer, on the one attempt.
 TIMEOUT = 4.0
 #: How long a page read, or a host that could not be reached, is not asked again.
@@ -85,6 +83,10 @@ _CHECK_NETWORK = (
     f"named by source). {_MIRROR}"
 )
 _LATER = "Run the command again later, or tell whoever runs the index."
+_DNS = (
+    "name or service not known|name resolution|nodename nor servname|"
+    "getaddrinfo failed|no address associated"
+)
 _SLOW = (
     "The index is slow or unreachable. Run the command again later, or give "
     f"it more time with POETRY_REQUESTS_TIMEOUT=<seconds>. {_MIRROR}"
@@ -94,14 +96,7 @@ _SLOW = (
 _NO_ANSWER = (
     ("under 64 kib", "{host} sent under 64 KiB in {timeout:g} s", _SLOW),
     ("timed out|timeout", "{host} did not answer within {timeout:g} s", _SLOW),
-    (
-        (
-            "name or service not known|name resolution|nodename nor servname|"
-            "getaddrinfo failed|no address associated"
-        ),
-        "{host} could not be found (DNS lookup failed)",
-        _CHECK_NETWORK,
-    ),
+    (_DNS, "{host} could not be found (DNS lookup failed)", _CHECK_NETWORK),
     ("refused", "{host} refused the connection", _CHECK_NETWORK),
     ("broken", "the connection to {host} broke off", "Run the command again."),
     ("redirects", "{host} redirected in a loop", _CHECK_NETWORK),
@@ -130,11 +125,10 @@ class IndexAuthenticator(Authenticator):
     """Poetry's ``Authenticator`` that also knows credentials written in index URLs."""
 
     def __init__(
-        self, config: Config | None, sources: Iterable[tuple[str, str]] = ()
+        self, config: Config | None, sources: Iterable[tuple[str | None, str]] = ()
     ) -> None:
         super().__init__(config, cache_id="poetry-torch-cuda", disable_cache=True)
-        #: Poetry's configuration the requests follow.
-        self.config = self._config
+        self.config = self._config  #: Poetry's configuration the requests follow.
         self._in_url: dict[str, HTTPAuthCredential] = {}
         for name, url in sources:
             if url:
@@ -168,8 +162,7 @@ class IndexAuthenticator(Authenticator):
         return self.get_credentials_for_url(url) != HTTPAuthCredential()
 
     def withheld(self, url: str) -> bool:
-        """Whether ``url`` is plain http where credentials are for https only, so
-        that requests to it go without them."""
+        """Whether ``url`` is plain http whose https credentials requests withhold."""
         return (
             url[:5].lower() == "http:"
             and not self.sends_credentials(url)
@@ -192,8 +185,8 @@ class IndexAuthenticator(Authenticator):
         return session
 
     def _get_backoff(self, response: requests.Response | None, attempt: int) -> float:
-        """Poetry's pause before its next attempt (a Retry-After date too); ``attempt``
-        pauses this long past :data:`WAIT` make the answer final (HTTPError)."""
+        """Poetry's pause before its next attempt (a Retry-After date too); past
+        :data:`WAIT` in all, the answer is final (HTTPError)."""
         said = retry_after(response)
         delay = 0.5 * attempt if said is None else said
         if response is not None and attempt * delay > WAIT:
@@ -203,11 +196,10 @@ class IndexAuthenticator(Authenticator):
     def _get_repository_config_for_url(
         self, url: str, exact_match: bool = False
     ) -> AuthenticatorRepositoryConfig | None:
-        """Poetry's match, ranked among the sources on one host as Poetry 2.5 ranks
-        them (whole path segments in common, then the one whose path holds the
-        request, then their order; Poetry 2.0 counts characters, so ``/pypi/p``
-        beat ``/`` for ``/pytorch-cu129/``), and https credentials never go out
-        over plain http (Poetry itself decides so only from 2.1 on)."""
+        """Poetry 2.5's match on any Poetry: among a host's sources, whole path segments
+        in common, then the one whose path holds the request, then their order (2.0
+        counts characters: ``/pypi/p`` beat ``/`` for ``/pytorch-cu129/``); https
+        credentials never over plain http (Poetry decides so only from 2.1 on)."""
         found = super()._get_repository_config_for_url(url, exact_match)
         if found is not None and not exact_match:
             path = [part for part in urlsplit(url).path.split("/") if part]
@@ -228,13 +220,9 @@ class IndexAuthenticator(Authenticator):
 
 
 def _path_rank(own: str, request: list[str]) -> tuple[int, bool]:
-    """How well a source's path matches a request's path segments."""
     segments = [part for part in own.split("/") if part]
-    shared = 0
-    for mine, theirs in zip(segments, request):
-        if mine != theirs:
-            break
-        shared += 1
+    same = [mine == theirs for mine, theirs in zip(segments, request)]
+    shared = [*same, False].index(False)  # segments in common from the start
     return shared, shared == len(segments)
 
 
@@ -244,13 +232,9 @@ def variant_authenticator(
     """The authenticator every request for ``variant``'s index goes through: the
     project's sources, the one ``source`` names at the variant's URL, and
     credentials written in that URL."""
+    others = [(n, u) for n, u in config.project_sources if n != config.source]
     url = config.index_url(variant)
-    sources = [(n, u) for n, u in config.project_sources if n != config.source]
-    if config.source is not None:
-        sources.append((config.source, url))
-    found = IndexAuthenticator(poetry_config, sources)
-    found.take_off(url)
-    return found
+    return IndexAuthenticator(poetry_config, [*others, (config.source, url)])
 
 
 def retry_after(response: requests.Response | None) -> float | None:
@@ -309,69 +293,63 @@ def missing(
 
 
 def http_failure(
-    status: int,
+    response: requests.Response,
+    url: str,
     project: str | None = None,
     auth: IndexAuthenticator | None = None,
-    url: str = "",
     answered: str | None = None,
     listed: bool = False,
-    wait: float | None = None,
 ) -> tuple[str, str]:
-    """``(cause, advice)`` for an HTTP error status (never a page's 404: that is a
-    project the index lacks); ``project``: what was asked; ``auth``: the
-    authenticator the request to ``url`` went through (``answered``: where it
-    ended), for advice that names the source, its variables and whether
-    credentials went (none given: not known); ``listed``: a page lists it (a lock);
-    ``wait``: the seconds a 429/5xx asked to wait (Retry-After)."""
-    about = f" for {project}" if project else ""
-    words = f"the index answered HTTP {status}{about}"
-    fix = "Check the index URL, then run the command again."
+    """``(cause, advice)`` for ``response``'s HTTP error status; ``project``: what was
+    asked; ``auth``: the authenticator the request to ``url`` went through (none: not
+    known; ``answered``: where it ended); ``listed``: a page lists it (a lock)."""
+    status, about = response.status_code, f" for {project}" if project else ""
     if missing(status, auth, url, answered):
-        words = f"the index has no such file (HTTP {status}){about}"
-        fix = (
+        return f"the index has no such file (HTTP {status}){about}", (
             "The index lists it but does not serve it: tell whoever runs the index, "
             "or choose another version or variant."
             if listed
             else "Check the index URL and the variant; if the index moved its files, "
             "run `poetry torch-cuda lock` again."
         )
-    elif status in (401, 403):
-        words = f"the index refused access (HTTP {status})"
+    if status == 429 or status >= 500:
+        cause = "too many requests" if status == 429 else "a server error"
+        wait = retry_after(response)
+        asks = f", asking to wait {wait:.0f} s (Retry-After)" if wait else ""
+        return f"the index failed with HTTP {status} ({cause}){asks}", _LATER
+    if status not in (401, 403):
+        fix = "Check the index URL, then run the command again."
+        return f"the index answered HTTP {status}{about}", fix
+    if auth and auth.withheld(answered or url):
+        fix = (
+            "The request went to plain http (its URL, or where the index "
+            "redirected it) on a host whose credentials are for https only, and "
+            "credentials never go out in the clear: it must stay https (the URL "
+            "in the index's page, in torch-cuda.lock or in "
+            "POETRY_TORCH_CUDA_INDEX_URL, and the index's redirects)."
+        )
+    elif auth and auth.sends_credentials(url):
+        name = (source := auth.source(url)) or "<source>"
+        variable = "POETRY_HTTP_BASIC_" + (
+            re.sub(r"\W", "_", name.upper()) if source else "<SOURCE>"
+        )
+        fix = (
+            "Check the credentials Poetry has for it: `poetry config "
+            f"http-basic.{name} <user> <password>` or {variable}_USERNAME "
+            f"and {variable}_PASSWORD."
+        )
+    elif auth:
+        fix = (
+            "It wants credentials: declare it as a [[tool.poetry.source]], set "
+            'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
+            "`poetry config http-basic.<name> <user> <password>`."
+        )
+    else:
         fix = (
             "Check the credentials Poetry has for the index's source: "
             "`poetry config http-basic.<source> <user> <password>`."
         )
-        if auth and auth.sends_credentials(url):
-            name = (source := auth.source(url)) or "<source>"
-            variable = "POETRY_HTTP_BASIC_" + (
-                re.sub(r"\W", "_", name.upper()) if source else "<SOURCE>"
-            )
-            fix = (
-                "Check the credentials Poetry has for it: `poetry config "
-                f"http-basic.{name} <user> <password>` or {variable}_USERNAME "
-                f"and {variable}_PASSWORD."
-            )
-        elif auth is not None:
-            fix = (
-                "It wants credentials: declare it as a [[tool.poetry.source]], set "
-                'source = "<name>" in [tool.poetry-torch-cuda] and give them with '
-                "`poetry config http-basic.<name> <user> <password>`."
-            )
-        if auth and auth.withheld(answered or url):
-            fix = (
-                "The request went to plain http (its URL, or where the index "
-                "redirected it) on a host whose credentials are for https only, and "
-                "credentials never go out in the clear: it must stay https (the URL "
-                "in the index's page, in torch-cuda.lock or in "
-                "POETRY_TORCH_CUDA_INDEX_URL, and the index's redirects)."
-            )
-    elif status == 429 or status >= 500:
-        cause = "too many requests" if status == 429 else "a server error"
-        words = f"the index failed with HTTP {status} ({cause})"
-        if wait:
-            words += f", asking to wait {wait:.0f} s (Retry-After)"
-        fix = _LATER
-    return words, fix
+    return f"the index refused access (HTTP {status})", fix
 
 
 def _host(url: str) -> str:
@@ -465,9 +443,8 @@ class IndexClient:
         refresh: bool = False,
         auth: IndexAuthenticator | None = None,
     ) -> None:
-        """``config``: Poetry's (``None``: the user's). A page is asked once, never
-        with Poetry's retries, for :data:`TIMEOUT` or ``POETRY_REQUESTS_TIMEOUT``
-        seconds (the advice a timeout gives); a host that did not answer is noted."""
+        """``config``: Poetry's (``None``: the user's). A page waits :data:`TIMEOUT` or
+        ``POETRY_REQUESTS_TIMEOUT`` seconds (the advice a timeout gives)."""
         self.auth = auth or IndexAuthenticator(config, sources)
         self._refresh = refresh
         self._timeout = float(os.environ.get("POETRY_REQUESTS_TIMEOUT") or TIMEOUT)
@@ -516,9 +493,9 @@ class IndexClient:
     def _get(
         self, url: str, *, page: bool = True, listed: bool = False
     ) -> requests.Response:
-        """``url``'s answer (a page's, a missing one too): a page's in one short
-        attempt (a host that failed a moment ago is not asked again), a file's by
-        Poetry's request with its retries, as sent (``listed``: by a page)."""
+        """``url``'s answer (a missing page's too): a page's in one short attempt (not
+        to a host that failed a moment ago), a file's by Poetry's request with its
+        retries (``listed``: by a page)."""
         timeout = self._timeout if page else None
         if page and not self._refresh:
             remembered = recall(self.cache_dir, url)
@@ -533,7 +510,7 @@ class IndexClient:
                 response = self.auth.get_session(url=url).get(
                     url,
                     headers={"Accept": ACCEPT},
-                    auth=pair if self.auth.sends_credentials(url) else None,
+                    auth=None if found == HTTPAuthCredential() else pair,
                     timeout=timeout,
                     verify=str(trusted) if isinstance(trusted, Path) else trusted,
                     cert=None if certs.client_cert is None else str(certs.client_cert),
@@ -681,22 +658,12 @@ def tag_fits(
     implementation = {"cpython": "cp", "pypy": "pp"}.get(
         str(marker_env.get("implementation_name", "cpython")), "cp"
     )
-    if interpreter not in ("py3", f"py{major}", f"py{major}{minor}"):
-        if not interpreter.startswith(implementation):
-            return False
-        version = interpreter[len(implementation) :]
-        if version != f"{major}{minor}" and not (
-            abi == "abi3"
-            and version.startswith(major)
-            and version[1:].isdigit()
-            and int(version[1:] or 0) <= int(minor)
-        ):
-            return False
-    return platform_fits(platform, marker_env)
-
-
-def platform_fits(platform: str, marker_env: Mapping[str, Any]) -> bool:
-    """Whether a wheel platform tag fits the environment's OS and machine."""
+    version = interpreter[2:] if interpreter[:2] == implementation else ""
+    abi3 = abi == "abi3" and version.startswith(major) and version[1:].isdigit()
+    if interpreter not in ("py3", f"py{major}", f"py{major}{minor}") and not (
+        version == f"{major}{minor}" or (abi3 and int(version[1:]) <= int(minor))
+    ):
+        return False
     if platform == "any":
         return True
     system = str(marker_env.get("sys_platform", ""))
@@ -718,13 +685,8 @@ def platform_fits(platform: str, marker_env: Mapping[str, Any]) -> bool:
 def _is_variant(filename: str) -> bool:
     """A PEP 825 variant wheel (``…-<platform>-<label>.whl``) or a ``*-variants.json``."""
     parts = filename[:-4].split("-") if filename.endswith(".whl") else []
-    return (
-        filename.endswith("-variants.json")
-        or len(parts) == 7
-        or (
-            len(parts) == 6 and not parts[2][:1].isdigit()  # else: a build tag
-        )
-    )
+    label = len(parts) == 7 or (len(parts) == 6 and not parts[2][:1].isdigit())
+    return label or filename.endswith("-variants.json")  # 6, digit: a build tag
 
 
 def unavailable(
@@ -737,12 +699,10 @@ def unavailable(
     """The one wording of an HTTP error answer (``asked``: :func:`http_failure`'s) or
     of no answer from ``url`` (``after``: how far its body came): cause and way on."""
     if isinstance(failure, requests.Response):
-        wait = retry_after(failure)
-        words, fix = http_failure(failure.status_code, url=url, wait=wait, **asked)
+        words, fix = http_failure(failure, url, **asked)
         error = IndexUnavailableError(f"{mask_url(url)}: {words}. {fix}")
     else:
-        timeout = timeout or float(constants.REQUESTS_TIMEOUT)
-        words, fix = no_answer(failure, url, timeout)
+        words, fix = no_answer(failure, url, timeout or constants.REQUESTS_TIMEOUT)
         words += after
         error = IndexUnavailableError(f"could not read {mask_url(url)}: {words}. {fix}")
     error.words, error.advice = words, fix

@@ -1,9 +1,8 @@
 """The locked files a change needs, fetched into Poetry's artifact cache, sha256-checked as they stream.
 
-As Poetry's executor does: worker threads, each file streamed by the index client's
-one download into a ``.part`` file (named after its process: the next run sweeps
-those of dead ones), renamed to the cache entry only when size and hash match the
-lock. With a per-run mirror each file is found by name on its pages.
+As Poetry's executor: worker threads stream each file (the index client's one download)
+into a ``.part`` file named after its process (the next run sweeps those of dead ones),
+renamed to the cache entry only when its hash is the lock's.
 """
 
 from __future__ import annotations
@@ -48,22 +47,22 @@ def download_files(
     mirror: str | None = None,
 ) -> list[Path]:
     """Make every item a verified file in Poetry's artifact cache (``authenticator``'s
-    config); return their paths in order.
-
-    A cached file is used when its sha256 is the lock's, as Poetry checks its
-    cached archives. ``mirror``: an index to find the files on by name.
+    config; a cached one whose sha256 is the lock's, as Poetry checks its archives);
+    return their paths in order. ``mirror``: an index to find the files on by name.
 
     Raises:
-        DownloadError: a file could not be fetched or differs from the lock
-            (nothing of it is left in the cache), or a signal stopped the
-            downloads (``exit_code`` 128 + its number).
+        DownloadError: a file could not be fetched or differs from the lock (nothing
+            of it is left in the cache), or a signal stopped the downloads
+            (``exit_code`` 128 + its number).
     """
     # A URL's own ``user:password@`` (a source written with them) goes to the
     # authenticator, which sends it by its rules: never in what is logged or shown.
     items = [replace(i, url=authenticator.take_off(i.url)) for i in items]
     config = authenticator.config
     paths = [client.artifact(config, i.url, i.sha256, i.filename) for i in items]
-    run = _Run(authenticator, dict(zip(paths, items)), asked, mirror)
+    # One client for every file and page (each asked once), never its cache.
+    pages = client.IndexClient(config, refresh=True, auth=authenticator)
+    run = _Run(pages, dict(zip(paths, items)), asked, mirror)
     with signals.handling(signals.stop):
         try:
             for _ in range(min(max(1, concurrency), run.files)):
@@ -95,14 +94,12 @@ class _Run:
 
     def __init__(
         self,
-        auth: IndexAuthenticator,
+        pages: client.IndexClient,
         unique: dict[Path, LockedFile],
         asked: str,
         mirror: str | None,
     ) -> None:
-        self._asked, self._mirror = asked, mirror
-        # One client for every file and page (each asked once), never its cache.
-        self._pages = client.IndexClient(auth.config, refresh=True, auth=auth)
+        self._pages, self._asked, self._mirror = pages, asked, mirror
         # pop() takes the largest first: the last to finish is not a big one.
         self._todo = sorted(unique.items(), key=lambda pair: pair[1].size or 0)
         self.files = len(self._todo)
@@ -110,8 +107,7 @@ class _Run:
         self._lock = threading.Lock()
         self._received = self._done = 0
         self._parts: set[Path] = set()
-        self._stop = threading.Event()
-        self.over = threading.Event()
+        self.over = threading.Event()  # all done, or cancelled
         self.error: BaseException | None = None
 
     def state(self) -> tuple[int, int, int, int]:
@@ -119,23 +115,21 @@ class _Run:
 
     def cancel(self) -> None:
         """Stop every download; no ``.part`` file is left or renamed after this."""
-        with self._lock:
-            self._stop.set()
+        with self._lock:  # over only after: the caller may look at the cache at once
             for part in self._parts:
                 with suppress(OSError):
                     part.unlink()
-            self.over.set()  # only now: the caller may look at the cache at once
+            self.over.set()
 
     def work(self) -> None:
         """One worker: files off the list until none is left or one failed."""
-        while not self._stop.is_set():
+        while not self.over.is_set():
             with self._lock:
                 if not self._todo:
                     return
                 path, item = self._todo.pop()
             try:
-                if not self._cached(item, path):
-                    self._fetch(item, path)
+                self._fetch(item, path)
             except _Stopped:
                 return
             except Exception as error:  # noqa: BLE001 - each is a DownloadError but bugs
@@ -146,17 +140,6 @@ class _Run:
                 self._done += 1
                 if self._done == self.files:
                     self.over.set()
-
-    def _cached(self, item: LockedFile, path: Path) -> bool:
-        from poetry.utils.helpers import get_file_hash
-
-        if path.is_file() and get_file_hash(path) == item.sha256:
-            self._received += path.stat().st_size
-            return True
-        # A damaged entry is fetched again (one that cannot go: an unwritable cache).
-        with suppress(OSError):
-            path.unlink()
-        return False
 
     def _url(self, item: LockedFile) -> str:
         """The URL to fetch: the lock's, or the one the mirror's page lists by name."""
@@ -178,9 +161,17 @@ class _Run:
         return entry.url
 
     def _fetch(self, item: LockedFile, path: Path) -> None:
+        from poetry.utils.helpers import get_file_hash
+
+        if path.is_file() and get_file_hash(path) == item.sha256:
+            self._received += path.stat().st_size
+            return
+        # A damaged entry is fetched again (one that cannot go: an unwritable cache).
+        with suppress(OSError):
+            path.unlink()
         url = self._url(item)
         with self._lock:  # after cancel() no part is made: it removed them all
-            if self._stop.is_set():
+            if self.over.is_set():
                 raise _Stopped
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,7 +197,7 @@ class _Run:
                     f"{item.lock}`), restore it."
                 )
             with self._lock:
-                if self._stop.is_set():
+                if self.over.is_set():
                     raise _Stopped
                 part.replace(path)
         except OSError as error:
@@ -220,7 +211,7 @@ class _Run:
                 part.unlink()
 
     def _tick(self, size: int) -> None:
-        if self._stop.is_set():
+        if self.over.is_set():
             raise _Stopped
         self._received += size
 
