@@ -86,11 +86,11 @@ class VariantsCommand(TorchCudaCommand):
         )
         by_variant = {report.variant: report for report in reports}
 
-        def offers(variant: Variant) -> Offer:
-            # auto's pick, as installs make it, from the answers already read.
+        def offers(variant: Variant) -> Offer:  # auto's pick, from the answers read
             report = by_variant.get(variant)
-            held = finder.held(variant)
-            return held or (report.offer() if report else finder(variant))
+            return finder.held(variant) or (
+                report.offer() if report else finder(variant)
+            )
 
         auto = resolve(
             dataclasses.replace(config, variant=variant_argument("auto")),
