@@ -85,8 +85,8 @@ class DetectCommand(TorchCudaCommand):
         torch = None if locked is None else locked.get(canonicalize_name("torch"))
         data: dict[str, Any] = {}
         applies, elsewhere = [], []
-        if self.option("target"):
-            target = find_target(config.targets, str(self.option("target")))
+        if named := self.option("target"):
+            target = find_target(config.targets, str(named))
             [check] = check_project_fleet(config, locked or {}, ctx, [target])
             assert check.decision is not None
             decision, machine = check.decision, target_machine(target)
@@ -126,7 +126,7 @@ class DetectCommand(TorchCudaCommand):
         self.line(f"<info>auto</> picks <c2>{decision.variant}</> {where}{about}")
         for number, step in enumerate(decision.steps, start=1):
             self.line(f"  {number}. {esc(step)}")
-        matrix = self.io.is_verbose() or self.option("target")
+        matrix = self.io.is_verbose() or named
         for note in (decision.forced_by, published(torch) if matrix else None):
             if note and note not in decision.steps:
                 self.line(f"<comment>Note:</> {esc(note)}")
@@ -139,11 +139,7 @@ class DetectCommand(TorchCudaCommand):
                     f"{esc(f.reason)}"
                 )
         mine, origin = configured.variant, configured.variant_origin
-        if (
-            not self.option("target")
-            and mine.kind != "auto"
-            and mine != decision.variant
-        ):
+        if not named and mine.kind != "auto" and mine != decision.variant:
             switch = "`poetry torch-cuda switch auto`"
             how = f"{switch} would follow the machine instead"
             if origin == ENV_VARIANT:  # it outlasts a switch

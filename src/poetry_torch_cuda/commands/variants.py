@@ -87,10 +87,8 @@ class VariantsCommand(TorchCudaCommand):
         by_variant = {report.variant: report for report in reports}
 
         def offers(variant: Variant) -> Offer:  # auto's pick, from the answers read
-            report = by_variant.get(variant)
-            return finder.held(variant) or (
-                report.offer() if report else finder(variant)
-            )
+            report, held = by_variant.get(variant), finder.held(variant)
+            return held or (report.offer() if report else finder(variant))
 
         auto = resolve(
             dataclasses.replace(config, variant=variant_argument("auto")),
