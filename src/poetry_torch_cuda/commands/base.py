@@ -1,5 +1,4 @@
-"""What the ``poetry torch-cuda`` commands share: the disabled check, errors, the
-run context, JSON, and the not-yet-created env of reading commands."""
+"""What the commands share: the disabled check, errors, JSON, the run context and env."""
 
 from __future__ import annotations
 

@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
     from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.install.planning import Plan
-    from poetry_torch_cuda.machine.resolution import Resolution
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
@@ -58,7 +57,7 @@ MOVES_HELP = (
 class MovingCommand(TorchCudaCommand, GroupCommand):
     """A command that moves the environment's torch family to a variant's builds."""
 
-    def prepare(self, config: TorchCudaConfig) -> tuple[RunContext, Resolution]:
+    def prepare(self, config: TorchCudaConfig) -> tuple[RunContext, Variant]:
         """The one prelude of ``switch`` and ``sync``: a fresh lock, the run context
         for ``config``, and the variant it resolves to here (``auto``'s warnings said)."""
         check_fresh(self.poetry)
@@ -66,7 +65,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         resolution = resolve(config, ctx.view.versions, ctx)  # torch in any group
         report(resolution, ctx.config, ctx.env, self.io)
         require_builds(resolution.variant, sys.platform)
-        return ctx, resolution
+        return ctx, resolution.variant
 
     def say(
         self, ctx: RunContext, plan: Plan, head: str = "", would: bool = False
@@ -113,8 +112,8 @@ class SyncCommand(MovingCommand):
     )
 
     def work(self) -> int:
-        ctx, resolution = self.prepare(require_config(self.poetry.pyproject.data))
-        variant, force = resolution.variant, bool(self.option("force"))
+        ctx, variant = self.prepare(require_config(self.poetry.pyproject.data))
+        force = bool(self.option("force"))
         if self.option("dry-run"):
             self.say(ctx, plan := ctx.plan(variant, force=force), would=True)
             warn_unmoved(plan, self.io)
@@ -227,6 +226,6 @@ class SwitchCommand(MovingCommand):
         return require_config({**data, "tool": tool}, overrides=("index-url",))
 
     def _target(self, name: str) -> tuple[RunContext, Variant]:
-        ctx, resolution = self.prepare(self._config(name))
+        ctx, variant = self.prepare(self._config(name))
         ctx.write_lock = False  # with pyproject.toml, by settle
-        return ctx, resolution.variant
+        return ctx, variant
