@@ -66,7 +66,7 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         return 1 if self.option("check") and not report.in_line else 0
 
     def _render(
-        self, report: StatusReport, where: str | None, fleet: list[str]
+        self, report: StatusReport, where: str | None, targets: list[str]
     ) -> None:
         resolution, decision = report.resolution, report.resolution.decision
         variant = f"<c2>{resolution.variant}</> (from {esc(resolution.origin)})"
@@ -92,7 +92,7 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         self._rows("CUDA wheels", [esc(wheels) or "none"])
         self._rows("Orphans", [esc(", ".join(report.orphans)) or "none"])
         self._rows("Machine", _machine_lines(report))
-        self._rows("Targets", [esc(line) for line in fleet])
+        self._rows("Targets", [esc(line) for line in targets])
         if decision is not None and self.io.is_verbose():
             self.line("<info>auto</>")
             for step in decision.steps:
