@@ -1,5 +1,4 @@
-"""What the ``poetry torch-cuda`` commands share: the disabled check, errors, the
-run context, JSON, and the not-yet-created env of reading commands."""
+"""What the commands share: the disabled check, errors, JSON, the run context and env."""
 
 from __future__ import annotations
 
@@ -39,8 +38,7 @@ class ReportsErrors(Command):
     """A command whose :class:`TorchCudaError` becomes error lines and an exit code."""
 
     def handle(self) -> int:
-        """Run :meth:`work` unless the plugin is disabled; a :class:`TorchCudaError`
-        becomes error lines and exit 1 (or its ``exit_code``)."""
+        """Run :meth:`work` unless the plugin is disabled; errors exit 1 (or ``exit_code``)."""
         try:
             refuse_if_disabled()
             return self.work()
@@ -56,8 +54,8 @@ class ReportsErrors(Command):
     document: Output | None = None  # with --json: stdout (validate_early)
 
     def as_json(self, data: Any) -> bool:
-        """With ``--json``, print ``data`` as JSON, unstyled, also with ``-q`` (it
-        silences words, not the document a script asked for), and say so."""
+        """With ``--json``, print ``data`` as JSON and say so."""
+        # Unstyled, also with -q: it silences words, not the document a script asked for.
         if self.option("json"):
             out = self.document or self.io.output
             out.write_line(json.dumps(data, indent=2), Verbosity.QUIET, Type.RAW)
@@ -72,14 +70,9 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
     """An ``EnvCommand`` that reads the project's table and reports errors natively."""
 
     def validate_early(self, io: IO) -> None:
-        """Before Poetry creates the virtualenv: refuse when disabled, check the
-        input; a reading run (all but a real ``switch`` or ``sync``) takes the
-        existing environment or a :class:`NotCreatedEnv` (Poetry creates none).
-
-        Raises:
-            TorchCudaError: the plugin is disabled, the input is invalid, or the
-                virtualenv's Python is gone.
-        """
+        """Before Poetry creates the virtualenv: refuse when disabled, check the input;
+        a reading run (all but a real ``switch`` or ``sync``) takes the existing
+        environment or a :class:`NotCreatedEnv` (Poetry creates none)."""
         refuse_if_disabled()
         io.input.bind(self.definition)  # cleo's usage errors come first
         io.input.validate()
@@ -105,12 +98,7 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
         load_config(self.poetry.pyproject.data)
 
     def context(self, config: TorchCudaConfig | None = None) -> RunContext:
-        """A run context for ``config`` (default: the project's), with the
-        groups and extras the options select.
-
-        Raises:
-            TorchCudaError: no ``config`` given and the project has no table.
-        """
+        """A run context for ``config`` (default: the project's) and the options' groups."""
         selection = (
             selection_from(self) if isinstance(self, GroupCommand) else Selection()
         )

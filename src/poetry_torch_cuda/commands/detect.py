@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
 
 #: The two lists of remembered failures, as ``detect`` titles them.
-REMEMBERED = {
-    "remembered": "Remembered for this environment (failed verification here)",
-    "remembered_elsewhere": "Remembered for another driver, GPU set or torch (not applied here)",
-}
+REMEMBERED = (
+    "Remembered for this environment (failed verification here)",
+    "Remembered for another driver, GPU set or torch (not applied here)",
+)
 
 
 class DetectCommand(TorchCudaCommand):
@@ -68,7 +68,6 @@ class DetectCommand(TorchCudaCommand):
     )
 
     def work(self) -> int:
-        # One record: ``--json`` prints it, the text is read from it.
         auto = Variant("auto", "auto")
         found = load_config(self.poetry.pyproject.data)  # None: no table, no installs
         configured = found or TorchCudaConfig(auto)
@@ -86,8 +85,8 @@ class DetectCommand(TorchCudaCommand):
         torch = None if locked is None else locked.get(canonicalize_name("torch"))
         data: dict[str, Any] = {}
         applies, elsewhere = [], []
-        if self.option("target"):
-            target = find_target(config.targets, str(self.option("target")))
+        if named := self.option("target"):
+            target = find_target(config.targets, str(named))
             [check] = check_project_fleet(config, locked or {}, ctx, [target])
             assert check.decision is not None
             decision, machine = check.decision, target_machine(target)
@@ -124,25 +123,23 @@ class DetectCommand(TorchCudaCommand):
         if self.as_json(data):
             return 0
         about = f" for torch {esc(torch)}" if torch else " (no lock yet: any torch)"
-        self.line(f"<info>auto</> picks <c2>{data['variant']}</> {where}{about}")
-        for number, step in enumerate(data["steps"], start=1):
+        self.line(f"<info>auto</> picks <c2>{decision.variant}</> {where}{about}")
+        for number, step in enumerate(decision.steps, start=1):
             self.line(f"  {number}. {esc(step)}")
-        notes = [data["forced_by"]]
-        if self.io.is_verbose() or self.option("target"):
-            notes.append(published(torch))
-        for note in notes:
-            if note and note not in data["steps"]:
+        matrix = self.io.is_verbose() or named
+        for note in (decision.forced_by, published(torch) if matrix else None):
+            if note and note not in decision.steps:
                 self.line(f"<comment>Note:</> {esc(note)}")
-        for key, title in REMEMBERED.items():
-            if data[key]:
+        for title, listed in zip(REMEMBERED, (applies, elsewhere)):
+            if listed:
                 self.line(f"{title}:")
-            for failure in data[key]:
+            for f in listed:
                 self.line(
-                    f"  - <c2>{failure['variant']}</> ({esc(failure['when'])}, "
-                    f"{esc(failure['machine'])}): {esc(failure['reason'])}"
+                    f"  - <c2>{f.variant}</> ({esc(f.when)}, {esc(f.machine)}): "
+                    f"{esc(f.reason)}"
                 )
         mine, origin = configured.variant, configured.variant_origin
-        if not data.get("target") and mine.kind != "auto" and mine != decision.variant:
+        if not named and mine.kind != "auto" and mine != decision.variant:
             switch = "`poetry torch-cuda switch auto`"
             how = f"{switch} would follow the machine instead"
             if origin == ENV_VARIANT:  # it outlasts a switch

@@ -20,6 +20,8 @@ from packaging.utils import canonicalize_name
 from poetry.console.commands.group_command import GroupCommand
 from poetry.core.packages.utils.utils import path_to_url
 from poetry.core.version.helpers import format_python_constraint
+from poetry.core.version.markers import parse_marker
+from poetry.core.version.markers import union
 
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.commands.base import ReportsErrors
@@ -53,7 +55,6 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
 
     from poetry_torch_cuda.lockfile.model import VariantLock
-    from poetry_torch_cuda.project.selection import Selection
 
 FORMATS = ("requirements.txt", "pylock.toml")
 #: ``(file name, url or None: not read from the index page, sha256)``
@@ -128,19 +129,16 @@ class ExportCommand(ReportsErrors, GroupCommand):
             )
         if reasons:
             raise TorchCudaError(STALE.format("; ".join(reasons)))
-        selection = selection_from(self)
         pylock = fmt == "pylock.toml"
-        packages = select(self.poetry, config.packages, entry, selection, pylock)
+        packages = self.select(config.packages, entry, urls=pylock)
         # Indexes that requests get credentials for, by the one rule every request
         # follows (Poetry's, by host): named in a comment, never written.
-        secret = variant_authenticator(
-            config, variant, self.poetry.config
-        ).sends_credentials
+        auth = variant_authenticator(config, variant, self.poetry.config)
         if pylock:
             python = format_python_constraint(self.poetry.package.python_constraint)
-            text = pylock_toml(variant.name, packages, python, secret)
+            text = pylock_toml(variant.name, packages, python, auth.sends_credentials)
         else:
-            text = requirements_txt(variant.name, packages, secret)
+            text = requirements_txt(variant.name, packages, auth.sends_credentials)
         output = self.option("output")
         if output:
             try:
@@ -156,83 +154,54 @@ class ExportCommand(ReportsErrors, GroupCommand):
             self.io.write(text)
         return 0
 
-
-def _with_urls(poetry: Poetry, package: Package, index: str, files: Files) -> Files:
-    """``files`` with their URLs, as ``package``'s source lists them for ``poetry install``."""
-    try:
-        links = poetry_links(poetry, package)
-    except TorchCudaError as error:
-        raise TorchCudaError(
-            f"pylock.toml needs its files' URLs: {error} Or export requirements.txt, "
-            "which needs no URL."
-        ) from None
-    urls = {
-        link.filename: without_credentials(link.url_without_fragment) for link in links
-    }
-    for filename, _, _ in files:
-        if filename not in urls:
-            raise TorchCudaError(
-                f"pylock.toml needs the URL of {filename}, and {index}/"
-                f"{package.name}/ does not list it (any more). Run `poetry lock` to "
-                "lock what the index has."
+    def select(
+        self, packages: Iterable[Requirement], entry: VariantLock, *, urls: bool
+    ) -> list[ExportedPackage]:
+        """Poetry's packages for the options' groups and extras (``urls``: with their
+        files' URLs), the family of the configured ``packages`` from ``entry``
+        (Poetry's where an entry's marker or the variant's platforms exclude it), sorted."""
+        poetry, selection = self.poetry, selection_from(self)
+        entries = {
+            canonicalize_name(r.name): parse_marker(str(r.marker or ""))
+            for r in packages
+        }
+        direct = (d.name for d in poetry.package.all_requires)
+        graph = locked.locked_graph(poetry)
+        family = protected_names(entries, [graph], direct)
+        outside = {name: needs for name, needs in graph.items() if name not in entries}
+        reach = {
+            name: dependency_closure(graph.get(name, ()), outside) for name in entries
+        }
+        exported, roots = [], {}
+        selected = locked.selected_packages(poetry, selection.groups, selection.extras)
+        built = built_for(selected, variant_argument(entry.name))  # a Mac's pin: PyPI's
+        for package, marker in selected:
+            if package.name in entries:
+                if (package, marker) in built:
+                    roots[(package.name, public_version(package.version.text))] = marker
+                    marker = marker.intersect(entries[package.name].invert())
+            elif package.name in family:  # Poetry's where what needs it is Poetry's
+                needs = [
+                    m.invert() for n, m in entries.items() if package.name in reach[n]
+                ]
+                marker = marker.intersect(union(*needs))
+            if not marker.is_empty():
+                exported.append(_poetry_package(poetry, package, str(marker), urls))
+        # A root at each selected version, under its marker; what they need, under theirs.
+        needed = union(*roots.values())
+        keys = {p: (p.name, public_version(p.version)) for p in entry.packages}
+        chosen = [(p.name, p.version) for p, key in keys.items() if key in roots]
+        poetrys = {p.name for p in exported} - family  # its own cudnn: Poetry's
+        for one in entry.closure(chosen, None):  # every environment's
+            markers = parse_marker(one.markers).intersect(roots.get(keys[one], needed))
+            if markers.is_empty() or one.name in poetrys:
+                continue
+            files = tuple((f.filename, f.url, f.sha256) for f in entry.files(one))
+            shown = "" if markers.is_any() else str(markers)
+            exported.append(
+                ExportedPackage(one.name, one.version, shown, entry.index_url, files)
             )
-    return tuple((f, urls[f], sha) for f, _, sha in files)
-
-
-def select(
-    poetry: Poetry,
-    packages: Iterable[Requirement],
-    entry: VariantLock,
-    selection: Selection,
-    urls: bool,
-) -> list[ExportedPackage]:
-    """Poetry's packages for the ``selection`` of groups and extras (``urls``: with
-    their files' URLs), the family of the configured ``packages`` from ``entry``
-    (Poetry's where an entry's marker or the variant's platforms exclude it), sorted.
-
-    Raises:
-        TorchCudaError: a package cannot be hash-checked (a directory or git
-            dependency), or (``urls``) a file's URL cannot be had.
-    """
-    from poetry.core.version.markers import parse_marker
-    from poetry.core.version.markers import union
-
-    entries = {
-        canonicalize_name(r.name): parse_marker(str(r.marker or "")) for r in packages
-    }
-    direct = (d.name for d in poetry.package.all_requires)
-    graph = locked.locked_graph(poetry)
-    family = protected_names(entries, [graph], direct)
-    outside = {name: needs for name, needs in graph.items() if name not in entries}
-    reach = {name: dependency_closure(graph.get(name, ()), outside) for name in entries}
-    exported, roots = [], {}
-    selected = locked.selected_packages(poetry, selection.groups, selection.extras)
-    built = built_for(selected, variant_argument(entry.name))  # a Mac's pin: PyPI's
-    for package, marker in selected:
-        if package.name in entries:
-            if (package, marker) in built:
-                roots[(package.name, public_version(package.version.text))] = marker
-                marker = marker.intersect(entries[package.name].invert())
-        elif package.name in family:  # Poetry's where what needs it is Poetry's
-            needs = [m.invert() for n, m in entries.items() if package.name in reach[n]]
-            marker = marker.intersect(union(*needs))
-        if not marker.is_empty():
-            exported.append(_poetry_package(poetry, package, str(marker), urls))
-    # A root at each selected version, under its marker; what they need, under theirs.
-    needed = union(*roots.values())
-    keys = {p: (p.name, public_version(p.version)) for p in entry.packages}
-    chosen = [(p.name, p.version) for p, key in keys.items() if key in roots]
-    poetrys = {p.name for p in exported} - family  # its own cudnn: Poetry's
-    for one in entry.closure(chosen, None):  # every environment's
-        markers = parse_marker(one.markers).intersect(roots.get(keys[one], needed))
-        if markers.is_empty() or one.name in poetrys:
-            continue
-        files = tuple((f.filename, f.url, f.sha256) for f in entry.files(one))
-        shown = "" if markers.is_any() else str(markers)
-        exported.append(
-            ExportedPackage(one.name, one.version, shown, entry.index_url, files)
-        )
-    return sorted(exported, key=lambda p: (p.name, p.version))
+        return sorted(exported, key=lambda p: (p.name, p.version))
 
 
 def _poetry_package(
@@ -256,8 +225,22 @@ def _poetry_package(
             package.name, package.version.text, marker, None, files, str(url)
         )
     index = without_credentials(str(url or PYPI_SIMPLE)).rstrip("/")
-    if urls:
-        files = _with_urls(poetry, package, index, files)
+    if urls:  # as the package's source lists them for `poetry install`
+        try:
+            links = poetry_links(poetry, package)
+        except TorchCudaError as error:
+            raise TorchCudaError(
+                f"pylock.toml needs its files' URLs: {error} Or export "
+                "requirements.txt, which needs no URL."
+            ) from None
+        found = {x.filename: without_credentials(x.url_without_fragment) for x in links}
+        for name in (f for f, _, _ in files if f not in found):
+            raise TorchCudaError(
+                f"pylock.toml needs the URL of {name}, and {index}/{package.name}/ "
+                "does not list it (any more). Run `poetry lock` to lock what the "
+                "index has."
+            )
+        files = tuple((f, found[f], sha) for f, _, sha in files)
     return ExportedPackage(package.name, package.version.text, marker, index, files)
 
 
@@ -316,9 +299,9 @@ def pylock_toml(
             table["marker"] = package.markers
         if package.url is not None:
             (_, _, sha256), *_ = package.files or (("", None, ""),)
-            archive = tomlkit.inline_table()
             bare = without_credentials(package.url)
-            archive["url" if "://" in bare else "path"] = bare
+            archive = tomlkit.inline_table()
+            archive.update({"url" if "://" in bare else "path": bare})
             archive["hashes"] = {"sha256": sha256}
             table["archive"] = archive
         else:
@@ -327,9 +310,7 @@ def pylock_toml(
             wheels = tomlkit.array().multiline(True)
             for filename, url, sha256 in sorted(package.files):
                 item = tomlkit.inline_table()
-                item["name"] = filename
-                item["url"] = url
-                item["hashes"] = {"sha256": sha256}
+                item.update(name=filename, url=url, hashes={"sha256": sha256})
                 if filename.endswith(".whl"):
                     wheels.append(item)
                 else:

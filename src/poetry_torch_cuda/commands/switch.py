@@ -1,5 +1,4 @@
-"""``poetry torch-cuda switch VARIANT`` and ``sync``: move the environment's torch
-family to a variant's builds (``switch`` then records the variant)."""
+"""``poetry torch-cuda switch VARIANT`` and ``sync``: move the torch family to a variant."""
 
 from __future__ import annotations
 
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 
     from poetry_torch_cuda.context import RunContext
     from poetry_torch_cuda.install.planning import Plan
-    from poetry_torch_cuda.machine.resolution import Resolution
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.variants import Variant
 
@@ -59,39 +57,36 @@ MOVES_HELP = (
 class MovingCommand(TorchCudaCommand, GroupCommand):
     """A command that moves the environment's torch family to a variant's builds."""
 
-    def prepare(self, config: TorchCudaConfig) -> tuple[RunContext, Resolution]:
-        """The one prelude of ``switch`` and ``sync``: a fresh lock, the run
-        context for ``config``, and the variant it resolves to here (``auto``'s
-        warnings said).
-
-        Raises:
-            TorchCudaError: a stale or missing lock, bad options, or a variant
-                without builds for this platform.
-        """
+    def prepare(self, config: TorchCudaConfig) -> tuple[RunContext, Variant]:
+        """The one prelude of ``switch`` and ``sync``: a fresh lock, the run context
+        for ``config``, and the variant it resolves to here (``auto``'s warnings said)."""
         check_fresh(self.poetry)
         ctx = self.context(config)
         resolution = resolve(config, ctx.view.versions, ctx)  # torch in any group
         report(resolution, ctx.config, ctx.env, self.io)
         require_builds(resolution.variant, sys.platform)
-        return ctx, resolution
+        return ctx, resolution.variant
 
-    def plan_words(self, ctx: RunContext, plan: Plan, *, would: bool = False) -> str:
-        """What ``plan`` changes, or why nothing moves; ``would`` words a dry run."""
+    def say(
+        self, ctx: RunContext, plan: Plan, head: str = "", would: bool = False
+    ) -> None:
+        """``head``, then what ``plan`` changes or why nothing moves (``would``: a dry run)."""
         if holds_nothing(plan):
-            return ctx.view.nothing_held(ctx.config.package_names)
-        return describe_plan(plan, would=would)
+            words = ctx.view.nothing_held(ctx.config.package_names)
+        else:
+            words = describe_plan(plan, would=would)
+        self.line(f"{PREFIX}: {head}{esc(words)}")
 
     def move(self, ctx: RunContext, variant: Variant, *, force: bool = False) -> Plan:
         """Make the environment hold ``variant``; one line when nothing changed."""
         plan = ctx.reconcile(variant, force=force, refresh=True)
         if plan.is_empty:
-            self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan))}")
+            self.say(ctx, plan)
         return plan
 
 
 def holds_nothing(plan: Plan) -> bool:
-    """Whether nothing moves because no configured package is here to move:
-    nothing to install or remove, and none installed (none kept, then)."""
+    """Whether nothing moves because no configured package is here to move."""
     return plan.is_empty and not any(map(plan.installed.get, plan.configured))
 
 
@@ -117,11 +112,10 @@ class SyncCommand(MovingCommand):
     )
 
     def work(self) -> int:
-        ctx, resolution = self.prepare(require_config(self.poetry.pyproject.data))
-        variant, force = resolution.variant, bool(self.option("force"))
+        ctx, variant = self.prepare(require_config(self.poetry.pyproject.data))
+        force = bool(self.option("force"))
         if self.option("dry-run"):
-            plan = ctx.plan(variant, force=force)
-            self.line(f"{PREFIX}: {esc(self.plan_words(ctx, plan, would=True))}")
+            self.say(ctx, plan := ctx.plan(variant, force=force), would=True)
             warn_unmoved(plan, self.io)
             return 0
         plan = self.move(ctx, variant, force=force)
@@ -156,12 +150,7 @@ class SwitchCommand(MovingCommand):
     )
 
     def check_input(self, io: IO) -> None:
-        """Refuse a bad variant, or a bad table (but its ``variant``: switch mends
-        that), before Poetry creates the virtualenv.
-
-        Raises:
-            TorchCudaError: the argument is not a variant, or the table is invalid.
-        """
+        """Refuse a bad variant, or a bad table (but its ``variant``: switch mends that)."""
         self._config(variant_argument(io.input.argument("variant")).name)
 
     def work(self) -> int:
@@ -173,8 +162,8 @@ class SwitchCommand(MovingCommand):
         if pinned:
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
-            words = esc(self.plan_words(ctx, plan := ctx.plan(variant)))
-            self.line(f"{PREFIX}: would switch to <c2>{name}</>{resolved}: {words}")
+            head = f"would switch to <c2>{name}</>{resolved}: "
+            self.say(ctx, plan := ctx.plan(variant), head)
             self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             warn_unmoved(plan, self.io)
             return 0
@@ -229,7 +218,7 @@ class SwitchCommand(MovingCommand):
         return 0
 
     def _config(self, name: str) -> TorchCudaConfig:
-        """The configuration with ``name`` as the variant (Poetry's pyproject.toml)."""
+        """The configuration with ``name`` as the variant."""
         data = self.poetry.pyproject.data
         tool = dict(data.get("tool") or {})
         table = tool.get(TABLE, {})  # not a table: require_config says so
@@ -237,7 +226,6 @@ class SwitchCommand(MovingCommand):
         return require_config({**data, "tool": tool}, overrides=("index-url",))
 
     def _target(self, name: str) -> tuple[RunContext, Variant]:
-        """The run context for :meth:`_config`, and what its variant resolves to."""
-        ctx, resolution = self.prepare(self._config(name))
+        ctx, variant = self.prepare(self._config(name))
         ctx.write_lock = False  # with pyproject.toml, by settle
-        return ctx, resolution.variant
+        return ctx, variant

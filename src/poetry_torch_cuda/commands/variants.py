@@ -86,10 +86,8 @@ class VariantsCommand(TorchCudaCommand):
         )
         by_variant = {report.variant: report for report in reports}
 
-        def offers(variant: Variant) -> Offer:
-            # auto's pick, as installs make it, from the answers already read.
-            report = by_variant.get(variant)
-            held = finder.held(variant)
+        def offers(variant: Variant) -> Offer:  # auto's pick, from the answers read
+            report, held = by_variant.get(variant), finder.held(variant)
             return held or (report.offer() if report else finder(variant))
 
         auto = resolve(
@@ -105,30 +103,29 @@ class VariantsCommand(TorchCudaCommand):
             (report, assess(report.variant, machine, torch))
             for report in (reports if asked or self.option("all") else shown)
         ]
-        if self.as_json(
-            {
-                "packages": wanted,
-                "index_url": mask_url(config.index_url_template),
-                "configured": configured.name,
-                "auto": auto.name,
-                "variants": [
-                    {
-                        "variant": report.variant.name,
-                        "index_url": mask_url(report.index_url),
-                        "offered": report.available,
-                        "packages": [
-                            dataclasses.asdict(package) | {"name": str(package.name)}
-                            for package in report.packages
-                        ],
-                        "usable": verdict.usable,
-                        "rule": verdict.rule,
-                        "reasons": list(verdict.reasons),
-                        "configured": report.variant == configured,
-                    }
-                    for report, verdict in rows
-                ],
-            }
-        ):
+        data = {
+            "packages": wanted,
+            "index_url": mask_url(config.index_url_template),
+            "configured": configured.name,
+            "auto": auto.name,
+            "variants": [
+                {
+                    "variant": report.variant.name,
+                    "index_url": mask_url(report.index_url),
+                    "offered": report.available,
+                    "packages": [
+                        dataclasses.asdict(package) | {"name": str(package.name)}
+                        for package in report.packages
+                    ],
+                    "usable": verdict.usable,
+                    "rule": verdict.rule,
+                    "reasons": list(verdict.reasons),
+                    "configured": report.variant == configured,
+                }
+                for report, verdict in rows
+            ],
+        }
+        if self.as_json(data):
             return 0
         asked = ", ".join(f"{n} {v}" for n, v in wanted.items()) or "torch (no lock)"
         self.line(f"Variants for <c2>{esc(asked)}</>:")
