@@ -105,13 +105,9 @@ class StatusReport:
 
 
 def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
-    """Gather the status of ``ctx.env`` for ``ctx.config`` on ``machine``, then
-    judge it (:func:`_judge`).
-
-    A configured package is required when the environment holds it, or when
-    ``poetry install`` with the options given (without any: its default
-    groups) selects it for this environment.
-    """
+    """Gather the status of ``ctx.env`` for ``ctx.config`` on ``machine``, then judge it;
+    a configured package is required when the environment holds it, or when ``poetry
+    install`` with the options given (else its default groups) selects it here."""
     config, poetry, env, installed = ctx.config, ctx.poetry, ctx.env, ctx.installed
     warnings = [STALE_LOCK] if is_stale(poetry) else []
     try:
@@ -153,15 +149,13 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     builds = read_builds(config.package_names, installed)
     for name in (canonicalize_name(entry.name) for entry in config.packages):
         build, target = builds.get(name), targets.get(name)
-        wanted = str(target.version or target.specifier or "") if target else None
+        wanted = target and str(target.version or target.specifier or "") or None
         why = None if build is not None or view is None else view.why_absent(name)
         fits = name not in unmoved  # without a target: unless no install moves it
         if target is not None:  # a build a foreign wheel makes the plan reinstall fits
             fits = target.is_satisfied_by(installed.version(name), variant)
         pin = (versions or {}).get(name)
-        report.packages.append(
-            PackageStatus(name, pin, wanted or None, build, fits, why)
-        )
+        report.packages.append(PackageStatus(name, pin, wanted, build, fits, why))
     _judge(ctx, report, view, not_built, majors)
     return report
 
@@ -173,8 +167,7 @@ def _judge(
     not_built: str | None,
     majors: frozenset[int],
 ) -> None:
-    """Word what ``report`` gathered: its notes, and its warnings (what
-    ``--check`` fails on)."""
+    """Word what ``report`` gathered: notes, and warnings (what ``--check`` fails on)."""
     config, machine, variant = ctx.config, report.machine, report.resolution.variant
     decision = report.resolution.decision
     torch = next((p for p in report.packages if p.name == "torch"), None)
@@ -267,12 +260,9 @@ def _and(numbers: Iterable[int]) -> str:
 
 
 def unknown_entries(config: TorchCudaConfig, lock_names: Iterable[str]) -> list[str]:
-    """A message for each ``packages`` entry that names nothing the plugin can manage.
-
-    An entry counts when the lock has it, when it has a version specifier (the
-    plugin installs it itself), or when PyTorch builds it per variant (the
-    default list names torchaudio, which many projects lack).
-    """
+    """A message for each ``packages`` entry that names nothing the plugin can manage:
+    none the lock has, with no version specifier (the plugin installs those itself) and
+    not built per variant (the default list names torchaudio, which many projects lack)."""
     names = sorted({canonicalize_name(name) for name in lock_names})
     messages = []
     for requirement in config.packages:
@@ -291,10 +281,9 @@ def unknown_entries(config: TorchCudaConfig, lock_names: Iterable[str]) -> list[
 def left_to_poetry(
     config: TorchCudaConfig, installed: InstalledEnvironment
 ) -> list[str]:
-    """A message for each installed per-variant package the configuration leaves
-    out (an entry whose marker excludes the environment chose Poetry's): Poetry
-    installs PyPI's build of it, made for PyPI's torch (not one from a file, a
-    directory, a URL or git: the project's own build, PEP 610)."""
+    """A message for each installed per-variant package the configuration leaves out (an
+    entry whose marker excludes the env chose Poetry's): PyPI's build, made for PyPI's
+    torch (not one from a file, a directory, a URL or git: the project's own, PEP 610)."""
     configured = config.package_names
     if not any(installed.get(name) is not None for name in configured):
         return []
