@@ -36,9 +36,8 @@ if TYPE_CHECKING:
 #: ``unchecked``: could not check (a timeout, a busy GPU); neither proof nor failure.
 Status = Literal["ok", "fail", "note", "unchecked"]
 _LIBRARY_ERROR = re.compile(
-    r"cannot open shared object file|DLL load failed|undefined symbol|"
-    r"cannot load library|image not found|version `GLIBC",
-    re.IGNORECASE,
+    r"(?i)cannot open shared object file|DLL load failed|undefined symbol|"
+    r"cannot load library|image not found|version `GLIBC"
 )
 _BUSY = re.compile(r"busy or unavailable|out of memory", re.IGNORECASE)
 _ARCH = re.compile(r"(sm|compute)_(\d+?)(\d)a?$")
