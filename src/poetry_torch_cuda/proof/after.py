@@ -1,10 +1,8 @@
-"""Prove that an environment's build runs, on demand (:func:`prove`, for ``verify``)
-and after every install the plugin makes (:func:`prove_change`): not when nothing
-was installed or verification is off. A failure raises a :class:`TorchCudaError`
-with the finding, its cause and fix; ``auto`` first moves on (at most twice) from
-a build that fails for a reason of this machine; ``switch`` gets the previous build
-put back from the change's stash (``install/undo.py``), also before ``auto`` moves on.
-"""
+"""Prove that an environment's build runs: for ``verify`` (:func:`prove`) and after each
+install the plugin makes (:func:`prove_change`). A failure raises a
+:class:`TorchCudaError` with cause and fix; ``auto`` first moves on (at most twice) from
+a build that fails for this machine's reason; ``switch`` puts the previous build back
+from the change's stash (``install/undo.py``), also before ``auto`` moves on."""
 
 from __future__ import annotations
 
@@ -131,12 +129,11 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
             if proof.ok:
                 io.write_line(f"{PREFIX}: {esc(proof.summary())}")
                 return variant
-            failed, first, following = variant, proof.failures[0], None
+            following, put = None, ""
             auto = config.variant.kind == "auto"  # prove() remembered the failure
             if auto and proof.machine_reason and moves < MAX_MOVES:
                 versions = ctx.locked.versions
-                following = next_choice(config, versions, machine, failed, ctx)
-            put = ""
+                following = next_choice(config, versions, machine, variant, ctx)
             if roll_back and following is not None:
                 # switch: the next build starts from the earlier one, so the
                 # stash keeps that one for a rollback
@@ -151,12 +148,10 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
                     put=put,
                 )
             io.write_error_line(
-                f"{PREFIX}: <warning>auto: {failed} failed verification here: "
-                f"{esc(first.message)}</>"
-            )
-            io.write_error_line(
+                f"{PREFIX}: <warning>auto: {variant} failed verification here: "
+                f"{esc(proof.failures[0].message)}</>\n"
                 f"{PREFIX}: auto: trying <c2>{following}</>, its next choice on this "
-                f"machine ({failed} is remembered for this environment; "
+                f"machine ({variant} is remembered for this environment; "
                 "`poetry torch-cuda detect` shows it)"
             )
             # The one locked, hash-checked install path; it records the owner too.

@@ -52,15 +52,12 @@ def import_package(name: str) -> tuple[dict[str, Any], Any]:
 def describe_torch(torch: Any) -> dict[str, Any]:
     """What the torch build says about itself and the devices it sees."""
     info: dict[str, Any] = {
-        key: attempt(function)[0]
-        for key, function in (
-            ("version", lambda: str(torch.__version__)),
-            ("cuda", lambda: torch.version.cuda),
-            ("hip", lambda: getattr(torch.version, "hip", None)),
-            ("cudnn", lambda: torch.backends.cudnn.version()),
-            ("arch_list", lambda: list(torch.cuda.get_arch_list())),
-            ("is_available", lambda: bool(torch.cuda.is_available())),
-        )
+        "version": attempt(lambda: str(torch.__version__))[0],
+        "cuda": attempt(lambda: torch.version.cuda)[0],
+        "hip": attempt(lambda: getattr(torch.version, "hip", None))[0],
+        "cudnn": attempt(lambda: torch.backends.cudnn.version())[0],
+        "arch_list": attempt(lambda: list(torch.cuda.get_arch_list()))[0],
+        "is_available": attempt(lambda: bool(torch.cuda.is_available()))[0],
     }
     if not info["arch_list"] and info["cuda"]:
         # Older releases list architectures only with a GPU; the flags need none.

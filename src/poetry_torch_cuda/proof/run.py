@@ -74,10 +74,8 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
 
 def parse_output(stdout: str) -> dict[str, Any] | None:
     """The report after the last marker line of ``stdout``, or ``None``."""
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(MARKER):
-            with contextlib.suppress(ValueError):
-                data = json.loads(line[len(MARKER) :])
-                return data if isinstance(data, dict) else None
-            return None
+    found = [line for line in stdout.splitlines() if line.startswith(MARKER)]
+    with contextlib.suppress(IndexError, ValueError):  # no marker, or no JSON after it
+        data = json.loads(found[-1][len(MARKER) :])
+        return data if isinstance(data, dict) else None
     return None

@@ -1,8 +1,7 @@
-"""Judge the child's report (:mod:`.child`) against the variant and this machine
-into a :class:`Proof`. Pure. A failure says what, why and what to do; ``machine``
-marks this machine's failures (``auto`` moves on from those). No GPU, hidden or
-unreachable GPUs and a GPU ``auto`` left out are notes; a timeout or busy GPU is
-"could not check"."""
+"""Judge the child's report (:mod:`.child`) against the variant and this machine into
+a :class:`Proof`. Pure. A failure says what, why and what to do; ``machine`` marks this
+machine's failures (``auto`` moves on from those). No GPU, hidden or unreachable GPUs
+and a GPU ``auto`` left out are notes; a timeout or busy GPU is "could not check"."""
 
 from __future__ import annotations
 
@@ -37,9 +36,8 @@ if TYPE_CHECKING:
 #: ``unchecked``: could not check (a timeout, a busy GPU); neither proof nor failure.
 Status = Literal["ok", "fail", "note", "unchecked"]
 _LIBRARY_ERROR = re.compile(
-    r"cannot open shared object file|DLL load failed|undefined symbol|"
-    r"cannot load library|image not found|version `GLIBC",
-    re.IGNORECASE,
+    r"(?i)cannot open shared object file|DLL load failed|undefined symbol|"
+    r"cannot load library|image not found|version `GLIBC"
 )
 _BUSY = re.compile(r"busy or unavailable|out of memory", re.IGNORECASE)
 _ARCH = re.compile(r"(sm|compute)_(\d+?)(\d)a?$")
@@ -70,9 +68,7 @@ _STYLE = {
 
 @dataclass(frozen=True)
 class Proof:
-    """One verification of one environment against one variant: every check, in
-    the order they were made; rendered as lines, one error message, or the
-    stable JSON of ``verify --json``."""
+    """One verification of an environment against a variant: its checks, in order."""
 
     variant: Variant
     machine: Machine
@@ -210,24 +206,20 @@ def judge(
     ``unmoved``: what no install moves; ``auto``: GPUs its rule leaves out are notes;
     ``alternative``: ``auto``'s other choice, asked only for a fix; ``damaged``: what
     is wrong with the installed files or requirements, cause, fix (failures first)."""
-    packages = tuple(packages)
+    packages, report = tuple(packages), run.report
     files = [Check("files", "fail", *problem) for problem in damaged]
-
-    def proof(*checks: Check) -> Proof:
-        return Proof(variant, machine, packages, run, (*files, *checks))
-
-    report = run.report
     if report is None:
         message = f"could not check the build: {run.error or 'no report'}"
+        cause = "the environment's Python could not run the check to its end"
+        fix = "run `poetry torch-cuda verify -vvv` to see the check's own output"
+        probe = Check("probe", "fail", message, cause, fix)
         if run.timed_out:  # neither proof nor failure
             cause = "importing torch or starting the GPU takes longer than verify-"
             cause += "timeout (a first CUDA import from a network filesystem can)"
             fix = "the build stays installed; raise verify-timeout in "
             fix += "[tool.poetry-torch-cuda] and run `poetry torch-cuda verify`"
-            return proof(Check("probe", "unchecked", message, cause, fix))
-        cause = "the environment's Python could not run the check to its end"
-        fix = "run `poetry torch-cuda verify -vvv` to see the check's own output"
-        return proof(Check("probe", "fail", message, cause, fix))
+            probe = Check("probe", "unchecked", message, cause, fix)
+        return Proof(variant, machine, packages, run, (*files, probe))
     answer = functools.cache(alternative or (lambda: None))
 
     def switch(what: str) -> str:  # the fix names auto's next choice, asked once
@@ -262,7 +254,7 @@ def judge(
         checks += _gpus(torch, version, variant, machine, masks, left_out, switch)
         checks += _computes(report, torch, version, left_out)
         checks += _operator(report.get("torchvision_op"))
-    return proof(*checks)
+    return Proof(variant, machine, packages, run, (*files, *checks))
 
 
 def _package(

@@ -105,18 +105,16 @@ class StatusReport:
 
 
 def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
-    """Gather the status of ``ctx.env`` for ``ctx.config`` on ``machine``, then
-    judge it (:func:`_judge`).
-
-    A configured package is required when the environment holds it, or when
-    ``poetry install`` with the options given (without any: its default
-    groups) selects it for this environment.
-    """
+    """Gather the status of ``ctx.env`` for ``ctx.config`` on ``machine``, then word it:
+    notes, and warnings (what ``--check`` fails on). A configured package is required
+    when the env holds it, or when ``poetry install`` with the options given (else its
+    default groups) selects it here."""
     config, poetry, env, installed = ctx.config, ctx.poetry, ctx.env, ctx.installed
+    names = config.package_names
     warnings = [STALE_LOCK] if is_stale(poetry) else []
     try:
         view = LockView(poetry, env, ctx.selection.or_default(poetry), ctx.installs)
-        locked = view.state(config.package_names, installed)
+        locked = view.state(names, installed)
     except TorchCudaError as error:  # no lock: the wanted versions are unknown
         if poetry.locker.is_locked():  # a configured package refused: as everywhere
             raise
@@ -150,40 +148,14 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
             report.warnings.append(stale)
         elif targets and (stale := lock_problem(poetry)):
             report.notes.append(stale)
-    builds = read_builds(config.package_names, installed)
-    for name in (canonicalize_name(entry.name) for entry in config.packages):
-        build, target = builds.get(name), targets.get(name)
-        wanted = str(target.version or target.specifier or "") if target else None
-        why = None if build is not None or view is None else view.why_absent(name)
-        fits = name not in unmoved  # without a target: unless no install moves it
-        if target is not None:  # a build a foreign wheel makes the plan reinstall fits
-            fits = target.is_satisfied_by(installed.version(name), variant)
-        pin = (versions or {}).get(name)
-        report.packages.append(
-            PackageStatus(name, pin, wanted or None, build, fits, why)
-        )
-    _judge(ctx, report, view, not_built, majors)
-    return report
-
-
-def _judge(
-    ctx: RunContext,
-    report: StatusReport,
-    view: LockView | None,
-    not_built: str | None,
-    majors: frozenset[int],
-) -> None:
-    """Word what ``report`` gathered: its notes, and its warnings (what
-    ``--check`` fails on)."""
-    config, machine, variant = ctx.config, report.machine, report.resolution.variant
-    decision = report.resolution.decision
-    torch = next((p for p in report.packages if p.name == "torch"), None)
+    decision = resolution.decision
     if not_built is not None:
         report.notes.append(not_built)
     elif variant.kind in ("cuda", "rocm"):
         if (note := predates(variant, machine.sys_platform)) is not None:
             report.notes.append(note)
-        verdict = assess(variant, machine, torch.locked if torch else None)
+        pin = (versions or {}).get(canonicalize_name("torch"))
+        verdict = assess(variant, machine, pin if "torch" in names else None)
         gpu_found = machine.nvidia if variant.kind == "cuda" else machine.rocm
         if gpu_found is None and machine.jetson is None:  # "no NVIDIA driver found"
             if not machine.smi_failure:  # a failing nvidia-smi is warned of below
@@ -197,17 +169,25 @@ def _judge(
             report.warnings.append(f"{variant} {verdict.reasons[-1]}; {fix}")
     # Poetry adds what is missing, and its run's hook the family's wheels.
     add = f"run {ctx.selection.install}"
-    for package in report.packages:
-        name, build = package.name, package.installed
-        if package.matches:  # always, without a lock or builds for this platform
+    builds = read_builds(names, installed)
+    for name in (canonicalize_name(entry.name) for entry in config.packages):
+        build, target = builds.get(name), targets.get(name)
+        wanted = str(target.version or target.specifier or "") if target else None
+        why = None if build is not None or view is None else view.why_absent(name)
+        fits = name not in unmoved  # without a target: unless no install moves it
+        if target is not None:  # a build a foreign wheel makes the plan reinstall fits
+            fits = target.is_satisfied_by(installed.version(name), variant)
+        pin, wanted = (versions or {}).get(name), wanted or None
+        report.packages.append(PackageStatus(name, pin, wanted, build, fits, why))
+        if fits:  # always, without a lock or builds for this platform
             continue
         if build is None:  # held but not selected: only sync puts it back
             fix = add if view is None or name in view.selected else SYNC_HINT
-            report.warnings.append(f"{name} {package.wanted} is not installed; {fix}")
-        elif package.wanted is not None:  # else no install moves it: said already
+            report.warnings.append(f"{name} {wanted} is not installed; {fix}")
+        elif wanted is not None:  # else no install moves it: said already
             report.warnings.append(
                 f"{name} {build.version} ({build.build}) is installed, but "
-                f"{variant} wants {package.wanted}; {SYNC_HINT}"
+                f"{variant} wants {wanted}; {SYNC_HINT}"
             )
     if foreign := foreign_wheels(report.orphans, majors):
         report.warnings.append(
@@ -223,7 +203,7 @@ def _judge(
         )
     if decision and decision.forced_by and decision.forced_by not in decision.steps:
         report.notes.append(decision.forced_by)
-    cuda = None if torch is None or torch.installed is None else torch.installed.cuda
+    cuda = (torch := builds.get("torch")) and torch.cuda
     major = (cuda or "").split(".")[0]
     nvcc = report.nvcc
     if nvcc and cuda and not cuda.endswith(".x") and nvcc.split(".")[0] != major:
@@ -232,7 +212,6 @@ def _judge(
             "building CUDA extensions for this torch needs a CUDA "
             f"{major}.x toolkit (running torch does not need nvcc)"
         )
-    env, names, installed = ctx.env, config.package_names, ctx.installed
     locks = None if view is None else view.names
     damaged = family_problems(env, installed, names, False, locks, add)
     report.warnings += [f"{p}{f': {why}' if why else ''}; {f}" for p, why, f in damaged]
@@ -251,6 +230,7 @@ def _judge(
         if (fallback := cpu_fallback_warning(decision, machine)) and decision:
             found = report.warnings if decision.forced_by_memory else report.notes
             found.append(fallback)
+    return report
 
 
 #: Packages download.pytorch.org/whl/<variant> publishes in a build per variant
@@ -267,12 +247,9 @@ def _and(numbers: Iterable[int]) -> str:
 
 
 def unknown_entries(config: TorchCudaConfig, lock_names: Iterable[str]) -> list[str]:
-    """A message for each ``packages`` entry that names nothing the plugin can manage.
-
-    An entry counts when the lock has it, when it has a version specifier (the
-    plugin installs it itself), or when PyTorch builds it per variant (the
-    default list names torchaudio, which many projects lack).
-    """
+    """A message for each ``packages`` entry that names nothing the plugin can manage:
+    none the lock has, with no version specifier (the plugin installs those itself) and
+    not built per variant (the default list names torchaudio, which many projects lack)."""
     names = sorted({canonicalize_name(name) for name in lock_names})
     messages = []
     for requirement in config.packages:
@@ -291,10 +268,9 @@ def unknown_entries(config: TorchCudaConfig, lock_names: Iterable[str]) -> list[
 def left_to_poetry(
     config: TorchCudaConfig, installed: InstalledEnvironment
 ) -> list[str]:
-    """A message for each installed per-variant package the configuration leaves
-    out (an entry whose marker excludes the environment chose Poetry's): Poetry
-    installs PyPI's build of it, made for PyPI's torch (not one from a file, a
-    directory, a URL or git: the project's own build, PEP 610)."""
+    """A message for each installed per-variant package the configuration leaves out (an
+    entry whose marker excludes the env chose Poetry's): PyPI's build, made for PyPI's
+    torch (not one from a file, a directory, a URL or git: the project's own, PEP 610)."""
     configured = config.package_names
     if not any(installed.get(name) is not None for name in configured):
         return []
