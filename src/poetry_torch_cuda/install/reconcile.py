@@ -5,18 +5,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import find_orphans
-from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.undo import OWNER
-from poetry_torch_cuda.install.undo import recover
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.tempfiles import beside
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -33,7 +29,6 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.request import InstallRequest
     from poetry_torch_cuda.project.config import TorchCudaConfig
-    from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.variants import Variant
 
 
@@ -58,7 +53,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     plan = request.plan
     shown = io.output.is_decorated() or io.is_verbose()
     echo = (lambda line: io.write_line(esc(line))) if shown else None
-    pip = _pip(env, echo)
+    pip = pip_for(env, echo)
     done: list[str] = []
     orphans = list(plan.remove)  # only when nothing is installed
     if orphans:
@@ -102,7 +97,8 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
 
 
-def _pip(env: Env, echo: Callable[[str], None] | None = None) -> PipRunner:
+def pip_for(env: Env, echo: Callable[[str], None] | None = None) -> PipRunner:
+    """The env's pip (``echo``: its output line by line)."""
     from poetry_torch_cuda.install.pip import PipRunner
 
     return PipRunner(env.get_pip_command(), echo)
@@ -207,58 +203,36 @@ def _check_installed(plan: Plan, installed: InstalledEnvironment) -> str:
     return f"installed {', '.join(versions)}"
 
 
-def reconcile_environment(
+def install_plan(
+    plan: Plan,
     config: TorchCudaConfig,
-    variant: Variant,
-    locked: LockedState,
+    poetry: Poetry,
     env: Env,
     io: IO,
-    poetry: Poetry,
     *,
-    force: bool = False,
     compile_bytecode: bool = False,
-    refresh: Callable[[], tuple[TorchCudaConfig, Variant, LockedState, Poetry] | None]
-    | None = None,
     write_lock: bool = True,
-) -> Plan:
-    """Under the environment's lock: plan and, unless nothing is to change, apply.
+) -> None:
+    """Carry out ``plan`` (not empty) under the environment's lock; the entry of
+    torch-cuda.lock it locked is written once it installed (``write_lock``)."""
+    from poetry_torch_cuda.index.client import variant_authenticator
+    from poetry_torch_cuda.install.request import InstallRequest
+    from poetry_torch_cuda.install.request import prepare_install
+    from poetry_torch_cuda.install.request import refuse_system_python
 
-    ``force`` reinstalls matching builds (``sync --force``), ``compile_bytecode``
-    writes ``.pyc`` files. The plan is made from the environment as it is under
-    the lock (another run may have changed it since this one looked), after a
-    wait from what ``refresh`` read again. An entry of torch-cuda.lock locked for
-    the install is written once it installed (not with ``write_lock=False``:
-    ``switch`` writes it with pyproject.toml). Returns the plan carried out.
-    """
-    with environment_lock(env.path, io) as waited:
-        beside(poetry.pyproject_path)  # sweeps a killed switch's new pyproject.toml
-        if undone := recover(env, lambda names: _pip(env).uninstall(names)):
-            io.write_line(f"{PREFIX}: undid a killed run's work: {', '.join(undone)}")
-        installed = installed_environment(env)
-        if waited and refresh is not None and (now := refresh()) is not None:
-            config, variant, locked, poetry = now
-        plan = plan_for(config, variant, locked, env, installed, force=force)
-        if not plan.is_empty:
-            from poetry_torch_cuda.index.client import variant_authenticator
-            from poetry_torch_cuda.install.request import InstallRequest
-            from poetry_torch_cuda.install.request import prepare_install
-            from poetry_torch_cuda.install.request import refuse_system_python
-
-            refuse_system_python(env, io)
-            project = poetry.pyproject_path.parent
-            if plan.install:
-                _warn_other_owner(env, io, project, variant)
-            auth = variant_authenticator(config, variant, poetry.config)
-            request = InstallRequest(plan, config, poetry, auth, compile_bytecode)
-            request = prepare_install(request, env, io)
-            apply_plan(request, env, io)
-            if write_lock:
-                request.write_lock()
-            if plan.install:
-                record = {"project": str(project), "variant": variant.name}
-                write_json(state_dir(env.path) / OWNER, record)
-        warn_unmoved(plan, io)
-        return plan
+    refuse_system_python(env, io)
+    project, variant = poetry.pyproject_path.parent, plan.variant
+    if plan.install:
+        _warn_other_owner(env, io, project, variant)
+    auth = variant_authenticator(config, variant, poetry.config)
+    request = InstallRequest(plan, config, poetry, auth, compile_bytecode)
+    request = prepare_install(request, env, io)
+    apply_plan(request, env, io)
+    if write_lock:
+        request.write_lock()
+    if plan.install:
+        record = {"project": str(project), "variant": variant.name}
+        write_json(state_dir(env.path) / OWNER, record)
 
 
 def warn_unmoved(plan: Plan, io: IO) -> None:
