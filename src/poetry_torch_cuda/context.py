@@ -60,12 +60,8 @@ class RunContext:
 
     @cached_property
     def locked(self) -> LockedState:
-        """The lock's view: the configured packages held or selected, the graph
-        (a hook sets what its Poetry run resolved instead).
-
-        Raises:
-            TorchCudaError: the project has no lock file yet.
-        """
+        """The lock's view: the configured packages held or selected, the graph (a hook
+        sets what its Poetry run resolved instead); a TorchCudaError without a lock."""
         return self.view.state(self.config.package_names, self.installed)
 
     @cached_property
@@ -76,11 +72,7 @@ class RunContext:
     @cached_property
     def installs(self) -> LockedState:
         """What the lock installs into the env with its default groups (one
-        ``Transaction`` per run, shared by the lock's views and the fleet).
-
-        Raises:
-            TorchCudaError: the project has no lock file yet.
-        """
+        ``Transaction`` per run, shared by the lock's views and the fleet)."""
         return locked_state(self.poetry, self.env, self.config.packages)
 
     @cached_property
@@ -109,8 +101,7 @@ class RunContext:
         return plan_for(self.config, variant, locked, self.env, installed, force=force)
 
     def after_wait(self) -> Variant | None:
-        """After a wait: the project read again, its variant (``None``: no table, or
-        disabled)."""
+        """The project read again after a wait, its variant (None: no table, or disabled)."""
         poetry = reread(self.poetry)
         config = load_config(poetry.pyproject.data)
         if config is None:
@@ -128,12 +119,9 @@ class RunContext:
         compile_bytecode: bool = False,
         refresh: bool = False,
     ) -> Plan:
-        """Make the environment hold ``variant`` through the one locked install path.
-
-        Under the environment's lock, the plan is made from the environment as it is
-        then (another run may have changed it since this one looked) and, with
-        ``refresh``, after a wait, from the project read again (:meth:`after_wait`).
-        Returns the plan carried out.
+        """Make the env hold ``variant`` through the one locked install path; the plan
+        carried out, made under the env's lock from the env as it is then (another run
+        may have changed it) and, with ``refresh``, after a wait, the project read again.
         """
         env, io, locked = self.env, self.io, self.locked
         with environment_lock(env.path, io) as waited:

@@ -167,17 +167,8 @@ class CommandHooks:
 
                     keep = None if command.name == "lock" else ctx.env.marker_env
                     settle(ctx.poetry, ctx.io, keep=keep)  # an install's wheels stay
-                if command.name in ("lock", "update"):  # a check only
-                    from poetry_torch_cuda.reports.lock_view import show_lock_view
-
-                    try:
-                        show_lock_view(ctx)
-                    except TorchCudaError as error:
-                        ctx.io.write_error_line(
-                            f"{PREFIX}: could not check the lock's torch: "
-                            f"{esc(str(error))}",
-                            verbosity=Verbosity.VERBOSE,
-                        )
+                if command.name in ("lock", "update"):
+                    _check_lock(ctx)
             if guard is not None and guard.locked is not None:
                 ctx.locked = guard.locked  # what this Poetry run resolved
                 if command.installer.is_dry_run():  # as if Poetry had removed
@@ -196,6 +187,19 @@ class CommandHooks:
                 "POETRY_TORCH_CUDA_DISABLE=1 leaves torch to Poetry meanwhile.",
             )
             event.set_exit_code(1)
+
+
+def _check_lock(ctx: RunContext) -> None:
+    """After ``lock``/``update``: what the lock means for the variant (a check only)."""
+    from poetry_torch_cuda.reports.lock_view import show_lock_view
+
+    try:
+        show_lock_view(ctx)
+    except TorchCudaError as error:
+        ctx.io.write_error_line(
+            f"{PREFIX}: could not check the lock's torch: {esc(str(error))}",
+            verbosity=Verbosity.VERBOSE,
+        )
 
 
 def _after_run(ctx: RunContext, command: InstallerCommand) -> None:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install import undo
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import find_orphans
-from poetry_torch_cuda.install.undo import OWNER
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.tempfiles import read_json
@@ -33,22 +33,9 @@ if TYPE_CHECKING:
 
 
 def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
-    """Carry ``request`` out, check the builds, sweep unused CUDA wheels; one summary line.
-
-    The locked files are fetched and verified, then pip installs them locally
-    (or the kept previous build is linked back); any failure or interrupt
-    afterwards puts the environment back from the stash.
-
-    Raises:
-        TorchCudaError: pip failed, or installed something other than asked.
-    """
-    # Only a run with something to do pays for these imports.
-    from poetry_torch_cuda.install import signals
-    from poetry_torch_cuda.install.undo import Stash
-    from poetry_torch_cuda.install.undo import finish
-    from poetry_torch_cuda.install.undo import remove_distributions
-    from poetry_torch_cuda.install.undo import reusable_previous
-    from poetry_torch_cuda.install.undo import undo
+    """Carry ``request`` out (any failure or interrupt puts the stash back), check the
+    builds, sweep unused CUDA wheels; one summary line."""
+    from poetry_torch_cuda.install import signals  # only a run with work pays for it
 
     plan = request.plan
     shown = io.output.is_decorated() or io.is_verbose()
@@ -57,11 +44,11 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     done: list[str] = []
     orphans = list(plan.remove)  # only when nothing is installed
     if orphans:
-        remove_distributions(env, orphans, pip.uninstall, pip_only=True)
+        undo.remove_distributions(env, orphans, pip.uninstall, pip_only=True)
     if plan.install:
         try:  # the one way back from any failure below, interrupts included
             names = {*plan.protected, *(item.name for item in request.files)}
-            stash = Stash.take(env, names, plan.installed)
+            stash = undo.Stash.take(env, names, plan.installed)
         except OSError as error:
             raise TorchCudaError(
                 f"could not keep the installed build's files to undo a failure: "
@@ -70,7 +57,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             ) from None
         try:  # SIGTERM and SIGHUP too, as Ctrl-C: put back, not killed half done
             with signals.handling(signals.stop):
-                previous = reusable_previous(env, request)
+                previous = undo.reusable_previous(env, request)
                 if previous is not None:  # a switch back: links, no download, no pip
                     previous.put_back(env, pip.uninstall)
                     done.append("put back the previous build kept in the environment")
@@ -81,13 +68,13 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 targets = (*plan.install, *plan.satisfied)
                 orphans = find_orphans(plan.sweepable, targets, installed, plan.poetrys)
                 if orphans:  # the stash puts back what an in-process removal half did
-                    remove_distributions(env, orphans, pip.uninstall)
+                    undo.remove_distributions(env, orphans, pip.uninstall)
         except BaseException as error:  # interrupts and bugs too: put back, then say so
-            failure = undo(error, stash, plan, env, pip.uninstall)
+            failure = undo.undo(error, stash, plan, env, pip.uninstall)
             if isinstance(error, (TorchCudaError, OSError, KeyboardInterrupt)):
                 raise failure from None
             raise
-        finish(stash, env, request)
+        undo.finish(stash, env, request)
     if orphans:
         wheels = "wheel" if len(orphans) == 1 else "wheels"
         done.append(
@@ -109,25 +96,6 @@ def _install_files(
 ) -> InstalledEnvironment:
     """The request's files, fetched at once into Poetry's artifact cache and verified,
     then pip, locally; returns the environment pip left."""
-    paths = _fetch(request, io)
-    pip.install_files(
-        [(path, item.sha256) for path, item in zip(paths, request.files)],
-        request.asked,
-        force_reinstall=request.plan.force,
-        compile_bytecode=request.compile_bytecode,
-    )
-    installed = installed_environment(env)
-    if conflicts := installed.unmet(request.plan.configured):
-        raise TorchCudaError(
-            f"pip could not install {request.asked}: {'; '.join(conflicts)}.\n"
-            "This build needs other versions of packages Poetry manages; align "
-            "them in pyproject.toml and run `poetry lock`, or choose another "
-            "variant with `poetry torch-cuda switch <variant>`."
-        )
-    return installed
-
-
-def _fetch(request: InstallRequest, io: IO) -> list[Path]:
     from poetry_torch_cuda.install.download import download_files
     from poetry_torch_cuda.project.config import ENV_INDEX_URL
 
@@ -146,7 +114,7 @@ def _fetch(request: InstallRequest, io: IO) -> list[Path]:
     terminal = io.output.is_decorated() and not io.output.is_quiet()
     begun = time.monotonic()
     try:
-        return download_files(
+        paths = download_files(
             request.files,
             auth,
             concurrency=config.download_concurrency,
@@ -162,6 +130,21 @@ def _fetch(request: InstallRequest, io: IO) -> list[Path]:
                 f"in {time.monotonic() - begun:.1f} s"
             )
             io.write_line("")
+    pip.install_files(
+        [(path, item.sha256) for path, item in zip(paths, request.files)],
+        request.asked,
+        force_reinstall=request.plan.force,
+        compile_bytecode=request.compile_bytecode,
+    )
+    installed = installed_environment(env)
+    if conflicts := installed.unmet(request.plan.configured):
+        raise TorchCudaError(
+            f"pip could not install {request.asked}: {'; '.join(conflicts)}.\n"
+            "This build needs other versions of packages Poetry manages; align "
+            "them in pyproject.toml and run `poetry lock`, or choose another "
+            "variant with `poetry torch-cuda switch <variant>`."
+        )
+    return installed
 
 
 def _mb(size: int) -> str:
@@ -232,7 +215,7 @@ def install_plan(
         request.write_lock()
     if plan.install:
         record = {"project": str(project), "variant": variant.name}
-        write_json(state_dir(env.path) / OWNER, record)
+        write_json(state_dir(env.path) / undo.OWNER, record)
 
 
 def warn_unmoved(plan: Plan, io: IO) -> None:
@@ -244,7 +227,7 @@ def warn_unmoved(plan: Plan, io: IO) -> None:
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
     """Warn when the variant another project installed here is being replaced."""
     try:
-        data = read_json(state_dir(env.path) / OWNER, None)
+        data = read_json(state_dir(env.path) / undo.OWNER, None)
         path, installed = str(data["project"]), str(data["variant"])
     except (OSError, ValueError, KeyError, TypeError):
         return
