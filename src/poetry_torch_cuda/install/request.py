@@ -87,8 +87,7 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
             f"{PREFIX}: installing <c2>{', '.join(map(str, plan.install))}</>",
             verbosity=Verbosity.VERBOSE,
         )
-        files = locked_files(entry, plan, env)
-        files += poetry_files(poetry, env, plan.lacking)
+        files = locked_files(entry, plan, env) + poetry_files(poetry, env, plan.lacking)
     except TorchCudaError as error:
         raise TorchCudaError(f"{error}\n{plan.unchanged}") from None
     return dataclasses.replace(request, plan=plan, files=tuple(files), write_lock=write)
