@@ -1,4 +1,4 @@
-"""Make an environment hold the configured variant: plan, install, sweep, report."""
+"""Carry out a plan that makes an environment hold the variant: install, sweep, report."""
 
 from __future__ import annotations
 
@@ -157,8 +157,7 @@ def describe_plan(plan: Plan, *, would: bool = False) -> str:
     parts = []
     if plan.install:
         parts.append(
-            f"install {', '.join(str(target) for target in plan.install)} "
-            f"from {plan.index_shown}"
+            f"install {', '.join(map(str, plan.install))} from {plan.index_shown}"
         )
     if plan.remove:
         parts.append(f"remove {', '.join(plan.remove)}")
