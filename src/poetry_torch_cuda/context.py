@@ -119,15 +119,12 @@ class RunContext:
         compile_bytecode: bool = False,
         refresh: bool = False,
     ) -> Plan:
-        """Make the env hold ``variant`` through the one locked install path; the plan
-        carried out, made under the env's lock from the env as it is then (another run
-        may have changed it) and, with ``refresh``, after a wait, the project read again.
-        """
+        """Make the env hold ``variant`` through the one locked install path: the plan,
+        made under the env's lock from the env as it is then (another run may have
+        changed it) and, with ``refresh``, after a wait, the project read again."""
         env, io, locked = self.env, self.io, self.locked
         with environment_lock(env.path, io) as waited:
-            beside(
-                self.poetry.pyproject_path
-            )  # sweeps a killed switch's pyproject.toml
+            beside(self.poetry.pyproject_path)  # a killed switch's pyproject.toml
             if undone := recover(env, lambda names: pip_for(env).uninstall(names)):
                 io.write_line(
                     f"{PREFIX}: undid a killed run's work: {', '.join(undone)}"

@@ -236,12 +236,9 @@ def find_orphans(
     installed: InstalledEnvironment,
     poetrys: Collection[NormalizedName] = (),
 ) -> list[NormalizedName]:
-    """Installed ``candidates`` no other installed distribution requires, and the CUDA
-    wheels of another family than ``targets``' build that are not ``poetrys``.
-
-    pip leaves such a wheel (``--no-deps``, an interrupted switch), sharing the
-    build's file paths.
-    """
+    """Installed ``candidates`` nothing else installed requires, and the CUDA wheels of
+    another family than ``targets``' build (pip leaves them; they share its paths) that
+    are not ``poetrys``."""
     strays = foreign_wheels(installed.names(), cuda_majors(targets, installed))
     present = {
         name
