@@ -8,10 +8,14 @@ from dataclasses import field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.install.planning import plan_for
-from poetry_torch_cuda.install.reconcile import reconcile_environment
+from poetry_torch_cuda.install.reconcile import install_plan
+from poetry_torch_cuda.install.reconcile import pip_for
+from poetry_torch_cuda.install.reconcile import warn_unmoved
+from poetry_torch_cuda.install.undo import recover
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
@@ -20,6 +24,7 @@ from poetry_torch_cuda.project.locked import locked_state
 from poetry_torch_cuda.project.locked import reread
 from poetry_torch_cuda.project.selection import LockView
 from poetry_torch_cuda.project.selection import Selection
+from poetry_torch_cuda.tempfiles import beside
 
 
 if TYPE_CHECKING:
@@ -55,12 +60,8 @@ class RunContext:
 
     @cached_property
     def locked(self) -> LockedState:
-        """The lock's view: the configured packages held or selected, the graph
-        (a hook sets what its Poetry run resolved instead).
-
-        Raises:
-            TorchCudaError: the project has no lock file yet.
-        """
+        """The lock's view: the configured packages held or selected, the graph (a hook
+        sets what its Poetry run resolved instead); a TorchCudaError without a lock."""
         return self.view.state(self.config.package_names, self.installed)
 
     @cached_property
@@ -71,11 +72,7 @@ class RunContext:
     @cached_property
     def installs(self) -> LockedState:
         """What the lock installs into the env with its default groups (one
-        ``Transaction`` per run, shared by the lock's views and the fleet).
-
-        Raises:
-            TorchCudaError: the project has no lock file yet.
-        """
+        ``Transaction`` per run, shared by the lock's views and the fleet)."""
         return locked_state(self.poetry, self.env, self.config.packages)
 
     @cached_property
@@ -103,8 +100,8 @@ class RunContext:
         locked, installed = self.locked, self.installed
         return plan_for(self.config, variant, locked, self.env, installed, force=force)
 
-    def after_wait(self) -> tuple[TorchCudaConfig, Variant, LockedState, Poetry] | None:
-        """After a wait: the project read again (``None``: no table, or disabled)."""
+    def after_wait(self) -> Variant | None:
+        """The project read again after a wait, its variant (None: no table, or disabled)."""
         poetry = reread(self.poetry)
         config = load_config(poetry.pyproject.data)
         if config is None:
@@ -112,8 +109,7 @@ class RunContext:
         relocked = poetry.locker.lock_data != self.poetry.locker.lock_data
         self.poetry, self.config = poetry, config.here(self.env)
         self.changed(*(("locked", "view", "installs") if relocked else ()))
-        variant = resolve(self.config, self.locked.versions, self).variant
-        return self.config, variant, self.locked, poetry
+        return resolve(self.config, self.locked.versions, self).variant
 
     def reconcile(
         self,
@@ -123,23 +119,31 @@ class RunContext:
         compile_bytecode: bool = False,
         refresh: bool = False,
     ) -> Plan:
-        """Make the environment hold ``variant`` through the one locked install path.
-
-        With ``refresh``, a run that waited for another one plans again with
-        the project as it is then (:meth:`after_wait`). Returns the plan carried out.
-        """
-        plan = reconcile_environment(
-            self.config,
-            variant,
-            self.locked,
-            self.env,
-            self.io,
-            self.poetry,
-            force=force,
-            compile_bytecode=compile_bytecode,
-            refresh=self.after_wait if refresh else None,
-            write_lock=self.write_lock,
-        )
+        """Make the env hold ``variant`` through the one locked install path: the plan,
+        made under the env's lock from the env as it is then (another run may have
+        changed it) and, with ``refresh``, after a wait, the project read again."""
+        env, io, locked = self.env, self.io, self.locked
+        with environment_lock(env.path, io) as waited:
+            beside(self.poetry.pyproject_path)  # a killed switch's pyproject.toml
+            if undone := recover(env, lambda names: pip_for(env).uninstall(names)):
+                io.write_line(
+                    f"{PREFIX}: undid a killed run's work: {', '.join(undone)}"
+                )
+            installed = installed_environment(env)
+            if waited and refresh and (now := self.after_wait()) is not None:
+                variant, locked = now, self.locked
+            plan = plan_for(self.config, variant, locked, env, installed, force=force)
+            if not plan.is_empty:
+                install_plan(
+                    plan,
+                    self.config,
+                    self.poetry,
+                    env,
+                    io,
+                    compile_bytecode=compile_bytecode,
+                    write_lock=self.write_lock,
+                )
+            warn_unmoved(plan, io)
         if plan.is_empty:  # what it planned from, read under the lock
             self.installed = plan.installed
         else:

@@ -48,9 +48,8 @@ RELOCKS = ("lock", "add", "remove", "update")
 
 
 class OperationGuard:
-    """Wraps ``Executor.execute``: marks the torch family's operations skipped,
-    and records what the lock resolves for the environment (``locked``), which
-    the after-step installs in the configured variant's build."""
+    """Wraps ``Executor.execute``: skips the torch family's operations and records what
+    this run resolves (``locked``), which the after-step installs in the variant's build."""
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
@@ -59,8 +58,8 @@ class OperationGuard:
     def execute(
         self, execute: Callable[[list[Operation]], int], operations: list[Operation]
     ) -> int:
-        """Poetry's ``execute`` of ``operations``, after marking the protected ones
-        and refusing, before any change, a torch-cuda.lock that cannot be read."""
+        """Poetry's ``execute``, the protected operations skipped, after refusing, before
+        any change, a torch-cuda.lock that cannot be read."""
         resolved = self.capture(operations)
         self.mark(operations, resolved)
         uninstalls = [o for o in operations if o.job_type == "uninstall"]
@@ -107,9 +106,8 @@ class OperationGuard:
         return LockedState(versions, graph, direct=direct)
 
     def mark(self, operations: list[Operation], resolved: LockedState) -> None:
-        """Skip every not-yet-skipped operation on a protected package (the
-        environment as Poetry found it), but the removal of a configured one
-        the plugin installs nothing of (the project dropped it)."""
+        """Skip the operations on the protected packages but the removal of a configured
+        one the plugin installs nothing of (the project dropped it)."""
         config, installed = self.ctx.config, self.ctx.installed
         protected = protected_for(config, resolved, installed)
         versions = resolved.versions
@@ -125,18 +123,14 @@ class OperationGuard:
 
 
 class CommandHooks:
-    """The COMMAND and TERMINATE listeners, per command (``lock`` may be called
-    by another command: each run keeps its own state)."""
+    """The COMMAND and TERMINATE listeners; each command (``lock`` may be called by
+    another) keeps its own run."""
 
     def __init__(self) -> None:
         self._runs: dict[int, tuple[RunContext, OperationGuard | None, bool]] = {}
 
     def on_validate(self, event: ConsoleCommandEvent) -> None:
-        """Before Poetry touches anything (even the virtualenv): read and check the config.
-
-        Raises:
-            ConfigError: the configuration is invalid; Poetry prints it and exits 1.
-        """
+        """Before Poetry touches anything (even the virtualenv): a bad config fails here."""
         load_config(event.command.poetry.pyproject.data)  # type: ignore[attr-defined]
 
     def on_command(self, event: ConsoleCommandEvent) -> None:

@@ -74,12 +74,8 @@ def build_targets(
     variant: Variant,
     installed: InstalledEnvironment,
 ) -> list[Target]:
-    """The configured packages this environment must hold: the locked version with the
-    variant's label, or (not locked) the configured specifier.
-
-    A specifier-only target (``"torchaudio>=2.8"``) moves with the family: it
-    is kept when the environment holds it or a locked target comes too.
-    """
+    """The configured packages to hold: the locked version with the variant's label, else
+    the specifier (kept when the env holds it or a locked target comes too)."""
     targets: list[Target] = []
     for requirement in packages:
         name = canonicalize_name(requirement.name)
@@ -99,7 +95,7 @@ def build_targets(
 
 @dataclass(frozen=True)
 class Plan:
-    """What to install and remove (empty when the environment matches), and what it was made from."""
+    """What to install and remove (empty: nothing to change), and what it was made from."""
 
     variant: Variant
     install: tuple[Target, ...] = ()
@@ -109,16 +105,14 @@ class Plan:
     protected: frozenset[NormalizedName] = frozenset()
     #: The configured packages (never swept as unused).
     configured: frozenset[NormalizedName] = frozenset()
-    #: What the project depends on itself, outside the configured packages, that
-    #: is installed or ``lacking``: Poetry's (else the build's wheel of it comes).
+    #: The project's own installed or ``lacking`` dependencies: Poetry's, not the build's.
     own: frozenset[NormalizedName] = frozenset()
-    #: Every package poetry.lock holds: a CUDA wheel of another family there is
-    #: Poetry's (JAX's ``-cu12`` wheels beside a ``+cu130`` torch), never a stray.
+    #: poetry.lock's packages: a CUDA wheel of another family there (JAX's ``-cu12``
+    #: beside a ``+cu130`` torch) is Poetry's, never a stray.
     poetrys: frozenset[NormalizedName] = frozenset()
     #: The variant's index as ``--dry-run`` shows it (credentials masked).
     index_shown: str = ""
-    #: Poetry's packages the family needs and the environment lacks, at
-    #: poetry.lock's version (``sync`` into an empty environment).
+    #: Poetry's packages the family needs and the env lacks, at poetry.lock's version.
     lacking: Mapping[NormalizedName, str] = field(default_factory=dict, compare=False)
     #: Reinstall builds that match already (``sync --force``).
     force: bool = False
@@ -168,8 +162,7 @@ class Plan:
 def protected_for(
     config: TorchCudaConfig, locked: LockedState, installed: InstalledEnvironment
 ) -> frozenset[NormalizedName]:
-    """The torch family as the lock and the environment see it, less what the project
-    depends on itself (its own ``triton``), which stays Poetry's."""
+    """The torch family as the lock and the environment see it, but the project's own."""
     installed_graph = installed.graph(config.package_names)
     graphs = [locked.graph, installed_graph]
     # What the installed build needs but the lock never heard of is pip's, not Poetry's.
@@ -186,9 +179,7 @@ def plan_for(
     *,
     force: bool = False,
 ) -> Plan:
-    """The plan that makes ``env``, which holds ``installed`` (the run's
-    ``RunContext.installed``), hold ``variant`` (``force``: install every target
-    again); offline, it asks no index. With nothing to install, it finds orphans."""
+    """The offline plan that makes ``env`` (holding ``installed``) hold ``variant``."""
     configured = config.package_names
     targets = build_targets(config.packages, locked.versions, variant, installed)
     install = tuple(
@@ -197,24 +188,20 @@ def plan_for(
         if force or not target.is_satisfied_by(installed.version(target.name), variant)
     )
     protected = protected_for(config, locked, installed)
-    poetrys = frozenset(locked.graph)
+    poetrys, sweep = frozenset(locked.graph), protected - configured
     then: tuple[NormalizedName, ...] = ()
-    orphans = (
-        ()
-        if install
-        else find_orphans(protected - configured, targets, installed, poetrys)
-    )
+    orphans = [] if install else find_orphans(sweep, targets, installed, poetrys)
     if foreign_wheels(orphans, cuda_majors(targets, installed)):
         # It may have replaced the build's files (the families share paths): only
         # reinstalling the build puts them back; the sweep after it removes the wheel.
-        install, orphans, force, then = tuple(targets), (), True, tuple(orphans)
+        install, orphans, force, then = tuple(targets), [], True, tuple(orphans)
     elif not install and any(
         is_cuda_bound(name)
         for _, name in installed.missing(target.name for target in targets)
     ):
         # A killed install left a wheel of the family out (Poetry skips them):
         # pip adds what is missing, the rest is in place; orphans go after it
-        install, orphans, then = tuple(targets), (), tuple(orphans)
+        install, orphans, then = tuple(targets), [], tuple(orphans)
     # Poetry's packages the targets need and the env lacks (a hook's graph holds
     # only the family), at poetry.lock's versions.
     reached = dependency_closure([t.name for t in install], locked.graph)
@@ -249,14 +236,9 @@ def find_orphans(
     installed: InstalledEnvironment,
     poetrys: Collection[NormalizedName] = (),
 ) -> list[NormalizedName]:
-    """Installed ``candidates`` that no other installed distribution requires, and
-    so the installed CUDA wheels of another family than the build of ``targets``
-    (a ``-cu12`` wheel beside a ``+cu130`` torch) that are not ``poetrys``.
-
-    Such a wheel is no dependency of the build, yet a pip run leaves it there
-    (``pip install --no-deps``, an interrupted switch) and it shares file paths
-    with the build's own wheels.
-    """
+    """Installed ``candidates`` nothing else installed requires, and the CUDA wheels of
+    another family than ``targets``' build (pip leaves them; they share its paths) that
+    are not ``poetrys``."""
     strays = foreign_wheels(installed.names(), cuda_majors(targets, installed))
     present = {
         name
@@ -282,8 +264,7 @@ def cuda_majors(
 def foreign_wheels(
     names: Iterable[NormalizedName], majors: Collection[int]
 ) -> dict[NormalizedName, int]:
-    """Of ``names``, the CUDA wheels of one family (``-cu12``) whose CUDA major is
-    none of ``majors`` (none without a CUDA build), with that major."""
+    """Of ``names``, the CUDA wheels (``-cu12``) whose major is none of ``majors``."""
     if not majors:  # a build of no CUDA: every family is another one, no risk
         return {}
     matches = ((name, CUDA_SUFFIX.search(name)) for name in sorted(names))

@@ -1,22 +1,18 @@
-"""Make an environment hold the configured variant: plan, install, sweep, report."""
+"""Carry out a plan that makes an environment hold the variant: install, sweep, report."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
 
-from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install import undo
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import find_orphans
-from poetry_torch_cuda.install.planning import plan_for
-from poetry_torch_cuda.install.undo import OWNER
-from poetry_torch_cuda.install.undo import recover
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
-from poetry_torch_cuda.tempfiles import beside
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 
@@ -33,40 +29,26 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.install.pip import PipRunner
     from poetry_torch_cuda.install.request import InstallRequest
     from poetry_torch_cuda.project.config import TorchCudaConfig
-    from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.variants import Variant
 
 
 def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
-    """Carry ``request`` out, check the builds, sweep unused CUDA wheels; one summary line.
-
-    The locked files are fetched and verified, then pip installs them locally
-    (or the kept previous build is linked back); any failure or interrupt
-    afterwards puts the environment back from the stash.
-
-    Raises:
-        TorchCudaError: pip failed, or installed something other than asked.
-    """
-    # Only a run with something to do pays for these imports.
-    from poetry_torch_cuda.install import signals
-    from poetry_torch_cuda.install.undo import Stash
-    from poetry_torch_cuda.install.undo import finish
-    from poetry_torch_cuda.install.undo import remove_distributions
-    from poetry_torch_cuda.install.undo import reusable_previous
-    from poetry_torch_cuda.install.undo import undo
+    """Carry ``request`` out (any failure or interrupt puts the stash back), check the
+    builds, sweep unused CUDA wheels; one summary line."""
+    from poetry_torch_cuda.install import signals  # only a run with work pays for it
 
     plan = request.plan
     shown = io.output.is_decorated() or io.is_verbose()
     echo = (lambda line: io.write_line(esc(line))) if shown else None
-    pip = _pip(env, echo)
+    pip = pip_for(env, echo)
     done: list[str] = []
     orphans = list(plan.remove)  # only when nothing is installed
     if orphans:
-        remove_distributions(env, orphans, pip.uninstall, pip_only=True)
+        undo.remove_distributions(env, orphans, pip.uninstall, pip_only=True)
     if plan.install:
         try:  # the one way back from any failure below, interrupts included
             names = {*plan.protected, *(item.name for item in request.files)}
-            stash = Stash.take(env, names, plan.installed)
+            stash = undo.Stash.take(env, names, plan.installed)
         except OSError as error:
             raise TorchCudaError(
                 f"could not keep the installed build's files to undo a failure: "
@@ -75,7 +57,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             ) from None
         try:  # SIGTERM and SIGHUP too, as Ctrl-C: put back, not killed half done
             with signals.handling(signals.stop):
-                previous = reusable_previous(env, request)
+                previous = undo.reusable_previous(env, request)
                 if previous is not None:  # a switch back: links, no download, no pip
                     previous.put_back(env, pip.uninstall)
                     done.append("put back the previous build kept in the environment")
@@ -86,13 +68,13 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
                 targets = (*plan.install, *plan.satisfied)
                 orphans = find_orphans(plan.sweepable, targets, installed, plan.poetrys)
                 if orphans:  # the stash puts back what an in-process removal half did
-                    remove_distributions(env, orphans, pip.uninstall)
+                    undo.remove_distributions(env, orphans, pip.uninstall)
         except BaseException as error:  # interrupts and bugs too: put back, then say so
-            failure = undo(error, stash, plan, env, pip.uninstall)
+            failure = undo.undo(error, stash, plan, env, pip.uninstall)
             if isinstance(error, (TorchCudaError, OSError, KeyboardInterrupt)):
                 raise failure from None
             raise
-        finish(stash, env, request)
+        undo.finish(stash, env, request)
     if orphans:
         wheels = "wheel" if len(orphans) == 1 else "wheels"
         done.append(
@@ -102,7 +84,8 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
         io.write_line(f"{PREFIX}: {plan.variant}: {'; '.join(done)}")
 
 
-def _pip(env: Env, echo: Callable[[str], None] | None = None) -> PipRunner:
+def pip_for(env: Env, echo: Callable[[str], None] | None = None) -> PipRunner:
+    """The env's pip (``echo``: its output line by line)."""
     from poetry_torch_cuda.install.pip import PipRunner
 
     return PipRunner(env.get_pip_command(), echo)
@@ -113,25 +96,6 @@ def _install_files(
 ) -> InstalledEnvironment:
     """The request's files, fetched at once into Poetry's artifact cache and verified,
     then pip, locally; returns the environment pip left."""
-    paths = _fetch(request, io)
-    pip.install_files(
-        [(path, item.sha256) for path, item in zip(paths, request.files)],
-        request.asked,
-        force_reinstall=request.plan.force,
-        compile_bytecode=request.compile_bytecode,
-    )
-    installed = installed_environment(env)
-    if conflicts := installed.unmet(request.plan.configured):
-        raise TorchCudaError(
-            f"pip could not install {request.asked}: {'; '.join(conflicts)}.\n"
-            "This build needs other versions of packages Poetry manages; align "
-            "them in pyproject.toml and run `poetry lock`, or choose another "
-            "variant with `poetry torch-cuda switch <variant>`."
-        )
-    return installed
-
-
-def _fetch(request: InstallRequest, io: IO) -> list[Path]:
     from poetry_torch_cuda.install.download import download_files
     from poetry_torch_cuda.project.config import ENV_INDEX_URL
 
@@ -150,7 +114,7 @@ def _fetch(request: InstallRequest, io: IO) -> list[Path]:
     terminal = io.output.is_decorated() and not io.output.is_quiet()
     begun = time.monotonic()
     try:
-        return download_files(
+        paths = download_files(
             request.files,
             auth,
             concurrency=config.download_concurrency,
@@ -166,6 +130,21 @@ def _fetch(request: InstallRequest, io: IO) -> list[Path]:
                 f"in {time.monotonic() - begun:.1f} s"
             )
             io.write_line("")
+    pip.install_files(
+        [(path, item.sha256) for path, item in zip(paths, request.files)],
+        request.asked,
+        force_reinstall=request.plan.force,
+        compile_bytecode=request.compile_bytecode,
+    )
+    installed = installed_environment(env)
+    if conflicts := installed.unmet(request.plan.configured):
+        raise TorchCudaError(
+            f"pip could not install {request.asked}: {'; '.join(conflicts)}.\n"
+            "This build needs other versions of packages Poetry manages; align "
+            "them in pyproject.toml and run `poetry lock`, or choose another "
+            "variant with `poetry torch-cuda switch <variant>`."
+        )
+    return installed
 
 
 def _mb(size: int) -> str:
@@ -178,8 +157,7 @@ def describe_plan(plan: Plan, *, would: bool = False) -> str:
     parts = []
     if plan.install:
         parts.append(
-            f"install {', '.join(str(target) for target in plan.install)} "
-            f"from {plan.index_shown}"
+            f"install {', '.join(map(str, plan.install))} from {plan.index_shown}"
         )
     if plan.remove:
         parts.append(f"remove {', '.join(plan.remove)}")
@@ -207,58 +185,36 @@ def _check_installed(plan: Plan, installed: InstalledEnvironment) -> str:
     return f"installed {', '.join(versions)}"
 
 
-def reconcile_environment(
+def install_plan(
+    plan: Plan,
     config: TorchCudaConfig,
-    variant: Variant,
-    locked: LockedState,
+    poetry: Poetry,
     env: Env,
     io: IO,
-    poetry: Poetry,
     *,
-    force: bool = False,
     compile_bytecode: bool = False,
-    refresh: Callable[[], tuple[TorchCudaConfig, Variant, LockedState, Poetry] | None]
-    | None = None,
     write_lock: bool = True,
-) -> Plan:
-    """Under the environment's lock: plan and, unless nothing is to change, apply.
+) -> None:
+    """Carry out ``plan`` (not empty) under the environment's lock; the entry of
+    torch-cuda.lock it locked is written once it installed (``write_lock``)."""
+    from poetry_torch_cuda.index.client import variant_authenticator
+    from poetry_torch_cuda.install.request import InstallRequest
+    from poetry_torch_cuda.install.request import prepare_install
+    from poetry_torch_cuda.install.request import refuse_system_python
 
-    ``force`` reinstalls matching builds (``sync --force``), ``compile_bytecode``
-    writes ``.pyc`` files. The plan is made from the environment as it is under
-    the lock (another run may have changed it since this one looked), after a
-    wait from what ``refresh`` read again. An entry of torch-cuda.lock locked for
-    the install is written once it installed (not with ``write_lock=False``:
-    ``switch`` writes it with pyproject.toml). Returns the plan carried out.
-    """
-    with environment_lock(env.path, io) as waited:
-        beside(poetry.pyproject_path)  # sweeps a killed switch's new pyproject.toml
-        if undone := recover(env, lambda names: _pip(env).uninstall(names)):
-            io.write_line(f"{PREFIX}: undid a killed run's work: {', '.join(undone)}")
-        installed = installed_environment(env)
-        if waited and refresh is not None and (now := refresh()) is not None:
-            config, variant, locked, poetry = now
-        plan = plan_for(config, variant, locked, env, installed, force=force)
-        if not plan.is_empty:
-            from poetry_torch_cuda.index.client import variant_authenticator
-            from poetry_torch_cuda.install.request import InstallRequest
-            from poetry_torch_cuda.install.request import prepare_install
-            from poetry_torch_cuda.install.request import refuse_system_python
-
-            refuse_system_python(env, io)
-            project = poetry.pyproject_path.parent
-            if plan.install:
-                _warn_other_owner(env, io, project, variant)
-            auth = variant_authenticator(config, variant, poetry.config)
-            request = InstallRequest(plan, config, poetry, auth, compile_bytecode)
-            request = prepare_install(request, env, io)
-            apply_plan(request, env, io)
-            if write_lock:
-                request.write_lock()
-            if plan.install:
-                record = {"project": str(project), "variant": variant.name}
-                write_json(state_dir(env.path) / OWNER, record)
-        warn_unmoved(plan, io)
-        return plan
+    refuse_system_python(env, io)
+    project, variant = poetry.pyproject_path.parent, plan.variant
+    if plan.install:
+        _warn_other_owner(env, io, project, variant)
+    auth = variant_authenticator(config, variant, poetry.config)
+    request = InstallRequest(plan, config, poetry, auth, compile_bytecode)
+    request = prepare_install(request, env, io)
+    apply_plan(request, env, io)
+    if write_lock:
+        request.write_lock()
+    if plan.install:
+        record = {"project": str(project), "variant": variant.name}
+        write_json(state_dir(env.path) / undo.OWNER, record)
 
 
 def warn_unmoved(plan: Plan, io: IO) -> None:
@@ -270,7 +226,7 @@ def warn_unmoved(plan: Plan, io: IO) -> None:
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
     """Warn when the variant another project installed here is being replaced."""
     try:
-        data = read_json(state_dir(env.path) / OWNER, None)
+        data = read_json(state_dir(env.path) / undo.OWNER, None)
         path, installed = str(data["project"]), str(data["variant"])
     except (OSError, ValueError, KeyError, TypeError):
         return

@@ -1,13 +1,9 @@
-"""What exactly pip is called with, decided before pip runs: every install comes through here.
-
-Nothing is installed that no lock hashes.
-"""
+"""What exactly pip is called with, decided before pip runs: nothing no lock hashes."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,14 +46,10 @@ if TYPE_CHECKING:
 BREAK_SYSTEM = "PIP_BREAK_SYSTEM_PACKAGES"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class InstallRequest:
-    """Everything pip gets for one change: exactly ``files``, each with its lock's sha256.
-
-    ``plan.force`` adds ``--force-reinstall``, ``compile_bytecode`` drops
-    ``--no-compile``; afterwards the unused CUDA wheels of ``plan.sweepable``
-    are removed (``plan.remove`` when nothing is installed).
-    """
+    """Everything pip gets for one change: exactly ``files``, each with its lock's sha256
+    (``plan.force``: ``--force-reinstall``; then ``plan.sweepable``'s unused wheels go)."""
 
     plan: Plan
     config: TorchCudaConfig
@@ -79,13 +71,8 @@ class InstallRequest:
 
 
 def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest:
-    """``request`` with what carries its plan out: one build per specifier-only entry,
-    torch-cuda.lock's files for the family (the variant locked first if missing),
-    poetry.lock's for the Poetry packages it needs and the environment lacks.
-
-    Raises:
-        TorchCudaError: no build, no lock entry or no file; nothing was changed.
-    """
+    """``request`` with its plan pinned and the locks' files (the variant locked first if
+    missing); a TorchCudaError (no build, entry or file) when nothing was changed."""
     plan, poetry = request.plan, request.poetry
     if not plan.install:
         return request
@@ -100,8 +87,7 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
             f"{PREFIX}: installing <c2>{', '.join(map(str, plan.install))}</>",
             verbosity=Verbosity.VERBOSE,
         )
-        files = locked_files(entry, plan, env)
-        files += poetry_files(poetry, env, plan.lacking)
+        files = locked_files(entry, plan, env) + poetry_files(poetry, env, plan.lacking)
     except TorchCudaError as error:
         raise TorchCudaError(f"{error}\n{plan.unchanged}") from None
     return dataclasses.replace(request, plan=plan, files=tuple(files), write_lock=write)
@@ -113,11 +99,7 @@ POETRY_LOCK = "poetry.lock"
 
 def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
     """Of the closure of ``plan``'s targets in ``lock``, the wheel pip prefers here of each
-    package not installed at its locked version (unless forced) nor the project's own.
-
-    Raises:
-        TorchCudaError: the lock has no file of a package for this env.
-    """
+    package not installed at its locked version (unless forced) nor the project's own."""
     roots = [(t.name, str(t.version)) for t in plan.install]  # pinned: a version each
     packages = lock.closure(roots, env.marker_env)
     asked = {target.name for target in plan.install}
@@ -138,19 +120,13 @@ def poetry_files(
     poetry: Poetry, env: Env, wanted: Mapping[NormalizedName, str]
 ) -> list[LockedFile]:
     """Of each ``wanted`` package (name: version), poetry.lock's wheel for this env: the URL
-    from its source's page (Poetry's repository, as its ``Chooser`` picks it), the sha256
-    poetry.lock's.
-
-    Raises:
-        TorchCudaError: poetry.lock or the source has no such wheel.
-    """
+    its source lists (as Poetry's ``Chooser`` picks it), poetry.lock's sha256."""
     found = []  # poetry.lock's packages are read only when one is wanted
     for package in poetry.locker.locked_repository().packages if wanted else ():
-        if wanted.get(package.name) != package.version.text:
-            continue
-        links = poetry_links(poetry, package)
-        hashes = {f["file"]: str(f["hash"]) for f in package.files}
         version = package.version.text
+        if wanted.get(package.name) != version:
+            continue
+        hashes = {f["file"]: str(f["hash"]) for f in package.files}
         candidates = [
             LockedFile(
                 package.name,
@@ -160,7 +136,7 @@ def poetry_files(
                 hashes[link.filename].partition(":")[2].lower(),
                 lock=POETRY_LOCK,
             )
-            for link in links
+            for link in poetry_links(poetry, package)
             if link.is_wheel and hashes.get(link.filename, "").startswith("sha256:")
         ]
         found.append(_best_file(candidates, package.name, version, env, POETRY_LOCK))
@@ -168,12 +144,8 @@ def poetry_files(
 
 
 def poetry_links(poetry: Poetry, package: Package) -> list[Link]:
-    """The files poetry.lock's source lists for ``package``, read by Poetry's repository
-    as ``poetry install`` reads them.
-
-    Raises:
-        TorchCudaError: the source did not answer, or refused.
-    """
+    """The files poetry.lock's source lists for ``package``, read as ``poetry install`` does
+    (a TorchCudaError when the source did not answer, or refused)."""
     pool = poetry.pool
     name = package.source_reference if package.source_type else None
     if not name:  # as Poetry's Chooser: PyPI when the pool has it, else the first
@@ -199,8 +171,7 @@ def _best_file(
     env: Env,
     lock: str = LOCK_NAME,
 ) -> LockedFile:
-    """Of ``files``, the wheel that fits ``env`` best: markers first (no process), pip's tag
-    order only when several fit."""
+    """Of ``files``, the wheel that fits ``env`` best: markers, then pip's tag order."""
     markers = env.marker_env
 
     def tags(file: LockedFile) -> frozenset[Any]:
@@ -227,12 +198,8 @@ def _best_file(
 
 
 def pin_specifiers(plan: Plan, lock: VariantLock) -> Plan:
-    """``plan`` with each specifier-only target pinned to a build ``lock`` holds that
-    satisfies it: the installed public version if held there, else the newest.
-
-    Raises:
-        TorchCudaError: the lock holds no such build.
-    """
+    """``plan`` with each specifier-only target pinned to a build of ``lock``: the installed
+    public version if held there, else the newest."""
     pinned = []
     for target in plan.install:
         spec = target.specifier
@@ -256,11 +223,7 @@ def pin_specifiers(plan: Plan, lock: VariantLock) -> Plan:
 
 
 def refuse_system_python(env: Env, io: IO) -> None:
-    """Refuse an externally managed Python (PEP 668) as pip does, unless opted in as for pip.
-
-    Raises:
-        TorchCudaError: the environment is externally managed and not opted in.
-    """
+    """Refuse an externally managed Python (PEP 668) as pip does, unless opted in as for pip."""
     if env.is_venv():
         return
     marker = Path(env.paths.get("stdlib", "")) / "EXTERNALLY-MANAGED"
