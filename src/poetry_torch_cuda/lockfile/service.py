@@ -1,10 +1,9 @@
 """Lock torch-cuda.lock and keep it in step with poetry.lock.
 
-:class:`VariantLocker` locks one variant from its index: the builds of the
-versions poetry.lock locks and their CUDA closure (PEP 658 metadata checked by
-sha256, else the wheel), following only the torch family. No solver: for a
-range, the newest build every requirer accepts, as pip would. The per-run
-overrides (``POETRY_TORCH_CUDA_INDEX_URL``, ``_VARIANT``) never make a lock stale.
+:class:`VariantLocker` locks one variant from its index: the builds poetry.lock locks
+and their CUDA closure (PEP 658 metadata checked by sha256, else the wheel). No
+solver: for a range, the newest build every requirer accepts, as pip would. The
+per-run overrides (``POETRY_TORCH_CUDA_INDEX_URL``, ``_VARIANT``) never make a lock stale.
 """
 
 from __future__ import annotations
@@ -51,6 +50,7 @@ from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.lockfile.model import read_lock
 from poetry_torch_cuda.lockfile.model import recorded_hashes
 from poetry_torch_cuda.lockfile.model import write_lock
+from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project import locked
@@ -83,6 +83,8 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import Selected
     from poetry_torch_cuda.project.variants import Variant
+
+    _Specs = dict[NormalizedName, SpecifierSet]
 
 FIX = f"Run `poetry torch-cuda lock` and commit {LOCK_NAME}."
 #: The one wording of a torch-cuda.lock that does not fit the project ({}: why).
@@ -124,25 +126,20 @@ class _Node:
 
     def package(self, base: str) -> LockedPackage:
         """The locked package, its URLs relative to ``base`` where they can be."""
-        files = (
-            (
-                e.filename,
-                e.url.removeprefix(base)
-                if e.url.startswith(base)
-                else without_credentials(e.url),
-                e.sha256 or "",
-                e.size,
-            )
+        files = sorted(
+            (e.filename, _relative(e.url, base), e.sha256 or "", e.size)
             for e in self.files
         )
-        edges = (LockedDependency(n, v, str(m)) for (n, v), m in self.edges.items())
-        return LockedPackage(
-            self.name,
-            self.version,
-            str(self.markers),
-            tuple(sorted(edges)),
-            tuple(sorted(files)),
+        edges = sorted(
+            LockedDependency(n, v, str(m)) for (n, v), m in self.edges.items()
         )
+        return LockedPackage(
+            self.name, self.version, str(self.markers), tuple(edges), tuple(files)
+        )
+
+
+def _relative(url: str, base: str) -> str:
+    return url[len(base) :] if url.startswith(base) else without_credentials(url)
 
 
 class VariantLocker:
@@ -171,16 +168,12 @@ class VariantLocker:
         """``variant``'s build of ``roots`` from the index at ``url``, each set of
         roots installed together (one torch version, its companions) with its own pins.
 
-        Raises:
-            MissingBuildError: the index has no build of a root.
-            DriftError: a file in ``recorded`` (file name -> sha256s locked
-                before) has another sha256 on the index now.
-            LockError: a file or a hash could not be had.
-            IndexUnavailableError: the index did not answer.
-        """
+        Raises a :class:`MissingBuildError` (no build of a root), a :class:`DriftError`
+        (a file in ``recorded``, file name -> sha256s, now has another sha256), a
+        :class:`LockError` (no file or hash) or an IndexUnavailableError."""
         nodes: dict[tuple[NormalizedName, str], _Node] = {}
         for group in _together(list(roots)):
-            specs: dict[NormalizedName, SpecifierSet] = {}
+            specs: _Specs = {}
             for _ in range(_MAX_PASSES):  # again with every requirer's range
                 found, seen = self._walk(variant.name, url, group, specs)
                 if seen == specs:
@@ -209,20 +202,14 @@ class VariantLocker:
         return VariantLock(variant.name, without_credentials(url), packages)
 
     def _walk(
-        self,
-        label: str,
-        url: str,
-        roots: list[Root],
-        specs: dict[NormalizedName, SpecifierSet],
-    ) -> tuple[
-        dict[tuple[NormalizedName, str], _Node], dict[NormalizedName, SpecifierSet]
-    ]:
+        self, label: str, url: str, roots: list[Root], specs: _Specs
+    ) -> tuple[dict[tuple[NormalizedName, str], _Node], _Specs]:
         """One pass from ``roots``, each dependency at the newest build its
         requirer and ``specs`` accept; also the ranges seen for each."""
         from poetry.core.version.markers import parse_marker
 
         nodes: dict[tuple[NormalizedName, str], _Node] = {}
-        seen: dict[NormalizedName, SpecifierSet] = {}
+        seen: _Specs = {}
         stack = []
         pinned = {root.name: root.version for root in roots if root.version}
         for root in roots:
@@ -280,9 +267,8 @@ class VariantLocker:
         label: str | None = None,
         fit: Mapping[NormalizedName, str] | None = None,
     ) -> tuple[str, list[IndexFile]]:
-        """The newest build of ``name`` that ``specifier`` accepts (``label``: with
-        that local label; ``fit``: whose requirements accept those versions) and
-        its files, every one with a sha256."""
+        """The newest build of ``name`` that ``specifier`` accepts (``label``: with that
+        local label; ``fit``: whose requirements accept those) and its files."""
         builds = self._builds(url, name)
         # packaging takes a pre-release only when no final release matches, as pip.
         versions = [v for v in builds if label is None or v.local == label]
@@ -321,9 +307,8 @@ class VariantLocker:
     def _fits(
         self, files: list[IndexFile], fit: Mapping[NormalizedName, str] | None
     ) -> bool:
-        """Whether the build's requirements (those of no extra, as :meth:`_walk`
-        follows them) accept the ``fit`` versions (a file without a sha256 is not
-        read: the caller refuses it)."""
+        """Whether the build's requirements of no extra accept the ``fit`` versions
+        (a file without a sha256 is not read: the caller refuses it)."""
         if not fit or not all(entry.sha256 for entry in files):
             return True
         return all(
@@ -335,9 +320,8 @@ class VariantLocker:
     def _followed(
         self, files: list[IndexFile], extras: set[str]
     ) -> list[tuple[NormalizedName, Requirement, Any]]:
-        """The requirements of ``files`` the lock follows: the torch family's (the
-        rest is Poetry's, locked in poetry.lock) that hold with ``extras`` asked
-        for, each with its name and its marker without extras."""
+        """The torch family's requirements of ``files`` (the rest is poetry.lock's)
+        that hold with ``extras``, each with its name and its marker without extras."""
         from poetry.core.version.markers import parse_marker
 
         distinct = {(e.metadata_sha256 or e.sha256 or e.filename): e for e in files}
@@ -446,17 +430,13 @@ def _together(roots: list[Root]) -> list[list[Root]]:
 
 # -- the project's lock ----------------------------------------------------------
 
+#: The variants ``auto`` may choose.
+_AUTO = frozenset({*tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "cpu"})
+
 
 def _wanted(config: TorchCudaConfig) -> tuple[str, ...]:
     """``lock-variants`` and the configured variant (``auto`` stands for its choices)."""
     return tuple(sorted({*config.lock_variants, config.variant.name}))
-
-
-def _auto_choices() -> set[str]:
-    """The variants ``auto`` may choose."""
-    from poetry_torch_cuda.machine import tables
-
-    return {*tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "cpu"}
 
 
 def _current_inputs(
@@ -464,19 +444,18 @@ def _current_inputs(
 ) -> LockInputs:
     """The inputs a lock made now would record (``selected``: poetry.lock's packages)."""
     return LockInputs(
-        content_hash=locked.content_hash(poetry),
-        locked=locked.locked_versions(selected, config.packages),
-        packages=tuple(str(requirement) for requirement in config.packages),
-        lock_variants=_wanted(config),
+        locked.content_hash(poetry),
+        locked.locked_versions(selected, config.packages),
+        tuple(str(requirement) for requirement in config.packages),
+        _wanted(config),
     )
 
 
 def differences(
     recorded: LockInputs, current: LockInputs, *, whole: bool = False
 ) -> list[str]:
-    """Why a lock with ``recorded`` inputs does not fit ``current`` (empty: it
-    does); ``lock-variants`` only for the ``whole`` file (an install needs one
-    variant, not the whole set); an entry's own faults are :func:`_stale`'s."""
+    """Why a lock with ``recorded`` inputs does not fit ``current`` (empty: it does);
+    ``lock-variants`` only for the ``whole`` file (an install needs one variant)."""
     reasons = []
     if recorded.content_hash != current.content_hash:
         reasons.append("poetry.lock changed since it was written (content-hash)")
@@ -487,7 +466,7 @@ def differences(
     if whole:
         now, then = current.lock_variants, recorded.lock_variants
         if "auto" in then and "auto" in now:  # what auto locked, recorded beside it
-            then = tuple(v for v in then if v in now or v not in _auto_choices())
+            then = tuple(v for v in then if v in now or v not in _AUTO)
         moved.append(("the variants to lock are now", list(now), list(then)))
     return reasons + [
         f"{what} {now}, {LOCK_NAME} was made for {then}"
@@ -501,21 +480,20 @@ def _versions(found: Iterable[tuple[Any, tuple[str, ...]]]) -> str:
 
 
 def _stale(
-    poetry: Poetry,
     config: TorchCudaConfig,
+    fetch: TorchCudaConfig,
     lock: TorchCudaLock,
     name: str,
     selected: Selected,
 ) -> list[str]:
-    """What is wrong with ``lock``'s entry for ``name`` itself (empty: nothing;
-    the file's inputs are :func:`differences`'): another index than the
-    configured one; a hole a package lost in a merge leaves (one reason); a
-    package no edge reaches any more, one without a file, with a file of another
-    build (a hand edit), at plain http elsewhere or at this run's mirror."""
-    reasons: list[str] = []
+    """What is wrong with ``lock``'s entry for ``name`` itself (the file's inputs are
+    :func:`differences`'): another index than the configured one, a hole a merge left,
+    a package nothing needs, one without a file or with another build's (a hand
+    edit), at plain http elsewhere or at this run's mirror (``fetch``'s index)."""
     entry = lock.variant(name)
     if entry is None:
         return [f"{name} is not locked"]
+    reasons = []
     variant = parse_variant(name)
     url = without_credentials(config.index_url(variant)).rstrip("/")
     if entry.index_url.rstrip("/") != url:  # a trailing slash names the same index
@@ -523,20 +501,14 @@ def _stale(
             f"{name}'s index is now {url}, it was locked from {entry.index_url}"
         )
     roots = [(r.name, r.version) for r in _roots_for(selected, config, variant)]
-    missing = [
-        f"{name} {version or ''}".strip()  # no version: a specifier's, any build
-        for name, version in roots
-        if entry.package(name, version) is None
-    ] + [
-        f"{d.name} {d.version}"
-        for p in entry.packages
-        for d in p.dependencies
-        if entry.package(d.name, d.version) is None
-    ]
+    edges = [(d.name, d.version) for p in entry.packages for d in p.dependencies]
+    missing = {
+        f"{n} {v or ''}".strip()  # no version: a specifier's, any build
+        for n, v in roots + edges
+        if entry.package(n, v) is None
+    }
     if missing:
-        reasons.append(
-            f"{LOCK_NAME}'s {name} entry lacks {', '.join(sorted(set(missing)))}"
-        )
+        reasons.append(f"{LOCK_NAME}'s {name} entry lacks {', '.join(sorted(missing))}")
     with suppress(KeyError):  # a hole, named above
         needed = entry.closure(roots, None)
         reasons += [
@@ -545,8 +517,7 @@ def _stale(
             if p not in needed
         ]
     # Files of this run's mirror (POETRY_TORCH_CUDA_INDEX_URL): written through it.
-    fetching = require_config(poetry.pyproject.data).index_url(variant)
-    mirror = urlsplit(without_credentials(fetching)).netloc
+    mirror = urlsplit(without_credentials(fetch.index_url(variant))).netloc
     for package in entry.packages:
         held = f"{name}: {package.name} {package.version}"
         if not package.files:
@@ -591,10 +562,9 @@ def lock_project(
     write: bool = True,
     keep: Mapping[str, Any] | None = None,
 ) -> TorchCudaLock:
-    """Lock every wanted variant (and ``extra``) and (``write``) write torch-cuda.lock.
-
-    ``reuse`` keeps the entries that still match without asking the index;
-    ``auth``, ``keep``: the authenticator and markers of the install that locks.
+    """Lock every wanted variant (and ``extra``) and (``write``) write torch-cuda.lock;
+    ``reuse`` keeps the entries that still match without asking the index; ``auth``,
+    ``keep``: the authenticator and markers of the install that locks.
 
     Raises:
         TorchCudaError: poetry.lock does not exist.
@@ -623,9 +593,10 @@ def lock_project(
                 "to lock, or make the mirror the index-url in pyproject.toml."
             )
         client = project_client(poetry, refresh=refresh, auth=auth)
-        names = set(_wanted(config)) - {"auto"} | {v.name for v in extra}
+        asked = {v.name for v in extra}
+        names = set(_wanted(config)) - {"auto"} | asked
         auto = "auto" in _wanted(config)  # its choices that have the builds
-        optional = _auto_choices() - names if auto else set()
+        optional = _AUTO - names if auto else frozenset()
         if auto:
             names |= optional
             client.projects(  # the candidates' pages at once, kept by the client
@@ -650,13 +621,13 @@ def lock_project(
             for p in ([previous] if reuse and previous else [])
             if not differences(p.inputs, current)
             for v in p.variants
-            if not _stale(poetry, config, p, v.name, selected)
+            if not _stale(config, fetch, p, v.name, selected)
         }
-        python = poetry.package.python_constraint
+        allows = poetry.package.python_constraint.allows_any
         locker = VariantLocker(
             client,
             config.package_names,
-            lambda version: python.allows_any(parse_constraint(f"~{version}")),
+            lambda v: allows(parse_constraint(f"~{v}")),
             keep,
         )
         variants = []
@@ -677,14 +648,14 @@ def lock_project(
                 )
             except (MissingBuildError, IndexUnavailableError) as error:
                 if name not in optional:  # auto's candidates: only what the index has
-                    if write or name in {v.name for v in extra}:
+                    if write or name in asked:
                         raise
                     continue  # an install locks what it installs; lock --check says
                 if isinstance(error, MissingBuildError):
                     missing.append(error)  # the index answered: it has no build
                     continue
                 if previous and (entry := previous.variant(name)):
-                    if write and _stale(poetry, config, previous, name, selected):
+                    if write and _stale(config, fetch, previous, name, selected):
                         raise  # a lock would hold it stale (an install: lock --check says)
                     variants.append(entry)  # no answer: keep its entry
                 else:  # auto takes an index it cannot ask as having the build
@@ -694,7 +665,7 @@ def lock_project(
         if not variants and missing:  # no candidate has it: the first one's words
             raise missing[0]
         # What auto locked is recorded beside it, so lock --check finds a lost entry.
-        chosen = {v.name for v in variants} & (_auto_choices() if auto else set())
+        chosen = {v.name for v in variants} & (_AUTO if auto else set())
         wanted = tuple(sorted({*current.lock_variants, *chosen, *down}))
         lock = TorchCudaLock(replace(current, lock_variants=wanted), tuple(variants))
         for name in client.skipped():
@@ -752,11 +723,12 @@ def entry_for(
     lock = read_lock(lock_path(poetry))
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]
+    fetch = require_config(poetry.pyproject.data)  # with this run's mirror
     reasons = differences(lock.inputs, current, whole=variant is None)
     names = {*_wanted(config), *lock.inputs.lock_variants} - {"auto"}
     names |= {entry.name for entry in lock.variants}
     for name in [variant.name] if variant else sorted(names):
-        reasons += _stale(poetry, config, lock, name, selected)
+        reasons += _stale(config, fetch, lock, name, selected)
     return lock, reasons
 
 
@@ -777,16 +749,11 @@ def locked_entry(
     auth: IndexAuthenticator,
     markers: Mapping[str, Any],
 ) -> tuple[VariantLock, Callable[[], None]]:
-    """``variant``'s entry of torch-cuda.lock for an install, and what writes it
-    to the file as it is once the install holds (a failed or killed one leaves it
-    as it was): a fresh entry costs one read and no request, nothing to write; a
-    missing or stale one is locked now (as Poetry locks a missing poetry.lock)
-    with the install's ``auth`` and its environment's ``markers``, keeping fresh entries.
-
-    Raises:
-        LockError: the variant could not be locked.
-        IndexUnavailableError: the index did not answer usefully.
-    """
+    """``variant``'s entry of torch-cuda.lock for an install, and what writes it to the
+    file once the install holds (a failed or killed one leaves it as it was). A fresh
+    entry costs one read; a missing or stale one is locked now (as Poetry locks a
+    missing poetry.lock) with the install's ``auth`` and ``markers``, keeping fresh
+    entries. Raises a :class:`LockError` or an IndexUnavailableError."""
     before, reasons = entry_for(poetry, variant)  # another run may change it
     if not reasons and before and (found := before.variant(variant.name)):
         return found, lambda: None
@@ -826,20 +793,21 @@ def _roots_for(
     """The configured packages at each locked version, under its markers (or at its specifier)."""
     from poetry.core.version.markers import parse_marker
 
+    built = built_for(selected, variant)
     roots = []
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)
         wanted = parse_marker(str(requirement.marker or ""))
         extras = frozenset(requirement.extras)
-        found = [(p, m) for p, m in built_for(selected, variant) if p.name == name]
+        found = [(p, m) for p, m in built if p.name == name]
         if not found and requirement.specifier:
             roots.append(Root(name, None, requirement.specifier, extras, str(wanted)))
-        for package, marker in found:
-            public = public_version(package.version.text)
-            if public is not None:
-                version = f"{public}+{variant.name}"
-                markers = str(wanted.intersect(marker))
-                roots.append(Root(name, version, SpecifierSet(), extras, markers))
+        roots += [
+            Root(name, f"{public}+{variant.name}", SpecifierSet(), extras, markers)
+            for package, marker in found
+            if (public := public_version(package.version.text)) is not None
+            for markers in [str(wanted.intersect(marker))]
+        ]
     return roots
 
 
@@ -861,13 +829,9 @@ def settle(
 ) -> None:
     """Make torch-cuda.lock what ``poetry torch-cuda lock`` would write after Poetry
     rewrote poetry.lock or ``switch`` recorded a variant (``switched``), keeping the
-    entries still fresh (``keep``: an installing environment's markers, as for
-    :func:`lock_project`). A failure to lock is a warning (``lock --check`` names
-    what is left to do), except a changed hash of a locked file after ``poetry lock``.
-
-    Raises:
-        DriftError: a locked file now has another sha256 on the index.
-    """
+    entries still fresh (``keep``: as for :func:`lock_project`). A failure to lock is
+    a warning (``lock --check`` names what is left to do), except a :class:`DriftError`
+    (a locked file's sha256 changed on the index) after ``poetry lock``."""
     try:
         lock_project(poetry, io, reuse=switched, keep=keep)
     except TorchCudaError as error:
