@@ -69,6 +69,7 @@ from poetry_torch_cuda.urls import without_credentials
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Collection
     from collections.abc import Iterable
     from collections.abc import Mapping
     from pathlib import Path
@@ -142,21 +143,15 @@ def _relative(url: str, base: str) -> str:
     return url[len(base) :] if url.startswith(base) else without_credentials(url)
 
 
+@dataclass(frozen=True)
 class VariantLocker:
     """Locks variants from their indexes with one client (and its cache); ``keep``:
     an installing environment's markers, whose wheels read for METADATA it keeps."""
 
-    def __init__(
-        self,
-        client: IndexClient,
-        configured: Iterable[NormalizedName],
-        python_allows: Callable[[str], bool],
-        keep: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._client = client
-        self._configured = frozenset(configured)
-        self._python_allows = python_allows
-        self._keep = keep
+    client: IndexClient
+    configured: Collection[NormalizedName]
+    python_allows: Callable[[str], bool]
+    keep: Mapping[str, Any] | None = None
 
     def lock(
         self,
@@ -215,10 +210,10 @@ class VariantLocker:
         for root in roots:
             spec = SpecifierSet(f"=={root.version}") if root.version else root.specifier
             # A root in a range takes a build that accepts the pinned ones, as pip.
-            fit = {} if root.version else pinned
-            version, files = self._pick(url, root.name, spec, label, fit)
-            marker = parse_marker(root.markers)
-            stack.append((root.name, version, files, root.extras, marker))
+            picked = self._pick(
+                url, root.name, spec, label, {} if root.version else pinned
+            )
+            stack.append((root.name, *picked, root.extras, parse_marker(root.markers)))
         while stack:
             name, version, files, extras, marker = stack.pop()
             node = nodes.get((name, version))
@@ -233,7 +228,7 @@ class VariantLocker:
             for dep, requirement, dep_marker in self._followed(node.files, node.extras):
                 seen[dep] = seen.get(dep, SpecifierSet()) & requirement.specifier
                 spec = requirement.specifier & specs.get(dep, SpecifierSet())
-                own = label if dep in self._configured else None  # as a root's
+                own = label if dep in self.configured else None  # as a root's
                 dep_version, dep_files = self._pick(url, dep, spec, own)
                 node.edges[(dep, dep_version)] = dep_marker
                 dep_extras = frozenset(requirement.extras)
@@ -244,7 +239,7 @@ class VariantLocker:
     def _builds(self, url: str, name: NormalizedName) -> dict[Version, list[IndexFile]]:
         """The wheels of ``name`` for the project's Pythons, by version."""
         found: dict[Version, list[IndexFile]] = {}
-        for entry in self._client.project(url, name).entries:
+        for entry in self.client.project(url, name).entries:
             try:
                 _, version, _, tags = parse_wheel_filename(entry.filename)
             except (InvalidWheelFilename, InvalidVersion):
@@ -253,7 +248,7 @@ class VariantLocker:
                 tag.abi == "abi3"
                 or not tag.interpreter.startswith(("cp", "pp"))
                 or len(tag.interpreter) < 4
-                or self._python_allows(f"{tag.interpreter[2]}.{tag.interpreter[3:]}")
+                or self.python_allows(f"{tag.interpreter[2]}.{tag.interpreter[3:]}")
                 for tag in tags
             ):
                 found.setdefault(version, []).append(entry)
@@ -275,7 +270,7 @@ class VariantLocker:
         matching = sorted(specifier.filter(versions), reverse=True)
         best = next((v for v in matching if self._fits(builds[v], fit)), None)
         if best is None:
-            page = self._client.project(url, name)
+            page = self.client.project(url, name)
             offered = ", ".join(str(v) for v in page.versions()[:8]) or "none"
             where = without_credentials(url.rstrip("/"))
             accepts = " and ".join(f"{n} {v}" for n, v in (fit or {}).items())
@@ -334,18 +329,18 @@ class VariantLocker:
                     requirement = Requirement(line)
                     found.setdefault(str(requirement), requirement)
         followed = []
-        for key in sorted(found):
-            name = canonicalize_name(found[key].name)
-            marker = parse_marker(str(found[key].marker or ""))
+        for _, requirement in sorted(found.items()):
+            name = canonicalize_name(requirement.name)
+            marker = parse_marker(str(requirement.marker or ""))
             holds = marker.only("extra").validate({"extra": extras})
-            if holds and (name in self._configured or is_cuda_bound(name)):
-                followed.append((name, found[key], marker.without_extras()))
+            if holds and (name in self.configured or is_cuda_bound(name)):
+                followed.append((name, requirement, marker.without_extras()))
         return followed
 
     def _metadata(self, entry: IndexFile) -> str:
         """The file's metadata (PEP 658, else the wheel's), checked by sha256 and by
         the name and version it gives, cached by the file's sha256."""
-        path = self._client.cache_dir.parent / "metadata" / f"{entry.sha256}.metadata"
+        path = self.client.cache_dir.parent / "metadata" / f"{entry.sha256}.metadata"
         with suppress(OSError):
             return path.read_text(encoding="utf-8")
         pep658 = entry.metadata_sha256 is not None
@@ -354,8 +349,8 @@ class VariantLocker:
         # On disk, not in memory (a CUDA wheel is up to a GB); a wheel the install
         # needs in Poetry's artifact cache (else, or where that fails, in TMPDIR).
         keep = None
-        if not pep658 and self._keep and wheel_fits(entry.filename, self._keep):
-            config = self._client.auth.config
+        if not pep658 and self.keep and wheel_fits(entry.filename, self.keep):
+            config = self.client.auth.config
             found = artifact(config, entry.url, str(expected), entry.filename)
             with suppress(OSError):
                 found.parent.mkdir(parents=True, exist_ok=True)
@@ -364,7 +359,7 @@ class VariantLocker:
         try:
             with os.fdopen(handle, "w+b") as file:
                 size = None if pep658 else entry.size
-                received = self._client.download(entry.url + suffix, file, size)
+                received = self.client.download(entry.url + suffix, file, size)
                 if expected and received != expected:
                     raise LockError(
                         f"{entry.filename}{suffix}: the index lists sha256 {expected}, "
@@ -564,14 +559,10 @@ def lock_project(
 ) -> TorchCudaLock:
     """Lock every wanted variant (and ``extra``) and (``write``) write torch-cuda.lock;
     ``reuse`` keeps the entries that still match without asking the index; ``auth``,
-    ``keep``: the authenticator and markers of the install that locks.
-
-    Raises:
-        TorchCudaError: poetry.lock does not exist.
-        DriftError: a locked file now has another sha256 on the index (unless
-            ``accept_drift``), also when the previous file is damaged.
-        LockError: a variant could not be locked.
-        IndexUnavailableError: the index did not answer.
+    ``keep``: the authenticator and markers of the install that locks. Raises a
+    TorchCudaError (no poetry.lock), a :class:`DriftError` (a locked file now has another
+    sha256 on the index, unless ``accept_drift``; also when the previous file is
+    damaged), a :class:`LockError` or an IndexUnavailableError (the index did not answer).
     """
     path = lock_path(poetry)  # one lock from the read to the write, for every writer
     with environment_lock(path, io) if write else nullcontext(False) as waited:
@@ -710,11 +701,8 @@ def entry_for(
 ) -> tuple[TorchCudaLock | None, list[str]]:
     """Offline: torch-cuda.lock (``None``: no file) and why an install of ``variant``
     would not install exactly what it says (empty: it would); without ``variant``:
-    the whole file, every entry and ``lock-variants`` (``lock --check``).
-
-    Raises:
-        TorchCudaError: poetry.lock is missing or stale, or torch-cuda.lock unreadable.
-    """
+    the whole file, every entry and ``lock-variants`` (``lock --check``). Raises a
+    TorchCudaError: poetry.lock is missing or stale, or torch-cuda.lock unreadable."""
     config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
     locked.require_lock(poetry)
     locked.check_fresh(poetry)
