@@ -95,8 +95,8 @@ class VariantLock:
         roots: Iterable[tuple[str, str | None]],
         marker_env: Mapping[str, Any] | None,
     ) -> list[LockedPackage]:
-        """``roots`` (name, version) and every dependency whose markers hold in
-        ``marker_env`` (``None``: any environment); a KeyError names one not locked."""
+        """``roots`` and their dependencies in ``marker_env`` (``None``: any); a KeyError
+        names one not locked."""
         environment = {**(marker_env or {}), "extra": ""}
         chosen: dict[tuple[str, str], LockedPackage] = {}
         stack: list[tuple[str, str | None]] = list(roots)
@@ -280,9 +280,8 @@ _FILE_LINE = re.compile(r'file = "([^"]+)".*hash = "sha256:([0-9a-fA-F]+)"')
 
 
 def recorded_hashes(path: Path) -> dict[tuple[str, str], set[str]]:
-    """``(variant, file name) -> sha256s`` recorded in ``path``, even a broken one:
-    read line by line, a damaged part loses only its own lines (both sides of a
-    conflict count). Empty: no such file, or none that can be read."""
+    """``(variant, file name) -> sha256s`` in ``path`` read line by line: a damaged
+    file's too (both sides of a conflict count)."""
     found: dict[tuple[str, str], set[str]] = {}
     try:
         text = path.read_text(encoding="utf-8", errors="replace")

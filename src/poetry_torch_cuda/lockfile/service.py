@@ -90,7 +90,6 @@ if TYPE_CHECKING:
 FIX = f"Run `poetry torch-cuda lock` and commit {LOCK_NAME}."
 #: The one wording of a torch-cuda.lock that does not fit the project ({}: why).
 STALE = f"{LOCK_NAME} does not match this project: {{}}.\n{FIX}"
-_MAX_PASSES = 5
 
 
 class LockError(TorchCudaError):
@@ -125,23 +124,6 @@ class _Node:
     extras: set[str] = field(default_factory=set)
     edges: dict[tuple[NormalizedName, str], Any] = field(default_factory=dict)
 
-    def package(self, base: str) -> LockedPackage:
-        """The locked package, its URLs relative to ``base`` where they can be."""
-        files = sorted(
-            (e.filename, _relative(e.url, base), e.sha256 or "", e.size)
-            for e in self.files
-        )
-        edges = sorted(
-            LockedDependency(n, v, str(m)) for (n, v), m in self.edges.items()
-        )
-        return LockedPackage(
-            self.name, self.version, str(self.markers), tuple(edges), tuple(files)
-        )
-
-
-def _relative(url: str, base: str) -> str:
-    return url[len(base) :] if url.startswith(base) else without_credentials(url)
-
 
 @dataclass(frozen=True)
 class VariantLocker:
@@ -160,16 +142,13 @@ class VariantLocker:
         roots: Iterable[Root],
         recorded: Mapping[str, set[str]] | None = None,
     ) -> VariantLock:
-        """``variant``'s build of ``roots`` from the index at ``url``, each set of
-        roots installed together (one torch version, its companions) with its own pins.
-
-        Raises a :class:`MissingBuildError` (no build of a root), a :class:`DriftError`
-        (a file in ``recorded``, file name -> sha256s, now has another sha256), a
-        :class:`LockError` (no file or hash) or an IndexUnavailableError."""
+        """``variant``'s build of ``roots`` from the index at ``url``, each set of roots
+        installed together with its own pins; a :class:`DriftError` if a file in
+        ``recorded`` (file name -> sha256s) now has another sha256."""
         nodes: dict[tuple[NormalizedName, str], _Node] = {}
         for group in _together(list(roots)):
             specs: _Specs = {}
-            for _ in range(_MAX_PASSES):  # again with every requirer's range
+            for _ in range(5):  # again with every requirer's range
                 found, seen = self._walk(variant.name, url, group, specs)
                 if seen == specs:
                     break
@@ -193,14 +172,22 @@ class VariantLocker:
                 + "\n".join(f"  {line}" for line in changed)
             )
         base = without_credentials(url).rstrip("/") + "/"
-        packages = tuple(node.package(base) for node in nodes.values())
+        packages = tuple(
+            LockedPackage(
+                n.name,
+                n.version,
+                str(n.markers),
+                tuple(sorted(LockedDependency(*k, str(m)) for k, m in n.edges.items())),
+                tuple(sorted(_relative(e, base) for e in n.files)),
+            )
+            for n in nodes.values()
+        )
         return VariantLock(variant.name, without_credentials(url), packages)
 
     def _walk(
         self, label: str, url: str, roots: list[Root], specs: _Specs
     ) -> tuple[dict[tuple[NormalizedName, str], _Node], _Specs]:
-        """One pass from ``roots``, each dependency at the newest build its
-        requirer and ``specs`` accept; also the ranges seen for each."""
+        """One pass from ``roots``, and the ranges seen for each dependency."""
         from poetry.core.version.markers import parse_marker
 
         nodes: dict[tuple[NormalizedName, str], _Node] = {}
@@ -262,8 +249,7 @@ class VariantLocker:
         label: str | None = None,
         fit: Mapping[NormalizedName, str] | None = None,
     ) -> tuple[str, list[IndexFile]]:
-        """The newest build of ``name`` that ``specifier`` accepts (``label``: with that
-        local label; ``fit``: whose requirements accept those) and its files."""
+        """The newest build (``label``'s; ``fit``: accepting those) and its files."""
         builds = self._builds(url, name)
         # packaging takes a pre-release only when no final release matches, as pip.
         versions = [v for v in builds if label is None or v.local == label]
@@ -302,8 +288,7 @@ class VariantLocker:
     def _fits(
         self, files: list[IndexFile], fit: Mapping[NormalizedName, str] | None
     ) -> bool:
-        """Whether the build's requirements of no extra accept the ``fit`` versions
-        (a file without a sha256 is not read: the caller refuses it)."""
+        # A file without a sha256 is not read: the caller refuses it.
         if not fit or not all(entry.sha256 for entry in files):
             return True
         return all(
@@ -315,8 +300,7 @@ class VariantLocker:
     def _followed(
         self, files: list[IndexFile], extras: set[str]
     ) -> list[tuple[NormalizedName, Requirement, Any]]:
-        """The torch family's requirements of ``files`` (the rest is poetry.lock's)
-        that hold with ``extras``, each with its name and its marker without extras."""
+        """The torch family's requirements (the rest is poetry.lock's) with ``extras``."""
         from poetry.core.version.markers import parse_marker
 
         distinct = {(e.metadata_sha256 or e.sha256 or e.filename): e for e in files}
@@ -338,8 +322,7 @@ class VariantLocker:
         return followed
 
     def _metadata(self, entry: IndexFile) -> str:
-        """The file's metadata (PEP 658, else the wheel's), checked by sha256 and by
-        the name and version it gives, cached by the file's sha256."""
+        """PEP 658 metadata, else the wheel's, checked; cached by the file's sha256."""
         path = self.client.cache_dir.parent / "metadata" / f"{entry.sha256}.metadata"
         with suppress(OSError):
             return path.read_text(encoding="utf-8")
@@ -385,6 +368,12 @@ class VariantLocker:
         return text
 
 
+def _relative(e: IndexFile, base: str) -> tuple[str, str, str, int | None]:
+    # A file's URL relative to the index where it can be.
+    url = e.url[len(base) :] if e.url.startswith(base) else without_credentials(e.url)
+    return e.filename, url, e.sha256 or "", e.size
+
+
 def _wheel_metadata(wheel: BinaryIO, filename: str) -> bytes:
     with suppress(zipfile.BadZipFile), zipfile.ZipFile(wheel) as zf:
         for name in zf.namelist():
@@ -398,8 +387,7 @@ def _wheel_metadata(wheel: BinaryIO, filename: str) -> bytes:
 
 
 def _together(roots: list[Root]) -> list[list[Root]]:
-    """The sets of roots one environment installs together: a package locked at
-    several versions (under exclusive markers) splits them, one version each."""
+    """The sets of roots one environment installs together (one version of each)."""
     from poetry.core.version.markers import parse_marker
 
     by_name: dict[NormalizedName, list[Root]] = {}
@@ -430,14 +418,13 @@ _AUTO = frozenset({*tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "cpu"})
 
 
 def _wanted(config: TorchCudaConfig) -> tuple[str, ...]:
-    """``lock-variants`` and the configured variant (``auto`` stands for its choices)."""
+    # ``auto`` stands for its choices.
     return tuple(sorted({*config.lock_variants, config.variant.name}))
 
 
 def _current_inputs(
     poetry: Poetry, config: TorchCudaConfig, selected: Selected
 ) -> LockInputs:
-    """The inputs a lock made now would record (``selected``: poetry.lock's packages)."""
     return LockInputs(
         locked.content_hash(poetry),
         locked.locked_versions(selected, config.packages),
@@ -449,8 +436,7 @@ def _current_inputs(
 def differences(
     recorded: LockInputs, current: LockInputs, *, whole: bool = False
 ) -> list[str]:
-    """Why a lock with ``recorded`` inputs does not fit ``current`` (empty: it does);
-    ``lock-variants`` only for the ``whole`` file (an install needs one variant)."""
+    """Why ``recorded`` inputs do not fit ``current`` (``whole``: lock-variants too)."""
     reasons = []
     if recorded.content_hash != current.content_hash:
         reasons.append("poetry.lock changed since it was written (content-hash)")
@@ -481,10 +467,7 @@ def _stale(
     name: str,
     selected: Selected,
 ) -> list[str]:
-    """What is wrong with ``lock``'s entry for ``name`` itself (the file's inputs are
-    :func:`differences`'): another index than the configured one, a hole a merge left,
-    a package nothing needs, one without a file or with another build's (a hand
-    edit), at plain http elsewhere or at this run's mirror (``fetch``'s index)."""
+    """What is wrong with the entry for ``name`` itself (the inputs: :func:`differences`)."""
     entry = lock.variant(name)
     if entry is None:
         return [f"{name} is not locked"]
@@ -537,7 +520,6 @@ def _stale(
 
 
 def _wheel_of(filename: str) -> tuple[str, Any] | None:
-    """The name and version key of the wheel ``filename`` (``None``: no wheel)."""
     try:
         name, version, _, _ = parse_wheel_filename(filename)
     except (InvalidWheelFilename, InvalidVersion):
@@ -557,13 +539,8 @@ def lock_project(
     write: bool = True,
     keep: Mapping[str, Any] | None = None,
 ) -> TorchCudaLock:
-    """Lock every wanted variant (and ``extra``) and (``write``) write torch-cuda.lock;
-    ``reuse`` keeps the entries that still match without asking the index; ``auth``,
-    ``keep``: the authenticator and markers of the install that locks. Raises a
-    TorchCudaError (no poetry.lock), a :class:`DriftError` (a locked file now has another
-    sha256 on the index, unless ``accept_drift``; also when the previous file is
-    damaged), a :class:`LockError` or an IndexUnavailableError (the index did not answer).
-    """
+    """Lock every wanted variant (and ``extra``), and write torch-cuda.lock (``write``);
+    ``reuse`` keeps the entries that still match; ``auth``, ``keep``: the install's."""
     path = lock_path(poetry)  # one lock from the read to the write, for every writer
     with environment_lock(path, io) if write else nullcontext(False) as waited:
         if waited:  # another run wrote meanwhile: lock the project as it is now
@@ -670,8 +647,7 @@ def lock_project(
 
 
 def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) -> None:
-    """Write ``lock`` (the caller holds its lock) and say so (``refresh``: even
-    unchanged); a file it cannot write (read-only, say) is a :class:`LockError`."""
+    """Write ``lock`` (the caller holds its lock) and say so (``refresh``: even unchanged)."""
     try:
         changed = write_lock(path, lock)
     except OSError as error:
@@ -700,9 +676,7 @@ def entry_for(
     poetry: Poetry, variant: Variant | None = None
 ) -> tuple[TorchCudaLock | None, list[str]]:
     """Offline: torch-cuda.lock (``None``: no file) and why an install of ``variant``
-    would not install exactly what it says (empty: it would); without ``variant``:
-    the whole file, every entry and ``lock-variants`` (``lock --check``). Raises a
-    TorchCudaError: poetry.lock is missing or stale, or torch-cuda.lock unreadable."""
+    (none: the whole file, ``lock --check``) would not install what it says."""
     config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
     locked.require_lock(poetry)
     locked.check_fresh(poetry)
@@ -737,11 +711,8 @@ def locked_entry(
     auth: IndexAuthenticator,
     markers: Mapping[str, Any],
 ) -> tuple[VariantLock, Callable[[], None]]:
-    """``variant``'s entry of torch-cuda.lock for an install, and what writes it to the
-    file once the install holds (a failed or killed one leaves it as it was). A fresh
-    entry costs one read; a missing or stale one is locked now (as Poetry locks a
-    missing poetry.lock) with the install's ``auth`` and ``markers``, keeping fresh
-    entries. Raises a :class:`LockError` or an IndexUnavailableError."""
+    """``variant``'s entry for an install (a missing or stale one locked now, as Poetry
+    locks a missing poetry.lock) and what writes it once the install holds."""
     before, reasons = entry_for(poetry, variant)  # another run may change it
     if not reasons and before and (found := before.variant(variant.name)):
         return found, lambda: None
@@ -778,7 +749,6 @@ def locked_entry(
 def _roots_for(
     selected: Selected, config: TorchCudaConfig, variant: Variant
 ) -> list[Root]:
-    """The configured packages at each locked version, under its markers (or at its specifier)."""
     from poetry.core.version.markers import parse_marker
 
     built = built_for(selected, variant)
@@ -815,11 +785,8 @@ def settle(
     switched: bool = False,
     keep: Mapping[str, Any] | None = None,
 ) -> None:
-    """Make torch-cuda.lock what ``poetry torch-cuda lock`` would write after Poetry
-    rewrote poetry.lock or ``switch`` recorded a variant (``switched``), keeping the
-    entries still fresh (``keep``: as for :func:`lock_project`). A failure to lock is
-    a warning (``lock --check`` names what is left to do), except a :class:`DriftError`
-    (a locked file's sha256 changed on the index) after ``poetry lock``."""
+    """Re-lock after ``poetry lock`` or a ``switch``; a failure is a warning, except
+    a :class:`DriftError` after ``poetry lock``."""
     try:
         lock_project(poetry, io, reuse=switched, keep=keep)
     except TorchCudaError as error:
