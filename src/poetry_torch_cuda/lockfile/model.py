@@ -228,17 +228,8 @@ def _again(path: Path) -> str:
 def _variant(entry: dict[str, Any]) -> VariantLock:
     packages = [
         LockedPackage(
-            canonicalize_name(p["name"]),
-            str(p["version"]),
-            _marker(p.get("markers", "")),
-            tuple(
-                LockedDependency(
-                    canonicalize_name(d["name"]),
-                    str(d["version"]),
-                    _marker(d.get("markers", "")),
-                )
-                for d in p["dependencies"]
-            ),
+            *_named(p),
+            tuple(LockedDependency(*_named(d)) for d in p["dependencies"]),
             tuple(map(_file, p["files"])),
         )
         for p in entry["package"]
@@ -269,10 +260,11 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(str(item) for item in value)
 
 
-def _marker(value: Any) -> str:
-    if value:  # closure and export evaluate it
-        Marker(str(value))  # InvalidMarker is a ValueError
-    return str(value)
+def _named(item: dict[str, Any]) -> tuple[NormalizedName, str, str]:
+    markers = item.get("markers", "")
+    if markers:  # closure and export evaluate it
+        Marker(str(markers))  # InvalidMarker is a ValueError
+    return canonicalize_name(item["name"]), str(item["version"]), str(markers)
 
 
 _SHA256 = re.compile("[0-9a-fA-F]{64}")
@@ -334,13 +326,8 @@ def render(lock: TorchCudaLock) -> str:
             "index-url": variant.index_url,
             "package": [
                 {
-                    "name": p.name,
-                    "version": p.version,
-                    **({"markers": p.markers} if p.markers else {}),
-                    "dependencies": inline(
-                        {"name": d.name, "version": d.version, "markers": d.markers}
-                        for d in sorted(p.dependencies)
-                    ),
+                    **_fields(p),
+                    "dependencies": inline(map(_fields, sorted(p.dependencies))),
                     "files": inline(
                         {"file": f, "url": u, "hash": f"sha256:{sha}", "size": size}
                         for f, u, sha, size in sorted(p.files)
@@ -352,6 +339,11 @@ def render(lock: TorchCudaLock) -> str:
         for variant in sorted(lock.variants, key=lambda v: v.name)
     ]
     return HEADER + "\n" + tomlkit.dumps(document)
+
+
+def _fields(item: LockedPackage | LockedDependency) -> dict[str, str]:
+    named = {"name": item.name, "version": item.version, "markers": item.markers}
+    return {key: value for key, value in named.items() if value}
 
 
 def write_lock(path: Path, lock: TorchCudaLock) -> bool:
