@@ -237,6 +237,33 @@ def test_a_page_forbidden_to_a_request_without_credentials_is_missing(
     assert "credentials never go out in the clear" in str(raised.value)
 
 
+@pytest.mark.parametrize("https_path", ["/whl/{variant}", "/whl/cu129"])
+def test_a_plain_http_source_gets_its_credentials_beside_an_https_one(
+    index: IndexServer, tmp_path: Path, https_path: str
+) -> None:
+    """One host, an https source and the plain-http source of the index: pages and
+    files carry the http source's credentials, as Poetry 2.5 sends them, however
+    well the https source's path matches; the https one's never go in the clear."""
+    index.require_auth = ("alice", "http-pw")
+    config = poetry_config(tmp_path)
+    config.merge(
+        {
+            "http-basic": {
+                "secure": {"username": "bob", "password": "https-pw"},
+                "plain": {"username": "alice", "password": "http-pw"},
+            }
+        }
+    )
+    https = index.url.replace("http:", "https:") + https_path
+    sources = [("secure", https), ("plain", f"{index.url}/whl/{{variant}}")]
+    client = IndexClient(config, sources)
+    [file, *_] = client.project(index.whl_url("cu129"), "torch").entries
+    with open(os.devnull, "wb") as sink:
+        client.download(file.url, sink)
+    alice = "Basic " + base64.b64encode(b"alice:http-pw").decode()
+    assert [(r.status, r.authorization) for r in index.records] == [(200, alice)] * 2
+
+
 @pytest.mark.parametrize(
     "spelled", ["Application/VND.PyPI.Simple.v1+JSON", f"{JSON_TYPE} ; charset=utf-8"]
 )
