@@ -161,12 +161,14 @@ class IndexAuthenticator(Authenticator):
         """Whether requests to ``url`` carry credentials."""
         return self.get_credentials_for_url(url) != HTTPAuthCredential()
 
-    def withheld(self, url: str) -> bool:
-        """Whether ``url`` is plain http whose https credentials requests withhold."""
+    def withheld(self, url: str, answered: str | None = None) -> bool:
+        """Whether the request to ``url`` ended (at ``answered``) on plain http without
+        the credentials https would carry: none due there, or a redirect from https."""
+        end = answered or url
         return (
-            url[:5].lower() == "http:"
-            and not self.sends_credentials(url)
-            and self.sends_credentials("https:" + url[5:])
+            end[:5].lower() == "http:"
+            and (url[:6].lower() == "https:" or not self.sends_credentials(end))
+            and self.sends_credentials("https:" + end[5:])
         )
 
     def create_session(self) -> requests.Session:
@@ -286,7 +288,7 @@ def missing(
 ) -> bool:
     """Whether the index lacks what was asked: 404, 410, and with no credentials due
     the 403 download.pytorch.org answers for it (pip and Poetry agree)."""
-    due = not auth or auth.withheld(answered or url) or auth.sends_credentials(url)
+    due = not auth or auth.withheld(url, answered) or auth.sends_credentials(url)
     return status in (403, 404, 410)[due:]
 
 
@@ -318,7 +320,7 @@ def http_failure(
     if status not in (401, 403):
         fix = "Check the index URL, then run the command again."
         return f"the index answered HTTP {status}{about}", fix
-    if auth and auth.withheld(answered or url):
+    if auth and auth.withheld(url, answered):
         fix = (
             "The request went to plain http (its URL, or where the index "
             "redirected it) on a host whose credentials are for https only, and "
