@@ -143,7 +143,9 @@ class Plan:
         moved = {target.name for target in (*self.install, *self.satisfied)}
         builds = read_builds(sorted(self.configured - moved), self.installed)
         builds = {n: b for n, b in builds.items() if b.label != self.variant.name}
-        locked = [(p.name, str(m)) for p, m in selected_packages(poetry) if builds]
+        if not builds:  # reading poetry.lock's markers costs a parse of it
+            return {}
+        locked = [(p.name, str(m)) for p, m in selected_packages(poetry)]
         said = {}
         for name, build in builds.items():
             cause = f"poetry.lock does not lock {name}"
