@@ -422,10 +422,9 @@ def family_problems(
 ) -> list[tuple[str, str | None, str]]:
     """What is wrong with what ``roots`` need as ``env`` holds it (``held``), with cause
     and fix: two .dist-info folders of one in a directory, its ``RECORD`` or a file it
-    lists missing, (with ``hashes``) a file's sha256 not the recorded one, (with
-    ``poetry``) a locked file it was installed from that torch-cuda.lock no longer names;
-    a version a requirement rejects, a requirement missing (``install`` adds those
-    ``locked``)."""
+    lists missing, (``hashes``) a file's sha256 not the recorded one, (``poetry``) its
+    file not one torch-cuda.lock names; a version a requirement rejects, a requirement
+    missing (``install`` adds those ``locked``)."""
     family = set(held.graph(roots))
     if not family:  # nothing installed: no distribution's metadata to read
         return []

@@ -62,10 +62,8 @@ def prove(
         run = run_child(str(env.python), list(packages), config.verify_timeout)
         locks = ctx.view.names if locked else None
         install = f"run {ctx.selection.install}"  # as status words it
-        lock = ctx.poetry if hashes else None  # verify: the files locked (as status)
-        damaged = family_problems(
-            env, ctx.installed, packages, hashes, locks, install, lock
-        )
+        held, lock = ctx.installed, ctx.poetry if hashes else None  # verify: as status
+        damaged = family_problems(env, held, packages, hashes, locks, install, lock)
     if hashes and required and (stale := lock_problem(ctx.poetry, variant)):
         damaged.append((stale, None, ""))  # verify: the next install's, as status
     proof = judge(
