@@ -52,8 +52,8 @@ def prove(
 ) -> Proof:
     """Run the child in the run's env (if it ``exists``) and judge its report
     against ``variant`` and ``machine`` (:func:`.verdict.judge`); every file the
-    family's ``RECORD`` lists must exist (with ``hashes``, of its size and sha256,
-    and torch-cuda.lock hold what an install of ``required`` takes)."""
+    family's ``RECORD`` lists must exist (with ``hashes``: of its size and sha256, from
+    a file torch-cuda.lock names, which holds what an install of ``required`` takes)."""
     config, env = ctx.config, ctx.env
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
     run, damaged = ChildRun({"packages": {}}), []
