@@ -13,7 +13,7 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
-from poetry_torch_cuda.install.pip import PipRunner
+from poetry_torch_cuda.install.reconcile import pip_for
 from poetry_torch_cuda.install.undo import NOT_BACK
 from poetry_torch_cuda.install.undo import drop_previous
 from poetry_torch_cuda.install.undo import family_problems
@@ -169,7 +169,7 @@ def _roll_back(ctx: RunContext, plan: Plan) -> tuple[bool, str]:
         return False, "The earlier build was not kept; the failing one stays installed."
     held = previous.held(ctx.config.package_names)
     try:
-        previous.put_back(ctx.env, PipRunner(ctx.env.get_pip_command()).uninstall)
+        previous.put_back(ctx.env, pip_for(ctx.env).uninstall)
     except (TorchCudaError, OSError) as error:
         return False, NOT_BACK.format(held or "the previous build", error)
     held = held or "no torch build, as before"
