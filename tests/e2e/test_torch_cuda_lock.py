@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.audit import whl_requests
 from tests.support.catalog import build_universe
 from tests.support.fixtures import reset_around
 from tests.support.fixtures import served
+from tests.support.gpus import no_gpu
 from tests.support.inprocess import run_inprocess
 from tests.support.kept import Kept
 from tests.support.poetry_project import Project
@@ -686,3 +688,36 @@ def test_two_locks_at_once_leave_the_lock_of_the_project_as_it_is_last(
     assert [v["name"] for v in read_lock(project)["variant"]] == ["cu128", "cu129"]
     check = run_inprocess(project, "torch-cuda", "lock", "--check")
     assert check.returncode == 0, check
+
+
+def test_a_relocked_build_of_the_installed_version_fails_the_guards_until_synced(
+    tmp_path: Path, own_index: IndexServer, own_universe: Universe, kept_cu129: Kept
+) -> None:
+    """torch-cuda.lock re-locked against a rebuilt torch of the installed version
+    (or a teammate's lock of another build, or an edit): status --check and verify
+    said the environment was fine, though its torch is not the locked file. They name
+    it and the fix. `poetry install` stays a no-op, as Poetry's own install is for a
+    changed hash (it compares versions): the check costs its no-op nothing."""
+    project = kept_cu129.fresh()
+    before = sha256(own_universe.wheel("torch", "2.14.1+cu129", "cu129"))
+    tamper(own_universe, "cu129", "torch", "2.14.1+cu129")
+    project.run("torch-cuda", "lock", "--accept-drift")
+    env = no_gpu(tmp_path)
+    own_index.clear_requests()
+    result = project.run("install", env_extra=env)
+    assert whl_requests(own_index) == [], describe(result)
+    said = (  # the problem, its cause, its fix
+        f"torch 2.14.1+cu129: installed from a file (sha256 {before[:12]}…) torch-"
+        + "cuda.lock no longer names",
+        "it was locked again since, for another build of that version (or edited)",
+        "`poetry torch-cuda sync --force` reinstalls the build",
+    )
+    for command in ("status --check", "verify"):
+        result = run_inprocess(project, "torch-cuda", *command.split(), env_extra=env)
+        assert result.returncode == 1, result
+        shown = " ".join((result.stdout + result.stderr).split())
+        assert all(part in shown for part in said), result
+    result = run_inprocess(project, "torch-cuda", "sync", "--force", env_extra=env)
+    assert result.returncode == 0, result
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result

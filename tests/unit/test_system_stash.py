@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from packaging.markers import default_environment
+from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
@@ -504,3 +505,54 @@ def test_an_interrupt_while_a_done_runs_stash_is_kept_leaves_the_install_standin
     assert (site / "torch" / "__init__.py").read_text() == "build = 'cu130'\n"
     previous = previous_build(env.path)
     assert previous is not None and previous.before["torch"] == "2.14.1+cpu"
+
+
+def test_a_package_installed_from_a_file_no_entry_of_the_lock_names_is_a_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The install record (the locked file each package came from) against
+    torch-cuda.lock: a file no entry names at the installed version is named, with its
+    cause and fix; one another entry names is fine (a switch keeps the triton of the
+    same version); a version the lock does not hold is lock_problem's to word."""
+    from poetry_torch_cuda.lockfile.model import LockedPackage
+    from poetry_torch_cuda.lockfile.model import LockInputs
+    from poetry_torch_cuda.lockfile.model import TorchCudaLock
+    from poetry_torch_cuda.lockfile.model import VariantLock
+    from poetry_torch_cuda.lockfile.model import write_lock
+
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    env = system_python(tmp_path / "usr-local")
+    site = env.site_packages.candidates[0]
+    _dist(site, "triton", "3.6.0", "")
+    metadata = site / "torch-2.14.1+cpu.dist-info" / "METADATA"
+    metadata.write_text(metadata.read_text() + "Requires-Dist: triton\n")
+    poetry = SimpleNamespace(locker=SimpleNamespace(lock=tmp_path / "poetry.lock"))
+    a, b, c, d = (letter * 64 for letter in "abcd")
+
+    def entry(name: str, *builds: tuple[str, str, str]) -> VariantLock:
+        return VariantLock(
+            name,
+            "https://example.org/whl/",
+            tuple(
+                LockedPackage(canonicalize_name(n), v, files=((f"{n}.whl", "u", s, 1),))
+                for n, v, s in builds
+            ),
+        )
+
+    def problems(torch: str, triton: str, *entries: VariantLock) -> list[object]:
+        inputs = LockInputs("hash", (), ("torch",), ("cpu",))
+        write_lock(tmp_path / "torch-cuda.lock", TorchCudaLock(inputs, entries))
+        record = {"torch": torch, "triton": triton}
+        (state_dir(env.path) / INSTALLED).write_text(json.dumps(record))
+        held = installed_environment(env)
+        return undo.family_problems(env, held, ["torch"], poetry=poetry)
+
+    cpu = entry("cpu", ("torch", "2.14.1+cpu", a), ("triton", "3.6.0", b))
+    cu130 = entry("cu130", ("torch", "2.14.1+cu130", c), ("triton", "3.6.0", c))
+    assert problems(a, b, cpu, cu130) == []
+    assert problems(a, c, cpu, cu130) == []  # cu130's triton, kept by a switch
+    said = f"torch 2.14.1+cpu: installed from a file (sha256 {d[:12]}…) torch-"
+    said += "cuda.lock no longer names"
+    assert problems(d, b, cpu, cu130) == [(said, undo.RELOCKED, undo.SYNC_FORCE)]
+    old = entry("cpu", ("torch", "2.13.0+cpu", a), ("triton", "3.6.0", b))
+    assert problems(d, b, old) == []  # a stale lock: status and verify say so

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from packaging.utils import NormalizedName
+    from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
@@ -67,6 +68,7 @@ NOT_BACK = f"Putting back {{}} failed too ({{}}): torch may not import; {SYNC_FO
 DAMAGED = "a removal or an interrupted install left it incomplete"
 OVER = "something wrote over it after the install (an edit, another installer, a disk)"
 COPIED = "a hand copy, or an install that kept the other (pip --ignore-installed, say)"
+RELOCKED = "it was locked again since, for another build of that version (or edited)"
 _MANIFEST = "stash.json"
 #: The build the environment holds: the sha256 of the locked file each came from, by name.
 INSTALLED = ".torch-cuda-installed.json"
@@ -416,11 +418,13 @@ def family_problems(
     hashes: bool = False,
     locked: Collection[str] | None = None,
     install: str = "",
+    poetry: Poetry | None = None,
 ) -> list[tuple[str, str | None, str]]:
     """What is wrong with what ``roots`` need as ``env`` holds it (``held``), with cause
     and fix: two .dist-info folders of one in a directory, its ``RECORD`` or a file it
-    lists missing, (with ``hashes``) a file's sha256 not the recorded one; a version a
-    requirement rejects, a requirement missing (``install`` adds those ``locked``)."""
+    lists missing, (``hashes``) a file's sha256 not the recorded one, (``poetry``) its
+    file not one torch-cuda.lock names; a version a requirement rejects, a requirement
+    missing (``install`` adds those ``locked``)."""
     family = set(held.graph(roots))
     if not family:  # nothing installed: no distribution's metadata to read
         return []
@@ -466,6 +470,21 @@ def family_problems(
                     f"{name}: {len(bad)} of its files {what} ({bad[0]}"
                     f"{', …' if len(bad) > 1 else ''})"
                 ] = DAMAGED if bad is missing else OVER
+    if poetry is not None:  # each from a file torch-cuda.lock names, in any entry
+        from poetry_torch_cuda.lockfile import model  # not at a no-op
+
+        with suppress(model.LockFileError):  # unreadable: lock_problem words it
+            lock = model.read_lock(model.lock_path(poetry))
+            variants = lock.variants if lock else ()
+            record = _named(tempfiles.read_json(state_dir(env.path) / INSTALLED, None))
+            for dist, sha in sorted(record.items()):
+                at = held.version(dist) if dist in family else None
+                got = [p for v in variants if at and (p := v.package(dist, at))]
+                if got and sha not in {file[2] for p in got for file in p.files}:
+                    problems[
+                        f"{dist} {at}: installed from a file (sha256 {sha[:12]}…) "
+                        "torch-cuda.lock no longer names"
+                    ] = RELOCKED
     found = [(problem, why, SYNC_FORCE) for problem, why in problems.items()]
     for requirer, name in held.missing(roots):
         problem, fix = f"{requirer} requires {name}, which is not installed", install

@@ -13,7 +13,7 @@ from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
-from poetry_torch_cuda.install.pip import PipRunner
+from poetry_torch_cuda.install.reconcile import pip_for
 from poetry_torch_cuda.install.undo import NOT_BACK
 from poetry_torch_cuda.install.undo import drop_previous
 from poetry_torch_cuda.install.undo import family_problems
@@ -52,8 +52,8 @@ def prove(
 ) -> Proof:
     """Run the child in the run's env (if it ``exists``) and judge its report
     against ``variant`` and ``machine`` (:func:`.verdict.judge`); every file the
-    family's ``RECORD`` lists must exist (with ``hashes``, of its size and sha256,
-    and torch-cuda.lock hold what an install of ``required`` takes)."""
+    family's ``RECORD`` lists must exist (with ``hashes``: of its size and sha256, from
+    a file torch-cuda.lock names, which holds what an install of ``required`` takes)."""
     config, env = ctx.config, ctx.env
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
     run, damaged = ChildRun({"packages": {}}), []
@@ -62,7 +62,8 @@ def prove(
         run = run_child(str(env.python), list(packages), config.verify_timeout)
         locks = ctx.view.names if locked else None
         install = f"run {ctx.selection.install}"  # as status words it
-        damaged = family_problems(env, ctx.installed, packages, hashes, locks, install)
+        held, lock = ctx.installed, ctx.poetry if hashes else None  # verify: as status
+        damaged = family_problems(env, held, packages, hashes, locks, install, lock)
     if hashes and required and (stale := lock_problem(ctx.poetry, variant)):
         damaged.append((stale, None, ""))  # verify: the next install's, as status
     proof = judge(
@@ -168,7 +169,7 @@ def _roll_back(ctx: RunContext, plan: Plan) -> tuple[bool, str]:
         return False, "The earlier build was not kept; the failing one stays installed."
     held = previous.held(ctx.config.package_names)
     try:
-        previous.put_back(ctx.env, PipRunner(ctx.env.get_pip_command()).uninstall)
+        previous.put_back(ctx.env, pip_for(ctx.env).uninstall)
     except (TorchCudaError, OSError) as error:
         return False, NOT_BACK.format(held or "the previous build", error)
     held = held or "no torch build, as before"
