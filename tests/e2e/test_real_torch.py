@@ -178,13 +178,20 @@ def test_verify_runs_the_real_cpu_build_and_sync_repairs_it(
     assert data["torch"]["is_available"] is False
     assert data["compute"] == [{"device": "cpu", "ok": True, "error": None}]
 
-    # Damage the install: metadata still says all is well, the import does not.
+    # Damage the install: the RECORD check names the missing file first (README's
+    # lines); the import fails too; status --check fails on the same file.
     (project.site_packages() / "torch" / "lib" / "libc10.so").unlink()
     broken = project.run("torch-cuda", "verify", check=False, env_extra=env)
     assert broken.returncode == 1, describe(broken)
-    first = broken.stdout.splitlines()[0]
-    # The RECORD check names the missing file first; the import fails too.
-    assert "torch: 1 of its files missing (torch/lib/libc10.so)" in first
+    assert broken.stdout.splitlines()[:3] == [
+        "FAIL torch: 1 of its files missing (torch/lib/libc10.so)",
+        "       cause: a removal or an interrupted install left it incomplete",
+        "       fix:   `poetry torch-cuda sync --force` reinstalls the build",
+    ], describe(broken)
+    assert "verification failed (2 problems) for cpu" in broken.stderr
+    check = project.run("torch-cuda", "status", "--check", check=False, env_extra=env)
+    assert check.returncode == 1, describe(check)
+    assert "torch: 1 of its files missing (torch/lib/libc10.so)" in check.stdout
     assert f"torch {TORCH} does not import" in broken.stdout
     assert "fix:   `poetry torch-cuda sync --force` reinstalls the build" in (
         broken.stdout
