@@ -29,6 +29,7 @@ from poetry_torch_cuda.project.config import per_run
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
+from poetry_torch_cuda.project.pyproject_edit import with_variant
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import variant_argument
@@ -164,7 +165,8 @@ class SwitchCommand(MovingCommand):
         if self.option("dry-run"):
             head = f"would switch to <c2>{name}</>{resolved}: "
             self.say(ctx, plan := ctx.plan(variant), head)
-            self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
+            if with_variant(pyproject.read_text(encoding="utf-8"), name) is not None:
+                self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             warn_unmoved(plan, self.io)
             return 0
         # All or nothing: the new pyproject.toml is written (beside the old one)
