@@ -81,6 +81,23 @@ def test_a_dry_run_switch_to_the_recorded_variant_would_set_nothing(
     assert project.pyproject_text() == before
 
 
+def test_a_dry_run_switch_warns_of_the_variable_that_outlasts_it(
+    project_factory: ProjectFactory,
+) -> None:
+    """With POETRY_TORCH_CUDA_VARIANT set, `switch` warns that it keeps winning on
+    every run; its dry run said nothing of it."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    override = {"POETRY_TORCH_CUDA_VARIANT": "cu128"}
+    args = ("torch-cuda", "switch", "cu130", "--dry-run")
+    result = run_inprocess(project, *args, env_extra=override)
+    assert result.returncode == 0, result
+    assert (
+        "torch-cuda: POETRY_TORCH_CUDA_VARIANT=cu128 is set and overrides "
+        "pyproject.toml on every run; unset it to use cu130."
+    ) in result.stderr, result
+
+
 def test_why_nothing_moved_resolves_each_selection_of_the_lock_once(
     project_factory: ProjectFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -168,7 +168,7 @@ class SwitchCommand(MovingCommand):
             if with_variant(pyproject.read_text(encoding="utf-8"), name) is not None:
                 self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             warn_unmoved(plan, self.io)
-            return 0
+            return self._outlasted(name)
         # All or nothing: the new pyproject.toml is written (beside the old one)
         # before pip runs and takes the old one's place only once pip succeeded;
         # it and torch-cuda.lock must be writable (the renames ignore their modes).
@@ -211,6 +211,10 @@ class SwitchCommand(MovingCommand):
             if pending is not None or not plan.is_empty:  # also if set meanwhile
                 self.get_application().reset_poetry()  # the pyproject.toml it wrote
                 settle(self.poetry, self.io, switched=True)
+        return self._outlasted(name)
+
+    def _outlasted(self, name: str) -> int:
+        """Warn when this run's variable keeps winning over ``name``; exit code 0."""
         override = per_run("variant")
         if override and override != name:
             self.line_error(
