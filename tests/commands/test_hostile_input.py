@@ -201,6 +201,25 @@ def test_an_install_that_locks_first_refuses_a_read_only_torch_cuda_lock(
     assert [path.read_bytes() for path in files] == before
 
 
+def test_a_switch_that_installs_nothing_refuses_a_variant_it_cannot_lock(
+    project_factory: ProjectFactory,
+) -> None:
+    """cu126's index lacks the locked torch 2.14.1. With torch installed, `switch
+    cu126` fails and changes nothing; in an environment without it (a clone before
+    `poetry install`) it wrote variant = "cu126", exited 0 with a warning, and every
+    `poetry install` then failed. Refused alike."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    files = [project.pyproject, project.lockfile, project.path / "torch-cuda.lock"]
+    before = [path.read_bytes() for path in files]
+    result = run_inprocess(project, "torch-cuda", "switch", "cu126")
+    assert result.returncode == 1, result
+    assert "cannot lock torch==2.14.1+cu126 from http://127.0.0.1:" in result.stderr
+    assert "pyproject.toml is unchanged" in result.stderr, result
+    assert "now says" not in result.stdout, result
+    assert [path.read_bytes() for path in files] == before
+
+
 def test_a_read_only_torch_cuda_lock_is_refused_in_words(
     kept_cu129: Kept, index: IndexServer
 ) -> None:

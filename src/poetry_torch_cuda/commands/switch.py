@@ -17,6 +17,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.install.reconcile import warn_unmoved
 from poetry_torch_cuda.lockfile.model import lock_path
+from poetry_torch_cuda.lockfile.service import lock_project
 from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import require_builds
@@ -196,6 +197,14 @@ class SwitchCommand(MovingCommand):
                 self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
             plan = self.move(ctx, variant)  # in its own lock: no wait
+            if plan.is_empty and pending:  # no install locked it: it must lock
+                try:
+                    lock_project(
+                        self.poetry, self.io, reuse=True, extra=[variant], write=False
+                    )
+                except TorchCudaError as error:
+                    message = f"{error}\n{pyproject.name} is unchanged."
+                    raise TorchCudaError(message) from None
             # A build that fails verification is replaced by the previous one
             # (its records too: the stash's).
             final = prove_change(ctx, plan, roll_back=True)
