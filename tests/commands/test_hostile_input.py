@@ -215,7 +215,6 @@ def test_a_switch_that_installs_nothing_refuses_a_variant_it_cannot_lock(
     result = run_inprocess(project, "torch-cuda", "switch", "cu126")
     assert result.returncode == 1, result
     assert "cannot lock torch==2.14.1+cu126 from http://127.0.0.1:" in result.stderr
-    assert "pyproject.toml is unchanged" in result.stderr, result
     assert "now says" not in result.stdout, result
     assert [path.read_bytes() for path in files] == before
 

@@ -198,13 +198,9 @@ class SwitchCommand(MovingCommand):
                 ctx, variant = self._target(name)
             plan = self.move(ctx, variant)  # in its own lock: no wait
             if plan.is_empty and pending:  # no install locked it: it must lock
-                try:
-                    lock_project(
-                        self.poetry, self.io, reuse=True, extra=[variant], write=False
-                    )
-                except TorchCudaError as error:
-                    message = f"{error}\n{pyproject.name} is unchanged."
-                    raise TorchCudaError(message) from None
+                lock_project(
+                    self.poetry, self.io, reuse=True, extra=[variant], write=False
+                )
             # A build that fails verification is replaced by the previous one
             # (its records too: the stash's).
             final = prove_change(ctx, plan, roll_back=True)
