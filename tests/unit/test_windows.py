@@ -10,6 +10,8 @@ tested with the other driver facts in test_cuda_tables.py.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.index.client import tag_fits
@@ -79,3 +81,22 @@ def test_rocm_has_no_windows_builds_cuda_and_cpu_do() -> None:
     assert parse_variant("rocm6.4").not_built_for("win32") is not None
     assert parse_variant("cu126").not_built_for("win32") is None
     assert parse_variant("cpu").not_built_for("win32") is None
+
+
+def test_the_modules_of_a_run_import_where_signal_has_no_sighup() -> None:
+    # Windows' signal module has no SIGHUP (nor SIGKILL); a name looked up at
+    # import time would make every install fail there before it starts.
+    code = (
+        "import os, signal, sys\n"
+        "del signal.SIGHUP, signal.SIGKILL\n"
+        "import poetry_torch_cuda.install.signals, poetry_torch_cuda.proof.run\n"
+        "import poetry_torch_cuda.install.pip, poetry_torch_cuda.install.download\n"
+        "import poetry_torch_cuda.proof.after, poetry_torch_cuda.install.reconcile\n"
+        "from poetry_torch_cuda.install.pip import PipRunner\n"
+        "os.name = 'nt'  # what the plugin asks (subprocess itself stays POSIX)\n"
+        "PipRunner([])._run('checking', [sys.executable, '-c', 'print(1)'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr

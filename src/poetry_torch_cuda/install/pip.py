@@ -109,10 +109,10 @@ class PipRunner:
         """Run pip, echoing its scrubbed output if asked; its exit code and output."""
         kept: list[str] = []
         received: list[int] = []
-        escalation = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
         def forward(signum: int) -> None:  # to pip as SIGINT, then SIGTERM, SIGKILL
-            received.append(signum)
+            received.append(signum)  # (POSIX only: Windows has no SIGKILL)
+            escalation = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
             with suppress(ProcessLookupError):
                 os.kill(process.pid, escalation[min(len(received), 3) - 1])
 

@@ -15,9 +15,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterator
 
-#: The signals that stop a run: Ctrl-C, ``kill``, a closed terminal.
-STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
 
 def signal_name(signum: int) -> str:
     """``SIGTERM`` for 15; ``signal 99`` for a number with no name."""
@@ -42,7 +39,9 @@ def signum_of(interrupt: KeyboardInterrupt) -> int:
 def handling(handler: Callable[[int], None]) -> Iterator[None]:
     """``handler(signum)`` runs on each stopping signal during the block."""
     here = os.name == "posix" and threading.current_thread() is threading.main_thread()
-    previous = {s: signal.signal(s, lambda n, _: handler(n)) for s in STOPPING if here}
+    # Ctrl-C, ``kill``, a closed terminal (POSIX names: Windows has no SIGHUP).
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if here else ()
+    previous = {s: signal.signal(s, lambda n, _: handler(n)) for s in stopping}
     try:
         yield
     finally:

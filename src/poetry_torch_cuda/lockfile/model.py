@@ -1,9 +1,6 @@
-"""torch-cuda.lock's format: what it holds, its one reader and its writer.
-
-Per variant, the builds, their dependencies and files. Every command reads the
-whole file through :func:`read_lock` (a conflict anywhere is an error
-everywhere); :func:`write_lock` writes it atomically, same inputs same bytes.
-"""
+"""torch-cuda.lock's format (per variant, the builds, their dependencies and files),
+its one reader (:func:`read_lock`: a conflict anywhere is an error everywhere) and
+its writer (:func:`write_lock`: atomic, same inputs same bytes)."""
 
 from __future__ import annotations
 
@@ -98,12 +95,8 @@ class VariantLock:
         roots: Iterable[tuple[str, str | None]],
         marker_env: Mapping[str, Any] | None,
     ) -> list[LockedPackage]:
-        """``roots`` (name, version) and every dependency whose markers hold in
-        ``marker_env`` (``None``: every dependency, for any environment).
-
-        Raises:
-            KeyError: a root or a dependency is not in the lock.
-        """
+        """``roots`` and their dependencies in ``marker_env`` (``None``: any); a KeyError
+        names one not locked."""
         environment = {**(marker_env or {}), "extra": ""}
         chosen: dict[tuple[str, str], LockedPackage] = {}
         stack: list[tuple[str, str | None]] = list(roots)
@@ -130,9 +123,9 @@ class VariantLock:
         base = self.index_url.rstrip("/") + "/"
         return [
             LockedFile(
-                package.name, package.version, filename, urljoin(base, url), sha, size
+                package.name, package.version, file, urljoin(base, url), sha, size
             )
-            for filename, url, sha, size in package.files
+            for file, url, sha, size in package.files
         ]
 
 
@@ -163,12 +156,8 @@ class LockFileError(TorchCudaError):
 
 
 def read_lock(path: Path) -> TorchCudaLock | None:
-    """The whole lock in ``path`` (``None``: no such file).
-
-    Raises:
-        LockFileError: the file is not a torch-cuda.lock this version can read
-            (a merge conflict anywhere in it included).
-    """
+    """The whole lock in ``path`` (``None``: no such file); a :class:`LockFileError`
+    if it is not a torch-cuda.lock this version can read (a merge conflict included)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -190,13 +179,13 @@ def read_lock(path: Path) -> TorchCudaLock | None:
                 f"reads {LOCK_VERSION}. Upgrade the plugin, or {_again(path)}"
             )
         inputs = LockInputs(
-            content_hash=str(metadata["content-hash"]),
-            locked=tuple(
-                (canonicalize_name(name), _strings(versions))
-                for name, versions in sorted(metadata["locked"].items())
+            str(metadata["content-hash"]),
+            tuple(
+                (canonicalize_name(n), _strings(v))
+                for n, v in sorted(metadata["locked"].items())
             ),
-            packages=_strings(metadata["packages"]),
-            lock_variants=_strings(metadata["lock-variants"]),
+            _strings(metadata["packages"]),
+            _strings(metadata["lock-variants"]),
         )
         variants = tuple(_variant(entry) for entry in data.get("variant", []))
         if len({variant.name for variant in variants}) < len(variants):
@@ -226,8 +215,8 @@ def lock_path(poetry: Poetry) -> Path:
 
 
 def _again(path: Path) -> str:
-    """The way to a good file: re-locking compares the index with the hashes the
-    damaged one still holds; with none left, it refuses without --accept-drift."""
+    # Re-locking compares the index with the hashes the damaged file still holds;
+    # with none left, it refuses without --accept-drift.
     if recorded_hashes(path):
         return "run `poetry torch-cuda lock` to write it again."
     return (
@@ -237,33 +226,14 @@ def _again(path: Path) -> str:
 
 
 def _variant(entry: dict[str, Any]) -> VariantLock:
-    packages = []
-    for package in entry["package"]:
-        files = []
-        for item in package["files"]:
-            algorithm, _, digest = str(item["hash"]).partition(":")
-            if algorithm != "sha256" or not _SHA256.fullmatch(digest):
-                raise ValueError(item["hash"])
-            size = item.get("size")
-            if size is not None and (type(size) is not int or size < 0):
-                raise ValueError(size)
-            files.append((str(item["file"]), str(item["url"]), digest.lower(), size))
-        packages.append(
-            LockedPackage(
-                canonicalize_name(package["name"]),
-                str(package["version"]),
-                _marker(package.get("markers", "")),
-                tuple(
-                    LockedDependency(
-                        canonicalize_name(d["name"]),
-                        str(d["version"]),
-                        _marker(d.get("markers", "")),
-                    )
-                    for d in package["dependencies"]
-                ),
-                tuple(files),
-            )
+    packages = [
+        LockedPackage(
+            *_named(p),
+            tuple(LockedDependency(*_named(d)) for d in p["dependencies"]),
+            tuple(map(_file, p["files"])),
         )
+        for p in entry["package"]
+    ]
     keys = [(p.name, p.version) for p in packages]
     names = [f[0] for p in packages for f in p.files]
     if len(set(keys)) < len(keys) or len(set(names)) < len(names):
@@ -274,18 +244,27 @@ def _variant(entry: dict[str, Any]) -> VariantLock:
     return VariantLock(name, str(entry["index-url"]), tuple(packages))
 
 
+def _file(item: dict[str, Any]) -> tuple[str, str, str, int | None]:
+    algorithm, _, digest = str(item["hash"]).partition(":")
+    if algorithm != "sha256" or not _SHA256.fullmatch(digest):
+        raise ValueError(item["hash"])
+    size = item.get("size")
+    if size is not None and (type(size) is not int or size < 0):
+        raise ValueError(size)
+    return str(item["file"]), str(item["url"]), digest.lower(), size
+
+
 def _strings(value: Any) -> tuple[str, ...]:
-    """The items of the list ``value`` (a string is no list: not its letters)."""
-    if not isinstance(value, list):
+    if not isinstance(value, list):  # a string is no list: not its letters
         raise TypeError(value)
     return tuple(str(item) for item in value)
 
 
-def _marker(value: Any) -> str:
-    """``value`` if it is empty or a marker (closure and export evaluate them)."""
-    if value:
-        Marker(str(value))  # InvalidMarker is a ValueError
-    return str(value)
+def _named(item: dict[str, Any]) -> tuple[NormalizedName, str, str]:
+    markers = item.get("markers", "")
+    if markers:  # closure and export evaluate it
+        Marker(str(markers))  # InvalidMarker is a ValueError
+    return canonicalize_name(item["name"]), str(item["version"]), str(markers)
 
 
 _SHA256 = re.compile("[0-9a-fA-F]{64}")
@@ -293,12 +272,8 @@ _FILE_LINE = re.compile(r'file = "([^"]+)".*hash = "sha256:([0-9a-fA-F]+)"')
 
 
 def recorded_hashes(path: Path) -> dict[tuple[str, str], set[str]]:
-    """``(variant, file name) -> sha256s`` recorded in ``path``, even a broken one.
-
-    Read line by line, so a merge conflict or a damaged part loses only its
-    own lines (both sides of a conflict count). Empty: no such file, or none
-    that can be read (:func:`read_lock` says why).
-    """
+    """``(variant, file name) -> sha256s`` in ``path`` read line by line: a damaged
+    file's too (both sides of a conflict count)."""
     found: dict[tuple[str, str], set[str]] = {}
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -351,13 +326,8 @@ def render(lock: TorchCudaLock) -> str:
             "index-url": variant.index_url,
             "package": [
                 {
-                    "name": p.name,
-                    "version": p.version,
-                    **({"markers": p.markers} if p.markers else {}),
-                    "dependencies": inline(
-                        {"name": d.name, "version": d.version, "markers": d.markers}
-                        for d in sorted(p.dependencies)
-                    ),
+                    **_fields(p),
+                    "dependencies": inline(map(_fields, sorted(p.dependencies))),
                     "files": inline(
                         {"file": f, "url": u, "hash": f"sha256:{sha}", "size": size}
                         for f, u, sha, size in sorted(p.files)
@@ -369,6 +339,11 @@ def render(lock: TorchCudaLock) -> str:
         for variant in sorted(lock.variants, key=lambda v: v.name)
     ]
     return HEADER + "\n" + tomlkit.dumps(document)
+
+
+def _fields(item: LockedPackage | LockedDependency) -> dict[str, str]:
+    named = {"name": item.name, "version": item.version, "markers": item.markers}
+    return {key: value for key, value in named.items() if value}
 
 
 def write_lock(path: Path, lock: TorchCudaLock) -> bool:

@@ -1,10 +1,9 @@
 """Lock torch-cuda.lock and keep it in step with poetry.lock.
 
-:class:`VariantLocker` locks one variant from its index: the builds of the
-versions poetry.lock locks and their CUDA closure (PEP 658 metadata checked by
-sha256, else the wheel), following only the torch family. No solver: for a
-range, the newest build every requirer accepts, as pip would. The per-run
-overrides (``POETRY_TORCH_CUDA_INDEX_URL``, ``_VARIANT``) never make a lock stale.
+:class:`VariantLocker` locks one variant from its index: the builds poetry.lock locks
+and their CUDA closure (PEP 658 metadata checked by sha256, else the wheel). No
+solver: for a range, the newest build every requirer accepts, as pip would. The
+per-run overrides (``POETRY_TORCH_CUDA_INDEX_URL``, ``_VARIANT``) never make a lock stale.
 """
 
 from __future__ import annotations
@@ -51,6 +50,7 @@ from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.lockfile.model import read_lock
 from poetry_torch_cuda.lockfile.model import recorded_hashes
 from poetry_torch_cuda.lockfile.model import write_lock
+from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project import locked
@@ -70,6 +70,7 @@ from poetry_torch_cuda.urls import without_credentials
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Collection
     from collections.abc import Iterable
     from collections.abc import Mapping
     from pathlib import Path
@@ -85,10 +86,11 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.locked import Selected
     from poetry_torch_cuda.project.variants import Variant
 
+    _Specs = dict[NormalizedName, SpecifierSet]
+
 FIX = f"Run `poetry torch-cuda lock` and commit {LOCK_NAME}."
 #: The one wording of a torch-cuda.lock that does not fit the project ({}: why).
 STALE = f"{LOCK_NAME} does not match this project: {{}}.\n{FIX}"
-_MAX_PASSES = 5
 
 
 class LockError(TorchCudaError):
@@ -123,44 +125,16 @@ class _Node:
     extras: set[str] = field(default_factory=set)
     edges: dict[tuple[NormalizedName, str], Any] = field(default_factory=dict)
 
-    def package(self, base: str) -> LockedPackage:
-        """The locked package, its URLs relative to ``base`` where they can be."""
-        files = (
-            (
-                e.filename,
-                e.url.removeprefix(base)
-                if e.url.startswith(base)
-                else without_credentials(e.url),
-                e.sha256 or "",
-                e.size,
-            )
-            for e in self.files
-        )
-        edges = (LockedDependency(n, v, str(m)) for (n, v), m in self.edges.items())
-        return LockedPackage(
-            self.name,
-            self.version,
-            str(self.markers),
-            tuple(sorted(edges)),
-            tuple(sorted(files)),
-        )
 
-
+@dataclass(frozen=True)
 class VariantLocker:
     """Locks variants from their indexes with one client (and its cache); ``keep``:
     an installing environment's markers, whose wheels read for METADATA it keeps."""
 
-    def __init__(
-        self,
-        client: IndexClient,
-        configured: Iterable[NormalizedName],
-        python_allows: Callable[[str], bool],
-        keep: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._client = client
-        self._configured = frozenset(configured)
-        self._python_allows = python_allows
-        self._keep = keep
+    client: IndexClient
+    configured: Collection[NormalizedName]
+    python_allows: Callable[[str], bool]
+    keep: Mapping[str, Any] | None = None
 
     def lock(
         self,
@@ -169,20 +143,13 @@ class VariantLocker:
         roots: Iterable[Root],
         recorded: Mapping[str, set[str]] | None = None,
     ) -> VariantLock:
-        """``variant``'s build of ``roots`` from the index at ``url``, each set of
-        roots installed together (one torch version, its companions) with its own pins.
-
-        Raises:
-            MissingBuildError: the index has no build of a root.
-            DriftError: a file in ``recorded`` (file name -> sha256s locked
-                before) has another sha256 on the index now.
-            LockError: a file or a hash could not be had.
-            IndexUnavailableError: the index did not answer.
-        """
+        """``variant``'s build of ``roots`` from the index at ``url``, each set of roots
+        installed together with its own pins; a :class:`DriftError` if a file in
+        ``recorded`` (file name -> sha256s) now has another sha256."""
         nodes: dict[tuple[NormalizedName, str], _Node] = {}
         for group in _together(list(roots)):
-            specs: dict[NormalizedName, SpecifierSet] = {}
-            for _ in range(_MAX_PASSES):  # again with every requirer's range
+            specs: _Specs = {}
+            for _ in range(5):  # again with every requirer's range
                 found, seen = self._walk(variant.name, url, group, specs)
                 if seen == specs:
                     break
@@ -206,33 +173,35 @@ class VariantLocker:
                 + "\n".join(f"  {line}" for line in changed)
             )
         base = without_credentials(url).rstrip("/") + "/"
-        packages = tuple(node.package(base) for node in nodes.values())
+        packages = tuple(
+            LockedPackage(
+                n.name,
+                n.version,
+                str(n.markers),
+                tuple(sorted(LockedDependency(*k, str(m)) for k, m in n.edges.items())),
+                tuple(sorted(_relative(e, base) for e in n.files)),
+            )
+            for n in nodes.values()
+        )
         return VariantLock(variant.name, without_credentials(url), packages)
 
     def _walk(
-        self,
-        label: str,
-        url: str,
-        roots: list[Root],
-        specs: dict[NormalizedName, SpecifierSet],
-    ) -> tuple[
-        dict[tuple[NormalizedName, str], _Node], dict[NormalizedName, SpecifierSet]
-    ]:
-        """One pass from ``roots``, each dependency at the newest build its
-        requirer and ``specs`` accept; also the ranges seen for each."""
+        self, label: str, url: str, roots: list[Root], specs: _Specs
+    ) -> tuple[dict[tuple[NormalizedName, str], _Node], _Specs]:
+        """One pass from ``roots``, and the ranges seen for each dependency."""
         from poetry.core.version.markers import parse_marker
 
         nodes: dict[tuple[NormalizedName, str], _Node] = {}
-        seen: dict[NormalizedName, SpecifierSet] = {}
+        seen: _Specs = {}
         stack = []
         pinned = {root.name: root.version for root in roots if root.version}
         for root in roots:
             spec = SpecifierSet(f"=={root.version}") if root.version else root.specifier
             # A root in a range takes a build that accepts the pinned ones, as pip.
-            fit = {} if root.version else pinned
-            version, files = self._pick(url, root.name, spec, label, fit)
-            marker = parse_marker(root.markers)
-            stack.append((root.name, version, files, root.extras, marker))
+            picked = self._pick(
+                url, root.name, spec, label, {} if root.version else pinned
+            )
+            stack.append((root.name, *picked, root.extras, parse_marker(root.markers)))
         while stack:
             name, version, files, extras, marker = stack.pop()
             node = nodes.get((name, version))
@@ -247,7 +216,7 @@ class VariantLocker:
             for dep, requirement, dep_marker in self._followed(node.files, node.extras):
                 seen[dep] = seen.get(dep, SpecifierSet()) & requirement.specifier
                 spec = requirement.specifier & specs.get(dep, SpecifierSet())
-                own = label if dep in self._configured else None  # as a root's
+                own = label if dep in self.configured else None  # as a root's
                 dep_version, dep_files = self._pick(url, dep, spec, own)
                 node.edges[(dep, dep_version)] = dep_marker
                 dep_extras = frozenset(requirement.extras)
@@ -258,7 +227,7 @@ class VariantLocker:
     def _builds(self, url: str, name: NormalizedName) -> dict[Version, list[IndexFile]]:
         """The wheels of ``name`` for the project's Pythons, by version."""
         found: dict[Version, list[IndexFile]] = {}
-        for entry in self._client.project(url, name).entries:
+        for entry in self.client.project(url, name).entries:
             try:
                 _, version, _, tags = parse_wheel_filename(entry.filename)
             except (InvalidWheelFilename, InvalidVersion):
@@ -267,7 +236,7 @@ class VariantLocker:
                 tag.abi == "abi3"
                 or not tag.interpreter.startswith(("cp", "pp"))
                 or len(tag.interpreter) < 4
-                or self._python_allows(f"{tag.interpreter[2]}.{tag.interpreter[3:]}")
+                or self.python_allows(f"{tag.interpreter[2]}.{tag.interpreter[3:]}")
                 for tag in tags
             ):
                 found.setdefault(version, []).append(entry)
@@ -281,16 +250,14 @@ class VariantLocker:
         label: str | None = None,
         fit: Mapping[NormalizedName, str] | None = None,
     ) -> tuple[str, list[IndexFile]]:
-        """The newest build of ``name`` that ``specifier`` accepts (``label``: with
-        that local label; ``fit``: whose requirements accept those versions) and
-        its files, every one with a sha256."""
+        """The newest build (``label``'s; ``fit``: accepting those) and its files."""
         builds = self._builds(url, name)
         # packaging takes a pre-release only when no final release matches, as pip.
         versions = [v for v in builds if label is None or v.local == label]
         matching = sorted(specifier.filter(versions), reverse=True)
         best = next((v for v in matching if self._fits(builds[v], fit)), None)
         if best is None:
-            page = self._client.project(url, name)
+            page = self.client.project(url, name)
             offered = ", ".join(str(v) for v in page.versions()[:8]) or "none"
             where = without_credentials(url.rstrip("/"))
             accepts = " and ".join(f"{n} {v}" for n, v in (fit or {}).items())
@@ -322,9 +289,7 @@ class VariantLocker:
     def _fits(
         self, files: list[IndexFile], fit: Mapping[NormalizedName, str] | None
     ) -> bool:
-        """Whether the build's requirements (those of no extra, as :meth:`_walk`
-        follows them) accept the ``fit`` versions (a file without a sha256 is not
-        read: the caller refuses it)."""
+        # A file without a sha256 is not read: the caller refuses it.
         if not fit or not all(entry.sha256 for entry in files):
             return True
         return all(
@@ -336,9 +301,7 @@ class VariantLocker:
     def _followed(
         self, files: list[IndexFile], extras: set[str]
     ) -> list[tuple[NormalizedName, Requirement, Any]]:
-        """The requirements of ``files`` the lock follows: the torch family's (the
-        rest is Poetry's, locked in poetry.lock) that hold with ``extras`` asked
-        for, each with its name and its marker without extras."""
+        """The torch family's requirements (the rest is poetry.lock's) with ``extras``."""
         from poetry.core.version.markers import parse_marker
 
         distinct = {(e.metadata_sha256 or e.sha256 or e.filename): e for e in files}
@@ -351,18 +314,17 @@ class VariantLocker:
                     requirement = Requirement(line)
                     found.setdefault(str(requirement), requirement)
         followed = []
-        for key in sorted(found):
-            name = canonicalize_name(found[key].name)
-            marker = parse_marker(str(found[key].marker or ""))
+        for _, requirement in sorted(found.items()):
+            name = canonicalize_name(requirement.name)
+            marker = parse_marker(str(requirement.marker or ""))
             holds = marker.only("extra").validate({"extra": extras})
-            if holds and (name in self._configured or is_cuda_bound(name)):
-                followed.append((name, found[key], marker.without_extras()))
+            if holds and (name in self.configured or is_cuda_bound(name)):
+                followed.append((name, requirement, marker.without_extras()))
         return followed
 
     def _metadata(self, entry: IndexFile) -> str:
-        """The file's metadata (PEP 658, else the wheel's), checked by sha256 and by
-        the name and version it gives, cached by the file's sha256."""
-        path = self._client.cache_dir.parent / "metadata" / f"{entry.sha256}.metadata"
+        """PEP 658 metadata, else the wheel's, checked; cached by the file's sha256."""
+        path = self.client.cache_dir.parent / "metadata" / f"{entry.sha256}.metadata"
         with suppress(OSError):
             return path.read_text(encoding="utf-8")
         pep658 = entry.metadata_sha256 is not None
@@ -371,8 +333,8 @@ class VariantLocker:
         # On disk, not in memory (a CUDA wheel is up to a GB); a wheel the install
         # needs in Poetry's artifact cache (else, or where that fails, in TMPDIR).
         keep = None
-        if not pep658 and self._keep and wheel_fits(entry.filename, self._keep):
-            config = self._client.auth.config
+        if not pep658 and self.keep and wheel_fits(entry.filename, self.keep):
+            config = self.client.auth.config
             found = artifact(config, entry.url, str(expected), entry.filename)
             with suppress(OSError):
                 found.parent.mkdir(parents=True, exist_ok=True)
@@ -381,7 +343,7 @@ class VariantLocker:
         try:
             with os.fdopen(handle, "w+b") as file:
                 size = None if pep658 else entry.size
-                received = self._client.download(entry.url + suffix, file, size)
+                received = self.client.download(entry.url + suffix, file, size)
                 if expected and received != expected:
                     raise LockError(
                         f"{entry.filename}{suffix}: the index lists sha256 {expected}, "
@@ -407,6 +369,12 @@ class VariantLocker:
         return text
 
 
+def _relative(e: IndexFile, base: str) -> tuple[str, str, str, int | None]:
+    # A file's URL relative to the index where it can be.
+    url = e.url[len(base) :] if e.url.startswith(base) else without_credentials(e.url)
+    return e.filename, url, e.sha256 or "", e.size
+
+
 def _wheel_metadata(wheel: BinaryIO, filename: str) -> bytes:
     with suppress(zipfile.BadZipFile), zipfile.ZipFile(wheel) as zf:
         for name in zf.namelist():
@@ -420,8 +388,7 @@ def _wheel_metadata(wheel: BinaryIO, filename: str) -> bytes:
 
 
 def _together(roots: list[Root]) -> list[list[Root]]:
-    """The sets of roots one environment installs together: a package locked at
-    several versions (under exclusive markers) splits them, one version each."""
+    """The sets of roots one environment installs together (one version of each)."""
     from poetry.core.version.markers import parse_marker
 
     by_name: dict[NormalizedName, list[Root]] = {}
@@ -447,37 +414,30 @@ def _together(roots: list[Root]) -> list[list[Root]]:
 
 # -- the project's lock ----------------------------------------------------------
 
+#: The variants ``auto`` may choose.
+_AUTO = frozenset({*tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "cpu"})
+
 
 def _wanted(config: TorchCudaConfig) -> tuple[str, ...]:
-    """``lock-variants`` and the configured variant (``auto`` stands for its choices)."""
+    # ``auto`` stands for its choices.
     return tuple(sorted({*config.lock_variants, config.variant.name}))
-
-
-def _auto_choices() -> set[str]:
-    """The variants ``auto`` may choose."""
-    from poetry_torch_cuda.machine import tables
-
-    return {*tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "cpu"}
 
 
 def _current_inputs(
     poetry: Poetry, config: TorchCudaConfig, selected: Selected
 ) -> LockInputs:
-    """The inputs a lock made now would record (``selected``: poetry.lock's packages)."""
     return LockInputs(
-        content_hash=locked.content_hash(poetry),
-        locked=locked.locked_versions(selected, config.packages),
-        packages=tuple(str(requirement) for requirement in config.packages),
-        lock_variants=_wanted(config),
+        locked.content_hash(poetry),
+        locked.locked_versions(selected, config.packages),
+        tuple(str(requirement) for requirement in config.packages),
+        _wanted(config),
     )
 
 
 def differences(
     recorded: LockInputs, current: LockInputs, *, whole: bool = False
 ) -> list[str]:
-    """Why a lock with ``recorded`` inputs does not fit ``current`` (empty: it
-    does); ``lock-variants`` only for the ``whole`` file (an install needs one
-    variant, not the whole set); an entry's own faults are :func:`_stale`'s."""
+    """Why ``recorded`` inputs do not fit ``current`` (``whole``: lock-variants too)."""
     reasons = []
     if recorded.content_hash != current.content_hash:
         reasons.append("poetry.lock changed since it was written (content-hash)")
@@ -488,7 +448,7 @@ def differences(
     if whole:
         now, then = current.lock_variants, recorded.lock_variants
         if "auto" in then and "auto" in now:  # what auto locked, recorded beside it
-            then = tuple(v for v in then if v in now or v not in _auto_choices())
+            then = tuple(v for v in then if v in now or v not in _AUTO)
         moved.append(("the variants to lock are now", list(now), list(then)))
     return reasons + [
         f"{what} {now}, {LOCK_NAME} was made for {then}"
@@ -502,21 +462,17 @@ def _versions(found: Iterable[tuple[Any, tuple[str, ...]]]) -> str:
 
 
 def _stale(
-    poetry: Poetry,
     config: TorchCudaConfig,
+    fetch: TorchCudaConfig,
     lock: TorchCudaLock,
     name: str,
     selected: Selected,
 ) -> list[str]:
-    """What is wrong with ``lock``'s entry for ``name`` itself (empty: nothing;
-    the file's inputs are :func:`differences`'): another index than the
-    configured one; a hole a package lost in a merge leaves (one reason); a
-    package no edge reaches any more, one without a file, with a file of another
-    build (a hand edit), at plain http elsewhere or at this run's mirror."""
-    reasons: list[str] = []
+    """What is wrong with the entry for ``name`` itself (the inputs: :func:`differences`)."""
     entry = lock.variant(name)
     if entry is None:
         return [f"{name} is not locked"]
+    reasons = []
     variant = parse_variant(name)
     url = without_credentials(config.index_url(variant)).rstrip("/")
     if entry.index_url.rstrip("/") != url:  # a trailing slash names the same index
@@ -524,20 +480,14 @@ def _stale(
             f"{name}'s index is now {url}, it was locked from {entry.index_url}"
         )
     roots = [(r.name, r.version) for r in _roots_for(selected, config, variant)]
-    missing = [
-        f"{name} {version or ''}".strip()  # no version: a specifier's, any build
-        for name, version in roots
-        if entry.package(name, version) is None
-    ] + [
-        f"{d.name} {d.version}"
-        for p in entry.packages
-        for d in p.dependencies
-        if entry.package(d.name, d.version) is None
-    ]
+    edges = [(d.name, d.version) for p in entry.packages for d in p.dependencies]
+    missing = {
+        f"{n} {v or ''}".strip()  # no version: a specifier's, any build
+        for n, v in roots + edges
+        if entry.package(n, v) is None
+    }
     if missing:
-        reasons.append(
-            f"{LOCK_NAME}'s {name} entry lacks {', '.join(sorted(set(missing)))}"
-        )
+        reasons.append(f"{LOCK_NAME}'s {name} entry lacks {', '.join(sorted(missing))}")
     with suppress(KeyError):  # a hole, named above
         needed = entry.closure(roots, None)
         reasons += [
@@ -546,8 +496,7 @@ def _stale(
             if p not in needed
         ]
     # Files of this run's mirror (POETRY_TORCH_CUDA_INDEX_URL): written through it.
-    fetching = require_config(poetry.pyproject.data).index_url(variant)
-    mirror = urlsplit(without_credentials(fetching)).netloc
+    mirror = urlsplit(without_credentials(fetch.index_url(variant))).netloc
     for package in entry.packages:
         held = f"{name}: {package.name} {package.version}"
         if not package.files:
@@ -572,7 +521,6 @@ def _stale(
 
 
 def _wheel_of(filename: str) -> tuple[str, Any] | None:
-    """The name and version key of the wheel ``filename`` (``None``: no wheel)."""
     try:
         name, version, _, _ = parse_wheel_filename(filename)
     except (InvalidWheelFilename, InvalidVersion):
@@ -592,18 +540,8 @@ def lock_project(
     write: bool = True,
     keep: Mapping[str, Any] | None = None,
 ) -> TorchCudaLock:
-    """Lock every wanted variant (and ``extra``) and (``write``) write torch-cuda.lock.
-
-    ``reuse`` keeps the entries that still match without asking the index;
-    ``auth``, ``keep``: the authenticator and markers of the install that locks.
-
-    Raises:
-        TorchCudaError: poetry.lock does not exist.
-        DriftError: a locked file now has another sha256 on the index (unless
-            ``accept_drift``), also when the previous file is damaged.
-        LockError: a variant could not be locked.
-        IndexUnavailableError: the index did not answer.
-    """
+    """Lock every wanted variant (and ``extra``), and write torch-cuda.lock (``write``);
+    ``reuse`` keeps the entries that still match; ``auth``, ``keep``: the install's."""
     path = lock_path(poetry)  # one lock from the read to the write, for every writer
     with environment_lock(path, io) if write else nullcontext(False) as waited:
         if waited:  # another run wrote meanwhile: lock the project as it is now
@@ -624,9 +562,10 @@ def lock_project(
                 "to lock, or make the mirror the index-url in pyproject.toml."
             )
         client = project_client(poetry, refresh=refresh, auth=auth)
-        names = set(_wanted(config)) - {"auto"} | {v.name for v in extra}
+        asked = {v.name for v in extra}
+        names = set(_wanted(config)) - {"auto"} | asked
         auto = "auto" in _wanted(config)  # its choices that have the builds
-        optional = _auto_choices() - names if auto else set()
+        optional = _AUTO - names if auto else frozenset()
         if auto:
             names |= optional
             client.projects(  # the candidates' pages at once, kept by the client
@@ -651,13 +590,13 @@ def lock_project(
             for p in ([previous] if reuse and previous else [])
             if not differences(p.inputs, current)
             for v in p.variants
-            if not _stale(poetry, config, p, v.name, selected)
+            if not _stale(config, fetch, p, v.name, selected)
         }
-        python = poetry.package.python_constraint
+        allows = poetry.package.python_constraint.allows_any
         locker = VariantLocker(
             client,
             config.package_names,
-            lambda version: python.allows_any(parse_constraint(f"~{version}")),
+            lambda v: allows(parse_constraint(f"~{v}")),
             keep,
         )
         variants = []
@@ -678,14 +617,14 @@ def lock_project(
                 )
             except (MissingBuildError, IndexUnavailableError) as error:
                 if name not in optional:  # auto's candidates: only what the index has
-                    if write or name in {v.name for v in extra}:
+                    if write or name in asked:
                         raise
                     continue  # an install locks what it installs; lock --check says
                 if isinstance(error, MissingBuildError):
                     missing.append(error)  # the index answered: it has no build
                     continue
                 if previous and (entry := previous.variant(name)):
-                    if write and _stale(poetry, config, previous, name, selected):
+                    if write and _stale(config, fetch, previous, name, selected):
                         raise  # a lock would hold it stale (an install: lock --check says)
                     variants.append(entry)  # no answer: keep its entry
                 else:  # auto takes an index it cannot ask as having the build
@@ -695,7 +634,7 @@ def lock_project(
         if not variants and missing:  # no candidate has it: the first one's words
             raise missing[0]
         # What auto locked is recorded beside it, so lock --check finds a lost entry.
-        chosen = {v.name for v in variants} & (_auto_choices() if auto else set())
+        chosen = {v.name for v in variants} & (_AUTO if auto else set())
         wanted = tuple(sorted({*current.lock_variants, *chosen, *down}))
         lock = TorchCudaLock(replace(current, lock_variants=wanted), tuple(variants))
         for name in client.skipped():
@@ -709,8 +648,7 @@ def lock_project(
 
 
 def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) -> None:
-    """Write ``lock`` (the caller holds its lock) and say so (``refresh``: even
-    unchanged); a file it cannot write (read-only, say) is a :class:`LockError`."""
+    """Write ``lock`` (the caller holds its lock) and say so (``refresh``: even unchanged)."""
     try:
         changed = write_lock(path, lock)
     except OSError as error:
@@ -744,12 +682,7 @@ def entry_for(
     poetry: Poetry, variant: Variant | None = None
 ) -> tuple[TorchCudaLock | None, list[str]]:
     """Offline: torch-cuda.lock (``None``: no file) and why an install of ``variant``
-    would not install exactly what it says (empty: it would); without ``variant``:
-    the whole file, every entry and ``lock-variants`` (``lock --check``).
-
-    Raises:
-        TorchCudaError: poetry.lock is missing or stale, or torch-cuda.lock unreadable.
-    """
+    (none: the whole file, ``lock --check``) would not install what it says."""
     config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
     locked.require_lock(poetry)
     locked.check_fresh(poetry)
@@ -758,11 +691,12 @@ def entry_for(
     lock = read_lock(lock_path(poetry))
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"]
+    fetch = require_config(poetry.pyproject.data)  # with this run's mirror
     reasons = differences(lock.inputs, current, whole=variant is None)
     names = {*_wanted(config), *lock.inputs.lock_variants} - {"auto"}
     names |= {entry.name for entry in lock.variants}
     for name in [variant.name] if variant else sorted(names):
-        reasons += _stale(poetry, config, lock, name, selected)
+        reasons += _stale(config, fetch, lock, name, selected)
     return lock, reasons
 
 
@@ -783,16 +717,8 @@ def locked_entry(
     auth: IndexAuthenticator,
     markers: Mapping[str, Any],
 ) -> tuple[VariantLock, Callable[[], None]]:
-    """``variant``'s entry of torch-cuda.lock for an install, and what writes it
-    to the file as it is once the install holds (a failed or killed one leaves it
-    as it was): a fresh entry costs one read and no request, nothing to write; a
-    missing or stale one is locked now (as Poetry locks a missing poetry.lock)
-    with the install's ``auth`` and its environment's ``markers``, keeping fresh entries.
-
-    Raises:
-        LockError: the variant could not be locked.
-        IndexUnavailableError: the index did not answer usefully.
-    """
+    """``variant``'s entry for an install (a missing or stale one locked now, as Poetry
+    locks a missing poetry.lock) and what writes it once the install holds."""
     before, reasons = entry_for(poetry, variant)  # another run may change it
     if not reasons and before and (found := before.variant(variant.name)):
         return found, lambda: None
@@ -833,23 +759,23 @@ def locked_entry(
 def _roots_for(
     selected: Selected, config: TorchCudaConfig, variant: Variant
 ) -> list[Root]:
-    """The configured packages at each locked version, under its markers (or at its specifier)."""
     from poetry.core.version.markers import parse_marker
 
+    built = built_for(selected, variant)
     roots = []
     for requirement in config.packages:
         name = canonicalize_name(requirement.name)
         wanted = parse_marker(str(requirement.marker or ""))
         extras = frozenset(requirement.extras)
-        found = [(p, m) for p, m in built_for(selected, variant) if p.name == name]
+        found = [(p, m) for p, m in built if p.name == name]
         if not found and requirement.specifier:
             roots.append(Root(name, None, requirement.specifier, extras, str(wanted)))
-        for package, marker in found:
-            public = public_version(package.version.text)
-            if public is not None:
-                version = f"{public}+{variant.name}"
-                markers = str(wanted.intersect(marker))
-                roots.append(Root(name, version, SpecifierSet(), extras, markers))
+        roots += [
+            Root(name, f"{public}+{variant.name}", SpecifierSet(), extras, markers)
+            for package, marker in found
+            if (public := public_version(package.version.text)) is not None
+            for markers in [str(wanted.intersect(marker))]
+        ]
     return roots
 
 
@@ -869,15 +795,8 @@ def settle(
     switched: bool = False,
     keep: Mapping[str, Any] | None = None,
 ) -> None:
-    """Make torch-cuda.lock what ``poetry torch-cuda lock`` would write after Poetry
-    rewrote poetry.lock or ``switch`` recorded a variant (``switched``), keeping the
-    entries still fresh (``keep``: an installing environment's markers, as for
-    :func:`lock_project`). A failure to lock is a warning (``lock --check`` names
-    what is left to do), except a changed hash of a locked file after ``poetry lock``.
-
-    Raises:
-        DriftError: a locked file now has another sha256 on the index.
-    """
+    """Re-lock after ``poetry lock`` or a ``switch``; a failure is a warning, except
+    a :class:`DriftError` after ``poetry lock``."""
     try:
         lock_project(poetry, io, reuse=switched, keep=keep)
     except TorchCudaError as error:

@@ -1,9 +1,6 @@
-"""After ``poetry lock``: what the lock means for the variant and the declared fleet.
-
-A report, never a failure of the lock: a warning when the variant's index lacks
+"""After ``poetry lock``, never failing it: a warning when the variant's index lacks
 the locked torch (one cached request), the driver and GPUs the build needs, and
-whether each ``[[tool.poetry-torch-cuda.targets]]`` machine runs it.
-"""
+whether each ``[[tool.poetry-torch-cuda.targets]]`` machine runs it."""
 
 from __future__ import annotations
 
@@ -77,10 +74,8 @@ def show_lock_view(ctx: RunContext) -> None:
         assert offer is not None  # torch, configured and locked, was asked first
         if offer.error is not None:
             has = f"(index not reachable: torch {torch} not checked)"
-        elif torch in offer.versions:
-            has = f"has torch {torch}"
         else:
-            has = f"has no torch {torch}"
+            has = f"has {'' if torch in offer.versions else 'no '}torch {torch}"
         needs = requirements(variant, torch, platform.machine(), sys.platform)
         line = f"{variant} {has}{'; ' + needs if needs else ''}"
     io.write_line(f"{PREFIX}: {esc(line)}")
@@ -108,21 +103,18 @@ def _public(version: str) -> str:
 
 def published(torch: str | None) -> str | None:
     """``torch 2.14 publishes cu132, …, rocm7.2 (PyTorch's release matrix, …)``."""
-    release = tables.torch_release(torch)
-    if release is None:
+    if (release := tables.torch_release(torch)) is None:
         return None
-    return (
-        f"torch {release.release} publishes {', '.join((*release.cuda, *release.rocm))} "
-        f"(PyTorch's release matrix, read {tables.READ_ON})"
-    )
+    variants = ", ".join((*release.cuda, *release.rocm))
+    matrix = f"PyTorch's release matrix, read {tables.READ_ON}"
+    return f"torch {release.release} publishes {variants} ({matrix})"
 
 
 def requirements(
     variant: Variant, torch: str | None, machine: str, sys_platform: str
 ) -> str:
     """``needs driver >= 525.60.13 ...; GPUs sm_70..sm_120+PTX`` for a CUDA variant."""
-    cuda = variant.cuda_version
-    if cuda is None:
+    if (cuda := variant.cuda_version) is None:
         return ""
     found = tables.arch_list_for(variant.name, torch, machine, sys_platform)
     gpus = "unknown" if found is None else tables.describe_archs(found)
