@@ -14,7 +14,6 @@ from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.reconcile import install_plan
 from poetry_torch_cuda.install.reconcile import pip_for
-from poetry_torch_cuda.install.reconcile import warn_unmoved
 from poetry_torch_cuda.install.undo import recover
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
@@ -54,6 +53,8 @@ class RunContext:
     refresh_index: bool = False
     #: Write the entry an install locked once it holds (switch: with pyproject.toml).
     write_lock: bool = True
+    #: The packages this run warned no install moves (auto's next try plans again).
+    unmoved: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.config = self.config.here(self.env)  # the entries that apply here
@@ -95,10 +96,16 @@ class RunContext:
         """One warning line on stderr."""
         self.io.write_error_line(f"<warning>{PREFIX}: {esc(message)}</>")
 
+    def warn_unmoved(self, plan: Plan) -> None:
+        """Status's warning of what no install moves, once a run for each package."""
+        for name, (warning, *_) in plan.unmoved(self.poetry).items():
+            if name not in self.unmoved:
+                self.unmoved.add(name)
+                self.warn(warning)
+
     def plan(self, variant: Variant, *, force: bool = False) -> Plan:
         """What :meth:`reconcile` would do now (a dry run's plan)."""
-        locked, installed = self.locked, self.installed
-        return plan_for(self.config, variant, locked, self.env, installed, force=force)
+        return plan_for(self.config, variant, self.locked, self.installed, force=force)
 
     def after_wait(self) -> Variant | None:
         """The project read again after a wait, its variant (None: no table, or disabled)."""
@@ -132,7 +139,7 @@ class RunContext:
             installed = installed_environment(env)
             if waited and refresh and (now := self.after_wait()) is not None:
                 variant, locked = now, self.locked
-            plan = plan_for(self.config, variant, locked, env, installed, force=force)
+            plan = plan_for(self.config, variant, locked, installed, force=force)
             if not plan.is_empty:
                 install_plan(
                     plan,
@@ -143,7 +150,7 @@ class RunContext:
                     compile_bytecode=compile_bytecode,
                     write_lock=self.write_lock,
                 )
-            warn_unmoved(plan, io)
+            self.warn_unmoved(plan)
         if plan.is_empty:  # what it planned from, read under the lock
             self.installed = plan.installed
         else:

@@ -16,7 +16,6 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.planning import build_targets
 from poetry_torch_cuda.install.planning import protected_for
 from poetry_torch_cuda.install.reconcile import describe_plan
-from poetry_torch_cuda.install.reconcile import warn_unmoved
 from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import resolve
@@ -213,7 +212,7 @@ def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
     if command.installer.is_dry_run():
         plan = ctx.plan(variant)
         ctx.io.write_line(f"{PREFIX}: {esc(describe_plan(plan, would=True))}")
-        warn_unmoved(plan, ctx.io)
+        ctx.warn_unmoved(plan)
         return
     compiles = command.io.input.has_option("compile") and command.option("compile")
     plan = ctx.reconcile(variant, compile_bytecode=bool(compiles), refresh=True)

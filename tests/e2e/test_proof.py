@@ -547,7 +547,10 @@ def test_verify_s_fix_for_a_configured_package_poetry_lock_lacks_works(
     assert "torchvision 0.29.1+cu130 is the +cu130 build, not the cpu build" in (
         forced.stderr
     ), forced
-    assert "Fix: `poetry add torchvision` locks it" in forced.stderr, forced
+    assert (
+        "Fix: add it to the project's dependencies (`poetry add torchvision`)"
+        in forced.stderr
+    ), forced
     assert "`poetry torch-cuda sync` installs it" not in forced.stderr, forced
     data = verify_json(project, env, 1)
     (label,) = [c for c in data["checks"] if c["name"] == "label torchvision"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
@@ -120,7 +119,6 @@ def test_a_missing_wheel_behind_an_asked_extra_is_missing_to_status_and_plan(
     installed = InstalledEnvironment([str(tmp_path)], LINUX)
     config = TorchCudaConfig(parse_variant("cu130"), packages=(Requirement("torch"),))
     locked = LockedState({canonicalize_name("torch"): "2.14.1"}, {})
-    env = SimpleNamespace(marker_env=LINUX)
-    made = plan_for(config, config.variant, locked, env, installed)  # type: ignore[arg-type]
+    made = plan_for(config, config.variant, locked, installed)
     assert [str(target) for target in made.install] == ["torch==2.14.1+cu130"]
     assert installed.missing(["torch"]) == [("cuda-toolkit 13.0.2", "nvidia-cublas")]

@@ -237,6 +237,67 @@ def test_a_page_forbidden_to_a_request_without_credentials_is_missing(
     assert "credentials never go out in the clear" in str(raised.value)
 
 
+@pytest.mark.parametrize("https_path", ["/whl/{variant}", "/whl/cu129"])
+def test_a_plain_http_source_gets_its_credentials_beside_an_https_one(
+    index: IndexServer, tmp_path: Path, https_path: str
+) -> None:
+    """One host, an https source and the plain-http source of the index: pages and
+    files carry the http source's credentials, as Poetry 2.5 sends them, however
+    well the https source's path matches; the https one's never go in the clear."""
+    index.require_auth = ("alice", "http-pw")
+    config = poetry_config(tmp_path)
+    config.merge(
+        {
+            "http-basic": {
+                "secure": {"username": "bob", "password": "https-pw"},
+                "plain": {"username": "alice", "password": "http-pw"},
+            }
+        }
+    )
+    https = index.url.replace("http:", "https:") + https_path
+    sources = [("secure", https), ("plain", f"{index.url}/whl/{{variant}}")]
+    client = IndexClient(config, sources)
+    [file, *_] = client.project(index.whl_url("cu129"), "torch").entries
+    with open(os.devnull, "wb") as sink:
+        client.download(file.url, sink)
+    alice = "Basic " + base64.b64encode(b"alice:http-pw").decode()
+    assert [(r.status, r.authorization) for r in index.records] == [(200, alice)] * 2
+
+
+def test_an_https_page_redirected_to_http_says_so_beside_an_http_source(
+    index: IndexServer, tmp_path: Path
+) -> None:
+    """A redirect from https to plain http drops the credentials (requests, as in
+    Poetry), also on a host with a plain-http source of its own: the refusal says
+    the request must stay https, not to check the https source's credentials."""
+    config = poetry_config(tmp_path)
+    with TlsFront(index, tmp_path) as front:
+        front.require_auth = ("bob", "https-pw")
+        front.redirect_pages_over_http = True
+        config.merge(
+            {
+                "certificates": {"secure": {"cert": str(front.ca)}},
+                "http-basic": {
+                    "secure": {"username": "bob", "password": "https-pw"},
+                    "plain": {"username": "alice", "password": "http-pw"},
+                },
+            }
+        )
+        sources = [
+            ("secure", f"{front.url}/whl/{{variant}}"),
+            ("plain", f"{front.plain_url}/simple/"),
+        ]
+        with pytest.raises(IndexUnavailableError) as raised:
+            IndexClient(config, sources).project(f"{front.url}/whl/cu129", "torch")
+    assert [(r.scheme, r.status) for r in front.records] == [
+        ("https", 302),
+        ("http", 401),
+    ]
+    assert front.records[1].authorization is None
+    assert "it must stay https" in str(raised.value)
+    assert "Check the credentials" not in str(raised.value)
+
+
 @pytest.mark.parametrize(
     "spelled", ["Application/VND.PyPI.Simple.v1+JSON", f"{JSON_TYPE} ; charset=utf-8"]
 )

@@ -226,14 +226,11 @@ def test_another_cuda_under_the_variants_own_label_is_not_blamed_on_it() -> None
         (label,) = verdict_of(other, "cpu", Machine("linux", "x86_64")).failures
         assert label.message.endswith(", not the cpu build")
         assert label.fix == "`poetry torch-cuda sync` installs it"
-    # no install moves it (poetry.lock does not lock it): `poetry add` locks it
-    unlocked = verdict_of(other, "cpu", Machine("linux", "x86_64"), unmoved={"torch"})
-    assert unlocked.failures[0].cause == (
-        "poetry.lock does not lock torch: no install replaces it"
-    )
-    assert unlocked.failures[0].fix == (
-        "`poetry add torch` locks it; the install puts in its cpu build"
-    )
+    # no install moves it: the cause and fix are Plan.unmoved's
+    said = {"torch": ("torch … is installed, but why: fix", "why", "fix")}
+    unlocked = verdict_of(other, "cpu", Machine("linux", "x86_64"), unmoved=said)
+    assert unlocked.failures[0].cause == "why"
+    assert unlocked.failures[0].fix == "fix"
 
 
 def test_a_package_the_lock_installs_here_must_be_installed() -> None:

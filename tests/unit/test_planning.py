@@ -51,9 +51,7 @@ LOCKED = LockedState({canonicalize_name("torch"): "2.14.1"}, {})
 
 def plan(site: Path, variant: Variant = CU129, *, force: bool = False) -> Plan:
     """The plan for torch 2.14.1 of ``variant`` in an environment of ``site``."""
-    env = SimpleNamespace(marker_env=LINUX)
-    installed = env_of(site)
-    return plan_for(TORCH, variant, LOCKED, env, installed, force=force)  # type: ignore[arg-type]
+    return plan_for(TORCH, variant, LOCKED, env_of(site), force=force)
 
 
 NOTHING = InstalledEnvironment([], LINUX)
@@ -199,9 +197,7 @@ def test_a_wheel_of_another_family_makes_the_plan_reinstall_the_build(
     # One poetry.lock holds is Poetry's (JAX's): the build is left as it is.
     cublas = canonicalize_name("nvidia-cublas-cu12")
     locked = LockedState(LOCKED.versions, {cublas: []})
-    env = SimpleNamespace(marker_env=LINUX)
-    cu130 = parse_variant("cu130")
-    made = plan_for(TORCH, cu130, locked, env, env_of(tmp_path))  # type: ignore[arg-type]
+    made = plan_for(TORCH, parse_variant("cu130"), locked, env_of(tmp_path))
     assert made.is_empty
 
 
@@ -228,8 +224,7 @@ def test_a_build_lacking_a_wheel_beside_an_orphan_sweeps_it_after_the_install(
     write_dist(tmp_path, "nvidia-cublas-cu12", "12.9.1.4")  # nothing needs it
     torch, cublas = canonicalize_name("torch"), canonicalize_name("nvidia-cublas-cu12")
     locked = LockedState(LOCKED.versions, {torch: [cublas]})
-    env = SimpleNamespace(marker_env=LINUX)
-    made = plan_for(TORCH, CU129, locked, env, env_of(tmp_path))  # type: ignore[arg-type]
+    made = plan_for(TORCH, CU129, locked, env_of(tmp_path))
     assert made.install == (Target(torch, Version("2.14.1+cu129")),)
     assert made.remove == ()
     assert cublas in made.sweepable
@@ -307,7 +302,64 @@ def test_nothing_held_is_said_only_when_nothing_is_here_to_move(
     torch = frozenset({canonicalize_name("torch")})
     held = Plan(CU129, configured=torch, installed=env_of(tmp_path))
     assert not holds_nothing(held)
-    assert held.unmoved["torch"].startswith(
-        "torch 2.14.1+cu128 (CUDA 12.8 build) is installed, but poetry.lock does "
-        "not lock torch"
+
+
+LOCK = """\
+[[package]]
+name = "torch"
+version = "2.14.1"
+description = ""
+optional = false
+python-versions = "*"
+groups = ["main"]
+markers = "sys_platform == \\"darwin\\""
+files = []
+
+[metadata]
+lock-version = "2.1"
+python-versions = ">=3.9"
+content-hash = "0"
+"""
+
+
+def test_unmoved_says_whether_poetry_lock_locks_it_for_other_environments(
+    tmp_path: Path,
+) -> None:
+    """A build poetry.lock locks for macOS alone was said to be one it does not
+    lock, with the fix `poetry add torch`, which changes nothing."""
+    from poetry.factory import Factory
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "p"\nversion = "1"\nrequires-python = ">=3.9"\n'
+        "dependencies = [\"torch; sys_platform == 'darwin'\"]\n"
     )
+    (project / "poetry.lock").write_text(LOCK)
+    poetry = Factory().create_poetry(project)
+    site = tmp_path / "site"
+    write_dist(site, "torch", "2.14.1+cu128")
+    write_dist(site, "torchvision", "0.29.1+cu128")
+    names = frozenset(map(canonicalize_name, ("torch", "torchvision")))
+    held = Plan(CU129, configured=names, installed=env_of(site))
+
+    unmoved = held.unmoved(poetry)
+
+    warning, cause, fix = unmoved["torch"]
+    assert cause == (
+        'poetry.lock locks torch only for other environments (sys_platform == "'
+        "darwin\"), so no install puts cu129's build in"
+    )
+    assert fix == "widen the markers that leave it out, then run `poetry lock`"
+    assert (
+        warning
+        == f"torch 2.14.1+cu128 (CUDA 12.8 build) is installed, but {cause}: {fix}"
+    )
+    assert unmoved["torchvision"][0] == (
+        "torchvision 0.29.1+cu128 (CUDA 12.8 build) is installed, but poetry.lock "
+        "does not lock torchvision, so no install puts cu129's build in: add it to "
+        "the project's dependencies (`poetry add torchvision`)"
+    )
+    # the variant's own build needs no move
+    cu128 = Plan(parse_variant("cu128"), configured=names, installed=env_of(site))
+    assert cu128.unmoved(poetry) == {}

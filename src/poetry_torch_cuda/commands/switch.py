@@ -15,7 +15,6 @@ from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.reconcile import describe_plan
-from poetry_torch_cuda.install.reconcile import warn_unmoved
 from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.lockfile.service import lock_project
 from poetry_torch_cuda.lockfile.service import settle
@@ -78,6 +77,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         else:
             words = describe_plan(plan, would=would)
         self.line(f"{PREFIX}: {head}{esc(words)}")
+        ctx.warn_unmoved(plan)
 
     def move(self, ctx: RunContext, variant: Variant, *, force: bool = False) -> Plan:
         """Make the environment hold ``variant``; one line when nothing changed."""
@@ -117,8 +117,7 @@ class SyncCommand(MovingCommand):
         ctx, variant = self.prepare(require_config(self.poetry.pyproject.data))
         force = bool(self.option("force"))
         if self.option("dry-run"):
-            self.say(ctx, plan := ctx.plan(variant, force=force), would=True)
-            warn_unmoved(plan, self.io)
+            self.say(ctx, ctx.plan(variant, force=force), would=True)
             return 0
         plan = self.move(ctx, variant, force=force)
         prove_change(ctx, plan)
@@ -165,10 +164,9 @@ class SwitchCommand(MovingCommand):
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
             head = f"would switch to <c2>{name}</>{resolved}: "
-            self.say(ctx, plan := ctx.plan(variant), head)
+            self.say(ctx, ctx.plan(variant), head)
             if with_variant(pyproject.read_text(encoding="utf-8"), name) is not None:
                 self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
-            warn_unmoved(plan, self.io)
             return self._outlasted(name)
         # All or nothing: the new pyproject.toml is written (beside the old one)
         # before pip runs and takes the old one's place only once pip succeeded;

@@ -161,12 +161,14 @@ class IndexAuthenticator(Authenticator):
         """Whether requests to ``url`` carry credentials."""
         return self.get_credentials_for_url(url) != HTTPAuthCredential()
 
-    def withheld(self, url: str) -> bool:
-        """Whether ``url`` is plain http whose https credentials requests withhold."""
+    def withheld(self, url: str, answered: str | None = None) -> bool:
+        """Whether the request to ``url`` ended (at ``answered``) on plain http without
+        the credentials https would carry: none due there, or a redirect from https."""
+        end = answered or url
         return (
-            url[:5].lower() == "http:"
-            and not self.sends_credentials(url)
-            and self.sends_credentials("https:" + url[5:])
+            end[:5].lower() == "http:"
+            and (url[:6].lower() == "https:" or not self.sends_credentials(end))
+            and self.sends_credentials("https:" + end[5:])
         )
 
     def create_session(self) -> requests.Session:
@@ -196,21 +198,18 @@ class IndexAuthenticator(Authenticator):
     def _get_repository_config_for_url(
         self, url: str, exact_match: bool = False
     ) -> AuthenticatorRepositoryConfig | None:
-        """Poetry 2.5's match on any Poetry: among a host's sources, whole path segments
-        in common, then the one whose path holds the request, then their order (2.0
-        counts characters: ``/pypi/p`` beat ``/`` for ``/pytorch-cu129/``); https
-        credentials never over plain http (Poetry decides so only from 2.1 on)."""
-        found = super()._get_repository_config_for_url(url, exact_match)
-        if found is not None and not exact_match:
-            path = [part for part in urlsplit(url).path.split("/") if part]
-            hosted = self.configured_repositories.values()
-            found = max(
-                (r for r in hosted if r.netloc == found.netloc),
-                key=lambda r: _path_rank(r.path, path),
-            )
-        if found is not None and found.url.lower().startswith("https://"):
-            return found if url.lower().startswith("https://") else None
-        return found
+        """Poetry 2.5's match on any Poetry: a host's sources, no https one for plain http
+        (2.0-2.4 send it), by whole path segments in common, then the one holding the
+        request, then their order (2.0-2.4 rank by characters in common instead)."""
+        parts = urlsplit(url)
+        hosted = [
+            r
+            for r in self.configured_repositories.values()
+            if r.netloc == parts.netloc
+            and (r.scheme != "https" or parts.scheme == "https")
+            and (r.path == parts.path or not exact_match)
+        ]
+        return max(hosted, key=lambda r: _path_rank(r.path, parts.path), default=None)
 
     def _get_credentials_for_repository(
         self, repository: AuthenticatorRepositoryConfig
@@ -219,9 +218,10 @@ class IndexAuthenticator(Authenticator):
         return found or super()._get_credentials_for_repository(repository)
 
 
-def _path_rank(own: str, request: list[str]) -> tuple[int, bool]:
+def _path_rank(own: str, request: str) -> tuple[int, bool]:
     segments = [part for part in own.split("/") if part]
-    same = [mine == theirs for mine, theirs in zip(segments, request)]
+    asked = [part for part in request.split("/") if part]
+    same = [mine == theirs for mine, theirs in zip(segments, asked)]
     shared = [*same, False].index(False)  # segments in common from the start
     return shared, shared == len(segments)
 
@@ -288,7 +288,7 @@ def missing(
 ) -> bool:
     """Whether the index lacks what was asked: 404, 410, and with no credentials due
     the 403 download.pytorch.org answers for it (pip and Poetry agree)."""
-    due = not auth or auth.withheld(answered or url) or auth.sends_credentials(url)
+    due = not auth or auth.withheld(url, answered) or auth.sends_credentials(url)
     return status in (403, 404, 410)[due:]
 
 
@@ -320,7 +320,7 @@ def http_failure(
     if status not in (401, 403):
         fix = "Check the index URL, then run the command again."
         return f"the index answered HTTP {status}{about}", fix
-    if auth and auth.withheld(answered or url):
+    if auth and auth.withheld(url, answered):
         fix = (
             "The request went to plain http (its URL, or where the index "
             "redirected it) on a host whose credentials are for https only, and "

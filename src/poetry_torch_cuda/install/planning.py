@@ -14,6 +14,7 @@ from packaging.version import Version
 from poetry_torch_cuda.environment.installed import CUDA_SUFFIX
 from poetry_torch_cuda.environment.installed import InstalledEnvironment
 from poetry_torch_cuda.install.build_info import read_builds
+from poetry_torch_cuda.project.locked import selected_packages
 from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.project.protection import protected_names
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
     from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet
-    from poetry.utils.env import Env
+    from poetry.poetry import Poetry
 
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
@@ -80,12 +81,9 @@ def build_targets(
     for requirement in packages:
         name = canonicalize_name(requirement.name)
         extras = frozenset(requirement.extras)
-        locked = locked_versions.get(name)
-        if locked is not None:
-            public = Version(locked).public
-            targets.append(
-                Target(name, Version(f"{public}+{variant.name}"), extras=extras)
-            )
+        if (locked := locked_versions.get(name)) is not None:
+            version = Version(f"{Version(locked).public}+{variant.name}")
+            targets.append(Target(name, version, extras=extras))
         elif requirement.specifier:
             targets.append(Target(name, specifier=requirement.specifier, extras=extras))
     if any(target.version is not None for target in targets):
@@ -140,18 +138,26 @@ class Plan:
             return "No torch build was installed."
         return f"Nothing changed: the environment still has {', '.join(held)}."
 
-    @property
-    def unmoved(self) -> dict[str, str]:
-        """Installed configured builds no install moves (nothing locks them), worded."""
+    def unmoved(self, poetry: Poetry) -> dict[str, tuple[str, str, str]]:
+        """Installed configured builds no install moves: name -> warning, cause, fix."""
         moved = {target.name for target in (*self.install, *self.satisfied)}
         builds = read_builds(sorted(self.configured - moved), self.installed)
-        return {
-            name: f"{name} {build.version} ({build.build}) is installed, but "
-            f"poetry.lock does not lock {name}, so no install puts {self.variant}'s "
-            f"build in: add it to the project's dependencies (`poetry add {name}`)"
-            for name, build in builds.items()
-            if build.label != self.variant.name
-        }
+        builds = {n: b for n, b in builds.items() if b.label != self.variant.name}
+        if not builds:  # reading poetry.lock's markers costs a parse of it
+            return {}
+        locked = [(p.name, str(m)) for p, m in selected_packages(poetry)]
+        said = {}
+        for name, build in builds.items():
+            cause = f"poetry.lock does not lock {name}"
+            fix = f"add it to the project's dependencies (`poetry add {name}`)"
+            if markers := [marker for n, marker in locked if n == name]:
+                cause = f"poetry.lock locks {name} only for other environments "
+                cause += f"({' or '.join(markers)})"
+                fix = "widen the markers that leave it out, then run `poetry lock`"
+            cause += f", so no install puts {self.variant}'s build in"
+            warning = f"{name} {build.version} ({build.build}) is installed, but "
+            said[name] = (f"{warning}{cause}: {fix}", cause, fix)
+        return said
 
     @property
     def sweepable(self) -> frozenset[NormalizedName]:
@@ -174,12 +180,11 @@ def plan_for(
     config: TorchCudaConfig,
     variant: Variant,
     locked: LockedState,
-    env: Env,
     installed: InstalledEnvironment,
     *,
     force: bool = False,
 ) -> Plan:
-    """The offline plan that makes ``env`` (holding ``installed``) hold ``variant``."""
+    """The offline plan that makes the env holding ``installed`` hold ``variant``."""
     configured = config.package_names
     targets = build_targets(config.packages, locked.versions, variant, installed)
     install = tuple(

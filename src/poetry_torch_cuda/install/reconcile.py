@@ -217,12 +217,6 @@ def install_plan(
         write_json(state_dir(env.path) / undo.OWNER, record)
 
 
-def warn_unmoved(plan: Plan, io: IO) -> None:
-    """Status's warning of what no install moves, at every install and dry run."""
-    for unmoved in plan.unmoved.values():
-        io.write_error_line(f"<warning>{PREFIX}: {esc(unmoved)}</>")
-
-
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
     """Warn when the variant another project installed here is being replaced."""
     try:

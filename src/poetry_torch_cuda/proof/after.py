@@ -57,10 +57,10 @@ def prove(
     config, env = ctx.config, ctx.env
     packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
     run, damaged = ChildRun({"packages": {}}), []
-    unmoved = ctx.plan(variant).unmoved if ctx.poetry.locker.is_locked() else {}
+    locked = ctx.poetry.locker.is_locked()
     if exists:
         run = run_child(str(env.python), list(packages), config.verify_timeout)
-        locks = ctx.view.names if ctx.poetry.locker.is_locked() else None
+        locks = ctx.view.names if locked else None
         install = f"run {ctx.selection.install}"  # as status words it
         damaged = family_problems(env, ctx.installed, packages, hashes, locks, install)
     if hashes and required and (stale := lock_problem(ctx.poetry, variant)):
@@ -71,7 +71,7 @@ def prove(
         machine,
         packages,
         required=required,
-        unmoved=unmoved,
+        unmoved=ctx.plan(variant).unmoved(ctx.poetry) if locked else {},
         install=ctx.selection.install,
         auto=(auto := config.variant.kind == "auto"),
         alternative=alternative,

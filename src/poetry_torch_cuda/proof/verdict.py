@@ -194,7 +194,7 @@ def judge(
     packages: Iterable[str],
     *,
     required: Mapping[str, str] | None = None,
-    unmoved: Iterable[str] = (),
+    unmoved: Mapping[str, tuple[str, str, str]] = {},
     install: str = "`poetry install`",
     auto: bool = False,
     alternative: Callable[[], Variant | None] | None = None,
@@ -203,7 +203,7 @@ def judge(
 ) -> Proof:
     """The proof the child's ``run`` gives. ``required``: name -> locked version of
     what ``install`` (words) puts here (``None``: unknown; ``absent`` says why not);
-    ``unmoved``: what no install moves; ``auto``: GPUs its rule leaves out are notes;
+    ``unmoved``: ``Plan.unmoved``; ``auto``: GPUs its rule leaves out are notes;
     ``alternative``: ``auto``'s other choice, asked only for a fix; ``damaged``: what
     is wrong with the installed files or requirements, cause, fix (failures first)."""
     packages, report = tuple(packages), run.report
@@ -264,7 +264,7 @@ def _package(
     required: Mapping[str, str] | None,
     install: str,
     absent: Callable[[str], str] | None,
-    unmoved: Iterable[str],
+    unmoved: Mapping[str, tuple[str, str, str]],
 ) -> list[Check]:
     """Installed (if locked here), imports, has the variant's label and version."""
     check, version = f"import {name}", str(entry.get("version"))
@@ -296,8 +296,7 @@ def _package(
     fix = "`poetry torch-cuda sync` installs it"  # a build not the variant's or locked
     cause = f"the environment does not hold the configured variant {variant}"
     if name in unmoved:  # neither sync nor an install moves it (Plan.unmoved)
-        cause = f"poetry.lock does not lock {name}: no install replaces it"
-        fix = f"`poetry add {name}` locks it; the install puts in its {variant} build"
+        _, cause, fix = unmoved[name]
     if (label := label_of(version)) != variant.name:
         built = f"the +{label} build" if label else "a build without a label"
         message = f"{name} {version} is {built}, not the {variant} build"

@@ -127,10 +127,10 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     )
     not_built = left_to_pypi(variant, machine.sys_platform)
     targets = {}
-    unmoved: dict[str, str] = {}
+    unmoved: dict[str, tuple[str, str, str]] = {}
     majors: frozenset[int] = frozenset()
     if locked is not None and not_built is None:
-        plan = plan_for(config, variant, locked, env, installed)
+        plan = plan_for(config, variant, locked, installed)
         targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
         report.cuda_wheels = {
             n: d.version for n in plan.sweepable if (d := installed.get(n)) is not None
@@ -139,8 +139,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         # too: what it needs is `poetry install`'s to tell), the sweep after it.
         report.orphans = list(plan.remove or plan.then_remove)
         majors = cuda_majors(targets.values(), installed)
-        unmoved = plan.unmoved  # what no install moves
-        report.warnings += unmoved.values()
+        unmoved = plan.unmoved(poetry)  # what no install moves
+        report.warnings += [warning for warning, *_ in unmoved.values()]
         # torch-cuda.lock: what the next install takes, else another variant's (a note)
         from poetry_torch_cuda.lockfile.service import lock_problem  # not at a no-op
 
