@@ -63,6 +63,41 @@ def test_switch_in_a_project_without_the_table_plans_the_default_index(
     assert 'would set variant = "cu130" in pyproject.toml' in result.stdout
 
 
+def test_a_dry_run_switch_to_the_recorded_variant_would_set_nothing(
+    project_factory: ProjectFactory,
+) -> None:
+    """`switch cu129 --dry-run` where pyproject.toml says cu129 printed `would set
+    variant = "cu129" in pyproject.toml`, a write the switch does not make."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    before = project.pyproject_text()
+    result = run_inprocess(project, "torch-cuda", "switch", "cu129", "--dry-run")
+    assert result.returncode == 0, result
+    assert "would switch to cu129" in result.stdout, result
+    assert "would set variant" not in result.stdout, result
+    real = run_inprocess(project, "torch-cuda", "switch", "cu129")
+    assert real.returncode == 0, real
+    assert "pyproject.toml now says" not in real.stdout, real
+    assert project.pyproject_text() == before
+
+
+def test_a_dry_run_switch_warns_of_the_variable_that_outlasts_it(
+    project_factory: ProjectFactory,
+) -> None:
+    """With POETRY_TORCH_CUDA_VARIANT set, `switch` warns that it keeps winning on
+    every run; its dry run said nothing of it."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    override = {"POETRY_TORCH_CUDA_VARIANT": "cu128"}
+    args = ("torch-cuda", "switch", "cu130", "--dry-run")
+    result = run_inprocess(project, *args, env_extra=override)
+    assert result.returncode == 0, result
+    assert (
+        "torch-cuda: POETRY_TORCH_CUDA_VARIANT=cu128 is set and overrides "
+        "pyproject.toml on every run; unset it to use cu130."
+    ) in result.stderr, result
+
+
 def test_why_nothing_moved_resolves_each_selection_of_the_lock_once(
     project_factory: ProjectFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

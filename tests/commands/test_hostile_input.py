@@ -177,6 +177,48 @@ def test_switch_leaves_a_read_only_project_file_and_the_environment_alone(
     assert [path.read_bytes() for path in files] == before
 
 
+@pytest.mark.parametrize("args", [("switch", "cu130"), ("sync",)])
+def test_an_install_that_locks_first_refuses_a_read_only_torch_cuda_lock(
+    kept_cu129: Kept, index: IndexServer, args: tuple[str, ...]
+) -> None:
+    """pyproject.toml says cu130 (set by hand), the environment holds cu129 and
+    torch-cuda.lock (chmod 444) has no cu130: `switch cu130` skipped its guard (no
+    pyproject.toml to write), installed cu130 and exited 0 with torch-cuda.lock on
+    cu129 (a warning); `sync` installed cu130, then failed. Refused before."""
+    project = kept_cu129.fresh()
+    project.write_pyproject(project.pyproject_text().replace("cu129", "cu130"))
+    files = [project.pyproject, project.lockfile, project.path / "torch-cuda.lock"]
+    before = [path.read_bytes() for path in files]
+    files[-1].chmod(0o444)
+    result = run_inprocess(project, "torch-cuda", *args)
+    assert result.returncode == 1, result
+    assert result.stderr.startswith(
+        "could not write torch-cuda.lock (it is read-only); it was not changed. "
+        "Make it writable, then run `poetry torch-cuda lock` again."
+    ), result
+    assert "installed" not in result.stdout, result
+    assert project.installed()["torch"] == "2.14.1+cu129"
+    assert [path.read_bytes() for path in files] == before
+
+
+def test_a_switch_that_installs_nothing_refuses_a_variant_it_cannot_lock(
+    project_factory: ProjectFactory,
+) -> None:
+    """cu126's index lacks the locked torch 2.14.1. With torch installed, `switch
+    cu126` fails and changes nothing; in an environment without it (a clone before
+    `poetry install`) it wrote variant = "cu126", exited 0 with a warning, and every
+    `poetry install` then failed. Refused alike."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    files = [project.pyproject, project.lockfile, project.path / "torch-cuda.lock"]
+    before = [path.read_bytes() for path in files]
+    result = run_inprocess(project, "torch-cuda", "switch", "cu126")
+    assert result.returncode == 1, result
+    assert "cannot lock torch==2.14.1+cu126 from http://127.0.0.1:" in result.stderr
+    assert "now says" not in result.stdout, result
+    assert [path.read_bytes() for path in files] == before
+
+
 def test_a_read_only_torch_cuda_lock_is_refused_in_words(
     kept_cu129: Kept, index: IndexServer
 ) -> None:

@@ -16,6 +16,7 @@ from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.lockfile.model import lock_path
+from poetry_torch_cuda.lockfile.service import lock_project
 from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import require_builds
@@ -28,6 +29,7 @@ from poetry_torch_cuda.project.config import per_run
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
+from poetry_torch_cuda.project.pyproject_edit import with_variant
 from poetry_torch_cuda.project.selection import selection_options
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
 from poetry_torch_cuda.project.variants import variant_argument
@@ -163,8 +165,9 @@ class SwitchCommand(MovingCommand):
         if self.option("dry-run"):
             head = f"would switch to <c2>{name}</>{resolved}: "
             self.say(ctx, ctx.plan(variant), head)
-            self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
-            return 0
+            if with_variant(pyproject.read_text(encoding="utf-8"), name) is not None:
+                self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
+            return self._outlasted(name)
         # All or nothing: the new pyproject.toml is written (beside the old one)
         # before pip runs and takes the old one's place only once pip succeeded;
         # it and torch-cuda.lock must be writable (the renames ignore their modes).
@@ -192,6 +195,10 @@ class SwitchCommand(MovingCommand):
                 self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
             plan = self.move(ctx, variant)  # in its own lock: no wait
+            if plan.is_empty and pending:  # no install locked it: it must lock
+                lock_project(
+                    self.poetry, self.io, reuse=True, extra=[variant], write=False
+                )
             # A build that fails verification is replaced by the previous one
             # (its records too: the stash's).
             final = prove_change(ctx, plan, roll_back=True)
@@ -207,6 +214,10 @@ class SwitchCommand(MovingCommand):
             if pending is not None or not plan.is_empty:  # also if set meanwhile
                 self.get_application().reset_poetry()  # the pyproject.toml it wrote
                 settle(self.poetry, self.io, switched=True)
+        return self._outlasted(name)
+
+    def _outlasted(self, name: str) -> int:
+        """Warn when this run's variable keeps winning over ``name``; exit code 0."""
         override = per_run("variant")
         if override and override != name:
             self.line_error(

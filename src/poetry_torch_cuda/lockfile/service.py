@@ -61,6 +61,7 @@ from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import version_key
 from poetry_torch_cuda.tempfiles import make
+from poetry_torch_cuda.tempfiles import refuse_read_only
 from poetry_torch_cuda.tempfiles import write_text
 from poetry_torch_cuda.urls import mask_url
 from poetry_torch_cuda.urls import plain_http_elsewhere
@@ -651,10 +652,7 @@ def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) ->
     try:
         changed = write_lock(path, lock)
     except OSError as error:
-        raise LockError(
-            f"could not write {LOCK_NAME} ({error.strerror or error}); it was not "
-            "changed. Make it writable, then run `poetry torch-cuda lock` again."
-        ) from None
+        raise _unwritable(error) from None
     if changed:
         summary = "; ".join(
             f"{v.name}: {len(v.packages)} package{'s' * (len(v.packages) != 1)}, "
@@ -670,6 +668,14 @@ def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) ->
             f"{PREFIX}: {LOCK_NAME} is up to date",
             verbosity=Verbosity.NORMAL if refresh else Verbosity.VERBOSE,
         )
+
+
+def _unwritable(error: OSError) -> LockError:
+    """torch-cuda.lock could not be written (read-only, say): the one wording."""
+    return LockError(
+        f"could not write {LOCK_NAME} ({error.strerror or error}); it was not "
+        "changed. Make it writable, then run `poetry torch-cuda lock` again."
+    )
 
 
 def entry_for(
@@ -717,6 +723,10 @@ def locked_entry(
     if not reasons and before and (found := before.variant(variant.name)):
         return found, lambda: None
     path = lock_path(poetry)
+    try:  # written once the install holds: refused before anything changes
+        refuse_read_only(path)
+    except OSError as error:
+        raise _unwritable(error) from None
     io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
     # An install asks the index afresh: it is about to download from it anyway.
     made = lock_project(
