@@ -50,6 +50,10 @@ def test_a_build_locked_only_for_other_environments_is_not_called_unlocked(
     status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert status.returncode == 1, status
     assert f"Warning: {said}" in status.stdout, status
+    # its missing requirement: `poetry install` installs nothing here, so no such fix
+    assert "torch 2.14.1+cu129 requires" not in status.stdout, status
+    verify = run_inprocess(project, "torch-cuda", "verify", env_extra=env)
+    assert "torch 2.14.1+cu129 requires" not in verify.stdout + verify.stderr, verify
     for args in (("install",), ("torch-cuda", "sync", "--dry-run")):
         result = run_inprocess(project, *args, env_extra=env)
         assert result.returncode == 0, (args, result)

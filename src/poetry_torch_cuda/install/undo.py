@@ -419,12 +419,13 @@ def family_problems(
     locked: Collection[str] | None = None,
     install: str = "",
     poetry: Poetry | None = None,
+    unmoved: Collection[str] = (),
 ) -> list[tuple[str, str | None, str]]:
     """What is wrong with what ``roots`` need as ``env`` holds it (``held``), with cause
     and fix: two .dist-info folders of one in a directory, its ``RECORD`` or a file it
     lists missing, (``hashes``) a file's sha256 not the recorded one, (``poetry``) its
     file not one torch-cuda.lock names; a version a requirement rejects, a requirement
-    missing (``install`` adds those ``locked``)."""
+    missing (``install`` adds those ``locked``; not an ``unmoved`` build's: warned)."""
     family = set(held.graph(roots))
     if not family:  # nothing installed: no distribution's metadata to read
         return []
@@ -486,7 +487,7 @@ def family_problems(
                         "torch-cuda.lock no longer names"
                     ] = RELOCKED
     found = [(problem, why, SYNC_FORCE) for problem, why in problems.items()]
-    for requirer, name in held.missing(roots):
+    for requirer, name in held.missing(r for r in roots if r not in unmoved):
         problem, fix = f"{requirer} requires {name}, which is not installed", install
         who = requirer.split()[0]  # locked: the install puts its locked build in
         if locked is not None and name not in locked and who not in locked:

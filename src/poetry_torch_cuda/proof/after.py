@@ -55,24 +55,23 @@ def prove(
     family's ``RECORD`` lists must exist (with ``hashes``: of its size and sha256, from
     a file torch-cuda.lock names, which holds what an install of ``required`` takes)."""
     config, env = ctx.config, ctx.env
-    packages = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
-    run, damaged = ChildRun({"packages": {}}), []
-    locked = ctx.poetry.locker.is_locked()
+    names = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
+    run, damaged, locked = ChildRun({"packages": {}}), [], ctx.poetry.locker.is_locked()
+    unmoved = ctx.plan(variant).unmoved(ctx.poetry) if locked else {}
     if exists:
-        run = run_child(str(env.python), list(packages), config.verify_timeout)
-        locks = ctx.view.names if locked else None
-        install = f"run {ctx.selection.install}"  # as status words it
+        run = run_child(str(env.python), list(names), config.verify_timeout)
+        locks, add = ctx.view.names if locked else None, f"run {ctx.selection.install}"
         held, lock = ctx.installed, ctx.poetry if hashes else None  # verify: as status
-        damaged = family_problems(env, held, packages, hashes, locks, install, lock)
+        damaged = family_problems(env, held, names, hashes, locks, add, lock, unmoved)
     if hashes and required and (stale := lock_problem(ctx.poetry, variant)):
         damaged.append((stale, None, ""))  # verify: the next install's, as status
     proof = judge(
         run,
         variant,
         machine,
-        packages,
+        names,
         required=required,
-        unmoved=ctx.plan(variant).unmoved(ctx.poetry) if locked else {},
+        unmoved=unmoved,
         install=ctx.selection.install,
         auto=(auto := config.variant.kind == "auto"),
         alternative=alternative,

@@ -213,7 +213,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
             f"{major}.x toolkit (running torch does not need nvcc)"
         )
     locks = None if view is None else view.names
-    damaged = family_problems(env, installed, names, False, locks, add, poetry)
+    damaged = family_problems(env, installed, names, False, locks, add, poetry, unmoved)
     report.warnings += [f"{p}{f': {why}' if why else ''}; {f}" for p, why, f in damaged]
     report.warnings += dead_stashes(env.path)
     if machine.smi_failure and (variant.kind == "cuda" or decision is not None):
