@@ -179,6 +179,23 @@ def test_network_errors_in_words(error: Exception, words: str) -> None:
     assert client.no_answer(error, url)[0] == words
 
 
+def test_a_failure_is_said_as_remembered_only_by_a_later_run(tmp_path: Path) -> None:
+    """The second page of a host that refused a moment before, in the same run, said
+    "(noted 0 s ago; asked again in 600 s)" as if an earlier run had noted it."""
+    from tests.support.client import poetry_config
+
+    index = "http://127.0.0.1:9/whl/cu129"
+    first = client.IndexClient(poetry_config(tmp_path))
+    for project in ("torch", "torchvision"):  # the second one is not asked: recalled
+        with pytest.raises(client.IndexUnavailableError) as failed:
+            first.project(index, project)
+        assert "noted" not in str(failed.value), failed.value
+    assert failed.value.words == "127.0.0.1:9 refused the connection"
+    later = client.IndexClient(poetry_config(tmp_path))
+    with pytest.raises(client.IndexUnavailableError, match=r"\(noted \d+ s ago; "):
+        later.project(index, "torch")
+
+
 def test_an_unreachable_host_is_remembered_for_a_while(tmp_path: Path) -> None:
     url = "https://host.example/whl/cu129/torch/"
     assert client.recall(tmp_path, url) is None

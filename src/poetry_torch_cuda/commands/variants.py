@@ -146,8 +146,9 @@ class VariantsCommand(TorchCudaCommand):
             cell = f"<{style}>{offered}</>" + " " * (8 - len(offered))
             runs = RUNS[verdict.usable]
             self.line(f"  <c2>{report.variant.name:<{width}}</>  {cell} {runs}{mark}")
-            if report.available is not True and errors[report.variant] not in shared:
-                detail = "; ".join(p.describe(report.variant) for p in report.packages)
+            v = report.variant
+            if report.available is not True and errors[v] not in shared:
+                detail = "; ".join(p.cause or p.describe(v) for p in report.packages)
                 self.line(f"  {'':<{width}}    index: {esc(detail)}")
             self.line(f"  {'':<{width}}    {esc('; '.join(verdict.reasons))}")
         for error in dict.fromkeys(shared):
