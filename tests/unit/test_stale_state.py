@@ -197,10 +197,12 @@ def test_a_failure_is_said_as_remembered_only_by_a_later_run(tmp_path: Path) -> 
 
 
 def test_an_unreachable_host_is_remembered_for_a_while(tmp_path: Path) -> None:
-    url = "https://host.example/whl/cu129/torch/"
-    assert client.recall(tmp_path, url) is None
+    url, run = "https://host.example/whl/cu129/torch/", float("inf")  # a later run
+    assert client.recall(tmp_path, url, run) is None
     client.remember(tmp_path, url, TimeoutError())
-    recalled = client.recall(tmp_path, "https://host.example/whl/cu130/torchvision/")
+    recalled = client.recall(
+        tmp_path, "https://host.example/whl/cu130/torchvision/", run
+    )
     assert recalled is not None
     assert str(recalled).startswith(
         "host.example did not answer within 4 s (noted 0 s ago; asked again in 600 s)"
@@ -208,14 +210,16 @@ def test_an_unreachable_host_is_remembered_for_a_while(tmp_path: Path) -> None:
     # the remembered failure carries the fresh one's fields: words, advice
     assert recalled.words == "host.example did not answer within 4 s"
     assert "POETRY_REQUESTS_TIMEOUT=<seconds>" in recalled.advice
-    assert client.recall(tmp_path, "https://other.example/whl/cu129/torch/") is None
+    assert (
+        client.recall(tmp_path, "https://other.example/whl/cu129/torch/", run) is None
+    )
     memory = tmp_path / "unreachable.json"  # 10 minutes later
     noted = json.loads(memory.read_text())
     noted["https://host.example:"][2] -= 601
     memory.write_text(json.dumps(noted))
-    assert client.recall(tmp_path, url) is None
+    assert client.recall(tmp_path, url, run) is None
     client.remember(tmp_path, url, None)
-    assert client.recall(tmp_path, url) is None
+    assert client.recall(tmp_path, url, run) is None
 
 
 def test_a_read_only_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:

@@ -357,9 +357,7 @@ def _host(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
 
 
-def recall(
-    cache_dir: Path, url: str, since: float = float("inf")
-) -> IndexUnavailableError | None:
+def recall(cache_dir: Path, url: str, since: float) -> IndexUnavailableError | None:
     """Why ``url``'s host was not reachable a short while ago (with ``words`` and
     ``advice`` as when it happened; when before ``since``, a run's start, said so)."""
     try:
@@ -700,12 +698,12 @@ def unavailable(
 ) -> IndexUnavailableError:
     """The one wording of an HTTP error answer (``asked``: :func:`http_failure`'s) or
     of no answer from ``url`` (``after``: how far its body came): cause and way on."""
+    head = mask_url(url)
     if isinstance(failure, requests.Response):
         words, fix = http_failure(failure, url, **asked)
-        error = IndexUnavailableError(f"{mask_url(url)}: {words}. {fix}")
     else:
         words, fix = no_answer(failure, url, timeout or constants.REQUESTS_TIMEOUT)
-        words += after
-        error = IndexUnavailableError(f"could not read {mask_url(url)}: {words}. {fix}")
+        words, head = words + after, f"could not read {head}"
+    error = IndexUnavailableError(f"{head}: {words}. {fix}")
     error.words, error.advice = words, fix
     return error

@@ -27,13 +27,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Offer:
-    """Whether the index has the build (``None``: could not ask); ``remembered``:
-    "no" because it failed verification here before."""
+    """Whether the index has the build (``None``: could not ask, ``advice``: why and
+    what to do); ``remembered``: "no" because it failed verification here before."""
 
     available: bool | None
     detail: str
     remembered: bool = False
-    #: Why the index could not be asked and what to do, said once for all variants.
     advice: str = ""
 
 
