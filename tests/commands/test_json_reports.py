@@ -174,6 +174,10 @@ def test_an_unreachable_index_is_said_once_and_auto_stops_at_its_pick(
     ), shown.stdout
     assert shown.stdout.count("Check the network and the index URL") == 1, shown
     assert "noted" not in shown.stdout, shown.stdout
+    args = ("torch-cuda", "detect", "--json")
+    decided = json.loads(run_inprocess(project, *args, env_extra=dead).stdout)
+    [chosen] = [c for c in decided["candidates"] if c["variant"] == "cu126"]
+    assert chosen["advice"].startswith("127.0.0.1:9 refused the connection. Check")
     result = run_inprocess(
         project, "torch-cuda", "variants", "cu129", "--json", env_extra=dead
     )

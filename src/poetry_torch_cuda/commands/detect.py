@@ -112,6 +112,7 @@ class DetectCommand(TorchCudaCommand):
                     "reasons": list(verdict.reasons),
                     "offered": None if offer is None else offer.available,
                     "offer": None if offer is None else offer.detail,
+                    "advice": None if offer is None else offer.advice or None,
                     "rule": verdict.rule,
                 }
                 for verdict, offer in decision.candidates
