@@ -152,3 +152,35 @@ def test_json_is_stdout_alone_at_every_verbosity(
             assert isinstance(json.loads(result.stdout), dict), (args, result)
             debug = "Adding repository fakepypi" in result.stderr
             assert debug == (verbosity == "-vvv"), (args, result)
+
+
+def test_an_unreachable_index_is_said_once_and_auto_stops_at_its_pick(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """An index on a closed port: detect repeated the failure and its advice at every
+    variant (later ones "noted 0 s ago"), and said a step after choosing cu126;
+    variants --json gave each package's error with the advice twice over."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    env = gpu(tmp_path, RTX_4090)
+    assert run_inprocess(project, "lock", env_extra=env).returncode == 0
+    dead = {**env, "POETRY_TORCH_CUDA_INDEX_URL": "http://127.0.0.1:9/whl/{variant}"}
+    shown = run_inprocess(project, "torch-cuda", "detect", env_extra=dead)
+    assert shown.returncode == 0, shown
+    steps = [line for line in shown.stdout.splitlines() if line[2:3].isdigit()]
+    assert steps[-1].startswith("  7. cu126: chosen by full support"), shown.stdout
+    assert steps[-1].endswith(
+        "could not ask the index: 127.0.0.1:9 refused the connection; "
+        "assuming it has it"
+    ), shown.stdout
+    assert shown.stdout.count("Check the network and the index URL") == 1, shown
+    assert "noted" not in shown.stdout, shown.stdout
+    args = ("torch-cuda", "detect", "--json")
+    decided = json.loads(run_inprocess(project, *args, env_extra=dead).stdout)
+    [chosen] = [c for c in decided["candidates"] if c["variant"] == "cu126"]
+    assert chosen["advice"].startswith("127.0.0.1:9 refused the connection. Check")
+    result = run_inprocess(
+        project, "torch-cuda", "variants", "cu129", "--json", env_extra=dead
+    )
+    [package] = json.loads(result.stdout)["variants"][0]["packages"]
+    assert package["error"] == "127.0.0.1:9 refused the connection", package
+    assert json.dumps(package).count("Check the network") == 1, package

@@ -179,11 +179,30 @@ def test_network_errors_in_words(error: Exception, words: str) -> None:
     assert client.no_answer(error, url)[0] == words
 
 
+def test_a_failure_is_said_as_remembered_only_by_a_later_run(tmp_path: Path) -> None:
+    """The second page of a host that refused a moment before, in the same run, said
+    "(noted 0 s ago; asked again in 600 s)" as if an earlier run had noted it."""
+    from tests.support.client import poetry_config
+
+    index = "http://127.0.0.1:9/whl/cu129"
+    first = client.IndexClient(poetry_config(tmp_path))
+    for project in ("torch", "torchvision"):  # the second one is not asked: recalled
+        with pytest.raises(client.IndexUnavailableError) as failed:
+            first.project(index, project)
+        assert "noted" not in str(failed.value), failed.value
+    assert failed.value.words == "127.0.0.1:9 refused the connection"
+    later = client.IndexClient(poetry_config(tmp_path))
+    with pytest.raises(client.IndexUnavailableError, match=r"\(noted \d+ s ago; "):
+        later.project(index, "torch")
+
+
 def test_an_unreachable_host_is_remembered_for_a_while(tmp_path: Path) -> None:
-    url = "https://host.example/whl/cu129/torch/"
-    assert client.recall(tmp_path, url) is None
+    url, run = "https://host.example/whl/cu129/torch/", float("inf")  # a later run
+    assert client.recall(tmp_path, url, run) is None
     client.remember(tmp_path, url, TimeoutError())
-    recalled = client.recall(tmp_path, "https://host.example/whl/cu130/torchvision/")
+    recalled = client.recall(
+        tmp_path, "https://host.example/whl/cu130/torchvision/", run
+    )
     assert recalled is not None
     assert str(recalled).startswith(
         "host.example did not answer within 4 s (noted 0 s ago; asked again in 600 s)"
@@ -191,14 +210,16 @@ def test_an_unreachable_host_is_remembered_for_a_while(tmp_path: Path) -> None:
     # the remembered failure carries the fresh one's fields: words, advice
     assert recalled.words == "host.example did not answer within 4 s"
     assert "POETRY_REQUESTS_TIMEOUT=<seconds>" in recalled.advice
-    assert client.recall(tmp_path, "https://other.example/whl/cu129/torch/") is None
+    assert (
+        client.recall(tmp_path, "https://other.example/whl/cu129/torch/", run) is None
+    )
     memory = tmp_path / "unreachable.json"  # 10 minutes later
     noted = json.loads(memory.read_text())
     noted["https://host.example:"][2] -= 601
     memory.write_text(json.dumps(noted))
-    assert client.recall(tmp_path, url) is None
+    assert client.recall(tmp_path, url, run) is None
     client.remember(tmp_path, url, None)
-    assert client.recall(tmp_path, url) is None
+    assert client.recall(tmp_path, url, run) is None
 
 
 def test_a_read_only_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:

@@ -112,6 +112,7 @@ class DetectCommand(TorchCudaCommand):
                     "reasons": list(verdict.reasons),
                     "offered": None if offer is None else offer.available,
                     "offer": None if offer is None else offer.detail,
+                    "advice": None if offer is None else offer.advice or None,
                     "rule": verdict.rule,
                 }
                 for verdict, offer in decision.candidates
@@ -127,7 +128,8 @@ class DetectCommand(TorchCudaCommand):
         for number, step in enumerate(decision.steps, start=1):
             self.line(f"  {number}. {esc(step)}")
         matrix = self.io.is_verbose() or named
-        for note in (decision.forced_by, published(torch) if matrix else None):
+        advice = dict.fromkeys(o.advice for _, o in decision.candidates if o)
+        for note in (decision.forced_by, published(torch) if matrix else None, *advice):
             if note and note not in decision.steps:
                 self.line(f"<comment>Note:</> {esc(note)}")
         for title, listed in zip(REMEMBERED, (applies, elsewhere)):

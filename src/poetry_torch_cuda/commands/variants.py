@@ -130,15 +130,10 @@ class VariantsCommand(TorchCudaCommand):
         asked = ", ".join(f"{n} {v}" for n, v in wanted.items()) or "torch (no lock)"
         self.line(f"Variants for <c2>{esc(asked)}</>:")
         width = max((len(r.variant.name) for r, _ in rows), default=4)
-        # One failure of the index (unreachable, refused) is said once, not per row.
-        errors = {  # in words that do not name the variant
-            r.variant: "; ".join(p.cause for p in r.packages if p.cause) or None
-            for r, _ in rows
-            if r.available is not True
-        }
-        found = list(errors.values())
+        # One failure of the index (unreachable, refused) is said once, not per row:
+        found = [r.offer().advice for r, _ in rows]  # words that name no variant
         shared = [e for e in found if e and found.count(e) > 1]
-        for report, verdict in rows:
+        for (report, verdict), error in zip(rows, found):
             offered, style = OFFERED[report.available]
             hits = (("configured", configured), ("auto's pick", auto))
             marks = ", ".join(word for word, hit in hits if report.variant == hit)
@@ -146,9 +141,9 @@ class VariantsCommand(TorchCudaCommand):
             cell = f"<{style}>{offered}</>" + " " * (8 - len(offered))
             runs = RUNS[verdict.usable]
             self.line(f"  <c2>{report.variant.name:<{width}}</>  {cell} {runs}{mark}")
-            if report.available is not True and errors[report.variant] not in shared:
+            if report.available is not True and error not in shared:
                 detail = "; ".join(p.describe(report.variant) for p in report.packages)
-                self.line(f"  {'':<{width}}    index: {esc(detail)}")
+                self.line(f"  {'':<{width}}    index: {esc(error or detail)}")
             self.line(f"  {'':<{width}}    {esc('; '.join(verdict.reasons))}")
         for error in dict.fromkeys(shared):
             self.line(f"<warning>Index (every unknown row):</> {esc(str(error))}")

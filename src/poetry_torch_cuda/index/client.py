@@ -357,9 +357,9 @@ def _host(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
 
 
-def recall(cache_dir: Path, url: str) -> IndexUnavailableError | None:
+def recall(cache_dir: Path, url: str, since: float) -> IndexUnavailableError | None:
     """Why ``url``'s host was not reachable a short while ago (with ``words`` and
-    ``advice`` as when it happened), or ``None``."""
+    ``advice`` as when it happened; when before ``since``, a run's start, said so)."""
     try:
         words, fix, at = read_json(cache_dir / _UNREACHABLE, {})[_host(url)]
         age = time.time() - float(at)
@@ -367,8 +367,8 @@ def recall(cache_dir: Path, url: str) -> IndexUnavailableError | None:
         return None
     if not 0 <= age <= REMEMBER_SECONDS:
         return None
-    later = f"(noted {age:.0f} s ago; asked again in {REMEMBER_SECONDS - age:.0f} s)"
-    error = IndexUnavailableError(f"{words} {later}. {fix}")
+    later = f" (noted {age:.0f} s ago; asked again in {REMEMBER_SECONDS - age:.0f} s)"
+    error = IndexUnavailableError(f"{words}{later * (float(at) < since)}. {fix}")
     error.words, error.advice = str(words), str(fix)
     return error
 
@@ -446,7 +446,7 @@ class IndexClient:
         """``config``: Poetry's (``None``: the user's). A page waits :data:`TIMEOUT` or
         ``POETRY_REQUESTS_TIMEOUT`` seconds (the advice a timeout gives)."""
         self.auth = auth or IndexAuthenticator(config, sources)
-        self._refresh = refresh
+        self._refresh, self._since = refresh, time.time()
         self._timeout = float(os.environ.get("POETRY_REQUESTS_TIMEOUT") or TIMEOUT)
         self._memory: dict[tuple[str, str], ProjectFiles] = {}
         cache = Path(str(self.auth.config.get("cache-dir"))).expanduser()
@@ -498,7 +498,7 @@ class IndexClient:
         retries (``listed``: by a page)."""
         timeout = self._timeout if page else None
         if page and not self._refresh:
-            remembered = recall(self.cache_dir, url)
+            remembered = recall(self.cache_dir, url, self._since)
             if remembered is not None:
                 raise remembered
         try:
@@ -698,12 +698,12 @@ def unavailable(
 ) -> IndexUnavailableError:
     """The one wording of an HTTP error answer (``asked``: :func:`http_failure`'s) or
     of no answer from ``url`` (``after``: how far its body came): cause and way on."""
+    head = mask_url(url)
     if isinstance(failure, requests.Response):
         words, fix = http_failure(failure, url, **asked)
-        error = IndexUnavailableError(f"{mask_url(url)}: {words}. {fix}")
     else:
         words, fix = no_answer(failure, url, timeout or constants.REQUESTS_TIMEOUT)
-        words += after
-        error = IndexUnavailableError(f"could not read {mask_url(url)}: {words}. {fix}")
+        words, head = words + after, f"could not read {head}"
+    error = IndexUnavailableError(f"{head}: {words}. {fix}")
     error.words, error.advice = words, fix
     return error

@@ -27,12 +27,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Offer:
-    """Whether the index has the build (``None``: could not ask); ``remembered``:
-    "no" because it failed verification here before."""
+    """Whether the index has the build (``None``: could not ask, ``advice``: why and
+    what to do); ``remembered``: "no" because it failed verification here before."""
 
     available: bool | None
     detail: str
     remembered: bool = False
+    advice: str = ""
 
 
 #: At most this many versions are named in a message.
@@ -50,7 +51,7 @@ class PackageOffer:
     versions: tuple[str, ...] = ()
     error: str | None = None
     page: bool = True
-    #: The failure without the page's URL, the same for every variant of one index.
+    #: ``error`` and what to do about it, the same for every variant of one index.
     cause: str | None = None
 
     def describe(self, variant: Variant) -> str:
@@ -94,7 +95,8 @@ class VariantOffer:
         """The summary :func:`poetry_torch_cuda.machine.detection.decide` works with."""
         parts = "; ".join(package.describe(self.variant) for package in self.packages)
         if self.available is None:
-            return Offer(None, f"could not ask the index ({parts}); assuming it has it")
+            causes = " ".join(dict.fromkeys(p.cause for p in self.packages if p.cause))
+            return Offer(None, f"could not ask the index: {parts}", advice=causes)
         return Offer(self.available, f"{mask_url(self.index_url)} has {parts}")
 
 
@@ -161,8 +163,9 @@ class OfferFinder:
     ) -> PackageOffer:
         wanted = self.wanted.get(name)
         if isinstance(answer, IndexUnavailableError):
-            cause = f"{answer.words}. {answer.advice}" if answer.words else str(answer)
-            return PackageOffer(name, wanted, None, error=str(answer), cause=cause)
+            error = answer.words or str(answer)  # the URL is the variant's
+            cause = f"{error}. {answer.advice}" if answer.words else error
+            return PackageOffer(name, wanted, None, error=error, cause=cause)
         versions = tuple(
             version.public for version in answer.versions(variant.name, self.marker_env)
         )

@@ -309,7 +309,7 @@ def _published(offers: Offers, torch_version: str | None) -> Offers:
             why = f"torch {row.release} does not publish it (PyTorch's release matrix)"
         else:
             return answer
-        detail = f"{why} and the index could not say ({answer.detail})"
+        detail = f"{why} and {answer.detail}"
         return replace(answer, available=False, detail=detail)
 
     return offer
@@ -333,9 +333,8 @@ def _first_offered(
             steps.append(f"{variant}: skipped, {offer.detail}{by}")
         else:
             by = f" by {rule}" if rule else ""
-            steps.append(f"{variant}: chosen{by}, {'; '.join(verdict.reasons)}")
-            if offer.available is None:
-                steps.append(f"{variant}: {offer.detail}")
+            unsure = f"; {offer.detail}; assuming it has it" * (offer.available is None)
+            steps.append(f"{variant}: chosen{by}, {'; '.join(verdict.reasons)}{unsure}")
             return verdict, tuple(candidates)
     return None, tuple(candidates)
 
