@@ -151,15 +151,21 @@ class SwitchCommand(MovingCommand):
     )
 
     def check_input(self, io: IO) -> None:
-        """Refuse a bad variant, or a bad table (but its ``variant``: switch mends that)."""
-        self._config(variant_argument(io.input.argument("variant")).name)
+        """Refuse a bad variant, --pin of a build, or a bad table (but its variant)."""
+        name = variant_argument(io.input.argument("variant")).name
+        if name != "auto" and io.input.option("pin"):
+            raise TorchCudaError(
+                "--pin writes the variant auto picks: use `switch auto --pin`, or "
+                f"drop --pin to switch to {name}."
+            )
+        self._config(name)
 
     def work(self) -> int:
         name = variant_argument(self.argument("variant")).name
         pyproject = self.poetry.pyproject_path
         ctx, variant = self._target(name)
         resolved = f" (auto: {variant})" if name == "auto" else ""
-        pinned = name == "auto" and self.option("pin")  # writes whatever runs here
+        pinned = self.option("pin")  # auto's: writes whatever runs here
         if pinned:
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
