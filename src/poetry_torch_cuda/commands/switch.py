@@ -119,8 +119,7 @@ class SyncCommand(MovingCommand):
         if self.option("dry-run"):
             self.say(ctx, ctx.plan(variant, force=force), would=True)
             return 0
-        plan = self.move(ctx, variant, force=force)
-        prove_change(ctx, plan)
+        prove_change(ctx, self.move(ctx, variant, force=force))
         return 0
 
 
