@@ -68,8 +68,7 @@ def test_switch_pin_of_a_build_is_refused(project_factory: ProjectFactory) -> No
     result = run_inprocess(project, "torch-cuda", "switch", "cu130", "--pin")
     assert result.returncode == 1, result
     assert result.stderr.strip() == (
-        "--pin writes the variant auto picks: use `switch auto --pin`, or drop "
-        "--pin to switch to cu130."
+        "--pin needs auto: drop it, or `switch auto --pin`."
     ), result
     assert project.pyproject.read_bytes() == pyproject
     assert not project.venv.exists()

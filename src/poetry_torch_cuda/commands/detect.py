@@ -122,8 +122,7 @@ class DetectCommand(TorchCudaCommand):
         }
         if self.as_json(data):
             return 0
-        why = "no lock yet" if locked is None else "poetry.lock locks no torch"
-        about = f" for torch {esc(torch)}" if torch else f" ({why}: any torch)"
+        about = f" for torch {esc(torch)}" if torch else " (torch not locked)"
         self.line(f"<info>auto</> picks <c2>{decision.variant}</> {where}{about}")
         for number, step in enumerate(decision.steps, start=1):
             self.line(f"  {number}. {esc(step)}")

@@ -151,21 +151,16 @@ class SwitchCommand(MovingCommand):
 
     def check_input(self, io: IO) -> None:
         """Refuse a bad variant, --pin of a build, or a bad table (but its variant)."""
-        name = variant_argument(io.input.argument("variant")).name
-        if name != "auto" and io.input.option("pin"):
-            raise TorchCudaError(
-                "--pin writes the variant auto picks: use `switch auto --pin`, or "
-                f"drop --pin to switch to {name}."
-            )
-        self._config(name)
+        config = self._config(variant_argument(io.input.argument("variant")).name)
+        if config.variant.kind != "auto" and io.input.option("pin"):
+            raise TorchCudaError("--pin needs auto: drop it, or `switch auto --pin`.")
 
     def work(self) -> int:
         name = variant_argument(self.argument("variant")).name
         pyproject = self.poetry.pyproject_path
         ctx, variant = self._target(name)
         resolved = f" (auto: {variant})" if name == "auto" else ""
-        pinned = self.option("pin")  # auto's: writes whatever runs here
-        if pinned:
+        if pinned := self.option("pin"):  # auto's: writes whatever runs here
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
             head = f"would switch to <c2>{name}</>{resolved}: "

@@ -127,8 +127,7 @@ class VariantsCommand(TorchCudaCommand):
         }
         if self.as_json(data):
             return 0
-        why = "not in poetry.lock" if self.poetry.locker.is_locked() else "no lock"
-        asked = ", ".join(f"{n} {v}" for n, v in wanted.items()) or f"torch ({why})"
+        asked = ", ".join(f"{n} {v}" for n, v in wanted.items()) or "torch (not locked)"
         self.line(f"Variants for <c2>{esc(asked)}</>:")
         width = max((len(r.variant.name) for r, _ in rows), default=4)
         # One failure of the index (unreachable, refused) is said once, not per row.
