@@ -196,3 +196,22 @@ def test_status_check_needs_no_torch_cuda_lock_where_an_install_takes_nothing_fr
     )
     assert status.returncode == 0, status
     assert "torch-cuda.lock" not in status.stdout, status
+
+
+def test_detect_and_variants_say_a_lock_without_torch_locks_no_torch(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """poetry.lock exists and locks no torch: detect said "no lock yet" and
+    variants "torch (no lock)"; "not locked" is true with and without a lock."""
+    project = project_factory({"filelock": "*"}, CU129)
+    assert run_inprocess(project, "lock").returncode == 0
+    env = gpu(tmp_path, RTX_4090)
+    detect = run_inprocess(project, "torch-cuda", "detect", env_extra=env)
+    assert detect.returncode == 0, detect
+    assert detect.stdout.splitlines()[0] == (
+        "auto picks cu129 on this machine (torch not locked)"
+    ), detect
+    listed = run_inprocess(project, "torch-cuda", "variants", "cu129", env_extra=env)
+    assert listed.returncode == 0, listed
+    header = "Variants for torch (not locked):"
+    assert listed.stdout.splitlines()[0] == header, listed

@@ -58,3 +58,17 @@ def test_export_of_auto_needs_a_variant(project_factory: ProjectFactory) -> None
         "--variant must name a build (e.g. cu129): an image is built for one."
     )
     assert result.stdout == ""
+
+
+def test_switch_pin_of_a_build_is_refused(project_factory: ProjectFactory) -> None:
+    """--pin means "write auto's pick"; `switch cu130 --pin` ran as a plain switch,
+    the option silently ignored."""
+    project = project_factory(DEPS, "variant = 'cu129'  # the cluster's\n")
+    pyproject = project.pyproject.read_bytes()
+    result = run_inprocess(project, "torch-cuda", "switch", "cu130", "--pin")
+    assert result.returncode == 1, result
+    assert result.stderr.strip() == (
+        "--pin needs auto: drop it, or `switch auto --pin`."
+    ), result
+    assert project.pyproject.read_bytes() == pyproject
+    assert not project.venv.exists()

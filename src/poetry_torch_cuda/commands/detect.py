@@ -123,7 +123,7 @@ class DetectCommand(TorchCudaCommand):
         }
         if self.as_json(data):
             return 0
-        about = f" for torch {esc(torch)}" if torch else " (no lock yet: any torch)"
+        about = f" for torch {esc(torch)}" if torch else " (torch not locked)"
         self.line(f"<info>auto</> picks <c2>{decision.variant}</> {where}{about}")
         for number, step in enumerate(decision.steps, start=1):
             self.line(f"  {number}. {esc(step)}")

@@ -119,8 +119,7 @@ class SyncCommand(MovingCommand):
         if self.option("dry-run"):
             self.say(ctx, ctx.plan(variant, force=force), would=True)
             return 0
-        plan = self.move(ctx, variant, force=force)
-        prove_change(ctx, plan)
+        prove_change(ctx, self.move(ctx, variant, force=force))
         return 0
 
 
@@ -151,16 +150,17 @@ class SwitchCommand(MovingCommand):
     )
 
     def check_input(self, io: IO) -> None:
-        """Refuse a bad variant, or a bad table (but its ``variant``: switch mends that)."""
-        self._config(variant_argument(io.input.argument("variant")).name)
+        """Refuse a bad variant, --pin of a build, or a bad table (but its variant)."""
+        config = self._config(variant_argument(io.input.argument("variant")).name)
+        if config.variant.kind != "auto" and io.input.option("pin"):
+            raise TorchCudaError("--pin needs auto: drop it, or `switch auto --pin`.")
 
     def work(self) -> int:
         name = variant_argument(self.argument("variant")).name
         pyproject = self.poetry.pyproject_path
         ctx, variant = self._target(name)
         resolved = f" (auto: {variant})" if name == "auto" else ""
-        pinned = name == "auto" and self.option("pin")  # writes whatever runs here
-        if pinned:
+        if pinned := self.option("pin"):  # auto's: writes whatever runs here
             name, resolved = variant.name, " (auto's pick on this machine)"
         if self.option("dry-run"):
             head = f"would switch to <c2>{name}</>{resolved}: "

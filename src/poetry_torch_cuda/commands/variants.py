@@ -127,7 +127,7 @@ class VariantsCommand(TorchCudaCommand):
         }
         if self.as_json(data):
             return 0
-        asked = ", ".join(f"{n} {v}" for n, v in wanted.items()) or "torch (no lock)"
+        asked = ", ".join(f"{n} {v}" for n, v in wanted.items()) or "torch (not locked)"
         self.line(f"Variants for <c2>{esc(asked)}</>:")
         width = max((len(r.variant.name) for r, _ in rows), default=4)
         # One failure of the index (unreachable, refused) is said once, not per row:
