@@ -206,8 +206,7 @@ def located(paths: Sequence[str], name: str) -> metadata.Distribution | None:
 
 
 def _metadata_of(found: metadata.Distribution) -> metadata.PackageMetadata | None:
-    """Its METADATA, or None before pip wrote it: how the ``importlib_metadata`` backport
-    Poetry's process loads before Python 3.12 says it (8.x; 9+ raises MetadataNotFound)."""
+    """Its METADATA; None before pip wrote it (the backport: None, or 9+ raises)."""
     with suppress(OSError):
         return found.metadata
     return None
