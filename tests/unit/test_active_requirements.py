@@ -101,6 +101,22 @@ def test_a_damaged_metadata_is_named_with_the_backport_loaded(
         assert installed.all() == {}
 
 
+def test_a_folder_pip_has_not_written_metadata_into_is_none_with_the_backport(
+    tmp_path: Path,
+) -> None:
+    """pip creates ``torch-….dist-info`` before its METADATA: the backport Poetry
+    loads on Python 3.9 reads no METADATA as ``None`` (8.x), and every run that
+    looked then (a Ctrl-C'd or killed switch, the next install) failed with
+    ``'NoneType' object has no attribute 'get_all'``."""
+    pytest.importorskip("importlib_metadata")  # its finder joins sys.meta_path
+    write_dist(tmp_path, "torchvision", "0.29.1+cu130")
+    (tmp_path / "torch-2.14.1+cu130.dist-info").mkdir()
+    installed = InstalledEnvironment([str(tmp_path)], LINUX)
+    assert [*installed.all()] == ["torchvision"]
+    with pytest.raises(TorchCudaError, match=r"METADATA in .* names no version"):
+        InstalledEnvironment([str(tmp_path)], LINUX).get("torch")
+
+
 def test_a_missing_wheel_behind_an_asked_extra_is_missing_to_status_and_plan(
     tmp_path: Path,
 ) -> None:

@@ -101,7 +101,7 @@ class InstalledEnvironment:
             self._everything = {
                 n: self._describe(d, n)
                 for n in self.names()
-                if (d := located(self._paths, n)) and header(d.metadata, "Name")
+                if (d := located(self._paths, n)) and header(_metadata_of(d), "Name")
             }
         return dict(self._everything)
 
@@ -167,9 +167,9 @@ class InstalledEnvironment:
     def _describe(
         self, distribution: metadata.Distribution, name: NormalizedName
     ) -> InstalledDistribution:
-        meta = distribution.metadata  # each access parses METADATA again
+        meta = _metadata_of(distribution)  # each access parses METADATA again
         version = header(meta, "Version")
-        if not version:  # a killed install's; its Name may be gone too
+        if not (meta and version):  # a killed install's; its Name may be gone too
             raise TorchCudaError(
                 f"{name}'s METADATA in {distribution.locate_file('')} names no "
                 f"version: a damaged install. Delete {name}'s .dist-info folder there, "
@@ -205,10 +205,16 @@ def located(paths: Sequence[str], name: str) -> metadata.Distribution | None:
     return next(iter(metadata.distributions(name=name, path=list(paths))), None)
 
 
-def header(meta: metadata.PackageMetadata, name: str) -> str | None:
-    """A METADATA header, or None where it is missing (the ``importlib_metadata``
-    backport, which Poetry's process loads before Python 3.12, raises KeyError)."""
-    return next(iter(meta.get_all(name) or ()), None)
+def _metadata_of(found: metadata.Distribution) -> metadata.PackageMetadata | None:
+    """Its METADATA; None before pip wrote it (the backport: None, or 9+ raises)."""
+    with suppress(OSError):
+        return found.metadata
+    return None
+
+
+def header(meta: metadata.PackageMetadata | None, name: str) -> str | None:
+    """A METADATA header, or None where it is missing (the backport raises KeyError)."""
+    return next(iter(meta.get_all(name) or ()), None) if meta else None
 
 
 def site_paths(env: Env) -> list[str]:

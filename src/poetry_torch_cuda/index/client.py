@@ -617,10 +617,10 @@ def _entries(
     links: Iterable[Any], page_url: str, content: Mapping[str, Any]
 ) -> tuple[IndexFile, ...]:
     """The non-yanked links of a page as :class:`IndexFile`, one per file name, with
-    URLs absolute and the sha256 a PEP 691 page (``content``) lists: Poetry before
-    2.1 leaves the URLs relative and the hashes out. Hashes in any case (PEP 503;
-    Poetry reads an HTML page's lowercase ones alone), kept lowercase."""
-    listed = {f.get("filename"): f.get("hashes") for f in content.get("files") or []}
+    URLs absolute and the sha256 and size a PEP 691 page (``content``) lists: Poetry
+    before 2.1 leaves the URLs relative and the hashes out, 2.2 the sizes. Hashes in
+    any case (PEP 503; Poetry reads an HTML page's lowercase ones alone), lowercase."""
+    listed = {f.get("filename"): f for f in content.get("files") or []}
     found: dict[str, IndexFile] = {}
     digest = r"(?i)sha256\W{1,4}([0-9a-f]{64})\b"  # in {"sha256": …} and sha256=…
     for link in links:
@@ -630,12 +630,13 @@ def _entries(
         if link.has_metadata:
             sha = re.search(digest, str(link._metadata))
             metadata = sha[1].lower() if sha else ""
-        sha = re.search(digest, f"{listed.get(link.filename)} {link.url}")
+        info = listed.get(link.filename) or {}
+        sha = re.search(digest, f"{info.get('hashes')} {link.url}")
         found[link.filename] = IndexFile(
             filename=link.filename,
             url=urljoin(page_url, link.url_without_fragment),
             sha256=sha[1].lower() if sha else None,
-            size=getattr(link, "size", None),
+            size=info.get("size"),
             metadata_sha256=metadata,
         )
     return tuple(found[name] for name in sorted(found))

@@ -84,10 +84,10 @@ def selected_packages(
     for package, info in locker.locked_packages().items():
         shared = info.groups if wanted is None else info.groups & wanted
         marker = info.get_marker(shared)
-        if wanted is not None:  # the alternatives whose extras are asked for
+        if wanted is not None:  # asked-for extras true, each alternative (core < 2.5)
             either = dnf(marker)
             ors = either.markers if isinstance(either, MarkerUnion) else (either,)
-            marker = union(*(m for m in ors if m.validate(active)))
+            marker = union(*(m.without_extras() for m in ors if m.validate(active)))
         if shared and not marker.is_empty():
             chosen.append((package, marker.without_extras()))
     return chosen
