@@ -206,7 +206,7 @@ class IndexAuthenticator(Authenticator):
             r
             for r in self.configured_repositories.values()
             if r.netloc == parts.netloc
-            and (r.scheme != "https" or parts.scheme == "https")
+            and (not r.url.lower().startswith("https:") or parts.scheme == "https")
             and (r.path == parts.path or not exact_match)
         ]
         return max(hosted, key=lambda r: _path_rank(r.path, parts.path), default=None)
