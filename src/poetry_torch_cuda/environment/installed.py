@@ -99,9 +99,10 @@ class InstalledEnvironment:
         folder whose METADATA names none yet (a wheel pip is unpacking) is none."""
         if self._everything is None:
             self._everything = {
-                n: self._describe(d, n)
+                n: self._describe(d, n, meta)
                 for n in self.names()
-                if (d := located(self._paths, n)) and header(_metadata_of(d), "Name")
+                if (d := located(self._paths, n))
+                and header(meta := _metadata_of(d), "Name")
             }
         return dict(self._everything)
 
@@ -165,9 +166,13 @@ class InstalledEnvironment:
         return problems
 
     def _describe(
-        self, distribution: metadata.Distribution, name: NormalizedName
+        self,
+        distribution: metadata.Distribution,
+        name: NormalizedName,
+        meta: metadata.PackageMetadata | None = None,
     ) -> InstalledDistribution:
-        meta = _metadata_of(distribution)  # each access parses METADATA again
+        # ``meta``: METADATA if read already (each access parses the file again)
+        meta = meta or _metadata_of(distribution)
         version = header(meta, "Version")
         if not (meta and version):  # a killed install's; its Name may be gone too
             raise TorchCudaError(
