@@ -98,7 +98,7 @@ class Stash:
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(n): d.version for n, d in held.all().items()}
-        locked = _named(tempfiles.read_json(home / INSTALLED, None))
+        locked = _record(home)
         owner = tempfiles.read_json(home / OWNER, None)
         stash = cls(root, before, sorted(names), locked=locked, owner=owner)
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
@@ -200,7 +200,7 @@ def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
     left under its run's name is put back next run."""
     with signals.held():
         record = state_dir(env.path) / INSTALLED
-        files = _named(tempfiles.read_json(record, None))
+        files = _record(record.parent)
         files.update((f.name, f.sha256) for f in request.files)  # and what stayed
         held = sorted(files.keys() & installed_environment(env).names().keys())
         tempfiles.write_json(record, {n: files[n] for n in held})
@@ -284,6 +284,11 @@ def drop_previous(env_path: Path) -> None:
 
 def _named(found: object) -> dict[str, str]:  # a list: an older plugin's, no names
     return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def _record(home: Path) -> dict[str, str]:
+    """The install record in the state folder ``home``: locked file sha256 by name."""
+    return _named(tempfiles.read_json(home / INSTALLED, None))
 
 
 def link(source: str | Path, target: str | Path) -> None:
@@ -477,7 +482,7 @@ def family_problems(
         with suppress(model.LockFileError):  # unreadable: lock_problem words it
             lock = model.read_lock(model.lock_path(poetry))
             variants = lock.variants if lock else ()
-            record = _named(tempfiles.read_json(state_dir(env.path) / INSTALLED, None))
+            record = _record(state_dir(env.path))
             for dist, sha in sorted(record.items()):
                 at = held.version(dist) if dist in family else None
                 got = [p for v in variants if at and (p := v.package(dist, at))]
