@@ -710,18 +710,22 @@ def test_lock_check_passes_packages_listed_in_another_order(
     assert check.returncode == 0, check
 
 
-def test_lock_check_fails_on_a_poetry_lock_pyproject_toml_left_behind(
-    tmp_path: Path, index: IndexServer
+@pytest.mark.parametrize("check", [["--check"], []], ids=["check", "relock"])
+def test_lock_and_its_check_refuse_a_poetry_lock_pyproject_toml_left_behind(
+    tmp_path: Path, index: IndexServer, check: list[str]
 ) -> None:
     """pyproject.toml changed and poetry.lock was not re-locked: `poetry install`
     and `export` refuse it in Poetry's words, but `lock --check` (the CI guard and
     the pre-commit hook on pyproject.toml) said "torch-cuda.lock matches
-    poetry.lock" and passed."""
+    poetry.lock" and passed, and `lock` (the re-locking hook) said "torch-cuda.lock
+    is up to date" and passed where the check failed."""
     project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
     assert run_inprocess(project, "lock").returncode == 0
+    before = (project.path / "torch-cuda.lock").read_bytes()
     text = project.pyproject_text()
     project.write_pyproject(text.replace('"torchvision"', '"torchvision==0.28.0"'))
-    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    check = run_inprocess(project, "torch-cuda", "lock", *check)
+    assert (project.path / "torch-cuda.lock").read_bytes() == before
     assert check.returncode == 1, check
     assert " ".join(check.stderr.split()) == (
         "pyproject.toml changed significantly since poetry.lock was last generated. "

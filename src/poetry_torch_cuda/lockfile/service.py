@@ -548,6 +548,7 @@ def lock_project(
             poetry = locked.reread(poetry)
         config = require_config(poetry.pyproject.data, overrides=())  # recorded
         locked.require_lock(poetry)
+        locked.check_fresh(poetry)  # as lock --check: never from a stale poetry.lock
         from poetry.core.constraints.version import parse_constraint
 
         # The fetching URL differs from the configured one at most by credentials
