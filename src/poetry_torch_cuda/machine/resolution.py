@@ -172,7 +172,8 @@ def _offers(
     wanted = wanted_versions(config.package_names, locked_versions or {})
     if locked_versions is not None and not wanted:
         # No configured package in the lock: nothing to install, nothing to ask.
-        return (lambda _: Offer(None, "not asked")), None
+        why = "torch is not locked (`poetry add torch`), so the index is not asked"
+        return (lambda _: Offer(None, why)), None
     finder = given or offer_finder(config, wanted, run)
     return finder, wanted.get(canonicalize_name("torch"))
 
