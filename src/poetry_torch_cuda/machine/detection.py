@@ -309,7 +309,8 @@ def _published(offers: Offers, torch_version: str | None) -> Offers:
             why = f"torch {row.release} does not publish it (PyTorch's release matrix)"
         else:
             return answer
-        detail = f"{why} and {answer.detail}"
+        # the failure is the pick's (or its advice's) to say, once
+        detail = f"{why} and the index could not be asked"
         return replace(answer, available=False, detail=detail)
 
     return offer
