@@ -124,7 +124,8 @@ def decide(
     if machine.rocm is not None:
         return _decide_rocm(machine, offers)
     steps = (*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE)
-    return Decision(CPU, (*steps, "cpu: no GPU to build for"))
+    why = "the GPU cannot be checked" if machine.smi_failure else "no GPU to build for"
+    return Decision(CPU, (*steps, f"cpu: {why}"))
 
 
 def old_jetson(jetson: Jetson | None) -> bool:
@@ -139,8 +140,10 @@ def _assess_cuda(variant: Variant, machine: Machine, torch: str | None) -> Verdi
     is at its CUDA major's floor and SASS covers every GPU, or the driver fully
     supports its CUDA and SASS or PTX covers every GPU."""
     nvidia = machine.nvidia
-    if nvidia is None:
-        return Verdict(variant, False, ("no NVIDIA driver found",), driver_ok=False)
+    if nvidia is None:  # nvidia-smi failed: a driver to mend, or no GPU at all
+        failed = machine.smi_failure and "the GPU cannot be checked: nvidia-smi failed"
+        why = failed or "no NVIDIA driver found"
+        return Verdict(variant, None if failed else False, (why,), driver_ok=False)
     cuda = variant.cuda_version
     assert cuda is not None
     platform, driver, dotted = machine.sys_platform, nvidia.version, tables.dotted(cuda)

@@ -1,0 +1,50 @@
+"""What ``detect`` and ``variants`` say of the machine: a broken driver, GPUs a
+build leaves out, a declared target. In-process: the point is the words."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tests.support.gpus import NVIDIA_SMI_FAILED
+from tests.support.gpus import machine_env
+from tests.support.gpus import no_gpu
+from tests.support.gpus import no_real_driver
+from tests.support.inprocess import run_inprocess
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.fixtures import ProjectFactory
+
+DEPS = {"needs-torch": "*", "torchvision": "*"}
+
+
+@no_real_driver
+def test_a_failing_nvidia_smi_is_not_said_to_be_no_gpu(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """nvidia-smi on PATH fails (the kernel module not loaded after a kernel
+    update): variants said every CUDA build "does not run here: no NVIDIA driver
+    found" and detect ended "cpu: no GPU to build for", where status and verify say
+    the GPU cannot be checked."""
+    project = project_factory(DEPS, 'variant = "auto"')
+    assert run_inprocess(project, "lock", env_extra=no_gpu(tmp_path)).returncode == 0
+    broken = machine_env(
+        tmp_path / "broken",
+        nvidia_smi="",
+        nvidia_smi_exit=9,
+        nvidia_smi_stderr=NVIDIA_SMI_FAILED,
+    )
+    listed = run_inprocess(project, "torch-cuda", "variants", "cu130", env_extra=broken)
+    assert listed.returncode == 0, listed
+    assert listed.stdout.splitlines()[1:3] == [
+        "  cu130  offered  cannot tell",
+        "           the GPU cannot be checked: nvidia-smi failed",
+    ], listed.stdout
+    shown = run_inprocess(project, "torch-cuda", "detect", env_extra=broken)
+    assert shown.returncode == 0, shown
+    assert shown.stdout.splitlines()[1].startswith(
+        "  1. nvidia-smi failed: NVIDIA-SMI has failed because it couldn't communicate"
+    ), shown.stdout
+    assert shown.stdout.splitlines()[-1] == "  6. cpu: the GPU cannot be checked"
