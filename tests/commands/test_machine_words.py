@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tests.support.gpus import DRIVER_580
+from tests.support.gpus import GTX_1080
 from tests.support.gpus import NVIDIA_SMI_FAILED
+from tests.support.gpus import RTX_4090
+from tests.support.gpus import gpu
 from tests.support.gpus import machine_env
 from tests.support.gpus import no_gpu
 from tests.support.gpus import no_real_driver
@@ -48,3 +52,20 @@ def test_a_failing_nvidia_smi_is_not_said_to_be_no_gpu(
         "  1. nvidia-smi failed: NVIDIA-SMI has failed because it couldn't communicate"
     ), shown.stdout
     assert shown.stdout.splitlines()[-1] == "  6. cpu: the GPU cannot be checked"
+
+
+def test_a_build_that_leaves_a_gpu_out_runs_on_the_others(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """A GTX 1080 beside an RTX 4090: auto takes cu130, which leaves the GTX 1080
+    out; variants said "does not run here (auto's pick)" of the build that runs on
+    the RTX 4090 (verify passes it, noting the GPU left out)."""
+    project = project_factory(DEPS, 'variant = "auto"')
+    assert run_inprocess(project, "lock", env_extra=no_gpu(tmp_path)).returncode == 0
+    env = gpu(tmp_path / "two", GTX_1080, RTX_4090, driver=DRIVER_580)
+    listed = run_inprocess(project, "torch-cuda", "variants", "cu130", env_extra=env)
+    assert listed.returncode == 0, listed
+    assert listed.stdout.splitlines()[1:3] == [
+        "  cu130  offered  runs on some GPUs  (auto's pick)",
+        "           not built for sm_61 (NVIDIA GeForce GTX 1080): builds sm_75..sm_120+PTX",
+    ], listed.stdout

@@ -130,6 +130,7 @@ class VariantsCommand(TorchCudaCommand):
         asked = ", ".join(f"{n} {v}" for n, v in wanted.items()) or "torch (not locked)"
         self.line(f"Variants for <c2>{esc(asked)}</>:")
         width = max((len(r.variant.name) for r, _ in rows), default=4)
+        gpus = len(machine.nvidia.gpus) if machine.nvidia else 0
         # One failure of the index (unreachable, refused) is said once, not per row:
         found = [r.offer().advice for r, _ in rows]  # words that name no variant
         shared = [e for e in found if e and found.count(e) > 1]
@@ -140,6 +141,7 @@ class VariantsCommand(TorchCudaCommand):
             mark = f"  <c1>({marks})</>" if marks else ""
             cell = f"<{style}>{offered}</>" + " " * (8 - len(offered))
             runs = RUNS[verdict.usable]
+            runs = "runs on some GPUs" if verdict.serves_some(gpus) else runs
             self.line(f"  <c2>{report.variant.name:<{width}}</>  {cell} {runs}{mark}")
             if report.available is not True and error not in shared:
                 detail = "; ".join(p.describe(report.variant) for p in report.packages)

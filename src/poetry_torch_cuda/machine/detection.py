@@ -63,6 +63,10 @@ class Verdict:
     #: Which rule admitted the build: :data:`COMPAT_RULE` or :data:`FULL_RULE`.
     rule: str | None = None
 
+    def serves_some(self, gpus: int) -> bool:
+        """Whether the build runs on some of the ``gpus`` GPUs, leaving the others out."""
+        return self.driver_ok and 0 < len(self.uncovered) < gpus
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -280,8 +284,7 @@ def _decide_cuda(machine: Machine, offers: Offers, torch: str | None) -> Decisio
         why = f"{who} forced {chosen.variant}: newer variants are not built for it"
         return Decision(chosen.variant, tuple(steps), why if who else None, candidates)
     # No variant builds for every GPU: take the one that serves most of them.
-    some = len(nvidia.gpus)
-    fewer = [v for v in verdicts if v.driver_ok and 0 < len(v.uncovered) < some]
+    fewer = [v for v in verdicts if v.serves_some(len(nvidia.gpus))]
     for verdict in sorted(fewer, key=lambda v: len(v.uncovered)):
         if offers(verdict.variant).available is False:
             continue
