@@ -69,3 +69,25 @@ def test_a_build_that_leaves_a_gpu_out_runs_on_the_others(
         "  cu130  offered  runs on some GPUs  (auto's pick)",
         "           not built for sm_61 (NVIDIA GeForce GTX 1080): builds sm_75..sm_120+PTX",
     ], listed.stdout
+
+
+def test_gpus_a_skipped_build_serves_together_are_not_called_unservable(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """A GTX 1080 beside an RTX 4090: cu126 builds for both, but its index lacks
+    the locked torch 2.14.1. detect said "no variant builds for every GPU" and "GPU 0
+    ... cannot be served together with the other GPUs" under its own step that cu126
+    would run here."""
+    project = project_factory(DEPS, 'variant = "auto"')
+    assert run_inprocess(project, "lock", env_extra=no_gpu(tmp_path)).returncode == 0
+    env = gpu(tmp_path / "two", GTX_1080, RTX_4090, driver=DRIVER_580)
+    shown = run_inprocess(project, "torch-cuda", "detect", env_extra=env)
+    assert shown.returncode == 0, shown
+    lines = shown.stdout.splitlines()
+    assert "  8. cu126: skipped, " in shown.stdout, shown.stdout
+    gtx = "GPU 0 (NVIDIA GeForce GTX 1080, sm_61)"
+    assert lines[-2:] == [
+        "  12. every variant built for every GPU is skipped; cu130 serves the most, "
+        f"leaving out {gtx}",
+        f"Note: {gtx} is left out: every variant built for every GPU is skipped",
+    ], shown.stdout

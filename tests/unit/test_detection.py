@@ -128,15 +128,22 @@ def test_several_gpus_must_all_be_served() -> None:
 
 
 def test_gpus_no_variant_serves_together_say_who_is_left_out() -> None:
-    machine = nvidia("580.65.06", GTX_1080, RTX_5090)
+    machine = nvidia("580.65.06", ("Tesla K40", (3, 5)), RTX_5090)
     decision = decide(machine, EVERYTHING)
-    # cu126 serves only the 1080, cu128+ only the 5090: the newest serving one wins
+    # no build has sm_35: the newest serving the 5090 wins
     assert decision.variant.name == "cu130"
     assert decision.forced_by == (
-        "GPU 0 (NVIDIA GeForce GTX 1080, sm_61) cannot be served together with "
-        "the other GPUs"
+        "GPU 0 (Tesla K40, sm_35) cannot be served together with the other GPUs"
     )
     assert decision.steps[-1].startswith("no variant builds for every GPU; cu130")
+    # cu126 serves only the 1080, cu128+ only the 5090, cu124 (PTX) both but the
+    # index lacks it: the GPU is left out for a skipped build, not for want of one
+    decision = decide(nvidia("580.65.06", GTX_1080, RTX_5090), EVERYTHING)
+    assert decision.variant.name == "cu130"
+    assert decision.forced_by == (
+        "GPU 0 (NVIDIA GeForce GTX 1080, sm_61) is left out: every variant built "
+        "for every GPU is skipped"
+    )
 
 
 def test_no_pick_serves_the_rest_only_by_a_jit_the_driver_lacks() -> None:

@@ -290,8 +290,12 @@ def _decide_cuda(machine: Machine, offers: Offers, torch: str | None) -> Decisio
             continue
         left_out = ", ".join(str(gpu) for gpu in verdict.uncovered)
         most = f"{verdict.variant} serves the most, leaving out {left_out}"
-        steps.append(f"no variant builds for every GPU; {most}")
         why = f"{left_out} cannot be served together with the other GPUs"
+        none = "no variant builds for every GPU"
+        if any(v.usable for v in verdicts):  # one does: skipped above
+            none = "every variant built for every GPU is skipped"
+            why = f"{left_out} is left out: {none}"
+        steps.append(f"{none}; {most}")
         return Decision(
             verdict.variant, tuple(steps), why, candidates, verdict.uncovered
         )
