@@ -3,6 +3,7 @@ build leaves out, a declared target. In-process: the point is the words."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from tests.support.gpus import DRIVER_580
@@ -87,7 +88,35 @@ def test_gpus_a_skipped_build_serves_together_are_not_called_unservable(
     assert "  8. cu126: skipped, " in shown.stdout, shown.stdout
     gtx = "GPU 0 (NVIDIA GeForce GTX 1080, sm_61)"
     assert lines[-2:] == [
-        "  12. every variant built for every GPU is skipped; cu130 serves the most, "
-        f"leaving out {gtx}",
+        (
+            "  12. every variant built for every GPU is skipped; cu130 serves the "
+            f"most, leaving out {gtx}"
+        ),
         f"Note: {gtx} is left out: every variant built for every GPU is skipped",
     ], shown.stdout
+
+
+def test_variants_names_a_build_that_failed_verification_here(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """cu130 failed verification in this environment, so auto takes cu129: variants
+    listed cu130 "offered  runs here" with no word of it, auto's pick unexplained."""
+    project = project_factory(DEPS, 'variant = "auto"')
+    assert run_inprocess(project, "lock", env_extra=no_gpu(tmp_path)).returncode == 0
+    env = gpu(tmp_path / "4090", RTX_4090, driver=DRIVER_580)
+    gpus = f"NVIDIA driver {DRIVER_580}; GPU 0 (NVIDIA GeForce RTX 4090, sm_89)"
+    failure = {"variant": "cu130", "torch": "2.14.1", "reason": "no kernel image"}
+    failure |= {"when": "2026-12-01 10:00 UTC", "machine": gpus}
+    memory = {"schema": 1, "failures": [failure]}
+    (project.venv / ".poetry-torch-cuda-memory.json").write_text(json.dumps(memory))
+    args = ("torch-cuda", "variants", "cu130", "cu129")
+    listed = run_inprocess(project, *args, env_extra=env)
+    assert listed.returncode == 0, listed
+    rows = [line for line in listed.stdout.splitlines() if line.startswith("  cu")]
+    assert rows == [
+        "  cu130  offered  failed verification here",
+        "  cu129  offered  runs here  (auto's pick)",
+    ], listed.stdout
+    data = json.loads(run_inprocess(project, *args, "--json", env_extra=env).stdout)
+    failed = [v["failed_verification_here"] for v in data["variants"]]
+    assert failed == [True, False], data

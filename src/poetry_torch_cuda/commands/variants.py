@@ -15,6 +15,7 @@ from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.index.offers import wanted_versions
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.resolution import failures
 from poetry_torch_cuda.machine.resolution import offer_finder
 from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import resolve
@@ -74,6 +75,7 @@ class VariantsCommand(TorchCudaCommand):
         wanted = wanted_versions(config.package_names, locked)
         torch = wanted.get(canonicalize_name("torch"))
         machine = probe(self.env)
+        failed = {f.variant for f in failures(self.env.path, machine, torch)}
         finder = offer_finder(config, wanted, ctx)
         # The variants asked for, else every known one and the configured one.
         asked = self.argument("variant")
@@ -121,6 +123,7 @@ class VariantsCommand(TorchCudaCommand):
                     "rule": verdict.rule,
                     "reasons": list(verdict.reasons),
                     "configured": report.variant == configured,
+                    "failed_verification_here": report.variant.name in failed,
                 }
                 for report, verdict in rows
             ],
@@ -142,6 +145,7 @@ class VariantsCommand(TorchCudaCommand):
             cell = f"<{style}>{offered}</>" + " " * (8 - len(offered))
             runs = RUNS[verdict.usable]
             runs = "runs on some GPUs" if verdict.serves_some(gpus) else runs
+            runs = "failed verification here" if report.variant.name in failed else runs
             self.line(f"  <c2>{report.variant.name:<{width}}</>  {cell} {runs}{mark}")
             if report.available is not True and error not in shared:
                 detail = "; ".join(p.describe(report.variant) for p in report.packages)
