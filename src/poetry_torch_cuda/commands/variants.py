@@ -79,32 +79,22 @@ class VariantsCommand(TorchCudaCommand):
         finder = offer_finder(config, wanted, ctx)
         # The variants asked for, else every known one and the configured one.
         asked = self.argument("variant")
-        names = asked or ["cpu", *tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "xpu"]
-        candidates = [variant_argument(name) for name in names]
-        if not asked:
-            candidates.append(config.variant)
-        reports = finder.inspect(
-            list(dict.fromkeys(v for v in candidates if v.kind != "auto"))
-        )
+        known = ["cpu", *tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "xpu"]
+        names = asked or [*known, config.variant.name]
+        candidates = dict.fromkeys(map(variant_argument, names))
+        reports = finder.inspect([v for v in candidates if v.kind != "auto"])
         by_variant = {report.variant: report for report in reports}
 
         def offers(variant: Variant) -> Offer:  # auto's pick, from the answers read
             report, held = by_variant.get(variant), finder.held(variant)
             return held or (report.offer() if report else finder(variant))
 
-        auto = resolve(
-            dataclasses.replace(config, variant=variant_argument("auto")),
-            locked,
-            ctx,
-            machine=machine,
-            offers=offers,
-        ).variant
-        configured = config.variant  # listed, as the variants asked for are
-        shown = [r for r in reports if r.listed or r.variant == configured]
-        rows = [
-            (report, assess(report.variant, machine, torch))
-            for report in (reports if asked or self.option("all") else shown)
-        ]
+        as_auto = dataclasses.replace(config, variant=variant_argument("auto"))
+        auto = resolve(as_auto, locked, ctx, machine=machine, offers=offers).variant
+        configured, every = config.variant, asked or self.option("all")
+        # the configured variant is listed, as the variants asked for are
+        shown = [r for r in reports if every or r.listed or r.variant == configured]
+        rows = [(r, assess(r.variant, machine, torch)) for r in shown]
         data = {
             "packages": wanted,
             "index_url": mask_url(config.index_url_template),
@@ -153,7 +143,7 @@ class VariantsCommand(TorchCudaCommand):
             self.line(f"  {'':<{width}}    {esc('; '.join(verdict.reasons))}")
         for error in dict.fromkeys(shared):
             self.line(f"<warning>Index (every unknown row):</> {esc(str(error))}")
-        hidden = [r.variant.name for r in reports if r not in [row[0] for row in rows]]
+        hidden = [r.variant.name for r in reports if r not in shown]
         if hidden:
             self.line(
                 f"<comment>No torch at all on the index for:</> {', '.join(hidden)} "

@@ -319,7 +319,6 @@ def _published(offers: Offers, torch_version: str | None) -> Offers:
             why = f"torch {row.release} does not publish it (PyTorch's release matrix)"
         else:
             return answer
-        # the failure is the pick's (or its advice's) to say, once
         detail = f"{why} and the index could not be asked"
         return replace(answer, available=False, detail=detail)
 

@@ -182,9 +182,7 @@ def parse_nvidia_smi(text: str) -> tuple[str, tuple[NvidiaGpu, ...]] | None:
                 name = ", ".join(fields[2:])
         driver = driver or fields[0]
         gpus.append(NvidiaGpu(len(gpus), name, capability))
-    if driver is None:
-        return None
-    return driver, tuple(gpus)
+    return None if driver is None else (driver, tuple(gpus))
 
 
 def parse_rocminfo(text: str) -> tuple[RocmGpu, ...]:
