@@ -120,3 +120,19 @@ def test_variants_names_a_build_that_failed_verification_here(
     data = json.loads(run_inprocess(project, *args, "--json", env_extra=env).stdout)
     failed = [v["failed_verification_here"] for v in data["variants"]]
     assert failed == [True, False], data
+
+
+def test_detect_for_a_target_says_nothing_runs_here(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """detect --target decides for a declared machine, not this one: a skipped
+    variant "would run here" on a GPU-less machine that runs none."""
+    target = '[[tool.poetry-torch-cuda.targets]]\nname = "lab"\ndriver = "580.65.06"'
+    project = project_factory(DEPS, f'variant = "auto"\n{target}\ngpus = ["9.0"]')
+    assert run_inprocess(project, "lock", env_extra=no_gpu(tmp_path)).returncode == 0
+    args = ("torch-cuda", "detect", "--target", "lab")
+    shown = run_inprocess(project, *args, env_extra=no_gpu(tmp_path))
+    assert shown.returncode == 0, shown
+    assert "  3. cu132: skipped, " in shown.stdout, shown.stdout
+    assert "it would run by minor-version compatibility" in shown.stdout, shown.stdout
+    assert "here" not in shown.stdout, shown.stdout

@@ -113,7 +113,7 @@ def test_what_the_index_lacks_is_skipped_and_said() -> None:
     decision = decide(nvidia("575.51.03", GTX_1080), index_with("cpu"), "2.14.1")
     assert decision.variant.name == "cpu"
     assert (
-        "cu126: skipped, has no torch 2.14.1+cu126; it would run here by full support"
+        "cu126: skipped, has no torch 2.14.1+cu126; it would run by full support"
         in decision.steps
     )
     assert decision.steps[-1] == "cpu: no CUDA variant fits"

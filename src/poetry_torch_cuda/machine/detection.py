@@ -339,7 +339,7 @@ def _first_offered(
         offer = offers(variant)
         candidates.append((verdict, offer))
         if offer.available is False:
-            by = f"; it would run here by {rule}" if rule else ""
+            by = f"; it would run by {rule}" if rule else ""
             steps.append(f"{variant}: skipped, {offer.detail}{by}")
         else:
             by = f" by {rule}" if rule else ""
