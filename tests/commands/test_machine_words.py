@@ -120,6 +120,13 @@ def test_variants_names_a_build_that_failed_verification_here(
     data = json.loads(run_inprocess(project, *args, "--json", env_extra=env).stdout)
     failed = [v["failed_verification_here"] for v in data["variants"]]
     assert failed == [True, False], data
+    # detect said the failure in cu130's step and again in a list below the steps
+    shown = run_inprocess(project, "torch-cuda", "detect", env_extra=env)
+    assert shown.stdout.count("no kernel image") == 1, shown.stdout
+    assert "  4. cu130: skipped, failed verification in this environment " in (
+        shown.stdout
+    ), shown.stdout
+    assert "Remembered for this environment" not in shown.stdout, shown.stdout
 
 
 def test_detect_for_a_target_says_nothing_runs_here(

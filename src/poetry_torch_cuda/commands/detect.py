@@ -126,7 +126,9 @@ class DetectCommand(TorchCudaCommand):
         for note in (decision.forced_by, published(torch) if matrix else None, *advice):
             if note and note not in decision.steps:
                 self.line(f"<comment>Note:</> {esc(note)}")
-        here = ("this environment (failed verification here)", applies)
+        told = {v.variant.name for v, o in decision.candidates if o and o.remembered}
+        untold = [f for f in applies if f.variant not in told]  # not in a step
+        here = ("this environment (failed verification here)", untold)
         there = ("another driver, GPU set or torch (not applied here)", elsewhere)
         for title, listed in (here, there):
             if listed:
