@@ -143,11 +143,8 @@ class VariantsCommand(TorchCudaCommand):
             self.line(f"  {'':<{width}}    {esc('; '.join(verdict.reasons))}")
         for error in dict.fromkeys(shared):
             self.line(f"<warning>Index (every unknown row):</> {esc(str(error))}")
-        hidden = [r.variant.name for r in reports if r not in shown]
-        if hidden:
-            self.line(
-                f"<comment>No torch at all on the index for:</> {', '.join(hidden)} "
-                "(--all lists them)"
-            )
+        if hidden := ", ".join(r.variant.name for r in reports if r not in shown):
+            hint = f"{hidden} (--all lists them)"
+            self.line(f"<comment>No torch at all on the index for:</> {hint}")
         self.line(f"<info>auto</> picks <c2>{auto}</> on this machine.")
         return 0
