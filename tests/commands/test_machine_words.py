@@ -143,3 +143,20 @@ def test_detect_for_a_target_says_nothing_runs_here(
     assert "  3. cu132: skipped, " in shown.stdout, shown.stdout
     assert "it would run by minor-version compatibility" in shown.stdout, shown.stdout
     assert "here" not in shown.stdout, shown.stdout
+
+
+def test_detect_says_which_driver_would_end_the_cpu_fallback(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """An RTX 4090 on driver 470: auto falls back to cpu. The install and status
+    say "update the NVIDIA driver (>= 525.60.13 runs cu129)", a target's check "a
+    driver >= … there runs …"; detect listed each variant's need and left the
+    answer out."""
+    project = project_factory(DEPS, 'variant = "auto"')
+    assert run_inprocess(project, "lock", env_extra=no_gpu(tmp_path)).returncode == 0
+    env = gpu(tmp_path / "old", RTX_4090, driver="470.42.01")
+    shown = run_inprocess(project, "torch-cuda", "detect", env_extra=env)
+    assert shown.returncode == 0, shown
+    assert shown.stdout.splitlines()[-1] == (
+        "  11. cpu: no CUDA variant fits; a driver >= 525.60.13 runs cu129"
+    ), shown.stdout

@@ -153,7 +153,9 @@ def test_no_pick_serves_the_rest_only_by_a_jit_the_driver_lacks() -> None:
     decision = decide(machine, index_with("cpu", "cu118", "cu121", "cu124"))
     assert decision.variant.name == "cpu"
     assert decision.left_out == ()
-    assert decision.steps[-1] == "cpu: no CUDA variant fits"
+    assert decision.steps[-1] == (
+        "cpu: no CUDA variant fits; a driver >= 550.54.14 runs cu124"
+    )
     verdict = assess(parse_variant("cu124"), machine, "2.4.1")
     assert not verdict.usable and not verdict.driver_ok
     warning = cpu_fallback_warning(decision, machine)

@@ -299,8 +299,9 @@ def _decide_cuda(machine: Machine, offers: Offers, torch: str | None) -> Decisio
         return Decision(
             verdict.variant, tuple(steps), why, candidates, verdict.uncovered
         )
-    steps.append("cpu: no CUDA variant fits")
     update = _driver_update(candidates, machine, offers, torch)
+    fits = "; a driver >= {} runs {}".format(*update) if update else ""
+    steps.append(f"cpu: no CUDA variant fits{fits}")
     return Decision(CPU, tuple(steps), None, candidates, update=update)
 
 
