@@ -55,12 +55,15 @@ def test_a_failing_nvidia_smi_is_not_said_to_be_no_gpu(
     assert shown.stdout.splitlines()[-1] == "  6. cpu: the GPU cannot be checked"
 
 
-def test_a_build_that_leaves_a_gpu_out_runs_on_the_others(
+def test_a_gtx_1080_beside_an_rtx_4090(
     project_factory: ProjectFactory, tmp_path: Path
 ) -> None:
-    """A GTX 1080 beside an RTX 4090: auto takes cu130, which leaves the GTX 1080
-    out; variants said "does not run here (auto's pick)" of the build that runs on
-    the RTX 4090 (verify passes it, noting the GPU left out)."""
+    """auto takes cu130, which leaves the GTX 1080 out; variants said "does not run
+    here (auto's pick)" of the build that runs on the RTX 4090 (verify passes it,
+    noting the GPU left out). cu126 builds for both, but its index lacks the locked
+    torch 2.14.1: detect said "no variant builds for every GPU" and "GPU 0 ...
+    cannot be served together with the other GPUs" under its own step that cu126
+    would run here."""
     project = project_factory(DEPS, 'variant = "auto"')
     assert run_inprocess(project, "lock", env_extra=no_gpu(tmp_path)).returncode == 0
     env = gpu(tmp_path / "two", GTX_1080, RTX_4090, driver=DRIVER_580)
@@ -70,18 +73,6 @@ def test_a_build_that_leaves_a_gpu_out_runs_on_the_others(
         "  cu130  offered  runs on some GPUs  (auto's pick)",
         "           not built for sm_61 (NVIDIA GeForce GTX 1080): builds sm_75..sm_120+PTX",
     ], listed.stdout
-
-
-def test_gpus_a_skipped_build_serves_together_are_not_called_unservable(
-    project_factory: ProjectFactory, tmp_path: Path
-) -> None:
-    """A GTX 1080 beside an RTX 4090: cu126 builds for both, but its index lacks
-    the locked torch 2.14.1. detect said "no variant builds for every GPU" and "GPU 0
-    ... cannot be served together with the other GPUs" under its own step that cu126
-    would run here."""
-    project = project_factory(DEPS, 'variant = "auto"')
-    assert run_inprocess(project, "lock", env_extra=no_gpu(tmp_path)).returncode == 0
-    env = gpu(tmp_path / "two", GTX_1080, RTX_4090, driver=DRIVER_580)
     shown = run_inprocess(project, "torch-cuda", "detect", env_extra=env)
     assert shown.returncode == 0, shown
     lines = shown.stdout.splitlines()
