@@ -202,7 +202,8 @@ def test_detect_and_variants_say_a_lock_without_torch_locks_no_torch(
     project_factory: ProjectFactory, tmp_path: Path
 ) -> None:
     """poetry.lock exists and locks no torch: detect said "no lock yet" and
-    variants "torch (no lock)"; "not locked" is true with and without a lock."""
+    variants "torch (no lock)"; "not locked" is true with and without a lock.
+    detect's pick ended "not asked; assuming it has it": it says why and the fix."""
     project = project_factory({"filelock": "*"}, CU129)
     assert run_inprocess(project, "lock").returncode == 0
     env = gpu(tmp_path, RTX_4090)
@@ -210,6 +211,10 @@ def test_detect_and_variants_say_a_lock_without_torch_locks_no_torch(
     assert detect.returncode == 0, detect
     assert detect.stdout.splitlines()[0] == (
         "auto picks cu129 on this machine (torch not locked)"
+    ), detect
+    assert detect.stdout.splitlines()[-1].endswith(
+        "which covers every GPU; torch is not locked (`poetry add torch`), "
+        "so the index is not asked; assuming it has it"
     ), detect
     listed = run_inprocess(project, "torch-cuda", "variants", "cu129", env_extra=env)
     assert listed.returncode == 0, listed

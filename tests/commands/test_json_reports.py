@@ -173,6 +173,12 @@ def test_an_unreachable_index_is_said_once_and_auto_stops_at_its_pick(
         "assuming it has it"
     ), shown.stdout
     assert shown.stdout.count("Check the network and the index URL") == 1, shown
+    # the failure once in the steps: cu129 and cu128 repeated it as they were skipped
+    assert "".join(steps).count("refused the connection") == 1, shown.stdout
+    assert steps[-3].startswith("  5. cu129: skipped, torch 2.14 does not publish it")
+    assert steps[-3].endswith(
+        "and the index could not be asked; it would run by full support"
+    ), shown.stdout
     assert "noted" not in shown.stdout, shown.stdout
     args = ("torch-cuda", "detect", "--json")
     decided = json.loads(run_inprocess(project, *args, env_extra=dead).stdout)

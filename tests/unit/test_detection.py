@@ -113,7 +113,7 @@ def test_what_the_index_lacks_is_skipped_and_said() -> None:
     decision = decide(nvidia("575.51.03", GTX_1080), index_with("cpu"), "2.14.1")
     assert decision.variant.name == "cpu"
     assert (
-        "cu126: skipped, has no torch 2.14.1+cu126; it would run here by full support"
+        "cu126: skipped, has no torch 2.14.1+cu126; it would run by full support"
         in decision.steps
     )
     assert decision.steps[-1] == "cpu: no CUDA variant fits"
@@ -128,15 +128,22 @@ def test_several_gpus_must_all_be_served() -> None:
 
 
 def test_gpus_no_variant_serves_together_say_who_is_left_out() -> None:
-    machine = nvidia("580.65.06", GTX_1080, RTX_5090)
+    machine = nvidia("580.65.06", ("Tesla K40", (3, 5)), RTX_5090)
     decision = decide(machine, EVERYTHING)
-    # cu126 serves only the 1080, cu128+ only the 5090: the newest serving one wins
+    # no build has sm_35: the newest serving the 5090 wins
     assert decision.variant.name == "cu130"
     assert decision.forced_by == (
-        "GPU 0 (NVIDIA GeForce GTX 1080, sm_61) cannot be served together with "
-        "the other GPUs"
+        "GPU 0 (Tesla K40, sm_35) cannot be served together with the other GPUs"
     )
     assert decision.steps[-1].startswith("no variant builds for every GPU; cu130")
+    # cu126 serves only the 1080, cu128+ only the 5090, cu124 (PTX) both but the
+    # index lacks it: the GPU is left out for a skipped build, not for want of one
+    decision = decide(nvidia("580.65.06", GTX_1080, RTX_5090), EVERYTHING)
+    assert decision.variant.name == "cu130"
+    assert decision.forced_by == (
+        "GPU 0 (NVIDIA GeForce GTX 1080, sm_61) is left out: every variant built "
+        "for every GPU is skipped"
+    )
 
 
 def test_no_pick_serves_the_rest_only_by_a_jit_the_driver_lacks() -> None:
@@ -146,7 +153,9 @@ def test_no_pick_serves_the_rest_only_by_a_jit_the_driver_lacks() -> None:
     decision = decide(machine, index_with("cpu", "cu118", "cu121", "cu124"))
     assert decision.variant.name == "cpu"
     assert decision.left_out == ()
-    assert decision.steps[-1] == "cpu: no CUDA variant fits"
+    assert decision.steps[-1] == (
+        "cpu: no CUDA variant fits; a driver >= 550.54.14 runs cu124"
+    )
     verdict = assess(parse_variant("cu124"), machine, "2.4.1")
     assert not verdict.usable and not verdict.driver_ok
     warning = cpu_fallback_warning(decision, machine)

@@ -180,7 +180,7 @@ def test_auto_failing_back_to_cpu_on_an_old_driver_names_the_driver_there() -> N
     assert check.reasons == (
         (
             "auto would fall back to cpu: no CUDA variant fits; "
-            "a driver >= 525.60.13 there runs cu126"
+            "a driver >= 525.60.13 runs cu126"
         ),
     )
 

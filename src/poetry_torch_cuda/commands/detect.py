@@ -30,12 +30,6 @@ from poetry_torch_cuda.reports.lock_view import published
 if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
 
-#: The two lists of remembered failures, as ``detect`` titles them.
-REMEMBERED = (
-    "Remembered for this environment (failed verification here)",
-    "Remembered for another driver, GPU set or torch (not applied here)",
-)
-
 
 class DetectCommand(TorchCudaCommand):
     """Explain the variant ``auto`` resolves to here."""
@@ -132,9 +126,13 @@ class DetectCommand(TorchCudaCommand):
         for note in (decision.forced_by, published(torch) if matrix else None, *advice):
             if note and note not in decision.steps:
                 self.line(f"<comment>Note:</> {esc(note)}")
-        for title, listed in zip(REMEMBERED, (applies, elsewhere)):
+        told = {v.variant.name for v, o in decision.candidates if o and o.remembered}
+        untold = [f for f in applies if f.variant not in told]  # not in a step
+        here = ("this environment (failed verification here)", untold)
+        there = ("another driver, GPU set or torch (not applied here)", elsewhere)
+        for title, listed in (here, there):
             if listed:
-                self.line(f"{title}:")
+                self.line(f"Remembered for {title}:")
             for f in listed:
                 self.line(
                     f"  - <c2>{f.variant}</> ({esc(f.when)}, {esc(f.machine)}): "

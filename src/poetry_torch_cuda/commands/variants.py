@@ -15,6 +15,7 @@ from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.index.offers import wanted_versions
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.resolution import failures
 from poetry_torch_cuda.machine.resolution import offer_finder
 from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import resolve
@@ -74,35 +75,26 @@ class VariantsCommand(TorchCudaCommand):
         wanted = wanted_versions(config.package_names, locked)
         torch = wanted.get(canonicalize_name("torch"))
         machine = probe(self.env)
+        failed = {f.variant for f in failures(self.env.path, machine, torch)}
         finder = offer_finder(config, wanted, ctx)
         # The variants asked for, else every known one and the configured one.
         asked = self.argument("variant")
-        names = asked or ["cpu", *tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "xpu"]
-        candidates = [variant_argument(name) for name in names]
-        if not asked:
-            candidates.append(config.variant)
-        reports = finder.inspect(
-            list(dict.fromkeys(v for v in candidates if v.kind != "auto"))
-        )
+        known = ["cpu", *tables.CUDA_VARIANTS, *tables.ROCM_VARIANTS, "xpu"]
+        names = asked or [*known, config.variant.name]
+        candidates = dict.fromkeys(map(variant_argument, names))
+        reports = finder.inspect([v for v in candidates if v.kind != "auto"])
         by_variant = {report.variant: report for report in reports}
 
         def offers(variant: Variant) -> Offer:  # auto's pick, from the answers read
             report, held = by_variant.get(variant), finder.held(variant)
             return held or (report.offer() if report else finder(variant))
 
-        auto = resolve(
-            dataclasses.replace(config, variant=variant_argument("auto")),
-            locked,
-            ctx,
-            machine=machine,
-            offers=offers,
-        ).variant
-        configured = config.variant  # listed, as the variants asked for are
-        shown = [r for r in reports if r.listed or r.variant == configured]
-        rows = [
-            (report, assess(report.variant, machine, torch))
-            for report in (reports if asked or self.option("all") else shown)
-        ]
+        as_auto = dataclasses.replace(config, variant=variant_argument("auto"))
+        auto = resolve(as_auto, locked, ctx, machine=machine, offers=offers).variant
+        configured, every = config.variant, asked or self.option("all")
+        # the configured variant is listed, as the variants asked for are
+        shown = [r for r in reports if every or r.listed or r.variant == configured]
+        rows = [(r, assess(r.variant, machine, torch)) for r in shown]
         data = {
             "packages": wanted,
             "index_url": mask_url(config.index_url_template),
@@ -121,6 +113,7 @@ class VariantsCommand(TorchCudaCommand):
                     "rule": verdict.rule,
                     "reasons": list(verdict.reasons),
                     "configured": report.variant == configured,
+                    "failed_verification_here": report.variant.name in failed,
                 }
                 for report, verdict in rows
             ],
@@ -130,6 +123,7 @@ class VariantsCommand(TorchCudaCommand):
         asked = ", ".join(f"{n} {v}" for n, v in wanted.items()) or "torch (not locked)"
         self.line(f"Variants for <c2>{esc(asked)}</>:")
         width = max((len(r.variant.name) for r, _ in rows), default=4)
+        gpus = len(machine.nvidia.gpus) if machine.nvidia else 0
         # One failure of the index (unreachable, refused) is said once, not per row:
         found = [r.offer().advice for r, _ in rows]  # words that name no variant
         shared = [e for e in found if e and found.count(e) > 1]
@@ -140,6 +134,8 @@ class VariantsCommand(TorchCudaCommand):
             mark = f"  <c1>({marks})</>" if marks else ""
             cell = f"<{style}>{offered}</>" + " " * (8 - len(offered))
             runs = RUNS[verdict.usable]
+            runs = "runs on some GPUs" if verdict.serves_some(gpus) else runs
+            runs = "failed verification here" if report.variant.name in failed else runs
             self.line(f"  <c2>{report.variant.name:<{width}}</>  {cell} {runs}{mark}")
             if report.available is not True and error not in shared:
                 detail = "; ".join(p.describe(report.variant) for p in report.packages)
@@ -147,11 +143,8 @@ class VariantsCommand(TorchCudaCommand):
             self.line(f"  {'':<{width}}    {esc('; '.join(verdict.reasons))}")
         for error in dict.fromkeys(shared):
             self.line(f"<warning>Index (every unknown row):</> {esc(str(error))}")
-        hidden = [r.variant.name for r in reports if r not in [row[0] for row in rows]]
-        if hidden:
-            self.line(
-                f"<comment>No torch at all on the index for:</> {', '.join(hidden)} "
-                "(--all lists them)"
-            )
+        if hidden := ", ".join(r.variant.name for r in reports if r not in shown):
+            hint = f"{hidden} (--all lists them)"
+            self.line(f"<comment>No torch at all on the index for:</> {hint}")
         self.line(f"<info>auto</> picks <c2>{auto}</> on this machine.")
         return 0

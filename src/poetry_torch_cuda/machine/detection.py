@@ -63,6 +63,10 @@ class Verdict:
     #: Which rule admitted the build: :data:`COMPAT_RULE` or :data:`FULL_RULE`.
     rule: str | None = None
 
+    def serves_some(self, gpus: int) -> bool:
+        """Whether the build runs on some of the ``gpus`` GPUs, leaving the others out."""
+        return self.driver_ok and 0 < len(self.uncovered) < gpus
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -124,7 +128,8 @@ def decide(
     if machine.rocm is not None:
         return _decide_rocm(machine, offers)
     steps = (*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE)
-    return Decision(CPU, (*steps, "cpu: no GPU to build for"))
+    why = "the GPU cannot be checked" if machine.smi_failure else "no GPU to build for"
+    return Decision(CPU, (*steps, f"cpu: {why}"))
 
 
 def old_jetson(jetson: Jetson | None) -> bool:
@@ -139,8 +144,10 @@ def _assess_cuda(variant: Variant, machine: Machine, torch: str | None) -> Verdi
     is at its CUDA major's floor and SASS covers every GPU, or the driver fully
     supports its CUDA and SASS or PTX covers every GPU."""
     nvidia = machine.nvidia
-    if nvidia is None:
-        return Verdict(variant, False, ("no NVIDIA driver found",), driver_ok=False)
+    if nvidia is None:  # nvidia-smi failed: a driver to mend, or no GPU at all
+        failed = machine.smi_failure and "the GPU cannot be checked: nvidia-smi failed"
+        why = failed or "no NVIDIA driver found"
+        return Verdict(variant, None if failed else False, (why,), driver_ok=False)
     cuda = variant.cuda_version
     assert cuda is not None
     platform, driver, dotted = machine.sys_platform, nvidia.version, tables.dotted(cuda)
@@ -277,20 +284,24 @@ def _decide_cuda(machine: Machine, offers: Offers, torch: str | None) -> Decisio
         why = f"{who} forced {chosen.variant}: newer variants are not built for it"
         return Decision(chosen.variant, tuple(steps), why if who else None, candidates)
     # No variant builds for every GPU: take the one that serves most of them.
-    some = len(nvidia.gpus)
-    fewer = [v for v in verdicts if v.driver_ok and 0 < len(v.uncovered) < some]
+    fewer = [v for v in verdicts if v.serves_some(len(nvidia.gpus))]
     for verdict in sorted(fewer, key=lambda v: len(v.uncovered)):
         if offers(verdict.variant).available is False:
             continue
         left_out = ", ".join(str(gpu) for gpu in verdict.uncovered)
         most = f"{verdict.variant} serves the most, leaving out {left_out}"
-        steps.append(f"no variant builds for every GPU; {most}")
         why = f"{left_out} cannot be served together with the other GPUs"
+        none = "no variant builds for every GPU"
+        if any(v.usable for v in verdicts):  # one does: skipped above
+            none = "every variant built for every GPU is skipped"
+            why = f"{left_out} is left out: {none}"
+        steps.append(f"{none}; {most}")
         return Decision(
             verdict.variant, tuple(steps), why, candidates, verdict.uncovered
         )
-    steps.append("cpu: no CUDA variant fits")
     update = _driver_update(candidates, machine, offers, torch)
+    fits = "; a driver >= {} runs {}".format(*update) if update else ""
+    steps.append(f"cpu: no CUDA variant fits{fits}")
     return Decision(CPU, tuple(steps), None, candidates, update=update)
 
 
@@ -309,7 +320,7 @@ def _published(offers: Offers, torch_version: str | None) -> Offers:
             why = f"torch {row.release} does not publish it (PyTorch's release matrix)"
         else:
             return answer
-        detail = f"{why} and {answer.detail}"
+        detail = f"{why} and the index could not be asked"
         return replace(answer, available=False, detail=detail)
 
     return offer
@@ -329,7 +340,7 @@ def _first_offered(
         offer = offers(variant)
         candidates.append((verdict, offer))
         if offer.available is False:
-            by = f"; it would run here by {rule}" if rule else ""
+            by = f"; it would run by {rule}" if rule else ""
             steps.append(f"{variant}: skipped, {offer.detail}{by}")
         else:
             by = f" by {rule}" if rule else ""

@@ -116,26 +116,24 @@ class Machine:
 
     def to_json(self) -> dict[str, Any]:
         """What the probes found, as JSON (``status --json``, ``detect --json``)."""
-        nvidia, rocm, driver = self.nvidia, self.rocm, None
-        if nvidia is not None:
-            newest = newest_cuda(nvidia.version, self.sys_platform)
-            driver = {
-                "version": nvidia.version,
-                "source": nvidia.source,
-                "max_cuda": None if newest is None else dotted(newest),
-                "reachable": nvidia.reachable,
-            }
+        nvidia, rocm = self.nvidia, self.rocm
+        newest = nvidia and newest_cuda(nvidia.version, self.sys_platform)
         return {
             "platform": self.sys_platform,
             "machine": self.machine,
-            "nvidia_driver": driver,
+            "nvidia_driver": nvidia
+            and {
+                "version": nvidia.version,
+                "source": nvidia.source,
+                "max_cuda": newest and dotted(newest),
+                "reachable": nvidia.reachable,
+            },
             "gpus": [
                 {"index": g.index, "name": g.name, "compute_capability": g.capability}
                 for g in (nvidia.gpus if nvidia else ())
             ],
-            "rocm": None
-            if rocm is None
-            else {
+            "rocm": rocm
+            and {
                 "version": rocm.version,
                 "gpus": [{"name": gpu.name, "gfx": gpu.gfx} for gpu in rocm.gpus],
             },
@@ -182,9 +180,7 @@ def parse_nvidia_smi(text: str) -> tuple[str, tuple[NvidiaGpu, ...]] | None:
                 name = ", ".join(fields[2:])
         driver = driver or fields[0]
         gpus.append(NvidiaGpu(len(gpus), name, capability))
-    if driver is None:
-        return None
-    return driver, tuple(gpus)
+    return None if driver is None else (driver, tuple(gpus))
 
 
 def parse_rocminfo(text: str) -> tuple[RocmGpu, ...]:

@@ -172,7 +172,8 @@ def _offers(
     wanted = wanted_versions(config.package_names, locked_versions or {})
     if locked_versions is not None and not wanted:
         # No configured package in the lock: nothing to install, nothing to ask.
-        return (lambda _: Offer(None, "not asked")), None
+        why = "torch is not locked (`poetry add torch`), so the index is not asked"
+        return (lambda _: Offer(None, why)), None
     finder = given or offer_finder(config, wanted, run)
     return finder, wanted.get(canonicalize_name("torch"))
 
@@ -377,10 +378,8 @@ def check_target(
     if configured.kind == "auto":
         decision = choose(machine, offers, torch_version)
         variant, why = decision.variant, str(decision.forced_by)
-        if variant.kind != "cuda":  # steps[-1]: "cpu: no CUDA variant fits"
+        if variant.kind != "cuda":  # steps[-1]: "cpu: no CUDA variant fits; …"
             why = f"auto would fall back to {decision.steps[-1]}"
-            if decision.update:
-                why += "; a driver >= {} there runs {}".format(*decision.update)
         elif not decision.left_out:  # a pick that serves every GPU runs there
             verdict = assess(variant, machine, torch_version)
             reasons, rule = verdict.reasons, verdict.rule
