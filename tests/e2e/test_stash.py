@@ -127,6 +127,7 @@ def test_ctrl_c_while_pip_unpacks_puts_the_previous_build_back(
 ) -> None:
     project = big_cu129
     before = project.installed()
+    folders = sorted(project.site_packages().glob("*.dist-info"))
     # pip waits as it opens cu130's big file, until the signal.
     env, paused = paused_at(tmp_path / "pause", "torch/_big.bin")
     with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
@@ -145,6 +146,10 @@ def test_ctrl_c_while_pip_unpacks_puts_the_previous_build_back(
     assert "Nothing changed" not in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert project.installed() == before
+    # pip had begun cu130's torch-2.14.1+cu130.dist-info (entry_points.txt, before
+    # METADATA): left, it failed every next run ("torch's METADATA … names no version")
+    assert sorted(project.site_packages().glob("*.dist-info")) == folders
+    assert run_inprocess(project, "torch-cuda", "status", "--check").returncode == 0
     assert _tilde(project) == []
     assert broken_records(project.site_packages()) == []
     assert not (project.site_packages() / "torch" / "_big.bin").exists()
