@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -43,6 +44,7 @@ from tests.support.processes import finish
 from tests.support.processes import paused_at
 from tests.support.processes import pip_processes
 from tests.support.processes import running
+from tests.support.processes import start_poetry
 from tests.support.processes import wait_for
 from tests.support.records import broken_records
 from tests.support.wheels import build_wheel
@@ -156,6 +158,43 @@ def test_ctrl_c_while_pip_unpacks_puts_the_previous_build_back(
     # the interrupted run's stash is gone (the first install's, of no build, stays)
     assert [s for s in _stashes(project) if s != ".torch-cuda-previous"] == []
     assert 'variant = "cu129"' in project.pyproject_text()
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux prlimit")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_a_failed_install_is_put_back_waits_for_it(
+    big_cu129: Project, tmp_path: Path, signum: int
+) -> None:
+    """pip fails (a file-size limit: a full disk) once it installed cu130's
+    torchvision; a second Ctrl-C (or a CI's SIGTERM) lands while the put-back
+    removes it. The put-back finished, then the signal ended the run with no word
+    (Ctrl-C: exit 1; SIGTERM: killed), the stash left for the next run."""
+    project = big_cu129
+    before = project.installed()
+    removal = "torchvision-0.29.1+cu130.dist-info"
+    env, paused = paused_at(tmp_path / "pause", removal, "shutil.rmtree")
+    process = start_poetry(
+        project,
+        *("torch-cuda", "switch", "cu130"),
+        env_extra=env,
+        wrapper=["prlimit", "--fsize=1000000"],
+    )
+    try:
+        wait_for(paused.exists, 180, "the put-back to remove cu130's torchvision")
+        os.killpg(process.pid, signum)
+        time.sleep(0.5)  # taken, and waiting
+        paused.with_name(f"{paused.name}-go").touch()
+        result = finish(process, timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert result.returncode == 1, describe(result)
+    assert "pip could not write to disk" in result.stderr, describe(result)
+    assert "put back as it was (torch 2.14.1+cu129" in result.stderr, describe(result)
+    assert "Traceback" not in result.stdout + result.stderr
+    assert project.installed() == before
+    assert broken_records(project.site_packages()) == []
+    assert [s for s in _stashes(project) if s != ".torch-cuda-previous"] == []
 
 
 def _immutable(path: Path, on: bool) -> bool:

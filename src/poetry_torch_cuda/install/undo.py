@@ -120,10 +120,13 @@ class Stash:
             raise
         return stash
 
-    def put_back(self, env: Env, uninstall: Uninstaller) -> list[str]:
+    def put_back(
+        self, env: Env, uninstall: Uninstaller, end: bool = False
+    ) -> list[str]:
         """Make ``env`` hold the stashed build again (what Poetry installed since stays);
-        returns what was undone."""
-        with signals.held():
+        returns what was undone. A stop waits for it, then stops the run (``end``: the
+        run's last step, which ends it all the same)."""
+        with signals.held(again=not end):
             sweep_leftovers(env)
             installed = installed_environment(env)
             now = {n: d.version for n, d in installed.all().items()}
@@ -339,7 +342,7 @@ def undo(
     """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
     state = plan.unchanged
     try:
-        if changes := stash.put_back(env, uninstall):
+        if changes := stash.put_back(env, uninstall, end=True):
             held = stash.held(t.name for t in plan.install) or "no torch build"
             done = ", ".join(changes)
             state = f"The environment was put back as it was ({held}; undone: {done})."
