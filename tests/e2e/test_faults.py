@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,6 @@ from tests.support.wheels import build_wheel
 
 
 if TYPE_CHECKING:
-    import subprocess
     from collections.abc import Callable
     from collections.abc import Iterator
     from pathlib import Path
@@ -339,6 +339,36 @@ def test_disk_write_failure_mid_install_rolls_back(
     assert project.installed() == before.installed
     assert project.pyproject.read_bytes() == before.pyproject
     assert project.lockfile.read_bytes() == before.lock
+
+
+def test_a_full_temporary_directory_says_where_and_what_to_do(
+    cu129_project: Project, tmp_path: Path
+) -> None:
+    """pip's folder of links to the downloaded files goes to TMPDIR; a full one
+    (a few kB left, so Python still takes it) failed the install with a bare
+    "[Errno 28] No space left on device: '<cache>/….whl' -> '<TMPDIR>/….whl'"."""
+    before = Snapshot.of(cu129_project)
+    full = tmp_path / "full"
+    full.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(full)]
+    if subprocess.run(mount, capture_output=True, check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        left = os.statvfs(full)
+        with (full / "filler").open("wb") as stream:
+            stream.write(bytes(left.f_bavail * left.f_frsize - 8192))
+        result = cu129_project.run(
+            *COMMANDS["switch"][0], check=False, env_extra={"TMPDIR": str(full)}
+        )
+    finally:
+        subprocess.run(["umount", "--lazy", str(full)], check=False)
+    assert_one_clear_failure(
+        result,
+        f"pip could not write to disk (No space left on device: {full}/poetry-torch-",
+        "Free space (or lift the limit) where the environment and the temporary",
+        "Nothing changed: the environment still has torch 2.14.1+cu129",
+    )
+    before.assert_unchanged(cu129_project)
 
 
 def test_two_installs_at_once_take_turns(

@@ -81,6 +81,9 @@ class PipRunner:
                     link(path, folder / path.name)
                 lines.append(f"{name}=={version} --hash=sha256:{sha256}\n")
             requirements.write_text("".join(lines), encoding="utf-8")
+        except OSError as error:  # a full TMPDIR, say: worded as pip's own
+            returncode, lines = 1, [f"{error.strerror}: {folder}"]
+        else:
             args = [*self._pip, "install", "--disable-pip-version-check", "--no-index"]
             args += ["--find-links", str(folder), "--no-deps", "--require-hashes"]
             args += ["--force-reinstall"] if force_reinstall else []
