@@ -21,6 +21,7 @@ import pytest
 from poetry_torch_cuda.environment.envlock import ENV_LOCK_NAME
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.install.undo import INSTALLED
+from poetry_torch_cuda.install.undo import STASH
 from tests.support.catalog import CUDNN_CU12
 from tests.support.catalog import FILELOCK
 from tests.support.catalog import PYPI
@@ -342,20 +343,22 @@ KILLED_AT = {
 }
 
 
-@pytest.mark.parametrize("moment", KILLED_AT)
+@pytest.mark.parametrize("moment", [*KILLED_AT, "sweep, pid taken since"])
 def test_kill_9_of_a_switch_is_undone_by_the_next_install(
     big_cu129: Project, tmp_path: Path, moment: str
 ) -> None:
     """kill -9 wherever a switch changes the environment: the next install puts
     the build the killed run found back from its stash, so no wheel is left with
-    its .dist-info and without its files (pip would take it as installed)."""
+    its .dist-info and without its files (pip would take it as installed). Also
+    when the killed run's pid is a live process's by then (in a container, the
+    next run's own, the same at every start): that run found its stash alive."""
     project = big_cu129
     variant = "cu129"
     if moment == "put back":
         project.run("torch-cuda", "switch", "cu130")
         variant = "cu130"
     before = project.installed()
-    env, paused = paused_at(tmp_path / "pause", *KILLED_AT[moment])
+    env, paused = paused_at(tmp_path / "pause", *KILLED_AT[moment.split(",")[0]])
     with running(
         project,
         "torch-cuda",
@@ -366,6 +369,9 @@ def test_kill_9_of_a_switch_is_undone_by_the_next_install(
         wait_for(paused.exists, 180, f"the switch to reach the {moment}")
         os.killpg(process.pid, signal.SIGKILL)
         finish(process)
+    if moment.endswith("since"):  # as pid 1's (always alive)
+        for n, stash in enumerate(project.venv.glob(f"{STASH}*")):
+            stash.rename(stash.with_name(f"{STASH}1.{n}"))
     torchrun = project.venv / "bin" / "torchrun"  # the console script, pip's
     if moment != "take":
         assert broken_records(project.site_packages()), "nothing was half done"

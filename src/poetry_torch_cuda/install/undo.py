@@ -259,8 +259,9 @@ def dead_stashes(env_path: Path) -> list[str]:
 def recover(env: Env, uninstall: Uninstaller) -> list[str]:
     """Under the env lock: put back killed runs' stashes (a removal's aside, the later,
     first) and remove them; returns what was undone. Pip's ``~`` leftovers go only
-    then: else one is another pip's, maybe at work."""
-    killed = sorted(tempfiles.dead(state_dir(env.path), STASH))
+    then: else one is another pip's, maybe at work. Each stash is a killed run's,
+    whatever has its pid now (in a container: this run, at every start)."""
+    killed = sorted(state_dir(env.path).glob(f"{STASH}*"))
     if killed:
         sweep_leftovers(env)
     undone: list[str] = []
@@ -273,7 +274,8 @@ def recover(env: Env, uninstall: Uninstaller) -> list[str]:
                 "torch may not import. Run the command again once the cause is gone "
                 f"(a full disk: free space), or delete that folder: then {SYNC_FORCE}."
             ) from None
-    tempfiles.sweep(state_dir(env.path), STASH)
+    for path in killed:
+        remove(path)
     return undone
 
 
