@@ -50,9 +50,8 @@ def handling(handler: Callable[[int], None]) -> Iterator[None]:
 
 
 @contextmanager
-def held(again: bool = True) -> Iterator[None]:
-    """The stopping signals wait until the block is done (it must not be cut short),
-    then are raised ``again`` (not where the run stops after it all the same).
+def held() -> Iterator[None]:
+    """The stopping signals wait until the block is done (it must not be cut short).
 
     Recorded and raised again after the block, not masked: a mask holds back only this
     thread's signals, while any thread may take a ``kill``, whose handler runs here.
@@ -60,5 +59,5 @@ def held(again: bool = True) -> Iterator[None]:
     received: list[int] = []
     with handling(received.append):
         yield
-    if received and again:
+    if received:
         signal.raise_signal(received[0])

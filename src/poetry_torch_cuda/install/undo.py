@@ -98,9 +98,8 @@ class Stash:
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(n): d.version for n, d in held.all().items()}
-        locked = _record(home)
         owner = tempfiles.read_json(home / OWNER, None)
-        stash = cls(root, before, sorted(names), locked=locked, owner=owner)
+        stash = cls(root, before, sorted(names), locked=_record(home), owner=owner)
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
             for name, entries in files_by_name(env, stash.family).items():
@@ -120,13 +119,10 @@ class Stash:
             raise
         return stash
 
-    def put_back(
-        self, env: Env, uninstall: Uninstaller, end: bool = False
-    ) -> list[str]:
+    def put_back(self, env: Env, uninstall: Uninstaller) -> list[str]:
         """Make ``env`` hold the stashed build again (what Poetry installed since stays);
-        returns what was undone. A stop waits for it, then stops the run (``end``: the
-        run's last step, which ends it all the same)."""
-        with signals.held(again=not end):
+        returns what was undone."""
+        with signals.held():
             sweep_leftovers(env)
             installed = installed_environment(env)
             now = {n: d.version for n, d in installed.all().items()}
@@ -134,7 +130,8 @@ class Stash:
             # pip writes RECORD last: a distribution without one is half written (or,
             # without METADATA yet, not even that), and no uninstaller can remove it;
             # its files are strays (below).
-            new = {n for n in self.family if self.before.get(n) != now.get(n, "")}
+            ours = folders.keys() & self.family
+            new = {n for n in ours if self.before.get(n) != now.get(n, "")}
             half = {n for n in new if _drop_unrecorded(folders.get(n, []), n in now)}
             changed = sorted((new & now.keys()) - half)
             got = {n: d.source for n in changed if (d := installed.get(n)) and d.source}
@@ -343,12 +340,13 @@ def undo(
 ) -> TorchCudaError:
     """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
     state = plan.unchanged
-    try:
-        if changes := stash.put_back(env, uninstall, end=True):
-            held = stash.held(t.name for t in plan.install) or "no torch build"
-            done = ", ".join(changes)
-            state = f"The environment was put back as it was ({held}; undone: {done})."
-        remove(stash.root)
+    try:  # the run ends after it: a stop meanwhile waits, and is not raised again
+        with signals.handling(lambda _: None):
+            if changes := stash.put_back(env, uninstall):
+                held = stash.held(t.name for t in plan.install) or "no torch build"
+                state = f"The environment was put back as it was ({held}; undone: "
+                state += f"{', '.join(changes)})."
+            remove(stash.root)
     except (TorchCudaError, OSError) as failure:
         state = NOT_BACK.format("the environment", failure)
     signum = signals.signum_of(error) if isinstance(error, KeyboardInterrupt) else 0
