@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -37,7 +38,6 @@ from tests.support.wheels import build_wheel
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterator
-    from pathlib import Path
 
     from tests.support.index import IndexServer
     from tests.support.kept import Kept
@@ -366,6 +366,30 @@ def test_a_full_temporary_directory_says_where_and_what_to_do(
         result,
         f"pip could not write to disk (No space left on device: {full}/poetry-torch-",
         "Free space (or lift the limit) where the environment and the temporary",
+        "Nothing changed: the environment still has torch 2.14.1+cu129",
+    )
+    before.assert_unchanged(cu129_project)
+
+
+def test_a_file_damaged_after_its_check_is_named_where_it_is(
+    cu129_project: Project, tmp_path: Path
+) -> None:
+    """A locked file of Poetry's artifact cache changes after the plugin checked it,
+    before pip reads it: pip refuses it by its hash, and the message named pip's
+    link to it in the folder of links, gone by then ("remove it" could not be done)."""
+    before = Snapshot.of(cu129_project)
+    env, paused = paused_at(tmp_path / "pause", "requirements.txt")
+    with running(cu129_project, *COMMANDS["switch"][0], env_extra=env) as process:
+        wait_for(paused.exists, 120, "the folder of links to be made")
+        cache = Path(cu129_project.env["POETRY_CACHE_DIR"])
+        (wheel,) = cache.rglob(CU130_WHEEL.rsplit("/", 1)[1])
+        with wheel.open("r+b") as stream:
+            stream.write(b"damaged")
+        paused.with_name(f"{paused.name}-go").touch()
+        result = finish(process)
+    assert_one_clear_failure(
+        result,
+        f"a file on this machine does not match its sha256 ({wheel})",
         "Nothing changed: the environment still has torch 2.14.1+cu129",
     )
     before.assert_unchanged(cu129_project)
