@@ -128,11 +128,11 @@ class Stash:
             now = {n: d.version for n, d in installed.all().items()}
             folders = installed.names()
             # pip writes RECORD last: a distribution without one is half written (or,
-            # without METADATA yet, not even that), and no uninstaller can remove it;
+            # without METADATA yet, none to the view), and no uninstaller can remove it;
             # its files are strays (below).
             ours = folders.keys() & self.family
             new = {n for n in ours if self.before.get(n) != now.get(n, "")}
-            half = {n for n in new if _drop_unrecorded(folders.get(n, []), n in now)}
+            half = {n for n in new if _drop_unrecorded(folders[n])}
             changed = sorted((new & now.keys()) - half)
             got = {n: d.source for n in changed if (d := installed.get(n)) and d.source}
             by = {n: source.read_text("INSTALLER") or "" for n, source in got.items()}
@@ -316,12 +316,10 @@ def _files_under(tops: Collection[str]) -> set[str]:
     return {os.path.join(d, n) for top in tops for d, _, ns in os.walk(top) for n in ns}
 
 
-def _drop_unrecorded(folders: list[str], named: bool) -> bool:
-    """Remove the ``.dist-info`` of ``folders`` without a ``RECORD`` (and, unless it
-    ``named`` a new version, without METADATA); whether one was."""
+def _drop_unrecorded(folders: list[str]) -> bool:
+    """Remove the ``.dist-info`` of ``folders`` without a ``RECORD``; whether one was."""
     half = [f for f in folders if f.endswith(".dist-info")]
     half = [f for f in half if not os.path.exists(os.path.join(f, "RECORD"))]
-    half = [f for f in half if named or not os.path.exists(os.path.join(f, "METADATA"))]
     for folder in half:
         shutil.rmtree(folder, ignore_errors=True)
     return bool(half)
