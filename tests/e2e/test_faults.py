@@ -13,7 +13,9 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -34,10 +36,8 @@ from tests.support.wheels import build_wheel
 
 
 if TYPE_CHECKING:
-    import subprocess
     from collections.abc import Callable
     from collections.abc import Iterator
-    from pathlib import Path
 
     from tests.support.index import IndexServer
     from tests.support.kept import Kept
@@ -339,6 +339,60 @@ def test_disk_write_failure_mid_install_rolls_back(
     assert project.installed() == before.installed
     assert project.pyproject.read_bytes() == before.pyproject
     assert project.lockfile.read_bytes() == before.lock
+
+
+def test_a_full_temporary_directory_says_where_and_what_to_do(
+    cu129_project: Project, tmp_path: Path
+) -> None:
+    """pip's folder of links to the downloaded files goes to TMPDIR; a full one
+    (a few kB left, so Python still takes it) failed the install with a bare
+    "[Errno 28] No space left on device: '<cache>/….whl' -> '<TMPDIR>/….whl'"."""
+    before = Snapshot.of(cu129_project)
+    full = tmp_path / "full"
+    full.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(full)]
+    if subprocess.run(mount, capture_output=True, check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        left = os.statvfs(full)
+        with (full / "filler").open("wb") as stream:
+            stream.write(bytes(left.f_bavail * left.f_frsize - 8192))
+        result = cu129_project.run(
+            *COMMANDS["switch"][0], check=False, env_extra={"TMPDIR": str(full)}
+        )
+    finally:
+        subprocess.run(["umount", "--lazy", str(full)], check=False)
+    assert_one_clear_failure(
+        result,
+        f"pip could not write to disk (No space left on device: {full}/poetry-torch-",
+        "Free space (or lift the limit) where the environment and the temporary",
+        "Nothing changed: the environment still has torch 2.14.1+cu129",
+    )
+    before.assert_unchanged(cu129_project)
+
+
+def test_a_file_damaged_after_its_check_is_named_where_it_is(
+    cu129_project: Project, tmp_path: Path
+) -> None:
+    """A locked file of Poetry's artifact cache changes after the plugin checked it,
+    before pip reads it: pip refuses it by its hash, and the message named pip's
+    link to it in the folder of links, gone by then ("remove it" could not be done)."""
+    before = Snapshot.of(cu129_project)
+    env, paused = paused_at(tmp_path / "pause", "requirements.txt")
+    with running(cu129_project, *COMMANDS["switch"][0], env_extra=env) as process:
+        wait_for(paused.exists, 120, "the folder of links to be made")
+        cache = Path(cu129_project.env["POETRY_CACHE_DIR"])
+        (wheel,) = cache.rglob(CU130_WHEEL.rsplit("/", 1)[1])
+        with wheel.open("r+b") as stream:
+            stream.write(b"damaged")
+        paused.with_name(f"{paused.name}-go").touch()
+        result = finish(process)
+    assert_one_clear_failure(
+        result,
+        f"a file on this machine does not match its sha256 ({wheel})",
+        "Nothing changed: the environment still has torch 2.14.1+cu129",
+    )
+    before.assert_unchanged(cu129_project)
 
 
 def test_two_installs_at_once_take_turns(

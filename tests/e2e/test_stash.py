@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -20,6 +21,7 @@ import pytest
 from poetry_torch_cuda.environment.envlock import ENV_LOCK_NAME
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.install.undo import INSTALLED
+from poetry_torch_cuda.install.undo import STASH
 from tests.support.catalog import CUDNN_CU12
 from tests.support.catalog import FILELOCK
 from tests.support.catalog import PYPI
@@ -43,6 +45,7 @@ from tests.support.processes import finish
 from tests.support.processes import paused_at
 from tests.support.processes import pip_processes
 from tests.support.processes import running
+from tests.support.processes import start_poetry
 from tests.support.processes import wait_for
 from tests.support.records import broken_records
 from tests.support.wheels import build_wheel
@@ -127,6 +130,7 @@ def test_ctrl_c_while_pip_unpacks_puts_the_previous_build_back(
 ) -> None:
     project = big_cu129
     before = project.installed()
+    folders = sorted(project.site_packages().glob("*.dist-info"))
     # pip waits as it opens cu130's big file, until the signal.
     env, paused = paused_at(tmp_path / "pause", "torch/_big.bin")
     with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
@@ -145,12 +149,53 @@ def test_ctrl_c_while_pip_unpacks_puts_the_previous_build_back(
     assert "Nothing changed" not in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert project.installed() == before
+    # pip had begun cu130's torch-2.14.1+cu130.dist-info (entry_points.txt, before
+    # METADATA): left, it failed every next run ("torch's METADATA … names no version")
+    assert sorted(project.site_packages().glob("*.dist-info")) == folders
+    assert run_inprocess(project, "torch-cuda", "status", "--check").returncode == 0
     assert _tilde(project) == []
     assert broken_records(project.site_packages()) == []
     assert not (project.site_packages() / "torch" / "_big.bin").exists()
     # the interrupted run's stash is gone (the first install's, of no build, stays)
     assert [s for s in _stashes(project) if s != ".torch-cuda-previous"] == []
     assert 'variant = "cu129"' in project.pyproject_text()
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux prlimit")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_a_failed_install_is_put_back_waits_for_it(
+    big_cu129: Project, tmp_path: Path, signum: int
+) -> None:
+    """pip fails (a file-size limit: a full disk) once it installed cu130's
+    torchvision; a second Ctrl-C (or a CI's SIGTERM) lands while the put-back
+    removes it. The put-back finished, then the signal ended the run with no word
+    (Ctrl-C: exit 1; SIGTERM: killed), the stash left for the next run."""
+    project = big_cu129
+    before = project.installed()
+    removal = "torchvision-0.29.1+cu130.dist-info"
+    env, paused = paused_at(tmp_path / "pause", removal, "shutil.rmtree")
+    process = start_poetry(
+        project,
+        *("torch-cuda", "switch", "cu130"),
+        env_extra=env,
+        wrapper=["prlimit", "--fsize=1000000"],
+    )
+    try:
+        wait_for(paused.exists, 180, "the put-back to remove cu130's torchvision")
+        os.killpg(process.pid, signum)
+        time.sleep(0.5)  # taken, and waiting
+        paused.with_name(f"{paused.name}-go").touch()
+        result = finish(process, timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert result.returncode == 1, describe(result)
+    assert "pip could not write to disk" in result.stderr, describe(result)
+    assert "put back as it was (torch 2.14.1+cu129" in result.stderr, describe(result)
+    assert "Traceback" not in result.stdout + result.stderr
+    assert project.installed() == before
+    assert broken_records(project.site_packages()) == []
+    assert [s for s in _stashes(project) if s != ".torch-cuda-previous"] == []
 
 
 def _immutable(path: Path, on: bool) -> bool:
@@ -298,20 +343,22 @@ KILLED_AT = {
 }
 
 
-@pytest.mark.parametrize("moment", KILLED_AT)
+@pytest.mark.parametrize("moment", [*KILLED_AT, "sweep, pid taken since"])
 def test_kill_9_of_a_switch_is_undone_by_the_next_install(
     big_cu129: Project, tmp_path: Path, moment: str
 ) -> None:
     """kill -9 wherever a switch changes the environment: the next install puts
     the build the killed run found back from its stash, so no wheel is left with
-    its .dist-info and without its files (pip would take it as installed)."""
+    its .dist-info and without its files (pip would take it as installed). Also
+    when the killed run's pid is a live process's by then (in a container, the
+    next run's own, the same at every start): that run found its stash alive."""
     project = big_cu129
     variant = "cu129"
     if moment == "put back":
         project.run("torch-cuda", "switch", "cu130")
         variant = "cu130"
     before = project.installed()
-    env, paused = paused_at(tmp_path / "pause", *KILLED_AT[moment])
+    env, paused = paused_at(tmp_path / "pause", *KILLED_AT[moment.split(",")[0]])
     with running(
         project,
         "torch-cuda",
@@ -322,6 +369,9 @@ def test_kill_9_of_a_switch_is_undone_by_the_next_install(
         wait_for(paused.exists, 180, f"the switch to reach the {moment}")
         os.killpg(process.pid, signal.SIGKILL)
         finish(process)
+    if moment.endswith("since"):  # as pid 1's (always alive)
+        for n, stash in enumerate(project.venv.glob(f"{STASH}*")):
+            stash.rename(stash.with_name(f"{STASH}1.{n}"))
     torchrun = project.venv / "bin" / "torchrun"  # the console script, pip's
     if moment != "take":
         assert broken_records(project.site_packages()), "nothing was half done"

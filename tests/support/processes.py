@@ -75,7 +75,10 @@ def _pause(event, args):
     if not os.path.exists({marker!r}):
         with open({marker!r}, "w") as stream:
             stream.write(str(os.getpid()))
-        time.sleep(600)  # until a signal ends it
+        for _ in range(12000):  # until a signal ends it, or the test lets it go on
+            if os.path.exists({marker!r} + "-go"):
+                break
+            time.sleep(0.05)
 sys.addaudithook(_pause)
 """
 
@@ -88,7 +91,8 @@ def paused_at(
     for writing; ``os.remove``), until a signal stops it; and the file that
     appears then, holding its pid.
 
-    A test signals at that moment, not after a sleep: ``wait_for`` the file.
+    A test signals at that moment, not after a sleep: ``wait_for`` the file; a
+    ``<file>-go`` file lets it go on (where its signals wait, ``signals.held``).
     """
     directory.mkdir(parents=True, exist_ok=True)
     marker = directory / "paused"

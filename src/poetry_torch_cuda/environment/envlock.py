@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 #: The env lock's file (named apart from torch-cuda.lock's ``LOCK_NAME``).
 ENV_LOCK_NAME = ".poetry-torch-cuda.lock"
-_POLL_SECONDS = 0.1
 
 _held: dict[Path, int] = {}
 
@@ -92,7 +91,7 @@ def environment_lock(
                         f"another poetry-torch-cuda run has held {path} for "
                         f"{wait_seconds:.0f} s. Wait for it to finish, or stop it."
                     )
-                time.sleep(_POLL_SECONDS)
+                time.sleep(0.1)
         _held[path] = fd
         try:
             yield waited

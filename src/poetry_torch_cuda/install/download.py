@@ -166,10 +166,7 @@ class _Run:
         if path.is_file() and get_file_hash(path) == item.sha256:
             self._received += path.stat().st_size
             return
-        # A damaged entry is fetched again (one that cannot go: an unwritable cache).
-        with suppress(OSError):
-            path.unlink()
-        url = self._url(item)
+        url = self._url(item)  # a damaged entry: fetched again, replaced at once
         with self._lock:  # after cancel() no part is made: it removed them all
             if self.over.is_set():
                 raise _Stopped
@@ -184,13 +181,12 @@ class _Run:
                 digest = self._pages.download(
                     url, stream, item.size, listed=False, tick=self._tick
                 )
-            size = part.stat().st_size
             if digest != item.sha256:
                 said = f", the lock says {item.size}" if item.size else ""
                 raise self._error(
                     f"refused {item.filename}: expected sha256 {item.sha256} "
                     f"({item.lock}), received sha256 {digest} "
-                    f"({size} bytes{said}) from {mask_url(url)}: "
+                    f"({part.stat().st_size} bytes{said}) from {mask_url(url)}: "
                     f"{client.new_bytes(item.lock == LOCK_NAME)} pyproject.toml, "
                     f"poetry.lock and {LOCK_NAME} are left as they were.\nThe lock "
                     f"and the file disagree: if {item.lock} was edited (`git diff "

@@ -64,10 +64,8 @@ class PipRunner:
         compile_bytecode: bool = False,
     ) -> None:
         """Install exactly ``files`` (``(path, sha256)``, verified): no index, no deps;
-        ``asked`` names them in messages. TorchCudaError says why pip failed or what
-        signal stopped it (it rolled back what it had begun)."""
-        # A folder of links (not copies) to the files, named after this process;
-        # those of runs killed with kill -9 go first.
+        ``asked`` names them in messages. TorchCudaError: why pip failed, what stopped it."""
+        # A folder of links to the files, after this pid (killed runs' go first).
         tempfiles.sweep(Path(tempfile.gettempdir()), _LINKS, ".links")
         folder = Path(tempfile.mkdtemp(".links", f"{_LINKS}{os.getpid()}."))
         requirements = folder / "requirements.txt"
@@ -81,6 +79,9 @@ class PipRunner:
                     link(path, folder / path.name)
                 lines.append(f"{name}=={version} --hash=sha256:{sha256}\n")
             requirements.write_text("".join(lines), encoding="utf-8")
+        except OSError as error:  # a full TMPDIR, say: worded as pip's own
+            returncode, lines = 1, [f"{error.strerror}: {folder}"]
+        else:
             args = [*self._pip, "install", "--disable-pip-version-check", "--no-index"]
             args += ["--find-links", str(folder), "--no-deps", "--require-hashes"]
             args += ["--force-reinstall"] if force_reinstall else []
@@ -92,6 +93,8 @@ class PipRunner:
             shutil.rmtree(folder, ignore_errors=True)
         if returncode:
             cause, advice = diagnose(lines)
+            for path, _ in files:  # pip names its links to them, gone by now
+                cause = cause.replace(str(folder / path.name), str(path))
             raise TorchCudaError(
                 f"pip could not install {asked} from the downloaded files: {cause}\n{advice}"
             )

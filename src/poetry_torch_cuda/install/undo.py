@@ -98,9 +98,8 @@ class Stash:
         home = state_dir(env.path)
         root = Path(tempfile.mkdtemp(prefix=f"{STASH}{os.getpid()}.", dir=home))
         before = {str(n): d.version for n, d in held.all().items()}
-        locked = _record(home)
         owner = tempfiles.read_json(home / OWNER, None)
-        stash = cls(root, before, sorted(names), locked=locked, owner=owner)
+        stash = cls(root, before, sorted(names), locked=_record(home), owner=owner)
         sites = tuple(os.path.join(site, "") for site in site_paths(env))
         try:
             for name, entries in files_by_name(env, stash.family).items():
@@ -128,15 +127,13 @@ class Stash:
             installed = installed_environment(env)
             now = {n: d.version for n, d in installed.all().items()}
             folders = installed.names()
-            # pip writes RECORD last: a distribution without one is half written,
-            # and no uninstaller can remove it; its files are strays (below).
-            changed = [
-                n
-                for n in sorted(now)
-                if self.before.get(n) != now[n]
-                and n in self.family
-                and not _drop_unrecorded(folders.get(n, []))
-            ]
+            # pip writes RECORD last: a distribution without one is half written (or,
+            # without METADATA yet, none to the view), and no uninstaller can remove it;
+            # its files are strays (below).
+            ours = folders.keys() & self.family
+            new = {n for n in ours if self.before.get(n) != now.get(n, "")}
+            half = {n for n in new if _drop_unrecorded(folders[n])}
+            changed = sorted((new & now.keys()) - half)
             got = {n: d.source for n in changed if (d := installed.get(n)) and d.source}
             by = {n: source.read_text("INSTALLER") or "" for n, source in got.items()}
             poetrys = [n for n in got if by[n].startswith("Poetry")]
@@ -259,8 +256,9 @@ def dead_stashes(env_path: Path) -> list[str]:
 def recover(env: Env, uninstall: Uninstaller) -> list[str]:
     """Under the env lock: put back killed runs' stashes (a removal's aside, the later,
     first) and remove them; returns what was undone. Pip's ``~`` leftovers go only
-    then: else one is another pip's, maybe at work."""
-    killed = sorted(tempfiles.dead(state_dir(env.path), STASH))
+    then: else one is another pip's, maybe at work. Each stash is a killed run's,
+    whatever has its pid now (in a container: this run, at every start)."""
+    killed = sorted(state_dir(env.path).glob(f"{STASH}*"))
     if killed:
         sweep_leftovers(env)
     undone: list[str] = []
@@ -273,7 +271,8 @@ def recover(env: Env, uninstall: Uninstaller) -> list[str]:
                 "torch may not import. Run the command again once the cause is gone "
                 f"(a full disk: free space), or delete that folder: then {SYNC_FORCE}."
             ) from None
-    tempfiles.sweep(state_dir(env.path), STASH)
+    for path in killed:
+        remove(path)
     return undone
 
 
@@ -339,12 +338,13 @@ def undo(
 ) -> TorchCudaError:
     """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
     state = plan.unchanged
-    try:
-        if changes := stash.put_back(env, uninstall):
-            held = stash.held(t.name for t in plan.install) or "no torch build"
-            done = ", ".join(changes)
-            state = f"The environment was put back as it was ({held}; undone: {done})."
-        remove(stash.root)
+    try:  # the run ends after it: a stop meanwhile waits, and is not raised again
+        with signals.handling(lambda _: None):
+            if changes := stash.put_back(env, uninstall):
+                held = stash.held(t.name for t in plan.install) or "no torch build"
+                state = f"The environment was put back as it was ({held}; undone: "
+                state += f"{', '.join(changes)})."
+            remove(stash.root)
     except (TorchCudaError, OSError) as failure:
         state = NOT_BACK.format("the environment", failure)
     signum = signals.signum_of(error) if isinstance(error, KeyboardInterrupt) else 0
