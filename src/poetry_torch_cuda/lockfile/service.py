@@ -566,12 +566,14 @@ def lock_project(
         names = set(_wanted(config)) - {"auto"} | asked
         auto = "auto" in _wanted(config)  # its choices that have the builds
         optional = _AUTO - names if auto else frozenset()
+        selected = locked.selected_packages(poetry)
         if auto:
             names |= optional
             client.projects(  # the candidates' pages at once, kept by the client
                 sorted(
-                    (fetch.index_url(parse_variant(n)), package)
-                    for n in optional
+                    (fetch.index_url(variant), package)
+                    for variant in map(parse_variant, optional)
+                    if _roots_for(selected, config, variant)  # else no entry
                     for package in config.package_names
                 )
             )
@@ -583,7 +585,6 @@ def lock_project(
             if not hashes:  # nothing to compare the index with: its words say so
                 raise LockError(str(error)) from None
             previous = None
-        selected = locked.selected_packages(poetry)
         current = _current_inputs(poetry, config, selected)
         kept = {  # the entries that still match, when reused
             v.name: v
