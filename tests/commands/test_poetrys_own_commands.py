@@ -114,3 +114,19 @@ def test_an_auto_project_without_torch_locks_without_asking_the_index(
     assert result.returncode == 0, result
     assert "poetry.lock locks no configured package" in result.stdout, result
     assert whl_requests(index) == []
+
+
+def test_no_cache_makes_the_relock_ask_the_index_again(
+    project_factory: ProjectFactory, index: IndexServer
+) -> None:
+    """`poetry lock --no-cache` (Poetry: "as if it had a cold cache") re-locked
+    torch-cuda.lock from the index pages the plugin had cached up to 10 minutes
+    before: a build withdrawn (or published) meanwhile went unseen."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    index.fail_paths["/whl/cu129/torch/"] = 404  # the index no longer has it
+    cached = run_inprocess(project, "lock", "--regenerate")
+    assert "could not update torch-cuda.lock" not in cached.stderr, cached
+    result = run_inprocess(project, "lock", "--regenerate", "--no-cache")
+    assert result.returncode == 0, result
+    assert "could not update torch-cuda.lock: cannot lock torch" in result.stderr
