@@ -110,8 +110,7 @@ class RunContext:
     def after_wait(self) -> Variant | None:
         """The project read again after a wait, its variant (None: no table, or disabled)."""
         poetry = reread(self.poetry)
-        config = load_config(poetry.pyproject.data)
-        if config is None:
+        if (config := load_config(poetry.pyproject.data)) is None:
             return None
         relocked = poetry.locker.lock_data != self.poetry.locker.lock_data
         self.poetry, self.config = poetry, config.here(self.env)

@@ -14,6 +14,7 @@ from cleo.testers.application_tester import ApplicationTester
 from poetry.console.application import Application
 from poetry.console.commands.command import Command
 
+from tests.support.audit import whl_requests
 from tests.support.inprocess import in_project
 from tests.support.inprocess import run_in
 from tests.support.inprocess import run_inprocess
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.support.fixtures import ProjectFactory
+    from tests.support.index import IndexServer
 
 DEPS = {"needs-torch": "*", "torchvision": "*"}
 
@@ -99,3 +101,32 @@ def test_poetry_export_is_warned_about_unless_the_plugin_is_disabled(
     assert tester.execute("export", decorated=False) == 0
     printed = tester.io.fetch_error()
     assert ("`poetry export` pins PyPI's build of torch" in printed) is warned, printed
+
+
+def test_an_auto_project_without_torch_locks_without_asking_the_index(
+    project_factory: ProjectFactory, index: IndexServer
+) -> None:
+    """poetry.lock locks no configured package: `poetry lock` asked every
+    candidate of auto's index for torch's pages (about 40 requests, seconds)
+    to write a torch-cuda.lock with no variant in it."""
+    project = project_factory({"filelock": "*"}, 'variant = "auto"')
+    result = run_inprocess(project, "lock")
+    assert result.returncode == 0, result
+    assert "poetry.lock locks no configured package" in result.stdout, result
+    assert whl_requests(index) == []
+
+
+def test_no_cache_makes_the_relock_ask_the_index_again(
+    project_factory: ProjectFactory, index: IndexServer
+) -> None:
+    """`poetry lock --no-cache` (Poetry: "as if it had a cold cache") re-locked
+    torch-cuda.lock from the index pages the plugin had cached up to 10 minutes
+    before: a build withdrawn (or published) meanwhile went unseen."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    index.fail_paths["/whl/cu129/torch/"] = 404  # the index no longer has it
+    cached = run_inprocess(project, "lock", "--regenerate")
+    assert "could not update torch-cuda.lock" not in cached.stderr, cached
+    result = run_inprocess(project, "lock", "--regenerate", "--no-cache")
+    assert result.returncode == 0, result
+    assert "could not update torch-cuda.lock: cannot lock torch" in result.stderr

@@ -427,8 +427,9 @@ def project_client(
     poetry: Poetry, *, refresh: bool = False, auth: IndexAuthenticator | None = None
 ) -> IndexClient:
     """The index client for checks and choices in a project: its Poetry config and
-    sources (``auth``: an install's authenticator instead)."""
+    sources (``auth``: an install's authenticator instead), no cache with ``--no-cache``."""
     sources = [(source.name, source.url) for source in poetry.get_sources()]
+    refresh = refresh or poetry.disable_cache
     return IndexClient(poetry.config, sources, refresh=refresh, auth=auth)
 
 

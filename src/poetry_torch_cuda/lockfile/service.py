@@ -567,15 +567,17 @@ def lock_project(
         names = set(_wanted(config)) - {"auto"} | asked
         auto = "auto" in _wanted(config)  # its choices that have the builds
         optional = _AUTO - names if auto else frozenset()
-        if auto:
-            names |= optional
-            client.projects(  # the candidates' pages at once, kept by the client
-                sorted(
-                    (fetch.index_url(parse_variant(n)), package)
-                    for n in optional
-                    for package in config.package_names
-                )
+        names |= optional
+        selected = locked.selected_packages(poetry)
+        rooted = {n: _roots_for(selected, config, parse_variant(n)) for n in names}
+        client.projects(  # auto's candidates' pages at once, kept by the client
+            sorted(
+                (fetch.index_url(parse_variant(n)), package)
+                for n in optional
+                if rooted[n]  # else no entry: nothing to ask
+                for package in config.package_names
             )
+        )
         # The sha256s locked before, line by line: a damaged file's too (a conflict).
         hashes = {} if accept_drift else recorded_hashes(path)
         try:
@@ -584,7 +586,6 @@ def lock_project(
             if not hashes:  # nothing to compare the index with: its words say so
                 raise LockError(str(error)) from None
             previous = None
-        selected = locked.selected_packages(poetry)
         current = _current_inputs(poetry, config, selected)
         kept = {  # the entries that still match, when reused
             v.name: v
@@ -607,8 +608,7 @@ def lock_project(
             if name in kept:
                 variants.append(kept[name])
                 continue
-            variant = parse_variant(name)
-            roots = _roots_for(selected, config, variant)
+            variant, roots = parse_variant(name), rooted[name]
             if not roots and name in optional:  # auto: no entry (else 0 packages)
                 continue
             recorded = {f: s for (v, f), s in hashes.items() if v == name}
