@@ -46,12 +46,12 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from packaging.utils import NormalizedName
-    from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.request import InstallRequest
+    from poetry_torch_cuda.lockfile.model import TorchCudaLock
 
     #: The removal pip cannot be spared (``PipRunner.uninstall``).
     Uninstaller = Callable[[Sequence[str]], None]
@@ -423,13 +423,13 @@ def family_problems(
     hashes: bool = False,
     locked: Collection[str] | None = None,
     install: str = "",
-    poetry: Poetry | None = None,
+    lock: TorchCudaLock | None = None,
     unmoved: Collection[str] = (),
 ) -> list[tuple[str, str | None, str]]:
     """What is wrong with what ``roots`` need as ``env`` holds it (``held``), with cause
     and fix: two .dist-info folders of one in a directory, its ``RECORD`` or a file it
-    lists missing, (``hashes``) a file's sha256 not the recorded one, (``poetry``) its
-    file not one torch-cuda.lock names; a version a requirement rejects, a requirement
+    lists missing, (``hashes``) a file's sha256 not the recorded one, its file not
+    one ``lock`` (torch-cuda.lock) names; a version a requirement rejects, a requirement
     missing (``install`` adds those ``locked``; not an ``unmoved`` build's: warned)."""
     family = set(held.graph(roots))
     if not family:  # nothing installed: no distribution's metadata to read
@@ -476,21 +476,15 @@ def family_problems(
                     f"{name}: {len(bad)} of its files {what} ({bad[0]}"
                     f"{', …' if len(bad) > 1 else ''})"
                 ] = DAMAGED if bad is missing else OVER
-    if poetry is not None:  # each from a file torch-cuda.lock names, in any entry
-        from poetry_torch_cuda.lockfile import model  # not at a no-op
-
-        with suppress(model.LockFileError):  # unreadable: lock_problem words it
-            lock = model.read_lock(model.lock_path(poetry))
-            variants = lock.variants if lock else ()
-            record = _record(state_dir(env.path))
-            for dist, sha in sorted(record.items()):
-                at = held.version(dist) if dist in family else None
-                got = [p for v in variants if at and (p := v.package(dist, at))]
-                if got and sha not in {file[2] for p in got for file in p.files}:
-                    problems[
-                        f"{dist} {at}: installed from a file (sha256 {sha[:12]}…) "
-                        "torch-cuda.lock no longer names"
-                    ] = RELOCKED
+    variants = lock.variants if lock else ()  # each from a file torch-cuda.lock names
+    for dist, sha in sorted(_record(state_dir(env.path)).items() if variants else ()):
+        at = held.version(dist) if dist in family else None
+        got = [p for v in variants if at and (p := v.package(dist, at))]
+        if got and sha not in {file[2] for p in got for file in p.files}:
+            problems[
+                f"{dist} {at}: installed from a file (sha256 {sha[:12]}…) "
+                "torch-cuda.lock no longer names"
+            ] = RELOCKED
     found = [(problem, why, SYNC_FORCE) for problem, why in problems.items()]
     for requirer, name in held.missing(r for r in roots if r not in unmoved):
         problem, fix = f"{requirer} requires {name}, which is not installed", install

@@ -58,13 +58,16 @@ def prove(
     names = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
     run, damaged, locked = ChildRun({"packages": {}}), [], ctx.poetry.locker.is_locked()
     unmoved = ctx.plan(variant).unmoved(ctx.poetry) if locked else {}
+    lock = stale = None
+    if hashes and required:  # verify, as status: torch-cuda.lock and the files it names
+        lock, stale, _ = lock_problem(ctx.poetry, variant)
     if exists:
         run = run_child(str(env.python), list(names), config.verify_timeout)
         locks, add = ctx.view.names if locked else None, f"run {ctx.selection.install}"
-        held, lock = ctx.installed, ctx.poetry if hashes else None  # verify: as status
+        held = ctx.installed
         damaged = family_problems(env, held, names, hashes, locks, add, lock, unmoved)
-    if hashes and required and (stale := lock_problem(ctx.poetry, variant)):
-        damaged.append((stale, None, ""))  # verify: the next install's, as status
+    if stale:
+        damaged.append((stale, None, ""))
     proof = judge(
         run,
         variant,

@@ -129,6 +129,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     targets = {}
     unmoved: dict[str, tuple[str, str, str]] = {}
     majors: frozenset[int] = frozenset()
+    lock = None
     if locked is not None and not_built is None:
         plan = plan_for(config, variant, locked, installed)
         targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
@@ -144,10 +145,12 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         # torch-cuda.lock: what the next install takes, else another variant's (a note)
         from poetry_torch_cuda.lockfile.service import lock_problem  # not at a no-op
 
-        if targets and (stale := lock_problem(poetry, variant)):
-            report.warnings.append(stale)
-        elif targets and (stale := lock_problem(poetry)):
-            report.notes.append(stale)
+        if targets:  # read once: its problems, and the files it names (below)
+            lock, stale, other = lock_problem(poetry, variant)
+            if stale:
+                report.warnings.append(stale)
+            elif other:
+                report.notes.append(other)
     decision = resolution.decision
     if not_built is not None:
         report.notes.append(not_built)
@@ -213,7 +216,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
             f"{major}.x toolkit (running torch does not need nvcc)"
         )
     locks = None if view is None else view.names
-    damaged = family_problems(env, installed, names, False, locks, add, poetry, unmoved)
+    damaged = family_problems(env, installed, names, False, locks, add, lock, unmoved)
     report.warnings += [f"{p}{f': {why}' if why else ''}; {f}" for p, why, f in damaged]
     report.warnings += dead_stashes(env.path)
     if machine.smi_failure and (variant.kind == "cuda" or decision is not None):
