@@ -709,7 +709,7 @@ def lock_problem(
     wrong) for what an install of ``variant`` takes, then for the whole file."""
     try:
         lock, *reasons = entry_for(poetry, variant)
-    except LockFileError as error:  # unreadable: its words
+    except TorchCudaError as error:  # unreadable, or poetry.lock stale: its words
         return None, str(error), str(error)
     mine, whole = (STALE.format("; ".join(r)) if r else None for r in reasons)
     return lock, mine, whole

@@ -147,8 +147,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
 
         if targets:  # read once: its problems, and the files it names (below)
             lock, stale, other = lock_problem(poetry, variant)
-            if stale:
-                report.warnings.append(stale)
+            if stale:  # a stale poetry.lock is said already
+                report.warnings += [stale] if stale != STALE_LOCK else []
             elif other:
                 report.notes.append(other)
     decision = resolution.decision
