@@ -252,7 +252,7 @@ def judge(
         checks += _build(torch, version, variant)
         masks = report.get("masks") or {}
         checks += _gpus(torch, version, variant, machine, masks, left_out, switch)
-        checks += _computes(report, torch, version, left_out)
+        checks += _computes(report, torch, version, left_out, _repair("torch", unmoved))
         checks += _operator(report.get("torchvision_op"))
     return Proof(variant, machine, packages, run, (*files, *checks))
 
@@ -286,7 +286,7 @@ def _package(
             cause = "a library the build needs cannot be loaded: the install is "
             cause += "damaged or incomplete"
             cause += ", or this machine lacks what the build needs" if gpu else ""
-        fix = SYNC_FORCE
+        fix = _repair(name, unmoved)
         if gpu:
             fix += "; if that does not help, `poetry torch-cuda detect` shows a "
             fix += "build this machine runs"
@@ -307,6 +307,11 @@ def _package(
         cause = "the environment does not hold the locked version"
         checks.append(Check(f"version {name}", "fail", message, cause, fix))
     return checks
+
+
+def _repair(name: str, unmoved: Mapping[str, tuple[str, str, str]]) -> str:
+    """A broken build's fix; for one no install moves (``Plan.unmoved``), what moves it."""
+    return unmoved[name][2] if name in unmoved else SYNC_FORCE
 
 
 def _build(torch: dict[str, Any], version: str, variant: Variant) -> list[Check]:
@@ -436,8 +441,10 @@ def _computes(
     torch: dict[str, Any],
     version: str,
     left_out: tuple[NvidiaGpu, ...],
+    repair: str,
 ) -> list[Check]:
-    """The small computation on each device; a GPU ``auto`` left out may fail it."""
+    """The small computation on each device (``repair``: a broken torch's fix); a GPU
+    ``auto`` left out may fail it."""
     skipped = {tables.dotted(gpu.compute_capability) for gpu in left_out}
     devices = {f"cuda:{d.get('index')}": d for d in torch.get("devices") or []}
     checks, broken = [], None  # broken: the CPU's error, which a GPU's repeats
@@ -454,7 +461,7 @@ def _computes(
             continue
         elif device == "cpu":
             broken, cause = error, "the installed torch is broken"
-            checks.append(Check(name, "fail", message, cause, SYNC_FORCE))
+            checks.append(Check(name, "fail", message, cause, repair))
         elif seen.get("capability") in skipped:
             checks.append(Check(name, "note", f"{where} left out by auto: {error}"))
         elif _BUSY.search(error):  # the build may be fine: neither proof nor failure
