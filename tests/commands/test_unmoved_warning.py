@@ -76,3 +76,12 @@ def test_a_build_locked_only_for_other_environments_is_not_called_unlocked(
     warnings = io.fetch_error()
     assert warnings.count("torch 2.14.1+cu129 (CUDA 12.9 build) is installed") == 1
     assert "locks torch only for other environments" in warnings, warnings
+
+    # a file of it lost: `sync --force` moves no build nothing locks here either
+    next(project.venv.glob("lib/python*/site-packages/torch/__init__.py")).unlink()
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert (
+        "Warning: torch: 1 of its files missing (torch/__init__.py): a removal or an "
+        "interrupted install left it incomplete; widen the markers that leave it out, "
+        "then run `poetry lock`"
+    ) in status.stdout, status

@@ -14,6 +14,7 @@ from typing import Any
 from typing import Literal
 
 from poetry_torch_cuda.install.undo import SYNC_FORCE
+from poetry_torch_cuda.install.undo import repair
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.resolution import left_to_pypi
@@ -252,7 +253,7 @@ def judge(
         checks += _build(torch, version, variant)
         masks = report.get("masks") or {}
         checks += _gpus(torch, version, variant, machine, masks, left_out, switch)
-        checks += _computes(report, torch, version, left_out, _repair("torch", unmoved))
+        checks += _computes(report, torch, version, left_out, repair("torch", unmoved))
         checks += _operator(report.get("torchvision_op"))
     return Proof(variant, machine, packages, run, (*files, *checks))
 
@@ -286,7 +287,7 @@ def _package(
             cause = "a library the build needs cannot be loaded: the install is "
             cause += "damaged or incomplete"
             cause += ", or this machine lacks what the build needs" if gpu else ""
-        fix = _repair(name, unmoved)
+        fix = repair(name, unmoved)
         if gpu:
             fix += "; if that does not help, `poetry torch-cuda detect` shows a "
             fix += "build this machine runs"
@@ -307,11 +308,6 @@ def _package(
         cause = "the environment does not hold the locked version"
         checks.append(Check(f"version {name}", "fail", message, cause, fix))
     return checks
-
-
-def _repair(name: str, unmoved: Mapping[str, tuple[str, str, str]]) -> str:
-    """A broken build's fix; for one no install moves (``Plan.unmoved``), what moves it."""
-    return unmoved[name][2] if name in unmoved else SYNC_FORCE
 
 
 def _build(torch: dict[str, Any], version: str, variant: Variant) -> list[Check]:
