@@ -438,9 +438,7 @@ def family_problems(
     how: tuple[str | None, str] = (None, SYNC_FORCE)  # cause, fix of each problem
     problems = dict.fromkeys(held.unmet(roots), how)
     ours = {canonicalize_name(root) for root in roots}
-    for name, folders in sorted(held.names().items()):
-        if name not in family:
-            continue
+    for name, folders in sorted(i for i in held.names().items() if i[0] in family):
         for where in sorted({os.path.dirname(f) for f in folders}):
             here = [os.path.basename(f) for f in folders if os.path.dirname(f) == where]
             if len(here) > 1:  # pip warns, and uses either

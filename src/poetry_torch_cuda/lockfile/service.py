@@ -682,7 +682,7 @@ def entry_for(
     poetry: Poetry, variant: Variant | None = None
 ) -> tuple[TorchCudaLock | None, list[str], list[str]]:
     """Offline: torch-cuda.lock (``None``: no file), why an install of ``variant``
-    would not install what it says, and why the whole file fails ``lock --check``."""
+    (none: of any) would not install what it says, and why ``lock --check`` fails."""
     config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
     locked.require_lock(poetry)
     locked.check_fresh(poetry)
@@ -694,12 +694,13 @@ def entry_for(
     fetch = require_config(poetry.pyproject.data)  # with this run's mirror
     names = {*_wanted(config), *lock.inputs.lock_variants} - {"auto"}
     names |= {entry.name for entry in lock.variants}
-    asked = [variant.name] if variant else []
-    stale = {n: _stale(config, fetch, lock, n, selected) for n in {*names, *asked}}
     whole = differences(lock.inputs, current, whole=True)
-    whole += [reason for name in sorted(names) for reason in stale[name]]
-    mine = differences(lock.inputs, current) + [r for n in asked for r in stale[n]]
-    return lock, mine if variant else whole, whole
+    whole += [
+        r for n in sorted(names) for r in _stale(config, fetch, lock, n, selected)
+    ]
+    mine = differences(lock.inputs, current)
+    mine += _stale(config, fetch, lock, variant.name, selected) if variant else []
+    return lock, mine, whole
 
 
 def lock_problem(

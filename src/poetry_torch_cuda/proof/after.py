@@ -66,8 +66,7 @@ def prove(
         locks, add = ctx.view.names if locked else None, f"run {ctx.selection.install}"
         held = ctx.installed
         damaged = family_problems(env, held, names, hashes, locks, add, lock, unmoved)
-    if stale:
-        damaged.append((stale, None, ""))
+    damaged += [(stale, None, "")] if stale else []
     proof = judge(
         run,
         variant,
