@@ -205,3 +205,17 @@ def test_status_and_verify_report_a_pyproject_changed_since_poetry_lock(
     assert verify.returncode == 1, verify
     checks = json.loads(verify.stdout)["checks"]
     assert [c["message"] for c in checks if stale in c["message"]] == [STALE_LOCK]
+
+
+def test_verify_fails_without_poetry_lock_as_status_check_does(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """poetry.lock deleted: `status --check` failed ("poetry.lock does not exist"),
+    `verify` proved the installed build and passed, whatever torch-cuda.lock held."""
+    project = project_factory(DEPS, 'variant = "cpu"')
+    env = gpu(tmp_path, RTX_4090)
+    verify = run_inprocess(project, "torch-cuda", "verify", "--json", env_extra=env)
+    assert verify.returncode == 1, verify
+    checks = json.loads(verify.stdout)["checks"]
+    missing = "poetry.lock does not exist; run `poetry lock` first."
+    assert [c for c in checks if c["status"] == "fail"][0]["message"] == missing

@@ -53,13 +53,13 @@ def prove(
     """Run the child in the run's env (if it ``exists``) and judge its report
     against ``variant`` and ``machine`` (:func:`.verdict.judge`); every file the
     family's ``RECORD`` lists must exist (with ``hashes``: of its size and sha256, from
-    a file torch-cuda.lock names, which holds what an install of ``required`` takes)."""
+    a file torch-cuda.lock names, which holds what an install of ``variant`` takes)."""
     config, env = ctx.config, ctx.env
     names = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
     run, damaged, locked = ChildRun({"packages": {}}), [], ctx.poetry.locker.is_locked()
     unmoved = ctx.plan(variant).unmoved(ctx.poetry) if locked else {}
     lock = stale = None
-    if hashes and required:  # verify, as status: torch-cuda.lock and the files it names
+    if hashes:  # verify, as status: torch-cuda.lock and the files it names
         lock, stale, _ = lock_problem(ctx.poetry, variant)
     if exists:
         run = run_child(str(env.python), list(names), config.verify_timeout)
