@@ -693,11 +693,9 @@ def entry_for(
         return None, [f"{LOCK_NAME} does not exist"], [f"{LOCK_NAME} does not exist"]
     fetch = require_config(poetry.pyproject.data)  # with this run's mirror
     names = {*_wanted(config), *lock.inputs.lock_variants} - {"auto"}
-    names |= {entry.name for entry in lock.variants}
     whole = differences(lock.inputs, current, whole=True)
-    whole += [
-        r for n in sorted(names) for r in _stale(config, fetch, lock, n, selected)
-    ]
+    for name in sorted(names | {entry.name for entry in lock.variants}):
+        whole += _stale(config, fetch, lock, name, selected)
     mine = differences(lock.inputs, current)
     mine += _stale(config, fetch, lock, variant.name, selected) if variant else []
     return lock, mine, whole

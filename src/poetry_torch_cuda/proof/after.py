@@ -58,9 +58,8 @@ def prove(
     names = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
     run, damaged, locked = ChildRun({"packages": {}}), [], ctx.poetry.locker.is_locked()
     unmoved = ctx.plan(variant).unmoved(ctx.poetry) if locked else {}
-    lock = stale = None
-    if hashes:  # verify, as status: torch-cuda.lock and the files it names
-        lock, stale, _ = lock_problem(ctx.poetry, variant)
+    # verify, as status: torch-cuda.lock holds the next install, the files are its
+    lock, stale, _ = lock_problem(ctx.poetry, variant) if hashes else (None,) * 3
     if exists:
         run = run_child(str(env.python), list(names), config.verify_timeout)
         locks, add = ctx.view.names if locked else None, f"run {ctx.selection.install}"

@@ -439,8 +439,7 @@ def _computes(
     left_out: tuple[NvidiaGpu, ...],
     repair: str,
 ) -> list[Check]:
-    """The small computation on each device (``repair``: a broken torch's fix); a GPU
-    ``auto`` left out may fail it."""
+    """The small computation on each device; a GPU ``auto`` left out may fail it."""
     skipped = {tables.dotted(gpu.compute_capability) for gpu in left_out}
     devices = {f"cuda:{d.get('index')}": d for d in torch.get("devices") or []}
     checks, broken = [], None  # broken: the CPU's error, which a GPU's repeats
