@@ -218,4 +218,4 @@ def test_verify_fails_without_poetry_lock_as_status_check_does(
     assert verify.returncode == 1, verify
     checks = json.loads(verify.stdout)["checks"]
     missing = "poetry.lock does not exist; run `poetry lock` first."
-    assert [c for c in checks if c["status"] == "fail"][0]["message"] == missing
+    assert [c["message"] for c in checks if c["status"] == "fail"] == [missing]
