@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import venv
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -213,6 +214,7 @@ def test_verify_fails_without_poetry_lock_as_status_check_does(
     """poetry.lock deleted: `status --check` failed ("poetry.lock does not exist"),
     `verify` proved the installed build and passed, whatever torch-cuda.lock held."""
     project = project_factory(DEPS, 'variant = "cpu"')
+    venv.create(project.venv)  # an environment, without poetry.lock
     env = gpu(tmp_path, RTX_4090)
     verify = run_inprocess(project, "torch-cuda", "verify", "--json", env_extra=env)
     assert verify.returncode == 1, verify
