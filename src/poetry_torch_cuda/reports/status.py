@@ -129,7 +129,6 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     targets = {}
     unmoved: dict[str, tuple[str, str, str]] = {}
     majors: frozenset[int] = frozenset()
-    lock = None
     if locked is not None and not_built is None:
         plan = plan_for(config, variant, locked, installed)
         targets = {t.name: t for t in (*plan.install, *plan.satisfied)}
@@ -142,15 +141,15 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         majors = cuda_majors(targets.values(), installed)
         unmoved = plan.unmoved(poetry)  # what no install moves
         report.warnings += [warning for warning, *_ in unmoved.values()]
-        # torch-cuda.lock: what the next install takes, else another variant's (a note)
-        from poetry_torch_cuda.lockfile.service import lock_problem  # not at a no-op
+    # torch-cuda.lock, read once: what the next install takes, else another variant's
+    # (a note), and the files it names (below)
+    from poetry_torch_cuda.lockfile.service import lock_problem  # not at a no-op
 
-        if targets:  # read once: its problems, and the files it names (below)
-            lock, stale, other = lock_problem(poetry, variant)
-            if stale:  # a stale poetry.lock is said already
-                report.warnings += [stale] if stale != STALE_LOCK else []
-            elif other:
-                report.notes.append(other)
+    lock, stale, other = lock_problem(poetry, variant) if targets else (None,) * 3
+    if stale and stale != STALE_LOCK:  # a stale poetry.lock is said already
+        report.warnings.append(stale)
+    elif other and not stale:
+        report.notes.append(other)
     decision = resolution.decision
     if not_built is not None:
         report.notes.append(not_built)
