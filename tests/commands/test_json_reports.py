@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import venv
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
 from poetry_torch_cuda.machine.resolution import failures
 from poetry_torch_cuda.machine.resolution import remember
+from poetry_torch_cuda.project.locked import STALE_LOCK
 from poetry_torch_cuda.project.variants import parse_variant
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import gpu
@@ -190,3 +192,38 @@ def test_an_unreachable_index_is_said_once_and_auto_stops_at_its_pick(
     [package] = json.loads(result.stdout)["variants"][0]["packages"]
     assert package["error"] == "127.0.0.1:9 refused the connection", package
     assert json.dumps(package).count("Check the network") == 1, package
+
+
+def test_status_and_verify_report_a_pyproject_changed_since_poetry_lock(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """pyproject.toml changed since poetry.lock: `status` and `status --json` printed
+    Poetry's one line instead of the report (whose warning it is), `verify --json`
+    no JSON; each says it once, in its report."""
+    project = project_factory(DEPS, 'variant = "cpu"')
+    assert run_inprocess(project, "lock").returncode == 0
+    text = project.pyproject_text()
+    project.write_pyproject(text.replace('"torchvision', '"filelock", "torchvision'))
+    stale = "pyproject.toml changed significantly since poetry.lock"
+    data = report(project, tmp_path, "status")
+    assert [w for w in data["warnings"] if stale in w] == [STALE_LOCK], data
+    env = gpu(tmp_path, RTX_4090)
+    verify = run_inprocess(project, "torch-cuda", "verify", "--json", env_extra=env)
+    assert verify.returncode == 1, verify
+    checks = json.loads(verify.stdout)["checks"]
+    assert [c["message"] for c in checks if stale in c["message"]] == [STALE_LOCK]
+
+
+def test_verify_fails_without_poetry_lock_as_status_check_does(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """poetry.lock deleted: `status --check` failed ("poetry.lock does not exist"),
+    `verify` proved the installed build and passed, whatever torch-cuda.lock held."""
+    project = project_factory(DEPS, 'variant = "cpu"')
+    venv.create(project.venv)  # an environment, without poetry.lock
+    env = gpu(tmp_path, RTX_4090)
+    verify = run_inprocess(project, "torch-cuda", "verify", "--json", env_extra=env)
+    assert verify.returncode == 1, verify
+    checks = json.loads(verify.stdout)["checks"]
+    missing = "poetry.lock does not exist; run `poetry lock` first."
+    assert [c["message"] for c in checks if c["status"] == "fail"] == [missing]

@@ -54,6 +54,14 @@ def test_a_build_locked_only_for_other_environments_is_not_called_unlocked(
     assert "torch 2.14.1+cu129 requires" not in status.stdout, status
     verify = run_inprocess(project, "torch-cuda", "verify", env_extra=env)
     assert "torch 2.14.1+cu129 requires" not in verify.stdout + verify.stderr, verify
+    # this torch cannot compute: `sync --force` moves no build nothing locks here
+    assert "cannot compute on the CPU" in verify.stdout, verify
+    fixes = {
+        line.split("fix:")[1].strip()
+        for line in verify.stdout.splitlines()
+        if "fix:" in line
+    }
+    assert fixes == {"widen the markers that leave it out, then run `poetry lock`"}
     for args in (("install",), ("torch-cuda", "sync", "--dry-run")):
         result = run_inprocess(project, *args, env_extra=env)
         assert result.returncode == 0, (args, result)
@@ -68,3 +76,12 @@ def test_a_build_locked_only_for_other_environments_is_not_called_unlocked(
     warnings = io.fetch_error()
     assert warnings.count("torch 2.14.1+cu129 (CUDA 12.9 build) is installed") == 1
     assert "locks torch only for other environments" in warnings, warnings
+
+    # a file of it lost: `sync --force` moves no build nothing locks here either
+    next(project.venv.glob("lib/python*/site-packages/torch/__init__.py")).unlink()
+    status = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert (
+        "Warning: torch: 1 of its files missing (torch/__init__.py): a removal or an "
+        "interrupted install left it incomplete; widen the markers that leave it out, "
+        "then run `poetry lock`"
+    ) in status.stdout, status

@@ -184,6 +184,20 @@ def test_an_import_error_of_a_cpu_build_is_not_a_machine_reason() -> None:
     )
 
 
+def test_a_broken_build_no_install_moves_gets_the_fix_that_moves_it() -> None:
+    """A +cu129 torch installed by hand that poetry.lock does not lock (Plan.unmoved)
+    fails to import: the fix was `sync --force`, which moves no such build."""
+    fix = "add it to the project's dependencies (`poetry add torch`)"
+    unmoved = {"torch": ("torch … is installed, but …", "not locked", fix)}
+    data = report("2.14.1+cu129", imports=False, error="ImportError: no _C")
+    verdict = judge(
+        ChildRun(data), parse_variant("cpu"), NO_GPU, ["torch"], unmoved=unmoved
+    )
+    assert [(c.message, c.fix) for c in verdict.failures] == [
+        ("torch 2.14.1+cu129 does not import: ImportError: no _C", fix)
+    ]
+
+
 def test_a_driver_too_old_for_the_build_names_the_driver_and_the_fix() -> None:
     machine = nvidia("535.104.05", ("NVIDIA GeForce RTX 4090", (8, 9)))
     data = report("2.14.1+cu130", cuda="13.0", archs=["sm_90"])

@@ -518,7 +518,6 @@ def test_a_package_installed_from_a_file_no_entry_of_the_lock_names_is_a_problem
     from poetry_torch_cuda.lockfile.model import LockInputs
     from poetry_torch_cuda.lockfile.model import TorchCudaLock
     from poetry_torch_cuda.lockfile.model import VariantLock
-    from poetry_torch_cuda.lockfile.model import write_lock
 
     monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
     env = system_python(tmp_path / "usr-local")
@@ -526,7 +525,6 @@ def test_a_package_installed_from_a_file_no_entry_of_the_lock_names_is_a_problem
     _dist(site, "triton", "3.6.0", "")
     metadata = site / "torch-2.14.1+cpu.dist-info" / "METADATA"
     metadata.write_text(metadata.read_text() + "Requires-Dist: triton\n")
-    poetry = SimpleNamespace(locker=SimpleNamespace(lock=tmp_path / "poetry.lock"))
     a, b, c, d = (letter * 64 for letter in "abcd")
 
     def entry(name: str, *builds: tuple[str, str, str]) -> VariantLock:
@@ -540,12 +538,11 @@ def test_a_package_installed_from_a_file_no_entry_of_the_lock_names_is_a_problem
         )
 
     def problems(torch: str, triton: str, *entries: VariantLock) -> list[object]:
-        inputs = LockInputs("hash", (), ("torch",), ("cpu",))
-        write_lock(tmp_path / "torch-cuda.lock", TorchCudaLock(inputs, entries))
+        lock = TorchCudaLock(LockInputs("hash", (), ("torch",), ("cpu",)), entries)
         record = {"torch": torch, "triton": triton}
         (state_dir(env.path) / INSTALLED).write_text(json.dumps(record))
         held = installed_environment(env)
-        return undo.family_problems(env, held, ["torch"], poetry=poetry)
+        return undo.family_problems(env, held, ["torch"], lock=lock)
 
     cpu = entry("cpu", ("torch", "2.14.1+cpu", a), ("triton", "3.6.0", b))
     cu130 = entry("cu130", ("torch", "2.14.1+cu130", c), ("triton", "3.6.0", c))

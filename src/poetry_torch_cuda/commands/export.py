@@ -120,7 +120,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
             raise TorchCudaError(
                 "--variant must name a build (e.g. cu129): an image is built for one."
             )
-        lock, reasons = entry_for(self.poetry, variant)
+        lock, reasons, _ = entry_for(self.poetry, variant)
         entry = lock.variant(variant.name) if lock else None
         if entry is None:
             raise TorchCudaError(

@@ -80,8 +80,7 @@ class StatusCommand(TorchCudaCommand, GroupCommand):
         self._rows("Environment", [esc(where)])
         packages = []
         for package in report.packages:
-            installed = package.installed
-            if installed is not None:
+            if (installed := package.installed) is not None:
                 state = f"<c2>{esc(installed.version)}</>  {esc(installed.build)}"
             else:
                 why = f" ({esc(package.absent)})" if package.absent else ""

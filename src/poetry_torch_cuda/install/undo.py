@@ -43,15 +43,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Collection
     from collections.abc import Iterable
+    from collections.abc import Mapping
     from collections.abc import Sequence
 
     from packaging.utils import NormalizedName
-    from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.install.planning import Plan
     from poetry_torch_cuda.install.request import InstallRequest
+    from poetry_torch_cuda.lockfile.model import TorchCudaLock
 
     #: The removal pip cannot be spared (``PipRunner.uninstall``).
     Uninstaller = Callable[[Sequence[str]], None]
@@ -423,22 +424,21 @@ def family_problems(
     hashes: bool = False,
     locked: Collection[str] | None = None,
     install: str = "",
-    poetry: Poetry | None = None,
-    unmoved: Collection[str] = (),
+    lock: TorchCudaLock | None = None,
+    unmoved: Mapping[str, tuple[str, str, str]] = {},
 ) -> list[tuple[str, str | None, str]]:
     """What is wrong with what ``roots`` need as ``env`` holds it (``held``), with cause
     and fix: two .dist-info folders of one in a directory, its ``RECORD`` or a file it
-    lists missing, (``hashes``) a file's sha256 not the recorded one, (``poetry``) its
-    file not one torch-cuda.lock names; a version a requirement rejects, a requirement
+    lists missing, (``hashes``) a file's sha256 not the recorded one, its file not
+    one ``lock`` (torch-cuda.lock) names; a version a requirement rejects, a requirement
     missing (``install`` adds those ``locked``; not an ``unmoved`` build's: warned)."""
     family = set(held.graph(roots))
     if not family:  # nothing installed: no distribution's metadata to read
         return []
-    problems: dict[str, str | None] = dict.fromkeys(held.unmet(roots))  # say why
+    how: tuple[str | None, str] = (None, SYNC_FORCE)  # cause, fix of each problem
+    problems = dict.fromkeys(held.unmet(roots), how)
     ours = {canonicalize_name(root) for root in roots}
-    for name, folders in sorted(held.names().items()):
-        if name not in family:
-            continue
+    for name, folders in sorted(i for i in held.names().items() if i[0] in family):
         for where in sorted({os.path.dirname(f) for f in folders}):
             here = [os.path.basename(f) for f in folders if os.path.dirname(f) == where]
             if len(here) > 1:  # pip warns, and uses either
@@ -446,7 +446,7 @@ def family_problems(
                     f"{name}: {len(here)} .dist-info folders in {where} "
                     f"({', '.join(sorted(here))}), so pip and imports may read either "
                     "(delete the stale one first)"
-                ] = COPIED
+                ] = COPIED, repair(name, unmoved)
     for name, all_entries in sorted(files_by_name(env, family).items()):
         # The family pip installed has a RECORD: nothing to check without it, and
         # nothing a removal could find (a system package may have none: not ours).
@@ -454,7 +454,7 @@ def family_problems(
             problems[
                 f"{name}: its RECORD is missing or empty, so nothing can remove it "
                 "(delete its .dist-info folder first)"
-            ] = DAMAGED
+            ] = DAMAGED, repair(name, unmoved)
             continue
         # Bytecode is the interpreter's to rewrite or a slim image's to delete.
         entries = [e for e in all_entries if e[2] and not e[0].endswith(".pyc")]
@@ -475,23 +475,17 @@ def family_problems(
                 problems[
                     f"{name}: {len(bad)} of its files {what} ({bad[0]}"
                     f"{', …' if len(bad) > 1 else ''})"
-                ] = DAMAGED if bad is missing else OVER
-    if poetry is not None:  # each from a file torch-cuda.lock names, in any entry
-        from poetry_torch_cuda.lockfile import model  # not at a no-op
-
-        with suppress(model.LockFileError):  # unreadable: lock_problem words it
-            lock = model.read_lock(model.lock_path(poetry))
-            variants = lock.variants if lock else ()
-            record = _record(state_dir(env.path))
-            for dist, sha in sorted(record.items()):
-                at = held.version(dist) if dist in family else None
-                got = [p for v in variants if at and (p := v.package(dist, at))]
-                if got and sha not in {file[2] for p in got for file in p.files}:
-                    problems[
-                        f"{dist} {at}: installed from a file (sha256 {sha[:12]}…) "
-                        "torch-cuda.lock no longer names"
-                    ] = RELOCKED
-    found = [(problem, why, SYNC_FORCE) for problem, why in problems.items()]
+                ] = (DAMAGED if bad is missing else OVER), repair(name, unmoved)
+    variants = lock.variants if lock else ()  # each from a file torch-cuda.lock names
+    for dist, sha in sorted(_record(state_dir(env.path)).items() if variants else ()):
+        at = held.version(dist) if dist in family else None
+        got = [p for v in variants if at and (p := v.package(dist, at))]
+        if got and sha not in {file[2] for p in got for file in p.files}:
+            problems[
+                f"{dist} {at}: installed from a file (sha256 {sha[:12]}…) "
+                "torch-cuda.lock no longer names"
+            ] = RELOCKED, SYNC_FORCE
+    found = [(problem, why, fix) for problem, (why, fix) in problems.items()]
     for requirer, name in held.missing(r for r in roots if r not in unmoved):
         problem, fix = f"{requirer} requires {name}, which is not installed", install
         who = requirer.split()[0]  # locked: the install puts its locked build in
@@ -500,6 +494,11 @@ def family_problems(
             fix = f"`poetry add {who}` locks it"
         found.append((problem, None, fix))
     return found
+
+
+def repair(name: str, unmoved: Mapping[str, tuple[str, str, str]]) -> str:
+    """A damaged build's fix; for one no install moves (``Plan.unmoved``), what moves it."""
+    return unmoved[name][2] if name in unmoved else SYNC_FORCE
 
 
 def _sha256(path: str) -> str:

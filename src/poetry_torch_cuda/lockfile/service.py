@@ -681,9 +681,9 @@ def _unwritable(error: OSError) -> LockError:
 
 def entry_for(
     poetry: Poetry, variant: Variant | None = None
-) -> tuple[TorchCudaLock | None, list[str]]:
-    """Offline: torch-cuda.lock (``None``: no file) and why an install of ``variant``
-    (none: the whole file, ``lock --check``) would not install what it says."""
+) -> tuple[TorchCudaLock | None, list[str], list[str]]:
+    """Offline: torch-cuda.lock (``None``: no file), why an install of ``variant``
+    (none: of any) would not install what it says, and why ``lock --check`` fails."""
     config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
     locked.require_lock(poetry)
     locked.check_fresh(poetry)
@@ -691,24 +691,28 @@ def entry_for(
     current = _current_inputs(poetry, config, selected)
     lock = read_lock(lock_path(poetry))
     if lock is None:
-        return None, [f"{LOCK_NAME} does not exist"]
+        return None, [f"{LOCK_NAME} does not exist"], [f"{LOCK_NAME} does not exist"]
     fetch = require_config(poetry.pyproject.data)  # with this run's mirror
-    reasons = differences(lock.inputs, current, whole=variant is None)
     names = {*_wanted(config), *lock.inputs.lock_variants} - {"auto"}
-    names |= {entry.name for entry in lock.variants}
-    for name in [variant.name] if variant else sorted(names):
-        reasons += _stale(config, fetch, lock, name, selected)
-    return lock, reasons
+    whole = differences(lock.inputs, current, whole=True)
+    for name in sorted(names | {entry.name for entry in lock.variants}):
+        whole += _stale(config, fetch, lock, name, selected)
+    mine = differences(lock.inputs, current)
+    mine += _stale(config, fetch, lock, variant.name, selected) if variant else []
+    return lock, mine, whole
 
 
-def lock_problem(poetry: Poetry, variant: Variant | None = None) -> str | None:
-    """``lock --check``'s words for what is wrong with torch-cuda.lock (``None``:
-    nothing); with ``variant``, what an install of it takes (:func:`entry_for`)."""
+def lock_problem(
+    poetry: Poetry, variant: Variant | None = None
+) -> tuple[TorchCudaLock | None, str | None, str | None]:
+    """torch-cuda.lock, read once, and ``lock --check``'s words (``None``: nothing
+    wrong) for what an install of ``variant`` takes, then for the whole file."""
     try:
-        _, reasons = entry_for(poetry, variant)
-    except LockFileError as error:
-        return str(error)
-    return STALE.format("; ".join(reasons)) if reasons else None
+        lock, *reasons = entry_for(poetry, variant)
+    except TorchCudaError as error:  # unreadable, or poetry.lock stale: its words
+        return None, str(error), str(error)
+    mine, whole = (STALE.format("; ".join(r)) if r else None for r in reasons)
+    return lock, mine, whole
 
 
 def locked_entry(
@@ -720,7 +724,7 @@ def locked_entry(
 ) -> tuple[VariantLock, Callable[[], None]]:
     """``variant``'s entry for an install (a missing or stale one locked now, as Poetry
     locks a missing poetry.lock) and what writes it once the install holds."""
-    before, reasons = entry_for(poetry, variant)  # another run may change it
+    before, reasons, _ = entry_for(poetry, variant)  # another run may change it
     if not reasons and before and (found := before.variant(variant.name)):
         return found, lambda: None
     path = lock_path(poetry)

@@ -53,18 +53,20 @@ def prove(
     """Run the child in the run's env (if it ``exists``) and judge its report
     against ``variant`` and ``machine`` (:func:`.verdict.judge`); every file the
     family's ``RECORD`` lists must exist (with ``hashes``: of its size and sha256, from
-    a file torch-cuda.lock names, which holds what an install of ``required`` takes)."""
+    a file torch-cuda.lock names, which holds what an install of ``variant`` takes)."""
     config, env = ctx.config, ctx.env
     names = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
     run, damaged, locked = ChildRun({"packages": {}}), [], ctx.poetry.locker.is_locked()
     unmoved = ctx.plan(variant).unmoved(ctx.poetry) if locked else {}
+    # verify, as status: torch-cuda.lock holds the next install, the files are its
+    asked = hashes and (locked or exists)  # no lock, no env: nothing to check yet
+    lock, stale, _ = lock_problem(ctx.poetry, variant) if asked else (None,) * 3
     if exists:
         run = run_child(str(env.python), list(names), config.verify_timeout)
         locks, add = ctx.view.names if locked else None, f"run {ctx.selection.install}"
-        held, lock = ctx.installed, ctx.poetry if hashes else None  # verify: as status
+        held = ctx.installed
         damaged = family_problems(env, held, names, hashes, locks, add, lock, unmoved)
-    if hashes and required and (stale := lock_problem(ctx.poetry, variant)):
-        damaged.append((stale, None, ""))  # verify: the next install's, as status
+    damaged += [(stale, None, "")] if stale else []
     proof = judge(
         run,
         variant,

@@ -14,6 +14,7 @@ from typing import Any
 from typing import Literal
 
 from poetry_torch_cuda.install.undo import SYNC_FORCE
+from poetry_torch_cuda.install.undo import repair
 from poetry_torch_cuda.machine import tables
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.resolution import left_to_pypi
@@ -252,7 +253,7 @@ def judge(
         checks += _build(torch, version, variant)
         masks = report.get("masks") or {}
         checks += _gpus(torch, version, variant, machine, masks, left_out, switch)
-        checks += _computes(report, torch, version, left_out)
+        checks += _computes(report, torch, version, left_out, repair("torch", unmoved))
         checks += _operator(report.get("torchvision_op"))
     return Proof(variant, machine, packages, run, (*files, *checks))
 
@@ -286,7 +287,7 @@ def _package(
             cause = "a library the build needs cannot be loaded: the install is "
             cause += "damaged or incomplete"
             cause += ", or this machine lacks what the build needs" if gpu else ""
-        fix = SYNC_FORCE
+        fix = repair(name, unmoved)
         if gpu:
             fix += "; if that does not help, `poetry torch-cuda detect` shows a "
             fix += "build this machine runs"
@@ -436,6 +437,7 @@ def _computes(
     torch: dict[str, Any],
     version: str,
     left_out: tuple[NvidiaGpu, ...],
+    repair: str,
 ) -> list[Check]:
     """The small computation on each device; a GPU ``auto`` left out may fail it."""
     skipped = {tables.dotted(gpu.compute_capability) for gpu in left_out}
@@ -454,7 +456,7 @@ def _computes(
             continue
         elif device == "cpu":
             broken, cause = error, "the installed torch is broken"
-            checks.append(Check(name, "fail", message, cause, SYNC_FORCE))
+            checks.append(Check(name, "fail", message, cause, repair))
         elif seen.get("capability") in skipped:
             checks.append(Check(name, "note", f"{where} left out by auto: {error}"))
         elif _BUSY.search(error):  # the build may be fine: neither proof nor failure

@@ -141,13 +141,15 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
         majors = cuda_majors(targets.values(), installed)
         unmoved = plan.unmoved(poetry)  # what no install moves
         report.warnings += [warning for warning, *_ in unmoved.values()]
-        # torch-cuda.lock: what the next install takes, else another variant's (a note)
-        from poetry_torch_cuda.lockfile.service import lock_problem  # not at a no-op
+    # torch-cuda.lock, read once: what the next install takes, else another variant's
+    # (a note), and the files it names (below)
+    from poetry_torch_cuda.lockfile.service import lock_problem  # not at a no-op
 
-        if targets and (stale := lock_problem(poetry, variant)):
-            report.warnings.append(stale)
-        elif targets and (stale := lock_problem(poetry)):
-            report.notes.append(stale)
+    lock, stale, other = lock_problem(poetry, variant) if targets else (None,) * 3
+    if stale and stale != STALE_LOCK:  # a stale poetry.lock is said already
+        report.warnings.append(stale)
+    elif other and not stale:
+        report.notes.append(other)
     decision = resolution.decision
     if not_built is not None:
         report.notes.append(not_built)
@@ -213,7 +215,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
             f"{major}.x toolkit (running torch does not need nvcc)"
         )
     locks = None if view is None else view.names
-    damaged = family_problems(env, installed, names, False, locks, add, poetry, unmoved)
+    damaged = family_problems(env, installed, names, False, locks, add, lock, unmoved)
     report.warnings += [f"{p}{f': {why}' if why else ''}; {f}" for p, why, f in damaged]
     report.warnings += dead_stashes(env.path)
     if machine.smi_failure and (variant.kind == "cuda" or decision is not None):
