@@ -557,7 +557,7 @@ class IndexClient:
             else:
                 content, links = {}, HTMLPage(response.url, response.text).links
             entries = _entries(links, response.url, content)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):  # not its shape
             raise IndexUnavailableError(
                 f"{mask_url(url)} answered with a page that is not a simple index"
             ) from None
@@ -632,11 +632,12 @@ def _entries(
             metadata = sha[1].lower() if sha else ""
         info = listed.get(link.filename) or {}
         sha = re.search(digest, f"{info.get('hashes')} {link.url}")
+        size = info.get("size")  # PEP 700: a non-negative int, else none given
         found[link.filename] = IndexFile(
             filename=link.filename,
             url=urljoin(page_url, link.url_without_fragment),
             sha256=sha[1].lower() if sha else None,
-            size=info.get("size"),
+            size=size if type(size) is int and size >= 0 else None,
             metadata_sha256=metadata,
         )
     return tuple(found[name] for name in sorted(found))

@@ -1,0 +1,66 @@
+"""`poetry torch-cuda lock` against an index that answers garbage, and what `export`
+says of a lock it cannot export (in-process: the point is the wording and the file
+written)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+
+from tests.support.inprocess import run_inprocess
+
+
+if TYPE_CHECKING:
+    from tests.support.fixtures import ProjectFactory
+    from tests.support.index import IndexServer
+
+
+TABLE = 'variant = "cu129"\npackages = ["torch"]'
+
+
+@pytest.mark.parametrize("body", [b"null", b'{"files": "none"}', b'{"files": [1]}'])
+def test_a_json_page_of_another_shape_is_named_as_not_a_simple_index(
+    project_factory: ProjectFactory,
+    index: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+    body: bytes,
+) -> None:
+    """Valid JSON that is no PEP 691 page printed only Python's "'NoneType' object
+    has no attribute 'get'"."""
+    project = project_factory({"torch": "*"}, TABLE)
+    assert run_inprocess(project, "lock").returncode == 0
+    monkeypatch.setattr(index, "_json_page", lambda *_: body)
+    result = run_inprocess(project, "torch-cuda", "lock")
+    assert result.returncode == 1, result
+    assert "/whl/cu129/torch/ answered with a page that is not a simple index" in (
+        result.stderr
+    )
+    assert "attribute" not in result.stderr
+
+
+@pytest.mark.parametrize("size", ["big", -5, True, 10.5])
+def test_a_size_that_is_no_size_leaves_a_lock_the_plugin_reads(
+    project_factory: ProjectFactory,
+    index: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+    size: Any,
+) -> None:
+    """The index's PEP 700 ``size`` was written as given: `lock` wrote a
+    torch-cuda.lock its own reader refuses, and the fix it named wrote it again."""
+    project = project_factory({"torch": "*"}, TABLE)
+    page = index._json_page
+
+    def sized(*args: Any) -> bytes:
+        content = json.loads(page(*args))
+        for file in content["files"]:
+            file["size"] = size
+        return json.dumps(content).encode()
+
+    monkeypatch.setattr(index, "_json_page", sized)
+    assert run_inprocess(project, "lock").returncode == 0
+    check = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert check.returncode == 0, check
+    assert "torch-cuda.lock matches poetry.lock" in check.stdout
