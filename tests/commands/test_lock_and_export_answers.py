@@ -64,3 +64,24 @@ def test_a_size_that_is_no_size_leaves_a_lock_the_plugin_reads(
     check = run_inprocess(project, "torch-cuda", "lock", "--check")
     assert check.returncode == 0, check
     assert "torch-cuda.lock matches poetry.lock" in check.stdout
+
+
+def test_export_without_torch_cuda_lock_says_so_not_to_add_the_variant(
+    project_factory: ProjectFactory,
+) -> None:
+    """The configured variant is always locked: "add it to lock-variants" was the
+    fix given for a torch-cuda.lock that was not there (not committed, say)."""
+    project = project_factory({"torch": "*"}, TABLE)
+    assert run_inprocess(project, "lock").returncode == 0
+    (project.path / "torch-cuda.lock").unlink()
+    result = run_inprocess(project, "torch-cuda", "export")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "torch-cuda.lock does not match this project: torch-cuda.lock does not exist.\n"
+        "Run `poetry torch-cuda lock` and commit torch-cuda.lock.\n"
+    )
+    other = run_inprocess(project, "torch-cuda", "lock")
+    assert other.returncode == 0
+    result = run_inprocess(project, "torch-cuda", "export", "--variant", "cu130")
+    assert result.returncode == 1
+    assert "has no cu130; add it to lock-variants" in result.stderr

@@ -122,12 +122,14 @@ class ExportCommand(ReportsErrors, GroupCommand):
             )
         lock, reasons = entry_for(self.poetry, variant)
         entry = lock.variant(variant.name) if lock else None
-        if entry is None:
+        made = {config.variant.name, *config.lock_variants}  # what `lock` locks
+        made.update(lock.inputs.lock_variants if lock else ())  # and auto's
+        if entry is None and variant.name not in made:
             raise TorchCudaError(
                 f"{LOCK_NAME} has no {variant}; add it to lock-variants and run "
                 "`poetry torch-cuda lock` (export reads the locks, not the index)."
             )
-        if reasons:
+        if reasons or entry is None:
             raise TorchCudaError(STALE.format("; ".join(reasons)))
         pylock = fmt == "pylock.toml"
         packages = self.select(config.packages, entry, urls=pylock)
