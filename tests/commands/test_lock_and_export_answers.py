@@ -85,3 +85,25 @@ def test_export_without_torch_cuda_lock_says_so_not_to_add_the_variant(
     result = run_inprocess(project, "torch-cuda", "export", "--variant", "cu130")
     assert result.returncode == 1
     assert "has no cu130; add it to lock-variants" in result.stderr
+
+
+def test_a_package_configured_by_a_range_alone_is_exported_as_installs_take_it(
+    project_factory: ProjectFactory,
+) -> None:
+    """`poetry install` puts in torchaudio (`"torchaudio>=2.8"`, not in poetry.lock,
+    locked in torch-cuda.lock); the export left it out of the image."""
+    table = 'variant = "cu129"\npackages = ["torch", "torchaudio>=2.8"]'
+    project = project_factory({"tinyutil": "*"}, table)
+    project.write_pyproject(
+        project.pyproject_text()
+        + "\n[tool.poetry.group.gpu]\noptional = true\n"
+        + '[tool.poetry.group.gpu.dependencies]\ntorch = "*"\n'
+    )
+    assert run_inprocess(project, "lock").returncode == 0
+    text = run_inprocess(project, "torch-cuda", "export", "--with", "gpu").stdout
+    assert "torch==2.14.1+cu129" in text
+    assert "torchaudio==2.14.1+cu129 \\\n    --hash=sha256:" in text
+    without = run_inprocess(project, "torch-cuda", "export").stdout
+    assert "tinyutil==" in without
+    assert "torch==" not in without  # no build without the group,
+    assert "torchaudio" not in without  # so no torchaudio either

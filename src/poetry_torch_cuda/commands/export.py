@@ -47,7 +47,7 @@ from poetry_torch_cuda.urls import without_credentials
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from collections.abc import Iterable
+    from collections.abc import Sequence
 
     from cleo.io.inputs.option import Option
     from packaging.requirements import Requirement
@@ -157,12 +157,13 @@ class ExportCommand(ReportsErrors, GroupCommand):
         return 0
 
     def select(
-        self, packages: Iterable[Requirement], entry: VariantLock, *, urls: bool
+        self, packages: Sequence[Requirement], entry: VariantLock, *, urls: bool
     ) -> list[ExportedPackage]:
         """Poetry's packages for the options' groups and extras (``urls``: with their
         files' URLs), the family of the configured ``packages`` from ``entry``
         (Poetry's where an entry's marker or the variant's platforms exclude it), sorted."""
         poetry, selection = self.poetry, selection_from(self)
+        ranged = {canonicalize_name(r.name) for r in packages if r.specifier}
         entries = {
             canonicalize_name(r.name): parse_marker(str(r.marker or ""))
             for r in packages
@@ -193,6 +194,8 @@ class ExportCommand(ReportsErrors, GroupCommand):
         needed = union(*roots.values())
         keys = {p: (p.name, public_version(p.version)) for p in entry.packages}
         chosen = [(p.name, p.version) for p, key in keys.items() if key in roots]
+        # A package poetry.lock lacks (by a range alone) comes with the build, as installs.
+        chosen += [(n, None) for n in ranged - {p.name for p, _ in selected} if roots]
         poetrys = {p.name for p in exported} - family  # its own cudnn: Poetry's
         for one in entry.closure(chosen, None):  # every environment's
             markers = parse_marker(one.markers).intersect(roots.get(keys[one], needed))
