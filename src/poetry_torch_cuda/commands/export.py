@@ -193,6 +193,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
         # A root at each selected version, under its marker; what they need, under theirs.
         needed = union(*roots.values())
         keys = {p: (p.name, public_version(p.version)) for p in entry.packages}
+        chosen: list[tuple[str, str | None]]
         chosen = [(p.name, p.version) for p, key in keys.items() if key in roots]
         # A package poetry.lock lacks (by a range alone) comes with the build, as installs.
         chosen += [(n, None) for n in ranged - {p.name for p, _ in selected} if roots]
