@@ -193,12 +193,11 @@ class ExportCommand(ReportsErrors, GroupCommand):
         # A root at each selected version, under its marker; what they need, under theirs.
         needed = union(*roots.values())
         keys = {p: (p.name, public_version(p.version)) for p in entry.packages}
-        chosen: list[tuple[str, str | None]]
         chosen = [(p.name, p.version) for p, key in keys.items() if key in roots]
-        # A package poetry.lock lacks (by a range alone) comes with the build, as installs.
-        chosen += [(n, None) for n in ranged - {p.name for p, _ in selected} if roots]
+        held = {p.name for p, _ in selected}  # else by a range alone: as installs do
+        alone = [(name, None) for name in ranged - held if roots]
         poetrys = {p.name for p in exported} - family  # its own cudnn: Poetry's
-        for one in entry.closure(chosen, None):  # every environment's
+        for one in entry.closure([*chosen, *alone], None):  # every environment's
             markers = parse_marker(one.markers).intersect(roots.get(keys[one], needed))
             if markers.is_empty() or one.name in poetrys:
                 continue

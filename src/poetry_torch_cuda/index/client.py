@@ -632,12 +632,11 @@ def _entries(
             metadata = sha[1].lower() if sha else ""
         info = listed.get(link.filename) or {}
         sha = re.search(digest, f"{info.get('hashes')} {link.url}")
-        size = info.get("size")  # PEP 700: a non-negative int, else none given
         found[link.filename] = IndexFile(
             filename=link.filename,
             url=urljoin(page_url, link.url_without_fragment),
             sha256=sha[1].lower() if sha else None,
-            size=size if type(size) is int and size >= 0 else None,
+            size=n if type(n := info.get("size")) is int and n >= 0 else None,
             metadata_sha256=metadata,
         )
     return tuple(found[name] for name in sorted(found))
