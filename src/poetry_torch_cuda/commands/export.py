@@ -172,9 +172,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
         graph = locked.locked_graph(poetry)
         family = protected_names(entries, [graph], direct)
         outside = {name: needs for name, needs in graph.items() if name not in entries}
-        reach = {
-            name: dependency_closure(graph.get(name, ()), outside) for name in entries
-        }
+        reach = {n: dependency_closure(graph.get(n, ()), outside) for n in entries}
         exported, roots = [], {}
         selected = locked.selected_packages(poetry, selection.groups, selection.extras)
         built = built_for(selected, variant_argument(entry.name))  # a Mac's pin: PyPI's
