@@ -107,3 +107,24 @@ def test_a_package_configured_by_a_range_alone_is_exported_as_installs_take_it(
     assert "tinyutil==" in without
     assert "torch==" not in without  # no build without the group,
     assert "torchaudio" not in without  # so no torchaudio either
+
+
+def test_a_pylock_named_otherwise_is_refused_as_pip_would_misread_it(
+    project_factory: ProjectFactory,
+) -> None:
+    """pip reads a file as PEP 751 only by its name (`pylock.toml`,
+    `pylock.<name>.toml`): `-o image.toml` was written, and `pip install -r
+    image.toml` failed on its first line ("= is not a valid operator")."""
+    project = project_factory({"torch": "*"}, TABLE)
+    assert run_inprocess(project, "lock").returncode == 0
+    pylock = ("torch-cuda", "export", "-f", "pylock.toml", "-o")
+    result = run_inprocess(project, *pylock, "image.toml")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "-o image.toml: pip installs a pylock.toml file only by the name pylock.toml "
+        "or pylock.<name>.toml (PEP 751).\n"
+    )
+    assert not (project.path / "image.toml").exists()
+    for name in ("pylock.toml", "out/pylock.gpu.toml"):
+        assert run_inprocess(project, *pylock, name).returncode == 0
+        assert 'version = "2.14.1+cu129"' in (project.path / name).read_text()

@@ -8,6 +8,7 @@ file's URL from the index's page, as Poetry does. No credential is written.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +61,7 @@ FORMATS = ("requirements.txt", "pylock.toml")
 #: ``(file name, url or None: not read from the index page, sha256)``
 Files = tuple[tuple[str, Optional[str], str], ...]
 PYPI_SIMPLE = "https://pypi.org/simple"
+PYLOCK = r"pylock(\.[^.]+)?\.toml"
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,16 @@ class ExportCommand(ReportsErrors, GroupCommand):
 
     def work(self) -> int:
         config = require_config(self.poetry.pyproject.data, overrides=())
-        fmt = self.option("format")
+        fmt, output = self.option("format"), self.option("output")
         if fmt not in FORMATS:
             raise TorchCudaError(
                 f"--format must be {' or '.join(FORMATS)}, got {fmt!r}."
+            )
+        pylock = fmt == "pylock.toml"  # PEP 751's names: pip reads no other as one
+        if pylock and output and not re.fullmatch(PYLOCK, Path(output).name):
+            raise TorchCudaError(
+                f"-o {output}: pip installs a pylock.toml file only by the name "
+                "pylock.toml or pylock.<name>.toml (PEP 751)."
             )
         # The variant an install here takes (POETRY_TORCH_CUDA_VARIANT included).
         here = require_config(self.poetry.pyproject.data).variant.name
@@ -131,7 +139,6 @@ class ExportCommand(ReportsErrors, GroupCommand):
             )
         if reasons or entry is None:
             raise TorchCudaError(STALE.format("; ".join(reasons)))
-        pylock = fmt == "pylock.toml"
         packages = self.select(config.packages, entry, urls=pylock)
         # Indexes that requests get credentials for, by the one rule every request
         # follows (Poetry's, by host): named in a comment, never written.
@@ -141,7 +148,6 @@ class ExportCommand(ReportsErrors, GroupCommand):
             text = pylock_toml(variant.name, packages, python, auth.sends_credentials)
         else:
             text = requirements_txt(variant.name, packages, auth.sends_credentials)
-        output = self.option("output")
         if output:
             try:
                 tempfiles.write_text(Path(output), text)
