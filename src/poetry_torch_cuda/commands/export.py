@@ -8,6 +8,7 @@ file's URL from the index's page, as Poetry does. No credential is written.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,7 +48,7 @@ from poetry_torch_cuda.urls import without_credentials
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from collections.abc import Iterable
+    from collections.abc import Sequence
 
     from cleo.io.inputs.option import Option
     from packaging.requirements import Requirement
@@ -60,6 +61,7 @@ FORMATS = ("requirements.txt", "pylock.toml")
 #: ``(file name, url or None: not read from the index page, sha256)``
 Files = tuple[tuple[str, Optional[str], str], ...]
 PYPI_SIMPLE = "https://pypi.org/simple"
+PYLOCK = r"pylock(\.[^.]+)?\.toml"
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,16 @@ class ExportCommand(ReportsErrors, GroupCommand):
 
     def work(self) -> int:
         config = require_config(self.poetry.pyproject.data, overrides=())
-        fmt = self.option("format")
+        fmt, output = self.option("format"), self.option("output")
         if fmt not in FORMATS:
             raise TorchCudaError(
                 f"--format must be {' or '.join(FORMATS)}, got {fmt!r}."
+            )
+        pylock = fmt == "pylock.toml"  # PEP 751's names: pip reads no other as one
+        if pylock and output and not re.fullmatch(PYLOCK, Path(output).name):
+            raise TorchCudaError(
+                f"-o {output}: pip installs a pylock.toml file only by the name "
+                "pylock.toml or pylock.<name>.toml (PEP 751)."
             )
         # The variant an install here takes (POETRY_TORCH_CUDA_VARIANT included).
         here = require_config(self.poetry.pyproject.data).variant.name
@@ -122,14 +130,15 @@ class ExportCommand(ReportsErrors, GroupCommand):
             )
         lock, reasons, _ = entry_for(self.poetry, variant)
         entry = lock.variant(variant.name) if lock else None
-        if entry is None:
+        made = {config.variant.name, *config.lock_variants}  # what `lock` locks
+        made.update(lock.inputs.lock_variants if lock else ())  # and auto's
+        if entry is None and variant.name not in made:
             raise TorchCudaError(
                 f"{LOCK_NAME} has no {variant}; add it to lock-variants and run "
                 "`poetry torch-cuda lock` (export reads the locks, not the index)."
             )
-        if reasons:
+        if reasons or entry is None:
             raise TorchCudaError(STALE.format("; ".join(reasons)))
-        pylock = fmt == "pylock.toml"
         packages = self.select(config.packages, entry, urls=pylock)
         # Indexes that requests get credentials for, by the one rule every request
         # follows (Poetry's, by host): named in a comment, never written.
@@ -139,7 +148,6 @@ class ExportCommand(ReportsErrors, GroupCommand):
             text = pylock_toml(variant.name, packages, python, auth.sends_credentials)
         else:
             text = requirements_txt(variant.name, packages, auth.sends_credentials)
-        output = self.option("output")
         if output:
             try:
                 tempfiles.write_text(Path(output), text)
@@ -155,12 +163,13 @@ class ExportCommand(ReportsErrors, GroupCommand):
         return 0
 
     def select(
-        self, packages: Iterable[Requirement], entry: VariantLock, *, urls: bool
+        self, packages: Sequence[Requirement], entry: VariantLock, *, urls: bool
     ) -> list[ExportedPackage]:
         """Poetry's packages for the options' groups and extras (``urls``: with their
         files' URLs), the family of the configured ``packages`` from ``entry``
         (Poetry's where an entry's marker or the variant's platforms exclude it), sorted."""
         poetry, selection = self.poetry, selection_from(self)
+        ranged = {canonicalize_name(r.name) for r in packages if r.specifier}
         entries = {
             canonicalize_name(r.name): parse_marker(str(r.marker or ""))
             for r in packages
@@ -169,9 +178,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
         graph = locked.locked_graph(poetry)
         family = protected_names(entries, [graph], direct)
         outside = {name: needs for name, needs in graph.items() if name not in entries}
-        reach = {
-            name: dependency_closure(graph.get(name, ()), outside) for name in entries
-        }
+        reach = {n: dependency_closure(graph.get(n, ()), outside) for n in entries}
         exported, roots = [], {}
         selected = locked.selected_packages(poetry, selection.groups, selection.extras)
         built = built_for(selected, variant_argument(entry.name))  # a Mac's pin: PyPI's
@@ -191,8 +198,10 @@ class ExportCommand(ReportsErrors, GroupCommand):
         needed = union(*roots.values())
         keys = {p: (p.name, public_version(p.version)) for p in entry.packages}
         chosen = [(p.name, p.version) for p, key in keys.items() if key in roots]
+        held = {p.name for p, _ in selected}  # else by a range alone: as installs do
+        alone = [(name, None) for name in ranged - held if roots]
         poetrys = {p.name for p in exported} - family  # its own cudnn: Poetry's
-        for one in entry.closure(chosen, None):  # every environment's
+        for one in entry.closure([*chosen, *alone], None):  # every environment's
             markers = parse_marker(one.markers).intersect(roots.get(keys[one], needed))
             if markers.is_empty() or one.name in poetrys:
                 continue

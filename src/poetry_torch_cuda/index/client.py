@@ -558,7 +558,7 @@ class IndexClient:
             else:
                 content, links = {}, HTMLPage(response.url, response.text).links
             entries = _entries(links, response.url, content)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):  # not its shape
             raise IndexUnavailableError(
                 f"{mask_url(url)} answered with a page that is not a simple index"
             ) from None
@@ -637,7 +637,7 @@ def _entries(
             filename=link.filename,
             url=urljoin(page_url, link.url_without_fragment),
             sha256=sha[1].lower() if sha else None,
-            size=info.get("size"),
+            size=n if type(n := info.get("size")) is int and n >= 0 else None,
             metadata_sha256=metadata,
         )
     return tuple(found[name] for name in sorted(found))

@@ -299,8 +299,8 @@ HEADER = """\
 """
 
 
-def render(lock: TorchCudaLock) -> str:
-    """The text of ``lock``; everything is sorted, so equal locks give equal text."""
+def write_lock(path: Path, lock: TorchCudaLock) -> bool:
+    """Write ``lock`` to ``path``, sorted and atomically; whether the file changed."""
     import tomlkit
 
     def inline(rows: Iterable[dict[str, Any]]) -> Any:
@@ -338,14 +338,9 @@ def render(lock: TorchCudaLock) -> str:
         }
         for variant in sorted(lock.variants, key=lambda v: v.name)
     ]
-    return HEADER + "\n" + tomlkit.dumps(document)
+    return tempfiles.write_text(path, HEADER + "\n" + tomlkit.dumps(document))
 
 
 def _fields(item: LockedPackage | LockedDependency) -> dict[str, str]:
     named = {"name": item.name, "version": item.version, "markers": item.markers}
     return {key: value for key, value in named.items() if value}
-
-
-def write_lock(path: Path, lock: TorchCudaLock) -> bool:
-    """Write ``lock`` to ``path`` atomically; return whether the file changed."""
-    return tempfiles.write_text(path, render(lock))

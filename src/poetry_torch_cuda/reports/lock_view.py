@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from poetry_torch_cuda.index.offers import SHOWN_VERSIONS
 from poetry_torch_cuda.index.offers import OfferFinder
@@ -23,7 +24,6 @@ from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import locked_versions
 from poetry_torch_cuda.project.locked import selected_packages
-from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import version_key
 from poetry_torch_cuda.urls import mask_url
 
@@ -39,7 +39,7 @@ def show_lock_view(ctx: RunContext) -> None:
     config, io, variant = ctx.config, ctx.io, ctx.config.variant
     selected = built_for(selected_packages(ctx.poetry), variant)  # not macOS' pins
     locked = dict(locked_versions(selected, config.packages))
-    newest = {n: _public(max(v, key=version_key)) for n, v in locked.items()}
+    newest = {n: Version(max(v, key=version_key)).public for n, v in locked.items()}
     # Poetry installs PyPI's torch where the variant has no builds: the hooks said so.
     if variant.kind != "auto" and left_to_pypi(variant, sys.platform) is not None:
         return
@@ -57,7 +57,7 @@ def show_lock_view(ctx: RunContext) -> None:
         else:
             url = mask_url(config.index_url(variant))
             have = ", ".join(offer.versions[:SHOWN_VERSIONS]) or "none"
-            missing = {_public(v) for v in locked[name]} - {*offer.versions}
+            missing = {Version(v).public for v in locked[name]} - {*offer.versions}
             for public in sorted(missing, key=version_key, reverse=True):
                 io.write_error_line(
                     f"<warning>{PREFIX}: {variant} has no build of {name} {public} "
@@ -95,10 +95,6 @@ def fleet_checks(ctx: RunContext) -> list[TargetCheck]:
     # (a CI runner installing cpu for itself), and torch locked in any group or extra.
     config = require_config(ctx.poetry.pyproject.data, overrides=("index-url",))
     return check_project_fleet(config, ctx.view.versions, ctx)
-
-
-def _public(version: str) -> str:
-    return public_version(version) or version
 
 
 def published(torch: str | None) -> str | None:
