@@ -63,6 +63,15 @@ class Verdict:
     #: Which rule admitted the build: :data:`COMPAT_RULE` or :data:`FULL_RULE`.
     rule: str | None = None
 
+    @property
+    def warning(self) -> str | None:
+        """``status``'s (and a move's) warning of a build that does not run here."""
+        if self.usable is not False:
+            return None
+        fix = "`poetry torch-cuda detect` shows which variant runs here"
+        fix = fix if self.driver_ok else f"update the driver, or {fix}"
+        return f"{self.variant} {self.reasons[-1]}; {fix}"
+
 
 @dataclass(frozen=True)
 class Decision:
