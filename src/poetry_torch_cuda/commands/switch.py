@@ -172,22 +172,16 @@ class SwitchCommand(MovingCommand):
         resolved = f" (auto: {variant})" if name == "auto" else ""
         if pinned := self.option("pin"):  # auto's: writes whatever runs here
             name, resolved = variant.name, " (auto's pick on this machine)"
-        if self.option("dry-run"):
-            self.line(f"{PREFIX}: would switch to <c2>{name}</>{resolved}")
-            text = pyproject.read_text(encoding="utf-8")
-            self.lock = with_variant(text, name) is not None
-            self.move(ctx, variant)
-            if self.lock:
-                self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
-            return self._outlasted(name)
         # All or nothing: the new pyproject.toml is written (beside the old one)
         # before pip runs and takes the old one's place only once pip succeeded;
         # it and torch-cuda.lock must be writable (the renames ignore their modes).
-        lock = lock_path(self.poetry)
+        lock, dry = lock_path(self.poetry), self.option("dry-run")
         try:
-            pending = prepare_variant(pyproject, name, always=pinned)  # auto moves on
-            for path in (pyproject, lock) if pending else ():
+            writes = with_variant(pyproject.read_text(encoding="utf-8"), name)
+            self.lock = bool(pinned) or writes is not None  # auto moves on
+            for path in (pyproject, lock) if self.lock else ():
                 refuse_read_only(path)
+            pending = None if dry else prepare_variant(pyproject, name, always=pinned)
         except OSError as error:
             shown = lock.name if error.filename == str(lock) else pyproject.name
             raise TorchCudaError(
@@ -195,6 +189,12 @@ class SwitchCommand(MovingCommand):
                 "nothing was changed. Free space or fix permissions, then run "
                 "the command again."
             ) from None
+        if dry:
+            self.line(f"{PREFIX}: would switch to <c2>{name}</>{resolved}")
+            self.move(ctx, variant)
+            if writes is not None:
+                self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
+            return self._outlasted(name)
         # The environment stays locked until pyproject.toml says the new
         # variant, so a run waiting for it plans with the new variant.
         # A failed switch leaves every project file as it was, byte for byte:
@@ -206,7 +206,6 @@ class SwitchCommand(MovingCommand):
             if waited:  # another run changed things meanwhile: read them again
                 self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
-            self.lock = pending is not None
             plan = self.move(ctx, variant)  # in its own lock: no wait
             # A build that fails verification is replaced by the previous one
             # (its records too: the stash's).
