@@ -71,8 +71,8 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         require_builds(resolution.variant, sys.platform)
         return ctx, resolution.variant
 
-    #: Lock the variant's entry also when nothing installs (``switch``: it records it).
-    lock = False
+    #: It records the variant (``switch``): its entry locks even if nothing installs.
+    records = False
 
     def move(self, ctx: RunContext, variant: Variant, *, force: bool = False) -> Plan:
         """Make the environment hold ``variant`` (``--dry-run``: say what that would);
@@ -85,7 +85,7 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
             warning = assess(variant, machine, torch).warning
             if warning and machine.nvidia and not machine.jetson:  # else: report's
                 ctx.warn(warning)
-        if (self.lock or plan.install) and (dry or not plan.install):
+        if (self.records or plan.install) and (dry or not plan.install):
             locked_entry(ctx.poetry, self.io, variant, None, ctx.env.marker_env, dry)
         if not dry:
             plan = ctx.reconcile(variant, force=force, refresh=True)
@@ -178,8 +178,8 @@ class SwitchCommand(MovingCommand):
         lock, dry = lock_path(self.poetry), self.option("dry-run")
         try:
             writes = with_variant(pyproject.read_text(encoding="utf-8"), name)
-            self.lock = bool(pinned) or writes is not None  # auto moves on
-            for path in (pyproject, lock) if self.lock else ():
+            self.records = bool(pinned) or writes is not None  # auto moves on
+            for path in (pyproject, lock) if self.records else ():
                 refuse_read_only(path)
             pending = None if dry else prepare_variant(pyproject, name, always=pinned)
         except OSError as error:
