@@ -9,8 +9,11 @@ import shutil
 from typing import TYPE_CHECKING
 from typing import Any
 
+import pytest
+
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import NVIDIA_SMI_FAILED
+from tests.support.gpus import RTX_4090
 from tests.support.gpus import machine_env
 from tests.support.gpus import smi_line
 from tests.support.inprocess import run_inprocess
@@ -18,8 +21,6 @@ from tests.support.inprocess import run_inprocess
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
     from tests.support.fixtures import ProjectFactory
 
@@ -50,17 +51,33 @@ def test_status_and_dry_runs_create_no_virtualenv(
     assert not project.venv.exists()
 
 
-def test_switch_in_a_project_without_the_table_plans_the_default_index(
-    project_factory: ProjectFactory,
+@pytest.mark.parametrize(
+    ("table", "refusal"),
+    [
+        (None, "This project has no [tool.poetry-torch-cuda] table"),
+        ('variant = "cu12x"', "[tool.poetry-torch-cuda] variant = 'cu12x' is not a"),
+    ],
+)
+def test_a_switch_from_an_unreadable_table_dry_runs_as_it_runs(
+    project_factory: ProjectFactory, table: str | None, refusal: str
 ) -> None:
-    project = project_factory(DEPS)
+    """The switch locks cu130 first from the table pyproject.toml holds (torch-cuda.lock's
+    inputs), before it writes the new one: without a table, or with a bad variant, it
+    fails and writes nothing. Its dry run planned the default index and exited 0."""
+    project = project_factory(DEPS, table and 'variant = "cu129"')
     assert run_inprocess(project, "lock").returncode == 0
-    args = ("torch-cuda", "switch", "cu130", "--dry-run", "--only", "main")
-    result = run_inprocess(project, *args)
-    assert result.returncode == 0, result
-    assert "would switch to cu130" in result.stdout
-    assert "download.pytorch.org/whl/cu130" in result.stdout
-    assert 'would set variant = "cu130" in pyproject.toml' in result.stdout
+    if table:
+        project.write_pyproject(project.pyproject_text().replace('"cu129"', '"cu12x"'))
+    before = project.pyproject_text()
+    for options in (("--only", "main"), ()):  # an install locks it, or the switch
+        args = ("torch-cuda", "switch", "cu130", *options)
+        dry = run_inprocess(project, *args, "--dry-run")
+        real = run_inprocess(project, *args)
+        for result in (dry, real):
+            assert result.returncode == 1, result
+            assert result.stderr.startswith(refusal), result
+        assert "would set" not in dry.stdout and "would install" not in dry.stdout
+    assert project.pyproject_text() == before
 
 
 def test_a_dry_run_switch_to_the_recorded_variant_would_set_nothing(
@@ -122,7 +139,7 @@ def test_why_nothing_moved_resolves_each_selection_of_the_lock_once(
     result = run_inprocess(project, "torch-cuda", "sync", "--dry-run")
     assert result.returncode == 0, result
     assert (
-        "nothing moved: no configured package is installed (torch: in the lock, "
+        "nothing would move: no configured package is installed (torch: in the lock, "
         "only in group gpu, not selected (--with gpu); torchaudio: not in the lock; "
         "torchvision: in the lock, "
         "only in group gpu, not selected (--with gpu)); to install the others here, "
@@ -181,7 +198,7 @@ def test_every_move_warns_a_jetson_that_pytorchs_cuda_builds_do_not_run_there(
     for args in (
         ("install", "--dry-run"),
         ("torch-cuda", "sync", "--dry-run"),
-        ("torch-cuda", "switch", "cu128", "--dry-run"),
+        ("torch-cuda", "switch", "cu129", "--dry-run"),  # nothing to lock first
     ):
         result = run_inprocess(project, *args, env_extra=jetson)
         assert result.returncode == 0, (args, result)
@@ -192,3 +209,74 @@ def test_every_move_warns_a_jetson_that_pytorchs_cuda_builds_do_not_run_there(
         project, "torch-cuda", "sync", "--dry-run", env_extra=jetson
     )
     assert "Jetson" not in trusted.stderr, trusted
+
+
+def test_a_dry_run_locks_first_as_the_move_would_or_refuses_alike(
+    project_factory: ProjectFactory,
+) -> None:
+    """torch-cuda.lock has cu129 only. `switch cu130 --dry-run` did not say that the
+    switch locks cu130 first, and `switch cu126 --dry-run` (cu126's index lacks the
+    locked torch) exited 0 where the switch fails "cannot lock"; in an environment
+    without torch its dry run said "nothing moved", as if done."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    files = [project.pyproject, project.lockfile, project.path / "torch-cuda.lock"]
+    before = [path.read_bytes() for path in files]
+    args = ("torch-cuda", "switch", "cu130", "--dry-run")
+    installs = run_inprocess(project, *args, "--only", "main")  # torch: here, or not
+    nothing = run_inprocess(project, *args)
+    assert installs.returncode == nothing.returncode == 0, (installs, nothing)
+    url = f"{project.index.url}/whl"
+    assert installs.stdout == (
+        "torch-cuda: would switch to cu130\n"
+        "torch-cuda: would lock cu130 first (cu130 is not locked)\n"
+        "torch-cuda: would install torch==2.14.1+cu130, torchvision==0.29.1+cu130 "
+        f"from {url}/cu130\n"
+        'torch-cuda: would set variant = "cu130" in pyproject.toml\n'
+    ), installs
+    assert nothing.stdout.startswith(
+        "torch-cuda: would switch to cu130\n"
+        "torch-cuda: would lock cu130 first (cu130 is not locked)\n"
+        "torch-cuda: nothing would move: no configured package is installed (torch:"
+    ), nothing
+    for options in (("--only", "main"), ()):
+        refused = run_inprocess(
+            project, "torch-cuda", "switch", "cu126", "--dry-run", *options
+        )
+        assert refused.returncode == 1, refused
+        assert refused.stderr.startswith(
+            f"cannot lock torch==2.14.1+cu126 from {url}/cu126: the index has no build"
+        ), refused
+    synced = run_inprocess(project, "torch-cuda", "sync", "--dry-run", "--only", "main")
+    assert synced.returncode == 0, synced
+    assert synced.stdout == (
+        "torch-cuda: would install torch==2.14.1+cu129, torchvision==0.29.1+cu129 "
+        f"from {url}/cu129\n"
+    ), synced
+    assert [path.read_bytes() for path in files] == before
+
+
+def test_a_move_warns_before_it_installs_a_build_the_driver_does_not_run(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """Driver 575 runs CUDA 12.9 at most: with verification off, `switch cu130`
+    installed the build without a word; `status` warned only afterwards."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    old = machine_env(tmp_path / "old", nvidia_smi=smi_line("575.51.03", *RTX_4090))
+    off = {**old, "POETRY_TORCH_CUDA_VERIFY": "0"}
+    warning = (
+        "torch-cuda: cu130 needs driver >= 580 (CUDA 13.x minor-version compatibility) "
+        "or >= 580.65.06 (full CUDA 13.0 support); driver 575.51.03 supports CUDA 12.9; "
+        "update the driver, or `poetry torch-cuda detect` shows which variant runs here"
+    )
+    args = ("torch-cuda", "switch", "cu130", "--only", "main")
+    dry = run_inprocess(project, *args, "--dry-run", env_extra=off)
+    assert dry.returncode == 0, dry
+    assert warning in dry.stderr, dry
+    result = run_inprocess(project, *args, env_extra=off)
+    assert result.returncode == 0, result
+    assert warning in result.stderr, result
+    assert "installed torch 2.14.1+cu130" in result.stdout, result
+    back = run_inprocess(project, "torch-cuda", "switch", "cu129", env_extra=off)
+    assert back.returncode == 0 and not back.stderr, back  # 575 runs cu129

@@ -186,14 +186,16 @@ def test_switch_dry_run(cu129_project: Project, index: IndexServer) -> None:
     index.clear_requests()
     result = run_inprocess(cu129_project, "torch-cuda", "switch", "cu130", "--dry-run")
     assert result.returncode == 0, result
-    assert "torch==2.14.1+cu130" in result.stdout
+    assert "would lock cu130 first (cu130 is not locked)" in result.stdout, result
+    assert "would install torch==2.14.1+cu130" in result.stdout
     assert (
         "nvidia-cublas-cu12" not in result.stdout
     )  # orphans are known only after the install
     assert cu129_project.pyproject.read_bytes() == pyproject
     assert (cu129_project.path / "torch-cuda.lock").read_bytes() == torch_lock
     assert cu129_project.installed()["torch"] == "2.14.1+cu129"
-    assert whl_requests(index) == []
+    # It locks cu130 as the switch would, from the index's pages and metadata.
+    assert not [path for path in whl_requests(index) if path.endswith(".whl")]
 
 
 def test_switch_rejects_unknown_variant(cu129_project: Project) -> None:

@@ -63,10 +63,14 @@ def test_after_a_failed_install_the_guards_fail_and_the_advice_fits(
         in status.stdout
     )
 
+    # needs-torch, installed, requires torch: sync puts the locked build back, and
+    # locks cu129 first, from the index that does not answer: its dry run says so
     dry = run_inprocess(
         project, "torch-cuda", "sync", "--dry-run", env_extra=UNREACHABLE
     )
-    assert dry.returncode == 0, dry
-    assert "--with" not in dry.stdout and "-E" not in dry.stdout, dry.stdout
-    # needs-torch, installed, requires torch: sync puts the locked build back
-    assert "would install torch==2.14.1+cu129" in dry.stdout, dry.stdout
+    real = run_inprocess(project, "torch-cuda", "sync", env_extra=UNREACHABLE)
+    assert dry.returncode == real.returncode == 1, (dry, real)
+    assert dry.stdout == (
+        "torch-cuda: would lock cu129 first (torch-cuda.lock does not exist)\n"
+    ), dry
+    assert real.stderr.startswith(dry.stderr.splitlines()[0]), (dry, real)

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from cleo.helpers import argument
 from cleo.helpers import option
+from packaging.utils import canonicalize_name
 from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
@@ -16,8 +17,10 @@ from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.lockfile.model import lock_path
-from poetry_torch_cuda.lockfile.service import lock_project
+from poetry_torch_cuda.lockfile.service import locked_entry
 from poetry_torch_cuda.lockfile.service import settle
+from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import require_builds
 from poetry_torch_cuda.machine.resolution import resolve
@@ -68,22 +71,31 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         require_builds(resolution.variant, sys.platform)
         return ctx, resolution.variant
 
-    def say(
-        self, ctx: RunContext, plan: Plan, head: str = "", would: bool = False
-    ) -> None:
-        """``head``, then what ``plan`` changes or why nothing moves (``would``: a dry run)."""
-        if holds_nothing(plan):
-            words = ctx.view.nothing_held(ctx.config.package_names)
-        else:
-            words = describe_plan(plan, would=would)
-        self.line(f"{PREFIX}: {head}{esc(words)}")
-        ctx.warn_unmoved(plan)
+    #: It records the variant (``switch``): its entry locks even if nothing installs.
+    records = False
 
     def move(self, ctx: RunContext, variant: Variant, *, force: bool = False) -> Plan:
-        """Make the environment hold ``variant``; one line when nothing changed."""
-        plan = ctx.reconcile(variant, force=force, refresh=True)
-        if plan.is_empty:
-            self.say(ctx, plan)
+        """Make the environment hold ``variant`` (``--dry-run``: say what that would);
+        one line when nothing changed. First a build the driver rule says does not run
+        here is warned of, ``variant``'s entry locked if missing (by the install)."""
+        plan, dry = ctx.plan(variant, force=force), bool(self.option("dry-run"))
+        if plan.install and variant.kind == "cuda" and variant == ctx.config.variant:
+            machine = probe(ctx.env)
+            torch = ctx.locked.versions.get(canonicalize_name("torch"))
+            warning = assess(variant, machine, torch).warning
+            if warning and machine.nvidia and not machine.jetson:  # else: report's
+                ctx.warn(warning)
+        if (self.records or plan.install) and (dry or not plan.install):
+            locked_entry(ctx.poetry, self.io, variant, None, ctx.env.marker_env, dry)
+        if not dry:
+            plan = ctx.reconcile(variant, force=force, refresh=True)
+        if dry or plan.is_empty:  # what it changes, or why nothing moves
+            if holds_nothing(plan):
+                words = ctx.view.nothing_held(ctx.config.package_names, dry)
+            else:
+                words = describe_plan(plan, would=dry)
+            self.line(f"{PREFIX}: {esc(words)}")
+            ctx.warn_unmoved(plan)
         return plan
 
 
@@ -115,11 +127,9 @@ class SyncCommand(MovingCommand):
 
     def work(self) -> int:
         ctx, variant = self.prepare(require_config(self.poetry.pyproject.data))
-        force = bool(self.option("force"))
-        if self.option("dry-run"):
-            self.say(ctx, ctx.plan(variant, force=force), would=True)
-            return 0
-        prove_change(ctx, self.move(ctx, variant, force=force))
+        plan = self.move(ctx, variant, force=bool(self.option("force")))
+        if not self.option("dry-run"):
+            prove_change(ctx, plan)
         return 0
 
 
@@ -162,20 +172,16 @@ class SwitchCommand(MovingCommand):
         resolved = f" (auto: {variant})" if name == "auto" else ""
         if pinned := self.option("pin"):  # auto's: writes whatever runs here
             name, resolved = variant.name, " (auto's pick on this machine)"
-        if self.option("dry-run"):
-            head = f"would switch to <c2>{name}</>{resolved}: "
-            self.say(ctx, ctx.plan(variant), head)
-            if with_variant(pyproject.read_text(encoding="utf-8"), name) is not None:
-                self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
-            return self._outlasted(name)
         # All or nothing: the new pyproject.toml is written (beside the old one)
         # before pip runs and takes the old one's place only once pip succeeded;
         # it and torch-cuda.lock must be writable (the renames ignore their modes).
-        lock = lock_path(self.poetry)
+        lock, dry = lock_path(self.poetry), self.option("dry-run")
         try:
-            pending = prepare_variant(pyproject, name, always=pinned)  # auto moves on
-            for path in (pyproject, lock) if pending else ():
+            writes = with_variant(pyproject.read_text(encoding="utf-8"), name)
+            self.records = bool(pinned) or writes is not None  # auto moves on
+            for path in (pyproject, lock) if self.records else ():
                 refuse_read_only(path)
+            pending = None if dry else prepare_variant(pyproject, name, always=pinned)
         except OSError as error:
             shown = lock.name if error.filename == str(lock) else pyproject.name
             raise TorchCudaError(
@@ -183,6 +189,12 @@ class SwitchCommand(MovingCommand):
                 "nothing was changed. Free space or fix permissions, then run "
                 "the command again."
             ) from None
+        if dry:
+            self.line(f"{PREFIX}: would switch to <c2>{name}</>{resolved}")
+            self.move(ctx, variant)
+            if writes is not None:
+                self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
+            return self._outlasted(name)
         # The environment stays locked until pyproject.toml says the new
         # variant, so a run waiting for it plans with the new variant.
         # A failed switch leaves every project file as it was, byte for byte:
@@ -195,10 +207,6 @@ class SwitchCommand(MovingCommand):
                 self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
             plan = self.move(ctx, variant)  # in its own lock: no wait
-            if plan.is_empty and pending:  # no install locked it: it must lock
-                lock_project(
-                    self.poetry, self.io, reuse=True, extra=[variant], write=False
-                )
             # A build that fails verification is replaced by the previous one
             # (its records too: the stash's).
             final = prove_change(ctx, plan, roll_back=True)

@@ -719,11 +719,12 @@ def locked_entry(
     poetry: Poetry,
     io: IO,
     variant: Variant,
-    auth: IndexAuthenticator,
+    auth: IndexAuthenticator | None,
     markers: Mapping[str, Any],
+    would: bool = False,
 ) -> tuple[VariantLock, Callable[[], None]]:
-    """``variant``'s entry for an install (a missing or stale one locked now, as Poetry
-    locks a missing poetry.lock) and what writes it once the install holds."""
+    """``variant``'s entry for an install (``would``: a dry run's), a missing or stale one
+    locked now as Poetry locks a missing poetry.lock, and what writes it once it holds."""
     before, reasons, _ = entry_for(poetry, variant)  # another run may change it
     if not reasons and before and (found := before.variant(variant.name)):
         return found, lambda: None
@@ -732,7 +733,8 @@ def locked_entry(
         refuse_read_only(path)
     except OSError as error:
         raise _unwritable(error) from None
-    io.write_line(f"{PREFIX}: locking <c2>{variant}</> first ({reasons[0]})")
+    doing = "would lock" if would else "locking"
+    io.write_line(f"{PREFIX}: {doing} <c2>{variant}</> first ({reasons[0]})")
     # An install asks the index afresh: it is about to download from it anyway.
     made = lock_project(
         poetry,

@@ -67,6 +67,15 @@ class Verdict:
         """Whether the build runs on some of the ``gpus`` GPUs, leaving the others out."""
         return self.driver_ok and 0 < len(self.uncovered) < gpus
 
+    @property
+    def warning(self) -> str | None:
+        """``status``'s (and a move's) warning of a build that does not run here."""
+        if self.usable is not False:
+            return None
+        fix = "`poetry torch-cuda detect` shows which variant runs here"
+        fix = fix if self.driver_ok else f"update the driver, or {fix}"
+        return f"{self.variant} {self.reasons[-1]}; {fix}"
+
 
 @dataclass(frozen=True)
 class Decision:

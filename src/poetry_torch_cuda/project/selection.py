@@ -209,8 +209,9 @@ class LockView:
             self._resolved[key] = resolved_versions(self.poetry, marker_env, *key)
         return self._resolved[key]
 
-    def nothing_held(self, configured: Iterable[NormalizedName]) -> str:
-        """Why ``switch``/``sync`` moved nothing: no configured package is installed."""
+    def nothing_held(self, configured: Iterable[NormalizedName], would: bool) -> str:
+        """Why ``switch``/``sync`` moves nothing (``would``: a dry run's words): no
+        configured package is installed."""
         reasons, hint = [], ""
         for name in sorted(configured):
             reason = f"{name}: {self.why_absent(name)}"
@@ -222,7 +223,5 @@ class LockView:
                     "them to this command or to `poetry install`"
                 )
             reasons.append(reason)
-        return (
-            "nothing moved: no configured package is installed "
-            f"({'; '.join(reasons)}){hint}"
-        )
+        moved, why = "would move" if would else "moved", "; ".join(reasons)
+        return f"nothing {moved}: no configured package is installed ({why}){hint}"

@@ -165,10 +165,8 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
                     f"{verdict.reasons[0]} on this machine: {variant}'s torch runs on the "
                     "CPU only here"
                 )
-        elif verdict.usable is False and not (decision and decision.left_out):
-            fix = "`poetry torch-cuda detect` shows which variant runs here"
-            fix = fix if verdict.driver_ok else f"update the driver, or {fix}"
-            report.warnings.append(f"{variant} {verdict.reasons[-1]}; {fix}")
+        elif verdict.warning and not (decision and decision.left_out):
+            report.warnings.append(verdict.warning)
     # Poetry adds what is missing, and its run's hook the family's wheels.
     add = f"run {ctx.selection.install}"
     builds = read_builds(names, installed)
