@@ -11,8 +11,8 @@ from cleo.exceptions import CleoUserError
 class TorchCudaError(CleoUserError):
     """A problem the user can fix: the message names the cause and the fix.
 
-    Poetry renders a ``CleoUserError`` as its message alone, at every
-    verbosity, and exits with status 1 (or ``exit_code`` when set).
+    Poetry renders a ``CleoUserError`` as its message alone, at every verbosity, and
+    exits with status 1 (or ``exit_code`` when set).
     """
 
 

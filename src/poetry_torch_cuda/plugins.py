@@ -1,7 +1,7 @@
 """The Poetry application plugin: registers commands and listeners, nothing else.
 
-Poetry activates plugins on every invocation, ``poetry --version`` included,
-so this module imports nothing of ours until a command or listener needs it.
+Poetry activates plugins on every invocation, ``poetry --version`` included, so this
+module imports nothing of ours until a command or listener needs it.
 """
 
 from __future__ import annotations
@@ -55,13 +55,20 @@ class TorchCudaPlugin(ApplicationPlugin):
         self._forward("on_validate", event)
 
     def _on_command(self, event: Event, *_: Any) -> None:
-        _warn_on_poetry_export(event)
+        # `poetry export` writes PyPI's torch: point to `poetry torch-cuda export`.
+        command = getattr(event, "command", None)
+        if getattr(command, "name", None) == "export" and _has_table(command):
+            event.io.write_error_line(  # type: ignore[attr-defined]
+                "<warning>torch-cuda: `poetry export` pins PyPI's build of torch and "
+                "its CUDA wheels, not the variant this project configures; use "
+                "`poetry torch-cuda export --variant <variant>` for a hash-pinned "
+                "list with the variant's build.</>"
+            )
         self._forward("on_command", event)
 
     def _forward(self, name: str, event: Event, *_: Any) -> None:
-        """Hand ``event`` to the hooks: only installer commands in projects
-        that have the table (and never ``poetry self …``, which works on
-        Poetry's own environment); this is the one place that decides it."""
+        """Hand ``event`` to the hooks: only installer commands in projects with the
+        table (never ``poetry self …``, Poetry's own env); the one place deciding it."""
         from poetry.console.commands.installer_command import InstallerCommand
 
         command = getattr(event, "command", None)
@@ -89,18 +96,6 @@ def _has_table(command: Any) -> bool:
     from poetry_torch_cuda.project import config  # a project with the table only
 
     return not config.switch(config.ENV_DISABLE)
-
-
-def _warn_on_poetry_export(event: Event) -> None:
-    """``poetry export`` writes PyPI's torch: point to ``poetry torch-cuda export``."""
-    command = getattr(event, "command", None)
-    if getattr(command, "name", None) == "export" and _has_table(command):
-        event.io.write_error_line(  # type: ignore[attr-defined]
-            "<warning>torch-cuda: `poetry export` pins PyPI's build of torch and "
-            "its CUDA wheels, not the variant this project configures; use "
-            "`poetry torch-cuda export --variant <variant>` for a hash-pinned "
-            "list with the variant's build.</>"
-        )
 
 
 def _build(target: str) -> CleoCommand:

@@ -20,7 +20,7 @@ _SECRETS: set[str] = set()
 def mask_url(url: str) -> str:
     """Return ``url`` with any user name and password replaced by ``***``."""
     try:
-        masked = _replace_userinfo(url, "***@")
+        masked = without_credentials(url, "***@")
     except ValueError:
         return "<invalid URL>"
     # Shown, written without ``//`` (``alice:pw@host/...``): what comes before the
@@ -31,12 +31,8 @@ def mask_url(url: str) -> str:
     return masked
 
 
-def without_credentials(url: str) -> str:
-    """``url`` with its ``user:password@`` part removed."""
-    return _replace_userinfo(url, "")
-
-
-def _replace_userinfo(url: str, userinfo: str) -> str:
+def without_credentials(url: str, userinfo: str = "") -> str:
+    """``url`` with its ``user:password@`` part removed (or replaced by ``userinfo``)."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:  # none, or a path such as ``libs@2/x.whl``
         return url

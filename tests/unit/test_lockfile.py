@@ -272,7 +272,7 @@ def test_poetry_export_warns_once_in_a_project_with_the_table() -> None:
 
     from cleo.io.buffered_io import BufferedIO
 
-    from poetry_torch_cuda.plugins import _warn_on_poetry_export
+    from poetry_torch_cuda.plugins import TorchCudaPlugin
 
     def event(name: str, data: dict[str, object]) -> SimpleNamespace:
         pyproject = SimpleNamespace(data=data)
@@ -282,12 +282,12 @@ def test_poetry_export_warns_once_in_a_project_with_the_table() -> None:
         return SimpleNamespace(command=command, io=BufferedIO())
 
     warned = event("export", table())
-    _warn_on_poetry_export(warned)  # type: ignore[arg-type]
+    TorchCudaPlugin()._on_command(warned)  # type: ignore[arg-type]
     text = warned.io.fetch_error()
     assert text.count("\n") == 1
     assert "poetry torch-cuda export --variant" in text
     for quiet in (event("export", {"tool": {}}), event("install", table())):
-        _warn_on_poetry_export(quiet)  # type: ignore[arg-type]
+        TorchCudaPlugin()._on_command(quiet)  # type: ignore[arg-type]
         assert quiet.io.fetch_error() == ""
 
 

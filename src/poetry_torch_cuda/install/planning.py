@@ -47,26 +47,22 @@ class Target:
 
     def is_satisfied_by(self, installed_version: str | None, variant: Variant) -> bool:
         """Whether ``installed_version`` is this target's build of ``variant``."""
-        if installed_version is None:
-            return False
         try:
-            installed = Version(installed_version)
-        except InvalidVersion:
+            installed = Version(installed_version or "")
+        except InvalidVersion:  # none installed, or not a version
             return False
         if self.version is not None:
             return installed == self.version
-        if installed.local != variant.name:
-            return False
-        return self.specifier is None or self.specifier.contains(
-            installed, prereleases=True
+        spec = self.specifier
+        return installed.local == variant.name and (
+            spec is None or spec.contains(installed, prereleases=True)
         )
 
     def __str__(self) -> str:
         """The requirement as pip reads it (``torch==2.8.0+cu129``)."""
         extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
-        if self.version is not None:
-            return f"{self.name}{extras}=={self.version}"
-        return f"{self.name}{extras}{self.specifier or ''}"
+        pin = f"=={self.version}" if self.version is not None else self.specifier or ""
+        return f"{self.name}{extras}{pin}"
 
 
 def build_targets(
@@ -169,11 +165,10 @@ def protected_for(
     config: TorchCudaConfig, locked: LockedState, installed: InstalledEnvironment
 ) -> frozenset[NormalizedName]:
     """The torch family as the lock and the environment see it, but the project's own."""
-    installed_graph = installed.graph(config.package_names)
-    graphs = [locked.graph, installed_graph]
+    names, graph = config.package_names, installed.graph(config.package_names)
     # What the installed build needs but the lock never heard of is pip's, not Poetry's.
-    unknown = frozenset(installed_graph) - frozenset(locked.graph) - locked.direct
-    return protected_names(config.package_names, graphs, locked.direct) | unknown
+    unknown = frozenset(graph) - frozenset(locked.graph) - locked.direct
+    return protected_names(names, [locked.graph, graph], locked.direct) | unknown
 
 
 def plan_for(

@@ -93,19 +93,14 @@ def prepare_install(request: InstallRequest, env: Env, io: IO) -> InstallRequest
     return dataclasses.replace(request, plan=plan, files=tuple(files), write_lock=write)
 
 
-#: Where Poetry's own packages are locked.
-POETRY_LOCK = "poetry.lock"
-
-
 def locked_files(lock: VariantLock, plan: Plan, env: Env) -> list[LockedFile]:
     """Of the closure of ``plan``'s targets in ``lock``, the wheel pip prefers here of each
     package not installed at its locked version (unless forced) nor the project's own."""
     roots = [(t.name, str(t.version)) for t in plan.install]  # pinned: a version each
-    packages = lock.closure(roots, env.marker_env)
-    asked = {target.name for target in plan.install}
+    asked = {name for name, _ in roots}
     return [
         _best_file(lock.files(package), package.name, package.version, env)
-        for package in packages
+        for package in lock.closure(roots, env.marker_env)
         if package.name not in plan.own
         and (
             plan.force
@@ -134,12 +129,12 @@ def poetry_files(
                 link.filename,
                 link.url_without_fragment,
                 hashes[link.filename].partition(":")[2].lower(),
-                lock=POETRY_LOCK,
+                lock="poetry.lock",
             )
             for link in poetry_links(poetry, package)
             if link.is_wheel and hashes.get(link.filename, "").startswith("sha256:")
         ]
-        found.append(_best_file(candidates, package.name, version, env, POETRY_LOCK))
+        found.append(_best_file(candidates, package.name, version, env, "poetry.lock"))
     return found
 
 
@@ -160,7 +155,7 @@ def poetry_links(poetry: Poetry, package: Package) -> list[Link]:
         found = unavailable(url, failure, project=package.name)
         raise TorchCudaError(
             f"could not read the files of {package.name} on {repository.name}, "
-            f"{POETRY_LOCK}'s source: {found.words}.\n{found.advice}"
+            f"poetry.lock's source: {found.words}.\n{found.advice}"
         ) from None
 
 
