@@ -51,18 +51,15 @@ def with_variant(text: str, variant: str) -> str | None:
 def prepare_variant(
     pyproject: Path, variant: str, always: bool = False
 ) -> PendingWrite | None:
-    """The edit, its file written beside the old one now (an ``OSError``: a full
-    disk or a read-only directory shows before anything is installed; ``commit``
-    edits the file as it is then); ``None`` if nothing changes (``always``: an edit
-    still, for a variant that may change before the commit)."""
+    """The edit, its file written beside the old one now (a full disk shows before any
+    install); ``None`` if nothing changes, unless ``always`` (the variant may change)."""
     target = tempfiles.beside(pyproject)
     current = target.read_bytes()
     updated = with_variant(current.decode("utf-8"), variant)
     if updated is None and not always:
         return None
-    return PendingWrite(
-        target, variant, current if updated is None else updated.encode()
-    )
+    data = current if updated is None else updated.encode()
+    return PendingWrite(target, variant, data)
 
 
 class PendingWrite:
@@ -70,9 +67,8 @@ class PendingWrite:
 
     def __init__(self, target: Path, variant: str, data: bytes) -> None:
         self.target, self.variant = target, variant
-        handle, self._temporary = tempfiles.make(
-            target.parent, f".{target.name}.", ".tmp"
-        )
+        handle, temporary = tempfiles.make(target.parent, f".{target.name}.", ".tmp")
+        self._temporary = temporary
         try:
             _write(handle, data)
         except BaseException:
@@ -81,8 +77,7 @@ class PendingWrite:
 
     def commit(self) -> bool:
         """Apply the edit to the file as it is now; return whether it changed (a
-        :class:`TorchCudaError`: it kept changing, is no longer TOML, or could not be
-        written: gone, read-only, no table)."""
+        :class:`TorchCudaError`: it kept changing, is no longer TOML or not writable)."""
         why = "kept changing while the variant was written to it"
         try:
             with _locked(self.target):
