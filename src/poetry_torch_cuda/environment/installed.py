@@ -238,9 +238,9 @@ CUDA_SUFFIX = re.compile(r"-cu(\d+)$")
 
 def unlabelled_cuda(requires: Iterable[str], version_py: str | None) -> str | None:
     """The CUDA an unlabelled (PyPI) build carries: the runtime it pins (``13.0`` from
-    ``cuda-toolkit==13.0.*``, markers ignored: it names the CUDA built with), else ``12.x``
-    from ``nvidia-*-cu12`` wheels, else version.py's ``cuda = '12.8'``; ``""``: CPU-only
-    (``cuda = None``); ``None``: nothing says."""
+    ``cuda-toolkit==13.0.*``, markers ignored: it names the CUDA built with), else
+    ``12.x`` from ``nvidia-*-cu12`` wheels, else version.py's ``cuda = '12.8'``; ``""``:
+    CPU-only (``cuda = None``); ``None``: nothing says."""
     family: str | None = None
     for line in requires:
         try:

@@ -43,8 +43,8 @@ class LockedState:
 
 
 def locked_graph(poetry: Poetry) -> dict[NormalizedName, list[NormalizedName]]:
-    """poetry.lock's dependency graph (empty without a lock): name -> required
-    names, markers ignored (a superset is what protection wants)."""
+    """poetry.lock's graph (empty without a lock), markers ignored (protection wants a
+    superset)."""
     packages = poetry.locker.locked_repository().packages
     return {p.name: [dep.name for dep in p.requires] for p in packages}
 
@@ -65,9 +65,10 @@ def content_hash(poetry: Poetry) -> str:
 def selected_packages(
     poetry: Poetry, groups: Iterable[str] | None = None, extras: Iterable[str] = ()
 ) -> Selected:
-    """poetry.lock's packages as ``poetry install`` selects them for ``groups`` (``None``:
-    all, every extra) and ``extras``, each with its marker there, extras decided (``A or
-    extra == "x"`` is ``A`` without ``x``); a lock before format 2.1: all, everywhere."""
+    """poetry.lock's packages as ``poetry install`` selects them for ``groups``
+    (``None``: all, every extra) and ``extras``, each with its marker there, extras
+    decided (``A or extra == "x"`` is ``A`` without ``x``); a lock before format 2.1:
+    all, everywhere."""
     from poetry.core.version.markers import AnyMarker
     from poetry.core.version.markers import MarkerUnion
     from poetry.core.version.markers import dnf
@@ -175,7 +176,7 @@ STALE_LOCK = (
 
 
 def is_stale(poetry: Poetry) -> bool:
-    """Whether poetry.lock exists but no longer matches pyproject.toml (Poetry's check)."""
+    """Whether poetry.lock exists but no longer matches pyproject.toml (Poetry's)."""
     locker = poetry.locker
     return locker.is_locked() and bool(locker.lock_data) and not locker.is_fresh()
 

@@ -52,8 +52,8 @@ def protected_names(
     direct: Iterable[NormalizedName] = (),
 ) -> frozenset[NormalizedName]:
     """The configured packages plus the CUDA-bound wheels in their closure in any of
-    ``graphs`` (the lock's, the env's: its torch's cu12 wheels when the lock knows cu13),
-    less the project's own ``direct`` dependencies (its ``triton``): Poetry's."""
+    ``graphs`` (the lock's, the env's: its torch's cu12 wheels when the lock knows
+    cu13), less the project's own ``direct`` dependencies (its ``triton``): Poetry's."""
     configured = frozenset(configured)
     closure = dependency_closure(configured, merge_graphs(*graphs))
     return configured | {n for n in closure if is_cuda_bound(n)} - frozenset(direct)

@@ -1,9 +1,8 @@
 """Rewrite the ``variant`` key of pyproject.toml with tomlkit, leaving the rest as it was.
 
-The edit is applied to the file as it is when written (``switch`` runs for
-minutes): under a lock, read again, edited, renamed over it, and redone if
-someone changed it meanwhile; a hard-linked file is rewritten in place.
-"""
+The edit applies to the file as it is when written (``switch`` runs for minutes): under
+a lock, read again, edited, renamed over it, redone if someone changed it meanwhile; a
+hard-linked file is rewritten in place."""
 
 from __future__ import annotations
 
@@ -30,9 +29,7 @@ _ATTEMPTS = 5
 
 def with_variant(text: str, variant: str) -> str | None:
     """``text`` (a pyproject.toml) with ``variant`` set; ``None`` if it already says so.
-
-    A literal string (``'cu129'``) stays a literal string, CRLF line endings stay CRLF.
-    """
+    A literal string (``'cu129'``) stays literal, CRLF line endings stay CRLF."""
     document = tomlkit.parse(text)
     tool = document.setdefault("tool", tomlkit.table(is_super_table=True))
     table = tool.setdefault(TABLE, tomlkit.table())
@@ -51,8 +48,8 @@ def with_variant(text: str, variant: str) -> str | None:
 def prepare_variant(
     pyproject: Path, variant: str, always: bool = False
 ) -> PendingWrite | None:
-    """The edit, its file written beside the old one now (a full disk shows before any
-    install); ``None`` if nothing changes, unless ``always`` (the variant may change)."""
+    """The edit, its file written beside the old one now (a full disk shows before
+    any install); ``None`` if nothing changes unless ``always`` (it may change)."""
     target = tempfiles.beside(pyproject)
     current = target.read_bytes()
     updated = with_variant(current.decode("utf-8"), variant)
@@ -77,7 +74,7 @@ class PendingWrite:
 
     def commit(self) -> bool:
         """Apply the edit to the file as it is now; return whether it changed (a
-        :class:`TorchCudaError`: it kept changing, is no longer TOML or not writable)."""
+        :class:`TorchCudaError`: it kept changing, is not TOML or not writable)."""
         why = "kept changing while the variant was written to it"
         try:
             with _locked(self.target):

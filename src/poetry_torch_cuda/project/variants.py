@@ -36,9 +36,9 @@ class Variant:
         return None if match is None else (int(match["major"]), int(match["minor"]))
 
     def not_built_for(self, sys_platform: str, shown: str | None = None) -> str | None:
-        """``PyTorch publishes no cu129 builds for darwin`` (``sys_platform`` named ``shown``
-        if given), else ``None``: the one gate and wording for every command and hook.
-        macOS only gets PyPI's default build, ROCm wheels exist for Linux only."""
+        """``PyTorch publishes no cu129 builds for darwin`` (``sys_platform``, named
+        ``shown`` if given), else ``None``: the one gate and wording for every command
+        and hook (macOS only gets PyPI's default build, ROCm wheels are Linux-only)."""
         if sys_platform != "darwin" and (
             self.kind != "rocm" or sys_platform.startswith("linux")
         ):
@@ -52,8 +52,7 @@ class Variant:
 
 def parse_variant(value: str) -> Variant:
     """The :class:`Variant` ``value`` names; a ``ValueError`` lists the allowed ones."""
-    kind = _kind(value)
-    if kind is not None:
+    if (kind := _kind(value)) is not None:
         return Variant(value, kind)  # type: ignore[arg-type]
     lower = value.strip().lower()
     hint = f' (did you mean "{lower}"?)' if lower != value and _kind(lower) else ""
