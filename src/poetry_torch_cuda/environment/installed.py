@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
     from poetry.utils.env import Env
 
+    Metadata = metadata.PackageMetadata
+
 #: A requirement whose marker holds here, and the extra of ours that activates it or "".
 Edge = tuple[Requirement, str]
 
@@ -72,18 +74,17 @@ class InstalledEnvironment:
         key = canonicalize_name(name)
         if self._everything is not None:
             return self._everything.get(key)
-        if key not in self._cache:
-            found = located(self._paths, key)
-            self._cache[key] = None if found is None else self._describe(found, key)
-        return self._cache[key]
+        if key not in self._cache and (found := located(self._paths, key)) is not None:
+            self._cache[key] = self._describe(found, key, _metadata_of(found))
+        return self._cache.setdefault(key, None)
 
     def version(self, name: str) -> str | None:
         """The installed version of ``name``, or ``None``."""
         return None if (found := self.get(name)) is None else found.version
 
     def names(self) -> dict[NormalizedName, list[str]]:
-        """Every installed distribution's name, from its folders' names as pip reads them
-        (not pip's ``~orch-….dist-info``), and those folders (two: a hand copy's)."""
+        """Installed names from their folders' names as pip reads them (no ``~orch-…``),
+        each with its folders (two: a hand copy's)."""
         found: dict[NormalizedName, list[str]] = {}
         for path in self._paths:
             with suppress(OSError):
@@ -95,8 +96,8 @@ class InstalledEnvironment:
         return found
 
     def all(self) -> dict[NormalizedName, InstalledDistribution]:
-        """Every installed distribution, by canonical name (first on the path wins); a
-        folder whose METADATA names none yet (a wheel pip is unpacking) is none."""
+        """Every installed distribution by name (first on the path wins); none yet for a
+        folder whose METADATA names none (a wheel pip is unpacking)."""
         if self._everything is None:
             self._everything = {
                 n: self._describe(d, n, meta)
@@ -166,24 +167,20 @@ class InstalledEnvironment:
         return problems
 
     def _describe(
-        self,
-        distribution: metadata.Distribution,
-        name: NormalizedName,
-        meta: metadata.PackageMetadata | None = None,
+        self, dist: metadata.Distribution, name: NormalizedName, meta: Metadata | None
     ) -> InstalledDistribution:
-        # ``meta``: METADATA if read already (each access parses the file again)
-        meta = meta or _metadata_of(distribution)
+        # ``meta`` is passed in because each ``dist.metadata`` parses the file again
         version = header(meta, "Version")
         if not (meta and version):  # a killed install's; its Name may be gone too
             raise TorchCudaError(
-                f"{name}'s METADATA in {distribution.locate_file('')} names no "
+                f"{name}'s METADATA in {dist.locate_file('')} names no "
                 f"version: a damaged install. Delete {name}'s .dist-info folder there, "
                 "then run `poetry install`."
             )
         extras = [canonicalize_name(e) for e in meta.get_all("Provides-Extra") or []]
         lines = meta.get_all("Requires-Dist")
         if lines is None:  # an .egg-info keeps them in requires.txt
-            lines = distribution.requires or []
+            lines = dist.requires or []
         edges: list[Edge] = []
         here = self._marker_env
         for line in lines:
@@ -200,9 +197,7 @@ class InstalledEnvironment:
                     edges.append((requirement, extra))
                     if not extra:
                         break
-        return InstalledDistribution(
-            name, version, tuple(edges), tuple(lines), distribution
-        )
+        return InstalledDistribution(name, version, tuple(edges), tuple(lines), dist)
 
 
 def located(paths: Sequence[str], name: str) -> metadata.Distribution | None:
@@ -210,14 +205,14 @@ def located(paths: Sequence[str], name: str) -> metadata.Distribution | None:
     return next(iter(metadata.distributions(name=name, path=list(paths))), None)
 
 
-def _metadata_of(found: metadata.Distribution) -> metadata.PackageMetadata | None:
+def _metadata_of(found: metadata.Distribution) -> Metadata | None:
     """Its METADATA; None before pip wrote it (the backport: None, or 9+ raises)."""
     with suppress(OSError):
         return found.metadata
     return None
 
 
-def header(meta: metadata.PackageMetadata | None, name: str) -> str | None:
+def header(meta: Metadata | None, name: str) -> str | None:
     """A METADATA header, or None where it is missing (the backport raises KeyError)."""
     return next(iter(meta.get_all(name) or ()), None) if meta else None
 
@@ -242,11 +237,10 @@ CUDA_SUFFIX = re.compile(r"-cu(\d+)$")
 
 
 def unlabelled_cuda(requires: Iterable[str], version_py: str | None) -> str | None:
-    """The CUDA a build without a ``+variant`` label (PyPI's) carries: the runtime it
-    requires (``13.0`` from ``cuda-toolkit==13.0.*``, markers ignored: the pin names the
-    CUDA it was built with even where it does not apply), else ``12.x`` from its
-    ``nvidia-*-cu12`` wheels, else its version.py's ``cuda = '12.8'``; ``""``: CPU-only
-    (``cuda = None``); ``None``: nothing says."""
+    """The CUDA an unlabelled (PyPI) build carries: the runtime it pins (``13.0`` from
+    ``cuda-toolkit==13.0.*``, markers ignored: it names the CUDA built with), else
+    ``12.x`` from ``nvidia-*-cu12`` wheels, else version.py's ``cuda = '12.8'``; ``""``:
+    CPU-only (``cuda = None``); ``None``: nothing says."""
     family: str | None = None
     for line in requires:
         try:

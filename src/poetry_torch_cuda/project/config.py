@@ -133,9 +133,7 @@ def _target(number: int, entry: Any) -> FleetTarget:
         wanted = 'a non-empty array of compute capabilities, such as ["9.0"]'
         raise _must(f"{where} gpus", wanted, gpus)
     wanted = 'compute capabilities such as "8.6" (nvidia-smi --query-gpu=compute_cap)'
-    found = [
-        _matching(f"{where} gpus entries", gpu, _CAPABILITY, wanted) for gpu in gpus
-    ]
+    found = [_matching(f"{where} gpus entries", g, _CAPABILITY, wanted) for g in gpus]
     capabilities = tuple((int(match[1]), int(match[2])) for match in found)
     platform = entry.get("platform", "linux-x86_64")
     if not isinstance(platform, str) or platform not in PLATFORMS:
@@ -181,8 +179,7 @@ class TorchCudaConfig:
         return frozenset(canonicalize_name(req.name) for req in self.packages)
 
     def here(self, env: Env) -> TorchCudaConfig:
-        """The entries whose marker holds in ``env``: an entry that does not apply
-        leaves its package to Poetry there, like any other dependency."""
+        """The entries whose marker holds in ``env`` (the others are Poetry's there)."""
         if all(requirement.marker is None for requirement in self.packages):
             return self  # ``env.marker_env`` may start a process
         markers: dict[str, Any] = {**env.marker_env, "extra": ""}
@@ -222,9 +219,8 @@ def load_config(
     environ: Mapping[str, str] = os.environ,
     overrides: Collection[str] = tuple(OVERRIDES),
 ) -> TorchCudaConfig | None:
-    """The configuration from the parsed pyproject.toml (plain or tomlkit); ``None``
-    without the table or if disabled; a :class:`ConfigError` for anything invalid.
-    ``overrides``: the keys this run's variables may set (none: what is recorded)."""
+    """The parsed pyproject.toml's configuration; ``None`` without the table or if
+    disabled. ``overrides``: the keys this run's variables may set (none: recorded)."""
     tool = pyproject.get("tool")
     if switch(ENV_DISABLE, environ) or not isinstance(tool, dict):
         return None
@@ -286,8 +282,7 @@ def per_run(key: str, environ: Mapping[str, str] = os.environ) -> str:
 def require_config(
     pyproject: Mapping[str, Any], overrides: Collection[str] = tuple(OVERRIDES)
 ) -> TorchCudaConfig:
-    """:func:`load_config` for a command that needs the table (the one refusal
-    without it, a :class:`TorchCudaError`)."""
+    """:func:`load_config` for a command that needs the table (else the one refusal)."""
     config = load_config(pyproject, overrides=overrides)
     if config is None:
         raise TorchCudaError(
@@ -298,7 +293,6 @@ def require_config(
 
 
 def _project_sources(tool: Mapping[str, Any]) -> dict[str, str]:
-    """Name -> URL of the ``[[tool.poetry.source]]`` entries with both."""
     poetry = tool.get("poetry")
     entries = poetry.get("source") if isinstance(poetry, dict) else None
     sources: dict[str, str] = {}
@@ -311,7 +305,6 @@ def _project_sources(tool: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _source_name(table: Mapping[str, Any], sources: Mapping[str, str]) -> str | None:
-    """The declared name of the source ``source`` refers to, or ``None``."""
     if "source" not in table:
         return None
     value, origin = table["source"], f"[tool.{TABLE}] source"
@@ -321,10 +314,8 @@ def _source_name(table: Mapping[str, Any], sources: Mapping[str, str]) -> str | 
             "names a [[tool.poetry.source]] whose url is the index, index-url "
             "gives the URL itself."
         )
-    known = (
-        ", ".join(repr(name) for name in sources)
-        or "none (the project has no [[tool.poetry.source]] with a url)"
-    )
+    none = "none (the project has no [[tool.poetry.source]] with a url)"
+    known = ", ".join(repr(name) for name in sources) or none
     if not isinstance(value, str) or not value.strip():
         wanted = "the name of a [[tool.poetry.source]]"
         raise _must(origin, wanted, value, f"; known sources: {known}.")
@@ -358,14 +349,13 @@ def _matching(
 
 
 def _must(origin: str, wanted: str, value: Any, then: str = ".") -> ConfigError:
-    """The one wording of a value of the wrong kind."""
     return ConfigError(f"{origin} must be {wanted}, got {_describe(value)}{then}")
 
 
 def _boolean(value: Any, origin: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise _must(origin, "true or false", value)
+    if not isinstance(value, bool):
+        raise _must(origin, "true or false", value)
+    return value
 
 
 def _seconds(value: Any, origin: str) -> float:
@@ -392,20 +382,20 @@ def _check_index_url(value: Any, origin: str, allow_insecure: bool) -> None:
     if not isinstance(value, str):
         raise _must(origin, "a string URL", value, f"; {example}")
     shown = f"{origin} = {mask_url(value)!r}"
-    leftover = value.replace("{variant}", "")
-    if "{" in leftover or "}" in leftover:
+    if {"{", "}"} & set(value.replace("{variant}", "")):
         raise ConfigError(f"{shown} may contain only the placeholder {{variant}}.")
     if any(char.isspace() or ord(char) < 32 for char in value):
         raise ConfigError(f"{shown} contains white space.")
+    concrete = value.replace("{variant}", "cpu")
     try:
-        parts = urlsplit(value.replace("{variant}", "cpu"))
+        parts = urlsplit(concrete)
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         raise ConfigError(f"{shown} is not a valid URL; {example}") from None
     if parts.scheme not in ("http", "https") or not host:
         raise ConfigError(f"{shown} is not an http(s) URL with a host; {example}")
-    if not allow_insecure and plain_http_elsewhere(value.replace("{variant}", "cpu")):
+    if not allow_insecure and plain_http_elsewhere(concrete):
         raise ConfigError(
             f"{shown} uses plain http to {host}, which is not this "
             "machine: packages and credentials would travel unencrypted. Use "

@@ -43,8 +43,8 @@ class LockedState:
 
 
 def locked_graph(poetry: Poetry) -> dict[NormalizedName, list[NormalizedName]]:
-    """poetry.lock's dependency graph (empty without a lock): name -> required
-    names, markers ignored (a superset is what protection wants)."""
+    """poetry.lock's graph (empty without a lock), markers ignored (protection wants a
+    superset)."""
     packages = poetry.locker.locked_repository().packages
     return {p.name: [dep.name for dep in p.requires] for p in packages}
 
@@ -65,11 +65,10 @@ def content_hash(poetry: Poetry) -> str:
 def selected_packages(
     poetry: Poetry, groups: Iterable[str] | None = None, extras: Iterable[str] = ()
 ) -> Selected:
-    """poetry.lock's packages in ``groups`` (``None``: all, with every extra) with
-    ``extras``, as ``poetry install`` selects them, each with its marker for those
-    groups, its ``extra`` parts decided (``A or extra == "x"`` is ``A`` without
-    ``x``). A lock older than format 2.1 has no groups or markers: every package
-    counts, everywhere."""
+    """poetry.lock's packages as ``poetry install`` selects them for ``groups``
+    (``None``: all, every extra) and ``extras``, each with its marker there, extras
+    decided (``A or extra == "x"`` is ``A`` without ``x``); a lock before format 2.1:
+    all, everywhere."""
     from poetry.core.version.markers import AnyMarker
     from poetry.core.version.markers import MarkerUnion
     from poetry.core.version.markers import dnf
@@ -107,9 +106,8 @@ def locked_versions(
 
 
 def refuse_unindexed(packages: Iterable[Package], configured: Entries) -> None:
-    """Refuse (a :class:`TorchCudaError`) a ``configured`` package poetry.lock takes
-    from a file, a directory, a URL or git: the variant index's would replace it;
-    or at a version its entry (one for every environment) excludes: the lock wins."""
+    """Refuse a ``configured`` package poetry.lock takes from a file, directory, URL or
+    git (the index's would replace it) or at a version its unmarked entry excludes."""
     for p in packages:
         for entry in (e for e in configured if canonicalize_name(e.name) == p.name):
             said = f"{entry} is in [tool.poetry-torch-cuda] packages, but poetry.lock"
@@ -161,8 +159,7 @@ def resolved_versions(
 
 
 def locked_state(poetry: Poetry, env: Env, configured: Entries) -> LockedState:
-    """The versions the lock installs into ``env`` (default groups) and its graph; a
-    :class:`TorchCudaError`: no lock yet, or a ``configured`` package from no index."""
+    """The versions the lock installs into ``env`` (default groups) and its graph."""
     require_lock(poetry)
     refuse_unindexed(poetry.locker.locked_repository().packages, configured)
     groups = poetry.package.dependency_group_names()
@@ -179,8 +176,7 @@ STALE_LOCK = (
 
 
 def is_stale(poetry: Poetry) -> bool:
-    """Whether poetry.lock exists but no longer matches pyproject.toml (Poetry's
-    check; a ``RuntimeError`` if poetry.lock cannot be read)."""
+    """Whether poetry.lock exists but no longer matches pyproject.toml (Poetry's)."""
     locker = poetry.locker
     return locker.is_locked() and bool(locker.lock_data) and not locker.is_fresh()
 
@@ -192,6 +188,6 @@ def require_lock(poetry: Poetry) -> None:
 
 
 def check_fresh(poetry: Poetry) -> None:
-    """Refuse (a :class:`TorchCudaError`) a stale lock, as ``poetry install`` does."""
+    """Refuse a stale lock, as ``poetry install`` does."""
     if is_stale(poetry):
         raise TorchCudaError(STALE_LOCK)

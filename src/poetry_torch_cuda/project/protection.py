@@ -51,10 +51,9 @@ def protected_names(
     graphs: Iterable[Graph],
     direct: Iterable[NormalizedName] = (),
 ) -> frozenset[NormalizedName]:
-    """The configured packages plus the CUDA-bound wheels in their dependency closure
-    in any of ``graphs`` (the lock's, the environment's: a cu12 wheel the installed
-    torch needs counts when the lock only knows PyPI's cu13 names), less the project's
-    own ``direct`` dependencies (its own ``triton``), which stay Poetry's."""
+    """The configured packages plus the CUDA-bound wheels in their closure in any of
+    ``graphs`` (the lock's, the env's: its torch's cu12 wheels when the lock knows
+    cu13), less the project's own ``direct`` dependencies (its ``triton``): Poetry's."""
     configured = frozenset(configured)
     closure = dependency_closure(configured, merge_graphs(*graphs))
     return configured | {n for n in closure if is_cuda_bound(n)} - frozenset(direct)

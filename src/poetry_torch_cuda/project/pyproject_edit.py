@@ -1,9 +1,8 @@
 """Rewrite the ``variant`` key of pyproject.toml with tomlkit, leaving the rest as it was.
 
-The edit is applied to the file as it is when written (``switch`` runs for
-minutes): under a lock, read again, edited, renamed over it, and redone if
-someone changed it meanwhile; a hard-linked file is rewritten in place.
-"""
+The edit applies to the file as it is when written (``switch`` runs for minutes): under
+a lock, read again, edited, renamed over it, redone if someone changed it meanwhile; a
+hard-linked file is rewritten in place."""
 
 from __future__ import annotations
 
@@ -30,9 +29,7 @@ _ATTEMPTS = 5
 
 def with_variant(text: str, variant: str) -> str | None:
     """``text`` (a pyproject.toml) with ``variant`` set; ``None`` if it already says so.
-
-    A literal string (``'cu129'``) stays a literal string, CRLF line endings stay CRLF.
-    """
+    A literal string (``'cu129'``) stays literal, CRLF line endings stay CRLF."""
     document = tomlkit.parse(text)
     tool = document.setdefault("tool", tomlkit.table(is_super_table=True))
     table = tool.setdefault(TABLE, tomlkit.table())
@@ -51,18 +48,15 @@ def with_variant(text: str, variant: str) -> str | None:
 def prepare_variant(
     pyproject: Path, variant: str, always: bool = False
 ) -> PendingWrite | None:
-    """The edit, its file written beside the old one now (an ``OSError``: a full
-    disk or a read-only directory shows before anything is installed; ``commit``
-    edits the file as it is then); ``None`` if nothing changes (``always``: an edit
-    still, for a variant that may change before the commit)."""
+    """The edit, its file written beside the old one now (a full disk shows before
+    any install); ``None`` if nothing changes unless ``always`` (it may change)."""
     target = tempfiles.beside(pyproject)
     current = target.read_bytes()
     updated = with_variant(current.decode("utf-8"), variant)
     if updated is None and not always:
         return None
-    return PendingWrite(
-        target, variant, current if updated is None else updated.encode()
-    )
+    data = current if updated is None else updated.encode()
+    return PendingWrite(target, variant, data)
 
 
 class PendingWrite:
@@ -70,9 +64,8 @@ class PendingWrite:
 
     def __init__(self, target: Path, variant: str, data: bytes) -> None:
         self.target, self.variant = target, variant
-        handle, self._temporary = tempfiles.make(
-            target.parent, f".{target.name}.", ".tmp"
-        )
+        handle, temporary = tempfiles.make(target.parent, f".{target.name}.", ".tmp")
+        self._temporary = temporary
         try:
             _write(handle, data)
         except BaseException:
@@ -81,8 +74,7 @@ class PendingWrite:
 
     def commit(self) -> bool:
         """Apply the edit to the file as it is now; return whether it changed (a
-        :class:`TorchCudaError`: it kept changing, is no longer TOML, or could not be
-        written: gone, read-only, no table)."""
+        :class:`TorchCudaError`: it kept changing, is not TOML or not writable)."""
         why = "kept changing while the variant was written to it"
         try:
             with _locked(self.target):

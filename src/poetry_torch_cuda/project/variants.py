@@ -36,10 +36,9 @@ class Variant:
         return None if match is None else (int(match["major"]), int(match["minor"]))
 
     def not_built_for(self, sys_platform: str, shown: str | None = None) -> str | None:
-        """``PyTorch publishes no cu129 builds for darwin`` when it publishes no
-        builds of this variant for ``sys_platform`` (named ``shown`` if given),
-        else ``None``: the one gate, and its wording, for every command and hook.
-        macOS only gets PyPI's default build, ROCm wheels exist for Linux only."""
+        """``PyTorch publishes no cu129 builds for darwin`` (``sys_platform``, named
+        ``shown`` if given), else ``None``: the one gate and wording for every command
+        and hook (macOS only gets PyPI's default build, ROCm wheels are Linux-only)."""
         if sys_platform != "darwin" and (
             self.kind != "rocm" or sys_platform.startswith("linux")
         ):
@@ -53,8 +52,7 @@ class Variant:
 
 def parse_variant(value: str) -> Variant:
     """The :class:`Variant` ``value`` names; a ``ValueError`` lists the allowed ones."""
-    kind = _kind(value)
-    if kind is not None:
+    if (kind := _kind(value)) is not None:
         return Variant(value, kind)  # type: ignore[arg-type]
     lower = value.strip().lower()
     hint = f' (did you mean "{lower}"?)' if lower != value and _kind(lower) else ""
@@ -78,25 +76,23 @@ def variant_argument(value: str, origin: str = "") -> Variant:
         raise ConfigError(f"{shown} is not a variant: {error}.") from None
 
 
-def public_version(version: str) -> str | None:
-    """``2.9.0`` for ``2.9.0+cu129``; ``None``: not a version."""
+def _parsed(version: str) -> Version | None:
     try:
-        return Version(version).public
+        return Version(version)
     except InvalidVersion:
         return None
+
+
+def public_version(version: str) -> str | None:
+    """``2.9.0`` for ``2.9.0+cu129``; ``None``: not a version."""
+    return None if (parsed := _parsed(version)) is None else parsed.public
 
 
 def label_of(version: str) -> str | None:
     """``cu130`` for ``2.9.0+cu130``; ``None`` without a label or a version."""
-    try:
-        return Version(version).local
-    except InvalidVersion:
-        return None
+    return None if (parsed := _parsed(version)) is None else parsed.local
 
 
 def version_key(version: str) -> tuple[int, Version | str]:
     """A sort key for versions; one that does not parse sorts first."""
-    try:
-        return (1, Version(version))
-    except InvalidVersion:
-        return (0, version)
+    return (0, version) if (parsed := _parsed(version)) is None else (1, parsed)
