@@ -63,10 +63,10 @@ def is_free(env_path: Path) -> bool:
         fd = os.open(state_dir(env_path) / ENV_LOCK_NAME, os.O_RDONLY)
     except OSError as error:  # none: no run ever took it
         return isinstance(error, FileNotFoundError)
-    try:
-        return _try_lock(fd)  # and let go as it is closed
-    finally:
-        os.close(fd)
+    if free := _try_lock(fd):
+        _unlock(fd)
+    os.close(fd)
+    return free
 
 
 @contextmanager

@@ -260,8 +260,7 @@ def _read(root: Path) -> Stash | None:
 def dead_stashes(env_path: Path) -> list[str]:
     """Killed runs' stashes, for ``status``, as :func:`recover` treats them: with the
     env lock free, every one (its pid may be in use again: in a container, status's)."""
-    home, found = state_dir(env_path), []
-    free = is_free(env_path)
+    home, free, found = state_dir(env_path), is_free(env_path), []
     for path in home.glob(f"{STASH}*") if free else tempfiles.dead(home, STASH):
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         fate = "undoes that run" if _read(path) else "removes it, undoing nothing"
