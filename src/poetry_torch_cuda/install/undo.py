@@ -219,9 +219,8 @@ def _write_record(path: Path, record: object) -> str:
             tempfiles.write_text(path, json.dumps(record))
             return ""
     except OSError as error:
-        why = error.strerror or error
-        said = f"the install record {path} could not be written ({why}): status "
-        said += "and verify cannot tell which locked file each package came "
+        said = f"the install record {path} could not be written ({error.strerror}): "
+        said += "status and verify cannot tell which locked file each package came "
         said += "from until `poetry torch-cuda sync --force` writes it again"
     remove(path)
     return said
