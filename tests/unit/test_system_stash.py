@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -553,3 +554,94 @@ def test_a_package_installed_from_a_file_no_entry_of_the_lock_names_is_a_problem
     assert problems(d, b, cpu, cu130) == [(said, undo.RELOCKED, undo.SYNC_FORCE)]
     old = entry("cpu", ("torch", "2.13.0+cpu", a), ("triton", "3.6.0", b))
     assert problems(d, b, old) == []  # a stale lock: status and verify say so
+
+
+def test_a_full_disk_for_the_install_record_is_said_not_blamed_on_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk filled up before the install record was written: the install stood
+    with no word, the last build's record stayed, and status then said torch came
+    "from a file torch-cuda.lock no longer names". The stale record goes, and the
+    install says what could not be written, what that costs and how to mend it."""
+    from poetry_torch_cuda.lockfile.model import LockedPackage
+    from poetry_torch_cuda.lockfile.model import LockInputs
+    from poetry_torch_cuda.lockfile.model import TorchCudaLock
+    from poetry_torch_cuda.lockfile.model import VariantLock
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)]
+    if subprocess.run(mount, capture_output=True, check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        monkeypatch.setenv("POETRY_CACHE_DIR", str(disk))
+        env = system_python(tmp_path / "usr-local")
+        record = state_dir(env.path) / INSTALLED
+        record.write_text(json.dumps({"torch": "a" * 64}))  # the last build's
+        stash = Stash.take(env, ["torch"], installed_environment(env))
+        with suppress(OSError), (disk / "filler").open("wb") as stream:
+            while True:
+                stream.write(bytes(4096))
+                stream.flush()
+        request = SimpleNamespace(
+            files=(SimpleNamespace(name="torch", sha256="b" * 64),),
+            plan=SimpleNamespace(force=False),
+        )
+
+        said = finish(stash, env, request)  # type: ignore[arg-type]
+
+        torch = LockedPackage(
+            canonicalize_name("torch"),
+            "2.14.1+cpu",
+            files=(("t.whl", "u", "b" * 64, 1),),
+        )
+        entry = VariantLock("cpu", "https://example.org/whl/", (torch,))
+        lock = TorchCudaLock(LockInputs("hash", (), ("torch",), ("cpu",)), (entry,))
+        held = installed_environment(env)
+        problems = undo.family_problems(env, held, ["torch"], lock=lock)
+        left = sorted(p.name for p in state_dir(env.path).iterdir())
+    finally:
+        subprocess.run(["umount", "--lazy", str(disk)], check=False)
+    assert problems == []
+    assert said == (
+        f"the install record {record} could not be written (No space left on "
+        "device): status and verify cannot tell which locked file each package came "
+        "from until `poetry torch-cuda sync --force` writes it again"
+    )
+    assert INSTALLED not in left and not any(n.startswith(STASH) for n in left)
+
+
+def test_status_names_a_killed_runs_stash_whose_pid_is_in_use_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a container every start gets the same pid: a killed run's stash is named
+    after the pid `status` runs as, or another live process's. With the env lock
+    free no run is at work, so status names it as the next install treats it; a
+    stash of a run that holds the lock is that run's own, and not named."""
+    monkeypatch.setenv("POETRY_CACHE_DIR", str(tmp_path / "cache"))
+    env = system_python(tmp_path / "usr-local")
+    stash = Stash.take(env, ["torch"], installed_environment(env))
+    ours = stash.root.rename(stash.root.with_name(f"{STASH}{os.getpid()}.killed"))
+
+    said = dead_stashes(env.path)
+    assert [w for w in said if f" {ours} " in w], said
+
+    lock = state_dir(env.path) / ".poetry-torch-cuda.lock"
+    hold = (  # as an install does
+        f"import fcntl, os, time\nfd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)"
+        "\nfcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        running = Stash.take(env, ["torch"], installed_environment(env))
+        theirs = running.root.rename(
+            running.root.with_name(f"{STASH}{holder.pid}.running")
+        )
+        said = dead_stashes(env.path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not [w for w in said if f" {theirs} " in w], said

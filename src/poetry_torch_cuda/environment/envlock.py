@@ -57,6 +57,18 @@ def state_dir(env_path: Path) -> Path:
     return folder
 
 
+def is_free(env_path: Path) -> bool:
+    """Whether no run holds the lock of ``env_path`` now (taken and let go at once)."""
+    try:
+        fd = os.open(state_dir(env_path) / ENV_LOCK_NAME, os.O_RDONLY)
+    except OSError as error:  # none: no run ever took it
+        return isinstance(error, FileNotFoundError)
+    if free := _try_lock(fd):
+        _unlock(fd)
+    os.close(fd)
+    return free
+
+
 @contextmanager
 def environment_lock(
     env_path: Path, io: IO, wait_seconds: float = 900.0

@@ -74,7 +74,8 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             if isinstance(error, (TorchCudaError, OSError, KeyboardInterrupt)):
                 raise failure from None
             raise
-        undo.finish(stash, env, request)
+        if warning := undo.finish(stash, env, request):
+            io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
     if orphans:
         wheels = "wheel" if len(orphans) == 1 else "wheels"
         done.append(
@@ -108,7 +109,7 @@ def _install_files(
         done, total, files_done, files = last[:] = state
         io.overwrite(
             f"{PREFIX}: downloading {files} file{'s' if files != 1 else ''}: "
-            f"{files_done} done, {_mb(done)} of {_mb(total)}"
+            f"{files_done} done, {undo.mb(done)} of {undo.mb(total)}"
         )
 
     terminal = io.output.is_decorated() and not io.output.is_quiet()
@@ -126,7 +127,7 @@ def _install_files(
         auth.close()
         if terminal:
             io.overwrite(
-                f"{PREFIX}: downloaded {last[2]} of {last[3]} files ({_mb(last[0])}) "
+                f"{PREFIX}: downloaded {last[2]} of {last[3]} files ({undo.mb(last[0])}) "
                 f"in {time.monotonic() - begun:.1f} s"
             )
             io.write_line("")
@@ -145,10 +146,6 @@ def _install_files(
             "variant with `poetry torch-cuda switch <variant>`."
         )
     return installed
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1_000_000:.1f} MB"
 
 
 def describe_plan(plan: Plan, *, would: bool = False) -> str:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda import tempfiles
+from poetry_torch_cuda.environment.envlock import is_free
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.environment.installed import located
@@ -156,10 +157,7 @@ class Stash:
             )
             records = ((INSTALLED, self.locked), (OWNER, self.owner))
             for name, record in records if self.family else ():  # an aside: no build
-                if record:
-                    tempfiles.write_json(state_dir(env.path) / name, record)
-                else:  # none then
-                    remove(state_dir(env.path) / name)
+                _write_record(state_dir(env.path) / name, record)
         after = {n: d.version for n, d in installed_environment(env).all().items()}
         changes = [
             f"added {name} {after[name]}"
@@ -191,24 +189,41 @@ class Stash:
         (self.root / _MANIFEST).write_text(manifest, encoding="utf-8")
 
 
-def finish(stash: Stash, env: Env, request: InstallRequest) -> None:
+def finish(stash: Stash, env: Env, request: InstallRequest) -> str:
     """After a change that held, its stash becomes the previous build (one of no
     files too: a rollback to it removes the build); a forced reinstall's is dropped (it
     may hold the damage repaired) and the one kept before stays. Signals wait: a stash
-    left under its run's name is put back next run."""
+    left under its run's name is put back next run. Returns a warning ("" none)."""
     with signals.held():
         record = state_dir(env.path) / INSTALLED
         files = _record(record.parent)
         files.update((f.name, f.sha256) for f in request.files)  # and what stayed
         held = sorted(files.keys() & installed_environment(env).names().keys())
-        tempfiles.write_json(record, {n: files[n] for n in held})
+        warning = _write_record(record, {n: files[n] for n in held})
         try:
             if not request.plan.force:
                 stash.keep(env.path)
-                return
+                return warning
         except OSError:  # a full disk, say: the install stands all the same
             drop_previous(env.path)
         remove(stash.root)
+    return warning
+
+
+def _write_record(path: Path, record: object) -> str:
+    """Write the state record ``path`` (none: remove it); one that cannot be written
+    is removed, not left to describe another build: then a warning ("" none)."""
+    said = ""
+    try:
+        if record:
+            tempfiles.write_text(path, json.dumps(record))
+            return ""
+    except OSError as error:
+        said = f"the install record {path} could not be written ({error.strerror}): "
+        said += "status and verify cannot tell which locked file each package came "
+        said += "from until `poetry torch-cuda sync --force` writes it again"
+    remove(path)
+    return said
 
 
 def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
@@ -242,16 +257,22 @@ def _read(root: Path) -> Stash | None:
 
 
 def dead_stashes(env_path: Path) -> list[str]:
-    """Killed runs' stashes, for ``status``, as :func:`recover` treats them."""
-    found = []
-    for path in tempfiles.dead(state_dir(env_path), STASH):
+    """Killed runs' stashes, for ``status``, as :func:`recover` treats them: with the
+    env lock free, every one (its pid may be in use again: in a container, status's)."""
+    home, free, found = state_dir(env_path), is_free(env_path), []
+    for path in home.glob(f"{STASH}*") if free else tempfiles.dead(home, STASH):
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         fate = "undoes that run" if _read(path) else "removes it, undoing nothing"
         found.append(
-            f"a run that was killed left its stash in {path} ({size / 1e6:.1f} MB); "
+            f"a run that was killed left its stash in {path} ({mb(size)}); "
             f"the next install, sync or switch {fate}"
         )
     return found
+
+
+def mb(size: int) -> str:
+    """A size in words: the one way the plugin says one."""
+    return f"{size / 1_000_000:.1f} MB"
 
 
 def recover(env: Env, uninstall: Uninstaller) -> list[str]:
