@@ -347,8 +347,11 @@ def test_kill_9_after_pip_wrote_a_new_console_script_leaves_no_script(
 ) -> None:
     """kill -9 of a switch to cu130 once pip wrote cu130's torch and its console
     scripts, not yet its RECORD: the next install put cu129 back but left cu130's
-    ``bin/torchfr`` (cu129 has none), whose ``torch.fr`` is not there."""
+    ``bin/torchfr`` (cu129 has none), whose ``torch.fr`` is not there. Where pip
+    removes cu130's torch (Poetry 2.0-2.4), its .dist-info (the wheel's RECORD,
+    without pip's INSTALLER) goes too: it was left, without METADATA."""
     project = big_cu129
+    before = project.installed()
     requested = "torch-2.14.1+cu130.dist-info/REQUESTED"  # pip's last file but RECORD
     env, paused = paused_at(tmp_path / "pause", requested)
     with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
@@ -362,8 +365,11 @@ def test_kill_9_after_pip_wrote_a_new_console_script_leaves_no_script(
     result = project.run("install")
 
     assert "torch-cuda: undid a killed run's work: " in result.stdout, describe(result)
-    assert project.installed()["torch"] == "2.14.1+cu129"
+    assert project.installed() == before, describe(result)
     assert not script.exists(), describe(result)
+    infos = project.site_packages().glob("torch-*.dist-info")
+    assert [p.name for p in infos] == ["torch-2.14.1+cu129.dist-info"]
+    assert broken_records(project.site_packages()) == [], describe(result)
 
 
 def test_recovery_from_a_killed_run_keeps_what_poetry_installed_since(
