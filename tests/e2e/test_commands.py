@@ -731,8 +731,7 @@ def test_a_venv_whose_python_is_gone_fails_the_guards_naming_it(
         assert "No such file or directory" not in result.stderr, result
         assert (
             f"The virtualenv {project.venv} is broken: its Python is missing, or "
-            "links to a Python that was removed; delete it, then `poetry install` "
-            "makes a new one."
+            "links to a Python that was removed; delete it, then run `poetry install`."
         ) in " ".join(result.stderr.split()), result
     shutil.rmtree(project.venv)
     project.run("install", env_extra=env)

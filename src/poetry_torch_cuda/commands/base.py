@@ -95,8 +95,7 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
         if env.is_venv() and not env.is_sane():  # Poetry would fail on its Python
             raise TorchCudaError(
                 f"The virtualenv {env.path} is broken: its Python is missing, or links "
-                "to a Python that was removed; delete it, then `poetry install` makes "
-                "a new one."
+                "to a Python that was removed; delete it, then run `poetry install`."
             )
         if not env.is_venv() and self.poetry.config.get("virtualenvs.create", True):
             nowhere = self.poetry.pyproject_path.parent / ".venv" / "not-created-yet"
