@@ -89,9 +89,10 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
             env = EnvManager(self.poetry, io=io).get()
         except (OSError, EnvCommandError) as error:  # Poetry < 2.5 runs a venv's Python
             made = (f.f_locals.get("self") for f, _ in walk_tb(error.__traceback__))
-            env = next((v for v in made if isinstance(v, VirtualEnv)), None)
-            if env is None or env.is_sane():  # not its missing Python
+            broken = next((v for v in made if isinstance(v, VirtualEnv)), None)
+            if broken is None or broken.is_sane():  # not its missing Python
                 raise
+            env = broken
         if env.is_venv() and not env.is_sane():  # Poetry would fail on its Python
             raise TorchCudaError(
                 f"The virtualenv {env.path} is broken: its Python is missing, or links "
