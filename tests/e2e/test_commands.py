@@ -716,8 +716,9 @@ def test_a_venv_whose_python_is_gone_fails_the_guards_naming_it(
 ) -> None:
     """The Python the venv was made from was removed (a pyenv or Homebrew
     upgrade): its links dangle. Every reading command fails with the cause and
-    Poetry's own fix, never Poetry's bare ``No such file or directory: 'python'``;
-    ``poetry install`` then recreates the venv and the guards pass again."""
+    the fix, never Poetry's bare ``No such file or directory: 'python'`` (Poetry
+    2.0-2.4 run the venv's Python to make it, before any check, ``poetry install``
+    too: the fix deletes the folder first); the guards pass again after it."""
     project = Project.create(tmp_path, index, DEPS, CU129)
     env = no_gpu(tmp_path)
     project.run("install", env_extra=env)
@@ -730,8 +731,9 @@ def test_a_venv_whose_python_is_gone_fails_the_guards_naming_it(
         assert "No such file or directory" not in result.stderr, result
         assert (
             f"The virtualenv {project.venv} is broken: its Python is missing, or "
-            "links to a Python that was removed; `poetry install` recreates it."
+            "links to a Python that was removed; delete it, then run `poetry install`."
         ) in " ".join(result.stderr.split()), result
+    shutil.rmtree(project.venv)
     project.run("install", env_extra=env)
     result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert result.returncode == 0, result

@@ -349,14 +349,16 @@ def test_a_switch_killed_while_it_sweeps_the_old_wheel_is_put_back_whole(
     stash (the cu126 build) and the aside folder (the cu130 bytes of the shared
     paths): the next run undoes the later first, so cu126's files stay."""
     project, env = _installed(tmp_path, shared_index, "cu126")
-    # Its files are gone, the shared ones only in the aside folder: its .dist-info is last.
+    # Its files are gone, the shared ones only in the aside folder: its .dist-info is
+    # last (deleted by Poetry 2.5's uninstaller, moved aside by pip, Poetry 2.0-2.4).
     info = "nvidia_cudnn_cu12-9.10.2.21.dist-info"
-    pause, paused = paused_at(tmp_path / "pause", info, "shutil.rmtree")
+    pause, paused = paused_at(tmp_path / "pause", info, ("shutil.rmtree", "os.rename"))
     with running(
         project, "torch-cuda", "switch", "cu130", env_extra={**env, **pause}
     ) as process:
         wait_for(paused.exists, 120, "the switch to remove the CUDA 12 wheel")
         os.killpg(process.pid, signal.SIGKILL)
+        os.kill(int(paused.read_text()), signal.SIGKILL)  # pip: its own session
         finish(process)
     library = project.site_packages() / SHARED[0]
     assert not library.exists(), "the kill took nothing"

@@ -68,13 +68,14 @@ def start_poetry(
 _PAUSE = """\
 import os, sys, time
 def _pause(event, args):
-    if event != {event!r} or not str(args[0]).endswith({suffix!r}):
+    if event not in {events!r} or not str(args[0]).rstrip("/").endswith({suffix!r}):
         return
     if event == "open" and "w" not in str(args[1] or ""):
         return
     if not os.path.exists({marker!r}):
-        with open({marker!r}, "w") as stream:
+        with open({marker!r} + ".new", "w") as stream:
             stream.write(str(os.getpid()))
+        os.replace({marker!r} + ".new", {marker!r})  # it appears with the pid
         for _ in range(12000):  # until a signal ends it, or the test lets it go on
             if os.path.exists({marker!r} + "-go"):
                 break
@@ -84,12 +85,13 @@ sys.addaudithook(_pause)
 
 
 def paused_at(
-    directory: Path, suffix: str, event: str = "open"
+    directory: Path, suffix: str, event: str | tuple[str, ...] = "open"
 ) -> tuple[dict[str, str], Path]:
     """Variables that make a Python started with them (Poetry, and the pip it
-    runs) wait at the audit ``event`` on a path ending with ``suffix`` (``open``:
-    for writing; ``os.remove``), until a signal stops it; and the file that
-    appears then, holding its pid.
+    runs) wait at the audit ``event`` (or the first of several) on a path ending
+    with ``suffix`` (``open``: for writing; ``os.remove``; ``os.rename``: its
+    source, pip's folders with a ``/``), until a signal stops it; and the file
+    that appears then, holding its pid.
 
     A test signals at that moment, not after a sleep: ``wait_for`` the file; a
     ``<file>-go`` file lets it go on (where its signals wait, ``signals.held``).
@@ -97,7 +99,8 @@ def paused_at(
     directory.mkdir(parents=True, exist_ok=True)
     marker = directory / "paused"
     marker.unlink(missing_ok=True)
-    code = _PAUSE.format(event=event, suffix=suffix, marker=str(marker))
+    events = (event,) if isinstance(event, str) else event
+    code = _PAUSE.format(events=events, suffix=suffix, marker=str(marker))
     (directory / "sitecustomize.py").write_text(code)
     return {"PYTHONPATH": str(directory)}, marker
 

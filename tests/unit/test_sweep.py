@@ -119,6 +119,34 @@ def test_without_poetrys_uninstaller_pip_removes_them(env: VirtualEnv) -> None:
     assert installed(env) == {KEPT}
 
 
+def test_pip_removes_a_killed_pips_half_written_wheel_with_its_folder(
+    env: VirtualEnv,
+) -> None:
+    """kill -9 of pip after it unpacked a wheel, before it wrote its own RECORD: the
+    .dist-info holds the wheel's RECORD, which lists none of pip's INSTALLER and
+    REQUESTED. Where pip removes it (Poetry 2.0-2.4, the next run's recovery) it
+    left a .dist-info of INSTALLER and REQUESTED: a package with no METADATA,
+    which every next run failed on. It goes whole, as Poetry's uninstaller does."""
+    site = env.site_packages.path
+    (info,) = site.glob("nvidia_cudnn_cu12-*.dist-info")
+    pips = ("INSTALLER", "REQUESTED", "direct_url.json")  # pip's own, after the wheel's
+    rows = (info / "RECORD").read_text().splitlines(keepends=True)
+    wheels = [row for row in rows if row.split(",")[0].rpartition("/")[2] not in pips]
+    (info / "RECORD").write_text("".join(wheels))
+    (info / "REQUESTED").touch()
+    calls: list[list[str]] = []
+    remove_distributions(
+        env,
+        [ORPHANS[1]],
+        real_pip(env, calls),  # type: ignore[arg-type]
+        pip_only=True,
+    )
+    assert calls == [[ORPHANS[1]]]
+    assert not info.exists()
+    assert not (site / "nvidia" / "nvidia_cudnn_cu12").exists()
+    assert installed(env) == {ORPHANS[0], KEPT}
+
+
 def test_family_problems_names_missing_and_changed_files_with_causes_not_bytecode(
     tmp_path: Path,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from traceback import walk_tb
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -13,8 +14,10 @@ from cleo.io.outputs.output import Verbosity
 from poetry.console.commands.command import Command
 from poetry.console.commands.env_command import EnvCommand
 from poetry.console.commands.group_command import GroupCommand
+from poetry.utils.env import EnvCommandError
 from poetry.utils.env import EnvManager
 from poetry.utils.env import SystemEnv
+from poetry.utils.env import VirtualEnv
 from poetry.utils.env.site_packages import SitePackages
 
 from poetry_torch_cuda.context import RunContext
@@ -82,11 +85,18 @@ class TorchCudaCommand(ReportsErrors, EnvCommand):
         self.check_input(io)
         if io.input.has_option("dry-run") and not io.input.option("dry-run"):
             return
-        env = EnvManager(self.poetry, io=io).get()
+        try:
+            env = EnvManager(self.poetry, io=io).get()
+        except (OSError, EnvCommandError) as error:  # Poetry < 2.5 runs a venv's Python
+            made = (f.f_locals.get("self") for f, _ in walk_tb(error.__traceback__))
+            broken = next((v for v in made if isinstance(v, VirtualEnv)), None)
+            if broken is None or broken.is_sane():  # not its missing Python
+                raise
+            env = broken
         if env.is_venv() and not env.is_sane():  # Poetry would fail on its Python
             raise TorchCudaError(
                 f"The virtualenv {env.path} is broken: its Python is missing, or links "
-                "to a Python that was removed; `poetry install` recreates it."
+                "to a Python that was removed; delete it, then run `poetry install`."
             )
         if not env.is_venv() and self.poetry.config.get("virtualenvs.create", True):
             nowhere = self.poetry.pyproject_path.parent / ".venv" / "not-created-yet"

@@ -410,7 +410,10 @@ def remove_distributions(
         aside._save()  # last, as in Stash.take: without it nothing was removed
         left = [n for n in names if remover is None or remover(env, n) is None]
         if left := [name for name in left if files_by_name(env, [name])]:
-            pip_uninstall(left)
+            pip_uninstall(left)  # a killed pip's RECORD is the wheel's: no INSTALLER
+            found = installed_environment(env).names()
+            for name in map(canonicalize_name, left):
+                _drop_unrecorded(found.get(name, []))
     finally:
         for path, name in aside.files:
             if not os.path.lexists(path):  # else it was never taken
