@@ -625,6 +625,37 @@ def test_a_signal_during_verification_rolls_the_switch_back(
     assert not [pid for pid in children if _running(pid)]
 
 
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_during_the_rollback_keeps_the_switchs_message(
+    tmp_path: Path, proof_index: IndexServer, second: int
+) -> None:
+    """Ctrl-C during the verification of cu130, then a second Ctrl-C (or a CI's
+    SIGTERM) while the rollback removes cu130: the run ended once the put-back was
+    done with no word (Ctrl-C: exit 1; SIGTERM: killed)."""
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    project = _cpu(tmp_path, proof_index, env)
+    files = _project_files(project)
+    before = project.installed()
+    pause, paused = paused_at(
+        tmp_path / "pause", "torch-2.14.1+cu130.dist-info", "shutil.rmtree"
+    )
+    env.update(pause)
+    with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
+        wait_for(lambda: bool(_probes(process.pid)), 180, "the verification")
+        os.killpg(process.pid, signal.SIGINT)
+        wait_for(paused.exists, 60, "the rollback to remove cu130's torch")
+        os.killpg(process.pid, second)
+        time.sleep(0.5)  # taken, and waiting
+        paused.with_name(f"{paused.name}-go").touch()
+        result = finish(process, timeout=120)
+
+    assert result.returncode == 130, describe(result)
+    assert "SIGINT stopped the verification of cu130" in result.stderr
+    assert "Put back the previous build: torch 2.14.1+cpu" in result.stderr
+    assert project.installed() == before
+    assert _project_files(project) == files
+
+
 @pytest.mark.parametrize("step", ["pip", "verification"])
 def test_kill_9_of_a_switch_to_a_variant_not_locked_changes_no_project_file(
     tmp_path: Path, proof_index: IndexServer, step: str
