@@ -656,6 +656,44 @@ def test_a_second_signal_during_the_rollback_keeps_the_switchs_message(
     assert _project_files(project) == files
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_once_the_switch_installed_says_where_it_stopped(
+    tmp_path: Path, proof_index: IndexServer, signum: int
+) -> None:
+    """Ctrl-C (or SIGTERM) while the install finishes (its stash becomes the
+    previous build, signals held): the run then ended with no word (Ctrl-C: exit
+    1; SIGTERM: killed), cu130 installed and pyproject.toml still saying cpu."""
+    env = no_gpu(tmp_path)
+    project = _cpu(tmp_path, proof_index, env)
+    files = _project_files(project)
+    before = project.installed()
+    pause, paused = paused_at(
+        tmp_path / "pause", ".torch-cuda-previous", "shutil.rmtree"
+    )
+    with running(
+        project, "torch-cuda", "switch", "cu130", env_extra={**env, **pause}
+    ) as process:
+        wait_for(paused.exists, 180, "the install to keep the previous build")
+        os.killpg(process.pid, signum)
+        time.sleep(0.5)  # taken, and waiting
+        paused.with_name(f"{paused.name}-go").touch()
+        result = finish(process, timeout=120)
+
+    name = signal.Signals(signum).name
+    assert result.returncode == 128 + signum, describe(result)
+    assert result.stderr == (
+        f"{name} stopped the switch to cu130, which may be installed; pyproject.toml "
+        "is unchanged: `poetry torch-cuda sync` installs the variant it names.\n"
+    ), describe(result)
+    assert {k: v for k, v in _project_files(project).items() if k != "owner"} == {
+        k: v for k, v in files.items() if k != "owner"
+    }
+    # what the message says the next command does
+    again = run_inprocess(project, "torch-cuda", "sync", env_extra=env)
+    assert again.returncode == 0, again
+    assert project.installed() == before
+
+
 @pytest.mark.parametrize("step", ["pip", "verification"])
 def test_kill_9_of_a_switch_to_a_variant_not_locked_changes_no_project_file(
     tmp_path: Path, proof_index: IndexServer, step: str

@@ -18,10 +18,7 @@ if TYPE_CHECKING:
 
 def signal_name(signum: int) -> str:
     """``SIGTERM`` for 15; ``signal 99`` for a number with no name."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
+    return next((s.name for s in signal.Signals if s == signum), f"signal {signum}")
 
 
 def stop(signum: int) -> NoReturn:
