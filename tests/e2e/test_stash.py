@@ -32,6 +32,7 @@ from tests.support.fake_torch import replace_module
 from tests.support.fixtures import served
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import gpu
+from tests.support.gpus import hanging_nvidia_smi
 from tests.support.gpus import no_gpu
 from tests.support.gpus import no_real_driver
 from tests.support.index import IndexServer
@@ -692,6 +693,31 @@ def test_a_signal_once_the_switch_installed_says_where_it_stopped(
     again = run_inprocess(project, "torch-cuda", "sync", env_extra=env)
     assert again.returncode == 0, again
     assert project.installed() == before
+
+
+def test_a_signal_while_the_verification_probes_the_machine_rolls_back(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    """cu130 is installed; a CI's SIGTERM lands while the verification asks
+    nvidia-smi about the machine, before its handler was set: the run was killed
+    without a word, cu130 installed and pyproject.toml saying cpu."""
+    project = _cpu(tmp_path, proof_index, no_gpu(tmp_path))
+    files = _project_files(project)
+    before = project.installed()
+    hung = tmp_path / "hung"
+    env = {**hanging_nvidia_smi(hung), **VERIFY_ON}
+    with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
+        wait_for((hung / "nvidia-smi.calls").exists, 180, "the machine probe")
+        os.killpg(process.pid, signal.SIGTERM)
+        result = finish(process, timeout=120)
+
+    assert result.returncode == 143, describe(result)
+    assert result.stderr == (
+        "SIGTERM stopped the verification of cu130\nPut back the previous build: "
+        "torch 2.14.1+cpu (no download). pyproject.toml is unchanged.\n"
+    ), describe(result)
+    assert project.installed() == before
+    assert _project_files(project)["pyproject.toml"] == files["pyproject.toml"]
 
 
 @pytest.mark.parametrize("step", ["pip", "verification"])

@@ -200,13 +200,13 @@ class SwitchCommand(MovingCommand):
                     plan = self.move(ctx, variant)
             except KeyboardInterrupt as stop:
                 signum = signals.signum_of(stop)
-                error = TorchCudaError(
+                said = TorchCudaError(
                     f"{signals.signal_name(signum)} stopped the switch to {variant}, "
                     "which may be installed; pyproject.toml is unchanged: "
                     "`poetry torch-cuda sync` installs the variant it names."
                 )
-                error.exit_code = 128 + signum
-                raise error from None
+                said.exit_code = 128 + signum
+                raise said from None
             if plan.is_empty and pending:  # no install locked it: it must lock
                 lock_project(
                     self.poetry, self.io, reuse=True, extra=[variant], write=False

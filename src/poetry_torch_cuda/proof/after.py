@@ -112,58 +112,57 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
     try:
         if not plan.install or not config.verify:  # a removal leaves no new build
             return variant
-        machine, moves = probe(env), 0
-        while True:
-            try:
-                with signals.handling(signals.stop):
-                    proof = prove(ctx, variant, machine=machine)
-            except KeyboardInterrupt as stop:
-                signum = signals.signum_of(stop)
-                name = signals.signal_name(signum)
-                raise give_up(
-                    f"{name} stopped the verification of {variant}",
-                    ": the new build stays installed, unverified; "
-                    "`poetry torch-cuda verify` checks it.",
-                    128 + signum,
-                ) from None
-            for note in [c.message for c in proof.checks if c.status == "note"]:
-                note = f"{PREFIX}: note: {esc(note)}"
-                io.write_line(note, verbosity=Verbosity.VERBOSE)
-            if proof.ok:
-                io.write_line(f"{PREFIX}: {esc(proof.summary())}")
-                return variant
-            following, put, stopped = None, "", ""
-            auto = config.variant.kind == "auto"  # prove() remembered the failure
-            if auto and proof.machine_reason and moves < MAX_MOVES:
-                versions = ctx.locked.versions
-                following = next_choice(config, versions, machine, variant, ctx)
-            if roll_back and following is not None:
-                # switch: the next build starts from the earlier one, so the
-                # stash keeps that one for a rollback
-                back, put = _roll_back(ctx, plan, stops)
-                if stops:
-                    name = signals.signal_name(stops[0])
-                    stopped = f"{name} stopped auto before it tried {following}: "
-                following = following if back and not stopped else None
-            if following is None:
-                raise give_up(
-                    stopped + proof.failure_message(debug=io.is_debug()),
-                    "\nThe new build stays installed; verification is turned off "
-                    "with verify = false in [tool.poetry-torch-cuda] or "
-                    "POETRY_TORCH_CUDA_VERIFY=0.",
-                    128 + stops[0] if stopped else 1,
-                    put,
+        with signals.handling(signals.stop):  # the probe and auto's moves too
+            machine, moves = probe(env), 0
+            while True:
+                proof = prove(ctx, variant, machine=machine)
+                for note in [c.message for c in proof.checks if c.status == "note"]:
+                    note = f"{PREFIX}: note: {esc(note)}"
+                    io.write_line(note, verbosity=Verbosity.VERBOSE)
+                if proof.ok:
+                    io.write_line(f"{PREFIX}: {esc(proof.summary())}")
+                    return variant
+                following, put, stopped = None, "", ""
+                auto = config.variant.kind == "auto"  # prove() remembered the failure
+                if auto and proof.machine_reason and moves < MAX_MOVES:
+                    versions = ctx.locked.versions
+                    following = next_choice(config, versions, machine, variant, ctx)
+                if roll_back and following is not None:
+                    # switch: the next build starts from the earlier one, so the
+                    # stash keeps that one for a rollback
+                    back, put = _roll_back(ctx, plan, stops)
+                    if stops:
+                        name = signals.signal_name(stops[0])
+                        stopped = f"{name} stopped auto before it tried {following}: "
+                    following = following if back and not stopped else None
+                if following is None:
+                    raise give_up(
+                        stopped + proof.failure_message(debug=io.is_debug()),
+                        "\nThe new build stays installed; verification is turned off "
+                        "with verify = false in [tool.poetry-torch-cuda] or "
+                        "POETRY_TORCH_CUDA_VERIFY=0.",
+                        128 + stops[0] if stopped else 1,
+                        put,
+                    )
+                io.write_error_line(
+                    f"{PREFIX}: <warning>auto: {variant} failed verification here: "
+                    f"{esc(proof.failures[0].message)}</>\n"
+                    f"{PREFIX}: auto: trying <c2>{following}</>, its next choice on "
+                    f"this machine ({variant} is remembered for this environment; "
+                    "`poetry torch-cuda detect` shows it)"
                 )
-            io.write_error_line(
-                f"{PREFIX}: <warning>auto: {variant} failed verification here: "
-                f"{esc(proof.failures[0].message)}</>\n"
-                f"{PREFIX}: auto: trying <c2>{following}</>, its next choice on this "
-                f"machine ({variant} is remembered for this environment; "
-                "`poetry torch-cuda detect` shows it)"
-            )
-            # The one locked, hash-checked install path; it records the owner too.
-            ctx.reconcile(following)
-            variant, moves = following, moves + 1
+                variant, moves = following, moves + 1
+                # The one locked, hash-checked install path; it records the owner too.
+                ctx.reconcile(variant)
+    except KeyboardInterrupt as stop:
+        signum = signals.signum_of(stop)
+        name = signals.signal_name(signum)
+        raise give_up(
+            f"{name} stopped the verification of {variant}",
+            ": the new build stays installed, unverified; "
+            "`poetry torch-cuda verify` checks it.",
+            128 + signum,
+        ) from None
     finally:
         if not config.keep_previous_build:  # kept only for the rollback
             drop_previous(env.path)
