@@ -28,8 +28,7 @@ def stop(signum: int) -> NoReturn:
 
 def signum_of(interrupt: KeyboardInterrupt) -> int:
     """The signal behind ``interrupt`` (a plain Ctrl-C is SIGINT)."""
-    signum = interrupt.args[0] if interrupt.args else None
-    return signum if isinstance(signum, int) else signal.SIGINT
+    return next((n for n in interrupt.args[:1] if isinstance(n, int)), signal.SIGINT)
 
 
 @contextmanager
