@@ -195,8 +195,8 @@ class SwitchCommand(MovingCommand):
             if waited:  # another run changed things meanwhile: read them again
                 self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
-            try:  # in its own lock: no wait; a stop its end held comes after it
-                with signals.handling(signals.stop):  # SIGTERM too, as Ctrl-C
+            try:  # in its own lock: no wait; a stop the install's end held is raised
+                with signals.handling(signals.stop):  # after it: SIGTERM as Ctrl-C
                     plan = self.move(ctx, variant)
             except KeyboardInterrupt as stop:
                 signum = signals.signum_of(stop)
