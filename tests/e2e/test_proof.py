@@ -43,7 +43,9 @@ from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import finish
+from tests.support.processes import paused_at
 from tests.support.processes import running
+from tests.support.processes import wait_for
 
 
 if TYPE_CHECKING:
@@ -283,6 +285,44 @@ def test_a_switch_whose_every_candidate_fails_leaves_the_earlier_build(
                 result.stderr
             ), describe(result)
         assert not [r for r in index.requests if r.startswith("/whl/cu130/")]
+    assert project.pyproject.read_bytes() == pyproject
+    assert project.installed()["torch"] == "2.13.0+cu130"
+
+
+def test_a_signal_during_autos_rollback_stops_it_before_the_next_install(
+    tmp_path: Path,
+) -> None:
+    """auto's cu126 fails here; a CI's SIGTERM lands while the switch puts cu130
+    back before it tries cpu: the run was killed without a word."""
+    universe = build_universe(tmp_path / "universe")
+    _replace_torch(  # a cu126 build that does not see the GPU
+        universe,
+        "cu126",
+        "2.13.0+cu126",
+        fake_torch("2.13.0+cu126", cuda="12.6", archs=["sm_75"], sees=[]),
+    )
+    with IndexServer(universe.root) as index:
+        project = make_project(tmp_path, index, "2.13.0", "cu130", install_with={})
+        pyproject = project.pyproject.read_bytes()
+        env = {**gpu(tmp_path, GTX_1080, driver="575.51.03"), **VERIFY_ON}
+        pause, paused = paused_at(
+            tmp_path / "pause", "torch-2.13.0+cu126.dist-info", "shutil.rmtree"
+        )
+        env.update(pause)
+        args = ("torch-cuda", "switch", "auto")
+        with running(project, *args, env_extra=env) as process:
+            wait_for(paused.exists, 180, "the rollback to remove cu126's torch")
+            os.killpg(process.pid, signal.SIGTERM)
+            time.sleep(0.5)  # taken, and waiting
+            paused.with_name(f"{paused.name}-go").touch()
+            result = finish(process, timeout=120)
+
+    assert result.returncode == 143, describe(result)
+    assert result.stderr.startswith(
+        "SIGTERM stopped auto before it tried cpu: torch 2.13.0+cu126 cannot use the GPU"
+    ), describe(result)
+    assert "Put back the previous build: torch 2.13.0+cu130" in result.stderr
+    assert "auto: trying cpu" not in result.stderr
     assert project.pyproject.read_bytes() == pyproject
     assert project.installed()["torch"] == "2.13.0+cu130"
 

@@ -32,6 +32,7 @@ from tests.support.fake_torch import replace_module
 from tests.support.fixtures import served
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import gpu
+from tests.support.gpus import hanging_nvidia_smi
 from tests.support.gpus import no_gpu
 from tests.support.gpus import no_real_driver
 from tests.support.index import IndexServer
@@ -636,6 +637,100 @@ def test_a_signal_during_verification_rolls_the_switch_back(
     assert not list(project.path.glob(".pyproject.toml.*"))
     time.sleep(0.5)
     assert not [pid for pid in children if _running(pid)]
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_during_the_rollback_keeps_the_switchs_message(
+    tmp_path: Path, proof_index: IndexServer, second: int
+) -> None:
+    """Ctrl-C during the verification of cu130, then a second Ctrl-C (or a CI's
+    SIGTERM) while the rollback removes cu130: the run ended once the put-back was
+    done with no word (Ctrl-C: exit 1; SIGTERM: killed)."""
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    project = _cpu(tmp_path, proof_index, env)
+    files = _project_files(project)
+    before = project.installed()
+    pause, paused = paused_at(
+        tmp_path / "pause", "torch-2.14.1+cu130.dist-info", "shutil.rmtree"
+    )
+    env.update(pause)
+    with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
+        wait_for(lambda: bool(_probes(process.pid)), 180, "the verification")
+        os.killpg(process.pid, signal.SIGINT)
+        wait_for(paused.exists, 60, "the rollback to remove cu130's torch")
+        os.killpg(process.pid, second)
+        time.sleep(0.5)  # taken, and waiting
+        paused.with_name(f"{paused.name}-go").touch()
+        result = finish(process, timeout=120)
+
+    assert result.returncode == 130, describe(result)
+    assert "SIGINT stopped the verification of cu130" in result.stderr
+    assert "Put back the previous build: torch 2.14.1+cpu" in result.stderr
+    assert project.installed() == before
+    assert _project_files(project) == files
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_once_the_switch_installed_says_where_it_stopped(
+    tmp_path: Path, proof_index: IndexServer, signum: int
+) -> None:
+    """Ctrl-C (or SIGTERM) while the install finishes (its stash becomes the
+    previous build, signals held): the run then ended with no word (Ctrl-C: exit
+    1; SIGTERM: killed), cu130 installed and pyproject.toml still saying cpu."""
+    env = no_gpu(tmp_path)
+    project = _cpu(tmp_path, proof_index, env)
+    files = _project_files(project)
+    before = project.installed()
+    pause, paused = paused_at(
+        tmp_path / "pause", ".torch-cuda-previous", "shutil.rmtree"
+    )
+    with running(
+        project, "torch-cuda", "switch", "cu130", env_extra={**env, **pause}
+    ) as process:
+        wait_for(paused.exists, 180, "the install to keep the previous build")
+        os.killpg(process.pid, signum)
+        time.sleep(0.5)  # taken, and waiting
+        paused.with_name(f"{paused.name}-go").touch()
+        result = finish(process, timeout=120)
+
+    name = signal.Signals(signum).name
+    assert result.returncode == 128 + signum, describe(result)
+    assert result.stderr == (
+        f"{name} stopped the switch to cu130, which may be installed; pyproject.toml "
+        "is unchanged: `poetry torch-cuda sync` installs the variant it names.\n"
+    ), describe(result)
+    assert {k: v for k, v in _project_files(project).items() if k != "owner"} == {
+        k: v for k, v in files.items() if k != "owner"
+    }
+    # what the message says the next command does
+    again = run_inprocess(project, "torch-cuda", "sync", env_extra=env)
+    assert again.returncode == 0, again
+    assert project.installed() == before
+
+
+def test_a_signal_while_the_verification_probes_the_machine_rolls_back(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    """cu130 is installed; a CI's SIGTERM lands while the verification asks
+    nvidia-smi about the machine, before its handler was set: the run was killed
+    without a word, cu130 installed and pyproject.toml saying cpu."""
+    project = _cpu(tmp_path, proof_index, no_gpu(tmp_path))
+    files = _project_files(project)
+    before = project.installed()
+    hung = tmp_path / "hung"
+    env = {**hanging_nvidia_smi(hung), **VERIFY_ON}
+    with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
+        wait_for((hung / "nvidia-smi.calls").exists, 180, "the machine probe")
+        os.killpg(process.pid, signal.SIGTERM)
+        result = finish(process, timeout=120)
+
+    assert result.returncode == 143, describe(result)
+    assert result.stderr == (
+        "SIGTERM stopped the verification of cu130\nPut back the previous build: "
+        "torch 2.14.1+cpu (no download). pyproject.toml is unchanged.\n"
+    ), describe(result)
+    assert project.installed() == before
+    assert _project_files(project)["pyproject.toml"] == files["pyproject.toml"]
 
 
 @pytest.mark.parametrize("step", ["pip", "verification"])

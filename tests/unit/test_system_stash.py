@@ -223,7 +223,7 @@ def test_a_failed_put_back_is_worded_once(
     env = SimpleNamespace(path=tmp_path, get_pip_command=lambda: ["pip"])
     ctx = SimpleNamespace(env=env, config=SimpleNamespace(package_names={"torch"}))
     plan = SimpleNamespace(install=("torch",))
-    assert after._roll_back(ctx, plan) == (  # type: ignore[arg-type]
+    assert after._roll_back(ctx, plan, []) == (  # type: ignore[arg-type]
         False,
         f"Putting back torch 2.14.1+cu126 {fix}",
     )

@@ -15,6 +15,7 @@ from poetry.console.commands.group_command import GroupCommand
 from poetry_torch_cuda.commands.base import TorchCudaCommand
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.lockfile.service import locked_entry
@@ -206,7 +207,18 @@ class SwitchCommand(MovingCommand):
             if waited:  # another run changed things meanwhile: read them again
                 self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
-            plan = self.move(ctx, variant)  # in its own lock: no wait
+            try:  # in its own lock: no wait; a stop the install's end held is raised
+                with signals.handling(signals.stop):  # after it: SIGTERM as Ctrl-C
+                    plan = self.move(ctx, variant)
+            except KeyboardInterrupt as stop:
+                signum = signals.signum_of(stop)
+                said = TorchCudaError(
+                    f"{signals.signal_name(signum)} stopped the switch to {variant}, "
+                    "which may be installed; pyproject.toml is unchanged: "
+                    "`poetry torch-cuda sync` installs the variant it names."
+                )
+                said.exit_code = 128 + signum
+                raise said from None
             # A build that fails verification is replaced by the previous one
             # (its records too: the stash's).
             final = prove_change(ctx, plan, roll_back=True)

@@ -18,10 +18,7 @@ if TYPE_CHECKING:
 
 def signal_name(signum: int) -> str:
     """``SIGTERM`` for 15; ``signal 99`` for a number with no name."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
+    return next((s.name for s in signal.Signals if s == signum), f"signal {signum}")
 
 
 def stop(signum: int) -> NoReturn:
@@ -31,8 +28,7 @@ def stop(signum: int) -> NoReturn:
 
 def signum_of(interrupt: KeyboardInterrupt) -> int:
     """The signal behind ``interrupt`` (a plain Ctrl-C is SIGINT)."""
-    signum = interrupt.args[0] if interrupt.args else None
-    return signum if isinstance(signum, int) else signal.SIGINT
+    return next((n for n in interrupt.args[:1] if isinstance(n, int)), signal.SIGINT)
 
 
 @contextmanager

@@ -99,10 +99,11 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
             failed; with ``roll_back`` the previous builds are back in place.
     """
     config, env, io, variant = ctx.config, ctx.env, ctx.io, plan.variant
+    stops: list[int] = []  # signals during a rollback: auto moves on no further
 
     def give_up(text: str, kept: str, code: int = 1, put: str = "") -> TorchCudaError:
         if roll_back:  # switch: all or nothing
-            put = put or _roll_back(ctx, plan)[1]
+            put = put or _roll_back(ctx, plan, stops)[1]
             kept = f"\n{put} pyproject.toml is unchanged."
         error = TorchCudaError(text + kept)
         error.exit_code = code
@@ -111,67 +112,73 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
     try:
         if not plan.install or not config.verify:  # a removal leaves no new build
             return variant
-        machine, moves = probe(env), 0
-        while True:
-            try:
-                with signals.handling(signals.stop):
-                    proof = prove(ctx, variant, machine=machine)
-            except KeyboardInterrupt as stop:
-                signum = signals.signum_of(stop)
-                name = signals.signal_name(signum)
-                raise give_up(
-                    f"{name} stopped the verification of {variant}",
-                    ": the new build stays installed, unverified; "
-                    "`poetry torch-cuda verify` checks it.",
-                    128 + signum,
-                ) from None
-            for note in [c.message for c in proof.checks if c.status == "note"]:
-                note = f"{PREFIX}: note: {esc(note)}"
-                io.write_line(note, verbosity=Verbosity.VERBOSE)
-            if proof.ok:
-                io.write_line(f"{PREFIX}: {esc(proof.summary())}")
-                return variant
-            following, put = None, ""
-            auto = config.variant.kind == "auto"  # prove() remembered the failure
-            if auto and proof.machine_reason and moves < MAX_MOVES:
-                versions = ctx.locked.versions
-                following = next_choice(config, versions, machine, variant, ctx)
-            if roll_back and following is not None:
-                # switch: the next build starts from the earlier one, so the
-                # stash keeps that one for a rollback
-                back, put = _roll_back(ctx, plan)
-                following = following if back else None
-            if following is None:
-                raise give_up(
-                    proof.failure_message(debug=io.is_debug()),
-                    "\nThe new build stays installed; verification is turned off "
-                    "with verify = false in [tool.poetry-torch-cuda] or "
-                    "POETRY_TORCH_CUDA_VERIFY=0.",
-                    put=put,
+        with signals.handling(signals.stop):  # the probe and auto's moves too
+            machine, moves = probe(env), 0
+            while True:
+                proof = prove(ctx, variant, machine=machine)
+                for note in [c.message for c in proof.checks if c.status == "note"]:
+                    note = f"{PREFIX}: note: {esc(note)}"
+                    io.write_line(note, verbosity=Verbosity.VERBOSE)
+                if proof.ok:
+                    io.write_line(f"{PREFIX}: {esc(proof.summary())}")
+                    return variant
+                following, put, stopped = None, "", ""
+                auto = config.variant.kind == "auto"  # prove() remembered the failure
+                if auto and proof.machine_reason and moves < MAX_MOVES:
+                    versions = ctx.locked.versions
+                    following = next_choice(config, versions, machine, variant, ctx)
+                if roll_back and following is not None:
+                    # switch: the next build starts from the earlier one, so the
+                    # stash keeps that one for a rollback
+                    back, put = _roll_back(ctx, plan, stops)
+                    if stops:
+                        name = signals.signal_name(stops[0])
+                        stopped = f"{name} stopped auto before it tried {following}: "
+                    following = following if back and not stopped else None
+                if following is None:
+                    raise give_up(
+                        stopped + proof.failure_message(debug=io.is_debug()),
+                        "\nThe new build stays installed; verification is turned off "
+                        "with verify = false in [tool.poetry-torch-cuda] or "
+                        "POETRY_TORCH_CUDA_VERIFY=0.",
+                        128 + stops[0] if stopped else 1,
+                        put,
+                    )
+                io.write_error_line(
+                    f"{PREFIX}: <warning>auto: {variant} failed verification here: "
+                    f"{esc(proof.failures[0].message)}</>\n"
+                    f"{PREFIX}: auto: trying <c2>{following}</>, its next choice on "
+                    f"this machine ({variant} is remembered for this environment; "
+                    "`poetry torch-cuda detect` shows it)"
                 )
-            io.write_error_line(
-                f"{PREFIX}: <warning>auto: {variant} failed verification here: "
-                f"{esc(proof.failures[0].message)}</>\n"
-                f"{PREFIX}: auto: trying <c2>{following}</>, its next choice on this "
-                f"machine ({variant} is remembered for this environment; "
-                "`poetry torch-cuda detect` shows it)"
-            )
-            # The one locked, hash-checked install path; it records the owner too.
-            ctx.reconcile(following)
-            variant, moves = following, moves + 1
+                variant, moves = following, moves + 1
+                # The one locked, hash-checked install path; it records the owner too.
+                ctx.reconcile(variant)
+    except KeyboardInterrupt as stop:
+        signum = signals.signum_of(stop)
+        name = signals.signal_name(signum)
+        raise give_up(
+            f"{name} stopped the verification of {variant}",
+            ": the new build stays installed, unverified; "
+            "`poetry torch-cuda verify` checks it.",
+            128 + signum,
+        ) from None
     finally:
         if not config.keep_previous_build:  # kept only for the rollback
             drop_previous(env.path)
 
 
-def _roll_back(ctx: RunContext, plan: Plan) -> tuple[bool, str]:
-    """Put back the previous build ``plan`` replaced; whether it did, in words."""
-    if (previous := previous_build(ctx.env.path)) is None:
-        return False, "The earlier build was not kept; the failing one stays installed."
-    held = previous.held(ctx.config.package_names)
-    try:
-        previous.put_back(ctx.env, pip_for(ctx.env).uninstall)
-    except (TorchCudaError, OSError) as error:
-        return False, NOT_BACK.format(held or "the previous build", error)
+def _roll_back(ctx: RunContext, plan: Plan, stops: list[int]) -> tuple[bool, str]:
+    """Put back the previous build ``plan`` replaced; whether it did, in words. A
+    stopping signal meanwhile waits, as during ``undo``'s, and is added to ``stops``."""
+    with signals.handling(stops.append):
+        if (previous := previous_build(ctx.env.path)) is None:
+            kept = "The earlier build was not kept; the failing one stays installed."
+            return False, kept
+        held = previous.held(ctx.config.package_names)
+        try:
+            previous.put_back(ctx.env, pip_for(ctx.env).uninstall)
+        except (TorchCudaError, OSError) as error:
+            return False, NOT_BACK.format(held or "the previous build", error)
     held = held or "no torch build, as before"
     return True, f"Put back the previous build: {held} (no download)."

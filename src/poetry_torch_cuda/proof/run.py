@@ -62,13 +62,10 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
         return ChildRun(None, stopped, err, timed_out=True)
     if (report := parse_output(out)) is not None:
         return ChildRun(report, None, err)
-    if process.returncode < 0:
-        name = signal_name(-process.returncode)
-        died = f"was killed by {name} (the Python or a library crashed)"
-    else:
-        last = [line.strip() for line in err.splitlines() if line.strip()]
-        died = f"exited with code {process.returncode}: "
-        died += last[-1] if last else "no output"
+    last = [line.strip() for line in err.splitlines() if line.strip()] or ["no output"]
+    died = f"exited with code {process.returncode}: {last[-1]}"
+    if (code := process.returncode) < 0:
+        died = f"was killed by {signal_name(-code)} (the Python or a library crashed)"
     return ChildRun(None, f"the check process {died}", err)
 
 
