@@ -711,23 +711,27 @@ def test_a_signal_once_the_switch_installed_says_where_it_stopped(
 def test_a_signal_while_the_verification_probes_the_machine_rolls_back(
     tmp_path: Path, proof_index: IndexServer
 ) -> None:
-    """cu130 is installed; a CI's SIGTERM lands while the verification asks
+    """cpu is installed over cu130; a CI's SIGTERM lands while the verification asks
     nvidia-smi about the machine, before its handler was set: the run was killed
-    without a word, cu130 installed and pyproject.toml saying cpu."""
+    without a word, cpu installed and pyproject.toml saying cu130. (A switch to a
+    CUDA build asks nvidia-smi before it installs, for the driver: from cu130 to cpu,
+    the verification is the first to ask.)"""
     project = _cpu(tmp_path, proof_index, no_gpu(tmp_path))
+    off = {**no_gpu(tmp_path), "POETRY_TORCH_CUDA_VERIFY": "0"}
+    assert project.run("torch-cuda", "switch", "cu130", env_extra=off).returncode == 0
     files = _project_files(project)
     before = project.installed()
     hung = tmp_path / "hung"
     env = {**hanging_nvidia_smi(hung), **VERIFY_ON}
-    with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
+    with running(project, "torch-cuda", "switch", "cpu", env_extra=env) as process:
         wait_for((hung / "nvidia-smi.calls").exists, 180, "the machine probe")
         os.killpg(process.pid, signal.SIGTERM)
         result = finish(process, timeout=120)
 
     assert result.returncode == 143, describe(result)
     assert result.stderr == (
-        "SIGTERM stopped the verification of cu130\nPut back the previous build: "
-        "torch 2.14.1+cpu (no download). pyproject.toml is unchanged.\n"
+        "SIGTERM stopped the verification of cpu\nPut back the previous build: "
+        "torch 2.14.1+cu130 (no download). pyproject.toml is unchanged.\n"
     ), describe(result)
     assert project.installed() == before
     assert _project_files(project)["pyproject.toml"] == files["pyproject.toml"]
