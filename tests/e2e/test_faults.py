@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from tests.support.kept import kept_install
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
 from tests.support.processes import finish
+from tests.support.processes import mounted_tmpfs
 from tests.support.processes import paused_at
 from tests.support.processes import pip_processes
 from tests.support.processes import running
@@ -36,6 +36,7 @@ from tests.support.wheels import build_wheel
 
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable
     from collections.abc import Iterator
 
@@ -348,20 +349,13 @@ def test_a_full_temporary_directory_says_where_and_what_to_do(
     (a few kB left, so Python still takes it) failed the install with a bare
     "[Errno 28] No space left on device: '<cache>/….whl' -> '<TMPDIR>/….whl'"."""
     before = Snapshot.of(cu129_project)
-    full = tmp_path / "full"
-    full.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(full)]
-    if subprocess.run(mount, capture_output=True, check=False).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with mounted_tmpfs(tmp_path / "full") as full:
         left = os.statvfs(full)
         with (full / "filler").open("wb") as stream:
             stream.write(bytes(left.f_bavail * left.f_frsize - 8192))
         result = cu129_project.run(
             *COMMANDS["switch"][0], check=False, env_extra={"TMPDIR": str(full)}
         )
-    finally:
-        subprocess.run(["umount", "--lazy", str(full)], check=False)
     assert_one_clear_failure(
         result,
         f"pip could not write to disk (No space left on device: {full}/poetry-torch-",

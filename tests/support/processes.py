@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from tests.support.poetry_project import poetry_executable
 from tests.support.poetry_project import with_overrides
 
@@ -31,6 +33,7 @@ __all__ = [
     "descendants",
     "environ",
     "finish",
+    "mounted_tmpfs",
     "paused_at",
     "pip_processes",
     "run_sampled",
@@ -291,3 +294,17 @@ def run_sampled(
     command = [str(poetry_executable()), "--no-ansi", *args]
     result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     return result, seen
+
+
+@contextmanager
+def mounted_tmpfs(directory: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs at ``directory``, a disk to fill; the test skips where mounting
+    is not allowed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(directory)]
+    if subprocess.run(mount, capture_output=True, check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "--lazy", str(directory)], check=False)

@@ -34,6 +34,7 @@ from poetry_torch_cuda.install.undo import drop_previous
 from poetry_torch_cuda.install.undo import finish
 from poetry_torch_cuda.install.undo import previous_build
 from poetry_torch_cuda.install.undo import recover
+from tests.support.processes import mounted_tmpfs
 
 
 if TYPE_CHECKING:
@@ -568,12 +569,7 @@ def test_a_full_disk_for_the_install_record_is_said_not_blamed_on_the_lock(
     from poetry_torch_cuda.lockfile.model import TorchCudaLock
     from poetry_torch_cuda.lockfile.model import VariantLock
 
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)]
-    if subprocess.run(mount, capture_output=True, check=False).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with mounted_tmpfs(tmp_path / "disk") as disk:
         monkeypatch.setenv("POETRY_CACHE_DIR", str(disk))
         env = system_python(tmp_path / "usr-local")
         record = state_dir(env.path) / INSTALLED
@@ -600,8 +596,6 @@ def test_a_full_disk_for_the_install_record_is_said_not_blamed_on_the_lock(
         held = installed_environment(env)
         problems = undo.family_problems(env, held, ["torch"], lock=lock)
         left = sorted(p.name for p in state_dir(env.path).iterdir())
-    finally:
-        subprocess.run(["umount", "--lazy", str(disk)], check=False)
     assert problems == []
     assert said == (
         f"the install record {record} could not be written (No space left on "
