@@ -305,8 +305,10 @@ def test_a_signal_during_autos_rollback_stops_it_before_the_next_install(
         project = make_project(tmp_path, index, "2.13.0", "cu130", install_with={})
         pyproject = project.pyproject.read_bytes()
         env = {**gpu(tmp_path, GTX_1080, driver="575.51.03"), **VERIFY_ON}
+        # Deleted by Poetry 2.5's uninstaller, moved aside by pip (Poetry 2.0-2.4).
+        info = "torch-2.13.0+cu126.dist-info"
         pause, paused = paused_at(
-            tmp_path / "pause", "torch-2.13.0+cu126.dist-info", "shutil.rmtree"
+            tmp_path / "pause", info, ("shutil.rmtree", "os.rename")
         )
         env.update(pause)
         args = ("torch-cuda", "switch", "auto")

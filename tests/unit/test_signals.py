@@ -31,3 +31,19 @@ def test_held_signals_arrive_after_the_block() -> None:
             arrived.append("block finished")
         arrived.append("not reached")
     assert arrived == ["block finished"]
+
+
+def test_a_block_that_must_finish_keeps_its_handler_over_inner_ones() -> None:
+    """A put-back runs pip's removal on Poetry before 2.5; pip's run forwards a stop
+    to pip, which died halfway through the put-back a signal was meant to wait for."""
+    outer: list[int] = []
+    inner: list[int] = []
+    with signals.handling(outer.append, finish=True):
+        with signals.handling(inner.append):  # pip's forwarding, say
+            signal.raise_signal(signal.SIGTERM)
+        with signals.held():  # recorded by the outer block, not raised again after
+            signal.raise_signal(signal.SIGINT)
+    assert (outer, inner) == ([signal.SIGTERM, signal.SIGINT], [])
+    with signals.handling(inner.append):  # no block to finish: the inner one's
+        signal.raise_signal(signal.SIGTERM)
+    assert inner == [signal.SIGTERM]

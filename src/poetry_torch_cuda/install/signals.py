@@ -31,16 +31,27 @@ def signum_of(interrupt: KeyboardInterrupt) -> int:
     return next((n for n in interrupt.args[:1] if isinstance(n, int)), signal.SIGINT)
 
 
+#: The blocks that must finish running now (a put-back): their handler outranks inner ones.
+_finishing: list[Callable[[int], None]] = []
+
+
 @contextmanager
-def handling(handler: Callable[[int], None]) -> Iterator[None]:
-    """``handler(signum)`` runs on each stopping signal during the block."""
+def handling(handler: Callable[[int], None], *, finish: bool = False) -> Iterator[None]:
+    """``handler(signum)`` runs on each stopping signal during the block; in a block
+    that must ``finish``, its own handler and not an inner block's (pip's forwarding)."""
     here = os.name == "posix" and threading.current_thread() is threading.main_thread()
     # Ctrl-C, ``kill``, a closed terminal (POSIX names: Windows has no SIGHUP).
     stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if here else ()
+    handler = _finishing[-1] if _finishing else handler
     previous = {s: signal.signal(s, lambda n, _: handler(n)) for s in stopping}
+    finish = finish and here
+    if finish:
+        _finishing.append(handler)
     try:
         yield
     finally:
+        if finish:
+            _finishing.pop()
         for signum, old in previous.items():
             signal.signal(signum, old)
 
@@ -53,7 +64,7 @@ def held() -> Iterator[None]:
     thread's signals, while any thread may take a ``kill``, whose handler runs here.
     """
     received: list[int] = []
-    with handling(received.append):
+    with handling(received.append, finish=True):
         yield
     if received:
         signal.raise_signal(received[0])

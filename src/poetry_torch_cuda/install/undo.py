@@ -361,7 +361,7 @@ def undo(
     """Put ``env`` back from ``stash``; the error to raise says what it holds now."""
     state = plan.unchanged
     try:  # the run ends after it: a stop meanwhile waits, and is not raised again
-        with signals.handling(lambda _: None):
+        with signals.handling(lambda _: None, finish=True):
             if changes := stash.put_back(env, uninstall):
                 held = stash.held(t.name for t in plan.install) or "no torch build"
                 state = f"The environment was put back as it was ({held}; undone: "

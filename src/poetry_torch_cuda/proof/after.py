@@ -171,7 +171,7 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
 def _roll_back(ctx: RunContext, plan: Plan, stops: list[int]) -> tuple[bool, str]:
     """Put back the previous build ``plan`` replaced; whether it did, in words. A
     stopping signal meanwhile waits, as during ``undo``'s, and is added to ``stops``."""
-    with signals.handling(stops.append):
+    with signals.handling(stops.append, finish=True):
         if (previous := previous_build(ctx.env.path)) is None:
             kept = "The earlier build was not kept; the failing one stays installed."
             return False, kept
