@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 
+from poetry_torch_cuda.install.undo import DAMAGED
 from poetry_torch_cuda.install.undo import SYNC_FORCE
 from poetry_torch_cuda.install.undo import repair
 from poetry_torch_cuda.machine import tables
@@ -22,6 +23,7 @@ from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.proof.child import MASKS
+from poetry_torch_cuda.proof.child import NAMESPACE
 
 
 if TYPE_CHECKING:
@@ -280,9 +282,9 @@ def _package(
         return [Check(check, "fail", message, cause, f"{install} installs it")]
     if not entry.get("imports"):
         error = str(entry.get("error"))
-        library = bool(_LIBRARY_ERROR.search(error))
-        gpu = variant.kind in ("cuda", "rocm")
-        cause = "the package fails while it is imported"
+        library, damaged = bool(_LIBRARY_ERROR.search(error)), NAMESPACE in error
+        gpu = variant.kind in ("cuda", "rocm") and not damaged
+        cause = DAMAGED if damaged else "the package fails while it is imported"
         if library:
             cause = "a library the build needs cannot be loaded: the install is "
             cause += "damaged or incomplete"
