@@ -326,16 +326,14 @@ def _build(torch: dict[str, Any], version: str, variant: Variant) -> list[Check]
         release = f"{wanted[0]}.{wanted[1]}"
         found = cuda if variant.kind == "cuda" else hip
         matches = f"{found}.".startswith(f"{release}.")  # 13.0, HIP 6.4.43482-0f2d
-        what = f"a {build} build" if found else f"not a {family} build"
         expected = f"the {family} {release} build {variant} names"
     elif variant.kind == "cpu":
         matches = not (cuda or hip)
-        what = f"a {build} build"
         expected = "the CPU-only build cpu names"
     else:
         return checks
     if not matches and label_of(version) == variant.name:  # else the label fails
-        message = f"torch {version} is {what}, not {expected}"
+        message = f"torch {version} is a {build} build, not {expected}"
         cause = f"its files are not the build its +{variant} label names: another "
         cause += "build was installed over them, or the index serves a mislabelled "
         cause += "wheel"
