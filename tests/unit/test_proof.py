@@ -184,6 +184,33 @@ def test_an_import_error_of_a_cpu_build_is_not_a_machine_reason() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("torchaudio", "OSError: libtorchaudio.so: undefined symbol: _ZNK5torch8auto"),
+        ("torchvision", "RuntimeError: operator torchvision::nms does not exist"),
+    ],
+)
+def test_a_package_built_for_another_torch_is_not_this_machine_s_failure(
+    name: str, error: str
+) -> None:
+    """torch runs; a torchaudio or torchvision pip put in for another torch fails to
+    import as the real ones do. auto must not remember the variant as failing here."""
+    data = report("2.14.1+cu130", cuda="13.0")
+    entry = {"installed": True, "version": "0.1.0+cu130", "imports": False}
+    data["packages"][name] = {**entry, "error": error}
+    verdict = judge(
+        ChildRun(data), parse_variant("cu130"), NO_GPU, ["torch", name], auto=True
+    )
+    assert [(c.cause, c.fix, c.machine) for c in verdict.failures] == [
+        (
+            f"{name} was built for another torch (or another variant)",
+            "`poetry torch-cuda sync --force` reinstalls the build",
+            False,
+        )
+    ]
+
+
 def test_a_broken_build_no_install_moves_gets_the_fix_that_moves_it() -> None:
     """A +cu129 torch installed by hand that poetry.lock does not lock (Plan.unmoved)
     fails to import: the fix was `sync --force`, which moves no such build."""

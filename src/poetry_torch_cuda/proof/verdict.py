@@ -42,6 +42,8 @@ _LIBRARY_ERROR = re.compile(
     r"(?i)cannot open shared object file|DLL load failed|undefined symbol|"
     r"cannot load library|image not found|version `GLIBC"
 )
+_OTHER_TORCH = re.compile("does not exist|undefined symbol")  # built for another
+_OTHER_BUILD = "was built for another torch (or another variant)"
 _BUSY = re.compile(r"busy or unavailable|out of memory", re.IGNORECASE)
 _ARCH = re.compile(r"(sm|compute)_(\d+?)(\d)a?$")
 
@@ -282,13 +284,15 @@ def _package(
         return [Check(check, "fail", message, cause, f"{install} installs it")]
     if not entry.get("imports"):
         error = str(entry.get("error"))
+        other = name != "torch" and bool(_OTHER_TORCH.search(error))
         library, damaged = bool(_LIBRARY_ERROR.search(error)), NAMESPACE in error
-        gpu = variant.kind in ("cuda", "rocm") and not damaged
+        gpu = variant.kind in ("cuda", "rocm") and not (damaged or other)
         cause = DAMAGED if damaged else "the package fails while it is imported"
         if library:
             cause = "a library the build needs cannot be loaded: the install is "
             cause += "damaged or incomplete"
             cause += ", or this machine lacks what the build needs" if gpu else ""
+        cause = f"{name} {_OTHER_BUILD}" if other else cause
         fix = repair(name, unmoved)
         if gpu:
             fix += "; if that does not help, `poetry torch-cuda detect` shows a "
@@ -480,8 +484,7 @@ def _operator(operator: object) -> list[Check]:
     if operator.get("ok"):
         return [Check("torchvision operator", "ok", f"{name} runs")]
     cause = "torchvision's operators do not run with this torch"
-    if "does not exist" in error or "undefined symbol" in error:
-        cause = "torchvision was built for another torch (or another variant)"
+    cause = f"torchvision {_OTHER_BUILD}" if _OTHER_TORCH.search(error) else cause
     fix = SYNC_FORCE + " (torch and torchvision from the same variant)"
     return [Check("torchvision operator", "fail", f"{name} fails: {error}", cause, fix)]
 
