@@ -62,13 +62,10 @@ def describe_torch(torch: Any) -> dict[str, Any]:
         "arch_list": attempt(lambda: list(torch.cuda.get_arch_list()))[0],
         "is_available": attempt(lambda: bool(torch.cuda.is_available()))[0],
     }
-    if not info["arch_list"] and info["cuda"]:
-        # Older releases list architectures only with a GPU; the flags need none.
-        flags = attempt(lambda: torch._C._cuda_getArchFlags())[0]
+    if not info["arch_list"] and info["cuda"]:  # older releases: only with a GPU
+        flags = attempt(lambda: torch._C._cuda_getArchFlags())[0]  # need none
         info["arch_list"] = str(flags or "").split()
-    count = 0
-    if info["is_available"]:
-        count = attempt(lambda: int(torch.cuda.device_count()))[0] or 0
+    count = info["is_available"] and attempt(lambda: int(torch.cuda.device_count()))[0]
     info["devices"] = [
         {
             "index": i,
@@ -77,7 +74,7 @@ def describe_torch(torch: Any) -> dict[str, Any]:
                 lambda i=i: "{}.{}".format(*torch.cuda.get_device_capability(i))
             )[0],
         }
-        for i in range(count)
+        for i in range(count or 0)
     ]
     return info
 
