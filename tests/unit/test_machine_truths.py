@@ -178,7 +178,14 @@ def test_auto_accepts_the_gpu_its_decision_left_out() -> None:
             "is a CUDA 13.0 build, not the CUDA 12.4 build cu124 names",
         ),
         ("cpu", "12.8", None, "is a CUDA 12.8 build, not the CPU-only build cpu names"),
-        ("rocm6.4", None, None, "is not a ROCm build"),
+        ("rocm6.4", None, None, "is a CPU-only build, not the ROCm 6.4 build rocm6.4"),
+        ("cu130", None, None, "is a CPU-only build, not the CUDA 13.0 build cu130"),
+        (
+            "cu130",
+            None,
+            "6.4.43482-0f2d60242",
+            "is a ROCm (HIP 6.4.43482-0f2d60242) build",
+        ),
         ("rocm6.4", None, "6.4.43482-0f2d60242", None),
         (
             "rocm6.4",

@@ -184,6 +184,33 @@ def test_an_import_error_of_a_cpu_build_is_not_a_machine_reason() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("torchaudio", "OSError: libtorchaudio.so: undefined symbol: _ZNK5torch8auto"),
+        ("torchvision", "RuntimeError: operator torchvision::nms does not exist"),
+    ],
+)
+def test_a_package_built_for_another_torch_is_not_this_machine_s_failure(
+    name: str, error: str
+) -> None:
+    """torch runs; a torchaudio or torchvision pip put in for another torch fails to
+    import as the real ones do. auto must not remember the variant as failing here."""
+    data = report("2.14.1+cu130", cuda="13.0")
+    entry = {"installed": True, "version": "0.1.0+cu130", "imports": False}
+    data["packages"][name] = {**entry, "error": error}
+    verdict = judge(
+        ChildRun(data), parse_variant("cu130"), NO_GPU, ["torch", name], auto=True
+    )
+    assert [(c.cause, c.fix, c.machine) for c in verdict.failures] == [
+        (
+            f"{name} was built for another torch (or another variant)",
+            "`poetry torch-cuda sync --force` reinstalls the build",
+            False,
+        )
+    ]
+
+
 def test_a_broken_build_no_install_moves_gets_the_fix_that_moves_it() -> None:
     """A +cu129 torch installed by hand that poetry.lock does not lock (Plan.unmoved)
     fails to import: the fix was `sync --force`, which moves no such build."""
@@ -406,19 +433,50 @@ def test_a_crashing_probe_says_how_it_died(tmp_path: Path) -> None:
     )
 
 
+def venv_with(tmp_path: Path, files: dict[str, str]) -> str:
+    """A real venv holding torch 2.14.1+cu130's metadata and ``files`` in torch/."""
+    venv.create(tmp_path, with_pip=False)
+    (site,) = tmp_path.glob("lib/python*/site-packages")
+    (site / "torch").mkdir()
+    for name, text in files.items():
+        (site / "torch" / name).write_text(text)
+    (site / "torch-2.14.1+cu130.dist-info").mkdir()
+    metadata = "Metadata-Version: 2.1\nName: torch\nVersion: 2.14.1+cu130\n"
+    (site / "torch-2.14.1+cu130.dist-info" / "METADATA").write_text(metadata)
+    return str(tmp_path / "bin" / "python")
+
+
+def test_a_torch_without_its_init_is_damaged_not_a_build_of_torch_none(
+    tmp_path: Path,
+) -> None:
+    # torch/__init__.py deleted: Python imports the folder as an empty namespace
+    # package, which has no version, no build and no functions.
+    python = venv_with(tmp_path, {"version.py": "cuda = '13.0'\n"})
+    run = run_child(python, ["torch"], 60)
+    proof = judge(run, parse_variant("cu130"), NO_GPU, ["torch"])
+    (folder,) = tmp_path.glob("lib/python*/site-packages/torch")
+    error = f"ImportError: {folder}/__init__.py is missing: torch imports as an "
+    assert [(c.message, c.cause, c.fix) for c in proof.failures] == [
+        (
+            f"torch 2.14.1+cu130 does not import: {error}empty namespace package",
+            "a removal or an interrupted install left it incomplete",
+            "`poetry torch-cuda sync --force` reinstalls the build",
+        )
+    ]
+    assert not proof.machine_reason  # auto does not move on from a damaged install
+    assert proof.trace_lines(debug=False) == []  # the check's own raise: no trace
+    assert "None" not in "\n".join(proof.lines())
+
+
 def test_a_torch_whose_import_crashes_the_python_shows_where_with_vvv(
     tmp_path: Path,
 ) -> None:
     # A segfault in the import (a driver/library mismatch): the fix says that
     # -vvv shows the check's own output, so that output must say where it died.
-    venv.create(tmp_path, with_pip=False)
-    (site,) = tmp_path.glob("lib/python*/site-packages")
-    (site / "torch").mkdir()
-    (site / "torch" / "__init__.py").write_text("import ctypes\nctypes.string_at(0)\n")
-    (site / "torch-2.14.1+cu130.dist-info").mkdir()
-    metadata = "Metadata-Version: 2.1\nName: torch\nVersion: 2.14.1+cu130\n"
-    (site / "torch-2.14.1+cu130.dist-info" / "METADATA").write_text(metadata)
-    run = run_child(str(tmp_path / "bin" / "python"), ["torch"], 60)
+    python = venv_with(
+        tmp_path, {"__init__.py": "import ctypes\nctypes.string_at(0)\n"}
+    )
+    run = run_child(python, ["torch"], 60)
     assert run.error == (
         "the check process was killed by SIGSEGV (the Python or a library crashed)"
     )

@@ -72,17 +72,14 @@ class VerifyCommand(TorchCudaCommand, GroupCommand):
         if self.as_json(proof.to_json(configured=ctx.config.variant, debug=debug)):
             return 0 if proof.verified else 1
         self.line("\n".join(proof.lines()))
-        write = self.line_error if debug else self.line
-        for line in proof.trace_lines(debug=debug):
-            write(esc(line))
+        for line in proof.trace_lines(debug=debug):  # -vvv: on stderr
+            (self.line_error if debug else self.line)(esc(line))
         where = esc(self.env.path) if exists else "(no environment yet)"
         if proof.verified:
             self.line(f"{PREFIX}: <info>{variant}</> build verified in {where}")
             return 0
-        count = len(proof.failures)
-        problems = f"{count} problem{'s' if count != 1 else ''}"
-        verdict = f"<error>verification failed</> ({problems}) for"
-        if proof.ok:
-            verdict = "<warning>could not check</>"
+        n = len(proof.failures)
+        verdict = f"<error>verification failed</> ({n} problem{'s' * (n > 1)}) for"
+        verdict = "<warning>could not check</>" if proof.ok else verdict
         self.line_error(f"{PREFIX}: {verdict} {variant} in {where}")
         return 1

@@ -17,6 +17,8 @@ from typing import Any
 MARKER = "@@poetry-torch-cuda-proof@@"
 #: What hides GPUs from a build (the user's choice, not a fault of the machine).
 MASKS = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
+#: A package whose ``__init__.py`` is gone: the folder imports, with nothing in it.
+NAMESPACE = "imports as an empty namespace package"
 
 
 def attempt(function: Any) -> tuple[Any, str | None]:
@@ -35,15 +37,16 @@ def import_package(name: str) -> tuple[dict[str, Any], Any]:
         entry["version"] = metadata.version(name)
     except metadata.PackageNotFoundError:
         return entry, None
-    entry["installed"] = True
+    entry["installed"], module = True, None
     try:
         module = import_module(name.replace("-", "_"))
-    except BaseException as error:  # SystemExit from a broken package is a finding too
-        if isinstance(error, KeyboardInterrupt):
-            raise
+        if getattr(module, "__file__", None) is None:  # no __init__.py: a bare folder
+            init = f"{next(iter(module.__path__), '')}{os.sep}__init__.py"
+            raise ImportError(f"{init} is missing: {name} {NAMESPACE}")
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - its exit() too
         entry["imports"] = False
         entry["error"] = f"{type(error).__name__}: {error}".strip()
-        entry["traceback"] = traceback.format_exc()
+        entry["traceback"] = None if module else traceback.format_exc()
         return entry, None
     entry["imports"] = True
     return entry, module
@@ -59,13 +62,10 @@ def describe_torch(torch: Any) -> dict[str, Any]:
         "arch_list": attempt(lambda: list(torch.cuda.get_arch_list()))[0],
         "is_available": attempt(lambda: bool(torch.cuda.is_available()))[0],
     }
-    if not info["arch_list"] and info["cuda"]:
-        # Older releases list architectures only with a GPU; the flags need none.
-        flags = attempt(lambda: torch._C._cuda_getArchFlags())[0]
+    if not info["arch_list"] and info["cuda"]:  # older releases: only with a GPU
+        flags = attempt(lambda: torch._C._cuda_getArchFlags())[0]  # need none
         info["arch_list"] = str(flags or "").split()
-    count = 0
-    if info["is_available"]:
-        count = attempt(lambda: int(torch.cuda.device_count()))[0] or 0
+    count = info["is_available"] and attempt(lambda: int(torch.cuda.device_count()))[0]
     info["devices"] = [
         {
             "index": i,
@@ -74,7 +74,7 @@ def describe_torch(torch: Any) -> dict[str, Any]:
                 lambda i=i: "{}.{}".format(*torch.cuda.get_device_capability(i))
             )[0],
         }
-        for i in range(count)
+        for i in range(count or 0)
     ]
     return info
 

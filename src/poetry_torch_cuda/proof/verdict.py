@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 
+from poetry_torch_cuda.install.undo import DAMAGED
 from poetry_torch_cuda.install.undo import SYNC_FORCE
 from poetry_torch_cuda.install.undo import repair
 from poetry_torch_cuda.machine import tables
@@ -22,6 +23,7 @@ from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.proof.child import MASKS
+from poetry_torch_cuda.proof.child import NAMESPACE
 
 
 if TYPE_CHECKING:
@@ -40,6 +42,8 @@ _LIBRARY_ERROR = re.compile(
     r"(?i)cannot open shared object file|DLL load failed|undefined symbol|"
     r"cannot load library|image not found|version `GLIBC"
 )
+_OTHER_TORCH = re.compile("does not exist|undefined symbol")  # built for another
+_OTHER_BUILD = "was built for another torch (or another variant)"
 _BUSY = re.compile(r"busy or unavailable|out of memory", re.IGNORECASE)
 _ARCH = re.compile(r"(sm|compute)_(\d+?)(\d)a?$")
 
@@ -280,13 +284,15 @@ def _package(
         return [Check(check, "fail", message, cause, f"{install} installs it")]
     if not entry.get("imports"):
         error = str(entry.get("error"))
-        library = bool(_LIBRARY_ERROR.search(error))
-        gpu = variant.kind in ("cuda", "rocm")
-        cause = "the package fails while it is imported"
+        other = name != "torch" and bool(_OTHER_TORCH.search(error))
+        library, damaged = bool(_LIBRARY_ERROR.search(error)), NAMESPACE in error
+        gpu = variant.kind in ("cuda", "rocm") and not (damaged or other)
+        cause = DAMAGED if damaged else "the package fails while it is imported"
         if library:
             cause = "a library the build needs cannot be loaded: the install is "
             cause += "damaged or incomplete"
             cause += ", or this machine lacks what the build needs" if gpu else ""
+        cause = f"{name} {_OTHER_BUILD}" if other else cause
         fix = repair(name, unmoved)
         if gpu:
             fix += "; if that does not help, `poetry torch-cuda detect` shows a "
@@ -324,16 +330,14 @@ def _build(torch: dict[str, Any], version: str, variant: Variant) -> list[Check]
         release = f"{wanted[0]}.{wanted[1]}"
         found = cuda if variant.kind == "cuda" else hip
         matches = f"{found}.".startswith(f"{release}.")  # 13.0, HIP 6.4.43482-0f2d
-        what = f"a {build} build" if found else f"not a {family} build"
         expected = f"the {family} {release} build {variant} names"
     elif variant.kind == "cpu":
         matches = not (cuda or hip)
-        what = f"a {build} build"
         expected = "the CPU-only build cpu names"
     else:
         return checks
     if not matches and label_of(version) == variant.name:  # else the label fails
-        message = f"torch {version} is {what}, not {expected}"
+        message = f"torch {version} is a {build} build, not {expected}"
         cause = f"its files are not the build its +{variant} label names: another "
         cause += "build was installed over them, or the index serves a mislabelled "
         cause += "wheel"
@@ -480,8 +484,7 @@ def _operator(operator: object) -> list[Check]:
     if operator.get("ok"):
         return [Check("torchvision operator", "ok", f"{name} runs")]
     cause = "torchvision's operators do not run with this torch"
-    if "does not exist" in error or "undefined symbol" in error:
-        cause = "torchvision was built for another torch (or another variant)"
+    cause = f"torchvision {_OTHER_BUILD}" if _OTHER_TORCH.search(error) else cause
     fix = SYNC_FORCE + " (torch and torchvision from the same variant)"
     return [Check("torchvision operator", "fail", f"{name} fails: {error}", cause, fix)]
 
