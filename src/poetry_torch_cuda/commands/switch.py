@@ -207,18 +207,15 @@ class SwitchCommand(MovingCommand):
             if waited:  # another run changed things meanwhile: read them again
                 self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
-            try:  # in its own lock: no wait; a stop the install's end held is raised
-                with signals.handling(signals.stop):  # after it: SIGTERM as Ctrl-C
+            try:  # in its own lock: no wait; a stop once it installed: apply_plan's
+                with signals.handling(signals.stop):  # SIGTERM as Ctrl-C
                     plan = self.move(ctx, variant)
-            except KeyboardInterrupt as stop:
-                signum = signals.signum_of(stop)
-                said = TorchCudaError(
-                    f"{signals.signal_name(signum)} stopped the switch to {variant}, "
-                    "which may be installed; pyproject.toml is unchanged: "
-                    "`poetry torch-cuda sync` installs the variant it names."
-                )
-                said.exit_code = 128 + signum
-                raise said from None
+            except KeyboardInterrupt as stop:  # the driver's probe, the locking
+                raise signals.stopped(
+                    stop,
+                    f"the switch to {variant} before it installed anything; "
+                    "pyproject.toml is unchanged.",
+                ) from None
             # A build that fails verification is replaced by the previous one
             # (its records too: the stash's).
             final = prove_change(ctx, plan, roll_back=True)

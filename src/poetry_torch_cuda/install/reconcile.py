@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from poetry_torch_cuda.environment.envlock import state_dir
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
     """Carry ``request`` out (any failure or interrupt puts the stash back), check the
-    builds, sweep unused CUDA wheels; one summary line."""
+    builds, sweep unused CUDA wheels, write the records; one summary line."""
     from poetry_torch_cuda.install import signals  # only a run with work pays for it
 
     plan = request.plan
@@ -74,7 +75,20 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             if isinstance(error, (TorchCudaError, OSError, KeyboardInterrupt)):
                 raise failure from None
             raise
-        if warning := undo.finish(stash, env, request):
+        try:  # the change holds: a stop waits for its records, then says so
+            with signals.handling(signals.stop), signals.held():
+                warning = undo.finish(stash, env, request)
+                request.write_lock()
+                project = str(request.poetry.pyproject_path.parent)
+                owner = {"project": project, "variant": plan.variant.name}
+                write_json(state_dir(env.path) / undo.OWNER, owner)
+        except KeyboardInterrupt as stop:
+            raise signals.stopped(
+                stop,
+                f"the run once {plan.variant} was installed: it stays installed, "
+                "unverified; `poetry torch-cuda verify` checks it.",
+            ) from None
+        if warning:
             io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
     if orphans:
         wheels = "wheel" if len(orphans) == 1 else "wheels"
@@ -206,12 +220,9 @@ def install_plan(
     auth = variant_authenticator(config, variant, poetry.config)
     request = InstallRequest(plan, config, poetry, auth, compile_bytecode)
     request = prepare_install(request, env, io)
+    if not write_lock:  # the caller writes it (switch: with pyproject.toml)
+        request = replace(request, write_lock=lambda: None)
     apply_plan(request, env, io)
-    if write_lock:
-        request.write_lock()
-    if plan.install:
-        record = {"project": str(project), "variant": variant.name}
-        write_json(state_dir(env.path) / undo.OWNER, record)
 
 
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:
