@@ -20,6 +20,7 @@ from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.lockfile.service import locked_entry
 from poetry_torch_cuda.lockfile.service import settle
+from poetry_torch_cuda.lockfile.service import unwritable
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import report
@@ -184,9 +185,10 @@ class SwitchCommand(MovingCommand):
                 refuse_read_only(path)
             pending = None if dry else prepare_variant(pyproject, name, always=pinned)
         except OSError as error:
-            shown = lock.name if error.filename == str(lock) else pyproject.name
+            if error.filename == str(lock):  # the lock's own words
+                raise unwritable(error) from None
             raise TorchCudaError(
-                f"could not write {shown} ({error.strerror or error}); "
+                f"could not write {pyproject.name} ({error.strerror or error}); "
                 "nothing was changed. Free space or fix permissions, then run "
                 "the command again."
             ) from None
