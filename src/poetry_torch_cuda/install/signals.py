@@ -35,9 +35,8 @@ def signum_of(interrupt: KeyboardInterrupt) -> int:
 
 def stopped(interrupt: KeyboardInterrupt, what: str) -> TorchCudaError:
     """``SIGTERM stopped {what}``, to end the run with 128 + the signal's number."""
-    signum = signum_of(interrupt)
-    error = TorchCudaError(f"{signal_name(signum)} stopped {what}")
-    error.exit_code = 128 + signum
+    error = TorchCudaError(f"{signal_name(signum_of(interrupt))} stopped {what}")
+    error.exit_code = 128 + signum_of(interrupt)
     return error
 
 
