@@ -192,20 +192,21 @@ class Stash:
 def finish(stash: Stash, env: Env, request: InstallRequest) -> str:
     """After a change that held, its stash becomes the previous build (one of no
     files too: a rollback to it removes the build); a forced reinstall's is dropped (it
-    may hold the damage repaired) and the one kept before stays. Its caller holds the
-    signals (a stash left under its run's name is put back next run). A warning or ""."""
-    record = state_dir(env.path) / INSTALLED
-    files = _record(record.parent)
-    files.update((f.name, f.sha256) for f in request.files)  # and what stayed
-    held = sorted(files.keys() & installed_environment(env).names().keys())
-    warning = _write_record(record, {n: files[n] for n in held})
-    try:
-        if not request.plan.force:
-            stash.keep(env.path)
-            return warning
-    except OSError:  # a full disk, say: the install stands all the same
-        drop_previous(env.path)
-    remove(stash.root)
+    may hold the damage repaired) and the one kept before stays. Signals wait: a stash
+    left under its run's name is put back next run. Returns a warning ("" none)."""
+    with signals.held():
+        record = state_dir(env.path) / INSTALLED
+        files = _record(record.parent)
+        files.update((f.name, f.sha256) for f in request.files)  # and what stayed
+        held = sorted(files.keys() & installed_environment(env).names().keys())
+        warning = _write_record(record, {n: files[n] for n in held})
+        try:
+            if not request.plan.force:
+                stash.keep(env.path)
+                return warning
+        except OSError:  # a full disk, say: the install stands all the same
+            drop_previous(env.path)
+        remove(stash.root)
     return warning
 
 
