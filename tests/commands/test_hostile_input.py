@@ -160,11 +160,15 @@ def test_switch_leaves_a_read_only_project_file_and_the_environment_alone(
         undo = ("chattr", "-i") if protection[0] == "chattr" else ("chmod", "644")
         subprocess.run([*undo, str(project.path / name)], check=True)
     assert same.returncode == 0, same  # nothing to write
+    said = {  # torch-cuda.lock's: the one wording, the lock's (as `lock` says it)
+        "pyproject.toml": "nothing was changed. Free space or fix permissions",
+        "torch-cuda.lock": "it was not changed. Make it writable",
+    }
     for refused in (result, dry):  # the dry run said it would write it
         assert refused.returncode == 1, refused
         assert refused.stderr.strip() == (
-            f"could not write {name} (it is read-only); nothing was changed. "
-            "Free space or fix permissions, then run the command again."
+            f"could not write {name} (it is read-only); {said[name]}, then run the "
+            "command again."
         )
     assert project.installed()["torch"] == "2.14.1+cu129"
     assert [path.read_bytes() for path in files] == before
@@ -187,7 +191,7 @@ def test_an_install_that_locks_first_refuses_a_read_only_torch_cuda_lock(
     assert result.returncode == 1, result
     assert result.stderr.startswith(
         "could not write torch-cuda.lock (it is read-only); it was not changed. "
-        "Make it writable, then run `poetry torch-cuda lock` again."
+        "Make it writable, then run the command again."
     ), result
     assert "installed" not in result.stdout, result
     assert project.installed()["torch"] == "2.14.1+cu129"
@@ -228,7 +232,7 @@ def test_a_read_only_torch_cuda_lock_is_refused_in_words(
     assert result.returncode == 1, result
     assert result.stderr.strip() == (
         "could not write torch-cuda.lock (it is read-only); it was not changed. "
-        "Make it writable, then run `poetry torch-cuda lock` again."
+        "Make it writable, then run the command again."
     )
     assert lock.read_bytes() == before
     relocked = run_inprocess(project, "lock")  # a failure to lock is a warning there

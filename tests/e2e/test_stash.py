@@ -696,8 +696,8 @@ def test_a_signal_once_the_switch_installed_says_where_it_stopped(
     name = signal.Signals(signum).name
     assert result.returncode == 128 + signum, describe(result)
     assert result.stderr == (
-        f"{name} stopped the switch to cu130, which may be installed; pyproject.toml "
-        "is unchanged: `poetry torch-cuda sync` installs the variant it names.\n"
+        f"{name} stopped the run once cu130 was installed: it stays installed, "
+        "unverified; `poetry torch-cuda verify` checks it.\n"
     ), describe(result)
     assert {k: v for k, v in _project_files(project).items() if k != "owner"} == {
         k: v for k, v in files.items() if k != "owner"
@@ -834,3 +834,58 @@ def test_auto_moving_on_installs_only_locked_bytes(tmp_path: Path) -> None:
         assert "refused torch-2.13.0+cpu" in result.stderr
         init = project.site_packages() / "torch" / "__init__.py"
         assert "TAMPERED" not in init.read_text()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("args", [("torch-cuda", "sync"), ("install",)])
+def test_a_signal_once_sync_or_install_installed_says_what_is_installed(
+    tmp_path: Path, proof_index: IndexServer, args: tuple[str, ...], signum: int
+) -> None:
+    """pyproject.toml says cu130 (set by hand) over cpu; Ctrl-C (or SIGTERM) while
+    the install finishes (signals held): the run ended with no word (Ctrl-C: exit 1;
+    SIGTERM: killed), cu130 installed."""
+    env = no_gpu(tmp_path)
+    project = _cpu(tmp_path, proof_index, env)
+    project.write_pyproject(project.pyproject_text().replace('"cpu"', '"cu130"'))
+    pause, paused = paused_at(
+        tmp_path / "pause", ".torch-cuda-previous", "shutil.rmtree"
+    )
+    with running(project, *args, env_extra={**env, **pause}) as process:
+        wait_for(paused.exists, 180, "the install to keep the previous build")
+        os.killpg(process.pid, signum)
+        time.sleep(0.5)  # taken, and waiting
+        paused.with_name(f"{paused.name}-go").touch()
+        result = finish(process, timeout=120)
+
+    name = signal.Signals(signum).name
+    assert result.returncode == 128 + signum, describe(result)
+    assert result.stderr.endswith(
+        f"{name} stopped the run once cu130 was installed: it stays installed, "
+        "unverified; `poetry torch-cuda verify` checks it.\n"
+    ), describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert "cu130" in (project.path / "torch-cuda.lock").read_text()  # verify's
+
+
+def test_a_signal_while_the_switch_asks_the_driver_says_nothing_was_installed(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    """A switch to a CUDA build asks nvidia-smi for the driver before it installs;
+    a SIGTERM then said "which may be installed" where nothing was."""
+    project = _cpu(tmp_path, proof_index, no_gpu(tmp_path))
+    files = _project_files(project)
+    before = project.installed()
+    hung = tmp_path / "hung"
+    env = hanging_nvidia_smi(hung)
+    with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
+        wait_for((hung / "nvidia-smi.calls").exists, 180, "the driver probe")
+        os.killpg(process.pid, signal.SIGTERM)
+        result = finish(process, timeout=120)
+
+    assert result.returncode == 143, describe(result)
+    assert result.stderr == (
+        "SIGTERM stopped the switch to cu130 before it installed anything; "
+        "pyproject.toml is unchanged.\n"
+    ), describe(result)
+    assert project.installed() == before
+    assert _project_files(project) == files

@@ -20,6 +20,7 @@ from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.lockfile.model import lock_path
 from poetry_torch_cuda.lockfile.service import locked_entry
 from poetry_torch_cuda.lockfile.service import settle
+from poetry_torch_cuda.lockfile.service import unwritable
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import report
@@ -184,9 +185,10 @@ class SwitchCommand(MovingCommand):
                 refuse_read_only(path)
             pending = None if dry else prepare_variant(pyproject, name, always=pinned)
         except OSError as error:
-            shown = lock.name if error.filename == str(lock) else pyproject.name
+            if error.filename == str(lock):  # the lock's own words
+                raise unwritable(error) from None
             raise TorchCudaError(
-                f"could not write {shown} ({error.strerror or error}); "
+                f"could not write {pyproject.name} ({error.strerror or error}); "
                 "nothing was changed. Free space or fix permissions, then run "
                 "the command again."
             ) from None
@@ -207,18 +209,15 @@ class SwitchCommand(MovingCommand):
             if waited:  # another run changed things meanwhile: read them again
                 self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
-            try:  # in its own lock: no wait; a stop the install's end held is raised
-                with signals.handling(signals.stop):  # after it: SIGTERM as Ctrl-C
+            try:  # in its own lock: no wait; a stop once it installed: apply_plan's
+                with signals.handling(signals.stop):  # SIGTERM as Ctrl-C
                     plan = self.move(ctx, variant)
-            except KeyboardInterrupt as stop:
-                signum = signals.signum_of(stop)
-                said = TorchCudaError(
-                    f"{signals.signal_name(signum)} stopped the switch to {variant}, "
-                    "which may be installed; pyproject.toml is unchanged: "
-                    "`poetry torch-cuda sync` installs the variant it names."
-                )
-                said.exit_code = 128 + signum
-                raise said from None
+            except KeyboardInterrupt as stop:  # the driver's probe, the locking
+                raise signals.stopped(
+                    stop,
+                    f"the switch to {variant} before it installed anything; "
+                    "pyproject.toml is unchanged.",
+                ) from None
             # A build that fails verification is replaced by the previous one
             # (its records too: the stash's).
             final = prove_change(ctx, plan, roll_back=True)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from poetry_torch_cuda.environment.envlock import state_dir
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install import undo
 from poetry_torch_cuda.install.planning import Plan
 from poetry_torch_cuda.install.planning import find_orphans
@@ -32,11 +33,9 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
 
 
-def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
+def apply_plan(request: InstallRequest, env: Env, io: IO, write_lock: bool) -> None:
     """Carry ``request`` out (any failure or interrupt puts the stash back), check the
-    builds, sweep unused CUDA wheels; one summary line."""
-    from poetry_torch_cuda.install import signals  # only a run with work pays for it
-
+    builds, sweep unused CUDA wheels, write the records; one summary line."""
     plan = request.plan
     shown = io.output.is_decorated() or io.is_verbose()
     echo = (lambda line: io.write_line(esc(line))) if shown else None
@@ -74,7 +73,21 @@ def apply_plan(request: InstallRequest, env: Env, io: IO) -> None:
             if isinstance(error, (TorchCudaError, OSError, KeyboardInterrupt)):
                 raise failure from None
             raise
-        if warning := undo.finish(stash, env, request):
+        try:  # the change holds: a stop waits for its records, then says so
+            with signals.handling(signals.stop), signals.held():
+                warning = undo.finish(stash, env, request)
+                if write_lock:  # else the caller's (switch: with pyproject.toml)
+                    request.write_lock()
+                project = str(request.poetry.pyproject_path.parent)
+                owner = {"project": project, "variant": plan.variant.name}
+                write_json(state_dir(env.path) / undo.OWNER, owner)
+        except KeyboardInterrupt as stop:
+            raise signals.stopped(
+                stop,
+                f"the run once {plan.variant} was installed: it stays installed, "
+                "unverified; `poetry torch-cuda verify` checks it.",
+            ) from None
+        if warning:
             io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
     if orphans:
         wheels = "wheel" if len(orphans) == 1 else "wheels"
@@ -200,18 +213,12 @@ def install_plan(
     from poetry_torch_cuda.install.request import refuse_system_python
 
     refuse_system_python(env, io)
-    project, variant = poetry.pyproject_path.parent, plan.variant
     if plan.install:
-        _warn_other_owner(env, io, project, variant)
-    auth = variant_authenticator(config, variant, poetry.config)
+        _warn_other_owner(env, io, poetry.pyproject_path.parent, plan.variant)
+    auth = variant_authenticator(config, plan.variant, poetry.config)
     request = InstallRequest(plan, config, poetry, auth, compile_bytecode)
     request = prepare_install(request, env, io)
-    apply_plan(request, env, io)
-    if write_lock:
-        request.write_lock()
-    if plan.install:
-        record = {"project": str(project), "variant": variant.name}
-        write_json(state_dir(env.path) / undo.OWNER, record)
+    apply_plan(request, env, io, write_lock)
 
 
 def _warn_other_owner(env: Env, io: IO, project: Path, variant: Variant) -> None:

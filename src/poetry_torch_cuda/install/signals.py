@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import NoReturn
 
+from poetry_torch_cuda.errors import TorchCudaError
+
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -29,6 +31,13 @@ def stop(signum: int) -> NoReturn:
 def signum_of(interrupt: KeyboardInterrupt) -> int:
     """The signal behind ``interrupt`` (a plain Ctrl-C is SIGINT)."""
     return next((n for n in interrupt.args[:1] if isinstance(n, int)), signal.SIGINT)
+
+
+def stopped(interrupt: KeyboardInterrupt, what: str) -> TorchCudaError:
+    """``SIGTERM stopped {what}``, to end the run with 128 + the signal's number."""
+    error = TorchCudaError(f"{signal_name(signum_of(interrupt))} stopped {what}")
+    error.exit_code = 128 + signum_of(interrupt)
+    return error
 
 
 #: The blocks that must finish running now (a put-back): their handler outranks inner ones.

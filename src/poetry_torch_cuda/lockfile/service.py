@@ -653,7 +653,7 @@ def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) ->
     try:
         changed = write_lock(path, lock)
     except OSError as error:
-        raise _unwritable(error) from None
+        raise unwritable(error) from None
     if changed:
         summary = "; ".join(
             f"{v.name}: {len(v.packages)} package{'s' * (len(v.packages) != 1)}, "
@@ -671,11 +671,11 @@ def _write(path: Path, lock: TorchCudaLock, io: IO, *, refresh: bool = False) ->
         )
 
 
-def _unwritable(error: OSError) -> LockError:
+def unwritable(error: OSError) -> LockError:
     """torch-cuda.lock could not be written (read-only, say): the one wording."""
     return LockError(
         f"could not write {LOCK_NAME} ({error.strerror or error}); it was not "
-        "changed. Make it writable, then run `poetry torch-cuda lock` again."
+        "changed. Make it writable, then run the command again."
     )
 
 
@@ -732,7 +732,7 @@ def locked_entry(
     try:  # written once the install holds: refused before anything changes
         refuse_read_only(path)
     except OSError as error:
-        raise _unwritable(error) from None
+        raise unwritable(error) from None
     doing = "would lock" if would else "locking"
     io.write_line(f"{PREFIX}: {doing} <c2>{variant}</> first ({reasons[0]})")
     # An install asks the index afresh: it is about to download from it anyway.
