@@ -131,11 +131,10 @@ class RunContext:
         compile_bytecode: bool = False,
         refresh: bool = False,
     ) -> Plan:
-        """Make the env hold ``variant`` (``dry``: plan it), a build the driver does not
-        run warned of and its entry locked first if missing (by the install; ``lock``:
-        also when nothing installs, or never), through the one locked install path: the
-        plan made under the env's lock from the env as it is then and, with ``refresh``,
-        after a wait, the project read again."""
+        """Make the env hold ``variant`` (``dry``: plan it) by the one locked install path:
+        a build the driver does not run warned of, its missing entry locked first (by the
+        install; ``lock``: also when nothing installs, or never), the plan made under the
+        env's lock from the env as it is then (``refresh``: after a wait, reread)."""
         plan = self.plan(variant, force=force)
         if plan.install and variant.kind == "cuda" and variant == self.config.variant:
             machine = probe(self.env)

@@ -210,10 +210,7 @@ def _after_run(ctx: RunContext, command: InstallerCommand, relocks: bool) -> Non
         report(resolution, config, ctx.env, ctx.io)
         variant = resolution.variant
     compiles = command.io.input.has_option("compile") and command.option("compile")
-    dry, lock = (
-        command.installer.is_dry_run(),
-        False if relocks else None,
-    )  # relocked: settle's
+    dry, lock = command.installer.is_dry_run(), False if relocks else None  # settle's
     plan = ctx.reconcile(
         variant, dry=dry, lock=lock, compile_bytecode=bool(compiles), refresh=True
     )
