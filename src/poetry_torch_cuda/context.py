@@ -8,6 +8,8 @@ from dataclasses import field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from packaging.utils import canonicalize_name
+
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.environment.installed import installed_environment
 from poetry_torch_cuda.index.client import project_client
@@ -15,6 +17,8 @@ from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.reconcile import install_plan
 from poetry_torch_cuda.install.reconcile import pip_for
 from poetry_torch_cuda.install.undo import recover
+from poetry_torch_cuda.machine.detection import assess
+from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
@@ -121,13 +125,30 @@ class RunContext:
         self,
         variant: Variant,
         *,
+        dry: bool = False,
         force: bool = False,
+        lock: bool | None = None,
         compile_bytecode: bool = False,
         refresh: bool = False,
     ) -> Plan:
-        """Make the env hold ``variant`` through the one locked install path: the plan,
-        made under the env's lock from the env as it is then (another run may have
-        changed it) and, with ``refresh``, after a wait, the project read again."""
+        """Make the env hold ``variant`` (``dry``: plan it) by the one locked install path:
+        a build the driver does not run warned of, its missing entry locked first (by the
+        install; ``lock``: also when nothing installs, or never), the plan made under the
+        env's lock from the env as it is then (``refresh``: after a wait, reread)."""
+        plan = self.plan(variant, force=force)
+        if plan.install and variant.kind == "cuda" and variant == self.config.variant:
+            machine = probe(self.env)
+            torch = self.locked.versions.get(canonicalize_name("torch"))
+            warning = assess(variant, machine, torch).warning
+            if warning and machine.nvidia and not machine.jetson:  # else: report's
+                self.warn(warning)
+        if (plan.install if lock is None else lock) and (dry or not plan.install):
+            from poetry_torch_cuda.lockfile.service import locked_entry
+
+            locked_entry(self.poetry, self.io, variant, None, self.env.marker_env, dry)
+        if dry:
+            self.warn_unmoved(plan)
+            return plan
         env, io, locked = self.env, self.io, self.locked
         with environment_lock(env.path, io) as waited:
             beside(self.poetry.pyproject_path)  # a killed switch's pyproject.toml

@@ -172,7 +172,7 @@ class CommandHooks:
                 ctx.locked = guard.locked  # what this Poetry run resolved
                 if command.installer.is_dry_run():  # as if Poetry had removed
                     ctx.installed = ctx.installed.without(guard.removed)
-                _after_run(ctx, command)
+                _after_run(ctx, command, relocks)
         except TorchCudaError as error:
             write_error(event.io, str(error))
             event.set_exit_code(error.exit_code or 1)
@@ -201,7 +201,7 @@ def _check_lock(ctx: RunContext) -> None:
         )
 
 
-def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
+def _after_run(ctx: RunContext, command: InstallerCommand, relocks: bool) -> None:
     """The after-step: resolve ``auto``, install the variant's builds, prove them."""
     config, versions = ctx.config, ctx.locked.versions
     variant = config.variant  # auto decides for a torch in this run or installed
@@ -209,13 +209,14 @@ def _after_run(ctx: RunContext, command: InstallerCommand) -> None:
         resolution = resolve(config, versions, ctx)
         report(resolution, config, ctx.env, ctx.io)
         variant = resolution.variant
-    if command.installer.is_dry_run():
-        plan = ctx.plan(variant)
-        ctx.io.write_line(f"{PREFIX}: {esc(describe_plan(plan, would=True))}")
-        ctx.warn_unmoved(plan)
-        return
     compiles = command.io.input.has_option("compile") and command.option("compile")
-    plan = ctx.reconcile(variant, compile_bytecode=bool(compiles), refresh=True)
+    dry, lock = command.installer.is_dry_run(), False if relocks else None  # settle's
+    plan = ctx.reconcile(
+        variant, dry=dry, lock=lock, compile_bytecode=bool(compiles), refresh=True
+    )
+    if dry:
+        ctx.io.write_line(f"{PREFIX}: {esc(describe_plan(plan, would=True))}")
+        return
     if plan.is_empty:
         ctx.io.write_line(
             f"{PREFIX}: {plan.variant} already in place", verbosity=Verbosity.VERBOSE

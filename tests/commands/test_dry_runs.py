@@ -180,6 +180,7 @@ def test_every_move_warns_a_jetson_that_pytorchs_cuda_builds_do_not_run_there(
     installed them without a word."""
     from poetry.utils.env.base_env import Env
 
+    from poetry_torch_cuda.machine import resolution
     from poetry_torch_cuda.machine.probe import ROOT_VARIABLE
 
     root = tmp_path / "orin"
@@ -190,11 +191,15 @@ def test_every_move_warns_a_jetson_that_pytorchs_cuda_builds_do_not_run_there(
     project = project_factory({"torch": "*"}, 'variant = "cu129"')
     off = {"POETRY_TORCH_CUDA_DISABLE": "1"}
     assert run_inprocess(project, "lock", env_extra=off).returncode == 0
-    local = project.pyproject_text()
-    project.write_pyproject(  # PyTorch's own index: a custom one is trusted
-        re.sub(r'index-url = "[^"]*"\n', "", local)
-    )
     jetson = {ROOT_VARIABLE: str(root)}
+    trusted = run_inprocess(  # a custom index is trusted
+        project, "torch-cuda", "sync", "--dry-run", env_extra=jetson
+    )
+    assert trusted.returncode == 0 and "Jetson" not in trusted.stderr, trusted
+    # The install's dry run locks cu129 first, offline: the test's index is PyTorch's.
+    pytorchs = re.search(r'index-url = "([^"]*)"', project.pyproject_text())
+    assert pytorchs is not None
+    monkeypatch.setattr(resolution, "DEFAULT_INDEX_URL", pytorchs[1])
     for args in (
         ("install", "--dry-run"),
         ("torch-cuda", "sync", "--dry-run"),
@@ -204,11 +209,6 @@ def test_every_move_warns_a_jetson_that_pytorchs_cuda_builds_do_not_run_there(
         assert result.returncode == 0, (args, result)
         assert "cu12" in result.stderr and "on NVIDIA Jetson" in result.stderr, args
         assert "do not run on Jetson L4T before R38" in result.stderr, args
-    project.write_pyproject(local)
-    trusted = run_inprocess(
-        project, "torch-cuda", "sync", "--dry-run", env_extra=jetson
-    )
-    assert "Jetson" not in trusted.stderr, trusted
 
 
 def test_a_dry_run_locks_first_as_the_move_would_or_refuses_alike(
@@ -280,3 +280,60 @@ def test_a_move_warns_before_it_installs_a_build_the_driver_does_not_run(
     assert "installed torch 2.14.1+cu130" in result.stdout, result
     back = run_inprocess(project, "torch-cuda", "switch", "cu129", env_extra=off)
     assert back.returncode == 0 and not back.stderr, back  # 575 runs cu129
+
+
+def test_an_install_dry_run_locks_first_as_the_install_would_or_refuses_alike(
+    project_factory: ProjectFactory,
+) -> None:
+    """torch-cuda.lock has cu129 only, pyproject.toml now says cu130: `poetry install`
+    locks cu130 first, its dry run did not say so; with cu126 (whose index lacks the
+    locked torch) the install fails "cannot lock", its dry run exited 0."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    url = f"{project.index.url}/whl"
+    project.write_pyproject(project.pyproject_text().replace('"cu129"', '"cu130"'))
+    files = [project.pyproject, project.lockfile, project.path / "torch-cuda.lock"]
+    before = [path.read_bytes() for path in files]
+    dry = run_inprocess(project, "install", "--dry-run")
+    assert dry.returncode == 0, dry
+    assert (
+        "torch-cuda: would lock cu130 first (cu130 is not locked)\n"
+        "torch-cuda: would install torch==2.14.1+cu130, torchvision==0.29.1+cu130 "
+        f"from {url}/cu130\n"
+    ) in dry.stdout, dry
+    assert [path.read_bytes() for path in files] == before
+    project.write_pyproject(project.pyproject_text().replace('"cu130"', '"cu126"'))
+    for args in (("install", "--dry-run"), ("install",)):
+        refused = run_inprocess(project, *args)
+        assert refused.returncode == 1, (args, refused)
+        assert (
+            f"cannot lock torch==2.14.1+cu126 from {url}/cu126: the index has no build"
+        ) in refused.stderr, (args, refused)
+        assert "would install" not in refused.stdout, (args, refused)
+    assert "torch" not in project.installed()
+
+
+def test_an_install_warns_before_it_installs_a_build_the_driver_does_not_run(
+    project_factory: ProjectFactory, tmp_path: Path
+) -> None:
+    """Driver 575 runs CUDA 12.9 at most: with verification off, `poetry install` of a
+    project pinned to cu130 installed the build without a word, as its dry run did;
+    `switch cu130` warns first."""
+    project = project_factory(DEPS, 'variant = "cu130"')
+    assert run_inprocess(project, "lock").returncode == 0
+    old = machine_env(tmp_path / "old", nvidia_smi=smi_line("575.51.03", *RTX_4090))
+    off = {**old, "POETRY_TORCH_CUDA_VERIFY": "0"}
+    warning = (
+        "torch-cuda: cu130 needs driver >= 580 (CUDA 13.x minor-version compatibility) "
+        "or >= 580.65.06 (full CUDA 13.0 support); driver 575.51.03 supports CUDA 12.9; "
+        "update the driver, or `poetry torch-cuda detect` shows which variant runs here"
+    )
+    dry = run_inprocess(project, "install", "--dry-run", env_extra=off)
+    assert dry.returncode == 0, dry
+    assert warning in dry.stderr, dry
+    result = run_inprocess(project, "install", env_extra=off)
+    assert result.returncode == 0, result
+    assert warning in result.stderr, result
+    assert project.installed()["torch"] == "2.14.1+cu130", result
+    again = run_inprocess(project, "install", env_extra=off)
+    assert again.returncode == 0 and warning not in again.stderr, again  # installed

@@ -207,13 +207,16 @@ def test_detect_rocm(locked_2141: Project, tmp_path: Path) -> None:
 def installed(
     index_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Project:
-    """A cu129 project installed by Poetry with a GPU stub on PATH it never asks."""
+    """A cu129 project installed by Poetry with a GPU stub on PATH it asks once."""
     tmp_path = tmp_path_factory.mktemp("installed")
     project = Project.create(tmp_path, index_server, DEPS, CU129)
     env = gpu(tmp_path, RTX_4090)
     project.run("install", env_extra=env)
-    # A configured (not auto) variant spawns no probe on install.
-    assert stub_calls(tmp_path / "machine" / "nvidia-smi") == []
+    # A configured CUDA build is checked against the driver before it is installed
+    # (verification off: nothing else asks).
+    assert len(stub_calls(tmp_path / "machine" / "nvidia-smi")) == 1
+    project.run("install", env_extra=env)  # nothing to install: nothing asked
+    assert len(stub_calls(tmp_path / "machine" / "nvidia-smi")) == 1
     return project
 
 

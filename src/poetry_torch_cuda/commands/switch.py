@@ -9,7 +9,6 @@ from typing import ClassVar
 
 from cleo.helpers import argument
 from cleo.helpers import option
-from packaging.utils import canonicalize_name
 from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
@@ -18,11 +17,8 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.lockfile.model import lock_path
-from poetry_torch_cuda.lockfile.service import locked_entry
 from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.lockfile.service import unwritable
-from poetry_torch_cuda.machine.detection import assess
-from poetry_torch_cuda.machine.resolution import probe
 from poetry_torch_cuda.machine.resolution import report
 from poetry_torch_cuda.machine.resolution import require_builds
 from poetry_torch_cuda.machine.resolution import resolve
@@ -78,26 +74,15 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
 
     def move(self, ctx: RunContext, variant: Variant, *, force: bool = False) -> Plan:
         """Make the environment hold ``variant`` (``--dry-run``: say what that would);
-        one line when nothing changed. First a build the driver rule says does not run
-        here is warned of, ``variant``'s entry locked if missing (by the install)."""
-        plan, dry = ctx.plan(variant, force=force), bool(self.option("dry-run"))
-        if plan.install and variant.kind == "cuda" and variant == ctx.config.variant:
-            machine = probe(ctx.env)
-            torch = ctx.locked.versions.get(canonicalize_name("torch"))
-            warning = assess(variant, machine, torch).warning
-            if warning and machine.nvidia and not machine.jetson:  # else: report's
-                ctx.warn(warning)
-        if (self.records or plan.install) and (dry or not plan.install):
-            locked_entry(ctx.poetry, self.io, variant, None, ctx.env.marker_env, dry)
-        if not dry:
-            plan = ctx.reconcile(variant, force=force, refresh=True)
+        one line when nothing changed."""
+        dry, lock = bool(self.option("dry-run")), self.records or None
+        plan = ctx.reconcile(variant, dry=dry, force=force, lock=lock, refresh=True)
         if dry or plan.is_empty:  # what it changes, or why nothing moves
             if holds_nothing(plan):
                 words = ctx.view.nothing_held(ctx.config.package_names, dry)
             else:
                 words = describe_plan(plan, would=dry)
-            self.line(f"{PREFIX}: {esc(words)}")
-            ctx.warn_unmoved(plan)
+            self.line(f"{PREFIX}: {esc(words)}")  # reconcile warned of the unmoved
         return plan
 
 
