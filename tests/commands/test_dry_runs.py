@@ -256,6 +256,18 @@ def test_a_dry_run_locks_first_as_the_move_would_or_refuses_alike(
     assert [path.read_bytes() for path in files] == before
 
 
+#: What a move to cu130 says first on driver 575 (CUDA 12.9 at most).
+WARNING_575 = (
+    "torch-cuda: cu130 needs driver >= 580 (CUDA 13.x minor-version compatibility) "
+    "or >= 580.65.06 (full CUDA 13.0 support); driver 575.51.03 supports CUDA 12.9; "
+    "update the driver, or `poetry torch-cuda detect` shows which variant runs here"
+)
+
+
+def _driver_575(tmp_path: Path) -> dict[str, str | None]:
+    return machine_env(tmp_path / "old", nvidia_smi=smi_line("575.51.03", *RTX_4090))
+
+
 def test_a_move_warns_before_it_installs_a_build_the_driver_does_not_run(
     project_factory: ProjectFactory, tmp_path: Path
 ) -> None:
@@ -263,20 +275,14 @@ def test_a_move_warns_before_it_installs_a_build_the_driver_does_not_run(
     installed the build without a word; `status` warned only afterwards."""
     project = project_factory(DEPS, 'variant = "cu129"')
     assert run_inprocess(project, "lock").returncode == 0
-    old = machine_env(tmp_path / "old", nvidia_smi=smi_line("575.51.03", *RTX_4090))
-    off = {**old, "POETRY_TORCH_CUDA_VERIFY": "0"}
-    warning = (
-        "torch-cuda: cu130 needs driver >= 580 (CUDA 13.x minor-version compatibility) "
-        "or >= 580.65.06 (full CUDA 13.0 support); driver 575.51.03 supports CUDA 12.9; "
-        "update the driver, or `poetry torch-cuda detect` shows which variant runs here"
-    )
+    off = {**_driver_575(tmp_path), "POETRY_TORCH_CUDA_VERIFY": "0"}
     args = ("torch-cuda", "switch", "cu130", "--only", "main")
     dry = run_inprocess(project, *args, "--dry-run", env_extra=off)
     assert dry.returncode == 0, dry
-    assert warning in dry.stderr, dry
+    assert WARNING_575 in dry.stderr, dry
     result = run_inprocess(project, *args, env_extra=off)
     assert result.returncode == 0, result
-    assert warning in result.stderr, result
+    assert WARNING_575 in result.stderr, result
     assert "installed torch 2.14.1+cu130" in result.stdout, result
     back = run_inprocess(project, "torch-cuda", "switch", "cu129", env_extra=off)
     assert back.returncode == 0 and not back.stderr, back  # 575 runs cu129
@@ -321,19 +327,13 @@ def test_an_install_warns_before_it_installs_a_build_the_driver_does_not_run(
     `switch cu130` warns first."""
     project = project_factory(DEPS, 'variant = "cu130"')
     assert run_inprocess(project, "lock").returncode == 0
-    old = machine_env(tmp_path / "old", nvidia_smi=smi_line("575.51.03", *RTX_4090))
-    off = {**old, "POETRY_TORCH_CUDA_VERIFY": "0"}
-    warning = (
-        "torch-cuda: cu130 needs driver >= 580 (CUDA 13.x minor-version compatibility) "
-        "or >= 580.65.06 (full CUDA 13.0 support); driver 575.51.03 supports CUDA 12.9; "
-        "update the driver, or `poetry torch-cuda detect` shows which variant runs here"
-    )
+    off = {**_driver_575(tmp_path), "POETRY_TORCH_CUDA_VERIFY": "0"}
     dry = run_inprocess(project, "install", "--dry-run", env_extra=off)
     assert dry.returncode == 0, dry
-    assert warning in dry.stderr, dry
+    assert WARNING_575 in dry.stderr, dry
     result = run_inprocess(project, "install", env_extra=off)
     assert result.returncode == 0, result
-    assert warning in result.stderr, result
+    assert WARNING_575 in result.stderr, result
     assert project.installed()["torch"] == "2.14.1+cu130", result
     again = run_inprocess(project, "install", env_extra=off)
-    assert again.returncode == 0 and warning not in again.stderr, again  # installed
+    assert again.returncode == 0 and WARNING_575 not in again.stderr, again  # installed

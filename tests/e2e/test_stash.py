@@ -568,6 +568,16 @@ def _cpu(tmp_path: Path, index: IndexServer, env: dict[str, str | None]) -> Proj
     return project
 
 
+def _sigterm_at_the_probe(
+    project: Project, hung: Path, env: dict[str, str | None], variant: str
+) -> subprocess.CompletedProcess[str]:
+    """``switch variant``, SIGTERM as it first asks the hanging nvidia-smi."""
+    with running(project, "torch-cuda", "switch", variant, env_extra=env) as process:
+        wait_for((hung / "nvidia-smi.calls").exists, 180, "the machine probe")
+        os.killpg(process.pid, signal.SIGTERM)
+        return finish(process, timeout=120)
+
+
 def _project_files(project: Project) -> dict[str, bytes | None]:
     paths = {
         "pyproject.toml": project.pyproject,
@@ -723,10 +733,7 @@ def test_a_signal_while_the_verification_probes_the_machine_rolls_back(
     before = project.installed()
     hung = tmp_path / "hung"
     env = {**hanging_nvidia_smi(hung), **VERIFY_ON}
-    with running(project, "torch-cuda", "switch", "cpu", env_extra=env) as process:
-        wait_for((hung / "nvidia-smi.calls").exists, 180, "the machine probe")
-        os.killpg(process.pid, signal.SIGTERM)
-        result = finish(process, timeout=120)
+    result = _sigterm_at_the_probe(project, hung, env, "cpu")
 
     assert result.returncode == 143, describe(result)
     assert result.stderr == (
@@ -877,10 +884,7 @@ def test_a_signal_while_the_switch_asks_the_driver_says_nothing_was_installed(
     before = project.installed()
     hung = tmp_path / "hung"
     env = hanging_nvidia_smi(hung)
-    with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
-        wait_for((hung / "nvidia-smi.calls").exists, 180, "the driver probe")
-        os.killpg(process.pid, signal.SIGTERM)
-        result = finish(process, timeout=120)
+    result = _sigterm_at_the_probe(project, hung, env, "cu130")
 
     assert result.returncode == 143, describe(result)
     assert result.stderr == (
