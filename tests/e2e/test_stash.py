@@ -578,6 +578,23 @@ def _sigterm_at_the_probe(
         return finish(process, timeout=120)
 
 
+def _signal_once_installed(
+    project: Project,
+    args: tuple[str, ...],
+    env: dict[str, str | None],
+    paused: Path,
+    signum: int,
+) -> subprocess.CompletedProcess[str]:
+    """``args`` paused as the install keeps the previous build, ``signum`` then (held
+    by the install's end), and let go on."""
+    with running(project, *args, env_extra=env) as process:
+        wait_for(paused.exists, 180, "the install to keep the previous build")
+        os.killpg(process.pid, signum)
+        time.sleep(0.5)  # taken, and waiting
+        paused.with_name(f"{paused.name}-go").touch()
+        return finish(process, timeout=120)
+
+
 def _project_files(project: Project) -> dict[str, bytes | None]:
     paths = {
         "pyproject.toml": project.pyproject,
@@ -694,14 +711,8 @@ def test_a_signal_once_the_switch_installed_says_where_it_stopped(
     pause, paused = paused_at(
         tmp_path / "pause", ".torch-cuda-previous", "shutil.rmtree"
     )
-    with running(
-        project, "torch-cuda", "switch", "cu130", env_extra={**env, **pause}
-    ) as process:
-        wait_for(paused.exists, 180, "the install to keep the previous build")
-        os.killpg(process.pid, signum)
-        time.sleep(0.5)  # taken, and waiting
-        paused.with_name(f"{paused.name}-go").touch()
-        result = finish(process, timeout=120)
+    args = ("torch-cuda", "switch", "cu130")
+    result = _signal_once_installed(project, args, {**env, **pause}, paused, signum)
 
     name = signal.Signals(signum).name
     assert result.returncode == 128 + signum, describe(result)
@@ -857,12 +868,7 @@ def test_a_signal_once_sync_or_install_installed_says_what_is_installed(
     pause, paused = paused_at(
         tmp_path / "pause", ".torch-cuda-previous", "shutil.rmtree"
     )
-    with running(project, *args, env_extra={**env, **pause}) as process:
-        wait_for(paused.exists, 180, "the install to keep the previous build")
-        os.killpg(process.pid, signum)
-        time.sleep(0.5)  # taken, and waiting
-        paused.with_name(f"{paused.name}-go").touch()
-        result = finish(process, timeout=120)
+    result = _signal_once_installed(project, args, {**env, **pause}, paused, signum)
 
     name = signal.Signals(signum).name
     assert result.returncode == 128 + signum, describe(result)
