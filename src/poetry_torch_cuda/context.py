@@ -135,18 +135,9 @@ class RunContext:
         a build the driver does not run warned of, its missing entry locked first (by the
         install; ``lock``: also when nothing installs, or never), the plan made under the
         env's lock from the env as it is then (``refresh``: after a wait, reread)."""
-        plan = self.plan(variant, force=force)
-        if plan.install and variant.kind == "cuda" and variant == self.config.variant:
-            machine = probe(self.env)
-            torch = self.locked.versions.get(canonicalize_name("torch"))
-            warning = assess(variant, machine, torch).warning
-            if warning and machine.nvidia and not machine.jetson:  # else: report's
-                self.warn(warning)
-        if (plan.install if lock is None else lock) and (dry or not plan.install):
-            from poetry_torch_cuda.lockfile.service import locked_entry
-
-            locked_entry(self.poetry, self.io, variant, None, self.env.marker_env, dry)
         if dry:
+            plan = self.plan(variant, force=force)
+            self._before_install(plan, lock, dry=True)
             self.warn_unmoved(plan)
             return plan
         env, io, locked = self.env, self.io, self.locked
@@ -160,6 +151,7 @@ class RunContext:
             if waited and refresh and (now := self.after_wait()) is not None:
                 variant, locked = now, self.locked
             plan = plan_for(self.config, variant, locked, installed, force=force)
+            self._before_install(plan, lock)
             if not plan.is_empty:
                 install_plan(
                     plan,
@@ -176,3 +168,18 @@ class RunContext:
         else:
             self.changed()
         return plan
+
+    def _before_install(self, plan: Plan, lock: bool | None, dry: bool = False) -> None:
+        """A build the driver does not run warned of; the entry locked first where no
+        install locks it (a dry run's, or ``lock``: also when nothing installs)."""
+        variant = plan.variant
+        if plan.install and variant.kind == "cuda" and variant == self.config.variant:
+            machine = probe(self.env)
+            torch = self.locked.versions.get(canonicalize_name("torch"))
+            warning = assess(variant, machine, torch).warning
+            if warning and machine.nvidia and not machine.jetson:  # else: report's
+                self.warn(warning)
+        if (plan.install if lock is None else lock) and (dry or not plan.install):
+            from poetry_torch_cuda.lockfile.service import locked_entry
+
+            locked_entry(self.poetry, self.io, variant, None, self.env.marker_env, dry)
