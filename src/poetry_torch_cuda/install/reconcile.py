@@ -83,9 +83,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO, write_lock: bool) -> N
                 write_json(state_dir(env.path) / undo.OWNER, owner)
         except KeyboardInterrupt as stop:
             raise signals.stopped(
-                stop,
-                f"the run once {plan.variant} was installed: it stays installed, "
-                "unverified; `poetry torch-cuda verify` checks it.",
+                stop, f"the run once {plan.variant} was installed: it {undo.UNVERIFIED}"
             ) from None
         if warning:
             io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")

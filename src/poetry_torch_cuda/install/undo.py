@@ -67,6 +67,8 @@ STASH = ".torch-cuda-stash-"
 SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
 #: A put-back that failed: what and why.
 NOT_BACK = f"Putting back {{}} failed too ({{}}): torch may not import; {SYNC_FORCE}."
+#: A stop once a build is in: what holds then.
+UNVERIFIED = "stays installed, unverified; `poetry torch-cuda verify` checks it."
 DAMAGED = "a removal or an interrupted install left it incomplete"
 OVER = "something wrote over it after the install (an edit, another installer, a disk)"
 COPIED = "a hand copy, or an install that kept the other (pip --ignore-installed, say)"

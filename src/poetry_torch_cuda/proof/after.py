@@ -15,6 +15,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.reconcile import pip_for
 from poetry_torch_cuda.install.undo import NOT_BACK
+from poetry_torch_cuda.install.undo import UNVERIFIED
 from poetry_torch_cuda.install.undo import drop_previous
 from poetry_torch_cuda.install.undo import family_problems
 from poetry_torch_cuda.install.undo import previous_build
@@ -101,7 +102,9 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
     config, env, io, variant = ctx.config, ctx.env, ctx.io, plan.variant
     stops: list[int] = []  # signals during a rollback: auto moves on no further
 
-    def give_up(text: str, kept: str, code: int = 1, put: str = "") -> TorchCudaError:
+    def give_up(
+        text: str, kept: str, code: int | None = 1, put: str = ""
+    ) -> TorchCudaError:
         if roll_back:  # switch: all or nothing
             put = put or _roll_back(ctx, plan, stops)[1]
             kept = f"\n{put} pyproject.toml is unchanged."
@@ -155,14 +158,9 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
                 # The one locked, hash-checked install path; it records the owner too.
                 ctx.reconcile(variant)
     except KeyboardInterrupt as stop:
-        signum = signals.signum_of(stop)
-        name = signals.signal_name(signum)
-        raise give_up(
-            f"{name} stopped the verification of {variant}",
-            ": the new build stays installed, unverified; "
-            "`poetry torch-cuda verify` checks it.",
-            128 + signum,
-        ) from None
+        said = signals.stopped(stop, f"the verification of {variant}")
+        kept = f": the new build {UNVERIFIED}"
+        raise give_up(str(said), kept, said.exit_code) from None
     finally:
         if not config.keep_previous_build:  # kept only for the rollback
             drop_previous(env.path)
