@@ -69,13 +69,18 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         require_builds(resolution.variant, sys.platform)
         return ctx, resolution.variant
 
-    #: It records the variant (``switch``): its entry locks even if nothing installs.
-    records = False
-
-    def move(self, ctx: RunContext, variant: Variant, *, force: bool = False) -> Plan:
+    def move(
+        self,
+        ctx: RunContext,
+        variant: Variant,
+        *,
+        force: bool = False,
+        records: bool = False,
+    ) -> Plan:
         """Make the environment hold ``variant`` (``--dry-run``: say what that would);
-        one line when nothing changed."""
-        dry, lock = bool(self.option("dry-run")), self.records or None
+        one line when nothing changed (``records``: switch records the variant, so its
+        entry locks even if nothing installs)."""
+        dry, lock = bool(self.option("dry-run")), records or None
         plan = ctx.reconcile(variant, dry=dry, force=force, lock=lock, refresh=True)
         if dry or plan.is_empty:  # what it changes, or why nothing moves
             if holds_nothing(plan):
@@ -165,8 +170,8 @@ class SwitchCommand(MovingCommand):
         lock, dry = lock_path(self.poetry), self.option("dry-run")
         try:
             writes = with_variant(pyproject.read_text(encoding="utf-8"), name)
-            self.records = bool(pinned) or writes is not None  # auto moves on
-            for path in (pyproject, lock) if self.records else ():
+            records = bool(pinned) or writes is not None  # auto moves on
+            for path in (pyproject, lock) if records else ():
                 refuse_read_only(path)
             pending = None if dry else prepare_variant(pyproject, name, always=pinned)
         except OSError as error:
@@ -179,7 +184,7 @@ class SwitchCommand(MovingCommand):
             ) from None
         if dry:
             self.line(f"{PREFIX}: would switch to <c2>{name}</>{resolved}")
-            self.move(ctx, variant)
+            self.move(ctx, variant, records=records)
             if writes is not None:
                 self.line(f'{PREFIX}: would set variant = "{name}" in {pyproject.name}')
             return self._outlasted(name)
@@ -196,7 +201,7 @@ class SwitchCommand(MovingCommand):
                 ctx, variant = self._target(name)
             try:  # in its own lock: no wait; a stop once it installed: apply_plan's
                 with signals.handling(signals.stop):  # SIGTERM as Ctrl-C
-                    plan = self.move(ctx, variant)
+                    plan = self.move(ctx, variant, records=records)
             except KeyboardInterrupt as stop:  # the driver's probe, the locking
                 raise signals.stopped(
                     stop,
