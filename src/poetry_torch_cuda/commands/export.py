@@ -33,6 +33,7 @@ from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import STALE
 from poetry_torch_cuda.lockfile.service import built_for
 from poetry_torch_cuda.lockfile.service import entry_for
+from poetry_torch_cuda.lockfile.service import locked_variants
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project import locked
 from poetry_torch_cuda.project.config import require_config
@@ -130,9 +131,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
             )
         lock, reasons, _ = entry_for(self.poetry, variant)
         entry = lock.variant(variant.name) if lock else None
-        made = {config.variant.name, *config.lock_variants}  # what `lock` locks
-        made.update(lock.inputs.lock_variants if lock else ())  # and auto's
-        if entry is None and variant.name not in made:
+        if entry is None and variant.name not in locked_variants(config, lock):
             raise TorchCudaError(
                 f"{LOCK_NAME} has no {variant}; add it to lock-variants and run "
                 "`poetry torch-cuda lock` (export reads the locks, not the index)."

@@ -423,6 +423,12 @@ def _wanted(config: TorchCudaConfig) -> tuple[str, ...]:
     return tuple(sorted({*config.lock_variants, config.variant.name}))
 
 
+def locked_variants(config: TorchCudaConfig, lock: TorchCudaLock | None) -> set[str]:
+    """The variants ``poetry torch-cuda lock`` locks: the configured one, lock-variants
+    and (recorded in ``lock``) what ``auto`` chose."""
+    return {*_wanted(config), *(lock.inputs.lock_variants if lock else ())} - {"auto"}
+
+
 def _current_inputs(
     poetry: Poetry, config: TorchCudaConfig, selected: Selected
 ) -> LockInputs:
@@ -693,7 +699,7 @@ def entry_for(
     if lock is None:
         return None, [f"{LOCK_NAME} does not exist"], [f"{LOCK_NAME} does not exist"]
     fetch = require_config(poetry.pyproject.data)  # with this run's mirror
-    names = {*_wanted(config), *lock.inputs.lock_variants} - {"auto"}
+    names = locked_variants(config, lock)
     whole = differences(lock.inputs, current, whole=True)
     for name in sorted(names | {entry.name for entry in lock.variants}):
         whole += _stale(config, fetch, lock, name, selected)
