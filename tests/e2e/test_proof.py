@@ -63,6 +63,18 @@ def _replace_torch(universe: Universe, variant: str, version: str, source: str) 
     replace_module(universe, variant, "torch", version, source)
 
 
+def _blind_cu126(tmp_path: Path) -> Universe:
+    """The default universe with a cu126 build that does not see the GPU."""
+    universe = build_universe(tmp_path / "universe")
+    _replace_torch(
+        universe,
+        "cu126",
+        "2.13.0+cu126",
+        fake_torch("2.13.0+cu126", cuda="12.6", archs=["sm_75"], sees=[]),
+    )
+    return universe
+
+
 @pytest.fixture(scope="module")
 def proof_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
     """The default universe with torch builds that run, and builds that fail like real ones."""
@@ -252,13 +264,7 @@ def test_a_switch_whose_every_candidate_fails_leaves_the_earlier_build(
 ) -> None:
     """auto moves on from cu126 to cpu, which fails too: verification, or its
     install; either way the environment holds the build it had before the switch."""
-    universe = build_universe(tmp_path / "universe")
-    _replace_torch(  # a cu126 build that does not see the GPU
-        universe,
-        "cu126",
-        "2.13.0+cu126",
-        fake_torch("2.13.0+cu126", cuda="12.6", archs=["sm_75"], sees=[]),
-    )
+    universe = _blind_cu126(tmp_path)
     _replace_torch(universe, "cpu", "2.13.0+cpu", broken_import("2.13.0+cpu"))
     with IndexServer(universe.root) as index:
         project = make_project(tmp_path, index, "2.13.0", "cu130", install_with={})
@@ -294,13 +300,7 @@ def test_a_signal_during_autos_rollback_stops_it_before_the_next_install(
 ) -> None:
     """auto's cu126 fails here; a CI's SIGTERM lands while the switch puts cu130
     back before it tries cpu: the run was killed without a word."""
-    universe = build_universe(tmp_path / "universe")
-    _replace_torch(  # a cu126 build that does not see the GPU
-        universe,
-        "cu126",
-        "2.13.0+cu126",
-        fake_torch("2.13.0+cu126", cuda="12.6", archs=["sm_75"], sees=[]),
-    )
+    universe = _blind_cu126(tmp_path)
     with IndexServer(universe.root) as index:
         project = make_project(tmp_path, index, "2.13.0", "cu130", install_with={})
         pyproject = project.pyproject.read_bytes()
