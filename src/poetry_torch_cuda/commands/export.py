@@ -165,12 +165,15 @@ class ExportCommand(ReportsErrors, GroupCommand):
         self, packages: Sequence[Requirement], entry: VariantLock, *, urls: bool
     ) -> list[ExportedPackage]:
         """Poetry's packages for the options' groups and extras (``urls``: with their
-        files' URLs), the family of the configured ``packages`` from ``entry``
-        (Poetry's where an entry's marker or the variant's platforms exclude it), sorted."""
+        files' URLs), the family of the configured ``packages`` from ``entry``, sorted;
+        Poetry's where an entry's marker excludes it or the variant has no builds, as
+        installs leave it."""
         poetry, selection = self.poetry, selection_from(self)
         ranged = {canonicalize_name(r.name) for r in packages if r.specifier}
+        variant = variant_argument(entry.name)
+        here = parse_marker(variant.built)
         entries = {
-            canonicalize_name(r.name): parse_marker(str(r.marker or ""))
+            canonicalize_name(r.name): here.intersect(parse_marker(str(r.marker or "")))
             for r in packages
         }
         direct = (d.name for d in poetry.package.all_requires)
@@ -180,11 +183,12 @@ class ExportCommand(ReportsErrors, GroupCommand):
         reach = {n: dependency_closure(graph.get(n, ()), outside) for n in entries}
         exported, roots = [], {}
         selected = locked.selected_packages(poetry, selection.groups, selection.extras)
-        built = built_for(selected, variant_argument(entry.name))  # a Mac's pin: PyPI's
+        built = built_for(selected, variant)  # a Mac's pin: PyPI's
         for package, marker in selected:
             if package.name in entries:
                 if (package, marker) in built:
-                    roots[(package.name, public_version(package.version.text))] = marker
+                    key = (package.name, public_version(package.version.text))
+                    roots[key] = marker.intersect(here)
                     marker = marker.intersect(entries[package.name].invert())
             elif package.name in family:  # Poetry's where what needs it is Poetry's
                 needs = [
