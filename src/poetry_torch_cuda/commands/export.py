@@ -27,7 +27,9 @@ from poetry.core.version.markers import union
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.index.client import variant_authenticator
+from poetry_torch_cuda.install.download import mirrored
 from poetry_torch_cuda.install.request import poetry_links
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import STALE
@@ -36,6 +38,7 @@ from poetry_torch_cuda.lockfile.service import entry_for
 from poetry_torch_cuda.lockfile.service import locked_variants
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project import locked
+from poetry_torch_cuda.project.config import ENV_INDEX_URL
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import protected_names
@@ -56,6 +59,8 @@ if TYPE_CHECKING:
     from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
 
+    from poetry_torch_cuda.index.client import IndexClient
+    from poetry_torch_cuda.lockfile.model import LockedFile
     from poetry_torch_cuda.lockfile.model import VariantLock
 
 FORMATS = ("requirements.txt", "pylock.toml")
@@ -122,9 +127,9 @@ class ExportCommand(ReportsErrors, GroupCommand):
                 f"-o {output}: pip installs a pylock.toml file only by the name "
                 "pylock.toml or pylock.<name>.toml (PEP 751)."
             )
-        # The variant an install here takes (POETRY_TORCH_CUDA_VARIANT included).
-        here = require_config(self.poetry.pyproject.data).variant.name
-        variant = variant_argument(self.option("variant") or here)
+        # The variant and index an install here takes (POETRY_TORCH_CUDA_* included).
+        here = require_config(self.poetry.pyproject.data)
+        variant = variant_argument(self.option("variant") or here.variant.name)
         if variant.kind == "auto":
             raise TorchCudaError(
                 "--variant must name a build (e.g. cu129): an image is built for one."
@@ -138,10 +143,13 @@ class ExportCommand(ReportsErrors, GroupCommand):
             )
         if reasons or entry is None:
             raise TorchCudaError(STALE.format("; ".join(reasons)))
-        packages = self.select(config.packages, entry, urls=pylock)
         # Indexes that requests get credentials for, by the one rule every request
         # follows (Poetry's, by host): named in a comment, never written.
-        auth = variant_authenticator(config, variant, self.poetry.config)
+        auth = variant_authenticator(here, variant, self.poetry.config)
+        pages = project_client(self.poetry, refresh=True, auth=auth)
+        # A per-run mirror, as installs take it: each locked file found there by name.
+        mirror = here.index_url(variant) if here.index_origin == ENV_INDEX_URL else None
+        packages = self.select(config.packages, entry, pylock, mirror, pages)
         if pylock:
             python = format_python_constraint(self.poetry.package.python_constraint)
             text = pylock_toml(variant.name, packages, python, auth.sends_credentials)
@@ -162,13 +170,19 @@ class ExportCommand(ReportsErrors, GroupCommand):
         return 0
 
     def select(
-        self, packages: Sequence[Requirement], entry: VariantLock, *, urls: bool
+        self,
+        packages: Sequence[Requirement],
+        entry: VariantLock,
+        urls: bool,
+        mirror: str | None,
+        pages: IndexClient,
     ) -> list[ExportedPackage]:
         """Poetry's packages for the options' groups and extras (``urls``: with their
-        files' URLs), the family of the configured ``packages`` from ``entry``, sorted;
-        Poetry's where an entry's marker excludes it or the variant has no builds, as
-        installs leave it."""
+        files' URLs), the family of the configured ``packages`` from ``entry`` (its
+        files found by name on ``pages`` of a ``mirror``), sorted; Poetry's where an
+        entry's marker excludes it or the variant has no builds, as installs leave it."""
         poetry, selection = self.poetry, selection_from(self)
+        index = without_credentials(mirror or entry.index_url).rstrip("/")
         ranged = {canonicalize_name(r.name) for r in packages if r.specifier}
         variant = variant_argument(entry.name)
         here = parse_marker(variant.built)
@@ -204,15 +218,22 @@ class ExportCommand(ReportsErrors, GroupCommand):
         held = {p.name for p, _ in selected}  # else by a range alone: as installs do
         alone = [(name, None) for name in ranged - held if roots]
         poetrys = {p.name for p in exported} - family  # its own cudnn: Poetry's
+
+        def url(file: LockedFile) -> str:  # the lock's, or where the mirror lists it
+            try:
+                return without_credentials(
+                    mirrored(pages, mirror if urls else None, file)
+                )
+            except TorchCudaError as error:  # the mirror failed, or lacks the file
+                raise _needs_urls(error) from None
+
         for one in entry.closure([*chosen, *alone], None):  # every environment's
             markers = parse_marker(one.markers).intersect(roots.get(keys[one], needed))
             if markers.is_empty() or one.name in poetrys:
                 continue
-            files = tuple((f.filename, f.url, f.sha256) for f in entry.files(one))
+            files = tuple((f.filename, url(f), f.sha256) for f in entry.files(one))
             shown = "" if markers.is_any() else str(markers)
-            exported.append(
-                ExportedPackage(one.name, one.version, shown, entry.index_url, files)
-            )
+            exported.append(ExportedPackage(one.name, one.version, shown, index, files))
         return sorted(exported, key=lambda p: (p.name, p.version))
 
 
@@ -241,10 +262,7 @@ def _poetry_package(
         try:
             links = poetry_links(poetry, package)
         except TorchCudaError as error:
-            raise TorchCudaError(
-                f"pylock.toml needs its files' URLs: {error} Or export "
-                "requirements.txt, which needs no URL."
-            ) from None
+            raise _needs_urls(error) from None
         found = {x.filename: without_credentials(x.url_without_fragment) for x in links}
         for name in (f for f, _, _ in files if f not in found):
             raise TorchCudaError(
@@ -254,6 +272,13 @@ def _poetry_package(
             )
         files = tuple((f, found[f], sha) for f, _, sha in files)
     return ExportedPackage(package.name, package.version.text, marker, index, files)
+
+
+def _needs_urls(error: TorchCudaError) -> TorchCudaError:
+    return TorchCudaError(
+        f"pylock.toml needs its files' URLs: {error} Or export requirements.txt, "
+        "which needs no URL."
+    )
 
 
 def requirements_txt(
