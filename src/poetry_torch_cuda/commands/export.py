@@ -60,7 +60,6 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
 
     from poetry_torch_cuda.index.client import IndexClient
-    from poetry_torch_cuda.lockfile.model import LockedFile
     from poetry_torch_cuda.lockfile.model import VariantLock
 
 FORMATS = ("requirements.txt", "pylock.toml")
@@ -178,9 +177,8 @@ class ExportCommand(ReportsErrors, GroupCommand):
         pages: IndexClient,
     ) -> list[ExportedPackage]:
         """Poetry's packages for the options' groups and extras (``urls``: with their
-        files' URLs), the family of the configured ``packages`` from ``entry`` (its
-        files found by name on ``pages`` of a ``mirror``), sorted; Poetry's where an
-        entry's marker excludes it or the variant has no builds, as installs leave it."""
+        files' URLs), the family of ``packages`` from ``entry`` (on ``pages`` of a
+        ``mirror``) but where an entry's marker or the variant's platforms exclude it."""
         poetry, selection = self.poetry, selection_from(self)
         index = without_credentials(mirror or entry.index_url).rstrip("/")
         ranged = {canonicalize_name(r.name) for r in packages if r.specifier}
@@ -218,20 +216,15 @@ class ExportCommand(ReportsErrors, GroupCommand):
         held = {p.name for p, _ in selected}  # else by a range alone: as installs do
         alone = [(name, None) for name in ranged - held if roots]
         poetrys = {p.name for p in exported} - family  # its own cudnn: Poetry's
-
-        def url(file: LockedFile) -> str:  # the lock's, or where the mirror lists it
-            try:
-                return without_credentials(
-                    mirrored(pages, mirror if urls else None, file)
-                )
-            except TorchCudaError as error:  # the mirror failed, or lacks the file
-                raise _needs_urls(error) from None
-
+        lookup = mirror if urls else None  # pylock.toml: where the mirror lists each
         for one in entry.closure([*chosen, *alone], None):  # every environment's
             markers = parse_marker(one.markers).intersect(roots.get(keys[one], needed))
             if markers.is_empty() or one.name in poetrys:
                 continue
-            files = tuple((f.filename, url(f), f.sha256) for f in entry.files(one))
+            files = tuple(
+                (f.filename, without_credentials(mirrored(pages, lookup, f)), f.sha256)
+                for f in entry.files(one)
+            )
             shown = "" if markers.is_any() else str(markers)
             exported.append(ExportedPackage(one.name, one.version, shown, index, files))
         return sorted(exported, key=lambda p: (p.name, p.version))
@@ -262,7 +255,10 @@ def _poetry_package(
         try:
             links = poetry_links(poetry, package)
         except TorchCudaError as error:
-            raise _needs_urls(error) from None
+            raise TorchCudaError(
+                f"pylock.toml needs its files' URLs: {error} Or export "
+                "requirements.txt, which needs no URL."
+            ) from None
         found = {x.filename: without_credentials(x.url_without_fragment) for x in links}
         for name in (f for f, _, _ in files if f not in found):
             raise TorchCudaError(
@@ -272,13 +268,6 @@ def _poetry_package(
             )
         files = tuple((f, found[f], sha) for f, _, sha in files)
     return ExportedPackage(package.name, package.version.text, marker, index, files)
-
-
-def _needs_urls(error: TorchCudaError) -> TorchCudaError:
-    return TorchCudaError(
-        f"pylock.toml needs its files' URLs: {error} Or export requirements.txt, "
-        "which needs no URL."
-    )
 
 
 def requirements_txt(
