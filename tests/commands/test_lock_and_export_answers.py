@@ -5,13 +5,20 @@ written)."""
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
 import pytest
+from packaging.markers import default_environment
 
 from tests.support.inprocess import run_inprocess
 
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 if TYPE_CHECKING:
     from tests.support.fixtures import ProjectFactory
@@ -102,7 +109,8 @@ def test_a_package_configured_by_a_range_alone_is_exported_as_installs_take_it(
     assert run_inprocess(project, "lock").returncode == 0
     text = run_inprocess(project, "torch-cuda", "export", "--with", "gpu").stdout
     assert "torch==2.14.1+cu129" in text
-    assert "torchaudio==2.14.1+cu129 \\\n    --hash=sha256:" in text
+    mac = ' ; platform_system != "Darwin"'  # a Mac's install has none: PyPI's torch
+    assert f"torchaudio==2.14.1+cu129{mac} \\\n    --hash=sha256:" in text
     without = run_inprocess(project, "torch-cuda", "export").stdout
     assert "tinyutil==" in without
     assert "torch==" not in without  # no build without the group,
@@ -128,3 +136,26 @@ def test_a_pylock_named_otherwise_is_refused_as_pip_would_misread_it(
     for name in ("pylock.toml", "out/pylock.gpu.toml"):
         assert run_inprocess(project, *pylock, name).returncode == 0
         assert 'version = "2.14.1+cu129"' in (project.path / name).read_text()
+
+
+def test_a_variant_without_builds_for_macos_exports_pypis_torch_there(
+    project_factory: ProjectFactory,
+) -> None:
+    """`poetry install` on a Mac installs PyPI's torch (PyTorch publishes no CUDA
+    builds for darwin); the export wrote ``torch==2.14.1+cu129`` for every
+    platform, which pip cannot find on a Mac, and no PyPI line for it."""
+    project = project_factory({"torch": "*"}, TABLE)
+    assert run_inprocess(project, "lock").returncode == 0
+    text = run_inprocess(project, "torch-cuda", "export").stdout
+    assert 'torch==2.14.1 ; platform_system == "Darwin" \\\n    --hash=sha256:' in text
+    assert 'torch==2.14.1+cu129 ; platform_system != "Darwin" \\\n' in text, text
+    assert 'and platform_system != "Darwin"' not in text, text  # CUDA wheels: Linux's
+    assert "nvidia-cublas==" not in text, text  # PyPI's torch's: Linux-only too
+    pylock = run_inprocess(project, "torch-cuda", "export", "-f", "pylock.toml")
+    lock = pytest.importorskip("packaging.pylock").Pylock.from_dict(
+        tomllib.loads(pylock.stdout)  # valid by PEP 751, as packaging reads it
+    )
+    for system, torch in (("Darwin", "2.14.1"), ("Linux", "2.14.1+cu129")):
+        env = {**default_environment(), "platform_system": system}
+        chosen = {p.name: str(p.version) for p, _ in lock.select(environment=env)}
+        assert chosen["torch"] == torch, (system, chosen)

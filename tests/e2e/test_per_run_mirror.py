@@ -22,6 +22,7 @@ from tests.support.poetry_project import describe
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from tests.support.catalog import Universe
     from tests.support.fixtures import ProjectFactory
@@ -108,3 +109,37 @@ def test_a_blank_mirror_variable_is_no_mirror(
     result = project.run("install", env_extra={MIRROR: "  "}, check=False)
     assert result.returncode == 0, describe(result)
     assert project.installed()["torch"] == "2.14.1+cu129"
+
+
+def test_the_export_through_the_mirror_installs_from_it(
+    tmp_path: Path, project: Project, index: IndexServer, mirror: ArtifactoryMirror
+) -> None:
+    """The export is installed behind the same mirror (a Docker build): it wrote the
+    recorded index, which is not reachable there, for both formats."""
+    from tests.e2e.test_export_shapes import pip_installs
+
+    lock = (project.path / "torch-cuda.lock").read_bytes()
+    cu129 = mirror.url.replace("{variant}", "cu129")
+    for fmt in ("requirements.txt", "pylock.toml"):
+        args = ("torch-cuda", "export", "-f", fmt)
+        result = run_inprocess(project, *args, env_extra={MIRROR: mirror.url})
+        assert result.returncode == 0, result
+        assert index.whl_url("cu129") not in result.stdout, result.stdout
+        assert cu129 in result.stdout, result.stdout
+        index.fail_paths["/whl/cu129/"] = 503
+        installed = pip_installs(tmp_path / fmt, result.stdout, fmt)
+        index.fail_paths.clear()
+        assert installed["torch"] == "2.14.1+cu129", (fmt, installed)
+        assert installed["nvidia-cublas-cu12"] == "12.9.1.4", (fmt, installed)
+    secret = mirror.url.replace("http://", "http://ci:s3cret@")
+    result = run_inprocess(project, "torch-cuda", "export", env_extra={MIRROR: secret})
+    assert f"--extra-index-url {cu129}\n" in result.stdout, result
+    assert f"# {cu129} needs credentials" in result.stdout, result
+    assert "s3cret" not in result.stdout + result.stderr, result
+    mirror.backend.bad_hash_paths.add("/whl/cu129/torch/")  # other bytes, same name
+    args = ("torch-cuda", "export", "-f", "pylock.toml")
+    result = run_inprocess(project, *args, env_extra={MIRROR: mirror.url})
+    assert result.returncode == 1, result
+    assert f"the mirror {cu129} lists other bytes for" in result.stderr, result
+    assert "torch-2.14.1+cu129-py3-none-any.whl (sha256 " in result.stderr, result
+    assert (project.path / "torch-cuda.lock").read_bytes() == lock

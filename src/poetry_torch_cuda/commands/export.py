@@ -27,7 +27,9 @@ from poetry.core.version.markers import union
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.index.client import project_client
 from poetry_torch_cuda.index.client import variant_authenticator
+from poetry_torch_cuda.install.download import mirrored
 from poetry_torch_cuda.install.request import poetry_links
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.service import STALE
@@ -36,6 +38,7 @@ from poetry_torch_cuda.lockfile.service import entry_for
 from poetry_torch_cuda.lockfile.service import locked_variants
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project import locked
+from poetry_torch_cuda.project.config import ENV_INDEX_URL
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import protected_names
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
     from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
 
+    from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.lockfile.model import VariantLock
 
 FORMATS = ("requirements.txt", "pylock.toml")
@@ -122,9 +126,9 @@ class ExportCommand(ReportsErrors, GroupCommand):
                 f"-o {output}: pip installs a pylock.toml file only by the name "
                 "pylock.toml or pylock.<name>.toml (PEP 751)."
             )
-        # The variant an install here takes (POETRY_TORCH_CUDA_VARIANT included).
-        here = require_config(self.poetry.pyproject.data).variant.name
-        variant = variant_argument(self.option("variant") or here)
+        # The variant and index an install here takes (POETRY_TORCH_CUDA_* included).
+        here = require_config(self.poetry.pyproject.data)
+        variant = variant_argument(self.option("variant") or here.variant.name)
         if variant.kind == "auto":
             raise TorchCudaError(
                 "--variant must name a build (e.g. cu129): an image is built for one."
@@ -138,10 +142,13 @@ class ExportCommand(ReportsErrors, GroupCommand):
             )
         if reasons or entry is None:
             raise TorchCudaError(STALE.format("; ".join(reasons)))
-        packages = self.select(config.packages, entry, urls=pylock)
         # Indexes that requests get credentials for, by the one rule every request
         # follows (Poetry's, by host): named in a comment, never written.
-        auth = variant_authenticator(config, variant, self.poetry.config)
+        auth = variant_authenticator(here, variant, self.poetry.config)
+        pages = project_client(self.poetry, refresh=True, auth=auth)
+        # A per-run mirror, as installs take it: each locked file found there by name.
+        mirror = here.index_url(variant) if here.index_origin == ENV_INDEX_URL else None
+        packages = self.select(config.packages, entry, pylock, mirror, pages)
         if pylock:
             python = format_python_constraint(self.poetry.package.python_constraint)
             text = pylock_toml(variant.name, packages, python, auth.sends_credentials)
@@ -162,15 +169,23 @@ class ExportCommand(ReportsErrors, GroupCommand):
         return 0
 
     def select(
-        self, packages: Sequence[Requirement], entry: VariantLock, *, urls: bool
+        self,
+        packages: Sequence[Requirement],
+        entry: VariantLock,
+        urls: bool,
+        mirror: str | None,
+        pages: IndexClient,
     ) -> list[ExportedPackage]:
         """Poetry's packages for the options' groups and extras (``urls``: with their
-        files' URLs), the family of the configured ``packages`` from ``entry``
-        (Poetry's where an entry's marker or the variant's platforms exclude it), sorted."""
+        files' URLs), the family of ``packages`` from ``entry`` (on ``pages`` of a
+        ``mirror``) but where an entry's marker or the variant's platforms exclude it."""
         poetry, selection = self.poetry, selection_from(self)
+        index = without_credentials(mirror or entry.index_url).rstrip("/")
         ranged = {canonicalize_name(r.name) for r in packages if r.specifier}
+        variant = variant_argument(entry.name)
+        here = parse_marker(variant.built)
         entries = {
-            canonicalize_name(r.name): parse_marker(str(r.marker or ""))
+            canonicalize_name(r.name): here.intersect(parse_marker(str(r.marker or "")))
             for r in packages
         }
         direct = (d.name for d in poetry.package.all_requires)
@@ -180,11 +195,12 @@ class ExportCommand(ReportsErrors, GroupCommand):
         reach = {n: dependency_closure(graph.get(n, ()), outside) for n in entries}
         exported, roots = [], {}
         selected = locked.selected_packages(poetry, selection.groups, selection.extras)
-        built = built_for(selected, variant_argument(entry.name))  # a Mac's pin: PyPI's
+        built = built_for(selected, variant)  # a Mac's pin: PyPI's
         for package, marker in selected:
             if package.name in entries:
                 if (package, marker) in built:
-                    roots[(package.name, public_version(package.version.text))] = marker
+                    key = (package.name, public_version(package.version.text))
+                    roots[key] = marker.intersect(here)
                     marker = marker.intersect(entries[package.name].invert())
             elif package.name in family:  # Poetry's where what needs it is Poetry's
                 needs = [
@@ -200,15 +216,17 @@ class ExportCommand(ReportsErrors, GroupCommand):
         held = {p.name for p, _ in selected}  # else by a range alone: as installs do
         alone = [(name, None) for name in ranged - held if roots]
         poetrys = {p.name for p in exported} - family  # its own cudnn: Poetry's
+        lookup = mirror if urls else None  # pylock.toml: where the mirror lists each
         for one in entry.closure([*chosen, *alone], None):  # every environment's
             markers = parse_marker(one.markers).intersect(roots.get(keys[one], needed))
             if markers.is_empty() or one.name in poetrys:
                 continue
-            files = tuple((f.filename, f.url, f.sha256) for f in entry.files(one))
-            shown = "" if markers.is_any() else str(markers)
-            exported.append(
-                ExportedPackage(one.name, one.version, shown, entry.index_url, files)
+            files = tuple(
+                (f.filename, without_credentials(mirrored(pages, lookup, f)), f.sha256)
+                for f in entry.files(one)
             )
+            shown = "" if markers.is_any() else str(markers)
+            exported.append(ExportedPackage(one.name, one.version, shown, index, files))
         return sorted(exported, key=lambda p: (p.name, p.version))
 
 

@@ -89,6 +89,23 @@ def download_files(
     return paths
 
 
+def mirrored(pages: client.IndexClient, mirror: str | None, item: LockedFile) -> str:
+    """The URL to fetch ``item`` at: the lock's, or the one a per-run ``mirror``'s page
+    lists by name (its layout is its own) with the lock's sha256; else a DownloadError."""
+    if mirror is None:
+        return item.url
+    page = pages.project(mirror, item.name)
+    entry = next((e for e in page.entries if e.filename == item.filename), None)
+    if entry is None or (entry.sha256 or item.sha256) != item.sha256:
+        found = "lists other bytes for" if entry else "does not list"
+        raise DownloadError(
+            f"the mirror {mask_url(mirror)} {found} {item.filename} (sha256 "
+            f"{item.sha256} in {item.lock}). Use a mirror that holds the locked "
+            "files, or unset POETRY_TORCH_CUDA_INDEX_URL."
+        )
+    return entry.url
+
+
 class _Run:
     """What the worker threads of one :func:`download_files` call share."""
 
@@ -142,23 +159,13 @@ class _Run:
                     self.over.set()
 
     def _url(self, item: LockedFile) -> str:
-        """The URL to fetch: the lock's, or the one the mirror's page lists by name."""
-        if self._mirror is None:
-            return item.url
         try:
-            page = self._pages.project(self._mirror, item.name)
+            return mirrored(self._pages, self._mirror, item)
         except client.IndexUnavailableError as error:
-            listing = f"{self._mirror.rstrip('/')}/{item.name}/"
+            listing = f"{str(self._mirror).rstrip('/')}/{item.name}/"
             raise self._failure(item, listing, error) from None
-        entry = next((e for e in page.entries if e.filename == item.filename), None)
-        if entry is None or (entry.sha256 or item.sha256) != item.sha256:
-            found = "lists other bytes for" if entry else "does not list"
-            raise self._error(
-                f"the mirror {mask_url(self._mirror)} {found} {item.filename} "
-                f"(sha256 {item.sha256} in {item.lock}). Use a mirror that holds "
-                "the locked files, or unset POETRY_TORCH_CUDA_INDEX_URL."
-            )
-        return entry.url
+        except DownloadError as error:
+            raise self._error(str(error)) from None
 
     def _fetch(self, item: LockedFile, path: Path) -> None:
         from poetry.utils.helpers import get_file_hash

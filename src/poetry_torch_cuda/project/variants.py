@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from packaging.markers import Marker
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
@@ -35,13 +36,18 @@ class Variant:
         match = _CUDA.fullmatch(self.name)
         return None if match is None else (int(match["major"]), int(match["minor"]))
 
+    @property
+    def built(self) -> str:
+        """The marker of where PyTorch publishes the variant's builds (macOS only gets
+        PyPI's default build, ROCm wheels are Linux-only), as PyTorch writes its own."""
+        linux = self.kind == "rocm"
+        return 'platform_system == "Linux"' if linux else 'platform_system != "Darwin"'
+
     def not_built_for(self, sys_platform: str, shown: str | None = None) -> str | None:
         """``PyTorch publishes no cu129 builds for darwin`` (``sys_platform``, named
         ``shown`` if given), else ``None``: the one gate and wording for every command
-        and hook (macOS only gets PyPI's default build, ROCm wheels are Linux-only)."""
-        if sys_platform != "darwin" and (
-            self.kind != "rocm" or sys_platform.startswith("linux")
-        ):
+        and hook, by :attr:`built` (``platform_system``: Darwin, Linux, Win32…)."""
+        if Marker(self.built).evaluate({"platform_system": sys_platform.capitalize()}):
             return None
         what = "CUDA or ROCm" if self.kind == "auto" else self.name
         return f"PyTorch publishes no {what} builds for {shown or sys_platform}"
