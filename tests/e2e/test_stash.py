@@ -64,6 +64,9 @@ pytestmark = [pytest.mark.e2e, no_real_driver]
 DEPS = {"torchvision": "*"}
 CU129 = 'variant = "cu129"\nlock-variants = ["cu129", "cu130"]\n'
 OLDER_FILELOCK = "3.19.0"
+#: A removal's last step, its .dist-info's, once the files are gone: Poetry 2.5's
+#: uninstaller deletes it; pip (Poetry 2.0-2.4) moves it aside as it moved the files.
+LAST_STEP = ("shutil.rmtree", "os.rename")
 
 
 def _with_big_torch(universe: Universe) -> None:
@@ -174,7 +177,7 @@ def test_a_signal_while_a_failed_install_is_put_back_waits_for_it(
     project = big_cu129
     before = project.installed()
     removal = "torchvision-0.29.1+cu130.dist-info"
-    env, paused = paused_at(tmp_path / "pause", removal, "shutil.rmtree")
+    env, paused = paused_at(tmp_path / "pause", removal, LAST_STEP)
     process = start_poetry(
         project,
         *("torch-cuda", "switch", "cu130"),
@@ -332,9 +335,6 @@ def test_kill_9_during_pip_leaves_a_stash_status_reports_and_the_next_run_remove
     assert "left its stash" not in status.stdout + status.stderr
 
 
-#: A removal's last step, its .dist-info's, once the files are gone: Poetry 2.5's
-#: uninstaller deletes it; pip (Poetry 2.0-2.4) moves it aside as it moved the files.
-LAST_STEP = ("shutil.rmtree", "os.rename")
 #: Where a switch from cu129 to cu130 is killed: (path, audit event) it pauses at.
 KILLED_AT = {
     # while linking the cu129 build into the stash: nothing changed yet
@@ -678,7 +678,7 @@ def test_a_second_signal_during_the_rollback_keeps_the_switchs_message(
     files = _project_files(project)
     before = project.installed()
     pause, paused = paused_at(
-        tmp_path / "pause", "torch-2.14.1+cu130.dist-info", "shutil.rmtree"
+        tmp_path / "pause", "torch-2.14.1+cu130.dist-info", LAST_STEP
     )
     env.update(pause)
     with running(project, "torch-cuda", "switch", "cu130", env_extra=env) as process:
