@@ -102,20 +102,18 @@ def assess(
     variant: Variant, machine: Machine, torch_version: str | None = None
 ) -> Verdict:
     """Whether ``variant``'s builds run on ``machine`` (driver, GPU architectures, ROCm)."""
-    missing = variant.not_built_for(machine.sys_platform)
-    if missing is not None:
+    if (missing := variant.not_built_for(machine.sys_platform)) is not None:
         return Verdict(variant, False, (missing,))
     if variant.kind == "cpu":
         return Verdict(variant, True, ("runs on any machine",))
     if old_jetson(machine.jetson) and variant.kind == "cuda":
         return Verdict(variant, False, (f"{machine.jetson}: {JETSON_NOTE}",))
-    if variant.kind == "xpu":
-        return Verdict(variant, None, (XPU_NOTE,))
     if variant.kind == "rocm":
         return _assess_rocm(variant, machine)
     if variant.kind == "cuda":
         return _assess_cuda(variant, machine, torch_version)
-    return Verdict(variant, None, ("auto is not a build",))
+    why = XPU_NOTE if variant.kind == "xpu" else "auto is not a build"
+    return Verdict(variant, None, (why,))
 
 
 def decide(
@@ -165,9 +163,8 @@ def _assess_cuda(variant: Variant, machine: Machine, torch: str | None) -> Verdi
     full_ok, floor_ok = tables.at_least(driver, full), tables.at_least(driver, floor)
     notes = tuple(filter(None, [predates(variant, platform)]))
     newest = tables.newest_cuda(driver, platform)
-    supports = "is older than every CUDA"
-    if newest:
-        supports = f"supports CUDA {tables.dotted(newest)}"
+    older = "is older than every CUDA"
+    supports = f"supports CUDA {tables.dotted(newest)}" if newest else older
     archs = tables.arch_list_for(variant.name, torch, machine.machine, platform)
     if archs is None and full_ok:
         why = f"driver {driver} fully supports CUDA {dotted}; "
@@ -227,11 +224,8 @@ def driver_needs(cuda: tuple[int, int], sys_platform: str) -> str:
     floor = tables.compat_floor(cuda[0], sys_platform)
     full = tables.minimum_driver(cuda, sys_platform)
     dotted = tables.dotted(cuda)
-    rules = []
-    if floor is not None:
-        rules.append(f">= {floor} (CUDA {cuda[0]}.x minor-version compatibility)")
-    if full is not None:
-        rules.append(f">= {full} (full CUDA {dotted} support)")
+    rules = [f">= {floor} (CUDA {cuda[0]}.x minor-version compatibility)"] * bool(floor)
+    rules += [f">= {full} (full CUDA {dotted} support)"] * bool(full)
     if not rules:
         return f"a driver with full CUDA {dotted} support (none in the table)"
     return "driver " + " or ".join(rules)
@@ -246,13 +240,10 @@ def predates(variant: Variant, sys_platform: str) -> str | None:
     if cuda is not None:
         floor = tables.compat_floor(cuda[0], sys_platform)
         nearest = tables.nearest_known(variant.name)
-        how = f"the CUDA {cuda[0]}.x floor {floor} applies"
-        if not floor:
-            how = "no driver floor known"
-        if nearest:
-            how += f", GPU list taken from {nearest}"
-        else:
-            how += ", no GPU list can be inferred"
+        how = f"the CUDA {cuda[0]}.x floor {floor} applies" if floor else ""
+        how = how or "no driver floor known"
+        taken = f"GPU list taken from {nearest}" if nearest else ""
+        how += f", {taken or 'no GPU list can be inferred'}"
     return f"the tables predate {variant} ({tables.UPDATE_HINT}); {how}"
 
 
@@ -342,13 +333,11 @@ def _first_offered(
     candidates: list[tuple[Verdict, Offer | None]] = []
     for verdict in verdicts:
         variant, rule = verdict.variant, verdict.rule
-        if not verdict.usable:
-            steps.append(f"{variant}: skipped, {'; '.join(verdict.reasons)}")
-            candidates.append((verdict, None))
-            continue
-        offer = offers(variant)
+        offer = offers(variant) if verdict.usable else None
         candidates.append((verdict, offer))
-        if offer.available is False:
+        if offer is None:
+            steps.append(f"{variant}: skipped, {'; '.join(verdict.reasons)}")
+        elif offer.available is False:
             by = f"; it would run by {rule}" if rule else ""
             steps.append(f"{variant}: skipped, {offer.detail}{by}")
         else:
@@ -385,10 +374,9 @@ def _decide_rocm(machine: Machine, offers: Offers) -> Decision:
         names = [exact, *(n for n in same if n != exact)]
     verdicts = [assess(Variant(name, "rocm"), machine) for name in names]
     chosen, candidates = _first_offered(verdicts, offers, steps)
-    if chosen is not None:
-        return Decision(chosen.variant, tuple(steps), None, candidates)
-    steps.append("cpu: no ROCm variant fits")
-    return Decision(CPU, tuple(steps), None, candidates)
+    if chosen is None:
+        steps.append("cpu: no ROCm variant fits")
+    return Decision(chosen.variant if chosen else CPU, tuple(steps), None, candidates)
 
 
 def cpu_fallback_warning(
