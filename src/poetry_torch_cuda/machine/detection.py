@@ -268,10 +268,8 @@ def _decide_cuda(machine: Machine, offers: Offers, torch: str | None) -> Decisio
     nvidia = machine.nvidia
     assert nvidia is not None
     steps = [driver_step(nvidia, machine.sys_platform)]
-    steps += [
-        f"{gpu}: compute capability {gpu.capability or 'unknown'}"
-        for gpu in nvidia.gpus
-    ]
+    for gpu in nvidia.gpus:
+        steps.append(f"{gpu}: compute capability {gpu.capability or 'unknown'}")
     if not nvidia.gpus:
         steps.append("GPU models unknown (nvidia-smi did not list them)")
     names = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]  # newest first
