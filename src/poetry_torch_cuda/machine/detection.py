@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.probe import NvidiaDriver
     from poetry_torch_cuda.machine.probe import NvidiaGpu
+    from poetry_torch_cuda.machine.probe import Rocm
 
     Offers = Callable[[Variant], Offer]
 
@@ -133,7 +134,7 @@ def decide(
     if machine.nvidia is not None:
         return _decide_cuda(machine, offers, torch_version)
     if machine.rocm is not None:
-        return _decide_rocm(machine, offers)
+        return _decide_rocm(machine, machine.rocm, offers)
     steps = (*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE)
     why = "the GPU cannot be checked" if machine.smi_failure else "no GPU to build for"
     return Decision(CPU, (*steps, f"cpu: {why}"))
@@ -197,9 +198,8 @@ def _assess_cuda(variant: Variant, machine: Machine, torch: str | None) -> Verdi
             reasons.append(f"builds {built}; {jitted} runs through PTX JIT")
         elif nvidia.gpus and not unknown:
             reasons.append(f"builds {built}, which covers every GPU")
-        reasons += [
-            f"{gpu}: compute capability unknown, not checked" for gpu in unknown
-        ]
+        for gpu in unknown:
+            reasons.append(f"{gpu}: compute capability unknown, not checked")
         return Verdict(variant, True, tuple(reasons), rule=FULL_RULE)
     if not jit and not unknown and nvidia.gpus:
         at_floor = f"driver {driver} >= {floor}, the CUDA {cuda[0]}.x "
@@ -297,7 +297,7 @@ def _decide_cuda(machine: Machine, offers: Offers, torch: str | None) -> Decisio
         return Decision(
             verdict.variant, tuple(steps), why, candidates, verdict.uncovered
         )
-    update = _driver_update(candidates, machine, offers, torch)
+    update = _driver_update(candidates, machine, nvidia, offers, torch)
     fits = "; a driver >= {} runs {}".format(*update) if update else ""
     steps.append(f"cpu: no CUDA variant fits{fits}")
     return Decision(CPU, tuple(steps), None, candidates, update=update)
@@ -359,9 +359,7 @@ def driver_step(nvidia: NvidiaDriver, platform: str) -> str:
     return text
 
 
-def _decide_rocm(machine: Machine, offers: Offers) -> Decision:
-    rocm = machine.rocm
-    assert rocm is not None
+def _decide_rocm(machine: Machine, rocm: Rocm, offers: Offers) -> Decision:
     gpus = ", ".join(str(gpu) for gpu in rocm.gpus)
     steps = [f"ROCm {rocm.version or '(version unknown)'}; {gpus}"]
     names = list(tables.ROCM_VARIANTS)
@@ -411,13 +409,12 @@ def cpu_fallback_warning(
 def _driver_update(
     candidates: Iterable[tuple[Verdict, Offer | None]],
     machine: Machine,
+    nvidia: NvidiaDriver,
     offers: Offers,
     torch_version: str | None,
 ) -> tuple[str, Variant] | None:
     """The lowest driver that would make a build the driver alone held back
     ``auto``'s pick here, and that build; ``None``: no driver would help."""
-    nvidia = machine.nvidia
-    assert nvidia is not None
     platform, fixes = machine.sys_platform, []  # (driver, build)
     for verdict, _ in candidates:
         variant, cuda = verdict.variant, verdict.variant.cuda_version
