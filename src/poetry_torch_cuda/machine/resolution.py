@@ -267,8 +267,7 @@ def remember(
     env_path: Path, machine: Machine, variant: Variant, torch: str | None, reason: str
 ) -> bool:
     """Record that ``variant`` failed here; ``False`` when the machine has no key."""
-    key = _machine_key(machine)
-    if key is None:
+    if (key := _machine_key(machine)) is None:
         return False
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     kept = [f for f in _read(env_path) if (f.machine, f.variant) != (key, variant.name)]
