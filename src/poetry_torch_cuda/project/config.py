@@ -282,8 +282,7 @@ def require_config(
     pyproject: Mapping[str, Any], overrides: Collection[str] = tuple(OVERRIDES)
 ) -> TorchCudaConfig:
     """:func:`load_config` for a command that needs the table (else the one refusal)."""
-    config = load_config(pyproject, overrides=overrides)
-    if config is None:
+    if (config := load_config(pyproject, overrides=overrides)) is None:
         raise TorchCudaError(
             f"This project has no [tool.{TABLE}] table, so no variant is "
             f'configured. Add one, e.g.\n\n[tool.{TABLE}]\nvariant = "auto"'
