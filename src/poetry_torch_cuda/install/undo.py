@@ -3,7 +3,8 @@
 Before pip runs, the family's files are hard-linked into a stash in ``state_dir``:
 pip and a removal unlink a file before replacing it, so the stash costs only what
 changed. Any failure (kill -9: the next run's :func:`recover`) is undone from it;
-after a change it stays as the previous build, so a switch back to it is links.
+after a change it stays as the previous build (one at most), so switch's rollback and
+a switch back to it are links. :func:`family_problems` checks every file is there.
 """
 
 from __future__ import annotations
