@@ -240,10 +240,10 @@ def predates(variant: Variant, sys_platform: str) -> str | None:
     if cuda is not None:
         floor = tables.compat_floor(cuda[0], sys_platform)
         nearest = tables.nearest_known(variant.name)
-        how = f"the CUDA {cuda[0]}.x floor {floor} applies" if floor else ""
-        how = how or "no driver floor known"
-        taken = f"GPU list taken from {nearest}" if nearest else ""
-        how += f", {taken or 'no GPU list can be inferred'}"
+        how = f"the CUDA {cuda[0]}.x floor {floor} applies"
+        how = how if floor else "no driver floor known"
+        taken = f"GPU list taken from {nearest}"
+        how += f", {taken if nearest else 'no GPU list can be inferred'}"
     return f"the tables predate {variant} ({tables.UPDATE_HINT}); {how}"
 
 
