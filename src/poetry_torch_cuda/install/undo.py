@@ -1,13 +1,10 @@
 """The one way back: a stash of the torch family's files, put back on any failure.
 
 Before pip runs, the family's files are hard-linked into a stash in ``state_dir``:
-pip and a removal unlink a file before replacing it, so the stash keeps the old
-contents at the cost of what changed only. Any failure afterwards (kill -9: the next
-run's :func:`recover`) is undone from it; after a change it stays as the previous
-build (one at most), so switch's rollback and a switch back to it are links.
-:func:`remove_distributions` links aside and back the files another distribution
-still lists (the real CUDA 12 and 13 wheels ship the same paths);
-:func:`family_problems` checks that every installed file is there.
+pip and a removal unlink a file before replacing it, so the stash costs only what
+changed. Any failure (kill -9: the next run's :func:`recover`) is undone from it;
+after a change it stays as the previous build (one at most), so switch's rollback and
+a switch back to it are links. :func:`family_problems` checks every file is there.
 """
 
 from __future__ import annotations
@@ -380,16 +377,13 @@ def undo(
 
 
 def remove_distributions(
-    env: Env,
-    names: Sequence[str],
-    pip_uninstall: Uninstaller,
-    *,
-    pip_only: bool = False,
+    env: Env, names: Sequence[str], uninstall: Uninstaller, *, pip_only: bool = False
 ) -> None:
     """Remove ``names`` from ``env``, in-process where this Poetry ships its uninstaller;
-    what that skips goes to one ``pip_uninstall`` call (all with ``pip_only``: no stash
-    to finish a half-done removal). Files another distribution's ``RECORD`` lists stay.
-    Raises OSError (a file not removed: running it again finishes) or TorchCudaError."""
+    what that skips goes to one ``uninstall`` call (all with ``pip_only``: no stash to
+    finish a half-done removal). Files another distribution's ``RECORD`` lists stay
+    (the real CUDA 12 and 13 wheels ship the same paths). Raises OSError (a file not
+    removed: running it again finishes) or TorchCudaError."""
     remover = None
     if not pip_only:
         with suppress(ImportError):  # Poetry before the in-process uninstaller
@@ -412,7 +406,7 @@ def remove_distributions(
         aside._save()  # last, as in Stash.take: without it nothing was removed
         left = [n for n in names if remover is None or remover(env, n) is None]
         if left := [name for name in left if files_by_name(env, [name])]:
-            pip_uninstall(left)  # a killed pip's RECORD is the wheel's: no INSTALLER
+            uninstall(left)  # a killed pip's RECORD is the wheel's: no INSTALLER
             found = installed_environment(env).names()
             for name in map(canonicalize_name, left):
                 _drop_unrecorded(found.get(name, []))
@@ -486,10 +480,9 @@ def family_problems(
         entries = [e for e in all_entries if e[2] and not e[0].endswith(".pyc")]
         missing, changed = [], []
         for path, listed, digest, size in entries:  # one stat a file (~20,000)
-            try:
+            info = None
+            with suppress(OSError):
                 info = os.stat(path)
-            except OSError:
-                info = None
             if info is None or not stat.S_ISREG(info.st_mode):
                 missing.append(listed)
             elif (size.isdigit() and info.st_size != int(size)) or (

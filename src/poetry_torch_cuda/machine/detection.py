@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.machine.probe import NvidiaDriver
     from poetry_torch_cuda.machine.probe import NvidiaGpu
+    from poetry_torch_cuda.machine.probe import Rocm
 
     Offers = Callable[[Variant], Offer]
 
@@ -102,20 +103,18 @@ def assess(
     variant: Variant, machine: Machine, torch_version: str | None = None
 ) -> Verdict:
     """Whether ``variant``'s builds run on ``machine`` (driver, GPU architectures, ROCm)."""
-    missing = variant.not_built_for(machine.sys_platform)
-    if missing is not None:
+    if (missing := variant.not_built_for(machine.sys_platform)) is not None:
         return Verdict(variant, False, (missing,))
     if variant.kind == "cpu":
         return Verdict(variant, True, ("runs on any machine",))
     if old_jetson(machine.jetson) and variant.kind == "cuda":
         return Verdict(variant, False, (f"{machine.jetson}: {JETSON_NOTE}",))
-    if variant.kind == "xpu":
-        return Verdict(variant, None, (XPU_NOTE,))
     if variant.kind == "rocm":
         return _assess_rocm(variant, machine)
     if variant.kind == "cuda":
         return _assess_cuda(variant, machine, torch_version)
-    return Verdict(variant, None, ("auto is not a build",))
+    why = XPU_NOTE if variant.kind == "xpu" else "auto is not a build"
+    return Verdict(variant, None, (why,))
 
 
 def decide(
@@ -135,7 +134,7 @@ def decide(
     if machine.nvidia is not None:
         return _decide_cuda(machine, offers, torch_version)
     if machine.rocm is not None:
-        return _decide_rocm(machine, offers)
+        return _decide_rocm(machine, machine.rocm, offers)
     steps = (*machine.notes, "no NVIDIA or AMD GPU found", XPU_NOTE)
     why = "the GPU cannot be checked" if machine.smi_failure else "no GPU to build for"
     return Decision(CPU, (*steps, f"cpu: {why}"))
@@ -165,9 +164,8 @@ def _assess_cuda(variant: Variant, machine: Machine, torch: str | None) -> Verdi
     full_ok, floor_ok = tables.at_least(driver, full), tables.at_least(driver, floor)
     notes = tuple(filter(None, [predates(variant, platform)]))
     newest = tables.newest_cuda(driver, platform)
-    supports = "is older than every CUDA"
-    if newest:
-        supports = f"supports CUDA {tables.dotted(newest)}"
+    older = "is older than every CUDA"
+    supports = f"supports CUDA {tables.dotted(newest)}" if newest else older
     archs = tables.arch_list_for(variant.name, torch, machine.machine, platform)
     if archs is None and full_ok:
         why = f"driver {driver} fully supports CUDA {dotted}; "
@@ -200,9 +198,8 @@ def _assess_cuda(variant: Variant, machine: Machine, torch: str | None) -> Verdi
             reasons.append(f"builds {built}; {jitted} runs through PTX JIT")
         elif nvidia.gpus and not unknown:
             reasons.append(f"builds {built}, which covers every GPU")
-        reasons += [
-            f"{gpu}: compute capability unknown, not checked" for gpu in unknown
-        ]
+        for gpu in unknown:
+            reasons.append(f"{gpu}: compute capability unknown, not checked")
         return Verdict(variant, True, tuple(reasons), rule=FULL_RULE)
     if not jit and not unknown and nvidia.gpus:
         at_floor = f"driver {driver} >= {floor}, the CUDA {cuda[0]}.x "
@@ -227,11 +224,8 @@ def driver_needs(cuda: tuple[int, int], sys_platform: str) -> str:
     floor = tables.compat_floor(cuda[0], sys_platform)
     full = tables.minimum_driver(cuda, sys_platform)
     dotted = tables.dotted(cuda)
-    rules = []
-    if floor is not None:
-        rules.append(f">= {floor} (CUDA {cuda[0]}.x minor-version compatibility)")
-    if full is not None:
-        rules.append(f">= {full} (full CUDA {dotted} support)")
+    rules = [f">= {floor} (CUDA {cuda[0]}.x minor-version compatibility)"] * bool(floor)
+    rules += [f">= {full} (full CUDA {dotted} support)"] * bool(full)
     if not rules:
         return f"a driver with full CUDA {dotted} support (none in the table)"
     return "driver " + " or ".join(rules)
@@ -247,12 +241,9 @@ def predates(variant: Variant, sys_platform: str) -> str | None:
         floor = tables.compat_floor(cuda[0], sys_platform)
         nearest = tables.nearest_known(variant.name)
         how = f"the CUDA {cuda[0]}.x floor {floor} applies"
-        if not floor:
-            how = "no driver floor known"
-        if nearest:
-            how += f", GPU list taken from {nearest}"
-        else:
-            how += ", no GPU list can be inferred"
+        how = how if floor else "no driver floor known"
+        taken = f"GPU list taken from {nearest}"
+        how += f", {taken if nearest else 'no GPU list can be inferred'}"
     return f"the tables predate {variant} ({tables.UPDATE_HINT}); {how}"
 
 
@@ -277,10 +268,8 @@ def _decide_cuda(machine: Machine, offers: Offers, torch: str | None) -> Decisio
     nvidia = machine.nvidia
     assert nvidia is not None
     steps = [driver_step(nvidia, machine.sys_platform)]
-    steps += [
-        f"{gpu}: compute capability {gpu.capability or 'unknown'}"
-        for gpu in nvidia.gpus
-    ]
+    for gpu in nvidia.gpus:
+        steps.append(f"{gpu}: compute capability {gpu.capability or 'unknown'}")
     if not nvidia.gpus:
         steps.append("GPU models unknown (nvidia-smi did not list them)")
     names = [Variant(name, "cuda") for name in tables.CUDA_VARIANTS]  # newest first
@@ -308,7 +297,7 @@ def _decide_cuda(machine: Machine, offers: Offers, torch: str | None) -> Decisio
         return Decision(
             verdict.variant, tuple(steps), why, candidates, verdict.uncovered
         )
-    update = _driver_update(candidates, machine, offers, torch)
+    update = _driver_update(candidates, machine, nvidia, offers, torch)
     fits = "; a driver >= {} runs {}".format(*update) if update else ""
     steps.append(f"cpu: no CUDA variant fits{fits}")
     return Decision(CPU, tuple(steps), None, candidates, update=update)
@@ -342,13 +331,11 @@ def _first_offered(
     candidates: list[tuple[Verdict, Offer | None]] = []
     for verdict in verdicts:
         variant, rule = verdict.variant, verdict.rule
-        if not verdict.usable:
-            steps.append(f"{variant}: skipped, {'; '.join(verdict.reasons)}")
-            candidates.append((verdict, None))
-            continue
-        offer = offers(variant)
+        offer = offers(variant) if verdict.usable else None
         candidates.append((verdict, offer))
-        if offer.available is False:
+        if offer is None:
+            steps.append(f"{variant}: skipped, {'; '.join(verdict.reasons)}")
+        elif offer.available is False:
             by = f"; it would run by {rule}" if rule else ""
             steps.append(f"{variant}: skipped, {offer.detail}{by}")
         else:
@@ -372,9 +359,7 @@ def driver_step(nvidia: NvidiaDriver, platform: str) -> str:
     return text
 
 
-def _decide_rocm(machine: Machine, offers: Offers) -> Decision:
-    rocm = machine.rocm
-    assert rocm is not None
+def _decide_rocm(machine: Machine, rocm: Rocm, offers: Offers) -> Decision:
     gpus = ", ".join(str(gpu) for gpu in rocm.gpus)
     steps = [f"ROCm {rocm.version or '(version unknown)'}; {gpus}"]
     names = list(tables.ROCM_VARIANTS)
@@ -385,10 +370,9 @@ def _decide_rocm(machine: Machine, offers: Offers) -> Decision:
         names = [exact, *(n for n in same if n != exact)]
     verdicts = [assess(Variant(name, "rocm"), machine) for name in names]
     chosen, candidates = _first_offered(verdicts, offers, steps)
-    if chosen is not None:
-        return Decision(chosen.variant, tuple(steps), None, candidates)
-    steps.append("cpu: no ROCm variant fits")
-    return Decision(CPU, tuple(steps), None, candidates)
+    if chosen is None:
+        steps.append("cpu: no ROCm variant fits")
+    return Decision(chosen.variant if chosen else CPU, tuple(steps), None, candidates)
 
 
 def cpu_fallback_warning(
@@ -425,13 +409,12 @@ def cpu_fallback_warning(
 def _driver_update(
     candidates: Iterable[tuple[Verdict, Offer | None]],
     machine: Machine,
+    nvidia: NvidiaDriver,
     offers: Offers,
     torch_version: str | None,
 ) -> tuple[str, Variant] | None:
     """The lowest driver that would make a build the driver alone held back
     ``auto``'s pick here, and that build; ``None``: no driver would help."""
-    nvidia = machine.nvidia
-    assert nvidia is not None
     platform, fixes = machine.sys_platform, []  # (driver, build)
     for verdict, _ in candidates:
         variant, cuda = verdict.variant, verdict.variant.cuda_version

@@ -1,10 +1,7 @@
-"""Where ``auto`` decides, for the listeners and every command.
-
-:func:`probe` finds the machine, :func:`offer_finder` asks the index, :func:`choose`
-decides by :mod:`.detection`'s rule minus the builds that failed verification here
-(:func:`remember`), :func:`resolve` ties them for an environment, and
-:func:`check_project_fleet` applies the rule to the declared targets.
-"""
+"""Where ``auto`` decides, for the listeners and every command: :func:`choose` applies
+:mod:`.detection`'s rule minus the builds that failed verification here
+(:func:`remember`), :func:`resolve` for an environment, :func:`check_project_fleet`
+on the declared targets."""
 
 from __future__ import annotations
 
@@ -187,8 +184,7 @@ def _probe_failed(machine: Machine) -> bool:
 def _kept_build(config: TorchCudaConfig, run: Run, machine: Machine) -> Decision | None:
     """The installed build, kept on a failed probe (PyPI's: its CUDA's variant)."""
     for name in sorted(config.package_names):
-        dist = run.installed.get(name)
-        if dist is None:
+        if (dist := run.installed.get(name)) is None:
             continue
         label = label_of(dist.version)
         what, never = "the installed {} build", "a build"
@@ -235,16 +231,14 @@ def report(resolution: Resolution, config: TorchCudaConfig, env: Env, io: IO) ->
 def left_to_pypi(variant: Variant, sys_platform: str) -> str | None:
     """``PyTorch publishes no cu129 builds for darwin; Poetry installs PyPI's default
     build here``, or ``None``: the one wording for ``status``, hooks, switch, sync."""
-    missing = variant.not_built_for(sys_platform)
-    if missing is None:
+    if (missing := variant.not_built_for(sys_platform)) is None:
         return None
     return f"{missing}; Poetry installs PyPI's default build here"
 
 
 def require_builds(variant: Variant, sys_platform: str) -> None:
     """Raise :class:`TorchCudaError` for a variant with no builds on ``sys_platform``."""
-    missing = left_to_pypi(variant, sys_platform)
-    if missing is not None:
+    if (missing := left_to_pypi(variant, sys_platform)) is not None:
         raise TorchCudaError(f"{missing}.")
 
 
@@ -273,8 +267,7 @@ def remember(
     env_path: Path, machine: Machine, variant: Variant, torch: str | None, reason: str
 ) -> bool:
     """Record that ``variant`` failed here; ``False`` when the machine has no key."""
-    key = _machine_key(machine)
-    if key is None:
+    if (key := _machine_key(machine)) is None:
         return False
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     kept = [f for f in _read(env_path) if (f.machine, f.variant) != (key, variant.name)]
@@ -293,13 +286,12 @@ def forget(env_path: Path) -> int:
 
 def _machine_key(machine: Machine) -> str | None:
     """What a failure is kept for: the driver and the GPUs (``None``: no GPU driver)."""
+    if (gpu := machine.nvidia or machine.rocm) is None:
+        return None
+    gpus = "; ".join(str(one) for one in gpu.gpus)
     if machine.nvidia is not None:
-        gpus = "; ".join(str(gpu) for gpu in machine.nvidia.gpus) or "GPUs unknown"
-        return f"NVIDIA driver {machine.nvidia.version}; {gpus}"
-    if machine.rocm is not None:
-        gpus = "; ".join(str(gpu) for gpu in machine.rocm.gpus)
-        return f"ROCm {machine.rocm.version or '?'}; {gpus}"
-    return None
+        return f"NVIDIA driver {gpu.version}; {gpus or 'GPUs unknown'}"
+    return f"ROCm {gpu.version or '?'}; {gpus}"
 
 
 def _memory_path(env_path: Path) -> Path:

@@ -119,8 +119,7 @@ def _target(number: int, entry: Any) -> FleetTarget:
     if isinstance(name, str) and _NAME.fullmatch(name):
         where = f"{_TARGETS} {name!r}"
     _refuse_unknown(where, entry, ("name", "driver", "gpus", "platform"))
-    missing = [key for key in ("name", "driver", "gpus") if key not in entry]
-    if missing:
+    if missing := [key for key in ("name", "driver", "gpus") if key not in entry]:
         raise ConfigError(f"{where} needs {missing[0]}; e.g.\n\n{_EXAMPLE}")
     wanted = (
         "letters, digits, '.', '_' or '-' (at most 64, the first a letter or digit)"
@@ -283,8 +282,7 @@ def require_config(
     pyproject: Mapping[str, Any], overrides: Collection[str] = tuple(OVERRIDES)
 ) -> TorchCudaConfig:
     """:func:`load_config` for a command that needs the table (else the one refusal)."""
-    config = load_config(pyproject, overrides=overrides)
-    if config is None:
+    if (config := load_config(pyproject, overrides=overrides)) is None:
         raise TorchCudaError(
             f"This project has no [tool.{TABLE}] table, so no variant is "
             f'configured. Add one, e.g.\n\n[tool.{TABLE}]\nvariant = "auto"'
@@ -329,8 +327,7 @@ def _source_name(table: Mapping[str, Any], sources: Mapping[str, str]) -> str | 
 
 
 def _refuse_unknown(where: str, table: Mapping[Any, Any], keys: Sequence[str]) -> None:
-    unknown = sorted(str(key) for key in set(table) - set(keys))
-    if unknown:
+    if unknown := sorted(str(key) for key in set(table) - set(keys)):
         close = difflib.get_close_matches(unknown[0], keys, n=1, cutoff=0.6)
         hint = f": did you mean {close[0]!r}? A" if close else "; a"
         raise ConfigError(
@@ -342,10 +339,9 @@ def _refuse_unknown(where: str, table: Mapping[Any, Any], keys: Sequence[str]) -
 def _matching(
     origin: str, value: Any, pattern: re.Pattern[str], wanted: str, then: str = "."
 ) -> re.Match[str]:
-    match = pattern.fullmatch(value.strip()) if isinstance(value, str) else None
-    if match is None:
-        raise _must(origin, wanted, value, then)
-    return match
+    if isinstance(value, str) and (match := pattern.fullmatch(value.strip())):
+        return match
+    raise _must(origin, wanted, value, then)
 
 
 def _must(origin: str, wanted: str, value: Any, then: str = ".") -> ConfigError:
