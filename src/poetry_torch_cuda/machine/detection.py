@@ -224,8 +224,11 @@ def driver_needs(cuda: tuple[int, int], sys_platform: str) -> str:
     floor = tables.compat_floor(cuda[0], sys_platform)
     full = tables.minimum_driver(cuda, sys_platform)
     dotted = tables.dotted(cuda)
-    rules = [f">= {floor} (CUDA {cuda[0]}.x minor-version compatibility)"] * bool(floor)
-    rules += [f">= {full} (full CUDA {dotted} support)"] * bool(full)
+    rules = []
+    if floor is not None:
+        rules.append(f">= {floor} (CUDA {cuda[0]}.x minor-version compatibility)")
+    if full is not None:
+        rules.append(f">= {full} (full CUDA {dotted} support)")
     if not rules:
         return f"a driver with full CUDA {dotted} support (none in the table)"
     return "driver " + " or ".join(rules)
