@@ -17,21 +17,32 @@ from poetry_torch_cuda.proof.child import MARKER
 
 
 CHILD = Path(__file__).with_name("child.py")
+#: A report, then no exit within verify-timeout: judged, with this note.
+HUNG = "the check hung at exit after its report, until verify-timeout ({}) stopped it: "
+HUNG += "a library's thread or exit handler does not return (programs that import "
+HUNG += "torch may hang at exit too)"
+#: The cause and fix of an end that is neither proof nor failure (``unchecked``).
+STAYS = "the build stays installed; {} and run `poetry torch-cuda verify`"
+SLOW = "importing torch or starting the GPU takes longer than verify-timeout (a first "
+SLOW += "CUDA import from a network filesystem can)"
+OOM = "most likely the system ran out of memory: the kernel's out-of-memory killer "
+OOM += "ends a process with SIGKILL"
 
 
 @dataclass(frozen=True)
 class ChildRun:
-    """The child's report, or why there is none; its stderr for ``-vvv``."""
+    """The child's report, or why there is none; its stderr for ``-vvv``; ``unchecked``:
+    the cause and fix of an end that is neither proof nor failure of the build."""
 
     report: dict[str, Any] | None
     error: str | None = None
     stderr: str = ""
-    timed_out: bool = False
+    unchecked: tuple[str, str] | None = None
 
 
 def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
     """Run ``python -I child.py '["torch", ...]'`` (a crash says where on stderr);
-    give up after ``timeout`` s."""
+    give up after ``timeout`` s (a report written by then is judged all the same)."""
     command = [python, "-I", "-X", "faulthandler", str(CHILD), json.dumps(packages)]
     try:
         process = subprocess.Popen(
@@ -45,6 +56,7 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
         )
     except OSError as error:
         return ChildRun(None, f"could not start {python}: {error.strerror or error}")
+    stopped = ""
     try:
         out, err = process.communicate(timeout=timeout)
     except BaseException as error:  # a timeout, Ctrl-C, SIGTERM: the group dies with it
@@ -53,20 +65,27 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
                 os.killpg(process.pid, signal.SIGKILL)
             else:  # Windows: no process groups
                 process.kill()
-        err = ""
+        out = err = ""
         with contextlib.suppress(subprocess.TimeoutExpired):  # stuck in a driver
-            err = process.communicate(timeout=3)[1]
+            out, err = process.communicate(timeout=3)
         if not isinstance(error, subprocess.TimeoutExpired):
             raise
-        stopped = f"the check did not finish within {timeout:g} s (stopped it)"
-        return ChildRun(None, stopped, err, timed_out=True)
-    if (report := parse_output(out)) is not None:
-        return ChildRun(report, None, err)
+        stopped = f"{timeout:g} s"
+    if (report := parse_output(out)) is not None:  # then it hung at exit: a note
+        return ChildRun(report, HUNG.format(stopped) if stopped else None, err)
     last = [line.strip() for line in err.splitlines() if line.strip()] or ["no output"]
-    died = f"exited with code {process.returncode}: {last[-1]}"
-    if (code := process.returncode) < 0:
-        died = f"was killed by {signal_name(-code)} (the Python or a library crashed)"
-    return ChildRun(None, f"the check process {died}", err)
+    code, why = process.returncode, None
+    died = f"the check process exited with code {code}: {last[-1]}"
+    if stopped:  # neither proof nor failure, as a kill
+        died = f"the check did not finish within {stopped} (stopped it)"
+        why = SLOW, STAYS.format("raise verify-timeout in [tool.poetry-torch-cuda]")
+    elif signal_name(-code) == "SIGKILL":  # no trace, no crash: the kernel's, likely
+        died = "the check process was killed by SIGKILL"
+        why = OOM, STAYS.format("free memory (or raise the container's memory limit)")
+    elif code < 0:
+        died = f"the check process was killed by {signal_name(-code)} (the Python or "
+        died += "a library crashed)"
+    return ChildRun(None, died, err, why)
 
 
 def parse_output(stdout: str) -> dict[str, Any] | None:

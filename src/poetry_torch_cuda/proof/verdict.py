@@ -127,7 +127,7 @@ class Proof:
             return f"warning: {unchecked[0].message}; {unchecked[0].fix}"
         held = [c.message for c in self.checks if c.status == "ok"]
         computes = [m[12:] for m in held if m.startswith("computes on ")]
-        notes = [c.message for c in self.checks if c.name == "gpu"]  # ok: notes only
+        notes = [c.message for c in self.checks if c.name in ("gpu", "probe")]  # notes
         what = f"torch {self.torch_version}" if self.torch_version else self.variant
         return (
             f"verified {what}: imports"
@@ -218,12 +218,8 @@ def judge(
         cause = "the environment's Python could not run the check to its end"
         fix = "run `poetry torch-cuda verify -vvv` to see the check's own output"
         probe = Check("probe", "fail", message, cause, fix)
-        if run.timed_out:  # neither proof nor failure
-            cause = "importing torch or starting the GPU takes longer than verify-"
-            cause += "timeout (a first CUDA import from a network filesystem can)"
-            fix = "the build stays installed; raise verify-timeout in "
-            fix += "[tool.poetry-torch-cuda] and run `poetry torch-cuda verify`"
-            probe = Check("probe", "unchecked", message, cause, fix)
+        if run.unchecked:  # a timeout, a kill: neither proof nor failure
+            probe = Check("probe", "unchecked", message, *run.unchecked)
         return Proof(variant, machine, packages, run, (*files, probe))
     answer = functools.cache(alternative or (lambda: None))
 
@@ -238,7 +234,7 @@ def judge(
             )
         return f"{how} {what}" + (f", {name}, auto's next choice here" if auto else "")
 
-    checks: list[Check] = []
+    checks = [Check("probe", "note", run.error)] if run.error else []  # a hang at exit
     for name in packages:
         entry = (report.get("packages") or {}).get(name) or {}
         checks += _package(name, entry, variant, required, install, absent, unmoved)
