@@ -550,6 +550,42 @@ def test_a_check_killed_by_sigkill_says_out_of_memory_most_likely(
     ]
 
 
+def test_a_torch_with_an_empty_init_is_a_broken_install_not_torch_none(
+    tmp_path: Path,
+) -> None:
+    python = venv_with(tmp_path, {"__init__.py": "", "version.py": "cuda = '13.0'\n"})
+    proof = judge(
+        run_child(python, ["torch"], 60), parse_variant("cu130"), NO_GPU, ["torch"]
+    )
+    (init,) = tmp_path.glob("lib/python*/site-packages/torch/__init__.py")
+    assert [(c.message, c.cause, c.fix) for c in proof.failures] == [
+        (
+            (
+                f"torch 2.14.1+cu130 does not import: ImportError: torch imported but has "
+                f"no __version__ ({init} defines none): a broken install"
+            ),
+            "a removal or an interrupted install left it incomplete",
+            "`poetry torch-cuda sync --force` reinstalls the build",
+        )
+    ]
+    assert "None" not in "\n".join(proof.lines())
+
+
+def test_a_distribution_imports_as_its_top_level_module(tmp_path: Path) -> None:
+    # pytorch-triton-rocm installs the module triton, as its RECORD says.
+    python = venv_with(
+        tmp_path,
+        {"__init__.py": "__version__ = '3.5.0'\n"},
+        dist="pytorch-triton-rocm 3.5.0",
+        folder="triton",
+    )
+    run = run_child(python, ["pytorch-triton-rocm"], 60)
+    proof = judge(run, parse_variant("rocm6.4"), NO_GPU, ["pytorch-triton-rocm"])
+    assert [c.message for c in proof.checks if c.name.startswith("import")] == [
+        "pytorch-triton-rocm 3.5.0 imports"
+    ]
+
+
 # -- auto's memory -----------------------------------------------------------------
 
 

@@ -22,8 +22,8 @@ from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import public_version
+from poetry_torch_cuda.proof.child import EMPTY
 from poetry_torch_cuda.proof.child import MASKS
-from poetry_torch_cuda.proof.child import NAMESPACE
 
 
 if TYPE_CHECKING:
@@ -281,7 +281,8 @@ def _package(
     if not entry.get("imports"):
         error = str(entry.get("error"))
         other = name != "torch" and bool(_OTHER_TORCH.search(error))
-        library, damaged = bool(_LIBRARY_ERROR.search(error)), NAMESPACE in error
+        library = bool(_LIBRARY_ERROR.search(error))
+        damaged = any(words in error for words in EMPTY)
         gpu = variant.kind in ("cuda", "rocm") and not (damaged or other)
         cause = DAMAGED if damaged else "the package fails while it is imported"
         if library:
