@@ -468,10 +468,10 @@ def test_a_torch_without_its_init_is_damaged_not_a_build_of_torch_none(
     run = run_child(python, ["torch"], 60)
     proof = judge(run, parse_variant("cu130"), NO_GPU, ["torch"])
     (folder,) = tmp_path.glob("lib/python*/site-packages/torch")
-    error = f"ImportError: {folder}/__init__.py is missing: torch imports as an "
+    error = f"ImportError: {folder}/__init__.py is missing: torch imports empty"
     assert [(c.message, c.cause, c.fix) for c in proof.failures] == [
         (
-            f"torch 2.14.1+cu130 does not import: {error}empty namespace package",
+            f"torch 2.14.1+cu130 does not import: {error}, a broken install",
             "a removal or an interrupted install left it incomplete",
             "`poetry torch-cuda sync --force` reinstalls the build",
         )
@@ -517,9 +517,9 @@ def test_a_check_that_hangs_at_exit_after_its_report_is_judged_by_it(
     assert proof.verified
     assert proof.summary() == (
         "verified torch 2.14.1+cu130: imports, computes on the CPU (note: the check "
-        "hung at exit after its report, until verify-timeout (4 s) stopped it: a "
-        "library's thread or exit handler does not return (programs that import "
-        "torch may hang at exit too)) (note: no GPU on this machine (nvidia-smi not "
+        "hung at exit after its report; verify-timeout (4 s) stopped it (a library's "
+        "thread or exit handler never returns: programs using torch may too)) (note: "
+        "no GPU on this machine (nvidia-smi not "
         "found on PATH): the GPU checks were skipped)"
     )
 
@@ -538,10 +538,7 @@ def test_a_check_killed_by_sigkill_says_out_of_memory_most_likely(
         (
             "unchecked",
             "could not check the build: the check process was killed by SIGKILL",
-            (
-                "most likely the system ran out of memory: the kernel's out-of-memory "
-                "killer ends a process with SIGKILL"
-            ),
+            "most likely out of memory: the kernel's out-of-memory killer sends SIGKILL",
             (
                 "the build stays installed; free memory (or raise the container's memory "
                 "limit) and run `poetry torch-cuda verify`"
@@ -557,12 +554,11 @@ def test_a_torch_with_an_empty_init_is_a_broken_install_not_torch_none(
     proof = judge(
         run_child(python, ["torch"], 60), parse_variant("cu130"), NO_GPU, ["torch"]
     )
-    (init,) = tmp_path.glob("lib/python*/site-packages/torch/__init__.py")
     assert [(c.message, c.cause, c.fix) for c in proof.failures] == [
         (
             (
-                f"torch 2.14.1+cu130 does not import: ImportError: torch imported but has "
-                f"no __version__ ({init} defines none): a broken install"
+                "torch 2.14.1+cu130 does not import: ImportError: torch imported but has "
+                "no __version__: a broken install"
             ),
             "a removal or an interrupted install left it incomplete",
             "`poetry torch-cuda sync --force` reinstalls the build",

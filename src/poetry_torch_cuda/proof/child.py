@@ -17,8 +17,8 @@ from typing import Any
 MARKER = "@@poetry-torch-cuda-proof@@"
 #: What hides GPUs from a build (the user's choice, not a fault of the machine).
 MASKS = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
-#: What a package whose ``__init__.py`` is gone, or emptied, imports as: damaged.
-EMPTY = ("imports as an empty namespace package", "imported but has no __version__")
+#: How the import of a package whose ``__init__.py`` is gone or emptied ends.
+BROKEN = "a broken install"
 
 
 def attempt(function: Any) -> tuple[Any, str | None]:
@@ -30,31 +30,25 @@ def attempt(function: Any) -> tuple[Any, str | None]:
 
 
 def import_package(name: str) -> tuple[dict[str, Any], Any]:
-    """Version (from metadata) and import of one distribution, by its own module or else
-    its top-level one (top_level.txt or RECORD: pytorch-triton-rocm's is triton; none
-    for a package of metadata only); the module or ``None``."""
+    """Version (from metadata) and import of one distribution by its module, else the
+    first one its RECORD lists (pytorch-triton-rocm's triton); the module or ``None``."""
     entry: dict[str, Any] = {"installed": False, "version": None, "imports": None}
     entry.update(error=None, traceback=None)
     try:
         dist = metadata.distribution(name)
     except metadata.PackageNotFoundError:
         return entry, None
-    entry["installed"], entry["version"] = True, dist.version
-    module: Any = None
-    own = name.replace("-", "_")
-    paths = dist.files or [metadata.PackagePath(own)]  # no RECORD: its name
-    listed = (dist.read_text("top_level.txt") or "").split()
-    tops = listed or {path.parts[0].partition(".")[0] for path in paths}  # RECORD's
-    first = sorted(top for top in tops if top.isidentifier() and top != "__pycache__")
+    entry["installed"], entry["version"], module = True, dist.version, None
+    own, paths = name.replace("-", "_"), dist.files or ()  # no RECORD: by its name
+    tops = sorted(filter(str.isidentifier, {p.parts[0].split(".")[0] for p in paths}))
     try:
-        for top in [own] if own in tops else first[:1]:  # pytorch-triton-rocm: triton
+        for top in [own] if own in tops or not paths else tops[:1]:  # triton, or none
             module = import_module(top)
-        if own in tops and getattr(module, "__file__", None) is None:  # a bare folder
-            init = f"{next(iter(module.__path__), '')}{os.sep}__init__.py"
-            raise ImportError(f"{init} is missing: {name} {EMPTY[0]}")
-        if own == "torch" and not hasattr(module, "__version__"):  # emptied
-            where = f"({module.__file__} defines none): a broken install"
-            raise ImportError(f"torch {EMPTY[1]} {where}")
+            if top == own and getattr(module, "__file__", None) is None:  # bare folder
+                init = f"{next(iter(module.__path__), '')}{os.sep}__init__.py"
+                raise ImportError(f"{init} is missing: {name} imports empty, {BROKEN}")
+            if top == "torch" and not hasattr(module, "__version__"):  # emptied
+                raise ImportError(f"torch imported but has no __version__: {BROKEN}")
     except (Exception, SystemExit) as error:  # noqa: BLE001 - its exit() too
         entry["imports"] = False
         entry["error"] = f"{type(error).__name__}: {error}".strip()

@@ -18,15 +18,13 @@ from poetry_torch_cuda.proof.child import MARKER
 
 CHILD = Path(__file__).with_name("child.py")
 #: A report, then no exit within verify-timeout: judged, with this note.
-HUNG = "the check hung at exit after its report, until verify-timeout ({}) stopped it: "
-HUNG += "a library's thread or exit handler does not return (programs that import "
-HUNG += "torch may hang at exit too)"
+HUNG = "the check hung at exit after its report; verify-timeout ({}) stopped it (a "
+HUNG += "library's thread or exit handler never returns: programs using torch may too)"
 #: The cause and fix of an end that is neither proof nor failure (``unchecked``).
 STAYS = "the build stays installed; {} and run `poetry torch-cuda verify`"
 SLOW = "importing torch or starting the GPU takes longer than verify-timeout (a first "
 SLOW += "CUDA import from a network filesystem can)"
-OOM = "most likely the system ran out of memory: the kernel's out-of-memory killer "
-OOM += "ends a process with SIGKILL"
+OOM = "most likely out of memory: the kernel's out-of-memory killer sends SIGKILL"
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ class ChildRun:
 
 def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
     """Run ``python -I child.py '["torch", ...]'`` (a crash says where on stderr);
-    give up after ``timeout`` s (a report written by then is judged all the same)."""
+    give up after ``timeout`` s."""
     command = [python, "-I", "-X", "faulthandler", str(CHILD), json.dumps(packages)]
     try:
         process = subprocess.Popen(
@@ -76,7 +74,7 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
     last = [line.strip() for line in err.splitlines() if line.strip()] or ["no output"]
     code, why = process.returncode, None
     died = f"the check process exited with code {code}: {last[-1]}"
-    if stopped:  # neither proof nor failure, as a kill
+    if stopped:  # neither proof nor failure, as a SIGKILL
         died = f"the check did not finish within {stopped} (stopped it)"
         why = SLOW, STAYS.format("raise verify-timeout in [tool.poetry-torch-cuda]")
     elif signal_name(-code) == "SIGKILL":  # no trace, no crash: the kernel's, likely

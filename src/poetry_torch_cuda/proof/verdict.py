@@ -22,7 +22,7 @@ from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import public_version
-from poetry_torch_cuda.proof.child import EMPTY
+from poetry_torch_cuda.proof.child import BROKEN
 from poetry_torch_cuda.proof.child import MASKS
 
 
@@ -213,13 +213,10 @@ def judge(
     is wrong with the installed files or requirements, cause, fix (failures first)."""
     packages, report = tuple(packages), run.report
     files = [Check("files", "fail", *problem) for problem in damaged]
-    if report is None:
+    if report is None:  # how it ended, in run.py's words (trace_lines: its stderr)
         message = f"could not check the build: {run.error or 'no report'}"
-        cause = "the environment's Python could not run the check to its end"
-        fix = "run `poetry torch-cuda verify -vvv` to see the check's own output"
-        probe = Check("probe", "fail", message, cause, fix)
-        if run.unchecked:  # a timeout, a kill: neither proof nor failure
-            probe = Check("probe", "unchecked", message, *run.unchecked)
+        status: Status = "unchecked" if run.unchecked else "fail"  # a timeout, a kill
+        probe = Check("probe", status, message, *(run.unchecked or ()))
         return Proof(variant, machine, packages, run, (*files, probe))
     answer = functools.cache(alternative or (lambda: None))
 
@@ -281,8 +278,7 @@ def _package(
     if not entry.get("imports"):
         error = str(entry.get("error"))
         other = name != "torch" and bool(_OTHER_TORCH.search(error))
-        library = bool(_LIBRARY_ERROR.search(error))
-        damaged = any(words in error for words in EMPTY)
+        library, damaged = bool(_LIBRARY_ERROR.search(error)), BROKEN in error
         gpu = variant.kind in ("cuda", "rocm") and not (damaged or other)
         cause = DAMAGED if damaged else "the package fails while it is imported"
         if library:
