@@ -30,8 +30,8 @@ def attempt(function: Any) -> tuple[Any, str | None]:
 
 
 def import_package(name: str) -> tuple[dict[str, Any], Any]:
-    """Version (from metadata) and import of one distribution by its module, else the
-    first one its RECORD lists (pytorch-triton-rocm's triton); the module or ``None``."""
+    """Version (from metadata) and import of one distribution: its module, else the first
+    its RECORD lists (pytorch-triton-rocm's triton; none); the module or ``None``."""
     entry: dict[str, Any] = {"installed": False, "version": None, "imports": None}
     entry.update(error=None, traceback=None)
     try:
@@ -39,10 +39,10 @@ def import_package(name: str) -> tuple[dict[str, Any], Any]:
     except metadata.PackageNotFoundError:
         return entry, None
     entry["installed"], entry["version"], module = True, dist.version, None
-    own, paths = name.replace("-", "_"), dist.files or ()  # no RECORD: by its name
+    own, paths = name.replace("-", "_"), dist.files or ()  # RECORD; none: by its name
     tops = sorted(filter(str.isidentifier, {p.parts[0].split(".")[0] for p in paths}))
     try:
-        for top in [own] if own in tops or not paths else tops[:1]:  # triton, or none
+        for top in [own] if own in tops or not paths else tops[:1]:
             module = import_module(top)
             if top == own and getattr(module, "__file__", None) is None:  # bare folder
                 init = f"{next(iter(module.__path__), '')}{os.sep}__init__.py"

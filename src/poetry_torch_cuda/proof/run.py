@@ -29,13 +29,12 @@ OOM = "most likely out of memory: the kernel's out-of-memory killer sends SIGKIL
 
 @dataclass(frozen=True)
 class ChildRun:
-    """The child's report, or why there is none; its stderr for ``-vvv``; ``unchecked``:
-    the cause and fix of an end that is neither proof nor failure of the build."""
+    """The child's report, or why there is none; its stderr for ``-vvv``."""
 
     report: dict[str, Any] | None
     error: str | None = None
     stderr: str = ""
-    unchecked: tuple[str, str] | None = None
+    unchecked: tuple[str, str] | None = None  # cause, fix: neither proof nor failure
 
 
 def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
@@ -54,7 +53,6 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
         )
     except OSError as error:
         return ChildRun(None, f"could not start {python}: {error.strerror or error}")
-    stopped = ""
     try:
         out, err = process.communicate(timeout=timeout)
     except BaseException as error:  # a timeout, Ctrl-C, SIGTERM: the group dies with it
@@ -68,22 +66,21 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
             out, err = process.communicate(timeout=3)
         if not isinstance(error, subprocess.TimeoutExpired):
             raise
-        stopped = f"{timeout:g} s"
-    if (report := parse_output(out)) is not None:  # then it hung at exit: a note
-        return ChildRun(report, HUNG.format(stopped) if stopped else None, err)
-    last = [line.strip() for line in err.splitlines() if line.strip()] or ["no output"]
-    code, why = process.returncode, None
-    died = f"the check process exited with code {code}: {last[-1]}"
-    if stopped:  # neither proof nor failure, as a SIGKILL
-        died = f"the check did not finish within {stopped} (stopped it)"
+        stopped = f"the check did not finish within {timeout:g} s (stopped it)"
         why = SLOW, STAYS.format("raise verify-timeout in [tool.poetry-torch-cuda]")
-    elif signal_name(-code) == "SIGKILL":  # no trace, no crash: the kernel's, likely
-        died = "the check process was killed by SIGKILL"
-        why = OOM, STAYS.format("free memory (or raise the container's memory limit)")
-    elif code < 0:
-        died = f"the check process was killed by {signal_name(-code)} (the Python or "
-        died += "a library crashed)"
-    return ChildRun(None, died, err, why)
+        if (report := parse_output(out)) is None:  # else it hung at exit: a note
+            return ChildRun(None, stopped, err, why)
+        return ChildRun(report, HUNG.format(f"{timeout:g} s"), err)
+    if (report := parse_output(out)) is not None:
+        return ChildRun(report, None, err)
+    last = [line.strip() for line in err.splitlines() if line.strip()] or ["no output"]
+    died = f"exited with code {process.returncode}: {last[-1]}"
+    if (code := process.returncode) < 0:
+        died = f"was killed by {signal_name(-code)} (the Python or a library crashed)"
+    if oom := signal_name(-code) == "SIGKILL":  # no trace, no crash: the kernel's
+        died = "was killed by SIGKILL"
+    why = OOM, STAYS.format("free memory (or raise the container's memory limit)")
+    return ChildRun(None, f"the check process {died}", err, why if oom else None)
 
 
 def parse_output(stdout: str) -> dict[str, Any] | None:

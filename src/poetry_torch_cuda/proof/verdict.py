@@ -1,7 +1,7 @@
 """Judge the child's report (:mod:`.child`) against the variant and this machine into
 a :class:`Proof`. Pure. A failure says what, why and what to do; ``machine`` marks this
-machine's failures (``auto`` moves on from those). No GPU, hidden or unreachable GPUs
-and a GPU ``auto`` left out are notes; a timeout or busy GPU is "could not check"."""
+machine's failures (``auto`` moves on from those). No GPU, hidden or unreachable GPUs,
+a GPU ``auto`` left out are notes; a timeout, a kill, a busy GPU: "could not check"."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
     from poetry_torch_cuda.proof.run import ChildRun
 
-#: ``unchecked``: could not check (a timeout, a busy GPU); neither proof nor failure.
+#: ``unchecked``: could not check (a timeout, a kill, a busy GPU); no proof nor failure.
 Status = Literal["ok", "fail", "note", "unchecked"]
 _LIBRARY_ERROR = re.compile(
     r"(?i)cannot open shared object file|DLL load failed|undefined symbol|"
