@@ -77,10 +77,10 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
     died = f"exited with code {process.returncode}: {last[-1]}"
     if (code := process.returncode) < 0:
         died = f"was killed by {signal_name(-code)} (the Python or a library crashed)"
-    if oom := signal_name(-code) == "SIGKILL":  # no trace, no crash: the kernel's
-        died = "was killed by SIGKILL"
-    why = OOM, STAYS.format("free memory (or raise the container's memory limit)")
-    return ChildRun(None, f"the check process {died}", err, why if oom else None)
+    if signal_name(-code) == "SIGKILL":  # no trace, no crash: the kernel's, likely
+        why = OOM, STAYS.format("free memory (or raise the container's memory limit)")
+        return ChildRun(None, "the check process was killed by SIGKILL", err, why)
+    return ChildRun(None, f"the check process {died}", err)
 
 
 def parse_output(stdout: str) -> dict[str, Any] | None:
