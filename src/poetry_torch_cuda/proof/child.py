@@ -32,8 +32,7 @@ def attempt(function: Any) -> tuple[Any, str | None]:
 def import_package(name: str) -> tuple[dict[str, Any], Any]:
     """Version (from metadata) and import of one distribution: its module, else the first
     its RECORD lists (pytorch-triton-rocm's triton; none); the module or ``None``."""
-    entry: dict[str, Any] = {"installed": False, "version": None, "imports": None}
-    entry.update(error=None, traceback=None)
+    entry: dict[str, Any] = {"installed": False}  # the rest: null in verify --json
     try:
         dist = metadata.distribution(name)
     except metadata.PackageNotFoundError:
@@ -98,9 +97,7 @@ def probe(packages: list[str]) -> dict[str, Any]:
     report: dict[str, Any] = {
         "python": sys.version.split()[0],
         "packages": {},
-        "torch": None,
         "compute": [],
-        "torchvision_op": None,
         "masks": {name: os.environ[name] for name in MASKS if name in os.environ},
     }
     modules: dict[str, Any] = {}
