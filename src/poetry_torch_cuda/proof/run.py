@@ -17,10 +17,9 @@ from poetry_torch_cuda.proof.child import MARKER
 
 
 CHILD = Path(__file__).with_name("child.py")
-#: A report, then no exit within verify-timeout: judged, with this note.
+#: A hang at exit after the report (a note); a timeout's, a SIGKILL's cause and fix.
 HUNG = "the check hung at exit after its report; verify-timeout ({}) stopped it (a "
 HUNG += "library's thread or exit handler never returns: programs using torch may too)"
-#: The cause and fix of an end that is neither proof nor failure (``unchecked``).
 STAYS = "the build stays installed; {} and run `poetry torch-cuda verify`"
 SLOW = "importing torch or starting the GPU takes longer than verify-timeout (a first "
 SLOW += "CUDA import from a network filesystem can)"
