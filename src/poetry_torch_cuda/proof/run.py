@@ -39,10 +39,9 @@ class ChildRun:
 def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
     """Run ``python -I child.py '["torch", ...]'`` (a crash says where on stderr);
     give up after ``timeout`` s."""
-    command = [python, "-I", "-X", "faulthandler", str(CHILD), json.dumps(packages)]
     try:
         process = subprocess.Popen(
-            command,
+            [python, "-I", "-X", "faulthandler", str(CHILD), json.dumps(packages)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
