@@ -17,8 +17,7 @@ from typing import Any
 MARKER = "@@poetry-torch-cuda-proof@@"
 #: What hides GPUs from a build (the user's choice, not a fault of the machine).
 MASKS = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
-#: How the import of a package whose ``__init__.py`` is gone or emptied ends.
-BROKEN = "a broken install"
+BROKEN = "a broken install"  # ends a bare or emptied package's import
 
 
 def attempt(function: Any) -> tuple[Any, str | None]:
