@@ -9,7 +9,8 @@ ROCm build sees the GPUs the driver reports (``FAKE_TORCH_GPUS``, set by
 test gives it), hides them as CUDA does under ``CUDA_VISIBLE_DEVICES`` /
 ``HIP_VISIBLE_DEVICES`` (empty, ``-1`` or an unknown index hide the rest), and
 fails with "no kernel image" on a GPU its arch list does not cover.
-``FAKE_TORCH_IMPORT_SECONDS`` makes the import slow. :func:`broken_import`
+``FAKE_TORCH_IMPORT_SECONDS`` makes the import slow, ``FAKE_TORCH_HANG_AT_EXIT`` the
+exit hang. :func:`broken_import`
 returns one whose import raises like a build missing a CUDA library;
 :func:`replace_module` puts either into a built universe's wheel.
 """
@@ -56,6 +57,8 @@ import time as _time
 import types as _types
 
 _time.sleep(float(_os.environ.get("FAKE_TORCH_IMPORT_SECONDS") or 0))
+if _os.environ.get("FAKE_TORCH_HANG_AT_EXIT"):  # a thread the exit waits for, forever
+    __import__("threading").Thread(target=_time.sleep, args=(3600,)).start()
 __version__ = {version!r}
 float32 = "float32"
 version = _types.SimpleNamespace(cuda={cuda!r}, hip={hip!r}, __version__=__version__)

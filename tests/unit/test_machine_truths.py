@@ -254,7 +254,7 @@ def test_a_package_the_lock_installs_here_must_be_installed() -> None:
 
 def test_a_timeout_could_not_check_and_is_no_failure() -> None:
     verdict = judge(
-        ChildRun(None, "the check did not finish within 1 s", timed_out=True),
+        ChildRun(None, "the check did not finish within 1 s", unchecked=("", "")),
         parse_variant("cu130"),
         Machine("linux", "x86_64"),
         ["torch"],

@@ -29,6 +29,7 @@ from poetry_torch_cuda.proof.run import parse_output
 from poetry_torch_cuda.proof.run import run_child
 from poetry_torch_cuda.proof.verdict import judge
 from poetry_torch_cuda.proof.verdict import parse_archs
+from tests.support.fake_torch import fake_torch
 from tests.support.machines import nvidia_machine as nvidia
 
 
@@ -368,7 +369,7 @@ def test_the_readme_documents_every_key_of_verify_json() -> None:
     keys = proof.to_json(configured=parse_variant("cpu"))
     assert documented == set(keys)
     unchecked = judge(
-        ChildRun(None, "x", timed_out=True), parse_variant("cpu"), NO_GPU, []
+        ChildRun(None, "x", unchecked=("", "")), parse_variant("cpu"), NO_GPU, []
     ).to_json(configured=parse_variant("cpu"))
     assert (unchecked["ok"], unchecked["checked"]) == (False, False)
     ok_row = next(line for line in table.splitlines() if line.startswith("| `ok`"))
@@ -399,7 +400,7 @@ def test_the_probe_reports_a_package_that_is_not_installed() -> None:
     assert run.error is None
     assert run.report is not None
     assert run.report["packages"]["surely-not-installed-pkg"]["installed"] is False
-    assert run.report["torch"] is None
+    assert run.report.get("torch") is None
 
 
 def test_the_probe_times_out(tmp_path: Path) -> None:
@@ -420,7 +421,7 @@ def test_the_probe_gives_up_on_a_process_the_kill_does_not_end(tmp_path: Path) -
     begun = time.monotonic()
     run = run_child(str(python), ["torch"], 0.5)
     assert time.monotonic() - begun < 15
-    assert run.timed_out and run.report is None
+    assert run.unchecked and run.report is None
 
 
 def test_a_crashing_probe_says_how_it_died(tmp_path: Path) -> None:
@@ -433,16 +434,28 @@ def test_a_crashing_probe_says_how_it_died(tmp_path: Path) -> None:
     )
 
 
-def venv_with(tmp_path: Path, files: dict[str, str]) -> str:
-    """A real venv holding torch 2.14.1+cu130's metadata and ``files`` in torch/."""
+def venv_with(
+    tmp_path: Path,
+    files: dict[str, str],
+    dist: str = "torch 2.14.1+cu130",
+    folder: str = "torch",
+) -> str:
+    """A real venv holding ``dist``'s metadata and ``files`` in ``folder``/, with the
+    RECORD pip writes (no top_level.txt: only setuptools writes one)."""
     venv.create(tmp_path, with_pip=False)
     (site,) = tmp_path.glob("lib/python*/site-packages")
-    (site / "torch").mkdir()
+    (site / folder).mkdir()
     for name, text in files.items():
-        (site / "torch" / name).write_text(text)
-    (site / "torch-2.14.1+cu130.dist-info").mkdir()
-    metadata = "Metadata-Version: 2.1\nName: torch\nVersion: 2.14.1+cu130\n"
-    (site / "torch-2.14.1+cu130.dist-info" / "METADATA").write_text(metadata)
+        (site / folder / name).write_text(text)
+    name, version = dist.split()
+    info = f"{name.replace('-', '_')}-{version}.dist-info"
+    (site / info).mkdir()
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    (site / info / "METADATA").write_text(metadata)
+    listed = [f"{folder}/{file}" for file in files] + [
+        f"{info}/{n}" for n in ("METADATA", "RECORD")
+    ]
+    (site / info / "RECORD").write_text("".join(f"{path},,\n" for path in listed))
     return str(tmp_path / "bin" / "python")
 
 
@@ -455,10 +468,10 @@ def test_a_torch_without_its_init_is_damaged_not_a_build_of_torch_none(
     run = run_child(python, ["torch"], 60)
     proof = judge(run, parse_variant("cu130"), NO_GPU, ["torch"])
     (folder,) = tmp_path.glob("lib/python*/site-packages/torch")
-    error = f"ImportError: {folder}/__init__.py is missing: torch imports as an "
+    error = f"ImportError: {folder}/__init__.py is missing: torch imports empty"
     assert [(c.message, c.cause, c.fix) for c in proof.failures] == [
         (
-            f"torch 2.14.1+cu130 does not import: {error}empty namespace package",
+            f"torch 2.14.1+cu130 does not import: {error}, a broken install",
             "a removal or an interrupted install left it incomplete",
             "`poetry torch-cuda sync --force` reinstalls the build",
         )
@@ -486,6 +499,87 @@ def test_a_torch_whose_import_crashes_the_python_shows_where_with_vvv(
     ]
     (shown,) = proof.trace_lines(debug=True)
     assert 'torch/__init__.py", line 2' in shown
+
+
+def test_a_check_that_hangs_at_exit_after_its_report_is_judged_by_it(
+    tmp_path: Path,
+) -> None:
+    # A library's thread (or atexit handler) that never returns: the report is out,
+    # the Python never exits. The build is judged, not "takes longer than the timeout".
+    hang = (
+        "import threading\nthreading.Thread(target=_time.sleep, args=(60,)).start()\n"
+    )
+    build = fake_torch("2.14.1+cu130", cuda="13.0", archs=["sm_80"])
+    python = venv_with(tmp_path, {"__init__.py": f"{build}\n{hang}"})
+    proof = judge(
+        run_child(python, ["torch"], 4), parse_variant("cu130"), NO_GPU, ["torch"]
+    )
+    assert proof.verified
+    assert proof.summary() == (
+        "verified torch 2.14.1+cu130: imports, computes on the CPU (note: the check "
+        "hung at exit after its report; verify-timeout (4 s) stopped it (a library's "
+        "thread or exit handler never returns: programs using torch may too)) (note: "
+        "no GPU on this machine (nvidia-smi not "
+        "found on PATH): the GPU checks were skipped)"
+    )
+
+
+def test_a_check_killed_by_sigkill_says_out_of_memory_most_likely(
+    tmp_path: Path,
+) -> None:
+    python = venv_with(
+        tmp_path,
+        {"__init__.py": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"},
+    )
+    proof = judge(
+        run_child(python, ["torch"], 60), parse_variant("cu130"), NO_GPU, ["torch"]
+    )
+    assert [(c.status, c.message, c.cause, c.fix) for c in proof.checks] == [
+        (
+            "unchecked",
+            "could not check the build: the check process was killed by SIGKILL",
+            "most likely out of memory: the kernel's out-of-memory killer sends SIGKILL",
+            (
+                "the build stays installed; free memory (or raise the container's memory "
+                "limit) and run `poetry torch-cuda verify`"
+            ),
+        )
+    ]
+
+
+def test_a_torch_with_an_empty_init_is_a_broken_install_not_torch_none(
+    tmp_path: Path,
+) -> None:
+    python = venv_with(tmp_path, {"__init__.py": "", "version.py": "cuda = '13.0'\n"})
+    proof = judge(
+        run_child(python, ["torch"], 60), parse_variant("cu130"), NO_GPU, ["torch"]
+    )
+    assert [(c.message, c.cause, c.fix) for c in proof.failures] == [
+        (
+            (
+                "torch 2.14.1+cu130 does not import: ImportError: torch imported but has "
+                "no __version__: a broken install"
+            ),
+            "a removal or an interrupted install left it incomplete",
+            "`poetry torch-cuda sync --force` reinstalls the build",
+        )
+    ]
+    assert "None" not in "\n".join(proof.lines())
+
+
+def test_a_distribution_imports_as_its_top_level_module(tmp_path: Path) -> None:
+    # pytorch-triton-rocm installs the module triton, as its RECORD says.
+    python = venv_with(
+        tmp_path,
+        {"__init__.py": "__version__ = '3.5.0'\n"},
+        dist="pytorch-triton-rocm 3.5.0",
+        folder="triton",
+    )
+    run = run_child(python, ["pytorch-triton-rocm"], 60)
+    proof = judge(run, parse_variant("rocm6.4"), NO_GPU, ["pytorch-triton-rocm"])
+    assert [c.message for c in proof.checks if c.name.startswith("import")] == [
+        "pytorch-triton-rocm 3.5.0 imports"
+    ]
 
 
 # -- auto's memory -----------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
-from packaging.utils import canonicalize_name
 
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
@@ -56,7 +55,7 @@ def prove(
     family's ``RECORD`` lists must exist (with ``hashes``: of its size and sha256, from
     a file torch-cuda.lock names, which holds what an install of ``variant`` takes)."""
     config, env = ctx.config, ctx.env
-    names = tuple(dict.fromkeys(canonicalize_name(r.name) for r in config.packages))
+    names = tuple(requirement.name for requirement in config.packages)  # canonical
     run, damaged, locked = ChildRun({"packages": {}}), [], ctx.poetry.locker.is_locked()
     unmoved = ctx.plan(variant).unmoved(ctx.poetry) if locked else {}
     # verify, as status: torch-cuda.lock holds the next install, the files are its

@@ -17,8 +17,7 @@ from typing import Any
 MARKER = "@@poetry-torch-cuda-proof@@"
 #: What hides GPUs from a build (the user's choice, not a fault of the machine).
 MASKS = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
-#: A package whose ``__init__.py`` is gone: the folder imports, with nothing in it.
-NAMESPACE = "imports as an empty namespace package"
+BROKEN = "a broken install"  # ends a bare or emptied package's import
 
 
 def attempt(function: Any) -> tuple[Any, str | None]:
@@ -30,19 +29,24 @@ def attempt(function: Any) -> tuple[Any, str | None]:
 
 
 def import_package(name: str) -> tuple[dict[str, Any], Any]:
-    """Version (from metadata) and import of one distribution; the module or ``None``."""
-    entry: dict[str, Any] = {"installed": False, "version": None, "imports": None}
-    entry.update(error=None, traceback=None)
+    """Version (from metadata) and import of one distribution: its module, else the first
+    its RECORD lists (pytorch-triton-rocm's triton; none); the module or ``None``."""
+    entry: dict[str, Any] = {"installed": False}  # the rest: null in verify --json
     try:
-        entry["version"] = metadata.version(name)
+        dist = metadata.distribution(name)
     except metadata.PackageNotFoundError:
         return entry, None
-    entry["installed"], module = True, None
+    entry["installed"], entry["version"], module = True, dist.version, None
+    own, paths = name.replace("-", "_"), dist.files or ()  # RECORD; none: by its name
+    tops = sorted(filter(str.isidentifier, {p.parts[0].split(".")[0] for p in paths}))
     try:
-        module = import_module(name.replace("-", "_"))
-        if getattr(module, "__file__", None) is None:  # no __init__.py: a bare folder
-            init = f"{next(iter(module.__path__), '')}{os.sep}__init__.py"
-            raise ImportError(f"{init} is missing: {name} {NAMESPACE}")
+        for top in [own] if own in tops or not paths else tops[:1]:
+            module = import_module(top)
+            if top == own and getattr(module, "__file__", None) is None:  # bare folder
+                init = f"{next(iter(module.__path__), '')}{os.sep}__init__.py"
+                raise ImportError(f"{init} is missing: {name} imports empty, {BROKEN}")
+            if top == "torch" and not hasattr(module, "__version__"):  # emptied
+                raise ImportError(f"torch imported but has no __version__: {BROKEN}")
     except (Exception, SystemExit) as error:  # noqa: BLE001 - its exit() too
         entry["imports"] = False
         entry["error"] = f"{type(error).__name__}: {error}".strip()
@@ -92,9 +96,7 @@ def probe(packages: list[str]) -> dict[str, Any]:
     report: dict[str, Any] = {
         "python": sys.version.split()[0],
         "packages": {},
-        "torch": None,
         "compute": [],
-        "torchvision_op": None,
         "masks": {name: os.environ[name] for name in MASKS if name in os.environ},
     }
     modules: dict[str, Any] = {}

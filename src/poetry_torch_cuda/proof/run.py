@@ -17,6 +17,13 @@ from poetry_torch_cuda.proof.child import MARKER
 
 
 CHILD = Path(__file__).with_name("child.py")
+#: A hang at exit after the report (a note); a timeout's, a SIGKILL's cause and fix.
+HUNG = "the check hung at exit after its report; verify-timeout ({}) stopped it (a "
+HUNG += "library's thread or exit handler never returns: programs using torch may too)"
+STAYS = "the build stays installed; {} and run `poetry torch-cuda verify`"
+SLOW = "importing torch or starting the GPU takes longer than verify-timeout (a first "
+SLOW += "CUDA import from a network filesystem can)"
+OOM = "most likely out of memory: the kernel's out-of-memory killer sends SIGKILL"
 
 
 @dataclass(frozen=True)
@@ -26,16 +33,15 @@ class ChildRun:
     report: dict[str, Any] | None
     error: str | None = None
     stderr: str = ""
-    timed_out: bool = False
+    unchecked: tuple[str, str] | None = None  # cause, fix: neither proof nor failure
 
 
 def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
     """Run ``python -I child.py '["torch", ...]'`` (a crash says where on stderr);
     give up after ``timeout`` s."""
-    command = [python, "-I", "-X", "faulthandler", str(CHILD), json.dumps(packages)]
     try:
         process = subprocess.Popen(
-            command,
+            [python, "-I", "-X", "faulthandler", str(CHILD), json.dumps(packages)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -53,19 +59,25 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
                 os.killpg(process.pid, signal.SIGKILL)
             else:  # Windows: no process groups
                 process.kill()
-        err = ""
+        out = err = ""
         with contextlib.suppress(subprocess.TimeoutExpired):  # stuck in a driver
-            err = process.communicate(timeout=3)[1]
+            out, err = process.communicate(timeout=3)
         if not isinstance(error, subprocess.TimeoutExpired):
             raise
         stopped = f"the check did not finish within {timeout:g} s (stopped it)"
-        return ChildRun(None, stopped, err, timed_out=True)
+        why = SLOW, STAYS.format("raise verify-timeout in [tool.poetry-torch-cuda]")
+        if (report := parse_output(out)) is None:  # else it hung at exit: a note
+            return ChildRun(None, stopped, err, why)
+        return ChildRun(report, HUNG.format(f"{timeout:g} s"), err)
     if (report := parse_output(out)) is not None:
         return ChildRun(report, None, err)
     last = [line.strip() for line in err.splitlines() if line.strip()] or ["no output"]
     died = f"exited with code {process.returncode}: {last[-1]}"
     if (code := process.returncode) < 0:
         died = f"was killed by {signal_name(-code)} (the Python or a library crashed)"
+    if signal_name(-code) == "SIGKILL":  # no trace, no crash: the kernel's, likely
+        why = OOM, STAYS.format("free memory (or raise the container's memory limit)")
+        return ChildRun(None, "the check process was killed by SIGKILL", err, why)
     return ChildRun(None, f"the check process {died}", err)
 
 

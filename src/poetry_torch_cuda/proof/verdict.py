@@ -1,7 +1,7 @@
 """Judge the child's report (:mod:`.child`) against the variant and this machine into
 a :class:`Proof`. Pure. A failure says what, why and what to do; ``machine`` marks this
-machine's failures (``auto`` moves on from those). No GPU, hidden or unreachable GPUs
-and a GPU ``auto`` left out are notes; a timeout or busy GPU is "could not check"."""
+machine's failures (``auto`` moves on from those). No GPU, hidden or unreachable GPUs,
+a GPU ``auto`` left out are notes; a timeout, a kill, a busy GPU: "could not check"."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from poetry_torch_cuda.machine.resolution import left_to_pypi
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import public_version
+from poetry_torch_cuda.proof.child import BROKEN
 from poetry_torch_cuda.proof.child import MASKS
-from poetry_torch_cuda.proof.child import NAMESPACE
 
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
     from poetry_torch_cuda.proof.run import ChildRun
 
-#: ``unchecked``: could not check (a timeout, a busy GPU); neither proof nor failure.
+#: ``unchecked``: could not check (a timeout, a kill, a busy GPU); no proof nor failure.
 Status = Literal["ok", "fail", "note", "unchecked"]
 _LIBRARY_ERROR = re.compile(
     r"(?i)cannot open shared object file|DLL load failed|undefined symbol|"
@@ -127,7 +127,7 @@ class Proof:
             return f"warning: {unchecked[0].message}; {unchecked[0].fix}"
         held = [c.message for c in self.checks if c.status == "ok"]
         computes = [m[12:] for m in held if m.startswith("computes on ")]
-        notes = [c.message for c in self.checks if c.name == "gpu"]  # ok: notes only
+        notes = [c.message for c in self.checks if c.name in ("gpu", "probe")]  # notes
         what = f"torch {self.torch_version}" if self.torch_version else self.variant
         return (
             f"verified {what}: imports"
@@ -213,17 +213,10 @@ def judge(
     is wrong with the installed files or requirements, cause, fix (failures first)."""
     packages, report = tuple(packages), run.report
     files = [Check("files", "fail", *problem) for problem in damaged]
-    if report is None:
+    if report is None:  # how it ended, in run.py's words (trace_lines: its stderr)
         message = f"could not check the build: {run.error or 'no report'}"
-        cause = "the environment's Python could not run the check to its end"
-        fix = "run `poetry torch-cuda verify -vvv` to see the check's own output"
-        probe = Check("probe", "fail", message, cause, fix)
-        if run.timed_out:  # neither proof nor failure
-            cause = "importing torch or starting the GPU takes longer than verify-"
-            cause += "timeout (a first CUDA import from a network filesystem can)"
-            fix = "the build stays installed; raise verify-timeout in "
-            fix += "[tool.poetry-torch-cuda] and run `poetry torch-cuda verify`"
-            probe = Check("probe", "unchecked", message, cause, fix)
+        status: Status = "unchecked" if run.unchecked else "fail"  # a timeout, a kill
+        probe = Check("probe", status, message, *(run.unchecked or ()))
         return Proof(variant, machine, packages, run, (*files, probe))
     answer = functools.cache(alternative or (lambda: None))
 
@@ -238,7 +231,7 @@ def judge(
             )
         return f"{how} {what}" + (f", {name}, auto's next choice here" if auto else "")
 
-    checks: list[Check] = []
+    checks = [Check("probe", "note", run.error)] if run.error else []  # a hang at exit
     for name in packages:
         entry = (report.get("packages") or {}).get(name) or {}
         checks += _package(name, entry, variant, required, install, absent, unmoved)
@@ -285,7 +278,7 @@ def _package(
     if not entry.get("imports"):
         error = str(entry.get("error"))
         other = name != "torch" and bool(_OTHER_TORCH.search(error))
-        library, damaged = bool(_LIBRARY_ERROR.search(error)), NAMESPACE in error
+        library, damaged = bool(_LIBRARY_ERROR.search(error)), BROKEN in error
         gpu = variant.kind in ("cuda", "rocm") and not (damaged or other)
         cause = DAMAGED if damaged else "the package fails while it is imported"
         if library:
