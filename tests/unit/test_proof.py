@@ -575,6 +575,13 @@ def test_a_distribution_imports_as_its_top_level_module(tmp_path: Path) -> None:
         dist="pytorch-triton-rocm 3.5.0",
         folder="triton",
     )
+    # auditwheel names the bundled libraries' folder after the package, not the module.
+    (site,) = tmp_path.glob("lib/python*/site-packages")
+    (site / "pytorch_triton_rocm.libs").mkdir()
+    (site / "pytorch_triton_rocm.libs" / "libamdhip64.so").write_bytes(b"")
+    (record,) = site.glob("*.dist-info/RECORD")
+    with record.open("a") as listing:
+        listing.write("pytorch_triton_rocm.libs/libamdhip64.so,,\n")
     run = run_child(python, ["pytorch-triton-rocm"], 60)
     proof = judge(run, parse_variant("rocm6.4"), NO_GPU, ["pytorch-triton-rocm"])
     assert [c.message for c in proof.checks if c.name.startswith("import")] == [
