@@ -133,7 +133,8 @@ def test_the_export_through_the_mirror_installs_from_it(
         assert installed["nvidia-cublas-cu12"] == "12.9.1.4", (fmt, installed)
     secret = mirror.url.replace("http://", "http://ci:s3cret@")
     result = run_inprocess(project, "torch-cuda", "export", env_extra={MIRROR: secret})
-    assert f"--extra-index-url {cu129}\n" in result.stdout, result
+    # The test's PyPI is another local index: which comes first is by URL (ports).
+    assert f"-index-url {cu129}\n" in result.stdout, result
     assert f"# {cu129} needs credentials" in result.stdout, result
     assert "s3cret" not in result.stdout + result.stderr, result
     mirror.backend.bad_hash_paths.add("/whl/cu129/torch/")  # other bytes, same name
