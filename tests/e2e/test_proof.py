@@ -42,6 +42,7 @@ from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
+from tests.support.processes import LAST_STEP
 from tests.support.processes import finish
 from tests.support.processes import paused_at
 from tests.support.processes import running
@@ -305,11 +306,8 @@ def test_a_signal_during_autos_rollback_stops_it_before_the_next_install(
         project = make_project(tmp_path, index, "2.13.0", "cu130", install_with={})
         pyproject = project.pyproject.read_bytes()
         env = {**gpu(tmp_path, GTX_1080, driver="575.51.03"), **VERIFY_ON}
-        # Deleted by Poetry 2.5's uninstaller, moved aside by pip (Poetry 2.0-2.4).
         info = "torch-2.13.0+cu126.dist-info"
-        pause, paused = paused_at(
-            tmp_path / "pause", info, ("shutil.rmtree", "os.rename")
-        )
+        pause, paused = paused_at(tmp_path / "pause", info, LAST_STEP)
         env.update(pause)
         args = ("torch-cuda", "switch", "auto")
         with running(project, *args, env_extra=env) as process:

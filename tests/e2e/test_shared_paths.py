@@ -28,6 +28,7 @@ from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
+from tests.support.processes import LAST_STEP
 from tests.support.processes import finish
 from tests.support.processes import paused_at
 from tests.support.processes import running
@@ -349,10 +350,9 @@ def test_a_switch_killed_while_it_sweeps_the_old_wheel_is_put_back_whole(
     stash (the cu126 build) and the aside folder (the cu130 bytes of the shared
     paths): the next run undoes the later first, so cu126's files stay."""
     project, env = _installed(tmp_path, shared_index, "cu126")
-    # Its files are gone, the shared ones only in the aside folder: its .dist-info is
-    # last (deleted by Poetry 2.5's uninstaller, moved aside by pip, Poetry 2.0-2.4).
+    # Its files are gone, the shared ones only in the aside folder: its .dist-info last.
     info = "nvidia_cudnn_cu12-9.10.2.21.dist-info"
-    pause, paused = paused_at(tmp_path / "pause", info, ("shutil.rmtree", "os.rename"))
+    pause, paused = paused_at(tmp_path / "pause", info, LAST_STEP)
     with running(
         project, "torch-cuda", "switch", "cu130", env_extra={**env, **pause}
     ) as process:

@@ -41,6 +41,7 @@ from tests.support.kept import installed_once
 from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import Project
 from tests.support.poetry_project import describe
+from tests.support.processes import LAST_STEP
 from tests.support.processes import descendants
 from tests.support.processes import finish
 from tests.support.processes import paused_at
@@ -64,9 +65,6 @@ pytestmark = [pytest.mark.e2e, no_real_driver]
 DEPS = {"torchvision": "*"}
 CU129 = 'variant = "cu129"\nlock-variants = ["cu129", "cu130"]\n'
 OLDER_FILELOCK = "3.19.0"
-#: A removal's last step, its .dist-info's, once the files are gone: Poetry 2.5's
-#: uninstaller deletes it; pip (Poetry 2.0-2.4) moves it aside as it moved the files.
-LAST_STEP = ("shutil.rmtree", "os.rename")
 
 
 def _with_big_torch(universe: Universe) -> None:

@@ -67,6 +67,10 @@ def start_poetry(
     )
 
 
+#: A removal's last step, its .dist-info's, once the files are gone: Poetry 2.5's
+#: uninstaller deletes it; pip (Poetry 2.0-2.4) moves it aside as it moved the files.
+LAST_STEP = ("shutil.rmtree", "os.rename")
+
 #: Loaded by every Python started with :func:`paused_at`'s variables.
 _PAUSE = """\
 import os, sys, time

@@ -38,7 +38,6 @@ from poetry_torch_cuda.lockfile.service import entry_for
 from poetry_torch_cuda.lockfile.service import locked_variants
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.project import locked
-from poetry_torch_cuda.project.config import ENV_INDEX_URL
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.protection import dependency_closure
 from poetry_torch_cuda.project.protection import protected_names
@@ -146,8 +145,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
         # follows (Poetry's, by host): named in a comment, never written.
         auth = variant_authenticator(here, variant, self.poetry.config)
         pages = project_client(self.poetry, refresh=True, auth=auth)
-        # A per-run mirror, as installs take it: each locked file found there by name.
-        mirror = here.index_url(variant) if here.index_origin == ENV_INDEX_URL else None
+        mirror = here.mirror(variant)
         packages = self.select(config.packages, entry, pylock, mirror, pages)
         if pylock:
             python = format_python_constraint(self.poetry.package.python_constraint)

@@ -109,11 +109,8 @@ def _install_files(
     """The request's files, fetched at once into Poetry's artifact cache and verified,
     then pip, locally; returns the environment pip left."""
     from poetry_torch_cuda.install.download import download_files
-    from poetry_torch_cuda.project.config import ENV_INDEX_URL
 
     config, variant, auth = request.config, request.plan.variant, request.auth
-    # The per-run mirror: files found there by name, checked by the lock's hashes.
-    mirror = config.index_url(variant) if config.index_origin == ENV_INDEX_URL else None
     last = [0, 0, 0, 0]
 
     def show(*state: int) -> None:
@@ -132,7 +129,7 @@ def _install_files(
             concurrency=config.download_concurrency,
             progress=show if terminal else None,
             asked=request.asked,
-            mirror=mirror,
+            mirror=config.mirror(variant),  # checked by the lock's hashes
         )
     finally:
         auth.close()

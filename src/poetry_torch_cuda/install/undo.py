@@ -280,10 +280,11 @@ def recover(env: Env, uninstall: Uninstaller) -> list[str]:
     then: else one is another pip's, maybe at work. Each stash is a killed run's,
     whatever has its pid now (in a container: this run, at every start)."""
     killed = sorted(state_dir(env.path).glob(f"{STASH}*"))
-    if killed:
+    stashes = sorted(filter(None, map(_read, killed)), key=lambda s: bool(s.family))
+    if killed and not stashes:  # else each put_back sweeps them
         sweep_leftovers(env)
     undone: list[str] = []
-    for stash in sorted(filter(None, map(_read, killed)), key=lambda s: bool(s.family)):
+    for stash in stashes:
         try:
             undone += stash.put_back(env, uninstall)
         except (TorchCudaError, OSError) as error:  # every next run would fail

@@ -9,7 +9,6 @@ import contextlib
 import dataclasses
 import datetime
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Protocol
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Mapping
+    from pathlib import Path
 
     from cleo.io.io import IO
     from packaging.utils import NormalizedName
@@ -295,7 +295,7 @@ def _machine_key(machine: Machine) -> str | None:
 
 
 def _memory_path(env_path: Path) -> Path:
-    return state_dir(Path(env_path)) / ".poetry-torch-cuda-memory.json"
+    return state_dir(env_path) / ".poetry-torch-cuda-memory.json"
 
 
 def _read(env_path: Path) -> list[Failure]:
@@ -373,9 +373,8 @@ def check_target(
         if variant.kind != "cuda":  # steps[-1]: "cpu: no CUDA variant fits; …"
             why = f"auto would fall back to {decision.steps[-1]}"
         elif not decision.left_out:  # a pick that serves every GPU runs there
-            verdict = assess(variant, machine, torch_version)
-            reasons, rule = verdict.reasons, verdict.rule
-            return TargetCheck(target, variant, True, reasons, rule, decision)
+            pick = decision.candidates[-1][0]  # its verdict: where decide stopped
+            return TargetCheck(target, variant, True, pick.reasons, pick.rule, decision)
         return TargetCheck(target, variant, False, (why,), decision=decision)
     missing = configured.not_built_for(target.sys_platform, target.platform)
     if missing is None and configured.kind != "cuda":

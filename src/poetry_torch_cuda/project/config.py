@@ -190,6 +190,10 @@ class TorchCudaConfig:
         """The index that serves ``variant``'s wheels."""
         return self.index_url_template.replace("{variant}", variant.name)
 
+    def mirror(self, variant: Variant) -> str | None:
+        """``variant``'s index if it is this run's mirror (:data:`ENV_INDEX_URL`)."""
+        return self.index_url(variant) if self.index_origin == ENV_INDEX_URL else None
+
 
 _SWITCH = dict.fromkeys(("0", "false", "no", "off"), False)
 _SWITCH.update(dict.fromkeys(("1", "true", "yes", "on"), True))

@@ -68,8 +68,8 @@ def describe_torch(torch: Any) -> dict[str, Any]:
         "arch_list": attempt(lambda: list(torch.cuda.get_arch_list()))[0],
         "is_available": attempt(lambda: bool(torch.cuda.is_available()))[0],
     }
-    if not info["arch_list"] and info["cuda"]:  # older releases: only with a GPU
-        flags = attempt(lambda: torch._C._cuda_getArchFlags())[0]  # need none
+    if not info["arch_list"] and info["cuda"]:  # [] without a usable GPU
+        flags = attempt(lambda: torch._C._cuda_getArchFlags())[0]  # needs none
         info["arch_list"] = str(flags or "").split()
     count = info["is_available"] and attempt(lambda: int(torch.cuda.device_count()))[0]
     info["devices"] = [
