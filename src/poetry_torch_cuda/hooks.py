@@ -158,19 +158,24 @@ class CommandHooks:
         run = self._runs.pop(id(command), None)
         if run is None or event.exit_code != 0:
             return
-        ctx, guard, relocks = run
+        (ctx, guard, relocks), dry = run, command.installer.is_dry_run()
         try:
-            if not command.installer.is_dry_run():
-                if relocks:
-                    from poetry_torch_cuda.lockfile.service import settle
+            if relocks and dry:  # where the run says "wrote torch-cuda.lock (…)"
+                from poetry_torch_cuda.lockfile.model import LOCK_NAME
 
-                    keep = None if command.name == "lock" else ctx.env.marker_env
-                    settle(ctx.poetry, ctx.io, keep=keep)  # an install's wheels stay
-                if command.name in ("lock", "update"):
-                    _check_lock(ctx)
+                ctx.io.write_line(
+                    f"{PREFIX}: would update {LOCK_NAME} to follow poetry.lock"
+                )
+            elif relocks:
+                from poetry_torch_cuda.lockfile.service import settle
+
+                keep = None if command.name == "lock" else ctx.env.marker_env
+                settle(ctx.poetry, ctx.io, keep=keep)  # an install's wheels stay
+            if command.name in ("lock", "update") and not dry:
+                _check_lock(ctx)
             if guard is not None and guard.locked is not None:
                 ctx.locked = guard.locked  # what this Poetry run resolved
-                if command.installer.is_dry_run():  # as if Poetry had removed
+                if dry:  # as if Poetry had removed
                     ctx.installed = ctx.installed.without(guard.removed)
                 _after_run(ctx, command, relocks)
         except TorchCudaError as error:
