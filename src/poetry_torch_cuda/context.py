@@ -141,7 +141,7 @@ class RunContext:
             self._before_install(plan, lock, None, dry=True)
             self.warn_unmoved(plan)
             return plan
-        env, io, locked, machine = self.env, self.io, self.locked, None
+        env, io, machine = self.env, self.io, None
         while True:  # the driver is asked outside the lock: a hang holds no other run
             with environment_lock(env.path, io) as waited:
                 beside(self.poetry.pyproject_path)  # a killed switch's pyproject.toml
@@ -149,10 +149,10 @@ class RunContext:
                     io.write_line(
                         f"{PREFIX}: undid a killed run's work: {', '.join(undone)}"
                     )
-                installed = installed_environment(env)
+                self.changed()  # the plan is made from the env as it is now
                 if waited and refresh and (now := self.after_wait()) is not None:
-                    variant, locked = now, self.locked
-                plan = plan_for(self.config, variant, locked, installed, force=force)
+                    variant = now
+                plan = self.plan(variant, force=force)
                 if ready := self._before_install(plan, lock, machine):
                     if not plan.is_empty:
                         install_plan(
@@ -168,9 +168,7 @@ class RunContext:
             if ready:
                 break
             machine = probe(env)  # then planned again: the env may change meanwhile
-        if plan.is_empty:  # what it planned from, read under the lock
-            self.installed = plan.installed
-        else:
+        if not plan.is_empty:  # else: installed is what it planned from, read then
             self.changed()
         return plan
 
