@@ -109,7 +109,7 @@ class RunContext:
                 self.warn(warning)
 
     def plan(self, variant: Variant, *, force: bool = False) -> Plan:
-        """What :meth:`reconcile` would do now (a dry run's plan)."""
+        """What :meth:`reconcile` does from the run's views (a dry run's plan)."""
         return plan_for(self.config, variant, self.locked, self.installed, force=force)
 
     def after_wait(self) -> Variant | None:
@@ -141,8 +141,8 @@ class RunContext:
             self._before_install(plan, lock, None, dry=True)
             self.warn_unmoved(plan)
             return plan
-        env, io, machine = self.env, self.io, None
-        while True:  # the driver is asked outside the lock: a hang holds no other run
+        env, io, machine, ready = self.env, self.io, None, False
+        while not ready:  # the driver is asked outside the lock: a hang holds no run
             with environment_lock(env.path, io) as waited:
                 beside(self.poetry.pyproject_path)  # a killed switch's pyproject.toml
                 if undone := recover(env, lambda names: pip_for(env).uninstall(names)):
@@ -165,9 +165,7 @@ class RunContext:
                             write_lock=self.write_lock,
                         )
                     self.warn_unmoved(plan)
-            if ready:
-                break
-            machine = probe(env)  # then planned again: the env may change meanwhile
+            machine = machine if ready else probe(env)  # then planned again, locked
         if not plan.is_empty:  # else: installed is what it planned from, read then
             self.changed()
         return plan
@@ -175,9 +173,9 @@ class RunContext:
     def _before_install(
         self, plan: Plan, lock: bool | None, machine: Machine | None, dry: bool = False
     ) -> bool:
-        """A build the driver does not run warned of (``False``, nothing done: ask the
-        driver first); the entry locked first where no install locks it (a dry run's,
-        or ``lock``: also when nothing installs)."""
+        """Warns of a build the driver does not run (``False``, nothing done: ask it
+        first); locks the entry first where no install locks it (a dry run's; ``lock``:
+        also when nothing installs, or never)."""
         variant = plan.variant
         if plan.install and variant.kind == "cuda" and variant == self.config.variant:
             if (machine := machine or (probe(self.env) if dry else None)) is None:

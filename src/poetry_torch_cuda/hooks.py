@@ -163,9 +163,8 @@ class CommandHooks:
             if relocks and dry:  # where the run says "wrote torch-cuda.lock (…)"
                 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 
-                ctx.io.write_line(
-                    f"{PREFIX}: would update {LOCK_NAME} to follow poetry.lock"
-                )
+                would = f"would update {LOCK_NAME} to follow poetry.lock"
+                ctx.io.write_line(f"{PREFIX}: {would}")
             elif relocks:
                 from poetry_torch_cuda.lockfile.service import settle
 
