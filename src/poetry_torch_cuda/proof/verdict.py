@@ -154,7 +154,7 @@ class Proof:
         ]
         if self.run.report is None and self.run.stderr.strip():
             traces.append(self.run.stderr.rstrip())
-        if not debug and traces and not self.ok and self.run.report:  # else: the fix
+        if not debug and traces and not self.ok:
             return ["(-vvv shows the traceback of the check.)"]
         return traces if debug else []
 
