@@ -181,13 +181,14 @@ class CommandHooks:
             write_error(event.io, str(error))
             event.set_exit_code(error.exit_code or 1)
         except Exception as error:  # noqa: BLE001 - a bug of ours must not read like Poetry crashing
-            if event.io.is_debug():
+            if debug := event.io.is_debug():
                 write_error(event.io, traceback.format_exc())
+            see = "" if debug else " Run the command again with -vvv for the traceback;"
             write_error(
                 event.io,
                 f"poetry-torch-cuda failed unexpectedly: {type(error).__name__}: "
-                f"{error}. Run the command again with -vvv for the traceback; "
-                "POETRY_TORCH_CUDA_DISABLE=1 leaves torch to Poetry meanwhile.",
+                f"{error}.{see} POETRY_TORCH_CUDA_DISABLE=1 leaves torch to Poetry "
+                "meanwhile.",
             )
             event.set_exit_code(1)
 
