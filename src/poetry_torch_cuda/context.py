@@ -173,9 +173,8 @@ class RunContext:
     def _before_install(
         self, plan: Plan, lock: bool | None, machine: Machine | None, dry: bool = False
     ) -> bool:
-        """Warns of a build the driver does not run (``False``, nothing done: ask it
-        first); locks the entry first where no install locks it (a dry run's; ``lock``:
-        also when nothing installs, or never)."""
+        """The driver's warning (``False``: ask the driver first), the entry locked first
+        where no install does (a dry run's, or ``lock``: also when nothing installs)."""
         variant = plan.variant
         if plan.install and variant.kind == "cuda" and variant == self.config.variant:
             if (machine := machine or (probe(self.env) if dry else None)) is None:
