@@ -158,32 +158,37 @@ class CommandHooks:
         run = self._runs.pop(id(command), None)
         if run is None or event.exit_code != 0:
             return
-        ctx, guard, relocks = run
+        (ctx, guard, relocks), dry = run, command.installer.is_dry_run()
         try:
-            if not command.installer.is_dry_run():
-                if relocks:
-                    from poetry_torch_cuda.lockfile.service import settle
+            if relocks and dry:  # where the run says "wrote torch-cuda.lock (…)"
+                from poetry_torch_cuda.lockfile.model import LOCK_NAME
 
-                    keep = None if command.name == "lock" else ctx.env.marker_env
-                    settle(ctx.poetry, ctx.io, keep=keep)  # an install's wheels stay
-                if command.name in ("lock", "update"):
-                    _check_lock(ctx)
+                would = f"would update {LOCK_NAME} to follow poetry.lock"
+                ctx.io.write_line(f"{PREFIX}: {would}")
+            elif relocks:
+                from poetry_torch_cuda.lockfile.service import settle
+
+                keep = None if command.name == "lock" else ctx.env.marker_env
+                settle(ctx.poetry, ctx.io, keep=keep)  # an install's wheels stay
+            if command.name in ("lock", "update") and not dry:
+                _check_lock(ctx)
             if guard is not None and guard.locked is not None:
                 ctx.locked = guard.locked  # what this Poetry run resolved
-                if command.installer.is_dry_run():  # as if Poetry had removed
+                if dry:  # as if Poetry had removed
                     ctx.installed = ctx.installed.without(guard.removed)
                 _after_run(ctx, command, relocks)
         except TorchCudaError as error:
             write_error(event.io, str(error))
             event.set_exit_code(error.exit_code or 1)
         except Exception as error:  # noqa: BLE001 - a bug of ours must not read like Poetry crashing
-            if event.io.is_debug():
+            if debug := event.io.is_debug():
                 write_error(event.io, traceback.format_exc())
+            see = "" if debug else " Run the command again with -vvv for the traceback;"
             write_error(
                 event.io,
                 f"poetry-torch-cuda failed unexpectedly: {type(error).__name__}: "
-                f"{error}. Run the command again with -vvv for the traceback; "
-                "POETRY_TORCH_CUDA_DISABLE=1 leaves torch to Poetry meanwhile.",
+                f"{error}.{see} POETRY_TORCH_CUDA_DISABLE=1 leaves torch to Poetry "
+                "meanwhile.",
             )
             event.set_exit_code(1)
 

@@ -30,6 +30,4 @@ def error_lines(message: str) -> list[str]:
 
 def write_error(io: IO, message: str) -> None:
     """Print ``message`` to stderr as error lines, after an empty line."""
-    io.write_error_line("")
-    for line in error_lines(message):
-        io.write_error_line(line)
+    io.write_error_line("\n".join(["", *error_lines(message)]))

@@ -337,3 +337,26 @@ def test_an_install_warns_before_it_installs_a_build_the_driver_does_not_run(
     assert project.installed()["torch"] == "2.14.1+cu130", result
     again = run_inprocess(project, "install", env_extra=off)
     assert again.returncode == 0 and WARNING_575 not in again.stderr, again  # installed
+
+
+def test_dry_runs_of_poetrys_lock_writers_say_torch_cuda_lock_would_follow(
+    project_factory: ProjectFactory,
+) -> None:
+    """`poetry add`, `update` and `remove` update torch-cuda.lock after poetry.lock
+    ("wrote torch-cuda.lock (…)"); their dry runs said nothing of it."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    assert run_inprocess(project, "lock").returncode == 0
+    files = [project.pyproject, project.lockfile, project.path / "torch-cuda.lock"]
+    before = [path.read_bytes() for path in files]
+    line = "torch-cuda: would update torch-cuda.lock to follow poetry.lock\n"
+    for args in (("add", "tinyutil"), ("update",), ("remove", "torchvision")):
+        dry = run_inprocess(project, *args, "--dry-run")
+        assert dry.returncode == 0, (args, dry)
+        assert dry.stdout.count(line) == 1, (args, dry)
+        assert dry.stdout.index(line) < dry.stdout.index("torch-cuda: would install")
+    locks = run_inprocess(project, "add", "tinyutil", "--lock", "--dry-run")
+    assert locks.returncode == 0, locks
+    assert locks.stdout.endswith(f"Resolving dependencies...\n{line}"), locks
+    assert [path.read_bytes() for path in files] == before
+    real = run_inprocess(project, "add", "tinyutil", "--lock")  # what the line says
+    assert "torch-cuda: wrote torch-cuda.lock (cu129: " in real.stdout, real

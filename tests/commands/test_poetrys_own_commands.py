@@ -130,3 +130,30 @@ def test_no_cache_makes_the_relock_ask_the_index_again(
     result = run_inprocess(project, "lock", "--regenerate", "--no-cache")
     assert result.returncode == 0, result
     assert "could not update torch-cuda.lock: cannot lock torch" in result.stderr
+
+
+def test_a_bug_of_ours_in_a_hook_says_how_to_see_its_traceback_once(
+    project_factory: ProjectFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception in the after-step is one line naming it and the way
+    on; with -vvv the traceback came first and the line still said to run the
+    command again with -vvv for it."""
+    from poetry_torch_cuda import hooks
+
+    def bug(ctx: object) -> None:
+        raise RuntimeError("a bug")
+
+    project = project_factory(DEPS, 'variant = "cu129"\n')
+    monkeypatch.setattr(hooks, "_check_lock", bug)
+    line = "poetry-torch-cuda failed unexpectedly: RuntimeError: a bug."
+    disable = "POETRY_TORCH_CUDA_DISABLE=1 leaves torch to Poetry meanwhile."
+    plain = run_inprocess(project, "lock")
+    assert plain.returncode == 1, plain
+    assert plain.stderr.endswith(
+        f"\n{line} Run the command again with -vvv for the traceback; {disable}\n"
+    ), plain
+    assert "Traceback" not in plain.stderr, plain
+    debug = run_inprocess(project, "lock", "-vvv")
+    assert debug.returncode == 1, debug
+    assert "Traceback (most recent call last)" in debug.stderr, debug
+    assert debug.stderr.endswith(f"\n{line} {disable}\n"), debug

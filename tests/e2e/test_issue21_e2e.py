@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from poetry_torch_cuda.environment.envlock import is_free
 from tests.support.client import authenticators_made
 from tests.support.fake_torch import fake_torch
 from tests.support.fake_torch import gpus_variable
@@ -26,11 +27,15 @@ from tests.support.gpus import RTX_4090
 from tests.support.gpus import V100
 from tests.support.gpus import gpu
 from tests.support.gpus import hanging_nvidia_smi
+from tests.support.gpus import no_gpu
 from tests.support.gpus import no_real_driver
 from tests.support.inprocess import run_inprocess
 from tests.support.poetry_project import VERIFY_ON
 from tests.support.poetry_project import describe
 from tests.support.poetry_project import stub_calls
+from tests.support.processes import finish
+from tests.support.processes import running
+from tests.support.processes import wait_for
 
 
 if TYPE_CHECKING:
@@ -173,6 +178,29 @@ def test_a_hanging_nvidia_smi_keeps_the_cuda_build_and_is_asked_once(
     assert "Everything is in line" not in status.stdout
     assert "did not answer within" in status.stdout + status.stderr, describe(status)
     assert len(stub_calls(hung / "nvidia-smi")) == 2
+
+
+def test_a_pinned_install_asks_a_hanging_driver_without_holding_the_env(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A pinned CUDA install asks nvidia-smi before it installs (the driver warning):
+    it did so holding the environment's lock, so every other run on the environment
+    waited for the hanging driver too. A no-op install asks nothing."""
+    project = torch_project(tmp_path, index, "cu128")
+    project.run("install", env_extra=no_gpu(tmp_path))
+    hung = tmp_path / "hung"
+    env = hanging_nvidia_smi(hung, seconds=5)
+    project.run("install", env_extra=env)  # cu128 installed: nothing to ask
+    assert not (hung / "nvidia-smi.calls").exists()
+    project.write_pyproject(project.pyproject_text().replace('"cu128"', '"cu130"'))
+    with running(project, "install", env_extra=env) as process:
+        wait_for((hung / "nvidia-smi.calls").exists, 120, "the machine probe")
+        free = is_free(project.venv)
+        result = finish(process, timeout=120)
+    assert result.returncode == 0, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert free, "the env's lock was held while nvidia-smi hung"
+    assert len(stub_calls(hung / "nvidia-smi")) == 1
 
 
 def test_auto_moves_on_only_to_what_its_rule_admits(

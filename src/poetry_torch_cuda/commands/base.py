@@ -46,8 +46,7 @@ class ReportsErrors(Command):
             refuse_if_disabled()
             return self.work()
         except TorchCudaError as error:
-            for line in error_lines(str(error)):
-                self.line_error(line)
+            self.line_error("\n".join(error_lines(str(error))))
             return error.exit_code or 1
 
     def work(self) -> int:
