@@ -475,6 +475,8 @@ class IndexClient:
     ) -> dict[tuple[str, str], ProjectFiles | IndexUnavailableError]:
         """:meth:`project` for several ``(index_url, project)`` pairs, in parallel,
         or the error that says why the index could not be asked."""
+        if not wanted:
+            return {}
         for index_url in {url for url, _ in wanted}:
             self.auth.take_off(index_url)
 
@@ -484,7 +486,7 @@ class IndexClient:
             except IndexUnavailableError as error:
                 return error
 
-        with ThreadPoolExecutor(max_workers=min(8, len(wanted) or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
             return dict(zip(wanted, pool.map(answer, wanted)))
 
     def skipped(self) -> list[str]:

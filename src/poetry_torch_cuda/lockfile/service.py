@@ -429,15 +429,22 @@ def locked_variants(config: TorchCudaConfig, lock: TorchCudaLock | None) -> set[
     return {*_wanted(config), *(lock.inputs.lock_variants if lock else ())} - {"auto"}
 
 
-def _current_inputs(
-    poetry: Poetry, config: TorchCudaConfig, selected: Selected
-) -> LockInputs:
-    return LockInputs(
+def _project(
+    poetry: Poetry,
+) -> tuple[TorchCudaConfig, TorchCudaConfig, Selected, LockInputs]:
+    """The recorded configuration, this run's (with its mirror), what poetry.lock
+    selects and the inputs of a lock now; poetry.lock must exist and be fresh."""
+    config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
+    locked.require_lock(poetry)
+    locked.check_fresh(poetry)  # as lock --check: never from a stale poetry.lock
+    selected = locked.selected_packages(poetry)
+    current = LockInputs(
         locked.content_hash(poetry),
         locked.locked_versions(selected, config.packages),
         tuple(str(requirement) for requirement in config.packages),
         _wanted(config),
     )
+    return config, require_config(poetry.pyproject.data), selected, current
 
 
 def differences(
@@ -552,14 +559,11 @@ def lock_project(
     with environment_lock(path, io) if write else nullcontext(False) as waited:
         if waited:  # another run wrote meanwhile: lock the project as it is now
             poetry = locked.reread(poetry)
-        config = require_config(poetry.pyproject.data, overrides=())  # recorded
-        locked.require_lock(poetry)
-        locked.check_fresh(poetry)  # as lock --check: never from a stale poetry.lock
+        config, fetch, selected, current = _project(poetry)
         from poetry.core.constraints.version import parse_constraint
 
         # The fetching URL differs from the configured one at most by credentials
         # (POETRY_TORCH_CUDA_INDEX_URL may carry them); the lock records neither.
-        fetch = require_config(poetry.pyproject.data)
         template = without_credentials(fetch.index_url_template)
         if template != without_credentials(config.index_url_template):
             raise LockError(
@@ -574,7 +578,6 @@ def lock_project(
         auto = "auto" in _wanted(config)  # its choices that have the builds
         optional = _AUTO - names if auto else frozenset()
         names |= optional
-        selected = locked.selected_packages(poetry)
         rooted = {n: _roots_for(selected, config, parse_variant(n)) for n in names}
         client.projects(  # auto's candidates' pages at once, kept by the client
             sorted(
@@ -592,7 +595,6 @@ def lock_project(
             if not hashes:  # nothing to compare the index with: its words say so
                 raise LockError(str(error)) from None
             previous = None
-        current = _current_inputs(poetry, config, selected)
         kept = {  # the entries that still match, when reused
             v.name: v
             for p in ([previous] if reuse and previous else [])
@@ -686,39 +688,39 @@ def unwritable(error: OSError) -> LockError:
 
 
 def entry_for(
-    poetry: Poetry, variant: Variant | None = None
-) -> tuple[TorchCudaLock | None, list[str], list[str]]:
+    poetry: Poetry, variant: Variant | None = None, *, whole: bool = False
+) -> tuple[TorchCudaLock | None, list[str], list[str] | None]:
     """Offline: torch-cuda.lock (``None``: no file), why an install of ``variant``
-    (none: of any) would not install what it says, and why ``lock --check`` fails."""
-    config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
-    locked.require_lock(poetry)
-    locked.check_fresh(poetry)
-    selected = locked.selected_packages(poetry)
-    current = _current_inputs(poetry, config, selected)
+    (none: of any) would not install what it says, and (``whole``) why ``lock --check``
+    fails."""
+    config, fetch, selected, current = _project(poetry)
     lock = read_lock(lock_path(poetry))
     if lock is None:
-        return None, [f"{LOCK_NAME} does not exist"], [f"{LOCK_NAME} does not exist"]
-    fetch = require_config(poetry.pyproject.data)  # with this run's mirror
-    names = locked_variants(config, lock)
-    whole = differences(lock.inputs, current, whole=True)
-    for name in sorted(names | {entry.name for entry in lock.variants}):
-        whole += _stale(config, fetch, lock, name, selected)
-    mine = differences(lock.inputs, current)
-    mine += _stale(config, fetch, lock, variant.name, selected) if variant else []
-    return lock, mine, whole
+        absent = [f"{LOCK_NAME} does not exist"]
+        return None, absent, absent if whole else None
+
+    def why(names: Iterable[str], file: bool = False) -> list[str]:
+        reasons = differences(lock.inputs, current, whole=file)
+        for name in sorted(names):
+            reasons += _stale(config, fetch, lock, name, selected)
+        return reasons
+
+    every = locked_variants(config, lock) | {entry.name for entry in lock.variants}
+    mine = why([variant.name] if variant else [])
+    return lock, mine, why(every, file=True) if whole else None
 
 
 def lock_problem(
-    poetry: Poetry, variant: Variant | None = None
+    poetry: Poetry, variant: Variant | None = None, *, whole: bool = True
 ) -> tuple[TorchCudaLock | None, str | None, str | None]:
     """torch-cuda.lock, read once, and ``lock --check``'s words (``None``: nothing
-    wrong) for what an install of ``variant`` takes, then for the whole file."""
+    wrong) for what an install of ``variant`` takes, then (``whole``) for the whole file."""
     try:
-        lock, *reasons = entry_for(poetry, variant)
+        lock, *reasons = entry_for(poetry, variant, whole=whole)
     except TorchCudaError as error:  # unreadable, or poetry.lock stale: its words
         return None, str(error), str(error)
-    mine, whole = (STALE.format("; ".join(r)) if r else None for r in reasons)
-    return lock, mine, whole
+    mine, every = (STALE.format("; ".join(r)) if r else None for r in reasons)
+    return lock, mine, every
 
 
 def locked_entry(
