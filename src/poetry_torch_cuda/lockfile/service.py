@@ -224,10 +224,18 @@ class VariantLocker:
                 stack.append((dep, dep_version, dep_files, dep_extras, dep_marker))
         return nodes, seen
 
-    def _builds(self, url: str, name: NormalizedName) -> dict[Version, list[IndexFile]]:
-        """The wheels of ``name`` for the project's Pythons, by version."""
-        found: dict[Version, list[IndexFile]] = {}
-        for entry in self.client.project(url, name).entries:
+    def _pick(
+        self,
+        url: str,
+        name: NormalizedName,
+        specifier: SpecifierSet,
+        label: str | None = None,
+        fit: Mapping[NormalizedName, str] | None = None,
+    ) -> tuple[str, list[IndexFile]]:
+        """The newest build (``label``'s; ``fit``: accepting those) and its files."""
+        page = self.client.project(url, name)
+        builds: dict[Version, list[IndexFile]] = {}  # for the project's Pythons
+        for entry in page.entries:
             try:
                 _, version, _, tags = parse_wheel_filename(entry.filename)
             except (InvalidWheelFilename, InvalidVersion):
@@ -239,25 +247,12 @@ class VariantLocker:
                 or self.python_allows(f"{tag.interpreter[2]}.{tag.interpreter[3:]}")
                 for tag in tags
             ):
-                found.setdefault(version, []).append(entry)
-        return found
-
-    def _pick(
-        self,
-        url: str,
-        name: NormalizedName,
-        specifier: SpecifierSet,
-        label: str | None = None,
-        fit: Mapping[NormalizedName, str] | None = None,
-    ) -> tuple[str, list[IndexFile]]:
-        """The newest build (``label``'s; ``fit``: accepting those) and its files."""
-        builds = self._builds(url, name)
+                builds.setdefault(version, []).append(entry)
         # packaging takes a pre-release only when no final release matches, as pip.
         versions = [v for v in builds if label is None or v.local == label]
         matching = sorted(specifier.filter(versions), reverse=True)
         best = next((v for v in matching if self._fits(builds[v], fit)), None)
         if best is None:
-            page = self.client.project(url, name)
             offered = ", ".join(str(v) for v in page.versions()[:8]) or "none"
             where = without_credentials(url.rstrip("/"))
             accepts = " and ".join(f"{n} {v}" for n, v in (fit or {}).items())
