@@ -464,9 +464,8 @@ class IndexClient:
             cached = None if self._refresh else _cached(key[1], read_json(path, None))
             if cached is None:
                 cached = self._read(key)
-                fetched = {"format": _CACHE_FORMAT, "fetched": time.time()}
-                data = {**fetched, "index": mask_url(key[0]), **asdict(cached)}
-                write_json(path, data)
+                data = {"format": _CACHE_FORMAT, "fetched": time.time()}
+                write_json(path, {**data, "index": mask_url(key[0]), **asdict(cached)})
             self._memory[key] = cached
         return self._memory[key]
 

@@ -569,8 +569,8 @@ def lock_project(
             )
         client = project_client(poetry, refresh=refresh, auth=auth)
         asked = {v.name for v in extra}
-        names = set(_wanted(config)) - {"auto"} | asked
-        auto = "auto" in _wanted(config)  # its choices that have the builds
+        names = set(current.lock_variants) - {"auto"} | asked
+        auto = "auto" in current.lock_variants  # its choices that have the builds
         optional = _AUTO - names if auto else frozenset()
         names |= optional
         rooted = {n: _roots_for(selected, config, parse_variant(n)) for n in names}
