@@ -31,6 +31,8 @@ from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
+from poetry.core.constraints.version import parse_constraint
+from poetry.core.version.markers import parse_marker
 
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
@@ -189,8 +191,6 @@ class VariantLocker:
         self, label: str, url: str, roots: list[Root], specs: _Specs
     ) -> tuple[dict[tuple[NormalizedName, str], _Node], _Specs]:
         """One pass from ``roots``, and the ranges seen for each dependency."""
-        from poetry.core.version.markers import parse_marker
-
         nodes: dict[tuple[NormalizedName, str], _Node] = {}
         seen: _Specs = {}
         stack = []
@@ -297,8 +297,6 @@ class VariantLocker:
         self, files: list[IndexFile], extras: set[str]
     ) -> list[tuple[NormalizedName, Requirement, Any]]:
         """The torch family's requirements (the rest is poetry.lock's) with ``extras``."""
-        from poetry.core.version.markers import parse_marker
-
         distinct = {(e.metadata_sha256 or e.sha256 or e.filename): e for e in files}
         with ThreadPoolExecutor(max_workers=min(8, len(distinct) or 1)) as pool:
             texts = list(pool.map(self._metadata, distinct.values()))
@@ -384,8 +382,6 @@ def _wheel_metadata(wheel: BinaryIO, filename: str) -> bytes:
 
 def _together(roots: list[Root]) -> list[list[Root]]:
     """The sets of roots one environment installs together (one version of each)."""
-    from poetry.core.version.markers import parse_marker
-
     by_name: dict[NormalizedName, list[Root]] = {}
     for root in roots:
         by_name.setdefault(root.name, []).append(root)
@@ -555,8 +551,6 @@ def lock_project(
         if waited:  # another run wrote meanwhile: lock the project as it is now
             poetry = locked.reread(poetry)
         config, fetch, selected, current = _project(poetry)
-        from poetry.core.constraints.version import parse_constraint
-
         # The fetching URL differs from the configured one at most by credentials
         # (POETRY_TORCH_CUDA_INDEX_URL may carry them); the lock records neither.
         template = without_credentials(fetch.index_url_template)
@@ -769,8 +763,6 @@ def locked_entry(
 def _roots_for(
     selected: Selected, config: TorchCudaConfig, variant: Variant
 ) -> list[Root]:
-    from poetry.core.version.markers import parse_marker
-
     built = built_for(selected, variant)
     roots = []
     for requirement in config.packages:
