@@ -679,9 +679,8 @@ def unwritable(error: OSError) -> LockError:
 def entry_for(
     poetry: Poetry, variant: Variant | None = None, *, whole: bool = False
 ) -> tuple[TorchCudaLock | None, list[str], list[str] | None]:
-    """Offline: torch-cuda.lock (``None``: no file), why an install of ``variant``
-    (none: of any) would not install what it says, and (``whole``) why ``lock --check``
-    fails."""
+    """Offline: torch-cuda.lock (``None``: no file), why an install of ``variant`` (none:
+    of any) would not install what it says, and (``whole``) why ``lock --check`` fails."""
     config, fetch, selected, current = _project(poetry)
     lock = read_lock(lock_path(poetry))
     if lock is None:
