@@ -699,7 +699,7 @@ def entry_for(
 
 
 def lock_problem(
-    poetry: Poetry, variant: Variant | None = None, *, whole: bool = True
+    poetry: Poetry, variant: Variant | None = None, *, whole: bool = False
 ) -> tuple[TorchCudaLock | None, str | None, str | None]:
     """torch-cuda.lock, read once, and ``lock --check``'s words (``None``: nothing
     wrong) for what an install of ``variant`` takes, then (``whole``) for the whole file."""

@@ -60,9 +60,7 @@ def prove(
     unmoved = ctx.plan(variant).unmoved(ctx.poetry) if locked else {}
     # verify, as status: torch-cuda.lock holds the next install, the files are its
     asked = hashes and (locked or exists)  # no lock, no env: nothing to check yet
-    lock, stale, _ = (
-        lock_problem(ctx.poetry, variant, whole=False) if asked else (None,) * 3
-    )
+    lock, stale, _ = lock_problem(ctx.poetry, variant) if asked else (None,) * 3
     if exists:
         run = run_child(str(env.python), list(names), config.verify_timeout)
         locks, add = ctx.view.names if locked else None, f"run {ctx.selection.install}"
