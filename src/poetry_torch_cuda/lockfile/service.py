@@ -706,7 +706,7 @@ def lock_problem(
     try:
         lock, *reasons = entry_for(poetry, variant, whole=whole)
     except TorchCudaError as error:  # unreadable, or poetry.lock stale: its words
-        return None, str(error), str(error)
+        return None, str(error), str(error) if whole else None
     mine, every = (STALE.format("; ".join(r)) if r else None for r in reasons)
     return lock, mine, every
 
