@@ -52,7 +52,7 @@ class LockCommand(ReportsErrors):
 
     def work(self) -> int:
         if self.option("check"):
-            if (problem := lock_problem(self.poetry)[2]) is not None:
+            if (problem := lock_problem(self.poetry, whole=True)[2]) is not None:
                 raise TorchCudaError(problem)
             self.line(f"{PREFIX}: {LOCK_NAME} matches poetry.lock")
             return 0

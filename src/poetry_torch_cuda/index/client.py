@@ -464,9 +464,8 @@ class IndexClient:
             cached = None if self._refresh else _cached(key[1], read_json(path, None))
             if cached is None:
                 cached = self._read(key)
-                fetched = {"format": _CACHE_FORMAT, "fetched": time.time()}
-                data = {**fetched, "index": mask_url(key[0]), **asdict(cached)}
-                write_json(path, data)
+                data = {"format": _CACHE_FORMAT, "fetched": time.time()}
+                write_json(path, {**data, "index": mask_url(key[0]), **asdict(cached)})
             self._memory[key] = cached
         return self._memory[key]
 
@@ -475,6 +474,8 @@ class IndexClient:
     ) -> dict[tuple[str, str], ProjectFiles | IndexUnavailableError]:
         """:meth:`project` for several ``(index_url, project)`` pairs, in parallel,
         or the error that says why the index could not be asked."""
+        if not wanted:
+            return {}
         for index_url in {url for url, _ in wanted}:
             self.auth.take_off(index_url)
 
@@ -484,7 +485,7 @@ class IndexClient:
             except IndexUnavailableError as error:
                 return error
 
-        with ThreadPoolExecutor(max_workers=min(8, len(wanted) or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
             return dict(zip(wanted, pool.map(answer, wanted)))
 
     def skipped(self) -> list[str]:

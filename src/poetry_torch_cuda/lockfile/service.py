@@ -31,6 +31,8 @@ from packaging.utils import NormalizedName
 from packaging.utils import canonicalize_name
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion
+from poetry.core.constraints.version import parse_constraint
+from poetry.core.version.markers import parse_marker
 
 from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
@@ -189,8 +191,6 @@ class VariantLocker:
         self, label: str, url: str, roots: list[Root], specs: _Specs
     ) -> tuple[dict[tuple[NormalizedName, str], _Node], _Specs]:
         """One pass from ``roots``, and the ranges seen for each dependency."""
-        from poetry.core.version.markers import parse_marker
-
         nodes: dict[tuple[NormalizedName, str], _Node] = {}
         seen: _Specs = {}
         stack = []
@@ -224,10 +224,18 @@ class VariantLocker:
                 stack.append((dep, dep_version, dep_files, dep_extras, dep_marker))
         return nodes, seen
 
-    def _builds(self, url: str, name: NormalizedName) -> dict[Version, list[IndexFile]]:
-        """The wheels of ``name`` for the project's Pythons, by version."""
-        found: dict[Version, list[IndexFile]] = {}
-        for entry in self.client.project(url, name).entries:
+    def _pick(
+        self,
+        url: str,
+        name: NormalizedName,
+        specifier: SpecifierSet,
+        label: str | None = None,
+        fit: Mapping[NormalizedName, str] | None = None,
+    ) -> tuple[str, list[IndexFile]]:
+        """The newest build (``label``'s; ``fit``: accepting those) and its files."""
+        page = self.client.project(url, name)
+        builds: dict[Version, list[IndexFile]] = {}  # for the project's Pythons
+        for entry in page.entries:
             try:
                 _, version, _, tags = parse_wheel_filename(entry.filename)
             except (InvalidWheelFilename, InvalidVersion):
@@ -239,25 +247,12 @@ class VariantLocker:
                 or self.python_allows(f"{tag.interpreter[2]}.{tag.interpreter[3:]}")
                 for tag in tags
             ):
-                found.setdefault(version, []).append(entry)
-        return found
-
-    def _pick(
-        self,
-        url: str,
-        name: NormalizedName,
-        specifier: SpecifierSet,
-        label: str | None = None,
-        fit: Mapping[NormalizedName, str] | None = None,
-    ) -> tuple[str, list[IndexFile]]:
-        """The newest build (``label``'s; ``fit``: accepting those) and its files."""
-        builds = self._builds(url, name)
+                builds.setdefault(version, []).append(entry)
         # packaging takes a pre-release only when no final release matches, as pip.
         versions = [v for v in builds if label is None or v.local == label]
         matching = sorted(specifier.filter(versions), reverse=True)
         best = next((v for v in matching if self._fits(builds[v], fit)), None)
         if best is None:
-            page = self.client.project(url, name)
             offered = ", ".join(str(v) for v in page.versions()[:8]) or "none"
             where = without_credentials(url.rstrip("/"))
             accepts = " and ".join(f"{n} {v}" for n, v in (fit or {}).items())
@@ -302,8 +297,6 @@ class VariantLocker:
         self, files: list[IndexFile], extras: set[str]
     ) -> list[tuple[NormalizedName, Requirement, Any]]:
         """The torch family's requirements (the rest is poetry.lock's) with ``extras``."""
-        from poetry.core.version.markers import parse_marker
-
         distinct = {(e.metadata_sha256 or e.sha256 or e.filename): e for e in files}
         with ThreadPoolExecutor(max_workers=min(8, len(distinct) or 1)) as pool:
             texts = list(pool.map(self._metadata, distinct.values()))
@@ -389,8 +382,6 @@ def _wheel_metadata(wheel: BinaryIO, filename: str) -> bytes:
 
 def _together(roots: list[Root]) -> list[list[Root]]:
     """The sets of roots one environment installs together (one version of each)."""
-    from poetry.core.version.markers import parse_marker
-
     by_name: dict[NormalizedName, list[Root]] = {}
     for root in roots:
         by_name.setdefault(root.name, []).append(root)
@@ -429,15 +420,22 @@ def locked_variants(config: TorchCudaConfig, lock: TorchCudaLock | None) -> set[
     return {*_wanted(config), *(lock.inputs.lock_variants if lock else ())} - {"auto"}
 
 
-def _current_inputs(
-    poetry: Poetry, config: TorchCudaConfig, selected: Selected
-) -> LockInputs:
-    return LockInputs(
+def _project(
+    poetry: Poetry,
+) -> tuple[TorchCudaConfig, TorchCudaConfig, Selected, LockInputs]:
+    """The recorded configuration, this run's (with its mirror), what poetry.lock
+    selects and the inputs of a lock now; poetry.lock must exist and be fresh."""
+    config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
+    locked.require_lock(poetry)
+    locked.check_fresh(poetry)  # as lock --check: never from a stale poetry.lock
+    selected = locked.selected_packages(poetry)
+    current = LockInputs(
         locked.content_hash(poetry),
         locked.locked_versions(selected, config.packages),
         tuple(str(requirement) for requirement in config.packages),
         _wanted(config),
     )
+    return config, require_config(poetry.pyproject.data), selected, current
 
 
 def differences(
@@ -552,14 +550,9 @@ def lock_project(
     with environment_lock(path, io) if write else nullcontext(False) as waited:
         if waited:  # another run wrote meanwhile: lock the project as it is now
             poetry = locked.reread(poetry)
-        config = require_config(poetry.pyproject.data, overrides=())  # recorded
-        locked.require_lock(poetry)
-        locked.check_fresh(poetry)  # as lock --check: never from a stale poetry.lock
-        from poetry.core.constraints.version import parse_constraint
-
+        config, fetch, selected, current = _project(poetry)
         # The fetching URL differs from the configured one at most by credentials
         # (POETRY_TORCH_CUDA_INDEX_URL may carry them); the lock records neither.
-        fetch = require_config(poetry.pyproject.data)
         template = without_credentials(fetch.index_url_template)
         if template != without_credentials(config.index_url_template):
             raise LockError(
@@ -570,11 +563,10 @@ def lock_project(
             )
         client = project_client(poetry, refresh=refresh, auth=auth)
         asked = {v.name for v in extra}
-        names = set(_wanted(config)) - {"auto"} | asked
-        auto = "auto" in _wanted(config)  # its choices that have the builds
+        names = set(current.lock_variants) - {"auto"} | asked
+        auto = "auto" in current.lock_variants  # its choices that have the builds
         optional = _AUTO - names if auto else frozenset()
         names |= optional
-        selected = locked.selected_packages(poetry)
         rooted = {n: _roots_for(selected, config, parse_variant(n)) for n in names}
         client.projects(  # auto's candidates' pages at once, kept by the client
             sorted(
@@ -592,7 +584,6 @@ def lock_project(
             if not hashes:  # nothing to compare the index with: its words say so
                 raise LockError(str(error)) from None
             previous = None
-        current = _current_inputs(poetry, config, selected)
         kept = {  # the entries that still match, when reused
             v.name: v
             for p in ([previous] if reuse and previous else [])
@@ -686,39 +677,38 @@ def unwritable(error: OSError) -> LockError:
 
 
 def entry_for(
-    poetry: Poetry, variant: Variant | None = None
-) -> tuple[TorchCudaLock | None, list[str], list[str]]:
-    """Offline: torch-cuda.lock (``None``: no file), why an install of ``variant``
-    (none: of any) would not install what it says, and why ``lock --check`` fails."""
-    config = require_config(poetry.pyproject.data, overrides=())  # what is recorded
-    locked.require_lock(poetry)
-    locked.check_fresh(poetry)
-    selected = locked.selected_packages(poetry)
-    current = _current_inputs(poetry, config, selected)
+    poetry: Poetry, variant: Variant | None = None, *, whole: bool = False
+) -> tuple[TorchCudaLock | None, list[str], list[str] | None]:
+    """Offline: torch-cuda.lock (``None``: no file), why an install of ``variant`` (none:
+    of any) would not install what it says, and (``whole``) why ``lock --check`` fails."""
+    config, fetch, selected, current = _project(poetry)
     lock = read_lock(lock_path(poetry))
     if lock is None:
-        return None, [f"{LOCK_NAME} does not exist"], [f"{LOCK_NAME} does not exist"]
-    fetch = require_config(poetry.pyproject.data)  # with this run's mirror
-    names = locked_variants(config, lock)
-    whole = differences(lock.inputs, current, whole=True)
-    for name in sorted(names | {entry.name for entry in lock.variants}):
-        whole += _stale(config, fetch, lock, name, selected)
-    mine = differences(lock.inputs, current)
-    mine += _stale(config, fetch, lock, variant.name, selected) if variant else []
-    return lock, mine, whole
+        absent = [f"{LOCK_NAME} does not exist"]
+        return None, absent, absent if whole else None
+
+    def why(names: Iterable[str], file: bool = False) -> list[str]:
+        reasons = differences(lock.inputs, current, whole=file)
+        for name in sorted(names):
+            reasons += _stale(config, fetch, lock, name, selected)
+        return reasons
+
+    every = locked_variants(config, lock) | {entry.name for entry in lock.variants}
+    mine = why([variant.name] if variant else [])
+    return lock, mine, why(every, file=True) if whole else None
 
 
 def lock_problem(
-    poetry: Poetry, variant: Variant | None = None
+    poetry: Poetry, variant: Variant | None = None, *, whole: bool = False
 ) -> tuple[TorchCudaLock | None, str | None, str | None]:
     """torch-cuda.lock, read once, and ``lock --check``'s words (``None``: nothing
-    wrong) for what an install of ``variant`` takes, then for the whole file."""
+    wrong) for what an install of ``variant`` takes, then (``whole``) for the whole file."""
     try:
-        lock, *reasons = entry_for(poetry, variant)
+        lock, *reasons = entry_for(poetry, variant, whole=whole)
     except TorchCudaError as error:  # unreadable, or poetry.lock stale: its words
-        return None, str(error), str(error)
-    mine, whole = (STALE.format("; ".join(r)) if r else None for r in reasons)
-    return lock, mine, whole
+        return None, str(error), str(error) if whole else None
+    mine, every = (STALE.format("; ".join(r)) if r else None for r in reasons)
+    return lock, mine, every
 
 
 def locked_entry(
@@ -772,8 +762,6 @@ def locked_entry(
 def _roots_for(
     selected: Selected, config: TorchCudaConfig, variant: Variant
 ) -> list[Root]:
-    from poetry.core.version.markers import parse_marker
-
     built = built_for(selected, variant)
     roots = []
     for requirement in config.packages:

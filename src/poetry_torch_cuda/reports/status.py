@@ -145,7 +145,9 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     # (a note), and the files it names (below)
     from poetry_torch_cuda.lockfile.service import lock_problem  # not at a no-op
 
-    lock, stale, other = lock_problem(poetry, variant) if targets else (None,) * 3
+    lock, stale, other = (
+        lock_problem(poetry, variant, whole=True) if targets else (None,) * 3
+    )
     if stale and stale != STALE_LOCK:  # a stale poetry.lock is said already
         report.warnings.append(stale)
     elif other and not stale:
