@@ -580,8 +580,12 @@ def test_a_distribution_imports_as_its_top_level_module(tmp_path: Path) -> None:
     (site / "pytorch_triton_rocm.libs").mkdir()
     (site / "pytorch_triton_rocm.libs" / "libamdhip64.so").write_bytes(b"")
     (record,) = site.glob("*.dist-info/RECORD")
+    # Nor is a top-level file that is no module, nor pip's bytecode of one.
+    (site / "LICENSE").write_text("MIT\n")
     with record.open("a") as listing:
-        listing.write("pytorch_triton_rocm.libs/libamdhip64.so,,\n")
+        for path in ("pytorch_triton_rocm.libs/libamdhip64.so", "LICENSE"):
+            listing.write(f"{path},,\n")
+        listing.write("__pycache__/_triton_helper.cpython-39.pyc,,\n")
     run = run_child(python, ["pytorch-triton-rocm"], 60)
     proof = judge(run, parse_variant("rocm6.4"), NO_GPU, ["pytorch-triton-rocm"])
     assert [c.message for c in proof.checks if c.name.startswith("import")] == [

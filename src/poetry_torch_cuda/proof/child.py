@@ -38,9 +38,14 @@ def import_package(name: str) -> tuple[dict[str, Any], Any]:
         return entry, None
     entry["installed"], entry["version"], module = True, dist.version, None
     own, paths = name.replace("-", "_"), dist.files or ()  # RECORD; none: by its name
-    # A module is a folder named as one (not auditwheel's <name>.libs) or a file's stem.
-    found = {p.parts[0] if p.parts[1:] else p.parts[0].split(".")[0] for p in paths}
-    tops = sorted(filter(str.isidentifier, found))
+    # A module: a folder named as one (not auditwheel's <name>.libs, not __pycache__)
+    # or a top-level .py, .so or .pyd file (not a LICENSE).
+    found = {
+        p.parts[0] if p.parts[1:] else p.name.split(".")[0]
+        for p in paths
+        if p.parts[1:] or p.suffix in (".py", ".so", ".pyd")
+    }
+    tops = sorted(filter(str.isidentifier, found - {"__pycache__"}))
     try:
         for top in [own] if own in tops or not paths else tops[:1]:
             module = import_module(top)
