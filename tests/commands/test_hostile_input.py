@@ -5,11 +5,13 @@ every process the command starts."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 
+from poetry_torch_cuda.project.locked import STALE_LOCK
 from tests.support.inprocess import run_inprocess
 from tests.support.kept import kept_install
 from tests.support.untouched import untouched
@@ -146,6 +148,24 @@ def test_switch_refuses_a_bad_table_before_poetry_makes_a_virtualenv(
     assert result.returncode == 1, result
     assert message in result.stderr, result
     assert "Creating virtualenv" not in result.stderr + result.stdout
+
+
+def test_a_stale_poetry_lock_is_refused_before_poetry_makes_a_virtualenv(
+    project_factory: ProjectFactory,
+) -> None:
+    """A dependency added without `poetry lock`: `switch` and `sync` made the
+    virtualenv, then refused the stale poetry.lock."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    off = {"POETRY_TORCH_CUDA_DISABLE": "1"}  # Poetry's lock alone
+    assert run_inprocess(project, "lock", env_extra=off).returncode == 0
+    shutil.rmtree(project.venv, ignore_errors=True)  # `poetry lock` may make one
+    stale = project.pyproject_text().replace('"needs-torch",', '"needs-torch", "x",')
+    project.write_pyproject(stale)
+    with untouched(project):
+        for args in (("switch", "cu130"), ("sync",)):
+            result = run_inprocess(project, "torch-cuda", *args)
+            assert result.returncode == 1, (args, result)
+            assert result.stderr.strip() == STALE_LOCK, (args, result)
 
 
 @pytest.mark.parametrize("protection", [("chmod", "444"), ("chattr", "+i")])

@@ -29,6 +29,7 @@ from poetry_torch_cuda.project.config import ENV_VARIANT
 from poetry_torch_cuda.project.config import per_run
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
+from poetry_torch_cuda.project.locked import require_lock
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.pyproject_edit import with_variant
 from poetry_torch_cuda.project.selection import selection_options
@@ -60,9 +61,12 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
     """A command that moves the environment's torch family to a variant's builds."""
 
     def check_input(self, io: IO) -> None:
-        """Refuse a bad table: this run's, and as recorded (torch-cuda.lock's inputs)."""
+        """Refuse a bad table (this run's, and as recorded: torch-cuda.lock's inputs),
+        a missing or stale poetry.lock, before Poetry makes a virtualenv."""
         require_config(self.poetry.pyproject.data, overrides=())
         super().check_input(io)
+        require_lock(self.poetry)
+        check_fresh(self.poetry)
 
     def prepare(self, config: TorchCudaConfig) -> tuple[RunContext, Variant]:
         """The one prelude of ``switch`` and ``sync``: a fresh lock, the run context
