@@ -161,11 +161,11 @@ class SwitchCommand(MovingCommand):
     )
 
     def check_input(self, io: IO) -> None:
-        """Refuse a bad variant, --pin of a build, or a bad table."""
+        """Refuse a bad variant or --pin of a build, then what any move refuses."""
         variant = variant_argument(io.input.argument("variant"))
-        super().check_input(io)
         if variant.kind != "auto" and io.input.option("pin"):
             raise TorchCudaError("--pin needs auto: drop it, or `switch auto --pin`.")
+        super().check_input(io)
 
     def work(self) -> int:
         name = variant_argument(self.argument("variant")).name
