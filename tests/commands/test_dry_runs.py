@@ -75,7 +75,7 @@ def test_a_switch_from_an_unreadable_table_dry_runs_as_it_runs(
         real = run_inprocess(project, *args)
         for result in (dry, real):
             assert result.returncode == 1, result
-            assert result.stderr.startswith(refusal), result
+            assert result.stderr.strip().startswith(refusal), result
         assert "would set" not in dry.stdout and "would install" not in dry.stdout
     assert project.pyproject_text() == before
 

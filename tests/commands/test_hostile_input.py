@@ -5,11 +5,13 @@ every process the command starts."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 
+from poetry_torch_cuda.project.locked import STALE_LOCK
 from tests.support.inprocess import run_inprocess
 from tests.support.kept import kept_install
 from tests.support.untouched import untouched
@@ -90,12 +92,15 @@ def test_bad_value_is_refused_before_anything_runs(
 def test_bad_override_is_refused(
     project_factory: ProjectFactory, variable: str, value: str, message: str
 ) -> None:
+    """`switch` made the virtualenv before it refused a bad POETRY_TORCH_CUDA_VARIANT
+    (its argument wins over it, but torch-cuda.lock is locked with it)."""
     project = project_factory(DEPS, 'variant = "cu129"')
-    result = run_inprocess(project, "install", env_extra={variable: value})
-    assert result.returncode == 1
-    assert f"{variable} = " in result.stderr
-    assert message in result.stderr
-    assert not project.venv.exists()
+    for args in (("install",), ("torch-cuda", "switch", "cu130")):
+        result = run_inprocess(project, *args, env_extra={variable: value})
+        assert result.returncode == 1, (args, result)
+        assert f"{variable} = " in result.stderr, (args, result)
+        assert message in result.stderr, (args, result)
+        assert not project.venv.exists(), args
 
 
 def test_hostile_switch_argument_changes_nothing(
@@ -114,6 +119,9 @@ def test_hostile_switch_argument_changes_nothing(
 @pytest.mark.parametrize(
     ("table", "message"),
     [
+        ("", f"This project has no {TABLE} table, so no variant is configured."),
+        (f'{TABLE}\npackages = ["torch"]\n', f"{TABLE} needs a variant, e.g."),
+        (f'{TABLE}\nvariant = "cu12x"\n', "variant = 'cu12x' is not a variant"),
         (
             f'{TABLE}\nvariant = "cu129"\npackages = "torch"\n',
             f"{TABLE} packages must be a non-empty list of requirement strings",
@@ -126,16 +134,38 @@ def test_hostile_switch_argument_changes_nothing(
         ),
     ],
 )
+@pytest.mark.parametrize("args", [("switch", "cu130"), ("sync",)])
 def test_switch_refuses_a_bad_table_before_poetry_makes_a_virtualenv(
-    project_factory: ProjectFactory, table: str, message: str
+    project_factory: ProjectFactory, table: str, message: str, args: tuple[str, ...]
 ) -> None:
+    """Without the table, without a variant or with a bad one (switch writes the
+    argument, but locks torch-cuda.lock from the table as it is), `switch` and
+    `sync` made the virtualenv, then refused."""
     project = project_factory(DEPS)
     project.write_pyproject(project.pyproject_text() + "\n" + table)
     with untouched(project):
-        result = run_inprocess(project, "torch-cuda", "switch", "cu130")
-    assert result.returncode == 1
-    assert message in result.stderr
+        result = run_inprocess(project, "torch-cuda", *args)
+    assert result.returncode == 1, result
+    assert message in result.stderr, result
     assert "Creating virtualenv" not in result.stderr + result.stdout
+
+
+def test_a_stale_poetry_lock_is_refused_before_poetry_makes_a_virtualenv(
+    project_factory: ProjectFactory,
+) -> None:
+    """A dependency added without `poetry lock`: `switch` and `sync` made the
+    virtualenv, then refused the stale poetry.lock."""
+    project = project_factory(DEPS, 'variant = "cu129"')
+    off = {"POETRY_TORCH_CUDA_DISABLE": "1"}  # Poetry's lock alone
+    assert run_inprocess(project, "lock", env_extra=off).returncode == 0
+    shutil.rmtree(project.venv, ignore_errors=True)  # `poetry lock` may make one
+    stale = project.pyproject_text().replace('"needs-torch",', '"needs-torch", "x",')
+    project.write_pyproject(stale)
+    with untouched(project):
+        for args in (("switch", "cu130"), ("sync",)):
+            result = run_inprocess(project, "torch-cuda", *args)
+            assert result.returncode == 1, (args, result)
+            assert result.stderr.strip() == STALE_LOCK, (args, result)
 
 
 @pytest.mark.parametrize("protection", [("chmod", "444"), ("chattr", "+i")])

@@ -531,7 +531,10 @@ def test_a_switch_to_a_variant_someone_set_meanwhile_locks_it(
     ("edit", "why"),
     [
         ("deleted", "could not be written (No such file or directory)"),
-        ("array", "could not be written ([tool.poetry-torch-cuda] is not a table)"),
+        (
+            "array",
+            "could not be written ([tool.poetry-torch-cuda] is not a table with a variant)",
+        ),
     ],
 )
 def test_a_switch_whose_pyproject_goes_away_meanwhile_says_what_to_do(

@@ -50,22 +50,16 @@ def test_crlf_preserved() -> None:
 @pytest.mark.parametrize(
     "original",
     [
-        '[project]\nname = "x"\n',  # the table is added
-        '[tool.poetry-torch-cuda]\npackages = ["torch"]\n\n[tool.x]\na = 1\n',  # the key
+        '[project]\nname = "x"\n',  # no table
+        '[tool.poetry-torch-cuda]\npackages = ["torch"]\n',  # no variant
+        '[[tool.poetry-torch-cuda]]\nvariant = "cu129"\n',  # not a table
     ],
 )
-def test_a_crlf_file_gets_crlf_lines(original: str) -> None:
-    edited = with_variant(original.replace("\n", "\r\n"), "cpu")
-    assert edited is not None
-    assert 'variant = "cpu"\r\n' in edited
-    assert edited.count("\n") == edited.count("\r\n")
-
-
-def test_table_created_when_missing() -> None:
-    edited = with_variant('[project]\nname = "x"\n', "cpu")
-    assert (
-        edited == '[project]\nname = "x"\n\n[tool.poetry-torch-cuda]\nvariant = "cpu"\n'
-    )
+def test_only_a_variant_there_is_replaced(original: str) -> None:
+    """switch refuses such a file before it runs; one edited so meanwhile is left
+    alone (commit says so), not given a table or a key."""
+    with pytest.raises(TypeError, match=r"is not a table with a variant"):
+        with_variant(original, "cpu")
 
 
 def test_pending_write_changes_nothing_until_committed(tmp_path: Path) -> None:

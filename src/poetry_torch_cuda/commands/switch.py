@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import nullcontext
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import ClassVar
 
@@ -25,10 +26,10 @@ from poetry_torch_cuda.machine.resolution import resolve
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import ENV_VARIANT
-from poetry_torch_cuda.project.config import TABLE
 from poetry_torch_cuda.project.config import per_run
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.locked import check_fresh
+from poetry_torch_cuda.project.locked import require_lock
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.pyproject_edit import with_variant
 from poetry_torch_cuda.project.selection import selection_options
@@ -58,6 +59,14 @@ MOVES_HELP = (
 
 class MovingCommand(TorchCudaCommand, GroupCommand):
     """A command that moves the environment's torch family to a variant's builds."""
+
+    def check_input(self, io: IO) -> None:
+        """Refuse a bad table (this run's, and as recorded: torch-cuda.lock's inputs),
+        a missing or stale poetry.lock, before Poetry makes a virtualenv."""
+        require_config(self.poetry.pyproject.data, overrides=())
+        super().check_input(io)
+        require_lock(self.poetry)
+        check_fresh(self.poetry)
 
     def prepare(self, config: TorchCudaConfig) -> tuple[RunContext, Variant]:
         """The one prelude of ``switch`` and ``sync``: a fresh lock, the run context
@@ -152,10 +161,11 @@ class SwitchCommand(MovingCommand):
     )
 
     def check_input(self, io: IO) -> None:
-        """Refuse a bad variant, --pin of a build, or a bad table (but its variant)."""
-        config = self._config(variant_argument(io.input.argument("variant")).name)
-        if config.variant.kind != "auto" and io.input.option("pin"):
+        """Refuse a bad variant or --pin of a build, then what any move refuses."""
+        variant = variant_argument(io.input.argument("variant"))
+        if variant.kind != "auto" and io.input.option("pin"):
             raise TorchCudaError("--pin needs auto: drop it, or `switch auto --pin`.")
+        super().check_input(io)
 
     def work(self) -> int:
         name = variant_argument(self.argument("variant")).name
@@ -235,15 +245,9 @@ class SwitchCommand(MovingCommand):
             )
         return 0
 
-    def _config(self, name: str) -> TorchCudaConfig:
-        """The configuration with ``name`` as the variant."""
-        data = self.poetry.pyproject.data
-        tool = dict(data.get("tool") or {})
-        table = tool.get(TABLE, {})  # not a table: require_config says so
-        tool[TABLE] = {**table, "variant": name} if isinstance(table, dict) else table
-        return require_config({**data, "tool": tool}, overrides=("index-url",))
-
     def _target(self, name: str) -> tuple[RunContext, Variant]:
-        ctx, variant = self.prepare(self._config(name))
+        """The run for ``name``: the recorded table, POETRY_TORCH_CUDA_INDEX_URL's index."""
+        config = require_config(self.poetry.pyproject.data, overrides=("index-url",))
+        ctx, variant = self.prepare(replace(config, variant=variant_argument(name)))
         ctx.write_lock = False  # with pyproject.toml, by settle
         return ctx, variant

@@ -28,21 +28,17 @@ _ATTEMPTS = 5
 
 
 def with_variant(text: str, variant: str) -> str | None:
-    """``text`` (a pyproject.toml) with ``variant`` set; ``None`` if it already says so.
-    A literal string (``'cu129'``) stays literal, CRLF line endings stay CRLF."""
+    """``text`` (a pyproject.toml) with its ``variant`` replaced; ``None`` if it already
+    says so. Only the value changes: a literal string (``'cu129'``) stays literal."""
     document = tomlkit.parse(text)
-    tool = document.setdefault("tool", tomlkit.table(is_super_table=True))
-    table = tool.setdefault(TABLE, tomlkit.table())
-    if not isinstance(table, dict):  # edited meanwhile: the refusal is commit's
-        raise TypeError(f"[tool.{TABLE}] is not a table")
-    if (old := table.get("variant")) == variant:
+    table = document.get("tool", {}).get(TABLE)  # none: edited while switch ran
+    if not isinstance(table, dict) or not isinstance(old := table.get("variant"), str):
+        raise TypeError(f"[tool.{TABLE}] is not a table with a variant")
+    if old == variant:
         return None
     literal = isinstance(old, String) and old.type in (StringType.SLL, StringType.MLL)
     table["variant"] = tomlkit.string(variant, literal=literal)
-    updated = tomlkit.dumps(document)
-    if text.count("\n") == text.count("\r\n") > 0:  # so are the lines tomlkit adds
-        updated = updated.replace("\r\n", "\n").replace("\n", "\r\n")
-    return updated
+    return tomlkit.dumps(document)
 
 
 def prepare_variant(
