@@ -32,8 +32,8 @@ logging.getLogger("nox").addFilter(_NoUvProbeNoise())
 POETRY_DEFAULT = os.environ.get("POETRY_VERSION", "2.5.1")
 #: pytest-xdist >= 3.2 for `--dist worksteal` (PARALLEL).
 TEST_REQUIREMENTS = ["pytest>=8", "pytest-xdist>=3.2", "hypothesis>=6"]
-#: What the packaging and pre-commit tests drive (test-only: never runtime dependencies).
-TEST_REQUIREMENTS += ["build>=1", "twine>=5", "pre-commit>=3"]
+#: What the packaging, pre-commit and CI-recipe (yaml) tests drive: test-only.
+TEST_REQUIREMENTS += ["build>=1", "twine>=5", "pre-commit>=3", "pyyaml>=6"]
 #: The e2e tests spend much of their time waiting on Poetry, pip, servers and timeouts
 #: (the load stays under 2 with one worker per core): two workers per core. A worker
 #: that runs out of tests takes half of a busy one's queue (``worksteal``): with
