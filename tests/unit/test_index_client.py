@@ -397,6 +397,26 @@ def test_no_answer_is_worded_with_its_way_on(tmp_path: Path) -> None:
     assert "POETRY_TORCH_CUDA_INDEX_URL for one run" in str(raised.value)
 
 
+def test_an_unreachable_per_run_mirror_is_named_as_the_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The user set POETRY_TORCH_CUDA_INDEX_URL: advising index-url, or to set the
+    # variable, points away from the mirror that failed.
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mirror = f"http://ci:s3cret@127.0.0.1:{port}/api/{{variant}}/simple"
+    monkeypatch.setenv("POETRY_TORCH_CUDA_INDEX_URL", mirror)
+    client = IndexClient(poetry_config(tmp_path))
+    with pytest.raises(IndexUnavailableError) as raised:
+        client.project(mirror.format(variant="cu129"), "torch")
+    assert str(raised.value).endswith(
+        "refused the connection. Check the network and POETRY_TORCH_CUDA_INDEX_URL "
+        "(this run's mirror), or unset it to use the configured index."
+    ), raised.value
+    assert "s3cret" not in str(raised.value)
+
+
 def test_a_file_broken_off_mid_body_is_worded_as_a_page_is(
     index: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,6 +41,8 @@ from requests.exceptions import SSLError
 from urllib3.exceptions import HTTPError
 
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.project.config import ENV_INDEX_URL
+from poetry_torch_cuda.project.config import per_run
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 from poetry_torch_cuda.urls import mask_url
@@ -81,6 +83,11 @@ _MIRROR = (
 _CHECK_NETWORK = (
     "Check the network and the index URL (index-url, or the url of the source "
     f"named by source). {_MIRROR}"
+)
+#: Where the mirror this run's variable names is what cannot be reached.
+_UNSET = (
+    f"Check the network and {ENV_INDEX_URL} (this run's mirror), or unset it to use "
+    "the configured index."
 )
 _LATER = "Run the command again later, or tell whoever runs the index."
 _DNS = (
@@ -265,6 +272,8 @@ def no_answer(
         seen.append(f"{type(current).__name__} {current}".lower())
         current = current.__cause__ or current.__context__
     words, fix = next((w, f) for p, w, f in _NO_ANSWER if re.search(p, " ".join(seen)))
+    if _host(url) == _host(per_run("index-url") or "-"):  # not index-url's advice
+        fix = _UNSET if fix == _CHECK_NETWORK else fix.replace(_MIRROR, _UNSET)
     host = urlsplit(mask_url(url)).netloc.rsplit("@", 1)[-1] or mask_url(url)
     return words.format(host=host, timeout=timeout), fix
 
