@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.environment.installed import InstalledEnvironment
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.install.planning import Plan
-    from poetry_torch_cuda.machine.probe import Machine
     from poetry_torch_cuda.project.config import TorchCudaConfig
     from poetry_torch_cuda.project.locked import LockedState
     from poetry_torch_cuda.project.variants import Variant
@@ -138,47 +137,53 @@ class RunContext:
         env's lock from the env as it is then (``refresh``: after a wait, reread)."""
         if dry:
             plan = self.plan(variant, force=force)
-            self._before_install(plan, lock, None, dry=True)
+            self._before_install(plan, lock, dry=True)
             self.warn_unmoved(plan)
             return plan
-        env, io, machine, ready = self.env, self.io, None, False
-        while not ready:  # the driver is asked outside the lock: a hang holds no run
-            with environment_lock(env.path, io) as waited:
-                beside(self.poetry.pyproject_path)  # a killed switch's pyproject.toml
-                if undone := recover(env, lambda names: pip_for(env).uninstall(names)):
-                    io.write_line(
-                        f"{PREFIX}: undid a killed run's work: {', '.join(undone)}"
-                    )
-                self.changed()  # the plan is made from the env as it is now
-                if waited and refresh and (now := self.after_wait()) is not None:
-                    variant = now
-                plan = self.plan(variant, force=force)
-                if ready := self._before_install(plan, lock, machine):
-                    if not plan.is_empty:
-                        install_plan(
-                            plan,
-                            self.config,
-                            self.poetry,
-                            env,
-                            io,
-                            compile_bytecode=compile_bytecode,
-                            write_lock=self.write_lock,
-                        )
-                    self.warn_unmoved(plan)
-            machine = machine if ready else probe(env)  # then planned again, locked
+        env, io = self.env, self.io
+        if self._warns(self.plan(variant, force=force)):  # a hang must hold no run:
+            probe(env)  # asked outside the env's lock, kept for the process
+        with environment_lock(env.path, io) as waited:
+            beside(self.poetry.pyproject_path)  # a killed switch's pyproject.toml
+            if undone := recover(env, lambda names: pip_for(env).uninstall(names)):
+                io.write_line(
+                    f"{PREFIX}: undid a killed run's work: {', '.join(undone)}"
+                )
+            self.changed()  # the plan is made from the env as it is now
+            if waited and refresh and (now := self.after_wait()) is not None:
+                variant = now
+            plan = self.plan(variant, force=force)
+            self._before_install(plan, lock)
+            if not plan.is_empty:
+                install_plan(
+                    plan,
+                    self.config,
+                    self.poetry,
+                    env,
+                    io,
+                    compile_bytecode=compile_bytecode,
+                    write_lock=self.write_lock,
+                )
+            self.warn_unmoved(plan)
         if not plan.is_empty:  # else: installed is what it planned from, read then
             self.changed()
         return plan
 
-    def _before_install(
-        self, plan: Plan, lock: bool | None, machine: Machine | None, dry: bool = False
-    ) -> bool:
-        """The driver's warning (``False``: ask the driver first), the entry locked first
-        where no install does (a dry run's, or ``lock``: also when nothing installs)."""
+    def _warns(self, plan: Plan) -> bool:
+        """Whether ``plan`` installs the configured CUDA build: the driver's warning."""
         variant = plan.variant
-        if plan.install and variant.kind == "cuda" and variant == self.config.variant:
-            if (machine := machine or (probe(self.env) if dry else None)) is None:
-                return False
+        return (
+            bool(plan.install)
+            and variant.kind == "cuda"
+            and variant == self.config.variant
+        )
+
+    def _before_install(self, plan: Plan, lock: bool | None, dry: bool = False) -> None:
+        """A build the driver does not run warned of; the entry locked first where no
+        install locks it (a dry run's, or ``lock``: also when nothing installs)."""
+        variant = plan.variant
+        if self._warns(plan):
+            machine = probe(self.env)
             torch = self.locked.versions.get(canonicalize_name("torch"))
             warning = assess(variant, machine, torch).warning
             if warning and machine.nvidia and not machine.jetson:  # else: report's
@@ -187,4 +192,3 @@ class RunContext:
             from poetry_torch_cuda.lockfile.service import locked_entry
 
             locked_entry(self.poetry, self.io, variant, None, self.env.marker_env, dry)
-        return True
