@@ -71,13 +71,14 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
         return ChildRun(report, HUNG.format(f"{timeout:g} s"), err)
     if (report := parse_output(out)) is not None:
         return ChildRun(report, None, err)
-    last = [line.strip() for line in err.splitlines() if line.strip()] or ["no output"]
-    died = f"exited with code {process.returncode}: {last[-1]}"
-    if (code := process.returncode) < 0:
-        died = f"was killed by {signal_name(-code)} (the Python or a library crashed)"
-    if signal_name(-code) == "SIGKILL":  # no trace, no crash: the kernel's, likely
+    killed = signal_name(-code) if (code := process.returncode) < 0 else None
+    if killed == "SIGKILL":  # no trace, no crash: the kernel's, likely
         why = OOM, STAYS.format("free memory (or raise the container's memory limit)")
         return ChildRun(None, "the check process was killed by SIGKILL", err, why)
+    last = [line.strip() for line in err.splitlines() if line.strip()] or ["no output"]
+    died = f"exited with code {code}: {last[-1]}"
+    if killed:
+        died = f"was killed by {killed} (the Python or a library crashed)"
     return ChildRun(None, f"the check process {died}", err)
 
 
