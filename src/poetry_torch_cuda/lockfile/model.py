@@ -162,11 +162,14 @@ def read_lock(path: Path) -> TorchCudaLock | None:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        what = f"valid TOML ({error}; a merge conflict?)"
-        if isinstance(error, UnicodeDecodeError):
-            what = "UTF-8 text (saved in another encoding?)"
-        raise LockFileError(f"{LOCK_NAME} is not {what}; {_again(path)}") from None
+    except UnicodeDecodeError:
+        raise LockFileError(
+            f"{LOCK_NAME} is not UTF-8 text (saved in another encoding?); {_again(path)}"
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise LockFileError(
+            f"{LOCK_NAME} is not valid TOML ({error}; a merge conflict?); {_again(path)}"
+        ) from None
     try:
         metadata = data["metadata"]
         version = str(metadata["lock-version"])
