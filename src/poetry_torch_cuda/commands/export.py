@@ -56,10 +56,12 @@ if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
     from packaging.requirements import Requirement
     from poetry.core.packages.package import Package
+    from poetry.core.version.markers import BaseMarker
     from poetry.poetry import Poetry
 
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.lockfile.model import VariantLock
+    from poetry_torch_cuda.project.variants import Variant
 
 FORMATS = ("requirements.txt", "pylock.toml")
 #: ``(file name, url or None: not read from the index page, sha256)``
@@ -181,9 +183,8 @@ class ExportCommand(ReportsErrors, GroupCommand):
         index = without_credentials(mirror or entry.index_url).rstrip("/")
         ranged = {canonicalize_name(r.name) for r in packages if r.specifier}
         variant = variant_argument(entry.name)
-        here = parse_marker(variant.built)
         entries = {
-            canonicalize_name(r.name): here.intersect(parse_marker(str(r.marker or "")))
+            canonicalize_name(r.name): parse_marker(str(r.marker or ""))
             for r in packages
         }
         direct = (d.name for d in poetry.package.all_requires)
@@ -198,11 +199,14 @@ class ExportCommand(ReportsErrors, GroupCommand):
             if package.name in entries:
                 if (package, marker) in built:
                     key = (package.name, public_version(package.version.text))
-                    roots[key] = marker.intersect(here)
-                    marker = marker.intersect(entries[package.name].invert())
+                    roots[key] = _built(variant, marker)
+                    ours = _built(variant, entries[package.name], marker)
+                    marker = marker.intersect(ours.invert())
             elif package.name in family:  # Poetry's where what needs it is Poetry's
                 needs = [
-                    m.invert() for n, m in entries.items() if package.name in reach[n]
+                    _built(variant, m, marker).invert()
+                    for n, m in entries.items()
+                    if package.name in reach[n]
                 ]
                 marker = marker.intersect(union(*needs))
             if not marker.is_empty():
@@ -226,6 +230,15 @@ class ExportCommand(ReportsErrors, GroupCommand):
             shown = "" if markers.is_any() else str(markers)
             exported.append(ExportedPackage(one.name, one.version, shown, index, files))
         return sorted(exported, key=lambda p: (p.name, p.version))
+
+
+def _built(variant: Variant, marker: BaseMarker, *beside: BaseMarker) -> BaseMarker:
+    """``marker`` where ``variant`` has builds, in the words of it and what it is used
+    ``beside``: ``sys_platform``'s if one speaks of it (``sys_platform == "linux"``
+    needs no more, and gets none), else PyTorch's."""
+    words = any(not m.only("sys_platform").is_any() for m in (marker, *beside))
+    name = "sys_platform" if words else "platform_system"
+    return marker.intersect(parse_marker(variant.built(name)))
 
 
 def _poetry_package(
