@@ -64,8 +64,8 @@ if TYPE_CHECKING:
     from poetry_torch_cuda.project.variants import Variant
 
 FORMATS = ("requirements.txt", "pylock.toml")
-#: ``(file name, url or None: not read from the index page, sha256)``
-Files = tuple[tuple[str, Optional[str], str], ...]
+#: ``(file name, url or None: not read from the index page, sha256, size or None)``
+Files = tuple[tuple[str, Optional[str], str, Optional[int]], ...]
 PYPI_SIMPLE = "https://pypi.org/simple"
 PYLOCK = r"pylock(\.[^.]+)?\.toml"
 
@@ -223,9 +223,9 @@ class ExportCommand(ReportsErrors, GroupCommand):
             markers = parse_marker(one.markers).intersect(roots.get(keys[one], needed))
             if markers.is_empty() or one.name in poetrys:
                 continue
+            found = [(f, mirrored(pages, lookup, f)) for f in entry.files(one)]
             files = tuple(
-                (f.filename, without_credentials(mirrored(pages, lookup, f)), f.sha256)
-                for f in entry.files(one)
+                (f.filename, without_credentials(u), f.sha256, f.size) for f, u in found
             )
             shown = "" if markers.is_any() else str(markers)
             exported.append(ExportedPackage(one.name, one.version, shown, index, files))
@@ -246,7 +246,7 @@ def _poetry_package(
 ) -> ExportedPackage:
     kind, url = package.source_type, package.source_url
     files: Files = tuple(
-        (str(f["file"]), None, str(f["hash"]).partition(":")[2])
+        (str(f["file"]), None, str(f["hash"]).partition(":")[2], None)
         for f in package.files
         if str(f.get("hash", "")).startswith("sha256:")
     )
@@ -270,14 +270,17 @@ def _poetry_package(
                 f"pylock.toml needs its files' URLs: {error} Or export "
                 "requirements.txt, which needs no URL."
             ) from None
-        found = {x.filename: without_credentials(x.url_without_fragment) for x in links}
-        for name in (f for f, _, _ in files if f not in found):
+        found = {x.filename: x for x in links}
+        for name in (f for f, *_ in files if f not in found):
             raise TorchCudaError(
                 f"pylock.toml needs the URL of {name}, and {index}/{package.name}/ "
                 "does not list it (any more). Run `poetry lock` to lock what the "
                 "index has."
             )
-        files = tuple((f, found[f], sha) for f, _, sha in files)
+        files = tuple(
+            (f, without_credentials(found[f].url_without_fragment), sha, found[f].size)
+            for f, _, sha, _ in files
+        )
     return ExportedPackage(package.name, package.version.text, marker, index, files)
 
 
@@ -301,7 +304,7 @@ def requirements_txt(
             url = path_to_url(url)
         what = f"=={package.version}" if url is None else f" @ {url}"
         marker = f" ; {package.markers}" if package.markers else ""
-        hashes = sorted({sha for _, _, sha in package.files})
+        hashes = sorted({sha for _, _, sha, _ in package.files})
         hashed = "".join(f" \\\n    --hash=sha256:{s}" for s in hashes)
         lines.append(package.name + what + marker + hashed)
     return "\n".join(lines) + "\n"
@@ -335,7 +338,7 @@ def pylock_toml(
         if package.markers:
             table["marker"] = package.markers
         if package.url is not None:
-            (_, _, sha256), *_ = package.files or (("", None, ""),)
+            (_, _, sha256, _), *_ = package.files or (("", None, "", None),)
             bare = without_credentials(package.url)
             archive = tomlkit.inline_table()
             archive.update({"url" if "://" in bare else "path": bare})
@@ -345,9 +348,12 @@ def pylock_toml(
             assert package.index is not None  # no url: from an index
             table["index"] = package.index
             wheels = tomlkit.array().multiline(True)
-            for filename, url, sha256 in sorted(package.files):
+            for filename, url, sha256, size in sorted(package.files):
                 item = tomlkit.inline_table()
-                item.update(name=filename, url=url, hashes={"sha256": sha256})
+                item.update(name=filename, url=url)
+                if size is not None:  # as a page or torch-cuda.lock gave it
+                    item["size"] = size
+                item["hashes"] = {"sha256": sha256}
                 if filename.endswith(".whl"):
                     wheels.append(item)
                 else:
