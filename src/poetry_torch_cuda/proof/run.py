@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,20 @@ HUNG += "library's thread or exit handler never returns: programs using torch ma
 STAYS = "the build stays installed; {} and run `poetry torch-cuda verify`"
 SLOW = "importing torch or starting the GPU takes longer than verify-timeout (a first "
 SLOW += "CUDA import from a network filesystem can)"
-OOM = "most likely out of memory: the kernel's out-of-memory killer sends SIGKILL"
+#: Who sends a check SIGKILL, by ``sys.platform`` (elsewhere: as on Linux; FreeBSD's
+#: kernel kills the same way out of swap): the cause and the fix.
+KILLED = {
+    "darwin": (
+        "macOS kills with SIGKILL a process loading a library whose code signature "
+        + "it refuses (a changed or unsigned .so or .dylib), or one out of memory",
+        "its crash report in Console says which (CODESIGNING: reinstall the package "
+        + "of the library it names; else free memory)",
+    ),
+    "linux": (
+        "most likely out of memory: the kernel's out-of-memory killer sends SIGKILL",
+        "free memory (or raise the container's memory limit)",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -36,9 +50,12 @@ class ChildRun:
     unchecked: tuple[str, str] | None = None  # cause, fix: neither proof nor failure
 
 
-def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
+def run_child(
+    python: str, packages: list[str], timeout: float, sys_platform: str = sys.platform
+) -> ChildRun:
     """Run ``python -I child.py '["torch", ...]'`` (a crash says where on stderr);
-    give up after ``timeout`` s."""
+    give up after ``timeout`` s. ``sys_platform``: the env's (its Python runs on this
+    kernel), which says who sends SIGKILL."""
     try:
         process = subprocess.Popen(
             [python, "-I", "-X", "faulthandler", str(CHILD), json.dumps(packages)],
@@ -73,7 +90,8 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
         return ChildRun(report, None, err)
     killed = signal_name(-code) if (code := process.returncode) < 0 else None
     if killed == "SIGKILL":  # no trace, no crash: the kernel's, likely
-        why = OOM, STAYS.format("free memory (or raise the container's memory limit)")
+        cause, fix = KILLED.get(sys_platform, KILLED["linux"])
+        why = cause, STAYS.format(fix)
         return ChildRun(None, "the check process was killed by SIGKILL", err, why)
     last = [line.strip() for line in err.splitlines() if line.strip()] or ["no output"]
     died = f"exited with code {code}: {last[-1]}"
