@@ -270,17 +270,15 @@ def _poetry_package(
                 f"pylock.toml needs its files' URLs: {error} Or export "
                 "requirements.txt, which needs no URL."
             ) from None
-        found = {x.filename: x for x in links}
+        found = {x.filename: without_credentials(x.url_without_fragment) for x in links}
+        sizes = {x.filename: getattr(x, "size", None) for x in links}  # core >= 2.3
         for name in (f for f, *_ in files if f not in found):
             raise TorchCudaError(
                 f"pylock.toml needs the URL of {name}, and {index}/{package.name}/ "
                 "does not list it (any more). Run `poetry lock` to lock what the "
                 "index has."
             )
-        files = tuple(
-            (f, without_credentials(found[f].url_without_fragment), sha, found[f].size)
-            for f, _, sha, _ in files
-        )
+        files = tuple((f, found[f], sha, sizes[f]) for f, _, sha, _ in files)
     return ExportedPackage(package.name, package.version.text, marker, index, files)
 
 
