@@ -24,20 +24,12 @@ HUNG += "library's thread or exit handler never returns: programs using torch ma
 STAYS = "the build stays installed; {} and run `poetry torch-cuda verify`"
 SLOW = "importing torch or starting the GPU takes longer than verify-timeout (a first "
 SLOW += "CUDA import from a network filesystem can)"
-#: Who sends a check SIGKILL, by ``sys.platform`` (elsewhere: as on Linux; FreeBSD's
-#: kernel kills the same way out of swap): the cause and the fix.
-KILLED = {
-    "darwin": (
-        "macOS kills with SIGKILL a process loading a library whose code signature "
-        + "it refuses (a changed or unsigned .so or .dylib), or one out of memory",
-        "its crash report in Console says which (CODESIGNING: reinstall the package "
-        + "of the library it names; else free memory)",
-    ),
-    "linux": (
-        "most likely out of memory: the kernel's out-of-memory killer sends SIGKILL",
-        "free memory (or raise the container's memory limit)",
-    ),
-}
+OOM = "most likely out of memory: the kernel's out-of-memory killer sends SIGKILL"
+#: macOS's kernel also kills a process loading a library whose code signature it refuses.
+SIGNED = "macOS kills with SIGKILL a process loading a library whose code signature it "
+SIGNED += "refuses (a changed or unsigned .so or .dylib), or one out of memory"
+CONSOLE = "its crash report in Console says which (CODESIGNING: reinstall the package "
+CONSOLE += "of the library it names; else free memory)"
 
 
 @dataclass(frozen=True)
@@ -90,8 +82,9 @@ def run_child(
         return ChildRun(report, None, err)
     killed = signal_name(-code) if (code := process.returncode) < 0 else None
     if killed == "SIGKILL":  # no trace, no crash: the kernel's, likely
-        cause, fix = KILLED.get(sys_platform, KILLED["linux"])
-        why = cause, STAYS.format(fix)
+        why = OOM, STAYS.format("free memory (or raise the container's memory limit)")
+        if sys_platform == "darwin":  # elsewhere as on Linux (FreeBSD's out of swap)
+            why = SIGNED, STAYS.format(CONSOLE)
         return ChildRun(None, "the check process was killed by SIGKILL", err, why)
     last = [line.strip() for line in err.splitlines() if line.strip()] or ["no output"]
     died = f"exited with code {code}: {last[-1]}"
