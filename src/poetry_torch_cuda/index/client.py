@@ -576,8 +576,7 @@ class IndexClient:
             ) from None
         skipped = tuple(sorted(e.filename for e in entries if _is_variant(e.filename)))
         entries = tuple(e for e in entries if e.filename not in skipped)
-        yanked = {link.filename for link in links if link.yanked}
-        yanked -= {e.filename for e in entries}
+        yanked = {x.filename for x in links if x.yanked} - {e.filename for e in entries}
         return ProjectFiles(name, True, entries, skipped, tuple(sorted(yanked)))
 
     def download(

@@ -25,7 +25,6 @@ STAYS = "the build stays installed; {} and run `poetry torch-cuda verify`"
 SLOW = "importing torch or starting the GPU takes longer than verify-timeout (a first "
 SLOW += "CUDA import from a network filesystem can)"
 OOM = "most likely out of memory: the kernel's out-of-memory killer sends SIGKILL"
-#: macOS's kernel also kills a process loading a library whose code signature it refuses.
 SIGNED = "macOS kills with SIGKILL a process loading a library whose code signature it "
 SIGNED += "refuses (a changed or unsigned .so or .dylib), or one out of memory"
 CONSOLE = "its crash report in Console says which (CODESIGNING: reinstall the package "
