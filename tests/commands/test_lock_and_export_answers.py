@@ -159,3 +159,34 @@ def test_a_variant_without_builds_for_macos_exports_pypis_torch_there(
         env = {**default_environment(), "platform_system": system}
         chosen = {p.name: str(p.version) for p, _ in lock.select(environment=env)}
         assert chosen["torch"] == torch, (system, chosen)
+
+
+def test_pylock_gives_each_file_the_size_the_index_gave(
+    project_factory: ProjectFactory, index: IndexServer
+) -> None:
+    """PEP 751: a file's ``size`` SHOULD be there; pylock.toml wrote none, though the
+    index's pages (PEP 700) and torch-cuda.lock had them. Where no page gave one
+    (an HTML page, or Poetry before 2.3, whose links carry none), none is written:
+    a size is never guessed."""
+    from urllib.request import urlopen
+
+    from poetry.core.packages.utils.link import Link
+
+    sized = hasattr(Link("https://example.org/a-1.0-py3-none-any.whl"), "size")
+    project = project_factory({"torch": "*", "tinyutil": "*"}, TABLE)
+    assert run_inprocess(project, "lock").returncode == 0
+    pylock = ("torch-cuda", "export", "-f", "pylock.toml")
+    data = tomllib.loads(run_inprocess(project, *pylock).stdout)
+    wheels = [w for p in data["packages"] for w in p.get("wheels", [])]
+    assert {w["name"].partition("-")[0] for w in wheels} >= {"torch", "tinyutil"}
+    for wheel in wheels:
+        with urlopen(wheel["url"]) as response:  # the local index
+            size = len(response.read())
+        poetrys = "/whl/" not in wheel["url"]  # not torch-cuda.lock's
+        assert wheel.get("size") == (size if sized or not poetrys else None), wheel
+    pytest.importorskip("packaging.pylock").Pylock.from_dict(data)
+    index.serve_json = False  # HTML: no size for what poetry.lock locks
+    data = tomllib.loads(run_inprocess(project, *pylock).stdout)
+    sizes = {p["name"]: [w.get("size") for w in p["wheels"]] for p in data["packages"]}
+    assert sizes["tinyutil"] == [None], sizes
+    assert None not in sizes["torch"], sizes  # torch-cuda.lock's

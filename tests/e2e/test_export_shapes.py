@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import shutil
+import sys
 import tarfile
 import threading
 from functools import partial
@@ -29,6 +30,11 @@ from tests.support.poetry_project import installed_distributions
 from tests.support.poetry_project import isolated_env
 from tests.support.processes import captured
 
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -566,3 +572,39 @@ def test_a_torch_pinned_for_macos_alone_is_exported_as_pypis_there(
     assert mac in result.stdout, result.stdout
     assert 'torch==2.14.1+cu129 ; sys_platform != "darwin"' in result.stdout
     assert pip_installs(tmp_path, result.stdout)["torch"] == "2.14.1+cu129"
+
+
+def test_a_sys_platform_marker_gets_no_platform_system_beside_it(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torch for ``sys_platform == 'linux'``: the export wrote the variant's torch
+    under ``sys_platform == "linux" and platform_system != "Darwin"`` (Linux is no
+    Mac) and PyPI's under ``sys_platform == "linux" and platform_system == "Darwin"``,
+    a platform that does not exist. The marker is the dependency's, no more."""
+    from packaging.markers import default_environment
+    from packaging.pylock import Pylock
+
+    deps = {"torch": "==2.14.1; sys_platform == 'linux'", "tinyutil": "*"}
+    project = Project.create(tmp_path, index, deps, 'variant = "cu129"\n')
+    project.run("lock")
+    text = export(project)
+    assert 'torch==2.14.1+cu129 ; sys_platform == "linux" \\\n' in text, text
+    assert "torch==2.14.1 ;" not in text, text  # no PyPI torch for a Linux Mac
+    assert pip_installs(tmp_path, text)["torch"] == "2.14.1+cu129"
+    pylock = export(project, "-f", "pylock.toml")
+    lock = Pylock.from_dict(tomllib.loads(pylock))
+    torch = next(p for p in lock.packages if p.name == "torch")
+    assert (str(torch.version), str(torch.marker)) == (
+        "2.14.1+cu129",
+        'sys_platform == "linux"',
+    )
+    for system in (("linux", "Linux"), ("darwin", "Darwin"), ("win32", "Windows")):
+        env = {
+            **default_environment(),
+            **dict(zip(("sys_platform", "platform_system"), system)),
+        }
+        chosen = {p.name: str(p.version) for p, _ in lock.select(environment=env)}
+        assert chosen.get("torch") == ("2.14.1+cu129" if system[0] == "linux" else None)
+    assert pip_installs(tmp_path / "pylock", pylock, "pylock.toml")["torch"] == (
+        "2.14.1+cu129"
+    )

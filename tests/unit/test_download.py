@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import re
@@ -15,6 +16,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING
+from typing import Any
 
 import pytest
 from packaging.utils import canonicalize_name
@@ -334,6 +336,42 @@ def test_a_file_the_mirror_lacks_names_the_lock_that_holds_its_hash(
     message = str(raised.value)
     assert "does not list filelock-3.20.0-py3-none-any.whl" in message
     assert f"(sha256 {poetrys.sha256} in poetry.lock)" in message
+
+
+@pytest.mark.parametrize("json_page", [True, False])
+def test_a_file_the_mirror_yanked_is_named_yanked_not_missing(
+    served: tuple[IndexServer, list[LockedFile]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    json_page: bool,
+) -> None:
+    """The per-run mirror lists the locked torch, yanked (PEP 592): it said the
+    mirror "does not list" it, which the page shows untrue."""
+    index, items = served
+    index.serve_json = json_page
+    pages = index._json_page, index._html_page
+
+    def json_yanked(*args: Any) -> bytes:
+        content = json.loads(pages[0](*args))
+        for file in content["files"]:
+            file["yanked"] = "withdrawn"
+        return json.dumps(content).encode()
+
+    def html_yanked(*args: Any) -> bytes:
+        return pages[1](*args).replace(b"<a href", b'<a data-yanked="" href')
+
+    monkeypatch.setattr(index, "_json_page", json_yanked)
+    monkeypatch.setattr(index, "_html_page", html_yanked)
+    mirror = index.whl_url("cu129")
+    torch = items[-1]
+    with pytest.raises(DownloadError) as raised:
+        fetch([torch], tmp_path / "artifacts", mirror=mirror)
+    assert str(raised.value) == (
+        f"could not install the variant: the mirror {mirror} has yanked (PEP 592) "
+        f"{torch.filename} (sha256 "
+        f"{torch.sha256} in torch-cuda.lock). Use a mirror that holds the locked "
+        "files, or unset POETRY_TORCH_CUDA_INDEX_URL."
+    )
 
 
 @pytest.mark.parametrize("later", [600, 3600])

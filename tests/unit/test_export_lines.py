@@ -17,11 +17,16 @@ else:
 
 URL = "https://example.org/dl/mylib-0.1.0-py3-none-any.whl"
 ARCHIVE = ExportedPackage(
-    "mylib", "0.1.0", "", None, (("mylib-0.1.0-py3-none-any.whl", None, "a" * 64),), URL
+    "mylib",
+    "0.1.0",
+    "",
+    None,
+    (("mylib-0.1.0-py3-none-any.whl", None, "a" * 64, None),),
+    URL,
 )
 MIRROR = "http://mirror.internal:8080/whl/cu129"
 TORCH = ExportedPackage(
-    "torch", "2.14.1+cu129", "", MIRROR, (("t.whl", f"{MIRROR}/t.whl", "b" * 64),)
+    "torch", "2.14.1+cu129", "", MIRROR, (("t.whl", f"{MIRROR}/t.whl", "b" * 64, 4096),)
 )
 
 
@@ -38,6 +43,8 @@ def test_pylock_writes_archives_and_the_trusted_host_hint() -> None:
     data = tomllib.loads(text)
     mylib = next(p for p in data["packages"] if p["name"] == "mylib")
     assert mylib["archive"] == {"url": URL, "hashes": {"sha256": "a" * 64}}
+    torch = next(p for p in data["packages"] if p["name"] == "torch")
+    assert torch["wheels"][0]["size"] == 4096  # PEP 751: SHOULD, where known
     assert data["requires-python"] == ">=3.9,<4.0"
     assert "pip install --trusted-host mirror.internal:8080 -r pylock.toml" in text
 
@@ -51,7 +58,7 @@ def test_a_file_dependency_under_a_folder_with_at_keeps_its_path() -> None:
         "0.1.0",
         "",
         None,
-        (("mylib-0.1.0-py3-none-any.whl", None, "a" * 64),),
+        (("mylib-0.1.0-py3-none-any.whl", None, "a" * 64, None),),
         path,
     )
     text = pylock_toml("cu129", [local, TORCH], ">=3.9,<4.0", lambda url: False)

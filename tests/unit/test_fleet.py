@@ -140,6 +140,26 @@ def test_a_pascal_target_cannot_run_a_cu130_lock() -> None:
     )
 
 
+def test_a_windows_target_is_refused_rocm_and_runs_cu129() -> None:
+    """ROCm's builds are Linux's (``platform_system == "Linux"``): a Windows target
+    cannot run them; CUDA's are published for Windows too."""
+    windows = FleetTarget("desk", "580.97", ((8, 9),), "windows-x86_64")
+    offers = has("cu129", "rocm6.4")
+    rocm = check_target(windows, parse_variant("rocm6.4"), "2.14.1", offers)
+    assert (rocm.ok, rocm.reasons) == (
+        False,
+        ("PyTorch publishes no rocm6.4 builds for windows-x86_64",),
+    )
+    cuda = check_target(windows, parse_variant("cu129"), "2.14.1", offers)
+    assert (cuda.ok, cuda.reasons) == (
+        True,
+        (
+            "driver 580.97 fully supports CUDA 12.9",
+            "builds sm_70..sm_120+PTX, which covers every GPU",
+        ),
+    )
+
+
 def test_a_hopper_target_on_r535_runs_cu126_by_minor_version_compatibility() -> None:
     lts = FleetTarget("lts", "535.104.05", ((9, 0),))
     check = check_target(lts, parse_variant("cu126"), "2.14.1", TORCH_214)

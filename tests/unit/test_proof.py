@@ -547,6 +547,35 @@ def test_a_check_killed_by_sigkill_says_out_of_memory_most_likely(
     ]
 
 
+def test_a_check_killed_by_sigkill_on_macos_names_the_code_signature_too(
+    tmp_path: Path,
+) -> None:
+    """macOS has no out-of-memory killer's SIGKILL to blame alone: its kernel kills
+    with SIGKILL a process loading a library whose code signature it refuses."""
+    python = venv_with(
+        tmp_path,
+        {"__init__.py": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"},
+    )
+    run = run_child(python, ["torch"], 60, sys_platform="darwin")
+    proof = judge(run, parse_variant("cpu"), NO_GPU, ["torch"])
+    assert [(c.status, c.message, c.cause, c.fix) for c in proof.checks] == [
+        (
+            "unchecked",
+            "could not check the build: the check process was killed by SIGKILL",
+            (
+                "macOS kills with SIGKILL a process loading a library whose code "
+                "signature it refuses (a changed or unsigned .so or .dylib), or one "
+                "out of memory"
+            ),
+            (
+                "the build stays installed; its crash report in Console says which "
+                "(CODESIGNING: reinstall the package of the library it names; else "
+                "free memory) and run `poetry torch-cuda verify`"
+            ),
+        )
+    ]
+
+
 def test_a_torch_with_an_empty_init_is_a_broken_install_not_torch_none(
     tmp_path: Path,
 ) -> None:

@@ -69,3 +69,35 @@ def test_not_built_for_is_the_one_wording_of_the_gate() -> None:
         parse_variant("auto").not_built_for("darwin")
         == "PyTorch publishes no CUDA or ROCm builds for darwin"
     )
+
+
+#: ``sys.platform`` -> ``platform.system()`` as CPython reports them (sys.platform's
+#: table of known values; platform.system(): ``os.uname().sysname``, "Windows" on
+#: win32, "iOS" and "Android" since 3.13; FreeBSD's sys.platform has no major since 3.14).
+PYTHONS = [
+    ("linux", "Linux"),
+    ("darwin", "Darwin"),
+    ("win32", "Windows"),
+    ("cygwin", "CYGWIN_NT-10.0-19045"),
+    ("android", "Android"),
+    ("ios", "iOS"),
+    ("emscripten", "Emscripten"),
+    ("aix", "AIX"),
+    ("freebsd", "FreeBSD"),
+    ("freebsd14", "FreeBSD"),
+    ("sunos5", "SunOS"),
+]
+
+
+@pytest.mark.parametrize(("sys_platform", "system"), PYTHONS)
+@pytest.mark.parametrize("name", ["cu129", "rocm6.4", "cpu", "xpu", "auto"])
+def test_the_gate_answers_as_the_marker_export_writes_where_python_runs(
+    name: str, sys_platform: str, system: str
+) -> None:
+    """The gate takes ``sys.platform``; the marker an export writes is PyTorch's
+    (``platform_system``): an install there and the gate agree on every platform."""
+    from packaging.markers import Marker
+
+    variant = parse_variant(name)
+    built = Marker(variant.built()).evaluate({"platform_system": system})
+    assert (variant.not_built_for(sys_platform) is None) is built

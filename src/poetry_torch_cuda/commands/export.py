@@ -56,14 +56,16 @@ if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
     from packaging.requirements import Requirement
     from poetry.core.packages.package import Package
+    from poetry.core.version.markers import BaseMarker
     from poetry.poetry import Poetry
 
     from poetry_torch_cuda.index.client import IndexClient
     from poetry_torch_cuda.lockfile.model import VariantLock
+    from poetry_torch_cuda.project.variants import Variant
 
 FORMATS = ("requirements.txt", "pylock.toml")
-#: ``(file name, url or None: not read from the index page, sha256)``
-Files = tuple[tuple[str, Optional[str], str], ...]
+#: ``(file name, url or None: not read from the index page, sha256, size or None)``
+Files = tuple[tuple[str, Optional[str], str, Optional[int]], ...]
 PYPI_SIMPLE = "https://pypi.org/simple"
 PYLOCK = r"pylock(\.[^.]+)?\.toml"
 
@@ -181,9 +183,8 @@ class ExportCommand(ReportsErrors, GroupCommand):
         index = without_credentials(mirror or entry.index_url).rstrip("/")
         ranged = {canonicalize_name(r.name) for r in packages if r.specifier}
         variant = variant_argument(entry.name)
-        here = parse_marker(variant.built)
         entries = {
-            canonicalize_name(r.name): here.intersect(parse_marker(str(r.marker or "")))
+            canonicalize_name(r.name): parse_marker(str(r.marker or ""))
             for r in packages
         }
         direct = (d.name for d in poetry.package.all_requires)
@@ -198,11 +199,14 @@ class ExportCommand(ReportsErrors, GroupCommand):
             if package.name in entries:
                 if (package, marker) in built:
                     key = (package.name, public_version(package.version.text))
-                    roots[key] = marker.intersect(here)
-                    marker = marker.intersect(entries[package.name].invert())
+                    roots[key] = _built(variant, marker)
+                    ours = _built(variant, entries[package.name], marker)
+                    marker = marker.intersect(ours.invert())
             elif package.name in family:  # Poetry's where what needs it is Poetry's
                 needs = [
-                    m.invert() for n, m in entries.items() if package.name in reach[n]
+                    _built(variant, m, marker).invert()
+                    for n, m in entries.items()
+                    if package.name in reach[n]
                 ]
                 marker = marker.intersect(union(*needs))
             if not marker.is_empty():
@@ -219,13 +223,22 @@ class ExportCommand(ReportsErrors, GroupCommand):
             markers = parse_marker(one.markers).intersect(roots.get(keys[one], needed))
             if markers.is_empty() or one.name in poetrys:
                 continue
+            found = [(f, mirrored(pages, lookup, f)) for f in entry.files(one)]
             files = tuple(
-                (f.filename, without_credentials(mirrored(pages, lookup, f)), f.sha256)
-                for f in entry.files(one)
+                (f.filename, without_credentials(u), f.sha256, f.size) for f, u in found
             )
             shown = "" if markers.is_any() else str(markers)
             exported.append(ExportedPackage(one.name, one.version, shown, index, files))
         return sorted(exported, key=lambda p: (p.name, p.version))
+
+
+def _built(variant: Variant, marker: BaseMarker, *beside: BaseMarker) -> BaseMarker:
+    """``marker`` where ``variant`` has builds, in the words of it and what it is used
+    ``beside``: ``sys_platform``'s if one speaks of it (``sys_platform == "linux"``
+    needs no more, and gets none), else PyTorch's."""
+    words = any(not m.only("sys_platform").is_any() for m in (marker, *beside))
+    name = "sys_platform" if words else "platform_system"
+    return marker.intersect(parse_marker(variant.built(name)))
 
 
 def _poetry_package(
@@ -233,7 +246,7 @@ def _poetry_package(
 ) -> ExportedPackage:
     kind, url = package.source_type, package.source_url
     files: Files = tuple(
-        (str(f["file"]), None, str(f["hash"]).partition(":")[2])
+        (str(f["file"]), None, str(f["hash"]).partition(":")[2], None)
         for f in package.files
         if str(f.get("hash", "")).startswith("sha256:")
     )
@@ -258,13 +271,14 @@ def _poetry_package(
                 "requirements.txt, which needs no URL."
             ) from None
         found = {x.filename: without_credentials(x.url_without_fragment) for x in links}
-        for name in (f for f, _, _ in files if f not in found):
+        sizes = {x.filename: getattr(x, "size", None) for x in links}  # core >= 2.3
+        for name in (f for f, *_ in files if f not in found):
             raise TorchCudaError(
                 f"pylock.toml needs the URL of {name}, and {index}/{package.name}/ "
                 "does not list it (any more). Run `poetry lock` to lock what the "
                 "index has."
             )
-        files = tuple((f, found[f], sha) for f, _, sha in files)
+        files = tuple((f, found[f], sha, sizes[f]) for f, _, sha, _ in files)
     return ExportedPackage(package.name, package.version.text, marker, index, files)
 
 
@@ -288,7 +302,7 @@ def requirements_txt(
             url = path_to_url(url)
         what = f"=={package.version}" if url is None else f" @ {url}"
         marker = f" ; {package.markers}" if package.markers else ""
-        hashes = sorted({sha for _, _, sha in package.files})
+        hashes = sorted({sha for _, _, sha, _ in package.files})
         hashed = "".join(f" \\\n    --hash=sha256:{s}" for s in hashes)
         lines.append(package.name + what + marker + hashed)
     return "\n".join(lines) + "\n"
@@ -322,7 +336,7 @@ def pylock_toml(
         if package.markers:
             table["marker"] = package.markers
         if package.url is not None:
-            (_, _, sha256), *_ = package.files or (("", None, ""),)
+            (_, _, sha256, _), *_ = package.files or (("", None, "", None),)
             bare = without_credentials(package.url)
             archive = tomlkit.inline_table()
             archive.update({"url" if "://" in bare else "path": bare})
@@ -332,9 +346,12 @@ def pylock_toml(
             assert package.index is not None  # no url: from an index
             table["index"] = package.index
             wheels = tomlkit.array().multiline(True)
-            for filename, url, sha256 in sorted(package.files):
+            for filename, url, sha256, size in sorted(package.files):
                 item = tomlkit.inline_table()
-                item.update(name=filename, url=url, hashes={"sha256": sha256})
+                item.update(name=filename, url=url)
+                if size is not None:  # as a page or torch-cuda.lock gave it
+                    item["size"] = size
+                item["hashes"] = {"sha256": sha256}
                 if filename.endswith(".whl"):
                     wheels.append(item)
                 else:

@@ -410,12 +410,14 @@ class IndexFile:
 @dataclass(frozen=True)
 class ProjectFiles:
     """The non-yanked files an index lists for one project, sorted by name (``found``
-    False: 404, 410, or 403 without credentials); ``skipped``: PEP 825 files."""
+    False: 404, 410, or 403 without credentials); ``skipped``: PEP 825 files;
+    ``yanked``: the names it lists only yanked (PEP 592)."""
 
     project: str
     found: bool
     entries: tuple[IndexFile, ...] = ()
     skipped: tuple[str, ...] = ()
+    yanked: tuple[str, ...] = ()
 
     def versions(
         self, label: str | None = None, marker_env: Mapping[str, Any] | None = None
@@ -564,9 +566,9 @@ class IndexClient:
         try:
             if _JSON_TYPE in response.headers.get("Content-Type", "").lower():
                 content = response.json()
-                links = SimpleJsonPage(response.url, content).links
+                links = tuple(SimpleJsonPage(response.url, content).links)
             else:
-                content, links = {}, HTMLPage(response.url, response.text).links
+                content, links = {}, tuple(HTMLPage(response.url, response.text).links)
             entries = _entries(links, response.url, content)
         except (ValueError, KeyError, TypeError, AttributeError):  # not its shape
             raise IndexUnavailableError(
@@ -574,7 +576,8 @@ class IndexClient:
             ) from None
         skipped = tuple(sorted(e.filename for e in entries if _is_variant(e.filename)))
         entries = tuple(e for e in entries if e.filename not in skipped)
-        return ProjectFiles(name, True, entries, skipped=skipped)
+        yanked = {x.filename for x in links if x.yanked} - {e.filename for e in entries}
+        return ProjectFiles(name, True, entries, skipped, tuple(sorted(yanked)))
 
     def download(
         self,
@@ -619,8 +622,8 @@ def _cached(project: str, data: Any) -> ProjectFiles | None:
             and time.time() - float(data["fetched"]) <= REMEMBER_SECONDS
         ):
             entries = tuple(IndexFile(**entry) for entry in data["entries"])
-            skipped = tuple(data["skipped"])
-            return ProjectFiles(project, bool(data["found"]), entries, skipped)
+            skipped, yanked = tuple(data["skipped"]), tuple(data["yanked"])
+            return ProjectFiles(project, bool(data["found"]), entries, skipped, yanked)
     return None
 
 

@@ -98,6 +98,8 @@ def mirrored(pages: client.IndexClient, mirror: str | None, item: LockedFile) ->
     entry = next((e for e in page.entries if e.filename == item.filename), None)
     if entry is None or (entry.sha256 or item.sha256) != item.sha256:
         found = "lists other bytes for" if entry else "does not list"
+        if item.filename in page.yanked:
+            found = "has yanked (PEP 592)"
         raise DownloadError(
             f"the mirror {mask_url(mirror)} {found} {item.filename} (sha256 "
             f"{item.sha256} in {item.lock}). Use a mirror that holds the locked "

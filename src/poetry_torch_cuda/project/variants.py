@@ -36,18 +36,20 @@ class Variant:
         match = _CUDA.fullmatch(self.name)
         return None if match is None else (int(match["major"]), int(match["minor"]))
 
-    @property
-    def built(self) -> str:
+    def built(self, name: str = "platform_system") -> str:
         """The marker of where PyTorch publishes the variant's builds (macOS only gets
-        PyPI's default build, ROCm wheels are Linux-only), as PyTorch writes its own."""
-        linux = self.kind == "rocm"
-        return 'platform_system == "Linux"' if linux else 'platform_system != "Darwin"'
+        PyPI's default build, ROCm wheels are Linux-only), as PyTorch writes its own;
+        the same in ``sys_platform``'s words (``platform.system()`` is "Linux" where
+        ``sys.platform`` is "linux", "Darwin" where "darwin", and only there)."""
+        system = "Linux" if self.kind == "rocm" else "Darwin"
+        system = system.lower() if name == "sys_platform" else system
+        return f'{name} {"==" if self.kind == "rocm" else "!="} "{system}"'
 
     def not_built_for(self, sys_platform: str, shown: str | None = None) -> str | None:
         """``PyTorch publishes no cu129 builds for darwin`` (``sys_platform``, named
         ``shown`` if given), else ``None``: the one gate and wording for every command
-        and hook, by :attr:`built` (``platform_system``: Darwin, Linux, Win32…)."""
-        if Marker(self.built).evaluate({"platform_system": sys_platform.capitalize()}):
+        and hook, by :attr:`built`."""
+        if Marker(self.built("sys_platform")).evaluate({"sys_platform": sys_platform}):
             return None
         what = "CUDA or ROCm" if self.kind == "auto" else self.name
         return f"PyTorch publishes no {what} builds for {shown or sys_platform}"

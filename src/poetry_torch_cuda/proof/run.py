@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,10 @@ STAYS = "the build stays installed; {} and run `poetry torch-cuda verify`"
 SLOW = "importing torch or starting the GPU takes longer than verify-timeout (a first "
 SLOW += "CUDA import from a network filesystem can)"
 OOM = "most likely out of memory: the kernel's out-of-memory killer sends SIGKILL"
+SIGNED = "macOS kills with SIGKILL a process loading a library whose code signature it "
+SIGNED += "refuses (a changed or unsigned .so or .dylib), or one out of memory"
+CONSOLE = "its crash report in Console says which (CODESIGNING: reinstall the package "
+CONSOLE += "of the library it names; else free memory)"
 
 
 @dataclass(frozen=True)
@@ -36,9 +41,12 @@ class ChildRun:
     unchecked: tuple[str, str] | None = None  # cause, fix: neither proof nor failure
 
 
-def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
+def run_child(
+    python: str, packages: list[str], timeout: float, sys_platform: str = sys.platform
+) -> ChildRun:
     """Run ``python -I child.py '["torch", ...]'`` (a crash says where on stderr);
-    give up after ``timeout`` s."""
+    give up after ``timeout`` s. ``sys_platform``: the env's (its Python runs on this
+    kernel), which says who sends SIGKILL."""
     try:
         process = subprocess.Popen(
             [python, "-I", "-X", "faulthandler", str(CHILD), json.dumps(packages)],
@@ -74,6 +82,8 @@ def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
     killed = signal_name(-code) if (code := process.returncode) < 0 else None
     if killed == "SIGKILL":  # no trace, no crash: the kernel's, likely
         why = OOM, STAYS.format("free memory (or raise the container's memory limit)")
+        if sys_platform == "darwin":  # elsewhere as on Linux (FreeBSD's out of swap)
+            why = SIGNED, STAYS.format(CONSOLE)
         return ChildRun(None, "the check process was killed by SIGKILL", err, why)
     last = [line.strip() for line in err.splitlines() if line.strip()] or ["no output"]
     died = f"exited with code {code}: {last[-1]}"
