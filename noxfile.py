@@ -108,7 +108,9 @@ def demo(session: nox.Session) -> None:
     ``nox -s demo -- --serve`` keeps the indexes up until Ctrl-C to explore the
     project; ``-- --keep DIR``; ``-- --help``.
     """
-    install_project(session, POETRY_DEFAULT)
+    # Poetry, the plugin and pytest (tests.support.gpus marks with it): the README
+    # promises nothing else is downloaded.
+    session.install(f"poetry=={POETRY_DEFAULT}", ".", "pytest")
     session.run("python", "-m", "tests.support.demo", *session.posargs)
 
 

@@ -264,6 +264,39 @@ def test_a_plain_http_index_gets_trusted_host_and_a_password_a_comment(
     assert "s3cret" not in text
 
 
+def test_a_password_protected_index_installs_the_way_its_comment_says(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """Each way the comment offers to give pip the credentials works: the file's own
+    --index-url replaces pip's index URLs, PIP_INDEX_URL / PIP_EXTRA_INDEX_URL and
+    the credentials in them included, so pip asked for a password instead."""
+    host = index.url.split("://", 1)[1].rstrip("/")
+    table = f'index-url = "http://ci:s3cret@{host}/whl/{{variant}}"\nvariant = "cu129"'
+    project = Project.create(tmp_path, index, {"torch": "*"}, table + "\n")
+    project.run("lock")
+    text = export(project)
+    (comment,) = [line for line in text.splitlines() if "needs credentials" in line]
+    index.require_auth, index.auth_paths = ("ci", "s3cret"), ("/whl/",)
+    (tmp_path / "netrc").write_text("machine 127.0.0.1 login ci password s3cret\n")
+    secret = index.whl_url("cu129").replace("http://", "http://ci:s3cret@")
+    ways = {
+        "~/.netrc": {"NETRC": str(tmp_path / "netrc")},
+        "PIP_EXTRA_INDEX_URL": {"PIP_EXTRA_INDEX_URL": secret},
+    }
+    offered = [way for way in ways if way in comment]
+    assert offered, comment
+    target = tmp_path / "requirements.txt"
+    target.write_text(text)
+    install = ["-m", "pip", "install", "--require-hashes", "-r", str(target)]
+    for way in offered:
+        python = fresh_venv(tmp_path / f"venv-{way.strip('~/.')}")
+        result = captured(
+            [str(python), *install],
+            env={**isolated_env(tmp_path), **ways[way], "PIP_NO_INPUT": "1"},
+        )
+        assert result.returncode == 0, f"{comment}\n{way}: {describe(result)}"
+
+
 def test_credentials_poetry_takes_from_the_environment_get_the_comment_too(
     tmp_path: Path, index: IndexServer
 ) -> None:

@@ -372,15 +372,15 @@ def _header(
     found = {p.index for p in packages if p.index is not None}
     indexes = sorted(found, key=lambda url: (url != PYPI_SIMPLE, url)) or [PYPI_SIMPLE]
     hosts = sorted({urlsplit(u).netloc for u in indexes if u.startswith("http://")})
-    comments = [
-        f"# {url} needs credentials, which are not written here: give pip the URL "
-        "with them in PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, or put them in ~/.netrc."
-        for url in indexes
-        if secret(url)
-    ] + [
-        f"# {without_credentials(p.url)} needs credentials, which are not written "
-        "here: put them in ~/.netrc."
+    # ~/.netrc only: the file's own --index-url replaces pip's index URLs, those of
+    # PIP_INDEX_URL / PIP_EXTRA_INDEX_URL and their credentials included.
+    named = [url for url in indexes if secret(url)] + [
+        without_credentials(p.url)
         for p in packages
         if p.url and (without_credentials(p.url) != p.url or secret(p.url))
+    ]
+    comments = [
+        f"# {url} needs credentials, which are not written here: put them in ~/.netrc."
+        for url in named
     ]
     return indexes, hosts, comments
