@@ -40,6 +40,36 @@ def test_same_variant_is_no_change() -> None:
     assert with_variant(ORIGINAL, "cu129") is None
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"cu129"',
+        "'cu129'",
+        '"""cu129"""',
+        "'''cu129'''",
+        '"""NLcu129"""',  # the newline after the quotes is not in the value
+        "'''NLcu129'''",
+    ],
+)
+def test_the_strings_kind_is_kept_byte_for_byte(
+    tmp_path: Path, value: str, newline: str
+) -> None:
+    """switch rewrote a multi-line string ('''cu129''', \"\"\"cu129\"\"\") as a
+    one-line one; only the value changes, in the file as written too."""
+    before = ORIGINAL.replace('"cu129"', value).replace("\n", newline)
+    before = before.replace("NL", newline)
+    after = before.replace("cu129", "cu130")
+    assert with_variant(before, "cu130") == after
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_bytes(before.encode())
+    pending = prepare_variant(pyproject, "cu130")
+    assert pending is not None
+    with pending:
+        assert pending.commit()
+    assert pyproject.read_bytes() == after.encode()
+
+
 def test_crlf_preserved() -> None:
     edited = with_variant(ORIGINAL.replace("\n", "\r\n"), "cpu")
     assert edited is not None

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import tomlkit
 from tomlkit.items import String
-from tomlkit.items import StringType
 
 from poetry_torch_cuda import tempfiles
 from poetry_torch_cuda.errors import TorchCudaError
@@ -28,16 +27,19 @@ _ATTEMPTS = 5
 
 
 def with_variant(text: str, variant: str) -> str | None:
-    """``text`` (a pyproject.toml) with its ``variant`` replaced; ``None`` if it already
-    says so. Only the value changes: a literal string (``'cu129'``) stays literal."""
+    """``text`` (a pyproject.toml) with its ``variant`` replaced by a variant's name;
+    ``None`` if it already says so. Only the value changes: the string's kind
+    (``'cu129'``, ``'''cu129'''``), a multi-line one's first newline, the comment stay."""
     document = tomlkit.parse(text)
     table = document.get("tool", {}).get(TABLE)  # none: edited while switch ran
-    if not isinstance(table, dict) or not isinstance(old := table.get("variant"), str):
+    old = table.get("variant") if isinstance(table, dict) else None
+    if not isinstance(old, String):
         raise TypeError(f"[tool.{TABLE}] is not a table with a variant")
     if old == variant:
         return None
-    literal = isinstance(old, String) and old.type in (StringType.SLL, StringType.MLL)
-    table["variant"] = tomlkit.string(variant, literal=literal)
+    raw = old.as_string()[len(old.type.value) : -len(old.type.value)]
+    kept = raw[: -len(old)] if old and raw.endswith(old) else ""  # decodes to nothing
+    table["variant"] = String(old.type, variant, kept + variant, old.trivia)
     return tomlkit.dumps(document)
 
 
