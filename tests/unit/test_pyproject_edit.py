@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.pyproject_edit import with_variant
@@ -87,9 +88,14 @@ def test_crlf_preserved() -> None:
 )
 def test_only_a_variant_there_is_replaced(original: str) -> None:
     """switch refuses such a file before it runs; one edited so meanwhile is left
-    alone (commit says so), not given a table or a key."""
-    with pytest.raises(TypeError, match=r"is not a table with a variant"):
+    alone, not given a table or a key: the switch does not happen (a ConfigError)."""
+    with pytest.raises(ConfigError) as raised:
         with_variant(original, "cpu")
+    assert str(raised.value) == (
+        "pyproject.toml no longer has a [tool.poetry-torch-cuda] table with a variant "
+        "(edited while the switch ran); nothing was changed. Restore it, then run the "
+        "switch again."
+    )
 
 
 def test_pending_write_changes_nothing_until_committed(tmp_path: Path) -> None:

@@ -215,18 +215,23 @@ class SwitchCommand(MovingCommand):
                     f"the switch to {variant} before it installed anything; "
                     "pyproject.toml is unchanged.",
                 ) from None
-            # A build that fails verification is replaced by the previous one
-            # (its records too: the stash's).
-            final = prove_change(ctx, plan, roll_back=True)
-            if final != variant and pending and pinned:  # what runs here
-                name = pending.variant = final.name
-            elif final != variant:
-                resolved = f" (auto: {final})"
-            if pending is not None and pending.commit():
-                self.line(
-                    f"{PREFIX}: pyproject.toml now says "
-                    f'variant = "<c2>{name}</>"{resolved}'
-                )
+
+            def record(final: Variant) -> None:  # the previous build still kept
+                if pending is None:  # nothing to write
+                    return
+                said = f" (auto: {final})" if final != variant else resolved
+                if pinned:  # what runs here
+                    pending.variant, said = final.name, resolved
+                if pending.commit():
+                    self.line(
+                        f"{PREFIX}: pyproject.toml now says "
+                        f'variant = "<c2>{pending.variant}</>"{said}'
+                    )
+
+            # A build that fails verification is replaced by the previous one (its
+            # records too: the stash's), as is one pyproject.toml has no table for.
+            final = prove_change(ctx, plan, record=record)
+            name = final.name if pinned else name
             if pending is not None or not plan.is_empty:  # also if set meanwhile
                 self.get_application().reset_poetry()  # the pyproject.toml it wrote
                 settle(self.poetry, self.io, switched=True)

@@ -15,6 +15,7 @@ import tomlkit
 from tomlkit.items import String
 
 from poetry_torch_cuda import tempfiles
+from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.project.config import TABLE
 
@@ -31,10 +32,14 @@ def with_variant(text: str, variant: str) -> str | None:
     ``None`` if it already says so. Only the value changes: the string's kind
     (``'cu129'``, ``'''cu129'''``), a multi-line one's first newline, the comment stay."""
     document = tomlkit.parse(text)
-    table = document.get("tool", {}).get(TABLE)  # none: edited while switch ran
+    table = document.get("tool", {}).get(TABLE)
     old = table.get("variant") if isinstance(table, dict) else None
-    if not isinstance(old, String):
-        raise TypeError(f"[tool.{TABLE}] is not a table with a variant")
+    if not isinstance(old, String):  # switch checked it: edited since
+        raise ConfigError(
+            f"pyproject.toml no longer has a [tool.{TABLE}] table with a variant "
+            "(edited while the switch ran); nothing was changed. Restore it, then run "
+            "the switch again."
+        )
     if old == variant:
         return None
     raw = old.as_string()[len(old.type.value) : -len(old.type.value)]
@@ -72,7 +77,8 @@ class PendingWrite:
 
     def commit(self) -> bool:
         """Apply the edit to the file as it is now; return whether it changed (a
-        :class:`TorchCudaError`: it kept changing, is not TOML or not writable)."""
+        :class:`TorchCudaError`: it kept changing, is not TOML or not writable; a
+        :class:`ConfigError`: it lost the table or its variant)."""
         why = "kept changing while the variant was written to it"
         try:
             with _locked(self.target):
@@ -95,8 +101,8 @@ class PendingWrite:
                     return True
         except ValueError as error:  # tomlkit's ParseError, a bad byte
             why = f"is not valid TOML ({error})"
-        except (OSError, TypeError) as error:
-            why = f"could not be written ({getattr(error, 'strerror', None) or error})"
+        except OSError as error:
+            why = f"could not be written ({error.strerror or error})"
         raise TorchCudaError(
             f"{self.target.name} {why}; it was not changed. "
             f'Set variant = "{self.variant}" in it by hand.'
