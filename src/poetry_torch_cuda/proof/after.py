@@ -96,13 +96,12 @@ def prove_change(
     ctx: RunContext, plan: Plan, *, record: Callable[[Variant], object] | None = None
 ) -> Variant:
     """Verify the env after ``plan`` made it hold its variant; returns the variant in place.
-    With ``record`` (switch: all or nothing) a failure puts the previous build back, and
-    ``record(variant)`` (pyproject.toml's edit) runs once it holds, before that build goes.
+    ``record`` (switch: all or nothing) takes the variant once it holds, while the previous
+    build is kept: a failure, or ``record``'s ConfigError (no table), puts that back.
 
     Raises:
         TorchCudaError: the build (and, for ``auto``, its next candidates)
-            failed, or ``record`` found no table to record it in (its ConfigError);
-            with ``record`` the previous builds are back in place.
+            failed, or ``record``'s; with ``record`` the previous builds are back.
     """
     config, env, io, variant = ctx.config, ctx.env, ctx.io, plan.variant
     stops: list[int] = []  # signals during a rollback: auto moves on no further
