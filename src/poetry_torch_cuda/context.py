@@ -3,6 +3,7 @@ the first time a step asks and shared by every later step of the same run."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from functools import cached_property
@@ -31,6 +32,8 @@ from poetry_torch_cuda.tempfiles import beside
 
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from cleo.io.io import IO
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
@@ -141,9 +144,7 @@ class RunContext:
             self.warn_unmoved(plan)
             return plan
         env, io = self.env, self.io
-        if self._warns(self.plan(variant, force=force)):  # a hang must hold no run:
-            probe(env)  # asked outside the env's lock, kept for the process
-        with environment_lock(env.path, io) as waited:
+        with self.holding(variant, force=force) as waited:
             beside(self.poetry.pyproject_path)  # a killed switch's pyproject.toml
             if undone := recover(env, lambda names: pip_for(env).uninstall(names)):
                 io.write_line(
@@ -168,6 +169,15 @@ class RunContext:
         if not plan.is_empty:  # else: installed is what it planned from, read then
             self.changed()
         return plan
+
+    @contextmanager
+    def holding(self, variant: Variant, *, force: bool = False) -> Iterator[bool]:
+        """The env's lock for a move to ``variant`` (yields whether it waited); the
+        driver asked first if the plan warns: a hang holds no run (kept for the process)."""
+        if self._warns(self.plan(variant, force=force)):
+            probe(self.env)
+        with environment_lock(self.env.path, self.io) as waited:
+            yield waited
 
     def _warns(self, plan: Plan) -> bool:
         """Whether ``plan`` installs the configured CUDA build: the driver's warning."""

@@ -168,6 +168,18 @@ def test_switch_to_cu130_then_cpu(cu129_project: Project) -> None:
     assert cu129_project.installed()["torch"] == "2.14.1+cpu"
 
 
+def test_switch_keeps_the_kind_of_the_variants_string(cu129_project: Project) -> None:
+    """A multi-line or literal string was rewritten as a basic one: only the value
+    changes, byte for byte (CRLF lines too)."""
+    text = cu129_project.pyproject_text().replace('"cu129"', "'''cu129'''")
+    before = text.replace("\n", "\r\n").encode()
+    assert before.count(b"cu129") == 1
+    cu129_project.pyproject.write_bytes(before)
+    cu129_project.run("torch-cuda", "switch", "cpu")
+    assert cu129_project.installed()["torch"] == "2.14.1+cpu"
+    assert cu129_project.pyproject.read_bytes() == before.replace(b"cu129", b"cpu")
+
+
 def test_switch_failure_changes_nothing(cu129_project: Project) -> None:
     pyproject = cu129_project.pyproject.read_bytes()
     before = cu129_project.installed()

@@ -180,20 +180,27 @@ def test_a_hanging_nvidia_smi_keeps_the_cuda_build_and_is_asked_once(
     assert len(stub_calls(hung / "nvidia-smi")) == 2
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("install",), ("torch-cuda", "sync"), ("torch-cuda", "switch", "cu130")],
+)
 def test_a_pinned_install_asks_a_hanging_driver_without_holding_the_env(
-    tmp_path: Path, index: IndexServer
+    tmp_path: Path, index: IndexServer, args: tuple[str, ...]
 ) -> None:
     """A pinned CUDA install asks nvidia-smi before it installs (the driver warning):
     it did so holding the environment's lock, so every other run on the environment
-    waited for the hanging driver too. A no-op install asks nothing."""
+    waited for the hanging driver too (switch: its own lock, held until
+    pyproject.toml says the variant). A no-op install asks nothing."""
     project = torch_project(tmp_path, index, "cu128")
     project.run("install", env_extra=no_gpu(tmp_path))
     hung = tmp_path / "hung"
     env = hanging_nvidia_smi(hung, seconds=5)
     project.run("install", env_extra=env)  # cu128 installed: nothing to ask
     assert not (hung / "nvidia-smi.calls").exists()
-    project.write_pyproject(project.pyproject_text().replace('"cu128"', '"cu130"'))
-    with running(project, "install", env_extra=env) as process:
+    if "switch" not in args:
+        text = project.pyproject_text().replace('"cu128"', '"cu130"')
+        project.write_pyproject(text)
+    with running(project, *args, env_extra=env) as process:
         wait_for((hung / "nvidia-smi.calls").exists, 120, "the machine probe")
         free = is_free(project.venv)
         result = finish(process, timeout=120)

@@ -34,6 +34,7 @@ from tests.support.fixtures import served
 from tests.support.gpus import GTX_1080
 from tests.support.gpus import RTX_4090
 from tests.support.gpus import RTX_5090
+from tests.support.gpus import also_runs
 from tests.support.gpus import gpu
 from tests.support.gpus import no_gpu
 from tests.support.gpus import no_real_driver
@@ -339,6 +340,57 @@ def test_switch_to_a_build_that_runs_verifies_it(
         result.stdout
     )
     assert 'variant = "cu130"' in project.pyproject_text()
+
+
+#: What a switch says when pyproject.toml lost the table or its variant meanwhile.
+LOST = (
+    "pyproject.toml no longer has a [tool.poetry-torch-cuda] table with a variant "
+    "(edited while the switch ran); nothing was changed. Restore it, then run the "
+    "switch again."
+)
+
+
+@pytest.mark.parametrize("switch", ["cu130", "auto"])
+def test_a_switch_whose_variant_goes_away_meanwhile_changes_nothing(
+    tmp_path: Path, proof_index: IndexServer, switch: str
+) -> None:
+    """The variant is removed from pyproject.toml when the switch asks nvidia-smi:
+    to cu130 (before it installs), its verified build stood and "could not be
+    written" came last; to auto (auto's choice, before its first read of the
+    file), an "unexpected error". The switch did not happen: nothing changed,
+    the verified cu130 put back, one message with the cause and the fix."""
+    env = {**gpu(tmp_path, RTX_4090, driver="580.95.05"), **VERIFY_ON}
+    project = make_project(tmp_path, proof_index, "2.14.1", "cpu", install_with=env)
+    lock, before = (project.path / "torch-cuda.lock").read_bytes(), project.installed()
+    owner = (project.venv / ".poetry-torch-cuda-owner.json").read_bytes()
+    edited = project.pyproject_text().replace('variant = "cpu"\n', "")
+    also_runs(
+        tmp_path / "machine",
+        "nvidia-smi",
+        f"sed -i '/^variant = /d' {project.pyproject}",
+    )
+
+    result = project.run("torch-cuda", "switch", switch, check=False, env_extra=env)
+
+    assert result.returncode == 1, describe(result)
+    if switch == "auto":  # nothing installed yet
+        assert result.stderr == LOST + "\n", describe(result)
+    else:
+        assert "verified torch 2.14.1+cu130" in result.stdout, describe(result)
+        assert result.stderr == (
+            f"{LOST}\nPut back the previous build: torch 2.14.1+cpu (no download). "
+            "pyproject.toml is unchanged.\n"
+        ), describe(result)
+    assert project.installed() == before
+    assert project.pyproject_text() == edited
+    assert (project.path / "torch-cuda.lock").read_bytes() == lock
+    assert (project.venv / ".poetry-torch-cuda-owner.json").read_bytes() == owner
+    assert list(project.path.glob(".pyproject.toml.*")) == []
+    # what the message says to do
+    project.write_pyproject(project.pyproject_text() + 'variant = "cpu"\n')
+    again = {**gpu(tmp_path / "again", RTX_4090, driver="580.95.05"), **VERIFY_ON}
+    project.run("torch-cuda", "switch", switch, env_extra=again)
+    assert project.installed()["torch"] == "2.14.1+cu130"
 
 
 def test_a_sync_that_waited_verifies_the_variant_it_installed(

@@ -7,6 +7,7 @@ large file so that a signal can land while pip writes it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -55,7 +57,6 @@ from tests.support.wheels import build_wheel
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from tests.support.catalog import Universe
     from tests.support.kept import Kept
@@ -897,3 +898,41 @@ def test_a_signal_while_the_switch_asks_the_driver_says_nothing_was_installed(
     ), describe(result)
     assert project.installed() == before
     assert _project_files(project) == files
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_switch_waits_for_another_run_says_nothing_was_installed(
+    tmp_path: Path, proof_index: IndexServer, signum: int
+) -> None:
+    """Another run holds the environment; the switch waits for it. Ctrl-C (or a CI's
+    SIGTERM) then ended it without its words (SIGTERM: killed silently)."""
+    project = _cpu(tmp_path, proof_index, no_gpu(tmp_path))
+    files = _project_files(project)
+    before = project.installed()
+    lock = (state_dir(project.venv) / ENV_LOCK_NAME).resolve()
+    with open(lock, "a") as other_run:
+        fcntl.flock(other_run.fileno(), fcntl.LOCK_EX)
+        switch = ("torch-cuda", "switch", "cu130")
+        with running(project, *switch, env_extra=no_gpu(tmp_path)) as process:
+            wait_for(lambda: _opened(process.pid, lock), 180, "the switch to wait")
+            os.killpg(process.pid, signum)
+            result = finish(process, timeout=120)
+
+    name = signal.Signals(signum).name
+    assert result.returncode == 128 + signum, describe(result)
+    assert result.stderr.endswith(
+        f"{name} stopped the switch to cu130 before it installed anything; "
+        "pyproject.toml is unchanged.\n"
+    ), describe(result)
+    assert project.installed() == before
+    assert _project_files(project) == files
+
+
+def _opened(pid: int, path: Path) -> bool:
+    """Whether the process ``pid`` has ``path`` open."""
+    try:
+        return any(
+            os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir()
+        )
+    except OSError:
+        return False

@@ -527,43 +527,85 @@ def test_a_switch_to_a_variant_someone_set_meanwhile_locks_it(
     assert check.returncode == 0, check
 
 
-@pytest.mark.parametrize(
-    ("edit", "why"),
-    [
-        ("deleted", "could not be written (No such file or directory)"),
-        (
-            "array",
-            "could not be written ([tool.poetry-torch-cuda] is not a table with a variant)",
-        ),
-    ],
-)
 def test_a_switch_whose_pyproject_goes_away_meanwhile_says_what_to_do(
-    own_index: IndexServer, kept_cu129: Kept, edit: str, why: str
+    own_index: IndexServer, kept_cu129: Kept
 ) -> None:
-    """pyproject.toml deleted, or its table made an array of tables, while
-    ``switch cu130`` installs: the switch ended with a bare error after pip had
-    run. It says the file was not changed and what to set in it; the
-    environment holds what the message implies, and torch-cuda.lock is as it was."""
+    """pyproject.toml deleted while ``switch cu130`` installs: the switch ended with
+    a bare error after pip had run. It says the file was not changed and what to
+    set in it; the environment holds what the message implies, and torch-cuda.lock
+    is as it was."""
     project = kept_cu129.fresh()
     lock = lock_bytes(project)
     own_index.held_paths.add(TORCH_CU130)
     with running(project, "torch-cuda", "switch", "cu130") as process:
         wait_for_request(own_index, TORCH_CU130)
-        if edit == "deleted":
-            project.pyproject.unlink()
-        else:
-            text = project.pyproject_text()
-            header = "[tool.poetry-torch-cuda]"
-            project.write_pyproject(text.replace(header, f"[{header}]"))
+        project.pyproject.unlink()
         own_index.held_paths.clear()
         result = finish(process)
     assert result.returncode == 1, describe(result)
     assert result.stderr.strip().endswith(
-        f"pyproject.toml {why}; it was not changed. "
-        'Set variant = "cu130" in it by hand.'
+        "pyproject.toml could not be written (No such file or directory); it was "
+        'not changed. Set variant = "cu130" in it by hand.'
     ), describe(result)
     assert project.installed()["torch"] == "2.14.1+cu130"
     assert lock_bytes(project) == lock
+
+
+#: What a switch says when pyproject.toml lost the table or its variant meanwhile.
+LOST = (
+    "pyproject.toml no longer has a [tool.poetry-torch-cuda] table with a variant "
+    "(edited while the switch ran); nothing was changed. Restore it, then run the "
+    "switch again."
+)
+
+
+def lose_the_variant(text: str, edit: str) -> str:
+    """``text`` without its table (``table``), its variant (``variant``), or with
+    the table made an array of tables (``array``)."""
+    header = "[tool.poetry-torch-cuda]"
+    if edit == "table":
+        return text[: text.index(header)]
+    if edit == "array":
+        return text.replace(header, f"[{header}]")
+    return text.replace('variant = "cu129"\n', "")
+
+
+@pytest.mark.parametrize(
+    ("edit", "keep"),
+    [("table", True), ("variant", True), ("array", True), ("variant", False)],
+)
+def test_a_switch_whose_table_goes_away_meanwhile_puts_the_build_back(
+    own_index: IndexServer, kept_cu129: Kept, edit: str, keep: bool
+) -> None:
+    """The table (or its variant) removed, or made an array of tables, while
+    ``switch cu130`` installs: the switch ended after pip had run with "could not
+    be written", the environment on cu130 and nothing recording it. The switch did
+    not happen: the previous build is put back (also with keep-previous-build =
+    false: it goes only after the switch), one message says why and what to do."""
+    project = kept_cu129.fresh()
+    if not keep:
+        project.write_pyproject(
+            project.pyproject_text() + "keep-previous-build = false\n"
+        )
+    lock, before = lock_bytes(project), project.installed()
+    own_index.held_paths.add(TORCH_CU130)
+    with running(project, "torch-cuda", "switch", "cu130") as process:
+        wait_for_request(own_index, TORCH_CU130)
+        edited = lose_the_variant(project.pyproject_text(), edit)
+        project.write_pyproject(edited)
+        own_index.held_paths.clear()
+        result = finish(process)
+    assert result.returncode == 1, describe(result)
+    assert result.stderr.startswith(LOST + "\n"), describe(result)
+    assert result.stderr.endswith(" (no download). pyproject.toml is unchanged.\n"), (
+        describe(result)
+    )
+    assert "Put back the previous build: torch 2.14.1+cu129" in result.stderr
+    assert len(result.stderr.splitlines()) == 2, describe(result)
+    assert project.installed() == before
+    assert project.pyproject_text() == edited
+    assert lock_bytes(project) == lock
+    assert list(project.path.glob(".pyproject.toml.*")) == []
 
 
 def test_a_failed_switch_keeps_what_another_run_wrote_meanwhile(

@@ -29,6 +29,7 @@ __all__ = [
     "RTX_5090",
     "T4",
     "V100",
+    "also_runs",
     "gpu",
     "hanging_nvidia_smi",
     "has_real_nvidia_driver",
@@ -178,6 +179,14 @@ def gpu(
 def no_gpu(tmp_path: Path) -> dict[str, str]:
     """A machine (stubs under ``tmp_path/machine``) without nvidia-smi, ROCm or nvcc."""
     return machine_env(tmp_path / "machine")
+
+
+def also_runs(directory: Path, tool: str, command: str) -> None:
+    """Make the stub ``directory/tool`` run the shell ``command`` first: something a
+    user does at the moment the plugin asks the machine (an edit, at a known step)."""
+    script = directory / tool
+    shebang, rest = script.read_text().split("\n", 1)
+    script.write_text(f"{shebang}\n{command}\n{rest}")
 
 
 def hanging_nvidia_smi(directory: Path, seconds: int = 120) -> dict[str, str]:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.project.pyproject_edit import prepare_variant
 from poetry_torch_cuda.project.pyproject_edit import with_variant
@@ -40,6 +41,36 @@ def test_same_variant_is_no_change() -> None:
     assert with_variant(ORIGINAL, "cu129") is None
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"cu129"',
+        "'cu129'",
+        '"""cu129"""',
+        "'''cu129'''",
+        '"""NLcu129"""',  # the newline after the quotes is not in the value
+        "'''NLcu129'''",
+    ],
+)
+def test_the_strings_kind_is_kept_byte_for_byte(
+    tmp_path: Path, value: str, newline: str
+) -> None:
+    """switch rewrote a multi-line string ('''cu129''', \"\"\"cu129\"\"\") as a
+    one-line one; only the value changes, in the file as written too."""
+    before = ORIGINAL.replace('"cu129"', value).replace("\n", newline)
+    before = before.replace("NL", newline)
+    after = before.replace("cu129", "cu130")
+    assert with_variant(before, "cu130") == after
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_bytes(before.encode())
+    pending = prepare_variant(pyproject, "cu130")
+    assert pending is not None
+    with pending:
+        assert pending.commit()
+    assert pyproject.read_bytes() == after.encode()
+
+
 def test_crlf_preserved() -> None:
     edited = with_variant(ORIGINAL.replace("\n", "\r\n"), "cpu")
     assert edited is not None
@@ -57,9 +88,14 @@ def test_crlf_preserved() -> None:
 )
 def test_only_a_variant_there_is_replaced(original: str) -> None:
     """switch refuses such a file before it runs; one edited so meanwhile is left
-    alone (commit says so), not given a table or a key."""
-    with pytest.raises(TypeError, match=r"is not a table with a variant"):
+    alone, not given a table or a key: the switch does not happen (a ConfigError)."""
+    with pytest.raises(ConfigError) as raised:
         with_variant(original, "cpu")
+    assert str(raised.value) == (
+        "pyproject.toml no longer has a [tool.poetry-torch-cuda] table with a variant "
+        "(edited while the switch ran); nothing was changed. Restore it, then run the "
+        "switch again."
+    )
 
 
 def test_pending_write_changes_nothing_until_committed(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from contextlib import nullcontext
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -13,7 +14,6 @@ from cleo.helpers import option
 from poetry.console.commands.group_command import GroupCommand
 
 from poetry_torch_cuda.commands.base import TorchCudaCommand
-from poetry_torch_cuda.environment.envlock import environment_lock
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.reconcile import describe_plan
@@ -202,34 +202,36 @@ class SwitchCommand(MovingCommand):
         # variant, so a run waiting for it plans with the new variant.
         # A failed switch leaves every project file as it was, byte for byte:
         # torch-cuda.lock is written last, for what pyproject.toml says (settle).
-        with (
-            pending or nullcontext(),
-            environment_lock(self.env.path, self.io) as waited,
-        ):
-            if waited:  # another run changed things meanwhile: read them again
-                self.get_application().reset_poetry()  # poetry.lock too
-                ctx, variant = self._target(name)
-            try:  # in its own lock: no wait; a stop once it installed: apply_plan's
+        with pending or nullcontext(), ExitStack() as held:
+            try:  # a stop once it installed: apply_plan's
                 with signals.handling(signals.stop):  # SIGTERM as Ctrl-C
+                    if held.enter_context(ctx.holding(variant)):  # waited: read again
+                        self.get_application().reset_poetry()  # poetry.lock too
+                        ctx, variant = self._target(name)
                     plan = self.move(ctx, variant, records=records)
-            except KeyboardInterrupt as stop:  # the driver's probe, the locking
+            except KeyboardInterrupt as stop:  # the driver, the wait, the locking
                 raise signals.stopped(
                     stop,
                     f"the switch to {variant} before it installed anything; "
                     "pyproject.toml is unchanged.",
                 ) from None
-            # A build that fails verification is replaced by the previous one
-            # (its records too: the stash's).
-            final = prove_change(ctx, plan, roll_back=True)
-            if final != variant and pending and pinned:  # what runs here
-                name = pending.variant = final.name
-            elif final != variant:
-                resolved = f" (auto: {final})"
-            if pending is not None and pending.commit():
-                self.line(
-                    f"{PREFIX}: pyproject.toml now says "
-                    f'variant = "<c2>{name}</>"{resolved}'
-                )
+
+            def record(final: Variant) -> None:  # the previous build still kept
+                if pending is None:  # nothing to write
+                    return
+                said = f" (auto: {final})" if final != variant else resolved
+                if pinned:  # what runs here
+                    pending.variant, said = final.name, resolved
+                if pending.commit():
+                    self.line(
+                        f"{PREFIX}: pyproject.toml now says "
+                        f'variant = "<c2>{pending.variant}</>"{said}'
+                    )
+
+            # A build that fails verification is replaced by the previous one (its
+            # records too: the stash's), as is one pyproject.toml has no table for.
+            final = prove_change(ctx, plan, record=record)
+            name = final.name if pinned else name
             if pending is not None or not plan.is_empty:  # also if set meanwhile
                 self.get_application().reset_poetry()  # the pyproject.toml it wrote
                 settle(self.poetry, self.io, switched=True)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import tomlkit
 from tomlkit.items import String
-from tomlkit.items import StringType
 
 from poetry_torch_cuda import tempfiles
+from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.project.config import TABLE
 
@@ -28,16 +28,23 @@ _ATTEMPTS = 5
 
 
 def with_variant(text: str, variant: str) -> str | None:
-    """``text`` (a pyproject.toml) with its ``variant`` replaced; ``None`` if it already
-    says so. Only the value changes: a literal string (``'cu129'``) stays literal."""
+    """``text`` (a pyproject.toml) with its ``variant`` replaced by a variant's name;
+    ``None`` if it already says so. Only the value changes: the string's kind
+    (``'cu129'``, ``'''cu129'''``), a multi-line one's first newline, the comment stay."""
     document = tomlkit.parse(text)
-    table = document.get("tool", {}).get(TABLE)  # none: edited while switch ran
-    if not isinstance(table, dict) or not isinstance(old := table.get("variant"), str):
-        raise TypeError(f"[tool.{TABLE}] is not a table with a variant")
+    table = document.get("tool", {}).get(TABLE)
+    old = table.get("variant") if isinstance(table, dict) else None
+    if not isinstance(old, String):  # switch checked it: edited since
+        raise ConfigError(
+            f"pyproject.toml no longer has a [tool.{TABLE}] table with a variant "
+            "(edited while the switch ran); nothing was changed. Restore it, then run "
+            "the switch again."
+        )
     if old == variant:
         return None
-    literal = isinstance(old, String) and old.type in (StringType.SLL, StringType.MLL)
-    table["variant"] = tomlkit.string(variant, literal=literal)
+    raw = old.as_string()[len(old.type.value) : -len(old.type.value)]
+    kept = raw[: -len(old)] if old and raw.endswith(old) else ""  # decodes to nothing
+    table["variant"] = String(old.type, variant, kept + variant, old.trivia)
     return tomlkit.dumps(document)
 
 
@@ -70,7 +77,8 @@ class PendingWrite:
 
     def commit(self) -> bool:
         """Apply the edit to the file as it is now; return whether it changed (a
-        :class:`TorchCudaError`: it kept changing, is not TOML or not writable)."""
+        :class:`TorchCudaError`: it kept changing, is not TOML or not writable; a
+        :class:`ConfigError`: it lost the table or its variant)."""
         why = "kept changing while the variant was written to it"
         try:
             with _locked(self.target):
@@ -93,8 +101,8 @@ class PendingWrite:
                     return True
         except ValueError as error:  # tomlkit's ParseError, a bad byte
             why = f"is not valid TOML ({error})"
-        except (OSError, TypeError) as error:
-            why = f"could not be written ({getattr(error, 'strerror', None) or error})"
+        except OSError as error:
+            why = f"could not be written ({error.strerror or error})"
         raise TorchCudaError(
             f"{self.target.name} {why}; it was not changed. "
             f'Set variant = "{self.variant}" in it by hand.'

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from cleo.io.outputs.output import Verbosity
 
+from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.reconcile import pip_for
@@ -92,12 +93,16 @@ def prove(
 MAX_MOVES = 2
 
 
-def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Variant:
+def prove_change(
+    ctx: RunContext, plan: Plan, *, record: Callable[[Variant], object] | None = None
+) -> Variant:
     """Verify the env after ``plan`` made it hold its variant; returns the variant in place.
+    ``record`` (switch: all or nothing) takes the variant once it holds, while the previous
+    build is kept: a failure, or ``record``'s ConfigError (no table), puts that back.
 
     Raises:
         TorchCudaError: the build (and, for ``auto``, its next candidates)
-            failed; with ``roll_back`` the previous builds are back in place.
+            failed, or ``record``'s; with ``record`` the previous builds are back.
     """
     config, env, io, variant = ctx.config, ctx.env, ctx.io, plan.variant
     stops: list[int] = []  # signals during a rollback: auto moves on no further
@@ -105,16 +110,17 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
     def give_up(
         text: str, kept: str, code: int | None = 1, put: str = ""
     ) -> TorchCudaError:
-        if roll_back:  # switch: all or nothing
+        if record is not None:  # switch: all or nothing
             put = put or _roll_back(ctx, plan, stops)[1]
             kept = f"\n{put} pyproject.toml is unchanged."
         error = TorchCudaError(text + kept)
         error.exit_code = code
         return error
 
-    try:
+    def verify() -> None:
+        nonlocal variant  # auto's next choice
         if not plan.install or not config.verify:  # a removal leaves no new build
-            return variant
+            return
         with signals.handling(signals.stop):  # the probe and auto's moves too
             machine, moves = probe(env), 0
             while True:
@@ -124,13 +130,13 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
                     io.write_line(note, verbosity=Verbosity.VERBOSE)
                 if proof.ok:
                     io.write_line(f"{PREFIX}: {esc(proof.summary())}")
-                    return variant
+                    return
                 following, put, stopped = None, "", ""
                 auto = config.variant.kind == "auto"  # prove() remembered the failure
                 if auto and proof.machine_reason and moves < MAX_MOVES:
                     versions = ctx.locked.versions
                     following = next_choice(config, versions, machine, variant, ctx)
-                if roll_back and following is not None:
+                if record is not None and following is not None:
                     # switch: the next build starts from the earlier one, so the
                     # stash keeps that one for a rollback
                     back, put = _roll_back(ctx, plan, stops)
@@ -157,10 +163,22 @@ def prove_change(ctx: RunContext, plan: Plan, *, roll_back: bool = False) -> Var
                 variant, moves = following, moves + 1
                 # The one locked, hash-checked install path; it records the owner too.
                 ctx.reconcile(variant)
+
+    try:
+        verify()
     except KeyboardInterrupt as stop:
         said = signals.stopped(stop, f"the verification of {variant}")
         kept = f": the new build {UNVERIFIED}"
         raise give_up(str(said), kept, said.exit_code) from None
+    else:  # it holds: recorded outside the verification's signal handling
+        try:
+            if record is not None:
+                record(variant)
+        except ConfigError as error:  # nowhere to record it: the change is undone
+            if plan.is_empty:  # nothing moved
+                raise
+            raise give_up(str(error), "") from None
+        return variant
     finally:
         if not config.keep_previous_build:  # kept only for the rollback
             drop_previous(env.path)
