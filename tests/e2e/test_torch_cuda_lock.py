@@ -721,14 +721,14 @@ def test_two_locks_at_once_leave_the_lock_of_the_project_as_it_is_last(
                     any("waiting for another run" in line for line in said)
                     or own_index.requests.count(page) > 1
                 ),
-                60,
+                180,
                 "the second lock to wait or to ask the index",
             )
             text = project.pyproject_text() + 'lock-variants = ["cu128"]\n'
             project.write_pyproject(text)
             own_index.held_paths.clear()
-            assert finish(first).returncode == 0
-            assert second.wait(timeout=60) == 0, said
+            assert finish(first, 180).returncode == 0
+            assert second.wait(timeout=180) == 0, said
             reader.join()
     assert [v["name"] for v in read_lock(project)["variant"]] == ["cu128", "cu129"]
     check = run_inprocess(project, "torch-cuda", "lock", "--check")
