@@ -732,3 +732,29 @@ def test_lock_and_its_check_refuse_a_poetry_lock_pyproject_toml_left_behind(
         "pyproject.toml changed significantly since poetry.lock was last generated. "
         "Run `poetry lock` to fix the lock file."
     ), check
+
+
+def test_a_per_run_variant_not_locked_is_the_installs_to_lock_not_lock_s(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """POETRY_TORCH_CUDA_VARIANT names cu130, which torch-cuda.lock lacks: status
+    --check and verify said "cu130 is not locked. Run `poetry torch-cuda lock`",
+    which keeps the file as it is (a per-run variable never changes the lock), so the
+    fix never held. They say what the environment lacks and `sync`, which locks cu130
+    first; lock --check passes throughout, as it does for the file."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    project.run("install")
+    env = {"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    for command in ("status --check", "verify"):
+        result = run_inprocess(project, "torch-cuda", *command.split(), env_extra=env)
+        assert result.returncode == 1, result
+        shown = " ".join((result.stdout + result.stderr).split())
+        assert "cu130 wants" in shown or "not the cu130 build" in shown, result
+        assert "poetry torch-cuda lock" not in shown, result
+    check = run_inprocess(project, "torch-cuda", "lock", "--check", env_extra=env)
+    assert check.returncode == 0, check
+    result = project.run("torch-cuda", "sync", env_extra=env)
+    assert "locking cu130 first" in result.stdout, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result
