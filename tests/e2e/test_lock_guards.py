@@ -391,6 +391,25 @@ def test_lock_check_fails_when_the_index_moved(
         ), result
 
 
+def test_an_index_url_with_a_password_in_the_lock_is_never_shown(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A hand edit put a password into cu129's index-url in torch-cuda.lock (the
+    plugin never writes one): lock --check masked it, but status --check and verify
+    printed it in their words for the moved index. All three name the index masked."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    project.run("install")
+    path = project.path / "torch-cuda.lock"
+    host = index.url.removeprefix("http://")
+    path.write_text(path.read_text().replace(host, f"robot:s3cret-LEAK@{host}"))
+    for command in ("status --check", "verify", "lock --check"):
+        result = run_inprocess(project, "torch-cuda", *command.split())
+        assert result.returncode == 1, result
+        shown = result.stdout + result.stderr
+        assert f"it was locked from http://***@{host}/whl/cu129" in shown, result
+        assert "s3cret" not in shown, result
+
+
 def test_lock_check_refuses_a_torch_poetry_lock_no_longer_locks(
     tmp_path: Path, index: IndexServer
 ) -> None:

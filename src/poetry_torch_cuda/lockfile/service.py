@@ -481,9 +481,8 @@ def _stale(
     variant = parse_variant(name)
     url = without_credentials(config.index_url(variant)).rstrip("/")
     if entry.index_url.rstrip("/") != url:  # a trailing slash names the same index
-        reasons.append(
-            f"{name}'s index is now {url}, it was locked from {entry.index_url}"
-        )
+        was = mask_url(entry.index_url)  # a hand edit's password too
+        reasons.append(f"{name}'s index is now {url}, it was locked from {was}")
     roots = [(r.name, r.version) for r in _roots_for(selected, config, variant)]
     edges = [(d.name, d.version) for p in entry.packages for d in p.dependencies]
     missing = {
