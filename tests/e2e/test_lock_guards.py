@@ -450,6 +450,28 @@ def test_lock_check_names_a_lock_it_cannot_read_once_with_its_own_fix(
     ), result
 
 
+@pytest.mark.parametrize("version", ["0.9", "", "one"])
+def test_a_lock_version_no_plugin_wrote_is_not_a_reason_to_upgrade(
+    tmp_path: Path, index: IndexServer, version: str
+) -> None:
+    """lock-version 0.9 (there never was one), empty or not a number: the guards said
+    "Upgrade the plugin", which reads no such file either. They refuse the file as
+    unreadable, with the way to write it again."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    project.run("install")
+    path = project.path / "torch-cuda.lock"
+    path.write_text(path.read_text().replace('"1.0"', f'"{version}"', 1))
+    for command in ("lock --check", "status --check", "verify"):
+        result = run_inprocess(project, "torch-cuda", *command.split())
+        assert result.returncode == 1, result
+        shown = " ".join((result.stdout + result.stderr).split())
+        assert "Upgrade the plugin" not in shown, result
+        assert (
+            "torch-cuda.lock is not a torch-cuda.lock this plugin can read; run "
+            "`poetry torch-cuda lock` to write it again." in shown
+        ), result
+
+
 @pytest.mark.parametrize(
     "args",
     [("lock", "--check"), ("export",), ("sync",), ("switch", "cu126"), ("variants",)],
