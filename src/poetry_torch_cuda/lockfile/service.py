@@ -694,8 +694,7 @@ def entry_for(
         return reasons
 
     every = locked_variants(config, lock) | {entry.name for entry in lock.variants}
-    # One `lock` does not lock (a per-run variant) is no entry the file lacks, as for
-    # lock --check: the install locks it first.
+    # A variant `lock` skips (a per-run one) is no fault of the file: installs lock it.
     mine = why({variant.name} & every if variant else [])
     return lock, mine, why(every, file=True) if whole else None
 
