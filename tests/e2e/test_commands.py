@@ -661,6 +661,31 @@ def test_the_way_out_of_a_damaged_metadata_puts_the_package_back(
         project.run("torch-cuda", "status", "--check", env_extra=env)
 
 
+def test_the_way_out_of_a_version_that_is_no_version_puts_the_build_back(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """torchvision's METADATA says `Version: banana` (a disk, a hand edit): status and
+    verify name the file written over and `sync --force`, which crashed ("Invalid
+    version: 'banana'") before it asked pip for anything. It puts the build back."""
+    project = Project.create(tmp_path, index, DEPS, CU129)
+    env = no_gpu(tmp_path)
+    project.run("install", env_extra=env)
+    (dist_info,) = project.site_packages().glob("torchvision-*.dist-info")
+    metadata = dist_info / "METADATA"
+    metadata.write_text(metadata.read_text().replace("0.29.1+cu129", "banana"))
+    for command in ("status --check", "verify"):
+        result = run_inprocess(project, "torch-cuda", *command.split(), env_extra=env)
+        assert result.returncode == 1, result
+        shown = " ".join((result.stdout + result.stderr).split())
+        assert "torchvision: 1 of its files changed since install" in shown, result
+        assert "`poetry torch-cuda sync --force` reinstalls the build" in shown, result
+    result = run_inprocess(project, "torch-cuda", "sync", "--force", env_extra=env)
+    assert result.returncode == 0, result
+    assert project.installed()["torchvision"] == "0.29.1+cu129"
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result
+
+
 COPIED = "a hand copy, or an install that kept the other (pip --ignore-installed, say)"
 
 

@@ -391,6 +391,25 @@ def test_lock_check_fails_when_the_index_moved(
         ), result
 
 
+def test_an_index_url_with_a_password_in_the_lock_is_never_shown(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A hand edit put a password into cu129's index-url in torch-cuda.lock (the
+    plugin never writes one): lock --check masked it, but status --check and verify
+    printed it in their words for the moved index. All three name the index masked."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    project.run("install")
+    path = project.path / "torch-cuda.lock"
+    host = index.url.removeprefix("http://")
+    path.write_text(path.read_text().replace(host, f"robot:s3cret-LEAK@{host}"))
+    for command in ("status --check", "verify", "lock --check"):
+        result = run_inprocess(project, "torch-cuda", *command.split())
+        assert result.returncode == 1, result
+        shown = result.stdout + result.stderr
+        assert f"it was locked from http://***@{host}/whl/cu129" in shown, result
+        assert "s3cret" not in shown, result
+
+
 def test_lock_check_refuses_a_torch_poetry_lock_no_longer_locks(
     tmp_path: Path, index: IndexServer
 ) -> None:
@@ -429,6 +448,28 @@ def test_lock_check_names_a_lock_it_cannot_read_once_with_its_own_fix(
         "torch-cuda.lock has lock-version 2.0; this poetry-torch-cuda reads 1.0. "
         "Upgrade the plugin, or run `poetry torch-cuda lock` to write it again."
     ), result
+
+
+@pytest.mark.parametrize("version", ["0.9", "", "one"])
+def test_a_lock_version_no_plugin_wrote_is_not_a_reason_to_upgrade(
+    tmp_path: Path, index: IndexServer, version: str
+) -> None:
+    """lock-version 0.9 (there never was one), empty or not a number: the guards said
+    "Upgrade the plugin", which reads no such file either. They refuse the file as
+    unreadable, with the way to write it again."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    project.run("install")
+    path = project.path / "torch-cuda.lock"
+    path.write_text(path.read_text().replace('"1.0"', f'"{version}"', 1))
+    for command in ("lock --check", "status --check", "verify"):
+        result = run_inprocess(project, "torch-cuda", *command.split())
+        assert result.returncode == 1, result
+        shown = " ".join((result.stdout + result.stderr).split())
+        assert "Upgrade the plugin" not in shown, result
+        assert (
+            "torch-cuda.lock is not a torch-cuda.lock this plugin can read; run "
+            "`poetry torch-cuda lock` to write it again." in shown
+        ), result
 
 
 @pytest.mark.parametrize(
@@ -732,3 +773,29 @@ def test_lock_and_its_check_refuse_a_poetry_lock_pyproject_toml_left_behind(
         "pyproject.toml changed significantly since poetry.lock was last generated. "
         "Run `poetry lock` to fix the lock file."
     ), check
+
+
+def test_a_per_run_variant_not_locked_is_the_installs_to_lock_not_lock_s(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """POETRY_TORCH_CUDA_VARIANT names cu130, which torch-cuda.lock lacks: status
+    --check and verify said "cu130 is not locked. Run `poetry torch-cuda lock`",
+    which keeps the file as it is (a per-run variable never changes the lock), so the
+    fix never held. They say what the environment lacks and `sync`, which locks cu130
+    first; lock --check passes throughout, as it does for the file."""
+    project = Project.create(tmp_path, index, DEPS, 'variant = "cu129"\n')
+    project.run("install")
+    env = {"POETRY_TORCH_CUDA_VARIANT": "cu130"}
+    for command in ("status --check", "verify"):
+        result = run_inprocess(project, "torch-cuda", *command.split(), env_extra=env)
+        assert result.returncode == 1, result
+        shown = " ".join((result.stdout + result.stderr).split())
+        assert "cu130 wants" in shown or "not the cu130 build" in shown, result
+        assert "poetry torch-cuda lock" not in shown, result
+    check = run_inprocess(project, "torch-cuda", "lock", "--check", env_extra=env)
+    assert check.returncode == 0, check
+    result = project.run("torch-cuda", "sync", env_extra=env)
+    assert "locking cu130 first" in result.stdout, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result

@@ -766,3 +766,28 @@ def test_a_relocked_build_of_the_installed_version_fails_the_guards_until_synced
     assert result.returncode == 0, result
     result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert result.returncode == 0, result
+
+
+def test_a_build_another_installer_put_in_is_not_blamed_on_the_lock(
+    tmp_path: Path, lock_index: IndexServer, kept_installed: Kept
+) -> None:
+    """`pip install` put cu130's torchvision (a build torch-cuda.lock names) over the
+    cu129 one the plugin installed: status --check and verify said it came "from a
+    file torch-cuda.lock no longer names: it was locked again since", though the lock
+    did not change. They say what is installed and what the variant wants instead."""
+    project = kept_installed.fresh()
+    project.pip(
+        "install",
+        "--no-deps",
+        "--index-url",
+        lock_index.whl_url("cu130"),
+        "torchvision==0.29.1+cu130",
+    )
+    env = no_gpu(tmp_path)
+    for command in ("status --check", "verify"):
+        result = run_inprocess(project, "torch-cuda", *command.split(), env_extra=env)
+        assert result.returncode == 1, result
+        shown = " ".join((result.stdout + result.stderr).split())
+        assert "0.29.1+cu130" in shown and "cu129" in shown, result
+        assert "no longer names" not in shown, result
+        assert "locked again" not in shown, result

@@ -515,7 +515,8 @@ def test_a_package_installed_from_a_file_no_entry_of_the_lock_names_is_a_problem
     """The install record (the locked file each package came from) against
     torch-cuda.lock: a file no entry names at the installed version is named, with its
     cause and fix; one another entry names is fine (a switch keeps the triton of the
-    same version); a version the lock does not hold is lock_problem's to word."""
+    same version), and one of another version is not the installed build's (another
+    installer replaced it); a version the lock does not hold is lock_problem's to word."""
     from poetry_torch_cuda.lockfile.model import LockedPackage
     from poetry_torch_cuda.lockfile.model import LockInputs
     from poetry_torch_cuda.lockfile.model import TorchCudaLock
@@ -550,6 +551,7 @@ def test_a_package_installed_from_a_file_no_entry_of_the_lock_names_is_a_problem
     cu130 = entry("cu130", ("torch", "2.14.1+cu130", c), ("triton", "3.6.0", c))
     assert problems(a, b, cpu, cu130) == []
     assert problems(a, c, cpu, cu130) == []  # cu130's triton, kept by a switch
+    assert problems(c, b, cpu, cu130) == []  # cu130's torch, replaced by another pip
     said = f"torch 2.14.1+cpu: installed from a file (sha256 {d[:12]}…) torch-"
     said += "cuda.lock no longer names"
     assert problems(d, b, cpu, cu130) == [(said, undo.RELOCKED, undo.SYNC_FORCE)]

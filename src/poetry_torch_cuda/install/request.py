@@ -21,6 +21,7 @@ from poetry_torch_cuda.index.client import wheel_fits
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
 from poetry_torch_cuda.lockfile.model import LockedFile
 from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import version_key
 
 
@@ -210,7 +211,7 @@ def pin_specifiers(plan: Plan, lock: VariantLock) -> Plan:
                 "`poetry torch-cuda lock` and then the command again."
             )
         held = plan.installed.version(target.name)
-        public = None if held is None else Version(held).public
+        public = held and public_version(held)  # not a version: none held
         same = [version for version in builds if version.public == public]
         chosen = target.version or max(same or builds)
         pinned.append(dataclasses.replace(target, version=chosen))

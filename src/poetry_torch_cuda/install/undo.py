@@ -500,7 +500,9 @@ def family_problems(
     for dist, sha in sorted(_record(state_dir(env.path)).items() if variants else ()):
         at = held.version(dist) if dist in family else None
         got = [p for v in variants if at and (p := v.package(dist, at))]
-        if got and sha not in {file[2] for p in got for file in p.files}:
+        builds = [p for v in variants for p in v.packages if p.name == dist]
+        # A file of another of its builds: another installer replaced it (said apart).
+        if got and sha not in {file[2] for p in builds for file in p.files}:
             problems[
                 f"{dist} {at}: installed from a file (sha256 {sha[:12]}…) "
                 "torch-cuda.lock no longer names"

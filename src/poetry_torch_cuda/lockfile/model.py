@@ -173,7 +173,10 @@ def read_lock(path: Path) -> TorchCudaLock | None:
     try:
         metadata = data["metadata"]
         version = str(metadata["lock-version"])
-        if version.split(".")[0] != LOCK_VERSION.split(".")[0]:
+        newer = int(version.split(".")[0]) - int(LOCK_VERSION.split(".")[0])
+        if newer < 0:  # no plugin wrote it (nor a major that is no number)
+            raise ValueError(version)
+        if newer:
             raise LockFileError(
                 f"{LOCK_NAME} has lock-version {version}; this poetry-torch-cuda "
                 f"reads {LOCK_VERSION}. Upgrade the plugin, or {_again(path)}"

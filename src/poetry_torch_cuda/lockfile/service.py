@@ -93,6 +93,7 @@ if TYPE_CHECKING:
 FIX = f"Run `poetry torch-cuda lock` and commit {LOCK_NAME}."
 #: The one wording of a torch-cuda.lock that does not fit the project ({}: why).
 STALE = f"{LOCK_NAME} does not match this project: {{}}.\n{FIX}"
+NOT_LOCKED = "{} is not locked"
 
 
 class LockError(TorchCudaError):
@@ -475,14 +476,13 @@ def _stale(
     """What is wrong with the entry for ``name`` itself (the inputs: :func:`differences`)."""
     entry = lock.variant(name)
     if entry is None:
-        return [f"{name} is not locked"]
+        return [NOT_LOCKED.format(name)]
     reasons = []
     variant = parse_variant(name)
     url = without_credentials(config.index_url(variant)).rstrip("/")
     if entry.index_url.rstrip("/") != url:  # a trailing slash names the same index
-        reasons.append(
-            f"{name}'s index is now {url}, it was locked from {entry.index_url}"
-        )
+        was = mask_url(entry.index_url)  # a hand edit's password too
+        reasons.append(f"{name}'s index is now {url}, it was locked from {was}")
     roots = [(r.name, r.version) for r in _roots_for(selected, config, variant)]
     edges = [(d.name, d.version) for p in entry.packages for d in p.dependencies]
     missing = {
@@ -694,7 +694,8 @@ def entry_for(
         return reasons
 
     every = locked_variants(config, lock) | {entry.name for entry in lock.variants}
-    mine = why([variant.name] if variant else [])
+    # A variant `lock` skips (a per-run one) is no fault of the file: installs lock it.
+    mine = why({variant.name} & every if variant else [])
     return lock, mine, why(every, file=True) if whole else None
 
 
@@ -724,6 +725,7 @@ def locked_entry(
     before, reasons, _ = entry_for(poetry, variant)  # another run may change it
     if not reasons and before and (found := before.variant(variant.name)):
         return found, lambda: None
+    reasons = reasons or [NOT_LOCKED.format(variant)]
     path = lock_path(poetry)
     try:  # written once the install holds: refused before anything changes
         refuse_read_only(path)
