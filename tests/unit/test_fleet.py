@@ -12,11 +12,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from poetry_torch_cuda.errors import ConfigError
+from poetry_torch_cuda.index.client import wheel_fits
 from poetry_torch_cuda.index.offers import Offer
 from poetry_torch_cuda.machine.detection import COMPAT_RULE
 from poetry_torch_cuda.machine.detection import FULL_RULE
 from poetry_torch_cuda.machine.resolution import check_target
-from poetry_torch_cuda.machine.resolution import target_marker_env
 from poetry_torch_cuda.project.config import FleetTarget
 from poetry_torch_cuda.project.config import load_config
 from poetry_torch_cuda.project.variants import parse_variant
@@ -213,9 +213,29 @@ def test_non_cuda_variants_fail_a_gpu_target() -> None:
 
 
 def test_a_targets_index_view_is_its_platform() -> None:
+    """The markers an index page is read with for a target: its OS and machine."""
     arm = FleetTarget("gh200", "580.65.06", ((9, 0),), "linux-aarch64")
-    env = target_marker_env(arm, {"python_version": "3.12", "sys_platform": "linux"})
-    assert env["platform_machine"] == "aarch64"
-    assert env["python_version"] == "3.12"
+    assert arm.markers == {
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "platform_machine": "aarch64",
+    }
     windows = FleetTarget("win", "580.88", ((8, 9),), "windows-x86_64")
-    assert target_marker_env(windows, {})["sys_platform"] == "win32"
+    assert windows.markers == {
+        "sys_platform": "win32",
+        "platform_system": "Windows",
+        "os_name": "nt",
+        "platform_machine": "AMD64",
+    }
+    # a page read for a target keeps its wheels: this env's markers moved there
+    here = {"python_version": "3.12", "sys_platform": "linux", "os_name": "posix"}
+    wheel = "torch-2.9.0+cu130-cp312-cp312-{}.whl"
+    assert wheel_fits(wheel.format("win_amd64"), {**here, **windows.markers})
+    assert not wheel_fits(
+        wheel.format("manylinux_2_28_x86_64"), {**here, **windows.markers}
+    )
+    assert wheel_fits(wheel.format("manylinux_2_28_aarch64"), {**here, **arm.markers})
+    assert not wheel_fits(
+        wheel.format("manylinux_2_28_x86_64"), {**here, **arm.markers}
+    )

@@ -101,3 +101,21 @@ def test_the_gate_answers_as_the_marker_export_writes_where_python_runs(
     variant = parse_variant(name)
     built = Marker(variant.built()).evaluate({"platform_system": system})
     assert (variant.not_built_for(sys_platform) is None) is built
+
+
+def test_the_platforms_words_are_python_s_own() -> None:
+    """The one home of the platforms' words says of this OS what Python does; every
+    fleet platform is one of its OSes; a machine has Linux's name on any OS."""
+    from packaging.markers import default_environment
+
+    from poetry_torch_cuda.project.variants import PLATFORMS
+    from poetry_torch_cuda.project.variants import SYSTEMS
+    from poetry_torch_cuda.project.variants import arch
+
+    here = dict(default_environment())
+    assert SYSTEMS[here["sys_platform"]] == {k: here[k] for k in SYSTEMS["linux"]}
+    for markers in PLATFORMS.values():
+        assert markers.items() >= SYSTEMS[markers["sys_platform"]].items()
+    machines = ["AMD64", "arm64", "ARM64", "aarch64", "x86_64", "ppc64le"]
+    linux = ["x86_64", "aarch64", "aarch64", "aarch64", "x86_64", "ppc64le"]
+    assert [arch(machine) for machine in machines] == linux

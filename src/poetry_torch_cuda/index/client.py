@@ -43,6 +43,7 @@ from urllib3.exceptions import HTTPError
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.project.config import ENV_INDEX_URL
 from poetry_torch_cuda.project.config import per_run
+from poetry_torch_cuda.project.variants import arch
 from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import write_json
 from poetry_torch_cuda.urls import mask_url
@@ -682,8 +683,7 @@ def tag_fits(
     if platform == "any":
         return True
     system = str(marker_env.get("sys_platform", ""))
-    machine = str(marker_env.get("platform_machine", "")).lower()
-    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    machine = arch(str(marker_env.get("platform_machine", "")))
     if system.startswith("linux"):
         return platform.startswith(("manylinux", "musllinux", "linux")) and (
             platform.endswith(machine) or not machine

@@ -59,6 +59,7 @@ from poetry_torch_cuda.project import locked
 from poetry_torch_cuda.project.config import ENV_INDEX_URL
 from poetry_torch_cuda.project.config import require_config
 from poetry_torch_cuda.project.protection import is_cuda_bound
+from poetry_torch_cuda.project.variants import SYSTEMS
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import version_key
@@ -785,9 +786,7 @@ def _roots_for(
 def built_for(selected: Selected, variant: Variant) -> Selected:
     """``selected`` but what poetry.lock locks only where ``variant`` has no builds
     (a torch pinned for macOS, however named): Poetry installs PyPI's build there."""
-    names = ("sys_platform", "platform_system", "os_name")
-    envs = (("linux", "Linux", "posix"), ("win32", "Windows", "nt"))
-    built = [dict(zip(names, e)) for e in envs if not variant.not_built_for(e[0])]
+    built = [m for name, m in SYSTEMS.items() if not variant.not_built_for(name)]
     return [(p, m) for p, m in selected if any(map(m.validate, built))]
 
 

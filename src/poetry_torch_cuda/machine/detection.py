@@ -125,7 +125,7 @@ def decide(
     never a candidate; the machine's own ROCm version is, when the index has it.
     An index that cannot say is trusted only for what the torch release publishes."""
     offers = _published(offers, torch_version)
-    if machine.sys_platform == "darwin":
+    if CPU.not_built_for(machine.sys_platform) is not None:  # not even cpu: macOS
         note = "macOS: PyTorch publishes only PyPI's default build (CPU and MPS)"
         return Decision(CPU, (f"{note}; Poetry installs it as usual",))
     if old_jetson(machine.jetson):

@@ -36,6 +36,7 @@ from poetry_torch_cuda.machine.probe import probe_machine
 from poetry_torch_cuda.output import PREFIX
 from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.config import DEFAULT_INDEX_URL
+from poetry_torch_cuda.project.variants import arch
 from poetry_torch_cuda.project.variants import label_of
 from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.project.variants import public_version
@@ -218,9 +219,9 @@ def report(resolution: Resolution, config: TorchCudaConfig, env: Env, io: IO) ->
         if machine is not None and _probe_failed(machine):
             smi = f"auto decides on what else it knows: {machine.smi_failure}"
             warnings[-1] = decision.forced_by or smi
-    arch = str(env.marker_env.get("platform_machine") or "").lower()
+    arm = arch(str(env.marker_env.get("platform_machine") or "")) == "aarch64"
     pytorchs = config.index_url_template == DEFAULT_INDEX_URL
-    if variant.kind == "cuda" and pytorchs and arch in ("aarch64", "arm64"):
+    if variant.kind == "cuda" and pytorchs and arm:
         jetson = probe_jetson() if machine is None else machine.jetson  # auto probed
         if old_jetson(jetson):
             warnings.append(f"{variant} on {jetson}: {JETSON_NOTE}")
@@ -231,9 +232,8 @@ def report(resolution: Resolution, config: TorchCudaConfig, env: Env, io: IO) ->
 def left_to_pypi(variant: Variant, sys_platform: str) -> str | None:
     """``PyTorch publishes no cu129 builds for darwin; Poetry installs PyPI's default
     build here``, or ``None``: the one wording for ``status``, hooks, switch, sync."""
-    if (missing := variant.not_built_for(sys_platform)) is None:
-        return None
-    return f"{missing}; Poetry installs PyPI's default build here"
+    missing = variant.not_built_for(sys_platform)
+    return missing and f"{missing}; Poetry installs PyPI's default build here"
 
 
 def require_builds(variant: Variant, sys_platform: str) -> None:
@@ -347,19 +347,8 @@ def target_machine(target: FleetTarget) -> Machine:
     """The :class:`Machine` a target describes, as if probed there."""
     gpus = [NvidiaGpu(i, f"declared GPU {i}", cc) for i, cc in enumerate(target.gpus)]
     driver = NvidiaDriver(target.driver, f"target {target.name}", tuple(gpus))
-    return Machine(target.sys_platform, target.machine, driver)
-
-
-def target_marker_env(target: FleetTarget, base: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` (this env's markers) moved to the target's OS and machine."""
-    windows = target.sys_platform.startswith("win")
-    return {
-        **base,
-        "sys_platform": target.sys_platform,
-        "platform_machine": target.machine,
-        "platform_system": "Windows" if windows else "Linux",
-        "os_name": "nt" if windows else "posix",
-    }
+    system, machine = target.markers["sys_platform"], target.markers["platform_machine"]
+    return Machine(system, machine, driver)
 
 
 def check_target(
@@ -376,7 +365,7 @@ def check_target(
             pick = decision.candidates[-1][0]  # its verdict: where decide stopped
             return TargetCheck(target, variant, True, pick.reasons, pick.rule, decision)
         return TargetCheck(target, variant, False, (why,), decision=decision)
-    missing = configured.not_built_for(target.sys_platform, target.platform)
+    missing = configured.not_built_for(target.markers["sys_platform"], target.platform)
     if missing is None and configured.kind != "cuda":
         missing = f"{configured} builds do not use the target's NVIDIA GPUs"
     if missing is not None:
@@ -402,8 +391,8 @@ def check_project_fleet(
     torch = wanted.get(canonicalize_name("torch"))
     checks = []
     for target in config.targets if targets is None else targets:
-        # each on its platform's wheels: the env's markers moved there
-        markers = target_marker_env(target, run.env.marker_env)
+        # each on its platform's wheels: the env's markers moved to its OS and machine
+        markers = {**run.env.marker_env, **target.markers}
         offers = OfferFinder(run.client, config, wanted, markers)
         checks.append(check_target(target, config.variant, torch, offers))
     return checks

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion
 from packaging.version import Version
 
+from poetry_torch_cuda.project.variants import arch
 from poetry_torch_cuda.project.variants import parse_variant
 
 
@@ -277,16 +278,13 @@ def arch_list_for(
     if release is not None:
         since = (row for row in rows if release >= (_release(row.since) or (0,)))
         chosen = next(since, rows[-1])
-    if machine.lower() in ("aarch64", "arm64"):
+    text = (sys_platform.startswith("win") and chosen.windows) or chosen.linux
+    if arch(machine) == "aarch64":
         text = chosen.aarch64 or ";".join(
             item
             for item in chosen.linux.split(";")
             if item.removesuffix("+PTX") not in AARCH64_DROPPED
         )
-    elif sys_platform.startswith("win"):
-        text = chosen.windows or chosen.linux
-    else:
-        text = chosen.linux
     return parse_arch_list(text)
 
 

@@ -21,6 +21,7 @@ from poetry_torch_cuda.errors import ConfigError
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.errors import describe_value as _describe
 from poetry_torch_cuda.project.variants import ALLOWED_VARIANTS
+from poetry_torch_cuda.project.variants import PLATFORMS
 from poetry_torch_cuda.project.variants import Variant
 from poetry_torch_cuda.project.variants import variant_argument
 from poetry_torch_cuda.urls import mask_url
@@ -47,12 +48,6 @@ ENV_VERIFY = "POETRY_TORCH_CUDA_VERIFY"
 OVERRIDES = {"variant": ENV_VARIANT, "index-url": ENV_INDEX_URL}
 
 _TARGETS = "[[tool.poetry-torch-cuda.targets]]"
-#: ``platform`` value -> (``sys.platform``, ``platform.machine()``).
-PLATFORMS: dict[str, tuple[str, str]] = {
-    "linux-x86_64": ("linux", "x86_64"),
-    "linux-aarch64": ("linux", "aarch64"),
-    "windows-x86_64": ("win32", "AMD64"),
-}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DRIVER = re.compile(r"[1-9][0-9]{2,3}(?:\.[0-9]{1,3}){0,2}")
 _CAPABILITY = re.compile(r"([1-9][0-9]?)\.([0-9])")
@@ -72,14 +67,9 @@ class FleetTarget:
     platform: str = "linux-x86_64"
 
     @property
-    def sys_platform(self) -> str:
-        """``linux`` or ``win32``."""
-        return PLATFORMS[self.platform][0]
-
-    @property
-    def machine(self) -> str:
-        """``x86_64``, ``aarch64`` or ``AMD64``."""
-        return PLATFORMS[self.platform][1]
+    def markers(self) -> Mapping[str, str]:
+        """Its OS and machine in PEP 508's markers (``sys_platform`` ``win32``, …)."""
+        return PLATFORMS[self.platform]
 
     def describe(self) -> str:
         """``training (driver 570.124.06, sm_90, linux-x86_64)``."""

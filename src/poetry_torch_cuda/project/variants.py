@@ -1,5 +1,6 @@
-"""What a variant name means (its kind, its label, where it has builds), and the
-one home of the version helpers: a version's public part and its sort key."""
+"""What a variant name means (its kind, its label, where it has builds), the one home
+of the platforms' words (:data:`SYSTEMS`, :data:`PLATFORMS`, :func:`arch`), and the
+version helpers: a version's public part and its sort key."""
 
 from __future__ import annotations
 
@@ -21,6 +22,29 @@ ALLOWED_VARIANTS = (
     '"cu118" … "cu13x", "cpu", "rocmX.Y[.Z]" (e.g. "rocm6.4"), "xpu" or "auto"'
 )
 
+#: Each OS in PEP 508's markers, by ``sys_platform`` (PyTorch's builds: Variant.built).
+SYSTEMS: dict[str, dict[str, str]] = {
+    name: {"sys_platform": name, "platform_system": system, "os_name": os_name}
+    for name, system, os_name in [
+        ("linux", "Linux", "posix"),
+        ("win32", "Windows", "nt"),
+        ("darwin", "Darwin", "posix"),
+    ]
+}
+#: A fleet target's ``platform``: its OS, and its machine as ``platform.machine()`` says.
+PLATFORMS: dict[str, dict[str, str]] = {
+    "linux-x86_64": {**SYSTEMS["linux"], "platform_machine": "x86_64"},
+    "linux-aarch64": {**SYSTEMS["linux"], "platform_machine": "aarch64"},
+    "windows-x86_64": {**SYSTEMS["win32"], "platform_machine": "AMD64"},
+}
+
+
+def arch(machine: str) -> str:
+    """``platform_machine`` in Linux's words: Windows' ``AMD64`` is ``x86_64``, macOS'
+    (and Windows') ``arm64`` is ``aarch64``."""
+    machine = machine.lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -39,10 +63,8 @@ class Variant:
     def built(self, name: str = "platform_system") -> str:
         """The marker of where PyTorch publishes the variant's builds (macOS only gets
         PyPI's default build, ROCm wheels are Linux-only), as PyTorch writes its own;
-        the same in ``sys_platform``'s words (``platform.system()`` is "Linux" where
-        ``sys.platform`` is "linux", "Darwin" where "darwin", and only there)."""
-        system = "Linux" if self.kind == "rocm" else "Darwin"
-        system = system.lower() if name == "sys_platform" else system
+        the same in ``sys_platform``'s words."""
+        system = SYSTEMS["linux" if self.kind == "rocm" else "darwin"][name]
         return f'{name} {"==" if self.kind == "rocm" else "!="} "{system}"'
 
     def not_built_for(self, sys_platform: str, shown: str | None = None) -> str | None:
