@@ -8,7 +8,8 @@ environment and a fresh Poetry installed "pipx-like" need to resolve, served on
   Poetry's closure (every platform's: Poetry locks ``self`` for all of them, so
   ``xattr`` for macOS and ``pywin32-ctypes`` for Windows must be there too) into
   ``~/.cache/ptc-selfadd`` (``PTC_SELFADD_CACHE`` overrides), where it survives
-  runs. That download is the one network access; without PyPI the tests skip.
+  runs (a platform added here tops up a folder downloaded before). That download
+  is the one network access; without PyPI the tests skip.
 - :func:`plugin_wheel` builds this checkout's wheel with ``poetry build``.
 - :func:`index_root` lays both out as the ``pypi`` tree :class:`IndexServer` serves.
 - :func:`fresh_poetry` installs a Poetry into a venv of its own from that index.
@@ -62,12 +63,16 @@ POETRY = version("poetry")
 #: What pip prints when it cannot reach PyPI.
 OFFLINE = ("NewConnectionError", "Temporary failure in name resolution", "No route")
 #: The platforms Poetry locks its own environment for (sys_platform, os_name, system).
+#: Pyodide too: on Python >= 3.12 the httpx2 that Poetry's pbs-installer[download]
+#: brings requires httpx2-jsfetch there, and Poetry's resolver asks for it.
 PLATFORMS = (
     ("linux", "posix", "Linux"),
     ("darwin", "posix", "Darwin"),
     ("win32", "nt", "Windows"),
+    ("emscripten", "posix", "Emscripten"),
 )
-#: Wheel tags for a package that has no wheel for this machine (macOS/Windows only).
+#: Wheel tags for a package that has no wheel for this machine (macOS/Windows/Pyodide
+#: only; pure-Python wheels match any of them).
 OTHER_TAGS = (
     "win_amd64",
     "macosx_11_0_arm64",
@@ -160,14 +165,13 @@ def closure() -> Path:
     """The cached wheel folder of Poetry's closure (downloaded on first use)."""
     directory = _cache()
     done = directory / ".complete"
-    if done.exists():
+    if done.exists() and not _needed_elsewhere(sorted(directory.glob("*.whl"))):
         return directory
     directory.mkdir(parents=True, exist_ok=True)
     with (directory.parent / f"{directory.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # pytest-xdist workers take turns
-        if done.exists():
-            return directory
-        _pip_download(directory, *poetry_requirements())
+        if not done.exists():
+            _pip_download(directory, *poetry_requirements())
         for _ in range(5):
             missing = _needed_elsewhere(sorted(directory.glob("*.whl")))
             if not missing:
