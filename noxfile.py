@@ -46,9 +46,9 @@ PARALLEL = ["-n", str(2 * (os.cpu_count() or 1)), "--dist", "worksteal"]
 BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
 
 #: The compatibility matrix: every Python the plugin supports x the last release of
-#: Poetry 2.0, 2.2, 2.3, 2.4 and 2.5 (2.1 has no cell).
+#: each Poetry 2.x minor.
 COMPAT_PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
-COMPAT_POETRY = ["2.0.1", "2.2.1", "2.3.4", "2.4.3", "2.5.1"]
+COMPAT_POETRY = ["2.0.1", "2.1.4", "2.2.1", "2.3.4", "2.4.3", "2.5.1"]
 #: Poetry releases that need a newer Python than the plugin does (their Requires-Python).
 POETRY_NEEDS_PYTHON = {"2.3.4": "3.10", "2.4.3": "3.10", "2.5.1": "3.10"}
 # A Python the machine lacks is skipped with nox's "interpreter not found" message.
