@@ -18,6 +18,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.lockfile.model import lock_path
+from poetry_torch_cuda.lockfile.service import left
 from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.lockfile.service import unwritable
 from poetry_torch_cuda.machine.resolution import report
@@ -209,15 +210,10 @@ class SwitchCommand(MovingCommand):
             if waited:  # another run changed things meanwhile: read them again
                 self.get_application().reset_poetry()  # poetry.lock too
                 ctx, variant = self._target(name)
-            try:  # in its own lock: no wait; a stop once it installed: apply_plan's
-                with signals.handling(signals.stop):  # SIGTERM as Ctrl-C
-                    plan = self.move(ctx, variant, records=records)
-            except KeyboardInterrupt as stop:  # the driver's probe, the locking
-                raise signals.stopped(
-                    stop,
-                    f"the switch to {variant} before it installed anything; "
-                    "pyproject.toml is unchanged.",
-                ) from None
+            # In its own lock: no wait; a stop once it installed: apply_plan's.
+            before = f"the switch to {variant} before it installed anything; "
+            with signals.stopping(lambda: before + "pyproject.toml is unchanged."):
+                plan = self.move(ctx, variant, records=records)  # the probe, locking
             # A build that fails verification is replaced by the previous one
             # (its records too: the stash's).
             final = prove_change(ctx, plan, roll_back=True)
@@ -225,15 +221,25 @@ class SwitchCommand(MovingCommand):
                 name = pending.variant = final.name
             elif final != variant:
                 resolved = f" (auto: {final})"
-            if pending is not None and pending.commit():
-                self.line(
-                    f"{PREFIX}: pyproject.toml now says "
-                    f'variant = "<c2>{name}</>"{resolved}'
-                )
-            if pending is not None or not plan.is_empty:  # also if set meanwhile
-                self.get_application().reset_poetry()  # the pyproject.toml it wrote
-                settle(self.poetry, self.io, switched=True)
+            # pyproject.toml follows the build now installed (a stop waits for it),
+            # then torch-cuda.lock; a stop before it names what the lock lacks.
+            with signals.stopping(lambda: self._left(name)):
+                with signals.held():
+                    committed = pending is not None and pending.commit()
+                if committed:
+                    self.line(
+                        f"{PREFIX}: pyproject.toml now says "
+                        f'variant = "<c2>{name}</>"{resolved}'
+                    )
+                if pending is not None or not plan.is_empty:  # also if set meanwhile
+                    self.get_application().reset_poetry()  # the pyproject.toml it wrote
+                    settle(self.poetry, self.io, switched=True)
         return self._outlasted(name)
+
+    def _left(self, name: str) -> str:
+        """A stop once pyproject.toml says ``name``: what torch-cuda.lock lacks."""
+        self.get_application().reset_poetry()
+        return f"the switch to {name} once pyproject.toml said so. {left(self.poetry)}"
 
     def _outlasted(self, name: str) -> int:
         """Warn when this run's variable keeps winning over ``name``; exit code 0."""

@@ -712,6 +712,11 @@ def lock_problem(
     return lock, mine, every
 
 
+def left(poetry: Poetry) -> str:
+    """Where a stopped write left torch-cuda.lock: ``lock --check``'s words."""
+    return lock_problem(poetry, whole=True)[2] or f"{LOCK_NAME} matches poetry.lock."
+
+
 def locked_entry(
     poetry: Poetry,
     io: IO,
