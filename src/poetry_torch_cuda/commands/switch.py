@@ -223,23 +223,18 @@ class SwitchCommand(MovingCommand):
                 resolved = f" (auto: {final})"
             # pyproject.toml follows the build now installed (a stop waits for it),
             # then torch-cuda.lock; a stop before it names what the lock lacks.
-            with signals.stopping(lambda: self._left(name)):
+            said = f"the switch to {name} once pyproject.toml said so."
+            with signals.stopping(lambda: f"{said} {left(self.poetry)}"):
                 with signals.held():
-                    committed = pending is not None and pending.commit()
-                if committed:
-                    self.line(
-                        f"{PREFIX}: pyproject.toml now says "
-                        f'variant = "<c2>{name}</>"{resolved}'
-                    )
+                    if pending is not None and pending.commit():
+                        self.line(
+                            f"{PREFIX}: pyproject.toml now says "
+                            f'variant = "<c2>{name}</>"{resolved}'
+                        )
                 if pending is not None or not plan.is_empty:  # also if set meanwhile
                     self.get_application().reset_poetry()  # the pyproject.toml it wrote
                     settle(self.poetry, self.io, switched=True)
         return self._outlasted(name)
-
-    def _left(self, name: str) -> str:
-        """A stop once pyproject.toml says ``name``: what torch-cuda.lock lacks."""
-        self.get_application().reset_poetry()
-        return f"the switch to {name} once pyproject.toml said so. {left(self.poetry)}"
 
     def _outlasted(self, name: str) -> int:
         """Warn when this run's variable keeps winning over ``name``; exit code 0."""

@@ -713,8 +713,9 @@ def lock_problem(
 
 
 def left(poetry: Poetry) -> str:
-    """Where a stopped write left torch-cuda.lock: ``lock --check``'s words."""
-    return lock_problem(poetry, whole=True)[2] or f"{LOCK_NAME} matches poetry.lock."
+    """Where a stopped write left the project: ``lock --check``'s words on it now."""
+    now = locked.reread(poetry)
+    return lock_problem(now, whole=True)[2] or f"{LOCK_NAME} matches poetry.lock."
 
 
 def locked_entry(
