@@ -81,18 +81,22 @@ def check(project: Project) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("signum", SIGNALS)
+@pytest.mark.parametrize("command", ["lock", "add"])
 def test_a_stop_between_poetry_lock_and_torch_cuda_lock_names_the_fix(
-    project: Project, tmp_path: Path, signum: int
+    project: Project, tmp_path: Path, signum: int, command: str
 ) -> None:
-    """``poetry lock`` wrote poetry.lock; the plugin was writing torch-cuda.lock.
-    Ctrl-C ended the run with exit 1 and no word, SIGTERM killed it: the pair no
-    longer matched and nothing said so."""
-    project.write_pyproject(
-        project.pyproject_text().replace('"needs-torch"', '"needs-torch", "tinyutil"')
-    )
+    """``poetry lock`` (or ``add``) wrote poetry.lock; the plugin was writing
+    torch-cuda.lock. Ctrl-C ended the run with exit 1 and no word, SIGTERM killed
+    it: the pair no longer matched and nothing said so."""
+    if command == "lock":
+        text = project.pyproject_text()
+        project.write_pyproject(
+            text.replace('"needs-torch"', '"needs-torch", "tinyutil"')
+        )
     before = (project.path / LOCK).read_bytes()
+    args = ["lock"] if command == "lock" else ["add", "tinyutil"]
 
-    result = stopped_at(project, tmp_path, ["lock"], LOCK, signum)
+    result = stopped_at(project, tmp_path, args, LOCK, signum)
 
     stale = "poetry.lock changed since it was written (content-hash)"
     assert_said(result, signum, f"the update of {LOCK}", stale, FIX)
