@@ -166,10 +166,14 @@ class CommandHooks:
                 would = f"would update {LOCK_NAME} to follow poetry.lock"
                 ctx.io.write_line(f"{PREFIX}: {would}")
             elif relocks:
+                from poetry_torch_cuda.install import signals
+                from poetry_torch_cuda.lockfile.service import left
                 from poetry_torch_cuda.lockfile.service import settle
 
                 keep = None if command.name == "lock" else ctx.env.marker_env
-                settle(ctx.poetry, ctx.io, keep=keep)  # an install's wheels stay
+                what = "the update of torch-cuda.lock to follow poetry.lock."
+                with signals.stopping(lambda: f"{what} {left(ctx.poetry)}"):
+                    settle(ctx.poetry, ctx.io, keep=keep)  # an install's wheels stay
             if command.name in ("lock", "update") and not dry:
                 _check_lock(ctx)
             if guard is not None and guard.locked is not None:

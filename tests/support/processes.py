@@ -75,7 +75,10 @@ LAST_STEP = ("shutil.rmtree", "os.rename")
 _PAUSE = """\
 import os, sys, time
 def _pause(event, args):
-    if event not in {events!r} or not str(args[0]).rstrip("/").endswith({suffix!r}):
+    paths = args[:2] if event == "os.rename" else args[:1]  # a rename's target too
+    if event not in {events!r} or not any(
+        str(path).rstrip("/").endswith({suffix!r}) for path in paths
+    ):
         return
     if event == "open" and "w" not in str(args[1] or ""):
         return
@@ -97,7 +100,8 @@ def paused_at(
     """Variables that make a Python started with them (Poetry, and the pip it
     runs) wait at the audit ``event`` (or the first of several) on a path ending
     with ``suffix`` (``open``: for writing; ``os.remove``; ``os.rename``: its
-    source, pip's folders with a ``/``), until a signal stops it; and the file
+    source, pip's folders with a ``/``, or its target: an atomic write's
+    ``os.replace``), until a signal stops it; and the file
     that appears then, holding its pid.
 
     A test signals at that moment, not after a sleep: ``wait_for`` the file; a

@@ -223,6 +223,21 @@ def test_metadata_of_another_build_is_refused() -> None:
     assert not list(Path(index.cache.name).rglob("*.metadata"))  # nothing kept
 
 
+@pytest.mark.parametrize("kept", [0.0, 0.5, 0.9])
+def test_a_cached_metadata_file_cut_short_is_read_again(kept: float) -> None:
+    """A cached METADATA left empty or cut short (a crash of the disk under it)
+    was taken as it was: the dependencies it lost were missing from the lock,
+    which ``lock --check`` then passed."""
+    index = FakeIndex(WHEELS)
+    whole = lock(index)
+    cached = list(Path(index.cache.name).rglob("metadata/*"))
+    assert cached
+    for path in cached:
+        text = path.read_text()
+        path.write_text(text[: int(len(text) * kept)])
+    assert lock(index) == whole
+
+
 def test_a_wheel_that_is_no_wheel_names_a_way_on() -> None:
     """The index lists the file's true sha256, so re-locking meets it again: the
     error says whom to tell and what else to lock."""

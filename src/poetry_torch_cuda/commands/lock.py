@@ -9,7 +9,9 @@ from cleo.helpers import option
 
 from poetry_torch_cuda.commands.base import ReportsErrors
 from poetry_torch_cuda.errors import TorchCudaError
+from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.lockfile.model import LOCK_NAME
+from poetry_torch_cuda.lockfile.service import left
 from poetry_torch_cuda.lockfile.service import lock_problem
 from poetry_torch_cuda.lockfile.service import lock_project
 from poetry_torch_cuda.output import PREFIX
@@ -56,7 +58,9 @@ class LockCommand(ReportsErrors):
                 raise TorchCudaError(problem)
             self.line(f"{PREFIX}: {LOCK_NAME} matches poetry.lock")
             return 0
-        lock_project(
-            self.poetry, self.io, refresh=True, accept_drift=self.option("accept-drift")
-        )
+        with signals.stopping(
+            lambda: f"the locking of {LOCK_NAME}. {left(self.poetry)}"
+        ):
+            drift = self.option("accept-drift")
+            lock_project(self.poetry, self.io, refresh=True, accept_drift=drift)
         return 0

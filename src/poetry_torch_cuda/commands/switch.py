@@ -18,6 +18,7 @@ from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
 from poetry_torch_cuda.install.reconcile import describe_plan
 from poetry_torch_cuda.lockfile.model import lock_path
+from poetry_torch_cuda.lockfile.service import left
 from poetry_torch_cuda.lockfile.service import settle
 from poetry_torch_cuda.lockfile.service import unwritable
 from poetry_torch_cuda.machine.resolution import report
@@ -203,18 +204,13 @@ class SwitchCommand(MovingCommand):
         # A failed switch leaves every project file as it was, byte for byte:
         # torch-cuda.lock is written last, for what pyproject.toml says (settle).
         with pending or nullcontext(), ExitStack() as held:
-            try:  # a stop once it installed: apply_plan's
-                with signals.handling(signals.stop):  # SIGTERM as Ctrl-C
-                    if held.enter_context(ctx.holding(variant)):  # waited: read again
-                        self.get_application().reset_poetry()  # poetry.lock too
-                        ctx, variant = self._target(name)
-                    plan = self.move(ctx, variant, records=records)
-            except KeyboardInterrupt as stop:  # the driver, the wait, the locking
-                raise signals.stopped(
-                    stop,
-                    f"the switch to {variant} before it installed anything; "
-                    "pyproject.toml is unchanged.",
-                ) from None
+            # a stop once it installed: apply_plan's
+            before = "before it installed anything; pyproject.toml is unchanged."
+            with signals.stopping(lambda: f"the switch to {variant} {before}"):
+                if held.enter_context(ctx.holding(variant)):  # waited: read again
+                    self.get_application().reset_poetry()  # poetry.lock too
+                    ctx, variant = self._target(name)
+                plan = self.move(ctx, variant, records=records)  # the driver, locking
 
             def record(final: Variant) -> None:  # the previous build still kept
                 if pending is None:  # nothing to write
@@ -222,19 +218,25 @@ class SwitchCommand(MovingCommand):
                 said = f" (auto: {final})" if final != variant else resolved
                 if pinned:  # what runs here
                     pending.variant, said = final.name, resolved
-                if pending.commit():
-                    self.line(
-                        f"{PREFIX}: pyproject.toml now says "
-                        f'variant = "<c2>{pending.variant}</>"{said}'
-                    )
+                with signals.held():  # pyproject.toml follows the build: a stop waits
+                    if pending.commit():
+                        self.line(
+                            f"{PREFIX}: pyproject.toml now says "
+                            f'variant = "<c2>{pending.variant}</>"{said}'
+                        )
 
             # A build that fails verification is replaced by the previous one (its
-            # records too: the stash's), as is one pyproject.toml has no table for.
-            final = prove_change(ctx, plan, record=record)
-            name = final.name if pinned else name
-            if pending is not None or not plan.is_empty:  # also if set meanwhile
-                self.get_application().reset_poetry()  # the pyproject.toml it wrote
-                settle(self.poetry, self.io, switched=True)
+            # records too: the stash's), as is one pyproject.toml has no table for;
+            # then torch-cuda.lock: a stop before it is written names what it lacks.
+            wrote = "once pyproject.toml said so."
+            with signals.stopping(
+                lambda: f"the switch to {name} {wrote} {left(self.poetry)}"
+            ):
+                final = prove_change(ctx, plan, record=record)
+                name = final.name if pinned else name
+                if pending is not None or not plan.is_empty:  # also if set meanwhile
+                    self.get_application().reset_poetry()  # the pyproject.toml it wrote
+                    settle(self.poetry, self.io, switched=True)
         return self._outlasted(name)
 
     def _outlasted(self, name: str) -> int:

@@ -73,18 +73,15 @@ def apply_plan(request: InstallRequest, env: Env, io: IO, write_lock: bool) -> N
             if isinstance(error, (TorchCudaError, OSError, KeyboardInterrupt)):
                 raise failure from None
             raise
-        try:  # the change holds: a stop waits for its records, then says so
-            with signals.handling(signals.stop), signals.held():
-                warning = undo.finish(stash, env, request)
-                if write_lock:  # else the caller's (switch: with pyproject.toml)
-                    request.write_lock()
-                project = str(request.poetry.pyproject_path.parent)
-                owner = {"project": project, "variant": plan.variant.name}
-                write_json(state_dir(env.path) / undo.OWNER, owner)
-        except KeyboardInterrupt as stop:
-            raise signals.stopped(
-                stop, f"the run once {plan.variant} was installed: it {undo.UNVERIFIED}"
-            ) from None
+        # The change holds: a stop waits for its records, then says so.
+        held = f"the run once {plan.variant} was installed: it {undo.UNVERIFIED}"
+        with signals.stopping(lambda: held), signals.held():
+            warning = undo.finish(stash, env, request)
+            if write_lock:  # else the caller's (switch: with pyproject.toml)
+                request.write_lock()
+            project = str(request.poetry.pyproject_path.parent)
+            owner = {"project": project, "variant": plan.variant.name}
+            write_json(state_dir(env.path) / undo.OWNER, owner)
         if warning:
             io.write_error_line(f"<warning>{PREFIX}: {esc(warning)}</>")
     if orphans:

@@ -40,6 +40,17 @@ def stopped(interrupt: KeyboardInterrupt, what: str) -> TorchCudaError:
     return error
 
 
+@contextmanager
+def stopping(what: Callable[[], str]) -> Iterator[None]:
+    """SIGTERM and SIGHUP as Ctrl-C during the block; a stop ends the run with
+    ``{signal} stopped {what()}`` (the words read once it stopped)."""
+    try:
+        with handling(stop):
+            yield
+    except KeyboardInterrupt as interrupt:
+        raise stopped(interrupt, what()) from None
+
+
 #: The blocks that must finish running now (a put-back): their handler outranks inner ones.
 _finishing: list[Callable[[int], None]] = []
 

@@ -64,8 +64,9 @@ from poetry_torch_cuda.project.variants import parse_variant
 from poetry_torch_cuda.project.variants import public_version
 from poetry_torch_cuda.project.variants import version_key
 from poetry_torch_cuda.tempfiles import make
+from poetry_torch_cuda.tempfiles import read_json
 from poetry_torch_cuda.tempfiles import refuse_read_only
-from poetry_torch_cuda.tempfiles import write_text
+from poetry_torch_cuda.tempfiles import write_json
 from poetry_torch_cuda.urls import mask_url
 from poetry_torch_cuda.urls import plain_http_elsewhere
 from poetry_torch_cuda.urls import without_credentials
@@ -318,10 +319,11 @@ class VariantLocker:
         return followed
 
     def _metadata(self, entry: IndexFile) -> str:
-        """PEP 658 metadata, else the wheel's, checked; cached by the file's sha256."""
-        path = self.client.cache_dir.parent / "metadata" / f"{entry.sha256}.metadata"
-        with suppress(OSError):
-            return path.read_text(encoding="utf-8")
+        """PEP 658 metadata, else the wheel's, checked; cached by the file's sha256
+        as JSON (a file cut short, which its text alone would not show, is read again)."""
+        path = self.client.cache_dir.parent / "metadata" / f"{entry.sha256}.json"
+        if isinstance(cached := read_json(path, None), str):
+            return cached
         pep658 = entry.metadata_sha256 is not None
         suffix = ".metadata" if pep658 else ""
         expected = entry.metadata_sha256 if pep658 else entry.sha256
@@ -359,8 +361,7 @@ class VariantLocker:
                 f"{entry.filename}{suffix} describes {said['Name']} {said['Version']}, "
                 "not this file: a broken mirror; tell whoever runs it."
             )
-        with suppress(OSError):  # a cache not written costs a request next time
-            write_text(path, text)
+        write_json(path, text)  # a cache not written costs a request next time
         return text
 
 
@@ -711,6 +712,12 @@ def lock_problem(
         return None, str(error), str(error) if whole else None
     mine, every = (STALE.format("; ".join(r)) if r else None for r in reasons)
     return lock, mine, every
+
+
+def left(poetry: Poetry) -> str:
+    """Where a stopped write left the project: ``lock --check``'s words on it now."""
+    now = locked.reread(poetry)
+    return lock_problem(now, whole=True)[2] or f"{LOCK_NAME} matches poetry.lock."
 
 
 def locked_entry(
