@@ -791,3 +791,57 @@ def test_a_build_another_installer_put_in_is_not_blamed_on_the_lock(
         assert "0.29.1+cu130" in shown and "cu129" in shown, result
         assert "no longer names" not in shown, result
         assert "locked again" not in shown, result
+
+
+def test_a_family_wheel_a_build_rejects_is_put_right_by_the_sync_the_guards_name(
+    tmp_path: Path, lock_index: IndexServer, kept_cu129: Kept
+) -> None:
+    """`pip install` put cu128's nvidia-cublas-cu12 under the cu129 torch, which pins
+    12.9.1.4: status --check named the mismatch, but `poetry torch-cuda sync` said
+    "already installed" and changed nothing (only --force, reinstalling the whole
+    build, did). sync makes the environment hold the locks: it installs the locked
+    wheel alone, as status says, and status --check passes."""
+    project = kept_cu129.fresh()
+    project.pip(
+        "install",
+        "--no-deps",
+        "--index-url",
+        lock_index.pypi_url,
+        "nvidia-cublas-cu12==12.8.4.1",
+    )
+    env = no_gpu(tmp_path)
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 1, result
+    shown = " ".join(result.stdout.split())
+    assert "but nvidia-cublas-cu12 12.8.4.1 is installed; `poetry torch-cuda sync`" in (
+        shown
+    ), result
+    record = project.site_packages() / "torch-2.14.1+cu129.dist-info" / "RECORD"
+    before = record.stat().st_mtime_ns
+    result = run_inprocess(project, "torch-cuda", "sync", env_extra=env)
+    assert result.returncode == 0, result
+    assert "already installed" not in result.stdout + result.stderr, result
+    assert project.installed()["nvidia-cublas-cu12"] == "12.9.1.4"
+    assert record.stat().st_mtime_ns == before  # torch stayed: not reinstalled
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result
+
+
+def test_a_metadata_written_over_is_put_right_by_plain_sync(
+    tmp_path: Path, lock_index: IndexServer, kept_cu129: Kept
+) -> None:
+    """torchvision's METADATA says `Version: banana`: status says cu129 wants
+    0.29.1+cu129 and `sync`, which failed with "the index does not label its builds"
+    (pip takes the .dist-info folder's 0.29.1+cu129 as installed). sync reinstalls
+    it, and status --check passes."""
+    project = kept_cu129.fresh()
+    (dist_info,) = project.site_packages().glob("torchvision-*.dist-info")
+    metadata = dist_info / "METADATA"
+    metadata.write_text(metadata.read_text().replace("0.29.1+cu129", "banana"))
+    env = no_gpu(tmp_path)
+    result = run_inprocess(project, "torch-cuda", "sync", env_extra=env)
+    assert result.returncode == 0, result
+    assert "label" not in result.stdout + result.stderr, result
+    assert project.installed()["torchvision"] == "0.29.1+cu129"
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result

@@ -62,6 +62,7 @@ PREVIOUS = ".torch-cuda-previous"
 STASH = ".torch-cuda-stash-"
 #: The fix of a damaged build, and the causes :func:`family_problems` gives.
 SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
+SYNC = "`poetry torch-cuda sync` installs the locked one"
 #: A put-back that failed: what and why.
 NOT_BACK = f"Putting back {{}} failed too ({{}}): torch may not import; {SYNC_FORCE}."
 #: A stop once a build is in: what holds then.
@@ -456,8 +457,11 @@ def family_problems(
     family = set(held.graph(roots))
     if not family:  # nothing installed: no distribution's metadata to read
         return []
-    how: tuple[str | None, str] = (None, SYNC_FORCE)  # cause, fix of each problem
-    problems = dict.fromkeys(held.unmet(roots), how)
+    # cause, fix: a wheel of the family the build rejects, the plan puts in
+    problems: dict[str, tuple[str | None, str]] = {
+        said: (None, SYNC if is_cuda_bound(name) else SYNC_FORCE)
+        for said, name in held.unmet(roots).items()
+    }
     ours = {canonicalize_name(root) for root in roots}
     for name, folders in sorted(i for i in held.names().items() if i[0] in family):
         for where in sorted({os.path.dirname(f) for f in folders}):
