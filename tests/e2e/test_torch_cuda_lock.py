@@ -845,3 +845,28 @@ def test_a_metadata_written_over_is_put_right_by_plain_sync(
     assert project.installed()["torchvision"] == "0.29.1+cu129"
     result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
     assert result.returncode == 0, result
+
+
+def test_a_killed_pips_leftovers_are_named_by_status_and_swept_by_sync(
+    tmp_path: Path, kept_cu129: Kept
+) -> None:
+    """A killed pip left `~orch` (torch's files, renamed aside) beside the intact
+    torch: every guard passed and nothing removed it but a killed run's recovery,
+    though such folders hold GBs. status --check names them, their size and `sync`;
+    sync removes them (and says so), and status --check passes."""
+    project = kept_cu129.fresh()
+    site = project.site_packages()
+    shutil.copytree(site / "torch", site / "~orch")
+    env = no_gpu(tmp_path)
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 1, result
+    shown = " ".join(result.stdout.split())
+    assert f"a killed pip left ~orch in {site} (" in shown, result
+    assert "MB); `poetry torch-cuda sync` removes it" in shown, result
+    result = run_inprocess(project, "torch-cuda", "sync", env_extra=env)
+    assert result.returncode == 0, result
+    assert "removed ~orch" in result.stdout, result
+    assert not (site / "~orch").exists()
+    assert (site / "torch").is_dir()
+    result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result

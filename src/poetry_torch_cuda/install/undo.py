@@ -275,16 +275,17 @@ def mb(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
-def recover(env: Env, uninstall: Uninstaller) -> list[str]:
+def recover(env: Env, uninstall: Uninstaller, *, sweep: bool = False) -> list[str]:
     """Under the env lock: put back killed runs' stashes (a removal's aside, the later,
     first) and remove them; returns what was undone. Pip's ``~`` leftovers go only
-    then: else one is another pip's, maybe at work. Each stash is a killed run's,
-    whatever has its pid now (in a container: this run, at every start)."""
+    then, or asked to (``sweep``: ``sync``, ``switch``): else one may be another pip's
+    at work. Each stash is a killed run's, whatever has its pid now (in a container:
+    this run, at every start)."""
     killed = sorted(state_dir(env.path).glob(f"{STASH}*"))
     stashes = sorted(filter(None, map(_read, killed)), key=lambda s: bool(s.family))
-    if killed and not stashes:  # else each put_back sweeps them
-        sweep_leftovers(env)
     undone: list[str] = []
+    if sweep or (killed and not stashes):  # else each put_back sweeps them
+        undone += [f"removed {path.name}" for path in sweep_leftovers(env)]
     for stash in stashes:
         try:
             undone += stash.put_back(env, uninstall)
@@ -348,12 +349,32 @@ def _drop_unrecorded(folders: list[str]) -> bool:
     return bool(half)
 
 
-def sweep_leftovers(env: Env) -> None:
+def sweep_leftovers(env: Env) -> list[Path]:
     """Remove pip's ``~name`` entries in site-packages, which a killed pip leaves (and
-    pip warns about on every run)."""
-    for site in site_paths(env):
-        for path in Path(site).glob("~*"):
-            remove(path)
+    pip warns about on every run); returns them."""
+    found = _leftovers(env)
+    for path in found:
+        remove(path)
+    return found
+
+
+def pip_leftovers(env: Env) -> list[str]:
+    """For ``status``: what :func:`sweep_leftovers` removes, with its size (a killed
+    pip's copy of torch is GBs)."""
+    if not (found := _leftovers(env)):
+        return []
+    size = sum(
+        f.stat().st_size for p in found for f in (p, *p.rglob("*")) if f.is_file()
+    )
+    names, them = ", ".join(p.name for p in found), "them" if len(found) > 1 else "it"
+    where = f"{found[0].parent} ({mb(size)})"
+    return [
+        f"a killed pip left {names} in {where}; `poetry torch-cuda sync` removes {them}"
+    ]
+
+
+def _leftovers(env: Env) -> list[Path]:
+    return [path for site in site_paths(env) for path in Path(site).glob("~*")]
 
 
 def undo(
