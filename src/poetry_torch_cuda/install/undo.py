@@ -284,8 +284,6 @@ def recover(env: Env, uninstall: Uninstaller, *, sweep: bool = False) -> list[st
     killed = sorted(state_dir(env.path).glob(f"{STASH}*"))
     stashes = sorted(filter(None, map(_read, killed)), key=lambda s: bool(s.family))
     undone: list[str] = []
-    if sweep or (killed and not stashes):  # else each put_back sweeps them
-        undone += [f"removed {path.name}" for path in sweep_leftovers(env)]
     for stash in stashes:
         try:
             undone += stash.put_back(env, uninstall)
@@ -297,6 +295,8 @@ def recover(env: Env, uninstall: Uninstaller, *, sweep: bool = False) -> list[st
             ) from None
     for path in killed:
         remove(path)
+    if sweep or (killed and not stashes):  # else each put_back swept them
+        undone += [f"removed {path.name}" for path in sweep_leftovers(env)]
     return undone
 
 
