@@ -148,8 +148,7 @@ class RunContext:
         env, io = self.env, self.io
         with self.holding(variant, force=force) as waited:
             beside(self.poetry.pyproject_path)  # a killed switch's pyproject.toml
-            undone = recover(env, lambda n: pip_for(env).uninstall(n), sweep=sweep)
-            if undone:
+            if undone := recover(env, lambda n: pip_for(env).uninstall(n), sweep=sweep):
                 io.write_line(
                     f"{PREFIX}: undid a killed run's work: {', '.join(undone)}"
                 )
