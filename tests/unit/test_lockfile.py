@@ -346,3 +346,15 @@ def test_a_sha256_written_in_uppercase_reads_lowercase(tmp_path: Path) -> None:
     assert {f[2] for p in lock.variants[0].packages for f in p.files} == {A, B}
     name = "torch-2.14.1+cu129-cp30-cp30-linux_x86_64.whl"
     assert recorded_hashes(path)[("cu129", name)] == {B}
+
+
+def test_a_newer_lock_version_is_said_before_what_the_newer_format_lacks(
+    tmp_path: Path,
+) -> None:
+    """A newer plugin's lock may lack keys this one reads: its lock-version is said."""
+    path = tmp_path / "torch-cuda.lock"
+    write_lock(path, sample())
+    text = path.read_text().replace('"1.0"', '"2.0"', 1)
+    path.write_text(text.replace("content-hash =", "digest ="))
+    with pytest.raises(LockFileError, match=r"lock-version 2\.0; .* Upgrade the plugin"):
+        read_lock(path)

@@ -176,11 +176,8 @@ def read_lock(path: Path) -> TorchCudaLock | None:
     try:
         metadata = data["metadata"]
         table = part = "[metadata]"
-        values: list[Any] = []
-        for key, value_of in _METADATA.items():
-            found, part = metadata[key], f"[metadata] {key}"
-            values.append(value_of(found))
-        (version, *inputs), part = values, "[metadata] lock-version"
+        version = str(metadata["lock-version"])
+        part = "[metadata] lock-version"  # first: a newer plugin's may differ after it
         newer = int(version.split(".")[0]) - int(LOCK_VERSION.split(".")[0])
         if newer < 0:  # no plugin wrote it (nor a major that is no number)
             raise ValueError(version)
@@ -189,6 +186,10 @@ def read_lock(path: Path) -> TorchCudaLock | None:
                 f"{LOCK_NAME} has lock-version {version}; this poetry-torch-cuda "
                 f"reads {LOCK_VERSION}. Upgrade the plugin, or {_again(path)}"
             )
+        inputs: list[Any] = []
+        for key, value_of in _INPUTS.items():
+            found, part = metadata[key], f"[metadata] {key}"
+            inputs.append(value_of(found))
         variants: list[VariantLock] = []
         for entry in data.get("variant", []):
             table = part = "[[variant]]"
@@ -274,9 +275,8 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(str(item) for item in value)
 
 
-#: [metadata]'s keys and how each is read: lock-version, then LockInputs' fields.
-_METADATA: dict[str, Callable[[Any], Any]] = {
-    "lock-version": str,
+#: [metadata]'s keys of LockInputs' fields, and how each is read.
+_INPUTS: dict[str, Callable[[Any], Any]] = {
     "content-hash": str,
     "locked": lambda found: tuple(
         (canonicalize_name(n), _strings(v)) for n, v in sorted(found.items())
