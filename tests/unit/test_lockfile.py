@@ -356,5 +356,7 @@ def test_a_newer_lock_version_is_said_before_what_the_newer_format_lacks(
     write_lock(path, sample())
     text = path.read_text().replace('"1.0"', '"2.0"', 1)
     path.write_text(text.replace("content-hash =", "digest ="))
-    with pytest.raises(LockFileError, match=r"lock-version 2\.0; .* Upgrade the plugin"):
+    with pytest.raises(
+        LockFileError, match=r"lock-version 2\.0; .* Upgrade the plugin"
+    ):
         read_lock(path)
