@@ -133,11 +133,13 @@ class RunContext:
         lock: bool | None = None,
         compile_bytecode: bool = False,
         refresh: bool = False,
+        sweep: bool = False,
     ) -> Plan:
         """Make the env hold ``variant`` (``dry``: plan it) by the one locked install path:
         a build the driver does not run warned of, its missing entry locked first (by the
         install; ``lock``: also when nothing installs, or never), the plan made under the
-        env's lock from the env as it is then (``refresh``: after a wait, reread)."""
+        env's lock from the env as it is then (``refresh``: after a wait, reread);
+        ``sweep``: pip's leftovers go too (``undo.recover``)."""
         if dry:
             plan = self.plan(variant, force=force)
             self._before_install(plan, lock, dry=True)
@@ -146,7 +148,7 @@ class RunContext:
         env, io = self.env, self.io
         with self.holding(variant, force=force) as waited:
             beside(self.poetry.pyproject_path)  # a killed switch's pyproject.toml
-            if undone := recover(env, lambda names: pip_for(env).uninstall(names)):
+            if undone := recover(env, lambda n: pip_for(env).uninstall(n), sweep=sweep):
                 io.write_line(
                     f"{PREFIX}: undid a killed run's work: {', '.join(undone)}"
                 )

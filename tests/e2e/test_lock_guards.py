@@ -467,8 +467,9 @@ def test_a_lock_version_no_plugin_wrote_is_not_a_reason_to_upgrade(
         shown = " ".join((result.stdout + result.stderr).split())
         assert "Upgrade the plugin" not in shown, result
         assert (
-            "torch-cuda.lock is not a torch-cuda.lock this plugin can read; run "
-            "`poetry torch-cuda lock` to write it again." in shown
+            "torch-cuda.lock is not a torch-cuda.lock this plugin can read ([metadata] "
+            "lock-version is not as this plugin writes it); run `poetry torch-cuda "
+            "lock` to write it again." in shown
         ), result
 
 
@@ -798,4 +799,31 @@ def test_a_per_run_variant_not_locked_is_the_installs_to_lock_not_lock_s(
     assert "locking cu130 first" in result.stdout, describe(result)
     assert project.installed()["torch"] == "2.14.1+cu130"
     result = run_inprocess(project, "torch-cuda", "status", "--check", env_extra=env)
+    assert result.returncode == 0, result
+
+
+def test_lock_check_fails_on_an_entry_lock_would_drop(
+    tmp_path: Path, index: IndexServer
+) -> None:
+    """A cu130 entry no configuration asks for (added by hand, or a teammate's
+    lock-variants since dropped), consistent in itself: lock --check passed, and
+    `poetry torch-cuda lock` then dropped it. The check fails whenever lock would
+    change the file: it names the entry and both ways on; after lock it passes."""
+    project = Project.create(tmp_path, index, DEPS, TWO)
+    assert run_inprocess(project, "lock").returncode == 0
+    text = project.pyproject.read_text()
+    project.pyproject.write_text(text.replace(TWO, 'variant = "cu129"\n'))
+    path = project.path / "torch-cuda.lock"
+    lock = path.read_text()
+    path.write_text(lock.replace('["cu129", "cu130"]', '["cu129"]', 1))
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
+    assert result.returncode == 1, result
+    assert " ".join(result.stderr.split()) == (
+        "torch-cuda.lock does not match this project: it holds cu130, a variant "
+        "neither variant nor lock-variants names (add it to lock-variants to keep "
+        "it). Run `poetry torch-cuda lock` and commit torch-cuda.lock."
+    ), result
+    assert run_inprocess(project, "torch-cuda", "lock").returncode == 0
+    assert [v["name"] for v in read_lock(project)["variant"]] == ["cu129"]
+    result = run_inprocess(project, "torch-cuda", "lock", "--check")
     assert result.returncode == 0, result

@@ -258,7 +258,7 @@ def test_verify_fails_as_status_on_a_wheel_the_build_lacks_or_rejects(
         "torch 2.13.0+cu130 requires triton, which is not installed",
     ]
     fixes = [
-        "`poetry torch-cuda sync --force` reinstalls the build",
+        "`poetry torch-cuda sync` installs the locked one",
         "run `poetry install`",
     ]
 

@@ -166,6 +166,50 @@ def test_a_damaged_value_is_one_clear_error(
         read_lock(path)
 
 
+def test_a_lock_saved_with_a_byte_order_mark_reads_as_without(tmp_path: Path) -> None:
+    """Notepad saves UTF-8 with a BOM: the reader called that "not valid TOML (...; a
+    merge conflict?)". A BOM is no part of the text (TOML is UTF-8): it reads."""
+    path = tmp_path / "torch-cuda.lock"
+    write_lock(path, sample())
+    plain = read_lock(path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert read_lock(path) == plain
+
+
+@pytest.mark.parametrize(
+    ("locked", "damaged", "part"),
+    [
+        ("[metadata", "[metadatax", "the file has no metadata"),
+        ("content-hash =", "contenthash =", "[metadata] has no content-hash"),
+        (
+            'packages = ["torch", "torchvision"]',
+            'packages = "torch"',
+            "[metadata] packages",
+        ),
+        ('torch = ["2.14.1"]', 'torch = "2.14.1"', "[metadata] locked"),
+        ('lock-version = "1.0"', 'lock-version = "one"', "[metadata] lock-version"),
+        ('name = "cu129"\nindex-url', 'name = "cu12x"\nindex-url', "[[variant]] cu12x"),
+        ("size = 10", 'size = "ten"', "[[variant]] cu129"),
+        ('index-url = "', 'index-urlx = "', "[[variant]] cu129 has no index-url"),
+    ],
+)
+def test_an_unreadable_lock_names_the_part_that_is_bad(
+    tmp_path: Path, locked: str, damaged: str, part: str
+) -> None:
+    """Its "not a torch-cuda.lock this plugin can read" said nothing of where: it names
+    the table, entry or key, in the one wording."""
+    path = tmp_path / "torch-cuda.lock"
+    write_lock(path, sample())
+    path.write_text(path.read_text().replace(locked, damaged))
+    with pytest.raises(LockFileError) as raised:
+        read_lock(path)
+    said = str(raised.value)
+    assert said.startswith(
+        "torch-cuda.lock is not a torch-cuda.lock this plugin can read ("
+    )
+    assert f"({part}" in said, said
+
+
 def test_an_entry_twice_is_one_clear_error(tmp_path: Path) -> None:
     """A merge that kept both sides' ``[[variant]]`` blocks is valid TOML, and
     which side an install would take is nobody's decision."""
@@ -302,3 +346,17 @@ def test_a_sha256_written_in_uppercase_reads_lowercase(tmp_path: Path) -> None:
     assert {f[2] for p in lock.variants[0].packages for f in p.files} == {A, B}
     name = "torch-2.14.1+cu129-cp30-cp30-linux_x86_64.whl"
     assert recorded_hashes(path)[("cu129", name)] == {B}
+
+
+def test_a_newer_lock_version_is_said_before_what_the_newer_format_lacks(
+    tmp_path: Path,
+) -> None:
+    """A newer plugin's lock may lack keys this one reads: its lock-version is said."""
+    path = tmp_path / "torch-cuda.lock"
+    write_lock(path, sample())
+    text = path.read_text().replace('"1.0"', '"2.0"', 1)
+    path.write_text(text.replace("content-hash =", "digest ="))
+    with pytest.raises(
+        LockFileError, match=r"lock-version 2\.0; .* Upgrade the plugin"
+    ):
+        read_lock(path)

@@ -91,7 +91,9 @@ class MovingCommand(TorchCudaCommand, GroupCommand):
         one line when nothing changed (``records``: switch records the variant, so its
         entry locks even if nothing installs)."""
         dry, lock = bool(self.option("dry-run")), records or None
-        plan = ctx.reconcile(variant, dry=dry, force=force, lock=lock, refresh=True)
+        plan = ctx.reconcile(
+            variant, dry=dry, force=force, lock=lock, refresh=True, sweep=True
+        )
         if dry or plan.is_empty:  # what it changes, or why nothing moves
             if holds_nothing(plan):
                 words = ctx.view.nothing_held(ctx.config.package_names, dry)

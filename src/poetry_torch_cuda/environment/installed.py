@@ -95,6 +95,13 @@ class InstalledEnvironment:
                         found.setdefault(name, []).append(entry.path)
         return found
 
+    def folder_version(self, name: str) -> str | None:
+        """The version ``name``'s .dist-info folder is named for, which pip reads first
+        (its METADATA may say another: written over since)."""
+        found = self.names().get(canonicalize_name(name), [])
+        stems = [Path(f).stem for f in found if f.endswith(".dist-info")]
+        return stems[0].partition("-")[2] if stems else None
+
     def all(self) -> dict[NormalizedName, InstalledDistribution]:
         """Every installed distribution by name (first on the path wins); none yet for a
         folder whose METADATA names none (a wheel pip is unpacking)."""
@@ -148,9 +155,10 @@ class InstalledEnvironment:
             if self.get(name) is None
         ]
 
-    def unmet(self, roots: Iterable[str]) -> list[str]:
-        """``pip check``'s sentences for installed versions that what ``roots`` reach reject."""
-        problems: list[str] = []
+    def unmet(self, roots: Iterable[str]) -> dict[str, NormalizedName]:
+        """``pip check``'s sentences for installed versions that what ``roots`` reach
+        reject, each with the name of the package rejected."""
+        problems: dict[str, NormalizedName] = {}
         for name in self.graph(roots):
             distribution = self.get(name)
             assert distribution is not None
@@ -160,10 +168,10 @@ class InstalledEnvironment:
                     continue
                 with suppress(InvalidVersion):  # no version to judge
                     if not specifier.contains(Version(have.version), prereleases=True):
-                        problems.append(
+                        problems[
                             f"{distribution.name} {distribution.version} depends on "
                             f"{requirement}, but {have.name} {have.version} is installed"
-                        )
+                        ] = have.name
         return problems
 
     def _describe(

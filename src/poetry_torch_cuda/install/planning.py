@@ -187,6 +187,11 @@ def plan_for(
         for target in targets
         if force or not target.is_satisfied_by(installed.version(target.name), variant)
     )
+    # pip reads the version in a .dist-info folder's name: a build whose METADATA was
+    # written over since (`Version: banana`) it keeps as installed unless forced.
+    force = force or any(
+        t.is_satisfied_by(installed.folder_version(t.name), variant) for t in install
+    )
     protected = protected_for(config, locked, installed)
     poetrys, sweep = frozenset(locked.graph), protected - configured
     then: tuple[NormalizedName, ...] = ()
@@ -197,10 +202,14 @@ def plan_for(
         install, orphans, force, then = tuple(targets), [], True, tuple(orphans)
     elif not install and any(
         is_cuda_bound(name)
-        for _, name in installed.missing(target.name for target in targets)
+        for name in [
+            *(name for _, name in installed.missing(t.name for t in targets)),
+            *installed.unmet(t.name for t in targets).values(),
+        ]
     ):
-        # A killed install left a wheel of the family out (Poetry skips them):
-        # pip adds what is missing, the rest is in place; orphans go after it
+        # A wheel of the family a killed install left out (Poetry skips them) or at a
+        # version the build rejects (another pip's): pip puts the locked one in, the
+        # rest is in place; orphans go after it
         install, orphans, then = tuple(targets), [], tuple(orphans)
     # Poetry's packages the targets need and the env lacks (a hook's graph holds
     # only the family), at poetry.lock's versions.

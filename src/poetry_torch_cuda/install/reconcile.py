@@ -178,10 +178,11 @@ def _check_installed(plan: Plan, installed: InstalledEnvironment) -> str:
     for target in plan.install:
         version = installed.version(target.name)
         if not target.is_satisfied_by(version, plan.variant):
-            raise TorchCudaError(
-                f"pip installed {target.name} {version or '(nothing)'} where "
-                f"{target} was asked for: the index does not label its builds "
-                f"'+{plan.variant.name}'. Check index-url."
+            raise TorchCudaError(  # pip installs the locked file, or takes one for it
+                f"pip was asked for {target}, but {target.name} reads as "
+                f"{version or 'not installed'} after it: pip took what is installed "
+                "for that build, and it is not (two .dist-info folders of it, or one "
+                "written over); `poetry torch-cuda status` names what is wrong."
             )
         versions.append(f"{target.name} {version}")
     return f"installed {', '.join(versions)}"

@@ -62,6 +62,7 @@ PREVIOUS = ".torch-cuda-previous"
 STASH = ".torch-cuda-stash-"
 #: The fix of a damaged build, and the causes :func:`family_problems` gives.
 SYNC_FORCE = "`poetry torch-cuda sync --force` reinstalls the build"
+SYNC = "`poetry torch-cuda sync` installs the locked one"
 #: A put-back that failed: what and why.
 NOT_BACK = f"Putting back {{}} failed too ({{}}): torch may not import; {SYNC_FORCE}."
 #: A stop once a build is in: what holds then.
@@ -274,15 +275,14 @@ def mb(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
-def recover(env: Env, uninstall: Uninstaller) -> list[str]:
+def recover(env: Env, uninstall: Uninstaller, *, sweep: bool = False) -> list[str]:
     """Under the env lock: put back killed runs' stashes (a removal's aside, the later,
     first) and remove them; returns what was undone. Pip's ``~`` leftovers go only
-    then: else one is another pip's, maybe at work. Each stash is a killed run's,
-    whatever has its pid now (in a container: this run, at every start)."""
+    then, or asked to (``sweep``: ``sync``, ``switch``): else one may be another pip's
+    at work. Each stash is a killed run's, whatever has its pid now (in a container:
+    this run, at every start)."""
     killed = sorted(state_dir(env.path).glob(f"{STASH}*"))
     stashes = sorted(filter(None, map(_read, killed)), key=lambda s: bool(s.family))
-    if killed and not stashes:  # else each put_back sweeps them
-        sweep_leftovers(env)
     undone: list[str] = []
     for stash in stashes:
         try:
@@ -295,6 +295,8 @@ def recover(env: Env, uninstall: Uninstaller) -> list[str]:
             ) from None
     for path in killed:
         remove(path)
+    if sweep or (killed and not stashes):  # else each put_back swept them
+        undone += [f"removed {path.name}" for path in sweep_leftovers(env)]
     return undone
 
 
@@ -347,12 +349,32 @@ def _drop_unrecorded(folders: list[str]) -> bool:
     return bool(half)
 
 
-def sweep_leftovers(env: Env) -> None:
+def sweep_leftovers(env: Env) -> list[Path]:
     """Remove pip's ``~name`` entries in site-packages, which a killed pip leaves (and
-    pip warns about on every run)."""
-    for site in site_paths(env):
-        for path in Path(site).glob("~*"):
-            remove(path)
+    pip warns about on every run); returns them."""
+    found = _leftovers(env)
+    for path in found:
+        remove(path)
+    return found
+
+
+def pip_leftovers(env: Env) -> list[str]:
+    """For ``status``: what :func:`sweep_leftovers` removes, with its size (a killed
+    pip's copy of torch is GBs)."""
+    if not (found := _leftovers(env)):
+        return []
+    size = sum(
+        f.stat().st_size for p in found for f in (p, *p.rglob("*")) if f.is_file()
+    )
+    names, them = ", ".join(p.name for p in found), "them" if len(found) > 1 else "it"
+    where = f"{found[0].parent} ({mb(size)})"
+    return [
+        f"a killed pip left {names} in {where}; `poetry torch-cuda sync` removes {them}"
+    ]
+
+
+def _leftovers(env: Env) -> list[Path]:
+    return [path for site in site_paths(env) for path in Path(site).glob("~*")]
 
 
 def undo(
@@ -456,8 +478,11 @@ def family_problems(
     family = set(held.graph(roots))
     if not family:  # nothing installed: no distribution's metadata to read
         return []
-    how: tuple[str | None, str] = (None, SYNC_FORCE)  # cause, fix of each problem
-    problems = dict.fromkeys(held.unmet(roots), how)
+    # cause, fix: a wheel of the family the build rejects, the plan puts in
+    problems: dict[str, tuple[str | None, str]] = {
+        said: (None, SYNC if is_cuda_bound(name) else SYNC_FORCE)
+        for said, name in held.unmet(roots).items()
+    }
     ours = {canonicalize_name(root) for root in roots}
     for name, folders in sorted(i for i in held.names().items() if i[0] in family):
         for where in sorted({os.path.dirname(f) for f in folders}):

@@ -698,7 +698,16 @@ def entry_for(
     every = locked_variants(config, lock) | {entry.name for entry in lock.variants}
     # A variant `lock` skips (a per-run one) is no fault of the file: installs lock it.
     mine = why({variant.name} & every if variant else [])
-    return lock, mine, why(every, file=True) if whole else None
+    if not whole:
+        return lock, mine, None
+    kept = {*current.lock_variants, *(_AUTO if "auto" in current.lock_variants else ())}
+    dropped = [  # entries `lock` drops
+        f"it holds {entry.name}, a variant neither variant nor lock-variants names "
+        "(add it to lock-variants to keep it)"
+        for entry in lock.variants
+        if entry.name not in kept
+    ]
+    return lock, mine, why(every, file=True) + dropped
 
 
 def lock_problem(

@@ -19,6 +19,7 @@ from poetry_torch_cuda.install.planning import foreign_wheels
 from poetry_torch_cuda.install.planning import plan_for
 from poetry_torch_cuda.install.undo import dead_stashes
 from poetry_torch_cuda.install.undo import family_problems
+from poetry_torch_cuda.install.undo import pip_leftovers
 from poetry_torch_cuda.machine.detection import assess
 from poetry_torch_cuda.machine.detection import cpu_fallback_warning
 from poetry_torch_cuda.machine.detection import predates
@@ -217,7 +218,7 @@ def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
     locks = None if view is None else view.names
     damaged = family_problems(env, installed, names, False, locks, add, lock, unmoved)
     report.warnings += [f"{p}{f': {why}' if why else ''}; {f}" for p, why, f in damaged]
-    report.warnings += dead_stashes(env.path)
+    report.warnings += dead_stashes(env.path) + pip_leftovers(env)
     if machine.smi_failure and (variant.kind == "cuda" or decision is not None):
         report.warnings.append(f"the GPU cannot be checked: {machine.smi_failure}")
     if view is not None:
