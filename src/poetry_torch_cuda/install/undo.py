@@ -17,6 +17,7 @@ import os
 import shutil
 import stat
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
@@ -171,6 +172,25 @@ class Stash:
         kept = [f"kept {n} {now[n]} (installed by Poetry since)" for n in poetrys]
         return (changes or files) + kept
 
+    def changed(self) -> list[str]:
+        """The files a put-back would link in (not the env's own: :func:`_linked`)
+        whose bytes are not the sha256 their stashed ``RECORD`` lists."""
+        kept = {path: os.path.join(self.root, name) for path, name in self.files}
+        sums = {
+            path: (listed, digest[7:])
+            for record, at in kept.items()
+            if record.endswith(f".dist-info{os.sep}RECORD")
+            for path, listed, digest, _ in _entries(
+                Path(at).read_text("utf-8"), os.path.dirname(os.path.dirname(record))
+            )
+            if digest[:7] == "sha256="
+            and path in kept
+            and not path.endswith(".pyc")
+            and not _linked(kept[path], path)
+        }
+        digests = _sha256s(kept[path] for path in sums)
+        return [sums[p][0] for p, got in zip(sums, digests) if got != sums[p][1]]
+
     def held(self, names: Iterable[str]) -> str:
         """Its versions of ``names`` in words, torch first ("" for none)."""
         found = sorted(set(names) & self.before.keys(), key=lambda n: (n != "torch", n))
@@ -225,9 +245,12 @@ def _write_record(path: Path, record: object) -> str:
     return said
 
 
-def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
+def reusable_previous(
+    env: Env, request: InstallRequest, warn: Callable[[str], object]
+) -> Stash | None:
     """The previous build, if it is exactly what ``request`` installs: the plan's
-    versions (labels included), from the locked files the request names."""
+    versions (labels included), from the locked files the request names, each file
+    what its ``RECORD`` lists (one that is not: ``warn``, and the build is dropped)."""
     plan, previous = request.plan, previous_build(env.path)
     if plan.force or not request.config.keep_previous_build or previous is None:
         return None
@@ -236,8 +259,17 @@ def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
         for t in plan.install
     )
     locked = _named(previous.locked)
-    same = all(locked.get(f.name) == f.sha256 for f in request.files)
-    return previous if fits and same else None
+    if not fits or any(locked.get(f.name) != f.sha256 for f in request.files):
+        return None
+    if changed := previous.changed():
+        warn(
+            f"the previous build kept in the environment is not put back: "
+            f"{len(changed)} of its files changed since it was kept ({changed[0]}"
+            f"{', …' if len(changed) > 1 else ''}); installing the locked files instead"
+        )
+        drop_previous(env.path)
+        return None
+    return previous
 
 
 def previous_build(env_path: Path) -> Stash | None:
@@ -321,13 +353,20 @@ def link(source: str | Path, target: str | Path) -> None:
         shutil.copy2(source, target)
 
 
-def _relink(kept: str, target: str) -> bool:
-    """Make ``target`` the stashed file ``kept`` again; whether it had to change (a
-    link, or a copy on another disk, has the stashed file's size and mtime)."""
-    with suppress(FileNotFoundError):  # no file there: linked below
+def _linked(kept: str, target: str) -> bool:
+    """Whether ``target`` is the stashed file ``kept`` (a link, or a copy on another
+    disk, has its size and mtime)."""
+    with suppress(FileNotFoundError):
         now, was = os.lstat(target), os.stat(kept)
-        if (now.st_size, now.st_mtime_ns) == (was.st_size, was.st_mtime_ns):
-            return False
+        return (now.st_size, now.st_mtime_ns) == (was.st_size, was.st_mtime_ns)
+    return False
+
+
+def _relink(kept: str, target: str) -> bool:
+    """Make ``target`` the stashed file ``kept`` again; whether it had to change."""
+    if _linked(kept, target):
+        return False
+    with suppress(FileNotFoundError):  # no file there: linked below
         os.unlink(target)
     os.makedirs(os.path.dirname(target), exist_ok=True)  # a removal may have taken it
     link(kept, target)
@@ -430,12 +469,17 @@ def files_by_name(
         if not (distribution := located(site_paths(env), name)):
             continue
         base = str(distribution.locate_file(""))
-        rows = csv.reader((distribution.read_text("RECORD") or "").splitlines())
-        found[name] = [
-            (os.path.normpath(os.path.join(base, row[0])), row[0], row[1], row[2])
-            for row in ([*row, "", ""] for row in rows if row)
-        ]
+        found[name] = _entries(distribution.read_text("RECORD") or "", base)
     return found
+
+
+def _entries(text: str, base: str) -> list[Entry]:
+    """The lines of the ``RECORD`` ``text`` of a distribution installed in ``base``."""
+    rows = csv.reader(text.splitlines())
+    return [
+        (os.path.normpath(os.path.join(base, row[0])), row[0], row[1], row[2])
+        for row in ([*row, "", ""] for row in rows if row)
+    ]
 
 
 def family_problems(
@@ -479,17 +523,20 @@ def family_problems(
             continue
         # Bytecode is the interpreter's to rewrite or a slim image's to delete.
         entries = [e for e in all_entries if e[2] and not e[0].endswith(".pyc")]
-        missing, changed = [], []
+        missing, changed, sums = [], [], {}  # sums: path: (listed, sha256)
         for path, listed, digest, size in entries:  # one stat a file (~20,000)
             info = None
             with suppress(OSError):
                 info = os.stat(path)
             if info is None or not stat.S_ISREG(info.st_mode):
                 missing.append(listed)
-            elif (size.isdigit() and info.st_size != int(size)) or (
-                hashes and digest[:7] == "sha256=" and digest[7:] != _sha256(path)
-            ):  # a size is the stat's (status), a sha256 reads the file (verify)
+            elif size.isdigit() and info.st_size != int(size):  # the stat's (status)
                 changed.append(listed)
+            elif hashes and digest[:7] == "sha256=":  # reads the file (verify)
+                sums[path] = listed, digest[7:]
+        changed += [
+            sums[p][0] for p, got in zip(sums, _sha256s(sums)) if got != sums[p][1]
+        ]
         for bad, what in ((missing, "missing"), (changed, "changed since install")):
             if bad:
                 problems[
@@ -521,6 +568,12 @@ def family_problems(
 def repair(name: str, unmoved: Mapping[str, tuple[str, str, str]]) -> str:
     """A damaged build's fix; for one no install moves (``Plan.unmoved``), what moves it."""
     return unmoved[name][2] if name in unmoved else SYNC_FORCE
+
+
+def _sha256s(paths: Iterable[str]) -> list[str]:
+    """The sha256 of each file, on every core (hashlib lets go of the GIL)."""
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        return list(pool.map(_sha256, paths))
 
 
 def _sha256(path: str) -> str:
