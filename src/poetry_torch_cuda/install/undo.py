@@ -4,7 +4,8 @@ Before pip runs, the family's files are hard-linked into a stash in ``state_dir`
 pip and a removal unlink a file before replacing it, so the stash costs only what
 changed. Any failure (kill -9: the next run's :func:`recover`) is undone from it;
 after a change it stays as the previous build (one at most), so switch's rollback and
-a switch back to it are links. :func:`family_problems` checks every file is there.
+a switch back to it (its files hashed first) are links. :func:`family_problems` checks
+every file is there.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from poetry_torch_cuda.environment.installed import located
 from poetry_torch_cuda.environment.installed import site_paths
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
+from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.tempfiles import remove
 
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from collections.abc import Sequence
 
+    from cleo.io.io import IO
     from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
@@ -173,23 +177,17 @@ class Stash:
         return (changes or files) + kept
 
     def changed(self) -> list[str]:
-        """The files a put-back would link in (not the env's own: :func:`_linked`)
-        whose bytes are not the sha256 their stashed ``RECORD`` lists."""
+        """Its files whose bytes are not the sha256 their stashed ``RECORD`` lists."""
         kept = {path: os.path.join(self.root, name) for path, name in self.files}
-        sums = {
-            path: (listed, digest[7:])
+        return _unlike({
+            kept[path]: (listed, digest[7:])
             for record, at in kept.items()
             if record.endswith(f".dist-info{os.sep}RECORD")
             for path, listed, digest, _ in _entries(
                 Path(at).read_text("utf-8"), os.path.dirname(os.path.dirname(record))
             )
-            if digest[:7] == "sha256="
-            and path in kept
-            and not path.endswith(".pyc")
-            and not _linked(kept[path], path)
-        }
-        digests = _sha256s(kept[path] for path in sums)
-        return [sums[p][0] for p, got in zip(sums, digests) if got != sums[p][1]]
+            if digest[:7] == "sha256=" and path in kept and not path.endswith(".pyc")
+        })  # fmt: skip
 
     def held(self, names: Iterable[str]) -> str:
         """Its versions of ``names`` in words, torch first ("" for none)."""
@@ -245,12 +243,10 @@ def _write_record(path: Path, record: object) -> str:
     return said
 
 
-def reusable_previous(
-    env: Env, request: InstallRequest, warn: Callable[[str], object]
-) -> Stash | None:
+def reusable_previous(env: Env, request: InstallRequest, io: IO) -> Stash | None:
     """The previous build, if it is exactly what ``request`` installs: the plan's
     versions (labels included), from the locked files the request names, each file
-    what its ``RECORD`` lists (one that is not: ``warn``, and the build is dropped)."""
+    what its ``RECORD`` lists (one that is not: the build is dropped, with a warning)."""
     plan, previous = request.plan, previous_build(env.path)
     if plan.force or not request.config.keep_previous_build or previous is None:
         return None
@@ -262,10 +258,11 @@ def reusable_previous(
     if not fits or any(locked.get(f.name) != f.sha256 for f in request.files):
         return None
     if changed := previous.changed():
-        warn(
-            f"the previous build kept in the environment is not put back: "
-            f"{len(changed)} of its files changed since it was kept ({changed[0]}"
-            f"{', …' if len(changed) > 1 else ''}); installing the locked files instead"
+        io.write_error_line(
+            f"<warning>{PREFIX}: the previous build kept in the environment is not put "
+            f"back: {len(changed)} of its files changed since it was kept "
+            f"({esc(changed[0])}{', …' if len(changed) > 1 else ''}); installing the "
+            "locked files instead</>"
         )
         drop_previous(env.path)
         return None
@@ -353,20 +350,13 @@ def link(source: str | Path, target: str | Path) -> None:
         shutil.copy2(source, target)
 
 
-def _linked(kept: str, target: str) -> bool:
-    """Whether ``target`` is the stashed file ``kept`` (a link, or a copy on another
-    disk, has its size and mtime)."""
-    with suppress(FileNotFoundError):
-        now, was = os.lstat(target), os.stat(kept)
-        return (now.st_size, now.st_mtime_ns) == (was.st_size, was.st_mtime_ns)
-    return False
-
-
 def _relink(kept: str, target: str) -> bool:
-    """Make ``target`` the stashed file ``kept`` again; whether it had to change."""
-    if _linked(kept, target):
-        return False
+    """Make ``target`` the stashed file ``kept`` again; whether it had to change (a
+    link, or a copy on another disk, has the stashed file's size and mtime)."""
     with suppress(FileNotFoundError):  # no file there: linked below
+        now, was = os.lstat(target), os.stat(kept)
+        if (now.st_size, now.st_mtime_ns) == (was.st_size, was.st_mtime_ns):
+            return False
         os.unlink(target)
     os.makedirs(os.path.dirname(target), exist_ok=True)  # a removal may have taken it
     link(kept, target)
@@ -534,9 +524,7 @@ def family_problems(
                 changed.append(listed)
             elif hashes and digest[:7] == "sha256=":  # reads the file (verify)
                 sums[path] = listed, digest[7:]
-        changed += [
-            sums[p][0] for p, got in zip(sums, _sha256s(sums)) if got != sums[p][1]
-        ]
+        changed += _unlike(sums)
         for bad, what in ((missing, "missing"), (changed, "changed since install")):
             if bad:
                 problems[
@@ -570,10 +558,15 @@ def repair(name: str, unmoved: Mapping[str, tuple[str, str, str]]) -> str:
     return unmoved[name][2] if name in unmoved else SYNC_FORCE
 
 
-def _sha256s(paths: Iterable[str]) -> list[str]:
-    """The sha256 of each file, on every core (hashlib lets go of the GIL)."""
-    with ThreadPoolExecutor(os.cpu_count()) as pool:
-        return list(pool.map(_sha256, paths))
+def _unlike(sums: Mapping[str, tuple[str, str]]) -> list[str]:
+    """Of ``{file: (as RECORD lists it, sha256)}``, the files of another sha256, hashed
+    on every core (hashlib lets go of the GIL)."""
+    pool = ThreadPoolExecutor(os.cpu_count())
+    try:
+        found = zip(sums.values(), pool.map(_sha256, sums))
+        return [listed for (listed, sha), got in found if got != sha]
+    finally:  # a signal: the files not begun are not read
+        pool.shutdown(cancel_futures=True)
 
 
 def _sha256(path: str) -> str:
