@@ -18,7 +18,6 @@ import os
 import shutil
 import stat
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import field
@@ -177,17 +176,19 @@ class Stash:
         return (changes or files) + kept
 
     def changed(self) -> list[str]:
-        """Its files whose bytes are not the sha256 their stashed ``RECORD`` lists."""
+        """The files a put-back would link in (not the env's own: :func:`_linked`)
+        whose bytes are not the sha256 their stashed ``RECORD`` lists."""
         kept = {path: os.path.join(self.root, name) for path, name in self.files}
-        return _unlike({
-            kept[path]: (listed, digest[7:])
+        return [
+            listed
             for record, at in kept.items()
             if record.endswith(f".dist-info{os.sep}RECORD")
             for path, listed, digest, _ in _entries(
                 Path(at).read_text("utf-8"), os.path.dirname(os.path.dirname(record))
             )
             if digest[:7] == "sha256=" and path in kept and not path.endswith(".pyc")
-        })  # fmt: skip
+            and not _linked(kept[path], path) and _sha256(kept[path]) != digest[7:]
+        ]  # fmt: skip
 
     def held(self, names: Iterable[str]) -> str:
         """Its versions of ``names`` in words, torch first ("" for none)."""
@@ -350,13 +351,20 @@ def link(source: str | Path, target: str | Path) -> None:
         shutil.copy2(source, target)
 
 
-def _relink(kept: str, target: str) -> bool:
-    """Make ``target`` the stashed file ``kept`` again; whether it had to change (a
-    link, or a copy on another disk, has the stashed file's size and mtime)."""
-    with suppress(FileNotFoundError):  # no file there: linked below
+def _linked(kept: str, target: str) -> bool:
+    """Whether ``target`` is the stashed file ``kept`` (a link, or a copy on another
+    disk, has its size and mtime)."""
+    with suppress(FileNotFoundError):
         now, was = os.lstat(target), os.stat(kept)
-        if (now.st_size, now.st_mtime_ns) == (was.st_size, was.st_mtime_ns):
-            return False
+        return (now.st_size, now.st_mtime_ns) == (was.st_size, was.st_mtime_ns)
+    return False
+
+
+def _relink(kept: str, target: str) -> bool:
+    """Make ``target`` the stashed file ``kept`` again; whether it had to change."""
+    if _linked(kept, target):
+        return False
+    with suppress(FileNotFoundError):  # no file there: linked below
         os.unlink(target)
     os.makedirs(os.path.dirname(target), exist_ok=True)  # a removal may have taken it
     link(kept, target)
@@ -513,18 +521,17 @@ def family_problems(
             continue
         # Bytecode is the interpreter's to rewrite or a slim image's to delete.
         entries = [e for e in all_entries if e[2] and not e[0].endswith(".pyc")]
-        missing, changed, sums = [], [], {}  # sums: path: (listed, sha256)
+        missing, changed = [], []
         for path, listed, digest, size in entries:  # one stat a file (~20,000)
             info = None
             with suppress(OSError):
                 info = os.stat(path)
             if info is None or not stat.S_ISREG(info.st_mode):
                 missing.append(listed)
-            elif size.isdigit() and info.st_size != int(size):  # the stat's (status)
+            elif (size.isdigit() and info.st_size != int(size)) or (
+                hashes and digest[:7] == "sha256=" and digest[7:] != _sha256(path)
+            ):  # a size is the stat's (status), a sha256 reads the file (verify)
                 changed.append(listed)
-            elif hashes and digest[:7] == "sha256=":  # reads the file (verify)
-                sums[path] = listed, digest[7:]
-        changed += _unlike(sums)
         for bad, what in ((missing, "missing"), (changed, "changed since install")):
             if bad:
                 problems[
@@ -556,17 +563,6 @@ def family_problems(
 def repair(name: str, unmoved: Mapping[str, tuple[str, str, str]]) -> str:
     """A damaged build's fix; for one no install moves (``Plan.unmoved``), what moves it."""
     return unmoved[name][2] if name in unmoved else SYNC_FORCE
-
-
-def _unlike(sums: Mapping[str, tuple[str, str]]) -> list[str]:
-    """Of ``{file: (as RECORD lists it, sha256)}``, the files of another sha256, hashed
-    on every core (hashlib lets go of the GIL)."""
-    pool = ThreadPoolExecutor(os.cpu_count())
-    try:
-        found = zip(sums.values(), pool.map(_sha256, sums))
-        return [listed for (listed, sha), got in found if got != sha]
-    finally:  # a signal: the files not begun are not read
-        pool.shutdown(cancel_futures=True)
 
 
 def _sha256(path: str) -> str:
