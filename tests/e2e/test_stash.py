@@ -30,6 +30,7 @@ from tests.support.catalog import PYPI
 from tests.support.catalog import build_universe
 from tests.support.fake_torch import broken_import
 from tests.support.fake_torch import fake_torch
+from tests.support.fake_torch import make_verifiable
 from tests.support.fake_torch import replace_module
 from tests.support.fixtures import served
 from tests.support.gpus import GTX_1080
@@ -539,6 +540,43 @@ def test_a_kept_build_the_lock_no_longer_names_is_not_used(
         assert project.installed()["torch"] == "2.14.1+cu129"
         init = project.site_packages() / "torch" / "__init__.py"
         assert "RENEWED = True" in init.read_text()
+
+
+def test_a_kept_build_whose_bytes_changed_is_not_put_back(tmp_path: Path) -> None:
+    """A file of the kept cu129 build is rewritten at its size while cu130 is in: the
+    switch back does not put those bytes in (nor call them verified); it installs the
+    locked files, and says why."""
+    universe = build_universe(tmp_path / "universe")
+    make_verifiable(universe, ["cu129", "cu130"])
+    env = {**no_gpu(tmp_path), **VERIFY_ON}
+    with IndexServer(universe.root) as index:
+        project = Project.create(tmp_path, index, DEPS, CU129)
+        project.run("install", env_extra=env)
+        init = project.site_packages() / "torch" / "__init__.py"
+        cu129_init = init.read_bytes()
+        project.run("torch-cuda", "switch", "cu130", env_extra=env)
+        manifest = json.loads(
+            (project.venv / ".torch-cuda-previous/stash.json").read_text()
+        )
+        (kept,) = (n for p, n in manifest["files"] if p == str(init))
+        kept_file = project.venv / ".torch-cuda-previous" / kept
+        assert kept_file.read_bytes() == cu129_init
+        kept_file.write_bytes(cu129_init[:-1] + b" ")  # same size, still imports
+
+        result = project.run("torch-cuda", "switch", "cu129", env_extra=env)
+
+        assert "put back the previous build" not in result.stdout, describe(result)
+        assert "installed torch 2.14.1+cu129" in result.stdout, describe(result)
+        assert "torch/__init__.py" in result.stderr, describe(result)
+        assert "changed since it was kept" in result.stderr, describe(result)
+        assert project.installed()["torch"] == "2.14.1+cu129"
+        assert init.read_bytes() == cu129_init
+        manifest = json.loads(
+            (project.venv / ".torch-cuda-previous/stash.json").read_text()
+        )
+        assert manifest["before"]["torch"] == "2.14.1+cu130"  # the damaged one dropped
+        verify = project.run("torch-cuda", "verify", env_extra=env, check=False)
+        assert verify.returncode == 0, describe(verify)
 
 
 # -- failed switches ------------------------------------------------------------

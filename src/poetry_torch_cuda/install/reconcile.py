@@ -56,7 +56,7 @@ def apply_plan(request: InstallRequest, env: Env, io: IO, write_lock: bool) -> N
             ) from None
         try:  # SIGTERM and SIGHUP too, as Ctrl-C: put back, not killed half done
             with signals.handling(signals.stop):
-                previous = undo.reusable_previous(env, request)
+                previous = undo.reusable_previous(env, request, io)
                 if previous is not None:  # a switch back: links, no download, no pip
                     previous.put_back(env, pip.uninstall)
                     done.append("put back the previous build kept in the environment")

@@ -4,7 +4,8 @@ Before pip runs, the family's files are hard-linked into a stash in ``state_dir`
 pip and a removal unlink a file before replacing it, so the stash costs only what
 changed. Any failure (kill -9: the next run's :func:`recover`) is undone from it;
 after a change it stays as the previous build (one at most), so switch's rollback and
-a switch back to it are links. :func:`family_problems` checks every file is there.
+a switch back to it (its files hashed first) are links. :func:`family_problems` checks
+every file is there.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from poetry_torch_cuda.environment.installed import located
 from poetry_torch_cuda.environment.installed import site_paths
 from poetry_torch_cuda.errors import TorchCudaError
 from poetry_torch_cuda.install import signals
+from poetry_torch_cuda.output import PREFIX
+from poetry_torch_cuda.output import esc
 from poetry_torch_cuda.project.protection import is_cuda_bound
 from poetry_torch_cuda.tempfiles import remove
 
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from collections.abc import Sequence
 
+    from cleo.io.io import IO
     from packaging.utils import NormalizedName
     from poetry.utils.env import Env
 
@@ -172,6 +176,21 @@ class Stash:
         kept = [f"kept {n} {now[n]} (installed by Poetry since)" for n in poetrys]
         return (changes or files) + kept
 
+    def changed(self) -> list[str]:
+        """The files a put-back would link in (not the env's own: :func:`_linked`)
+        whose bytes are not the sha256 their stashed ``RECORD`` lists."""
+        kept = {path: os.path.join(self.root, name) for path, name in self.files}
+        return [
+            listed
+            for record, at in kept.items()
+            if record.endswith(f".dist-info{os.sep}RECORD")
+            for path, listed, digest, _ in _entries(
+                Path(at).read_text("utf-8"), os.path.dirname(os.path.dirname(record))
+            )
+            if digest[:7] == "sha256=" and path in kept and not path.endswith(".pyc")
+            and not _linked(kept[path], path) and _sha256(kept[path]) != digest[7:]
+        ]  # fmt: skip
+
     def held(self, names: Iterable[str]) -> str:
         """Its versions of ``names`` in words, torch first ("" for none)."""
         found = sorted(set(names) & self.before.keys(), key=lambda n: (n != "torch", n))
@@ -226,9 +245,10 @@ def _write_record(path: Path, record: object) -> str:
     return said
 
 
-def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
+def reusable_previous(env: Env, request: InstallRequest, io: IO) -> Stash | None:
     """The previous build, if it is exactly what ``request`` installs: the plan's
-    versions (labels included), from the locked files the request names."""
+    versions (labels included), from the locked files the request names, each file
+    what its ``RECORD`` lists (one that is not: the build is dropped, with a warning)."""
     plan, previous = request.plan, previous_build(env.path)
     if plan.force or not request.config.keep_previous_build or previous is None:
         return None
@@ -237,8 +257,18 @@ def reusable_previous(env: Env, request: InstallRequest) -> Stash | None:
         for t in plan.install
     )
     locked = _named(previous.locked)
-    same = all(locked.get(f.name) == f.sha256 for f in request.files)
-    return previous if fits and same else None
+    if not fits or any(locked.get(f.name) != f.sha256 for f in request.files):
+        return None
+    if changed := previous.changed():
+        io.write_error_line(
+            f"<warning>{PREFIX}: the previous build kept in the environment is not put "
+            f"back: {len(changed)} of its files changed since it was kept "
+            f"({esc(changed[0])}{', …' if len(changed) > 1 else ''}); installing the "
+            "locked files instead</>"
+        )
+        drop_previous(env.path)
+        return None
+    return previous
 
 
 def previous_build(env_path: Path) -> Stash | None:
@@ -323,13 +353,20 @@ def link(source: str | Path, target: str | Path) -> None:
         shutil.copy2(source, target)
 
 
-def _relink(kept: str, target: str) -> bool:
-    """Make ``target`` the stashed file ``kept`` again; whether it had to change (a
-    link, or a copy on another disk, has the stashed file's size and mtime)."""
-    with suppress(FileNotFoundError):  # no file there: linked below
+def _linked(kept: str, target: str) -> bool:
+    """Whether ``target`` is the stashed file ``kept`` (a link, or a copy on another
+    disk, has its size and mtime)."""
+    with suppress(FileNotFoundError):
         now, was = os.lstat(target), os.stat(kept)
-        if (now.st_size, now.st_mtime_ns) == (was.st_size, was.st_mtime_ns):
-            return False
+        return (now.st_size, now.st_mtime_ns) == (was.st_size, was.st_mtime_ns)
+    return False
+
+
+def _relink(kept: str, target: str) -> bool:
+    """Make ``target`` the stashed file ``kept`` again; whether it had to change."""
+    if _linked(kept, target):
+        return False
+    with suppress(FileNotFoundError):  # no file there: linked below
         os.unlink(target)
     os.makedirs(os.path.dirname(target), exist_ok=True)  # a removal may have taken it
     link(kept, target)
@@ -452,12 +489,17 @@ def files_by_name(
         if not (distribution := located(site_paths(env), name)):
             continue
         base = str(distribution.locate_file(""))
-        rows = csv.reader((distribution.read_text("RECORD") or "").splitlines())
-        found[name] = [
-            (os.path.normpath(os.path.join(base, row[0])), row[0], row[1], row[2])
-            for row in ([*row, "", ""] for row in rows if row)
-        ]
+        found[name] = _entries(distribution.read_text("RECORD") or "", base)
     return found
+
+
+def _entries(text: str, base: str) -> list[Entry]:
+    """The lines of the ``RECORD`` ``text`` of a distribution installed in ``base``."""
+    rows = csv.reader(text.splitlines())
+    return [
+        (os.path.normpath(os.path.join(base, row[0])), row[0], row[1], row[2])
+        for row in ([*row, "", ""] for row in rows if row)
+    ]
 
 
 def family_problems(
