@@ -162,7 +162,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
                     f"could not write {output} ({error.strerror or error}); nothing "
                     "was written. Name a file you can write with -o."
                 ) from None
-            count = f"{len(packages)} package{'s' * (len(packages) != 1)}"
+            count = f"{len(packages)} package{'' if len(packages) == 1 else 's'}"
             self.line_error(f"{PREFIX}: wrote {output} ({variant}, {count})")
         else:
             self.io.write(text)
