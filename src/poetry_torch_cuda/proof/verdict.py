@@ -127,7 +127,7 @@ class Proof:
             return f"warning: {unchecked[0].message}; {unchecked[0].fix}"
         held = [c.message for c in self.checks if c.status == "ok"]
         computes = [m[12:] for m in held if m.startswith("computes on ")]
-        notes = [c.message for c in self.checks if c.name in ("gpu", "probe")]  # notes
+        notes = [c.message for c in self.checks if c.name in ("gpu", "probe")]
         what = f"torch {self.torch_version}" if self.torch_version else self.variant
         return (
             f"verified {what}: imports"
