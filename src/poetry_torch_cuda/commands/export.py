@@ -1,10 +1,6 @@
-"""``poetry torch-cuda export --variant V``: a hash-pinned install list for Docker and CI.
-
-Poetry's packages from poetry.lock, selected as ``poetry install`` selects them
-(the ``extra`` part of a marker decided here, never written), the torch family
-replaced by the variant's build from torch-cuda.lock. pylock.toml reads each
-file's URL from the index's page, as Poetry does. No credential is written.
-"""
+"""``poetry torch-cuda export --variant V``: a hash-pinned install list for Docker and CI
+(what it holds: ``ExportCommand.help``). Poetry's packages are selected as ``poetry
+install`` selects them, the ``extra`` part of a marker decided here, never written."""
 
 from __future__ import annotations
 
