@@ -1,10 +1,6 @@
-"""``poetry torch-cuda export --variant V``: a hash-pinned install list for Docker and CI.
-
-Poetry's packages from poetry.lock, selected as ``poetry install`` selects them
-(the ``extra`` part of a marker decided here, never written), the torch family
-replaced by the variant's build from torch-cuda.lock. pylock.toml reads each
-file's URL from the index's page, as Poetry does. No credential is written.
-"""
+"""``poetry torch-cuda export --variant V``: a hash-pinned install list for Docker and CI
+(what it holds: ``ExportCommand.help``). Poetry's packages are selected as ``poetry
+install`` selects them, the ``extra`` part of a marker decided here, never written."""
 
 from __future__ import annotations
 
@@ -162,7 +158,7 @@ class ExportCommand(ReportsErrors, GroupCommand):
                     f"could not write {output} ({error.strerror or error}); nothing "
                     "was written. Name a file you can write with -o."
                 ) from None
-            count = f"{len(packages)} package{'s' * (len(packages) != 1)}"
+            count = f"{len(packages)} package{'' if len(packages) == 1 else 's'}"
             self.line_error(f"{PREFIX}: wrote {output} ({variant}, {count})")
         else:
             self.io.write(text)

@@ -1,8 +1,6 @@
-"""What GPUs, drivers and toolkits this machine has: nvidia-smi, rocminfo, nvcc.
-
-Each probe runs one executable with an argument list and a timeout, never a
-shell, and never fails: what could not be learnt becomes a note that says why.
-"""
+"""What GPUs, drivers and toolkits this machine has: nvidia-smi, rocminfo, nvcc. Each
+probe runs one executable with an argument list and a timeout, never a shell, and
+never fails: what could not be learnt becomes a note that says why."""
 
 from __future__ import annotations
 
@@ -236,9 +234,9 @@ def probe_rocm() -> tuple[Rocm | None, list[str]]:
     """Read the ROCm version file and list GPU agents with rocminfo."""
     notes: list[str] = []
     root = Path(os.environ.get("ROCM_PATH") or "/opt/rocm")
-    # "6.4.1-120" is ROCm 6.4.1
-    found = re.match(r"\s*(\d+\.\d+(?:\.\d+)?)", _read(root / ".info/version") or "")
-    version = found[1] if found else None
+    version_file = root / ".info/version"
+    found = re.match(r"\s*(\d+\.\d+(?:\.\d+)?)", _read(version_file) or "")
+    version = found[1] if found else None  # "6.4.1-120" is ROCm 6.4.1
     bundled = root / "bin" / "rocminfo"
     rocminfo = shutil.which("rocminfo") or (str(bundled) if bundled.is_file() else None)
     if rocminfo is None:
@@ -254,7 +252,7 @@ def probe_rocm() -> tuple[Rocm | None, list[str]]:
         notes.append("rocminfo lists no GPU agent")
         return None, notes
     if version is None:
-        notes.append(f"no ROCm version file at {root / '.info' / 'version'}")
+        notes.append(f"no ROCm version file at {version_file}")
     return Rocm(version, gpus), notes
 
 

@@ -1,7 +1,6 @@
 """Judge the child's report (:mod:`.child`) against the variant and this machine into
-a :class:`Proof`. Pure. A failure says what, why and what to do; ``machine`` marks this
-machine's failures (``auto`` moves on from those). No GPU, hidden or unreachable GPUs,
-a GPU ``auto`` left out are notes; a timeout, a kill, a busy GPU: "could not check"."""
+a :class:`Proof`. Pure. A failure says what, why and what to do; no GPU, hidden or
+unreachable GPUs, a GPU ``auto`` left out are notes."""
 
 from __future__ import annotations
 
@@ -51,7 +50,7 @@ _ARCH = re.compile(r"(sm|compute)_(\d+?)(\d)a?$")
 @dataclass(frozen=True)
 class Check:
     """One line of the verdict; ``machine``: a failure of this machine (driver, GPU,
-    system libraries), not of the install."""
+    system libraries), not of the install: ``auto`` moves on from it."""
 
     name: str
     status: Status
@@ -127,7 +126,7 @@ class Proof:
             return f"warning: {unchecked[0].message}; {unchecked[0].fix}"
         held = [c.message for c in self.checks if c.status == "ok"]
         computes = [m[12:] for m in held if m.startswith("computes on ")]
-        notes = [c.message for c in self.checks if c.name in ("gpu", "probe")]  # notes
+        notes = [c.message for c in self.checks if c.name in ("gpu", "probe")]
         what = f"torch {self.torch_version}" if self.torch_version else self.variant
         return (
             f"verified {what}: imports"

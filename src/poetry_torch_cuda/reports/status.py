@@ -106,10 +106,9 @@ class StatusReport:
 
 
 def build_report(ctx: RunContext, machine: Machine) -> StatusReport:
-    """Gather the status of ``ctx.env`` for ``ctx.config`` on ``machine``, then word it:
-    notes, and warnings (what ``--check`` fails on). A configured package is required
-    when the env holds it, or when ``poetry install`` with the options given (else its
-    default groups) selects it here."""
+    """Gather the status of ``ctx.env`` for ``ctx.config`` on ``machine``, then word it.
+    A configured package is required when the env holds it, or when ``poetry install``
+    with the options given (else its default groups) selects it here."""
     config, poetry, env, installed = ctx.config, ctx.poetry, ctx.env, ctx.installed
     names = config.package_names
     warnings = [STALE_LOCK] if is_stale(poetry) else []
