@@ -63,8 +63,7 @@ def prove(
     asked = hashes and (locked or exists)  # no lock, no env: nothing to check yet
     lock, stale, _ = lock_problem(ctx.poetry, variant) if asked else (None,) * 3
     if exists:
-        system = str(env.marker_env["sys_platform"])
-        run = run_child(str(env.python), list(names), config.verify_timeout, system)
+        run = run_child(str(env.python), list(names), config.verify_timeout)
         locks, add = ctx.view.names if locked else None, f"run {ctx.selection.install}"
         held = ctx.installed
         damaged = family_problems(env, held, names, hashes, locks, add, lock, unmoved)
