@@ -95,14 +95,10 @@ MAX_MOVES = 2
 def prove_change(
     ctx: RunContext, plan: Plan, *, record: Callable[[Variant], object] | None = None
 ) -> Variant:
-    """Verify the env after ``plan`` made it hold its variant; returns the variant in place.
+    """Verify the env after ``plan`` made it hold its variant; returns the variant in place,
+    else a :class:`TorchCudaError` (the build and, for ``auto``, its next candidates failed).
     ``record`` (switch: all or nothing) takes the variant once it holds, while the previous
-    build is kept: a failure, or ``record``'s ConfigError (no table), puts that back.
-
-    Raises:
-        TorchCudaError: the build (and, for ``auto``, its next candidates)
-            failed, or ``record``'s; with ``record`` the previous builds are back.
-    """
+    build is kept: a failure, or ``record``'s ConfigError (no table), puts that back."""
     config, env, io, variant = ctx.config, ctx.env, ctx.io, plan.variant
     stops: list[int] = []  # signals during a rollback: auto moves on no further
 
