@@ -96,8 +96,7 @@ class InstalledEnvironment:
         return found
 
     def folder_version(self, name: str) -> str | None:
-        """The version ``name``'s .dist-info folder is named for, which pip reads first
-        (its METADATA may say another: written over since)."""
+        """The version in ``name``'s .dist-info folder name, which pip reads first."""
         found = self.names().get(canonicalize_name(name), [])
         stems = [Path(f).stem for f in found if f.endswith(".dist-info")]
         return stems[0].partition("-")[2] if stems else None

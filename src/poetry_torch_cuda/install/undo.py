@@ -396,15 +396,12 @@ def sweep_leftovers(env: Env) -> list[Path]:
 
 
 def pip_leftovers(env: Env) -> list[str]:
-    """For ``status``: what :func:`sweep_leftovers` removes, with its size (a killed
-    pip's copy of torch is GBs)."""
+    """For ``status``: what :func:`sweep_leftovers` removes, and its size (GBs: torch)."""
     if not (found := _leftovers(env)):
         return []
-    size = sum(
-        f.stat().st_size for p in found for f in (p, *p.rglob("*")) if f.is_file()
-    )
+    files = [f for p in found for f in (p, *p.rglob("*")) if f.is_file()]
     names, them = ", ".join(p.name for p in found), "them" if len(found) > 1 else "it"
-    where = f"{found[0].parent} ({mb(size)})"
+    where = f"{found[0].parent} ({mb(sum(f.stat().st_size for f in files))})"
     return [
         f"a killed pip left {names} in {where}; `poetry torch-cuda sync` removes {them}"
     ]

@@ -27,7 +27,6 @@ else:  # pragma: no cover - Poetry depends on tomli below 3.11
     import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Mapping
     from pathlib import Path
@@ -172,12 +171,18 @@ def read_lock(path: Path) -> TorchCudaLock | None:
         raise LockFileError(
             f"{LOCK_NAME} is not valid TOML ({error}; a merge conflict?); {_again(path)}"
         ) from None
-    table = part = "the file"  # what is read: a refusal names it
+    part = "the file"  # what is read: a refusal names it
     try:
         metadata = data["metadata"]
-        table = part = "[metadata]"
-        version = str(metadata["lock-version"])
-        part = "[metadata] lock-version"  # first: a newer plugin's may differ after it
+
+        def value(key: str) -> Any:
+            nonlocal part
+            part = "[metadata]"  # a key missing: its table
+            found = metadata[key]
+            part = f"[metadata] {key}"  # a bad value: its key
+            return found
+
+        version = str(value("lock-version"))  # first: a newer plugin's may differ after
         newer = int(version.split(".")[0]) - int(LOCK_VERSION.split(".")[0])
         if newer < 0:  # no plugin wrote it (nor a major that is no number)
             raise ValueError(version)
@@ -186,23 +191,28 @@ def read_lock(path: Path) -> TorchCudaLock | None:
                 f"{LOCK_NAME} has lock-version {version}; this poetry-torch-cuda "
                 f"reads {LOCK_VERSION}. Upgrade the plugin, or {_again(path)}"
             )
-        inputs: list[Any] = []
-        for key, value_of in _INPUTS.items():
-            found, part = metadata[key], f"[metadata] {key}"
-            inputs.append(value_of(found))
+        inputs = LockInputs(
+            str(value("content-hash")),
+            tuple(
+                (canonicalize_name(n), _strings(v))
+                for n, v in sorted(value("locked").items())
+            ),
+            _strings(value("packages")),
+            _strings(value("lock-variants")),
+        )
         variants: list[VariantLock] = []
         for entry in data.get("variant", []):
-            table = part = "[[variant]]"
-            table = part = f"[[variant]] {entry['name']}"
+            part = "[[variant]]"  # its name missing: the table
+            part = f"[[variant]] {entry['name']}"
             variants.append(_variant(entry))
             if variants[-1].name in {v.name for v in variants[:-1]}:
                 part += " (twice)"  # a merge kept both sides
                 raise ValueError(part)
     except KeyError as error:
-        raise _unreadable(path, f"{table} has no {error.args[0]}") from None
+        raise _unreadable(path, f"{part} has no {error.args[0]}") from None
     except (TypeError, ValueError, AttributeError):
         raise _unreadable(path, f"{part} is not as this plugin writes it") from None
-    return TorchCudaLock(LockInputs(*inputs), tuple(variants))
+    return TorchCudaLock(inputs, tuple(variants))
 
 
 def _unreadable(path: Path, why: str) -> LockFileError:
@@ -273,17 +283,6 @@ def _strings(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):  # a string is no list: not its letters
         raise TypeError(value)
     return tuple(str(item) for item in value)
-
-
-#: [metadata]'s keys of LockInputs' fields, and how each is read.
-_INPUTS: dict[str, Callable[[Any], Any]] = {
-    "content-hash": str,
-    "locked": lambda found: tuple(
-        (canonicalize_name(n), _strings(v)) for n, v in sorted(found.items())
-    ),
-    "packages": _strings,
-    "lock-variants": _strings,
-}
 
 
 def _named(item: dict[str, Any]) -> tuple[NormalizedName, str, str]:

@@ -63,8 +63,7 @@ def prove(
     asked = hashes and (locked or exists)  # no lock, no env: nothing to check yet
     lock, stale, _ = lock_problem(ctx.poetry, variant) if asked else (None,) * 3
     if exists:
-        system = str(env.marker_env["sys_platform"])
-        run = run_child(str(env.python), list(names), config.verify_timeout, system)
+        run = run_child(str(env.python), list(names), config.verify_timeout)
         locks, add = ctx.view.names if locked else None, f"run {ctx.selection.install}"
         held = ctx.installed
         damaged = family_problems(env, held, names, hashes, locks, add, lock, unmoved)
@@ -96,14 +95,10 @@ MAX_MOVES = 2
 def prove_change(
     ctx: RunContext, plan: Plan, *, record: Callable[[Variant], object] | None = None
 ) -> Variant:
-    """Verify the env after ``plan`` made it hold its variant; returns the variant in place.
+    """Verify the env after ``plan`` made it hold its variant; returns the variant in place,
+    else a :class:`TorchCudaError` (the build and, for ``auto``, its next candidates failed).
     ``record`` (switch: all or nothing) takes the variant once it holds, while the previous
-    build is kept: a failure, or ``record``'s ConfigError (no table), puts that back.
-
-    Raises:
-        TorchCudaError: the build (and, for ``auto``, its next candidates)
-            failed, or ``record``'s; with ``record`` the previous builds are back.
-    """
+    build is kept: a failure, or ``record``'s ConfigError (no table), puts that back."""
     config, env, io, variant = ctx.config, ctx.env, ctx.io, plan.variant
     stops: list[int] = []  # signals during a rollback: auto moves on no further
 

@@ -41,12 +41,9 @@ class ChildRun:
     unchecked: tuple[str, str] | None = None  # cause, fix: neither proof nor failure
 
 
-def run_child(
-    python: str, packages: list[str], timeout: float, sys_platform: str = sys.platform
-) -> ChildRun:
+def run_child(python: str, packages: list[str], timeout: float) -> ChildRun:
     """Run ``python -I child.py '["torch", ...]'`` (a crash says where on stderr);
-    give up after ``timeout`` s. ``sys_platform``: the env's (its Python runs on this
-    kernel), which says who sends SIGKILL."""
+    give up after ``timeout`` s."""
     try:
         process = subprocess.Popen(
             [python, "-I", "-X", "faulthandler", str(CHILD), json.dumps(packages)],
@@ -82,7 +79,7 @@ def run_child(
     killed = signal_name(-code) if (code := process.returncode) < 0 else None
     if killed == "SIGKILL":  # no trace, no crash: the kernel's, likely
         why = OOM, STAYS.format("free memory (or raise the container's memory limit)")
-        if sys_platform == "darwin":  # elsewhere as on Linux (FreeBSD's out of swap)
+        if sys.platform == "darwin":  # the env's kernel too; elsewhere as on Linux
             why = SIGNED, STAYS.format(CONSOLE)
         return ChildRun(None, "the check process was killed by SIGKILL", err, why)
     last = [line.strip() for line in err.splitlines() if line.strip()] or ["no output"]
