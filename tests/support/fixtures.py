@@ -7,6 +7,8 @@
                     whenever a test sets ``fail_paths`` & co.
 ``seed_packages_compiled`` session, autouse: the venvs Poetry makes link their pip
                     to one compiled copy (see its docstring).
+``terminal_signals`` session, autouse: Ctrl-C and a hangup act as in a terminal,
+                    however the suite was started (see its docstring).
 ``project_factory`` function: ``project_factory(dependencies, torch_cuda=None,
                     package_mode=False) -> Project`` in the test's tmp_path.
 """
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from typing import TYPE_CHECKING
 from typing import Protocol
 
@@ -41,6 +44,7 @@ __all__ = [
     "seed_packages_compiled",
     "served",
     "served_gpu_builds",
+    "terminal_signals",
     "torch_project",
     "universe",
 ]
@@ -110,6 +114,19 @@ def no_state_in_the_real_poetry_cache(
     yield
     kept = sorted(str(path) for path in cache.glob("torch-cuda/*"))
     assert not kept, f"state kept outside the test's env: {kept}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def terminal_signals() -> None:
+    """SIGINT raises KeyboardInterrupt and SIGHUP ends the process, as for a command
+    typed in a terminal, however the suite was started: a background job of a script
+    (``nox ... &``) inherits SIGINT ignored, ``nohup`` SIGHUP, and Python keeps an
+    ignored signal so: a test that Ctrl-Cs this process saw nothing raised (DID NOT
+    RAISE KeyboardInterrupt), and each Poetry the tests start inherited the signal
+    ignored."""
+    if os.name == "posix":  # Windows has no SIGHUP
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session", autouse=True)
