@@ -766,6 +766,31 @@ def test_a_signal_once_the_switch_installed_says_where_it_stopped(
     assert project.installed() == before
 
 
+def test_a_hangup_under_nohup_leaves_the_switch_running(
+    tmp_path: Path, proof_index: IndexServer
+) -> None:
+    """``nohup poetry torch-cuda switch cu130``, then the terminal closes (SIGHUP)
+    while the install finishes: the plugin set its own handler over the ignore nohup
+    asked for, and stopped the switch (exit 129, pyproject.toml still saying cpu),
+    where Poetry and pip alone go on. A signal ignored before the run stays ignored."""
+    env = no_gpu(tmp_path)
+    project = _cpu(tmp_path, proof_index, env)
+    pause, paused = paused_at(
+        tmp_path / "pause", ".torch-cuda-previous", "shutil.rmtree"
+    )
+    args = ("torch-cuda", "switch", "cu130")
+    with running(project, *args, env_extra={**env, **pause}, wrapper=["nohup"]) as run:
+        wait_for(paused.exists, 180, "the install to keep the previous build")
+        os.killpg(run.pid, signal.SIGHUP)
+        time.sleep(0.5)  # taken, or ignored
+        paused.with_name(f"{paused.name}-go").touch()
+        result = finish(run, timeout=120)
+
+    assert result.returncode == 0, describe(result)
+    assert project.installed()["torch"] == "2.14.1+cu130"
+    assert 'variant = "cu130"' in project.pyproject_text()
+
+
 def test_a_signal_while_the_verification_probes_the_machine_rolls_back(
     tmp_path: Path, proof_index: IndexServer
 ) -> None:

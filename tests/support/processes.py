@@ -145,10 +145,11 @@ def running(
     project: Project,
     *args: str,
     env_extra: Mapping[str, str | None] | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Iterator[subprocess.Popen[str]]:
     """:func:`start_poetry`; whatever happens inside, its process group is
     killed on the way out if it is still running (a failed wait, a timeout)."""
-    process = start_poetry(project, *args, env_extra=env_extra)
+    process = start_poetry(project, *args, env_extra=env_extra, wrapper=wrapper)
     try:
         yield process
     finally:

@@ -23,6 +23,18 @@ def test_a_stopping_signal_raises_inside_the_block_only() -> None:
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_a_signal_ignored_before_the_block_stays_ignored() -> None:
+    """nohup ignores SIGHUP (a script's background job, SIGINT): the plugin's blocks,
+    stopping or holding, leave it ignored, as Poetry and pip do."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with signals.handling(signals.stop), signals.held():
+            os.kill(os.getpid(), signal.SIGHUP)
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 def test_held_signals_arrive_after_the_block() -> None:
     arrived: list[str] = []
     with pytest.raises(KeyboardInterrupt), signals.handling(signals.stop):

@@ -60,8 +60,10 @@ def handling(handler: Callable[[int], None], *, finish: bool = False) -> Iterato
     """``handler(signum)`` runs on each stopping signal during the block; in a block
     that must ``finish``, its own handler and not an inner block's (pip's forwarding)."""
     here = os.name == "posix" and threading.current_thread() is threading.main_thread()
-    # Ctrl-C, ``kill``, a closed terminal (POSIX names: Windows has no SIGHUP).
-    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if here else ()
+    # Ctrl-C, ``kill``, a closed terminal (POSIX names: Windows has no SIGHUP); one
+    # ignored before (nohup's SIGHUP, a script's background job's SIGINT) stays so.
+    every = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if here else ()
+    stopping = [s for s in every if signal.getsignal(s) != signal.SIG_IGN]
     handler = _finishing[-1] if _finishing else handler
     previous = {s: signal.signal(s, lambda n, _: handler(n)) for s in stopping}
     finish = finish and here
