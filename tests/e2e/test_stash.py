@@ -58,6 +58,7 @@ from tests.support.wheels import build_wheel
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from collections.abc import Sequence
 
     from tests.support.catalog import Universe
     from tests.support.kept import Kept
@@ -621,10 +622,11 @@ def _signal_once_installed(
     env: dict[str, str | None],
     paused: Path,
     signum: int,
+    wrapper: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """``args`` paused as the install keeps the previous build, ``signum`` then (held
-    by the install's end), and let go on."""
-    with running(project, *args, env_extra=env) as process:
+    by the install's end, or ignored), and let go on."""
+    with running(project, *args, env_extra=env, wrapper=wrapper) as process:
         wait_for(paused.exists, 180, "the install to keep the previous build")
         os.killpg(process.pid, signum)
         time.sleep(0.5)  # taken, and waiting
@@ -778,13 +780,10 @@ def test_a_hangup_under_nohup_leaves_the_switch_running(
     pause, paused = paused_at(
         tmp_path / "pause", ".torch-cuda-previous", "shutil.rmtree"
     )
-    args = ("torch-cuda", "switch", "cu130")
-    with running(project, *args, env_extra={**env, **pause}, wrapper=["nohup"]) as run:
-        wait_for(paused.exists, 180, "the install to keep the previous build")
-        os.killpg(run.pid, signal.SIGHUP)
-        time.sleep(0.5)  # taken, or ignored
-        paused.with_name(f"{paused.name}-go").touch()
-        result = finish(run, timeout=120)
+    args, hangup = ("torch-cuda", "switch", "cu130"), signal.SIGHUP
+    result = _signal_once_installed(
+        project, args, {**env, **pause}, paused, hangup, wrapper=["nohup"]
+    )
 
     assert result.returncode == 0, describe(result)
     assert project.installed()["torch"] == "2.14.1+cu130"
