@@ -180,16 +180,16 @@ class Stash:
         """The files a put-back would link in (not the env's own: :func:`_linked`)
         whose bytes are not the sha256 their stashed ``RECORD`` lists."""
         kept = {path: os.path.join(self.root, name) for path, name in self.files}
-        return [
-            listed
-            for record, at in kept.items()
-            if record.endswith(f".dist-info{os.sep}RECORD")
-            for path, listed, digest, _ in _entries(
-                Path(at).read_text("utf-8"), os.path.dirname(os.path.dirname(record))
-            )
-            if digest[:7] == "sha256=" and path in kept and not path.endswith(".pyc")
-            and not _linked(kept[path], path) and _sha256(kept[path]) != digest[7:]
-        ]  # fmt: skip
+        changed = []
+        for record in (r for r in kept if r.endswith(f".dist-info{os.sep}RECORD")):
+            text = Path(kept[record]).read_text("utf-8")
+            base = os.path.dirname(os.path.dirname(record))
+            for path, listed, digest, _ in _entries(text, base):
+                if digest[:7] != "sha256=" or path not in kept or path.endswith(".pyc"):
+                    continue  # no hash to check, or not in the put-back
+                if not _linked(kept[path], path) and _sha256(kept[path]) != digest[7:]:
+                    changed.append(listed)
+        return changed
 
     def held(self, names: Iterable[str]) -> str:
         """Its versions of ``names`` in words, torch first ("" for none)."""
