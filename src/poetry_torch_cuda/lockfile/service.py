@@ -417,6 +417,13 @@ def _wanted(config: TorchCudaConfig) -> tuple[str, ...]:
     return tuple(sorted({*config.lock_variants, config.variant.name}))
 
 
+def _locks(lock_variants: Iterable[str]) -> frozenset[str]:
+    """The variants ``lock`` may write an entry for: ``auto`` stands for its choices
+    (each only where the index has its builds)."""
+    wanted = set(lock_variants)
+    return frozenset(wanted - {"auto"} | (_AUTO if "auto" in wanted else set()))
+
+
 def locked_variants(config: TorchCudaConfig, lock: TorchCudaLock | None) -> set[str]:
     """The variants ``poetry torch-cuda lock`` locks: the configured one, lock-variants
     and (recorded in ``lock``) what ``auto`` chose."""
@@ -565,10 +572,9 @@ def lock_project(
             )
         client = project_client(poetry, refresh=refresh, auth=auth)
         asked = {v.name for v in extra}
-        names = set(current.lock_variants) - {"auto"} | asked
+        names = _locks(current.lock_variants) | asked
         auto = "auto" in current.lock_variants  # its choices that have the builds
-        optional = _AUTO - names if auto else frozenset()
-        names |= optional
+        optional = names - asked - set(current.lock_variants)
         rooted = {n: _roots_for(selected, config, parse_variant(n)) for n in names}
         client.projects(  # auto's candidates' pages at once, kept by the client
             sorted(
@@ -700,12 +706,11 @@ def entry_for(
     mine = why({variant.name} & every if variant else [])
     if not whole:
         return lock, mine, None
-    kept = {*current.lock_variants, *(_AUTO if "auto" in current.lock_variants else ())}
     dropped = [  # entries `lock` drops
         f"it holds {entry.name}, a variant neither variant nor lock-variants names "
         "(add it to lock-variants to keep it)"
         for entry in lock.variants
-        if entry.name not in kept
+        if entry.name not in _locks(current.lock_variants)
     ]
     return lock, mine, why(every, file=True) + dropped
 
