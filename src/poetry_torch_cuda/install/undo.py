@@ -262,9 +262,8 @@ def reusable_previous(env: Env, request: InstallRequest, io: IO) -> Stash | None
     if changed := previous.changed():
         io.write_error_line(
             f"<warning>{PREFIX}: the previous build kept in the environment is not put "
-            f"back: {len(changed)} of its files changed since it was kept "
-            f"({esc(changed[0])}{', …' if len(changed) > 1 else ''}); installing the "
-            "locked files instead</>"
+            f"back: {esc(_files_said(changed, 'changed since it was kept'))}; "
+            "installing the locked files instead</>"
         )
         drop_previous(env.path)
         return None
@@ -490,6 +489,12 @@ def files_by_name(
     return found
 
 
+def _files_said(listed: list[str], what: str) -> str:
+    """``2 of its files missing (torch/__init__.py, …)``: the first of ``listed`` named."""
+    more = ", …" if len(listed) > 1 else ""
+    return f"{len(listed)} of its files {what} ({listed[0]}{more})"
+
+
 def _entries(text: str, base: str) -> list[Entry]:
     """The lines of the ``RECORD`` ``text`` of a distribution installed in ``base``."""
     rows = csv.reader(text.splitlines())
@@ -556,10 +561,10 @@ def family_problems(
                 changed.append(listed)
         for bad, what in ((missing, "missing"), (changed, "changed since install")):
             if bad:
-                problems[
-                    f"{name}: {len(bad)} of its files {what} ({bad[0]}"
-                    f"{', …' if len(bad) > 1 else ''})"
-                ] = (DAMAGED if bad is missing else OVER), repair(name, unmoved)
+                problems[f"{name}: {_files_said(bad, what)}"] = (
+                    (DAMAGED if bad is missing else OVER),
+                    repair(name, unmoved),
+                )
     variants = lock.variants if lock else ()  # each from a file torch-cuda.lock names
     for dist, sha in sorted(_record(state_dir(env.path)).items() if variants else ()):
         at = held.version(dist) if dist in family else None
